@@ -1,0 +1,99 @@
+/**
+ * The `custody-node` command line. Module commands (keys, ledger check, reconcile, …) are
+ * registered by the modules through ops/commands.ts.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { registerModuleCommands } from "./commands.js";
+import { loadConfig } from "./config.js";
+import { ensureDatabase } from "./devstack/services.js";
+import { startDevStack } from "./devstack/stack.js";
+import { ConfigError } from "./errors.js";
+import { migrate } from "./migrate.js";
+import { parseRoles, ROLE_NAMES } from "./roles.js";
+import { startService } from "./start.js";
+
+export function buildCli(): Command {
+  const program = new Command("custody-node")
+    .description("Custody of customers' crypto on EVM chains")
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("start")
+    .description(
+      "run the service: the given roles (default all) for the given chains (default all)",
+    )
+    .addOption(
+      new Option("--roles <roles>", `comma-separated roles: ${ROLE_NAMES.join(", ")}`).argParser(
+        (v) => v,
+      ),
+    )
+    .option("--chains <chains>", "comma-separated chain keys or ids from the config (default: all)")
+    .option("--migrate", "apply database migrations before starting", false)
+    .action(async (opts: { roles?: string; chains?: string; migrate: boolean }) => {
+      const config = loadConfig();
+      await startService(config, {
+        roles: parseRoles(opts.roles),
+        chains: opts.chains
+          ?.split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+        migrate: opts.migrate,
+        handleSignals: true,
+      });
+    });
+
+  program
+    .command("migrate")
+    .description(
+      "apply every module's database migrations (idempotent; safe from several processes)",
+    )
+    .action(async () => {
+      const config = loadConfig();
+      await ensureDatabase(config.env.DATABASE_URL);
+      const results = await migrate(config.env.DATABASE_URL, { log: (m) => console.log(m) });
+      const applied = results.reduce((n, r) => n + r.applied.length, 0);
+      console.log(applied === 0 ? "schema up to date" : `applied ${applied} migration(s)`);
+    });
+
+  program
+    .command("dev")
+    .description(
+      "start the local stack in the foreground: anvil chains, Postgres, Redis (Ctrl-C stops it)",
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const stack = await startDevStack(config, (m) => console.log(m));
+      console.log("local stack up; Ctrl-C to stop");
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
+      await stack.stop();
+      console.log("local stack stopped");
+    });
+
+  registerModuleCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildCli();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exit(error.exitCode);
+    }
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await main(process.argv);
+}

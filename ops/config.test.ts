@@ -1,0 +1,131 @@
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { defaultConfigPath, loadConfig, parseFileConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
+
+function writeConfig(content: unknown): string {
+  const file = path.join(tmpdir(), `custody-config-${process.pid}-${Math.random()}.json`);
+  writeFileSync(file, typeof content === "string" ? content : JSON.stringify(content));
+  return file;
+}
+
+function issuesOf(fn: () => unknown): { field: string; message: string }[] {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("loads the shipped example config with defaults applied", () => {
+    const config = loadConfig({ CUSTODY_CONFIG: defaultConfigPath });
+    expect(config.chains.map((c) => [c.key, c.chainId, c.feeModel])).toEqual([
+      ["local-a", 31337, "eip1559"],
+      ["local-b", 31338, "legacy"],
+    ]);
+    expect(config.env.PORT).toBe(8080);
+    expect(config.env.DATABASE_URL).toBe("postgres://postgres@127.0.0.1:5432/custody");
+    expect(config.chains[0]!.maxFeePerGas).toBe(200_000_000_000n);
+    expect(Object.isFrozen(config.chains[0])).toBe(true);
+  });
+
+  it("names every bad field at once, from the environment and the file", () => {
+    const file = writeConfig({
+      chains: [
+        {
+          key: "Bad Key",
+          chainId: 0,
+          name: "x",
+          rpcUrls: [],
+          confirmations: { kind: "blocks", blocks: -1 },
+          reorgWindow: 5,
+          blockTimeMs: 1000,
+          feeModel: "eip4844",
+          tokens: [{ address: "0x1234", symbol: "USDC", decimals: 6 }],
+        },
+      ],
+      hotWallets: [{ chain: "nowhere", kmsKeyId: "alias/hot" }],
+      surprise: true,
+    });
+    const issues = issuesOf(() =>
+      loadConfig({ CUSTODY_CONFIG: file, PORT: "70000", LOG_LEVEL: "loud" }),
+    );
+    const fields = issues.map((i) => i.field).sort();
+    const base = path.basename(file);
+    expect(fields).toEqual(
+      [
+        "env.LOG_LEVEL",
+        "env.PORT",
+        base,
+        `${base}.chains.0.chainId`,
+        `${base}.chains.0.confirmations.blocks`,
+        `${base}.chains.0.feeModel`,
+        `${base}.chains.0.key`,
+        `${base}.chains.0.rpcUrls`,
+        `${base}.chains.0.tokens.0.address`,
+      ].sort(),
+    );
+    expect(issues.find((i) => i.field === base)?.message).toMatch(/surprise/);
+  });
+
+  it("rejects unknown hot wallet chains and duplicate chain ids", () => {
+    const chain = {
+      key: "a",
+      chainId: 1,
+      name: "a",
+      rpcUrls: ["http://127.0.0.1:1"],
+      confirmations: { kind: "finalized" },
+      reorgWindow: 5,
+      blockTimeMs: 1000,
+      feeModel: "legacy",
+    };
+    const issues = issuesOf(() =>
+      parseFileConfig({
+        chains: [chain, { ...chain, key: "b" }],
+        hotWallets: [{ chain: "c", kmsKeyId: "k" }],
+      }),
+    );
+    expect(issues.map((i) => i.field).sort()).toEqual([
+      "config.chains.1.chainId",
+      "config.hotWallets.0.chain",
+    ]);
+  });
+
+  it("reports unreadable and malformed files naming CUSTODY_CONFIG", () => {
+    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: "/nonexistent/x.json" }))[0]!.field).toBe(
+      "env.CUSTODY_CONFIG",
+    );
+    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: writeConfig("{not json") }))[0]!.field).toBe(
+      "env.CUSTODY_CONFIG",
+    );
+  });
+
+  it("requires the secret of every configured webhook to be in the environment", () => {
+    const file = writeConfig({
+      chains: [
+        {
+          key: "a",
+          chainId: 1,
+          name: "a",
+          rpcUrls: ["http://127.0.0.1:1"],
+          confirmations: { kind: "finalized" },
+          reorgWindow: 5,
+          blockTimeMs: 1000,
+          feeModel: "legacy",
+        },
+      ],
+      webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "HOOK_SECRET" }],
+    });
+    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: file })).map((i) => i.field)).toEqual([
+      "webhooks.0.secretEnv",
+    ]);
+    expect(loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "s3cret" }).webhookSecrets).toEqual({
+      HOOK_SECRET: "s3cret",
+    });
+  });
+});

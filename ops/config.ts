@@ -1,0 +1,288 @@
+/**
+ * Configuration: infrastructure from the environment, chains/tokens/policies from one JSON file.
+ * `loadConfig` is the only reader of `process.env`; it validates everything once and throws a
+ * ConfigError naming every bad field.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { getAddress, isAddress } from "viem";
+import { z } from "zod";
+import { ConfigError, type FieldIssue } from "./errors.js";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const defaultConfigPath = path.join(repoRoot, "ops", "config.example.json");
+
+const address = z
+  .string()
+  .refine((v) => isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte hex address")
+  .transform((v) => getAddress(v));
+
+const decimalString = z
+  .string()
+  .regex(/^(0|[1-9][0-9]*)$/, "must be a non-negative integer as a decimal string (base units)")
+  .transform((v) => BigInt(v));
+
+const url = z.string().url("must be a URL");
+
+export const tokenSchema = z
+  .object({
+    address,
+    symbol: z.string().min(1).max(16),
+    decimals: z.number().int().min(0).max(36),
+    /** Sweep a deposit address once its credited balance of this token reaches this (base units). */
+    sweepThreshold: decimalString.optional(),
+    /** Above this a hot wallet's balance is moved to the chain's cold address (base units). */
+    hotCeiling: decimalString.optional(),
+  })
+  .strict();
+
+export const confirmationRuleSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("blocks"), blocks: z.number().int().min(0).max(10_000) }).strict(),
+  z.object({ kind: z.literal("finalized") }).strict(),
+]);
+
+export const chainSchema = z
+  .object({
+    /** Short stable name used on the CLI and in the API (`--chains local-a`). */
+    key: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "must be lowercase letters, digits and dashes"),
+    chainId: z.number().int().positive(),
+    name: z.string().min(1),
+    rpcUrls: z.array(url).min(1, "at least one RPC URL is required"),
+    wsUrl: url.optional(),
+    confirmations: confirmationRuleSchema,
+    /** Depth the indexer expects reorgs within; deeper ones are handled but alerted. */
+    reorgWindow: z.number().int().min(1).max(100_000),
+    blockTimeMs: z.number().int().positive(),
+    feeModel: z.enum(["eip1559", "legacy"]),
+    traces: z.boolean().default(false),
+    nativeSymbol: z.string().min(1).max(16).default("ETH"),
+    nativeDecimals: z.number().int().min(0).max(36).default(18),
+    /** Readiness fails when the indexer is more than this many blocks behind the head. */
+    maxLagBlocks: z.number().int().positive().default(50),
+    /** First block to index (backfill starts here on an empty database). */
+    startBlock: z.number().int().min(0).default(0),
+    /** Fee cap: no attempt is ever signed above this max fee per gas / gas price (wei). */
+    maxFeePerGas: decimalString.default(500_000_000_000n),
+    /** A transaction not mined after this long is replaced with bumped fees. */
+    bumpIntervalMs: z.number().int().positive().default(30_000),
+    /** Where value above a hot wallet's ceiling goes. */
+    coldAddress: address.optional(),
+    /** Native asset sweep threshold and hot ceiling (base units). */
+    nativeSweepThreshold: decimalString.optional(),
+    nativeHotCeiling: decimalString.optional(),
+    tokens: z.array(tokenSchema).default([]),
+  })
+  .strict();
+
+export const hotWalletSchema = z
+  .object({
+    chain: z.string().min(1),
+    /** KMS key id, ARN or alias (alias/…). No private key is ever configured. */
+    kmsKeyId: z.string().min(1),
+  })
+  .strict();
+
+export const policiesSchema = z
+  .object({
+    withdrawals: z
+      .object({
+        /** Destination allowlist applied to every customer (empty: any non-custody address). */
+        globalAllowlist: z.array(address).default([]),
+        /** Per-customer allowlists (customer id -> addresses). */
+        customerAllowlists: z.record(z.string(), z.array(address)).default({}),
+        /** Per-asset limits, keyed "chainId:tokenAddress" (native: zero address). */
+        limits: z
+          .record(
+            z.string().regex(/^[0-9]+:0x[0-9a-fA-F]{40}$/, "key must be chainId:tokenAddress"),
+            z
+              .object({
+                perTransaction: decimalString,
+                rolling24h: decimalString,
+                /** Above this amount, approvals are required. */
+                approvalThreshold: decimalString,
+              })
+              .strict(),
+          )
+          .default({}),
+        /** M distinct approvers required above the threshold. */
+        requiredApprovals: z.number().int().min(1).max(10).default(2),
+      })
+      .strict()
+      .default({ globalAllowlist: [], customerAllowlists: {}, limits: {}, requiredApprovals: 2 }),
+  })
+  .strict();
+
+export const webhookSchema = z
+  .object({
+    url,
+    /** Name of the environment variable holding the HMAC secret (secrets never live in the file). */
+    secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/),
+    events: z.array(z.string()).default(["*"]),
+  })
+  .strict();
+
+export const fileConfigSchema = z
+  .object({
+    chains: z.array(chainSchema).min(1, "at least one chain is required"),
+    hotWallets: z.array(hotWalletSchema).default([]),
+    policies: policiesSchema.default({
+      withdrawals: {
+        globalAllowlist: [],
+        customerAllowlists: {},
+        limits: {},
+        requiredApprovals: 2,
+      },
+    }),
+    webhooks: z.array(webhookSchema).default([]),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const keys = new Set<string>();
+    const ids = new Set<number>();
+    cfg.chains.forEach((c, i) => {
+      if (keys.has(c.key))
+        ctx.addIssue({
+          code: "custom",
+          path: ["chains", i, "key"],
+          message: `duplicate key ${c.key}`,
+        });
+      if (ids.has(c.chainId))
+        ctx.addIssue({
+          code: "custom",
+          path: ["chains", i, "chainId"],
+          message: `duplicate chain id ${c.chainId}`,
+        });
+      keys.add(c.key);
+      ids.add(c.chainId);
+    });
+    cfg.hotWallets.forEach((w, i) => {
+      if (!keys.has(w.chain))
+        ctx.addIssue({
+          code: "custom",
+          path: ["hotWallets", i, "chain"],
+          message: `unknown chain "${w.chain}" (known: ${[...keys].join(", ")})`,
+        });
+    });
+  });
+
+const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+export const envSchema = z.object({
+  DATABASE_URL: url.default("postgres://postgres@127.0.0.1:5432/custody"),
+  REDIS_URL: url.default("redis://127.0.0.1:6379"),
+  /** Prefix for every Redis key and BullMQ queue of this deployment (tests use one per worker). */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_:-]+$/)
+    .default("custody"),
+  AWS_REGION: z.string().min(1).default("us-east-1"),
+  AWS_ENDPOINT_URL_KMS: url.optional(),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  LOG_LEVEL: logLevel.default("info"),
+  CUSTODY_CONFIG: z.string().min(1).default(defaultConfigPath),
+  /** Seconds to finish in-flight work after SIGTERM before exiting anyway. */
+  SHUTDOWN_TIMEOUT_S: z.coerce.number().positive().default(8),
+});
+
+export type ChainConfig = z.output<typeof chainSchema>;
+export type TokenConfig = z.output<typeof tokenSchema>;
+export type HotWalletConfig = z.output<typeof hotWalletSchema>;
+export type PoliciesConfig = z.output<typeof policiesSchema>;
+export type FileConfig = z.output<typeof fileConfigSchema>;
+export type EnvConfig = z.output<typeof envSchema>;
+
+export type Config = Readonly<{
+  env: Readonly<EnvConfig>;
+  chains: readonly ChainConfig[];
+  hotWallets: readonly HotWalletConfig[];
+  policies: PoliciesConfig;
+  webhooks: FileConfig["webhooks"];
+  /** Webhook secrets read from the env vars the file names. */
+  webhookSecrets: Readonly<Record<string, string>>;
+  configPath: string;
+}>;
+
+function issuesOf(error: z.ZodError, prefix: string): FieldIssue[] {
+  return error.issues.map((issue) => ({
+    field: [prefix, ...issue.path.map(String)].filter(Boolean).join("."),
+    message: issue.message,
+  }));
+}
+
+/** Validate a parsed config file object (used by loadConfig and by tests). */
+export function parseFileConfig(raw: unknown, source = "config"): FileConfig {
+  const result = fileConfigSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(issuesOf(result.error, source));
+  return result.data;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const issues: FieldIssue[] = [];
+  const envResult = envSchema.safeParse(env);
+  if (!envResult.success) {
+    issues.push(...issuesOf(envResult.error, "").map((i) => ({ ...i, field: `env.${i.field}` })));
+  }
+  const configPath = path.resolve(
+    typeof env.CUSTODY_CONFIG === "string" && env.CUSTODY_CONFIG
+      ? env.CUSTODY_CONFIG
+      : defaultConfigPath,
+  );
+  let file: FileConfig | undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch (error) {
+    issues.push({
+      field: "env.CUSTODY_CONFIG",
+      message: `cannot read JSON config ${configPath}: ${(error as Error).message}`,
+    });
+  }
+  if (raw !== undefined) {
+    const fileResult = fileConfigSchema.safeParse(raw);
+    if (fileResult.success) file = fileResult.data;
+    else issues.push(...issuesOf(fileResult.error, path.basename(configPath)));
+  }
+  const webhookSecrets: Record<string, string> = {};
+  file?.webhooks.forEach((w, i) => {
+    const secret = env[w.secretEnv];
+    if (!secret)
+      issues.push({
+        field: `webhooks.${i}.secretEnv`,
+        message: `environment variable ${w.secretEnv} is not set`,
+      });
+    else webhookSecrets[w.secretEnv] = secret;
+  });
+  if (issues.length > 0 || !envResult.success || !file) throw new ConfigError(issues);
+  return deepFreeze({
+    env: envResult.data,
+    chains: file.chains,
+    hotWallets: file.hotWallets,
+    policies: file.policies,
+    webhooks: file.webhooks,
+    webhookSecrets,
+    configPath,
+  });
+}
+
+export function chainByKey(config: Config, key: string): ChainConfig {
+  const chain = config.chains.find((c) => c.key === key || String(c.chainId) === key);
+  if (!chain) {
+    throw new ConfigError([
+      {
+        field: "chains",
+        message: `unknown chain "${key}" (known: ${config.chains.map((c) => c.key).join(", ")})`,
+      },
+    ]);
+  }
+  return chain;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,75 @@
+/**
+ * Postgres access: one pool per process, and a transaction helper that retries the failures
+ * Postgres asks us to retry (serialization failure, deadlock).
+ */
+import pg from "pg";
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export function createPool(
+  connectionString: string,
+  options: { max?: number; applicationName?: string } = {},
+): Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? "custody-node",
+  });
+  // An idle client losing its connection (server restart, killed backend) must not crash the process.
+  pool.on("error", () => {});
+  return pool;
+}
+
+const RETRYABLE = new Set(["40001", "40P01"]);
+
+export function isRetryablePgError(error: unknown): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    RETRYABLE.has((error as { code?: string }).code ?? "")
+  );
+}
+
+export type TransactionOptions = {
+  isolation?: "read committed" | "repeatable read" | "serializable";
+  /** Attempts in total, including the first. */
+  attempts?: number;
+};
+
+/**
+ * Run `fn` inside BEGIN/COMMIT on one client. Retries serialization failures and deadlocks with
+ * jittered backoff; any other error rolls back and is rethrown. `fn` must be safe to re-run.
+ */
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
+  const attempts = options.attempts ?? 8;
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      await client.query(
+        options.isolation ? `BEGIN ISOLATION LEVEL ${options.isolation.toUpperCase()}` : "BEGIN",
+      );
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      try {
+        await client.query("ROLLBACK");
+      } catch {
+        broken = true;
+      }
+      if (attempt < attempts && isRetryablePgError(error)) {
+        await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** Math.min(attempt, 6)));
+        continue;
+      }
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}

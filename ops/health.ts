@@ -1,0 +1,44 @@
+/**
+ * Readiness checks registered by every role (Postgres, Redis, RPC, indexer lag, …).
+ * Liveness is the process answering at all; readiness is every check passing.
+ */
+export type HealthCheckResult = { ok: boolean; detail?: string };
+export type HealthCheck = { name: string; check: () => Promise<HealthCheckResult> };
+
+export type Health = {
+  add: (check: HealthCheck) => void;
+  run: () => Promise<{ ok: boolean; checks: Record<string, HealthCheckResult> }>;
+};
+
+export function createHealth(timeoutMs = 2000): Health {
+  const checks: HealthCheck[] = [];
+  return {
+    add: (check) => {
+      checks.push(check);
+    },
+    async run() {
+      const results: Record<string, HealthCheckResult> = {};
+      await Promise.all(
+        checks.map(async ({ name, check }) => {
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            results[name] = await Promise.race([
+              check(),
+              new Promise<HealthCheckResult>((resolve) => {
+                timer = setTimeout(
+                  () => resolve({ ok: false, detail: `timed out after ${timeoutMs} ms` }),
+                  timeoutMs,
+                );
+              }),
+            ]);
+          } catch (error) {
+            results[name] = { ok: false, detail: (error as Error).message };
+          } finally {
+            clearTimeout(timer);
+          }
+        }),
+      );
+      return { ok: Object.values(results).every((r) => r.ok), checks: results };
+    },
+  };
+}

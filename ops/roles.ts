@@ -1,0 +1,60 @@
+/**
+ * The roles one `custody-node start` process can run. Each module that owns a role exports a
+ * `RoleDefinition` from its index.ts and is listed here; with no --roles, all run in one process.
+ */
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type { Common } from "./common.js";
+import type { ChainConfig } from "./config.js";
+import type { Pool } from "./db.js";
+import type { Health } from "./health.js";
+import type { QueueFactory } from "./queues.js";
+
+export const ROLE_NAMES = ["indexer", "worker", "signer", "api", "reconciler"] as const;
+export type RoleName = (typeof ROLE_NAMES)[number];
+
+export type RoleContext = {
+  common: Common;
+  pool: Pool;
+  redis: Redis;
+  queues: QueueFactory;
+  health: Health;
+  /** The chains this process serves (--chains, default all configured). */
+  chains: readonly ChainConfig[];
+  /** Roles add Fastify plugins here before the server starts (the api role adds /v1). */
+  httpPlugins: ((app: FastifyInstance) => Promise<void>)[];
+};
+
+/** A started role; `stop` stops intake and finishes or safely abandons in-flight work. */
+export type RoleHandle = { stop: () => Promise<void> };
+
+export type RoleDefinition = {
+  name: RoleName;
+  /** One line for --help. */
+  description: string;
+  start: (ctx: RoleContext) => Promise<RoleHandle>;
+};
+
+/** Modules register their role implementations here (see ops/start.ts for the order). */
+export const roleRegistry = new Map<RoleName, RoleDefinition[]>();
+
+export function registerRole(def: RoleDefinition): void {
+  const list = roleRegistry.get(def.name) ?? [];
+  list.push(def);
+  roleRegistry.set(def.name, list);
+}
+
+export function parseRoles(value: string | undefined): RoleName[] {
+  if (!value) return [...ROLE_NAMES];
+  const names = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = names.filter((n) => !(ROLE_NAMES as readonly string[]).includes(n));
+  if (bad.length > 0 || names.length === 0) {
+    throw new Error(
+      `--roles: unknown role(s) ${bad.join(", ") || "(none given)"}; valid: ${ROLE_NAMES.join(", ")}`,
+    );
+  }
+  return [...new Set(names)] as RoleName[];
+}

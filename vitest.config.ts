@@ -1,0 +1,32 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects: unit (pure logic, fast) and integration (real Postgres, Redis, anvil, KMS emulator).
+// Each test file gets its own database, Redis prefix and anvil ports, so files run in parallel.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["{api,chains,indexers,ledger,ops,signer,subgraphs}/**/*.test.ts"],
+          exclude: ["**/*.integration.test.ts", "ops/e2e/**", "**/node_modules/**"],
+          testTimeout: 10_000,
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: [
+            "{api,chains,indexers,ledger,ops,signer,subgraphs}/**/*.integration.test.ts",
+            "ops/e2e/**/*.test.ts",
+          ],
+          exclude: ["**/node_modules/**"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          pool: "forks",
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
