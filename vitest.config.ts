@@ -8,6 +8,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
+          sequence: { groupOrder: 0 },
           include: ["{api,chains,indexers,ledger,ops,signer,subgraphs}/**/*.test.ts"],
           exclude: ["**/*.integration.test.ts", "ops/e2e/**", "**/node_modules/**"],
           testTimeout: 10_000,
@@ -16,6 +17,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
+          sequence: { groupOrder: 1 },
           include: [
             "{api,chains,indexers,ledger,ops,signer,subgraphs}/**/*.integration.test.ts",
             "ops/e2e/**/*.test.ts",
