@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 // Each test file gets its own database, Redis prefix and anvil ports, so files run in parallel.
 export default defineConfig({
   test: {
+    reporters: ["default", "./ops/testing/summary-reporter.ts"],
     projects: [
       {
         test: {
