@@ -1,0 +1,42 @@
+import { BaseError } from "../ops/errors.js";
+
+/** Every RPC endpoint failed (network, timeout, 429, 5xx) through all retry rounds. */
+export class RpcUnavailableError extends BaseError {
+  override name = "RpcUnavailableError";
+  constructor(method: string, chainId: number, cause: unknown) {
+    super(`no RPC endpoint of chain ${chainId} answered ${method}`, {
+      code: "CHAIN_RPC_UNAVAILABLE",
+      retryable: true,
+      cause,
+      details: cause instanceof Error ? cause.message : String(cause),
+      meta: { method, chain_id: chainId },
+    });
+  }
+}
+
+/** The node answered with a JSON-RPC error (it is not retried on another endpoint). */
+export class RpcResponseError extends BaseError {
+  override name = "RpcResponseError";
+  readonly rpcCode: number;
+  readonly data: unknown;
+  constructor(method: string, rpcCode: number, message: string, data?: unknown) {
+    super(`${method} failed: ${message}`, {
+      code: "CHAIN_RPC_ERROR",
+      meta: { method, rpc_code: rpcCode },
+    });
+    this.rpcCode = rpcCode;
+    this.data = data;
+  }
+}
+
+/** The node returned data that is inconsistent with itself (e.g. a log whose block hash differs). */
+export class ChainDataInconsistentError extends BaseError {
+  override name = "ChainDataInconsistentError";
+  constructor(details: string) {
+    super("chain data changed while it was being fetched", {
+      code: "CHAIN_DATA_INCONSISTENT",
+      retryable: true,
+      details,
+    });
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * The EVM adapter: everything the custody asks of an EVM node, over one fallback RPC client.
+ * `client` is a viem PublicClient on the same fallback transport (for the signer: fee history,
+ * gas estimates, nonces, receipts); the other methods are the bulk reads the indexer needs,
+ * kept on raw JSON-RPC shapes for speed.
+ */
+import {
+  type Address,
+  createPublicClient,
+  custom,
+  defineChain,
+  encodeFunctionData,
+  erc20Abi,
+  type Hex,
+  numberToHex,
+  type PublicClient,
+} from "viem";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { RpcResponseError, RpcUnavailableError } from "../errors.js";
+import { rpcMetrics } from "../metrics.js";
+import { multicall3For } from "../registry.js";
+import { createRpcClient, type RpcClient } from "../rpc.js";
+import { framesFromGeth, framesFromParity, type GethTxTrace, type ParityTrace } from "./traces.js";
+import type { CallFrame, RawBlock, RawLog, RawReceipt } from "./types.js";
+
+/** keccak256("Transfer(address,address,uint256)") */
+export const TRANSFER_TOPIC: Hex =
+  "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+
+export type EvmAdapter = {
+  chain: ChainConfig;
+  rpc: RpcClient;
+  /** viem client over the fallback transport (retries happen below it). */
+  client: PublicClient;
+  getHead: () => Promise<bigint>;
+  /** Number of the `finalized` block, or null when the node does not know the tag. */
+  getFinalizedHead: () => Promise<bigint | null>;
+  /** Blocks with full transactions, in the order asked (null: the node has no such block yet). */
+  getBlocks: (numbers: bigint[]) => Promise<(RawBlock | null)[]>;
+  /** Block headers (no transactions), in the order asked. */
+  getHeaders: (numbers: bigint[]) => Promise<(RawBlock<Hex> | null)[]>;
+  /** Receipts of whole blocks: eth_getBlockReceipts where served, else one call per transaction. */
+  getBlockReceipts: (blocks: { number: bigint; txHashes: Hex[] }[]) => Promise<RawReceipt[][]>;
+  /**
+   * ERC-20 Transfer logs of `tokens` in [fromBlock, toBlock]. The range is split as needed:
+   * halved when a provider refuses it (result limits, response size, timeouts) and grown back
+   * after successes.
+   */
+  getTransferLogs: (args: {
+    fromBlock: bigint;
+    toBlock: bigint;
+    tokens: Address[];
+  }) => Promise<RawLog[]>;
+  /** Value-carrying call frames of a block (trace_block, else debug_traceBlockByNumber). */
+  getCallFrames: (block: { number: bigint; txHashes: Hex[] }) => Promise<CallFrame[]>;
+  getNativeBalance: (address: Address, blockNumber?: bigint) => Promise<bigint>;
+  /** ERC-20 balances of many holders at one block (multicall3 where deployed, else a batch of eth_call). */
+  getTokenBalances: (args: {
+    token: Address;
+    holders: Address[];
+    blockNumber?: bigint;
+  }) => Promise<bigint[]>;
+  /** Sends signed bytes; returns the tx hash. Safe to repeat: the same bytes are the same tx. */
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+};
+
+export type EvmAdapterOptions = {
+  timeoutMs?: number;
+  maxBatchSize?: number;
+  /** Largest eth_getLogs span in blocks. */
+  maxLogRange?: number;
+};
+
+// Messages providers use when an eth_getLogs range is too big (result count, size, duration).
+const LOG_LIMIT =
+  /more than|too many|limit|too large|range|exceed|response size|timeout|timed out|query returned/i;
+
+export function isLogRangeLimit(error: unknown): boolean {
+  if (error instanceof RpcUnavailableError) return true; // timeouts on big ranges look like this
+  if (error instanceof RpcResponseError)
+    return error.rpcCode === -32005 || LOG_LIMIT.test(error.shortMessage);
+  return false;
+}
+
+export function createEvmAdapter(
+  chain: ChainConfig,
+  { common }: { common: Pick<Common, "metrics" | "logger" | "shutdown"> },
+  options: EvmAdapterOptions = {},
+): EvmAdapter {
+  const logger = common.logger.child({ component: "evm-adapter", chain_id: chain.chainId });
+  const rpc = createRpcClient({
+    chainId: chain.chainId,
+    urls: chain.rpcUrls,
+    timeoutMs: options.timeoutMs ?? 10_000,
+    maxBatchSize: options.maxBatchSize ?? 100,
+    metrics: rpcMetrics(common.metrics.registry),
+    logger,
+    signal: common.shutdown.signal,
+  });
+  const multicall3 = multicall3For(chain.chainId);
+  const viemChain = defineChain({
+    id: chain.chainId,
+    name: chain.name,
+    nativeCurrency: {
+      name: chain.nativeSymbol,
+      symbol: chain.nativeSymbol,
+      decimals: chain.nativeDecimals,
+    },
+    rpcUrls: { default: { http: [...chain.rpcUrls] } },
+    ...(multicall3 ? { contracts: { multicall3: { address: multicall3 } } } : {}),
+  });
+  const client = createPublicClient({
+    chain: viemChain,
+    transport: custom(
+      {
+        async request({ method, params }) {
+          try {
+            return await rpc.request(method, (params as unknown[] | undefined) ?? []);
+          } catch (error) {
+            // viem maps a numeric `code` to its typed RPC errors (nonce too low, …).
+            if (error instanceof RpcResponseError)
+              throw Object.assign(new Error(error.shortMessage), {
+                code: error.rpcCode,
+                data: error.data,
+              });
+            throw error;
+          }
+        },
+      },
+      { retryCount: 0 },
+    ),
+  }) as PublicClient;
+
+  const maxLogRange = options.maxLogRange ?? 2_000;
+  let logSpan = maxLogRange;
+  let blockReceiptsSupported: boolean | undefined;
+  let traceMethod: "trace_block" | "debug" | undefined;
+
+  async function getTransferLogs({
+    fromBlock,
+    toBlock,
+    tokens,
+  }: {
+    fromBlock: bigint;
+    toBlock: bigint;
+    tokens: Address[];
+  }): Promise<RawLog[]> {
+    if (tokens.length === 0 || toBlock < fromBlock) return [];
+    const logs: RawLog[] = [];
+    let from = fromBlock;
+    while (from <= toBlock) {
+      const to = from + BigInt(logSpan) - 1n < toBlock ? from + BigInt(logSpan) - 1n : toBlock;
+      try {
+        const part = await rpc.request<RawLog[]>("eth_getLogs", [
+          {
+            fromBlock: numberToHex(from),
+            toBlock: numberToHex(to),
+            address: tokens,
+            topics: [TRANSFER_TOPIC],
+          },
+        ]);
+        for (const log of part) logs.push(log);
+        from = to + 1n;
+        logSpan = Math.min(maxLogRange, logSpan * 2);
+      } catch (error) {
+        if (!isLogRangeLimit(error) || to === from) throw error;
+        logSpan = Math.max(1, Math.floor(Number(to - from + 1n) / 2));
+        logger.debug({ msg: "eth_getLogs range shrunk", span: logSpan, error: String(error) });
+      }
+    }
+    return logs;
+  }
+
+  async function getBlockReceipts(
+    blocks: { number: bigint; txHashes: Hex[] }[],
+  ): Promise<RawReceipt[][]> {
+    if (blocks.length === 0) return [];
+    if (blockReceiptsSupported !== false) {
+      try {
+        const result = await rpc.batch<RawReceipt[] | null>(
+          blocks.map((b) => ({ method: "eth_getBlockReceipts", params: [numberToHex(b.number)] })),
+        );
+        blockReceiptsSupported = true;
+        return result.map((r, i) => {
+          if (!r)
+            throw new RpcResponseError(
+              "eth_getBlockReceipts",
+              0,
+              `no receipts for block ${blocks[i]!.number}`,
+            );
+          return r;
+        });
+      } catch (error) {
+        if (!(error instanceof RpcResponseError) || blockReceiptsSupported === true) throw error;
+        blockReceiptsSupported = false;
+        logger.info({ msg: "eth_getBlockReceipts not served, using per-transaction receipts" });
+      }
+    }
+    const all = await rpc.batch<RawReceipt | null>(
+      blocks.flatMap((b) =>
+        b.txHashes.map((h) => ({ method: "eth_getTransactionReceipt", params: [h] })),
+      ),
+    );
+    let i = 0;
+    return blocks.map((b) =>
+      b.txHashes.map((h) => {
+        const r = all[i++];
+        if (!r) throw new RpcResponseError("eth_getTransactionReceipt", 0, `no receipt for ${h}`);
+        return r;
+      }),
+    );
+  }
+
+  async function getCallFrames(block: { number: bigint; txHashes: Hex[] }): Promise<CallFrame[]> {
+    if (traceMethod !== "debug") {
+      try {
+        const traces = await rpc.request<ParityTrace[]>("trace_block", [numberToHex(block.number)]);
+        traceMethod = "trace_block";
+        return framesFromParity(traces);
+      } catch (error) {
+        if (!(error instanceof RpcResponseError) || traceMethod === "trace_block") throw error;
+        traceMethod = "debug";
+      }
+    }
+    const traces = await rpc.request<GethTxTrace[]>("debug_traceBlockByNumber", [
+      numberToHex(block.number),
+      { tracer: "callTracer" },
+    ]);
+    return framesFromGeth(traces, block.txHashes);
+  }
+
+  return {
+    chain,
+    rpc,
+    client,
+    getHead: async () => BigInt(await rpc.request<Hex>("eth_blockNumber")),
+    async getFinalizedHead() {
+      try {
+        const block = await rpc.request<RawBlock<Hex> | null>("eth_getBlockByNumber", [
+          "finalized",
+          false,
+        ]);
+        return block ? BigInt(block.number) : null;
+      } catch (error) {
+        if (error instanceof RpcResponseError) return null;
+        throw error;
+      }
+    },
+    getBlocks: (numbers) =>
+      rpc.batch<RawBlock | null>(
+        numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), true] })),
+      ),
+    getHeaders: (numbers) =>
+      rpc.batch<RawBlock<Hex> | null>(
+        numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
+      ),
+    getBlockReceipts,
+    getTransferLogs,
+    getCallFrames,
+    getNativeBalance: (address, blockNumber) =>
+      client.getBalance(blockNumber === undefined ? { address } : { address, blockNumber }),
+    async getTokenBalances({ token, holders, blockNumber }) {
+      if (holders.length === 0) return [];
+      if (multicall3) {
+        const results = await client.multicall({
+          contracts: holders.map((h) => ({
+            address: token,
+            abi: erc20Abi,
+            functionName: "balanceOf" as const,
+            args: [h] as const,
+          })),
+          allowFailure: false,
+          ...(blockNumber === undefined ? {} : { blockNumber }),
+        });
+        return results as bigint[];
+      }
+      const tag = blockNumber === undefined ? "latest" : numberToHex(blockNumber);
+      const raw = await rpc.batch<Hex>(
+        holders.map((h) => ({
+          method: "eth_call",
+          params: [
+            {
+              to: token,
+              data: encodeFunctionData({ abi: erc20Abi, functionName: "balanceOf", args: [h] }),
+            },
+            tag,
+          ],
+        })),
+      );
+      return raw.map((r) => BigInt(r === "0x" ? 0 : r));
+    },
+    sendRawTransaction: (raw) => rpc.request<Hex>("eth_sendRawTransaction", [raw]),
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * Normalise the two trace formats nodes offer into flat call frames with a `reverted` flag that
+ * covers the frame and all its ancestors (a child of a reverted frame moved no value, even when
+ * the child itself reports success).
+ */
+import type { Hex } from "viem";
+import type { CallFrame } from "./types.js";
+
+/** `trace_block` (Parity/OpenEthereum format, served by anvil, reth, erigon, nethermind). */
+export type ParityTrace = {
+  type: string;
+  action: {
+    from?: Hex;
+    to?: Hex;
+    value?: Hex;
+    callType?: string;
+    address?: Hex;
+    balance?: Hex;
+    refundAddress?: Hex;
+  };
+  result?: { address?: Hex } | null;
+  error?: string;
+  traceAddress: number[];
+  transactionHash: Hex | null;
+  transactionPosition: number | null;
+  blockHash?: Hex;
+};
+
+export function framesFromParity(traces: ParityTrace[]): CallFrame[] {
+  // Key of every reverted frame per transaction, to mark descendants.
+  const reverted = new Set<string>();
+  for (const t of traces) {
+    if (t.error && t.transactionHash)
+      reverted.add(`${t.transactionHash}/${t.traceAddress.join(".")}`);
+  }
+  const frames: CallFrame[] = [];
+  for (const t of traces) {
+    if (!t.transactionHash || t.transactionPosition === null) continue; // block rewards
+    let kind: CallFrame["kind"];
+    let from: Hex | undefined;
+    let to: Hex | undefined;
+    let value: Hex | undefined;
+    if (t.type === "call") {
+      // delegatecall/staticcall/callcode move no value to `to`.
+      if (t.action.callType !== "call") continue;
+      kind = "call";
+      from = t.action.from;
+      to = t.action.to;
+      value = t.action.value;
+    } else if (t.type === "create") {
+      kind = "create";
+      from = t.action.from;
+      to = t.result?.address;
+      value = t.action.value;
+    } else if (t.type === "suicide" || t.type === "selfdestruct") {
+      kind = "selfdestruct";
+      from = t.action.address;
+      to = t.action.refundAddress;
+      value = t.action.balance;
+    } else continue;
+    if (!from || !to || !value) continue;
+    let isReverted = false;
+    for (let depth = 0; depth <= t.traceAddress.length && !isReverted; depth++) {
+      isReverted = reverted.has(`${t.transactionHash}/${t.traceAddress.slice(0, depth).join(".")}`);
+    }
+    frames.push({
+      txHash: t.transactionHash,
+      txIndex: t.transactionPosition,
+      blockHash: t.blockHash,
+      path: t.traceAddress,
+      kind,
+      from,
+      to,
+      value: BigInt(value),
+      reverted: isReverted,
+    });
+  }
+  return frames;
+}
+
+/** `debug_traceBlockByNumber` with `{ tracer: "callTracer" }` (geth and most clients). */
+export type GethCallFrame = {
+  type: string;
+  from: Hex;
+  to?: Hex;
+  value?: Hex;
+  error?: string;
+  calls?: GethCallFrame[];
+};
+export type GethTxTrace = { txHash?: Hex; result: GethCallFrame };
+
+export function framesFromGeth(traces: GethTxTrace[], txHashes: Hex[]): CallFrame[] {
+  const frames: CallFrame[] = [];
+  traces.forEach((trace, txIndex) => {
+    const txHash = trace.txHash ?? txHashes[txIndex];
+    if (!txHash) return;
+    const walk = (frame: GethCallFrame, path: number[], parentReverted: boolean) => {
+      const isReverted = parentReverted || Boolean(frame.error);
+      const type = frame.type.toUpperCase();
+      const kind: CallFrame["kind"] | undefined =
+        type === "CALL"
+          ? "call"
+          : type === "CREATE" || type === "CREATE2"
+            ? "create"
+            : type === "SELFDESTRUCT"
+              ? "selfdestruct"
+              : undefined;
+      if (kind && frame.to && frame.value) {
+        frames.push({
+          txHash,
+          txIndex,
+          blockHash: undefined,
+          path,
+          kind,
+          from: frame.from,
+          to: frame.to,
+          value: BigInt(frame.value),
+          reverted: isReverted,
+        });
+      }
+      frame.calls?.forEach((child, i) => {
+        walk(child, [...path, i], isReverted);
+      });
+    };
+    walk(trace.result, [], false);
+  });
+  return frames;
+}

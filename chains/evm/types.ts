@@ -1,0 +1,65 @@
+/**
+ * JSON-RPC shapes as nodes return them (hex strings), kept raw on purpose: the indexer reads
+ * hundreds of thousands of logs and only converts the few fields it stores.
+ */
+import type { Hex } from "viem";
+
+export type RawTransaction = {
+  hash: Hex;
+  from: Hex;
+  to: Hex | null;
+  value: Hex;
+  transactionIndex: Hex;
+  blockHash: Hex;
+  blockNumber: Hex;
+};
+
+export type RawBlock<T = RawTransaction> = {
+  number: Hex;
+  hash: Hex;
+  parentHash: Hex;
+  timestamp: Hex;
+  transactions: T[];
+};
+
+export type RawReceipt = {
+  transactionHash: Hex;
+  transactionIndex: Hex;
+  blockHash: Hex;
+  blockNumber: Hex;
+  from: Hex;
+  to: Hex | null;
+  status: Hex;
+  gasUsed: Hex;
+  effectiveGasPrice?: Hex;
+  contractAddress: Hex | null;
+};
+
+export type RawLog = {
+  address: Hex;
+  topics: Hex[];
+  data: Hex;
+  blockNumber: Hex;
+  blockHash: Hex;
+  transactionHash: Hex;
+  transactionIndex: Hex;
+  logIndex: Hex;
+  removed?: boolean;
+};
+
+/**
+ * One call frame with its value, flattened from `trace_block` or `debug_traceBlockByNumber`
+ * (callTracer). `path` is the frame's position in its transaction's call tree ([] = top level).
+ */
+export type CallFrame = {
+  txHash: Hex;
+  txIndex: number;
+  blockHash: Hex | undefined;
+  path: number[];
+  kind: "call" | "create" | "selfdestruct";
+  from: Hex;
+  to: Hex;
+  value: bigint;
+  /** This frame or one of its ancestors reverted: its value did not move. */
+  reverted: boolean;
+};

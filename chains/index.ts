@@ -1,0 +1,22 @@
+/**
+ * chains: the chain registry (built-in definitions; the config file is the source of truth at run
+ * time) and the EVM adapter on viem: JSON-RPC with fallback across endpoints, retry and backoff on
+ * timeouts, 429 and 5xx; batched calls; adaptive eth_getLogs ranges; blocks, receipts, traces;
+ * balances (multicall3 where deployed); raw-transaction send. It never touches the database.
+ *
+ *   const adapter = createEvmAdapter(chainConfig, { common });
+ *   await adapter.client.estimateFeesPerGas();      // viem PublicClient on the fallback transport
+ *   await adapter.sendRawTransaction(signedBytes);   // returns the tx hash
+ */
+
+export { ChainDataInconsistentError, RpcResponseError, RpcUnavailableError } from "./errors.js";
+export {
+  createEvmAdapter,
+  type EvmAdapter,
+  type EvmAdapterOptions,
+  isLogRangeLimit,
+  TRANSFER_TOPIC,
+} from "./evm/createEvmAdapter.js";
+export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";
+export { type KnownChain, knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";
+export { createRpcClient, endpointLabel, type RpcCall, type RpcClient } from "./rpc.js";

@@ -1,0 +1,49 @@
+import { Counter, Histogram, type Registry } from "prom-client";
+
+/**
+ * RPC metrics, shared by every adapter on a registry (the signer and the indexer may both build an
+ * adapter for the same chain in one process, so metrics are looked up before they are created).
+ */
+export type RpcMetrics = {
+  requests: Counter<"chain_id" | "endpoint" | "method">;
+  errors: Counter<"chain_id" | "endpoint" | "kind">;
+  latency: Histogram<"chain_id" | "endpoint">;
+};
+
+export function rpcMetrics(registry: Registry): RpcMetrics {
+  const get = <T>(name: string, make: () => T): T =>
+    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  return {
+    requests: get(
+      "custody_rpc_requests_total",
+      () =>
+        new Counter({
+          name: "custody_rpc_requests_total",
+          help: "JSON-RPC calls sent (a batch counts each call)",
+          labelNames: ["chain_id", "endpoint", "method"],
+          registers: [registry],
+        }),
+    ),
+    errors: get(
+      "custody_rpc_errors_total",
+      () =>
+        new Counter({
+          name: "custody_rpc_errors_total",
+          help: "RPC failures by kind (timeout, rate_limited, http_5xx, network, rpc_error)",
+          labelNames: ["chain_id", "endpoint", "kind"],
+          registers: [registry],
+        }),
+    ),
+    latency: get(
+      "custody_rpc_request_duration_seconds",
+      () =>
+        new Histogram({
+          name: "custody_rpc_request_duration_seconds",
+          help: "HTTP round trip per RPC request (single or batch)",
+          labelNames: ["chain_id", "endpoint"],
+          buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers: [registry],
+        }),
+    ),
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * The chain registry: built-in definitions of the chains we support (public RPC placeholders that a
+ * deployment replaces with its providers' URLs) and lookup of the configured chains.
+ * The config file (ops/config.ts, `chains[]`) is the source of truth at run time; `knownChains`
+ * gives the defaults a deployment starts from and facts the config does not carry (multicall3).
+ */
+import type { Address } from "viem";
+import type { ChainConfig } from "../ops/config.js";
+import { chainSchema } from "../ops/config.js";
+
+/** Multicall3 is deployed at the same address on every public chain we support (not on anvil). */
+export const MULTICALL3_ADDRESS: Address = "0xcA11bde05977b3631167028862bE2a173976CA11";
+
+export type KnownChain = {
+  definition: ChainConfig;
+  /** Where Multicall3 is deployed; undefined on local chains. */
+  multicall3?: Address;
+};
+
+function define(raw: Record<string, unknown>, multicall3?: Address): KnownChain {
+  const definition = chainSchema.parse(raw);
+  return multicall3 ? { definition, multicall3 } : { definition };
+}
+
+/**
+ * Confirmation rules: Ethereum and the OP-stack/Arbitrum rollups use the `finalized` tag (L1
+ * finality); BSC and Polygon PoS finalise quickly enough that a block count is the norm there.
+ */
+export const knownChains: Readonly<Record<string, KnownChain>> = {
+  ethereum: define(
+    {
+      key: "ethereum",
+      chainId: 1,
+      name: "Ethereum",
+      rpcUrls: ["https://ethereum-rpc.publicnode.com"],
+      confirmations: { kind: "finalized" },
+      reorgWindow: 64,
+      blockTimeMs: 12_000,
+      feeModel: "eip1559",
+      traces: false,
+      maxLagBlocks: 10,
+      tokens: [
+        { address: "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", symbol: "USDC", decimals: 6 },
+        { address: "0xdAC17F958D2ee523a2206206994597C13D831ec7", symbol: "USDT", decimals: 6 },
+      ],
+    },
+    MULTICALL3_ADDRESS,
+  ),
+  bsc: define(
+    {
+      key: "bsc",
+      chainId: 56,
+      name: "BNB Smart Chain",
+      rpcUrls: ["https://bsc-rpc.publicnode.com"],
+      confirmations: { kind: "blocks", blocks: 15 },
+      reorgWindow: 64,
+      blockTimeMs: 3_000,
+      feeModel: "legacy",
+      traces: false,
+      nativeSymbol: "BNB",
+      maxLagBlocks: 40,
+      tokens: [
+        { address: "0x55d398326f99059fF775485246999027B3197955", symbol: "USDT", decimals: 18 },
+      ],
+    },
+    MULTICALL3_ADDRESS,
+  ),
+  polygon: define(
+    {
+      key: "polygon",
+      chainId: 137,
+      name: "Polygon PoS",
+      rpcUrls: ["https://polygon-bor-rpc.publicnode.com"],
+      confirmations: { kind: "blocks", blocks: 128 },
+      reorgWindow: 256,
+      blockTimeMs: 2_000,
+      feeModel: "eip1559",
+      traces: false,
+      nativeSymbol: "POL",
+      maxLagBlocks: 60,
+      tokens: [
+        { address: "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359", symbol: "USDC", decimals: 6 },
+      ],
+    },
+    MULTICALL3_ADDRESS,
+  ),
+  arbitrum: define(
+    {
+      key: "arbitrum",
+      chainId: 42161,
+      name: "Arbitrum One",
+      rpcUrls: ["https://arbitrum-one-rpc.publicnode.com"],
+      confirmations: { kind: "finalized" },
+      reorgWindow: 64,
+      blockTimeMs: 250,
+      feeModel: "eip1559",
+      traces: false,
+      maxLagBlocks: 400,
+      tokens: [
+        { address: "0xaf88d065e77c8cC2239327C5EDb3A432268e5831", symbol: "USDC", decimals: 6 },
+      ],
+    },
+    MULTICALL3_ADDRESS,
+  ),
+  base: define(
+    {
+      key: "base",
+      chainId: 8453,
+      name: "Base",
+      rpcUrls: ["https://base-rpc.publicnode.com"],
+      confirmations: { kind: "finalized" },
+      reorgWindow: 64,
+      blockTimeMs: 2_000,
+      feeModel: "eip1559",
+      traces: false,
+      maxLagBlocks: 60,
+      tokens: [
+        { address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", symbol: "USDC", decimals: 6 },
+      ],
+    },
+    MULTICALL3_ADDRESS,
+  ),
+  optimism: define(
+    {
+      key: "optimism",
+      chainId: 10,
+      name: "OP Mainnet",
+      rpcUrls: ["https://optimism-rpc.publicnode.com"],
+      confirmations: { kind: "finalized" },
+      reorgWindow: 64,
+      blockTimeMs: 2_000,
+      feeModel: "eip1559",
+      traces: false,
+      maxLagBlocks: 60,
+      tokens: [
+        { address: "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85", symbol: "USDC", decimals: 6 },
+      ],
+    },
+    MULTICALL3_ADDRESS,
+  ),
+  "local-a": define({
+    key: "local-a",
+    chainId: 31337,
+    name: "Local anvil A (1 s blocks, EIP-1559, traces)",
+    rpcUrls: ["http://127.0.0.1:8545"],
+    confirmations: { kind: "blocks", blocks: 3 },
+    reorgWindow: 16,
+    blockTimeMs: 1_000,
+    feeModel: "eip1559",
+    traces: true,
+  }),
+  "local-b": define({
+    key: "local-b",
+    chainId: 31338,
+    name: "Local anvil B (2 s blocks, legacy gas)",
+    rpcUrls: ["http://127.0.0.1:8546"],
+    confirmations: { kind: "blocks", blocks: 2 },
+    reorgWindow: 16,
+    blockTimeMs: 2_000,
+    feeModel: "legacy",
+    traces: true,
+  }),
+};
+
+/** Multicall3 address for a chain id, if it is a known public chain. */
+export function multicall3For(chainId: number): Address | undefined {
+  return Object.values(knownChains).find((c) => c.definition.chainId === chainId)?.multicall3;
+}

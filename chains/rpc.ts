@@ -1,0 +1,267 @@
+/**
+ * JSON-RPC over HTTP with fallback across a chain's endpoints (in priority order), retry with
+ * backoff, and single or batched calls. Transport failures (network, timeout, HTTP 429 and 5xx, a
+ * body that is not JSON-RPC) move on to the next endpoint and put the failing one in a cool-down;
+ * a JSON-RPC error from a healthy node is the node's answer and goes back to the caller unchanged.
+ */
+import type { Logger } from "../ops/logger.js";
+import { RpcResponseError, RpcUnavailableError } from "./errors.js";
+import type { RpcMetrics } from "./metrics.js";
+
+export type RpcCall = { method: string; params: unknown[] };
+
+export type RpcClient = {
+  /** One call; falls back across endpoints on transport failures. */
+  request: <T = unknown>(method: string, params?: unknown[]) => Promise<T>;
+  /** Several calls in JSON-RPC batches of at most `maxBatchSize`; results in call order. */
+  batch: <T = unknown>(calls: RpcCall[]) => Promise<T[]>;
+  /** JSON-RPC calls sent so far (a batch counts each call), for benchmarks and metrics. */
+  callCount: () => number;
+  endpoints: readonly string[];
+};
+
+export type RpcClientOptions = {
+  chainId: number;
+  urls: readonly string[];
+  timeoutMs?: number;
+  /** Full passes over every endpoint before giving up. */
+  rounds?: number;
+  maxBatchSize?: number;
+  metrics?: RpcMetrics;
+  logger?: Logger;
+  signal?: AbortSignal;
+};
+
+type Endpoint = { url: string; label: string; failures: number; coolUntil: number };
+
+class TransportFailure extends Error {
+  constructor(
+    readonly kind: "timeout" | "rate_limited" | "http_5xx" | "http_other" | "network" | "bad_body",
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+type JsonRpcResponse = {
+  id: number;
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+};
+
+// Rate limits some providers send as a JSON-RPC error with HTTP 200.
+const RATE_LIMIT_MESSAGE = /rate limit|too many requests|exceeded.*(capacity|quota)/i;
+
+/** The endpoint label used in metrics and logs: scheme, host and port (paths often carry API keys). */
+export function endpointLabel(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return "invalid-url";
+  }
+}
+
+export function createRpcClient(options: RpcClientOptions): RpcClient {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const rounds = options.rounds ?? 4;
+  const maxBatchSize = options.maxBatchSize ?? 100;
+  const chainLabel = String(options.chainId);
+  const endpoints: Endpoint[] = options.urls.map((url) => ({
+    url,
+    label: endpointLabel(url),
+    failures: 0,
+    coolUntil: 0,
+  }));
+  let nextId = 1;
+  let calls = 0;
+
+  // Healthy endpoints in priority order first, then cooling ones (soonest back first): we never
+  // refuse to try when everything is cooling down.
+  function order(): Endpoint[] {
+    const now = Date.now();
+    const healthy = endpoints.filter((e) => e.coolUntil <= now);
+    const cooling = endpoints
+      .filter((e) => e.coolUntil > now)
+      .sort((a, b) => a.coolUntil - b.coolUntil);
+    return [...healthy, ...cooling];
+  }
+
+  async function post(endpoint: Endpoint, body: unknown, methods: string[]): Promise<unknown> {
+    for (const method of methods)
+      options.metrics?.requests.inc({ chain_id: chainLabel, endpoint: endpoint.label, method });
+    calls += methods.length;
+    const stopTimer = options.metrics?.latency.startTimer({
+      chain_id: chainLabel,
+      endpoint: endpoint.label,
+    });
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    let response: Response;
+    try {
+      response = await fetch(endpoint.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal,
+      });
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      const timedOut = timeout.aborted;
+      throw new TransportFailure(
+        timedOut ? "timeout" : "network",
+        timedOut ? `timed out after ${timeoutMs} ms` : (error as Error).message,
+      );
+    } finally {
+      stopTimer?.();
+    }
+    if (response.status === 429) {
+      const retryAfter = Number(response.headers.get("retry-after"));
+      await response.body?.cancel();
+      throw new TransportFailure(
+        "rate_limited",
+        "HTTP 429",
+        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+      );
+    }
+    if (response.status >= 500) {
+      await response.body?.cancel();
+      throw new TransportFailure("http_5xx", `HTTP ${response.status}`);
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw new TransportFailure(timeout.aborted ? "timeout" : "network", (error as Error).message);
+    }
+    if (response.status !== 200) {
+      throw new TransportFailure("http_other", `HTTP ${response.status}: ${text.slice(0, 200)}`);
+    }
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new TransportFailure("bad_body", `not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+
+  function markFailed(endpoint: Endpoint, failure: TransportFailure): void {
+    endpoint.failures++;
+    const backoff = Math.min(30_000, 250 * 2 ** Math.min(endpoint.failures - 1, 7));
+    endpoint.coolUntil = Date.now() + Math.max(backoff, failure.retryAfterMs ?? 0);
+    options.metrics?.errors.inc({
+      chain_id: chainLabel,
+      endpoint: endpoint.label,
+      kind: failure.kind,
+    });
+    options.logger?.warn({
+      msg: "rpc endpoint failed, falling back",
+      chain_id: options.chainId,
+      endpoint: endpoint.label,
+      kind: failure.kind,
+      error: failure.message,
+      failures: endpoint.failures,
+    });
+  }
+
+  /** Send one payload with fallback; `validate` turns a well-formed body into the result. */
+  async function send<T>(
+    body: unknown,
+    methods: string[],
+    validate: (json: unknown) => T,
+  ): Promise<T> {
+    let lastFailure: unknown;
+    for (let round = 0; round < rounds; round++) {
+      for (const endpoint of order()) {
+        try {
+          const json = await post(endpoint, body, methods);
+          const result = validate(json);
+          endpoint.failures = 0;
+          endpoint.coolUntil = 0;
+          return result;
+        } catch (error) {
+          if (!(error instanceof TransportFailure)) throw error;
+          lastFailure = error;
+          markFailed(endpoint, error);
+        }
+      }
+      if (round < rounds - 1) {
+        const delay = Math.min(5_000, 200 * 2 ** round) * (0.5 + Math.random() / 2);
+        await new Promise((r) => setTimeout(r, delay));
+        if (options.signal?.aborted) throw options.signal.reason;
+      }
+    }
+    throw new RpcUnavailableError(methods[0] ?? "batch", options.chainId, lastFailure);
+  }
+
+  function unwrap(method: string, response: JsonRpcResponse, endpoint?: string): unknown {
+    if (response.error) {
+      if (RATE_LIMIT_MESSAGE.test(response.error.message))
+        throw new TransportFailure("rate_limited", response.error.message);
+      options.metrics?.errors.inc({
+        chain_id: chainLabel,
+        endpoint: endpoint ?? "unknown",
+        kind: "rpc_error",
+      });
+      throw new RpcResponseError(
+        method,
+        response.error.code,
+        response.error.message,
+        response.error.data,
+      );
+    }
+    if (!("result" in response)) throw new TransportFailure("bad_body", "no result and no error");
+    return response.result;
+  }
+
+  function isResponse(x: unknown): x is JsonRpcResponse {
+    return typeof x === "object" && x !== null && "id" in x;
+  }
+
+  async function request<T>(method: string, params: unknown[] = []): Promise<T> {
+    const id = nextId++;
+    return send({ jsonrpc: "2.0", id, method, params }, [method], (json) => {
+      if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+      return unwrap(method, json) as T;
+    });
+  }
+
+  async function batchChunk<T>(chunk: RpcCall[]): Promise<T[]> {
+    if (chunk.length === 1) return [await request<T>(chunk[0]!.method, chunk[0]!.params)];
+    const first = nextId;
+    nextId += chunk.length;
+    const body = chunk.map((c, i) => ({
+      jsonrpc: "2.0",
+      id: first + i,
+      method: c.method,
+      params: c.params,
+    }));
+    return send(
+      body,
+      chunk.map((c) => c.method),
+      (json) => {
+        if (!Array.isArray(json) || json.length !== chunk.length || !json.every(isResponse))
+          throw new TransportFailure("bad_body", "batch response does not match the request");
+        const byId = new Map(json.map((r) => [r.id, r]));
+        return chunk.map((c, i) => {
+          const r = byId.get(first + i);
+          if (!r) throw new TransportFailure("bad_body", "batch response is missing an id");
+          return unwrap(c.method, r) as T;
+        });
+      },
+    );
+  }
+
+  return {
+    request,
+    async batch<T>(list: RpcCall[]): Promise<T[]> {
+      const chunks: RpcCall[][] = [];
+      for (let i = 0; i < list.length; i += maxBatchSize)
+        chunks.push(list.slice(i, i + maxBatchSize));
+      const results = await Promise.all(chunks.map((c) => batchChunk<T>(c)));
+      return results.flat();
+    },
+    callCount: () => calls,
+    endpoints: options.urls,
+  };
+}

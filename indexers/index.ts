@@ -1,0 +1,7 @@
+/**
+ * indexers: one ingestor per chain (run by the `indexer` role) that stores block headers and
+ * custody-relevant chain facts (native, ERC-20, internal and fee) into the `chain` schema, tracks
+ * confirmations (`seen` → `confirmed` | `orphaned`), handles reorgs at any depth (recorded in
+ * chain.reorgs), and rings the `chain-facts` doorbell. It never credits balances: the ledger does.
+ */
+export { notifyWatchedAddress, WATCHED_CHANNEL } from "./watched.js";

@@ -1,0 +1,101 @@
+/**
+ * The watched set: custody addresses of one chain, held in memory so 100,000 addresses cost one
+ * Set lookup per candidate. Whoever allocates an address inserts it into chain.custody_addresses
+ * and calls `notifyWatchedAddress` in the same transaction; running indexers LISTEN and reload.
+ * Because a notification can be missed (reconnects), the indexer also checks the table's size
+ * inside each batch transaction (`isCurrent`) and reloads before filtering when it changed.
+ */
+import type pg from "pg";
+import type { Pool } from "../ops/db.js";
+import type { Logger } from "../ops/logger.js";
+
+export const WATCHED_CHANNEL = "chain_watched";
+
+type Queryable = Pick<pg.ClientBase, "query">;
+
+/** Tell running indexers that `chainId` has a new custody address (delivered on COMMIT). */
+export async function notifyWatchedAddress(client: Queryable, chainId: number): Promise<void> {
+  await client.query("SELECT pg_notify($1, $2)", [WATCHED_CHANNEL, String(chainId)]);
+}
+
+export type WatchedSet = {
+  has: (lowercaseAddress: string) => boolean;
+  size: () => number;
+  /** Reload if the table holds a different number of addresses than memory (cheap index count). */
+  ensureCurrent: (client: Queryable) => Promise<void>;
+  reload: (client?: Queryable) => Promise<void>;
+  stop: () => Promise<void>;
+};
+
+async function load(client: Queryable, chainId: number): Promise<Set<string>> {
+  const { rows } = await client.query<{ address: string }>(
+    "SELECT address FROM chain.custody_addresses WHERE chain_id = $1",
+    [chainId],
+  );
+  return new Set(rows.map((r) => r.address));
+}
+
+export async function createWatchedSet({
+  pool,
+  chainId,
+  logger,
+}: {
+  pool: Pool;
+  chainId: number;
+  logger: Logger;
+}): Promise<WatchedSet> {
+  let set = await load(pool, chainId);
+  let stopped = false;
+  let listener: pg.PoolClient | undefined;
+
+  const reload = async (client: Queryable = pool) => {
+    set = await load(client, chainId);
+    logger.debug({ msg: "watched set reloaded", chain_id: chainId, addresses: set.size });
+  };
+
+  // A dedicated connection for LISTEN; on loss, reconnect and reload (a notification may be lost).
+  const listen = async (): Promise<void> => {
+    if (stopped) return;
+    try {
+      const client = await pool.connect();
+      listener = client;
+      client.on("notification", (n) => {
+        if (n.channel === WATCHED_CHANNEL && n.payload === String(chainId))
+          reload().catch((err) => logger.warn({ msg: "watched set reload failed", err }));
+      });
+      client.on("error", () => {
+        client.release(true);
+        if (listener === client) listener = undefined;
+        setTimeout(() => void listen(), 1000).unref();
+      });
+      await client.query(`LISTEN ${WATCHED_CHANNEL}`);
+      await reload();
+    } catch (err) {
+      logger.warn({ msg: "watched set LISTEN failed, retrying", err });
+      setTimeout(() => void listen(), 1000).unref();
+    }
+  };
+  await listen();
+
+  return {
+    has: (address) => set.has(address),
+    size: () => set.size,
+    async ensureCurrent(client) {
+      const { rows } = await client.query<{ n: string }>(
+        "SELECT count(*) AS n FROM chain.custody_addresses WHERE chain_id = $1",
+        [chainId],
+      );
+      if (Number(rows[0]?.n ?? 0) !== set.size) await reload(client);
+    },
+    reload,
+    async stop() {
+      stopped = true;
+      const client = listener;
+      listener = undefined;
+      if (client) {
+        await client.query(`UNLISTEN ${WATCHED_CHANNEL}`).catch(() => {});
+        client.release();
+      }
+    },
+  };
+}
