@@ -1,0 +1,200 @@
+/**
+ * The signer's intake: callers insert a transaction request inside their own Postgres
+ * transaction, so "the withdrawal is approved" and "a transaction is owed" commit together.
+ */
+import { getAddress, isAddress, isHex } from "viem";
+import type { PoolClient } from "../ops/db.js";
+import { InvalidTxRequestError, TxRequestConflictError } from "./errors.js";
+
+export type TxRequestInput = {
+  /** Caller-chosen, deterministic (e.g. `withdrawal:<id>`); a repeat with the same contents is a no-op. */
+  id: string;
+  chainId: number;
+  /** The hot wallet that sends (must be a configured hot wallet on that chain). */
+  from: string;
+  to: string;
+  value: bigint;
+  data?: `0x${string}` | undefined;
+  /** Omitted: estimated by the signer before a nonce is taken. */
+  gasLimit?: bigint | undefined;
+  /** What the caller does with the outcome: `withdrawal`, `sweep`, `cold_move`, … */
+  kind: string;
+  /** The caller's own id (withdrawal id, sweep id) echoed in the outcome doorbell. */
+  refId: string;
+};
+
+export type TxRequestStatus = "pending" | "signed" | "broadcast" | "mined" | "confirmed" | "failed";
+
+export type TxOutcomeJob = {
+  requestId: string;
+  kind: string;
+  refId: string;
+  status: TxRequestStatus;
+};
+
+/** BullMQ queue on which the signer rings when a request reaches a final status. */
+export const TX_OUTCOMES_QUEUE = "tx-outcomes";
+/** NOTIFY channel the broadcaster listens on; payload `<chainId>:<from lowercase>`. */
+export const TX_REQUESTS_CHANNEL = "custody_tx_requests";
+
+const MAX_UINT256 = (1n << 256n) - 1n;
+
+function address(field: string, value: string): string {
+  if (typeof value !== "string" || !isAddress(value, { strict: false })) {
+    throw new InvalidTxRequestError(field, "must be a 0x-prefixed 20-byte hex address");
+  }
+  // A mixed-case address claims an EIP-55 checksum: it must be the right one.
+  const body = value.slice(2);
+  const mixed = body !== body.toLowerCase() && body !== body.toUpperCase();
+  if (mixed && getAddress(value) !== value) {
+    throw new InvalidTxRequestError(field, "has an invalid EIP-55 checksum");
+  }
+  return value.toLowerCase();
+}
+
+/** Validate and normalise a request (lowercase addresses and data); throws InvalidTxRequestError. */
+export function normaliseTxRequest(input: TxRequestInput) {
+  if (typeof input.id !== "string" || input.id.length < 1 || input.id.length > 200) {
+    throw new InvalidTxRequestError("id", "must be 1 to 200 characters");
+  }
+  if (!Number.isSafeInteger(input.chainId) || input.chainId <= 0) {
+    throw new InvalidTxRequestError("chainId", "must be a positive integer");
+  }
+  if (typeof input.value !== "bigint" || input.value < 0n || input.value > MAX_UINT256) {
+    throw new InvalidTxRequestError("value", "must be a bigint in 0..2^256-1 (wei)");
+  }
+  const data = (input.data ?? "0x").toLowerCase();
+  if (!isHex(data, { strict: true }) || data.length % 2 !== 0) {
+    throw new InvalidTxRequestError("data", "must be 0x-prefixed hex with whole bytes");
+  }
+  if (
+    input.gasLimit !== undefined &&
+    (typeof input.gasLimit !== "bigint" || input.gasLimit < 21_000n || input.gasLimit > 30_000_000n)
+  ) {
+    throw new InvalidTxRequestError("gasLimit", "must be a bigint between 21000 and 30000000");
+  }
+  if (typeof input.kind !== "string" || !/^[a-z][a-z0-9_]*$/.test(input.kind)) {
+    throw new InvalidTxRequestError("kind", "must be lowercase letters, digits and underscores");
+  }
+  if (typeof input.refId !== "string" || input.refId.length === 0) {
+    throw new InvalidTxRequestError("refId", "must be a non-empty string");
+  }
+  return {
+    id: input.id,
+    chainId: input.chainId,
+    from: address("from", input.from),
+    to: address("to", input.to),
+    value: input.value,
+    data,
+    gasLimit: input.gasLimit ?? null,
+    kind: input.kind,
+    refId: input.refId,
+  };
+}
+
+const INSERT = `
+  INSERT INTO custody.tx_requests (id, chain_id, from_address, to_address, value, data, gas_limit, kind, ref_id)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  ON CONFLICT (id) DO NOTHING`;
+
+const EXISTING = `
+  SELECT chain_id, from_address, to_address, value::text, data, gas_limit::text, kind, ref_id
+  FROM custody.tx_requests WHERE id = $1`;
+
+/**
+ * Ask the signer to send a transaction. Call it inside the caller's own transaction (the client
+ * must be in BEGIN); it is idempotent on `id`: a repeat with identical contents returns
+ * `{ created: false }`, a repeat with different contents throws SIGNER_REQUEST_CONFLICT.
+ * The broadcaster is woken by a NOTIFY that Postgres delivers only if the caller commits.
+ */
+export async function requestTransaction(
+  client: PoolClient,
+  input: TxRequestInput,
+): Promise<{ id: string; created: boolean }> {
+  const r = normaliseTxRequest(input);
+  const inserted = await client.query(INSERT, [
+    r.id,
+    r.chainId,
+    r.from,
+    r.to,
+    r.value.toString(),
+    r.data,
+    r.gasLimit?.toString() ?? null,
+    r.kind,
+    r.refId,
+  ]);
+  if (inserted.rowCount === 1) {
+    await client.query("SELECT pg_notify($1, $2)", [TX_REQUESTS_CHANNEL, `${r.chainId}:${r.from}`]);
+    return { id: r.id, created: true };
+  }
+  const { rows } = await client.query(EXISTING, [r.id]);
+  const row = rows[0];
+  const differs: string[] = [];
+  if (Number(row.chain_id) !== r.chainId) differs.push("chainId");
+  if (row.from_address !== r.from) differs.push("from");
+  if (row.to_address !== r.to) differs.push("to");
+  if (row.value !== r.value.toString()) differs.push("value");
+  if (row.data !== r.data) differs.push("data");
+  if ((row.gas_limit ?? null) !== (r.gasLimit?.toString() ?? null)) differs.push("gasLimit");
+  if (row.kind !== r.kind) differs.push("kind");
+  if (row.ref_id !== r.refId) differs.push("refId");
+  if (differs.length > 0) throw new TxRequestConflictError(r.id, differs);
+  return { id: r.id, created: false };
+}
+
+export type TxRequestRow = {
+  id: string;
+  chainId: number;
+  from: string;
+  to: string;
+  value: bigint;
+  kind: string;
+  refId: string;
+  status: TxRequestStatus;
+  nonce: bigint | null;
+  txHash: string | null;
+  blockNumber: bigint | null;
+  receiptSuccess: boolean | null;
+  gasUsed: bigint | null;
+  effectiveGasPrice: bigint | null;
+  fee: bigint | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+};
+
+const SELECT_ONE = `
+  SELECT id, chain_id, from_address, to_address, value::text, kind, ref_id, status, nonce,
+         tx_hash, block_number, receipt_success, gas_used::text, effective_gas_price::text,
+         fee::text, error_code, error_message
+  FROM custody.tx_requests WHERE id = $1`;
+
+const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+
+/** Read a request's state (callers use it when the tx-outcomes doorbell rings). */
+export async function getTxRequest(
+  client: Pick<PoolClient, "query">,
+  id: string,
+): Promise<TxRequestRow | undefined> {
+  const { rows } = await client.query(SELECT_ONE, [id]);
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    id: r.id,
+    chainId: Number(r.chain_id),
+    from: r.from_address,
+    to: r.to_address,
+    value: BigInt(r.value),
+    kind: r.kind,
+    refId: r.ref_id,
+    status: r.status,
+    nonce: big(r.nonce),
+    txHash: r.tx_hash,
+    blockNumber: big(r.block_number),
+    receiptSuccess: r.receipt_success,
+    gasUsed: big(r.gas_used),
+    effectiveGasPrice: big(r.effective_gas_price),
+    fee: big(r.fee),
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+  };
+}
