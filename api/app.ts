@@ -3,6 +3,8 @@
  * ops/start.ts calls `listen`. The one error handler here is the only code that turns errors into
  * HTTP responses (problem+json with a stable code).
  */
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -32,6 +34,38 @@ export type Problem = {
 /** Error code → HTTP status. Modules add their codes here as they land. */
 export const errorStatus: Record<string, number> = {
   CONFIG_INVALID: 500,
+  AUTH_REQUIRED: 401,
+  AUTH_SCOPE_MISSING: 403,
+  RATE_LIMITED: 429,
+  IDEMPOTENCY_KEY_MISSING: 400,
+  IDEMPOTENCY_KEY_INVALID: 400,
+  IDEMPOTENCY_KEY_REUSED: 409,
+  IDEMPOTENCY_IN_PROGRESS: 409,
+  RESOURCE_NOT_FOUND: 404,
+  UNKNOWN_CHAIN: 422,
+  UNKNOWN_ASSET: 422,
+  INVALID_ADDRESS: 422,
+  ADDRESS_NOT_CHECKSUMMED: 422,
+  DESTINATION_IS_CUSTODY: 422,
+  DESTINATION_NOT_ALLOWED: 422,
+  AMOUNT_INVALID: 422,
+  AMOUNT_ABOVE_LIMIT: 422,
+  ROLLING_LIMIT_EXCEEDED: 422,
+  INSUFFICIENT_AVAILABLE_BALANCE: 422,
+  WITHDRAWAL_INVALID_STATE: 409,
+  APPROVER_IS_REQUESTER: 403,
+  ALREADY_DECIDED: 409,
+  NO_HOT_WALLET: 422,
+  DEAD_LETTER_NOT_FOUND: 404,
+};
+
+/** Fastify's own client errors, renamed to stable codes (the field is the part of the request). */
+const fastifyErrors: Record<string, { code: string; status: number; field: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: "MALFORMED_JSON", status: 400, field: "body" },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: "MALFORMED_JSON", status: 400, field: "body" },
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: "BODY_TOO_LARGE", status: 413, field: "body" },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: "UNSUPPORTED_MEDIA_TYPE", status: 415, field: "body" },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: "MALFORMED_BODY", status: 400, field: "body" },
 };
 
 export function problem(
@@ -43,12 +77,45 @@ export function problem(
   return { type: `https://custody-node.local/errors/${code}`, title, status, code, ...extra };
 }
 
+/** `body.amount`: the context plus the path, naming a missing or unknown property itself. */
+function validationField(
+  context: string,
+  v: { instancePath: string; params: Record<string, unknown> },
+): string {
+  const named = v.params.missingProperty ?? v.params.additionalProperty;
+  const path = `${context}${v.instancePath.replaceAll("/", ".")}`;
+  return typeof named === "string" ? `${path}.${named}` : path;
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.common.logger.child({ component: "api" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
+    ajv: {
+      // Strict input: a number is not a decimal string, and unknown fields are errors, not
+      // silently dropped (bad input must be named, never half-accepted).
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
+    },
   });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "custody-node API",
+        description:
+          "Deposits, withdrawals, balances and webhooks. Every /v1 route needs an API key " +
+          "(`Authorization: Bearer cn_…`) with the route's scope; every POST needs an " +
+          "`Idempotency-Key`. Errors are application/problem+json with a stable `code`.",
+        version: "1",
+      },
+      components: {
+        securitySchemes: { apiKey: { type: "http", scheme: "bearer" } },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
 
   app.setErrorHandler((error: FastifyError | BaseError | Error, request, reply) => {
     let body: Problem;
@@ -63,9 +130,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       body = problem(400, "VALIDATION_FAILED", "Request validation failed", {
         detail: fe.message,
         errors: fe.validation?.map((v) => ({
-          field: `${fe.validationContext ?? "body"}${v.instancePath.replaceAll("/", ".")}`,
+          field: validationField(fe.validationContext ?? "body", v),
           message: v.message,
         })),
+      });
+    } else if (fastifyErrors[(error as FastifyError).code ?? ""]) {
+      const known = fastifyErrors[(error as FastifyError).code!]!;
+      body = problem(known.status, known.code, error.message, {
+        errors: [{ field: known.field, message: error.message }],
       });
     } else if (
       typeof (error as FastifyError).statusCode === "number" &&

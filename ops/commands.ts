@@ -3,5 +3,8 @@
  * `cli.ts` and adds one line here.
  */
 import type { Command } from "commander";
+import { registerCommands as apiCommands } from "../api/cli.js";
 
-export function registerModuleCommands(_program: Command): void {}
+export function registerModuleCommands(program: Command): void {
+  apiCommands(program);
+}

@@ -2,4 +2,6 @@
  * Imports every module's role definitions so they register themselves in ops/roles.ts.
  * A module adds one import line here when it gains a role.
  */
+import "../api/role.js";
+
 export {};

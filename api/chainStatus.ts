@@ -1,0 +1,143 @@
+/**
+ * Chains and assets as the API shows them: configured chains with the RPC head, the indexer's
+ * checkpoint and the lag between them; assets (native + listed tokens) with their ids.
+ */
+import { createPublicClient, getAddress, http, type PublicClient, zeroAddress } from "viem";
+import type { ChainConfig, Config } from "../ops/config.js";
+import type { Pool } from "../ops/db.js";
+import { InvalidFieldError } from "./errors.js";
+
+export type Asset = {
+  assetId: string;
+  chainId: number;
+  chain: string;
+  address: `0x${string}`;
+  symbol: string;
+  decimals: number;
+  native: boolean;
+};
+
+export function assetsOf(config: Pick<Config, "chains">): Asset[] {
+  return config.chains.flatMap((c) => [
+    {
+      assetId: `${c.chainId}:${zeroAddress}`,
+      chainId: c.chainId,
+      chain: c.key,
+      address: zeroAddress,
+      symbol: c.nativeSymbol,
+      decimals: c.nativeDecimals,
+      native: true,
+    },
+    ...c.tokens.map((t) => ({
+      assetId: `${c.chainId}:${t.address.toLowerCase()}`,
+      chainId: c.chainId,
+      chain: c.key,
+      address: getAddress(t.address),
+      symbol: t.symbol,
+      decimals: t.decimals,
+      native: false,
+    })),
+  ]);
+}
+
+/** The chain a request names (key or id), or UNKNOWN_CHAIN naming the field. */
+export function resolveChain(
+  config: Pick<Config, "chains">,
+  ref: string,
+  field: string,
+): ChainConfig {
+  const chain = config.chains.find((c) => c.key === ref || String(c.chainId) === ref);
+  if (!chain)
+    throw new InvalidFieldError(
+      "UNKNOWN_CHAIN",
+      field,
+      `unknown chain "${ref}" (known: ${config.chains.map((c) => `${c.key} (${c.chainId})`).join(", ")})`,
+    );
+  return chain;
+}
+
+/** The listed asset (`native`, a symbol, or a token address) on a chain, or UNKNOWN_ASSET. */
+export function resolveAsset(
+  config: Pick<Config, "chains">,
+  chain: ChainConfig,
+  ref: string,
+  field: string,
+): Asset {
+  const assets = assetsOf(config).filter((a) => a.chainId === chain.chainId);
+  const lower = ref.toLowerCase();
+  const asset = assets.find(
+    (a) =>
+      (lower === "native" && a.native) ||
+      a.address.toLowerCase() === lower ||
+      a.symbol.toLowerCase() === lower ||
+      a.assetId === lower,
+  );
+  if (!asset)
+    throw new InvalidFieldError(
+      "UNKNOWN_ASSET",
+      field,
+      `asset "${ref}" is not listed on ${chain.key} (listed: ${assets.map((a) => a.symbol).join(", ")})`,
+    );
+  return asset;
+}
+
+export type ChainHeads = { head: (chain: ChainConfig) => Promise<bigint | null> };
+
+/** RPC heads with a short timeout: an unreachable node shows as `head: null`, never an error. */
+export function createChainHeads(timeoutMs = 1500): ChainHeads {
+  const clients = new Map<number, PublicClient>();
+  return {
+    async head(chain) {
+      let client = clients.get(chain.chainId);
+      if (!client) {
+        client = createPublicClient({
+          transport: http(chain.rpcUrls[0], { timeout: timeoutMs, retryCount: 0 }),
+        });
+        clients.set(chain.chainId, client);
+      }
+      try {
+        return await client.getBlockNumber({ cacheTime: 0 });
+      } catch {
+        return null;
+      }
+    },
+  };
+}
+
+export type ChainStatus = {
+  key: string;
+  chainId: number;
+  name: string;
+  confirmations: ChainConfig["confirmations"];
+  head: bigint | null;
+  indexed: bigint | null;
+  lag: bigint | null;
+  maxLagBlocks: number;
+};
+
+export async function chainStatuses(
+  config: Pick<Config, "chains">,
+  pool: Pool,
+  heads: ChainHeads,
+): Promise<ChainStatus[]> {
+  const { rows } = await pool.query<{ chain_id: string; block_number: string }>(
+    `SELECT chain_id, block_number FROM chain.checkpoints`,
+  );
+  const indexed = new Map(rows.map((r) => [Number(r.chain_id), BigInt(r.block_number)]));
+  return Promise.all(
+    config.chains.map(async (c) => {
+      const head = await heads.head(c);
+      const at = indexed.get(c.chainId) ?? null;
+      return {
+        key: c.key,
+        chainId: c.chainId,
+        name: c.name,
+        confirmations: c.confirmations,
+        head,
+        indexed: at,
+        lag: head !== null && at !== null ? (head > at ? head - at : 0n) : null,
+        maxLagBlocks: c.maxLagBlocks,
+      };
+    }),
+  );
+}

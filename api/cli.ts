@@ -1,0 +1,80 @@
+/** `custody-node apikeys create|revoke|list`: the only way API keys are made (no bootstrap route). */
+import type { Command } from "commander";
+import { loadConfig } from "../ops/config.js";
+import { createPool } from "../ops/db.js";
+import { createApiKey, listApiKeys, revokeApiKey, SCOPES } from "./apiKeys.js";
+import { appendAudit } from "./audit.js";
+
+async function withPool<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const pool = createPool(config.env.DATABASE_URL, { max: 1, applicationName: "custody-node cli" });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+export function registerCommands(program: Command): void {
+  const apikeys = program.command("apikeys").description("create, revoke and list API keys");
+
+  apikeys
+    .command("create")
+    .description("create an API key; prints it once (only its hash is stored)")
+    .requiredOption("--owner <owner>", "the person or service the key belongs to")
+    .requiredOption("--scopes <scopes>", `comma-separated: ${SCOPES.join(", ")}`)
+    .option("--description <text>", "what the key is for", "")
+    .option("--json", "print JSON", false)
+    .action(async (opts: { owner: string; scopes: string; description: string; json: boolean }) => {
+      await withPool(async (pool) => {
+        const { key, plaintext } = await createApiKey(pool, {
+          owner: opts.owner,
+          scopes: opts.scopes.split(",").map((s) => s.trim()),
+          description: opts.description,
+        });
+        await appendAudit(pool, {
+          actor: "cli",
+          action: "apikey.created",
+          entityType: "api_key",
+          entityId: key.id,
+          details: { owner: key.owner, scopes: key.scopes },
+        });
+        if (opts.json)
+          console.log(
+            JSON.stringify({ id: key.id, key: plaintext, owner: key.owner, scopes: key.scopes }),
+          );
+        else {
+          console.log(`id:     ${key.id}\nowner:  ${key.owner}\nscopes: ${key.scopes.join(",")}`);
+          console.log(`key:    ${plaintext}\n(store it now: it is not shown again)`);
+        }
+      });
+    });
+
+  apikeys
+    .command("revoke <id>")
+    .description("revoke an API key by id (effective immediately)")
+    .action(async (id: string) => {
+      await withPool(async (pool) => {
+        if (!(await revokeApiKey(pool, id))) throw new Error(`no API key with id ${id}`);
+        await appendAudit(pool, {
+          actor: "cli",
+          action: "apikey.revoked",
+          entityType: "api_key",
+          entityId: id,
+        });
+        console.log(`revoked ${id}`);
+      });
+    });
+
+  apikeys
+    .command("list")
+    .description("list API keys (never their secrets)")
+    .action(async () => {
+      await withPool(async (pool) => {
+        for (const k of await listApiKeys(pool))
+          console.log(
+            `${k.id}  ${k.owner}  ${k.scopes.join(",")}  ${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active"}`,
+          );
+      });
+    });
+}

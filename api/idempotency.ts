@@ -1,0 +1,146 @@
+/**
+ * Idempotency for every POST under /v1: the first request with an `Idempotency-Key` is recorded with
+ * a hash of what it asked (route, params, body); a repeat with the same hash gets the stored
+ * response, with another hash a 409 naming the key. Keys are per API key. A 5xx is not stored, so
+ * the caller can retry it. Handlers that move money also make their own row unique on the key, so
+ * even a lost stored response cannot cause a second effect.
+ */
+import { createHash } from "node:crypto";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Pool } from "../ops/db.js";
+import {
+  IdempotencyConflictError,
+  IdempotencyInProgressError,
+  IdempotencyKeyMissingError,
+  InvalidFieldError,
+} from "./errors.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    idempotency: { key: string; replayed: boolean } | null;
+  }
+}
+
+/** A first request that died mid-flight (process killed) frees its key after this long. */
+const ABANDONED_AFTER_S = 120;
+const KEY_FORMAT = /^[\x21-\x7e]{1,200}$/;
+
+/** Stable JSON (sorted keys) so the same body with reordered fields hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object")
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  return JSON.stringify(value) ?? "null";
+}
+
+export function requestHash(request: FastifyRequest): string {
+  return createHash("sha256")
+    .update(
+      canonicalJson({
+        method: request.method,
+        route: request.routeOptions.url,
+        params: request.params ?? {},
+        body: request.body ?? null,
+      }),
+    )
+    .digest("hex");
+}
+
+export function idempotencyKeyOf(request: FastifyRequest): string {
+  const key = request.headers["idempotency-key"];
+  if (key === undefined) throw new IdempotencyKeyMissingError();
+  if (typeof key !== "string" || !KEY_FORMAT.test(key))
+    throw new InvalidFieldError(
+      "IDEMPOTENCY_KEY_INVALID",
+      "headers.idempotency-key",
+      "Idempotency-Key must be 1-200 printable ASCII characters",
+    );
+  return key;
+}
+
+type StoredRow = {
+  request_hash: string;
+  method: string;
+  route: string;
+  status_code: number | null;
+  response_body: string | null;
+  content_type: string | null;
+  abandoned: boolean;
+};
+
+export async function registerIdempotency(app: FastifyInstance, pool: Pool): Promise<void> {
+  app.decorateRequest("idempotency", null);
+
+  app.addHook("preHandler", async (request, reply) => {
+    if (request.method !== "POST" || !request.apiKey) return;
+    const key = idempotencyKeyOf(request);
+    const hash = requestHash(request);
+    const route = `${request.method} ${request.routeOptions.url}`;
+    const apiKeyId = request.apiKey.id;
+    const inserted = await pool.query(
+      `INSERT INTO api.idempotency_keys (api_key_id, idempotency_key, method, route, request_hash)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+      [apiKeyId, key, request.method, route, hash],
+    );
+    if (inserted.rowCount === 1) {
+      request.idempotency = { key, replayed: false };
+      return;
+    }
+    const { rows } = await pool.query<StoredRow>(
+      `SELECT request_hash, method, route, status_code, response_body, content_type,
+              created_at < now() - make_interval(secs => $3) AS abandoned
+         FROM api.idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2`,
+      [apiKeyId, key, ABANDONED_AFTER_S],
+    );
+    const row = rows[0];
+    if (!row) throw new IdempotencyInProgressError(key); // deleted after a 5xx just now: retry
+    if (row.request_hash !== hash) throw new IdempotencyConflictError(key, row.route);
+    if (row.status_code === null) {
+      if (!row.abandoned) throw new IdempotencyInProgressError(key);
+      // Take over an abandoned first attempt; handlers are idempotent on the key themselves.
+      const taken = await pool.query(
+        `UPDATE api.idempotency_keys SET created_at = now()
+          WHERE api_key_id = $1 AND idempotency_key = $2 AND status_code IS NULL
+            AND created_at < now() - make_interval(secs => $3)`,
+        [apiKeyId, key, ABANDONED_AFTER_S],
+      );
+      if (taken.rowCount !== 1) throw new IdempotencyInProgressError(key);
+      request.idempotency = { key, replayed: false };
+      return;
+    }
+    request.idempotency = { key, replayed: true };
+    reply
+      .status(row.status_code)
+      .header("idempotent-replayed", "true")
+      .type(row.content_type ?? "application/json");
+    return reply.send(row.response_body ?? "");
+  });
+
+  app.addHook("onSend", async (request, reply, payload) => {
+    const idem = request.idempotency;
+    if (!idem || idem.replayed || !request.apiKey) return payload;
+    if (reply.statusCode >= 500) {
+      await pool.query(
+        `DELETE FROM api.idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2`,
+        [request.apiKey.id, idem.key],
+      );
+      return payload;
+    }
+    await pool.query(
+      `UPDATE api.idempotency_keys
+          SET status_code = $3, response_body = $4, content_type = $5, completed_at = now()
+        WHERE api_key_id = $1 AND idempotency_key = $2`,
+      [
+        request.apiKey.id,
+        idem.key,
+        reply.statusCode,
+        typeof payload === "string" ? payload : payload == null ? "" : String(payload),
+        String(reply.getHeader("content-type") ?? "application/json"),
+      ],
+    );
+    return payload;
+  });
+}

@@ -1,0 +1,104 @@
+/** Webhook deliveries: the dead-letter list and re-drive (admin). */
+import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
+import { BaseError } from "../../ops/errors.js";
+import { IdempotencyHeaders, Limit, pageLimit, problemResponses, Uuid } from "../schemas.js";
+import type { V1Deps } from "../v1.js";
+import { listDeliveries, redriveDeliveries } from "../webhooks/events.js";
+
+const DeliveryOut = Type.Object({
+  eventId: Type.String(),
+  type: Type.String(),
+  endpoint: Type.String(),
+  status: Type.String(),
+  attempts: Type.Integer(),
+  redrives: Type.Integer(),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+function deliveryOut(d: Awaited<ReturnType<typeof listDeliveries>>[number]) {
+  return {
+    ...d,
+    createdAt: d.createdAt.toISOString(),
+    updatedAt: d.updatedAt.toISOString(),
+  };
+}
+
+export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      "/webhooks/deliveries",
+      {
+        config: { scopes: ["admin"] },
+        schema: {
+          tags: ["webhooks"],
+          summary: "Webhook deliveries; status=dead is the dead-letter list",
+          security: [{ apiKey: [] }],
+          querystring: Type.Object(
+            {
+              status: Type.Optional(
+                Type.Union([
+                  Type.Literal("pending"),
+                  Type.Literal("delivered"),
+                  Type.Literal("dead"),
+                ]),
+              ),
+              limit: Limit,
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({ deliveries: Type.Array(DeliveryOut) }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request) => {
+        const rows = await listDeliveries(deps.pool, {
+          ...(request.query.status ? { status: request.query.status } : {}),
+          limit: pageLimit(request.query.limit),
+        });
+        return { deliveries: rows.map(deliveryOut) };
+      },
+    );
+
+    app.post(
+      "/webhooks/dead-letters/:eventId/redrive",
+      {
+        config: { scopes: ["admin"] },
+        schema: {
+          tags: ["webhooks"],
+          summary: "Re-drive a dead event (all its dead endpoints, or one)",
+          security: [{ apiKey: [] }],
+          headers: IdempotencyHeaders,
+          params: Type.Object({ eventId: Uuid }),
+          body: Type.Optional(
+            Type.Object(
+              { endpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })) },
+              { additionalProperties: false },
+            ),
+          ),
+          response: {
+            200: Type.Object({ redriven: Type.Array(DeliveryOut) }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request) => {
+        const rows = await redriveDeliveries(
+          deps.pool,
+          request.params.eventId,
+          request.body?.endpoint,
+        );
+        if (rows.length === 0)
+          throw new BaseError(`No dead delivery for event ${request.params.eventId}`, {
+            code: "DEAD_LETTER_NOT_FOUND",
+            meta: { event_id: request.params.eventId },
+          });
+        await deps.ringWebhooks();
+        return { redriven: rows.map(deliveryOut) };
+      },
+    );
+  };
+}

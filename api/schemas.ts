@@ -1,0 +1,75 @@
+/**
+ * TypeBox schemas shared by the /v1 routes (they also generate the OpenAPI document). Amounts are
+ * decimal strings of base units; addresses are EIP-55 checksummed in and out.
+ */
+import { Type } from "@fastify/type-provider-typebox";
+
+export const Amount = Type.String({
+  pattern: "^[0-9]{1,78}$",
+  description: "integer amount in base units, as a decimal string",
+  examples: ["1000000000000000000"],
+});
+
+export const Address = Type.String({
+  pattern: "^0x[0-9a-fA-F]{40}$",
+  description: "EIP-55 checksummed address",
+});
+
+export const AssetId = Type.String({
+  pattern: "^[0-9]{1,20}:0x[0-9a-fA-F]{40}$",
+  description: "`<chainId>:<token address>`; native = zero address",
+});
+
+export const CustomerId = Type.String({
+  pattern: "^[A-Za-z0-9_.-]{1,64}$",
+  description: "the exchange's customer id",
+});
+
+export const ChainRef = Type.String({
+  pattern: "^[a-z0-9][a-z0-9-]{0,63}$|^[0-9]{1,20}$",
+  description: "chain key (`local-a`) or chain id (`31337`)",
+});
+
+export const Uuid = Type.String({
+  pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+});
+
+export const Limit = Type.Optional(
+  Type.String({ pattern: "^(?:[1-9][0-9]{0,2}|1000)$", description: "page size, 1-1000" }),
+);
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    code: Type.String(),
+    detail: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), message: Type.Optional(Type.String()) })),
+    ),
+  },
+  { additionalProperties: true, description: "application/problem+json" },
+);
+
+export const IdempotencyHeaders = Type.Object({
+  "idempotency-key": Type.String({
+    minLength: 1,
+    maxLength: 200,
+    description: "unique per intended operation; a repeat returns the first response",
+  }),
+});
+
+export const problemResponses = {
+  400: Problem,
+  401: Problem,
+  403: Problem,
+  404: Problem,
+  409: Problem,
+  422: Problem,
+  429: Problem,
+} as const;
+
+export function pageLimit(limit: string | undefined, fallback = 100): number {
+  return limit === undefined ? fallback : Number(limit);
+}

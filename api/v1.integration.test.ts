@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { revokeApiKey } from "./apiKeys.js";
+import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
+
+let t: ApiTestContext;
+beforeAll(async () => {
+  t = await createApiTestContext({
+    chains: [{ chainId: 31337, key: "local-a" }],
+    v1: { rateLimit: { max: 1000, timeWindowMs: 60_000 } },
+  });
+});
+afterAll(async () => {
+  await t?.cleanup();
+});
+
+describe("auth", () => {
+  it("refuses a request without a key, with a malformed, unknown or revoked key", async () => {
+    const none = await t.call(null, { method: "GET", url: "/v1/assets" });
+    expect(none.statusCode).toBe(401);
+    expect(none.headers["content-type"]).toContain("application/problem+json");
+    expect(none.json()).toMatchObject({ code: "AUTH_REQUIRED", status: 401 });
+
+    const malformed = await t.call("nope", { method: "GET", url: "/v1/assets" });
+    expect(malformed.json()).toMatchObject({ code: "AUTH_REQUIRED", detail: "malformed API key" });
+
+    const forged = `cn_${t.keyRows["deposits:read"].id}_${"A".repeat(43)}`;
+    expect(forged).not.toBe(t.keys["deposits:read"]);
+    const unknown = await t.call(forged, { method: "GET", url: "/v1/assets" });
+    expect(unknown.json()).toMatchObject({ code: "AUTH_REQUIRED", detail: "unknown API key" });
+
+    const key = await t.newKey("leaver", ["deposits:read"]);
+    expect((await t.call(key, { method: "GET", url: "/v1/assets" })).statusCode).toBe(200);
+    await revokeApiKey(t.ctx.db.pool, key.split("_")[1]!);
+    const revoked = await t.call(key, { method: "GET", url: "/v1/assets" });
+    expect(revoked.json()).toMatchObject({ code: "AUTH_REQUIRED", detail: "revoked API key" });
+  });
+
+  it("accepts X-Api-Key too", async () => {
+    const res = await t.app.inject({
+      method: "GET",
+      url: "/v1/assets",
+      headers: { "x-api-key": t.keys["ledger:read"] },
+    });
+    expect(res.statusCode).toBe(200);
+  });
+});
+
+describe("chains and assets", () => {
+  it("lists the chain with RPC head, indexed block and lag", async () => {
+    await t.ctx.db.pool.query(
+      `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES (31337, 0, '0x00')`,
+    );
+    const res = await t.call(t.keys["deposits:read"], { method: "GET", url: "/v1/chains" });
+    expect(res.statusCode).toBe(200);
+    const [chain] = res.json().chains;
+    expect(chain).toMatchObject({ key: "local-a", chainId: 31337, indexed: "0" });
+    expect(chain.head).toMatch(/^[0-9]+$/);
+    expect(BigInt(chain.lag)).toBe(BigInt(chain.head));
+  });
+
+  it("lists the native asset", async () => {
+    const res = await t.call(t.keys["withdrawals:write"], { method: "GET", url: "/v1/assets" });
+    expect(res.json().assets).toEqual([
+      {
+        assetId: "31337:0x0000000000000000000000000000000000000000",
+        chainId: 31337,
+        chain: "local-a",
+        address: "0x0000000000000000000000000000000000000000",
+        symbol: "ETH",
+        decimals: 18,
+        native: true,
+      },
+    ]);
+  });
+});
+
+describe("docs", () => {
+  it("serves an OpenAPI document listing the /v1 routes", async () => {
+    const res = await t.app.inject({ method: "GET", url: "/docs/json" });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(Object.keys(doc.paths)).toContain("/v1/deposits/{id}");
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * The /v1 API as one Fastify plugin (pushed onto `ctx.httpPlugins` by the api role, or passed to
+ * `buildApp` by tests). Inside its encapsulated context: auth (every route declares scopes), a rate
+ * limit per API key on Redis, idempotency for every POST, then one plugin per area.
+ */
+import rateLimit from "@fastify/rate-limit";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type { Common } from "../ops/common.js";
+import type { Pool } from "../ops/db.js";
+import { registerAuth } from "./auth.js";
+import { type ChainHeads, createChainHeads } from "./chainStatus.js";
+import { RateLimitedError } from "./errors.js";
+import { registerIdempotency } from "./idempotency.js";
+import { auditRoutes } from "./routes/audit.js";
+import { chainsRoutes } from "./routes/chains.js";
+import { customersRoutes } from "./routes/customers.js";
+import { depositsRoutes } from "./routes/deposits.js";
+import { webhooksRoutes } from "./routes/webhooks.js";
+
+export type V1Options = {
+  common: Common;
+  pool: Pool;
+  redis: Redis;
+  /** Requests per API key per window (default 600 per minute). */
+  rateLimit?: { max: number; timeWindowMs: number };
+  /** Called after committing webhook events so the dispatcher sends them without waiting. */
+  ringWebhooks?: () => Promise<unknown>;
+  heads?: ChainHeads;
+};
+
+export type V1Deps = {
+  common: Common;
+  pool: Pool;
+  redis: Redis;
+  heads: ChainHeads;
+  ringWebhooks: () => Promise<unknown>;
+};
+
+export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Promise<void> {
+  const deps: V1Deps = {
+    common: options.common,
+    pool: options.pool,
+    redis: options.redis,
+    heads: options.heads ?? createChainHeads(),
+    ringWebhooks: options.ringWebhooks ?? (async () => {}),
+  };
+  const limits = options.rateLimit ?? { max: 600, timeWindowMs: 60_000 };
+  return async (root) => {
+    await root.register(
+      async (app) => {
+        const v1 = app.withTypeProvider<TypeBoxTypeProvider>();
+        await registerAuth(v1, deps.pool);
+        // After auth (onRequest), so the limit is per key; before parsing, so oversized or
+        // malformed bodies count too.
+        await v1.register(rateLimit, {
+          hook: "preParsing",
+          max: limits.max,
+          timeWindow: limits.timeWindowMs,
+          redis: deps.redis,
+          nameSpace: `${deps.common.config.env.REDIS_PREFIX}:ratelimit:`,
+          keyGenerator: (request) => request.apiKey?.id ?? request.ip,
+          skipOnError: false,
+          errorResponseBuilder: (_request, context) => new RateLimitedError(context.after),
+        });
+        await registerIdempotency(v1, deps.pool);
+        await v1.register(chainsRoutes(deps));
+        await v1.register(depositsRoutes(deps));
+        await v1.register(customersRoutes(deps));
+        await v1.register(webhooksRoutes(deps));
+        await v1.register(auditRoutes(deps));
+      },
+      { prefix: "/v1" },
+    );
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * Delivers webhook events. Pending deliveries in Postgres are the work owed; a sweep (every
+ * `sweepIntervalMs`, and on `ring()`) enqueues one BullMQ job per delivery with a deterministic
+ * jobId, so a delivery is attempted by one job at a time. The job POSTs the signed event, retries with
+ * exponential backoff, and on its last failure marks the delivery dead (the dead-letter list, which
+ * the API shows and can re-drive). Receivers dedupe on `Webhook-Id`.
+ */
+import { createHash } from "node:crypto";
+import type { Job } from "bullmq";
+import type { Common } from "../../ops/common.js";
+import type { Pool } from "../../ops/db.js";
+import { jobId, type QueueFactory } from "../../ops/queues.js";
+import { signWebhook } from "./signature.js";
+
+export const WEBHOOK_QUEUE = "webhooks";
+
+export type WebhookDispatcherOptions = {
+  common: Common;
+  pool: Pool;
+  queues: QueueFactory;
+  /** Delivery attempts before a delivery is dead (default 8). */
+  attempts?: number;
+  /** First retry delay; doubles per attempt (default 2000 ms). */
+  backoffMs?: number;
+  sweepIntervalMs?: number;
+  timeoutMs?: number;
+};
+
+export type WebhookDispatcher = {
+  start: () => void;
+  /** Enqueue pending deliveries now (producers call it after committing an event). */
+  ring: () => Promise<number>;
+  stop: () => Promise<void>;
+};
+
+type DeliveryJob = { eventId: string; endpoint: string };
+
+function endpointTag(url: string): string {
+  return createHash("sha256").update(url).digest("hex").slice(0, 12);
+}
+
+export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
+  const { common, pool, queues } = options;
+  const log = common.logger.child({ component: "webhooks" });
+  const attempts = options.attempts ?? 8;
+  const backoffMs = options.backoffMs ?? 2000;
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const queue = queues.queue<DeliveryJob>(WEBHOOK_QUEUE);
+  let timer: NodeJS.Timeout | undefined;
+  let worker: { close: () => Promise<void> } | undefined;
+  let sweeping: Promise<number> | undefined;
+
+  async function sweep(): Promise<number> {
+    const { rows } = await pool.query<{ event_id: string; endpoint: string; redrives: number }>(
+      `SELECT event_id, endpoint, redrives FROM api.webhook_deliveries
+        WHERE status = 'pending' ORDER BY updated_at LIMIT 500`,
+    );
+    for (const row of rows) {
+      await queue.add(
+        "deliver",
+        { eventId: row.event_id, endpoint: row.endpoint },
+        {
+          jobId: jobId("wh", row.event_id, endpointTag(row.endpoint), row.redrives),
+          attempts,
+          backoff: { type: "exponential", delay: backoffMs },
+        },
+      );
+    }
+    return rows.length;
+  }
+
+  const ring = () => {
+    // One sweep at a time; a ring during a sweep waits for it rather than racing it.
+    sweeping ??= sweep().finally(() => {
+      sweeping = undefined;
+    });
+    return sweeping;
+  };
+
+  async function deliver(job: Job<DeliveryJob>): Promise<void> {
+    const { eventId, endpoint } = job.data;
+    const { rows } = await pool.query<{
+      status: string;
+      type: string;
+      payload: Record<string, unknown>;
+      created_at: Date;
+    }>(
+      `SELECT d.status, e.type, e.payload, e.created_at FROM api.webhook_deliveries d
+         JOIN api.webhook_events e ON e.id = d.event_id
+        WHERE d.event_id = $1 AND d.endpoint = $2`,
+      [eventId, endpoint],
+    );
+    const row = rows[0];
+    if (row?.status !== "pending") return; // delivered already, or dead: nothing owed
+    const config = common.config.webhooks.find((w) => w.url === endpoint);
+    const secret = config ? common.config.webhookSecrets[config.secretEnv] : undefined;
+    let error: string | undefined;
+    if (!secret) {
+      error = `endpoint ${endpoint} is no longer configured (or has no secret)`;
+    } else {
+      const body = JSON.stringify({
+        id: eventId,
+        type: row.type,
+        created_at: row.created_at.toISOString(),
+        data: row.payload,
+      });
+      const timestamp = Math.floor(Date.now() / 1000);
+      try {
+        const res = await fetch(endpoint, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "webhook-id": eventId,
+            "webhook-timestamp": String(timestamp),
+            "webhook-signature": signWebhook(secret, eventId, timestamp, body),
+          },
+          body,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        await res.body?.cancel().catch(() => {});
+        if (!res.ok) error = `HTTP ${res.status}`;
+      } catch (e) {
+        error = (e as Error).message;
+      }
+    }
+    if (error === undefined) {
+      await pool.query(
+        `UPDATE api.webhook_deliveries
+            SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
+                delivered_at = now(), updated_at = now()
+          WHERE event_id = $1 AND endpoint = $2 AND status = 'pending'`,
+        [eventId, endpoint],
+      );
+      log.debug({ msg: "webhook delivered", event_id: eventId, endpoint });
+      return;
+    }
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    await pool.query(
+      `UPDATE api.webhook_deliveries
+          SET attempts = attempts + 1, last_error = $3, updated_at = now(),
+              status = CASE WHEN $4 THEN 'dead' ELSE status END
+        WHERE event_id = $1 AND endpoint = $2 AND status = 'pending'`,
+      [eventId, endpoint, error, last],
+    );
+    log.warn({ msg: "webhook delivery failed", event_id: eventId, endpoint, error, dead: last });
+    throw new Error(`webhook delivery to ${endpoint} failed: ${error}`);
+  }
+
+  return {
+    start() {
+      worker = queues.worker<DeliveryJob>(WEBHOOK_QUEUE, deliver, { concurrency: 8 });
+      const tick = () => {
+        ring()
+          .catch((err) => log.warn({ msg: "webhook sweep failed", err }))
+          .finally(() => {
+            if (timer) timer = setTimeout(tick, options.sweepIntervalMs ?? 2000);
+          });
+      };
+      timer = setTimeout(tick, 0);
+    },
+    ring,
+    async stop() {
+      const t = timer;
+      timer = undefined;
+      clearTimeout(t);
+      await sweeping?.catch(() => {});
+      await worker?.close();
+    },
+  };
+}
