@@ -1,0 +1,115 @@
+/**
+ * Deploys the ForwarderFactory on a chain from a hot wallet (in production a KMS-backed account:
+ * the factory sweeps only to, and only when called by, that hot wallet) and records it in
+ * custody.contracts. Idempotent: a chain keeps its first factory, because every deposit address
+ * is derived from the factory's address.
+ *
+ * The deploy is sent directly, not through the signer's request queue (a request must have a
+ * `to`), with the wallet's pending nonce: run it before the signer role starts sending for that
+ * wallet, as the demo and the setup runbook do.
+ */
+import {
+  type Account,
+  type Address,
+  encodeDeployData,
+  getAddress,
+  type Hex,
+  type PublicClient,
+} from "viem";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import {
+  type DeployedContract,
+  FORWARDER_FACTORY,
+  getContract,
+  recordContract,
+} from "../../signer/deposit-addresses/factories.js";
+import { forwarderFactory, forwarderInitCodeHash } from "./index.js";
+
+export type DeployFactoryResult = { contract: DeployedContract; deployed: boolean };
+
+export async function deployForwarderFactory({
+  common,
+  pool,
+  chain,
+  client,
+  account,
+  sendRawTransaction,
+}: {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  /** Reads, nonce, fees and receipts (e.g. the chain adapter's client). */
+  client: PublicClient;
+  /** The hot wallet's signing account (KMS-backed in production). */
+  account: Account;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+}): Promise<DeployFactoryResult> {
+  const log = common.logger.child({ component: "contracts", chain_id: chain.chainId });
+  const existing = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
+  if (existing) {
+    await assertFactory(client, existing.address, existing.hotWallet);
+    log.info({ msg: "forwarder factory already deployed", address: existing.address });
+    return { contract: existing, deployed: false };
+  }
+  if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
+  const hotWallet = getAddress(account.address);
+  const data = encodeDeployData({
+    abi: forwarderFactory.abi,
+    bytecode: forwarderFactory.bytecode,
+    args: [hotWallet],
+  });
+  const request = await client.prepareTransactionRequest({
+    account,
+    chain: null,
+    data,
+    type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
+  });
+  const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
+    NonNullable<Account["signTransaction"]>
+  >[0]);
+  const hash = await sendRawTransaction(raw);
+  log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet });
+  const receipt = await client.waitForTransactionReceipt({
+    hash,
+    confirmations: 1,
+    pollingInterval: Math.min(1000, chain.blockTimeMs),
+    timeout: 120_000,
+  });
+  if (receipt.status !== "success" || !receipt.contractAddress) {
+    throw new Error(`forwarder factory deploy ${hash} reverted`);
+  }
+  const address = getAddress(receipt.contractAddress);
+  await assertFactory(client, address, hotWallet);
+  const { contract, created } = await withTransaction(pool, (c) =>
+    recordContract(c, {
+      chainId: chain.chainId,
+      name: FORWARDER_FACTORY,
+      address,
+      hotWallet,
+      initCodeHash: forwarderInitCodeHash,
+      deployTxHash: hash,
+      blockNumber: receipt.blockNumber,
+    }),
+  );
+  log.info({ msg: "forwarder factory deployed", address: contract.address, tx_hash: hash });
+  return { contract, deployed: created };
+}
+
+/** The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. */
+async function assertFactory(client: PublicClient, address: Address, hotWallet: Address) {
+  const [initCodeHash, onChainHot] = await Promise.all([
+    client.readContract({
+      address,
+      abi: forwarderFactory.abi,
+      functionName: "FORWARDER_INIT_CODE_HASH",
+    }),
+    client.readContract({ address, abi: forwarderFactory.abi, functionName: "hotWallet" }),
+  ]);
+  if (initCodeHash !== forwarderInitCodeHash || getAddress(onChainHot as Address) !== hotWallet) {
+    throw new Error(
+      `contract at ${address} is not the expected ForwarderFactory (init code hash ${String(initCodeHash)}, hot wallet ${String(onChainHot)})`,
+    );
+  }
+}

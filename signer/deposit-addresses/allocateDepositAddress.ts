@@ -1,0 +1,129 @@
+/**
+ * Allocation: a customer's deposit address on a chain is CREATE2(factory, keccak256(customer id),
+ * forwarder init code), computed, never deployed. It is stored in custody.deposit_addresses and
+ * the indexer's watched set (chain.custody_addresses, kind deposit, owner = customer id) in one
+ * transaction that also notifies running indexers, so a deposit in the next block is seen.
+ */
+import type pg from "pg";
+import { type Address, getAddress, type Hex } from "viem";
+import { depositAddressOf, depositSalt } from "../../chains/contracts/index.js";
+import { notifyWatchedAddress } from "../../indexers/index.js";
+import type { Common } from "../../ops/common.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import { FactoryNotDeployedError, InvalidCustomerIdError, UnknownChainError } from "./errors.js";
+import { FORWARDER_FACTORY, getContract } from "./factories.js";
+
+type Queryable = Pick<pg.ClientBase, "query">;
+
+export type DepositAddress = {
+  chainId: number;
+  customerId: string;
+  address: Address;
+  salt: Hex;
+  factory: Address;
+  createdAt: Date;
+};
+
+/** Same rule as the ledger's `user:<id>` account names, so every allocated customer can be credited. */
+const CUSTOMER_ID = /^[^\s:][^\s]{0,127}$/;
+
+export function assertCustomerId(customerId: string): void {
+  if (typeof customerId !== "string" || !CUSTOMER_ID.test(customerId)) {
+    throw new InvalidCustomerIdError(String(customerId));
+  }
+}
+
+type Row = {
+  chain_id: string;
+  customer_id: string;
+  address: string;
+  salt: string;
+  factory: string;
+  created_at: Date;
+};
+
+function fromRow(r: Row): DepositAddress {
+  return {
+    chainId: Number(r.chain_id),
+    customerId: r.customer_id,
+    address: getAddress(r.address),
+    salt: r.salt as Hex,
+    factory: getAddress(r.factory),
+    createdAt: r.created_at,
+  };
+}
+
+/** Idempotent: the same (chain, customer) always returns the same address, allocated once. */
+export async function allocateDepositAddress(
+  { common, pool }: { common: Common; pool: Pool },
+  { chainId, customerId }: { chainId: number; customerId: string },
+): Promise<DepositAddress & { created: boolean }> {
+  assertCustomerId(customerId);
+  if (!common.config.chains.some((c) => c.chainId === chainId)) {
+    throw new UnknownChainError(chainId);
+  }
+  const existing = await getDepositAddress(pool, chainId, customerId);
+  if (existing) return { ...existing, created: false };
+
+  const result = await withTransaction(pool, async (client) => {
+    const factory = await getContract(client, chainId, FORWARDER_FACTORY);
+    if (!factory) throw new FactoryNotDeployedError(chainId);
+    const salt = depositSalt(customerId);
+    const address = depositAddressOf(factory.address, salt).toLowerCase();
+    const inserted = await client.query<Row>(
+      `INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (chain_id, customer_id) DO NOTHING
+       RETURNING *`,
+      [chainId, customerId, address, salt, factory.address.toLowerCase()],
+    );
+    const row = inserted.rows[0];
+    if (!row) {
+      // A concurrent request for the same customer committed first: return its row.
+      const raced = await getDepositAddress(client, chainId, customerId);
+      if (!raced) throw new Error("deposit address insert conflicted but no row exists");
+      return { ...raced, created: false };
+    }
+    await client.query(
+      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+       VALUES ($1, $2, 'deposit', $3)`,
+      [chainId, address, customerId],
+    );
+    await notifyWatchedAddress(client, chainId);
+    return { ...fromRow(row), created: true };
+  });
+  if (result.created) {
+    common.logger.info({
+      msg: "deposit address allocated",
+      chain_id: chainId,
+      customer_id: customerId,
+      address: result.address,
+    });
+  }
+  return result;
+}
+
+export async function getDepositAddress(
+  client: Queryable,
+  chainId: number,
+  customerId: string,
+): Promise<DepositAddress | undefined> {
+  const { rows } = await client.query<Row>(
+    "SELECT * FROM custody.deposit_addresses WHERE chain_id = $1 AND customer_id = $2",
+    [chainId, customerId],
+  );
+  return rows[0] ? fromRow(rows[0]) : undefined;
+}
+
+/** The customer a deposit address belongs to (lowercase or checksummed input). */
+export async function findDepositAddress(
+  client: Queryable,
+  chainId: number,
+  address: string,
+): Promise<DepositAddress | undefined> {
+  const { rows } = await client.query<Row>(
+    "SELECT * FROM custody.deposit_addresses WHERE chain_id = $1 AND address = $2",
+    [chainId, address.toLowerCase()],
+  );
+  return rows[0] ? fromRow(rows[0]) : undefined;
+}

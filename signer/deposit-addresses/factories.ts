@@ -1,0 +1,84 @@
+/**
+ * The custody's deployed contracts (custody.contracts). Deposit addresses are derived from the
+ * chain's ForwarderFactory row, so it is written once, at deploy, and read by allocation and sweeps.
+ */
+import type pg from "pg";
+import { type Address, getAddress, type Hex } from "viem";
+
+type Queryable = Pick<pg.ClientBase, "query">;
+
+export const FORWARDER_FACTORY = "ForwarderFactory";
+
+export type DeployedContract = {
+  chainId: number;
+  name: string;
+  address: Address;
+  hotWallet: Address;
+  initCodeHash: Hex | null;
+  deployTxHash: Hex;
+  blockNumber: bigint;
+};
+
+type Row = {
+  chain_id: string;
+  name: string;
+  address: string;
+  hot_wallet: string;
+  init_code_hash: string | null;
+  deploy_tx_hash: string;
+  block_number: string;
+};
+
+function fromRow(r: Row): DeployedContract {
+  return {
+    chainId: Number(r.chain_id),
+    name: r.name,
+    address: getAddress(r.address),
+    hotWallet: getAddress(r.hot_wallet),
+    initCodeHash: r.init_code_hash as Hex | null,
+    deployTxHash: r.deploy_tx_hash as Hex,
+    blockNumber: BigInt(r.block_number),
+  };
+}
+
+/**
+ * Record a deployment. A chain keeps its first factory: redeploying would move every customer's
+ * deposit address, so a second record for the same (chain, name) is refused (returns the existing).
+ */
+export async function recordContract(
+  client: Queryable,
+  c: DeployedContract,
+): Promise<{ contract: DeployedContract; created: boolean }> {
+  const inserted = await client.query<Row>(
+    `INSERT INTO custody.contracts
+       (chain_id, name, address, hot_wallet, init_code_hash, deploy_tx_hash, block_number)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (chain_id, name) DO NOTHING
+     RETURNING *`,
+    [
+      c.chainId,
+      c.name,
+      c.address.toLowerCase(),
+      c.hotWallet.toLowerCase(),
+      c.initCodeHash?.toLowerCase() ?? null,
+      c.deployTxHash.toLowerCase(),
+      c.blockNumber.toString(),
+    ],
+  );
+  if (inserted.rows[0]) return { contract: fromRow(inserted.rows[0]), created: true };
+  const existing = await getContract(client, c.chainId, c.name);
+  if (!existing) throw new Error(`custody.contracts row for ${c.chainId}/${c.name} vanished`);
+  return { contract: existing, created: false };
+}
+
+export async function getContract(
+  client: Queryable,
+  chainId: number,
+  name: string,
+): Promise<DeployedContract | undefined> {
+  const { rows } = await client.query<Row>(
+    "SELECT * FROM custody.contracts WHERE chain_id = $1 AND name = $2",
+    [chainId, name],
+  );
+  return rows[0] ? fromRow(rows[0]) : undefined;
+}
