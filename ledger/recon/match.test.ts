@@ -1,0 +1,302 @@
+import { describe, expect, it } from "vitest";
+import { checkBalances } from "./balances.js";
+import { matchFactsToEntries } from "./match.js";
+import type { ChainFact, CustodyKind, LedgerEntry } from "./types.js";
+
+const ETH = "31337:0x0000000000000000000000000000000000000000";
+const DEP = `0x${"d".repeat(40)}`;
+const HOT = `0x${"a".repeat(40)}`;
+const EXT = `0x${"e".repeat(40)}`;
+const custody = new Map<string, CustodyKind>([
+  [DEP, "deposit"],
+  [HOT, "hot"],
+]);
+
+let nextId = 1;
+function fact(over: Partial<ChainFact> & { txHash: string }): ChainFact {
+  return {
+    id: nextId++,
+    blockNumber: 10,
+    position: "tx",
+    kind: "native",
+    assetId: ETH,
+    from: EXT,
+    to: DEP,
+    amount: 100n,
+    status: "confirmed",
+    ...over,
+  };
+}
+function entry(over: Partial<LedgerEntry> & { id: string }): LedgerEntry {
+  return {
+    seq: nextId++,
+    kind: "deposit",
+    assetId: ETH,
+    debit: "custody:deposits",
+    credit: "user:alice",
+    amount: 100n,
+    txHash: null,
+    position: null,
+    reversesId: null,
+    ...over,
+  };
+}
+const tx = (n: number) => `0x${n.toString(16).padStart(64, "0")}`;
+
+describe("matchFactsToEntries", () => {
+  it("pairs each fact with its entry and reports nothing when they agree", () => {
+    const facts = [
+      fact({ txHash: tx(1) }),
+      fact({ txHash: tx(2), from: HOT, to: EXT, amount: 40n }),
+      fact({ txHash: tx(2), position: "fee", kind: "fee", from: HOT, to: EXT, amount: 3n }),
+    ];
+    const entries = [
+      entry({ id: "d1", txHash: tx(1), position: "tx" }),
+      entry({
+        id: "w1",
+        kind: "withdrawal",
+        debit: "user:alice",
+        credit: `custody:hot:${HOT}`,
+        amount: 40n,
+        txHash: tx(2),
+        position: "tx",
+      }),
+      entry({
+        id: "f1",
+        kind: "fee",
+        debit: "fees:gas",
+        credit: `custody:hot:${HOT}`,
+        amount: 3n,
+        txHash: tx(2),
+        position: "fee",
+      }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.breaks).toEqual([]);
+    expect(r.matched).toBe(3);
+    expect([...r.matchedEntry]).toEqual([0, 1, 2]);
+  });
+
+  it("reports a deposit never credited as missing_credit", () => {
+    const r = matchFactsToEntries({ facts: [fact({ txHash: tx(1) })], entries: [], custody });
+    expect(r.breaks.map((b) => [b.type, b.direction, b.difference])).toEqual([
+      ["missing_credit", "chain_without_ledger", -100n],
+    ]);
+  });
+
+  it("is exclusive: a second entry claiming the same fact is a double credit", () => {
+    const facts = [fact({ txHash: tx(1) }), fact({ txHash: tx(2) })];
+    const entries = [
+      entry({ id: "a", txHash: tx(1), position: "tx" }),
+      entry({ id: "b", txHash: tx(1), position: "tx" }),
+      entry({ id: "c", txHash: tx(2), position: "tx" }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.matched).toBe(2);
+    expect([...r.matchedEntry]).toEqual([0, 2]);
+    expect(r.breaks).toHaveLength(1);
+    expect(r.breaks[0]!.type).toBe("double_credit");
+    expect(r.breaks[0]!.entries.map((e) => e.id)).toEqual(["b"]);
+    expect(r.breaks[0]!.difference).toBe(100n);
+    // every entry is used at most once
+    const used = [...r.matchedEntry].filter((e) => e >= 0);
+    expect(new Set(used).size).toBe(used.length);
+  });
+
+  it("keeps the agreeing entry as the match when a wrong one came first", () => {
+    const entries = [
+      entry({ id: "wrong", amount: 90n, txHash: tx(1), position: "tx" }),
+      entry({ id: "right", txHash: tx(1), position: "tx" }),
+    ];
+    const r = matchFactsToEntries({ facts: [fact({ txHash: tx(1) })], entries, custody });
+    expect([...r.matchedEntry]).toEqual([1]);
+    expect(r.breaks.map((b) => [b.type, b.entries.map((e) => e.id)])).toEqual([
+      ["double_credit", ["wrong"]],
+    ]);
+  });
+
+  it("reports a different amount (and a wrong fee) as amount_mismatch", () => {
+    const facts = [
+      fact({ txHash: tx(1) }),
+      fact({ txHash: tx(2), position: "fee", kind: "fee", from: HOT, to: EXT, amount: 21n }),
+    ];
+    const entries = [
+      entry({ id: "d", amount: 99n, txHash: tx(1), position: "tx" }),
+      entry({
+        id: "f",
+        kind: "fee",
+        debit: "fees:gas",
+        credit: `custody:hot:${HOT}`,
+        amount: 20n,
+        txHash: tx(2),
+        position: "fee",
+      }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.breaks.map((b) => [b.type, b.chainAmount, b.ledgerAmount, b.difference])).toEqual([
+      ["amount_mismatch", 100n, 99n, -1n],
+      ["amount_mismatch", 21n, 20n, -1n],
+    ]);
+  });
+
+  it("reports a booked transfer in another asset as amount_mismatch", () => {
+    const r = matchFactsToEntries({
+      facts: [fact({ txHash: tx(1) })],
+      entries: [entry({ id: "d", assetId: "31337:0xtoken", txHash: tx(1), position: "tx" })],
+      custody,
+    });
+    expect(r.breaks.map((b) => b.type)).toEqual(["amount_mismatch"]);
+  });
+
+  it("reports unbooked fees, outflows and internal moves by what they are", () => {
+    const facts = [
+      fact({ txHash: tx(1), position: "fee", kind: "fee", from: HOT, to: EXT, amount: 5n }),
+      fact({ txHash: tx(2), from: HOT, to: EXT }),
+      fact({ txHash: tx(3), position: "trace:0", kind: "internal", from: DEP, to: HOT }),
+      fact({ txHash: tx(4), from: EXT, to: HOT }),
+      // zero-value and non-custody facts need no ledger transfer
+      fact({ txHash: tx(5), from: HOT, to: EXT, amount: 0n }),
+      fact({ txHash: tx(6), from: EXT, to: EXT }),
+    ];
+    const r = matchFactsToEntries({ facts, entries: [], custody });
+    expect(r.breaks.map((b) => b.type)).toEqual([
+      "fee_not_booked",
+      "unmatched_withdrawal",
+      "unbooked_move",
+      "missing_credit",
+    ]);
+    expect(r.breaks[1]!.direction).toBe("chain_without_ledger");
+  });
+
+  it("reports entries whose chain fact does not exist", () => {
+    const entries = [
+      entry({
+        id: "w",
+        kind: "withdrawal",
+        debit: "user:alice",
+        credit: `custody:hot:${HOT}`,
+        txHash: tx(9),
+        position: "tx",
+      }),
+      entry({ id: "d", txHash: tx(8), position: "tx" }),
+      entry({
+        id: "nochain",
+        kind: "sweep",
+        debit: `custody:hot:${HOT}`,
+        credit: "custody:deposits",
+      }),
+      // manual transfers need no chain fact
+      entry({ id: "m", kind: "manual", debit: `custody:hot:${HOT}`, credit: "suspense" }),
+    ];
+    const r = matchFactsToEntries({ facts: [], entries, custody });
+    expect(r.breaks.map((b) => [b.type, b.direction, b.entries[0]!.id])).toEqual([
+      ["unmatched_withdrawal", "ledger_without_chain", "w"],
+      ["unmatched_ledger_transfer", "ledger_without_chain", "d"],
+      ["unmatched_ledger_transfer", "ledger_without_chain", "nochain"],
+    ]);
+  });
+
+  it("reports a credit whose fact was orphaned, with its compensation if booked", () => {
+    const facts = [
+      fact({ txHash: tx(1), status: "orphaned" }),
+      fact({ txHash: tx(2), status: "orphaned" }),
+      // tx 3 was re-included in another block: the canonical copy is matched, no break
+      fact({ txHash: tx(3), status: "orphaned", blockNumber: 9 }),
+      fact({ txHash: tx(3), blockNumber: 11 }),
+    ];
+    const entries = [
+      entry({ id: "c1", txHash: tx(1), position: "tx" }),
+      entry({ id: "c2", txHash: tx(2), position: "tx" }),
+      entry({
+        id: "comp2",
+        kind: "compensation",
+        debit: "suspense",
+        credit: "custody:deposits",
+        reversesId: "c2",
+      }),
+      entry({ id: "c3", txHash: tx(3), position: "tx" }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.matched).toBe(1);
+    expect(r.breaks.map((b) => [b.type, b.entries.map((e) => e.id)])).toEqual([
+      ["orphaned_credit", ["c1"]],
+      ["orphaned_credit", ["c2", "comp2"]],
+    ]);
+    // an orphaned fact nobody booked is not a break
+    const quiet = matchFactsToEntries({ facts: [facts[0]!], entries: [], custody });
+    expect(quiet.breaks).toEqual([]);
+  });
+});
+
+describe("checkBalances", () => {
+  const hotAcct = `custody:hot:${HOT}`;
+  it("agrees when ledger and chain agree, and reports the solvency surplus", () => {
+    const r = checkBalances({
+      onchain: [
+        { address: HOT, kind: "hot", assetId: ETH, balance: 1000n },
+        { address: DEP, kind: "deposit", assetId: ETH, balance: 100n },
+      ],
+      ledger: new Map([
+        [`${ETH}|${hotAcct}`, 1000n],
+        [`${ETH}|custody:deposits`, 100n],
+      ]),
+      liabilities: new Map([[ETH, 100n]]),
+      breaks: [],
+      custody,
+    });
+    expect(r.breaks).toEqual([]);
+    expect(r.checks.map((c) => [c.scope, c.difference])).toEqual([
+      ["hot", 0n],
+      ["deposits", 0n],
+      ["solvency", 1000n],
+    ]);
+  });
+
+  it("explains differences caused by transfer breaks and reports only the rest", () => {
+    const missing = matchFactsToEntries({
+      facts: [fact({ txHash: tx(1) }), fact({ txHash: tx(2), from: HOT, to: EXT, amount: 7n })],
+      entries: [],
+      custody,
+    }).breaks;
+    const r = checkBalances({
+      // chain: deposit got 100 (not credited); hot lost 7 (not booked) and 5 more nobody explains
+      onchain: [
+        { address: HOT, kind: "hot", assetId: ETH, balance: 988n },
+        { address: DEP, kind: "deposit", assetId: ETH, balance: 100n },
+      ],
+      ledger: new Map([[`${ETH}|${hotAcct}`, 1000n]]),
+      liabilities: new Map(),
+      breaks: missing,
+      custody,
+    });
+    const hot = r.checks.find((c) => c.scope === "hot")!;
+    expect([hot.difference, hot.explained, hot.unexplained]).toEqual([12n, 7n, 5n]);
+    const dep = r.checks.find((c) => c.scope === "deposits")!;
+    expect([dep.difference, dep.explained, dep.unexplained]).toEqual([-100n, -100n, 0n]);
+    expect(r.breaks.map((b) => [b.type, b.key, b.difference])).toEqual([
+      ["unexplained_balance_difference", `hot:${HOT}`, 5n],
+    ]);
+  });
+
+  it("explains a double credit by its extra entry only", () => {
+    const f = fact({ txHash: tx(1) });
+    const { breaks } = matchFactsToEntries({
+      facts: [f],
+      entries: [
+        entry({ id: "a", txHash: tx(1), position: "tx" }),
+        entry({ id: "b", txHash: tx(1), position: "tx" }),
+      ],
+      custody,
+    });
+    const r = checkBalances({
+      onchain: [{ address: DEP, kind: "deposit", assetId: ETH, balance: 100n }],
+      ledger: new Map([[`${ETH}|custody:deposits`, 200n]]),
+      liabilities: new Map([[ETH, 200n]]),
+      breaks,
+      custody,
+    });
+    const dep = r.checks.find((c) => c.scope === "deposits")!;
+    expect([dep.difference, dep.explained, dep.unexplained]).toEqual([100n, 100n, 0n]);
+    expect(r.breaks.map((b) => [b.type, b.difference])).toEqual([["solvency_shortfall", -100n]]);
+  });
+});

@@ -1,0 +1,297 @@
+/**
+ * The matching core: pairs chain facts with ledger entries exclusively on
+ * (chain id, tx hash, position). A fact is matched by at most one entry and an entry matches at
+ * most one fact, so a second entry claiming the same fact is always seen (a double credit) instead
+ * of being paired with it again. Pure and in memory: one hash join on string keys.
+ */
+import {
+  type Break,
+  CHAIN_BACKED_KINDS,
+  type ChainFact,
+  type CustodyKind,
+  type LedgerEntry,
+} from "./types.js";
+
+export type MatchInput = {
+  /** Facts of one chain up to the run's block, any status (orphaned ones explain orphaned credits). */
+  facts: readonly ChainFact[];
+  /** Posted ledger entries of that chain's assets, ascending `seq`. */
+  entries: readonly LedgerEntry[];
+  /** Custody addresses of the chain (lowercase) and their kind. */
+  custody: ReadonlyMap<string, CustodyKind>;
+};
+
+export type MatchResult = {
+  /** `matchedEntry[i]` is the index in `entries` paired with `facts[i]`, or −1. */
+  matchedEntry: Int32Array;
+  matched: number;
+  breaks: Break[];
+};
+
+export function factKey(txHash: string, position: string): string {
+  return `${txHash}:${position}`;
+}
+
+export function matchFactsToEntries(input: MatchInput): MatchResult {
+  const { facts, entries, custody } = input;
+  // Hash on the tx hash alone (strings from pg hash once, no key strings are built) and chain the
+  // positions of one transaction: a tx has few facts (value, fee, a few logs or traces).
+  const headByTx = new Map<string, number>();
+  const nextSameTx = new Int32Array(facts.length).fill(-1);
+  const shadowed = new Uint8Array(facts.length);
+  let orphanedByKey: Map<string, number[]> | undefined;
+  const findCanonical = (txHash: string, position: string): number => {
+    let j = headByTx.get(txHash) ?? -1;
+    while (j !== -1 && facts[j]!.position !== position) j = nextSameTx[j]!;
+    return j;
+  };
+  for (let i = 0; i < facts.length; i++) {
+    const f = facts[i]!;
+    if (f.status === "orphaned") {
+      const key = factKey(f.txHash, f.position);
+      orphanedByKey ??= new Map();
+      const list = orphanedByKey.get(key);
+      if (list) list.push(i);
+      else orphanedByKey.set(key, [i]);
+      continue;
+    }
+    const head = headByTx.get(f.txHash);
+    if (head === undefined) {
+      headByTx.set(f.txHash, i);
+    } else if (findCanonical(f.txHash, f.position) !== -1) {
+      // Two canonical rows for one identity cannot both be real; the first one is matched.
+      shadowed[i] = 1;
+    } else {
+      nextSameTx[i] = nextSameTx[head]!;
+      nextSameTx[head] = i;
+    }
+  }
+
+  const matchedEntry = new Int32Array(facts.length).fill(-1);
+  const extras = new Map<number, number[]>();
+  const orphanClaims = new Map<string, number[]>();
+  const compensations: number[] = [];
+  const breaks: Break[] = [];
+
+  for (let e = 0; e < entries.length; e++) {
+    const entry = entries[e]!;
+    if (entry.kind === "compensation" || entry.reversesId !== null) {
+      compensations.push(e);
+      continue;
+    }
+    if (entry.txHash === null || entry.position === null) {
+      if (CHAIN_BACKED_KINDS.has(entry.kind)) breaks.push(entryWithoutFact(entry, "no chain ref"));
+      continue;
+    }
+    const fi = findCanonical(entry.txHash, entry.position);
+    if (fi === -1) {
+      const key = factKey(entry.txHash, entry.position);
+      if (orphanedByKey?.has(key)) {
+        const list = orphanClaims.get(key);
+        if (list) list.push(e);
+        else orphanClaims.set(key, [e]);
+      } else {
+        breaks.push(entryWithoutFact(entry, "unknown fact"));
+      }
+      continue;
+    }
+    const current = matchedEntry[fi]!;
+    if (current === -1) {
+      matchedEntry[fi] = e;
+      continue;
+    }
+    // Exclusive: the fact already has an entry. Keep the one that agrees with the chain (the first
+    // such by seq); every other claimant is an extra booking of the same fact.
+    const fact = facts[fi]!;
+    let extra = e;
+    if (!agrees(fact, entries[current]!) && agrees(fact, entry)) {
+      matchedEntry[fi] = e;
+      extra = current;
+    }
+    const list = extras.get(fi);
+    if (list) list.push(extra);
+    else extras.set(fi, [extra]);
+  }
+
+  let matched = 0;
+  for (let i = 0; i < facts.length; i++) {
+    const fact = facts[i]!;
+    if (fact.status === "orphaned") continue;
+    const e = matchedEntry[i]!;
+    if (e !== -1) {
+      matched++;
+      const entry = entries[e]!;
+      if (!agrees(fact, entry)) breaks.push(amountMismatch(fact, entry));
+      continue;
+    }
+    if (fact.amount === 0n || shadowed[i] === 1) continue;
+    const missing = missingBreak(fact, custody);
+    if (missing) breaks.push(missing);
+  }
+
+  for (const [fi, list] of extras) {
+    const fact = facts[fi]!;
+    const extraEntries = list.sort((a, b) => a - b).map((e) => entries[e]!);
+    const ledgerAmount = extraEntries.reduce((s, x) => s + x.amount, 0n);
+    breaks.push({
+      type: "double_credit",
+      assetId: fact.assetId,
+      key: factKey(fact.txHash, fact.position),
+      direction: "ledger_without_chain",
+      facts: [fact],
+      entries: extraEntries,
+      chainAmount: 0n,
+      ledgerAmount,
+      difference: ledgerAmount,
+      action: `the fact is booked ${extraEntries.length + 1} times: reverse transfer(s) ${extraEntries.map((x) => x.id).join(", ")} and find the path that wrote them`,
+    });
+  }
+
+  if (orphanClaims.size > 0)
+    breaks.push(...orphanedCredits(orphanClaims, orphanedByKey!, facts, entries, compensations));
+
+  return { matchedEntry, matched, breaks };
+}
+
+function agrees(fact: ChainFact, entry: LedgerEntry): boolean {
+  return fact.amount === entry.amount && fact.assetId === entry.assetId;
+}
+
+function amountMismatch(fact: ChainFact, entry: LedgerEntry): Break {
+  const what = fact.kind === "fee" ? "fee" : "amount";
+  const sameAsset = fact.assetId === entry.assetId;
+  return {
+    type: "amount_mismatch",
+    assetId: fact.assetId,
+    key: factKey(fact.txHash, fact.position),
+    facts: [fact],
+    entries: [entry],
+    chainAmount: fact.amount,
+    ledgerAmount: sameAsset ? entry.amount : 0n,
+    difference: (sameAsset ? entry.amount : 0n) - fact.amount,
+    action: sameAsset
+      ? `the ${what} booked (${entry.amount}) differs from the chain (${fact.amount}): book an adjusting ${entry.kind} transfer of ${fact.amount - entry.amount}`
+      : `transfer ${entry.id} is booked in asset ${entry.assetId} but the chain moved ${fact.assetId}: reverse and rebook it`,
+  };
+}
+
+function missingBreak(fact: ChainFact, custody: ReadonlyMap<string, CustodyKind>): Break | null {
+  const fromCustody = custody.get(fact.from);
+  const toCustody = custody.get(fact.to);
+  const base = {
+    assetId: fact.assetId,
+    key: factKey(fact.txHash, fact.position),
+    direction: "chain_without_ledger" as const,
+    facts: [fact],
+    entries: [],
+    chainAmount: fact.amount,
+    ledgerAmount: 0n,
+    difference: -fact.amount,
+  };
+  if (fact.kind === "fee") {
+    if (!fromCustody) return null;
+    return {
+      ...base,
+      type: "fee_not_booked",
+      action: `book the gas paid by ${fact.from}: debit fees:gas, credit custody:${accountSuffix(fromCustody, fact.from)}`,
+    };
+  }
+  if (toCustody && !fromCustody) {
+    return {
+      ...base,
+      type: "missing_credit",
+      action:
+        toCustody === "deposit"
+          ? `credit the deposit to the owner of ${fact.to} (run deposit crediting for this fact)`
+          : `book the inflow to ${toCustody} wallet ${fact.to}`,
+    };
+  }
+  if (fromCustody && !toCustody) {
+    return {
+      ...base,
+      type: "unmatched_withdrawal",
+      action: `value left ${fromCustody} address ${fact.from} with no ledger transfer: find the withdrawal it belongs to and post it, or treat as a loss and investigate the key`,
+    };
+  }
+  if (fromCustody && toCustody) {
+    return {
+      ...base,
+      type: "unbooked_move",
+      action: `book the move from ${fact.from} (${fromCustody}) to ${fact.to} (${toCustody})`,
+    };
+  }
+  return null;
+}
+
+function accountSuffix(kind: CustodyKind, address: string): string {
+  return kind === "deposit" ? "deposits" : `${kind}:${address}`;
+}
+
+function entryWithoutFact(entry: LedgerEntry, why: "no chain ref" | "unknown fact"): Break {
+  const claim =
+    why === "no chain ref"
+      ? "has no chain reference"
+      : `points at ${entry.txHash}:${entry.position}, which is not a chain fact`;
+  return {
+    type: entry.kind === "withdrawal" ? "unmatched_withdrawal" : "unmatched_ledger_transfer",
+    assetId: entry.assetId,
+    key:
+      entry.txHash !== null && entry.position !== null
+        ? factKey(entry.txHash, entry.position)
+        : `transfer:${entry.id}`,
+    direction: "ledger_without_chain",
+    facts: [],
+    entries: [entry],
+    chainAmount: 0n,
+    ledgerAmount: entry.amount,
+    difference: entry.amount,
+    action: `${entry.kind} transfer ${entry.id} ${claim}: find the transaction or reverse the transfer`,
+  };
+}
+
+function orphanedCredits(
+  claims: Map<string, number[]>,
+  orphanedByKey: Map<string, number[]>,
+  facts: readonly ChainFact[],
+  entries: readonly LedgerEntry[],
+  compensations: number[],
+): Break[] {
+  const claimIds = new Map<string, string>();
+  for (const [key, list] of claims) for (const e of list) claimIds.set(entries[e]!.id, key);
+  const compensationsByKey = new Map<string, LedgerEntry[]>();
+  for (const c of compensations) {
+    const entry = entries[c]!;
+    const key =
+      (entry.reversesId !== null ? claimIds.get(entry.reversesId) : undefined) ??
+      (entry.txHash !== null && entry.position !== null
+        ? factKey(entry.txHash, entry.position)
+        : undefined);
+    if (key === undefined || !claims.has(key)) continue;
+    const list = compensationsByKey.get(key);
+    if (list) list.push(entry);
+    else compensationsByKey.set(key, [entry]);
+  }
+  const out: Break[] = [];
+  for (const [key, list] of claims) {
+    const claimed = list.map((e) => entries[e]!);
+    const orphans = orphanedByKey.get(key)!.map((i) => facts[i]!);
+    const comp = compensationsByKey.get(key) ?? [];
+    const ledgerAmount = claimed.reduce((s, x) => s + x.amount, 0n);
+    out.push({
+      type: "orphaned_credit",
+      assetId: claimed[0]!.assetId,
+      key,
+      direction: "ledger_without_chain",
+      facts: orphans,
+      entries: [...claimed, ...comp],
+      chainAmount: 0n,
+      ledgerAmount,
+      difference: ledgerAmount,
+      action:
+        comp.length > 0
+          ? `a reorg removed the fact after it was booked; compensation ${comp.map((c) => c.id).join(", ")} is booked: recover the value or write off the suspense balance`
+          : `a reorg removed the fact after transfer(s) ${claimed.map((c) => c.id).join(", ")} booked it: book a compensating transfer to suspense and review the customer`,
+    });
+  }
+  return out;
+}
