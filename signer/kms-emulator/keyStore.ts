@@ -1,0 +1,101 @@
+/**
+ * The emulator's keys, persisted to one JSON file. This file holds private keys: it exists only
+ * for dev, demo and tests (real deployments use AWS KMS, where keys never leave the HSM).
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { bytesToHex } from "viem";
+
+export type EmulatedKey = {
+  keyId: string;
+  arn: string;
+  keySpec: "ECC_SECG_P256K1";
+  keyUsage: "SIGN_VERIFY" | "KEY_AGREEMENT";
+  description: string;
+  /** Epoch seconds. */
+  creationDate: number;
+  /** Hex, no 0x. Emulator only. */
+  secretKey: string;
+};
+
+type StoreFile = { version: 1; keys: EmulatedKey[]; aliases: Record<string, string> };
+
+export type KeyStore = {
+  create: (opts: { keyUsage: EmulatedKey["keyUsage"]; description: string }) => EmulatedKey;
+  /** Resolve a key id, key ARN, alias name or alias ARN. */
+  resolve: (keyIdOrAlias: string) => EmulatedKey | undefined;
+  list: () => EmulatedKey[];
+  aliases: () => { aliasName: string; targetKeyId: string }[];
+  setAlias: (aliasName: string, keyId: string, mode: "create" | "update") => void;
+  deleteAlias: (aliasName: string) => boolean;
+};
+
+export const EMULATOR_ACCOUNT = "000000000000";
+
+export function createKeyStore({
+  file,
+  region,
+}: {
+  /** JSON file; undefined keeps keys in memory only. */
+  file?: string | undefined;
+  region: string;
+}): KeyStore {
+  let state: StoreFile = { version: 1, keys: [], aliases: {} };
+  if (file && existsSync(file)) state = JSON.parse(readFileSync(file, "utf8")) as StoreFile;
+
+  // Write-then-rename so a crash never leaves a half-written key file.
+  const save = () => {
+    if (!file) return;
+    mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(state, null, 2), { mode: 0o600 });
+    renameSync(tmp, file);
+  };
+  const arnOf = (keyId: string) => `arn:aws:kms:${region}:${EMULATOR_ACCOUNT}:key/${keyId}`;
+  const aliasPrefix = `arn:aws:kms:${region}:${EMULATOR_ACCOUNT}:`;
+
+  return {
+    create({ keyUsage, description }) {
+      const keyId = randomUUID();
+      const key: EmulatedKey = {
+        keyId,
+        arn: arnOf(keyId),
+        keySpec: "ECC_SECG_P256K1",
+        keyUsage,
+        description,
+        creationDate: Math.floor(Date.now() / 1000),
+        secretKey: bytesToHex(secp256k1.utils.randomSecretKey()).slice(2),
+      };
+      state.keys.push(key);
+      save();
+      return key;
+    },
+    resolve(id) {
+      let keyId = id;
+      if (id.startsWith(aliasPrefix)) keyId = id.slice(aliasPrefix.length);
+      if (keyId.startsWith("alias/")) {
+        const target = state.aliases[keyId];
+        if (!target) return undefined;
+        keyId = target;
+      }
+      return state.keys.find((k) => k.keyId === keyId || k.arn === keyId);
+    },
+    list: () => [...state.keys],
+    aliases: () =>
+      Object.entries(state.aliases).map(([aliasName, targetKeyId]) => ({ aliasName, targetKeyId })),
+    setAlias(aliasName, keyId, mode) {
+      if (mode === "create" && state.aliases[aliasName]) throw new Error("exists");
+      if (mode === "update" && !state.aliases[aliasName]) throw new Error("missing");
+      state.aliases[aliasName] = keyId;
+      save();
+    },
+    deleteAlias(aliasName) {
+      if (!state.aliases[aliasName]) return false;
+      delete state.aliases[aliasName];
+      save();
+      return true;
+    },
+  };
+}

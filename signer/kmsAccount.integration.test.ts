@@ -1,0 +1,252 @@
+/**
+ * The KMS account against the emulator through the real @aws-sdk/client-kms, and anvil accepting
+ * what it signs. Many signatures are forced so that high s and short r/s really occur.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  GetPublicKeyCommand,
+  type KMSClient,
+  SignCommand,
+} from "@aws-sdk/client-kms";
+import { Registry } from "prom-client";
+import {
+  createPublicClient,
+  createWalletClient,
+  http,
+  keccak256,
+  parseEther,
+  recoverAddress,
+  recoverTransactionAddress,
+  toHex,
+  verifyMessage,
+  verifyTypedData,
+} from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
+import { parseDerSignature, SECP256K1_N } from "./der.js";
+import { type KmsEmulator, startKmsEmulator } from "./kms-emulator/server.js";
+import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
+
+let emulator: KmsEmulator;
+let kms: KMSClient;
+let anvil: Anvil;
+let dir: string;
+
+async function createKey(
+  client: KMSClient,
+  usage: "SIGN_VERIFY" | "KEY_AGREEMENT" = "SIGN_VERIFY",
+) {
+  const out = await client.send(
+    new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: usage, Description: "test" }),
+  );
+  return out.KeyMetadata!.KeyId!;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), "kms-emulator-"));
+  emulator = await startKmsEmulator({ file: path.join(dir, "keys.json") });
+  kms = createKmsClient({ region: "us-east-1", endpoint: emulator.url });
+  anvil = await startAnvil({ chainId: 31337, port: 0 });
+});
+
+afterAll(async () => {
+  kms?.destroy();
+  await emulator?.stop();
+  await anvil?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("KMS account", () => {
+  it("signs messages and typed data that viem verifies", async () => {
+    const account = await createKmsAccount({ kms, keyId: await createKey(kms) });
+    const signature = await account.signMessage({ message: "custody" });
+    expect(await verifyMessage({ address: account.address, message: "custody", signature })).toBe(
+      true,
+    );
+    expect(await verifyMessage({ address: account.address, message: "other", signature })).toBe(
+      false,
+    );
+    const typed = {
+      domain: { name: "custody", version: "1", chainId: 31337 },
+      types: {
+        Transfer: [
+          { name: "to", type: "address" },
+          { name: "amount", type: "uint256" },
+        ],
+      },
+      primaryType: "Transfer" as const,
+      message: { to: account.address, amount: 10n ** 30n },
+    };
+    const typedSig = await account.signTypedData(typed);
+    expect(await verifyTypedData({ ...typed, address: account.address, signature: typedSig })).toBe(
+      true,
+    );
+  });
+
+  it("handles high s and short r/s from KMS over many signatures", async () => {
+    const keyId = await createKey(kms);
+    const account = await createKmsAccount({ kms, keyId });
+    // Observe the raw DER KMS returns, beneath the account.
+    const raw: Uint8Array[] = [];
+    kms.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        const sig = (result.output as { Signature?: Uint8Array }).Signature;
+        if (sig) raw.push(sig);
+        return result;
+      },
+      { step: "initialize", name: "captureSignatures" },
+    );
+    try {
+      let lowS = 0;
+      for (let i = 0; i < 1500; i++) {
+        const digest = keccak256(toHex(`digest ${i}`));
+        const sig = await account.signDigest(digest);
+        expect(BigInt(sig.s) <= SECP256K1_N >> 1n).toBe(true);
+        expect(await recoverAddress({ hash: digest, signature: sig })).toBe(account.address);
+        lowS++;
+      }
+      expect(lowS).toBe(1500);
+    } finally {
+      kms.middlewareStack.remove("captureSignatures");
+    }
+    const parsed = raw.map((d) => ({ len: d.length, ...parseDerSignature(d) }));
+    const highS = parsed.filter((p) => p.s > SECP256K1_N >> 1n).length;
+    const shortRS = parsed.filter((p) => p.r < 1n << 248n || p.s < 1n << 248n).length;
+    expect(parsed).toHaveLength(1500);
+    // ~50% high s and ~0.8% short components are expected from a random nonce.
+    expect(highS).toBeGreaterThan(500);
+    expect(shortRS).toBeGreaterThan(0);
+    expect(new Set(parsed.map((p) => p.len)).size).toBeGreaterThan(1);
+  }, 60_000);
+
+  it("signs transactions anvil accepts and mines", async () => {
+    const account = await createKmsAccount({ kms, keyId: await createKey(kms) });
+    const publicClient = createPublicClient({ transport: http(anvil.rpcUrl) });
+    await publicClient.request({
+      method: "anvil_setBalance" as never,
+      params: [account.address, toHex(parseEther("10"))] as never,
+    });
+    const wallet = createWalletClient({ account, transport: http(anvil.rpcUrl) });
+    const chain = {
+      id: 31337,
+      name: "anvil",
+      nativeCurrency: { name: "ETH", symbol: "ETH", decimals: 18 },
+      rpcUrls: { default: { http: [anvil.rpcUrl] } },
+    } as const;
+    for (let i = 0; i < 12; i++) {
+      const request = await wallet.prepareTransactionRequest({
+        chain,
+        to: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        value: BigInt(i + 1),
+      });
+      const serialized = await account.signTransaction(request as never);
+      expect(await recoverTransactionAddress({ serializedTransaction: serialized as never })).toBe(
+        account.address,
+      );
+      const hash = await publicClient.sendRawTransaction({ serializedTransaction: serialized });
+      const receipt = await publicClient.waitForTransactionReceipt({ hash });
+      expect(receipt.status).toBe("success");
+      expect(receipt.from).toBe(account.address.toLowerCase());
+    }
+    expect(await publicClient.getTransactionCount({ address: account.address })).toBe(12);
+  });
+
+  it("retries throttling with backoff and counts it", async () => {
+    const throttling = await startKmsEmulator({ throttleEvery: 3 });
+    const client = createKmsClient({ region: "us-east-1", endpoint: throttling.url });
+    try {
+      const registry = new Registry();
+      const account = await createKmsAccount({
+        kms: client,
+        keyId: await createKey(client),
+        registry,
+        backoffMs: 1,
+      });
+      for (let i = 0; i < 10; i++) {
+        const sig = await account.signMessage({ message: `m${i}` });
+        expect(
+          await verifyMessage({ address: account.address, message: `m${i}`, signature: sig }),
+        ).toBe(true);
+      }
+      const throttles = await registry.getSingleMetricAsString("custody_kms_throttles_total");
+      expect(Number(/ (\d+)$/m.exec(throttles)?.[1])).toBeGreaterThanOrEqual(3);
+    } finally {
+      client.destroy();
+      await throttling.stop();
+    }
+  });
+});
+
+describe("KMS emulator", () => {
+  it("rejects what real KMS rejects", async () => {
+    const agreement = await createKey(kms, "KEY_AGREEMENT");
+    const signing = await createKey(kms);
+    const digest = new Uint8Array(32).fill(7);
+    await expect(
+      kms.send(
+        new SignCommand({
+          KeyId: agreement,
+          Message: digest,
+          MessageType: "DIGEST",
+          SigningAlgorithm: "ECDSA_SHA_256",
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "InvalidKeyUsageException" });
+    await expect(
+      kms.send(
+        new SignCommand({
+          KeyId: signing,
+          Message: digest.subarray(0, 31),
+          MessageType: "DIGEST",
+          SigningAlgorithm: "ECDSA_SHA_256",
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(
+      kms.send(
+        new SignCommand({
+          KeyId: signing,
+          Message: digest,
+          MessageType: "HASH" as never,
+          SigningAlgorithm: "ECDSA_SHA_256",
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(
+      kms.send(
+        new SignCommand({
+          KeyId: signing,
+          Message: digest,
+          MessageType: "DIGEST",
+          SigningAlgorithm: "RSASSA_PSS_SHA_256",
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "InvalidKeyUsageException" });
+    await expect(kms.send(new GetPublicKeyCommand({ KeyId: "alias/none" }))).rejects.toMatchObject({
+      name: "NotFoundException",
+    });
+    await expect(createKmsAccount({ kms, keyId: agreement })).rejects.toMatchObject({
+      code: "SIGNER_KMS_KEY_UNSUITABLE",
+    });
+  });
+
+  it("persists keys and aliases to its file across restarts", async () => {
+    const keyId = await createKey(kms);
+    await kms.send(new CreateAliasCommand({ AliasName: "alias/hot-test", TargetKeyId: keyId }));
+    const before = await createKmsAccount({ kms, keyId: "alias/hot-test" });
+    const port = emulator.port;
+    await emulator.stop();
+    emulator = await startKmsEmulator({ file: path.join(dir, "keys.json"), port });
+    const after = await createKmsAccount({ kms, keyId: "alias/hot-test" });
+    expect(after.address).toBe(before.address);
+    const sig = await after.signMessage({ message: "still mine" });
+    expect(
+      await verifyMessage({ address: before.address, message: "still mine", signature: sig }),
+    ).toBe(true);
+  });
+});

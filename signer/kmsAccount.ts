@@ -1,0 +1,236 @@
+/**
+ * A KMS key as a viem Account. The private key never leaves KMS: we sign keccak digests with
+ * `Sign` (MessageType DIGEST, ECDSA_SHA_256), parse the DER answer, move s to the lower half
+ * (EIP-2) and find yParity by recovering our own address. Throttling is retried with backoff.
+ */
+import {
+  GetPublicKeyCommand,
+  KMSClient,
+  type KMSClientConfig,
+  SignCommand,
+} from "@aws-sdk/client-kms";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { Counter, Histogram, type Registry } from "prom-client";
+import {
+  type Address,
+  bytesToHex,
+  type Hex,
+  hashMessage,
+  hashTypedData,
+  hexToBytes,
+  keccak256,
+  type LocalAccount,
+  type Signature,
+  serializeSignature,
+  serializeTransaction,
+} from "viem";
+import { publicKeyToAddress, toAccount } from "viem/accounts";
+import { normaliseS, parseDerSignature, toHex32 } from "./der.js";
+import { KmsKeyUnsuitableError, KmsSignatureError, KmsThrottledError } from "./errors.js";
+
+export type KmsAccount = LocalAccount<"kms"> & {
+  keyId: string;
+  /** Sign a 32-byte digest; returns a low-s signature with the yParity that recovers our address. */
+  signDigest: (digest: Hex) => Promise<Signature>;
+};
+
+export type KmsMetrics = { signSeconds: Histogram; throttles: Counter };
+
+const kmsMetricsByRegistry = new WeakMap<Registry, KmsMetrics>();
+
+/** KMS metrics, registered once per registry. */
+export function kmsMetrics(registry: Registry): KmsMetrics {
+  let m = kmsMetricsByRegistry.get(registry);
+  if (!m) {
+    m = {
+      signSeconds: new Histogram({
+        name: "custody_kms_sign_seconds",
+        help: "Latency of one KMS Sign call (including throttling retries)",
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+        registers: [registry],
+      }),
+      throttles: new Counter({
+        name: "custody_kms_throttles_total",
+        help: "KMS Sign calls answered with throttling",
+        registers: [registry],
+      }),
+    };
+    kmsMetricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
+/**
+ * A KMS client whose only retries are ours (so throttles are counted and backed off once).
+ * With an emulator endpoint, dummy credentials: the emulator does not authenticate.
+ */
+export function createKmsClient(options: {
+  region: string;
+  endpoint?: string | undefined;
+}): KMSClient {
+  const config: KMSClientConfig = { region: options.region, maxAttempts: 1 };
+  if (options.endpoint) {
+    config.endpoint = options.endpoint;
+    config.credentials = { accessKeyId: "emulator", secretAccessKey: "emulator" };
+  }
+  return new KMSClient(config);
+}
+
+const THROTTLE_NAMES = new Set([
+  "ThrottlingException",
+  "TooManyRequestsException",
+  "LimitExceededException",
+  "RequestLimitExceeded",
+]);
+
+/** Connection-level failures (a closed keep-alive socket, a 5xx): Sign is safe to repeat. */
+function isTransient(error: unknown): boolean {
+  const e = error as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  return (
+    e?.name === "TimeoutError" ||
+    e?.name === "KMSInternalException" ||
+    ["ECONNRESET", "EPIPE", "ECONNREFUSED"].includes(e?.code ?? "") ||
+    /socket hang up/i.test(e?.message ?? "") ||
+    (e?.$metadata?.httpStatusCode ?? 0) >= 500
+  );
+}
+
+function isThrottle(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return THROTTLE_NAMES.has(e?.name ?? "") || e?.$metadata?.httpStatusCode === 429;
+}
+
+/** The uncompressed point at the end of a secp256k1 SubjectPublicKeyInfo. */
+export function publicKeyFromSpki(spki: Uint8Array): Hex {
+  if (spki.length < 65) throw new Error(`public key too short (${spki.length} bytes)`);
+  const point = spki.subarray(spki.length - 65);
+  if (point[0] !== 0x04) throw new Error("public key is not an uncompressed EC point");
+  // Rejects points not on secp256k1 (a P-256 key would land here with the same length).
+  secp256k1.Point.fromBytes(point);
+  return bytesToHex(point);
+}
+
+/** Pick yParity by recovering the address; s must already be low. */
+export function recoverYParity(digest: Hex, r: bigint, s: bigint, address: Address): 0 | 1 {
+  const hash = hexToBytes(digest);
+  for (const recovery of [0, 1] as const) {
+    const point = new secp256k1.Signature(r, s, recovery).recoverPublicKey(hash);
+    const candidate = publicKeyToAddress(bytesToHex(point.toBytes(false)));
+    if (candidate.toLowerCase() === address.toLowerCase()) return recovery;
+  }
+  throw new Error("signature does not recover to the key's address");
+}
+
+export async function createKmsAccount({
+  kms,
+  keyId,
+  registry,
+  maxThrottleRetries = 8,
+  backoffMs = 25,
+}: {
+  kms: KMSClient;
+  keyId: string;
+  registry?: Registry;
+  maxThrottleRetries?: number;
+  backoffMs?: number;
+}): Promise<KmsAccount> {
+  const metrics = registry ? kmsMetrics(registry) : undefined;
+  const info = await withRetry(() => kms.send(new GetPublicKeyCommand({ KeyId: keyId })));
+  const spec = info.KeySpec ?? info.CustomerMasterKeySpec;
+  if (spec !== "ECC_SECG_P256K1" || info.KeyUsage !== "SIGN_VERIFY") {
+    throw new KmsKeyUnsuitableError(
+      keyId,
+      `key spec ${spec} / usage ${info.KeyUsage}; need ECC_SECG_P256K1 / SIGN_VERIFY`,
+    );
+  }
+  let address: Address;
+  try {
+    address = publicKeyToAddress(publicKeyFromSpki(info.PublicKey ?? new Uint8Array()));
+  } catch (error) {
+    throw new KmsKeyUnsuitableError(keyId, (error as Error).message);
+  }
+
+  // Throttles and dropped connections are retried with jittered backoff (both calls are safe to
+  // repeat); anything else is the caller's problem.
+  async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        const throttled = isThrottle(error);
+        if (!throttled && !isTransient(error)) throw error;
+        if (throttled) metrics?.throttles.inc();
+        if (attempt > maxThrottleRetries) {
+          if (throttled) throw new KmsThrottledError(keyId, attempt, error);
+          throw error;
+        }
+        // Full jitter: many signers backing off together must not retry in lockstep.
+        await new Promise((r) =>
+          setTimeout(r, Math.random() * backoffMs * 2 ** Math.min(attempt, 8)),
+        );
+      }
+    }
+  }
+
+  async function kmsSign(digest: Uint8Array): Promise<Uint8Array> {
+    const out = await withRetry(() =>
+      kms.send(
+        new SignCommand({
+          KeyId: keyId,
+          Message: digest,
+          MessageType: "DIGEST",
+          SigningAlgorithm: "ECDSA_SHA_256",
+        }),
+      ),
+    );
+    if (!out.Signature) throw new KmsSignatureError(keyId, "Sign returned no signature");
+    return out.Signature;
+  }
+
+  async function signDigest(digest: Hex): Promise<Signature> {
+    const bytes = hexToBytes(digest);
+    if (bytes.length !== 32) throw new KmsSignatureError(keyId, "digest must be 32 bytes");
+    const end = metrics?.signSeconds.startTimer();
+    const der = await kmsSign(bytes);
+    end?.();
+    let r: bigint;
+    let s: bigint;
+    try {
+      ({ r, s } = parseDerSignature(der));
+    } catch (error) {
+      throw new KmsSignatureError(keyId, (error as Error).message, error);
+    }
+    s = normaliseS(s).s;
+    let yParity: 0 | 1;
+    try {
+      yParity = recoverYParity(digest, r, s, address);
+    } catch (error) {
+      throw new KmsSignatureError(keyId, (error as Error).message, error);
+    }
+    return { r: toHex32(r), s: toHex32(s), yParity, v: yParity === 0 ? 27n : 28n };
+  }
+
+  const account = toAccount({
+    address,
+    async sign({ hash }) {
+      return serializeSignature(await signDigest(hash));
+    },
+    async signMessage({ message }) {
+      return serializeSignature(await signDigest(hashMessage(message)));
+    },
+    async signTransaction(transaction, options) {
+      const serializer = options?.serializer ?? serializeTransaction;
+      const signature = await signDigest(keccak256(await serializer(transaction)));
+      return serializer(transaction, signature);
+    },
+    async signTypedData(typedData) {
+      return serializeSignature(await signDigest(hashTypedData(typedData)));
+    },
+  });
+  return { ...account, source: "kms", keyId, signDigest } as KmsAccount;
+}

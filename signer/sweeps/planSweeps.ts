@@ -1,0 +1,83 @@
+/**
+ * Which deposit addresses to sweep, in which transactions. Pure: the caller reads credited
+ * balances and configuration; this decides. An (address, asset) is swept once its credited,
+ * not-yet-swept balance reaches the asset's threshold (set so the value is worth the gas); an asset
+ * without a threshold is never swept automatically. Addresses are batched per factory, up to
+ * `batchSize` per factory call, in a stable order so a re-plan after a crash picks the same ones.
+ */
+import { type Address, getAddress, type Hex, zeroAddress } from "viem";
+import type { ChainConfig } from "../../ops/config.js";
+
+export type SweepCandidate = {
+  /** Lowercase. */
+  address: string;
+  salt: Hex;
+  /** Lowercase factory the address derives from. */
+  factory: string;
+  /** Lowercase token address; the zero address for native value. */
+  asset: string;
+  /** Credited (confirmed and booked) minus already swept, in base units. */
+  balance: bigint;
+};
+
+export type PlannedSweepItem = { address: string; salt: Hex; asset: string; planned: bigint };
+
+export type PlannedSweep = {
+  factory: string;
+  salts: Hex[];
+  /** ERC-20s the factory call sweeps (native value is always swept). Checksummed. */
+  tokens: Address[];
+  items: PlannedSweepItem[];
+};
+
+/** Per-asset sweep thresholds of a chain, keyed by lowercase asset (zero address for native). */
+export function sweepThresholds(chain: ChainConfig): Map<string, bigint> {
+  const thresholds = new Map<string, bigint>();
+  if (chain.nativeSweepThreshold !== undefined) {
+    thresholds.set(zeroAddress, chain.nativeSweepThreshold);
+  }
+  for (const token of chain.tokens) {
+    if (token.sweepThreshold !== undefined) {
+      thresholds.set(token.address.toLowerCase(), token.sweepThreshold);
+    }
+  }
+  return thresholds;
+}
+
+export function planSweeps(
+  candidates: readonly SweepCandidate[],
+  thresholds: ReadonlyMap<string, bigint>,
+  batchSize: number,
+): PlannedSweep[] {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError("batchSize must be >= 1");
+  // factory -> address -> items
+  const byFactory = new Map<string, Map<string, PlannedSweepItem[]>>();
+  for (const c of candidates) {
+    const threshold = thresholds.get(c.asset);
+    if (threshold === undefined || c.balance <= 0n || c.balance < threshold) continue;
+    let byAddress = byFactory.get(c.factory);
+    if (!byAddress) {
+      byAddress = new Map();
+      byFactory.set(c.factory, byAddress);
+    }
+    const items = byAddress.get(c.address) ?? [];
+    items.push({ address: c.address, salt: c.salt, asset: c.asset, planned: c.balance });
+    byAddress.set(c.address, items);
+  }
+  const sweeps: PlannedSweep[] = [];
+  for (const factory of [...byFactory.keys()].sort()) {
+    const byAddress = byFactory.get(factory)!;
+    const addresses = [...byAddress.keys()].sort();
+    for (let i = 0; i < addresses.length; i += batchSize) {
+      const chunk = addresses.slice(i, i + batchSize);
+      const items = chunk.flatMap((a) =>
+        byAddress.get(a)!.sort((x, y) => (x.asset < y.asset ? -1 : x.asset > y.asset ? 1 : 0)),
+      );
+      const tokens = [...new Set(items.map((it) => it.asset).filter((a) => a !== zeroAddress))]
+        .sort()
+        .map((a) => getAddress(a));
+      sweeps.push({ factory, salts: chunk.map((a) => byAddress.get(a)![0]!.salt), tokens, items });
+    }
+  }
+  return sweeps;
+}
