@@ -71,6 +71,10 @@ export const chainSchema = z
     /** Native asset sweep threshold and hot ceiling (base units). */
     nativeSweepThreshold: decimalString.optional(),
     nativeHotCeiling: decimalString.optional(),
+    /** Deposit addresses per sweep transaction (one factory call); bounded by the block gas limit. */
+    sweepBatchSize: z.number().int().min(1).max(500).default(50),
+    /** How often the worker looks for deposit addresses to sweep and hot balances above ceiling. */
+    sweepIntervalMs: z.number().int().positive().default(30_000),
     tokens: z.array(tokenSchema).default([]),
   })
   .strict();
