@@ -1,0 +1,154 @@
+/**
+ * The ledger check (`custody-node ledger check`): proves, per asset, that debits equal credits
+ * (posted and pending), that every account's stored balance equals the sum of its transfers, that
+ * every account's pending balance equals its open holds, and that no user account is negative.
+ */
+import type { Queryable } from "./runBatch.js";
+
+export type CheckProblem = {
+  type:
+    | "unbalanced_asset"
+    | "account_balance_mismatch"
+    | "holds_mismatch"
+    | "negative_user_account";
+  assetId: string;
+  account?: string;
+  detail: string;
+};
+
+export type CheckReport = {
+  ok: boolean;
+  assets: {
+    assetId: string;
+    accounts: number;
+    debitsPosted: string;
+    creditsPosted: string;
+    debitsPending: string;
+    creditsPending: string;
+  }[];
+  problems: CheckProblem[];
+  checkedAt: string;
+};
+
+const TOTALS = `
+SELECT asset_id, count(*)::int AS accounts,
+  sum(debits_posted)::text AS dpo, sum(credits_posted)::text AS cpo,
+  sum(debits_pending)::text AS dp, sum(credits_pending)::text AS cp
+FROM ledger.accounts GROUP BY asset_id ORDER BY asset_id`;
+
+// Stored balances against the sums of transfers, both sides.
+const BALANCES = `
+WITH sides AS (
+  SELECT debit_account_id AS account_id, posted_delta AS dpo, pending_delta AS dp, 0::numeric AS cpo, 0::numeric AS cp
+  FROM ledger.transfers
+  UNION ALL
+  SELECT credit_account_id, 0, 0, posted_delta, pending_delta FROM ledger.transfers
+), sums AS (
+  SELECT account_id, sum(dpo) AS dpo, sum(dp) AS dp, sum(cpo) AS cpo, sum(cp) AS cp FROM sides GROUP BY account_id
+)
+SELECT a.asset_id, a.name,
+  a.debits_posted::text, a.debits_pending::text, a.credits_posted::text, a.credits_pending::text,
+  COALESCE(s.dpo, 0)::text AS sum_dpo, COALESCE(s.dp, 0)::text AS sum_dp,
+  COALESCE(s.cpo, 0)::text AS sum_cpo, COALESCE(s.cp, 0)::text AS sum_cp
+FROM ledger.accounts a FULL JOIN sums s ON s.account_id = a.id
+WHERE a.id IS NULL
+   OR a.debits_posted <> COALESCE(s.dpo, 0) OR a.debits_pending <> COALESCE(s.dp, 0)
+   OR a.credits_posted <> COALESCE(s.cpo, 0) OR a.credits_pending <> COALESCE(s.cp, 0)`;
+
+const HOLDS = `
+WITH open AS (
+  SELECT debit_account_id AS account_id, amount AS d, 0::numeric AS c FROM ledger.holds WHERE state = 'pending'
+  UNION ALL
+  SELECT credit_account_id, 0, amount FROM ledger.holds WHERE state = 'pending'
+), sums AS (SELECT account_id, sum(d) AS d, sum(c) AS c FROM open GROUP BY account_id)
+SELECT a.asset_id, a.name, a.debits_pending::text, a.credits_pending::text,
+  COALESCE(s.d, 0)::text AS held_d, COALESCE(s.c, 0)::text AS held_c
+FROM ledger.accounts a LEFT JOIN sums s ON s.account_id = a.id
+WHERE a.debits_pending <> COALESCE(s.d, 0) OR a.credits_pending <> COALESCE(s.c, 0)`;
+
+const NEGATIVE = `
+SELECT asset_id, name, (credits_posted - debits_posted - debits_pending)::text AS available
+FROM ledger.accounts
+WHERE kind = 'user' AND credits_posted - debits_posted - debits_pending < 0`;
+
+/**
+ * Runs in one REPEATABLE READ transaction so every query sees the same snapshot while transfers
+ * keep flowing.
+ */
+export async function checkLedger(pool: {
+  connect: () => Promise<Queryable & { release: (e?: boolean) => void }>;
+}): Promise<CheckReport> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const problems: CheckProblem[] = [];
+    const totals = await client.query<{
+      asset_id: string;
+      accounts: number;
+      dpo: string;
+      cpo: string;
+      dp: string;
+      cp: string;
+    }>(TOTALS);
+    for (const t of totals.rows) {
+      if (BigInt(t.dpo) !== BigInt(t.cpo) || BigInt(t.dp) !== BigInt(t.cp)) {
+        problems.push({
+          type: "unbalanced_asset",
+          assetId: t.asset_id,
+          detail: `posted debits ${t.dpo} vs credits ${t.cpo}; pending debits ${t.dp} vs credits ${t.cp}`,
+        });
+      }
+    }
+    const balances = await client.query<Record<string, string | null>>(BALANCES);
+    for (const b of balances.rows) {
+      problems.push({
+        type: "account_balance_mismatch",
+        assetId: b.asset_id ?? "(no account)",
+        account: b.name ?? "(transfers name a missing account)",
+        detail: `stored posted ${b.debits_posted}/${b.credits_posted} pending ${b.debits_pending}/${b.credits_pending}; transfers posted ${b.sum_dpo}/${b.sum_cpo} pending ${b.sum_dp}/${b.sum_cp} (debits/credits)`,
+      });
+    }
+    const holds = await client.query<Record<string, string>>(HOLDS);
+    for (const h of holds.rows) {
+      problems.push({
+        type: "holds_mismatch",
+        assetId: h.asset_id ?? "",
+        account: h.name ?? "",
+        detail: `pending ${h.debits_pending}/${h.credits_pending} but open holds ${h.held_d}/${h.held_c} (debits/credits)`,
+      });
+    }
+    const negative = await client.query<{ asset_id: string; name: string; available: string }>(
+      NEGATIVE,
+    );
+    for (const n of negative.rows) {
+      problems.push({
+        type: "negative_user_account",
+        assetId: n.asset_id,
+        account: n.name,
+        detail: `available ${n.available}`,
+      });
+    }
+    await client.query("COMMIT");
+    return {
+      ok: problems.length === 0,
+      assets: totals.rows.map((t) => ({
+        assetId: t.asset_id,
+        accounts: t.accounts,
+        debitsPosted: t.dpo,
+        creditsPosted: t.cpo,
+        debitsPending: t.dp,
+        creditsPending: t.cp,
+      })),
+      problems,
+      checkedAt: new Date().toISOString(),
+    };
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {
+      broken = true;
+    });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,0 +1,378 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../ops/db.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createLedger, type Ledger } from "./createLedger.js";
+import { TransferFailedError } from "./errors.js";
+import { transferId } from "./transferId.js";
+
+let ctx: TestContext;
+let ledger: Ledger;
+const ETH = "31337:0x0000000000000000000000000000000000000000";
+const DEP = "custody:deposits";
+const HOT = `custody:hot:0x${"11".repeat(20)}`;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  await ledger.ensureAssetsFromConfig(ctx.config.chains);
+});
+afterAll(async () => {
+  await ledger?.close();
+  await ctx?.cleanup();
+});
+
+const fund = (user: string, amount: bigint) =>
+  ledger.transfer({
+    id: randomUUID(),
+    assetId: ETH,
+    debit: DEP,
+    credit: user,
+    amount,
+    kind: "deposit",
+  });
+
+async function expectCode(p: Promise<unknown>, code: string) {
+  const error = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(TransferFailedError);
+  expect((error as TransferFailedError).code).toBe(code);
+  return error as TransferFailedError;
+}
+
+describe("transfers", () => {
+  it("credits and debits double-entry, with available balance", async () => {
+    await fund("user:a", 100n);
+    expect(await ledger.balance({ assetId: ETH, name: "user:a" })).toEqual({
+      debitsPending: 0n,
+      debitsPosted: 0n,
+      creditsPending: 0n,
+      creditsPosted: 100n,
+      available: 100n,
+    });
+    const dep = await ledger.balance({ assetId: ETH, name: DEP });
+    expect(dep.debitsPosted).toBeGreaterThanOrEqual(100n);
+  });
+
+  it("returns exists for the same fields and names the differing field otherwise", async () => {
+    const id = transferId("manual:exists-test");
+    const t = {
+      id,
+      assetId: ETH,
+      debit: DEP,
+      credit: "user:b",
+      amount: 5n,
+      kind: "deposit" as const,
+    };
+    expect(await ledger.transfer(t)).toBe("created");
+    expect(await ledger.transfer(t)).toBe("exists");
+    const e = await expectCode(
+      ledger.transfer({ ...t, amount: 6n }),
+      "LEDGER_TRANSFER_EXISTS_MISMATCH",
+    );
+    expect(e.meta.field).toBe("amount");
+    const e2 = await expectCode(
+      ledger.transfer({ ...t, credit: "user:c" }),
+      "LEDGER_TRANSFER_EXISTS_MISMATCH",
+    );
+    expect(e2.meta.field).toBe("credit");
+    expect((await ledger.balance({ assetId: ETH, name: "user:b" })).creditsPosted).toBe(5n);
+  });
+
+  it("refuses to overdraw a user account, and the failed id keeps failing after funding", async () => {
+    await fund("user:d", 10n);
+    const id = randomUUID();
+    const t = {
+      id,
+      assetId: ETH,
+      debit: "user:d",
+      credit: HOT,
+      amount: 11n,
+      kind: "withdrawal" as const,
+    };
+    await expectCode(ledger.transfer(t), "LEDGER_INSUFFICIENT_BALANCE");
+    await fund("user:d", 100n);
+    await expectCode(ledger.transfer(t), "LEDGER_INSUFFICIENT_BALANCE");
+    expect((await ledger.balance({ assetId: ETH, name: "user:d" })).available).toBe(110n);
+  });
+
+  it("validates input and unknown assets without storing anything", async () => {
+    await expectCode(
+      ledger.transfer({
+        id: randomUUID(),
+        assetId: "1:0xdead",
+        debit: DEP,
+        credit: "user:x",
+        amount: 1n,
+        kind: "deposit",
+      }),
+      "LEDGER_UNKNOWN_ASSET",
+    );
+    await expectCode(
+      ledger.transfer({
+        id: randomUUID(),
+        assetId: ETH,
+        debit: DEP,
+        credit: "user:x",
+        amount: 0n,
+        kind: "deposit",
+      }),
+      "LEDGER_INVALID_TRANSFER",
+    );
+    await expectCode(
+      ledger.transfer({
+        id: randomUUID(),
+        assetId: ETH,
+        debit: DEP,
+        credit: "treasury",
+        amount: 1n,
+        kind: "deposit",
+      }),
+      "LEDGER_INVALID_TRANSFER",
+    );
+  });
+});
+
+describe("two-phase transfers", () => {
+  it("holds, partially posts (releasing the rest) and refuses a second resolution", async () => {
+    await fund("user:h", 100n);
+    const hold = randomUUID();
+    await ledger.hold({
+      id: hold,
+      assetId: ETH,
+      debit: "user:h",
+      credit: HOT,
+      amount: 60n,
+      kind: "withdrawal",
+    });
+    let b = await ledger.balance({ assetId: ETH, name: "user:h" });
+    expect(b.debitsPending).toBe(60n);
+    expect(b.available).toBe(40n);
+    await expectCode(
+      ledger.transfer({
+        id: randomUUID(),
+        assetId: ETH,
+        debit: "user:h",
+        credit: HOT,
+        amount: 41n,
+        kind: "withdrawal",
+      }),
+      "LEDGER_INSUFFICIENT_BALANCE",
+    );
+    await expectCode(
+      ledger.postPending({ id: randomUUID(), pendingId: hold, amount: 61n }),
+      "LEDGER_EXCEEDS_PENDING_AMOUNT",
+    );
+    const post = randomUUID();
+    expect(await ledger.postPending({ id: post, pendingId: hold, amount: 45n })).toBe("created");
+    expect(await ledger.postPending({ id: post, pendingId: hold, amount: 45n })).toBe("exists");
+    b = await ledger.balance({ assetId: ETH, name: "user:h" });
+    expect(b).toMatchObject({ debitsPending: 0n, debitsPosted: 45n, available: 55n });
+    await expectCode(
+      ledger.voidPending({ id: randomUUID(), pendingId: hold }),
+      "LEDGER_PENDING_ALREADY_POSTED",
+    );
+    await expectCode(
+      ledger.postPending({ id: randomUUID(), pendingId: randomUUID() }),
+      "LEDGER_PENDING_NOT_FOUND",
+    );
+  });
+
+  it("voids a hold and expires one after its timeout", async () => {
+    await fund("user:v", 100n);
+    const h1 = randomUUID();
+    await ledger.hold({
+      id: h1,
+      assetId: ETH,
+      debit: "user:v",
+      credit: HOT,
+      amount: 30n,
+      kind: "withdrawal",
+    });
+    await ledger.voidPending({ id: randomUUID(), pendingId: h1 });
+    expect((await ledger.balance({ assetId: ETH, name: "user:v" })).available).toBe(100n);
+
+    const h2 = randomUUID();
+    await ledger.hold({
+      id: h2,
+      assetId: ETH,
+      debit: "user:v",
+      credit: HOT,
+      amount: 70n,
+      kind: "withdrawal",
+      timeoutSeconds: 1,
+    });
+    expect((await ledger.balance({ assetId: ETH, name: "user:v" })).available).toBe(30n);
+    // Move the timeout into the past rather than sleeping.
+    await ctx.db.pool.query(
+      "UPDATE ledger.holds SET timeout_at = now() - interval '1 second' WHERE transfer_id = $1",
+      [h2],
+    );
+    await expectCode(
+      ledger.postPending({ id: randomUUID(), pendingId: h2 }),
+      "LEDGER_PENDING_EXPIRED",
+    );
+    expect(await ledger.expireHolds()).toBeGreaterThanOrEqual(1);
+    expect((await ledger.balance({ assetId: ETH, name: "user:v" })).available).toBe(100n);
+    const t = await ledger.getTransfer(transferId(`expire:${h2}`));
+    expect(t?.type).toBe("expire");
+  });
+});
+
+describe("linked transfers", () => {
+  it("fail together", async () => {
+    await fund("user:l", 10n);
+    const a = randomUUID();
+    const b = randomUUID();
+    const results = await ledger.createTransfers([
+      {
+        id: a,
+        assetId: ETH,
+        debit: DEP,
+        credit: "user:l",
+        amount: 5n,
+        kind: "manual",
+        linked: true,
+      },
+      { id: b, assetId: ETH, debit: "user:l", credit: HOT, amount: 100n, kind: "withdrawal" },
+    ]);
+    expect(results.map((r) => (r.status === "failed" ? r.code : r.status))).toEqual([
+      "LEDGER_LINKED_EVENT_FAILED",
+      "LEDGER_INSUFFICIENT_BALANCE",
+    ]);
+    expect(await ledger.getTransfer(a)).toBeUndefined();
+    expect((await ledger.balance({ assetId: ETH, name: "user:l" })).creditsPosted).toBe(10n);
+  });
+
+  it("succeed together, and later transfers in a batch see earlier ones", async () => {
+    const results = await ledger.createTransfers([
+      {
+        id: randomUUID(),
+        assetId: ETH,
+        debit: DEP,
+        credit: "user:m",
+        amount: 50n,
+        kind: "deposit",
+        linked: true,
+      },
+      {
+        id: randomUUID(),
+        assetId: ETH,
+        debit: "user:m",
+        credit: HOT,
+        amount: 50n,
+        kind: "withdrawal",
+      },
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["created", "created"]);
+    expect((await ledger.balance({ assetId: ETH, name: "user:m" })).available).toBe(0n);
+  });
+});
+
+describe("caller's transaction, freeze, queries", () => {
+  it("places a hold inside the caller's transaction and rolls back with it", async () => {
+    await fund("user:t", 20n);
+    const id = randomUUID();
+    await expect(
+      withTransaction(ctx.db.pool, async (client) => {
+        await ledger.hold(
+          { id, assetId: ETH, debit: "user:t", credit: HOT, amount: 20n, kind: "withdrawal" },
+          { client },
+        );
+        expect((await ledger.balance({ assetId: ETH, name: "user:t" }, { client })).available).toBe(
+          0n,
+        );
+        throw new Error("caller aborts");
+      }),
+    ).rejects.toThrow("caller aborts");
+    expect(await ledger.getTransfer(id)).toBeUndefined();
+    expect((await ledger.balance({ assetId: ETH, name: "user:t" })).available).toBe(20n);
+  });
+
+  it("frozen accounts accept no debits but still receive credits", async () => {
+    await fund("user:f", 20n);
+    await ledger.freeze({ assetId: ETH, name: "user:f" });
+    await expectCode(
+      ledger.transfer({
+        id: randomUUID(),
+        assetId: ETH,
+        debit: "user:f",
+        credit: HOT,
+        amount: 1n,
+        kind: "withdrawal",
+      }),
+      "LEDGER_ACCOUNT_FROZEN",
+    );
+    await fund("user:f", 1n);
+    await ledger.unfreeze({ assetId: ETH, name: "user:f" });
+    await ledger.transfer({
+      id: randomUUID(),
+      assetId: ETH,
+      debit: "user:f",
+      credit: HOT,
+      amount: 1n,
+      kind: "withdrawal",
+    });
+    expect((await ledger.balance({ assetId: ETH, name: "user:f" })).available).toBe(20n);
+  });
+
+  it("answers balance at a past transfer and pages an account's transfers", async () => {
+    const ids: string[] = [];
+    for (let i = 1; i <= 5; i++) {
+      const id = randomUUID();
+      ids.push(id);
+      await ledger.transfer({
+        id,
+        assetId: ETH,
+        debit: DEP,
+        credit: "user:p",
+        amount: BigInt(i),
+        kind: "deposit",
+      });
+    }
+    const at = await ledger.balanceAt(
+      { assetId: ETH, name: "user:p" },
+      { transferId: ids[2] as string },
+    );
+    expect(at.creditsPosted).toBe(6n);
+    const now = await ledger.balanceAt(
+      { assetId: ETH, name: "user:p" },
+      { time: new Date(Date.now() + 60_000) },
+    );
+    expect(now.creditsPosted).toBe(15n);
+    const p1 = await ledger.accountTransfers({ assetId: ETH, name: "user:p" }, { limit: 2 });
+    expect(p1.transfers.map((t) => t.amount)).toEqual([5n, 4n]);
+    const p2 = await ledger.accountTransfers(
+      { assetId: ETH, name: "user:p" },
+      { limit: 2, cursor: p1.nextCursor as string },
+    );
+    const p3 = await ledger.accountTransfers(
+      { assetId: ETH, name: "user:p" },
+      { limit: 2, cursor: p2.nextCursor as string },
+    );
+    expect([...p2.transfers, ...p3.transfers].map((t) => t.amount)).toEqual([3n, 2n, 1n]);
+    expect(p3.nextCursor).toBeNull();
+  });
+});
+
+describe("check", () => {
+  it("passes on a consistent ledger and finds a tampered balance", async () => {
+    expect((await ledger.check()).problems).toEqual([]);
+    await ctx.db.pool.query(
+      "UPDATE ledger.accounts SET credits_posted = credits_posted + 1 WHERE name = 'user:a' AND asset_id = $1",
+      [ETH],
+    );
+    const report = await ledger.check();
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => p.type).sort()).toEqual([
+      "account_balance_mismatch",
+      "unbalanced_asset",
+    ]);
+    await ctx.db.pool.query(
+      "UPDATE ledger.accounts SET credits_posted = credits_posted - 1 WHERE name = 'user:a' AND asset_id = $1",
+      [ETH],
+    );
+  });
+});

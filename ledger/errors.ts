@@ -1,0 +1,61 @@
+import { BaseError } from "../ops/errors.js";
+import type { FailureCode } from "./types.js";
+
+/** A transfer was refused; `code` is one of the ledger's failure codes (docs/errors.md). */
+export class TransferFailedError extends BaseError {
+  override name = "TransferFailedError";
+  readonly transferId: string;
+  constructor(transferId: string, code: FailureCode, detail?: string, field?: string) {
+    super(`transfer ${transferId} failed: ${code}${field ? ` (field ${field})` : ""}`, {
+      code,
+      details: detail,
+      meta: { transfer_id: transferId, ...(field ? { field } : {}) },
+    });
+    this.transferId = transferId;
+  }
+}
+
+/**
+ * Another transaction inserted one of this batch's ids between our check and our insert (only
+ * possible for the same id with different accounts). Nothing was applied; retry the batch.
+ */
+export class TransferIdRaceError extends BaseError {
+  override name = "TransferIdRaceError";
+  constructor(ids: string[]) {
+    super("a transfer id was written concurrently; retry", {
+      code: "LEDGER_ID_RACE",
+      retryable: true,
+      meta: { transfer_ids: ids },
+    });
+  }
+}
+
+export class AccountNotFoundError extends BaseError {
+  override name = "AccountNotFoundError";
+  constructor(assetId: string, name: string) {
+    super(`no account ${name} in asset ${assetId}`, {
+      code: "LEDGER_ACCOUNT_NOT_FOUND",
+      meta: { asset_id: assetId, name },
+    });
+  }
+}
+
+export class InvalidAccountError extends BaseError {
+  override name = "InvalidAccountError";
+  constructor(name: string, why: string) {
+    super(`invalid account ${name}: ${why}`, {
+      code: "LEDGER_INVALID_ACCOUNT",
+      meta: { name },
+    });
+  }
+}
+
+export class UnknownAssetError extends BaseError {
+  override name = "UnknownAssetError";
+  constructor(assetId: string) {
+    super(`unknown asset ${assetId}`, {
+      code: "LEDGER_UNKNOWN_ASSET",
+      meta: { asset_id: assetId },
+    });
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * ledger: the double-entry ledger where customers' money lives (schema `ledger`). It owns assets,
+ * accounts (chart in docs/contracts.md), immutable two-phase transfers with caller-chosen ids
+ * (TigerBeetle's model: exists / mismatch / sticky failures, pending → post/void/expire, linked
+ * chains, balance limits), batched application under ordered row locks, balance and history
+ * queries, the ledger check, and deposit crediting from the indexer's confirmed facts.
+ * Reconciliation (`ledger/recon/`) reads these tables directly.
+ */
+export { availableBalance, classifyAccount } from "./chartOfAccounts.js";
+export { type CheckProblem, type CheckReport, checkLedger } from "./check.js";
+export { createLedger, type Ledger, type TransferOptions } from "./createLedger.js";
+export {
+  AccountNotFoundError,
+  InvalidAccountError,
+  TransferFailedError,
+  TransferIdRaceError,
+  UnknownAssetError,
+} from "./errors.js";
+export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";
+export * from "./types.js";

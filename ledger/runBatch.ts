@@ -1,0 +1,327 @@
+/**
+ * One batch of transfers inside one Postgres transaction (the caller's client, already in BEGIN):
+ * lock every touched account once, in id order, read the ids and holds under those locks, decide
+ * with `applyBatch`, and write everything with one statement of unnest()ed arrays.
+ */
+import type { PoolClient } from "../ops/db.js";
+import {
+  type AccountState,
+  accountKey,
+  applyBatch,
+  type BatchInput,
+  type BatchState,
+  type HoldState,
+  isResolve,
+  type StoredTransfer,
+  validateTransfer,
+} from "./applyBatch.js";
+import { classifyAccount } from "./chartOfAccounts.js";
+import { TransferIdRaceError } from "./errors.js";
+import { isUuid } from "./transferId.js";
+import type { FailureCode, TransferKind, TransferResult, TransferType } from "./types.js";
+
+export type Queryable = Pick<PoolClient, "query">;
+
+const ACCOUNT_COLUMNS = `id::text, asset_id, name, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
+  frozen, debits_pending::text, debits_posted::text, credits_pending::text, credits_posted::text`;
+
+type AccountRow = {
+  id: string;
+  asset_id: string;
+  name: string;
+  debits_must_not_exceed_credits: boolean;
+  credits_must_not_exceed_debits: boolean;
+  frozen: boolean;
+  debits_pending: string;
+  debits_posted: string;
+  credits_pending: string;
+  credits_posted: string;
+};
+
+function toAccountState(r: AccountRow): AccountState {
+  return {
+    id: BigInt(r.id),
+    assetId: r.asset_id,
+    name: r.name,
+    debitsMustNotExceedCredits: r.debits_must_not_exceed_credits,
+    creditsMustNotExceedDebits: r.credits_must_not_exceed_debits,
+    frozen: r.frozen,
+    debitsPending: BigInt(r.debits_pending),
+    debitsPosted: BigInt(r.debits_posted),
+    creditsPending: BigInt(r.credits_pending),
+    creditsPosted: BigInt(r.credits_posted),
+  };
+}
+
+// Resolving names and locking in one statement; the lock is taken in id order on the outer rows,
+// so two batches touching overlapping accounts queue instead of deadlocking.
+const LOCK_ACCOUNTS = `
+SELECT ${ACCOUNT_COLUMNS} FROM ledger.accounts
+WHERE id IN (
+  SELECT a.id FROM ledger.accounts a
+  JOIN unnest($1::text[], $2::text[]) AS u(asset_id, name) ON a.asset_id = u.asset_id AND a.name = u.name
+  UNION ALL SELECT unnest($3::bigint[])
+)
+ORDER BY id
+FOR UPDATE`;
+
+const CREATE_ACCOUNTS = `
+INSERT INTO ledger.accounts (asset_id, name, kind, normal, debits_must_not_exceed_credits, credits_must_not_exceed_debits)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::boolean[])
+ON CONFLICT (asset_id, name) DO NOTHING`;
+
+const READ_HOLDS = `
+SELECT h.transfer_id::text, h.asset_id, h.debit_account_id::text, h.credit_account_id::text, h.amount::text,
+  h.state, t.kind, (h.timeout_at IS NOT NULL AND h.timeout_at <= now()) AS timed_out
+FROM ledger.holds h JOIN ledger.transfers t ON t.id = h.transfer_id
+WHERE h.transfer_id = ANY($1::uuid[])`;
+
+type HoldRow = {
+  transfer_id: string;
+  asset_id: string;
+  debit_account_id: string;
+  credit_account_id: string;
+  amount: string;
+  state: HoldState["state"];
+  kind: TransferKind;
+  timed_out: boolean;
+};
+
+const READ_IDS = `
+SELECT u.id::text AS id, t.type, t.asset_id, t.debit_account_id::text, t.credit_account_id::text, t.amount::text,
+  t.pending_id::text, t.kind, t.chain_id::text, t.tx_hash, t.position, t.reverses_id::text, t.memo,
+  f.code AS failed_code, f.detail AS failed_detail
+FROM unnest($1::uuid[]) AS u(id)
+LEFT JOIN ledger.transfers t ON t.id = u.id
+LEFT JOIN ledger.failed_transfers f ON f.id = u.id
+WHERE t.id IS NOT NULL OR f.id IS NOT NULL`;
+
+type IdRow = {
+  id: string;
+  type: TransferType | null;
+  asset_id: string | null;
+  debit_account_id: string | null;
+  credit_account_id: string | null;
+  amount: string | null;
+  pending_id: string | null;
+  kind: TransferKind | null;
+  chain_id: string | null;
+  tx_hash: string | null;
+  position: string | null;
+  reverses_id: string | null;
+  memo: string | null;
+  failed_code: FailureCode | null;
+  failed_detail: string | null;
+};
+
+// Every write of a batch in one round trip. Holds created in this batch are inserted with their
+// final state (a statement cannot update rows it inserts itself).
+const WRITE = `
+WITH ins AS (
+  INSERT INTO ledger.transfers (id, asset_id, debit_account_id, credit_account_id, amount, type, pending_id,
+    posted_delta, pending_delta, kind, chain_id, tx_hash, position, reverses_id, timeout_at, memo)
+  SELECT id, asset_id, d, c, amount, type, pending_id, posted_delta, pending_delta, kind, chain_id, tx_hash,
+    position, reverses_id, CASE WHEN timeout_s IS NULL THEN NULL ELSE now() + make_interval(secs => timeout_s) END, memo
+  FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::numeric[], $6::text[], $7::uuid[],
+    $8::numeric[], $9::numeric[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::uuid[], $15::int[], $16::text[])
+    WITH ORDINALITY AS u(id, asset_id, d, c, amount, type, pending_id, posted_delta, pending_delta, kind, chain_id,
+      tx_hash, position, reverses_id, timeout_s, memo, ord)
+  ORDER BY ord
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+), acc AS (
+  UPDATE ledger.accounts a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo
+  FROM unnest($17::bigint[], $18::numeric[], $19::numeric[], $20::numeric[], $21::numeric[]) AS u(id, dp, dpo, cp, cpo)
+  WHERE a.id = u.id
+  RETURNING a.id
+), new_holds AS (
+  INSERT INTO ledger.holds (transfer_id, asset_id, debit_account_id, credit_account_id, amount, timeout_at, state, resolved_by, resolved_at)
+  SELECT id, asset_id, d, c, amount, CASE WHEN timeout_s IS NULL THEN NULL ELSE now() + make_interval(secs => timeout_s) END,
+    state, resolved_by, CASE WHEN resolved_by IS NULL THEN NULL ELSE now() END
+  FROM unnest($22::uuid[], $23::text[], $24::bigint[], $25::bigint[], $26::numeric[], $27::int[], $28::text[], $29::uuid[])
+    AS u(id, asset_id, d, c, amount, timeout_s, state, resolved_by)
+  RETURNING transfer_id
+), resolved AS (
+  UPDATE ledger.holds h SET state = u.state, resolved_by = u.resolved_by, resolved_at = now()
+  FROM unnest($30::uuid[], $31::text[], $32::uuid[]) AS u(id, state, resolved_by)
+  WHERE h.transfer_id = u.id AND h.state = 'pending'
+  RETURNING h.transfer_id
+), failed AS (
+  INSERT INTO ledger.failed_transfers (id, code, detail)
+  SELECT * FROM unnest($33::uuid[], $34::text[], $35::text[])
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+)
+SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM acc)::int AS accounts,
+  (SELECT count(*) FROM resolved)::int AS resolved, (SELECT count(*) FROM new_holds)::int AS holds,
+  (SELECT count(*) FROM failed)::int AS failed`;
+
+const str = (v: bigint) => v.toString();
+
+export type RunBatchOptions = {
+  knownAssets: ReadonlySet<string>;
+  /** Creates missing accounts. Defaults to the batch's own client. */
+  createAccounts?: (query: string, params: unknown[]) => Promise<void>;
+};
+
+/** Runs one batch on `client`, which must already be inside a transaction. */
+export async function runBatch(
+  client: Queryable,
+  inputs: readonly BatchInput[],
+  options: RunBatchOptions,
+): Promise<TransferResult[]> {
+  // Names of accounts that well-formed new transfers touch.
+  const names = new Map<string, { assetId: string; name: string }>();
+  const pendingIds = new Set<string>();
+  const ids = new Set<string>();
+  for (const t of inputs) {
+    if (validateTransfer(t, options.knownAssets)) continue;
+    ids.add(t.id);
+    if (isResolve(t)) pendingIds.add(t.pendingId);
+    else {
+      names.set(accountKey(t.assetId, t.debit), { assetId: t.assetId, name: t.debit });
+      names.set(accountKey(t.assetId, t.credit), { assetId: t.assetId, name: t.credit });
+    }
+  }
+  const pendingList = [...pendingIds];
+  const holdAccountIds = new Set<string>();
+  if (pendingList.length > 0) {
+    const pre = await client.query<HoldRow>(READ_HOLDS, [pendingList]);
+    for (const h of pre.rows) {
+      holdAccountIds.add(h.debit_account_id);
+      holdAccountIds.add(h.credit_account_id);
+    }
+  }
+  const nameList = [...names.values()];
+  const lock = async () => {
+    const r = await client.query<AccountRow>(LOCK_ACCOUNTS, [
+      nameList.map((n) => n.assetId),
+      nameList.map((n) => n.name),
+      [...holdAccountIds],
+    ]);
+    const accounts = new Map<string, AccountState>();
+    for (const row of r.rows) {
+      const a = toAccountState(row);
+      accounts.set(accountKey(a.assetId, a.name), a);
+    }
+    return accounts;
+  };
+  let accounts = await lock();
+  const missing = nameList.filter((n) => !accounts.has(accountKey(n.assetId, n.name)));
+  if (missing.length > 0) {
+    const classes = missing.map((n) => classifyAccount(n.name));
+    const params = [
+      missing.map((n) => n.assetId),
+      missing.map((n) => n.name),
+      classes.map((c) => c?.kind),
+      classes.map((c) => c?.normal),
+      classes.map((c) => c?.debitsMustNotExceedCredits),
+      classes.map((c) => c?.creditsMustNotExceedDebits),
+    ];
+    if (options.createAccounts) await options.createAccounts(CREATE_ACCOUNTS, params);
+    else await client.query(CREATE_ACCOUNTS, params);
+    accounts = await lock();
+  }
+
+  const holds = new Map<string, HoldState>();
+  if (pendingList.length > 0) {
+    const post = await client.query<HoldRow>(READ_HOLDS, [pendingList]);
+    for (const h of post.rows) {
+      holds.set(h.transfer_id, {
+        transferId: h.transfer_id,
+        assetId: h.asset_id,
+        debitAccountId: BigInt(h.debit_account_id),
+        creditAccountId: BigInt(h.credit_account_id),
+        amount: BigInt(h.amount),
+        kind: h.kind,
+        state: h.state,
+        timedOut: h.timed_out,
+      });
+    }
+  }
+
+  const existing = new Map<string, StoredTransfer>();
+  const failed = new Map<string, { code: FailureCode; detail: string | null }>();
+  const idList = [...ids].filter(isUuid);
+  if (idList.length > 0) {
+    const r = await client.query<IdRow>(READ_IDS, [idList]);
+    for (const row of r.rows) {
+      if (row.type !== null) existing.set(row.id, toStored(row));
+      else if (row.failed_code !== null)
+        failed.set(row.id, { code: row.failed_code, detail: row.failed_detail });
+    }
+  }
+
+  const state: BatchState = { knownAssets: options.knownAssets, accounts, holds, existing, failed };
+  const out = applyBatch(inputs, state);
+
+  if (out.inserts.length + out.failures.length + out.changed.length === 0) return out.results;
+  const newHoldIds = new Set(out.newHolds.map((h) => h.transferId));
+  const resolvedBy = new Map(out.resolvedHolds.map((r) => [r.transferId, r.resolvedBy]));
+  const resolvedExisting = out.resolvedHolds.filter((r) => !newHoldIds.has(r.transferId));
+  const timeouts = new Map(out.inserts.map((t) => [t.id, t.timeoutSeconds]));
+  const ins = out.inserts;
+  const w = await client.query<{ inserted: number; resolved: number }>(WRITE, [
+    ins.map((t) => t.id),
+    ins.map((t) => t.assetId),
+    ins.map((t) => str(t.debitAccountId)),
+    ins.map((t) => str(t.creditAccountId)),
+    ins.map((t) => str(t.amount)),
+    ins.map((t) => t.type),
+    ins.map((t) => t.pendingId),
+    ins.map((t) => str(t.postedDelta)),
+    ins.map((t) => str(t.pendingDelta)),
+    ins.map((t) => t.kind),
+    ins.map((t) => (t.chainRef ? String(t.chainRef.chainId) : null)),
+    ins.map((t) => t.chainRef?.txHash ?? null),
+    ins.map((t) => t.chainRef?.position ?? null),
+    ins.map((t) => t.reversesId),
+    ins.map((t) => t.timeoutSeconds),
+    ins.map((t) => t.memo),
+    out.changed.map((a) => str(a.id)),
+    out.changed.map((a) => str(a.debitsPending)),
+    out.changed.map((a) => str(a.debitsPosted)),
+    out.changed.map((a) => str(a.creditsPending)),
+    out.changed.map((a) => str(a.creditsPosted)),
+    out.newHolds.map((h) => h.transferId),
+    out.newHolds.map((h) => h.assetId),
+    out.newHolds.map((h) => str(h.debitAccountId)),
+    out.newHolds.map((h) => str(h.creditAccountId)),
+    out.newHolds.map((h) => str(h.amount)),
+    out.newHolds.map((h) => timeouts.get(h.transferId) ?? null),
+    out.newHolds.map((h) => h.state),
+    out.newHolds.map((h) => resolvedBy.get(h.transferId) ?? null),
+    resolvedExisting.map((r) => r.transferId),
+    resolvedExisting.map((r) => r.state),
+    resolvedExisting.map((r) => r.resolvedBy),
+    out.failures.map((f) => f.id),
+    out.failures.map((f) => f.code),
+    out.failures.map((f) => f.detail),
+  ]);
+  const row = w.rows[0];
+  if (!row || row.inserted !== ins.length || row.resolved !== resolvedExisting.length) {
+    // Another transaction wrote one of these ids (or resolved one of these holds) after our read:
+    // only possible for the same id with different accounts. Roll back and decide again.
+    throw new TransferIdRaceError(ins.map((t) => t.id));
+  }
+  return out.results;
+}
+
+function toStored(r: IdRow): StoredTransfer {
+  return {
+    id: r.id,
+    type: r.type as TransferType,
+    assetId: r.asset_id ?? "",
+    debitAccountId: BigInt(r.debit_account_id ?? "0"),
+    creditAccountId: BigInt(r.credit_account_id ?? "0"),
+    amount: BigInt(r.amount ?? "0"),
+    pendingId: r.pending_id,
+    kind: r.kind as TransferKind,
+    chainRef:
+      r.chain_id !== null && r.tx_hash !== null && r.position !== null
+        ? { chainId: Number(r.chain_id), txHash: r.tx_hash, position: r.position }
+        : null,
+    reversesId: r.reverses_id,
+    memo: r.memo,
+  };
+}
