@@ -45,6 +45,8 @@ export async function createWatchedSet({
   logger: Logger;
 }): Promise<WatchedSet> {
   let set = await load(pool, chainId);
+  // Newest created_at seen by ensureCurrent: a delete plus an insert keeps the count but moves this.
+  let loadedLatest: string | null = null;
   let stopped = false;
   let listener: pg.PoolClient | undefined;
 
@@ -81,11 +83,16 @@ export async function createWatchedSet({
     has: (address) => set.has(address),
     size: () => set.size,
     async ensureCurrent(client) {
-      const { rows } = await client.query<{ n: string }>(
-        "SELECT count(*) AS n FROM chain.custody_addresses WHERE chain_id = $1",
+      const { rows } = await client.query<{ n: string; latest: string | null }>(
+        `SELECT count(*) AS n, max(created_at)::text AS latest
+           FROM chain.custody_addresses WHERE chain_id = $1`,
         [chainId],
       );
-      if (Number(rows[0]?.n ?? 0) !== set.size) await reload(client);
+      const latest = rows[0]?.latest ?? null;
+      if (Number(rows[0]?.n ?? 0) !== set.size || latest !== loadedLatest) {
+        await reload(client);
+        loadedLatest = latest;
+      }
     },
     reload,
     async stop() {

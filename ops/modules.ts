@@ -3,5 +3,6 @@
  * A module adds one import line here when it gains a role.
  */
 import "../api/role.js";
+import "../indexers/role.js";
 
 export {};

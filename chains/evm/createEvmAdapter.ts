@@ -52,8 +52,8 @@ export type EvmAdapter = {
     toBlock: bigint;
     tokens: Address[];
   }) => Promise<RawLog[]>;
-  /** Value-carrying call frames of a block (trace_block, else debug_traceBlockByNumber). */
-  getCallFrames: (block: { number: bigint; txHashes: Hex[] }) => Promise<CallFrame[]>;
+  /** Value-carrying call frames per block (trace_block, else debug_traceBlockByNumber), batched. */
+  getCallFrames: (blocks: { number: bigint; txHashes: Hex[] }[]) => Promise<CallFrame[][]>;
   getNativeBalance: (address: Address, blockNumber?: bigint) => Promise<bigint>;
   /** ERC-20 balances of many holders at one block (multicall3 where deployed, else a batch of eth_call). */
   getTokenBalances: (args: {
@@ -212,22 +212,30 @@ export function createEvmAdapter(
     );
   }
 
-  async function getCallFrames(block: { number: bigint; txHashes: Hex[] }): Promise<CallFrame[]> {
+  async function getCallFrames(
+    blocks: { number: bigint; txHashes: Hex[] }[],
+  ): Promise<CallFrame[][]> {
+    if (blocks.length === 0) return [];
     if (traceMethod !== "debug") {
       try {
-        const traces = await rpc.request<ParityTrace[]>("trace_block", [numberToHex(block.number)]);
+        const traces = await rpc.batch<ParityTrace[]>(
+          blocks.map((b) => ({ method: "trace_block", params: [numberToHex(b.number)] })),
+        );
         traceMethod = "trace_block";
-        return framesFromParity(traces);
+        return traces.map((t) => framesFromParity(t));
       } catch (error) {
         if (!(error instanceof RpcResponseError) || traceMethod === "trace_block") throw error;
         traceMethod = "debug";
+        logger.info({ msg: "trace_block not served, using debug_traceBlockByNumber" });
       }
     }
-    const traces = await rpc.request<GethTxTrace[]>("debug_traceBlockByNumber", [
-      numberToHex(block.number),
-      { tracer: "callTracer" },
-    ]);
-    return framesFromGeth(traces, block.txHashes);
+    const traces = await rpc.batch<GethTxTrace[]>(
+      blocks.map((b) => ({
+        method: "debug_traceBlockByNumber",
+        params: [numberToHex(b.number), { tracer: "callTracer" }],
+      })),
+    );
+    return traces.map((t, i) => framesFromGeth(t, blocks[i]!.txHashes));
   }
 
   return {

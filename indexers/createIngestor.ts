@@ -1,0 +1,421 @@
+/**
+ * One chain's ingestor. `syncOnce` brings the stored chain up to the node's head: it fetches block
+ * ranges concurrently (blocks with transactions, Transfer logs of listed tokens, traces, receipts
+ * of watched transactions), commits them strictly in order, one transaction per range with the
+ * checkpoint, and handles reorgs of any depth. `start` runs `syncOnce` in a polling loop.
+ */
+import type { Address } from "viem";
+import { ChainDataInconsistentError, type EvmAdapter, type RawReceipt } from "../chains/index.js";
+import type { Common } from "../ops/common.js";
+import type { ChainConfig } from "../ops/config.js";
+import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
+import { BaseError } from "../ops/errors.js";
+import {
+  type BlockHeader,
+  checkBlocksLinked,
+  extractFacts,
+  type Fact,
+  headerOf,
+  type RangeData,
+  txsNeedingReceipts,
+} from "./extractFacts.js";
+import { depthBucket, indexerMetrics } from "./metrics.js";
+import {
+  canonicalHashes,
+  confirmFacts,
+  insertBlocks,
+  insertFacts,
+  loadTip,
+  lockTip,
+  lowestCanonicalBlock,
+  orphanAbove,
+  recordReorg,
+  type StatusChange,
+  saveTip,
+  type Tip,
+} from "./store.js";
+import { createWatchedSet, type WatchedSet } from "./watched.js";
+
+/** Rung after a commit that confirmed or orphaned facts (the `chain-facts` doorbell). */
+export type FactsDoorbell = (range: {
+  chainId: number;
+  fromBlock: bigint;
+  toBlock: bigint;
+  tipHash: string;
+}) => Promise<void>;
+
+export type IngestorOptions = {
+  /** Most blocks per batch (one transaction). */
+  batchBlocks?: number;
+  /** Ranges fetched ahead of the one being committed during backfill. */
+  concurrency?: number;
+  pollIntervalMs?: number;
+  progressIntervalMs?: number;
+};
+
+export type IngestorStatus = {
+  chainId: number;
+  head: bigint | null;
+  indexed: bigint | null;
+  /** When the node's head last changed (ms since epoch). */
+  headChangedAt: number;
+  /** When `syncOnce` last completed without error. */
+  syncedAt: number;
+  lastError: string | null;
+};
+
+export type Ingestor = {
+  syncOnce: () => Promise<void>;
+  start: () => void;
+  stop: () => Promise<void>;
+  status: () => IngestorStatus;
+  watched: WatchedSet;
+};
+
+export async function createIngestor({
+  common,
+  pool,
+  adapter,
+  doorbell,
+  options = {},
+}: {
+  common: Common;
+  pool: Pool;
+  adapter: EvmAdapter;
+  doorbell?: FactsDoorbell;
+  options?: IngestorOptions;
+}): Promise<Ingestor> {
+  const chain: ChainConfig = adapter.chain;
+  const chainId = chain.chainId;
+  const labels = { chain_id: String(chainId) };
+  const logger = common.logger.child({ component: "indexer", chain_id: chainId });
+  const metrics = indexerMetrics(common.metrics.registry);
+  const batchBlocks = BigInt(options.batchBlocks ?? 100);
+  const concurrency = options.concurrency ?? 3;
+  const pollIntervalMs =
+    options.pollIntervalMs ?? Math.max(100, Math.min(chain.blockTimeMs / 2, 2000));
+  const progressIntervalMs = options.progressIntervalMs ?? 5000;
+  const tokens: Address[] = chain.tokens.map((t) => t.address);
+  const watched = await createWatchedSet({ pool, chainId, logger });
+
+  const state: IngestorStatus = {
+    chainId,
+    head: null,
+    indexed: null,
+    headChangedAt: Date.now(),
+    syncedAt: Date.now(),
+    lastError: null,
+  };
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  function observeHead(head: bigint) {
+    if (state.head !== head) {
+      state.head = head;
+      state.headChangedAt = Date.now();
+    }
+    metrics.chainHead.set(labels, Number(head));
+  }
+
+  function observeIndexed(n: bigint | null) {
+    state.indexed = n;
+    if (n !== null) metrics.indexedBlock.set(labels, Number(n));
+    if (n !== null && state.head !== null)
+      metrics.lag.set(labels, Math.max(0, Number(state.head - n)));
+  }
+
+  async function ring(change: StatusChange, tipHash: string) {
+    if (!doorbell || change.count === 0 || change.fromBlock === null || change.toBlock === null)
+      return;
+    try {
+      await doorbell({ chainId, fromBlock: change.fromBlock, toBlock: change.toBlock, tipHash });
+    } catch (err) {
+      // Consumers also sweep Postgres: a lost doorbell delays work, it loses none.
+      logger.warn({ msg: "chain-facts doorbell failed", err });
+    }
+  }
+
+  /** The highest block whose facts meet the confirmation rule, given the stored tip. */
+  async function confirmedUpTo(tip: bigint): Promise<bigint | null> {
+    if (chain.confirmations.kind === "blocks") {
+      const upTo = tip - BigInt(Math.max(chain.confirmations.blocks, 1)) + 1n;
+      return upTo >= 0n ? upTo : null;
+    }
+    const finalized = await adapter.getFinalizedHead();
+    if (finalized === null) return null;
+    return finalized < tip ? finalized : tip;
+  }
+
+  async function fetchReceipts(
+    blocks: RangeData["blocks"],
+    wanted: Set<string>,
+    have: Map<string, RawReceipt>,
+  ): Promise<void> {
+    const perBlock = blocks
+      .map((b) => ({
+        number: BigInt(b.number),
+        txHashes: b.transactions
+          .map((t) => t.hash)
+          .filter((h) => wanted.has(h.toLowerCase()) && !have.has(h.toLowerCase())),
+      }))
+      .filter((b) => b.txHashes.length > 0);
+    const receipts = await adapter.getBlockReceipts(perBlock);
+    for (const list of receipts)
+      for (const r of list) {
+        const hash = r.transactionHash.toLowerCase();
+        if (wanted.has(hash)) have.set(hash, r);
+      }
+  }
+
+  async function fetchRange(from: bigint, to: bigint): Promise<RangeData> {
+    const numbers: bigint[] = [];
+    for (let n = from; n <= to; n++) numbers.push(n);
+    const maybeBlocks = await adapter.getBlocks(numbers);
+    const blocks = maybeBlocks.map((b, i) => {
+      if (!b)
+        throw new ChainDataInconsistentError(`node has no block ${numbers[i]} (behind or reorged)`);
+      return b;
+    });
+    checkBlocksLinked(blocks);
+    const receipts = new Map<string, RawReceipt>();
+    const [logs, frames] = await Promise.all([
+      adapter.getTransferLogs({ fromBlock: from, toBlock: to, tokens }),
+      chain.traces
+        ? adapter.getCallFrames(
+            blocks.map((b) => ({
+              number: BigInt(b.number),
+              txHashes: b.transactions.map((t) => t.hash),
+            })),
+          )
+        : Promise.resolve([]),
+      fetchReceipts(blocks, txsNeedingReceipts(blocks, watched), receipts),
+    ]);
+    return { blocks, receipts, logs, frames };
+  }
+
+  async function commitRange(tip: Tip | null, data: RangeData): Promise<Tip> {
+    // The watched set may have grown since the fetch: top up receipts for newly watched txs.
+    await watched.ensureCurrent(pool);
+    await fetchReceipts(data.blocks, txsNeedingReceipts(data.blocks, watched), data.receipts);
+    const facts: Fact[] = extractFacts(data, { watched, tokens });
+    const headers: BlockHeader[] = data.blocks.map(headerOf);
+    const last = headers[headers.length - 1]!;
+    const newTip: Tip = { number: last.number, hash: last.hash };
+    const upTo = await confirmedUpTo(newTip.number);
+    const { inserted, confirmed } = await withTransaction(pool, async (client: PoolClient) => {
+      await lockTip(client, chainId, tip);
+      await insertBlocks(client, chainId, headers);
+      const inserted = await insertFacts(client, chainId, facts, upTo);
+      const confirmed =
+        upTo === null
+          ? { count: 0, fromBlock: null, toBlock: null }
+          : await confirmFacts(client, chainId, upTo);
+      await saveTip(client, chainId, newTip);
+      return { inserted, confirmed };
+    });
+    metrics.blocks.inc(labels, headers.length);
+    const byKind = new Map<string, number>();
+    for (const f of facts) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
+    for (const [kind, n] of byKind) metrics.facts.inc({ ...labels, kind }, n);
+    observeIndexed(newTip.number);
+    await ring(mergeChanges(inserted, confirmed), newTip.hash);
+    return newTip;
+  }
+
+  /** Highest stored canonical block that the node still has with the same hash. */
+  async function findCommonAncestor(tip: Tip): Promise<Tip | null> {
+    const lowest = await lowestCanonicalBlock(pool, chainId);
+    if (lowest === null) return null;
+    let hi = tip.number;
+    while (hi >= lowest) {
+      const lo = hi - 63n > lowest ? hi - 63n : lowest;
+      const stored = await canonicalHashes(pool, chainId, lo, hi);
+      const numbers: bigint[] = [];
+      for (let n = hi; n >= lo; n--) numbers.push(n);
+      const remote = await adapter.getHeaders(numbers);
+      for (let i = 0; i < numbers.length; i++) {
+        const n = numbers[i]!;
+        const hash = remote[i]?.hash.toLowerCase();
+        if (hash !== undefined && stored.get(n) === hash) return { number: n, hash };
+      }
+      hi = lo - 1n;
+    }
+    return null;
+  }
+
+  async function handleReorg(tip: Tip): Promise<void> {
+    const ancestor = await findCommonAncestor(tip);
+    const lowest = (await lowestCanonicalBlock(pool, chainId)) ?? BigInt(chain.startBlock);
+    const ancestorNumber = ancestor ? ancestor.number : lowest - 1n;
+    const head = await adapter.getHead();
+    const [headBlock] = await adapter.getHeaders([head]);
+    const newTip: Tip = { number: head, hash: headBlock?.hash.toLowerCase() ?? "unknown" };
+    const depth = Number(tip.number - ancestorNumber);
+    const beyondWindow = depth > chain.reorgWindow;
+    const orphaned = await withTransaction(pool, async (client) => {
+      await lockTip(client, chainId, tip);
+      const orphaned = await orphanAbove(client, chainId, ancestorNumber);
+      await recordReorg(client, {
+        chainId,
+        depth,
+        ancestor: ancestorNumber,
+        oldTip: tip,
+        newTip,
+        beyondWindow,
+        orphanedConfirmedFacts: orphaned.confirmedBefore,
+      });
+      await saveTip(client, chainId, ancestor);
+      return orphaned;
+    });
+    metrics.reorgs.inc({
+      ...labels,
+      depth: depthBucket(depth),
+      beyond_window: String(beyondWindow),
+    });
+    if (orphaned.confirmedBefore > 0)
+      metrics.orphanedConfirmed.inc(labels, orphaned.confirmedBefore);
+    const fields = {
+      chain_id: chainId,
+      depth,
+      common_ancestor: ancestorNumber.toString(),
+      old_tip: `${tip.number}:${tip.hash}`,
+      new_tip: `${newTip.number}:${newTip.hash}`,
+      orphaned_facts: orphaned.count,
+      orphaned_confirmed_facts: orphaned.confirmedBefore,
+      reorg_window: chain.reorgWindow,
+    };
+    if (beyondWindow || orphaned.confirmedBefore > 0)
+      logger.error({ msg: "reorg deeper than the reorg window or confirmation rule", ...fields });
+    else logger.warn({ msg: "reorg detected", ...fields });
+    observeIndexed(ancestor?.number ?? null);
+    await ring(orphaned, newTip.hash);
+  }
+
+  let progress = { at: Date.now(), startedAt: Date.now(), startBlock: 0n };
+
+  function reportProgress(indexed: bigint, head: bigint) {
+    const now = Date.now();
+    if (now - progress.at < progressIntervalMs) return;
+    const done = Number(indexed - progress.startBlock);
+    const rate = done / Math.max(0.001, (now - progress.startedAt) / 1000);
+    const remaining = Number(head - indexed);
+    logger.info({
+      msg: "backfill progress",
+      indexed: indexed.toString(),
+      head: head.toString(),
+      blocks_per_s: Math.round(rate * 10) / 10,
+      remaining_blocks: remaining,
+      eta_s: rate > 0 ? Math.round(remaining / rate) : null,
+    });
+    progress.at = now;
+  }
+
+  async function syncOnce(): Promise<void> {
+    const head = await adapter.getHead();
+    observeHead(head);
+    let tip = await loadTip(pool, chainId);
+    observeIndexed(tip?.number ?? null);
+    if (tip && head <= tip.number) {
+      // Nothing new: a same-height or shorter replacement chain shows only in the tip's hash.
+      const [atTip] = await adapter.getHeaders([tip.number]);
+      if (!atTip || atTip.hash.toLowerCase() !== tip.hash) return handleReorg(tip);
+      if (chain.confirmations.kind === "finalized") {
+        const upTo = await confirmedUpTo(tip.number);
+        if (upTo !== null) {
+          const change = await withTransaction(pool, (c) => confirmFacts(c, chainId, upTo));
+          await ring(change, tip.hash);
+        }
+      }
+      return;
+    }
+    let cursor = tip ? tip.number + 1n : BigInt(chain.startBlock);
+    if (head - cursor > batchBlocks)
+      progress = { at: Date.now(), startedAt: Date.now(), startBlock: cursor };
+    const inflight: { from: bigint; to: bigint; data: Promise<RangeData> }[] = [];
+    const launch = () => {
+      while (inflight.length < concurrency && cursor <= head && !stopping) {
+        const from = cursor;
+        const to = from + batchBlocks - 1n < head ? from + batchBlocks - 1n : head;
+        const data = fetchRange(from, to);
+        data.catch(() => {}); // awaited in order below; later ones may be abandoned
+        inflight.push({ from, to, data });
+        cursor = to + 1n;
+      }
+    };
+    launch();
+    while (inflight.length > 0 && !stopping) {
+      const next = inflight.shift()!;
+      const calls0 = adapter.rpc.callCount();
+      const data = await next.data;
+      const first = data.blocks[0]!;
+      if (tip && first.parentHash.toLowerCase() !== tip.hash) return handleReorg(tip);
+      tip = await commitRange(tip, data);
+      metrics.rpcCallsPerBlock.set(labels, (adapter.rpc.callCount() - calls0) / data.blocks.length);
+      reportProgress(tip.number, head);
+      launch();
+    }
+  }
+
+  async function run(): Promise<void> {
+    let failures = 0;
+    while (!stopping) {
+      try {
+        await syncOnce();
+        state.syncedAt = Date.now();
+        state.lastError = null;
+        failures = 0;
+      } catch (err) {
+        if (stopping) break;
+        failures++;
+        const code = err instanceof BaseError ? err.code : "UNEXPECTED";
+        state.lastError = err instanceof Error ? err.message : String(err);
+        metrics.errors.inc({ ...labels, code });
+        // Inconsistent data is what a reorg in progress looks like: retry soon, quietly.
+        if (err instanceof ChainDataInconsistentError)
+          logger.info({ msg: "refetching", reason: state.lastError });
+        else logger.warn({ msg: "ingest failed, retrying", err, failures });
+        await sleep(Math.min(5000, pollIntervalMs * 2 ** Math.min(failures, 5)));
+        continue;
+      }
+      await sleep(pollIntervalMs);
+    }
+  }
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  return {
+    syncOnce,
+    watched,
+    start() {
+      if (!loop) loop = run();
+    },
+    async stop() {
+      stopping = true;
+      wake?.();
+      await loop?.catch(() => {});
+      await watched.stop();
+    },
+    status: () => ({ ...state }),
+  };
+}
+
+function mergeChanges(a: StatusChange, b: StatusChange): StatusChange {
+  const min = (x: bigint | null, y: bigint | null) =>
+    x === null ? y : y === null ? x : x < y ? x : y;
+  const max = (x: bigint | null, y: bigint | null) =>
+    x === null ? y : y === null ? x : x > y ? x : y;
+  return {
+    count: a.count + b.count,
+    fromBlock: min(a.fromBlock, b.fromBlock),
+    toBlock: max(a.toBlock, b.toBlock),
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * From the raw data of a block range to the custody facts we store (pure: no I/O). Also checks
+ * that the data is one consistent chain (each block's parent is the previous block; every log,
+ * receipt and trace belongs to the block we fetched at that height): a provider answering from two
+ * forks during one fetch must cause a refetch, never a stored mix.
+ */
+import type { Address, Hex } from "viem";
+import {
+  type CallFrame,
+  ChainDataInconsistentError,
+  type RawBlock,
+  type RawLog,
+  type RawReceipt,
+  TRANSFER_TOPIC,
+} from "../chains/index.js";
+
+export const NATIVE_ASSET = "0x0000000000000000000000000000000000000000";
+
+export type FactKind = "native" | "erc20" | "internal" | "fee";
+
+export type Fact = {
+  blockNumber: bigint;
+  blockHash: string;
+  txHash: string;
+  txIndex: number;
+  /** `tx`, `log:<logIndex>`, `trace:<a.b.c>` or `fee` (docs/contracts.md). */
+  position: string;
+  kind: FactKind;
+  asset: string;
+  from: string;
+  to: string;
+  amount: bigint;
+};
+
+export type BlockHeader = { number: bigint; hash: string; parentHash: string; timestamp: number };
+
+export type RangeData = {
+  blocks: RawBlock[];
+  /** Receipts by tx hash for the transactions that touch a watched address. */
+  receipts: Map<string, RawReceipt>;
+  logs: RawLog[];
+  /** Call frames per block (same order as `blocks`), empty when traces are off. */
+  frames: CallFrame[][];
+};
+
+export type Watched = { has: (lowercaseAddress: string) => boolean };
+
+export function headerOf(block: RawBlock<unknown>): BlockHeader {
+  return {
+    number: BigInt(block.number),
+    hash: block.hash.toLowerCase(),
+    parentHash: block.parentHash.toLowerCase(),
+    timestamp: Number(BigInt(block.timestamp)),
+  };
+}
+
+/** Transactions whose receipt we need: sent from or to a watched address. */
+export function txsNeedingReceipts(blocks: RawBlock[], watched: Watched): Set<string> {
+  const out = new Set<string>();
+  for (const block of blocks) {
+    for (const tx of block.transactions) {
+      if (watched.has(tx.from.toLowerCase()) || (tx.to && watched.has(tx.to.toLowerCase())))
+        out.add(tx.hash.toLowerCase());
+    }
+  }
+  return out;
+}
+
+/** Throws ChainDataInconsistentError unless the blocks form one chain. */
+export function checkBlocksLinked(blocks: RawBlock<unknown>[]): void {
+  for (let i = 1; i < blocks.length; i++) {
+    const prev = blocks[i - 1]!;
+    const block = blocks[i]!;
+    if (block.parentHash.toLowerCase() !== prev.hash.toLowerCase())
+      throw new ChainDataInconsistentError(
+        `block ${BigInt(block.number)} parent ${block.parentHash} is not block ${BigInt(prev.number)} ${prev.hash}`,
+      );
+  }
+}
+
+function topicAddress(topic: Hex): string {
+  return `0x${topic.slice(26)}`.toLowerCase();
+}
+
+export function extractFacts(
+  data: RangeData,
+  { watched, tokens }: { watched: Watched; tokens: Address[] },
+): Fact[] {
+  checkBlocksLinked(data.blocks);
+  const facts: Fact[] = [];
+  const hashAt = new Map<bigint, string>();
+  for (const block of data.blocks) hashAt.set(BigInt(block.number), block.hash.toLowerCase());
+  const sameBlock = (what: string, number: bigint, hash: string | undefined) => {
+    if (hash === undefined) return;
+    if (hashAt.get(number) !== hash.toLowerCase())
+      throw new ChainDataInconsistentError(
+        `${what} is in block ${number} ${hash}, not the fetched ${hashAt.get(number) ?? "(none)"}`,
+      );
+  };
+
+  for (const block of data.blocks) {
+    const blockNumber = BigInt(block.number);
+    const blockHash = block.hash.toLowerCase();
+    for (const tx of block.transactions) {
+      const from = tx.from.toLowerCase();
+      const txHash = tx.hash.toLowerCase();
+      const receipt = data.receipts.get(txHash);
+      const toRaw = tx.to ?? receipt?.contractAddress ?? null;
+      const to = toRaw ? toRaw.toLowerCase() : null;
+      const fromWatched = watched.has(from);
+      const toWatched = to !== null && watched.has(to);
+      if (!fromWatched && !toWatched) continue;
+      if (!receipt)
+        throw new ChainDataInconsistentError(`no receipt fetched for watched tx ${txHash}`);
+      sameBlock(`receipt of ${txHash}`, blockNumber, receipt.blockHash);
+      const txIndex = Number(BigInt(tx.transactionIndex));
+      const value = BigInt(tx.value);
+      if (receipt.status === "0x1" && value > 0n && to !== null) {
+        facts.push({
+          blockNumber,
+          blockHash,
+          txHash,
+          txIndex,
+          position: "tx",
+          kind: "native",
+          asset: NATIVE_ASSET,
+          from,
+          to,
+          amount: value,
+        });
+      }
+      if (fromWatched) {
+        const price = receipt.effectiveGasPrice;
+        if (price === undefined)
+          throw new ChainDataInconsistentError(`receipt of ${txHash} has no effectiveGasPrice`);
+        facts.push({
+          blockNumber,
+          blockHash,
+          txHash,
+          txIndex,
+          position: "fee",
+          kind: "fee",
+          asset: NATIVE_ASSET,
+          from,
+          // Gas goes to the block producer and the burn; the fact records who paid.
+          to: NATIVE_ASSET,
+          amount: BigInt(receipt.gasUsed) * BigInt(price),
+        });
+      }
+    }
+  }
+
+  const listed = new Set(tokens.map((t) => t.toLowerCase()));
+  for (const log of data.logs) {
+    const blockNumber = BigInt(log.blockNumber);
+    if (log.removed) throw new ChainDataInconsistentError(`log ${log.transactionHash} removed`);
+    sameBlock(`log of ${log.transactionHash}`, blockNumber, log.blockHash);
+    const asset = log.address.toLowerCase();
+    // Transfer(address indexed, address indexed, uint256): ERC-721 has a 4th topic, skip it.
+    if (!listed.has(asset) || log.topics.length !== 3 || log.topics[0] !== TRANSFER_TOPIC) continue;
+    const from = topicAddress(log.topics[1]!);
+    const to = topicAddress(log.topics[2]!);
+    if (!watched.has(from) && !watched.has(to)) continue;
+    facts.push({
+      blockNumber,
+      blockHash: log.blockHash.toLowerCase(),
+      txHash: log.transactionHash.toLowerCase(),
+      txIndex: Number(BigInt(log.transactionIndex)),
+      position: `log:${Number(BigInt(log.logIndex))}`,
+      kind: "erc20",
+      asset,
+      from,
+      to,
+      amount: log.data === "0x" ? 0n : BigInt(log.data.slice(0, 66)),
+    });
+  }
+
+  data.frames.forEach((frames, i) => {
+    const block = data.blocks[i]!;
+    const blockNumber = BigInt(block.number);
+    for (const frame of frames) {
+      sameBlock(`trace of ${frame.txHash}`, blockNumber, frame.blockHash);
+      // The top-level frame is the transaction's own value (`tx` fact).
+      if (frame.path.length === 0 || frame.reverted || frame.value === 0n) continue;
+      const from = frame.from.toLowerCase();
+      const to = frame.to.toLowerCase();
+      if (!watched.has(from) && !watched.has(to)) continue;
+      facts.push({
+        blockNumber,
+        blockHash: block.hash.toLowerCase(),
+        txHash: frame.txHash.toLowerCase(),
+        txIndex: frame.txIndex,
+        position: `trace:${frame.path.join(".")}`,
+        kind: "internal",
+        asset: NATIVE_ASSET,
+        from,
+        to,
+        amount: frame.value,
+      });
+    }
+  });
+  return facts;
+}

@@ -1,0 +1,69 @@
+/**
+ * Readiness of one chain's ingestor. Fails, with the reason in the detail and in the
+ * `custody_indexer_unhealthy{reason}` gauge, when the node's head has not advanced for 3 block
+ * times (a stuck or lying provider), when the indexer is more than `maxLagBlocks` behind the head,
+ * or when the ingest loop has not completed a pass for 3 block times plus 30 s (stuck on errors).
+ */
+import type { ChainConfig } from "../ops/config.js";
+import type { HealthCheck, HealthCheckResult } from "../ops/health.js";
+import type { Metrics } from "../ops/metrics.js";
+import type { IngestorStatus } from "./createIngestor.js";
+import { indexerMetrics } from "./metrics.js";
+
+export type IndexerHealthReason = "head_stalled" | "lagging" | "loop_stalled";
+
+/** Pure: why this status is unhealthy (empty when healthy). */
+export function unhealthyReasons(
+  chain: Pick<ChainConfig, "blockTimeMs" | "maxLagBlocks">,
+  status: IngestorStatus,
+  now: number,
+): { reason: IndexerHealthReason; detail: string }[] {
+  const out: { reason: IndexerHealthReason; detail: string }[] = [];
+  const stallMs = 3 * chain.blockTimeMs;
+  if (now - status.headChangedAt > stallMs)
+    out.push({
+      reason: "head_stalled",
+      detail: `chain head ${status.head ?? "?"} has not advanced for ${Math.round((now - status.headChangedAt) / 1000)} s (3 block times = ${stallMs / 1000} s)`,
+    });
+  if (status.head !== null) {
+    const lag = status.indexed === null ? status.head + 1n : status.head - status.indexed;
+    if (lag > BigInt(chain.maxLagBlocks))
+      out.push({
+        reason: "lagging",
+        detail: `indexed ${status.indexed ?? "nothing"}, head ${status.head}: ${lag} blocks behind (max ${chain.maxLagBlocks})`,
+      });
+  }
+  if (now - status.syncedAt > stallMs + 30_000)
+    out.push({
+      reason: "loop_stalled",
+      detail: `no successful pass for ${Math.round((now - status.syncedAt) / 1000)} s${status.lastError ? ` (last error: ${status.lastError})` : ""}`,
+    });
+  return out;
+}
+
+export function indexerHealthCheck({
+  chain,
+  ingestor,
+  metrics,
+}: {
+  chain: ChainConfig;
+  ingestor: { status: () => IngestorStatus };
+  metrics: Metrics;
+}): HealthCheck {
+  const gauge = indexerMetrics(metrics.registry).unhealthy;
+  const reasons: IndexerHealthReason[] = ["head_stalled", "lagging", "loop_stalled"];
+  return {
+    name: `indexer:${chain.key}`,
+    async check(): Promise<HealthCheckResult> {
+      const found = unhealthyReasons(chain, ingestor.status(), Date.now());
+      for (const reason of reasons)
+        gauge.set(
+          { chain_id: String(chain.chainId), reason },
+          found.some((f) => f.reason === reason) ? 1 : 0,
+        );
+      return found.length === 0
+        ? { ok: true }
+        : { ok: false, detail: found.map((f) => f.detail).join("; ") };
+    },
+  };
+}

@@ -1,0 +1,369 @@
+/**
+ * Ingestion against a real anvil and Postgres: native (EOA and internal via a contract), ERC-20 in
+ * and out, failed transactions, several transfers in one block, unwatched and unlisted transfers;
+ * each stored exactly once, with fees, confirmations and the chain-facts doorbell.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../chains/index.js";
+import type { ChainConfig } from "../ops/config.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createIngestor, type Ingestor } from "./createIngestor.js";
+import { CHAIN_FACTS_QUEUE, type ChainFactsJob, createFactsDoorbell } from "./doorbell.js";
+import { NATIVE_ASSET } from "./extractFacts.js";
+import {
+  anvilRpc,
+  call,
+  canonicalFacts,
+  deploy,
+  freshAddress,
+  type Receipt,
+  type Rpc,
+  receipt,
+  sendAndMine,
+  sendTx,
+  syncToHead,
+  watch,
+} from "./testing/chain.js";
+
+const CHAIN_ID = 31337;
+let ctx: TestContext;
+let rpc: Rpc;
+let chain: ChainConfig;
+let ingestor: Ingestor;
+let accounts: Hex[];
+let token: Hex;
+let unlisted: Hex;
+let forwarder: Hex;
+
+const D1 = freshAddress(1);
+const D2 = freshAddress(2);
+const D3 = freshAddress(3);
+const D4 = freshAddress(4);
+const D5 = freshAddress(5);
+const OUTSIDER = freshAddress(99);
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
+  token = await deploy(rpc, accounts[0]!, "TestToken", [10n ** 24n]);
+  unlisted = await deploy(rpc, accounts[0]!, "TestToken", [10n ** 24n]);
+  forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
+  chain = {
+    ...ctx.config.chains[0]!,
+    confirmations: { kind: "blocks", blocks: 3 },
+    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
+  };
+  // accounts[1] is a hot wallet (it sends, so its fees are facts); D1..D5 are deposit addresses.
+  await watch(ctx.db.pool, CHAIN_ID, [
+    { address: accounts[1]!, kind: "hot" },
+    ...[D1, D2, D3, D4, D5].map((address) => ({ address })),
+  ]);
+  ingestor = await createIngestor({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapter: createEvmAdapter(chain, { common: ctx.common }),
+    doorbell: createFactsDoorbell(ctx.queues),
+    options: { batchBlocks: 4 },
+  });
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await ctx?.cleanup();
+});
+
+type Expected = {
+  tx_hash: string;
+  position: string;
+  kind: string;
+  asset: string;
+  from_address: string;
+  to_address: string;
+  amount: string;
+};
+
+function fee(r: Receipt): string {
+  return (BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice)).toString();
+}
+
+describe("ingestion", () => {
+  const expected: Expected[] = [];
+  const [a0, a1] = [() => accounts[0]!, () => accounts[1]!];
+
+  it("stores every custody fact exactly once and nothing else", async () => {
+    // Native from an EOA to a deposit address.
+    let r = await sendAndMine(rpc, { from: a0(), to: D1, value: 10n ** 18n });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "tx",
+      kind: "native",
+      asset: NATIVE_ASSET,
+      from_address: a0(),
+      to_address: D1,
+      amount: (10n ** 18n).toString(),
+    });
+    // Native out of the hot wallet: value and fee.
+    r = await sendAndMine(rpc, { from: a1(), to: OUTSIDER, value: 5n });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "tx",
+      kind: "native",
+      asset: NATIVE_ASSET,
+      from_address: a1(),
+      to_address: OUTSIDER,
+      amount: "5",
+    });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "fee",
+      kind: "fee",
+      asset: NATIVE_ASSET,
+      from_address: a1(),
+      to_address: NATIVE_ASSET,
+      amount: fee(r),
+    });
+    // A failed transaction from the hot wallet: its inner payment to D2 never happened; only the fee.
+    r = await sendAndMine(rpc, {
+      from: a1(),
+      to: forwarder,
+      value: 7n,
+      data: call("Forwarder", "forwardThenRevert", [D2]),
+      gas: 200_000n,
+    });
+    expect(r.status).toBe("0x0");
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "fee",
+      kind: "fee",
+      asset: NATIVE_ASSET,
+      from_address: a1(),
+      to_address: NATIVE_ASSET,
+      amount: fee(r),
+    });
+    // Internal: an unwatched EOA pays a contract that pays D3.
+    r = await sendAndMine(rpc, {
+      from: a0(),
+      to: forwarder,
+      value: 11n,
+      data: call("Forwarder", "forward", [D3]),
+    });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "trace:0",
+      kind: "internal",
+      asset: NATIVE_ASSET,
+      from_address: forwarder,
+      to_address: D3,
+      amount: "11",
+    });
+    // Internal with a reverted branch: D4 is paid, D5's payment is inside a reverted frame.
+    r = await sendAndMine(rpc, {
+      from: a0(),
+      to: forwarder,
+      value: 20n,
+      data: call("Forwarder", "split", [D4, D5]),
+      gas: 300_000n,
+    });
+    expect(r.status).toBe("0x1");
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "trace:0",
+      kind: "internal",
+      asset: NATIVE_ASSET,
+      from_address: forwarder,
+      to_address: D4,
+      amount: "10",
+    });
+    // ERC-20 in to a deposit address and to the hot wallet, then out of the hot wallet.
+    r = await sendAndMine(rpc, {
+      from: a0(),
+      to: token,
+      data: call("TestToken", "transfer", [D1, 1000n]),
+    });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "log:0",
+      kind: "erc20",
+      asset: token,
+      from_address: a0(),
+      to_address: D1,
+      amount: "1000",
+    });
+    r = await sendAndMine(rpc, {
+      from: a0(),
+      to: token,
+      data: call("TestToken", "transfer", [a1(), 500n]),
+    });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "log:0",
+      kind: "erc20",
+      asset: token,
+      from_address: a0(),
+      to_address: a1(),
+      amount: "500",
+    });
+    r = await sendAndMine(rpc, {
+      from: a1(),
+      to: token,
+      data: call("TestToken", "transfer", [OUTSIDER, 200n]),
+    });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "log:0",
+      kind: "erc20",
+      asset: token,
+      from_address: a1(),
+      to_address: OUTSIDER,
+      amount: "200",
+    });
+    expected.push({
+      tx_hash: r.transactionHash,
+      position: "fee",
+      kind: "fee",
+      asset: NATIVE_ASSET,
+      from_address: a1(),
+      to_address: NATIVE_ASSET,
+      amount: fee(r),
+    });
+    // Not custody facts: unwatched native, an unlisted token to a deposit address.
+    await sendAndMine(rpc, { from: a0(), to: OUTSIDER, value: 3n });
+    await sendAndMine(rpc, {
+      from: a0(),
+      to: unlisted,
+      data: call("TestToken", "transfer", [D1, 9n]),
+    });
+    // Several transfers in one block.
+    await rpc("evm_setAutomine", [false]);
+    const hashes = [
+      await sendTx(rpc, { from: a0(), to: D2, value: 21n }),
+      await sendTx(rpc, {
+        from: a0(),
+        to: token,
+        data: call("TestToken", "transfer", [D2, 22n]),
+        gas: 100_000n,
+      }),
+      await sendTx(rpc, {
+        from: a0(),
+        to: token,
+        data: call("TestToken", "transfer", [D3, 23n]),
+        gas: 100_000n,
+      }),
+      await sendTx(rpc, {
+        from: a0(),
+        to: forwarder,
+        value: 24n,
+        data: call("Forwarder", "forward", [D5]),
+        gas: 100_000n,
+      }),
+    ];
+    await rpc("evm_mine");
+    await rpc("evm_setAutomine", [true]);
+    const rs = await Promise.all(hashes.map((h) => receipt(rpc, h)));
+    expect(new Set(rs.map((x) => x.blockNumber)).size).toBe(1);
+    expected.push({
+      tx_hash: rs[0]!.transactionHash,
+      position: "tx",
+      kind: "native",
+      asset: NATIVE_ASSET,
+      from_address: a0(),
+      to_address: D2,
+      amount: "21",
+    });
+    expected.push({
+      tx_hash: rs[1]!.transactionHash,
+      position: "log:0",
+      kind: "erc20",
+      asset: token,
+      from_address: a0(),
+      to_address: D2,
+      amount: "22",
+    });
+    expected.push({
+      tx_hash: rs[2]!.transactionHash,
+      position: "log:1",
+      kind: "erc20",
+      asset: token,
+      from_address: a0(),
+      to_address: D3,
+      amount: "23",
+    });
+    expected.push({
+      tx_hash: rs[3]!.transactionHash,
+      position: "trace:0",
+      kind: "internal",
+      asset: NATIVE_ASSET,
+      from_address: forwarder,
+      to_address: D5,
+      amount: "24",
+    });
+
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await ingestor.syncOnce(); // a second pass at the head changes nothing
+    const stored = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+    const strip = (f: Expected) => ({ ...f, tx_hash: f.tx_hash.toLowerCase() });
+    const key = (f: Expected) => `${f.tx_hash}/${f.position}`;
+    const got = stored.map((s) =>
+      strip({
+        tx_hash: s.tx_hash,
+        position: s.position,
+        kind: s.kind,
+        asset: s.asset,
+        from_address: s.from_address,
+        to_address: s.to_address,
+        amount: s.amount,
+      }),
+    );
+    expect(got.sort((x, y) => key(x).localeCompare(key(y)))).toEqual(
+      expected.map(strip).sort((x, y) => key(x).localeCompare(key(y))),
+    );
+    const { rows } = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.transfers");
+    expect(rows[0].n).toBe(expected.length);
+  });
+
+  it("confirms facts once the rule is met and rings the doorbell", async () => {
+    const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+    let stored = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+    // 3 confirmations: blocks up to head-2 are confirmed, the last two are still `seen`.
+    for (const f of stored)
+      expect(f.status).toBe(BigInt(f.block_number) <= head - 2n ? "confirmed" : "seen");
+    expect(stored.some((f) => f.status === "seen")).toBe(true);
+    await rpc("anvil_mine", ["0x3"]);
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    stored = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+    expect(stored.every((f) => f.status === "confirmed")).toBe(true);
+    // Every confirmed fact's block is covered by a `chain-facts` doorbell job on the real queue.
+    const jobs = await ctx.queues.queue<ChainFactsJob>(CHAIN_FACTS_QUEUE).getJobs(["waiting"]);
+    expect(jobs.every((j) => j.name === "facts" && j.data.chainId === CHAIN_ID)).toBe(true);
+    for (const f of stored) {
+      const b = Number(f.block_number);
+      expect(jobs.some((j) => j.data.fromBlock <= b && b <= j.data.toBlock)).toBe(true);
+    }
+  });
+
+  it("picks up an address added while running (LISTEN/NOTIFY)", async () => {
+    const late = freshAddress(50);
+    const client = await ctx.db.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await watch(client as never, CHAIN_ID, [{ address: late }]);
+      const { notifyWatchedAddress } = await import("./index.js");
+      await notifyWatchedAddress(client, CHAIN_ID);
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    for (let i = 0; i < 50 && !ingestor.watched.has(late); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(ingestor.watched.has(late)).toBe(true);
+    const r = await sendAndMine(rpc, { from: accounts[0]!, to: late, value: 77n });
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const { rows } = await ctx.db.pool.query(
+      "SELECT amount::text FROM chain.transfers WHERE tx_hash = $1",
+      [r.transactionHash.toLowerCase()],
+    );
+    expect(rows).toEqual([{ amount: "77" }]);
+  });
+});

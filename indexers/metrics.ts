@@ -1,0 +1,53 @@
+import { Counter, Gauge, type Registry } from "prom-client";
+
+/** Indexer metrics (one set per process; every series is labelled by chain). */
+export type IndexerMetrics = ReturnType<typeof indexerMetrics>;
+
+export function indexerMetrics(registry: Registry) {
+  const get = <T>(name: string, make: () => T): T =>
+    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const gauge = (name: string, help: string, labelNames: string[] = ["chain_id"]) =>
+    get(name, () => new Gauge({ name, help, labelNames, registers: [registry] }));
+  const counter = (name: string, help: string, labelNames: string[] = ["chain_id"]) =>
+    get(name, () => new Counter({ name, help, labelNames, registers: [registry] }));
+  return {
+    chainHead: gauge("custody_indexer_chain_head", "latest block number reported by the RPC"),
+    indexedBlock: gauge("custody_indexer_indexed_block", "last block stored (the checkpoint)"),
+    lag: gauge("custody_indexer_lag_blocks", "chain head minus indexed block"),
+    blocks: counter("custody_indexer_blocks_total", "blocks stored (rate() gives blocks/s)"),
+    facts: counter("custody_indexer_facts_total", "chain facts stored (rate() gives facts/s)", [
+      "chain_id",
+      "kind",
+    ]),
+    reorgs: counter("custody_indexer_reorgs_total", "reorgs detected, by depth bucket", [
+      "chain_id",
+      "depth",
+      "beyond_window",
+    ]),
+    orphanedConfirmed: counter(
+      "custody_indexer_orphaned_confirmed_facts_total",
+      "confirmed facts orphaned by a reorg deeper than the confirmation rule (the ledger must react)",
+    ),
+    rpcCallsPerBlock: gauge(
+      "custody_indexer_rpc_calls_per_block",
+      "JSON-RPC calls per stored block over the last batch",
+    ),
+    errors: counter("custody_indexer_errors_total", "ingestor loop errors, by error code", [
+      "chain_id",
+      "code",
+    ]),
+    unhealthy: gauge(
+      "custody_indexer_unhealthy",
+      "1 while readiness fails, labelled with the reason (head_stalled, lagging, loop_stalled)",
+      ["chain_id", "reason"],
+    ),
+  };
+}
+
+/** Depth buckets keep the label set small. */
+export function depthBucket(depth: number): string {
+  if (depth <= 1) return "1";
+  if (depth <= 5) return "2-5";
+  if (depth <= 20) return "6-20";
+  return "21+";
+}

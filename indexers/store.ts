@@ -1,0 +1,250 @@
+/**
+ * The indexer's SQL. A batch (blocks, facts, confirmations, checkpoint) is one transaction, so a
+ * crash at any instant leaves either the whole batch or none of it; the checkpoint row is locked
+ * and compared with the batch's first parent hash inside that transaction.
+ */
+import type { PoolClient } from "../ops/db.js";
+import { TipMovedError } from "./errors.js";
+import type { BlockHeader, Fact } from "./extractFacts.js";
+
+export type Tip = { number: bigint; hash: string };
+
+/** Facts whose status changed in a transaction (for the doorbell and metrics). */
+export type StatusChange = { count: number; fromBlock: bigint | null; toBlock: bigint | null };
+
+export async function loadTip(
+  client: Pick<PoolClient, "query">,
+  chainId: number,
+): Promise<Tip | null> {
+  const { rows } = await client.query<{ block_number: string; block_hash: string }>(
+    "SELECT block_number, block_hash FROM chain.checkpoints WHERE chain_id = $1",
+    [chainId],
+  );
+  const row = rows[0];
+  return row ? { number: BigInt(row.block_number), hash: row.block_hash } : null;
+}
+
+/** Lock the checkpoint row and check it is `expected` (another writer or a lost race otherwise). */
+export async function lockTip(
+  client: PoolClient,
+  chainId: number,
+  expected: Tip | null,
+): Promise<void> {
+  const { rows } = await client.query<{ block_number: string; block_hash: string }>(
+    "SELECT block_number, block_hash FROM chain.checkpoints WHERE chain_id = $1 FOR UPDATE",
+    [chainId],
+  );
+  const row = rows[0];
+  const actual = row ? { number: BigInt(row.block_number), hash: row.block_hash } : null;
+  if (actual?.hash !== expected?.hash || actual?.number !== expected?.number)
+    throw new TipMovedError(expected, actual);
+}
+
+export async function insertBlocks(
+  client: PoolClient,
+  chainId: number,
+  blocks: BlockHeader[],
+): Promise<void> {
+  if (blocks.length === 0) return;
+  // A block seen before (orphaned, then canonical again after a reorg back) becomes canonical again.
+  await client.query(
+    `INSERT INTO chain.blocks (chain_id, number, hash, parent_hash, timestamp, canonical)
+     SELECT $1, n, h, p, to_timestamp(t), true
+       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS b(n, h, p, t)
+     ON CONFLICT (chain_id, hash) DO UPDATE SET canonical = true`,
+    [
+      chainId,
+      blocks.map((b) => b.number.toString()),
+      blocks.map((b) => b.hash),
+      blocks.map((b) => b.parentHash),
+      blocks.map((b) => b.timestamp),
+    ],
+  );
+}
+
+/**
+ * Insert facts; those at or below `confirmedUpTo` go in as `confirmed` directly (backfill would
+ * otherwise write every row twice). A fact orphaned earlier whose block is canonical again is
+ * revived as `seen`/`confirmed`.
+ */
+export async function insertFacts(
+  client: PoolClient,
+  chainId: number,
+  facts: Fact[],
+  confirmedUpTo: bigint | null,
+): Promise<StatusChange> {
+  if (facts.length === 0) return { count: 0, fromBlock: null, toBlock: null };
+  const status = facts.map((f) =>
+    confirmedUpTo !== null && f.blockNumber <= confirmedUpTo ? "confirmed" : "seen",
+  );
+  await client.query(
+    `INSERT INTO chain.transfers
+       (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
+        from_address, to_address, amount, status, confirmed_at)
+     SELECT $1, bn, bh, th, ti, pos, k, a, fa, ta, amt, st,
+            CASE WHEN st = 'confirmed' THEN now() END
+       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
+                   $8::text[], $9::text[], $10::text[], $11::numeric[], $12::text[])
+            AS f(bn, bh, th, ti, pos, k, a, fa, ta, amt, st)
+     ON CONFLICT (chain_id, block_hash, tx_hash, position) DO UPDATE
+       SET status = EXCLUDED.status, confirmed_at = EXCLUDED.confirmed_at, orphaned_at = NULL,
+           orphaned_after_confirmation = false
+       WHERE chain.transfers.status = 'orphaned'`,
+    [
+      chainId,
+      facts.map((f) => f.blockNumber.toString()),
+      facts.map((f) => f.blockHash),
+      facts.map((f) => f.txHash),
+      facts.map((f) => f.txIndex),
+      facts.map((f) => f.position),
+      facts.map((f) => f.kind),
+      facts.map((f) => f.asset),
+      facts.map((f) => f.from),
+      facts.map((f) => f.to),
+      facts.map((f) => f.amount.toString()),
+      status,
+    ],
+  );
+  let count = 0;
+  let fromBlock: bigint | null = null;
+  let toBlock: bigint | null = null;
+  facts.forEach((f, i) => {
+    if (status[i] !== "confirmed") return;
+    count++;
+    if (fromBlock === null || f.blockNumber < fromBlock) fromBlock = f.blockNumber;
+    if (toBlock === null || f.blockNumber > toBlock) toBlock = f.blockNumber;
+  });
+  return { count, fromBlock, toBlock };
+}
+
+async function statusChange(
+  client: PoolClient,
+  sql: string,
+  params: unknown[],
+): Promise<StatusChange & { confirmedBefore: number }> {
+  const { rows } = await client.query<{
+    n: string;
+    lo: string | null;
+    hi: string | null;
+    c: string;
+  }>(sql, params);
+  const row = rows[0]!;
+  return {
+    count: Number(row.n),
+    fromBlock: row.lo === null ? null : BigInt(row.lo),
+    toBlock: row.hi === null ? null : BigInt(row.hi),
+    confirmedBefore: Number(row.c),
+  };
+}
+
+/** `seen` → `confirmed` for canonical facts at or below `upTo`. */
+export async function confirmFacts(
+  client: PoolClient,
+  chainId: number,
+  upTo: bigint,
+): Promise<StatusChange> {
+  return statusChange(
+    client,
+    `WITH u AS (
+       UPDATE chain.transfers SET status = 'confirmed', confirmed_at = now()
+        WHERE chain_id = $1 AND status = 'seen' AND block_number <= $2
+       RETURNING block_number)
+     SELECT count(*) AS n, min(block_number) AS lo, max(block_number) AS hi, 0 AS c FROM u`,
+    [chainId, upTo.toString()],
+  );
+}
+
+/** Everything above `ancestor` leaves the canonical chain (kept for audit). */
+export async function orphanAbove(
+  client: PoolClient,
+  chainId: number,
+  ancestor: bigint,
+): Promise<StatusChange & { confirmedBefore: number }> {
+  await client.query(
+    "UPDATE chain.blocks SET canonical = false WHERE chain_id = $1 AND number > $2 AND canonical",
+    [chainId, ancestor.toString()],
+  );
+  return statusChange(
+    client,
+    `WITH u AS (
+       UPDATE chain.transfers
+          SET status = 'orphaned', orphaned_at = now(),
+              orphaned_after_confirmation = (status = 'confirmed')
+        WHERE chain_id = $1 AND block_number > $2 AND status <> 'orphaned'
+       RETURNING block_number, orphaned_after_confirmation)
+     SELECT count(*) AS n, min(block_number) AS lo, max(block_number) AS hi,
+            count(*) FILTER (WHERE orphaned_after_confirmation) AS c
+       FROM u`,
+    [chainId, ancestor.toString()],
+  );
+}
+
+export async function recordReorg(
+  client: PoolClient,
+  reorg: {
+    chainId: number;
+    depth: number;
+    ancestor: bigint;
+    oldTip: Tip;
+    newTip: Tip;
+    beyondWindow: boolean;
+    orphanedConfirmedFacts: number;
+  },
+): Promise<void> {
+  await client.query(
+    `INSERT INTO chain.reorgs (chain_id, depth, common_ancestor, old_tip_number, old_tip_hash,
+       new_tip_number, new_tip_hash, beyond_window, orphaned_confirmed_facts)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [
+      reorg.chainId,
+      reorg.depth,
+      reorg.ancestor.toString(),
+      reorg.oldTip.number.toString(),
+      reorg.oldTip.hash,
+      reorg.newTip.number.toString(),
+      reorg.newTip.hash,
+      reorg.beyondWindow,
+      reorg.orphanedConfirmedFacts,
+    ],
+  );
+}
+
+export async function saveTip(client: PoolClient, chainId: number, tip: Tip | null): Promise<void> {
+  if (tip === null) {
+    await client.query("DELETE FROM chain.checkpoints WHERE chain_id = $1", [chainId]);
+    return;
+  }
+  await client.query(
+    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, updated_at)
+     VALUES ($1, $2, $3, now())
+     ON CONFLICT (chain_id) DO UPDATE
+       SET block_number = EXCLUDED.block_number, block_hash = EXCLUDED.block_hash, updated_at = now()`,
+    [chainId, tip.number.toString(), tip.hash],
+  );
+}
+
+/** Stored canonical block hashes in [from, to], by number. */
+export async function canonicalHashes(
+  client: Pick<PoolClient, "query">,
+  chainId: number,
+  from: bigint,
+  to: bigint,
+): Promise<Map<bigint, string>> {
+  const { rows } = await client.query<{ number: string; hash: string }>(
+    `SELECT number, hash FROM chain.blocks
+      WHERE chain_id = $1 AND canonical AND number BETWEEN $2 AND $3`,
+    [chainId, from.toString(), to.toString()],
+  );
+  return new Map(rows.map((r) => [BigInt(r.number), r.hash]));
+}
+
+export async function lowestCanonicalBlock(
+  client: Pick<PoolClient, "query">,
+  chainId: number,
+): Promise<bigint | null> {
+  const { rows } = await client.query<{ n: string | null }>(
+    "SELECT min(number) AS n FROM chain.blocks WHERE chain_id = $1 AND canonical",
+    [chainId],
+  );
+  return rows[0]?.n == null ? null : BigInt(rows[0].n);
+}
