@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { bumpFees, type Fees } from "./fees.js";
+
+const gwei = (n: number) => BigInt(Math.round(n * 1e9));
+const e = (fee: bigint, tip: bigint): Fees => ({
+  type: "eip1559",
+  maxFeePerGas: fee,
+  maxPriorityFeePerGas: tip,
+});
+
+describe("bumpFees", () => {
+  it("raises both fields by more than 10% when the market is flat", () => {
+    const r = bumpFees(e(gwei(10), gwei(1)), e(gwei(10), gwei(1)), gwei(100));
+    expect(r.replace).toBe(true);
+    if (!r.replace || r.fees.type !== "eip1559") throw new Error("unreachable");
+    expect(r.fees.maxFeePerGas * 100n).toBeGreaterThanOrEqual(gwei(10) * 110n);
+    expect(r.fees.maxPriorityFeePerGas * 100n).toBeGreaterThanOrEqual(gwei(1) * 110n);
+    expect(r.capped).toBe(false);
+  });
+
+  it("jumps to the market when it is higher than +10%", () => {
+    const r = bumpFees(e(gwei(10), gwei(1)), e(gwei(50), gwei(3)), gwei(100));
+    expect(r).toEqual({ replace: true, fees: e(gwei(50), gwei(3)), capped: false });
+  });
+
+  it("clamps to the cap and flags it", () => {
+    const r = bumpFees(e(gwei(10), gwei(1)), e(gwei(500), gwei(3)), gwei(20));
+    expect(r).toEqual({ replace: true, fees: e(gwei(20), gwei(3)), capped: true });
+  });
+
+  it("refuses a replacement the cap would make invalid", () => {
+    expect(bumpFees(e(gwei(19), gwei(1)), e(gwei(30), gwei(1)), gwei(20))).toEqual({
+      replace: false,
+      capped: true,
+    });
+  });
+
+  it("keeps the tip at or below the max fee", () => {
+    const r = bumpFees(e(gwei(10), gwei(10)), e(gwei(10), gwei(10)), gwei(100));
+    if (!r.replace || r.fees.type !== "eip1559") throw new Error("expected a replacement");
+    expect(r.fees.maxPriorityFeePerGas <= r.fees.maxFeePerGas).toBe(true);
+    expect(r.fees.maxPriorityFeePerGas * 100n).toBeGreaterThanOrEqual(gwei(10) * 110n);
+  });
+
+  it("bumps legacy gas price the same way", () => {
+    const r = bumpFees(
+      { type: "legacy", gasPrice: gwei(10) },
+      { type: "legacy", gasPrice: gwei(5) },
+      gwei(100),
+    );
+    if (!r.replace || r.fees.type !== "legacy") throw new Error("expected a replacement");
+    expect(r.fees.gasPrice * 100n).toBeGreaterThanOrEqual(gwei(10) * 110n);
+    expect(
+      bumpFees({ type: "legacy", gasPrice: gwei(95) }, { type: "legacy", gasPrice: 0n }, gwei(100)),
+    ).toEqual({
+      replace: false,
+      capped: true,
+    });
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * Plan and request sweeps for one chain: in one Postgres transaction (under a per-chain advisory
+ * lock, so concurrent workers never plan the same address twice) read the sweepable balances,
+ * batch them, and for each batch write the sweep, its items and the signer request (same id).
+ * A crash before COMMIT leaves nothing; after it, the signer owns the request and settlement
+ * finds the open sweep.
+ */
+import { randomUUID } from "node:crypto";
+import { encodeFunctionData, getAddress } from "viem";
+import { forwarderFactory } from "../../chains/contracts/index.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import { requestTransaction } from "../requests.js";
+import { readSweepCandidates } from "./candidates.js";
+import { planSweeps, sweepThresholds } from "./planSweeps.js";
+
+/** pg_advisory_xact_lock(SWEEP_LOCK, chainId): one planner per chain at a time. */
+export const SWEEP_LOCK = 0x5357_4550; // "SWEP"
+
+export type StartedSweep = { id: string; addresses: number; items: number; tokens: string[] };
+
+export async function startSweeps({
+  common,
+  pool,
+  chain,
+}: {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+}): Promise<StartedSweep[]> {
+  const thresholds = sweepThresholds(chain);
+  if (thresholds.size === 0) return [];
+  const started = await withTransaction(pool, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
+    const plan = planSweeps(
+      await readSweepCandidates(client, chain.chainId),
+      thresholds,
+      chain.sweepBatchSize,
+    );
+    const out: StartedSweep[] = [];
+    for (const sweep of plan) {
+      const { rows } = await client.query<{ hot_wallet: string }>(
+        "SELECT hot_wallet FROM custody.contracts WHERE chain_id = $1 AND address = $2",
+        [chain.chainId, sweep.factory],
+      );
+      const hotWallet = rows[0]?.hot_wallet;
+      if (!hotWallet) throw new Error(`factory ${sweep.factory} is not in custody.contracts`);
+      const id = `sweep:${chain.chainId}:${randomUUID()}`;
+      await client.query(
+        `INSERT INTO custody.sweeps (id, chain_id, factory, hot_wallet, tokens)
+         VALUES ($1, $2, $3, $4, $5)`,
+        [id, chain.chainId, sweep.factory, hotWallet, sweep.tokens.map((t) => t.toLowerCase())],
+      );
+      await client.query(
+        `INSERT INTO custody.sweep_items (sweep_id, chain_id, address, salt, asset, planned)
+         SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::numeric[])`,
+        [
+          id,
+          chain.chainId,
+          sweep.items.map((i) => i.address),
+          sweep.items.map((i) => i.salt),
+          sweep.items.map((i) => i.asset),
+          sweep.items.map((i) => i.planned.toString()),
+        ],
+      );
+      await requestTransaction(client, {
+        id,
+        chainId: chain.chainId,
+        from: hotWallet,
+        to: sweep.factory,
+        value: 0n,
+        data: encodeFunctionData({
+          abi: forwarderFactory.abi,
+          functionName: "sweep",
+          args: [sweep.salts, sweep.tokens],
+        }),
+        kind: "sweep",
+        refId: id,
+      });
+      out.push({
+        id,
+        addresses: sweep.salts.length,
+        items: sweep.items.length,
+        tokens: sweep.tokens.map((t) => getAddress(t)),
+      });
+    }
+    return out;
+  });
+  for (const s of started) {
+    common.logger.info({
+      msg: "sweep requested",
+      chain_id: chain.chainId,
+      sweep_id: s.id,
+      addresses: s.addresses,
+      items: s.items,
+    });
+  }
+  return started;
+}
