@@ -57,6 +57,9 @@ export const errorStatus: Record<string, number> = {
   ALREADY_DECIDED: 409,
   NO_HOT_WALLET: 422,
   DEAD_LETTER_NOT_FOUND: 404,
+  DEPOSIT_FACTORY_NOT_DEPLOYED: 409,
+  DEPOSIT_INVALID_CUSTOMER: 400,
+  DEPOSIT_UNKNOWN_CHAIN: 400,
 };
 
 /** Fastify's own client errors, renamed to stable codes (the field is the part of the request). */

@@ -20,9 +20,10 @@ export const AssetId = Type.String({
   description: "`<chainId>:<token address>`; native = zero address",
 });
 
+/** Same rule as the ledger's `user:<id>` accounts and deposit allocation. */
 export const CustomerId = Type.String({
-  pattern: "^[A-Za-z0-9_.-]{1,64}$",
-  description: "the exchange's customer id",
+  pattern: "^[^\\s:][^\\s]{0,127}$",
+  description: "the exchange's customer id: 1-128 characters, no whitespace, not starting with ':'",
 });
 
 export const ChainRef = Type.String({

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHealth } from "../ops/health.js";
 import { revokeApiKey } from "./apiKeys.js";
+import { buildApp } from "./app.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
+import { createV1Plugin } from "./v1.js";
 
 let t: ApiTestContext;
 beforeAll(async () => {
@@ -80,5 +83,66 @@ describe("docs", () => {
     expect(res.statusCode).toBe(200);
     const doc = res.json();
     expect(Object.keys(doc.paths)).toContain("/v1/deposits/{id}");
+  });
+});
+
+describe("every /v1 route", () => {
+  it("answers 401 problem+json without a key (routes taken from the OpenAPI document)", async () => {
+    const doc = (await t.app.inject({ method: "GET", url: "/docs/json" })).json();
+    const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, ops]) => Object.keys(ops).map((method) => ({ method: method.toUpperCase(), path })),
+    );
+    const v1 = routes.filter((r) => r.path.startsWith("/v1/"));
+    expect(v1.length).toBeGreaterThanOrEqual(8);
+    for (const r of v1) {
+      const url = r.path.replace(/\{[^}]+\}/g, "00000000-0000-5000-8000-000000000000");
+      const res = await t.call(null, {
+        method: r.method as "GET",
+        url,
+        ...(r.method === "POST" ? { payload: {} } : {}),
+      });
+      expect({ route: `${r.method} ${r.path}`, status: res.statusCode }).toEqual({
+        route: `${r.method} ${r.path}`,
+        status: 401,
+      });
+      expect(res.json().code).toBe("AUTH_REQUIRED");
+    }
+  });
+});
+
+describe("rate limit", () => {
+  it("limits each API key separately, on Redis, with a 429 problem+json", async () => {
+    const app = await buildApp({
+      common: t.ctx.common,
+      health: createHealth(),
+      plugins: [
+        createV1Plugin({
+          common: t.ctx.common,
+          pool: t.ctx.db.pool,
+          redis: t.ctx.redis.redis,
+          rateLimit: { max: 3, timeWindowMs: 60_000 },
+        }),
+      ],
+    });
+    try {
+      const a = await t.newKey("rl-a", ["deposits:read"]);
+      const b = await t.newKey("rl-b", ["deposits:read"]);
+      const get = (key: string) =>
+        app.inject({
+          method: "GET",
+          url: "/v1/assets",
+          headers: { authorization: `Bearer ${key}` },
+        });
+      for (let i = 0; i < 3; i++) expect((await get(a)).statusCode).toBe(200);
+      const limited = await get(a);
+      expect(limited.statusCode).toBe(429);
+      expect(limited.headers["content-type"]).toContain("application/problem+json");
+      expect(limited.json()).toMatchObject({ code: "RATE_LIMITED" });
+      expect((await get(b)).statusCode).toBe(200);
+      const keys = await t.ctx.redis.redis.keys(`${t.ctx.redis.prefix}:ratelimit:*`);
+      expect(keys.length).toBeGreaterThan(0);
+    } finally {
+      await app.close();
+    }
   });
 });

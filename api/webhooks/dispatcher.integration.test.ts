@@ -1,0 +1,179 @@
+/**
+ * Webhooks against a real HTTP receiver on loopback, real Postgres and BullMQ on Redis: signed
+ * delivery, dedupe by event id, retries ending in the dead-letter list, and re-drive via the API.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { createWebhookDispatcher, type WebhookDispatcher } from "./dispatcher.js";
+import { emitEvent } from "./events.js";
+import { verifyWebhook } from "./signature.js";
+
+type Received = { id: string; timestamp: number; signature: string; body: string };
+
+let server: Server;
+let baseUrl: string;
+const received: { good: Received[]; flaky: Received[] } = { good: [], flaky: [] };
+let flakyUp = false;
+
+let t: ApiTestContext;
+let dispatcher: WebhookDispatcher;
+
+function read(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let data = "";
+    req.on("data", (c) => {
+      data += c;
+    });
+    req.on("end", () => resolve(data));
+  });
+}
+
+async function until(cond: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const statusOf = async (endpoint: string) =>
+  (
+    await t.ctx.db.pool.query<{ status: string; attempts: number }>(
+      `SELECT status, attempts FROM api.webhook_deliveries WHERE endpoint = $1`,
+      [endpoint],
+    )
+  ).rows;
+
+beforeAll(async () => {
+  server = createServer(async (req, res) => {
+    const body = await read(req);
+    const which: "good" | "flaky" = req.url === "/good" ? "good" : "flaky";
+    received[which].push({
+      id: String(req.headers["webhook-id"]),
+      timestamp: Number(req.headers["webhook-timestamp"]),
+      signature: String(req.headers["webhook-signature"]),
+      body,
+    });
+    res.statusCode = which === "good" || flakyUp ? 204 : 500;
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  t = await createApiTestContext({
+    configure: (ctx) => {
+      const config = Object.freeze({
+        ...ctx.config,
+        webhooks: [
+          { url: `${baseUrl}/good`, secretEnv: "WH_GOOD", events: ["*"] },
+          { url: `${baseUrl}/flaky`, secretEnv: "WH_FLAKY", events: ["withdrawal.*"] },
+        ],
+        webhookSecrets: { WH_GOOD: "good-secret", WH_FLAKY: "flaky-secret" },
+      });
+      return { ...ctx, config, common: { ...ctx.common, config } };
+    },
+  });
+  dispatcher = createWebhookDispatcher({
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    queues: t.ctx.queues,
+    attempts: 3,
+    backoffMs: 20,
+    sweepIntervalMs: 100,
+  });
+  dispatcher.start();
+});
+afterAll(async () => {
+  await dispatcher?.stop();
+  await t?.cleanup();
+  await new Promise((r) => server?.close(r));
+});
+
+describe("webhook delivery", () => {
+  it("delivers a signed event once per interested endpoint, even when emitted twice", async () => {
+    const data = { deposit_id: "1", amount: "1000" };
+    const id1 = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "deposit.confirmed",
+      name: "deposit:1:confirmed",
+      data,
+    });
+    const id2 = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "deposit.confirmed",
+      name: "deposit:1:confirmed",
+      data,
+    });
+    expect(id2).toBe(id1);
+    await until(
+      async () => (await statusOf(`${baseUrl}/good`))[0]?.status === "delivered",
+      "delivery",
+    );
+    await dispatcher.ring();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(received.good).toHaveLength(1);
+    // the flaky endpoint only wants withdrawal events
+    expect(received.flaky).toHaveLength(0);
+    const got = received.good[0]!;
+    expect(got.id).toBe(id1);
+    expect(JSON.parse(got.body)).toMatchObject({ id: id1, type: "deposit.confirmed", data });
+    expect(verifyWebhook({ secret: "good-secret", ...got })).toBe(true);
+    expect(verifyWebhook({ secret: "flaky-secret", ...got })).toBe(false);
+  });
+
+  it("retries a failing endpoint, dead-letters it, and re-drives it through the API", async () => {
+    const id = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "withdrawal.failed",
+      name: "withdrawal:w1:failed",
+      data: { withdrawal_id: "w1" },
+    });
+    const flaky = `${baseUrl}/flaky`;
+    await until(async () => (await statusOf(flaky))[0]?.status === "dead", "dead letter");
+    expect((await statusOf(flaky))[0]!.attempts).toBe(3);
+    expect(received.flaky).toHaveLength(3);
+    expect(new Set(received.flaky.map((r) => r.id))).toEqual(new Set([id]));
+
+    const dead = await t.call(t.keys.admin, {
+      method: "GET",
+      url: "/v1/webhooks/deliveries?status=dead",
+    });
+    expect(dead.json().deliveries).toEqual([
+      expect.objectContaining({
+        eventId: id,
+        endpoint: flaky,
+        type: "withdrawal.failed",
+        attempts: 3,
+      }),
+    ]);
+    expect(dead.json().deliveries[0].lastError).toBe("HTTP 500");
+
+    const notAdmin = await t.call(t.keys["withdrawals:approve"], {
+      method: "GET",
+      url: "/v1/webhooks/deliveries",
+    });
+    expect(notAdmin.statusCode).toBe(403);
+
+    flakyUp = true;
+    const redrive = await t.call(t.keys.admin, {
+      method: "POST",
+      url: `/v1/webhooks/dead-letters/${id}/redrive`,
+      headers: { "idempotency-key": "redrive-1" },
+      payload: {},
+    });
+    expect(redrive.statusCode).toBe(200);
+    expect(redrive.json().redriven).toHaveLength(1);
+    await until(
+      async () => (await statusOf(flaky))[0]?.status === "delivered",
+      "re-driven delivery",
+    );
+    expect(received.flaky).toHaveLength(4);
+
+    const nothingDead = await t.call(t.keys.admin, {
+      method: "POST",
+      url: `/v1/webhooks/dead-letters/${id}/redrive`,
+      headers: { "idempotency-key": "redrive-2" },
+      payload: {},
+    });
+    expect(nothingDead.statusCode).toBe(404);
+    expect(nothingDead.json()).toMatchObject({ code: "DEAD_LETTER_NOT_FOUND" });
+  });
+});
