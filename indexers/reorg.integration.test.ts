@@ -1,0 +1,150 @@
+/**
+ * Reorgs on a real anvil at depth 1 and 5 (anvil_reorg, replacement blocks with other transfers)
+ * and deeper than the reorg window (evm_snapshot/evm_revert and a longer branch). After each, the
+ * stored canonical blocks and facts must equal a fresh index of the final chain, orphaned facts
+ * are kept, and the reorg is recorded with its depth and whether confirmed facts were lost.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../chains/index.js";
+import type { ChainConfig } from "../ops/config.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createIngestor, type Ingestor } from "./createIngestor.js";
+import {
+  anvilRpc,
+  call,
+  canonicalBlocks,
+  canonicalFacts,
+  deploy,
+  freshAddress,
+  freshIndex,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "./testing/chain.js";
+
+const CHAIN_ID = 31337;
+const D1 = freshAddress(1);
+const D2 = freshAddress(2);
+const D3 = freshAddress(3);
+let ctx: TestContext;
+let rpc: Rpc;
+let chain: ChainConfig;
+let ingestor: Ingestor;
+let from: Hex;
+let token: Hex;
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
+  chain = {
+    ...ctx.config.chains[0]!,
+    confirmations: { kind: "blocks", blocks: 2 },
+    reorgWindow: 8,
+    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
+  };
+  await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }, { address: D3 }]);
+  ingestor = await createIngestor({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapter: createEvmAdapter(chain, { common: ctx.common }),
+    options: { batchBlocks: 3 },
+  });
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await ctx?.cleanup();
+});
+
+/** `n` blocks, each with a native transfer and an ERC-20 transfer to watched addresses. */
+async function produce(n: number, tag: bigint): Promise<void> {
+  for (let i = 0n; i < BigInt(n); i++) {
+    await sendAndMine(rpc, { from, to: D1, value: tag + i });
+    await sendAndMine(rpc, { from, to: token, data: call("TestToken", "transfer", [D2, tag + i]) });
+  }
+}
+
+async function expectEqualsFreshIndex(): Promise<void> {
+  const reference = await freshIndex({ common: ctx.common, chain, sourcePool: ctx.db.pool });
+  expect(await canonicalBlocks(ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
+  expect(await canonicalFacts(ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
+  expect(reference.facts.length).toBeGreaterThan(0);
+}
+
+async function lastReorg() {
+  const { rows } = await ctx.db.pool.query(
+    `SELECT depth, beyond_window, orphaned_confirmed_facts, old_tip_number::int, new_tip_number::int
+       FROM chain.reorgs ORDER BY id DESC LIMIT 1`,
+  );
+  return rows[0];
+}
+
+async function orphanedCount(): Promise<number> {
+  const { rows } = await ctx.db.pool.query(
+    "SELECT count(*)::int AS n FROM chain.transfers WHERE status = 'orphaned'",
+  );
+  return rows[0].n;
+}
+
+describe("reorgs", () => {
+  it("depth 1: a same-height replacement block", async () => {
+    await produce(3, 100n);
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const tip = BigInt(await rpc<Hex>("eth_blockNumber"));
+    // Replace the tip with a block holding a different transfer (to D3).
+    await rpc("anvil_reorg", [1, [[{ from, to: D3, value: "0x7b" }, 0]]]);
+    expect(BigInt(await rpc<Hex>("eth_blockNumber"))).toBe(tip);
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    expect(await lastReorg()).toMatchObject({
+      depth: 1,
+      beyond_window: false,
+      orphaned_confirmed_facts: 0,
+    });
+    expect(await orphanedCount()).toBe(1);
+    await expectEqualsFreshIndex();
+  });
+
+  it("depth 5: confirmed facts orphaned within the window", async () => {
+    await produce(3, 200n);
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const before = await orphanedCount();
+    const pairs = [0, 1, 2, 3, 4].map((i) => [
+      { from, to: D3, value: `0x${(300 + i).toString(16)}` },
+      i,
+    ]);
+    await rpc("anvil_reorg", [5, pairs]);
+    await sendAndMine(rpc, { from, to: D1, value: 999n }); // the new branch is longer
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const reorg = await lastReorg();
+    expect(reorg).toMatchObject({ depth: 5, beyond_window: false });
+    // 2 confirmations: of the 5 orphaned blocks, the lower 4 were confirmed.
+    expect(reorg.orphaned_confirmed_facts).toBeGreaterThan(0);
+    expect(await orphanedCount()).toBeGreaterThan(before);
+    const { rows } = await ctx.db.pool.query(
+      "SELECT count(*)::int AS n FROM chain.transfers WHERE orphaned_after_confirmation",
+    );
+    expect(rows[0].n).toBe(reorg.orphaned_confirmed_facts);
+    await expectEqualsFreshIndex();
+  });
+
+  it("deeper than the reorg window: handled, recorded, no crash", async () => {
+    const snapshot = await rpc<Hex>("evm_snapshot");
+    await produce(6, 400n); // 12 blocks
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await rpc("evm_revert", [snapshot]);
+    for (let i = 0n; i < 13n; i++) await sendAndMine(rpc, { from, to: D3, value: 500n + i });
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const reorg = await lastReorg();
+    expect(reorg).toMatchObject({ depth: 12, beyond_window: true });
+    expect(reorg.orphaned_confirmed_facts).toBeGreaterThan(0);
+    const metrics = await ctx.common.metrics.registry.getSingleMetricAsString(
+      "custody_indexer_reorgs_total",
+    );
+    expect(metrics).toContain('depth="6-20",beyond_window="true"');
+    await expectEqualsFreshIndex();
+  });
+});
