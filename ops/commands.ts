@@ -5,10 +5,12 @@
 import type { Command } from "commander";
 import { registerCommands as apiCommands } from "../api/cli.js";
 import { registerCommands as contractsCommands } from "../chains/contracts/cli.js";
+import { registerCommands as ledgerCommands } from "../ledger/cli.js";
 import { registerCommands as depositAddressCommands } from "../signer/deposit-addresses/cli.js";
 
 export function registerModuleCommands(program: Command): void {
   apiCommands(program);
   contractsCommands(program);
   depositAddressCommands(program);
+  ledgerCommands(program);
 }

@@ -4,5 +4,6 @@
  */
 import "../api/role.js";
 import "../indexers/role.js";
+import "../ledger/role.js";
 
 export {};

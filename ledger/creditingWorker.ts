@@ -1,0 +1,96 @@
+/**
+ * The ledger's part of the `worker` role: deposit crediting on every `chain-facts` doorbell and on
+ * a periodic sweep of Postgres (doorbells can be lost), plus expiry of timed-out holds.
+ */
+import type { Worker } from "bullmq";
+import type { Common } from "../ops/common.js";
+import type { ChainConfig } from "../ops/config.js";
+import type { Pool } from "../ops/db.js";
+import type { QueueFactory } from "../ops/queues.js";
+import type { Ledger } from "./createLedger.js";
+import { createDepositCrediting, type DepositCrediting } from "./depositCrediting.js";
+
+/** Same names as indexers/doorbell.ts (docs/contracts.md); repeated so the ledger does not import the indexer. */
+export const CHAIN_FACTS_QUEUE = "chain-facts";
+type ChainFactsJob = { chainId: number; fromBlock: number; toBlock: number };
+
+export type CreditingWorker = {
+  crediting: DepositCrediting;
+  /** One sweep of every chain and the hold expiry, now. */
+  sweepOnce: () => Promise<void>;
+  stop: () => Promise<void>;
+};
+
+export async function startCreditingWorker({
+  common,
+  pool,
+  queues,
+  ledger,
+  chains,
+  sweepIntervalMs = 5_000,
+}: {
+  common: Common;
+  pool: Pool;
+  queues: QueueFactory;
+  ledger: Ledger;
+  chains: readonly ChainConfig[];
+  sweepIntervalMs?: number;
+}): Promise<CreditingWorker> {
+  const log = common.logger.child({ component: "ledger-worker" });
+  await ledger.ensureAssetsFromConfig(chains);
+  const crediting = createDepositCrediting({ common, pool, ledger });
+  const chainIds = new Set(chains.map((c) => c.chainId));
+
+  // One sweep at a time: a doorbell during a sweep waits for it instead of racing it.
+  let inFlight: Promise<void> = Promise.resolve();
+  const serial = (fn: () => Promise<void>) => {
+    const next = inFlight.then(fn, fn);
+    inFlight = next.catch(() => {});
+    return next;
+  };
+  const sweepChain = (chainId: number) =>
+    serial(async () => {
+      const r = await crediting.sweep({ chainId });
+      if (r.credited + r.compensated > 0)
+        log.debug({ msg: "deposits swept", chain_id: chainId, ...r });
+    });
+  const sweepOnce = async () => {
+    for (const chainId of chainIds) await sweepChain(chainId);
+    await serial(async () => {
+      await ledger.expireHolds();
+    });
+  };
+
+  const worker: Worker<ChainFactsJob> = queues.worker<ChainFactsJob>(
+    CHAIN_FACTS_QUEUE,
+    async (job) => {
+      // A doorbell for a chain this process does not serve is left to the periodic sweep elsewhere.
+      if (chainIds.has(job.data.chainId)) await sweepChain(job.data.chainId);
+    },
+    { concurrency: 1 },
+  );
+
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async () => {
+    try {
+      await sweepOnce();
+    } catch (err) {
+      log.warn({ msg: "deposit sweep failed; retrying next interval", err });
+    }
+    if (!stopped) timer = setTimeout(tick, sweepIntervalMs);
+  };
+  timer = setTimeout(tick, 0);
+
+  return {
+    crediting,
+    sweepOnce,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await worker.close();
+      await inFlight;
+      await ledger.close();
+    },
+  };
+}
