@@ -16,6 +16,7 @@ import {
   type Hex,
   type PublicClient,
 } from "viem";
+import { notifyWatchedAddress } from "../../indexers/watched.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import { type Pool, withTransaction } from "../../ops/db.js";
@@ -82,8 +83,8 @@ export async function deployForwarderFactory({
   }
   const address = getAddress(receipt.contractAddress);
   await assertFactory(client, address, hotWallet);
-  const { contract, created } = await withTransaction(pool, (c) =>
-    recordContract(c, {
+  const { contract, created } = await withTransaction(pool, async (c) => {
+    const recorded = await recordContract(c, {
       chainId: chain.chainId,
       name: FORWARDER_FACTORY,
       address,
@@ -91,8 +92,16 @@ export async function deployForwarderFactory({
       initCodeHash: forwarderInitCodeHash,
       deployTxHash: hash,
       blockNumber: receipt.blockNumber,
-    }),
-  );
+    });
+    // Sweeps pay gas from and deliver value to the hot wallet: the indexer must watch it.
+    await c.query(
+      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+       VALUES ($1, $2, 'hot', 'hot-wallet') ON CONFLICT (chain_id, address) DO NOTHING`,
+      [chain.chainId, recorded.contract.hotWallet.toLowerCase()],
+    );
+    await notifyWatchedAddress(c, chain.chainId);
+    return recorded;
+  });
   log.info({ msg: "forwarder factory deployed", address: contract.address, tx_hash: hash });
   return { contract, deployed: created };
 }

@@ -59,6 +59,10 @@ describe("deposit address allocation", () => {
     const again = await deploy();
     expect(again.deployed).toBe(false);
     expect(again.contract.address).toBe(first.contract.address);
+    const watched = await ctx.db.pool.query(
+      "SELECT address FROM chain.custody_addresses WHERE kind = 'hot'",
+    );
+    expect(watched.rows).toEqual([{ address: hot.address.toLowerCase() }]);
     const { rows } = await ctx.db.pool.query("SELECT address, hot_wallet FROM custody.contracts");
     expect(rows).toEqual([
       { address: first.contract.address.toLowerCase(), hot_wallet: hot.address.toLowerCase() },
@@ -100,7 +104,7 @@ describe("deposit address allocation", () => {
       expect(raced.filter((r) => r.created)).toHaveLength(1);
 
       const { rows } = await ctx.db.pool.query(
-        "SELECT address, kind, owner FROM chain.custody_addresses WHERE chain_id = 31337 ORDER BY owner",
+        "SELECT address, kind, owner FROM chain.custody_addresses WHERE chain_id = 31337 AND kind = 'deposit' ORDER BY owner",
       );
       expect(rows).toEqual([
         { address: a.address.toLowerCase(), kind: "deposit", owner: "alice" },

@@ -35,7 +35,9 @@ export function sweepTransfer(args: {
   chainRef: ChainRef | undefined;
 }): NewTransfer {
   return {
-    id: transferId(`sweep:${args.sweepId}:${args.address.toLowerCase()}:${args.asset.toLowerCase()}`),
+    id: transferId(
+      `sweep:${args.sweepId}:${args.address.toLowerCase()}:${args.asset.toLowerCase()}`,
+    ),
     assetId: assetIdOf(args.chainId, args.asset),
     debit: hotAccount(args.hotWallet),
     credit: "custody:deposits",

@@ -15,9 +15,9 @@ import {
   type TransactionReceipt,
   zeroAddress,
 } from "viem";
+import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import { TRANSFER_TOPIC } from "../../chains/evm/createEvmAdapter.js";
-import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { ChainRef, Ledger, NewTransfer } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
@@ -65,9 +65,7 @@ export async function settleSweeps({
   for (const row of rows) {
     const success = row.request_status === "confirmed" && row.receipt_success === true;
     // Chain reads happen before the transaction; they are facts of a confirmed block.
-    const swept = success
-      ? await sweptAmounts({ adapter, chain, row })
-      : ([] as SweptAmount[]);
+    const swept = success ? await sweptAmounts({ adapter, chain, row }) : ([] as SweptAmount[]);
     const result = await withTransaction(pool, async (client) => {
       const lock = await client.query<{ status: string }>(
         "SELECT status FROM custody.sweeps WHERE id = $1 FOR UPDATE",

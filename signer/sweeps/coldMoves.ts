@@ -1,0 +1,249 @@
+/**
+ * Hot/cold: a hot wallet keeps at most its per-asset ceiling; above it, the excess goes to the
+ * chain's cold address through the same rails as a withdrawal: a ledger hold (custody:hot →
+ * custody:cold) and a signer request in one transaction, then post on confirmation or void on
+ * failure, and the gas booked either way. One open move per (chain, hot wallet, asset); the next
+ * is sized after it settles.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  type Address,
+  encodeFunctionData,
+  erc20Abi,
+  getAddress,
+  type Hex,
+  pad,
+  zeroAddress,
+} from "viem";
+import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import { TRANSFER_TOPIC } from "../../chains/evm/createEvmAdapter.js";
+import { assetIdOf, type Ledger, type TransferInput, transferId } from "../../ledger/index.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import { requestTransaction } from "../requests.js";
+import { assertBooked, coldAccount, gasTransfer, hotAccount } from "./bookings.js";
+import { SweepReceiptError } from "./errors.js";
+
+/** Per-asset hot ceilings of a chain, keyed by lowercase asset (zero address for native). */
+export function hotCeilings(chain: ChainConfig): Map<string, bigint> {
+  const ceilings = new Map<string, bigint>();
+  if (chain.nativeHotCeiling !== undefined) ceilings.set(zeroAddress, chain.nativeHotCeiling);
+  for (const t of chain.tokens) {
+    if (t.hotCeiling !== undefined) ceilings.set(t.address.toLowerCase(), t.hotCeiling);
+  }
+  return ceilings;
+}
+
+/** The excess over the ceiling, counting only value both the ledger and the chain agree is there. */
+export function excessOverCeiling(args: {
+  ledgerAvailable: bigint;
+  onChain: bigint;
+  ceiling: bigint;
+}): bigint {
+  // biome-ignore lint/complexity/useMathMinMax: Math.min does not take bigints
+  const held = args.ledgerAvailable < args.onChain ? args.ledgerAvailable : args.onChain;
+  return held > args.ceiling ? held - args.ceiling : 0n;
+}
+
+type Deps = { common: Common; pool: Pool; ledger: Ledger; adapter: EvmAdapter; chain: ChainConfig };
+
+export type StartedColdMove = { id: string; asset: string; amount: bigint };
+
+/** The hot wallets that accumulate swept value on this chain (the factories' destinations). */
+async function hotWallets(pool: Pool, chainId: number): Promise<string[]> {
+  const { rows } = await pool.query<{ hot_wallet: string }>(
+    "SELECT DISTINCT hot_wallet FROM custody.contracts WHERE chain_id = $1",
+    [chainId],
+  );
+  return rows.map((r) => r.hot_wallet);
+}
+
+export async function startColdMoves({
+  common,
+  pool,
+  ledger,
+  adapter,
+  chain,
+}: Deps): Promise<StartedColdMove[]> {
+  const ceilings = hotCeilings(chain);
+  if (ceilings.size === 0 || !chain.coldAddress) return [];
+  const cold = chain.coldAddress.toLowerCase();
+  const started: StartedColdMove[] = [];
+  for (const hot of await hotWallets(pool, chain.chainId)) {
+    for (const [asset, ceiling] of ceilings) {
+      const open = await pool.query(
+        `SELECT 1 FROM custody.cold_moves
+         WHERE chain_id = $1 AND hot_wallet = $2 AND asset = $3 AND status = 'open'`,
+        [chain.chainId, hot, asset],
+      );
+      if (open.rowCount) continue;
+      const assetId = assetIdOf(chain.chainId, asset);
+      const [balance, onChain] = await Promise.all([
+        ledger.balance({ assetId, name: hotAccount(hot) }),
+        asset === zeroAddress
+          ? adapter.getNativeBalance(getAddress(hot))
+          : adapter
+              .getTokenBalances({ token: getAddress(asset), holders: [getAddress(hot)] })
+              .then((b) => b[0] ?? 0n),
+      ]);
+      const amount = excessOverCeiling({ ledgerAvailable: balance.available, onChain, ceiling });
+      if (amount === 0n) continue;
+      const id = `cold_move:${chain.chainId}:${randomUUID()}`;
+      const created = await withTransaction(pool, async (client) => {
+        // The partial unique index makes a concurrent second move for the same asset a no-op.
+        const inserted = await client.query(
+          `INSERT INTO custody.cold_moves (id, chain_id, hot_wallet, cold_address, asset, amount)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (chain_id, hot_wallet, asset) WHERE status = 'open' DO NOTHING`,
+          [id, chain.chainId, hot, cold, asset, amount.toString()],
+        );
+        if (inserted.rowCount !== 1) return false;
+        assertBooked(
+          await ledger.createTransfers(
+            [
+              {
+                type: "pending",
+                id: transferId(`cold_move:${id}`),
+                assetId,
+                debit: coldAccount(cold),
+                credit: hotAccount(hot),
+                amount,
+                kind: "cold_move",
+                memo: `cold move ${id}`,
+              },
+            ],
+            { client },
+          ),
+          `cold move ${id}`,
+        );
+        await requestTransaction(client, {
+          id,
+          chainId: chain.chainId,
+          from: hot,
+          ...(asset === zeroAddress
+            ? { to: cold, value: amount }
+            : {
+                to: asset,
+                value: 0n,
+                data: encodeFunctionData({
+                  abi: erc20Abi,
+                  functionName: "transfer",
+                  args: [getAddress(cold), amount],
+                }),
+              }),
+          kind: "cold_move",
+          refId: id,
+        });
+        return true;
+      });
+      if (!created) continue;
+      common.logger.info({
+        msg: "cold move requested",
+        chain_id: chain.chainId,
+        cold_move_id: id,
+        asset,
+        amount: amount.toString(),
+        ceiling: ceiling.toString(),
+      });
+      started.push({ id, asset, amount });
+    }
+  }
+  return started;
+}
+
+type SettleableMove = {
+  id: string;
+  hot_wallet: string;
+  cold_address: string;
+  asset: string;
+  amount: string;
+  request_status: "confirmed" | "failed";
+  tx_hash: string | null;
+  receipt_success: boolean | null;
+  fee: string | null;
+};
+
+export async function settleColdMoves({
+  common,
+  pool,
+  ledger,
+  adapter,
+  chain,
+}: Deps): Promise<{ id: string; status: "booked" | "failed" }[]> {
+  const { rows } = await pool.query<SettleableMove>(
+    `SELECT m.id, m.hot_wallet, m.cold_address, m.asset, m.amount::text,
+            r.status AS request_status, r.tx_hash, r.receipt_success, r.fee::text
+     FROM custody.cold_moves m JOIN custody.tx_requests r ON r.id = m.id
+     WHERE m.chain_id = $1 AND m.status = 'open' AND r.status IN ('confirmed', 'failed')`,
+    [chain.chainId],
+  );
+  const settled: { id: string; status: "booked" | "failed" }[] = [];
+  for (const m of rows) {
+    const success = m.request_status === "confirmed" && m.receipt_success === true;
+    const position = success ? await movePosition(adapter, m) : undefined;
+    const status = await withTransaction(pool, async (client) => {
+      const lock = await client.query<{ status: string }>(
+        "SELECT status FROM custody.cold_moves WHERE id = $1 FOR UPDATE",
+        [m.id],
+      );
+      if (lock.rows[0]?.status !== "open") return undefined;
+      const pendingId = transferId(`cold_move:${m.id}`);
+      const transfers: TransferInput[] = [
+        success && m.tx_hash && position
+          ? {
+              type: "post",
+              id: transferId(`cold_move:${m.id}:post`),
+              pendingId,
+              chainRef: { chainId: chain.chainId, txHash: m.tx_hash, position },
+            }
+          : { type: "void", id: transferId(`cold_move:${m.id}:void`), pendingId },
+      ];
+      const fee = m.fee === null ? 0n : BigInt(m.fee);
+      if (m.tx_hash && fee > 0n) {
+        transfers.push(
+          gasTransfer({
+            chainId: chain.chainId,
+            txHash: m.tx_hash,
+            hotWallet: m.hot_wallet,
+            fee,
+            memo: `gas of cold move ${m.id}`,
+          }),
+        );
+      }
+      assertBooked(await ledger.createTransfers(transfers, { client }), `cold move ${m.id}`);
+      const next = success ? "booked" : "failed";
+      await client.query(
+        `UPDATE custody.cold_moves SET status = $2, tx_hash = $3, fee = $4, settled_at = now()
+         WHERE id = $1`,
+        [m.id, next, m.tx_hash, m.fee],
+      );
+      return next;
+    });
+    if (!status) continue;
+    settled.push({ id: m.id, status });
+    common.logger.info({
+      msg: status === "booked" ? "cold move booked" : "cold move failed (hold voided)",
+      chain_id: chain.chainId,
+      cold_move_id: m.id,
+      tx_hash: m.tx_hash,
+    });
+  }
+  return settled;
+}
+
+/** The chain fact of the move: the tx's own value, or its Transfer log. */
+async function movePosition(adapter: EvmAdapter, m: SettleableMove): Promise<string> {
+  if (m.asset === zeroAddress) return "tx";
+  const receipt = await adapter.client.getTransactionReceipt({ hash: m.tx_hash as Hex });
+  const log = receipt.logs.find(
+    (l) =>
+      l.address.toLowerCase() === m.asset &&
+      l.topics[0] === TRANSFER_TOPIC &&
+      l.topics[1] === pad(m.hot_wallet as Address) &&
+      l.topics[2] === pad(m.cold_address as Address) &&
+      BigInt(l.data) === BigInt(m.amount),
+  );
+  if (!log) throw new SweepReceiptError(m.id, "no Transfer log for the cold move");
+  return `log:${log.logIndex}`;
+}

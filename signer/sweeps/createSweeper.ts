@@ -1,0 +1,52 @@
+/**
+ * One sweep tick for a chain: settle what the signer finished (sweeps, cold moves), then move
+ * hot-wallet value above its ceiling to cold, then request new sweeps. Settling first frees the
+ * addresses of failed sweeps and makes booked amounts count before the next plan. Every step
+ * re-reads Postgres, so a tick after a crash (or a lost doorbell) finishes whatever was owed.
+ */
+import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import type { Ledger } from "../../ledger/index.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import type { Pool } from "../../ops/db.js";
+import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";
+import { type SettledSweep, settleSweeps } from "./settleSweeps.js";
+import { type StartedSweep, startSweeps } from "./startSweeps.js";
+
+export type SweepTickResult = {
+  settled: SettledSweep[];
+  coldSettled: { id: string; status: "booked" | "failed" }[];
+  coldStarted: StartedColdMove[];
+  started: StartedSweep[];
+};
+
+export type Sweeper = {
+  tick: (chainId: number) => Promise<SweepTickResult>;
+};
+
+export function createSweeper({
+  common,
+  pool,
+  ledger,
+  chains,
+  adapterFor,
+}: {
+  common: Common;
+  pool: Pool;
+  ledger: Ledger;
+  chains: readonly ChainConfig[];
+  adapterFor: (chain: ChainConfig) => EvmAdapter;
+}): Sweeper {
+  return {
+    async tick(chainId) {
+      const chain = chains.find((c) => c.chainId === chainId);
+      if (!chain) throw new Error(`chain ${chainId} is not served by this sweeper`);
+      const deps = { common, pool, ledger, chain, adapter: adapterFor(chain) };
+      const settled = await settleSweeps(deps);
+      const coldSettled = await settleColdMoves(deps);
+      const coldStarted = await startColdMoves(deps);
+      const started = await startSweeps(deps);
+      return { settled, coldSettled, coldStarted, started };
+    },
+  };
+}
