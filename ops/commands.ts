@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { registerCommands as apiCommands } from "../api/cli.js";
 import { registerCommands as contractsCommands } from "../chains/contracts/cli.js";
 import { registerCommands as ledgerCommands } from "../ledger/cli.js";
+import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
 import { registerCommands as depositAddressCommands } from "../signer/deposit-addresses/cli.js";
 
 export function registerModuleCommands(program: Command): void {
@@ -13,4 +14,5 @@ export function registerModuleCommands(program: Command): void {
   contractsCommands(program);
   depositAddressCommands(program);
   ledgerCommands(program);
+  reconCommands(program);
 }

@@ -1,0 +1,108 @@
+/**
+ * `custody-node reconcile`: run a reconciliation now (default: every configured chain at its newest
+ * final block, continuing from the last completed run) or print a stored run's report.
+ * Exit code 3 when the run found breaks, so scripts and cron can alert on it.
+ */
+import { writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { createCommon } from "../../ops/common.js";
+import { chainByKey, loadConfig } from "../../ops/config.js";
+import { createPool } from "../../ops/db.js";
+import { createReconciler } from "./reconcile.js";
+import { getRunReport, type RenderedReport } from "./report.js";
+import { listRuns } from "./store.js";
+
+type Format = "summary" | "json" | "csv" | "html";
+
+function render(report: RenderedReport, format: Format): string {
+  if (format === "json") return `${JSON.stringify(report.json, null, 2)}\n`;
+  if (format === "csv") return report.csv;
+  if (format === "html") return report.html;
+  const r = report.json;
+  const lines = [r.verdict];
+  for (const s of r.summary)
+    lines.push(
+      `  ${s.symbol}: ${s.breaks} break(s), break difference ${s.breakDifference}, unexplained ${s.unexplained}, solvency surplus ${s.solvencySurplus ?? "-"}`,
+    );
+  for (const b of r.breaks)
+    lines.push(`  #${b.n} ${b.type} ${b.key} (${b.difference}): ${b.action}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export function registerCommands(program: Command): void {
+  program
+    .command("reconcile")
+    .description(
+      "reconcile chain facts and balances with the ledger at a final block, store the run and print its report (exit 3 on breaks)",
+    )
+    .option("--chain <chain>", "chain key or id (default: every configured chain)")
+    .option("--block <number>", "block to reconcile at (default: the newest final block)")
+    .option(
+      "--full",
+      "re-examine everything instead of continuing from the last completed run",
+      false,
+    )
+    .option("--run <id>", "print the report of a stored run instead of running")
+    .option("--list", "list recent runs", false)
+    .option("--format <format>", "summary | json | csv | html", "summary")
+    .option("--out <file>", "write the report to a file instead of stdout")
+    .action(
+      async (opts: {
+        chain?: string;
+        block?: string;
+        full: boolean;
+        run?: string;
+        list: boolean;
+        format: string;
+        out?: string;
+      }) => {
+        const format = opts.format as Format;
+        if (!["summary", "json", "csv", "html"].includes(format))
+          throw new Error(`--format: expected summary, json, csv or html, got "${opts.format}"`);
+        const config = loadConfig();
+        const common = createCommon(config);
+        const pool = createPool(config.env.DATABASE_URL, {
+          max: 2,
+          applicationName: "custody-node reconcile",
+        });
+        const emit = (text: string) => {
+          if (opts.out) writeFileSync(opts.out, text);
+          else process.stdout.write(text);
+        };
+        try {
+          if (opts.list) {
+            const chainId = opts.chain ? chainByKey(config, opts.chain).chainId : undefined;
+            const runs = await listRuns(pool, chainId === undefined ? {} : { chainId });
+            for (const r of runs)
+              console.log(
+                `${r.id}\tchain ${r.chainId}\tblock ${r.block}\t${r.status}\t${r.breakCount} break(s)\t${r.startedAt}`,
+              );
+            return;
+          }
+          if (opts.run) {
+            emit(render(await getRunReport(pool, Number(opts.run)), format));
+            return;
+          }
+          const chains = opts.chain ? [chainByKey(config, opts.chain)] : config.chains;
+          const block = opts.block === undefined ? undefined : Number(opts.block);
+          if (block !== undefined && (!Number.isSafeInteger(block) || block < 0))
+            throw new Error(`--block: expected a block number, got "${opts.block}"`);
+          const reconciler = createReconciler({ common, pool });
+          let breaks = 0;
+          for (const chain of chains) {
+            const summary = await reconciler.run({
+              chain,
+              full: opts.full,
+              ...(block !== undefined ? { block } : {}),
+            });
+            breaks += summary.breaks.length;
+            emit(render(await getRunReport(pool, summary.runId), format));
+          }
+          if (breaks > 0) process.exitCode = 3;
+        } finally {
+          await common.shutdown.kill("reconcile done").catch(() => {});
+          await pool.end();
+        }
+      },
+    );
+}

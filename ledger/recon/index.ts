@@ -1,0 +1,38 @@
+/**
+ * Reconciliation (schema `recon`): proves, per chain and final block, that the chain facts the
+ * indexer stored match the ledger transfer by transfer (exclusively, so a double credit is always
+ * seen), that hot wallets and deposit addresses hold what their custody accounts say, and that
+ * custody assets cover user liabilities. Runs are stored with their inputs and breaks and reported
+ * as JSON, CSV and HTML. Run by `custody-node reconcile` and the scheduled `reconciler` role.
+ */
+export {
+  type BalanceCheck,
+  checkBalances,
+  type LedgerBalances,
+  type OnchainBalance,
+} from "./balances.js";
+export { BlockNotFinalError, NoFinalBlockError, RunNotFoundError } from "./errors.js";
+export { type MatchInput, type MatchResult, matchFactsToEntries } from "./match.js";
+export {
+  createReconciler,
+  type Reconciler,
+  type RunOptions,
+  type RunSummary,
+} from "./reconcile.js";
+export {
+  type AssetSummary,
+  buildReport,
+  getRunReport,
+  type RenderedReport,
+  type RunReport,
+  reportCsv,
+  reportHtml,
+} from "./report.js";
+export { listRuns, readRun, type StoredRun } from "./store.js";
+export {
+  BREAK_TYPES,
+  type Break,
+  type BreakType,
+  type ChainFact,
+  type LedgerEntry,
+} from "./types.js";

@@ -1,0 +1,390 @@
+/**
+ * Reading a run's inputs from Postgres: chain facts (`chain.transfers`), posted ledger entries
+ * (`ledger.transfers`), custody addresses and ledger balances, all in the caller's transaction (a
+ * REPEATABLE READ snapshot, so both sides are read at the same instant). Full runs read everything
+ * in keyset pages; incremental runs read what changed since the previous run's watermarks, the
+ * items its breaks named, and everything sharing a chain reference with those.
+ */
+import { amountFromDb } from "../../ops/amounts.js";
+import type { PoolClient } from "../../ops/db.js";
+import type { TransferKind } from "../types.js";
+import { accountKey } from "./balances.js";
+import { factKey } from "./match.js";
+import type { ChainFact, CustodyKind, FactKind, FactStatus, LedgerEntry } from "./types.js";
+
+const PAGE = 50_000;
+/**
+ * Rows committed out of id order (a long transaction took its id before a later one committed) are
+ * caught by re-reading rows created this recently, within this many ids below the watermark.
+ */
+export const DEFAULT_LOOKBACK_MS = 5 * 60_000;
+const LOOKBACK_ROWS = 100_000;
+
+export type Watermarks = { fact: number; entry: number; snapshotAt: Date };
+
+export type PreviousRun = {
+  id: number;
+  block: number;
+  factWatermark: number;
+  entryWatermark: number;
+  snapshotAt: Date;
+  /** Chain references and entry ids named by the previous run's breaks. */
+  openKeys: { txHash: string; position: string }[];
+  openEntryIds: string[];
+};
+
+export type RunInputs = {
+  facts: ChainFact[];
+  entries: LedgerEntry[];
+  custody: Map<string, CustodyKind>;
+  /** Posted ledger balances (debits − credits) at the run's block, by `accountKey`. */
+  ledger: Map<string, bigint>;
+  /** User liabilities (credits − debits over `user:*`) at the run's block, per asset. */
+  liabilities: Map<string, bigint>;
+  /** Entries left for a later run: their chain fact is above the run's block. */
+  deferred: number;
+  watermarks: Watermarks;
+};
+
+type FactRow = {
+  id: string;
+  block_number: string;
+  tx_hash: string;
+  position: string;
+  kind: FactKind;
+  asset: string;
+  from_address: string;
+  to_address: string;
+  amount: string;
+  status: FactStatus;
+};
+
+const FACT_COLUMNS =
+  "id, block_number, tx_hash, position, kind, asset, from_address, to_address, amount, status";
+
+const FACT_COLUMNS_F = FACT_COLUMNS.split(", ")
+  .map((c) => `f.${c}`)
+  .join(", ");
+
+function toFact(chainId: number, r: FactRow): ChainFact {
+  return {
+    id: Number(r.id),
+    blockNumber: Number(r.block_number),
+    txHash: r.tx_hash,
+    position: r.position,
+    kind: r.kind,
+    assetId: `${chainId}:${r.asset}`,
+    from: r.from_address,
+    to: r.to_address,
+    amount: BigInt(r.amount),
+    status: r.status,
+  };
+}
+
+type EntryRow = {
+  seq: string;
+  id: string;
+  kind: TransferKind;
+  asset_id: string;
+  debit: string;
+  credit: string;
+  amount: string;
+  tx_hash: string | null;
+  position: string | null;
+  reverses_id: string | null;
+};
+
+// A post carries the hold's accounts; its chain reference is its own or, failing that, the hold's.
+const ENTRY_SELECT = `
+  SELECT t.seq, t.id, t.kind, t.asset_id, da.name AS debit, ca.name AS credit,
+         t.posted_delta AS amount,
+         COALESCE(t.tx_hash, p.tx_hash) AS tx_hash, COALESCE(t.position, p.position) AS position,
+         t.reverses_id
+  FROM ledger.transfers t
+  JOIN ledger.assets s ON s.id = t.asset_id
+  JOIN ledger.accounts da ON da.id = t.debit_account_id
+  JOIN ledger.accounts ca ON ca.id = t.credit_account_id
+  LEFT JOIN ledger.transfers p ON p.id = t.pending_id`;
+
+function toEntry(r: EntryRow): LedgerEntry {
+  return {
+    seq: Number(r.seq),
+    id: r.id,
+    kind: r.kind,
+    assetId: r.asset_id,
+    debit: r.debit,
+    credit: r.credit,
+    amount: BigInt(r.amount),
+    txHash: r.tx_hash,
+    position: r.position,
+    reversesId: r.reverses_id,
+  };
+}
+
+export async function readWatermarks(client: PoolClient, chainId: number): Promise<Watermarks> {
+  // Facts per chain: one indexer writes a chain, so its ids become visible in order.
+  const r = await client.query<{ fact: string; entry: string; now: Date }>(
+    `SELECT (SELECT COALESCE(max(id), 0) FROM chain.transfers WHERE chain_id = $1) AS fact,
+            (SELECT COALESCE(max(seq), 0) FROM ledger.transfers) AS entry,
+            now() AS now`,
+    [chainId],
+  );
+  const row = r.rows[0]!;
+  return { fact: Number(row.fact), entry: Number(row.entry), snapshotAt: row.now };
+}
+
+export async function loadCustody(
+  client: PoolClient,
+  chainId: number,
+): Promise<Map<string, CustodyKind>> {
+  const r = await client.query<{ address: string; kind: CustodyKind }>(
+    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1",
+    [chainId],
+  );
+  return new Map(r.rows.map((row) => [row.address, row.kind]));
+}
+
+/** Every fact of the chain up to `block`, in id order, one page at a time. */
+export async function loadAllFacts(
+  client: PoolClient,
+  chainId: number,
+  block: number,
+): Promise<ChainFact[]> {
+  const out: ChainFact[] = [];
+  for (let after = 0; ; ) {
+    const r = await client.query<FactRow>(
+      `SELECT ${FACT_COLUMNS} FROM chain.transfers
+       WHERE chain_id = $1 AND block_number <= $2 AND id > $3 ORDER BY id LIMIT ${PAGE}`,
+      [chainId, block, after],
+    );
+    for (const row of r.rows) out.push(toFact(chainId, row));
+    if (r.rows.length < PAGE) return out;
+    after = Number(r.rows[r.rows.length - 1]!.id);
+  }
+}
+
+/** Every posted entry in the chain's assets, in seq order, one page at a time. */
+export async function loadAllEntries(client: PoolClient, chainId: number): Promise<LedgerEntry[]> {
+  const out: LedgerEntry[] = [];
+  for (let after = 0; ; ) {
+    const r = await client.query<EntryRow>(
+      `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.seq > $2
+       ORDER BY t.seq LIMIT ${PAGE}`,
+      [chainId, after],
+    );
+    for (const row of r.rows) out.push(toEntry(row));
+    if (r.rows.length < PAGE) return out;
+    after = Number(r.rows[r.rows.length - 1]!.seq);
+  }
+}
+
+/** Facts new since the previous run, in blocks it did not cover, or orphaned since. */
+async function loadChangedFacts(
+  client: PoolClient,
+  chainId: number,
+  block: number,
+  prev: PreviousRun,
+  lookbackMs: number,
+): Promise<ChainFact[]> {
+  const r = await client.query<FactRow>(
+    `SELECT ${FACT_COLUMNS} FROM chain.transfers
+       WHERE chain_id = $1 AND block_number <= $2 AND id > $3
+     UNION
+     SELECT ${FACT_COLUMNS} FROM chain.transfers
+       WHERE chain_id = $1 AND block_number > $4 AND block_number <= $2
+     UNION
+     SELECT ${FACT_COLUMNS} FROM chain.transfers
+       WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $2
+         AND orphaned_at >= $5::timestamptz - make_interval(secs => $7::float8 / 1000)
+     UNION
+     SELECT ${FACT_COLUMNS} FROM chain.transfers
+       WHERE chain_id = $1 AND block_number <= $2 AND id > $6
+         AND created_at >= $5::timestamptz - make_interval(secs => $7::float8 / 1000)`,
+    [
+      chainId,
+      block,
+      prev.factWatermark,
+      prev.block,
+      prev.snapshotAt,
+      prev.factWatermark - LOOKBACK_ROWS,
+      lookbackMs,
+    ],
+  );
+  return r.rows.map((row) => toFact(chainId, row));
+}
+
+async function loadChangedEntries(
+  client: PoolClient,
+  chainId: number,
+  prev: PreviousRun,
+  lookbackMs: number,
+): Promise<LedgerEntry[]> {
+  const r = await client.query<EntryRow>(
+    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0
+       AND (t.seq > $2 OR (t.seq > $3
+         AND t.created_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)))`,
+    [
+      chainId,
+      prev.entryWatermark,
+      prev.entryWatermark - LOOKBACK_ROWS,
+      prev.snapshotAt,
+      lookbackMs,
+    ],
+  );
+  return r.rows.map(toEntry);
+}
+
+type Key = { txHash: string; position: string };
+
+async function loadFactsByKeys(
+  client: PoolClient,
+  chainId: number,
+  block: number,
+  keys: Key[],
+): Promise<ChainFact[]> {
+  if (keys.length === 0) return [];
+  const r = await client.query<FactRow>(
+    `SELECT ${FACT_COLUMNS_F} FROM chain.transfers f
+     JOIN unnest($3::text[], $4::text[]) AS k(tx_hash, position)
+       ON f.tx_hash = k.tx_hash AND f.position = k.position
+     WHERE f.chain_id = $1 AND f.block_number <= $2`,
+    [chainId, block, keys.map((k) => k.txHash), keys.map((k) => k.position)],
+  );
+  return r.rows.map((row) => toFact(chainId, row));
+}
+
+/** Posted entries claiming any of `keys` (directly or through their hold), and their compensations. */
+export async function loadEntriesByKeys(
+  client: PoolClient,
+  chainId: number,
+  keys: Key[],
+  ids: string[] = [],
+): Promise<LedgerEntry[]> {
+  if (keys.length === 0 && ids.length === 0) return [];
+  const r = await client.query<EntryRow>(
+    `WITH k AS (SELECT * FROM unnest($2::text[], $3::text[]) AS k(tx_hash, position)),
+     claims AS (
+       SELECT t.id FROM ledger.transfers t JOIN k
+         ON t.chain_id = $1 AND t.tx_hash = k.tx_hash AND t.position = k.position
+       UNION
+       SELECT t.id FROM ledger.transfers h JOIN k
+         ON h.chain_id = $1 AND h.tx_hash = k.tx_hash AND h.position = k.position
+         JOIN ledger.transfers t ON t.pending_id = h.id
+       UNION
+       SELECT unnest($4::uuid[])
+     ),
+     wanted AS (
+       SELECT id FROM claims
+       UNION
+       SELECT c.id FROM ledger.transfers c JOIN claims ON c.reverses_id = claims.id
+     )
+     ${ENTRY_SELECT} JOIN wanted w ON w.id = t.id
+     WHERE s.chain_id = $1 AND t.posted_delta > 0`,
+    [chainId, keys.map((k) => k.txHash), keys.map((k) => k.position), ids],
+  );
+  return r.rows.map(toEntry);
+}
+
+/** Entries whose chain fact is only above the run's block: they belong to a later run. */
+async function loadLateEntries(
+  client: PoolClient,
+  chainId: number,
+  block: number,
+): Promise<LedgerEntry[]> {
+  const late = await client.query<{ tx_hash: string; position: string }>(
+    `SELECT DISTINCT f.tx_hash, f.position FROM chain.transfers f
+     WHERE f.chain_id = $1 AND f.block_number > $2 AND f.status <> 'orphaned'
+       AND NOT EXISTS (
+         SELECT 1 FROM chain.transfers g
+         WHERE g.chain_id = f.chain_id AND g.tx_hash = f.tx_hash AND g.position = f.position
+           AND g.block_number <= $2)`,
+    [chainId, block],
+  );
+  if (late.rows.length === 0) return [];
+  const keys = late.rows.map((r) => ({ txHash: r.tx_hash, position: r.position }));
+  return loadEntriesByKeys(client, chainId, keys);
+}
+
+async function loadBalances(
+  client: PoolClient,
+  chainId: number,
+): Promise<{ ledger: Map<string, bigint>; liabilities: Map<string, bigint> }> {
+  const r = await client.query<{ asset_id: string; name: string | null; net: string }>(
+    `SELECT a.asset_id, a.name, a.debits_posted - a.credits_posted AS net
+       FROM ledger.accounts a JOIN ledger.assets s ON s.id = a.asset_id
+      WHERE s.chain_id = $1 AND a.kind <> 'user'
+     UNION ALL
+     SELECT a.asset_id, NULL, sum(a.debits_posted - a.credits_posted) AS net
+       FROM ledger.accounts a JOIN ledger.assets s ON s.id = a.asset_id
+      WHERE s.chain_id = $1 AND a.kind = 'user'
+      GROUP BY a.asset_id`,
+    [chainId],
+  );
+  const ledger = new Map<string, bigint>();
+  const liabilities = new Map<string, bigint>();
+  for (const row of r.rows) {
+    if (row.name === null) liabilities.set(row.asset_id, -amountFromDb(row.net));
+    else ledger.set(accountKey(row.asset_id, row.name), amountFromDb(row.net));
+  }
+  return { ledger, liabilities };
+}
+
+export async function loadRunInputs(
+  client: PoolClient,
+  args: { chainId: number; block: number; previous: PreviousRun | null; lookbackMs?: number },
+): Promise<RunInputs> {
+  const { chainId, block, previous } = args;
+  const lookbackMs = args.lookbackMs ?? DEFAULT_LOOKBACK_MS;
+  const watermarks = await readWatermarks(client, chainId);
+  const custody = await loadCustody(client, chainId);
+  let facts: ChainFact[];
+  let entries: LedgerEntry[];
+  if (previous === null) {
+    facts = await loadAllFacts(client, chainId, block);
+    entries = await loadAllEntries(client, chainId);
+  } else {
+    const changedFacts = await loadChangedFacts(client, chainId, block, previous, lookbackMs);
+    const changedEntries = await loadChangedEntries(client, chainId, previous, lookbackMs);
+    // Close over chain references: every fact and entry sharing a reference with something that
+    // changed (or was open) is examined again, so exclusivity holds across runs.
+    const keys = new Map<string, Key>();
+    const addKey = (txHash: string | null, position: string | null) => {
+      if (txHash !== null && position !== null)
+        keys.set(factKey(txHash, position), { txHash, position });
+    };
+    for (const f of changedFacts) addKey(f.txHash, f.position);
+    for (const e of changedEntries) addKey(e.txHash, e.position);
+    for (const k of previous.openKeys) addKey(k.txHash, k.position);
+    const keyList = [...keys.values()];
+    facts = await loadFactsByKeys(client, chainId, block, keyList);
+    const byId = new Map<string, LedgerEntry>();
+    for (const e of await loadEntriesByKeys(client, chainId, keyList, previous.openEntryIds))
+      byId.set(e.id, e);
+    for (const e of changedEntries) if (!byId.has(e.id)) byId.set(e.id, e);
+    entries = [...byId.values()].sort((a, b) => a.seq - b.seq);
+  }
+  const late = await loadLateEntries(client, chainId, block);
+  const { ledger, liabilities } = await loadBalances(client, chainId);
+  let deferred = 0;
+  if (late.length > 0) {
+    const lateIds = new Set(late.map((e) => e.id));
+    const before = entries.length;
+    entries = entries.filter((e) => !lateIds.has(e.id));
+    deferred = before - entries.length;
+    // The ledger as it stood at the block: without the postings of facts above it.
+    for (const e of late) {
+      const add = (name: string, v: bigint) => {
+        if (name.startsWith("user:")) {
+          liabilities.set(e.assetId, (liabilities.get(e.assetId) ?? 0n) + v);
+        } else {
+          const key = accountKey(e.assetId, name);
+          ledger.set(key, (ledger.get(key) ?? 0n) + v);
+        }
+      };
+      // Undo: a debit raised debits − credits, a credit lowered it (for users, the reverse).
+      add(e.debit, e.debit.startsWith("user:") ? e.amount : -e.amount);
+      add(e.credit, e.credit.startsWith("user:") ? -e.amount : e.amount);
+    }
+  }
+  return { facts, entries, custody, ledger, liabilities, deferred, watermarks };
+}

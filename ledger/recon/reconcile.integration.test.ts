@@ -1,0 +1,291 @@
+/**
+ * The seeded scenario on anvil: the real indexer stores the facts, the real ledger (and its deposit
+ * crediting) books them. A clean history reconciles with zero breaks; then every break type is
+ * injected and each is reported with the right type, and nothing else is, by an incremental run
+ * and by a full run alike.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../../chains/index.js";
+import { createIngestor, type Ingestor } from "../../indexers/index.js";
+import {
+  anvilRpc,
+  call,
+  deploy,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "../../indexers/testing/chain.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { createLedger, type Ledger } from "../createLedger.js";
+import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
+import { transferId } from "../transferId.js";
+import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
+import { getRunReport } from "./report.js";
+
+const CHAIN_ID = 31337;
+const ZERO = "0x0000000000000000000000000000000000000000";
+const ETH = `${CHAIN_ID}:${ZERO}`;
+const E18 = 10n ** 18n;
+const D_ALICE = freshAddress(201);
+const D_BOB = freshAddress(202);
+const D_CAROL = freshAddress(203);
+const D_DAVE = freshAddress(204);
+const OUTSIDER = freshAddress(299);
+
+let ctx: TestContext;
+let rpc: Rpc;
+let chain: ChainConfig;
+let customer: Hex;
+let hot: Hex;
+let ingestor: Ingestor;
+let ledger: Ledger;
+let crediting: DepositCrediting;
+let reconciler: Reconciler;
+let aliceDeposit: Hex;
+
+const hotAccount = () => `custody:hot:${hot}`;
+const mine = async (n: number) => {
+  for (let i = 0; i < n; i++) await rpc("evm_mine");
+};
+const sync = () => syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+/** Bury the newest blocks under the confirmation rule, index them, credit confirmed deposits. */
+async function settle({ credit = true } = {}) {
+  await mine(3);
+  await sync();
+  if (credit) await crediting.sweep({ chainId: CHAIN_ID });
+}
+
+/** A withdrawal as the pipeline books it: hold, send from the hot wallet, post, book the fee. */
+async function withdraw(
+  id: string,
+  owner: string,
+  amount: bigint,
+  { feeError = 0n }: { feeError?: bigint } = {},
+): Promise<void> {
+  const holdId = transferId(`withdrawal:${id}`);
+  await ledger.hold({
+    id: holdId,
+    assetId: ETH,
+    debit: `user:${owner}`,
+    credit: hotAccount(),
+    amount,
+    kind: "withdrawal",
+  });
+  const r = await sendAndMine(rpc, { from: hot, to: OUTSIDER, value: amount });
+  const txHash = r.transactionHash.toLowerCase();
+  await ledger.postPending({
+    id: transferId(`withdrawal-post:${id}`),
+    pendingId: holdId,
+    chainRef: { chainId: CHAIN_ID, txHash, position: "tx" },
+  });
+  const fee = BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice);
+  await ledger.transfer({
+    id: transferId(`withdrawal-fee:${id}`),
+    assetId: ETH,
+    debit: "fees:gas",
+    credit: hotAccount(),
+    amount: fee + feeError,
+    kind: "fee",
+    chainRef: { chainId: CHAIN_ID, txHash, position: "fee" },
+  });
+}
+
+const shape = (s: RunSummary) =>
+  s.breaks.map((b) => `${b.type}${b.direction ? `/${b.direction}` : ""} ${b.key}`).sort();
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  const accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
+  customer = accounts[0]!;
+  hot = accounts[1]!;
+  const token = (await deploy(rpc, customer, "TestToken", [10n ** 24n])).toLowerCase() as Hex;
+  chain = {
+    ...ctx.config.chains[0]!,
+    confirmations: { kind: "blocks", blocks: 2 },
+    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
+  };
+  await watch(ctx.db.pool, CHAIN_ID, [
+    { address: hot, kind: "hot", owner: "hot-1" },
+    { address: D_ALICE, owner: "alice" },
+    { address: D_BOB, owner: "bob" },
+    { address: D_CAROL, owner: "carol" },
+    { address: D_DAVE, owner: "dave" },
+  ]);
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  ingestor = await createIngestor({ common: ctx.common, pool: ctx.db.pool, adapter });
+  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  await ledger.ensureAssetsFromConfig([chain]);
+  crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
+  // No re-read window: every row here commits in order, and the test checks what incremental
+  // runs examine exactly.
+  reconciler = createReconciler({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapterFor: () => adapter,
+    lookbackMs: 0,
+  });
+
+  // The hot wallet's genesis balance has no chain fact: booked once as an opening balance.
+  const opening = BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
+  await ledger.transfer({
+    id: transferId("opening:hot-1"),
+    assetId: ETH,
+    debit: hotAccount(),
+    credit: "suspense",
+    amount: opening,
+    kind: "manual",
+    memo: "opening balance of hot-1",
+  });
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await ctx?.cleanup();
+});
+
+describe("reconciliation on anvil", () => {
+  it("reports zero breaks for a clean history, and says so", async () => {
+    const a = await sendAndMine(rpc, { from: customer, to: D_ALICE, value: 1n * E18 });
+    aliceDeposit = a.transactionHash.toLowerCase() as Hex;
+    await sendAndMine(rpc, { from: customer, to: D_BOB, value: 2n * E18 });
+    await sendAndMine(rpc, {
+      from: customer,
+      to: chain.tokens[0]!.address as Hex,
+      data: call("TestToken", "transfer", [D_BOB, 5n * E18]),
+    });
+    await settle();
+    await withdraw("w1", "alice", 3n * 10n ** 17n);
+    await settle();
+
+    const run = await reconciler.run({ chain });
+    expect(shape(run)).toEqual([]);
+    expect(run.clean).toBe(true);
+    expect(run.mode).toBe("full");
+    expect(run.matched).toBe(5); // 2 ETH deposits, the token deposit, the withdrawal, its fee
+    const hotCheck = run.checks.find((c) => c.scope === "hot" && c.assetId === ETH)!;
+    expect(hotCheck.difference).toBe(0n);
+    expect(hotCheck.chain).toBeGreaterThan(0n);
+    const tokenDeposits = run.checks.find(
+      (c) => c.scope === "deposits" && c.assetId === `${CHAIN_ID}:${chain.tokens[0]!.address}`,
+    )!;
+    expect([tokenDeposits.chain, tokenDeposits.difference]).toEqual([5n * E18, 0n]);
+    const solvency = run.checks.find((c) => c.scope === "solvency" && c.assetId === ETH)!;
+    expect(solvency.difference).toBeGreaterThan(0n);
+
+    const report = await getRunReport(ctx.db.pool, run.runId);
+    expect(report.json.clean).toBe(true);
+    expect(report.json.verdict).toMatch(/^No breaks/);
+    expect(report.html).toContain("No breaks");
+
+    // Nothing changed: the incremental run examines nothing new and stays clean.
+    const again = await reconciler.run({ chain });
+    expect(again.mode).toBe("incremental");
+    expect(shape(again)).toEqual([]);
+    expect(again.factsExamined).toBe(0);
+  });
+
+  it("reports every injected break with the right type, and nothing else", async () => {
+    // A credited deposit that a reorg deeper than the confirmation rule removes.
+    const snapshot = await rpc<Hex>("evm_snapshot");
+    const c = await sendAndMine(rpc, { from: customer, to: D_CAROL, value: 5n * 10n ** 17n });
+    const carolDeposit = c.transactionHash.toLowerCase();
+    await settle();
+    expect((await ledger.getAccount({ assetId: ETH, name: "user:carol" }))?.creditsPosted).toBe(
+      5n * 10n ** 17n,
+    );
+    await rpc("evm_revert", [snapshot]);
+
+    // On the new branch: a withdrawal posted with the wrong fee (1 wei short) …
+    await withdraw("w2", "alice", 10n ** 17n, { feeError: -1n });
+    const w2 = (
+      await ctx.db.pool.query<{ tx_hash: string }>(
+        "SELECT tx_hash FROM ledger.transfers WHERE id = $1",
+        [transferId("withdrawal-fee:w2")],
+      )
+    ).rows[0]!.tx_hash;
+    // … a transfer out of the hot wallet that the ledger never hears of …
+    const leak = (await sendAndMine(rpc, { from: hot, to: OUTSIDER, value: E18 })).transactionHash;
+    // … a withdrawal posted against a transaction that does not exist …
+    const ghost = `0x${"ab".repeat(32)}`;
+    await ledger.hold({
+      id: transferId("withdrawal:w3"),
+      assetId: ETH,
+      debit: "user:bob",
+      credit: hotAccount(),
+      amount: 2n * 10n ** 17n,
+      kind: "withdrawal",
+    });
+    await ledger.postPending({
+      id: transferId("withdrawal-post:w3"),
+      pendingId: transferId("withdrawal:w3"),
+      chainRef: { chainId: CHAIN_ID, txHash: ghost, position: "tx" },
+    });
+    // … Alice's deposit credited a second time through a direct ledger write …
+    await ledger.transfer({
+      id: transferId("direct write: alice again"),
+      assetId: ETH,
+      debit: "custody:deposits",
+      credit: "user:alice",
+      amount: E18,
+      kind: "deposit",
+      chainRef: { chainId: CHAIN_ID, txHash: aliceDeposit, position: "tx" },
+    });
+    // … value appearing in the hot wallet with no transaction at all …
+    const hotNow = BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
+    await rpc("anvil_setBalance", [hot, `0x${(hotNow + 12345n).toString(16)}`]);
+    await mine(6); // the new branch outgrows the old one
+    await settle(); // the indexer sees the reorg; crediting compensates Carol's credit
+    // … and a deposit that is never credited.
+    await sendAndMine(rpc, { from: customer, to: D_DAVE, value: 7n * 10n ** 17n });
+    await settle({ credit: false });
+
+    const expected = [
+      `amount_mismatch ${w2}:fee`,
+      `double_credit/ledger_without_chain ${aliceDeposit}:tx`,
+      `fee_not_booked/chain_without_ledger ${leak.toLowerCase()}:fee`,
+      expect.stringMatching(/^missing_credit\/chain_without_ledger 0x[0-9a-f]{64}:tx$/),
+      `orphaned_credit/ledger_without_chain ${carolDeposit}:tx`,
+      `unexplained_balance_difference hot:${hot}`,
+      `unmatched_withdrawal/chain_without_ledger ${leak.toLowerCase()}:tx`,
+      `unmatched_withdrawal/ledger_without_chain ${ghost}:tx`,
+    ];
+    const incremental = await reconciler.run({ chain });
+    expect(incremental.mode).toBe("incremental");
+    expect(shape(incremental)).toEqual(expected);
+    const byType = new Map(incremental.breaks.map((b) => [b.type, b]));
+    expect(byType.get("amount_mismatch")!.difference).toBe(-1n);
+    expect(byType.get("missing_credit")!.facts[0]!.to).toBe(D_DAVE);
+    expect(byType.get("orphaned_credit")!.entries.map((e) => e.kind)).toEqual([
+      "deposit",
+      "compensation",
+    ]);
+    expect(byType.get("unexplained_balance_difference")!.difference).toBe(-12345n);
+    // Only what the breaks do not explain is unexplained: the deposit side is fully explained.
+    const deposits = incremental.checks.find((x) => x.scope === "deposits" && x.assetId === ETH)!;
+    expect(deposits.difference).not.toBe(0n);
+    expect(deposits.unexplained).toBe(0n);
+
+    // A full run over everything finds exactly the same.
+    const full = await reconciler.run({ chain, full: true });
+    expect(full.mode).toBe("full");
+    expect(shape(full)).toEqual(expected);
+    expect(full.factsExamined).toBeGreaterThan(incremental.factsExamined);
+
+    // The open breaks are carried: a later incremental run with nothing new still reports them.
+    const later = await reconciler.run({ chain });
+    expect(shape(later)).toEqual(expected);
+
+    const report = await getRunReport(ctx.db.pool, full.runId);
+    expect(report.json.clean).toBe(false);
+    expect(report.json.breaks).toHaveLength(expected.length);
+    expect(report.csv.trim().split("\r\n")).toHaveLength(expected.length + 1);
+    expect(report.html).toContain("orphaned_credit");
+    const metrics = await ctx.common.metrics.registry.getSingleMetricAsString("recon_breaks");
+    expect(metrics).toMatch(/recon_breaks\{[^}]*type="double_credit"[^}]*\} 1/);
+  });
+});

@@ -1,0 +1,297 @@
+/**
+ * One reconciliation run of one chain at one final block: load (incrementally when a previous
+ * completed run exists), match, read on-chain balances at the block, check balances, store the run
+ * and its breaks, raise metrics, and log an error-level alert when there is any break.
+ */
+import { Counter, Gauge } from "prom-client";
+import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import type { Pool } from "../../ops/db.js";
+import { type BalanceCheck, checkBalances } from "./balances.js";
+import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
+import { loadRunInputs } from "./load.js";
+import { matchFactsToEntries } from "./match.js";
+import { readCustodyBalances, ZERO_ADDRESS } from "./onchain.js";
+import { completeRun, createRun, failRun, findPreviousRun, type RunMode } from "./store.js";
+import { BREAK_TYPES, type Break, type BreakType } from "./types.js";
+
+export type RunOptions = {
+  chain: ChainConfig;
+  /** Default: the newest block the confirmation rule has made final. */
+  block?: number;
+  /** Re-examine everything instead of continuing from the last completed run. */
+  full?: boolean;
+};
+
+export type RunSummary = {
+  runId: number;
+  chainId: number;
+  block: number;
+  mode: RunMode;
+  clean: boolean;
+  breaks: Break[];
+  checks: BalanceCheck[];
+  factsExamined: number;
+  entriesExamined: number;
+  matched: number;
+  deferred: number;
+  timingsMs: { load: number; match: number; balances: number; store: number; total: number };
+};
+
+export type Reconciler = {
+  run: (options: RunOptions) => Promise<RunSummary>;
+  /** The newest block of the chain the confirmation rule has made final (and that is indexed). */
+  finalBlock: (chain: ChainConfig) => Promise<number>;
+};
+
+export function createReconciler({
+  common,
+  pool,
+  adapterFor,
+  lookbackMs,
+}: {
+  common: Common;
+  pool: Pool;
+  /** How far back an incremental run re-reads recent rows (see load.ts); default 5 minutes. */
+  lookbackMs?: number;
+  /** Default: one adapter per chain from its config. */
+  adapterFor?: (chain: ChainConfig) => EvmAdapter;
+}): Reconciler {
+  const log = common.logger.child({ component: "reconciler" });
+  const metrics = reconMetrics(common);
+  const adapters = new Map<number, EvmAdapter>();
+  const adapter = (chain: ChainConfig) => {
+    let a = adapters.get(chain.chainId);
+    if (!a) {
+      a = adapterFor ? adapterFor(chain) : createEvmAdapter(chain, { common });
+      adapters.set(chain.chainId, a);
+    }
+    return a;
+  };
+
+  async function finalBlock(chain: ChainConfig): Promise<number> {
+    const r = await pool.query<{ block_number: string }>(
+      "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
+      [chain.chainId],
+    );
+    const row = r.rows[0];
+    if (!row) throw new NoFinalBlockError(chain.chainId, "the indexer has stored no block yet");
+    const indexed = Number(row.block_number);
+    let final: number;
+    if (chain.confirmations.kind === "blocks") {
+      final = indexed - chain.confirmations.blocks;
+    } else {
+      const finalized = await adapter(chain).getFinalizedHead();
+      if (finalized === null)
+        throw new NoFinalBlockError(chain.chainId, "the node does not report a finalized block");
+      final = Math.min(indexed, Number(finalized));
+    }
+    if (final < 0)
+      throw new NoFinalBlockError(chain.chainId, `indexed up to ${indexed}, not yet confirmed`);
+    return final;
+  }
+
+  async function run(options: RunOptions): Promise<RunSummary> {
+    const { chain } = options;
+    const chainId = chain.chainId;
+    const t0 = performance.now();
+    const final = await finalBlock(chain);
+    const block = options.block ?? final;
+    if (block > final) throw new BlockNotFinalError(chainId, block, final);
+    const previous = options.full ? null : await findPreviousRun(pool, chainId, block);
+    const mode: RunMode = previous ? "incremental" : "full";
+    const hash = await pool.query<{ hash: string }>(
+      "SELECT hash FROM chain.blocks WHERE chain_id = $1 AND number = $2 AND canonical",
+      [chainId, block],
+    );
+    const tokens = await assetTokens(pool, chain);
+    const runId = await createRun(pool, {
+      chainId,
+      block,
+      blockHash: hash.rows[0]?.hash ?? null,
+      mode,
+      previousRunId: previous?.id ?? null,
+      inputs: { confirmations: chain.confirmations, final_block: final, tokens },
+    });
+    const runLog = log.child({ chain_id: chainId, run_id: runId, block, mode });
+    try {
+      const client = await pool.connect();
+      let inputs: Awaited<ReturnType<typeof loadRunInputs>>;
+      try {
+        // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
+        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        inputs = await loadRunInputs(client, {
+          chainId,
+          block,
+          previous,
+          ...(lookbackMs !== undefined ? { lookbackMs } : {}),
+        });
+        await client.query("COMMIT");
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+      const t1 = performance.now();
+      const matching = matchFactsToEntries(inputs);
+      const t2 = performance.now();
+      const onchain = await readCustodyBalances(adapter(chain), {
+        custody: inputs.custody,
+        tokens,
+        block,
+      });
+      const balances = checkBalances({
+        onchain,
+        ledger: inputs.ledger,
+        liabilities: inputs.liabilities,
+        breaks: matching.breaks,
+        custody: inputs.custody,
+      });
+      const breaks = [...matching.breaks, ...balances.breaks];
+      const t3 = performance.now();
+      await completeRun(pool, runId, {
+        watermarks: inputs.watermarks,
+        factsExamined: inputs.facts.length,
+        entriesExamined: inputs.entries.length,
+        matched: matching.matched,
+        checks: balances.checks,
+        breaks,
+        inputs: { custody_addresses: inputs.custody.size, deferred_entries: inputs.deferred },
+      });
+      const t4 = performance.now();
+      const summary: RunSummary = {
+        runId,
+        chainId,
+        block,
+        mode,
+        clean: breaks.length === 0,
+        breaks,
+        checks: balances.checks,
+        factsExamined: inputs.facts.length,
+        entriesExamined: inputs.entries.length,
+        matched: matching.matched,
+        deferred: inputs.deferred,
+        timingsMs: {
+          load: t1 - t0,
+          match: t2 - t1,
+          balances: t3 - t2,
+          store: t4 - t3,
+          total: t4 - t0,
+        },
+      };
+      metrics.observe(summary);
+      report(runLog, summary);
+      return summary;
+    } catch (error) {
+      await failRun(pool, runId, error).catch(() => {});
+      metrics.runs.inc({ chain_id: String(chainId), result: "failed" });
+      runLog.error({ msg: "reconciliation run failed", err: error });
+      throw error;
+    }
+  }
+
+  return { run, finalBlock };
+}
+
+/** Token addresses to check: the chain's listed tokens and any asset the ledger knows on it. */
+async function assetTokens(pool: Pool, chain: ChainConfig): Promise<string[]> {
+  const r = await pool.query<{ token: string }>(
+    "SELECT token FROM ledger.assets WHERE chain_id = $1",
+    [chain.chainId],
+  );
+  const tokens = new Set<string>([ZERO_ADDRESS]);
+  for (const t of chain.tokens) tokens.add(t.address.toLowerCase());
+  for (const row of r.rows) tokens.add(row.token);
+  return [...tokens].sort();
+}
+
+function report(logger: Common["logger"], s: RunSummary): void {
+  const fields = {
+    facts_examined: s.factsExamined,
+    entries_examined: s.entriesExamined,
+    matched: s.matched,
+    duration_ms: Math.round(s.timingsMs.total),
+  };
+  if (s.clean) {
+    logger.info({ msg: "reconciliation run clean: no breaks", ...fields });
+    return;
+  }
+  const byType: Partial<Record<BreakType, number>> = {};
+  for (const b of s.breaks) byType[b.type] = (byType[b.type] ?? 0) + 1;
+  // The alert: one error line per run with breaks, counts by type and the first few keys.
+  logger.error({
+    msg: "reconciliation breaks",
+    alert: "recon_breaks",
+    break_count: s.breaks.length,
+    breaks_by_type: byType,
+    first_breaks: s.breaks
+      .slice(0, 10)
+      .map((b) => ({ type: b.type, key: b.key, asset: b.assetId })),
+    ...fields,
+  });
+}
+
+function reconMetrics(common: Common) {
+  const registry = common.metrics.registry;
+  const get = <T>(name: string, make: () => T): T =>
+    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const breaks = get(
+    "recon_breaks",
+    () =>
+      new Gauge({
+        name: "recon_breaks",
+        help: "Breaks found by the latest reconciliation run, by chain and type",
+        labelNames: ["chain_id", "type"],
+        registers: [registry],
+      }),
+  );
+  const runs = get(
+    "recon_runs_total",
+    () =>
+      new Counter({
+        name: "recon_runs_total",
+        help: "Reconciliation runs by result (clean, breaks, failed)",
+        labelNames: ["chain_id", "result"],
+        registers: [registry],
+      }),
+  );
+  const lastBlock = get(
+    "recon_last_block",
+    () =>
+      new Gauge({
+        name: "recon_last_block",
+        help: "Block of the latest completed reconciliation run",
+        labelNames: ["chain_id"],
+        registers: [registry],
+      }),
+  );
+  const unexplained = get(
+    "recon_unexplained_difference",
+    () =>
+      new Gauge({
+        name: "recon_unexplained_difference",
+        help: "Sum of |unexplained| balance differences of the latest run, base units (may lose precision above 2^53)",
+        labelNames: ["chain_id", "asset"],
+        registers: [registry],
+      }),
+  );
+  return {
+    runs,
+    observe(s: RunSummary) {
+      const chain_id = String(s.chainId);
+      const counts = new Map<string, number>(BREAK_TYPES.map((t) => [t, 0]));
+      for (const b of s.breaks) counts.set(b.type, (counts.get(b.type) ?? 0) + 1);
+      for (const [type, n] of counts) breaks.set({ chain_id, type }, n);
+      runs.inc({ chain_id, result: s.clean ? "clean" : "breaks" });
+      lastBlock.set({ chain_id }, s.block);
+      const perAsset = new Map<string, bigint>();
+      for (const c of s.checks) {
+        const v = c.unexplained < 0n ? -c.unexplained : c.unexplained;
+        perAsset.set(c.assetId, (perAsset.get(c.assetId) ?? 0n) + v);
+      }
+      for (const [asset, v] of perAsset) unexplained.set({ chain_id, asset }, Number(v));
+    },
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * Reports of a stored run: a JSON object (amounts as decimal strings), a CSV of the breaks, and a
+ * self-contained HTML page (summary per asset, an inline SVG chart of the differences, the break
+ * list). Built from what the run stored, so any past run can be reported again.
+ */
+import type { Pool } from "../../ops/db.js";
+import { readRun, type StoredRun } from "./store.js";
+
+export type AssetInfo = { symbol: string; decimals: number };
+
+export type AssetSummary = {
+  assetId: string;
+  symbol: string;
+  breaks: number;
+  /** Sum of break differences (ledger − chain), base units. */
+  breakDifference: string;
+  /** Sum of unexplained balance differences, base units. */
+  unexplained: string;
+  /** Custody assets − user liabilities, base units. */
+  solvencySurplus: string | null;
+};
+
+export type RunReport = {
+  run: Omit<StoredRun, "breaks" | "balances">;
+  clean: boolean;
+  /** One sentence a person can read first. */
+  verdict: string;
+  summary: AssetSummary[];
+  balances: StoredRun["balances"];
+  breaks: StoredRun["breaks"];
+};
+
+export function buildReport(
+  stored: StoredRun,
+  assets: ReadonlyMap<string, AssetInfo> = new Map(),
+): RunReport {
+  const { breaks, balances, ...run } = stored;
+  const ids = new Set<string>([...breaks.map((b) => b.assetId), ...balances.map((c) => c.assetId)]);
+  const summary: AssetSummary[] = [...ids].sort().map((assetId) => {
+    const mine = breaks.filter((b) => b.assetId === assetId);
+    const checks = balances.filter((c) => c.assetId === assetId);
+    const solvency = checks.find((c) => c.scope === "solvency");
+    return {
+      assetId,
+      symbol: assets.get(assetId)?.symbol ?? assetId,
+      breaks: mine.length,
+      breakDifference: sum(mine.map((b) => b.difference)),
+      unexplained: sum(checks.filter((c) => c.scope !== "solvency").map((c) => c.unexplained)),
+      solvencySurplus: solvency ? solvency.difference : null,
+    };
+  });
+  const clean = stored.status === "completed" && breaks.length === 0;
+  const verdict =
+    stored.status === "failed"
+      ? `Run ${stored.id} failed: ${stored.error ?? "unknown error"}`
+      : stored.status === "running"
+        ? `Run ${stored.id} is still running`
+        : clean
+          ? `No breaks: chain ${stored.chainId} at block ${stored.block} matches the ledger (${stored.matched} facts matched, balances agree).`
+          : `${breaks.length} break${breaks.length === 1 ? "" : "s"} on chain ${stored.chainId} at block ${stored.block}: ${typeCounts(breaks)}.`;
+  return { run, clean, verdict, summary, balances, breaks };
+}
+
+function sum(values: string[]): string {
+  return values.reduce((s, v) => s + BigInt(v), 0n).toString();
+}
+
+function typeCounts(breaks: StoredRun["breaks"]): string {
+  const counts = new Map<string, number>();
+  for (const b of breaks) counts.set(b.type, (counts.get(b.type) ?? 0) + 1);
+  return [...counts].map(([t, n]) => `${n} ${t}`).join(", ");
+}
+
+const CSV_COLUMNS = [
+  "run_id",
+  "n",
+  "type",
+  "asset",
+  "key",
+  "direction",
+  "chain_amount",
+  "ledger_amount",
+  "difference",
+  "fact_ids",
+  "entry_ids",
+  "action",
+] as const;
+
+function csvCell(value: string): string {
+  // Quote always; a leading = + - @ is prefixed so spreadsheets do not run it as a formula.
+  const safe = /^[=+\-@]/.test(value) && !/^-[0-9]+$/.test(value) ? `'${value}` : value;
+  return `"${safe.replaceAll('"', '""')}"`;
+}
+
+export function reportCsv(report: RunReport): string {
+  const lines = [CSV_COLUMNS.join(",")];
+  for (const b of report.breaks) {
+    lines.push(
+      [
+        String(report.run.id),
+        String(b.n),
+        b.type,
+        b.assetId,
+        b.key,
+        b.direction ?? "",
+        b.chainAmount,
+        b.ledgerAmount,
+        b.difference,
+        b.facts.map((f) => f.id).join(" "),
+        b.entries.map((e) => e.id).join(" "),
+        b.action,
+      ]
+        .map(csvCell)
+        .join(","),
+    );
+  }
+  return `${lines.join("\r\n")}\r\n`;
+}
+
+function esc(value: unknown): string {
+  return String(value)
+    .replaceAll("&", "&amp;")
+    .replaceAll("<", "&lt;")
+    .replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;")
+    .replaceAll("'", "&#39;");
+}
+
+/** Horizontal bars of each balance check's difference (and unexplained part), to a common scale. */
+export function differenceChart(report: RunReport): string {
+  const rows = report.balances.map((c) => ({
+    label: `${c.scope}${c.address ? ` ${c.address.slice(0, 10)}…` : ""} ${report.summary.find((s) => s.assetId === c.assetId)?.symbol ?? c.assetId}`,
+    diff: BigInt(
+      c.scope === "solvency" ? (BigInt(c.difference) < 0n ? c.difference : "0") : c.difference,
+    ),
+    unexplained: BigInt(c.unexplained),
+  }));
+  for (const b of report.breaks.filter((x) => x.type !== "unexplained_balance_difference"))
+    rows.push({
+      label: `${b.type} ${b.key.slice(0, 14)}…`,
+      diff: BigInt(b.difference),
+      unexplained: 0n,
+    });
+  const abs = (v: bigint) => (v < 0n ? -v : v);
+  const max = rows.reduce((m, r) => (abs(r.diff) > m ? abs(r.diff) : m), 0n);
+  const width = 640;
+  const labelW = 260;
+  const half = (width - labelW) / 2;
+  const rowH = 22;
+  const height = Math.max(1, rows.length) * rowH + 30;
+  const scale = (v: bigint) =>
+    (max === 0n ? 0 : Number((abs(v) * 1000n) / max) / 1000) * (half - 10);
+  const bars = rows
+    .map((r, i) => {
+      const y = 20 + i * rowH;
+      const w = scale(r.diff);
+      const x = r.diff < 0n ? labelW + half - w : labelW + half;
+      const color = r.unexplained !== 0n ? "#c0392b" : r.diff === 0n ? "#95a5a6" : "#e67e22";
+      return `<text x="4" y="${y + 14}" font-size="11">${esc(r.label)}</text><rect x="${x.toFixed(1)}" y="${y + 3}" width="${Math.max(w, r.diff === 0n ? 0 : 1).toFixed(1)}" height="14" fill="${color}"><title>${esc(`${r.label}: ${r.diff}`)}</title></rect><text x="${(r.diff < 0n ? x - 4 : x + w + 4).toFixed(1)}" y="${y + 14}" font-size="10" text-anchor="${r.diff < 0n ? "end" : "start"}">${esc(r.diff.toString())}</text>`;
+    })
+    .join("");
+  return `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="differences, ledger minus chain" width="${width + 120}" height="${height}" viewBox="0 0 ${width + 120} ${height}"><text x="${labelW + half}" y="12" font-size="11" text-anchor="middle">ledger − chain (base units); red: unexplained</text><line x1="${labelW + half}" y1="16" x2="${labelW + half}" y2="${height}" stroke="#333"/>${bars}</svg>`;
+}
+
+export function reportHtml(report: RunReport): string {
+  const r = report.run;
+  const summaryRows = report.summary
+    .map(
+      (s) =>
+        `<tr><td>${esc(s.symbol)}<br><small>${esc(s.assetId)}</small></td><td>${s.breaks}</td><td>${esc(s.breakDifference)}</td><td>${esc(s.unexplained)}</td><td>${esc(s.solvencySurplus ?? "")}</td></tr>`,
+    )
+    .join("");
+  const balanceRows = report.balances
+    .map(
+      (c) =>
+        `<tr${c.unexplained !== "0" ? ' class="bad"' : ""}><td>${esc(c.scope)}</td><td>${esc(c.address ?? "")}</td><td>${esc(c.assetId)}</td><td>${esc(c.chain)}</td><td>${esc(c.ledger)}</td><td>${esc(c.difference)}</td><td>${esc(c.explained)}</td><td>${esc(c.unexplained)}</td></tr>`,
+    )
+    .join("");
+  const breakRows = report.breaks
+    .map(
+      (b) =>
+        `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(b.assetId)}</td><td><code>${esc(b.key)}</code></td><td>${esc(b.chainAmount)}</td><td>${esc(b.ledgerAmount)}</td><td>${esc(b.difference)}</td><td>${b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${esc(f.amount)})`).join("<br>")}${b.entries.map((e) => `<br>transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${esc(e.amount)}`).join("")}</td><td>${esc(b.action)}</td></tr>`,
+    )
+    .join("");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Reconciliation run ${r.id}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;font-size:13px}th{background:#f4f4f4}.verdict{font-size:1.2em;padding:.6em;border-radius:4px}.clean{background:#e8f8ec}.breaks{background:#fdecea}tr.bad td{background:#fdecea}code{font-size:12px}</style>
+</head><body>
+<h1>Reconciliation run ${r.id}</h1>
+<p class="verdict ${report.clean ? "clean" : "breaks"}">${esc(report.verdict)}</p>
+<p>Chain ${r.chainId}, block ${r.block}${r.blockHash ? ` (<code>${esc(r.blockHash)}</code>)` : ""}; ${esc(r.mode)} run${r.previousRunId ? ` continuing run ${r.previousRunId}` : ""}; status ${esc(r.status)}; started ${esc(r.startedAt)}, finished ${esc(r.finishedAt ?? "-")}. Examined ${r.factsExamined} chain facts and ${r.entriesExamined} ledger transfers; ${r.matched} matched.</p>
+<h2>Summary per asset</h2>
+<table><tr><th>asset</th><th>breaks</th><th>break difference (ledger − chain)</th><th>unexplained balance difference</th><th>solvency surplus (assets − liabilities)</th></tr>${summaryRows}</table>
+<h2>Differences</h2>
+${differenceChart(report)}
+<h2>Balances at block ${r.block}</h2>
+<table><tr><th>check</th><th>address</th><th>asset</th><th>chain</th><th>ledger</th><th>difference</th><th>explained by breaks</th><th>unexplained</th></tr>${balanceRows}</table>
+<h2>Breaks</h2>
+${report.breaks.length === 0 ? "<p>No breaks.</p>" : `<table><tr><th>#</th><th>type</th><th>asset</th><th>key</th><th>chain</th><th>ledger</th><th>difference</th><th>items</th><th>suggested action</th></tr>${breakRows}</table>`}
+</body></html>
+`;
+}
+
+export type RenderedReport = { json: RunReport; csv: string; html: string };
+
+/** A stored run's report in all three forms (for the CLI and the API's `recon:read` routes). */
+export async function getRunReport(pool: Pool, runId: number): Promise<RenderedReport> {
+  const stored = await readRun(pool, runId);
+  const a = await pool.query<{ id: string; symbol: string; decimals: number }>(
+    "SELECT id, symbol, decimals FROM ledger.assets WHERE chain_id = $1",
+    [stored.chainId],
+  );
+  const assets = new Map(a.rows.map((x) => [x.id, { symbol: x.symbol, decimals: x.decimals }]));
+  const json = buildReport(stored, assets);
+  return { json, csv: reportCsv(json), html: reportHtml(json) };
+}

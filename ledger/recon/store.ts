@@ -1,0 +1,284 @@
+/**
+ * Run storage in schema `recon`: a run row (inputs, block, watermarks, balance checks, counts) and
+ * one row per break. Breaks of the last completed run are the open items the next run re-examines.
+ */
+import type { Pool } from "../../ops/db.js";
+import type { BalanceCheck } from "./balances.js";
+import { RunNotFoundError } from "./errors.js";
+import type { PreviousRun, Watermarks } from "./load.js";
+import type { Break, ChainFact, LedgerEntry } from "./types.js";
+
+export type RunMode = "full" | "incremental";
+
+export async function createRun(
+  pool: Pool,
+  args: {
+    chainId: number;
+    block: number;
+    blockHash: string | null;
+    mode: RunMode;
+    previousRunId: number | null;
+    inputs: Record<string, unknown>;
+  },
+): Promise<number> {
+  const r = await pool.query<{ id: string }>(
+    `INSERT INTO recon.runs (chain_id, block_number, block_hash, mode, previous_run_id, inputs)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+    [args.chainId, args.block, args.blockHash, args.mode, args.previousRunId, args.inputs],
+  );
+  return Number(r.rows[0]!.id);
+}
+
+/** The newest completed run of the chain at or below `block`, with the items its breaks named. */
+export async function findPreviousRun(
+  pool: Pool,
+  chainId: number,
+  block: number,
+): Promise<PreviousRun | null> {
+  const r = await pool.query<{
+    id: string;
+    block_number: string;
+    fact_watermark: string;
+    entry_watermark: string;
+    snapshot_at: Date;
+  }>(
+    `SELECT id, block_number, fact_watermark, entry_watermark, snapshot_at FROM recon.runs
+     WHERE chain_id = $1 AND status = 'completed' AND block_number <= $2
+     ORDER BY id DESC LIMIT 1`,
+    [chainId, block],
+  );
+  const row = r.rows[0];
+  if (!row) return null;
+  const open = await pool.query<{
+    tx_hash: string | null;
+    position: string | null;
+    entry_ids: string[];
+  }>("SELECT tx_hash, position, entry_ids FROM recon.breaks WHERE run_id = $1", [row.id]);
+  const openKeys: PreviousRun["openKeys"] = [];
+  const openEntryIds = new Set<string>();
+  for (const b of open.rows) {
+    if (b.tx_hash !== null && b.position !== null)
+      openKeys.push({ txHash: b.tx_hash, position: b.position });
+    for (const id of b.entry_ids) openEntryIds.add(id);
+  }
+  return {
+    id: Number(row.id),
+    block: Number(row.block_number),
+    factWatermark: Number(row.fact_watermark),
+    entryWatermark: Number(row.entry_watermark),
+    snapshotAt: row.snapshot_at,
+    openKeys,
+    openEntryIds: [...openEntryIds],
+  };
+}
+
+export function factJson(f: ChainFact) {
+  return { ...f, amount: f.amount.toString() };
+}
+export function entryJson(e: LedgerEntry) {
+  return { ...e, amount: e.amount.toString() };
+}
+export function checkJson(c: BalanceCheck) {
+  return {
+    scope: c.scope,
+    address: c.address,
+    assetId: c.assetId,
+    chain: c.chain.toString(),
+    ledger: c.ledger.toString(),
+    difference: c.difference.toString(),
+    explained: c.explained.toString(),
+    unexplained: c.unexplained.toString(),
+  };
+}
+
+export async function completeRun(
+  pool: Pool,
+  runId: number,
+  result: {
+    watermarks: Watermarks;
+    factsExamined: number;
+    entriesExamined: number;
+    matched: number;
+    checks: BalanceCheck[];
+    breaks: Break[];
+    inputs: Record<string, unknown>;
+  },
+): Promise<void> {
+  const rows = result.breaks.map((b, n) => {
+    const ref = refOf(b);
+    return {
+      n,
+      type: b.type,
+      asset_id: b.assetId,
+      key: b.key,
+      direction: b.direction ?? null,
+      tx_hash: ref?.txHash ?? null,
+      position: ref?.position ?? null,
+      entry_ids: b.entries.map((e) => e.id),
+      fact_ids: b.facts.map((f) => f.id),
+      chain_amount: b.chainAmount.toString(),
+      ledger_amount: b.ledgerAmount.toString(),
+      difference: b.difference.toString(),
+      action: b.action,
+      items: { facts: b.facts.map(factJson), entries: b.entries.map(entryJson) },
+    };
+  });
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query(
+      `INSERT INTO recon.breaks (run_id, n, type, asset_id, key, direction, tx_hash, position,
+         entry_ids, fact_ids, chain_amount, ledger_amount, difference, action, items)
+       SELECT $1, x.n, x.type, x.asset_id, x.key, x.direction, x.tx_hash, x.position,
+         x.entry_ids, x.fact_ids, x.chain_amount, x.ledger_amount, x.difference, x.action, x.items
+       FROM jsonb_to_recordset($2::jsonb) AS x(n int, type text, asset_id text, key text,
+         direction text, tx_hash text, position text, entry_ids uuid[], fact_ids bigint[],
+         chain_amount numeric, ledger_amount numeric, difference numeric, action text, items jsonb)`,
+      [runId, JSON.stringify(rows)],
+    );
+    await client.query(
+      `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
+         entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
+         matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb
+       WHERE id = $1`,
+      [
+        runId,
+        result.watermarks.fact,
+        result.watermarks.entry,
+        result.watermarks.snapshotAt,
+        result.factsExamined,
+        result.entriesExamined,
+        result.matched,
+        result.breaks.length,
+        JSON.stringify(result.checks.map(checkJson)),
+        JSON.stringify(result.inputs),
+      ],
+    );
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** The chain reference a later run re-examines for this break. */
+function refOf(b: Break): { txHash: string; position: string } | null {
+  const f = b.facts[0];
+  if (f) return { txHash: f.txHash, position: f.position };
+  const e = b.entries.find((x) => x.txHash !== null && x.position !== null);
+  return e ? { txHash: e.txHash!, position: e.position! } : null;
+}
+
+export async function failRun(pool: Pool, runId: number, error: unknown): Promise<void> {
+  await pool.query(
+    "UPDATE recon.runs SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1",
+    [runId, error instanceof Error ? error.message : String(error)],
+  );
+}
+
+export type StoredBreak = {
+  n: number;
+  type: string;
+  assetId: string;
+  key: string;
+  direction: string | null;
+  chainAmount: string;
+  ledgerAmount: string;
+  difference: string;
+  action: string;
+  facts: ReturnType<typeof factJson>[];
+  entries: ReturnType<typeof entryJson>[];
+};
+
+export type StoredRun = {
+  id: number;
+  chainId: number;
+  block: number;
+  blockHash: string | null;
+  mode: RunMode;
+  status: "running" | "completed" | "failed";
+  previousRunId: number | null;
+  factsExamined: number;
+  entriesExamined: number;
+  matched: number;
+  breakCount: number;
+  inputs: Record<string, unknown>;
+  balances: ReturnType<typeof checkJson>[];
+  error: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  breaks: StoredBreak[];
+};
+
+export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
+  const r = await pool.query("SELECT * FROM recon.runs WHERE id = $1", [runId]);
+  const row = r.rows[0];
+  if (!row) throw new RunNotFoundError(runId);
+  const b = await pool.query(
+    `SELECT n, type, asset_id, key, direction, chain_amount, ledger_amount, difference, action, items
+     FROM recon.breaks WHERE run_id = $1 ORDER BY n`,
+    [runId],
+  );
+  return {
+    id: Number(row.id),
+    chainId: Number(row.chain_id),
+    block: Number(row.block_number),
+    blockHash: row.block_hash,
+    mode: row.mode,
+    status: row.status,
+    previousRunId: row.previous_run_id === null ? null : Number(row.previous_run_id),
+    factsExamined: row.facts_examined,
+    entriesExamined: row.entries_examined,
+    matched: row.matched,
+    breakCount: row.break_count,
+    inputs: row.inputs,
+    balances: row.balances,
+    error: row.error,
+    startedAt: (row.started_at as Date).toISOString(),
+    finishedAt: row.finished_at ? (row.finished_at as Date).toISOString() : null,
+    breaks: b.rows.map((x) => ({
+      n: x.n,
+      type: x.type,
+      assetId: x.asset_id,
+      key: x.key,
+      direction: x.direction,
+      chainAmount: x.chain_amount,
+      ledgerAmount: x.ledger_amount,
+      difference: x.difference,
+      action: x.action,
+      facts: x.items.facts ?? [],
+      entries: x.items.entries ?? [],
+    })),
+  };
+}
+
+/** Newest runs first (for the CLI and the API's run list). */
+export async function listRuns(
+  pool: Pool,
+  args: { chainId?: number; limit?: number } = {},
+): Promise<
+  {
+    id: number;
+    chainId: number;
+    block: number;
+    status: string;
+    breakCount: number;
+    startedAt: string;
+  }[]
+> {
+  const r = await pool.query(
+    `SELECT id, chain_id, block_number, status, break_count, started_at FROM recon.runs
+     WHERE ($1::bigint IS NULL OR chain_id = $1) ORDER BY id DESC LIMIT $2`,
+    [args.chainId ?? null, args.limit ?? 20],
+  );
+  return r.rows.map((x) => ({
+    id: Number(x.id),
+    chainId: Number(x.chain_id),
+    block: Number(x.block_number),
+    status: x.status,
+    breakCount: x.break_count,
+    startedAt: (x.started_at as Date).toISOString(),
+  }));
+}
