@@ -1,0 +1,45 @@
+/**
+ * Runs one chain's ingestor as its own process, without Redis or HTTP: the kill -9 test spawns it
+ * and SIGKILLs it at random points. Environment: DATABASE_URL, INDEXER_CHAIN (the chain's config
+ * entry as JSON, validated like the config file), INDEXER_BATCH_BLOCKS, INDEXER_CONCURRENCY,
+ * INDEXER_POLL_MS, LOG_LEVEL. SIGTERM stops it cleanly.
+ */
+import { createEvmAdapter } from "../chains/index.js";
+import { createCommon } from "../ops/common.js";
+import { type Config, chainSchema, envSchema } from "../ops/config.js";
+import { createPool } from "../ops/db.js";
+import { createIngestor } from "./createIngestor.js";
+
+const env = envSchema.parse(process.env);
+const chain = chainSchema.parse(JSON.parse(process.env.INDEXER_CHAIN ?? "null"));
+const config: Config = Object.freeze({
+  env,
+  chains: [chain],
+  hotWallets: [],
+  policies: {
+    withdrawals: { globalAllowlist: [], customerAllowlists: {}, limits: {}, requiredApprovals: 2 },
+  },
+  webhooks: [],
+  webhookSecrets: {},
+  configPath: "(runIngestor)",
+});
+const common = createCommon(config);
+const pool = createPool(env.DATABASE_URL, { max: 4, applicationName: "run-ingestor" });
+const ingestor = await createIngestor({
+  common,
+  pool,
+  adapter: createEvmAdapter(chain, { common }),
+  options: {
+    batchBlocks: Number(process.env.INDEXER_BATCH_BLOCKS ?? 100),
+    concurrency: Number(process.env.INDEXER_CONCURRENCY ?? 3),
+    pollIntervalMs: Number(process.env.INDEXER_POLL_MS ?? 200),
+  },
+});
+ingestor.start();
+console.log("ingestor started");
+process.once("SIGTERM", () => {
+  ingestor
+    .stop()
+    .then(() => pool.end())
+    .then(() => process.exit(0));
+});
