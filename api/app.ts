@@ -55,8 +55,10 @@ export const errorStatus: Record<string, number> = {
   WITHDRAWAL_INVALID_STATE: 409,
   APPROVER_IS_REQUESTER: 403,
   ALREADY_DECIDED: 409,
-  NO_HOT_WALLET: 422,
+  NO_HOT_WALLET: 503,
   DEAD_LETTER_NOT_FOUND: 404,
+  NOT_REQUESTER: 403,
+  LEDGER_ACCOUNT_FROZEN: 422,
   DEPOSIT_FACTORY_NOT_DEPLOYED: 409,
   DEPOSIT_INVALID_CUSTOMER: 400,
   DEPOSIT_UNKNOWN_CHAIN: 400,
@@ -77,7 +79,9 @@ export function problem(
   title: string,
   extra: Record<string, unknown> = {},
 ): Problem {
-  return { type: `https://custody-node.local/errors/${code}`, title, status, code, ...extra };
+  const core = { type: `https://custody-node.local/errors/${code}`, title, status, code };
+  // Extra facts never override the problem's own fields (an error's meta may say "status").
+  return { ...core, ...extra, ...core };
 }
 
 /** `body.amount`: the context plus the path, naming a missing or unknown property itself. */

@@ -81,7 +81,7 @@ export class WithdrawalStateError extends BaseError {
   constructor(id: string, status: string, action: string) {
     super(`Withdrawal ${id} is ${status}; cannot ${action}`, {
       code: "WITHDRAWAL_INVALID_STATE",
-      meta: { withdrawal_id: id, status, action },
+      meta: { withdrawal_id: id, withdrawal_status: status, action },
     });
   }
 }

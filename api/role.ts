@@ -2,9 +2,12 @@
  * The api module's roles: `api` serves /v1 (pushed onto the process's HTTP server); `worker` runs the
  * webhook dispatcher (deliveries, retries, dead letters).
  */
+import { createLedger } from "../ledger/index.js";
 import { registerRole } from "../ops/roles.js";
 import { createV1Plugin } from "./v1.js";
 import { createWebhookDispatcher } from "./webhooks/dispatcher.js";
+import { createWithdrawals } from "./withdrawals/service.js";
+import { startWithdrawalTracker } from "./withdrawals/tracker.js";
 
 registerRole({
   name: "api",
@@ -31,7 +34,8 @@ registerRole({
 
 registerRole({
   name: "worker",
-  description: "webhook deliveries (signed, retried with backoff, dead-lettered)",
+  description:
+    "webhook deliveries (signed, retried, dead-lettered) and withdrawal outcomes from the signer",
   async start(ctx) {
     const webhooks = createWebhookDispatcher({
       common: ctx.common,
@@ -39,6 +43,23 @@ registerRole({
       queues: ctx.queues,
     });
     webhooks.start();
-    return { stop: () => webhooks.stop() };
+    const ledger = createLedger({ common: ctx.common, pool: ctx.pool });
+    const withdrawals = createWithdrawals({
+      common: ctx.common,
+      pool: ctx.pool,
+      ledger,
+      ringWebhooks: () => webhooks.ring(),
+    });
+    const tracker = startWithdrawalTracker({
+      withdrawals,
+      logger: ctx.common.logger.child({ component: "withdrawals" }),
+    });
+    return {
+      async stop() {
+        await tracker.stop();
+        await webhooks.stop();
+        await ledger.close();
+      },
+    };
   },
 });

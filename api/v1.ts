@@ -7,6 +7,7 @@ import rateLimit from "@fastify/rate-limit";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
+import { createLedger, type Ledger } from "../ledger/index.js";
 import type { Common } from "../ops/common.js";
 import type { Pool } from "../ops/db.js";
 import { registerAuth } from "./auth.js";
@@ -18,6 +19,8 @@ import { chainsRoutes } from "./routes/chains.js";
 import { customersRoutes } from "./routes/customers.js";
 import { depositsRoutes } from "./routes/deposits.js";
 import { webhooksRoutes } from "./routes/webhooks.js";
+import { withdrawalsRoutes } from "./routes/withdrawals.js";
+import { createWithdrawals, type Withdrawals } from "./withdrawals/service.js";
 
 export type V1Options = {
   common: Common;
@@ -28,6 +31,7 @@ export type V1Options = {
   /** Called after committing webhook events so the dispatcher sends them without waiting. */
   ringWebhooks?: () => Promise<unknown>;
   heads?: ChainHeads;
+  ledger?: Ledger;
 };
 
 export type V1Deps = {
@@ -36,18 +40,31 @@ export type V1Deps = {
   redis: Redis;
   heads: ChainHeads;
   ringWebhooks: () => Promise<unknown>;
+  ledger: Ledger;
+  withdrawals: Withdrawals;
 };
 
 export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Promise<void> {
+  const ringWebhooks = options.ringWebhooks ?? (async () => {});
+  const ledger = options.ledger ?? createLedger({ common: options.common, pool: options.pool });
   const deps: V1Deps = {
     common: options.common,
     pool: options.pool,
     redis: options.redis,
     heads: options.heads ?? createChainHeads(),
-    ringWebhooks: options.ringWebhooks ?? (async () => {}),
+    ringWebhooks,
+    ledger,
+    withdrawals: createWithdrawals({
+      common: options.common,
+      pool: options.pool,
+      ledger,
+      ringWebhooks,
+    }),
   };
   const limits = options.rateLimit ?? { max: 600, timeWindowMs: 60_000 };
   return async (root) => {
+    // Holds need the assets to exist; idempotent, and the ledger's own worker does the same.
+    await ledger.ensureAssetsFromConfig(options.common.config.chains);
     await root.register(
       async (app) => {
         const v1 = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -68,6 +85,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         await v1.register(chainsRoutes(deps));
         await v1.register(depositsRoutes(deps));
         await v1.register(customersRoutes(deps));
+        await v1.register(withdrawalsRoutes(deps));
         await v1.register(webhooksRoutes(deps));
         await v1.register(auditRoutes(deps));
       },

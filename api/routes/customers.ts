@@ -4,8 +4,16 @@ import { getAddress } from "viem";
 import { allocateDepositAddress } from "../../signer/deposit-addresses/index.js";
 import { appendAudit } from "../audit.js";
 import { callerOf } from "../auth.js";
-import { resolveChain } from "../chainStatus.js";
-import { ChainRef, CustomerId, IdempotencyHeaders, problemResponses } from "../schemas.js";
+import { assetsOf, resolveAsset, resolveChain } from "../chainStatus.js";
+import {
+  AssetId,
+  ChainRef,
+  CustomerId,
+  IdempotencyHeaders,
+  Limit,
+  pageLimit,
+  problemResponses,
+} from "../schemas.js";
 import type { V1Deps } from "../v1.js";
 
 const DepositAddressOut = Type.Object({
@@ -15,8 +23,127 @@ const DepositAddressOut = Type.Object({
   createdAt: Type.String(),
 });
 
+const BalanceOut = Type.Object({
+  assetId: Type.String(),
+  chainId: Type.Integer(),
+  symbol: Type.String(),
+  decimals: Type.Integer(),
+  posted: Type.String({ description: "credits posted − debits posted" }),
+  pending: Type.String({ description: "held for withdrawals in flight (pending debits)" }),
+  available: Type.String({ description: "posted − pending: what the customer can withdraw" }),
+});
+
+const TransferOut = Type.Object({
+  id: Type.String(),
+  seq: Type.String(),
+  type: Type.String(),
+  kind: Type.String(),
+  direction: Type.String({ description: "debit | credit, from this account's side" }),
+  amount: Type.String(),
+  postedDelta: Type.String(),
+  pendingDelta: Type.String(),
+  pendingId: Type.Union([Type.String(), Type.Null()]),
+  chainRef: Type.Union([
+    Type.Object({ chainId: Type.Integer(), txHash: Type.String(), position: Type.String() }),
+    Type.Null(),
+  ]),
+  memo: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
 export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
+    app.get(
+      "/customers/:customerId/balances",
+      {
+        config: { scopes: ["ledger:read", "deposits:read", "withdrawals:write"] },
+        schema: {
+          tags: ["customers"],
+          summary: "A customer's balances per listed asset (posted, pending holds, available)",
+          security: [{ apiKey: [] }],
+          params: Type.Object({ customerId: CustomerId }),
+          response: { 200: Type.Object({ balances: Type.Array(BalanceOut) }), ...problemResponses },
+        },
+      },
+      async (request) => {
+        const name = `user:${request.params.customerId}`;
+        const balances = await Promise.all(
+          assetsOf(deps.common.config).map(async (a) => {
+            const account = await deps.ledger.getAccount({ assetId: a.assetId, name });
+            const posted = account ? account.creditsPosted - account.debitsPosted : 0n;
+            const pending = account?.debitsPending ?? 0n;
+            return {
+              assetId: a.assetId,
+              chainId: a.chainId,
+              symbol: a.symbol,
+              decimals: a.decimals,
+              posted: posted.toString(),
+              pending: pending.toString(),
+              available: (account?.available ?? 0n).toString(),
+            };
+          }),
+        );
+        return { balances };
+      },
+    );
+
+    app.get(
+      "/customers/:customerId/transfers",
+      {
+        config: { scopes: ["ledger:read"] },
+        schema: {
+          tags: ["customers"],
+          summary: "Ledger transfers of the customer's account in one asset (newest first)",
+          security: [{ apiKey: [] }],
+          params: Type.Object({ customerId: CustomerId }),
+          querystring: Type.Object(
+            {
+              asset: AssetId,
+              cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+              limit: Limit,
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({
+              transfers: Type.Array(TransferOut),
+              nextCursor: Type.Union([Type.String(), Type.Null()]),
+            }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request) => {
+        const [chainRef, token] = request.query.asset.split(":") as [string, string];
+        const chain = resolveChain(deps.common.config, chainRef, "querystring.asset");
+        const asset = resolveAsset(deps.common.config, chain, token, "querystring.asset");
+        const ref = { assetId: asset.assetId, name: `user:${request.params.customerId}` };
+        const account = await deps.ledger.getAccount(ref);
+        if (!account) return { transfers: [], nextCursor: null };
+        const page = await deps.ledger.accountTransfers(ref, {
+          limit: pageLimit(request.query.limit, 50),
+          ...(request.query.cursor ? { cursor: request.query.cursor } : {}),
+        });
+        return {
+          transfers: page.transfers.map((t) => ({
+            id: t.id,
+            seq: t.seq.toString(),
+            type: t.type,
+            kind: t.kind,
+            direction: t.debitAccountId === account.id ? "debit" : "credit",
+            amount: t.amount.toString(),
+            postedDelta: t.postedDelta.toString(),
+            pendingDelta: t.pendingDelta.toString(),
+            pendingId: t.pendingId,
+            chainRef: t.chainRef,
+            memo: t.memo,
+            createdAt: t.createdAt.toISOString(),
+          })),
+          nextCursor: page.nextCursor,
+        };
+      },
+    );
+
     app.post(
       "/customers/:customerId/deposit-addresses",
       {

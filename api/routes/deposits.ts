@@ -50,14 +50,6 @@ type DepositRow = {
   confirmed_at: Date | null;
 };
 
-/** Whether the ledger schema has its transfers table yet (the ledger lands separately). */
-async function ledgerCreditsAvailable(pool: Pool): Promise<boolean> {
-  const { rows } = await pool.query<{ ok: boolean }>(
-    `SELECT to_regclass('ledger.transfers') IS NOT NULL AS ok`,
-  );
-  return rows[0]?.ok ?? false;
-}
-
 export async function queryDeposits(
   pool: Pool,
   filter: {
@@ -69,11 +61,10 @@ export async function queryDeposits(
     limit: number;
   },
 ): Promise<DepositRow[]> {
-  const credited = (await ledgerCreditsAvailable(pool))
-    ? `EXISTS (SELECT 1 FROM ledger.transfers lt
+  // Credited: the ledger booked the deposit credit for this fact (an orphaned one still shows orphaned).
+  const credited = `EXISTS (SELECT 1 FROM ledger.transfers lt
                 WHERE lt.kind = 'deposit' AND lt.chain_id = t.chain_id
-                  AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`
-    : "false";
+                  AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`;
   const { rows } = await pool.query<DepositRow>(
     `SELECT * FROM (
        SELECT t.id::text, ca.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,

@@ -1,0 +1,203 @@
+/** Withdrawals: create, get (with approvals and audit history), list, approve, reject, cancel. */
+import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
+import { listAudit } from "../audit.js";
+import { callerOf } from "../auth.js";
+import { NotFoundError } from "../errors.js";
+import { idempotencyKeyOf } from "../idempotency.js";
+import {
+  Address,
+  Amount,
+  ChainRef,
+  CustomerId,
+  IdempotencyHeaders,
+  Limit,
+  pageLimit,
+  problemResponses,
+  Uuid,
+} from "../schemas.js";
+import type { V1Deps } from "../v1.js";
+import {
+  approvalsOf,
+  getWithdrawal,
+  listWithdrawals,
+  WITHDRAWAL_STATUSES,
+  withdrawalOut,
+} from "../withdrawals/store.js";
+import { AuditOut, auditOut } from "./audit.js";
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) =>
+  Type.Union([t, Type.Null()]);
+
+export const WithdrawalOut = Type.Object({
+  id: Type.String(),
+  customerId: Type.String(),
+  chainId: Type.Integer(),
+  assetId: Type.String(),
+  asset: Type.String(),
+  to: Type.String(),
+  amount: Type.String(),
+  status: Type.String({ description: WITHDRAWAL_STATUSES.join(" | ") }),
+  requiredApprovals: Type.Integer(),
+  approvals: Type.Array(
+    Type.Object({
+      approver: Type.String(),
+      decision: Type.String(),
+      reason: Nullable(Type.String()),
+      at: Type.String(),
+    }),
+  ),
+  requestedBy: Type.String(),
+  from: Nullable(Type.String()),
+  txHash: Nullable(Type.String()),
+  fee: Nullable(Type.String()),
+  failureReason: Nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+const Decision = Type.Object(
+  { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })) },
+  { additionalProperties: false },
+);
+
+const readers = ["withdrawals:write", "withdrawals:approve"] as const;
+
+export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
+  const full = async (id: string) => {
+    const w = await getWithdrawal(deps.pool, id);
+    if (!w) throw new NotFoundError("withdrawal", id);
+    return withdrawalOut(w, await approvalsOf(deps.pool, id));
+  };
+
+  return async (app) => {
+    app.post(
+      "/withdrawals",
+      {
+        config: { scopes: ["withdrawals:write"] },
+        schema: {
+          tags: ["withdrawals"],
+          summary:
+            "Request a withdrawal (validated, policy-checked, held, then signed or queued for approval)",
+          security: [{ apiKey: [] }],
+          headers: IdempotencyHeaders,
+          body: Type.Object(
+            {
+              customerId: CustomerId,
+              chain: ChainRef,
+              asset: Type.String({
+                minLength: 1,
+                maxLength: 100,
+                description: "`native`, a listed token symbol, or its address",
+              }),
+              to: Address,
+              amount: Amount,
+            },
+            { additionalProperties: false },
+          ),
+          response: { 201: WithdrawalOut, ...problemResponses },
+        },
+      },
+      async (request, reply) => {
+        const w = await deps.withdrawals.create(
+          callerOf(request),
+          request.body,
+          idempotencyKeyOf(request),
+        );
+        reply.status(201);
+        return withdrawalOut(w, await approvalsOf(deps.pool, w.id));
+      },
+    );
+
+    app.get(
+      "/withdrawals",
+      {
+        config: { scopes: readers },
+        schema: {
+          tags: ["withdrawals"],
+          summary: "List withdrawals (oldest first)",
+          security: [{ apiKey: [] }],
+          querystring: Type.Object(
+            {
+              customer_id: Type.Optional(CustomerId),
+              status: Type.Optional(Type.Union(WITHDRAWAL_STATUSES.map((s) => Type.Literal(s)))),
+              limit: Limit,
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({ withdrawals: Type.Array(WithdrawalOut) }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const rows = await listWithdrawals(deps.pool, {
+          ...(q.customer_id ? { customerId: q.customer_id } : {}),
+          ...(q.status ? { status: q.status } : {}),
+          limit: pageLimit(q.limit),
+        });
+        return {
+          withdrawals: await Promise.all(
+            rows.map(async (w) => withdrawalOut(w, await approvalsOf(deps.pool, w.id))),
+          ),
+        };
+      },
+    );
+
+    app.get(
+      "/withdrawals/:id",
+      {
+        config: { scopes: readers },
+        schema: {
+          tags: ["withdrawals"],
+          summary: "One withdrawal with its approvals and audit history",
+          security: [{ apiKey: [] }],
+          params: Type.Object({ id: Uuid }),
+          response: {
+            200: Type.Object({ ...WithdrawalOut.properties, history: Type.Array(AuditOut) }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request) => {
+        const w = await full(request.params.id);
+        const history = await listAudit(deps.pool, {
+          entityType: "withdrawal",
+          entityId: request.params.id,
+          limit: 1000,
+        });
+        return { ...w, history: history.map(auditOut) };
+      },
+    );
+
+    for (const action of ["approve", "reject", "cancel"] as const) {
+      app.post(
+        `/withdrawals/:id/${action}`,
+        {
+          config: { scopes: action === "cancel" ? ["withdrawals:write"] : ["withdrawals:approve"] },
+          schema: {
+            tags: ["withdrawals"],
+            summary:
+              action === "cancel"
+                ? "Cancel a withdrawal awaiting approval (the requester); the hold is voided"
+                : action === "approve"
+                  ? "Approve (a distinct approver, not the requester); at M approvals it goes to the signer"
+                  : "Reject (an approver, not the requester); the hold is voided",
+            security: [{ apiKey: [] }],
+            headers: IdempotencyHeaders,
+            params: Type.Object({ id: Uuid }),
+            body: Type.Optional(Decision),
+            response: { 200: WithdrawalOut, ...problemResponses },
+          },
+        },
+        async (request) => {
+          const caller = callerOf(request);
+          const reason = request.body?.reason;
+          await deps.withdrawals[action](caller, request.params.id, reason);
+          return full(request.params.id);
+        },
+      );
+    }
+  };
+}

@@ -1,0 +1,183 @@
+/** Withdrawal rows (api.withdrawals, api.withdrawal_approvals) and their JSON shape. */
+import { getAddress } from "viem";
+import type { Pool, PoolClient } from "../../ops/db.js";
+
+export const WITHDRAWAL_STATUSES = [
+  "requested",
+  "pending_approval",
+  "approved",
+  "signing",
+  "broadcast",
+  "confirmed",
+  "rejected",
+  "cancelled",
+  "failed",
+] as const;
+export type WithdrawalStatus = (typeof WITHDRAWAL_STATUSES)[number];
+
+/** Allowed transitions; anything else is a bug or a race lost, and is refused. */
+export const TRANSITIONS: Record<WithdrawalStatus, readonly WithdrawalStatus[]> = {
+  requested: ["pending_approval", "approved"],
+  pending_approval: ["approved", "rejected", "cancelled"],
+  approved: ["signing"],
+  signing: ["broadcast", "confirmed", "failed"],
+  broadcast: ["confirmed", "failed"],
+  confirmed: [],
+  rejected: [],
+  cancelled: [],
+  failed: [],
+};
+
+export function canMove(from: WithdrawalStatus, to: WithdrawalStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export type Withdrawal = {
+  id: string;
+  customerId: string;
+  chainId: number;
+  asset: string;
+  to: string;
+  amount: bigint;
+  status: WithdrawalStatus;
+  requiredApprovals: number;
+  requestedBy: string;
+  apiKeyId: string;
+  idempotencyKey: string;
+  fromAddress: string | null;
+  txHash: string | null;
+  fee: bigint | null;
+  failureReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+};
+
+export type WithdrawalRow = {
+  id: string;
+  customer_id: string;
+  chain_id: string;
+  asset: string;
+  to_address: string;
+  amount: string;
+  status: WithdrawalStatus;
+  required_approvals: number;
+  requested_by: string;
+  api_key_id: string;
+  idempotency_key: string;
+  from_address: string | null;
+  tx_hash: string | null;
+  fee: string | null;
+  failure_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+};
+
+export function fromRow(r: WithdrawalRow): Withdrawal {
+  return {
+    id: r.id,
+    customerId: r.customer_id,
+    chainId: Number(r.chain_id),
+    asset: r.asset,
+    to: r.to_address,
+    amount: BigInt(r.amount),
+    status: r.status,
+    requiredApprovals: r.required_approvals,
+    requestedBy: r.requested_by,
+    apiKeyId: r.api_key_id,
+    idempotencyKey: r.idempotency_key,
+    fromAddress: r.from_address,
+    txHash: r.tx_hash,
+    fee: r.fee === null ? null : BigInt(r.fee),
+    failureReason: r.failure_reason,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+const SELECT = `SELECT id::text, customer_id, chain_id::text, asset, to_address, amount::text, status,
+  required_approvals, requested_by, api_key_id, idempotency_key, from_address, tx_hash, fee::text,
+  failure_reason, created_at, updated_at FROM api.withdrawals`;
+
+export async function getWithdrawal(
+  db: Pool | PoolClient,
+  id: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<Withdrawal | undefined> {
+  const { rows } = await db.query<WithdrawalRow>(
+    `${SELECT} WHERE id = $1${options.forUpdate ? " FOR UPDATE" : ""}`,
+    [id],
+  );
+  return rows[0] ? fromRow(rows[0]) : undefined;
+}
+
+export async function findByIdempotencyKey(
+  db: Pool | PoolClient,
+  apiKeyId: string,
+  key: string,
+): Promise<Withdrawal | undefined> {
+  const { rows } = await db.query<WithdrawalRow>(
+    `${SELECT} WHERE api_key_id = $1 AND idempotency_key = $2`,
+    [apiKeyId, key],
+  );
+  return rows[0] ? fromRow(rows[0]) : undefined;
+}
+
+export async function listWithdrawals(
+  db: Pool | PoolClient,
+  filter: { customerId?: string; status?: string; afterCreated?: Date; limit: number },
+): Promise<Withdrawal[]> {
+  const { rows } = await db.query<WithdrawalRow>(
+    `${SELECT} WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR status = $2)
+       ORDER BY created_at, id LIMIT $3`,
+    [filter.customerId ?? null, filter.status ?? null, filter.limit],
+  );
+  return rows.map(fromRow);
+}
+
+export type Approval = {
+  approver: string;
+  decision: "approve" | "reject";
+  reason: string | null;
+  at: Date;
+};
+
+export async function approvalsOf(db: Pool | PoolClient, id: string): Promise<Approval[]> {
+  const { rows } = await db.query<{
+    approver: string;
+    decision: "approve" | "reject";
+    reason: string | null;
+    at: Date;
+  }>(
+    `SELECT approver, decision, reason, at FROM api.withdrawal_approvals
+      WHERE withdrawal_id = $1 ORDER BY at, approver`,
+    [id],
+  );
+  return rows;
+}
+
+export function withdrawalOut(w: Withdrawal, approvals: Approval[] = []) {
+  return {
+    id: w.id,
+    customerId: w.customerId,
+    chainId: w.chainId,
+    assetId: `${w.chainId}:${w.asset}`,
+    asset: getAddress(w.asset),
+    to: getAddress(w.to),
+    amount: w.amount.toString(),
+    status: w.status,
+    requiredApprovals: w.requiredApprovals,
+    approvals: approvals.map((a) => ({
+      approver: a.approver,
+      decision: a.decision,
+      reason: a.reason,
+      at: a.at.toISOString(),
+    })),
+    requestedBy: w.requestedBy,
+    from: w.fromAddress ? getAddress(w.fromAddress) : null,
+    txHash: w.txHash,
+    fee: w.fee?.toString() ?? null,
+    failureReason: w.failureReason,
+    createdAt: w.createdAt.toISOString(),
+    updatedAt: w.updatedAt.toISOString(),
+  };
+}
