@@ -1,0 +1,142 @@
+/**
+ * RPC faults in front of a real anvil: the first endpoint fails (HTTP 500), rate-limits (429),
+ * times out, drops connections or refuses wide eth_getLogs ranges; the adapter falls back to the
+ * next endpoint (or shrinks the range) and the indexer's result equals a clean index.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter, RpcUnavailableError } from "../chains/index.js";
+import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
+import type { ChainConfig } from "../ops/config.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createIngestor } from "./createIngestor.js";
+import {
+  anvilRpc,
+  call,
+  canonicalFacts,
+  deploy,
+  freshAddress,
+  freshIndex,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "./testing/chain.js";
+
+const CHAIN_ID = 31337;
+const D1 = freshAddress(1);
+let ctx: TestContext;
+let rpc: Rpc;
+let primary: FaultyProxy;
+let secondary: FaultyProxy;
+let chain: ChainConfig;
+let from: Hex;
+let token: Hex;
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  primary = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
+  secondary = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
+  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
+  chain = {
+    ...ctx.config.chains[0]!,
+    rpcUrls: [primary.url, secondary.url],
+    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
+  };
+  await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }]);
+  for (let i = 1n; i <= 20n; i++) {
+    await sendAndMine(rpc, { from, to: D1, value: i });
+    await sendAndMine(rpc, { from, to: token, data: call("TestToken", "transfer", [D1, i]) });
+  }
+});
+
+afterAll(async () => {
+  await primary?.close();
+  await secondary?.close();
+  await ctx?.cleanup();
+});
+
+describe("RPC fallback", () => {
+  for (const fault of ["http500", "http429", "hang", "drop"] as const) {
+    it(`falls back to the next endpoint when the first answers ${fault}`, async () => {
+      primary.setFault(fault);
+      const adapter = createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: 300 });
+      const before = secondary.requests();
+      expect(await adapter.getHead()).toBe(BigInt(await rpc<Hex>("eth_blockNumber")));
+      expect(secondary.requests()).toBe(before + 1);
+      primary.setFault("none");
+    });
+  }
+
+  it("returns to the preferred endpoint after its cool-down", async () => {
+    primary.setFault("http500");
+    const adapter = createEvmAdapter(chain, { common: ctx.common });
+    await adapter.getHead();
+    primary.setFault("none");
+    await new Promise((r) => setTimeout(r, 300)); // first cool-down is 250 ms
+    const before = primary.requests();
+    await adapter.getHead();
+    expect(primary.requests()).toBe(before + 1);
+  });
+
+  it("gives up with RpcUnavailableError when every endpoint fails", async () => {
+    primary.setFault("http500");
+    secondary.setFault("http429");
+    const adapter = createEvmAdapter(
+      { ...chain, rpcUrls: [primary.url, secondary.url] },
+      { common: ctx.common },
+    );
+    await expect(adapter.getHead()).rejects.toBeInstanceOf(RpcUnavailableError);
+    primary.setFault("none");
+    secondary.setFault("none");
+  });
+
+  it("shrinks eth_getLogs ranges the provider refuses and grows them back", async () => {
+    secondary.setMaxLogRange(4);
+    const adapter = createEvmAdapter(
+      { ...chain, rpcUrls: [secondary.url] },
+      { common: ctx.common },
+      { maxLogRange: 64 },
+    );
+    const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+    const logs = await adapter.getTransferLogs({ fromBlock: 0n, toBlock: head, tokens: [token] });
+    const direct = await rpc<unknown[]>("eth_getLogs", [
+      { fromBlock: "0x0", toBlock: `0x${head.toString(16)}`, address: [token] },
+    ]);
+    expect(logs).toEqual(direct);
+    expect(secondary.logRanges().some((span) => span > 4)).toBe(true);
+    secondary.setMaxLogRange(null);
+  });
+
+  it("the indexer keeps going on a flaky primary and stores what a clean run stores", async () => {
+    // Every request to the primary fails in turn with one of the faults, or succeeds.
+    const cycle = ["http500", "none", "http429", "drop", "none", "hang"] as const;
+    primary.setFault((n) => cycle[n % cycle.length]!);
+    secondary.setFault((n) => (n % 4 === 0 ? "http500" : "none"));
+    const ingestor = await createIngestor({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      adapter: createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: 300 }),
+      options: { batchBlocks: 5 },
+    });
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await ingestor.stop();
+    primary.setFault("none");
+    secondary.setFault("none");
+    const reference = await freshIndex({
+      common: ctx.common,
+      chain: { ...chain, rpcUrls: [ctx.anvils[0]!.rpcUrl] },
+      sourcePool: ctx.db.pool,
+    });
+    const facts = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+    expect(facts).toHaveLength(40);
+    expect(facts).toEqual(reference.facts);
+    const errors = await ctx.common.metrics.registry.getSingleMetricAsString(
+      "custody_rpc_errors_total",
+    );
+    for (const kind of ["http_5xx", "rate_limited", "timeout", "network"])
+      expect(errors).toContain(`kind="${kind}"`);
+  });
+});
