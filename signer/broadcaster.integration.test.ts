@@ -1,0 +1,148 @@
+/**
+ * The broadcaster end to end on anvil (automine), the KMS emulator through @aws-sdk/client-kms,
+ * real Postgres and Redis: requests in, transactions mined and confirmed, outcomes rung.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../ops/db.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { getTxRequest, requestTransaction, TX_OUTCOMES_QUEUE } from "./requests.js";
+import {
+  createSignerHarness,
+  RECIPIENT,
+  type SignerHarness,
+  statusCounts,
+  waitFor,
+} from "./testing/harness.js";
+import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+
+let ctx: TestContext;
+let h: SignerHarness;
+let signer: WalletSigner;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [{ chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 2 } } }],
+  });
+  h = await createSignerHarness(ctx);
+  signer = startWalletSigner({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    queues: ctx.queues,
+    chain: ctx.config.chains[0]!,
+    account: async () => h.account,
+    databaseUrl: ctx.db.url,
+    pollMs: 50,
+  });
+});
+
+afterAll(async () => {
+  await signer?.stop();
+  await h?.close();
+  await ctx?.cleanup();
+});
+
+describe("broadcaster", () => {
+  it("sends each request once with consecutive nonces and confirms it", async () => {
+    const startNonce = await h.client.getTransactionCount({ address: h.account.address });
+    const ids = await h.request(40);
+    await waitFor("all mined", async () => {
+      const c = await statusCounts(ctx);
+      return (c.mined ?? 0) + (c.confirmed ?? 0) === 40;
+    });
+    // Automine makes one block per tx; two more blocks confirm the last ones.
+    await h.rpc("anvil_mine", ["0x2"]);
+    await waitFor("all confirmed", async () => (await statusCounts(ctx)).confirmed === 40);
+    expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(
+      startNonce + 40,
+    );
+    const nonces = new Set<bigint>();
+    for (const id of ids) {
+      const r = (await getTxRequest(ctx.db.pool, id))!;
+      expect(r.status).toBe("confirmed");
+      expect(r.receiptSuccess).toBe(true);
+      expect(r.gasUsed).toBe(21_000n);
+      expect(r.fee).toBe(r.gasUsed! * r.effectiveGasPrice!);
+      const tx = await h.client.getTransaction({ hash: r.txHash as `0x${string}` });
+      expect(tx.to?.toLowerCase()).toBe(RECIPIENT.toLowerCase());
+      expect(tx.value).toBe(r.value);
+      expect(BigInt(tx.nonce)).toBe(r.nonce);
+      nonces.add(r.nonce!);
+    }
+    expect(nonces.size).toBe(40);
+    const queue = ctx.queues.queue(TX_OUTCOMES_QUEUE);
+    await waitFor("doorbells", async () => (await queue.getJobCounts("waiting")).waiting === 40);
+    const job = await queue.getJob("w-7_confirmed");
+    expect(job?.data).toEqual({
+      requestId: "w-7",
+      kind: "withdrawal",
+      refId: "w-7",
+      status: "confirmed",
+    });
+  });
+
+  it("fails a request whose estimate reverts without using a nonce", async () => {
+    const before = await h.client.getTransactionCount({ address: h.account.address });
+    const reverter = "0x00000000000000000000000000000000000000aa";
+    // PUSH1 0 PUSH1 0 REVERT: every call reverts.
+    await h.rpc("anvil_setCode", [reverter, "0x60006000fd"]);
+    await withTransaction(ctx.db.pool, (c) =>
+      requestTransaction(c, {
+        id: "reverts",
+        chainId: 31337,
+        from: h.account.address,
+        to: reverter,
+        value: 0n,
+        kind: "withdrawal",
+        refId: "reverts",
+      }),
+    );
+    await h.request(1, { prefix: "after" });
+    await waitFor(
+      "after mined",
+      async () => (await getTxRequest(ctx.db.pool, "after-0"))?.status === "mined",
+    );
+    await h.rpc("anvil_mine", ["0x2"]);
+    await waitFor(
+      "after confirmed",
+      async () => (await getTxRequest(ctx.db.pool, "after-0"))?.status === "confirmed",
+    );
+    const failed = await getTxRequest(ctx.db.pool, "reverts");
+    expect(failed).toMatchObject({ status: "failed", errorCode: "ESTIMATE_REVERTED", nonce: null });
+    expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(before + 1);
+    const job = await ctx.queues.queue<TxOutcomeJob>(TX_OUTCOMES_QUEUE).getJob("reverts_failed");
+    expect(job?.data.status).toBe("failed");
+  });
+
+  it("returns a reorged-out transaction to broadcast and mines its stored bytes again", async () => {
+    const [id] = await h.request(1, { prefix: "reorg" });
+    const mined = await waitFor("mined", async () => {
+      const r = await getTxRequest(ctx.db.pool, id!);
+      return r?.status === "mined" || r?.status === "confirmed" ? r : undefined;
+    });
+    const hash = mined.txHash;
+    const blockHashOf = async () =>
+      (await ctx.db.pool.query("SELECT block_hash FROM custody.tx_requests WHERE id = $1", [id]))
+        .rows[0].block_hash as string | null;
+    const originalBlock = await blockHashOf();
+    // Drop the block holding it before it is confirmed.
+    await h.rpc("anvil_rollback", [1]);
+    await waitFor("re-mined in another block", async () => {
+      const b = await blockHashOf();
+      return b !== null && b !== originalBlock;
+    });
+    const { rows } = await ctx.db.pool.query(
+      "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = $1",
+      [id],
+    );
+    expect(rows[0].n).toBe(1);
+    await h.rpc("anvil_mine", ["0x3"]);
+    const done = await waitFor("confirmed", async () => {
+      const r = await getTxRequest(ctx.db.pool, id!);
+      return r?.status === "confirmed" ? r : undefined;
+    });
+    // The very same bytes mined: no re-signing.
+    expect(done.txHash).toBe(hash);
+    const receipt = await h.client.getTransactionReceipt({ hash: hash as `0x${string}` });
+    expect(receipt.status).toBe("success");
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * One active broadcaster per (chain, hot wallet): a Postgres advisory lock held by a dedicated
+ * connection. The lock dies with the connection (and so with a killed process). Every write the
+ * broadcaster makes goes through that same connection, so a process that lost its lease cannot
+ * write anything: the lease is its own fencing token.
+ */
+import pg from "pg";
+import { LeaseLostError } from "./errors.js";
+
+export type Lease = {
+  key: string;
+  /** Run SQL on the lease connection; throws LeaseLostError once the connection is gone. */
+  query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
+  /** BEGIN/COMMIT on the lease connection (ROLLBACK on error). */
+  transaction: <T>(fn: () => Promise<T>) => Promise<T>;
+  isHeld: () => boolean;
+  /** Resolves when the connection is lost. */
+  lost: Promise<void>;
+  /** Notifications on channels the lease LISTENs to. */
+  onNotify: (fn: (payload: string) => void) => void;
+  release: () => Promise<void>;
+};
+
+export function leaseKey(chainId: number, address: string): string {
+  return `custody-signer:${chainId}:${address.toLowerCase()}`;
+}
+
+/**
+ * Wait (as a standby) until the lease is ours, or until `signal` aborts (returns undefined).
+ * `listen` channels are LISTENed on the lease connection once it is held.
+ */
+export async function acquireLease({
+  databaseUrl,
+  key,
+  signal,
+  retryMs = 500,
+  listen = [],
+  applicationName = "custody-node signer",
+}: {
+  databaseUrl: string;
+  key: string;
+  signal: AbortSignal;
+  retryMs?: number;
+  listen?: string[];
+  applicationName?: string;
+}): Promise<Lease | undefined> {
+  while (!signal.aborted) {
+    const client = new pg.Client({
+      connectionString: databaseUrl,
+      application_name: applicationName,
+    });
+    let held = false;
+    let markLost: () => void = () => {};
+    const lost = new Promise<void>((resolve) => {
+      markLost = () => {
+        held = false;
+        resolve();
+      };
+    });
+    client.on("error", () => markLost());
+    client.on("end", () => markLost());
+    try {
+      await client.connect();
+      // Stand by on one connection, polling for the lock, until it is ours.
+      while (!signal.aborted) {
+        const { rows } = await client.query(
+          "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok",
+          [key],
+        );
+        if (rows[0].ok) {
+          held = true;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, retryMs));
+      }
+      if (!held) {
+        await client.end().catch(() => {});
+        return undefined;
+      }
+      for (const channel of listen) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    } catch {
+      await client.end().catch(() => {});
+      await new Promise((r) => setTimeout(r, retryMs));
+      continue;
+    }
+    const query = async (sql: string, params?: unknown[]) => {
+      if (!held) throw new LeaseLostError(key);
+      try {
+        return await client.query(sql, params);
+      } catch (error) {
+        if (!held) throw new LeaseLostError(key, error);
+        throw error;
+      }
+    };
+    return {
+      key,
+      query,
+      async transaction(fn) {
+        await query("BEGIN");
+        try {
+          const out = await fn();
+          await query("COMMIT");
+          return out;
+        } catch (error) {
+          await client.query("ROLLBACK").catch(() => {});
+          throw error;
+        }
+      },
+      isHeld: () => held,
+      lost,
+      onNotify(fn) {
+        client.on("notification", (n) => fn(n.payload ?? ""));
+      },
+      async release() {
+        held = false;
+        await client.end().catch(() => {});
+      },
+    };
+  }
+  return undefined;
+}

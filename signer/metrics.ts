@@ -1,0 +1,77 @@
+/** The signer's Prometheus metrics, registered once per registry. */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export type SignerMetrics = ReturnType<typeof create>;
+
+function create(registry: Registry) {
+  const registers = [registry];
+  const labelNames = ["chain_id", "wallet"] as const;
+  return {
+    open: new Gauge({
+      name: "custody_signer_open_transactions",
+      help: "Requests per wallet not yet final, by status",
+      labelNames: [...labelNames, "status"],
+      registers,
+    }),
+    attempts: new Counter({
+      name: "custody_signer_attempts_total",
+      help: "Signed attempts stored, by kind (first, bump, cancel)",
+      labelNames: [...labelNames, "kind"],
+      registers,
+    }),
+    feeCapHits: new Counter({
+      name: "custody_signer_fee_cap_hits_total",
+      help: "Bumps limited or refused by the chain's fee cap (alert)",
+      labelNames,
+      registers,
+    }),
+    sendErrors: new Counter({
+      name: "custody_signer_send_errors_total",
+      help: "Node errors on eth_sendRawTransaction, by class",
+      labelNames: [...labelNames, "class"],
+      registers,
+    }),
+    timeToMine: new Histogram({
+      name: "custody_signer_time_to_mine_seconds",
+      help: "From request to its transaction seen in a block",
+      labelNames,
+      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800],
+      registers,
+    }),
+    outcomes: new Counter({
+      name: "custody_signer_outcomes_total",
+      help: "Requests reaching a final status",
+      labelNames: [...labelNames, "status"],
+      registers,
+    }),
+    balance: new Gauge({
+      name: "custody_signer_hot_wallet_balance_wei",
+      help: "Native balance of the hot wallet (wei, as a float: for alerting only)",
+      labelNames,
+      registers,
+    }),
+    leaseHeld: new Gauge({
+      name: "custody_signer_lease_held",
+      help: "1 while this process is the active broadcaster for the wallet",
+      labelNames,
+      registers,
+    }),
+    alerts: new Counter({
+      name: "custody_signer_alerts_total",
+      help: "Conditions needing a human: fee cap, low funds, nonce used outside the signer, deep reorg",
+      labelNames: [...labelNames, "alert"],
+      registers,
+    }),
+  };
+}
+
+const byRegistry = new WeakMap<Registry, SignerMetrics>();
+
+export function signerMetrics(registry: Registry): SignerMetrics {
+  let m = byRegistry.get(registry);
+  if (!m) {
+    m = create(registry);
+    byRegistry.set(registry, m);
+  }
+  return m;
+}

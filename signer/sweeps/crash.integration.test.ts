@@ -1,0 +1,160 @@
+/**
+ * Killing the worker during sweeps books each sweep once. The worker is the real
+ * `custody-node start --roles worker` process, SIGKILLed right after it requested sweeps and again
+ * right after it booked the first one, then restarted; the signer, indexer and ledger crediting
+ * run in the test process.
+ */
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Address, Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendAndMine } from "../../indexers/testing/chain.js";
+import { type CliProcess, spawnCli } from "../../ops/testing/process.js";
+import { waitFor } from "../testing/harness.js";
+import { hotAccount } from "./bookings.js";
+import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+
+let s: SweepStack;
+let env: Record<string, string>;
+let worker: CliProcess | undefined;
+let mining: NodeJS.Timeout | undefined;
+
+const CHAIN = {
+  nativeSweepThreshold: "1000",
+  sweepBatchSize: 10,
+  sweepIntervalMs: 250,
+};
+
+beforeAll(async () => {
+  s = await startSweepStack(CHAIN);
+  s.startSigner();
+  const chain = s.ctx.config.chains[0]!;
+  const file = path.join(tmpdir(), `sweep-crash-${process.pid}-${Date.now()}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      chains: [
+        {
+          key: chain.key,
+          chainId: chain.chainId,
+          name: chain.name,
+          rpcUrls: chain.rpcUrls,
+          confirmations: chain.confirmations,
+          reorgWindow: chain.reorgWindow,
+          blockTimeMs: chain.blockTimeMs,
+          feeModel: chain.feeModel,
+          traces: true,
+          ...CHAIN,
+        },
+      ],
+    }),
+  );
+  env = {
+    CUSTODY_CONFIG: file,
+    DATABASE_URL: s.ctx.db.url,
+    REDIS_URL: s.ctx.redis.url,
+    REDIS_PREFIX: s.ctx.redis.prefix,
+    PORT: "0",
+    LOG_LEVEL: "silent",
+  };
+});
+
+afterAll(async () => {
+  if (mining) clearInterval(mining);
+  if (worker && worker.child.exitCode === null) {
+    worker.child.kill("SIGKILL");
+    await worker.exited;
+  }
+  await s?.close();
+});
+
+const count = async (sql: string) => (await s.ctx.db.pool.query(sql)).rows[0].n as number;
+
+async function killWorker() {
+  worker!.child.kill("SIGKILL");
+  const { signal } = await worker!.exited;
+  expect(signal).toBe("SIGKILL");
+}
+
+describe("worker killed during sweeps", () => {
+  it("books each sweep exactly once after restarts", async () => {
+    const hotBefore = await s.h.client.getBalance({ address: s.hot });
+    const addresses: Address[] = [];
+    let total = 0n;
+    for (let i = 0; i < 30; i++) {
+      const address = await s.allocate(`crash-${i}`);
+      addresses.push(address);
+      const value = 10n ** 16n + BigInt(i);
+      total += value;
+      await sendAndMine(s.rpc, {
+        from: DEPOSITOR.toLowerCase() as Hex,
+        to: address,
+        value,
+        gas: 21_000n,
+      });
+    }
+    await s.mine(2);
+    await s.syncAndCredit();
+    expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(total);
+    // Blocks keep coming so the signer can confirm while the worker comes and goes.
+    mining = setInterval(() => void s.mine(1).catch(() => {}), 200);
+
+    worker = spawnCli(["start", "--roles", "worker"], env);
+    await waitFor(
+      "sweeps requested",
+      async () => (await count("SELECT count(*)::int AS n FROM custody.sweeps")) > 0,
+      { everyMs: 20 },
+    );
+    await killWorker();
+
+    worker = spawnCli(["start", "--roles", "worker"], env);
+    await waitFor(
+      "a sweep booked",
+      async () =>
+        (await count("SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'booked'")) > 0,
+      { everyMs: 10 },
+    );
+    await killWorker();
+
+    worker = spawnCli(["start", "--roles", "worker"], env);
+    await waitFor(
+      "every address swept and booked",
+      async () => {
+        const open = await count(
+          "SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'open'",
+        );
+        const left = await s.balanceOf(NATIVE, "custody:deposits");
+        return open === 0 && left === 0n;
+      },
+      { timeoutMs: 90_000, everyMs: 200 },
+    );
+    worker.child.kill("SIGTERM");
+    await worker.exited;
+    clearInterval(mining);
+    mining = undefined;
+
+    // Exactly one sweep transfer per address, summing to what was deposited.
+    const perAddress = await s.ctx.db.pool.query<{ address: string; n: number; amount: string }>(
+      `SELECT i.address, count(*)::int AS n, sum(i.swept)::text AS amount
+       FROM custody.sweep_items i JOIN custody.sweeps w ON w.id = i.sweep_id
+       WHERE w.status = 'booked' AND i.swept > 0 GROUP BY i.address`,
+    );
+    expect(perAddress.rows).toHaveLength(30);
+    expect(perAddress.rows.every((r) => r.n === 1)).toBe(true);
+    const ledgerSweeps = await s.ctx.db.pool.query<{ n: number; amount: string }>(
+      "SELECT count(*)::int AS n, sum(amount)::text AS amount FROM ledger.transfers WHERE kind = 'sweep'",
+    );
+    expect(ledgerSweeps.rows[0]).toEqual({ n: 30, amount: total.toString() });
+    // One gas transfer per sweep transaction that was mined, and the hot wallet agrees to the wei.
+    const mined = await count(
+      "SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'booked'",
+    );
+    expect(await count("SELECT count(*)::int AS n FROM ledger.transfers WHERE kind = 'fee'")).toBe(
+      mined,
+    );
+    const hotLedger = await s.balanceOf(NATIVE, hotAccount(s.hot));
+    expect(await s.h.client.getBalance({ address: s.hot })).toBe(hotBefore + hotLedger);
+    for (const a of addresses) expect(await s.h.client.getBalance({ address: a })).toBe(0n);
+  });
+});

@@ -1,0 +1,153 @@
+/**
+ * Acceptance on real anvil, Postgres, Redis and the KMS emulator, with the real indexer, ledger
+ * crediting and signer: 21,000-gas native deposits to a counterfactual address are credited,
+ * swept and credited again afterwards; 200 ERC-20 deposit addresses are swept in a few
+ * transactions and the hot wallet's on-chain balance agrees with the ledger to the wei.
+ */
+import type { Address, Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testToken } from "../../chains/contracts/index.js";
+import { sendAndMine } from "../../indexers/testing/chain.js";
+import { getTxRequest } from "../requests.js";
+import { hotAccount } from "./bookings.js";
+import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
+
+let s: SweepStack;
+
+beforeAll(async () => {
+  s = await startSweepStack({
+    nativeSweepThreshold: "1000000",
+    tokens: [{ address: TOKEN, symbol: "TT", decimals: 18, sweepThreshold: "1" }],
+    sweepBatchSize: 50,
+  });
+  await s.deployToken();
+  s.startSigner();
+});
+
+afterAll(async () => {
+  await s?.close();
+});
+
+const native = (address: Address) => s.h.client.getBalance({ address });
+const tokenBalance = (address: Address) =>
+  s.h.client.readContract({
+    address: TOKEN,
+    abi: testToken.abi,
+    functionName: "balanceOf",
+    args: [address],
+  }) as Promise<bigint>;
+
+describe("sweeps (acceptance)", () => {
+  it("a 21,000-gas native deposit is credited and swept, and a second 21,000-gas deposit after the sweep is credited", async () => {
+    const hotBefore = await native(s.hot);
+    const address = await s.allocate("alice");
+    const first = 3n * 10n ** 17n;
+    const r1 = await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: address,
+      value: first,
+      gas: 21_000n,
+    });
+    expect(r1.status).toBe("0x1");
+    expect(BigInt(r1.gasUsed)).toBe(21_000n);
+    await s.mine(2);
+    await s.syncAndCredit();
+    expect(await s.userCredited(NATIVE, "alice")).toBe(first);
+
+    const tick = await s.sweeper.tick(31337);
+    expect(tick.started).toHaveLength(1);
+    const sweepId = tick.started[0]!.id;
+    await s.settleAll();
+    const request = (await getTxRequest(s.ctx.db.pool, sweepId))!;
+    expect(request.status).toBe("confirmed");
+    expect(request.receiptSuccess).toBe(true);
+    const { rows } = await s.ctx.db.pool.query(
+      "SELECT status, fee::text FROM custody.sweeps WHERE id = $1",
+      [sweepId],
+    );
+    expect(rows[0]).toEqual({ status: "booked", fee: request.fee!.toString() });
+
+    // On chain: the address is empty and codeless again; the hot wallet got the value minus gas.
+    expect(await native(address)).toBe(0n);
+    expect(await s.h.client.getCode({ address })).toBeUndefined();
+    expect(await native(s.hot)).toBe(hotBefore + first - request.fee!);
+    // Ledger: custody:hot moved by exactly the same, custody:deposits is back to zero.
+    expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(first - request.fee!);
+    expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(0n);
+    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(request.fee!);
+
+    // A second plain 21,000-gas deposit to the same address works and is credited.
+    const second = 2n * 10n ** 17n;
+    const r2 = await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: address,
+      value: second,
+      gas: 21_000n,
+    });
+    expect(r2.status).toBe("0x1");
+    await s.mine(2);
+    await s.syncAndCredit();
+    expect(await s.userCredited(NATIVE, "alice")).toBe(first + second);
+    expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(second);
+
+    // ... and swept again by a new sweep of the same salt.
+    await s.sweeper.tick(31337);
+    await s.settleAll();
+    expect(await native(address)).toBe(0n);
+    expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(0n);
+    const booked = await s.ctx.db.pool.query(
+      "SELECT count(*)::int AS n FROM ledger.transfers WHERE kind = 'sweep'",
+    );
+    expect(booked.rows[0].n).toBe(2);
+    const fees = await s.balanceOf(NATIVE, "fees:gas");
+    expect(await native(s.hot)).toBe(hotBefore + first + second - fees);
+    expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(first + second - fees);
+  });
+
+  it("200 ERC-20 deposit addresses are swept in a few transactions; hot wallet and ledger agree to the wei", async () => {
+    const addresses: Address[] = [];
+    for (let i = 0; i < 200; i++) addresses.push(await s.allocate(`erc20-${i}`));
+    let total = 0n;
+    for (const [i, address] of addresses.entries()) {
+      const amount = 10n ** 18n + BigInt(i) * 1_000_003n;
+      total += amount;
+      await sendAndMine(s.rpc, {
+        from: DEPOSITOR.toLowerCase() as Hex,
+        to: TOKEN,
+        data: mintData(address, amount),
+      });
+    }
+    await s.mine(2);
+    await s.syncAndCredit();
+    expect(await s.balanceOf(TOKEN, "custody:deposits")).toBe(total);
+
+    const tick = await s.sweeper.tick(31337);
+    expect(tick.started.map((t) => t.addresses)).toEqual([50, 50, 50, 50]);
+    await s.settleAll();
+    const sweeps = await s.ctx.db.pool.query<{ tx_hash: string }>(
+      "SELECT DISTINCT tx_hash FROM custody.sweeps WHERE id = ANY($1) AND status = 'booked'",
+      [tick.started.map((t) => t.id)],
+    );
+    expect(sweeps.rows).toHaveLength(4);
+
+    const hotOnChain = await tokenBalance(s.hot);
+    expect(hotOnChain).toBe(total);
+    expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(hotOnChain);
+    expect(await s.balanceOf(TOKEN, "custody:deposits")).toBe(0n);
+    let left = 0n;
+    for (const a of addresses) left += await tokenBalance(a);
+    expect(left).toBe(0n);
+    // One sweep transfer per address, each pointing at its Transfer log.
+    const refs = await s.ctx.db.pool.query(
+      `SELECT count(*)::int AS n, count(DISTINCT (tx_hash, position))::int AS refs
+       FROM ledger.transfers WHERE kind = 'sweep' AND asset_id = $1`,
+      [`31337:${TOKEN.toLowerCase()}`],
+    );
+    expect(refs.rows[0]).toEqual({ n: 200, refs: 200 });
+  });
+});
+
+function mintData(to: Address, amount: bigint): Hex {
+  // mint(address,uint256)
+  return `0x40c10f19${to.slice(2).toLowerCase().padStart(64, "0")}${amount.toString(16).padStart(64, "0")}`;
+}

@@ -1,0 +1,187 @@
+/**
+ * Test-only: the real pieces a sweep needs, wired on one anvil: indexer (synced on demand),
+ * ledger deposit crediting, the signer's wallet broadcaster with a KMS-emulator hot wallet, the
+ * ForwarderFactory deployed by that hot wallet, and the sweeper. Nothing is mocked.
+ */
+import { type Address, encodeDeployData, getAddress, getContractAddress, type Hex } from "viem";
+import { deployForwarderFactory } from "../../../chains/contracts/deploy.js";
+import { testToken } from "../../../chains/contracts/index.js";
+import { createEvmAdapter } from "../../../chains/index.js";
+import { createFactsDoorbell, createIngestor, type Ingestor } from "../../../indexers/index.js";
+import { anvilRpc, type Rpc, sendAndMine, syncToHead } from "../../../indexers/testing/chain.js";
+import { type CreditingWorker, startCreditingWorker } from "../../../ledger/creditingWorker.js";
+import { assetIdOf, createLedger, type Ledger } from "../../../ledger/index.js";
+import {
+  createTestContext,
+  type TestChainSpec,
+  type TestContext,
+} from "../../../ops/testing/context.js";
+import { allocateDepositAddress } from "../../deposit-addresses/index.js";
+import { createSignerHarness, type SignerHarness, waitFor } from "../../testing/harness.js";
+import { startWalletSigner, type WalletSigner } from "../../walletSigner.js";
+import { createSweeper, type Sweeper } from "../createSweeper.js";
+
+export const CHAIN_ID = 31337;
+export const NATIVE = "0x0000000000000000000000000000000000000000";
+/** anvil dev account 9 deploys the test token at nonce 0, so its address is known up front. */
+export const TOKEN_DEPLOYER: Address = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
+export const TOKEN: Address = getContractAddress({ from: TOKEN_DEPLOYER, nonce: 0n });
+export const DEPOSITOR: Address = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
+
+export type SweepStack = {
+  ctx: TestContext;
+  rpc: Rpc;
+  h: SignerHarness;
+  hot: Address;
+  factory: Address;
+  ledger: Ledger;
+  ingestor: Ingestor;
+  crediting: CreditingWorker;
+  sweeper: Sweeper;
+  signer: WalletSigner | undefined;
+  startSigner: () => void;
+  /** Index to the head, then credit what is confirmed. */
+  syncAndCredit: () => Promise<void>;
+  mine: (n: number) => Promise<void>;
+  allocate: (customerId: string) => Promise<Address>;
+  deployToken: () => Promise<void>;
+  /** posted debits − posted credits of a debit-normal account. */
+  balanceOf: (asset: string, name: string) => Promise<bigint>;
+  userCredited: (asset: string, customerId: string) => Promise<bigint>;
+  /** Mine and tick until no sweep is open. */
+  settleAll: () => Promise<void>;
+  close: () => Promise<void>;
+};
+
+/** `chainConfig` is raw config-file input (amounts as decimal strings), validated by the context. */
+export async function startSweepStack(
+  chainConfig: Record<string, unknown> = {},
+): Promise<SweepStack> {
+  const ctx = await createTestContext({
+    chains: [
+      {
+        chainId: CHAIN_ID,
+        config: {
+          confirmations: { kind: "blocks", blocks: 2 },
+          traces: true,
+          ...chainConfig,
+        } as NonNullable<TestChainSpec["config"]>,
+      },
+    ],
+  });
+  const chain = ctx.config.chains[0]!;
+  const rpc = anvilRpc(chain.rpcUrls[0]!);
+  const h = await createSignerHarness(ctx);
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  const { contract } = await deployForwarderFactory({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    chain,
+    client: adapter.client,
+    account: h.account,
+    sendRawTransaction: adapter.sendRawTransaction,
+  });
+  const ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  const ingestor = await createIngestor({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapter,
+    doorbell: createFactsDoorbell(ctx.queues),
+    options: { batchBlocks: 50 },
+  });
+  const crediting = await startCreditingWorker({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    queues: ctx.queues,
+    ledger,
+    chains: ctx.config.chains,
+    sweepIntervalMs: 600_000,
+  });
+  const sweeper = createSweeper({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    ledger,
+    chains: ctx.config.chains,
+    adapterFor: () => adapter,
+  });
+  const mine = async (n: number) => {
+    await rpc("anvil_mine", [`0x${n.toString(16)}`]);
+  };
+  const stack: SweepStack = {
+    ctx,
+    rpc,
+    h,
+    hot: h.account.address,
+    factory: contract.address,
+    ledger,
+    ingestor,
+    crediting,
+    sweeper,
+    signer: undefined,
+    startSigner() {
+      stack.signer = startWalletSigner({
+        common: ctx.common,
+        pool: ctx.db.pool,
+        queues: ctx.queues,
+        chain,
+        account: async () => h.account,
+        databaseUrl: ctx.db.url,
+        pollMs: 50,
+      });
+    },
+    async syncAndCredit() {
+      await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+      await crediting.sweepOnce();
+    },
+    mine,
+    async allocate(customerId) {
+      const a = await allocateDepositAddress(
+        { common: ctx.common, pool: ctx.db.pool },
+        { chainId: CHAIN_ID, customerId },
+      );
+      return a.address;
+    },
+    async deployToken() {
+      const r = await sendAndMine(rpc, {
+        from: TOKEN_DEPLOYER.toLowerCase() as Hex,
+        data: encodeDeployData({ abi: testToken.abi, bytecode: testToken.bytecode }),
+      });
+      if (getAddress(r.contractAddress!) !== TOKEN)
+        throw new Error("token not at the expected address");
+    },
+    async balanceOf(asset, name) {
+      const a = await ledger.getAccount({ assetId: assetIdOf(CHAIN_ID, asset), name });
+      return a ? a.debitsPosted - a.creditsPosted : 0n;
+    },
+    async userCredited(asset, customerId) {
+      const a = await ledger.getAccount({
+        assetId: assetIdOf(CHAIN_ID, asset),
+        name: `user:${customerId}`,
+      });
+      return a ? a.creditsPosted - a.debitsPosted : 0n;
+    },
+    async settleAll() {
+      await waitFor(
+        "open sweeps settled",
+        async () => {
+          await mine(1);
+          await sweeper.tick(CHAIN_ID);
+          const { rows } = await ctx.db.pool.query(
+            "SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'open'",
+          );
+          return rows[0].n === 0;
+        },
+        { timeoutMs: 90_000, everyMs: 200 },
+      );
+    },
+    async close() {
+      await stack.signer?.stop();
+      await crediting.stop();
+      await ingestor.stop();
+      await ledger.close();
+      await h.close();
+      await ctx.cleanup();
+    },
+  };
+  return stack;
+}

@@ -1,0 +1,95 @@
+/** Test plumbing for the signer: an emulator, a funded KMS hot wallet, request helpers. */
+import { CreateKeyCommand, type KMSClient } from "@aws-sdk/client-kms";
+import { createPublicClient, http, type PublicClient, parseEther, toHex } from "viem";
+import { withTransaction } from "../../ops/db.js";
+import type { TestContext } from "../../ops/testing/context.js";
+import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
+import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
+import { requestTransaction } from "../requests.js";
+
+export const RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+export type SignerHarness = {
+  emulator: KmsEmulator;
+  kms: KMSClient;
+  keyId: string;
+  account: KmsAccount;
+  client: PublicClient;
+  rpc: <T = unknown>(method: string, params?: unknown[]) => Promise<T>;
+  /** Insert n withdrawal-like requests with value base + i (so each is identifiable on chain). */
+  request: (n: number, opts?: { prefix?: string; valueBase?: bigint }) => Promise<string[]>;
+  close: () => Promise<void>;
+};
+
+export async function createSignerHarness(
+  ctx: TestContext,
+  options: { emulatorFile?: string } = {},
+): Promise<SignerHarness> {
+  const emulator = await startKmsEmulator({ file: options.emulatorFile });
+  const kms = createKmsClient({ region: "us-east-1", endpoint: emulator.url });
+  const created = await kms.send(
+    new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+  );
+  const keyId = created.KeyMetadata!.KeyId!;
+  const account = await createKmsAccount({ kms, keyId, registry: ctx.common.metrics.registry });
+  const rpcUrl = ctx.config.chains[0]!.rpcUrls[0]!;
+  const client = createPublicClient({ cacheTime: 0, transport: http(rpcUrl) }) as PublicClient;
+  const rpc = <T>(method: string, params: unknown[] = []) =>
+    client.request({ method: method as never, params: params as never }) as Promise<T>;
+  await rpc("anvil_setBalance", [account.address, toHex(parseEther("1000"))]);
+  const chainId = ctx.config.chains[0]!.chainId;
+  return {
+    emulator,
+    kms,
+    keyId,
+    account,
+    client,
+    rpc,
+    async request(n, opts = {}) {
+      const prefix = opts.prefix ?? "w";
+      const base = opts.valueBase ?? 1000n;
+      const ids: string[] = [];
+      await withTransaction(ctx.db.pool, async (c) => {
+        for (let i = 0; i < n; i++) {
+          const id = `${prefix}-${i}`;
+          await requestTransaction(c, {
+            id,
+            chainId,
+            from: account.address,
+            to: RECIPIENT,
+            value: base + BigInt(i),
+            kind: "withdrawal",
+            refId: id,
+          });
+          ids.push(id);
+        }
+      });
+      return ids;
+    },
+    async close() {
+      kms.destroy();
+      await emulator.stop();
+    },
+  };
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  { timeoutMs = 60_000, everyMs = 100 }: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function statusCounts(ctx: TestContext): Promise<Record<string, number>> {
+  const { rows } = await ctx.db.pool.query(
+    "SELECT status, count(*)::int AS n FROM custody.tx_requests GROUP BY status",
+  );
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}

@@ -1,0 +1,112 @@
+/**
+ * Runs the broadcaster for one (chain, hot wallet): stand by until the wallet's lease is ours,
+ * resync, then tick until stopped or the lease is lost. Any unexpected error ends the leased
+ * session and starts over from the same recovery path a kill -9 takes (crash-only design).
+ */
+import type { PublicClient } from "viem";
+import type { Common } from "../ops/common.js";
+import type { ChainConfig } from "../ops/config.js";
+import type { Pool } from "../ops/db.js";
+import type { QueueFactory } from "../ops/queues.js";
+import { type CrashAt, createBroadcaster, type SignerAccount } from "./broadcaster.js";
+import { LeaseLostError } from "./errors.js";
+import { acquireLease, leaseKey } from "./lease.js";
+import { signerMetrics } from "./metrics.js";
+import { TX_REQUESTS_CHANNEL } from "./requests.js";
+
+export type WalletSignerOptions = {
+  common: Common;
+  pool: Pool;
+  queues: QueueFactory;
+  chain: ChainConfig;
+  /** Built lazily and retried: KMS being down at start must not stop the process. */
+  account: () => Promise<SignerAccount>;
+  databaseUrl: string;
+  publicClient?: PublicClient;
+  /** Idle wait between ticks (a NOTIFY from requestTransaction wakes it early). */
+  pollMs?: number;
+  batchSize?: number;
+  signConcurrency?: number;
+  crashAt?: CrashAt | undefined;
+  applicationName?: string;
+};
+
+export type WalletSigner = {
+  stop: () => Promise<void>;
+  /** True while this instance holds the lease. */
+  isActive: () => boolean;
+};
+
+export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
+  const { common, chain } = options;
+  const controller = new AbortController();
+  const log = common.logger.child({ component: "signer", chain_id: chain.chainId });
+  const metrics = signerMetrics(common.metrics.registry);
+  let wake: () => void = () => {};
+  let active = false;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const done = (async () => {
+    let account: SignerAccount | undefined;
+    while (!controller.signal.aborted && !account) {
+      try {
+        account = await options.account();
+      } catch (error) {
+        log.error({ msg: "cannot load the hot wallet's KMS key; retrying", err: error });
+        await sleep(5000);
+      }
+    }
+    if (!account) return;
+    const wallet = account.address.toLowerCase();
+    const labels = { chain_id: String(chain.chainId), wallet };
+    const broadcaster = createBroadcaster({ ...options, account });
+    while (!controller.signal.aborted) {
+      const lease = await acquireLease({
+        databaseUrl: options.databaseUrl,
+        key: leaseKey(chain.chainId, wallet),
+        signal: controller.signal,
+        listen: [TX_REQUESTS_CHANNEL],
+        applicationName: options.applicationName ?? "custody-node signer",
+      });
+      if (!lease) break;
+      active = true;
+      metrics.leaseHeld.set(labels, 1);
+      log.info({ msg: "broadcaster lease taken", wallet });
+      lease.onNotify((payload) => {
+        if (payload === `${chain.chainId}:${wallet}`) wake();
+      });
+      void lease.lost.then(() => wake());
+      try {
+        await broadcaster.resync(lease);
+        while (!controller.signal.aborted && lease.isHeld()) {
+          const { signed } = await broadcaster.tick(lease);
+          if (signed === 0) await sleep(options.pollMs ?? 500);
+        }
+      } catch (error) {
+        if (error instanceof LeaseLostError) log.warn({ msg: "broadcaster lease lost", wallet });
+        else log.error({ msg: "broadcaster failed; restarting its session", wallet, err: error });
+      } finally {
+        active = false;
+        metrics.leaseHeld.set(labels, 0);
+        await lease.release();
+      }
+      if (!controller.signal.aborted) await sleep(1000);
+    }
+  })();
+
+  return {
+    isActive: () => active,
+    async stop() {
+      controller.abort();
+      wake();
+      await done;
+    },
+  };
+}
