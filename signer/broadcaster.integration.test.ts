@@ -5,7 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../ops/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { getTxRequest, requestTransaction, TX_OUTCOMES_QUEUE } from "./requests.js";
+import {
+  getTxRequest,
+  requestTransaction,
+  TX_OUTCOMES_QUEUE,
+  type TxOutcomeJob,
+} from "./requests.js";
 import {
   createSignerHarness,
   RECIPIENT,
