@@ -1,8 +1,8 @@
 /**
  * Idempotency for every POST under /v1: the first request with an `Idempotency-Key` is recorded with
  * a hash of what it asked (route, params, body); a repeat with the same hash gets the stored
- * response, with another hash a 409 naming the key. Keys are per API key. A 5xx is not stored, so
- * the caller can retry it. Handlers that move money also make their own row unique on the key, so
+ * response, with another hash a 409 naming the key. Keys are per API key. Only 2xx answers are
+ * stored: after a 4xx or 5xx the caller can fix the request and retry with the same key. Handlers that move money also make their own row unique on the key, so
  * even a lost stored response cannot cause a second effect.
  */
 import { createHash } from "node:crypto";
@@ -122,7 +122,9 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
   app.addHook("onSend", async (request, reply, payload) => {
     const idem = request.idempotency;
     if (!idem || idem.replayed || !request.apiKey) return payload;
-    if (reply.statusCode >= 500) {
+    // Only a success is remembered: a refused request changed nothing, so its key stays free (and
+    // a bad request leaves no row behind in any table).
+    if (reply.statusCode >= 400) {
       await pool.query(
         `DELETE FROM api.idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2`,
         [request.apiKey.id, idem.key],
