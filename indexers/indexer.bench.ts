@@ -1,0 +1,128 @@
+/**
+ * Indexer backfill benchmark: a local anvil seeded with ERC-20 Transfer logs (a test token's
+ * `spray` emits thousands per transaction), 100,000 watched addresses, a fresh Postgres database;
+ * the ingestor backfills from block 0 to the head. Prints logs/s, facts/s, blocks/s, RPC calls.
+ */
+import type { Hex } from "viem";
+import { createEvmAdapter } from "../chains/index.js";
+import { figure, machineLine } from "../ops/bench/machine.js";
+import { createCommon } from "../ops/common.js";
+import { type Config, chainSchema, envSchema } from "../ops/config.js";
+import { startAnvil } from "../ops/devstack/anvil.js";
+import { createTestDatabase } from "../ops/testing/database.js";
+import { createIngestor } from "./createIngestor.js";
+import { anvilRpc, call, deploy, sendTx, syncToHead } from "./testing/chain.js";
+
+const LOGS_PER_TX = 2_000;
+const TXS_PER_BLOCK = 2;
+const BLOCKS = 60;
+const WATCHED = 100_000;
+// Recipients cycle over 150,000 addresses, the first 100,000 of which are watched: 2/3 of the
+// logs are custody facts, 1/3 are filtered out in memory.
+const RECIPIENTS = 150_000;
+const BASE = 0x1000000000n;
+const TOTAL_LOGS = LOGS_PER_TX * TXS_PER_BLOCK * BLOCKS;
+
+console.log(
+  `workload: backfill of ${BLOCKS} blocks holding ${TOTAL_LOGS} ERC-20 Transfer logs (${LOGS_PER_TX * TXS_PER_BLOCK} per block) of one listed token, ${WATCHED} watched addresses (${Math.round((WATCHED / RECIPIENTS) * 100)}% of logs are facts), traces on, batches of 10 blocks, 3 ranges fetched ahead, anvil + Postgres on this machine`,
+);
+console.log(machineLine());
+
+const anvil = await startAnvil({ chainId: 31337, port: 0, args: ["--gas-limit", "100000000"] });
+const db = await createTestDatabase({ poolSize: 8 });
+try {
+  const rpc = anvilRpc(anvil.rpcUrl);
+  const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  const token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
+
+  const seedStart = performance.now();
+  await rpc("evm_setAutomine", [false]);
+  let start = 0n;
+  for (let b = 0; b < BLOCKS; b++) {
+    for (let t = 0; t < TXS_PER_BLOCK; t++) {
+      await sendTx(rpc, {
+        from,
+        to: token,
+        data: call("TestToken", "spray", [BASE, start, BigInt(LOGS_PER_TX), BigInt(RECIPIENTS)]),
+        gas: 40_000_000n,
+      });
+      start += BigInt(LOGS_PER_TX);
+    }
+    await rpc("evm_mine");
+  }
+  await rpc("evm_setAutomine", [true]);
+  const addresses = Array.from(
+    { length: WATCHED },
+    (_, i) => `0x${(BASE + BigInt(i)).toString(16).padStart(40, "0")}`,
+  );
+  await db.pool.query(
+    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+     SELECT 31337, a, 'deposit', 'bench' FROM unnest($1::text[]) AS a`,
+    [addresses],
+  );
+  const seedSeconds = (performance.now() - seedStart) / 1000;
+
+  const chain = chainSchema.parse({
+    key: "bench",
+    chainId: 31337,
+    name: "bench",
+    rpcUrls: [anvil.rpcUrl],
+    confirmations: { kind: "blocks", blocks: 3 },
+    reorgWindow: 16,
+    blockTimeMs: 1000,
+    feeModel: "eip1559",
+    traces: true,
+    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
+  });
+  const env = envSchema.parse({ DATABASE_URL: db.url, LOG_LEVEL: "silent" });
+  const config: Config = Object.freeze({
+    env,
+    chains: [chain],
+    hotWallets: [],
+    policies: {
+      withdrawals: {
+        globalAllowlist: [],
+        customerAllowlists: {},
+        limits: {},
+        requiredApprovals: 2,
+      },
+    },
+    webhooks: [],
+    webhookSecrets: {},
+    configPath: "(bench)",
+  });
+  const common = createCommon(config);
+  const adapter = createEvmAdapter(chain, { common }, { timeoutMs: 60_000 });
+  const ingestor = await createIngestor({
+    common,
+    pool: db.pool,
+    adapter,
+    options: { batchBlocks: 10, concurrency: 3 },
+  });
+  const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+  const t0 = performance.now();
+  await syncToHead(ingestor, db.pool, rpc, 31337);
+  const seconds = (performance.now() - t0) / 1000;
+  await ingestor.stop();
+
+  const { rows } = await db.pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM chain.transfers WHERE kind = 'erc20'",
+  );
+  const facts = rows[0]!.n;
+  const logs = TOTAL_LOGS + 1; // + the token's mint
+  const calls = adapter.rpc.callCount();
+  if (facts < Math.floor((TOTAL_LOGS * WATCHED) / RECIPIENTS) - LOGS_PER_TX)
+    throw new Error(`only ${facts} facts stored`);
+  figure("seeding (not measured below)", seedSeconds, "s", 1);
+  figure("backfill time", seconds, "s", 2);
+  figure("blocks indexed", Number(head) + 1, "blocks");
+  figure("Transfer logs scanned", logs / seconds, "logs/s");
+  figure("facts stored", facts / seconds, "facts/s");
+  figure("facts stored total", facts, "rows");
+  figure("blocks", (Number(head) + 1) / seconds, "blocks/s", 1);
+  figure("RPC calls", calls, "calls");
+  figure("RPC calls per block", calls / (Number(head) + 1), "calls/block", 2);
+} finally {
+  await db.drop();
+  await anvil.stop();
+}
