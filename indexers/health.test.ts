@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import type { IngestorStatus } from "./createIngestor.js";
+import { unhealthyReasons } from "./health.js";
+
+const chain = { blockTimeMs: 1000, maxLagBlocks: 10 };
+const now = 1_000_000;
+const healthy: IngestorStatus = {
+  chainId: 1,
+  head: 100n,
+  indexed: 98n,
+  headChangedAt: now - 500,
+  syncedAt: now - 200,
+  lastError: null,
+};
+
+describe("unhealthyReasons", () => {
+  it("is healthy when the head moves, lag is small and the loop runs", () => {
+    expect(unhealthyReasons(chain, healthy, now)).toEqual([]);
+  });
+  it("fails when the head has not advanced for 3 block times", () => {
+    const r = unhealthyReasons(chain, { ...healthy, headChangedAt: now - 3001 }, now);
+    expect(r.map((x) => x.reason)).toEqual(["head_stalled"]);
+  });
+  it("fails when the indexer lags more than maxLagBlocks, or has indexed nothing", () => {
+    expect(unhealthyReasons(chain, { ...healthy, indexed: 89n }, now).map((x) => x.reason)).toEqual(
+      ["lagging"],
+    );
+    expect(unhealthyReasons(chain, { ...healthy, indexed: 90n }, now)).toEqual([]);
+    expect(
+      unhealthyReasons(chain, { ...healthy, indexed: null }, now).map((x) => x.reason),
+    ).toEqual(["lagging"]);
+  });
+  it("fails when no pass succeeded for a while, with the last error", () => {
+    const r = unhealthyReasons(
+      chain,
+      { ...healthy, syncedAt: now - 40_000, lastError: "boom" },
+      now,
+    );
+    expect(r.map((x) => x.reason)).toEqual(["loop_stalled"]);
+    expect(r[0]!.detail).toContain("boom");
+  });
+});
