@@ -44,6 +44,9 @@ export type FactsDoorbell = (range: {
   tipHash: string;
 }) => Promise<void>;
 
+/** First key of the per-chain advisory lock (the second is the chain id). */
+const LEASE_NAMESPACE = 0x636e6478; // "cndx"
+
 export type IngestorOptions = {
   /** Most blocks per batch (one transaction). */
   batchBlocks?: number;
@@ -62,6 +65,8 @@ export type IngestorStatus = {
   /** When `syncOnce` last completed without error. */
   syncedAt: number;
   lastError: string | null;
+  /** Another process holds this chain's lease; this one waits to take over. */
+  standby: boolean;
 };
 
 export type Ingestor = {
@@ -105,6 +110,7 @@ export async function createIngestor({
     headChangedAt: Date.now(),
     syncedAt: Date.now(),
     lastError: null,
+    standby: false,
   };
   let stopping = false;
   let loop: Promise<void> | undefined;
@@ -357,10 +363,45 @@ export async function createIngestor({
     }
   }
 
+  /**
+   * One writer per chain: a session advisory lock on a dedicated connection. It dies with the
+   * process (kill -9 included), so a standby takes over without any cleanup.
+   */
+  let lease: PoolClient | undefined;
+  async function holdLease(): Promise<boolean> {
+    if (lease) return true;
+    const client = await pool.connect();
+    const { rows } = await client.query<{ ok: boolean }>(
+      "SELECT pg_try_advisory_lock($1, $2) AS ok",
+      [LEASE_NAMESPACE, chainId],
+    );
+    if (!rows[0]?.ok) {
+      client.release();
+      return false;
+    }
+    client.on("error", () => {
+      if (lease === client) lease = undefined;
+      client.release(true);
+    });
+    lease = client;
+    logger.info({ msg: "indexer lease acquired" });
+    return true;
+  }
+
   async function run(): Promise<void> {
     let failures = 0;
+    let standbyLogged = false;
     while (!stopping) {
       try {
+        if (!(await holdLease())) {
+          if (!standbyLogged) logger.info({ msg: "another indexer holds this chain, standing by" });
+          standbyLogged = true;
+          state.standby = true;
+          state.syncedAt = Date.now();
+          await sleep(Math.max(1000, pollIntervalMs));
+          continue;
+        }
+        state.standby = false;
         await syncOnce();
         state.syncedAt = Date.now();
         state.lastError = null;
@@ -379,6 +420,14 @@ export async function createIngestor({
         continue;
       }
       await sleep(pollIntervalMs);
+    }
+    const held = lease;
+    lease = undefined;
+    if (held) {
+      await held
+        .query("SELECT pg_advisory_unlock($1, $2)", [LEASE_NAMESPACE, chainId])
+        .catch(() => {});
+      held.release();
     }
   }
 

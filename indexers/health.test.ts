@@ -11,6 +11,7 @@ const healthy: IngestorStatus = {
   headChangedAt: now - 500,
   syncedAt: now - 200,
   lastError: null,
+  standby: false,
 };
 
 describe("unhealthyReasons", () => {
@@ -38,5 +39,14 @@ describe("unhealthyReasons", () => {
     );
     expect(r.map((x) => x.reason)).toEqual(["loop_stalled"]);
     expect(r[0]!.detail).toContain("boom");
+  });
+  it("a standby (another process holds the chain) is ready", () => {
+    expect(
+      unhealthyReasons(
+        chain,
+        { ...healthy, head: null, indexed: null, headChangedAt: 0, standby: true },
+        now,
+      ),
+    ).toEqual([]);
   });
 });

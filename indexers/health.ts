@@ -19,6 +19,8 @@ export function unhealthyReasons(
   now: number,
 ): { reason: IndexerHealthReason; detail: string }[] {
   const out: { reason: IndexerHealthReason; detail: string }[] = [];
+  // A standby is ready to take over; the active instance answers for the chain.
+  if (status.standby) return out;
   const stallMs = 3 * chain.blockTimeMs;
   if (now - status.headChangedAt > stallMs)
     out.push({
