@@ -1,0 +1,64 @@
+/**
+ * The `finalized` confirmation rule on anvil (finalized = head - 64): facts are confirmed when
+ * their block is at or below the node's finalized block, also while no new block is indexed.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createEvmAdapter } from "../chains/index.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createIngestor } from "./createIngestor.js";
+import {
+  anvilRpc,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "./testing/chain.js";
+
+const CHAIN_ID = 31337;
+let ctx: TestContext;
+let rpc: Rpc;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [{ chainId: CHAIN_ID, config: { confirmations: { kind: "finalized" } } }],
+  });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+});
+
+afterAll(async () => {
+  await ctx?.cleanup();
+});
+
+async function statusOf(tx: Hex): Promise<string> {
+  const { rows } = await ctx.db.pool.query(
+    "SELECT status FROM chain.transfers WHERE tx_hash = $1",
+    [tx.toLowerCase()],
+  );
+  return rows[0]?.status;
+}
+
+it("confirms up to the finalized block and follows it as it moves", async () => {
+  const D = freshAddress(1);
+  await watch(ctx.db.pool, CHAIN_ID, [{ address: D }]);
+  const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  const early = await sendAndMine(rpc, { from, to: D, value: 1n });
+  await rpc("anvil_mine", ["0x46"]); // 70 blocks
+  const late = await sendAndMine(rpc, { from, to: D, value: 2n });
+  const ingestor = await createIngestor({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapter: createEvmAdapter(ctx.config.chains[0]!, { common: ctx.common }),
+  });
+  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  const finalized = await rpc<{ number: Hex }>("eth_getBlockByNumber", ["finalized", false]);
+  expect(BigInt(finalized.number)).toBeGreaterThanOrEqual(BigInt(early.blockNumber));
+  expect(BigInt(finalized.number)).toBeLessThan(BigInt(late.blockNumber));
+  expect(await statusOf(early.transactionHash)).toBe("confirmed");
+  expect(await statusOf(late.transactionHash)).toBe("seen");
+  await rpc("anvil_mine", ["0x50"]);
+  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  expect(await statusOf(late.transactionHash)).toBe("confirmed");
+  await ingestor.stop();
+});
