@@ -1,0 +1,76 @@
+/**
+ * Custody set-up for the demo and the end-to-end test: a hot wallet key in the (emulated) KMS, the
+ * ForwarderFactory deployed from it, the wallet in the watched set, and the config that runs the
+ * signer with it. Dev/test only: it funds the hot wallet with anvil_setBalance.
+ */
+import { CreateKeyCommand } from "@aws-sdk/client-kms";
+import { createPublicClient, http, type PublicClient, parseEther, toHex } from "viem";
+import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
+import { notifyWatchedAddress } from "../../indexers/index.js";
+import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
+import type { Common } from "../common.js";
+import type { ChainConfig, Config } from "../config.js";
+import { type Pool, withTransaction } from "../db.js";
+
+export type PreparedCustody = { config: Config; hotWallet: `0x${string}`; keyId: string };
+
+export async function prepareCustody({
+  common,
+  pool,
+  chain,
+  kmsEndpoint,
+  policies,
+}: {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  kmsEndpoint: string;
+  policies?: Config["policies"];
+}): Promise<PreparedCustody> {
+  const kms = createKmsClient({ region: common.config.env.AWS_REGION, endpoint: kmsEndpoint });
+  try {
+    const created = await kms.send(
+      new CreateKeyCommand({
+        KeySpec: "ECC_SECG_P256K1",
+        KeyUsage: "SIGN_VERIFY",
+        Description: `hot wallet ${chain.key}`,
+      }),
+    );
+    const keyId = created.KeyMetadata!.KeyId!;
+    const account = await createKmsAccount({ kms, keyId });
+    const client = createPublicClient({
+      cacheTime: 0,
+      transport: http(chain.rpcUrls[0]),
+    }) as PublicClient;
+    await client.request({
+      method: "anvil_setBalance" as never,
+      params: [account.address, toHex(parseEther("100"))] as never,
+    });
+    await deployForwarderFactory({
+      common,
+      pool,
+      chain,
+      client,
+      account,
+      sendRawTransaction: (raw) =>
+        client.request({ method: "eth_sendRawTransaction", params: [raw] }),
+    });
+    await withTransaction(pool, async (c) => {
+      await c.query(
+        `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+         VALUES ($1, $2, 'hot', $3) ON CONFLICT DO NOTHING`,
+        [chain.chainId, account.address.toLowerCase(), `hot:${chain.key}`],
+      );
+      await notifyWatchedAddress(c, chain.chainId);
+    });
+    const config: Config = Object.freeze({
+      ...common.config,
+      env: Object.freeze({ ...common.config.env, AWS_ENDPOINT_URL_KMS: kmsEndpoint }),
+      hotWallets: [...common.config.hotWallets, { chain: chain.key, kmsKeyId: keyId }],
+      policies: policies ?? common.config.policies,
+    });
+    return { config, hotWallet: account.address, keyId };
+  } finally {
+    kms.destroy();
+  }
+}
