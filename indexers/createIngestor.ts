@@ -210,9 +210,13 @@ export async function createIngestor({
     const newTip: Tip = { number: last.number, hash: last.hash };
     const upTo = await confirmedUpTo(newTip.number);
     const { inserted, confirmed } = await withTransaction(pool, async (client: PoolClient) => {
+      // Losing this commit in a Postgres crash loses nothing: the checkpoint goes with it and the
+      // range is fetched again; and any later synchronous commit (e.g. a ledger credit that read
+      // these facts) flushes the WAL past it first.
+      await client.query("SET LOCAL synchronous_commit = off");
       await lockTip(client, chainId, tip);
-      await insertBlocks(client, chainId, headers);
-      const inserted = await insertFacts(client, chainId, facts, upTo);
+      const fresh = await insertBlocks(client, chainId, headers);
+      const inserted = await insertFacts(client, chainId, facts, upTo, fresh);
       const confirmed =
         upTo === null
           ? { count: 0, fromBlock: null, toBlock: null }

@@ -40,18 +40,20 @@ export async function lockTip(
     throw new TipMovedError(expected, actual);
 }
 
+/** Returns true when every block is new (then none of its facts can exist yet). */
 export async function insertBlocks(
   client: PoolClient,
   chainId: number,
   blocks: BlockHeader[],
-): Promise<void> {
-  if (blocks.length === 0) return;
+): Promise<boolean> {
+  if (blocks.length === 0) return true;
   // A block seen before (orphaned, then canonical again after a reorg back) becomes canonical again.
-  await client.query(
+  const { rows } = await client.query<{ fresh: boolean }>(
     `INSERT INTO chain.blocks (chain_id, number, hash, parent_hash, timestamp, canonical)
      SELECT $1, n, h, p, to_timestamp(t), true
        FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS b(n, h, p, t)
-     ON CONFLICT (chain_id, hash) DO UPDATE SET canonical = true`,
+     ON CONFLICT (chain_id, hash) DO UPDATE SET canonical = true
+     RETURNING (xmax = 0) AS fresh`,
     [
       chainId,
       blocks.map((b) => b.number.toString()),
@@ -60,7 +62,23 @@ export async function insertBlocks(
       blocks.map((b) => b.timestamp),
     ],
   );
+  return rows.every((r) => r.fresh);
 }
+
+const INSERT_FACTS = `
+  INSERT INTO chain.transfers
+    (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
+     from_address, to_address, amount, status, confirmed_at)
+  SELECT $1, bn, bh, th, ti, pos, k, a, fa, ta, amt, st, CASE WHEN st = 'confirmed' THEN now() END
+    FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
+                $8::text[], $9::text[], $10::text[], $11::numeric[], $12::text[])
+         AS f(bn, bh, th, ti, pos, k, a, fa, ta, amt, st)`;
+
+const REVIVE_ORPHANED_FACTS = `
+  ON CONFLICT (chain_id, block_hash, tx_hash, position) DO UPDATE
+    SET status = EXCLUDED.status, confirmed_at = EXCLUDED.confirmed_at, orphaned_at = NULL,
+        orphaned_after_confirmation = false
+    WHERE chain.transfers.status = 'orphaned'`;
 
 /**
  * Insert facts; those at or below `confirmedUpTo` go in as `confirmed` directly (backfill would
@@ -72,39 +90,27 @@ export async function insertFacts(
   chainId: number,
   facts: Fact[],
   confirmedUpTo: bigint | null,
+  /** All blocks were new: skip conflict handling (the common case, and the fast one). */
+  freshBlocks = false,
 ): Promise<StatusChange> {
   if (facts.length === 0) return { count: 0, fromBlock: null, toBlock: null };
   const status = facts.map((f) =>
     confirmedUpTo !== null && f.blockNumber <= confirmedUpTo ? "confirmed" : "seen",
   );
-  await client.query(
-    `INSERT INTO chain.transfers
-       (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
-        from_address, to_address, amount, status, confirmed_at)
-     SELECT $1, bn, bh, th, ti, pos, k, a, fa, ta, amt, st,
-            CASE WHEN st = 'confirmed' THEN now() END
-       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
-                   $8::text[], $9::text[], $10::text[], $11::numeric[], $12::text[])
-            AS f(bn, bh, th, ti, pos, k, a, fa, ta, amt, st)
-     ON CONFLICT (chain_id, block_hash, tx_hash, position) DO UPDATE
-       SET status = EXCLUDED.status, confirmed_at = EXCLUDED.confirmed_at, orphaned_at = NULL,
-           orphaned_after_confirmation = false
-       WHERE chain.transfers.status = 'orphaned'`,
-    [
-      chainId,
-      facts.map((f) => f.blockNumber.toString()),
-      facts.map((f) => f.blockHash),
-      facts.map((f) => f.txHash),
-      facts.map((f) => f.txIndex),
-      facts.map((f) => f.position),
-      facts.map((f) => f.kind),
-      facts.map((f) => f.asset),
-      facts.map((f) => f.from),
-      facts.map((f) => f.to),
-      facts.map((f) => f.amount.toString()),
-      status,
-    ],
-  );
+  await client.query(freshBlocks ? INSERT_FACTS : INSERT_FACTS + REVIVE_ORPHANED_FACTS, [
+    chainId,
+    facts.map((f) => f.blockNumber.toString()),
+    facts.map((f) => f.blockHash),
+    facts.map((f) => f.txHash),
+    facts.map((f) => f.txIndex),
+    facts.map((f) => f.position),
+    facts.map((f) => f.kind),
+    facts.map((f) => f.asset),
+    facts.map((f) => f.from),
+    facts.map((f) => f.to),
+    facts.map((f) => f.amount.toString()),
+    status,
+  ]);
   let count = 0;
   let fromBlock: bigint | null = null;
   let toBlock: bigint | null = null;
