@@ -1,13 +1,23 @@
 /**
  * `npm run demo`: the whole system on this machine. Starts the local stack (anvil chains,
- * Postgres, Redis) into a fresh demo database, starts the service with every role, shows it
- * healthy, then stops everything and exits 0. Later issues extend the script between "healthy"
- * and "stop" with deposits, withdrawals and reconciliation.
+ * Postgres, Redis) into a fresh demo database and a local KMS emulator, creates the hot wallet key
+ * and deploys the deposit-address factory from it, starts the service with every role and shows it
+ * healthy; then, through the API: API keys, deposit addresses, deposits from anvil accounts until
+ * credited, a withdrawal under the approval threshold, one approved by two operators, one
+ * rejected; waits for the chain to confirm and prints both sides' balances. Stops everything and
+ * exits 0.
  */
 import pg from "pg";
+// ops/modules.ts does not list the signer role yet; importing it registers it for the demo.
+import "../signer/role.js";
+import { startKmsEmulator } from "../signer/kms-emulator/server.js";
+import { createCommon } from "./common.js";
 import { loadConfig } from "./config.js";
+import { createPool } from "./db.js";
 import { ensureDatabase, ensurePostgres } from "./devstack/services.js";
 import { startDevStack } from "./devstack/stack.js";
+import { DEMO_POLICY, runScenario } from "./e2e/scenario.js";
+import { prepareCustody } from "./e2e/setup.js";
 import { ConfigError } from "./errors.js";
 import { ROLE_NAMES } from "./roles.js";
 import { startService } from "./start.js";
@@ -41,26 +51,60 @@ async function main() {
   say(`using a fresh database ${new URL(config.env.DATABASE_URL).pathname.slice(1)}`);
   await recreateDatabase(config.env.DATABASE_URL);
   const stack = await startDevStack(config, say);
+  const kms = await startKmsEmulator();
+  say(`KMS emulator on ${kms.url} (dev only: real deployments use AWS KMS)`);
   let service: Awaited<ReturnType<typeof startService>> | undefined;
   const stopAll = async () => {
     await service?.stop();
+    await kms.stop();
     await stack.stop();
   };
   process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
   process.once("SIGTERM", () => void stopAll().then(() => process.exit(143)));
   try {
-    service = await startService(config, { roles: [...ROLE_NAMES] });
+    const chain = config.chains[0]!;
+    const setupPool = createPool(config.env.DATABASE_URL, { max: 2 });
+    const prepared = await prepareCustody({
+      common: createCommon(config),
+      pool: setupPool,
+      chain,
+      kmsEndpoint: kms.url,
+      policies: DEMO_POLICY(chain.chainId),
+    }).finally(() => setupPool.end());
+    say(
+      `hot wallet ${prepared.hotWallet} (KMS key ${prepared.keyId.slice(0, 8)}…), deposit-address factory deployed on ${chain.key}`,
+    );
+    say("policy: withdrawals above 1 ETH need 2 distinct approvers; 10 ETH per tx, 20 ETH per 24h");
+
+    service = await startService(prepared.config, { roles: [...ROLE_NAMES] });
     const ready = await fetch(`${service.url}/readyz`);
     const body = (await ready.json()) as {
       status: string;
       checks: Record<string, { ok: boolean }>;
     };
-    say(`service at ${service.url}: ${body.status}`);
+    say(`service at ${service.url}: ${body.status} (API docs at ${service.url}/docs)`);
     for (const [name, check] of Object.entries(body.checks))
       say(`  ${name}: ${check.ok ? "ok" : "FAILING"}`);
     if (!ready.ok) throw new Error("service is not ready");
+
+    const pool = createPool(config.env.DATABASE_URL, { max: 2 });
+    try {
+      await runScenario({
+        url: service.url,
+        pool,
+        chain,
+        hotWallet: prepared.hotWallet,
+        say,
+        timeoutMs: 120_000,
+      });
+    } finally {
+      await pool.end();
+    }
     say("all good. To keep the stack and service up: `npx custody-node dev` in one terminal and");
-    say("`npx custody-node start --migrate` in another (see README).");
+    say(
+      "`npx custody-node start --migrate` in another; create keys with `npx custody-node apikeys",
+    );
+    say("create --owner you --scopes admin` and browse http://127.0.0.1:8080/docs (see README).");
   } finally {
     await stopAll();
   }
