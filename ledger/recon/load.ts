@@ -14,13 +14,24 @@ import type { ChainFact, CustodyKind, FactKind, FactStatus, LedgerEntry } from "
 
 const PAGE = 50_000;
 /**
- * Rows committed out of id order (a long transaction took its id before a later one committed) are
- * caught by re-reading rows created this recently, within this many ids below the watermark.
+ * Facts orphaned this long before the previous run's snapshot are re-read: the indexer's
+ * transaction stamps `orphaned_at` when it starts, and may commit after our snapshot.
  */
 export const DEFAULT_LOOKBACK_MS = 5 * 60_000;
-const LOOKBACK_ROWS = 100_000;
+/** A full run records the seq gaps among this many newest seq values. */
+const GAP_SCAN_ROWS = 100_000;
+/** A gap still unfilled after this long is a rolled-back transaction, not a slow one. */
+const GAP_MAX_AGE_MS = 60 * 60_000;
 
-export type Watermarks = { fact: number; entry: number; snapshotAt: Date };
+/**
+ * A range of `ledger.transfers.seq` values missing at a snapshot: taken by a transaction that had
+ * not committed (or rolled back). Many writers share the identity, so a seq below the watermark
+ * can become visible after the run; the next run re-reads exactly these ranges.
+ * `[from, to, firstSeenMs]`.
+ */
+export type SeqGap = [number, number, number];
+
+export type Watermarks = { fact: number; entry: number; snapshotAt: Date; entryGaps: SeqGap[] };
 
 export type PreviousRun = {
   id: number;
@@ -31,6 +42,7 @@ export type PreviousRun = {
   /** Chain references and entry ids named by the previous run's breaks. */
   openKeys: { txHash: string; position: string }[];
   openEntryIds: string[];
+  entryGaps: SeqGap[];
 };
 
 export type RunInputs = {
@@ -130,7 +142,7 @@ export async function readWatermarks(client: PoolClient, chainId: number): Promi
     [chainId],
   );
   const row = r.rows[0]!;
-  return { fact: Number(row.fact), entry: Number(row.entry), snapshotAt: row.now };
+  return { fact: Number(row.fact), entry: Number(row.entry), snapshotAt: row.now, entryGaps: [] };
 }
 
 export async function loadCustody(
@@ -195,43 +207,82 @@ async function loadChangedFacts(
      UNION
      SELECT ${FACT_COLUMNS} FROM chain.transfers
        WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $2
-         AND orphaned_at >= $5::timestamptz - make_interval(secs => $7::float8 / 1000)
-     UNION
-     SELECT ${FACT_COLUMNS} FROM chain.transfers
-       WHERE chain_id = $1 AND block_number <= $2 AND id > $6
-         AND created_at >= $5::timestamptz - make_interval(secs => $7::float8 / 1000)`,
-    [
-      chainId,
-      block,
-      prev.factWatermark,
-      prev.block,
-      prev.snapshotAt,
-      prev.factWatermark - LOOKBACK_ROWS,
-      lookbackMs,
-    ],
+         AND orphaned_at >= $5::timestamptz - make_interval(secs => $6::float8 / 1000)
+`,
+    [chainId, block, prev.factWatermark, prev.block, prev.snapshotAt, lookbackMs],
   );
   return r.rows.map((row) => toFact(chainId, row));
 }
 
+/** Entries above the previous watermark, and any that filled one of its seq gaps. */
 async function loadChangedEntries(
   client: PoolClient,
   chainId: number,
   prev: PreviousRun,
-  lookbackMs: number,
 ): Promise<LedgerEntry[]> {
   const r = await client.query<EntryRow>(
-    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0
-       AND (t.seq > $2 OR (t.seq > $3
-         AND t.created_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)))`,
-    [
-      chainId,
-      prev.entryWatermark,
-      prev.entryWatermark - LOOKBACK_ROWS,
-      prev.snapshotAt,
-      lookbackMs,
-    ],
+    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.seq > $2`,
+    [chainId, prev.entryWatermark],
   );
-  return r.rows.map(toEntry);
+  const out = r.rows.map(toEntry);
+  if (prev.entryGaps.length > 0) {
+    const g = await client.query<EntryRow>(
+      `${ENTRY_SELECT} JOIN unnest($2::bigint[], $3::bigint[]) AS g(a, b) ON t.seq BETWEEN g.a AND g.b
+       WHERE s.chain_id = $1 AND t.posted_delta > 0`,
+      [chainId, prev.entryGaps.map((x) => x[0]), prev.entryGaps.map((x) => x[1])],
+    );
+    for (const row of g.rows) out.push(toEntry(row));
+  }
+  return out;
+}
+
+/** Missing seq values in (after, upTo], as ranges. */
+async function findSeqGaps(
+  client: PoolClient,
+  after: number,
+  upTo: number,
+  now: number,
+): Promise<SeqGap[]> {
+  if (upTo <= after) return [];
+  const r = await client.query<{ a: string; b: string }>(
+    `SELECT prev + 1 AS a, seq - 1 AS b FROM (
+       SELECT seq, lag(seq, 1, $1::bigint) OVER (ORDER BY seq) AS prev
+       FROM ledger.transfers WHERE seq > $1 AND seq <= $2) x
+     WHERE seq > prev + 1`,
+    [after, upTo],
+  );
+  return r.rows.map((x) => [Number(x.a), Number(x.b), now]);
+}
+
+/** The parts of earlier gaps still missing now (younger than GAP_MAX_AGE_MS). */
+async function stillMissing(client: PoolClient, gaps: SeqGap[], now: number): Promise<SeqGap[]> {
+  const live = gaps.filter((g) => now - g[2] < GAP_MAX_AGE_MS);
+  if (live.length === 0) return [];
+  const r = await client.query<{ seq: string }>(
+    `SELECT t.seq FROM ledger.transfers t
+     JOIN unnest($1::bigint[], $2::bigint[]) AS g(a, b) ON t.seq BETWEEN g.a AND g.b`,
+    [live.map((g) => g[0]), live.map((g) => g[1])],
+  );
+  return splitGaps(
+    live,
+    r.rows.map((x) => Number(x.seq)),
+  );
+}
+
+/** Remove the now-present values from the gaps, keeping each remainder's first-seen time. */
+export function splitGaps(gaps: readonly SeqGap[], present: readonly number[]): SeqGap[] {
+  const sorted = [...present].sort((a, b) => a - b);
+  const out: SeqGap[] = [];
+  for (const [from, to, seen] of gaps) {
+    let start = from;
+    for (const p of sorted) {
+      if (p < start || p > to) continue;
+      if (p > start) out.push([start, p - 1, seen]);
+      start = p + 1;
+    }
+    if (start <= to) out.push([start, to, seen]);
+  }
+  return out;
 }
 
 type Key = { txHash: string; position: string };
@@ -331,11 +382,28 @@ async function loadBalances(
 
 export async function loadRunInputs(
   client: PoolClient,
-  args: { chainId: number; block: number; previous: PreviousRun | null; lookbackMs?: number },
+  args: {
+    chainId: number;
+    block: number;
+    previous: PreviousRun | null;
+    lookbackMs?: number;
+  },
 ): Promise<RunInputs> {
   const { chainId, block, previous } = args;
   const lookbackMs = args.lookbackMs ?? DEFAULT_LOOKBACK_MS;
   const watermarks = await readWatermarks(client, chainId);
+  const now = watermarks.snapshotAt.getTime();
+  watermarks.entryGaps = previous
+    ? [
+        ...(await stillMissing(client, previous.entryGaps, now)),
+        ...(await findSeqGaps(client, previous.entryWatermark, watermarks.entry, now)),
+      ]
+    : await findSeqGaps(
+        client,
+        Math.max(0, watermarks.entry - GAP_SCAN_ROWS),
+        watermarks.entry,
+        now,
+      );
   const custody = await loadCustody(client, chainId);
   let facts: ChainFact[];
   let entries: LedgerEntry[];
@@ -344,7 +412,7 @@ export async function loadRunInputs(
     entries = await loadAllEntries(client, chainId);
   } else {
     const changedFacts = await loadChangedFacts(client, chainId, block, previous, lookbackMs);
-    const changedEntries = await loadChangedEntries(client, chainId, previous, lookbackMs);
+    const changedEntries = await loadChangedEntries(client, chainId, previous);
     // Close over chain references: every fact and entry sharing a reference with something that
     // changed (or was open) is examined again, so exclusivity holds across runs.
     const keys = new Map<string, Key>();

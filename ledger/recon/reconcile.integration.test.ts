@@ -46,6 +46,8 @@ let ledger: Ledger;
 let crediting: DepositCrediting;
 let reconciler: Reconciler;
 let aliceDeposit: Hex;
+let bobDeposit: Hex;
+let expected: unknown[];
 
 const hotAccount = () => `custody:hot:${hot}`;
 const mine = async (n: number) => {
@@ -121,13 +123,10 @@ beforeAll(async () => {
   ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
   await ledger.ensureAssetsFromConfig([chain]);
   crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
-  // No re-read window: every row here commits in order, and the test checks what incremental
-  // runs examine exactly.
   reconciler = createReconciler({
     common: ctx.common,
     pool: ctx.db.pool,
     adapterFor: () => adapter,
-    lookbackMs: 0,
   });
 
   // The hot wallet's genesis balance has no chain fact: booked once as an opening balance.
@@ -152,7 +151,8 @@ describe("reconciliation on anvil", () => {
   it("reports zero breaks for a clean history, and says so", async () => {
     const a = await sendAndMine(rpc, { from: customer, to: D_ALICE, value: 1n * E18 });
     aliceDeposit = a.transactionHash.toLowerCase() as Hex;
-    await sendAndMine(rpc, { from: customer, to: D_BOB, value: 2n * E18 });
+    const b = await sendAndMine(rpc, { from: customer, to: D_BOB, value: 2n * E18 });
+    bobDeposit = b.transactionHash.toLowerCase() as Hex;
     await sendAndMine(rpc, {
       from: customer,
       to: chain.tokens[0]!.address as Hex,
@@ -244,7 +244,7 @@ describe("reconciliation on anvil", () => {
     await sendAndMine(rpc, { from: customer, to: D_DAVE, value: 7n * 10n ** 17n });
     await settle({ credit: false });
 
-    const expected = [
+    expected = [
       `amount_mismatch ${w2}:fee`,
       `double_credit/ledger_without_chain ${aliceDeposit}:tx`,
       `fee_not_booked/chain_without_ledger ${leak.toLowerCase()}:fee`,
@@ -287,5 +287,47 @@ describe("reconciliation on anvil", () => {
     expect(report.html).toContain("orphaned_credit");
     const metrics = await ctx.common.metrics.registry.getSingleMetricAsString("recon_breaks");
     expect(metrics).toMatch(/recon_breaks\{[^}]*type="double_credit"[^}]*\} 1/);
+  });
+
+  it("finds a double credit whose transaction committed after a run, below its watermark", async () => {
+    // A slow writer takes its seq first and commits last.
+    const slow = await ctx.db.pool.connect();
+    try {
+      await slow.query("BEGIN");
+      await ledger.transfer(
+        {
+          id: transferId("slow direct write: bob again"),
+          assetId: ETH,
+          debit: "custody:deposits",
+          credit: "user:bob",
+          amount: 2n * E18,
+          kind: "deposit",
+          chainRef: { chainId: CHAIN_ID, txHash: bobDeposit, position: "tx" },
+        },
+        { client: slow },
+      );
+      // A later transfer (on accounts no balance check reads) commits first, so the run's
+      // watermark passes the slow one's seq.
+      await ledger.transfer({
+        id: transferId("fast write"),
+        assetId: ETH,
+        debit: "fees:gas",
+        credit: "suspense",
+        amount: 1n,
+        kind: "manual",
+      });
+      const during = await reconciler.run({ chain });
+      expect(shape(during)).toEqual(expected);
+      await slow.query("COMMIT");
+    } finally {
+      slow.release();
+    }
+    const after = await reconciler.run({ chain });
+    expect(after.mode).toBe("incremental");
+    const found = shape(after);
+    expect(found).toHaveLength(expected.length + 1);
+    expect(found).toEqual(
+      expect.arrayContaining([...expected, `double_credit/ledger_without_chain ${bobDeposit}:tx`]),
+    );
   });
 });

@@ -5,7 +5,7 @@
 import type { Pool } from "../../ops/db.js";
 import type { BalanceCheck } from "./balances.js";
 import { RunNotFoundError } from "./errors.js";
-import type { PreviousRun, Watermarks } from "./load.js";
+import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
 import type { Break, ChainFact, LedgerEntry } from "./types.js";
 
 export type RunMode = "full" | "incremental";
@@ -41,8 +41,9 @@ export async function findPreviousRun(
     fact_watermark: string;
     entry_watermark: string;
     snapshot_at: Date;
+    entry_gaps: SeqGap[];
   }>(
-    `SELECT id, block_number, fact_watermark, entry_watermark, snapshot_at FROM recon.runs
+    `SELECT id, block_number, fact_watermark, entry_watermark, snapshot_at, entry_gaps FROM recon.runs
      WHERE chain_id = $1 AND status = 'completed' AND block_number <= $2
      ORDER BY id DESC LIMIT 1`,
     [chainId, block],
@@ -69,6 +70,7 @@ export async function findPreviousRun(
     snapshotAt: row.snapshot_at,
     openKeys,
     openEntryIds: [...openEntryIds],
+    entryGaps: row.entry_gaps,
   };
 }
 
@@ -139,7 +141,8 @@ export async function completeRun(
     await client.query(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
-         matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb
+         matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb,
+         entry_gaps = $11::jsonb
        WHERE id = $1`,
       [
         runId,
@@ -152,6 +155,7 @@ export async function completeRun(
         result.breaks.length,
         JSON.stringify(result.checks.map(checkJson)),
         JSON.stringify(result.inputs),
+        JSON.stringify(result.watermarks.entryGaps),
       ],
     );
     await client.query("COMMIT");
