@@ -4,10 +4,11 @@
  */
 import { createLedger } from "../ledger/index.js";
 import { registerRole } from "../ops/roles.js";
+import { startLoop } from "./loop.js";
 import { createV1Plugin } from "./v1.js";
+import { produceDepositEvents } from "./webhooks/depositEvents.js";
 import { createWebhookDispatcher } from "./webhooks/dispatcher.js";
 import { createWithdrawals } from "./withdrawals/service.js";
-import { startWithdrawalTracker } from "./withdrawals/tracker.js";
 
 registerRole({
   name: "api",
@@ -35,7 +36,7 @@ registerRole({
 registerRole({
   name: "worker",
   description:
-    "webhook deliveries (signed, retried, dead-lettered) and withdrawal outcomes from the signer",
+    "webhooks (deposit events, signed deliveries, retries, dead letters) and withdrawal outcomes",
   async start(ctx) {
     const webhooks = createWebhookDispatcher({
       common: ctx.common,
@@ -50,13 +51,32 @@ registerRole({
       ledger,
       ringWebhooks: () => webhooks.ring(),
     });
-    const tracker = startWithdrawalTracker({
-      withdrawals,
-      logger: ctx.common.logger.child({ component: "withdrawals" }),
-    });
+    const logger = ctx.common.logger.child({ component: "api-worker" });
+    // The signer's request rows are the truth for withdrawals in flight, so this polls them rather
+    // than consuming the shared tx-outcomes queue (whose jobs sweeps need too).
+    const loops = [
+      startLoop({
+        name: "withdrawal outcomes",
+        intervalMs: 1000,
+        logger,
+        fn: () => withdrawals.syncOutcomes(),
+      }),
+    ];
+    if (ctx.common.config.webhooks.length > 0)
+      loops.push(
+        startLoop({
+          name: "deposit events",
+          intervalMs: 1000,
+          logger,
+          fn: async () => {
+            if ((await produceDepositEvents({ common: ctx.common, pool: ctx.pool })) > 0)
+              await webhooks.ring();
+          },
+        }),
+      );
     return {
       async stop() {
-        await tracker.stop();
+        await Promise.all(loops.map((l) => l.stop()));
         await webhooks.stop();
         await ledger.close();
       },

@@ -1,0 +1,40 @@
+/**
+ * A periodic pass (withdrawal outcomes, deposit events): runs `fn`, waits `intervalMs`, repeats;
+ * never overlaps itself; `stop` waits for the pass in progress. Passes re-read Postgres, so a
+ * skipped or failed pass only delays work.
+ */
+import type { Logger } from "../ops/logger.js";
+
+export type Loop = { stop: () => Promise<void> };
+
+export function startLoop({
+  name,
+  intervalMs,
+  logger,
+  fn,
+}: {
+  name: string;
+  intervalMs: number;
+  logger: Logger;
+  fn: () => Promise<unknown>;
+}): Loop {
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    running = fn()
+      .then(() => undefined)
+      .catch((err) => logger.warn({ msg: "periodic pass failed", pass: name, err }))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  timer = setTimeout(tick, 0);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

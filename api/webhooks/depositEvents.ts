@@ -1,0 +1,87 @@
+/**
+ * Produces the deposit webhook events from what the indexer and the ledger recorded: `detected`
+ * (a fact into a deposit address), `confirmed` (its confirmation rule met), `credited` (the ledger
+ * booked the credit), `orphaned` (its block left the canonical chain). One pass finds facts whose
+ * event is not marked yet, and emits event + mark in one transaction per fact; the worker runs it
+ * every second.
+ */
+import type { Common } from "../../ops/common.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import { emitEvent } from "./events.js";
+
+const CONDITIONS = {
+  detected: "true",
+  confirmed: "t.confirmed_at IS NOT NULL",
+  credited: `EXISTS (SELECT 1 FROM ledger.transfers lt WHERE lt.kind = 'deposit'
+               AND lt.chain_id = t.chain_id AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`,
+  orphaned: "t.status = 'orphaned'",
+} as const;
+type DepositEvent = keyof typeof CONDITIONS;
+
+type FactRow = {
+  id: string;
+  owner: string;
+  chain_id: string;
+  asset: string;
+  to_address: string;
+  from_address: string;
+  amount: string;
+  tx_hash: string;
+  position: string;
+  block_number: string;
+  block_hash: string;
+};
+
+export async function produceDepositEvents({
+  common,
+  pool,
+  limit = 200,
+}: {
+  common: Common;
+  pool: Pool;
+  limit?: number;
+}): Promise<number> {
+  let produced = 0;
+  for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
+    const { rows } = await pool.query<FactRow>(
+      `SELECT t.id::text, ca.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
+              t.amount::text, t.tx_hash, t.position, t.block_number::text, t.block_hash
+         FROM chain.transfers t
+         JOIN chain.custody_addresses ca
+           ON ca.chain_id = t.chain_id AND ca.address = t.to_address AND ca.kind = 'deposit'
+        WHERE t.kind IN ('native', 'erc20', 'internal') AND ${CONDITIONS[event]}
+          AND NOT EXISTS (SELECT 1 FROM api.deposit_event_marks m
+                           WHERE m.transfer_id = t.id AND m.event = $1)
+        ORDER BY t.id LIMIT $2`,
+      [event, limit],
+    );
+    for (const f of rows) {
+      await withTransaction(pool, async (client) => {
+        const eventId = await emitEvent(client, common.config, {
+          type: `deposit.${event}`,
+          name: `deposit:${f.chain_id}:${f.block_hash}:${f.tx_hash}:${f.position}:${event}`,
+          data: {
+            deposit_id: f.id,
+            customer_id: f.owner,
+            chain_id: Number(f.chain_id),
+            asset: f.asset,
+            address: f.to_address,
+            from: f.from_address,
+            amount: f.amount,
+            tx_hash: f.tx_hash,
+            position: f.position,
+            block_number: f.block_number,
+            block_hash: f.block_hash,
+          },
+        });
+        await client.query(
+          `INSERT INTO api.deposit_event_marks (transfer_id, event, event_id) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING`,
+          [f.id, event, eventId],
+        );
+      });
+      produced++;
+    }
+  }
+  return produced;
+}
