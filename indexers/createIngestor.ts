@@ -4,7 +4,7 @@
  * of watched transactions), commits them strictly in order, one transaction per range with the
  * checkpoint, and handles reorgs of any depth. `start` runs `syncOnce` in a polling loop.
  */
-import type { Address } from "viem";
+import { type Address, createPublicClient, webSocket } from "viem";
 import { ChainDataInconsistentError, type EvmAdapter, type RawReceipt } from "../chains/index.js";
 import type { Common } from "../ops/common.js";
 import type { ChainConfig } from "../ops/config.js";
@@ -97,8 +97,12 @@ export async function createIngestor({
   const metrics = indexerMetrics(common.metrics.registry);
   const batchBlocks = BigInt(options.batchBlocks ?? 100);
   const concurrency = options.concurrency ?? 3;
+  // With a WS URL, new heads wake the loop at once and polling is only the backstop.
   const pollIntervalMs =
-    options.pollIntervalMs ?? Math.max(100, Math.min(chain.blockTimeMs / 2, 2000));
+    options.pollIntervalMs ??
+    (chain.wsUrl
+      ? Math.max(1000, chain.blockTimeMs * 2)
+      : Math.max(100, Math.min(chain.blockTimeMs / 2, 2000)));
   const progressIntervalMs = options.progressIntervalMs ?? 5000;
   const tokens: Address[] = chain.tokens.map((t) => t.address);
   const watched = await createWatchedSet({ pool, chainId, logger });
@@ -445,14 +449,38 @@ export async function createIngestor({
     });
   }
 
+  /** Subscribe to new heads over WS (if configured) to wake the loop; returns the unsubscribe. */
+  function watchHeads(): () => Promise<void> {
+    if (!chain.wsUrl) return async () => {};
+    const transport = webSocket(chain.wsUrl, { reconnect: true, keepAlive: true, retryCount: 5 });
+    const client = createPublicClient({ transport });
+    const unwatch = client.watchBlockNumber({
+      onBlockNumber: () => wake?.(),
+      onError: (err) =>
+        logger.warn({ msg: "new-heads subscription failed; polling continues", err }),
+    });
+    return async () => {
+      unwatch();
+      // The socket is shared per URL inside viem; closing it stops its reconnect timers.
+      await client.transport
+        .getRpcClient()
+        .then((c) => c.close())
+        .catch(() => {});
+    };
+  }
+  let unwatchHeads: (() => Promise<void>) | undefined;
+
   return {
     syncOnce,
     watched,
     start() {
-      if (!loop) loop = run();
+      if (loop) return;
+      unwatchHeads = watchHeads();
+      loop = run();
     },
     async stop() {
       stopping = true;
+      await unwatchHeads?.();
       wake?.();
       await loop?.catch(() => {});
       await watched.stop();

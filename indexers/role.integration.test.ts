@@ -107,3 +107,42 @@ it("runs, reports readiness and metrics, rings the doorbell, and keeps one write
   await rpc("evm_setIntervalMining", [1]);
   await until("readiness to recover", async () => (await health.run()).ok, 10_000);
 });
+
+it("follows new heads over WS when a wsUrl is configured (polling only as a slow backstop)", async () => {
+  const { createIngestor } = await import("./createIngestor.js");
+  const { createEvmAdapter } = await import("../chains/index.js");
+  await rpc("evm_setIntervalMining", [0]);
+  await rpc("evm_setAutomine", [true]); // blocks only when we send transactions
+  const chain = {
+    ...ctx.config.chains[0]!,
+    wsUrl: ctx.anvils[0]!.rpcUrl.replace("http://", "ws://"),
+  };
+  const ingestor = await createIngestor({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapter: createEvmAdapter(chain, { common: ctx.common }),
+    options: { pollIntervalMs: 60_000 },
+  });
+  // Let the role instances above go: this ingestor must take the chain's lease.
+  for (const h of handles.splice(0)) await h.stop();
+  ingestor.start();
+  try {
+    const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+    await until("the lease and a first pass", async () => ingestor.status().indexed !== null);
+    const tx = await sendTx(rpc, { from, to: freshAddress(1), value: 6n });
+    // With a 60 s poll interval, only the new-heads subscription can bring this in quickly.
+    await until(
+      "the WS-triggered pass",
+      async () => {
+        const { rows } = await ctx.db.pool.query(
+          "SELECT 1 FROM chain.transfers WHERE tx_hash = $1",
+          [tx.toLowerCase()],
+        );
+        return rows.length === 1;
+      },
+      10_000,
+    );
+  } finally {
+    await ingestor.stop();
+  }
+});
