@@ -7,6 +7,7 @@ import { registerCommands as apiCommands } from "../api/cli.js";
 import { registerCommands as contractsCommands } from "../chains/contracts/cli.js";
 import { registerCommands as ledgerCommands } from "../ledger/cli.js";
 import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
+import { registerCommands as signerCommands } from "../signer/cli.js";
 import { registerCommands as depositAddressCommands } from "../signer/deposit-addresses/cli.js";
 
 export function registerModuleCommands(program: Command): void {
@@ -15,4 +16,5 @@ export function registerModuleCommands(program: Command): void {
   depositAddressCommands(program);
   ledgerCommands(program);
   reconCommands(program);
+  signerCommands(program);
 }

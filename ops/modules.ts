@@ -6,5 +6,7 @@ import "../api/role.js";
 import "../indexers/role.js";
 import "../ledger/recon/role.js";
 import "../ledger/role.js";
+import "../signer/role.js";
+import "../signer/sweeps/role.js";
 
 export {};

@@ -3,12 +3,17 @@
  * Redis (started if installed and stopped), the database created and migrated. Modules that need
  * more local services (the KMS emulator) add them here.
  */
+import {
+  DEFAULT_EMULATOR_FILE,
+  type KmsEmulator,
+  startKmsEmulator,
+} from "../../signer/kms-emulator/server.js";
 import type { Config } from "../config.js";
 import { migrate } from "../migrate.js";
 import { type Anvil, startAnvil } from "./anvil.js";
 import { ensureDatabase, ensurePostgres, ensureRedis } from "./services.js";
 
-export type DevStack = { anvils: Anvil[]; stop: () => Promise<void> };
+export type DevStack = { anvils: Anvil[]; kms?: KmsEmulator; stop: () => Promise<void> };
 
 function isLoopback(url: string): boolean {
   const host = new URL(url).hostname;
@@ -25,8 +30,10 @@ export async function startDevStack(config: Config, log: (msg: string) => void):
   );
 
   const anvils: Anvil[] = [];
+  let kms: KmsEmulator | undefined;
   const stop = async () => {
     await Promise.all(anvils.map((a) => a.stop()));
+    await kms?.stop();
   };
   try {
     for (const chain of config.chains) {
@@ -43,11 +50,23 @@ export async function startDevStack(config: Config, log: (msg: string) => void):
         `anvil ${chain.key} (chain id ${chain.chainId}, ${chain.blockTimeMs} ms blocks) on ${anvil.rpcUrl}`,
       );
     }
+    // AWS_ENDPOINT_URL_KMS on loopback (e.g. http://127.0.0.1:4599) means "use the local KMS
+    // emulator": start it there, keys persisted in .dev/kms-keys.json.
+    const kmsUrl = config.env.AWS_ENDPOINT_URL_KMS;
+    if (kmsUrl && isLoopback(kmsUrl)) {
+      const u = new URL(kmsUrl);
+      kms = await startKmsEmulator({
+        host: u.hostname,
+        port: Number(u.port || 80),
+        file: DEFAULT_EMULATOR_FILE,
+      });
+      log(`KMS emulator on ${kms.url} (dev only; keys in ${DEFAULT_EMULATOR_FILE})`);
+    }
   } catch (error) {
     await stop();
     throw error;
   }
-  return { anvils, stop };
+  return { anvils, ...(kms ? { kms } : {}), stop };
 }
 
 export function redactUrl(url: string): string {

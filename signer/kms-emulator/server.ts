@@ -9,10 +9,15 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hexToBytes } from "viem";
+import { repoRoot } from "../../ops/config.js";
 import { createKeyStore, type EmulatedKey, type KeyStore } from "./keyStore.js";
+
+/** Where `custody-node kms-local` and the dev stack keep emulator keys (git-ignored). */
+export const DEFAULT_EMULATOR_FILE = path.join(repoRoot, ".dev", "kms-keys.json");
 
 export type KmsEmulatorOptions = {
   host?: string;

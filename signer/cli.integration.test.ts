@@ -1,0 +1,47 @@
+/** `custody-node kms-local` and `custody-node keys create|list|address` as real processes. */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { getAddress } from "viem";
+import { afterAll, expect, it } from "vitest";
+import { type CliProcess, freePort, spawnCli } from "../ops/testing/process.js";
+import { waitFor } from "./testing/harness.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "kms-cli-"));
+let emulator: CliProcess | undefined;
+
+afterAll(async () => {
+  emulator?.child.kill("SIGTERM");
+  await emulator?.exited;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function run(args: string[], env: Record<string, string>): Promise<string> {
+  const p = spawnCli(args, env);
+  const { code } = await p.exited;
+  expect(code, p.output()).toBe(0);
+  return p.output();
+}
+
+it("creates a hot-wallet key in the emulator and shows the same address everywhere", async () => {
+  const port = await freePort();
+  const file = path.join(dir, "keys.json");
+  emulator = spawnCli(["kms-local", "--port", String(port), "--file", file], {});
+  await waitFor("emulator up", async () => emulator!.output().includes("KMS emulator on"), {
+    timeoutMs: 30_000,
+  });
+  const env = { AWS_ENDPOINT_URL_KMS: `http://127.0.0.1:${port}` };
+  const created = await run(["keys", "create", "--alias", "hot-cli"], env);
+  const keyId = /key ([0-9a-f-]{36})/.exec(created)?.[1];
+  const address = /address (0x[0-9a-fA-F]{40})/.exec(created)?.[1];
+  expect(keyId).toBeDefined();
+  expect(address).toBe(getAddress(address!));
+  expect((await run(["keys", "address", "alias/hot-cli"], env)).trim().split("\n").at(-1)).toBe(
+    address,
+  );
+  expect(await run(["keys", "list"], env)).toContain(`${keyId}  ${address}  alias/hot-cli`);
+  // The key lives in the emulator's file, not anywhere in our config or database.
+  expect(
+    JSON.parse(readFileSync(file, "utf8")).keys.map((k: { keyId: string }) => k.keyId),
+  ).toContain(keyId);
+}, 90_000);

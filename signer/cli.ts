@@ -1,0 +1,121 @@
+/**
+ * `custody-node keys create|list|address` (hot-wallet keys in KMS or the emulator, by
+ * AWS_ENDPOINT_URL_KMS) and `custody-node kms-local` (the emulator, dev/test only).
+ */
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  ListAliasesCommand,
+  ListKeysCommand,
+} from "@aws-sdk/client-kms";
+import type { Command } from "commander";
+import { getAddress } from "viem";
+import { loadConfig } from "../ops/config.js";
+import { DEFAULT_EMULATOR_FILE, startKmsEmulator } from "./kms-emulator/server.js";
+import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
+
+function kmsFromConfig() {
+  const config = loadConfig();
+  return createKmsClient({
+    region: config.env.AWS_REGION,
+    endpoint: config.env.AWS_ENDPOINT_URL_KMS,
+  });
+}
+
+export function registerCommands(program: Command): void {
+  const keys = program
+    .command("keys")
+    .description("hot-wallet keys in KMS (or the local emulator when AWS_ENDPOINT_URL_KMS is set)");
+
+  keys
+    .command("create")
+    .description("create an ECC_SECG_P256K1 signing key and print its id and address")
+    .option("--alias <alias>", "also create this alias (alias/...)")
+    .option("--description <text>", "key description", "custody-node hot wallet")
+    .action(async (opts: { alias?: string; description: string }) => {
+      const kms = kmsFromConfig();
+      try {
+        const out = await kms.send(
+          new CreateKeyCommand({
+            KeySpec: "ECC_SECG_P256K1",
+            KeyUsage: "SIGN_VERIFY",
+            Description: opts.description,
+          }),
+        );
+        const keyId = out.KeyMetadata!.KeyId!;
+        if (opts.alias) {
+          const alias = opts.alias.startsWith("alias/") ? opts.alias : `alias/${opts.alias}`;
+          await kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: keyId }));
+        }
+        const account = await createKmsAccount({ kms, keyId });
+        console.log(`key ${keyId}${opts.alias ? ` (${opts.alias})` : ""}`);
+        console.log(`address ${getAddress(account.address)}`);
+      } finally {
+        kms.destroy();
+      }
+    });
+
+  keys
+    .command("list")
+    .description("list secp256k1 signing keys with their aliases and addresses")
+    .action(async () => {
+      const kms = kmsFromConfig();
+      try {
+        const aliases = (await kms.send(new ListAliasesCommand({}))).Aliases ?? [];
+        let marker: string | undefined;
+        do {
+          const page = await kms.send(new ListKeysCommand(marker ? { Marker: marker } : {}));
+          for (const k of page.Keys ?? []) {
+            const meta = (await kms.send(new DescribeKeyCommand({ KeyId: k.KeyId! }))).KeyMetadata;
+            if (meta?.KeySpec !== "ECC_SECG_P256K1" || meta.KeyUsage !== "SIGN_VERIFY") continue;
+            const account = await createKmsAccount({ kms, keyId: k.KeyId! });
+            const names = aliases.filter((a) => a.TargetKeyId === k.KeyId).map((a) => a.AliasName);
+            console.log(
+              `${k.KeyId}  ${getAddress(account.address)}${names.length ? `  ${names.join(",")}` : ""}`,
+            );
+          }
+          marker = page.Truncated ? page.NextMarker : undefined;
+        } while (marker);
+      } finally {
+        kms.destroy();
+      }
+    });
+
+  keys
+    .command("address")
+    .description("print the Ethereum address of a key (id, ARN or alias)")
+    .argument("<keyId>")
+    .action(async (keyId: string) => {
+      const kms = kmsFromConfig();
+      try {
+        console.log(getAddress((await createKmsAccount({ kms, keyId })).address));
+      } finally {
+        kms.destroy();
+      }
+    });
+
+  program
+    .command("kms-local")
+    .description("run the local KMS emulator (dev and tests only; keys in a JSON file)")
+    .option("--host <host>", "listen address (loopback only)", "127.0.0.1")
+    .option("--port <port>", "port", "4599")
+    .option("--file <path>", "key file", DEFAULT_EMULATOR_FILE)
+    .action(async (opts: { host: string; port: string; file: string }) => {
+      if (!["127.0.0.1", "localhost", "::1"].includes(opts.host)) {
+        throw new Error("kms-local listens on loopback only (it holds private keys in a file)");
+      }
+      const emulator = await startKmsEmulator({
+        host: opts.host,
+        port: Number(opts.port),
+        file: opts.file,
+      });
+      console.log(`KMS emulator on ${emulator.url} (keys in ${opts.file})`);
+      console.log(`use it with AWS_ENDPOINT_URL_KMS=${emulator.url}`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
+      await emulator.stop();
+    });
+}
