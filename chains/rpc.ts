@@ -44,6 +44,8 @@ class TransportFailure extends Error {
   }
 }
 
+class BatchRefused extends Error {}
+
 type JsonRpcResponse = {
   id: number;
   result?: unknown;
@@ -226,8 +228,13 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     });
   }
 
+  // Some providers refuse JSON-RPC batches (one error object instead of an array): from then on
+  // the calls of a batch go out as parallel single requests.
+  let batchesRefused = false;
+
   async function batchChunk<T>(chunk: RpcCall[]): Promise<T[]> {
-    if (chunk.length === 1) return [await request<T>(chunk[0]!.method, chunk[0]!.params)];
+    if (chunk.length === 1 || batchesRefused)
+      return Promise.all(chunk.map((c) => request<T>(c.method, c.params)));
     const first = nextId;
     nextId += chunk.length;
     const body = chunk.map((c, i) => ({
@@ -236,20 +243,41 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       method: c.method,
       params: c.params,
     }));
-    return send(
-      body,
-      chunk.map((c) => c.method),
-      (json) => {
-        if (!Array.isArray(json) || json.length !== chunk.length || !json.every(isResponse))
-          throw new TransportFailure("bad_body", "batch response does not match the request");
-        const byId = new Map(json.map((r) => [r.id, r]));
-        return chunk.map((c, i) => {
-          const r = byId.get(first + i);
-          if (!r) throw new TransportFailure("bad_body", "batch response is missing an id");
-          return unwrap(c.method, r) as T;
-        });
-      },
-    );
+    try {
+      return await send(
+        body,
+        chunk.map((c) => c.method),
+        (json) => {
+          if (
+            typeof json === "object" &&
+            json !== null &&
+            !Array.isArray(json) &&
+            "error" in json
+          ) {
+            const message = String((json as JsonRpcResponse).error?.message ?? "");
+            if (RATE_LIMIT_MESSAGE.test(message))
+              throw new TransportFailure("rate_limited", message);
+            throw new BatchRefused();
+          }
+          if (!Array.isArray(json) || json.length !== chunk.length || !json.every(isResponse))
+            throw new TransportFailure("bad_body", "batch response does not match the request");
+          const byId = new Map(json.map((r) => [r.id, r]));
+          return chunk.map((c, i) => {
+            const r = byId.get(first + i);
+            if (!r) throw new TransportFailure("bad_body", "batch response is missing an id");
+            return unwrap(c.method, r) as T;
+          });
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof BatchRefused)) throw error;
+      batchesRefused = true;
+      options.logger?.info({
+        msg: "rpc batches refused, sending single requests",
+        chain_id: options.chainId,
+      });
+      return Promise.all(chunk.map((c) => request<T>(c.method, c.params)));
+    }
   }
 
   return {

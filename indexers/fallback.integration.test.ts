@@ -110,6 +110,19 @@ describe("RPC fallback", () => {
     secondary.setMaxLogRange(null);
   });
 
+  it("sends single requests to a provider that refuses JSON-RPC batches", async () => {
+    secondary.setRefuseBatches(true);
+    const adapter = createEvmAdapter(
+      { ...chain, rpcUrls: [secondary.url] },
+      { common: ctx.common },
+    );
+    const before = secondary.requests();
+    const headers = await adapter.getHeaders([1n, 2n, 3n]);
+    expect(headers.map((h) => h && BigInt(h.number))).toEqual([1n, 2n, 3n]);
+    expect(secondary.requests()).toBe(before + 4); // the refused batch, then 3 single calls
+    secondary.setRefuseBatches(false);
+  });
+
   it("the indexer keeps going on a flaky primary and stores what a clean run stores", async () => {
     // Every request to the primary fails in turn with one of the faults, or succeeds.
     const cycle = ["http500", "none", "http429", "drop", "none", "hang"] as const;

@@ -14,6 +14,8 @@ export type FaultyProxy = {
   setFault: (fault: Fault | ((n: number) => Fault)) => void;
   /** eth_getLogs spanning more blocks than this gets a JSON-RPC "more than 10000 results" error. */
   setMaxLogRange: (blocks: number | null) => void;
+  /** Answer JSON-RPC batches with one error object, as providers without batch support do. */
+  setRefuseBatches: (refuse: boolean) => void;
   requests: () => number;
   logRanges: () => number[];
   close: () => Promise<void>;
@@ -22,6 +24,7 @@ export type FaultyProxy = {
 export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   let fault: Fault | ((n: number) => Fault) = "none";
   let maxLogRange: number | null = null;
+  let refuseBatches = false;
   let count = 0;
   const ranges: number[] = [];
   const hanging = new Set<http.ServerResponse>();
@@ -41,6 +44,16 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
       if (current === "drop") return void req.socket.destroy();
       const body = Buffer.concat(chunks).toString();
       const parsed = JSON.parse(body) as { id: number; method: string; params: unknown[] };
+      if (Array.isArray(parsed) && refuseBatches) {
+        res.writeHead(200, { "content-type": "application/json" });
+        return void res.end(
+          JSON.stringify({
+            jsonrpc: "2.0",
+            id: null,
+            error: { code: -32600, message: "batch requests are not supported" },
+          }),
+        );
+      }
       if (!Array.isArray(parsed) && parsed.method === "eth_getLogs") {
         const filter = parsed.params[0] as { fromBlock: string; toBlock: string };
         const span = Number(BigInt(filter.toBlock) - BigInt(filter.fromBlock)) + 1;
@@ -78,6 +91,9 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
     },
     setMaxLogRange: (blocks) => {
       maxLogRange = blocks;
+    },
+    setRefuseBatches: (refuse) => {
+      refuseBatches = refuse;
     },
     requests: () => count,
     logRanges: () => [...ranges],
