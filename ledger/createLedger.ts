@@ -85,6 +85,16 @@ export type Ledger = {
   close: () => Promise<void>;
 };
 
+/** Control flow only: the batch needs accounts created first (see `apply`). */
+class AccountsMissing extends Error {
+  constructor(
+    readonly sql: string,
+    readonly params: unknown[],
+  ) {
+    super("accounts missing");
+  }
+}
+
 type Waiter = {
   t: TransferInput;
   resolve: (r: TransferResult) => void;
@@ -212,6 +222,7 @@ export function createLedger({
 
   // Assets are never deleted, so an id once seen committed stays valid.
   const knownAssets = new Set<string>();
+  const accountIds = new Map<string, bigint>();
   const refreshAssets = async (ids: Iterable<string>) => {
     const wanted = [...new Set(ids)].filter((id) => !knownAssets.has(id));
     if (wanted.length === 0) return;
@@ -242,7 +253,10 @@ export function createLedger({
     await refreshAssets(transfers.flatMap((t) => ("assetId" in t ? [t.assetId] : [])));
     const snapshot = new Set(knownAssets);
     if (options.client) {
-      const results = await runBatch(options.client, transfers, { knownAssets: snapshot });
+      const results = await runBatch(options.client, transfers, {
+        knownAssets: snapshot,
+        accountIds,
+      });
       count(results);
       return results;
     }
@@ -251,16 +265,22 @@ export function createLedger({
         const results = await withTransaction(pool, (client) =>
           runBatch(client, transfers, {
             knownAssets: snapshot,
-            // Outside the batch's transaction: account creation commits on its own and never
-            // waits inside our lock order.
+            accountIds,
+            // Missing accounts are created outside the batch's transaction, after it rolled
+            // back: creation then commits on its own, never waits inside our lock order, and
+            // never needs a second pool connection while this one is held (pool exhaustion).
             createAccounts: async (sql, params) => {
-              await pool.query(sql, params);
+              throw new AccountsMissing(sql, params);
             },
           }),
         );
         count(results);
         return results;
       } catch (error) {
+        if (error instanceof AccountsMissing && attempt < 5) {
+          await pool.query(error.sql, error.params);
+          continue;
+        }
         if (error instanceof TransferIdRaceError && attempt < 5) continue;
         throw error;
       }

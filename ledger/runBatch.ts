@@ -53,17 +53,16 @@ function toAccountState(r: AccountRow): AccountState {
   };
 }
 
-// Resolving names and locking in one statement; the lock is taken in id order on the outer rows,
-// so two batches touching overlapping accounts queue instead of deadlocking.
+// Names resolve to ids without a lock (ids never change and accounts are never deleted), then
+// rows are locked by id alone, in id order, so two batches touching overlapping accounts queue
+// instead of deadlocking. (Locking through a join on the same table lost rows under concurrent
+// updates: READ COMMITTED's recheck of an updated row does not re-run the join.)
+const RESOLVE_ACCOUNTS = `
+SELECT a.id::text, a.asset_id, a.name FROM ledger.accounts a
+JOIN unnest($1::text[], $2::text[]) AS u(asset_id, name) ON a.asset_id = u.asset_id AND a.name = u.name`;
+
 const LOCK_ACCOUNTS = `
-SELECT ${ACCOUNT_COLUMNS} FROM ledger.accounts
-WHERE id IN (
-  SELECT a.id FROM ledger.accounts a
-  JOIN unnest($1::text[], $2::text[]) AS u(asset_id, name) ON a.asset_id = u.asset_id AND a.name = u.name
-  UNION ALL SELECT unnest($3::bigint[])
-)
-ORDER BY id
-FOR UPDATE`;
+SELECT ${ACCOUNT_COLUMNS} FROM ledger.accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
 
 const CREATE_ACCOUNTS = `
 INSERT INTO ledger.accounts (asset_id, name, kind, normal, debits_must_not_exceed_credits, credits_must_not_exceed_debits)
@@ -160,6 +159,8 @@ const str = (v: bigint) => v.toString();
 
 export type RunBatchOptions = {
   knownAssets: ReadonlySet<string>;
+  /** name → id of accounts seen before (ids never change; a stale entry is detected and dropped). */
+  accountIds?: Map<string, bigint>;
   /** Creates missing accounts. Defaults to the batch's own client. */
   createAccounts?: (query: string, params: unknown[]) => Promise<void>;
 };
@@ -193,21 +194,18 @@ export async function runBatch(
     }
   }
   const nameList = [...names.values()];
-  const lock = async () => {
-    const r = await client.query<AccountRow>(LOCK_ACCOUNTS, [
-      nameList.map((n) => n.assetId),
-      nameList.map((n) => n.name),
-      [...holdAccountIds],
+  const cache = options.accountIds ?? new Map<string, bigint>();
+  const resolve = async (refs: { assetId: string; name: string }[]) => {
+    if (refs.length === 0) return;
+    const r = await client.query<{ id: string; asset_id: string; name: string }>(RESOLVE_ACCOUNTS, [
+      refs.map((n) => n.assetId),
+      refs.map((n) => n.name),
     ]);
-    const accounts = new Map<string, AccountState>();
-    for (const row of r.rows) {
-      const a = toAccountState(row);
-      accounts.set(accountKey(a.assetId, a.name), a);
-    }
-    return accounts;
+    for (const row of r.rows) cache.set(accountKey(row.asset_id, row.name), BigInt(row.id));
   };
-  let accounts = await lock();
-  const missing = nameList.filter((n) => !accounts.has(accountKey(n.assetId, n.name)));
+  const uncached = () => nameList.filter((n) => !cache.has(accountKey(n.assetId, n.name)));
+  await resolve(uncached());
+  const missing = uncached();
   if (missing.length > 0) {
     const classes = missing.map((n) => classifyAccount(n.name));
     const params = [
@@ -220,7 +218,25 @@ export async function runBatch(
     ];
     if (options.createAccounts) await options.createAccounts(CREATE_ACCOUNTS, params);
     else await client.query(CREATE_ACCOUNTS, params);
-    accounts = await lock();
+    await resolve(missing);
+  }
+  const lockIds = new Set(holdAccountIds);
+  for (const n of nameList) {
+    const id = cache.get(accountKey(n.assetId, n.name));
+    if (id === undefined) throw new Error(`account ${n.name} in ${n.assetId} could not be created`);
+    lockIds.add(id.toString());
+  }
+  const locked = await client.query<AccountRow>(LOCK_ACCOUNTS, [[...lockIds]]);
+  const accounts = new Map<string, AccountState>();
+  for (const row of locked.rows) {
+    const a = toAccountState(row);
+    accounts.set(accountKey(a.assetId, a.name), a);
+  }
+  if (locked.rows.length !== lockIds.size) {
+    // A cached id whose creation was rolled back with a caller's transaction: forget and redo.
+    for (const n of nameList)
+      if (!accounts.has(accountKey(n.assetId, n.name))) cache.delete(accountKey(n.assetId, n.name));
+    throw new TransferIdRaceError([]);
   }
 
   const holds = new Map<string, HoldState>();
