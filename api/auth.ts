@@ -37,6 +37,8 @@ export async function registerAuth(app: FastifyInstance, pool: Pool): Promise<vo
     const scopes = (route.config as { scopes?: readonly Scope[] } | undefined)?.scopes;
     if (!scopes || scopes.length === 0)
       throw new Error(`route ${route.method} ${route.url} declares no scopes`);
+    // The OpenAPI document shows (and tests read) the scopes each route accepts.
+    route.schema = { ...route.schema, security: [{ apiKey: [...scopes] }] };
   });
   app.addHook("onRequest", async (request) => {
     const plaintext = presentedKey(request);

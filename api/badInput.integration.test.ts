@@ -262,6 +262,30 @@ const cases: Case[] = [
   },
 ];
 
+const badQueries: {
+  url: string;
+  field: string;
+  scope: "ledger:read" | "deposits:read" | "admin";
+}[] = [
+  {
+    url: `/v1/customers/alice/transfers?asset=${NATIVE}&cursor=zzz`,
+    field: "querystring.cursor",
+    scope: "ledger:read",
+  },
+  { url: "/v1/customers/alice/transfers", field: "querystring.asset", scope: "ledger:read" },
+  {
+    url: "/v1/customers/alice/transfers?asset=31337:native",
+    field: "querystring.asset",
+    scope: "ledger:read",
+  },
+  { url: "/v1/deposits?limit=0", field: "querystring.limit", scope: "deposits:read" },
+  { url: "/v1/deposits?limit=1001", field: "querystring.limit", scope: "deposits:read" },
+  { url: "/v1/deposits?chain_id=-1", field: "querystring.chain_id", scope: "deposits:read" },
+  { url: "/v1/deposits/abc", field: "params.id", scope: "deposits:read" },
+  { url: "/v1/audit?after=x", field: "querystring.after", scope: "admin" },
+  { url: "/v1/webhooks/deliveries?status=lost", field: "querystring.status", scope: "admin" },
+];
+
 describe("bad input", () => {
   it("answers every case with a 4xx problem+json naming the field, and changes nothing", async () => {
     const before = await snapshot();
@@ -300,6 +324,20 @@ describe("bad input", () => {
     expect(failures).toEqual([]);
     expect(await ledger.balance({ assetId: NATIVE, name: "user:alice" })).toEqual(balanceBefore);
     expect(await snapshot()).toEqual(before);
+  });
+
+  it("bad query strings and path parameters get a 400 naming the field", async () => {
+    for (const q of badQueries) {
+      const res = await t.call(t.keys[q.scope], { method: "GET", url: q.url });
+      expect({ url: q.url, status: res.statusCode }).toEqual({ url: q.url, status: 400 });
+      expect(res.headers["content-type"]).toContain("application/problem+json");
+      expect(
+        res
+          .json()
+          .errors.map((e: { field: string }) => e.field)
+          .join(","),
+      ).toContain(q.field);
+    }
   });
 
   it("the withdrawal that went through is untouched and still the only one", async () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealth } from "../ops/health.js";
-import { revokeApiKey } from "./apiKeys.js";
+import { revokeApiKey, SCOPES } from "./apiKeys.js";
 import { buildApp } from "./app.js";
+import { appendAudit } from "./audit.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 import { createV1Plugin } from "./v1.js";
 
@@ -144,5 +145,79 @@ describe("rate limit", () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe("scopes", () => {
+  it("every route refuses each key without one of its scopes (403) and lets each with one through", async () => {
+    const doc = (await t.app.inject({ method: "GET", url: "/docs/json" })).json();
+    const problems: string[] = [];
+    let checked = 0;
+    for (const [path, ops] of Object.entries(
+      doc.paths as Record<string, Record<string, { security: { apiKey: string[] }[] }>>,
+    )) {
+      if (!path.startsWith("/v1/")) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        const accepted = op.security[0]!.apiKey;
+        expect(accepted.length).toBeGreaterThan(0);
+        const url = path.replace(/\{[^}]+\}/g, "00000000-0000-5000-8000-000000000000");
+        for (const scope of SCOPES) {
+          const res = await t.call(t.keys[scope], {
+            method: method.toUpperCase() as "GET",
+            url,
+            ...(method === "post" ? { payload: {} } : {}),
+          });
+          const allowed = scope === "admin" || accepted.includes(scope);
+          const got =
+            res.statusCode === 403 ? "refused" : res.statusCode === 401 ? "unauth" : "passed";
+          if (got === "unauth" || (allowed ? got !== "passed" : got !== "refused"))
+            problems.push(
+              `${method} ${path} with ${scope}: ${res.statusCode} ${res.body.slice(0, 120)}`,
+            );
+          if (got === "refused") expect(res.json().code).toBe("AUTH_SCOPE_MISSING");
+          checked++;
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(checked).toBeGreaterThanOrEqual(SCOPES.length * 10);
+  });
+});
+
+describe("audit", () => {
+  it("lists entries by entity, oldest first, for admins; the log refuses updates and deletes", async () => {
+    await appendAudit(t.ctx.db.pool, {
+      actor: "cli",
+      action: "apikey.created",
+      entityType: "api_key",
+      entityId: "k1",
+      details: { owner: "x" },
+    });
+    await appendAudit(t.ctx.db.pool, {
+      actor: "cli",
+      action: "apikey.revoked",
+      entityType: "api_key",
+      entityId: "k1",
+    });
+    const res = await t.call(t.keys.admin, {
+      method: "GET",
+      url: "/v1/audit?entity_type=api_key&entity_id=k1",
+    });
+    expect(res.statusCode).toBe(200);
+    const entries = res.json().entries;
+    expect(entries.map((e: { action: string }) => e.action)).toEqual([
+      "apikey.created",
+      "apikey.revoked",
+    ]);
+    expect(entries[0]).toMatchObject({ actor: "cli", details: { owner: "x" } });
+    const after = await t.call(t.keys.admin, {
+      method: "GET",
+      url: `/v1/audit?entity_id=k1&after=${entries[0].id}`,
+    });
+    expect(after.json().entries).toHaveLength(1);
+    await expect(t.ctx.db.pool.query("UPDATE api.audit_log SET actor = 'x'")).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(t.ctx.db.pool.query("DELETE FROM api.audit_log")).rejects.toThrow(/append-only/);
   });
 });

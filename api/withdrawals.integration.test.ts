@@ -259,6 +259,40 @@ describe("withdrawals", () => {
     expect(own.json()).toMatchObject({ code: "DESTINATION_IS_CUSTODY", field: "body.to" });
   });
 
+  it("lists the customer's ledger transfers, newest first, with holds and voids", async () => {
+    const res = await t.call(t.keys["ledger:read"], {
+      method: "GET",
+      url: `/v1/customers/alice/transfers?asset=${NATIVE}&limit=100`,
+    });
+    expect(res.statusCode).toBe(200);
+    const transfers = res.json().transfers as { type: string; direction: string; amount: string }[];
+    expect(transfers.at(-1)).toMatchObject({
+      type: "single",
+      direction: "credit",
+      amount: (20n * ETH).toString(),
+    });
+    expect(
+      transfers.filter((x) => x.type === "pending").every((x) => x.direction === "debit"),
+    ).toBe(true);
+    expect(transfers.some((x) => x.type === "void")).toBe(true);
+    const page = await t.call(t.keys["ledger:read"], {
+      method: "GET",
+      url: `/v1/customers/alice/transfers?asset=${NATIVE}&limit=2`,
+    });
+    expect(page.json().transfers).toHaveLength(2);
+    const next = await t.call(t.keys["ledger:read"], {
+      method: "GET",
+      url: `/v1/customers/alice/transfers?asset=${NATIVE}&limit=2&cursor=${page.json().nextCursor}`,
+    });
+    expect(next.json().transfers[0].seq).not.toBe(page.json().transfers[0].seq);
+    const unknown = await t.call(t.keys["ledger:read"], {
+      method: "GET",
+      url: "/v1/customers/alice/transfers?asset=1:0x0000000000000000000000000000000000000000",
+    });
+    expect(unknown.statusCode).toBe(422);
+    expect(unknown.json()).toMatchObject({ code: "UNKNOWN_CHAIN", field: "querystring.asset" });
+  });
+
   it("lists withdrawals by customer and status", async () => {
     const res = await t.call(approver1, {
       method: "GET",

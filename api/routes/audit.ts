@@ -27,7 +27,6 @@ export function auditRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["audit"],
           summary: "Audit log entries (oldest first; cursor = last id)",
-          security: [{ apiKey: [] }],
           querystring: Type.Object(
             {
               entity_type: Type.Optional(Type.String({ pattern: "^[a-z_]{1,32}$" })),

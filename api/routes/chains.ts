@@ -39,7 +39,6 @@ export function chainsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["chains"],
           summary: "Configured chains with RPC head, indexed block and lag",
-          security: [{ apiKey: [] }],
           response: { 200: Type.Object({ chains: Type.Array(ChainOut) }), ...problemResponses },
         },
       },
@@ -68,7 +67,6 @@ export function chainsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["chains"],
           summary: "Listed assets (native and tokens) per chain",
-          security: [{ apiKey: [] }],
           response: { 200: Type.Object({ assets: Type.Array(AssetOut) }), ...problemResponses },
         },
       },

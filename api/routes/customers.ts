@@ -60,7 +60,6 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["customers"],
           summary: "A customer's balances per listed asset (posted, pending holds, available)",
-          security: [{ apiKey: [] }],
           params: Type.Object({ customerId: CustomerId }),
           response: { 200: Type.Object({ balances: Type.Array(BalanceOut) }), ...problemResponses },
         },
@@ -94,12 +93,16 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["customers"],
           summary: "Ledger transfers of the customer's account in one asset (newest first)",
-          security: [{ apiKey: [] }],
           params: Type.Object({ customerId: CustomerId }),
           querystring: Type.Object(
             {
               asset: AssetId,
-              cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+              cursor: Type.Optional(
+                Type.String({
+                  pattern: "^[0-9]{1,20}$",
+                  description: "nextCursor of the last page",
+                }),
+              ),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -151,7 +154,6 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["customers"],
           summary: "Allocate (or return) the customer's deposit address on a chain",
-          security: [{ apiKey: [] }],
           headers: IdempotencyHeaders,
           params: Type.Object({ customerId: CustomerId }),
           body: Type.Object({ chain: ChainRef }, { additionalProperties: false }),
@@ -192,7 +194,6 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["customers"],
           summary: "A customer's deposit addresses",
-          security: [{ apiKey: [] }],
           params: Type.Object({ customerId: CustomerId }),
           response: {
             200: Type.Object({ addresses: Type.Array(DepositAddressOut) }),

@@ -124,7 +124,6 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["deposits"],
           summary: "List deposits, by customer, status and chain (oldest first, cursor = last id)",
-          security: [{ apiKey: [] }],
           querystring: Type.Object(
             {
               customer_id: Type.Optional(CustomerId),
@@ -158,7 +157,6 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["deposits"],
           summary: "One deposit",
-          security: [{ apiKey: [] }],
           params: Type.Object({ id: Type.String({ pattern: "^[0-9]{1,18}$" }) }),
           response: { 200: DepositOut, ...problemResponses },
         },

@@ -34,7 +34,6 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["webhooks"],
           summary: "Webhook deliveries; status=dead is the dead-letter list",
-          security: [{ apiKey: [] }],
           querystring: Type.Object(
             {
               status: Type.Optional(
@@ -70,7 +69,6 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["webhooks"],
           summary: "Re-drive a dead event (all its dead endpoints, or one)",
-          security: [{ apiKey: [] }],
           headers: IdempotencyHeaders,
           params: Type.Object({ eventId: Uuid }),
           body: Type.Optional(

@@ -78,7 +78,6 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           tags: ["withdrawals"],
           summary:
             "Request a withdrawal (validated, policy-checked, held, then signed or queued for approval)",
-          security: [{ apiKey: [] }],
           headers: IdempotencyHeaders,
           body: Type.Object(
             {
@@ -115,7 +114,6 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["withdrawals"],
           summary: "List withdrawals (oldest first)",
-          security: [{ apiKey: [] }],
           querystring: Type.Object(
             {
               customer_id: Type.Optional(CustomerId),
@@ -152,7 +150,6 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["withdrawals"],
           summary: "One withdrawal with its approvals and audit history",
-          security: [{ apiKey: [] }],
           params: Type.Object({ id: Uuid }),
           response: {
             200: Type.Object({ ...WithdrawalOut.properties, history: Type.Array(AuditOut) }),
@@ -184,7 +181,6 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
                 : action === "approve"
                   ? "Approve (a distinct approver, not the requester); at M approvals it goes to the signer"
                   : "Reject (an approver, not the requester); the hold is voided",
-            security: [{ apiKey: [] }],
             headers: IdempotencyHeaders,
             params: Type.Object({ id: Uuid }),
             body: Type.Optional(Decision),
