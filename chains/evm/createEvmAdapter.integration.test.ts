@@ -1,0 +1,91 @@
+/**
+ * The EVM adapter against a real anvil: heads, blocks, receipts, balances (native and ERC-20 at a
+ * block), the viem client over the fallback transport (fee history, typed node errors), and
+ * sendRawTransaction of bytes signed elsewhere (here: by anvil's unlocked dev account).
+ */
+import { type Hex, parseTransaction } from "viem";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import {
+  anvilRpc,
+  call,
+  deploy,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+} from "../../indexers/testing/chain.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { createEvmAdapter, type EvmAdapter } from "../index.js";
+
+let ctx: TestContext;
+let rpc: Rpc;
+let adapter: EvmAdapter;
+let accounts: Hex[];
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: 31337 }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  accounts = await rpc<Hex[]>("eth_accounts");
+  adapter = createEvmAdapter(ctx.config.chains[0]!, { common: ctx.common });
+});
+
+afterAll(async () => {
+  await ctx?.cleanup();
+});
+
+it("reads balances at a block, natively and for many ERC-20 holders in one batch", async () => {
+  const token = await deploy(rpc, accounts[0]!, "TestToken", [1_000_000n]);
+  const holders = [freshAddress(1), freshAddress(2), freshAddress(3)];
+  await sendAndMine(rpc, { from: accounts[0]!, to: holders[0]!, value: 123n });
+  const r1 = await sendAndMine(rpc, {
+    from: accounts[0]!,
+    to: token,
+    data: call("TestToken", "transfer", [holders[1], 40n]),
+  });
+  await sendAndMine(rpc, {
+    from: accounts[0]!,
+    to: token,
+    data: call("TestToken", "transfer", [holders[1], 2n]),
+  });
+  expect(await adapter.getNativeBalance(holders[0]!)).toBe(123n);
+  expect(await adapter.getTokenBalances({ token, holders })).toEqual([0n, 42n, 0n]);
+  expect(
+    await adapter.getTokenBalances({ token, holders, blockNumber: BigInt(r1.blockNumber) }),
+  ).toEqual([0n, 40n, 0n]);
+});
+
+it("serves blocks, receipts, head and the viem client over the same transport", async () => {
+  const head = await adapter.getHead();
+  const [block] = await adapter.getBlocks([head]);
+  expect(BigInt(block!.number)).toBe(head);
+  const [receipts] = await adapter.getBlockReceipts([
+    { number: head, txHashes: block!.transactions.map((t) => t.hash) },
+  ]);
+  expect(receipts!.map((r) => r.transactionHash)).toEqual(block!.transactions.map((t) => t.hash));
+  const fees = await adapter.client.getFeeHistory({ blockCount: 2, rewardPercentiles: [50] });
+  expect(fees.baseFeePerGas.length).toBe(3);
+  expect(await adapter.client.getBlockNumber({ cacheTime: 0 })).toBe(head);
+});
+
+it("sends signed bytes, and a repeat surfaces as a typed node error", async () => {
+  const raw = await rpc<Hex>("eth_signTransaction", [
+    {
+      from: accounts[2],
+      to: freshAddress(9),
+      value: "0x5",
+      gas: "0x5208",
+      maxFeePerGas: "0x77359400",
+      maxPriorityFeePerGas: "0x1",
+      nonce: "0x0",
+      chainId: "0x7a69",
+      type: "0x2",
+    },
+  ]);
+  const hash = await adapter.sendRawTransaction(raw);
+  expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
+  expect(parseTransaction(raw).to).toBe(freshAddress(9));
+  expect(await adapter.getNativeBalance(freshAddress(9))).toBe(5n);
+  // Same nonce again, via the viem client: viem maps the node's error code to its own error.
+  await expect(adapter.client.sendRawTransaction({ serializedTransaction: raw })).rejects.toThrow(
+    /nonce|already/i,
+  );
+});
