@@ -165,6 +165,74 @@ export type RunBatchOptions = {
   createAccounts?: (query: string, params: unknown[]) => Promise<void>;
 };
 
+/**
+ * Resolve names to ids (creating missing accounts), then lock every account by id in id order.
+ * Ids of accounts created in this transaction stay out of the shared cache until they are seen
+ * committed, so a concurrent transaction never tries to lock a row it cannot see.
+ */
+async function lockAccounts(
+  client: Queryable,
+  nameList: { assetId: string; name: string }[],
+  holdAccountIds: Set<string>,
+  options: RunBatchOptions,
+): Promise<Map<string, AccountState>> {
+  const shared = options.accountIds ?? new Map<string, bigint>();
+  const own = new Map<string, bigint>();
+  const idOf = (n: { assetId: string; name: string }) =>
+    shared.get(accountKey(n.assetId, n.name)) ?? own.get(accountKey(n.assetId, n.name));
+  const resolve = async (refs: { assetId: string; name: string }[], into: Map<string, bigint>) => {
+    if (refs.length === 0) return;
+    const r = await client.query<{ id: string; asset_id: string; name: string }>(RESOLVE_ACCOUNTS, [
+      refs.map((n) => n.assetId),
+      refs.map((n) => n.name),
+    ]);
+    for (const row of r.rows) into.set(accountKey(row.asset_id, row.name), BigInt(row.id));
+  };
+  for (let attempt = 1; ; attempt++) {
+    const unknown = () => nameList.filter((n) => idOf(n) === undefined);
+    await resolve(unknown(), shared);
+    const missing = unknown();
+    if (missing.length > 0) {
+      const classes = missing.map((n) => classifyAccount(n.name));
+      const params = [
+        missing.map((n) => n.assetId),
+        missing.map((n) => n.name),
+        classes.map((c) => c?.kind),
+        classes.map((c) => c?.normal),
+        classes.map((c) => c?.debitsMustNotExceedCredits),
+        classes.map((c) => c?.creditsMustNotExceedDebits),
+      ];
+      if (options.createAccounts) {
+        await options.createAccounts(CREATE_ACCOUNTS, params);
+        await resolve(missing, shared);
+      } else {
+        await client.query(CREATE_ACCOUNTS, params);
+        await resolve(missing, own);
+      }
+    }
+    const lockIds = new Set(holdAccountIds);
+    for (const n of nameList) {
+      const id = idOf(n);
+      if (id === undefined)
+        throw new Error(`account ${n.name} in ${n.assetId} could not be created`);
+      lockIds.add(id.toString());
+    }
+    const locked = await client.query<AccountRow>(LOCK_ACCOUNTS, [[...lockIds]]);
+    const accounts = new Map<string, AccountState>();
+    for (const row of locked.rows) {
+      const a = toAccountState(row);
+      accounts.set(accountKey(a.assetId, a.name), a);
+    }
+    if (locked.rows.length === lockIds.size) return accounts;
+    // A cached id whose creation was rolled back with a caller's transaction: forget it and redo
+    // (nothing is written yet, and re-locking rows we hold is a no-op).
+    for (const n of nameList)
+      if (!accounts.has(accountKey(n.assetId, n.name)))
+        shared.delete(accountKey(n.assetId, n.name));
+    if (attempt >= 3) throw new TransferIdRaceError([]);
+  }
+}
+
 /** Runs one batch on `client`, which must already be inside a transaction. */
 export async function runBatch(
   client: Queryable,
@@ -194,50 +262,7 @@ export async function runBatch(
     }
   }
   const nameList = [...names.values()];
-  const cache = options.accountIds ?? new Map<string, bigint>();
-  const resolve = async (refs: { assetId: string; name: string }[]) => {
-    if (refs.length === 0) return;
-    const r = await client.query<{ id: string; asset_id: string; name: string }>(RESOLVE_ACCOUNTS, [
-      refs.map((n) => n.assetId),
-      refs.map((n) => n.name),
-    ]);
-    for (const row of r.rows) cache.set(accountKey(row.asset_id, row.name), BigInt(row.id));
-  };
-  const uncached = () => nameList.filter((n) => !cache.has(accountKey(n.assetId, n.name)));
-  await resolve(uncached());
-  const missing = uncached();
-  if (missing.length > 0) {
-    const classes = missing.map((n) => classifyAccount(n.name));
-    const params = [
-      missing.map((n) => n.assetId),
-      missing.map((n) => n.name),
-      classes.map((c) => c?.kind),
-      classes.map((c) => c?.normal),
-      classes.map((c) => c?.debitsMustNotExceedCredits),
-      classes.map((c) => c?.creditsMustNotExceedDebits),
-    ];
-    if (options.createAccounts) await options.createAccounts(CREATE_ACCOUNTS, params);
-    else await client.query(CREATE_ACCOUNTS, params);
-    await resolve(missing);
-  }
-  const lockIds = new Set(holdAccountIds);
-  for (const n of nameList) {
-    const id = cache.get(accountKey(n.assetId, n.name));
-    if (id === undefined) throw new Error(`account ${n.name} in ${n.assetId} could not be created`);
-    lockIds.add(id.toString());
-  }
-  const locked = await client.query<AccountRow>(LOCK_ACCOUNTS, [[...lockIds]]);
-  const accounts = new Map<string, AccountState>();
-  for (const row of locked.rows) {
-    const a = toAccountState(row);
-    accounts.set(accountKey(a.assetId, a.name), a);
-  }
-  if (locked.rows.length !== lockIds.size) {
-    // A cached id whose creation was rolled back with a caller's transaction: forget and redo.
-    for (const n of nameList)
-      if (!accounts.has(accountKey(n.assetId, n.name))) cache.delete(accountKey(n.assetId, n.name));
-    throw new TransferIdRaceError([]);
-  }
+  const accounts = await lockAccounts(client, nameList, holdAccountIds, options);
 
   const holds = new Map<string, HoldState>();
   if (pendingList.length > 0) {
