@@ -55,6 +55,8 @@ export type RunInputs = {
   liabilities: Map<string, bigint>;
   /** Entries left for a later run: their chain fact is above the run's block. */
   deferred: number;
+  /** All entries whose fact is above the block (the next run re-examines them). */
+  deferredEntries: { id: string; txHash: string; position: string }[];
   watermarks: Watermarks;
 };
 
@@ -73,10 +75,6 @@ type FactRow = {
 
 const FACT_COLUMNS =
   "id, block_number, tx_hash, position, kind, asset, from_address, to_address, amount, status";
-
-const FACT_COLUMNS_F = FACT_COLUMNS.split(", ")
-  .map((c) => `f.${c}`)
-  .join(", ");
 
 function toFact(chainId: number, r: FactRow): ChainFact {
   return {
@@ -294,46 +292,65 @@ async function loadFactsByKeys(
   keys: Key[],
 ): Promise<ChainFact[]> {
   if (keys.length === 0) return [];
+  // tx_hash = ANY probes the (chain_id, tx_hash, position) index once per hash; the position is
+  // checked here (a tx has few facts).
+  const wanted = new Set(keys.map((k) => factKey(k.txHash, k.position)));
   const r = await client.query<FactRow>(
-    `SELECT ${FACT_COLUMNS_F} FROM chain.transfers f
-     JOIN unnest($3::text[], $4::text[]) AS k(tx_hash, position)
-       ON f.tx_hash = k.tx_hash AND f.position = k.position
-     WHERE f.chain_id = $1 AND f.block_number <= $2`,
-    [chainId, block, keys.map((k) => k.txHash), keys.map((k) => k.position)],
+    `SELECT ${FACT_COLUMNS} FROM chain.transfers
+     WHERE chain_id = $1 AND tx_hash = ANY($3::text[]) AND block_number <= $2`,
+    [chainId, block, [...new Set(keys.map((k) => k.txHash))]],
   );
-  return r.rows.map((row) => toFact(chainId, row));
+  return r.rows
+    .filter((row) => wanted.has(factKey(row.tx_hash, row.position)))
+    .map((row) => toFact(chainId, row));
 }
 
-/** Posted entries claiming any of `keys` (directly or through their hold), and their compensations. */
+/**
+ * Posted entries claiming any of `keys` (directly or through their hold), the entries `ids`, and
+ * the compensations of all of those. Rows in `known` are not fetched again.
+ */
 export async function loadEntriesByKeys(
   client: PoolClient,
   chainId: number,
   keys: Key[],
   ids: string[] = [],
+  known: ReadonlyMap<string, LedgerEntry> = new Map(),
 ): Promise<LedgerEntry[]> {
   if (keys.length === 0 && ids.length === 0) return [];
-  const r = await client.query<EntryRow>(
-    `WITH k AS (SELECT * FROM unnest($2::text[], $3::text[]) AS k(tx_hash, position)),
-     claims AS (
-       SELECT t.id FROM ledger.transfers t JOIN k
-         ON t.chain_id = $1 AND t.tx_hash = k.tx_hash AND t.position = k.position
-       UNION
-       SELECT t.id FROM ledger.transfers h JOIN k
-         ON h.chain_id = $1 AND h.tx_hash = k.tx_hash AND h.position = k.position
-         JOIN ledger.transfers t ON t.pending_id = h.id
-       UNION
-       SELECT unnest($4::uuid[])
-     ),
-     wanted AS (
-       SELECT id FROM claims
-       UNION
-       SELECT c.id FROM ledger.transfers c JOIN claims ON c.reverses_id = claims.id
-     )
-     ${ENTRY_SELECT} JOIN wanted w ON w.id = t.id
-     WHERE s.chain_id = $1 AND t.posted_delta > 0`,
-    [chainId, keys.map((k) => k.txHash), keys.map((k) => k.position), ids],
+  const wanted = new Set(keys.map((k) => factKey(k.txHash, k.position)));
+  const hashes = [...new Set(keys.map((k) => k.txHash))];
+  const claims = await client.query<{ id: string; tx_hash: string; position: string }>(
+    `SELECT t.id, t.tx_hash, t.position FROM ledger.transfers t
+      WHERE t.chain_id = $1 AND t.tx_hash = ANY($2::text[])
+     UNION ALL
+     SELECT t.id, h.tx_hash, h.position FROM ledger.transfers h
+       JOIN ledger.transfers t ON t.pending_id = h.id
+      WHERE h.chain_id = $1 AND h.tx_hash = ANY($2::text[])`,
+    [chainId, hashes],
   );
-  return r.rows.map(toEntry);
+  const claimIds = new Set(ids);
+  for (const c of claims.rows) if (wanted.has(factKey(c.tx_hash, c.position))) claimIds.add(c.id);
+  if (claimIds.size === 0) return [];
+  const comp = await client.query<{ id: string }>(
+    "SELECT id FROM ledger.transfers WHERE reverses_id = ANY($1::uuid[])",
+    [[...claimIds]],
+  );
+  for (const c of comp.rows) claimIds.add(c.id);
+  const out: LedgerEntry[] = [];
+  const missing: string[] = [];
+  for (const id of claimIds) {
+    const k = known.get(id);
+    if (k) out.push(k);
+    else missing.push(id);
+  }
+  if (missing.length > 0) {
+    const r = await client.query<EntryRow>(
+      `${ENTRY_SELECT} WHERE t.id = ANY($2::uuid[]) AND s.chain_id = $1 AND t.posted_delta > 0`,
+      [chainId, missing],
+    );
+    for (const row of r.rows) out.push(toEntry(row));
+  }
+  return out;
 }
 
 /** Entries whose chain fact is only above the run's block: they belong to a later run. */
@@ -420,15 +437,35 @@ export async function loadRunInputs(
       if (txHash !== null && position !== null)
         keys.set(factKey(txHash, position), { txHash, position });
     };
-    for (const f of changedFacts) addKey(f.txHash, f.position);
+    // A new canonical row is the newest of its key (a tx re-included after a reorg is a new row),
+    // so its key's facts are all in hand; an orphaned one's canonical copy may be an older row.
+    const canonicalKeys = new Set(
+      changedFacts.filter((f) => f.status !== "orphaned").map((f) => factKey(f.txHash, f.position)),
+    );
+    // Entries claiming a new canonical fact are new themselves, or were deferred or broken in the
+    // previous run (their fact was above its block or unknown), so they are open items: only the
+    // keys of changed entries with older facts, of newly orphaned facts, and of open items need
+    // their other claimants read.
+    for (const f of changedFacts) if (f.status === "orphaned") addKey(f.txHash, f.position);
     for (const e of changedEntries) addKey(e.txHash, e.position);
     for (const k of previous.openKeys) addKey(k.txHash, k.position);
-    const keyList = [...keys.values()];
-    facts = await loadFactsByKeys(client, chainId, block, keyList);
+    const lookupKeys = [...keys].filter(([k]) => !canonicalKeys.has(k)).map(([, v]) => v);
+    const byFactId = new Map<number, ChainFact>();
+    for (const f of changedFacts) byFactId.set(f.id, f);
+    for (const f of await loadFactsByKeys(client, chainId, block, lookupKeys))
+      byFactId.set(f.id, f);
+    facts = [...byFactId.values()];
     const byId = new Map<string, LedgerEntry>();
-    for (const e of await loadEntriesByKeys(client, chainId, keyList, previous.openEntryIds))
+    for (const e of changedEntries) byId.set(e.id, e);
+    const known = new Map(byId);
+    for (const e of await loadEntriesByKeys(
+      client,
+      chainId,
+      lookupKeys,
+      previous.openEntryIds,
+      known,
+    ))
       byId.set(e.id, e);
-    for (const e of changedEntries) if (!byId.has(e.id)) byId.set(e.id, e);
     entries = [...byId.values()].sort((a, b) => a.seq - b.seq);
   }
   const late = await loadLateEntries(client, chainId, block);
@@ -454,5 +491,8 @@ export async function loadRunInputs(
       add(e.credit, e.credit.startsWith("user:") ? -e.amount : e.amount);
     }
   }
-  return { facts, entries, custody, ledger, liabilities, deferred, watermarks };
+  const deferredEntries = late
+    .filter((e) => e.txHash !== null && e.position !== null)
+    .map((e) => ({ id: e.id, txHash: e.txHash!, position: e.position! }));
+  return { facts, entries, custody, ledger, liabilities, deferred, deferredEntries, watermarks };
 }

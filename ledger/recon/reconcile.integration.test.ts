@@ -330,4 +330,34 @@ describe("reconciliation on anvil", () => {
       expect.arrayContaining([...expected, `double_credit/ledger_without_chain ${bobDeposit}:tx`]),
     );
   });
+
+  it("carries entries whose fact was above the run's block, so a later second booking is seen", async () => {
+    const base = shape(await reconciler.run({ chain }));
+    // Posted and fee-booked at once, before the indexer has made the facts final.
+    await withdraw("w4", "bob", 10n ** 16n);
+    await sync();
+    const early = await reconciler.run({ chain });
+    expect(early.deferred).toBe(2);
+    expect(shape(early)).toEqual(base);
+    const w4 = (
+      await ctx.db.pool.query<{ tx_hash: string }>(
+        "SELECT tx_hash FROM ledger.transfers WHERE id = $1",
+        [transferId("withdrawal-fee:w4")],
+      )
+    ).rows[0]!.tx_hash;
+    await ledger.transfer({
+      id: transferId("w4 booked again"),
+      assetId: ETH,
+      debit: "user:bob",
+      credit: hotAccount(),
+      amount: 10n ** 16n,
+      kind: "withdrawal",
+      chainRef: { chainId: CHAIN_ID, txHash: w4, position: "tx" },
+    });
+    await settle({ credit: false });
+    const later = await reconciler.run({ chain });
+    expect(later.mode).toBe("incremental");
+    expect(later.deferred).toBe(0);
+    expect(shape(later)).toEqual([...base, `double_credit/ledger_without_chain ${w4}:tx`].sort());
+  });
 });

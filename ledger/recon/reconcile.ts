@@ -153,6 +153,7 @@ export function createReconciler({
       const t3 = performance.now();
       await completeRun(pool, runId, {
         watermarks: inputs.watermarks,
+        deferredEntries: inputs.deferredEntries,
         factsExamined: inputs.facts.length,
         entriesExamined: inputs.entries.length,
         matched: matching.matched,

@@ -42,8 +42,10 @@ export async function findPreviousRun(
     entry_watermark: string;
     snapshot_at: Date;
     entry_gaps: SeqGap[];
+    deferred_entries: [string, string, string][];
   }>(
-    `SELECT id, block_number, fact_watermark, entry_watermark, snapshot_at, entry_gaps FROM recon.runs
+    `SELECT id, block_number, fact_watermark, entry_watermark, snapshot_at, entry_gaps,
+       deferred_entries FROM recon.runs
      WHERE chain_id = $1 AND status = 'completed' AND block_number <= $2
      ORDER BY id DESC LIMIT 1`,
     [chainId, block],
@@ -61,6 +63,10 @@ export async function findPreviousRun(
     if (b.tx_hash !== null && b.position !== null)
       openKeys.push({ txHash: b.tx_hash, position: b.position });
     for (const id of b.entry_ids) openEntryIds.add(id);
+  }
+  for (const [id, txHash, position] of row.deferred_entries) {
+    openKeys.push({ txHash, position });
+    openEntryIds.add(id);
   }
   return {
     id: Number(row.id),
@@ -98,6 +104,7 @@ export async function completeRun(
   runId: number,
   result: {
     watermarks: Watermarks;
+    deferredEntries: { id: string; txHash: string; position: string }[];
     factsExamined: number;
     entriesExamined: number;
     matched: number;
@@ -142,7 +149,7 @@ export async function completeRun(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
          matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb,
-         entry_gaps = $11::jsonb
+         entry_gaps = $11::jsonb, deferred_entries = $12::jsonb
        WHERE id = $1`,
       [
         runId,
@@ -156,6 +163,7 @@ export async function completeRun(
         JSON.stringify(result.checks.map(checkJson)),
         JSON.stringify(result.inputs),
         JSON.stringify(result.watermarks.entryGaps),
+        JSON.stringify(result.deferredEntries.map((d) => [d.id, d.txHash, d.position])),
       ],
     );
     await client.query("COMMIT");
