@@ -89,3 +89,40 @@ it("sends signed bytes, and a repeat surfaces as a typed node error", async () =
     /nonce|already/i,
   );
 });
+
+it("reads the same value-carrying frames from trace_block and debug_traceBlockByNumber", async () => {
+  const forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
+  const r = await sendAndMine(rpc, {
+    from: accounts[0]!,
+    to: forwarder,
+    value: 20n,
+    data: call("Forwarder", "split", [freshAddress(4), freshAddress(5)]),
+    gas: 300_000n,
+  });
+  const block = { number: BigInt(r.blockNumber), txHashes: [r.transactionHash] };
+  const parity = createEvmAdapter(
+    ctx.config.chains[0]!,
+    { common: ctx.common },
+    { traceMethod: "trace_block" },
+  );
+  const geth = createEvmAdapter(
+    ctx.config.chains[0]!,
+    { common: ctx.common },
+    { traceMethod: "debug" },
+  );
+  const simplify = (frames: Awaited<ReturnType<EvmAdapter["getCallFrames"]>>) =>
+    frames[0]!.map((f) => ({
+      path: f.path.join("."),
+      to: f.to.toLowerCase(),
+      value: f.value,
+      reverted: f.reverted,
+    }));
+  const a = simplify(await parity.getCallFrames([block]));
+  const b = simplify(await geth.getCallFrames([block]));
+  expect(a).toEqual(b);
+  // split: 10 to D4 at path 0; the other 10 goes into a frame (path 1) that reverts, with its payment.
+  expect(a.filter((f) => !f.reverted && f.path !== "")).toEqual([
+    { path: "0", to: freshAddress(4), value: 10n, reverted: false },
+  ]);
+  expect(a.filter((f) => f.reverted).length).toBeGreaterThanOrEqual(1);
+});

@@ -70,6 +70,8 @@ export type EvmAdapterOptions = {
   maxBatchSize?: number;
   /** Largest eth_getLogs span in blocks. */
   maxLogRange?: number;
+  /** Force a trace method (default: trace_block, then debug_traceBlockByNumber if not served). */
+  traceMethod?: "trace_block" | "debug";
 };
 
 // Messages providers use when an eth_getLogs range is too big (result count, size, duration).
@@ -135,7 +137,7 @@ export function createEvmAdapter(
   const maxLogRange = options.maxLogRange ?? 2_000;
   let logSpan = maxLogRange;
   let blockReceiptsSupported: boolean | undefined;
-  let traceMethod: "trace_block" | "debug" | undefined;
+  let traceMethod: "trace_block" | "debug" | undefined = options.traceMethod;
 
   async function getTransferLogs({
     fromBlock,
