@@ -8,8 +8,6 @@
  * exits 0.
  */
 import pg from "pg";
-// ops/modules.ts does not list the signer role yet; importing it registers it for the demo.
-import "../signer/role.js";
 import { startKmsEmulator } from "../signer/kms-emulator/server.js";
 import { createCommon } from "./common.js";
 import { loadConfig } from "./config.js";

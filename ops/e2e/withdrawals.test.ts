@@ -4,11 +4,18 @@
  * signed by KMS, sent and confirmed), one rejected with its hold voided; then the ledger and the
  * chain agree.
  */
-import { formatEther, parseEther } from "viem";
+import {
+  createPublicClient,
+  createWalletClient,
+  formatEther,
+  getAddress,
+  http,
+  parseEther,
+} from "viem";
+import { mnemonicToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey } from "../../api/apiKeys.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-// ops/modules.ts does not list the signer role yet; importing it registers it (once) here.
-import "../../signer/role.js";
 import { policiesSchema } from "../config.js";
 import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
@@ -35,7 +42,7 @@ afterAll(async () => {
 });
 
 describe("withdrawals end to end", () => {
-  it("credits deposits, signs and confirms approved withdrawals, voids a rejected one", async () => {
+  it("credits deposits, confirms approved withdrawals, voids rejected and failed ones", async () => {
     const chain = ctx.config.chains[0]!;
     const prepared = await prepareCustody({
       common: ctx.common,
@@ -110,5 +117,75 @@ describe("withdrawals end to end", () => {
       "withdrawal.confirmed",
     ]);
     expect(EXTERNAL).toMatch(/^0x/);
+
+    // A withdrawal the chain refuses (a contract that reverts on any call): it fails, the hold is
+    // voided, alice's balance is whole again, and the failure is audited and announced.
+    const deployer = createWalletClient({
+      account: mnemonicToAccount("test test test test test test test test test test test junk", {
+        addressIndex: 3,
+      }),
+      transport: http(chain.rpcUrls[0]),
+    });
+    const reader = createPublicClient({ transport: http(chain.rpcUrls[0]) });
+    const hash = await deployer.deployContract({
+      chain: null,
+      abi: [],
+      // runtime PUSH1 0 PUSH1 0 REVERT, returned by a 12-byte constructor
+      bytecode: "0x6005600c60003960056000f360006000fd",
+    });
+    const reverter = getAddress(
+      (await reader.waitForTransactionReceipt({ hash })).contractAddress!,
+    );
+    const backend = (
+      await createApiKey(ctx.db.pool, {
+        owner: "backend-2",
+        scopes: ["withdrawals:write", "ledger:read"],
+      })
+    ).plaintext;
+    const call = async (method: string, path: string, body?: object) => {
+      const res = await fetch(`${service!.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${backend}`,
+          ...(body
+            ? { "content-type": "application/json", "idempotency-key": `fail-${path}` }
+            : {}),
+        },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const w = await call("POST", "/v1/withdrawals", {
+      customerId: "alice",
+      chain: chain.key,
+      asset: "native",
+      to: reverter,
+      amount: parseEther("0.1").toString(),
+    });
+    expect(w).toMatchObject({ status: "signing" });
+    let final: Record<string, unknown> = w;
+    for (let i = 0; i < 200 && final.status !== "failed" && final.status !== "confirmed"; i++) {
+      await rpc("evm_mine");
+      await new Promise((r) => setTimeout(r, 200));
+      final = await call("GET", `/v1/withdrawals/${String(w.id)}`);
+    }
+    expect(final).toMatchObject({ status: "failed" });
+    expect(final.failureReason).toBeTruthy();
+    const balances = (await call("GET", "/v1/customers/alice/balances")).balances as {
+      assetId: string;
+      available: string;
+      pending: string;
+    }[];
+    expect(
+      balances.find((b) => b.assetId.endsWith(":0x0000000000000000000000000000000000000000")),
+    ).toMatchObject({
+      available: parseEther("2.5").toString(),
+      pending: "0",
+    });
+    const failedEvents = await ctx.db.pool.query(
+      "SELECT 1 FROM api.webhook_events WHERE type = 'withdrawal.failed' AND payload->>'withdrawal_id' = $1",
+      [w.id],
+    );
+    expect(failedEvents.rowCount).toBe(1);
   });
 });
