@@ -250,6 +250,53 @@ describe("withdrawals", () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it("concurrent requests cannot together pass the rolling limit or the balance", async () => {
+    await ledger.transfer({
+      id: transferId("test:fund:dave"),
+      assetId: NATIVE,
+      debit: "custody:deposits",
+      credit: "user:dave",
+      amount: 100n * ETH,
+      kind: "manual",
+    });
+    await ledger.transfer({
+      id: transferId("test:fund:erin"),
+      assetId: NATIVE,
+      debit: "custody:deposits",
+      credit: "user:erin",
+      amount: 7n * ETH,
+      kind: "manual",
+    });
+    const burst = (customerId: string) =>
+      Promise.all(
+        Array.from({ length: 6 }, () =>
+          post(requester, "/v1/withdrawals", {
+            customerId,
+            chain: "local-a",
+            asset: "native",
+            to: DEST,
+            amount: (3n * ETH).toString(),
+          }),
+        ),
+      );
+    // dave: 6 × 3 ETH against a 12 ETH rolling limit → exactly 4 pass
+    const dave = await burst("dave");
+    expect(dave.filter((r) => r.statusCode === 201)).toHaveLength(4);
+    expect(new Set(dave.filter((r) => r.statusCode !== 201).map((r) => r.json().code))).toEqual(
+      new Set(["ROLLING_LIMIT_EXCEEDED"]),
+    );
+    // erin: 6 × 3 ETH against a 7 ETH balance → exactly 2 holds
+    const erin = await burst("erin");
+    expect(erin.filter((r) => r.statusCode === 201)).toHaveLength(2);
+    expect(new Set(erin.filter((r) => r.statusCode !== 201).map((r) => r.json().code))).toEqual(
+      new Set(["INSUFFICIENT_AVAILABLE_BALANCE"]),
+    );
+    expect(await balance("erin")).toMatchObject({
+      pending: (6n * ETH).toString(),
+      available: ETH.toString(),
+    });
+  });
+
   it("refuses a custody address as destination", async () => {
     const alloc = await post(t.keys["deposits:write"], "/v1/customers/alice/deposit-addresses", {
       chain: "local-a",
