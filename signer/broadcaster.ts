@@ -152,7 +152,12 @@ export function createChainClient(chain: ChainConfig): PublicClient {
   // cacheTime 0: the tracker must see the head as it is, not as it was 4 s ago.
   return createPublicClient({
     cacheTime: 0,
-    transport: fallback(chain.rpcUrls.map((u) => http(u, { retryCount: 1, timeout: 10_000 }))),
+    // JSON-RPC batching: a round's sends and receipt lookups go out as one HTTP request each.
+    transport: fallback(
+      chain.rpcUrls.map((u) =>
+        http(u, { retryCount: 1, timeout: 10_000, batch: { batchSize: 200, wait: 0 } }),
+      ),
+    ),
   }) as PublicClient;
 }
 
@@ -288,11 +293,19 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     }
   }
 
-  async function estimateGas(r: { to: Hex; value: bigint; data: Hex }): Promise<bigint> {
+  async function estimateGas(
+    r: { to: Hex; value: bigint; data: Hex },
+    codeCache: Map<string, Promise<Hex | undefined>>,
+  ): Promise<bigint> {
     if (r.data === "0x") {
       // A plain transfer to an account without code costs exactly 21000.
-      const code = await client.getCode({ address: r.to });
-      if (!code || code === "0x") return 21_000n;
+      let code = codeCache.get(r.to);
+      if (!code) {
+        code = client.getCode({ address: r.to });
+        codeCache.set(r.to, code);
+      }
+      const bytecode = await code;
+      if (!bytecode || bytecode === "0x") return 21_000n;
     }
     const estimate = await client.estimateGas({
       account: from,
@@ -325,10 +338,11 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     if (rows.length === 0) return 0;
     const fees = await estimateFees(client, chain);
     const ready: { id: string; to: Hex; value: bigint; data: Hex; gasLimit: bigint }[] = [];
-    await mapLimit(rows, 8, async (r) => {
+    const codeCache = new Map<string, Promise<Hex | undefined>>();
+    await mapLimit(rows, 16, async (r) => {
       const req = { to: r.to_address as Hex, value: BigInt(r.value), data: r.data as Hex };
       try {
-        const gasLimit = r.gas_limit ? BigInt(r.gas_limit) : await estimateGas(req);
+        const gasLimit = r.gas_limit ? BigInt(r.gas_limit) : await estimateGas(req, codeCache);
         ready.push({ id: r.id, ...req, gasLimit });
       } catch (error) {
         const cls = classifyNodeError(error);
@@ -369,32 +383,42 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     }
     if (prefix.length === 0) return 0;
     crashPoint("after_sign");
+    // One statement each for the whole batch: the nonces and the signed bytes commit together.
     const stored = await lease.transaction(async () => {
-      const out: Attempt[] = [];
-      for (const p of prefix) {
-        const upd = await lease.query(
-          `UPDATE custody.tx_requests
-             SET status = 'signed', nonce = $2, tx_hash = $3, gas_limit = COALESCE(gas_limit, $4), updated_at = now()
-           WHERE id = $1 AND status = 'pending'`,
-          [p.id, p.nonce.toString(), p.hash, p.gasLimit.toString()],
-        );
-        if (upd.rowCount !== 1) throw new Error(`request ${p.id} is no longer pending`);
-        await storeAttempt(lease, {
-          requestId: p.id,
-          nonce: p.nonce,
-          purpose: "send",
-          hash: p.hash,
-          raw: p.raw,
-          gasLimit: p.gasLimit,
-          fees,
-        });
-      }
-      const ids = await lease.query(
-        `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts WHERE tx_hash = ANY($1) ORDER BY nonce`,
-        [prefix.map((p) => p.hash)],
+      const upd = await lease.query(
+        `UPDATE custody.tx_requests r
+           SET status = 'signed', nonce = v.nonce, tx_hash = v.hash,
+               gas_limit = COALESCE(r.gas_limit, v.gas), updated_at = now()
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::numeric[]) AS v(id, nonce, hash, gas)
+         WHERE r.id = v.id AND r.status = 'pending'`,
+        [
+          prefix.map((p) => p.id),
+          prefix.map((p) => p.nonce.toString()),
+          prefix.map((p) => p.hash),
+          prefix.map((p) => p.gasLimit.toString()),
+        ],
       );
-      for (const r of ids.rows) out.push(attemptFromRow(r));
-      return out;
+      if (upd.rowCount !== prefix.length) throw new Error("a request is no longer pending");
+      const ins = await lease.query(
+        `INSERT INTO custody.tx_attempts (request_id, chain_id, from_address, nonce, purpose, tx_hash, raw_tx,
+           gas_limit, max_fee_per_gas, max_priority_fee_per_gas, gas_price)
+         SELECT v.id, $1, $2, v.nonce, 'send', v.hash, v.raw, v.gas, $3, $4, $5
+         FROM unnest($6::text[], $7::bigint[], $8::text[], $9::text[], $10::numeric[]) AS v(id, nonce, hash, raw, gas)
+         RETURNING ${ATTEMPT_COLUMNS}`,
+        [
+          chain.chainId,
+          from,
+          fees.type === "eip1559" ? fees.maxFeePerGas.toString() : null,
+          fees.type === "eip1559" ? fees.maxPriorityFeePerGas.toString() : null,
+          fees.type === "legacy" ? fees.gasPrice.toString() : null,
+          prefix.map((p) => p.id),
+          prefix.map((p) => p.nonce.toString()),
+          prefix.map((p) => p.hash),
+          prefix.map((p) => p.raw),
+          prefix.map((p) => p.gasLimit.toString()),
+        ],
+      );
+      return ins.rows.map(attemptFromRow).sort((x, y) => (x.nonce < y.nonce ? -1 : 1));
     });
     nextNonce = base + BigInt(prefix.length);
     metrics.attempts.inc({ ...labels, kind: "first" }, prefix.length);
@@ -404,13 +428,27 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   }
 
   async function sendInOrder(lease: Lease, attempts: Attempt[]) {
-    const results: { a: Attempt; r: { cls?: NodeErrorClass; message?: string } }[] = [];
-    for (const a of attempts) {
-      results.push({ a, r: await send(a.raw) });
-      crashPoint("after_send");
-    }
+    // One batched request, in nonce order; a node given a later nonce first just queues it.
+    const results = await Promise.all(attempts.map(async (a) => ({ a, r: await send(a.raw) })));
+    crashPoint("after_send");
     await lease.transaction(async () => {
-      for (const { a, r } of results) await recordSend(lease, a, r);
+      // Accepted sends in two statements; the rest one by one (they are rare).
+      const ok = results.filter(({ r }) => !r.cls);
+      if (ok.length > 0) {
+        await lease.query(
+          `UPDATE custody.tx_attempts
+             SET status = 'broadcast', broadcast_at = COALESCE(broadcast_at, now()),
+                 last_error_class = NULL, last_error = NULL
+           WHERE id = ANY($1::bigint[]) AND status IN ('signed', 'broadcast')`,
+          [ok.map(({ a }) => a.id)],
+        );
+        await lease.query(
+          `UPDATE custody.tx_requests SET status = 'broadcast', updated_at = now()
+           WHERE id = ANY($1) AND status = 'signed'`,
+          [ok.map(({ a }) => a.requestId)],
+        );
+      }
+      for (const { a, r } of results) if (r.cls) await recordSend(lease, a, r);
     });
     for (const { a, r } of results) {
       if (r.cls === "underpriced")

@@ -74,7 +74,7 @@ function spawnSigner(crashAt?: string): string {
       DATABASE_URL: ctx.db.url,
       REDIS_URL: ctx.config.env.REDIS_URL,
       REDIS_PREFIX: ctx.config.env.REDIS_PREFIX,
-      AWS_ENDPOINT_URL_KMS: h.emulator.url,
+      AWS_ENDPOINT_URL_KMS: h.kmsUrl,
       LOG_LEVEL: "warn",
       SIGNER_PROCESS_TAG: tag,
       SIGNER_CRASH_AT: crashAt ?? "",

@@ -103,23 +103,23 @@ describe("KMS account", () => {
     );
     try {
       let lowS = 0;
-      for (let i = 0; i < 1500; i++) {
+      for (let i = 0; i < 1000; i++) {
         const digest = keccak256(toHex(`digest ${i}`));
         const sig = await account.signDigest(digest);
         expect(BigInt(sig.s) <= SECP256K1_N >> 1n).toBe(true);
         expect(await recoverAddress({ hash: digest, signature: sig })).toBe(account.address);
         lowS++;
       }
-      expect(lowS).toBe(1500);
+      expect(lowS).toBe(1000);
     } finally {
       kms.middlewareStack.remove("captureSignatures");
     }
     const parsed = raw.map((d) => ({ len: d.length, ...parseDerSignature(d) }));
     const highS = parsed.filter((p) => p.s > SECP256K1_N >> 1n).length;
     const shortRS = parsed.filter((p) => p.r < 1n << 248n || p.s < 1n << 248n).length;
-    expect(parsed).toHaveLength(1500);
+    expect(parsed).toHaveLength(1000);
     // ~50% high s and ~0.8% short components are expected from a random nonce.
-    expect(highS).toBeGreaterThan(500);
+    expect(highS).toBeGreaterThan(350);
     expect(shortRS).toBeGreaterThan(0);
     expect(new Set(parsed.map((p) => p.len)).size).toBeGreaterThan(1);
   }, 60_000);

@@ -9,6 +9,7 @@ import {
   type KMSClientConfig,
   SignCommand,
 } from "@aws-sdk/client-kms";
+import type { WeierstrassPoint } from "@noble/curves/abstract/weierstrass.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { Counter, Histogram, type Registry } from "prom-client";
 import {
@@ -115,15 +116,25 @@ export function publicKeyFromSpki(spki: Uint8Array): Hex {
   return bytesToHex(point);
 }
 
-/** Pick yParity by recovering the address; s must already be low. */
-export function recoverYParity(digest: Hex, r: bigint, s: bigint, address: Address): 0 | 1 {
-  const hash = hexToBytes(digest);
-  for (const recovery of [0, 1] as const) {
-    const point = new secp256k1.Signature(r, s, recovery).recoverPublicKey(hash);
-    const candidate = publicKeyToAddress(bytesToHex(point.toBytes(false)));
-    if (candidate.toLowerCase() === address.toLowerCase()) return recovery;
-  }
-  throw new Error("signature does not recover to the key's address");
+/**
+ * yParity of a low-s signature by our own public key Q: R = (z/s)G + (r/s)Q is the signature's
+ * nonce point, so R.x = r checks the signature and R.y's parity is yParity. One multiplication
+ * with precomputed tables for G and Q instead of up to two public-key recoveries.
+ */
+export function yParityFor(
+  digest: Hex,
+  r: bigint,
+  s: bigint,
+  publicKey: WeierstrassPoint<bigint>,
+): 0 | 1 {
+  const Fn = secp256k1.Point.Fn;
+  const z = Fn.create(BigInt(digest));
+  const w = Fn.inv(s);
+  const R = secp256k1.Point.BASE.multiply(Fn.create(z * w))
+    .add(publicKey.multiply(Fn.create(r * w)))
+    .toAffine();
+  if (R.x !== r) throw new Error("signature does not verify against the key's public key");
+  return (R.y & 1n) === 1n ? 1 : 0;
 }
 
 export async function createKmsAccount({
@@ -149,8 +160,13 @@ export async function createKmsAccount({
     );
   }
   let address: Address;
+  let publicKey: WeierstrassPoint<bigint>;
   try {
-    address = publicKeyToAddress(publicKeyFromSpki(info.PublicKey ?? new Uint8Array()));
+    const point = publicKeyFromSpki(info.PublicKey ?? new Uint8Array());
+    address = publicKeyToAddress(point);
+    publicKey = secp256k1.Point.fromBytes(hexToBytes(point));
+    // Tables for fast multiplication by our own key (used on every signature).
+    publicKey.precompute(8);
   } catch (error) {
     throw new KmsKeyUnsuitableError(keyId, (error as Error).message);
   }
@@ -208,7 +224,7 @@ export async function createKmsAccount({
     s = normaliseS(s).s;
     let yParity: 0 | 1;
     try {
-      yParity = recoverYParity(digest, r, s, address);
+      yParity = yParityFor(digest, r, s, publicKey);
     } catch (error) {
       throw new KmsSignatureError(keyId, (error as Error).message, error);
     }

@@ -10,7 +10,9 @@ import { requestTransaction } from "../requests.js";
 export const RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 export type SignerHarness = {
-  emulator: KmsEmulator;
+  /** Undefined when an external emulator (kmsEndpoint) is used. */
+  emulator: KmsEmulator | undefined;
+  kmsUrl: string;
   kms: KMSClient;
   keyId: string;
   account: KmsAccount;
@@ -23,10 +25,13 @@ export type SignerHarness = {
 
 export async function createSignerHarness(
   ctx: TestContext,
-  options: { emulatorFile?: string } = {},
+  options: { emulatorFile?: string; kmsEndpoint?: string } = {},
 ): Promise<SignerHarness> {
-  const emulator = await startKmsEmulator({ file: options.emulatorFile });
-  const kms = createKmsClient({ region: "us-east-1", endpoint: emulator.url });
+  const emulator = options.kmsEndpoint
+    ? undefined
+    : await startKmsEmulator({ file: options.emulatorFile });
+  const kmsUrl = options.kmsEndpoint ?? emulator!.url;
+  const kms = createKmsClient({ region: "us-east-1", endpoint: kmsUrl });
   const created = await kms.send(
     new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
   );
@@ -40,6 +45,7 @@ export async function createSignerHarness(
   const chainId = ctx.config.chains[0]!.chainId;
   return {
     emulator,
+    kmsUrl,
     kms,
     keyId,
     account,
@@ -68,7 +74,7 @@ export async function createSignerHarness(
     },
     async close() {
       kms.destroy();
-      await emulator.stop();
+      await emulator?.stop();
     },
   };
 }
