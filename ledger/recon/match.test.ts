@@ -228,6 +228,34 @@ describe("matchFactsToEntries", () => {
   });
 });
 
+describe("matchFactsToEntries at scale", () => {
+  it("pairs 20,000 facts through shared hash buckets, with several facts per tx", () => {
+    const facts: ChainFact[] = [];
+    const entries: LedgerEntry[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      for (const position of ["log:0", "log:1"]) {
+        facts.push(fact({ txHash: tx(i * 7919), position, kind: "erc20", amount: BigInt(i + 1) }));
+        // every 1,000th tx's second log is never credited; every 999th first log is credited twice
+        if (i % 1000 === 5 && position === "log:1") continue;
+        const e = entry({
+          id: `e${i}${position}`,
+          txHash: tx(i * 7919),
+          position,
+          amount: BigInt(i + 1),
+        });
+        entries.push(e);
+        if (i % 999 === 3 && position === "log:0") entries.push({ ...e, id: `${e.id}-again` });
+      }
+    }
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.matched).toBe(20_000 - 10);
+    const count = (t: string) => r.breaks.filter((b) => b.type === t).length;
+    expect(count("missing_credit")).toBe(10);
+    expect(count("double_credit")).toBe(11);
+    expect(r.breaks).toHaveLength(21);
+  });
+});
+
 describe("checkBalances", () => {
   const hotAcct = `custody:hot:${HOT}`;
   it("agrees when ledger and chain agree, and reports the solvency surplus", () => {

@@ -34,16 +34,24 @@ export function factKey(txHash: string, position: string): string {
 
 export function matchFactsToEntries(input: MatchInput): MatchResult {
   const { facts, entries, custody } = input;
-  // Hash on the tx hash alone (strings from pg hash once, no key strings are built) and chain the
-  // positions of one transaction: a tx has few facts (value, fee, a few logs or traces).
-  const headByTx = new Map<string, number>();
-  const nextSameTx = new Int32Array(facts.length).fill(-1);
+  // An open hash table over typed arrays, keyed by a hash of the tx hash's last characters: no
+  // key strings are built and no string is hashed by the engine. Buckets chain fact indexes; a
+  // lookup compares the full tx hash and position.
+  let size = 1024;
+  while (size < facts.length * 2) size *= 2;
+  const mask = size - 1;
+  const heads = new Int32Array(size).fill(-1);
+  const nextInBucket = new Int32Array(facts.length).fill(-1);
   const shadowed = new Uint8Array(facts.length);
   let orphanedByKey: Map<string, number[]> | undefined;
   const findCanonical = (txHash: string, position: string): number => {
-    let j = headByTx.get(txHash) ?? -1;
-    while (j !== -1 && facts[j]!.position !== position) j = nextSameTx[j]!;
-    return j;
+    let j = heads[txBucket(txHash, mask)]!;
+    while (j !== -1) {
+      const f = facts[j]!;
+      if (f.txHash === txHash && f.position === position) return j;
+      j = nextInBucket[j]!;
+    }
+    return -1;
   };
   for (let i = 0; i < facts.length; i++) {
     const f = facts[i]!;
@@ -55,16 +63,14 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
       else orphanedByKey.set(key, [i]);
       continue;
     }
-    const head = headByTx.get(f.txHash);
-    if (head === undefined) {
-      headByTx.set(f.txHash, i);
-    } else if (findCanonical(f.txHash, f.position) !== -1) {
+    if (findCanonical(f.txHash, f.position) !== -1) {
       // Two canonical rows for one identity cannot both be real; the first one is matched.
       shadowed[i] = 1;
-    } else {
-      nextSameTx[i] = nextSameTx[head]!;
-      nextSameTx[head] = i;
+      continue;
     }
+    const bucket = txBucket(f.txHash, mask);
+    nextInBucket[i] = heads[bucket]!;
+    heads[bucket] = i;
   }
 
   const matchedEntry = new Int32Array(facts.length).fill(-1);
@@ -151,6 +157,20 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
     breaks.push(...orphanedCredits(orphanClaims, orphanedByKey!, facts, entries, compensations));
 
   return { matchedEntry, matched, breaks };
+}
+
+/**
+ * Bucket of a tx hash: a multiplicative hash of its last 16 characters (tx hashes are keccak
+ * outputs, uniform in every position), finalised so that the low bits depend on all of them.
+ */
+function txBucket(txHash: string, mask: number): number {
+  let h = 0x811c9dc5;
+  for (let i = txHash.length - 16; i < txHash.length; i++)
+    h = Math.imul(h ^ txHash.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x45d9f3b);
+  h ^= h >>> 16;
+  return h & mask;
 }
 
 function agrees(fact: ChainFact, entry: LedgerEntry): boolean {
