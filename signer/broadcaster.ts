@@ -702,12 +702,16 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     metrics.outcomes.inc({ ...labels, status });
   }
 
-  async function confirmationsMet(head: bigint, blockNumber: bigint): Promise<boolean> {
+  async function confirmationsMet(
+    head: bigint,
+    blockNumber: bigint,
+    finalizedNumber: () => Promise<bigint | null>,
+  ): Promise<boolean> {
     if (chain.confirmations.kind === "blocks") {
       return head - blockNumber + 1n >= BigInt(Math.max(1, chain.confirmations.blocks));
     }
-    const finalized = await client.getBlock({ blockTag: "finalized" });
-    return finalized.number !== null && finalized.number >= blockNumber;
+    const finalized = await finalizedNumber();
+    return finalized !== null && finalized >= blockNumber;
   }
 
   async function track(lease: Lease, open: OpenRequest[], latest: bigint) {
@@ -723,35 +727,65 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       const a = attemptFromRow(row);
       byRequest.set(a.requestId, [...(byRequest.get(a.requestId) ?? []), a]);
     }
-    const finals: string[] = [];
-    await mapLimit(open, 16, async (req) => {
+    // Phase 1, concurrent: read the chain and decide. Phase 2, one at a time: write through the
+    // lease connection (one connection cannot interleave transactions).
+    type Action =
+      | { do: "unmine"; req: OpenRequest }
+      | { do: "mined"; req: OpenRequest; winner: Attempt; receipt: TransactionReceipt }
+      | { do: "final"; req: OpenRequest; purpose: "send" | "cancel"; success: boolean }
+      | { do: "nonce_used_elsewhere"; req: OpenRequest };
+    let finalized: Promise<bigint | null> | undefined;
+    const finalizedNumber = () => {
+      finalized ??= client.getBlock({ blockTag: "finalized" }).then((b) => b.number);
+      return finalized;
+    };
+    const decide = async (req: OpenRequest): Promise<Action | undefined> => {
       const mine = byRequest.get(req.id) ?? [];
       if (req.status === "mined") {
-        if (req.nonce >= latest) return unmine(lease, req);
-        if (!(await confirmationsMet(head, req.blockNumber!))) return;
+        if (req.nonce >= latest) return { do: "unmine", req };
+        if (!(await confirmationsMet(head, req.blockNumber!, finalizedNumber))) return undefined;
         const receipt = await receiptOf(req.txHash!);
-        if (!receipt) return unmine(lease, req);
+        if (!receipt) return { do: "unmine", req };
         const winner = mine.find((a) => a.txHash === req.txHash);
         if (receipt.blockHash !== req.blockHash && winner) {
           // Re-included in another block: record it; confirmations count from there.
-          return markMined(lease, req, winner, receipt);
+          return { do: "mined", req, winner, receipt };
         }
-        await finalise(lease, req, winner?.purpose ?? "send", receipt.status === "success");
-        finals.push(req.id);
-        return;
+        return {
+          do: "final",
+          req,
+          purpose: winner?.purpose ?? "send",
+          success: receipt.status === "success",
+        };
       }
-      if (req.nonce >= latest) return;
+      if (req.nonce >= latest) return undefined;
       // The nonce is used: find which of our attempts mined.
       for (const a of mine) {
         const receipt = await receiptOf(a.txHash);
         if (receipt) {
           missingSince.delete(req.id);
-          return markMined(lease, req, a, receipt);
+          return { do: "mined", req, winner: a, receipt };
         }
       }
       const since = missingSince.get(req.id) ?? Date.now();
       missingSince.set(req.id, since);
       if (Date.now() - since > Math.max(30_000, 5 * chain.blockTimeMs)) {
+        missingSince.delete(req.id);
+        return { do: "nonce_used_elsewhere", req };
+      }
+      return undefined;
+    };
+    const actions = await mapLimit(open, 16, decide);
+    const finals: string[] = [];
+    for (const action of actions) {
+      if (!action) continue;
+      const { req } = action;
+      if (action.do === "unmine") await unmine(lease, req);
+      else if (action.do === "mined") await markMined(lease, req, action.winner, action.receipt);
+      else if (action.do === "final") {
+        await finalise(lease, req, action.purpose, action.success);
+        finals.push(req.id);
+      } else {
         alert("nonce_used_outside_signer", { request_id: req.id, nonce: String(req.nonce) });
         await lease.query(
           `UPDATE custody.tx_requests SET status = 'failed', error_code = 'NONCE_USED_ELSEWHERE',
@@ -759,10 +793,9 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
            WHERE id = $1 AND status IN ('signed', 'broadcast')`,
           [req.id],
         );
-        missingSince.delete(req.id);
         finals.push(req.id);
       }
-    });
+    }
     await ringFor(finals);
   }
 

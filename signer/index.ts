@@ -5,6 +5,7 @@
  * what callers request; it decides no policy.
  */
 
+export { type CrashAt, createBroadcaster, parseCrashAt } from "./broadcaster.js";
 export {
   InvalidTxRequestError,
   KmsKeyUnsuitableError,
@@ -13,6 +14,14 @@ export {
   LeaseLostError,
   TxRequestConflictError,
 } from "./errors.js";
+export { bumpFees, estimateFees, type Fees } from "./fees.js";
+export {
+  DEFAULT_EMULATOR_FILE,
+  type KmsEmulator,
+  startKmsEmulator,
+} from "./kms-emulator/server.js";
+export { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";
+export { classifyNodeError, type NodeErrorClass, RESPONSES } from "./nodeErrors.js";
 export {
   getTxRequest,
   normaliseTxRequest,
@@ -24,3 +33,4 @@ export {
   type TxRequestRow,
   type TxRequestStatus,
 } from "./requests.js";
+export { startWalletSigner, type WalletSigner } from "./walletSigner.js";

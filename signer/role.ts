@@ -29,6 +29,19 @@ registerRole({
         }),
       );
     }
+    // Ready once each wallet's KMS key is loaded (active broadcaster or standby both count).
+    ctx.health.add({
+      name: "signer",
+      check: async () => {
+        const loading = signers.filter((s) => !s.isLoaded()).length;
+        return loading === 0
+          ? {
+              ok: true,
+              detail: `${signers.filter((s) => s.isActive()).length}/${signers.length} wallets active here`,
+            }
+          : { ok: false, detail: `${loading} hot wallet key(s) not loaded from KMS yet` };
+      },
+    });
     if (signers.length === 0) {
       common.logger.warn({ msg: "signer role: no hot wallet configured for these chains" });
     }

@@ -35,6 +35,8 @@ export type WalletSigner = {
   stop: () => Promise<void>;
   /** True while this instance holds the lease. */
   isActive: () => boolean;
+  /** True once the hot wallet's KMS key is loaded. */
+  isLoaded: () => boolean;
 };
 
 export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
@@ -44,6 +46,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
   const metrics = signerMetrics(common.metrics.registry);
   let wake: () => void = () => {};
   let active = false;
+  let loaded = false;
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -64,6 +67,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
       }
     }
     if (!account) return;
+    loaded = true;
     const wallet = account.address.toLowerCase();
     const labels = { chain_id: String(chain.chainId), wallet };
     const broadcaster = createBroadcaster({ ...options, account });
@@ -103,6 +107,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
 
   return {
     isActive: () => active,
+    isLoaded: () => loaded,
     async stop() {
       controller.abort();
       wake();
