@@ -270,13 +270,24 @@ export function createLedger({
     if (transfers.length === 0) return [];
     await refreshAssets(transfers.flatMap((t) => ("assetId" in t ? [t.assetId] : [])));
     const snapshot = new Set(knownAssets);
-    if (options.client) {
-      const results = await runBatch(options.client, transfers, {
-        knownAssets: snapshot,
-        accountIds,
-      });
-      count(results);
-      return results;
+    const client = options.client;
+    if (client) {
+      // A savepoint lets a lost id race be retried without aborting the caller's transaction.
+      for (let attempt = 1; ; attempt++) {
+        await client.query("SAVEPOINT ledger_batch");
+        try {
+          const results = await runBatch(client, transfers, { knownAssets: snapshot, accountIds });
+          await client.query("RELEASE SAVEPOINT ledger_batch");
+          count(results);
+          return results;
+        } catch (error) {
+          if (error instanceof TransferIdRaceError && attempt < 5) {
+            await client.query("ROLLBACK TO SAVEPOINT ledger_batch");
+            continue;
+          }
+          throw error;
+        }
+      }
     }
     for (let attempt = 1; ; attempt++) {
       try {

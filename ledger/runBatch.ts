@@ -1,7 +1,7 @@
 /**
  * One batch of transfers inside one Postgres transaction (the caller's client, already in BEGIN):
- * lock every touched account once, in id order, read the ids and holds under those locks, decide
- * with `applyBatch`, and write everything with one statement of unnest()ed arrays.
+ * read the ids, lock every touched account once in id order, read the holds under those locks,
+ * decide with `applyBatch`, and write everything with one statement of unnest()ed arrays.
  */
 import type { PoolClient } from "../ops/db.js";
 import {
@@ -125,6 +125,7 @@ WITH ins AS (
     $8::numeric[], $9::numeric[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::uuid[], $15::int[], $16::text[])
     WITH ORDINALITY AS u(id, asset_id, d, c, amount, type, pending_id, posted_delta, pending_delta, kind, chain_id,
       tx_hash, position, reverses_id, timeout_s, memo, ord)
+  WHERE NOT EXISTS (SELECT 1 FROM ledger.failed_transfers f WHERE f.id = u.id)
   ORDER BY ord
   ON CONFLICT (id) DO NOTHING
   RETURNING id
@@ -262,6 +263,21 @@ export async function runBatch(
     }
   }
   const nameList = [...names.values()];
+  // Read before the locks, to keep the locked section short. An id written or failed by
+  // another transaction after this read is caught by the write (see WRITE), which then rolls
+  // the batch back for a retry that sees it.
+  const existing = new Map<string, StoredTransfer>();
+  const failed = new Map<string, { code: FailureCode; detail: string | null }>();
+  const idList = [...ids].filter(isUuid);
+  if (idList.length > 0) {
+    const r = await client.query<IdRow>(READ_IDS, [idList]);
+    for (const row of r.rows) {
+      if (row.type !== null) existing.set(row.id, toStored(row));
+      else if (row.failed_code !== null)
+        failed.set(row.id, { code: row.failed_code, detail: row.failed_detail });
+    }
+  }
+
   const accounts = await lockAccounts(client, nameList, holdAccountIds, options);
 
   const holds = new Map<string, HoldState>();
@@ -278,18 +294,6 @@ export async function runBatch(
         state: h.state,
         timedOut: h.timed_out,
       });
-    }
-  }
-
-  const existing = new Map<string, StoredTransfer>();
-  const failed = new Map<string, { code: FailureCode; detail: string | null }>();
-  const idList = [...ids].filter(isUuid);
-  if (idList.length > 0) {
-    const r = await client.query<IdRow>(READ_IDS, [idList]);
-    for (const row of r.rows) {
-      if (row.type !== null) existing.set(row.id, toStored(row));
-      else if (row.failed_code !== null)
-        failed.set(row.id, { code: row.failed_code, detail: row.failed_detail });
     }
   }
 
@@ -341,8 +345,8 @@ export async function runBatch(
   ]);
   const row = w.rows[0];
   if (!row || row.inserted !== ins.length || row.resolved !== resolvedExisting.length) {
-    // Another transaction wrote one of these ids (or resolved one of these holds) after our read:
-    // only possible for the same id with different accounts. Roll back and decide again.
+    // Another transaction wrote or failed one of these ids (or resolved one of these holds) after
+    // our read. Roll back and decide again with what it wrote.
     throw new TransferIdRaceError(ins.map((t) => t.id));
   }
   return out.results;
