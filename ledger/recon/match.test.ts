@@ -194,6 +194,14 @@ describe("matchFactsToEntries", () => {
       ["unmatched_ledger_transfer", "ledger_without_chain", "d"],
       ["unmatched_ledger_transfer", "ledger_without_chain", "nochain"],
     ]);
+    // on a chain without traces a native sweep has no fact to point at
+    const noTraces = matchFactsToEntries({
+      facts: [],
+      entries,
+      custody,
+      chainBackedKinds: new Set(["deposit", "withdrawal", "fee", "cold_move"]),
+    });
+    expect(noTraces.breaks.map((b) => b.entries[0]!.id)).toEqual(["w", "d"]);
   });
 
   it("reports a credit whose fact was orphaned, with its compensation if booked", () => {

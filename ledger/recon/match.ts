@@ -4,6 +4,7 @@
  * most one fact, so a second entry claiming the same fact is always seen (a double credit) instead
  * of being paired with it again. Pure and in memory: one hash join on string keys.
  */
+import type { TransferKind } from "../types.js";
 import {
   type Break,
   CHAIN_BACKED_KINDS,
@@ -19,6 +20,12 @@ export type MatchInput = {
   entries: readonly LedgerEntry[];
   /** Custody addresses of the chain (lowercase) and their kind. */
   custody: ReadonlyMap<string, CustodyKind>;
+  /**
+   * Kinds that must carry a chain reference (default `CHAIN_BACKED_KINDS`). On a chain without
+   * traces a native sweep moves value in an internal call the indexer cannot see, so there is no
+   * fact to reference: the caller leaves `sweep` out and the balance checks cover it.
+   */
+  chainBackedKinds?: ReadonlySet<TransferKind>;
 };
 
 export type MatchResult = {
@@ -34,6 +41,7 @@ export function factKey(txHash: string, position: string): string {
 
 export function matchFactsToEntries(input: MatchInput): MatchResult {
   const { facts, entries, custody } = input;
+  const chainBacked = input.chainBackedKinds ?? CHAIN_BACKED_KINDS;
   // An open hash table over typed arrays, keyed by a hash of the tx hash's last characters: no
   // key strings are built and no string is hashed by the engine. Buckets chain fact indexes; a
   // lookup compares the full tx hash and position.
@@ -86,7 +94,7 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
       continue;
     }
     if (entry.txHash === null || entry.position === null) {
-      if (CHAIN_BACKED_KINDS.has(entry.kind)) breaks.push(entryWithoutFact(entry, "no chain ref"));
+      if (chainBacked.has(entry.kind)) breaks.push(entryWithoutFact(entry, "no chain ref"));
       continue;
     }
     const fi = findCanonical(entry.txHash, entry.position);

@@ -14,7 +14,10 @@ import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
 import { readCustodyBalances, ZERO_ADDRESS } from "./onchain.js";
 import { completeRun, createRun, failRun, findPreviousRun, type RunMode } from "./store.js";
-import { BREAK_TYPES, type Break, type BreakType } from "./types.js";
+import { BREAK_TYPES, type Break, type BreakType, CHAIN_BACKED_KINDS } from "./types.js";
+
+/** Without traces there is no fact for a native sweep's internal move (see MatchInput). */
+const WITHOUT_TRACES = new Set([...CHAIN_BACKED_KINDS].filter((k) => k !== "sweep"));
 
 export type RunOptions = {
   chain: ChainConfig;
@@ -135,7 +138,10 @@ export function createReconciler({
         client.release();
       }
       const t1 = performance.now();
-      const matching = matchFactsToEntries(inputs);
+      const matching = matchFactsToEntries({
+        ...inputs,
+        ...(chain.traces ? {} : { chainBackedKinds: WITHOUT_TRACES }),
+      });
       const t2 = performance.now();
       const onchain = await readCustodyBalances(adapter(chain), {
         custody: inputs.custody,

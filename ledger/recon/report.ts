@@ -142,7 +142,9 @@ export function differenceChart(report: RunReport): string {
       unexplained: 0n,
     });
   const abs = (v: bigint) => (v < 0n ? -v : v);
-  const max = rows.reduce((m, r) => (abs(r.diff) > m ? abs(r.diff) : m), 0n);
+  // Math.max does not take bigints.
+  let max = 0n;
+  for (const r of rows) if (abs(r.diff) > max) max = abs(r.diff);
   const width = 640;
   const labelW = 260;
   const half = (width - labelW) / 2;
