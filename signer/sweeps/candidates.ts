@@ -39,11 +39,20 @@ WHERE c.amount - coalesce(s.amount, 0) > 0
   AND NOT EXISTS (
     SELECT 1 FROM custody.sweep_items oi JOIN custody.sweeps os ON os.id = oi.sweep_id
     WHERE os.chain_id = $1 AND os.status = 'open' AND oi.address = c.address
+  )
+  -- an address whose sweep failed recently waits: the cause (gas, a node) may not have passed,
+  -- and retrying every tick would only burn gas
+  AND NOT EXISTS (
+    SELECT 1 FROM custody.sweep_items fi JOIN custody.sweeps fs ON fs.id = fi.sweep_id
+    WHERE fs.chain_id = $1 AND fs.status = 'failed' AND fi.address = c.address
+      AND fs.settled_at > now() - make_interval(secs => $2::double precision / 1000)
   )`;
 
 export async function readSweepCandidates(
   client: Queryable,
   chainId: number,
+  /** Addresses of a sweep that failed less than this long ago are left out. */
+  failedRetryAfterMs: number,
 ): Promise<SweepCandidate[]> {
   const { rows } = await client.query<{
     address: string;
@@ -51,7 +60,7 @@ export async function readSweepCandidates(
     factory: string;
     asset: string;
     balance: string;
-  }>(CANDIDATES, [chainId]);
+  }>(CANDIDATES, [chainId, failedRetryAfterMs]);
   return rows.map((r) => ({
     address: r.address,
     salt: r.salt as Hex,

@@ -30,12 +30,15 @@ export function createSweeper({
   ledger,
   chains,
   adapterFor,
+  failedRetryAfterMs,
 }: {
   common: Common;
   pool: Pool;
   ledger: Ledger;
   chains: readonly ChainConfig[];
   adapterFor: (chain: ChainConfig) => EvmAdapter;
+  /** Back-off for addresses of a failed sweep (default ten of the chain's sweep intervals). */
+  failedRetryAfterMs?: number;
 }): Sweeper {
   return {
     async tick(chainId) {
@@ -45,7 +48,10 @@ export function createSweeper({
       const settled = await settleSweeps(deps);
       const coldSettled = await settleColdMoves(deps);
       const coldStarted = await startColdMoves(deps);
-      const started = await startSweeps(deps);
+      const started = await startSweeps({
+        ...deps,
+        ...(failedRetryAfterMs !== undefined ? { failedRetryAfterMs } : {}),
+      });
       return { settled, coldSettled, coldStarted, started };
     },
   };

@@ -24,17 +24,20 @@ export async function startSweeps({
   common,
   pool,
   chain,
+  failedRetryAfterMs = chain.sweepIntervalMs * 10,
 }: {
   common: Common;
   pool: Pool;
   chain: ChainConfig;
+  /** Back-off for addresses of a failed sweep (default ten sweep intervals). */
+  failedRetryAfterMs?: number;
 }): Promise<StartedSweep[]> {
   const thresholds = sweepThresholds(chain);
   if (thresholds.size === 0) return [];
   const started = await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
     const plan = planSweeps(
-      await readSweepCandidates(client, chain.chainId),
+      await readSweepCandidates(client, chain.chainId, failedRetryAfterMs),
       thresholds,
       chain.sweepBatchSize,
     );

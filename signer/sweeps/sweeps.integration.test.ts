@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
 import { getTxRequest } from "../requests.js";
+import { waitFor } from "../testing/harness.js";
 import { hotAccount } from "./bookings.js";
 import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
 
@@ -144,6 +145,62 @@ describe("sweeps (acceptance)", () => {
       [`31337:${TOKEN.toLowerCase()}`],
     );
     expect(refs.rows[0]).toEqual({ n: 200, refs: 200 });
+  });
+
+  it("a sweep that reverts on chain books only its gas, frees the address, and the retry books the sweep once", async () => {
+    const address = await s.allocate("bob");
+    const amount = 5n * 10n ** 17n;
+    await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: address,
+      value: amount,
+      gas: 21_000n,
+    });
+    await s.mine(2);
+    await s.syncAndCredit();
+    const feesBefore = await s.balanceOf(NATIVE, "fees:gas");
+
+    // Hold the sweep in the mempool, then put code at the address: the CREATE2 collides and
+    // the whole factory call reverts when mined (after the signer's estimate passed).
+    await s.rpc("evm_setAutomine", [false]);
+    const tick = await s.sweeper.tick(31337);
+    expect(tick.started).toHaveLength(1);
+    const failedId = tick.started[0]!.id;
+    await waitFor("sweep broadcast", async () => {
+      const r = await getTxRequest(s.ctx.db.pool, failedId);
+      return r?.status === "broadcast";
+    });
+    await s.rpc("anvil_setCode", [address, "0x00"]);
+    await s.mine(1);
+    await s.rpc("evm_setAutomine", [true]);
+    await s.settleAll([failedId]);
+    const failed = (await getTxRequest(s.ctx.db.pool, failedId))!;
+    expect(failed.receiptSuccess).toBe(false);
+    expect(failed.fee! > 0n).toBe(true);
+    const row = await s.ctx.db.pool.query("SELECT status FROM custody.sweeps WHERE id = $1", [
+      failedId,
+    ]);
+    expect(row.rows[0].status).toBe("failed");
+    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(feesBefore + failed.fee!);
+    expect(await native(address)).toBe(amount);
+
+    // Clear the obstruction: the next tick sweeps the address again and books it once.
+    await s.rpc("anvil_setCode", [address, "0x"]);
+    // ... after the failed sweep's back-off (1.5 s in this stack).
+    const retry = await waitFor(
+      "retry requested",
+      async () => (await s.sweeper.tick(31337)).started[0],
+      { everyMs: 250 },
+    );
+    await s.settleAll([retry.id]);
+    await s.sweeper.tick(31337);
+    expect(await native(address)).toBe(0n);
+    const booked = await s.ctx.db.pool.query(
+      `SELECT t.amount::text FROM ledger.transfers t
+       WHERE t.kind = 'sweep' AND t.memo LIKE $1`,
+      [`%from ${address.toLowerCase()}`],
+    );
+    expect(booked.rows).toEqual([{ amount: amount.toString() }]);
   });
 });
 

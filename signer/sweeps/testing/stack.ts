@@ -48,8 +48,8 @@ export type SweepStack = {
   /** posted debits − posted credits of a debit-normal account. */
   balanceOf: (asset: string, name: string) => Promise<bigint>;
   userCredited: (asset: string, customerId: string) => Promise<bigint>;
-  /** Mine and tick until no sweep is open. */
-  settleAll: () => Promise<void>;
+  /** Mine and tick until no sweep (or none of `ids`) is open. */
+  settleAll: (ids?: string[]) => Promise<void>;
   close: () => Promise<void>;
 };
 
@@ -103,6 +103,7 @@ export async function startSweepStack(
     ledger,
     chains: ctx.config.chains,
     adapterFor: () => adapter,
+    failedRetryAfterMs: 1500,
   });
   const mine = async (n: number) => {
     await rpc("anvil_mine", [`0x${n.toString(16)}`]);
@@ -160,14 +161,15 @@ export async function startSweepStack(
       });
       return a ? a.creditsPosted - a.debitsPosted : 0n;
     },
-    async settleAll() {
+    async settleAll(ids) {
       await waitFor(
         "open sweeps settled",
         async () => {
           await mine(1);
           await sweeper.tick(CHAIN_ID);
           const { rows } = await ctx.db.pool.query(
-            "SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'open'",
+            "SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'open' AND ($1::text[] IS NULL OR id = ANY($1))",
+            [ids ?? null],
           );
           return rows[0].n === 0;
         },
