@@ -221,3 +221,17 @@ describe("audit", () => {
     await expect(t.ctx.db.pool.query("DELETE FROM api.audit_log")).rejects.toThrow(/append-only/);
   });
 });
+
+describe("reconciliation reads", () => {
+  it("lists runs and answers 404 problem+json for an unknown run", async () => {
+    const list = await t.call(t.keys["recon:read"], { method: "GET", url: "/v1/recon/runs" });
+    expect(list.statusCode).toBe(200);
+    expect(list.json()).toEqual({ runs: [] });
+    const missing = await t.call(t.keys["recon:read"], {
+      method: "GET",
+      url: "/v1/recon/runs/999?format=csv",
+    });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toMatchObject({ code: "RECON_RUN_NOT_FOUND", run_id: 999 });
+  });
+});

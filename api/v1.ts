@@ -18,6 +18,7 @@ import { auditRoutes } from "./routes/audit.js";
 import { chainsRoutes } from "./routes/chains.js";
 import { customersRoutes } from "./routes/customers.js";
 import { depositsRoutes } from "./routes/deposits.js";
+import { reconRoutes } from "./routes/recon.js";
 import { webhooksRoutes } from "./routes/webhooks.js";
 import { withdrawalsRoutes } from "./routes/withdrawals.js";
 import { createWithdrawals, type Withdrawals } from "./withdrawals/service.js";
@@ -88,6 +89,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         await v1.register(withdrawalsRoutes(deps));
         await v1.register(webhooksRoutes(deps));
         await v1.register(auditRoutes(deps));
+        await v1.register(reconRoutes(deps));
       },
       { prefix: "/v1" },
     );
