@@ -4,6 +4,10 @@
  * injected and each is reported with the right type, and nothing else is, by an incremental run
  * and by a full run alike.
  */
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
@@ -19,12 +23,16 @@ import {
   watch,
 } from "../../indexers/testing/chain.js";
 import type { ChainConfig } from "../../ops/config.js";
+import { createHealth } from "../../ops/health.js";
+import { roleRegistry } from "../../ops/roles.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { spawnCli } from "../../ops/testing/process.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
 import { transferId } from "../transferId.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
 import { getRunReport } from "./report.js";
+import "./role.js";
 
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -359,5 +367,75 @@ describe("reconciliation on anvil", () => {
     expect(later.mode).toBe("incremental");
     expect(later.deferred).toBe(0);
     expect(shape(later)).toEqual([...base, `double_credit/ledger_without_chain ${w4}:tx`].sort());
+  });
+
+  it("runs from the CLI (exit 3 on breaks, JSON and CSV) and from the reconciler role", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "recon-cli-"));
+    try {
+      const configPath = path.join(dir, "config.json");
+      const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } =
+        chain;
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          chains: [
+            {
+              key,
+              chainId,
+              name,
+              rpcUrls,
+              confirmations,
+              reorgWindow,
+              blockTimeMs,
+              feeModel,
+              traces: true,
+              tokens: chain.tokens.map((t) => ({
+                address: t.address,
+                symbol: t.symbol,
+                decimals: 18,
+              })),
+            },
+          ],
+        }),
+      );
+      const env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+      const run = spawnCli(["reconcile", "--chain", key, "--format", "json"], env);
+      expect((await run.exited).code).toBe(3);
+      const report = JSON.parse(run.output());
+      expect(report.clean).toBe(false);
+      expect(report.breaks.map((b: { type: string }) => b.type)).toContain("double_credit");
+      const csv = spawnCli(["reconcile", "--run", String(report.run.id), "--format", "csv"], env);
+      expect((await csv.exited).code).toBe(0);
+      expect(csv.output().trim().split("\r\n")).toHaveLength(report.breaks.length + 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    const role = roleRegistry.get("reconciler")?.find((d) => d.description.includes("reconcil"));
+    expect(role).toBeDefined();
+    const newest = async () =>
+      (
+        await ctx.db.pool.query<{ id: string; status: string }>(
+          "SELECT id, status FROM recon.runs ORDER BY id DESC LIMIT 1",
+        )
+      ).rows[0]!;
+    const before = Number((await newest()).id);
+    const handle = await role!.start({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      redis: ctx.redis.redis,
+      queues: ctx.queues,
+      health: createHealth(),
+      chains: [chain],
+      httpPlugins: [],
+    });
+    let last = await newest();
+    for (let i = 0; i < 100 && (Number(last.id) === before || last.status === "running"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      last = await newest();
+    }
+    await handle.stop();
+    expect(Number(last.id)).toBeGreaterThan(before);
+    expect(last.status).toBe("completed");
   });
 });
