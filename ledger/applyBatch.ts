@@ -208,12 +208,17 @@ type Undo = () => void;
  * (transfers with `linked: true` followed by the one that ends the chain) succeeds or fails whole.
  */
 export function applyBatch(inputs: readonly BatchInput[], state: BatchState): BatchOutcome {
-  const byId = new Map<bigint, AccountState>();
-  const initial = new Map<bigint, [bigint, bigint, bigint, bigint]>();
-  for (const a of state.accounts.values()) {
-    byId.set(a.id, a);
-    initial.set(a.id, [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted]);
-  }
+  // Holds name accounts by id; built only when a batch resolves holds.
+  let byIdCache: Map<bigint, AccountState> | undefined;
+  const byId = () => {
+    if (!byIdCache) {
+      byIdCache = new Map();
+      for (const a of state.accounts.values()) byIdCache.set(a.id, a);
+    }
+    return byIdCache;
+  };
+  // Balances before the batch, recorded on an account's first move (only touched accounts can change).
+  const initial = new Map<AccountState, [bigint, bigint, bigint, bigint]>();
   const results: TransferResult[] = new Array(inputs.length);
   const rows = new Map<string, TransferRow>(); // created in this batch, by id
   const newHolds = new Map<string, HoldState>();
@@ -231,6 +236,8 @@ export function applyBatch(inputs: readonly BatchInput[], state: BatchState): Ba
     field: "debitsPending" | "debitsPosted" | "creditsPending" | "creditsPosted",
     delta: bigint,
   ) => {
+    if (!initial.has(a))
+      initial.set(a, [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted]);
     a[field] += delta;
     undo.push(() => {
       a[field] -= delta;
@@ -275,8 +282,8 @@ export function applyBatch(inputs: readonly BatchInput[], state: BatchState): Ba
       const amount = t.type === "post" ? (t.amount ?? hold.amount) : 0n;
       if (amount > hold.amount)
         return fail("LEDGER_EXCEEDS_PENDING_AMOUNT", `hold is ${hold.amount}`, "amount");
-      const debit = byId.get(hold.debitAccountId);
-      const credit = byId.get(hold.creditAccountId);
+      const debit = byId().get(hold.debitAccountId);
+      const credit = byId().get(hold.creditAccountId);
       if (!debit || !credit) throw new Error(`accounts of hold ${hold.transferId} were not locked`);
       move(debit, "debitsPending", -hold.amount);
       move(credit, "creditsPending", -hold.amount);
@@ -450,8 +457,7 @@ export function applyBatch(inputs: readonly BatchInput[], state: BatchState): Ba
   }
 
   const changed: AccountState[] = [];
-  for (const a of byId.values()) {
-    const [dp, dpo, cp, cpo] = initial.get(a.id) ?? [0n, 0n, 0n, 0n];
+  for (const [a, [dp, dpo, cp, cpo]] of initial) {
     if (
       a.debitsPending !== dp ||
       a.debitsPosted !== dpo ||
