@@ -7,7 +7,15 @@
  * it or none.
  */
 import { randomUUID } from "node:crypto";
-import { encodeFunctionData, erc20Abi, zeroAddress } from "viem";
+import {
+  createPublicClient,
+  encodeFunctionData,
+  erc20Abi,
+  http,
+  type Log,
+  type PublicClient,
+  zeroAddress,
+} from "viem";
 import { type Ledger, TransferFailedError, transferId } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
@@ -23,6 +31,7 @@ import {
   WithdrawalStateError,
 } from "../errors.js";
 import { type EventType, emitEvent } from "../webhooks/events.js";
+import { withdrawalPosition } from "./chainRef.js";
 import { evaluateWithdrawalPolicy } from "./policy.js";
 import {
   canMove,
@@ -69,16 +78,38 @@ const EVENT_OF: Partial<Record<WithdrawalStatus, EventType>> = {
   cancelled: "withdrawal.cancelled",
 };
 
+export type ReceiptLogs = (
+  chainId: number,
+  txHash: `0x${string}`,
+) => Promise<readonly Pick<Log, "address" | "topics" | "data" | "logIndex">[]>;
+
+/** Token withdrawals need their Transfer log's index (the fact recon pairs the post with). */
+function rpcReceiptLogs(common: Common): ReceiptLogs {
+  const clients = new Map<number, PublicClient>();
+  return async (chainId, txHash) => {
+    let client = clients.get(chainId);
+    if (!client) {
+      const chain = common.config.chains.find((c) => c.chainId === chainId);
+      if (!chain) throw new Error(`chain ${chainId} is not configured`);
+      client = createPublicClient({ transport: http(chain.rpcUrls[0], { timeout: 5000 }) });
+      clients.set(chainId, client);
+    }
+    return (await client.getTransactionReceipt({ hash: txHash })).logs;
+  };
+}
+
 export function createWithdrawals({
   common,
   pool,
   ledger,
   ringWebhooks = async () => {},
+  receiptLogs = rpcReceiptLogs(common),
 }: {
   common: Common;
   pool: Pool;
   ledger: Ledger;
   ringWebhooks?: () => Promise<unknown>;
+  receiptLogs?: ReceiptLogs;
 }): Withdrawals {
   const log = common.logger.child({ component: "withdrawals" });
   const config = common.config;
@@ -455,13 +486,17 @@ export function createWithdrawals({
           { txHash: o.tx_hash },
         );
       if (o.status === "confirmed" && o.tx_hash) {
+        const position = withdrawalPosition(
+          { ...w, fromAddress: w.fromAddress! },
+          w.asset === zeroAddress ? [] : await receiptLogs(w.chainId, o.tx_hash as `0x${string}`),
+        );
+        // Without the fact's reference reconciliation could not pair the post: retry next pass.
+        if (!position) throw new Error(`no Transfer log for withdrawal ${id} in ${o.tx_hash}`);
         await ledger.postPending(
           {
             id: transferId(`withdrawal:${id}:post`),
             pendingId: holdId(id),
-            ...(w.asset === zeroAddress
-              ? { chainRef: { chainId: w.chainId, txHash: o.tx_hash, position: "tx" } }
-              : {}),
+            chainRef: { chainId: w.chainId, txHash: o.tx_hash, position },
           },
           { client },
         );
