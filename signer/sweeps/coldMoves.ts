@@ -80,14 +80,15 @@ export async function startColdMoves({
       if (open.rowCount) continue;
       const assetId = assetIdOf(chain.chainId, asset);
       const [balance, onChain] = await Promise.all([
-        ledger.balance({ assetId, name: hotAccount(hot) }),
+        // No account yet (nothing swept to this wallet in this asset): nothing to move.
+        ledger.getAccount({ assetId, name: hotAccount(hot) }).then((a) => a?.available ?? 0n),
         asset === zeroAddress
           ? adapter.getNativeBalance(getAddress(hot))
           : adapter
               .getTokenBalances({ token: getAddress(asset), holders: [getAddress(hot)] })
               .then((b) => b[0] ?? 0n),
       ]);
-      const amount = excessOverCeiling({ ledgerAvailable: balance.available, onChain, ceiling });
+      const amount = excessOverCeiling({ ledgerAvailable: balance, onChain, ceiling });
       if (amount === 0n) continue;
       const id = `cold_move:${chain.chainId}:${randomUUID()}`;
       const created = await withTransaction(pool, async (client) => {

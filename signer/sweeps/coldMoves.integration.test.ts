@@ -1,0 +1,123 @@
+/**
+ * Hot/cold on the real stack: after sweeps, value above the hot wallet's per-asset ceiling moves
+ * to the cold address through the signer, and the ledger shows it (hold posted on confirmation,
+ * gas booked), for native value and an ERC-20.
+ */
+import type { Address, Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testToken } from "../../chains/contracts/index.js";
+import { sendAndMine } from "../../indexers/testing/chain.js";
+import { getTxRequest } from "../requests.js";
+import { waitFor } from "../testing/harness.js";
+import { coldAccount, hotAccount } from "./bookings.js";
+import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
+
+const COLD: Address = "0x000000000000000000000000000000000000c01d";
+const NATIVE_CEILING = 5n * 10n ** 17n;
+const TOKEN_CEILING = 1000n;
+
+let s: SweepStack;
+
+beforeAll(async () => {
+  s = await startSweepStack({
+    nativeSweepThreshold: "1000",
+    nativeHotCeiling: NATIVE_CEILING.toString(),
+    coldAddress: COLD,
+    tokens: [
+      { address: TOKEN, symbol: "TT", decimals: 18, sweepThreshold: "1", hotCeiling: "1000" },
+    ],
+  });
+  await s.deployToken();
+  s.startSigner();
+});
+
+afterAll(async () => {
+  await s?.close();
+});
+
+async function coldMoves() {
+  const { rows } = await s.ctx.db.pool.query<{
+    id: string;
+    asset: string;
+    amount: string;
+    status: string;
+  }>("SELECT id, asset, amount::text, status FROM custody.cold_moves ORDER BY asset");
+  return rows;
+}
+
+describe("hot wallet ceiling", () => {
+  it("moves native and ERC-20 value above the ceiling to cold, visible in the ledger", async () => {
+    const address = await s.allocate("whale");
+    const deposit = 2n * 10n ** 18n;
+    const tokens = 5000n;
+    await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: address,
+      value: deposit,
+      gas: 21_000n,
+    });
+    await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: TOKEN,
+      data: `0x40c10f19${address.slice(2).toLowerCase().padStart(64, "0")}${tokens.toString(16).padStart(64, "0")}`,
+    });
+    await s.mine(2);
+    await s.syncAndCredit();
+    await s.sweeper.tick(31337);
+    await s.settleAll();
+
+    const hotNative = await s.balanceOf(NATIVE, hotAccount(s.hot));
+    expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(tokens);
+    // The tick that booked the sweep (or the next) sees both assets above their ceilings.
+    await s.sweeper.tick(31337);
+    const started = await coldMoves();
+    expect(started.map((m) => [m.asset, BigInt(m.amount)])).toEqual([
+      [NATIVE, hotNative - NATIVE_CEILING],
+      [TOKEN.toLowerCase(), tokens - TOKEN_CEILING],
+    ]);
+    // One move per excess: a further tick (in flight or settled) starts nothing.
+    expect((await s.sweeper.tick(31337)).coldStarted).toEqual([]);
+    expect(await coldMoves()).toHaveLength(2);
+    await waitFor(
+      "cold moves settled",
+      async () => {
+        await s.mine(1);
+        await s.sweeper.tick(31337);
+        return (await coldMoves()).every((m) => m.status !== "open");
+      },
+      { timeoutMs: 60_000, everyMs: 200 },
+    );
+    const moves = await coldMoves();
+    expect(moves.map((m) => m.status)).toEqual(["booked", "booked"]);
+
+    // On chain, the cold address received exactly the moved amounts.
+    expect(await s.h.client.getBalance({ address: COLD })).toBe(hotNative - NATIVE_CEILING);
+    expect(
+      await s.h.client.readContract({
+        address: TOKEN,
+        abi: testToken.abi,
+        functionName: "balanceOf",
+        args: [COLD],
+      }),
+    ).toBe(tokens - TOKEN_CEILING);
+    // Ledger: cold accounts hold them; hot keeps the ceiling minus the moves' gas.
+    expect(await s.balanceOf(NATIVE, coldAccount(COLD))).toBe(hotNative - NATIVE_CEILING);
+    expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(tokens - TOKEN_CEILING);
+    expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(TOKEN_CEILING);
+    let gas = 0n;
+    for (const m of moves) gas += (await getTxRequest(s.ctx.db.pool, m.id))!.fee!;
+    expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(NATIVE_CEILING - gas);
+    const kinds = await s.ctx.db.pool.query(
+      "SELECT type, position FROM ledger.transfers WHERE kind = 'cold_move' ORDER BY seq",
+    );
+    expect(kinds.rows.map((r) => r.type).sort()).toEqual(["pending", "pending", "post", "post"]);
+    expect(
+      kinds.rows
+        .filter((r) => r.type === "post")
+        .map((r) => r.position)
+        .sort(),
+    ).toEqual([expect.stringMatching(/^log:\d+$/), "tx"]);
+    // Below the ceiling now: nothing more to move.
+    expect((await s.sweeper.tick(31337)).coldStarted).toEqual([]);
+  });
+});
