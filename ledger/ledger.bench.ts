@@ -2,7 +2,7 @@
  * Ledger benchmark through the Node `pg` client, fsync on (the server default; printed below).
  * Workload: one hot omnibus account (`custody:deposits`) and 10,000 user accounts; every transfer
  * debits the omnibus and credits a random user, so every transaction contends on the same row.
- *   1. batched: createTransfers() with large batches, 2 concurrent submitters;
+ *   1. batched: createTransfers() with large batches from concurrent submitters;
  *   2. single-transfer path, one database transaction per transfer, 1 vs 64 concurrent clients;
  *   3. single-transfer path through ledger.transfer() (callers share commits), 1 vs 64 clients.
  */
@@ -15,9 +15,10 @@ import type { NewTransfer } from "./types.js";
 
 const USERS = 10_000;
 const ASSET = "31337:0x0000000000000000000000000000000000000000";
-const BATCH = Number(process.env.LEDGER_BENCH_BATCH ?? 4000);
+const BATCH = Number(process.env.LEDGER_BENCH_BATCH ?? 8000);
 const BATCHED_TOTAL = Number(process.env.LEDGER_BENCH_TOTAL ?? 200_000);
 const SECONDS = Number(process.env.LEDGER_BENCH_SECONDS ?? 6);
+const SUBMITTERS = Number(process.env.LEDGER_BENCH_SUBMITTERS ?? 3);
 
 const deposit = (): NewTransfer => ({
   id: randomUUID(),
@@ -55,7 +56,7 @@ try {
     `workload: 1 hot omnibus account + ${USERS} user accounts; every transfer debits the omnibus and credits a random user`,
   );
   console.log(
-    `postgres ${s?.version}, fsync=${s?.fsync}, synchronous_commit=${s?.sc}; batched: ${BATCHED_TOTAL} transfers in batches of ${BATCH}, 2 submitters; single paths: ${SECONDS}s closed loops`,
+    `postgres ${s?.version}, fsync=${s?.fsync}, synchronous_commit=${s?.sc}; batched: ${BATCHED_TOTAL} transfers in batches of ${BATCH}, ${SUBMITTERS} submitters; single paths: ${SECONDS}s closed loops`,
   );
   console.log(machineLine());
 
@@ -74,7 +75,7 @@ try {
   let submitted = 0;
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: 2 }, async () => {
+    Array.from({ length: SUBMITTERS }, async () => {
       while (submitted < BATCHED_TOTAL) {
         submitted += BATCH;
         const results = await ledger.createTransfers(Array.from({ length: BATCH }, deposit));
