@@ -10,6 +10,7 @@
  */
 
 export { ChainDataInconsistentError, RpcResponseError, RpcUnavailableError } from "./errors.js";
+export { bloomBits, bloomHas, bloomMayContain } from "./evm/bloom.js";
 export {
   createEvmAdapter,
   type EvmAdapter,

@@ -168,9 +168,20 @@ it("kill -9 at 12 random points during backfill and realtime loses and duplicate
       const { child, started, exited } = spawnIngestor();
       await started;
       alive = true;
-      // Random instants: short lives while backfilling, longer ones once it follows the head.
-      const life = kill < 6 ? 150 + Math.random() * 700 : 300 + Math.random() * 900;
-      await new Promise((r) => setTimeout(r, life));
+      if (kill < 6) {
+        // Random instants of the backfill.
+        await new Promise((r) => setTimeout(r, 150 + Math.random() * 700));
+      } else {
+        // Let it catch up with the head (however loaded the machine is), then a random instant
+        // while it follows the growing chain.
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline) {
+          const lag = BigInt(await rpc<Hex>("eth_blockNumber")) - (await tipNumber());
+          if (lag <= 2n) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 500));
+      }
       child.kill("SIGKILL");
       alive = false;
       await exited;
@@ -184,7 +195,7 @@ it("kill -9 at 12 random points during backfill and realtime loses and duplicate
   // The kills hit different points of progress, during backfill and after it.
   expect(new Set(killedAt.map(String)).size).toBeGreaterThanOrEqual(6);
   expect(lagAtKill.some((lag) => lag > 20n)).toBe(true); // during backfill
-  expect(lagAtKill.some((lag) => lag <= 3n)).toBe(true); // while following the head
+  expect(lagAtKill.filter((lag) => lag <= 5n).length).toBeGreaterThanOrEqual(3); // following the head
   expect(reorgs).toBeGreaterThan(0);
 
   // Restart and let it reach the head, then stop it cleanly.

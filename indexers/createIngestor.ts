@@ -4,8 +4,16 @@
  * of watched transactions), commits them strictly in order, one transaction per range with the
  * checkpoint, and handles reorgs of any depth. `start` runs `syncOnce` in a polling loop.
  */
-import { type Address, createPublicClient, webSocket } from "viem";
-import { ChainDataInconsistentError, type EvmAdapter, type RawReceipt } from "../chains/index.js";
+import { type Address, createPublicClient, type Hex, hexToBytes, webSocket } from "viem";
+import {
+  bloomBits,
+  bloomHas,
+  ChainDataInconsistentError,
+  type EvmAdapter,
+  type RawLog,
+  type RawReceipt,
+  TRANSFER_TOPIC,
+} from "../chains/index.js";
 import type { Common } from "../ops/common.js";
 import type { ChainConfig } from "../ops/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
@@ -201,7 +209,47 @@ export async function createIngestor({
         : Promise.resolve([]),
       fetchReceipts(blocks, txsNeedingReceipts(blocks, watched), receipts),
     ]);
-    return { blocks, receipts, logs, frames };
+    return { blocks, receipts, logs: await recoverDroppedLogs(blocks, logs), frames };
+  }
+
+  const tokenBits = tokens.map((t) => ({ token: t, bits: bloomBits(t) }));
+  const transferBits = bloomBits(TRANSFER_TOPIC);
+
+  /**
+   * A provider can silently return fewer logs than a range holds. Each block's bloom says which
+   * listed tokens may have a Transfer in it; where the range answer has none, ask again for that
+   * block by hash. Bloom false positives cost one extra call; a real drop is logged and counted.
+   */
+  async function recoverDroppedLogs(
+    blocks: RangeData["blocks"],
+    logs: RawLog[],
+  ): Promise<RawLog[]> {
+    if (tokenBits.length === 0) return logs;
+    const present = new Set(
+      logs.map((l) => `${l.blockHash.toLowerCase()}/${l.address.toLowerCase()}`),
+    );
+    const suspects: { blockHash: Hex; tokens: Address[] }[] = [];
+    for (const block of blocks) {
+      if (!block.logsBloom) continue;
+      const bloom = hexToBytes(block.logsBloom);
+      if (!bloomHas(bloom, transferBits)) continue;
+      const hash = block.hash.toLowerCase();
+      const maybe = tokenBits
+        .filter((t) => !present.has(`${hash}/${t.token.toLowerCase()}`) && bloomHas(bloom, t.bits))
+        .map((t) => t.token);
+      if (maybe.length > 0) suspects.push({ blockHash: block.hash, tokens: maybe });
+    }
+    if (suspects.length === 0) return logs;
+    const found = (await adapter.getTransferLogsAtBlock(suspects)).flat();
+    if (found.length > 0) {
+      metrics.droppedLogs.inc(labels, found.length);
+      logger.warn({
+        msg: "eth_getLogs range answer left out logs; recovered them by block hash",
+        recovered_logs: found.length,
+        blocks: suspects.length,
+      });
+    }
+    return [...logs, ...found];
   }
 
   async function commitRange(tip: Tip | null, data: RangeData): Promise<Tip> {
@@ -376,6 +424,7 @@ export async function createIngestor({
    * process (kill -9 included), so a standby takes over without any cleanup.
    */
   let lease: PoolClient | undefined;
+  let releaseLease: (() => Promise<void>) | undefined;
   async function holdLease(): Promise<boolean> {
     if (lease) return true;
     const client = await pool.connect();
@@ -387,10 +436,25 @@ export async function createIngestor({
       client.release();
       return false;
     }
-    client.on("error", () => {
-      if (lease === client) lease = undefined;
+    const onError = () => {
+      if (lease !== client) return;
+      lease = undefined;
+      client.off("error", onError);
       client.release(true);
-    });
+    };
+    client.on("error", onError);
+    releaseLease = async () => {
+      if (lease !== client) return;
+      lease = undefined;
+      client.off("error", onError);
+      const ok = await client
+        .query("SELECT pg_advisory_unlock($1, $2)", [LEASE_NAMESPACE, chainId])
+        .then(
+          () => true,
+          () => false,
+        );
+      client.release(!ok);
+    };
     lease = client;
     logger.info({ msg: "indexer lease acquired" });
     return true;
@@ -429,14 +493,7 @@ export async function createIngestor({
       }
       await sleep(pollIntervalMs);
     }
-    const held = lease;
-    lease = undefined;
-    if (held) {
-      await held
-        .query("SELECT pg_advisory_unlock($1, $2)", [LEASE_NAMESPACE, chainId])
-        .catch(() => {});
-      held.release();
-    }
+    await releaseLease?.();
   }
 
   function sleep(ms: number): Promise<void> {

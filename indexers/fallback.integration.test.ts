@@ -9,6 +9,7 @@ import { createEvmAdapter, RpcUnavailableError } from "../chains/index.js";
 import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
 import type { ChainConfig } from "../ops/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createTestDatabase } from "../ops/testing/database.js";
 import { createIngestor } from "./createIngestor.js";
 import {
   anvilRpc,
@@ -121,6 +122,32 @@ describe("RPC fallback", () => {
     expect(headers.map((h) => h && BigInt(h.number))).toEqual([1n, 2n, 3n]);
     expect(secondary.requests()).toBe(before + 4); // the refused batch, then 3 single calls
     secondary.setRefuseBatches(false);
+  });
+
+  it("recovers logs a provider silently leaves out of ranged eth_getLogs (block bloom check)", async () => {
+    secondary.setDropRangeLogs(true);
+    const db = await createTestDatabase();
+    try {
+      await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
+      const ingestor = await createIngestor({
+        common: ctx.common,
+        pool: db.pool,
+        adapter: createEvmAdapter({ ...chain, rpcUrls: [secondary.url] }, { common: ctx.common }),
+        options: { batchBlocks: 7 },
+      });
+      await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
+      await ingestor.stop();
+      const facts = await canonicalFacts(db.pool, CHAIN_ID);
+      expect(facts.filter((f) => f.kind === "erc20")).toHaveLength(20);
+      const recovered = await ctx.common.metrics.registry.getSingleMetricAsString(
+        "custody_indexer_recovered_logs_total",
+      );
+      // The 20 transfers to D1 and the token's mint: every Transfer came back by block hash.
+      expect(recovered).toMatch(/} 21$/m);
+    } finally {
+      secondary.setDropRangeLogs(false);
+      await db.drop();
+    }
   });
 
   it("the indexer keeps going on a flaky primary and stores what a clean run stores", async () => {

@@ -28,6 +28,10 @@ export function indexerMetrics(registry: Registry) {
       "custody_indexer_orphaned_confirmed_facts_total",
       "confirmed facts orphaned by a reorg deeper than the confirmation rule (the ledger must react)",
     ),
+    droppedLogs: counter(
+      "custody_indexer_recovered_logs_total",
+      "Transfer logs a ranged eth_getLogs left out that the block bloom revealed (a bad provider)",
+    ),
     rpcCallsPerBlock: gauge(
       "custody_indexer_rpc_calls_per_block",
       "JSON-RPC calls per stored block over the last batch",

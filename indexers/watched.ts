@@ -56,23 +56,42 @@ export async function createWatchedSet({
   };
 
   // A dedicated connection for LISTEN; on loss, reconnect and reload (a notification may be lost).
+  // Our listeners come off before the client goes back to the pool, so a later error of that
+  // pooled connection is not ours to handle (and cannot release it twice).
+  let detach: (() => void) | undefined;
   const listen = async (): Promise<void> => {
     if (stopped) return;
+    let client: pg.PoolClient | undefined;
     try {
-      const client = await pool.connect();
-      listener = client;
-      client.on("notification", (n) => {
+      client = await pool.connect();
+      const c = client;
+      const onNotification = (n: pg.Notification) => {
         if (n.channel === WATCHED_CHANNEL && n.payload === String(chainId))
           reload().catch((err) => logger.warn({ msg: "watched set reload failed", err }));
-      });
-      client.on("error", () => {
-        client.release(true);
-        if (listener === client) listener = undefined;
+      };
+      const onError = () => {
+        if (listener !== c) return;
+        detach?.();
+        c.release(true);
         setTimeout(() => void listen(), 1000).unref();
-      });
-      await client.query(`LISTEN ${WATCHED_CHANNEL}`);
+      };
+      c.on("notification", onNotification);
+      c.on("error", onError);
+      listener = c;
+      detach = () => {
+        c.off("notification", onNotification);
+        c.off("error", onError);
+        if (listener === c) listener = undefined;
+        detach = undefined;
+      };
+      await c.query(`LISTEN ${WATCHED_CHANNEL}`);
       await reload();
     } catch (err) {
+      if (client && listener === client) {
+        detach?.();
+        client.release(true);
+      }
+      if (stopped) return;
       logger.warn({ msg: "watched set LISTEN failed, retrying", err });
       setTimeout(() => void listen(), 1000).unref();
     }
@@ -98,10 +117,13 @@ export async function createWatchedSet({
     async stop() {
       stopped = true;
       const client = listener;
-      listener = undefined;
+      detach?.();
       if (client) {
-        await client.query(`UNLISTEN ${WATCHED_CHANNEL}`).catch(() => {});
-        client.release();
+        const ok = await client.query(`UNLISTEN ${WATCHED_CHANNEL}`).then(
+          () => true,
+          () => false,
+        );
+        client.release(!ok);
       }
     },
   };

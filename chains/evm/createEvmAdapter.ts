@@ -52,6 +52,8 @@ export type EvmAdapter = {
     toBlock: bigint;
     tokens: Address[];
   }) => Promise<RawLog[]>;
+  /** Transfer logs of `tokens` in one block by hash (immune to range limits and to forks). */
+  getTransferLogsAtBlock: (args: { blockHash: Hex; tokens: Address[] }[]) => Promise<RawLog[][]>;
   /** Value-carrying call frames per block (trace_block, else debug_traceBlockByNumber), batched. */
   getCallFrames: (blocks: { number: bigint; txHashes: Hex[] }[]) => Promise<CallFrame[][]>;
   getNativeBalance: (address: Address, blockNumber?: bigint) => Promise<bigint>;
@@ -268,6 +270,13 @@ export function createEvmAdapter(
     getBlockReceipts,
     getTransferLogs,
     getCallFrames,
+    getTransferLogsAtBlock: (queries) =>
+      rpc.batch<RawLog[]>(
+        queries.map((q) => ({
+          method: "eth_getLogs",
+          params: [{ blockHash: q.blockHash, address: q.tokens, topics: [TRANSFER_TOPIC] }],
+        })),
+      ),
     getNativeBalance: (address, blockNumber) =>
       client.getBalance(blockNumber === undefined ? { address } : { address, blockNumber }),
     async getTokenBalances({ token, holders, blockNumber }) {

@@ -19,6 +19,7 @@ export type RawBlock<T = RawTransaction> = {
   hash: Hex;
   parentHash: Hex;
   timestamp: Hex;
+  logsBloom?: Hex;
   transactions: T[];
 };
 

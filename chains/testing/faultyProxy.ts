@@ -14,6 +14,8 @@ export type FaultyProxy = {
   setFault: (fault: Fault | ((n: number) => Fault)) => void;
   /** eth_getLogs spanning more blocks than this gets a JSON-RPC "more than 10000 results" error. */
   setMaxLogRange: (blocks: number | null) => void;
+  /** Answer ranged eth_getLogs (fromBlock/toBlock) with no logs: a provider silently dropping them. */
+  setDropRangeLogs: (drop: boolean) => void;
   /** Answer JSON-RPC batches with one error object, as providers without batch support do. */
   setRefuseBatches: (refuse: boolean) => void;
   requests: () => number;
@@ -25,6 +27,7 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   let fault: Fault | ((n: number) => Fault) = "none";
   let maxLogRange: number | null = null;
   let refuseBatches = false;
+  let dropRangeLogs = false;
   let count = 0;
   const ranges: number[] = [];
   const hanging = new Set<http.ServerResponse>();
@@ -55,7 +58,13 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
         );
       }
       if (!Array.isArray(parsed) && parsed.method === "eth_getLogs") {
-        const filter = parsed.params[0] as { fromBlock: string; toBlock: string };
+        const filter = parsed.params[0] as { fromBlock?: string; toBlock?: string };
+        if (dropRangeLogs && filter.fromBlock !== undefined) {
+          res.writeHead(200, { "content-type": "application/json" });
+          return void res.end(JSON.stringify({ jsonrpc: "2.0", id: parsed.id, result: [] }));
+        }
+        if (filter.fromBlock === undefined || filter.toBlock === undefined)
+          filter.fromBlock = filter.toBlock = "0x0";
         const span = Number(BigInt(filter.toBlock) - BigInt(filter.fromBlock)) + 1;
         ranges.push(span);
         if (maxLogRange !== null && span > maxLogRange) {
@@ -91,6 +100,9 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
     },
     setMaxLogRange: (blocks) => {
       maxLogRange = blocks;
+    },
+    setDropRangeLogs: (drop) => {
+      dropRangeLogs = drop;
     },
     setRefuseBatches: (refuse) => {
       refuseBatches = refuse;
