@@ -76,6 +76,25 @@ describe("sweeps (acceptance)", () => {
     expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(first - request.fee!);
     expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(0n);
     expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(request.fee!);
+    // Each booked transfer points at the chain fact the indexer stored for it (for matching).
+    await s.syncAndCredit();
+    const paired = await s.ctx.db.pool.query(
+      `SELECT l.kind, l.position, f.kind AS fact_kind, f.amount = l.amount AS same_amount
+       FROM ledger.transfers l
+       JOIN chain.transfers f ON f.chain_id = l.chain_id AND f.tx_hash = l.tx_hash
+        AND f.position = l.position AND f.status <> 'orphaned'
+       WHERE l.tx_hash = $1 ORDER BY l.kind`,
+      [request.txHash],
+    );
+    expect(paired.rows).toEqual([
+      { kind: "fee", position: "fee", fact_kind: "fee", same_amount: true },
+      {
+        kind: "sweep",
+        position: expect.stringMatching(/^trace:\d+(\.\d+)*$/),
+        fact_kind: "internal",
+        same_amount: true,
+      },
+    ]);
 
     // A second plain 21,000-gas deposit to the same address works and is credited.
     const second = 2n * 10n ** 17n;
