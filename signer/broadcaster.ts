@@ -131,6 +131,7 @@ function attemptFromRow(r: Record<string, string | null>): Attempt {
 /** Permanent refusals: these signed bytes can never be included anywhere. */
 const DEAD: ReadonlySet<NodeErrorClass> = new Set([
   "intrinsic_gas_too_low",
+  "gas_limit_too_high",
   "fee_cap_exceeded",
   "execution_reverted",
 ]);

@@ -37,6 +37,7 @@ const corpus: [client: string, message: string, expected: NodeErrorClass][] = [
   ["geth", "execution reverted: ERC20: transfer amount exceeds balance", "execution_reverted"],
   ["geth", "known transaction: 0x3f2d2c4b0e1a", "already_known"],
   ["geth", "txpool is full", "transient"],
+  ["geth", "exceeds block gas limit", "gas_limit_too_high"],
   ["geth", "header not found", "transient"],
   // Nethermind
   ["nethermind", "OldNonce, Current nonce: 7, nonce of rejected tx: 4", "nonce_too_low"],
@@ -54,6 +55,7 @@ const corpus: [client: string, message: string, expected: NodeErrorClass][] = [
     "insufficient_funds",
   ],
   ["nethermind", "ReplacementNotAllowed", "replacement_underpriced"],
+  ["nethermind", "GasLimitExceeded, Gas limit exceeds block gas limit", "gas_limit_too_high"],
   // Erigon
   ["erigon", "nonce too low", "nonce_too_low"],
   ["erigon", "replace underpriced", "replacement_underpriced"],
@@ -78,6 +80,8 @@ const corpus: [client: string, message: string, expected: NodeErrorClass][] = [
   ["anvil", "Out of gas: gas required exceeds allowance: 20000", "intrinsic_gas_too_low"],
   ["anvil", "execution reverted: custom error 0xfb8f41b2", "execution_reverted"],
   ["anvil", "replacement transaction underpriced", "replacement_underpriced"],
+  ["anvil", "intrinsic gas too high -- tx.gas_limit > env.block.gas_limit", "gas_limit_too_high"],
+  ["anvil", "intrinsic gas too low", "intrinsic_gas_too_low"],
   // Arbitrum Nitro
   [
     "arbitrum",

@@ -11,6 +11,7 @@ export type NodeErrorClass =
   | "underpriced"
   | "insufficient_funds"
   | "intrinsic_gas_too_low"
+  | "gas_limit_too_high"
   | "fee_cap_exceeded"
   | "execution_reverted"
   | "transient"
@@ -29,6 +30,8 @@ export const RESPONSES: Record<NodeErrorClass, string> = {
     "the hot wallet cannot pay: keep the nonce and bytes, alert (low balance), retry every tick",
   intrinsic_gas_too_low:
     "these bytes can never be included: reject them; if no other attempt lives, cancel the nonce and fail the request",
+  gas_limit_too_high:
+    "these bytes can never be included (gas limit above the block's): reject them; if no other attempt lives, cancel the nonce and fail the request",
   fee_cap_exceeded:
     "these bytes can never be included: reject them; if no other attempt lives, cancel the nonce and fail the request",
   execution_reverted:
@@ -58,6 +61,10 @@ const RULES: [NodeErrorClass, RegExp][] = [
   [
     "insufficient_funds",
     /insufficient funds|insufficientfunds|exceeds account balance|insufficient balance|not enough (funds|balance)/i,
+  ],
+  [
+    "gas_limit_too_high",
+    /intrinsic gas too high|exceeds block gas limit|gas_limit > env\.block\.gas_limit|gaslimitexceeded|gas limit exceeds/i,
   ],
   [
     "intrinsic_gas_too_low",
