@@ -188,7 +188,11 @@ export async function loadAllEntries(client: PoolClient, chainId: number): Promi
   }
 }
 
-/** Facts new since the previous run, in blocks it did not cover, or orphaned since. */
+/**
+ * Facts new since the previous run, in blocks it did not cover, or orphaned since; and every fact
+ * above the common ancestor of a reorg detected since, because a reorg back revives orphaned rows
+ * in place (same id, status changed) at heights the previous run had covered.
+ */
 async function loadChangedFacts(
   client: PoolClient,
   chainId: number,
@@ -201,7 +205,9 @@ async function loadChangedFacts(
        WHERE chain_id = $1 AND block_number <= $2 AND id > $3
      UNION
      SELECT ${FACT_COLUMNS} FROM chain.transfers
-       WHERE chain_id = $1 AND block_number > $4 AND block_number <= $2
+       WHERE chain_id = $1 AND block_number <= $2 AND block_number > LEAST($4::bigint, (
+         SELECT min(common_ancestor) FROM chain.reorgs
+         WHERE chain_id = $1 AND detected_at >= $5::timestamptz - make_interval(secs => $6::float8 / 1000)))
      UNION
      SELECT ${FACT_COLUMNS} FROM chain.transfers
        WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $2
@@ -439,14 +445,20 @@ export async function loadRunInputs(
     };
     // A new canonical row is the newest of its key (a tx re-included after a reorg is a new row),
     // so its key's facts are all in hand; an orphaned one's canonical copy may be an older row.
+    // Only a row that is new since the previous run counts: old rows re-read for a reorg may have
+    // claimants from long ago.
+    const isNew = (f: ChainFact) => f.id > previous.factWatermark || f.blockNumber > previous.block;
     const canonicalKeys = new Set(
-      changedFacts.filter((f) => f.status !== "orphaned").map((f) => factKey(f.txHash, f.position)),
+      changedFacts
+        .filter((f) => f.status !== "orphaned" && isNew(f))
+        .map((f) => factKey(f.txHash, f.position)),
     );
     // Entries claiming a new canonical fact are new themselves, or were deferred or broken in the
     // previous run (their fact was above its block or unknown), so they are open items: only the
     // keys of changed entries with older facts, of newly orphaned facts, and of open items need
     // their other claimants read.
-    for (const f of changedFacts) if (f.status === "orphaned") addKey(f.txHash, f.position);
+    for (const f of changedFacts)
+      if (f.status === "orphaned" || !isNew(f)) addKey(f.txHash, f.position);
     for (const e of changedEntries) addKey(e.txHash, e.position);
     for (const k of previous.openKeys) addKey(k.txHash, k.position);
     const lookupKeys = [...keys].filter(([k]) => !canonicalKeys.has(k)).map(([, v]) => v);
