@@ -70,16 +70,35 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
       async (app) => {
         const v1 = app.withTypeProvider<TypeBoxTypeProvider>();
         await registerAuth(v1, deps.pool);
+        // A connection of its own that fails fast: with Redis down the limiter lets requests
+        // through (skipOnError) instead of queueing them forever; auth and money live in Postgres.
+        const limiterRedis = deps.redis.duplicate({
+          maxRetriesPerRequest: 1,
+          enableOfflineQueue: false,
+          lazyConnect: false,
+        });
+        limiterRedis.on("error", () => {});
+        // Start counting from the first request when Redis is up; never block start-up on it.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000);
+          limiterRedis.once("ready", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        app.addHook("onClose", async () => {
+          await limiterRedis.quit().catch(() => limiterRedis.disconnect());
+        });
         // After auth (onRequest), so the limit is per key; before parsing, so oversized or
         // malformed bodies count too.
         await v1.register(rateLimit, {
           hook: "preParsing",
           max: limits.max,
           timeWindow: limits.timeWindowMs,
-          redis: deps.redis,
+          redis: limiterRedis,
           nameSpace: `${deps.common.config.env.REDIS_PREFIX}:ratelimit:`,
           keyGenerator: (request) => request.apiKey?.id ?? request.ip,
-          skipOnError: false,
+          skipOnError: true,
           errorResponseBuilder: (_request, context) => new RateLimitedError(context.after),
         });
         await registerIdempotency(v1, deps.pool);

@@ -26,6 +26,7 @@ import { appendAudit } from "../audit.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import {
   ApprovalError,
+  IdempotencyConflictError,
   NotFoundError,
   PolicyViolationError,
   WithdrawalStateError,
@@ -234,7 +235,18 @@ export function createWithdrawals({
 
     const result = await withTransaction(pool, async (client) => {
       const existing = await findByIdempotencyKey(client, caller.id, idempotencyKey);
-      if (existing) return existing;
+      if (existing) {
+        // Reached only if the stored HTTP answer was lost (a 5xx after commit): the same key must
+        // still mean the same request.
+        const same =
+          existing.customerId === input.customerId &&
+          existing.chainId === chain.chainId &&
+          existing.asset === asset.address.toLowerCase() &&
+          existing.to === to &&
+          existing.amount === amount;
+        if (!same) throw new IdempotencyConflictError(idempotencyKey, "POST /v1/withdrawals");
+        return existing;
+      }
       if (await isCustodyAddress(client, chain.chainId, to))
         throw new PolicyViolationError(
           "DESTINATION_IS_CUSTODY",
