@@ -2,9 +2,12 @@
  * The broadcaster end to end on anvil (automine), the KMS emulator through @aws-sdk/client-kms,
  * real Postgres and Redis: requests in, transactions mined and confirmed, outcomes rung.
  */
+import { CreateKeyCommand } from "@aws-sdk/client-kms";
+import { parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../ops/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createKmsAccount } from "./kmsAccount.js";
 import {
   getTxRequest,
   requestTransaction,
@@ -149,5 +152,46 @@ describe("broadcaster", () => {
     expect(done.txHash).toBe(hash);
     const receipt = await h.client.getTransactionReceipt({ hash: hash as `0x${string}` });
     expect(receipt.status).toBe("success");
+  });
+  it("sends legacy (gasPrice) transactions on a chain without EIP-1559 fees", async () => {
+    const legacy = { ...ctx.config.chains[0]!, feeModel: "legacy" as const };
+    const key = await h.kms.send(
+      new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+    );
+    const account = await createKmsAccount({ kms: h.kms, keyId: key.KeyMetadata!.KeyId! });
+    await h.rpc("anvil_setBalance", [account.address, toHex(parseEther("1"))]);
+    const legacySigner = startWalletSigner({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      queues: ctx.queues,
+      chain: legacy,
+      account: async () => account,
+      databaseUrl: ctx.db.url,
+      pollMs: 50,
+    });
+    try {
+      await withTransaction(ctx.db.pool, (c) =>
+        requestTransaction(c, {
+          id: "legacy-1",
+          chainId: 31337,
+          from: account.address,
+          to: RECIPIENT,
+          value: 7n,
+          kind: "withdrawal",
+          refId: "legacy-1",
+        }),
+      );
+      const done = await waitFor("legacy confirmed", async () => {
+        const r = await getTxRequest(ctx.db.pool, "legacy-1");
+        if (r?.status === "mined") await h.rpc("evm_mine");
+        return r?.status === "confirmed" ? r : undefined;
+      });
+      const tx = await h.client.getTransaction({ hash: done.txHash as `0x${string}` });
+      expect(tx.type).toBe("legacy");
+      expect(tx.value).toBe(7n);
+      expect(done.effectiveGasPrice).toBe(tx.gasPrice);
+    } finally {
+      await legacySigner.stop();
+    }
   });
 });
