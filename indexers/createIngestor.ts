@@ -75,6 +75,8 @@ export type IngestorStatus = {
   lastError: string | null;
   /** Another process holds this chain's lease; this one waits to take over. */
   standby: boolean;
+  /** New-head notifications received over WS (0 without a wsUrl). */
+  wsHeads: number;
 };
 
 export type Ingestor = {
@@ -123,6 +125,7 @@ export async function createIngestor({
     syncedAt: Date.now(),
     lastError: null,
     standby: false,
+    wsHeads: 0,
   };
   let stopping = false;
   let loop: Promise<void> | undefined;
@@ -496,13 +499,27 @@ export async function createIngestor({
     await releaseLease?.();
   }
 
+  // A wake-up that arrives during a pass (not during a sleep) must not be lost: the pass may have
+  // read the head just before the new block, so the next sleep is skipped instead.
+  let wakeRequested = false;
+  function requestWake(): void {
+    if (wake) wake();
+    else wakeRequested = true;
+  }
+
   function sleep(ms: number): Promise<void> {
+    if (wakeRequested || stopping) {
+      wakeRequested = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
+      const done = () => {
         clearTimeout(timer);
+        wake = undefined;
         resolve();
       };
+      const timer = setTimeout(done, ms);
+      wake = done;
     });
   }
 
@@ -512,7 +529,10 @@ export async function createIngestor({
     const transport = webSocket(chain.wsUrl, { reconnect: true, keepAlive: true, retryCount: 5 });
     const client = createPublicClient({ transport });
     const unwatch = client.watchBlockNumber({
-      onBlockNumber: () => wake?.(),
+      onBlockNumber: () => {
+        state.wsHeads++;
+        requestWake();
+      },
       onError: (err) =>
         logger.warn({ msg: "new-heads subscription failed; polling continues", err }),
     });
@@ -538,7 +558,7 @@ export async function createIngestor({
     async stop() {
       stopping = true;
       await unwatchHeads?.();
-      wake?.();
+      requestWake();
       await loop?.catch(() => {});
       await watched.stop();
     },

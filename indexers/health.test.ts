@@ -12,6 +12,7 @@ const healthy: IngestorStatus = {
   syncedAt: now - 200,
   lastError: null,
   standby: false,
+  wsHeads: 0,
 };
 
 describe("unhealthyReasons", () => {

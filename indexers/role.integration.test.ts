@@ -128,7 +128,11 @@ it("follows new heads over WS when a wsUrl is configured (polling only as a slow
   ingestor.start();
   try {
     const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-    await until("the lease and a first pass", async () => ingestor.status().indexed !== null);
+    // Mine empty blocks until the subscription is live (it connects asynchronously).
+    await until("the new-heads subscription", async () => {
+      await rpc("evm_mine");
+      return ingestor.status().wsHeads > 0;
+    });
     const tx = await sendTx(rpc, { from, to: freshAddress(1), value: 6n });
     // With a 60 s poll interval, only the new-heads subscription can bring this in quickly.
     await until(
