@@ -48,11 +48,11 @@ export async function startCreditingWorker({
     inFlight = next.catch(() => {});
     return next;
   };
-  const sweepChain = (chainId: number) =>
+  const sweepChain = (chainId: number, range: { fromBlock?: number; toBlock?: number } = {}) =>
     serial(async () => {
-      const r = await crediting.sweep({ chainId });
+      const r = await crediting.sweep({ chainId, ...range });
       if (r.credited + r.compensated > 0)
-        log.debug({ msg: "deposits swept", chain_id: chainId, ...r });
+        log.debug({ msg: "deposits swept", chain_id: chainId, ...range, ...r });
     });
   const sweepOnce = async () => {
     for (const chainId of chainIds) await sweepChain(chainId);
@@ -65,7 +65,9 @@ export async function startCreditingWorker({
     CHAIN_FACTS_QUEUE,
     async (job) => {
       // A doorbell for a chain this process does not serve is left to the periodic sweep elsewhere.
-      if (chainIds.has(job.data.chainId)) await sweepChain(job.data.chainId);
+      // The doorbell's range bounds the credit scan; the periodic sweep scans everything.
+      const { chainId, fromBlock, toBlock } = job.data;
+      if (chainIds.has(chainId)) await sweepChain(chainId, { fromBlock, toBlock });
     },
     { concurrency: 1 },
   );

@@ -76,6 +76,10 @@ describe("deposit crediting", () => {
     await fact({ tx, block: "0xb1" });
     expect((await crediting.sweep()).credited).toBe(0); // seen is not final enough
     await setStatus(tx, "0xb1", "confirmed");
+    // A doorbell's block range bounds the scan (the fact is in block 10).
+    expect((await crediting.sweep({ chainId: CHAIN, fromBlock: 11, toBlock: 20 })).credited).toBe(
+      0,
+    );
     // Concurrent sweeps (doorbell + timer) still credit once.
     const runs = await Promise.all([crediting.sweep(), crediting.sweep(), crediting.sweep()]);
     expect(runs.reduce((n, r) => n + r.credited, 0)).toBe(1);

@@ -11,13 +11,16 @@ import type { Queryable } from "./runBatch.js";
 import { assetIdOf, depositTransferName, transferId } from "./transferId.js";
 import type { NewTransfer, TransferResult } from "./types.js";
 
+/** Which facts to look at: a chain, and optionally a block range (a doorbell's). */
+export type CreditScope = { chainId?: number; fromBlock?: number; toBlock?: number };
+
 export type DepositCrediting = {
   /** Credit confirmed, uncredited deposit facts; returns how many transfers were created. */
-  creditConfirmed: (options?: { chainId?: number; limit?: number }) => Promise<number>;
+  creditConfirmed: (options?: CreditScope & { limit?: number }) => Promise<number>;
   /** Compensate credits whose facts were orphaned; returns how many compensations were created. */
   compensateOrphaned: (options?: { chainId?: number; limit?: number }) => Promise<number>;
   /** Both, until nothing is left (or `maxRounds`). */
-  sweep: (options?: { chainId?: number }) => Promise<{ credited: number; compensated: number }>;
+  sweep: (options?: CreditScope) => Promise<{ credited: number; compensated: number }>;
 };
 
 // Confirmed facts into deposit addresses with no standing credit (a credit stands until a
@@ -32,6 +35,7 @@ FROM chain.transfers f
 JOIN chain.custody_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address AND ca.kind = 'deposit'
 WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
   AND ($1::bigint IS NULL OR f.chain_id = $1)
+  AND ($3::bigint IS NULL OR f.block_number >= $3) AND ($4::bigint IS NULL OR f.block_number <= $4)
   AND NOT EXISTS (
     SELECT 1 FROM ledger.transfers t
     WHERE t.chain_id = f.chain_id AND t.tx_hash = f.tx_hash AND t.position = f.position AND t.kind = 'deposit'
@@ -108,13 +112,17 @@ export function createDepositCrediting({
 
   async function creditConfirmed({
     chainId,
+    fromBlock,
+    toBlock,
     limit = 500,
-  }: {
-    chainId?: number;
-    limit?: number;
-  } = {}) {
+  }: CreditScope & { limit?: number } = {}) {
     return withTransaction(pool, async (client) => {
-      const facts = await client.query<FactRow>(UNCREDITED, [chainId ?? null, limit]);
+      const facts = await client.query<FactRow>(UNCREDITED, [
+        chainId ?? null,
+        limit,
+        fromBlock ?? null,
+        toBlock ?? null,
+      ]);
       if (facts.rows.length === 0) return 0;
       const transfers: NewTransfer[] = facts.rows.map((f) => ({
         id: transferId(depositTransferName(f.chain_id, f.tx_hash, f.position, f.credits)),
@@ -209,14 +217,15 @@ export function createDepositCrediting({
   return {
     creditConfirmed,
     compensateOrphaned,
-    async sweep({ chainId } = {}) {
-      const scope = chainId === undefined ? {} : { chainId };
+    async sweep(range: CreditScope = {}) {
+      const scope = range.chainId === undefined ? {} : { chainId: range.chainId };
+      const credit: CreditScope = { ...range };
       let credited = 0;
       let compensated = 0;
       // Compensate first: a fact re-confirmed in another block is then credited again in this pass.
       for (let n = await compensateOrphaned(scope); n > 0; n = await compensateOrphaned(scope))
         compensated += n;
-      for (let n = await creditConfirmed(scope); n > 0; n = await creditConfirmed(scope))
+      for (let n = await creditConfirmed(credit); n > 0; n = await creditConfirmed(credit))
         credited += n;
       return { credited, compensated };
     },
