@@ -216,7 +216,19 @@ export function createEvmAdapter(
     );
   }
 
+  // Traces of a busy mainnet block run to megabytes: a few blocks per request keeps responses sane.
+  const TRACE_BLOCKS_PER_REQUEST = 8;
+
   async function getCallFrames(
+    blocks: { number: bigint; txHashes: Hex[] }[],
+  ): Promise<CallFrame[][]> {
+    const out: CallFrame[][] = [];
+    for (let i = 0; i < blocks.length; i += TRACE_BLOCKS_PER_REQUEST)
+      out.push(...(await getCallFramesChunk(blocks.slice(i, i + TRACE_BLOCKS_PER_REQUEST))));
+    return out;
+  }
+
+  async function getCallFramesChunk(
     blocks: { number: bigint; txHashes: Hex[] }[],
   ): Promise<CallFrame[][]> {
     if (blocks.length === 0) return [];
