@@ -1,0 +1,104 @@
+/**
+ * The broadcaster lease: one holder per (chain, wallet); a holder whose connection is gone can
+ * no longer write (the connection is the fencing token), and a standby takes over.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { acquireLease, leaseKey } from "./lease.js";
+import {
+  createSignerHarness,
+  type SignerHarness,
+  statusCounts,
+  waitFor,
+} from "./testing/harness.js";
+import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+
+let ctx: TestContext;
+let h: SignerHarness;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [{ chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 1 } } }],
+  });
+  h = await createSignerHarness(ctx);
+});
+
+afterAll(async () => {
+  await h?.close();
+  await ctx?.cleanup();
+});
+
+const terminate = (applicationName: string) =>
+  ctx.db.pool.query(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    [applicationName],
+  );
+
+describe("lease", () => {
+  it("is held by one connection at a time, and a lost holder cannot write", async () => {
+    const key = leaseKey(31337, "0x00000000000000000000000000000000000000ab");
+    const controller = new AbortController();
+    const first = await acquireLease({
+      databaseUrl: ctx.db.url,
+      key,
+      signal: controller.signal,
+      applicationName: "lease-first",
+    });
+    expect(first?.isHeld()).toBe(true);
+    const standby = acquireLease({
+      databaseUrl: ctx.db.url,
+      key,
+      signal: controller.signal,
+      retryMs: 50,
+      applicationName: "lease-second",
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await terminate("lease-first");
+    const second = await standby;
+    expect(second?.isHeld()).toBe(true);
+    expect(first?.isHeld()).toBe(false);
+    await expect(first!.query("SELECT 1")).rejects.toMatchObject({ code: "SIGNER_LEASE_LOST" });
+    await second?.release();
+    controller.abort();
+  });
+
+  it("fails over between two signers of one wallet without a gap or a double send", async () => {
+    const start = (name: string): WalletSigner =>
+      startWalletSigner({
+        common: ctx.common,
+        pool: ctx.db.pool,
+        queues: ctx.queues,
+        chain: ctx.config.chains[0]!,
+        account: async () => h.account,
+        databaseUrl: ctx.db.url,
+        pollMs: 50,
+        applicationName: name,
+      });
+    const a = start("signer-a");
+    const b = start("signer-b");
+    try {
+      await waitFor("one active", async () => a.isActive() !== b.isActive());
+      const [active, activeName, standby] = a.isActive() ? [a, "signer-a", b] : [b, "signer-b", a];
+      await h.request(5, { prefix: "before" });
+      await waitFor("first five confirmed", async () => {
+        await h.rpc("evm_mine");
+        return (await statusCounts(ctx)).confirmed === 5;
+      });
+      await terminate(activeName);
+      await waitFor("standby took over", async () => standby.isActive());
+      await h.request(5, { prefix: "after" });
+      await waitFor("all ten confirmed", async () => {
+        await h.rpc("evm_mine");
+        return (await statusCounts(ctx)).confirmed === 10;
+      });
+      expect(active.isActive() && standby.isActive()).toBe(false);
+      const { rows } = await ctx.db.pool.query(
+        "SELECT array_agg(nonce::int ORDER BY nonce) AS nonces FROM custody.tx_requests",
+      );
+      expect(rows[0].nonces).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(10);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
