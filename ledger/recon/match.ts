@@ -71,12 +71,18 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
       else orphanedByKey.set(key, [i]);
       continue;
     }
-    if (findCanonical(f.txHash, f.position) !== -1) {
+    const bucket = txBucket(f.txHash, mask);
+    let j = heads[bucket]!;
+    while (j !== -1) {
+      const g = facts[j]!;
+      if (g.txHash === f.txHash && g.position === f.position) break;
+      j = nextInBucket[j]!;
+    }
+    if (j !== -1) {
       // Two canonical rows for one identity cannot both be real; the first one is matched.
       shadowed[i] = 1;
       continue;
     }
-    const bucket = txBucket(f.txHash, mask);
     nextInBucket[i] = heads[bucket]!;
     heads[bucket] = i;
   }
@@ -168,12 +174,12 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
 }
 
 /**
- * Bucket of a tx hash: a multiplicative hash of its last 16 characters (tx hashes are keccak
- * outputs, uniform in every position), finalised so that the low bits depend on all of them.
+ * Bucket of a tx hash: a multiplicative hash of its last 8 hex characters (32 bits of a keccak
+ * output, uniform in every position), finalised so that the low bits depend on all of them.
  */
 function txBucket(txHash: string, mask: number): number {
   let h = 0x811c9dc5;
-  for (let i = txHash.length - 16; i < txHash.length; i++)
+  for (let i = txHash.length - 8; i < txHash.length; i++)
     h = Math.imul(h ^ txHash.charCodeAt(i), 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x45d9f3b);
