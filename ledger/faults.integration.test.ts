@@ -143,7 +143,7 @@ describe("faults", () => {
       for (const r of results) seen.set(r.id, [...(seen.get(r.id) ?? []), r]);
     };
     const submit = async (batch: TransferInput[]) => {
-      for (let attempt = 0; attempt < 200; attempt++) {
+      for (let attempt = 0; attempt < 2000; attempt++) {
         try {
           record(await ledger.createTransfers(batch));
           return;
