@@ -235,3 +235,17 @@ describe("reconciliation reads", () => {
     expect(missing.json()).toMatchObject({ code: "RECON_RUN_NOT_FOUND", run_id: 999 });
   });
 });
+
+describe("metrics", () => {
+  it("counts /v1 requests by route and status on /metrics", async () => {
+    await t.call(t.keys["deposits:read"], { method: "GET", url: "/v1/assets" });
+    await t.call(null, { method: "GET", url: "/v1/assets" });
+    const text = (await t.app.inject({ method: "GET", url: "/metrics" })).body;
+    expect(text).toMatch(
+      /api_request_duration_seconds_count\{[^}]*route="\/v1\/assets"[^}]*status="200"[^}]*\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /api_request_duration_seconds_count\{[^}]*route="\/v1\/assets"[^}]*status="401"[^}]*\} [1-9]/,
+    );
+  });
+});

@@ -14,6 +14,7 @@ import { registerAuth } from "./auth.js";
 import { type ChainHeads, createChainHeads } from "./chainStatus.js";
 import { RateLimitedError } from "./errors.js";
 import { registerIdempotency } from "./idempotency.js";
+import { apiMetrics } from "./metrics.js";
 import { auditRoutes } from "./routes/audit.js";
 import { chainsRoutes } from "./routes/chains.js";
 import { customersRoutes } from "./routes/customers.js";
@@ -69,6 +70,17 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
     await root.register(
       async (app) => {
         const v1 = app.withTypeProvider<TypeBoxTypeProvider>();
+        const metrics = apiMetrics(deps.common.metrics.registry);
+        v1.addHook("onResponse", async (request, reply) => {
+          metrics.requests.observe(
+            {
+              method: request.method,
+              route: request.routeOptions.url ?? "unknown",
+              status: String(reply.statusCode),
+            },
+            reply.elapsedTime / 1000,
+          );
+        });
         await registerAuth(v1, deps.pool);
         // A connection of its own that fails fast: with Redis down the limiter lets requests
         // through (skipOnError) instead of queueing them forever; auth and money live in Postgres.

@@ -166,6 +166,11 @@ describe("webhook delivery", () => {
       "re-driven delivery",
     );
     expect(received.flaky).toHaveLength(4);
+    const metrics = await t.ctx.common.metrics.registry.getSingleMetricAsString(
+      "api_webhook_deliveries_total",
+    );
+    expect(metrics).toMatch(/result="dead"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/result="failed"[^}]*\} 2$/m);
 
     const nothingDead = await t.call(t.keys.admin, {
       method: "POST",

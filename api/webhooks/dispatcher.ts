@@ -10,6 +10,7 @@ import type { Job } from "bullmq";
 import type { Common } from "../../ops/common.js";
 import type { Pool } from "../../ops/db.js";
 import { jobId, type QueueFactory } from "../../ops/queues.js";
+import { apiMetrics } from "../metrics.js";
 import { signWebhook } from "./signature.js";
 
 export const WEBHOOK_QUEUE = "webhooks";
@@ -46,6 +47,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const backoffMs = options.backoffMs ?? 2000;
   const timeoutMs = options.timeoutMs ?? 5000;
   const queue = queues.queue<DeliveryJob>(WEBHOOK_QUEUE);
+  const metrics = apiMetrics(common.metrics.registry);
   let timer: NodeJS.Timeout | undefined;
   let worker: { close: () => Promise<void> } | undefined;
   let sweeping: Promise<number> | undefined;
@@ -132,6 +134,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         [eventId, endpoint],
       );
       log.debug({ msg: "webhook delivered", event_id: eventId, endpoint });
+      metrics.deliveries.inc({ result: "delivered" });
       return;
     }
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -143,6 +146,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       [eventId, endpoint, error, last],
     );
     log.warn({ msg: "webhook delivery failed", event_id: eventId, endpoint, error, dead: last });
+    metrics.deliveries.inc({ result: last ? "dead" : "failed" });
     throw new Error(`webhook delivery to ${endpoint} failed: ${error}`);
   }
 

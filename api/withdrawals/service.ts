@@ -31,6 +31,7 @@ import {
   PolicyViolationError,
   WithdrawalStateError,
 } from "../errors.js";
+import { apiMetrics } from "../metrics.js";
 import { type EventType, emitEvent } from "../webhooks/events.js";
 import { withdrawalPosition } from "./chainRef.js";
 import { evaluateWithdrawalPolicy } from "./policy.js";
@@ -114,6 +115,7 @@ export function createWithdrawals({
 }): Withdrawals {
   const log = common.logger.child({ component: "withdrawals" });
   const config = common.config;
+  const metrics = apiMetrics(common.metrics.registry);
 
   async function move(
     client: PoolClient,
@@ -167,6 +169,7 @@ export function createWithdrawals({
         },
       });
     log.info({ msg: "withdrawal status", withdrawal_id: w.id, from: w.status, to, actor });
+    metrics.withdrawals.inc({ status: to });
     return next;
   }
 

@@ -1,0 +1,51 @@
+/** The api module's Prometheus metrics, registered once per registry (several factories share it). */
+import { Counter, Histogram, type Registry } from "prom-client";
+
+function once<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+export type ApiMetrics = {
+  requests: Histogram<"method" | "route" | "status">;
+  withdrawals: Counter<"status">;
+  deliveries: Counter<"result">;
+};
+
+export function apiMetrics(registry: Registry): ApiMetrics {
+  return {
+    requests: once(
+      registry,
+      "api_request_duration_seconds",
+      () =>
+        new Histogram({
+          name: "api_request_duration_seconds",
+          help: "/v1 requests by route and status",
+          labelNames: ["method", "route", "status"],
+          buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+          registers: [registry],
+        }),
+    ),
+    withdrawals: once(
+      registry,
+      "api_withdrawal_transitions_total",
+      () =>
+        new Counter({
+          name: "api_withdrawal_transitions_total",
+          help: "Withdrawals entering each status",
+          labelNames: ["status"],
+          registers: [registry],
+        }),
+    ),
+    deliveries: once(
+      registry,
+      "api_webhook_deliveries_total",
+      () =>
+        new Counter({
+          name: "api_webhook_deliveries_total",
+          help: "Webhook delivery attempts by result (delivered, failed, dead)",
+          labelNames: ["result"],
+          registers: [registry],
+        }),
+    ),
+  };
+}
