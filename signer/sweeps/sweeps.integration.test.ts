@@ -221,6 +221,40 @@ describe("sweeps (acceptance)", () => {
     );
     expect(booked.rows).toEqual([{ amount: amount.toString() }]);
   });
+
+  it("a sweep reorged out before its confirmations is re-mined by the signer and booked once", async () => {
+    const address = await s.allocate("carol");
+    const amount = 7n * 10n ** 17n;
+    await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: address,
+      value: amount,
+      gas: 21_000n,
+    });
+    await s.mine(2);
+    await s.syncAndCredit();
+    const tick = await s.sweeper.tick(31337);
+    expect(tick.started).toHaveLength(1);
+    const id = tick.started[0]!.id;
+    const mined = await waitFor("sweep mined", async () => {
+      const r = await getTxRequest(s.ctx.db.pool, id);
+      return r?.status === "mined" ? r : undefined;
+    });
+    // Replace the sweep's block with an empty one: the sweep is gone from the chain.
+    await s.rpc("anvil_reorg", [1, []]);
+    expect(await native(address)).toBe(amount);
+    await s.settleAll([id]);
+    const final = (await getTxRequest(s.ctx.db.pool, id))!;
+    expect(final.status).toBe("confirmed");
+    expect(final.blockNumber).not.toBeNull();
+    expect(await native(address)).toBe(0n);
+    const booked = await s.ctx.db.pool.query(
+      "SELECT amount::text, tx_hash FROM ledger.transfers WHERE kind = 'sweep' AND memo LIKE $1",
+      [`%from ${address.toLowerCase()}`],
+    );
+    expect(booked.rows).toEqual([{ amount: amount.toString(), tx_hash: final.txHash }]);
+    expect(final.txHash).toBe(mined.txHash); // the same signed bytes, re-mined
+  });
 });
 
 function mintData(to: Address, amount: bigint): Hex {
