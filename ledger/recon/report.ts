@@ -181,7 +181,7 @@ export function reportHtml(report: RunReport): string {
   const breakRows = report.breaks
     .map(
       (b) =>
-        `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(b.assetId)}</td><td><code>${esc(b.key)}</code></td><td>${esc(b.chainAmount)}</td><td>${esc(b.ledgerAmount)}</td><td>${esc(b.difference)}</td><td>${b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${esc(f.amount)})`).join("<br>")}${b.entries.map((e) => `<br>transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${esc(e.amount)}`).join("")}</td><td>${esc(b.action)}</td></tr>`,
+        `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(b.assetId)}</td><td><code>${esc(b.key)}</code></td><td>${esc(b.chainAmount)}</td><td>${esc(b.ledgerAmount)}</td><td>${esc(b.difference)}</td><td>${[...b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${esc(f.amount)})`), ...b.entries.map((e) => `transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${esc(e.amount)}`)].join("<br>")}</td><td>${esc(b.action)}</td></tr>`,
     )
     .join("");
   return `<!doctype html>
