@@ -9,6 +9,12 @@
 export { availableBalance, classifyAccount } from "./chartOfAccounts.js";
 export { type CheckProblem, type CheckReport, checkLedger } from "./check.js";
 export { createLedger, type Ledger, type TransferOptions } from "./createLedger.js";
+export { type CreditingWorker, startCreditingWorker } from "./creditingWorker.js";
+export {
+  type CreditScope,
+  createDepositCrediting,
+  type DepositCrediting,
+} from "./depositCrediting.js";
 export {
   AccountNotFoundError,
   InvalidAccountError,
