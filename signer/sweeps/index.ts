@@ -1,0 +1,20 @@
+/**
+ * Sweeps: moving credited deposit-address balances to the hot wallet in batched ForwarderFactory
+ * calls through the signer, booking the sweep and gas transfers once the sweep is confirmed
+ * (exactly once, from the Swept events), and moving hot-wallet value above its per-asset ceiling
+ * to the chain's cold address. Runs in the `worker` role (./role.ts); owns custody.sweeps,
+ * custody.sweep_items and custody.cold_moves.
+ */
+export { coldAccount, gasTransfer, hotAccount, sweepTransfer } from "./bookings.js";
+export { readSweepCandidates } from "./candidates.js";
+export { excessOverCeiling, hotCeilings, settleColdMoves, startColdMoves } from "./coldMoves.js";
+export { createSweeper, type Sweeper, type SweepTickResult } from "./createSweeper.js";
+export { BookingFailedError, SweepReceiptError } from "./errors.js";
+export {
+  type PlannedSweep,
+  planSweeps,
+  type SweepCandidate,
+  sweepThresholds,
+} from "./planSweeps.js";
+export { type SettledSweep, settleSweeps } from "./settleSweeps.js";
+export { type StartedSweep, startSweeps } from "./startSweeps.js";
