@@ -426,7 +426,8 @@ describe("reconciliation on anvil", () => {
       redis: ctx.redis.redis,
       queues: ctx.queues,
       health: createHealth(),
-      chains: [chain],
+      // 30 s blocks: the role's grace period is one block.
+      chains: [{ ...chain, blockTimeMs: 30_000 }],
       httpPlugins: [],
     });
     let last = await newest();
@@ -437,5 +438,10 @@ describe("reconciliation on anvil", () => {
     await handle.stop();
     expect(Number(last.id)).toBeGreaterThan(before);
     expect(last.status).toBe("completed");
+    const { rows } = await ctx.db.pool.query<{ block_number: string; final: number }>(
+      "SELECT block_number, (inputs->>'final_block')::int AS final FROM recon.runs WHERE id = $1",
+      [last.id],
+    );
+    expect(Number(rows[0]!.block_number)).toBe(rows[0]!.final - 1);
   });
 });

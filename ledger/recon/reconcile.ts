@@ -25,6 +25,11 @@ export type RunOptions = {
   block?: number;
   /** Re-examine everything instead of continuing from the last completed run. */
   full?: boolean;
+  /**
+   * Without `block`: stay this many blocks behind the newest final block, so facts confirmed a
+   * moment ago have had time to be booked (the scheduled role uses ~30 s; default 0).
+   */
+  graceBlocks?: number;
 };
 
 export type RunSummary = {
@@ -100,8 +105,10 @@ export function createReconciler({
     const chainId = chain.chainId;
     const t0 = performance.now();
     const final = await finalBlock(chain);
-    const block = options.block ?? final;
+    const block = options.block ?? final - (options.graceBlocks ?? 0);
     if (block > final) throw new BlockNotFinalError(chainId, block, final);
+    if (block < 0)
+      throw new NoFinalBlockError(chainId, `final block ${final} is within the grace period`);
     const previous = options.full ? null : await findPreviousRun(pool, chainId, block);
     const mode: RunMode = previous ? "incremental" : "full";
     const hash = await pool.query<{ hash: string }>(

@@ -7,6 +7,12 @@ import { NoFinalBlockError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";
 
 export const RECON_INTERVAL_MS = 60_000;
+/**
+ * Scheduled runs stay this far behind the newest final block: deposit crediting books a fact
+ * moments after it is confirmed, and a run in between would alert on a missing credit that heals
+ * itself.
+ */
+export const RECON_GRACE_MS = 30_000;
 const LOCK_BASE = 0x7265_636f_0000; // "reco" + chain id
 
 registerRole({
@@ -33,7 +39,10 @@ registerRole({
         ]);
         if (!lock.rows[0]?.ok) return;
         try {
-          await reconciler.run({ chain });
+          await reconciler.run({
+            chain,
+            graceBlocks: Math.ceil(RECON_GRACE_MS / chain.blockTimeMs),
+          });
         } finally {
           await client.query("SELECT pg_advisory_unlock($1)", [LOCK_BASE + chain.chainId]);
         }
