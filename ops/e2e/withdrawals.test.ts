@@ -4,6 +4,9 @@
  * signed by KMS, sent and confirmed), one rejected with its hold voided; then the ledger and the
  * chain agree.
  */
+
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import {
   createPublicClient,
   createWalletClient,
@@ -15,6 +18,7 @@ import {
 import { mnemonicToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
+import { verifyWebhook } from "../../api/webhooks/signature.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { policiesSchema } from "../config.js";
@@ -27,8 +31,41 @@ import { prepareCustody } from "./setup.js";
 let ctx: TestContext;
 let kms: KmsEmulator;
 let service: Service | undefined;
+let hookServer: Server;
+let hookUrl: string;
+/** What the exchange's webhook endpoint received, with the signature checked on arrival. */
+const hooks: { id: string; type: string; valid: boolean; data: Record<string, unknown> }[] = [];
 
 beforeAll(async () => {
+  hookServer = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => {
+      body += c;
+    });
+    req.on("end", () => {
+      const parsed = JSON.parse(body) as {
+        id: string;
+        type: string;
+        data: Record<string, unknown>;
+      };
+      hooks.push({
+        id: parsed.id,
+        type: parsed.type,
+        data: parsed.data,
+        valid: verifyWebhook({
+          secret: "e2e-hook-secret",
+          id: String(req.headers["webhook-id"]),
+          timestamp: Number(req.headers["webhook-timestamp"]),
+          body,
+          signature: String(req.headers["webhook-signature"]),
+        }),
+      });
+      res.statusCode = 200;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => hookServer.listen(0, "127.0.0.1", r));
+  hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hooks`;
   ctx = await createTestContext({
     chains: [
       { chainId: 31337, key: "local-a", config: { confirmations: { kind: "blocks", blocks: 2 } } },
@@ -40,6 +77,7 @@ afterAll(async () => {
   await service?.stop();
   await kms?.stop();
   await ctx?.cleanup();
+  await new Promise((r) => hookServer?.close(r));
 });
 
 describe("withdrawals end to end", () => {
@@ -58,7 +96,12 @@ describe("withdrawals end to end", () => {
         ),
       ),
     });
-    service = await startService(prepared.config, { roles: [...ROLE_NAMES] });
+    const config = Object.freeze({
+      ...prepared.config,
+      webhooks: [{ url: hookUrl, secretEnv: "E2E_HOOK", events: ["*"] }],
+      webhookSecrets: { E2E_HOOK: "e2e-hook-secret" },
+    });
+    service = await startService(config, { roles: [...ROLE_NAMES] });
     const rpc = async (method: string, params: unknown[] = []) =>
       fetch(chain.rpcUrls[0]!, {
         method: "POST",
@@ -188,6 +231,35 @@ describe("withdrawals end to end", () => {
       [w.id],
     );
     expect(failedEvents.rowCount).toBe(1);
+
+    // The exchange heard about all of it, signed, once per event.
+    const want = [
+      "deposit.detected",
+      "deposit.confirmed",
+      "deposit.credited",
+      "withdrawal.approved",
+      "withdrawal.broadcast",
+      "withdrawal.confirmed",
+      "withdrawal.rejected",
+      "withdrawal.failed",
+    ];
+    for (let i = 0; i < 150 && !want.every((w) => hooks.some((h) => h.type === w)); i++)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(new Set(hooks.map((h) => h.type))).toEqual(new Set(want));
+    expect(hooks.every((h) => h.valid)).toBe(true);
+    expect(new Set(hooks.map((h) => h.id)).size).toBe(hooks.length);
+    expect(
+      hooks
+        .filter((h) => h.type === "deposit.credited")
+        .map((h) => h.data.customer_id)
+        .sort(),
+    ).toEqual(["alice", "bob"]);
+    expect(
+      hooks
+        .filter((h) => h.type === "withdrawal.confirmed")
+        .map((h) => h.data.withdrawal_id)
+        .sort(),
+    ).toEqual([result.withdrawals.small.id, result.withdrawals.approved.id].sort());
 
     // Reconciliation of the whole story, read back through the API (recon:read).
     for (let i = 0; i < 4; i++) await rpc("evm_mine");
