@@ -84,6 +84,18 @@ describe("docs", () => {
     expect(res.statusCode).toBe(200);
     const doc = res.json();
     expect(Object.keys(doc.paths)).toContain("/v1/deposits/{id}");
+    expect(doc.paths["/v1/withdrawals"].post.security).toEqual([{ apiKey: ["withdrawals:write"] }]);
+    const docs = await t.app.inject({ method: "GET", url: "/docs" });
+    expect(docs.statusCode).toBeLessThan(400);
+    const page = await t.app.inject({
+      method: "GET",
+      url:
+        docs.statusCode === 302
+          ? new URL(String(docs.headers.location), "http://x/docs/").pathname
+          : "/docs",
+    });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers["content-type"]).toContain("text/html");
   });
 });
 
