@@ -347,6 +347,23 @@ describe("withdrawals", () => {
     });
     expect(res.json().withdrawals).toHaveLength(1);
     expect(res.json().withdrawals[0]).toMatchObject({ status: "rejected", customerId: "alice" });
+    const all = (
+      await t.call(approver1, {
+        method: "GET",
+        url: "/v1/withdrawals?customer_id=alice&limit=1000",
+      })
+    ).json().withdrawals as { id: string }[];
+    const first = await t.call(approver1, {
+      method: "GET",
+      url: "/v1/withdrawals?customer_id=alice&limit=2",
+    });
+    const second = await t.call(approver1, {
+      method: "GET",
+      url: `/v1/withdrawals?customer_id=alice&limit=2&after=${first.json().withdrawals[1].id}`,
+    });
+    expect(
+      [...first.json().withdrawals, ...second.json().withdrawals].map((w: { id: string }) => w.id),
+    ).toEqual(all.slice(0, 4).map((w) => w.id));
   });
 });
 

@@ -118,6 +118,7 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
             {
               customer_id: Type.Optional(CustomerId),
               status: Type.Optional(Type.Union(WITHDRAWAL_STATUSES.map((s) => Type.Literal(s)))),
+              after: Type.Optional({ ...Uuid, description: "the last id of the previous page" }),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -133,6 +134,7 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         const rows = await listWithdrawals(deps.pool, {
           ...(q.customer_id ? { customerId: q.customer_id } : {}),
           ...(q.status ? { status: q.status } : {}),
+          ...(q.after ? { after: q.after } : {}),
           limit: pageLimit(q.limit),
         });
         return {
