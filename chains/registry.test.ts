@@ -1,0 +1,19 @@
+import { describe, expect, it } from "vitest";
+import { knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";
+
+describe("knownChains", () => {
+  it("defines the six public chains and the two local anvils, each valid and unique", () => {
+    expect(Object.keys(knownChains).sort()).toEqual(
+      ["arbitrum", "base", "bsc", "ethereum", "local-a", "local-b", "optimism", "polygon"].sort(),
+    );
+    const ids = Object.values(knownChains).map((c) => c.definition.chainId);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const [key, c] of Object.entries(knownChains)) expect(c.definition.key).toBe(key);
+    expect(knownChains.bsc!.definition.feeModel).toBe("legacy");
+    expect(knownChains.ethereum!.definition.confirmations).toEqual({ kind: "finalized" });
+  });
+  it("knows multicall3 on public chains only", () => {
+    expect(multicall3For(1)).toBe(MULTICALL3_ADDRESS);
+    expect(multicall3For(31337)).toBeUndefined();
+  });
+});
