@@ -203,19 +203,22 @@ async function loadChangedFacts(
   const r = await client.query<FactRow>(
     `SELECT ${FACT_COLUMNS} FROM chain.transfers
        WHERE chain_id = $1 AND block_number <= $2 AND id > $3
-     UNION
+     UNION ALL
      SELECT ${FACT_COLUMNS} FROM chain.transfers
        WHERE chain_id = $1 AND block_number <= $2 AND block_number > LEAST($4::bigint, (
          SELECT min(common_ancestor) FROM chain.reorgs
          WHERE chain_id = $1 AND detected_at >= $5::timestamptz - make_interval(secs => $6::float8 / 1000)))
-     UNION
+     UNION ALL
      SELECT ${FACT_COLUMNS} FROM chain.transfers
        WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $2
          AND orphaned_at >= $5::timestamptz - make_interval(secs => $6::float8 / 1000)
 `,
     [chainId, block, prev.factWatermark, prev.block, prev.snapshotAt, lookbackMs],
   );
-  return r.rows.map((row) => toFact(chainId, row));
+  // UNION ALL and dedupe here: cheaper than Postgres hashing whole rows.
+  const byId = new Map<string, FactRow>();
+  for (const row of r.rows) byId.set(row.id, row);
+  return [...byId.values()].map((row) => toFact(chainId, row));
 }
 
 /** Entries above the previous watermark, and any that filled one of its seq gaps. */
@@ -410,6 +413,8 @@ export async function loadRunInputs(
     block: number;
     previous: PreviousRun | null;
     lookbackMs?: number;
+    /** Called with the custody addresses as soon as they are read (to start RPC reads early). */
+    onCustody?: (custody: ReadonlyMap<string, CustodyKind>) => void;
   },
 ): Promise<RunInputs> {
   const { chainId, block, previous } = args;
@@ -428,6 +433,7 @@ export async function loadRunInputs(
         now,
       );
   const custody = await loadCustody(client, chainId);
+  args.onCustody?.(custody);
   let facts: ChainFact[];
   let entries: LedgerEntry[];
   if (previous === null) {

@@ -8,7 +8,7 @@ import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
-import { type BalanceCheck, checkBalances } from "./balances.js";
+import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
 import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
@@ -128,6 +128,8 @@ export function createReconciler({
     try {
       const client = await pool.connect();
       let inputs: Awaited<ReturnType<typeof loadRunInputs>>;
+      // On-chain balances need only the custody set: read them while Postgres loads the rest.
+      let onchainRead: Promise<OnchainBalance[]> | undefined;
       try {
         // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
         await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -136,6 +138,10 @@ export function createReconciler({
           block,
           previous,
           ...(lookbackMs !== undefined ? { lookbackMs } : {}),
+          onCustody: (custody) => {
+            onchainRead = readCustodyBalances(adapter(chain), { custody, tokens, block });
+            onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
+          },
         });
         await client.query("COMMIT");
       } catch (error) {
@@ -150,11 +156,8 @@ export function createReconciler({
         ...(chain.traces ? {} : { chainBackedKinds: WITHOUT_TRACES }),
       });
       const t2 = performance.now();
-      const onchain = await readCustodyBalances(adapter(chain), {
-        custody: inputs.custody,
-        tokens,
-        block,
-      });
+      const onchain = await (onchainRead ??
+        readCustodyBalances(adapter(chain), { custody: inputs.custody, tokens, block }));
       const balances = checkBalances({
         onchain,
         ledger: inputs.ledger,
