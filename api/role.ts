@@ -4,6 +4,7 @@
  */
 import { createLedger } from "../ledger/index.js";
 import { registerRole } from "../ops/roles.js";
+import { TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "../signer/index.js";
 import { startLoop } from "./loop.js";
 import { createV1Plugin } from "./v1.js";
 import { produceDepositEvents } from "./webhooks/depositEvents.js";
@@ -52,8 +53,16 @@ registerRole({
       ringWebhooks: () => webhooks.ring(),
     });
     const logger = ctx.common.logger.child({ component: "api-worker" });
-    // The signer's request rows are the truth for withdrawals in flight, so this polls them rather
-    // than consuming the shared tx-outcomes queue (whose jobs sweeps need too).
+    // The signer's request rows are the truth for withdrawals in flight, so this polls them. The
+    // tx-outcomes doorbell only makes a final outcome act at once; it is consumed here (sweeps poll
+    // their own rows) so its jobs complete and leave Redis instead of piling up.
+    const outcomes = ctx.queues.worker<TxOutcomeJob>(
+      TX_OUTCOMES_QUEUE,
+      async (job) => {
+        if (job.data.kind === "withdrawal") await withdrawals.syncOutcomes();
+      },
+      { concurrency: 1 },
+    );
     const loops = [
       startLoop({
         name: "withdrawal outcomes",
@@ -76,6 +85,7 @@ registerRole({
       );
     return {
       async stop() {
+        await outcomes.close();
         await Promise.all(loops.map((l) => l.stop()));
         await webhooks.stop();
         await ledger.close();

@@ -16,8 +16,13 @@ export function createPool(
     max: options.max ?? 10,
     application_name: options.applicationName ?? "custody-node",
   });
-  // An idle client losing its connection (server restart, killed backend) must not crash the process.
+  // A client losing its connection (server restart, killed backend) must not crash the process:
+  // idle clients report through the pool, checked-out ones through their own 'error' event (the
+  // next query on them fails, and the caller's transaction helper handles that).
   pool.on("error", () => {});
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   return pool;
 }
 

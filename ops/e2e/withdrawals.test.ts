@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
 import { verifyWebhook } from "../../api/webhooks/signature.js";
 import { createReconciler } from "../../ledger/recon/index.js";
+import { TX_OUTCOMES_QUEUE } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { policiesSchema } from "../config.js";
 import { ROLE_NAMES } from "../roles.js";
@@ -292,5 +293,14 @@ describe("withdrawals end to end", () => {
         ].includes(b.type) && !deploys.some((d) => b.key.startsWith(d.deploy_tx_hash)),
     );
     expect(withdrawalBreaks).toEqual([]);
+
+    // The signer's tx-outcomes doorbells were consumed by the worker role, not left in Redis.
+    const outcomes = ctx.queues.queue(TX_OUTCOMES_QUEUE);
+    await expect
+      .poll(async () => await outcomes.getJobCounts("waiting", "delayed", "completed"), {
+        timeout: 15_000,
+      })
+      .toMatchObject({ waiting: 0, delayed: 0 });
+    expect((await outcomes.getJobCounts("completed")).completed).toBeGreaterThan(0);
   });
 });
