@@ -148,7 +148,9 @@ WITH ins AS (
   RETURNING h.transfer_id
 ), failed AS (
   INSERT INTO ledger.failed_transfers (id, code, detail)
-  SELECT * FROM unnest($33::uuid[], $34::text[], $35::text[])
+  SELECT * FROM unnest($33::uuid[], $34::text[], $35::text[]) AS u(id, code, detail)
+  -- an id another transaction created after our read must not also be recorded as failed
+  WHERE NOT EXISTS (SELECT 1 FROM ledger.transfers t WHERE t.id = u.id)
   ON CONFLICT (id) DO NOTHING
   RETURNING id
 )
@@ -306,7 +308,7 @@ export async function runBatch(
   const resolvedExisting = out.resolvedHolds.filter((r) => !newHoldIds.has(r.transferId));
   const timeouts = new Map(out.inserts.map((t) => [t.id, t.timeoutSeconds]));
   const ins = out.inserts;
-  const w = await client.query<{ inserted: number; resolved: number }>(WRITE, [
+  const w = await client.query<{ inserted: number; resolved: number; failed: number }>(WRITE, [
     ins.map((t) => t.id),
     ins.map((t) => t.assetId),
     ins.map((t) => str(t.debitAccountId)),
@@ -344,9 +346,15 @@ export async function runBatch(
     out.failures.map((f) => f.detail),
   ]);
   const row = w.rows[0];
-  if (!row || row.inserted !== ins.length || row.resolved !== resolvedExisting.length) {
+  if (
+    !row ||
+    row.inserted !== ins.length ||
+    row.resolved !== resolvedExisting.length ||
+    row.failed !== out.failures.length
+  ) {
     // Another transaction wrote or failed one of these ids (or resolved one of these holds) after
-    // our read. Roll back and decide again with what it wrote.
+    // our read. Roll back and decide again with what it wrote. (A failure we were about to record
+    // for an id that now exists would otherwise answer "failed" for a transfer that was created.)
     throw new TransferIdRaceError(ins.map((t) => t.id));
   }
   return out.results;
