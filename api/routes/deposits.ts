@@ -9,6 +9,7 @@ import type { Pool } from "../../ops/db.js";
 import { NotFoundError } from "../errors.js";
 import { CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";
+import type { DepositFactRow } from "../webhooks/depositEvents.js";
 
 const DepositOut = Type.Object({
   id: Type.String(),
@@ -32,18 +33,7 @@ const DepositStatus = Type.Union(
   ["seen", "confirmed", "orphaned", "credited"].map((s) => Type.Literal(s)),
 );
 
-type DepositRow = {
-  id: string;
-  owner: string;
-  chain_id: string;
-  asset: string;
-  to_address: string;
-  from_address: string;
-  amount: string;
-  tx_hash: string;
-  position: string;
-  block_number: string;
-  block_hash: string;
+type DepositRow = DepositFactRow & {
   status: string;
   credited: boolean;
   created_at: Date;

@@ -18,7 +18,8 @@ const CONDITIONS = {
 } as const;
 type DepositEvent = keyof typeof CONDITIONS;
 
-type FactRow = {
+/** A deposit fact joined with its owner, as the deposits routes and deposit events read it. */
+export type DepositFactRow = {
   id: string;
   owner: string;
   chain_id: string;
@@ -43,7 +44,7 @@ export async function produceDepositEvents({
 }): Promise<number> {
   let produced = 0;
   for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
-    const { rows } = await pool.query<FactRow>(
+    const { rows } = await pool.query<DepositFactRow>(
       `SELECT t.id::text, ca.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
               t.amount::text, t.tx_hash, t.position, t.block_number::text, t.block_hash
          FROM chain.transfers t
