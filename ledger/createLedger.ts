@@ -196,23 +196,6 @@ function outcome(r: TransferResult | undefined): "created" | "exists" {
   return r.status;
 }
 
-const GUARDED = Symbol.for("custody-node.ledger.clientErrorGuard");
-
-/**
- * pg emits 'error' on a checked-out client whose backend dies between two statements (killed
- * backend, server restart); with no listener that crashes the process. The pool's own handler
- * (ops/db.ts) only covers idle clients. The failure still reaches the caller through the next
- * query on that client, and the transaction helper discards the client.
- */
-function guardClientErrors(pool: Pool, log: Common["logger"]) {
-  const marked = pool as Pool & { [GUARDED]?: true };
-  if (marked[GUARDED]) return;
-  marked[GUARDED] = true;
-  pool.on("connect", (client) => {
-    client.on("error", (err) => log.warn({ msg: "postgres connection lost", err: err.message }));
-  });
-}
-
 export function createLedger({
   common,
   pool,
@@ -227,7 +210,6 @@ export function createLedger({
   lanes?: number;
 }): Ledger {
   const log = common.logger.child({ component: "ledger" });
-  guardClientErrors(pool, log);
   const registry = common.metrics.registry;
   const transfersTotal =
     (registry.getSingleMetric("ledger_transfers_total") as Counter<"status"> | undefined) ??
