@@ -3,9 +3,9 @@
  * webhook dispatcher (deliveries, retries, dead letters).
  */
 import { createLedger } from "../ledger/index.js";
+import { startLoop } from "../ops/loop.js";
 import { registerRole } from "../ops/roles.js";
 import { TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "../signer/index.js";
-import { startLoop } from "./loop.js";
 import { createV1Plugin } from "./v1.js";
 import { produceDepositEvents } from "./webhooks/depositEvents.js";
 import { createWebhookDispatcher } from "./webhooks/dispatcher.js";

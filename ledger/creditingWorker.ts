@@ -6,6 +6,7 @@ import type { Worker } from "bullmq";
 import type { Common } from "../ops/common.js";
 import type { ChainConfig } from "../ops/config.js";
 import type { Pool } from "../ops/db.js";
+import { startLoop } from "../ops/loop.js";
 import type { QueueFactory } from "../ops/queues.js";
 import type { Ledger } from "./createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "./depositCrediting.js";
@@ -72,24 +73,18 @@ export async function startCreditingWorker({
     { concurrency: 1 },
   );
 
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  const tick = async () => {
-    try {
-      await sweepOnce();
-    } catch (err) {
-      log.warn({ msg: "deposit sweep failed; retrying next interval", err });
-    }
-    if (!stopped) timer = setTimeout(tick, sweepIntervalMs);
-  };
-  timer = setTimeout(tick, 0);
+  const loop = startLoop({
+    name: "deposit sweep",
+    intervalMs: sweepIntervalMs,
+    logger: log,
+    fn: sweepOnce,
+  });
 
   return {
     crediting,
     sweepOnce,
     async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
+      await loop.stop();
       await worker.close();
       await inFlight;
       await ledger.close();

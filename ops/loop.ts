@@ -1,9 +1,9 @@
 /**
- * A periodic pass (withdrawal outcomes, deposit events): runs `fn`, waits `intervalMs`, repeats;
+ * A periodic pass (withdrawal outcomes, deposit events, the deposit-crediting sweep): runs `fn`, waits `intervalMs`, repeats;
  * never overlaps itself; `stop` waits for the pass in progress. Passes re-read Postgres, so a
  * skipped or failed pass only delays work.
  */
-import type { Logger } from "../ops/logger.js";
+import type { Logger } from "./logger.js";
 
 export type Loop = { stop: () => Promise<void> };
 
