@@ -27,6 +27,7 @@ import {
   type RangeData,
   txsNeedingReceipts,
 } from "./extractFacts.js";
+import { finalityRule, finalizedHeight, publishFinalized } from "./finality.js";
 import { depthBucket, indexerMetrics } from "./metrics.js";
 import {
   canonicalHashes,
@@ -115,6 +116,7 @@ export async function createIngestor({
       : Math.max(100, Math.min(chain.blockTimeMs / 2, 2000)));
   const progressIntervalMs = options.progressIntervalMs ?? 5000;
   const tokens: Address[] = chain.tokens.map((t) => t.address);
+  const finality = finalityRule(chain);
   const watched = await createWatchedSet({ pool, chainId, logger });
 
   const state: IngestorStatus = {
@@ -157,15 +159,19 @@ export async function createIngestor({
     }
   }
 
-  /** The highest block whose facts meet the confirmation rule, given the stored tip. */
-  async function confirmedUpTo(tip: bigint): Promise<bigint | null> {
-    if (chain.confirmations.kind === "blocks") {
-      const upTo = tip - BigInt(Math.max(chain.confirmations.blocks, 1)) + 1n;
-      return upTo >= 0n ? upTo : null;
-    }
-    const finalized = await adapter.getFinalizedHead();
-    if (finalized === null) return null;
-    return finalized < tip ? finalized : tip;
+  /**
+   * The highest blocks meeting the confirmation rule and the finality rule, given the stored tip.
+   * The node's `finalized` tag is asked at most once, and only when a rule uses it.
+   */
+  async function rulesUpTo(tip: bigint): Promise<{ confirmed: bigint | null; final: bigint | null }> {
+    const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
+    const nodeFinalized = needsTag ? await adapter.getFinalizedHead() : null;
+    // Blocks rules count from the stored tip (the best head is never lower while we ingest).
+    const head = state.head !== null && state.head > tip ? state.head : tip;
+    return {
+      confirmed: finalizedHeight(chain.confirmations, { head: tip, tip, nodeFinalized }),
+      final: finalizedHeight(finality, { head, tip, nodeFinalized }),
+    };
   }
 
   async function fetchReceipts(
@@ -263,7 +269,7 @@ export async function createIngestor({
     const headers: BlockHeader[] = data.blocks.map(headerOf);
     const last = headers[headers.length - 1]!;
     const newTip: Tip = { number: last.number, hash: last.hash };
-    const upTo = await confirmedUpTo(newTip.number);
+    const { confirmed: upTo, final } = await rulesUpTo(newTip.number);
     const { inserted, confirmed } = await withTransaction(pool, async (client: PoolClient) => {
       // Losing this commit in a Postgres crash loses nothing: the checkpoint goes with it and the
       // range is fetched again; and any later synchronous commit (e.g. a ledger credit that read
@@ -277,6 +283,7 @@ export async function createIngestor({
           ? { count: 0, fromBlock: null, toBlock: null }
           : await confirmFacts(client, chainId, upTo);
       await saveTip(client, chainId, newTip);
+      await publishFinalized(client, chainId, final);
       return { inserted, confirmed };
     });
     metrics.blocks.inc(labels, headers.length);
@@ -385,12 +392,15 @@ export async function createIngestor({
       // Nothing new: a same-height or shorter replacement chain shows only in the tip's hash.
       const [atTip] = await adapter.getHeaders([tip.number]);
       if (!atTip || atTip.hash.toLowerCase() !== tip.hash) return handleReorg(tip);
-      if (chain.confirmations.kind === "finalized") {
-        const upTo = await confirmedUpTo(tip.number);
-        if (upTo !== null) {
-          const change = await withTransaction(pool, (c) => confirmFacts(c, chainId, upTo));
-          await ring(change, tip.hash);
-        }
+      if (chain.confirmations.kind === "finalized" || finality.kind === "finalized") {
+        const { confirmed: upTo, final } = await rulesUpTo(tip.number);
+        const change = await withTransaction(pool, async (c) => {
+          await publishFinalized(c, chainId, final);
+          return upTo === null || chain.confirmations.kind !== "finalized"
+            ? { count: 0, fromBlock: null, toBlock: null }
+            : confirmFacts(c, chainId, upTo);
+        });
+        await ring(change, tip.hash);
       }
       return;
     }

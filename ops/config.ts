@@ -51,6 +51,12 @@ export const chainSchema = z
     rpcUrls: z.array(url).min(1, "at least one RPC URL is required"),
     wsUrl: url.optional(),
     confirmations: confirmationRuleSchema,
+    /**
+     * When nothing can change any more (N blocks or the node's `finalized` tag); never shallower
+     * than `confirmations`. Absent: see `finalityRule` (blocks = max(confirmations, reorgWindow),
+     * or `finalized` when confirmations is). A reorg reaching a final block halts the chain.
+     */
+    finality: confirmationRuleSchema.optional(),
     /** Depth the indexer expects reorgs within; deeper ones are handled but alerted. */
     reorgWindow: z.number().int().min(1).max(100_000),
     blockTimeMs: z.number().int().positive(),
@@ -66,6 +72,12 @@ export const chainSchema = z
     maxFeePerGas: decimalString.default(500_000_000_000n),
     /** A transaction not mined after this long is replaced with bumped fees. */
     bumpIntervalMs: z.number().int().positive().default(30_000),
+    /** Gas limit = eth_estimateGas + this many basis points (signer/gas.ts; absent: 2000 = 20%). */
+    gasLimitMarginBps: z.number().int().min(0).max(100_000).optional(),
+    /** No gas limit below this (absent: 21000); intrinsic gas is always the lower bound too. */
+    gasLimitFloor: decimalString.optional(),
+    /** L1 data cost charged outside gas: `op-stack` (Optimism, Base) or `none` (L1s, Arbitrum). */
+    l1DataFee: z.enum(["none", "op-stack"]).optional(),
     /** Where value above a hot wallet's ceiling goes. */
     coldAddress: address.optional(),
     /** Native asset sweep threshold and hot ceiling (base units). */
@@ -77,7 +89,47 @@ export const chainSchema = z
     sweepIntervalMs: z.number().int().positive().default(30_000),
     tokens: z.array(tokenSchema).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((chain, ctx) => {
+    const problem = finalityProblem(chain);
+    if (problem) ctx.addIssue({ code: "custom", path: ["finality"], message: problem });
+  });
+
+export type ConfirmationRule = z.output<typeof confirmationRuleSchema>;
+
+/** Why a chain's explicit finality rule is shallower than its confirmation rule (null: fine). */
+export function finalityProblem(chain: {
+  confirmations: ConfirmationRule;
+  finality?: ConfirmationRule | undefined;
+}): string | null {
+  const { confirmations, finality } = chain;
+  if (!finality) return null;
+  if (confirmations.kind === "finalized" && finality.kind === "blocks")
+    return 'finality must be { kind: "finalized" } when confirmations is (it may not be shallower than confirmations)';
+  if (confirmations.kind === "blocks" && finality.kind === "blocks") {
+    if (finality.blocks < confirmations.blocks)
+      return `finality (${finality.blocks} blocks) is shallower than confirmations (${confirmations.blocks} blocks)`;
+    if (finality.blocks < 1) return "finality must be at least 1 block";
+  }
+  return null;
+}
+
+/**
+ * The chain's finality rule (shared contract): the configured one, or by default
+ * blocks = max(confirmations, reorgWindow), and the `finalized` tag when confirmations uses it.
+ * Works on hand-built configs too (tests spread a parsed chain and change confirmations).
+ */
+export function finalityRule(
+  chain: Pick<ChainConfig, "confirmations" | "reorgWindow"> & {
+    finality?: ConfirmationRule | undefined;
+  },
+): ConfirmationRule {
+  const problem = finalityProblem(chain);
+  if (problem) throw new ConfigError([{ field: "finality", message: problem }]);
+  if (chain.finality) return chain.finality;
+  if (chain.confirmations.kind === "finalized") return { kind: "finalized" };
+  return { kind: "blocks", blocks: Math.max(chain.confirmations.blocks, chain.reorgWindow, 1) };
+}
 
 export const hotWalletSchema = z
   .object({

@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import { chainSchema, finalityProblem } from "../ops/config.js";
+import { ConfigError } from "../ops/errors.js";
+import { finalityRule, finalizedHeight } from "./finality.js";
+
+const base = {
+  key: "t",
+  chainId: 1,
+  name: "t",
+  rpcUrls: ["http://127.0.0.1:8545"],
+  blockTimeMs: 1000,
+  feeModel: "eip1559",
+};
+
+describe("finality rule", () => {
+  it("defaults to max(confirmations, reorgWindow) blocks, or the finalized tag", () => {
+    expect(finalityRule({ confirmations: { kind: "blocks", blocks: 3 }, reorgWindow: 16 })).toEqual(
+      { kind: "blocks", blocks: 16 },
+    );
+    expect(
+      finalityRule({ confirmations: { kind: "blocks", blocks: 64 }, reorgWindow: 16 }),
+    ).toEqual({ kind: "blocks", blocks: 64 });
+    expect(finalityRule({ confirmations: { kind: "finalized" }, reorgWindow: 16 })).toEqual({
+      kind: "finalized",
+    });
+    expect(
+      finalityRule({
+        confirmations: { kind: "blocks", blocks: 3 },
+        reorgWindow: 16,
+        finality: { kind: "finalized" },
+      }),
+    ).toEqual({ kind: "finalized" });
+  });
+
+  it("refuses a finality rule shallower than confirmations, naming the field", () => {
+    const parsed = chainSchema.safeParse({
+      ...base,
+      confirmations: { kind: "blocks", blocks: 12 },
+      finality: { kind: "blocks", blocks: 6 },
+      reorgWindow: 4,
+    });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues.map((i) => [i.path.join("."), i.message])).toEqual([
+      ["finality", "finality (6 blocks) is shallower than confirmations (12 blocks)"],
+    ]);
+    expect(
+      finalityProblem({
+        confirmations: { kind: "finalized" },
+        finality: { kind: "blocks", blocks: 99 },
+      }),
+    ).toMatch(/must be \{ kind: "finalized" \}/);
+    expect(() =>
+      finalityRule({
+        confirmations: { kind: "blocks", blocks: 5 },
+        reorgWindow: 1,
+        finality: { kind: "blocks", blocks: 4 },
+      }),
+    ).toThrow(ConfigError);
+    // Equal depth is allowed, and an absent rule parses to absent (resolved by finalityRule).
+    const ok = chainSchema.parse({
+      ...base,
+      confirmations: { kind: "blocks", blocks: 6 },
+      finality: { kind: "blocks", blocks: 6 },
+      reorgWindow: 4,
+    });
+    expect(ok.finality).toEqual({ kind: "blocks", blocks: 6 });
+    expect(
+      chainSchema.parse({ ...base, confirmations: { kind: "blocks", blocks: 6 }, reorgWindow: 4 })
+        .finality,
+    ).toBeUndefined();
+  });
+});
+
+describe("finalizedHeight", () => {
+  it("counts N blocks below the best head, never above the stored tip", () => {
+    const rule = { kind: "blocks", blocks: 8 } as const;
+    expect(finalizedHeight(rule, { head: 100n, tip: 100n, nodeFinalized: null })).toBe(93n);
+    expect(finalizedHeight(rule, { head: 100n, tip: 50n, nodeFinalized: null })).toBe(50n);
+    expect(finalizedHeight(rule, { head: 5n, tip: 5n, nodeFinalized: null })).toBeNull();
+  });
+
+  it("follows the node's finalized tag for the finalized rule", () => {
+    const rule = { kind: "finalized" } as const;
+    expect(finalizedHeight(rule, { head: 100n, tip: 100n, nodeFinalized: 36n })).toBe(36n);
+    expect(finalizedHeight(rule, { head: 100n, tip: 20n, nodeFinalized: 36n })).toBe(20n);
+    expect(finalizedHeight(rule, { head: 100n, tip: 100n, nodeFinalized: null })).toBeNull();
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * What the indexer publishes about finality (shared contract 1): per chain, the highest stored
+ * canonical block that meets the chain's finality rule. The ledger and the signer read it through
+ * `readFinalized`; only the ingestor writes it, and it never moves down.
+ */
+import { type ConfirmationRule, finalityRule } from "../ops/config.js";
+import type { Pool, PoolClient } from "../ops/db.js";
+
+export type FinalizedBlock = { number: bigint; hash: string };
+
+type Queryable = Pick<Pool | PoolClient, "query">;
+
+/** The chain's published finalized block, or null before the indexer has computed one. */
+export async function readFinalized(
+  db: Queryable,
+  chainId: number,
+): Promise<FinalizedBlock | null> {
+  const { rows } = await db.query<{
+    finalized_number: string | null;
+    finalized_hash: string | null;
+  }>("SELECT finalized_number, finalized_hash FROM chain.checkpoints WHERE chain_id = $1", [
+    chainId,
+  ]);
+  const row = rows[0];
+  if (!row || row.finalized_number === null || row.finalized_hash === null) return null;
+  return { number: BigInt(row.finalized_number), hash: row.finalized_hash };
+}
+
+/**
+ * Publish `candidate` (a block number) as finalized if it is higher than what is stored, with the
+ * hash of our canonical block at that height. Runs inside the batch's transaction, after the
+ * checkpoint row exists. Returns what is now published.
+ */
+export async function publishFinalized(
+  client: PoolClient,
+  chainId: number,
+  candidate: bigint | null,
+): Promise<FinalizedBlock | null> {
+  if (candidate !== null && candidate >= 0n) {
+    const { rows } = await client.query<{ finalized_number: string; finalized_hash: string }>(
+      `UPDATE chain.checkpoints c
+          SET finalized_number = b.number, finalized_hash = b.hash
+         FROM chain.blocks b
+        WHERE c.chain_id = $1 AND b.chain_id = $1 AND b.canonical AND b.number = $2
+          AND (c.finalized_number IS NULL OR c.finalized_number < b.number)
+       RETURNING c.finalized_number, c.finalized_hash`,
+      [chainId, candidate.toString()],
+    );
+    const row = rows[0];
+    if (row) return { number: BigInt(row.finalized_number), hash: row.finalized_hash };
+  }
+  return readFinalized(client, chainId);
+}
+
+/**
+ * Pure: the finalized height implied by the rule, given the best known head and the stored tip
+ * (never above the tip: only stored blocks are published). `nodeFinalized` is the node's
+ * `finalized` tag (null when unknown), used by the `finalized` rule.
+ */
+export function finalizedHeight(
+  rule: ConfirmationRule,
+  { head, tip, nodeFinalized }: { head: bigint; tip: bigint; nodeFinalized: bigint | null },
+): bigint | null {
+  let h: bigint | null;
+  if (rule.kind === "blocks") h = head - BigInt(Math.max(rule.blocks, 1)) + 1n;
+  else h = nodeFinalized;
+  if (h === null || h < 0n) return null;
+  return h < tip ? h : tip;
+}
+
+export { finalityRule };
