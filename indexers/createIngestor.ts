@@ -163,7 +163,9 @@ export async function createIngestor({
    * The highest blocks meeting the confirmation rule and the finality rule, given the stored tip.
    * The node's `finalized` tag is asked at most once, and only when a rule uses it.
    */
-  async function rulesUpTo(tip: bigint): Promise<{ confirmed: bigint | null; final: bigint | null }> {
+  async function rulesUpTo(
+    tip: bigint,
+  ): Promise<{ confirmed: bigint | null; final: bigint | null }> {
     const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
     const nodeFinalized = needsTag ? await adapter.getFinalizedHead() : null;
     // Blocks rules count from the stored tip (the best head is never lower while we ingest).
