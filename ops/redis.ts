@@ -1,10 +1,11 @@
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 
 export type { Redis };
 
 /**
- * A Redis connection. BullMQ needs `maxRetriesPerRequest: null` on worker connections;
- * we use it everywhere so a Redis blip delays work instead of failing it (Postgres is the truth).
+ * A Redis connection for BullMQ workers (blocking commands): `maxRetriesPerRequest: null`, so a
+ * Redis blip delays a worker's next job instead of failing it. Producers must not use it directly:
+ * a command on it waits for the whole outage (see `failFastOptions`).
  */
 export function createRedis(url: string, options: { lazyConnect?: boolean } = {}): Redis {
   const redis = new Redis(url, {
@@ -14,4 +15,23 @@ export function createRedis(url: string, options: { lazyConnect?: boolean } = {}
   });
   redis.on("error", () => {});
   return redis;
+}
+
+/**
+ * Options for a connection whose commands fail fast while Redis is away (no offline queue, one
+ * retry, short timeouts). Producers (doorbells, rate limits) use it: Postgres holds the work, so a
+ * command that cannot run now is dropped and the periodic pass picks the work up.
+ */
+export const failFastOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  connectTimeout: 2000,
+  commandTimeout: 2000,
+} as const satisfies RedisOptions;
+
+/** A fail-fast sibling of `redis` (same server and credentials). */
+export function createFailFastRedis(redis: Redis): Redis {
+  const connection = redis.duplicate({ ...failFastOptions, lazyConnect: false });
+  connection.on("error", () => {});
+  return connection;
 }

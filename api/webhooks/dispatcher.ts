@@ -1,6 +1,6 @@
 /**
  * Delivers webhook events. Pending deliveries in Postgres are the work owed; a sweep (every
- * `sweepIntervalMs`, and on `ring()`) enqueues one BullMQ job per delivery with a deterministic
+ * `sweepIntervalMs`, and on `ring()`) rings one BullMQ job per delivery with a deterministic
  * jobId, so a delivery is attempted by one job at a time. The job POSTs the signed event, retries with
  * exponential backoff, and on its last failure marks the delivery dead (the dead-letter list, which
  * the API shows and can re-drive). Receivers dedupe on `Webhook-Id`.
@@ -46,7 +46,6 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const attempts = options.attempts ?? 8;
   const backoffMs = options.backoffMs ?? 2000;
   const timeoutMs = options.timeoutMs ?? 5000;
-  const queue = queues.queue<DeliveryJob>(WEBHOOK_QUEUE);
   const metrics = apiMetrics(common.metrics.registry);
   let timer: NodeJS.Timeout | undefined;
   let worker: { close: () => Promise<void> } | undefined;
@@ -57,17 +56,19 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       `SELECT event_id, endpoint, redrives FROM api.webhook_deliveries
         WHERE status = 'pending' ORDER BY updated_at LIMIT 500`,
     );
-    for (const row of rows) {
-      await queue.add(
-        "deliver",
-        { eventId: row.event_id, endpoint: row.endpoint },
-        {
+    // A doorbell: with Redis away this returns within its bound and the next sweep rings again.
+    await queues.ring<DeliveryJob>(
+      WEBHOOK_QUEUE,
+      rows.map((row) => ({
+        name: "deliver",
+        data: { eventId: row.event_id, endpoint: row.endpoint },
+        opts: {
           jobId: jobId("wh", row.event_id, endpointTag(row.endpoint), row.redrives),
           attempts,
           backoff: { type: "exponential", delay: backoffMs },
         },
-      );
-    }
+      })),
+    );
     return rows.length;
   }
 
