@@ -31,6 +31,7 @@ import type { Lease } from "./lease.js";
 import { signerMetrics } from "./metrics.js";
 import { classifyNodeError, errorText, type NodeErrorClass } from "./nodeErrors.js";
 import { TX_OUTCOMES_QUEUE, type TxOutcomeJob, type TxRequestStatus } from "./requests.js";
+import { transferPosition } from "./transferPosition.js";
 
 /** Deterministic crash points for kill -9 tests (`SIGNER_CRASH_AT=after_sign:17`). */
 export type CrashPoint = "before_sign" | "after_sign" | "after_commit" | "after_send";
@@ -636,11 +637,20 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     receipt: TransactionReceipt,
   ) {
     const fee = receipt.gasUsed * receipt.effectiveGasPrice;
+    const position =
+      winner.purpose === "send" && receipt.status === "success"
+        ? transferPosition(
+            { from, to: req.to, value: req.value, data: req.data },
+            receipt.logs,
+            chain.tokens.map((t) => t.address),
+          )
+        : null;
     await lease.transaction(async () => {
       await lease.query(
         `UPDATE custody.tx_requests
            SET status = 'mined', tx_hash = $2, block_number = $3, block_hash = $4, receipt_success = $5,
-               gas_used = $6, effective_gas_price = $7, fee = $8, updated_at = now()
+               gas_used = $6, effective_gas_price = $7, fee = $8, transfer_position = $9,
+               transfer_log_index = $10, updated_at = now()
          WHERE id = $1`,
         [
           req.id,
@@ -651,6 +661,8 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
           receipt.gasUsed.toString(),
           receipt.effectiveGasPrice.toString(),
           fee.toString(),
+          position?.position ?? null,
+          position?.logIndex ?? null,
         ],
       );
       await lease.query(
@@ -673,7 +685,8 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       await lease.query(
         `UPDATE custody.tx_requests
            SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
-               gas_used = NULL, effective_gas_price = NULL, fee = NULL, updated_at = now()
+               gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
+               transfer_log_index = NULL, reorg_count = reorg_count + 1, updated_at = now()
          WHERE id = $1 AND status = 'mined'`,
         [req.id],
       );

@@ -1,7 +1,8 @@
 /**
  * signer/ owns the custody schema: transaction requests and every signed attempt, the KMS-backed
  * accounts (keys never leave KMS), the local KMS emulator (dev/test only), nonce and fee
- * management, broadcasting, bumping and tracking to the chain's confirmation rule. It executes
+ * management, broadcasting, bumping and tracking every sent transaction to the chain's finality
+ * rule. Callers read what happened through `getTxOutcomes` (never the custody tables). It executes
  * what callers request; it decides no policy.
  */
 
@@ -22,6 +23,13 @@ export {
 } from "./kms-emulator/server.js";
 export { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";
 export { classifyNodeError, type NodeErrorClass, RESPONSES } from "./nodeErrors.js";
+export {
+  type GetTxOutcomesParameters,
+  type GetTxOutcomesReturnType,
+  getTxOutcomes,
+  type TxOutcome,
+  type TxOutcomeStatus,
+} from "./outcomes.js";
 export {
   getTxRequest,
   normaliseTxRequest,

@@ -1,0 +1,149 @@
+/**
+ * What happened to requested transactions, recorded once by the signer's tracker and read by
+ * callers (withdrawals, sweeps, cold moves) instead of fetching receipts themselves or naming the
+ * custody tables. A status can go back: a reorg takes `confirmed` to `broadcast` (see `reorgs`).
+ *
+ *   signing          not yet handed to a node (no nonce yet, or signed and stored but unsent)
+ *   broadcast        sent; not mined, or mined without the confirmation rule met yet (a reverted or
+ *                    cancelled attempt stays here until its block is final)
+ *   confirmed        mined and successful, the chain's confirmation rule met; still watched
+ *   finalized        confirmed and its block final under the chain's finality rule: terminal
+ *   receipt_unknown  its nonce is used on chain but no receipt of any attempt was found yet
+ *   needs_review     a human must look (nonce consumed at a final block with none of our attempts
+ *                    found, or the nonce cannot be used); still watched; only an operator fails it
+ *   failed           terminal: refused before a nonce was taken, reverted or cancelled in a final
+ *                    block, or failed by an operator (audited). `errorCode` says which.
+ */
+import type { Hex } from "viem";
+import type { PoolClient } from "../ops/db.js";
+
+export type TxOutcomeStatus =
+  | "signing"
+  | "broadcast"
+  | "confirmed"
+  | "finalized"
+  | "receipt_unknown"
+  | "needs_review"
+  | "failed";
+
+export type TxOutcome = {
+  requestId: string;
+  kind: string;
+  refId: string;
+  chainId: number;
+  from: Hex;
+  to: Hex;
+  value: bigint;
+  status: TxOutcomeStatus;
+  nonce: bigint | null;
+  /** The attempt that mined; before that, the latest one signed. */
+  txHash: Hex | null;
+  blockNumber: bigint | null;
+  blockHash: Hex | null;
+  /** Receipt status of the mined attempt (false: reverted; the fee is paid either way). */
+  receiptSuccess: boolean | null;
+  gasUsed: bigint | null;
+  effectiveGasPrice: bigint | null;
+  /** Gas paid by the hot wallet, wei (gasUsed × effectiveGasPrice; L1 data fee included where the chain charges it in gas). */
+  fee: bigint | null;
+  /** The value transfer's fact position: `tx` (native) or `transfer:<n>` (ERC-20), else null. */
+  transferPosition: string | null;
+  /** Block-wide log index of that ERC-20 Transfer log (null for native). */
+  transferLogIndex: number | null;
+  /** Whether the mined attempt was the signer's cancel (0-value self-transfer) of this nonce. */
+  cancelled: boolean;
+  errorCode: string | null;
+  errorMessage: string | null;
+  /** Why a human is needed (needs_review). */
+  reviewReason: string | null;
+  /** Times a mined attempt of this request left the canonical chain. */
+  reorgs: number;
+  /** When `status` (as defined here) last changed. */
+  changedAt: Date;
+  finalizedAt: Date | null;
+};
+
+export type GetTxOutcomesParameters =
+  | { requestIds: readonly string[]; since?: undefined }
+  | {
+      /**
+       * Outcomes that changed at or after this time, oldest change first. Changes commit a moment
+       * after their timestamp: poll with an overlap (e.g. since = last seen changedAt − 5 s) and
+       * dedupe on (requestId, status, changedAt).
+       */
+      since: Date;
+      requestIds?: undefined;
+      /** Only requests of this kind (`withdrawal`, `sweep`, …). */
+      kind?: string;
+      limit?: number;
+    };
+
+export type GetTxOutcomesReturnType = TxOutcome[];
+
+/** The internal request status as callers see it (SQL function from signer/migrations/0101). */
+export const OUTCOME_STATUS_SQL = "custody.tx_outcome_status(r.status, r.finalized_at)";
+
+const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_address, r.value::text,
+  ${OUTCOME_STATUS_SQL} AS outcome, r.nonce::text, r.tx_hash, r.block_number::text, r.block_hash,
+  r.receipt_success, r.gas_used::text, r.effective_gas_price::text, r.fee::text,
+  r.transfer_position, r.transfer_log_index, r.error_code, r.error_message, r.review_reason,
+  r.reorg_count, r.outcome_changed_at, r.finalized_at,
+  EXISTS (SELECT 1 FROM custody.tx_attempts a
+           WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled`;
+
+const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+
+function fromRow(r: Record<string, unknown>): TxOutcome {
+  return {
+    requestId: r.id as string,
+    kind: r.kind as string,
+    refId: r.ref_id as string,
+    chainId: Number(r.chain_id),
+    from: r.from_address as Hex,
+    to: r.to_address as Hex,
+    value: BigInt(r.value as string),
+    status: r.outcome as TxOutcomeStatus,
+    nonce: big(r.nonce as string | null),
+    txHash: r.tx_hash as Hex | null,
+    blockNumber: big(r.block_number as string | null),
+    blockHash: r.block_hash as Hex | null,
+    receiptSuccess: r.receipt_success as boolean | null,
+    gasUsed: big(r.gas_used as string | null),
+    effectiveGasPrice: big(r.effective_gas_price as string | null),
+    fee: big(r.fee as string | null),
+    transferPosition: r.transfer_position as string | null,
+    transferLogIndex: r.transfer_log_index as number | null,
+    cancelled: r.cancelled as boolean,
+    errorCode: r.error_code as string | null,
+    errorMessage: r.error_message as string | null,
+    reviewReason: r.review_reason as string | null,
+    reorgs: r.reorg_count as number,
+    changedAt: r.outcome_changed_at as Date,
+    finalizedAt: r.finalized_at as Date | null,
+  };
+}
+
+/**
+ * Outcomes of requests by id (unknown ids are left out), or of every request whose outcome
+ * changed since a time. Reads only: safe on any pool or inside the caller's transaction.
+ */
+export async function getTxOutcomes(
+  client: Pick<PoolClient, "query">,
+  params: GetTxOutcomesParameters,
+): Promise<GetTxOutcomesReturnType> {
+  if (params.requestIds !== undefined) {
+    if (params.requestIds.length === 0) return [];
+    const { rows } = await client.query(
+      `SELECT ${COLUMNS} FROM custody.tx_requests r WHERE r.id = ANY($1::text[]) ORDER BY r.id`,
+      [params.requestIds],
+    );
+    return rows.map(fromRow);
+  }
+  const { rows } = await client.query(
+    `SELECT ${COLUMNS} FROM custody.tx_requests r
+      WHERE r.outcome_changed_at >= $1 AND ($2::text IS NULL OR r.kind = $2)
+      ORDER BY r.outcome_changed_at, r.id LIMIT $3`,
+    [params.since, params.kind ?? null, params.limit ?? 1000],
+  );
+  return rows.map(fromRow);
+}

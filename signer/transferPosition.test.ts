@@ -1,0 +1,58 @@
+import { encodeFunctionData, erc20Abi, pad, toHex } from "viem";
+import { describe, expect, it } from "vitest";
+import { transferPosition } from "./transferPosition.js";
+
+const TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+const WALLET = "0x1111111111111111111111111111111111111111";
+const TO = "0x2222222222222222222222222222222222222222";
+const TOKEN = "0x3333333333333333333333333333333333333333";
+const OTHER = "0x4444444444444444444444444444444444444444";
+const UNLISTED = "0x5555555555555555555555555555555555555555";
+
+const log = (address: string, from: string, to: string, value: bigint, logIndex: number) => ({
+  address,
+  topics: [TRANSFER, pad(from as `0x${string}`), pad(to as `0x${string}`)],
+  data: pad(toHex(value)),
+  logIndex,
+});
+const transferData = (to: string, amount: bigint) =>
+  encodeFunctionData({
+    abi: erc20Abi,
+    functionName: "transfer",
+    args: [to as `0x${string}`, amount],
+  });
+
+describe("transferPosition", () => {
+  it("is tx for a native transfer and null for a cancel", () => {
+    expect(transferPosition({ from: WALLET, to: TO, value: 5n, data: "0x" }, [], [])).toEqual({
+      position: "tx",
+      logIndex: null,
+    });
+    expect(
+      transferPosition({ from: WALLET, to: WALLET, value: 0n, data: "0x" }, [], []),
+    ).toBeNull();
+  });
+
+  it("counts the ordinal among listed-token Transfer logs of the tx, not the block-wide index", () => {
+    const tx = { from: WALLET, to: TOKEN, value: 0n, data: transferData(TO, 7n) };
+    const logs = [
+      log(UNLISTED, WALLET, TO, 7n, 40), // not listed: not counted
+      log(OTHER, WALLET, TO, 1n, 41), // listed: counted
+      log(TOKEN, WALLET, TO, 7n, 42),
+    ];
+    expect(transferPosition(tx, logs, [OTHER.toUpperCase().replace("0X", "0x")])).toEqual({
+      position: "transfer:1",
+      logIndex: 42,
+    });
+    // The withdrawn token counts even when the config does not list it.
+    expect(transferPosition(tx, logs, [])).toEqual({ position: "transfer:0", logIndex: 42 });
+  });
+
+  it("is null when no log matches recipient and amount, or the call is not transfer()", () => {
+    const tx = { from: WALLET, to: TOKEN, value: 0n, data: transferData(TO, 7n) };
+    expect(transferPosition(tx, [log(TOKEN, WALLET, TO, 8n, 1)], [])).toBeNull();
+    expect(
+      transferPosition({ ...tx, data: "0x12345678" }, [log(TOKEN, WALLET, TO, 7n, 1)], []),
+    ).toBeNull();
+  });
+});
