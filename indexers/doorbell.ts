@@ -10,12 +10,12 @@ export type ChainFactsJob = { chainId: number; fromBlock: number; toBlock: numbe
 
 /** Rings the doorbell with a deterministic job id, so a re-rung bell for the same batch is one job. */
 export function createFactsDoorbell(queues: QueueFactory): FactsDoorbell {
-  const queue = queues.queue<ChainFactsJob>(CHAIN_FACTS_QUEUE);
+  // ring(): never blocks ingestion on Redis; a lost bell is covered by crediting's periodic sweep.
   return async ({ chainId, fromBlock, toBlock, tipHash }) => {
-    await queue.add(
-      CHAIN_FACTS_JOB as never,
-      { chainId, fromBlock: Number(fromBlock), toBlock: Number(toBlock) },
-      { jobId: jobId(CHAIN_FACTS_JOB, chainId, fromBlock, toBlock, tipHash) },
-    );
+    await queues.ring<ChainFactsJob>(CHAIN_FACTS_QUEUE, {
+      name: CHAIN_FACTS_JOB,
+      data: { chainId, fromBlock: Number(fromBlock), toBlock: Number(toBlock) },
+      opts: { jobId: jobId(CHAIN_FACTS_JOB, chainId, fromBlock, toBlock, tipHash) },
+    });
   };
 }
