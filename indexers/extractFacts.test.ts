@@ -23,16 +23,25 @@ function block(n: number, fork = "a"): RawBlock {
     transactions: [],
   };
 }
-function log(n: number, blockHash: Hex, topics: Hex[], index = 0): RawLog {
+const TX_C: Hex = `0x${"c".repeat(64)}`;
+function log(
+  n: number,
+  blockHash: Hex,
+  topics: Hex[],
+  index = 0,
+  over: Partial<RawLog> & { amount?: bigint } = {},
+): RawLog {
+  const { amount = 5n, ...rest } = over;
   return {
     address: TOKEN,
     topics,
-    data: `0x${5n.toString(16).padStart(64, "0")}`,
+    data: `0x${amount.toString(16).padStart(64, "0")}`,
     blockNumber: `0x${n.toString(16)}`,
     blockHash,
-    transactionHash: `0x${"c".repeat(64)}`,
+    transactionHash: TX_C,
     transactionIndex: "0x0",
     logIndex: `0x${index.toString(16)}`,
+    ...rest,
   };
 }
 const watched = { has: (a: string) => a === W };
@@ -57,8 +66,85 @@ describe("extractFacts", () => {
       { watched, tokens: [TOKEN] },
     );
     expect(facts).toMatchObject([
-      { kind: "erc20", position: "log:0", from: X, to: W, amount: 5n, blockNumber: 1n },
+      {
+        kind: "erc20",
+        position: "transfer:0",
+        logIndex: 0,
+        from: X,
+        to: W,
+        amount: 5n,
+        blockNumber: 1n,
+      },
     ]);
+  });
+
+  describe("ERC-20 position: ordinal among the tx's listed-token Transfer logs", () => {
+    const OTHER = "0x00000000000000000000000000000000000000bb";
+    const Y: Hex = "0x0000000000000000000000000000000000000003";
+    const Z: Hex = "0x0000000000000000000000000000000000000004";
+    const watchedWZ = { has: (a: string) => a === W || a === Z };
+    const TX_D: Hex = `0x${"d".repeat(64)}`;
+    /** A batch payout in tx C at logIndex base.., preceded by an unrelated tx D's logs. */
+    const payout = (base: number) => [
+      log(1, h(1), [TRANSFER_TOPIC, topic(X), topic(W)], base, { amount: 7n }),
+      // not watched, but listed: counts towards the ordinal
+      log(1, h(1), [TRANSFER_TOPIC, topic(X), topic(Y)], base + 1, { amount: 8n }),
+      // unlisted token and an Approval-like log: do not count
+      log(1, h(1), [TRANSFER_TOPIC, topic(X), topic(Z)], base + 2, { address: OTHER }),
+      log(1, h(1), [`0x${"e".repeat(64)}`, topic(X), topic(Z)], base + 3),
+      log(1, h(1), [TRANSFER_TOPIC, topic(X), topic(Z)], base + 4, { amount: 9n }),
+    ];
+
+    it("numbers each tx's transfers from 0 in logIndex order, whatever the block-wide index", () => {
+      const other = log(1, h(1), [TRANSFER_TOPIC, topic(X), topic(W)], 0, {
+        transactionHash: TX_D,
+        amount: 1n,
+      });
+      // Logs arrive unordered (range answer plus recovery): the ordinal follows logIndex.
+      const facts = extractFacts(data({ logs: [...payout(3).reverse(), other] }), {
+        watched: watchedWZ,
+        tokens: [TOKEN],
+      });
+      const summary = facts.map((f) => [f.txHash.slice(0, 3), f.position, f.logIndex, f.amount]);
+      expect(summary).toEqual(
+        expect.arrayContaining([
+          ["0xc", "transfer:0", 3, 7n],
+          ["0xc", "transfer:2", 7, 9n],
+          ["0xd", "transfer:0", 0, 1n],
+        ]),
+      );
+      expect(summary).toHaveLength(3);
+    });
+
+    it("gives the same (tx, position, recipient, amount) when the tx is re-included lower", () => {
+      const key = (base: number) =>
+        extractFacts(data({ logs: payout(base) }), { watched: watchedWZ, tokens: [TOKEN] }).map(
+          (f) => `${f.txHash}/${f.position}/${f.to}/${f.amount}`,
+        );
+      expect(key(4)).toEqual(key(3));
+      expect(key(3)).toHaveLength(2);
+    });
+
+    it("counts a log delivered twice once", () => {
+      const twice = [...payout(0), ...payout(0)];
+      const facts = extractFacts(data({ logs: twice }), { watched: watchedWZ, tokens: [TOKEN] });
+      expect(facts.map((f) => f.position)).toEqual(["transfer:0", "transfer:2"]);
+    });
+
+    it("does not depend on which addresses are watched", () => {
+      const all = { has: () => true };
+      const positions = (w: { has: (a: string) => boolean }) =>
+        new Map(
+          extractFacts(data({ logs: payout(0) }), { watched: w, tokens: [TOKEN] }).map((f) => [
+            f.logIndex,
+            f.position,
+          ]),
+        );
+      const everything = positions(all);
+      for (const [logIndex, position] of positions(watchedWZ))
+        expect(everything.get(logIndex)).toBe(position);
+      expect(everything.get(4)).toBe("transfer:2");
+    });
   });
 
   it("refuses a range whose blocks do not link", () => {

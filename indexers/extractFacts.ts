@@ -5,13 +5,13 @@
  * forks during one fetch must cause a refetch, never a stored mix.
  */
 import type { Address, Hex } from "viem";
+import { isListedErc20Transfer } from "../chains/evm/transferPosition.js";
 import {
   type CallFrame,
   ChainDataInconsistentError,
   type RawBlock,
   type RawLog,
   type RawReceipt,
-  TRANSFER_TOPIC,
 } from "../chains/index.js";
 
 export const NATIVE_ASSET = "0x0000000000000000000000000000000000000000";
@@ -23,8 +23,14 @@ export type Fact = {
   blockHash: string;
   txHash: string;
   txIndex: number;
-  /** `tx`, `log:<logIndex>`, `trace:<a.b.c>` or `fee` (docs/contracts.md). */
+  /**
+   * Identity of the fact within its transaction, the same in every block that includes the tx:
+   * `tx` (native value), `transfer:<n>` (n-th listed-token ERC-20 Transfer log of the tx, logIndex
+   * order; chains/evm/transferPosition.ts), `trace:<a.b.c>` (internal value) or `fee`.
+   */
   position: string;
+  /** Block-wide index of the Transfer log (ERC-20 facts only): changes when the tx moves. */
+  logIndex?: number;
   kind: FactKind;
   asset: string;
   from: string;
@@ -151,27 +157,38 @@ export function extractFacts(
   }
 
   const listed = new Set(tokens.map((t) => t.toLowerCase()));
+  // Every listed-token Transfer log counts towards the ordinal, watched or not, so a fact's
+  // position does not depend on which addresses were watched when its block was read. A log may
+  // arrive twice (range answer plus recovery by block hash): one per (block, logIndex).
+  const byTx = new Map<string, Map<number, RawLog>>();
   for (const log of data.logs) {
-    const blockNumber = BigInt(log.blockNumber);
     if (log.removed) throw new ChainDataInconsistentError(`log ${log.transactionHash} removed`);
-    sameBlock(`log of ${log.transactionHash}`, blockNumber, log.blockHash);
-    const asset = log.address.toLowerCase();
-    // Transfer(address indexed, address indexed, uint256): ERC-721 has a 4th topic, skip it.
-    if (!listed.has(asset) || log.topics.length !== 3 || log.topics[0] !== TRANSFER_TOPIC) continue;
-    const from = topicAddress(log.topics[1]!);
-    const to = topicAddress(log.topics[2]!);
-    if (!watched.has(from) && !watched.has(to)) continue;
-    facts.push({
-      blockNumber,
-      blockHash: log.blockHash.toLowerCase(),
-      txHash: log.transactionHash.toLowerCase(),
-      txIndex: Number(BigInt(log.transactionIndex)),
-      position: `log:${Number(BigInt(log.logIndex))}`,
-      kind: "erc20",
-      asset,
-      from,
-      to,
-      amount: log.data === "0x" ? 0n : BigInt(log.data.slice(0, 66)),
+    sameBlock(`log of ${log.transactionHash}`, BigInt(log.blockNumber), log.blockHash);
+    if (!isListedErc20Transfer(log, listed)) continue;
+    const key = `${log.blockHash.toLowerCase()}/${log.transactionHash.toLowerCase()}`;
+    const txLogs = byTx.get(key) ?? new Map<number, RawLog>();
+    byTx.set(key, txLogs);
+    txLogs.set(Number(BigInt(log.logIndex)), log);
+  }
+  for (const txLogs of byTx.values()) {
+    const ordered = [...txLogs.entries()].sort((a, b) => a[0] - b[0]);
+    ordered.forEach(([logIndex, log], n) => {
+      const from = topicAddress(log.topics[1]!);
+      const to = topicAddress(log.topics[2]!);
+      if (!watched.has(from) && !watched.has(to)) return;
+      facts.push({
+        blockNumber: BigInt(log.blockNumber),
+        blockHash: log.blockHash.toLowerCase(),
+        txHash: log.transactionHash.toLowerCase(),
+        txIndex: Number(BigInt(log.transactionIndex)),
+        position: `transfer:${n}`,
+        logIndex,
+        kind: "erc20",
+        asset: log.address.toLowerCase(),
+        from,
+        to,
+        amount: log.data === "0x" ? 0n : BigInt(log.data.slice(0, 66)),
+      });
     });
   }
 

@@ -68,11 +68,11 @@ export async function insertBlocks(
 const INSERT_FACTS = `
   INSERT INTO chain.transfers
     (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
-     from_address, to_address, amount, status, confirmed_at)
-  SELECT $1, bn, bh, th, ti, pos, k, a, fa, ta, amt, st, CASE WHEN st = 'confirmed' THEN now() END
+     from_address, to_address, amount, status, confirmed_at, log_index)
+  SELECT $1, bn, bh, th, ti, pos, k, a, fa, ta, amt, st, CASE WHEN st = 'confirmed' THEN now() END, li
     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
-                $8::text[], $9::text[], $10::text[], $11::numeric[], $12::text[])
-         AS f(bn, bh, th, ti, pos, k, a, fa, ta, amt, st)`;
+                $8::text[], $9::text[], $10::text[], $11::numeric[], $12::text[], $13::int[])
+         AS f(bn, bh, th, ti, pos, k, a, fa, ta, amt, st, li)`;
 
 const REVIVE_ORPHANED_FACTS = `
   ON CONFLICT (chain_id, block_hash, tx_hash, position) DO UPDATE
@@ -110,6 +110,7 @@ export async function insertFacts(
     facts.map((f) => f.to),
     facts.map((f) => f.amount.toString()),
     status,
+    facts.map((f) => f.logIndex ?? null),
   ]);
   let count = 0;
   let fromBlock: bigint | null = null;

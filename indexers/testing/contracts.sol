@@ -19,6 +19,16 @@ contract TestToken {
         return true;
     }
 
+    // A batch payout: one Transfer per recipient, in order (fact identity tests).
+    function batchTransfer(address[] calldata to, uint256[] calldata values) external {
+        for (uint256 i = 0; i < to.length; i++) {
+            require(balanceOf[msg.sender] >= values[i], "balance");
+            balanceOf[msg.sender] -= values[i];
+            balanceOf[to[i]] += values[i];
+            emit Transfer(msg.sender, to[i], values[i]);
+        }
+    }
+
     // Benchmark seeding: n Transfer events (value 1) to base+((start+i) % modulo), no state change,
     // so one transaction emits thousands of logs cheaply.
     function spray(uint160 base, uint256 start, uint256 n, uint256 modulo) external {

@@ -1,0 +1,162 @@
+/**
+ * Fact identity across re-inclusion (issue 12 item 4), on a real anvil: a batch payout (one tx,
+ * three Transfer logs to three deposit addresses) is mined behind a filler token transfer, then a
+ * reorg (evm_revert and a longer branch) re-includes the same signed tx without the filler, so its
+ * logs sit one index lower. Both blocks' facts must carry the same (tx_hash, position) per
+ * recipient, asset and amount; only log_index and the block differ.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../chains/index.js";
+import type { ChainConfig } from "../ops/config.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createIngestor, type Ingestor } from "./createIngestor.js";
+import {
+  anvilRpc,
+  call,
+  deploy,
+  freshAddress,
+  type Rpc,
+  receipt,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "./testing/chain.js";
+
+const CHAIN_ID = 31337;
+const R = [freshAddress(101), freshAddress(102), freshAddress(103)];
+const AMOUNTS = [11n, 22n, 33n];
+const GWEI = 1_000_000_000n;
+const hex = (n: bigint) => `0x${n.toString(16)}`;
+
+let ctx: TestContext;
+let rpc: Rpc;
+let chain: ChainConfig;
+let ingestor: Ingestor;
+let payer: Hex;
+let filler: Hex;
+let token: Hex;
+
+type Row = {
+  block_hash: string;
+  tx_hash: string;
+  position: string;
+  log_index: number | null;
+  to_address: string;
+  asset: string;
+  amount: string;
+  status: string;
+};
+
+async function factsOf(txHash: Hex): Promise<Row[]> {
+  const { rows } = await ctx.db.pool.query<Row>(
+    `SELECT block_hash, tx_hash, position, log_index, to_address, asset, amount::text, status
+       FROM chain.transfers WHERE chain_id = $1 AND tx_hash = $2 ORDER BY block_number, log_index`,
+    [CHAIN_ID, txHash.toLowerCase()],
+  );
+  return rows;
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  [payer, filler] = (await rpc<Hex[]>("eth_accounts")) as [Hex, Hex];
+  token = await deploy(rpc, payer, "TestToken", [10n ** 24n]);
+  await sendAndMine(rpc, {
+    from: payer,
+    to: token,
+    data: call("TestToken", "transfer", [filler, 10n ** 20n]),
+  });
+  chain = {
+    ...ctx.config.chains[0]!,
+    confirmations: { kind: "blocks", blocks: 2 },
+    reorgWindow: 8,
+    traces: false,
+    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
+  };
+  await watch(
+    ctx.db.pool,
+    CHAIN_ID,
+    R.map((address, i) => ({ address, owner: `customer-${i}` })),
+  );
+  ingestor = await createIngestor({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapter: createEvmAdapter(chain, { common: ctx.common }),
+    options: { batchBlocks: 4 },
+  });
+  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await ctx?.cleanup();
+});
+
+describe("fact identity", () => {
+  it("a batch payout re-included one log index lower keeps (tx_hash, position) per recipient", async () => {
+    const snapshot = await rpc<Hex>("evm_snapshot");
+    await rpc("evm_setAutomine", [false]);
+
+    // The payout is signed once; the same bytes are mined in both branches (same tx hash).
+    const nonce = await rpc<Hex>("eth_getTransactionCount", [payer, "latest"]);
+    const raw = await rpc<Hex>("eth_signTransaction", [
+      {
+        from: payer,
+        to: token,
+        data: call("TestToken", "batchTransfer", [R, AMOUNTS]),
+        gas: hex(300_000n),
+        nonce,
+        maxFeePerGas: hex(100n * GWEI),
+        maxPriorityFeePerGas: hex(1n * GWEI),
+      },
+    ]);
+    // The filler pays a higher tip so it is ordered first: its Transfer log takes index 0.
+    const fillerHash = await rpc<Hex>("eth_sendTransaction", [
+      {
+        from: filler,
+        to: token,
+        data: call("TestToken", "transfer", [freshAddress(999), 1n]),
+        gas: hex(100_000n),
+        maxFeePerGas: hex(100n * GWEI),
+        maxPriorityFeePerGas: hex(50n * GWEI),
+      },
+    ]);
+    const payout = await rpc<Hex>("eth_sendRawTransaction", [raw]);
+    await rpc("evm_mine");
+    await rpc("evm_mine");
+    const fillerReceipt = await receipt(rpc, fillerHash);
+    const first = await receipt(rpc, payout);
+    expect(first.blockHash).toBe(fillerReceipt.blockHash);
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+
+    const before = await factsOf(payout);
+    expect(before.map((f) => [f.position, f.log_index, f.to_address, f.amount])).toEqual([
+      ["transfer:0", 1, R[0], "11"],
+      ["transfer:1", 2, R[1], "22"],
+      ["transfer:2", 3, R[2], "33"],
+    ]);
+
+    // Reorg: back to before the payout's block; a longer branch re-mines the payout alone.
+    await rpc("evm_revert", [snapshot]);
+    expect(await rpc<Hex>("eth_sendRawTransaction", [raw])).toBe(payout);
+    await rpc("evm_mine");
+    await rpc("evm_mine");
+    await rpc("evm_mine");
+    await rpc("evm_setAutomine", [true]);
+    const second = await receipt(rpc, payout);
+    expect(second.blockHash).not.toBe(first.blockHash);
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+
+    const after = await factsOf(payout);
+    const old = after.filter((f) => f.block_hash === first.blockHash.toLowerCase());
+    const now = after.filter((f) => f.block_hash === second.blockHash.toLowerCase());
+    expect(old.map((f) => f.status)).toEqual(["orphaned", "orphaned", "orphaned"]);
+    expect(now.map((f) => f.status).every((s) => s !== "orphaned")).toBe(true);
+    expect(now.map((f) => f.log_index)).toEqual([0, 1, 2]);
+    const identity = (rows: Row[]) =>
+      rows.map((f) => [f.tx_hash, f.position, f.to_address, f.asset, f.amount]);
+    expect(identity(now)).toEqual(identity(old));
+    expect(identity(now)).toHaveLength(3);
+  });
+});
