@@ -1,0 +1,142 @@
+/**
+ * Gas from the chain on real anvil, Postgres, Redis and the KMS emulator: a native withdrawal to
+ * a destination whose receive() writes storage (intrinsic + execution gas well above 21,000) is
+ * estimated and mines; an OP-stack chain's L1 data fee is read from the GasPriceOracle predeploy.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../ops/db.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { estimateTxGas, OP_GAS_PRICE_ORACLE } from "./gas.js";
+import { getTxRequest, requestTransaction } from "./requests.js";
+import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
+import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+
+/** receive(): slot0 += 1 (SLOAD, ADD, SSTORE): ~43k gas on a fresh slot, never 21,000. */
+const COUNTER_RUNTIME: Hex = "0x6000546001016000550000";
+const COUNTER: Hex = "0x00000000000000000000000000000000c0ffee01";
+/** A GasPriceOracle stand-in: getL1Fee(bytes) returns calldata size x 1000 wei. */
+const L1_FEE_PER_CALLDATA_BYTE = 1000n;
+const ORACLE_RUNTIME: Hex = "0x366103e80260005260206000f3";
+
+let ctx: TestContext;
+let h: SignerHarness;
+let signer: WalletSigner;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [{ chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 1 } } }],
+  });
+  h = await createSignerHarness(ctx);
+  await h.rpc("anvil_setCode", [COUNTER, COUNTER_RUNTIME]);
+  await h.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
+  signer = startWalletSigner({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    queues: ctx.queues,
+    chain: ctx.config.chains[0]!,
+    account: async () => h.account,
+    databaseUrl: ctx.db.url,
+    pollMs: 50,
+  });
+});
+
+afterAll(async () => {
+  await signer?.stop();
+  await h?.close();
+  await ctx?.cleanup();
+});
+
+const slot0 = async () => BigInt((await h.client.getStorageAt({ address: COUNTER, slot: "0x0" }))!);
+
+async function withdraw(
+  id: string,
+  to: Hex,
+  value: bigint,
+  extra: { gasLimit?: bigint; data?: Hex } = {},
+) {
+  await withTransaction(ctx.db.pool, (c) =>
+    requestTransaction(c, {
+      id,
+      chainId: 31337,
+      from: h.account.address,
+      to,
+      value,
+      kind: "withdrawal",
+      refId: id,
+      ...extra,
+    }),
+  );
+}
+
+async function confirmed(id: string) {
+  return waitFor(
+    `${id} confirmed`,
+    async () => {
+      await h.rpc("anvil_mine", ["0x1"]);
+      const r = await getTxRequest(ctx.db.pool, id);
+      if (r?.status === "failed") throw new Error(`${id} failed: ${r.errorCode} ${r.errorMessage}`);
+      return r?.status === "confirmed" ? r : undefined;
+    },
+    { timeoutMs: 60_000, everyMs: 200 },
+  );
+}
+
+describe("gas from the chain", () => {
+  it("estimates a contract destination above 21,000 with the chain's margin", async () => {
+    const chain = ctx.config.chains[0]!;
+    const gas = await estimateTxGas(h.client, chain, {
+      from: h.account.address,
+      to: COUNTER,
+      value: 1n,
+      data: "0x",
+    });
+    expect(gas.estimated! > 40_000n).toBe(true);
+    expect(gas.gasLimit).toBe((gas.estimated! * 12_000n + 9_999n) / 10_000n);
+    expect(gas.l1Fee).toBe(0n);
+  });
+
+  it("a native withdrawal to a destination whose receive() writes storage is estimated and mines", async () => {
+    const before = await slot0();
+    const balanceBefore = await h.client.getBalance({ address: COUNTER });
+    await withdraw("gas-contract-1", COUNTER, 12_345n);
+    const r = await confirmed("gas-contract-1");
+    expect(r.receiptSuccess).toBe(true);
+    expect(r.gasUsed! > 21_000n).toBe(true);
+    expect(await slot0()).toBe(before + 1n);
+    expect(await h.client.getBalance({ address: COUNTER })).toBe(balanceBefore + 12_345n);
+    const { rows } = await ctx.db.pool.query(
+      "SELECT gas_limit::text FROM custody.tx_attempts WHERE request_id = $1",
+      ["gas-contract-1"],
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) expect(BigInt(row.gas_limit) >= r.gasUsed!).toBe(true);
+  });
+
+  it("a plain transfer still mines (its limit comes from the estimate, not a constant)", async () => {
+    await withdraw("gas-plain-1", RECIPIENT, 1n);
+    const r = await confirmed("gas-plain-1");
+    expect(r.receiptSuccess).toBe(true);
+    expect(r.gasUsed).toBe(21_000n);
+  });
+
+  it("reads an OP-stack L1 data fee from the GasPriceOracle predeploy, growing with the calldata", async () => {
+    const policy = { ...ctx.config.chains[0]!, l1DataFee: "op-stack" as const };
+    const plain = await estimateTxGas(h.client, policy, {
+      from: h.account.address,
+      to: RECIPIENT,
+      value: 1n,
+      data: "0x",
+    });
+    const withData = await estimateTxGas(h.client, policy, {
+      from: h.account.address,
+      to: RECIPIENT,
+      value: 1n,
+      data: `0x${"ab".repeat(1000)}`,
+    });
+    expect(plain.l1Fee > 0n).toBe(true);
+    expect(plain.l1Fee % L1_FEE_PER_CALLDATA_BYTE).toBe(0n);
+    // The serialized tx is 1000 bytes longer (the ABI pads both to 32 bytes).
+    expect(withData.l1Fee - plain.l1Fee >= (1000n - 32n) * L1_FEE_PER_CALLDATA_BYTE).toBe(true);
+  });
+});

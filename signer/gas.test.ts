@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import {
+  assertIntrinsicGas,
+  feePaid,
+  gasLimitFor,
+  IntrinsicGasTooLowError,
+  intrinsicGas,
+  maxCost,
+} from "./gas.js";
+
+describe("intrinsicGas", () => {
+  it("is 21000 for a plain transfer and adds 4 per zero byte, 16 per other byte", () => {
+    expect(intrinsicGas()).toBe(21_000n);
+    expect(intrinsicGas("0x")).toBe(21_000n);
+    expect(intrinsicGas("0x00")).toBe(21_004n);
+    expect(intrinsicGas("0x01")).toBe(21_016n);
+    expect(intrinsicGas("0x0100ff10")).toBe(21_000n + 16n + 4n + 16n + 16n);
+    // An ERC-20 transfer(address,uint256): 4-byte selector + 2 words.
+    const transfer = `0xa9059cbb${"00".repeat(12)}${"11".repeat(20)}${"00".repeat(31)}01` as const;
+    expect(intrinsicGas(transfer)).toBe(21_000n + 4n * 16n + 12n * 4n + 20n * 16n + 31n * 4n + 16n);
+  });
+
+  it("refuses data that is not whole bytes of hex", () => {
+    expect(() => intrinsicGas("0x1" as `0x${string}`)).toThrow(TypeError);
+  });
+});
+
+describe("assertIntrinsicGas", () => {
+  it("accepts a limit at the intrinsic gas and refuses one below with a stable code", () => {
+    expect(() => assertIntrinsicGas({ gasLimit: 21_016n, data: "0x01" })).not.toThrow();
+    let error: unknown;
+    try {
+      assertIntrinsicGas({ gasLimit: 21_000n, data: "0x01", requestId: "w-1" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(IntrinsicGasTooLowError);
+    expect((error as IntrinsicGasTooLowError).code).toBe("SIGNER_INTRINSIC_GAS_TOO_LOW");
+    expect((error as IntrinsicGasTooLowError).meta).toEqual({
+      gas_limit: "21000",
+      intrinsic_gas: "21016",
+      request_id: "w-1",
+    });
+  });
+});
+
+describe("gasLimitFor", () => {
+  const chain = { chainId: 1 };
+  it("adds the default 20% margin, rounded up", () => {
+    expect(gasLimitFor(50_000n, chain)).toBe(60_000n);
+    expect(gasLimitFor(50_001n, chain)).toBe(60_002n);
+  });
+  it("uses the chain's margin and floor", () => {
+    expect(gasLimitFor(100_000n, { chainId: 1, gasLimitMarginBps: 500 })).toBe(105_000n);
+    expect(gasLimitFor(100_000n, { chainId: 1, gasLimitMarginBps: 0 })).toBe(100_000n);
+    expect(gasLimitFor(21_000n, { chainId: 1, gasLimitFloor: 30_000n })).toBe(30_000n);
+  });
+  it("never returns a constant: an L2 estimate above 21000 for a plain transfer is kept", () => {
+    // Arbitrum charges the L1 data cost as gas: a plain transfer estimates far above 21000.
+    expect(gasLimitFor(95_000n, { chainId: 42161, gasLimitMarginBps: 1_000 })).toBe(104_500n);
+  });
+  it("never goes below intrinsic gas, even with no margin and a low floor", () => {
+    expect(
+      gasLimitFor(21_000n, { chainId: 1, gasLimitMarginBps: 0, gasLimitFloor: 0n }, "0xffff"),
+    ).toBe(21_032n);
+  });
+});
+
+describe("maxCost and feePaid", () => {
+  it("budgets value + gas x max fee + L1 fee", () => {
+    const fees = { type: "eip1559", maxFeePerGas: 10n, maxPriorityFeePerGas: 1n } as const;
+    expect(maxCost({ value: 5n, gasLimit: 21_000n, fees, l1Fee: 7n })).toBe(5n + 210_000n + 7n);
+    expect(
+      maxCost({ value: 0n, gasLimit: 100n, fees: { type: "legacy", gasPrice: 3n }, l1Fee: 0n }),
+    ).toBe(300n);
+  });
+  it("adds an OP-stack receipt's l1Fee to the gas paid, whether hex or bigint", () => {
+    expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n })).toBe(42_000n);
+    expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n, l1Fee: "0x10" })).toBe(42_016n);
+    expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n, l1Fee: 5n })).toBe(42_005n);
+    expect(feePaid({ gasUsed: 1n, effectiveGasPrice: 1n, l1Fee: null })).toBe(1n);
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * Gas from the chain: every transaction's gas limit comes from `eth_estimateGas` (never a constant:
+ * on Arbitrum a plain transfer costs more than 21,000 because the L1 data cost is charged as gas),
+ * raised by the chain's margin and never below its floor or the intrinsic gas. Where an L2 charges
+ * the L1 data cost outside gas (OP stack, Base: the GasPriceOracle predeploy's `getL1Fee(bytes)`),
+ * that fee is estimated too, so the wallet's budget for a send is value + gas x max fee + L1 fee.
+ * A gas limit a node would refuse for intrinsic gas is refused here with a clear error.
+ */
+import { type Hex, hexToBigInt, isHex, type PublicClient, size } from "viem";
+import { estimateL1Fee } from "viem/op-stack";
+import { BaseError } from "../ops/errors.js";
+import type { Fees } from "./fees.js";
+
+/** Base cost of every transaction (EIP-2028 / yellow paper G_transaction). */
+export const TX_BASE_GAS = 21_000n;
+/** Calldata cost per byte (EIP-2028). */
+export const ZERO_BYTE_GAS = 4n;
+export const NONZERO_BYTE_GAS = 16n;
+/** Default headroom over the estimate for state changing between estimate and inclusion: 20%. */
+export const DEFAULT_GAS_LIMIT_MARGIN_BPS = 2_000;
+/** Where OP-stack chains (Optimism, Base, …) expose the L1 data fee. */
+export const OP_GAS_PRICE_ORACLE = "0x420000000000000000000000000000000000000F";
+
+/** How a chain charges the L1 data cost of a transaction. */
+export type L1DataFeeModel =
+  /** L1 chains, and Arbitrum (its L1 cost is charged as gas, so the estimate already includes it). */
+  | "none"
+  /** OP stack (Optimism, Base): a separate fee from the GasPriceOracle predeploy. */
+  | "op-stack";
+
+/** The chain config fields gas estimation reads (ops/config.ts chain schema; all optional). */
+export type GasPolicy = {
+  chainId: number;
+  /** Added to the estimate, in basis points (default 2000 = 20%). */
+  gasLimitMarginBps?: number | undefined;
+  /** No gas limit below this (default 21,000). */
+  gasLimitFloor?: bigint | undefined;
+  l1DataFee?: L1DataFeeModel | undefined;
+};
+
+/** A gas limit below the transaction's intrinsic gas: every node refuses it, so it is never signed. */
+export class IntrinsicGasTooLowError extends BaseError {
+  override name = "IntrinsicGasTooLowError";
+  constructor(args: { gasLimit: bigint; intrinsic: bigint; requestId?: string | undefined }) {
+    super(
+      `Gas limit ${args.gasLimit} is below the intrinsic gas ${args.intrinsic} (21000 + calldata); a node would refuse it`,
+      {
+        code: "SIGNER_INTRINSIC_GAS_TOO_LOW",
+        meta: {
+          gas_limit: args.gasLimit.toString(),
+          intrinsic_gas: args.intrinsic.toString(),
+          ...(args.requestId ? { request_id: args.requestId } : {}),
+        },
+      },
+    );
+  }
+}
+
+/** Intrinsic gas of a call (not a contract creation): 21,000 plus 4 per zero and 16 per other calldata byte. */
+export function intrinsicGas(data: Hex = "0x"): bigint {
+  if (!isHex(data, { strict: true }) || data.length % 2 !== 0) {
+    throw new TypeError("data must be 0x-prefixed hex with whole bytes");
+  }
+  let gas = TX_BASE_GAS;
+  for (let i = 2; i < data.length; i += 2) {
+    gas += data[i] === "0" && data[i + 1] === "0" ? ZERO_BYTE_GAS : NONZERO_BYTE_GAS;
+  }
+  return gas;
+}
+
+/** Refuse (throw IntrinsicGasTooLowError) a gas limit a node would reject as intrinsic gas too low. */
+export function assertIntrinsicGas(tx: { gasLimit: bigint; data?: Hex; requestId?: string }): void {
+  const intrinsic = intrinsicGas(tx.data ?? "0x");
+  if (tx.gasLimit < intrinsic) {
+    throw new IntrinsicGasTooLowError({
+      gasLimit: tx.gasLimit,
+      intrinsic,
+      requestId: tx.requestId,
+    });
+  }
+}
+
+/** The gas limit for an estimate: estimate + margin (rounded up), never below the floor or intrinsic gas. */
+export function gasLimitFor(estimate: bigint, policy: GasPolicy, data: Hex = "0x"): bigint {
+  const bps = BigInt(policy.gasLimitMarginBps ?? DEFAULT_GAS_LIMIT_MARGIN_BPS);
+  const withMargin = (estimate * (10_000n + bps) + 9_999n) / 10_000n;
+  const floor = policy.gasLimitFloor ?? TX_BASE_GAS;
+  const intrinsic = intrinsicGas(data);
+  let limit = withMargin;
+  if (limit < floor) limit = floor;
+  if (limit < intrinsic) limit = intrinsic;
+  return limit;
+}
+
+export type TxGasRequest = {
+  from: Hex;
+  to: Hex;
+  value: bigint;
+  data: Hex;
+  /** The caller's own limit: checked against intrinsic gas, not estimated. */
+  gasLimit?: bigint | null | undefined;
+  requestId?: string | undefined;
+};
+
+export type TxGasEstimate = {
+  gasLimit: bigint;
+  /** What eth_estimateGas said (null when the caller gave the limit). */
+  estimated: bigint | null;
+  /** L1 data fee charged outside gas (OP stack); 0 where there is none. */
+  l1Fee: bigint;
+};
+
+/**
+ * Gas for one transaction from the chain. Throws IntrinsicGasTooLowError for a caller-given limit
+ * below intrinsic gas; a node's refusal (reverted, insufficient funds, transient) propagates for
+ * the caller to classify (signer/nodeErrors.ts).
+ */
+export async function estimateTxGas(
+  client: PublicClient,
+  policy: GasPolicy,
+  tx: TxGasRequest,
+): Promise<TxGasEstimate> {
+  let gasLimit: bigint;
+  let estimated: bigint | null = null;
+  if (tx.gasLimit !== undefined && tx.gasLimit !== null) {
+    assertIntrinsicGas({
+      gasLimit: tx.gasLimit,
+      data: tx.data,
+      ...(tx.requestId ? { requestId: tx.requestId } : {}),
+    });
+    gasLimit = tx.gasLimit;
+  } else {
+    estimated = await client.estimateGas({
+      account: tx.from,
+      to: tx.to,
+      value: tx.value,
+      data: tx.data,
+    });
+    gasLimit = gasLimitFor(estimated, policy, tx.data);
+  }
+  const l1Fee = await estimateL1DataFee(client, policy, tx);
+  return { gasLimit, estimated, l1Fee };
+}
+
+/**
+ * The L1 data fee a chain charges outside gas for this transaction (0 where it has none). On the
+ * OP stack it is `GasPriceOracle.getL1Fee(serialized tx)`; viem serialises the transaction with
+ * stub gas and fee fields, which changes the size by a few bytes at most.
+ */
+export async function estimateL1DataFee(
+  client: PublicClient,
+  policy: GasPolicy,
+  tx: { from: Hex; to: Hex; value: bigint; data: Hex },
+): Promise<bigint> {
+  if ((policy.l1DataFee ?? "none") === "none") return 0n;
+  return estimateL1Fee(client, {
+    account: tx.from,
+    // No viem chain: the oracle address is given, and the chain id only sizes the stub tx.
+    chain: null,
+    to: tx.to,
+    value: tx.value,
+    ...(tx.data !== "0x" ? { data: tx.data } : {}),
+    gasPriceOracleAddress: OP_GAS_PRICE_ORACLE,
+  });
+}
+
+/** The most a send can take from the wallet: value + gas limit x max fee + the L1 data fee. */
+export function maxCost(args: { value: bigint; gasLimit: bigint; fees: Fees; l1Fee: bigint }) {
+  const perGas = args.fees.type === "legacy" ? args.fees.gasPrice : args.fees.maxFeePerGas;
+  return args.value + args.gasLimit * perGas + args.l1Fee;
+}
+
+/**
+ * What a mined transaction cost the sender: gas used x effective gas price, plus the L1 data fee
+ * OP-stack receipts carry (`l1Fee`, hex from the node or bigint from viem's OP formatter).
+ */
+export function feePaid(receipt: {
+  gasUsed: bigint;
+  effectiveGasPrice: bigint;
+  l1Fee?: unknown;
+}): bigint {
+  const l1 = receipt.l1Fee;
+  let l1Fee = 0n;
+  if (typeof l1 === "bigint") l1Fee = l1;
+  else if (typeof l1 === "string" && isHex(l1) && size(l1) > 0) l1Fee = hexToBigInt(l1);
+  return receipt.gasUsed * receipt.effectiveGasPrice + l1Fee;
+}
