@@ -172,7 +172,6 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   const log = common.logger.child({ component: "signer", chain_id: chain.chainId, wallet: from });
   const metrics = signerMetrics(common.metrics.registry);
   const labels = { chain_id: String(chain.chainId), wallet: from };
-  const outcomes = queues.queue<TxOutcomeJob>(TX_OUTCOMES_QUEUE);
   const crashCounts = new Map<CrashPoint, number>();
   /** Requests whose nonce was used but none of whose attempts has a receipt: first seen at. */
   const missingSince = new Map<string, number>();
@@ -822,13 +821,15 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       [ids],
     );
     if (rows.length === 0) return;
-    await outcomes.addBulk(
+    const rung = await queues.ring<TxOutcomeJob>(
+      TX_OUTCOMES_QUEUE,
       rows.map((r) => ({
         name: "outcome",
         data: { requestId: r.id, kind: r.kind, refId: r.ref_id, status: r.status },
         opts: { jobId: jobId(r.id, r.status) },
       })),
     );
+    if (!rung) return; // Redis away: never wait on it; ringOwedDoorbells rings again later
     await pool.query(
       "UPDATE custody.tx_requests SET notified_at = now() WHERE id = ANY($1) AND notified_at IS NULL",
       [rows.map((r) => r.id)],
