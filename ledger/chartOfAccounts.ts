@@ -1,7 +1,7 @@
 import type { AccountFlags } from "./types.js";
 
 export type AccountClass = AccountFlags & {
-  kind: "user" | "custody" | "fees" | "suspense";
+  kind: "user" | "custody" | "fees" | "suspense" | "receivable";
   normal: "credit" | "debit";
 };
 
@@ -32,6 +32,17 @@ const NAMES: [RegExp, AccountClass][] = [
     /^fees:gas$/,
     {
       kind: "fees",
+      normal: "debit",
+      debitsMustNotExceedCredits: false,
+      creditsMustNotExceedDebits: false,
+    },
+  ],
+  // What a customer owes after a reorg removed a deposit they had already withdrawn (DESIGN "Money
+  // flows"): an asset of the custody, debit-normal; should be zero, each one is an alert.
+  [
+    /^receivable:reorg:[^\s:][^\s]{0,127}$/,
+    {
+      kind: "receivable",
       normal: "debit",
       debitsMustNotExceedCredits: false,
       creditsMustNotExceedDebits: false,

@@ -1,6 +1,6 @@
 /**
- * The ledger's part of the `worker` role: deposit crediting on every `chain-facts` doorbell and on
- * a periodic sweep of Postgres (doorbells can be lost), plus expiry of timed-out holds.
+ * The ledger's part of the `worker` role: deposit crediting (and reorg holds) on every `chain-facts`
+ * doorbell and on a periodic sweep of Postgres (doorbells can be lost), plus expiry of timed-out holds.
  */
 import type { Worker } from "bullmq";
 import type { Common } from "../ops/common.js";
@@ -52,7 +52,7 @@ export async function startCreditingWorker({
   const sweepChain = (chainId: number, range: { fromBlock?: number; toBlock?: number } = {}) =>
     serial(async () => {
       const r = await crediting.sweep({ chainId, ...range });
-      if (r.credited + r.compensated > 0)
+      if (r.credited + r.held + r.restored + r.finalized > 0)
         log.debug({ msg: "deposits swept", chain_id: chainId, ...range, ...r });
     });
   const sweepOnce = async () => {

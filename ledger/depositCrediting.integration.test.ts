@@ -1,17 +1,31 @@
 /**
  * Deposit crediting rules against real Postgres, with chain facts written directly into
- * chain.transfers (the anvil + real indexer path is in depositCrediting.anvil.integration.test.ts).
+ * chain.transfers and the finalized height into chain.checkpoints (the anvil + real indexer path
+ * is in depositCrediting.anvil.integration.test.ts): credit once, reorg holds, void on re-confirm,
+ * post at finality, shortfall to the receivable with withdrawals blocked.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createLedger, type Ledger } from "./createLedger.js";
-import { createDepositCrediting, type DepositCrediting } from "./depositCrediting.js";
+import {
+  createDepositCrediting,
+  type DepositCrediting,
+  reorgHoldName,
+} from "./depositCrediting.js";
 import { depositTransferName, transferId } from "./transferId.js";
+import { isWithdrawalBlocked } from "./withdrawalBlocks.js";
 
 const CHAIN = 31337;
 const ETH = `${CHAIN}:0x0000000000000000000000000000000000000000`;
 const ZERO = "0x0000000000000000000000000000000000000000";
+const TOKEN = `0x${"70".repeat(20)}`;
+const TT = `${CHAIN}:${TOKEN}`;
 const DEPOSIT = `0x${"d1".repeat(20)}`;
+const D_BOB = `0x${"d2".repeat(20)}`;
+const D_CAROL = `0x${"d3".repeat(20)}`;
+const D_DAVE = `0x${"d4".repeat(20)}`;
+const D_ERIN = `0x${"d5".repeat(20)}`;
+const D_FRANK = `0x${"d6".repeat(20)}`;
 const HOT = `0x${"a1".repeat(20)}`;
 let ctx: TestContext;
 let ledger: Ledger;
@@ -23,6 +37,9 @@ const txHash = () => `0x${(++txCounter).toString(16).padStart(64, "0")}`;
 async function fact(f: {
   tx: string;
   block: string;
+  number?: number;
+  position?: string;
+  asset?: string;
   to?: string;
   amount?: bigint;
   status?: "seen" | "confirmed" | "orphaned";
@@ -32,18 +49,20 @@ async function fact(f: {
   await ctx.db.pool.query(
     `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
        from_address, to_address, amount, status, orphaned_after_confirmation)
-     VALUES ($1, 10, $2, $3, 0, 'tx', $4, $5, $6, $7, $8, $9, $10)`,
+     VALUES ($1, $11, $2, $3, 0, $12, $4, $5, $6, $7, $8, $9, $10)`,
     [
       CHAIN,
       f.block,
       f.tx,
       f.kind ?? "native",
-      ZERO,
+      f.asset ?? ZERO,
       `0x${"ee".repeat(20)}`,
       f.to ?? DEPOSIT,
       (f.amount ?? 100n).toString(),
       f.status ?? "seen",
       f.afterConfirmation ?? false,
+      f.number ?? 10,
+      f.position ?? "tx",
     ],
   );
 }
@@ -52,6 +71,14 @@ const setStatus = (tx: string, block: string, status: string, afterConfirmation 
     "UPDATE chain.transfers SET status = $3, orphaned_after_confirmation = $4 WHERE tx_hash = $1 AND block_hash = $2",
     [tx, block, status, afterConfirmation],
   );
+const setFinalized = (n: number) =>
+  ctx.db.pool.query(
+    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
+     VALUES ($1, 100, '0xtip', $2, '0xfinal')
+     ON CONFLICT (chain_id) DO UPDATE SET finalized_number = $2`,
+    [CHAIN, n],
+  );
+const balance = (owner: string) => ledger.balance({ assetId: ETH, name: `user:${owner}` });
 const userBalance = async (owner: string) =>
   (await ledger.getAccount({ assetId: ETH, name: `user:${owner}` }))?.creditsPosted ?? 0n;
 
@@ -59,10 +86,18 @@ beforeAll(async () => {
   ctx = await createTestContext();
   ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
   await ledger.ensureAssetsFromConfig(ctx.config.chains);
+  await ledger.ensureAsset({
+    chainId: CHAIN,
+    token: TOKEN as `0x${string}`,
+    symbol: "TT",
+    decimals: 18,
+  });
   crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
   await ctx.db.pool.query(
-    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'deposit', 'alice'), ($1, $3, 'hot', 'hot-1')`,
-    [CHAIN, DEPOSIT, HOT],
+    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'deposit', 'alice'),
+       ($1, $3, 'hot', 'hot-1'), ($1, $4, 'deposit', 'bob'), ($1, $5, 'deposit', 'carol'),
+       ($1, $6, 'deposit', 'dave'), ($1, $7, 'deposit', 'erin'), ($1, $8, 'deposit', 'frank')`,
+    [CHAIN, DEPOSIT, HOT, D_BOB, D_CAROL, D_DAVE, D_ERIN, D_FRANK],
   );
 });
 afterAll(async () => {
@@ -114,29 +149,222 @@ describe("deposit crediting", () => {
     expect(await userBalance("alice")).toBe(before);
   });
 
-  it("compensates a credit orphaned after confirmation, and credits again if it is re-confirmed elsewhere", async () => {
+  it("holds a credit orphaned after confirmation, and voids the hold (no second credit) when the same deposit confirms again elsewhere", async () => {
     const tx = txHash();
     await fact({ tx, block: "0xc1", amount: 50n, status: "confirmed" });
     expect((await crediting.sweep()).credited).toBe(1);
-    const userBefore = await userBalance("alice");
+    const before = await balance("alice");
     await setStatus(tx, "0xc1", "orphaned", true);
-    expect(await crediting.sweep()).toEqual({ credited: 0, compensated: 1 });
-    expect(await crediting.sweep()).toEqual({ credited: 0, compensated: 0 });
-    const suspense = await ledger.balance({ assetId: ETH, name: "suspense" });
-    expect(suspense.debitsPosted).toBe(50n);
-    expect(await userBalance("alice")).toBe(userBefore); // the user keeps it; suspense shows the gap
-    const ev = await ctx.db.pool.query(
-      "SELECT payload FROM ledger.events WHERE type = 'deposit.compensated'",
+    expect(await crediting.sweep()).toEqual({ credited: 0, held: 1, restored: 0, finalized: 0 });
+    expect(await crediting.sweep()).toEqual({ credited: 0, held: 0, restored: 0, finalized: 0 });
+    const held = await balance("alice");
+    expect(held.creditsPosted).toBe(before.creditsPosted); // nothing clawed back yet …
+    expect(held.available).toBe(before.available - 50n); // … but no longer available
+    expect((await ledger.balance({ assetId: ETH, name: "custody:deposits" })).creditsPending).toBe(
+      50n,
     );
-    expect(ev.rows).toHaveLength(1);
+    const creditId = transferId(depositTransferName(CHAIN, tx, "tx"));
+    const hold = await ledger.getTransfer(transferId(reorgHoldName(creditId, "hold")));
+    expect(hold).toMatchObject({ type: "pending", kind: "reorg_hold", amount: 50n });
+    expect(await isWithdrawalBlocked(ctx.db.pool, "alice")).toBe(false); // fully covered
 
-    // The same transaction mined again in another block and confirmed: credited a second time.
-    await fact({ tx, block: "0xc2", amount: 50n, status: "confirmed" });
-    expect(await crediting.sweep()).toEqual({ credited: 1, compensated: 0 });
-    expect(await userBalance("alice")).toBe(userBefore + 50n);
+    // The same transaction mined again in another block, seen: still held.
+    await fact({ tx, block: "0xc2", number: 12, amount: 50n, status: "seen" });
+    expect((await crediting.sweep()).restored).toBe(0);
+    await setStatus(tx, "0xc2", "confirmed");
+    expect(await crediting.sweep()).toEqual({ credited: 0, held: 0, restored: 1, finalized: 0 });
+    expect(await balance("alice")).toEqual(before); // credited once, available again
     expect(
       await ledger.getTransfer(transferId(depositTransferName(CHAIN, tx, "tx", 1))),
-    ).toBeDefined();
+    ).toBeUndefined();
+    const types = await ctx.db.pool.query<{ type: string }>(
+      "SELECT type FROM ledger.events WHERE transfer_id = $1 ORDER BY id",
+      [creditId],
+    );
+    expect(types.rows.map((r) => r.type)).toEqual([
+      "deposit.credited",
+      "deposit.reorg_held",
+      "deposit.reorg_restored",
+    ]);
+
+    // Reorged out again (a new hold id), and this time its height becomes final without it.
+    await setStatus(tx, "0xc2", "orphaned", true);
+    expect((await crediting.sweep()).held).toBe(1);
+    await setFinalized(11); // below the orphaned block (12): not yet
+    expect((await crediting.sweep()).finalized).toBe(0);
+    await setFinalized(12);
+    expect(await crediting.sweep()).toEqual({ credited: 0, held: 0, restored: 0, finalized: 1 });
+    const after = await balance("alice");
+    expect(after.creditsPosted - after.debitsPosted).toBe(
+      before.creditsPosted - before.debitsPosted - 50n,
+    );
+    expect(after.debitsPending).toBe(before.debitsPending);
+    const second = await ledger.getTransfer(transferId(reorgHoldName(creditId, "hold", 1)));
+    expect(second).toMatchObject({ type: "pending", amount: 50n });
     expect((await ledger.check()).problems).toEqual([]);
+  });
+
+  it("credits a replacement (same tx and position, smaller amount) as a new deposit and posts the old one's hold at finality", async () => {
+    const tx = txHash();
+    await fact({ tx, block: "0xd1", number: 20, to: D_BOB, amount: 110n, status: "confirmed" });
+    await crediting.sweep();
+    expect((await balance("bob")).available).toBe(110n);
+    await setStatus(tx, "0xd1", "orphaned", true);
+    await fact({ tx, block: "0xd2", number: 20, to: D_BOB, amount: 20n, status: "confirmed" });
+    const r = await crediting.sweep();
+    expect(r).toMatchObject({ credited: 1, held: 1, restored: 0 });
+    expect((await balance("bob")).available).toBe(20n);
+    await setFinalized(20);
+    expect((await crediting.sweep()).finalized).toBe(1);
+    const bob = await balance("bob");
+    expect([bob.creditsPosted - bob.debitsPosted, bob.available, bob.debitsPending]).toEqual([
+      20n,
+      20n,
+      0n,
+    ]);
+    expect(await crediting.sweep()).toEqual({ credited: 0, held: 0, restored: 0, finalized: 0 });
+  });
+
+  it("compares recipient, asset and amount, never the position alone", async () => {
+    const tx = txHash();
+    // Two ERC-20 facts of one tx: the batch payout re-included with the same ordinals but the
+    // recipients swapped is two new deposits, each credited once.
+    await fact({
+      tx,
+      block: "0xe1",
+      number: 30,
+      position: "transfer:0",
+      asset: TOKEN,
+      to: D_CAROL,
+      amount: 7n,
+      status: "confirmed",
+    });
+    await fact({
+      tx,
+      block: "0xe1",
+      number: 30,
+      position: "transfer:1",
+      asset: TOKEN,
+      to: D_DAVE,
+      amount: 9n,
+      status: "confirmed",
+    });
+    expect((await crediting.sweep()).credited).toBe(2);
+    await setStatus(tx, "0xe1", "orphaned", true);
+    await fact({
+      tx,
+      block: "0xe2",
+      number: 30,
+      position: "transfer:0",
+      asset: TOKEN,
+      to: D_DAVE,
+      amount: 9n,
+      status: "confirmed",
+    });
+    await fact({
+      tx,
+      block: "0xe2",
+      number: 30,
+      position: "transfer:1",
+      asset: TOKEN,
+      to: D_CAROL,
+      amount: 7n,
+      status: "confirmed",
+    });
+    expect(await crediting.sweep()).toMatchObject({ credited: 2, held: 2, restored: 0 });
+    await setFinalized(30);
+    expect((await crediting.sweep()).finalized).toBe(2);
+    for (const [owner, amount] of [
+      ["carol", 7n],
+      ["dave", 9n],
+    ] as const) {
+      const b = await ledger.balance({ assetId: TT, name: `user:${owner}` });
+      expect([b.creditsPosted - b.debitsPosted, b.available]).toEqual([amount, amount]);
+    }
+    // Re-included at another height with the same ordinal and recipient: the same deposit.
+    const tx2 = txHash();
+    await fact({
+      tx: tx2,
+      block: "0xe3",
+      number: 31,
+      position: "transfer:0",
+      asset: TOKEN,
+      to: D_CAROL,
+      amount: 5n,
+      status: "confirmed",
+    });
+    await crediting.sweep();
+    await setStatus(tx2, "0xe3", "orphaned", true);
+    await fact({
+      tx: tx2,
+      block: "0xe4",
+      number: 32,
+      position: "transfer:0",
+      asset: TOKEN,
+      to: D_CAROL,
+      amount: 5n,
+      status: "confirmed",
+    });
+    // Already confirmed again when crediting looks: nothing to hold, nothing to credit.
+    expect(await crediting.sweep()).toEqual({ credited: 0, held: 0, restored: 0, finalized: 0 });
+    expect((await ledger.balance({ assetId: TT, name: "user:carol" })).available).toBe(12n);
+    expect((await ledger.check()).problems).toEqual([]);
+  });
+
+  it("holds what is available when the customer already spent the deposit: receivable, withdrawals blocked, alert", async () => {
+    const tx = txHash();
+    await fact({ tx, block: "0xf1", number: 40, to: D_ERIN, amount: 150n, status: "confirmed" });
+    await crediting.sweep();
+    // Erin withdraws 140 of it (the withdrawal pipeline's hold).
+    await ledger.hold({
+      id: transferId("withdrawal:erin-1"),
+      assetId: ETH,
+      debit: "user:erin",
+      credit: `custody:hot:${HOT}`,
+      amount: 140n,
+      kind: "withdrawal",
+    });
+    const alerts = () =>
+      ctx.common.metrics.registry.getSingleMetricAsString("ledger_reorg_shortfalls_total");
+    await setStatus(tx, "0xf1", "orphaned", true);
+    expect((await crediting.sweep()).held).toBe(1);
+    const erin = await balance("erin");
+    expect(erin.available).toBe(0n);
+    const receivable = await ledger.balance({ assetId: ETH, name: "receivable:reorg:erin" });
+    expect(receivable.debitsPending).toBe(140n);
+    expect(await isWithdrawalBlocked(ctx.db.pool, "erin")).toBe(true);
+    expect(await alerts()).toMatch(/ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/);
+    // Final without it: both parts posted, the receivable stands and the block stays.
+    await setFinalized(40);
+    expect((await crediting.sweep()).finalized).toBe(1);
+    expect(
+      (await ledger.balance({ assetId: ETH, name: "receivable:reorg:erin" })).debitsPosted,
+    ).toBe(140n);
+    expect(await isWithdrawalBlocked(ctx.db.pool, "erin")).toBe(true);
+    expect((await ledger.check()).problems).toEqual([]);
+  });
+
+  it("lifts the block when the spent deposit confirms again", async () => {
+    const tx = txHash();
+    await fact({ tx, block: "0xf2", number: 50, to: D_FRANK, amount: 80n, status: "confirmed" });
+    await crediting.sweep();
+    await ledger.hold({
+      id: transferId("withdrawal:frank-1"),
+      assetId: ETH,
+      debit: "user:frank",
+      credit: `custody:hot:${HOT}`,
+      amount: 80n,
+      kind: "withdrawal",
+    });
+    await setStatus(tx, "0xf2", "orphaned", true);
+    expect((await crediting.sweep()).held).toBe(1);
+    expect(await isWithdrawalBlocked(ctx.db.pool, "frank")).toBe(true);
+    await fact({ tx, block: "0xf3", number: 51, to: D_FRANK, amount: 80n, status: "confirmed" });
+    expect((await crediting.sweep()).restored).toBe(1);
+    expect(await isWithdrawalBlocked(ctx.db.pool, "frank")).toBe(false);
+    expect(
+      (await ledger.balance({ assetId: ETH, name: "receivable:reorg:frank" })).debitsPending,
+    ).toBe(0n);
+    expect((await balance("frank")).creditsPosted).toBe(80n);
   });
 });

@@ -1,62 +1,136 @@
 /**
  * Deposit crediting: turns the indexer's confirmed deposit facts into ledger transfers, exactly
- * once each, and books a compensation when a credited fact is orphaned by a reorg deeper than the
- * confirmation rule. Runs from the `chain-facts` doorbell and from a periodic sweep (doorbells can
- * be lost); both are idempotent because every id derives from the fact.
+ * once each, and follows every credit until its block is final (DESIGN "Money flows"):
+ *
+ * - a confirmed fact with no standing credit of the same deposit is credited;
+ * - a credited deposit whose fact a reorg orphaned gets a **reorg hold** (pending transfer
+ *   `user:<id>` → `custody:deposits`), so the money is no longer available; what the customer's
+ *   available balance cannot cover is held on `receivable:reorg:<id>`, the customer's withdrawals
+ *   are blocked, and an alert fires;
+ * - the same deposit confirming again voids the hold (no second credit);
+ * - the orphaned block's height becoming final without the deposit posts the hold.
+ *
+ * "The same deposit" is the fact's identity (chain, tx hash, position: `tx`, `transfer:<n>`,
+ * `trace:<path>`) AND its recipient, asset and amount, never the position alone: a replacement
+ * (another tx, or the same tx paying another amount) is a new deposit. Runs from the `chain-facts`
+ * doorbell and from a periodic sweep (doorbells can be lost); both are idempotent because every id
+ * derives from the fact or the credit, and rows are claimed with SKIP LOCKED.
  */
+import { Counter } from "prom-client";
+import { readFinalized } from "../indexers/index.js";
 import type { Common } from "../ops/common.js";
-import { type Pool, withTransaction } from "../ops/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
 import type { Ledger } from "./createLedger.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, depositTransferName, transferId } from "./transferId.js";
-import type { NewTransfer, TransferResult } from "./types.js";
+import type { NewTransfer, ResolveTransfer, TransferInput, TransferResult } from "./types.js";
+import { blockWithdrawals, clearCreditBlock } from "./withdrawalBlocks.js";
 
 /** Which facts to look at: a chain, and optionally a block range (a doorbell's). */
 export type CreditScope = { chainId?: number; fromBlock?: number; toBlock?: number };
 
-export type DepositCrediting = {
-  /** Credit confirmed, uncredited deposit facts; returns how many transfers were created. */
-  creditConfirmed: (options?: CreditScope & { limit?: number }) => Promise<number>;
-  /** Compensate credits whose facts were orphaned; returns how many compensations were created. */
-  compensateOrphaned: (options?: { chainId?: number; limit?: number }) => Promise<number>;
-  /** Both, until nothing is left (or `maxRounds`). */
-  sweep: (options?: CreditScope) => Promise<{ credited: number; compensated: number }>;
+export type SweepResult = {
+  credited: number;
+  /** Reorg holds placed on credited deposits whose fact was orphaned. */
+  held: number;
+  /** Holds voided because the same deposit confirmed again. */
+  restored: number;
+  /** Holds posted because the orphaned block became final without the deposit. */
+  finalized: number;
 };
 
-// Confirmed facts into deposit addresses with no standing credit (a credit stands until a
-// compensation reverses it). FOR SHARE holds the fact's row until we commit, so the indexer cannot
-// orphan it between our read and our credit: a fact orphaned before crediting is never credited.
+export type DepositCrediting = {
+  /** Credit confirmed, uncredited deposit facts; returns how many credits were created. */
+  creditConfirmed: (options?: CreditScope & { limit?: number }) => Promise<number>;
+  /** Place reorg holds on credits whose facts were orphaned; returns how many. */
+  holdOrphaned: (options?: { chainId?: number; limit?: number }) => Promise<number>;
+  /** Void the holds of deposits that confirmed again; returns how many. */
+  restoreReconfirmed: (options?: { chainId?: number; limit?: number }) => Promise<number>;
+  /** Post the holds whose orphaned block is final without the deposit; returns how many. */
+  finalizeHolds: (options?: { chainId?: number; limit?: number }) => Promise<number>;
+  /** All of the above until nothing is left. */
+  sweep: (options?: CreditScope) => Promise<SweepResult>;
+};
+
+/** The name of the reorg hold's transfers for a credit; `n` counts earlier holds of it. */
+export function reorgHoldName(creditId: string, part: "hold" | "shortfall", n = 0): string {
+  const base = `reorg-${part}:${creditId}`;
+  return n === 0 ? base : `${base}:${n}`;
+}
+
+// A standing credit of the same deposit: same identity, recipient, asset and amount, and not
+// reversed by a final reorg hold (nor compensated under the old rule).
+const SAME_DEPOSIT = `d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position
+  AND d.to_address = f.to_address AND d.asset = f.asset AND d.amount = f.amount`;
+
+// Confirmed facts into deposit addresses with no standing credit of the same deposit. FOR SHARE
+// holds the fact's row until we commit, so the indexer cannot orphan it between our read and our
+// credit: a fact orphaned before crediting is never credited.
 const UNCREDITED = `
 SELECT f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash, f.position, f.asset,
-  f.amount::text, ca.owner,
-  (SELECT count(*) FROM ledger.transfers t
-    WHERE t.chain_id = f.chain_id AND t.tx_hash = f.tx_hash AND t.position = f.position AND t.kind = 'deposit')::int AS credits
+  f.to_address, f.amount::text, ca.owner,
+  (SELECT count(*) FROM ledger.deposit_credits d
+    WHERE d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position)::int AS credits
 FROM chain.transfers f
 JOIN chain.custody_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address AND ca.kind = 'deposit'
 WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
   AND ($1::bigint IS NULL OR f.chain_id = $1)
   AND ($3::bigint IS NULL OR f.block_number >= $3) AND ($4::bigint IS NULL OR f.block_number <= $4)
-  AND NOT EXISTS (
-    SELECT 1 FROM ledger.transfers t
-    WHERE t.chain_id = f.chain_id AND t.tx_hash = f.tx_hash AND t.position = f.position AND t.kind = 'deposit'
-      AND NOT EXISTS (SELECT 1 FROM ledger.transfers r WHERE r.reverses_id = t.id))
+  AND NOT EXISTS (SELECT 1 FROM ledger.deposit_credits d WHERE ${SAME_DEPOSIT} AND d.state IN ('credited', 'held'))
 ORDER BY f.chain_id, f.block_number, f.tx_index, f.id
 LIMIT $2
 FOR SHARE OF f`;
 
-// Standing credits whose chain reference has an orphaned fact and no confirmed one left. Driven
-// from orphaned facts, which are few.
+const INSERT_CREDITS = `
+INSERT INTO ledger.deposit_credits (credit_id, chain_id, tx_hash, position, to_address, asset, amount,
+  owner, block_number, block_hash)
+SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+  $7::numeric[], $8::text[], $9::bigint[], $10::text[])
+ON CONFLICT (credit_id) DO NOTHING`;
+
+const CREDIT_COLUMNS = `d.credit_id::text, d.chain_id::int AS chain_id, d.tx_hash, d.position, d.to_address,
+  d.asset, d.amount::text, d.owner, d.block_number::text, d.holds_placed, d.orphaned_block::text,
+  d.hold_id::text, d.hold_amount::text, d.shortfall_id::text, d.shortfall_amount::text`;
+
+// Standing credits of an identity that has an orphaned fact and no confirmed fact of the same
+// deposit. Driven from orphaned facts, which are few.
 const ORPHANED_CREDITS = `
-SELECT DISTINCT ON (t.id) t.id::text AS credit_id, t.asset_id, t.amount::text, t.chain_id::int AS chain_id,
-  t.tx_hash, t.position, o.block_hash, o.block_number::text, o.orphaned_after_confirmation
-FROM chain.transfers o
-JOIN ledger.transfers t ON t.chain_id = o.chain_id AND t.tx_hash = o.tx_hash AND t.position = o.position AND t.kind = 'deposit'
-WHERE o.status = 'orphaned' AND ($1::bigint IS NULL OR o.chain_id = $1)
-  AND NOT EXISTS (SELECT 1 FROM chain.transfers c
-    WHERE c.chain_id = t.chain_id AND c.tx_hash = t.tx_hash AND c.position = t.position AND c.status = 'confirmed')
-  AND NOT EXISTS (SELECT 1 FROM ledger.transfers r WHERE r.reverses_id = t.id)
-ORDER BY t.id, o.block_number DESC
-LIMIT $2`;
+WITH o AS (
+  SELECT chain_id, tx_hash, position, max(block_number) AS orphaned_block FROM chain.transfers
+  WHERE status = 'orphaned' AND ($1::bigint IS NULL OR chain_id = $1)
+  GROUP BY chain_id, tx_hash, position)
+SELECT ${CREDIT_COLUMNS}, o.orphaned_block::text AS new_orphaned_block
+FROM ledger.deposit_credits d
+JOIN o ON o.chain_id = d.chain_id AND o.tx_hash = d.tx_hash AND o.position = d.position
+WHERE d.state = 'credited'
+  AND NOT EXISTS (SELECT 1 FROM chain.transfers f WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed')
+ORDER BY d.created_at
+LIMIT $2
+FOR UPDATE OF d SKIP LOCKED`;
+
+// Held credits whose deposit is confirmed again (in any block).
+const RECONFIRMED = `
+SELECT ${CREDIT_COLUMNS}, c.block_number::text AS new_block, c.block_hash AS new_block_hash
+FROM ledger.deposit_credits d
+JOIN LATERAL (SELECT f.block_number, f.block_hash FROM chain.transfers f
+  WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed' ORDER BY f.block_number DESC LIMIT 1) c ON true
+WHERE d.state = 'held' AND ($1::bigint IS NULL OR d.chain_id = $1)
+ORDER BY d.updated_at
+LIMIT $2
+FOR UPDATE OF d SKIP LOCKED`;
+
+// Held credits whose orphaned height is final and whose deposit is nowhere canonical (a re-mined
+// copy still waiting for confirmations is given its chance).
+const FINAL_HOLDS = `
+SELECT ${CREDIT_COLUMNS}
+FROM ledger.deposit_credits d
+WHERE d.state = 'held' AND d.chain_id = $1 AND d.orphaned_block <= $2
+  AND NOT EXISTS (SELECT 1 FROM chain.transfers f WHERE ${SAME_DEPOSIT} AND f.status <> 'orphaned')
+ORDER BY d.orphaned_block
+LIMIT $3
+FOR UPDATE OF d SKIP LOCKED`;
+
+const HELD_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM ledger.deposit_credits WHERE state = 'held'`;
 
 const INSERT_EVENTS = `
 INSERT INTO ledger.events (type, transfer_id, payload)
@@ -69,28 +143,33 @@ type FactRow = {
   tx_hash: string;
   position: string;
   asset: string;
+  to_address: string;
   amount: string;
   owner: string;
   credits: number;
 };
 
-type OrphanRow = {
+type CreditRow = {
   credit_id: string;
-  asset_id: string;
-  amount: string;
   chain_id: number;
   tx_hash: string;
   position: string;
-  block_hash: string;
+  to_address: string;
+  asset: string;
+  amount: string;
+  owner: string;
   block_number: string;
-  orphaned_after_confirmation: boolean;
+  holds_placed: number;
+  orphaned_block: string | null;
+  hold_id: string | null;
+  hold_amount: string | null;
+  shortfall_id: string | null;
+  shortfall_amount: string | null;
 };
 
-async function insertEvents(
-  client: Queryable,
-  type: string,
-  events: { transferId: string; payload: Record<string, unknown> }[],
-) {
+type Event = { transferId: string; payload: Record<string, unknown> };
+
+async function insertEvents(client: Queryable, type: string, events: Event[]) {
   if (events.length === 0) return;
   await client.query(INSERT_EVENTS, [
     type,
@@ -99,16 +178,76 @@ async function insertEvents(
   ]);
 }
 
+function creditPayload(c: CreditRow) {
+  return {
+    credit_id: c.credit_id,
+    chain_id: c.chain_id,
+    tx_hash: c.tx_hash,
+    position: c.position,
+    to_address: c.to_address,
+    asset_id: assetIdOf(c.chain_id, c.asset),
+    amount: c.amount,
+    owner: c.owner,
+  };
+}
+
+function reorgMetrics(common: Common) {
+  const registry = common.metrics.registry;
+  const holds =
+    (registry.getSingleMetric("ledger_reorg_holds_total") as Counter<string> | undefined) ??
+    new Counter({
+      name: "ledger_reorg_holds_total",
+      help: "Reorg holds on credited deposits, by chain and action (placed, voided, posted)",
+      labelNames: ["chain_id", "action"],
+      registers: [registry],
+    });
+  const shortfalls =
+    (registry.getSingleMetric("ledger_reorg_shortfalls_total") as Counter<string> | undefined) ??
+    new Counter({
+      name: "ledger_reorg_shortfalls_total",
+      help: "Reorg holds the customer's available balance could not cover (receivable booked, withdrawals blocked); each one is an alert",
+      labelNames: ["chain_id"],
+      registers: [registry],
+    });
+  return { holds, shortfalls };
+}
+
 export function createDepositCrediting({
   common,
   pool,
   ledger,
+  finalizedHeight = async (chainId) => (await readFinalized(pool, chainId))?.number ?? null,
 }: {
   common: Common;
   pool: Pool;
   ledger: Ledger;
+  /** The chain's published finalized height (default: the indexer's, shared contract 1). */
+  finalizedHeight?: (chainId: number) => Promise<bigint | null>;
 }): DepositCrediting {
   const log = common.logger.child({ component: "deposit-crediting" });
+  const metrics = reorgMetrics(common);
+
+  /** Apply in the caller's transaction; a refused transfer is logged and reported as false. */
+  async function apply(
+    client: PoolClient,
+    transfers: TransferInput[],
+    what: string,
+    fields: Record<string, unknown>,
+  ): Promise<boolean> {
+    if (transfers.length === 0) return true;
+    const results = await ledger.createTransfers(transfers, { client });
+    const failed = results.filter((r): r is Extract<TransferResult, { status: "failed" }> => {
+      return r.status === "failed";
+    });
+    if (failed.length === 0) return true;
+    log.error({
+      msg: `${what} refused`,
+      codes: failed.map((f) => f.code),
+      details: failed.map((f) => f.detail),
+      ...fields,
+    });
+    return false;
+  }
 
   async function creditConfirmed({
     chainId,
@@ -134,7 +273,9 @@ export function createDepositCrediting({
         chainRef: { chainId: f.chain_id, txHash: f.tx_hash.toLowerCase(), position: f.position },
       }));
       const results = await ledger.createTransfers(transfers, { client });
-      const events: { transferId: string; payload: Record<string, unknown> }[] = [];
+      const events: Event[] = [];
+      const booked: FactRow[] = [];
+      const bookedIds: string[] = [];
       results.forEach((r: TransferResult, i) => {
         const f = facts.rows[i] as FactRow;
         const t = transfers[i] as NewTransfer;
@@ -144,16 +285,34 @@ export function createDepositCrediting({
           position: f.position,
           block_hash: f.block_hash,
           block_number: f.block_number,
+          to_address: f.to_address,
           asset_id: t.assetId,
           amount: f.amount,
           owner: f.owner,
         };
+        if (r.status !== "failed") {
+          booked.push(f);
+          bookedIds.push(r.id);
+        }
         if (r.status === "created") events.push({ transferId: r.id, payload });
         else if (r.status === "failed")
           // Not retried here: the fact stays uncredited and visible to the next sweep and to
           // reconciliation (missing credit), with the reason in the log.
           log.error({ msg: "deposit credit refused", code: r.code, detail: r.detail, ...payload });
       });
+      if (booked.length > 0)
+        await client.query(INSERT_CREDITS, [
+          bookedIds,
+          booked.map((f) => f.chain_id),
+          booked.map((f) => f.tx_hash.toLowerCase()),
+          booked.map((f) => f.position),
+          booked.map((f) => f.to_address),
+          booked.map((f) => f.asset),
+          booked.map((f) => f.amount),
+          booked.map((f) => f.owner),
+          booked.map((f) => f.block_number),
+          booked.map((f) => f.block_hash),
+        ]);
       await insertEvents(client, "deposit.credited", events);
       for (const e of events)
         log.info({ msg: "deposit credited", transfer_id: e.transferId, ...e.payload });
@@ -161,73 +320,226 @@ export function createDepositCrediting({
     });
   }
 
-  async function compensateOrphaned({
+  async function holdOrphaned({ chainId, limit = 200 }: { chainId?: number; limit?: number } = {}) {
+    return withTransaction(pool, async (client) => {
+      const rows = await client.query<CreditRow & { new_orphaned_block: string }>(
+        ORPHANED_CREDITS,
+        [chainId ?? null, limit],
+      );
+      let held = 0;
+      for (const c of rows.rows) if (await placeHold(client, c, c.new_orphaned_block)) held++;
+      return held;
+    });
+  }
+
+  /** One hold, in a savepoint so a refused hold leaves the others of the batch standing. */
+  async function placeHold(client: PoolClient, c: CreditRow, orphanedBlock: string) {
+    const assetId = assetIdOf(c.chain_id, c.asset);
+    const user = `user:${c.owner}`;
+    const amount = BigInt(c.amount);
+    // The user's row lock (taken with custody:deposits in id order, the ledger's lock order): a
+    // withdrawal hold placed concurrently is either seen here or sees ours.
+    const acct = await client.query<{ name: string; available: string }>(
+      `SELECT name, (credits_posted - debits_posted - debits_pending)::text AS available
+         FROM ledger.accounts WHERE asset_id = $1 AND name IN ($2, 'custody:deposits')
+        ORDER BY id FOR UPDATE`,
+      [assetId, user],
+    );
+    const available = BigInt(acct.rows.find((r) => r.name === user)?.available ?? "0");
+    const holdAmount = available <= 0n ? 0n : available < amount ? available : amount;
+    const shortfall = amount - holdAmount;
+    const chainRef = { chainId: c.chain_id, txHash: c.tx_hash, position: c.position };
+    const holdId = transferId(reorgHoldName(c.credit_id, "hold", c.holds_placed));
+    const shortfallId = transferId(reorgHoldName(c.credit_id, "shortfall", c.holds_placed));
+    const transfers: NewTransfer[] = [];
+    if (holdAmount > 0n)
+      transfers.push({
+        id: holdId,
+        type: "pending",
+        assetId,
+        debit: user,
+        credit: "custody:deposits",
+        amount: holdAmount,
+        kind: "reorg_hold",
+        reverses: c.credit_id,
+        chainRef,
+        memo: "deposit orphaned by a reorg: held until it confirms again or its block is final",
+      });
+    if (shortfall > 0n)
+      transfers.push({
+        id: shortfallId,
+        type: "pending",
+        assetId,
+        debit: `receivable:reorg:${c.owner}`,
+        credit: "custody:deposits",
+        amount: shortfall,
+        kind: "reorg_hold",
+        reverses: c.credit_id,
+        chainRef,
+        memo: "deposit orphaned by a reorg after the customer spent it",
+      });
+    if (transfers.length === 2) transfers[0] = { ...transfers[0]!, linked: true };
+    const fields = { ...creditPayload(c), orphaned_block: orphanedBlock };
+    if (!(await apply(client, transfers, "reorg hold", fields))) return false;
+    await client.query(
+      `UPDATE ledger.deposit_credits SET state = 'held', orphaned_block = $2, hold_id = $3,
+         hold_amount = $4, shortfall_id = $5, shortfall_amount = $6, holds_placed = holds_placed + 1,
+         updated_at = now()
+       WHERE credit_id = $1`,
+      [
+        c.credit_id,
+        orphanedBlock,
+        holdAmount > 0n ? holdId : null,
+        holdAmount.toString(),
+        shortfall > 0n ? shortfallId : null,
+        shortfall.toString(),
+      ],
+    );
+    const payload = {
+      ...fields,
+      hold_id: holdAmount > 0n ? holdId : null,
+      hold_amount: holdAmount.toString(),
+      shortfall_id: shortfall > 0n ? shortfallId : null,
+      shortfall_amount: shortfall.toString(),
+    };
+    await insertEvents(client, "deposit.reorg_held", [{ transferId: c.credit_id, payload }]);
+    metrics.holds.inc({ chain_id: String(c.chain_id), action: "placed" });
+    log.warn({ msg: "credited deposit orphaned by a reorg: reorg hold placed", ...payload });
+    if (shortfall > 0n) {
+      await blockWithdrawals(client, {
+        customerId: c.owner,
+        reason: "reorg_shortfall",
+        creditId: c.credit_id,
+        details: payload,
+      });
+      metrics.shortfalls.inc({ chain_id: String(c.chain_id) });
+      // The alert: the customer already spent money a reorg removed.
+      log.error({
+        msg: "reorg hold exceeds the customer's available balance: shortfall booked to receivable, withdrawals blocked",
+        alert: "reorg_shortfall",
+        receivable: `receivable:reorg:${c.owner}`,
+        ...payload,
+      });
+    }
+    return true;
+  }
+
+  /** Void (or post) a credit's hold and shortfall; the ids derive from the held transfers. */
+  function resolveHolds(c: CreditRow, type: "void" | "post"): ResolveTransfer[] {
+    const out: ResolveTransfer[] = [];
+    for (const pendingId of [c.hold_id, c.shortfall_id])
+      if (pendingId !== null)
+        out.push({ type, id: transferId(`reorg-${type}:${pendingId}`), pendingId });
+    if (out.length === 2) out[0] = { ...out[0]!, linked: true };
+    return out;
+  }
+
+  async function restoreReconfirmed({
     chainId,
-    limit = 500,
+    limit = 200,
   }: {
     chainId?: number;
     limit?: number;
   } = {}) {
     return withTransaction(pool, async (client) => {
-      const orphans = await client.query<OrphanRow>(ORPHANED_CREDITS, [chainId ?? null, limit]);
-      if (orphans.rows.length === 0) return 0;
-      // The user keeps the credit (it may already be spent); custody:deposits is corrected to what
-      // the chain holds and suspense carries the shortfall until someone resolves it.
-      const transfers: NewTransfer[] = orphans.rows.map((o) => ({
-        id: transferId(`compensation:${o.credit_id}`),
-        assetId: o.asset_id,
-        debit: "suspense",
-        credit: "custody:deposits",
-        amount: BigInt(o.amount),
-        kind: "compensation",
-        reverses: o.credit_id,
-        chainRef: { chainId: o.chain_id, txHash: o.tx_hash, position: o.position },
-        memo: "deposit orphaned after crediting",
-      }));
-      const results = await ledger.createTransfers(transfers, { client });
-      const events: { transferId: string; payload: Record<string, unknown> }[] = [];
-      results.forEach((r, i) => {
-        const o = orphans.rows[i] as OrphanRow;
-        const payload = {
-          credit_id: o.credit_id,
-          chain_id: o.chain_id,
-          tx_hash: o.tx_hash,
-          position: o.position,
-          block_hash: o.block_hash,
-          block_number: o.block_number,
-          asset_id: o.asset_id,
-          amount: o.amount,
-          orphaned_after_confirmation: o.orphaned_after_confirmation,
-        };
-        if (r.status === "created") events.push({ transferId: r.id, payload });
-        else if (r.status === "failed")
-          log.error({ msg: "deposit compensation refused", code: r.code, ...payload });
-      });
-      await insertEvents(client, "deposit.compensated", events);
-      for (const e of events)
-        log.error({
-          msg: "credited deposit orphaned: compensation booked to suspense",
-          transfer_id: e.transferId,
-          ...e.payload,
-        });
-      return events.length;
+      const rows = await client.query<CreditRow & { new_block: string; new_block_hash: string }>(
+        RECONFIRMED,
+        [chainId ?? null, limit],
+      );
+      let restored = 0;
+      for (const c of rows.rows) {
+        const fields = { ...creditPayload(c), block_number: c.new_block };
+        if (!(await apply(client, resolveHolds(c, "void"), "reorg hold void", fields))) continue;
+        await client.query(
+          `UPDATE ledger.deposit_credits SET state = 'credited', orphaned_block = NULL,
+             block_number = $2, block_hash = $3, updated_at = now()
+           WHERE credit_id = $1`,
+          [c.credit_id, c.new_block, c.new_block_hash],
+        );
+        await clearCreditBlock(client, c.credit_id, "the deposit confirmed again");
+        await insertEvents(client, "deposit.reorg_restored", [
+          { transferId: c.credit_id, payload: fields },
+        ]);
+        metrics.holds.inc({ chain_id: String(c.chain_id), action: "voided" });
+        log.info({ msg: "reorged deposit confirmed again: reorg hold voided", ...fields });
+        restored++;
+      }
+      return restored;
     });
+  }
+
+  async function finalizeHolds({
+    chainId,
+    limit = 200,
+  }: {
+    chainId?: number;
+    limit?: number;
+  } = {}) {
+    const chains =
+      chainId !== undefined
+        ? [chainId]
+        : (await pool.query<{ chain_id: number }>(HELD_CHAINS)).rows.map((r) => r.chain_id);
+    let finalized = 0;
+    for (const id of chains) {
+      // Missing data is never evidence: no published finalized height, no posting.
+      const final = await finalizedHeight(id);
+      if (final === null) continue;
+      finalized += await withTransaction(pool, async (client) => {
+        const rows = await client.query<CreditRow>(FINAL_HOLDS, [id, final.toString(), limit]);
+        let n = 0;
+        for (const c of rows.rows) {
+          const fields = {
+            ...creditPayload(c),
+            orphaned_block: c.orphaned_block,
+            finalized: final.toString(),
+          };
+          if (!(await apply(client, resolveHolds(c, "post"), "reorg hold post", fields))) continue;
+          await client.query(
+            "UPDATE ledger.deposit_credits SET state = 'final', updated_at = now() WHERE credit_id = $1",
+            [c.credit_id],
+          );
+          const payload = {
+            ...fields,
+            hold_amount: c.hold_amount,
+            shortfall_amount: c.shortfall_amount,
+          };
+          await insertEvents(client, "deposit.reorg_final", [{ transferId: c.credit_id, payload }]);
+          metrics.holds.inc({ chain_id: String(c.chain_id), action: "posted" });
+          if (c.shortfall_amount !== null && BigInt(c.shortfall_amount) > 0n)
+            log.error({
+              msg: "reorged deposit is final without it: reorg hold posted, the customer owes the shortfall",
+              alert: "reorg_shortfall",
+              ...payload,
+            });
+          else
+            log.warn({ msg: "reorged deposit is final without it: reorg hold posted", ...payload });
+          n++;
+        }
+        return n;
+      });
+    }
+    return finalized;
   }
 
   return {
     creditConfirmed,
-    compensateOrphaned,
+    holdOrphaned,
+    restoreReconfirmed,
+    finalizeHolds,
     async sweep(range: CreditScope = {}) {
       const scope = range.chainId === undefined ? {} : { chainId: range.chainId };
-      const credit: CreditScope = { ...range };
-      let credited = 0;
-      let compensated = 0;
-      // Compensate first: a fact re-confirmed in another block is then credited again in this pass.
-      for (let n = await compensateOrphaned(scope); n > 0; n = await compensateOrphaned(scope))
-        compensated += n;
-      for (let n = await creditConfirmed(credit); n > 0; n = await creditConfirmed(credit))
-        credited += n;
-      return { credited, compensated };
+      const out: SweepResult = { credited: 0, held: 0, restored: 0, finalized: 0 };
+      const drain = async (fn: () => Promise<number>) => {
+        let total = 0;
+        for (let n = await fn(); n > 0; n = await fn()) total += n;
+        return total;
+      };
+      // Holds first: a credit whose fact is gone stops being available before anything else runs.
+      out.held = await drain(() => holdOrphaned(scope));
+      out.restored = await drain(() => restoreReconfirmed(scope));
+      out.credited = await drain(() => creditConfirmed({ ...range }));
+      out.finalized = await drain(() => finalizeHolds(scope));
+      return out;
     },
   };
 }

@@ -3,7 +3,8 @@
  * accounts (chart in docs/contracts.md), immutable two-phase transfers with caller-chosen ids
  * (TigerBeetle's model: exists / mismatch / sticky failures, pending → post/void/expire, linked
  * chains, balance limits), batched application under ordered row locks, balance and history
- * queries, the ledger check, and deposit crediting from the indexer's confirmed facts.
+ * queries, the ledger check, deposit crediting from the indexer's confirmed facts with reorg holds
+ * (DESIGN "Money flows"), and the customers whose withdrawals are blocked.
  * Reconciliation (`ledger/recon/`) reads these tables directly.
  */
 export { availableBalance, classifyAccount } from "./chartOfAccounts.js";
@@ -14,6 +15,8 @@ export {
   type CreditScope,
   createDepositCrediting,
   type DepositCrediting,
+  reorgHoldName,
+  type SweepResult,
 } from "./depositCrediting.js";
 export {
   AccountNotFoundError,
@@ -24,3 +27,10 @@ export {
 } from "./errors.js";
 export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";
 export * from "./types.js";
+export {
+  blockWithdrawals,
+  clearWithdrawalBlocks,
+  isWithdrawalBlocked,
+  listWithdrawalBlocks,
+  type WithdrawalBlock,
+} from "./withdrawalBlocks.js";

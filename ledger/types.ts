@@ -19,6 +19,8 @@ export const TRANSFER_KINDS = [
   "compensation",
   "cold_move",
   "manual",
+  "reorg_hold",
+  "inflow_credit",
 ] as const;
 export type TransferKind = (typeof TRANSFER_KINDS)[number];
 
@@ -33,7 +35,7 @@ export type AccountFlags = {
 export type Account = AccountRef &
   AccountFlags & {
     id: bigint;
-    kind: "user" | "custody" | "fees" | "suspense";
+    kind: "user" | "custody" | "fees" | "suspense" | "receivable";
     normal: "credit" | "debit";
     frozen: boolean;
   } & Balance;

@@ -16,7 +16,12 @@ import {
   type PublicClient,
   zeroAddress,
 } from "viem";
-import { type Ledger, TransferFailedError, transferId } from "../../ledger/index.js";
+import {
+  isWithdrawalBlocked,
+  type Ledger,
+  TransferFailedError,
+  transferId,
+} from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
 import { BaseError } from "../../ops/errors.js";
@@ -250,6 +255,13 @@ export function createWithdrawals({
         if (!same) throw new IdempotencyConflictError(idempotencyKey, "POST /v1/withdrawals");
         return existing;
       }
+      // A reorg removed a deposit this customer had already spent (ledger reorg hold shortfall).
+      if (await isWithdrawalBlocked(client, input.customerId))
+        throw new PolicyViolationError(
+          "CUSTOMER_WITHDRAWALS_BLOCKED",
+          "body.customerId",
+          "withdrawals of this customer are blocked until an operator clears it (a reorg removed a deposit they had already spent)",
+        );
       if (await isCustodyAddress(client, chain.chainId, to))
         throw new PolicyViolationError(
           "DESTINATION_IS_CUSTODY",
