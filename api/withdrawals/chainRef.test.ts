@@ -28,7 +28,11 @@ describe("withdrawalPosition", () => {
       log({ v: 499n, i: 2 }),
       log({ i: 3 }),
     ];
-    expect(withdrawalPosition(w, logs)).toBe("log:3");
+    // The ordinal among the tx's listed-token Transfer logs (the indexer's fact position).
+    expect(withdrawalPosition(w, logs)).toBe("transfer:2");
+    expect(withdrawalPosition(w, logs, [token, "0x00000000000000000000000000000000000000cc"])).toBe(
+      "transfer:3",
+    );
   });
   it("is undefined when the receipt has no such Transfer", () => {
     expect(withdrawalPosition(w, [log({ v: 1n })])).toBeUndefined();

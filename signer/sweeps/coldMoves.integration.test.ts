@@ -116,7 +116,7 @@ describe("hot wallet ceiling", () => {
         .filter((r) => r.type === "post")
         .map((r) => r.position)
         .sort(),
-    ).toEqual([expect.stringMatching(/^log:\d+$/), "tx"]);
+    ).toEqual([expect.stringMatching(/^transfer:\d+$/), "tx"]);
     // Below the ceiling now: nothing more to move.
     expect((await s.sweeper.tick(31337)).coldStarted).toEqual([]);
   });

@@ -17,6 +17,7 @@ import {
 } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import { TRANSFER_TOPIC } from "../../chains/evm/createEvmAdapter.js";
+import { transferPosition } from "../../chains/evm/transferPosition.js";
 import { assetIdOf, type Ledger, type TransferInput, transferId } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
@@ -246,5 +247,8 @@ async function movePosition(adapter: EvmAdapter, m: SettleableMove): Promise<str
       BigInt(l.data) === BigInt(m.amount),
   );
   if (!log) throw new SweepReceiptError(m.id, "no Transfer log for the cold move");
-  return `log:${log.logIndex}`;
+  const tokens = adapter.chain.tokens.map((t) => t.address);
+  const position = transferPosition(receipt.logs, log.logIndex, [m.asset, ...tokens]);
+  if (!position) throw new SweepReceiptError(m.id, "cold move Transfer log has no position");
+  return position;
 }

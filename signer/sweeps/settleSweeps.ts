@@ -18,6 +18,7 @@ import {
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import { TRANSFER_TOPIC } from "../../chains/evm/createEvmAdapter.js";
+import { transferPosition } from "../../chains/evm/transferPosition.js";
 import type { ChainRef, Ledger, NewTransfer } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
@@ -191,7 +192,10 @@ async function sweptAmounts({
       if (!transfer) {
         throw new SweepReceiptError(row.id, `no Transfer log for ${asset} from ${address}`);
       }
-      position = `log:${transfer.logIndex}`;
+      position = transferPosition(receipt.logs, transfer.logIndex, [
+        asset,
+        ...chain.tokens.map((t) => t.address),
+      ]);
     }
     return {
       address,
