@@ -10,7 +10,14 @@ import type { PoolClient } from "../../ops/db.js";
 import type { TransferKind } from "../types.js";
 import { accountKey } from "./balances.js";
 import { factKey } from "./match.js";
-import type { ChainFact, CustodyKind, FactKind, FactStatus, LedgerEntry } from "./types.js";
+import type {
+  ChainFact,
+  CustodyKind,
+  FactKind,
+  FactStatus,
+  LedgerEntry,
+  ReorgHold,
+} from "./types.js";
 
 const PAGE = 50_000;
 /**
@@ -57,6 +64,8 @@ export type RunInputs = {
   deferred: number;
   /** All entries whose fact is above the block (the next run re-examines them). */
   deferredEntries: { id: string; txHash: string; position: string }[];
+  /** Every deposit credit of the chain under a reorg hold (pending or posted). */
+  reorgHolds: ReorgHold[];
   watermarks: Watermarks;
 };
 
@@ -403,7 +412,64 @@ async function loadBalances(
     if (row.name === null) liabilities.set(row.asset_id, -amountFromDb(row.net));
     else ledger.set(accountKey(row.asset_id, row.name), amountFromDb(row.net));
   }
+  // A pending reorg hold is money the chain no longer holds: count it as posted (custody:deposits
+  // lower, the customer's liability lower), so a reorg the ledger has handled is not a difference.
+  const held = await client.query<{ asset_id: string; debit_kind: string; amount: string }>(
+    `SELECT t.asset_id, a.kind AS debit_kind, sum(h.amount)::text AS amount
+       FROM ledger.holds h
+       JOIN ledger.transfers t ON t.id = h.transfer_id
+       JOIN ledger.accounts a ON a.id = h.debit_account_id
+       JOIN ledger.assets s ON s.id = t.asset_id
+      WHERE s.chain_id = $1 AND h.state = 'pending' AND t.kind = 'reorg_hold'
+      GROUP BY t.asset_id, a.kind`,
+    [chainId],
+  );
+  for (const row of held.rows) {
+    const amount = amountFromDb(row.amount);
+    const key = accountKey(row.asset_id, "custody:deposits");
+    ledger.set(key, (ledger.get(key) ?? 0n) - amount);
+    if (row.debit_kind === "user")
+      liabilities.set(row.asset_id, (liabilities.get(row.asset_id) ?? 0n) - amount);
+  }
   return { ledger, liabilities };
+}
+
+/** Deposit credits of the chain under a reorg hold (few: each one is a reorg of a credit). */
+export async function loadReorgHolds(client: PoolClient, chainId: number): Promise<ReorgHold[]> {
+  const r = await client.query<{
+    credit_id: string;
+    owner: string;
+    asset: string;
+    tx_hash: string;
+    position: string;
+    to_address: string;
+    amount: string;
+    state: "held" | "final";
+    hold_amount: string | null;
+    shortfall_amount: string | null;
+    orphaned_block: string | null;
+    updated_at: Date;
+  }>(
+    `SELECT credit_id::text, owner, asset, tx_hash, position, to_address, amount::text, state,
+       hold_amount::text, shortfall_amount::text, orphaned_block::text, updated_at
+     FROM ledger.deposit_credits WHERE chain_id = $1 AND state IN ('held', 'final')
+     ORDER BY updated_at, credit_id`,
+    [chainId],
+  );
+  return r.rows.map((x) => ({
+    creditId: x.credit_id,
+    owner: x.owner,
+    assetId: `${chainId}:${x.asset}`,
+    txHash: x.tx_hash,
+    position: x.position,
+    toAddress: x.to_address,
+    amount: amountFromDb(x.amount),
+    state: x.state,
+    holdAmount: amountFromDb(x.hold_amount),
+    shortfallAmount: amountFromDb(x.shortfall_amount),
+    orphanedBlock: x.orphaned_block === null ? null : Number(x.orphaned_block),
+    updatedAt: x.updated_at,
+  }));
 }
 
 export async function loadRunInputs(
@@ -488,6 +554,7 @@ export async function loadRunInputs(
   }
   const late = await loadLateEntries(client, chainId, block);
   const { ledger, liabilities } = await loadBalances(client, chainId);
+  const reorgHolds = await loadReorgHolds(client, chainId);
   let deferred = 0;
   if (late.length > 0) {
     const lateIds = new Set(late.map((e) => e.id));
@@ -512,5 +579,15 @@ export async function loadRunInputs(
   const deferredEntries = late
     .filter((e) => e.txHash !== null && e.position !== null)
     .map((e) => ({ id: e.id, txHash: e.txHash!, position: e.position! }));
-  return { facts, entries, custody, ledger, liabilities, deferred, deferredEntries, watermarks };
+  return {
+    facts,
+    entries,
+    custody,
+    ledger,
+    liabilities,
+    deferred,
+    deferredEntries,
+    reorgHolds,
+    watermarks,
+  };
 }

@@ -26,6 +26,12 @@ export type MatchInput = {
    * fact to reference: the caller leaves `sweep` out and the balance checks cover it.
    */
   chainBackedKinds?: ReadonlySet<TransferKind>;
+  /**
+   * Deposit credits under a reorg hold, by transfer id: `held` (pending) claims its fact only if
+   * the same deposit is canonical again (it is about to be restored); `final` claims nothing. Their
+   * orphaned facts are not breaks, and the posted holds (kind `reorg_hold`) need no fact.
+   */
+  reorgHolds?: ReadonlyMap<string, "held" | "final">;
 };
 
 export type MatchResult = {
@@ -95,6 +101,9 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
 
   for (let e = 0; e < entries.length; e++) {
     const entry = entries[e]!;
+    if (entry.kind === "reorg_hold") continue;
+    const held = input.reorgHolds?.get(entry.id);
+    if (held === "final") continue;
     if (entry.kind === "compensation" || entry.reversesId !== null) {
       compensations.push(e);
       continue;
@@ -104,6 +113,7 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
       continue;
     }
     const fi = findCanonical(entry.txHash, entry.position);
+    if (held === "held" && (fi === -1 || !agrees(facts[fi]!, entry))) continue;
     if (fi === -1) {
       const key = factKey(entry.txHash, entry.position);
       if (orphanedByKey?.has(key)) {

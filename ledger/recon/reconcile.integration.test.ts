@@ -247,7 +247,7 @@ describe("reconciliation on anvil", () => {
     const hotNow = BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
     await rpc("anvil_setBalance", [hot, `0x${(hotNow + 12345n).toString(16)}`]);
     await mine(6); // the new branch outgrows the old one
-    await settle(); // the indexer sees the reorg; crediting compensates Carol's credit
+    await settle(); // the indexer sees the reorg; crediting places a reorg hold on Carol's credit
     // … and a deposit that is never credited.
     await sendAndMine(rpc, { from: customer, to: D_DAVE, value: 7n * 10n ** 17n });
     await settle({ credit: false });
@@ -257,7 +257,6 @@ describe("reconciliation on anvil", () => {
       `double_credit/ledger_without_chain ${aliceDeposit}:tx`,
       `fee_not_booked/chain_without_ledger ${leak.toLowerCase()}:fee`,
       expect.stringMatching(/^missing_credit\/chain_without_ledger 0x[0-9a-f]{64}:tx$/),
-      `orphaned_credit/ledger_without_chain ${carolDeposit}:tx`,
       `unexplained_balance_difference hot:${hot}`,
       `unmatched_withdrawal/chain_without_ledger ${leak.toLowerCase()}:tx`,
       `unmatched_withdrawal/ledger_without_chain ${ghost}:tx`,
@@ -268,10 +267,13 @@ describe("reconciliation on anvil", () => {
     const byType = new Map(incremental.breaks.map((b) => [b.type, b]));
     expect(byType.get("amount_mismatch")!.difference).toBe(-1n);
     expect(byType.get("missing_credit")!.facts[0]!.to).toBe(D_DAVE);
-    expect(byType.get("orphaned_credit")!.entries.map((e) => e.kind)).toEqual([
-      "deposit",
-      "compensation",
-    ]);
+    // Carol's reorged deposit is handled by a reorg hold (already posted: the orphaned height is
+    // past the chain's finality rule of 8 blocks): no break, listed as a hold.
+    expect(byType.has("orphaned_credit")).toBe(false);
+    expect(
+      incremental.holds.map((h) => [h.txHash, h.owner, h.state, h.amount, h.holdAmount]),
+    ).toEqual([[carolDeposit, "carol", "final", 5n * 10n ** 17n, 5n * 10n ** 17n]]);
+    expect((await ledger.getAccount({ assetId: ETH, name: "user:carol" }))?.available).toBe(0n);
     expect(byType.get("unexplained_balance_difference")!.difference).toBe(-12345n);
     // Only what the breaks do not explain is unexplained: the deposit side is fully explained.
     const deposits = incremental.checks.find((x) => x.scope === "deposits" && x.assetId === ETH)!;
@@ -291,8 +293,11 @@ describe("reconciliation on anvil", () => {
     const report = await getRunReport(ctx.db.pool, full.runId);
     expect(report.json.clean).toBe(false);
     expect(report.json.breaks).toHaveLength(expected.length);
-    expect(report.csv.trim().split("\r\n")).toHaveLength(expected.length + 1);
-    expect(report.html).toContain("orphaned_credit");
+    expect(report.json.holds.map((h) => h.txHash)).toEqual([carolDeposit]);
+    expect(report.csv.trim().split("\r\n")).toHaveLength(expected.length + 1 + 1);
+    expect(report.csv).toContain(`"reorg_hold","${ETH}","${carolDeposit}:tx"`);
+    expect(report.html).toContain("amount_mismatch");
+    expect(report.html).toMatch(new RegExp(`<h2>Reorg holds</h2>.*${carolDeposit}`, "s"));
     const metrics = await ctx.common.metrics.registry.getSingleMetricAsString("recon_breaks");
     expect(metrics).toMatch(/recon_breaks\{[^}]*type="double_credit"[^}]*\} 1/);
   });
@@ -406,7 +411,9 @@ describe("reconciliation on anvil", () => {
       expect(report.breaks.map((b: { type: string }) => b.type)).toContain("double_credit");
       const csv = spawnCli(["reconcile", "--run", String(report.run.id), "--format", "csv"], env);
       expect((await csv.exited).code).toBe(0);
-      expect(csv.output().trim().split("\r\n")).toHaveLength(report.breaks.length + 1);
+      expect(csv.output().trim().split("\r\n")).toHaveLength(
+        report.breaks.length + report.holds.length + 1,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

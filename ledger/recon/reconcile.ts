@@ -14,7 +14,13 @@ import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
 import { readCustodyBalances, ZERO_ADDRESS } from "./onchain.js";
 import { completeRun, createRun, failRun, findPreviousRun, type RunMode } from "./store.js";
-import { BREAK_TYPES, type Break, type BreakType, CHAIN_BACKED_KINDS } from "./types.js";
+import {
+  BREAK_TYPES,
+  type Break,
+  type BreakType,
+  CHAIN_BACKED_KINDS,
+  type ReorgHold,
+} from "./types.js";
 
 /** Without traces there is no fact for a native sweep's internal move (see MatchInput). */
 const WITHOUT_TRACES = new Set([...CHAIN_BACKED_KINDS].filter((k) => k !== "sweep"));
@@ -40,6 +46,8 @@ export type RunSummary = {
   clean: boolean;
   breaks: Break[];
   checks: BalanceCheck[];
+  /** Reorg holds (not breaks): open ones, and ones posted since the previous run. */
+  holds: ReorgHold[];
   factsExamined: number;
   entriesExamined: number;
   matched: number;
@@ -153,8 +161,13 @@ export function createReconciler({
       const t1 = performance.now();
       const matching = matchFactsToEntries({
         ...inputs,
+        reorgHolds: new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state])),
         ...(chain.traces ? {} : { chainBackedKinds: WITHOUT_TRACES }),
       });
+      // Open holds always; posted ones once (the run after they were posted), or all in a full run.
+      const holds = inputs.reorgHolds.filter(
+        (h) => h.state === "held" || !previous || h.updatedAt >= previous.snapshotAt,
+      );
       const t2 = performance.now();
       const onchain = await (onchainRead ??
         readCustodyBalances(adapter(chain), { custody: inputs.custody, tokens, block }));
@@ -175,6 +188,7 @@ export function createReconciler({
         matched: matching.matched,
         checks: balances.checks,
         breaks,
+        holds,
         inputs: { custody_addresses: inputs.custody.size, deferred_entries: inputs.deferred },
       });
       const t4 = performance.now();
@@ -186,6 +200,7 @@ export function createReconciler({
         clean: breaks.length === 0,
         breaks,
         checks: balances.checks,
+        holds,
         factsExamined: inputs.facts.length,
         entriesExamined: inputs.entries.length,
         matched: matching.matched,
@@ -229,6 +244,7 @@ function report(logger: Common["logger"], s: RunSummary): void {
     facts_examined: s.factsExamined,
     entries_examined: s.entriesExamined,
     matched: s.matched,
+    reorg_holds: s.holds.length,
     duration_ms: Math.round(s.timingsMs.total),
   };
   if (s.clean) {

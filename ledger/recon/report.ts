@@ -28,13 +28,15 @@ export type RunReport = {
   summary: AssetSummary[];
   balances: StoredRun["balances"];
   breaks: StoredRun["breaks"];
+  /** Reorg holds (handled reorgs, not breaks): open ones, and ones posted since the previous run. */
+  holds: NonNullable<StoredRun["holds"]>;
 };
 
 export function buildReport(
   stored: StoredRun,
   assets: ReadonlyMap<string, AssetInfo> = new Map(),
 ): RunReport {
-  const { breaks, balances, ...run } = stored;
+  const { breaks, balances, holds = [], ...run } = stored;
   const ids = new Set<string>([...breaks.map((b) => b.assetId), ...balances.map((c) => c.assetId)]);
   const summary: AssetSummary[] = [...ids].sort().map((assetId) => {
     const mine = breaks.filter((b) => b.assetId === assetId);
@@ -58,7 +60,12 @@ export function buildReport(
         : clean
           ? `No breaks: chain ${stored.chainId} at block ${stored.block} matches the ledger (${stored.matched} facts matched, balances agree).`
           : `${breaks.length} break${breaks.length === 1 ? "" : "s"} on chain ${stored.chainId} at block ${stored.block}: ${typeCounts(breaks)}.`;
-  return { run, clean, verdict, summary, balances, breaks };
+  const open = holds.filter((h) => h.state === "held").length;
+  const holdNote =
+    stored.status === "completed" && holds.length > 0
+      ? ` ${holds.length} reorg hold${holds.length === 1 ? "" : "s"} (${open} open, ${holds.length - open} posted at finality).`
+      : "";
+  return { run, clean, verdict: verdict + holdNote, summary, balances, breaks, holds };
 }
 
 function sum(values: string[]): string {
@@ -114,7 +121,36 @@ export function reportCsv(report: RunReport): string {
         .join(","),
     );
   }
+  // Reorg holds follow the breaks, one row each (type reorg_hold): the handled reorgs.
+  for (const h of report.holds) {
+    lines.push(
+      [
+        String(report.run.id),
+        "",
+        "reorg_hold",
+        h.assetId,
+        `${h.txHash}:${h.position}`,
+        "",
+        "0",
+        h.amount,
+        "0",
+        "",
+        h.creditId,
+        holdAction(h),
+      ]
+        .map(csvCell)
+        .join(","),
+    );
+  }
   return `${lines.join("\r\n")}\r\n`;
+}
+
+function holdAction(h: RunReport["holds"][number]): string {
+  const shortfall = BigInt(h.shortfallAmount) > 0n;
+  const parts = `${h.holdAmount} held from user:${h.owner}${shortfall ? `, ${h.shortfallAmount} on receivable:reorg:${h.owner} (withdrawals blocked)` : ""}`;
+  return h.state === "held"
+    ? `deposit to ${h.toAddress} orphaned at block ${h.orphanedBlock ?? "?"}: ${parts}; voided if it confirms again, posted when that height is final`
+    : `deposit to ${h.toAddress} final without it: ${parts} posted${shortfall ? "; recover the receivable from the customer, then clear the block" : ""}`;
 }
 
 function esc(value: unknown): string {
@@ -184,6 +220,12 @@ export function reportHtml(report: RunReport): string {
         `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(b.assetId)}</td><td><code>${esc(b.key)}</code></td><td>${esc(b.chainAmount)}</td><td>${esc(b.ledgerAmount)}</td><td>${esc(b.difference)}</td><td>${[...b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${esc(f.amount)})`), ...b.entries.map((e) => `transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${esc(e.amount)}`)].join("<br>")}</td><td>${esc(b.action)}</td></tr>`,
     )
     .join("");
+  const holdRows = report.holds
+    .map(
+      (h) =>
+        `<tr${BigInt(h.shortfallAmount) > 0n ? ' class="bad"' : ""}><td>${esc(h.state)}</td><td>${esc(h.owner)}</td><td>${esc(h.assetId)}</td><td><code>${esc(`${h.txHash}:${h.position}`)}</code><br><small>to ${esc(h.toAddress)}</small></td><td>${esc(h.amount)}</td><td>${esc(h.holdAmount)}</td><td>${esc(h.shortfallAmount)}</td><td>${esc(h.orphanedBlock ?? "")}</td><td>${esc(holdAction(h))}</td></tr>`,
+    )
+    .join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Reconciliation run ${r.id}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;font-size:13px}th{background:#f4f4f4}.verdict{font-size:1.2em;padding:.6em;border-radius:4px}.clean{background:#e8f8ec}.breaks{background:#fdecea}tr.bad td{background:#fdecea}code{font-size:12px}</style>
@@ -197,6 +239,8 @@ export function reportHtml(report: RunReport): string {
 ${differenceChart(report)}
 <h2>Balances at block ${r.block}</h2>
 <table><tr><th>check</th><th>address</th><th>asset</th><th>chain</th><th>ledger</th><th>difference</th><th>explained by breaks</th><th>unexplained</th></tr>${balanceRows}</table>
+<h2>Reorg holds</h2>
+${report.holds.length === 0 ? "<p>No reorg holds.</p>" : `<table><tr><th>state</th><th>customer</th><th>asset</th><th>deposit</th><th>amount</th><th>held</th><th>receivable</th><th>orphaned at</th><th>what happens</th></tr>${holdRows}</table>`}
 <h2>Breaks</h2>
 ${report.breaks.length === 0 ? "<p>No breaks.</p>" : `<table><tr><th>#</th><th>type</th><th>asset</th><th>key</th><th>chain</th><th>ledger</th><th>difference</th><th>items</th><th>suggested action</th></tr>${breakRows}</table>`}
 </body></html>

@@ -6,7 +6,7 @@ import type { Pool } from "../../ops/db.js";
 import type { BalanceCheck } from "./balances.js";
 import { RunNotFoundError } from "./errors.js";
 import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
-import type { Break, ChainFact, LedgerEntry } from "./types.js";
+import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
 
 export type RunMode = "full" | "incremental";
 
@@ -86,6 +86,15 @@ export function factJson(f: ChainFact) {
 export function entryJson(e: LedgerEntry) {
   return { ...e, amount: e.amount.toString() };
 }
+export function holdJson(h: ReorgHold) {
+  return {
+    ...h,
+    amount: h.amount.toString(),
+    holdAmount: h.holdAmount.toString(),
+    shortfallAmount: h.shortfallAmount.toString(),
+    updatedAt: h.updatedAt.toISOString(),
+  };
+}
 export function checkJson(c: BalanceCheck) {
   return {
     scope: c.scope,
@@ -110,6 +119,7 @@ export async function completeRun(
     matched: number;
     checks: BalanceCheck[];
     breaks: Break[];
+    holds?: ReorgHold[];
     inputs: Record<string, unknown>;
   },
 ): Promise<void> {
@@ -149,7 +159,7 @@ export async function completeRun(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
          matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb,
-         entry_gaps = $11::jsonb, deferred_entries = $12::jsonb
+         entry_gaps = $11::jsonb, deferred_entries = $12::jsonb, holds = $13::jsonb
        WHERE id = $1`,
       [
         runId,
@@ -164,6 +174,7 @@ export async function completeRun(
         JSON.stringify(result.inputs),
         JSON.stringify(result.watermarks.entryGaps),
         JSON.stringify(result.deferredEntries.map((d) => [d.id, d.txHash, d.position])),
+        JSON.stringify((result.holds ?? []).map(holdJson)),
       ],
     );
     await client.query("COMMIT");
@@ -218,6 +229,8 @@ export type StoredRun = {
   breakCount: number;
   inputs: Record<string, unknown>;
   balances: ReturnType<typeof checkJson>[];
+  /** Reorg holds the run saw (not breaks). */
+  holds?: ReturnType<typeof holdJson>[];
   error: string | null;
   startedAt: string;
   finishedAt: string | null;
@@ -247,6 +260,7 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
     breakCount: row.break_count,
     inputs: row.inputs,
     balances: row.balances,
+    holds: row.holds ?? [],
     error: row.error,
     startedAt: (row.started_at as Date).toISOString(),
     finishedAt: row.finished_at ? (row.finished_at as Date).toISOString() : null,

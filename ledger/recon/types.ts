@@ -41,6 +41,27 @@ export type LedgerEntry = {
   reversesId: string | null;
 };
 
+/**
+ * A deposit credit whose fact a reorg removed, handled by a reorg hold (ledger/depositCrediting.ts):
+ * `held` while the hold is pending, `final` once posted. Not a break: reports list them.
+ */
+export type ReorgHold = {
+  creditId: string;
+  owner: string;
+  assetId: string;
+  txHash: string;
+  position: string;
+  toAddress: string;
+  amount: bigint;
+  state: "held" | "final";
+  /** Held from the customer's balance. */
+  holdAmount: bigint;
+  /** Booked to `receivable:reorg:<owner>` (the customer had spent it; withdrawals blocked). */
+  shortfallAmount: bigint;
+  orphanedBlock: number | null;
+  updatedAt: Date;
+};
+
 export const BREAK_TYPES = [
   "missing_credit",
   "double_credit",
@@ -52,6 +73,7 @@ export const BREAK_TYPES = [
   "unmatched_ledger_transfer",
   "unexplained_balance_difference",
   "solvency_shortfall",
+  "unattributed_inflow",
 ] as const;
 export type BreakType = (typeof BREAK_TYPES)[number];
 
