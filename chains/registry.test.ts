@@ -17,3 +17,20 @@ describe("knownChains", () => {
     expect(multicall3For(31337)).toBeUndefined();
   });
 });
+
+describe("traces per built-in chain", () => {
+  it("says honestly whether traces are on, and which method a deployment can switch to", () => {
+    for (const [key, c] of Object.entries(knownChains)) {
+      const { traces } = c.definition;
+      expect(c.traceSupport.methods.length, key).toBeGreaterThan(0);
+      expect(c.traceSupport.note, key).toMatch(traces ? /^traces on/ : /^traces off/);
+      // Public chains: the placeholder RPC is not known to trace, so off, and the gap is named.
+      if (c.multicall3) {
+        expect(traces, key).toBe(false);
+        expect(c.traceSupport.note, key).toContain("unattributed_inflow");
+      }
+    }
+    expect(knownChains["local-a"]!.definition.traces).toBe(true);
+    expect(knownChains.arbitrum!.traceSupport.methods).toEqual(["debug_traceBlockByNumber"]);
+  });
+});

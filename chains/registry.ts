@@ -11,16 +11,46 @@ import { chainSchema } from "../ops/config.js";
 /** Multicall3 is deployed at the same address on every public chain we support (not on anvil). */
 export const MULTICALL3_ADDRESS: Address = "0xcA11bde05977b3631167028862bE2a173976CA11";
 
+export type TracesMethod = "trace_block" | "debug_traceBlockByNumber";
+
+/**
+ * Whether the built-in definition records internal value transfers, and why. `definition.traces`
+ * is only true where the configured RPC is known to serve a trace method. The public placeholder
+ * endpoints are not (free public RPCs generally refuse the debug_ and trace_ namespaces), so public
+ * chains ship with traces off: a native deposit sent through a contract (Safe, ERC-4337 wallet,
+ * exchange batch payout) is then NOT seen by the indexer and is found only by reconciliation as an
+ * `unattributed_inflow` break at final blocks. A deployment whose provider or own node serves a
+ * method sets `traces: true` and `tracesMethod` in its config file.
+ */
+export type TraceSupport = {
+  /** Methods this chain's common node software serves (what to set `tracesMethod` to). */
+  methods: TracesMethod[];
+  note: string;
+};
+
 export type KnownChain = {
   definition: ChainConfig;
   /** Where Multicall3 is deployed; undefined on local chains. */
   multicall3?: Address;
+  traceSupport: TraceSupport;
 };
 
-function define(raw: Record<string, unknown>, multicall3?: Address): KnownChain {
+const PUBLIC_RPC_NO_TRACES =
+  "traces off: the placeholder public RPC is not known to serve trace methods; without traces, native value sent through contracts is found only by reconciliation (unattributed_inflow)";
+
+function define(
+  raw: Record<string, unknown>,
+  traceSupport: TraceSupport,
+  multicall3?: Address,
+): KnownChain {
   const definition = chainSchema.parse(raw);
-  return multicall3 ? { definition, multicall3 } : { definition };
+  return multicall3 ? { definition, multicall3, traceSupport } : { definition, traceSupport };
 }
+
+const ANVIL_TRACES: TraceSupport = {
+  methods: ["trace_block", "debug_traceBlockByNumber"],
+  note: "traces on: anvil serves both trace_block and debug_traceBlockByNumber (callTracer)",
+};
 
 /**
  * Confirmation rules: Ethereum and the OP-stack/Arbitrum rollups use the `finalized` tag (L1
@@ -44,6 +74,10 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
         { address: "0xdAC17F958D2ee523a2206206994597C13D831ec7", symbol: "USDT", decimals: 6 },
       ],
     },
+    {
+      methods: ["debug_traceBlockByNumber", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; geth serves debug_traceBlockByNumber (callTracer); erigon, reth and nethermind also serve trace_block`,
+    },
     MULTICALL3_ADDRESS,
   ),
   bsc: define(
@@ -62,6 +96,10 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       tokens: [
         { address: "0x55d398326f99059fF775485246999027B3197955", symbol: "USDT", decimals: 18 },
       ],
+    },
+    {
+      methods: ["debug_traceBlockByNumber", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; bsc-geth serves debug_traceBlockByNumber (callTracer); erigon/reth BSC builds serve trace_block`,
     },
     MULTICALL3_ADDRESS,
   ),
@@ -82,6 +120,10 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
         { address: "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359", symbol: "USDC", decimals: 6 },
       ],
     },
+    {
+      methods: ["debug_traceBlockByNumber", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; bor serves debug_traceBlockByNumber (callTracer); erigon serves trace_block`,
+    },
     MULTICALL3_ADDRESS,
   ),
   arbitrum: define(
@@ -99,6 +141,10 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       tokens: [
         { address: "0xaf88d065e77c8cC2239327C5EDb3A432268e5831", symbol: "USDC", decimals: 6 },
       ],
+    },
+    {
+      methods: ["debug_traceBlockByNumber"],
+      note: `${PUBLIC_RPC_NO_TRACES}; nitro serves debug_traceBlockByNumber (callTracer) for post-Nitro blocks; its trace_block equivalent (arbtrace_block) covers only pre-Nitro history`,
     },
     MULTICALL3_ADDRESS,
   ),
@@ -118,6 +164,10 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
         { address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", symbol: "USDC", decimals: 6 },
       ],
     },
+    {
+      methods: ["debug_traceBlockByNumber", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByNumber (callTracer); op-reth also serves trace_block`,
+    },
     MULTICALL3_ADDRESS,
   ),
   optimism: define(
@@ -136,30 +186,40 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
         { address: "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85", symbol: "USDC", decimals: 6 },
       ],
     },
+    {
+      methods: ["debug_traceBlockByNumber", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByNumber (callTracer); op-reth also serves trace_block`,
+    },
     MULTICALL3_ADDRESS,
   ),
-  "local-a": define({
-    key: "local-a",
-    chainId: 31337,
-    name: "Local anvil A (1 s blocks, EIP-1559, traces)",
-    rpcUrls: ["http://127.0.0.1:8545"],
-    confirmations: { kind: "blocks", blocks: 3 },
-    reorgWindow: 16,
-    blockTimeMs: 1_000,
-    feeModel: "eip1559",
-    traces: true,
-  }),
-  "local-b": define({
-    key: "local-b",
-    chainId: 31338,
-    name: "Local anvil B (2 s blocks, legacy gas)",
-    rpcUrls: ["http://127.0.0.1:8546"],
-    confirmations: { kind: "blocks", blocks: 2 },
-    reorgWindow: 16,
-    blockTimeMs: 2_000,
-    feeModel: "legacy",
-    traces: true,
-  }),
+  "local-a": define(
+    {
+      key: "local-a",
+      chainId: 31337,
+      name: "Local anvil A (1 s blocks, EIP-1559, traces)",
+      rpcUrls: ["http://127.0.0.1:8545"],
+      confirmations: { kind: "blocks", blocks: 3 },
+      reorgWindow: 16,
+      blockTimeMs: 1_000,
+      feeModel: "eip1559",
+      traces: true,
+    },
+    ANVIL_TRACES,
+  ),
+  "local-b": define(
+    {
+      key: "local-b",
+      chainId: 31338,
+      name: "Local anvil B (2 s blocks, legacy gas)",
+      rpcUrls: ["http://127.0.0.1:8546"],
+      confirmations: { kind: "blocks", blocks: 2 },
+      reorgWindow: 16,
+      blockTimeMs: 2_000,
+      feeModel: "legacy",
+      traces: true,
+    },
+    ANVIL_TRACES,
+  ),
 };
 
 /** Multicall3 address for a chain id, if it is a known public chain. */

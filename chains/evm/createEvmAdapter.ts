@@ -21,7 +21,13 @@ import { RpcResponseError, RpcUnavailableError } from "../errors.js";
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";
 import { createRpcClient, type RpcClient } from "../rpc.js";
-import { framesFromGeth, framesFromParity, type GethTxTrace, type ParityTrace } from "./traces.js";
+import {
+  framesFromGeth,
+  framesFromParity,
+  type GethTxTrace,
+  type ParityTrace,
+  traceMethodFor,
+} from "./traces.js";
 import type { CallFrame, RawBlock, RawLog, RawReceipt } from "./types.js";
 
 /** keccak256("Transfer(address,address,uint256)") */
@@ -139,7 +145,7 @@ export function createEvmAdapter(
   const maxLogRange = options.maxLogRange ?? 2_000;
   let logSpan = maxLogRange;
   let blockReceiptsSupported: boolean | undefined;
-  let traceMethod: "trace_block" | "debug" | undefined = options.traceMethod;
+  let traceMethod = options.traceMethod ?? traceMethodFor(chain);
 
   async function getTransferLogs({
     fromBlock,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { framesFromGeth, framesFromParity, type ParityTrace } from "./traces.js";
+import { framesFromGeth, framesFromParity, type ParityTrace, traceMethodFor } from "./traces.js";
 
 const TX = "0xaa";
 const A = "0x000000000000000000000000000000000000000a";
@@ -106,5 +106,14 @@ describe("framesFromGeth", () => {
       [TX, "1", 2n, true],
       [TX, "1.0", 3n, true],
     ]);
+  });
+});
+
+describe("traceMethodFor", () => {
+  it("maps the chain's tracesMethod to the adapter's method; absent or auto lets it probe", () => {
+    expect(traceMethodFor({ tracesMethod: "trace_block" })).toBe("trace_block");
+    expect(traceMethodFor({ tracesMethod: "debug_traceBlockByNumber" })).toBe("debug");
+    expect(traceMethodFor({ tracesMethod: "auto" })).toBeUndefined();
+    expect(traceMethodFor({})).toBeUndefined();
   });
 });

@@ -4,7 +4,21 @@
  * the child itself reports success).
  */
 import type { Hex } from "viem";
+import type { ChainConfig } from "../../ops/config.js";
 import type { CallFrame } from "./types.js";
+
+/**
+ * The adapter's trace method for a chain's `tracesMethod` (undefined: try `trace_block`, fall back
+ * to `debug_traceBlockByNumber` when the node refuses it). A forced method that the node refuses
+ * fails the read (the indexer retries and alerts) rather than silently recording no internal value.
+ */
+export function traceMethodFor(
+  chain: Pick<ChainConfig, "tracesMethod">,
+): "trace_block" | "debug" | undefined {
+  if (chain.tracesMethod === "trace_block") return "trace_block";
+  if (chain.tracesMethod === "debug_traceBlockByNumber") return "debug";
+  return undefined;
+}
 
 /** `trace_block` (Parity/OpenEthereum format, served by anvil, reth, erigon, nethermind). */
 export type ParityTrace = {

@@ -1,0 +1,124 @@
+/**
+ * Traces as a per-chain config switch (issue 12 item 5), on a real anvil: a native deposit sent
+ * through a contract (an EOA pays Forwarder, which pays the deposit address in a nested call) is
+ * an `internal` fact when the chain has `traces: true` — with either trace method, as chosen by
+ * `tracesMethod` — and is not seen at all with `traces: false` (reconciliation's
+ * unattributed_inflow is what finds it there).
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../chains/index.js";
+import { createCommon } from "../ops/common.js";
+import type { ChainConfig } from "../ops/config.js";
+import { createLogger } from "../ops/logger.js";
+import { createMetrics } from "../ops/metrics.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createTestDatabase } from "../ops/testing/database.js";
+import { createIngestor } from "./createIngestor.js";
+import {
+  anvilRpc,
+  call,
+  deploy,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "./testing/chain.js";
+
+const CHAIN_ID = 31337;
+const DEPOSIT = freshAddress(201);
+const AMOUNT = 123_456_789n;
+
+let ctx: TestContext;
+let rpc: Rpc;
+let forwarder: Hex;
+let depositTx: Hex;
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  forwarder = await deploy(rpc, from, "Forwarder");
+  const r = await sendAndMine(rpc, {
+    from,
+    to: forwarder,
+    value: AMOUNT,
+    data: call("Forwarder", "forward", [DEPOSIT]),
+  });
+  expect(r.status).toBe("0x1");
+  depositTx = r.transactionHash;
+  // The deposit address really received the value (so "not seen" below is the indexer's blindness).
+  expect(BigInt(await rpc<Hex>("eth_getBalance", [DEPOSIT, "latest"]))).toBe(AMOUNT);
+});
+
+afterAll(async () => {
+  await ctx?.cleanup();
+});
+
+/** Index the chain from block 0 into a fresh database with `overrides`; facts to DEPOSIT + RPC methods used. */
+async function indexWith(overrides: Partial<ChainConfig>) {
+  const db = await createTestDatabase();
+  const metrics = createMetrics({ defaults: false });
+  const common = createCommon(ctx.config, { logger: createLogger("silent"), metrics });
+  try {
+    const chain: ChainConfig = { ...ctx.config.chains[0]!, ...overrides };
+    await watch(db.pool, CHAIN_ID, [{ address: DEPOSIT, owner: "carol" }]);
+    const ingestor = await createIngestor({
+      common,
+      pool: db.pool,
+      adapter: createEvmAdapter(chain, { common }),
+    });
+    await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
+    await ingestor.stop();
+    const { rows } = await db.pool.query(
+      `SELECT kind, position, tx_hash, from_address, to_address, amount::text
+         FROM chain.transfers WHERE chain_id = $1 AND to_address = $2`,
+      [CHAIN_ID, DEPOSIT],
+    );
+    const requests = await metrics.registry.getSingleMetric("custody_rpc_requests_total")?.get();
+    const methods = new Set(
+      (requests?.values ?? []).filter((v) => v.value > 0).map((v) => String(v.labels.method)),
+    );
+    return { facts: rows, methods };
+  } finally {
+    await common.shutdown.kill("test done").catch(() => {});
+    await db.drop();
+  }
+}
+
+const internalFact = () => ({
+  kind: "internal",
+  position: "trace:0",
+  tx_hash: depositTx.toLowerCase(),
+  from_address: forwarder.toLowerCase(),
+  to_address: DEPOSIT,
+  amount: AMOUNT.toString(),
+});
+
+describe("traces switch", () => {
+  it("traces on, tracesMethod trace_block: the forwarded deposit is an internal fact", async () => {
+    const { facts, methods } = await indexWith({ traces: true, tracesMethod: "trace_block" });
+    expect(facts).toEqual([internalFact()]);
+    expect(methods.has("trace_block")).toBe(true);
+    expect(methods.has("debug_traceBlockByNumber")).toBe(false);
+  });
+
+  it("traces on, tracesMethod debug_traceBlockByNumber (callTracer): the same fact", async () => {
+    const { facts, methods } = await indexWith({
+      traces: true,
+      tracesMethod: "debug_traceBlockByNumber",
+    });
+    expect(facts).toEqual([internalFact()]);
+    expect(methods.has("debug_traceBlockByNumber")).toBe(true);
+    expect(methods.has("trace_block")).toBe(false);
+  });
+
+  it("traces off: no trace call and the forwarded deposit is not seen", async () => {
+    const { facts, methods } = await indexWith({ traces: false });
+    expect(facts).toEqual([]);
+    expect(methods.has("trace_block") || methods.has("debug_traceBlockByNumber")).toBe(false);
+    // It did index the chain (the block with the deposit tx is stored).
+    expect(methods.size).toBeGreaterThan(0);
+  });
+});
