@@ -128,7 +128,7 @@ describe("deposit crediting on anvil with the real indexer", () => {
     expect(await credited("bob")).toBe(0n);
   });
 
-  it("books a compensation to suspense when a credited deposit is reorged away", async () => {
+  it("places a reorg hold when a credited deposit is reorged away (nothing to suspense)", async () => {
     const amount = 3n * 10n ** 17n;
     const snapshot = await rpc<Hex>("evm_snapshot");
     await sendAndMine(rpc, { from, to: D_CAROL, value: amount });
@@ -144,19 +144,22 @@ describe("deposit crediting on anvil with the real indexer", () => {
     await rpc("evm_revert", [snapshot]);
     for (let i = 0n; i < 7n; i++) await sendAndMine(rpc, { from, to: OUTSIDER, value: 1000n + i });
     await sync();
-    const suspense = await eventually(
-      async () => (await ledger.getAccount({ assetId: ETH, name: "suspense" }))?.debitsPosted ?? 0n,
-      (v) => v > 0n,
+    const available = await eventually(
+      async () => (await ledger.getAccount({ assetId: ETH, name: "user:carol" }))?.available ?? -1n,
+      (v) => v === 0n,
     );
-    expect(suspense).toBe(amount);
-    expect(await credited("carol")).toBe(amount); // not clawed back silently
+    expect(available).toBe(0n); // held: no longer available
+    expect(await credited("carol")).toBe(amount); // not clawed back before its block is final
+    expect((await ledger.getAccount({ assetId: ETH, name: "suspense" }))?.debitsPosted ?? 0n).toBe(
+      0n,
+    );
     const events = await ctx.db.pool.query<{ type: string }>(
       "SELECT type FROM ledger.events ORDER BY id",
     );
     expect(events.rows.map((e) => e.type)).toEqual([
       "deposit.credited",
       "deposit.credited",
-      "deposit.compensated",
+      "deposit.reorg_held",
     ]);
     expect((await ledger.check()).problems).toEqual([]);
   });
