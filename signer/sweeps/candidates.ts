@@ -1,9 +1,10 @@
 /**
- * Deposit-address balances the sweep may move: per (address, asset), what the ledger credited for
- * confirmed chain facts to that address (deposit transfers not compensated) minus what booked
- * sweeps moved out. Only credited value counts, so a sweep never books value the ledger has not
- * credited; value that arrived but is not yet credited is still moved by the forwarder (it sweeps
- * whole balances) and simply makes the difference negative until the credit lands.
+ * Deposit-address balances the ledger says are sweepable: per (address, asset), what the ledger
+ * credited for confirmed chain facts to that address (deposit transfers not compensated) minus what
+ * booked sweeps moved out. The planner caps this by the on-chain balance (startSweeps.ts), so an
+ * address whose credit exceeds what it holds is swept for what it holds, or not at all. Value that
+ * arrived but is not yet credited is still moved by the forwarder (it sweeps whole balances) and
+ * simply makes the difference negative until the credit lands.
  *
  * Reads ledger.transfers and chain.transfers by their documented contracts (docs/contracts.md).
  */
@@ -46,6 +47,20 @@ WHERE c.amount - coalesce(s.amount, 0) > 0
     SELECT 1 FROM custody.sweep_items fi JOIN custody.sweeps fs ON fs.id = fi.sweep_id
     WHERE fs.chain_id = $1 AND fs.status = 'failed' AND fi.address = c.address
       AND fs.settled_at > now() - make_interval(secs => $2::double precision / 1000)
+  )
+  -- an (address, asset) whose latest booked sweep moved none of it waits: the chain did not let it
+  -- move (a paused or blocklisting token, value gone before the sweep mined), and sweeping it
+  -- again every interval would only burn gas
+  AND NOT EXISTS (
+    SELECT 1 FROM (
+      SELECT ei.swept, es.settled_at
+      FROM custody.sweep_items ei JOIN custody.sweeps es ON es.id = ei.sweep_id
+      WHERE es.chain_id = $1 AND es.status = 'booked' AND ei.address = c.address
+        AND ei.asset = c.asset AND ei.planned > 0
+      ORDER BY es.settled_at DESC LIMIT 1
+    ) last
+    WHERE last.swept = 0
+      AND last.settled_at > now() - make_interval(secs => $3::double precision / 1000)
   )`;
 
 export async function readSweepCandidates(
@@ -53,6 +68,8 @@ export async function readSweepCandidates(
   chainId: number,
   /** Addresses of a sweep that failed less than this long ago are left out. */
   failedRetryAfterMs: number,
+  /** (address, asset) pairs whose latest booked sweep moved nothing this long ago are left out. */
+  emptyRetryAfterMs: number = failedRetryAfterMs,
 ): Promise<SweepCandidate[]> {
   const { rows } = await client.query<{
     address: string;
@@ -60,7 +77,7 @@ export async function readSweepCandidates(
     factory: string;
     asset: string;
     balance: string;
-  }>(CANDIDATES, [chainId, failedRetryAfterMs]);
+  }>(CANDIDATES, [chainId, failedRetryAfterMs, emptyRetryAfterMs]);
   return rows.map((r) => ({
     address: r.address,
     salt: r.salt as Hex,

@@ -21,7 +21,10 @@ export type SweepTickResult = {
 };
 
 export type Sweeper = {
+  /** Settle, move above-ceiling value to cold, then plan new sweeps. */
   tick: (chainId: number) => Promise<SweepTickResult>;
+  /** Only settle what the signer finished (sweeps, cold moves): cheap, run often. */
+  settle: (chainId: number) => Promise<Pick<SweepTickResult, "settled" | "coldSettled">>;
 };
 
 export function createSweeper({
@@ -31,6 +34,7 @@ export function createSweeper({
   chains,
   adapterFor,
   failedRetryAfterMs,
+  emptyRetryAfterMs,
 }: {
   common: Common;
   pool: Pool;
@@ -39,18 +43,30 @@ export function createSweeper({
   adapterFor: (chain: ChainConfig) => EvmAdapter;
   /** Back-off for addresses of a failed sweep (default ten of the chain's sweep intervals). */
   failedRetryAfterMs?: number;
+  /** Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals). */
+  emptyRetryAfterMs?: number;
 }): Sweeper {
+  const depsFor = (chainId: number) => {
+    const chain = chains.find((c) => c.chainId === chainId);
+    if (!chain) throw new Error(`chain ${chainId} is not served by this sweeper`);
+    return { common, pool, ledger, chain, adapter: adapterFor(chain) };
+  };
   return {
+    async settle(chainId) {
+      const deps = depsFor(chainId);
+      const settled = await settleSweeps(deps);
+      const coldSettled = await settleColdMoves(deps);
+      return { settled, coldSettled };
+    },
     async tick(chainId) {
-      const chain = chains.find((c) => c.chainId === chainId);
-      if (!chain) throw new Error(`chain ${chainId} is not served by this sweeper`);
-      const deps = { common, pool, ledger, chain, adapter: adapterFor(chain) };
+      const deps = depsFor(chainId);
       const settled = await settleSweeps(deps);
       const coldSettled = await settleColdMoves(deps);
       const coldStarted = await startColdMoves(deps);
       const started = await startSweeps({
         ...deps,
         ...(failedRetryAfterMs !== undefined ? { failedRetryAfterMs } : {}),
+        ...(emptyRetryAfterMs !== undefined ? { emptyRetryAfterMs } : {}),
       });
       return { settled, coldSettled, coldStarted, started };
     },

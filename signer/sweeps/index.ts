@@ -1,8 +1,8 @@
 /**
- * Sweeps: moving credited deposit-address balances to the hot wallet in batched ForwarderFactory
- * calls through the signer, booking the sweep and gas transfers once the sweep is confirmed
- * (exactly once, from the Swept events), and moving hot-wallet value above its per-asset ceiling
- * to the chain's cold address. Runs in the `worker` role (./role.ts); owns custody.sweeps,
+ * Sweeps: moving credited deposit-address balances (capped by what each address holds on chain) to
+ * the hot wallet in batched ForwarderFactory calls through the signer, booking the sweep and gas
+ * transfers once the signer reports the sweep confirmed (exactly once, from the Swept events),
+ * and moving hot-wallet value above its per-asset ceiling to the chain's cold address. Runs in the `worker` role (./role.ts); owns custody.sweeps,
  * custody.sweep_items and custody.cold_moves.
  */
 export { coldAccount, gasTransfer, hotAccount, sweepTransfer } from "./bookings.js";
@@ -16,5 +16,6 @@ export {
   type SweepCandidate,
   sweepThresholds,
 } from "./planSweeps.js";
-export { type SettledSweep, settleSweeps } from "./settleSweeps.js";
+export { type SettledSweep, settlementOf, settleSweeps } from "./settleSweeps.js";
 export { type StartedSweep, startSweeps } from "./startSweeps.js";
+export { type SweepWorker, startSweepWorker } from "./worker.js";

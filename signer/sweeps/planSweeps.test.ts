@@ -1,7 +1,13 @@
 import { zeroAddress } from "viem";
 import { describe, expect, it } from "vitest";
 import { type ChainConfig, chainSchema } from "../../ops/config.js";
-import { planSweeps, type SweepCandidate, sweepThresholds } from "./planSweeps.js";
+import {
+  balanceKey,
+  capByOnChain,
+  planSweeps,
+  type SweepCandidate,
+  sweepThresholds,
+} from "./planSweeps.js";
 
 const TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
 const OTHER = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512";
@@ -87,5 +93,36 @@ describe("planSweeps", () => {
 
   it("rejects a non-positive batch size", () => {
     expect(() => planSweeps([], thresholds, 0)).toThrow(RangeError);
+  });
+});
+
+describe("capByOnChain", () => {
+  it("plans the smaller of the ledger's sweepable balance and what the address holds", () => {
+    const held = new Map([
+      [balanceKey(addr(1), zeroAddress), 700n],
+      [balanceKey(addr(2), zeroAddress), 5_000n],
+      [balanceKey(addr(3), TOKEN), 0n],
+    ]);
+    const capped = capByOnChain(
+      [
+        candidate(1, zeroAddress, 1_000n),
+        candidate(2, zeroAddress, 1_000n),
+        candidate(3, TOKEN, 10n),
+        candidate(4, TOKEN, 10n),
+      ],
+      held,
+    );
+    // 1: credit above balance -> balance; 2: balance above credit -> credit (uncredited value is
+    // moved by the forwarder but never planned); 3: holds nothing; 4: balance not read -> dropped.
+    expect(capped.map((c) => [c.address, c.balance])).toEqual([
+      [addr(1), 700n],
+      [addr(2), 1_000n],
+    ]);
+  });
+
+  it("keys balances by lowercase address and asset", () => {
+    expect(balanceKey("0xABCDEF0000000000000000000000000000000001", TOKEN.toUpperCase())).toBe(
+      `0xabcdef0000000000000000000000000000000001:${TOKEN}`,
+    );
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Which deposit addresses to sweep, in which transactions. Pure: the caller reads credited
- * balances and configuration; this decides. An (address, asset) is swept once its credited,
- * not-yet-swept balance reaches the asset's threshold (set so the value is worth the gas); an asset
+ * balances, on-chain balances and configuration; this decides. An (address, asset) is swept once
+ * its credited, not-yet-swept balance, capped by what it holds on chain, reaches the asset's threshold (set so the value is worth the gas); an asset
  * without a threshold is never swept automatically. Addresses are batched per factory, up to
  * `batchSize` per factory call, in a stable order so a re-plan after a crash picks the same ones.
  */
@@ -16,7 +16,7 @@ export type SweepCandidate = {
   factory: string;
   /** Lowercase token address; the zero address for native value. */
   asset: string;
-  /** Credited (confirmed and booked) minus already swept, in base units. */
+  /** Credited (confirmed and booked) minus already swept, in base units (capByOnChain: also at most what it holds). */
   balance: bigint;
 };
 
@@ -42,6 +42,32 @@ export function sweepThresholds(chain: ChainConfig): Map<string, bigint> {
     }
   }
   return thresholds;
+}
+
+/** Key of an (address, asset) pair in on-chain balance maps: `<address>:<asset>`, lowercase. */
+export function balanceKey(address: string, asset: string): string {
+  return `${address.toLowerCase()}:${asset.toLowerCase()}`;
+}
+
+/**
+ * Cap each candidate's ledger-sweepable balance by what the address holds on chain: a sweep plans
+ * what it can really move, and an address whose credit exceeds its balance (value already gone, a
+ * token that burned or froze it) is planned for what it holds, or dropped when it holds nothing.
+ * A pair whose on-chain balance was not read is dropped (missing data is never evidence).
+ */
+export function capByOnChain(
+  candidates: readonly SweepCandidate[],
+  onChain: ReadonlyMap<string, bigint>,
+): SweepCandidate[] {
+  const out: SweepCandidate[] = [];
+  for (const c of candidates) {
+    const held = onChain.get(balanceKey(c.address, c.asset));
+    if (held === undefined || held <= 0n) continue;
+    let balance = c.balance;
+    if (held < balance) balance = held;
+    out.push({ ...c, balance });
+  }
+  return out;
 }
 
 export function planSweeps(

@@ -1,26 +1,21 @@
 /**
- * The sweeps part of the `worker` role: a BullMQ job scheduler per chain rings `sweeps-<chainId>`
- * every `sweepIntervalMs`; one job runs at a time per process and each step takes its own locks,
- * so any number of workers can run. Settlement does not depend on the `tx-outcomes` doorbell:
- * every tick re-reads the signer's request rows.
+ * The sweeps part of the `worker` role: a Postgres-driven pass per chain (./worker.ts) settles
+ * sweeps and cold moves from the signer's outcomes and plans new sweeps every `sweepIntervalMs`.
+ * It needs no Redis: a Redis outage or lost keys delay nothing here (the signer's doorbells are
+ * its own business), and any number of workers can run.
  */
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { createLedger } from "../../ledger/index.js";
 import type { ChainConfig } from "../../ops/config.js";
 import { jobId } from "../../ops/queues.js";
-import { registerRole } from "../../ops/roles.js";
+import { type RoleDefinition, registerRole } from "../../ops/roles.js";
 import { createSweeper } from "./createSweeper.js";
+import { startSweepWorker } from "./worker.js";
 
-/** BullMQ queue of one chain's sweep ticks. */
-export function sweepsQueueName(chainId: number): string {
-  return `sweeps-${chainId}`;
-}
-
-registerRole({
+export const sweepsRole: RoleDefinition = {
   name: "worker",
   description: "sweeps: deposit addresses to the hot wallet, hot value above ceiling to cold",
   async start(ctx) {
-    const log = ctx.common.logger.child({ component: "sweeps" });
     const ledger = createLedger({ common: ctx.common, pool: ctx.pool });
     const adapters = new Map<number, EvmAdapter>();
     const adapterFor = (chain: ChainConfig) => {
@@ -38,41 +33,24 @@ registerRole({
       chains: ctx.chains,
       adapterFor,
     });
-    // A queue per chain: a process only consumes the chains it serves (--chains).
-    const workers = ctx.chains.map((chain) => {
-      const name = sweepsQueueName(chain.chainId);
-      return {
-        chain,
-        worker: ctx.queues.worker<{ chainId: number }>(
-          name,
-          async () => {
-            const r = await sweeper.tick(chain.chainId);
-            log.debug({
-              msg: "sweep tick",
-              chain_id: chain.chainId,
-              settled: r.settled.length,
-              started: r.started.length,
-              cold_started: r.coldStarted.length,
-              cold_settled: r.coldSettled.length,
-            });
-          },
-          { concurrency: 1 },
-        ),
-        queue: ctx.queues.queue<{ chainId: number }>(name),
-      };
-    });
-    for (const { chain, queue } of workers) {
-      await queue.upsertJobScheduler(
-        jobId("sweep", chain.chainId),
-        { every: chain.sweepIntervalMs },
-        { name: "tick", data: { chainId: chain.chainId }, opts: { attempts: 1 } },
-      );
+    const worker = startSweepWorker({ common: ctx.common, sweeper, chains: ctx.chains });
+    if (ctx.redis.status === "ready") {
+      // Earlier versions rang each chain's sweeps from a BullMQ job scheduler; with no consumer
+      // left its jobs would pile up in Redis. Best effort, never awaited: start never waits on Redis.
+      for (const chain of ctx.chains) {
+        ctx.queues
+          .queue(`sweeps-${chain.chainId}`)
+          .removeJobScheduler(jobId("sweep", chain.chainId))
+          .catch(() => {});
+      }
     }
     return {
       async stop() {
-        await Promise.all(workers.map((w) => w.worker.close()));
+        await worker.stop();
         await ledger.close();
       },
     };
   },
-});
+};
+
+registerRole(sweepsRole);

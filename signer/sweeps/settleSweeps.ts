@@ -1,51 +1,45 @@
 /**
- * Settle sweeps whose signer request reached a final status. Confirmed and successful: read the
- * receipt, take the Swept events (what really moved, which may include value not yet credited),
- * and in one transaction book one sweep transfer per (address, asset) plus the gas, record the
- * amounts and mark the sweep booked. Reverted: book the gas, mark it failed. Failed unsent: mark it
- * failed. Either failure frees the addresses, so the next tick sweeps them again. The row lock and
- * the deterministic transfer ids make settlement exactly-once under crashes and concurrent workers.
+ * Settle open sweeps from the signer's outcomes (getTxOutcomes; never a receipt fetched here nor
+ * the signer's tables read). Confirmed and successful: take the Swept events of the sweep's
+ * transaction from its block (what really moved, which may include value not yet credited), and
+ * in one transaction book one sweep transfer per (address, asset) plus the gas, record the amounts
+ * and mark the sweep booked. Reverted or cancelled (failed at a final block): book the gas, mark
+ * it failed. Failed unsent: mark it failed. Either failure frees the addresses, so a later tick
+ * sweeps them again. Any other outcome (in flight, receipt_unknown, needs_review) keeps the sweep
+ * open and its addresses out of planning. The row lock and the deterministic transfer ids make
+ * settlement exactly-once under crashes, concurrent workers and repeated passes.
  */
-import {
-  type Address,
-  getAddress,
-  type Hex,
-  pad,
-  parseEventLogs,
-  type TransactionReceipt,
-  zeroAddress,
-} from "viem";
+import { type Address, getAddress, type Hex, pad, parseEventLogs, zeroAddress } from "viem";
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
-import { TRANSFER_TOPIC } from "../../chains/evm/createEvmAdapter.js";
 import { transferPosition } from "../../chains/evm/transferPosition.js";
 import type { ChainRef, Ledger, NewTransfer } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import { type Pool, withTransaction } from "../../ops/db.js";
+import { BaseError } from "../../ops/errors.js";
+import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasTransfer, sweepTransfer } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
 
 export type SweptAmount = { address: string; asset: string; amount: bigint; chainRef?: ChainRef };
 
-type SettleableRow = {
-  id: string;
-  hot_wallet: string;
-  factory: string;
-  request_status: "confirmed" | "failed";
-  tx_hash: string | null;
-  receipt_success: boolean | null;
-  fee: string | null;
-};
+type OpenSweep = { id: string; hot_wallet: string; factory: string };
 
-const SETTLEABLE = `
-  SELECT s.id, s.hot_wallet, s.factory, r.status AS request_status, r.tx_hash, r.receipt_success,
-         r.fee::text
-  FROM custody.sweeps s JOIN custody.tx_requests r ON r.id = s.id
-  WHERE s.chain_id = $1 AND s.status = 'open' AND r.status IN ('confirmed', 'failed')
-  ORDER BY s.created_at`;
+const OPEN = `
+  SELECT id, hot_wallet, factory FROM custody.sweeps
+  WHERE chain_id = $1 AND status = 'open'
+  ORDER BY created_at`;
 
 export type SettledSweep = { id: string; status: "booked" | "failed"; transfers: number };
+
+/** Settle (booked) or fail, or undefined: the outcome is not final enough yet. */
+export function settlementOf(o: TxOutcome): "booked" | "failed" | undefined {
+  if ((o.status === "confirmed" || o.status === "finalized") && o.receiptSuccess === true)
+    return "booked";
+  if (o.status === "failed") return "failed";
+  return undefined;
+}
 
 export async function settleSweeps({
   common,
@@ -61,12 +55,29 @@ export async function settleSweeps({
   chain: ChainConfig;
 }): Promise<SettledSweep[]> {
   const log = common.logger.child({ component: "sweeps", chain_id: chain.chainId });
-  const { rows } = await pool.query<SettleableRow>(SETTLEABLE, [chain.chainId]);
+  const { rows } = await pool.query<OpenSweep>(OPEN, [chain.chainId]);
+  if (rows.length === 0) return [];
+  const outcomes = new Map(
+    (await getTxOutcomes(pool, { requestIds: rows.map((r) => r.id) })).map((o) => [o.requestId, o]),
+  );
   const settled: SettledSweep[] = [];
   for (const row of rows) {
-    const success = row.request_status === "confirmed" && row.receipt_success === true;
-    // Chain reads happen before the transaction; they are facts of a confirmed block.
-    const swept = success ? await sweptAmounts({ adapter, chain, row }) : ([] as SweptAmount[]);
+    const outcome = outcomes.get(row.id);
+    const status = outcome && settlementOf(outcome);
+    if (!outcome || !status) continue;
+    // Chain reads happen before the transaction; they are facts of the confirmed block.
+    let swept: SweptAmount[] | undefined = [];
+    if (status === "booked") {
+      try {
+        swept = await sweptAmounts({ adapter, chain, row, outcome });
+      } catch (error) {
+        // A node that does not serve the block yet (lagging, still indexing): the next pass.
+        if (!(error instanceof BaseError && error.retryable)) throw error;
+        log.info({ msg: "sweep settlement waits for the chain", sweep_id: row.id, err: error });
+        continue;
+      }
+    }
+    if (swept === undefined) continue; // the node's block at that height is another: next pass
     const result = await withTransaction(pool, async (client) => {
       const lock = await client.query<{ status: string }>(
         "SELECT status FROM custody.sweeps WHERE id = $1 FOR UPDATE",
@@ -84,12 +95,12 @@ export async function settleSweeps({
           chainRef: s.chainRef,
         }),
       );
-      const fee = row.fee === null ? 0n : BigInt(row.fee);
-      if (row.tx_hash && fee > 0n) {
+      const fee = outcome.fee ?? 0n;
+      if (outcome.txHash && fee > 0n) {
         transfers.push(
           gasTransfer({
             chainId: chain.chainId,
-            txHash: row.tx_hash,
+            txHash: outcome.txHash,
             hotWallet: row.hot_wallet,
             fee,
             memo: `gas of sweep ${row.id}`,
@@ -113,15 +124,15 @@ export async function settleSweeps({
           ],
         );
       }
+      // What the Swept events do not name did not move: recorded as 0, which backs the pair off.
       await client.query(
         "UPDATE custody.sweep_items SET swept = 0 WHERE sweep_id = $1 AND swept IS NULL",
         [row.id],
       );
-      const status = success ? "booked" : "failed";
       await client.query(
         `UPDATE custody.sweeps SET status = $2, tx_hash = $3, fee = $4, settled_at = now()
          WHERE id = $1`,
-        [row.id, status, row.tx_hash, row.fee],
+        [row.id, status, outcome.txHash, outcome.fee?.toString() ?? null],
       );
       return { id: row.id, status, transfers: transfers.length } as const;
     });
@@ -130,40 +141,71 @@ export async function settleSweeps({
     const fields = {
       chain_id: chain.chainId,
       sweep_id: row.id,
-      tx_hash: row.tx_hash,
+      tx_hash: outcome.txHash,
       transfers: result.transfers,
+      moved: swept.length,
     };
-    if (result.status === "booked") log.info({ msg: "sweep booked", ...fields });
-    else log.warn({ msg: "sweep failed; its addresses will be swept again", ...fields });
+    if (result.status === "failed")
+      log.warn({ msg: "sweep failed; its addresses will be swept again", ...fields });
+    else if (swept.length === 0)
+      log.warn({ msg: "sweep moved nothing; its addresses back off", ...fields });
+    else log.info({ msg: "sweep booked", ...fields });
   }
   return settled;
 }
 
-/** The Swept events of the sweep's receipt, each with the chain fact it explains. */
+/**
+ * The Swept events of the sweep's transaction, each with the chain fact it explains, read from the
+ * block the signer recorded. Undefined when the node's canonical block at that height is not that
+ * block (it lags, or a reorg is being followed by the signer): never a conclusion from absence.
+ */
 async function sweptAmounts({
   adapter,
   chain,
   row,
+  outcome,
 }: {
   adapter: EvmAdapter;
   chain: ChainConfig;
-  row: SettleableRow;
-}): Promise<SweptAmount[]> {
-  if (!row.tx_hash) throw new SweepReceiptError(row.id, "confirmed without a tx hash");
-  const hash = row.tx_hash as Hex;
-  const receipt = await adapter.client.getTransactionReceipt({ hash });
+  row: OpenSweep;
+  outcome: TxOutcome;
+}): Promise<SweptAmount[] | undefined> {
+  const { txHash, blockHash, blockNumber } = outcome;
+  if (!txHash || !blockHash || blockNumber === null) {
+    throw new SweepReceiptError(row.id, "confirmed without a tx hash or block");
+  }
+  const header = await adapter.client
+    .getBlock({ blockNumber })
+    .catch((error: { name?: string }) => {
+      if (error.name === "BlockNotFoundError") return undefined;
+      throw error;
+    });
+  if (!header?.hash || header.hash.toLowerCase() !== blockHash.toLowerCase()) return undefined;
+  const hash = txHash.toLowerCase() as Hex;
   const hot = getAddress(row.hot_wallet);
+  const factoryLogs = await adapter.client.getLogs({ blockHash, address: getAddress(row.factory) });
   const events = parseEventLogs({
     abi: forwarderFactory.abi,
-    logs: receipt.logs.filter((l) => l.address.toLowerCase() === row.factory),
+    logs: factoryLogs.filter((l) => l.transactionHash?.toLowerCase() === hash),
     eventName: "Swept",
   }) as unknown as {
     logIndex: number;
     args: { depositAddress: Address; token: Address; amount: bigint };
   }[];
+  const tokens = [
+    ...new Set([
+      ...chain.tokens.map((t) => t.address.toLowerCase()),
+      ...events.map((e) => e.args.token.toLowerCase()).filter((t) => t !== zeroAddress),
+    ]),
+  ] as Address[];
+  const [blockTransfers] =
+    tokens.length > 0 ? await adapter.getTransferLogsAtBlock([{ blockHash, tokens }]) : [[]];
+  const txTransfers = (blockTransfers ?? []).filter(
+    (l) => l.transactionHash.toLowerCase() === hash,
+  );
   const frames =
     chain.traces && events.some((e) => e.args.token === zeroAddress)
-      ? await nativeFrames(adapter, receipt)
+      ? await nativeFrames(adapter, blockNumber, hash)
       : [];
   return events.map((e) => {
     const address = e.args.depositAddress.toLowerCase();
@@ -178,13 +220,12 @@ async function sweptAmounts({
       );
       position = frame ? `trace:${frame.path.join(".")}` : undefined;
     } else {
-      const transfer = receipt.logs
+      const transfer = txTransfers
         .filter(
           (l) =>
-            l.logIndex < e.logIndex &&
+            Number(BigInt(l.logIndex)) < e.logIndex &&
             l.address.toLowerCase() === asset &&
-            l.topics[0] === TRANSFER_TOPIC &&
-            l.topics[1] === pad(address as Hex) &&
+            l.topics[1]?.toLowerCase() === pad(address as Hex) &&
             l.topics[2]?.toLowerCase() === pad(hot).toLowerCase() &&
             BigInt(l.data) === e.args.amount,
         )
@@ -192,7 +233,7 @@ async function sweptAmounts({
       if (!transfer) {
         throw new SweepReceiptError(row.id, `no Transfer log for ${asset} from ${address}`);
       }
-      position = transferPosition(receipt.logs, transfer.logIndex, [
+      position = transferPosition(txTransfers, Number(BigInt(transfer.logIndex)), [
         asset,
         ...chain.tokens.map((t) => t.address),
       ]);
@@ -206,11 +247,9 @@ async function sweptAmounts({
   });
 }
 
-async function nativeFrames(adapter: EvmAdapter, receipt: TransactionReceipt) {
-  const [frames] = await adapter.getCallFrames([
-    { number: receipt.blockNumber, txHashes: [receipt.transactionHash] },
-  ]);
+async function nativeFrames(adapter: EvmAdapter, blockNumber: bigint, txHash: Hex) {
+  const [frames] = await adapter.getCallFrames([{ number: blockNumber, txHashes: [txHash] }]);
   return (frames ?? []).filter(
-    (f) => f.txHash.toLowerCase() === receipt.transactionHash && f.kind === "call" && !f.reverted,
+    (f) => f.txHash.toLowerCase() === txHash && f.kind === "call" && !f.reverted,
   );
 }

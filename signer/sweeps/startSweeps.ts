@@ -1,19 +1,27 @@
 /**
  * Plan and request sweeps for one chain: in one Postgres transaction (under a per-chain advisory
- * lock, so concurrent workers never plan the same address twice) read the sweepable balances,
- * batch them, and for each batch write the sweep, its items and the signer request (same id).
+ * lock, so concurrent workers never plan the same address twice) read the balances the ledger
+ * says are sweepable, cap them by the on-chain balances (read at the head), batch them, and for
+ * each batch write the sweep, its items and the signer request (same id).
  * A crash before COMMIT leaves nothing; after it, the signer owns the request and settlement
  * finds the open sweep.
  */
 import { randomUUID } from "node:crypto";
-import { encodeFunctionData, getAddress } from "viem";
+import { type Address, encodeFunctionData, getAddress, zeroAddress } from "viem";
 import { forwarderFactory } from "../../chains/contracts/index.js";
+import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import { type Pool, withTransaction } from "../../ops/db.js";
 import { requestTransaction } from "../requests.js";
 import { readSweepCandidates } from "./candidates.js";
-import { planSweeps, sweepThresholds } from "./planSweeps.js";
+import {
+  balanceKey,
+  capByOnChain,
+  planSweeps,
+  type SweepCandidate,
+  sweepThresholds,
+} from "./planSweeps.js";
 
 /** pg_advisory_xact_lock(SWEEP_LOCK, chainId): one planner per chain at a time. */
 export const SWEEP_LOCK = 0x5357_4550; // "SWEP"
@@ -24,20 +32,33 @@ export async function startSweeps({
   common,
   pool,
   chain,
+  adapter,
   failedRetryAfterMs = chain.sweepIntervalMs * 10,
+  emptyRetryAfterMs = chain.sweepIntervalMs * 10,
 }: {
   common: Common;
   pool: Pool;
   chain: ChainConfig;
+  adapter: Pick<EvmAdapter, "getNativeBalance" | "getTokenBalances">;
   /** Back-off for addresses of a failed sweep (default ten sweep intervals). */
   failedRetryAfterMs?: number;
+  /** Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals). */
+  emptyRetryAfterMs?: number;
 }): Promise<StartedSweep[]> {
   const thresholds = sweepThresholds(chain);
   if (thresholds.size === 0) return [];
   const started = await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
+    // Only pairs whose ledger balance reaches the threshold can be planned: read just those.
+    const candidates = (
+      await readSweepCandidates(client, chain.chainId, failedRetryAfterMs, emptyRetryAfterMs)
+    ).filter((c) => {
+      const threshold = thresholds.get(c.asset);
+      return threshold !== undefined && c.balance >= threshold;
+    });
+    if (candidates.length === 0) return [];
     const plan = planSweeps(
-      await readSweepCandidates(client, chain.chainId, failedRetryAfterMs),
+      capByOnChain(candidates, await onChainBalances(adapter, candidates)),
       thresholds,
       chain.sweepBatchSize,
     );
@@ -100,4 +121,27 @@ export async function startSweeps({
     });
   }
   return started;
+}
+
+/** What each candidate (address, asset) holds at the head, keyed by balanceKey. */
+async function onChainBalances(
+  adapter: Pick<EvmAdapter, "getNativeBalance" | "getTokenBalances">,
+  candidates: readonly SweepCandidate[],
+): Promise<Map<string, bigint>> {
+  const byAsset = new Map<string, string[]>();
+  for (const c of candidates) byAsset.set(c.asset, [...(byAsset.get(c.asset) ?? []), c.address]);
+  const out = new Map<string, bigint>();
+  for (const [asset, holders] of byAsset) {
+    const balances =
+      asset === zeroAddress
+        ? await Promise.all(holders.map((h) => adapter.getNativeBalance(h as Address)))
+        : await adapter.getTokenBalances({
+            token: asset as Address,
+            holders: holders as Address[],
+          });
+    holders.forEach((h, i) => {
+      out.set(balanceKey(h, asset), balances[i]!);
+    });
+  }
+  return out;
 }
