@@ -4,6 +4,7 @@ import { loadConfig } from "../ops/config.js";
 import { createPool } from "../ops/db.js";
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES } from "./apiKeys.js";
 import { appendAudit } from "./audit.js";
+import { registerWithdrawalCommands } from "./withdrawals/cli.js";
 
 async function withPool<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
   const config = loadConfig();
@@ -16,6 +17,7 @@ async function withPool<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<
 }
 
 export function registerCommands(program: Command): void {
+  registerWithdrawalCommands(program);
   const apikeys = program.command("apikeys").description("create, revoke and list API keys");
 
   apikeys

@@ -16,6 +16,10 @@ export const EVENT_TYPES = [
   "withdrawal.approved",
   "withdrawal.broadcast",
   "withdrawal.confirmed",
+  "withdrawal.reorged",
+  "withdrawal.finalized",
+  "withdrawal.receipt_unknown",
+  "withdrawal.needs_review",
   "withdrawal.failed",
   "withdrawal.rejected",
   "withdrawal.cancelled",
@@ -53,6 +57,25 @@ export async function emitEvent(
     }
   }
   return id;
+}
+
+/**
+ * For a change that can happen more than once (a withdrawal confirmed, reorged and confirmed
+ * again): the first time the event is `name`, the n-th time `name:n`. Callers emit under the row
+ * lock of the thing that changed, so the n is the same on a retry of the same change.
+ */
+export async function emitRepeatableEvent(
+  client: Pool | PoolClient,
+  config: Pick<Config, "webhooks">,
+  event: { type: EventType; name: string; data: Record<string, unknown> },
+): Promise<string> {
+  for (let n = 1; ; n++) {
+    const name = n === 1 ? event.name : `${event.name}:${n}`;
+    const { rows } = await client.query("SELECT 1 FROM api.webhook_events WHERE id = $1", [
+      eventIdOf(name),
+    ]);
+    if (rows.length === 0) return emitEvent(client, config, { ...event, name });
+  }
 }
 
 export type DeliveryRow = {

@@ -1,31 +1,25 @@
 /**
  * Withdrawals: create (validate, policy, hold, hand to the signer or wait for approvals), approve /
  * reject (M-of-N distinct approvers, never the requester), cancel, and following the signer's
- * outcome (broadcast, confirmed: post the hold and book the gas; failed: void the hold and book any
- * gas paid). Every change is one Postgres transaction holding the withdrawal row lock, with its
- * audit entry, ledger transfer, signer request and webhook event, so a crash leaves either all of
- * it or none.
+ * outcome (`getTxOutcomes`, never receipts or the custody tables) to finality: confirmed posts the
+ * hold and books the gas; a reorg reverts the posting to a hold; finalized is terminal;
+ * receipt_unknown and needs_review keep the hold; failed (before broadcast, reverted in a final
+ * block, or by an operator) voids it. Every change is one Postgres transaction holding the
+ * withdrawal row lock, with its audit entry, ledger transfers, signer request and webhook event, so
+ * a crash leaves either all of it or none.
  */
 import { randomUUID } from "node:crypto";
-import {
-  createPublicClient,
-  encodeFunctionData,
-  erc20Abi,
-  http,
-  type Log,
-  type PublicClient,
-  zeroAddress,
-} from "viem";
-import {
-  isWithdrawalBlocked,
-  type Ledger,
-  TransferFailedError,
-  transferId,
-} from "../../ledger/index.js";
+import { encodeFunctionData, erc20Abi, zeroAddress } from "viem";
+import { isWithdrawalBlocked, type Ledger, TransferFailedError } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
 import { BaseError } from "../../ops/errors.js";
-import { requestTransaction } from "../../signer/index.js";
+import {
+  FORWARDER_FACTORY,
+  findDepositAddress,
+  getContract,
+} from "../../signer/deposit-addresses/index.js";
+import { getTxOutcomes, requestTransaction, type TxOutcome } from "../../signer/index.js";
 import type { ApiKey } from "../apiKeys.js";
 import { appendAudit } from "../audit.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
@@ -37,14 +31,17 @@ import {
   WithdrawalStateError,
 } from "../errors.js";
 import { apiMetrics } from "../metrics.js";
-import { type EventType, emitEvent } from "../webhooks/events.js";
-import { withdrawalPosition } from "./chainRef.js";
+import { type EventType, emitRepeatableEvent } from "../webhooks/events.js";
+import { createWithdrawalHolds, withdrawalTransferIds } from "./holds.js";
+import { type Move, planOutcome } from "./outcome.js";
 import { evaluateWithdrawalPolicy } from "./policy.js";
 import {
   canMove,
+  FOLLOWED_STATUSES,
   findByIdempotencyKey,
   fromRow,
   getWithdrawal,
+  WITHDRAWAL_COLUMNS,
   type Withdrawal,
   type WithdrawalRow,
   type WithdrawalStatus,
@@ -70,57 +67,49 @@ export type Withdrawals = {
   cancel: (caller: ApiKey, id: string, reason?: string) => Promise<Withdrawal>;
   /** Apply the signer's progress to withdrawals in flight; returns how many changed. */
   syncOutcomes: () => Promise<number>;
+  /**
+   * An operator fails a withdrawal in `needs_review` and releases its hold (audited, with a
+   * reason). `failSignerRequest` runs in the same transaction (the signer's own record).
+   */
+  failByOperator: (
+    id: string,
+    decision: { by: string; reason: string },
+    failSignerRequest?: (client: PoolClient, requestId: string) => Promise<void>,
+  ) => Promise<Withdrawal>;
 };
 
 /** The signer request id of a withdrawal (docs/contracts.md). */
 export const signerRequestId = (withdrawalId: string) => `withdrawal:${withdrawalId}`;
-export const holdId = (withdrawalId: string) => transferId(`withdrawal:${withdrawalId}`);
+/** The hold placed at intake (epoch 0; a reorg places the next epoch's: see holds.ts). */
+export const holdId = (withdrawalId: string) => withdrawalTransferIds(withdrawalId, 0).hold;
 
 const EVENT_OF: Partial<Record<WithdrawalStatus, EventType>> = {
   approved: "withdrawal.approved",
   broadcast: "withdrawal.broadcast",
   confirmed: "withdrawal.confirmed",
+  finalized: "withdrawal.finalized",
+  receipt_unknown: "withdrawal.receipt_unknown",
+  needs_review: "withdrawal.needs_review",
   failed: "withdrawal.failed",
   rejected: "withdrawal.rejected",
   cancelled: "withdrawal.cancelled",
 };
-
-export type ReceiptLogs = (
-  chainId: number,
-  txHash: `0x${string}`,
-) => Promise<readonly Pick<Log, "address" | "topics" | "data" | "logIndex">[]>;
-
-/** Token withdrawals need their Transfer log's index (the fact recon pairs the post with). */
-function rpcReceiptLogs(common: Common): ReceiptLogs {
-  const clients = new Map<number, PublicClient>();
-  return async (chainId, txHash) => {
-    let client = clients.get(chainId);
-    if (!client) {
-      const chain = common.config.chains.find((c) => c.chainId === chainId);
-      if (!chain) throw new Error(`chain ${chainId} is not configured`);
-      client = createPublicClient({ transport: http(chain.rpcUrls[0], { timeout: 5000 }) });
-      clients.set(chainId, client);
-    }
-    return (await client.getTransactionReceipt({ hash: txHash })).logs;
-  };
-}
 
 export function createWithdrawals({
   common,
   pool,
   ledger,
   ringWebhooks = async () => {},
-  receiptLogs = rpcReceiptLogs(common),
 }: {
   common: Common;
   pool: Pool;
   ledger: Ledger;
   ringWebhooks?: () => Promise<unknown>;
-  receiptLogs?: ReceiptLogs;
 }): Withdrawals {
   const log = common.logger.child({ component: "withdrawals" });
   const config = common.config;
   const metrics = apiMetrics(common.metrics.registry);
+  const holds = createWithdrawalHolds(ledger);
 
   async function move(
     client: PoolClient,
@@ -128,39 +117,42 @@ export function createWithdrawals({
     to: WithdrawalStatus,
     actor: string,
     details: Record<string, unknown> = {},
-    fields: { txHash?: string; fee?: bigint; failureReason?: string } = {},
+    fields: { txHash?: string; fee?: bigint; failureReason?: string; reorged?: boolean } = {},
   ): Promise<Withdrawal> {
     if (!canMove(w.status, to)) throw new WithdrawalStateError(w.id, w.status, `move to ${to}`);
+    // A reorg starts the next hold epoch; the gas booked with the reverted posting is reversed too.
     const { rows } = await client.query<WithdrawalRow>(
       `UPDATE api.withdrawals
           SET status = $2, updated_at = now(),
-              tx_hash = COALESCE($3, tx_hash), fee = COALESCE($4, fee),
-              failure_reason = COALESCE($5, failure_reason)
+              tx_hash = COALESCE($3, tx_hash),
+              fee = CASE WHEN $6 THEN NULL ELSE COALESCE($4, fee) END,
+              failure_reason = COALESCE($5, failure_reason),
+              reorg_count = reorg_count + CASE WHEN $6 THEN 1 ELSE 0 END
         WHERE id = $1
-        RETURNING id::text, customer_id, chain_id::text, asset, to_address, amount::text, status,
-          required_approvals, requested_by, api_key_id, idempotency_key, from_address, tx_hash,
-          fee::text, failure_reason, created_at, updated_at`,
+        RETURNING ${WITHDRAWAL_COLUMNS}`,
       [
         w.id,
         to,
         fields.txHash ?? null,
         fields.fee?.toString() ?? null,
         fields.failureReason ?? null,
+        fields.reorged ?? false,
       ],
     );
     const next = fromRow(rows[0]!);
+    const action = fields.reorged ? "withdrawal.reorged" : `withdrawal.${to}`;
     await appendAudit(client, {
       actor,
-      action: `withdrawal.${to}`,
+      action,
       entityType: "withdrawal",
       entityId: w.id,
-      details: { from_status: w.status, ...details },
+      details: { from_status: w.status, to_status: to, ...details },
     });
-    const type = EVENT_OF[to];
+    const type: EventType | undefined = fields.reorged ? "withdrawal.reorged" : EVENT_OF[to];
     if (type)
-      await emitEvent(client, config, {
+      await emitRepeatableEvent(client, config, {
         type,
-        name: `withdrawal:${w.id}:${to}`,
+        name: `withdrawal:${w.id}:${fields.reorged ? "reorged" : to}`,
         data: {
           withdrawal_id: w.id,
           customer_id: w.customerId,
@@ -171,6 +163,10 @@ export function createWithdrawals({
           status: to,
           tx_hash: next.txHash,
           ...(next.failureReason ? { failure_reason: next.failureReason } : {}),
+          ...(fields.reorged ? { reorgs: next.reorgCount } : {}),
+          ...(typeof details.review_reason === "string"
+            ? { review_reason: details.review_reason }
+            : {}),
         },
       });
     log.info({ msg: "withdrawal status", withdrawal_id: w.id, from: w.status, to, actor });
@@ -201,36 +197,36 @@ export function createWithdrawals({
   }
 
   async function voidHold(client: PoolClient, w: Withdrawal): Promise<void> {
-    await ledger.voidPending(
-      { id: transferId(`withdrawal:${w.id}:void`), pendingId: holdId(w.id) },
-      { client },
-    );
+    await holds.release(client, w);
   }
 
   async function hotWalletFor(client: PoolClient, chainId: number): Promise<string | undefined> {
     // A hot wallet is registered in the watched set (kind hot); the factory's deployer is one too.
     const { rows } = await client.query<{ address: string }>(
-      `SELECT address FROM (
-         SELECT address, 0 AS pref, created_at FROM chain.custody_addresses
-          WHERE chain_id = $1 AND kind = 'hot'
-         UNION ALL
-         SELECT hot_wallet, 1, created_at FROM custody.contracts WHERE chain_id = $1
-       ) h ORDER BY pref, created_at LIMIT 1`,
+      `SELECT address FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'hot'
+        ORDER BY created_at LIMIT 1`,
       [chainId],
     );
-    return rows[0]?.address;
+    if (rows[0]) return rows[0].address;
+    const factory = await getContract(client, chainId, FORWARDER_FACTORY);
+    return factory?.hotWallet.toLowerCase();
   }
 
   async function isCustodyAddress(client: PoolClient, chainId: number, address: string) {
     const cold = config.chains.find((c) => c.chainId === chainId)?.coldAddress;
     if (cold && cold.toLowerCase() === address) return true;
     const { rows } = await client.query(
-      `SELECT 1 FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2
-       UNION ALL SELECT 1 FROM custody.contracts WHERE chain_id = $1 AND (address = $2 OR hot_wallet = $2)
-       UNION ALL SELECT 1 FROM custody.deposit_addresses WHERE chain_id = $1 AND address = $2`,
+      "SELECT 1 FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2",
       [chainId, address],
     );
-    return rows.length > 0;
+    if (rows.length > 0) return true;
+    const factory = await getContract(client, chainId, FORWARDER_FACTORY);
+    if (
+      factory &&
+      (factory.address.toLowerCase() === address || factory.hotWallet.toLowerCase() === address)
+    )
+      return true;
+    return (await findDepositAddress(client, chainId, address)) !== undefined;
   }
 
   async function create(caller: ApiKey, input: CreateWithdrawalInput, idempotencyKey: string) {
@@ -298,9 +294,7 @@ export function createWithdrawals({
         `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
            required_approvals, requested_by, api_key_id, idempotency_key, from_address)
          VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9, $10, $11)
-         RETURNING id::text, customer_id, chain_id::text, asset, to_address, amount::text, status,
-           required_approvals, requested_by, api_key_id, idempotency_key, from_address, tx_hash,
-           fee::text, failure_reason, created_at, updated_at`,
+         RETURNING ${WITHDRAWAL_COLUMNS}`,
         [
           id,
           input.customerId,
@@ -464,121 +458,143 @@ export function createWithdrawals({
     return result;
   }
 
-  type Outcome = {
-    status: string;
-    tx_hash: string | null;
-    fee: string | null;
-    error_code: string | null;
-    error_message: string | null;
-  };
-
-  async function bookFee(client: PoolClient, w: Withdrawal, o: Outcome): Promise<bigint> {
-    const fee = o.fee === null ? 0n : BigInt(o.fee);
-    if (fee > 0n && o.tx_hash)
-      await ledger.transfer(
-        {
-          id: transferId(`withdrawal:${w.id}:fee`),
-          assetId: `${w.chainId}:${zeroAddress}`,
-          debit: "fees:gas",
-          credit: `custody:hot:${w.fromAddress}`,
-          amount: fee,
-          kind: "fee",
-          chainRef: { chainId: w.chainId, txHash: o.tx_hash, position: "fee" },
-          memo: `gas of withdrawal ${w.id}`,
-        },
-        { client },
-      );
-    return fee;
+  /** One planned move: its ledger step, then the status change (same transaction). */
+  async function step(client: PoolClient, w: Withdrawal, m: Move, o: TxOutcome) {
+    const txHash = o.txHash ?? undefined;
+    switch (m.ledger) {
+      case "post": {
+        const position = o.transferPosition ?? (w.asset === zeroAddress ? "tx" : null);
+        // Without the fact's reference reconciliation could not pair the post: retry next pass.
+        if (!o.txHash || !position)
+          throw new Error(`signer outcome of withdrawal ${w.id} has no tx or transfer position`);
+        const fee = o.fee ?? 0n;
+        await holds.post(client, w, { chainId: w.chainId, txHash: o.txHash, position }, fee);
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          { tx_hash: o.txHash, block: o.blockNumber?.toString() },
+          {
+            txHash: o.txHash,
+            fee,
+          },
+        );
+      }
+      case "revert": {
+        const epoch = await holds.revert(client, w, w.fee);
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          { tx_hash: w.txHash, reorgs: o.reorgs, hold_epoch: epoch },
+          { reorged: true },
+        );
+      }
+      case "void": {
+        const fee = o.fee ?? 0n;
+        await holds.bookFee(client, w, fee, o.txHash);
+        await holds.release(client, w);
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          { error_code: o.errorCode, error: o.errorMessage },
+          {
+            ...(txHash ? { txHash } : {}),
+            fee,
+            failureReason: o.errorCode ?? "failed",
+          },
+        );
+      }
+      case "none":
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          {
+            ...(txHash ? { tx_hash: txHash } : {}),
+            ...(o.reviewReason ? { review_reason: o.reviewReason } : {}),
+          },
+          txHash ? { txHash } : {},
+        );
+    }
   }
 
-  async function applyOutcome(id: string): Promise<boolean> {
+  /** Applies one outcome if the withdrawal is still where the pass saw it. */
+  async function applyOutcome(id: string, seen: WithdrawalStatus, o: TxOutcome): Promise<boolean> {
     return withTransaction(pool, async (client) => {
       let w = await getWithdrawal(client, id, { forUpdate: true });
-      if (!w || (w.status !== "signing" && w.status !== "broadcast")) return false;
-      const { rows } = await client.query<Outcome>(
-        `SELECT status, tx_hash, fee::text, error_code, error_message
-           FROM custody.tx_requests WHERE id = $1`,
-        [signerRequestId(id)],
-      );
-      const o = rows[0];
-      if (!o) return false;
-      const sent = ["broadcast", "mined", "confirmed"].includes(o.status);
-      if (sent && w.status === "signing" && o.tx_hash)
-        w = await move(
-          client,
-          w,
-          "broadcast",
-          "signer",
-          { tx_hash: o.tx_hash },
-          { txHash: o.tx_hash },
-        );
-      if (o.status === "confirmed" && o.tx_hash) {
-        const position = withdrawalPosition(
-          { ...w, fromAddress: w.fromAddress! },
-          w.asset === zeroAddress ? [] : await receiptLogs(w.chainId, o.tx_hash as `0x${string}`),
-        );
-        // Without the fact's reference reconciliation could not pair the post: retry next pass.
-        if (!position) throw new Error(`no Transfer log for withdrawal ${id} in ${o.tx_hash}`);
-        await ledger.postPending(
-          {
-            id: transferId(`withdrawal:${id}:post`),
-            pendingId: holdId(id),
-            chainRef: { chainId: w.chainId, txHash: o.tx_hash, position },
-          },
-          { client },
-        );
-        const fee = await bookFee(client, w, o);
-        await move(
-          client,
-          w,
-          "confirmed",
-          "signer",
-          { tx_hash: o.tx_hash },
-          { txHash: o.tx_hash, fee },
-        );
-        return true;
-      }
-      if (o.status === "failed") {
-        const fee = await bookFee(client, w, o);
-        await voidHold(client, w);
-        await move(
-          client,
-          w,
-          "failed",
-          "signer",
-          { error_code: o.error_code, error: o.error_message },
-          {
-            ...(o.tx_hash ? { txHash: o.tx_hash } : {}),
-            fee,
-            failureReason: o.error_code ?? "failed",
-          },
-        );
-        return true;
-      }
-      return sent;
+      if (!w || w.status !== seen) return false;
+      const moves = planOutcome(w.status, o.status, o.txHash !== null);
+      for (const m of moves) w = await step(client, w, m, o);
+      return moves.length > 0;
     });
   }
 
   async function syncOutcomes(): Promise<number> {
-    const { rows } = await pool.query<{ id: string }>(
-      `SELECT w.id::text FROM api.withdrawals w
-         JOIN custody.tx_requests r ON r.id = 'withdrawal:' || w.id::text
-        WHERE w.status IN ('signing', 'broadcast')
-          AND (r.status IN ('confirmed', 'failed')
-               OR (w.status = 'signing' AND r.status IN ('broadcast', 'mined')))
-        ORDER BY w.updated_at LIMIT 200`,
-    );
     let changed = 0;
-    for (const { id } of rows) {
-      try {
-        if (await applyOutcome(id)) changed++;
-      } catch (err) {
-        log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });
+    let after = "00000000-0000-0000-0000-000000000000";
+    // Every followed withdrawal, a page at a time (keyset on id; partial index withdrawals_followed).
+    for (;;) {
+      const { rows } = await pool.query<{ id: string; status: WithdrawalStatus }>(
+        `SELECT id::text, status FROM api.withdrawals
+          WHERE status = ANY($1::text[]) AND id > $2::uuid ORDER BY id LIMIT 500`,
+        [FOLLOWED_STATUSES, after],
+      );
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.id;
+      const outcomes = new Map(
+        (await getTxOutcomes(pool, { requestIds: rows.map((r) => signerRequestId(r.id)) })).map(
+          (o) => [o.requestId, o],
+        ),
+      );
+      for (const { id, status } of rows) {
+        const o = outcomes.get(signerRequestId(id));
+        if (!o || planOutcome(status, o.status, o.txHash !== null).length === 0) continue;
+        try {
+          if (await applyOutcome(id, status, o)) changed++;
+        } catch (err) {
+          log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });
+        }
       }
+      if (rows.length < 500) break;
     }
     if (changed > 0) await ringWebhooks().catch(() => {});
     return changed;
   }
 
-  return { create, approve, reject, cancel, syncOutcomes };
+  async function failByOperator(
+    id: string,
+    decision: { by: string; reason: string },
+    failSignerRequest?: (client: PoolClient, requestId: string) => Promise<void>,
+  ): Promise<Withdrawal> {
+    if (!decision.by.trim() || !decision.reason.trim())
+      throw new BaseError("An operator failure needs who (--by) and why (--reason)", {
+        code: "WITHDRAWAL_OPERATOR_DECISION_INCOMPLETE",
+      });
+    const result = await withTransaction(pool, async (client) => {
+      const w = await getWithdrawal(client, id, { forUpdate: true });
+      if (!w) throw new NotFoundError("withdrawal", id);
+      // Only needs_review: anything else can still be decided by the chain.
+      if (w.status !== "needs_review") throw new WithdrawalStateError(id, w.status, "fail");
+      await failSignerRequest?.(client, signerRequestId(id));
+      await holds.release(client, w);
+      return move(
+        client,
+        w,
+        "failed",
+        decision.by,
+        { reason: decision.reason, by: "operator" },
+        { failureReason: `OPERATOR_FAILED: ${decision.reason}` },
+      );
+    });
+    await ringWebhooks().catch(() => {});
+    return result;
+  }
+
+  return { create, approve, reject, cancel, syncOutcomes, failByOperator };
 }

@@ -9,20 +9,41 @@ export const WITHDRAWAL_STATUSES = [
   "signing",
   "broadcast",
   "confirmed",
+  "finalized",
+  "receipt_unknown",
+  "needs_review",
   "rejected",
   "cancelled",
   "failed",
 ] as const;
 export type WithdrawalStatus = (typeof WITHDRAWAL_STATUSES)[number];
 
+/**
+ * Statuses that follow the signer's outcome: the hold stays (pending, or posted while `confirmed`)
+ * until the chain says final or an operator fails the withdrawal.
+ */
+export const FOLLOWED_STATUSES = [
+  "signing",
+  "broadcast",
+  "confirmed",
+  "receipt_unknown",
+  "needs_review",
+] as const satisfies readonly WithdrawalStatus[];
+
 /** Allowed transitions; anything else is a bug or a race lost, and is refused. */
 export const TRANSITIONS: Record<WithdrawalStatus, readonly WithdrawalStatus[]> = {
   requested: ["pending_approval", "approved"],
   pending_approval: ["approved", "rejected", "cancelled"],
   approved: ["signing"],
-  signing: ["broadcast", "confirmed", "failed"],
-  broadcast: ["confirmed", "failed"],
-  confirmed: [],
+  // `failed` straight from signing: refused before anything was sent.
+  signing: ["broadcast", "failed"],
+  broadcast: ["confirmed", "finalized", "receipt_unknown", "needs_review", "failed"],
+  // Back to `broadcast` only by a reorg (the posting is reverted to a hold).
+  confirmed: ["finalized", "broadcast"],
+  receipt_unknown: ["broadcast", "confirmed", "finalized", "needs_review", "failed"],
+  // `failed` from here is the operator's decision (audited, with a reason).
+  needs_review: ["broadcast", "confirmed", "finalized", "receipt_unknown", "failed"],
+  finalized: [],
   rejected: [],
   cancelled: [],
   failed: [],
@@ -48,6 +69,8 @@ export type Withdrawal = {
   txHash: string | null;
   fee: bigint | null;
   failureReason: string | null;
+  /** How many times a reorg took a confirmed withdrawal back to broadcast (the hold's epoch). */
+  reorgCount: number;
   createdAt: Date;
   updatedAt: Date;
 };
@@ -68,6 +91,7 @@ export type WithdrawalRow = {
   tx_hash: string | null;
   fee: string | null;
   failure_reason: string | null;
+  reorg_count: number;
   created_at: Date;
   updated_at: Date;
 };
@@ -89,14 +113,18 @@ export function fromRow(r: WithdrawalRow): Withdrawal {
     txHash: r.tx_hash,
     fee: r.fee === null ? null : BigInt(r.fee),
     failureReason: r.failure_reason,
+    reorgCount: r.reorg_count,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
 }
 
-const SELECT = `SELECT id::text, customer_id, chain_id::text, asset, to_address, amount::text, status,
-  required_approvals, requested_by, api_key_id, idempotency_key, from_address, tx_hash, fee::text,
-  failure_reason, created_at, updated_at FROM api.withdrawals`;
+/** The columns of a `WithdrawalRow`, for SELECT and RETURNING. */
+export const WITHDRAWAL_COLUMNS = `id::text, customer_id, chain_id::text, asset, to_address,
+  amount::text, status, required_approvals, requested_by, api_key_id, idempotency_key, from_address,
+  tx_hash, fee::text, failure_reason, reorg_count, created_at, updated_at`;
+
+const SELECT = `SELECT ${WITHDRAWAL_COLUMNS} FROM api.withdrawals`;
 
 export async function getWithdrawal(
   db: Pool | PoolClient,

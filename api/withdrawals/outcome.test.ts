@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { planOutcome } from "./outcome.js";
+import { canMove } from "./store.js";
+
+describe("planOutcome", () => {
+  it("signing → confirmed passes through broadcast and posts once", () => {
+    expect(planOutcome("signing", "confirmed", true)).toEqual([
+      { to: "broadcast", ledger: "none", reorged: false },
+      { to: "confirmed", ledger: "post", reorged: false },
+    ]);
+  });
+
+  it("confirmed → finalized changes no money; broadcast → finalized posts", () => {
+    expect(planOutcome("confirmed", "finalized", true)).toEqual([
+      { to: "finalized", ledger: "none", reorged: false },
+    ]);
+    expect(planOutcome("broadcast", "finalized", true)).toEqual([
+      { to: "finalized", ledger: "post", reorged: false },
+    ]);
+  });
+
+  it("a reorg reverts the posting: confirmed → broadcast", () => {
+    expect(planOutcome("confirmed", "broadcast", true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
+    ]);
+  });
+
+  it("confirmed → receipt_unknown / failed reverts first, then moves on", () => {
+    expect(planOutcome("confirmed", "receipt_unknown", true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
+      { to: "receipt_unknown", ledger: "none", reorged: false },
+    ]);
+    expect(planOutcome("confirmed", "failed", true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
+      { to: "failed", ledger: "void", reorged: false },
+    ]);
+  });
+
+  it("missing data moves no money", () => {
+    for (const side of ["receipt_unknown", "needs_review"] as const) {
+      expect(planOutcome("broadcast", side, true)).toEqual([
+        { to: side, ledger: "none", reorged: false },
+      ]);
+    }
+    expect(planOutcome("receipt_unknown", "needs_review", true)).toEqual([
+      { to: "needs_review", ledger: "none", reorged: false },
+    ]);
+    expect(planOutcome("needs_review", "confirmed", true)).toEqual([
+      { to: "confirmed", ledger: "post", reorged: false },
+    ]);
+  });
+
+  it("failed before anything was sent voids without passing broadcast", () => {
+    expect(planOutcome("signing", "failed", false)).toEqual([
+      { to: "failed", ledger: "void", reorged: false },
+    ]);
+  });
+
+  it("no change, signing, or a status it does not follow: nothing", () => {
+    expect(planOutcome("broadcast", "broadcast", true)).toEqual([]);
+    expect(planOutcome("signing", "signing", false)).toEqual([]);
+    expect(planOutcome("finalized", "broadcast", true)).toEqual([]);
+    expect(planOutcome("failed", "confirmed", true)).toEqual([]);
+    expect(planOutcome("pending_approval", "confirmed", true)).toEqual([]);
+  });
+
+  it("every planned move is an allowed transition", () => {
+    const followed = [
+      "signing",
+      "broadcast",
+      "confirmed",
+      "receipt_unknown",
+      "needs_review",
+    ] as const;
+    const outcomes = [
+      "signing",
+      "broadcast",
+      "confirmed",
+      "finalized",
+      "receipt_unknown",
+      "needs_review",
+      "failed",
+    ] as const;
+    for (const from of followed)
+      for (const o of outcomes)
+        for (const hasTx of [true, false]) {
+          let at: (typeof followed)[number] | string = from;
+          for (const m of planOutcome(from, o, hasTx)) {
+            expect(canMove(at as never, m.to), `${from} -(${o})-> ${at} → ${m.to}`).toBe(true);
+            at = m.to;
+          }
+          if (o !== "signing") expect(at, `${from} -(${o})`).toBe(o);
+        }
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * What a signer outcome does to a withdrawal: the moves (status changes, in order) and the ledger
+ * step of each. Pure; `service.ts` applies a plan in one transaction under the withdrawal's lock.
+ *
+ * The ledger follows DESIGN "Money flows": the hold is posted while the tx is mined and confirmed
+ * (or final); a reorg reverts the posting to a fresh hold; only a final failure (or an operator)
+ * voids it. Missing data (`receipt_unknown`, `needs_review`) changes no money.
+ */
+import type { WithdrawalStatus } from "./store.js";
+
+/** The status a signer request reports (signer `getTxOutcomes`, TEAM contract 4). */
+export type SignerOutcomeStatus =
+  | "signing"
+  | "broadcast"
+  | "confirmed"
+  | "finalized"
+  | "receipt_unknown"
+  | "needs_review"
+  | "failed";
+
+export type LedgerStep =
+  /** post the current hold (chain ref of the mined transfer) and book the gas paid */
+  | "post"
+  /** reverse the posting and its gas, and hold the amount again (next epoch) */
+  | "revert"
+  /** book any gas paid and void the current hold */
+  | "void"
+  | "none";
+
+export type Move = { to: WithdrawalStatus; ledger: LedgerStep; reorged: boolean };
+
+const POSTED: ReadonlySet<WithdrawalStatus> = new Set(["confirmed", "finalized"]);
+
+export function planOutcome(
+  current: WithdrawalStatus,
+  outcome: SignerOutcomeStatus,
+  hasTx: boolean,
+): Move[] {
+  const followed: readonly WithdrawalStatus[] = [
+    "signing",
+    "broadcast",
+    "confirmed",
+    "receipt_unknown",
+    "needs_review",
+  ];
+  if (!followed.includes(current) || outcome === "signing") return [];
+  const target: WithdrawalStatus = outcome;
+  if (target === current) return [];
+  const moves: Move[] = [];
+  let at = current;
+  // Sent: say so first, so every follower sees `broadcast` before what comes after it.
+  if (at === "signing" && (target !== "failed" || hasTx)) {
+    moves.push({ to: "broadcast", ledger: "none", reorged: false });
+    at = "broadcast";
+  }
+  // Out of confirmed to anything but final: a reorg removed the tx (or the signer lost sight of it
+  // after one); the posting goes back to a hold before anything else happens.
+  if (at === "confirmed" && target !== "finalized") {
+    moves.push({ to: "broadcast", ledger: "revert", reorged: true });
+    at = "broadcast";
+  }
+  if (target !== at) {
+    const ledger: LedgerStep =
+      target === "failed" ? "void" : POSTED.has(target) && !POSTED.has(at) ? "post" : "none";
+    moves.push({ to: target, ledger, reorged: false });
+  }
+  return moves;
+}
