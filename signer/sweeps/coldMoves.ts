@@ -6,25 +6,17 @@
  * is sized after it settles.
  */
 import { randomUUID } from "node:crypto";
-import {
-  type Address,
-  encodeFunctionData,
-  erc20Abi,
-  getAddress,
-  type Hex,
-  pad,
-  zeroAddress,
-} from "viem";
+import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
-import { TRANSFER_TOPIC } from "../../chains/evm/createEvmAdapter.js";
-import { transferPosition } from "../../chains/evm/transferPosition.js";
 import { assetIdOf, type Ledger, type TransferInput, transferId } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import { type Pool, withTransaction } from "../../ops/db.js";
+import { getTxOutcomes } from "../outcomes.js";
 import { requestTransaction } from "../requests.js";
 import { assertBooked, coldAccount, gasTransfer, hotAccount } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
+import { settlementOf } from "./settleSweeps.js";
 
 /** Per-asset hot ceilings of a chain, keyed by lowercase asset (zero address for native). */
 export function hotCeilings(chain: ChainConfig): Map<string, bigint> {
@@ -154,36 +146,55 @@ export async function startColdMoves({
   return started;
 }
 
-type SettleableMove = {
+type OpenMove = {
   id: string;
   hot_wallet: string;
   cold_address: string;
   asset: string;
   amount: string;
-  request_status: "confirmed" | "failed";
-  tx_hash: string | null;
-  receipt_success: boolean | null;
-  fee: string | null;
 };
 
+/** Post (booked) or void (failed) from the signer's outcome; undefined: not final enough yet. */
 export async function settleColdMoves({
   common,
   pool,
   ledger,
-  adapter,
   chain,
 }: Deps): Promise<{ id: string; status: "booked" | "failed" }[]> {
-  const { rows } = await pool.query<SettleableMove>(
-    `SELECT m.id, m.hot_wallet, m.cold_address, m.asset, m.amount::text,
-            r.status AS request_status, r.tx_hash, r.receipt_success, r.fee::text
-     FROM custody.cold_moves m JOIN custody.tx_requests r ON r.id = m.id
-     WHERE m.chain_id = $1 AND m.status = 'open' AND r.status IN ('confirmed', 'failed')`,
+  const { rows: open } = await pool.query<OpenMove>(
+    `SELECT id, hot_wallet, cold_address, asset, amount::text FROM custody.cold_moves
+     WHERE chain_id = $1 AND status = 'open' ORDER BY created_at`,
     [chain.chainId],
   );
+  if (open.length === 0) return [];
+  const outcomes = new Map(
+    (await getTxOutcomes(pool, { requestIds: open.map((m) => m.id) })).map((o) => [o.requestId, o]),
+  );
+  const rows = open.flatMap((m) => {
+    const o = outcomes.get(m.id);
+    const settlement = o && settlementOf(o);
+    if (!o || !settlement) return [];
+    return [
+      {
+        ...m,
+        success: settlement === "booked",
+        tx_hash: o.txHash,
+        fee: o.fee?.toString() ?? null,
+        position: o.transferPosition,
+      },
+    ];
+  });
   const settled: { id: string; status: "booked" | "failed" }[] = [];
   for (const m of rows) {
-    const success = m.request_status === "confirmed" && m.receipt_success === true;
-    const position = success ? await movePosition(adapter, m) : undefined;
+    const success = m.success;
+    // The signer records the fact position of the value transfer (`tx` or `transfer:<n>`).
+    const position = success ? (m.position ?? (m.asset === zeroAddress ? "tx" : null)) : undefined;
+    if (success && !position) {
+      throw new SweepReceiptError(
+        m.id,
+        "the signer recorded no Transfer position for the cold move",
+      );
+    }
     const status = await withTransaction(pool, async (client) => {
       const lock = await client.query<{ status: string }>(
         "SELECT status FROM custody.cold_moves WHERE id = $1 FOR UPDATE",
@@ -232,23 +243,4 @@ export async function settleColdMoves({
     });
   }
   return settled;
-}
-
-/** The chain fact of the move: the tx's own value, or its Transfer log. */
-async function movePosition(adapter: EvmAdapter, m: SettleableMove): Promise<string> {
-  if (m.asset === zeroAddress) return "tx";
-  const receipt = await adapter.client.getTransactionReceipt({ hash: m.tx_hash as Hex });
-  const log = receipt.logs.find(
-    (l) =>
-      l.address.toLowerCase() === m.asset &&
-      l.topics[0] === TRANSFER_TOPIC &&
-      l.topics[1] === pad(m.hot_wallet as Address) &&
-      l.topics[2] === pad(m.cold_address as Address) &&
-      BigInt(l.data) === BigInt(m.amount),
-  );
-  if (!log) throw new SweepReceiptError(m.id, "no Transfer log for the cold move");
-  const tokens = adapter.chain.tokens.map((t) => t.address);
-  const position = transferPosition(receipt.logs, log.logIndex, [m.asset, ...tokens]);
-  if (!position) throw new SweepReceiptError(m.id, "cold move Transfer log has no position");
-  return position;
 }
