@@ -2,7 +2,9 @@
  * Allocation: a customer's deposit address on a chain is CREATE2(factory, keccak256(customer id),
  * forwarder init code), computed, never deployed. It is stored in custody.deposit_addresses and
  * the indexer's watched set (chain.custody_addresses, kind deposit, owner = customer id) in one
- * transaction that also notifies running indexers, so a deposit in the next block is seen.
+ * transaction that also notifies running indexers, so a deposit in the next block is seen. The
+ * same transaction records it on every other chain whose factory has the same address (the
+ * address exists there too: sharedFactories.ts).
  */
 import type pg from "pg";
 import { type Address, getAddress, type Hex } from "viem";
@@ -12,6 +14,7 @@ import type { Common } from "../../ops/common.js";
 import { type Pool, withTransaction } from "../../ops/db.js";
 import { FactoryNotDeployedError, InvalidCustomerIdError, UnknownChainError } from "./errors.js";
 import { FORWARDER_FACTORY, getContract } from "./factories.js";
+import { lockForAllocation, recordOnSharingChains } from "./sharedFactories.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -57,7 +60,13 @@ function fromRow(r: Row): DepositAddress {
 export async function allocateDepositAddress(
   { common, pool }: { common: Common; pool: Pool },
   { chainId, customerId }: { chainId: number; customerId: string },
-): Promise<DepositAddress & { created: boolean }> {
+): Promise<
+  DepositAddress & {
+    created: boolean;
+    /** Other chains where this call also recorded the address (same factory address there). */
+    sharedWith?: number[];
+  }
+> {
   assertCustomerId(customerId);
   if (!common.config.chains.some((c) => c.chainId === chainId)) {
     throw new UnknownChainError(chainId);
@@ -66,6 +75,7 @@ export async function allocateDepositAddress(
   if (existing) return { ...existing, created: false };
 
   const result = await withTransaction(pool, async (client) => {
+    await lockForAllocation(client, customerId);
     const factory = await getContract(client, chainId, FORWARDER_FACTORY);
     if (!factory) throw new FactoryNotDeployedError(chainId);
     const salt = depositSalt(customerId);
@@ -82,7 +92,7 @@ export async function allocateDepositAddress(
       // A concurrent request for the same customer committed first: return its row.
       const raced = await getDepositAddress(client, chainId, customerId);
       if (!raced) throw new Error("deposit address insert conflicted but no row exists");
-      return { ...raced, created: false };
+      return { ...raced, created: false, sharedWith: [] };
     }
     await client.query(
       `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
@@ -90,7 +100,15 @@ export async function allocateDepositAddress(
       [chainId, address, customerId],
     );
     await notifyWatchedAddress(client, chainId);
-    return { ...fromRow(row), created: true };
+    const sharedWith = await recordOnSharingChains(client, {
+      chainId,
+      customerId,
+      address,
+      salt,
+      factory: factory.address,
+      initCodeHash: factory.initCodeHash,
+    });
+    return { ...fromRow(row), created: true, sharedWith };
   });
   if (result.created) {
     common.logger.info({
@@ -98,6 +116,7 @@ export async function allocateDepositAddress(
       chain_id: chainId,
       customer_id: customerId,
       address: result.address,
+      also_on_chains: result.sharedWith,
     });
   }
   return result;

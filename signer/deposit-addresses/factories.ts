@@ -4,6 +4,7 @@
  */
 import type pg from "pg";
 import { type Address, getAddress, type Hex } from "viem";
+import { adoptSharedDepositAddresses, lockForFactoryRecord } from "./sharedFactories.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -44,11 +45,14 @@ function fromRow(r: Row): DeployedContract {
 /**
  * Record a deployment. A chain keeps its first factory: redeploying would move every customer's
  * deposit address, so a second record for the same (chain, name) is refused (returns the existing).
+ * A new ForwarderFactory at an address already ours on other chains adopts their customers'
+ * deposit addresses (sharedFactories.ts), in the caller's transaction.
  */
 export async function recordContract(
   client: Queryable,
   c: DeployedContract,
 ): Promise<{ contract: DeployedContract; created: boolean }> {
+  if (c.name === FORWARDER_FACTORY) await lockForFactoryRecord(client);
   const inserted = await client.query<Row>(
     `INSERT INTO custody.contracts
        (chain_id, name, address, hot_wallet, init_code_hash, deploy_tx_hash, block_number)
@@ -65,7 +69,16 @@ export async function recordContract(
       c.blockNumber.toString(),
     ],
   );
-  if (inserted.rows[0]) return { contract: fromRow(inserted.rows[0]), created: true };
+  if (inserted.rows[0]) {
+    // The same factory address on another chain: its customers' addresses exist here too.
+    if (c.name === FORWARDER_FACTORY)
+      await adoptSharedDepositAddresses(client, {
+        chainId: c.chainId,
+        address: c.address,
+        initCodeHash: c.initCodeHash,
+      });
+    return { contract: fromRow(inserted.rows[0]), created: true };
+  }
   const existing = await getContract(client, c.chainId, c.name);
   if (!existing) throw new Error(`custody.contracts row for ${c.chainId}/${c.name} vanished`);
   return { contract: existing, created: false };

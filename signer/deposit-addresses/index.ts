@@ -19,3 +19,7 @@ export {
   getContract,
   recordContract,
 } from "./factories.js";
+export {
+  adoptSharedDepositAddresses,
+  recordOnSharingChains,
+} from "./sharedFactories.js";
