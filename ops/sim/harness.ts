@@ -1,0 +1,160 @@
+/**
+ * What every simulated seed runs on: a fresh Postgres database cloned from a migrated template
+ * (milliseconds instead of a migration per seed), a Redis prefix, a Common with its own metrics
+ * registry, and its own anvil with manual mining (no automine, no block timer: the scenario mines,
+ * so a seed's schedule replays).
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { type Common, createCommon } from "../common.js";
+import { type ChainConfig, type Config, chainSchema, envSchema } from "../config.js";
+import { createPool, type Pool } from "../db.js";
+import { type Anvil, startAnvil } from "../devstack/anvil.js";
+import { createLogger } from "../logger.js";
+import { createMetrics } from "../metrics.js";
+import { createQueueFactory, type QueueFactory } from "../queues.js";
+import { createTestDatabase, TEST_PG_ADMIN_URL } from "../testing/database.js";
+import { createTestRedis, type TestRedis } from "../testing/redis.js";
+
+export type SimLogLevel = "silent" | "error" | "warn" | "info" | "debug";
+
+/** Shared by all seeds of one run. */
+export type SimRun = {
+  /** A database per seed, cloned from the migrated template. */
+  createDatabase: () => Promise<SimDatabase>;
+  logLevel: SimLogLevel;
+  close: () => Promise<void>;
+};
+
+export type SimDatabase = { name: string; url: string; pool: Pool; drop: () => Promise<void> };
+
+function withDatabase(adminUrl: string, name: string): string {
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createSimRun(options: { logLevel?: SimLogLevel } = {}): Promise<SimRun> {
+  const template = await createTestDatabase();
+  // A template must have no open connection while it is copied.
+  await template.pool.end();
+  const tag = randomBytes(3).toString("hex");
+  let n = 0;
+  return {
+    logLevel: options.logLevel ?? "silent",
+    async createDatabase() {
+      const name = `custody_sim_${process.pid}_${tag}_${n++}`;
+      await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${template.name}`));
+      const url = withDatabase(TEST_PG_ADMIN_URL, name);
+      const pool = createPool(url, { max: 10, applicationName: name });
+      let dropped = false;
+      return {
+        name,
+        url,
+        pool,
+        async drop() {
+          if (dropped) return;
+          dropped = true;
+          await pool.end().catch(() => {});
+          await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+        },
+      };
+    },
+    async close() {
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${template.name} WITH (FORCE)`));
+    },
+  };
+}
+
+/** One seed's servers and plumbing. */
+export type SimWorld = {
+  db: SimDatabase;
+  redis: TestRedis;
+  queues: QueueFactory;
+  anvil: Anvil;
+  common: Common;
+  config: Config;
+  /** Tear everything down (the database too, unless `keep`). */
+  close: (options?: { keep?: boolean }) => Promise<void>;
+};
+
+/** Parse a chain entry like the config file does (the finality rule and defaults included). */
+export function parseChain(entry: Record<string, unknown>): ChainConfig {
+  return chainSchema.parse(entry);
+}
+
+export async function createSimWorld(
+  run: SimRun,
+  {
+    chainId,
+    chains,
+  }: { chainId: number; chains: (anvil: Anvil) => ChainConfig[] | Promise<ChainConfig[]> },
+): Promise<SimWorld> {
+  const anvil = await startAnvil({ chainId, port: 0, args: ["--no-mining"] });
+  let db: SimDatabase | undefined;
+  let redis: TestRedis | undefined;
+  try {
+    db = await run.createDatabase();
+    redis = await createTestRedis();
+    const env = envSchema.parse({
+      DATABASE_URL: db.url,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: redis.prefix,
+      PORT: "0",
+      LOG_LEVEL: run.logLevel,
+    });
+    const config: Config = Object.freeze({
+      env,
+      chains: await chains(anvil),
+      hotWallets: [],
+      policies: {
+        withdrawals: {
+          globalAllowlist: [],
+          customerAllowlists: {},
+          limits: {},
+          requiredApprovals: 2,
+        },
+      },
+      webhooks: [],
+      webhookSecrets: {},
+      configPath: "(sim)",
+    });
+    const common = createCommon(config, {
+      logger: createLogger(run.logLevel),
+      metrics: createMetrics({ defaults: false }),
+    });
+    const queues = createQueueFactory({ redis: redis.redis, prefix: redis.prefix, common });
+    const world: SimWorld = {
+      db,
+      redis,
+      queues,
+      anvil,
+      common,
+      config,
+      async close({ keep = false } = {}) {
+        await common.shutdown.kill("sim seed done").catch(() => {});
+        await queues.close().catch(() => {});
+        await anvil.stop();
+        await redis?.cleanup().catch(() => {});
+        if (keep) await db?.pool.end().catch(() => {});
+        else await db?.drop();
+      },
+    };
+    return world;
+  } catch (error) {
+    await anvil.stop();
+    await redis?.cleanup().catch(() => {});
+    await db?.drop().catch(() => {});
+    throw error;
+  }
+}

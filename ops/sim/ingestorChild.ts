@@ -1,0 +1,58 @@
+/**
+ * The simulator's ingestor as a child process, so a scenario can kill -9 it at any instant. It
+ * runs the real `createIngestor` and does one `syncOnce` per "sync" line on stdin, answering "ok"
+ * or "error <message>" on stdout: the parent decides when it syncs, so a seed's schedule replays.
+ * Environment: DATABASE_URL, SIM_CHAIN (the chain's config entry as JSON), SIM_BATCH_BLOCKS,
+ * SIM_RPC_TIMEOUT_MS, LOG_LEVEL.
+ */
+import { createInterface } from "node:readline";
+import { createEvmAdapter } from "../../chains/index.js";
+import { createIngestor } from "../../indexers/index.js";
+import { createCommon } from "../common.js";
+import { type Config, chainSchema, envSchema } from "../config.js";
+import { createPool } from "../db.js";
+
+const env = envSchema.parse(process.env);
+const chain = chainSchema.parse(JSON.parse(process.env.SIM_CHAIN ?? "null"));
+const config: Config = Object.freeze({
+  env,
+  chains: [chain],
+  hotWallets: [],
+  policies: {
+    withdrawals: { globalAllowlist: [], customerAllowlists: {}, limits: {}, requiredApprovals: 2 },
+  },
+  webhooks: [],
+  webhookSecrets: {},
+  configPath: "(sim ingestor)",
+});
+const common = createCommon(config);
+const pool = createPool(env.DATABASE_URL, { max: 4, applicationName: "sim-ingestor" });
+const ingestor = await createIngestor({
+  common,
+  pool,
+  adapter: createEvmAdapter(
+    chain,
+    { common },
+    { timeoutMs: Number(process.env.SIM_RPC_TIMEOUT_MS ?? 1000) },
+  ),
+  options: { batchBlocks: Number(process.env.SIM_BATCH_BLOCKS ?? 5), concurrency: 2 },
+});
+process.stdout.write("ready\n");
+// One command at a time, in order.
+let queue = Promise.resolve();
+createInterface({ input: process.stdin }).on("line", (line) => {
+  queue = queue.then(async () => {
+    if (line.trim() === "sync") {
+      try {
+        await ingestor.syncOnce();
+        process.stdout.write("ok\n");
+      } catch (error) {
+        process.stdout.write(`error ${String((error as Error).message).replace(/\s+/g, " ")}\n`);
+      }
+    } else if (line.trim() === "stop") {
+      await ingestor.stop();
+      await pool.end();
+      process.exit(0);
+    }
+  });
+});
