@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  affordablePrefix,
   assertIntrinsicGas,
   feePaid,
   gasLimitFor,
@@ -79,5 +80,16 @@ describe("maxCost and feePaid", () => {
     expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n, l1Fee: "0x10" })).toBe(42_016n);
     expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n, l1Fee: 5n })).toBe(42_005n);
     expect(feePaid({ gasUsed: 1n, effectiveGasPrice: 1n, l1Fee: null })).toBe(1n);
+  });
+});
+
+describe("affordablePrefix", () => {
+  it("counts the requests, in nonce order, whose summed cost fits the balance", () => {
+    expect(affordablePrefix([], 0n)).toBe(0);
+    expect(affordablePrefix([10n, 20n, 30n], 60n)).toBe(3);
+    expect(affordablePrefix([10n, 20n, 30n], 59n)).toBe(2);
+    expect(affordablePrefix([10n, 20n, 30n], 9n)).toBe(0);
+    // A cheap request after an unaffordable one still waits: nonces are sent in order.
+    expect(affordablePrefix([10n, 100n, 1n], 50n)).toBe(1);
   });
 });

@@ -185,3 +185,17 @@ export function feePaid(receipt: {
   else if (typeof l1 === "string" && isHex(l1) && size(l1) > 0) l1Fee = hexToBigInt(l1);
   return receipt.gasUsed * receipt.effectiveGasPrice + l1Fee;
 }
+
+/**
+ * How many of `costs` (in nonce order) the wallet can pay for: the longest prefix whose summed
+ * maxCost fits the balance. Requests past it stay pending (no nonce is taken for a send the node
+ * would refuse for insufficient funds, which would block every later nonce).
+ */
+export function affordablePrefix(costs: readonly bigint[], balance: bigint): number {
+  let left = balance;
+  for (let i = 0; i < costs.length; i++) {
+    left -= costs[i]!;
+    if (left < 0n) return i;
+  }
+  return costs.length;
+}
