@@ -1,8 +1,11 @@
 /**
  * kill -9: the ingestor runs as a child process (indexers/runIngestor.ts) and is SIGKILLed at 12
- * random points, first during backfill of a seeded chain, then while it follows a chain that keeps
- * growing (and reorging). After a final run to the head, the stored canonical blocks and facts must
- * equal a clean index of the same chain: no duplicate, no missing row.
+ * points chosen by progress, not by timers: 6 target blocks of the backfill of a seeded chain
+ * (picked before any process runs), then 3 points while it follows a growing chain and 3 right
+ * after it has recorded (and rolled back) a reorg, before it re-ingests the new branch. After every
+ * kill the stored index must be self-consistent (one transaction per batch: no block, fact or
+ * checkpoint from a half-written batch); after a final run to the head, the stored canonical blocks
+ * and facts must equal a clean index of the same chain: no duplicate, no missing row.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
@@ -10,6 +13,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../ops/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { waitFor, within } from "../ops/testing/wait.js";
 import { loadTip } from "./store.js";
 import {
   anvilRpc,
@@ -26,6 +30,7 @@ import {
 
 const CHAIN_ID = 31337;
 const DEPOSITS = [1, 2, 3, 4].map(freshAddress);
+const BACKFILL_BLOCKS = 150;
 let ctx: TestContext;
 let rpc: Rpc;
 let accounts: Hex[];
@@ -135,80 +140,189 @@ async function tipNumber(): Promise<bigint> {
   return (await loadTip(ctx.db.pool, CHAIN_ID))?.number ?? -1n;
 }
 
-it("kill -9 at 12 random points during backfill and realtime loses and duplicates nothing", async () => {
-  for (let i = 0; i < 150; i++) await block(); // backfill material
-  const killedAt: bigint[] = [];
-  const lagAtKill: bigint[] = [];
-  let producing = true;
-  // The chain grows only while an ingestor runs (spawning one takes seconds; the chain should not
-  // outrun it), so later kills land while it follows the head.
-  let alive = false;
-  let reorgs = 0;
+async function head(): Promise<{ number: bigint; hash: string }> {
+  const b = await rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", ["latest", false]);
+  return { number: BigInt(b.number), hash: b.hash.toLowerCase() };
+}
+
+async function reorgCount(): Promise<number> {
+  const { rows } = await ctx.db.pool.query(
+    "SELECT count(*)::int AS n FROM chain.reorgs WHERE chain_id = $1",
+    [CHAIN_ID],
+  );
+  return rows[0].n;
+}
+
+/**
+ * What a kill -9 must never leave behind: the checkpoint is the highest canonical block, the
+ * canonical blocks form one unbroken parent-linked run, and no canonical fact lies above the
+ * checkpoint or in a block that is not stored as canonical (a batch is one transaction).
+ */
+async function expectConsistentAfterKill(label: string): Promise<void> {
+  const tip = await loadTip(ctx.db.pool, CHAIN_ID);
+  const { rows: blocks } = await ctx.db.pool.query<{
+    number: string;
+    hash: string;
+    parent: string;
+  }>(
+    `SELECT b.number::text AS number, b.hash, b.parent_hash AS parent FROM chain.blocks b
+      WHERE b.chain_id = $1 AND b.canonical ORDER BY b.number`,
+    [CHAIN_ID],
+  );
+  if (tip === null) {
+    expect(blocks, label).toEqual([]);
+    return;
+  }
+  const last = blocks.at(-1);
+  expect({ number: last?.number, hash: last?.hash }, label).toEqual({
+    number: tip.number.toString(),
+    hash: tip.hash,
+  });
+  const breaks = blocks.filter(
+    (b, i) =>
+      i > 0 &&
+      (BigInt(b.number) !== BigInt(blocks[i - 1]!.number) + 1n || b.parent !== blocks[i - 1]!.hash),
+  );
+  expect(breaks, label).toEqual([]);
+  const { rows } = await ctx.db.pool.query(
+    `SELECT count(*)::int AS n FROM chain.transfers t
+      WHERE t.chain_id = $1 AND t.status <> 'orphaned'
+        AND (t.block_number > $2 OR NOT EXISTS (
+              SELECT 1 FROM chain.blocks b
+               WHERE b.chain_id = t.chain_id AND b.hash = t.block_hash AND b.canonical))`,
+    [CHAIN_ID, tip.number.toString()],
+  );
+  expect(rows[0].n, label).toBe(0);
+}
+
+type Kill = { phase: "backfill" | "head" | "reorg"; tip: bigint; lag: bigint };
+
+it("kill -9 at 6 backfill blocks, 3 head-following points and 3 reorg rollbacks loses and duplicates nothing", async () => {
+  for (let i = 0; i < BACKFILL_BLOCKS; i++) await block(); // backfill material
+  const backfillHead = (await head()).number;
+  // Target blocks, picked before any ingestor runs: one at random in each sixth of the backfill,
+  // all well short of its end so that each kill lands mid-backfill.
+  const lo = 10n;
+  const span = (backfillHead - 40n - lo) / 6n;
+  const targets = [0, 1, 2, 3, 4, 5].map(
+    (i) => lo + span * BigInt(i) + BigInt(Math.floor(Math.random() * Number(span))),
+  );
+  // Then, while following the head: kill a few blocks past the point where it caught up, or right
+  // after it has recorded a reorg (the rollback is committed, the new branch not yet ingested).
+  const realtime = ["head", "reorg", "head", "reorg", "head", "reorg"] as const;
+  const aheadBy = realtime.map(() => 1n + BigInt(Math.floor(Math.random() * 4)));
+
+  // The chain grows only while an ingestor runs and the test has not paused it.
+  let running = true;
+  let producing = false;
+  let inFlight: Promise<void> = Promise.resolve();
   const producer = (async () => {
-    let n = 0;
-    while (producing) {
-      if (!alive) {
+    while (running) {
+      if (!producing) {
         await new Promise((r) => setTimeout(r, 20));
         continue;
       }
-      await block();
-      if (++n % 15 === 0) {
-        // A shallow reorg now and then, so some kills land around reorg handling.
-        await rpc("anvil_reorg", [
-          2,
-          [[{ from: accounts[0]!, to: DEPOSITS[0]!, value: `0x${(1000 + n).toString(16)}` }, 1]],
-        ]);
-        reorgs++;
-      }
+      inFlight = block();
+      await inFlight;
       await new Promise((r) => setTimeout(r, 150));
     }
   })();
+  async function pauseProducer(): Promise<void> {
+    producing = false;
+    await inFlight;
+  }
+
+  const kills: Kill[] = [];
+  async function killNow(proc: ReturnType<typeof spawnIngestor>, phase: Kill["phase"]) {
+    proc.child.kill("SIGKILL");
+    await pauseProducer();
+    await within("the killed ingestor to exit", proc.exited, 30_000);
+    const tip = await tipNumber();
+    kills.push({ phase, tip, lag: (await head()).number - tip });
+    await expectConsistentAfterKill(`after kill ${kills.length} (${phase} at block ${tip})`);
+  }
+
   try {
-    for (let kill = 0; kill < 12; kill++) {
-      const { child, started, exited } = spawnIngestor();
-      await started;
-      alive = true;
-      if (kill < 6) {
-        // Random instants of the backfill.
-        await new Promise((r) => setTimeout(r, 150 + Math.random() * 700));
+    for (const target of targets) {
+      const before = await tipNumber();
+      const proc = spawnIngestor();
+      await within("the ingestor to start", proc.started, 60_000);
+      await waitFor(
+        `the stored tip to pass block ${target}`,
+        async () => {
+          const tip = await tipNumber();
+          return tip >= target && tip > before;
+        },
+        { everyMs: 5 },
+      );
+      await killNow(proc, "backfill");
+    }
+    for (const [i, phase] of realtime.entries()) {
+      const proc = spawnIngestor();
+      await within("the ingestor to start", proc.started, 60_000);
+      producing = true;
+      // Caught up with the growing chain, however loaded the machine is.
+      await waitFor("the ingestor to catch up with the head", async () => {
+        return (await head()).number - (await tipNumber()) <= 2n;
+      });
+      if (phase === "head") {
+        const target = (await tipNumber()) + aheadBy[i]!;
+        await waitFor(`the stored tip to reach block ${target}`, async () => {
+          return (await tipNumber()) >= target;
+        });
+        await killNow(proc, phase);
       } else {
-        // Let it catch up with the head (however loaded the machine is), then a random instant
-        // while it follows the growing chain.
-        const deadline = Date.now() + 30_000;
-        while (Date.now() < deadline) {
-          const lag = BigInt(await rpc<Hex>("eth_blockNumber")) - (await tipNumber());
-          if (lag <= 2n) break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        await new Promise((r) => setTimeout(r, Math.random() * 500));
+        await pauseProducer();
+        const top = await head();
+        await waitFor("the ingestor to store the head", async () => {
+          return (await loadTip(ctx.db.pool, CHAIN_ID))?.hash === top.hash;
+        });
+        const recorded = await reorgCount();
+        await rpc("anvil_reorg", [
+          2,
+          [[{ from: accounts[0]!, to: DEPOSITS[0]!, value: `0x${(1000 + i).toString(16)}` }, 1]],
+        ]);
+        await waitFor(
+          "the ingestor to record the reorg",
+          async () => (await reorgCount()) > recorded,
+          { everyMs: 5 },
+        );
+        await killNow(proc, phase);
       }
-      child.kill("SIGKILL");
-      alive = false;
-      await exited;
-      killedAt.push(await tipNumber());
-      lagAtKill.push(BigInt(await rpc<Hex>("eth_blockNumber")) - killedAt.at(-1)!);
     }
   } finally {
+    running = false;
     producing = false;
     await producer;
   }
-  // The kills hit different points of progress, during backfill and after it.
-  expect(new Set(killedAt.map(String)).size).toBeGreaterThanOrEqual(6);
-  expect(lagAtKill.some((lag) => lag > 20n)).toBe(true); // during backfill
-  expect(lagAtKill.filter((lag) => lag <= 5n).length).toBeGreaterThanOrEqual(3); // following the head
-  expect(reorgs).toBeGreaterThan(0);
+
+  // Each kill landed where it was aimed: mid-backfill, or at the head.
+  const backfill = kills.filter((k) => k.phase === "backfill");
+  expect(backfill.map((k) => k.tip < backfillHead)).toEqual(targets.map(() => true));
+  expect(new Set(backfill.map((k) => k.tip)).size).toBe(targets.length);
+  expect(kills.filter((k) => k.phase !== "backfill" && k.lag > 5n)).toEqual([]);
 
   // Restart and let it reach the head, then stop it cleanly.
   const final = spawnIngestor();
-  await final.started;
-  const head = await rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", ["latest", false]);
-  for (let i = 0; i < 300; i++) {
-    const tip = await loadTip(ctx.db.pool, CHAIN_ID);
-    if (tip?.hash === head.hash.toLowerCase()) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await within("the ingestor to start", final.started, 60_000);
+  const top = await head();
+  await waitFor("the restarted ingestor to reach the head", async () => {
+    return (await loadTip(ctx.db.pool, CHAIN_ID))?.hash === top.hash;
+  });
   final.child.kill("SIGTERM");
-  await final.exited;
+  await within("the ingestor to stop on SIGTERM", final.exited, 30_000);
+
+  // Every reorg was handled once, at its depth, and its two blocks kept for audit.
+  const { rows: reorgs } = await ctx.db.pool.query(
+    "SELECT depth FROM chain.reorgs WHERE chain_id = $1 ORDER BY id",
+    [CHAIN_ID],
+  );
+  expect(reorgs).toEqual([{ depth: 2 }, { depth: 2 }, { depth: 2 }]);
+  const { rows: orphaned } = await ctx.db.pool.query(
+    "SELECT count(*)::int AS n FROM chain.blocks WHERE chain_id = $1 AND NOT canonical",
+    [CHAIN_ID],
+  );
+  expect(orphaned[0].n).toBe(6);
 
   const reference = await freshIndex({
     common: ctx.common,
@@ -220,12 +334,13 @@ it("kill -9 at 12 random points during backfill and realtime loses and duplicate
     sourcePool: ctx.db.pool,
   });
   const facts = await canonicalFacts(ctx.db.pool, CHAIN_ID);
-  expect(facts.length).toBeGreaterThan(400);
+  expect(facts.length).toBeGreaterThan(4 * BACKFILL_BLOCKS);
   expect(await canonicalBlocks(ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
   expect(facts).toEqual(reference.facts);
   const { rows } = await ctx.db.pool.query(
     `SELECT count(*)::int AS n FROM (SELECT tx_hash, position FROM chain.transfers
-      WHERE status <> 'orphaned' GROUP BY tx_hash, position HAVING count(*) > 1) d`,
+      WHERE chain_id = $1 AND status <> 'orphaned' GROUP BY tx_hash, position HAVING count(*) > 1) d`,
+    [CHAIN_ID],
   );
   expect(rows[0].n).toBe(0);
-});
+}, 360_000); // 13 process starts (seconds each on a loaded machine) and a 150-block backfill

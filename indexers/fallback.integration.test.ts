@@ -4,10 +4,13 @@
  * next endpoint (or shrinks the range) and the indexer's result equals a clean index.
  */
 import type { Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createEvmAdapter, RpcUnavailableError } from "../chains/index.js";
 import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
+import { type Common, createCommon } from "../ops/common.js";
 import type { ChainConfig } from "../ops/config.js";
+import { createLogger } from "../ops/logger.js";
+import { createMetrics } from "../ops/metrics.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
 import { createIngestor } from "./createIngestor.js";
@@ -53,6 +56,27 @@ beforeAll(async () => {
   }
 });
 
+// Every test starts from healthy endpoints, whatever the test before it left behind.
+beforeEach(() => {
+  for (const proxy of [primary, secondary]) {
+    proxy.setFault("none");
+    proxy.setMaxLogRange(null);
+    proxy.setDropRangeLogs(false);
+    proxy.setRefuseBatches(false);
+  }
+});
+
+/** A Common with its own metrics registry, so a test's counters start at zero. */
+function freshCommon(): Common {
+  return createCommon(ctx.config, {
+    logger: createLogger(ctx.config.env.LOG_LEVEL),
+    metrics: createMetrics({ defaults: false }),
+  });
+}
+
+// Long enough that a healthy node on a loaded machine always answers; a hung one costs this much.
+const TIMEOUT_MS = 2_000;
+
 afterAll(async () => {
   await primary?.close();
   await secondary?.close();
@@ -63,11 +87,12 @@ describe("RPC fallback", () => {
   for (const fault of ["http500", "http429", "hang", "drop"] as const) {
     it(`falls back to the next endpoint when the first answers ${fault}`, async () => {
       primary.setFault(fault);
-      const adapter = createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: 300 });
-      const before = secondary.requests();
+      const adapter = createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: TIMEOUT_MS });
+      const [primaryBefore, secondaryBefore] = [primary.requests(), secondary.requests()];
       expect(await adapter.getHead()).toBe(BigInt(await rpc<Hex>("eth_blockNumber")));
-      expect(secondary.requests()).toBe(before + 1);
-      primary.setFault("none");
+      // Asked the preferred endpoint once, then the next one once.
+      expect(primary.requests()).toBe(primaryBefore + 1);
+      expect(secondary.requests()).toBe(secondaryBefore + 1);
     });
   }
 
@@ -76,10 +101,14 @@ describe("RPC fallback", () => {
     const adapter = createEvmAdapter(chain, { common: ctx.common });
     await adapter.getHead();
     primary.setFault("none");
-    await new Promise((r) => setTimeout(r, 300)); // first cool-down is 250 ms
-    const before = primary.requests();
+    // The first cool-down is 250 ms of wall-clock time from the failure, which happened before
+    // getHead returned: wait it out (a timer never fires early, however loaded the machine), then
+    // the preferred endpoint answers again and the fallback is not asked.
+    await new Promise((r) => setTimeout(r, 300));
+    const [primaryBefore, secondaryBefore] = [primary.requests(), secondary.requests()];
     await adapter.getHead();
-    expect(primary.requests()).toBe(before + 1);
+    expect(primary.requests()).toBe(primaryBefore + 1);
+    expect(secondary.requests()).toBe(secondaryBefore);
   });
 
   it("gives up with RpcUnavailableError when every endpoint fails", async () => {
@@ -90,8 +119,6 @@ describe("RPC fallback", () => {
       { common: ctx.common },
     );
     await expect(adapter.getHead()).rejects.toBeInstanceOf(RpcUnavailableError);
-    primary.setFault("none");
-    secondary.setFault("none");
   });
 
   it("shrinks eth_getLogs ranges the provider refuses and grows them back", async () => {
@@ -107,8 +134,9 @@ describe("RPC fallback", () => {
       { fromBlock: "0x0", toBlock: `0x${head.toString(16)}`, address: [token] },
     ]);
     expect(logs).toEqual(direct);
+    // It shrank to ranges the provider accepts, and grew past them again after successes.
+    expect(secondary.logRanges().some((span) => span <= 4)).toBe(true);
     expect(secondary.logRanges().some((span) => span > 4)).toBe(true);
-    secondary.setMaxLogRange(null);
   });
 
   it("sends single requests to a provider that refuses JSON-RPC batches", async () => {
@@ -121,31 +149,30 @@ describe("RPC fallback", () => {
     const headers = await adapter.getHeaders([1n, 2n, 3n]);
     expect(headers.map((h) => h && BigInt(h.number))).toEqual([1n, 2n, 3n]);
     expect(secondary.requests()).toBe(before + 4); // the refused batch, then 3 single calls
-    secondary.setRefuseBatches(false);
   });
 
   it("recovers logs a provider silently leaves out of ranged eth_getLogs (block bloom check)", async () => {
     secondary.setDropRangeLogs(true);
+    const common = freshCommon();
     const db = await createTestDatabase();
     try {
       await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
       const ingestor = await createIngestor({
-        common: ctx.common,
+        common,
         pool: db.pool,
-        adapter: createEvmAdapter({ ...chain, rpcUrls: [secondary.url] }, { common: ctx.common }),
+        adapter: createEvmAdapter({ ...chain, rpcUrls: [secondary.url] }, { common }),
         options: { batchBlocks: 7 },
       });
       await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
       await ingestor.stop();
       const facts = await canonicalFacts(db.pool, CHAIN_ID);
       expect(facts.filter((f) => f.kind === "erc20")).toHaveLength(20);
-      const recovered = await ctx.common.metrics.registry.getSingleMetricAsString(
+      const recovered = await common.metrics.registry.getSingleMetricAsString(
         "custody_indexer_recovered_logs_total",
       );
       // The 20 transfers to D1 and the token's mint: every Transfer came back by block hash.
       expect(recovered).toMatch(/} 21$/m);
     } finally {
-      secondary.setDropRangeLogs(false);
       await db.drop();
     }
   });
@@ -155,28 +182,36 @@ describe("RPC fallback", () => {
     const cycle = ["http500", "none", "http429", "drop", "none", "hang"] as const;
     primary.setFault((n) => cycle[n % cycle.length]!);
     secondary.setFault((n) => (n % 4 === 0 ? "http500" : "none"));
-    const ingestor = await createIngestor({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      adapter: createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: 300 }),
-      options: { batchBlocks: 5 },
-    });
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    await ingestor.stop();
-    primary.setFault("none");
-    secondary.setFault("none");
-    const reference = await freshIndex({
-      common: ctx.common,
-      chain: { ...chain, rpcUrls: [ctx.anvils[0]!.rpcUrl] },
-      sourcePool: ctx.db.pool,
-    });
-    const facts = await canonicalFacts(ctx.db.pool, CHAIN_ID);
-    expect(facts).toHaveLength(40);
-    expect(facts).toEqual(reference.facts);
-    const errors = await ctx.common.metrics.registry.getSingleMetricAsString(
-      "custody_rpc_errors_total",
-    );
-    for (const kind of ["http_5xx", "rate_limited", "timeout", "network"])
-      expect(errors).toContain(`kind="${kind}"`);
+    const common = freshCommon();
+    const db = await createTestDatabase();
+    try {
+      await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
+      const ingestor = await createIngestor({
+        common,
+        pool: db.pool,
+        adapter: createEvmAdapter(chain, { common }, { timeoutMs: TIMEOUT_MS }),
+        options: { batchBlocks: 5 },
+      });
+      await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
+      await ingestor.stop();
+      primary.setFault("none");
+      secondary.setFault("none");
+      const reference = await freshIndex({
+        common: ctx.common,
+        chain: { ...chain, rpcUrls: [ctx.anvils[0]!.rpcUrl] },
+        sourcePool: db.pool,
+      });
+      const facts = await canonicalFacts(db.pool, CHAIN_ID);
+      expect(facts).toHaveLength(40);
+      expect(facts).toEqual(reference.facts);
+      // Every kind of fault was met on the way (counted in this test's own registry).
+      const errors = await common.metrics.registry.getSingleMetricAsString(
+        "custody_rpc_errors_total",
+      );
+      for (const kind of ["http_5xx", "rate_limited", "timeout", "network"])
+        expect(errors).toContain(`kind="${kind}"`);
+    } finally {
+      await db.drop();
+    }
   });
 });

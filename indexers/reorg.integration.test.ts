@@ -75,11 +75,19 @@ async function expectEqualsFreshIndex(): Promise<void> {
   expect(reference.facts.length).toBeGreaterThan(0);
 }
 
-async function lastReorg() {
+async function reorgCount(): Promise<number> {
+  const { rows } = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.reorgs");
+  return rows[0].n;
+}
+
+/** The one reorg recorded since `before` reorgs were (fails if none or several were). */
+async function newReorg(before: number) {
   const { rows } = await ctx.db.pool.query(
     `SELECT depth, beyond_window, orphaned_confirmed_facts, old_tip_number::int, new_tip_number::int
-       FROM chain.reorgs ORDER BY id DESC LIMIT 1`,
+       FROM chain.reorgs ORDER BY id OFFSET $1`,
+    [before],
   );
+  expect(rows).toHaveLength(1);
   return rows[0];
 }
 
@@ -94,24 +102,31 @@ describe("reorgs", () => {
   it("depth 1: a same-height replacement block", async () => {
     await produce(3, 100n);
     await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const [reorgs, orphans] = [await reorgCount(), await orphanedCount()];
     const tip = BigInt(await rpc<Hex>("eth_blockNumber"));
     // Replace the tip with a block holding a different transfer (to D3).
     await rpc("anvil_reorg", [1, [[{ from, to: D3, value: "0x7b" }, 0]]]);
     expect(BigInt(await rpc<Hex>("eth_blockNumber"))).toBe(tip);
     await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    expect(await lastReorg()).toMatchObject({
+    expect(await newReorg(reorgs)).toMatchObject({
       depth: 1,
       beyond_window: false,
       orphaned_confirmed_facts: 0,
+      old_tip_number: Number(tip),
+      new_tip_number: Number(tip),
     });
-    expect(await orphanedCount()).toBe(1);
+    // The replaced tip held one fact (the ERC-20 transfer to D2): kept, as orphaned.
+    expect(await orphanedCount()).toBe(orphans + 1);
     await expectEqualsFreshIndex();
   });
 
   it("depth 5: confirmed facts orphaned within the window", async () => {
-    await produce(3, 200n);
+    await produce(3, 200n); // 6 blocks, one fact each
     await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    const before = await orphanedCount();
+    const [reorgs, before] = [await reorgCount(), await orphanedCount()];
+    const { rows: confirmedBefore } = await ctx.db.pool.query(
+      "SELECT count(*)::int AS n FROM chain.transfers WHERE orphaned_after_confirmation",
+    );
     const pairs = [0, 1, 2, 3, 4].map((i) => [
       { from, to: D3, value: `0x${(300 + i).toString(16)}` },
       i,
@@ -119,28 +134,35 @@ describe("reorgs", () => {
     await rpc("anvil_reorg", [5, pairs]);
     await sendAndMine(rpc, { from, to: D1, value: 999n }); // the new branch is longer
     await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    const reorg = await lastReorg();
-    expect(reorg).toMatchObject({ depth: 5, beyond_window: false });
-    // 2 confirmations: of the 5 orphaned blocks, the lower 4 were confirmed.
-    expect(reorg.orphaned_confirmed_facts).toBeGreaterThan(0);
-    expect(await orphanedCount()).toBeGreaterThan(before);
+    // 2 confirmations: of the 5 orphaned blocks (one fact each), the lower 4 were confirmed.
+    expect(await newReorg(reorgs)).toMatchObject({
+      depth: 5,
+      beyond_window: false,
+      orphaned_confirmed_facts: 4,
+    });
+    expect(await orphanedCount()).toBe(before + 5);
     const { rows } = await ctx.db.pool.query(
       "SELECT count(*)::int AS n FROM chain.transfers WHERE orphaned_after_confirmation",
     );
-    expect(rows[0].n).toBe(reorg.orphaned_confirmed_facts);
+    expect(rows[0].n).toBe(confirmedBefore[0].n + 4);
     await expectEqualsFreshIndex();
   });
 
   it("deeper than the reorg window: handled, recorded, no crash", async () => {
     const snapshot = await rpc<Hex>("evm_snapshot");
-    await produce(6, 400n); // 12 blocks
+    await produce(6, 400n); // 12 blocks, one fact each
     await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const [reorgs, before] = [await reorgCount(), await orphanedCount()];
     await rpc("evm_revert", [snapshot]);
     for (let i = 0n; i < 13n; i++) await sendAndMine(rpc, { from, to: D3, value: 500n + i });
     await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    const reorg = await lastReorg();
-    expect(reorg).toMatchObject({ depth: 12, beyond_window: true });
-    expect(reorg.orphaned_confirmed_facts).toBeGreaterThan(0);
+    // 2 confirmations: all but the top one of the 12 orphaned facts had been confirmed.
+    expect(await newReorg(reorgs)).toMatchObject({
+      depth: 12,
+      beyond_window: true,
+      orphaned_confirmed_facts: 11,
+    });
+    expect(await orphanedCount()).toBe(before + 12);
     const metrics = await ctx.common.metrics.registry.getSingleMetricAsString(
       "custody_indexer_reorgs_total",
     );

@@ -1,21 +1,22 @@
 /**
  * The `indexer` role as `custody-node start` runs it, on an anvil mining a block per second:
  * readiness passes while the head advances, fails with a reason when the chain stops, metrics are
- * exported, the doorbell rings on the real queue, and a second instance stands by (one writer).
+ * exported, the doorbell rings on the real queue, and a second instance stands by (one writer)
+ * and takes over when the writer stops. Then a lone ingestor follows new heads over WS.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createHealth, type Health } from "../ops/health.js";
 import { type RoleContext, type RoleHandle, roleRegistry } from "../ops/roles.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { waitFor } from "../ops/testing/wait.js";
 import "./role.js";
-import { CHAIN_FACTS_QUEUE } from "./doorbell.js";
+import { CHAIN_FACTS_QUEUE, type ChainFactsJob } from "./doorbell.js";
 import { anvilRpc, freshAddress, type Rpc, sendTx, watch } from "./testing/chain.js";
 
 const CHAIN_ID = 31337;
 let ctx: TestContext;
 let rpc: Rpc;
-let health: Health;
 const handles: RoleHandle[] = [];
 
 function roleContext(h: Health): RoleContext {
@@ -45,38 +46,42 @@ afterAll(async () => {
   await ctx?.cleanup();
 });
 
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 it("runs, reports readiness and metrics, rings the doorbell, and keeps one writer per chain", async () => {
+  await rpc("evm_setIntervalMining", [1]); // a block per second, whatever ran before
   const def = roleRegistry.get("indexer")?.[0];
   expect(def).toBeDefined();
-  health = createHealth();
-  handles.push(await def!.start(roleContext(health)));
-  const standbyHealth = createHealth();
-  handles.push(await def!.start(roleContext(standbyHealth))); // same chain: must stand by
+  // Two instances for the same chain: one must write, the other stand by.
+  const instances: { handle: RoleHandle; health: Health }[] = [];
+  for (let i = 0; i < 2; i++) {
+    const health = createHealth();
+    const handle = await def!.start(roleContext(health));
+    handles.push(handle);
+    instances.push({ handle, health });
+  }
+  const check = `indexer:test-${CHAIN_ID}`;
 
   const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
   const tx = await sendTx(rpc, { from, to: freshAddress(1), value: 5n });
-  await until("the deposit is confirmed", async () => {
+  const block = await waitFor("the deposit to be confirmed", async () => {
     const { rows } = await ctx.db.pool.query(
-      "SELECT status FROM chain.transfers WHERE tx_hash = $1",
+      "SELECT status, block_number::int AS n FROM chain.transfers WHERE tx_hash = $1",
       [tx.toLowerCase()],
     );
-    return rows[0]?.status === "confirmed";
+    return rows[0]?.status === "confirmed" ? (rows[0].n as number) : undefined;
   });
-  const ready = await health.run();
-  expect(ready.ok).toBe(true);
-  expect(ready.checks[`indexer:test-${CHAIN_ID}`]).toEqual({ ok: true });
+  for (const { health } of instances) {
+    const ready = await health.run();
+    expect(ready.ok).toBe(true);
+    expect(ready.checks[check]).toEqual({ ok: true });
+  }
 
-  const jobs = await ctx.queues.queue(CHAIN_FACTS_QUEUE).getJobs(["waiting"]);
-  expect(jobs.length).toBeGreaterThan(0);
+  // The doorbell rang on this test's queue for the deposit's block.
+  const jobs = await ctx.queues.queue<ChainFactsJob>(CHAIN_FACTS_QUEUE).getJobs(["waiting"]);
+  expect(
+    jobs.some(
+      (j) => j.data.chainId === CHAIN_ID && j.data.fromBlock <= block && block <= j.data.toBlock,
+    ),
+  ).toBe(true);
 
   const metrics = await ctx.common.metrics.registry.metrics();
   for (const name of [
@@ -89,15 +94,23 @@ it("runs, reports readiness and metrics, rings the doorbell, and keeps one write
     "custody_rpc_request_duration_seconds",
   ])
     expect(metrics).toContain(name);
-  // Exactly one instance wrote: the other never raced it for the checkpoint.
+  // The other instance never raced the writer for the checkpoint.
   expect(metrics).not.toContain('code="INDEXER_TIP_MOVED"');
-  expect((await standbyHealth.run()).ok).toBe(true);
 
-  // The chain stops producing blocks: after 3 block times readiness fails and says why.
+  // The chain stops producing blocks: after 3 block times the writer's readiness fails and says
+  // why; the standby (which follows nothing) stays ready. Exactly one instance was writing.
   await rpc("evm_setIntervalMining", [0]);
-  await until("readiness to fail", async () => !(await health.run()).ok, 10_000);
-  const failed = await health.run();
-  expect(failed.checks[`indexer:test-${CHAIN_ID}`]?.detail).toContain("has not advanced");
+  const active = await waitFor("one instance's readiness to fail", async () => {
+    const results = await Promise.all(instances.map((i) => i.health.run()));
+    const failing = results.flatMap((r, i) => (r.ok ? [] : [i]));
+    return failing.length > 0 ? failing : undefined;
+  });
+  expect(active).toHaveLength(1);
+  const writer = instances[active[0]!]!;
+  const standby = instances[1 - active[0]!]!;
+  expect((await standby.health.run()).ok).toBe(true);
+  const failed = await writer.health.run(); // last, so the shared gauge shows the writer's view
+  expect(failed.checks[check]?.detail).toContain("has not advanced");
   const gauge = await ctx.common.metrics.registry.getSingleMetricAsString(
     "custody_indexer_unhealthy",
   );
@@ -105,7 +118,19 @@ it("runs, reports readiness and metrics, rings the doorbell, and keeps one write
 
   // Blocks again: readiness recovers.
   await rpc("evm_setIntervalMining", [1]);
-  await until("readiness to recover", async () => (await health.run()).ok, 10_000);
+  await waitFor("readiness to recover", async () => (await writer.health.run()).ok);
+
+  // The writer goes away: the standby takes the chain over and indexes the next deposit.
+  await writer.handle.stop();
+  handles.splice(handles.indexOf(writer.handle), 1);
+  const next = await sendTx(rpc, { from, to: freshAddress(1), value: 6n });
+  await waitFor("the standby to take over and store the next deposit", async () => {
+    const { rows } = await ctx.db.pool.query("SELECT 1 FROM chain.transfers WHERE tx_hash = $1", [
+      next.toLowerCase(),
+    ]);
+    return rows.length === 1;
+  });
+  expect((await standby.health.run()).ok).toBe(true);
 });
 
 it("follows new heads over WS when a wsUrl is configured (polling only as a slow backstop)", async () => {
@@ -129,23 +154,27 @@ it("follows new heads over WS when a wsUrl is configured (polling only as a slow
   try {
     const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
     // Mine empty blocks until the subscription is live (it connects asynchronously).
-    await until("the new-heads subscription", async () => {
+    await waitFor("the new-heads subscription", async () => {
       await rpc("evm_mine");
       return ingestor.status().wsHeads > 0;
     });
-    const tx = await sendTx(rpc, { from, to: freshAddress(1), value: 6n });
-    // With a 60 s poll interval, only the new-heads subscription can bring this in quickly.
-    await until(
+    const headsBefore = ingestor.status().wsHeads;
+    const tx = await sendTx(rpc, { from, to: freshAddress(1), value: 7n });
+    // With a 60 s poll interval, only the new-heads subscription can bring this in before the
+    // 45 s deadline (which throws).
+    const rows = await waitFor(
       "the WS-triggered pass",
       async () => {
         const { rows } = await ctx.db.pool.query(
-          "SELECT 1 FROM chain.transfers WHERE tx_hash = $1",
+          "SELECT amount::text FROM chain.transfers WHERE tx_hash = $1",
           [tx.toLowerCase()],
         );
-        return rows.length === 1;
+        return rows.length > 0 ? rows : undefined;
       },
-      10_000,
+      { timeoutMs: 45_000 },
     );
+    expect(rows).toEqual([{ amount: "7" }]);
+    expect(ingestor.status().wsHeads).toBeGreaterThan(headsBefore);
   } finally {
     await ingestor.stop();
   }
