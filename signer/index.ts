@@ -6,7 +6,7 @@
  * what callers request; it decides no policy.
  */
 
-export { type CrashAt, createBroadcaster, parseCrashAt } from "./broadcaster.js";
+export { type CrashAt, createBroadcaster, parseCrashAt } from "./broadcaster/index.js";
 export {
   InvalidTxRequestError,
   KmsKeyUnsuitableError,

@@ -23,7 +23,20 @@ export type TxRequestInput = {
   refId: string;
 };
 
-export type TxRequestStatus = "pending" | "signed" | "broadcast" | "mined" | "confirmed" | "failed";
+/**
+ * The signer's own request status (callers read `getTxOutcomes`, outcomes.ts, not this):
+ * `confirmed` is not final until `finalized_at` is set; `receipt_unknown` and `needs_review` are
+ * never terminal; `failed` is.
+ */
+export type TxRequestStatus =
+  | "pending"
+  | "signed"
+  | "broadcast"
+  | "mined"
+  | "confirmed"
+  | "failed"
+  | "receipt_unknown"
+  | "needs_review";
 
 export type TxOutcomeJob = {
   requestId: string;
@@ -32,7 +45,7 @@ export type TxOutcomeJob = {
   status: TxRequestStatus;
 };
 
-/** BullMQ queue on which the signer rings when a request reaches a final status. */
+/** BullMQ queue on which the signer rings when an outcome callers act on changes (see broadcaster/doorbells.ts). */
 export const TX_OUTCOMES_QUEUE = "tx-outcomes";
 /** NOTIFY channel the broadcaster listens on; payload `<chainId>:<from lowercase>`. */
 export const TX_REQUESTS_CHANNEL = "custody_tx_requests";

@@ -2,15 +2,22 @@
  * Runs the broadcaster for one (chain, hot wallet): stand by until the wallet's lease is ours,
  * resync, then tick until stopped or the lease is lost. Any unexpected error ends the leased
  * session and starts over from the same recovery path a kill -9 takes (crash-only design).
+ * `stop()` returns within the shutdown timeout: past it, the lease connection is closed, so a tick
+ * still waiting on a node or KMS can write nothing more (the lease is the fencing token).
  */
 import type { PublicClient } from "viem";
 import type { Common } from "../ops/common.js";
 import type { ChainConfig } from "../ops/config.js";
 import type { Pool } from "../ops/db.js";
 import type { QueueFactory } from "../ops/queues.js";
-import { type CrashAt, createBroadcaster, type SignerAccount } from "./broadcaster.js";
+import {
+  type BroadcasterSettings,
+  type CrashAt,
+  createBroadcaster,
+  type SignerAccount,
+} from "./broadcaster/index.js";
 import { LeaseLostError } from "./errors.js";
-import { acquireLease, leaseKey } from "./lease.js";
+import { acquireLease, type Lease, leaseKey } from "./lease.js";
 import { signerMetrics } from "./metrics.js";
 import { TX_REQUESTS_CHANNEL } from "./requests.js";
 
@@ -29,6 +36,9 @@ export type WalletSignerOptions = {
   signConcurrency?: number;
   crashAt?: CrashAt | undefined;
   applicationName?: string;
+  /** stop() returns within this (default 10 s). */
+  shutdownTimeoutMs?: number;
+  settings?: Partial<BroadcasterSettings>;
 };
 
 export type WalletSigner = {
@@ -47,6 +57,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
   let wake: () => void = () => {};
   let active = false;
   let loaded = false;
+  let currentLease: Lease | undefined;
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -70,7 +81,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
     loaded = true;
     const wallet = account.address.toLowerCase();
     const labels = { chain_id: String(chain.chainId), wallet };
-    const broadcaster = createBroadcaster({ ...options, account });
+    const broadcaster = createBroadcaster({ ...options, account, signal: controller.signal });
     while (!controller.signal.aborted) {
       const lease = await acquireLease({
         databaseUrl: options.databaseUrl,
@@ -80,6 +91,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         applicationName: options.applicationName ?? "custody-node signer",
       });
       if (!lease) break;
+      currentLease = lease;
       active = true;
       metrics.leaseHeld.set(labels, 1);
       log.info({ msg: "broadcaster lease taken", wallet });
@@ -98,7 +110,9 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         else log.error({ msg: "broadcaster failed; restarting its session", wallet, err: error });
       } finally {
         active = false;
+        currentLease = undefined;
         metrics.leaseHeld.set(labels, 0);
+        await broadcaster.idle();
         await lease.release();
       }
       if (!controller.signal.aborted) await sleep(1000);
@@ -111,7 +125,17 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
     async stop() {
       controller.abort();
       wake();
-      await done;
+      const timeoutMs = options.shutdownTimeoutMs ?? 10_000;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      });
+      const late = await Promise.race([done.then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (late) {
+        log.warn({ msg: "signer did not stop in time; closing its lease", timeout_ms: timeoutMs });
+        await currentLease?.release();
+      }
     },
   };
 }

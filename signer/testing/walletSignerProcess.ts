@@ -10,9 +10,9 @@ import { chainByKey, loadConfig } from "../../ops/config.js";
 import { createPool } from "../../ops/db.js";
 import { createQueueFactory } from "../../ops/queues.js";
 import { createRedis } from "../../ops/redis.js";
-import { parseCrashAt } from "../broadcaster.js";
 import { createKmsAccount, createKmsClient } from "../kmsAccount.js";
 import { startWalletSigner } from "../walletSigner.js";
+import { parseCrashAt } from "./crashPoints.js";
 
 const config = loadConfig();
 const common = createCommon(config);

@@ -1,0 +1,225 @@
+/**
+ * Stored attempts and requests: the rows the stages read and the few writes they share. Every
+ * signed transaction is stored before it is sent and only stored bytes are ever sent (KMS
+ * signatures are not deterministic: re-signing makes another transaction).
+ */
+import type { Hex } from "viem";
+import type { Fees } from "../fees.js";
+import type { Lease } from "../lease.js";
+import type { NodeErrorClass } from "../nodeErrors.js";
+import type { TxRequestStatus } from "../requests.js";
+import type { BroadcasterContext } from "./context.js";
+
+export type AttemptStatus = "signed" | "broadcast" | "mined" | "replaced" | "rejected";
+
+export type Attempt = {
+  id: string;
+  requestId: string;
+  nonce: bigint;
+  purpose: "send" | "cancel";
+  txHash: Hex;
+  raw: Hex;
+  status: AttemptStatus;
+  gasLimit: bigint;
+  fees: Fees;
+  sentAt: number | null;
+  createdAt: number;
+  lastErrorClass: NodeErrorClass | null;
+};
+
+export type WatchedRequest = {
+  id: string;
+  kind: string;
+  refId: string;
+  status: TxRequestStatus;
+  nonce: bigint;
+  to: Hex;
+  value: bigint;
+  data: Hex;
+  txHash: Hex | null;
+  blockNumber: bigint | null;
+  blockHash: Hex | null;
+  receiptSuccess: boolean | null;
+  finalized: boolean;
+  receiptMissingSince: number | null;
+  reviewReason: string | null;
+  createdAt: number;
+};
+
+export const ATTEMPT_COLUMNS = `id::text, request_id, nonce::text, purpose, tx_hash, raw_tx, status, gas_limit::text,
+  max_fee_per_gas::text, max_priority_fee_per_gas::text, gas_price::text,
+  extract(epoch from broadcast_at) * 1000 AS sent_at, extract(epoch from created_at) * 1000 AS created_at,
+  last_error_class`;
+
+export function attemptFromRow(r: Record<string, string | null>): Attempt {
+  return {
+    id: r.id!,
+    requestId: r.request_id!,
+    nonce: BigInt(r.nonce!),
+    purpose: r.purpose as Attempt["purpose"],
+    txHash: r.tx_hash as Hex,
+    raw: r.raw_tx as Hex,
+    status: r.status as AttemptStatus,
+    gasLimit: BigInt(r.gas_limit!),
+    fees:
+      r.gas_price !== null
+        ? { type: "legacy", gasPrice: BigInt(r.gas_price!) }
+        : {
+            type: "eip1559",
+            maxFeePerGas: BigInt(r.max_fee_per_gas!),
+            maxPriorityFeePerGas: BigInt(r.max_priority_fee_per_gas!),
+          },
+    sentAt: r.sent_at === null ? null : Number(r.sent_at),
+    createdAt: Number(r.created_at),
+    lastErrorClass: r.last_error_class as NodeErrorClass | null,
+  };
+}
+
+export type NewAttempt = {
+  requestId: string;
+  nonce: bigint;
+  purpose: "send" | "cancel";
+  hash: Hex;
+  raw: Hex;
+  gasLimit: bigint;
+  fees: Fees;
+};
+
+/** Store one signed attempt (status `signed`); returns it as stored. */
+export async function storeAttempt(
+  ctx: BroadcasterContext,
+  lease: Lease,
+  a: NewAttempt,
+): Promise<Attempt> {
+  const { rows } = await lease.query(
+    `INSERT INTO custody.tx_attempts (request_id, chain_id, from_address, nonce, purpose, tx_hash, raw_tx,
+       gas_limit, max_fee_per_gas, max_priority_fee_per_gas, gas_price)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     RETURNING ${ATTEMPT_COLUMNS}`,
+    [
+      a.requestId,
+      ctx.chain.chainId,
+      ctx.from,
+      a.nonce.toString(),
+      a.purpose,
+      a.hash,
+      a.raw,
+      a.gasLimit.toString(),
+      a.fees.type === "eip1559" ? a.fees.maxFeePerGas.toString() : null,
+      a.fees.type === "eip1559" ? a.fees.maxPriorityFeePerGas.toString() : null,
+      a.fees.type === "legacy" ? a.fees.gasPrice.toString() : null,
+    ],
+  );
+  return attemptFromRow(rows[0]);
+}
+
+/** Attempts that may still be included (stored or handed to a node), from `minNonce` up. */
+export async function liveAttempts(ctx: BroadcasterContext, minNonce = 0n): Promise<Attempt[]> {
+  const { rows } = await ctx.pool.query(
+    `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts
+     WHERE chain_id = $1 AND from_address = $2 AND status IN ('signed', 'broadcast') AND nonce >= $3
+     ORDER BY nonce, id`,
+    [ctx.chain.chainId, ctx.from, minNonce.toString()],
+  );
+  return rows.map(attemptFromRow);
+}
+
+/** Every attempt of these requests, rejected ones included, newest first. */
+export async function attemptsOf(
+  ctx: BroadcasterContext,
+  requestIds: readonly string[],
+): Promise<Map<string, Attempt[]>> {
+  const byRequest = new Map<string, Attempt[]>();
+  if (requestIds.length === 0) return byRequest;
+  const { rows } = await ctx.pool.query(
+    `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts
+     WHERE request_id = ANY($1) ORDER BY id DESC`,
+    [requestIds],
+  );
+  for (const row of rows) {
+    const a = attemptFromRow(row);
+    const list = byRequest.get(a.requestId);
+    if (list) list.push(a);
+    else byRequest.set(a.requestId, [a]);
+  }
+  return byRequest;
+}
+
+/** The newest live attempt per nonce (the one paying the most), in nonce order. */
+export function newestPerNonce(attempts: readonly Attempt[]): Attempt[] {
+  const byNonce = new Map<bigint, Attempt>();
+  for (const a of attempts) {
+    const seen = byNonce.get(a.nonce);
+    if (!seen || BigInt(a.id) > BigInt(seen.id)) byNonce.set(a.nonce, a);
+  }
+  return [...byNonce.values()].sort((x, y) => (x.nonce < y.nonce ? -1 : 1));
+}
+
+const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value::text, data, tx_hash,
+  block_number::text, block_hash, receipt_success, finalized_at IS NOT NULL AS finalized,
+  extract(epoch from receipt_missing_since) * 1000 AS missing_since, review_reason,
+  extract(epoch from created_at) * 1000 AS created_at`;
+
+/**
+ * Requests with a nonce that are not final: in flight, mined, confirmed but not yet final,
+ * without a receipt, or waiting for review. Ordered by nonce.
+ */
+export async function watchedRequests(ctx: BroadcasterContext): Promise<WatchedRequest[]> {
+  const { rows } = await ctx.pool.query(
+    `SELECT ${WATCHED_COLUMNS} FROM custody.tx_requests
+      WHERE chain_id = $1 AND from_address = $2
+        AND status IN ('signed', 'broadcast', 'mined', 'receipt_unknown', 'needs_review')
+     UNION ALL
+     SELECT ${WATCHED_COLUMNS} FROM custody.tx_requests
+      WHERE chain_id = $1 AND from_address = $2
+        AND status = 'confirmed' AND finalized_at IS NULL AND nonce IS NOT NULL
+     ORDER BY nonce`,
+    [ctx.chain.chainId, ctx.from],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    kind: r.kind,
+    refId: r.ref_id,
+    status: r.status,
+    nonce: BigInt(r.nonce),
+    to: r.to_address,
+    value: BigInt(r.value),
+    data: r.data,
+    txHash: r.tx_hash,
+    blockNumber: r.block_number === null ? null : BigInt(r.block_number),
+    blockHash: r.block_hash,
+    receiptSuccess: r.receipt_success,
+    finalized: r.finalized,
+    receiptMissingSince: r.missing_since === null ? null : Number(r.missing_since),
+    reviewReason: r.review_reason,
+    createdAt: Number(r.created_at),
+  }));
+}
+
+/** Append to the request's history (custody.tx_request_events). */
+export async function recordEvent(
+  lease: Lease,
+  e: {
+    requestId: string;
+    from: string | null;
+    to: string;
+    event: string;
+    reason?: string | undefined;
+    details?: Record<string, unknown>;
+    actor?: string;
+  },
+): Promise<void> {
+  await lease.query(
+    `INSERT INTO custody.tx_request_events (request_id, from_status, to_status, event, actor, reason, details)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      e.requestId,
+      e.from,
+      e.to,
+      e.event,
+      e.actor ?? "signer",
+      e.reason ?? null,
+      JSON.stringify(e.details ?? {}),
+    ],
+  );
+}

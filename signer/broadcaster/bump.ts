@@ -1,0 +1,87 @@
+/**
+ * Bump stage: the newest live attempt of a nonce not mined within the chain's bump interval (or
+ * refused as underpriced) is replaced at the same nonce with fees raised by at least the
+ * replacement minimum (fees.ts), never above the cap; at the cap an alert fires and the capped
+ * attempt is resent as is. A failed re-signature (KMS) is retried on a later pass.
+ */
+import { bumpFees, estimateFees } from "../fees.js";
+import type { Lease } from "../lease.js";
+import { liveAttempts, newestPerNonce, storeAttempt, type WatchedRequest } from "./attempts.js";
+import type { BroadcasterContext } from "./context.js";
+import { sendInOrder, sendRaw, signTx } from "./send.js";
+
+export async function bump(
+  ctx: BroadcasterContext,
+  lease: Lease,
+  watched: readonly WatchedRequest[],
+  latestCount: bigint,
+): Promise<void> {
+  const { chain } = ctx;
+  const now = Date.now();
+  const inFlight = new Map(
+    watched.filter((r) => r.status === "signed" || r.status === "broadcast").map((r) => [r.id, r]),
+  );
+  const due = newestPerNonce(await liveAttempts(ctx, latestCount)).filter(
+    (a) =>
+      inFlight.has(a.requestId) &&
+      (a.lastErrorClass === "underpriced" ||
+        (a.status === "broadcast" && now - (a.sentAt ?? a.createdAt) >= chain.bumpIntervalMs)),
+  );
+  if (due.length === 0) return;
+  const market = await estimateFees(ctx.client, chain);
+  for (const a of due) {
+    const req = inFlight.get(a.requestId)!;
+    const result = bumpFees(a.fees, market, chain.maxFeePerGas);
+    if (result.capped) {
+      ctx.metrics.feeCapHits.inc(ctx.labels);
+      ctx.alert("fee_cap", {
+        request_id: a.requestId,
+        nonce: String(a.nonce),
+        cap: chain.maxFeePerGas.toString(),
+      });
+      await lease.query(
+        "UPDATE custody.tx_requests SET fee_capped_at = COALESCE(fee_capped_at, now()), updated_at = now() WHERE id = $1",
+        [a.requestId],
+      );
+    }
+    if (!result.replace) {
+      // No valid replacement under the cap: keep the current attempt, resend it, wait.
+      await sendRaw(ctx, a.raw);
+      await lease.query("UPDATE custody.tx_attempts SET broadcast_at = now() WHERE id = $1", [
+        a.id,
+      ]);
+      continue;
+    }
+    // Same nonce, same gas limit; a cancel stays a cancel.
+    const tx =
+      a.purpose === "cancel"
+        ? { nonce: a.nonce, to: ctx.from, value: 0n, data: "0x" as const, gasLimit: a.gasLimit }
+        : { nonce: a.nonce, to: req.to, value: req.value, data: req.data, gasLimit: a.gasLimit };
+    let signed: { raw: `0x${string}`; hash: `0x${string}` };
+    try {
+      signed = await signTx(ctx, tx, result.fees);
+    } catch (error) {
+      ctx.log.warn({ msg: "KMS signing of a bump failed; retried next pass", err: error });
+      continue;
+    }
+    const stored = await lease.transaction(() =>
+      storeAttempt(ctx, lease, {
+        requestId: a.requestId,
+        nonce: a.nonce,
+        purpose: a.purpose,
+        hash: signed.hash,
+        raw: signed.raw,
+        gasLimit: tx.gasLimit,
+        fees: result.fees,
+      }),
+    );
+    ctx.metrics.attempts.inc({ ...ctx.labels, kind: "bump" });
+    ctx.log.info({
+      msg: "attempt bumped",
+      request_id: a.requestId,
+      nonce: String(a.nonce),
+      tx_hash: signed.hash,
+    });
+    await sendInOrder(ctx, lease, [stored]);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Cancel jobs: a nonce whose every attempt was refused for good is used by a 0-value transfer to
+ * the hot wallet itself, so later nonces are not stuck behind a hole; the request fails when that
+ * cancel's block is final (track stage). Bounded: a failed try (KMS or RPC error) or a refused
+ * cancel waits a backoff (doubling, capped) before the next; after `maxCancelAttempts` refused
+ * cancels (counted in Postgres, so restarts do not reset it; an operator retry does) the request
+ * is `needs_review` with an alert, and no further cancel is tried.
+ */
+import { estimateFees } from "../fees.js";
+import type { Lease } from "../lease.js";
+import { recordEvent, storeAttempt } from "./attempts.js";
+import type { BroadcasterContext } from "./context.js";
+import { cancelGasLimit } from "./gasPlan.js";
+import type { CancelJob } from "./nonces.js";
+import { DEAD, sendInOrder, signTx } from "./send.js";
+
+export type Canceller = { run: (lease: Lease, jobs: readonly CancelJob[]) => Promise<void> };
+
+export function createCanceller(ctx: BroadcasterContext): Canceller {
+  const { settings } = ctx;
+  /** Per request: failed tries in a row and when the next may start. */
+  const backoff = new Map<string, { failures: number; nextAt: number }>();
+
+  function failed(requestId: string, why: string, error?: unknown) {
+    const b = backoff.get(requestId) ?? { failures: 0, nextAt: 0 };
+    b.failures++;
+    const wait = Math.min(
+      settings.maxCancelBackoffMs,
+      settings.cancelBackoffMs * 2 ** Math.min(b.failures - 1, 20),
+    );
+    b.nextAt = Date.now() + wait;
+    backoff.set(requestId, b);
+    ctx.log.warn({
+      msg: "cancel not placed; retrying after a backoff",
+      request_id: requestId,
+      why,
+      failures: b.failures,
+      retry_in_ms: wait,
+      ...(error ? { err: error } : {}),
+    });
+  }
+
+  /** Cancels of this nonce refused for good since the last operator retry. */
+  async function refusedCancels(job: CancelJob): Promise<number> {
+    const { rows } = await ctx.pool.query(
+      `SELECT count(*)::int AS n FROM custody.tx_attempts a
+        WHERE a.request_id = $1 AND a.nonce = $2 AND a.purpose = 'cancel' AND a.status = 'rejected'
+          AND a.created_at > COALESCE((SELECT max(e.created_at) FROM custody.tx_request_events e
+                                        WHERE e.request_id = $1 AND e.event = 'operator_retry'),
+                                      '-infinity')`,
+      [job.requestId, job.nonce.toString()],
+    );
+    return rows[0].n;
+  }
+
+  async function giveUp(lease: Lease, job: CancelJob, refused: number) {
+    await lease.transaction(async () => {
+      const upd = await lease.query(
+        `UPDATE custody.tx_requests
+            SET status = 'needs_review', review_reason = 'CANCEL_UNSENDABLE',
+                outcome_seq = outcome_seq + 1, updated_at = now()
+          WHERE id = $1 AND status IN ('signed', 'broadcast')`,
+        [job.requestId],
+      );
+      if (upd.rowCount === 0) return;
+      await recordEvent(lease, {
+        requestId: job.requestId,
+        from: job.status,
+        to: "needs_review",
+        event: "needs_review",
+        reason: "CANCEL_UNSENDABLE",
+        details: { nonce: job.nonce.toString(), refused_cancels: refused },
+      });
+    });
+    backoff.delete(job.requestId);
+    ctx.alert("cancel_unsendable", {
+      request_id: job.requestId,
+      nonce: String(job.nonce),
+      refused_cancels: refused,
+    });
+  }
+
+  async function cancelOne(lease: Lease, job: CancelJob) {
+    const refused = await refusedCancels(job);
+    if (refused >= settings.maxCancelAttempts) {
+      if (job.status === "failed") {
+        // Failed by an operator already: keep trying slowly, keep alerting.
+        ctx.alert("nonce_gap", { request_id: job.requestId, nonce: String(job.nonce) });
+      } else {
+        await giveUp(lease, job, refused);
+        return;
+      }
+    }
+    const b = backoff.get(job.requestId);
+    if (b && Date.now() < b.nextAt) return;
+    let stored: Awaited<ReturnType<typeof storeAttempt>>;
+    try {
+      const fees = await estimateFees(ctx.client, ctx.chain);
+      const tx = {
+        nonce: job.nonce,
+        to: ctx.from,
+        value: 0n,
+        data: "0x" as const,
+        gasLimit: await cancelGasLimit(ctx),
+      };
+      const { raw, hash } = await signTx(ctx, tx, fees);
+      stored = await lease.transaction(async () => {
+        const a = await storeAttempt(ctx, lease, {
+          requestId: job.requestId,
+          nonce: job.nonce,
+          purpose: "cancel",
+          hash,
+          raw,
+          gasLimit: tx.gasLimit,
+          fees,
+        });
+        await recordEvent(lease, {
+          requestId: job.requestId,
+          from: job.status,
+          to: job.status,
+          event: "cancel_signed",
+          details: { nonce: job.nonce.toString(), tx_hash: hash, refused_before: refused },
+        });
+        return a;
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === "SIGNER_LEASE_LOST") throw error;
+      failed(job.requestId, "signing or storing the cancel failed", error);
+      return;
+    }
+    ctx.metrics.attempts.inc({ ...ctx.labels, kind: "cancel" });
+    ctx.crash("after_cancel_commit");
+    const [result] = await sendInOrder(ctx, lease, [stored]);
+    if (result?.r.cls && DEAD.has(result.r.cls)) {
+      failed(job.requestId, `cancel refused: ${result.r.cls}`);
+      return;
+    }
+    backoff.delete(job.requestId);
+    ctx.alert("nonce_cancelled", { request_id: job.requestId, nonce: String(job.nonce) });
+  }
+
+  return {
+    async run(lease, jobs) {
+      for (const job of jobs) await cancelOne(lease, job);
+      for (const id of backoff.keys())
+        if (!jobs.some((j) => j.requestId === id)) backoff.delete(id);
+    },
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * The chain as the tracker sees it, read through chains/ (one fallback policy, per-endpoint head
+ * health): once per tick the head, the wallet's mined nonce count at latest, and the heights that
+ * meet the confirmation and finality rules; on demand the mined count at the finalized height,
+ * block hashes (only from nodes at or past the height), and receipts, through the fallback or asked
+ * of every endpoint separately. A missing block or receipt is "not known here", never evidence.
+ */
+import { type Hex, numberToHex } from "viem";
+import { NoHealthyEndpointError } from "../../chains/errors.js";
+import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
+import { type ChainConfig, type ConfirmationRule, finalityRule } from "../../ops/config.js";
+import type { Logger } from "../../ops/logger.js";
+import type { ReceiptLogLike } from "../transferPosition.js";
+
+export type TrackedReceipt = {
+  txHash: Hex;
+  blockNumber: bigint;
+  blockHash: Hex;
+  success: boolean;
+  gasUsed: bigint;
+  effectiveGasPrice: bigint;
+  logs: ReceiptLogLike[];
+};
+
+export type ChainSnapshot = {
+  head: bigint;
+  /** The wallet's mined transaction count at the latest block: every nonce below it is used. */
+  latestCount: bigint;
+  /** Highest block meeting the confirmation rule (null: not known, e.g. no `finalized` tag yet). */
+  confirmedHeight: bigint | null;
+  /** Highest block meeting the finality rule (null: not known). */
+  finalizedHeight: bigint | null;
+  /** The wallet's mined count at `finalizedHeight` (memoised; null when not known). */
+  finalizedCount: () => Promise<bigint | null>;
+};
+
+export type ChainView = {
+  snapshot: () => Promise<ChainSnapshot>;
+  /** Pending-inclusive count (resync only). */
+  pendingCount: () => Promise<bigint>;
+  /** Receipts through the fallback client; hashes without one are absent. */
+  receipts: (hashes: readonly Hex[], atLeast?: bigint) => Promise<Map<Hex, TrackedReceipt>>;
+  /** Receipts asked of each endpoint on its own (an endpoint that fails is skipped and counted). */
+  receiptsEverywhere: (
+    hashes: readonly Hex[],
+  ) => Promise<{ found: Map<Hex, TrackedReceipt>; answered: number; endpoints: number }>;
+  /** Canonical hash per height from nodes at or past it; absent when no node has it now. */
+  blockHashes: (numbers: readonly bigint[]) => Promise<Map<bigint, Hex>>;
+};
+
+type RawReceiptWithLogs = {
+  transactionHash: Hex;
+  blockHash: Hex;
+  blockNumber: Hex;
+  status: Hex;
+  gasUsed: Hex;
+  effectiveGasPrice?: Hex;
+  logs: { address: Hex; topics: Hex[]; data: Hex; logIndex: Hex | null }[];
+};
+
+function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
+  return {
+    txHash: r.transactionHash.toLowerCase() as Hex,
+    blockNumber: BigInt(r.blockNumber),
+    blockHash: r.blockHash.toLowerCase() as Hex,
+    success: r.status === "0x1",
+    gasUsed: BigInt(r.gasUsed),
+    effectiveGasPrice: BigInt(r.effectiveGasPrice ?? "0x0"),
+    logs: (r.logs ?? []).map((l) => ({
+      address: l.address,
+      topics: l.topics,
+      data: l.data,
+      logIndex: l.logIndex === null ? null : Number(BigInt(l.logIndex)),
+    })),
+  };
+}
+
+/** The highest block meeting `rule` given the head (blocks: the block itself counts as one). */
+export function heightMeeting(
+  rule: ConfirmationRule,
+  head: bigint,
+  nodeFinalized: bigint | null,
+): bigint | null {
+  if (rule.kind === "finalized") return nodeFinalized;
+  const h = head - BigInt(Math.max(1, rule.blocks)) + 1n;
+  return h < 0n ? null : h;
+}
+
+export function createChainView({
+  chain,
+  from,
+  rpc,
+  getFinalizedHead,
+  logger,
+}: {
+  chain: ChainConfig;
+  from: Hex;
+  rpc: RpcClient;
+  getFinalizedHead: () => Promise<bigint | null>;
+  logger: Logger;
+}): ChainView {
+  const finality = finalityRule(chain);
+  let perEndpoint: RpcClient[] | undefined;
+
+  function endpoints(): RpcClient[] {
+    perEndpoint ??= chain.rpcUrls.map((url) =>
+      createRpcClient({ chainId: chain.chainId, urls: [url], rounds: 1, timeoutMs: 5_000 }),
+    );
+    return perEndpoint;
+  }
+
+  async function receiptsFrom(
+    client: RpcClient,
+    hashes: readonly Hex[],
+    atLeast?: bigint,
+  ): Promise<Map<Hex, TrackedReceipt>> {
+    const found = new Map<Hex, TrackedReceipt>();
+    if (hashes.length === 0) return found;
+    const results = await client.batch<RawReceiptWithLogs | null>(
+      hashes.map((h) => ({ method: "eth_getTransactionReceipt", params: [h] })),
+      atLeast !== undefined ? { atLeast } : {},
+    );
+    for (const r of results) {
+      // A receipt without a block is a pending tx on some clients: not mined.
+      if (r?.blockHash && r.blockNumber) {
+        const receipt = parseReceipt(r);
+        found.set(receipt.txHash, receipt);
+      }
+    }
+    return found;
+  }
+
+  return {
+    async snapshot() {
+      const [headHex, countHex] = await rpc.batch<Hex>([
+        { method: "eth_blockNumber", params: [] },
+        { method: "eth_getTransactionCount", params: [from, "latest"] },
+      ]);
+      const head = BigInt(headHex!);
+      const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
+      const nodeFinalized = needsTag ? await getFinalizedHead() : null;
+      const finalizedHeight = heightMeeting(finality, head, nodeFinalized);
+      let finalizedCount: Promise<bigint | null> | undefined;
+      return {
+        head,
+        latestCount: BigInt(countHex!),
+        confirmedHeight: heightMeeting(chain.confirmations, head, nodeFinalized),
+        finalizedHeight,
+        finalizedCount() {
+          finalizedCount ??= (async () => {
+            if (finalizedHeight === null) return null;
+            try {
+              const n = await rpc.request<Hex>(
+                "eth_getTransactionCount",
+                [from, numberToHex(finalizedHeight)],
+                { atLeast: finalizedHeight },
+              );
+              return BigInt(n);
+            } catch (error) {
+              logger.warn({ msg: "mined count at the finalized height not known", err: error });
+              return null;
+            }
+          })();
+          return finalizedCount;
+        },
+      };
+    },
+    async pendingCount() {
+      return BigInt(await rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]));
+    },
+    receipts: (hashes, atLeast) => receiptsFrom(rpc, hashes, atLeast),
+    async receiptsEverywhere(hashes) {
+      const found = new Map<Hex, TrackedReceipt>();
+      let answered = 0;
+      const clients = endpoints();
+      await Promise.all(
+        clients.map(async (client) => {
+          try {
+            for (const [h, r] of await receiptsFrom(client, hashes)) found.set(h, r);
+            answered++;
+          } catch (error) {
+            logger.warn({
+              msg: "receipt search: an endpoint did not answer",
+              endpoint: client.endpoints[0],
+              err: error,
+            });
+          }
+        }),
+      );
+      return { found, answered, endpoints: clients.length };
+    },
+    async blockHashes(numbers) {
+      const out = new Map<bigint, Hex>();
+      const list = [...new Set(numbers)].sort((a, b) => (a < b ? -1 : 1));
+      if (list.length === 0) return out;
+      try {
+        const blocks = await rpc.batch<{ hash: Hex; number: Hex } | null>(
+          list.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
+          {
+            atLeast: list.at(-1)!,
+            lacks: (results, calls) => {
+              const i = results.indexOf(null);
+              return i < 0 ? null : BigInt(calls[i]!.params[0] as Hex);
+            },
+          },
+        );
+        blocks.forEach((b, i) => {
+          if (b) out.set(list[i]!, b.hash.toLowerCase() as Hex);
+        });
+      } catch (error) {
+        if (!(error instanceof NoHealthyEndpointError)) throw error;
+        // No node has these heights right now: nothing is known about them.
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * What every stage of one (chain, hot wallet) broadcaster shares: built once by `createBroadcaster`
+ * and passed down (ponder's `Common` pattern), so each stage file is a plain function of it.
+ */
+import type { Hex, PublicClient } from "viem";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import type { Pool } from "../../ops/db.js";
+import type { Logger } from "../../ops/logger.js";
+import type { QueueFactory } from "../../ops/queues.js";
+import type { KmsAccount } from "../kmsAccount.js";
+import type { SignerMetrics } from "../metrics.js";
+import type { CrashPoint } from "../testing/crashPoints.js";
+import type { ChainView } from "./chainView.js";
+
+export type SignerAccount = Pick<KmsAccount, "address" | "signTransaction">;
+
+export type BroadcasterSettings = {
+  /** Requests taken per intake round. */
+  batchSize: number;
+  /** Concurrent KMS Sign calls. */
+  signConcurrency: number;
+  /** Cancels of one nonce refused by nodes before it needs a human (needs_review). */
+  maxCancelAttempts: number;
+  /** Backoff between failed cancel tries (KMS/RPC error or refusal): first, then doubling to max. */
+  cancelBackoffMs: number;
+  maxCancelBackoffMs: number;
+  /** A used nonce without a receipt of ours for this long is reported `receipt_unknown`. */
+  receiptGraceMs: number;
+  /** How often a request without a receipt is searched on every endpoint. */
+  fullSearchIntervalMs: number;
+};
+
+export type BroadcasterContext = {
+  common: Common;
+  pool: Pool;
+  queues: QueueFactory;
+  chain: ChainConfig;
+  account: SignerAccount;
+  /** The hot wallet, lowercase. */
+  from: Hex;
+  /** viem client on chains/' fallback transport (fees, gas estimates, sends). */
+  client: PublicClient;
+  /** Reads of chain state the tracker trusts (heads, nonces, receipts on every endpoint). */
+  chainView: ChainView;
+  log: Logger;
+  metrics: SignerMetrics;
+  labels: { chain_id: string; wallet: string };
+  settings: BroadcasterSettings;
+  /** Count an alert metric and log it at error level. */
+  alert: (name: string, fields: Record<string, unknown>) => void;
+  crash: (point: CrashPoint) => void;
+  /** Mutable across ticks: the next nonce to allocate (set by resync). */
+  state: { nextNonce: bigint | undefined };
+};
+
+export function createAlert(
+  log: Logger,
+  metrics: SignerMetrics,
+  labels: BroadcasterContext["labels"],
+): BroadcasterContext["alert"] {
+  return (name, fields) => {
+    metrics.alerts.inc({ ...labels, alert: name });
+    log.error({ msg: "signer alert", alert: name, ...fields });
+  };
+}
+
+/** Run fn over items with at most `limit` in flight; results in item order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (t: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}

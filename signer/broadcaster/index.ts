@@ -1,0 +1,189 @@
+/**
+ * The broadcaster for one (chain, hot wallet), run only while holding the wallet's lease. One tick
+ * runs the stages in order, each a file here:
+ *
+ * - intake.ts: pending requests get gas, nonces and KMS signatures; bytes and nonces commit
+ *   together before anything is sent (gasPlan.ts is the one place gas is decided).
+ * - send.ts: only stored bytes are sent; node errors are classified, one response each.
+ * - track.ts: receipts, confirmation, finality; reorgs send requests back to `broadcast` and resend
+ *   their stored bytes; missing receipts are `receipt_unknown`, never a failure.
+ * - nonces.ts + cancel.ts: the chain's mined count is the nonce truth; every unused nonce of ours
+ *   has a live attempt, or its stored bytes go out again, or a bounded cancel job uses it.
+ * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
+ * - doorbells.ts: tx-outcomes rung for what callers must act on, never waiting on Redis.
+ * - attempts.ts: the stored rows; chainView.ts: the chain read through chains/.
+ * Crash points for kill -9 tests are in ../testing/crashPoints.ts.
+ */
+import type { Hex, PublicClient } from "viem";
+import { createEvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import type { Pool } from "../../ops/db.js";
+import type { QueueFactory } from "../../ops/queues.js";
+import type { Lease } from "../lease.js";
+import { signerMetrics } from "../metrics.js";
+import { type CrashAt, createCrashPoints } from "../testing/crashPoints.js";
+import { watchedRequests } from "./attempts.js";
+import { bump } from "./bump.js";
+import { createCanceller } from "./cancel.js";
+import { type ChainView, createChainView } from "./chainView.js";
+import {
+  type BroadcasterContext,
+  type BroadcasterSettings,
+  createAlert,
+  type SignerAccount,
+} from "./context.js";
+import { createDoorbells } from "./doorbells.js";
+import { intake } from "./intake.js";
+import { checkNonces } from "./nonces.js";
+import { resendLive } from "./send.js";
+import { createTracker } from "./track.js";
+
+export type { CrashAt, CrashPoint } from "../testing/crashPoints.js";
+export { parseCrashAt } from "../testing/crashPoints.js";
+export type { BroadcasterSettings, SignerAccount } from "./context.js";
+
+export type BroadcasterOptions = {
+  common: Common;
+  pool: Pool;
+  queues: QueueFactory;
+  chain: ChainConfig;
+  account: SignerAccount;
+  /** Overrides the viem client built on chains/' fallback transport (fees, estimates, sends). */
+  publicClient?: PublicClient;
+  /** Requests taken per intake round. */
+  batchSize?: number;
+  /** Concurrent KMS Sign calls. */
+  signConcurrency?: number;
+  crashAt?: CrashAt | undefined;
+  /** Aborts in-flight RPC waits (the wallet signer's stop). */
+  signal?: AbortSignal;
+  settings?: Partial<BroadcasterSettings>;
+};
+
+export type Broadcaster = {
+  /** After taking the lease: nonce from Postgres raised to the chain's pending count; resend stored bytes. */
+  resync: (lease: Lease) => Promise<void>;
+  /** One round of intake, sending, tracking, nonce checks, cancels and bumps. */
+  tick: (lease: Lease) => Promise<{ signed: number }>;
+  /** Ring doorbells owed (also started by every tick) and wait for that ring. */
+  ringOwedDoorbells: () => Promise<void>;
+  /** Resolves when no doorbell ring is in flight. */
+  idle: () => Promise<void>;
+  nextNonce: () => bigint | undefined;
+};
+
+export function defaultSettings(chain: ChainConfig): BroadcasterSettings {
+  return {
+    batchSize: 100,
+    signConcurrency: 16,
+    maxCancelAttempts: 5,
+    cancelBackoffMs: 1_000,
+    maxCancelBackoffMs: 60_000,
+    receiptGraceMs: Math.max(5_000, 2 * chain.blockTimeMs),
+    fullSearchIntervalMs: Math.max(5_000, chain.blockTimeMs),
+  };
+}
+
+export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
+  const { common, pool, queues, chain, account } = options;
+  const from = account.address.toLowerCase() as Hex;
+  const log = common.logger.child({ component: "signer", chain_id: chain.chainId, wallet: from });
+  const metrics = signerMetrics(common.metrics.registry);
+  const labels = { chain_id: String(chain.chainId), wallet: from };
+  const signal = options.signal
+    ? AbortSignal.any([common.shutdown.signal, options.signal])
+    : common.shutdown.signal;
+  const adapter = createEvmAdapter(chain, {
+    common: { ...common, shutdown: { ...common.shutdown, signal } },
+  });
+  const chainView: ChainView = createChainView({
+    chain,
+    from,
+    rpc: adapter.rpc,
+    getFinalizedHead: adapter.getFinalizedHead,
+    logger: log,
+  });
+  const ctx: BroadcasterContext = {
+    common,
+    pool,
+    queues,
+    chain,
+    account,
+    from,
+    client: options.publicClient ?? adapter.client,
+    chainView,
+    log,
+    metrics,
+    labels,
+    settings: {
+      ...defaultSettings(chain),
+      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.signConcurrency !== undefined
+        ? { signConcurrency: options.signConcurrency }
+        : {}),
+      ...options.settings,
+    },
+    alert: createAlert(log, metrics, labels),
+    crash: createCrashPoints(options.crashAt, log),
+    state: { nextNonce: undefined },
+  };
+  const tracker = createTracker(ctx);
+  const canceller = createCanceller(ctx);
+  const doorbells = createDoorbells(ctx);
+  let lastBalanceAt = 0;
+
+  async function observe(watched: Awaited<ReturnType<typeof watchedRequests>>) {
+    for (const status of ["signed", "broadcast", "mined", "receipt_unknown", "needs_review"]) {
+      metrics.open.set({ ...labels, status }, watched.filter((r) => r.status === status).length);
+    }
+    metrics.open.set(
+      { ...labels, status: "confirmed" },
+      watched.filter((r) => r.status === "confirmed").length,
+    );
+    if (Date.now() - lastBalanceAt > 10_000) {
+      lastBalanceAt = Date.now();
+      metrics.balance.set(labels, Number(await ctx.client.getBalance({ address: from })));
+    }
+  }
+
+  return {
+    nextNonce: () => ctx.state.nextNonce,
+    async resync(lease) {
+      const { rows } = await lease.query(
+        `SELECT max(nonce)::text AS max FROM custody.tx_requests
+         WHERE chain_id = $1 AND from_address = $2 AND nonce IS NOT NULL`,
+        [chain.chainId, from],
+      );
+      const stored = rows[0].max === null ? 0n : BigInt(rows[0].max) + 1n;
+      const pending = await chainView.pendingCount();
+      ctx.state.nextNonce = stored > pending ? stored : pending;
+      log.info({
+        msg: "nonce resynced",
+        next_nonce: String(ctx.state.nextNonce),
+        stored_next: String(stored),
+        chain_pending: String(pending),
+      });
+      const snap = await chainView.snapshot();
+      await resendLive(ctx, lease, { onlyUnsent: false, latestCount: snap.latestCount });
+    },
+    async tick(lease) {
+      const signed = await intake(ctx, lease);
+      const snap = await chainView.snapshot();
+      await resendLive(ctx, lease, { onlyUnsent: true, latestCount: snap.latestCount });
+      let watched = await watchedRequests(ctx);
+      if (watched.length > 0) {
+        await tracker.track(lease, watched, snap);
+        watched = await watchedRequests(ctx);
+        const jobs = await checkNonces(ctx, lease, watched, snap);
+        await canceller.run(lease, jobs);
+        await bump(ctx, lease, watched, snap.latestCount);
+      }
+      await observe(watched);
+      doorbells.ringOwed();
+      return { signed };
+    },
+    ringOwedDoorbells: () => doorbells.ringOwedNow(),
+    idle: () => doorbells.idle(),
+  };
+}

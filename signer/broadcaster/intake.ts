@@ -1,0 +1,134 @@
+/**
+ * Intake stage: pending requests get their gas limit, the next nonces and a KMS signature, and the
+ * signed bytes are stored with the nonces in one transaction BEFORE anything is sent. A crash
+ * before that commit leaves nothing (the signatures are thrown away unsent); after it, the stored
+ * bytes are sent by whoever holds the lease next.
+ */
+import type { Hex } from "viem";
+import { estimateFees } from "../fees.js";
+import type { Lease } from "../lease.js";
+import { classifyNodeError, errorText } from "../nodeErrors.js";
+import { ATTEMPT_COLUMNS, attemptFromRow } from "./attempts.js";
+import { type BroadcasterContext, mapLimit } from "./context.js";
+import { type GasCache, requestGasLimit } from "./gasPlan.js";
+import { resendLive, sendInOrder, signTx } from "./send.js";
+
+type Ready = { id: string; to: Hex; value: bigint; data: Hex; gasLimit: bigint };
+
+/** Refused before a nonce was taken: failing it leaves no gap (rings the outcome doorbell). */
+async function failBeforeNonce(lease: Lease, id: string, code: string, message: string) {
+  await lease.query(
+    `UPDATE custody.tx_requests
+        SET status = 'failed', error_code = $2, error_message = $3, outcome_seq = outcome_seq + 1,
+            updated_at = now()
+      WHERE id = $1 AND status = 'pending'`,
+    [id, code, message.slice(0, 500)],
+  );
+}
+
+/** Take pending requests: gas, nonces, sign, store, then send. Returns how many were stored. */
+export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<number> {
+  const { chain, from, settings, state } = ctx;
+  if (state.nextNonce === undefined) throw new Error("resync must run before intake");
+  const { rows } = await ctx.pool.query(
+    `SELECT id, to_address, value::text, data, gas_limit::text
+     FROM custody.tx_requests
+     WHERE chain_id = $1 AND from_address = $2 AND status = 'pending'
+     ORDER BY created_at, id LIMIT $3`,
+    [chain.chainId, from, settings.batchSize],
+  );
+  if (rows.length === 0) return 0;
+  const fees = await estimateFees(ctx.client, chain);
+  const ready: Ready[] = [];
+  const codeCache: GasCache = new Map();
+  await mapLimit(rows, 16, async (r) => {
+    const req = { to: r.to_address as Hex, value: BigInt(r.value), data: r.data as Hex };
+    try {
+      const gasLimit = r.gas_limit
+        ? BigInt(r.gas_limit)
+        : await requestGasLimit(ctx, req, codeCache);
+      ready.push({ id: r.id, ...req, gasLimit });
+    } catch (error) {
+      const cls = classifyNodeError(error);
+      if (cls === "execution_reverted") {
+        await failBeforeNonce(lease, r.id, "ESTIMATE_REVERTED", errorText(error));
+      } else {
+        if (cls === "insufficient_funds") ctx.alert("insufficient_funds", { request_id: r.id });
+        ctx.log.warn({
+          msg: "gas estimate failed, request stays pending",
+          request_id: r.id,
+          class: cls,
+        });
+      }
+    }
+  });
+  // Keep arrival order among the ready ones (estimates finish in any order).
+  const order = new Map(rows.map((r, i) => [r.id as string, i]));
+  ready.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const base = state.nextNonce;
+  const planned = ready.map((r, i) => ({ ...r, nonce: base + BigInt(i) }));
+  ctx.crash("before_sign");
+  const signed = await mapLimit(planned, settings.signConcurrency, async (p) => {
+    try {
+      return await signTx(ctx, p, fees);
+    } catch (error) {
+      ctx.log.warn({ msg: "KMS signing failed", request_id: p.id, err: error });
+      return undefined;
+    }
+  });
+  // Only a gap-free prefix is stored: a nonce after a failed signature would leave a hole.
+  const prefix: ((typeof planned)[number] & { raw: Hex; hash: Hex })[] = [];
+  for (let i = 0; i < planned.length; i++) {
+    const s = signed[i];
+    if (!s) break;
+    prefix.push({ ...planned[i]!, ...s });
+  }
+  if (prefix.length === 0) return 0;
+  ctx.crash("after_sign");
+  // One statement each for the whole batch: the nonces and the signed bytes commit together.
+  const stored = await lease.transaction(async () => {
+    const upd = await lease.query(
+      `UPDATE custody.tx_requests r
+         SET status = 'signed', nonce = v.nonce, tx_hash = v.hash,
+             gas_limit = COALESCE(r.gas_limit, v.gas), updated_at = now()
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::numeric[]) AS v(id, nonce, hash, gas)
+       WHERE r.id = v.id AND r.status = 'pending'`,
+      [
+        prefix.map((p) => p.id),
+        prefix.map((p) => p.nonce.toString()),
+        prefix.map((p) => p.hash),
+        prefix.map((p) => p.gasLimit.toString()),
+      ],
+    );
+    if (upd.rowCount !== prefix.length) throw new Error("a request is no longer pending");
+    const ins = await lease.query(
+      `INSERT INTO custody.tx_attempts (request_id, chain_id, from_address, nonce, purpose, tx_hash, raw_tx,
+         gas_limit, max_fee_per_gas, max_priority_fee_per_gas, gas_price)
+       SELECT v.id, $1, $2, v.nonce, 'send', v.hash, v.raw, v.gas, $3, $4, $5
+       FROM unnest($6::text[], $7::bigint[], $8::text[], $9::text[], $10::numeric[]) AS v(id, nonce, hash, raw, gas)
+       RETURNING ${ATTEMPT_COLUMNS}`,
+      [
+        chain.chainId,
+        from,
+        fees.type === "eip1559" ? fees.maxFeePerGas.toString() : null,
+        fees.type === "eip1559" ? fees.maxPriorityFeePerGas.toString() : null,
+        fees.type === "legacy" ? fees.gasPrice.toString() : null,
+        prefix.map((p) => p.id),
+        prefix.map((p) => p.nonce.toString()),
+        prefix.map((p) => p.hash),
+        prefix.map((p) => p.raw),
+        prefix.map((p) => p.gasLimit.toString()),
+      ],
+    );
+    return ins.rows.map(attemptFromRow).sort((x, y) => (x.nonce < y.nonce ? -1 : 1));
+  });
+  state.nextNonce = base + BigInt(prefix.length);
+  ctx.metrics.attempts.inc({ ...ctx.labels, kind: "first" }, prefix.length);
+  ctx.crash("after_commit");
+  const results = await sendInOrder(ctx, lease, stored, {
+    afterSend: () => ctx.crash("after_send"),
+  });
+  if (results.some(({ r }) => r.cls === "nonce_gap"))
+    await resendLive(ctx, lease, { onlyUnsent: false, latestCount: 0n });
+  return prefix.length;
+}

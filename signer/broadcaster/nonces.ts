@@ -1,0 +1,66 @@
+/**
+ * Nonce stage: the chain's mined count is the truth (Chainlink TXM's approach). Each pass, every
+ * nonce of ours that the chain has not used must have a live attempt (stored bytes a node may
+ * still include); one that has none gets its newest stored non-rejected attempt back on the wire
+ * or, when every attempt was refused for good, becomes a cancel job. This is also what revisits a
+ * nonce whose cancel failed (KMS or RPC error, kill -9 between the refusal and the cancel): the
+ * job is derived from Postgres and the chain each pass, never remembered in memory only.
+ */
+import type { Lease } from "../lease.js";
+import { type Attempt, attemptsOf, type WatchedRequest } from "./attempts.js";
+import type { ChainSnapshot } from "./chainView.js";
+import type { BroadcasterContext } from "./context.js";
+import { sendInOrder } from "./send.js";
+
+export type CancelJob = { requestId: string; nonce: bigint; status: string };
+
+export async function checkNonces(
+  ctx: BroadcasterContext,
+  lease: Lease,
+  watched: readonly WatchedRequest[],
+  snap: ChainSnapshot,
+): Promise<CancelJob[]> {
+  const open = watched.filter(
+    (r) => (r.status === "signed" || r.status === "broadcast") && r.nonce >= snap.latestCount,
+  );
+  const jobs: CancelJob[] = [];
+  // Requests failed by an operator keep their nonce: if the chain has not used it, cancel it.
+  const { rows } = await ctx.pool.query(
+    `SELECT id, nonce::text FROM custody.tx_requests
+      WHERE chain_id = $1 AND from_address = $2 AND status = 'failed' AND nonce >= $3`,
+    [ctx.chain.chainId, ctx.from, snap.latestCount.toString()],
+  );
+  const failed = rows.map((r) => ({
+    id: r.id as string,
+    nonce: BigInt(r.nonce),
+    status: "failed",
+  }));
+  const ids = [...open.map((r) => r.id), ...failed.map((r) => r.id)];
+  if (ids.length === 0) return jobs;
+  const attempts = await attemptsOf(ctx, ids);
+  const revive: Attempt[] = [];
+  for (const req of [...open, ...failed]) {
+    const mine = attempts.get(req.id) ?? [];
+    if (mine.some((a) => a.status === "signed" || a.status === "broadcast")) continue;
+    // Newest first: the best-paying bytes that no node refused for good.
+    const usable = mine.find((a) => a.status !== "rejected");
+    if (usable && req.status !== "failed") revive.push(usable);
+    else jobs.push({ requestId: req.id, nonce: req.nonce, status: req.status });
+  }
+  if (revive.length > 0) {
+    ctx.log.warn({
+      msg: "nonce without a live attempt; resending its stored bytes",
+      nonces: revive.map((a) => String(a.nonce)),
+    });
+    await lease.query(
+      "UPDATE custody.tx_attempts SET status = 'broadcast', broadcast_at = now() WHERE id = ANY($1::bigint[])",
+      [revive.map((a) => a.id)],
+    );
+    await sendInOrder(
+      ctx,
+      lease,
+      revive.sort((x, y) => (x.nonce < y.nonce ? -1 : 1)),
+    );
+  }
+  return jobs;
+}

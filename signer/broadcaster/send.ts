@@ -1,0 +1,174 @@
+/**
+ * Send stage: sign with KMS, send only stored bytes, and apply the one response of each node error
+ * class (nodeErrors.ts). Bytes a node refuses for good are marked `rejected`; what then happens to
+ * their nonce (another live attempt, or a cancel) is the nonce stage's job on the next pass, never
+ * a recursive call from here, so one refusal can never turn into a loop.
+ */
+import { type Hex, keccak256, type TransactionSerializable } from "viem";
+import type { Fees } from "../fees.js";
+import type { Lease } from "../lease.js";
+import { classifyNodeError, errorText, type NodeErrorClass } from "../nodeErrors.js";
+import { type Attempt, liveAttempts, newestPerNonce } from "./attempts.js";
+import type { BroadcasterContext } from "./context.js";
+
+export type SendResult = { cls?: NodeErrorClass; message?: string };
+
+/** Permanent refusals: these signed bytes can never be included anywhere. */
+export const DEAD: ReadonlySet<NodeErrorClass> = new Set([
+  "intrinsic_gas_too_low",
+  "gas_limit_too_high",
+  "fee_cap_exceeded",
+  "execution_reverted",
+]);
+
+export type UnsignedTx = { nonce: bigint; to: Hex; value: bigint; data: Hex; gasLimit: bigint };
+
+export async function signTx(
+  ctx: BroadcasterContext,
+  tx: UnsignedTx,
+  fees: Fees,
+): Promise<{ raw: Hex; hash: Hex }> {
+  const base = {
+    chainId: ctx.chain.chainId,
+    nonce: Number(tx.nonce),
+    to: tx.to,
+    value: tx.value,
+    data: tx.data,
+    gas: tx.gasLimit,
+  };
+  const serializable: TransactionSerializable =
+    fees.type === "legacy"
+      ? { ...base, type: "legacy", gasPrice: fees.gasPrice }
+      : {
+          ...base,
+          type: "eip1559",
+          maxFeePerGas: fees.maxFeePerGas,
+          maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+        };
+  const raw = (await ctx.account.signTransaction(serializable)) as Hex;
+  return { raw, hash: keccak256(raw) };
+}
+
+/** Send stored bytes; `already_known` counts as sent. */
+export async function sendRaw(ctx: BroadcasterContext, raw: Hex): Promise<SendResult> {
+  try {
+    await ctx.client.sendRawTransaction({ serializedTransaction: raw });
+    return {};
+  } catch (error) {
+    const cls = classifyNodeError(error);
+    if (cls === "already_known") return {};
+    const message = errorText(error).slice(0, 500);
+    ctx.metrics.sendErrors.inc({ ...ctx.labels, class: cls });
+    ctx.log.info({ msg: "node refused a send", class: cls, error: message.slice(0, 300) });
+    return { cls, message };
+  }
+}
+
+/** Record a node's refusal of an attempt and apply its class's response. */
+async function recordRefusal(
+  ctx: BroadcasterContext,
+  lease: Lease,
+  attempt: Attempt,
+  { cls, message }: SendResult,
+): Promise<void> {
+  // Transient/unknown/insufficient funds: the bytes stay `signed` (resent every tick).
+  const stillUnsent = cls === "transient" || cls === "unknown" || cls === "insufficient_funds";
+  if (cls === "insufficient_funds")
+    ctx.alert("insufficient_funds", { nonce: String(attempt.nonce) });
+  if (cls === "unknown") ctx.log.warn({ msg: "unrecognised node error", error: message });
+  const status = cls && DEAD.has(cls) ? "rejected" : stillUnsent ? "signed" : "broadcast";
+  await lease.query(
+    `UPDATE custody.tx_attempts
+       SET status = CASE WHEN status IN ('signed', 'broadcast') THEN $2 ELSE status END,
+           broadcast_at = CASE WHEN $2 = 'broadcast' THEN COALESCE(broadcast_at, now()) ELSE broadcast_at END,
+           last_error_class = $3, last_error = $4
+     WHERE id = $1`,
+    [attempt.id, status, cls ?? null, message ?? null],
+  );
+  if (status === "broadcast") {
+    await lease.query(
+      `UPDATE custody.tx_requests SET status = 'broadcast', updated_at = now()
+       WHERE id = $1 AND status = 'signed'`,
+      [attempt.requestId],
+    );
+  }
+}
+
+/**
+ * Send attempts (in nonce order, one batched request: a node given a later nonce first queues it)
+ * and record the answers in one transaction.
+ */
+export async function sendInOrder(
+  ctx: BroadcasterContext,
+  lease: Lease,
+  attempts: readonly Attempt[],
+  { afterSend }: { afterSend?: () => void } = {},
+): Promise<{ a: Attempt; r: SendResult }[]> {
+  if (attempts.length === 0) return [];
+  const results = await Promise.all(
+    attempts.map(async (a) => ({ a, r: await sendRaw(ctx, a.raw) })),
+  );
+  afterSend?.();
+  await lease.transaction(async () => {
+    // Accepted sends in two statements; the rest one by one (they are rare).
+    const ok = results.filter(({ r }) => !r.cls);
+    if (ok.length > 0) {
+      await lease.query(
+        `UPDATE custody.tx_attempts
+           SET status = 'broadcast', broadcast_at = COALESCE(broadcast_at, now()),
+               last_error_class = NULL, last_error = NULL
+         WHERE id = ANY($1::bigint[]) AND status IN ('signed', 'broadcast')`,
+        [ok.map(({ a }) => a.id)],
+      );
+      await lease.query(
+        `UPDATE custody.tx_requests SET status = 'broadcast', updated_at = now()
+         WHERE id = ANY($1) AND status = 'signed'`,
+        [ok.map(({ a }) => a.requestId)],
+      );
+    }
+    for (const { a, r } of results) {
+      if (!r.cls) continue;
+      // An older attempt bounced by its own replacement, or a nonce already used: nothing to
+      // record beyond "it was out" (the tracker finds which attempt mined).
+      if (r.cls === "replacement_underpriced" || r.cls === "nonce_too_low") {
+        if (a.status === "signed") await recordRefusal(ctx, lease, a, {});
+        continue;
+      }
+      await recordRefusal(ctx, lease, a, r);
+    }
+  });
+  for (const { a, r } of results) {
+    if (r.cls === "underpriced")
+      ctx.log.info({ msg: "attempt underpriced, bumping", nonce: String(a.nonce) });
+    if (r.cls && DEAD.has(r.cls))
+      ctx.log.warn({
+        msg: "attempt rejected for good; its nonce goes to the nonce stage",
+        request_id: a.requestId,
+        nonce: String(a.nonce),
+        class: r.cls,
+      });
+  }
+  if (results.some(({ r }) => r.cls && DEAD.has(r.cls))) ctx.crash("after_reject");
+  return results;
+}
+
+/**
+ * Resend stored bytes: after a lease change (every live attempt) or each tick (unsent only), or
+ * when a node reports a nonce gap. The newest live attempt per unmined nonce.
+ */
+export async function resendLive(
+  ctx: BroadcasterContext,
+  lease: Lease,
+  { onlyUnsent, latestCount }: { onlyUnsent: boolean; latestCount: bigint },
+): Promise<void> {
+  const newest = newestPerNonce(await liveAttempts(ctx, latestCount));
+  const toSend = onlyUnsent ? newest.filter((a) => a.status === "signed") : newest;
+  if (toSend.length === 0) return;
+  const results = await sendInOrder(ctx, lease, toSend);
+  if (!onlyUnsent) return;
+  // A node missing a lower nonce: give it every live attempt once (never recursively).
+  if (results.some(({ r }) => r.cls === "nonce_gap")) {
+    const all = newestPerNonce(await liveAttempts(ctx, latestCount));
+    await sendInOrder(ctx, lease, all);
+  }
+}

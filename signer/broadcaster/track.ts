@@ -1,0 +1,440 @@
+/**
+ * Track stage: follow every sent transaction to finality.
+ *
+ * - A used nonce (below the chain's mined count) gets its receipt looked up among ALL attempts of
+ *   the request, rejected ones included (one node may refuse bytes another mines). Found: the
+ *   request is `mined` with block, fee and transfer position recorded once. Not found: first the
+ *   fallback client, then every endpoint on its own; still nothing after a grace period:
+ *   `receipt_unknown` (still searched, never failed). Only when the nonce is used at a final block
+ *   and every endpoint answered without any attempt of ours: `needs_review` and an alert.
+ * - A mined request is re-checked against the canonical block hash at its height (asked only of
+ *   nodes at or past that height): same hash, it moves to `confirmed` at the confirmation rule and
+ *   is finalized at the finality rule (`finalized_at`, terminal). A reverted or cancelled attempt
+ *   stays `mined` until final and only then fails the request.
+ * - A different hash: the receipt is looked up again (re-included elsewhere: recorded, counted as
+ *   a reorg). Not in the chain and the nonce free again: back to `broadcast` and the stored bytes
+ *   are resent (same nonce). Nonce still used but no receipt: `receipt_unknown`.
+ * Every such change is in custody.tx_request_events and bumps the outcome doorbell.
+ */
+import type { Hex } from "viem";
+import type { Lease } from "../lease.js";
+import { transferPosition } from "../transferPosition.js";
+import { type Attempt, attemptsOf, recordEvent, type WatchedRequest } from "./attempts.js";
+import type { ChainSnapshot, TrackedReceipt } from "./chainView.js";
+import type { BroadcasterContext } from "./context.js";
+import { feePaid } from "./gasPlan.js";
+import { sendRaw } from "./send.js";
+
+/** States whose entry was rung: leaving them rings again (callers may have acted on them). */
+const RUNG = new Set(["confirmed", "receipt_unknown", "needs_review"]);
+
+export type Tracker = {
+  track: (lease: Lease, watched: readonly WatchedRequest[], snap: ChainSnapshot) => Promise<void>;
+};
+
+export function createTracker(ctx: BroadcasterContext): Tracker {
+  const { chainView, settings } = ctx;
+  /** Last full (every endpoint) search per request. */
+  const lastFullSearch = new Map<string, number>();
+  /** A confirmed tx whose height no node has any more and whose nonce is free: first seen at. */
+  const shortChainSince = new Map<string, number>();
+
+  async function markMined(
+    lease: Lease,
+    req: WatchedRequest,
+    winner: Attempt,
+    receipt: TrackedReceipt,
+  ): Promise<void> {
+    const position =
+      winner.purpose === "send" && receipt.success
+        ? transferPosition(
+            { from: ctx.from, to: req.to, value: req.value, data: req.data },
+            receipt.logs,
+            ctx.chain.tokens.map((t) => t.address),
+          )
+        : null;
+    const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
+    await lease.transaction(async () => {
+      await lease.query(
+        `UPDATE custody.tx_requests
+           SET status = 'mined', tx_hash = $2, block_number = $3, block_hash = $4, receipt_success = $5,
+               gas_used = $6, effective_gas_price = $7, fee = $8, transfer_position = $9,
+               transfer_log_index = $10, receipt_missing_since = NULL, review_reason = NULL,
+               reorg_count = reorg_count + $11, outcome_seq = outcome_seq + $12, updated_at = now()
+         WHERE id = $1`,
+        [
+          req.id,
+          winner.txHash,
+          receipt.blockNumber.toString(),
+          receipt.blockHash,
+          receipt.success,
+          receipt.gasUsed.toString(),
+          receipt.effectiveGasPrice.toString(),
+          feePaid(receipt).toString(),
+          position?.position ?? null,
+          position?.logIndex ?? null,
+          rechained ? 1 : 0,
+          RUNG.has(req.status) ? 1 : 0,
+        ],
+      );
+      await lease.query(
+        `UPDATE custody.tx_attempts
+            SET status = CASE WHEN id = $2 THEN 'mined'
+                              WHEN status IN ('signed', 'broadcast', 'mined', 'replaced') THEN 'replaced'
+                              ELSE status END
+          WHERE request_id = $1`,
+        [req.id, winner.id],
+      );
+      if (rechained || req.status === "receipt_unknown" || req.status === "needs_review")
+        await recordEvent(lease, {
+          requestId: req.id,
+          from: req.status,
+          to: "mined",
+          event: rechained ? "rechained" : "receipt_found",
+          details: {
+            tx_hash: winner.txHash,
+            block_number: receipt.blockNumber.toString(),
+            block_hash: receipt.blockHash,
+            ...(rechained ? { previous_block_hash: req.blockHash } : {}),
+            ...(winner.status === "rejected" ? { attempt_was_rejected_by_a_node: true } : {}),
+          },
+        });
+    });
+    if (rechained)
+      ctx.log.warn({
+        msg: "mined transaction re-included in another block",
+        request_id: req.id,
+        tx_hash: winner.txHash,
+        block_number: String(receipt.blockNumber),
+      });
+    if (req.blockHash === null && req.status !== "receipt_unknown")
+      ctx.metrics.timeToMine.observe(ctx.labels, Math.max(0, (Date.now() - req.createdAt) / 1000));
+  }
+
+  /** The tx left the chain and its nonce is free: back to broadcast, resend the bytes that mined. */
+  async function unmine(lease: Lease, req: WatchedRequest, attempts: Attempt[]): Promise<void> {
+    ctx.log.warn({
+      msg: "mined transaction reorged out, resending its bytes",
+      request_id: req.id,
+      tx_hash: req.txHash,
+      was: req.status,
+    });
+    if (req.status === "confirmed")
+      ctx.alert("confirmed_tx_reorged_out", { request_id: req.id, tx_hash: req.txHash });
+    await lease.transaction(async () => {
+      await lease.query(
+        `UPDATE custody.tx_requests
+           SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
+               gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
+               transfer_log_index = NULL, reorg_count = reorg_count + 1,
+               outcome_seq = outcome_seq + $2, updated_at = now()
+         WHERE id = $1`,
+        [req.id, RUNG.has(req.status) ? 1 : 0],
+      );
+      await lease.query(
+        `UPDATE custody.tx_attempts SET status = 'broadcast', broadcast_at = now()
+         WHERE request_id = $1 AND status IN ('mined', 'replaced')`,
+        [req.id],
+      );
+      await recordEvent(lease, {
+        requestId: req.id,
+        from: req.status,
+        to: "broadcast",
+        event: "reorged_out",
+        details: {
+          tx_hash: req.txHash,
+          block_number: req.blockNumber?.toString(),
+          block_hash: req.blockHash,
+        },
+      });
+    });
+    const winner = attempts.find((a) => a.txHash === req.txHash);
+    if (winner) await sendRaw(ctx, winner.raw);
+  }
+
+  /** The nonce is used, none of our attempts has a receipt anywhere we looked. */
+  async function receiptUnknown(
+    lease: Lease,
+    req: WatchedRequest,
+    event: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
+    await lease.transaction(async () => {
+      await lease.query(
+        `UPDATE custody.tx_requests
+           SET status = 'receipt_unknown', block_number = NULL, block_hash = NULL,
+               receipt_success = NULL, gas_used = NULL, effective_gas_price = NULL, fee = NULL,
+               transfer_position = NULL, transfer_log_index = NULL,
+               reorg_count = reorg_count + $2, receipt_missing_since = COALESCE(receipt_missing_since, now()),
+               outcome_seq = outcome_seq + 1, updated_at = now()
+         WHERE id = $1`,
+        [req.id, req.blockHash !== null ? 1 : 0],
+      );
+      await recordEvent(lease, {
+        requestId: req.id,
+        from: req.status,
+        to: "receipt_unknown",
+        event,
+        details,
+      });
+    });
+    ctx.log.warn({
+      msg: "nonce used but no receipt of ours found",
+      request_id: req.id,
+      nonce: String(req.nonce),
+    });
+  }
+
+  async function needsReview(lease: Lease, req: WatchedRequest, reason: string): Promise<void> {
+    await lease.transaction(async () => {
+      await lease.query(
+        `UPDATE custody.tx_requests
+           SET status = 'needs_review', review_reason = $2, outcome_seq = outcome_seq + 1, updated_at = now()
+         WHERE id = $1`,
+        [req.id, reason],
+      );
+      await recordEvent(lease, {
+        requestId: req.id,
+        from: req.status,
+        to: "needs_review",
+        event: "needs_review",
+        reason,
+        details: { nonce: req.nonce.toString() },
+      });
+    });
+    ctx.alert("needs_review", { request_id: req.id, nonce: String(req.nonce), reason });
+  }
+
+  /** Confirmation and finality of a request still in its recorded block. */
+  async function progress(
+    lease: Lease,
+    req: WatchedRequest,
+    winner: Attempt | undefined,
+    snap: ChainSnapshot,
+  ): Promise<void> {
+    const b = req.blockNumber!;
+    const final = snap.finalizedHeight !== null && b <= snap.finalizedHeight;
+    if (req.status === "confirmed") {
+      if (!final) return;
+      await lease.query(
+        `UPDATE custody.tx_requests SET finalized_at = now(), updated_at = now()
+          WHERE id = $1 AND status = 'confirmed' AND finalized_at IS NULL`,
+        [req.id],
+      );
+      ctx.metrics.outcomes.inc({ ...ctx.labels, status: "finalized" });
+      return;
+    }
+    const paid = winner?.purpose !== "cancel" && req.receiptSuccess === true;
+    if (paid) {
+      if (snap.confirmedHeight === null || b > snap.confirmedHeight) return;
+      await lease.query(
+        `UPDATE custody.tx_requests
+            SET status = 'confirmed', finalized_at = CASE WHEN $2 THEN now() END,
+                outcome_seq = outcome_seq + 1, updated_at = now()
+          WHERE id = $1 AND status = 'mined'`,
+        [req.id, final],
+      );
+      ctx.metrics.outcomes.inc({ ...ctx.labels, status: "confirmed" });
+      if (final) ctx.metrics.outcomes.inc({ ...ctx.labels, status: "finalized" });
+      return;
+    }
+    // Reverted or cancelled: the request fails only once that block is final.
+    if (!final) return;
+    const code = winner?.purpose === "cancel" ? "CANCELLED" : "REVERTED";
+    await lease.query(
+      `UPDATE custody.tx_requests
+          SET status = 'failed', error_code = $2, finalized_at = now(),
+              outcome_seq = outcome_seq + 1, updated_at = now()
+        WHERE id = $1 AND status = 'mined'`,
+      [req.id, code],
+    );
+    ctx.metrics.outcomes.inc({ ...ctx.labels, status: "failed" });
+  }
+
+  async function trackInBlock(
+    lease: Lease,
+    inBlock: WatchedRequest[],
+    snap: ChainSnapshot,
+  ): Promise<void> {
+    if (inBlock.length === 0) return;
+    const canonical = await chainView.blockHashes(inBlock.map((r) => r.blockNumber!));
+    const attempts = await attemptsOf(
+      ctx,
+      inBlock.map((r) => r.id),
+    );
+    const moved: WatchedRequest[] = [];
+    for (const req of inBlock) {
+      const mine = attempts.get(req.id) ?? [];
+      const hash = canonical.get(req.blockNumber!);
+      const nonceFree = snap.latestCount <= req.nonce;
+      if (hash === req.blockHash) {
+        shortChainSince.delete(req.id);
+        // The block holds it but the count says the nonce is free: two nodes disagree; wait.
+        if (nonceFree) continue;
+        await progress(
+          lease,
+          req,
+          mine.find((a) => a.txHash === req.txHash),
+          snap,
+        );
+        continue;
+      }
+      if (hash === undefined) {
+        // No node has that height now. With the nonce free too, the chain got shorter (or every
+        // node lags): a `mined` tx is resent at once (the outcome callers see is unchanged), a
+        // confirmed one only after this has lasted a while.
+        if (!nonceFree) continue;
+        if (req.status === "confirmed") {
+          const since = shortChainSince.get(req.id) ?? Date.now();
+          shortChainSince.set(req.id, since);
+          if (Date.now() - since < Math.max(10_000, 3 * ctx.chain.blockTimeMs)) continue;
+        }
+        shortChainSince.delete(req.id);
+        await unmine(lease, req, mine);
+        continue;
+      }
+      moved.push(req);
+    }
+    if (moved.length === 0) return;
+    // Its block was replaced: where is it now?
+    const hashes = moved.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash));
+    const found = await chainView.receipts(hashes);
+    for (const req of moved) {
+      const mine = attempts.get(req.id) ?? [];
+      const hit = mine.find((a) => found.has(a.txHash.toLowerCase() as Hex));
+      if (hit) {
+        await markMined(lease, req, hit, found.get(hit.txHash.toLowerCase() as Hex)!);
+        continue;
+      }
+      if (snap.latestCount <= req.nonce) {
+        await unmine(lease, req, mine);
+        continue;
+      }
+      const everywhere = await chainView.receiptsEverywhere(mine.map((a) => a.txHash));
+      const far = mine.find((a) => everywhere.found.has(a.txHash.toLowerCase() as Hex));
+      if (far)
+        await markMined(lease, req, far, everywhere.found.get(far.txHash.toLowerCase() as Hex)!);
+      else
+        await receiptUnknown(lease, req, "reorged_out", {
+          tx_hash: req.txHash,
+          block_number: req.blockNumber?.toString(),
+          block_hash: req.blockHash,
+          note: "the block was replaced; the nonce is used by a tx we have no receipt for",
+        });
+    }
+  }
+
+  async function trackUnmined(
+    lease: Lease,
+    unmined: WatchedRequest[],
+    snap: ChainSnapshot,
+  ): Promise<void> {
+    const used = unmined.filter((r) => r.nonce < snap.latestCount);
+    // A nonce the chain gave back: whatever used it is gone; send ours again.
+    for (const req of unmined) {
+      if (req.nonce < snap.latestCount) continue;
+      const unusedAgain =
+        req.status === "receipt_unknown" ||
+        (req.status === "needs_review" && req.reviewReason === "NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
+      if (unusedAgain) {
+        await lease.transaction(async () => {
+          await lease.query(
+            `UPDATE custody.tx_requests
+                SET status = 'broadcast', receipt_missing_since = NULL, review_reason = NULL,
+                    outcome_seq = outcome_seq + 1, updated_at = now()
+              WHERE id = $1`,
+            [req.id],
+          );
+          await recordEvent(lease, {
+            requestId: req.id,
+            from: req.status,
+            to: "broadcast",
+            event: "nonce_unmined",
+            details: { nonce: req.nonce.toString() },
+          });
+        });
+        ctx.log.warn({ msg: "nonce free again on chain; resending", request_id: req.id });
+      } else if (req.receiptMissingSince !== null) {
+        await lease.query(
+          "UPDATE custody.tx_requests SET receipt_missing_since = NULL WHERE id = $1",
+          [req.id],
+        );
+      }
+    }
+    if (used.length === 0) return;
+    const attempts = await attemptsOf(
+      ctx,
+      used.map((r) => r.id),
+    );
+    const found = await chainView.receipts(
+      used.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash)),
+    );
+    const now = Date.now();
+    for (const req of used) {
+      const mine = attempts.get(req.id) ?? [];
+      const hit = mine.find((a) => found.has(a.txHash.toLowerCase() as Hex));
+      if (hit) {
+        lastFullSearch.delete(req.id);
+        await markMined(lease, req, hit, found.get(hit.txHash.toLowerCase() as Hex)!);
+        continue;
+      }
+      let missingSince = req.receiptMissingSince;
+      if (missingSince === null) {
+        missingSince = now;
+        await lease.query(
+          "UPDATE custody.tx_requests SET receipt_missing_since = now() WHERE id = $1 AND receipt_missing_since IS NULL",
+          [req.id],
+        );
+      }
+      const graceOver = now - missingSince >= settings.receiptGraceMs;
+      if (!graceOver) continue;
+      if (now - (lastFullSearch.get(req.id) ?? 0) < settings.fullSearchIntervalMs) continue;
+      lastFullSearch.set(req.id, now);
+      const everywhere = await chainView.receiptsEverywhere(mine.map((a) => a.txHash));
+      const far = mine.find((a) => everywhere.found.has(a.txHash.toLowerCase() as Hex));
+      if (far) {
+        lastFullSearch.delete(req.id);
+        await markMined(lease, req, far, everywhere.found.get(far.txHash.toLowerCase() as Hex)!);
+        continue;
+      }
+      if (req.status === "signed" || req.status === "broadcast")
+        await receiptUnknown(lease, { ...req }, "receipt_unknown", {
+          attempts: mine.length,
+          endpoints_answered: everywhere.answered,
+          endpoints: everywhere.endpoints,
+        });
+      if (req.status === "needs_review") continue;
+      // Used at a final block, every endpoint answered, none of our attempts there.
+      const finalCount = await snap.finalizedCount();
+      if (
+        finalCount !== null &&
+        req.nonce < finalCount &&
+        everywhere.answered === everywhere.endpoints
+      )
+        await needsReview(
+          lease,
+          { ...req, status: "receipt_unknown" },
+          "NONCE_CONSUMED_NO_KNOWN_ATTEMPT",
+        );
+    }
+  }
+
+  return {
+    async track(lease, watched, snap) {
+      const inBlock = watched.filter(
+        (r) => (r.status === "mined" || r.status === "confirmed") && r.blockNumber !== null,
+      );
+      const unmined = watched.filter(
+        (r) =>
+          r.status === "signed" ||
+          r.status === "broadcast" ||
+          r.status === "receipt_unknown" ||
+          r.status === "needs_review",
+      );
+      await trackInBlock(lease, inBlock, snap);
+      await trackUnmined(lease, unmined, snap);
+      for (const id of lastFullSearch.keys())
+        if (!watched.some((r) => r.id === id)) lastFullSearch.delete(id);
+    },
+  };
+}
