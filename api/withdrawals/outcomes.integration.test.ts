@@ -1,0 +1,306 @@
+/**
+ * The withdrawal side of signer outcomes on real Postgres, Redis and the real ledger: the API reads
+ * only `getTxOutcomes`, and here the signer's request row is moved the way its tracker records a
+ * tx's life (sent, confirmed, reorged out, confirmed again, final; receipt not found; needs
+ * review). The signer's own tracking on anvil is tested in signer/ and ops/e2e.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
+import { spawnCli } from "../../ops/testing/process.js";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { deployTestFactory } from "../testing/factory.js";
+import { eventIdOf } from "../webhooks/eventId.js";
+import { withdrawalTransferIds } from "./holds.js";
+import { createWithdrawals, type Withdrawals } from "./service.js";
+
+const ETH = 10n ** 18n;
+const GWEI = 10n ** 9n;
+const NATIVE = "31337:0x0000000000000000000000000000000000000000";
+const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const TX_A = `0x${"a1".repeat(32)}`;
+const TX_B = `0x${"b2".repeat(32)}`;
+
+let t: ApiTestContext;
+let ledger: Ledger;
+let withdrawals: Withdrawals;
+let requester: string;
+let n = 0;
+
+beforeAll(async () => {
+  t = await createApiTestContext({ chains: [{ chainId: 31337, key: "local-a" }] });
+  await deployTestFactory(t.ctx);
+  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
+  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
+  for (const customer of ["alice", "bob", "carol"])
+    await ledger.transfer({
+      id: transferId(`test:fund:${customer}`),
+      assetId: NATIVE,
+      debit: "custody:deposits",
+      credit: `user:${customer}`,
+      amount: 10n * ETH,
+      kind: "manual",
+    });
+  withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
+  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
+}, 120_000);
+afterAll(async () => {
+  await ledger?.close();
+  await t?.cleanup();
+});
+
+async function withdraw(customer: string, amount: bigint): Promise<string> {
+  const res = await t.call(requester, {
+    method: "POST",
+    url: "/v1/withdrawals",
+    headers: { "idempotency-key": `o${++n}` },
+    payload: {
+      customerId: customer,
+      chain: "local-a",
+      asset: "native",
+      to: DEST,
+      amount: amount.toString(),
+    },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  expect(res.json().status).toBe("signing");
+  return res.json().id;
+}
+
+/** Move the signer's request row as its tracker would record it. */
+async function signerRecords(
+  withdrawalId: string,
+  r: {
+    status: string;
+    txHash?: string | null;
+    fee?: bigint | null;
+    block?: number | null;
+    finalized?: boolean;
+    reorgs?: number;
+    reviewReason?: string;
+  },
+) {
+  await t.ctx.db.pool.query(
+    `UPDATE custody.tx_requests
+        SET status = $2, tx_hash = $3, fee = $4, block_number = $5,
+            block_hash = CASE WHEN $5::bigint IS NULL THEN NULL ELSE $3 END,
+            transfer_position = CASE WHEN $5::bigint IS NULL THEN NULL ELSE 'tx' END,
+            receipt_success = CASE WHEN $5::bigint IS NULL THEN NULL ELSE true END,
+            finalized_at = CASE WHEN $6 THEN now() END, reorg_count = $7, review_reason = $8,
+            updated_at = now()
+      WHERE id = $1`,
+    [
+      `withdrawal:${withdrawalId}`,
+      r.status,
+      r.txHash ?? null,
+      r.fee?.toString() ?? null,
+      r.block ?? null,
+      r.finalized ?? false,
+      r.reorgs ?? 0,
+      r.reviewReason ?? null,
+    ],
+  );
+}
+
+async function get(id: string) {
+  const res = await t.call(t.keys["withdrawals:write"], {
+    method: "GET",
+    url: `/v1/withdrawals/${id}`,
+  });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json();
+}
+
+async function balance(customer: string) {
+  return ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
+}
+
+async function eventTypes(id: string): Promise<string[]> {
+  const { rows } = await t.ctx.db.pool.query<{ type: string }>(
+    "SELECT type FROM api.webhook_events WHERE payload->>'withdrawal_id' = $1 ORDER BY created_at, type",
+    [id],
+  );
+  return rows.map((r) => r.type);
+}
+
+describe("withdrawal outcomes from the signer", () => {
+  it("confirmed posts; a reorg reverts the posting to a hold; confirmed again posts once more; finalized is terminal", async () => {
+    const id = await withdraw("alice", 2n * ETH);
+    const start = await balance("alice");
+    expect(start.debitsPending).toBe(2n * ETH);
+
+    await signerRecords(id, { status: "broadcast", txHash: TX_A });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("broadcast");
+
+    await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 10 });
+    await withdrawals.syncOutcomes();
+    const confirmed = await get(id);
+    expect(confirmed).toMatchObject({
+      status: "confirmed",
+      txHash: TX_A,
+      fee: (21_000n * GWEI).toString(),
+    });
+    const posted = await balance("alice");
+    expect(posted.debitsPending).toBe(0n);
+    expect(posted.debitsPosted).toBe(2n * ETH);
+
+    // A 5-block reorg removes the block; the signer re-sends the same bytes (status back to broadcast).
+    await signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 1 });
+    await withdrawals.syncOutcomes();
+    const reorged = await get(id);
+    expect(reorged.status).toBe("broadcast");
+    expect(reorged.fee).toBeNull();
+    const held = await balance("alice");
+    expect(held.debitsPending).toBe(2n * ETH); // held again, not released
+    expect(held.debitsPosted - held.creditsPosted).toBe(start.debitsPosted - start.creditsPosted);
+    expect(held.available).toBe(start.available); // the customer's spendable balance never moved
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 1).reversePost)).toMatchObject({
+      reversesId: withdrawalTransferIds(id, 0).post,
+    });
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 1).reverseFee)).toMatchObject({
+      amount: 21_000n * GWEI,
+    });
+    expect(reorged.history.map((h: { action: string }) => h.action)).toContain(
+      "withdrawal.reorged",
+    );
+
+    // Re-mined in another block at another fee; the sync is idempotent.
+    await signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_A,
+      fee: 30_000n * GWEI,
+      block: 12,
+      reorgs: 1,
+    });
+    expect(await withdrawals.syncOutcomes()).toBe(1);
+    expect(await withdrawals.syncOutcomes()).toBe(0);
+    expect(await get(id)).toMatchObject({ status: "confirmed", fee: (30_000n * GWEI).toString() });
+    const again = await balance("alice");
+    expect(again.debitsPending).toBe(0n);
+    expect(again.debitsPosted - again.creditsPosted).toBe(
+      posted.debitsPosted - posted.creditsPosted,
+    );
+    const gas = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
+    expect(gas.debitsPosted - gas.creditsPosted).toBe(30_000n * GWEI); // the reverted gas is gone
+
+    await signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_A,
+      fee: 30_000n * GWEI,
+      block: 12,
+      reorgs: 1,
+      finalized: true,
+    });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("finalized");
+    // Terminal: nothing the signer says afterwards moves it.
+    await signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 2 });
+    expect(await withdrawals.syncOutcomes()).toBe(0);
+    expect((await get(id)).status).toBe("finalized");
+
+    expect(await eventTypes(id)).toEqual(
+      expect.arrayContaining([
+        "withdrawal.broadcast",
+        "withdrawal.confirmed",
+        "withdrawal.reorged",
+        "withdrawal.finalized",
+      ]),
+    );
+    // Confirmed twice: two distinct events (ids), the second named `…:confirmed:2`.
+    const { rows } = await t.ctx.db.pool.query(
+      "SELECT id FROM api.webhook_events WHERE id = ANY($1)",
+      [[eventIdOf(`withdrawal:${id}:confirmed`), eventIdOf(`withdrawal:${id}:confirmed:2`)]],
+    );
+    expect(rows).toHaveLength(2);
+    expect((await ledger.check()).ok).toBe(true);
+  });
+
+  it("receipt_unknown and needs_review keep the hold; only the operator command fails it and releases the hold", async () => {
+    const id = await withdraw("bob", 3n * ETH);
+    await signerRecords(id, { status: "broadcast", txHash: TX_B });
+    await withdrawals.syncOutcomes();
+    await signerRecords(id, { status: "receipt_unknown", txHash: TX_B });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("receipt_unknown");
+    expect((await balance("bob")).debitsPending).toBe(3n * ETH);
+
+    await signerRecords(id, {
+      status: "needs_review",
+      txHash: TX_B,
+      reviewReason: "nonce consumed at a final block by no known attempt",
+    });
+    await withdrawals.syncOutcomes();
+    const review = await get(id);
+    expect(review.status).toBe("needs_review");
+    expect((await balance("bob")).debitsPending).toBe(3n * ETH);
+    const { rows: ev } = await t.ctx.db.pool.query(
+      "SELECT payload FROM api.webhook_events WHERE id = $1",
+      [eventIdOf(`withdrawal:${id}:needs_review`)],
+    );
+    expect(ev[0]?.payload.review_reason).toBe(
+      "nonce consumed at a final block by no known attempt",
+    );
+
+    // The operator command refuses without a reason, and refuses a withdrawal the chain can decide.
+    const other = await withdraw("carol", ETH);
+    await signerRecords(other, { status: "broadcast", txHash: `0x${"c3".repeat(32)}` });
+    await withdrawals.syncOutcomes();
+    const refused = spawnCli(
+      ["withdrawals", "fail", other, "--by", "ops-dana", "--reason", "looked stuck"],
+      { DATABASE_URL: t.ctx.db.url, LOG_LEVEL: "silent" },
+    );
+    expect((await refused.exited).code).not.toBe(0);
+    expect(refused.output()).toContain("is broadcast; cannot fail");
+    expect((await get(other)).status).toBe("broadcast");
+    expect((await balance("carol")).debitsPending).toBe(ETH);
+
+    const failed = spawnCli(
+      [
+        "withdrawals",
+        "fail",
+        id,
+        "--by",
+        "ops-dana",
+        "--reason",
+        "nonce 7 used by a foreign tx at final block 1200",
+        "--json",
+      ],
+      { DATABASE_URL: t.ctx.db.url, LOG_LEVEL: "silent" },
+    );
+    const { code } = await failed.exited;
+    expect(code, failed.output()).toBe(0);
+    const after = await get(id);
+    expect(after.status).toBe("failed");
+    expect(after.failureReason).toBe(
+      "OPERATOR_FAILED: nonce 7 used by a foreign tx at final block 1200",
+    );
+    const bob = await balance("bob");
+    expect(bob.debitsPending).toBe(0n);
+    expect(bob.available).toBe(10n * ETH);
+    const audit = after.history.find((h: { action: string }) => h.action === "withdrawal.failed");
+    expect(audit).toMatchObject({
+      actor: "ops-dana",
+      details: expect.objectContaining({
+        reason: "nonce 7 used by a foreign tx at final block 1200",
+      }),
+    });
+    expect(await eventTypes(id)).toContain("withdrawal.failed");
+    // Failed is terminal: a later signer record changes nothing.
+    await signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 1n, block: 20 });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("failed");
+  }, 60_000);
+
+  it("a receipt found after receipt_unknown confirms and posts", async () => {
+    const id = await withdraw("carol", ETH);
+    await signerRecords(id, { status: "receipt_unknown", txHash: TX_B });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("receipt_unknown");
+    await signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 21_000n * GWEI, block: 30 });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("confirmed");
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 0).post)).toMatchObject({
+      chainRef: { chainId: 31337, txHash: TX_B, position: "tx" },
+    });
+  });
+});
