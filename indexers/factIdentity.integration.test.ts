@@ -3,11 +3,13 @@
  * three Transfer logs to three deposit addresses) is mined behind a filler token transfer, then a
  * reorg (evm_revert and a longer branch) re-includes the same signed tx without the filler, so its
  * logs sit one index lower. Both blocks' facts must carry the same (tx_hash, position) per
- * recipient, asset and amount; only log_index and the block differ.
+ * recipient, asset and amount; only log_index and the block differ. The ledger's crediting (real)
+ * then leaves each of the three customers with exactly their amount: credited once, no hold left.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../chains/index.js";
+import { createDepositCrediting, createLedger, type Ledger } from "../ledger/index.js";
 import type { ChainConfig } from "../ops/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";
@@ -36,6 +38,22 @@ let ingestor: Ingestor;
 let payer: Hex;
 let filler: Hex;
 let token: Hex;
+let ledger: Ledger;
+
+/** Each customer's ledger balance of the token (available = posted credits - posted/held debits). */
+async function balances(): Promise<bigint[]> {
+  const out: bigint[] = [];
+  for (let i = 0; i < R.length; i++)
+    out.push(
+      (
+        await ledger.balance({
+          assetId: `${CHAIN_ID}:${token.toLowerCase()}`,
+          name: `user:customer-${i}`,
+        })
+      ).available,
+    );
+  return out;
+}
 
 type Row = {
   block_hash: string;
@@ -86,6 +104,8 @@ beforeAll(async () => {
     options: { batchBlocks: 4 },
   });
   await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  await ledger.ensureAssetsFromConfig([chain]);
 });
 
 afterAll(async () => {
@@ -130,6 +150,10 @@ describe("fact identity", () => {
     expect(first.blockHash).toBe(fillerReceipt.blockHash);
     await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
 
+    const crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
+    expect((await crediting.sweep({ chainId: CHAIN_ID })).credited).toBe(3);
+    expect(await balances()).toEqual(AMOUNTS);
+
     const before = await factsOf(payout);
     expect(before.map((f) => [f.position, f.log_index, f.to_address, f.amount])).toEqual([
       ["transfer:0", 1, R[0], "11"],
@@ -158,5 +182,14 @@ describe("fact identity", () => {
       rows.map((f) => [f.tx_hash, f.position, f.to_address, f.asset, f.amount]);
     expect(identity(now)).toEqual(identity(old));
     expect(identity(now)).toHaveLength(3);
+    expect(now.map((f) => f.status)).toEqual(["confirmed", "confirmed", "confirmed"]);
+
+    // The re-included deposits are the same deposits: nobody is credited twice or left held.
+    await crediting.sweep({ chainId: CHAIN_ID });
+    expect(await balances()).toEqual(AMOUNTS);
+    const { rows } = await ctx.db.pool.query(
+      `SELECT count(*)::int AS n FROM ledger.transfers WHERE kind = 'deposit'`,
+    );
+    expect(rows[0].n).toBe(3);
   });
 });
