@@ -159,6 +159,9 @@ export function explainedByBreaks(
   const out = new Map<string, bigint>();
   const add = (key: string, v: bigint) => out.set(key, (out.get(key) ?? 0n) + v);
   for (const b of breaks) {
+    // Value at a deposit address that no fact shows: the chain side of custody:deposits.
+    if (b.type === "unattributed_inflow")
+      add(accountKey(b.assetId, "custody:deposits"), b.difference);
     for (const e of b.entries) postEntry(e, add);
     if (b.direction === "ledger_without_chain") continue;
     for (const f of b.facts) if (f.status !== "orphaned") chainEffect(f, custody, add, -1n);

@@ -8,6 +8,8 @@ import type { Command } from "commander";
 import { createCommon } from "../../ops/common.js";
 import { chainByKey, loadConfig } from "../../ops/config.js";
 import { createPool } from "../../ops/db.js";
+import { createLedger } from "../createLedger.js";
+import { creditInflow } from "./creditInflow.js";
 import { createReconciler } from "./reconcile.js";
 import { getRunReport, type RenderedReport } from "./report.js";
 import { listRuns } from "./store.js";
@@ -25,11 +27,43 @@ function render(report: RenderedReport, format: Format): string {
       `  ${s.symbol}: ${s.breaks} break(s), break difference ${s.breakDifference}, unexplained ${s.unexplained}, solvency surplus ${s.solvencySurplus ?? "-"}`,
     );
   for (const b of r.breaks)
-    lines.push(`  #${b.n} ${b.type} ${b.key} (${b.difference}): ${b.action}`);
+    lines.push(`  #${r.run.id}:${b.n} ${b.type} ${b.key} (${b.difference}): ${b.action}`);
+  for (const h of r.holds)
+    lines.push(
+      `  reorg hold (${h.state}) ${h.txHash}:${h.position} user:${h.owner} ${h.amount} (held ${h.holdAmount}, receivable ${h.shortfallAmount})`,
+    );
   return `${lines.join("\n")}\n`;
 }
 
 export function registerCommands(program: Command): void {
+  const recon = program.command("recon").description("work reconciliation breaks");
+  recon
+    .command("credit-inflow <breakId>")
+    .description(
+      "credit an unattributed_inflow break (<run id>:<n>, from the report) to the deposit address's customer, once, audited",
+    )
+    .requiredOption("--by <who>", "the operator crediting it")
+    .requiredOption("--reason <text>", "why (e.g. the sender and transaction checked)")
+    .action(async (breakId: string, opts: { by: string; reason: string }) => {
+      const config = loadConfig();
+      const common = createCommon(config);
+      const pool = createPool(config.env.DATABASE_URL, {
+        max: 2,
+        applicationName: "custody-node recon credit-inflow",
+      });
+      const ledger = createLedger({ common, pool });
+      try {
+        const r = await creditInflow({ common, pool, ledger }, { breakId, ...opts });
+        console.log(
+          `${r.status === "created" ? "credited" : "already credited"}: ${r.amount} of ${r.assetId} to user:${r.customerId} (deposit address ${r.address}), transfer ${r.transferId}`,
+        );
+      } finally {
+        await ledger.close();
+        await common.shutdown.kill("credit-inflow done").catch(() => {});
+        await pool.end();
+      }
+    });
+
   program
     .command("reconcile")
     .description(

@@ -33,3 +33,24 @@ export class RunNotFoundError extends BaseError {
     });
   }
 }
+
+export class BreakNotFoundError extends BaseError {
+  override name = "BreakNotFoundError";
+  constructor(breakId: string) {
+    super(`reconciliation break ${breakId} does not exist (expected <run id>:<n>)`, {
+      code: "RECON_BREAK_NOT_FOUND",
+      meta: { break_id: breakId },
+    });
+  }
+}
+
+/** `recon credit-inflow` refused: not an inflow break, stale, or nothing to credit. */
+export class InflowNotCreditableError extends BaseError {
+  override name = "InflowNotCreditableError";
+  constructor(breakId: string, why: string) {
+    super(`break ${breakId} cannot be credited as an inflow: ${why}`, {
+      code: "RECON_INFLOW_NOT_CREDITABLE",
+      meta: { break_id: breakId },
+    });
+  }
+}

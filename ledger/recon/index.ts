@@ -2,8 +2,10 @@
  * Reconciliation (schema `recon`): proves, per chain and final block, that the chain facts the
  * indexer stored match the ledger transfer by transfer (exclusively, so a double credit is always
  * seen), that hot wallets and deposit addresses hold what their custody accounts say, and that
- * custody assets cover user liabilities. Runs are stored with their inputs and breaks and reported
- * as JSON, CSV and HTML. Run by `custody-node reconcile` and the scheduled `reconciler` role.
+ * custody assets cover user liabilities, and that no deposit address holds value nothing explains
+ * (`unattributed_inflow`, credited by `custody-node recon credit-inflow`). Reorg holds are shown,
+ * not broken. Runs are stored with their inputs and breaks and reported as JSON, CSV and HTML.
+ * Run by `custody-node reconcile` and the scheduled `reconciler` role.
  */
 export {
   type BalanceCheck,
@@ -11,7 +13,19 @@ export {
   type LedgerBalances,
   type OnchainBalance,
 } from "./balances.js";
-export { BlockNotFinalError, NoFinalBlockError, RunNotFoundError } from "./errors.js";
+export { type CreditInflowResult, creditInflow, parseBreakId } from "./creditInflow.js";
+export {
+  BlockNotFinalError,
+  BreakNotFoundError,
+  InflowNotCreditableError,
+  NoFinalBlockError,
+  RunNotFoundError,
+} from "./errors.js";
+export {
+  findUnattributedInflows,
+  loadExpectedBalances,
+  selectInflowAddresses,
+} from "./inflows.js";
 export { type MatchInput, type MatchResult, matchFactsToEntries } from "./match.js";
 export {
   createReconciler,
@@ -35,4 +49,5 @@ export {
   type BreakType,
   type ChainFact,
   type LedgerEntry,
+  type ReorgHold,
 } from "./types.js";

@@ -10,6 +10,12 @@ import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
 import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
+import {
+  findUnattributedInflows,
+  type InflowSelection,
+  loadExpectedBalances,
+  selectInflowAddresses,
+} from "./inflows.js";
 import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
 import { readCustodyBalances, ZERO_ADDRESS } from "./onchain.js";
@@ -66,9 +72,12 @@ export function createReconciler({
   pool,
   adapterFor,
   lookbackMs,
+  inflowRotation,
 }: {
   common: Common;
   pool: Pool;
+  /** Deposit addresses an incremental run checks for unattributed inflows beyond active ones. */
+  inflowRotation?: number;
   /** How far back an incremental run re-reads recent rows (see load.ts); default 5 minutes. */
   lookbackMs?: number;
   /** Default: one adapter per chain from its config. */
@@ -136,6 +145,8 @@ export function createReconciler({
     try {
       const client = await pool.connect();
       let inputs: Awaited<ReturnType<typeof loadRunInputs>>;
+      let inflowSelection: InflowSelection;
+      let expectedBalances: Map<string, bigint>;
       // On-chain balances need only the custody set: read them while Postgres loads the rest.
       let onchainRead: Promise<OnchainBalance[]> | undefined;
       try {
@@ -150,6 +161,18 @@ export function createReconciler({
             onchainRead = readCustodyBalances(adapter(chain), { custody, tokens, block });
             onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
           },
+        });
+        inflowSelection = await selectInflowAddresses(client, {
+          chainId,
+          block,
+          previous,
+          custody: inputs.custody,
+          ...(inflowRotation !== undefined ? { rotation: inflowRotation } : {}),
+        });
+        expectedBalances = await loadExpectedBalances(client, {
+          chainId,
+          block,
+          addresses: inflowSelection.addresses,
         });
         await client.query("COMMIT");
       } catch (error) {
@@ -171,14 +194,19 @@ export function createReconciler({
       const t2 = performance.now();
       const onchain = await (onchainRead ??
         readCustodyBalances(adapter(chain), { custody: inputs.custody, tokens, block }));
+      const inflows = findUnattributedInflows({
+        onchain,
+        expected: expectedBalances,
+        addresses: inflowSelection.addresses,
+      });
       const balances = checkBalances({
         onchain,
         ledger: inputs.ledger,
         liabilities: inputs.liabilities,
-        breaks: matching.breaks,
+        breaks: [...matching.breaks, ...inflows],
         custody: inputs.custody,
       });
-      const breaks = [...matching.breaks, ...balances.breaks];
+      const breaks = [...matching.breaks, ...inflows, ...balances.breaks];
       const t3 = performance.now();
       await completeRun(pool, runId, {
         watermarks: inputs.watermarks,
@@ -189,7 +217,12 @@ export function createReconciler({
         checks: balances.checks,
         breaks,
         holds,
-        inputs: { custody_addresses: inputs.custody.size, deferred_entries: inputs.deferred },
+        inputs: {
+          custody_addresses: inputs.custody.size,
+          deferred_entries: inputs.deferred,
+          inflow_addresses_checked: inflowSelection.addresses.length,
+          inflow_cursor: inflowSelection.cursor,
+        },
       });
       const t4 = performance.now();
       const summary: RunSummary = {

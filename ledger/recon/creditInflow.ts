@@ -1,0 +1,173 @@
+/**
+ * The operator's action on an `unattributed_inflow` break: credit the inflow to the deposit
+ * address's customer (debit custody:deposits, credit user:<id>, kind `inflow_credit`), recorded in
+ * ledger.inflow_credits with who and why and a `inflow.credited` ledger event, in one transaction.
+ * Exactly once: the transfer id derives from the break (run id, n), a break already credited
+ * answers `exists`, and a break from a run older than another credit of the same address and asset
+ * is refused as stale (the next run measures again with that credit counted).
+ */
+import type { Common } from "../../ops/common.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import type { Ledger } from "../createLedger.js";
+import { TransferFailedError } from "../errors.js";
+import { assetIdOf, transferId } from "../transferId.js";
+import { BreakNotFoundError, InflowNotCreditableError } from "./errors.js";
+
+export type CreditInflowResult = {
+  status: "created" | "exists";
+  transferId: string;
+  customerId: string;
+  assetId: string;
+  address: string;
+  amount: bigint;
+};
+
+/** `<runId>:<n>` as printed by the reports. */
+export function parseBreakId(id: string): { runId: number; n: number } {
+  const m = /^([0-9]+):([0-9]+)$/.exec(id.trim());
+  if (!m) throw new BreakNotFoundError(id);
+  return { runId: Number(m[1]), n: Number(m[2]) };
+}
+
+export async function creditInflow(
+  { common, pool, ledger }: { common: Common; pool: Pool; ledger: Ledger },
+  args: { breakId: string; by: string; reason: string },
+): Promise<CreditInflowResult> {
+  const { runId, n } = parseBreakId(args.breakId);
+  const by = args.by.trim();
+  const reason = args.reason.trim();
+  if (by === "" || reason === "")
+    throw new InflowNotCreditableError(args.breakId, "--by and --reason must not be empty");
+  const log = common.logger.child({ component: "recon", action: "credit-inflow" });
+  const result = await withTransaction(pool, async (client) => {
+    const b = await client.query<{
+      type: string;
+      asset_id: string;
+      key: string;
+      difference: string;
+      chain_id: string;
+      block_number: string;
+      snapshot_at: Date | null;
+      status: string;
+    }>(
+      `SELECT b.type, b.asset_id, b.key, b.difference::text, r.chain_id::text,
+         r.block_number::text, r.snapshot_at, r.status
+       FROM recon.breaks b JOIN recon.runs r ON r.id = b.run_id
+       WHERE b.run_id = $1 AND b.n = $2`,
+      [runId, n],
+    );
+    const row = b.rows[0];
+    if (!row) throw new BreakNotFoundError(args.breakId);
+    if (row.type !== "unattributed_inflow")
+      throw new InflowNotCreditableError(args.breakId, `it is a ${row.type} break`);
+    const chainId = Number(row.chain_id);
+    const address = row.key.replace(/^inflow:/, "");
+    const asset = row.asset_id.slice(row.asset_id.indexOf(":") + 1);
+    const amount = -BigInt(row.difference);
+    const id = transferId(`inflow:${chainId}:${runId}:${n}`);
+    // One credit of this address and asset at a time.
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+      `inflow:${chainId}:${address}:${asset}`,
+    ]);
+    const done = await client.query<{ owner: string; amount: string }>(
+      "SELECT owner, amount::text FROM ledger.inflow_credits WHERE run_id = $1 AND break_n = $2",
+      [runId, n],
+    );
+    if (done.rows[0])
+      return {
+        status: "exists" as const,
+        transferId: id,
+        customerId: done.rows[0].owner,
+        assetId: row.asset_id,
+        address,
+        amount: BigInt(done.rows[0].amount),
+      };
+    const later = await client.query<{ run_id: string; break_n: number }>(
+      `SELECT run_id::text, break_n FROM ledger.inflow_credits
+        WHERE chain_id = $1 AND address = $2 AND asset = $3 AND created_at >= $4 LIMIT 1`,
+      [chainId, address, asset, row.snapshot_at ?? new Date(0)],
+    );
+    if (later.rows[0])
+      throw new InflowNotCreditableError(
+        args.breakId,
+        `break ${later.rows[0].run_id}:${later.rows[0].break_n} of the same address and asset was credited after run ${runId}: reconcile again and credit what the new run reports`,
+      );
+    if (amount <= 0n) throw new InflowNotCreditableError(args.breakId, "no inflow to credit");
+    const owner = await client.query<{ owner: string }>(
+      "SELECT owner FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2 AND kind = 'deposit'",
+      [chainId, address],
+    );
+    const customerId = owner.rows[0]?.owner;
+    if (!customerId)
+      throw new InflowNotCreditableError(args.breakId, `${address} is not a deposit address`);
+    const assetId = assetIdOf(chainId, asset);
+    const [r] = await ledger.createTransfers(
+      [
+        {
+          id,
+          assetId,
+          debit: "custody:deposits",
+          credit: `user:${customerId}`,
+          amount,
+          kind: "inflow_credit",
+          memo: `unattributed inflow to ${address} (recon break ${runId}:${n}) credited by ${by}: ${reason}`,
+        },
+      ],
+      { client },
+    );
+    if (!r || r.status === "failed")
+      throw new TransferFailedError(
+        id,
+        r?.status === "failed" ? r.code : "LEDGER_INVALID_TRANSFER",
+      );
+    await client.query(
+      `INSERT INTO ledger.inflow_credits (transfer_id, chain_id, address, asset, amount, owner,
+         block_number, run_id, break_n, credited_by, reason)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [
+        id,
+        chainId,
+        address,
+        asset,
+        amount.toString(),
+        customerId,
+        row.block_number,
+        runId,
+        n,
+        by,
+        reason,
+      ],
+    );
+    await client.query(
+      "INSERT INTO ledger.events (type, transfer_id, payload) VALUES ('inflow.credited', $1, $2)",
+      [
+        id,
+        JSON.stringify({
+          run_id: runId,
+          break_n: n,
+          chain_id: chainId,
+          address,
+          asset_id: assetId,
+          amount: amount.toString(),
+          owner: customerId,
+          block_number: row.block_number,
+          credited_by: by,
+          reason,
+        }),
+      ],
+    );
+    return { status: "created" as const, transferId: id, customerId, assetId, address, amount };
+  });
+  log.warn({
+    msg: result.status === "created" ? "unattributed inflow credited" : "inflow already credited",
+    break_id: `${runId}:${n}`,
+    transfer_id: result.transferId,
+    customer_id: result.customerId,
+    asset_id: result.assetId,
+    address: result.address,
+    amount: result.amount.toString(),
+    by,
+    reason,
+  });
+  return result;
+}

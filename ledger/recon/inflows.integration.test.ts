@@ -1,0 +1,210 @@
+/**
+ * Unattributed inflows on a chain without traces (anvil, real indexer with `traces: false`): a
+ * contract pays a deposit address in an internal call, so the indexer stores no fact. A
+ * reconciliation run reports an `unattributed_inflow` break (and no unexplained balance difference
+ * on top), the operator credits it once through the CLI (a second call answers "already credited",
+ * a stale break is refused), and the next run is clean for that address.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../../chains/index.js";
+import { createIngestor, type Ingestor } from "../../indexers/index.js";
+import {
+  anvilRpc,
+  call,
+  deploy,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "../../indexers/testing/chain.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { spawnCli } from "../../ops/testing/process.js";
+import { createLedger, type Ledger } from "../createLedger.js";
+import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
+import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
+
+const CHAIN_ID = 31337;
+const ETH = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
+const E17 = 10n ** 17n;
+const D_ERIN = freshAddress(501);
+const D_FAY = freshAddress(502);
+
+let ctx: TestContext;
+let chain: ChainConfig;
+let rpc: Rpc;
+let sender: Hex;
+let forwarder: Hex;
+let ingestor: Ingestor;
+let ledger: Ledger;
+let crediting: DepositCrediting;
+let reconciler: Reconciler;
+let dir: string;
+let env: Record<string, string>;
+
+const settle = async () => {
+  for (let i = 0; i < 3; i++) await rpc("evm_mine");
+  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  await crediting.sweep({ chainId: CHAIN_ID });
+};
+const inflowBreaks = (s: RunSummary) =>
+  s.breaks.filter((b) => b.type === "unattributed_inflow" || b.key === "deposits");
+const breakId = async (s: RunSummary, key: string) => {
+  const r = await ctx.db.pool.query<{ n: number }>(
+    "SELECT n FROM recon.breaks WHERE run_id = $1 AND key = $2",
+    [s.runId, key],
+  );
+  return `${s.runId}:${r.rows[0]!.n}`;
+};
+const cli = async (args: string[]) => {
+  const p = spawnCli(args, env);
+  const { code } = await p.exited;
+  return { code, out: p.output() };
+};
+const erin = async () => ledger.balance({ assetId: ETH, name: "user:erin" });
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [
+      {
+        chainId: CHAIN_ID,
+        config: { traces: false, confirmations: { kind: "blocks", blocks: 2 } },
+      },
+    ],
+  });
+  chain = ctx.config.chains[0]!;
+  expect(chain.traces).toBe(false);
+  rpc = anvilRpc(chain.rpcUrls[0]!);
+  sender = ((await rpc<Hex[]>("eth_accounts"))[0] as Hex).toLowerCase() as Hex;
+  forwarder = await deploy(rpc, sender, "Forwarder");
+  await watch(ctx.db.pool, CHAIN_ID, [
+    { address: D_ERIN, owner: "erin" },
+    { address: D_FAY, owner: "fay" },
+  ]);
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  ingestor = await createIngestor({ common: ctx.common, pool: ctx.db.pool, adapter });
+  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  await ledger.ensureAssetsFromConfig([chain]);
+  crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
+  reconciler = createReconciler({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapterFor: () => adapter,
+  });
+  dir = mkdtempSync(path.join(tmpdir(), "recon-inflow-"));
+  const configPath = path.join(dir, "config.json");
+  const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } = chain;
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      chains: [{ key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel }],
+    }),
+  );
+  env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await ledger?.close();
+  await ctx?.cleanup();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("unattributed inflows on a chain without traces", () => {
+  it("a plain deposit is explained by its fact: no inflow break", async () => {
+    await sendAndMine(rpc, { from: sender, to: D_FAY, value: 3n * E17 });
+    await settle();
+    const run = await reconciler.run({ chain });
+    expect(inflowBreaks(run)).toEqual([]);
+    expect(run.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)?.chain).toBe(
+      3n * E17,
+    );
+  });
+
+  it("an internal transfer to a deposit address is a break, credited once through the CLI", async () => {
+    const r = await sendAndMine(rpc, {
+      from: sender,
+      to: forwarder,
+      value: 7n * E17,
+      data: call("Forwarder", "forward", [D_ERIN]),
+    });
+    expect(r.status).toBe("0x1");
+    await settle();
+    const facts = await ctx.db.pool.query("SELECT 1 FROM chain.transfers WHERE to_address = $1", [
+      D_ERIN,
+    ]);
+    expect(facts.rows).toEqual([]); // no trace, no fact
+    // Two runs (incremental: the address is found by the rotation), the second one older than the credit.
+    const first = await reconciler.run({ chain });
+    const second = await reconciler.run({ chain, full: true });
+    for (const run of [first, second]) {
+      expect(inflowBreaks(run).map((b) => [b.type, b.key, b.assetId, b.difference])).toEqual([
+        ["unattributed_inflow", `inflow:${D_ERIN}`, ETH, -7n * E17],
+      ]);
+    }
+    const deposits = second.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)!;
+    expect([deposits.difference, deposits.unexplained]).toEqual([-7n * E17, 0n]);
+
+    const id = await breakId(second, `inflow:${D_ERIN}`);
+    const credited = await cli([
+      "recon",
+      "credit-inflow",
+      id,
+      "--by",
+      "ops-anna",
+      "--reason",
+      "forwarded by a contract; checked the sender",
+    ]);
+    expect(credited.code, credited.out).toBe(0);
+    expect(credited.out).toContain("credited:");
+    expect((await erin()).available).toBe(7n * E17);
+
+    // The same break again: nothing more. The older run's break of the same inflow: refused.
+    const again = await cli([
+      "recon",
+      "credit-inflow",
+      id,
+      "--by",
+      "ops-anna",
+      "--reason",
+      "twice",
+    ]);
+    expect(again.code).toBe(0);
+    expect(again.out).toContain("already credited");
+    const stale = await cli([
+      "recon",
+      "credit-inflow",
+      await breakId(first, `inflow:${D_ERIN}`),
+      "--by",
+      "ops-ben",
+      "--reason",
+      "same money",
+    ]);
+    expect(stale.code).not.toBe(0);
+    expect(stale.out).toContain(`was credited after run ${first.runId}`);
+    expect((await erin()).available).toBe(7n * E17);
+    const audit = await ctx.db.pool.query(
+      "SELECT credited_by, reason, amount::text, owner FROM ledger.inflow_credits",
+    );
+    expect(audit.rows).toEqual([
+      {
+        credited_by: "ops-anna",
+        reason: "forwarded by a contract; checked the sender",
+        amount: (7n * E17).toString(),
+        owner: "erin",
+      },
+    ]);
+
+    // The next run counts the credit: no inflow break, the deposit addresses agree with the ledger.
+    const after = await reconciler.run({ chain });
+    expect(inflowBreaks(after)).toEqual([]);
+    const d = after.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)!;
+    expect(d.difference).toBe(0n);
+    expect((await ledger.check()).problems).toEqual([]);
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * Unattributed inflows (DESIGN "Finality and bad days"): where a node cannot trace, value sent to a
+ * deposit address inside a contract call leaves no chain fact, and would otherwise be swept into
+ * custody:deposits with no customer credit. Per deposit address and asset, at the run's final
+ * block, the on-chain balance is compared with what explains it:
+ *
+ *   canonical facts into the address − facts out of it (block ≤ run block)
+ *   − booked sweeps out of it that no fact shows (a native sweep without traces)
+ *   + unattributed inflows already credited by an operator (measured at ≤ run block)
+ *
+ * A balance above that is an `unattributed_inflow` break; `creditInflow` (the CLI's
+ * `recon credit-inflow`) credits it to the address's customer, audited, exactly once.
+ * A run checks the addresses with activity since the previous run, the addresses of its open
+ * inflow breaks, and a rotating slice of all deposit addresses (all of them in a full run).
+ */
+import type { PoolClient } from "../../ops/db.js";
+import type { OnchainBalance } from "./balances.js";
+import type { PreviousRun } from "./load.js";
+import type { Break, CustodyKind } from "./types.js";
+
+/** Deposit addresses a run examines beyond those with activity (the slow full rotation). */
+export const DEFAULT_INFLOW_ROTATION = 200;
+
+export type InflowSelection = {
+  addresses: string[];
+  /** The last address of this run's rotation slice (the next run continues after it). */
+  cursor: string | null;
+};
+
+/** Which deposit addresses to check, in address order. */
+export async function selectInflowAddresses(
+  client: PoolClient,
+  args: {
+    chainId: number;
+    block: number;
+    previous: PreviousRun | null;
+    custody: ReadonlyMap<string, CustodyKind>;
+    rotation?: number;
+  },
+): Promise<InflowSelection> {
+  const deposits = [...args.custody].filter(([, k]) => k === "deposit").map(([a]) => a);
+  deposits.sort();
+  const { previous } = args;
+  if (previous === null || deposits.length === 0) return { addresses: deposits, cursor: null };
+  const rotation = args.rotation ?? DEFAULT_INFLOW_ROTATION;
+  const picked = new Set<string>();
+  // Activity: facts at heights the previous run did not cover (or orphaned since), booked sweeps
+  // and operator credits since its snapshot, and its open inflow breaks.
+  const active = await client.query<{ address: string }>(
+    `SELECT to_address AS address FROM chain.transfers
+       WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
+     UNION SELECT from_address FROM chain.transfers
+       WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
+     UNION SELECT i.address FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
+       WHERE i.chain_id = $1 AND s.settled_at >= $4
+     UNION SELECT address FROM ledger.inflow_credits WHERE chain_id = $1 AND created_at >= $4
+     UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'`,
+    [args.chainId, previous.block, args.block, previous.snapshotAt, previous.id],
+  );
+  const isDeposit = new Set(deposits);
+  for (const r of active.rows) if (isDeposit.has(r.address)) picked.add(r.address);
+  const prev = await client.query<{ cursor: string | null }>(
+    "SELECT inputs->>'inflow_cursor' AS cursor FROM recon.runs WHERE id = $1",
+    [previous.id],
+  );
+  const after = prev.rows[0]?.cursor ?? null;
+  let start = after === null ? 0 : deposits.findIndex((a) => a > after);
+  if (start === -1) start = 0;
+  let cursor: string | null = null;
+  for (let i = 0; i < Math.min(rotation, deposits.length); i++) {
+    const a = deposits[(start + i) % deposits.length]!;
+    picked.add(a);
+    cursor = a;
+  }
+  return { addresses: [...picked].sort(), cursor };
+}
+
+const key = (address: string, assetId: string) => `${address}|${assetId}`;
+
+/** What explains each (address, asset) balance at `block`, keyed `address|assetId`. */
+export async function loadExpectedBalances(
+  client: PoolClient,
+  args: { chainId: number; block: number; addresses: readonly string[] },
+): Promise<Map<string, bigint>> {
+  const out = new Map<string, bigint>();
+  if (args.addresses.length === 0) return out;
+  const add = (address: string, asset: string, v: bigint) => {
+    const k = key(address, `${args.chainId}:${asset}`);
+    out.set(k, (out.get(k) ?? 0n) + v);
+  };
+  const params = [args.chainId, args.block, args.addresses];
+  const facts = await client.query<{ address: string; asset: string; net: string }>(
+    `SELECT address, asset, sum(v)::text AS net FROM (
+       SELECT to_address AS address, asset, amount AS v FROM chain.transfers
+        WHERE chain_id = $1 AND status <> 'orphaned' AND block_number <= $2 AND kind <> 'fee'
+          AND to_address = ANY($3::text[])
+       UNION ALL
+       SELECT from_address, asset, -amount FROM chain.transfers
+        WHERE chain_id = $1 AND status <> 'orphaned' AND block_number <= $2
+          AND from_address = ANY($3::text[])) x
+     GROUP BY address, asset`,
+    params,
+  );
+  for (const r of facts.rows) add(r.address, r.asset, BigInt(r.net));
+  // Sweeps are the signer's (custody.sweep_items: what the Swept events say moved); read-only here.
+  // A sweep item a fact of the same transaction already shows (ERC-20 log, traced internal call)
+  // is not counted twice.
+  const swept = await client.query<{ address: string; asset: string; amount: string }>(
+    `SELECT i.address, i.asset, sum(i.swept)::text AS amount
+       FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
+      WHERE i.chain_id = $1 AND s.status = 'booked' AND i.swept > 0 AND i.address = ANY($3::text[])
+        AND EXISTS (SELECT 1 FROM chain.transfers t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
+                      AND t.status <> 'orphaned' AND t.block_number <= $2)
+        AND NOT EXISTS (SELECT 1 FROM chain.transfers t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
+                      AND t.status <> 'orphaned' AND t.from_address = i.address AND t.asset = i.asset)
+      GROUP BY i.address, i.asset`,
+    params,
+  );
+  for (const r of swept.rows) add(r.address, r.asset, -BigInt(r.amount));
+  const credited = await client.query<{ address: string; asset: string; amount: string }>(
+    `SELECT address, asset, sum(amount)::text AS amount FROM ledger.inflow_credits
+      WHERE chain_id = $1 AND block_number <= $2 AND address = ANY($3::text[])
+      GROUP BY address, asset`,
+    params,
+  );
+  for (const r of credited.rows) add(r.address, r.asset, BigInt(r.amount));
+  return out;
+}
+
+/** Pure: a break for every checked (address, asset) whose on-chain balance exceeds what explains it. */
+export function findUnattributedInflows(args: {
+  onchain: readonly OnchainBalance[];
+  expected: ReadonlyMap<string, bigint>;
+  addresses: readonly string[];
+}): Break[] {
+  const checked = new Set(args.addresses);
+  const breaks: Break[] = [];
+  for (const b of args.onchain) {
+    if (b.kind !== "deposit" || !checked.has(b.address)) continue;
+    const explained = args.expected.get(key(b.address, b.assetId)) ?? 0n;
+    const inflow = b.balance - explained;
+    if (inflow <= 0n) continue;
+    breaks.push({
+      type: "unattributed_inflow",
+      assetId: b.assetId,
+      key: `inflow:${b.address}`,
+      direction: "chain_without_ledger",
+      facts: [],
+      entries: [],
+      chainAmount: b.balance,
+      ledgerAmount: explained,
+      difference: -inflow,
+      action: `deposit address ${b.address} holds ${inflow} more than its chain facts, sweeps and credits explain (an internal transfer on a chain without traces, or value sent before allocation): check the sender, then credit it to the address's customer with \`custody-node recon credit-inflow <run>:<n> --by <you> --reason <why>\``,
+    });
+  }
+  return breaks.sort((a, b) =>
+    a.key === b.key ? a.assetId.localeCompare(b.assetId) : a.key.localeCompare(b.key),
+  );
+}
