@@ -40,3 +40,20 @@ export class ChainDataInconsistentError extends BaseError {
     });
   }
 }
+
+/**
+ * No endpoint of the chain is at the block a read needs: the ones that answer are behind (lagging,
+ * syncing) and the others fail. Nothing is concluded from it; the indexer waits (readiness fails).
+ */
+export class NoHealthyEndpointError extends BaseError {
+  override name = "NoHealthyEndpointError";
+  constructor(method: string, chainId: number, atLeast: bigint, heads: string, cause?: unknown) {
+    super(`no RPC endpoint of chain ${chainId} has reached block ${atLeast} for ${method}`, {
+      code: "CHAIN_NO_HEALTHY_ENDPOINT",
+      retryable: true,
+      cause,
+      details: `endpoint heads: ${heads}`,
+      meta: { method, chain_id: chainId, at_least: atLeast.toString() },
+    });
+  }
+}

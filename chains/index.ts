@@ -9,7 +9,12 @@
  *   await adapter.sendRawTransaction(signedBytes);   // returns the tx hash
  */
 
-export { ChainDataInconsistentError, RpcResponseError, RpcUnavailableError } from "./errors.js";
+export {
+  ChainDataInconsistentError,
+  NoHealthyEndpointError,
+  RpcResponseError,
+  RpcUnavailableError,
+} from "./errors.js";
 export { bloomBits, bloomHas, bloomMayContain } from "./evm/bloom.js";
 export {
   createEvmAdapter,
@@ -20,4 +25,11 @@ export {
 } from "./evm/createEvmAdapter.js";
 export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";
 export { type KnownChain, knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";
-export { createRpcClient, endpointLabel, type RpcCall, type RpcClient } from "./rpc.js";
+export {
+  createRpcClient,
+  type EndpointHead,
+  endpointLabel,
+  type ReadOptions,
+  type RpcCall,
+  type RpcClient,
+} from "./rpc.js";

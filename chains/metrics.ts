@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /**
  * RPC metrics, shared by every adapter on a registry (the signer and the indexer may both build an
@@ -8,6 +8,8 @@ export type RpcMetrics = {
   requests: Counter<"chain_id" | "endpoint" | "method">;
   errors: Counter<"chain_id" | "endpoint" | "kind">;
   latency: Histogram<"chain_id" | "endpoint">;
+  endpointHead: Gauge<"chain_id" | "endpoint">;
+  behind: Counter<"chain_id" | "endpoint">;
 };
 
 export function rpcMetrics(registry: Registry): RpcMetrics {
@@ -42,6 +44,26 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           help: "HTTP round trip per RPC request (single or batch)",
           labelNames: ["chain_id", "endpoint"],
           buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers: [registry],
+        }),
+    ),
+    endpointHead: get(
+      "custody_rpc_endpoint_head",
+      () =>
+        new Gauge({
+          name: "custody_rpc_endpoint_head",
+          help: "latest block each endpoint has shown (eth_blockNumber, latest block, or a missing block)",
+          labelNames: ["chain_id", "endpoint"],
+          registers: [registry],
+        }),
+    ),
+    behind: get(
+      "custody_rpc_endpoint_behind_total",
+      () =>
+        new Counter({
+          name: "custody_rpc_endpoint_behind_total",
+          help: "reads an endpoint could not serve because it lacked the block (lagging or syncing node); the read moved on",
+          labelNames: ["chain_id", "endpoint"],
           registers: [registry],
         }),
     ),

@@ -3,20 +3,44 @@
  * backoff, and single or batched calls. Transport failures (network, timeout, HTTP 429 and 5xx, a
  * body that is not JSON-RPC) move on to the next endpoint and put the failing one in a cool-down;
  * a JSON-RPC error from a healthy node is the node's answer and goes back to the caller unchanged.
+ *
+ * Each endpoint's head is tracked (every eth_blockNumber or `latest` block it returns). A call that
+ * reads block N (`atLeast`) is sent only to endpoints known to be at N or past it (an endpoint whose
+ * head is unknown or behind is asked eth_blockNumber first, at most once a second); an answer that
+ * shows the block missing (`lacks`) lowers that endpoint's head and moves the call on. A lagging or
+ * syncing node is never asked for what it lacks, so its missing data never looks like a reorg; with
+ * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits.
  */
 import type { Logger } from "../ops/logger.js";
-import { RpcResponseError, RpcUnavailableError } from "./errors.js";
+import { NoHealthyEndpointError, RpcResponseError, RpcUnavailableError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
 
 export type RpcCall = { method: string; params: unknown[] };
 
+/** Where an endpoint's chain ends, as far as we know. */
+export type EndpointHead = { endpoint: string; head: bigint | null; observedAt: number };
+
+export type ReadOptions = {
+  /** Highest block the call reads: only endpoints at or past it are asked. */
+  atLeast?: bigint;
+  /**
+   * Given the answer (the results of a batch, in call order), the lowest block it shows missing
+   * (a null block, header or receipts), or null when the answer is whole.
+   */
+  lacks?: (results: unknown[], calls: RpcCall[]) => bigint | null;
+};
+
 export type RpcClient = {
-  /** One call; falls back across endpoints on transport failures. */
-  request: <T = unknown>(method: string, params?: unknown[]) => Promise<T>;
+  /** One call; falls back across endpoints on transport failures (and lagging ones, see ReadOptions). */
+  request: <T = unknown>(method: string, params?: unknown[], read?: ReadOptions) => Promise<T>;
   /** Several calls in JSON-RPC batches of at most `maxBatchSize`; results in call order. */
-  batch: <T = unknown>(calls: RpcCall[]) => Promise<T[]>;
+  batch: <T = unknown>(calls: RpcCall[], read?: ReadOptions) => Promise<T[]>;
   /** JSON-RPC calls sent so far (a batch counts each call), for benchmarks and metrics. */
   callCount: () => number;
+  /** Each endpoint's last known head. */
+  heads: () => EndpointHead[];
+  /** The highest head any endpoint has shown (null before any). */
+  bestHead: () => bigint | null;
   endpoints: readonly string[];
 };
 
@@ -32,7 +56,23 @@ export type RpcClientOptions = {
   signal?: AbortSignal;
 };
 
-type Endpoint = { url: string; label: string; failures: number; coolUntil: number };
+type Endpoint = {
+  url: string;
+  label: string;
+  failures: number;
+  coolUntil: number;
+  head: bigint | null;
+  headAt: number;
+};
+
+/** An endpoint whose head is unknown or behind is asked eth_blockNumber at most this often. */
+const HEAD_PROBE_INTERVAL_MS = 1_000;
+
+class EndpointBehind extends Error {
+  constructor(readonly lacking: bigint) {
+    super(`endpoint lacks block ${lacking}`);
+  }
+}
 
 class TransportFailure extends Error {
   constructor(
@@ -75,9 +115,46 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     label: endpointLabel(url),
     failures: 0,
     coolUntil: 0,
+    head: null,
+    headAt: 0,
   }));
   let nextId = 1;
   let calls = 0;
+  let best: bigint | null = null;
+
+  function observeHead(endpoint: Endpoint, head: bigint, authoritative = true): void {
+    // A `lacks` answer only lowers a head; an eth_blockNumber/latest answer sets it.
+    if (!authoritative && endpoint.head !== null && endpoint.head <= head) return;
+    endpoint.head = head;
+    endpoint.headAt = Date.now();
+    if (authoritative && (best === null || head > best)) best = head;
+    options.metrics?.endpointHead.set(
+      { chain_id: chainLabel, endpoint: endpoint.label },
+      Number(head),
+    );
+  }
+
+  /**
+   * May the endpoint be asked for blocks up to `atLeast`? Yes when its head is there. When its head
+   * is unknown or was behind a while ago: a read whose answer shows a missing block (`checked`)
+   * just tries; any other read (eth_getLogs answers a range it lacks with no logs) asks
+   * eth_blockNumber first.
+   */
+  async function reaches(endpoint: Endpoint, atLeast: bigint, checked: boolean): Promise<boolean> {
+    if (endpoint.head !== null && endpoint.head >= atLeast) return true;
+    if (endpoint.head !== null && Date.now() - endpoint.headAt < HEAD_PROBE_INTERVAL_MS)
+      return false;
+    if (checked) return true;
+    const json = await post(
+      endpoint,
+      { jsonrpc: "2.0", id: nextId++, method: "eth_blockNumber", params: [] },
+      ["eth_blockNumber"],
+    );
+    if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+    const head = BigInt(unwrap("eth_blockNumber", json, endpoint.label) as string);
+    observeHead(endpoint, head);
+    return head >= atLeast;
+  }
 
   // Healthy endpoints in priority order first, then cooling ones (soonest back first): we never
   // refuse to try when everything is cooling down.
@@ -170,29 +247,56 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   async function send<T>(
     body: unknown,
     methods: string[],
-    validate: (json: unknown) => T,
+    validate: (json: unknown, endpoint: Endpoint) => T,
+    read: ReadOptions = {},
   ): Promise<T> {
+    const { atLeast } = read;
     let lastFailure: unknown;
+    let behind = 0;
     for (let round = 0; round < rounds; round++) {
+      behind = 0;
+      let failed = 0;
       for (const endpoint of order()) {
         try {
+          if (atLeast !== undefined && !(await reaches(endpoint, atLeast, !!read.lacks))) {
+            behind++;
+            continue;
+          }
           const json = await post(endpoint, body, methods);
-          const result = validate(json);
+          const result = validate(json, endpoint);
           endpoint.failures = 0;
           endpoint.coolUntil = 0;
           return result;
         } catch (error) {
+          if (error instanceof EndpointBehind) {
+            // The node answered, without the block: it is behind (or syncing), not broken.
+            observeHead(endpoint, error.lacking - 1n, false);
+            options.metrics?.behind.inc({ chain_id: chainLabel, endpoint: endpoint.label });
+            behind++;
+            continue;
+          }
           if (!(error instanceof TransportFailure)) throw error;
+          failed++;
           lastFailure = error;
           markFailed(endpoint, error);
         }
       }
+      // Every endpoint answered, none has the block yet: waiting is the caller's job.
+      if (behind > 0 && failed === 0) break;
       if (round < rounds - 1) {
         const delay = Math.min(5_000, 200 * 2 ** round) * (0.5 + Math.random() / 2);
         await new Promise((r) => setTimeout(r, delay));
         if (options.signal?.aborted) throw options.signal.reason;
       }
     }
+    if (atLeast !== undefined && behind > 0)
+      throw new NoHealthyEndpointError(
+        methods[0] ?? "batch",
+        options.chainId,
+        atLeast,
+        endpoints.map((e) => `${e.label}: ${e.head ?? "?"}`).join(", "),
+        lastFailure,
+      );
     throw new RpcUnavailableError(methods[0] ?? "batch", options.chainId, lastFailure);
   }
 
@@ -220,21 +324,57 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     return typeof x === "object" && x !== null && "id" in x;
   }
 
-  async function request<T>(method: string, params: unknown[] = []): Promise<T> {
+  /** Heads seen in answers: eth_blockNumber, and the `latest` block. */
+  function watchHead(endpoint: Endpoint, call: RpcCall, result: unknown): void {
+    if (call.method === "eth_blockNumber" && typeof result === "string")
+      observeHead(endpoint, BigInt(result));
+    else if (
+      call.method === "eth_getBlockByNumber" &&
+      call.params[0] === "latest" &&
+      result !== null &&
+      typeof result === "object" &&
+      "number" in result
+    )
+      observeHead(endpoint, BigInt((result as { number: string }).number));
+  }
+
+  async function request<T>(
+    method: string,
+    params: unknown[] = [],
+    read: ReadOptions = {},
+  ): Promise<T> {
     const id = nextId++;
-    return send({ jsonrpc: "2.0", id, method, params }, [method], (json) => {
-      if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
-      return unwrap(method, json) as T;
-    });
+    const call = { method, params };
+    return send(
+      { jsonrpc: "2.0", id, method, params },
+      [method],
+      (json, endpoint) => {
+        if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+        const result = unwrap(method, json, endpoint.label);
+        watchHead(endpoint, call, result);
+        const lacking = read.lacks?.([result], [call]) ?? null;
+        if (lacking !== null) throw new EndpointBehind(lacking);
+        return result as T;
+      },
+      read,
+    );
   }
 
   // Some providers refuse JSON-RPC batches (one error object instead of an array): from then on
   // the calls of a batch go out as parallel single requests.
   let batchesRefused = false;
 
-  async function batchChunk<T>(chunk: RpcCall[]): Promise<T[]> {
+  function single(read: ReadOptions, c: RpcCall): ReadOptions {
+    const lacks = read.lacks;
+    return {
+      ...(read.atLeast !== undefined ? { atLeast: read.atLeast } : {}),
+      ...(lacks ? { lacks: (results: unknown[]) => lacks(results, [c]) } : {}),
+    };
+  }
+
+  async function batchChunk<T>(chunk: RpcCall[], read: ReadOptions): Promise<T[]> {
     if (chunk.length === 1 || batchesRefused)
-      return Promise.all(chunk.map((c) => request<T>(c.method, c.params)));
+      return Promise.all(chunk.map((c) => request<T>(c.method, c.params, single(read, c))));
     const first = nextId;
     nextId += chunk.length;
     const body = chunk.map((c, i) => ({
@@ -247,7 +387,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       return await send(
         body,
         chunk.map((c) => c.method),
-        (json) => {
+        (json, endpoint) => {
           if (
             typeof json === "object" &&
             json !== null &&
@@ -262,12 +402,18 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
           if (!Array.isArray(json) || json.length !== chunk.length || !json.every(isResponse))
             throw new TransportFailure("bad_body", "batch response does not match the request");
           const byId = new Map(json.map((r) => [r.id, r]));
-          return chunk.map((c, i) => {
+          const results = chunk.map((c, i) => {
             const r = byId.get(first + i);
             if (!r) throw new TransportFailure("bad_body", "batch response is missing an id");
-            return unwrap(c.method, r) as T;
+            const result = unwrap(c.method, r, endpoint.label);
+            watchHead(endpoint, c, result);
+            return result as T;
           });
+          const lacking = read.lacks?.(results, chunk) ?? null;
+          if (lacking !== null) throw new EndpointBehind(lacking);
+          return results;
         },
+        read,
       );
     } catch (error) {
       if (!(error instanceof BatchRefused)) throw error;
@@ -276,20 +422,22 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         msg: "rpc batches refused, sending single requests",
         chain_id: options.chainId,
       });
-      return Promise.all(chunk.map((c) => request<T>(c.method, c.params)));
+      return Promise.all(chunk.map((c) => request<T>(c.method, c.params, single(read, c))));
     }
   }
 
   return {
     request,
-    async batch<T>(list: RpcCall[]): Promise<T[]> {
+    async batch<T>(list: RpcCall[], read: ReadOptions = {}): Promise<T[]> {
       const chunks: RpcCall[][] = [];
       for (let i = 0; i < list.length; i += maxBatchSize)
         chunks.push(list.slice(i, i + maxBatchSize));
-      const results = await Promise.all(chunks.map((c) => batchChunk<T>(c)));
+      const results = await Promise.all(chunks.map((c) => batchChunk<T>(c, read)));
       return results.flat();
     },
     callCount: () => calls,
+    heads: () => endpoints.map((e) => ({ endpoint: e.label, head: e.head, observedAt: e.headAt })),
+    bestHead: () => best,
     endpoints: options.urls,
   };
 }

@@ -13,6 +13,8 @@ const healthy: IngestorStatus = {
   lastError: null,
   standby: false,
   wsHeads: 0,
+  halted: null,
+  noHealthyEndpoint: null,
 };
 
 describe("unhealthyReasons", () => {
@@ -40,6 +42,23 @@ describe("unhealthyReasons", () => {
     );
     expect(r.map((x) => x.reason)).toEqual(["loop_stalled"]);
     expect(r[0]!.detail).toContain("boom");
+  });
+  it("fails at once while the chain is halted, saying how to resume", () => {
+    const r = unhealthyReasons(
+      chain,
+      { ...healthy, halted: "reorg reaches finalized block 90" },
+      now,
+    );
+    expect(r.map((x) => x.reason)).toEqual(["halted"]);
+    expect(r[0]!.detail).toContain("custody-node chains resume");
+  });
+  it("fails while no endpoint has reached the blocks it needs", () => {
+    const r = unhealthyReasons(
+      chain,
+      { ...healthy, noHealthyEndpoint: "no RPC endpoint has reached block 100" },
+      now,
+    );
+    expect(r.map((x) => x.reason)).toEqual(["no_healthy_endpoint"]);
   });
   it("a standby (another process holds the chain) is ready", () => {
     expect(

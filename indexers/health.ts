@@ -2,7 +2,9 @@
  * Readiness of one chain's ingestor. Fails, with the reason in the detail and in the
  * `custody_indexer_unhealthy{reason}` gauge, when the node's head has not advanced for 3 block
  * times (a stuck or lying provider), when the indexer is more than `maxLagBlocks` behind the head,
- * or when the ingest loop has not completed a pass for 3 block times plus 30 s (stuck on errors).
+ * or when the ingest loop has not completed a pass for 3 block times plus 30 s (stuck on errors);
+ * and at once when the chain is halted (a reorg reached a final block: `custody-node chains
+ * resume`) or no RPC endpoint has reached the blocks the indexer needs (lagging or syncing nodes).
  */
 import type { ChainConfig } from "../ops/config.js";
 import type { HealthCheck, HealthCheckResult } from "../ops/health.js";
@@ -10,7 +12,12 @@ import type { Metrics } from "../ops/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
 import { indexerMetrics } from "./metrics.js";
 
-export type IndexerHealthReason = "head_stalled" | "lagging" | "loop_stalled";
+export type IndexerHealthReason =
+  | "head_stalled"
+  | "lagging"
+  | "loop_stalled"
+  | "halted"
+  | "no_healthy_endpoint";
 
 /** Pure: why this status is unhealthy (empty when healthy). */
 export function unhealthyReasons(
@@ -21,6 +28,13 @@ export function unhealthyReasons(
   const out: { reason: IndexerHealthReason; detail: string }[] = [];
   // A standby is ready to take over; the active instance answers for the chain.
   if (status.standby) return out;
+  if (status.halted)
+    out.push({
+      reason: "halted",
+      detail: `chain halted: ${status.halted}; inspect with \`custody-node chains halted\`, then \`custody-node chains resume\``,
+    });
+  if (status.noHealthyEndpoint)
+    out.push({ reason: "no_healthy_endpoint", detail: status.noHealthyEndpoint });
   const stallMs = 3 * chain.blockTimeMs;
   if (now - status.headChangedAt > stallMs)
     out.push({
@@ -53,7 +67,13 @@ export function indexerHealthCheck({
   metrics: Metrics;
 }): HealthCheck {
   const gauge = indexerMetrics(metrics.registry).unhealthy;
-  const reasons: IndexerHealthReason[] = ["head_stalled", "lagging", "loop_stalled"];
+  const reasons: IndexerHealthReason[] = [
+    "head_stalled",
+    "lagging",
+    "loop_stalled",
+    "halted",
+    "no_healthy_endpoint",
+  ];
   return {
     name: `indexer:${chain.key}`,
     async check(): Promise<HealthCheckResult> {

@@ -42,8 +42,20 @@ export function indexerMetrics(registry: Registry) {
     ]),
     unhealthy: gauge(
       "custody_indexer_unhealthy",
-      "1 while readiness fails, labelled with the reason (head_stalled, lagging, loop_stalled)",
+      "1 while readiness fails, labelled with the reason (head_stalled, lagging, loop_stalled, halted, no_healthy_endpoint)",
       ["chain_id", "reason"],
+    ),
+    halted: gauge(
+      "custody_chain_halted",
+      "1 while the chain is halted: a reorg reached a final block; an operator must inspect and resume it",
+    ),
+    noHealthyEndpoint: gauge(
+      "custody_indexer_no_healthy_endpoint",
+      "1 while no RPC endpoint has reached the blocks the indexer needs (lagging, syncing or failing nodes): ingestion waits",
+    ),
+    finalizedBlock: gauge(
+      "custody_indexer_finalized_block",
+      "the published finalized block (finality rule), never moving down",
     ),
   };
 }

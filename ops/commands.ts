@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import { registerCommands as apiCommands } from "../api/cli.js";
 import { registerCommands as contractsCommands } from "../chains/contracts/cli.js";
+import { registerCommands as chainCommands } from "../indexers/cli.js";
 import { registerCommands as ledgerCommands } from "../ledger/cli.js";
 import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
 import { registerCommands as signerCommands } from "../signer/cli.js";
@@ -12,6 +13,7 @@ import { registerCommands as depositAddressCommands } from "../signer/deposit-ad
 
 export function registerModuleCommands(program: Command): void {
   apiCommands(program);
+  chainCommands(program);
   contractsCommands(program);
   depositAddressCommands(program);
   ledgerCommands(program);

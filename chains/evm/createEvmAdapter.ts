@@ -20,7 +20,7 @@ import type { ChainConfig } from "../../ops/config.js";
 import { RpcResponseError, RpcUnavailableError } from "../errors.js";
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";
-import { createRpcClient, type RpcClient } from "../rpc.js";
+import { createRpcClient, type ReadOptions, type RpcCall, type RpcClient } from "../rpc.js";
 import {
   framesFromGeth,
   framesFromParity,
@@ -40,11 +40,20 @@ export type EvmAdapter = {
   /** viem client over the fallback transport (retries happen below it). */
   client: PublicClient;
   getHead: () => Promise<bigint>;
+  /**
+   * The node's `latest` block with full transactions (one call: the realtime poll), from an
+   * endpoint at or past `atLeast`; NoHealthyEndpointError when none is.
+   */
+  getLatestBlock: (atLeast?: bigint) => Promise<RawBlock>;
   /** Number of the `finalized` block, or null when the node does not know the tag. */
   getFinalizedHead: () => Promise<bigint | null>;
-  /** Blocks with full transactions, in the order asked (null: the node has no such block yet). */
+  /**
+   * Blocks with full transactions, in the order asked. Only endpoints at or past the highest number
+   * are asked; one answering null for a block moves the read on (it is behind, not reorged), and
+   * with none left the read fails with NoHealthyEndpointError.
+   */
   getBlocks: (numbers: bigint[]) => Promise<(RawBlock | null)[]>;
-  /** Block headers (no transactions), in the order asked. */
+  /** Block headers (no transactions), in the order asked; same endpoint rule as getBlocks. */
   getHeaders: (numbers: bigint[]) => Promise<(RawBlock<Hex> | null)[]>;
   /** Receipts of whole blocks: eth_getBlockReceipts where served, else one call per transaction. */
   getBlockReceipts: (blocks: { number: bigint; txHashes: Hex[] }[]) => Promise<RawReceipt[][]>;
@@ -58,8 +67,13 @@ export type EvmAdapter = {
     toBlock: bigint;
     tokens: Address[];
   }) => Promise<RawLog[]>;
-  /** Transfer logs of `tokens` in one block by hash (immune to range limits and to forks). */
-  getTransferLogsAtBlock: (args: { blockHash: Hex; tokens: Address[] }[]) => Promise<RawLog[][]>;
+  /**
+   * Transfer logs of `tokens` in one block by hash (immune to range limits and to forks); with
+   * `number`, only endpoints at or past it are asked.
+   */
+  getTransferLogsAtBlock: (
+    args: { blockHash: Hex; tokens: Address[]; number?: bigint }[],
+  ) => Promise<RawLog[][]>;
   /** Value-carrying call frames per block (trace_block, else debug_traceBlockByNumber), batched. */
   getCallFrames: (blocks: { number: bigint; txHashes: Hex[] }[]) => Promise<CallFrame[][]>;
   getNativeBalance: (address: Address, blockNumber?: bigint) => Promise<bigint>;
@@ -85,6 +99,31 @@ export type EvmAdapterOptions = {
 // Messages providers use when an eth_getLogs range is too big (result count, size, duration).
 const LOG_LIMIT =
   /more than|too many|limit|too large|range|exceed|response size|timeout|timed out|query returned/i;
+
+function maxOf(numbers: bigint[]): bigint | undefined {
+  let max: bigint | undefined;
+  for (const n of numbers) if (max === undefined || n > max) max = n;
+  return max;
+}
+
+/** For reads of whole blocks: the lowest block whose answer is null (the node lacks it). */
+function nullBlock(results: unknown[], calls: RpcCall[]): bigint | null {
+  let lowest: bigint | null = null;
+  results.forEach((r, i) => {
+    if (r !== null && r !== undefined) return;
+    const tag = calls[i]?.params[0];
+    if (typeof tag !== "string" || !tag.startsWith("0x")) return;
+    const n = BigInt(tag);
+    if (lowest === null || n < lowest) lowest = n;
+  });
+  return lowest;
+}
+
+/** Read options for calls on blocks `numbers`. */
+function blockRead(numbers: bigint[]): ReadOptions {
+  const atLeast = maxOf(numbers);
+  return atLeast === undefined ? { lacks: nullBlock } : { atLeast, lacks: nullBlock };
+}
 
 export function isLogRangeLimit(error: unknown): boolean {
   if (error instanceof RpcUnavailableError) return true; // timeouts on big ranges look like this
@@ -162,14 +201,19 @@ export function createEvmAdapter(
     while (from <= toBlock) {
       const to = from + BigInt(logSpan) - 1n < toBlock ? from + BigInt(logSpan) - 1n : toBlock;
       try {
-        const part = await rpc.request<RawLog[]>("eth_getLogs", [
-          {
-            fromBlock: numberToHex(from),
-            toBlock: numberToHex(to),
-            address: tokens,
-            topics: [TRANSFER_TOPIC],
-          },
-        ]);
+        // A node that has not reached `to` answers a range it lacks with no logs: never ask it.
+        const part = await rpc.request<RawLog[]>(
+          "eth_getLogs",
+          [
+            {
+              fromBlock: numberToHex(from),
+              toBlock: numberToHex(to),
+              address: tokens,
+              topics: [TRANSFER_TOPIC],
+            },
+          ],
+          { atLeast: to },
+        );
         for (const log of part) logs.push(log);
         from = to + 1n;
         logSpan = Math.min(maxLogRange, logSpan * 2);
@@ -190,6 +234,7 @@ export function createEvmAdapter(
       try {
         const result = await rpc.batch<RawReceipt[] | null>(
           blocks.map((b) => ({ method: "eth_getBlockReceipts", params: [numberToHex(b.number)] })),
+          blockRead(blocks.map((b) => b.number)),
         );
         blockReceiptsSupported = true;
         return result.map((r, i) => {
@@ -207,10 +252,24 @@ export function createEvmAdapter(
         logger.info({ msg: "eth_getBlockReceipts not served, using per-transaction receipts" });
       }
     }
+    const owner = blocks.flatMap((b) => b.txHashes.map(() => b.number));
+    const atLeast = maxOf(blocks.map((b) => b.number));
     const all = await rpc.batch<RawReceipt | null>(
       blocks.flatMap((b) =>
         b.txHashes.map((h) => ({ method: "eth_getTransactionReceipt", params: [h] })),
       ),
+      {
+        ...(atLeast === undefined ? {} : { atLeast }),
+        // A receipt the node does not return: that node lacks the block (it is behind).
+        lacks: (results) => {
+          let lowest: bigint | null = null;
+          results.forEach((r, i) => {
+            const n = owner[i]!;
+            if (r === null && (lowest === null || n < lowest)) lowest = n;
+          });
+          return lowest;
+        },
+      },
     );
     let i = 0;
     return blocks.map((b) =>
@@ -242,6 +301,7 @@ export function createEvmAdapter(
       try {
         const traces = await rpc.batch<ParityTrace[]>(
           blocks.map((b) => ({ method: "trace_block", params: [numberToHex(b.number)] })),
+          blockRead(blocks.map((b) => b.number)),
         );
         traceMethod = "trace_block";
         return traces.map((t) => framesFromParity(t));
@@ -256,6 +316,7 @@ export function createEvmAdapter(
         method: "debug_traceBlockByNumber",
         params: [numberToHex(b.number), { tracer: "callTracer" }],
       })),
+      blockRead(blocks.map((b) => b.number)),
     );
     return traces.map((t, i) => framesFromGeth(t, blocks[i]!.txHashes));
   }
@@ -265,6 +326,15 @@ export function createEvmAdapter(
     rpc,
     client,
     getHead: async () => BigInt(await rpc.request<Hex>("eth_blockNumber")),
+    getLatestBlock: (atLeast) =>
+      rpc.request<RawBlock>("eth_getBlockByNumber", ["latest", true], {
+        ...(atLeast === undefined ? {} : { atLeast }),
+        lacks: ([block]) => {
+          if (block === null || block === undefined) return atLeast ?? 0n;
+          const n = BigInt((block as RawBlock).number);
+          return atLeast !== undefined && n < atLeast ? n + 1n : null;
+        },
+      }),
     async getFinalizedHead() {
       try {
         const block = await rpc.request<RawBlock<Hex> | null>("eth_getBlockByNumber", [
@@ -280,21 +350,26 @@ export function createEvmAdapter(
     getBlocks: (numbers) =>
       rpc.batch<RawBlock | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), true] })),
+        blockRead(numbers),
       ),
     getHeaders: (numbers) =>
       rpc.batch<RawBlock<Hex> | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
+        blockRead(numbers),
       ),
     getBlockReceipts,
     getTransferLogs,
     getCallFrames,
-    getTransferLogsAtBlock: (queries) =>
-      rpc.batch<RawLog[]>(
+    getTransferLogsAtBlock: (queries) => {
+      const atLeast = maxOf(queries.flatMap((q) => (q.number === undefined ? [] : [q.number])));
+      return rpc.batch<RawLog[]>(
         queries.map((q) => ({
           method: "eth_getLogs",
           params: [{ blockHash: q.blockHash, address: q.tokens, topics: [TRANSFER_TOPIC] }],
         })),
-      ),
+        atLeast === undefined ? {} : { atLeast },
+      );
+    },
     getNativeBalance: (address, blockNumber) =>
       client.getBalance(blockNumber === undefined ? { address } : { address, blockNumber }),
     async getTokenBalances({ token, holders, blockNumber }) {

@@ -1,0 +1,147 @@
+/**
+ * Resuming a halted chain (`custody-node chains resume`). It re-checks the stored chain against
+ * the node first: if they agree again (a node that lied or has recovered), the halt is closed and
+ * nothing is rolled back. If the reorg is still there, it is described and refused unless the
+ * operator accepts it (`--accept-reorg`): then the deep rollback runs once, in one transaction
+ * with closing the halt and its audit entry; the published finalized block moves down to the
+ * common ancestor (the only way it ever moves down).
+ */
+import { appendAudit } from "../api/audit.js";
+import type { EvmAdapter } from "../chains/index.js";
+import type { ChainConfig } from "../ops/config.js";
+import { type Pool, withTransaction } from "../ops/db.js";
+import { readFinalized } from "./finality.js";
+import { type ChainHalt, closeHalt, openHalt } from "./halts.js";
+import { canonicalHashes, loadTip, lockTip, type Tip } from "./store.js";
+import { findCommonAncestor, type Rollback, rollBack } from "./sync/reorg.js";
+
+export type ResumeResult =
+  | { kind: "not_halted" }
+  /** The node agrees with the stored chain again: halt closed, nothing rolled back. */
+  | { kind: "resumed"; halt: ChainHalt; rollback: null }
+  /** The reorg is still there: nothing changed; re-run with acceptReorg to roll back. */
+  | {
+      kind: "refused";
+      halt: ChainHalt;
+      ancestor: bigint;
+      depth: number;
+      finalized: bigint | null;
+      factsAbove: number;
+      confirmedFactsAbove: number;
+    }
+  | { kind: "resumed"; halt: ChainHalt; rollback: Rollback };
+
+async function factsAbove(pool: Pool, chainId: number, ancestor: bigint) {
+  const { rows } = await pool.query<{ n: number; c: number }>(
+    `SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'confirmed')::int AS c
+       FROM chain.transfers WHERE chain_id = $1 AND block_number > $2 AND status <> 'orphaned'`,
+    [chainId, ancestor.toString()],
+  );
+  return { n: rows[0]?.n ?? 0, c: rows[0]?.c ?? 0 };
+}
+
+export async function resumeChain({
+  pool,
+  adapter,
+  chain,
+  by,
+  reason,
+  acceptReorg,
+}: {
+  pool: Pool;
+  adapter: EvmAdapter;
+  chain: ChainConfig;
+  by: string;
+  reason: string;
+  acceptReorg: boolean;
+}): Promise<ResumeResult> {
+  const chainId = chain.chainId;
+  const halt = await openHalt(pool, chainId);
+  if (!halt) return { kind: "not_halted" };
+  const tip = await loadTip(pool, chainId);
+  const audit = {
+    actor: by,
+    action: "chain.resumed",
+    entityType: "chain",
+    entityId: String(chainId),
+  };
+
+  // Re-check: does the node (at its own height, up to our tip) still disagree with us?
+  let disagreeFrom: bigint | null = null;
+  if (tip) {
+    const head = await adapter.getHead();
+    const h = head < tip.number ? head : tip.number;
+    const [remote] = await adapter.getHeaders([h]);
+    const stored = (await canonicalHashes(pool, chainId, h, h)).get(h);
+    if (remote && stored !== undefined && remote.hash.toLowerCase() !== stored) disagreeFrom = h;
+  }
+  if (!tip || disagreeFrom === null) {
+    const closed = await withTransaction(pool, async (client) => {
+      await lockTip(client, chainId, tip);
+      const closed = await closeHalt(client, chainId, { resumedBy: by, reason });
+      await appendAudit(client, {
+        ...audit,
+        details: {
+          reason,
+          halt_id: halt.id,
+          rollback: false,
+          note: "the node agrees with the stored chain",
+        },
+      });
+      return closed;
+    });
+    return { kind: "resumed", halt: closed ?? halt, rollback: null };
+  }
+
+  const search = await findCommonAncestor({ pool, adapter, chainId }, disagreeFrom, null);
+  if (search.kind !== "ancestor") throw new Error("unreachable: no floor was given");
+  const lowest = search.lowest ?? BigInt(chain.startBlock);
+  const ancestorNumber = search.ancestor ? search.ancestor.number : lowest - 1n;
+  const finalized = await readFinalized(pool, chainId);
+  if (!acceptReorg) {
+    const above = await factsAbove(pool, chainId, ancestorNumber);
+    return {
+      kind: "refused",
+      halt,
+      ancestor: ancestorNumber,
+      depth: Number(tip.number - ancestorNumber),
+      finalized: finalized?.number ?? null,
+      factsAbove: above.n,
+      confirmedFactsAbove: above.c,
+    };
+  }
+  const head = await adapter.getHead();
+  const [headBlock] = await adapter.getHeaders([head]);
+  const newTip: Tip = { number: head, hash: headBlock?.hash.toLowerCase() ?? "unknown" };
+  const { rollback, closed } = await withTransaction(pool, async (client) => {
+    await lockTip(client, chainId, tip);
+    const rollback = await rollBack(client, {
+      chainId,
+      tip,
+      ancestor: search.ancestor,
+      ancestorNumber,
+      newTip,
+      reorgWindow: chain.reorgWindow,
+      lowerFinalized: true,
+    });
+    const closed = await closeHalt(client, chainId, { resumedBy: by, reason });
+    await appendAudit(client, {
+      ...audit,
+      details: {
+        reason,
+        halt_id: halt.id,
+        rollback: true,
+        accept_reorg: true,
+        common_ancestor: ancestorNumber.toString(),
+        depth: rollback.depth,
+        finalized_before: finalized?.number.toString() ?? null,
+        orphaned_facts: rollback.orphaned.count,
+        orphaned_confirmed_facts: rollback.orphaned.confirmedBefore,
+        old_tip: `${tip.number}:${tip.hash}`,
+        new_tip: `${newTip.number}:${newTip.hash}`,
+      },
+    });
+    return { rollback, closed };
+  });
+  return { kind: "resumed", halt: closed ?? halt, rollback };
+}

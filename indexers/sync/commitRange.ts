@@ -1,0 +1,126 @@
+/**
+ * Commit stage: one fetched range becomes one database transaction: blocks, facts (confirmed
+ * directly where the confirmation rule is already met), confirmations of earlier facts, the
+ * checkpoint (locked and compared with the range's parent), and the published finalized block.
+ */
+import { type PoolClient, withTransaction } from "../../ops/db.js";
+import {
+  type BlockHeader,
+  extractFacts,
+  type Fact,
+  headerOf,
+  type RangeData,
+  txsNeedingReceipts,
+} from "../extractFacts.js";
+import { finalizedHeight, publishFinalized } from "../finality.js";
+import {
+  confirmFacts,
+  insertBlocks,
+  insertFacts,
+  lockTip,
+  type StatusChange,
+  saveTip,
+  type Tip,
+} from "../store.js";
+import { mergeChanges, observeIndexed, ring, type SyncContext } from "./context.js";
+import { fetchReceipts } from "./fetchRange.js";
+
+const NO_CHANGE: StatusChange = { count: 0, fromBlock: null, toBlock: null };
+
+/**
+ * The node's `finalized` tag, asked only when a rule uses it, and at most every 4 block times
+ * (or when the head moved 8 blocks): it moves slowly, and realtime must stay near 2 calls a block.
+ */
+async function nodeFinalized(ctx: SyncContext): Promise<bigint | null> {
+  const head = ctx.state.head ?? 0n;
+  const cached = ctx.finalizedTag;
+  const ttl = Math.max(1000, 4 * ctx.chain.blockTimeMs);
+  if (cached && Date.now() - cached.at < ttl && head - cached.head < 8n) return cached.value;
+  const value = await ctx.adapter.getFinalizedHead();
+  ctx.finalizedTag = { value, at: Date.now(), head };
+  return value;
+}
+
+/** The highest blocks meeting the confirmation rule and the finality rule, given the stored tip. */
+export async function rulesUpTo(
+  ctx: SyncContext,
+  tip: bigint,
+): Promise<{ confirmed: bigint | null; final: bigint | null }> {
+  const needsTag =
+    ctx.chain.confirmations.kind === "finalized" || ctx.finality.kind === "finalized";
+  const tag = needsTag ? await nodeFinalized(ctx) : null;
+  // Confirmations count from the stored tip; finality from the best head (a block far below the
+  // head is final even while backfill has just stored it).
+  const head = ctx.state.head !== null && ctx.state.head > tip ? ctx.state.head : tip;
+  return {
+    confirmed: finalizedHeight(ctx.chain.confirmations, { head: tip, tip, nodeFinalized: tag }),
+    final: finalizedHeight(ctx.finality, { head, tip, nodeFinalized: tag }),
+  };
+}
+
+function observeFinalized(ctx: SyncContext, n: bigint | null | undefined): void {
+  if (n !== null && n !== undefined) ctx.metrics.finalizedBlock.set(ctx.labels, Number(n));
+}
+
+export async function commitRange(
+  ctx: SyncContext,
+  tip: Tip | null,
+  data: RangeData,
+): Promise<Tip> {
+  const { pool, chainId, watched, tokens } = ctx;
+  // The watched set may have grown since the fetch: top up receipts for newly watched txs.
+  await watched.ensureCurrent(pool);
+  await fetchReceipts(ctx, data.blocks, txsNeedingReceipts(data.blocks, watched), data.receipts);
+  const facts: Fact[] = extractFacts(data, { watched, tokens });
+  const headers: BlockHeader[] = data.blocks.map(headerOf);
+  const last = headers[headers.length - 1]!;
+  const newTip: Tip = { number: last.number, hash: last.hash };
+  const { confirmed: upTo, final } = await rulesUpTo(ctx, newTip.number);
+  const { inserted, confirmed, finalized } = await withTransaction(
+    pool,
+    async (client: PoolClient) => {
+      // Losing this commit in a Postgres crash loses nothing: the checkpoint goes with it and the
+      // range is fetched again; and any later synchronous commit (e.g. a ledger credit that read
+      // these facts) flushes the WAL past it first.
+      await client.query("SET LOCAL synchronous_commit = off");
+      await lockTip(client, chainId, tip);
+      const fresh = await insertBlocks(client, chainId, headers);
+      const inserted = await insertFacts(client, chainId, facts, upTo, fresh);
+      const confirmed = upTo === null ? NO_CHANGE : await confirmFacts(client, chainId, upTo);
+      await saveTip(client, chainId, newTip);
+      const finalized = await publishFinalized(client, chainId, final);
+      return { inserted, confirmed, finalized };
+    },
+  );
+  ctx.metrics.blocks.inc(ctx.labels, headers.length);
+  const byKind = new Map<string, number>();
+  for (const f of facts) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
+  for (const [kind, n] of byKind) ctx.metrics.facts.inc({ ...ctx.labels, kind }, n);
+  // Calls per stored block, the polls that found nothing since the last block included.
+  const calls = ctx.adapter.rpc.callCount();
+  ctx.metrics.rpcCallsPerBlock.set(ctx.labels, (calls - ctx.callsAtLastBlock) / headers.length);
+  ctx.callsAtLastBlock = calls;
+  observeFinalized(ctx, finalized?.number);
+  observeIndexed(ctx, newTip.number);
+  await ring(ctx, mergeChanges(inserted, confirmed), newTip.hash);
+  return newTip;
+}
+
+/**
+ * Nothing new to store: rules that follow the node's `finalized` tag may still have moved
+ * (confirmations and the published finalized block). Blocks rules cannot: no call is made.
+ */
+export async function advanceAtTip(ctx: SyncContext, tip: Tip): Promise<void> {
+  if (ctx.chain.confirmations.kind !== "finalized" && ctx.finality.kind !== "finalized") return;
+  const { confirmed: upTo, final } = await rulesUpTo(ctx, tip.number);
+  const { change, finalized } = await withTransaction(ctx.pool, async (c) => {
+    const finalized = await publishFinalized(c, ctx.chainId, final);
+    const change =
+      upTo === null || ctx.chain.confirmations.kind !== "finalized"
+        ? NO_CHANGE
+        : await confirmFacts(c, ctx.chainId, upTo);
+    return { change, finalized };
+  });
+  observeFinalized(ctx, finalized?.number);
+  await ring(ctx, change, tip.hash);
+}

@@ -1,0 +1,174 @@
+/**
+ * What every sync stage of one chain's ingestor shares: its dependencies (pool, adapter, watched
+ * set), the chain's rules, the status the health check reads, and the few observers that keep
+ * metrics and status in step. Built once by `createIngestor`, passed down (ponder's `Common` idea).
+ */
+import type { Address } from "viem";
+import { bloomBits, type EvmAdapter, TRANSFER_TOPIC } from "../../chains/index.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig, ConfirmationRule } from "../../ops/config.js";
+import type { Pool } from "../../ops/db.js";
+import type { Logger } from "../../ops/logger.js";
+import { finalityRule } from "../finality.js";
+import { type IndexerMetrics, indexerMetrics } from "../metrics.js";
+import type { StatusChange } from "../store.js";
+import type { WatchedSet } from "../watched.js";
+
+/** Rung after a commit that confirmed or orphaned facts (the `chain-facts` doorbell). */
+export type FactsDoorbell = (range: {
+  chainId: number;
+  fromBlock: bigint;
+  toBlock: bigint;
+  tipHash: string;
+}) => Promise<void>;
+
+export type IngestorOptions = {
+  /** Most blocks per batch (one transaction). */
+  batchBlocks?: number;
+  /** Ranges fetched ahead of the one being committed during backfill. */
+  concurrency?: number;
+  /**
+   * Pause after a pass that stored a new block (following the head). A pass that found nothing
+   * waits a quarter of it. Default: the block time (one `latest` poll per block), or
+   * 2 block times as a backstop when new heads come over WS.
+   */
+  pollIntervalMs?: number;
+  progressIntervalMs?: number;
+};
+
+export type IngestorStatus = {
+  chainId: number;
+  head: bigint | null;
+  indexed: bigint | null;
+  /** When the node's head last changed (ms since epoch). */
+  headChangedAt: number;
+  /** When `syncOnce` last completed without error. */
+  syncedAt: number;
+  lastError: string | null;
+  /** Another process holds this chain's lease; this one waits to take over. */
+  standby: boolean;
+  /** New-head notifications received over WS (0 without a wsUrl). */
+  wsHeads: number;
+  /** A reorg reached a final block: ingestion stopped until an operator resumes the chain. */
+  halted: string | null;
+  /** No endpoint has reached the blocks we need (why, when waiting); null when one has. */
+  noHealthyEndpoint: string | null;
+};
+
+export type SyncContext = {
+  common: Common;
+  pool: Pool;
+  adapter: EvmAdapter;
+  chain: ChainConfig;
+  chainId: number;
+  labels: { chain_id: string };
+  logger: Logger;
+  metrics: IndexerMetrics;
+  tokens: Address[];
+  finality: ConfirmationRule;
+  watched: WatchedSet;
+  doorbell: FactsDoorbell | undefined;
+  batchBlocks: bigint;
+  concurrency: number;
+  progressIntervalMs: number;
+  /** Bloom bits of the Transfer topic and of each listed token (to skip eth_getLogs). */
+  bloom: { transfer: number[]; tokens: { token: Address; bits: number[] }[] };
+  state: IngestorStatus;
+  stopping: () => boolean;
+  /** RPC call count at the last stored block (for calls per block, idle polls included). */
+  callsAtLastBlock: number;
+  /** The node's `finalized` tag, cached (it moves slowly): see `nodeFinalized`. */
+  finalizedTag: { value: bigint | null; at: number; head: bigint } | null;
+};
+
+export function createSyncContext(args: {
+  common: Common;
+  pool: Pool;
+  adapter: EvmAdapter;
+  watched: WatchedSet;
+  doorbell: FactsDoorbell | undefined;
+  options: IngestorOptions;
+  stopping: () => boolean;
+}): SyncContext {
+  const chain = args.adapter.chain;
+  const tokens: Address[] = chain.tokens.map((t) => t.address);
+  return {
+    common: args.common,
+    pool: args.pool,
+    adapter: args.adapter,
+    chain,
+    chainId: chain.chainId,
+    labels: { chain_id: String(chain.chainId) },
+    logger: args.common.logger.child({ component: "indexer", chain_id: chain.chainId }),
+    metrics: indexerMetrics(args.common.metrics.registry),
+    tokens,
+    finality: finalityRule(chain),
+    watched: args.watched,
+    doorbell: args.doorbell,
+    batchBlocks: BigInt(args.options.batchBlocks ?? 100),
+    concurrency: args.options.concurrency ?? 3,
+    progressIntervalMs: args.options.progressIntervalMs ?? 5000,
+    bloom: {
+      transfer: bloomBits(TRANSFER_TOPIC),
+      tokens: tokens.map((token) => ({ token, bits: bloomBits(token) })),
+    },
+    state: {
+      chainId: chain.chainId,
+      head: null,
+      indexed: null,
+      headChangedAt: Date.now(),
+      syncedAt: Date.now(),
+      lastError: null,
+      standby: false,
+      wsHeads: 0,
+      halted: null,
+      noHealthyEndpoint: null,
+    },
+    stopping: args.stopping,
+    callsAtLastBlock: args.adapter.rpc.callCount(),
+    finalizedTag: null,
+  };
+}
+
+export function observeHead(ctx: SyncContext, head: bigint): void {
+  if (ctx.state.head !== head) {
+    ctx.state.head = head;
+    ctx.state.headChangedAt = Date.now();
+  }
+  ctx.metrics.chainHead.set(ctx.labels, Number(head));
+}
+
+export function observeIndexed(ctx: SyncContext, n: bigint | null): void {
+  ctx.state.indexed = n;
+  if (n !== null) ctx.metrics.indexedBlock.set(ctx.labels, Number(n));
+  if (n !== null && ctx.state.head !== null)
+    ctx.metrics.lag.set(ctx.labels, Math.max(0, Number(ctx.state.head - n)));
+}
+
+export async function ring(ctx: SyncContext, change: StatusChange, tipHash: string): Promise<void> {
+  if (!ctx.doorbell || change.count === 0 || change.fromBlock === null || change.toBlock === null)
+    return;
+  try {
+    await ctx.doorbell({
+      chainId: ctx.chainId,
+      fromBlock: change.fromBlock,
+      toBlock: change.toBlock,
+      tipHash,
+    });
+  } catch (err) {
+    // Consumers also sweep Postgres: a lost doorbell delays work, it loses none.
+    ctx.logger.warn({ msg: "chain-facts doorbell failed", err });
+  }
+}
+
+export function mergeChanges(a: StatusChange, b: StatusChange): StatusChange {
+  const min = (x: bigint | null, y: bigint | null) =>
+    x === null ? y : y === null ? x : x < y ? x : y;
+  const max = (x: bigint | null, y: bigint | null) =>
+    x === null ? y : y === null ? x : x > y ? x : y;
+  return {
+    count: a.count + b.count,
+    fromBlock: min(a.fromBlock, b.fromBlock),
+    toBlock: max(a.toBlock, b.toBlock),
+  };
+}

@@ -1,0 +1,198 @@
+/**
+ * The ingest loop: one writer per chain (a session advisory lock), then passes until stopped. A
+ * halted chain makes no pass (it waits for `custody-node chains resume`); a pass that finds no
+ * endpoint at the blocks it needs waits without concluding anything. After a pass that stored a
+ * block the loop sleeps the poll interval (a block time: one poll per block); after one that found
+ * nothing it polls again at a quarter of it, so the next block is seen soon after it appears.
+ */
+import { ChainDataInconsistentError, NoHealthyEndpointError } from "../../chains/index.js";
+import type { PoolClient } from "../../ops/db.js";
+import { BaseError } from "../../ops/errors.js";
+import { openHalt } from "../halts.js";
+import type { SyncContext } from "./context.js";
+import { syncPass, watchHeads } from "./realtime.js";
+
+/** First key of the per-chain advisory lock (the second is the chain id). */
+const LEASE_NAMESPACE = 0x636e6478; // "cndx"
+
+export type IngestLoop = {
+  start: () => void;
+  stop: () => Promise<void>;
+  /** One pass now (tests and tools); a halted chain makes none. */
+  syncOnce: () => Promise<void>;
+};
+
+export function createIngestLoop(
+  ctx: SyncContext,
+  pollIntervalMs: number,
+  stop: () => void,
+): IngestLoop {
+  const { pool, chainId, logger, metrics, labels, state } = ctx;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  let wakeRequested = false;
+  let waitingLogged = false;
+
+  /** Is the chain halted? Read each pass: the resume command runs in another process. */
+  async function checkHalt(): Promise<boolean> {
+    const halt = await openHalt(pool, chainId);
+    state.halted = halt ? halt.reason : null;
+    metrics.halted.set(labels, halt ? 1 : 0);
+    return halt !== null;
+  }
+
+  async function syncOnce(): Promise<void> {
+    if (await checkHalt()) return;
+    await syncPassCounted();
+  }
+
+  /**
+   * One writer per chain: a session advisory lock on a dedicated connection. It dies with the
+   * process (kill -9 included), so a standby takes over without any cleanup.
+   */
+  let lease: PoolClient | undefined;
+  let releaseLease: (() => Promise<void>) | undefined;
+  async function holdLease(): Promise<boolean> {
+    if (lease) return true;
+    const client = await pool.connect();
+    const { rows } = await client.query<{ ok: boolean }>(
+      "SELECT pg_try_advisory_lock($1, $2) AS ok",
+      [LEASE_NAMESPACE, chainId],
+    );
+    if (!rows[0]?.ok) {
+      client.release();
+      return false;
+    }
+    const onError = () => {
+      if (lease !== client) return;
+      lease = undefined;
+      client.off("error", onError);
+      client.release(true);
+    };
+    client.on("error", onError);
+    releaseLease = async () => {
+      if (lease !== client) return;
+      lease = undefined;
+      client.off("error", onError);
+      const ok = await client
+        .query("SELECT pg_advisory_unlock($1, $2)", [LEASE_NAMESPACE, chainId])
+        .then(
+          () => true,
+          () => false,
+        );
+      client.release(!ok);
+    };
+    lease = client;
+    logger.info({ msg: "indexer lease acquired" });
+    return true;
+  }
+
+  async function run(): Promise<void> {
+    let failures = 0;
+    let standbyLogged = false;
+    while (!ctx.stopping()) {
+      let pause = pollIntervalMs;
+      try {
+        if (!(await holdLease())) {
+          if (!standbyLogged) logger.info({ msg: "another indexer holds this chain, standing by" });
+          standbyLogged = true;
+          state.standby = true;
+          state.syncedAt = Date.now();
+          await sleep(Math.max(1000, pollIntervalMs));
+          continue;
+        }
+        state.standby = false;
+        if (await checkHalt()) {
+          // Halted: alive and waiting for an operator; readiness says why.
+          state.syncedAt = Date.now();
+          await sleep(Math.max(1000, pollIntervalMs));
+          continue;
+        }
+        const result = await syncPassCounted();
+        state.syncedAt = Date.now();
+        state.lastError = null;
+        failures = 0;
+        // Polling: look again soon after a pass that found nothing. With new heads over WS the
+        // interval is only a backstop: the next head wakes the loop.
+        if (result === "idle" && !ctx.chain.wsUrl)
+          pause = Math.max(100, Math.floor(pollIntervalMs / 4));
+      } catch (err) {
+        if (ctx.stopping()) break;
+        failures++;
+        const code = err instanceof BaseError ? err.code : "UNEXPECTED";
+        state.lastError = err instanceof Error ? err.message : String(err);
+        metrics.errors.inc({ ...labels, code });
+        // Inconsistent data is what a reorg in progress looks like: retry soon, quietly.
+        if (err instanceof ChainDataInconsistentError || err instanceof NoHealthyEndpointError)
+          logger.info({ msg: "waiting", reason: state.lastError });
+        else logger.warn({ msg: "ingest failed, retrying", err, failures });
+        await sleep(Math.min(5000, pollIntervalMs * 2 ** Math.min(failures, 5)));
+        continue;
+      }
+      await sleep(pause);
+    }
+    await releaseLease?.();
+  }
+
+  async function syncPassCounted(): Promise<"stored" | "idle"> {
+    try {
+      const result = await syncPass(ctx);
+      if (state.noHealthyEndpoint === null) {
+        metrics.noHealthyEndpoint.set(labels, 0);
+        waitingLogged = false;
+      }
+      return result;
+    } catch (error) {
+      if (error instanceof NoHealthyEndpointError) {
+        state.noHealthyEndpoint = `${error.shortMessage} (${error.details})`;
+        metrics.noHealthyEndpoint.set(labels, 1);
+        if (!waitingLogged)
+          logger.warn({
+            msg: "no healthy RPC endpoint: ingestion waits",
+            reason: state.noHealthyEndpoint,
+          });
+        waitingLogged = true;
+      }
+      throw error;
+    }
+  }
+
+  // A wake-up that arrives during a pass (not during a sleep) must not be lost: the pass may have
+  // read the head just before the new block, so the next sleep is skipped instead.
+  function requestWake(): void {
+    if (wake) wake();
+    else wakeRequested = true;
+  }
+
+  function sleep(ms: number): Promise<void> {
+    if (wakeRequested || ctx.stopping()) {
+      wakeRequested = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wake = done;
+    });
+  }
+
+  let unwatchHeads: (() => Promise<void>) | undefined;
+  return {
+    syncOnce,
+    start() {
+      if (loop) return;
+      unwatchHeads = watchHeads(ctx, requestWake);
+      loop = run();
+    },
+    async stop() {
+      stop();
+      await unwatchHeads?.();
+      requestWake();
+      await loop?.catch(() => {});
+    },
+  };
+}

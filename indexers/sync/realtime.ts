@@ -1,0 +1,107 @@
+/**
+ * Realtime stage: one pass of following the head. The poll is one call, `latest` block with its
+ * transactions, from an endpoint at or past our stored tip:
+ * - same block as our tip: nothing to do (no second call to re-check the tip's hash: the poll did);
+ * - the next block on our tip: stored with its logs by block hash (only when its bloom may hold a
+ *   listed token's Transfer), receipts of watched txs and traces where on: ~2 calls per block;
+ * - a different hash at our height, or a next block on another parent: reorg evidence;
+ * - further ahead: the historical stage takes the gap.
+ * With no endpoint at our tip, one endpoint's `latest` is compared with our block at its height: a
+ * different hash is reorg evidence from a node at that height; the same hash means the nodes are
+ * behind, so ingestion waits (NoHealthyEndpointError to the loop: readiness false, a metric).
+ * New heads over WS only wake the loop earlier (watchHeads).
+ */
+import { createPublicClient, webSocket } from "viem";
+import { NoHealthyEndpointError, type RawBlock } from "../../chains/index.js";
+import { canonicalHashes, loadTip, type Tip } from "../store.js";
+import { backfill } from "./backfill.js";
+import { advanceAtTip, commitRange } from "./commitRange.js";
+import { observeHead, observeIndexed, type SyncContext } from "./context.js";
+import { fetchBlockData } from "./fetchRange.js";
+import { handleReorg } from "./reorg.js";
+
+export type PassResult = "stored" | "idle";
+
+/** One pass: bring the stored chain up to the node's head. */
+export async function syncPass(ctx: SyncContext): Promise<PassResult> {
+  const tip = await loadTip(ctx.pool, ctx.chainId);
+  observeIndexed(ctx, tip?.number ?? null);
+  if (tip === null) {
+    const head = await ctx.adapter.getHead();
+    observeHead(ctx, head);
+    if (head < BigInt(ctx.chain.startBlock)) return "idle";
+    await backfill(ctx, null, head);
+    return "stored";
+  }
+  let latest: RawBlock;
+  try {
+    latest = await ctx.adapter.getLatestBlock(tip.number);
+  } catch (error) {
+    if (error instanceof NoHealthyEndpointError) return behindTip(ctx, tip, error);
+    throw error;
+  }
+  const n = BigInt(latest.number);
+  observeHead(ctx, n);
+  ctx.state.noHealthyEndpoint = null;
+  if (n === tip.number) {
+    if (latest.hash.toLowerCase() !== tip.hash) {
+      await handleReorg(ctx, tip, tip.number);
+      return "stored";
+    }
+    await advanceAtTip(ctx, tip);
+    return "idle";
+  }
+  if (n === tip.number + 1n) {
+    if (latest.parentHash.toLowerCase() !== tip.hash) {
+      await handleReorg(ctx, tip, tip.number);
+      return "stored";
+    }
+    await commitRange(ctx, tip, await fetchBlockData(ctx, latest));
+    return "stored";
+  }
+  await backfill(ctx, tip, n);
+  return "stored";
+}
+
+async function behindTip(
+  ctx: SyncContext,
+  tip: Tip,
+  waiting: NoHealthyEndpointError,
+): Promise<PassResult> {
+  // Any endpoint's latest block: a different hash at its own height is evidence; null is a
+  // syncing node; the same hash is a node behind us.
+  const latest = await ctx.adapter.getLatestBlock().catch(() => null as RawBlock | null);
+  if (latest) {
+    const n = BigInt(latest.number);
+    const stored = (await canonicalHashes(ctx.pool, ctx.chainId, n, n)).get(n);
+    if (n <= tip.number && stored !== undefined && stored !== latest.hash.toLowerCase()) {
+      await handleReorg(ctx, tip, n);
+      return "stored";
+    }
+  }
+  throw waiting;
+}
+
+/** Subscribe to new heads over WS (if configured) to wake the loop; returns the unsubscribe. */
+export function watchHeads(ctx: SyncContext, onHead: () => void): () => Promise<void> {
+  const wsUrl = ctx.chain.wsUrl;
+  if (!wsUrl) return async () => {};
+  const transport = webSocket(wsUrl, { reconnect: true, keepAlive: true, retryCount: 5 });
+  const client = createPublicClient({ transport });
+  const unwatch = client.watchBlockNumber({
+    onBlockNumber: () => {
+      ctx.state.wsHeads++;
+      onHead();
+    },
+    onError: (err) =>
+      ctx.logger.warn({ msg: "new-heads subscription failed; polling continues", err }),
+  });
+  return async () => {
+    unwatch();
+    // The socket is shared per URL inside viem; closing it stops its reconnect timers.
+    await client.transport
+      .getRpcClient()
+      .then((c) => c.close())
+      .catch(() => {});
+  };
+}
