@@ -120,6 +120,33 @@ describe("gas from the chain", () => {
     expect(r.gasUsed).toBe(21_000n);
   });
 
+  it("refuses a request whose gas limit is below its intrinsic gas before a nonce: never signed or broadcast", async () => {
+    const nonceBefore = await h.client.getTransactionCount({ address: h.account.address });
+    // 21,000 covers no calldata: 2 non-zero bytes make the intrinsic gas 21,032.
+    await withdraw("gas-intrinsic-1", RECIPIENT, 1n, { gasLimit: 21_000n, data: "0xffff" });
+    const r = await waitFor(
+      "refused",
+      async () => {
+        const row = await getTxRequest(ctx.db.pool, "gas-intrinsic-1");
+        return row?.status === "failed" ? row : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(r.errorCode).toBe("SIGNER_INTRINSIC_GAS_TOO_LOW");
+    expect(r.errorMessage).toContain("21032");
+    expect(r.nonce).toBeNull();
+    expect(r.txHash).toBeNull();
+    const { rows } = await ctx.db.pool.query(
+      "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = $1",
+      ["gas-intrinsic-1"],
+    );
+    expect(rows[0].n).toBe(0);
+    // The nonce was not taken: the next request uses it and mines.
+    await withdraw("gas-after-intrinsic", RECIPIENT, 2n);
+    const next = await confirmed("gas-after-intrinsic");
+    expect(next.nonce).toBe(BigInt(nonceBefore));
+  });
+
   it("reads an OP-stack L1 data fee from the GasPriceOracle predeploy, growing with the calldata", async () => {
     const policy = { ...ctx.config.chains[0]!, l1DataFee: "op-stack" as const };
     const plain = await estimateTxGas(h.client, policy, {

@@ -119,7 +119,7 @@ describe("node refusals", () => {
     }
   });
 
-  it("keeps the nonce and bytes of an unfunded wallet and sends the same bytes once funded", async () => {
+  it("leaves an unfunded wallet's request unsigned (no nonce taken) with an alert, and sends it once funded", async () => {
     const account = await newWallet(0n);
     const signer = run(account);
     try {
@@ -138,16 +138,17 @@ describe("node refusals", () => {
         "low funds alert",
         async () => (await alertCount("insufficient_funds", account.address)) >= 2,
       );
+      // The gas estimate and the budget (value + gas x max fee) refuse it before a nonce is taken.
       const waiting = (await getTxRequest(ctx.db.pool, "unfunded"))!;
-      expect(waiting.status).toBe("signed");
-      expect(waiting.nonce).toBe(0n);
+      expect(waiting.status).toBe("pending");
+      expect(waiting.nonce).toBeNull();
       await h.rpc("anvil_setBalance", [account.address, toHex(parseEther("1"))]);
       const done = await waitFor("confirmed", async () => {
         const r = await getTxRequest(ctx.db.pool, "unfunded");
         if (r?.status === "mined") await h.rpc("evm_mine");
         return r?.status === "confirmed" ? r : undefined;
       });
-      expect(done.txHash).toBe(waiting.txHash);
+      expect(done.nonce).toBe(0n);
       const { rows } = await ctx.db.pool.query(
         "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = 'unfunded'",
       );

@@ -1,46 +1,61 @@
 /**
  * The one place the broadcaster decides gas: the gas limit of a request's first attempt (intake),
  * of a cancel (0-value self-transfer) and what a mined receipt cost. Replacements keep the gas
- * limit of the attempt they replace. Gas estimation policy (margin, floor, L2 fee components,
- * intrinsic-gas refusal) belongs to signer/gas.ts and is wired in here.
+ * limit of the attempt they replace. The policy (always eth_estimateGas, the chain's margin and
+ * floor, the OP-stack L1 data fee, intrinsic-gas refusal) is signer/gas.ts; nothing here assumes
+ * 21,000 (on Arbitrum a plain transfer costs more: the L1 cost is charged as gas).
  */
 import type { Hex } from "viem";
+import { estimateTxGas, feePaid as gasFeePaid, type TxGasEstimate } from "../gas.js";
 import type { BroadcasterContext } from "./context.js";
 
+/** Kept for callers that pass one; estimates are not cached (each request is estimated). */
 export type GasCache = Map<string, Promise<Hex | undefined>>;
+
+/**
+ * Gas for a request: the caller's limit checked against intrinsic gas (IntrinsicGasTooLowError),
+ * else eth_estimateGas with the chain's margin and floor; plus the L1 data fee where the chain
+ * charges one outside gas. Node errors propagate to intake, which classifies them.
+ */
+export async function requestGas(
+  ctx: BroadcasterContext,
+  r: { id: string; to: Hex; value: bigint; data: Hex; gasLimit: bigint | null },
+): Promise<TxGasEstimate> {
+  return estimateTxGas(ctx.client, ctx.chain, {
+    from: ctx.from,
+    to: r.to,
+    value: r.value,
+    data: r.data,
+    gasLimit: r.gasLimit,
+    requestId: r.id,
+  });
+}
 
 /** Gas limit for a request without a caller-given one (estimate errors propagate to intake). */
 export async function requestGasLimit(
   ctx: BroadcasterContext,
   r: { to: Hex; value: bigint; data: Hex },
-  codeCache: GasCache,
+  _codeCache?: GasCache,
 ): Promise<bigint> {
-  if (r.data === "0x") {
-    // A plain transfer to an account without code costs exactly 21000 on L1.
-    let code = codeCache.get(r.to);
-    if (!code) {
-      code = ctx.client.getCode({ address: r.to });
-      codeCache.set(r.to, code);
-    }
-    const bytecode = await code;
-    if (!bytecode || bytecode === "0x") return 21_000n;
-  }
-  const estimate = await ctx.client.estimateGas({
-    account: ctx.from,
-    to: r.to,
-    value: r.value,
-    data: r.data,
+  return (await requestGas(ctx, { id: "", ...r, gasLimit: null })).gasLimit;
+}
+
+/** Gas limit for a cancel of a nonce: a 0-value transfer to the hot wallet itself, estimated. */
+export async function cancelGasLimit(ctx: BroadcasterContext): Promise<bigint> {
+  const gas = await estimateTxGas(ctx.client, ctx.chain, {
+    from: ctx.from,
+    to: ctx.from,
+    value: 0n,
+    data: "0x",
   });
-  // Headroom for state changing between estimate and inclusion.
-  return (estimate * 12n) / 10n;
+  return gas.gasLimit;
 }
 
-/** Gas limit for a cancel of a nonce: a 0-value transfer to the hot wallet itself. */
-export async function cancelGasLimit(_ctx: BroadcasterContext): Promise<bigint> {
-  return 21_000n;
-}
-
-/** Gas the hot wallet paid for a mined transaction (wei). */
-export function feePaid(receipt: { gasUsed: bigint; effectiveGasPrice: bigint }): bigint {
-  return receipt.gasUsed * receipt.effectiveGasPrice;
+/** Gas the hot wallet paid for a mined transaction (wei), with an OP-stack receipt's L1 fee. */
+export function feePaid(receipt: {
+  gasUsed: bigint;
+  effectiveGasPrice: bigint;
+  l1Fee?: unknown;
+}): bigint {
+  return gasFeePaid(receipt);
 }

@@ -6,11 +6,12 @@
  */
 import type { Hex } from "viem";
 import { estimateFees } from "../fees.js";
+import { affordablePrefix, IntrinsicGasTooLowError, maxCost } from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
 import { ATTEMPT_COLUMNS, attemptFromRow } from "./attempts.js";
 import { type BroadcasterContext, mapLimit } from "./context.js";
-import { type GasCache, requestGasLimit } from "./gasPlan.js";
+import { requestGas } from "./gasPlan.js";
 import { resendLive, sendInOrder, signTx } from "./send.js";
 
 type Ready = { id: string; to: Hex; value: bigint; data: Hex; gasLimit: bigint };
@@ -39,18 +40,19 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   );
   if (rows.length === 0) return 0;
   const fees = await estimateFees(ctx.client, chain);
-  const ready: Ready[] = [];
-  const codeCache: GasCache = new Map();
+  const ready: (Ready & { l1Fee: bigint })[] = [];
   await mapLimit(rows, 16, async (r) => {
     const req = { to: r.to_address as Hex, value: BigInt(r.value), data: r.data as Hex };
     try {
-      const gasLimit = r.gas_limit
-        ? BigInt(r.gas_limit)
-        : await requestGasLimit(ctx, req, codeCache);
-      ready.push({ id: r.id, ...req, gasLimit });
+      const gasLimit = r.gas_limit ? BigInt(r.gas_limit) : null;
+      const gas = await requestGas(ctx, { id: r.id, ...req, gasLimit });
+      ready.push({ id: r.id, ...req, gasLimit: gas.gasLimit, l1Fee: gas.l1Fee });
     } catch (error) {
       const cls = classifyNodeError(error);
-      if (cls === "execution_reverted") {
+      if (error instanceof IntrinsicGasTooLowError) {
+        // Every node would refuse it: refused here, before a nonce, never signed or broadcast.
+        await failBeforeNonce(lease, r.id, error.code, error.shortMessage);
+      } else if (cls === "execution_reverted") {
         await failBeforeNonce(lease, r.id, "ESTIMATE_REVERTED", errorText(error));
       } else {
         if (cls === "insufficient_funds") ctx.alert("insufficient_funds", { request_id: r.id });
@@ -65,6 +67,19 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   // Keep arrival order among the ready ones (estimates finish in any order).
   const order = new Map(rows.map((r, i) => [r.id as string, i]));
   ready.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  // Budget: value + gas x max fee + L1 data fee of each, in nonce order, must fit the balance;
+  // the rest waits unsigned (no nonce is taken for a send the node would refuse).
+  if (ready.length > 0) {
+    const balance = await ctx.client.getBalance({ address: from });
+    const n = affordablePrefix(
+      ready.map((r) => maxCost({ ...r, fees })),
+      balance,
+    );
+    if (n < ready.length) {
+      ctx.alert("insufficient_funds", { request_id: ready[n]!.id, balance: balance.toString() });
+      ready.length = n;
+    }
+  }
   const base = state.nextNonce;
   const planned = ready.map((r, i) => ({ ...r, nonce: base + BigInt(i) }));
   ctx.crash("before_sign");
