@@ -26,6 +26,7 @@ import {
   getContract,
   recordContract,
 } from "../../signer/deposit-addresses/factories.js";
+import { adoptForRecordedFactory } from "../../signer/deposit-addresses/sharedFactories.js";
 import { forwarderFactory, forwarderInitCodeHash } from "./index.js";
 
 export type DeployFactoryResult = { contract: DeployedContract; deployed: boolean };
@@ -52,6 +53,10 @@ export async function deployForwarderFactory({
   if (existing) {
     await assertFactory(client, existing.address, existing.hotWallet);
     log.info({ msg: "forwarder factory already deployed", address: existing.address });
+    // Customers allocated elsewhere with this factory address exist here too (sharedFactories.ts).
+    const adopted = await adoptForRecordedFactory(pool, chain.chainId);
+    if (adopted > 0)
+      log.info({ msg: "deposit addresses adopted from chains sharing the factory", adopted });
     return { contract: existing, deployed: false };
   }
   if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");

@@ -20,6 +20,7 @@ export {
   recordContract,
 } from "./factories.js";
 export {
+  adoptForRecordedFactory,
   adoptSharedDepositAddresses,
   recordOnSharingChains,
 } from "./sharedFactories.js";

@@ -143,4 +143,22 @@ describe("scenario, in order: a deposit address on every chain that shares its f
       { chain_id: B, address, kind: "deposit", owner: "carol" },
     ]);
   });
+
+  it("then: a customer missing on a sharing chain (allocated by an older version) is adopted when the deploy command runs again", async () => {
+    await ctx.db.pool.query(
+      "DELETE FROM chain.custody_addresses WHERE chain_id = $1 AND owner = 'carol'",
+      [B],
+    );
+    await ctx.db.pool.query(
+      "DELETE FROM custody.deposit_addresses WHERE chain_id = $1 AND customer_id = 'carol'",
+      [B],
+    );
+    expect((await rowsOf("carol")).map((r) => r.chain_id)).toEqual([A]);
+    expect((await deployOn(1)).deployed).toBe(false);
+    const address = (await rowsOf("carol"))[0]!.address;
+    expect(await rowsOf("carol")).toEqual([
+      { chain_id: A, address, kind: "deposit", owner: "carol" },
+      { chain_id: B, address, kind: "deposit", owner: "carol" },
+    ]);
+  });
 });

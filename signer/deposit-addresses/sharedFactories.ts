@@ -16,6 +16,7 @@
  */
 import type pg from "pg";
 import { notifyWatchedAddress } from "../../indexers/index.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -120,4 +121,27 @@ export async function adoptSharedDepositAddresses(
   const n = Number(rows[0]?.n ?? 0);
   if (n > 0) await notifyWatchedAddress(client, f.chainId);
   return n;
+}
+
+/**
+ * For a chain whose factory is already recorded (e.g. by a version before this rule): adopt every
+ * customer allocated with the same factory address on another chain. Idempotent; run by
+ * `custody-node contracts deploy` when the factory exists. Returns how many addresses were added.
+ */
+export async function adoptForRecordedFactory(pool: Pool, chainId: number): Promise<number> {
+  return withTransaction(pool, async (client) => {
+    await lockForFactoryRecord(client);
+    const { rows } = await client.query<{ address: string; init_code_hash: string | null }>(
+      `SELECT address, init_code_hash FROM custody.contracts
+        WHERE chain_id = $1 AND name = 'ForwarderFactory'`,
+      [chainId],
+    );
+    const factory = rows[0];
+    if (!factory) return 0;
+    return adoptSharedDepositAddresses(client, {
+      chainId,
+      address: factory.address,
+      initCodeHash: factory.init_code_hash,
+    });
+  });
 }
