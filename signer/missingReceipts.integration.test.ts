@@ -1,0 +1,179 @@
+/**
+ * Missing data is never evidence. Through a proxy in front of anvil:
+ * - receipts are null for 60 s while the chain moves on (a pruned, lagging or load-balanced
+ *   provider): the request is `receipt_unknown` (then `needs_review` once its nonce is used at a
+ *   final block) and never `failed`; when receipts come back it ends confirmed, then finalized.
+ * - a node refuses bytes that another backend accepted and mined: the refused attempt is still
+ *   searched, found mined, and the request confirms (no cancel can take the nonce from it).
+ */
+import { type Hex, keccak256, parseEther, toHex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../ops/config.js";
+import { withTransaction } from "../ops/db.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import { requestTransaction } from "./requests.js";
+import { createSignerHarness, type SignerHarness, waitFor } from "./testing/harness.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { startWalletSigner } from "./walletSigner.js";
+
+let ctx: TestContext;
+let h: SignerHarness;
+let proxy: RpcProxy;
+let chain: ChainConfig;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [
+      { chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 4 } },
+    ],
+  });
+  h = await createSignerHarness(ctx);
+  proxy = await startRpcProxy(ctx.config.chains[0]!.rpcUrls[0]!);
+  chain = { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] };
+});
+
+afterAll(async () => {
+  await proxy?.close();
+  await h?.close();
+  await ctx?.cleanup();
+});
+
+async function request(id: string, to: Hex, value: bigint) {
+  await withTransaction(ctx.db.pool, (c) =>
+    requestTransaction(c, {
+      id,
+      chainId: 31337,
+      from: h.account.address,
+      to,
+      value,
+      kind: "withdrawal",
+      refId: id,
+    }),
+  );
+}
+
+async function outcome(id: string): Promise<TxOutcome> {
+  return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
+}
+
+function run() {
+  return startWalletSigner({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    queues: ctx.queues,
+    chain,
+    account: async () => h.account,
+    databaseUrl: ctx.db.url,
+    pollMs: 50,
+    settings: { receiptGraceMs: 1_000, fullSearchIntervalMs: 1_000 },
+  });
+}
+
+describe("missing receipts", () => {
+  it("never fails a request whose receipts are null for 60 s; it ends confirmed", async () => {
+    const dest = "0x000000000000000000000000000000000000beef" as Hex;
+    let hiding = true;
+    proxy.setIntercept((call) =>
+      hiding && call.method === "eth_getTransactionReceipt" ? { result: null } : undefined,
+    );
+    const signer = run();
+    const seen = new Set<string>();
+    try {
+      await request("hidden", dest, parseEther("1"));
+      const hiddenUntil = Date.now() + 60_000;
+      // The chain moves on (a block a second) while no node shows the receipt.
+      while (Date.now() < hiddenUntil) {
+        seen.add((await outcome("hidden")).status);
+        await h.rpc("evm_mine");
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const during = await outcome("hidden");
+      expect(during.status).toBe("needs_review");
+      expect(during.reviewReason).toBe("NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
+      expect(seen).toContain("receipt_unknown");
+      expect(seen).not.toContain("failed");
+      hiding = false;
+      const done = await waitFor(
+        "confirmed once receipts are back",
+        async () => {
+          const o = await outcome("hidden");
+          seen.add(o.status);
+          if (o.status === "broadcast" && o.blockNumber !== null) await h.rpc("evm_mine");
+          return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(seen).not.toContain("failed");
+      const receipt = await h.client.getTransactionReceipt({ hash: done.txHash! });
+      expect(done.blockHash).toBe(receipt.blockHash);
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
+      expect(await h.client.getBalance({ address: dest })).toBe(parseEther("1"));
+      const events = await ctx.db.pool.query(
+        "SELECT to_status, event, reason FROM custody.tx_request_events WHERE request_id = 'hidden' ORDER BY id",
+      );
+      expect(events.rows).toEqual([
+        { to_status: "receipt_unknown", event: "receipt_unknown", reason: null },
+        {
+          to_status: "needs_review",
+          event: "needs_review",
+          reason: "NONCE_CONSUMED_NO_KNOWN_ATTEMPT",
+        },
+        { to_status: "mined", event: "receipt_found", reason: null },
+      ]);
+      const alerts = await ctx.common.metrics.registry.getSingleMetricAsString(
+        "custody_signer_alerts_total",
+      );
+      expect(alerts).toMatch(/alert="needs_review"/);
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  }, 150_000);
+
+  it("finds a mined attempt that a node refused, and never cancels its nonce", async () => {
+    const dest = "0x000000000000000000000000000000000000cafe" as Hex;
+    await h.rpc("anvil_setBalance", [h.account.address, toHex(parseEther("10"))]);
+    const refused = new Set<Hex>();
+    // The node answers "intrinsic gas too low" (a refusal for good) but its other backend took
+    // the bytes: they reach anvil and mine.
+    proxy.setIntercept((call) => {
+      if (call.method !== "eth_sendRawTransaction") return undefined;
+      const raw = (call.params as Hex[])[0]!;
+      if (refused.size > 0) return undefined;
+      refused.add(keccak256(raw));
+      void fetch(ctx.config.chains[0]!.rpcUrls[0]!, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "eth_sendRawTransaction",
+          params: [raw],
+        }),
+      });
+      return { error: { code: -32000, message: "intrinsic gas too low" } };
+    });
+    const signer = run();
+    try {
+      await request("refused-but-mined", dest, 42n);
+      const done = await waitFor("confirmed", async () => {
+        const o = await outcome("refused-but-mined");
+        if (o.status === "broadcast" && o.blockNumber !== null) await h.rpc("evm_mine");
+        return o.status === "confirmed" ? o : undefined;
+      });
+      expect(refused.has(done.txHash!)).toBe(true);
+      expect(done.cancelled).toBe(false);
+      expect(await h.client.getBalance({ address: dest })).toBe(42n);
+      const { rows } = await ctx.db.pool.query(
+        "SELECT purpose, status FROM custody.tx_attempts WHERE request_id = 'refused-but-mined' ORDER BY id",
+      );
+      // The refused bytes mined; a cancel placed meanwhile lost the race for the nonce.
+      expect(rows[0]).toEqual({ purpose: "send", status: "mined" });
+      expect(rows.slice(1).every((r) => r.purpose === "cancel" && r.status !== "mined")).toBe(true);
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * A loopback JSON-RPC proxy in front of a real node for the signer's fault tests: a test-chosen
+ * hook may answer a call itself (a null receipt, a node's refusal of a send); every other call,
+ * single or in a batch, reaches the node unchanged. A fault injector, not a mock.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+export type RpcCallIn = {
+  jsonrpc: "2.0";
+  id: number | string | null;
+  method: string;
+  params?: unknown[];
+};
+export type Answer = { result: unknown } | { error: { code: number; message: string } };
+/** Return an answer to short-circuit the call, or undefined to pass it to the node. */
+export type Intercept = (call: RpcCallIn) => Answer | undefined;
+
+export type RpcProxy = {
+  url: string;
+  setIntercept: (fn: Intercept | undefined) => void;
+  /** Calls seen per method (passed or answered). */
+  calls: (method: string) => number;
+  close: () => Promise<void>;
+};
+
+export async function startRpcProxy(target: string): Promise<RpcProxy> {
+  let intercept: Intercept | undefined;
+  const counts = new Map<string, number>();
+
+  async function forward(body: unknown): Promise<unknown> {
+    const response = await fetch(target, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return response.json();
+  }
+
+  async function handle(parsed: RpcCallIn | RpcCallIn[]): Promise<unknown> {
+    const list = Array.isArray(parsed) ? parsed : [parsed];
+    const answers = new Map<number, unknown>();
+    const pass: { i: number; call: RpcCallIn }[] = [];
+    list.forEach((call, i) => {
+      counts.set(call.method, (counts.get(call.method) ?? 0) + 1);
+      const a = intercept?.(call);
+      if (a) answers.set(i, { jsonrpc: "2.0", id: call.id, ...a });
+      else pass.push({ i, call });
+    });
+    if (pass.length > 0) {
+      const forwarded = await forward(
+        Array.isArray(parsed) ? pass.map((p) => p.call) : pass[0]!.call,
+      );
+      const results = Array.isArray(forwarded) ? forwarded : [forwarded];
+      const byId = new Map(results.map((r) => [(r as { id: unknown }).id, r]));
+      for (const p of pass) answers.set(p.i, byId.get(p.call.id));
+    }
+    const out = list.map((_, i) => answers.get(i));
+    return Array.isArray(parsed) ? out : out[0];
+  }
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      try {
+        const parsed = JSON.parse(Buffer.concat(chunks).toString()) as RpcCallIn | RpcCallIn[];
+        const out = await handle(parsed);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(out));
+      } catch (error) {
+        res.writeHead(502).end(String(error));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    setIntercept(fn) {
+      intercept = fn;
+    },
+    calls: (method) => counts.get(method) ?? 0,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
