@@ -1,0 +1,278 @@
+/**
+ * Halt below finality (issue 12 item 2), on a real anvil with confirmations 2 and finality 4
+ * blocks: a reorg that stays above the published finalized block is handled automatically; one
+ * that reaches it halts the chain: nothing orphaned, no reorg recorded, a chain.halts row and an
+ * audit entry, `custody_chain_halted` 1 and readiness false. The real `custody-node chains halted`
+ * lists it; `chains resume` closes the halt without a rollback when the node agrees again, refuses
+ * while the reorg is still there, and with --accept-reorg rolls back once (audited) after which
+ * the index equals a clean one.
+ */
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../chains/index.js";
+import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
+import type { ChainConfig } from "../ops/config.js";
+import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { spawnCli } from "../ops/testing/process.js";
+import { createIngestor, type Ingestor } from "./createIngestor.js";
+import { indexerHealthCheck } from "./health.js";
+import { readFinalized, readHalts } from "./index.js";
+import { loadTip } from "./store.js";
+import {
+  anvilRpc,
+  canonicalBlocks,
+  canonicalFacts,
+  freshAddress,
+  freshIndex,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "./testing/chain.js";
+
+const CHAIN_ID = 31337;
+const D1 = freshAddress(1);
+const D2 = freshAddress(2);
+let ctx: TestContext;
+let rpc: Rpc;
+let from: Hex;
+let chain: ChainConfig;
+let ingestor: Ingestor;
+let configPath: string;
+/** The chain's only RPC URL: a proxy that normally reaches anvil A. */
+let proxy: FaultyProxy;
+/** Another anvil with the same chain id: its blocks disagree with A's at every height. */
+let other: Anvil;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [
+      {
+        chainId: CHAIN_ID,
+        key: "local-a",
+        config: {
+          confirmations: { kind: "blocks", blocks: 2 },
+          finality: { kind: "blocks", blocks: 4 },
+          reorgWindow: 8,
+          traces: false,
+        },
+      },
+    ],
+  });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  proxy = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
+  other = await startAnvil({ chainId: CHAIN_ID, port: 0 });
+  chain = { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] };
+  await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
+  ingestor = await createIngestor({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    adapter: createEvmAdapter(chain, { common: ctx.common }),
+    options: { batchBlocks: 4 },
+  });
+  configPath = path.join(tmpdir(), `custody-halt-${process.pid}-${Date.now()}.json`);
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      chains: [
+        {
+          key: "local-a",
+          chainId: CHAIN_ID,
+          name: "local a",
+          rpcUrls: chain.rpcUrls,
+          confirmations: chain.confirmations,
+          finality: chain.finality,
+          reorgWindow: chain.reorgWindow,
+          blockTimeMs: chain.blockTimeMs,
+          feeModel: chain.feeModel,
+        },
+      ],
+    }),
+  );
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await proxy?.close();
+  await other?.stop();
+  await ctx?.cleanup();
+});
+
+async function cli(args: string[]) {
+  const p = spawnCli(args, {
+    DATABASE_URL: ctx.db.url,
+    CUSTODY_CONFIG: configPath,
+    LOG_LEVEL: "silent",
+  });
+  const { code } = await p.exited;
+  return { code, out: p.output() };
+}
+
+async function count(sql: string): Promise<number> {
+  const { rows } = await ctx.db.pool.query<{ n: number }>(sql);
+  return rows[0]!.n;
+}
+const orphaned = () =>
+  count("SELECT count(*)::int AS n FROM chain.transfers WHERE status = 'orphaned'");
+const reorgs = () => count("SELECT count(*)::int AS n FROM chain.reorgs");
+
+async function audit(): Promise<
+  { actor: string; action: string; details: Record<string, unknown> }[]
+> {
+  const { rows } = await ctx.db.pool.query(
+    "SELECT actor, action, details FROM api.audit_log WHERE entity_type = 'chain' ORDER BY id",
+  );
+  return rows;
+}
+
+async function haltedGauge(): Promise<string> {
+  const text = await ctx.common.metrics.registry.getSingleMetricAsString("custody_chain_halted");
+  const line = text.split("\n").find((l) => l.startsWith("custody_chain_halted{"));
+  return line?.split(" ").at(-1) ?? "absent";
+}
+
+/** A block replaced at each of the top `depth` heights, each holding a deposit to D2. */
+async function reorg(depth: number, tag: number): Promise<void> {
+  const txs = Array.from({ length: depth }, (_, i) => [
+    { from, to: D2, value: `0x${(tag + i).toString(16)}` },
+    i,
+  ]);
+  await rpc("anvil_reorg", [depth, txs]);
+}
+
+describe("halt below finality", () => {
+  it("publishes finality 4 blocks deep and handles a reorg above it automatically", async () => {
+    for (let i = 0n; i < 10n; i++) await sendAndMine(rpc, { from, to: D1, value: 100n + i });
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+    expect((await readFinalized(ctx.db.pool, CHAIN_ID))?.number).toBe(head - 3n);
+    await reorg(3, 0x100); // heads - 2 .. head: above the finalized block
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    expect(await reorgs()).toBe(1);
+    expect(await orphaned()).toBe(3);
+    expect(await readHalts(ctx.db.pool)).toEqual([]);
+  });
+
+  it("halts when the node disagrees at the finalized block; resume without rollback once it agrees again", async () => {
+    const tip = (await loadTip(ctx.db.pool, CHAIN_ID))!;
+    const finalized = (await readFinalized(ctx.db.pool, CHAIN_ID))!;
+    expect(finalized.number).toBe(tip.number - 3n);
+    // The endpoint starts answering from another chain (a misrouted or lying node), past our tip.
+    await anvilRpc(other.rpcUrl)("anvil_mine", [`0x${(tip.number + 2n).toString(16)}`]);
+    proxy.setBackends([{ url: other.rpcUrl }]);
+    await ingestor.syncOnce();
+    const halts = await readHalts(ctx.db.pool);
+    expect(halts).toHaveLength(1);
+    expect(halts[0]).toMatchObject({
+      chainId: CHAIN_ID,
+      reason: `reorg reaches finalized block ${finalized.number}`,
+      resumedAt: null,
+    });
+    expect(halts[0]!.details).toMatchObject({ finalized_hash: finalized.hash });
+    expect(await orphaned()).toBe(3); // only the earlier, automatic reorg's
+    expect(await reorgs()).toBe(1);
+    expect(await loadTip(ctx.db.pool, CHAIN_ID)).toEqual(tip);
+    expect(ingestor.status().halted).toContain("reorg reaches finalized block");
+    expect(await haltedGauge()).toBe("1");
+    const health = await indexerHealthCheck({
+      chain,
+      ingestor,
+      metrics: ctx.common.metrics,
+    }).check();
+    expect(health.ok).toBe(false);
+    expect(health.detail).toContain("chain halted");
+    expect((await audit()).map((a) => [a.actor, a.action])).toEqual([["indexer", "chain.halted"]]);
+    // Halted: further passes change nothing.
+    await ingestor.syncOnce();
+    expect(await loadTip(ctx.db.pool, CHAIN_ID)).toEqual(tip);
+    expect(await readHalts(ctx.db.pool)).toHaveLength(1);
+
+    const listed = await cli(["chains", "halted"]);
+    expect(listed.code).toBe(0);
+    expect(listed.out).toContain(`local-a (chain ${CHAIN_ID}) halted`);
+    expect(listed.out).toContain("still halted");
+
+    // The endpoint is back on the chain we stored: resume closes the halt, nothing rolled back.
+    proxy.setBackends([{ url: ctx.anvils[0]!.rpcUrl }]);
+    const resumed = await cli([
+      "chains",
+      "resume",
+      "local-a",
+      "--by",
+      "alice",
+      "--reason",
+      "node fixed",
+    ]);
+    expect(resumed.out).toContain("nothing rolled back");
+    expect(resumed.code).toBe(0);
+    expect(await readHalts(ctx.db.pool)).toEqual([]);
+    const all = await readHalts(ctx.db.pool, { includeResumed: true });
+    expect(all[0]).toMatchObject({ resumedBy: "alice", resumeReason: "node fixed" });
+    expect((await audit()).at(-1)).toMatchObject({
+      actor: "alice",
+      action: "chain.resumed",
+      details: { rollback: false },
+    });
+    await sendAndMine(rpc, { from, to: D1, value: 300n });
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    expect(ingestor.status().halted).toBeNull();
+    expect(await haltedGauge()).toBe("0");
+    expect(await reorgs()).toBe(1);
+  });
+
+  it("resume refuses while the reorg is there, and rolls back once with --accept-reorg", async () => {
+    const tip = (await loadTip(ctx.db.pool, CHAIN_ID))!;
+    await reorg(6, 0x300);
+    await ingestor.syncOnce();
+    expect(await readHalts(ctx.db.pool)).toHaveLength(1);
+    const orphanedBefore = await orphaned();
+
+    const refused = await cli(["chains", "resume", "local-a", "--by", "bob", "--reason", "look"]);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain("the reorg is still there");
+    expect(refused.out).toContain(`common ancestor ${tip.number - 6n}, depth 6`);
+    expect(await readHalts(ctx.db.pool)).toHaveLength(1);
+    expect(await orphaned()).toBe(orphanedBefore);
+    expect(await loadTip(ctx.db.pool, CHAIN_ID)).toEqual(tip);
+
+    const accepted = await cli([
+      "chains",
+      "resume",
+      "local-a",
+      "--by",
+      "bob",
+      "--reason",
+      "deep reorg confirmed with the node operator",
+      "--accept-reorg",
+    ]);
+    expect(accepted.out).toContain(`rolled back to block ${tip.number - 6n} (depth 6)`);
+    expect(accepted.code).toBe(0);
+    expect(await readHalts(ctx.db.pool)).toEqual([]);
+    expect(await orphaned()).toBe(orphanedBefore + 6);
+    const { rows } = await ctx.db.pool.query(
+      "SELECT depth, beyond_window FROM chain.reorgs ORDER BY id DESC LIMIT 1",
+    );
+    expect(rows[0]).toEqual({ depth: 6, beyond_window: false });
+    expect((await readFinalized(ctx.db.pool, CHAIN_ID))?.number).toBe(tip.number - 6n);
+    expect((await audit()).at(-1)).toMatchObject({
+      actor: "bob",
+      action: "chain.resumed",
+      details: { rollback: true, accept_reorg: true, depth: 6, orphaned_facts: 6 },
+    });
+    // A second resume finds nothing to do: the rollback happened once.
+    const again = await cli(["chains", "resume", "local-a", "--by", "bob", "--reason", "again"]);
+    expect(again.code).toBe(1);
+    expect(again.out).toContain("is not halted");
+
+    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    expect(ingestor.status().halted).toBeNull();
+    const reference = await freshIndex({ common: ctx.common, chain, sourcePool: ctx.db.pool });
+    expect(await canonicalBlocks(ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
+    expect(await canonicalFacts(ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
+  });
+});
