@@ -107,6 +107,8 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         }
       } catch (error) {
         if (error instanceof LeaseLostError) log.warn({ msg: "broadcaster lease lost", wallet });
+        else if (controller.signal.aborted)
+          log.info({ msg: "broadcaster tick interrupted by stop", wallet });
         else log.error({ msg: "broadcaster failed; restarting its session", wallet, err: error });
       } finally {
         active = false;

@@ -1,0 +1,206 @@
+/**
+ * Cancels are jobs derived from Postgres and the chain each pass, bounded, never a loop:
+ * - one KMS failure while signing the cancel of a nonce whose bytes no node will include heals by
+ *   itself (backoff, retry): the cancel mines, the request fails CANCELLED once final, and the next
+ *   request on the wallet confirms, with no operator action;
+ * - a cancel every node refuses is retried a bounded number of times, then the request is
+ *   `needs_review` with an alert, and `stop()` returns promptly.
+ */
+import { CreateKeyCommand } from "@aws-sdk/client-kms";
+import { type Hex, parseEther, parseTransaction, toHex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../ops/config.js";
+import { withTransaction } from "../ops/db.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";
+import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import { requestTransaction } from "./requests.js";
+import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
+import { type KmsProxy, startKmsProxy } from "./testing/kmsProxy.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { startWalletSigner } from "./walletSigner.js";
+
+let ctx: TestContext;
+let h: SignerHarness;
+let kmsProxy: KmsProxy;
+let rpcProxy: RpcProxy;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [
+      {
+        chainId: 31337,
+        // A small block gas limit, so a request can ask for more gas than any block holds.
+        anvilArgs: ["--gas-limit", "1000000"],
+        config: { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 },
+      },
+    ],
+  });
+  h = await createSignerHarness(ctx);
+  kmsProxy = await startKmsProxy(h.kmsUrl);
+  rpcProxy = await startRpcProxy(ctx.config.chains[0]!.rpcUrls[0]!);
+});
+
+afterAll(async () => {
+  await rpcProxy?.close();
+  await kmsProxy?.close();
+  await h?.close();
+  await ctx?.cleanup();
+});
+
+/** A funded wallet whose KMS calls go through the fault proxy. */
+async function proxiedWallet(): Promise<{ account: KmsAccount; close: () => void }> {
+  const key = await h.kms.send(
+    new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+  );
+  const kms = createKmsClient({ region: "us-east-1", endpoint: kmsProxy.url });
+  const account = await createKmsAccount({ kms, keyId: key.KeyMetadata!.KeyId! });
+  await h.rpc("anvil_setBalance", [account.address, toHex(parseEther("10"))]);
+  return { account, close: () => kms.destroy() };
+}
+
+async function request(account: KmsAccount, id: string, opts: { gasLimit?: bigint } = {}) {
+  await withTransaction(ctx.db.pool, (c) =>
+    requestTransaction(c, {
+      id,
+      chainId: 31337,
+      from: account.address,
+      to: RECIPIENT,
+      value: 1n,
+      // More gas than a block holds: no node will ever include these bytes.
+      gasLimit: opts.gasLimit,
+      kind: "withdrawal",
+      refId: id,
+    }),
+  );
+}
+
+async function outcome(id: string): Promise<TxOutcome> {
+  return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
+}
+
+async function attempts(requestId: string) {
+  const { rows } = await ctx.db.pool.query(
+    "SELECT purpose, status, last_error_class FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
+    [requestId],
+  );
+  return rows as { purpose: string; status: string; last_error_class: string | null }[];
+}
+
+function run(account: KmsAccount, chain: ChainConfig = ctx.config.chains[0]!) {
+  return startWalletSigner({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    queues: ctx.queues,
+    chain,
+    account: async () => account,
+    databaseUrl: ctx.db.url,
+    pollMs: 50,
+    shutdownTimeoutMs: 5_000,
+    settings: { cancelBackoffMs: 300, maxCancelBackoffMs: 2_000, maxCancelAttempts: 3 },
+  });
+}
+
+describe("cancels", () => {
+  it("heals a KMS failure while signing a cancel, without an operator", async () => {
+    const wallet = await proxiedWallet();
+    // Sign #1 is the dead request's bytes, #2 the cancel of its nonce: that one fails.
+    const signsBefore = kmsProxy.calls("Sign");
+    kmsProxy.failNth("Sign", signsBefore + 2);
+    const signer = run(wallet.account);
+    try {
+      await request(wallet.account, "kms-dead", { gasLimit: 2_000_000n });
+      await waitFor("a cancel in flight", async () =>
+        (await attempts("kms-dead")).some((a) => a.purpose === "cancel"),
+      );
+      const log = await ctx.db.pool.query(
+        "SELECT event FROM custody.tx_request_events WHERE request_id = 'kms-dead' ORDER BY id",
+      );
+      expect(log.rows).toEqual([{ event: "cancel_signed" }]);
+      // The failed try, then the one that worked (after a backoff, no operator).
+      expect(kmsProxy.failed()).toBe(1);
+      expect(kmsProxy.calls("Sign") - signsBefore).toBe(3);
+      await request(wallet.account, "kms-next");
+      const failed = await waitFor("the dead request failed as cancelled", async () => {
+        const o = await outcome("kms-dead");
+        // Mine so the cancel's block becomes final.
+        if (o.status === "broadcast") await h.rpc("evm_mine");
+        return o.status === "failed" ? o : undefined;
+      });
+      expect(failed).toMatchObject({ errorCode: "CANCELLED", cancelled: true, nonce: 0n });
+      expect(await attempts("kms-dead")).toEqual([
+        { purpose: "send", status: "rejected", last_error_class: "gas_limit_too_high" },
+        { purpose: "cancel", status: "mined", last_error_class: null },
+      ]);
+      const next = await waitFor("the next request confirmed", async () => {
+        const o = await outcome("kms-next");
+        if (o.status === "broadcast") await h.rpc("evm_mine");
+        return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
+      });
+      expect(next.nonce).toBe(1n);
+      expect(await h.client.getTransactionCount({ address: wallet.account.address })).toBe(2);
+    } finally {
+      await signer.stop();
+      wallet.close();
+    }
+  });
+
+  it("stops retrying an unsendable cancel: needs_review, an alert, and stop() returns", async () => {
+    const wallet = await proxiedWallet();
+    const from = wallet.account.address.toLowerCase();
+    // Every node refuses this wallet's cancels (0-value transfers to itself) for good.
+    rpcProxy.setIntercept((call) => {
+      if (call.method !== "eth_sendRawTransaction") return undefined;
+      const tx = parseTransaction((call.params as Hex[])[0]!);
+      if (tx.to?.toLowerCase() === from && (tx.value ?? 0n) === 0n)
+        return { error: { code: -32000, message: "intrinsic gas too low" } };
+      return undefined;
+    });
+    const chain = { ...ctx.config.chains[0]!, rpcUrls: [rpcProxy.url] };
+    const signer = run(wallet.account, chain);
+    let stopped = false;
+    try {
+      await request(wallet.account, "stuck-dead", { gasLimit: 2_000_000n });
+      await request(wallet.account, "stuck-next");
+      const review = await waitFor(
+        "needs_review",
+        async () => {
+          const o = await outcome("stuck-dead");
+          return o.status === "needs_review" ? o : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(review.reviewReason).toBe("CANCEL_UNSENDABLE");
+      const list = await attempts("stuck-dead");
+      expect(list[0]).toMatchObject({ purpose: "send", status: "rejected" });
+      expect(list.slice(1)).toEqual(
+        Array.from({ length: 3 }, () => ({
+          purpose: "cancel",
+          status: "rejected",
+          last_error_class: "intrinsic_gas_too_low",
+        })),
+      );
+      const alerts = await ctx.common.metrics.registry.getSingleMetricAsString(
+        "custody_signer_alerts_total",
+      );
+      expect(alerts).toMatch(
+        new RegExp(
+          `alert="cancel_unsendable".*wallet="${from}"|wallet="${from}".*alert="cancel_unsendable"`,
+        ),
+      );
+      // Bounded: several backoff periods later, still exactly 3 cancels (the cap).
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(await attempts("stuck-dead")).toHaveLength(4);
+      // The later request waits behind the unusable nonce; it was signed, never failed.
+      expect((await outcome("stuck-next")).status).toBe("broadcast");
+      const t0 = Date.now();
+      await signer.stop();
+      stopped = true;
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      rpcProxy.setIntercept(undefined);
+      if (!stopped) await signer.stop();
+      wallet.close();
+    }
+  });
+});

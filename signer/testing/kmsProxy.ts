@@ -1,0 +1,92 @@
+/**
+ * A loopback HTTP proxy in front of the KMS emulator that fails chosen KMS calls the way AWS KMS
+ * does on a bad day: HTTP 500 KMSInternalException (the SDK client and kmsAccount retry those) or
+ * HTTP 400 KMSInvalidStateException (not retried: the caller sees it); every other call reaches
+ * the emulator unchanged. A fault injector for tests, not a mock.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+export type FailureKind = "internal" | "invalid_state";
+
+const FAILURES: Record<FailureKind, { status: number; type: string }> = {
+  internal: { status: 500, type: "KMSInternalException" },
+  invalid_state: { status: 400, type: "KMSInvalidStateException" },
+};
+
+export type KmsProxy = {
+  url: string;
+  /** Fail the next `n` calls of `operation` (e.g. "Sign"). */
+  failNext: (operation: string, n: number) => void;
+  /** Fail the nth call (1-based, counted from the start) of `operation`, by default not retryably. */
+  failNth: (operation: string, nth: number, kind?: FailureKind) => void;
+  /** Calls seen per operation, failed ones included. */
+  calls: (operation: string) => number;
+  failed: () => number;
+  close: () => Promise<void>;
+};
+
+export async function startKmsProxy(target: string): Promise<KmsProxy> {
+  const counts = new Map<string, number>();
+  const pending = new Map<string, number>();
+  const nths = new Map<string, FailureKind>();
+  let failed = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      // X-Amz-Target: TrentService.Sign
+      const operation =
+        String(req.headers["x-amz-target"] ?? "")
+          .split(".")
+          .pop() ?? "";
+      counts.set(operation, (counts.get(operation) ?? 0) + 1);
+      const left = pending.get(operation) ?? 0;
+      const key = `${operation}#${counts.get(operation)}`;
+      const nth = nths.get(key);
+      if (left > 0 || nth) {
+        if (nth) nths.delete(key);
+        else pending.set(operation, left - 1);
+        failed++;
+        const f = FAILURES[nth ?? "internal"];
+        res.writeHead(f.status, { "content-type": "application/x-amz-json-1.1" });
+        res.end(JSON.stringify({ __type: f.type, message: "injected failure" }));
+        return;
+      }
+      try {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers))
+          if (typeof v === "string" && k !== "host" && k !== "content-length") headers[k] = v;
+        const response = await fetch(`${target}${req.url ?? "/"}`, {
+          method: req.method ?? "POST",
+          headers,
+          body: Buffer.concat(chunks),
+        });
+        const body = Buffer.from(await response.arrayBuffer());
+        res.writeHead(response.status, {
+          "content-type": response.headers.get("content-type") ?? "application/x-amz-json-1.1",
+        });
+        res.end(body);
+      } catch (error) {
+        res.writeHead(502).end(String(error));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    failNext(operation, n) {
+      pending.set(operation, (pending.get(operation) ?? 0) + n);
+    },
+    failNth(operation, nth, kind = "invalid_state") {
+      nths.set(`${operation}#${nth}`, kind);
+    },
+    calls: (operation) => counts.get(operation) ?? 0,
+    failed: () => failed,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
