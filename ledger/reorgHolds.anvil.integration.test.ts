@@ -176,6 +176,26 @@ describe("reorg holds on anvil", () => {
     expect(await net("alice")).toBe(amount);
     expect((await account("alice")).available).toBe(amount);
     expect((await ledger.check()).problems).toEqual([]);
+
+    // Reconciled at a block between the orphaned copy and the re-mined one, and after it: at
+    // neither is the restored credit a break.
+    const remined = await t.ctx.db.pool.query<{ block_number: string }>(
+      "SELECT block_number::text FROM chain.transfers WHERE tx_hash = $1 AND status <> 'orphaned'",
+      [txHash],
+    );
+    const h2 = Number(remined.rows[0]!.block_number);
+    for (const block of [h2 - 1, h2]) {
+      const r = await reconciler.run({ chain, block, full: true });
+      const d = r.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)!;
+      expect([block, d.chain, d.ledger, d.unexplained]).toEqual([
+        block,
+        block < h2 ? 0n : amount,
+        block < h2 ? 0n : amount,
+        0n,
+      ]);
+      expect(r.breaks.filter((b) => b.key.startsWith(txHash) || b.key === "deposits")).toEqual([]);
+      expect(r.holds).toEqual([]);
+    }
   });
 
   it("a deposit replaced by a smaller one in a deep reorg ends with the new amount once final", async () => {

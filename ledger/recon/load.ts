@@ -383,7 +383,7 @@ async function loadLateEntries(
        AND NOT EXISTS (
          SELECT 1 FROM chain.transfers g
          WHERE g.chain_id = f.chain_id AND g.tx_hash = f.tx_hash AND g.position = f.position
-           AND g.block_number <= $2)`,
+           AND g.block_number <= $2 AND g.status <> 'orphaned')`,
     [chainId, block],
   );
   if (late.rows.length === 0) return [];
@@ -552,9 +552,14 @@ export async function loadRunInputs(
       byId.set(e.id, e);
     entries = [...byId.values()].sort((a, b) => a.seq - b.seq);
   }
-  const late = await loadLateEntries(client, chainId, block);
-  const { ledger, liabilities } = await loadBalances(client, chainId);
   const reorgHolds = await loadReorgHolds(client, chainId);
+  // A credit under a reorg hold (and the posted hold) stands as booked at any block: the pending
+  // hold already takes it out of the balances, a posted one nets it to zero.
+  const underHold = new Set(reorgHolds.map((h) => h.creditId));
+  const late = (await loadLateEntries(client, chainId, block)).filter(
+    (e) => !underHold.has(e.id) && e.kind !== "reorg_hold",
+  );
+  const { ledger, liabilities } = await loadBalances(client, chainId);
   let deferred = 0;
   if (late.length > 0) {
     const lateIds = new Set(late.map((e) => e.id));
