@@ -499,6 +499,21 @@ export async function runDeposits(
       }
     }
     for (let i = 0; i < 3; i++) await credit();
+    if (options.sabotage === "double-credit") {
+      const d = [...deposits.values()].find((x) => x.kind === "native");
+      if (d)
+        await ledger.createTransfers([
+          {
+            id: transferId(`sim:sabotage:${d.hash}`),
+            assetId: ETH,
+            debit: "custody:deposits",
+            credit: `user:${d.owner}`,
+            amount: d.amount,
+            kind: "deposit",
+            chainRef: { chainId: CHAIN_ID, txHash: d.hash, position: "tx" },
+          },
+        ]);
+    }
 
     // Invariant: finality.
     const halts = await readHalts(pool, { includeResumed: true, chainId: CHAIN_ID });
@@ -574,6 +589,7 @@ export async function runDeposits(
         }
 
       // Invariant: no double credit, per deposit transaction.
+      // A post or void names its pending transfer, not always the chain reference: follow it.
       const { rows: effects } = await pool.query<{
         tx_hash: string;
         owner: string;
@@ -581,14 +597,15 @@ export async function runDeposits(
         net: string;
         credits: number;
       }>(
-        `SELECT t.tx_hash, substr(a.name, 6) AS owner, t.asset_id,
+        `SELECT COALESCE(t.tx_hash, p.tx_hash) AS tx_hash, substr(a.name, 6) AS owner, t.asset_id,
                 sum(CASE WHEN t.credit_account_id = a.id THEN t.posted_delta
                          ELSE -(t.posted_delta + t.pending_delta) END)::text AS net,
                 count(*) FILTER (WHERE t.credit_account_id = a.id AND t.kind = 'deposit' AND t.type = 'single')::int AS credits
            FROM ledger.transfers t
+           LEFT JOIN ledger.transfers p ON p.id = t.pending_id
            JOIN ledger.accounts a ON a.id IN (t.debit_account_id, t.credit_account_id) AND a.name LIKE 'user:%'
-          WHERE t.chain_id = $1 AND t.tx_hash IS NOT NULL
-          GROUP BY t.tx_hash, a.name, t.asset_id`,
+          WHERE COALESCE(t.chain_id, p.chain_id) = $1 AND COALESCE(t.tx_hash, p.tx_hash) IS NOT NULL
+          GROUP BY 1, a.name, t.asset_id`,
         [CHAIN_ID],
       );
       const ledgerByTx = new Map(
@@ -624,21 +641,27 @@ export async function runDeposits(
         adapterFor: () => honestAdapter,
       });
       const summary = await reconciler.run({ chain: honest, full: true });
+      // A phantom credit is a ledger transfer without its fact, and liabilities above what custody
+      // holds: its own break, plus the balance-level difference (deposits or solvency scope).
       const expected = new Map<string, bigint>();
+      let phantomTotal = 0n;
       for (const p of phantoms) {
         expected.set(`${p.txHash}:tx`, p.amount);
-        expected.set("deposits", (expected.get("deposits") ?? 0n) + p.amount);
+        phantomTotal += p.amount;
       }
+      const balanceScopes = new Set(["deposits", "solvency"]);
       const seen = new Set<string>();
       for (const b of summary.breaks) {
         seen.add(b.key);
-        const want = expected.get(b.key);
+        const want =
+          balanceScopes.has(b.key) && phantomTotal > 0n ? phantomTotal : expected.get(b.key);
         if (want === undefined)
           fail(
             "reconciliation",
             `unexpected break ${b.type} ${b.key} (${b.assetId}): chain ${b.chainAmount}, ledger ${b.ledgerAmount}`,
           );
-        else if (b.difference !== want)
+        // A solvency break's difference is signed as assets minus liabilities: compare magnitudes.
+        else if ((b.difference < 0n ? -b.difference : b.difference) !== want)
           fail(
             "reconciliation",
             `break ${b.type} ${b.key}: difference ${b.difference}, injected ${want}`,
@@ -647,6 +670,11 @@ export async function runDeposits(
       for (const [key, amount] of expected)
         if (!seen.has(key))
           fail("reconciliation", `injected break ${key} (${amount}) not reported`);
+      if (phantomTotal > 0n && ![...balanceScopes].some((k) => seen.has(k)))
+        fail(
+          "reconciliation",
+          `the phantom credit's balance difference (${phantomTotal}) is reported in no balance scope`,
+        );
       stats.breaks = summary.breaks.length;
     }
     stats.halts = halts.length;

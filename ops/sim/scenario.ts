@@ -24,6 +24,11 @@ export type SimResult = {
 export type ScenarioOptions = {
   /** Keep the seed's database after a failure (its name is printed). */
   keepOnFailure?: boolean;
+  /**
+   * Break the product on purpose before the checks (tests prove the invariants can fail):
+   * "double-credit" books a second credit for one real deposit.
+   */
+  sabotage?: "double-credit";
   /** Print each step as it runs. */
   trace?: (line: string) => void;
 };

@@ -45,7 +45,10 @@ export type InjectReorgOptions = {
   replacement?: (tx: MinedTx) => Omit<TxRequestJson, "nonce" | "from"> | null;
   /** Move a kept tx this many blocks later in the new branch (capped; sender order kept). */
   shift?: (tx: MinedTx) => number;
-  /** An unlocked account with no other traffic in the range, for the marker transaction. */
+  /**
+   * An unlocked account used for nothing but markers: its earlier markers in the range are
+   * dropped (not reported) so this reorg's marker can take their nonce.
+   */
   marker: { from: Hex; to: Hex };
 };
 
@@ -106,7 +109,10 @@ export async function injectReorg(
     [{ from: options.marker.from, to: options.marker.to, value: "0x1" }, 0],
   ];
   const rawSends: { raw?: Hex; request?: TxRequestJson; offset: number }[] = [];
+  const markerFrom = options.marker.from.toLowerCase();
   for (const tx of txs) {
+    // Earlier markers in the range give way to this reorg's marker (same sender, fresh nonce).
+    if (tx.from === markerFrom) continue;
     const fate = broken.has(tx.from) ? "drop" : options.fate(tx);
     const natural = Number(tx.blockNumber - base);
     const offset = Math.min(
