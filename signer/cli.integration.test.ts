@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { getAddress } from "viem";
 import { afterAll, expect, it } from "vitest";
-import { type CliProcess, freePort, spawnCli } from "../ops/testing/process.js";
-import { waitFor } from "./testing/harness.js";
+import { type CliProcess, spawnCli } from "../ops/testing/process.js";
+import { waitFor, within } from "../ops/testing/wait.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "kms-cli-"));
 let emulator: CliProcess | undefined;
@@ -18,19 +18,22 @@ afterAll(async () => {
 
 async function run(args: string[], env: Record<string, string>): Promise<string> {
   const p = spawnCli(args, env);
-  const { code } = await p.exited;
+  const { code } = await within(`custody-node ${args.join(" ")}`, p.exited, 60_000);
   expect(code, p.output()).toBe(0);
   return p.output();
 }
 
 it("creates a hot-wallet key in the emulator and shows the same address everywhere", async () => {
-  const port = await freePort();
   const file = path.join(dir, "keys.json");
-  emulator = spawnCli(["kms-local", "--port", String(port), "--file", file], {});
-  await waitFor("emulator up", async () => emulator!.output().includes("KMS emulator on"), {
-    timeoutMs: 30_000,
-  });
-  const env = { AWS_ENDPOINT_URL_KMS: `http://127.0.0.1:${port}` };
+  // Port 0: the emulator binds a free port itself and reports it (no probe-then-bind race).
+  emulator = spawnCli(["kms-local", "--port", "0", "--file", file], {});
+  const url = await waitFor(
+    "the emulator to report its address",
+    () => /KMS emulator on (http:\/\/127\.0\.0\.1:\d+)/.exec(emulator!.output())?.[1],
+    { timeoutMs: 60_000 },
+  );
+  expect(url).not.toMatch(/:0$/);
+  const env = { AWS_ENDPOINT_URL_KMS: url };
   const created = await run(["keys", "create", "--alias", "hot-cli"], env);
   const keyId = /key ([0-9a-f-]{36})/.exec(created)?.[1];
   const address = /address (0x[0-9a-fA-F]{40})/.exec(created)?.[1];
@@ -44,4 +47,4 @@ it("creates a hot-wallet key in the emulator and shows the same address everywhe
   expect(
     JSON.parse(readFileSync(file, "utf8")).keys.map((k: { keyId: string }) => k.keyId),
   ).toContain(keyId);
-}, 90_000);
+}, 240_000); // four CLI processes, each seconds to start on a loaded machine

@@ -23,20 +23,34 @@ describe("parseDerSignature", () => {
 
   it("rejects malformed encodings", () => {
     const r = "11".repeat(32);
-    const bad = [
-      `3145 0220${r} 0220${r}`, // not a SEQUENCE
-      `3045 0220${r} 0220${r}`, // length mismatch
-      `3044 0220${r} 0320${r}`, // not an INTEGER
-      `3044 0220${r} 0220${"81".repeat(32)}`, // negative
-      `3046 0220${r} 0220${r} 0000`, // trailing bytes
-      "3006 020100 020101", // r = 0
+    // Each for its own reason (not merely "some DER error").
+    const bad: [string, RegExp][] = [
+      [`3144 0220${r} 0220${r}`, /expected SEQUENCE/],
+      [`3045 0220${r} 0220${r}`, /SEQUENCE length does not match/],
+      [`3044 0220${r} 0320${r}`, /expected INTEGER/],
+      [`3044 0220${r} 0220${"81".repeat(32)}`, /negative INTEGER/],
+      [`3046 0220${r} 0220${r} 0000`, /trailing bytes/],
+      [`3046 0222${r}1111 0220${r}`, /bad INTEGER length/],
+      [`3083 0220${r} 0220${r}`, /unsupported length encoding/],
     ];
-    for (const b of bad) expect(() => parseDerSignature(hex(b)), b).toThrow(/DER/);
+    for (const [b, reason] of bad) expect(() => parseDerSignature(hex(b)), b).toThrow(reason);
   });
 
-  it("rejects r or s not below the curve order", () => {
+  it("rejects r or s that is zero or not below the curve order", () => {
     const n = SECP256K1_N.toString(16);
-    expect(() => parseDerSignature(hex(`3026 022100${n} 0201 01`))).toThrow(/range/);
+    for (const b of [
+      `3026 022100${n} 0201 01`, // r = n
+      `3026 0201 01 022100${n}`, // s = n
+      "3006 020100 020101", // r = 0
+      "3006 020101 020100", // s = 0
+    ])
+      expect(() => parseDerSignature(hex(b)), b).toThrow(/out of range/);
+    // One below the order is a valid value.
+    const below = (SECP256K1_N - 1n).toString(16);
+    expect(parseDerSignature(hex(`3026 022100${below} 0201 01`))).toEqual({
+      r: SECP256K1_N - 1n,
+      s: 1n,
+    });
   });
 });
 

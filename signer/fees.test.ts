@@ -13,8 +13,8 @@ describe("bumpFees", () => {
     const r = bumpFees(e(gwei(10), gwei(1)), e(gwei(10), gwei(1)), gwei(100));
     expect(r.replace).toBe(true);
     if (!r.replace || r.fees.type !== "eip1559") throw new Error("unreachable");
-    expect(r.fees.maxFeePerGas * 100n).toBeGreaterThanOrEqual(gwei(10) * 110n);
-    expect(r.fees.maxPriorityFeePerGas * 100n).toBeGreaterThanOrEqual(gwei(1) * 110n);
+    expect(r.fees.maxFeePerGas * 100n).toBeGreaterThan(gwei(10) * 110n);
+    expect(r.fees.maxPriorityFeePerGas * 100n).toBeGreaterThan(gwei(1) * 110n);
     expect(r.capped).toBe(false);
   });
 
@@ -36,10 +36,17 @@ describe("bumpFees", () => {
   });
 
   it("keeps the tip at or below the max fee", () => {
+    // Tip equal to the fee: both rise by more than 10%, the tip no higher than the fee.
     const r = bumpFees(e(gwei(10), gwei(10)), e(gwei(10), gwei(10)), gwei(100));
     if (!r.replace || r.fees.type !== "eip1559") throw new Error("expected a replacement");
     expect(r.fees.maxPriorityFeePerGas <= r.fees.maxFeePerGas).toBe(true);
-    expect(r.fees.maxPriorityFeePerGas * 100n).toBeGreaterThanOrEqual(gwei(10) * 110n);
+    expect(r.fees.maxPriorityFeePerGas * 100n).toBeGreaterThan(gwei(10) * 110n);
+    // The market's tip is above the capped fee: the tip is clamped to the fee, not above it.
+    expect(bumpFees(e(gwei(10), gwei(1)), e(gwei(500), gwei(30)), gwei(20))).toEqual({
+      replace: true,
+      fees: e(gwei(20), gwei(20)),
+      capped: true,
+    });
   });
 
   it("bumps legacy gas price the same way", () => {
@@ -49,7 +56,23 @@ describe("bumpFees", () => {
       gwei(100),
     );
     if (!r.replace || r.fees.type !== "legacy") throw new Error("expected a replacement");
-    expect(r.fees.gasPrice * 100n).toBeGreaterThanOrEqual(gwei(10) * 110n);
+    expect(r.fees.gasPrice * 100n).toBeGreaterThan(gwei(10) * 110n);
+    expect(r.capped).toBe(false);
+    // Up to the market, clamped at the cap and flagged.
+    expect(
+      bumpFees(
+        { type: "legacy", gasPrice: gwei(10) },
+        { type: "legacy", gasPrice: gwei(50) },
+        gwei(100),
+      ),
+    ).toEqual({ replace: true, fees: { type: "legacy", gasPrice: gwei(50) }, capped: false });
+    expect(
+      bumpFees(
+        { type: "legacy", gasPrice: gwei(10) },
+        { type: "legacy", gasPrice: gwei(500) },
+        gwei(20),
+      ),
+    ).toEqual({ replace: true, fees: { type: "legacy", gasPrice: gwei(20) }, capped: true });
     expect(
       bumpFees({ type: "legacy", gasPrice: gwei(95) }, { type: "legacy", gasPrice: 0n }, gwei(100)),
     ).toEqual({

@@ -1,8 +1,10 @@
 /**
- * 500 transfers from one hot wallet through two signer processes while the active one is killed
- * with SIGKILL again and again, at random instants and at deterministic crash points (before
- * sign, between sign and commit, between commit and send, after send). Afterwards the chain must
- * hold exactly 500 transactions from the wallet, one per request, with no nonce gap.
+ * 500 transfers from one hot wallet through signer processes while the active one is killed with
+ * SIGKILL again and again: first the lease holder at 10 points of progress picked in advance (when
+ * the count of requests holding a nonce passes each target), then a signer that kills itself at each
+ * deterministic crash point (before sign, between sign and commit, between commit and send, after
+ * send) while work is pending. Afterwards the chain must hold exactly 500 transactions from the
+ * wallet, one per request, with no nonce gap.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -12,23 +14,33 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../ops/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { waitFor, within } from "../ops/testing/wait.js";
 import {
   createSignerHarness,
   RECIPIENT,
   type SignerHarness,
   statusCounts,
-  waitFor,
 } from "./testing/harness.js";
 
 const TOTAL = 500;
 const WAVE = 25;
+const PROGRESS_KILLS = 10;
+const CRASH_POINTS = ["before_sign", "after_sign", "after_commit", "after_send"];
 const script = path.join(repoRoot, "signer", "testing", "walletSignerProcess.ts");
+
+type Signer = {
+  tag: string;
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+};
 
 let ctx: TestContext;
 let h: SignerHarness;
 let dir: string;
-const live = new Map<string, { child: ChildProcess; out: string[] }>();
+const live = new Map<string, Signer>();
 let seq = 0;
+let inserted = 0;
 
 beforeAll(async () => {
   ctx = await createTestContext({ chains: [{ chainId: 31337 }] });
@@ -43,7 +55,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function spawnSigner(crashAt?: string): string {
+function spawnSigner(crashAt?: string): Signer {
   const tag = `p${++seq}`;
   const chain = ctx.config.chains[0]!;
   const configFile = path.join(dir, "config.json");
@@ -88,88 +100,126 @@ function spawnSigner(crashAt?: string): string {
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
-  live.set(tag, { child, out });
-  child.once("exit", () => live.delete(tag));
-  return tag;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    // "close", not "exit": the output is complete only once the pipes have closed.
+    child.once("close", (code, signal) => {
+      live.delete(tag);
+      resolve({ code, signal });
+    }),
+  );
+  const signer = { tag, child, output: () => out.join(""), exited };
+  live.set(tag, signer);
+  return signer;
 }
 
+/** The process holding the wallet's lease, from this test's own database only. */
 async function leaseHolder(): Promise<string | undefined> {
   const { rows } = await ctx.db.pool.query(
     `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-     WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'signer-%'`,
+      WHERE l.locktype = 'advisory' AND l.granted
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND a.datname = current_database() AND a.application_name LIKE 'signer-%'`,
   );
   return rows[0]?.application_name.slice("signer-".length);
 }
 
-const CRASH_POINTS = ["before_sign", "after_sign", "after_commit", "after_send"];
+async function counts(): Promise<{ withNonce: number; waiting: number }> {
+  const { rows } = await ctx.db.pool.query(
+    `SELECT count(*) FILTER (WHERE nonce IS NOT NULL)::int AS with_nonce,
+            count(*) FILTER (WHERE nonce IS NULL)::int AS waiting
+       FROM custody.tx_requests`,
+  );
+  return { withNonce: rows[0].with_nonce, waiting: rows[0].waiting };
+}
+
+async function insert(n: number): Promise<void> {
+  await h.request(n, { prefix: `k${inserted}`, valueBase: 1000n + BigInt(inserted) });
+  inserted += n;
+}
+
+async function sigkill(signer: Signer): Promise<void> {
+  signer.child.kill("SIGKILL");
+  await within(`signer ${signer.tag} to exit`, signer.exited, 30_000);
+}
 
 it("survives kill -9 at any point: 500 requests, each mined once, no nonce gap", async () => {
   const wallet = h.account.address;
   const startNonce = await h.client.getTransactionCount({ address: wallet });
   const startBlock = await h.client.getBlockNumber();
-  const exits: { tag: string; signal: string | null }[] = [];
-  const watchExit = (tag: string) =>
-    live.get(tag)?.child.once("exit", (_code, signal) => exits.push({ tag, signal }));
-  watchExit(spawnSigner());
-  watchExit(spawnSigner());
 
-  let inserted = 0;
-  let wave = 0;
-  const killedByTest = new Set<string>();
-  const crashTags = new Map<string, string>();
-  const sigkilled = () => exits.filter((e) => e.signal === "SIGKILL");
-  const crashed = () => sigkilled().filter((e) => !killedByTest.has(e.tag));
-  const crashedPoints = () =>
-    new Set(crashed().map((e) => crashTags.get(e.tag)?.split(":")[0])).size;
-  const deadline = Date.now() + 120_000;
-  while (
-    (inserted < TOTAL || killedByTest.size < 10 || crashedPoints() < 4) &&
-    Date.now() < deadline
-  ) {
-    if (inserted < TOTAL) {
-      await h.request(WAVE, { prefix: `k${wave++}`, valueBase: 1000n + BigInt(inserted) });
-      inserted += WAVE;
-    }
-    await new Promise((r) => setTimeout(r, 100 + Math.random() * 400));
-    const holder = await leaseHolder();
-    const victim = holder ? live.get(holder) : undefined;
-    // A signer with a crash point is left to kill itself at that point.
-    if (holder && victim && !crashTags.has(holder) && killedByTest.size < 14) {
-      killedByTest.add(holder);
-      victim.child.kill("SIGKILL");
-    }
-    // Keep two signers: every other replacement gets a deterministic crash point.
-    while (live.size < 2) {
-      const crash =
-        seq % 2 === 0
-          ? `${CRASH_POINTS[(seq / 2) % CRASH_POINTS.length]}:${1 + Math.floor(Math.random() * 3)}`
-          : undefined;
-      const tag = spawnSigner(crash);
-      if (crash) crashTags.set(tag, crash);
-      watchExit(tag);
-    }
+  // 1. Kill the lease holder each time the requests holding a nonce pass a target picked now,
+  // with a standby beside it; work is kept arriving ahead of the signers.
+  const targets = Array.from(
+    { length: PROGRESS_KILLS },
+    (_, i) => 10 + i * 28 + Math.floor(Math.random() * 20),
+  );
+  const killed: { tag: string; at: number }[] = [];
+  spawnSigner();
+  spawnSigner();
+  for (const target of targets) {
+    const last = killed.at(-1)?.at ?? -1;
+    await waitFor(
+      `requests holding a nonce to reach ${target}`,
+      async () => {
+        const { withNonce } = await counts();
+        if (inserted < TOTAL && inserted - withNonce < 2 * WAVE) await insert(WAVE);
+        // Past the target, and the holder since the last kill has done some work.
+        return withNonce >= target && withNonce > last;
+      },
+      { timeoutMs: 120_000, everyMs: 20 },
+    );
+    const holder = await waitFor("a signer to hold the lease", leaseHolder, { everyMs: 20 });
+    const victim = live.get(holder);
+    expect(victim, `lease holder ${holder} is one of this test's signers`).toBeDefined();
+    await sigkill(victim!);
+    killed.push({ tag: holder, at: (await counts()).withNonce });
+    spawnSigner();
   }
-  const sigkills = sigkilled().length;
-  const crashPoints = crashed().map((e) => crashTags.get(e.tag));
-  // Let it finish with two healthy signers; blocks confirm the tail.
-  for (const { child } of live.values()) child.kill("SIGKILL");
-  await waitFor("old signers gone", async () => live.size === 0);
-  watchExit(spawnSigner());
-  watchExit(spawnSigner());
+
+  // 2. Each crash point: a signer that kills itself at the n-th pass of that point. It runs alone
+  // (so it takes the lease), with requests waiting whenever it looks for work.
+  for (const signer of [...live.values()]) await sigkill(signer);
+  const crashes: { point: string; signal: string | null; said: boolean }[] = [];
+  for (const point of CRASH_POINTS) {
+    const crasher = spawnSigner(`${point}:${1 + Math.floor(Math.random() * 2)}`);
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    void crasher.exited.then((e) => {
+      exit = e;
+    });
+    await waitFor(
+      `the signer with crash point ${point} to kill itself`,
+      async () => {
+        if (exit) return true;
+        if ((await counts()).waiting === 0) await insert(5);
+        return false;
+      },
+      { timeoutMs: 120_000, everyMs: 20 },
+    );
+    crashes.push({
+      point,
+      signal: exit!.signal,
+      said: crasher.output().includes("crash point reached"),
+    });
+  }
+
+  // 3. The rest of the requests, and two signers that are left alone to finish.
+  if (inserted < TOTAL) await insert(TOTAL - inserted);
+  spawnSigner();
+  spawnSigner();
   await waitFor(
     "all confirmed",
     async () => {
       await h.rpc("anvil_mine", ["0x1"]);
       return (await statusCounts(ctx)).confirmed === TOTAL;
     },
-    { timeoutMs: 120_000, everyMs: 500 },
+    { timeoutMs: 180_000, everyMs: 500 },
   );
 
-  expect(killedByTest.size).toBeGreaterThanOrEqual(10);
-  // The deterministic points: before sign, sign-to-commit, commit-to-send, after send.
-  expect(new Set(crashPoints.map((p) => p?.split(":")[0])).size).toBe(4);
+  // Every crash point was reached and killed its process there (not something else).
+  expect(crashes).toEqual(CRASH_POINTS.map((point) => ({ point, signal: "SIGKILL", said: true })));
 
   // On chain: nonce advanced by exactly 500.
+  expect(inserted).toBe(TOTAL);
   expect(await h.client.getTransactionCount({ address: wallet })).toBe(startNonce + TOTAL);
   // Every request has its own nonce, start..start+499 with no gap.
   const { rows } = await ctx.db.pool.query(
@@ -195,7 +245,4 @@ it("survives kill -9 at any point: 500 requests, each mined once, no nonce gap",
     expect(seen.get(r.value)).toBe(1);
     expect(hashes.has(r.tx_hash as Hex)).toBe(true);
   }
-  console.log(
-    `kill -9: ${sigkills} SIGKILLs while processing: ${killedByTest.size} of the lease holder at random instants, ${crashPoints.length} at crash points (${crashPoints.join(", ")})`,
-  );
-}, 240_000);
+}, 600_000);

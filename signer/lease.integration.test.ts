@@ -28,11 +28,15 @@ afterAll(async () => {
   await ctx?.cleanup();
 });
 
-const terminate = (applicationName: string) =>
-  ctx.db.pool.query(
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+/** Cut one named connection of this test's own database (never another run's backends). */
+async function terminate(applicationName: string): Promise<void> {
+  const { rows } = await ctx.db.pool.query(
+    `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = $1`,
     [applicationName],
   );
+  expect(rows).toEqual([{ ok: true }]);
+}
 
 describe("lease", () => {
   it("is held by one connection at a time, and a lost holder cannot write", async () => {
@@ -45,14 +49,26 @@ describe("lease", () => {
       applicationName: "lease-first",
     });
     expect(first?.isHeld()).toBe(true);
+    let standbySettled = false;
     const standby = acquireLease({
       databaseUrl: ctx.db.url,
       key,
       signal: controller.signal,
       retryMs: 50,
       applicationName: "lease-second",
+    }).finally(() => {
+      standbySettled = true;
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // The standby has asked for the lock (on its own connection) and been refused at least once.
+    await waitFor("the standby to poll for the lock", async () => {
+      const { rows } = await ctx.db.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+            AND application_name = 'lease-second' AND query LIKE '%pg_try_advisory_lock%'`,
+      );
+      return rows.length > 0;
+    });
+    expect(standbySettled).toBe(false);
+    expect(first?.isHeld()).toBe(true);
     await terminate("lease-first");
     const second = await standby;
     expect(second?.isHeld()).toBe(true);

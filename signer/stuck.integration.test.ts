@@ -91,6 +91,19 @@ function run(chain: ChainConfig, account: KmsAccount) {
   });
 }
 
+/** Bump passes that found this wallet's attempt at the fee cap (this test's registry). */
+async function capHits(account: KmsAccount): Promise<number> {
+  const metric = ctx.common.metrics.registry.getSingleMetric("custody_signer_fee_cap_hits_total");
+  const { values } = (await metric?.get()) ?? { values: [] };
+  return values
+    .filter((v) =>
+      Object.values(v.labels).some(
+        (l) => String(l).toLowerCase() === account.address.toLowerCase(),
+      ),
+    )
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
 function expectValidReplacements(list: AttemptRow[], cap: bigint) {
   for (let i = 1; i < list.length; i++) {
     expect(list[i]!.max_fee * 100n).toBeGreaterThanOrEqual(list[i - 1]!.max_fee * 110n);
@@ -159,15 +172,15 @@ describe("stuck transactions", () => {
         return rows[0];
       });
       expect(row.fee_capped_at).toBeInstanceOf(Date);
-      // Give it several more bump intervals: nothing may go above the cap.
-      await new Promise((r) => setTimeout(r, 1500));
+      // Three more bump passes find it at the cap (counted, not timed): nothing may go above it.
+      const hits = await capHits(account);
+      expect(hits).toBeGreaterThan(0);
+      await waitFor("three more bump passes at the cap", async () => {
+        return (await capHits(account)) >= hits + 3;
+      });
       const list = await attempts("capped-1");
       expect(list.at(-1)!.max_fee).toBe(cap);
       expectValidReplacements(list, cap);
-      const metric = await ctx.common.metrics.registry.getSingleMetricAsString(
-        "custody_signer_fee_cap_hits_total",
-      );
-      expect(metric).toContain(account.address.toLowerCase());
       // When the base fee comes back under the cap, the capped attempt mines.
       // anvil evicted the priced-out attempts; the signer keeps resending the capped one.
       await h.rpc("anvil_setNextBlockBaseFeePerGas", [toHex(base0)]);

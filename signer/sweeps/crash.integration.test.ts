@@ -1,8 +1,9 @@
 /**
  * Killing the worker during sweeps books each sweep once. The worker is the real
- * `custody-node start --roles worker` process, SIGKILLed right after it requested sweeps and again
- * right after it booked the first one, then restarted; the signer, indexer and ledger crediting
- * run in the test process.
+ * `custody-node start --roles worker` process, SIGKILLed as soon as it has requested sweeps and
+ * again as soon as it has booked the first one (each time with work still owed: addresses not yet
+ * swept and booked), then restarted; the signer, indexer and ledger crediting run in the test
+ * process.
  */
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import type { Address, Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendAndMine } from "../../indexers/testing/chain.js";
 import { type CliProcess, spawnCli } from "../../ops/testing/process.js";
-import { waitFor } from "../testing/harness.js";
+import { waitFor, within } from "../../ops/testing/wait.js";
 import { hotAccount } from "./bookings.js";
 import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
 
@@ -71,10 +72,18 @@ afterAll(async () => {
 
 const count = async (sql: string) => (await s.ctx.db.pool.query(sql)).rows[0].n as number;
 
-async function killWorker() {
+/** Addresses not yet in a booked sweep: the work still owed. */
+const unbooked = (all: number) =>
+  count(`SELECT (${all} - count(DISTINCT i.address))::int AS n
+           FROM custody.sweep_items i JOIN custody.sweeps w ON w.id = i.sweep_id
+          WHERE w.status = 'booked' AND i.swept > 0`);
+
+/** SIGKILL the worker; returns the work it left owed at that instant. */
+async function killWorker(all: number): Promise<number> {
   worker!.child.kill("SIGKILL");
-  const { signal } = await worker!.exited;
+  const { signal } = await within("the killed worker to exit", worker!.exited, 30_000);
   expect(signal).toBe("SIGKILL");
+  return unbooked(all);
 }
 
 describe("worker killed during sweeps", () => {
@@ -106,7 +115,8 @@ describe("worker killed during sweeps", () => {
       async () => (await count("SELECT count(*)::int AS n FROM custody.sweeps")) > 0,
       { everyMs: 20 },
     );
-    await killWorker();
+    // Killed mid-work: sweeps requested, none (or not all) booked.
+    expect(await killWorker(addresses.length)).toBeGreaterThan(0);
 
     worker = spawnCli(["start", "--roles", "worker"], env);
     await waitFor(
@@ -115,7 +125,9 @@ describe("worker killed during sweeps", () => {
         (await count("SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'booked'")) > 0,
       { everyMs: 10 },
     );
-    await killWorker();
+    const owed = await killWorker(addresses.length);
+    expect(owed).toBeGreaterThan(0);
+    expect(owed).toBeLessThan(addresses.length);
 
     worker = spawnCli(["start", "--roles", "worker"], env);
     await waitFor(
@@ -127,10 +139,10 @@ describe("worker killed during sweeps", () => {
         const left = await s.balanceOf(NATIVE, "custody:deposits");
         return open === 0 && left === 0n;
       },
-      { timeoutMs: 90_000, everyMs: 200 },
+      { timeoutMs: 120_000, everyMs: 200 },
     );
     worker.child.kill("SIGTERM");
-    await worker.exited;
+    expect((await within("the worker to stop on SIGTERM", worker.exited, 60_000)).code).toBe(0);
     clearInterval(mining);
     mining = undefined;
 
@@ -156,5 +168,5 @@ describe("worker killed during sweeps", () => {
     const hotLedger = await s.balanceOf(NATIVE, hotAccount(s.hot));
     expect(await s.h.client.getBalance({ address: s.hot })).toBe(hotBefore + hotLedger);
     for (const a of addresses) expect(await s.h.client.getBalance({ address: a })).toBe(0n);
-  });
+  }, 360_000); // three worker processes (seconds each to start on a loaded machine) and 30 sweeps
 });
