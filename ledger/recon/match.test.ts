@@ -234,6 +234,44 @@ describe("matchFactsToEntries", () => {
     const quiet = matchFactsToEntries({ facts: [facts[0]!], entries: [], custody });
     expect(quiet.breaks).toEqual([]);
   });
+
+  it("knows reorg holds: a held or final credit is no break, and a held one claims its fact only when the same deposit is back", () => {
+    const facts = [
+      fact({ txHash: tx(1), status: "orphaned" }), // held, gone
+      fact({ txHash: tx(2), status: "orphaned", blockNumber: 9 }), // held, back (same amount)
+      fact({ txHash: tx(2), blockNumber: 12 }),
+      fact({ txHash: tx(3), status: "orphaned", blockNumber: 9 }), // final; replaced by 20
+      fact({ txHash: tx(3), blockNumber: 12, amount: 20n }),
+    ];
+    const entries = [
+      entry({ id: "c1", txHash: tx(1), position: "tx" }),
+      entry({ id: "c2", txHash: tx(2), position: "tx" }),
+      entry({ id: "c3", txHash: tx(3), position: "tx" }),
+      // the final hold of c3, posted (inherits the credit's reference)
+      entry({
+        id: "h3",
+        kind: "reorg_hold",
+        debit: "user:alice",
+        credit: "custody:deposits",
+        txHash: tx(3),
+        position: "tx",
+      }),
+      entry({ id: "c3b", txHash: tx(3), position: "tx", amount: 20n }),
+    ];
+    const reorgHolds = new Map<string, "held" | "final">([
+      ["c1", "held"],
+      ["c2", "held"],
+      ["c3", "final"],
+    ]);
+    const r = matchFactsToEntries({ facts, entries, custody, reorgHolds });
+    expect(r.breaks).toEqual([]);
+    expect(r.matched).toBe(2);
+    expect(r.matchedEntry[2]).toBe(1); // c2 claims the re-mined copy
+    expect(r.matchedEntry[4]).toBe(4); // the replacement's own credit, not the final c3
+    // Without the holds the same history is broken.
+    const bare = matchFactsToEntries({ facts, entries, custody });
+    expect(bare.breaks.map((b) => b.type).sort()).toEqual(["double_credit", "orphaned_credit"]);
+  });
 });
 
 describe("matchFactsToEntries at scale", () => {

@@ -123,6 +123,35 @@ describe("reports", () => {
     expect(html).toContain("double_credit");
   });
 
+  it("lists reorg holds after the breaks (CSV rows of type reorg_hold, an HTML section) without making the run unclean", () => {
+    const hold = (state: "held" | "final", shortfall: string) => ({
+      creditId: `c-${state}`,
+      owner: state === "held" ? "alice" : "bob",
+      assetId: ETH,
+      txHash: `0x${state}`,
+      position: "tx",
+      toAddress: `0x${"d".repeat(40)}`,
+      amount: "150",
+      state,
+      holdAmount: (150n - BigInt(shortfall)).toString(),
+      shortfallAmount: shortfall,
+      orphanedBlock: 118,
+      updatedAt: "2026-01-01T00:00:00.000Z",
+    });
+    const r = buildReport(stored({ holds: [hold("held", "0"), hold("final", "140")] }));
+    expect(r.clean).toBe(true);
+    expect(r.verdict).toMatch(/^No breaks.* 2 reorg holds \(1 open, 1 posted at finality\)\.$/);
+    const csv = reportCsv(r).trim().split("\r\n");
+    expect(csv).toHaveLength(3);
+    expect(csv[1]).toMatch(
+      /^"7","","reorg_hold","[^"]+","0xheld:tx","","0","150","0","","c-held","[^"]*150 held from user:alice; voided if it confirms again/,
+    );
+    expect(csv[2]).toContain("140 on receivable:reorg:bob (withdrawals blocked)");
+    const html = reportHtml(r);
+    expect(html).toMatch(/<h2>Reorg holds<\/h2>\s*<table>.*0xheld:tx.*0xfinal:tx.*<\/table>/s);
+    expect(reportHtml(buildReport(stored()))).toContain("No reorg holds.");
+  });
+
   it("reports a failed run as failed, not clean", () => {
     const r = buildReport(stored({ status: "failed", error: "rpc down" }));
     expect(r.clean).toBe(false);
