@@ -155,7 +155,10 @@ describe("deposit crediting", () => {
     expect((await crediting.sweep()).credited).toBe(1);
     const before = await balance("alice");
     await setStatus(tx, "0xc1", "orphaned", true);
-    expect(await crediting.sweep()).toEqual({ credited: 0, held: 1, restored: 0, finalized: 0 });
+    // Concurrent sweeps (doorbell + timer) place one hold.
+    const runs = await Promise.all([crediting.sweep(), crediting.sweep(), crediting.sweep()]);
+    expect(runs.reduce((n, r) => n + r.held, 0)).toBe(1);
+    expect(runs.reduce((n, r) => n + r.credited + r.restored + r.finalized, 0)).toBe(0);
     expect(await crediting.sweep()).toEqual({ credited: 0, held: 0, restored: 0, finalized: 0 });
     const held = await balance("alice");
     expect(held.creditsPosted).toBe(before.creditsPosted); // nothing clawed back yet …
