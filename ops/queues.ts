@@ -100,26 +100,29 @@ export function createQueueFactory({
     let q = queues.get(name);
     if (!q) {
       q = new Queue(name, { connection: producerConnection(), prefix, defaultJobOptions });
-      q.on("error", (err) => log?.warn({ msg: "queue error", queue: name, err }));
+      q.on("error", (err) => warnThrottled("queue error", name, { err }));
       queues.set(name, q);
     }
     return q as unknown as Queue<T>;
   }
 
-  function ringFailed(name: string, jobs: number, error: unknown) {
-    rings?.inc({ queue: name, result: "failed" });
+  /** One warning per (what, queue) per WARN_EVERY_MS; an outage would otherwise log every retry. */
+  function warnThrottled(what: string, name: string, fields: Record<string, unknown>) {
+    const key = `${what}\u0000${name}`;
     const now = Date.now();
-    const last = lastWarn.get(name);
+    const last = lastWarn.get(key);
     if (last && now - last.at < WARN_EVERY_MS) {
       last.suppressed++;
       return;
     }
-    lastWarn.set(name, { at: now, suppressed: 0 });
-    log?.warn({
-      msg: "doorbell not rung; the periodic pass will pick the work up",
-      queue: name,
+    lastWarn.set(key, { at: now, suppressed: 0 });
+    log?.warn({ msg: what, queue: name, suppressed_since_last: last?.suppressed ?? 0, ...fields });
+  }
+
+  function ringFailed(name: string, jobs: number, error: unknown) {
+    rings?.inc({ queue: name, result: "failed" });
+    warnThrottled("doorbell not rung; the periodic pass will pick the work up", name, {
       jobs,
-      suppressed_since_last: last?.suppressed ?? 0,
       err: error,
     });
   }
@@ -174,7 +177,7 @@ export function createQueueFactory({
       connection.on("error", () => {});
       connections.push(connection);
       const w = new Worker(name, processor, { concurrency: 4, ...options, connection, prefix });
-      w.on("error", (err) => log?.warn({ msg: "worker error", queue: name, err }));
+      w.on("error", (err) => warnThrottled("worker error", name, { err }));
       w.on("failed", (job, err) =>
         log?.warn({
           msg: "job failed",

@@ -14,6 +14,7 @@ import {
 } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { createApiKey } from "../../api/apiKeys.js";
+import { getTxOutcomes } from "../../signer/index.js";
 import type { ChainConfig } from "../config.js";
 import type { Pool } from "../db.js";
 
@@ -202,18 +203,13 @@ export async function runScenario({
       async () => {
         const got = await api(backend, "GET", `/v1/withdrawals/${String(w.id)}`);
         if (got.status === "failed") throw new Error(`withdrawal failed: ${JSON.stringify(got)}`);
-        return got.status === "confirmed" ? got : undefined;
+        // Confirmed, or already final if the chain moved on between two polls.
+        return got.status === "confirmed" || got.status === "finalized" ? got : undefined;
       },
-      async () => {
-        const { rows } = await pool.query(
-          "SELECT status, tx_hash, error_code, error_message FROM custody.tx_requests WHERE ref_id = $1",
-          [String(w.id)],
-        );
-        return {
-          withdrawal: await api(backend, "GET", `/v1/withdrawals/${String(w.id)}`),
-          signer: rows,
-        };
-      },
+      async () => ({
+        withdrawal: await api(backend, "GET", `/v1/withdrawals/${String(w.id)}`),
+        signer: await getTxOutcomes(pool, { requestIds: [`withdrawal:${String(w.id)}`] }),
+      }),
     );
     say(
       `withdrawal ${String(w.id).slice(0, 8)}… confirmed in tx ${String(done[name]!.txHash).slice(0, 10)}…, gas ${done[name]!.fee} wei`,

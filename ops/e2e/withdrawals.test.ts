@@ -120,11 +120,27 @@ describe("withdrawals end to end", () => {
       timeoutMs: 90_000,
     });
 
-    expect(result.withdrawals.small).toMatchObject({ status: "confirmed", requiredApprovals: 0 });
-    expect(result.withdrawals.approved).toMatchObject({
-      status: "confirmed",
-      requiredApprovals: 2,
-    });
+    expect(["confirmed", "finalized"]).toContain(result.withdrawals.small.status);
+    expect(result.withdrawals.small).toMatchObject({ requiredApprovals: 0 });
+    expect(["confirmed", "finalized"]).toContain(result.withdrawals.approved.status);
+    expect(result.withdrawals.approved).toMatchObject({ requiredApprovals: 2 });
+    // Followed to the chain's finality rule: both end `finalized` (terminal) as blocks are mined.
+    const statusOf = async (id: unknown) =>
+      (
+        await ctx.db.pool.query<{ status: string }>(
+          "SELECT status FROM api.withdrawals WHERE id = $1",
+          [id],
+        )
+      ).rows[0]?.status;
+    for (const w of [result.withdrawals.small, result.withdrawals.approved]) {
+      const deadline = Date.now() + 60_000;
+      while ((await statusOf(w.id)) !== "finalized") {
+        if (Date.now() > deadline)
+          throw new Error(`withdrawal ${String(w.id)} not finalized: ${await statusOf(w.id)}`);
+        await rpc("evm_mine");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
     expect((result.withdrawals.approved.approvals as unknown[]).length).toBe(2);
     expect(result.withdrawals.rejected).toMatchObject({ status: "rejected" });
     // the chain: exactly the two confirmed withdrawals left the custody
@@ -160,6 +176,7 @@ describe("withdrawals end to end", () => {
       "withdrawal.signing",
       "withdrawal.broadcast",
       "withdrawal.confirmed",
+      "withdrawal.finalized",
     ]);
     expect(EXTERNAL).toMatch(/^0x/);
 
@@ -209,6 +226,7 @@ describe("withdrawals end to end", () => {
     });
     expect(w).toMatchObject({ status: "signing" });
     let final: Record<string, unknown> = w;
+    // A reverted tx stays `broadcast` until its block is final; then it fails (gas booked).
     for (let i = 0; i < 200 && final.status !== "failed" && final.status !== "confirmed"; i++) {
       await rpc("evm_mine");
       await new Promise((r) => setTimeout(r, 200));
@@ -241,6 +259,7 @@ describe("withdrawals end to end", () => {
       "withdrawal.approved",
       "withdrawal.broadcast",
       "withdrawal.confirmed",
+      "withdrawal.finalized",
       "withdrawal.rejected",
       "withdrawal.failed",
     ];
