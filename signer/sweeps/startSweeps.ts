@@ -7,7 +7,7 @@
  * finds the open sweep.
  */
 import { randomUUID } from "node:crypto";
-import { type Address, encodeFunctionData, getAddress, zeroAddress } from "viem";
+import { type Address, encodeFunctionData, getAddress, type Hex, zeroAddress } from "viem";
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { Common } from "../../ops/common.js";
@@ -39,7 +39,7 @@ export async function startSweeps({
   common: Common;
   pool: Pool;
   chain: ChainConfig;
-  adapter: Pick<EvmAdapter, "getNativeBalance" | "getTokenBalances">;
+  adapter: Pick<EvmAdapter, "rpc" | "getTokenBalances">;
   /** Back-off for addresses of a failed sweep (default ten sweep intervals). */
   failedRetryAfterMs?: number;
   /** Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals). */
@@ -125,7 +125,7 @@ export async function startSweeps({
 
 /** What each candidate (address, asset) holds at the head, keyed by balanceKey. */
 async function onChainBalances(
-  adapter: Pick<EvmAdapter, "getNativeBalance" | "getTokenBalances">,
+  adapter: Pick<EvmAdapter, "rpc" | "getTokenBalances">,
   candidates: readonly SweepCandidate[],
 ): Promise<Map<string, bigint>> {
   const byAsset = new Map<string, string[]>();
@@ -134,7 +134,11 @@ async function onChainBalances(
   for (const [asset, holders] of byAsset) {
     const balances =
       asset === zeroAddress
-        ? await Promise.all(holders.map((h) => adapter.getNativeBalance(h as Address)))
+        ? (
+            await adapter.rpc.batch<Hex>(
+              holders.map((h) => ({ method: "eth_getBalance", params: [h, "latest"] })),
+            )
+          ).map((b) => BigInt(b))
         : await adapter.getTokenBalances({
             token: asset as Address,
             holders: holders as Address[],
