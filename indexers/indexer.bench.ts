@@ -2,6 +2,8 @@
  * Indexer backfill benchmark: a local anvil seeded with ERC-20 Transfer logs (a test token's
  * `spray` emits thousands per transaction), 100,000 watched addresses, a fresh Postgres database;
  * the ingestor backfills from block 0 to the head. Prints logs/s, facts/s, blocks/s, RPC calls.
+ * Then it follows the head (anvil mining a block a second, each with one listed-token Transfer to a
+ * watched address) and prints the RPC calls per block: polling, new heads over WS, and traces on.
  */
 import type { Hex } from "viem";
 import { createEvmAdapter } from "../chains/index.js";
@@ -12,6 +14,7 @@ import { startAnvil } from "../ops/devstack/anvil.js";
 import { createTestDatabase } from "../ops/testing/database.js";
 import { createIngestor } from "./createIngestor.js";
 import { anvilRpc, call, deploy, sendTx, syncToHead } from "./testing/chain.js";
+import { measureRealtime } from "./testing/realtime.js";
 
 const LOGS_PER_TX = 2_000;
 const TXS_PER_BLOCK = 2;
@@ -22,9 +25,13 @@ const WATCHED = 100_000;
 const RECIPIENTS = 150_000;
 const BASE = 0x1000000000n;
 const TOTAL_LOGS = LOGS_PER_TX * TXS_PER_BLOCK * BLOCKS;
+const REALTIME_BLOCKS = 20;
 
 console.log(
   `workload: backfill of ${BLOCKS} blocks holding ${TOTAL_LOGS} ERC-20 Transfer logs (${LOGS_PER_TX * TXS_PER_BLOCK} per block) of one listed token, ${WATCHED} watched addresses (${Math.round((WATCHED / RECIPIENTS) * 100)}% of logs are facts), traces on, batches of 10 blocks, 3 ranges fetched ahead, anvil + Postgres on this machine`,
+);
+console.log(
+  `then: following the head for ${REALTIME_BLOCKS} blocks (1 s interval mining, one Transfer of the listed token to a watched address per block), default poll interval, calls counted from the first block stored`,
 );
 console.log(machineLine());
 
@@ -122,6 +129,31 @@ try {
   figure("blocks", (Number(head) + 1) / seconds, "blocks/s", 1);
   figure("RPC calls", calls, "calls");
   figure("RPC calls per block", calls / (Number(head) + 1), "calls/block", 2);
+
+  const realtime = (over: Partial<typeof chain>) =>
+    measureRealtime({
+      common,
+      pool: db.pool,
+      chain: { ...chain, blockTimeMs: 1000, ...over },
+      from,
+      token,
+      to: addresses[0] as Hex,
+      blocks: REALTIME_BLOCKS,
+    });
+  figure("realtime", (await realtime({ traces: false })).callsPerBlock, "rpc calls/block", 2);
+  figure(
+    "realtime over WS newHeads",
+    (await realtime({ traces: false, wsUrl: anvil.rpcUrl.replace("http://", "ws://") }))
+      .callsPerBlock,
+    "rpc calls/block",
+    2,
+  );
+  figure(
+    "realtime with traces on (+ trace_block per block)",
+    (await realtime({ traces: true })).callsPerBlock,
+    "rpc calls/block",
+    2,
+  );
 } finally {
   await db.drop();
   await anvil.stop();
