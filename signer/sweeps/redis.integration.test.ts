@@ -139,7 +139,8 @@ describe("sweeps without Redis state", () => {
 
   it("(b) with Redis unreachable the worker still plans and books sweeps from Postgres", async () => {
     // A port nothing listens on: every Redis command of this worker would fail or wait forever.
-    const closed = createRedis(`redis://127.0.0.1:${await freePort()}`, { lazyConnect: true });
+    // It keeps trying to connect (and failing) all along, as the real connection does in an outage.
+    const closed = createRedis(`redis://127.0.0.1:${await freePort()}`);
     const deadQueues = createQueueFactory({ redis: closed, prefix: s.ctx.redis.prefix });
     try {
       role = await sweepsRole.start(roleContext(closed, deadQueues));
