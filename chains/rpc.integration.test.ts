@@ -1,0 +1,88 @@
+/**
+ * Per-endpoint head tracking against a real anvil behind the lying-chain proxy: a lagging endpoint
+ * is not asked for blocks it lacks (not even first in priority), one answering null for a block is
+ * marked behind and the read moves on, eth_getLogs never goes to an endpoint below the range's end
+ * (it would answer "no logs"), and with no endpoint at the block the read fails with
+ * NoHealthyEndpointError instead of returning nothing.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { anvilRpc, call, deploy, type Rpc, sendAndMine } from "../indexers/testing/chain.js";
+import type { ChainConfig } from "../ops/config.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createEvmAdapter, NoHealthyEndpointError } from "./index.js";
+import { type FaultyProxy, startFaultyProxy } from "./testing/faultyProxy.js";
+
+let ctx: TestContext;
+let rpc: Rpc;
+let lagging: FaultyProxy;
+let good: FaultyProxy;
+let chain: ChainConfig;
+let token: Hex;
+let head: bigint;
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: 31337 }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  lagging = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
+  good = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
+  lagging.setLag(5);
+  const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
+  for (let i = 1n; i <= 10n; i++)
+    await sendAndMine(rpc, {
+      from,
+      to: token,
+      data: call("TestToken", "transfer", [`0x${"11".repeat(20)}`, i]),
+    });
+  head = BigInt(await rpc<Hex>("eth_blockNumber"));
+  chain = { ...ctx.config.chains[0]!, rpcUrls: [lagging.url, good.url] };
+});
+
+afterAll(async () => {
+  await lagging?.close();
+  await good?.close();
+  await ctx?.cleanup();
+});
+
+it("tracks each endpoint's head and skips the lagging one for blocks it lacks", async () => {
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  expect(await adapter.getHead()).toBe(head - 5n); // the first endpoint's answer
+  const before = { lagging: lagging.requests(), good: good.requests() };
+  const [block] = await adapter.getBlocks([head]);
+  expect(BigInt(block!.number)).toBe(head);
+  expect(lagging.requests()).toBe(before.lagging); // not asked at all
+  expect(good.requests()).toBe(before.good + 1);
+  // It still serves what it has, in priority order.
+  const [old] = await adapter.getBlocks([head - 5n]);
+  expect(BigInt(old!.number)).toBe(head - 5n);
+  expect(lagging.requests()).toBe(before.lagging + 1);
+  expect(adapter.rpc.heads().map((h) => h.head)).toEqual([head - 5n, null]);
+});
+
+it("an endpoint answering null for a block is marked behind and the read moves on", async () => {
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  // Head unknown: a block read just tries it (the null answer is detectable).
+  const [block] = await adapter.getBlocks([head]);
+  expect(BigInt(block!.number)).toBe(head);
+  expect(adapter.rpc.heads()[0]!.head).toBe(head - 1n);
+});
+
+it("eth_getLogs asks an endpoint of unknown head its head first, never reading a range it lacks", async () => {
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  const logs = await adapter.getTransferLogs({ fromBlock: 0n, toBlock: head, tokens: [token] });
+  const direct = await rpc<unknown[]>("eth_getLogs", [
+    { fromBlock: "0x0", toBlock: `0x${head.toString(16)}`, address: token },
+  ]);
+  expect(logs.length).toBe(direct.length);
+  expect(logs.length).toBe(11); // the mint and 10 transfers
+  expect(adapter.rpc.heads()[0]!.head).toBe(head - 5n);
+});
+
+it("with no endpoint at the block, the read fails with NoHealthyEndpointError", async () => {
+  const adapter = createEvmAdapter({ ...chain, rpcUrls: [lagging.url] }, { common: ctx.common });
+  await adapter.getHead();
+  const error = await adapter.getBlocks([head]).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(NoHealthyEndpointError);
+  expect((error as NoHealthyEndpointError).code).toBe("CHAIN_NO_HEALTHY_ENDPOINT");
+});
