@@ -17,15 +17,17 @@
  *  - reconciliation: a full run at the final block reports exactly the injected breaks.
  */
 import type { Hex } from "viem";
-import { createEvmAdapter } from "../../chains/index.js";
+import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { injectReorg, type MinedTx } from "../../chains/testing/lyingChain/reorg.js";
-import * as indexers from "../../indexers/index.js";
 import { readFinalized, readHalts } from "../../indexers/index.js";
+// Not exported from indexers/index.ts (yet): the CLI's resume, called as the operator would.
+import { resumeChain } from "../../indexers/resume.js";
 import { anvilRpc, call, deploy, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { assetIdOf, createLedger, startCreditingWorker, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import type { ChainConfig } from "../config.js";
+import type { Pool } from "../db.js";
 import { createSimWorld, parseChain, type SimRun } from "./harness.js";
 import { childIngestor, type IngestorHost, inProcessIngestor } from "./ingestorHost.js";
 import { createRandom, type Random } from "./random.js";
@@ -62,20 +64,21 @@ function depositAddress(customer: number, index: number): Hex {
   return `0x5e${customer.toString(16).padStart(2, "0")}${index.toString(16).padStart(2, "0")}${"0".repeat(33)}1` as Hex;
 }
 
-/** An operator's resume of a halted chain accepting the reorg, if the indexers module offers one. */
+/** The operator's `custody-node chains resume <chain> --accept-reorg`, through its function. */
 async function resumeAcceptingReorg(
-  pool: import("../db.js").Pool,
+  pool: Pool,
   chain: ChainConfig,
+  adapter: EvmAdapter,
 ): Promise<string | null> {
-  const resume = (indexers as Record<string, unknown>).resumeChain;
-  if (typeof resume !== "function")
-    return "indexers/index.ts exports no resumeChain(pool, chainId, { acceptReorg, by, reason }): a halted seed cannot finish";
-  await (resume as (...args: unknown[]) => Promise<unknown>)(pool, chain.chainId, {
-    acceptReorg: true,
+  const result = await resumeChain({
+    pool,
+    adapter,
+    chain,
     by: "sim",
     reason: "simulated deep reorg accepted by the operator",
+    acceptReorg: true,
   });
-  return null;
+  return result.kind === "resumed" ? null : `resumeChain answered ${result.kind}`;
 }
 
 export async function runDeposits(
@@ -476,7 +479,11 @@ export async function runDeposits(
       const open = await readHalts(pool, { chainId: CHAIN_ID });
       if (open.length > 0) {
         if (!expectHalt) break;
-        const problem = await resumeAcceptingReorg(pool, chain);
+        const problem = await resumeAcceptingReorg(
+          pool,
+          chain,
+          createEvmAdapter(chain, { common: world.common }, { timeoutMs: RPC_TIMEOUT_MS }),
+        );
         if (problem) {
           fail("finality", `the chain halted as expected but cannot be resumed: ${problem}`);
           break;
