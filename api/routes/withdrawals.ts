@@ -21,6 +21,7 @@ import {
   getWithdrawal,
   listWithdrawals,
   WITHDRAWAL_STATUSES,
+  type WithdrawalStatus,
   withdrawalOut,
 } from "../withdrawals/store.js";
 import { AuditOut, auditOut } from "./audit.js";
@@ -36,7 +37,12 @@ export const WithdrawalOut = Type.Object({
   asset: Type.String(),
   to: Type.String(),
   amount: Type.String(),
-  status: Type.String({ description: WITHDRAWAL_STATUSES.join(" | ") }),
+  status: Type.Unsafe<WithdrawalStatus>({
+    type: "string",
+    enum: [...WITHDRAWAL_STATUSES],
+    description:
+      "confirmed: the confirmation rule is met (hold posted), still followed; finalized: final (terminal); a reorg takes confirmed back to broadcast; receipt_unknown / needs_review: the hold stays until the chain or an operator (`custody-node withdrawals fail`) decides",
+  }),
   requiredApprovals: Type.Integer(),
   approvals: Type.Array(
     Type.Object({

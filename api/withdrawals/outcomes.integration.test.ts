@@ -291,6 +291,22 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await get(id)).status).toBe("failed");
   }, 60_000);
 
+  it("the OpenAPI document lists every withdrawal status", async () => {
+    const doc = (await t.app.inject({ method: "GET", url: "/docs/json" })).json();
+    const schema =
+      doc.paths["/v1/withdrawals/{id}"].get.responses["200"].content["application/json"].schema;
+    expect(schema.properties.status.enum).toEqual(
+      expect.arrayContaining([
+        "confirmed",
+        "finalized",
+        "receipt_unknown",
+        "needs_review",
+        "broadcast",
+        "failed",
+      ]),
+    );
+  });
+
   it("a receipt found after receipt_unknown confirms and posts", async () => {
     const id = await withdraw("carol", ETH);
     await signerRecords(id, { status: "receipt_unknown", txHash: TX_B });
