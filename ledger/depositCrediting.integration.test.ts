@@ -4,8 +4,12 @@
  * is in depositCrediting.anvil.integration.test.ts): credit once, reorg holds, void on re-confirm,
  * post at finality, shortfall to the receivable with withdrawals blocked.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { spawnCli } from "../ops/testing/process.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import {
   createDepositCrediting,
@@ -345,6 +349,53 @@ describe("deposit crediting", () => {
     ).toBe(140n);
     expect(await isWithdrawalBlocked(ctx.db.pool, "erin")).toBe(true);
     expect((await ledger.check()).problems).toEqual([]);
+
+    // The operator lists and clears the block (who and why are kept).
+    const dir = mkdtempSync(path.join(tmpdir(), "withdrawal-blocks-"));
+    try {
+      const configPath = path.join(dir, "config.json");
+      const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } =
+        ctx.config.chains[0]!;
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          chains: [
+            { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel },
+          ],
+        }),
+      );
+      const env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+      const cli = async (args: string[]) => {
+        const p = spawnCli(args, env);
+        return { code: (await p.exited).code, out: p.output() };
+      };
+      const list = await cli(["ledger", "withdrawal-blocks", "list"]);
+      expect(list.code, list.out).toBe(0);
+      expect(list.out).toMatch(/\terin\treorg_shortfall\t/);
+      const clear = await cli([
+        "ledger",
+        "withdrawal-blocks",
+        "clear",
+        "erin",
+        "--by",
+        "ops-anna",
+        "--reason",
+        "repaid 140",
+      ]);
+      expect(clear.code, clear.out).toBe(0);
+      expect(clear.out).toContain("cleared 1 block(s) of erin");
+      expect(await isWithdrawalBlocked(ctx.db.pool, "erin")).toBe(false);
+      const audit = await ctx.db.pool.query(
+        "SELECT cleared_by, clear_reason FROM ledger.withdrawal_blocks WHERE customer_id = 'erin'",
+      );
+      expect(audit.rows).toEqual([{ cleared_by: "ops-anna", clear_reason: "repaid 140" }]);
+      expect(
+        (await cli(["ledger", "withdrawal-blocks", "clear", "erin", "--by", "x", "--reason", "y"]))
+          .code,
+      ).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("lifts the block when the spent deposit confirms again", async () => {
