@@ -180,9 +180,21 @@ describe("scopes", () => {
             ...(method === "post" ? { payload: {} } : {}),
           });
           const allowed = scope === "admin" || accepted.includes(scope);
+          // Let through = the route itself answered (2xx, or a 4xx about the request such as 404
+          // for the made-up id); a 5xx or a 429 is not "let through", it is a failure.
           const got =
-            res.statusCode === 403 ? "refused" : res.statusCode === 401 ? "unauth" : "passed";
-          if (got === "unauth" || (allowed ? got !== "passed" : got !== "refused"))
+            res.statusCode === 403
+              ? "refused"
+              : res.statusCode === 401
+                ? "unauth"
+                : res.statusCode >= 500 || res.statusCode === 429
+                  ? "broken"
+                  : "passed";
+          if (
+            got === "unauth" ||
+            got === "broken" ||
+            (allowed ? got !== "passed" : got !== "refused")
+          )
             problems.push(
               `${method} ${path} with ${scope}: ${res.statusCode} ${res.body.slice(0, 120)}`,
             );

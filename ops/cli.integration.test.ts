@@ -4,8 +4,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultConfigPath } from "./config.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
-import { freePort, spawnCli, waitForHttp } from "./testing/process.js";
+import { spawnCli } from "./testing/process.js";
 import { createTestRedis, type TestRedis } from "./testing/redis.js";
+import { waitFor, within } from "./testing/wait.js";
 
 describe("custody-node CLI", () => {
   let db: TestDatabase;
@@ -33,7 +34,7 @@ describe("custody-node CLI", () => {
       PORT: "not-a-port",
       DATABASE_URL: db.url,
     });
-    const { code } = await cli.exited;
+    const { code } = await within("start to refuse the config", cli.exited, 60_000);
     expect(code).not.toBe(0);
     const out = cli.output();
     for (const field of [
@@ -53,35 +54,53 @@ describe("custody-node CLI", () => {
   it("migrate run twice, and twice at once, succeeds", async () => {
     const env = { DATABASE_URL: db.url, CUSTODY_CONFIG: defaultConfigPath };
     const runs = [spawnCli(["migrate"], env), spawnCli(["migrate"], env)];
-    const codes = await Promise.all(runs.map((r) => r.exited));
+    const codes = await within("both migrate runs", Promise.all(runs.map((r) => r.exited)), 90_000);
     expect(codes.map((c) => c.code)).toEqual([0, 0]);
     const again = spawnCli(["migrate"], env);
-    expect((await again.exited).code).toBe(0);
+    expect((await within("the third migrate run", again.exited, 60_000)).code).toBe(0);
     expect(again.output()).toContain("schema up to date");
   });
 
-  it("start with the example config serves /healthz and /metrics and exits 0 within 10 s of SIGTERM", async () => {
-    const port = await freePort();
+  it("start with the example config serves /healthz and /metrics and stops cleanly on SIGTERM", async () => {
+    const shutdownTimeoutS = 8; // the default, stated: past it the process exits 1 on its own
     const cli = spawnCli(["start", "--migrate"], {
       CUSTODY_CONFIG: defaultConfigPath,
       DATABASE_URL: db.url,
       REDIS_URL: redis.url,
       REDIS_PREFIX: redis.prefix,
-      PORT: String(port),
+      // Port 0: the server binds a free port and logs its URL (no probe-then-bind race).
+      PORT: "0",
+      LOG_LEVEL: "info",
+      SHUTDOWN_TIMEOUT_S: String(shutdownTimeoutS),
     });
     try {
-      const health = await waitForHttp(`http://127.0.0.1:${port}/healthz`, 30_000);
+      const url = await waitFor(
+        "the service to log its URL",
+        () => {
+          const line = cli
+            .output()
+            .split("\n")
+            .find((l) => l.includes('"custody-node started"'));
+          return line ? (JSON.parse(line) as { url: string }).url : undefined;
+        },
+        { timeoutMs: 90_000 },
+      );
+      const health = await fetch(`${url}/healthz`);
       expect(health.status).toBe(200);
       expect(await health.json()).toEqual({ status: "ok" });
-      const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+      const metrics = await fetch(`${url}/metrics`);
       expect(metrics.status).toBe(200);
       expect(await metrics.text()).toContain("process_cpu_user_seconds_total");
     } finally {
-      const sentAt = Date.now();
       cli.child.kill("SIGTERM");
-      const { code } = await cli.exited;
-      expect(code).toBe(0);
-      expect(Date.now() - sentAt).toBeLessThan(10_000);
+      // Exit 0 means a clean stop, before the forced exit (code 1) at the shutdown timeout; the
+      // test waits well past that timeout so a slow machine cannot turn a clean stop into a fail.
+      const { code, signal } = await within(
+        "the service to exit after SIGTERM",
+        cli.exited,
+        (shutdownTimeoutS + 30) * 1000,
+      );
+      expect({ code, signal }, cli.output().slice(-2000)).toEqual({ code: 0, signal: null });
     }
-  });
+  }, 180_000);
 });

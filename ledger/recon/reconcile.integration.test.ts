@@ -27,6 +27,7 @@ import { createHealth } from "../../ops/health.js";
 import { roleRegistry } from "../../ops/roles.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { spawnCli } from "../../ops/testing/process.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
 import { transferId } from "../transferId.js";
@@ -437,13 +438,20 @@ describe("reconciliation on anvil", () => {
       chains: [{ ...chain, blockTimeMs: 30_000 }],
       httpPlugins: [],
     });
-    let last = await newest();
-    for (let i = 0; i < 100 && (Number(last.id) === before || last.status === "running"); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      last = await newest();
+    let last: { id: string; status: string };
+    try {
+      // A run takes seconds idle and much longer on a loaded machine: wait for it to finish.
+      last = await waitFor(
+        "the reconciler role to finish a run",
+        async () => {
+          const run = await newest();
+          return Number(run.id) > before && run.status !== "running" ? run : undefined;
+        },
+        { timeoutMs: 90_000, everyMs: 100 },
+      );
+    } finally {
+      await handle.stop();
     }
-    await handle.stop();
-    expect(Number(last.id)).toBeGreaterThan(before);
     expect(last.status).toBe("completed");
     const { rows } = await ctx.db.pool.query<{ block_number: string; final: number }>(
       "SELECT block_number, (inputs->>'final_block')::int AS final FROM recon.runs WHERE id = $1",

@@ -9,6 +9,7 @@ import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import { depositAddressOf, depositSalt, forwarderFactory } from "../../chains/contracts/index.js";
 import { WATCHED_CHANNEL } from "../../indexers/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { allocateDepositAddress, getDepositAddress } from "./allocateDepositAddress.js";
 
 const HOT_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -39,14 +40,15 @@ async function deploy() {
 
 describe("deposit address allocation", () => {
   it("refuses to allocate before a factory is deployed, and changes nothing", async () => {
+    // Chain 31338 never gets a factory in this file, whatever order the tests run in.
     await expect(
       allocateDepositAddress(
         { common: ctx.common, pool: ctx.db.pool },
-        { chainId: 31337, customerId: "alice" },
+        { chainId: 31338, customerId: "alice" },
       ),
     ).rejects.toMatchObject({ code: "DEPOSIT_FACTORY_NOT_DEPLOYED" });
     const { rows } = await ctx.db.pool.query(
-      "SELECT count(*)::int AS n FROM chain.custody_addresses",
+      "SELECT count(*)::int AS n FROM chain.custody_addresses WHERE chain_id = 31338",
     );
     expect(rows[0].n).toBe(0);
   });
@@ -111,8 +113,12 @@ describe("deposit address allocation", () => {
         { address: raced[0]!.address.toLowerCase(), kind: "deposit", owner: "bob" },
       ]);
       expect((await getDepositAddress(ctx.db.pool, 31337, "bob"))?.address).toBe(raced[0]!.address);
-      await new Promise((r) => setTimeout(r, 50));
-      expect(notifications.filter((p) => p === "31337")).toHaveLength(2);
+      // Postgres delivers notifications in commit order: once a marker sent after every
+      // allocation has arrived, all of theirs have too (no sleep, no race with delivery).
+      await ctx.db.pool.query("SELECT pg_notify($1, 'marker')", [WATCHED_CHANNEL]);
+      await waitFor("the marker notification", async () => notifications.includes("marker"));
+      // One per created address (alice, bob); none for the idempotent repeats.
+      expect(notifications.slice(0, notifications.indexOf("marker"))).toEqual(["31337", "31337"]);
     } finally {
       listener.release();
     }
