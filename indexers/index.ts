@@ -1,8 +1,11 @@
 /**
  * indexers: one ingestor per chain (run by the `indexer` role) that stores block headers and
  * custody-relevant chain facts (native, ERC-20, internal and fee) into the `chain` schema, tracks
- * confirmations (`seen` → `confirmed` | `orphaned`), handles reorgs at any depth (recorded in
- * chain.reorgs), and rings the `chain-facts` doorbell. It never credits balances: the ledger does.
+ * confirmations (`seen` → `confirmed` | `orphaned`), handles reorgs above the finalized block
+ * (recorded in chain.reorgs), halts a chain whose reorg would reach a final block (chain.halts,
+ * `custody-node chains halted|resume`), publishes the finalized block (`readFinalized`), and rings
+ * the `chain-facts` doorbell. It believes an RPC endpoint only for blocks it has reached. It never
+ * credits balances: the ledger does.
  */
 export {
   createIngestor,

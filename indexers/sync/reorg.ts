@@ -8,7 +8,7 @@
  */
 
 import { appendAudit } from "../../api/audit.js";
-import type { EvmAdapter } from "../../chains/index.js";
+import { ChainDataInconsistentError, type EvmAdapter } from "../../chains/index.js";
 import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
 import { type FinalizedBlock, readFinalized } from "../finality.js";
 import { insertHalt } from "../halts.js";
@@ -58,7 +58,8 @@ export async function findCommonAncestor(
     for (let i = 0; i < numbers.length; i++) {
       const n = numbers[i]!;
       const hash = remote[i]?.hash.toLowerCase();
-      if (hash === undefined) throw new Error(`node returned no header ${n} it claims to have`);
+      if (hash === undefined)
+        throw new ChainDataInconsistentError(`node returned no header ${n} it claims to have`);
       const mine = stored.get(n);
       if (mine === hash) return { kind: "ancestor", ancestor: { number: n, hash }, lowest };
       if (floor !== null && n <= floor)
