@@ -207,4 +207,38 @@ describe("unattributed inflows on a chain without traces", () => {
     expect(d.difference).toBe(0n);
     expect((await ledger.check()).problems).toEqual([]);
   });
+
+  it("the rotation reaches an address with no activity, one slice per run, and keeps an open break in view", async () => {
+    const slow = createReconciler({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      adapterFor: () => createEvmAdapter(chain, { common: ctx.common }),
+      inflowRotation: 1,
+    });
+    await slow.run({ chain }); // settle the cursor after the earlier runs
+    await sendAndMine(rpc, {
+      from: sender,
+      to: forwarder,
+      value: 2n * E17,
+      data: call("Forwarder", "forward", [D_FAY]),
+    });
+    await settle();
+    const checked = async (s: RunSummary) =>
+      (
+        await ctx.db.pool.query<{ n: number }>(
+          "SELECT (inputs->>'inflow_addresses_checked')::int AS n FROM recon.runs WHERE id = $1",
+          [s.runId],
+        )
+      ).rows[0]!.n;
+    const has = (r: RunSummary) =>
+      inflowBreaks(r).some((b) => b.key === `inflow:${D_FAY}` && b.difference === -2n * E17);
+    const r1 = await slow.run({ chain });
+    expect(await checked(r1)).toBe(1); // a slice of one, not everything
+    const r2 = await slow.run({ chain });
+    // Two deposit addresses, one per run: found within two runs, and kept once found.
+    expect([has(r1), has(r2)]).toEqual(has(r1) ? [true, true] : [false, true]);
+    // Once found, the next runs keep examining it (an open break) whatever their slice.
+    const next = await slow.run({ chain });
+    expect(inflowBreaks(next).map((b) => b.key)).toEqual([`inflow:${D_FAY}`]);
+  });
 });
