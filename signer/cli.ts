@@ -1,6 +1,8 @@
 /**
  * `custody-node keys create|list|address` (hot-wallet keys in KMS or the emulator, by
- * AWS_ENDPOINT_URL_KMS) and `custody-node kms-local` (the emulator, dev/test only).
+ * AWS_ENDPOINT_URL_KMS), `custody-node kms-local` (the emulator, dev/test only) and
+ * `custody-node tx-requests review|fail|retry` (operator decisions the signer never takes alone;
+ * audited with who and why).
  */
 import {
   CreateAliasCommand,
@@ -12,8 +14,28 @@ import {
 import type { Command } from "commander";
 import { getAddress } from "viem";
 import { loadConfig } from "../ops/config.js";
+import { createPool, type Pool } from "../ops/db.js";
 import { DEFAULT_EMULATOR_FILE, startKmsEmulator } from "./kms-emulator/server.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
+import {
+  failTxRequestByOperator,
+  listTxRequestsForReview,
+  type OperatorDecision,
+  retryTxRequestByOperator,
+} from "./operator.js";
+
+async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const pool = createPool(config.env.DATABASE_URL, {
+    max: 1,
+    applicationName: "custody-node signer",
+  });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
 
 function kmsFromConfig() {
   const config = loadConfig();
@@ -118,4 +140,48 @@ export function registerCommands(program: Command): void {
       });
       await emulator.stop();
     });
+
+  const requests = program
+    .command("tx-requests")
+    .description("signer transaction requests waiting for a human: review, fail, retry (audited)");
+
+  requests
+    .command("review")
+    .description("list requests in receipt_unknown or needs_review")
+    .action(async () => {
+      await withPool(async (pool) => {
+        for (const r of await listTxRequestsForReview(pool))
+          console.log(
+            `${r.requestId}\t${r.status}\t${r.reviewReason ?? "-"}\tchain ${r.chainId}\t${r.from}\tnonce ${r.nonce ?? "-"}\t${r.kind} ${r.refId}\tsince ${r.since.toISOString()}`,
+          );
+      });
+    });
+
+  const decision =
+    (
+      verb: string,
+      fn: (pool: Pool, d: OperatorDecision) => Promise<{ from: string; to: string }>,
+    ) =>
+    async (id: string, opts: { by: string; reason: string }) => {
+      await withPool(async (pool) => {
+        const out = await fn(pool, { requestId: id, ...opts });
+        console.log(`${verb} ${id}: ${out.from} -> ${out.to} (by ${opts.by}: ${opts.reason})`);
+      });
+    };
+
+  requests
+    .command("fail <requestId>")
+    .description(
+      "fail a receipt_unknown or needs_review request (its caller may then release the hold)",
+    )
+    .requiredOption("--by <who>", "the operator deciding")
+    .requiredOption("--reason <text>", "why (what was checked on chain)")
+    .action(decision("failed", failTxRequestByOperator));
+
+  requests
+    .command("retry <requestId>")
+    .description("send a needs_review request back to broadcast with a fresh cancel budget")
+    .requiredOption("--by <who>", "the operator deciding")
+    .requiredOption("--reason <text>", "why (what was fixed)")
+    .action(decision("retried", retryTxRequestByOperator));
 }

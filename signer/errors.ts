@@ -73,3 +73,25 @@ export class LeaseLostError extends BaseError {
     });
   }
 }
+
+/** An operator command named a transaction request that does not exist. */
+export class TxRequestNotFoundError extends BaseError {
+  override name = "TxRequestNotFoundError";
+  constructor(id: string) {
+    super(`Transaction request ${id} does not exist`, {
+      code: "SIGNER_REQUEST_NOT_FOUND",
+      meta: { id },
+    });
+  }
+}
+
+/** An operator command does not apply to the request in its current status. */
+export class TxRequestNotReviewableError extends BaseError {
+  override name = "TxRequestNotReviewableError";
+  constructor(id: string, status: string, allowed: readonly string[]) {
+    super(`Transaction request ${id} is ${status}; this command applies to ${allowed.join(", ")}`, {
+      code: "SIGNER_REQUEST_NOT_REVIEWABLE",
+      meta: { id, status, allowed },
+    });
+  }
+}

@@ -14,6 +14,8 @@ export {
   KmsThrottledError,
   LeaseLostError,
   TxRequestConflictError,
+  TxRequestNotFoundError,
+  TxRequestNotReviewableError,
 } from "./errors.js";
 export { bumpFees, estimateFees, type Fees } from "./fees.js";
 export {
@@ -23,6 +25,13 @@ export {
 } from "./kms-emulator/server.js";
 export { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";
 export { classifyNodeError, type NodeErrorClass, RESPONSES } from "./nodeErrors.js";
+export {
+  failTxRequestByOperator,
+  listTxRequestsForReview,
+  type OperatorDecision,
+  type ReviewItem,
+  retryTxRequestByOperator,
+} from "./operator.js";
 export {
   type GetTxOutcomesParameters,
   type GetTxOutcomesReturnType,

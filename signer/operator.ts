@@ -1,0 +1,121 @@
+/**
+ * Operator decisions on transaction requests the signer will not decide alone (DESIGN: "only an
+ * operator fails it"). Each is one guarded UPDATE (it changes nothing if the broadcaster moved the
+ * request meanwhile) plus an audit row in custody.tx_request_events with who and why, in one
+ * transaction, and rings the outcome doorbell through outcome_seq.
+ *
+ * - fail: a `receipt_unknown` or `needs_review` request becomes `failed` (OPERATOR_FAILED). The
+ *   caller (withdrawals) may then release its hold. If the nonce was never used on chain, the
+ *   broadcaster cancels it so later nonces are not stuck.
+ * - retry: a `needs_review` request whose cancel was unsendable (CANCEL_UNSENDABLE) goes back to
+ *   `broadcast`, with a fresh budget of cancel attempts (after fixing the cause: funds, gas, node).
+ */
+import type { Pool, PoolClient } from "../ops/db.js";
+import { withTransaction } from "../ops/db.js";
+import { TxRequestNotFoundError, TxRequestNotReviewableError } from "./errors.js";
+
+export type OperatorDecision = { requestId: string; by: string; reason: string };
+
+const FAILABLE = ["receipt_unknown", "needs_review"] as const;
+
+async function decide(
+  client: PoolClient,
+  d: OperatorDecision,
+  allowed: readonly string[],
+  update: string,
+  event: string,
+  params: unknown[] = [],
+): Promise<{ from: string; to: string }> {
+  if (!d.by.trim()) throw new Error("an operator decision needs who made it (--by)");
+  if (!d.reason.trim()) throw new Error("an operator decision needs a reason (--reason)");
+  const { rows } = await client.query(
+    "SELECT status, review_reason FROM custody.tx_requests WHERE id = $1 FOR UPDATE",
+    [d.requestId],
+  );
+  const row = rows[0];
+  if (!row) throw new TxRequestNotFoundError(d.requestId);
+  if (!allowed.includes(row.status))
+    throw new TxRequestNotReviewableError(d.requestId, row.status, allowed);
+  const upd = await client.query(
+    `${update} WHERE id = $1 AND status = ANY($2::text[]) RETURNING status`,
+    [d.requestId, allowed, ...params],
+  );
+  const to = upd.rows[0].status as string;
+  await client.query(
+    `INSERT INTO custody.tx_request_events (request_id, from_status, to_status, event, actor, reason, details)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      d.requestId,
+      row.status,
+      to,
+      event,
+      `operator:${d.by}`,
+      d.reason,
+      JSON.stringify({ review_reason: row.review_reason }),
+    ],
+  );
+  return { from: row.status, to };
+}
+
+/** Fail a `receipt_unknown` / `needs_review` request (audited). */
+export async function failTxRequestByOperator(pool: Pool, d: OperatorDecision) {
+  return withTransaction(pool, (client) =>
+    decide(
+      client,
+      d,
+      FAILABLE,
+      `UPDATE custody.tx_requests
+          SET status = 'failed', error_code = 'OPERATOR_FAILED', error_message = left($3, 500),
+              outcome_seq = outcome_seq + 1, updated_at = now()`,
+      "operator_failed",
+      [d.reason],
+    ),
+  );
+}
+
+/** Send a `needs_review` request back to `broadcast` with a fresh cancel budget (audited). */
+export async function retryTxRequestByOperator(pool: Pool, d: OperatorDecision) {
+  return withTransaction(pool, (client) =>
+    decide(
+      client,
+      d,
+      ["needs_review"],
+      `UPDATE custody.tx_requests
+          SET status = 'broadcast', review_reason = NULL, outcome_seq = outcome_seq + 1,
+              updated_at = now()`,
+      "operator_retry",
+    ),
+  );
+}
+
+export type ReviewItem = {
+  requestId: string;
+  kind: string;
+  refId: string;
+  chainId: number;
+  from: string;
+  nonce: bigint | null;
+  status: string;
+  reviewReason: string | null;
+  since: Date;
+};
+
+/** Requests waiting for a human or for data: `receipt_unknown` and `needs_review`. */
+export async function listTxRequestsForReview(pool: Pool): Promise<ReviewItem[]> {
+  const { rows } = await pool.query(
+    `SELECT id, kind, ref_id, chain_id, from_address, nonce::text, status, review_reason, outcome_changed_at
+       FROM custody.tx_requests WHERE status IN ('receipt_unknown', 'needs_review')
+      ORDER BY outcome_changed_at`,
+  );
+  return rows.map((r) => ({
+    requestId: r.id,
+    kind: r.kind,
+    refId: r.ref_id,
+    chainId: Number(r.chain_id),
+    from: r.from_address,
+    nonce: r.nonce === null ? null : BigInt(r.nonce),
+    status: r.status,
+    reviewReason: r.review_reason,
+    since: r.outcome_changed_at,
+  }));
+}
