@@ -334,7 +334,7 @@ function orphanedCredits(
       action:
         comp.length > 0
           ? `a reorg removed the fact after it was booked; compensation ${comp.map((c) => c.id).join(", ")} is booked: recover the value or write off the suspense balance`
-          : `a reorg removed the fact after transfer(s) ${claimed.map((c) => c.id).join(", ")} booked it: book a compensating transfer to suspense and review the customer`,
+          : `a reorg removed the fact after transfer(s) ${claimed.map((c) => c.id).join(", ")} booked it and no reorg hold covers it: a deposit credit gets its hold from the next crediting sweep (check the worker runs); any other booking must be reversed by hand`,
     });
   }
   return out;
