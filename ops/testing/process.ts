@@ -6,6 +6,12 @@ import { repoRoot } from "../config.js";
 
 export const cliPath = path.join(repoRoot, "ops", "bin", "custody-node.js");
 
+/**
+ * A port that was free a moment ago. Racy by nature (another process may bind it before the
+ * caller does): tests should instead start servers on port 0 and read the bound port back
+ * (`PORT=0` and the "custody-node started" log's url, `kms-local --port 0`, anvil `port: 0`). Kept
+ * for tools that cannot bind port 0 themselves.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
