@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
 import { spawnCli } from "../../ops/testing/process.js";
+import { getTxOutcomes } from "../../signer/index.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { deployTestFactory } from "../testing/factory.js";
 import { eventIdOf } from "../webhooks/eventId.js";
@@ -285,6 +286,16 @@ describe("withdrawal outcomes from the signer", () => {
       }),
     });
     expect(await eventTypes(id)).toContain("withdrawal.failed");
+    // The signer's own record says the same, with who and why in its audit.
+    const [signerSide] = await getTxOutcomes(t.ctx.db.pool, { requestIds: [`withdrawal:${id}`] });
+    expect(signerSide).toMatchObject({ status: "failed", errorCode: "OPERATOR_FAILED" });
+    // Repeating the command (e.g. after a crash) changes nothing and succeeds.
+    const repeat = spawnCli(["withdrawals", "fail", id, "--by", "ops-dana", "--reason", "repeat"], {
+      DATABASE_URL: t.ctx.db.url,
+      LOG_LEVEL: "silent",
+    });
+    expect((await repeat.exited).code, repeat.output()).toBe(0);
+    expect((await balance("bob")).available).toBe(10n * ETH);
     // Failed is terminal: a later signer record changes nothing.
     await signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 1n, block: 20 });
     await withdrawals.syncOutcomes();
