@@ -4,6 +4,8 @@
  * can only ever book once:
  *   sweep     `sweep:<sweepId>:<address>:<asset>`  debit custody:hot:<hot>, credit custody:deposits
  *   gas       `fee:<chainId>:<txHash>`             debit fees:gas, credit custody:hot:<hot> (native)
+ *   (a sweep re-booked after a reorg appends `:g<n>`, n the signer's reorg count; the reversal of a
+ *   booking appends `:unbook` to the id it reverses)
  *   cold move `cold_move:<moveId>` (hold) → `cold_move:<moveId>:post` | `cold_move:<moveId>:void`
  * Each carries the chain reference of the fact it explains, for reconciliation.
  */
@@ -25,6 +27,26 @@ export function coldAccount(coldAddress: string): string {
   return `custody:cold:${coldAddress.toLowerCase()}`;
 }
 
+/** Booking generation suffix: generation 0 keeps the original ids, a re-booking after a reorg `:g<n>`. */
+const gen = (generation: number | undefined) => (generation ? `:g${generation}` : "");
+
+export function sweepTransferName(args: {
+  sweepId: string;
+  address: string;
+  asset: string;
+  generation?: number | undefined;
+}): string {
+  return `sweep:${args.sweepId}:${args.address.toLowerCase()}:${args.asset.toLowerCase()}${gen(args.generation)}`;
+}
+
+export function gasTransferName(args: {
+  chainId: number;
+  txHash: string;
+  generation?: number | undefined;
+}): string {
+  return `fee:${args.chainId}:${args.txHash.toLowerCase()}${gen(args.generation)}`;
+}
+
 export function sweepTransfer(args: {
   chainId: number;
   sweepId: string;
@@ -33,11 +55,11 @@ export function sweepTransfer(args: {
   asset: string;
   amount: bigint;
   chainRef: ChainRef | undefined;
+  /** The signer's reorg count when booked (0: the original ids). */
+  generation?: number | undefined;
 }): NewTransfer {
   return {
-    id: transferId(
-      `sweep:${args.sweepId}:${args.address.toLowerCase()}:${args.asset.toLowerCase()}`,
-    ),
+    id: transferId(sweepTransferName(args)),
     assetId: assetIdOf(args.chainId, args.asset),
     debit: hotAccount(args.hotWallet),
     credit: "custody:deposits",
@@ -55,10 +77,11 @@ export function gasTransfer(args: {
   hotWallet: string;
   fee: bigint;
   memo: string;
+  generation?: number | undefined;
 }): NewTransfer {
   const txHash = args.txHash.toLowerCase();
   return {
-    id: transferId(`fee:${args.chainId}:${txHash}`),
+    id: transferId(gasTransferName(args)),
     assetId: assetIdOf(args.chainId, zeroAddress),
     debit: "fees:gas",
     credit: hotAccount(args.hotWallet),

@@ -10,6 +10,7 @@ import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
 import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";
+import { followSweeps } from "./followSweeps.js";
 import { type SettledSweep, settleSweeps } from "./settleSweeps.js";
 import { type StartedSweep, startSweeps } from "./startSweeps.js";
 
@@ -54,12 +55,14 @@ export function createSweeper({
   return {
     async settle(chainId) {
       const deps = depsFor(chainId);
+      await followSweeps(deps);
       const settled = await settleSweeps(deps);
       const coldSettled = await settleColdMoves(deps);
       return { settled, coldSettled };
     },
     async tick(chainId) {
       const deps = depsFor(chainId);
+      await followSweeps(deps);
       const settled = await settleSweeps(deps);
       const coldSettled = await settleColdMoves(deps);
       const coldStarted = await startColdMoves(deps);

@@ -6,7 +6,7 @@
  * and mark the sweep booked. Reverted or cancelled (failed at a final block): book the gas, mark
  * it failed. Failed unsent: mark it failed. Either failure frees the addresses, so a later tick
  * sweeps them again. Any other outcome (in flight, receipt_unknown, needs_review) keeps the sweep
- * open and its addresses out of planning. The row lock and the deterministic transfer ids make
+ * open and its addresses out of planning. A booked sweep is followed to finality (followSweeps.ts). The row lock and the deterministic transfer ids make
  * settlement exactly-once under crashes, concurrent workers and repeated passes.
  */
 import { type Address, getAddress, type Hex, pad, parseEventLogs, zeroAddress } from "viem";
@@ -93,6 +93,7 @@ export async function settleSweeps({
           asset: s.asset,
           amount: s.amount,
           chainRef: s.chainRef,
+          generation: outcome.reorgs,
         }),
       );
       const fee = outcome.fee ?? 0n;
@@ -104,6 +105,7 @@ export async function settleSweeps({
             hotWallet: row.hot_wallet,
             fee,
             memo: `gas of sweep ${row.id}`,
+            generation: outcome.reorgs,
           }),
         );
       }
@@ -130,9 +132,18 @@ export async function settleSweeps({
         [row.id],
       );
       await client.query(
-        `UPDATE custody.sweeps SET status = $2, tx_hash = $3, fee = $4, settled_at = now()
+        `UPDATE custody.sweeps SET status = $2, tx_hash = $3, fee = $4, settled_at = now(),
+           booked_generation = $5, final_at = $6
          WHERE id = $1`,
-        [row.id, status, outcome.txHash, outcome.fee?.toString() ?? null],
+        [
+          row.id,
+          status,
+          outcome.txHash,
+          outcome.fee?.toString() ?? null,
+          outcome.reorgs,
+          // Booked in a final block (or failed): nothing left to follow.
+          status === "failed" || outcome.status === "finalized" ? new Date() : null,
+        ],
       );
       return { id: row.id, status, transfers: transfers.length } as const;
     });

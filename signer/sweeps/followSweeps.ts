@@ -1,0 +1,134 @@
+/**
+ * Follow booked sweeps until their block is final (DESIGN "Finality and bad days"): a sweep is
+ * booked once the signer reports it confirmed, but a reorg above the finalized height can still
+ * take its transaction out. When the signer's outcome shows the transaction left the block it was
+ * booked in (its reorg count grew) or failed after all, the booking is reversed (compensating
+ * transfers, `reverses` the originals) and the sweep is open again: settlement books it anew, with
+ * ids of the new generation, once it mines again (or fails it). A booked sweep whose outcome is
+ * finalized in the booked inclusion is final and no longer followed.
+ */
+import { zeroAddress } from "viem";
+import { assetIdOf, type Ledger, type NewTransfer, transferId } from "../../ledger/index.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
+import { assertBooked, gasTransferName, hotAccount, sweepTransferName } from "./bookings.js";
+
+type BookedSweep = {
+  id: string;
+  hot_wallet: string;
+  tx_hash: string | null;
+  fee: string | null;
+  booked_generation: number;
+};
+
+export type FollowedSweep = { id: string; action: "final" | "unbooked" };
+
+/** What to do with a booked sweep given its outcome now. */
+export function followAction(
+  bookedGeneration: number,
+  o: Pick<TxOutcome, "status" | "reorgs">,
+): "final" | "unbook" | undefined {
+  if (o.reorgs > bookedGeneration || o.status === "failed") return "unbook";
+  if (o.status === "finalized") return "final";
+  return undefined;
+}
+
+export async function followSweeps({
+  common,
+  pool,
+  ledger,
+  chain,
+}: {
+  common: Common;
+  pool: Pool;
+  ledger: Ledger;
+  chain: ChainConfig;
+}): Promise<FollowedSweep[]> {
+  const log = common.logger.child({ component: "sweeps", chain_id: chain.chainId });
+  const { rows } = await pool.query<BookedSweep>(
+    `SELECT id, hot_wallet, tx_hash, fee::text, booked_generation FROM custody.sweeps
+     WHERE chain_id = $1 AND status = 'booked' AND final_at IS NULL ORDER BY settled_at`,
+    [chain.chainId],
+  );
+  if (rows.length === 0) return [];
+  const outcomes = new Map(
+    (await getTxOutcomes(pool, { requestIds: rows.map((r) => r.id) })).map((o) => [o.requestId, o]),
+  );
+  const out: FollowedSweep[] = [];
+  for (const row of rows) {
+    const o = outcomes.get(row.id);
+    const action = o && followAction(row.booked_generation, o);
+    if (!action) continue;
+    const done = await withTransaction(pool, async (client) => {
+      const lock = await client.query<{ status: string; booked_generation: number }>(
+        "SELECT status, booked_generation FROM custody.sweeps WHERE id = $1 FOR UPDATE",
+        [row.id],
+      );
+      const now = lock.rows[0];
+      if (now?.status !== "booked" || now.booked_generation !== row.booked_generation) return false;
+      if (action === "final") {
+        await client.query("UPDATE custody.sweeps SET final_at = now() WHERE id = $1", [row.id]);
+        return true;
+      }
+      const { rows: items } = await client.query<{ address: string; asset: string; swept: string }>(
+        "SELECT address, asset, swept::text FROM custody.sweep_items WHERE sweep_id = $1 AND swept > 0",
+        [row.id],
+      );
+      const generation = row.booked_generation;
+      const transfers: NewTransfer[] = items.map((i) => {
+        const name = sweepTransferName({ sweepId: row.id, ...i, generation });
+        return {
+          id: transferId(`${name}:unbook`),
+          reverses: transferId(name),
+          assetId: assetIdOf(chain.chainId, i.asset),
+          debit: "custody:deposits",
+          credit: hotAccount(row.hot_wallet),
+          amount: BigInt(i.swept),
+          kind: "compensation",
+          memo: `sweep ${row.id} reorged out after booking: reversed until it mines again`,
+        };
+      });
+      const fee = row.fee === null ? 0n : BigInt(row.fee);
+      if (row.tx_hash && fee > 0n) {
+        const name = gasTransferName({ chainId: chain.chainId, txHash: row.tx_hash, generation });
+        transfers.push({
+          id: transferId(`${name}:unbook`),
+          reverses: transferId(name),
+          assetId: assetIdOf(chain.chainId, zeroAddress),
+          debit: hotAccount(row.hot_wallet),
+          credit: "fees:gas",
+          amount: fee,
+          kind: "compensation",
+          memo: `gas of sweep ${row.id} reorged out after booking`,
+        });
+      }
+      assertBooked(await ledger.createTransfers(transfers, { client }), `unbooking ${row.id}`);
+      // Back to what it was when requested: planned items only, nothing swept yet.
+      await client.query("DELETE FROM custody.sweep_items WHERE sweep_id = $1 AND planned = 0", [
+        row.id,
+      ]);
+      await client.query("UPDATE custody.sweep_items SET swept = NULL WHERE sweep_id = $1", [
+        row.id,
+      ]);
+      await client.query(
+        `UPDATE custody.sweeps SET status = 'open', tx_hash = NULL, fee = NULL, settled_at = NULL
+         WHERE id = $1`,
+        [row.id],
+      );
+      return true;
+    });
+    if (!done) continue;
+    out.push({ id: row.id, action: action === "final" ? "final" : "unbooked" });
+    if (action === "unbook")
+      log.warn({
+        msg: "booked sweep left the chain (reorg): booking reversed until it mines again",
+        sweep_id: row.id,
+        tx_hash: row.tx_hash,
+        generation: row.booked_generation,
+        reorgs: o!.reorgs,
+      });
+  }
+  return out;
+}
