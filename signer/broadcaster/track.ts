@@ -38,6 +38,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   const lastFullSearch = new Map<string, number>();
   /** A confirmed tx whose height no node has any more and whose nonce is free: first seen at. */
   const shortChainSince = new Map<string, number>();
+  let lastFullCheck = 0;
 
   async function markMined(
     lease: Lease,
@@ -251,11 +252,26 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     ctx.metrics.outcomes.inc({ ...ctx.labels, status: "failed" });
   }
 
+  /**
+   * Which mined requests to check against the canonical chain this pass: those about to change
+   * (confirmation or finality reached), those whose nonce the chain says is free, and all of them
+   * every `fullCheckMs` (a re-inclusion elsewhere keeps the nonce used, so only a hash check sees it).
+   */
+  function dueForCheck(req: WatchedRequest, snap: ChainSnapshot, full: boolean): boolean {
+    if (full || snap.latestCount <= req.nonce) return true;
+    const b = req.blockNumber!;
+    if (snap.finalizedHeight !== null && b <= snap.finalizedHeight) return true;
+    return req.status === "mined" && snap.confirmedHeight !== null && b <= snap.confirmedHeight;
+  }
+
   async function trackInBlock(
     lease: Lease,
-    inBlock: WatchedRequest[],
+    all: WatchedRequest[],
     snap: ChainSnapshot,
   ): Promise<void> {
+    const full = Date.now() - lastFullCheck >= Math.max(5_000, 2 * ctx.chain.blockTimeMs);
+    const inBlock = all.filter((r) => dueForCheck(r, snap, full));
+    if (full) lastFullCheck = Date.now();
     if (inBlock.length === 0) return;
     const canonical = await chainView.blockHashes(inBlock.map((r) => r.blockNumber!));
     const attempts = await attemptsOf(
@@ -433,8 +449,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       );
       await trackInBlock(lease, inBlock, snap);
       await trackUnmined(lease, unmined, snap);
-      for (const id of lastFullSearch.keys())
-        if (!watched.some((r) => r.id === id)) lastFullSearch.delete(id);
+      const ids = new Set(watched.map((r) => r.id));
+      for (const id of lastFullSearch.keys()) if (!ids.has(id)) lastFullSearch.delete(id);
+      for (const id of shortChainSince.keys()) if (!ids.has(id)) shortChainSince.delete(id);
     },
   };
 }
