@@ -81,6 +81,8 @@ export type Withdrawals = {
   failByOperator: (id: string, decision: { by: string; reason: string }) => Promise<Withdrawal>;
 };
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** The signer request id of a withdrawal (docs/contracts.md). */
 export const signerRequestId = (withdrawalId: string) => `withdrawal:${withdrawalId}`;
 /** The hold placed at intake (epoch 0; a reorg places the next epoch's: see holds.ts). */
@@ -538,10 +540,30 @@ export function createWithdrawals({
     });
   }
 
-  async function syncOutcomes(): Promise<number> {
+  /** Applies each outcome that moves its withdrawal; returns how many moved. */
+  async function applyOutcomes(
+    rows: readonly { id: string; status: WithdrawalStatus }[],
+    outcomes: ReadonlyMap<string, TxOutcome>,
+  ): Promise<number> {
+    let changed = 0;
+    for (const { id, status } of rows) {
+      const o = outcomes.get(signerRequestId(id));
+      if (!o || planOutcome(status, o.status, o.txHash !== null).length === 0) continue;
+      try {
+        if (await applyOutcome(id, status, o)) changed++;
+      } catch (err) {
+        log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });
+      }
+    }
+    return changed;
+  }
+
+  const byRequest = (list: TxOutcome[]) => new Map(list.map((o) => [o.requestId, o]));
+
+  /** Every followed withdrawal, a page at a time (keyset on id; partial index withdrawals_followed). */
+  async function fullScan(): Promise<number> {
     let changed = 0;
     let after = "00000000-0000-0000-0000-000000000000";
-    // Every followed withdrawal, a page at a time (keyset on id; partial index withdrawals_followed).
     for (;;) {
       const { rows } = await pool.query<{ id: string; status: WithdrawalStatus }>(
         `SELECT id::text, status FROM api.withdrawals
@@ -550,21 +572,49 @@ export function createWithdrawals({
       );
       if (rows.length === 0) break;
       after = rows[rows.length - 1]!.id;
-      const outcomes = new Map(
-        (await getTxOutcomes(pool, { requestIds: rows.map((r) => signerRequestId(r.id)) })).map(
-          (o) => [o.requestId, o],
-        ),
-      );
-      for (const { id, status } of rows) {
-        const o = outcomes.get(signerRequestId(id));
-        if (!o || planOutcome(status, o.status, o.txHash !== null).length === 0) continue;
-        try {
-          if (await applyOutcome(id, status, o)) changed++;
-        } catch (err) {
-          log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });
-        }
-      }
+      const outcomes = await getTxOutcomes(pool, {
+        requestIds: rows.map((r) => signerRequestId(r.id)),
+      });
+      changed += await applyOutcomes(rows, byRequest(outcomes));
       if (rows.length < 500) break;
+    }
+    return changed;
+  }
+
+  // Between full scans (the safety net), only outcomes that changed since the last pass are read.
+  const FULL_SCAN_EVERY_MS = 30_000;
+  /** Changes commit a moment after their timestamp: re-read this far back (contract 4). */
+  const OVERLAP_MS = 5_000;
+  const PAGE = 1000;
+  let since: Date | undefined;
+  let lastFullScan = 0;
+
+  async function syncOutcomes(): Promise<number> {
+    let changed = 0;
+    if (since === undefined || Date.now() - lastFullScan >= FULL_SCAN_EVERY_MS) {
+      const { rows } = await pool.query<{ now: Date }>("SELECT now() AS now");
+      lastFullScan = Date.now();
+      changed = await fullScan();
+      since = rows[0]!.now;
+    } else {
+      const changes = await getTxOutcomes(pool, {
+        since: new Date(since.getTime() - OVERLAP_MS),
+        kind: "withdrawal",
+        limit: PAGE,
+      });
+      if (changes.length >= PAGE) {
+        lastFullScan = 0; // a burst: let the next pass read everything
+      }
+      const ids = changes.map((o) => o.refId).filter((id) => UUID.test(id));
+      if (ids.length > 0) {
+        const { rows } = await pool.query<{ id: string; status: WithdrawalStatus }>(
+          `SELECT id::text, status FROM api.withdrawals
+            WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[])`,
+          [ids, FOLLOWED_STATUSES],
+        );
+        changed = await applyOutcomes(rows, byRequest(changes));
+      }
+      for (const o of changes) if (o.changedAt > since) since = o.changedAt;
     }
     if (changed > 0) await ringWebhooks().catch(() => {});
     return changed;
