@@ -78,6 +78,8 @@ async function signerRecords(
     finalized?: boolean;
     reorgs?: number;
     reviewReason?: string;
+    nonce?: number;
+    errorCode?: string;
   },
 ) {
   await t.ctx.db.pool.query(
@@ -87,7 +89,7 @@ async function signerRecords(
             transfer_position = CASE WHEN $5::bigint IS NULL THEN NULL ELSE 'tx' END,
             receipt_success = CASE WHEN $5::bigint IS NULL THEN NULL ELSE true END,
             finalized_at = CASE WHEN $6 THEN now() END, reorg_count = $7, review_reason = $8,
-            updated_at = now()
+            nonce = $9, error_code = $10, updated_at = now()
       WHERE id = $1`,
     [
       `withdrawal:${withdrawalId}`,
@@ -98,6 +100,8 @@ async function signerRecords(
       r.finalized ?? false,
       r.reorgs ?? 0,
       r.reviewReason ?? null,
+      r.nonce ?? null,
+      r.errorCode ?? null,
     ],
   );
 }
@@ -316,6 +320,29 @@ describe("withdrawal outcomes from the signer", () => {
         "failed",
       ]),
     );
+  });
+
+  it("a failure reported without a final block or an operator releases nothing", async () => {
+    const id = await withdraw("carol", ETH);
+    const before = await balance("carol");
+    await signerRecords(id, { status: "broadcast", txHash: TX_A, nonce: 40 });
+    await withdrawals.syncOutcomes();
+    await signerRecords(id, { status: "failed", txHash: TX_A, nonce: 40, errorCode: "SOMETHING" });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("broadcast");
+    expect((await balance("carol")).debitsPending).toBe(before.debitsPending);
+    // The same failure decided by a final block (reverted) releases the hold.
+    await signerRecords(id, {
+      status: "failed",
+      txHash: TX_A,
+      nonce: 40,
+      errorCode: "REVERTED",
+      finalized: true,
+      fee: 21_000n * GWEI,
+    });
+    await withdrawals.syncOutcomes();
+    expect(await get(id)).toMatchObject({ status: "failed", failureReason: "REVERTED" });
+    expect((await balance("carol")).debitsPending).toBe(before.debitsPending - ETH);
   });
 
   it("a receipt found after receipt_unknown confirms and posts", async () => {

@@ -498,6 +498,16 @@ export function createWithdrawals({
         );
       }
       case "void": {
+        // Released only on evidence: refused before a nonce was taken, decided by a final block,
+        // or failed by an operator. A `failed` without any of these is a signer bug: keep the hold.
+        if (o.nonce !== null && o.finalizedAt === null && o.errorCode !== "OPERATOR_FAILED")
+          throw new BaseError(
+            `Signer reported withdrawal ${w.id} failed without a final block or an operator; the hold is kept`,
+            {
+              code: "WITHDRAWAL_RELEASE_REFUSED",
+              meta: { withdrawal_id: w.id, error_code: o.errorCode, nonce: o.nonce.toString() },
+            },
+          );
         const fee = o.fee ?? 0n;
         await holds.bookFee(client, w, fee, o.txHash);
         await holds.release(client, w);
