@@ -7,9 +7,11 @@
 import { depositsScenario } from "./deposits.js";
 import { createSimRun, type SimLogLevel } from "./harness.js";
 import type { Scenario, SimResult } from "./scenario.js";
+import { withdrawalsScenario } from "./withdrawals.js";
 
 export const scenarios: Record<string, Scenario> = {
   deposits: depositsScenario,
+  withdrawals: withdrawalsScenario,
 };
 
 export type SimArgs = {
@@ -21,7 +23,7 @@ export type SimArgs = {
 };
 
 const USAGE = `usage: npm run sim -- <scenario> [--seeds N] [--seed S] [--from S] [--trace] [--keep] [--log-level L]
-  scenarios: deposits
+  scenarios: deposits, withdrawals
   --seeds N   run N seeds (default 1), starting at --from (default 1)
   --seed S    run only seed S (replay)
   --trace     print every step of the schedule

@@ -1,0 +1,466 @@
+/**
+ * Scenario `withdrawals`: the withdrawal service (api/withdrawals: policy, holds, outcomes) and the
+ * real signer (KMS emulator behind a KMS fault proxy, in process or a child process killed with
+ * SIGKILL) on one anvil behind the lying chain. A seeded schedule creates native withdrawals,
+ * mines, withholds receipts on one or both endpoints, makes load-balanced backends disagree, fails
+ * KMS signing calls, injects reorgs above finality that re-mine or drop the hot wallet's
+ * transactions (a confirmed withdrawal reorged out), and kills the signer. After the faults clear
+ * and the chain settles past finality it checks:
+ *  - paid-once: every accepted withdrawal paid exactly once on the final chain (its destination is
+ *    fresh and holds exactly its amount), and it ends `finalized`;
+ *  - nonces: the hot wallet's mined nonces are contiguous and the signer used no nonce the chain
+ *    did not consume (no gap that wedges the wallet);
+ *  - holds: no hold released while its tx could still mine: each customer's available balance =
+ *    funding - what the final chain paid them out;
+ *  - keeps-sending: a withdrawal created after every fault confirms and finalizes;
+ *  - stop: the signer's stop() returns within 15 s.
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { CreateKeyCommand } from "@aws-sdk/client-kms";
+import { getAddress, type Hex, parseEther, toHex } from "viem";
+import { createApiKey } from "../../api/apiKeys.js";
+import { createWithdrawals } from "../../api/withdrawals/service.js";
+import { getWithdrawal } from "../../api/withdrawals/store.js";
+import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
+import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
+import { anvilRpc, type Rpc, watch } from "../../indexers/testing/chain.js";
+import { assetIdOf, createLedger, transferId } from "../../ledger/index.js";
+import {
+  createKmsAccount,
+  createKmsClient,
+  type KmsAccount,
+  startKmsEmulator,
+  startWalletSigner,
+  type WalletSigner,
+} from "../../signer/index.js";
+import { type KmsProxy, startKmsProxy } from "../../signer/testing/kmsProxy.js";
+import { repoRoot } from "../config.js";
+import { withTransaction } from "../db.js";
+import { createSimWorld, parseChain, type SimRun } from "./harness.js";
+import { createRandom } from "./random.js";
+import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";
+
+const CHAIN_ID = 31337;
+const ZERO = "0x0000000000000000000000000000000000000000";
+const HANG_MS = 1500;
+
+type Accepted = { id: string; owner: string; to: Hex; amount: bigint };
+
+/** A fresh destination per withdrawal, so "paid exactly once" is its balance. */
+function destination(seed: number, i: number): Hex {
+  return `0xd0${(seed % 0xffff).toString(16).padStart(4, "0")}${i.toString(16).padStart(4, "0")}${"0".repeat(29)}1` as Hex;
+}
+
+type SignerHost = { stop: () => Promise<void>; kill?: () => Promise<void> };
+
+function spawnSigner(env: Record<string, string>): { child: ChildProcess; started: Promise<void> } {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", path.join(repoRoot, "signer", "testing", "walletSignerProcess.ts")],
+    { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let err = "";
+  child.stderr?.on("data", (c: Buffer) => {
+    err = (err + c.toString()).slice(-4000);
+  });
+  const started = new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (c: Buffer) => {
+      if (c.toString().includes("started")) resolve();
+    });
+    child.once("exit", (code, signal) =>
+      reject(new Error(`signer process exited early (${code ?? signal}): ${err}`)),
+    );
+  });
+  started.catch(() => {});
+  return { child, started };
+}
+
+export async function runWithdrawals(
+  seed: number,
+  run: SimRun,
+  options: ScenarioOptions = {},
+): Promise<SimResult> {
+  const started = performance.now();
+  const rng = createRandom(seed);
+  const trace = options.trace ?? (() => {});
+  const violations: Violation[] = [];
+  const notes: string[] = [];
+  const fail = (invariant: string, detail: string) => violations.push({ invariant, detail });
+
+  const confirmations = rng.int(2, 3);
+  const finality = confirmations + rng.int(1, 3);
+  const customers = rng.int(2, 3);
+  const steps = rng.int(20, 30);
+  const useChild = rng.chance(0.35);
+  const faultStream = rng.fork("primary-faults");
+
+  let primary: LyingProxy | undefined;
+  let fallback: LyingProxy | undefined;
+  let chainEntry: Record<string, unknown> = {};
+  const world = await createSimWorld(run, {
+    chainId: CHAIN_ID,
+    async chains(anvil) {
+      primary = await startLyingProxy(anvil.rpcUrl);
+      fallback = await startLyingProxy(anvil.rpcUrl);
+      primary.setHangMs(HANG_MS);
+      fallback.setHangMs(HANG_MS);
+      chainEntry = {
+        key: "sim",
+        chainId: CHAIN_ID,
+        name: "simulated chain",
+        rpcUrls: [primary.url, fallback.url],
+        confirmations: { kind: "blocks", blocks: confirmations },
+        finality: { kind: "blocks", blocks: finality },
+        reorgWindow: finality,
+        blockTimeMs: 200,
+        feeModel: "eip1559",
+        bumpIntervalMs: 2000,
+      };
+      return [parseChain(chainEntry)];
+    },
+  });
+  const pA = primary as LyingProxy;
+  const pB = fallback as LyingProxy;
+  const anvilUrl = world.anvil.rpcUrl;
+  const rpc: Rpc = anvilRpc(anvilUrl);
+  const pool = world.db.pool;
+  const chain = world.config.chains[0]!;
+  const emulator = await startKmsEmulator({});
+  let kmsProxy: KmsProxy | undefined;
+  let signer: SignerHost | undefined;
+  let configFile: string | undefined;
+  const stats: Record<string, number | string> = {
+    steps,
+    confirmations,
+    finality,
+    child: useChild ? 1 : 0,
+    withdrawals: 0,
+    reorgs: 0,
+    kills: 0,
+    faults: 0,
+  };
+  try {
+    kmsProxy = await startKmsProxy(emulator.url);
+    const kms = createKmsClient({ region: "us-east-1", endpoint: kmsProxy.url });
+    const created = await kms.send(
+      new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+    );
+    const keyId = created.KeyMetadata?.KeyId as string;
+    const account: KmsAccount = await createKmsAccount({
+      kms,
+      keyId,
+      registry: world.common.metrics.registry,
+    });
+    const hot = account.address.toLowerCase() as Hex;
+    await rpc("anvil_setBalance", [hot, toHex(parseEther("1000"))]);
+    await rpc("evm_mine");
+    await watch(pool, CHAIN_ID, [{ address: hot, kind: "hot", owner: "custody" }]);
+    const accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
+    const [, , , , , , , , marker, sink] = accounts as Hex[];
+    const setupHead = BigInt(await rpc<Hex>("eth_blockNumber"));
+
+    const ledger = createLedger({ common: world.common, pool });
+    await ledger.ensureAssetsFromConfig([chain]);
+    const ETH = assetIdOf(CHAIN_ID, ZERO);
+    const owners = Array.from({ length: customers }, (_, c) => `sim-${c}`);
+    const funding = parseEther("50");
+    // Customers start with a balance as if they had deposited it (the deposits scenario's part).
+    for (const owner of owners) {
+      const [result] = await ledger.createTransfers([
+        {
+          id: transferId(`sim:funding:${owner}`),
+          assetId: ETH,
+          debit: "custody:deposits",
+          credit: `user:${owner}`,
+          amount: funding,
+          kind: "manual",
+          memo: "sim: customer funding",
+        },
+      ]);
+      if (result?.status !== "created")
+        throw new Error(`funding ${owner}: ${JSON.stringify(result)}`);
+    }
+    const withdrawals = createWithdrawals({ common: world.common, pool, ledger });
+    const { key: apiKey } = await createApiKey(pool, { owner: "sim", scopes: ["admin"] });
+
+    const startSigner = async (): Promise<SignerHost> => {
+      if (!useChild) {
+        const s: WalletSigner = startWalletSigner({
+          common: world.common,
+          pool,
+          queues: world.queues,
+          chain,
+          account: async () => account,
+          databaseUrl: world.db.url,
+          pollMs: 50,
+        });
+        return { stop: () => s.stop() };
+      }
+      configFile = path.join(tmpdir(), `custody-sim-${process.pid}-${seed}.json`);
+      writeFileSync(
+        configFile,
+        JSON.stringify({ chains: [chainEntry], hotWallets: [{ chain: "sim", kmsKeyId: keyId }] }),
+      );
+      const env = {
+        CUSTODY_CONFIG: configFile,
+        DATABASE_URL: world.db.url,
+        REDIS_URL: world.redis.url,
+        REDIS_PREFIX: world.redis.prefix,
+        AWS_ENDPOINT_URL_KMS: (kmsProxy as KmsProxy).url,
+        AWS_REGION: "us-east-1",
+        AWS_ACCESS_KEY_ID: "sim",
+        AWS_SECRET_ACCESS_KEY: "sim",
+        LOG_LEVEL: run.logLevel,
+      };
+      let current = spawnSigner(env);
+      await current.started;
+      return {
+        async kill() {
+          current.child.kill("SIGKILL");
+          await new Promise<void>((r) =>
+            current.child.exitCode !== null || current.child.signalCode !== null
+              ? r()
+              : current.child.once("exit", () => r()),
+          );
+          current = spawnSigner(env);
+          await current.started;
+        },
+        async stop() {
+          if (current.child.exitCode !== null || current.child.signalCode !== null) return;
+          const exited = new Promise<void>((r) => current.child.once("exit", () => r()));
+          current.child.kill("SIGTERM");
+          await exited;
+        },
+      };
+    };
+    signer = await startSigner();
+
+    const accepted: Accepted[] = [];
+    let n = 0;
+    const mine = async (k: number) => {
+      for (let i = 0; i < k; i++) await rpc("evm_mine");
+    };
+    // The signer works asynchronously: give it a moment to act on what changed (not a proof of
+    // anything; the checks at the end poll with deadlines).
+    const settleTick = () => new Promise((r) => setTimeout(r, rng.int(50, 250)));
+    const syncOutcomes = async () => {
+      try {
+        await withdrawals.syncOutcomes();
+      } catch (error) {
+        notes.push(`syncOutcomes failed: ${(error as Error).message}`);
+      }
+    };
+    const withdraw = async () => {
+      const owner = rng.pick(owners);
+      const to = destination(seed, n++);
+      const amount = rng.bigint(parseEther("0.001"), parseEther("2"));
+      // A policy refusal is an answer, not a scenario failure.
+      const w = await withdrawals.create(
+        apiKey,
+        {
+          customerId: owner,
+          chain: "sim",
+          asset: "native",
+          to: getAddress(to),
+          amount: amount.toString(),
+        },
+        `sim-${seed}-${n}`,
+      );
+      if (!["rejected", "failed", "cancelled", "pending_approval"].includes(w.status))
+        accepted.push({ id: w.id, owner, to, amount });
+      else notes.push(`withdrawal ${w.id} ${w.status}`);
+      stats.withdrawals = Number(stats.withdrawals) + 1;
+    };
+    const clearFaults = () => {
+      for (const p of [pA, pB]) {
+        p.setFault("none");
+        p.setFaultRates(null);
+        p.setBackends([{ url: anvilUrl }]);
+      }
+    };
+
+    for (let step = 0; step < steps; step++) {
+      const action = rng.weighted({
+        withdraw: 4,
+        mine: 3,
+        faults: 2,
+        kms: 0.6,
+        reorg: 1,
+        kill: useChild ? 0.6 : 0,
+      });
+      trace(`step ${step}: ${action}`);
+      switch (action) {
+        case "withdraw":
+          for (let i = rng.int(1, 2); i > 0; i--) await withdraw();
+          break;
+        case "mine":
+          await mine(rng.int(1, 3));
+          break;
+        case "faults": {
+          stats.faults = Number(stats.faults) + 1;
+          const what = rng.weighted({
+            nullReceiptsBoth: 2,
+            nullReceiptsPrimary: 1,
+            disagree: 2,
+            primaryFlaky: 2,
+            fallbackLagging: 1,
+            clear: 2,
+          });
+          const lag = rng.int(1, finality + 4);
+          trace(`  faults: ${what} (lag ${lag})`);
+          if (what === "nullReceiptsBoth")
+            for (const p of [pA, pB]) p.setBackends([{ url: anvilUrl, nullReceipts: true }]);
+          else if (what === "nullReceiptsPrimary")
+            pA.setBackends([{ url: anvilUrl, nullReceipts: true }]);
+          else if (what === "disagree") pB.setBackends([{ url: anvilUrl }, { url: anvilUrl, lag }]);
+          else if (what === "primaryFlaky")
+            pA.setFaultRates(
+              {
+                http500: rng.int(5, 25) / 100,
+                http429: rng.int(0, 10) / 100,
+                timeout: rng.int(0, 3) / 100,
+              },
+              faultStream.next,
+            );
+          else if (what === "fallbackLagging") pB.setBackends([{ url: anvilUrl, lag }]);
+          else clearFaults();
+          break;
+        }
+        case "kms": {
+          const k = rng.int(1, 3);
+          kmsProxy.failNext("Sign", k);
+          trace(`  kms: the next ${k} Sign call(s) fail`);
+          break;
+        }
+        case "reorg": {
+          const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+          const room = Number(head - setupHead);
+          if (room < 1) break;
+          // Above finality: the signer re-sends what a reorg removed (deep reorgs are the
+          // deposits scenario's halt case).
+          const depth = Math.min(rng.int(1, Math.max(1, finality - 1)), room);
+          const outcome = await injectReorg(rpc, {
+            depth,
+            extend: rng.int(0, 1),
+            method: rng.chance(0.7) ? "reorg" : "rollback",
+            marker: { from: marker as Hex, to: sink as Hex },
+            // The hot wallet's txs can only be re-mined as they are or dropped (no key here).
+            fate: () => (rng.chance(0.5) ? "same" : "drop"),
+          });
+          stats.reorgs = Number(stats.reorgs) + 1;
+          trace(
+            `  reorg depth ${outcome.depth}: kept ${outcome.kept.length}, dropped ${outcome.dropped.length}`,
+          );
+          break;
+        }
+        case "kill":
+          await settleTick();
+          await signer.kill?.();
+          stats.kills = Number(stats.kills) + 1;
+          break;
+      }
+      await settleTick();
+      await syncOutcomes();
+    }
+
+    // Settle: honest endpoints, working KMS; mine until every accepted withdrawal is final.
+    clearFaults();
+    const probeIndex = accepted.length;
+    await withdraw(); // keeps-sending: created after every fault
+    const probe = accepted[probeIndex];
+    const deadline = Date.now() + 120_000;
+    const terminal = new Set(["finalized", "failed", "needs_review"]);
+    let statuses = new Map<string, string>();
+    while (Date.now() < deadline) {
+      await mine(1);
+      await new Promise((r) => setTimeout(r, 100));
+      await syncOutcomes();
+      statuses = new Map();
+      await withTransaction(pool, async (c) => {
+        for (const a of accepted)
+          statuses.set(a.id, (await getWithdrawal(c, a.id))?.status ?? "missing");
+      });
+      if ([...statuses.values()].every((s) => terminal.has(s))) break;
+    }
+
+    // Invariant: stop() returns.
+    const stopStarted = Date.now();
+    const stopped = await Promise.race([
+      signer.stop().then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 15_000)),
+    ]);
+    signer = undefined;
+    if (!stopped) fail("stop", "the signer's stop() did not return within 15 s");
+    stats.stop_ms = Date.now() - stopStarted;
+
+    // Invariant: paid exactly once, finalized.
+    let paidTotal = new Map<string, bigint>();
+    for (const a of accepted) {
+      const balance = BigInt(await rpc<Hex>("eth_getBalance", [a.to, "latest"]));
+      const status = statuses.get(a.id) ?? "unknown";
+      paidTotal.set(a.owner, (paidTotal.get(a.owner) ?? 0n) + balance);
+      if (balance !== a.amount)
+        fail(
+          "paid-once",
+          `withdrawal ${a.id} (${status}) of ${a.amount}: the destination holds ${balance}${balance > a.amount ? " (paid more than once)" : ""}`,
+        );
+      if (status !== "finalized")
+        fail("paid-once", `withdrawal ${a.id} ended ${status}, not finalized`);
+    }
+    if (probe && statuses.get(probe.id) !== "finalized")
+      fail(
+        "keeps-sending",
+        `the withdrawal created after the faults ended ${statuses.get(probe.id)}`,
+      );
+
+    // Invariant: nonces contiguous and none wasted.
+    const mined = BigInt(await rpc<Hex>("eth_getTransactionCount", [hot, "latest"]));
+    const { rows } = await pool.query<{ max: string | null }>(
+      "SELECT max(nonce)::text AS max FROM custody.tx_attempts WHERE chain_id = $1 AND lower(from_address) = $2",
+      [CHAIN_ID, hot],
+    );
+    const highest = rows[0]?.max === null || rows[0]?.max === undefined ? -1n : BigInt(rows[0].max);
+    if (highest + 1n !== mined)
+      fail(
+        "nonces",
+        `the signer used nonces up to ${highest}, the chain consumed ${mined}: ${highest + 1n > mined ? "a gap the wallet cannot pass" : "nonces used outside the signer"}`,
+      );
+
+    // Invariant: holds follow the chain: available = funding - paid out on the final chain.
+    for (const owner of owners) {
+      const account = await ledger.getAccount({ assetId: ETH, name: `user:${owner}` });
+      const expected = funding - (paidTotal.get(owner) ?? 0n);
+      if ((account?.available ?? 0n) !== expected)
+        fail(
+          "holds",
+          `${owner}: available ${account?.available ?? 0n}, funding minus what the chain paid out is ${expected}`,
+        );
+    }
+    paidTotal = new Map();
+    stats.kms_failed = kmsProxy.failed();
+    stats.requests = pA.requests() + pB.requests();
+  } catch (error) {
+    fail("scenario", `the scenario itself failed: ${(error as Error).stack ?? String(error)}`);
+  } finally {
+    await signer?.stop().catch(() => {});
+    await pA.close();
+    await pB.close();
+    await kmsProxy?.close().catch(() => {});
+    await emulator.stop().catch(() => {});
+    const keep = violations.length > 0 && options.keepOnFailure === true;
+    await world.close({ keep });
+    if (keep) notes.push(`database kept: ${world.db.name}`);
+  }
+  return { seed, violations, stats, notes, ms: performance.now() - started };
+}
+
+export const withdrawalsScenario: Scenario = {
+  name: "withdrawals",
+  description:
+    "withdrawal service + signer on a lying chain: null receipts, disagreeing backends, KMS failures, reorgs, kill -9",
+  run: runWithdrawals,
+};
