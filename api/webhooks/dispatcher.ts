@@ -118,6 +118,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
             "webhook-signature": signWebhook(secret, eventId, timestamp, body),
           },
           body,
+          // A redirect is a failed attempt: following it would post the signed event to a URL
+          // nobody configured (and a 3xx is not `ok`, so it is retried and can go dead).
+          redirect: "manual",
           signal: AbortSignal.timeout(timeoutMs),
         });
         await res.body?.cancel().catch(() => {});
