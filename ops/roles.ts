@@ -16,6 +16,10 @@ export type RoleName = (typeof ROLE_NAMES)[number];
 export type RoleContext = {
   common: Common;
   pool: Pool;
+  /**
+   * The process's blocking-capable connection (BullMQ workers). Producers never wait on it: they
+   * ring with `queues.ring`, and other commands use `createFailFastRedis(redis)` (ops/redis.ts).
+   */
   redis: Redis;
   queues: QueueFactory;
   health: Health;

@@ -10,7 +10,7 @@ import { createHealth } from "./health.js";
 import { migrate } from "./migrate.js";
 import "./modules.js";
 import { createQueueFactory } from "./queues.js";
-import { createRedis } from "./redis.js";
+import { createFailFastRedis, createRedis } from "./redis.js";
 import { type RoleContext, type RoleHandle, type RoleName, roleRegistry } from "./roles.js";
 
 export type StartOptions = {
@@ -50,9 +50,14 @@ export async function startService(config: Config, options: StartOptions): Promi
       return { ok: true };
     },
   });
+  // Probed on a fail-fast connection: on the workers' one a PING would wait out the whole outage.
+  const redisProbe = createFailFastRedis(redis);
+  common.shutdown.add("redis probe", async () => {
+    await redisProbe.quit().catch(() => redisProbe.disconnect());
+  });
   health.add({
     name: "redis",
-    check: async () => ({ ok: (await redis.ping()) === "PONG" }),
+    check: async () => ({ ok: (await redisProbe.ping()) === "PONG" }),
   });
 
   const ctx: RoleContext = { common, pool, redis, queues, health, chains, httpPlugins: [] };

@@ -176,6 +176,14 @@ describe("Redis outage", () => {
         OUTAGE_MS - 2_000,
       );
     expect(Date.now() - outageStarted).toBeLessThan(OUTAGE_MS);
+    // Readiness says why, promptly (the probe fails fast instead of waiting on Redis).
+    const probeStarted = Date.now();
+    const ready = (await (
+      await fetch(`${service!.url}/readyz`, { signal: AbortSignal.timeout(5_000) })
+    ).json()) as { status: string; checks: Record<string, { ok: boolean }> };
+    expect(ready.checks.redis?.ok).toBe(false);
+    expect(ready.checks.postgres?.ok).toBe(true);
+    expect(Date.now() - probeStarted).toBeLessThan(3_000);
     // Redis stays down for the full 30 s; the service keeps answering reads meanwhile.
     while (Date.now() - outageStarted < OUTAGE_MS) {
       const res = await fetch(`${service!.url}/v1/withdrawals/${ids[0]}`, {
@@ -188,6 +196,16 @@ describe("Redis outage", () => {
 
     // After: Redis back, empty (no persistence). One more withdrawal, then everything settles.
     await redis.start();
+    await waitFor(
+      "readiness to see Redis again",
+      async () => {
+        const r = (await (await fetch(`${service!.url}/readyz`)).json()) as {
+          checks: Record<string, { ok: boolean }>;
+        };
+        return r.checks.redis?.ok ? true : undefined;
+      },
+      20_000,
+    );
     const last = await withdraw();
     expect(last.status).toBe(201);
     ids.push(last.body.id);
