@@ -5,14 +5,23 @@
  */
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
+import { verifyAuditChain } from "../../api/audit.js";
 import { createCommon } from "../../ops/common.js";
 import { chainByKey, loadConfig } from "../../ops/config.js";
 import { createPool } from "../../ops/db.js";
 import { createLedger } from "../createLedger.js";
+import {
+  acknowledgeBreak,
+  BREAK_STATES,
+  type BreakState,
+  type BreakStateName,
+  listBreakStates,
+  resolveBreak,
+} from "./breakStates.js";
 import { creditInflow } from "./creditInflow.js";
 import { createReconciler } from "./reconcile.js";
-import { getRunReport, type RenderedReport } from "./report.js";
-import { listRuns } from "./store.js";
+import { breakStateText, getRunReport, type RenderedReport } from "./report.js";
+import { listAuditAnchors, listRuns } from "./store.js";
 
 type Format = "summary" | "json" | "csv" | "html";
 
@@ -27,7 +36,11 @@ function render(report: RenderedReport, format: Format): string {
       `  ${s.symbol}: ${s.breaks} break(s), break difference ${s.breakDifference}, unexplained ${s.unexplained}, solvency surplus ${s.solvencySurplus ?? "-"}`,
     );
   for (const b of r.breaks)
-    lines.push(`  #${r.run.id}:${b.n} ${b.type} ${b.key} (${b.difference}): ${b.action}`);
+    lines.push(
+      `  #${r.run.id}:${b.n} ${b.type} ${b.key} (${b.difference}) [${breakStateText(b) || "open"}]: ${b.action}`,
+    );
+  if (r.run.auditHead)
+    lines.push(`  audit log head: seq ${r.run.auditHead.seq} ${r.run.auditHead.hash}`);
   for (const h of r.holds)
     lines.push(
       `  reorg hold (${h.state}) ${h.txHash}:${h.position} user:${h.owner} ${h.amount} (held ${h.holdAmount}, receivable ${h.shortfallAmount})`,
@@ -35,8 +48,113 @@ function render(report: RenderedReport, format: Format): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** A short-lived pool for one CLI command, closed (with the Common) when `fn` is done. */
+async function withPool<T>(name: string, fn: (pool: ReturnType<typeof createPool>) => Promise<T>) {
+  const config = loadConfig();
+  const common = createCommon(config);
+  const pool = createPool(config.env.DATABASE_URL, { max: 2, applicationName: name });
+  try {
+    return await fn(pool);
+  } finally {
+    await common.shutdown.kill(`${name} done`).catch(() => {});
+    await pool.end();
+  }
+}
+
+function stateLine(s: BreakState): string {
+  const who =
+    s.state === "acknowledged"
+      ? ` by ${s.acknowledgedBy} at difference ${s.acknowledgedDifference}: ${s.acknowledgedReason}`
+      : s.state === "resolved"
+        ? ` by ${s.resolvedBy} (${s.resolvedRef}): ${s.resolvedReason}`
+        : "";
+  return `${s.latestBreakId ?? "-"}\t${s.state}${who}\t${s.type}\t${s.assetId}\t${s.key}\tdifference ${s.lastDifference}\t${s.identity}`;
+}
+
 export function registerCommands(program: Command): void {
   const recon = program.command("recon").description("work reconciliation breaks");
+  const breaks = recon
+    .command("breaks")
+    .description(
+      "breaks worked to closure: open → acknowledged (who, why) → resolved (what fixed it)",
+    );
+  breaks
+    .command("list")
+    .description("breaks by state (default: open and acknowledged), newest change first")
+    .option("--chain <chain>", "chain key or id")
+    .option(
+      "--state <states>",
+      "comma-separated: open, acknowledged, resolved",
+      "open,acknowledged",
+    )
+    .option("--json", "print JSON", false)
+    .action(async (opts: { chain?: string; state: string; json: boolean }) => {
+      const states = opts.state.split(",").map((x) => x.trim());
+      for (const st of states)
+        if (!(BREAK_STATES as readonly string[]).includes(st))
+          throw new Error(`--state: expected open, acknowledged or resolved, got "${st}"`);
+      await withPool("custody-node recon breaks list", async (pool) => {
+        const chainId = opts.chain ? chainByKey(loadConfig(), opts.chain).chainId : undefined;
+        const list = await listBreakStates(pool, {
+          ...(chainId !== undefined ? { chainId } : {}),
+          states: states as BreakStateName[],
+        });
+        if (opts.json) console.log(JSON.stringify(list, null, 2));
+        else for (const s of list) console.log(stateLine(s));
+      });
+    });
+  breaks
+    .command("ack <break>")
+    .description(
+      "acknowledge a break (<run id>:<n> from a report, or its identity): no alert while its difference stays the same",
+    )
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "why it is known / what is being done")
+    .action(async (ref: string, opts: { by: string; reason: string }) => {
+      await withPool("custody-node recon breaks ack", async (pool) => {
+        const s = await acknowledgeBreak(pool, { ref, ...opts });
+        console.log(stateLine(s));
+      });
+    });
+  breaks
+    .command("resolve <break>")
+    .description(
+      "resolve a break, linked to the ledger transfer id or chain fact (<tx hash>:<position>) that fixed it; a later run that still finds it reopens it",
+    )
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "what was done")
+    .requiredOption(
+      "--fixed-by <ref>",
+      "ledger transfer id, or <tx hash>:<position> of a chain fact",
+    )
+    .action(async (ref: string, opts: { by: string; reason: string; fixedBy: string }) => {
+      await withPool("custody-node recon breaks resolve", async (pool) => {
+        const s = await resolveBreak(pool, { ref, ...opts });
+        console.log(stateLine(s));
+      });
+    });
+
+  program
+    .command("audit")
+    .description("the tamper-evident audit log")
+    .command("verify")
+    .description(
+      "recompute the audit log's hash chain and check the heads reconciliation runs recorded; exit 1 naming the first edited, inserted or deleted row",
+    )
+    .action(async () => {
+      await withPool("custody-node audit verify", async (pool) => {
+        const anchors = await listAuditAnchors(pool);
+        const v = await verifyAuditChain(pool, { anchors });
+        if (v.ok) {
+          console.log(
+            `audit log intact: ${v.rows} row(s), head ${v.head ? `seq ${v.head.seq} ${v.head.hash}` : "(empty)"}, ${anchors.length} recorded head(s) checked`,
+          );
+          return;
+        }
+        console.log(`audit log TAMPERED (${v.problem!.kind}): ${v.problem!.detail}`);
+        process.exitCode = 1;
+      });
+    });
   recon
     .command("credit-inflow <breakId>")
     .description(

@@ -37,10 +37,13 @@ export class RunNotFoundError extends BaseError {
 export class BreakNotFoundError extends BaseError {
   override name = "BreakNotFoundError";
   constructor(breakId: string) {
-    super(`reconciliation break ${breakId} does not exist (expected <run id>:<n>)`, {
-      code: "RECON_BREAK_NOT_FOUND",
-      meta: { break_id: breakId },
-    });
+    super(
+      `reconciliation break ${breakId} does not exist (expected <run id>:<n> or a break identity)`,
+      {
+        code: "RECON_BREAK_NOT_FOUND",
+        meta: { break_id: breakId },
+      },
+    );
   }
 }
 
@@ -51,6 +54,17 @@ export class InflowNotCreditableError extends BaseError {
     super(`break ${breakId} cannot be credited as an inflow: ${why}`, {
       code: "RECON_INFLOW_NOT_CREDITABLE",
       meta: { break_id: breakId },
+    });
+  }
+}
+
+/** `recon breaks ack|resolve` refused: the break's state or the operator's input does not allow it. */
+export class BreakStateError extends BaseError {
+  override name = "BreakStateError";
+  constructor(breakRef: string, why: string) {
+    super(`break ${breakRef} cannot change state: ${why}`, {
+      code: "RECON_BREAK_STATE",
+      meta: { break: breakRef },
     });
   }
 }

@@ -4,6 +4,7 @@
  * and its breaks, raise metrics, and log an error-level alert when there is any break.
  */
 import { Counter, Gauge } from "prom-client";
+import { readAuditHead } from "../../api/audit.js";
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
@@ -50,6 +51,8 @@ export type RunSummary = {
   block: number;
   mode: RunMode;
   clean: boolean;
+  /** Breaks that alert: open ones (new, reopened, or acknowledged at another difference). */
+  alerting: number;
   breaks: Break[];
   checks: BalanceCheck[];
   /** Reorg holds (not breaks): open ones, and ones posted since the previous run. */
@@ -208,7 +211,7 @@ export function createReconciler({
       });
       const breaks = [...matching.breaks, ...inflows, ...balances.breaks];
       const t3 = performance.now();
-      await completeRun(pool, runId, {
+      const { states, alerting } = await completeRun(pool, runId, {
         watermarks: inputs.watermarks,
         deferredEntries: inputs.deferredEntries,
         factsExamined: inputs.facts.length,
@@ -223,6 +226,10 @@ export function createReconciler({
           inflow_addresses_checked: inflowSelection.addresses.length,
           inflow_cursor: inflowSelection.cursor,
         },
+        auditHead: await readAuditHead(pool),
+      });
+      breaks.forEach((b, i) => {
+        b.state = states[i]!;
       });
       const t4 = performance.now();
       const summary: RunSummary = {
@@ -231,6 +238,7 @@ export function createReconciler({
         block,
         mode,
         clean: breaks.length === 0,
+        alerting,
         breaks,
         checks: balances.checks,
         holds,
@@ -286,13 +294,25 @@ function report(logger: Common["logger"], s: RunSummary): void {
   }
   const byType: Partial<Record<BreakType, number>> = {};
   for (const b of s.breaks) byType[b.type] = (byType[b.type] ?? 0) + 1;
+  if (s.alerting === 0) {
+    // Every break is acknowledged at the difference the operator saw: known, not re-alerted.
+    logger.info({
+      msg: "reconciliation breaks, all acknowledged",
+      break_count: s.breaks.length,
+      breaks_by_type: byType,
+      ...fields,
+    });
+    return;
+  }
+  const alerting = s.breaks.filter((b) => b.state !== "acknowledged");
   // The alert: one error line per run with breaks, counts by type and the first few keys.
   logger.error({
     msg: "reconciliation breaks",
     alert: "recon_breaks",
     break_count: s.breaks.length,
+    alerting_count: s.alerting,
     breaks_by_type: byType,
-    first_breaks: s.breaks
+    first_breaks: alerting
       .slice(0, 10)
       .map((b) => ({ type: b.type, key: b.key, asset: b.assetId })),
     ...fields,
@@ -308,7 +328,17 @@ function reconMetrics(common: Common) {
     () =>
       new Gauge({
         name: "recon_breaks",
-        help: "Breaks found by the latest reconciliation run, by chain and type",
+        help: "Alerting (open) breaks found by the latest reconciliation run, by chain and type; acknowledged ones are in recon_breaks_acknowledged",
+        labelNames: ["chain_id", "type"],
+        registers: [registry],
+      }),
+  );
+  const acknowledged = get(
+    "recon_breaks_acknowledged",
+    () =>
+      new Gauge({
+        name: "recon_breaks_acknowledged",
+        help: "Breaks of the latest run an operator acknowledged at their current difference (not alerting), by chain and type",
         labelNames: ["chain_id", "type"],
         registers: [registry],
       }),
@@ -318,7 +348,7 @@ function reconMetrics(common: Common) {
     () =>
       new Counter({
         name: "recon_runs_total",
-        help: "Reconciliation runs by result (clean, breaks, failed)",
+        help: "Reconciliation runs by result (clean, breaks, acknowledged = only acknowledged breaks, failed)",
         labelNames: ["chain_id", "result"],
         registers: [registry],
       }),
@@ -348,9 +378,17 @@ function reconMetrics(common: Common) {
     observe(s: RunSummary) {
       const chain_id = String(s.chainId);
       const counts = new Map<string, number>(BREAK_TYPES.map((t) => [t, 0]));
-      for (const b of s.breaks) counts.set(b.type, (counts.get(b.type) ?? 0) + 1);
+      const acked = new Map<string, number>(BREAK_TYPES.map((t) => [t, 0]));
+      for (const b of s.breaks) {
+        const into = b.state === "acknowledged" ? acked : counts;
+        into.set(b.type, (into.get(b.type) ?? 0) + 1);
+      }
       for (const [type, n] of counts) breaks.set({ chain_id, type }, n);
-      runs.inc({ chain_id, result: s.clean ? "clean" : "breaks" });
+      for (const [type, n] of acked) acknowledged.set({ chain_id, type }, n);
+      runs.inc({
+        chain_id,
+        result: s.clean ? "clean" : s.alerting === 0 ? "acknowledged" : "breaks",
+      });
       lastBlock.set({ chain_id }, s.block);
       const perAsset = new Map<string, bigint>();
       for (const c of s.checks) {

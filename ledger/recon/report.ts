@@ -59,13 +59,34 @@ export function buildReport(
         ? `Run ${stored.id} is still running`
         : clean
           ? `No breaks: chain ${stored.chainId} at block ${stored.block} matches the ledger (${stored.matched} facts matched, balances agree).`
-          : `${breaks.length} break${breaks.length === 1 ? "" : "s"} on chain ${stored.chainId} at block ${stored.block}: ${typeCounts(breaks)}.`;
+          : `${breaks.length} break${breaks.length === 1 ? "" : "s"} on chain ${stored.chainId} at block ${stored.block}: ${typeCounts(breaks)}${stateNote(breaks)}.`;
   const open = holds.filter((h) => h.state === "held").length;
   const holdNote =
     stored.status === "completed" && holds.length > 0
       ? ` ${holds.length} reorg hold${holds.length === 1 ? "" : "s"} (${open} open, ${holds.length - open} posted at finality).`
       : "";
   return { run, clean, verdict: verdict + holdNote, summary, balances, breaks, holds };
+}
+
+/** ` (1 open, 2 acknowledged)` from where each break stands now; empty for old runs. */
+function stateNote(breaks: StoredRun["breaks"]): string {
+  const counts = new Map<string, number>();
+  for (const b of breaks) {
+    const state = b.current?.state ?? b.state;
+    if (state) counts.set(state, (counts.get(state) ?? 0) + 1);
+  }
+  return counts.size === 0 ? "" : ` (${[...counts].map(([t, n]) => `${n} ${t}`).join(", ")})`;
+}
+
+/** A break's state for people: `acknowledged by anna: known, booked tomorrow`. */
+export function breakStateText(b: StoredRun["breaks"][number]): string {
+  const c = b.current;
+  if (!c) return b.state ?? "";
+  if (c.state === "acknowledged")
+    return `acknowledged by ${c.acknowledgedBy ?? "?"}: ${c.acknowledgedReason ?? ""}`;
+  if (c.state === "resolved")
+    return `resolved by ${c.resolvedBy ?? "?"} (${c.resolvedRef ?? "-"}): ${c.resolvedReason ?? ""}`;
+  return c.state;
 }
 
 function sum(values: string[]): string {
@@ -91,6 +112,8 @@ const CSV_COLUMNS = [
   "fact_ids",
   "entry_ids",
   "action",
+  "state",
+  "identity",
 ] as const;
 
 function csvCell(value: string): string {
@@ -116,6 +139,8 @@ export function reportCsv(report: RunReport): string {
         b.facts.map((f) => f.id).join(" "),
         b.entries.map((e) => e.id).join(" "),
         b.action,
+        breakStateText(b),
+        b.identity ?? "",
       ]
         .map(csvCell)
         .join(","),
@@ -137,6 +162,8 @@ export function reportCsv(report: RunReport): string {
         "",
         h.creditId,
         holdAction(h),
+        h.state,
+        "",
       ]
         .map(csvCell)
         .join(","),
@@ -217,7 +244,7 @@ export function reportHtml(report: RunReport): string {
   const breakRows = report.breaks
     .map(
       (b) =>
-        `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(b.assetId)}</td><td><code>${esc(b.key)}</code></td><td>${esc(b.chainAmount)}</td><td>${esc(b.ledgerAmount)}</td><td>${esc(b.difference)}</td><td>${[...b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${esc(f.amount)})`), ...b.entries.map((e) => `transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${esc(e.amount)}`)].join("<br>")}</td><td>${esc(b.action)}</td></tr>`,
+        `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(b.assetId)}</td><td><code>${esc(b.key)}</code></td><td>${esc(b.chainAmount)}</td><td>${esc(b.ledgerAmount)}</td><td>${esc(b.difference)}</td><td>${[...b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${esc(f.amount)})`), ...b.entries.map((e) => `transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${esc(e.amount)}`)].join("<br>")}</td><td>${esc(b.action)}</td><td>${esc(breakStateText(b))}${b.identity ? `<br><small><code>${esc(b.identity)}</code></small>` : ""}</td></tr>`,
     )
     .join("");
   const holdRows = report.holds
@@ -233,6 +260,7 @@ export function reportHtml(report: RunReport): string {
 <h1>Reconciliation run ${r.id}</h1>
 <p class="verdict ${report.clean ? "clean" : "breaks"}">${esc(report.verdict)}</p>
 <p>Chain ${r.chainId}, block ${r.block}${r.blockHash ? ` (<code>${esc(r.blockHash)}</code>)` : ""}; ${esc(r.mode)} run${r.previousRunId ? ` continuing run ${r.previousRunId}` : ""}; status ${esc(r.status)}; started ${esc(r.startedAt)}, finished ${esc(r.finishedAt ?? "-")}. Examined ${r.factsExamined} chain facts and ${r.entriesExamined} ledger transfers; ${r.matched} matched.</p>
+<p>Audit log head at completion: ${r.auditHead ? `seq ${r.auditHead.seq}, <code>${esc(r.auditHead.hash)}</code>` : "(empty or not recorded)"}.</p>
 <h2>Summary per asset</h2>
 <table><tr><th>asset</th><th>breaks</th><th>break difference (ledger − chain)</th><th>unexplained balance difference</th><th>solvency surplus (assets − liabilities)</th></tr>${summaryRows}</table>
 <h2>Differences</h2>
@@ -242,7 +270,7 @@ ${differenceChart(report)}
 <h2>Reorg holds</h2>
 ${report.holds.length === 0 ? "<p>No reorg holds.</p>" : `<table><tr><th>state</th><th>customer</th><th>asset</th><th>deposit</th><th>amount</th><th>held</th><th>receivable</th><th>orphaned at</th><th>what happens</th></tr>${holdRows}</table>`}
 <h2>Breaks</h2>
-${report.breaks.length === 0 ? "<p>No breaks.</p>" : `<table><tr><th>#</th><th>type</th><th>asset</th><th>key</th><th>chain</th><th>ledger</th><th>difference</th><th>items</th><th>suggested action</th></tr>${breakRows}</table>`}
+${report.breaks.length === 0 ? "<p>No breaks.</p>" : `<table><tr><th>#</th><th>type</th><th>asset</th><th>key</th><th>chain</th><th>ledger</th><th>difference</th><th>items</th><th>suggested action</th><th>state</th></tr>${breakRows}</table>`}
 </body></html>
 `;
 }

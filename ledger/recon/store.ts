@@ -2,8 +2,10 @@
  * Run storage in schema `recon`: a run row (inputs, block, watermarks, balance checks, counts) and
  * one row per break. Breaks of the last completed run are the open items the next run re-examines.
  */
-import type { Pool } from "../../ops/db.js";
+import type { AuditHead } from "../../api/audit.js";
+import type { Pool, PoolClient } from "../../ops/db.js";
 import type { BalanceCheck } from "./balances.js";
+import { type BreakStateName, breakIdentities, trackBreakStates } from "./breakStates.js";
 import { RunNotFoundError } from "./errors.js";
 import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
 import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
@@ -121,45 +123,33 @@ export async function completeRun(
     breaks: Break[];
     holds?: ReorgHold[];
     inputs: Record<string, unknown>;
+    /** The audit log's head when the run completed (an anchor for `audit verify`). */
+    auditHead?: AuditHead | null;
   },
-): Promise<void> {
-  const rows = result.breaks.map((b, n) => {
-    const ref = refOf(b);
-    return {
-      n,
-      type: b.type,
-      asset_id: b.assetId,
-      key: b.key,
-      direction: b.direction ?? null,
-      tx_hash: ref?.txHash ?? null,
-      position: ref?.position ?? null,
-      entry_ids: b.entries.map((e) => e.id),
-      fact_ids: b.facts.map((f) => f.id),
-      chain_amount: b.chainAmount.toString(),
-      ledger_amount: b.ledgerAmount.toString(),
-      difference: b.difference.toString(),
-      action: b.action,
-      items: { facts: b.facts.map(factJson), entries: b.entries.map(entryJson) },
-    };
-  });
+): Promise<{ states: BreakStateName[]; alerting: number }> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
-    await client.query(
-      `INSERT INTO recon.breaks (run_id, n, type, asset_id, key, direction, tx_hash, position,
-         entry_ids, fact_ids, chain_amount, ledger_amount, difference, action, items)
-       SELECT $1, x.n, x.type, x.asset_id, x.key, x.direction, x.tx_hash, x.position,
-         x.entry_ids, x.fact_ids, x.chain_amount, x.ledger_amount, x.difference, x.action, x.items
-       FROM jsonb_to_recordset($2::jsonb) AS x(n int, type text, asset_id text, key text,
-         direction text, tx_hash text, position text, entry_ids uuid[], fact_ids bigint[],
-         chain_amount numeric, ledger_amount numeric, difference numeric, action text, items jsonb)`,
-      [runId, JSON.stringify(rows)],
+    const run = await client.query<{ chain_id: string }>(
+      "SELECT chain_id::text FROM recon.runs WHERE id = $1",
+      [runId],
     );
+    const chainId = Number(run.rows[0]!.chain_id);
+    const identities = breakIdentities(chainId, result.breaks);
+    const states = await trackBreakStates(client, {
+      runId,
+      chainId,
+      breaks: result.breaks,
+      identities,
+    });
+    const alerting = states.filter((s) => s === "open").length;
+    await storeBreaks(client, runId, result.breaks, identities, states);
     await client.query(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
          matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb,
-         entry_gaps = $11::jsonb, deferred_entries = $12::jsonb, holds = $13::jsonb
+         entry_gaps = $11::jsonb, deferred_entries = $12::jsonb, holds = $13::jsonb,
+         audit_head = $14::jsonb, alerting_count = $15
        WHERE id = $1`,
       [
         runId,
@@ -175,15 +165,60 @@ export async function completeRun(
         JSON.stringify(result.watermarks.entryGaps),
         JSON.stringify(result.deferredEntries.map((d) => [d.id, d.txHash, d.position])),
         JSON.stringify((result.holds ?? []).map(holdJson)),
+        result.auditHead ? JSON.stringify(result.auditHead) : null,
+        alerting,
       ],
     );
     await client.query("COMMIT");
+    return { states, alerting };
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     throw error;
   } finally {
     client.release();
   }
+}
+
+async function storeBreaks(
+  client: PoolClient,
+  runId: number,
+  breaks: readonly Break[],
+  identities: readonly string[],
+  states: readonly BreakStateName[],
+): Promise<void> {
+  const rows = breaks.map((b, n) => {
+    const ref = refOf(b);
+    return {
+      n,
+      identity: identities[n],
+      state: states[n],
+      type: b.type,
+      asset_id: b.assetId,
+      key: b.key,
+      direction: b.direction ?? null,
+      tx_hash: ref?.txHash ?? null,
+      position: ref?.position ?? null,
+      entry_ids: b.entries.map((e) => e.id),
+      fact_ids: b.facts.map((f) => f.id),
+      chain_amount: b.chainAmount.toString(),
+      ledger_amount: b.ledgerAmount.toString(),
+      difference: b.difference.toString(),
+      action: b.action,
+      items: { facts: b.facts.map(factJson), entries: b.entries.map(entryJson) },
+    };
+  });
+  await client.query(
+    `INSERT INTO recon.breaks (run_id, n, type, asset_id, key, direction, tx_hash, position,
+       entry_ids, fact_ids, chain_amount, ledger_amount, difference, action, items, identity, state)
+     SELECT $1, x.n, x.type, x.asset_id, x.key, x.direction, x.tx_hash, x.position,
+       x.entry_ids, x.fact_ids, x.chain_amount, x.ledger_amount, x.difference, x.action, x.items,
+       x.identity, x.state
+     FROM jsonb_to_recordset($2::jsonb) AS x(n int, type text, asset_id text, key text,
+       direction text, tx_hash text, position text, entry_ids uuid[], fact_ids bigint[],
+       chain_amount numeric, ledger_amount numeric, difference numeric, action text, items jsonb,
+       identity text, state text)`,
+    [runId, JSON.stringify(rows)],
+  );
 }
 
 /** The chain reference a later run re-examines for this break. */
@@ -213,6 +248,19 @@ export type StoredBreak = {
   action: string;
   facts: ReturnType<typeof factJson>[];
   entries: ReturnType<typeof entryJson>[];
+  /** Stable across runs (breakStates.ts); null for runs stored before break states existed. */
+  identity?: string | null;
+  /** The state the break had when this run stored it (open = alerted). */
+  state?: string | null;
+  /** Where the break stands now (it may have been acknowledged or resolved since). */
+  current?: {
+    state: string;
+    acknowledgedBy: string | null;
+    acknowledgedReason: string | null;
+    resolvedBy: string | null;
+    resolvedReason: string | null;
+    resolvedRef: string | null;
+  } | null;
 };
 
 export type StoredRun = {
@@ -232,6 +280,10 @@ export type StoredRun = {
   /** Reorg holds the run saw (not breaks). */
   holds?: ReturnType<typeof holdJson>[];
   error: string | null;
+  /** The audit log's head when the run completed (`audit verify` checks it is still there). */
+  auditHead?: { seq: number; hash: string } | null;
+  /** Breaks that alerted (open); the rest were acknowledged at the same difference. */
+  alertingCount?: number;
   startedAt: string;
   finishedAt: string | null;
   breaks: StoredBreak[];
@@ -242,8 +294,11 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
   const row = r.rows[0];
   if (!row) throw new RunNotFoundError(runId);
   const b = await pool.query(
-    `SELECT n, type, asset_id, key, direction, chain_amount, ledger_amount, difference, action, items
-     FROM recon.breaks WHERE run_id = $1 ORDER BY n`,
+    `SELECT b.n, b.type, b.asset_id, b.key, b.direction, b.chain_amount, b.ledger_amount,
+       b.difference, b.action, b.items, b.identity, b.state, s.state AS current_state,
+       s.acknowledged_by, s.acknowledged_reason, s.resolved_by, s.resolved_reason, s.resolved_ref
+     FROM recon.breaks b LEFT JOIN recon.break_states s ON s.identity = b.identity
+     WHERE b.run_id = $1 ORDER BY b.n`,
     [runId],
   );
   return {
@@ -262,6 +317,8 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
     balances: row.balances,
     holds: row.holds ?? [],
     error: row.error,
+    auditHead: row.audit_head ?? null,
+    alertingCount: row.alerting_count,
     startedAt: (row.started_at as Date).toISOString(),
     finishedAt: row.finished_at ? (row.finished_at as Date).toISOString() : null,
     breaks: b.rows.map((x) => ({
@@ -276,6 +333,18 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
       action: x.action,
       facts: x.items.facts ?? [],
       entries: x.items.entries ?? [],
+      identity: x.identity,
+      state: x.state,
+      current: x.current_state
+        ? {
+            state: x.current_state,
+            acknowledgedBy: x.acknowledged_by,
+            acknowledgedReason: x.acknowledged_reason,
+            resolvedBy: x.resolved_by,
+            resolvedReason: x.resolved_reason,
+            resolvedRef: x.resolved_ref,
+          }
+        : null,
     })),
   };
 }
@@ -306,5 +375,22 @@ export async function listRuns(
     status: x.status,
     breakCount: x.break_count,
     startedAt: (x.started_at as Date).toISOString(),
+  }));
+}
+
+/** The audit heads completed runs recorded (newest per distinct head), as `audit verify` anchors. */
+export async function listAuditAnchors(
+  pool: Pool,
+): Promise<{ seq: number; hash: string; source: string }[]> {
+  const r = await pool.query<{ id: string; seq: string; hash: string }>(
+    `SELECT DISTINCT ON ((audit_head->>'seq')::bigint) id::text, audit_head->>'seq' AS seq,
+            audit_head->>'hash' AS hash
+       FROM recon.runs WHERE status = 'completed' AND audit_head IS NOT NULL
+      ORDER BY (audit_head->>'seq')::bigint DESC, id DESC LIMIT 1000`,
+  );
+  return r.rows.map((x) => ({
+    seq: Number(x.seq),
+    hash: x.hash,
+    source: `reconciliation run ${x.id}`,
   }));
 }

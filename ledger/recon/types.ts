@@ -92,6 +92,8 @@ export type Break = {
   /** ledgerAmount − chainAmount. */
   difference: bigint;
   action: string;
+  /** Set once the run is stored (ledger/recon/breakStates.ts). */
+  state?: "open" | "acknowledged" | "resolved";
 };
 
 /** Kinds of ledger transfer that are only valid with a chain fact behind them. */

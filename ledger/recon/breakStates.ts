@@ -1,0 +1,315 @@
+/**
+ * Breaks worked to closure: open → acknowledged (who, why) → resolved (linked to what fixed it).
+ * A break's identity is stable across runs (type, chain, asset, subject key), so an operator's
+ * acknowledgement survives re-runs: the reconciler does not alert on an acknowledged break while
+ * its difference is the one the operator saw, reopens it when the difference changes or a resolved
+ * break is found again, and resolves what a completed run no longer finds.
+ */
+import { appendAudit } from "../../api/audit.js";
+import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
+import { BreakNotFoundError, BreakStateError } from "./errors.js";
+import type { Break } from "./types.js";
+
+export const BREAK_STATES = ["open", "acknowledged", "resolved"] as const;
+export type BreakStateName = (typeof BREAK_STATES)[number];
+
+export function breakIdentity(chainId: number, b: Pick<Break, "type" | "assetId" | "key">): string {
+  return `${b.type}|${chainId}|${b.assetId}|${b.key}`;
+}
+
+/** Identities of a run's breaks; a second break with the same identity in one run gets `#2`, … */
+export function breakIdentities(chainId: number, breaks: readonly Break[]): string[] {
+  const seen = new Map<string, number>();
+  return breaks.map((b) => {
+    const base = breakIdentity(chainId, b);
+    const n = (seen.get(base) ?? 0) + 1;
+    seen.set(base, n);
+    return n === 1 ? base : `${base}#${n}`;
+  });
+}
+
+/** The state each break of a completing run takes (and the resolution of breaks it no longer finds). */
+export async function trackBreakStates(
+  client: PoolClient,
+  args: { runId: number; chainId: number; breaks: readonly Break[]; identities: readonly string[] },
+): Promise<BreakStateName[]> {
+  const { runId, chainId, breaks, identities } = args;
+  // One run of a chain at a time updates its states (the scheduled role and the CLI may overlap).
+  await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+    `recon.break_states:${chainId}`,
+  ]);
+  const existing = await client.query<{
+    identity: string;
+    state: BreakStateName;
+    acknowledged_difference: string | null;
+  }>(
+    `SELECT identity, state, acknowledged_difference::text FROM recon.break_states
+      WHERE identity = ANY($1::text[])`,
+    [identities],
+  );
+  const byId = new Map(existing.rows.map((r) => [r.identity, r]));
+  const rows = breaks.map((b, i) => {
+    const prior = byId.get(identities[i]!);
+    const difference = b.difference.toString();
+    const state: BreakStateName =
+      prior?.state === "acknowledged" && prior.acknowledged_difference === difference
+        ? "acknowledged"
+        : "open";
+    return {
+      identity: identities[i]!,
+      type: b.type,
+      asset_id: b.assetId,
+      key: b.key,
+      state,
+      difference,
+    };
+  });
+  await client.query(
+    `INSERT INTO recon.break_states AS s (identity, chain_id, type, asset_id, key, state,
+       first_run_id, last_run_id, last_difference)
+     SELECT x.identity, $2, x.type, x.asset_id, x.key, x.state, $1, $1, x.difference
+       FROM jsonb_to_recordset($3::jsonb)
+         AS x(identity text, type text, asset_id text, key text, state text, difference numeric)
+     ON CONFLICT (identity) DO UPDATE SET
+       state = EXCLUDED.state, last_run_id = EXCLUDED.last_run_id,
+       last_difference = EXCLUDED.last_difference, updated_at = now(),
+       -- a break found again after it was resolved starts over
+       resolved_by = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_by END,
+       resolved_reason = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_reason END,
+       resolved_ref = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_ref END,
+       resolved_at = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_at END`,
+    [runId, chainId, JSON.stringify(rows)],
+  );
+  // What this completed run no longer finds is resolved: the run is the evidence.
+  await client.query(
+    `UPDATE recon.break_states SET state = 'resolved', resolved_by = 'reconciler',
+       resolved_reason = 'not found by run ' || $1::text, resolved_ref = 'run:' || $1::text,
+       resolved_at = now(), updated_at = now()
+     WHERE chain_id = $2 AND state <> 'resolved' AND NOT (identity = ANY($3::text[]))`,
+    [runId, chainId, identities],
+  );
+  return rows.map((r) => r.state);
+}
+
+export type BreakState = {
+  identity: string;
+  chainId: number;
+  type: string;
+  assetId: string;
+  key: string;
+  state: BreakStateName;
+  firstRunId: number;
+  lastRunId: number;
+  lastDifference: string;
+  acknowledgedBy: string | null;
+  acknowledgedReason: string | null;
+  acknowledgedAt: string | null;
+  acknowledgedDifference: string | null;
+  resolvedBy: string | null;
+  resolvedReason: string | null;
+  resolvedRef: string | null;
+  resolvedAt: string | null;
+  /** `<run id>:<n>` of the break in its latest run (what reports print). */
+  latestBreakId: string | null;
+  action: string | null;
+};
+
+type StateRow = {
+  identity: string;
+  chain_id: string;
+  type: string;
+  asset_id: string;
+  key: string;
+  state: BreakStateName;
+  first_run_id: string;
+  last_run_id: string;
+  last_difference: string;
+  acknowledged_by: string | null;
+  acknowledged_reason: string | null;
+  acknowledged_at: Date | null;
+  acknowledged_difference: string | null;
+  resolved_by: string | null;
+  resolved_reason: string | null;
+  resolved_ref: string | null;
+  resolved_at: Date | null;
+  n: number | null;
+  action: string | null;
+};
+
+const STATE_SELECT = `
+  SELECT s.identity, s.chain_id::text, s.type, s.asset_id, s.key, s.state, s.first_run_id::text,
+         s.last_run_id::text, s.last_difference::text, s.acknowledged_by, s.acknowledged_reason,
+         s.acknowledged_at, s.acknowledged_difference::text, s.resolved_by, s.resolved_reason,
+         s.resolved_ref, s.resolved_at, b.n, b.action
+    FROM recon.break_states s
+    LEFT JOIN recon.breaks b ON b.run_id = s.last_run_id AND b.identity = s.identity`;
+
+function toState(r: StateRow): BreakState {
+  return {
+    identity: r.identity,
+    chainId: Number(r.chain_id),
+    type: r.type,
+    assetId: r.asset_id,
+    key: r.key,
+    state: r.state,
+    firstRunId: Number(r.first_run_id),
+    lastRunId: Number(r.last_run_id),
+    lastDifference: r.last_difference,
+    acknowledgedBy: r.acknowledged_by,
+    acknowledgedReason: r.acknowledged_reason,
+    acknowledgedAt: r.acknowledged_at?.toISOString() ?? null,
+    acknowledgedDifference: r.acknowledged_difference,
+    resolvedBy: r.resolved_by,
+    resolvedReason: r.resolved_reason,
+    resolvedRef: r.resolved_ref,
+    resolvedAt: r.resolved_at?.toISOString() ?? null,
+    latestBreakId: r.n === null ? null : `${r.last_run_id}:${r.n}`,
+    action: r.action,
+  };
+}
+
+export async function listBreakStates(
+  db: Pool | PoolClient,
+  filter: { chainId?: number; states?: readonly BreakStateName[]; limit?: number } = {},
+): Promise<BreakState[]> {
+  const r = await db.query<StateRow>(
+    `${STATE_SELECT}
+     WHERE ($1::bigint IS NULL OR s.chain_id = $1) AND s.state = ANY($2::text[])
+     ORDER BY s.updated_at DESC, s.identity LIMIT $3`,
+    [filter.chainId ?? null, filter.states ?? ["open", "acknowledged"], filter.limit ?? 200],
+  );
+  return r.rows.map(toState);
+}
+
+/** States of the given identities (for reports). */
+export async function breakStatesOf(
+  db: Pool | PoolClient,
+  identities: readonly string[],
+): Promise<Map<string, BreakState>> {
+  if (identities.length === 0) return new Map();
+  const r = await db.query<StateRow>(`${STATE_SELECT} WHERE s.identity = ANY($1::text[])`, [
+    identities,
+  ]);
+  return new Map(r.rows.map((x) => [x.identity, toState(x)]));
+}
+
+/** A break by its identity or by `<run id>:<n>` (as reports print), locked for update. */
+async function lockBreak(client: PoolClient, ref: string): Promise<StateRow> {
+  let identity = ref.trim();
+  const m = /^([0-9]+):([0-9]+)$/.exec(identity);
+  if (m) {
+    const b = await client.query<{ identity: string | null }>(
+      "SELECT identity FROM recon.breaks WHERE run_id = $1 AND n = $2",
+      [m[1], m[2]],
+    );
+    const found = b.rows[0]?.identity;
+    if (!found) throw new BreakNotFoundError(ref);
+    identity = found;
+  }
+  const r = await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1 FOR UPDATE OF s`, [
+    identity,
+  ]);
+  const row = r.rows[0];
+  if (!row) throw new BreakNotFoundError(ref);
+  return row;
+}
+
+function requireText(ref: string, what: string, value: string): string {
+  const v = value.trim();
+  if (v === "" || v.includes("\u0000")) throw new BreakStateError(ref, `${what} must not be empty`);
+  return v;
+}
+
+/** open → acknowledged: the operator looked at it (who, why). Repeating it changes nothing. */
+export async function acknowledgeBreak(
+  pool: Pool,
+  args: { ref: string; by: string; reason: string },
+): Promise<BreakState> {
+  const by = requireText(args.ref, "by", args.by);
+  const reason = requireText(args.ref, "reason", args.reason);
+  return withTransaction(pool, async (client) => {
+    const row = await lockBreak(client, args.ref);
+    if (row.state === "resolved")
+      throw new BreakStateError(
+        args.ref,
+        "it is resolved (a later run reopens it if it is found again)",
+      );
+    if (row.state === "acknowledged" && row.acknowledged_difference === row.last_difference)
+      return toState(row);
+    await client.query(
+      `UPDATE recon.break_states SET state = 'acknowledged', acknowledged_by = $2,
+         acknowledged_reason = $3, acknowledged_at = now(), acknowledged_difference = last_difference,
+         updated_at = now()
+       WHERE identity = $1`,
+      [row.identity, by, reason],
+    );
+    await appendAudit(client, {
+      actor: by,
+      action: "recon.break.acknowledged",
+      entityType: "recon_break",
+      entityId: row.identity,
+      details: { reason, difference: row.last_difference, run_id: Number(row.last_run_id) },
+    });
+    return toState(
+      (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))
+        .rows[0]!,
+    );
+  });
+}
+
+/**
+ * → resolved, linked to what fixed it: a ledger transfer id (UUID), a chain fact
+ * `<tx hash>:<position>`, or a transfer name. A later run that still finds the break reopens it.
+ */
+export async function resolveBreak(
+  pool: Pool,
+  args: { ref: string; by: string; reason: string; fixedBy: string },
+): Promise<BreakState> {
+  const by = requireText(args.ref, "by", args.by);
+  const reason = requireText(args.ref, "reason", args.reason);
+  const fixedBy = requireText(args.ref, "the booking or fact that fixed it", args.fixedBy);
+  return withTransaction(pool, async (client) => {
+    const row = await lockBreak(client, args.ref);
+    if (row.state === "resolved") return toState(row);
+    const link = await checkFix(client, Number(row.chain_id), fixedBy);
+    if (!link)
+      throw new BreakStateError(
+        args.ref,
+        `${fixedBy} is neither a ledger transfer nor a chain fact of chain ${row.chain_id}`,
+      );
+    await client.query(
+      `UPDATE recon.break_states SET state = 'resolved', resolved_by = $2, resolved_reason = $3,
+         resolved_ref = $4, resolved_at = now(), updated_at = now()
+       WHERE identity = $1`,
+      [row.identity, by, reason, link],
+    );
+    await appendAudit(client, {
+      actor: by,
+      action: "recon.break.resolved",
+      entityType: "recon_break",
+      entityId: row.identity,
+      details: { reason, fixed_by: link, difference: row.last_difference },
+    });
+    return toState(
+      (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))
+        .rows[0]!,
+    );
+  });
+}
+
+/** The fix must exist: a transfer (by id) or a fact of the break's chain (`<tx>:<position>`). */
+async function checkFix(client: PoolClient, chainId: number, ref: string): Promise<string | null> {
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref)) {
+    const t = await client.query("SELECT 1 FROM ledger.transfers WHERE id = $1", [ref]);
+    return t.rows.length > 0 ? `transfer:${ref.toLowerCase()}` : null;
+  }
+  const m = /^(0x[0-9a-fA-F]{64}):([a-z0-9:.]+)$/.exec(ref);
+  if (m) {
+    const f = await client.query(
+      "SELECT 1 FROM chain.transfers WHERE chain_id = $1 AND tx_hash = $2 AND position = $3",
+      [chainId, m[1]!.toLowerCase(), m[2]],
+    );
+    return f.rows.length > 0 ? `fact:${m[1]!.toLowerCase()}:${m[2]}` : null;
+  }
+  return null;
+}
