@@ -55,10 +55,19 @@ type Row = {
   revoked_at: Date | null;
 };
 
+/**
+ * A key owner's identity: Unicode NFKC, case-folded, trimmed, so `anna`, ` ANNA ` and fullwidth
+ * `ａｎｎａ` are one approver (approvals count distinct owners; the requester cannot approve).
+ */
+export function normalizeOwner(owner: string): string {
+  return owner.normalize("NFKC").toLowerCase().normalize("NFKC").trim();
+}
+
 function fromRow(row: Row): ApiKey {
   return {
     id: row.id,
-    owner: row.owner,
+    // Keys stored before owners were normalised are read as their normalised identity.
+    owner: normalizeOwner(row.owner),
     description: row.description,
     scopes: row.scopes as Scope[],
     createdAt: row.created_at,
@@ -72,13 +81,14 @@ export async function createApiKey(
   input: { owner: string; scopes: readonly string[]; description?: string },
 ): Promise<{ key: ApiKey; plaintext: string }> {
   const scopes = parseScopes(input.scopes);
-  if (!input.owner || input.owner.length > 100) throw new TypeError("owner must be 1-100 chars");
+  const owner = normalizeOwner(input.owner);
+  if (!owner || owner.length > 100) throw new TypeError("owner must be 1-100 chars");
   const id = randomBytes(8).toString("hex");
   const secret = randomBytes(32).toString("base64url");
   const { rows } = await db.query<Row>(
     `INSERT INTO api.api_keys (id, owner, description, secret_hash, scopes)
      VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-    [id, input.owner, input.description ?? "", hashSecret(secret), scopes],
+    [id, owner, input.description ?? "", hashSecret(secret), scopes],
   );
   return { key: fromRow(rows[0]!), plaintext: `cn_${id}_${secret}` };
 }

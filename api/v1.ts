@@ -22,6 +22,7 @@ import { depositsRoutes } from "./routes/deposits.js";
 import { reconRoutes } from "./routes/recon.js";
 import { webhooksRoutes } from "./routes/webhooks.js";
 import { withdrawalsRoutes } from "./routes/withdrawals.js";
+import { assetsWithoutPolicy } from "./withdrawals/policy.js";
 import { createWithdrawals, type Withdrawals } from "./withdrawals/service.js";
 
 export type V1Options = {
@@ -67,6 +68,13 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
   return async (root) => {
     // Holds need the assets to exist; idempotent, and the ledger's own worker does the same.
     await ledger.ensureAssetsFromConfig(options.common.config.chains);
+    // Policies fail closed: say at start which assets cannot be withdrawn, and why.
+    for (const assetId of assetsWithoutPolicy(options.common.config))
+      options.common.logger.warn({
+        msg: "asset has no withdrawal policy: its withdrawals are refused (WITHDRAWAL_POLICY_MISSING)",
+        asset_id: assetId,
+        field: "policies.withdrawals.limits",
+      });
     await root.register(
       async (app) => {
         const v1 = app.withTypeProvider<TypeBoxTypeProvider>();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { policiesSchema } from "../../ops/config.js";
-import { evaluateWithdrawalPolicy } from "./policy.js";
+import { type Config, policiesSchema } from "../../ops/config.js";
+import { assetsWithoutPolicy, customerAllowlist, evaluateWithdrawalPolicy } from "./policy.js";
 
 const A = "0x00000000000000000000000000000000000000aa";
 const B = "0x00000000000000000000000000000000000000bb";
@@ -44,10 +44,66 @@ describe("evaluateWithdrawalPolicy", () => {
   });
 
   it("with no allowlists at all, any destination passes", () => {
-    const open = policiesSchema.parse({ withdrawals: {} });
-    expect(evaluateWithdrawalPolicy(open, { ...base, to: C, amount: 10n ** 30n })).toEqual({
+    const open = policiesSchema.parse({
+      withdrawals: {
+        limits: {
+          [native]: { perTransaction: "1000", rolling24h: "1000", approvalThreshold: "1000" },
+        },
+      },
+    });
+    expect(evaluateWithdrawalPolicy(open, { ...base, to: C, amount: 10n })).toEqual({
       requiredApprovals: 0,
     });
+  });
+
+  it("fails closed: an asset with no explicit limits is refused, whatever the amount", () => {
+    const none = policiesSchema.parse({ withdrawals: {} });
+    expect(code(() => evaluateWithdrawalPolicy(none, { ...base, to: C, amount: 1n }))).toBe(
+      "WITHDRAWAL_POLICY_MISSING",
+    );
+    const token = "31337:0x00000000000000000000000000000000000000dd";
+    expect(code(() => evaluateWithdrawalPolicy(policies, { ...base, assetId: token }))).toBe(
+      "WITHDRAWAL_POLICY_MISSING",
+    );
+    try {
+      evaluateWithdrawalPolicy(none, base);
+    } catch (e) {
+      expect((e as { meta: Record<string, unknown> }).meta).toMatchObject({
+        field: "body.asset",
+        asset_id: native,
+      });
+    }
+  });
+
+  it("names every listed asset without a policy (the start-up warning)", () => {
+    const chains = [
+      { chainId: 31337, tokens: [{ address: "0x00000000000000000000000000000000000000Dd" }] },
+      { chainId: 31338, tokens: [] },
+    ] as unknown as Config["chains"];
+    expect(assetsWithoutPolicy({ chains, policies })).toEqual([
+      "31337:0x00000000000000000000000000000000000000dd",
+      "31338:0x0000000000000000000000000000000000000000",
+    ]);
+  });
+
+  it("reads allowlists as own properties: a customer id like an Object member has no list", () => {
+    for (const customerId of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      expect(customerAllowlist(policies, customerId)).toEqual([]);
+      // only the global list applies to them, and nothing throws
+      expect(evaluateWithdrawalPolicy(policies, { ...base, customerId, to: A })).toEqual({
+        requiredApprovals: 0,
+      });
+      expect(code(() => evaluateWithdrawalPolicy(policies, { ...base, customerId }))).toBe(
+        "DESTINATION_NOT_ALLOWED",
+      );
+    }
+    const own = {
+      withdrawals: {
+        ...policies.withdrawals,
+        customerAllowlists: JSON.parse(`{"constructor":["${C}"]}`),
+      },
+    };
+    expect(customerAllowlist(own, "constructor")).toEqual([C]);
   });
 
   it("enforces the per-transaction limit at its boundary", () => {

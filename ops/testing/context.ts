@@ -31,6 +31,29 @@ export type TestContext = {
   cleanup: () => Promise<void>;
 };
 
+function unlimitedPolicies(chains: { chainId: number; tokens?: unknown }[]) {
+  const max = (2n ** 256n - 1n).toString();
+  const limits: Record<
+    string,
+    { perTransaction: string; rolling24h: string; approvalThreshold: string }
+  > = {};
+  for (const chain of chains) {
+    const tokens = Array.isArray(chain.tokens) ? (chain.tokens as { address?: unknown }[]) : [];
+    const addresses = [
+      "0x0000000000000000000000000000000000000000",
+      ...tokens.map((t) => t.address),
+    ];
+    for (const address of addresses)
+      if (typeof address === "string")
+        limits[`${chain.chainId}:${address}`] = {
+          perTransaction: max,
+          rolling24h: max,
+          approvalThreshold: max,
+        };
+  }
+  return { withdrawals: { limits } };
+}
+
 export async function createTestContext(
   options: { chains?: TestChainSpec[]; file?: Partial<Record<keyof FileConfig, unknown>> } = {},
 ): Promise<TestContext> {
@@ -62,7 +85,13 @@ export async function createTestContext(
       traces: true,
       ...spec.config,
     }));
-    const file = fileConfigSchema.parse({ chains, ...options.file });
+    // Withdrawal policies fail closed (issue 14): a test that sets none gets an explicit policy
+    // without limits or approvals for every asset of its chains; policy tests pass their own.
+    const file = fileConfigSchema.parse({
+      chains,
+      policies: unlimitedPolicies(chains),
+      ...options.file,
+    });
     const env = envSchema.parse({
       DATABASE_URL: db.url,
       REDIS_URL: redis.url,

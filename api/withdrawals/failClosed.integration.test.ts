@@ -1,0 +1,176 @@
+/**
+ * Policies fail closed and approvers are people: through /v1 on real Postgres and Redis, a listed
+ * asset with no explicit withdrawal policy is refused (422 WITHDRAWAL_POLICY_MISSING, no row, no
+ * hold) and the api role warns about it at start; approver identities are normalised (case, spaces,
+ * NFKC), so `anna`, ` ANNA ` and fullwidth `ａｎｎａ` count once; a customer id that is an Object
+ * member name has no allowlist of its own and gets a clean answer, never a 500.
+ */
+import { Writable } from "node:stream";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
+import { createHealth } from "../../ops/health.js";
+import { buildApp } from "../app.js";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { deployTestFactory } from "../testing/factory.js";
+import { createV1Plugin } from "../v1.js";
+
+const ETH = 10n ** 18n;
+const NATIVE = "31337:0x0000000000000000000000000000000000000000";
+const TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const OTHER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+
+let t: ApiTestContext;
+let ledger: Ledger;
+let requester: string;
+let n = 0;
+
+beforeAll(async () => {
+  t = await createApiTestContext({
+    chains: [
+      {
+        chainId: 31337,
+        key: "local-a",
+        config: { tokens: [{ address: TOKEN, symbol: "TKN", decimals: 18 }] },
+      },
+    ],
+    file: {
+      policies: {
+        withdrawals: {
+          // the native asset has a policy, the token has none
+          limits: {
+            [NATIVE]: {
+              perTransaction: (10n * ETH).toString(),
+              rolling24h: (20n * ETH).toString(),
+              approvalThreshold: ETH.toString(),
+            },
+          },
+          customerAllowlists: { alice: [DEST, OTHER] },
+          requiredApprovals: 2,
+        },
+      },
+    },
+  });
+  await deployTestFactory(t.ctx);
+  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
+  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
+  for (const customer of ["alice", "constructor", "__proto__", "toString"])
+    await ledger.transfer({
+      id: transferId(`test:fund:${customer}`),
+      assetId: NATIVE,
+      debit: "custody:deposits",
+      credit: `user:${customer}`,
+      amount: 5n * ETH,
+      kind: "manual",
+    });
+  await ledger.transfer({
+    id: transferId("test:fund:alice:token"),
+    assetId: `31337:${TOKEN.toLowerCase()}`,
+    debit: "custody:deposits",
+    credit: "user:alice",
+    amount: 5n * ETH,
+    kind: "manual",
+  });
+  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
+});
+afterAll(async () => {
+  await ledger?.close();
+  await t?.cleanup();
+});
+
+const post = (key: string, url: string, payload: object = {}) =>
+  t.call(key, { method: "POST", url, headers: { "idempotency-key": `fc-${++n}` }, payload });
+const withdraw = (payload: object) =>
+  post(requester, "/v1/withdrawals", {
+    customerId: "alice",
+    chain: "local-a",
+    asset: "native",
+    to: DEST,
+    amount: "1000",
+    ...payload,
+  });
+const count = async (table: string) =>
+  Number((await t.ctx.db.pool.query(`SELECT count(*) FROM ${table}`)).rows[0].count);
+
+describe("withdrawal policy fails closed", () => {
+  it("refuses an asset without an explicit policy with 422 WITHDRAWAL_POLICY_MISSING, changing nothing", async () => {
+    const before = [await count("api.withdrawals"), await count("ledger.transfers")];
+    const res = await withdraw({ asset: "TKN", amount: "1" });
+    expect(res.statusCode).toBe(422);
+    expect(res.headers["content-type"]).toContain("application/problem+json");
+    expect(res.json()).toMatchObject({
+      code: "WITHDRAWAL_POLICY_MISSING",
+      asset_id: `31337:${TOKEN.toLowerCase()}`,
+      errors: [{ field: "body.asset" }],
+    });
+    expect([await count("api.withdrawals"), await count("ledger.transfers")]).toEqual(before);
+    // the asset with a policy still works
+    expect((await withdraw({ amount: "1000" })).statusCode).toBe(201);
+  });
+
+  it("warns at start-up naming each asset without a policy", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split("\n")) if (line) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const logger = pino({ level: "warn" }, sink);
+    const common = { ...t.ctx.common, logger };
+    const app = await buildApp({
+      common,
+      health: createHealth(),
+      plugins: [createV1Plugin({ common, pool: t.ctx.db.pool, redis: t.ctx.redis.redis })],
+    });
+    await app.ready();
+    await app.close();
+    const warned = lines.filter((l) => l.field === "policies.withdrawals.limits");
+    expect(warned.map((l) => l.asset_id)).toEqual([`31337:${TOKEN.toLowerCase()}`]);
+  });
+});
+
+describe("approver identity", () => {
+  it("counts anna, ' ANNA ' and fullwidth ａｎｎａ as one approver; a second person completes it", async () => {
+    const anna = await t.newKey("anna", ["withdrawals:approve"]);
+    const annaUpper = await t.newKey(" ANNA ", ["withdrawals:approve"]);
+    const annaWide = await t.newKey("ａｎｎａ", ["withdrawals:approve"]);
+    const ben = await t.newKey("Ben", ["withdrawals:approve"]);
+    const created = await withdraw({ amount: (2n * ETH).toString() });
+    expect(created.statusCode).toBe(201);
+    const w = created.json();
+    expect(w).toMatchObject({ status: "pending_approval", requiredApprovals: 2 });
+    const url = `/v1/withdrawals/${w.id}/approve`;
+    expect((await post(anna, url)).json()).toMatchObject({ status: "pending_approval" });
+    for (const same of [annaUpper, annaWide]) {
+      const again = await post(same, url);
+      expect(again.statusCode).toBe(409);
+      expect(again.json()).toMatchObject({ code: "ALREADY_DECIDED", approver: "anna" });
+    }
+    const { rows } = await t.ctx.db.pool.query(
+      `SELECT approver FROM api.withdrawal_approvals WHERE withdrawal_id = $1`,
+      [w.id],
+    );
+    expect(rows).toEqual([{ approver: "anna" }]);
+    expect((await post(ben, url)).json()).toMatchObject({ status: "signing" });
+  });
+
+  it("the requester under another spelling is still the requester", async () => {
+    const created = await withdraw({ amount: (2n * ETH).toString() });
+    const me = await t.newKey("EXCHANGE-Backend", ["withdrawals:approve"]);
+    const res = await post(me, `/v1/withdrawals/${created.json().id}/approve`);
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toMatchObject({ code: "APPROVER_IS_REQUESTER" });
+  });
+});
+
+describe("customer ids named like Object members", () => {
+  it("have no allowlist of their own (never an inherited one) and never get a 5xx", async () => {
+    for (const customerId of ["constructor", "__proto__", "toString"]) {
+      const res = await withdraw({ customerId, amount: "1000" });
+      expect(res.statusCode, customerId).toBe(201);
+      expect(res.json()).toMatchObject({ customerId });
+    }
+  });
+});
