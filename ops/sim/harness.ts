@@ -7,7 +7,13 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { type Common, createCommon } from "../common.js";
-import { type ChainConfig, type Config, chainSchema, envSchema } from "../config.js";
+import {
+  type ChainConfig,
+  type Config,
+  chainSchema,
+  envSchema,
+  policiesSchema,
+} from "../config.js";
 import { createPool, type Pool } from "../db.js";
 import { type Anvil, startAnvil } from "../devstack/anvil.js";
 import { createLogger } from "../logger.js";
@@ -98,7 +104,13 @@ export async function createSimWorld(
   {
     chainId,
     chains,
-  }: { chainId: number; chains: (anvil: Anvil) => ChainConfig[] | Promise<ChainConfig[]> },
+    policies = {},
+  }: {
+    chainId: number;
+    chains: (anvil: Anvil) => ChainConfig[] | Promise<ChainConfig[]>;
+    /** The config file's `policies` section (validated like the file). */
+    policies?: Record<string, unknown>;
+  },
 ): Promise<SimWorld> {
   const anvil = await startAnvil({ chainId, port: 0, args: ["--no-mining"] });
   let db: SimDatabase | undefined;
@@ -117,14 +129,7 @@ export async function createSimWorld(
       env,
       chains: await chains(anvil),
       hotWallets: [],
-      policies: {
-        withdrawals: {
-          globalAllowlist: [],
-          customerAllowlists: {},
-          limits: {},
-          requiredApprovals: 2,
-        },
-      },
+      policies: policiesSchema.parse(policies),
       webhooks: [],
       webhookSecrets: {},
       configPath: "(sim)",

@@ -26,9 +26,10 @@ export type ScenarioOptions = {
   keepOnFailure?: boolean;
   /**
    * Break the product on purpose before the checks (tests prove the invariants can fail):
-   * "double-credit" books a second credit for one real deposit.
+   * "double-credit" (deposits) books a second credit for one real deposit; "double-pay"
+   * (withdrawals) pays one withdrawal's destination a second time from another account.
    */
-  sabotage?: "double-credit";
+  sabotage?: "double-credit" | "double-pay";
   /** Print each step as it runs. */
   trace?: (line: string) => void;
 };

@@ -17,7 +17,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
@@ -103,6 +103,18 @@ export async function runWithdrawals(
   let chainEntry: Record<string, unknown> = {};
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
+    // Every withdrawal is approved automatically: approvals are not what this scenario is about.
+    policies: {
+      withdrawals: {
+        limits: {
+          [`${CHAIN_ID}:${ZERO}`]: {
+            perTransaction: parseEther("1000").toString(),
+            rolling24h: parseEther("100000").toString(),
+            approvalThreshold: parseEther("1000").toString(),
+          },
+        },
+      },
+    },
     async chains(anvil) {
       primary = await startLyingProxy(anvil.rpcUrl);
       fallback = await startLyingProxy(anvil.rpcUrl);
@@ -203,7 +215,10 @@ export async function runWithdrawals(
       configFile = path.join(tmpdir(), `custody-sim-${process.pid}-${seed}.json`);
       writeFileSync(
         configFile,
-        JSON.stringify({ chains: [chainEntry], hotWallets: [{ chain: "sim", kmsKeyId: keyId }] }),
+        JSON.stringify({
+          chains: [chainEntry],
+          hotWallets: [{ chain: "sim", kmsKeyId: keyId }],
+        }),
       );
       const env = {
         CUSTODY_CONFIG: configFile,
@@ -397,6 +412,14 @@ export async function runWithdrawals(
     if (!stopped) fail("stop", "the signer's stop() did not return within 15 s");
     stats.stop_ms = Date.now() - stopStarted;
 
+    const victim = accepted[0];
+    if (options.sabotage === "double-pay" && victim) {
+      await rpc("eth_sendTransaction", [
+        { from: accounts[1], to: victim.to, value: toHex(victim.amount) },
+      ]);
+      await mine(1);
+    }
+
     // Invariant: paid exactly once, finalized.
     let paidTotal = new Map<string, bigint>();
     for (const a of accepted) {
@@ -451,6 +474,7 @@ export async function runWithdrawals(
     await pB.close();
     await kmsProxy?.close().catch(() => {});
     await emulator.stop().catch(() => {});
+    if (configFile) rmSync(configFile, { force: true });
     const keep = violations.length > 0 && options.keepOnFailure === true;
     await world.close({ keep });
     if (keep) notes.push(`database kept: ${world.db.name}`);
