@@ -44,6 +44,9 @@ beforeAll(async () => {
     ...ctx.config.chains[0]!,
     confirmations: { kind: "blocks", blocks: 2 },
     reorgWindow: 8,
+    // Finality deeper than every reorg here (the default, max(2, 8), would halt the 12-block one:
+    // halting at finality is indexers/halt.integration.test.ts).
+    finality: { kind: "blocks", blocks: 64 },
     tokens: [{ address: token, symbol: "TT", decimals: 18 }],
   };
   await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }, { address: D3 }]);
