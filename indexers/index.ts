@@ -24,4 +24,5 @@ export { type Fact, type FactKind, NATIVE_ASSET } from "./extractFacts.js";
 export { type FinalizedBlock, finalityRule, readFinalized } from "./finality.js";
 export { type ChainHalt, readHalts } from "./halts.js";
 export { indexerHealthCheck, unhealthyReasons } from "./health.js";
+export { type ResumeResult, resumeChain } from "./resume.js";
 export { notifyWatchedAddress, WATCHED_CHANNEL } from "./watched.js";
