@@ -40,53 +40,62 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   const shortChainSince = new Map<string, number>();
   let lastFullCheck = 0;
 
-  async function markMined(
-    lease: Lease,
-    req: WatchedRequest,
-    winner: Attempt,
-    receipt: TrackedReceipt,
-  ): Promise<void> {
-    const position =
-      winner.purpose === "send" && receipt.success
-        ? transferPosition(
-            { from: ctx.from, to: req.to, value: req.value, data: req.data },
-            receipt.logs,
-            ctx.chain.tokens.map((t) => t.address),
-          )
-        : null;
-    const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
+  type Mined = { req: WatchedRequest; winner: Attempt; receipt: TrackedReceipt };
+
+  /** Record receipts found: one transaction for the whole set (a busy wallet mines hundreds). */
+  async function markMined(lease: Lease, found: readonly Mined[]): Promise<void> {
+    if (found.length === 0) return;
+    const rows = found.map(({ req, winner, receipt }) => {
+      const position =
+        winner.purpose === "send" && receipt.success
+          ? transferPosition(
+              { from: ctx.from, to: req.to, value: req.value, data: req.data },
+              receipt.logs,
+              ctx.chain.tokens.map((t) => t.address),
+            )
+          : null;
+      const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
+      return { req, winner, receipt, position, rechained };
+    });
     await lease.transaction(async () => {
       await lease.query(
-        `UPDATE custody.tx_requests
-           SET status = 'mined', tx_hash = $2, block_number = $3, block_hash = $4, receipt_success = $5,
-               gas_used = $6, effective_gas_price = $7, fee = $8, transfer_position = $9,
-               transfer_log_index = $10, receipt_missing_since = NULL, review_reason = NULL,
-               reorg_count = reorg_count + $11, outcome_seq = outcome_seq + $12, updated_at = now()
-         WHERE id = $1`,
+        `UPDATE custody.tx_requests r
+           SET status = 'mined', tx_hash = v.hash, block_number = v.bn, block_hash = v.bh,
+               receipt_success = v.ok, gas_used = v.gu, effective_gas_price = v.egp, fee = v.fee,
+               transfer_position = v.pos, transfer_log_index = v.li, receipt_missing_since = NULL,
+               review_reason = NULL, reorg_count = r.reorg_count + v.reorg,
+               outcome_seq = r.outcome_seq + v.seq, updated_at = now()
+          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bool[], $6::numeric[],
+                      $7::numeric[], $8::numeric[], $9::text[], $10::int[], $11::int[], $12::int[])
+               AS v(id, hash, bn, bh, ok, gu, egp, fee, pos, li, reorg, seq)
+         WHERE r.id = v.id`,
         [
-          req.id,
-          winner.txHash,
-          receipt.blockNumber.toString(),
-          receipt.blockHash,
-          receipt.success,
-          receipt.gasUsed.toString(),
-          receipt.effectiveGasPrice.toString(),
-          feePaid(receipt).toString(),
-          position?.position ?? null,
-          position?.logIndex ?? null,
-          rechained ? 1 : 0,
-          RUNG.has(req.status) ? 1 : 0,
+          rows.map((x) => x.req.id),
+          rows.map((x) => x.winner.txHash),
+          rows.map((x) => x.receipt.blockNumber.toString()),
+          rows.map((x) => x.receipt.blockHash),
+          rows.map((x) => x.receipt.success),
+          rows.map((x) => x.receipt.gasUsed.toString()),
+          rows.map((x) => x.receipt.effectiveGasPrice.toString()),
+          rows.map((x) => feePaid(x.receipt).toString()),
+          rows.map((x) => x.position?.position ?? null),
+          rows.map((x) => x.position?.logIndex ?? null),
+          rows.map((x) => (x.rechained ? 1 : 0)),
+          rows.map((x) => (RUNG.has(x.req.status) ? 1 : 0)),
         ],
       );
       await lease.query(
-        `UPDATE custody.tx_attempts
-            SET status = CASE WHEN id = $2 THEN 'mined'
-                              WHEN status IN ('signed', 'broadcast', 'mined', 'replaced') THEN 'replaced'
-                              ELSE status END
-          WHERE request_id = $1`,
-        [req.id, winner.id],
+        `UPDATE custody.tx_attempts a
+            SET status = CASE WHEN a.id = v.winner THEN 'mined'
+                              WHEN a.status IN ('signed', 'broadcast', 'mined', 'replaced') THEN 'replaced'
+                              ELSE a.status END
+           FROM unnest($1::text[], $2::bigint[]) AS v(request_id, winner)
+          WHERE a.request_id = v.request_id`,
+        [rows.map((x) => x.req.id), rows.map((x) => x.winner.id)],
       );
-      if (rechained || req.status === "receipt_unknown" || req.status === "needs_review")
+      for (const { req, winner, receipt, rechained } of rows) {
+        if (!rechained && req.status !== "receipt_unknown" && req.status !== "needs_review")
+          continue;
         await recordEvent(lease, {
           requestId: req.id,
           from: req.status,
@@ -100,16 +109,22 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
             ...(winner.status === "rejected" ? { attempt_was_rejected_by_a_node: true } : {}),
           },
         });
+      }
     });
-    if (rechained)
-      ctx.log.warn({
-        msg: "mined transaction re-included in another block",
-        request_id: req.id,
-        tx_hash: winner.txHash,
-        block_number: String(receipt.blockNumber),
-      });
-    if (req.blockHash === null && req.status !== "receipt_unknown")
-      ctx.metrics.timeToMine.observe(ctx.labels, Math.max(0, (Date.now() - req.createdAt) / 1000));
+    for (const { req, winner, receipt, rechained } of rows) {
+      if (rechained)
+        ctx.log.warn({
+          msg: "mined transaction re-included in another block",
+          request_id: req.id,
+          tx_hash: winner.txHash,
+          block_number: String(receipt.blockNumber),
+        });
+      if (req.blockHash === null && req.status !== "receipt_unknown")
+        ctx.metrics.timeToMine.observe(
+          ctx.labels,
+          Math.max(0, (Date.now() - req.createdAt) / 1000),
+        );
+    }
   }
 
   /** The tx left the chain and its nonce is free: back to broadcast, resend the bytes that mined. */
@@ -206,50 +221,71 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     ctx.alert("needs_review", { request_id: req.id, nonce: String(req.nonce), reason });
   }
 
+  type Step =
+    | { do: "finalize"; id: string }
+    | { do: "confirm"; id: string; final: boolean }
+    | { do: "fail"; id: string; code: "CANCELLED" | "REVERTED" };
+
   /** Confirmation and finality of a request still in its recorded block. */
-  async function progress(
-    lease: Lease,
+  function nextStep(
     req: WatchedRequest,
     winner: Attempt | undefined,
     snap: ChainSnapshot,
-  ): Promise<void> {
+  ): Step | undefined {
     const b = req.blockNumber!;
     const final = snap.finalizedHeight !== null && b <= snap.finalizedHeight;
-    if (req.status === "confirmed") {
-      if (!final) return;
-      await lease.query(
-        `UPDATE custody.tx_requests SET finalized_at = now(), updated_at = now()
-          WHERE id = $1 AND status = 'confirmed' AND finalized_at IS NULL`,
-        [req.id],
-      );
-      ctx.metrics.outcomes.inc({ ...ctx.labels, status: "finalized" });
-      return;
-    }
+    if (req.status === "confirmed") return final ? { do: "finalize", id: req.id } : undefined;
     const paid = winner?.purpose !== "cancel" && req.receiptSuccess === true;
     if (paid) {
-      if (snap.confirmedHeight === null || b > snap.confirmedHeight) return;
-      await lease.query(
-        `UPDATE custody.tx_requests
-            SET status = 'confirmed', finalized_at = CASE WHEN $2 THEN now() END,
-                outcome_seq = outcome_seq + 1, updated_at = now()
-          WHERE id = $1 AND status = 'mined'`,
-        [req.id, final],
-      );
-      ctx.metrics.outcomes.inc({ ...ctx.labels, status: "confirmed" });
-      if (final) ctx.metrics.outcomes.inc({ ...ctx.labels, status: "finalized" });
-      return;
+      if (snap.confirmedHeight === null || b > snap.confirmedHeight) return undefined;
+      return { do: "confirm", id: req.id, final };
     }
     // Reverted or cancelled: the request fails only once that block is final.
-    if (!final) return;
-    const code = winner?.purpose === "cancel" ? "CANCELLED" : "REVERTED";
-    await lease.query(
-      `UPDATE custody.tx_requests
-          SET status = 'failed', error_code = $2, finalized_at = now(),
-              outcome_seq = outcome_seq + 1, updated_at = now()
-        WHERE id = $1 AND status = 'mined'`,
-      [req.id, code],
-    );
-    ctx.metrics.outcomes.inc({ ...ctx.labels, status: "failed" });
+    if (!final) return undefined;
+    return {
+      do: "fail",
+      id: req.id,
+      code: winner?.purpose === "cancel" ? "CANCELLED" : "REVERTED",
+    };
+  }
+
+  /** Apply confirmation/finality steps: a few set-based statements in one transaction. */
+  async function applySteps(lease: Lease, steps: readonly Step[]): Promise<void> {
+    if (steps.length === 0) return;
+    const finalize = steps.filter((x) => x.do === "finalize").map((x) => x.id);
+    const confirm = steps.filter((x) => x.do === "confirm");
+    const fail = steps.filter((x) => x.do === "fail");
+    await lease.transaction(async () => {
+      if (finalize.length > 0)
+        await lease.query(
+          `UPDATE custody.tx_requests SET finalized_at = now(), updated_at = now()
+            WHERE id = ANY($1) AND status = 'confirmed' AND finalized_at IS NULL`,
+          [finalize],
+        );
+      if (confirm.length > 0)
+        await lease.query(
+          `UPDATE custody.tx_requests r
+              SET status = 'confirmed', finalized_at = CASE WHEN v.final THEN now() END,
+                  outcome_seq = r.outcome_seq + 1, updated_at = now()
+             FROM unnest($1::text[], $2::bool[]) AS v(id, final)
+            WHERE r.id = v.id AND r.status = 'mined'`,
+          [confirm.map((x) => x.id), confirm.map((x) => x.final)],
+        );
+      if (fail.length > 0)
+        await lease.query(
+          `UPDATE custody.tx_requests r
+              SET status = 'failed', error_code = v.code, finalized_at = now(),
+                  outcome_seq = r.outcome_seq + 1, updated_at = now()
+             FROM unnest($1::text[], $2::text[]) AS v(id, code)
+            WHERE r.id = v.id AND r.status = 'mined'`,
+          [fail.map((x) => x.id), fail.map((x) => x.code)],
+        );
+    });
+    const finalized = finalize.length + confirm.filter((x) => x.final).length;
+    if (finalized > 0) ctx.metrics.outcomes.inc({ ...ctx.labels, status: "finalized" }, finalized);
+    if (confirm.length > 0)
+      ctx.metrics.outcomes.inc({ ...ctx.labels, status: "confirmed" }, confirm.length);
+    if (fail.length > 0) ctx.metrics.outcomes.inc({ ...ctx.labels, status: "failed" }, fail.length);
   }
 
   /**
@@ -279,6 +315,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       inBlock.map((r) => r.id),
     );
     const moved: WatchedRequest[] = [];
+    const steps: Step[] = [];
     for (const req of inBlock) {
       const mine = attempts.get(req.id) ?? [];
       const hash = canonical.get(req.blockNumber!);
@@ -287,12 +324,12 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         shortChainSince.delete(req.id);
         // The block holds it but the count says the nonce is free: two nodes disagree; wait.
         if (nonceFree) continue;
-        await progress(
-          lease,
+        const step = nextStep(
           req,
           mine.find((a) => a.txHash === req.txHash),
           snap,
         );
+        if (step) steps.push(step);
         continue;
       }
       if (hash === undefined) {
@@ -311,6 +348,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
       moved.push(req);
     }
+    await applySteps(lease, steps);
     if (moved.length === 0) return;
     // Its block was replaced: where is it now?
     const hashes = moved.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash));
@@ -319,7 +357,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const mine = attempts.get(req.id) ?? [];
       const hit = mine.find((a) => found.has(a.txHash.toLowerCase() as Hex));
       if (hit) {
-        await markMined(lease, req, hit, found.get(hit.txHash.toLowerCase() as Hex)!);
+        await markMined(lease, [
+          { req, winner: hit, receipt: found.get(hit.txHash.toLowerCase() as Hex)! },
+        ]);
         continue;
       }
       if (snap.latestCount <= req.nonce) {
@@ -329,7 +369,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const everywhere = await chainView.receiptsEverywhere(mine.map((a) => a.txHash));
       const far = mine.find((a) => everywhere.found.has(a.txHash.toLowerCase() as Hex));
       if (far)
-        await markMined(lease, req, far, everywhere.found.get(far.txHash.toLowerCase() as Hex)!);
+        await markMined(lease, [
+          { req, winner: far, receipt: everywhere.found.get(far.txHash.toLowerCase() as Hex)! },
+        ]);
       else
         await receiptUnknown(lease, req, "reorged_out", {
           tx_hash: req.txHash,
@@ -386,14 +428,20 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       used.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash)),
     );
     const now = Date.now();
+    const hits: Mined[] = [];
+    const missing: WatchedRequest[] = [];
     for (const req of used) {
-      const mine = attempts.get(req.id) ?? [];
-      const hit = mine.find((a) => found.has(a.txHash.toLowerCase() as Hex));
+      const hit = (attempts.get(req.id) ?? []).find((a) =>
+        found.has(a.txHash.toLowerCase() as Hex),
+      );
       if (hit) {
         lastFullSearch.delete(req.id);
-        await markMined(lease, req, hit, found.get(hit.txHash.toLowerCase() as Hex)!);
-        continue;
-      }
+        hits.push({ req, winner: hit, receipt: found.get(hit.txHash.toLowerCase() as Hex)! });
+      } else missing.push(req);
+    }
+    await markMined(lease, hits);
+    for (const req of missing) {
+      const mine = attempts.get(req.id) ?? [];
       let missingSince = req.receiptMissingSince;
       if (missingSince === null) {
         missingSince = now;
@@ -410,7 +458,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const far = mine.find((a) => everywhere.found.has(a.txHash.toLowerCase() as Hex));
       if (far) {
         lastFullSearch.delete(req.id);
-        await markMined(lease, req, far, everywhere.found.get(far.txHash.toLowerCase() as Hex)!);
+        await markMined(lease, [
+          { req, winner: far, receipt: everywhere.found.get(far.txHash.toLowerCase() as Hex)! },
+        ]);
         continue;
       }
       if (req.status === "signed" || req.status === "broadcast")
