@@ -99,9 +99,15 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
   const compensations: number[] = [];
   const breaks: Break[] = [];
 
+  // A withdrawal post or its gas reversed after a reorg (api/withdrawals/holds.ts) claims no fact:
+  // the booking that stands is the one made when the tx mined again.
+  const reversed = new Set<string>();
+  for (const entry of entries) if (entry.reversesId !== null) reversed.add(entry.reversesId);
+
   for (let e = 0; e < entries.length; e++) {
     const entry = entries[e]!;
     if (entry.kind === "reorg_hold") continue;
+    if ((entry.kind === "withdrawal" || entry.kind === "fee") && reversed.has(entry.id)) continue;
     const held = input.reorgHolds?.get(entry.id);
     if (held === "final") continue;
     if (entry.kind === "compensation" || entry.reversesId !== null) {

@@ -9,6 +9,7 @@ import { createPublicClient, getAddress, http, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
 import { createLedger, transferId } from "../../ledger/index.js";
+import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
@@ -170,6 +171,14 @@ describe("withdrawal reorged out after confirmation", () => {
       ]),
     );
     expect((await ledger.check()).ok).toBe(true);
+    // Reconciliation pairs the tx and its gas with one standing booking each (the reverted
+    // posting and its reversal pair up): no break on the withdrawal's facts.
+    for (let i = 0; i < 4; i++) await rpc("evm_mine");
+    const run = await createReconciler({ common: ctx.common, pool: ctx.db.pool }).run({
+      chain,
+      full: true,
+    });
+    expect(run.breaks.filter((b) => b.key.startsWith(String(confirmed.txHash)))).toEqual([]);
     await ledger.close();
   }, 240_000);
 });
