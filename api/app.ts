@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   LogController,
 } from "fastify";
 import type { Common } from "../ops/common.js";
@@ -37,6 +38,7 @@ export const errorStatus: Record<string, number> = {
   AUTH_REQUIRED: 401,
   AUTH_SCOPE_MISSING: 403,
   RATE_LIMITED: 429,
+  AUTH_RATE_LIMITED: 429,
   IDEMPOTENCY_KEY_MISSING: 400,
   IDEMPOTENCY_KEY_INVALID: 400,
   IDEMPOTENCY_KEY_REUSED: 409,
@@ -89,6 +91,68 @@ export function problem(
   return { ...core, ...extra, ...core };
 }
 
+/** Errors of the router itself (before any route or hook), as problems. */
+const frameworkErrorProblems: Record<string, { code: string; status: number; title: string }> = {
+  FST_ERR_BAD_URL: { code: "MALFORMED_URL", status: 400, title: "The URL is not valid" },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    code: "URI_TOO_LONG",
+    status: 414,
+    title: "A path parameter is longer than any valid id",
+  },
+  FST_ERR_ASYNC_CONSTRAINT: { code: "BAD_REQUEST", status: 400, title: "Unroutable request" },
+};
+
+/** Postgres SQLSTATEs that a value from a request can cause: bad text, a number out of range. */
+const inputDataErrors = new Set(["22021", "22P05", "22003", "22P02", "54000"]);
+/** Errors meaning "Postgres cannot be reached now": the client should retry with the same key. */
+const unavailableCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+function isDatabaseUnavailable(error: Error & { code?: string }): boolean {
+  if (error.code && unavailableCodes.has(error.code)) return true;
+  // 57P01-03: admin shutdown, crash shutdown, cannot connect now; 53300: too many connections;
+  // 08xxx: connection exceptions.
+  if (error.code && /^(57P0[1-3]|53300|08...)$/.test(error.code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+    error.message,
+  );
+}
+
+/** Seconds a client should wait before retrying while the database is unreachable. */
+export const DATABASE_RETRY_AFTER_S = 5;
+
+/**
+ * The first string (value or object key) in a request part that Postgres cannot store as text or
+ * JSONB: a NUL character or a lone UTF-16 surrogate. Iterative, so a deeply nested body cannot
+ * exhaust the stack.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const unsafeText = (s: string) => s.includes("\u0000") || LONE_SURROGATE.test(s);
+export function findUnsafeText(root: unknown, context: string): string | undefined {
+  const stack: [unknown, string][] = [[root, context]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === "string") {
+      if (unsafeText(value)) return path;
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => {
+        stack.push([v, `${path}.${i}`]);
+      });
+    } else if (value && typeof value === "object") {
+      for (const [k, v] of Object.entries(value)) {
+        if (unsafeText(k)) return `${path}.${k}`;
+        stack.push([v, `${path}.${k}`]);
+      }
+    }
+  }
+  return undefined;
+}
+
 /** `body.amount`: the context plus the path, naming a missing or unknown property itself. */
 function validationField(
   context: string,
@@ -104,6 +168,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.common.logger.child({ component: "api" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
+    // Customer ids are up to 128 characters; percent-encoded, a non-ASCII one takes up to 12
+    // bytes per character. Longer parameters are refused with 414 URI_TOO_LONG (problem+json).
+    maxParamLength: 2048,
+    frameworkErrors(error, _request, reply) {
+      const known = frameworkErrorProblems[error.code] ?? {
+        code: "BAD_REQUEST",
+        status: 400,
+        title: "Bad request",
+      };
+      (reply as unknown as FastifyReply)
+        .status(known.status)
+        .type("application/problem+json")
+        .send(problem(known.status, known.code, known.title, { detail: error.message }));
+    },
     ajv: {
       // Strict input: a number is not a decimal string, and unknown fields are errors, not
       // silently dropped (bad input must be named, never half-accepted).
@@ -157,11 +235,47 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ) {
       const fe = error as FastifyError;
       body = problem(fe.statusCode!, fe.code ?? "BAD_REQUEST", fe.message);
+    } else if (inputDataErrors.has((error as { code?: string }).code ?? "")) {
+      // A value the schema let through but Postgres cannot take: the request's fault, not ours.
+      request.log.warn({ msg: "input refused by the database", err: error });
+      body = problem(400, "INPUT_NOT_STORABLE", "A value in the request cannot be stored", {
+        detail: error.message,
+      });
+    } else if (isDatabaseUnavailable(error)) {
+      request.log.warn({ msg: "database unavailable", err: error });
+      reply.header("retry-after", String(DATABASE_RETRY_AFTER_S));
+      body = problem(503, "DATABASE_UNAVAILABLE", "The database cannot be reached; retry later", {
+        detail: `retry after ${DATABASE_RETRY_AFTER_S} s with the same Idempotency-Key`,
+      });
     } else {
       request.log.error({ msg: "unhandled error", err: error });
       body = problem(500, "INTERNAL", "Internal error");
     }
     reply.status(body.status).type("application/problem+json").send(body);
+  });
+
+  // NUL and lone surrogates are refused before schema validation, for every route and every
+  // text field (values and keys), with the schema's own problem shape naming the field.
+  app.addHook("preValidation", async (request) => {
+    for (const [part, context] of [
+      [request.params, "params"],
+      [request.query, "querystring"],
+      [request.body, "body"],
+    ] as const) {
+      const field = findUnsafeText(part, context);
+      if (field)
+        throw Object.assign(new Error(`${field} contains a NUL character or a lone surrogate`), {
+          statusCode: 400,
+          validationContext: context,
+          validation: [
+            {
+              instancePath: field.slice(context.length).replaceAll(".", "/"),
+              params: {},
+              message: "must not contain a NUL character or a lone UTF-16 surrogate",
+            },
+          ],
+        });
+    }
   });
 
   app.setNotFoundHandler((request, reply) => {

@@ -29,6 +29,18 @@ export class RateLimitedError extends BaseError {
   }
 }
 
+export class AuthRateLimitedError extends BaseError {
+  override name = "AuthRateLimitedError";
+  constructor(retryAfterS: number) {
+    super("Too many failed authentication attempts from this address", {
+      code: "AUTH_RATE_LIMITED",
+      details: `retry after ${retryAfterS} s`,
+      retryable: true,
+      meta: { retry_after_s: retryAfterS },
+    });
+  }
+}
+
 export class IdempotencyKeyMissingError extends BaseError {
   override name = "IdempotencyKeyMissingError";
   constructor() {

@@ -3,6 +3,7 @@
  * decimal strings of base units; addresses are EIP-55 checksummed in and out.
  */
 import { Type } from "@fastify/type-provider-typebox";
+import { InvalidFieldError } from "./errors.js";
 
 export const Amount = Type.String({
   pattern: "^[0-9]{1,78}$",
@@ -73,4 +74,16 @@ export const problemResponses = {
 
 export function pageLimit(limit: string | undefined, fallback = 100): number {
   return limit === undefined ? fallback : Number(limit);
+}
+
+export const INT64_MAX = 9223372036854775807n;
+
+/** A cursor or id that Postgres keeps as BIGINT: 1-19 digits in the schema, at most int64 here. */
+export const Int64Text = (description: string) =>
+  Type.String({ pattern: "^[0-9]{1,19}$", maxLength: 19, description: `${description} (int64)` });
+
+export function int64Text(value: string, field: string): string {
+  if (BigInt(value) > INT64_MAX)
+    throw new InvalidFieldError("VALIDATION_FAILED", field, `must be at most ${INT64_MAX} (int64)`);
+  return value;
 }

@@ -10,7 +10,7 @@ import type { Redis } from "ioredis";
 import { createLedger, type Ledger } from "../ledger/index.js";
 import type { Common } from "../ops/common.js";
 import type { Pool } from "../ops/db.js";
-import { registerAuth } from "./auth.js";
+import { type AuthFailureLimit, registerAuth } from "./auth.js";
 import { type ChainHeads, createChainHeads } from "./chainStatus.js";
 import { RateLimitedError } from "./errors.js";
 import { registerIdempotency } from "./idempotency.js";
@@ -20,6 +20,7 @@ import { chainsRoutes } from "./routes/chains.js";
 import { customersRoutes } from "./routes/customers.js";
 import { depositsRoutes } from "./routes/deposits.js";
 import { reconRoutes } from "./routes/recon.js";
+import { treasuryRoutes } from "./routes/treasury.js";
 import { webhooksRoutes } from "./routes/webhooks.js";
 import { withdrawalsRoutes } from "./routes/withdrawals.js";
 import { assetsWithoutPolicy } from "./withdrawals/policy.js";
@@ -31,6 +32,8 @@ export type V1Options = {
   redis: Redis;
   /** Requests per API key per window (default 600 per minute). */
   rateLimit?: { max: number; timeWindowMs: number };
+  /** Failed authentications per client address per window (default 20 per minute). */
+  authFailureLimit?: AuthFailureLimit;
   /** Called after committing webhook events so the dispatcher sends them without waiting. */
   ringWebhooks?: () => Promise<unknown>;
   heads?: ChainHeads;
@@ -89,7 +92,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
             reply.elapsedTime / 1000,
           );
         });
-        await registerAuth(v1, deps.pool);
+        await registerAuth(v1, deps.pool, options.authFailureLimit);
         // A connection of its own that fails fast: with Redis down the limiter lets requests
         // through (skipOnError) instead of queueing them forever; auth and money live in Postgres.
         const limiterRedis = deps.redis.duplicate({
@@ -129,6 +132,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         await v1.register(webhooksRoutes(deps));
         await v1.register(auditRoutes(deps));
         await v1.register(reconRoutes(deps));
+        await v1.register(treasuryRoutes(deps));
       },
       { prefix: "/v1" },
     );

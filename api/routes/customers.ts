@@ -10,6 +10,8 @@ import {
   ChainRef,
   CustomerId,
   IdempotencyHeaders,
+  Int64Text,
+  int64Text,
   Limit,
   pageLimit,
   problemResponses,
@@ -97,12 +99,7 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           querystring: Type.Object(
             {
               asset: AssetId,
-              cursor: Type.Optional(
-                Type.String({
-                  pattern: "^[0-9]{1,20}$",
-                  description: "nextCursor of the last page",
-                }),
-              ),
+              cursor: Type.Optional(Int64Text("nextCursor of the last page")),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -125,7 +122,9 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         if (!account) return { transfers: [], nextCursor: null };
         const page = await deps.ledger.accountTransfers(ref, {
           limit: pageLimit(request.query.limit, 50),
-          ...(request.query.cursor ? { cursor: request.query.cursor } : {}),
+          ...(request.query.cursor
+            ? { cursor: int64Text(request.query.cursor, "querystring.cursor") }
+            : {}),
         });
         return {
           transfers: page.transfers.map((t) => ({
