@@ -97,6 +97,7 @@ export async function runWithdrawals(
   const steps = rng.int(20, 30);
   const useChild = rng.chance(0.35);
   const faultStream = rng.fork("primary-faults");
+  const sendStream = rng.fork("send-faults");
 
   let primary: LyingProxy | undefined;
   let fallback: LyingProxy | undefined;
@@ -294,6 +295,7 @@ export async function runWithdrawals(
       for (const p of [pA, pB]) {
         p.setFault("none");
         p.setFaultRates(null);
+        p.setSendFault(null);
         p.setBackends([{ url: anvilUrl }]);
       }
     };
@@ -323,6 +325,8 @@ export async function runWithdrawals(
             disagree: 2,
             primaryFlaky: 2,
             fallbackLagging: 1,
+            sendsRejectedButMined: 1,
+            sendsRejected: 1,
             clear: 2,
           });
           const lag = rng.int(1, finality + 4);
@@ -342,6 +346,21 @@ export async function runWithdrawals(
               faultStream.next,
             );
           else if (what === "fallbackLagging") pB.setBackends([{ url: anvilUrl, lag }]);
+          else if (what === "sendsRejectedButMined")
+            // One backend refuses what another accepted: the tx mines although the send failed.
+            pA.setSendFault(
+              {
+                rate: rng.int(30, 100) / 100,
+                forward: true,
+                message: rng.pick(["transaction underpriced", "internal error", "already known"]),
+              },
+              sendStream.next,
+            );
+          else if (what === "sendsRejected")
+            pA.setSendFault(
+              { rate: rng.int(30, 100) / 100, forward: false, message: "internal error" },
+              sendStream.next,
+            );
           else clearFaults();
           break;
         }

@@ -157,6 +157,34 @@ describe("transport faults", () => {
   });
 });
 
+describe("refused sends", () => {
+  it("rejects a raw transaction, or rejects it after the node accepted it", async () => {
+    const [, a] = accounts as [Hex, Hex];
+    const target = "0x00000000000000000000000000000000000beef3" as Hex;
+    const sign = async (value: bigint) =>
+      rpc<Hex>("eth_signTransaction", [
+        {
+          from: a,
+          to: target,
+          value: `0x${value.toString(16)}`,
+          gas: "0x5208",
+          nonce: await rpc<Hex>("eth_getTransactionCount", [a, "pending"]),
+        },
+      ]);
+    proxy.setSendFault({ rate: 1, forward: false, message: "internal error" });
+    await expect(via("eth_sendRawTransaction", [await sign(1n)])).rejects.toThrow(/internal error/);
+    await mine(1);
+    expect(BigInt(await rpc<Hex>("eth_getBalance", [target, "latest"]))).toBe(0n);
+    proxy.setSendFault({ rate: 1, forward: true, message: "transaction underpriced" });
+    await expect(via("eth_sendRawTransaction", [await sign(2n)])).rejects.toThrow(/underpriced/);
+    await mine(1);
+    expect(BigInt(await rpc<Hex>("eth_getBalance", [target, "latest"]))).toBe(2n);
+    expect(proxy.stats().send_rejected).toBe(1);
+    expect(proxy.stats().send_rejected_but_forwarded).toBe(1);
+    proxy.setSendFault(null);
+  });
+});
+
 describe("reorg injection", () => {
   it("re-mines, drops and replaces transactions in a new branch", async () => {
     const [, a, b, c, , , , , marker, sink] = accounts as [

@@ -22,6 +22,13 @@ export type Backend = {
   nullReceipts?: boolean;
 };
 
+/**
+ * A node refusing raw transactions: with probability `rate` an eth_sendRawTransaction is answered
+ * with a JSON-RPC error `message`; with `forward` the node got it anyway (it mines): one backend
+ * of a load balancer rejected what another accepted.
+ */
+export type SendFault = { rate: number; forward: boolean; message: string };
+
 /** Probability per HTTP request of each transport fault (applies while the fixed fault is "none"). */
 export type FaultRates = { http500?: number; http429?: number; timeout?: number; drop?: number };
 
@@ -31,6 +38,8 @@ export type LyingProxy = {
   setFault: (fault: Fault | ((n: number) => Fault)) => void;
   /** Random transport faults at these rates, drawn from `random` (a seeded stream); null: off. */
   setFaultRates: (rates: FaultRates | null, random?: () => number) => void;
+  /** Refuse raw transactions (single, non-batched calls), drawing from `random`; null: off. */
+  setSendFault: (fault: SendFault | null, random?: () => number) => void;
   /** How long a hanging request is held before its connection is closed; null: until close(). */
   setHangMs: (ms: number | null) => void;
   /** eth_getLogs spanning more blocks than this gets a JSON-RPC "more than 10000 results" error. */
@@ -78,6 +87,8 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
   let backends: Backend[] = typeof target === "string" ? [{ url: target }] : [...target];
   let fault: Fault | ((n: number) => Fault) = "none";
   let rates: FaultRates | null = null;
+  let sendFault: SendFault | null = null;
+  let sendRandom: () => number = Math.random;
   let random: () => number = Math.random;
   let hangMs: number | null = null;
   let maxLogRange: number | null = null;
@@ -195,6 +206,23 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
         }
       }
       const backend = backends[turn++ % backends.length] as Backend;
+      if (
+        sendFault !== null &&
+        !Array.isArray(parsed) &&
+        parsed.method === "eth_sendRawTransaction" &&
+        sendRandom() < sendFault.rate
+      ) {
+        bump(sendFault.forward ? "send_rejected_but_forwarded" : "send_rejected");
+        if (sendFault.forward) await postJson(backend.url, body).catch(() => {});
+        res.writeHead(200, { "content-type": "application/json" });
+        return void res.end(
+          JSON.stringify({
+            jsonrpc: "2.0",
+            id: parsed.id,
+            error: { code: -32000, message: sendFault.message },
+          }),
+        );
+      }
       try {
         const upstream = await answer(backend, body);
         res.writeHead(upstream.status, { "content-type": "application/json" });
@@ -214,6 +242,10 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
     setFaultRates: (r, source) => {
       rates = r;
       if (source) random = source;
+    },
+    setSendFault: (f, source) => {
+      sendFault = f;
+      if (source) sendRandom = source;
     },
     setHangMs: (ms) => {
       hangMs = ms;
