@@ -19,6 +19,8 @@ export type TrackedReceipt = {
   success: boolean;
   gasUsed: bigint;
   effectiveGasPrice: bigint;
+  /** OP-stack receipts: the L1 data fee charged on top of gas (hex, as the node sent it). */
+  l1Fee?: Hex;
   logs: ReceiptLogLike[];
 };
 
@@ -55,6 +57,7 @@ type RawReceiptWithLogs = {
   status: Hex;
   gasUsed: Hex;
   effectiveGasPrice?: Hex;
+  l1Fee?: Hex;
   logs: { address: Hex; topics: Hex[]; data: Hex; logIndex: Hex | null }[];
 };
 
@@ -66,6 +69,7 @@ function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
     success: r.status === "0x1",
     gasUsed: BigInt(r.gasUsed),
     effectiveGasPrice: BigInt(r.effectiveGasPrice ?? "0x0"),
+    ...(r.l1Fee ? { l1Fee: r.l1Fee } : {}),
     logs: (r.logs ?? []).map((l) => ({
       address: l.address,
       topics: l.topics,
