@@ -1,7 +1,7 @@
 import type { AccountFlags } from "./types.js";
 
 export type AccountClass = AccountFlags & {
-  kind: "user" | "custody" | "fees" | "suspense" | "receivable";
+  kind: "user" | "custody" | "fees" | "suspense" | "receivable" | "treasury";
   normal: "credit" | "debit";
 };
 
@@ -44,6 +44,17 @@ const NAMES: [RegExp, AccountClass][] = [
     {
       kind: "receivable",
       normal: "debit",
+      debitsMustNotExceedCredits: false,
+      creditsMustNotExceedDebits: false,
+    },
+  ],
+  // The operator's own money in custody (hot-wallet funding minus defunding): equity,
+  // credit-normal, no limit (ledger/treasury.ts books it against a chain fact each time).
+  [
+    /^treasury$/,
+    {
+      kind: "treasury",
+      normal: "credit",
       debitsMustNotExceedCredits: false,
       creditsMustNotExceedDebits: false,
     },

@@ -1,8 +1,12 @@
 /** `custody-node ledger check`: the ledger's invariants, runnable any time against the live database. */
 import type { Command } from "commander";
-import { loadConfig } from "../ops/config.js";
+import { parseAmount } from "../ops/amounts.js";
+import { createCommon } from "../ops/common.js";
+import { chainByKey, loadConfig } from "../ops/config.js";
 import { createPool } from "../ops/db.js";
 import { type CheckReport, checkLedger } from "./check.js";
+import { createLedger } from "./createLedger.js";
+import { bookTreasuryMove, type TreasuryBooking, type TreasuryMove } from "./treasury.js";
 import { clearWithdrawalBlocks, listWithdrawalBlocks } from "./withdrawalBlocks.js";
 
 export function formatReport(report: CheckReport): string {
@@ -85,4 +89,105 @@ export function registerCommands(program: Command): void {
         await pool.end();
       }
     });
+
+  registerTreasuryCommands(program);
+}
+
+type TreasuryOpts = {
+  chain: string;
+  tx: string;
+  wallet: string;
+  token?: string;
+  amount?: string;
+  fee?: string;
+  position?: string;
+  by: string;
+  reason: string;
+};
+
+async function runTreasury(move: TreasuryMove, opts: TreasuryOpts): Promise<void> {
+  const config = loadConfig();
+  const chain = chainByKey(config, opts.chain);
+  const common = createCommon(config);
+  const pool = createPool(config.env.DATABASE_URL, {
+    max: 2,
+    applicationName: `custody-node treasury ${move}`,
+  });
+  const ledger = createLedger({ common, pool });
+  try {
+    await ledger.ensureAssetsFromConfig([chain]);
+    const booking = await bookTreasuryMove(
+      { common, pool, ledger },
+      {
+        move,
+        chainId: chain.chainId,
+        txHash: opts.tx,
+        wallet: opts.wallet,
+        ...(opts.token ? { token: opts.token } : {}),
+        ...(opts.amount !== undefined ? { amount: parseAmount(opts.amount, "--amount") } : {}),
+        ...(opts.fee !== undefined ? { fee: parseAmount(opts.fee, "--fee") } : {}),
+        ...(opts.position ? { position: opts.position } : {}),
+        by: opts.by,
+        reason: opts.reason,
+      },
+    );
+    console.log(treasuryLine(booking));
+  } finally {
+    await ledger.close();
+    await common.shutdown.kill("treasury done").catch(() => {});
+    await pool.end();
+  }
+}
+
+export function treasuryLine(b: TreasuryBooking): string {
+  const parts = b.transfers.map(
+    (t) =>
+      `${t.status === "created" ? "booked" : "already booked"} ${t.kind} ${t.amount} (transfer ${t.id})`,
+  );
+  return `treasury ${b.move} ${b.txHash} on chain ${b.chainId}: ${parts.join("; ")}${b.factsIndexed ? "" : " — chain fact not indexed yet: reconciliation checks the amount once it is"}`;
+}
+
+function treasuryCommand(parent: Command, name: string, move: TreasuryMove, description: string) {
+  return parent
+    .command(name)
+    .description(description)
+    .requiredOption("--chain <chain>", "chain key or id")
+    .requiredOption("--tx <hash>", "the transaction (chain fact) that moved the value")
+    .requiredOption("--wallet <address>", "the hot wallet")
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "why")
+    .option("--position <position>", "the fact's position (default tx / transfer:0 / fee)")
+    .action((opts: TreasuryOpts) => runTreasury(move, opts));
+}
+
+function registerTreasuryCommands(program: Command): void {
+  const treasury = program
+    .command("treasury")
+    .description(
+      "book the operator's own moves (hot-wallet funding, defunding, deploy gas) against their chain facts, audited; idempotent per tx",
+    );
+  treasuryCommand(
+    treasury,
+    "fund",
+    "fund",
+    "book a hot wallet's funding: debit custody:hot, credit treasury",
+  )
+    .option("--token <address>", "ERC-20 token (default native)")
+    .option("--amount <base units>", "required until the indexer has the fact; then must agree");
+  treasuryCommand(
+    treasury,
+    "defund",
+    "defund",
+    "book value sent out of a hot wallet to the operator: debit treasury, credit custody:hot; and its gas",
+  )
+    .option("--token <address>", "ERC-20 token (default native)")
+    .option("--amount <base units>", "required until the indexer has the fact; then must agree")
+    .option("--fee <wei>", "gas the wallet paid (required until the indexer has the fee fact)");
+  for (const name of ["gas", "deploy-gas"])
+    treasuryCommand(
+      treasury,
+      name,
+      "gas",
+      "book the gas a hot wallet paid for an operator transaction (e.g. the factory deploy): debit fees:gas, credit custody:hot",
+    ).option("--amount <wei>", "required until the indexer has the fee fact; then must agree");
 }

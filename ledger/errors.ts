@@ -59,3 +59,14 @@ export class UnknownAssetError extends BaseError {
     });
   }
 }
+
+/** A treasury booking refused: bad input, a fact that disagrees, or a conflicting earlier booking. */
+export class TreasuryMoveError extends BaseError {
+  override name = "TreasuryMoveError";
+  constructor(what: string, why: string) {
+    super(`${what} cannot be booked: ${why}`, {
+      code: "TREASURY_MOVE_REFUSED",
+      meta: { move: what },
+    });
+  }
+}

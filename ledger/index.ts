@@ -23,9 +23,18 @@ export {
   InvalidAccountError,
   TransferFailedError,
   TransferIdRaceError,
+  TreasuryMoveError,
   UnknownAssetError,
 } from "./errors.js";
 export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";
+export {
+  bookTreasuryMove,
+  TREASURY_MOVES,
+  type TreasuryBooking,
+  type TreasuryMove,
+  type TreasuryMoveArgs,
+  treasuryTransferId,
+} from "./treasury.js";
 export * from "./types.js";
 export {
   blockWithdrawals,

@@ -21,6 +21,7 @@ export const TRANSFER_KINDS = [
   "manual",
   "reorg_hold",
   "inflow_credit",
+  "treasury",
 ] as const;
 export type TransferKind = (typeof TRANSFER_KINDS)[number];
 
@@ -35,7 +36,7 @@ export type AccountFlags = {
 export type Account = AccountRef &
   AccountFlags & {
     id: bigint;
-    kind: "user" | "custody" | "fees" | "suspense" | "receivable";
+    kind: "user" | "custody" | "fees" | "suspense" | "receivable" | "treasury";
     normal: "credit" | "debit";
     frozen: boolean;
   } & Balance;

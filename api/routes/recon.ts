@@ -1,6 +1,16 @@
 /** Reconciliation runs and their reports (JSON, CSV, HTML), read from the recon module. */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
-import { getRunReport, listRuns } from "../../ledger/recon/index.js";
+import {
+  acknowledgeBreak,
+  BREAK_STATES,
+  type BreakState,
+  type BreakStateName,
+  getRunReport,
+  listBreakStates,
+  listRuns,
+  resolveBreak,
+} from "../../ledger/recon/index.js";
+import { callerOf } from "../auth.js";
 import { Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";
 
@@ -13,8 +23,118 @@ const RunOut = Type.Object({
   startedAt: Type.String(),
 });
 
+const N = Type.Union([Type.String(), Type.Null()]);
+const BreakStateOut = Type.Object({
+  identity: Type.String(),
+  chainId: Type.Integer(),
+  type: Type.String(),
+  assetId: Type.String(),
+  key: Type.String(),
+  state: Type.String(),
+  firstRunId: Type.Integer(),
+  lastRunId: Type.Integer(),
+  lastDifference: Type.String(),
+  acknowledgedBy: N,
+  acknowledgedReason: N,
+  acknowledgedAt: N,
+  acknowledgedDifference: N,
+  resolvedBy: N,
+  resolvedReason: N,
+  resolvedRef: N,
+  resolvedAt: N,
+  latestBreakId: N,
+  action: N,
+});
+const Text = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000]*$" });
+/** `<run id>:<n>` or a break identity (`type|chain|asset|key`). */
+const BreakRef = Type.String({ minLength: 3, maxLength: 300, pattern: "^[^\\s\\u0000]+$" });
+
 export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
+    app.get(
+      "/recon/breaks",
+      {
+        config: { scopes: ["recon:read"] },
+        schema: {
+          tags: ["reconciliation"],
+          operationId: "listReconBreaks",
+          summary: "Breaks by state (default open and acknowledged), newest change first",
+          querystring: Type.Object(
+            {
+              chain_id: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
+              state: Type.Optional(Type.Union(BREAK_STATES.map((s) => Type.Literal(s)))),
+              limit: Limit,
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({ breaks: Type.Array(BreakStateOut) }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const breaks = await listBreakStates(deps.pool, {
+          ...(q.chain_id ? { chainId: Number(q.chain_id) } : {}),
+          states: q.state ? [q.state as BreakStateName] : ["open", "acknowledged"],
+          limit: pageLimit(q.limit, 200),
+        });
+        return { breaks };
+      },
+    );
+
+    app.post(
+      "/recon/breaks/:break/acknowledge",
+      {
+        config: { scopes: ["admin"] },
+        schema: {
+          tags: ["reconciliation"],
+          operationId: "acknowledgeReconBreak",
+          summary:
+            "Acknowledge a break (who = the key's owner, why): not re-alerted while its difference stays the same",
+          params: Type.Object({ break: BreakRef }),
+          body: Type.Object({ reason: Text }, { additionalProperties: false }),
+          response: { 200: BreakStateOut, ...problemResponses },
+        },
+      },
+      async (request): Promise<BreakState> =>
+        acknowledgeBreak(deps.pool, {
+          ref: request.params.break,
+          by: callerOf(request).owner,
+          reason: request.body.reason,
+        }),
+    );
+
+    app.post(
+      "/recon/breaks/:break/resolve",
+      {
+        config: { scopes: ["admin"] },
+        schema: {
+          tags: ["reconciliation"],
+          operationId: "resolveReconBreak",
+          summary:
+            "Resolve a break, linked to the ledger transfer id or chain fact (<tx hash>:<position>) that fixed it",
+          params: Type.Object({ break: BreakRef }),
+          body: Type.Object(
+            {
+              reason: Text,
+              fixedBy: Type.String({ minLength: 3, maxLength: 200, pattern: "^[^\\s\\u0000]+$" }),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: BreakStateOut, ...problemResponses },
+        },
+      },
+      async (request): Promise<BreakState> =>
+        resolveBreak(deps.pool, {
+          ref: request.params.break,
+          by: callerOf(request).owner,
+          reason: request.body.reason,
+          fixedBy: request.body.fixedBy,
+        }),
+    );
+
     app.get(
       "/recon/runs",
       {

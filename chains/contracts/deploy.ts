@@ -17,9 +17,11 @@ import {
   type PublicClient,
 } from "viem";
 import { notifyWatchedAddress } from "../../indexers/watched.js";
+import { createLedger } from "../../ledger/createLedger.js";
+import { bookTreasuryMove } from "../../ledger/treasury.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
 import {
   type DeployedContract,
   FORWARDER_FACTORY,
@@ -57,6 +59,19 @@ export async function deployForwarderFactory({
     const adopted = await adoptForRecordedFactory(pool, chain.chainId);
     if (adopted > 0)
       log.info({ msg: "deposit addresses adopted from chains sharing the factory", adopted });
+    // A deployment from before treasury bookings existed gets its gas booked now (once).
+    const receipt = await client
+      .getTransactionReceipt({ hash: existing.deployTxHash as Hex })
+      .catch(() => null);
+    if (receipt)
+      await withTransaction(pool, (c) =>
+        bookDeployGas({ common, pool, chain, client: c, hotWallet: existing.hotWallet, receipt }),
+      );
+    else
+      log.warn({
+        msg: "factory deploy receipt not found: book its gas with custody-node treasury deploy-gas",
+        tx_hash: existing.deployTxHash,
+      });
     return { contract: existing, deployed: false };
   }
   if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
@@ -105,10 +120,53 @@ export async function deployForwarderFactory({
       [chain.chainId, recorded.contract.hotWallet.toLowerCase()],
     );
     await notifyWatchedAddress(c, chain.chainId);
+    // The deploy gas left the hot wallet: booked with the deployment, so reconciliation pairs it.
+    await bookDeployGas({ common, pool, chain, client: c, hotWallet, receipt });
     return recorded;
   });
   log.info({ msg: "forwarder factory deployed", address: contract.address, tx_hash: hash });
   return { contract, deployed: created };
+}
+
+/**
+ * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
+ * caller's transaction; idempotent by chain id + tx hash. The amount is gas used × effective gas
+ * price, as the indexer's fee fact records it.
+ */
+async function bookDeployGas({
+  common,
+  pool,
+  chain,
+  client,
+  hotWallet,
+  receipt,
+}: {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  client: PoolClient;
+  hotWallet: string;
+  receipt: { transactionHash: Hex; gasUsed: bigint; effectiveGasPrice: bigint };
+}): Promise<void> {
+  const ledger = createLedger({ common, pool });
+  try {
+    await ledger.ensureAssetsFromConfig([chain]);
+    await bookTreasuryMove(
+      { common, pool, ledger },
+      {
+        move: "gas",
+        chainId: chain.chainId,
+        txHash: receipt.transactionHash,
+        wallet: hotWallet,
+        amount: receipt.gasUsed * receipt.effectiveGasPrice,
+        by: "contracts deploy",
+        reason: "ForwarderFactory deploy gas",
+      },
+      { client },
+    );
+  } finally {
+    await ledger.close();
+  }
 }
 
 /** The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. */

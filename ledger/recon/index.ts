@@ -5,6 +5,8 @@
  * custody assets cover user liabilities, and that no deposit address holds value nothing explains
  * (`unattributed_inflow`, credited by `custody-node recon credit-inflow`). Reorg holds are shown,
  * not broken. Runs are stored with their inputs and breaks and reported as JSON, CSV and HTML.
+ * Breaks have a stable identity across runs and are worked to closure (open → acknowledged →
+ * resolved, `custody-node recon breaks`); each run records the audit log's head hash.
  * Run by `custody-node reconcile` and the scheduled `reconciler` role.
  */
 export {
@@ -13,10 +15,20 @@ export {
   type LedgerBalances,
   type OnchainBalance,
 } from "./balances.js";
+export {
+  acknowledgeBreak,
+  BREAK_STATES,
+  type BreakState,
+  type BreakStateName,
+  breakIdentity,
+  listBreakStates,
+  resolveBreak,
+} from "./breakStates.js";
 export { type CreditInflowResult, creditInflow, parseBreakId } from "./creditInflow.js";
 export {
   BlockNotFinalError,
   BreakNotFoundError,
+  BreakStateError,
   InflowNotCreditableError,
   NoFinalBlockError,
   RunNotFoundError,
@@ -42,7 +54,7 @@ export {
   reportCsv,
   reportHtml,
 } from "./report.js";
-export { listRuns, readRun, type StoredRun } from "./store.js";
+export { listAuditAnchors, listRuns, readRun, type StoredRun } from "./store.js";
 export {
   BREAK_TYPES,
   type Break,

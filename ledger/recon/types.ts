@@ -103,4 +103,5 @@ export const CHAIN_BACKED_KINDS: ReadonlySet<TransferKind> = new Set([
   "sweep",
   "fee",
   "cold_move",
+  "treasury",
 ]);

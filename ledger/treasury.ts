@@ -1,0 +1,284 @@
+/**
+ * Treasury bookings (DESIGN "Money flows"): the operator's own moves, each booked against the
+ * chain fact that made it, so reconciliation pairs them like any other movement:
+ *   fund    value into a hot wallet:  debit custody:hot:<w>, credit treasury   (kind treasury, fact `tx` / `transfer:<n>`)
+ *   defund  value out of a hot wallet: debit treasury, credit custody:hot:<w>  (and its gas, below)
+ *   gas     gas a hot wallet paid for an operator transaction (the factory deploy, a defund):
+ *           debit fees:gas, credit custody:hot:<w> (kind fee, fact `fee`)
+ * Ids derive from chain id + tx hash + position, so a repeat answers `exists` and books nothing;
+ * the first booking writes an audit row (who, why) in the same transaction.
+ * When the indexer has the fact, the amount comes from it (a given amount must agree); when it does
+ * not yet, the amount must be given, and reconciliation checks it once the fact is indexed.
+ */
+import { appendAudit } from "../api/audit.js";
+import { amountFromDb } from "../ops/amounts.js";
+import type { Common } from "../ops/common.js";
+import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
+import type { Ledger } from "./createLedger.js";
+import { TransferFailedError, TreasuryMoveError } from "./errors.js";
+import { assetIdOf, transferId } from "./transferId.js";
+import type { NewTransfer, TransferResult } from "./types.js";
+
+export const TREASURY_MOVES = ["fund", "defund", "gas"] as const;
+export type TreasuryMove = (typeof TREASURY_MOVES)[number];
+
+const NATIVE = "0x0000000000000000000000000000000000000000";
+
+export type TreasuryMoveArgs = {
+  move: TreasuryMove;
+  chainId: number;
+  txHash: string;
+  /** The hot wallet funded, defunded, or that paid the gas. */
+  wallet: string;
+  /** ERC-20 token moved (fund/defund); default native. */
+  token?: string;
+  /** Base units; default: the indexed fact's amount. */
+  amount?: bigint;
+  /** Defund only: the gas the wallet paid for the defund transaction (default: its indexed fee fact). */
+  fee?: bigint;
+  /** The fact's position (default `tx` for native, `transfer:0` for a token; `fee` for gas). */
+  position?: string;
+  by: string;
+  reason: string;
+};
+
+export type TreasuryBooking = {
+  move: TreasuryMove;
+  chainId: number;
+  txHash: string;
+  transfers: {
+    id: string;
+    kind: "treasury" | "fee";
+    amount: bigint;
+    status: "created" | "exists";
+  }[];
+  /** Whether the chain facts were indexed when booked (false: amounts as given, to be reconciled). */
+  factsIndexed: boolean;
+};
+
+/** The deterministic transfer id of a treasury booking. */
+export function treasuryTransferId(
+  part: "fund" | "defund" | "gas",
+  chainId: number,
+  txHash: string,
+  position: string,
+): string {
+  return transferId(`treasury:${part}:${chainId}:${txHash.toLowerCase()}:${position}`);
+}
+
+type Fact = { from: string; to: string; asset: string; amount: bigint };
+
+async function findFact(
+  client: PoolClient,
+  chainId: number,
+  txHash: string,
+  position: string,
+): Promise<Fact | null> {
+  const r = await client.query<{
+    from_address: string;
+    to_address: string;
+    asset: string;
+    amount: string;
+  }>(
+    `SELECT from_address, to_address, asset, amount::text FROM chain.transfers
+      WHERE chain_id = $1 AND tx_hash = $2 AND position = $3 AND status <> 'orphaned'
+      ORDER BY id DESC LIMIT 1`,
+    [chainId, txHash, position],
+  );
+  const row = r.rows[0];
+  return row
+    ? {
+        from: row.from_address,
+        to: row.to_address,
+        asset: row.asset,
+        amount: amountFromDb(row.amount),
+      }
+    : null;
+}
+
+export async function bookTreasuryMove(
+  { common, pool, ledger }: { common: Common; pool: Pool; ledger: Ledger },
+  args: TreasuryMoveArgs,
+  options: { client?: PoolClient } = {},
+): Promise<TreasuryBooking> {
+  const txHash = args.txHash.toLowerCase();
+  const wallet = args.wallet.toLowerCase();
+  const token = (args.token ?? NATIVE).toLowerCase();
+  const what = `treasury ${args.move} ${txHash}`;
+  if (!/^0x[0-9a-f]{64}$/.test(txHash))
+    throw new TreasuryMoveError(what, "tx hash must be 0x + 64 hex");
+  if (!/^0x[0-9a-f]{40}$/.test(wallet))
+    throw new TreasuryMoveError(what, "wallet must be an address");
+  if (!/^0x[0-9a-f]{40}$/.test(token))
+    throw new TreasuryMoveError(what, "token must be an address");
+  const by = args.by.trim();
+  const reason = args.reason.trim();
+  if (by === "" || reason === "")
+    throw new TreasuryMoveError(what, "who (by) and why (reason) are required");
+  if (args.move === "gas" && token !== NATIVE)
+    throw new TreasuryMoveError(what, "gas is paid in the native asset");
+  for (const [name, v] of [
+    ["amount", args.amount],
+    ["fee", args.fee],
+  ] as const)
+    if (v !== undefined && v <= 0n) throw new TreasuryMoveError(what, `${name} must be positive`);
+
+  const run = async (client: PoolClient): Promise<TreasuryBooking> => {
+    const hot = await client.query(
+      "SELECT 1 FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2 AND kind = 'hot'",
+      [args.chainId, wallet],
+    );
+    if (hot.rows.length === 0)
+      throw new TreasuryMoveError(
+        what,
+        `${wallet} is not a hot wallet of chain ${args.chainId} (deploy the factory from it, or register it, first)`,
+      );
+    const hotAccount = `custody:hot:${wallet}`;
+    const transfers: NewTransfer[] = [];
+    let factsIndexed = true;
+
+    /** The amount of `position`'s fact, checked against what the caller says. */
+    const amountOf = async (
+      position: string,
+      given: bigint | undefined,
+      expect: { from?: string; to?: string; asset: string },
+      label: string,
+    ): Promise<bigint> => {
+      const fact = await findFact(client, args.chainId, txHash, position);
+      if (!fact) {
+        factsIndexed = false;
+        if (given === undefined)
+          throw new TreasuryMoveError(
+            what,
+            `the ${label} fact ${txHash}:${position} is not indexed yet: give the amount, or wait for the indexer`,
+          );
+        return given;
+      }
+      const wrong =
+        (expect.from !== undefined && fact.from !== expect.from) ||
+        (expect.to !== undefined && fact.to !== expect.to) ||
+        fact.asset !== expect.asset;
+      if (wrong)
+        throw new TreasuryMoveError(
+          what,
+          `the chain fact ${txHash}:${position} moved ${fact.asset} from ${fact.from} to ${fact.to}, not a ${label} of ${expect.asset} ${expect.from ? `from ${expect.from}` : `to ${expect.to}`}`,
+        );
+      if (given !== undefined && given !== fact.amount)
+        throw new TreasuryMoveError(
+          what,
+          `the chain fact ${txHash}:${position} says ${fact.amount}, not ${given}`,
+        );
+      return fact.amount;
+    };
+
+    const valuePosition = args.position ?? (token === NATIVE ? "tx" : "transfer:0");
+    const asset = assetIdOf(args.chainId, token);
+    const chainRef = (position: string) => ({ chainId: args.chainId, txHash, position });
+    const gasTransfer = (amount: bigint): NewTransfer => ({
+      id: treasuryTransferId("gas", args.chainId, txHash, "fee"),
+      assetId: assetIdOf(args.chainId, NATIVE),
+      debit: "fees:gas",
+      credit: hotAccount,
+      amount,
+      kind: "fee",
+      chainRef: chainRef("fee"),
+      memo: `gas of operator tx ${txHash} (${args.move}) by ${by}: ${reason}`,
+    });
+    if (args.move === "fund") {
+      const amount = await amountOf(
+        valuePosition,
+        args.amount,
+        { to: wallet, asset: token },
+        "funding",
+      );
+      transfers.push({
+        id: treasuryTransferId("fund", args.chainId, txHash, valuePosition),
+        assetId: asset,
+        debit: hotAccount,
+        credit: "treasury",
+        amount,
+        kind: "treasury",
+        chainRef: chainRef(valuePosition),
+        memo: `hot wallet funded by ${by}: ${reason}`,
+      });
+    } else if (args.move === "defund") {
+      const amount = await amountOf(
+        valuePosition,
+        args.amount,
+        { from: wallet, asset: token },
+        "defunding",
+      );
+      const fee = await amountOf("fee", args.fee, { from: wallet, asset: NATIVE }, "gas");
+      transfers.push({
+        id: treasuryTransferId("defund", args.chainId, txHash, valuePosition),
+        assetId: asset,
+        debit: "treasury",
+        credit: hotAccount,
+        amount,
+        kind: "treasury",
+        chainRef: chainRef(valuePosition),
+        memo: `hot wallet defunded by ${by}: ${reason}`,
+      });
+      transfers.push(gasTransfer(fee));
+    } else {
+      const fee = await amountOf(
+        args.position ?? "fee",
+        args.amount,
+        { from: wallet, asset: NATIVE },
+        "gas",
+      );
+      transfers.push(gasTransfer(fee));
+    }
+    // All or nothing: a funding without its gas (or the reverse) would be half a booking.
+    const linked = transfers.map((t, i) => (i < transfers.length - 1 ? { ...t, linked: true } : t));
+    const results = await ledger.createTransfers(linked, { client });
+    const out: TreasuryBooking["transfers"] = [];
+    results.forEach((r: TransferResult, i) => {
+      const t = transfers[i]!;
+      if (r.status === "failed") {
+        if (r.code === "LEDGER_TRANSFER_EXISTS_MISMATCH")
+          throw new TreasuryMoveError(
+            what,
+            `it is already booked with a different ${r.field ?? "field"} (transfer ${t.id}): the first booking stands`,
+          );
+        throw new TransferFailedError(t.id, r.code, r.detail);
+      }
+      out.push({
+        id: t.id,
+        kind: t.kind as "treasury" | "fee",
+        amount: t.amount,
+        status: r.status,
+      });
+    });
+    if (out.some((t) => t.status === "created"))
+      await appendAudit(client, {
+        actor: by,
+        action: `treasury.${args.move}`,
+        entityType: "treasury",
+        entityId: `${args.chainId}:${txHash}`,
+        details: {
+          reason,
+          wallet,
+          asset,
+          facts_indexed: factsIndexed,
+          transfers: out.map((t) => ({ id: t.id, kind: t.kind, amount: t.amount.toString() })),
+        },
+      });
+    return { move: args.move, chainId: args.chainId, txHash, transfers: out, factsIndexed };
+  };
+
+  const booking = options.client ? await run(options.client) : await withTransaction(pool, run);
+  common.logger.warn({
+    msg: booking.transfers.some((t) => t.status === "created")
+      ? "treasury move booked"
+      : "treasury move already booked",
+    component: "treasury",
+    move: booking.move,
+    chain_id: booking.chainId,
+    tx_hash: booking.txHash,
+    transfers: booking.transfers.map((t) => `${t.kind}:${t.id}:${t.amount}`),
+    by,
+    reason,
+  });
+  return booking;
+}
