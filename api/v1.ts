@@ -21,7 +21,6 @@ import { customersRoutes } from "./routes/customers.js";
 import { depositsRoutes } from "./routes/deposits.js";
 import { reconRoutes } from "./routes/recon.js";
 import { treasuryRoutes } from "./routes/treasury.js";
-import { treasuryRoutes } from "./routes/treasury.js";
 import { webhooksRoutes } from "./routes/webhooks.js";
 import { withdrawalsRoutes } from "./routes/withdrawals.js";
 import { assetsWithoutPolicy } from "./withdrawals/policy.js";
@@ -133,7 +132,6 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         await v1.register(webhooksRoutes(deps));
         await v1.register(auditRoutes(deps));
         await v1.register(reconRoutes(deps));
-        await v1.register(treasuryRoutes(deps));
         await v1.register(treasuryRoutes(deps));
       },
       { prefix: "/v1" },
