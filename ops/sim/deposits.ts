@@ -686,7 +686,6 @@ export async function runDeposits(
     }
     stats.halts = halts.length;
     stats.depths = reorgs.map((r) => r.depth).join(",");
-    if (useChild && host.killDuringSync) stats.kills = Number(stats.kills);
     stats.requests = pA.requests() + pB.requests();
   } catch (error) {
     fail("scenario", `the scenario itself failed: ${(error as Error).stack ?? String(error)}`);

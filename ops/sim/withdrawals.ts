@@ -440,7 +440,7 @@ export async function runWithdrawals(
     }
 
     // Invariant: paid exactly once, finalized.
-    let paidTotal = new Map<string, bigint>();
+    const paidTotal = new Map<string, bigint>();
     for (const a of accepted) {
       const balance = BigInt(await rpc<Hex>("eth_getBalance", [a.to, "latest"]));
       const status = statuses.get(a.id) ?? "unknown";
@@ -482,7 +482,6 @@ export async function runWithdrawals(
           `${owner}: available ${account?.available ?? 0n}, funding minus what the chain paid out is ${expected}`,
         );
     }
-    paidTotal = new Map();
     stats.kms_failed = kmsProxy.failed();
     stats.requests = pA.requests() + pB.requests();
   } catch (error) {
