@@ -170,7 +170,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: 64 * 1024,
     // Customer ids are up to 128 characters; percent-encoded, a non-ASCII one takes up to 12
     // bytes per character. Longer parameters are refused with 414 URI_TOO_LONG (problem+json).
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     frameworkErrors(error, _request, reply) {
       const known = frameworkErrorProblems[error.code] ?? {
         code: "BAD_REQUEST",
