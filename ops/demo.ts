@@ -8,14 +8,17 @@
  * exits 0.
  */
 import pg from "pg";
+import { createPublicClient, http, parseEther } from "viem";
+import { bookTreasuryMove, createLedger } from "../ledger/index.js";
+import { createReconciler } from "../ledger/recon/index.js";
 import { startKmsEmulator } from "../signer/kms-emulator/server.js";
 import { createCommon } from "./common.js";
-import { loadConfig } from "./config.js";
+import { type ChainConfig, loadConfig } from "./config.js";
 import { createPool } from "./db.js";
 import { ensureDatabase, ensurePostgres } from "./devstack/services.js";
 import { startDevStack } from "./devstack/stack.js";
 import { DEMO_POLICY, runScenario } from "./e2e/scenario.js";
-import { prepareCustody } from "./e2e/setup.js";
+import { type PreparedCustody, prepareCustody } from "./e2e/setup.js";
 import { ConfigError } from "./errors.js";
 import { ROLE_NAMES } from "./roles.js";
 import { startService } from "./start.js";
@@ -34,6 +37,58 @@ async function recreateDatabase(url: string): Promise<void> {
     await client.end();
   }
   await ensureDatabase(url);
+}
+
+/** What `custody-node treasury fund` does, for the funding prepareCustody sent. */
+async function bookDemoFunding(
+  config: ReturnType<typeof loadConfig>,
+  chain: ChainConfig,
+  prepared: PreparedCustody,
+): Promise<void> {
+  const common = createCommon(config);
+  const pool = createPool(config.env.DATABASE_URL, { max: 2 });
+  const ledger = createLedger({ common, pool });
+  try {
+    await bookTreasuryMove(
+      { common, pool, ledger },
+      {
+        move: "fund",
+        chainId: chain.chainId,
+        txHash: prepared.fundTxHash,
+        wallet: prepared.hotWallet,
+        amount: parseEther("100"),
+        by: "demo",
+        reason: "hot wallet float",
+      },
+    );
+  } finally {
+    await ledger.close();
+    await pool.end();
+  }
+}
+
+/** `custody-node reconcile` at the newest final block, once the indexer has reached it. */
+async function reconcileDemo(config: ReturnType<typeof loadConfig>, chain: ChainConfig) {
+  const common = createCommon(config);
+  const pool = createPool(config.env.DATABASE_URL, { max: 2 });
+  try {
+    const client = createPublicClient({ transport: http(chain.rpcUrls[0]) });
+    const head = Number(await client.getBlockNumber());
+    const reconciler = createReconciler({ common, pool });
+    const deadline = Date.now() + 60_000;
+    // Everything the scenario did is at or below `head`: wait until that block is final.
+    for (;;) {
+      const final = await reconciler.finalBlock(chain).catch(() => -1);
+      if (final >= head) break;
+      if (Date.now() > deadline) throw new Error(`block ${head} not final within 60 s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const run = await reconciler.run({ chain, block: head });
+    for (const b of run.breaks) say(`  break ${b.type} ${b.key}: ${b.action}`);
+    return run.breaks.length;
+  } finally {
+    await pool.end();
+  }
 }
 
 async function main() {
@@ -70,7 +125,11 @@ async function main() {
       policies: DEMO_POLICY(chain.chainId),
     }).finally(() => setupPool.end());
     say(
-      `hot wallet ${prepared.hotWallet} (KMS key ${prepared.keyId.slice(0, 8)}…), deposit-address factory deployed on ${chain.key}`,
+      `hot wallet ${prepared.hotWallet} (KMS key ${prepared.keyId.slice(0, 8)}…), deposit-address factory deployed on ${chain.key} (its gas booked)`,
+    );
+    await bookDemoFunding(config, chain, prepared);
+    say(
+      `treasury: hot wallet funding ${prepared.fundTxHash.slice(0, 10)}… booked (custody-node treasury fund)`,
     );
     say("policy: withdrawals above 1 ETH need 2 distinct approvers; 10 ETH per tx, 20 ETH per 24h");
 
@@ -95,6 +154,10 @@ async function main() {
         say,
         timeoutMs: 120_000,
       });
+      const breaks = await reconcileDemo(config, chain);
+      say(`reconciliation: ${breaks} breaks`);
+      if (breaks > 0)
+        throw new Error("reconciliation found breaks (npx custody-node reconcile shows them)");
     } finally {
       await pool.end();
     }

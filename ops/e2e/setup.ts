@@ -1,10 +1,10 @@
 /**
  * Custody set-up for the demo and the end-to-end test: a hot wallet key in the (emulated) KMS, the
  * ForwarderFactory deployed from it, the wallet in the watched set, and the config that runs the
- * signer with it. Dev/test only: it funds the hot wallet with anvil_setBalance.
+ * signer with it. Dev/test only: it funds the hot wallet from an anvil dev account.
  */
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { createPublicClient, http, type PublicClient, parseEther, toHex } from "viem";
+import { createPublicClient, type Hex, http, type PublicClient, parseEther, toHex } from "viem";
 import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
@@ -12,7 +12,13 @@ import type { Common } from "../common.js";
 import type { ChainConfig, Config } from "../config.js";
 import { type Pool, withTransaction } from "../db.js";
 
-export type PreparedCustody = { config: Config; hotWallet: `0x${string}`; keyId: string };
+export type PreparedCustody = {
+  config: Config;
+  hotWallet: `0x${string}`;
+  keyId: string;
+  /** The hot wallet's funding transaction (100 ETH), for `treasury fund`. */
+  fundTxHash: Hex;
+};
 
 export async function prepareCustody({
   common,
@@ -42,10 +48,16 @@ export async function prepareCustody({
       cacheTime: 0,
       transport: http(chain.rpcUrls[0]),
     }) as PublicClient;
-    await client.request({
-      method: "anvil_setBalance" as never,
-      params: [account.address, toHex(parseEther("100"))] as never,
-    });
+    // Funded by a real transaction (a chain fact the treasury booking points at), from anvil's
+    // unlocked dev account 7 (the scenario's depositors and receiver use others).
+    const [funder] = ((await client.request({ method: "eth_accounts" as never })) as Hex[]).slice(
+      7,
+    );
+    const fundTxHash = (await client.request({
+      method: "eth_sendTransaction" as never,
+      params: [{ from: funder, to: account.address, value: toHex(parseEther("100")) }] as never,
+    })) as Hex;
+    await client.waitForTransactionReceipt({ hash: fundTxHash, pollingInterval: 100 });
     await deployForwarderFactory({
       common,
       pool,
@@ -69,7 +81,7 @@ export async function prepareCustody({
       hotWallets: [...common.config.hotWallets, { chain: chain.key, kmsKeyId: keyId }],
       policies: policies ?? common.config.policies,
     });
-    return { config, hotWallet: account.address, keyId };
+    return { config, hotWallet: account.address, keyId, fundTxHash };
   } finally {
     kms.destroy();
   }
