@@ -9,7 +9,7 @@ function create(registry: Registry) {
   return {
     open: new Gauge({
       name: "custody_signer_open_transactions",
-      help: "Requests per wallet not yet final, by status",
+      help: "Requests per wallet not yet final, by status (needs_review > 0 needs a human)",
       labelNames: [...labelNames, "status"],
       registers,
     }),
@@ -40,7 +40,7 @@ function create(registry: Registry) {
     }),
     outcomes: new Counter({
       name: "custody_signer_outcomes_total",
-      help: "Requests reaching a final status",
+      help: "Requests reaching confirmed, finalized or failed",
       labelNames: [...labelNames, "status"],
       registers,
     }),
@@ -58,7 +58,7 @@ function create(registry: Registry) {
     }),
     alerts: new Counter({
       name: "custody_signer_alerts_total",
-      help: "Conditions needing a human: fee cap, low funds, nonce used outside the signer, deep reorg",
+      help: "Conditions needing a human, by alert: needs_review, cancel_unsendable, confirmed_tx_reorged_out, fee_cap, insufficient_funds, nonce_cancelled, nonce_gap",
       labelNames: [...labelNames, "alert"],
       registers,
     }),

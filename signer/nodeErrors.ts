@@ -19,7 +19,7 @@ export type NodeErrorClass =
 
 export const RESPONSES: Record<NodeErrorClass, string> = {
   nonce_too_low:
-    "the nonce is used on chain: stop sending, the tracker finds which attempt mined (or flags an external spend)",
+    "the nonce is used on chain: stop sending, the tracker finds which attempt mined (all attempts, every endpoint), else receipt_unknown / needs_review, never failed",
   nonce_gap:
     "the node misses a lower nonce: rebroadcast every stored attempt of the lower nonces in order",
   already_known: "the node has these exact bytes: count it as sent",
@@ -29,13 +29,13 @@ export const RESPONSES: Record<NodeErrorClass, string> = {
   insufficient_funds:
     "the hot wallet cannot pay: keep the nonce and bytes, alert (low balance), retry every tick",
   intrinsic_gas_too_low:
-    "these bytes can never be included: reject them; if no other attempt lives, cancel the nonce and fail the request",
+    "these bytes can never be included: reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
   gas_limit_too_high:
-    "these bytes can never be included (gas limit above the block's): reject them; if no other attempt lives, cancel the nonce and fail the request",
+    "these bytes can never be included (gas limit above the block's): reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
   fee_cap_exceeded:
-    "these bytes can never be included: reject them; if no other attempt lives, cancel the nonce and fail the request",
+    "these bytes can never be included: reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
   execution_reverted:
-    "the node refused on simulation: reject the bytes; if no other attempt lives, cancel the nonce and fail the request",
+    "the node refused on simulation: reject the bytes; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
   transient: "network or node trouble: keep the bytes and resend next tick",
   unknown: "unrecognised: log and count it, keep the bytes and resend next tick",
 };
