@@ -687,6 +687,17 @@ export async function runDeposits(
     stats.halts = halts.length;
     stats.depths = reorgs.map((r) => r.depth).join(",");
     stats.requests = pA.requests() + pB.requests();
+    const lies = [pA.stats(), pB.stats()];
+    for (const kind of [
+      "http500",
+      "http429",
+      "timeout",
+      "drop",
+      "lagging",
+      "syncing",
+      "null_receipts",
+    ])
+      stats[kind] = lies.reduce((sum, s) => sum + (s[kind] ?? 0), 0);
   } catch (error) {
     fail("scenario", `the scenario itself failed: ${(error as Error).stack ?? String(error)}`);
   } finally {

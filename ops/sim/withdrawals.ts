@@ -484,6 +484,9 @@ export async function runWithdrawals(
     }
     stats.kms_failed = kmsProxy.failed();
     stats.requests = pA.requests() + pB.requests();
+    stats.sends_refused = pA.stats().send_rejected ?? 0;
+    stats.sends_refused_but_mined = pA.stats().send_rejected_but_forwarded ?? 0;
+    stats.receipts_withheld = (pA.stats().null_receipts ?? 0) + (pB.stats().null_receipts ?? 0);
   } catch (error) {
     fail("scenario", `the scenario itself failed: ${(error as Error).stack ?? String(error)}`);
   } finally {
