@@ -80,6 +80,13 @@ export async function runSeeds(
     );
   print(`sim ${scenario.name}: ${scenario.description}; ${args.seeds.length} seed(s)`);
   const run = await createSimRun({ logLevel: args.logLevel });
+  // Ctrl-C: drop the template database; exiting kills this process's anvils (ops/devstack/anvil.ts).
+  const interrupted = () => {
+    print("interrupted: cleaning up");
+    void run.close().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   const results: SimResult[] = [];
   const t0 = performance.now();
   try {
@@ -98,6 +105,8 @@ export async function runSeeds(
       if (result.violations.length > 0) print(`  replay: ${replayCommand(scenario.name, seed)}`);
     }
   } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
     await run.close().catch(() => {});
   }
   const seconds = (performance.now() - t0) / 1000;
