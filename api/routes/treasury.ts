@@ -4,8 +4,7 @@
  * chain fact (ledger/treasury.ts). Idempotent per chain id + tx hash; audited as the key's owner.
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
-import { bookTreasuryMove, TREASURY_MOVES } from "../../ledger/index.js";
-import { chainByKey } from "../../ops/config.js";
+import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
 import { callerOf } from "../auth.js";
 import { Address, Amount, ChainRef, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";
@@ -56,7 +55,10 @@ export function treasuryRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const b = request.body;
-        const chain = chainByKey(deps.common.config, b.chain);
+        const chain = deps.common.config.chains.find(
+          (c) => c.key === b.chain || String(c.chainId) === b.chain,
+        );
+        if (!chain) throw new TreasuryMoveError(`treasury ${b.move}`, `unknown chain "${b.chain}"`);
         const booking = await bookTreasuryMove(
           { common: deps.common, pool: deps.pool, ledger: deps.ledger },
           {

@@ -326,13 +326,17 @@ describe("treasury bookings and breaks worked to closure", () => {
     await settle();
 
     // Booked through the admin API (amounts from the indexed facts), then resolved, linked to it.
-    const move = await post(t.keys.admin, "/v1/treasury/moves", {
+    const defund = {
       move: "defund",
       chain: chain.key,
       txHash: d.hash,
       wallet: hotAccount.address,
       reason: "operator took 1 ETH back",
-    });
+    };
+    expect((await post(t.keys["recon:read"], "/v1/treasury/moves", defund)).statusCode).toBe(403);
+    const unknown = await post(t.keys.admin, "/v1/treasury/moves", { ...defund, chain: "nope" });
+    expect([unknown.statusCode, unknown.json().code]).toEqual([400, "TREASURY_MOVE_REFUSED"]);
+    const move = await post(t.keys.admin, "/v1/treasury/moves", defund);
     expect(move.statusCode).toBe(200);
     expect(
       move.json().transfers.map((x: { kind: string; amount: string }) => `${x.kind} ${x.amount}`),
