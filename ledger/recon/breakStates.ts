@@ -196,7 +196,8 @@ export async function breakStatesOf(
 /** A break by its identity or by `<run id>:<n>` (as reports print), locked for update. */
 async function lockBreak(client: PoolClient, ref: string): Promise<StateRow> {
   let identity = ref.trim();
-  const m = /^([0-9]+):([0-9]+)$/.exec(identity);
+  // Bounded so a long number is "not found", never a Postgres overflow (bigint run id, int n).
+  const m = /^([0-9]{1,15}):([0-9]{1,9})$/.exec(identity);
   if (m) {
     const b = await client.query<{ identity: string | null }>(
       "SELECT identity FROM recon.breaks WHERE run_id = $1 AND n = $2",

@@ -24,7 +24,7 @@ export type CreditInflowResult = {
 
 /** `<runId>:<n>` as printed by the reports. */
 export function parseBreakId(id: string): { runId: number; n: number } {
-  const m = /^([0-9]+):([0-9]+)$/.exec(id.trim());
+  const m = /^([0-9]{1,15}):([0-9]{1,9})$/.exec(id.trim());
   if (!m) throw new BreakNotFoundError(id);
   return { runId: Number(m[1]), n: Number(m[2]) };
 }
