@@ -153,6 +153,40 @@ export function findUnsafeText(root: unknown, context: string): string | undefin
   return undefined;
 }
 
+/**
+ * A stable operationId from method and path, for routes that do not name one: `GET
+ * /v1/withdrawals/:id` → `getWithdrawalsById`, `POST /v1/withdrawals/:id/approve` →
+ * `postWithdrawalsByIdApprove`. Generated clients get these as method names.
+ */
+export function operationIdOf(method: string, url: string): string {
+  const pascal = (w: string) =>
+    w
+      .split(/[^A-Za-z0-9]+/)
+      .filter(Boolean)
+      .map((p) => p[0]!.toUpperCase() + p.slice(1))
+      .join("");
+  const parts = url
+    .split("/")
+    .filter((seg) => seg && seg !== "v1")
+    .map((seg) => (seg.startsWith(":") ? `By${pascal(seg.slice(1))}` : pascal(seg)));
+  return `${method.toLowerCase()}${parts.join("")}`;
+}
+
+/** The answer every operation can give to a malformed request (router, parser or schema). */
+const ProblemSchema = {
+  description: "application/problem+json with a stable `code`",
+  type: "object",
+  properties: {
+    type: { type: "string" },
+    title: { type: "string" },
+    status: { type: "integer" },
+    code: { type: "string" },
+    detail: { type: "string" },
+  },
+  required: ["type", "title", "status", "code"],
+  additionalProperties: true,
+} as const;
+
 /** `body.amount`: the context plus the path, naming a missing or unknown property itself. */
 function validationField(
   context: string,
@@ -189,9 +223,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
+  // Every documented operation gets an operationId (SDK generators name methods after it).
+  app.addHook("onRoute", (route) => {
+    const schema = route.schema as Record<string, unknown> | undefined;
+    if (!schema || schema.hide || schema.operationId) return;
+    const method = Array.isArray(route.method) ? route.method[0]! : route.method;
+    if (method === "HEAD") return;
+    route.schema = { ...schema, operationId: operationIdOf(method, route.url) };
+  });
+
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",
+      // Relative: the document describes the server that serves it (PORT, default 8080).
+      servers: [{ url: "/", description: "the server serving this document" }],
       info: {
         title: "custody-node API",
         description:
@@ -199,6 +244,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           "(`Authorization: Bearer cn_…`) with the route's scope; every POST needs an " +
           "`Idempotency-Key`. Errors are application/problem+json with a stable `code`.",
         version: "1",
+        license: {
+          name: "UNLICENSED (private)",
+          url: "https://docs.npmjs.com/cli/configuring-npm/package-json#license",
+        },
       },
       components: {
         securitySchemes: { apiKey: { type: "http", scheme: "bearer" } },
@@ -285,16 +334,50 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .send(problem(404, "NOT_FOUND", `No route ${request.method} ${request.url}`));
   });
 
-  app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_request, reply) => {
-    const result = await deps.health.run();
-    reply.status(result.ok ? 200 : 503);
-    return { status: result.ok ? "ready" : "not_ready", checks: result.checks };
+  const open = (
+    summary: string,
+    ok: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+  ) => ({
+    schema: {
+      tags: ["health"],
+      summary,
+      // Probes and scrapers call these without a key.
+      security: [],
+      response: { 200: ok, 400: ProblemSchema, ...extra },
+    },
   });
-  app.get("/metrics", async (_request, reply) => {
-    reply.type(deps.common.metrics.registry.contentType);
-    return deps.common.metrics.registry.metrics();
-  });
+  const Status = {
+    description: "status",
+    type: "object",
+    properties: { status: { type: "string" } },
+    additionalProperties: true,
+  };
+  app.get("/healthz", open("Liveness: the process answers", Status), async () => ({
+    status: "ok",
+  }));
+  app.get(
+    "/readyz",
+    open("Readiness: every check of this process's roles passes (503 otherwise)", Status, {
+      503: Status,
+    }),
+    async (_request, reply) => {
+      const result = await deps.health.run();
+      (reply as FastifyReply).status(result.ok ? 200 : 503);
+      return { status: result.ok ? "ready" : "not_ready", checks: result.checks };
+    },
+  );
+  app.get(
+    "/metrics",
+    open("Prometheus metrics (text exposition format)", {
+      description: "metrics in the Prometheus text format",
+      type: "string",
+    }),
+    async (_request, reply) => {
+      reply.type(deps.common.metrics.registry.contentType);
+      return deps.common.metrics.registry.metrics();
+    },
+  );
 
   for (const plugin of deps.plugins ?? []) await app.register(plugin);
   return app;
