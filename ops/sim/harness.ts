@@ -32,7 +32,14 @@ export type SimRun = {
   close: () => Promise<void>;
 };
 
-export type SimDatabase = { name: string; url: string; pool: Pool; drop: () => Promise<void> };
+export type SimDatabase = {
+  name: string;
+  url: string;
+  pool: Pool;
+  drop: () => Promise<void>;
+  /** Leave this database in place when the run closes (a failing seed kept for inspection). */
+  keep: () => void;
+};
 
 function withDatabase(adminUrl: string, name: string): string {
   const u = new URL(adminUrl);
@@ -56,6 +63,8 @@ export async function createSimRun(options: { logLevel?: SimLogLevel } = {}): Pr
   await template.pool.end();
   const tag = randomBytes(3).toString("hex");
   let n = 0;
+  // Seeds' databases not dropped yet (an interrupted seed's is dropped by close()).
+  const live = new Set<() => Promise<void>>();
   return {
     logLevel: options.logLevel ?? "silent",
     async createDatabase() {
@@ -64,19 +73,19 @@ export async function createSimRun(options: { logLevel?: SimLogLevel } = {}): Pr
       const url = withDatabase(TEST_PG_ADMIN_URL, name);
       const pool = createPool(url, { max: 10, applicationName: name });
       let dropped = false;
-      return {
-        name,
-        url,
-        pool,
-        async drop() {
-          if (dropped) return;
-          dropped = true;
-          await pool.end().catch(() => {});
-          await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-        },
+      const drop = async () => {
+        if (dropped) return;
+        dropped = true;
+        live.delete(drop);
+        await pool.end().catch(() => {});
+        await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
       };
+      live.add(drop);
+      // A kept database (--keep) is left alone by close().
+      return { name, url, pool, drop, keep: () => live.delete(drop) };
     },
     async close() {
+      for (const drop of [...live]) await drop().catch(() => {});
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${template.name} WITH (FORCE)`));
     },
   };
@@ -151,8 +160,10 @@ export async function createSimWorld(
         await queues.close().catch(() => {});
         await anvil.stop();
         await redis?.cleanup().catch(() => {});
-        if (keep) await db?.pool.end().catch(() => {});
-        else await db?.drop();
+        if (keep) {
+          db?.keep();
+          await db?.pool.end().catch(() => {});
+        } else await db?.drop();
       },
     };
     return world;
