@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../ops/config.js";
 import { withTransaction } from "../ops/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { within } from "../ops/testing/wait.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";
@@ -87,7 +88,11 @@ async function attempts(requestId: string) {
   return rows as { purpose: string; status: string; last_error_class: string | null }[];
 }
 
-function run(account: KmsAccount, chain: ChainConfig = ctx.config.chains[0]!) {
+function run(
+  account: KmsAccount,
+  chain: ChainConfig = ctx.config.chains[0]!,
+  shutdownTimeoutMs = 5_000,
+) {
   return startWalletSigner({
     common: ctx.common,
     pool: ctx.db.pool,
@@ -96,7 +101,7 @@ function run(account: KmsAccount, chain: ChainConfig = ctx.config.chains[0]!) {
     account: async () => account,
     databaseUrl: ctx.db.url,
     pollMs: 50,
-    shutdownTimeoutMs: 5_000,
+    shutdownTimeoutMs,
     settings: { cancelBackoffMs: 300, maxCancelBackoffMs: 2_000, maxCancelAttempts: 3 },
   });
 }
@@ -157,7 +162,9 @@ describe("cancels", () => {
       return undefined;
     });
     const chain = { ...ctx.config.chains[0]!, rpcUrls: [rpcProxy.url] };
-    const signer = run(wallet.account, chain);
+    // A forced stop only after 120 s: stop() must return because the loop ends, not because it
+    // was given up on (checked below with a 60 s deadline, generous for a loaded machine).
+    const signer = run(wallet.account, chain, 120_000);
     let stopped = false;
     try {
       await request(wallet.account, "stuck-dead", { gasLimit: 2_000_000n });
@@ -188,15 +195,22 @@ describe("cancels", () => {
           `alert="cancel_unsendable".*wallet="${from}"|wallet="${from}".*alert="cancel_unsendable"`,
         ),
       );
-      // Bounded: several backoff periods later, still exactly 3 cancels (the cap).
-      await new Promise((r) => setTimeout(r, 2_500));
+      // Bounded: the signer keeps passing (counted: 40 more chain reads of its tick) for at least
+      // two maximum backoff periods (2 s each, when a 4th cancel would have been due), and there
+      // are still exactly 3 cancels (the cap).
+      const passesBefore = rpcProxy.calls("eth_blockNumber");
+      const since = Date.now();
+      await waitFor(
+        "40 more signer passes over two maximum cancel backoffs",
+        async () =>
+          rpcProxy.calls("eth_blockNumber") >= passesBefore + 40 && Date.now() - since >= 4_000,
+        { timeoutMs: 120_000 },
+      );
       expect(await attempts("stuck-dead")).toHaveLength(4);
       // The later request waits behind the unusable nonce; it was signed, never failed.
       expect((await outcome("stuck-next")).status).toBe("broadcast");
-      const t0 = Date.now();
-      await signer.stop();
+      await within("signer.stop() to return (forced only after 120 s)", signer.stop(), 60_000);
       stopped = true;
-      expect(Date.now() - t0).toBeLessThan(5_000);
     } finally {
       rpcProxy.setIntercept(undefined);
       if (!stopped) await signer.stop();
