@@ -4,6 +4,7 @@ import { createLogger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { createQueueFactory, jobId, type QueueFactory } from "./queues.js";
 import { createRedis, type Redis } from "./redis.js";
+import { waitFor, within } from "./testing/wait.js";
 
 /** `ring` against a dedicated redis-server that the test kills and restarts (never the shared one). */
 describe("doorbell ring with Redis down", () => {
@@ -41,35 +42,30 @@ describe("doorbell ring with Redis down", () => {
     });
     const job = (n: string) => ({ name: "bell", data: { n }, opts: { jobId: jobId("bell", n) } });
     expect(await queues.ring("bells", job("a"))).toBe(true);
-    const upDeadline = Date.now() + 20_000;
-    while (!seen.includes("a")) {
-      if (Date.now() > upDeadline) throw new Error("worker did not run job a");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor("the worker to run job a", () => seen.includes("a"));
 
     await server.stop();
     for (const [i, input] of [job("b"), [job("c"), job("d")]].entries()) {
-      const started = Date.now();
-      const ok = await queues.ring("bells", input, { timeoutMs: 500 });
-      const took = Date.now() - started;
+      // The promised bound is 500 ms; a loaded machine may add seconds of event-loop lag, so the
+      // deadline is 20x that. A ring that waited on the reconnecting client would never return.
+      const ok = await within(
+        `ring ${i} with Redis down (its bound: 500 ms)`,
+        queues.ring("bells", input, { timeoutMs: 500 }),
+        10_000,
+      );
       expect(ok, `ring ${i} with Redis down`).toBe(false);
-      expect(took).toBeLessThan(1500);
     }
     expect(await rings("failed")).toBe(2);
 
     await server.start();
     // The producer reconnects on its own; a ring after that is taken and the worker runs it.
-    const deadline = Date.now() + 20_000;
-    while (!(await queues.ring("bells", job("e"), { timeoutMs: 500 }))) {
-      if (Date.now() > deadline)
-        throw new Error("ring did not succeed within 20 s of Redis restarting");
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    while (!seen.includes("e")) {
-      if (Date.now() > deadline) throw new Error(`worker did not run job e (seen ${seen})`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      "a ring to be taken after Redis restarted",
+      () => queues.ring("bells", job("e"), { timeoutMs: 500 }),
+      { everyMs: 200 },
+    );
+    await waitFor(`the worker to run job e`, () => seen.includes("e"));
     expect(seen).not.toContain("b");
     expect(await rings("rung")).toBeGreaterThanOrEqual(2);
-  }, 60_000);
+  }, 180_000);
 });
