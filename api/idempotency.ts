@@ -1,7 +1,8 @@
 /**
  * Idempotency for every POST under /v1: the first request with an `Idempotency-Key` is recorded with
  * a hash of what it asked (route, params, body); a repeat with the same hash gets the stored
- * response, with another hash a 409 naming the key. Keys are per API key. Only 2xx answers are
+ * response, with another hash a 409 naming the key (and while the first is still in flight, a 409
+ * IDEMPOTENCY_IN_PROGRESS until its lease lapses). Keys are per API key. Only 2xx answers are
  * stored: after a 4xx or 5xx the caller can fix the request and retry with the same key. Handlers that move money also make their own row unique on the key, so
  * even a lost stored response cannot cause a second effect.
  */
@@ -21,8 +22,15 @@ declare module "fastify" {
   }
 }
 
-/** A first request that died mid-flight (process killed) frees its key after this long. */
+/**
+ * A request in flight holds its key under a lease its process renews every RENEW_MS; a process
+ * that dies (kill -9) stops renewing, so the key is taken over LEASE_S later at most. Rows written
+ * before leases existed (lease_until NULL) are free ABANDONED_AFTER_S after they were created.
+ */
+export const LEASE_S = 10;
+const RENEW_MS = 3000;
 const ABANDONED_AFTER_S = 120;
+const ABANDONED = `COALESCE(lease_until, created_at + make_interval(secs => ${ABANDONED_AFTER_S})) < now()`;
 const KEY_FORMAT = /^[\x21-\x7e]{1,200}$/;
 
 /** Stable JSON (sorted keys) so the same body with reordered fields hashes the same. */
@@ -73,6 +81,29 @@ type StoredRow = {
 
 export async function registerIdempotency(app: FastifyInstance, pool: Pool): Promise<void> {
   app.decorateRequest("idempotency", null);
+  // Keys this process holds in flight, renewed together (one UPDATE per tick, none when idle).
+  const held = new Map<string, [string, string]>();
+  const hold = (apiKeyId: string, key: string) =>
+    held.set(`${apiKeyId}\u0000${key}`, [apiKeyId, key]);
+  const release = (apiKeyId: string, key: string) => held.delete(`${apiKeyId}\u0000${key}`);
+  const renew = setInterval(() => {
+    if (held.size === 0) return;
+    const rows = [...held.values()];
+    pool
+      .query(
+        `UPDATE api.idempotency_keys k SET lease_until = now() + make_interval(secs => $3)
+           FROM unnest($1::text[], $2::text[]) AS h(api_key_id, idempotency_key)
+          WHERE k.api_key_id = h.api_key_id AND k.idempotency_key = h.idempotency_key
+            AND k.status_code IS NULL`,
+        [rows.map((r) => r[0]), rows.map((r) => r[1]), LEASE_S],
+      )
+      .catch((err) => app.log.warn({ msg: "idempotency lease renewal failed", err }));
+  }, RENEW_MS);
+  renew.unref();
+  app.addHook("onClose", async () => clearInterval(renew));
+  app.addHook("onResponse", async (request) => {
+    if (request.idempotency && request.apiKey) release(request.apiKey.id, request.idempotency.key);
+  });
 
   app.addHook("preHandler", async (request, reply) => {
     if (request.method !== "POST" || !request.apiKey) return;
@@ -81,19 +112,21 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
     const route = `${request.method} ${request.routeOptions.url}`;
     const apiKeyId = request.apiKey.id;
     const inserted = await pool.query(
-      `INSERT INTO api.idempotency_keys (api_key_id, idempotency_key, method, route, request_hash)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-      [apiKeyId, key, request.method, route, hash],
+      `INSERT INTO api.idempotency_keys
+         (api_key_id, idempotency_key, method, route, request_hash, lease_until)
+       VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) ON CONFLICT DO NOTHING`,
+      [apiKeyId, key, request.method, route, hash, LEASE_S],
     );
     if (inserted.rowCount === 1) {
       request.idempotency = { key, replayed: false };
+      hold(apiKeyId, key);
       return;
     }
     const { rows } = await pool.query<StoredRow>(
       `SELECT request_hash, method, route, status_code, response_body, content_type,
-              created_at < now() - make_interval(secs => $3) AS abandoned
+              ${ABANDONED} AS abandoned
          FROM api.idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2`,
-      [apiKeyId, key, ABANDONED_AFTER_S],
+      [apiKeyId, key],
     );
     const row = rows[0];
     if (!row) throw new IdempotencyInProgressError(key); // deleted after a 5xx just now: retry
@@ -101,14 +134,17 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
     if (row.status_code === null) {
       if (!row.abandoned) throw new IdempotencyInProgressError(key);
       // Take over an abandoned first attempt; handlers are idempotent on the key themselves.
+      // One taker wins (the row's lease moves forward in the same statement).
       const taken = await pool.query(
-        `UPDATE api.idempotency_keys SET created_at = now()
+        `UPDATE api.idempotency_keys
+            SET created_at = now(), lease_until = now() + make_interval(secs => $3)
           WHERE api_key_id = $1 AND idempotency_key = $2 AND status_code IS NULL
-            AND created_at < now() - make_interval(secs => $3)`,
-        [apiKeyId, key, ABANDONED_AFTER_S],
+            AND ${ABANDONED}`,
+        [apiKeyId, key, LEASE_S],
       );
       if (taken.rowCount !== 1) throw new IdempotencyInProgressError(key);
       request.idempotency = { key, replayed: false };
+      hold(apiKeyId, key);
       return;
     }
     request.idempotency = { key, replayed: true };
