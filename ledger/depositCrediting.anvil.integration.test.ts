@@ -39,13 +39,15 @@ const sync = () => syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
 const credited = async (owner: string) =>
   (await ledger.getAccount({ assetId: ETH, name: `user:${owner}` }))?.creditsPosted ?? 0n;
 
+/** Poll `read` until `ok` holds; throw (with the last value) after a generous 60 s. */
 async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await read();
-  for (let i = 0; i < 200 && !ok(v); i++) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after 60000 ms; last value ${String(v)}`);
     await new Promise((r) => setTimeout(r, 100));
-    v = await read();
   }
-  return v;
 }
 
 beforeAll(async () => {
