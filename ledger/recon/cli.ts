@@ -1,7 +1,8 @@
 /**
  * `custody-node reconcile`: run a reconciliation now (default: every configured chain at its newest
  * final block, continuing from the last completed run) or print a stored run's report.
- * Exit code 3 when the run found breaks, so scripts and cron can alert on it.
+ * Exit code 3 when the run found breaks that alert (open ones; not those an operator acknowledged
+ * at the same difference), so scripts and cron can alert on it.
  */
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
@@ -185,7 +186,7 @@ export function registerCommands(program: Command): void {
   program
     .command("reconcile")
     .description(
-      "reconcile chain facts and balances with the ledger at a final block, store the run and print its report (exit 3 on breaks)",
+      "reconcile chain facts and balances with the ledger at a final block, store the run and print its report (exit 3 on open breaks; acknowledged ones do not alert)",
     )
     .option("--chain <chain>", "chain key or id (default: every configured chain)")
     .option("--block <number>", "block to reconcile at (default: the newest final block)")
@@ -247,7 +248,8 @@ export function registerCommands(program: Command): void {
               full: opts.full,
               ...(block !== undefined ? { block } : {}),
             });
-            breaks += summary.breaks.length;
+            // Acknowledged breaks (same difference) are known: they do not alert scripts either.
+            breaks += summary.alerting;
             emit(render(await getRunReport(pool, summary.runId), format));
           }
           if (breaks > 0) process.exitCode = 3;

@@ -302,6 +302,9 @@ describe("treasury bookings and breaks worked to closure", () => {
     expect(await gauge("recon_runs_total", { result: "acknowledged" })).toBe(1);
     const report = await cli(["reconcile", "--run", String(second.runId), "--format", "csv"]);
     expect(report.out).toContain("acknowledged by ops-ben: gas of the defund");
+    // Nor does the CLI alert scripts: exit 0, the breaks listed as acknowledged.
+    const quiet = await cli(["reconcile", "--chain", chain.key]);
+    expect([quiet.code, quiet.out]).toEqual([0, expect.stringContaining("(2 acknowledged)")]);
 
     // An acknowledged break whose amount changes alerts again.
     const balance = await client.getBalance({ address: hotAccount.address });
