@@ -4,6 +4,7 @@
  * schedule, and (b) with Redis unreachable (the worker pointed at a closed port) sweeps are still
  * planned and booked. Real anvil, Postgres, Redis, KMS emulator, indexer, crediting and signer.
  */
+import { createServer, type Server } from "node:net";
 import type { Address, Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendAndMine, sendTx } from "../../indexers/testing/chain.js";
@@ -11,7 +12,6 @@ import { createHealth } from "../../ops/health.js";
 import { createQueueFactory } from "../../ops/queues.js";
 import { createRedis, type Redis } from "../../ops/redis.js";
 import type { RoleContext, RoleHandle } from "../../ops/roles.js";
-import { freePort } from "../../ops/testing/process.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { waitFor } from "../testing/harness.js";
 import { hotAccount } from "./bookings.js";
@@ -138,9 +138,13 @@ describe("sweeps without Redis state", () => {
   });
 
   it("(b) with Redis unreachable the worker still plans and books sweeps from Postgres", async () => {
-    // A port nothing listens on: every Redis command of this worker would fail or wait forever.
-    // It keeps trying to connect (and failing) all along, as the real connection does in an outage.
-    const closed = createRedis(`redis://127.0.0.1:${await freePort()}`);
+    // A port this test holds (bound, then read back: no other process can take it meanwhile)
+    // that drops every connection at once: the worker's Redis keeps trying to connect (and
+    // failing) all along, as the real connection does in an outage.
+    const blackhole: Server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => blackhole.listen(0, "127.0.0.1", resolve));
+    const { port } = blackhole.address() as { port: number };
+    const closed = createRedis(`redis://127.0.0.1:${port}`);
     const deadQueues = createQueueFactory({ redis: closed, prefix: s.ctx.redis.prefix });
     try {
       role = await sweepsRole.start(roleContext(closed, deadQueues));
@@ -164,6 +168,7 @@ describe("sweeps without Redis state", () => {
       role = undefined;
     } finally {
       closed.disconnect();
+      await new Promise((resolve) => blackhole.close(resolve));
     }
   });
 });
