@@ -12,11 +12,14 @@ import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";
 import { createSignerHarness, type SignerHarness, waitFor } from "./testing/harness.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 
 let ctx: TestContext;
 let h: SignerHarness;
 let signer: WalletSigner;
+/** The signer's RPC goes through this proxy so a test can count what it still asks for. */
+let proxy: RpcProxy;
 const DEST = "0x000000000000000000000000000000000000d00d" as Hex;
 const NEXT = "0x000000000000000000000000000000000000d00e" as Hex;
 
@@ -27,11 +30,12 @@ beforeAll(async () => {
     ],
   });
   h = await createSignerHarness(ctx);
+  proxy = await startRpcProxy(ctx.config.chains[0]!.rpcUrls[0]!);
   signer = startWalletSigner({
     common: ctx.common,
     pool: ctx.db.pool,
     queues: ctx.queues,
-    chain: ctx.config.chains[0]!,
+    chain: { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] },
     account: async () => h.account,
     databaseUrl: ctx.db.url,
     pollMs: 50,
@@ -40,6 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await signer?.stop();
+  await proxy?.close();
   await h?.close();
   await ctx?.cleanup();
 });
@@ -157,10 +162,42 @@ describe("a confirmed withdrawal reorged out", () => {
       return o.status === "finalized" ? o : undefined;
     });
     expect(after.changedAt.getTime()).toBeGreaterThanOrEqual(before.changedAt.getTime());
-    // Final is final: a reorg deeper than finality is the indexer's halt, not a resend.
-    const metric = await ctx.common.metrics.registry.getSingleMetricAsString(
-      "custody_signer_outcomes_total",
-    );
-    expect(metric).toMatch(/status="finalized"/);
+    expect(after.finalizedAt).toBeInstanceOf(Date);
+    // Then it stops: over 40 more signer passes and at least 6 s (the full re-check of every
+    // mined request runs each 5 s) while the chain moves on 20 more blocks, the signer asks neither for this tx's receipt nor for
+    // the block at its height (how it re-checks a mined request against the canonical chain).
+    const ownBlock = toHex(after.blockNumber!);
+    let receiptAsks = 0;
+    let blockAsks = 0;
+    proxy.setIntercept((call) => {
+      const first = String((call.params as unknown[] | undefined)?.[0]).toLowerCase();
+      if (call.method === "eth_getTransactionReceipt" && first === after.txHash!.toLowerCase())
+        receiptAsks += 1;
+      if (call.method === "eth_getBlockByNumber" && first === ownBlock) blockAsks += 1;
+      return undefined;
+    });
+    try {
+      const passesBefore = proxy.calls("eth_blockNumber");
+      const since = Date.now();
+      let mined = 0;
+      await waitFor("40 more signer passes, 6 s and 20 more blocks", async () => {
+        if (mined < 20) {
+          await h.rpc("evm_mine");
+          mined += 1;
+        }
+        return (
+          mined >= 20 &&
+          Date.now() - since >= 6_000 &&
+          proxy.calls("eth_blockNumber") >= passesBefore + 40
+        );
+      });
+      expect(receiptAsks).toBe(0);
+      expect(blockAsks).toBe(0);
+      const still = await outcome("watched");
+      expect(still.status).toBe("finalized");
+      expect(still.changedAt.getTime()).toBe(after.changedAt.getTime());
+    } finally {
+      proxy.setIntercept(undefined);
+    }
   });
 });
