@@ -32,6 +32,8 @@ export function buildCli(): Command {
     .option("--migrate", "apply database migrations before starting", false)
     .action(async (opts: { roles?: string; chains?: string; migrate: boolean }) => {
       const config = loadConfig();
+      // Like `custody-node migrate`: a database that does not exist yet is created first.
+      if (opts.migrate) await ensureDatabase(config.env.DATABASE_URL);
       await startService(config, {
         roles: parseRoles(opts.roles),
         chains: opts.chains
