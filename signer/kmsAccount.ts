@@ -62,16 +62,45 @@ export function kmsMetrics(registry: Registry): KmsMetrics {
 }
 
 /**
+ * Whether a KMS endpoint is the local emulator (which does not authenticate, so the client gets
+ * dummy credentials): an endpoint on a loopback host (localhost, 127.0.0.0/8, ::1), or any endpoint
+ * when `KMS_EMULATOR=1` says so (an emulator reached by another name, e.g. in a container).
+ * Every other endpoint, such as a VPC or FIPS KMS endpoint, is real AWS and keeps the default
+ * credential chain.
+ */
+export function isKmsEmulatorEndpoint(
+  endpoint: string | undefined,
+  emulatorFlag: string | undefined = process.env.KMS_EMULATOR,
+): boolean {
+  if (!endpoint) return false;
+  if (emulatorFlag === "1" || emulatorFlag === "true") return true;
+  let host: string;
+  try {
+    host = new URL(endpoint).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  return (
+    host === "localhost" ||
+    host.endsWith(".localhost") ||
+    host === "::1" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+  );
+}
+
+/**
  * A KMS client whose only retries are ours (so throttles are counted and backed off once).
- * With an emulator endpoint, dummy credentials: the emulator does not authenticate.
+ * With the emulator's endpoint (see isKmsEmulatorEndpoint), dummy credentials; with any other
+ * endpoint, the default AWS credential chain.
  */
 export function createKmsClient(options: {
   region: string;
   endpoint?: string | undefined;
 }): KMSClient {
   const config: KMSClientConfig = { region: options.region, maxAttempts: 1 };
-  if (options.endpoint) {
-    config.endpoint = options.endpoint;
+  if (options.endpoint) config.endpoint = options.endpoint;
+  if (isKmsEmulatorEndpoint(options.endpoint)) {
     config.credentials = { accessKeyId: "emulator", secretAccessKey: "emulator" };
   }
   return new KMSClient(config);

@@ -1,0 +1,67 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createKmsClient, isKmsEmulatorEndpoint } from "./kmsAccount.js";
+
+describe("isKmsEmulatorEndpoint: dummy credentials only for the local emulator", () => {
+  it.each([
+    "http://127.0.0.1:4599",
+    "http://127.9.8.7:4599",
+    "http://localhost:4599",
+    "http://LOCALHOST:4599/",
+    "http://kms.localhost:4599",
+    "http://[::1]:4599",
+  ])("%s is the emulator", (endpoint) => {
+    expect(isKmsEmulatorEndpoint(endpoint, undefined)).toBe(true);
+  });
+
+  it.each([
+    "https://kms.us-east-1.amazonaws.com",
+    "https://kms-fips.us-east-1.amazonaws.com",
+    "https://vpce-0abc123-xyz.kms.eu-west-1.vpce.amazonaws.com",
+    "http://10.0.0.5:4599",
+    "http://127.0.0.1.example.com",
+    "http://localhost.example.com",
+    "not a url",
+  ])("%s is real KMS", (endpoint) => {
+    expect(isKmsEmulatorEndpoint(endpoint, undefined)).toBe(false);
+  });
+
+  it("no endpoint is real KMS, even with the flag", () => {
+    expect(isKmsEmulatorEndpoint(undefined, undefined)).toBe(false);
+    expect(isKmsEmulatorEndpoint(undefined, "1")).toBe(false);
+  });
+
+  it("KMS_EMULATOR=1 marks any endpoint as the emulator (e.g. a container name)", () => {
+    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", "1")).toBe(true);
+    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", "0")).toBe(false);
+    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", undefined)).toBe(false);
+  });
+});
+
+describe("createKmsClient credentials", () => {
+  const saved = { ...process.env };
+  beforeEach(() => {
+    process.env.AWS_ACCESS_KEY_ID = "AKIAFROMENVIRONMENT";
+    process.env.AWS_SECRET_ACCESS_KEY = "secret-from-environment";
+    delete process.env.KMS_EMULATOR;
+  });
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  it("a VPC/FIPS endpoint resolves the default credential chain (here: the environment)", async () => {
+    const client = createKmsClient({
+      region: "us-east-1",
+      endpoint: "https://kms-fips.us-east-1.amazonaws.com",
+    });
+    const creds = await client.config.credentials();
+    expect(creds.accessKeyId).toBe("AKIAFROMENVIRONMENT");
+    client.destroy();
+  });
+
+  it("the loopback emulator gets the dummy credentials", async () => {
+    const client = createKmsClient({ region: "us-east-1", endpoint: "http://127.0.0.1:4599" });
+    const creds = await client.config.credentials();
+    expect(creds.accessKeyId).toBe("emulator");
+    client.destroy();
+  });
+});
