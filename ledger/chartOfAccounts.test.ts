@@ -13,6 +13,7 @@ describe("classifyAccount", () => {
     expect(classifyAccount(`custody:cold:0x${"cd".repeat(20)}`)?.kind).toBe("custody");
     expect(classifyAccount("fees:gas")?.kind).toBe("fees");
     expect(classifyAccount("suspense")?.kind).toBe("suspense");
+    expect(classifyAccount("treasury")).toMatchObject({ kind: "treasury", normal: "credit" });
     expect(classifyAccount("receivable:reorg:42")).toMatchObject({
       kind: "receivable",
       normal: "debit",
@@ -25,7 +26,7 @@ describe("classifyAccount", () => {
     expect(classifyAccount("custody:hot:0xABC")).toBeUndefined();
     expect(classifyAccount(`custody:hot:0x${"AB".repeat(20)}`)).toBeUndefined();
     expect(classifyAccount("fees")).toBeUndefined();
-    expect(classifyAccount("treasury")).toBeUndefined();
+    expect(classifyAccount("treasury:ops")).toBeUndefined();
     expect(classifyAccount("receivable:reorg:")).toBeUndefined();
     expect(classifyAccount("receivable:42")).toBeUndefined();
   });
