@@ -224,6 +224,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
+  // One log line per request (Fastify's own request logging is off): method, route template,
+  // status, duration and the API key's id; never headers, bodies or query values. Probes and
+  // scrapes (health, readiness, metrics) log at debug so they do not drown the API's lines.
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? null;
+    const line = {
+      msg: "request",
+      method: request.method,
+      route,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      keyId: (request as { apiKey?: { id: string } | null }).apiKey?.id ?? null,
+    };
+    if (route === "/healthz" || route === "/readyz" || route === "/metrics")
+      request.log.debug(line);
+    else request.log.info(line);
+  });
+
   // Every documented operation gets an operationId (SDK generators name methods after it).
   app.addHook("onRoute", (route) => {
     const schema = route.schema as Record<string, unknown> | undefined;

@@ -1,10 +1,10 @@
-import pino, { type Logger } from "pino";
+import pino, { type DestinationStream, type Logger } from "pino";
 
 export type { Logger };
 
 /** One pino logger per process; modules take children: logger.child({ component, chain_id }). */
-export function createLogger(level: string = "info"): Logger {
-  return pino({
+export function createLogger(level: string = "info", destination?: DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: "custody-node" },
     redact: {
@@ -18,5 +18,7 @@ export function createLogger(level: string = "info"): Logger {
       ],
       censor: "[redacted]",
     },
-  });
+  };
+  // A destination (tests capture lines through it) or stdout.
+  return destination ? pino(options, destination) : pino(options);
 }
