@@ -10,22 +10,40 @@ import type { SyncContext } from "./context.js";
 import { fetchRange } from "./fetchRange.js";
 import { handleReorg } from "./reorg.js";
 
-type Progress = { at: number; startedAt: number; startBlock: bigint };
+export type Progress = { at: number; startedAt: number; startBlock: bigint };
 
-function reportProgress(ctx: SyncContext, progress: Progress, indexed: bigint, head: bigint) {
-  const now = Date.now();
-  if (now - progress.at < ctx.progressIntervalMs) return;
-  const done = Number(indexed - progress.startBlock);
+/**
+ * The "backfill progress" line, or null when none is due: only while behind the head (indexed <
+ * head) and at most once per `intervalMs`, with the rate since this backfill started and the ETA.
+ * At the head there is nothing to report, so a caught-up indexer writes no progress lines.
+ */
+export function progressLine(
+  progress: Progress,
+  indexed: bigint,
+  head: bigint,
+  now: number,
+  intervalMs: number,
+): Record<string, unknown> | null {
+  if (indexed >= head) return null;
+  if (now - progress.at < intervalMs) return null;
+  const done = Number(indexed - progress.startBlock + 1n);
   const rate = done / Math.max(0.001, (now - progress.startedAt) / 1000);
   const remaining = Number(head - indexed);
-  ctx.logger.info({
+  return {
     msg: "backfill progress",
     indexed: indexed.toString(),
     head: head.toString(),
     blocks_per_s: Math.round(rate * 10) / 10,
     remaining_blocks: remaining,
     eta_s: rate > 0 ? Math.round(remaining / rate) : null,
-  });
+  };
+}
+
+function reportProgress(ctx: SyncContext, progress: Progress, indexed: bigint, head: bigint) {
+  const now = Date.now();
+  const line = progressLine(progress, indexed, head, now, ctx.progressIntervalMs);
+  if (!line) return;
+  ctx.logger.info(line);
   progress.at = now;
 }
 
