@@ -126,7 +126,7 @@ describe("transfers", () => {
         id: randomUUID(),
         assetId: ETH,
         debit: DEP,
-        credit: "treasury",
+        credit: "treasury:ops",
         amount: 1n,
         kind: "deposit",
       }),

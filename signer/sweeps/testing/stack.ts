@@ -45,8 +45,13 @@ export type SweepStack = {
   mine: (n: number) => Promise<void>;
   allocate: (customerId: string) => Promise<Address>;
   deployToken: () => Promise<void>;
-  /** posted debits − posted credits of a debit-normal account. */
+  /**
+   * posted debits − posted credits of a debit-normal account since the stack was ready: the
+   * factory deploy books its own gas (fees:gas / custody:hot), which is the baseline here.
+   */
   balanceOf: (asset: string, name: string) => Promise<bigint>;
+  /** Fee transfers booked before the test started (the factory deploy's gas). */
+  setupFeeTransfers: number;
   userCredited: (asset: string, customerId: string) => Promise<bigint>;
   /** Mine and tick until no sweep (or none of `ids`) is open. */
   settleAll: (ids?: string[]) => Promise<void>;
@@ -108,6 +113,19 @@ export async function startSweepStack(
   const mine = async (n: number) => {
     await rpc("anvil_mine", [`0x${n.toString(16)}`]);
   };
+  const postedBalance = async (asset: string, name: string) => {
+    const a = await ledger.getAccount({ assetId: assetIdOf(CHAIN_ID, asset), name });
+    return a ? a.debitsPosted - a.creditsPosted : 0n;
+  };
+  // What the deploy booked (its gas: fees:gas against custody:hot) is the tests' zero.
+  const baseline = new Map<string, bigint>();
+  const { rows: booked } = await ctx.db.pool.query<{ asset_id: string; name: string; b: string }>(
+    "SELECT asset_id, name, (debits_posted - credits_posted)::text AS b FROM ledger.accounts",
+  );
+  for (const r of booked) baseline.set(`${r.asset_id}|${r.name}`, BigInt(r.b));
+  const { rows: setup } = await ctx.db.pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM ledger.transfers WHERE kind = 'fee'",
+  );
   const stack: SweepStack = {
     ctx,
     rpc,
@@ -119,6 +137,7 @@ export async function startSweepStack(
     crediting,
     sweeper,
     signer: undefined,
+    setupFeeTransfers: setup[0]!.n,
     startSigner() {
       stack.signer = startWalletSigner({
         common: ctx.common,
@@ -151,8 +170,8 @@ export async function startSweepStack(
         throw new Error("token not at the expected address");
     },
     async balanceOf(asset, name) {
-      const a = await ledger.getAccount({ assetId: assetIdOf(CHAIN_ID, asset), name });
-      return a ? a.debitsPosted - a.creditsPosted : 0n;
+      const key = `${assetIdOf(CHAIN_ID, asset)}|${name}`;
+      return (await postedBalance(asset, name)) - (baseline.get(key) ?? 0n);
     },
     async userCredited(asset, customerId) {
       const a = await ledger.getAccount({
