@@ -167,7 +167,9 @@ describe("worker killed during sweeps", () => {
       mined + s.setupFeeTransfers,
     );
     const hotLedger = await s.balanceOf(NATIVE, hotAccount(s.hot));
-    expect(await s.h.client.getBalance({ address: s.hot })).toBe(hotBefore + hotLedger);
+    expect(await s.h.client.getBalance({ address: s.hot })).toBe(
+      hotBefore + hotLedger + s.deployGas,
+    );
     for (const a of addresses) expect(await s.h.client.getBalance({ address: a })).toBe(0n);
   }, 360_000); // three worker processes (seconds each to start on a loaded machine) and 30 sweeps
 });

@@ -100,8 +100,8 @@ describe("a booked sweep reorged out", () => {
 
     // Net ledger: swept once, gas once; the reversed booking nets to zero.
     expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(0n);
-    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(outcome!.fee!);
-    expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(amount - outcome!.fee!);
+    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(outcome!.fee! + s.deployGas);
+    expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(amount - outcome!.fee! - s.deployGas);
     const { rows } = await s.ctx.db.pool.query(
       `SELECT kind, count(*)::int AS n FROM ledger.transfers
        WHERE memo LIKE $1 GROUP BY kind ORDER BY kind`,

@@ -73,9 +73,9 @@ describe("sweeps (acceptance)", () => {
     expect(await s.h.client.getCode({ address })).toBeUndefined();
     expect(await native(s.hot)).toBe(hotBefore + first - request.fee!);
     // Ledger: custody:hot moved by exactly the same, custody:deposits is back to zero.
-    expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(first - request.fee!);
+    expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(first - request.fee! - s.deployGas);
     expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(0n);
-    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(request.fee!);
+    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(request.fee! + s.deployGas);
     // Each booked transfer points at the chain fact the indexer stored for it (for matching).
     await s.syncAndCredit();
     const paired = await s.ctx.db.pool.query(
@@ -120,7 +120,7 @@ describe("sweeps (acceptance)", () => {
     );
     expect(booked.rows[0].n).toBe(2);
     const fees = await s.balanceOf(NATIVE, "fees:gas");
-    expect(await native(s.hot)).toBe(hotBefore + first + second - fees);
+    expect(await native(s.hot)).toBe(hotBefore + first + second - (fees - s.deployGas));
     expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(first + second - fees);
   });
 

@@ -45,11 +45,13 @@ export type SweepStack = {
   mine: (n: number) => Promise<void>;
   allocate: (customerId: string) => Promise<Address>;
   deployToken: () => Promise<void>;
-  /**
-   * posted debits − posted credits of a debit-normal account since the stack was ready: the
-   * factory deploy books its own gas (fees:gas / custody:hot), which is the baseline here.
-   */
+  /** posted debits − posted credits of a debit-normal account. */
   balanceOf: (asset: string, name: string) => Promise<bigint>;
+  /**
+   * What setup booked: `contracts deploy` books its own gas (debit fees:gas, credit custody:hot),
+   * so the hot wallet's ledger account starts at −deployGas and fees:gas at +deployGas.
+   */
+  deployGas: bigint;
   /** Fee transfers booked before the test started (the factory deploy's gas). */
   setupFeeTransfers: number;
   userCredited: (asset: string, customerId: string) => Promise<bigint>;
@@ -117,12 +119,7 @@ export async function startSweepStack(
     const a = await ledger.getAccount({ assetId: assetIdOf(CHAIN_ID, asset), name });
     return a ? a.debitsPosted - a.creditsPosted : 0n;
   };
-  // What the deploy booked (its gas: fees:gas against custody:hot) is the tests' zero.
-  const baseline = new Map<string, bigint>();
-  const { rows: booked } = await ctx.db.pool.query<{ asset_id: string; name: string; b: string }>(
-    "SELECT asset_id, name, (debits_posted - credits_posted)::text AS b FROM ledger.accounts",
-  );
-  for (const r of booked) baseline.set(`${r.asset_id}|${r.name}`, BigInt(r.b));
+  const deployGas = await postedBalance(NATIVE, "fees:gas");
   const { rows: setup } = await ctx.db.pool.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM ledger.transfers WHERE kind = 'fee'",
   );
@@ -137,6 +134,7 @@ export async function startSweepStack(
     crediting,
     sweeper,
     signer: undefined,
+    deployGas,
     setupFeeTransfers: setup[0]!.n,
     startSigner() {
       stack.signer = startWalletSigner({
@@ -170,8 +168,7 @@ export async function startSweepStack(
         throw new Error("token not at the expected address");
     },
     async balanceOf(asset, name) {
-      const key = `${assetIdOf(CHAIN_ID, asset)}|${name}`;
-      return (await postedBalance(asset, name)) - (baseline.get(key) ?? 0n);
+      return postedBalance(asset, name);
     },
     async userCredited(asset, customerId) {
       const a = await ledger.getAccount({
