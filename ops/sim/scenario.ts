@@ -27,9 +27,10 @@ export type ScenarioOptions = {
   /**
    * Break the product on purpose before the checks (tests prove the invariants can fail):
    * "double-credit" (deposits) books a second credit for one real deposit; "double-pay"
-   * (withdrawals) pays one withdrawal's destination a second time from another account.
+   * (withdrawals) pays one withdrawal's destination a second time from another account;
+   * "release-early" (withdrawals) releases the dead withdrawal's hold before it has failed.
    */
-  sabotage?: "double-credit" | "double-pay";
+  sabotage?: "double-credit" | "double-pay" | "release-early";
   /** Print each step as it runs. */
   trace?: (line: string) => void;
 };

@@ -1,8 +1,8 @@
 /**
  * The withdrawals simulation on fixed seeds (CI): the withdrawal service and the real signer (KMS
  * emulator) through a seeded schedule of null receipts, disagreeing backends, a flaky primary, KMS
- * signing failures, reorgs of the hot wallet's transactions and kill -9 of the signer; every
- * invariant must hold. Long runs: `npm run sim -- withdrawals --seeds 200`.
+ * signing failures, reorgs of the hot wallet's transactions and kill -9 of the signer, and a dead
+ * withdrawal whose cancel meets a KMS failure or is unsendable; every invariant must hold. Long runs: `npm run sim -- withdrawals --seeds 200`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSimRun, type SimRun } from "./harness.js";
@@ -41,6 +41,37 @@ describe("withdrawals simulation", () => {
       if (seed === 5) expect(Number(result.stats.kills)).toBeGreaterThan(0);
     });
   }
+
+  // A dead withdrawal (every send refused for good by every endpoint), signer in process.
+  // 12: the first cancel's KMS Sign fails once; it heals by backoff and the withdrawal fails once
+  // the cancel is final. 13: every cancel is refused too: needs_review after the capped number of
+  // cancels, the operator fails it (failByOperator), then the nodes take the cancel.
+  it("seed 12: a KMS failure on the dead withdrawal's first cancel heals without an operator", async () => {
+    const result = await runWithdrawals(12, run);
+    expect(result.violations, report(result)).toEqual([]);
+    expect(result.stats).toMatchObject({ dead: "cancel_kms", dead_sent: 1, needs_review: 0 });
+    expect(result.stats.cancel_kms_failed, report(result)).toBe(1);
+    expect(Number(result.stats.cancels)).toBeGreaterThanOrEqual(1);
+  });
+
+  it("seed 13: an unsendable cancel ends in needs_review, then the operator fails it", async () => {
+    const result = await runWithdrawals(13, run);
+    expect(result.violations, report(result)).toEqual([]);
+    expect(result.stats).toMatchObject({
+      dead: "cancel_unsendable",
+      dead_sent: 1,
+      needs_review: 1,
+    });
+    // The signer's cap (5 refused cancels), then the one the nodes took after the operator.
+    expect(Number(result.stats.cancels), report(result)).toBe(6);
+  });
+
+  it("reports a dead withdrawal's hold released before it failed (the dead invariants can fail)", async () => {
+    const result = await runWithdrawals(12, run, { sabotage: "release-early" });
+    expect(result.violations.map((v) => v.detail).join("\n")).toMatch(
+      /hold released before it failed/,
+    );
+  });
 
   it("reports a planted second payment (the invariants can fail)", async () => {
     const result = await runWithdrawals(4, run, { sabotage: "double-pay" });

@@ -13,7 +13,12 @@
  *  - holds: no hold released while its tx could still mine: each customer's available balance =
  *    funding - what the final chain paid them out;
  *  - keeps-sending: a withdrawal created after every fault confirms and finalizes;
- *  - stop: the signer's stop() returns within 15 s.
+ *  - stop: the signer's stop() returns within 15 s;
+ *  - dead (30% of seeds, own random stream): one withdrawal every endpoint refuses for good, and
+ *    either its first cancel's KMS Sign fails once (heals by backoff) or every cancel is refused
+ *    (needs_review, then the sim fails it as the operator): it is paid 0 times, ends `failed`
+ *    (by the operator only when unsendable), exactly one of its cancels is in a final block, and
+ *    its hold stands until it has failed.
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -21,8 +26,17 @@ import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { getAddress, type Hex, parseEther, toHex } from "viem";
+import {
+  getAddress,
+  type Hex,
+  keccak256,
+  parseEther,
+  parseTransaction,
+  serializeTransaction,
+  toHex,
+} from "viem";
 import { createApiKey } from "../../api/apiKeys.js";
+import { withdrawalTransferIds } from "../../api/withdrawals/holds.js";
 import { createWithdrawals } from "../../api/withdrawals/service.js";
 import { getWithdrawal } from "../../api/withdrawals/store.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
@@ -98,6 +112,21 @@ export async function runWithdrawals(
   const useChild = rng.chance(0.35);
   const faultStream = rng.fork("primary-faults");
   const sendStream = rng.fork("send-faults");
+  // A dead withdrawal (its own stream: the main schedule and the other faults stay as they were).
+  // One withdrawal's every send is refused for good by both endpoints (a class the signer treats
+  // as dead: it cancels the nonce); then either the first cancel's KMS Sign fails once (it must
+  // heal by backoff: the withdrawal fails once the cancel is final) or every cancel is refused
+  // too (unsendable: needs_review after a bounded number of cancels, then the operator fails it).
+  const deadStream = rng.fork("dead-withdrawal");
+  const dead: "none" | "cancel_kms" | "cancel_unsendable" = deadStream.chance(0.3)
+    ? deadStream.chance(0.5)
+      ? "cancel_kms"
+      : "cancel_unsendable"
+    : "none";
+  const deadIndex = deadStream.int(0, 2);
+  const deadMessages = ["intrinsic gas too low", "exceeds block gas limit", "execution reverted"];
+  const deadMessage = deadStream.pick(deadMessages);
+  const cancelMessage = deadStream.pick(deadMessages);
 
   let primary: LyingProxy | undefined;
   let fallback: LyingProxy | undefined;
@@ -155,6 +184,9 @@ export async function runWithdrawals(
     reorgs: 0,
     kills: 0,
     faults: 0,
+    dead,
+    cancels: 0,
+    needs_review: 0,
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
@@ -169,6 +201,65 @@ export async function runWithdrawals(
       registry: world.common.metrics.registry,
     });
     const hot = account.address.toLowerCase() as Hex;
+
+    // The dead withdrawal's lies: its sends (every attempt, both endpoints), and in the
+    // unsendable case its nonce's cancels until the operator has failed it.
+    const deadTo = destination(seed, deadIndex).toLowerCase();
+    let deadNonce: bigint | undefined;
+    let refuseCancels = dead === "cancel_unsendable";
+    let cancelKmsArmed = false;
+    if (dead !== "none") {
+      const intercept = (raw: string): string | undefined => {
+        let tx: ReturnType<typeof parseTransaction>;
+        try {
+          tx = parseTransaction(raw as Hex);
+        } catch {
+          return undefined;
+        }
+        const to = tx.to?.toLowerCase();
+        if (to === deadTo) {
+          deadNonce ??= BigInt(tx.nonce ?? 0);
+          if (dead === "cancel_kms" && useChild && !cancelKmsArmed) {
+            // The child's signatures cannot be told apart here: fail the next Sign, which is
+            // usually the cancel's (the in-process signer aims at the cancel's digest exactly).
+            cancelKmsArmed = true;
+            kmsProxy?.failNext("Sign", 1);
+          }
+          return deadMessage;
+        }
+        if (
+          refuseCancels &&
+          to === hot &&
+          (tx.value ?? 0n) === 0n &&
+          deadNonce !== undefined &&
+          BigInt(tx.nonce ?? -1) === deadNonce
+        )
+          return cancelMessage;
+        return undefined;
+      };
+      pA.setSendIntercept(intercept);
+      pB.setSendIntercept(intercept);
+    }
+    // In process, the first cancel of the dead nonce has its own KMS Sign fail (by its digest).
+    const signingAccount: KmsAccount =
+      dead === "cancel_kms"
+        ? {
+            ...account,
+            async signTransaction(tx, opts) {
+              if (
+                !cancelKmsArmed &&
+                deadNonce !== undefined &&
+                tx.to?.toLowerCase() === hot &&
+                (tx.value ?? 0n) === 0n &&
+                BigInt(tx.nonce ?? -1) === deadNonce
+              ) {
+                cancelKmsArmed = true;
+                kmsProxy?.failDigest(keccak256(serializeTransaction(tx)));
+              }
+              return account.signTransaction(tx, opts);
+            },
+          }
+        : account;
     await rpc("anvil_setBalance", [hot, toHex(parseEther("1000"))]);
     await rpc("evm_mine");
     await watch(pool, CHAIN_ID, [{ address: hot, kind: "hot", owner: "custody" }]);
@@ -207,7 +298,7 @@ export async function runWithdrawals(
           pool,
           queues: world.queues,
           chain,
-          account: async () => account,
+          account: async () => signingAccount,
           databaseUrl: world.db.url,
           pollMs: 50,
         });
@@ -290,6 +381,28 @@ export async function runWithdrawals(
         accepted.push({ id: w.id, owner, to, amount });
       else notes.push(`withdrawal ${w.id} ${w.status}`);
       stats.withdrawals = Number(stats.withdrawals) + 1;
+    };
+    const deadWithdrawal = () =>
+      dead === "none" ? undefined : accepted.find((a) => a.to.toLowerCase() === deadTo);
+    /** The dead withdrawal's hold is released (its epoch-0 void exists). */
+    const deadReleased = async (id: string) =>
+      (await ledger.getTransfer(withdrawalTransferIds(id, 0).void)) !== undefined;
+    let operatorFailed = false;
+    let releasedEarly = false;
+    /** While the dead withdrawal is not failed, its hold must stand. */
+    let sabotaged = false;
+    const checkDeadHold = async (status: string | undefined) => {
+      const d = deadWithdrawal();
+      if (!d || status === "failed" || releasedEarly) return;
+      if (options.sabotage === "release-early" && !sabotaged && status !== undefined) {
+        sabotaged = true;
+        const ids = withdrawalTransferIds(d.id, 0);
+        await ledger.voidPending({ id: ids.void, pendingId: ids.hold });
+      }
+      if (await deadReleased(d.id)) {
+        releasedEarly = true;
+        fail("holds", `dead withdrawal ${d.id} (${status}): hold released before it failed`);
+      }
     };
     const clearFaults = () => {
       for (const p of [pA, pB]) {
@@ -399,6 +512,8 @@ export async function runWithdrawals(
       }
       await settleTick();
       await syncOutcomes();
+      const d = deadWithdrawal();
+      if (d) await checkDeadHold((await getWithdrawal(pool, d.id))?.status);
     }
 
     // Settle: honest endpoints, working KMS; mine until every accepted withdrawal is final.
@@ -418,7 +533,27 @@ export async function runWithdrawals(
         for (const a of accepted)
           statuses.set(a.id, (await getWithdrawal(c, a.id))?.status ?? "missing");
       });
-      if ([...statuses.values()].every((s) => terminal.has(s))) break;
+      const d = deadWithdrawal();
+      if (d) {
+        const status = statuses.get(d.id);
+        await checkDeadHold(status);
+        if (status === "needs_review" && !operatorFailed) {
+          // The operator: the chain shows the nonce unused by any attempt of ours; fail it.
+          await withdrawals.failByOperator(d.id, {
+            by: "sim-operator",
+            reason: `sim seed ${seed}: every send and cancel of nonce ${deadNonce} refused by every endpoint`,
+          });
+          operatorFailed = true;
+          // The nodes accept cancels again: the signer's cancel consumes the nonce.
+          refuseCancels = false;
+          continue;
+        }
+      }
+      if (
+        [...statuses.values()].every((s) => terminal.has(s)) &&
+        (!d || statuses.get(d.id) !== "needs_review")
+      )
+        break;
     }
 
     // Invariant: stop() returns.
@@ -441,10 +576,20 @@ export async function runWithdrawals(
 
     // Invariant: paid exactly once, finalized.
     const paidTotal = new Map<string, bigint>();
+    const deadOne = deadWithdrawal();
     for (const a of accepted) {
       const balance = BigInt(await rpc<Hex>("eth_getBalance", [a.to, "latest"]));
       const status = statuses.get(a.id) ?? "unknown";
       paidTotal.set(a.owner, (paidTotal.get(a.owner) ?? 0n) + balance);
+      if (a === deadOne) {
+        // Refused by every node: paid 0 times, failed (by the cancel's final block, or by the
+        // operator after needs_review), its hold released.
+        if (balance !== 0n)
+          fail("dead", `dead withdrawal ${a.id} (${status}): the destination holds ${balance}`);
+        if (status !== "failed")
+          fail("dead", `dead withdrawal ${a.id} ended ${status}, not failed`);
+        continue;
+      }
       if (balance !== a.amount)
         fail(
           "paid-once",
@@ -482,6 +627,59 @@ export async function runWithdrawals(
           `${owner}: available ${account?.available ?? 0n}, funding minus what the chain paid out is ${expected}`,
         );
     }
+    // The dead withdrawal's path: how its nonce was consumed and who failed it.
+    if (deadOne) {
+      const w = await getWithdrawal(pool, deadOne.id);
+      const { rows: cancels } = await pool.query<{ status: string; hash: string }>(
+        "SELECT status, tx_hash AS hash FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel' ORDER BY id",
+        [`withdrawal:${deadOne.id}`],
+      );
+      // Its nonce is consumed by exactly one of its cancels, in a final block (the signer stops
+      // tracking a request an operator failed, so the chain says which one mined).
+      const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+      let finalCancels = 0;
+      for (const c of cancels) {
+        const receipt = await rpc<{ blockNumber: Hex } | null>("eth_getTransactionReceipt", [
+          c.hash,
+        ]);
+        trace(
+          `  dead cancel ${c.hash} (${c.status}): ${receipt ? `block ${BigInt(receipt.blockNumber)}` : "no receipt"}, head ${head}`,
+        );
+        // Final as the signer counts it: `finality` blocks including its own.
+        if (receipt && BigInt(receipt.blockNumber) <= head - BigInt(finality) + 1n) finalCancels++;
+      }
+      if (finalCancels !== 1)
+        fail(
+          "dead",
+          `dead withdrawal ${deadOne.id}: ${finalCancels} of its ${cancels.length} cancels (${cancels.map((c) => c.status).join(",")}) mined in a final block, not 1`,
+        );
+      if (dead === "cancel_unsendable") {
+        if (!operatorFailed)
+          fail("dead", `dead withdrawal ${deadOne.id} never reached needs_review`);
+        if (!(w?.failureReason ?? "").startsWith("OPERATOR_FAILED"))
+          fail(
+            "dead",
+            `dead withdrawal ${deadOne.id} failed as ${w?.failureReason}, not by the operator`,
+          );
+      } else if (operatorFailed)
+        fail("dead", `dead withdrawal ${deadOne.id}: a healable cancel ended in needs_review`);
+      if (dead === "cancel_kms" && !useChild && kmsProxy.digestFailures() !== 1)
+        fail(
+          "dead",
+          `the first cancel's KMS Sign failed ${kmsProxy.digestFailures()} times, not once`,
+        );
+      if (!(await deadReleased(deadOne.id)))
+        fail("holds", `dead withdrawal ${deadOne.id} failed but its hold is not released`);
+    }
+    const { rows: cancelRows } = await pool.query<{ n: number; review: number }>(
+      `SELECT (SELECT count(*)::int FROM custody.tx_attempts WHERE chain_id = $1 AND purpose = 'cancel') AS n,
+              (SELECT count(*)::int FROM custody.tx_request_events WHERE event = 'needs_review') AS review`,
+      [CHAIN_ID],
+    );
+    stats.cancels = cancelRows[0]?.n ?? 0;
+    stats.needs_review = cancelRows[0]?.review ?? 0;
+    stats.dead_sent = deadOne ? 1 : 0;
+    stats.cancel_kms_failed = kmsProxy.digestFailures();
     stats.kms_failed = kmsProxy.failed();
     stats.requests = pA.requests() + pB.requests();
     stats.sends_refused = pA.stats().send_rejected ?? 0;

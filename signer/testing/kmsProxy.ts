@@ -20,6 +20,13 @@ export type KmsProxy = {
   failNext: (operation: string, n: number) => void;
   /** Fail the nth call (1-based, counted from the start) of `operation`, by default not retryably. */
   failNth: (operation: string, nth: number, kind?: FailureKind) => void;
+  /**
+   * Fail (not retryably) the next Sign call whose digest is `digest` (0x-hex): a failure aimed at
+   * one transaction's signature however many other Sign calls run around it.
+   */
+  failDigest: (digest: string) => void;
+  /** Sign calls failed by failDigest. */
+  digestFailures: () => number;
   /** Calls seen per operation, failed ones included. */
   calls: (operation: string) => number;
   failed: () => number;
@@ -31,6 +38,8 @@ export async function startKmsProxy(target: string): Promise<KmsProxy> {
   const pending = new Map<string, number>();
   const nths = new Map<string, FailureKind>();
   let failed = 0;
+  const digests = new Set<string>();
+  let digestFailed = 0;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -44,6 +53,22 @@ export async function startKmsProxy(target: string): Promise<KmsProxy> {
       const left = pending.get(operation) ?? 0;
       const key = `${operation}#${counts.get(operation)}`;
       const nth = nths.get(key);
+      if (operation === "Sign" && digests.size > 0) {
+        let message = "";
+        try {
+          const b64 = (JSON.parse(Buffer.concat(chunks).toString()) as { Message?: string })
+            .Message;
+          message = `0x${Buffer.from(b64 ?? "", "base64").toString("hex")}`;
+        } catch {}
+        if (digests.delete(message)) {
+          failed++;
+          digestFailed++;
+          const f = FAILURES.invalid_state;
+          res.writeHead(f.status, { "content-type": "application/x-amz-json-1.1" });
+          res.end(JSON.stringify({ __type: f.type, message: "injected failure" }));
+          return;
+        }
+      }
       if (left > 0 || nth) {
         if (nth) nths.delete(key);
         else pending.set(operation, left - 1);
@@ -82,6 +107,10 @@ export async function startKmsProxy(target: string): Promise<KmsProxy> {
     failNth(operation, nth, kind = "invalid_state") {
       nths.set(`${operation}#${nth}`, kind);
     },
+    failDigest(digest) {
+      digests.add(digest.toLowerCase());
+    },
+    digestFailures: () => digestFailed,
     calls: (operation) => counts.get(operation) ?? 0,
     failed: () => failed,
     async close() {

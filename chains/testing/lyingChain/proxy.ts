@@ -40,6 +40,12 @@ export type LyingProxy = {
   setFaultRates: (rates: FaultRates | null, random?: () => number) => void;
   /** Refuse raw transactions (single, non-batched calls), drawing from `random`; null: off. */
   setSendFault: (fault: SendFault | null, random?: () => number) => void;
+  /**
+   * Decide per raw transaction (single, non-batched eth_sendRawTransaction): a message refuses it
+   * with that JSON-RPC error (the node never sees it); undefined passes it on. Checked before the
+   * rate-based send fault, so a transaction refused this way never mines. null: off.
+   */
+  setSendIntercept: (decide: ((raw: string) => string | undefined) | null) => void;
   /** How long a hanging request is held before its connection is closed; null: until close(). */
   setHangMs: (ms: number | null) => void;
   /** eth_getLogs spanning more blocks than this gets a JSON-RPC "more than 10000 results" error. */
@@ -89,6 +95,7 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
   let rates: FaultRates | null = null;
   let sendFault: SendFault | null = null;
   let sendRandom: () => number = Math.random;
+  let sendIntercept: ((raw: string) => string | undefined) | null = null;
   let random: () => number = Math.random;
   let hangMs: number | null = null;
   let maxLogRange: number | null = null;
@@ -207,6 +214,24 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
       }
       const backend = backends[turn++ % backends.length] as Backend;
       if (
+        sendIntercept !== null &&
+        !Array.isArray(parsed) &&
+        parsed.method === "eth_sendRawTransaction"
+      ) {
+        const refusal = sendIntercept(String(parsed.params?.[0] ?? ""));
+        if (refusal !== undefined) {
+          bump("send_intercepted");
+          res.writeHead(200, { "content-type": "application/json" });
+          return void res.end(
+            JSON.stringify({
+              jsonrpc: "2.0",
+              id: parsed.id,
+              error: { code: -32000, message: refusal },
+            }),
+          );
+        }
+      }
+      if (
         sendFault !== null &&
         !Array.isArray(parsed) &&
         parsed.method === "eth_sendRawTransaction" &&
@@ -246,6 +271,9 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
     setSendFault: (f, source) => {
       sendFault = f;
       if (source) sendRandom = source;
+    },
+    setSendIntercept: (decide) => {
+      sendIntercept = decide;
     },
     setHangMs: (ms) => {
       hangMs = ms;
