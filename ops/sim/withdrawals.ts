@@ -679,6 +679,8 @@ export async function runWithdrawals(
     stats.cancels = cancelRows[0]?.n ?? 0;
     stats.needs_review = cancelRows[0]?.review ?? 0;
     stats.dead_sent = deadOne ? 1 : 0;
+    stats.dead_sends_refused =
+      (pA.stats().send_intercepted ?? 0) + (pB.stats().send_intercepted ?? 0);
     stats.cancel_kms_failed = kmsProxy.digestFailures();
     stats.kms_failed = kmsProxy.failed();
     stats.requests = pA.requests() + pB.requests();
