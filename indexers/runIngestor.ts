@@ -6,23 +6,13 @@
  */
 import { createEvmAdapter } from "../chains/index.js";
 import { createCommon } from "../ops/common.js";
-import { type Config, chainSchema, envSchema } from "../ops/config.js";
+import { oneChainConfig } from "../ops/config.js";
 import { createPool } from "../ops/db.js";
 import { createIngestor } from "./createIngestor.js";
 
-const env = envSchema.parse(process.env);
-const chain = chainSchema.parse(JSON.parse(process.env.INDEXER_CHAIN ?? "null"));
-const config: Config = Object.freeze({
-  env,
-  chains: [chain],
-  hotWallets: [],
-  policies: {
-    withdrawals: { globalAllowlist: [], customerAllowlists: {}, limits: {}, requiredApprovals: 2 },
-  },
-  webhooks: [],
-  webhookSecrets: {},
-  configPath: "(runIngestor)",
-});
+const config = oneChainConfig(process.env, process.env.INDEXER_CHAIN, "(runIngestor)");
+const env = config.env;
+const chain = config.chains[0]!;
 const common = createCommon(config);
 const pool = createPool(env.DATABASE_URL, { max: 4, applicationName: "run-ingestor" });
 const ingestor = await createIngestor({

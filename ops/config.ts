@@ -329,6 +329,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   });
 }
 
+/**
+ * A config for one chain and nothing else (no hot wallets, no policies, no webhooks): what a
+ * single-chain helper process (the kill -9 test's or the simulator's ingestor) runs with. The chain
+ * is its config-file entry as JSON, validated like the file.
+ */
+export function oneChainConfig(
+  env: NodeJS.ProcessEnv,
+  chainJson: string | undefined,
+  configPath: string,
+): Config {
+  return deepFreeze({
+    env: envSchema.parse(env),
+    chains: [chainSchema.parse(JSON.parse(chainJson ?? "null"))],
+    hotWallets: [],
+    policies: {
+      withdrawals: {
+        globalAllowlist: [],
+        customerAllowlists: {},
+        limits: {},
+        requiredApprovals: 2,
+      },
+    },
+    webhooks: [],
+    webhookSecrets: {},
+    configPath,
+  });
+}
+
 export function chainByKey(config: Config, key: string): ChainConfig {
   const chain = config.chains.find((c) => c.key === key || String(c.chainId) === key);
   if (!chain) {

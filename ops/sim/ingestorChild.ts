@@ -9,22 +9,12 @@ import { createInterface } from "node:readline";
 import { createEvmAdapter } from "../../chains/index.js";
 import { createIngestor } from "../../indexers/index.js";
 import { createCommon } from "../common.js";
-import { type Config, chainSchema, envSchema } from "../config.js";
+import { oneChainConfig } from "../config.js";
 import { createPool } from "../db.js";
 
-const env = envSchema.parse(process.env);
-const chain = chainSchema.parse(JSON.parse(process.env.SIM_CHAIN ?? "null"));
-const config: Config = Object.freeze({
-  env,
-  chains: [chain],
-  hotWallets: [],
-  policies: {
-    withdrawals: { globalAllowlist: [], customerAllowlists: {}, limits: {}, requiredApprovals: 2 },
-  },
-  webhooks: [],
-  webhookSecrets: {},
-  configPath: "(sim ingestor)",
-});
+const config = oneChainConfig(process.env, process.env.SIM_CHAIN, "(sim ingestor)");
+const env = config.env;
+const chain = config.chains[0]!;
 const common = createCommon(config);
 const pool = createPool(env.DATABASE_URL, { max: 4, applicationName: "sim-ingestor" });
 const ingestor = await createIngestor({
