@@ -6,9 +6,7 @@
  * transfer: null.
  */
 import { decodeFunctionData, erc20Abi, type Hex, pad, toHex } from "viem";
-
-/** keccak256("Transfer(address,address,uint256)") */
-const TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+import { transferPositions } from "../chains/evm/transferPosition.js";
 
 export type TransferPosition = { position: string; logIndex: number | null };
 
@@ -39,26 +37,21 @@ export function transferPosition(
     return null;
   }
   const token = tx.to.toLowerCase();
-  const listed = new Set([...listedTokens.map((t) => t.toLowerCase()), token]);
-  const transfers = logs
-    .filter(
-      (l) =>
-        l.logIndex !== null &&
-        listed.has(l.address.toLowerCase()) &&
-        l.topics[0]?.toLowerCase() === TRANSFER_TOPIC &&
-        l.topics.length === 3,
-    )
-    .sort((a, b) => a.logIndex! - b.logIndex!);
   const from = pad(tx.from.toLowerCase() as Hex).toLowerCase();
   const to = pad(recipient.toLowerCase() as Hex).toLowerCase();
   const value = pad(toHex(amount)).toLowerCase();
-  const n = transfers.findIndex(
-    (l) =>
-      l.address.toLowerCase() === token &&
-      l.topics[1]?.toLowerCase() === from &&
-      l.topics[2]?.toLowerCase() === to &&
-      l.data.toLowerCase() === value,
-  );
-  if (n < 0) return null;
-  return { position: `transfer:${n}`, logIndex: transfers[n]!.logIndex };
+  // The indexer's one ordinal rule (chains/evm/transferPosition.ts), with the called token listed.
+  const positions = transferPositions(logs, [...listedTokens, token]);
+  const ours = logs
+    .filter((l) => l.logIndex !== null && positions.has(l.logIndex))
+    .sort((a, b) => a.logIndex! - b.logIndex!)
+    .find(
+      (l) =>
+        l.address.toLowerCase() === token &&
+        l.topics[1]?.toLowerCase() === from &&
+        l.topics[2]?.toLowerCase() === to &&
+        l.data.toLowerCase() === value,
+    );
+  if (!ours) return null;
+  return { position: positions.get(ours.logIndex!)!, logIndex: ours.logIndex };
 }
