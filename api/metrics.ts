@@ -15,10 +15,10 @@ export function apiMetrics(registry: Registry): ApiMetrics {
   return {
     requests: once(
       registry,
-      "api_request_duration_seconds",
+      "custody_api_request_duration_seconds",
       () =>
         new Histogram({
-          name: "api_request_duration_seconds",
+          name: "custody_api_request_duration_seconds",
           help: "/v1 requests by route and status",
           labelNames: ["method", "route", "status"],
           buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
@@ -27,10 +27,10 @@ export function apiMetrics(registry: Registry): ApiMetrics {
     ),
     withdrawals: once(
       registry,
-      "api_withdrawal_transitions_total",
+      "custody_api_withdrawal_transitions_total",
       () =>
         new Counter({
-          name: "api_withdrawal_transitions_total",
+          name: "custody_api_withdrawal_transitions_total",
           help: "Withdrawals entering each status",
           labelNames: ["status"],
           registers: [registry],
@@ -38,10 +38,10 @@ export function apiMetrics(registry: Registry): ApiMetrics {
     ),
     deliveries: once(
       registry,
-      "api_webhook_deliveries_total",
+      "custody_api_webhook_deliveries_total",
       () =>
         new Counter({
-          name: "api_webhook_deliveries_total",
+          name: "custody_api_webhook_deliveries_total",
           help: "Webhook delivery attempts by result (delivered, failed, dead)",
           labelNames: ["result"],
           registers: [registry],

@@ -266,10 +266,10 @@ describe("metrics", () => {
     await t.call(null, { method: "GET", url: "/v1/assets" });
     const text = (await t.app.inject({ method: "GET", url: "/metrics" })).body;
     expect(text).toMatch(
-      /api_request_duration_seconds_count\{[^}]*route="\/v1\/assets"[^}]*status="200"[^}]*\} [1-9]/,
+      /custody_api_request_duration_seconds_count\{[^}]*route="\/v1\/assets"[^}]*status="200"[^}]*\} [1-9]/,
     );
     expect(text).toMatch(
-      /api_request_duration_seconds_count\{[^}]*route="\/v1\/assets"[^}]*status="401"[^}]*\} [1-9]/,
+      /custody_api_request_duration_seconds_count\{[^}]*route="\/v1\/assets"[^}]*status="401"[^}]*\} [1-9]/,
     );
   });
 });

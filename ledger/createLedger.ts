@@ -212,9 +212,9 @@ export function createLedger({
   const log = common.logger.child({ component: "ledger" });
   const registry = common.metrics.registry;
   const transfersTotal =
-    (registry.getSingleMetric("ledger_transfers_total") as Counter<"status"> | undefined) ??
+    (registry.getSingleMetric("custody_ledger_transfers_total") as Counter<"status"> | undefined) ??
     new Counter({
-      name: "ledger_transfers_total",
+      name: "custody_ledger_transfers_total",
       help: "Transfers submitted to the ledger, by result",
       labelNames: ["status"],
       registers: [registry],

@@ -332,7 +332,7 @@ describe("deposit crediting", () => {
       kind: "withdrawal",
     });
     const alerts = () =>
-      ctx.common.metrics.registry.getSingleMetricAsString("ledger_reorg_shortfalls_total");
+      ctx.common.metrics.registry.getSingleMetricAsString("custody_ledger_reorg_shortfalls_total");
     await setStatus(tx, "0xf1", "orphaned", true);
     expect((await crediting.sweep()).held).toBe(1);
     const erin = await balance("erin");
@@ -340,7 +340,7 @@ describe("deposit crediting", () => {
     const receivable = await ledger.balance({ assetId: ETH, name: "receivable:reorg:erin" });
     expect(receivable.debitsPending).toBe(140n);
     expect(await isWithdrawalBlocked(ctx.db.pool, "erin")).toBe(true);
-    expect(await alerts()).toMatch(/ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/);
+    expect(await alerts()).toMatch(/custody_ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/);
     // Final without it: both parts posted, the receivable stands and the block stays.
     await setFinalized(40);
     expect((await crediting.sweep()).finalized).toBe(1);

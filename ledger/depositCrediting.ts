@@ -194,17 +194,17 @@ function creditPayload(c: CreditRow) {
 function reorgMetrics(common: Common) {
   const registry = common.metrics.registry;
   const holds =
-    (registry.getSingleMetric("ledger_reorg_holds_total") as Counter<string> | undefined) ??
+    (registry.getSingleMetric("custody_ledger_reorg_holds_total") as Counter<string> | undefined) ??
     new Counter({
-      name: "ledger_reorg_holds_total",
+      name: "custody_ledger_reorg_holds_total",
       help: "Reorg holds on credited deposits, by chain and action (placed, voided, posted)",
       labelNames: ["chain_id", "action"],
       registers: [registry],
     });
   const shortfalls =
-    (registry.getSingleMetric("ledger_reorg_shortfalls_total") as Counter<string> | undefined) ??
+    (registry.getSingleMetric("custody_ledger_reorg_shortfalls_total") as Counter<string> | undefined) ??
     new Counter({
-      name: "ledger_reorg_shortfalls_total",
+      name: "custody_ledger_reorg_shortfalls_total",
       help: "Reorg holds the customer's available balance could not cover (receivable booked, withdrawals blocked); each one is an alert",
       labelNames: ["chain_id"],
       registers: [registry],

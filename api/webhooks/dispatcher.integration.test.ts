@@ -174,7 +174,7 @@ describe("webhook delivery", () => {
     );
     expect(received.flaky).toHaveLength(4);
     const metrics = await t.ctx.common.metrics.registry.getSingleMetricAsString(
-      "api_webhook_deliveries_total",
+      "custody_api_webhook_deliveries_total",
     );
     expect(metrics).toMatch(/result="dead"[^}]*\} 1$/m);
     expect(metrics).toMatch(/result="failed"[^}]*\} 2$/m);

@@ -299,8 +299,8 @@ describe("reconciliation on anvil", () => {
     expect(report.csv).toContain(`"reorg_hold","${ETH}","${carolDeposit}:tx"`);
     expect(report.html).toContain("amount_mismatch");
     expect(report.html).toMatch(new RegExp(`<h2>Reorg holds</h2>.*${carolDeposit}`, "s"));
-    const metrics = await ctx.common.metrics.registry.getSingleMetricAsString("recon_breaks");
-    expect(metrics).toMatch(/recon_breaks\{[^}]*type="double_credit"[^}]*\} 1/);
+    const metrics = await ctx.common.metrics.registry.getSingleMetricAsString("custody_recon_breaks");
+    expect(metrics).toMatch(/custody_recon_breaks\{[^}]*type="double_credit"[^}]*\} 1/);
   });
 
   it("finds a double credit whose transaction committed after a run, below its watermark", async () => {

@@ -308,7 +308,7 @@ function report(logger: Common["logger"], s: RunSummary): void {
   // The alert: one error line per run with breaks, counts by type and the first few keys.
   logger.error({
     msg: "reconciliation breaks",
-    alert: "recon_breaks",
+    alert: "custody_recon_breaks",
     break_count: s.breaks.length,
     alerting_count: s.alerting,
     breaks_by_type: byType,
@@ -324,50 +324,50 @@ function reconMetrics(common: Common) {
   const get = <T>(name: string, make: () => T): T =>
     (registry.getSingleMetric(name) as T | undefined) ?? make();
   const breaks = get(
-    "recon_breaks",
+    "custody_recon_breaks",
     () =>
       new Gauge({
-        name: "recon_breaks",
-        help: "Alerting (open) breaks found by the latest reconciliation run, by chain and type; acknowledged ones are in recon_breaks_acknowledged",
+        name: "custody_recon_breaks",
+        help: "Alerting (open) breaks found by the latest reconciliation run, by chain and type; acknowledged ones are in custody_recon_breaks_acknowledged",
         labelNames: ["chain_id", "type"],
         registers: [registry],
       }),
   );
   const acknowledged = get(
-    "recon_breaks_acknowledged",
+    "custody_recon_breaks_acknowledged",
     () =>
       new Gauge({
-        name: "recon_breaks_acknowledged",
+        name: "custody_recon_breaks_acknowledged",
         help: "Breaks of the latest run an operator acknowledged at their current difference (not alerting), by chain and type",
         labelNames: ["chain_id", "type"],
         registers: [registry],
       }),
   );
   const runs = get(
-    "recon_runs_total",
+    "custody_recon_runs_total",
     () =>
       new Counter({
-        name: "recon_runs_total",
+        name: "custody_recon_runs_total",
         help: "Reconciliation runs by result (clean, breaks, acknowledged = only acknowledged breaks, failed)",
         labelNames: ["chain_id", "result"],
         registers: [registry],
       }),
   );
   const lastBlock = get(
-    "recon_last_block",
+    "custody_recon_last_block",
     () =>
       new Gauge({
-        name: "recon_last_block",
+        name: "custody_recon_last_block",
         help: "Block of the latest completed reconciliation run",
         labelNames: ["chain_id"],
         registers: [registry],
       }),
   );
   const unexplained = get(
-    "recon_unexplained_difference",
+    "custody_recon_unexplained_difference",
     () =>
       new Gauge({
-        name: "recon_unexplained_difference",
+        name: "custody_recon_unexplained_difference",
         help: "Sum of |unexplained| balance differences of the latest run, base units (may lose precision above 2^53)",
         labelNames: ["chain_id", "asset"],
         registers: [registry],

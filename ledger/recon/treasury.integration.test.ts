@@ -245,7 +245,7 @@ describe("treasury bookings and breaks worked to closure", () => {
       `unmatched_withdrawal ${d.hash}:tx open`,
     ]);
     expect(first.alerting).toBe(2);
-    expect(await gauge("recon_breaks", { type: "fee_not_booked" })).toBe(1);
+    expect(await gauge("custody_recon_breaks", { type: "fee_not_booked" })).toBe(1);
 
     const listed = await t.call(t.keys["recon:read"], { method: "GET", url: "/v1/recon/breaks" });
     expect(listed.statusCode).toBe(200);
@@ -292,14 +292,14 @@ describe("treasury bookings and breaks worked to closure", () => {
     expect([ack.code, ack.out]).toEqual([0, expect.stringContaining("acknowledged by ops-ben")]);
 
     // The next run finds both again, at the same amounts: no alert.
-    const runsBefore = await gauge("recon_runs_total", { result: "breaks" });
+    const runsBefore = await gauge("custody_recon_runs_total", { result: "breaks" });
     const second = await reconciler.run({ chain });
     expect(second.breaks.map((b) => b.state)).toEqual(["acknowledged", "acknowledged"]);
     expect(second.alerting).toBe(0);
-    expect(await gauge("recon_breaks", { type: "fee_not_booked" })).toBe(0);
-    expect(await gauge("recon_breaks_acknowledged", { type: "fee_not_booked" })).toBe(1);
-    expect(await gauge("recon_runs_total", { result: "breaks" })).toBe(runsBefore);
-    expect(await gauge("recon_runs_total", { result: "acknowledged" })).toBe(1);
+    expect(await gauge("custody_recon_breaks", { type: "fee_not_booked" })).toBe(0);
+    expect(await gauge("custody_recon_breaks_acknowledged", { type: "fee_not_booked" })).toBe(1);
+    expect(await gauge("custody_recon_runs_total", { result: "breaks" })).toBe(runsBefore);
+    expect(await gauge("custody_recon_runs_total", { result: "acknowledged" })).toBe(1);
     const report = await cli(["reconcile", "--run", String(second.runId), "--format", "csv"]);
     expect(report.out).toContain("acknowledged by ops-ben: gas of the defund");
     // Nor does the CLI alert scripts: exit 0, the breaks listed as acknowledged.
