@@ -245,6 +245,11 @@ export const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LOG_LEVEL: logLevel.default("info"),
   CUSTODY_CONFIG: z.string().min(1).default(defaultConfigPath),
+  /**
+   * The config file's JSON itself, used instead of the CUSTODY_CONFIG file when set: how an ECS task
+   * gets it from an SSM parameter (a container `secret`) without a file on the image (ops/infra).
+   */
+  CUSTODY_CONFIG_JSON: z.string().min(1).optional(),
   /** Seconds to finish in-flight work after SIGTERM before exiting anyway. */
   SHUTDOWN_TIMEOUT_S: z.coerce.number().positive().default(8),
 });
@@ -287,18 +292,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!envResult.success) {
     issues.push(...issuesOf(envResult.error, "").map((i) => ({ ...i, field: `env.${i.field}` })));
   }
-  const configPath = path.resolve(
-    typeof env.CUSTODY_CONFIG === "string" && env.CUSTODY_CONFIG
-      ? env.CUSTODY_CONFIG
-      : defaultConfigPath,
-  );
+  const inline = typeof env.CUSTODY_CONFIG_JSON === "string" && env.CUSTODY_CONFIG_JSON !== "";
+  const configPath = inline
+    ? "env:CUSTODY_CONFIG_JSON"
+    : path.resolve(
+        typeof env.CUSTODY_CONFIG === "string" && env.CUSTODY_CONFIG
+          ? env.CUSTODY_CONFIG
+          : defaultConfigPath,
+      );
   let file: FileConfig | undefined;
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(configPath, "utf8"));
+    raw = JSON.parse(inline ? String(env.CUSTODY_CONFIG_JSON) : readFileSync(configPath, "utf8"));
   } catch (error) {
     issues.push({
-      field: "env.CUSTODY_CONFIG",
+      field: inline ? "env.CUSTODY_CONFIG_JSON" : "env.CUSTODY_CONFIG",
       message: `cannot read JSON config ${configPath}: ${(error as Error).message}`,
     });
   }
