@@ -15,6 +15,7 @@ export const MODULE_MIGRATIONS = [
   { schema: "ledger", dir: "ledger/migrations" },
   { schema: "custody", dir: "signer/migrations" },
   { schema: "recon", dir: "ledger/recon/migrations" },
+  { schema: "attest", dir: "ledger/attest/migrations" },
   { schema: "api", dir: "api/migrations" },
 ] as const;
 
