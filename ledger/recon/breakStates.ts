@@ -7,7 +7,12 @@
  */
 import { appendAudit } from "../../api/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
-import { BreakNotFoundError, BreakStateError } from "./errors.js";
+import {
+  BreakFixUnknownError,
+  BreakInputError,
+  BreakNotFoundError,
+  BreakStateError,
+} from "./errors.js";
 import type { Break } from "./types.js";
 
 export const BREAK_STATES = ["open", "acknowledged", "resolved"] as const;
@@ -217,7 +222,8 @@ async function lockBreak(client: PoolClient, ref: string): Promise<StateRow> {
 
 function requireText(ref: string, what: string, value: string): string {
   const v = value.trim();
-  if (v === "" || v.includes("\u0000")) throw new BreakStateError(ref, `${what} must not be empty`);
+  if (v === "" || v.includes("\u0000"))
+    throw new BreakInputError(ref, what, "must not be empty or contain a NUL character");
   return v;
 }
 
@@ -268,16 +274,12 @@ export async function resolveBreak(
 ): Promise<BreakState> {
   const by = requireText(args.ref, "by", args.by);
   const reason = requireText(args.ref, "reason", args.reason);
-  const fixedBy = requireText(args.ref, "the booking or fact that fixed it", args.fixedBy);
+  const fixedBy = requireText(args.ref, "fixedBy", args.fixedBy);
   return withTransaction(pool, async (client) => {
     const row = await lockBreak(client, args.ref);
     if (row.state === "resolved") return toState(row);
     const link = await checkFix(client, Number(row.chain_id), fixedBy);
-    if (!link)
-      throw new BreakStateError(
-        args.ref,
-        `${fixedBy} is neither a ledger transfer nor a chain fact of chain ${row.chain_id}`,
-      );
+    if (!link) throw new BreakFixUnknownError(args.ref, fixedBy, Number(row.chain_id));
     await client.query(
       `UPDATE recon.break_states SET state = 'resolved', resolved_by = $2, resolved_reason = $3,
          resolved_ref = $4, resolved_at = now(), updated_at = now()

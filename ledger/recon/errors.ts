@@ -58,7 +58,7 @@ export class InflowNotCreditableError extends BaseError {
   }
 }
 
-/** `recon breaks ack|resolve` refused: the break's state or the operator's input does not allow it. */
+/** `recon breaks ack|resolve` refused: the break's current state does not allow it (HTTP 409). */
 export class BreakStateError extends BaseError {
   override name = "BreakStateError";
   constructor(breakRef: string, why: string) {
@@ -66,5 +66,30 @@ export class BreakStateError extends BaseError {
       code: "RECON_BREAK_STATE",
       meta: { break: breakRef },
     });
+  }
+}
+
+/** `recon breaks ack|resolve` refused: who/why empty (HTTP 400, the field named). */
+export class BreakInputError extends BaseError {
+  override name = "BreakInputError";
+  constructor(breakRef: string, field: string, why: string) {
+    super(`break ${breakRef} cannot change state: ${field} ${why}`, {
+      code: "RECON_BREAK_INPUT",
+      meta: { break: breakRef, field, errors: [{ field, message: why }] },
+    });
+  }
+}
+
+/** `recon breaks resolve --fixed-by` names no ledger transfer or chain fact of the break's chain (HTTP 422). */
+export class BreakFixUnknownError extends BaseError {
+  override name = "BreakFixUnknownError";
+  constructor(breakRef: string, fixedBy: string, chainId: number) {
+    super(
+      `break ${breakRef} cannot be resolved: ${fixedBy} is neither a ledger transfer nor a chain fact of chain ${chainId}`,
+      {
+        code: "RECON_BREAK_FIX_UNKNOWN",
+        meta: { break: breakRef, field: "fixedBy", fixed_by: fixedBy },
+      },
+    );
   }
 }

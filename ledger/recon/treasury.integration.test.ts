@@ -338,7 +338,7 @@ describe("treasury bookings and breaks worked to closure", () => {
     };
     expect((await post(t.keys["recon:read"], "/v1/treasury/moves", defund)).statusCode).toBe(403);
     const unknown = await post(t.keys.admin, "/v1/treasury/moves", { ...defund, chain: "nope" });
-    expect([unknown.statusCode, unknown.json().code]).toEqual([400, "TREASURY_MOVE_REFUSED"]);
+    expect([unknown.statusCode, unknown.json().code]).toEqual([422, "TREASURY_MOVE_REFUSED"]);
     const move = await post(t.keys.admin, "/v1/treasury/moves", defund);
     expect(move.statusCode).toBe(200);
     expect(
@@ -383,6 +383,14 @@ describe("treasury bookings and breaks worked to closure", () => {
       },
     );
     expect(viaApi.json()).toMatchObject({ state: "resolved", resolvedRef: `fact:${d.hash}:fee` });
+    // A resolved break cannot be acknowledged: a state conflict (409), not bad input.
+    const conflict = await post(
+      t.keys.admin,
+      `/v1/recon/breaks/${encodeURIComponent(fee.identity)}/acknowledge`,
+      { reason: "too late" },
+    );
+    expect([conflict.statusCode, conflict.json().code]).toEqual([409, "RECON_BREAK_STATE"]);
+    expect(conflict.headers["content-type"]).toMatch(/^application\/problem\+json/);
 
     const clean = await reconciler.run({ chain });
     expect(clean.breaks).toEqual([]);
