@@ -2,17 +2,24 @@
  * Indexer backfill benchmark: a local anvil seeded with ERC-20 Transfer logs (a test token's
  * `spray` emits thousands per transaction), 100,000 watched addresses, a fresh Postgres database;
  * the ingestor backfills from block 0 to the head. Prints logs/s, facts/s, blocks/s, RPC calls.
+ * The floor is measured in the same run, on the same data: fetch every block, log and call frame
+ * over RPC (same batches and concurrency as the backfill), parse them into facts, COPY the rows into
+ * chain.transfers of a second fresh database (same indexes), as three plain steps with nothing else
+ * (no checkpoint, no confirmations, no reorg checks); `backfill vs floor` is the ratio.
  * Then it follows the head (anvil mining a block a second, each with one listed-token Transfer to a
  * watched address) and prints the RPC calls per block: polling, new heads over WS, and traces on.
  */
-import type { Hex } from "viem";
-import { createEvmAdapter } from "../chains/index.js";
+import type { Address, Hex } from "viem";
+import { createEvmAdapter, type EvmAdapter, type RawReceipt } from "../chains/index.js";
 import { figure, machineLine } from "../ops/bench/machine.js";
 import { createCommon } from "../ops/common.js";
 import { type Config, chainSchema, envSchema } from "../ops/config.js";
+import { withTransaction } from "../ops/db.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { createTestDatabase } from "../ops/testing/database.js";
 import { createIngestor } from "./createIngestor.js";
+import { extractFacts, type RangeData, txsNeedingReceipts } from "./extractFacts.js";
+import { copyFacts } from "./store.js";
 import { anvilRpc, call, deploy, sendTx, syncToHead } from "./testing/chain.js";
 import { measureRealtime } from "./testing/realtime.js";
 
@@ -26,6 +33,74 @@ const RECIPIENTS = 150_000;
 const BASE = 0x1000000000n;
 const TOTAL_LOGS = LOGS_PER_TX * TXS_PER_BLOCK * BLOCKS;
 const REALTIME_BLOCKS = 20;
+const BATCH_BLOCKS = 10n;
+const CONCURRENCY = 3;
+
+/** Fetch (ranges of BATCH_BLOCKS, CONCURRENCY at a time), parse, COPY: the floor, step by step. */
+async function measureFloor(
+  adapter: EvmAdapter,
+  head: bigint,
+  tokens: Address[],
+  watched: Set<string>,
+): Promise<{ fetch: number; parse: number; copy: number; total: number; rows: number }> {
+  const copyDb = await createTestDatabase({ poolSize: 2 });
+  try {
+    const t0 = performance.now();
+    const ranges: { from: bigint; to: bigint }[] = [];
+    for (let from = 0n; from <= head; from += BATCH_BLOCKS)
+      ranges.push({ from, to: from + BATCH_BLOCKS - 1n < head ? from + BATCH_BLOCKS - 1n : head });
+    const fetched: RangeData[] = new Array(ranges.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < ranges.length) {
+        const i = next++;
+        const { from, to } = ranges[i]!;
+        const numbers: bigint[] = [];
+        for (let n = from; n <= to; n++) numbers.push(n);
+        const blocks = (await adapter.getBlocks(numbers)).map((b) => b!);
+        const perBlock = blocks.map((b) => ({
+          number: BigInt(b.number),
+          txHashes: b.transactions.map((t) => t.hash),
+        }));
+        const wanted = txsNeedingReceipts(blocks, watched);
+        const [logs, frames, receiptLists] = await Promise.all([
+          adapter.getTransferLogs({ fromBlock: from, toBlock: to, tokens }),
+          adapter.getCallFrames(perBlock),
+          adapter.getBlockReceipts(
+            perBlock
+              .map((b) => ({ ...b, txHashes: b.txHashes.filter((h) => wanted.has(h)) }))
+              .filter((b) => b.txHashes.length > 0),
+          ),
+        ]);
+        const receipts = new Map<string, RawReceipt>();
+        for (const r of receiptLists.flat()) receipts.set(r.transactionHash.toLowerCase(), r);
+        fetched[i] = { blocks, receipts, logs, frames };
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    const t1 = performance.now();
+    const facts = fetched.flatMap((data) => extractFacts(data, { watched, tokens }));
+    const t2 = performance.now();
+    await withTransaction(copyDb.pool, (c) =>
+      copyFacts(
+        c,
+        31337,
+        facts,
+        facts.map(() => "confirmed"),
+      ),
+    );
+    const t3 = performance.now();
+    return {
+      fetch: (t1 - t0) / 1000,
+      parse: (t2 - t1) / 1000,
+      copy: (t3 - t2) / 1000,
+      total: (t3 - t0) / 1000,
+      rows: facts.length,
+    };
+  } finally {
+    await copyDb.drop();
+  }
+}
 
 console.log(
   `workload: backfill of ${BLOCKS} blocks holding ${TOTAL_LOGS} ERC-20 Transfer logs (${LOGS_PER_TX * TXS_PER_BLOCK} per block) of one listed token, ${WATCHED} watched addresses (${Math.round((WATCHED / RECIPIENTS) * 100)}% of logs are facts), traces on, batches of 10 blocks, 3 ranges fetched ahead, anvil + Postgres on this machine`,
@@ -104,7 +179,7 @@ try {
     common,
     pool: db.pool,
     adapter,
-    options: { batchBlocks: 10, concurrency: 3 },
+    options: { batchBlocks: Number(BATCH_BLOCKS), concurrency: CONCURRENCY },
   });
   const head = BigInt(await rpc<Hex>("eth_blockNumber"));
   const t0 = performance.now();
@@ -129,6 +204,16 @@ try {
   figure("blocks", (Number(head) + 1) / seconds, "blocks/s", 1);
   figure("RPC calls", calls, "calls");
   figure("RPC calls per block", calls / (Number(head) + 1), "calls/block", 2);
+
+  const floorAdapter = createEvmAdapter(chain, { common }, { timeoutMs: 60_000 });
+  const floor = await measureFloor(floorAdapter, head, [token], new Set(addresses));
+  if (floor.rows !== facts)
+    throw new Error(`floor parsed ${floor.rows} facts, backfill stored ${facts}`);
+  figure("floor fetch (blocks, logs, traces over RPC)", floor.fetch, "s", 2);
+  figure("floor parse", floor.parse, "s", 2);
+  figure("floor COPY into chain.transfers", floor.copy, "s", 2);
+  figure("floor", floor.total, "s", 2);
+  figure("backfill vs floor", seconds / floor.total, "x", 2);
 
   const realtime = (over: Partial<typeof chain>) =>
     measureRealtime({

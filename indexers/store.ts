@@ -3,6 +3,8 @@
  * crash at any instant leaves either the whole batch or none of it; the checkpoint row is locked
  * and compared with the batch's first parent hash inside that transaction.
  */
+import { pipeline } from "node:stream/promises";
+import { from as copyFrom } from "pg-copy-streams";
 import type { PoolClient } from "../ops/db.js";
 import { TipMovedError } from "./errors.js";
 import type { BlockHeader, Fact } from "./extractFacts.js";
@@ -65,6 +67,7 @@ export async function insertBlocks(
   return rows.every((r) => r.fresh);
 }
 
+// Blocks seen before (a reorg back): a fact may exist already, orphaned, and comes back to life.
 const INSERT_FACTS = `
   INSERT INTO chain.transfers
     (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
@@ -80,6 +83,51 @@ const REVIVE_ORPHANED_FACTS = `
         orphaned_after_confirmation = false
     WHERE chain.transfers.status = 'orphaned'`;
 
+const COPY_FACTS = `COPY chain.transfers
+  (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
+   from_address, to_address, amount, status, confirmed_at, log_index) FROM STDIN`;
+
+/** Text COPY field: hashes, addresses, numbers and our own words never hold these, but be exact. */
+function copyField(v: string): string {
+  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : v;
+}
+const COPY_ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  "\t": "\\t",
+  "\n": "\\n",
+  "\r": "\\r",
+};
+
+/**
+ * Facts of blocks that are all new cannot conflict with stored rows, so they go in with COPY: the
+ * cheapest write Postgres has (no per-row parameter arrays, no conflict check beyond the unique
+ * index). The text goes out in 64 KiB chunks, so memory stays flat.
+ */
+export async function copyFacts(
+  client: PoolClient,
+  chainId: number,
+  facts: Fact[],
+  status: string[],
+): Promise<void> {
+  const { rows } = await client.query<{ now: string }>("SELECT now()::text AS now");
+  const now = rows[0]!.now;
+  const chain = String(chainId);
+  async function* lines() {
+    let chunk = "";
+    for (let i = 0; i < facts.length; i++) {
+      const f = facts[i]!;
+      const confirmed = status[i] === "confirmed";
+      chunk += `${chain}\t${f.blockNumber}\t${copyField(f.blockHash)}\t${copyField(f.txHash)}\t${f.txIndex}\t${copyField(f.position)}\t${f.kind}\t${copyField(f.asset)}\t${copyField(f.from)}\t${copyField(f.to)}\t${f.amount}\t${status[i]}\t${confirmed ? now : "\\N"}\t${f.logIndex ?? "\\N"}\n`;
+      if (chunk.length >= 1 << 16) {
+        yield chunk;
+        chunk = "";
+      }
+    }
+    if (chunk.length > 0) yield chunk;
+  }
+  await pipeline(lines(), client.query(copyFrom(COPY_FACTS)));
+}
+
 /**
  * Insert facts; those at or below `confirmedUpTo` go in as `confirmed` directly (backfill would
  * otherwise write every row twice). A fact orphaned earlier whose block is canonical again is
@@ -90,28 +138,30 @@ export async function insertFacts(
   chainId: number,
   facts: Fact[],
   confirmedUpTo: bigint | null,
-  /** All blocks were new: skip conflict handling (the common case, and the fast one). */
+  /** All blocks were new: no conflict can happen, so COPY (the common case, and the fast one). */
   freshBlocks = false,
 ): Promise<StatusChange> {
   if (facts.length === 0) return { count: 0, fromBlock: null, toBlock: null };
   const status = facts.map((f) =>
     confirmedUpTo !== null && f.blockNumber <= confirmedUpTo ? "confirmed" : "seen",
   );
-  await client.query(freshBlocks ? INSERT_FACTS : INSERT_FACTS + REVIVE_ORPHANED_FACTS, [
-    chainId,
-    facts.map((f) => f.blockNumber.toString()),
-    facts.map((f) => f.blockHash),
-    facts.map((f) => f.txHash),
-    facts.map((f) => f.txIndex),
-    facts.map((f) => f.position),
-    facts.map((f) => f.kind),
-    facts.map((f) => f.asset),
-    facts.map((f) => f.from),
-    facts.map((f) => f.to),
-    facts.map((f) => f.amount.toString()),
-    status,
-    facts.map((f) => f.logIndex ?? null),
-  ]);
+  if (freshBlocks) await copyFacts(client, chainId, facts, status);
+  else
+    await client.query(INSERT_FACTS + REVIVE_ORPHANED_FACTS, [
+      chainId,
+      facts.map((f) => f.blockNumber.toString()),
+      facts.map((f) => f.blockHash),
+      facts.map((f) => f.txHash),
+      facts.map((f) => f.txIndex),
+      facts.map((f) => f.position),
+      facts.map((f) => f.kind),
+      facts.map((f) => f.asset),
+      facts.map((f) => f.from),
+      facts.map((f) => f.to),
+      facts.map((f) => f.amount.toString()),
+      status,
+      facts.map((f) => f.logIndex ?? null),
+    ]);
   let count = 0;
   let fromBlock: bigint | null = null;
   let toBlock: bigint | null = null;
