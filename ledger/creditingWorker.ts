@@ -1,6 +1,8 @@
 /**
  * The ledger's part of the `worker` role: deposit crediting (and reorg holds) on every `chain-facts`
  * doorbell and on a periodic sweep of Postgres (doorbells can be lost), plus expiry of timed-out holds.
+ * Both are incremental: each chain's crediting watermark (ledger.crediting_watermarks) says which
+ * blocks are done, so a pass reads only blocks above it, and refused deposits are parked aside.
  */
 import type { Worker } from "bullmq";
 import type { Common } from "../ops/common.js";
@@ -66,7 +68,8 @@ export async function startCreditingWorker({
     CHAIN_FACTS_QUEUE,
     async (job) => {
       // A doorbell for a chain this process does not serve is left to the periodic sweep elsewhere.
-      // The doorbell's range bounds the credit scan; the periodic sweep scans everything.
+      // The doorbell's range is credited first; then the chain's watermark catches up to it (both
+      // read only new blocks; the periodic sweep moves the watermark and retries parked deposits).
       const { chainId, fromBlock, toBlock } = job.data;
       if (chainIds.has(chainId)) await sweepChain(chainId, { fromBlock, toBlock });
     },

@@ -10,6 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";
+import { waitFor } from "../ops/testing/wait.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import {
   createDepositCrediting,
@@ -70,11 +71,22 @@ async function fact(f: {
     ],
   );
 }
-const setStatus = (tx: string, block: string, status: string, afterConfirmation = false) =>
-  ctx.db.pool.query(
+const setStatus = async (tx: string, block: string, status: string, afterConfirmation = false) => {
+  await ctx.db.pool.query(
     "UPDATE chain.transfers SET status = $3, orphaned_after_confirmation = $4 WHERE tx_hash = $1 AND block_hash = $2",
     [tx, block, status, afterConfirmation],
   );
+  // As the indexer does in the same transaction: a reorg is recorded with its common ancestor
+  // (crediting's watermark goes back to it, where a re-included deposit may land).
+  if (status === "orphaned")
+    await ctx.db.pool.query(
+      `INSERT INTO chain.reorgs (chain_id, depth, common_ancestor, old_tip_number, old_tip_hash,
+         new_tip_number, new_tip_hash, beyond_window)
+       SELECT $1, 1, min(block_number) - 1, min(block_number), $2, min(block_number), '0xnew', false
+         FROM chain.transfers WHERE tx_hash = $3 AND block_hash = $2`,
+      [CHAIN, block, tx],
+    );
+};
 const setFinalized = (n: number) =>
   ctx.db.pool.query(
     `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
@@ -115,10 +127,8 @@ describe("deposit crediting", () => {
     await fact({ tx, block: "0xb1" });
     expect((await crediting.sweep()).credited).toBe(0); // seen is not final enough
     await setStatus(tx, "0xb1", "confirmed");
-    // A doorbell's block range bounds the scan (the fact is in block 10).
-    expect((await crediting.sweep({ chainId: CHAIN, fromBlock: 11, toBlock: 20 })).credited).toBe(
-      0,
-    );
+    // A doorbell's block range bounds the range scan (the fact is in block 10).
+    expect(await crediting.creditConfirmed({ chainId: CHAIN, fromBlock: 11, toBlock: 20 })).toBe(0);
     // Concurrent sweeps (doorbell + timer) still credit once.
     const runs = await Promise.all([crediting.sweep(), crediting.sweep(), crediting.sweep()]);
     expect(runs.reduce((n, r) => n + r.credited, 0)).toBe(1);
@@ -155,7 +165,8 @@ describe("deposit crediting", () => {
 
   it("holds a credit orphaned after confirmation, and voids the hold (no second credit) when the same deposit confirms again elsewhere", async () => {
     const tx = txHash();
-    await fact({ tx, block: "0xc1", amount: 50n, status: "confirmed" });
+    // New blocks only: a fact never appears below the watermark without a reorg (recorded).
+    await fact({ tx, block: "0xc1", number: 11, amount: 50n, status: "confirmed" });
     expect((await crediting.sweep()).credited).toBe(1);
     const before = await balance("alice");
     await setStatus(tx, "0xc1", "orphaned", true);
@@ -340,7 +351,9 @@ describe("deposit crediting", () => {
     const receivable = await ledger.balance({ assetId: ETH, name: "receivable:reorg:erin" });
     expect(receivable.debitsPending).toBe(140n);
     expect(await isWithdrawalBlocked(ctx.db.pool, "erin")).toBe(true);
-    expect(await alerts()).toMatch(/custody_ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/);
+    expect(await alerts()).toMatch(
+      /custody_ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/,
+    );
     // Final without it: both parts posted, the receivable stands and the block stays.
     await setFinalized(40);
     expect((await crediting.sweep()).finalized).toBe(1);
@@ -420,5 +433,60 @@ describe("deposit crediting", () => {
       (await ledger.balance({ assetId: ETH, name: "receivable:reorg:frank" })).debitsPending,
     ).toBe(0n);
     expect((await balance("frank")).creditsPosted).toBe(80n);
+  });
+
+  it("parks 600 deposits in a row the ledger refuses and credits the good ones behind them; retries the parked ones until the ledger takes them", async () => {
+    // A token the indexer records but the ledger does not list yet: every credit of it is refused
+    // (LEDGER_UNKNOWN_ASSET). Before parking, 500 such facts oldest-first stopped the chain's crediting.
+    const UNLISTED = `0x${"7a".repeat(20)}`;
+    const retrying = createDepositCrediting({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      ledger,
+      parkedRetryMs: 20,
+    });
+    await ctx.db.pool.query(
+      `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
+         asset, from_address, to_address, amount, status)
+       SELECT $1, 60 + i / 100, '0xbad' || (i / 100), '0x' || lpad(to_hex(1000000 + i), 64, '0'), i % 100,
+         'transfer:0', 'erc20', $2, $3, $4, 3, 'confirmed'
+         FROM generate_series(0, 599) AS i`,
+      [CHAIN, UNLISTED, `0x${"ee".repeat(20)}`, D_BOB],
+    );
+    const good = [txHash(), txHash(), txHash()];
+    for (const tx of good)
+      await fact({ tx, block: "0x900d", number: 70, to: D_FRANK, amount: 4n, status: "confirmed" });
+    const frankBefore = await userBalance("frank");
+
+    expect((await retrying.sweep({ chainId: CHAIN })).credited).toBe(3);
+    expect(await userBalance("frank")).toBe(frankBefore + 12n);
+    const parked = await retrying.parked({ chainId: CHAIN, limit: 1000 });
+    expect(parked).toHaveLength(600);
+    expect(new Set(parked.map((p) => p.code))).toEqual(new Set(["LEDGER_UNKNOWN_ASSET"]));
+    expect(parked[0]).toMatchObject({ asset: UNLISTED, owner: "bob", amount: 3n });
+
+    // Still refused on retry: attempts counted, nothing credited, nothing lost.
+    const again = await waitFor("a retry of the parked deposits", async () => {
+      await retrying.sweep({ chainId: CHAIN });
+      const p = await retrying.parked({ chainId: CHAIN, limit: 1000 });
+      return p.every((x) => x.attempts >= 2) && p;
+    });
+    expect(again).toHaveLength(600);
+
+    // Once the ledger lists the token, the parked deposits are credited, each once.
+    await ledger.ensureAsset({
+      chainId: CHAIN,
+      token: UNLISTED as `0x${string}`,
+      symbol: "UN",
+      decimals: 18,
+    });
+    await waitFor("the parked deposits credited", async () => {
+      await retrying.sweep({ chainId: CHAIN });
+      return (await retrying.parked({ chainId: CHAIN })).length === 0;
+    });
+    const bob = await ledger.balance({ assetId: `${CHAIN}:${UNLISTED}`, name: "user:bob" });
+    expect(bob.creditsPosted).toBe(1800n);
+    expect((await retrying.sweep({ chainId: CHAIN })).credited).toBe(0);
+    expect((await ledger.check()).problems).toEqual([]);
   });
 });

@@ -15,8 +15,14 @@
  * (another tx, or the same tx paying another amount) is a new deposit. Runs from the `chain-facts`
  * doorbell and from a periodic sweep (doorbells can be lost); both are idempotent because every id
  * derives from the fact or the credit, and rows are claimed with SKIP LOCKED.
+ *
+ * Incremental (issue 15): a per-chain watermark (ledger.crediting_watermarks) marks the blocks whose
+ * confirmed facts are all credited or parked, so a pass reads only the blocks above it (an index
+ * range on chain.transfers), never the history; it goes back to the common ancestor of each reorg
+ * the indexer records. A deposit the ledger refuses is parked (ledger.parked_deposits, with the
+ * ledger's code) and retried with backoff, so crediting never stalls behind it.
  */
-import { Counter } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { readFinalized } from "../indexers/index.js";
 import type { Common } from "../ops/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
@@ -39,9 +45,41 @@ export type SweepResult = {
   finalized: number;
 };
 
+/** A confirmed deposit the ledger refused, parked for retry. */
+export type ParkedDeposit = {
+  factId: string;
+  chainId: number;
+  blockNumber: bigint;
+  txHash: string;
+  position: string;
+  toAddress: string;
+  asset: string;
+  amount: bigint;
+  owner: string;
+  /** The ledger's refusal (e.g. LEDGER_UNKNOWN_ASSET) at the last attempt. */
+  code: string;
+  detail: string | null;
+  attempts: number;
+  nextAttemptAt: Date;
+  parkedAt: Date;
+};
+
 export type DepositCrediting = {
-  /** Credit confirmed, uncredited deposit facts; returns how many credits were created. */
+  /** Credit confirmed, uncredited deposit facts of a block range (or all); returns how many credits were created. */
   creditConfirmed: (options?: CreditScope & { limit?: number }) => Promise<number>;
+  /** One step of the chain's crediting watermark; `done` once it has reached what is confirmed. */
+  creditNew: (options: {
+    chainId: number;
+    limit?: number;
+    maxBlocks?: number;
+  }) => Promise<{ credited: number; done: boolean }>;
+  /** Retry the chain's parked deposits that are due; returns how many were credited and tried. */
+  retryParked: (options: {
+    chainId: number;
+    limit?: number;
+  }) => Promise<{ credited: number; tried: number }>;
+  /** Parked (refused) deposits, oldest first. */
+  parked: (options?: { chainId?: number; limit?: number }) => Promise<ParkedDeposit[]>;
   /** Place reorg holds on credits whose facts were orphaned; returns how many. */
   holdOrphaned: (options?: { chainId?: number; limit?: number }) => Promise<number>;
   /** Void the holds of deposits that confirmed again; returns how many. */
@@ -63,12 +101,13 @@ export function reorgHoldName(creditId: string, part: "hold" | "shortfall", n = 
 const SAME_DEPOSIT = `d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position
   AND d.to_address = f.to_address AND d.asset = f.asset AND d.amount = f.amount`;
 
-// Confirmed facts into deposit addresses with no standing credit of the same deposit. FOR SHARE
+// Confirmed facts into deposit addresses with no standing credit of the same deposit, in a block
+// range (a doorbell's, or the watermark's next step), leaving parked ones to their retry. FOR SHARE
 // holds the fact's row until we commit, so the indexer cannot orphan it between our read and our
 // credit: a fact orphaned before crediting is never credited.
 const UNCREDITED = `
-SELECT f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash, f.position, f.asset,
-  f.to_address, f.amount::text, ca.owner,
+SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
+  f.position, f.asset, f.to_address, f.amount::text, ca.owner,
   (SELECT count(*) FROM ledger.deposit_credits d
     WHERE d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position)::int AS credits
 FROM chain.transfers f
@@ -77,9 +116,78 @@ WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f
   AND ($1::bigint IS NULL OR f.chain_id = $1)
   AND ($3::bigint IS NULL OR f.block_number >= $3) AND ($4::bigint IS NULL OR f.block_number <= $4)
   AND NOT EXISTS (SELECT 1 FROM ledger.deposit_credits d WHERE ${SAME_DEPOSIT} AND d.state IN ('credited', 'held'))
+  AND NOT EXISTS (SELECT 1 FROM ledger.parked_deposits p WHERE p.fact_id = f.id)
 ORDER BY f.chain_id, f.block_number, f.tx_index, f.id
 LIMIT $2
 FOR SHARE OF f`;
+
+// Parked deposits due for another try, with what crediting needs of their fact (which may have
+// been orphaned, or credited another way, meanwhile).
+const PARKED_DUE = `
+SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
+  f.position, f.asset, f.to_address, f.amount::text, p.owner, p.attempts,
+  (SELECT count(*) FROM ledger.deposit_credits d
+    WHERE d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position)::int AS credits,
+  (f.status = 'confirmed' AND NOT EXISTS (SELECT 1 FROM ledger.deposit_credits d
+    WHERE ${SAME_DEPOSIT} AND d.state IN ('credited', 'held'))) AS owed
+FROM ledger.parked_deposits p
+JOIN chain.transfers f ON f.id = p.fact_id
+WHERE p.chain_id = $1 AND p.next_attempt_at <= now()
+ORDER BY p.next_attempt_at
+LIMIT $2
+FOR UPDATE OF p SKIP LOCKED FOR SHARE OF f`;
+
+// A refused deposit is parked (or its attempt counted); the next try waits base * 2^attempts,
+// at most an hour.
+const PARK = `
+INSERT INTO ledger.parked_deposits (fact_id, chain_id, block_number, tx_hash, position, to_address, asset,
+  amount, owner, code, detail, next_attempt_at)
+SELECT fact_id, chain_id, block_number, tx_hash, position, to_address, asset, amount, owner, code, detail,
+  now() + make_interval(secs => $13::double precision / 1000)
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+  $8::numeric[], $9::text[], $10::text[], $11::text[])
+  AS u(fact_id, chain_id, block_number, tx_hash, position, to_address, asset, amount, owner, code, detail)
+ON CONFLICT (fact_id) DO UPDATE SET code = EXCLUDED.code, detail = EXCLUDED.detail,
+  attempts = ledger.parked_deposits.attempts + 1, updated_at = now(),
+  next_attempt_at = now() + make_interval(secs => least(3600,
+    $13::double precision / 1000 * power(2, least(ledger.parked_deposits.attempts, $12::int))))`;
+
+// The watermark (locked: one pass per chain at a time), rewound to the common ancestor of every
+// reorg recorded since, and how far it may move: to the highest confirmed fact, but not past a
+// block still holding a fact below the confirmation rule.
+const WATERMARK_STEP = `
+SELECT w.block_number::text AS watermark, r.reorg_id::text, r.ancestor::text,
+  (SELECT max(block_number) FROM chain.transfers WHERE chain_id = $1 AND status = 'confirmed')::text AS confirmed,
+  (SELECT min(block_number) FROM chain.transfers WHERE chain_id = $1 AND status = 'seen'
+     AND block_number > least(w.block_number, coalesce(r.ancestor, w.block_number)))::text AS seen
+FROM ledger.crediting_watermarks w,
+LATERAL (SELECT coalesce(max(id), w.reorg_id) AS reorg_id, min(common_ancestor) AS ancestor
+           FROM chain.reorgs WHERE chain_id = $1 AND id > w.reorg_id) r
+WHERE w.chain_id = $1
+FOR UPDATE OF w`;
+
+const PARKED_LIST = `
+SELECT fact_id::text, chain_id::int AS chain_id, block_number::text, tx_hash, position, to_address, asset,
+  amount::text, owner, code, detail, attempts, next_attempt_at, parked_at
+FROM ledger.parked_deposits WHERE ($1::bigint IS NULL OR chain_id = $1)
+ORDER BY parked_at, fact_id LIMIT $2`;
+
+type ParkedRow = {
+  fact_id: string;
+  chain_id: number;
+  block_number: string;
+  tx_hash: string;
+  position: string;
+  to_address: string;
+  asset: string;
+  amount: string;
+  owner: string;
+  code: string;
+  detail: string | null;
+  attempts: number;
+  next_attempt_at: Date;
+  parked_at: Date;
+};
 
 const INSERT_CREDITS = `
 INSERT INTO ledger.deposit_credits (credit_id, chain_id, tx_hash, position, to_address, asset, amount,
@@ -130,6 +238,8 @@ ORDER BY d.orphaned_block
 LIMIT $3
 FOR UPDATE OF d SKIP LOCKED`;
 
+const DEPOSIT_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM chain.custody_addresses WHERE kind = 'deposit'`;
+
 const HELD_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM ledger.deposit_credits WHERE state = 'held'`;
 
 const INSERT_EVENTS = `
@@ -137,6 +247,7 @@ INSERT INTO ledger.events (type, transfer_id, payload)
 SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])`;
 
 type FactRow = {
+  fact_id: string;
   chain_id: number;
   block_hash: string;
   block_number: string;
@@ -178,6 +289,23 @@ async function insertEvents(client: Queryable, type: string, events: Event[]) {
   ]);
 }
 
+function factPayload(f: FactRow, t: NewTransfer) {
+  return {
+    chain_id: f.chain_id,
+    tx_hash: f.tx_hash,
+    position: f.position,
+    block_hash: f.block_hash,
+    block_number: f.block_number,
+    to_address: f.to_address,
+    asset_id: t.assetId,
+    amount: f.amount,
+    owner: f.owner,
+  };
+}
+
+/** A parked deposit's retries wait parkedRetryMs * 2^attempts, doubling at most this often (≤ 1 h). */
+const PARKED_MAX_DOUBLINGS = 12;
+
 function creditPayload(c: CreditRow) {
   return {
     credit_id: c.credit_id,
@@ -202,14 +330,24 @@ function reorgMetrics(common: Common) {
       registers: [registry],
     });
   const shortfalls =
-    (registry.getSingleMetric("custody_ledger_reorg_shortfalls_total") as Counter<string> | undefined) ??
+    (registry.getSingleMetric("custody_ledger_reorg_shortfalls_total") as
+      | Counter<string>
+      | undefined) ??
     new Counter({
       name: "custody_ledger_reorg_shortfalls_total",
       help: "Reorg holds the customer's available balance could not cover (receivable booked, withdrawals blocked); each one is an alert",
       labelNames: ["chain_id"],
       registers: [registry],
     });
-  return { holds, shortfalls };
+  const parked =
+    (registry.getSingleMetric("custody_ledger_parked_deposits") as Gauge<string> | undefined) ??
+    new Gauge({
+      name: "custody_ledger_parked_deposits",
+      help: "Confirmed deposits the ledger refused to credit, parked for retry (custody-node ledger parked-deposits), by chain",
+      labelNames: ["chain_id"],
+      registers: [registry],
+    });
+  return { holds, shortfalls, parked };
 }
 
 export function createDepositCrediting({
@@ -217,12 +355,15 @@ export function createDepositCrediting({
   pool,
   ledger,
   finalizedHeight = async (chainId) => (await readFinalized(pool, chainId))?.number ?? null,
+  parkedRetryMs = 5_000,
 }: {
   common: Common;
   pool: Pool;
   ledger: Ledger;
   /** The chain's published finalized height (default: the indexer's, shared contract 1). */
   finalizedHeight?: (chainId: number) => Promise<bigint | null>;
+  /** First retry of a parked (refused) deposit after this long; each retry doubles it, up to 1 h. */
+  parkedRetryMs?: number;
 }): DepositCrediting {
   const log = common.logger.child({ component: "deposit-crediting" });
   const metrics = reorgMetrics(common);
@@ -249,6 +390,88 @@ export function createDepositCrediting({
     return false;
   }
 
+  /**
+   * Credit these facts in the caller's transaction; the ones the ledger refuses are parked (or their
+   * attempt counted) so crediting moves on past them. Returns how many credits were created.
+   */
+  async function creditFacts(
+    client: PoolClient,
+    facts: FactRow[],
+  ): Promise<{ credited: number; refused: Set<string> }> {
+    if (facts.length === 0) return { credited: 0, refused: new Set() };
+    const transfers: NewTransfer[] = facts.map((f) => ({
+      id: transferId(depositTransferName(f.chain_id, f.tx_hash, f.position, f.credits)),
+      assetId: assetIdOf(f.chain_id, f.asset),
+      debit: "custody:deposits",
+      credit: `user:${f.owner}`,
+      amount: BigInt(f.amount),
+      kind: "deposit",
+      chainRef: { chainId: f.chain_id, txHash: f.tx_hash.toLowerCase(), position: f.position },
+    }));
+    const results = await ledger.createTransfers(transfers, { client });
+    const events: Event[] = [];
+    const booked: FactRow[] = [];
+    const bookedIds: string[] = [];
+    const refused: { f: FactRow; code: string; detail: string | null }[] = [];
+    results.forEach((r: TransferResult, i) => {
+      const f = facts[i] as FactRow;
+      if (r.status === "failed") refused.push({ f, code: r.code, detail: r.detail ?? null });
+      else {
+        booked.push(f);
+        bookedIds.push(r.id);
+      }
+      if (r.status === "created")
+        events.push({ transferId: r.id, payload: factPayload(f, transfers[i] as NewTransfer) });
+    });
+    if (booked.length > 0)
+      await client.query(INSERT_CREDITS, [
+        bookedIds,
+        booked.map((f) => f.chain_id),
+        booked.map((f) => f.tx_hash.toLowerCase()),
+        booked.map((f) => f.position),
+        booked.map((f) => f.to_address),
+        booked.map((f) => f.asset),
+        booked.map((f) => f.amount),
+        booked.map((f) => f.owner),
+        booked.map((f) => f.block_number),
+        booked.map((f) => f.block_hash),
+      ]);
+    if (refused.length > 0) {
+      // Parked, not dropped: the fact stays uncredited (reconciliation shows a missing credit),
+      // is listed for operators with the ledger's reason, and is tried again with backoff.
+      await client.query(PARK, [
+        refused.map((x) => x.f.fact_id),
+        refused.map((x) => x.f.chain_id),
+        refused.map((x) => x.f.block_number),
+        refused.map((x) => x.f.tx_hash.toLowerCase()),
+        refused.map((x) => x.f.position),
+        refused.map((x) => x.f.to_address),
+        refused.map((x) => x.f.asset),
+        refused.map((x) => x.f.amount),
+        refused.map((x) => x.f.owner),
+        refused.map((x) => x.code),
+        refused.map((x) => x.detail),
+        PARKED_MAX_DOUBLINGS,
+        parkedRetryMs,
+      ]);
+      for (const { f, code, detail } of refused.slice(0, 20))
+        log.error({
+          msg: "deposit credit refused: parked",
+          code,
+          detail,
+          fact_id: f.fact_id,
+          ...factPayload(f, transfers[facts.indexOf(f)] as NewTransfer),
+        });
+      if (refused.length > 20)
+        log.error({ msg: "deposit credits refused: parked", more: refused.length - 20 });
+    }
+    await insertEvents(client, "deposit.credited", events);
+    for (const e of events)
+      log.info({ msg: "deposit credited", transfer_id: e.transferId, ...e.payload });
+    return { credited: events.length, refused: new Set(refused.map((x) => x.f.fact_id)) };
+  }
+
+  /** Credit the confirmed facts of a block range (a doorbell's), or of every block. */
   async function creditConfirmed({
     chainId,
     fromBlock,
@@ -262,62 +485,117 @@ export function createDepositCrediting({
         fromBlock ?? null,
         toBlock ?? null,
       ]);
-      if (facts.rows.length === 0) return 0;
-      const transfers: NewTransfer[] = facts.rows.map((f) => ({
-        id: transferId(depositTransferName(f.chain_id, f.tx_hash, f.position, f.credits)),
-        assetId: assetIdOf(f.chain_id, f.asset),
-        debit: "custody:deposits",
-        credit: `user:${f.owner}`,
-        amount: BigInt(f.amount),
-        kind: "deposit",
-        chainRef: { chainId: f.chain_id, txHash: f.tx_hash.toLowerCase(), position: f.position },
-      }));
-      const results = await ledger.createTransfers(transfers, { client });
-      const events: Event[] = [];
-      const booked: FactRow[] = [];
-      const bookedIds: string[] = [];
-      results.forEach((r: TransferResult, i) => {
-        const f = facts.rows[i] as FactRow;
-        const t = transfers[i] as NewTransfer;
-        const payload = {
-          chain_id: f.chain_id,
-          tx_hash: f.tx_hash,
-          position: f.position,
-          block_hash: f.block_hash,
-          block_number: f.block_number,
-          to_address: f.to_address,
-          asset_id: t.assetId,
-          amount: f.amount,
-          owner: f.owner,
-        };
-        if (r.status !== "failed") {
-          booked.push(f);
-          bookedIds.push(r.id);
-        }
-        if (r.status === "created") events.push({ transferId: r.id, payload });
-        else if (r.status === "failed")
-          // Not retried here: the fact stays uncredited and visible to the next sweep and to
-          // reconciliation (missing credit), with the reason in the log.
-          log.error({ msg: "deposit credit refused", code: r.code, detail: r.detail, ...payload });
-      });
-      if (booked.length > 0)
-        await client.query(INSERT_CREDITS, [
-          bookedIds,
-          booked.map((f) => f.chain_id),
-          booked.map((f) => f.tx_hash.toLowerCase()),
-          booked.map((f) => f.position),
-          booked.map((f) => f.to_address),
-          booked.map((f) => f.asset),
-          booked.map((f) => f.amount),
-          booked.map((f) => f.owner),
-          booked.map((f) => f.block_number),
-          booked.map((f) => f.block_hash),
-        ]);
-      await insertEvents(client, "deposit.credited", events);
-      for (const e of events)
-        log.info({ msg: "deposit credited", transfer_id: e.transferId, ...e.payload });
-      return events.length;
+      return (await creditFacts(client, facts.rows)).credited;
     });
+  }
+
+  /**
+   * One step of the chain's watermark: credit the confirmed facts above it (at most `limit`, over at
+   * most `maxBlocks` blocks) and move it past them. Reads only new blocks, never the history.
+   */
+  async function creditNew({
+    chainId,
+    limit = 1_000,
+    maxBlocks = 10_000,
+  }: {
+    chainId: number;
+    limit?: number;
+    maxBlocks?: number;
+  }): Promise<{ credited: number; done: boolean }> {
+    await pool.query(
+      "INSERT INTO ledger.crediting_watermarks (chain_id) VALUES ($1) ON CONFLICT DO NOTHING",
+      [chainId],
+    );
+    return withTransaction(pool, async (client) => {
+      const step = (
+        await client.query<{
+          watermark: string;
+          reorg_id: string;
+          ancestor: string | null;
+          confirmed: string | null;
+          seen: string | null;
+        }>(WATERMARK_STEP, [chainId])
+      ).rows[0]!;
+      let from = BigInt(step.watermark);
+      if (step.ancestor !== null && BigInt(step.ancestor) < from) {
+        log.info({
+          msg: "crediting watermark rewound to a reorg's common ancestor",
+          chain_id: chainId,
+          from: step.watermark,
+          to: step.ancestor,
+        });
+        from = BigInt(step.ancestor);
+      }
+      let reachable = step.confirmed === null ? from : BigInt(step.confirmed);
+      if (step.seen !== null && BigInt(step.seen) - 1n < reachable)
+        reachable = BigInt(step.seen) - 1n;
+      const to = reachable > from + BigInt(maxBlocks) ? from + BigInt(maxBlocks) : reachable;
+      let credited = 0;
+      let reached = from;
+      if (to > from) {
+        const facts = (
+          await client.query<FactRow>(UNCREDITED, [
+            chainId,
+            limit,
+            (from + 1n).toString(),
+            to.toString(),
+          ])
+        ).rows;
+        credited = (await creditFacts(client, facts)).credited;
+        // A full page may end inside a block: stop before it (what was credited there is skipped
+        // next time by the standing-credit check).
+        reached = facts.length < limit ? to : BigInt(facts[facts.length - 1]!.block_number) - 1n;
+        if (reached < from) reached = from;
+      }
+      await client.query(
+        `UPDATE ledger.crediting_watermarks SET block_number = $2, reorg_id = $3, updated_at = now()
+          WHERE chain_id = $1`,
+        [chainId, reached.toString(), step.reorg_id],
+      );
+      return { credited, done: reached >= reachable };
+    });
+  }
+
+  /**
+   * Try the parked deposits that are due again: credit what the ledger now accepts, count another
+   * attempt for what it still refuses, and drop the ones whose fact no longer needs a credit.
+   */
+  async function retryParked({ chainId, limit = 500 }: { chainId: number; limit?: number }) {
+    const out = await withTransaction(pool, async (client) => {
+      const rows = (
+        await client.query<FactRow & { attempts: number; owed: boolean }>(PARKED_DUE, [
+          chainId,
+          limit,
+        ])
+      ).rows;
+      const gone = rows.filter((r) => !r.owed).map((r) => r.fact_id);
+      const owed = rows.filter((r) => r.owed);
+      // Unpark first: creditFacts parks again (attempts + 1) what is still refused.
+      if (rows.length > 0)
+        await client.query(
+          "DELETE FROM ledger.parked_deposits WHERE fact_id = ANY($1::bigint[]) AND fact_id <> ALL($2::bigint[])",
+          [rows.map((r) => r.fact_id), owed.map((r) => r.fact_id)],
+        );
+      if (gone.length > 0)
+        log.info({
+          msg: "parked deposits need no credit any more",
+          chain_id: chainId,
+          fact_ids: gone,
+        });
+      const { credited, refused } = await creditFacts(client, owed);
+      const booked = owed.filter((r) => !refused.has(r.fact_id)).map((r) => r.fact_id);
+      if (booked.length > 0)
+        await client.query("DELETE FROM ledger.parked_deposits WHERE fact_id = ANY($1::bigint[])", [
+          booked,
+        ]);
+      return { credited, tried: rows.length };
+    });
+    const { rows } = await pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM ledger.parked_deposits WHERE chain_id = $1",
+      [chainId],
+    );
+    metrics.parked.set({ chain_id: String(chainId) }, rows[0]?.n ?? 0);
+    return out;
   }
 
   async function holdOrphaned({ chainId, limit = 200 }: { chainId?: number; limit?: number } = {}) {
@@ -523,6 +801,27 @@ export function createDepositCrediting({
 
   return {
     creditConfirmed,
+    creditNew,
+    retryParked,
+    async parked({ chainId, limit = 100 }: { chainId?: number; limit?: number } = {}) {
+      const { rows } = await pool.query<ParkedRow>(PARKED_LIST, [chainId ?? null, limit]);
+      return rows.map((r) => ({
+        factId: r.fact_id,
+        chainId: r.chain_id,
+        blockNumber: BigInt(r.block_number),
+        txHash: r.tx_hash,
+        position: r.position,
+        toAddress: r.to_address,
+        asset: r.asset,
+        amount: BigInt(r.amount),
+        owner: r.owner,
+        code: r.code,
+        detail: r.detail,
+        attempts: r.attempts,
+        nextAttemptAt: r.next_attempt_at,
+        parkedAt: r.parked_at,
+      }));
+    },
     holdOrphaned,
     restoreReconfirmed,
     finalizeHolds,
@@ -534,10 +833,24 @@ export function createDepositCrediting({
         for (let n = await fn(); n > 0; n = await fn()) total += n;
         return total;
       };
+      const chains =
+        range.chainId !== undefined
+          ? [range.chainId]
+          : (await pool.query<{ chain_id: number }>(DEPOSIT_CHAINS)).rows.map((r) => r.chain_id);
       // Holds first: a credit whose fact is gone stops being available before anything else runs.
       out.held = await drain(() => holdOrphaned(scope));
       out.restored = await drain(() => restoreReconfirmed(scope));
-      out.credited = await drain(() => creditConfirmed({ ...range }));
+      // A doorbell's range first (the newest blocks), then the watermark catches up to it.
+      if (range.fromBlock !== undefined || range.toBlock !== undefined)
+        out.credited += await drain(() => creditConfirmed({ ...range }));
+      for (const chainId of chains) {
+        for (;;) {
+          const step = await creditNew({ chainId });
+          out.credited += step.credited;
+          if (step.done) break;
+        }
+        out.credited += (await retryParked({ chainId })).credited;
+      }
       out.finalized = await drain(() => finalizeHolds(scope));
       return out;
     },
