@@ -9,6 +9,7 @@ import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { createLedger, type Ledger } from "../ledger/index.js";
 import type { Common } from "../ops/common.js";
+import { DEFAULT_API_RATE_LIMIT } from "../ops/config.js";
 import type { Pool } from "../ops/db.js";
 import { type AuthFailureLimit, registerAuth } from "./auth.js";
 import { type ChainHeads, createChainHeads } from "./chainStatus.js";
@@ -30,7 +31,7 @@ export type V1Options = {
   common: Common;
   pool: Pool;
   redis: Redis;
-  /** Requests per API key per window (default 600 per minute). */
+  /** Requests per API key per window (default: the config's `api.rateLimit`, 600 per minute). */
   rateLimit?: { max: number; timeWindowMs: number };
   /** Failed authentications per client address per window (default 20 per minute). */
   authFailureLimit?: AuthFailureLimit;
@@ -67,7 +68,11 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
       ringWebhooks,
     }),
   };
-  const limits = options.rateLimit ?? { max: 600, timeWindowMs: 60_000 };
+  const configured = options.common.config.api?.rateLimit ?? DEFAULT_API_RATE_LIMIT;
+  const limits = options.rateLimit ?? {
+    max: configured.max,
+    timeWindowMs: configured.windowMs,
+  };
   return async (root) => {
     // Holds need the assets to exist; idempotent, and the ledger's own worker does the same.
     await ledger.ensureAssetsFromConfig(options.common.config.chains);

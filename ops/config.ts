@@ -185,6 +185,26 @@ export const webhookSchema = z
   })
   .strict();
 
+/** The /v1 API's own settings; the defaults are what every deployment got before they existed. */
+export const DEFAULT_API_RATE_LIMIT = { max: 600, windowMs: 60_000 } as const;
+export const apiConfigSchema = z
+  .object({
+    /** Requests per API key per window; over it the API answers 429 RATE_LIMITED (problem+json). */
+    rateLimit: z
+      .object({
+        max: z.number().int().min(1).max(1_000_000).default(DEFAULT_API_RATE_LIMIT.max),
+        windowMs: z
+          .number()
+          .int()
+          .min(1_000, "must be at least 1000 ms")
+          .max(3_600_000, "must be at most 3600000 ms (1 h)")
+          .default(DEFAULT_API_RATE_LIMIT.windowMs),
+      })
+      .strict()
+      .default({ ...DEFAULT_API_RATE_LIMIT }),
+  })
+  .strict();
+
 export const fileConfigSchema = z
   .object({
     chains: z.array(chainSchema).min(1, "at least one chain is required"),
@@ -198,6 +218,7 @@ export const fileConfigSchema = z
       },
     }),
     webhooks: z.array(webhookSchema).default([]),
+    api: apiConfigSchema.default({ rateLimit: { ...DEFAULT_API_RATE_LIMIT } }),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -259,6 +280,7 @@ export type TokenConfig = z.output<typeof tokenSchema>;
 export type HotWalletConfig = z.output<typeof hotWalletSchema>;
 export type PoliciesConfig = z.output<typeof policiesSchema>;
 export type FileConfig = z.output<typeof fileConfigSchema>;
+export type ApiConfig = z.output<typeof apiConfigSchema>;
 export type EnvConfig = z.output<typeof envSchema>;
 
 export type Config = Readonly<{
@@ -270,6 +292,8 @@ export type Config = Readonly<{
   /** Webhook secrets read from the env vars the file names. */
   webhookSecrets: Readonly<Record<string, string>>;
   configPath: string;
+  /** The file's `api` section (absent in hand-built configs: the defaults apply). */
+  api?: Readonly<ApiConfig>;
 }>;
 
 function issuesOf(error: z.ZodError, prefix: string): FieldIssue[] {
@@ -334,6 +358,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: file.webhooks,
     webhookSecrets,
     configPath,
+    api: file.api,
   });
 }
 
