@@ -95,6 +95,20 @@ export const chainSchema = z
     /** How often the worker looks for deposit addresses to sweep and hot balances above ceiling. */
     sweepIntervalMs: z.number().int().positive().default(30_000),
     tokens: z.array(tokenSchema).default([]),
+    /** Reconciliation's on-chain balance reads (ledger/recon/onchain.ts); absent: the defaults. */
+    recon: z
+      .object({
+        /** Deposit addresses read per run beyond those with activity (the slow full rotation). */
+        rotation: z.number().int().min(0).max(1_000_000).default(200),
+        /** (address, asset) reads per request: one Multicall3 call or one JSON-RPC batch. */
+        batchSize: z.number().int().min(1).max(5_000).default(500),
+        /** Balance requests started per second at most (the provider's rate limit). */
+        requestsPerSecond: z.number().positive().max(10_000).default(20),
+        /** Multicall3 address where the chain registry knows none (absent: JSON-RPC batches). */
+        multicall3: address.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((chain, ctx) => {

@@ -50,6 +50,11 @@ export type CheckBalancesInput = {
   /** The transfer-level breaks of this run. */
   breaks: readonly Break[];
   custody: ReadonlyMap<string, CustodyKind>;
+  /**
+   * What the deposit addresses not read this run hold per asset (their last-read balances): added
+   * to the deposit total and to custody assets.
+   */
+  unreadDeposits?: ReadonlyMap<string, bigint>;
 };
 
 export function checkBalances(input: CheckBalancesInput): {
@@ -70,6 +75,10 @@ export function checkBalances(input: CheckBalancesInput): {
     checks.push(
       check(b.kind, b.address, b.assetId, b.balance, input.ledger.get(key) ?? 0n, explained, key),
     );
+  }
+  for (const [assetId, v] of input.unreadDeposits ?? []) {
+    assets.set(assetId, (assets.get(assetId) ?? 0n) + v);
+    deposits.set(assetId, (deposits.get(assetId) ?? 0n) + v);
   }
   for (const [assetId, chain] of deposits) {
     const key = accountKey(assetId, "custody:deposits");

@@ -1,9 +1,10 @@
 /**
  * Reading a run's inputs from Postgres: chain facts (`chain.transfers`), posted ledger entries
  * (`ledger.transfers`), custody addresses and ledger balances, all in the caller's transaction (a
- * REPEATABLE READ snapshot, so both sides are read at the same instant). Full runs read everything
- * in keyset pages; incremental runs read what changed since the previous run's watermarks, the
- * items its breaks named, and everything sharing a chain reference with those.
+ * REPEATABLE READ snapshot, so both sides are read at the same instant). Full runs read facts and
+ * entries range by range while matching (stream.ts); incremental runs read what changed since the
+ * previous run's watermarks, the items its breaks named, and everything sharing a chain reference
+ * with those.
  */
 import { amountFromDb } from "../../ops/amounts.js";
 import type { PoolClient } from "../../ops/db.js";
@@ -19,7 +20,6 @@ import type {
   ReorgHold,
 } from "./types.js";
 
-const PAGE = 50_000;
 /**
  * Facts orphaned this long before the previous run's snapshot are re-read: the indexer's
  * transaction stamps `orphaned_at` when it starts, and may commit after our snapshot.
@@ -64,12 +64,14 @@ export type RunInputs = {
   deferred: number;
   /** All entries whose fact is above the block (the next run re-examines them). */
   deferredEntries: { id: string; txHash: string; position: string }[];
+  /** Ids of `deferredEntries` (a full run leaves them out while it streams). */
+  lateIds: Set<string>;
   /** Every deposit credit of the chain under a reorg hold (pending or posted). */
   reorgHolds: ReorgHold[];
   watermarks: Watermarks;
 };
 
-type FactRow = {
+export type FactRow = {
   id: string;
   block_number: string;
   tx_hash: string;
@@ -82,10 +84,10 @@ type FactRow = {
   status: FactStatus;
 };
 
-const FACT_COLUMNS =
+export const FACT_COLUMNS =
   "id, block_number, tx_hash, position, kind, asset, from_address, to_address, amount, status";
 
-function toFact(chainId: number, r: FactRow): ChainFact {
+export function toFact(chainId: number, r: FactRow): ChainFact {
   return {
     id: Number(r.id),
     blockNumber: Number(r.block_number),
@@ -100,7 +102,7 @@ function toFact(chainId: number, r: FactRow): ChainFact {
   };
 }
 
-type EntryRow = {
+export type EntryRow = {
   seq: string;
   id: string;
   kind: TransferKind;
@@ -114,7 +116,7 @@ type EntryRow = {
 };
 
 // A post carries the hold's accounts; its chain reference is its own or, failing that, the hold's.
-const ENTRY_SELECT = `
+export const ENTRY_SELECT = `
   SELECT t.seq, t.id, t.kind, t.asset_id, da.name AS debit, ca.name AS credit,
          t.posted_delta AS amount,
          COALESCE(t.tx_hash, p.tx_hash) AS tx_hash, COALESCE(t.position, p.position) AS position,
@@ -125,7 +127,7 @@ const ENTRY_SELECT = `
   JOIN ledger.accounts ca ON ca.id = t.credit_account_id
   LEFT JOIN ledger.transfers p ON p.id = t.pending_id`;
 
-function toEntry(r: EntryRow): LedgerEntry {
+export function toEntry(r: EntryRow): LedgerEntry {
   return {
     seq: Number(r.seq),
     id: r.id,
@@ -161,40 +163,6 @@ export async function loadCustody(
     [chainId],
   );
   return new Map(r.rows.map((row) => [row.address, row.kind]));
-}
-
-/** Every fact of the chain up to `block`, in id order, one page at a time. */
-export async function loadAllFacts(
-  client: PoolClient,
-  chainId: number,
-  block: number,
-): Promise<ChainFact[]> {
-  const out: ChainFact[] = [];
-  for (let after = 0; ; ) {
-    const r = await client.query<FactRow>(
-      `SELECT ${FACT_COLUMNS} FROM chain.transfers
-       WHERE chain_id = $1 AND block_number <= $2 AND id > $3 ORDER BY id LIMIT ${PAGE}`,
-      [chainId, block, after],
-    );
-    for (const row of r.rows) out.push(toFact(chainId, row));
-    if (r.rows.length < PAGE) return out;
-    after = Number(r.rows[r.rows.length - 1]!.id);
-  }
-}
-
-/** Every posted entry in the chain's assets, in seq order, one page at a time. */
-export async function loadAllEntries(client: PoolClient, chainId: number): Promise<LedgerEntry[]> {
-  const out: LedgerEntry[] = [];
-  for (let after = 0; ; ) {
-    const r = await client.query<EntryRow>(
-      `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.seq > $2
-       ORDER BY t.seq LIMIT ${PAGE}`,
-      [chainId, after],
-    );
-    for (const row of r.rows) out.push(toEntry(row));
-    if (r.rows.length < PAGE) return out;
-    after = Number(r.rows[r.rows.length - 1]!.seq);
-  }
 }
 
 /**
@@ -479,8 +447,8 @@ export async function loadRunInputs(
     block: number;
     previous: PreviousRun | null;
     lookbackMs?: number;
-    /** Called with the custody addresses as soon as they are read (to start RPC reads early). */
-    onCustody?: (custody: ReadonlyMap<string, CustodyKind>) => void;
+    /** The chain's custody addresses, read by the caller in the same snapshot (`loadCustody`). */
+    custody: Map<string, CustodyKind>;
   },
 ): Promise<RunInputs> {
   const { chainId, block, previous } = args;
@@ -498,14 +466,11 @@ export async function loadRunInputs(
         watermarks.entry,
         now,
       );
-  const custody = await loadCustody(client, chainId);
-  args.onCustody?.(custody);
-  let facts: ChainFact[];
-  let entries: LedgerEntry[];
-  if (previous === null) {
-    facts = await loadAllFacts(client, chainId, block);
-    entries = await loadAllEntries(client, chainId);
-  } else {
+  const { custody } = args;
+  let facts: ChainFact[] = [];
+  let entries: LedgerEntry[] = [];
+  // A full run matches in tx-hash ranges while it reads them (stream.ts): nothing loaded here.
+  if (previous !== null) {
     const changedFacts = await loadChangedFacts(client, chainId, block, previous, lookbackMs);
     const changedEntries = await loadChangedEntries(client, chainId, previous);
     // Close over chain references: every fact and entry sharing a reference with something that
@@ -561,8 +526,8 @@ export async function loadRunInputs(
   );
   const { ledger, liabilities } = await loadBalances(client, chainId);
   let deferred = 0;
+  const lateIds = new Set(late.map((e) => e.id));
   if (late.length > 0) {
-    const lateIds = new Set(late.map((e) => e.id));
     const before = entries.length;
     entries = entries.filter((e) => !lateIds.has(e.id));
     deferred = before - entries.length;
@@ -592,6 +557,7 @@ export async function loadRunInputs(
     liabilities,
     deferred,
     deferredEntries,
+    lateIds,
     reorgHolds,
     watermarks,
   };

@@ -299,7 +299,8 @@ describe("reconciliation on anvil", () => {
     expect(report.csv).toContain(`"reorg_hold","${ETH}","${carolDeposit}:tx"`);
     expect(report.html).toContain("amount_mismatch");
     expect(report.html).toMatch(new RegExp(`<h2>Reorg holds</h2>.*${carolDeposit}`, "s"));
-    const metrics = await ctx.common.metrics.registry.getSingleMetricAsString("custody_recon_breaks");
+    const metrics =
+      await ctx.common.metrics.registry.getSingleMetricAsString("custody_recon_breaks");
     expect(metrics).toMatch(/custody_recon_breaks\{[^}]*type="double_credit"[^}]*\} 1/);
   });
 

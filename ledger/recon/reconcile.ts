@@ -9,23 +9,32 @@ import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
+import { unreadDepositBalances } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
 import {
+  DEFAULT_INFLOW_ROTATION,
   findUnattributedInflows,
   type InflowSelection,
   loadExpectedBalances,
   selectInflowAddresses,
 } from "./inflows.js";
-import { loadRunInputs } from "./load.js";
+import { loadCustody, loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
-import { readCustodyBalances, ZERO_ADDRESS } from "./onchain.js";
+import {
+  createRateLimiter,
+  DEFAULT_BALANCE_READS,
+  readCustodyBalances,
+  ZERO_ADDRESS,
+} from "./onchain.js";
 import { completeRun, createRun, failRun, findPreviousRun, type RunMode } from "./store.js";
+import { matchFullStream } from "./stream.js";
 import {
   BREAK_TYPES,
   type Break,
   type BreakType,
   CHAIN_BACKED_KINDS,
+  type CustodyKind,
   type ReorgHold,
 } from "./types.js";
 
@@ -79,7 +88,10 @@ export function createReconciler({
 }: {
   common: Common;
   pool: Pool;
-  /** Deposit addresses an incremental run checks for unattributed inflows beyond active ones. */
+  /**
+   * Deposit addresses an incremental run reads (balances, unattributed inflows) beyond active ones;
+   * default: the chain's `recon.rotation`.
+   */
   inflowRotation?: number;
   /** How far back an incremental run re-reads recent rows (see load.ts); default 5 minutes. */
   lookbackMs?: number;
@@ -87,6 +99,25 @@ export function createReconciler({
   adapterFor?: (chain: ChainConfig) => EvmAdapter;
 }): Reconciler {
   const log = common.logger.child({ component: "reconciler" });
+  const balanceReads = (chain: ChainConfig) => {
+    const c = chain.recon;
+    return {
+      rotation: inflowRotation ?? c?.rotation ?? DEFAULT_INFLOW_ROTATION,
+      batchSize: c?.batchSize ?? DEFAULT_BALANCE_READS.batchSize,
+      requestsPerSecond: c?.requestsPerSecond ?? DEFAULT_BALANCE_READS.requestsPerSecond,
+      multicall3: c?.multicall3,
+    };
+  };
+  // One rate limit per chain, shared by its runs (a full run and the scheduled one may overlap).
+  const limiters = new Map<number, { rps: number; wait: () => Promise<void> }>();
+  const limiter = (chain: ChainConfig, rps: number) => {
+    let l = limiters.get(chain.chainId);
+    if (!l || l.rps !== rps) {
+      l = { rps, wait: createRateLimiter(rps) };
+      limiters.set(chain.chainId, l);
+    }
+    return l.wait;
+  };
   const metrics = reconMetrics(common);
   const adapters = new Map<number, EvmAdapter>();
   const adapter = (chain: ChainConfig) => {
@@ -146,32 +177,83 @@ export function createReconciler({
     });
     const runLog = log.child({ chain_id: chainId, run_id: runId, block, mode });
     try {
+      const reads = balanceReads(chain);
       const client = await pool.connect();
       let inputs: Awaited<ReturnType<typeof loadRunInputs>>;
       let inflowSelection: InflowSelection;
       let expectedBalances: Map<string, bigint>;
-      // On-chain balances need only the custody set: read them while Postgres loads the rest.
-      let onchainRead: Promise<OnchainBalance[]> | undefined;
+      let unreadDeposits: Map<string, bigint>;
+      let matching: { breaks: Break[]; matched: number };
+      let counts: { facts: number; entries: number; deferred: number };
+      // On-chain balances: hot and cold wallets, and the deposit addresses with activity since the
+      // previous run plus a rotating slice (all of them in a full run). Read while Postgres loads.
+      let onchainRead: Promise<OnchainBalance[]>;
+      let matchStart = 0;
+      let matchMs = 0;
       try {
         // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
         await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        inputs = await loadRunInputs(client, {
-          chainId,
-          block,
-          previous,
-          ...(lookbackMs !== undefined ? { lookbackMs } : {}),
-          onCustody: (custody) => {
-            onchainRead = readCustodyBalances(adapter(chain), { custody, tokens, block });
-            onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
-          },
-        });
+        const custody = await loadCustody(client, chainId);
         inflowSelection = await selectInflowAddresses(client, {
           chainId,
           block,
           previous,
-          custody: inputs.custody,
-          ...(inflowRotation !== undefined ? { rotation: inflowRotation } : {}),
+          custody,
+          rotation: reads.rotation,
         });
+        const toRead = new Map<string, CustodyKind>();
+        for (const [address, kind] of custody) if (kind !== "deposit") toRead.set(address, kind);
+        for (const address of inflowSelection.addresses) toRead.set(address, "deposit");
+        onchainRead = readCustodyBalances(adapter(chain), {
+          addresses: toRead,
+          tokens,
+          block,
+          options: reads,
+          limit: limiter(chain, reads.requestsPerSecond),
+        });
+        onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
+        unreadDeposits = await unreadDepositBalances(client, {
+          chainId,
+          read: inflowSelection.addresses,
+        });
+        inputs = await loadRunInputs(client, {
+          chainId,
+          block,
+          previous,
+          custody,
+          ...(lookbackMs !== undefined ? { lookbackMs } : {}),
+        });
+        matchStart = performance.now();
+        const reorgHolds = new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state]));
+        const chainBackedKinds = chain.traces ? undefined : WITHOUT_TRACES;
+        if (previous === null) {
+          const streamed = await matchFullStream(client, {
+            chainId,
+            block,
+            custody,
+            reorgHolds,
+            lateIds: inputs.lateIds,
+            ...(chainBackedKinds ? { chainBackedKinds } : {}),
+          });
+          matching = streamed;
+          counts = {
+            facts: streamed.factsExamined,
+            entries: streamed.entriesExamined,
+            deferred: streamed.deferred,
+          };
+        } else {
+          matching = matchFactsToEntries({
+            ...inputs,
+            reorgHolds,
+            ...(chainBackedKinds ? { chainBackedKinds } : {}),
+          });
+          counts = {
+            facts: inputs.facts.length,
+            entries: inputs.entries.length,
+            deferred: inputs.deferred,
+          };
+        }
+        matchMs = performance.now() - matchStart;
         expectedBalances = await loadExpectedBalances(client, {
           chainId,
           block,
@@ -184,19 +266,14 @@ export function createReconciler({
       } finally {
         client.release();
       }
-      const t1 = performance.now();
-      const matching = matchFactsToEntries({
-        ...inputs,
-        reorgHolds: new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state])),
-        ...(chain.traces ? {} : { chainBackedKinds: WITHOUT_TRACES }),
-      });
+      // A full run reads while it matches: its load time is in `match`.
+      const t2 = performance.now();
+      const t1 = t2 - matchMs;
       // Open holds always; posted ones once (the run after they were posted), or all in a full run.
       const holds = inputs.reorgHolds.filter(
         (h) => h.state === "held" || !previous || h.updatedAt >= previous.snapshotAt,
       );
-      const t2 = performance.now();
-      const onchain = await (onchainRead ??
-        readCustodyBalances(adapter(chain), { custody: inputs.custody, tokens, block }));
+      const onchain = await onchainRead;
       const inflows = findUnattributedInflows({
         onchain,
         expected: expectedBalances,
@@ -208,21 +285,24 @@ export function createReconciler({
         liabilities: inputs.liabilities,
         breaks: [...matching.breaks, ...inflows],
         custody: inputs.custody,
+        unreadDeposits,
       });
       const breaks = [...matching.breaks, ...inflows, ...balances.breaks];
       const t3 = performance.now();
       const { states, alerting } = await completeRun(pool, runId, {
         watermarks: inputs.watermarks,
         deferredEntries: inputs.deferredEntries,
-        factsExamined: inputs.facts.length,
-        entriesExamined: inputs.entries.length,
+        factsExamined: counts.facts,
+        entriesExamined: counts.entries,
         matched: matching.matched,
         checks: balances.checks,
+        depositBalances: { block, balances: onchain },
         breaks,
         holds,
         inputs: {
           custody_addresses: inputs.custody.size,
-          deferred_entries: inputs.deferred,
+          deferred_entries: counts.deferred,
+          balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
           inflow_addresses_checked: inflowSelection.addresses.length,
           inflow_cursor: inflowSelection.cursor,
         },
@@ -242,10 +322,10 @@ export function createReconciler({
         breaks,
         checks: balances.checks,
         holds,
-        factsExamined: inputs.facts.length,
-        entriesExamined: inputs.entries.length,
+        factsExamined: counts.facts,
+        entriesExamined: counts.entries,
         matched: matching.matched,
-        deferred: inputs.deferred,
+        deferred: counts.deferred,
         timingsMs: {
           load: t1 - t0,
           match: t2 - t1,

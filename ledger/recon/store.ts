@@ -4,7 +4,8 @@
  */
 import type { AuditHead } from "../../api/audit.js";
 import type { Pool, PoolClient } from "../../ops/db.js";
-import type { BalanceCheck } from "./balances.js";
+import { storeDepositBalances } from "./balanceCache.js";
+import type { BalanceCheck, OnchainBalance } from "./balances.js";
 import { type BreakStateName, breakIdentities, trackBreakStates } from "./breakStates.js";
 import { RunNotFoundError } from "./errors.js";
 import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
@@ -125,6 +126,8 @@ export async function completeRun(
     inputs: Record<string, unknown>;
     /** The audit log's head when the run completed (an anchor for `audit verify`). */
     auditHead?: AuditHead | null;
+    /** On-chain balances the run read (deposit ones are kept for later runs: balanceCache.ts). */
+    depositBalances?: { block: number; balances: readonly OnchainBalance[] };
   },
 ): Promise<{ states: BreakStateName[]; alerting: number }> {
   const client = await pool.connect();
@@ -144,6 +147,8 @@ export async function completeRun(
     });
     const alerting = states.filter((s) => s === "open").length;
     await storeBreaks(client, runId, result.breaks, identities, states);
+    if (result.depositBalances)
+      await storeDepositBalances(client, { chainId, ...result.depositBalances });
     await client.query(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,

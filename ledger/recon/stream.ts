@@ -1,0 +1,181 @@
+/**
+ * A full run's matching in bounded memory. The matching key is (tx hash, position), so the key
+ * space splits exactly by tx hash: facts are read in keyset pages ordered by (tx hash, position)
+ * (the `chain.transfers (chain_id, tx_hash, position)` index), each page closes a tx-hash range,
+ * and only that range's facts and the entries claiming a fact in it are in memory while the range
+ * is matched. Entries without a chain reference are matched last, against no facts.
+ *
+ * What a range needs from outside it is small and read once: the reversing entries (a reversed
+ * withdrawal post claims no fact, and a compensation is listed with the orphaned credit it
+ * compensates) and the reorg holds.
+ */
+import type { PoolClient } from "../../ops/db.js";
+import type { TransferKind } from "../types.js";
+import {
+  ENTRY_SELECT,
+  type EntryRow,
+  FACT_COLUMNS,
+  type FactRow,
+  toEntry,
+  toFact,
+} from "./load.js";
+import { matchFactsToEntries } from "./match.js";
+import type { Break, ChainFact, CustodyKind, LedgerEntry } from "./types.js";
+
+/** Facts per range (the entries claiming them come along): what is in memory at once. */
+export const DEFAULT_STREAM_PAGE = 50_000;
+
+export type StreamMatchResult = {
+  breaks: Break[];
+  matched: number;
+  factsExamined: number;
+  entriesExamined: number;
+  /** Entries left out because their fact is above the run's block (`lateIds`). */
+  deferred: number;
+  /** Ranges matched (for logs and tests). */
+  ranges: number;
+};
+
+/** A tx-hash range: lower bound (inclusive unless `after`), upper bound exclusive or open. */
+type Range = { from: string; after: boolean; to: string | null } | { only: string };
+
+export async function matchFullStream(
+  client: PoolClient,
+  args: {
+    chainId: number;
+    block: number;
+    custody: ReadonlyMap<string, CustodyKind>;
+    reorgHolds: ReadonlyMap<string, "held" | "final">;
+    /** Entries whose fact is above the block: not examined in this run. */
+    lateIds: ReadonlySet<string>;
+    chainBackedKinds?: ReadonlySet<TransferKind>;
+    page?: number;
+  },
+): Promise<StreamMatchResult> {
+  const { chainId, block } = args;
+  const page = args.page ?? DEFAULT_STREAM_PAGE;
+  const reversers = (
+    await client.query<EntryRow>(
+      `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NOT NULL`,
+      [chainId],
+    )
+  ).rows.map(toEntry);
+  const out: StreamMatchResult = {
+    breaks: [],
+    matched: 0,
+    factsExamined: 0,
+    entriesExamined: reversers.length,
+    deferred: 0,
+    ranges: 0,
+  };
+  const match = (facts: ChainFact[], rows: EntryRow[]) => {
+    const entries: LedgerEntry[] = [];
+    for (const row of rows) {
+      if (args.lateIds.has(row.id)) out.deferred++;
+      else entries.push(toEntry(row));
+    }
+    out.entriesExamined += entries.length;
+    out.factsExamined += facts.length;
+    // Reversers go to every range: they only act where the entry they reverse (or their key) is.
+    for (const r of reversers) entries.push(r);
+    entries.sort((a, b) => a.seq - b.seq);
+    const result = matchFactsToEntries({
+      facts,
+      entries,
+      custody: args.custody,
+      reorgHolds: args.reorgHolds,
+      ...(args.chainBackedKinds ? { chainBackedKinds: args.chainBackedKinds } : {}),
+    });
+    out.matched += result.matched;
+    for (const b of result.breaks) out.breaks.push(b);
+    out.ranges++;
+  };
+
+  let range: Range = { from: "", after: false, to: null };
+  for (;;) {
+    if ("only" in range) {
+      const facts = await client.query<FactRow>(
+        `SELECT ${FACT_COLUMNS} FROM chain.transfers
+         WHERE chain_id = $1 AND tx_hash = $2 AND block_number <= $3`,
+        [chainId, range.only, block],
+      );
+      match(
+        facts.rows.map((r) => toFact(chainId, r)),
+        await entriesOf(client, chainId, range),
+      );
+      range = { from: range.only, after: true, to: null };
+      continue;
+    }
+    const from: { from: string; after: boolean } = range;
+    const rows: FactRow[] = (
+      await client.query<FactRow>(
+        `SELECT ${FACT_COLUMNS} FROM chain.transfers
+         WHERE chain_id = $1 AND tx_hash ${from.after ? ">" : ">="} $2 AND block_number <= $3
+         ORDER BY tx_hash, position LIMIT ${page}`,
+        [chainId, from.from, block],
+      )
+    ).rows;
+    if (rows.length < page) {
+      match(
+        rows.map((x) => toFact(chainId, x)),
+        await entriesOf(client, chainId, range),
+      );
+      break;
+    }
+    // The page's last tx hash may continue past it: the range ends before that hash.
+    const last: string = rows[rows.length - 1]!.tx_hash;
+    let end = rows.length;
+    while (end > 0 && rows[end - 1]!.tx_hash === last) end--;
+    if (end === 0) {
+      // One transaction with a page of facts or more: a range of its own.
+      range = { only: last };
+      continue;
+    }
+    const closed: Range = { ...range, to: last };
+    match(
+      rows.slice(0, end).map((x) => toFact(chainId, x)),
+      await entriesOf(client, chainId, closed),
+    );
+    range = { from: last, after: false, to: null };
+  }
+
+  // Entries with no chain reference on this chain (or none at all): matched against no facts.
+  const unreferenced = await client.query<EntryRow>(
+    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NULL
+       AND (COALESCE(t.tx_hash, p.tx_hash) IS NULL
+            OR COALESCE(t.chain_id, p.chain_id) IS DISTINCT FROM $1::bigint)`,
+    [chainId],
+  );
+  match([], unreferenced.rows);
+  // The reversers were counted once up front, not once per range.
+  return out;
+}
+
+/**
+ * Posted entries of the chain's assets (not reversers) whose chain reference (their own, or their
+ * hold's for a post without one) is on this chain with a tx hash in the range.
+ */
+async function entriesOf(client: PoolClient, chainId: number, range: Range): Promise<EntryRow[]> {
+  let own: string;
+  let held: string;
+  let params: unknown[];
+  if ("only" in range) {
+    own = "t.tx_hash = $2";
+    held = "p.tx_hash = $2";
+    params = [chainId, range.only];
+  } else {
+    const op = range.after ? ">" : ">=";
+    own = `t.tx_hash ${op} $2${range.to === null ? "" : " AND t.tx_hash < $3"}`;
+    held = `p.tx_hash ${op} $2${range.to === null ? "" : " AND p.tx_hash < $3"}`;
+    params = range.to === null ? [chainId, range.from] : [chainId, range.from, range.to];
+  }
+  const r = await client.query<EntryRow>(
+    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NULL
+       AND t.chain_id = $1 AND ${own}
+     UNION ALL
+     ${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NULL
+       AND t.tx_hash IS NULL AND p.chain_id = $1 AND ${held}`,
+    params,
+  );
+  return r.rows;
+}
