@@ -15,7 +15,8 @@ export function createCommon(
   config: Config,
   overrides: { logger?: Logger; metrics?: Metrics } = {},
 ): Common {
-  const logger = overrides.logger ?? createLogger(config.env.LOG_LEVEL);
+  const logger =
+    overrides.logger ?? createLogger(config.env.LOG_LEVEL, undefined, config.env.LOG_FORMAT);
   const metrics = overrides.metrics ?? createMetrics();
   const shutdown = createShutdown((name, error) =>
     logger.error({ msg: "shutdown step failed", step: name, err: error }),

@@ -279,6 +279,8 @@ export const envSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LOG_LEVEL: logLevel.default("info"),
+  /** `json` (default: one JSON object per line) or `pretty` (one readable line per entry, for humans). */
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
   CUSTODY_CONFIG: z.string().min(1).default(defaultConfigPath),
   /**
    * The config file's JSON itself, used instead of the CUSTODY_CONFIG file when set: how an ECS task
