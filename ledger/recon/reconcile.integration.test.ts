@@ -286,6 +286,20 @@ describe("reconciliation on anvil", () => {
     expect(full.mode).toBe("full");
     expect(shape(full)).toEqual(expected);
     expect(full.factsExamined).toBeGreaterThan(incremental.factsExamined);
+    // … and so does one that reads and matches two facts at a time (a withdrawal's tx and fee
+    // facts share a tx hash: a range of their own).
+    const paged = await createReconciler({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      adapterFor: () => createEvmAdapter(chain, { common: ctx.common }),
+      streamPage: 2,
+    }).run({ chain, full: true });
+    expect(shape(paged)).toEqual(expected);
+    expect([paged.factsExamined, paged.entriesExamined, paged.matched]).toEqual([
+      full.factsExamined,
+      full.entriesExamined,
+      full.matched,
+    ]);
 
     // The open breaks are carried: a later incremental run with nothing new still reports them.
     const later = await reconciler.run({ chain });

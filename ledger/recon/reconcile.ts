@@ -85,6 +85,7 @@ export function createReconciler({
   adapterFor,
   lookbackMs,
   inflowRotation,
+  streamPage,
 }: {
   common: Common;
   pool: Pool;
@@ -93,6 +94,8 @@ export function createReconciler({
    * default: the chain's `recon.rotation`.
    */
   inflowRotation?: number;
+  /** Facts per tx-hash range of a full run (stream.ts); default DEFAULT_STREAM_PAGE. */
+  streamPage?: number;
   /** How far back an incremental run re-reads recent rows (see load.ts); default 5 minutes. */
   lookbackMs?: number;
   /** Default: one adapter per chain from its config. */
@@ -233,6 +236,7 @@ export function createReconciler({
             custody,
             reorgHolds,
             lateIds: inputs.lateIds,
+            ...(streamPage !== undefined ? { page: streamPage } : {}),
             ...(chainBackedKinds ? { chainBackedKinds } : {}),
           });
           matching = streamed;
