@@ -1,12 +1,12 @@
 /**
- * Deposit-address balances the ledger says are sweepable: per (address, asset), what the ledger
- * credited for confirmed chain facts to that address (deposit transfers not compensated) minus what
- * booked sweeps moved out. The planner caps this by the on-chain balance (startSweeps.ts), so an
- * address whose credit exceeds what it holds is swept for what it holds, or not at all. Value that
- * arrived but is not yet credited is still moved by the forwarder (it sweeps whole balances) and
- * simply makes the difference negative until the credit lands.
- *
- * Reads ledger.transfers and chain.transfers by their documented contracts (docs/contracts.md).
+ * Deposit-address balances the ledger says are sweepable: per (address, asset), the standing
+ * deposit credits to that address (confirmed, not held by a reorg, not reversed) minus what booked
+ * sweeps moved out, kept as a running balance (custody.sweepable_balances, migration 0103) so a
+ * planning pass reads only pairs with something to sweep, never the credit history. The planner
+ * caps this by the on-chain balance (startSweeps.ts), so an address whose credit exceeds what it
+ * holds is swept for what it holds, or not at all. Value that arrived but is not yet credited is
+ * still moved by the forwarder (it sweeps whole balances) and simply makes the difference negative
+ * until the credit lands.
  */
 import type pg from "pg";
 import type { Hex } from "viem";
@@ -14,28 +14,14 @@ import type { SweepCandidate } from "./planSweeps.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
+// Pairs at or above their asset's threshold ($4 assets, $5 thresholds), in address order (the
+// partial index; a stable plan after a crash), at most $6 per pass.
 const CANDIDATES = `
-WITH credited AS (
-  SELECT f.to_address AS address, f.asset, sum(l.amount) AS amount
-  FROM ledger.transfers l
-  JOIN chain.transfers f
-    ON f.chain_id = l.chain_id AND f.tx_hash = l.tx_hash AND f.position = l.position
-   AND f.status = 'confirmed'
-  JOIN custody.deposit_addresses d ON d.chain_id = f.chain_id AND d.address = f.to_address
-  WHERE l.chain_id = $1 AND l.kind = 'deposit' AND l.type = 'single'
-    AND NOT EXISTS (SELECT 1 FROM ledger.transfers r WHERE r.reverses_id = l.id)
-  GROUP BY f.to_address, f.asset
-), swept AS (
-  SELECT i.address, i.asset, sum(i.swept) AS amount
-  FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
-  WHERE s.chain_id = $1 AND s.status = 'booked'
-  GROUP BY i.address, i.asset
-)
-SELECT c.address, d.salt, d.factory, c.asset, (c.amount - coalesce(s.amount, 0))::text AS balance
-FROM credited c
-JOIN custody.deposit_addresses d ON d.chain_id = $1 AND d.address = c.address
-LEFT JOIN swept s ON s.address = c.address AND s.asset = c.asset
-WHERE c.amount - coalesce(s.amount, 0) > 0
+SELECT c.address, d.salt, d.factory, c.asset, c.balance::text AS balance
+FROM custody.sweepable_balances c
+JOIN unnest($4::text[], $5::numeric[]) AS t(asset, threshold) ON t.asset = c.asset
+JOIN custody.deposit_addresses d ON d.chain_id = c.chain_id AND d.address = c.address
+WHERE c.chain_id = $1 AND c.balance > 0 AND c.balance >= t.threshold
   -- an address in an open sweep waits for that sweep to settle
   AND NOT EXISTS (
     SELECT 1 FROM custody.sweep_items oi JOIN custody.sweeps os ON os.id = oi.sweep_id
@@ -61,7 +47,9 @@ WHERE c.amount - coalesce(s.amount, 0) > 0
     ) last
     WHERE last.swept = 0
       AND last.settled_at > now() - make_interval(secs => $3::double precision / 1000)
-  )`;
+  )
+ORDER BY c.address, c.asset
+LIMIT $6`;
 
 export async function readSweepCandidates(
   client: Queryable,
@@ -69,7 +57,11 @@ export async function readSweepCandidates(
   /** Addresses of a sweep that failed less than this long ago are left out. */
   failedRetryAfterMs: number,
   /** (address, asset) pairs whose latest booked sweep moved nothing this long ago are left out. */
-  emptyRetryAfterMs: number = failedRetryAfterMs,
+  emptyRetryAfterMs: number,
+  /** Per lowercase asset, the least balance worth sweeping; other assets are not read. */
+  thresholds: ReadonlyMap<string, bigint>,
+  /** At most this many pairs per pass (the next pass takes the next ones). */
+  limit: number,
 ): Promise<SweepCandidate[]> {
   const { rows } = await client.query<{
     address: string;
@@ -77,7 +69,14 @@ export async function readSweepCandidates(
     factory: string;
     asset: string;
     balance: string;
-  }>(CANDIDATES, [chainId, failedRetryAfterMs, emptyRetryAfterMs]);
+  }>(CANDIDATES, [
+    chainId,
+    failedRetryAfterMs,
+    emptyRetryAfterMs,
+    [...thresholds.keys()],
+    [...thresholds.values()].map(String),
+    limit,
+  ]);
   return rows.map((r) => ({
     address: r.address,
     salt: r.salt as Hex,

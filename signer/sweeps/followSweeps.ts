@@ -14,6 +14,7 @@ import type { ChainConfig } from "../../ops/config.js";
 import { type Pool, withTransaction } from "../../ops/db.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasTransferName, hotAccount, sweepTransferName } from "./bookings.js";
+import { sweepUnbooked } from "./sweepable.js";
 
 type BookedSweep = {
   id: string;
@@ -105,6 +106,7 @@ export async function followSweeps({
         });
       }
       assertBooked(await ledger.createTransfers(transfers, { client }), `unbooking ${row.id}`);
+      await sweepUnbooked(client, row.id);
       // Back to what it was when requested: planned items only, nothing swept yet.
       await client.query("DELETE FROM custody.sweep_items WHERE sweep_id = $1 AND planned = 0", [
         row.id,

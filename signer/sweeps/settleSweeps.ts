@@ -21,6 +21,7 @@ import { BaseError } from "../../ops/errors.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasTransfer, sweepTransfer } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
+import { sweepBooked } from "./sweepable.js";
 
 export type SweptAmount = { address: string; asset: string; amount: bigint; chainRef?: ChainRef };
 
@@ -145,6 +146,7 @@ export async function settleSweeps({
           status === "failed" || outcome.status === "finalized" ? new Date() : null,
         ],
       );
+      if (status === "booked") await sweepBooked(client, row.id);
       return { id: row.id, status, transfers: transfers.length } as const;
     });
     if (!result) continue;

@@ -35,6 +35,7 @@ export async function startSweeps({
   adapter,
   failedRetryAfterMs = chain.sweepIntervalMs * 10,
   emptyRetryAfterMs = chain.sweepIntervalMs * 10,
+  maxCandidates = chain.sweepBatchSize * 10,
 }: {
   common: Common;
   pool: Pool;
@@ -44,18 +45,22 @@ export async function startSweeps({
   failedRetryAfterMs?: number;
   /** Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals). */
   emptyRetryAfterMs?: number;
+  /** (address, asset) pairs planned per pass at most (default ten batches); the next pass takes the next ones. */
+  maxCandidates?: number;
 }): Promise<StartedSweep[]> {
   const thresholds = sweepThresholds(chain);
   if (thresholds.size === 0) return [];
   const started = await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
-    // Only pairs whose ledger balance reaches the threshold can be planned: read just those.
-    const candidates = (
-      await readSweepCandidates(client, chain.chainId, failedRetryAfterMs, emptyRetryAfterMs)
-    ).filter((c) => {
-      const threshold = thresholds.get(c.asset);
-      return threshold !== undefined && c.balance >= threshold;
-    });
+    // Only pairs whose running ledger balance reaches the threshold can be planned: read just those.
+    const candidates = await readSweepCandidates(
+      client,
+      chain.chainId,
+      failedRetryAfterMs,
+      emptyRetryAfterMs,
+      thresholds,
+      maxCandidates,
+    );
     if (candidates.length === 0) return [];
     const plan = planSweeps(
       capByOnChain(candidates, await onChainBalances(adapter, candidates)),
