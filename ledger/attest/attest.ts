@@ -1,0 +1,483 @@
+/**
+ * Attestation of reserves and liabilities (DESIGN "Proof for dApps"). At the block of the newest
+ * completed reconciliation run of a chain, when that run has no open break and the schedule says
+ * one is due, per asset (native and listed tokens):
+ *   reserves     on-chain balances of every custody address (hot, cold, deposit) at the block
+ *   liabilities  the customers' posted balances (less pending reorg holds, as reconciliation counts
+ *                them), as leaves of a Merkle-sum tree (merkleSum.ts) with a salt per customer
+ *   addresses    the Merkle root of the custody address list the reserves were read from
+ *   reportHash   keccak256 of the attestation report (reportOf): run, block, per-address balances
+ * stored with its leaves and handed to the signer as a normal request (`attest:<chain>:<asset>:<block>`)
+ * in one transaction. `settle` follows the requests: once mined and confirmed, the gas the hot
+ * wallet paid is booked (debit fees:gas, credit custody:hot, fact `fee`) so reconciliation pairs it.
+ */
+import { randomBytes } from "node:crypto";
+import {
+  type Address,
+  encodeFunctionData,
+  getAddress,
+  type Hex,
+  keccak256,
+  stringToHex,
+  zeroAddress,
+} from "viem";
+import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { amountFromDb } from "../../ops/amounts.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
+import { getContract } from "../../signer/deposit-addresses/factories.js";
+import { getTxOutcomes } from "../../signer/outcomes.js";
+import { requestTransaction } from "../../signer/requests.js";
+import { createLedger } from "../createLedger.js";
+import { listRuns, readRun } from "../recon/store.js";
+import { assetIdOf, transferId } from "../transferId.js";
+import { RESERVES_ATTESTOR, reservesAttestor } from "./deploy.js";
+import { addressesRoot, buildMerkleSumTree } from "./merkleSum.js";
+
+export const ATTESTATION_KIND = "attestation";
+
+export type AttestationSchedule = {
+  /** Attest when the newest clean run's block is at least this many blocks after the last attested one. */
+  everyBlocks: number;
+};
+
+export type CustodyBalance = { address: string; kind: string; balance: bigint };
+
+export type AttestationFigures = {
+  chainId: number;
+  assetId: string;
+  token: Address;
+  block: number;
+  runId: number;
+  reserves: bigint;
+  liabilities: bigint;
+  liabilitiesRoot: Hex;
+  addressesRoot: Hex;
+  reportHash: Hex;
+  leafCount: number;
+  addresses: CustodyBalance[];
+  /** The customers' balances the tree was built from (stored as the attestation's leaves). */
+  leaves: { customerId: string; balance: bigint }[];
+};
+
+export type AttestationRecord = AttestationFigures & {
+  id: number;
+  requestId: string;
+  contract: Address;
+  status: "requested" | "confirmed" | "failed";
+  txHash: Hex | null;
+};
+
+export type AttestTickResult =
+  | { attested: AttestationRecord[]; runId: number; block: number }
+  | {
+      attested: [];
+      skipped: "no_contract" | "no_run" | "in_flight" | "not_due" | "open_breaks";
+      runId?: number;
+      block?: number;
+      detail: string;
+    };
+
+export type Attestor = {
+  /** Settle requested attestations, then attest the newest completed run's block if due and clean. */
+  tick: (chain: ChainConfig, schedule: AttestationSchedule) => Promise<AttestTickResult>;
+  /** Follow requested attestations; books the gas of mined ones. Returns how many settled. */
+  settle: (chain: ChainConfig) => Promise<number>;
+  /** The figures for one asset at one run's block (no write). */
+  figures: (chain: ChainConfig, runId: number, token: Address) => Promise<AttestationFigures>;
+};
+
+/** The report whose keccak256 is attested as reportHash: everything the figures came from. */
+export function reportOf(
+  f: Omit<AttestationFigures, "reportHash" | "leaves"> & { blockHash: string | null },
+) {
+  return {
+    version: 1,
+    chainId: f.chainId,
+    asset: f.token,
+    block: f.block,
+    blockHash: f.blockHash,
+    runId: f.runId,
+    reserves: f.reserves.toString(),
+    liabilities: f.liabilities.toString(),
+    liabilitiesRoot: f.liabilitiesRoot,
+    addressesRoot: f.addressesRoot,
+    leafCount: f.leafCount,
+    addresses: f.addresses.map((a) => ({ ...a, balance: a.balance.toString() })),
+  };
+}
+
+export function requestIdOf(chainId: number, token: string, block: number): string {
+  return `attest:${chainId}:${token.toLowerCase()}:${block}`;
+}
+
+const READ_CHUNK = 500;
+
+/** Customer balances of one asset: posted, less pending reorg holds on them (recon's view). */
+export async function loadCustomerBalances(
+  client: Pick<PoolClient, "query">,
+  assetId: string,
+): Promise<Map<string, bigint>> {
+  const r = await client.query<{ name: string; balance: string }>(
+    `SELECT name, (credits_posted - debits_posted)::text AS balance
+       FROM ledger.accounts WHERE asset_id = $1 AND kind = 'user' ORDER BY name`,
+    [assetId],
+  );
+  const balances = new Map<string, bigint>();
+  for (const row of r.rows) balances.set(row.name.slice("user:".length), amountFromDb(row.balance));
+  const held = await client.query<{ name: string; amount: string }>(
+    `SELECT a.name, sum(h.amount)::text AS amount
+       FROM ledger.holds h
+       JOIN ledger.transfers t ON t.id = h.transfer_id
+       JOIN ledger.accounts a ON a.id = h.debit_account_id
+      WHERE t.asset_id = $1 AND h.state = 'pending' AND t.kind = 'reorg_hold' AND a.kind = 'user'
+      GROUP BY a.name`,
+    [assetId],
+  );
+  for (const row of held.rows) {
+    const id = row.name.slice("user:".length);
+    balances.set(id, (balances.get(id) ?? 0n) - amountFromDb(row.amount));
+  }
+  return balances;
+}
+
+export function createAttestor({
+  common,
+  pool,
+  adapterFor,
+}: {
+  common: Common;
+  pool: Pool;
+  /** Default: one adapter per chain from its config. */
+  adapterFor?: (chain: ChainConfig) => EvmAdapter;
+}): Attestor {
+  const log = common.logger.child({ component: "attest" });
+  const adapters = new Map<number, EvmAdapter>();
+  const adapter = (chain: ChainConfig) => {
+    let a = adapters.get(chain.chainId);
+    if (!a) {
+      a = adapterFor ? adapterFor(chain) : createEvmAdapter(chain, { common });
+      adapters.set(chain.chainId, a);
+    }
+    return a;
+  };
+
+  async function readReserves(
+    chain: ChainConfig,
+    custody: { address: string; kind: string }[],
+    token: Address,
+    block: number,
+  ): Promise<CustodyBalance[]> {
+    const out: CustodyBalance[] = [];
+    for (let i = 0; i < custody.length; i += READ_CHUNK) {
+      const part = custody.slice(i, i + READ_CHUNK);
+      let balances: bigint[];
+      if (token === zeroAddress) {
+        const tag = `0x${block.toString(16)}`;
+        const raw = await adapter(chain).rpc.batch<string>(
+          part.map((c) => ({ method: "eth_getBalance", params: [c.address, tag] })),
+        );
+        balances = raw.map((b) => BigInt(b));
+      } else {
+        balances = await adapter(chain).getTokenBalances({
+          token,
+          holders: part.map((c) => c.address as Address),
+          blockNumber: BigInt(block),
+        });
+      }
+      part.forEach((c, j) => {
+        out.push({ address: c.address, kind: c.kind, balance: balances[j]! });
+      });
+    }
+    return out;
+  }
+
+  async function figures(
+    chain: ChainConfig,
+    runId: number,
+    token: Address,
+  ): Promise<AttestationFigures> {
+    const run = await readRun(pool, runId);
+    if (run.chainId !== chain.chainId)
+      throw new Error(`run ${runId} is not of chain ${chain.chainId}`);
+    const assetId = assetIdOf(chain.chainId, token);
+    const custody = await pool.query<{ address: string; kind: string }>(
+      "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 ORDER BY address",
+      [chain.chainId],
+    );
+    const addresses = await readReserves(chain, custody.rows, token, run.block);
+    const balances = await loadCustomerBalances(pool, assetId);
+    const salts = await ensureSalts(pool, assetId, [...balances.keys()]);
+    for (const [customerId, balance] of balances)
+      if (balance < 0n)
+        throw new Error(
+          `customer ${customerId} has a negative ${assetId} liability (${balance}): not attested`,
+        );
+    const tree = buildMerkleSumTree(
+      [...balances].map(([customerId, balance]) => ({
+        customerId,
+        balance,
+        salt: salts.get(customerId)!,
+      })),
+    );
+    const base = {
+      chainId: chain.chainId,
+      assetId,
+      token: getAddress(token),
+      block: run.block,
+      runId,
+      reserves: addresses.reduce((s, a) => s + a.balance, 0n),
+      liabilities: tree.root.sum,
+      liabilitiesRoot: tree.root.hash,
+      addressesRoot: addressesRoot(custody.rows.map((c) => c.address)),
+      leafCount: tree.leaves.length,
+      addresses,
+    };
+    const reportHash = keccak256(
+      stringToHex(JSON.stringify(reportOf({ ...base, blockHash: run.blockHash }))),
+    );
+    const leaves = tree.leaves.map((l) => ({ customerId: l.customerId, balance: l.balance }));
+    return { ...base, reportHash, leaves };
+  }
+
+  async function settle(chain: ChainConfig): Promise<number> {
+    const pending = await pool.query<{ id: string; request_id: string }>(
+      "SELECT id, request_id FROM attest.attestations WHERE chain_id = $1 AND status = 'requested' ORDER BY id",
+      [chain.chainId],
+    );
+    if (pending.rows.length === 0) return 0;
+    const outcomes = await getTxOutcomes(pool, {
+      requestIds: pending.rows.map((r) => r.request_id),
+    });
+    let settled = 0;
+    const ledger = createLedger({ common, pool });
+    try {
+      for (const o of outcomes) {
+        const row = pending.rows.find((r) => r.request_id === o.requestId)!;
+        const mined = o.status === "confirmed" || o.status === "finalized";
+        // A fee is owed for any attempt that mined (reverted included); `failed` before a nonce has none.
+        const paid =
+          (mined || o.status === "failed") && o.txHash !== null && o.fee !== null && !o.cancelled;
+        if (!mined && o.status !== "failed") continue;
+        const ok = mined && o.receiptSuccess === true && !o.cancelled;
+        await withTransaction(pool, async (c) => {
+          if (paid) {
+            const result = await ledger.createTransfers(
+              [
+                {
+                  id: transferId(`fee:${o.chainId}:${o.txHash!.toLowerCase()}`),
+                  assetId: assetIdOf(o.chainId, zeroAddress),
+                  debit: "fees:gas",
+                  credit: `custody:hot:${o.from.toLowerCase()}`,
+                  amount: o.fee!,
+                  kind: "fee",
+                  chainRef: {
+                    chainId: o.chainId,
+                    txHash: o.txHash!.toLowerCase(),
+                    position: "fee",
+                  },
+                  memo: `gas of attestation ${row.id} (${o.requestId})`,
+                },
+              ],
+              { client: c },
+            );
+            const status = result[0]?.status;
+            if (status !== "created" && status !== "exists")
+              throw new Error(
+                `attestation ${row.id}: gas booking refused (${JSON.stringify(result[0])})`,
+              );
+          }
+          await c.query(
+            `UPDATE attest.attestations SET status = $2, tx_hash = $3, error = $4,
+                    confirmed_at = CASE WHEN $2 = 'confirmed' THEN now() END
+              WHERE id = $1 AND status = 'requested'`,
+            [
+              row.id,
+              ok ? "confirmed" : "failed",
+              o.txHash?.toLowerCase() ?? null,
+              ok ? null : (o.errorCode ?? (o.cancelled ? "CANCELLED" : "REVERTED")),
+            ],
+          );
+        });
+        settled++;
+        log[ok ? "info" : "warn"]({
+          msg: ok ? "attestation confirmed" : "attestation failed",
+          chain_id: chain.chainId,
+          attestation_id: Number(row.id),
+          tx_hash: o.txHash,
+          error_code: o.errorCode,
+        });
+      }
+    } finally {
+      await ledger.close();
+    }
+    return settled;
+  }
+
+  async function tick(
+    chain: ChainConfig,
+    schedule: AttestationSchedule,
+  ): Promise<AttestTickResult> {
+    const chainId = chain.chainId;
+    await settle(chain);
+    const contract = await getContract(pool, chainId, RESERVES_ATTESTOR);
+    if (!contract)
+      return {
+        attested: [],
+        skipped: "no_contract",
+        detail: "no ReservesAttestor deployed on this chain",
+      };
+    const inFlight = await pool.query(
+      "SELECT 1 FROM attest.attestations WHERE chain_id = $1 AND status = 'requested' LIMIT 1",
+      [chainId],
+    );
+    if (inFlight.rows.length > 0)
+      return { attested: [], skipped: "in_flight", detail: "an attestation is still being sent" };
+    const newest = (await listRuns(pool, { chainId, limit: 20 })).find(
+      (r) => r.status === "completed",
+    );
+    if (!newest)
+      return { attested: [], skipped: "no_run", detail: "no completed reconciliation run" };
+    const run = await readRun(pool, newest.id);
+    const last = await pool.query<{ block: string | null }>(
+      "SELECT max(block_number)::text AS block FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'",
+      [chainId],
+    );
+    const lastBlock =
+      last.rows[0]?.block === null || last.rows[0]?.block === undefined
+        ? null
+        : Number(last.rows[0].block);
+    if (lastBlock !== null && run.block < lastBlock + schedule.everyBlocks)
+      return {
+        attested: [],
+        skipped: "not_due",
+        runId: run.id,
+        block: run.block,
+        detail: `last attested block ${lastBlock}, next at ${lastBlock + schedule.everyBlocks}`,
+      };
+    const open = run.alertingCount ?? run.breakCount;
+    if (open > 0) {
+      log.warn({
+        msg: "not attested: the reconciliation of this block has open breaks",
+        chain_id: chainId,
+        run_id: run.id,
+        block: run.block,
+        open_breaks: open,
+      });
+      return {
+        attested: [],
+        skipped: "open_breaks",
+        runId: run.id,
+        block: run.block,
+        detail: `run ${run.id} at block ${run.block} has ${open} open break(s)`,
+      };
+    }
+    const tokens: Address[] = [zeroAddress, ...chain.tokens.map((t) => getAddress(t.address))];
+    const all = await Promise.all(tokens.map((t) => figures(chain, run.id, t)));
+    // An asset nobody holds and nobody is owed is not worth a transaction.
+    const due = all.filter((f) => f.reserves > 0n || f.liabilities > 0n);
+    const attested = await withTransaction(pool, async (c) => {
+      const out: AttestationRecord[] = [];
+      for (const f of due) {
+        const requestId = requestIdOf(chainId, f.token, f.block);
+        const inserted = await c.query<{ id: string }>(
+          `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
+             reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
+             addresses, request_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           ON CONFLICT (chain_id, asset_id, block_number) DO NOTHING RETURNING id`,
+          [
+            chainId,
+            f.assetId,
+            f.token.toLowerCase(),
+            f.block,
+            f.runId,
+            contract.address.toLowerCase(),
+            f.reserves.toString(),
+            f.liabilities.toString(),
+            f.liabilitiesRoot,
+            f.addressesRoot,
+            f.reportHash,
+            f.leafCount,
+            JSON.stringify(f.addresses.map((a) => ({ ...a, balance: a.balance.toString() }))),
+            requestId,
+          ],
+        );
+        const id = inserted.rows[0]?.id;
+        if (!id) continue;
+        await c.query(
+          `INSERT INTO attest.leaves (attestation_id, customer_id, balance)
+           SELECT $1, x.customer_id, x.balance::numeric
+             FROM unnest($2::text[], $3::text[]) AS x(customer_id, balance)`,
+          [id, f.leaves.map((l) => l.customerId), f.leaves.map((l) => l.balance.toString())],
+        );
+        await requestTransaction(c, {
+          id: requestId,
+          chainId,
+          from: contract.hotWallet,
+          to: contract.address,
+          value: 0n,
+          data: encodeFunctionData({
+            abi: reservesAttestor.abi,
+            functionName: "attest",
+            args: [
+              f.token,
+              BigInt(f.block),
+              f.reserves,
+              f.liabilities,
+              f.liabilitiesRoot,
+              f.addressesRoot,
+              f.reportHash,
+            ],
+          }),
+          kind: ATTESTATION_KIND,
+          refId: id,
+        });
+        out.push({
+          ...f,
+          id: Number(id),
+          requestId,
+          contract: contract.address,
+          status: "requested",
+          txHash: null,
+        });
+      }
+      return out;
+    });
+    for (const a of attested)
+      log.info({
+        msg: "attestation requested",
+        chain_id: chainId,
+        attestation_id: a.id,
+        asset: a.token,
+        block: a.block,
+        reserves: a.reserves.toString(),
+        liabilities: a.liabilities.toString(),
+        customers: a.leafCount,
+      });
+    return { attested, runId: run.id, block: run.block };
+  }
+
+  return { tick, settle, figures };
+}
+
+/** Each customer's salt for the asset, created (random, 32 bytes) the first time it is needed. */
+export async function ensureSalts(
+  client: Pick<PoolClient, "query">,
+  assetId: string,
+  customerIds: readonly string[],
+): Promise<Map<string, Hex>> {
+  if (customerIds.length > 0)
+    await client.query(
+      `INSERT INTO attest.salts (customer_id, asset_id, salt)
+       SELECT x.id, $1, x.salt FROM unnest($2::text[], $3::text[]) AS x(id, salt)
+       ON CONFLICT DO NOTHING`,
+      [assetId, customerIds, customerIds.map(() => `0x${randomBytes(32).toString("hex")}`)],
+    );
+  const r = await client.query<{ customer_id: string; salt: Hex }>(
+    "SELECT customer_id, salt FROM attest.salts WHERE asset_id = $1 AND customer_id = ANY($2::text[])",
+    [assetId, customerIds],
+  );
+  return new Map(r.rows.map((x) => [x.customer_id, x.salt]));
+}

@@ -1,0 +1,129 @@
+/**
+ * Deploys the ReservesAttestor on a chain with the hot wallet as its one attester, records it in
+ * custody.contracts (name `ReservesAttestor`, hot_wallet = the attester) and books the deploy gas
+ * as a treasury gas move, like the ForwarderFactory's (chains/contracts/deploy.ts). Idempotent: a
+ * chain keeps its first attestor, so the history dApps index stays at one address.
+ *
+ * Sent directly with the wallet's pending nonce (a signer request needs a `to`): run it before the
+ * signer role starts sending for that wallet, as the demo and the setup runbook do.
+ */
+import {
+  type Abi,
+  type Account,
+  type Address,
+  encodeDeployData,
+  getAddress,
+  type Hex,
+  type PublicClient,
+} from "viem";
+import { artifacts } from "../../chains/contracts/index.js";
+import type { Common } from "../../ops/common.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { type Pool, withTransaction } from "../../ops/db.js";
+import {
+  type DeployedContract,
+  getContract,
+  recordContract,
+} from "../../signer/deposit-addresses/factories.js";
+import { createLedger } from "../createLedger.js";
+import { bookTreasuryMove } from "../treasury.js";
+
+export const RESERVES_ATTESTOR = "ReservesAttestor";
+
+function attestorArtifact(): { abi: Abi; bytecode: Hex } {
+  const a = artifacts.contracts[RESERVES_ATTESTOR];
+  if (!a) throw new Error("contract ReservesAttestor missing from chains/contracts/artifacts.json");
+  return { abi: a.abi as Abi, bytecode: a.bytecode };
+}
+
+export const reservesAttestor = attestorArtifact();
+
+export async function deployReservesAttestor({
+  common,
+  pool,
+  chain,
+  client,
+  account,
+  sendRawTransaction,
+}: {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  client: PublicClient;
+  /** The hot wallet's signing account (KMS-backed in production): the attester. */
+  account: Account;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+}): Promise<{ contract: DeployedContract; deployed: boolean }> {
+  const log = common.logger.child({ component: "attest", chain_id: chain.chainId });
+  const existing = await getContract(pool, chain.chainId, RESERVES_ATTESTOR);
+  if (existing) {
+    await assertAttestor(client, existing.address, existing.hotWallet);
+    return { contract: existing, deployed: false };
+  }
+  if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
+  const attester = getAddress(account.address);
+  const request = await client.prepareTransactionRequest({
+    account,
+    chain: null,
+    data: encodeDeployData({ ...reservesAttestor, args: [attester] }),
+    type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
+  });
+  const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
+    NonNullable<Account["signTransaction"]>
+  >[0]);
+  const hash = await sendRawTransaction(raw);
+  const receipt = await client.waitForTransactionReceipt({
+    hash,
+    confirmations: 1,
+    pollingInterval: Math.min(1000, chain.blockTimeMs),
+    timeout: 120_000,
+  });
+  if (receipt.status !== "success" || !receipt.contractAddress)
+    throw new Error(`ReservesAttestor deploy ${hash} reverted`);
+  const address = getAddress(receipt.contractAddress);
+  await assertAttestor(client, address, attester);
+  const ledger = createLedger({ common, pool });
+  try {
+    await ledger.ensureAssetsFromConfig([chain]);
+    const recorded = await withTransaction(pool, async (c) => {
+      const r = await recordContract(c, {
+        chainId: chain.chainId,
+        name: RESERVES_ATTESTOR,
+        address,
+        hotWallet: attester,
+        initCodeHash: null,
+        deployTxHash: hash,
+        blockNumber: receipt.blockNumber,
+      });
+      // The deploy gas left the hot wallet: booked with the deployment so reconciliation pairs it.
+      await bookTreasuryMove(
+        { common, pool, ledger },
+        {
+          move: "gas",
+          chainId: chain.chainId,
+          txHash: hash,
+          wallet: attester,
+          amount: receipt.gasUsed * receipt.effectiveGasPrice,
+          by: "attest deploy",
+          reason: "ReservesAttestor deploy gas",
+        },
+        { client: c },
+      );
+      return r;
+    });
+    log.info({ msg: "reserves attestor deployed", address, tx_hash: hash });
+    return { contract: recorded.contract, deployed: recorded.created };
+  } finally {
+    await ledger.close();
+  }
+}
+
+async function assertAttestor(client: PublicClient, address: Address, attester: Address) {
+  const onChain = await client.readContract({
+    address,
+    abi: reservesAttestor.abi,
+    functionName: "attester",
+  });
+  if (getAddress(onChain as Address) !== getAddress(attester))
+    throw new Error(`contract at ${address} is not a ReservesAttestor for ${attester}`);
+}
