@@ -20,6 +20,7 @@ import { auditRoutes } from "./routes/audit.js";
 import { chainsRoutes } from "./routes/chains.js";
 import { customersRoutes } from "./routes/customers.js";
 import { depositsRoutes } from "./routes/deposits.js";
+import { proofsRoutes } from "./routes/proofs.js";
 import { reconRoutes } from "./routes/recon.js";
 import { treasuryRoutes } from "./routes/treasury.js";
 import { webhooksRoutes } from "./routes/webhooks.js";
@@ -138,6 +139,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         await v1.register(auditRoutes(deps));
         await v1.register(reconRoutes(deps));
         await v1.register(treasuryRoutes(deps));
+        await v1.register(proofsRoutes(deps));
       },
       { prefix: "/v1" },
     );
