@@ -4,7 +4,7 @@
  * deployment's prefix so tests (one prefix per worker) and deployments never share keys.
  *
  * Producers ring with `ring(...)`: it returns within `timeoutMs`, never throws, and on failure logs,
- * counts (`queue_doorbell_rings_total{result="failed"}`) and leaves the work to the periodic pass
+ * counts (`custody_queue_doorbell_rings_total{result="failed"}`) and leaves the work to the periodic pass
  * that reads Postgres. Queues use a fail-fast connection; workers keep a blocking one each.
  */
 import { type JobsOptions, type Processor, Queue, Worker, type WorkerOptions } from "bullmq";
@@ -58,7 +58,7 @@ export const DEFAULT_RING_TIMEOUT_MS = 1000;
 const WARN_EVERY_MS = 10_000;
 
 function ringCounter(registry: Registry): Counter<"queue" | "result"> {
-  const name = "queue_doorbell_rings_total";
+  const name = "custody_queue_doorbell_rings_total";
   return (
     (registry.getSingleMetric(name) as Counter<"queue" | "result"> | undefined) ??
     new Counter({

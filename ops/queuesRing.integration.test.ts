@@ -14,7 +14,7 @@ describe("doorbell ring with Redis down", () => {
   const metrics = createMetrics({ defaults: false });
 
   async function rings(result: "rung" | "failed"): Promise<number> {
-    const m = await metrics.registry.getSingleMetric("queue_doorbell_rings_total")?.get();
+    const m = await metrics.registry.getSingleMetric("custody_queue_doorbell_rings_total")?.get();
     return (
       m?.values.find((v) => v.labels.result === result && v.labels.queue === "bells")?.value ?? 0
     );

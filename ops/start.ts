@@ -7,6 +7,7 @@ import { type Common, createCommon } from "./common.js";
 import { type ChainConfig, type Config, chainByKey } from "./config.js";
 import { createPool } from "./db.js";
 import { createHealth } from "./health.js";
+import { registerRuntimeMetrics } from "./metrics.js";
 import { migrate } from "./migrate.js";
 import "./modules.js";
 import { createQueueFactory } from "./queues.js";
@@ -41,6 +42,12 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
   const queues = createQueueFactory({ redis, prefix: config.env.REDIS_PREFIX, common });
   common.shutdown.add("queues", () => queues.close());
+  registerRuntimeMetrics(common.metrics.registry, {
+    pool,
+    redis,
+    prefix: config.env.REDIS_PREFIX,
+    queues,
+  });
 
   const health = createHealth();
   health.add({
