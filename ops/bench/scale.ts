@@ -1,0 +1,367 @@
+/**
+ * `npm run bench -- scale`: production volumes (issue 15). Seeds (or reuses) 10M chain facts and
+ * 10M ledger transfers over 6 chains, 1M customers and 100k deposit addresses per chain
+ * (scaleSeed.ts), then measures the periodic passes at that size and prints one figure per line.
+ * A figure whose measurement does not exist yet is printed as `not measured: <label> (reason)`.
+ *
+ * The full reconciliation runs in a child process of its own, so its peak RSS is its own.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { createLedger } from "../../ledger/createLedger.js";
+import { createReconciler } from "../../ledger/recon/reconcile.js";
+import { deployMulticall3 } from "../../ledger/recon/testing/multicall3.js";
+import { transferId } from "../../ledger/transferId.js";
+import type { NewTransfer } from "../../ledger/types.js";
+import { createCommon } from "../common.js";
+import { type ChainConfig, type Config, envSchema, fileConfigSchema, repoRoot } from "../config.js";
+import { createPool } from "../db.js";
+import { startAnvil } from "../devstack/anvil.js";
+import { createLogger } from "../logger.js";
+import { createMetrics } from "../metrics.js";
+import { figure, machineLine } from "./machine.js";
+import {
+  blockHashOf,
+  depositAddress,
+  ensureSeed,
+  ownerOf,
+  resetToSeed,
+  SCALE_WORKLOAD,
+  type ScaleWorkload,
+  SENDER,
+  scaleDatabaseUrl,
+  txHashOf,
+  workloadKey,
+  ZERO,
+} from "./scaleSeed.js";
+
+const W = SCALE_WORKLOAD;
+const NEW_BLOCK = 10_000;
+const fmt = (n: number) => n.toLocaleString("en");
+
+function chainConfigs(rpcUrl: string, multicall3: string): ChainConfig[] {
+  return scaleFile(rpcUrl, multicall3).chains;
+}
+
+function scaleFile(rpcUrl: string, multicall3: string) {
+  return fileConfigSchema.parse({
+    chains: W.chains.map((chainId) => ({
+      key: `scale-${chainId}`,
+      chainId,
+      name: `scale chain ${chainId}`,
+      rpcUrls: [rpcUrl],
+      confirmations: { kind: "blocks", blocks: 0 },
+      reorgWindow: 8,
+      blockTimeMs: 250,
+      feeModel: "eip1559",
+      recon: { batchSize: 2_000, requestsPerSecond: 1_000, multicall3 },
+    })),
+  });
+}
+
+function scaleCommon(rpcUrl: string, multicall3: string) {
+  const file = scaleFile(rpcUrl, multicall3);
+  const env = envSchema.parse({
+    DATABASE_URL: scaleDatabaseUrl(),
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "silent",
+  });
+  const config: Config = Object.freeze({
+    env,
+    chains: file.chains,
+    hotWallets: [],
+    policies: file.policies,
+    webhooks: [],
+    webhookSecrets: {},
+    configPath: "(scale bench)",
+  });
+  return createCommon(config, {
+    logger: createLogger(env.LOG_LEVEL),
+    metrics: createMetrics({ defaults: false }),
+  });
+}
+
+/** Child: full reconciliation of every chain, one after another; prints one JSON line. */
+async function fullReconChild(rpcUrl: string, multicall3: string) {
+  const chains = chainConfigs(rpcUrl, multicall3);
+  const common = scaleCommon(rpcUrl, multicall3);
+  const pool = createPool(scaleDatabaseUrl(), { max: 4, applicationName: "scale-bench-full" });
+  try {
+    const reconciler = createReconciler({ common, pool });
+    let facts = 0;
+    let entries = 0;
+    let breaks = 0;
+    const perChainMs: number[] = [];
+    const t0 = performance.now();
+    for (const chain of chains) {
+      const t = performance.now();
+      const run = await reconciler.run({ chain, full: true });
+      perChainMs.push(performance.now() - t);
+      facts += run.factsExamined;
+      entries += run.entriesExamined;
+      breaks += run.breaks.length;
+    }
+    const ms = performance.now() - t0;
+    const maxRssKb = process.resourceUsage().maxRSS;
+    console.log(JSON.stringify({ ms, maxRssKb, facts, entries, breaks, perChainMs }));
+  } finally {
+    await pool.end();
+    await common.shutdown.kill("done");
+  }
+}
+
+async function anvilMine(rpcUrl: string, blocks: number) {
+  await fetch(rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "anvil_mine",
+      params: [`0x${blocks.toString(16)}`],
+    }),
+  });
+}
+
+type Measure = { label: string; run: () => Promise<void> };
+
+/** H15i's indexer measurements (indexers/scale.ts), once they exist. */
+async function indexerMeasures(): Promise<Measure[]> {
+  const file = path.join(repoRoot, "indexers", "scale.ts");
+  const stallLabel = "allocating 1,000 addresses while the indexer runs (indexer stall)";
+  const followLabel = "following a chain at 4 blocks/s for 60 s (lag)";
+  if (!existsSync(file))
+    return [
+      {
+        label: stallLabel,
+        run: async () => notMeasured(stallLabel, "indexers/scale.ts not there yet"),
+      },
+      {
+        label: followLabel,
+        run: async () => notMeasured(followLabel, "indexers/scale.ts not there yet"),
+      },
+    ];
+  const mod = (await import(pathToFileURL(file).href)) as {
+    measureAllocationStall?: (o?: {
+      addresses?: number;
+      watched?: number;
+      blockTimeMs?: number;
+    }) => Promise<{
+      stallMs: number;
+      blockTimeMs: number;
+      maxLagBlocks: number;
+      allocateMs: number;
+    }>;
+    measureFollow?: (o?: {
+      blocksPerSecond?: number;
+      seconds?: number;
+      watched?: number;
+    }) => Promise<{
+      maxLagBlocks: number;
+      p99LagBlocks: number;
+      blocks: number;
+      seconds: number;
+    }>;
+  };
+  return [
+    {
+      label: stallLabel,
+      run: async () => {
+        if (!mod.measureAllocationStall)
+          return notMeasured(stallLabel, "indexers/scale.ts has no measureAllocationStall");
+        const r = await mod.measureAllocationStall({
+          addresses: 1_000,
+          watched: 100_000,
+          blockTimeMs: 250,
+        });
+        figure(`${stallLabel}, block time ${r.blockTimeMs} ms`, r.stallMs, "ms");
+        figure("allocation burst: max indexer lag", r.maxLagBlocks, "blocks");
+        figure("allocation burst: 1,000 allocations took", r.allocateMs, "ms");
+      },
+    },
+    {
+      label: followLabel,
+      run: async () => {
+        if (!mod.measureFollow)
+          return notMeasured(followLabel, "indexers/scale.ts has no measureFollow");
+        const r = await mod.measureFollow({ blocksPerSecond: 4, seconds: 60, watched: 100_000 });
+        figure(`${followLabel}, max`, r.maxLagBlocks, "blocks");
+        figure(`${followLabel}, p99`, r.p99LagBlocks, "blocks");
+      },
+    },
+  ];
+}
+
+function notMeasured(label: string, reason: string) {
+  console.log(`not measured: ${label} (${reason})`);
+}
+
+async function main() {
+  const total = W.factsPerChain * W.chains.length;
+  console.log(
+    `workload: ${fmt(total)} chain facts and ${fmt(total)} ledger transfers over ${W.chains.length} chains, ${fmt(W.customers)} customers, ${fmt(W.depositAddressesPerChain)} deposit (watched) addresses per chain, blocks of ${fmt(W.factsPerBlock)} facts; seeded with COPY into database ${scaleDatabaseUrl().split("/").pop()} (${workloadKey(W)})`,
+  );
+  console.log(machineLine());
+  const seeded = await ensureSeed(W, (line) => console.log(line));
+  if (seeded.seededMs === null)
+    console.log("seed: reused (marker bench.seeds matches the workload)");
+  else figure("seeding (COPY, indexes, ANALYZE)", seeded.seededMs / 1000, "s");
+  const info = seeded.info;
+  await resetToSeed(info, W);
+
+  const anvil = await startAnvil({ chainId: 31337, port: 0 });
+  try {
+    const multicall3 = await deployMulticall3(anvil.rpcUrl);
+    await anvilMine(anvil.rpcUrl, info.tipBlock + 20);
+    const chains = chainConfigs(anvil.rpcUrl, multicall3);
+
+    // Crediting and sweep planning: H15c's measurement functions.
+    notMeasured(
+      "crediting a new block of 1,000 deposits",
+      "H15c's measurement function is not in /tmp/team/scale.md yet",
+    );
+    notMeasured(
+      "sweep planning pass",
+      "H15c's measurement function is not in /tmp/team/scale.md yet",
+    );
+
+    // Full reconciliation in a child process: its peak RSS is the run's.
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        path.join(repoRoot, "ops", "bench", "scale.ts"),
+        "--full-recon-child",
+        anvil.rpcUrl,
+        multicall3,
+      ],
+      { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
+    );
+    const line = child.stdout.trim().split("\n").pop() ?? "";
+    if (child.status !== 0 || !line.startsWith("{"))
+      throw new Error(
+        `full reconciliation child failed (${child.status}): ${child.stderr.slice(-2000)}`,
+      );
+    const full = JSON.parse(line) as {
+      ms: number;
+      maxRssKb: number;
+      facts: number;
+      entries: number;
+      breaks: number;
+      perChainMs: number[];
+    };
+    console.log(
+      `full reconciliation: ${fmt(full.facts)} facts and ${fmt(full.entries)} entries examined, ${full.breaks} breaks (synthetic facts: on-chain balances differ), per chain ${full.perChainMs.map((x) => (x / 1000).toFixed(1)).join(", ")} s`,
+    );
+    figure(
+      `full reconciliation of ${fmt(full.facts)} facts (${W.chains.length} chains, one after another)`,
+      full.ms / 1000,
+      "s",
+      1,
+    );
+    figure("full reconciliation peak RSS", full.maxRssKb / 1024, "MB");
+
+    // Incremental reconciliation of one new block of 10,000 transfers on the first chain.
+    const common = scaleCommon(anvil.rpcUrl, multicall3);
+    const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
+    try {
+      const chain = chains[0]!;
+      const ledger = createLedger({ common, pool });
+      const reconciler = createReconciler({ common, pool });
+      const times: number[] = [];
+      let last: Awaited<ReturnType<typeof reconciler.run>> | undefined;
+      for (let round = 0; round < 3; round++) {
+        const block = info.tipBlock + 1 + round;
+        await writeBlock(pool, ledger, chain.chainId, block, W, round);
+        const t0 = performance.now();
+        last = await reconciler.run({ chain });
+        times.push(performance.now() - t0);
+        if (last.mode !== "incremental" || last.factsExamined < NEW_BLOCK)
+          throw new Error(
+            `expected an incremental run over the new block, got ${last.mode} over ${last.factsExamined} facts`,
+          );
+      }
+      const s = last!.timingsMs;
+      console.log(
+        `last incremental run: ${last!.factsExamined} facts, ${last!.entriesExamined} entries, ${last!.matched} matched; load ${s.load.toFixed(0)} ms, match ${s.match.toFixed(0)} ms, balances ${s.balances.toFixed(0)} ms, store ${s.store.toFixed(0)} ms`,
+      );
+      figure(
+        "incremental reconciliation of one block of 10,000 transfers (best of 3)",
+        Math.min(...times),
+        "ms",
+      );
+      figure(
+        "incremental reconciliation of one block of 10,000 transfers (median of 3)",
+        times.sort((a, b) => a - b)[1]!,
+        "ms",
+      );
+    } finally {
+      await pool.end();
+      await common.shutdown.kill("done");
+    }
+  } finally {
+    await anvil.stop();
+    await resetToSeed(info, W);
+  }
+
+  for (const m of await indexerMeasures()) {
+    try {
+      await m.run();
+    } catch (error) {
+      notMeasured(m.label, `failed: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+}
+
+/** A new block as the indexer and deposit crediting write it: facts, then their ledger credits. */
+async function writeBlock(
+  pool: ReturnType<typeof createPool>,
+  ledger: ReturnType<typeof createLedger>,
+  chainId: number,
+  block: number,
+  w: ScaleWorkload,
+  round: number,
+) {
+  const k = w.chains.indexOf(chainId);
+  const base = w.factsPerChain + round * NEW_BLOCK;
+  const txs = Array.from({ length: NEW_BLOCK }, (_, i) => txHashOf(k, base + i));
+  const js = Array.from({ length: NEW_BLOCK }, (_, i) => (base + i) % w.depositAddressesPerChain);
+  await pool.query(
+    `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+       kind, asset, from_address, to_address, amount, status)
+     SELECT $1, $2, $3, t, i::int - 1, 'tx', 'native', $4, $5, a, 1000 + i, 'confirmed'
+     FROM unnest($6::text[], $7::text[]) WITH ORDINALITY AS x(t, a, i)`,
+    [
+      chainId,
+      block,
+      blockHashOf(chainId, block),
+      ZERO,
+      SENDER,
+      txs,
+      js.map((j) => depositAddress(k, j)),
+    ],
+  );
+  await pool.query(
+    "UPDATE chain.checkpoints SET block_number = $2, block_hash = $3 WHERE chain_id = $1",
+    [chainId, block, blockHashOf(chainId, block)],
+  );
+  const transfers: NewTransfer[] = txs.map((t, i) => ({
+    id: transferId(`deposit:${chainId}:${t}:tx`),
+    assetId: `${chainId}:${ZERO}`,
+    debit: "custody:deposits",
+    credit: `user:c${ownerOf(k, js[i]!, w)}`,
+    amount: BigInt(1001 + i),
+    kind: "deposit",
+    chainRef: { chainId, txHash: t, position: "tx" },
+  }));
+  for (let i = 0; i < transfers.length; i += 4096)
+    await ledger.createTransfers(transfers.slice(i, i + 4096));
+}
+
+if (process.argv[2] === "--full-recon-child") {
+  await fullReconChild(process.argv[3]!, process.argv[4]!);
+} else {
+  await main();
+}
