@@ -155,7 +155,7 @@ export function newestPerNonce(attempts: readonly Attempt[]): Attempt[] {
   return [...byNonce.values()].sort((x, y) => (x.nonce < y.nonce ? -1 : 1));
 }
 
-const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value::text, data, tx_hash,
+export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value::text, data, tx_hash,
   block_number::text, block_hash, receipt_success, finalized_at IS NOT NULL AS finalized,
   extract(epoch from receipt_missing_since) * 1000 AS missing_since, review_reason,
   extract(epoch from created_at) * 1000 AS created_at`;
@@ -164,7 +164,9 @@ const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value::tex
  * Requests with a nonce that are not final: in flight, mined, confirmed but not yet final,
  * without a receipt, or waiting for review. Ordered by nonce.
  */
-export async function watchedRequests(ctx: BroadcasterContext): Promise<WatchedRequest[]> {
+export async function watchedRequests(
+  ctx: Pick<BroadcasterContext, "pool" | "chain" | "from">,
+): Promise<WatchedRequest[]> {
   const { rows } = await ctx.pool.query(
     `SELECT ${WATCHED_COLUMNS} FROM custody.tx_requests
       WHERE chain_id = $1 AND from_address = $2
@@ -176,7 +178,12 @@ export async function watchedRequests(ctx: BroadcasterContext): Promise<WatchedR
      ORDER BY nonce`,
     [ctx.chain.chainId, ctx.from],
   );
-  return rows.map((r) => ({
+  return rows.map(watchedFromRow);
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a pg row
+export function watchedFromRow(r: any): WatchedRequest {
+  return {
     id: r.id,
     kind: r.kind,
     refId: r.ref_id,
@@ -193,7 +200,7 @@ export async function watchedRequests(ctx: BroadcasterContext): Promise<WatchedR
     receiptMissingSince: r.missing_since === null ? null : Number(r.missing_since),
     reviewReason: r.review_reason,
     createdAt: Number(r.created_at),
-  }));
+  };
 }
 
 /** Append to the request's history (custody.tx_request_events). */

@@ -23,7 +23,7 @@ import type { QueueFactory } from "../../ops/queues.js";
 import type { Lease } from "../lease.js";
 import { signerMetrics } from "../metrics.js";
 import { type CrashAt, createCrashPoints } from "../testing/crashPoints.js";
-import { watchedRequests } from "./attempts.js";
+import type { WatchedRequest } from "./attempts.js";
 import { bump } from "./bump.js";
 import { createCanceller } from "./cancel.js";
 import { type ChainView, createChainView } from "./chainView.js";
@@ -38,6 +38,7 @@ import { intake } from "./intake.js";
 import { checkNonces } from "./nonces.js";
 import { resendLive } from "./send.js";
 import { createTracker } from "./track.js";
+import { createWatchedSet } from "./watchedSet.js";
 
 export type { CrashAt, CrashPoint } from "../testing/crashPoints.js";
 export { parseCrashAt } from "../testing/crashPoints.js";
@@ -131,9 +132,10 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   const tracker = createTracker(ctx);
   const canceller = createCanceller(ctx);
   const doorbells = createDoorbells(ctx);
+  const watchedSet = createWatchedSet(ctx);
   let lastBalanceAt = 0;
 
-  async function observe(watched: Awaited<ReturnType<typeof watchedRequests>>) {
+  async function observe(watched: readonly WatchedRequest[]) {
     for (const status of ["signed", "broadcast", "mined", "receipt_unknown", "needs_review"]) {
       metrics.open.set({ ...labels, status }, watched.filter((r) => r.status === status).length);
     }
@@ -171,10 +173,11 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       const signed = await intake(ctx, lease);
       const snap = await chainView.snapshot();
       await resendLive(ctx, lease, { onlyUnsent: true, latestCount: snap.latestCount });
-      let watched = await watchedRequests(ctx);
+      // Only rows that changed since the last tick are read (watchedSet.ts).
+      let watched = await watchedSet.read();
       if (watched.length > 0) {
         await tracker.track(lease, watched, snap);
-        watched = await watchedRequests(ctx);
+        watched = await watchedSet.read();
         const jobs = await checkNonces(ctx, lease, watched, snap);
         await canceller.run(lease, jobs);
         await bump(ctx, lease, watched, snap.latestCount);

@@ -37,9 +37,19 @@ export async function checkNonces(
   }));
   const ids = [...open.map((r) => r.id), ...failed.map((r) => r.id)];
   if (ids.length === 0) return jobs;
-  const attempts = await attemptsOf(ctx, ids);
+  // Which of them have no live attempt (usually none): only those have their attempts read.
+  const { rows: bare } = await ctx.pool.query<{ id: string }>(
+    `SELECT id FROM unnest($1::text[]) AS r(id)
+      WHERE NOT EXISTS (SELECT 1 FROM custody.tx_attempts a
+                         WHERE a.request_id = r.id AND a.status IN ('signed', 'broadcast'))`,
+    [ids],
+  );
+  if (bare.length === 0) return jobs;
+  const bareIds = new Set(bare.map((r) => r.id));
+  const attempts = await attemptsOf(ctx, [...bareIds]);
   const revive: Attempt[] = [];
   for (const req of [...open, ...failed]) {
+    if (!bareIds.has(req.id)) continue;
     const mine = attempts.get(req.id) ?? [];
     if (mine.some((a) => a.status === "signed" || a.status === "broadcast")) continue;
     // Newest first: the best-paying bytes that no node refused for good.
