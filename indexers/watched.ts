@@ -1,9 +1,16 @@
 /**
  * The watched set: custody addresses of one chain, held in memory so 100,000 addresses cost one
  * Set lookup per candidate. Whoever allocates an address inserts it into chain.custody_addresses
- * and calls `notifyWatchedAddress` in the same transaction; running indexers LISTEN and reload.
- * Because a notification can be missed (reconnects), the indexer also checks the table's size
- * inside each batch transaction (`isCurrent`) and reloads before filtering when it changed.
+ * and calls `notifyWatchedAddress` in the same transaction; running indexers LISTEN.
+ *
+ * Updates are deltas, coalesced: a notification naming its addresses adds them (no query); one
+ * naming only the chain (older callers, bulk adoptions) asks for a reload, and any number of those
+ * arriving while a reload runs cost one more reload, not one each. Postgres delivers every
+ * notification committed while we listen, so nothing is re-read per batch: `ensureCurrent` makes
+ * sure every notification committed before it is applied (one round trip on the LISTEN
+ * connection, and any reload it asked for), and audits the table (its count against memory, then a reload if
+ * they differ) at most every `auditIntervalMs`: a writer that forgot to notify, or a notification
+ * lost between a dropped connection and our re-LISTEN (which reloads too).
  */
 import type pg from "pg";
 import type { Pool } from "../ops/db.js";
@@ -13,17 +20,56 @@ export const WATCHED_CHANNEL = "chain_watched";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
-/** Tell running indexers that `chainId` has a new custody address (delivered on COMMIT). */
-export async function notifyWatchedAddress(client: Queryable, chainId: number): Promise<void> {
-  await client.query("SELECT pg_notify($1, $2)", [WATCHED_CHANNEL, String(chainId)]);
+// pg_notify payloads must stay under 8000 bytes: 150 addresses (43 bytes each) per notification.
+const ADDRESSES_PER_NOTIFY = 150;
+
+/**
+ * Tell running indexers that `chainId` has new custody addresses (delivered on COMMIT). With
+ * `addresses` (lowercase), indexers add exactly those; without, they reload the chain's set.
+ */
+export async function notifyWatchedAddress(
+  client: Queryable,
+  chainId: number,
+  addresses?: readonly string[],
+): Promise<void> {
+  if (!addresses || addresses.length === 0) {
+    await client.query("SELECT pg_notify($1, $2)", [WATCHED_CHANNEL, String(chainId)]);
+    return;
+  }
+  const payloads: string[] = [];
+  for (let i = 0; i < addresses.length; i += ADDRESSES_PER_NOTIFY)
+    payloads.push(`${chainId}:${addresses.slice(i, i + ADDRESSES_PER_NOTIFY).join(",")}`);
+  await client.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", [
+    WATCHED_CHANNEL,
+    payloads,
+  ]);
+}
+
+/** A notification for `chainId`: the addresses it names, `"reload"`, or null (another chain). */
+export function parseWatchedPayload(payload: string, chainId: number): string[] | "reload" | null {
+  const prefix = String(chainId);
+  if (payload === prefix) return "reload";
+  if (!payload.startsWith(`${prefix}:`)) return null;
+  const addresses = payload
+    .slice(prefix.length + 1)
+    .split(",")
+    .map((a) => a.toLowerCase());
+  // Anything that is not an address makes the whole notification a reload: never guess.
+  return addresses.every((a) => /^0x[0-9a-f]{40}$/.test(a)) ? addresses : "reload";
 }
 
 export type WatchedSet = {
   has: (lowercaseAddress: string) => boolean;
   size: () => number;
-  /** Reload if the table holds a different number of addresses than memory (cheap index count). */
+  /**
+   * Before filtering a batch: apply every notification committed so far (a `SELECT 1` on the
+   * LISTEN connection, then any reload they asked for), and audit the table if the last audit is
+   * older than `auditIntervalMs`. No table read otherwise.
+   */
   ensureCurrent: (client: Queryable) => Promise<void>;
   reload: (client?: Queryable) => Promise<void>;
+  /** Reloads done since start (the first load included): coalescing is measurable. */
+  reloads: () => number;
   stop: () => Promise<void>;
 };
 
@@ -35,24 +81,82 @@ async function load(client: Queryable, chainId: number): Promise<Set<string>> {
   return new Set(rows.map((r) => r.address));
 }
 
+async function count(client: Queryable, chainId: number): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(
+    "SELECT count(*) AS n FROM chain.custody_addresses WHERE chain_id = $1",
+    [chainId],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
 export async function createWatchedSet({
   pool,
   chainId,
   logger,
+  auditIntervalMs = 60_000,
+  coalesceMs = 100,
 }: {
   pool: Pool;
   chainId: number;
   logger: Logger;
+  auditIntervalMs?: number;
+  /** A requested reload waits this long first, so a burst of notifications folds into it. */
+  coalesceMs?: number;
 }): Promise<WatchedSet> {
-  let set = await load(pool, chainId);
-  // Newest created_at seen by ensureCurrent: a delete plus an insert keeps the count but moves this.
-  let loadedLatest: string | null = null;
+  let set = new Set<string>();
+  let reloads = 0;
+  // When the table was last compared with memory (a reload counts): 0 asks for an audit.
+  let auditedAt = 0;
   let stopped = false;
   let listener: pg.PoolClient | undefined;
 
   const reload = async (client: Queryable = pool) => {
     set = await load(client, chainId);
+    auditedAt = Date.now();
+    reloads++;
     logger.debug({ msg: "watched set reloaded", chain_id: chainId, addresses: set.size });
+  };
+
+  // Coalescing: a reload starts `coalesceMs` after the first request, one at a time; requests
+  // while it waits fold into it, requests while it runs ask for exactly one more. Named addresses are added at once (a Set add), even while a reload runs: the reload
+  // started before their commit may not see them, so they are re-added when it lands.
+  let reloading: Promise<void> | null = null;
+  let reloadAgain = false;
+  const addedDuringReload = new Set<string>();
+  const requestReload = (delayMs = coalesceMs): Promise<void> => {
+    if (reloading) {
+      reloadAgain = true;
+      return reloading;
+    }
+    reloading = (async () => {
+      try {
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        do {
+          reloadAgain = false;
+          addedDuringReload.clear();
+          await reload();
+          for (const a of addedDuringReload) set.add(a);
+        } while (reloadAgain && !stopped);
+      } catch (err) {
+        logger.warn({ msg: "watched set reload failed", err });
+        auditedAt = 0; // the next ensureCurrent audits
+      } finally {
+        reloading = null;
+      }
+    })();
+    return reloading;
+  };
+  const onPayload = (payload: string) => {
+    const parsed = parseWatchedPayload(payload, chainId);
+    if (parsed === null) return;
+    if (parsed === "reload") {
+      void requestReload();
+      return;
+    }
+    for (const a of parsed) {
+      set.add(a);
+      if (reloading) addedDuringReload.add(a);
+    }
   };
 
   // A dedicated connection for LISTEN; on loss, reconnect and reload (a notification may be lost).
@@ -66,8 +170,7 @@ export async function createWatchedSet({
       client = await pool.connect();
       const c = client;
       const onNotification = (n: pg.Notification) => {
-        if (n.channel === WATCHED_CHANNEL && n.payload === String(chainId))
-          reload().catch((err) => logger.warn({ msg: "watched set reload failed", err }));
+        if (n.channel === WATCHED_CHANNEL && n.payload) onPayload(n.payload);
       };
       const onError = () => {
         if (listener !== c) return;
@@ -85,7 +188,8 @@ export async function createWatchedSet({
         detach = undefined;
       };
       await c.query(`LISTEN ${WATCHED_CHANNEL}`);
-      await reload();
+      // After LISTEN: every address committed from now on is notified, every earlier one loaded.
+      await requestReload(0);
     } catch (err) {
       if (client && listener === client) {
         detach?.();
@@ -97,23 +201,28 @@ export async function createWatchedSet({
     }
   };
   await listen();
+  if (reloads === 0) await reload(); // not listening yet (retrying): start from the table
 
   return {
     has: (address) => set.has(address),
     size: () => set.size,
     async ensureCurrent(client) {
-      const { rows } = await client.query<{ n: string; latest: string | null }>(
-        `SELECT count(*) AS n, max(created_at)::text AS latest
-           FROM chain.custody_addresses WHERE chain_id = $1`,
-        [chainId],
-      );
-      const latest = rows[0]?.latest ?? null;
-      if (Number(rows[0]?.n ?? 0) !== set.size || latest !== loadedLatest) {
+      // A round trip on the LISTEN connection is a barrier: Postgres sends a notification
+      // committed before our query ahead of its answer, so every allocation committed before this
+      // batch is applied (or its reload requested) when it returns. No table read.
+      const c = listener;
+      if (c) await c.query("SELECT 1").catch(() => {});
+      if (reloading) await reloading;
+      if (Date.now() - auditedAt < auditIntervalMs) return;
+      const n = await count(client, chainId);
+      auditedAt = Date.now();
+      if (n !== set.size) {
+        logger.info({ msg: "watched set audit: the table changed unnotified; reloading" });
         await reload(client);
-        loadedLatest = latest;
       }
     },
     reload,
+    reloads: () => reloads,
     async stop() {
       stopped = true;
       const client = listener;

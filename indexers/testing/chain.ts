@@ -11,6 +11,7 @@ import type { Pool } from "../../ops/db.js";
 import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
 import { createIngestor, type IngestorOptions } from "../createIngestor.js";
 import { loadTip } from "../store.js";
+import { notifyWatchedAddress } from "../watched.js";
 
 type Artifact = { abi: Abi; bytecode: Hex };
 export const artifacts = JSON.parse(
@@ -102,10 +103,13 @@ export async function watch(
   chainId: number,
   addresses: { address: string; kind?: "deposit" | "hot" | "cold"; owner?: string }[],
 ): Promise<void> {
-  await pool.query(
+  // As allocation does, the running indexers are told which addresses (tests that pass a client
+  // inside their own transaction get both in it).
+  const { rows } = await pool.query<{ address: string }>(
     `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
      SELECT $1, a, k, o FROM unnest($2::text[], $3::text[], $4::text[]) AS x(a, k, o)
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT DO NOTHING
+     RETURNING address`,
     [
       chainId,
       addresses.map((a) => a.address.toLowerCase()),
@@ -113,6 +117,12 @@ export async function watch(
       addresses.map((a) => a.owner ?? "test"),
     ],
   );
+  if (rows.length > 0)
+    await notifyWatchedAddress(
+      pool,
+      chainId,
+      rows.map((r) => r.address),
+    );
 }
 
 export type StoredFact = {

@@ -1,0 +1,123 @@
+/**
+ * The watched set on a real Postgres: a notification naming addresses adds them without reading
+ * the table; a burst of chain-only notifications costs a few reloads, not one each; every
+ * allocation committed before `ensureCurrent` is applied when it returns (the LISTEN round trip is
+ * a barrier, no polling); a writer that never notified is caught by the audit.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../ops/db.js";
+import { createLogger } from "../ops/logger.js";
+import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
+import { within } from "../ops/testing/wait.js";
+import {
+  createWatchedSet,
+  notifyWatchedAddress,
+  parseWatchedPayload,
+  type WatchedSet,
+} from "./watched.js";
+
+const CHAIN = 31337;
+const address = (i: number) => `0x${(0xabc00000n + BigInt(i)).toString(16).padStart(40, "0")}`;
+
+let db: TestDatabase;
+let watched: WatchedSet;
+let next = 0;
+
+/** Insert `n` new addresses in one transaction; notify naming them, or the chain only. */
+async function allocate(n: number, how: "named" | "chain" | "none"): Promise<string[]> {
+  const added = Array.from({ length: n }, () => address(next++));
+  await withTransaction(db.pool, async (c) => {
+    await c.query(
+      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+       SELECT $1, a, 'deposit', 'test' FROM unnest($2::text[]) AS a`,
+      [CHAIN, added],
+    );
+    if (how === "named") await notifyWatchedAddress(c, CHAIN, added);
+    if (how === "chain") await notifyWatchedAddress(c, CHAIN);
+  });
+  return added;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await allocate(1000, "none");
+  watched = await createWatchedSet({
+    pool: db.pool,
+    chainId: CHAIN,
+    logger: createLogger("silent"),
+    auditIntervalMs: 60 * 60_000,
+  });
+});
+afterAll(async () => {
+  await watched?.stop();
+  await db?.drop();
+});
+
+describe("watched set", () => {
+  it("parses payloads: named addresses, chain-only, other chains, garbage", () => {
+    expect(parseWatchedPayload("31337", CHAIN)).toBe("reload");
+    expect(parseWatchedPayload(`31337:${address(1)},${address(2).toUpperCase()}`, CHAIN)).toEqual([
+      address(1),
+      `0x${address(2).slice(2)}`,
+    ]);
+    expect(parseWatchedPayload(`313370:${address(1)}`, CHAIN)).toBeNull();
+    expect(parseWatchedPayload("1", CHAIN)).toBeNull();
+    expect(parseWatchedPayload("31337:not-an-address", CHAIN)).toBe("reload");
+  });
+
+  it("starts with one load of the table", () => {
+    expect(watched.size()).toBe(1000);
+    expect(watched.reloads()).toBe(1);
+  });
+
+  it("adds named addresses with no reload, all of them applied when ensureCurrent returns", async () => {
+    // 400 addresses: more than one notification (150 a payload), one transaction.
+    const added = await allocate(400, "named");
+    await within("ensureCurrent", watched.ensureCurrent(db.pool), 10_000);
+    expect(added.filter((a) => !watched.has(a))).toEqual([]);
+    expect(watched.size()).toBe(1400);
+    expect(watched.reloads()).toBe(1);
+  });
+
+  it("applies 200 separate named allocations, committed concurrently, without reloading", async () => {
+    const batches = await Promise.all(Array.from({ length: 200 }, () => allocate(1, "named")));
+    await within("ensureCurrent", watched.ensureCurrent(db.pool), 10_000);
+    expect(batches.flat().filter((a) => !watched.has(a))).toEqual([]);
+    expect(watched.size()).toBe(1600);
+    expect(watched.reloads()).toBe(1);
+  });
+
+  it("coalesces a burst of 50 chain-only notifications into a few reloads", async () => {
+    const before = watched.reloads();
+    const batches = await Promise.all(Array.from({ length: 50 }, () => allocate(2, "chain")));
+    await within("ensureCurrent", watched.ensureCurrent(db.pool), 10_000);
+    expect(batches.flat().filter((a) => !watched.has(a))).toEqual([]);
+    expect(watched.size()).toBe(1700);
+    const reloads = watched.reloads() - before;
+    expect(reloads).toBeGreaterThanOrEqual(1);
+    // Uncoalesced this is 50; the burst's commits spread over a few coalescing windows.
+    expect(reloads).toBeLessThanOrEqual(5);
+  });
+
+  it("reads nothing per batch between audits, and an audit catches a writer that never notified", async () => {
+    const silent = await allocate(3, "none");
+    await within("ensureCurrent", watched.ensureCurrent(db.pool), 10_000);
+    // The audit interval (an hour here) has not passed: the set does not know them.
+    expect(silent.some((a) => watched.has(a))).toBe(false);
+    const audited = await createWatchedSet({
+      pool: db.pool,
+      chainId: CHAIN,
+      logger: createLogger("silent"),
+      auditIntervalMs: 0,
+    });
+    try {
+      const late = await allocate(2, "none");
+      expect(late.some((a) => audited.has(a))).toBe(false);
+      await within("ensureCurrent", audited.ensureCurrent(db.pool), 10_000);
+      expect([...silent, ...late].filter((a) => !audited.has(a))).toEqual([]);
+      expect(audited.size()).toBe(1705);
+    } finally {
+      await audited.stop();
+    }
+  });
+});
