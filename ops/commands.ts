@@ -10,6 +10,7 @@ import { registerCommands as ledgerCommands } from "../ledger/cli.js";
 import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
 import { registerCommands as signerCommands } from "../signer/cli.js";
 import { registerCommands as depositAddressCommands } from "../signer/deposit-addresses/cli.js";
+import { registerCommands as porCommands } from "./por/cli.js";
 
 export function registerModuleCommands(program: Command): void {
   apiCommands(program);
@@ -18,5 +19,6 @@ export function registerModuleCommands(program: Command): void {
   depositAddressCommands(program);
   ledgerCommands(program);
   reconCommands(program);
+  porCommands(program);
   signerCommands(program);
 }

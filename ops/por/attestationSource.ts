@@ -1,0 +1,109 @@
+/**
+ * Where `por verify` reads the attestation a proof refers to: a GraphQL endpoint (the Ponder app or
+ * a subgraph; query in verify.js, shared with the page), the chain itself (the Attested event of
+ * the ReservesAttestor, over JSON-RPC), or figures given on the command line.
+ */
+import {
+  type Address,
+  createPublicClient,
+  getAddress,
+  http,
+  isAddress,
+  type PublicClient,
+  parseAbiItem,
+} from "viem";
+import { fetchAttestation, ProofFormatError } from "./verify.js";
+
+export const ATTESTED_EVENT = parseAbiItem(
+  "event Attested(address indexed asset, uint256 indexed block, uint256 reserves, uint256 liabilities, bytes32 liabilitiesRoot, bytes32 addressesRoot, bytes32 reportHash)",
+);
+
+export type AttestationFromSource = {
+  source: string;
+  asset?: string;
+  block?: string;
+  reserves: string;
+  liabilities: string;
+  liabilitiesRoot: string;
+  [key: string]: unknown;
+};
+
+type ProofRef = { asset?: unknown; block?: unknown; contract?: unknown };
+
+function refOf(proof: unknown): { asset: Address; block: bigint; contract: unknown } {
+  const p = (proof ?? {}) as ProofRef;
+  if (typeof p.asset !== "string" || !isAddress(p.asset, { strict: false }))
+    throw new ProofFormatError("proof.asset must be the token address (zero address for native)");
+  if (typeof p.block !== "string" || !/^\d+$/.test(p.block))
+    throw new ProofFormatError("proof.block must be the attested block number as a decimal string");
+  return { asset: getAddress(p.asset), block: BigInt(p.block), contract: p.contract };
+}
+
+export async function attestationFromGraphql(
+  url: string,
+  proof: unknown,
+): Promise<AttestationFromSource> {
+  refOf(proof);
+  const row = await fetchAttestation(url, proof);
+  return {
+    source: `GraphQL ${url}`,
+    ...row,
+    reserves: String(row.reserves),
+    liabilities: String(row.liabilities),
+    liabilitiesRoot: String(row.liabilitiesRoot),
+    ...(row.block !== undefined ? { block: String(row.block) } : {}),
+  };
+}
+
+export async function attestationFromRpc(
+  url: string,
+  proof: unknown,
+  contractOverride?: string,
+): Promise<AttestationFromSource> {
+  const ref = refOf(proof);
+  const contract = contractOverride ?? ref.contract;
+  if (typeof contract !== "string" || !isAddress(contract, { strict: false }))
+    throw new ProofFormatError(
+      "the attestor contract is unknown: give --contract <address> (or a proof with contract)",
+    );
+  const client = createPublicClient({ transport: http(url, { retryCount: 1 }) }) as PublicClient;
+  const logs = await client.getLogs({
+    address: getAddress(contract),
+    event: ATTESTED_EVENT,
+    args: { asset: ref.asset, block: ref.block },
+    fromBlock: 0n,
+    toBlock: "latest",
+  });
+  const log = logs[0];
+  if (!log)
+    throw new ProofFormatError(
+      `no Attested event for asset ${ref.asset} at block ${ref.block} from ${contract} on ${url}`,
+    );
+  const a = log.args;
+  return {
+    source: `Attested event of ${getAddress(contract)} (tx ${log.transactionHash}) via ${url}`,
+    asset: a.asset!,
+    block: a.block!.toString(),
+    reserves: a.reserves!.toString(),
+    liabilities: a.liabilities!.toString(),
+    liabilitiesRoot: a.liabilitiesRoot!,
+    addressesRoot: a.addressesRoot!,
+    reportHash: a.reportHash!,
+    transactionHash: log.transactionHash,
+  };
+}
+
+export function attestationFromFlags(flags: {
+  root: string;
+  liabilities?: string | undefined;
+  reserves?: string | undefined;
+}): AttestationFromSource {
+  if (flags.liabilities === undefined || flags.reserves === undefined)
+    throw new ProofFormatError("--root needs --liabilities and --reserves (the attested figures)");
+  return {
+    source: "the command line",
+    reserves: flags.reserves,
+    liabilities: flags.liabilities,
+    liabilitiesRoot: flags.root,
+  };
+}
