@@ -476,7 +476,7 @@ export function createDepositCrediting({
     chainId,
     fromBlock,
     toBlock,
-    limit = 500,
+    limit = 1_000,
   }: CreditScope & { limit?: number } = {}) {
     return withTransaction(pool, async (client) => {
       const facts = await client.query<FactRow>(UNCREDITED, [

@@ -1,0 +1,172 @@
+/**
+ * Scale measurement of deposit crediting (issue 15), for the scale bench (ops/bench/scale.ts) on
+ * its seeded database: the time the `chain-facts` doorbell handler takes to credit a new block of
+ * `deposits` confirmed deposits (crediting.sweep with the block's range: holds, the range, the
+ * watermark, parked retries, final holds), as the worker runs it. Each run writes one new block of
+ * native deposits to the chain's existing deposit addresses above everything stored; the bench's
+ * resetToSeed removes them (facts, ledger transfers, deposit_credits) afterwards.
+ *
+ * The sweepable-balance trigger (custody.sweepable_balances) only does work for addresses in
+ * custody.deposit_addresses; when the seed has none, the run registers the chain's deposit
+ * addresses there first (marked by a factory of its own) and removes them at the end, so the
+ * figure includes that work as production would.
+ */
+import type { Common } from "../ops/common.js";
+import type { Pool } from "../ops/db.js";
+import { createLedger } from "./createLedger.js";
+import { createDepositCrediting } from "./depositCrediting.js";
+import { assetIdOf, transferId } from "./transferId.js";
+
+const ZERO = "0x0000000000000000000000000000000000000000";
+/** Factory of the forwarders this measurement registers (removed at the end). */
+export const SCALE_FACTORY = `0x${"5c".repeat(20)}`;
+
+export type CreditBlockMeasurement = {
+  /** Median over the runs (ms). */
+  ms: number;
+  runsMs: number[];
+  /** Credits created per run (must equal `deposits`). */
+  credited: number[];
+  deposits: number;
+  /** Confirmed facts of the chain when measured. */
+  facts: number;
+  /**
+   * Median of the periodic pass with nothing new (crediting.sweep of the chain): what every 5 s
+   * costs between blocks (was a full anti-join scan of chain.transfers × ledger.transfers).
+   */
+  idleMs: number;
+  /**
+   * Median of ledger.createTransfers alone for a batch of `deposits` deposit transfers on the
+   * same database (the ledger's write, which crediting a block cannot avoid).
+   */
+  ledgerWriteMs: number;
+};
+
+/** Register the chain's deposit addresses as forwarders when none are; returns how many were added. */
+export async function registerScaleForwarders(pool: Pool, chainId: number): Promise<number> {
+  const { rows } = await pool.query<{ any: boolean }>(
+    "SELECT EXISTS (SELECT 1 FROM custody.deposit_addresses WHERE chain_id = $1) AS any",
+    [chainId],
+  );
+  if (rows[0]?.any) return 0;
+  const r = await pool.query(
+    `INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
+     SELECT chain_id, owner, address, '0x' || lpad(substr(address, 3), 64, '0'), $2
+       FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'deposit'
+     ON CONFLICT DO NOTHING`,
+    [chainId, SCALE_FACTORY],
+  );
+  return r.rowCount ?? 0;
+}
+
+export async function unregisterScaleForwarders(pool: Pool, chainId: number): Promise<void> {
+  await pool.query("DELETE FROM custody.deposit_addresses WHERE chain_id = $1 AND factory = $2", [
+    chainId,
+    SCALE_FACTORY,
+  ]);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function measureCreditBlock({
+  common,
+  pool,
+  chainId,
+  deposits = 1_000,
+  runs = 5,
+}: {
+  common: Common;
+  pool: Pool;
+  chainId: number;
+  deposits?: number;
+  runs?: number;
+}): Promise<CreditBlockMeasurement> {
+  const ledger = createLedger({ common, pool });
+  const crediting = createDepositCrediting({ common, pool, ledger });
+  const registered = await registerScaleForwarders(pool, chainId);
+  try {
+    await ledger.ensureAsset({ chainId, token: ZERO, symbol: "ETH", decimals: 18 });
+    const { rows: addrs } = await pool.query<{ address: string }>(
+      `SELECT address FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'deposit'
+        ORDER BY address LIMIT $2`,
+      [chainId, deposits],
+    );
+    if (addrs.length === 0) throw new Error(`chain ${chainId} has no deposit addresses`);
+    // Everything stored so far is credited (the seed sets the watermark at its tip): the first
+    // pass only catches the watermark up, as a running worker would have.
+    await crediting.sweep({ chainId });
+    const runsMs: number[] = [];
+    const credited: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const { rows } = await pool.query<{ next: string }>(
+        "SELECT (coalesce(max(block_number), 0) + 1)::text AS next FROM chain.transfers WHERE chain_id = $1",
+        [chainId],
+      );
+      const block = Number(rows[0]!.next);
+      const blockHash = `0x${"5c".repeat(8)}${block.toString(16).padStart(48, "0")}`;
+      await pool.query(
+        `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+           kind, asset, from_address, to_address, amount, status, confirmed_at)
+         SELECT $1, $2, $3, '0x' || md5($3 || i) || md5(i || $3), i, 'tx', 'native', $4, $5,
+           ($6::text[])[1 + i % cardinality($6::text[])], 1000 + i, 'confirmed', now()
+         FROM generate_series(0, $7 - 1) AS i`,
+        [
+          chainId,
+          block,
+          blockHash,
+          ZERO,
+          `0x${"ee".repeat(20)}`,
+          addrs.map((a) => a.address),
+          deposits,
+        ],
+      );
+      const t = performance.now();
+      const r = await crediting.sweep({ chainId, fromBlock: block, toBlock: block });
+      runsMs.push(performance.now() - t);
+      credited.push(r.credited);
+    }
+    const idle: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const t = performance.now();
+      await crediting.sweep({ chainId });
+      idle.push(performance.now() - t);
+    }
+    // The ledger's own cost for the same batch (ids of their own; the bench's reset removes them).
+    const { rows: owners } = await pool.query<{ owner: string }>(
+      `SELECT owner FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'deposit'
+        ORDER BY address LIMIT $2`,
+      [chainId, deposits],
+    );
+    const ledgerRuns: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const stamp = `${Date.now()}:${run}`;
+      const transfers = Array.from({ length: deposits }, (_, i) => ({
+        id: transferId(`scale-ledger-write:${chainId}:${stamp}:${i}`),
+        assetId: assetIdOf(chainId, ZERO),
+        debit: "custody:deposits",
+        credit: `user:${owners[i % owners.length]!.owner}`,
+        amount: 1n,
+        kind: "manual" as const,
+      }));
+      const t = performance.now();
+      await ledger.createTransfers(transfers);
+      ledgerRuns.push(performance.now() - t);
+    }
+    const { rows: n } = await pool.query<{ n: string }>(
+      "SELECT count(*)::text AS n FROM chain.transfers WHERE chain_id = $1 AND status = 'confirmed'",
+      [chainId],
+    );
+    return {
+      ms: median(runsMs),
+      runsMs,
+      credited,
+      deposits,
+      facts: Number(n[0]!.n),
+      idleMs: median(idle),
+      ledgerWriteMs: median(ledgerRuns),
+    };
+  } finally {
+    if (registered > 0) await unregisterScaleForwarders(pool, chainId);
+    await ledger.close();
+  }
+}
