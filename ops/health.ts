@@ -1,13 +1,25 @@
 /**
  * Readiness checks registered by every role (Postgres, Redis, RPC, indexer lag, …).
- * Liveness is the process answering at all; readiness is every check passing.
+ * Liveness is the process answering at all (/healthz, served before any dependency is reached);
+ * readiness is "this process can serve its roles": every check passing. A check may pass as
+ * `degraded` (an indexer catching up: live, serving, and visible in /readyz's checks, not failed).
  */
-export type HealthCheckResult = { ok: boolean; detail?: string };
+export type HealthCheckResult = {
+  ok: boolean;
+  /** Passing, but worth a look (shown in /readyz and counted; it does not fail readiness). */
+  degraded?: boolean;
+  detail?: string;
+};
 export type HealthCheck = { name: string; check: () => Promise<HealthCheckResult> };
 
 export type Health = {
   add: (check: HealthCheck) => void;
-  run: () => Promise<{ ok: boolean; checks: Record<string, HealthCheckResult> }>;
+  run: () => Promise<{
+    ok: boolean;
+    /** Names of the passing checks that report `degraded`. */
+    degraded: string[];
+    checks: Record<string, HealthCheckResult>;
+  }>;
 };
 
 export function createHealth(timeoutMs = 2000): Health {
@@ -38,7 +50,13 @@ export function createHealth(timeoutMs = 2000): Health {
           }
         }),
       );
-      return { ok: Object.values(results).every((r) => r.ok), checks: results };
+      return {
+        ok: Object.values(results).every((r) => r.ok),
+        degraded: Object.entries(results)
+          .filter(([, r]) => r.ok && r.degraded)
+          .map(([name]) => name),
+        checks: results,
+      };
     },
   };
 }

@@ -35,3 +35,28 @@ export function createFailFastRedis(redis: Redis): Redis {
   connection.on("error", () => {});
   return connection;
 }
+
+/**
+ * Close a connection without waiting on an outage: QUIT when connected (bounded by `timeoutMs`),
+ * otherwise drop it at once. A plain `quit()` on a connection that is reconnecting waits for Redis
+ * to come back (it is queued like any command), which held SIGTERM until the stop timeout.
+ */
+export async function closeRedis(redis: Redis, timeoutMs = 2000): Promise<void> {
+  if (redis.status !== "ready") {
+    redis.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      redis.quit(),
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("QUIT timed out")), timeoutMs);
+      }),
+    ]);
+  } catch {
+    redis.disconnect();
+  } finally {
+    clearTimeout(timer);
+  }
+}
