@@ -1,0 +1,183 @@
+/**
+ * On-chain balance reads of a run (issue 15): hot wallets every run, deposit addresses only when
+ * they had activity since the previous run or their turn in the rotation came; the others count at
+ * the balance read last. Reads go through Multicall3 (deployed on anvil) in batches of
+ * `recon.batchSize`, or JSON-RPC batches where the chain has none.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
+import type { ChainConfig } from "../../ops/config.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { createReconciler } from "./reconcile.js";
+import { deployMulticall3 } from "./testing/multicall3.js";
+
+const CHAIN_ID = 31337;
+const ZERO = "0x0000000000000000000000000000000000000000";
+const ETH = `${CHAIN_ID}:${ZERO}`;
+const DEPOSITS = [1, 2, 3, 4, 5, 6].map((i) => freshAddress(400 + i).toLowerCase());
+const HOT = freshAddress(499).toLowerCase();
+
+let ctx: TestContext;
+let rpc: Rpc;
+let multicall3: Hex;
+let head = 0;
+let factCounter = 0;
+
+async function setBalance(address: string, wei: bigint) {
+  await rpc("anvil_setBalance", [address, `0x${wei.toString(16)}`]);
+}
+
+/** Mine a block, and record it as indexed and final (confirmations 0). */
+async function mineAndIndex(): Promise<number> {
+  await rpc("evm_mine");
+  head = Number(BigInt(await rpc<Hex>("eth_blockNumber")));
+  await ctx.db.pool.query(
+    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES ($1, $2, $3)
+     ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number`,
+    [CHAIN_ID, head, `0x${head.toString(16).padStart(64, "0")}`],
+  );
+  return head;
+}
+
+/** A deposit fact at the newest block, as the indexer writes it. */
+async function fact(to: string, amount: bigint) {
+  const tx = `0x${(++factCounter).toString(16).padStart(64, "0")}`;
+  await ctx.db.pool.query(
+    `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+       kind, asset, from_address, to_address, amount, status)
+     VALUES ($1, $2, $3, $4, 0, 'tx', 'native', $5, $6, $7, $8, 'confirmed')`,
+    [
+      CHAIN_ID,
+      head,
+      `0x${head.toString(16).padStart(64, "0")}`,
+      tx,
+      ZERO,
+      `0x${"ee".repeat(20)}`,
+      to,
+      amount,
+    ],
+  );
+}
+
+/** Counts the JSON-RPC calls of one adapter (a batch counts each call). */
+function counted(chain: ChainConfig): { adapter: EvmAdapter; calls: () => number } {
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  return { adapter, calls: () => adapter.rpc.callCount() };
+}
+
+function chainWith(recon: NonNullable<ChainConfig["recon"]> | undefined): ChainConfig {
+  const base = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks" as const, blocks: 0 } };
+  return recon ? { ...base, recon } : base;
+}
+
+const depositsCheck = (run: { checks: { scope: string; assetId: string; chain: bigint }[] }) =>
+  run.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)?.chain;
+
+const readCount = async (runId: number) =>
+  (
+    await ctx.db.pool.query<{ n: number }>(
+      "SELECT (inputs->>'balance_addresses_read')::int AS n FROM recon.runs WHERE id = $1",
+      [runId],
+    )
+  ).rows[0]!.n;
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  multicall3 = await deployMulticall3(ctx.anvils[0]!.rpcUrl);
+  await watch(ctx.db.pool, CHAIN_ID, [
+    { address: HOT, kind: "hot", owner: "hot-1" },
+    ...DEPOSITS.map((address, i) => ({ address, owner: `c${i}` })),
+  ]);
+  for (const [i, d] of DEPOSITS.entries()) await setBalance(d, BigInt(1000 * (i + 1)));
+  await setBalance(HOT, 7n);
+  await mineAndIndex();
+  // Facts explain the deposit balances (no unattributed inflow, whose address every run re-reads).
+  for (const [i, d] of DEPOSITS.entries()) await fact(d, BigInt(1000 * (i + 1)));
+});
+
+afterAll(async () => {
+  await ctx?.cleanup();
+});
+
+describe("balance reads", () => {
+  it("a full run reads every custody address through Multicall3, batchSize reads per call", async () => {
+    const chain = chainWith({ rotation: 2, batchSize: 3, requestsPerSecond: 1000, multicall3 });
+    const { adapter, calls } = counted(chain);
+    const run = await createReconciler({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      adapterFor: () => adapter,
+    }).run({ chain, full: true });
+    // 7 addresses × 1 asset in batches of 3: three eth_calls to Multicall3, nothing else.
+    expect(calls()).toBe(3);
+    expect(await readCount(run.runId)).toBe(7);
+    expect(depositsCheck(run)).toBe(21_000n);
+    expect(run.checks.find((c) => c.scope === "hot")?.chain).toBe(7n);
+  });
+
+  it("an incremental run reads the hot wallet, active deposit addresses and a rotation slice; the rest count at their last read", async () => {
+    const chain = chainWith({ rotation: 2, batchSize: 500, requestsPerSecond: 1000, multicall3 });
+    const { adapter, calls } = counted(chain);
+    const reconciler = createReconciler({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      adapterFor: () => adapter,
+    });
+    // DEPOSITS[5] gets value with no fact (read only when the rotation reaches it); DEPOSITS[2]
+    // gets a deposit with a fact (read now).
+    await setBalance(DEPOSITS[5]!, 6000n + 500n);
+    await setBalance(DEPOSITS[2]!, 3000n + 40n);
+    await mineAndIndex();
+    await fact(DEPOSITS[2]!, 40n);
+    const first = await reconciler.run({ chain });
+    expect(first.mode).toBe("incremental");
+    // hot + DEPOSITS[2] + the rotation's first slice (DEPOSITS[0], DEPOSITS[1]): one multicall.
+    expect(await readCount(first.runId)).toBe(4);
+    expect(calls()).toBe(1);
+    expect(depositsCheck(first)).toBe(21_040n);
+    // Two more slices: [2], [3] and then [4], [5] — which reads the value that came without a fact.
+    await mineAndIndex();
+    const second = await reconciler.run({ chain });
+    expect(await readCount(second.runId)).toBe(3);
+    expect(depositsCheck(second)).toBe(21_040n);
+    await mineAndIndex();
+    const third = await reconciler.run({ chain });
+    expect(await readCount(third.runId)).toBe(3);
+    expect(depositsCheck(third)).toBe(21_540n);
+    expect(third.breaks.map((b) => `${b.type} ${b.key}`)).toContain(
+      `unattributed_inflow inflow:${DEPOSITS[5]}`,
+    );
+    // A full run reads everything again and finds the same total.
+    const full = await reconciler.run({ chain, full: true });
+    expect(depositsCheck(full)).toBe(21_540n);
+  });
+
+  it("without Multicall3 the reads go out as JSON-RPC batches of eth_getBalance", async () => {
+    const chain = chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000 });
+    const { adapter, calls } = counted(chain);
+    const run = await createReconciler({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      adapterFor: () => adapter,
+    }).run({ chain, full: true });
+    expect(calls()).toBe(7);
+    expect(depositsCheck(run)).toBe(21_540n);
+  });
+
+  it("requestsPerSecond spaces the requests of a run", async () => {
+    // 7 reads, one per request, at most 4 requests a second: the last starts >= 1.5 s after the first.
+    const chain = chainWith({ rotation: 2, batchSize: 1, requestsPerSecond: 4, multicall3 });
+    const { adapter, calls } = counted(chain);
+    const t0 = performance.now();
+    await createReconciler({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      adapterFor: () => adapter,
+    }).run({ chain, full: true });
+    expect(calls()).toBe(7);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1_500);
+  });
+});
