@@ -5,8 +5,8 @@
 import { Command, CommanderError, Option } from "commander";
 import { registerModuleCommands } from "./commands.js";
 import { loadConfig } from "./config.js";
+import { runDev } from "./dev.js";
 import { ensureDatabase } from "./devstack/services.js";
-import { startDevStack } from "./devstack/stack.js";
 import { ConfigError } from "./errors.js";
 import { migrate } from "./migrate.js";
 import { parseRoles, ROLE_NAMES } from "./roles.js";
@@ -61,18 +61,18 @@ export function buildCli(): Command {
   program
     .command("dev")
     .description(
-      "start the local stack in the foreground: anvil chains, Postgres, Redis (Ctrl-C stops it)",
+      "one command from nothing to a local service: anvil chains, Postgres, Redis, the KMS emulator, a funded hot wallet (booked), the factory, an admin key printed once; then every role in the foreground (Ctrl-C stops it; run again to reuse it all)",
     )
-    .action(async () => {
-      const config = loadConfig();
-      const stack = await startDevStack(config, (m) => console.log(m));
-      console.log("local stack up; Ctrl-C to stop");
+    .option("--dir <dir>", "where dev keeps its config, KMS keys and chain state", ".dev")
+    .action(async (opts: { dir: string }) => {
+      const dev = await runDev({ dir: opts.dir });
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());
         process.once("SIGTERM", () => resolve());
       });
-      await stack.stop();
-      console.log("local stack stopped");
+      console.log("[dev] stopping");
+      await dev.stop();
+      console.log("[dev] stopped");
     });
 
   registerModuleCommands(program);

@@ -3,6 +3,7 @@
  * Redis (started if installed and stopped), the database created and migrated. Modules that need
  * more local services (the KMS emulator) add them here.
  */
+import path from "node:path";
 import {
   DEFAULT_EMULATOR_FILE,
   type KmsEmulator,
@@ -20,7 +21,34 @@ function isLoopback(url: string): boolean {
   return host === "127.0.0.1" || host === "localhost" || host === "[::1]";
 }
 
-export async function startDevStack(config: Config, log: (msg: string) => void): Promise<DevStack> {
+export type DevStackOptions = {
+  /** Keep each anvil's chain state in `<stateDir>/anvil-<chain id>.json` (loaded at start, dumped on stop and every 5 s). */
+  stateDir?: string;
+  /** Where the KMS emulator keeps its keys (default .dev/kms-keys.json). */
+  kmsFile?: string;
+};
+
+/** True when an anvil (or any node) of this chain id already answers at the URL: it is reused. */
+async function answers(rpcUrl: string, chainId: number): Promise<boolean> {
+  try {
+    const res = await fetch(rpcUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+      signal: AbortSignal.timeout(1000),
+    });
+    const body = (await res.json()) as { result?: string };
+    return Number(body.result) === chainId;
+  } catch {
+    return false;
+  }
+}
+
+export async function startDevStack(
+  config: Config,
+  log: (msg: string) => void,
+  options: DevStackOptions = {},
+): Promise<DevStack> {
   await ensurePostgres(config.env.DATABASE_URL, log);
   await ensureRedis(config.env.REDIS_URL, log);
   await ensureDatabase(config.env.DATABASE_URL);
@@ -40,10 +68,18 @@ export async function startDevStack(config: Config, log: (msg: string) => void):
       const rpc = chain.rpcUrls[0]!;
       if (!isLoopback(rpc)) continue;
       const port = Number(new URL(rpc).port);
+      if (await answers(rpc, chain.chainId)) {
+        log(`anvil ${chain.key} (chain id ${chain.chainId}) already running on ${rpc}: reused`);
+        continue;
+      }
+      const stateFile = options.stateDir
+        ? path.join(options.stateDir, `anvil-${chain.chainId}.json`)
+        : undefined;
       const anvil = await startAnvil({
         chainId: chain.chainId,
         port,
         blockTime: Math.max(1, Math.round(chain.blockTimeMs / 1000)),
+        ...(stateFile ? { args: ["--state", stateFile, "--state-interval", "5"] } : {}),
       });
       anvils.push(anvil);
       log(
@@ -58,9 +94,11 @@ export async function startDevStack(config: Config, log: (msg: string) => void):
       kms = await startKmsEmulator({
         host: u.hostname,
         port: Number(u.port || 80),
-        file: DEFAULT_EMULATOR_FILE,
+        file: options.kmsFile ?? DEFAULT_EMULATOR_FILE,
       });
-      log(`KMS emulator on ${kms.url} (dev only; keys in ${DEFAULT_EMULATOR_FILE})`);
+      log(
+        `KMS emulator on ${kms.url} (dev only; keys in ${options.kmsFile ?? DEFAULT_EMULATOR_FILE})`,
+      );
     }
   } catch (error) {
     await stop();
