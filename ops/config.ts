@@ -109,6 +109,16 @@ export const chainSchema = z
       })
       .strict()
       .optional(),
+    /** Proof of reserves (ledger/attest): on-chain attestations; absent: this chain is not attested. */
+    attestation: z
+      .object({
+        /** Attest the newest clean reconciliation run's block when it is this many blocks past the last. */
+        everyBlocks: z.number().int().min(1).max(10_000_000),
+        /** How often the reconciler role looks whether an attestation is due. */
+        intervalMs: z.number().int().min(1_000).max(86_400_000).default(60_000),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((chain, ctx) => {
@@ -270,15 +280,9 @@ export const envSchema = z.object({
   DATABASE_URL: url.default("postgres://postgres@127.0.0.1:5432/custody"),
   REDIS_URL: url.default("redis://127.0.0.1:6379"),
   /** Prefix for every Redis key and BullMQ queue of this deployment (tests use one per worker). */
-  // An optional leading `{hash tag}` puts every key of the deployment in one Redis Cluster slot
-  // (BullMQ on clustered ElastiCache needs it): `{custody}`, `{custody}:prod`.
   REDIS_PREFIX: z
     .string()
-    .regex(
-      /^(\{[A-Za-z0-9_:-]+\})?[A-Za-z0-9_:-]*$/,
-      "letters, digits, _ : - and an optional leading {hash tag}",
-    )
-    .refine((v) => v.length > 0, "must not be empty")
+    .regex(/^[A-Za-z0-9_:-]+$/)
     .default("custody"),
   AWS_REGION: z.string().min(1).default("us-east-1"),
   AWS_ENDPOINT_URL_KMS: url.optional(),
