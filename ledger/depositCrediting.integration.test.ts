@@ -464,6 +464,38 @@ describe("deposit crediting", () => {
     expect(parked).toHaveLength(600);
     expect(new Set(parked.map((p) => p.code))).toEqual(new Set(["LEDGER_UNKNOWN_ASSET"]));
     expect(parked[0]).toMatchObject({ asset: UNLISTED, owner: "bob", amount: 3n });
+    // Operators see them, with the ledger's reason; a bad flag is refused with its name.
+    const dir = mkdtempSync(path.join(tmpdir(), "parked-deposits-"));
+    try {
+      const configPath = path.join(dir, "config.json");
+      const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } =
+        ctx.config.chains[0]!;
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          chains: [
+            { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel },
+          ],
+        }),
+      );
+      const env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+      const listed = spawnCli(
+        ["ledger", "parked-deposits", "--chain", String(CHAIN), "--limit", "5"],
+        env,
+      );
+      expect((await listed.exited).code, listed.output()).toBe(0);
+      const lines = listed.output().trim().split("\n");
+      expect(lines).toHaveLength(5);
+      for (const line of lines) {
+        const cols = line.split("\t");
+        expect(cols.slice(4, 8)).toEqual(["bob", UNLISTED, "3", "LEDGER_UNKNOWN_ASSET"]);
+      }
+      const bad = spawnCli(["ledger", "parked-deposits", "--chain", "x"], env);
+      expect((await bad.exited).code).toBe(2);
+      expect(bad.output()).toContain("--chain must be a positive integer");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
 
     // Still refused on retry: attempts counted, nothing credited, nothing lost.
     const again = await waitFor("a retry of the parked deposits", async () => {

@@ -350,6 +350,30 @@ function reorgMetrics(common: Common) {
   return { holds, shortfalls, parked };
 }
 
+/** Parked (refused) deposits, oldest first (operators: `custody-node ledger parked-deposits`). */
+export async function listParkedDeposits(
+  pool: Pick<Pool, "query">,
+  { chainId, limit = 100 }: { chainId?: number; limit?: number } = {},
+): Promise<ParkedDeposit[]> {
+  const { rows } = await pool.query<ParkedRow>(PARKED_LIST, [chainId ?? null, limit]);
+  return rows.map((r) => ({
+    factId: r.fact_id,
+    chainId: r.chain_id,
+    blockNumber: BigInt(r.block_number),
+    txHash: r.tx_hash,
+    position: r.position,
+    toAddress: r.to_address,
+    asset: r.asset,
+    amount: BigInt(r.amount),
+    owner: r.owner,
+    code: r.code,
+    detail: r.detail,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    parkedAt: r.parked_at,
+  }));
+}
+
 export function createDepositCrediting({
   common,
   pool,
@@ -803,25 +827,7 @@ export function createDepositCrediting({
     creditConfirmed,
     creditNew,
     retryParked,
-    async parked({ chainId, limit = 100 }: { chainId?: number; limit?: number } = {}) {
-      const { rows } = await pool.query<ParkedRow>(PARKED_LIST, [chainId ?? null, limit]);
-      return rows.map((r) => ({
-        factId: r.fact_id,
-        chainId: r.chain_id,
-        blockNumber: BigInt(r.block_number),
-        txHash: r.tx_hash,
-        position: r.position,
-        toAddress: r.to_address,
-        asset: r.asset,
-        amount: BigInt(r.amount),
-        owner: r.owner,
-        code: r.code,
-        detail: r.detail,
-        attempts: r.attempts,
-        nextAttemptAt: r.next_attempt_at,
-        parkedAt: r.parked_at,
-      }));
-    },
+    parked: (options = {}) => listParkedDeposits(pool, options),
     holdOrphaned,
     restoreReconfirmed,
     finalizeHolds,

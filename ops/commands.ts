@@ -7,6 +7,7 @@ import { registerCommands as apiCommands } from "../api/cli.js";
 import { registerCommands as contractsCommands } from "../chains/contracts/cli.js";
 import { registerCommands as chainCommands } from "../indexers/cli.js";
 import { registerCommands as ledgerCommands } from "../ledger/cli.js";
+import { registerParkedCommands } from "../ledger/parkedCli.js";
 import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
 import { registerCommands as signerCommands } from "../signer/cli.js";
 import { registerCommands as depositAddressCommands } from "../signer/deposit-addresses/cli.js";
@@ -18,6 +19,7 @@ export function registerModuleCommands(program: Command): void {
   contractsCommands(program);
   depositAddressCommands(program);
   ledgerCommands(program);
+  registerParkedCommands(program);
   reconCommands(program);
   porCommands(program);
   signerCommands(program);
