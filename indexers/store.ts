@@ -305,3 +305,22 @@ export async function lowestCanonicalBlock(
   );
   return rows[0]?.n == null ? null : BigInt(rows[0].n);
 }
+
+/**
+ * Delete stored blocks (canonical or orphaned) below `below`, at most `limit` rows: blocks are
+ * reorg evidence and an audit trail only while a reorg can still reach them. Facts are never
+ * pruned (they reference blocks by hash). Returns how many rows went.
+ */
+export async function pruneBlocks(
+  client: Pick<PoolClient, "query">,
+  chainId: number,
+  below: bigint,
+  limit: number,
+): Promise<number> {
+  const { rowCount } = await client.query(
+    `DELETE FROM chain.blocks WHERE ctid = ANY(ARRAY(
+       SELECT ctid FROM chain.blocks WHERE chain_id = $1 AND number < $2 LIMIT $3))`,
+    [chainId, below.toString(), limit],
+  );
+  return rowCount ?? 0;
+}

@@ -73,6 +73,11 @@ export const chainSchema = z
     nativeDecimals: z.number().int().min(0).max(36).default(18),
     /** Readiness fails when the indexer is more than this many blocks behind the head. */
     maxLagBlocks: z.number().int().positive().default(50),
+    /**
+     * Stored blocks kept below the published finalized block (audit trail; a reorg cannot reach
+     * them); older ones are pruned. Absent: 10,000; never fewer than 2 × reorgWindow. Facts stay.
+     */
+    blockRetention: z.number().int().min(0).optional(),
     /** First block to index (backfill starts here on an empty database). */
     startBlock: z.number().int().min(0).default(0),
     /** Fee cap: no attempt is ever signed above this max fee per gas / gas price (wei). */

@@ -24,6 +24,7 @@ import {
 } from "../store.js";
 import { mergeChanges, observeIndexed, ring, type SyncContext } from "./context.js";
 import { fetchReceipts } from "./fetchRange.js";
+import { maybePrune } from "./prune.js";
 
 const NO_CHANGE: StatusChange = { count: 0, fromBlock: null, toBlock: null };
 
@@ -103,6 +104,7 @@ export async function commitRange(
   observeFinalized(ctx, finalized?.number);
   observeIndexed(ctx, newTip.number);
   await ring(ctx, mergeChanges(inserted, confirmed), newTip.hash);
+  await maybePrune(ctx, finalized?.number);
   return newTip;
 }
 
@@ -123,4 +125,5 @@ export async function advanceAtTip(ctx: SyncContext, tip: Tip): Promise<void> {
   });
   observeFinalized(ctx, finalized?.number);
   await ring(ctx, change, tip.hash);
+  await maybePrune(ctx, finalized?.number);
 }

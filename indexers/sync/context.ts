@@ -34,6 +34,8 @@ export type IngestorOptions = {
    */
   pollIntervalMs?: number;
   progressIntervalMs?: number;
+  /** Least time between two prunes of old blocks (default 10 s). */
+  pruneIntervalMs?: number;
 };
 
 export type IngestorStatus = {
@@ -77,6 +79,8 @@ export type SyncContext = {
   stopping: () => boolean;
   /** RPC call count at the last stored block (for calls per block, idle polls included). */
   callsAtLastBlock: number;
+  /** Block pruning (sync/prune.ts): retention below finalized, cadence, and progress. */
+  prune: { retention: number; intervalMs: number; at: number; below: bigint };
   /** The node's `finalized` tag, cached (it moves slowly): see `nodeFinalized`. */
   finalizedTag: { value: bigint | null; at: number; head: bigint } | null;
 };
@@ -127,7 +131,21 @@ export function createSyncContext(args: {
     stopping: args.stopping,
     callsAtLastBlock: args.adapter.rpc.callCount(),
     finalizedTag: null,
+    prune: {
+      retention: blockRetention(chain),
+      intervalMs: args.options.pruneIntervalMs ?? 10_000,
+      at: 0,
+      below: -1n,
+    },
   };
+}
+
+/**
+ * Blocks kept below the finalized block: the chain's `blockRetention`, else 10,000 (hours of
+ * blocks on fast chains, days on slow ones), never fewer than 2 reorg windows.
+ */
+export function blockRetention(chain: Pick<ChainConfig, "blockRetention" | "reorgWindow">): number {
+  return Math.max(chain.blockRetention ?? 10_000, 2 * chain.reorgWindow);
 }
 
 export function observeHead(ctx: SyncContext, head: bigint): void {
