@@ -132,7 +132,21 @@ describe("CDK app (synthesized offline)", () => {
       TransitEncryptionEnabled: true,
       ClusterMode: "enabled",
     });
-    expect(redis?.properties.AuthToken).toBeDefined();
+    // Credentials reach the template only as Secrets Manager references, never as values.
+    expect(JSON.stringify(redis?.properties.AuthToken)).toContain("{{resolve:secretsmanager:");
+    const urls = resourcesOfType(template, "AWS::SecretsManager::Secret").filter((s) =>
+      /database-url|redis-url/.test(s.properties.Name),
+    );
+    expect(urls).toHaveLength(2);
+    for (const u of urls)
+      expect(JSON.stringify(u.properties.SecretString)).toContain("{{resolve:secretsmanager:");
+    const [logs] = Object.values(template.Resources).filter(
+      (r) => r.Type === "AWS::Logs::LogGroup",
+    );
+    expect(logs).toMatchObject({
+      DeletionPolicy: "Retain",
+      Properties: { LogGroupName: "/custody/staging", RetentionInDays: 90 },
+    });
   });
 
   it("runs each role with its command, the planned env names, migrations first, liveness and readiness checks", () => {
