@@ -161,11 +161,9 @@ async function main() {
     } finally {
       await pool.end();
     }
-    say("all good. To keep the stack and service up: `npx custody-node dev` in one terminal and");
-    say(
-      "`npx custody-node start --migrate` in another; create keys with `npx custody-node apikeys",
-    );
-    say("create --owner you --scopes admin` and browse http://127.0.0.1:8080/docs (see README).");
+    say("all good. To keep a local service up: `npx custody-node dev` (stack, KMS key, funded and");
+    say("booked hot wallet, factory, an admin key printed once; every role until Ctrl-C), then");
+    say("browse http://127.0.0.1:8080/docs (see README).");
   } finally {
     await stopAll();
   }
