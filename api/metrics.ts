@@ -19,7 +19,7 @@ export function apiMetrics(registry: Registry): ApiMetrics {
       () =>
         new Histogram({
           name: "custody_api_request_duration_seconds",
-          help: "/v1 requests by route and status",
+          help: "Duration of /v1 requests in seconds, by method, route template and status",
           labelNames: ["method", "route", "status"],
           buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
           registers: [registry],
@@ -31,7 +31,7 @@ export function apiMetrics(registry: Registry): ApiMetrics {
       () =>
         new Counter({
           name: "custody_api_withdrawal_transitions_total",
-          help: "Withdrawals entering each status",
+          help: "Withdrawals entering each status (count of transitions)",
           labelNames: ["status"],
           registers: [registry],
         }),
