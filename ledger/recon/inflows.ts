@@ -27,52 +27,67 @@ export type InflowSelection = {
   cursor: string | null;
 };
 
-/** Which deposit addresses to check, in address order. */
+/**
+ * Which deposit addresses to check, in address order. A full run (no previous) checks every
+ * deposit address of `custody`; an incremental one reads only the active ones and its rotation
+ * slice from Postgres, so it never needs the whole custody set in memory.
+ */
 export async function selectInflowAddresses(
   client: PoolClient,
   args: {
     chainId: number;
     block: number;
     previous: PreviousRun | null;
+    /** Every custody address of the chain (used by a full run only). */
     custody: ReadonlyMap<string, CustodyKind>;
     rotation?: number;
   },
 ): Promise<InflowSelection> {
-  const deposits = [...args.custody].filter(([, k]) => k === "deposit").map(([a]) => a);
-  deposits.sort();
-  const { previous } = args;
-  if (previous === null || deposits.length === 0) return { addresses: deposits, cursor: null };
+  const { previous, chainId } = args;
+  if (previous === null) {
+    const deposits = [...args.custody].filter(([, k]) => k === "deposit").map(([a]) => a);
+    return { addresses: deposits.sort(), cursor: null };
+  }
   const rotation = args.rotation ?? DEFAULT_INFLOW_ROTATION;
   const picked = new Set<string>();
   // Activity: facts at heights the previous run did not cover (or orphaned since), booked sweeps
   // and operator credits since its snapshot, and its open inflow breaks.
   const active = await client.query<{ address: string }>(
-    `SELECT to_address AS address FROM chain.transfers
-       WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
-     UNION SELECT from_address FROM chain.transfers
-       WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
-     UNION SELECT i.address FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
-       WHERE i.chain_id = $1 AND s.settled_at >= $4
-     UNION SELECT address FROM ledger.inflow_credits WHERE chain_id = $1 AND created_at >= $4
-     UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'`,
-    [args.chainId, previous.block, args.block, previous.snapshotAt, previous.id],
+    `SELECT a.address FROM (
+       SELECT to_address AS address FROM chain.transfers
+         WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
+       UNION SELECT from_address FROM chain.transfers
+         WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
+       UNION SELECT i.address FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
+         WHERE i.chain_id = $1 AND s.settled_at >= $4
+       UNION SELECT address FROM ledger.inflow_credits WHERE chain_id = $1 AND created_at >= $4
+       UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'
+     ) a JOIN chain.custody_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
+    [chainId, previous.block, args.block, previous.snapshotAt, previous.id],
   );
-  const isDeposit = new Set(deposits);
-  for (const r of active.rows) if (isDeposit.has(r.address)) picked.add(r.address);
+  for (const r of active.rows) picked.add(r.address);
   const prev = await client.query<{ cursor: string | null }>(
     "SELECT inputs->>'inflow_cursor' AS cursor FROM recon.runs WHERE id = $1",
     [previous.id],
   );
-  const after = prev.rows[0]?.cursor ?? null;
-  let start = after === null ? 0 : deposits.findIndex((a) => a > after);
-  if (start === -1) start = 0;
-  let cursor: string | null = null;
-  for (let i = 0; i < Math.min(rotation, deposits.length); i++) {
-    const a = deposits[(start + i) % deposits.length]!;
-    picked.add(a);
-    cursor = a;
-  }
-  return { addresses: [...picked].sort(), cursor };
+  const after = prev.rows[0]?.cursor ?? "";
+  // The slice continues after the previous run's cursor, in address order, wrapping around once.
+  const slice = async (op: ">" | "<=", limit: number) =>
+    limit <= 0
+      ? []
+      : (
+          await client.query<{ address: string }>(
+            `SELECT address FROM chain.custody_addresses
+              WHERE chain_id = $1 AND kind = 'deposit' AND address ${op} $2
+              ORDER BY address LIMIT $3`,
+            [chainId, after, limit],
+          )
+        ).rows.map((r) => r.address);
+  const head = await slice(">", rotation);
+  const wrapped = after === "" ? [] : await slice("<=", rotation - head.length);
+  const rotated = [...head, ...wrapped];
+  for (const a of rotated) picked.add(a);
+  return { addresses: [...picked].sort(), cursor: rotated.at(-1) ?? null };
 }
 
 const key = (address: string, assetId: string) => `${address}|${assetId}`;

@@ -165,6 +165,41 @@ export async function loadCustody(
   return new Map(r.rows.map((row) => [row.address, row.kind]));
 }
 
+/** The chain's hot and cold wallets (few): an incremental run reads these and only the deposit
+ * addresses it needs (`loadCustodyOf`), not the whole set. */
+export async function loadCustodyWallets(
+  client: PoolClient,
+  chainId: number,
+): Promise<Map<string, CustodyKind>> {
+  const r = await client.query<{ address: string; kind: CustodyKind }>(
+    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 AND kind IN ('hot', 'cold')",
+    [chainId],
+  );
+  return new Map(r.rows.map((row) => [row.address, row.kind]));
+}
+
+/** Which of `addresses` are custody addresses of the chain, and their kind. */
+export async function loadCustodyOf(
+  client: PoolClient,
+  chainId: number,
+  addresses: readonly string[],
+): Promise<Map<string, CustodyKind>> {
+  if (addresses.length === 0) return new Map();
+  const r = await client.query<{ address: string; kind: CustodyKind }>(
+    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 AND address = ANY($2::text[])",
+    [chainId, addresses],
+  );
+  return new Map(r.rows.map((row) => [row.address, row.kind]));
+}
+
+export async function countCustody(client: PoolClient, chainId: number): Promise<number> {
+  const r = await client.query<{ n: string }>(
+    "SELECT count(*) AS n FROM chain.custody_addresses WHERE chain_id = $1",
+    [chainId],
+  );
+  return Number(r.rows[0]!.n);
+}
+
 /**
  * Facts new since the previous run, in blocks it did not cover, or orphaned since; and every fact
  * above the common ancestor of a reorg detected since, because a reorg back revives orphaned rows
@@ -447,7 +482,10 @@ export async function loadRunInputs(
     block: number;
     previous: PreviousRun | null;
     lookbackMs?: number;
-    /** The chain's custody addresses, read by the caller in the same snapshot (`loadCustody`). */
+    /**
+     * The chain's custody addresses read by the caller in the same snapshot: all of them for a
+     * full run; for an incremental one those it needs (the caller adds the facts' ones after).
+     */
     custody: Map<string, CustodyKind>;
   },
 ): Promise<RunInputs> {

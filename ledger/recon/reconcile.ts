@@ -19,7 +19,13 @@ import {
   loadExpectedBalances,
   selectInflowAddresses,
 } from "./inflows.js";
-import { loadCustody, loadRunInputs } from "./load.js";
+import {
+  countCustody,
+  loadCustody,
+  loadCustodyOf,
+  loadCustodyWallets,
+  loadRunInputs,
+} from "./load.js";
 import { matchFactsToEntries } from "./match.js";
 import {
   createRateLimiter,
@@ -192,11 +198,18 @@ export function createReconciler({
       // previous run plus a rotating slice (all of them in a full run). Read while Postgres loads.
       let onchainRead: Promise<OnchainBalance[]>;
       let matchStart = 0;
+      let custodyCount = 0;
       let matchMs = 0;
       try {
         // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
         await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        const custody = await loadCustody(client, chainId);
+        // A full run needs every custody address; an incremental one the wallets, the deposit
+        // addresses it reads, and those its facts touch (added once the facts are in).
+        const custody =
+          previous === null
+            ? await loadCustody(client, chainId)
+            : await loadCustodyWallets(client, chainId);
+        custodyCount = previous === null ? custody.size : await countCustody(client, chainId);
         inflowSelection = await selectInflowAddresses(client, {
           chainId,
           block,
@@ -204,6 +217,7 @@ export function createReconciler({
           custody,
           rotation: reads.rotation,
         });
+        for (const address of inflowSelection.addresses) custody.set(address, "deposit");
         const toRead = new Map<string, CustodyKind>();
         for (const [address, kind] of custody) if (kind !== "deposit") toRead.set(address, kind);
         for (const address of inflowSelection.addresses) toRead.set(address, "deposit");
@@ -226,6 +240,15 @@ export function createReconciler({
           custody,
           ...(lookbackMs !== undefined ? { lookbackMs } : {}),
         });
+        if (previous !== null) {
+          const touched = new Set<string>();
+          for (const f of inputs.facts) {
+            if (!custody.has(f.from)) touched.add(f.from);
+            if (!custody.has(f.to)) touched.add(f.to);
+          }
+          for (const [a, k] of await loadCustodyOf(client, chainId, [...touched]))
+            custody.set(a, k);
+        }
         matchStart = performance.now();
         const reorgHolds = new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state]));
         const chainBackedKinds = chain.traces ? undefined : WITHOUT_TRACES;
@@ -304,7 +327,7 @@ export function createReconciler({
         breaks,
         holds,
         inputs: {
-          custody_addresses: inputs.custody.size,
+          custody_addresses: custodyCount,
           deferred_entries: counts.deferred,
           balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
           inflow_addresses_checked: inflowSelection.addresses.length,
