@@ -95,6 +95,8 @@ export const chainSchema = z
     /** Native asset sweep threshold and hot ceiling (base units). */
     nativeSweepThreshold: decimalString.optional(),
     nativeHotCeiling: decimalString.optional(),
+    /** Below this native balance a hot wallet needs funding (alerting only: custody_hot_wallet_floor_wei). */
+    nativeHotFloor: decimalString.optional(),
     /** Deposit addresses per sweep transaction (one factory call); bounded by the block gas limit. */
     sweepBatchSize: z.number().int().min(1).max(500).default(50),
     /** How often the worker looks for deposit addresses to sweep and hot balances above ceiling. */

@@ -17,6 +17,7 @@ import { type ChainConfig, type Config, chainByKey } from "./config.js";
 import { createPool } from "./db.js";
 import { createHealth, type Health } from "./health.js";
 import { registerRuntimeMetrics } from "./metrics.js";
+import { registerStateMetrics } from "./stateMetrics.js";
 import { migrate } from "./migrate.js";
 import "./modules.js";
 import { createQueueFactory } from "./queues.js";
@@ -85,6 +86,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
 
   if (options.roles.includes("api"))
+    registerStateMetrics(common.metrics.registry, { pool, chains });
 
   health.add({
     name: "postgres",

@@ -1,0 +1,102 @@
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseFileConfig } from "./config.js";
+import { registerStateMetrics } from "./stateMetrics.js";
+import { createTestDatabase, type TestDatabase } from "./testing/database.js";
+
+const zero = `0x${"0".repeat(40)}`;
+const to = `0x${"1".repeat(40)}`;
+
+/** The value of one series in the registry's text exposition, or undefined when absent. */
+async function series(
+  registry: Registry,
+  name: string,
+  labels: string,
+): Promise<number | undefined> {
+  const text = await registry.metrics();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? undefined : Number(line.split(" ").at(-1));
+}
+
+describe("state metrics (withdrawals by status and age, hot wallet floor and ceiling)", () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.pool.query(
+      `INSERT INTO api.api_keys (id, owner, secret_hash, scopes) VALUES ($1, 'ops', $2, '{}')`,
+      ["0123456789abcdef", "a".repeat(64)],
+    );
+    const rows: [string, string][] = [
+      ["pending_approval", "10 minutes"],
+      ["pending_approval", "2 minutes"],
+      ["needs_review", "3 hours"],
+      ["finalized", "5 days"],
+    ];
+    for (const [i, [status, age]] of rows.entries())
+      await db.pool.query(
+        `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
+                                      requested_by, api_key_id, idempotency_key, created_at)
+         VALUES (gen_random_uuid(), 'c1', 31337, $1, $2, 1, $3, 'ops', '0123456789abcdef', $4,
+                 now() - $5::interval)`,
+        [zero, to, status, `k${i}`, age],
+      );
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it("counts open withdrawals per status with the oldest one's age, and exports floor and ceiling", async () => {
+    const config = parseFileConfig({
+      chains: [
+        {
+          key: "local-a",
+          chainId: 31337,
+          name: "Local",
+          rpcUrls: ["http://127.0.0.1:8545"],
+          confirmations: { kind: "blocks", blocks: 2 },
+          reorgWindow: 10,
+          blockTimeMs: 1000,
+          feeModel: "eip1559",
+          nativeHotFloor: "1000000000000000000",
+          nativeHotCeiling: "5000000000000000000",
+        },
+      ],
+    });
+    const registry = new Registry();
+    registerStateMetrics(registry, { pool: db.pool, chains: config.chains });
+
+    expect(await series(registry, "custody_withdrawals", 'status="pending_approval"')).toBe(2);
+    expect(await series(registry, "custody_withdrawals", 'status="needs_review"')).toBe(1);
+    expect(await series(registry, "custody_withdrawals", 'status="broadcast"')).toBe(0);
+    // A finalized withdrawal is not open: no series for it.
+    expect(await series(registry, "custody_withdrawals", 'status="finalized"')).toBeUndefined();
+
+    const pendingAge = await series(
+      registry,
+      "custody_withdrawal_oldest_age_seconds",
+      'status="pending_approval"',
+    );
+    expect(pendingAge).toBeGreaterThanOrEqual(600);
+    expect(pendingAge).toBeLessThan(3 * 3600);
+    expect(
+      await series(registry, "custody_withdrawal_oldest_age_seconds", 'status="needs_review"'),
+    ).toBeGreaterThanOrEqual(3 * 3600);
+    expect(
+      await series(registry, "custody_withdrawal_oldest_age_seconds", 'status="broadcast"'),
+    ).toBe(0);
+
+    expect(await series(registry, "custody_hot_wallet_floor_wei", 'chain_id="31337"')).toBe(1e18);
+    expect(await series(registry, "custody_hot_wallet_ceiling_wei", 'chain_id="31337"')).toBe(5e18);
+  });
+
+  it("exports no withdrawal figure while Postgres cannot answer (not a false zero)", async () => {
+    const gone = await createTestDatabase({ migrate: false });
+    await gone.pool.end();
+    const registry = new Registry();
+    registerStateMetrics(registry, { pool: gone.pool, chains: [] });
+    expect(
+      await series(registry, "custody_withdrawals", 'status="pending_approval"'),
+    ).toBeUndefined();
+    await gone.drop();
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * Metrics of the custody state itself, for dashboards and alerts (ops/observability): withdrawals
+ * by status and the age of the oldest one in each status, read from Postgres at scrape time; and
+ * each chain's hot wallet floor and ceiling from the config, so a rule can compare them with
+ * `custody_signer_hot_wallet_balance_wei` (`on(chain_id)`).
+ *
+ * Registered by the api role's process only: the rows are deployment-wide, and one exporter keeps
+ * `sum()` over tasks meaningful.
+ */
+import { Gauge, type Registry } from "prom-client";
+import type { ChainConfig } from "./config.js";
+import type { Pool } from "./db.js";
+
+/** Statuses a withdrawal can still leave: the ones an operator watches for age. */
+export const OPEN_WITHDRAWAL_STATUSES = [
+  "requested",
+  "pending_approval",
+  "approved",
+  "signing",
+  "broadcast",
+  "confirmed",
+  "receipt_unknown",
+  "needs_review",
+] as const;
+
+function once<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+export function registerStateMetrics(
+  registry: Registry,
+  deps: { pool: Pool; chains: readonly ChainConfig[]; timeoutMs?: number },
+): void {
+  const timeoutMs = deps.timeoutMs ?? 2000;
+  const rows = cachedPerScrape(() => withdrawalsByStatus(deps.pool, timeoutMs));
+
+  once(
+    registry,
+    "custody_withdrawals",
+    () =>
+      new Gauge({
+        name: "custody_withdrawals",
+        help: "Withdrawals not yet final (or failed/rejected), by status; read from Postgres at scrape",
+        labelNames: ["status"],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          const byStatus = await rows();
+          if (!byStatus) return; // Postgres out: no figure rather than a false zero
+          for (const status of OPEN_WITHDRAWAL_STATUSES)
+            this.set({ status }, byStatus.get(status)?.count ?? 0);
+        },
+      }),
+  );
+  once(
+    registry,
+    "custody_withdrawal_oldest_age_seconds",
+    () =>
+      new Gauge({
+        name: "custody_withdrawal_oldest_age_seconds",
+        help: "Seconds since the oldest withdrawal now in this status was requested (0 when none)",
+        labelNames: ["status"],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          const byStatus = await rows();
+          if (!byStatus) return;
+          for (const status of OPEN_WITHDRAWAL_STATUSES)
+            this.set({ status }, byStatus.get(status)?.oldestAgeSeconds ?? 0);
+        },
+      }),
+  );
+
+  const floor = once(
+    registry,
+    "custody_hot_wallet_floor_wei",
+    () =>
+      new Gauge({
+        name: "custody_hot_wallet_floor_wei",
+        help: "Configured minimum native balance of the chain's hot wallets (wei; chain nativeHotFloor)",
+        labelNames: ["chain_id"],
+        registers: [registry],
+      }),
+  );
+  const ceiling = once(
+    registry,
+    "custody_hot_wallet_ceiling_wei",
+    () =>
+      new Gauge({
+        name: "custody_hot_wallet_ceiling_wei",
+        help: "Configured native balance above which the hot wallet is moved to cold (wei; chain nativeHotCeiling)",
+        labelNames: ["chain_id"],
+        registers: [registry],
+      }),
+  );
+  for (const chain of deps.chains) {
+    const labels = { chain_id: String(chain.chainId) };
+    if (chain.nativeHotFloor !== undefined) floor.set(labels, Number(chain.nativeHotFloor));
+    if (chain.nativeHotCeiling !== undefined) ceiling.set(labels, Number(chain.nativeHotCeiling));
+  }
+}
+
+type StatusRow = { count: number; oldestAgeSeconds: number };
+
+async function withdrawalsByStatus(
+  pool: Pool,
+  timeoutMs: number,
+): Promise<Map<string, StatusRow> | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const query = pool
+    .query<{ status: string; n: string; age: string | null }>(
+      `SELECT status, count(*) AS n,
+              extract(epoch FROM now() - min(created_at))::float8 AS age
+         FROM api.withdrawals WHERE status = ANY($1) GROUP BY status`,
+      [OPEN_WITHDRAWAL_STATUSES],
+    )
+    .then(
+      (r) =>
+        new Map(
+          r.rows.map((row) => [
+            row.status,
+            { count: Number(row.n), oldestAgeSeconds: Math.max(0, Number(row.age ?? 0)) },
+          ]),
+        ),
+    );
+  return Promise.race([
+    query,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    }),
+  ])
+    .catch(() => undefined)
+    .finally(() => clearTimeout(timer));
+}
+
+/** Both withdrawal gauges collect in the same scrape: one query serves them. */
+function cachedPerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!pending || now - pending.at > 500) pending = { at: now, value: read() };
+    return pending.value;
+  };
+}
