@@ -9,7 +9,7 @@
  * Every role reports /healthz 200 and /readyz 200, and /metrics of the roles together exports every
  * metric the alert rules, the dashboards and the worker's autoscaling use.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -165,6 +165,17 @@ function run(name: string, container: ContainerDefinition): Booted {
   return { name, child, output: () => out, exited };
 }
 
+/**
+ * Runs the container's ECS health check command (`CMD node -e …`) against `url` instead of the
+ * container's fixed port; returns its exit status.
+ */
+function runHealthCheck(container: ContainerDefinition, url: string): number | null {
+  const [cmd, node, ...args] = container.HealthCheck?.Command ?? [];
+  expect([cmd, node]).toEqual(["CMD", "node"]);
+  const local = args.map((a) => a.replace(/http:\/\/127\.0\.0\.1:\d+/, url));
+  return spawnSync(process.execPath, local, { timeout: 30_000 }).status;
+}
+
 async function startedUrl(b: Booted): Promise<string> {
   let exit: { code: number | null } | undefined;
   void b.exited.then((e) => {
@@ -224,7 +235,8 @@ describe("synthesized task definitions boot the service locally", () => {
     const running = services.map((t) => ({ task: t, proc: run(t.name, containerNamed(t, "app")) }));
     booted.push(...running.map((r) => r.proc));
     const urls = await Promise.all(running.map((r) => startedUrl(r.proc)));
-    const report: Record<string, { healthz: number; readyz: number }> = {};
+    const report: Record<string, { healthz: number; readyz: number; healthCheck: number | null }> =
+      {};
     for (const [i, { task, proc }] of running.entries()) {
       const url = urls[i] as string;
       const healthz = (await fetch(`${url}/healthz`)).status;
@@ -240,12 +252,15 @@ describe("synthesized task definitions boot the service locally", () => {
       ).catch((error: Error) => {
         throw new Error(`${error.message}: last body ${lastBody}\n${proc.output().slice(-2000)}`);
       });
-      report[task.name] = { healthz, readyz };
+      const healthCheck = runHealthCheck(containerNamed(task, "app"), url);
+      report[task.name] = { healthz, readyz, healthCheck };
       const metrics = await (await fetch(`${url}/metrics`)).text();
       for (const m of metrics.matchAll(/^# TYPE (\S+) /gm)) exported.add(m[1] as string);
     }
     expect(report).toEqual(
-      Object.fromEntries(services.map((t) => [t.name, { healthz: 200, readyz: 200 }])),
+      Object.fromEntries(
+        services.map((t) => [t.name, { healthz: 200, readyz: 200, healthCheck: 0 }]),
+      ),
     );
 
     for (const { proc } of running) proc.child.kill("SIGTERM");
