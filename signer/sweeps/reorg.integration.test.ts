@@ -5,12 +5,13 @@
  * Postgres, Redis, KMS emulator, indexer, ledger crediting and signer.
  */
 import type { Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { sendAndMine } from "../../indexers/testing/chain.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { waitFor } from "../testing/harness.js";
 import { hotAccount } from "./bookings.js";
 import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+import { sweepableDrift } from "./testing/sweepable.js";
 
 let s: SweepStack;
 
@@ -31,6 +32,14 @@ async function sweepRow(id: string) {
   );
   return rows[0] as { status: string; booked_generation: number; final: boolean; tx_hash: string };
 }
+
+// The running sweepable balances the planner reads agree with history after every scenario
+// (credits, sweeps booked, failed, reorged out and booked again).
+afterEach(async () => {
+  const { drift, pairs } = await sweepableDrift(s.ctx.db.pool);
+  expect(drift).toEqual([]);
+  expect(pairs).toBeGreaterThan(0);
+});
 
 describe("a booked sweep reorged out", () => {
   it("is unbooked, booked again once when it mines again, and followed until final", async () => {

@@ -5,13 +5,14 @@
  * transactions and the hot wallet's on-chain balance agrees with the ledger to the wei.
  */
 import type { Address, Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
 import { getTxRequest } from "../requests.js";
 import { waitFor } from "../testing/harness.js";
 import { hotAccount } from "./bookings.js";
 import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
+import { sweepableDrift } from "./testing/sweepable.js";
 
 let s: SweepStack;
 
@@ -37,6 +38,14 @@ const tokenBalance = (address: Address) =>
     functionName: "balanceOf",
     args: [address],
   }) as Promise<bigint>;
+
+// The running sweepable balances the planner reads agree with history after every scenario
+// (credits, sweeps booked, failed, reorged out and booked again).
+afterEach(async () => {
+  const { drift, pairs } = await sweepableDrift(s.ctx.db.pool);
+  expect(drift).toEqual([]);
+  expect(pairs).toBeGreaterThan(0);
+});
 
 describe("sweeps (acceptance)", () => {
   it("a 21,000-gas native deposit is credited and swept, and a second 21,000-gas deposit after the sweep is credited", async () => {
