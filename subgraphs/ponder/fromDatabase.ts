@@ -1,0 +1,33 @@
+/**
+ * The Ponder app's deployment file from a running custody's own records: the chain's config entry
+ * (RPC, listed tokens, cold address) and the contracts it deployed (custody.contracts, through
+ * signer/deposit-addresses). What an operator writes once to run the app beside the service.
+ */
+import type { ChainConfig } from "../../ops/config.js";
+import type { Pool } from "../../ops/db.js";
+import { FORWARDER_FACTORY, getContract } from "../../signer/deposit-addresses/index.js";
+import { type CustodyDeployment, parseDeployment } from "./deployment.js";
+
+export async function deploymentFromDatabase(
+  pool: Pool,
+  chain: ChainConfig,
+  options: { pollingIntervalMs?: number } = {},
+): Promise<CustodyDeployment> {
+  const factory = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
+  const attestor = await getContract(pool, chain.chainId, "ReservesAttestor");
+  if (!factory) throw new Error(`chain ${chain.key}: no ForwarderFactory deployed yet`);
+  if (!attestor) throw new Error(`chain ${chain.key}: no ReservesAttestor deployed yet`);
+  return parseDeployment({
+    chain: chain.key,
+    chainId: chain.chainId,
+    rpcUrls: chain.rpcUrls,
+    startBlock: Number(factory.blockNumber),
+    forwarderFactory: factory.address,
+    reservesAttestor: attestor.address,
+    attestorStartBlock: Number(attestor.blockNumber),
+    hotWallets: [factory.hotWallet],
+    coldWallets: chain.coldAddress ? [chain.coldAddress] : [],
+    tokens: chain.tokens.map((t) => t.address),
+    ...options,
+  });
+}
