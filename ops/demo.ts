@@ -20,6 +20,7 @@ import { startDevStack } from "./devstack/stack.js";
 import { DEMO_POLICY, runScenario } from "./e2e/scenario.js";
 import { type PreparedCustody, prepareCustody } from "./e2e/setup.js";
 import { ConfigError } from "./errors.js";
+import { proofOfReservesDemo } from "./por/demo.js";
 import { ROLE_NAMES } from "./roles.js";
 import { startService } from "./start.js";
 
@@ -158,6 +159,17 @@ async function main() {
       say(`reconciliation: ${breaks} breaks`);
       if (breaks > 0)
         throw new Error("reconciliation found breaks (npx custody-node reconcile shows them)");
+      // Proof of reserves: one attestation and one verified customer proof (ops/por/demo.ts).
+      const running = service;
+      service = undefined;
+      service = await proofOfReservesDemo({
+        config,
+        chain,
+        prepared,
+        kmsUrl: kms.url,
+        service: running,
+        say,
+      });
     } finally {
       await pool.end();
     }

@@ -4,6 +4,7 @@
  */
 import "../api/role.js";
 import "../indexers/role.js";
+import "../ledger/attest/role.js";
 import "../ledger/recon/role.js";
 import "../ledger/role.js";
 import "../signer/role.js";

@@ -1,0 +1,79 @@
+/**
+ * The attestation step of the `reconciler` role: for every served chain with an `attestation`
+ * schedule, settle attestations in flight and attest the newest reconciliation run's block when
+ * it is clean and due (attest.ts). Its own loop beside the reconciliation runs, so a slow chain
+ * read here never delays reconciliation; a Postgres advisory lock per chain keeps two reconciler
+ * processes from attesting the same chain at once (the standby skips).
+ */
+import { registerRole } from "../../ops/roles.js";
+import { createAttestor } from "./attest.js";
+
+const LOCK_BASE = 0x6174_7374_0000; // "atst" + chain id
+
+registerRole({
+  name: "reconciler",
+  description: "on-chain attestations of reserves and liabilities after clean reconciliation runs",
+  async start(ctx) {
+    const chains = ctx.chains.filter((c) => c.attestation !== undefined);
+    const log = ctx.common.logger.child({ component: "attest" });
+    if (chains.length === 0) return { async stop() {} };
+    const attestor = createAttestor({ common: ctx.common, pool: ctx.pool });
+    const stop = new AbortController();
+    const intervalMs = Math.min(...chains.map((c) => c.attestation!.intervalMs));
+
+    async function tickChain(chain: (typeof chains)[number]): Promise<void> {
+      const client = await ctx.pool.connect();
+      try {
+        const lock = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [
+          LOCK_BASE + chain.chainId,
+        ]);
+        if (!lock.rows[0]?.ok) return;
+        try {
+          const result = await attestor.tick(chain, {
+            everyBlocks: chain.attestation!.everyBlocks,
+          });
+          if ("skipped" in result && result.skipped !== "not_due" && result.skipped !== "in_flight")
+            log.info({
+              msg: "no attestation",
+              chain_id: chain.chainId,
+              reason: result.skipped,
+              detail: result.detail,
+            });
+        } finally {
+          await client.query("SELECT pg_advisory_unlock($1)", [LOCK_BASE + chain.chainId]);
+        }
+      } finally {
+        client.release();
+      }
+    }
+
+    const loop = (async () => {
+      while (!stop.signal.aborted) {
+        for (const chain of chains) {
+          if (stop.signal.aborted) break;
+          try {
+            await tickChain(chain);
+          } catch (error) {
+            log.error({ msg: "attestation failed", chain_id: chain.chainId, err: error });
+          }
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, intervalMs);
+          stop.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    })();
+
+    return {
+      async stop() {
+        stop.abort();
+        // A tick in flight finishes: its one write (attestation + signer request) is a single
+        // transaction, so a kill -9 leaves either both or neither.
+        await loop;
+      },
+    };
+  },
+});

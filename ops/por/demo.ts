@@ -1,0 +1,111 @@
+/**
+ * The demo's proof-of-reserves step (ops/demo.ts calls it at the end, after a clean
+ * reconciliation): stop the service, deploy the ReservesAttestor from the hot wallet (a direct
+ * deploy needs the signer idle), start the service again, attest the clean run's block through the
+ * signer, fetch a customer's proof from the API and verify it against the on-chain event with the
+ * same code as `custody-node por verify`.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { zeroAddress } from "viem";
+import { createApiKey } from "../../api/apiKeys.js";
+import { createEvmAdapter } from "../../chains/index.js";
+import { createAttestor } from "../../ledger/attest/attest.js";
+import { deployReservesAttestor } from "../../ledger/attest/deploy.js";
+import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
+import { createCommon } from "../common.js";
+import type { ChainConfig, Config } from "../config.js";
+import { createPool } from "../db.js";
+import type { PreparedCustody } from "../e2e/setup.js";
+import { ROLE_NAMES } from "../roles.js";
+import { type Service, startService } from "../start.js";
+import { waitFor } from "../testing/wait.js";
+import { runPorVerify } from "./cli.js";
+
+export async function proofOfReservesDemo({
+  config,
+  chain,
+  prepared,
+  kmsUrl,
+  service,
+  say,
+}: {
+  config: Config;
+  chain: ChainConfig;
+  prepared: PreparedCustody;
+  kmsUrl: string;
+  /** The running service: stopped here, and a new one returned. */
+  service: Service;
+  say: (msg: string) => void;
+}): Promise<Service> {
+  await service.stop();
+  const common = createCommon(config);
+  const pool = createPool(config.env.DATABASE_URL, { max: 4 });
+  const kms = createKmsClient({ region: config.env.AWS_REGION, endpoint: kmsUrl });
+  const dir = mkdtempSync(path.join(tmpdir(), "demo-por-"));
+  let restarted: Service | undefined;
+  try {
+    const account = await createKmsAccount({ kms, keyId: prepared.keyId });
+    const adapter = createEvmAdapter(chain, { common });
+    const { contract } = await deployReservesAttestor({
+      common,
+      pool,
+      chain,
+      client: adapter.client,
+      account,
+      sendRawTransaction: adapter.sendRawTransaction,
+    });
+    say(
+      `proof of reserves: ReservesAttestor ${contract.address} deployed (attester: the hot wallet, gas booked)`,
+    );
+    restarted = await startService(prepared.config, { roles: [...ROLE_NAMES] });
+    const attestor = createAttestor({ common, pool });
+    const tick = await attestor.tick(chain, { everyBlocks: 1 });
+    if (!("runId" in tick) || tick.attested.length === 0)
+      throw new Error(`nothing attested: ${"detail" in tick ? tick.detail : "no asset due"}`);
+    const native = tick.attested.find((a) => a.token === zeroAddress) ?? tick.attested[0]!;
+    say(
+      `attesting block ${native.block} (reconciliation run ${tick.runId}, no open break): reserves ${native.reserves} wei, liabilities ${native.liabilities} wei over ${native.leafCount} customers, root ${native.liabilitiesRoot.slice(0, 18)}…`,
+    );
+    const txHash = await waitFor(
+      "the attestation mined and confirmed",
+      async () => {
+        await attestor.settle(chain);
+        const r = await pool.query<{ status: string; tx_hash: string | null }>(
+          "SELECT status, tx_hash FROM attest.attestations WHERE id = $1",
+          [native.id],
+        );
+        if (r.rows[0]?.status === "failed") throw new Error("the attestation transaction failed");
+        return r.rows[0]?.status === "confirmed" ? r.rows[0].tx_hash! : undefined;
+      },
+      { timeoutMs: 60_000, everyMs: 500 },
+    );
+    say(`Attested event in tx ${txHash} (sent by the signer, its gas booked as a fee)`);
+    const { plaintext } = await createApiKey(pool, {
+      owner: "demo-customer-support",
+      scopes: ["ledger:read"],
+    });
+    const res = await fetch(
+      `${restarted.url}/v1/customers/alice/liabilities-proof?asset=${chain.chainId}:${zeroAddress}`,
+      { headers: { authorization: `Bearer ${plaintext}` } },
+    );
+    if (!res.ok) throw new Error(`liabilities-proof answered ${res.status}: ${await res.text()}`);
+    const file = path.join(dir, "alice-proof.json");
+    writeFileSync(file, await res.text());
+    say(
+      `alice's proof from GET /v1/customers/alice/liabilities-proof saved; custody-node por verify ${path.basename(file)} --rpc ${chain.rpcUrls[0]}:`,
+    );
+    const verdict = await runPorVerify(file, { rpc: chain.rpcUrls[0]! });
+    for (const line of verdict.out.split("\n")) say(`  ${line}`);
+    if (verdict.code !== 0) throw new Error("alice's proof did not verify");
+    return restarted;
+  } catch (error) {
+    await restarted?.stop();
+    throw error;
+  } finally {
+    kms.destroy();
+    await pool.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
