@@ -73,6 +73,14 @@ export type WatchedSet = {
   stop: () => Promise<void>;
 };
 
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
 async function load(client: Queryable, chainId: number): Promise<Set<string>> {
   const { rows } = await client.query<{ address: string }>(
     "SELECT address FROM chain.custody_addresses WHERE chain_id = $1",
@@ -118,44 +126,61 @@ export async function createWatchedSet({
   };
 
   // Coalescing: a reload starts `coalesceMs` after the first request, one at a time; requests
-  // while it waits fold into it, requests while it runs ask for exactly one more. Named addresses are added at once (a Set add), even while a reload runs: the reload
-  // started before their commit may not see them, so they are re-added when it lands.
-  let reloading: Promise<void> | null = null;
-  let reloadAgain = false;
+  // while it waits fold into it, requests while it runs into the next one. Requests are numbered,
+  // so `ensureCurrent` waits only for a reload that started after the requests it saw, never for
+  // a burst to end. Named addresses are added at once (a Set add), even while a reload runs: the
+  // reload may have read the table before their commit, so they are added again when it lands.
+  let requested = 0;
+  let covered = 0;
+  let pumping = false;
+  let reloaded = deferred();
   const addedDuringReload = new Set<string>();
-  const requestReload = (delayMs = coalesceMs): Promise<void> => {
-    if (reloading) {
-      reloadAgain = true;
-      return reloading;
-    }
-    reloading = (async () => {
-      try {
-        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
-        do {
-          reloadAgain = false;
-          addedDuringReload.clear();
+  const pump = async (delayMs: number) => {
+    pumping = true;
+    try {
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      while (covered < requested && !stopped) {
+        const upTo = requested;
+        addedDuringReload.clear();
+        try {
           await reload();
           for (const a of addedDuringReload) set.add(a);
-        } while (reloadAgain && !stopped);
-      } catch (err) {
-        logger.warn({ msg: "watched set reload failed", err });
-        auditedAt = 0; // the next ensureCurrent audits
-      } finally {
-        reloading = null;
+        } catch (err) {
+          logger.warn({ msg: "watched set reload failed", err });
+          auditedAt = 0; // the next ensureCurrent audits
+        }
+        covered = upTo;
+        reloaded.resolve();
+        reloaded = deferred();
       }
-    })();
-    return reloading;
+    } finally {
+      pumping = false;
+      reloaded.resolve();
+      reloaded = deferred();
+    }
+  };
+  const requestReload = (delayMs = coalesceMs): void => {
+    requested++;
+    if (!pumping) void pump(delayMs);
+  };
+  /** Resolves once every reload requested so far has been done. */
+  const reloadsDone = async () => {
+    const target = requested;
+    while (covered < target && !stopped) {
+      if (!pumping) void pump(0);
+      await reloaded.promise;
+    }
   };
   const onPayload = (payload: string) => {
     const parsed = parseWatchedPayload(payload, chainId);
     if (parsed === null) return;
     if (parsed === "reload") {
-      void requestReload();
+      requestReload();
       return;
     }
     for (const a of parsed) {
       set.add(a);
-      if (reloading) addedDuringReload.add(a);
+      if (pumping) addedDuringReload.add(a);
     }
   };
 
@@ -189,7 +214,8 @@ export async function createWatchedSet({
       };
       await c.query(`LISTEN ${WATCHED_CHANNEL}`);
       // After LISTEN: every address committed from now on is notified, every earlier one loaded.
-      await requestReload(0);
+      requestReload(0);
+      await reloadsDone();
     } catch (err) {
       if (client && listener === client) {
         detach?.();
@@ -212,7 +238,7 @@ export async function createWatchedSet({
       // batch is applied (or its reload requested) when it returns. No table read.
       const c = listener;
       if (c) await c.query("SELECT 1").catch(() => {});
-      if (reloading) await reloading;
+      await reloadsDone();
       if (Date.now() - auditedAt < auditIntervalMs) return;
       const n = await count(client, chainId);
       auditedAt = Date.now();

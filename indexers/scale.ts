@@ -1,0 +1,249 @@
+/**
+ * Two indexer figures for the scale benchmark (ops/bench/scale.ts prints them): how long an
+ * allocation burst stalls a running indexer, and how far behind it falls following a fast chain.
+ * Each starts its own anvil and database, runs the real ingestor loop (`start`, not `syncOnce`)
+ * with 100,000 watched addresses, and cleans up. Anvil mines on our clock (automine off, one
+ * `evm_mine` every block time, one listed-token Transfer to a watched address in each block), so
+ * block times below anvil's 1 s interval mining are possible.
+ */
+import type { Hex } from "viem";
+import { createEvmAdapter } from "../chains/index.js";
+import { createCommon } from "../ops/common.js";
+import { type ChainConfig, type Config, chainSchema, envSchema } from "../ops/config.js";
+import { withTransaction } from "../ops/db.js";
+import { startAnvil } from "../ops/devstack/anvil.js";
+import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
+import { createIngestor, type Ingestor } from "./createIngestor.js";
+import { anvilRpc, call, deploy, type Rpc, syncToHead } from "./testing/chain.js";
+import { notifyWatchedAddress } from "./watched.js";
+
+const CHAIN_ID = 31337;
+const BASE = 0x5ca1e00000n;
+const addressAt = (i: number) => `0x${(BASE + BigInt(i)).toString(16).padStart(40, "0")}`;
+
+type Rig = {
+  rpc: Rpc;
+  db: TestDatabase;
+  ingestor: Ingestor;
+  /** Mine one block (with one watched Transfer) every blockTimeMs until stopped. */
+  mine: () => { stop: () => Promise<number> };
+  /** Times (ms, performance.now) at which the indexer's stored tip moved, and head - indexed. */
+  watch: () => { stop: () => { moves: number[]; lags: number[] } };
+  cleanup: () => Promise<void>;
+};
+
+async function rig(watched: number, blockTimeMs: number): Promise<Rig> {
+  const anvil = await startAnvil({ chainId: CHAIN_ID, port: 0 });
+  const db = await createTestDatabase({ poolSize: 8 });
+  let ingestor: Ingestor | undefined;
+  try {
+    const rpc = anvilRpc(anvil.rpcUrl);
+    const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+    const token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
+    await db.pool.query(
+      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+       SELECT $1, a, 'deposit', 'scale' FROM unnest($2::text[]) AS a`,
+      [CHAIN_ID, Array.from({ length: watched }, (_, i) => addressAt(i))],
+    );
+    const chain: ChainConfig = chainSchema.parse({
+      key: "scale",
+      chainId: CHAIN_ID,
+      name: "scale",
+      rpcUrls: [anvil.rpcUrl],
+      confirmations: { kind: "blocks", blocks: 2 },
+      reorgWindow: 16,
+      blockTimeMs,
+      feeModel: "eip1559",
+      tokens: [{ address: token, symbol: "TT", decimals: 18 }],
+    });
+    const config: Config = Object.freeze({
+      env: envSchema.parse({ DATABASE_URL: db.url, LOG_LEVEL: "silent" }),
+      chains: [chain],
+      hotWallets: [],
+      policies: {
+        withdrawals: {
+          globalAllowlist: [],
+          customerAllowlists: {},
+          limits: {},
+          requiredApprovals: 2,
+        },
+      },
+      webhooks: [],
+      webhookSecrets: {},
+      configPath: "(scale)",
+    });
+    const common = createCommon(config);
+    const adapter = createEvmAdapter(chain, { common });
+    ingestor = await createIngestor({ common, pool: db.pool, adapter });
+    const ing = ingestor;
+    await syncToHead(ing, db.pool, rpc, CHAIN_ID);
+    await rpc("evm_setAutomine", [false]);
+    ing.start();
+    let sent = 0;
+    return {
+      rpc,
+      db,
+      ingestor: ing,
+      mine() {
+        let stopped = false;
+        let mined = 0;
+        const run = (async () => {
+          let next = performance.now();
+          while (!stopped) {
+            await rpc("eth_sendTransaction", [
+              {
+                from,
+                to: token,
+                data: call("TestToken", "transfer", [addressAt(sent++ % watched), 1n]),
+                gas: "0x30000",
+              },
+            ]);
+            await rpc("evm_mine");
+            mined++;
+            next += blockTimeMs;
+            const wait = next - performance.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          }
+        })();
+        return {
+          async stop() {
+            stopped = true;
+            await run;
+            return mined;
+          },
+        };
+      },
+      watch() {
+        const moves: number[] = [];
+        const lags: number[] = [];
+        let last = ing.status().indexed;
+        const moved = setInterval(() => {
+          const s = ing.status();
+          if (s.indexed !== last) {
+            last = s.indexed;
+            moves.push(performance.now());
+          }
+        }, 5);
+        let sampling = true;
+        const sampler = (async () => {
+          while (sampling) {
+            const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+            const indexed = ing.status().indexed ?? 0n;
+            lags.push(Math.max(0, Number(head - indexed)));
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        })();
+        return {
+          stop() {
+            clearInterval(moved);
+            sampling = false;
+            void sampler;
+            return { moves, lags };
+          },
+        };
+      },
+      async cleanup() {
+        await ing.stop();
+        await db.drop();
+        await anvil.stop();
+      },
+    };
+  } catch (err) {
+    await ingestor?.stop().catch(() => {});
+    await db.drop().catch(() => {});
+    await anvil.stop().catch(() => {});
+    throw err;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * While the indexer follows a chain of `blockTimeMs` blocks, `addresses` allocations commit (one
+ * transaction each, 8 at a time: insert + notification, as allocation does; `notify: "chain"` is
+ * the chain-only notification older callers send). stallMs: the longest gap between two moves of
+ * the stored tip from the burst's start until 2 s after its end, minus one block time (0 when
+ * never late). maxLagBlocks over the same window.
+ */
+export async function measureAllocationStall(
+  opts: {
+    addresses?: number;
+    watched?: number;
+    blockTimeMs?: number;
+    notify?: "address" | "chain";
+  } = {},
+): Promise<{ stallMs: number; blockTimeMs: number; maxLagBlocks: number; allocateMs: number }> {
+  const addresses = opts.addresses ?? 1000;
+  const watched = opts.watched ?? 100_000;
+  const blockTimeMs = opts.blockTimeMs ?? 250;
+  const r = await rig(watched, blockTimeMs);
+  try {
+    const mining = r.mine();
+    await sleep(2000); // steady state first
+    const seen = r.watch();
+    const t0 = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < addresses) {
+        const a = addressAt(watched + next++);
+        await withTransaction(r.db.pool, async (c) => {
+          await c.query(
+            `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+             VALUES ($1, $2, 'deposit', 'burst')`,
+            [CHAIN_ID, a],
+          );
+          await notifyWatchedAddress(c, CHAIN_ID, opts.notify === "chain" ? undefined : [a]);
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    const allocateMs = performance.now() - t0;
+    await sleep(2000);
+    const { moves, lags } = seen.stop();
+    await mining.stop();
+    if (moves.length < 4) throw new Error(`the indexer stored only ${moves.length} blocks`);
+    if (r.ingestor.watched.size() !== watched + addresses)
+      throw new Error(`watched set holds ${r.ingestor.watched.size()}, not ${watched + addresses}`);
+    let gap = moves[0]! - t0;
+    for (let i = 1; i < moves.length; i++) gap = Math.max(gap, moves[i]! - moves[i - 1]!);
+    return {
+      stallMs: Math.max(0, gap - blockTimeMs),
+      blockTimeMs,
+      maxLagBlocks: Math.max(...lags),
+      allocateMs,
+    };
+  } finally {
+    await r.cleanup();
+  }
+}
+
+/** Follow a chain at `blocksPerSecond` for `seconds`: lag (head - indexed) sampled every 50 ms. */
+export async function measureFollow(
+  opts: { blocksPerSecond?: number; seconds?: number; watched?: number } = {},
+): Promise<{ maxLagBlocks: number; p99LagBlocks: number; blocks: number; seconds: number }> {
+  const bps = opts.blocksPerSecond ?? 4;
+  const seconds = opts.seconds ?? 60;
+  const r = await rig(opts.watched ?? 100_000, Math.round(1000 / bps));
+  try {
+    const mining = r.mine();
+    await sleep(1000);
+    const seen = r.watch();
+    await sleep(seconds * 1000);
+    const { lags } = seen.stop();
+    const blocks = await mining.stop();
+    return {
+      maxLagBlocks: Math.max(...lags),
+      p99LagBlocks: percentile(lags, 99),
+      blocks,
+      seconds,
+    };
+  } finally {
+    await r.cleanup();
+  }
+}
