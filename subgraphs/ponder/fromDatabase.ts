@@ -1,7 +1,8 @@
 /**
  * The Ponder app's deployment file from a running custody's own records: the chain's config entry
  * (RPC, listed tokens, cold address) and the contracts it deployed (custody.contracts, through
- * signer/deposit-addresses). What an operator writes once to run the app beside the service.
+ * signer/deposit-addresses). What `npm --prefix subgraphs run serve` (run.ts) writes before it
+ * starts the app beside the service.
  */
 import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
@@ -16,15 +17,16 @@ export async function deploymentFromDatabase(
   const factory = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
   const attestor = await getContract(pool, chain.chainId, "ReservesAttestor");
   if (!factory) throw new Error(`chain ${chain.key}: no ForwarderFactory deployed yet`);
-  if (!attestor) throw new Error(`chain ${chain.key}: no ReservesAttestor deployed yet`);
   return parseDeployment({
     chain: chain.key,
     chainId: chain.chainId,
     rpcUrls: chain.rpcUrls,
     startBlock: Number(factory.blockNumber),
     forwarderFactory: factory.address,
-    reservesAttestor: attestor.address,
-    attestorStartBlock: Number(attestor.blockNumber),
+    // Not deployed yet (e.g. `custody-node dev`): the zero address emits nothing; rewrite the file
+    // and restart the app once the attestor exists.
+    reservesAttestor: attestor?.address ?? "0x0000000000000000000000000000000000000000",
+    attestorStartBlock: Number(attestor?.blockNumber ?? factory.blockNumber),
     hotWallets: [factory.hotWallet],
     coldWallets: chain.coldAddress ? [chain.coldAddress] : [],
     tokens: chain.tokens.map((t) => t.address),
