@@ -80,6 +80,8 @@ beforeAll(async () => {
         reorgWindow: 4,
         blockTimeMs: 1000,
         feeModel: "eip1559",
+        nativeHotFloor: "1000000000000000000",
+        nativeHotCeiling: "50000000000000000000",
         tokens: [],
       },
     ],

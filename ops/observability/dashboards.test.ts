@@ -65,7 +65,11 @@ describe("Grafana dashboards", () => {
         "custody_signer_attempts_total",
         "custody_signer_fee_cap_hits_total",
       ],
-      "hot wallet balance": ["custody_signer_hot_wallet_balance_wei"],
+      "hot wallet balance vs floor and ceiling": [
+        "custody_signer_hot_wallet_balance_wei",
+        "custody_hot_wallet_floor_wei",
+        "custody_hot_wallet_ceiling_wei",
+      ],
       "reconciliation breaks": ["custody_recon_breaks"],
       "API latency and errors": ["custody_api_request_duration_seconds"],
       queues: ["custody_queue_jobs"],

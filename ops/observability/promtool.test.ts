@@ -71,6 +71,8 @@ describe("alert rules", () => {
       "WithdrawalNeedsReview",
       "FeeCapReached",
       "HotWalletInsufficientFunds",
+      "HotWalletBelowFloor",
+      "HotWalletAboveCeiling",
       "ReconciliationBreaksOpen",
       "WebhookDeadLetters",
       "KmsThrottling",
