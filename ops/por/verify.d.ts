@@ -35,7 +35,10 @@ export declare function nodeHash(
 ): Uint8Array;
 export declare function computeRoot(proof: unknown): { hash: string; sum: bigint };
 export declare function verifyProof(proof: unknown, attestation: unknown): VerifyResult;
-export declare function attestationQuery(shape: "ponder" | "graph"): string;
+export declare function attestationQuery(
+  shape: "ponder" | "graph",
+  filters?: ("asset" | "block" | "chainId" | "contract")[],
+): string;
 export declare function fetchAttestation(
   url: string,
   proof: unknown,

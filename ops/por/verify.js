@@ -304,10 +304,16 @@ export function verifyProof(proof, attestation) {
 export const ATTESTATION_FIELDS =
   "asset block reserves liabilities liabilitiesRoot addressesRoot reportHash";
 
-export function attestationQuery(shape) {
+export function attestationQuery(shape, filters = ["asset", "block"]) {
+  const types =
+    shape === "graph"
+      ? { asset: "Bytes!", block: "BigInt!", chainId: "Int!", contract: "Bytes!" }
+      : { asset: "String!", block: "BigInt!", chainId: "Int!", contract: "String!" };
+  const vars = filters.map((f) => `$${f}: ${types[f]}`).join(", ");
+  const where = filters.map((f) => `${f}: $${f}`).join(", ");
   return shape === "graph"
-    ? `query($asset: Bytes!, $block: BigInt!) { attestations(where: { asset: $asset, block: $block }, first: 1) { ${ATTESTATION_FIELDS} } }`
-    : `query($asset: String!, $block: BigInt!) { attestations(where: { asset: $asset, block: $block }, limit: 1) { items { ${ATTESTATION_FIELDS} } } }`;
+    ? `query(${vars}) { attestations(where: { ${where} }, first: 1) { ${ATTESTATION_FIELDS} } }`
+    : `query(${vars}) { attestations(where: { ${where} }, limit: 1) { items { ${ATTESTATION_FIELDS} } } }`;
 }
 
 /** Fetch the attestation a proof refers to from a GraphQL endpoint (fetch is global in Node and browsers). */
@@ -319,13 +325,18 @@ export async function fetchAttestation(url, proof, fetchImpl = fetch) {
     proof.block === undefined
   )
     throw new ProofFormatError("proof must carry asset and block to look its attestation up");
+  // The proof's chain and contract narrow the lookup when it names them: an indexer may serve
+  // several chains, and only the custody's own attestor counts.
   const variables = { asset: proof.asset.toLowerCase(), block: String(proof.block) };
+  if (Number.isSafeInteger(proof.chainId)) variables.chainId = proof.chainId;
+  if (typeof proof.contract === "string") variables.contract = proof.contract.toLowerCase();
+  const filters = Object.keys(variables);
   let lastError = "";
   for (const shape of ["ponder", "graph"]) {
     const res = await fetchImpl(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query: attestationQuery(shape), variables }),
+      body: JSON.stringify({ query: attestationQuery(shape, filters), variables }),
     });
     const body = await res.json().catch(() => null);
     const list = body?.data?.attestations;
@@ -333,7 +344,7 @@ export async function fetchAttestation(url, proof, fetchImpl = fetch) {
     if (Array.isArray(rows)) {
       if (rows.length === 0)
         throw new ProofFormatError(
-          `no attestation for asset ${variables.asset} at block ${variables.block} at ${url}`,
+          `no attestation for ${filters.map((f) => `${f} ${variables[f]}`).join(", ")} at ${url}`,
         );
       return rows[0];
     }
