@@ -11,10 +11,12 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { createLedger } from "../../ledger/createLedger.js";
+import { measureCreditBlock } from "../../ledger/crediting.scale.js";
 import { createReconciler } from "../../ledger/recon/reconcile.js";
 import { deployMulticall3 } from "../../ledger/recon/testing/multicall3.js";
 import { transferId } from "../../ledger/transferId.js";
 import type { NewTransfer } from "../../ledger/types.js";
+import { measureSweepPlanning } from "../../signer/sweeps/planning.scale.js";
 import { createCommon } from "../common.js";
 import { type ChainConfig, type Config, envSchema, fileConfigSchema, repoRoot } from "../config.js";
 import { createPool } from "../db.js";
@@ -193,6 +195,8 @@ async function indexerMeasures(): Promise<Measure[]> {
   ];
 }
 
+const firstLine = (error: unknown) => String((error as Error)?.message ?? error).split("\n")[0];
+
 function notMeasured(label: string, reason: string) {
   console.log(`not measured: ${label} (${reason})`);
 }
@@ -216,15 +220,44 @@ async function main() {
     await anvilMine(anvil.rpcUrl, info.tipBlock + 20);
     const chains = chainConfigs(anvil.rpcUrl, multicall3);
 
-    // Crediting and sweep planning: H15c's measurement functions.
-    notMeasured(
-      "crediting a new block of 1,000 deposits",
-      "H15c's measurement function is not in /tmp/team/scale.md yet",
-    );
-    notMeasured(
-      "sweep planning pass",
-      "H15c's measurement function is not in /tmp/team/scale.md yet",
-    );
+    // Crediting and sweep planning (H15c's measurements) on the first chain.
+    {
+      const common = scaleCommon(anvil.rpcUrl, multicall3);
+      const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
+      try {
+        const chainId = chains[0]!.chainId;
+        try {
+          const c = await measureCreditBlock({ common, pool, chainId, deposits: 1_000, runs: 5 });
+          if (c.credited.some((n) => n !== c.deposits))
+            throw new Error(`credited ${c.credited.join(", ")} of ${c.deposits} per run`);
+          console.log(
+            `crediting: ${fmt(c.facts)} confirmed facts on the chain; runs ${c.runsMs.map((x) => x.toFixed(0)).join(", ")} ms; the ledger's own write of 1,000 transfers ${c.ledgerWriteMs.toFixed(0)} ms; periodic pass with nothing new ${c.idleMs.toFixed(0)} ms`,
+          );
+          figure("crediting a new block of 1,000 deposits (median of 5)", c.ms, "ms");
+        } catch (error) {
+          notMeasured("crediting a new block of 1,000 deposits", `failed: ${firstLine(error)}`);
+        }
+        try {
+          const p = await measureSweepPlanning({
+            pool,
+            chainId,
+            pending: 5_000,
+            batchSize: 50,
+            runs: 5,
+          });
+          console.log(
+            `sweep planning: ${fmt(p.addresses)} forwarders, ${fmt(p.candidates)} sweepable, ${p.sweeps} sweeps planned; runs ${p.runsMs.map((x) => x.toFixed(0)).join(", ")} ms`,
+          );
+          figure("sweep planning pass (median of 5)", p.ms, "ms");
+        } catch (error) {
+          notMeasured("sweep planning pass", `failed: ${firstLine(error)}`);
+        }
+      } finally {
+        await pool.end();
+        await common.shutdown.kill("done");
+      }
+      await resetToSeed(info, W);
+    }
 
     // Full reconciliation in a child process: its peak RSS is the run's.
     const child = spawnSync(
@@ -310,7 +343,7 @@ async function main() {
     try {
       await m.run();
     } catch (error) {
-      notMeasured(m.label, `failed: ${(error as Error).message.split("\n")[0]}`);
+      notMeasured(m.label, `failed: ${firstLine(error)}`);
     }
   }
 }
