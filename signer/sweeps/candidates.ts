@@ -25,13 +25,13 @@ WHERE c.chain_id = $1 AND c.balance > 0 AND c.balance >= t.threshold
   -- an address in an open sweep waits for that sweep to settle
   AND NOT EXISTS (
     SELECT 1 FROM custody.sweep_items oi JOIN custody.sweeps os ON os.id = oi.sweep_id
-    WHERE os.chain_id = $1 AND os.status = 'open' AND oi.address = c.address
+    WHERE oi.chain_id = $1 AND oi.address = c.address AND os.status = 'open'
   )
   -- an address whose sweep failed recently waits: the cause (gas, a node) may not have passed,
   -- and retrying every tick would only burn gas
   AND NOT EXISTS (
     SELECT 1 FROM custody.sweep_items fi JOIN custody.sweeps fs ON fs.id = fi.sweep_id
-    WHERE fs.chain_id = $1 AND fs.status = 'failed' AND fi.address = c.address
+    WHERE fi.chain_id = $1 AND fi.address = c.address AND fs.status = 'failed'
       AND fs.settled_at > now() - make_interval(secs => $2::double precision / 1000)
   )
   -- an (address, asset) whose latest booked sweep moved none of it waits: the chain did not let it
@@ -41,8 +41,8 @@ WHERE c.chain_id = $1 AND c.balance > 0 AND c.balance >= t.threshold
     SELECT 1 FROM (
       SELECT ei.swept, es.settled_at
       FROM custody.sweep_items ei JOIN custody.sweeps es ON es.id = ei.sweep_id
-      WHERE es.chain_id = $1 AND es.status = 'booked' AND ei.address = c.address
-        AND ei.asset = c.asset AND ei.planned > 0
+      WHERE ei.chain_id = $1 AND ei.address = c.address AND ei.asset = c.asset
+        AND es.status = 'booked' AND ei.planned > 0
       ORDER BY es.settled_at DESC LIMIT 1
     ) last
     WHERE last.swept = 0
