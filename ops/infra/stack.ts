@@ -53,7 +53,12 @@ export type CustodyStackProps = StackProps & {
   vpcId?: string;
   /** Webhook secrets already in Secrets Manager, by env name (absent: the stack creates them). */
   webhookSecretArns?: Record<string, string>;
+  /** The OpenTelemetry collector image of the worker's sidecar (pin one your registry mirrors). */
+  collectorImage?: string;
 };
+
+export const DEFAULT_COLLECTOR_IMAGE =
+  "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3";
 
 /** CloudWatch namespace the worker's collector sidecar publishes queue depth to (EMF). */
 export const METRICS_NAMESPACE = "CustodyNode";
@@ -308,7 +313,12 @@ export class CustodyStack extends Stack {
       services.set(svc.id, service);
       this.addScaling(svc, service);
       if (svc.scaling?.on === "queue-depth")
-        this.addQueueDepthCollector(def, logGroup, `/custody/${props.envName}/metrics`);
+        this.addQueueDepthCollector(
+          def,
+          logGroup,
+          `/custody/${props.envName}/metrics`,
+          props.collectorImage ?? DEFAULT_COLLECTOR_IMAGE,
+        );
     }
 
     // Internal ALB in front of the api tasks, health-checked on readiness.
@@ -441,11 +451,14 @@ export class CustodyStack extends Stack {
   /**
    * The worker's queue depth reaches CloudWatch through an OpenTelemetry collector sidecar that
    * scrapes the task's own /metrics and writes the one gauge as EMF (the service stays Prometheus).
+   * Every worker reports the same Redis-wide gauge per queue; the scaling alarm takes the Maximum,
+   * i.e. the waiting jobs of the longest queue.
    */
   private addQueueDepthCollector(
     def: ecs.FargateTaskDefinition,
     logGroup: logs.LogGroup,
     emfLogGroup: string,
+    collectorImage: string,
   ): void {
     const config = [
       "receivers:",
@@ -468,9 +481,7 @@ export class CustodyStack extends Stack {
       "    metrics: { receivers: [prometheus], exporters: [awsemf] }",
     ].join("\n");
     def.addContainer("metrics-collector", {
-      image: ecs.ContainerImage.fromRegistry(
-        "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3",
-      ),
+      image: ecs.ContainerImage.fromRegistry(collectorImage),
       essential: false,
       environment: { AOT_CONFIG_CONTENT: config },
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: "worker-collector" }),
