@@ -51,6 +51,24 @@ const COLD: Address = "0x00000000000000000000000000000000000C01D0";
 const CARGO = parseEther("50");
 const HOT_CEILING = parseEther("10");
 
+/** The README's examples ("dApp queries"): the latest native attestation, and every wallet flow. */
+const README_QUERIES = {
+  latestAttestation: `{
+  attestations(
+    where: { asset: "0x0000000000000000000000000000000000000000" }
+    orderBy: "block", orderDirection: "desc", limit: 1
+  ) {
+    items { asset block reserves liabilities liabilitiesRoot addressesRoot reportHash transactionHash }
+  }
+}`,
+  walletFlows: `{
+  walletTransfers(orderBy: "blockNumber", orderDirection: "asc") {
+    totalCount
+    items { token from to amount fromKind toKind blockNumber }
+  }
+}`,
+};
+
 let ctx: TestContext;
 let kms: KmsEmulator;
 let service: Service | undefined;
@@ -394,11 +412,31 @@ describe("Ponder parity with custody-node's own records", () => {
       },
     ]);
 
-    // For the README's examples: the answers of a real run (PARITY_ANSWERS=<file>).
+    // The README's two example queries ("dApp queries"), answered here; PARITY_ANSWERS=<file>
+    // writes the answers of a real run for the README.
+    const latest = await ponder.graphql<{
+      attestations: { items: Record<string, string>[] };
+    }>(README_QUERIES.latestAttestation);
+    expect(latest.attestations.items).toHaveLength(1);
+    const native = latest.attestations.items[0]!;
+    expect(custodyAttestations.filter((a) => a.startsWith(`${native.transactionHash}|`))).toEqual([
+      `${native.transactionHash}|${answers.attestations.items[0]!.contract}|${native.asset}|${native.block}|${native.reserves}|${native.liabilities}|${native.liabilitiesRoot}|${native.addressesRoot}|${native.reportHash}`,
+    ]);
+    const flows = await ponder.graphql<{
+      walletTransfers: { totalCount: number; items: Record<string, string | null>[] };
+    }>(README_QUERIES.walletFlows);
+    expect(flows.walletTransfers.totalCount).toBe(custodyTransfers.length);
+    expect(flows.walletTransfers.items.map((t) => `${t.fromKind ?? ""}>${t.toKind ?? ""}`)).toEqual(
+      [">hot", "hot>cold"],
+    );
     if (process.env.PARITY_ANSWERS)
       writeFileSync(
         process.env.PARITY_ANSWERS,
-        JSON.stringify({ url: ponder.url, token: TOKEN, cold: COLD, hot, answers }, null, 2),
+        JSON.stringify(
+          { url: ponder.url, token: TOKEN, cold: COLD, hot, answers, latest, flows },
+          null,
+          2,
+        ),
       );
   }, 600_000);
 });
