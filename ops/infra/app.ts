@@ -5,6 +5,7 @@
  *   CUSTODY_INFRA_CONFIG  the custody config file for that environment (default: ops/infra/example.config.json)
  *   CUSTODY_IMAGE         the image URI every task runs (required to deploy; a placeholder for synth)
  *   CUSTODY_VPC_ID        an existing VPC to run in (optional; needs AWS credentials for the lookup)
+ *   CUSTODY_CERTIFICATE_ARN  ACM certificate for the internal ALB (optional: HTTPS on 443, else HTTP on 80)
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -26,6 +27,7 @@ export function buildApp(env: NodeJS.ProcessEnv = process.env, outdir?: string):
     config: JSON.parse(readFileSync(configPath, "utf8")),
     image: env.CUSTODY_IMAGE ?? "custody-node:synth-placeholder",
     ...(env.CUSTODY_VPC_ID ? { vpcId: env.CUSTODY_VPC_ID } : {}),
+    ...(env.CUSTODY_CERTIFICATE_ARN ? { certificateArn: env.CUSTODY_CERTIFICATE_ARN } : {}),
     env: {
       ...(env.CDK_DEFAULT_ACCOUNT ? { account: env.CDK_DEFAULT_ACCOUNT } : {}),
       region: env.CDK_DEFAULT_REGION ?? "us-east-1",

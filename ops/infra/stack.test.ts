@@ -199,6 +199,26 @@ describe("CDK app (synthesized offline)", () => {
     expect(alarms.map((a) => a.properties.MetricName)).toContain("custody_queue_jobs");
   });
 
+  it("serves HTTPS on the internal ALB when given a certificate, HTTP inside the VPC otherwise", () => {
+    const listeners = (t: Template) =>
+      resourcesOfType(t, "AWS::ElasticLoadBalancingV2::Listener").map((l) => [
+        l.properties.Port,
+        l.properties.Protocol,
+        l.properties.Certificates,
+      ]);
+    expect(listeners(template)).toEqual([[80, "HTTP", undefined]]);
+    const certificateArn = "arn:aws:acm:eu-west-1:111111111111:certificate/abc";
+    const tls = synthTemplate(
+      {
+        CUSTODY_ENV: "staging",
+        CDK_DEFAULT_REGION: "eu-west-1",
+        CUSTODY_CERTIFICATE_ARN: certificateArn,
+      },
+      path.join(outdir, "tls"),
+    );
+    expect(listeners(tls)).toEqual([[443, "HTTPS", [{ CertificateArn: certificateArn }]]]);
+  }, 120_000);
+
   it("refuses a hot wallet whose key is not an alias the stack can create", () => {
     const raw = JSON.parse(readFileSync(exampleInfraConfigPath, "utf8"));
     raw.hotWallets[0].kmsKeyId = "1234abcd-12ab-34cd-56ef-1234567890ab";

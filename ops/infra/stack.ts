@@ -53,6 +53,8 @@ export type CustodyStackProps = StackProps & {
   vpcId?: string;
   /** Webhook secrets already in Secrets Manager, by env name (absent: the stack creates them). */
   webhookSecretArns?: Record<string, string>;
+  /** ACM certificate for the internal ALB (HTTPS on 443); absent: HTTP on 80 inside the VPC. */
+  certificateArn?: string;
   /** The OpenTelemetry collector image of the worker's sidecar (pin one your registry mirrors). */
   collectorImage?: string;
 };
@@ -323,7 +325,13 @@ export class CustodyStack extends Stack {
 
     // Internal ALB in front of the api tasks, health-checked on readiness.
     const albSg = new ec2.SecurityGroup(this, "AlbSg", { vpc, allowAllOutbound: true });
-    albSg.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(80), "inside the VPC");
+    // HTTPS when a certificate is given (API keys travel in headers); plain HTTP only inside the VPC.
+    const listenPort = props.certificateArn ? 443 : 80;
+    albSg.addIngressRule(
+      ec2.Peer.ipv4(vpc.vpcCidrBlock),
+      ec2.Port.tcp(listenPort),
+      "inside the VPC",
+    );
     tasksSg.addIngressRule(albSg, ec2.Port.tcp(SERVICE_PORT), "ALB to api");
     const alb = new elbv2.ApplicationLoadBalancer(this, "Alb", {
       vpc,
@@ -331,7 +339,15 @@ export class CustodyStack extends Stack {
       vpcSubnets: appSubnets,
       securityGroup: albSg,
     });
-    const listener = alb.addListener("Http", { port: 80, open: false });
+    const listener = props.certificateArn
+      ? alb.addListener("Https", {
+          port: 443,
+          protocol: elbv2.ApplicationProtocol.HTTPS,
+          certificates: [elbv2.ListenerCertificate.fromArn(props.certificateArn)],
+          sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+          open: false,
+        })
+      : alb.addListener("Http", { port: 80, open: false });
     const api = plan.services.find((s) => s.loadBalanced);
     if (api) {
       listener.addTargets("Api", {
