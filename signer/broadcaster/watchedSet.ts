@@ -24,6 +24,8 @@ WHERE chain_id = $1 AND from_address = $2 AND changed_at >= $3`;
 export type WatchedSet = {
   /** The watched requests now, by nonce. */
   read: () => Promise<WatchedRequest[]>;
+  /** What the last read fetched: the whole set, or only the rows changed since the one before. */
+  lastRead: () => { full: boolean; rows: number };
 };
 
 export function createWatchedSet(
@@ -35,6 +37,7 @@ export function createWatchedSet(
   /** Database time of the last read (the next read takes rows changed since then minus the overlap). */
   let readAt: Date | undefined;
   let fullAt = 0;
+  let last = { full: true, rows: 0 };
 
   /** Database time, read before the rows: a row stamped later is at or after it. */
   const dbNow = async () =>
@@ -48,6 +51,7 @@ export function createWatchedSet(
     sorted = all;
     readAt = at;
     fullAt = Date.now();
+    last = { full: true, rows: all.length };
   }
 
   async function changed(since: Date) {
@@ -56,6 +60,7 @@ export function createWatchedSet(
       ctx.from,
       new Date(since.getTime() - overlapMs),
     ]);
+    last = { full: false, rows: rows.length };
     if (rows.length === 0) return;
     for (const row of rows) {
       const watched =
@@ -80,5 +85,6 @@ export function createWatchedSet(
       }
       return sorted;
     },
+    lastRead: () => last,
   };
 }
