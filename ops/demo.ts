@@ -176,6 +176,7 @@ async function main() {
     say("all good. To keep a local service up: `npx custody-node dev` (stack, KMS key, funded and");
     say("booked hot wallet, factory, an admin key printed once; every role until Ctrl-C), then");
     say("browse http://127.0.0.1:8080/docs (see README).");
+    say(`runtime: Node ${process.version} (npm scripts use node_modules/.bin/node, see README)`);
   } finally {
     await stopAll();
   }

@@ -4,6 +4,10 @@
 // TypeScript source file is newer than the build, it runs the source through tsx's loader (dev and
 // tests: an edit is never shadowed by a stale dist/). CUSTODY_NODE_FROM_SOURCE=1 forces the source.
 import { existsSync, readdirSync, statSync } from "node:fs";
+import module from "node:module";
+
+// V8 keeps compiled code on disk between runs (NODE_COMPILE_CACHE sets where; the image warms it).
+module.enableCompileCache?.();
 
 const root = new URL("../../", import.meta.url);
 const stamp = new URL("dist/.build-stamp", root);
