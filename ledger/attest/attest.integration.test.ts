@@ -246,6 +246,13 @@ describe("attestation of reserves and liabilities", () => {
     expect(fee.rows).toEqual([
       { amount: (receipt.gasUsed * receipt.effectiveGasPrice).toString() },
     ]);
+    // The schedule: a clean run fewer than everyBlocks past the last attested block is not due.
+    expect(await attestor.tick(chain, { everyBlocks: 1000 })).toMatchObject({
+      attested: [],
+      skipped: "not_due",
+      runId: clean.runId,
+      detail: `last attested block ${head}, next at ${head + 1000}`,
+    });
 
     // 5. Value nothing explains lands in the hot wallet: that block's run has an open break, and
     // the attestor does not attest it (nor any block while it is the newest run).

@@ -1,0 +1,138 @@
+/**
+ * The reconciler role attests on its own (issue 17): with `chains[].attestation` configured, the
+ * service running every role but with no call from the test attests the newest clean
+ * reconciliation run's block through the signer, and the attestation confirms with its gas booked.
+ */
+import { createPublicClient, http, type PublicClient, parseEther, zeroAddress } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prepareCustody } from "../../ops/e2e/setup.js";
+import { type Service, startService } from "../../ops/start.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { waitFor } from "../../ops/testing/wait.js";
+import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
+import { createLedger } from "../createLedger.js";
+import { createReconciler } from "../recon/reconcile.js";
+import { bookTreasuryMove } from "../treasury.js";
+import { deployReservesAttestor } from "./deploy.js";
+
+let ctx: TestContext;
+let kms: KmsEmulator;
+let service: Service | undefined;
+
+beforeAll(async () => {
+  ctx = await createTestContext({
+    chains: [
+      { chainId: 31337, key: "local-a", config: { confirmations: { kind: "blocks", blocks: 2 } } },
+    ],
+  });
+  kms = await startKmsEmulator();
+}, 60_000);
+afterAll(async () => {
+  await service?.stop();
+  await kms?.stop();
+  await ctx?.cleanup();
+});
+
+describe("reconciler role: attestation step", () => {
+  it("attests the newest clean run's block on the configured schedule, through the signer", async () => {
+    const chain = ctx.config.chains[0]!;
+    const pool = ctx.db.pool;
+    const client = createPublicClient({
+      cacheTime: 0,
+      transport: http(chain.rpcUrls[0]),
+    }) as PublicClient;
+    const mine = () => client.request({ method: "evm_mine" as never });
+    const prepared = await prepareCustody({
+      common: ctx.common,
+      pool,
+      chain,
+      kmsEndpoint: kms.url,
+    });
+    const ledger = createLedger({ common: ctx.common, pool });
+    await bookTreasuryMove(
+      { common: ctx.common, pool, ledger },
+      {
+        move: "fund",
+        chainId: chain.chainId,
+        txHash: prepared.fundTxHash,
+        wallet: prepared.hotWallet,
+        amount: parseEther("100"),
+        by: "test",
+        reason: "hot wallet float",
+      },
+    );
+    await ledger.close();
+    const kmsClient = createKmsClient({ region: "us-east-1", endpoint: kms.url });
+    await deployReservesAttestor({
+      common: ctx.common,
+      pool,
+      chain,
+      client,
+      account: await createKmsAccount({ kms: kmsClient, keyId: prepared.keyId }),
+      sendRawTransaction: (raw) =>
+        client.request({ method: "eth_sendRawTransaction", params: [raw] }),
+    });
+    kmsClient.destroy();
+    const scheduled = { ...chain, attestation: { everyBlocks: 1, intervalMs: 1000 } };
+    service = await startService(Object.freeze({ ...prepared.config, chains: [scheduled] }), {
+      roles: ["indexer", "worker", "signer", "reconciler"],
+    });
+
+    // A clean run at a final block (the role's own runs stay 30 s behind; this one is newer).
+    const head = Number(await client.getBlockNumber());
+    await waitFor(
+      `block ${head} final in the index`,
+      async () => {
+        await mine();
+        const r = await pool.query<{ block_number: string }>(
+          "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
+          [chain.chainId],
+        );
+        return Number(r.rows[0]?.block_number ?? -1) - 2 >= head;
+      },
+      { timeoutMs: 60_000, everyMs: 200 },
+    );
+    const run = await createReconciler({ common: ctx.common, pool }).run({ chain, block: head });
+    expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
+
+    const attested = await waitFor(
+      `the role's attestation of block ${head} confirmed`,
+      async () => {
+        await mine();
+        const r = await pool.query<{
+          token: string;
+          run_id: string;
+          tx_hash: string;
+          reserves: string;
+        }>(
+          `SELECT token, run_id::text, tx_hash, reserves::text FROM attest.attestations
+            WHERE block_number = $1 AND status = 'confirmed'`,
+          [head],
+        );
+        return r.rows.length > 0 ? r.rows : undefined;
+      },
+      { timeoutMs: 60_000, everyMs: 500 },
+    );
+    expect(attested).toEqual([
+      {
+        token: zeroAddress,
+        run_id: String(run.runId),
+        tx_hash: expect.stringMatching(/^0x/),
+        reserves: expect.any(String),
+      },
+    ]);
+    expect(BigInt(attested[0]!.reserves)).toBeGreaterThan(0n);
+    const receipt = await client.getTransactionReceipt({
+      hash: attested[0]!.tx_hash as `0x${string}`,
+    });
+    expect(receipt.status).toBe("success");
+    const fee = await pool.query<{ amount: string }>(
+      "SELECT amount::text FROM ledger.transfers WHERE kind = 'fee' AND tx_hash = $1",
+      [attested[0]!.tx_hash],
+    );
+    expect(fee.rows).toEqual([
+      { amount: (receipt.gasUsed * receipt.effectiveGasPrice).toString() },
+    ]);
+  }, 180_000);
+});

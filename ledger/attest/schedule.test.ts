@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { parseFileConfig } from "../../ops/config.js";
+import { ConfigError } from "../../ops/errors.js";
+
+const chain = {
+  key: "local-a",
+  chainId: 31337,
+  name: "local",
+  rpcUrls: ["http://127.0.0.1:8545"],
+  confirmations: { kind: "blocks", blocks: 2 },
+  reorgWindow: 8,
+  blockTimeMs: 1000,
+  feeModel: "eip1559",
+};
+
+describe("chains[].attestation (the proof-of-reserves schedule)", () => {
+  it("is optional; when given, intervalMs defaults to a minute", () => {
+    expect(parseFileConfig({ chains: [chain] }).chains[0]!.attestation).toBeUndefined();
+    expect(
+      parseFileConfig({ chains: [{ ...chain, attestation: { everyBlocks: 100 } }] }).chains[0]!
+        .attestation,
+    ).toEqual({ everyBlocks: 100, intervalMs: 60_000 });
+  });
+
+  it("a bad value is refused, naming the field", () => {
+    for (const [attestation, field] of [
+      [{ everyBlocks: 0 }, "chains.0.attestation.everyBlocks"],
+      [{ everyBlocks: 1.5 }, "chains.0.attestation.everyBlocks"],
+      [{}, "chains.0.attestation.everyBlocks"],
+      [{ everyBlocks: 10, intervalMs: 10 }, "chains.0.attestation.intervalMs"],
+      [{ everyBlocks: 10, every: 3 }, "chains.0.attestation"],
+    ] as const) {
+      let error: unknown;
+      try {
+        parseFileConfig({ chains: [{ ...chain, attestation }] });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, JSON.stringify(attestation)).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).message, JSON.stringify(attestation)).toContain(field);
+    }
+  });
+});
