@@ -3,7 +3,7 @@ import { Address, dataSource, ethereum } from "@graphprotocol/graph-ts";
 import { ForwarderFactory, Swept } from "../generated/ForwarderFactory/ForwarderFactory";
 import { CustodyWallet, Sweep } from "../generated/schema";
 import { Token } from "../generated/templates";
-import { chainIdOf, listedTokensOf } from "./networks";
+import { chainIdOf, splitAddresses, tokensToFollow } from "./networks";
 
 /**
  * Runs once, at the factory's start block: registers the hot wallet (the factory's immutable
@@ -15,19 +15,12 @@ export function handleSetUp(_block: ethereum.Block): void {
   const factory = ForwarderFactory.bind(dataSource.address());
   const hot = factory.try_hotWallet();
   if (!hot.reverted) saveWallet(hot.value, "hot", chainId);
+  // context values: comma-separated addresses ("" for none)
   const context = dataSource.context();
   const cold = splitAddresses(context.getString("coldWallets"));
   for (let i = 0; i < cold.length; i++) saveWallet(Address.fromString(cold[i]), "cold", chainId);
-  // context values: comma-separated addresses ("" for none)
-  const tokens = listedTokensOf(dataSource.network()).concat(
-    splitAddresses(context.getString("tokens")),
-  );
-  const started: string[] = [];
-  for (let i = 0; i < tokens.length; i++) {
-    if (started.includes(tokens[i])) continue;
-    started.push(tokens[i]);
-    Token.create(Address.fromString(tokens[i]));
-  }
+  const tokens = tokensToFollow(dataSource.network(), context.getString("tokens"));
+  for (let i = 0; i < tokens.length; i++) Token.create(Address.fromString(tokens[i]));
 }
 
 export function handleSwept(event: Swept): void {
@@ -51,14 +44,4 @@ function saveWallet(address: Address, kind: string, chainId: i32): void {
   wallet.address = address;
   wallet.kind = kind;
   wallet.save();
-}
-
-function splitAddresses(list: string): string[] {
-  const out: string[] = [];
-  const parts = list.split(",");
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i].trim().toLowerCase();
-    if (part.length > 0) out.push(part);
-  }
-  return out;
 }

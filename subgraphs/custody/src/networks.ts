@@ -1,7 +1,8 @@
 // biome-ignore-all lint/suspicious/noDoubleEquals: AssemblyScript compares strings by content with ==; its === compares references
 // Facts per Graph network name that the manifest cannot carry per network: the chain id and the
-// listed tokens of the built-in chains (chains/registry.ts). networks.test.ts checks this table
-// against the registry and networks.json, so the three cannot drift apart.
+// listed tokens of the built-in chains (chains/registry.ts), and the parsing of the manifest's
+// context lists. Pure AssemblyScript (no graph-ts), so networks.test.ts compiles it to WebAssembly
+// and checks it against the registry and networks.json.
 
 export function chainIdOf(network: string): i32 {
   if (network == "mainnet") return 1;
@@ -28,4 +29,23 @@ export function listedTokensOf(network: string): string[] {
   if (network == "base") return ["0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"];
   if (network == "optimism") return ["0x0b2c639c533813f4aa9d7837caf62653d097ff85"];
   return [];
+}
+
+/** A context list: comma-separated addresses, any case, blanks ignored; lowercase out. */
+export function splitAddresses(list: string): string[] {
+  const out: string[] = [];
+  const parts = list.split(",");
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i].trim().toLowerCase();
+    if (part.length > 0) out.push(part);
+  }
+  return out;
+}
+
+/** The tokens to follow: the chain's listed ones, then the context's extra ones, each once. */
+export function tokensToFollow(network: string, extra: string): string[] {
+  const all = listedTokensOf(network).concat(splitAddresses(extra));
+  const out: string[] = [];
+  for (let i = 0; i < all.length; i++) if (!out.includes(all[i])) out.push(all[i]);
+  return out;
 }
