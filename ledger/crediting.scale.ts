@@ -11,6 +11,7 @@
  * addresses there first (marked by a factory of its own) and removes them at the end, so the
  * figure includes that work as production would.
  */
+import { createHash } from "node:crypto";
 import type { Common } from "../ops/common.js";
 import type { Pool } from "../ops/db.js";
 import { createLedger } from "./createLedger.js";
@@ -36,8 +37,8 @@ export type CreditBlockMeasurement = {
    */
   idleMs: number;
   /**
-   * Median of ledger.createTransfers alone for a batch of `deposits` deposit transfers on the
-   * same database (the ledger's write, which crediting a block cannot avoid).
+   * Median of ledger.createTransfers alone for a batch of `deposits` deposit transfers (with chain
+   * references) on the same database: the ledger's write, which crediting a block cannot avoid.
    */
   ledgerWriteMs: number;
 };
@@ -146,7 +147,13 @@ export async function measureCreditBlock({
         debit: "custody:deposits",
         credit: `user:${owners[i % owners.length]!.owner}`,
         amount: 1n,
-        kind: "manual" as const,
+        kind: "deposit" as const,
+        // As a credit carries it: the ledger indexes a transfer's chain reference.
+        chainRef: {
+          chainId,
+          txHash: `0x${createHash("sha256").update(`${stamp}:${i}`).digest("hex")}`,
+          position: "tx",
+        },
       }));
       const t = performance.now();
       await ledger.createTransfers(transfers);

@@ -391,6 +391,9 @@ export function createDepositCrediting({
 }): DepositCrediting {
   const log = common.logger.child({ component: "deposit-crediting" });
   const metrics = reorgMetrics(common);
+  /** Chains whose parked gauge was set, and chains that parked a deposit since. */
+  const parkedCounted = new Set<number>();
+  const parkedSince = new Set<number>();
 
   /** Apply in the caller's transaction; a refused transfer is logged and reported as false. */
   async function apply(
@@ -478,6 +481,7 @@ export function createDepositCrediting({
         PARKED_MAX_DOUBLINGS,
         parkedRetryMs,
       ]);
+      for (const x of refused) parkedSince.add(x.f.chain_id);
       for (const { f, code, detail } of refused.slice(0, 20))
         log.error({
           msg: "deposit credit refused: parked",
@@ -614,11 +618,16 @@ export function createDepositCrediting({
         ]);
       return { credited, tried: rows.length };
     });
-    const { rows } = await pool.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM ledger.parked_deposits WHERE chain_id = $1",
-      [chainId],
-    );
-    metrics.parked.set({ chain_id: String(chainId) }, rows[0]?.n ?? 0);
+    // The gauge changes only when something was parked or tried (or on the first pass).
+    if (out.tried > 0 || !parkedCounted.has(chainId) || parkedSince.has(chainId)) {
+      parkedSince.delete(chainId);
+      const { rows } = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM ledger.parked_deposits WHERE chain_id = $1",
+        [chainId],
+      );
+      metrics.parked.set({ chain_id: String(chainId) }, rows[0]?.n ?? 0);
+      parkedCounted.add(chainId);
+    }
     return out;
   }
 
@@ -846,14 +855,19 @@ export function createDepositCrediting({
       // Holds first: a credit whose fact is gone stops being available before anything else runs.
       out.held = await drain(() => holdOrphaned(scope));
       out.restored = await drain(() => restoreReconfirmed(scope));
-      // A doorbell's range first (the newest blocks), then the watermark catches up to it.
-      if (range.fromBlock !== undefined || range.toBlock !== undefined)
+      const ranged = range.fromBlock !== undefined || range.toBlock !== undefined;
+      if (ranged && range.chainId === undefined)
         out.credited += await drain(() => creditConfirmed({ ...range }));
       for (const chainId of chains) {
-        for (;;) {
-          const step = await creditNew({ chainId });
+        // Caught up (the usual case), one watermark step credits the doorbell's blocks too. Far
+        // behind (catching up after an outage), the doorbell's newest blocks go first.
+        let step = await creditNew({ chainId });
+        out.credited += step.credited;
+        if (!step.done && ranged && range.chainId === chainId)
+          out.credited += await drain(() => creditConfirmed({ ...range }));
+        while (!step.done) {
+          step = await creditNew({ chainId });
           out.credited += step.credited;
-          if (step.done) break;
         }
         out.credited += (await retryParked({ chainId })).credited;
       }
