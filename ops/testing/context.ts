@@ -107,6 +107,7 @@ export async function createTestContext(
       webhooks: file.webhooks,
       webhookSecrets: {},
       configPath: "(test)",
+      api: file.api,
     });
     const common = createCommon(config, {
       logger: createLogger(env.LOG_LEVEL),

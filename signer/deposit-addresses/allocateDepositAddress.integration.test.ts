@@ -117,8 +117,12 @@ describe("deposit address allocation", () => {
       // allocation has arrived, all of theirs have too (no sleep, no race with delivery).
       await ctx.db.pool.query("SELECT pg_notify($1, 'marker')", [WATCHED_CHANNEL]);
       await waitFor("the marker notification", async () => notifications.includes("marker"));
-      // One per created address (alice, bob); none for the idempotent repeats.
-      expect(notifications.slice(0, notifications.indexOf("marker"))).toEqual(["31337", "31337"]);
+      // One per created address (alice, bob), naming it so indexers add it without a reload;
+      // none for the idempotent repeats.
+      expect(notifications.slice(0, notifications.indexOf("marker"))).toEqual([
+        `31337:${a.address.toLowerCase()}`,
+        `31337:${raced[0]!.address.toLowerCase()}`,
+      ]);
     } finally {
       listener.release();
     }

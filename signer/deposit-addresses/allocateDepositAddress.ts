@@ -99,7 +99,8 @@ export async function allocateDepositAddress(
        VALUES ($1, $2, 'deposit', $3)`,
       [chainId, address, customerId],
     );
-    await notifyWatchedAddress(client, chainId);
+    // Running indexers add this address to their watched set (no reload of the whole set).
+    await notifyWatchedAddress(client, chainId, [address]);
     const sharedWith = await recordOnSharingChains(client, {
       chainId,
       customerId,

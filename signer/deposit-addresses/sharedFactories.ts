@@ -84,7 +84,8 @@ export async function recordOnSharingChains(
     ],
   );
   const chains = rows.map((r) => Number(r.chain_id));
-  for (const chainId of chains) await notifyWatchedAddress(client, chainId);
+  const added = [a.address.toLowerCase()];
+  for (const chainId of chains) await notifyWatchedAddress(client, chainId, added);
   return chains;
 }
 
