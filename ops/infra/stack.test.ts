@@ -122,6 +122,24 @@ describe("CDK app (synthesized offline)", () => {
         expect(subnets.get(ref.Ref)?.MapPublicIpOnLaunch, ref.Ref).toBe(false);
   });
 
+  it("registers every service's tasks in Cloud Map for Prometheus, reachable only from the monitoring group", () => {
+    const [ns] = resourcesOfType(template, "AWS::ServiceDiscovery::PrivateDnsNamespace");
+    expect(ns?.properties.Name).toBe("custody-staging.internal");
+    const discovery = resourcesOfType(template, "AWS::ServiceDiscovery::Service");
+    expect(discovery.map((d) => d.properties.Name).sort()).toEqual(
+      plan.services.map((s) => s.id).sort(),
+    );
+    for (const s of resourcesOfType(template, "AWS::ECS::Service"))
+      expect(s.properties.ServiceRegistries, s.properties.ServiceName).toHaveLength(1);
+    // Port 8080 on the tasks: from the ALB and from the monitoring group, nothing else.
+    const ingress = resourcesOfType(template, "AWS::EC2::SecurityGroupIngress").filter(
+      (i) => i.properties.FromPort === 8080,
+    );
+    expect(ingress.map((i) => i.properties.SourceSecurityGroupId["Fn::GetAtt"][0]).sort()).toEqual(
+      [expect.stringMatching(/^AlbSg/), expect.stringMatching(/^MonitoringSg/)].sort(),
+    );
+  });
+
   it("encrypts storage: Aurora, Redis at rest and in transit, logs kept", () => {
     const [cluster] = resourcesOfType(template, "AWS::RDS::DBCluster");
     expect(cluster?.properties.StorageEncrypted).toBe(true);

@@ -5,6 +5,7 @@
  */
 import {
   aws_applicationautoscaling as appscaling,
+  CfnOutput,
   aws_cloudwatch as cloudwatch,
   Duration,
   aws_ec2 as ec2,
@@ -21,6 +22,7 @@ import {
   Stack,
   type StackProps,
   aws_secretsmanager as secretsmanager,
+  aws_servicediscovery as servicediscovery,
   aws_ssm as ssm,
   aws_events_targets as targets,
 } from "aws-cdk-lib";
@@ -241,6 +243,23 @@ export class CustodyStack extends Stack {
     );
     const image = ecs.ContainerImage.fromRegistry(props.image);
 
+    // Prometheus finds the tasks by DNS (one A record per task: `<service>.custody-<env>.internal`)
+    // and scrapes :8080/metrics from the monitoring security group
+    // (ops/observability/prometheus.yml).
+    const discovery = new servicediscovery.PrivateDnsNamespace(this, "Discovery", {
+      name: `custody-${props.envName}.internal`,
+      vpc,
+      description: "custody-node tasks, for Prometheus DNS service discovery",
+    });
+    const monitoringSg = new ec2.SecurityGroup(this, "MonitoringSg", {
+      vpc,
+      description: "Prometheus scraping custody-node /metrics",
+      allowAllOutbound: true,
+    });
+    tasksSg.addIngressRule(monitoringSg, ec2.Port.tcp(SERVICE_PORT), "Prometheus scrape");
+    new CfnOutput(this, "DiscoveryNamespace", { value: discovery.namespaceName });
+    new CfnOutput(this, "MonitoringSecurityGroup", { value: monitoringSg.securityGroupId });
+
     const taskDefinition = (id: string, command: string[], cpu: number, memoryMiB: number) => {
       const def = new ecs.FargateTaskDefinition(this, `${id}Task`, {
         family: name(id),
@@ -311,6 +330,12 @@ export class CustodyStack extends Stack {
         minHealthyPercent: svc.desiredCount > 1 ? 50 : 0,
         maxHealthyPercent: 200,
         enableExecuteCommand: false,
+        cloudMapOptions: {
+          cloudMapNamespace: discovery,
+          name: svc.id,
+          dnsRecordType: servicediscovery.DnsRecordType.A,
+          dnsTtl: Duration.seconds(10),
+        },
       });
       services.set(svc.id, service);
       this.addScaling(svc, service);

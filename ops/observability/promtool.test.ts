@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot } from "../config.js";
+import { exampleInfraConfigPath } from "../infra/app.js";
+import { planEnvironment } from "../infra/plan.js";
 import {
   alertRules,
   alertsPath,
@@ -59,6 +61,18 @@ describe("alert rules", () => {
     const index = readFileSync(path.join(repoRoot, "docs/runbooks/README.md"), "utf8");
     for (const rule of rules)
       expect(index, rule.name).toContain(`[${rule.name}.md](${rule.name}.md)`);
+  });
+
+  it("the example Prometheus config passes promtool check config and scrapes every planned service", () => {
+    const out = promtool(["check", "config", path.join(observabilityDir, "prometheus.yml")]);
+    expect(out).toContain("is valid prometheus config file syntax");
+    expect(out).toContain(`SUCCESS: ${rules.length} rules found`);
+    const plan = planEnvironment(JSON.parse(readFileSync(exampleInfraConfigPath, "utf8")));
+    const text = readFileSync(path.join(observabilityDir, "prometheus.yml"), "utf8");
+    const names = [...text.matchAll(/^\s+- ([a-z0-9-]+)\.custody-staging\.internal$/gm)].map(
+      (m) => m[1],
+    );
+    expect(names.sort()).toEqual(plan.services.map((s) => s.id).sort());
   });
 
   it("covers every operator-facing condition the issue lists", () => {
