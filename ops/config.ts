@@ -287,9 +287,15 @@ export const envSchema = z.object({
   DATABASE_URL: url.default("postgres://postgres@127.0.0.1:5432/custody"),
   REDIS_URL: url.default("redis://127.0.0.1:6379"),
   /** Prefix for every Redis key and BullMQ queue of this deployment (tests use one per worker). */
+  // An optional leading `{hash tag}` puts every key of the deployment in one Redis Cluster slot
+  // (BullMQ on clustered ElastiCache needs it): `{custody}`, `{custody}:prod`.
   REDIS_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_:-]+$/)
+    .regex(
+      /^(\{[A-Za-z0-9_:-]+\})?[A-Za-z0-9_:-]*$/,
+      "letters, digits, _ : - and an optional leading {hash tag}",
+    )
+    .refine((v) => v.length > 0, "must not be empty")
     .default("custody"),
   AWS_REGION: z.string().min(1).default("us-east-1"),
   AWS_ENDPOINT_URL_KMS: url.optional(),
