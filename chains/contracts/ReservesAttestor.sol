@@ -18,7 +18,8 @@ contract ReservesAttestor {
     /// liabilities: the sum of customer balances (equals the Merkle-sum root's sum).
     /// liabilitiesRoot: root hash of the Merkle-sum tree of customer balances.
     /// addressesRoot: Merkle root of the custody address list the reserves were read from.
-    /// reportHash: keccak256 of the reconciliation report the attestation was made from.
+    /// reportHash: keccak256 of the attestation report (the reconciliation run it was made from, the
+    /// block, every custody address with its balance, the roots; ledger/attest/attest.ts reportOf).
     event Attested(
         address indexed asset,
         uint256 indexed block,
