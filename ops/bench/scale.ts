@@ -58,7 +58,7 @@ function scaleFile(rpcUrl: string, multicall3: string) {
       reorgWindow: 8,
       blockTimeMs: 250,
       feeModel: "eip1559",
-      recon: { batchSize: 2_000, requestsPerSecond: 1_000, multicall3 },
+      recon: { batchSize: 500, requestsPerSecond: 1_000, multicall3 },
     })),
   });
 }
