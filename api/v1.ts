@@ -13,6 +13,7 @@ import { DEFAULT_API_RATE_LIMIT } from "../ops/config.js";
 import type { Pool } from "../ops/db.js";
 import { type AuthFailureLimit, registerAuth } from "./auth.js";
 import { type ChainHeads, createChainHeads } from "./chainStatus.js";
+import { createConsolePlugin } from "./console/plugin.js";
 import { RateLimitedError } from "./errors.js";
 import { registerIdempotency } from "./idempotency.js";
 import { apiMetrics } from "./metrics.js";
@@ -143,5 +144,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
       },
       { prefix: "/v1" },
     );
+    // The operator console (api/console): HTML over this API, called in-process with a session key.
+    await root.register(createConsolePlugin({ pool: options.pool }));
   };
 }

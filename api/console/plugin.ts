@@ -1,0 +1,542 @@
+/**
+ * The operator console at /console (served by the api role next to /v1). Server-rendered pages, no
+ * client framework and nothing loaded from elsewhere. Every page reads, and every action calls, the
+ * /v1 API in-process (`inject`) with the session's own key, so scopes, validation, idempotency and
+ * the audit log are the API's, not a second copy. Forms carry a CSRF token; the session cookie is
+ * httpOnly and SameSite=Strict; an idle session ends.
+ */
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Pool } from "../../ops/db.js";
+import { verifyAuditChain } from "../audit.js";
+import {
+  type AssetInfo,
+  amount,
+  CSS,
+  formGuard,
+  type Html,
+  html,
+  JS,
+  layout,
+  type PageName,
+  time,
+} from "./html.js";
+import {
+  type ConsoleSession,
+  csrfMatches,
+  endSession,
+  newIdempotencyKey,
+  resumeSession,
+  signIn,
+} from "./sessions.js";
+
+export type ConsoleOptions = {
+  pool: Pool;
+  /** A session unused this long ends (default 15 minutes). */
+  idleTimeoutMs?: number;
+  /** Send the cookie with `Secure` (default: when the request came over https). */
+  secureCookie?: boolean;
+};
+
+export const SESSION_COOKIE = "cn_console";
+const LOGIN_CSRF_COOKIE = "cn_console_login";
+
+type V1Result = { status: number; body: Record<string, unknown> };
+type Json = Record<string, unknown>;
+
+function cookiesOf(request: FastifyRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (request.headers.cookie ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    consoleSession: ConsoleSession | null;
+  }
+}
+
+export function createConsolePlugin(options: ConsoleOptions) {
+  const idleTimeoutMs = options.idleTimeoutMs ?? 15 * 60_000;
+  return async (app: FastifyInstance) => {
+    const cookie = (request: FastifyRequest, name: string, value: string, maxAgeS: number) => {
+      const secure = options.secureCookie ?? request.protocol === "https";
+      return `${name}=${encodeURIComponent(value)}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${secure ? "; Secure" : ""}`;
+    };
+    const v1 = async (
+      session: ConsoleSession,
+      method: "GET" | "POST",
+      url: string,
+      payload?: Json,
+      idempotencyKey?: string,
+    ): Promise<V1Result> => {
+      const res = await app.inject({
+        method,
+        url,
+        headers: {
+          authorization: `Bearer ${session.plaintext}`,
+          ...(method === "POST"
+            ? {
+                "content-type": "application/json",
+                "idempotency-key": idempotencyKey ?? newIdempotencyKey(),
+              }
+            : {}),
+        },
+        ...(payload ? { payload: JSON.stringify(payload) } : {}),
+      });
+      let body: Json = {};
+      try {
+        body = res.json() as Json;
+      } catch {
+        body = { title: res.body };
+      }
+      return { status: res.statusCode, body };
+    };
+    const problemText = (r: V1Result) =>
+      `${String(r.body.code ?? r.status)}: ${String(r.body.detail ?? r.body.title ?? "refused")}`;
+
+    await app.register(async (c) => {
+      c.decorateRequest("consoleSession", null);
+      c.addContentTypeParser(
+        "application/x-www-form-urlencoded",
+        { parseAs: "string", bodyLimit: 16_384 },
+        (_req, body, done) => {
+          done(null, Object.fromEntries(new URLSearchParams(String(body))));
+        },
+      );
+      c.addHook("onSend", async (_request, reply, payload) => {
+        reply.header(
+          "content-security-policy",
+          "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        );
+        reply.header("x-content-type-options", "nosniff");
+        reply.header("referrer-policy", "same-origin");
+        reply.header("cache-control", "no-store");
+        return payload;
+      });
+      const open = new Set([
+        "/console/sign-in",
+        "/console/assets/console.css",
+        "/console/assets/console.js",
+      ]);
+      c.addHook("preHandler", async (request, reply) => {
+        if (open.has(request.routeOptions.url ?? "")) return;
+        const session = await resumeSession(
+          options.pool,
+          cookiesOf(request)[SESSION_COOKIE],
+          idleTimeoutMs,
+        );
+        if (!session) {
+          reply.header("set-cookie", cookie(request, SESSION_COOKIE, "", 0));
+          if (request.method === "GET") return reply.redirect("/console/sign-in", 303);
+          return reply
+            .status(401)
+            .type("text/html")
+            .send(
+              layout({
+                title: "Signed out",
+                page: "sign-in",
+                error: "Your session has ended; sign in again.",
+                body: html`<p><a href="/console/sign-in">Sign in</a></p>`,
+              }),
+            );
+        }
+        request.consoleSession = session;
+        if (
+          request.method === "POST" &&
+          !csrfMatches(session.plaintext, (request.body as Json | undefined)?._csrf)
+        )
+          return reply
+            .status(403)
+            .type("text/html")
+            .send(
+              page(request, {
+                title: "Refused",
+                page: "overview",
+                error:
+                  "CONSOLE_CSRF: the form's CSRF token is missing or wrong; reload the page and try again.",
+                body: html``,
+              }),
+            );
+      });
+
+      const page = (
+        request: FastifyRequest,
+        o: { title: string; page: PageName; body: Html; error?: string },
+      ) => {
+        const s = request.consoleSession!;
+        const q = request.query as Json;
+        return layout({
+          ...o,
+          who: { owner: s.key.owner, scopes: s.key.scopes, csrf: s.csrf },
+          notice: typeof q.notice === "string" ? q.notice : undefined,
+        });
+      };
+      const send = (reply: FastifyReply, status: number, body: string) =>
+        reply.status(status).type("text/html; charset=utf-8").send(body);
+      const assetsOf = async (s: ConsoleSession) => {
+        const r = await v1(s, "GET", "/v1/assets");
+        const map = new Map<string, AssetInfo>();
+        for (const a of (r.body.assets as Json[] | undefined) ?? [])
+          map.set(String(a.assetId), { symbol: String(a.symbol), decimals: Number(a.decimals) });
+        return map;
+      };
+      /** A section that needs a scope the key lacks says so instead of failing the page. */
+      const section = (title: string, r: V1Result, body: (b: Json) => Html): Html =>
+        r.status === 200
+          ? html`<section aria-labelledby="${slug(title)}"><h2 id="${slug(title)}">${title}</h2>${body(r.body)}</section>`
+          : html`<section aria-labelledby="${slug(title)}"><h2 id="${slug(title)}">${title}</h2><p class="error" role="alert">Refused by the API — ${problemText(r)}</p></section>`;
+      /** POST to /v1 from a console form; back to `back` with a notice, or the API's refusal. */
+      const act = async (
+        request: FastifyRequest,
+        reply: FastifyReply,
+        url: string,
+        payload: Json,
+        back: string,
+        done: string,
+      ) => {
+        const s = request.consoleSession!;
+        const form = (request.body ?? {}) as Json;
+        const r = await v1(
+          s,
+          "POST",
+          url,
+          payload,
+          typeof form._idem === "string" ? form._idem : undefined,
+        );
+        if (r.status >= 200 && r.status < 300)
+          return reply.redirect(`${back}?notice=${encodeURIComponent(done)}`, 303);
+        return send(
+          reply,
+          r.status,
+          page(request, {
+            title: "Refused",
+            page: "overview",
+            error: problemText(r),
+            body: html`<p><a href="${back}">Back</a></p>`,
+          }),
+        );
+      };
+      const reasonOf = (form: Json) =>
+        typeof form.reason === "string" && form.reason.trim() !== ""
+          ? form.reason.trim()
+          : undefined;
+
+      c.get("/console/assets/console.css", async (_q, reply) => reply.type("text/css").send(CSS));
+      c.get("/console/assets/console.js", async (_q, reply) =>
+        reply.type("text/javascript").send(JS),
+      );
+
+      c.get("/console/sign-in", async (request, reply) => {
+        const token = randomBytes(24).toString("base64url");
+        reply.header("set-cookie", cookie(request, LOGIN_CSRF_COOKIE, token, 600));
+        return send(reply, 200, signInPage(token));
+      });
+      c.post("/console/sign-in", async (request, reply) => {
+        const form = (request.body ?? {}) as Json;
+        const expected = cookiesOf(request)[LOGIN_CSRF_COOKIE];
+        if (!expected || form._csrf !== expected)
+          return send(
+            reply,
+            403,
+            signInPage(expected ?? "", "CONSOLE_CSRF: reload the sign-in page and try again."),
+          );
+        const result = await signIn(options.pool, String(form.apiKey ?? ""));
+        if (!result.ok)
+          return send(reply, 401, signInPage(expected, `AUTH_REQUIRED: ${result.reason}`));
+        reply.header("set-cookie", [
+          cookie(
+            request,
+            SESSION_COOKIE,
+            result.session.plaintext,
+            Math.ceil(idleTimeoutMs / 1000) * 4 * 24,
+          ),
+          cookie(request, LOGIN_CSRF_COOKIE, "", 0),
+        ]);
+        return reply.redirect("/console", 303);
+      });
+      c.post("/console/sign-out", async (request, reply) => {
+        await endSession(options.pool, request.consoleSession!.key, "signed out");
+        reply.header("set-cookie", cookie(request, SESSION_COOKIE, "", 0));
+        return reply.redirect("/console/sign-in", 303);
+      });
+
+      c.get("/console", async (request, reply) => {
+        const s = request.consoleSession!;
+        const [chains, queue, review, breaks, assets] = await Promise.all([
+          v1(s, "GET", "/v1/chains"),
+          v1(s, "GET", "/v1/withdrawals?status=pending_approval&limit=200"),
+          v1(s, "GET", "/v1/withdrawals?status=needs_review&limit=200"),
+          v1(s, "GET", "/v1/recon/breaks?limit=200"),
+          assetsOf(s),
+        ]);
+        const body = html`
+            ${section("Chains", chains, (b) => chainsTable(b.chains as Json[]))}
+            ${section("Waiting for approval", queue, (b) => html`<p><a href="/console/withdrawals">${(b.withdrawals as Json[]).length} withdrawal(s)</a> wait for approval.</p>`)}
+            ${section("Needs review", review, (b) => withdrawalsTable(b.withdrawals as Json[], assets))}
+            ${section("Open breaks", breaks, (b) => html`<p><a href="/console/recon">${(b.breaks as Json[]).length} open or acknowledged break(s)</a>.</p>`)}`;
+        return send(reply, 200, page(request, { title: "Overview", page: "overview", body }));
+      });
+
+      c.get("/console/withdrawals", async (request, reply) => {
+        const s = request.consoleSession!;
+        const [queue, review, recent, assets] = await Promise.all([
+          v1(s, "GET", "/v1/withdrawals?status=pending_approval&limit=200"),
+          v1(s, "GET", "/v1/withdrawals?status=needs_review&limit=200"),
+          v1(s, "GET", "/v1/withdrawals?limit=200"),
+          assetsOf(s),
+        ]);
+        if (recent.status !== 200)
+          return send(
+            reply,
+            recent.status,
+            page(request, {
+              title: "Withdrawals",
+              page: "withdrawals",
+              error: `Refused by the API — ${problemText(recent)}`,
+              body: html``,
+            }),
+          );
+        const body = html`
+            ${section("Approval queue", queue, (b) => withdrawalsTable(b.withdrawals as Json[], assets, (w) => decisionForms(s, w)))}
+            ${section("Needs review", review, (b) => html`${withdrawalsTable(b.withdrawals as Json[], assets)}<p>Operator action: after checking the chain, fail it and release its hold with <code>custody-node withdrawals fail &lt;id&gt; --reason …</code> (not offered in the console).</p>`)}
+            ${section("All withdrawals", recent, (b) => withdrawalsTable(b.withdrawals as Json[], assets))}`;
+        return send(reply, 200, page(request, { title: "Withdrawals", page: "withdrawals", body }));
+      });
+
+      c.get<{ Params: { id: string } }>("/console/withdrawals/:id", async (request, reply) => {
+        const s = request.consoleSession!;
+        const [r, assets] = await Promise.all([
+          v1(s, "GET", `/v1/withdrawals/${encodeURIComponent(request.params.id)}`),
+          assetsOf(s),
+        ]);
+        if (r.status !== 200)
+          return send(
+            reply,
+            r.status,
+            page(request, {
+              title: "Withdrawal",
+              page: "withdrawals",
+              error: problemText(r),
+              body: html``,
+            }),
+          );
+        const w = r.body;
+        const body = html`
+            ${withdrawalsTable([w], assets, (x) => (x.status === "pending_approval" ? decisionForms(s, x) : html``))}
+            <section aria-labelledby="timeline"><h2 id="timeline">Timeline to finality</h2>
+            <ol>${(w.history as Json[]).map((h) => html`<li>${time(String(h.at))} — <strong>${h.action}</strong> by ${h.actor}${h.details && (h.details as Json).reason ? html` (“${(h.details as Json).reason}”)` : ""}</li>`)}</ol></section>`;
+        return send(
+          reply,
+          200,
+          page(request, {
+            title: `Withdrawal ${String(w.id).slice(0, 8)}`,
+            page: "withdrawals",
+            body,
+          }),
+        );
+      });
+
+      c.post<{ Params: { id: string; action: string } }>(
+        "/console/withdrawals/:id/:action",
+        async (request, reply) => {
+          const { id, action } = request.params;
+          if (!["approve", "reject", "cancel"].includes(action)) return reply.callNotFound();
+          const reason = reasonOf((request.body ?? {}) as Json);
+          return act(
+            request,
+            reply,
+            `/v1/withdrawals/${encodeURIComponent(id)}/${action}`,
+            reason ? { reason } : {},
+            "/console/withdrawals",
+            `withdrawal ${id.slice(0, 8)}: ${action} recorded`,
+          );
+        },
+      );
+
+      c.get("/console/deposits", async (request, reply) => {
+        const s = request.consoleSession!;
+        const [recent, pending, orphaned, assets] = await Promise.all([
+          v1(s, "GET", "/v1/deposits?limit=100"),
+          v1(s, "GET", "/v1/deposits?status=seen&limit=100"),
+          v1(s, "GET", "/v1/deposits?status=orphaned&limit=100"),
+          assetsOf(s),
+        ]);
+        const body = html`
+            ${section("Pending confirmations", pending, (b) => depositsTable(b.deposits as Json[], assets))}
+            ${section("Orphaned by a reorg", orphaned, (b) => depositsTable(b.deposits as Json[], assets))}
+            ${section("Recent deposits", recent, (b) => depositsTable(b.deposits as Json[], assets))}`;
+        return send(reply, 200, page(request, { title: "Deposits", page: "deposits", body }));
+      });
+
+      c.get("/console/recon", async (request, reply) => {
+        const s = request.consoleSession!;
+        const [breaks, runs, assets] = await Promise.all([
+          v1(s, "GET", "/v1/recon/breaks?limit=200"),
+          v1(s, "GET", "/v1/recon/runs?limit=50"),
+          assetsOf(s),
+        ]);
+        const body = html`
+            ${section("Breaks", breaks, (b) => breaksTable(b.breaks as Json[], assets, s))}
+            ${section("Runs", runs, (b) => runsTable(b.runs as Json[]))}`;
+        return send(reply, 200, page(request, { title: "Reconciliation", page: "recon", body }));
+      });
+      c.post<{ Params: { ref: string; action: string } }>(
+        "/console/recon/breaks/:ref/:action",
+        async (request, reply) => {
+          const { ref, action } = request.params;
+          if (!["acknowledge", "resolve"].includes(action)) return reply.callNotFound();
+          const form = (request.body ?? {}) as Json;
+          const payload: Json = { reason: reasonOf(form) ?? "" };
+          if (action === "resolve") payload.fixedBy = String(form.fixedBy ?? "").trim();
+          return act(
+            request,
+            reply,
+            `/v1/recon/breaks/${encodeURIComponent(ref)}/${action}`,
+            payload,
+            "/console/recon",
+            `break ${action}d`,
+          );
+        },
+      );
+
+      c.get("/console/treasury", async (request, reply) =>
+        send(
+          reply,
+          200,
+          page(request, {
+            title: "Treasury",
+            page: "treasury",
+            body: html`<p>Treasury moves are booked with <code>POST /v1/treasury/moves</code> or <code>custody-node treasury</code>. The API has no list of bookings yet, so this page shows none (see docs/console.md).</p>`,
+          }),
+        ),
+      );
+
+      c.get("/console/webhooks", async (request, reply) => {
+        const s = request.consoleSession!;
+        const dead = await v1(s, "GET", "/v1/webhooks/deliveries?status=dead&limit=200");
+        const body = section("Dead letters", dead, (b) =>
+          deadLettersTable(b.deliveries as Json[], s),
+        );
+        return send(
+          reply,
+          dead.status === 200 ? 200 : dead.status,
+          page(request, { title: "Webhooks", page: "webhooks", body }),
+        );
+      });
+      c.post<{ Params: { eventId: string } }>(
+        "/console/webhooks/dead-letters/:eventId/redrive",
+        async (request, reply) =>
+          act(
+            request,
+            reply,
+            `/v1/webhooks/dead-letters/${encodeURIComponent(request.params.eventId)}/redrive`,
+            {},
+            "/console/webhooks",
+            "redriven",
+          ),
+      );
+
+      c.get("/console/audit", async (request, reply) => {
+        const s = request.consoleSession!;
+        const entries = await v1(s, "GET", "/v1/audit?limit=1000");
+        if (entries.status !== 200)
+          return send(
+            reply,
+            entries.status,
+            page(request, {
+              title: "Audit log",
+              page: "audit",
+              error: `Refused by the API — ${problemText(entries)}`,
+              body: html``,
+            }),
+          );
+        // Only after the API let this key read the log (admin) does the console verify the chain.
+        const verification = await verifyAuditChain(options.pool);
+        const status = verification.ok
+          ? html`<p class="ok" role="status">Hash chain verified: ${verification.rows} rows intact (head #${verification.head?.seq ?? 0}).</p>`
+          : html`<p class="bad" role="alert">Hash chain broken: ${verification.problem?.kind} at #${verification.problem?.seq} — ${verification.problem?.detail}</p>`;
+        const list = entries.body.entries as Json[];
+        const body = html`${status}<table><caption class="visually-hidden">Audit entries, newest first</caption>
+            <thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Entity</th></tr></thead>
+            <tbody>${[...list].reverse().map((e) => html`<tr><td class="num">${e.id}</td><td>${time(String(e.at))}</td><td>${e.actor}</td><td>${e.action}</td><td class="mono">${e.entityType} ${e.entityId}</td></tr>`)}</tbody></table>`;
+        return send(reply, 200, page(request, { title: "Audit log", page: "audit", body }));
+      });
+    });
+  };
+}
+
+const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+
+function signInPage(csrf: string, error?: string): string {
+  return layout({
+    title: "Sign in",
+    page: "sign-in",
+    error,
+    body: html`<form method="post" action="/console/sign-in">
+      <input type="hidden" name="_csrf" value="${csrf}">
+      <p><label for="apiKey">API key</label><br><input type="password" id="apiKey" name="apiKey" autocomplete="off" size="70" required autofocus></p>
+      <p><button type="submit" class="primary">Sign in</button></p>
+      <p>The key is exchanged for a session: the console never stores it. Production sign-in through SSO: see docs/console.md.</p>
+    </form>`,
+  });
+}
+
+function chainsTable(chains: Json[]): Html {
+  return html`<table><caption class="visually-hidden">Chains</caption><thead><tr><th scope="col">Chain</th><th scope="col" class="num">Head</th><th scope="col" class="num">Indexed</th><th scope="col" class="num">Lag (blocks)</th><th scope="col">State</th></tr></thead>
+    <tbody>${chains.map((ch) => html`<tr><td>${ch.name} (${ch.key}, ${ch.chainId})</td><td class="num">${ch.head ?? "—"}</td><td class="num">${ch.indexed ?? "—"}</td><td class="num">${ch.lag ?? "—"} / max ${ch.maxLagBlocks}</td><td>${ch.healthy ? html`<span class="ok">healthy</span>` : html`<span class="bad">lagging or halted</span>`}</td></tr>`)}</tbody></table>`;
+}
+
+function withdrawalsTable(
+  rows: Json[],
+  assets: Map<string, AssetInfo>,
+  actions?: (w: Json) => Html,
+): Html {
+  if (rows.length === 0) return html`<p>None.</p>`;
+  return html`<table><thead><tr><th scope="col">Withdrawal</th><th scope="col">Customer</th><th scope="col" class="num">Amount</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Approvals</th><th scope="col">Requested</th>${actions ? html`<th scope="col">Decision</th>` : ""}</tr></thead>
+    <tbody>${rows.map((w) => html`<tr data-withdrawal="${w.id}"><td class="mono"><a href="/console/withdrawals/${w.id}">${String(w.id).slice(0, 8)}</a></td><td>${w.customerId}</td><td class="num">${amount(String(w.amount), assets.get(String(w.assetId)))}</td><td class="mono">${w.to}</td><td>${w.status}</td><td>${(w.approvals as Json[]).filter((a) => a.decision === "approve").length} of ${w.requiredApprovals}${(w.approvals as Json[]).map((a) => html`<br>${a.decision} by ${a.approver}`)}</td><td>${time(String(w.createdAt))}</td>${actions ? html`<td>${actions(w)}</td>` : ""}</tr>`)}</tbody></table>`;
+}
+
+function decisionForms(s: ConsoleSession, w: Json): Html {
+  const id = String(w.id);
+  const short = id.slice(0, 8);
+  return html`<form method="post" action="/console/withdrawals/${id}/approve" class="inline">${formGuard(s.csrf, newIdempotencyKey())}
+      <label for="approve-reason-${id}" class="visually-hidden">Reason to approve ${short}</label><input type="text" id="approve-reason-${id}" name="reason" placeholder="reason (optional)">
+      <button type="submit" class="primary" aria-label="Approve withdrawal ${short}">Approve</button></form>
+    <form method="post" action="/console/withdrawals/${id}/reject" class="inline">${formGuard(s.csrf, newIdempotencyKey())}
+      <label for="reject-reason-${id}" class="visually-hidden">Reason to reject ${short}</label><input type="text" id="reject-reason-${id}" name="reason" placeholder="reason">
+      <button type="submit" aria-label="Reject withdrawal ${short}">Reject</button></form>`;
+}
+
+function depositsTable(rows: Json[], assets: Map<string, AssetInfo>): Html {
+  if (rows.length === 0) return html`<p>None.</p>`;
+  return html`<table><thead><tr><th scope="col">Customer</th><th scope="col" class="num">Amount</th><th scope="col">Status</th><th scope="col" class="num">Block</th><th scope="col">Transaction</th><th scope="col">Detected</th></tr></thead>
+    <tbody>${rows.map((d) => html`<tr><td>${d.customerId}</td><td class="num">${amount(String(d.amount), assets.get(String(d.assetId)))}</td><td>${d.status}</td><td class="num">${d.blockNumber}</td><td class="mono">${d.txHash}:${d.position}</td><td>${time(String(d.detectedAt))}</td></tr>`)}</tbody></table>`;
+}
+
+function breaksTable(rows: Json[], assets: Map<string, AssetInfo>, s: ConsoleSession): Html {
+  if (rows.length === 0) return html`<p>No open or acknowledged breaks.</p>`;
+  return html`<table><thead><tr><th scope="col">Break</th><th scope="col">Type</th><th scope="col" class="num">Difference</th><th scope="col">State</th><th scope="col">Action</th></tr></thead>
+    <tbody>${rows.map((b) => {
+      const ref = String(b.identity);
+      const label = `${String(b.type)} ${String(b.key)}`;
+      return html`<tr data-break="${ref}"><td class="mono">${b.chainId} ${b.key}</td><td>${b.type}</td><td class="num">${amount(String(b.lastDifference), assets.get(String(b.assetId)))}</td><td>${b.state}</td><td>
+        ${b.state === "open" ? html`<form method="post" action="/console/recon/breaks/${ref}/acknowledge" class="inline">${formGuard(s.csrf, newIdempotencyKey())}<label for="ack-${ref}">Why</label><input type="text" id="ack-${ref}" name="reason" required><button type="submit" aria-label="Acknowledge ${label}">Acknowledge</button></form>` : ""}
+        <form method="post" action="/console/recon/breaks/${ref}/resolve" class="inline">${formGuard(s.csrf, newIdempotencyKey())}<label for="res-${ref}">Why</label><input type="text" id="res-${ref}" name="reason" required><label for="fix-${ref}">Fixed by</label><input type="text" id="fix-${ref}" name="fixedBy" placeholder="transfer id or tx:position" required><button type="submit" aria-label="Resolve ${label}">Resolve</button></form></td></tr>`;
+    })}</tbody></table>`;
+}
+
+function runsTable(rows: Json[]): Html {
+  if (rows.length === 0) return html`<p>No runs yet.</p>`;
+  return html`<table><thead><tr><th scope="col" class="num">Run</th><th scope="col">Chain</th><th scope="col" class="num">Block</th><th scope="col">Status</th><th scope="col" class="num">Breaks</th><th scope="col">Started</th></tr></thead>
+    <tbody>${rows.map((r) => html`<tr><td class="num">${r.id}</td><td>${r.chainId}</td><td class="num">${r.block}</td><td>${r.status}</td><td class="num">${r.breakCount}</td><td>${time(String(r.startedAt))}</td></tr>`)}</tbody></table>`;
+}
+
+function deadLettersTable(rows: Json[], s: ConsoleSession): Html {
+  if (rows.length === 0) return html`<p>No dead letters.</p>`;
+  return html`<table><thead><tr><th scope="col">Event</th><th scope="col">Type</th><th scope="col">Endpoint</th><th scope="col" class="num">Attempts</th><th scope="col">Last error</th><th scope="col">Action</th></tr></thead>
+    <tbody>${rows.map((d) => html`<tr><td class="mono">${d.eventId}</td><td>${d.type}</td><td class="mono">${d.endpoint}</td><td class="num">${d.attempts}</td><td>${d.lastError ?? "—"}</td><td><form method="post" action="/console/webhooks/dead-letters/${d.eventId}/redrive" class="inline">${formGuard(s.csrf, newIdempotencyKey())}<button type="submit" aria-label="Redrive ${d.eventId}">Redrive</button></form></td></tr>`)}</tbody></table>`;
+}
