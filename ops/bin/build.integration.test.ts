@@ -89,7 +89,8 @@ describe("the compiled build (the image's layout)", () => {
     await client.connect();
     try {
       for (const { schema, dir } of MODULE_MIGRATIONS) {
-        const files = readdirSync(path.join(repoRoot, dir)).filter((f) => f.endsWith(".sql"));
+        // What the build copied (the first test holds it equal to the source folders).
+        const files = readdirSync(path.join(image, "dist", dir)).filter((f) => f.endsWith(".sql"));
         const { rows } = await client.query<{ n: string }>(
           `SELECT count(*) AS n FROM ${schema}.schema_migrations`,
         );
