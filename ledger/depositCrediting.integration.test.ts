@@ -520,5 +520,47 @@ describe("deposit crediting", () => {
     expect(bob.creditsPosted).toBe(1800n);
     expect((await retrying.sweep({ chainId: CHAIN })).credited).toBe(0);
     expect((await ledger.check()).problems).toEqual([]);
+    // The watermark stands at the newest confirmed block: the next pass reads only blocks above it.
+    const w = await ctx.db.pool.query(
+      "SELECT block_number::int AS n FROM ledger.crediting_watermarks WHERE chain_id = $1",
+      [CHAIN],
+    );
+    const top = await ctx.db.pool.query(
+      "SELECT max(block_number)::int AS n FROM chain.transfers WHERE chain_id = $1 AND status = 'confirmed'",
+      [CHAIN],
+    );
+    expect(w.rows[0].n).toBe(top.rows[0].n);
+  });
+
+  it("drops a parked deposit whose fact a reorg removed, crediting nothing", async () => {
+    const OTHER = `0x${"7b".repeat(20)}`;
+    const retrying = createDepositCrediting({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      ledger,
+      parkedRetryMs: 20,
+    });
+    const tx = txHash();
+    await fact({
+      tx,
+      block: "0xbee1",
+      number: 80,
+      asset: OTHER,
+      position: "transfer:0",
+      kind: "erc20",
+      to: D_CAROL,
+      amount: 9n,
+      status: "confirmed",
+    });
+    await retrying.sweep({ chainId: CHAIN });
+    expect((await retrying.parked({ chainId: CHAIN })).map((p) => p.txHash)).toEqual([tx]);
+    await setStatus(tx, "0xbee1", "orphaned", true);
+    await waitFor("the orphaned fact's parked row gone", async () => {
+      await retrying.sweep({ chainId: CHAIN });
+      return (await retrying.parked({ chainId: CHAIN })).length === 0;
+    });
+    expect(
+      await ctx.db.pool.query("SELECT 1 FROM ledger.deposit_credits WHERE tx_hash = $1", [tx]),
+    ).toMatchObject({ rowCount: 0 });
   });
 });
