@@ -234,17 +234,25 @@ describe("synthesized task definitions boot the service locally", () => {
 
   it("every service's app container reports /healthz and /readyz 200, then stops on SIGTERM with exit 0", async () => {
     const services = serviceTasks(template);
-    const running = services.map((t) => ({ task: t, proc: run(t.name, containerNamed(t, "app")) }));
+    // The signer service runs two tasks; both run here, and the lease keeps one active.
+    const replicas = services.flatMap((t) =>
+      t.name.endsWith("-signer-local-a") ? [t.name, `${t.name}#2`] : [t.name],
+    );
+    const running = replicas.map((name) => {
+      const task = services.find((t) => name.startsWith(t.name)) as ServiceTask;
+      return { task, proc: run(name, containerNamed(task, "app")) };
+    });
     booted.push(...running.map((r) => r.proc));
     const urls = await Promise.all(running.map((r) => startedUrl(r.proc)));
     const report: Record<string, { healthz: number; readyz: number; healthCheck: number | null }> =
       {};
     for (const [i, { task, proc }] of running.entries()) {
       const url = urls[i] as string;
+      const name = proc.name;
       const healthz = (await fetch(`${url}/healthz`)).status;
       let lastBody = "";
       const readyz = await waitFor(
-        `${task.name} /readyz 200`,
+        `${name} /readyz 200`,
         async () => {
           const res = await fetch(`${url}/readyz`);
           lastBody = await res.text();
@@ -255,26 +263,45 @@ describe("synthesized task definitions boot the service locally", () => {
         throw new Error(`${error.message}: last body ${lastBody}\n${proc.output().slice(-2000)}`);
       });
       const healthCheck = runHealthCheck(containerNamed(task, "app"), url);
-      report[task.name] = { healthz, readyz, healthCheck };
+      report[name] = { healthz, readyz, healthCheck };
       const metrics = await (await fetch(`${url}/metrics`)).text();
       for (const m of metrics.matchAll(/^# TYPE (\S+) /gm)) exported.add(m[1] as string);
     }
     expect(report).toEqual(
-      Object.fromEntries(
-        services.map((t) => [t.name, { healthz: 200, readyz: 200, healthCheck: 0 }]),
-      ),
+      Object.fromEntries(replicas.map((n) => [n, { healthz: 200, readyz: 200, healthCheck: 0 }])),
     );
+
+    // Exactly one of the two signer tasks holds the hot wallet's broadcaster lease.
+    const signerUrls = running
+      .map((r, i) => ({ name: r.proc.name, url: urls[i] as string }))
+      .filter((r) => r.name.includes("-signer-local-a"));
+    expect(signerUrls).toHaveLength(2);
+    const leaseHeld = async (url: string) =>
+      [
+        ...(await (await fetch(`${url}/metrics`)).text()).matchAll(
+          /^custody_signer_lease_held\{[^}]*\} (\S+)$/gm,
+        ),
+      ].reduce((n, m) => n + Number(m[1]), 0);
+    const held = await waitFor(
+      "exactly one signer task to hold the lease",
+      async () => {
+        const h = await Promise.all(signerUrls.map((r) => leaseHeld(r.url)));
+        return h[0]! + h[1]! === 1 ? h : undefined;
+      },
+      { timeoutMs: 60_000, everyMs: 500 },
+    );
+    expect([...held].sort()).toEqual([0, 1]);
 
     for (const { proc } of running) proc.child.kill("SIGTERM");
     const exits = await Promise.all(
       running.map((r) =>
-        within(`${r.task.name} to exit after SIGTERM`, r.proc.exited, STOP_TIMEOUT_S * 1000),
+        within(`${r.proc.name} to exit after SIGTERM`, r.proc.exited, STOP_TIMEOUT_S * 1000),
       ),
     );
     expect(
-      Object.fromEntries(running.map((r, i) => [r.task.name, exits[i]])),
+      Object.fromEntries(running.map((r, i) => [r.proc.name, exits[i]])),
       running.map((r) => r.proc.output().slice(-800)).join("\n---\n"),
-    ).toEqual(Object.fromEntries(services.map((t) => [t.name, { code: 0, signal: null }])));
+    ).toEqual(Object.fromEntries(replicas.map((n) => [n, { code: 0, signal: null }])));
   }, 300_000);
 
   it("the nightly one-shot reconcile runs to completion (exit 0 on a clean ledger)", async () => {
