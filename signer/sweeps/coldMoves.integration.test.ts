@@ -119,5 +119,11 @@ describe("hot wallet ceiling", () => {
     ).toEqual([expect.stringMatching(/^transfer:\d+$/), "tx"]);
     // Below the ceiling now: nothing more to move.
     expect((await s.sweeper.tick(31337)).coldStarted).toEqual([]);
+    // The cold address is a custody address now: watched by the indexer, counted in reserves.
+    const custody = await s.ctx.db.pool.query(
+      "SELECT kind, owner FROM chain.custody_addresses WHERE chain_id = 31337 AND address = $1",
+      [COLD.toLowerCase()],
+    );
+    expect(custody.rows).toEqual([{ kind: "cold", owner: "cold-wallet" }]);
   });
 });

@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import { notifyWatchedAddress } from "../../indexers/index.js";
 import { assetIdOf, type Ledger, type TransferInput, transferId } from "../../ledger/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
@@ -93,6 +94,14 @@ export async function startColdMoves({
           [id, chain.chainId, hot, cold, asset, amount.toString()],
         );
         if (inserted.rowCount !== 1) return false;
+        // The cold address holds custody money from now on: the indexer watches it and
+        // reconciliation counts it in reserves (without it a cold move reads as a shortfall).
+        const watched = await client.query(
+          `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+           VALUES ($1, $2, 'cold', 'cold-wallet') ON CONFLICT (chain_id, address) DO NOTHING`,
+          [chain.chainId, cold],
+        );
+        if (watched.rowCount === 1) await notifyWatchedAddress(client, chain.chainId, [cold]);
         assertBooked(
           await ledger.createTransfers(
             [
