@@ -11,6 +11,8 @@ export type AssetInfo = { symbol: string; decimals: number };
 export type AssetSummary = {
   assetId: string;
   symbol: string;
+  /** The asset's decimals; null when the asset is not listed (amounts then show in base units). */
+  decimals: number | null;
   breaks: number;
   /** Sum of break differences (ledger − chain), base units. */
   breakDifference: string;
@@ -45,6 +47,7 @@ export function buildReport(
     return {
       assetId,
       symbol: assets.get(assetId)?.symbol ?? assetId,
+      decimals: assets.get(assetId)?.decimals ?? null,
       breaks: mine.length,
       breakDifference: sum(mine.map((b) => b.difference)),
       unexplained: sum(checks.filter((c) => c.scope !== "solvency").map((c) => c.unexplained)),
@@ -189,10 +192,48 @@ function esc(value: unknown): string {
     .replaceAll("'", "&#39;");
 }
 
-/** Horizontal bars of each balance check's difference (and unexplained part), to a common scale. */
+/** Base units as token units: `1.5 ETH` (raw units in the title); raw units when the asset is unknown. */
+export function formatTokenAmount(raw: string, asset: AssetInfo | undefined): string {
+  if (!asset) return raw;
+  const v = BigInt(raw);
+  const neg = v < 0n;
+  const abs = neg ? -v : v;
+  const unit = 10n ** BigInt(asset.decimals);
+  const whole = abs / unit;
+  const frac =
+    asset.decimals === 0
+      ? ""
+      : (abs % unit).toString().padStart(asset.decimals, "0").replace(/0+$/, "");
+  // Thousands separated for reading; the exact base units stay in the title and the CSV.
+  const grouped = whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${neg ? "−" : ""}${grouped}${frac ? `.${frac}` : ""} ${asset.symbol}`;
+}
+
+function assetInfoOf(report: RunReport, assetId: string): AssetInfo | undefined {
+  const s = report.summary.find((x) => x.assetId === assetId);
+  return s && s.decimals !== null ? { symbol: s.symbol, decimals: s.decimals } : undefined;
+}
+
+/** An amount cell's content: token units, raw base units on hover. */
+function amountHtml(report: RunReport, assetId: string, raw: string | null): string {
+  if (raw === null || raw === "") return "";
+  const info = assetInfoOf(report, assetId);
+  return info
+    ? `<span class="amt" title="${esc(raw)} base units">${esc(formatTokenAmount(raw, info))}</span>`
+    : `<span class="amt">${esc(raw)}</span>`;
+}
+
+const short = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/**
+ * Horizontal bars of each balance check's difference (and unexplained part), to a common scale, in
+ * three columns that never overlap: the label (cut to fit, full text on hover), the bars around a
+ * zero line, and the value in token units, right-aligned in a column of its own.
+ */
 export function differenceChart(report: RunReport): string {
   const rows = report.balances.map((c) => ({
     label: `${c.scope}${c.address ? ` ${c.address.slice(0, 10)}…` : ""} ${report.summary.find((s) => s.assetId === c.assetId)?.symbol ?? c.assetId}`,
+    assetId: c.assetId,
     diff: BigInt(
       c.scope === "solvency" ? (BigInt(c.difference) < 0n ? c.difference : "0") : c.difference,
     ),
@@ -201,6 +242,7 @@ export function differenceChart(report: RunReport): string {
   for (const b of report.breaks.filter((x) => x.type !== "unexplained_balance_difference"))
     rows.push({
       label: `${b.type} ${b.key.slice(0, 14)}…`,
+      assetId: b.assetId,
       diff: BigInt(b.difference),
       unexplained: 0n,
     });
@@ -208,70 +250,87 @@ export function differenceChart(report: RunReport): string {
   // Math.max does not take bigints.
   let max = 0n;
   for (const r of rows) if (abs(r.diff) > max) max = abs(r.diff);
-  const width = 640;
-  const labelW = 260;
-  const half = (width - labelW) / 2;
-  const rowH = 22;
-  const height = Math.max(1, rows.length) * rowH + 30;
+  const labelW = 300;
+  const barsW = 440;
+  const valueW = 220;
+  const width = labelW + barsW + valueW;
+  const zero = labelW + barsW / 2;
+  const rowH = 24;
+  const top = 28;
+  const height = Math.max(1, rows.length) * rowH + top + 6;
   const scale = (v: bigint) =>
-    (max === 0n ? 0 : Number((abs(v) * 1000n) / max) / 1000) * (half - 10);
+    (max === 0n ? 0 : Number((abs(v) * 1000n) / max) / 1000) * (barsW / 2 - 8);
   const bars = rows
     .map((r, i) => {
-      const y = 20 + i * rowH;
+      const y = top + i * rowH;
       const w = scale(r.diff);
-      const x = r.diff < 0n ? labelW + half - w : labelW + half;
-      const color = r.unexplained !== 0n ? "#c0392b" : r.diff === 0n ? "#95a5a6" : "#e67e22";
-      return `<text x="4" y="${y + 14}" font-size="11">${esc(r.label)}</text><rect x="${x.toFixed(1)}" y="${y + 3}" width="${Math.max(w, r.diff === 0n ? 0 : 1).toFixed(1)}" height="14" fill="${color}"><title>${esc(`${r.label}: ${r.diff}`)}</title></rect><text x="${(r.diff < 0n ? x - 4 : x + w + 4).toFixed(1)}" y="${y + 14}" font-size="10" text-anchor="${r.diff < 0n ? "end" : "start"}">${esc(r.diff.toString())}</text>`;
+      const x = r.diff < 0n ? zero - w : zero;
+      const color = r.unexplained !== 0n ? "#b42318" : r.diff === 0n ? "#95a5a6" : "#d9730d";
+      const value = formatTokenAmount(r.diff.toString(), assetInfoOf(report, r.assetId));
+      return `<g><title>${esc(`${r.label}: ${value} (${r.diff} base units)`)}</title><text x="4" y="${y + 15}" font-size="12">${esc(short(r.label, 40))}</text><rect x="${x.toFixed(1)}" y="${y + 4}" width="${Math.max(w, r.diff === 0n ? 0 : 1).toFixed(1)}" height="14" fill="${color}"/><text class="value" x="${width - 4}" y="${y + 15}" font-size="12" text-anchor="end">${esc(value)}</text></g>`;
     })
     .join("");
-  return `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="differences, ledger minus chain" width="${width + 120}" height="${height}" viewBox="0 0 ${width + 120} ${height}"><text x="${labelW + half}" y="12" font-size="11" text-anchor="middle">ledger − chain (base units); red: unexplained</text><line x1="${labelW + half}" y1="16" x2="${labelW + half}" y2="${height}" stroke="#333"/>${bars}</svg>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="differences, ledger minus chain" class="chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"><text x="${zero}" y="14" font-size="12" text-anchor="middle">ledger − chain; red: unexplained</text><text x="${width - 4}" y="14" font-size="12" text-anchor="end" font-weight="bold">difference</text><line x1="${zero}" y1="20" x2="${zero}" y2="${height}" stroke="#333"/>${bars}</svg>`;
 }
+
+const REPORT_CSS = `*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:100%}
+table{border-collapse:collapse;margin:1em 0;width:100%;table-layout:auto}
+td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:anywhere;word-break:break-word}
+th{background:#f4f4f4;overflow-wrap:normal;word-break:normal}td.num,th.num{text-align:right}.amt{white-space:nowrap}
+.verdict{font-size:1.2em;padding:.6em;border-radius:4px}.clean{background:#e8f8ec}.breaks{background:#fdecea}
+tr.bad td{background:#fdecea}code{font-size:12px}svg.chart{max-width:100%;height:auto}
+@media print{body{margin:0;font-size:11px}td,th{font-size:10px;padding:2px 4px}tr,svg{break-inside:avoid}h2{break-after:avoid}
+.verdict,.clean,.breaks,tr.bad td{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
+@page{size:A4 landscape;margin:12mm}`;
 
 export function reportHtml(report: RunReport): string {
   const r = report.run;
+  const amt = (assetId: string, raw: string | null) => amountHtml(report, assetId, raw);
   const summaryRows = report.summary
     .map(
       (s) =>
-        `<tr><td>${esc(s.symbol)}<br><small>${esc(s.assetId)}</small></td><td>${s.breaks}</td><td>${esc(s.breakDifference)}</td><td>${esc(s.unexplained)}</td><td>${esc(s.solvencySurplus ?? "")}</td></tr>`,
+        `<tr><td>${esc(s.symbol)}<br><small>${esc(s.assetId)}</small></td><td class="num">${s.breaks}</td><td class="num">${amt(s.assetId, s.breakDifference)}</td><td class="num">${amt(s.assetId, s.unexplained)}</td><td class="num">${amt(s.assetId, s.solvencySurplus)}</td></tr>`,
     )
     .join("");
+  const symbolOf = (assetId: string) =>
+    report.summary.find((s) => s.assetId === assetId)?.symbol ?? assetId;
   const balanceRows = report.balances
     .map(
       (c) =>
-        `<tr${c.unexplained !== "0" ? ' class="bad"' : ""}><td>${esc(c.scope)}</td><td>${esc(c.address ?? "")}</td><td>${esc(c.assetId)}</td><td>${esc(c.chain)}</td><td>${esc(c.ledger)}</td><td>${esc(c.difference)}</td><td>${esc(c.explained)}</td><td>${esc(c.unexplained)}</td></tr>`,
+        `<tr${c.unexplained !== "0" ? ' class="bad"' : ""}><td>${esc(c.scope)}</td><td><code>${esc(c.address ?? "")}</code></td><td>${esc(symbolOf(c.assetId))}</td><td class="num">${amt(c.assetId, c.chain)}</td><td class="num">${amt(c.assetId, c.ledger)}</td><td class="num">${amt(c.assetId, c.difference)}</td><td class="num">${amt(c.assetId, c.explained)}</td><td class="num">${amt(c.assetId, c.unexplained)}</td></tr>`,
     )
     .join("");
   const breakRows = report.breaks
     .map(
       (b) =>
-        `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(b.assetId)}</td><td><code>${esc(b.key)}</code></td><td>${esc(b.chainAmount)}</td><td>${esc(b.ledgerAmount)}</td><td>${esc(b.difference)}</td><td>${[...b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${esc(f.amount)})`), ...b.entries.map((e) => `transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${esc(e.amount)}`)].join("<br>")}</td><td>${esc(b.action)}</td><td>${esc(breakStateText(b))}${b.identity ? `<br><small><code>${esc(b.identity)}</code></small>` : ""}</td></tr>`,
+        `<tr><td>${b.n}</td><td><b>${esc(b.type)}</b>${b.direction ? `<br><small>${esc(b.direction)}</small>` : ""}</td><td>${esc(symbolOf(b.assetId))}</td><td><code>${esc(b.key)}</code></td><td class="num">${amt(b.assetId, b.chainAmount)}</td><td class="num">${amt(b.assetId, b.ledgerAmount)}</td><td class="num">${amt(b.assetId, b.difference)}</td><td>${[...b.facts.map((f) => `fact ${esc(f.id)} (${esc(f.status)}, block ${esc(f.blockNumber)}, ${amt(f.assetId, f.amount)})`), ...b.entries.map((e) => `transfer <code>${esc(e.id)}</code> ${esc(e.kind)} ${amt(b.assetId, e.amount)}`)].join("<br>")}</td><td>${esc(b.action)}</td><td>${esc(breakStateText(b))}${b.identity ? `<br><small><code>${esc(b.identity)}</code></small>` : ""}</td></tr>`,
     )
     .join("");
   const holdRows = report.holds
     .map(
       (h) =>
-        `<tr${BigInt(h.shortfallAmount) > 0n ? ' class="bad"' : ""}><td>${esc(h.state)}</td><td>${esc(h.owner)}</td><td>${esc(h.assetId)}</td><td><code>${esc(`${h.txHash}:${h.position}`)}</code><br><small>to ${esc(h.toAddress)}</small></td><td>${esc(h.amount)}</td><td>${esc(h.holdAmount)}</td><td>${esc(h.shortfallAmount)}</td><td>${esc(h.orphanedBlock ?? "")}</td><td>${esc(holdAction(h))}</td></tr>`,
+        `<tr${BigInt(h.shortfallAmount) > 0n ? ' class="bad"' : ""}><td>${esc(h.state)}</td><td>${esc(h.owner)}</td><td>${esc(symbolOf(h.assetId))}</td><td><code>${esc(`${h.txHash}:${h.position}`)}</code><br><small>to ${esc(h.toAddress)}</small></td><td class="num">${amt(h.assetId, h.amount)}</td><td class="num">${amt(h.assetId, h.holdAmount)}</td><td class="num">${amt(h.assetId, h.shortfallAmount)}</td><td>${esc(h.orphanedBlock ?? "")}</td><td>${esc(holdAction(h))}</td></tr>`,
     )
     .join("");
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Reconciliation run ${r.id}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;font-size:13px}th{background:#f4f4f4}.verdict{font-size:1.2em;padding:.6em;border-radius:4px}.clean{background:#e8f8ec}.breaks{background:#fdecea}tr.bad td{background:#fdecea}code{font-size:12px}</style>
-</head><body>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Reconciliation run ${r.id}</title>
+<style>${REPORT_CSS}</style>
+</head><body><main>
 <h1>Reconciliation run ${r.id}</h1>
 <p class="verdict ${report.clean ? "clean" : "breaks"}">${esc(report.verdict)}</p>
-<p>Chain ${r.chainId}, block ${r.block}${r.blockHash ? ` (<code>${esc(r.blockHash)}</code>)` : ""}; ${esc(r.mode)} run${r.previousRunId ? ` continuing run ${r.previousRunId}` : ""}; status ${esc(r.status)}; started ${esc(r.startedAt)}, finished ${esc(r.finishedAt ?? "-")}. Examined ${r.factsExamined} chain facts and ${r.entriesExamined} ledger transfers; ${r.matched} matched.</p>
+<p>Chain ${r.chainId}, block ${r.block}${r.blockHash ? ` (<code>${esc(r.blockHash)}</code>)` : ""}; ${esc(r.mode)} run${r.previousRunId ? ` continuing run ${r.previousRunId}` : ""}; status ${esc(r.status)}; started ${esc(r.startedAt)}, finished ${esc(r.finishedAt ?? "-")}. Examined ${r.factsExamined} chain facts and ${r.entriesExamined} ledger transfers; ${r.matched} matched. Amounts in token units; hover one for its exact base units (the CSV has them).</p>
 <p>Audit log head at completion: ${r.auditHead ? `seq ${r.auditHead.seq}, <code>${esc(r.auditHead.hash)}</code>` : "(empty or not recorded)"}.</p>
 <h2>Summary per asset</h2>
-<table><tr><th>asset</th><th>breaks</th><th>break difference (ledger − chain)</th><th>unexplained balance difference</th><th>solvency surplus (assets − liabilities)</th></tr>${summaryRows}</table>
+<table><thead><tr><th>asset</th><th class="num">breaks</th><th class="num">break difference (ledger − chain)</th><th class="num">unexplained balance difference</th><th class="num">solvency surplus (assets − liabilities)</th></tr></thead><tbody>${summaryRows}</tbody></table>
 <h2>Differences</h2>
 ${differenceChart(report)}
 <h2>Balances at block ${r.block}</h2>
-<table><tr><th>check</th><th>address</th><th>asset</th><th>chain</th><th>ledger</th><th>difference</th><th>explained by breaks</th><th>unexplained</th></tr>${balanceRows}</table>
+<table><thead><tr><th>check</th><th>address</th><th>asset</th><th class="num">chain</th><th class="num">ledger</th><th class="num">difference</th><th class="num">explained by breaks</th><th class="num">unexplained</th></tr></thead><tbody>${balanceRows}</tbody></table>
 <h2>Reorg holds</h2>
-${report.holds.length === 0 ? "<p>No reorg holds.</p>" : `<table><tr><th>state</th><th>customer</th><th>asset</th><th>deposit</th><th>amount</th><th>held</th><th>receivable</th><th>orphaned at</th><th>what happens</th></tr>${holdRows}</table>`}
+${report.holds.length === 0 ? "<p>No reorg holds.</p>" : `<table><thead><tr><th>state</th><th>customer</th><th>asset</th><th>deposit</th><th class="num">amount</th><th class="num">held</th><th class="num">receivable</th><th>orphaned at</th><th>what happens</th></tr></thead><tbody>${holdRows}</tbody></table>`}
 <h2>Breaks</h2>
-${report.breaks.length === 0 ? "<p>No breaks.</p>" : `<table><tr><th>#</th><th>type</th><th>asset</th><th>key</th><th>chain</th><th>ledger</th><th>difference</th><th>items</th><th>suggested action</th><th>state</th></tr>${breakRows}</table>`}
-</body></html>
+${report.breaks.length === 0 ? "<p>No breaks.</p>" : `<table><thead><tr><th>#</th><th>type</th><th>asset</th><th>key</th><th class="num">chain</th><th class="num">ledger</th><th class="num">difference</th><th>items</th><th>suggested action</th><th>state</th></tr></thead><tbody>${breakRows}</tbody></table>`}
+</main></body></html>
 `;
 }
 
