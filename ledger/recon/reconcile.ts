@@ -197,6 +197,7 @@ export function createReconciler({
       // On-chain balances: hot and cold wallets, and the deposit addresses with activity since the
       // previous run plus a rotating slice (all of them in a full run). Read while Postgres loads.
       let onchainRead: Promise<OnchainBalance[]>;
+      let readBalances: () => Promise<OnchainBalance[]>;
       let matchStart = 0;
       let custodyCount = 0;
       let matchMs = 0;
@@ -221,13 +222,18 @@ export function createReconciler({
         const toRead = new Map<string, CustodyKind>();
         for (const [address, kind] of custody) if (kind !== "deposit") toRead.set(address, kind);
         for (const address of inflowSelection.addresses) toRead.set(address, "deposit");
-        onchainRead = readCustodyBalances(adapter(chain), {
-          addresses: toRead,
-          tokens,
-          block,
-          options: reads,
-          limit: limiter(chain, reads.requestsPerSecond),
-        });
+        readBalances = () =>
+          readCustodyBalances(adapter(chain), {
+            addresses: toRead,
+            tokens,
+            block,
+            options: reads,
+            limit: limiter(chain, reads.requestsPerSecond),
+          });
+        // An incremental run reads while Postgres loads. A full run reads after its streaming
+        // match: that match keeps the event loop busy for long stretches, and a response waiting
+        // behind it would pass the RPC timeout.
+        onchainRead = previous === null ? Promise.resolve([]) : readBalances();
         onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
         unreadDeposits = await unreadDepositBalances(client, {
           chainId,
@@ -300,7 +306,7 @@ export function createReconciler({
       const holds = inputs.reorgHolds.filter(
         (h) => h.state === "held" || !previous || h.updatedAt >= previous.snapshotAt,
       );
-      const onchain = await onchainRead;
+      const onchain = previous === null ? await readBalances() : await onchainRead;
       const inflows = findUnattributedInflows({
         onchain,
         expected: expectedBalances,
