@@ -4,7 +4,10 @@
  * non-root user, under an init, with a liveness HEALTHCHECK on the service port; .dockerignore
  * keeps dependencies, state and VCS out of the build context.
  */
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot } from "../config.js";
@@ -80,6 +83,42 @@ describe("Dockerfile", () => {
       .join(" ");
     expect(env).toContain(`PORT=${SERVICE_PORT}`);
     expect(env).toContain("HOST=0.0.0.0");
+  });
+});
+
+describe("the HEALTHCHECK command, run as the image runs it", () => {
+  const exec = (): string[] => JSON.parse(one("HEALTHCHECK").replace(/^.*?CMD\s+/, ""));
+  const probe = (port: number) =>
+    new Promise<number | null>((resolve) => {
+      // The image's `node` is the runtime's; here that is process.execPath (Node 24).
+      const [, ...args] = exec();
+      execFile(
+        process.execPath,
+        args,
+        { env: { ...process.env, PORT: String(port) }, timeout: 30_000 },
+        (error) => resolve(error ? ((error as { code?: number }).code ?? 1) : 0),
+      );
+    });
+
+  it("exits 0 while /healthz answers 200, 1 when it answers 503 or nothing listens", async () => {
+    expect(exec()[0]).toBe("node");
+    let status = 200;
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? "");
+      res.writeHead(status).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      expect(await probe(port)).toBe(0);
+      status = 503;
+      expect(await probe(port)).toBe(1);
+      expect(paths).toEqual(["/healthz", "/healthz"]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    expect(await probe(port)).toBe(1);
   });
 });
 
