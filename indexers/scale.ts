@@ -41,8 +41,10 @@ async function rig(watched: number, blockTimeMs: number): Promise<Rig> {
     const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
     const token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
     await db.pool.query(
-      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-       SELECT $1, a, 'deposit', 'scale' FROM unnest($2::text[]) AS a`,
+      // Allocated over the past day, not all at once just now.
+      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner, created_at)
+       SELECT $1, a, 'deposit', 'scale', now() - interval '1 day' + o * interval '1 second'
+         FROM unnest($2::text[]) WITH ORDINALITY AS x(a, o)`,
       [CHAIN_ID, Array.from({ length: watched }, (_, i) => addressAt(i))],
     );
     const chain: ChainConfig = chainSchema.parse({

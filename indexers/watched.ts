@@ -4,8 +4,9 @@
  * and calls `notifyWatchedAddress` in the same transaction; running indexers LISTEN.
  *
  * Updates are deltas, coalesced: a notification naming its addresses adds them (no query); one
- * naming only the chain (older callers, bulk adoptions) asks for a reload, and any number of those
- * arriving while a reload runs cost one more reload, not one each. Postgres delivers every
+ * naming only the chain (older callers, bulk adoptions) asks for a read of the rows created since
+ * the last read (an index range), and any number of those arriving within `coalesceMs` or while
+ * one runs cost one more read, not one each. Only (re)connecting and the audit load everything. Postgres delivers every
  * notification committed while we listen, so nothing is re-read per batch: `ensureCurrent` makes
  * sure every notification committed before it is applied (one round trip on the LISTEN
  * connection, and any reload it asked for), and audits the table (its count against memory, then a reload if
@@ -22,6 +23,9 @@ type Queryable = Pick<pg.ClientBase, "query">;
 
 // pg_notify payloads must stay under 8000 bytes: 150 addresses (43 bytes each) per notification.
 const ADDRESSES_PER_NOTIFY = 150;
+
+/** How far back a chain-only notification looks before the last read (late commits). */
+const RECENT_MARGIN = "2 seconds";
 
 /**
  * Tell running indexers that `chainId` has new custody addresses (delivered on COMMIT). With
@@ -68,8 +72,10 @@ export type WatchedSet = {
    */
   ensureCurrent: (client: Queryable) => Promise<void>;
   reload: (client?: Queryable) => Promise<void>;
-  /** Reloads done since start (the first load included): coalescing is measurable. */
+  /** Full loads of the table since start (the first one included). */
   reloads: () => number;
+  /** Reads of recently created rows (chain-only notifications, coalesced). */
+  recentReads: () => number;
   stop: () => Promise<void>;
 };
 
@@ -118,8 +124,15 @@ export async function createWatchedSet({
   let stopped = false;
   let listener: pg.PoolClient | undefined;
 
+  // Database time just before the last full load or recent read: rows created since (minus a
+  // margin for transactions that committed late) are all a chain-only notification can add.
+  let loadedAt: string | null = null;
+  const dbNow = async (client: Queryable) =>
+    (await client.query<{ now: string }>("SELECT now()::text AS now")).rows[0]!.now;
   const reload = async (client: Queryable = pool) => {
+    const at = await dbNow(client);
     set = await load(client, chainId);
+    loadedAt = at;
     auditedAt = Date.now();
     reloads++;
     logger.debug({ msg: "watched set reloaded", chain_id: chainId, addresses: set.size });
@@ -135,15 +148,46 @@ export async function createWatchedSet({
   let pumping = false;
   let reloaded = deferred();
   const addedDuringReload = new Set<string>();
+  let fullWanted = false;
+  let cutDelay: (() => void) | undefined;
+  let recentReads = 0;
+  /**
+   * What a chain-only notification can mean: rows created since the last read. A transaction
+   * that ran longer than RECENT_MARGIN before committing is found by the audit (count) instead.
+   */
+  const readRecent = async () => {
+    if (loadedAt === null) return reload();
+    const { rows } = await pool.query<{ now: string; addresses: string[] }>(
+      `SELECT now()::text AS now, ARRAY(
+         SELECT address FROM chain.custody_addresses
+          WHERE chain_id = $1 AND created_at >= $2::timestamptz - $3::interval) AS addresses`,
+      [chainId, loadedAt, RECENT_MARGIN],
+    );
+    for (const a of rows[0]!.addresses) set.add(a);
+    loadedAt = rows[0]!.now;
+    recentReads++;
+  };
   const pump = async (delayMs: number) => {
     pumping = true;
     try {
-      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      // A batch waiting for this read (reloadsDone) ends the wait early: it needs it now.
+      if (delayMs > 0)
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, delayMs);
+          cutDelay = () => {
+            clearTimeout(timer);
+            r();
+          };
+        });
+      cutDelay = undefined;
       while (covered < requested && !stopped) {
         const upTo = requested;
         addedDuringReload.clear();
         try {
-          await reload();
+          if (fullWanted) {
+            fullWanted = false;
+            await reload();
+          } else await readRecent();
           for (const a of addedDuringReload) set.add(a);
         } catch (err) {
           logger.warn({ msg: "watched set reload failed", err });
@@ -159,8 +203,9 @@ export async function createWatchedSet({
       reloaded = deferred();
     }
   };
-  const requestReload = (delayMs = coalesceMs): void => {
+  const requestReload = (delayMs = coalesceMs, full = false): void => {
     requested++;
+    if (full) fullWanted = true;
     if (!pumping) void pump(delayMs);
   };
   /** Resolves once every reload requested so far has been done. */
@@ -168,6 +213,7 @@ export async function createWatchedSet({
     const target = requested;
     while (covered < target && !stopped) {
       if (!pumping) void pump(0);
+      cutDelay?.();
       await reloaded.promise;
     }
   };
@@ -214,7 +260,7 @@ export async function createWatchedSet({
       };
       await c.query(`LISTEN ${WATCHED_CHANNEL}`);
       // After LISTEN: every address committed from now on is notified, every earlier one loaded.
-      requestReload(0);
+      requestReload(0, true);
       await reloadsDone();
     } catch (err) {
       if (client && listener === client) {
@@ -249,6 +295,7 @@ export async function createWatchedSet({
     },
     reload,
     reloads: () => reloads,
+    recentReads: () => recentReads,
     async stop() {
       stopped = true;
       const client = listener;
