@@ -145,6 +145,15 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
       { prefix: "/v1" },
     );
     // The operator console (api/console): HTML over this API, called in-process with a session key.
-    await root.register(createConsolePlugin({ pool: options.pool }));
+    const consoleConfig = options.common.config.api?.console;
+    await root.register(
+      createConsolePlugin({
+        pool: options.pool,
+        ...(consoleConfig?.idleTimeoutMs ? { idleTimeoutMs: consoleConfig.idleTimeoutMs } : {}),
+        ...(consoleConfig?.secureCookie !== undefined
+          ? { secureCookie: consoleConfig.secureCookie }
+          : {}),
+      }),
+    );
   };
 }

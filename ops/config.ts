@@ -71,6 +71,11 @@ export const chainSchema = z
     tracesMethod: z.enum(["auto", "trace_block", "debug_traceBlockByNumber"]).optional(),
     nativeSymbol: z.string().min(1).max(16).default("ETH"),
     nativeDecimals: z.number().int().min(0).max(36).default(18),
+    /**
+     * Deposit crediting's catch-up pass: blocks below the crediting watermark re-read per periodic
+     * sweep (a rotation over the history; absent: 1000), crediting confirmed deposits that skipped it.
+     */
+    creditingCatchupBlocks: z.number().int().min(1).max(1_000_000).optional(),
     /** Readiness fails when the indexer is more than this many blocks behind the head. */
     maxLagBlocks: z.number().int().positive().default(50),
     /**
@@ -233,6 +238,21 @@ export const apiConfigSchema = z
       })
       .strict()
       .default({ ...DEFAULT_API_RATE_LIMIT }),
+    /** The operator console at /console (api/console, docs/console.md). */
+    console: z
+      .object({
+        /** A session unused this long ends (its key is revoked). */
+        idleTimeoutMs: z
+          .number()
+          .int()
+          .min(60_000, "must be at least 60000 ms (1 min)")
+          .max(28_800_000, "must be at most 28800000 ms (8 h)")
+          .default(900_000),
+        /** Send the session cookie with `Secure`; default: only when the request came over https. */
+        secureCookie: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
