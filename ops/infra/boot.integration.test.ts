@@ -101,12 +101,25 @@ afterAll(async () => {
   await Promise.all(
     booted.map((b) => within(`${b.name} to exit`, b.exited, 10_000).catch(() => {})),
   );
+  if (redis) {
+    // The services' keys are under the hash-tagged prefix; createTestRedis cleans its plain one.
+    const keys = await redis.redis.keys(`${taggedPrefix()}:*`);
+    if (keys.length > 0) await redis.redis.del(...keys);
+  }
   await redis?.cleanup();
   await db?.drop();
   await kms?.stop();
   await anvil?.stop();
   rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+}, 120_000);
+
+/**
+ * The template's hash-tag prefix `{custody}` with this file's own name inside the tag: its keys
+ * stay apart from other tests' while every key still carries a hash tag.
+ */
+function taggedPrefix(): string {
+  return `{${redis.prefix}}`;
+}
 
 /** The config JSON the template stores in SSM (what CUSTODY_CONFIG_JSON carries on ECS). */
 function ssmConfigValue(): string {
@@ -141,8 +154,11 @@ function localEnv(container: ContainerDefinition): Record<string, string> {
       throw new Error(`${container.Name}: no local value for secret ${Name}`);
     env[Name] = value;
   }
-  // The test's own Redis prefix keeps this file's keys apart (the template's is {custody}).
-  if (env.REDIS_PREFIX !== undefined) env.REDIS_PREFIX = redis.prefix;
+  // The template's `{custody}`, with this file's own name inside the hash tag.
+  if (env.REDIS_PREFIX !== undefined) {
+    expect(env.REDIS_PREFIX).toBe("{custody}");
+    env.REDIS_PREFIX = taggedPrefix();
+  }
   return env;
 }
 
