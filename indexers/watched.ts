@@ -6,12 +6,13 @@
  * Updates are deltas, coalesced: a notification naming its addresses adds them (no query); one
  * naming only the chain (older callers, bulk adoptions) asks for a read of the rows created since
  * the last read (an index range), and any number of those arriving within `coalesceMs` or while
- * one runs cost one more read, not one each. Only (re)connecting and the audit load everything. Postgres delivers every
- * notification committed while we listen, so nothing is re-read per batch: `ensureCurrent` makes
- * sure every notification committed before it is applied (one round trip on the LISTEN
- * connection, and any reload it asked for), and audits the table (its count against memory, then a reload if
- * they differ) at most every `auditIntervalMs`: a writer that forgot to notify, or a notification
- * lost between a dropped connection and our re-LISTEN (which reloads too).
+ * one runs cost one more read, not one each. Only (re)connecting and the audit load everything.
+ * Postgres delivers every notification committed while we listen, so nothing is re-read per
+ * batch: `ensureCurrent` makes sure every notification committed before it is applied (one round
+ * trip on the LISTEN connection, and any read it asked for), and audits the table (its count
+ * against memory, then a full load if they differ) at most every `auditIntervalMs`: a writer that
+ * forgot to notify, a transaction that committed later than the read margin, or a notification
+ * lost between a dropped connection and our re-LISTEN (which loads everything too).
  */
 import type pg from "pg";
 import type { Pool } from "../ops/db.js";
