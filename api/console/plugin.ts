@@ -302,7 +302,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
           );
         const body = html`
             ${section("Approval queue", queue, (b) => withdrawalsTable(b.withdrawals as Json[], assets, (w) => decisionForms(s, w)))}
-            ${section("Needs review", review, (b) => html`${withdrawalsTable(b.withdrawals as Json[], assets)}<p>Operator action: after checking the chain, fail it and release its hold with <code>custody-node withdrawals fail &lt;id&gt; --reason …</code> (not offered in the console).</p>`)}
+            ${section("Needs review", review, (b) => html`${withdrawalsTable(b.withdrawals as Json[], assets)}<p>Operator action: after checking the chain, fail it and release its hold with <code>custody-node withdrawals fail &lt;id&gt; --by &lt;you&gt; --reason …</code> (not offered in the console).</p>`)}
             ${section("All withdrawals", recent, (b) => withdrawalsTable(b.withdrawals as Json[], assets))}`;
         return send(reply, 200, page(request, { title: "Withdrawals", page: "withdrawals", body }));
       });
@@ -326,7 +326,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
           );
         const w = r.body;
         const body = html`
-            ${withdrawalsTable([w], assets, (x) => (x.status === "pending_approval" ? decisionForms(s, x) : html``))}
+            ${withdrawalsTable([w], assets, w.status === "pending_approval" ? (x) => decisionForms(s, x) : undefined)}
             <section aria-labelledby="timeline"><h2 id="timeline">Timeline to finality</h2>
             <ol>${(w.history as Json[]).map((h) => html`<li>${time(String(h.at))} — <strong>${h.action}</strong> by ${h.actor}${h.details && (h.details as Json).reason ? html` (“${(h.details as Json).reason}”)` : ""}</li>`)}</ol></section>`;
         return send(
