@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { createEvmAdapter } from "../../chains/index.js";
 import { createLedger } from "../../ledger/createLedger.js";
 import { measureCreditBlock } from "../../ledger/crediting.scale.js";
 import { createReconciler } from "../../ledger/recon/reconcile.js";
@@ -58,7 +59,7 @@ function scaleFile(rpcUrl: string, multicall3: string) {
       reorgWindow: 8,
       blockTimeMs: 250,
       feeModel: "eip1559",
-      recon: { batchSize: 500, requestsPerSecond: 1_000, multicall3 },
+      recon: { batchSize: 250, requestsPerSecond: 1_000, multicall3 },
     })),
   });
 }
@@ -90,7 +91,12 @@ async function fullReconChild(rpcUrl: string, multicall3: string) {
   const common = scaleCommon(rpcUrl, multicall3);
   const pool = createPool(scaleDatabaseUrl(), { max: 4, applicationName: "scale-bench-full" });
   try {
-    const reconciler = createReconciler({ common, pool });
+    // Anvil on this shared machine can take longer than the default 10 s to answer a call.
+    const reconciler = createReconciler({
+      common,
+      pool,
+      adapterFor: (chain) => createEvmAdapter(chain, { common }, { timeoutMs: 120_000 }),
+    });
     let facts = 0;
     let entries = 0;
     let breaks = 0;
