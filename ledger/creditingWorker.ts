@@ -2,7 +2,9 @@
  * The ledger's part of the `worker` role: deposit crediting (and reorg holds) on every `chain-facts`
  * doorbell and on a periodic sweep of Postgres (doorbells can be lost), plus expiry of timed-out holds.
  * Both are incremental: each chain's crediting watermark (ledger.crediting_watermarks) says which
- * blocks are done, so a pass reads only blocks above it, and refused deposits are parked aside.
+ * blocks are done, so a pass reads only blocks above it, and refused deposits are parked aside;
+ * the periodic sweep also re-reads one bounded window below it (the catch-up pass, chain config
+ * `creditingCatchupBlocks`), so a fact that skipped the watermark is still credited.
  */
 import type { Worker } from "bullmq";
 import type { Common } from "../ops/common.js";
@@ -11,7 +13,11 @@ import type { Pool } from "../ops/db.js";
 import { startLoop } from "../ops/loop.js";
 import type { QueueFactory } from "../ops/queues.js";
 import type { Ledger } from "./createLedger.js";
-import { createDepositCrediting, type DepositCrediting } from "./depositCrediting.js";
+import {
+  createDepositCrediting,
+  DEFAULT_CATCHUP_BLOCKS,
+  type DepositCrediting,
+} from "./depositCrediting.js";
 
 /** Same names as indexers/doorbell.ts (docs/contracts.md); repeated so the ledger does not import the indexer. */
 export const CHAIN_FACTS_QUEUE = "chain-facts";
@@ -41,7 +47,13 @@ export async function startCreditingWorker({
 }): Promise<CreditingWorker> {
   const log = common.logger.child({ component: "ledger-worker" });
   await ledger.ensureAssetsFromConfig(chains);
-  const crediting = createDepositCrediting({ common, pool, ledger });
+  const catchup = new Map(chains.map((c) => [c.chainId, c.creditingCatchupBlocks]));
+  const crediting = createDepositCrediting({
+    common,
+    pool,
+    ledger,
+    catchupBlocks: (chainId) => catchup.get(chainId) ?? DEFAULT_CATCHUP_BLOCKS,
+  });
   const chainIds = new Set(chains.map((c) => c.chainId));
 
   // One sweep at a time: a doorbell during a sweep waits for it instead of racing it.

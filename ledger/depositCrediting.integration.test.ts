@@ -4,10 +4,12 @@
  * is in depositCrediting.anvil.integration.test.ts): credit once, reorg holds, void on re-confirm,
  * post at finality, shortfall to the receivable with withdrawals blocked.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaultConfigPath, loadConfig } from "../ops/config.js";
+import type { ConfigError } from "../ops/errors.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";
 import { waitFor } from "../ops/testing/wait.js";
@@ -562,5 +564,143 @@ describe("deposit crediting", () => {
     expect(
       await ctx.db.pool.query("SELECT 1 FROM ledger.deposit_credits WHERE tx_hash = $1", [tx]),
     ).toMatchObject({ rowCount: 0 });
+  });
+});
+
+describe("catch-up pass and incremental reorg holds", () => {
+  const watermarks = async () =>
+    (
+      await ctx.db.pool.query<{
+        block_number: string;
+        catchup_block: string;
+        holds_reorg_id: string;
+      }>(
+        "SELECT block_number::text, catchup_block::text, holds_reorg_id::text FROM ledger.crediting_watermarks WHERE chain_id = $1",
+        [CHAIN],
+      )
+    ).rows[0]!;
+  const catchupCounted = async () => {
+    const metric = ctx.common.metrics.registry.getSingleMetric(
+      "custody_crediting_catchup_credits_total",
+    );
+    if (metric === undefined)
+      throw new Error("custody_crediting_catchup_credits_total not registered");
+    const values = (await metric.get()).values;
+    return values.find((v) => v.labels.chain_id === String(CHAIN))?.value ?? 0;
+  };
+
+  it("credits a confirmed deposit a late writer put below the watermark exactly once, counts it, and never again", async () => {
+    // The watermark past block 200, the usual way.
+    await fact({
+      tx: txHash(),
+      block: "0xca0",
+      number: 200,
+      to: D_ERIN,
+      amount: 5n,
+      status: "confirmed",
+    });
+    await crediting.sweep({ chainId: CHAIN });
+    const watermark = BigInt((await watermarks()).block_number);
+    expect(watermark).toBeGreaterThanOrEqual(200n);
+    const counted = await catchupCounted();
+    const erin = await userBalance("erin");
+
+    // A late writer: a confirmed deposit into block 150, no reorg recorded.
+    const late = txHash();
+    await fact({
+      tx: late,
+      block: "0xca1",
+      number: 150,
+      to: D_ERIN,
+      amount: 7n,
+      status: "confirmed",
+    });
+    expect(await crediting.creditNew({ chainId: CHAIN })).toEqual({ credited: 0, done: true });
+    expect(await userBalance("erin")).toBe(erin); // the watermark never looks back
+
+    // Steps of at most 40 blocks; a full turn of the rotation (from wherever the cursor is) finds it.
+    const turn = Number(watermark) / 40 + 2;
+    const walk = async () => {
+      let credited = 0;
+      for (let i = 0; i < turn; i++) {
+        const step = await crediting.catchUp({ chainId: CHAIN, maxBlocks: 40 });
+        expect(step.to - step.from + 1n).toBeLessThanOrEqual(40n);
+        expect(step.to).toBeLessThanOrEqual(watermark);
+        credited += step.credited;
+      }
+      return credited;
+    };
+    expect(await walk()).toBe(1);
+    expect(await userBalance("erin")).toBe(erin + 7n);
+    expect(await catchupCounted()).toBe(counted + 1);
+    const credit = await ledger.getTransfer(transferId(depositTransferName(CHAIN, late, "tx")));
+    expect(credit).toMatchObject({ kind: "deposit", amount: 7n, chainRef: { txHash: late } });
+
+    // Another full turn, and periodic sweeps (which run a catch-up step each): no second credit.
+    expect(await walk()).toBe(0);
+    for (let i = 0; i < 3; i++)
+      expect((await crediting.sweep({ chainId: CHAIN })).credited).toBe(0);
+    expect(await userBalance("erin")).toBe(erin + 7n);
+    expect(await catchupCounted()).toBe(counted + 1);
+    const rows = await ctx.db.pool.query(
+      "SELECT 1 FROM ledger.deposit_credits WHERE tx_hash = $1",
+      [late],
+    );
+    expect(rows.rowCount).toBe(1);
+    expect((await ledger.check()).problems).toEqual([]);
+  });
+
+  it("refuses a catch-up window that is not a positive number of blocks, in code and in the chain config", async () => {
+    await expect(crediting.catchUp({ chainId: CHAIN, maxBlocks: 0 })).rejects.toThrow(/maxBlocks/);
+    const dir = mkdtempSync(path.join(tmpdir(), "catchup-config-"));
+    try {
+      const file = path.join(dir, "config.json");
+      const config = JSON.parse(readFileSync(defaultConfigPath, "utf8"));
+      config.chains[0].creditingCatchupBlocks = 0;
+      writeFileSync(file, JSON.stringify(config));
+      let issues: { field: string; message: string }[] = [];
+      try {
+        loadConfig({ CUSTODY_CONFIG: file });
+      } catch (error) {
+        issues = (error as ConfigError).issues;
+      }
+      expect(issues.map((i) => i.field)).toEqual(["config.json.chains.0.creditingCatchupBlocks"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("holds a credit whose re-mined copy a later reorg orphans, reading only reorgs since its watermark", async () => {
+    const tx = txHash();
+    await fact({ tx, block: "0xcb0", number: 300, to: D_FRANK, amount: 30n, status: "confirmed" });
+    expect((await crediting.sweep({ chainId: CHAIN })).credited).toBe(1);
+    // Orphaned, and the same deposit already confirmed again higher up before any pass: no hold.
+    await setStatus(tx, "0xcb0", "orphaned", true);
+    await fact({ tx, block: "0xcb1", number: 310, to: D_FRANK, amount: 30n, status: "confirmed" });
+    expect(await crediting.sweep({ chainId: CHAIN })).toEqual({
+      credited: 0,
+      held: 0,
+      restored: 0,
+      finalized: 0,
+    });
+    const newest = await ctx.db.pool.query<{ id: string }>(
+      "SELECT max(id)::text AS id FROM chain.reorgs WHERE chain_id = $1",
+      [CHAIN],
+    );
+    expect((await watermarks()).holds_reorg_id).toBe(newest.rows[0]!.id);
+    // The copy is orphaned by a reorg whose common ancestor (309) is above the credit's block (300).
+    await setStatus(tx, "0xcb1", "orphaned", true);
+    expect((await crediting.sweep({ chainId: CHAIN })).held).toBe(1);
+    const creditId = transferId(depositTransferName(CHAIN, tx, "tx"));
+    expect(await ledger.getTransfer(transferId(reorgHoldName(creditId, "hold")))).toMatchObject({
+      type: "pending",
+      amount: 30n,
+    });
+    const state = await ctx.db.pool.query<{ state: string; orphaned_block: string }>(
+      "SELECT state, orphaned_block::text FROM ledger.deposit_credits WHERE credit_id = $1",
+      [creditId],
+    );
+    expect(state.rows).toEqual([{ state: "held", orphaned_block: "310" }]);
+    expect((await crediting.sweep({ chainId: CHAIN })).held).toBe(0);
   });
 });

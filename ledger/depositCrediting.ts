@@ -78,6 +78,15 @@ export type DepositCrediting = {
     chainId: number;
     limit?: number;
   }) => Promise<{ credited: number; tried: number }>;
+  /**
+   * One step of the chain's catch-up pass below the watermark (a bounded block window, rotating);
+   * returns how many credits it created and the blocks it covered.
+   */
+  catchUp: (options: {
+    chainId: number;
+    maxBlocks?: number;
+    limit?: number;
+  }) => Promise<{ credited: number; from: bigint; to: bigint }>;
   /** Parked (refused) deposits, oldest first. */
   parked: (options?: { chainId?: number; limit?: number }) => Promise<ParkedDeposit[]>;
   /** Place reorg holds on credits whose facts were orphaned; returns how many. */
@@ -89,6 +98,9 @@ export type DepositCrediting = {
   /** All of the above until nothing is left. */
   sweep: (options?: CreditScope) => Promise<SweepResult>;
 };
+
+/** Blocks below the crediting watermark the catch-up pass re-reads per step (chain config `creditingCatchupBlocks`). */
+export const DEFAULT_CATCHUP_BLOCKS = 1_000;
 
 /** The name of the reorg hold's transfers for a credit; `n` counts earlier holds of it. */
 export function reorgHoldName(creditId: string, part: "hold" | "shortfall", n = 0): string {
@@ -200,12 +212,24 @@ const CREDIT_COLUMNS = `d.credit_id::text, d.chain_id::int AS chain_id, d.tx_has
   d.asset, d.amount::text, d.owner, d.block_number::text, d.holds_placed, d.orphaned_block::text,
   d.hold_id::text, d.hold_amount::text, d.shortfall_id::text, d.shortfall_amount::text`;
 
-// Standing credits of an identity that has an orphaned fact and no confirmed fact of the same
-// deposit. Driven from orphaned facts, which are few.
+// The reorg-hold pass's watermark (locked: one pass per chain at a time) and the reorgs recorded
+// after it: their newest id and lowest common ancestor (every fact they orphaned is above it).
+const HOLDS_STEP = `
+SELECT r.reorg_id::text, r.ancestor::text
+FROM ledger.crediting_watermarks w,
+LATERAL (SELECT coalesce(max(id), w.holds_reorg_id) AS reorg_id, min(common_ancestor) AS ancestor
+           FROM chain.reorgs WHERE chain_id = $1 AND id > w.holds_reorg_id) r
+WHERE w.chain_id = $1
+FOR UPDATE OF w`;
+
+// Standing credits of an identity that has an orphaned fact above a block (the lowest common
+// ancestor of the reorgs not yet handled: the partial index on orphaned facts, never the chain's
+// whole reorg history) and no confirmed fact of the same deposit. No SKIP LOCKED: the pass moves
+// its watermark past what it read, so it must not step over a row another transaction holds.
 const ORPHANED_CREDITS = `
 WITH o AS (
   SELECT chain_id, tx_hash, position, max(block_number) AS orphaned_block FROM chain.transfers
-  WHERE status = 'orphaned' AND ($1::bigint IS NULL OR chain_id = $1)
+  WHERE chain_id = $1 AND status = 'orphaned' AND block_number > $3
   GROUP BY chain_id, tx_hash, position)
 SELECT ${CREDIT_COLUMNS}, o.orphaned_block::text AS new_orphaned_block
 FROM ledger.deposit_credits d
@@ -214,7 +238,7 @@ WHERE d.state = 'credited'
   AND NOT EXISTS (SELECT 1 FROM chain.transfers f WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed')
 ORDER BY d.created_at
 LIMIT $2
-FOR UPDATE OF d SKIP LOCKED`;
+FOR UPDATE OF d`;
 
 // Held credits whose deposit is confirmed again (in any block).
 const RECONFIRMED = `
@@ -347,7 +371,17 @@ function reorgMetrics(common: Common) {
       labelNames: ["chain_id"],
       registers: [registry],
     });
-  return { holds, shortfalls, parked };
+  const catchupCredits =
+    (registry.getSingleMetric("custody_crediting_catchup_credits_total") as
+      | Counter<string>
+      | undefined) ??
+    new Counter({
+      name: "custody_crediting_catchup_credits_total",
+      help: "Deposits the catch-up pass credited below the crediting watermark (something upstream skipped them), by chain",
+      labelNames: ["chain_id"],
+      registers: [registry],
+    });
+  return { holds, shortfalls, parked, catchupCredits };
 }
 
 /** Parked (refused) deposits, oldest first (operators: `custody-node ledger parked-deposits`). */
@@ -380,6 +414,7 @@ export function createDepositCrediting({
   ledger,
   finalizedHeight = async (chainId) => (await readFinalized(pool, chainId))?.number ?? null,
   parkedRetryMs = 5_000,
+  catchupBlocks = () => DEFAULT_CATCHUP_BLOCKS,
 }: {
   common: Common;
   pool: Pool;
@@ -388,6 +423,8 @@ export function createDepositCrediting({
   finalizedHeight?: (chainId: number) => Promise<bigint | null>;
   /** First retry of a parked (refused) deposit after this long; each retry doubles it, up to 1 h. */
   parkedRetryMs?: number;
+  /** Blocks per catch-up step of a chain (default DEFAULT_CATCHUP_BLOCKS). */
+  catchupBlocks?: (chainId: number) => number;
 }): DepositCrediting {
   const log = common.logger.child({ component: "deposit-crediting" });
   const metrics = reorgMetrics(common);
@@ -530,10 +567,7 @@ export function createDepositCrediting({
     limit?: number;
     maxBlocks?: number;
   }): Promise<{ credited: number; done: boolean }> {
-    await pool.query(
-      "INSERT INTO ledger.crediting_watermarks (chain_id) VALUES ($1) ON CONFLICT DO NOTHING",
-      [chainId],
-    );
+    await ensureWatermark(chainId);
     return withTransaction(pool, async (client) => {
       const step = (
         await client.query<{
@@ -631,16 +665,127 @@ export function createDepositCrediting({
     return out;
   }
 
+  /**
+   * Place reorg holds on the credits whose fact the reorgs recorded since the pass's watermark
+   * orphaned. Reads only orphaned facts above those reorgs' lowest common ancestor; the watermark
+   * moves past them once every credit found there is held (or needs no hold): a refused hold, or
+   * a full page, is read again next pass.
+   */
   async function holdOrphaned({ chainId, limit = 200 }: { chainId?: number; limit?: number } = {}) {
+    const chains =
+      chainId !== undefined
+        ? [chainId]
+        : (await pool.query<{ chain_id: number }>(DEPOSIT_CHAINS)).rows.map((r) => r.chain_id);
+    let held = 0;
+    for (const id of chains) held += await holdOrphanedChain(id, limit);
+    return held;
+  }
+
+  async function holdOrphanedChain(chainId: number, limit: number) {
+    await ensureWatermark(chainId);
     return withTransaction(pool, async (client) => {
+      const step = (
+        await client.query<{ reorg_id: string; ancestor: string | null }>(HOLDS_STEP, [chainId])
+      ).rows[0]!;
+      if (step.ancestor === null) return 0; // no reorg since: nothing new is orphaned
       const rows = await client.query<CreditRow & { new_orphaned_block: string }>(
         ORPHANED_CREDITS,
-        [chainId ?? null, limit],
+        [chainId, limit, step.ancestor],
       );
       let held = 0;
       for (const c of rows.rows) if (await placeHold(client, c, c.new_orphaned_block)) held++;
+      if (rows.rows.length < limit && held === rows.rows.length)
+        await client.query(
+          `UPDATE ledger.crediting_watermarks SET holds_reorg_id = $2, updated_at = now()
+            WHERE chain_id = $1`,
+          [chainId, step.reorg_id],
+        );
+      else if (held < rows.rows.length)
+        log.warn({
+          msg: "reorg holds refused: the reorg-hold pass reads these reorgs again",
+          chain_id: chainId,
+          refused: rows.rows.length - held,
+          ancestor: step.ancestor,
+        });
       return held;
     });
+  }
+
+  async function ensureWatermark(chainId: number) {
+    await pool.query(
+      "INSERT INTO ledger.crediting_watermarks (chain_id) VALUES ($1) ON CONFLICT DO NOTHING",
+      [chainId],
+    );
+  }
+
+  /**
+   * One step of the chain's catch-up pass: a rotation cursor walking the blocks below the crediting
+   * watermark, at most `maxBlocks` (and `limit` facts) per step, crediting any confirmed deposit
+   * fact with no standing credit that is not parked (same check and ids as creditNew, so never a
+   * second credit). Such a fact means something upstream skipped it (a late writer into an old
+   * block): warned and counted. Past the watermark, the cursor starts again at the bottom.
+   */
+  async function catchUp({
+    chainId,
+    maxBlocks = DEFAULT_CATCHUP_BLOCKS,
+    limit = 1_000,
+  }: {
+    chainId: number;
+    maxBlocks?: number;
+    limit?: number;
+  }): Promise<{ credited: number; from: bigint; to: bigint }> {
+    if (!Number.isSafeInteger(maxBlocks) || maxBlocks < 1)
+      throw new Error(`catch-up maxBlocks must be a positive integer, got ${maxBlocks}`);
+    await ensureWatermark(chainId);
+    const out = await withTransaction(pool, async (client) => {
+      const w = (
+        await client.query<{ watermark: string; cursor: string }>(
+          `SELECT block_number::text AS watermark, catchup_block::text AS cursor
+             FROM ledger.crediting_watermarks WHERE chain_id = $1 FOR UPDATE`,
+          [chainId],
+        )
+      ).rows[0]!;
+      const watermark = BigInt(w.watermark);
+      let from = BigInt(w.cursor);
+      if (from >= watermark) from = -1n; // a full turn (or the watermark went back): start again
+      const to = from + BigInt(maxBlocks) < watermark ? from + BigInt(maxBlocks) : watermark;
+      if (to <= from) return { credited: 0, facts: [] as FactRow[], from, to };
+      const facts = (
+        await client.query<FactRow>(UNCREDITED, [
+          chainId,
+          limit,
+          (from + 1n).toString(),
+          to.toString(),
+        ])
+      ).rows;
+      const { credited } = await creditFacts(client, facts);
+      // A full page may end inside a block: stop before it (as creditNew).
+      let reached = facts.length < limit ? to : BigInt(facts[facts.length - 1]!.block_number) - 1n;
+      if (reached < from) reached = from;
+      await client.query(
+        `UPDATE ledger.crediting_watermarks SET catchup_block = $2, updated_at = now()
+          WHERE chain_id = $1`,
+        [chainId, reached.toString()],
+      );
+      return { credited, facts, from: from + 1n, to: reached };
+    });
+    if (out.credited > 0) {
+      metrics.catchupCredits.inc({ chain_id: String(chainId) }, out.credited);
+      log.warn({
+        msg: "catch-up pass credited deposits below the crediting watermark: something upstream skipped them",
+        chain_id: chainId,
+        credited: out.credited,
+        from_block: out.from.toString(),
+        to_block: out.to.toString(),
+        facts: out.facts.slice(0, 20).map((f) => ({
+          fact_id: f.fact_id,
+          block_number: f.block_number,
+          tx_hash: f.tx_hash,
+          position: f.position,
+        })),
+      });
+    }
+    return { credited: out.credited, from: out.from, to: out.to };
   }
 
   /** One hold, in a savepoint so a refused hold leaves the others of the batch standing. */
@@ -835,6 +980,7 @@ export function createDepositCrediting({
   return {
     creditConfirmed,
     creditNew,
+    catchUp,
     retryParked,
     parked: (options = {}) => listParkedDeposits(pool, options),
     holdOrphaned,
@@ -870,6 +1016,9 @@ export function createDepositCrediting({
           out.credited += step.credited;
         }
         out.credited += (await retryParked({ chainId })).credited;
+        // The periodic sweep (not a doorbell's) also re-reads one bounded window below the watermark.
+        if (!ranged)
+          out.credited += (await catchUp({ chainId, maxBlocks: catchupBlocks(chainId) })).credited;
       }
       out.finalized = await drain(() => finalizeHolds(scope));
       return out;
