@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { withTransaction } from "../ops/db.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { type BlockHeader, type Fact, NATIVE_ASSET } from "./extractFacts.js";
-import { insertBlocks, insertFacts, orphanAbove } from "./store.js";
+import { insertBlocks, insertFacts, orphanAbove, pruneBlocks } from "./store.js";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -78,5 +78,27 @@ it("orphans, then revives a block and its facts when it becomes canonical again"
     { number: 1, h: "0xa" },
     { number: 2, h: "0xa" },
     { number: 3, h: "0xa" },
+  ]);
+});
+
+it("stores a pruned block that comes back once: its facts are not duplicated (COPY falls back)", async () => {
+  const b = [block(10, "c"), block(11, "c")];
+  const write = () =>
+    withTransaction(db.pool, async (c) => {
+      const fresh = await insertBlocks(c, 1, b);
+      await insertFacts(c, 1, b.map(fact), null, fresh);
+      return fresh;
+    });
+  expect(await write()).toBe(true);
+  await pruneBlocks(db.pool, 1, 12n, 1000);
+  // The blocks are gone, so they are fresh again; their facts are not.
+  expect(await write()).toBe(true);
+  const { rows } = await db.pool.query(
+    "SELECT block_number::int AS n, count(*)::int AS c FROM chain.transfers WHERE block_hash = ANY($1::text[]) GROUP BY 1 ORDER BY 1",
+    [b.map((x) => x.hash)],
+  );
+  expect(rows).toEqual([
+    { n: 10, c: 1 },
+    { n: 11, c: 1 },
   ]);
 });

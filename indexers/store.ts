@@ -145,8 +145,21 @@ export async function insertFacts(
   const status = facts.map((f) =>
     confirmedUpTo !== null && f.blockNumber <= confirmedUpTo ? "confirmed" : "seen",
   );
-  if (freshBlocks) await copyFacts(client, chainId, facts, status);
-  else
+  // A fresh block's facts exist already only when the block was pruned and comes back (an
+  // operator's deep resume): COPY then meets the unique key, and the conflict path takes over.
+  let copied = false;
+  if (freshBlocks) {
+    await client.query("SAVEPOINT copy_facts");
+    try {
+      await copyFacts(client, chainId, facts, status);
+      await client.query("RELEASE SAVEPOINT copy_facts");
+      copied = true;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "23505") throw err;
+      await client.query("ROLLBACK TO SAVEPOINT copy_facts");
+    }
+  }
+  if (!copied)
     await client.query(INSERT_FACTS + REVIVE_ORPHANED_FACTS, [
       chainId,
       facts.map((f) => f.blockNumber.toString()),
