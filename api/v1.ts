@@ -149,6 +149,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
     await root.register(
       createConsolePlugin({
         pool: options.pool,
+        chains: options.common.config.chains,
         ...(consoleConfig?.idleTimeoutMs ? { idleTimeoutMs: consoleConfig.idleTimeoutMs } : {}),
         ...(consoleConfig?.secureCookie !== undefined
           ? { secureCookie: consoleConfig.secureCookie }

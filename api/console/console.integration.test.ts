@@ -303,13 +303,26 @@ describe("operator console in chromium", () => {
       ["recon", "/console/recon"],
       ["treasury", "/console/treasury"],
       ["webhooks", "/console/webhooks"],
+      ["recon-report", `/console/recon/runs/${run.runId}/report`],
       ["audit", "/console/audit"],
-    ] as const) {
+    ] as [string, string][]) {
       const res = await ad.page.goto(`${url}${path}`);
       expect(res!.status(), path).toBe(200);
       await shot(ad.page, name);
     }
     await shows(ad.page.getByRole("status").first(), "Hash chain verified");
+    // the overview's hot wallet row comes from the latest run: the wallet, in ETH, and which run
+    await ad.page.goto(`${url}/console`);
+    const hot = ad.page.locator("#hot-wallets ~ table tbody tr").first();
+    await waitFor(
+      "the hot wallet on the overview",
+      async () =>
+        ((await hot.textContent()) ?? "").toLowerCase().includes(prepared.hotWallet.toLowerCase()),
+      { timeoutMs: 20_000 },
+    );
+    await shows(hot, ` ETH`);
+    await shows(hot, `run ${run.runId} at block ${run.block}`);
+    await ad.page.goto(`${url}/console/audit`);
     await shows(ad.page.getByRole("main"), "console.signed_in");
     await shows(ad.page.getByRole("main"), "withdrawal.approved_by");
 

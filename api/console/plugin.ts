@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
 import { verifyAuditChain } from "../audit.js";
 import {
@@ -32,6 +33,8 @@ import {
 
 export type ConsoleOptions = {
   pool: Pool;
+  /** The chains (hot wallet floor and ceiling for the overview). */
+  chains?: readonly ChainConfig[];
   /** A session unused this long ends (default 15 minutes). */
   idleTimeoutMs?: number;
   /** Send the cookie with `Secure` (default: when the request came over https). */
@@ -225,6 +228,73 @@ export function createConsolePlugin(options: ConsoleOptions) {
           ? form.reason.trim()
           : undefined;
 
+      /**
+       * Hot wallet native balances against the chain's floor and ceiling, as the latest completed
+       * reconciliation run read them (the API has no live balance route; the run says when).
+       */
+      const hotWallets = async (s: ConsoleSession, assets: Map<string, AssetInfo>) => {
+        const runs = await v1(s, "GET", "/v1/recon/runs?limit=50");
+        if (runs.status !== 200) return section("Hot wallets", runs, () => html``);
+        const rows: Html[] = [];
+        for (const chain of options.chains ?? []) {
+          const latest = (runs.body.runs as Json[]).find(
+            (r) => r.chainId === chain.chainId && r.status === "completed",
+          );
+          if (!latest) {
+            rows.push(
+              html`<tr><td>${chain.key}</td><td colspan="5">no completed reconciliation run yet</td></tr>`,
+            );
+            continue;
+          }
+          const report = await v1(s, "GET", `/v1/recon/runs/${String(latest.id)}`);
+          const native = `${chain.chainId}:0x0000000000000000000000000000000000000000`;
+          const info = assets.get(native);
+          for (const b of ((report.body.balances as Json[] | undefined) ?? []).filter(
+            (x) => x.scope === "hot" && x.assetId === native,
+          )) {
+            const balance = BigInt(String(b.chain));
+            const floor = chain.nativeHotFloor ? BigInt(chain.nativeHotFloor) : null;
+            const ceiling = chain.nativeHotCeiling ? BigInt(chain.nativeHotCeiling) : null;
+            const state =
+              floor !== null && balance < floor
+                ? html`<span class="bad">below floor: fund it</span>`
+                : ceiling !== null && balance > ceiling
+                  ? html`<span class="bad">above ceiling: sweep to cold</span>`
+                  : html`<span class="ok">within range</span>`;
+            rows.push(
+              html`<tr><td>${chain.key}</td><td class="mono">${b.address}</td><td class="num">${amount(String(b.chain), info)}</td><td class="num">${floor === null ? "—" : amount(floor.toString(), info)}</td><td class="num">${ceiling === null ? "—" : amount(ceiling.toString(), info)}</td><td>${state}<br><small>run ${latest.id} at block ${latest.block}</small></td></tr>`,
+            );
+          }
+        }
+        return html`<section aria-labelledby="hot-wallets"><h2 id="hot-wallets">Hot wallets</h2><table><thead><tr><th scope="col">Chain</th><th scope="col">Address</th><th scope="col" class="num">Balance</th><th scope="col" class="num">Floor</th><th scope="col" class="num">Ceiling</th><th scope="col">State</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+      };
+      /** A run's HTML report, fetched from /v1 with the session's key (recon:read). */
+      c.get<{ Params: { id: string } }>(
+        "/console/recon/runs/:id/report",
+        async (request, reply) => {
+          const s = request.consoleSession!;
+          if (!/^[0-9]{1,15}$/.test(request.params.id)) return reply.callNotFound();
+          const res = await app.inject({
+            method: "GET",
+            url: `/v1/recon/runs/${request.params.id}?format=html`,
+            headers: { authorization: `Bearer ${s.plaintext}` },
+          });
+          if (res.statusCode !== 200) {
+            const r: V1Result = { status: res.statusCode, body: res.json() as Json };
+            return send(
+              reply,
+              r.status,
+              page(request, {
+                title: "Report",
+                page: "recon",
+                error: problemText(r),
+                body: html``,
+              }),
+            );
+          }
+          return reply.type("text/html; charset=utf-8").send(res.body);
+        },
+      );
       c.get("/console/assets/console.css", async (_q, reply) => reply.type("text/css").send(CSS));
       c.get("/console/assets/console.js", async (_q, reply) =>
         reply.type("text/javascript").send(JS),
@@ -275,6 +345,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
         ]);
         const body = html`
             ${section("Chains", chains, (b) => chainsTable(b.chains as Json[]))}
+            ${await hotWallets(s, assets)}
             ${section("Waiting for approval", queue, (b) => html`<p><a href="/console/withdrawals">${(b.withdrawals as Json[]).length} withdrawal(s)</a> wait for approval.</p>`)}
             ${section("Needs review", review, (b) => withdrawalsTable(b.withdrawals as Json[], assets))}
             ${section("Open breaks", breaks, (b) => html`<p><a href="/console/recon">${(b.breaks as Json[]).length} open or acknowledged break(s)</a>.</p>`)}`;
@@ -532,7 +603,7 @@ function breaksTable(rows: Json[], assets: Map<string, AssetInfo>, s: ConsoleSes
 function runsTable(rows: Json[]): Html {
   if (rows.length === 0) return html`<p>No runs yet.</p>`;
   return html`<table><thead><tr><th scope="col" class="num">Run</th><th scope="col">Chain</th><th scope="col" class="num">Block</th><th scope="col">Status</th><th scope="col" class="num">Breaks</th><th scope="col">Started</th></tr></thead>
-    <tbody>${rows.map((r) => html`<tr><td class="num">${r.id}</td><td>${r.chainId}</td><td class="num">${r.block}</td><td>${r.status}</td><td class="num">${r.breakCount}</td><td>${time(String(r.startedAt))}</td></tr>`)}</tbody></table>`;
+    <tbody>${rows.map((r) => html`<tr><td class="num"><a href="/console/recon/runs/${r.id}/report">${r.id}</a></td><td>${r.chainId}</td><td class="num">${r.block}</td><td>${r.status}</td><td class="num">${r.breakCount}</td><td>${time(String(r.startedAt))}</td></tr>`)}</tbody></table>`;
 }
 
 function deadLettersTable(rows: Json[], s: ConsoleSession): Html {
