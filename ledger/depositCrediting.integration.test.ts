@@ -650,8 +650,34 @@ describe("catch-up pass and incremental reorg holds", () => {
     expect((await ledger.check()).problems).toEqual([]);
   });
 
+  it("cuts a catch-up step at its fact budget, however wide the block window", async () => {
+    const count = async (from: bigint, to: bigint) =>
+      Number(
+        (
+          await ctx.db.pool.query<{ n: string }>(
+            "SELECT count(*)::text AS n FROM chain.transfers WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3",
+            [CHAIN, from.toString(), to.toString()],
+          )
+        ).rows[0]!.n,
+      );
+    const watermark = BigInt((await watermarks()).block_number);
+    expect(await count(0n, watermark)).toBeGreaterThan(20); // the whole history is over budget
+    let steps = 0;
+    let covered = 0n;
+    while (covered <= watermark) {
+      if (++steps > 200) throw new Error("the catch-up rotation did not make a turn in 200 steps");
+      const step = await crediting.catchUp({ chainId: CHAIN, maxBlocks: 1_000_000, maxFacts: 10 });
+      expect(step.to).toBeGreaterThanOrEqual(step.from);
+      // At most 10 facts, unless the step is a single block holding more.
+      if (step.to > step.from) expect(await count(step.from, step.to)).toBeLessThanOrEqual(10);
+      covered += step.to - step.from + 1n;
+    }
+    expect(steps).toBeGreaterThan(2);
+  });
+
   it("refuses a catch-up window that is not a positive number of blocks, in code and in the chain config", async () => {
     await expect(crediting.catchUp({ chainId: CHAIN, maxBlocks: 0 })).rejects.toThrow(/maxBlocks/);
+    await expect(crediting.catchUp({ chainId: CHAIN, maxFacts: 1.5 })).rejects.toThrow(/maxFacts/);
     const dir = mkdtempSync(path.join(tmpdir(), "catchup-config-"));
     try {
       const file = path.join(dir, "config.json");

@@ -85,6 +85,7 @@ export type DepositCrediting = {
   catchUp: (options: {
     chainId: number;
     maxBlocks?: number;
+    maxFacts?: number;
     limit?: number;
   }) => Promise<{ credited: number; from: bigint; to: bigint }>;
   /** Parked (refused) deposits, oldest first. */
@@ -101,6 +102,8 @@ export type DepositCrediting = {
 
 /** Blocks below the crediting watermark the catch-up pass re-reads per step (chain config `creditingCatchupBlocks`). */
 export const DEFAULT_CATCHUP_BLOCKS = 1_000;
+/** Facts (of any kind) the catch-up pass reads per step at most, whatever the block window. */
+export const DEFAULT_CATCHUP_FACTS = 2_000;
 
 /** The name of the reorg hold's transfers for a credit; `n` counts earlier holds of it. */
 export function reorgHoldName(creditId: string, part: "hold" | "shortfall", n = 0): string {
@@ -177,6 +180,13 @@ LATERAL (SELECT coalesce(max(id), w.reorg_id) AS reorg_id, min(common_ancestor) 
            FROM chain.reorgs WHERE chain_id = $1 AND id > w.reorg_id) r
 WHERE w.chain_id = $1
 FOR UPDATE OF w`;
+
+// The catch-up window's cut: the block of its (maxFacts + 1)-th fact, if it has that many (an index
+// range of transfers_block, whatever the facts' kinds).
+const CATCHUP_CUT = `
+SELECT block_number::text FROM chain.transfers
+WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
+ORDER BY block_number OFFSET $4 LIMIT 1`;
 
 const PARKED_LIST = `
 SELECT fact_id::text, chain_id::int AS chain_id, block_number::text, tx_hash, position, to_address, asset,
@@ -723,19 +733,28 @@ export function createDepositCrediting({
    * watermark, at most `maxBlocks` (and `limit` facts) per step, crediting any confirmed deposit
    * fact with no standing credit that is not parked (same check and ids as creditNew, so never a
    * second credit). Such a fact means something upstream skipped it (a late writer into an old
-   * block): warned and counted. Past the watermark, the cursor starts again at the bottom.
+   * block): warned and counted. Past the watermark, the cursor starts again at the bottom. The
+   * window is also cut before the block holding its `maxFacts`-th fact (but never below one block),
+   * so a step reads a bounded index range however dense the blocks are.
    */
   async function catchUp({
     chainId,
     maxBlocks = DEFAULT_CATCHUP_BLOCKS,
+    maxFacts = DEFAULT_CATCHUP_FACTS,
     limit = 1_000,
   }: {
     chainId: number;
     maxBlocks?: number;
+    maxFacts?: number;
     limit?: number;
   }): Promise<{ credited: number; from: bigint; to: bigint }> {
-    if (!Number.isSafeInteger(maxBlocks) || maxBlocks < 1)
-      throw new Error(`catch-up maxBlocks must be a positive integer, got ${maxBlocks}`);
+    for (const [name, value] of [
+      ["maxBlocks", maxBlocks],
+      ["maxFacts", maxFacts],
+      ["limit", limit],
+    ] as const)
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new Error(`catch-up ${name} must be a positive integer, got ${value}`);
     await ensureWatermark(chainId);
     const out = await withTransaction(pool, async (client) => {
       const w = (
@@ -748,8 +767,20 @@ export function createDepositCrediting({
       const watermark = BigInt(w.watermark);
       let from = BigInt(w.cursor);
       if (from >= watermark) from = -1n; // a full turn (or the watermark went back): start again
-      const to = from + BigInt(maxBlocks) < watermark ? from + BigInt(maxBlocks) : watermark;
+      let to = from + BigInt(maxBlocks) < watermark ? from + BigInt(maxBlocks) : watermark;
       if (to <= from) return { credited: 0, facts: [] as FactRow[], from, to };
+      const dense = (
+        await client.query<{ block_number: string }>(CATCHUP_CUT, [
+          chainId,
+          from.toString(),
+          to.toString(),
+          maxFacts,
+        ])
+      ).rows[0];
+      if (dense !== undefined) {
+        const cut = BigInt(dense.block_number);
+        to = cut - 1n > from ? cut - 1n : cut;
+      }
       const facts = (
         await client.query<FactRow>(UNCREDITED, [
           chainId,
