@@ -303,11 +303,16 @@ describe("operator console in chromium", () => {
       ["recon", "/console/recon"],
       ["treasury", "/console/treasury"],
       ["webhooks", "/console/webhooks"],
-      ["recon-report", `/console/recon/runs/${run.runId}/report`],
+      ["recon-run-report", `/console/recon/runs/${run.runId}/report`],
       ["audit", "/console/audit"],
     ] as [string, string][]) {
       const res = await ad.page.goto(`${url}${path}`);
       expect(res!.status(), path).toBe(200);
+      // usable at 1280 px: nothing wider than the window (measured in the page)
+      const [scroll, client] = await ad.page.evaluate<number[]>(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+      );
+      expect(scroll, `${path} scrollWidth`).toBeLessThanOrEqual(client!);
       await shot(ad.page, name);
     }
     await shows(ad.page.getByRole("status").first(), "Hash chain verified");

@@ -111,10 +111,11 @@ export function createConsolePlugin(options: ConsoleOptions) {
         },
       );
       c.addHook("onSend", async (_request, reply, payload) => {
-        reply.header(
-          "content-security-policy",
-          "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        );
+        if (!reply.hasHeader("content-security-policy"))
+          reply.header(
+            "content-security-policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+          );
         reply.header("x-content-type-options", "nosniff");
         reply.header("referrer-policy", "same-origin");
         reply.header("cache-control", "no-store");
@@ -292,6 +293,8 @@ export function createConsolePlugin(options: ConsoleOptions) {
               }),
             );
           }
+          // The report is self-contained: its own inline stylesheet, nothing else (no script).
+          reply.header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'");
           return reply.type("text/html; charset=utf-8").send(res.body);
         },
       );
