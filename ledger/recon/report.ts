@@ -275,7 +275,8 @@ export function differenceChart(report: RunReport): string {
 
 const REPORT_CSS = `*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:100%}
 table{border-collapse:collapse;margin:1em 0;width:100%;table-layout:auto}
-td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:anywhere;word-break:break-word}
+td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top;font-size:13px;overflow-wrap:break-word}
+td code,td small{overflow-wrap:anywhere}
 th{background:#f4f4f4;overflow-wrap:normal;word-break:normal}td.num,th.num{text-align:right}.amt{white-space:nowrap}
 .verdict{font-size:1.2em;padding:.6em;border-radius:4px}.clean{background:#e8f8ec}.breaks{background:#fdecea}
 tr.bad td{background:#fdecea}code{font-size:12px}svg.chart{max-width:100%;height:auto}
