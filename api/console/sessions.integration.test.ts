@@ -1,0 +1,97 @@
+/**
+ * Console sessions through the HTTP surface (inject, real Postgres): sign-in needs its CSRF token
+ * and a valid key; an idle session ends (key revoked, back to sign-in); a revoked signing-in key ends
+ * its sessions.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { revokeApiKey } from "../apiKeys.js";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { SESSION_COOKIE } from "./plugin.js";
+
+let t: ApiTestContext;
+beforeAll(async () => {
+  t = await createApiTestContext();
+});
+afterAll(async () => {
+  await t?.cleanup();
+});
+
+const cookieOf = (setCookie: string | string[] | undefined, name: string) => {
+  const all = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
+  const hit = all.find((c) => c.startsWith(`${name}=`));
+  return hit ? decodeURIComponent(hit.slice(name.length + 1).split(";")[0]!) : undefined;
+};
+
+async function signIn(key: string) {
+  const page = await t.app.inject({ method: "GET", url: "/console/sign-in" });
+  const login = cookieOf(page.headers["set-cookie"], "cn_console_login")!;
+  const res = await t.app.inject({
+    method: "POST",
+    url: "/console/sign-in",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      cookie: `cn_console_login=${login}`,
+    },
+    payload: new URLSearchParams({ _csrf: login, apiKey: key }).toString(),
+  });
+  return { res, login, session: cookieOf(res.headers["set-cookie"], SESSION_COOKIE) };
+}
+
+const get = (session: string, url: string) =>
+  t.app.inject({
+    method: "GET",
+    url,
+    headers: { cookie: `${SESSION_COOKIE}=${encodeURIComponent(session)}` },
+  });
+
+describe("console sessions", () => {
+  it("refuses sign-in without its CSRF token or with a bad key, and changes nothing", async () => {
+    const before = await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM api.console_sessions");
+    const noToken = await t.app.inject({
+      method: "POST",
+      url: "/console/sign-in",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: new URLSearchParams({ apiKey: t.keys.admin }).toString(),
+    });
+    expect(noToken.statusCode).toBe(403);
+    expect(noToken.body).toContain("CONSOLE_CSRF");
+    const bad = await signIn("cn_0000000000000000_nope");
+    expect(bad.res.statusCode).toBe(401);
+    expect(bad.session).toBeUndefined();
+    const after = await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM api.console_sessions");
+    expect(after.rows[0].n).toBe(before.rows[0].n);
+  });
+
+  it("ends an idle session: its key is revoked and the browser goes back to sign-in", async () => {
+    const { res, session } = await signIn(t.keys["recon:read"]);
+    expect(res.statusCode).toBe(303);
+    expect(res.headers["set-cookie"]).toEqual(
+      expect.arrayContaining([expect.stringMatching(/HttpOnly; SameSite=Strict/)]),
+    );
+    expect((await get(session!, "/console/recon")).statusCode).toBe(200);
+    // 16 minutes without a request (default idle timeout 15)
+    await t.ctx.db.pool.query(
+      "UPDATE api.console_sessions SET last_seen_at = now() - interval '16 minutes' WHERE key_id = $1",
+      [session!.split("_")[1]],
+    );
+    const idle = await get(session!, "/console/recon");
+    expect(idle.statusCode).toBe(303);
+    expect(idle.headers.location).toBe("/console/sign-in");
+    const row = await t.ctx.db.pool.query(
+      "SELECT ended_reason FROM api.console_sessions WHERE key_id = $1",
+      [session!.split("_")[1]],
+    );
+    expect(row.rows[0].ended_reason).toBe("idle timeout");
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(401);
+  });
+
+  it("ends the sessions of a key that is revoked", async () => {
+    const key = await t.newKey("ops-dora", ["recon:read"]);
+    const { session } = await signIn(key);
+    expect((await get(session!, "/console/recon")).statusCode).toBe(200);
+    await revokeApiKey(t.ctx.db.pool, key.split("_")[1]!);
+    const after = await get(session!, "/console/recon");
+    expect(after.statusCode).toBe(303);
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(401);
+  });
+});
