@@ -696,6 +696,49 @@ describe("catch-up pass and incremental reorg holds", () => {
     }
   });
 
+  it("moves the reorg-hold watermark only past a pass that read everything (a full page is read again)", async () => {
+    const txs = [txHash(), txHash()];
+    await fact({
+      tx: txs[0]!,
+      block: "0xcc0",
+      number: 400,
+      to: D_DAVE,
+      amount: 3n,
+      status: "confirmed",
+    });
+    await fact({
+      tx: txs[1]!,
+      block: "0xcc1",
+      number: 401,
+      to: D_DAVE,
+      amount: 4n,
+      status: "confirmed",
+    });
+    expect((await crediting.sweep({ chainId: CHAIN })).credited).toBe(2);
+    const before = (await watermarks()).holds_reorg_id;
+    await setStatus(txs[0]!, "0xcc0", "orphaned", true);
+    await setStatus(txs[1]!, "0xcc1", "orphaned", true);
+    const newest = (
+      await ctx.db.pool.query<{ id: string }>(
+        "SELECT max(id)::text AS id FROM chain.reorgs WHERE chain_id = $1",
+        [CHAIN],
+      )
+    ).rows[0]!.id;
+    expect(newest).not.toBe(before);
+    expect(await crediting.holdOrphaned({ chainId: CHAIN, limit: 1 })).toBe(1);
+    expect((await watermarks()).holds_reorg_id).toBe(before); // a full page: maybe more
+    expect(await crediting.holdOrphaned({ chainId: CHAIN, limit: 1 })).toBe(1);
+    expect((await watermarks()).holds_reorg_id).toBe(before);
+    expect(await crediting.holdOrphaned({ chainId: CHAIN, limit: 1 })).toBe(0);
+    expect((await watermarks()).holds_reorg_id).toBe(newest);
+    const states = await ctx.db.pool.query<{ state: string }>(
+      "SELECT state FROM ledger.deposit_credits WHERE tx_hash = ANY($1::text[])",
+      [txs],
+    );
+    expect(states.rows.map((r) => r.state)).toEqual(["held", "held"]);
+    expect(await crediting.holdOrphaned({ chainId: CHAIN })).toBe(0);
+  });
+
   it("holds a credit whose re-mined copy a later reorg orphans, reading only reorgs since its watermark", async () => {
     const tx = txHash();
     await fact({ tx, block: "0xcb0", number: 300, to: D_FRANK, amount: 30n, status: "confirmed" });
