@@ -103,6 +103,10 @@ export function createConsolePlugin(options: ConsoleOptions) {
 
     await app.register(async (c) => {
       c.decorateRequest("consoleSession", null);
+      // HTML pages, not API operations: kept out of the OpenAPI document.
+      c.addHook("onRoute", (route) => {
+        route.schema = { ...route.schema, hide: true };
+      });
       c.addContentTypeParser(
         "application/x-www-form-urlencoded",
         { parseAs: "string", bodyLimit: 16_384 },
