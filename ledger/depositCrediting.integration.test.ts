@@ -675,6 +675,34 @@ describe("catch-up pass and incremental reorg holds", () => {
     expect(steps).toBeGreaterThan(2);
   });
 
+  it("cuts the window in block order, not in the text order of block numbers", async () => {
+    const OTHER_CHAIN = 424_242; // no deposit addresses: nothing to credit, only the window is read
+    for (const n of [9, 10, 100, 1000])
+      for (let i = 0; i < 3; i++)
+        await ctx.db.pool.query(
+          `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
+             asset, from_address, to_address, amount, status)
+           VALUES ($1, $2, $3, $4, $5, 'tx', 'native', $6, $7, $7, 1, 'confirmed')`,
+          [OTHER_CHAIN, n, `0xo${n}`, txHash(), i, ZERO, HOT],
+        );
+    await ctx.db.pool.query(
+      "INSERT INTO ledger.crediting_watermarks (chain_id, block_number) VALUES ($1, 2000)",
+      [OTHER_CHAIN],
+    );
+    const windows: [bigint, bigint][] = [];
+    for (let i = 0; i < 4; i++) {
+      const step = await crediting.catchUp({ chainId: OTHER_CHAIN, maxBlocks: 5_000, maxFacts: 4 });
+      windows.push([step.from, step.to]);
+    }
+    // Blocks 9 and 10 hold 6 facts: the first window stops before block 10, and so on.
+    expect(windows).toEqual([
+      [0n, 9n],
+      [10n, 99n],
+      [100n, 999n],
+      [1000n, 2000n],
+    ]);
+  });
+
   it("refuses a catch-up window that is not a positive number of blocks, in code and in the chain config", async () => {
     await expect(crediting.catchUp({ chainId: CHAIN, maxBlocks: 0 })).rejects.toThrow(/maxBlocks/);
     await expect(crediting.catchUp({ chainId: CHAIN, maxFacts: 1.5 })).rejects.toThrow(/maxFacts/);

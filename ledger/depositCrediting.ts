@@ -184,7 +184,7 @@ FOR UPDATE OF w`;
 // The catch-up window's cut: the block of its (maxFacts + 1)-th fact, if it has that many (an index
 // range of transfers_block, whatever the facts' kinds).
 const CATCHUP_CUT = `
-SELECT block_number::text FROM chain.transfers
+SELECT block_number::text AS cut FROM chain.transfers
 WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
 ORDER BY block_number OFFSET $4 LIMIT 1`;
 
@@ -770,7 +770,7 @@ export function createDepositCrediting({
       let to = from + BigInt(maxBlocks) < watermark ? from + BigInt(maxBlocks) : watermark;
       if (to <= from) return { credited: 0, facts: [] as FactRow[], from, to };
       const dense = (
-        await client.query<{ block_number: string }>(CATCHUP_CUT, [
+        await client.query<{ cut: string }>(CATCHUP_CUT, [
           chainId,
           from.toString(),
           to.toString(),
@@ -778,7 +778,7 @@ export function createDepositCrediting({
         ])
       ).rows[0];
       if (dense !== undefined) {
-        const cut = BigInt(dense.block_number);
+        const cut = BigInt(dense.cut);
         to = cut - 1n > from ? cut - 1n : cut;
       }
       const facts = (
