@@ -404,7 +404,7 @@ export function createWithdrawals({
       );
     await appendAudit(client, {
       actor: caller.owner,
-      action: `withdrawal.${decision}d_by`,
+      action: decision === "approve" ? "withdrawal.approved_by" : "withdrawal.rejected_by",
       entityType: "withdrawal",
       entityId: id,
       details: { api_key_id: caller.id, ...(reason ? { reason } : {}) },

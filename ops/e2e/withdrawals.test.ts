@@ -197,6 +197,14 @@ describe("withdrawals end to end", () => {
       "withdrawal.confirmed",
       "withdrawal.finalized",
     ]);
+    // and the rejection: who rejected it, then the state change
+    const rejectedAudit = await ctx.db.pool.query(
+      "SELECT action FROM api.audit_log WHERE entity_id = $1 ORDER BY id",
+      [result.withdrawals.rejected.id],
+    );
+    expect(rejectedAudit.rows.map((r) => r.action)).toEqual(
+      expect.arrayContaining(["withdrawal.rejected_by", "withdrawal.rejected"]),
+    );
 
     // A withdrawal the chain refuses (a contract that reverts on any call): it fails, the hold is
     // voided, alice's balance is whole again, and the failure is audited and announced.
