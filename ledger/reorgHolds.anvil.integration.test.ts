@@ -237,7 +237,9 @@ describe("reorg holds on anvil", () => {
     expect(refused.statusCode).toBe(422);
     expect(refused.json()).toMatchObject({ code: "CUSTOMER_WITHDRAWALS_BLOCKED" });
     expect(
-      await t.ctx.common.metrics.registry.getSingleMetricAsString("custody_ledger_reorg_shortfalls_total"),
+      await t.ctx.common.metrics.registry.getSingleMetricAsString(
+        "custody_ledger_reorg_shortfalls_total",
+      ),
     ).toMatch(/custody_ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/);
     // Another customer is not blocked.
     expect(await isWithdrawalBlocked(t.ctx.db.pool, "dan")).toBe(false);

@@ -9,5 +9,3 @@ import "../ledger/recon/role.js";
 import "../ledger/role.js";
 import "../signer/role.js";
 import "../signer/sweeps/role.js";
-
-export {};

@@ -17,12 +17,12 @@ import { type ChainConfig, type Config, chainByKey } from "./config.js";
 import { createPool } from "./db.js";
 import { createHealth, type Health } from "./health.js";
 import { registerRuntimeMetrics } from "./metrics.js";
-import { registerStateMetrics } from "./stateMetrics.js";
 import { migrate } from "./migrate.js";
+import { registerStateMetrics } from "./stateMetrics.js";
 import "./modules.js";
 import { createQueueFactory } from "./queues.js";
 import { closeRedis, createFailFastRedis, createRedis } from "./redis.js";
-import { type RoleContext, type RoleHandle, type RoleName, roleRegistry } from "./roles.js";
+import { type RoleContext, type RoleName, roleRegistry } from "./roles.js";
 
 export type StartOptions = {
   roles: RoleName[];
