@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { createMetrics } from "../ops/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
-import { unhealthyReasons } from "./health.js";
+import { indexerHealthCheck, unhealthyReasons } from "./health.js";
 
 const chain = { blockTimeMs: 1000, maxLagBlocks: 10 };
 const now = 1_000_000;
@@ -68,5 +69,31 @@ describe("unhealthyReasons", () => {
         now,
       ),
     ).toEqual([]);
+  });
+});
+
+describe("indexerHealthCheck", () => {
+  // The check reads the clock: the status is as fresh as `healthy` is at `now`.
+  const check = (status: IngestorStatus) =>
+    indexerHealthCheck({
+      chain: { ...chain, chainId: 1, key: "one" } as never,
+      ingestor: {
+        status: () => ({ ...status, headChangedAt: Date.now() - 500, syncedAt: Date.now() - 200 }),
+      },
+      metrics: createMetrics({ defaults: false }),
+    }).check();
+
+  it("passes as degraded while only lagging (live and visible, not failed), with the lag", async () => {
+    const r = await check({ ...healthy, indexed: 50n });
+    expect(r).toMatchObject({ ok: true, degraded: true });
+    expect(r.detail).toMatch(/behind/);
+  });
+  it("fails when lagging comes with another reason, and passes plainly when healthy", async () => {
+    expect(
+      await check({ ...healthy, indexed: 50n, halted: "reorg reaches finalized block 40" }),
+    ).toMatchObject({
+      ok: false,
+    });
+    expect(await check(healthy)).toEqual({ ok: true });
   });
 });

@@ -1,10 +1,11 @@
 /**
  * Readiness of one chain's ingestor. Fails, with the reason in the detail and in the
  * `custody_indexer_unhealthy{reason}` gauge, when the node's head has not advanced for 3 block
- * times (a stuck or lying provider), when the indexer is more than `maxLagBlocks` behind the head,
- * or when the ingest loop has not completed a pass for 3 block times plus 30 s (stuck on errors);
+ * times (a stuck or lying provider), or when the ingest loop has not completed a pass for 3 block times plus 30 s (stuck on errors);
  * and at once when the chain is halted (a reorg reached a final block: `custody-node chains
  * resume`) or no RPC endpoint has reached the blocks the indexer needs (lagging or syncing nodes).
+ * More than `maxLagBlocks` behind the head alone is `degraded`: ready (a backfilling indexer is
+ * live and must not be killed), listed in /readyz, and counted by the gauge for alerts.
  */
 import type { ChainConfig } from "../ops/config.js";
 import type { HealthCheck, HealthCheckResult } from "../ops/health.js";
@@ -83,9 +84,12 @@ export function indexerHealthCheck({
           { chain_id: String(chain.chainId), reason },
           found.some((f) => f.reason === reason) ? 1 : 0,
         );
-      return found.length === 0
-        ? { ok: true }
-        : { ok: false, detail: found.map((f) => f.detail).join("; ") };
+      const detail = found.map((f) => f.detail).join("; ");
+      if (found.length === 0) return { ok: true };
+      // Catching up is not failing: the process is live and serving (an ECS/ALB readiness check
+      // must not kill it mid-backfill); /readyz lists it as degraded and the gauge alerts.
+      if (found.every((f) => f.reason === "lagging")) return { ok: true, degraded: true, detail };
+      return { ok: false, detail };
     },
   };
 }

@@ -76,7 +76,7 @@ export const chainSchema = z
      * sweep (a rotation over the history; absent: 1000), crediting confirmed deposits that skipped it.
      */
     creditingCatchupBlocks: z.number().int().min(1).max(1_000_000).optional(),
-    /** Readiness fails when the indexer is more than this many blocks behind the head. */
+    /** Beyond this many blocks behind the head the indexer is `degraded` in /readyz (and alerted), not failed. */
     maxLagBlocks: z.number().int().positive().default(50),
     /**
      * Stored blocks kept below the published finalized block (audit trail; a reorg cannot reach
