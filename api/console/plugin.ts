@@ -443,7 +443,9 @@ export function createConsolePlugin(options: ConsoleOptions) {
           v1(s, "GET", "/v1/deposits?status=orphaned&limit=100"),
           assetsOf(s),
         ]);
+        const holds = await v1(s, "GET", "/v1/deposits/holds?limit=1000");
         const body = html`
+            ${section("Reorg holds", holds, (b) => holdsTable(b.holds as Json[], assets))}
             ${section("Pending confirmations", pending, (b) => depositsTable(b.deposits as Json[], assets))}
             ${section("Orphaned by a reorg", orphaned, (b) => depositsTable(b.deposits as Json[], assets))}
             ${section("Recent deposits", recent, (b) => depositsTable(b.deposits as Json[], assets))}`;
@@ -481,17 +483,16 @@ export function createConsolePlugin(options: ConsoleOptions) {
         },
       );
 
-      c.get("/console/treasury", async (request, reply) =>
-        send(
-          reply,
-          200,
-          page(request, {
-            title: "Treasury",
-            page: "treasury",
-            body: html`<p>Treasury moves are booked with <code>POST /v1/treasury/moves</code> or <code>custody-node treasury</code>. The API has no list of bookings yet, so this page shows none (see docs/console.md).</p>`,
-          }),
-        ),
-      );
+      c.get("/console/treasury", async (request, reply) => {
+        const s = request.consoleSession!;
+        const [moves, assets] = await Promise.all([
+          v1(s, "GET", "/v1/treasury/moves?limit=1000"),
+          assetsOf(s),
+        ]);
+        const body = html`<p>Book a move with <code>POST /v1/treasury/moves</code> or <code>custody-node treasury</code>.</p>
+            ${section("Treasury bookings", moves, (b) => treasuryTable(b.moves as Json[], assets))}`;
+        return send(reply, 200, page(request, { title: "Treasury", page: "treasury", body }));
+      });
 
       c.get("/console/webhooks", async (request, reply) => {
         const s = request.consoleSession!;
@@ -593,6 +594,24 @@ function depositsTable(rows: Json[], assets: Map<string, AssetInfo>): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
   return html`<table><thead><tr><th scope="col">Customer</th><th scope="col" class="num">Amount</th><th scope="col">Status</th><th scope="col" class="num">Block</th><th scope="col">Transaction</th><th scope="col">Detected</th></tr></thead>
     <tbody>${rows.map((d) => html`<tr><td>${d.customerId}</td><td class="num">${amount(String(d.amount), assets.get(String(d.assetId)))}</td><td>${d.status}</td><td class="num">${d.blockNumber}</td><td class="mono">${d.txHash}:${d.position}</td><td>${time(String(d.detectedAt))}</td></tr>`)}</tbody></table>`;
+}
+
+function holdsTable(rows: Json[], assets: Map<string, AssetInfo>): Html {
+  if (rows.length === 0) return html`<p>No reorg holds.</p>`;
+  return html`<table><thead><tr><th scope="col">Customer</th><th scope="col" class="num">Deposit</th><th scope="col" class="num">Held</th><th scope="col" class="num">Shortfall</th><th scope="col" class="num">Orphaned at</th><th scope="col">Transaction</th><th scope="col">Since</th></tr></thead>
+    <tbody>${rows.map((h) => {
+      const info = assets.get(String(h.assetId));
+      return html`<tr data-hold="${h.creditId}"><td>${h.customerId}</td><td class="num">${amount(String(h.amount), info)}</td><td class="num">${h.holdAmount === null ? "—" : amount(String(h.holdAmount), info)}</td><td class="num">${h.shortfallAmount === null ? "—" : amount(String(h.shortfallAmount), info)}</td><td class="num">${h.orphanedBlock ?? "—"}</td><td class="mono">${h.txHash}:${h.position}</td><td>${time(String(h.since))}</td></tr>`;
+    })}</tbody></table>`;
+}
+
+function treasuryTable(rows: Json[], assets: Map<string, AssetInfo>): Html {
+  if (rows.length === 0) return html`<p>No treasury bookings yet.</p>`;
+  return html`<table><thead><tr><th scope="col">Move</th><th scope="col">Chain</th><th scope="col" class="num">Amount</th><th scope="col" class="num">Gas</th><th scope="col">Wallet</th><th scope="col">By</th><th scope="col">Why</th><th scope="col">Transaction</th><th scope="col">When</th></tr></thead>
+    <tbody>${rows.map((m) => {
+      const native = assets.get(`${m.chainId}:0x0000000000000000000000000000000000000000`);
+      return html`<tr data-move="${m.id}"><td>${m.move}</td><td>${m.chainId}</td><td class="num">${m.amount === null ? "—" : amount(String(m.amount), assets.get(String(m.assetId)))}</td><td class="num">${m.fee === null ? "—" : amount(String(m.fee), native)}</td><td class="mono">${m.wallet}</td><td>${m.by}</td><td>${m.reason}</td><td class="mono">${m.txHash}</td><td>${time(String(m.at))}</td></tr>`;
+    })}</tbody></table>`;
 }
 
 function breaksTable(rows: Json[], assets: Map<string, AssetInfo>, s: ConsoleSession): Html {

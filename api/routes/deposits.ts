@@ -7,7 +7,7 @@ import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typ
 import { getAddress } from "viem";
 import type { Pool } from "../../ops/db.js";
 import { NotFoundError } from "../errors.js";
-import { CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
+import { Amount, CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";
 import type { DepositFactRow } from "../webhooks/depositEvents.js";
 
@@ -105,8 +105,121 @@ export function depositOut(r: DepositRow) {
   };
 }
 
+const ReorgHoldOut = Type.Object({
+  creditId: Type.String({ description: "the deposit credit held (the list's cursor)" }),
+  customerId: Type.String(),
+  chainId: Type.Integer(),
+  assetId: Type.String(),
+  address: Type.String({ description: "the deposit address (checksummed)" }),
+  amount: Amount,
+  txHash: Type.String(),
+  position: Type.String(),
+  blockNumber: Type.String(),
+  orphanedBlock: Type.Union([Type.String(), Type.Null()], {
+    description:
+      "height of the orphaned block; the hold is posted once it is final without the deposit",
+  }),
+  holdAmount: Type.Union([Amount, Type.Null()], {
+    description: "base units held from the customer",
+  }),
+  shortfallAmount: Type.Union([Amount, Type.Null()], {
+    description: "base units the customer's balance could not cover (blocks their withdrawals)",
+  }),
+  holdsPlaced: Type.Integer(),
+  since: Type.String(),
+});
+
+type ReorgHoldRow = {
+  credit_id: string;
+  owner: string;
+  chain_id: string;
+  asset: string;
+  to_address: string;
+  amount: string;
+  tx_hash: string;
+  position: string;
+  block_number: string;
+  orphaned_block: string | null;
+  hold_amount: string | null;
+  shortfall_amount: string | null;
+  holds_placed: number;
+  updated_at: Date;
+};
+
+/** Credited deposits whose fact a reorg orphaned: their hold (and shortfall) pending (state held). */
+export async function queryReorgHolds(
+  pool: Pool,
+  filter: { chainId?: number; afterId?: string; limit: number },
+): Promise<ReorgHoldRow[]> {
+  const { rows } = await pool.query<ReorgHoldRow>(
+    `SELECT credit_id::text, owner, chain_id::text, asset, to_address, amount::text, tx_hash, position,
+            block_number::text, orphaned_block::text, hold_amount::text, shortfall_amount::text,
+            holds_placed, updated_at
+       FROM ledger.deposit_credits
+      WHERE state = 'held'
+        AND ($1::bigint IS NULL OR chain_id = $1)
+        AND ($2::uuid IS NULL OR credit_id > $2)
+      ORDER BY credit_id LIMIT $3`,
+    [filter.chainId ?? null, filter.afterId ?? null, filter.limit],
+  );
+  return rows;
+}
+
+function reorgHoldOut(r: ReorgHoldRow) {
+  return {
+    creditId: r.credit_id,
+    customerId: r.owner,
+    chainId: Number(r.chain_id),
+    assetId: `${r.chain_id}:${r.asset}`,
+    address: getAddress(r.to_address),
+    amount: r.amount,
+    txHash: r.tx_hash,
+    position: r.position,
+    blockNumber: r.block_number,
+    orphanedBlock: r.orphaned_block,
+    holdAmount: r.hold_amount,
+    shortfallAmount: r.shortfall_amount,
+    holdsPlaced: r.holds_placed,
+    since: r.updated_at.toISOString(),
+  };
+}
+
 export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
+    app.get(
+      "/deposits/holds",
+      {
+        config: { scopes: ["deposits:read"] },
+        schema: {
+          tags: ["deposits"],
+          operationId: "listReorgHolds",
+          summary: "List reorg holds: credited deposits a reorg removed, with hold and shortfall",
+          querystring: Type.Object(
+            {
+              chain_id: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
+              after: Type.Optional(
+                Type.String({
+                  pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+                }),
+              ),
+              limit: Limit,
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ holds: Type.Array(ReorgHoldOut) }), ...problemResponses },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const rows = await queryReorgHolds(deps.pool, {
+          ...(q.chain_id !== undefined ? { chainId: Number(q.chain_id) } : {}),
+          ...(q.after !== undefined ? { afterId: q.after } : {}),
+          limit: pageLimit(q.limit),
+        });
+        return { holds: rows.map(reorgHoldOut) };
+      },
+    );
+
     app.get(
       "/deposits",
       {

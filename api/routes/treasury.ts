@@ -1,18 +1,122 @@
 /**
+ * GET /v1/treasury/moves (admin): the bookings made so far, oldest first, from their audit rows
+ * (who, why, wallet, asset and the transfers booked; cursor = the audit row id).
  * POST /v1/treasury/moves (admin): book an operator's own move — a hot wallet's funding or
  * defunding, or gas it paid for an operator transaction such as the factory deploy — against its
  * chain fact (ledger/treasury.ts). Idempotent per chain id + tx hash; audited as the key's owner.
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
+import type { Pool } from "../../ops/db.js";
 import { callerOf } from "../auth.js";
-import { Address, Amount, ChainRef, problemResponses } from "../schemas.js";
+import { Address, Amount, ChainRef, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";
 
 const Text = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000]*$" });
 
+const TreasuryMoveOut = Type.Object({
+  id: Type.String({ description: "the booking's audit row id (the list's cursor)" }),
+  move: Type.String({ description: "fund | defund | gas" }),
+  chainId: Type.Integer(),
+  txHash: Type.String(),
+  wallet: Type.String(),
+  assetId: Type.String({ description: "the asset moved (gas: the chain's native asset)" }),
+  amount: Type.Union([Amount, Type.Null()], {
+    description: "base units moved (fund/defund) or gas paid (gas); null if unknown",
+  }),
+  fee: Type.Union([Amount, Type.Null()], { description: "gas booked with a defund" }),
+  factsIndexed: Type.Boolean(),
+  by: Type.String(),
+  reason: Type.String(),
+  at: Type.String(),
+});
+
+type TreasuryAuditRow = {
+  id: string;
+  at: Date;
+  actor: string;
+  action: string;
+  entity_id: string;
+  details: {
+    reason?: string;
+    wallet?: string;
+    asset?: string;
+    facts_indexed?: boolean;
+    transfers?: { kind: string; amount: string }[];
+  };
+};
+
+export async function listTreasuryMoves(
+  pool: Pool,
+  filter: { afterId?: string; limit: number },
+): Promise<TreasuryAuditRow[]> {
+  const { rows } = await pool.query<TreasuryAuditRow>(
+    `SELECT id::text, at, actor, action, entity_id, details FROM api.audit_log
+      WHERE entity_type = 'treasury' AND action LIKE 'treasury.%'
+        AND ($1::bigint IS NULL OR id > $1)
+      ORDER BY id LIMIT $2`,
+    [filter.afterId ?? null, filter.limit],
+  );
+  return rows;
+}
+
+function treasuryMoveOut(r: TreasuryAuditRow) {
+  const [chainId, txHash] = r.entity_id.split(":");
+  const move = r.action.slice("treasury.".length);
+  const transfers = r.details.transfers ?? [];
+  const value = transfers.find((t) => t.kind === (move === "gas" ? "fee" : "treasury"));
+  const fee = move === "defund" ? transfers.find((t) => t.kind === "fee") : undefined;
+  return {
+    id: r.id,
+    move,
+    chainId: Number(chainId),
+    txHash: txHash ?? "",
+    wallet: r.details.wallet ?? "",
+    assetId:
+      move === "gas"
+        ? `${chainId}:0x0000000000000000000000000000000000000000`
+        : (r.details.asset ?? ""),
+    amount: value?.amount ?? null,
+    fee: fee?.amount ?? null,
+    factsIndexed: r.details.facts_indexed ?? false,
+    by: r.actor,
+    reason: r.details.reason ?? "",
+    at: r.at.toISOString(),
+  };
+}
+
 export function treasuryRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
+    app.get(
+      "/treasury/moves",
+      {
+        config: { scopes: ["admin"] },
+        schema: {
+          tags: ["treasury"],
+          operationId: "listTreasuryMoves",
+          summary: "List treasury bookings: who moved what, why (oldest first, cursor = last id)",
+          querystring: Type.Object(
+            {
+              after: Type.Optional(Type.String({ pattern: "^[0-9]{1,18}$" })),
+              limit: Limit,
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({ moves: Type.Array(TreasuryMoveOut) }),
+            ...problemResponses,
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const rows = await listTreasuryMoves(deps.pool, {
+          ...(q.after !== undefined ? { afterId: q.after } : {}),
+          limit: pageLimit(q.limit),
+        });
+        return { moves: rows.map(treasuryMoveOut) };
+      },
+    );
     app.post(
       "/treasury/moves",
       {
