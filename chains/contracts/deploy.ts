@@ -15,6 +15,7 @@ import {
   getAddress,
   type Hex,
   type PublicClient,
+  type TransactionReceipt,
 } from "viem";
 import { notifyWatchedAddress } from "../../indexers/watched.js";
 import { createLedger } from "../../ledger/createLedger.js";
@@ -30,6 +31,8 @@ import {
 } from "../../signer/deposit-addresses/factories.js";
 import { adoptForRecordedFactory } from "../../signer/deposit-addresses/sharedFactories.js";
 import { forwarderFactory, forwarderInitCodeHash } from "./index.js";
+
+const FACTORY_GAS = { by: "contracts deploy", reason: "ForwarderFactory deploy gas" };
 
 export type DeployFactoryResult = { contract: DeployedContract; deployed: boolean };
 
@@ -65,7 +68,15 @@ export async function deployForwarderFactory({
       .catch(() => null);
     if (receipt)
       await withTransaction(pool, (c) =>
-        bookDeployGas({ common, pool, chain, client: c, hotWallet: existing.hotWallet, receipt }),
+        bookDeployGas({
+          common,
+          pool,
+          chain,
+          client: c,
+          hotWallet: existing.hotWallet,
+          receipt,
+          ...FACTORY_GAS,
+        }),
       );
     else
       log.warn({
@@ -74,34 +85,22 @@ export async function deployForwarderFactory({
       });
     return { contract: existing, deployed: false };
   }
-  if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
   const hotWallet = getAddress(account.address);
   const data = encodeDeployData({
     abi: forwarderFactory.abi,
     bytecode: forwarderFactory.bytecode,
     args: [hotWallet],
   });
-  const request = await client.prepareTransactionRequest({
+  const { hash, receipt, address } = await sendDeploy({
+    chain,
+    client,
     account,
-    chain: null,
+    sendRawTransaction,
     data,
-    type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
+    name: "forwarder factory",
+    onSent: (hash) =>
+      log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet }),
   });
-  const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
-    NonNullable<Account["signTransaction"]>
-  >[0]);
-  const hash = await sendRawTransaction(raw);
-  log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet });
-  const receipt = await client.waitForTransactionReceipt({
-    hash,
-    confirmations: 1,
-    pollingInterval: Math.min(1000, chain.blockTimeMs),
-    timeout: 120_000,
-  });
-  if (receipt.status !== "success" || !receipt.contractAddress) {
-    throw new Error(`forwarder factory deploy ${hash} reverted`);
-  }
-  const address = getAddress(receipt.contractAddress);
   await assertFactory(client, address, hotWallet);
   const { contract, created } = await withTransaction(pool, async (c) => {
     const recorded = await recordContract(c, {
@@ -121,7 +120,7 @@ export async function deployForwarderFactory({
     );
     await notifyWatchedAddress(c, chain.chainId);
     // The deploy gas left the hot wallet: booked with the deployment, so reconciliation pairs it.
-    await bookDeployGas({ common, pool, chain, client: c, hotWallet, receipt });
+    await bookDeployGas({ common, pool, chain, client: c, hotWallet, receipt, ...FACTORY_GAS });
     return recorded;
   });
   log.info({ msg: "forwarder factory deployed", address: contract.address, tx_hash: hash });
@@ -129,17 +128,65 @@ export async function deployForwarderFactory({
 }
 
 /**
+ * Sign a contract creation (`data`: bytecode + constructor args) with the hot wallet's account at
+ * its pending nonce, send it and wait for a successful receipt with the new contract's address.
+ */
+export async function sendDeploy({
+  chain,
+  client,
+  account,
+  sendRawTransaction,
+  data,
+  name,
+  onSent,
+}: {
+  chain: ChainConfig;
+  client: PublicClient;
+  account: Account;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+  data: Hex;
+  /** For the error when the deploy reverts. */
+  name: string;
+  onSent?: (hash: Hex) => void;
+}): Promise<{ hash: Hex; receipt: TransactionReceipt; address: Address }> {
+  if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
+  const request = await client.prepareTransactionRequest({
+    account,
+    chain: null,
+    data,
+    type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
+  });
+  const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
+    NonNullable<Account["signTransaction"]>
+  >[0]);
+  const hash = await sendRawTransaction(raw);
+  onSent?.(hash);
+  const receipt = await client.waitForTransactionReceipt({
+    hash,
+    confirmations: 1,
+    pollingInterval: Math.min(1000, chain.blockTimeMs),
+    timeout: 120_000,
+  });
+  if (receipt.status !== "success" || !receipt.contractAddress) {
+    throw new Error(`${name} deploy ${hash} reverted`);
+  }
+  return { hash, receipt, address: getAddress(receipt.contractAddress) };
+}
+
+/**
  * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
  * caller's transaction; idempotent by chain id + tx hash. The amount is gas used × effective gas
  * price, as the indexer's fee fact records it.
  */
-async function bookDeployGas({
+export async function bookDeployGas({
   common,
   pool,
   chain,
   client,
   hotWallet,
   receipt,
+  by,
+  reason,
 }: {
   common: Common;
   pool: Pool;
@@ -147,6 +194,9 @@ async function bookDeployGas({
   client: PoolClient;
   hotWallet: string;
   receipt: { transactionHash: Hex; gasUsed: bigint; effectiveGasPrice: bigint };
+  /** The treasury move's `by` and `reason`. */
+  by: string;
+  reason: string;
 }): Promise<void> {
   const ledger = createLedger({ common, pool });
   try {
@@ -159,8 +209,8 @@ async function bookDeployGas({
         txHash: receipt.transactionHash,
         wallet: hotWallet,
         amount: receipt.gasUsed * receipt.effectiveGasPrice,
-        by: "contracts deploy",
-        reason: "ForwarderFactory deploy gas",
+        by,
+        reason,
       },
       { client },
     );

@@ -16,6 +16,7 @@ import {
   type Hex,
   type PublicClient,
 } from "viem";
+import { bookDeployGas, sendDeploy } from "../../chains/contracts/deploy.js";
 import { artifacts } from "../../chains/contracts/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
@@ -25,8 +26,6 @@ import {
   getContract,
   recordContract,
 } from "../../signer/deposit-addresses/factories.js";
-import { createLedger } from "../createLedger.js";
-import { bookTreasuryMove } from "../treasury.js";
 
 export const RESERVES_ATTESTOR = "ReservesAttestor";
 
@@ -60,62 +59,41 @@ export async function deployReservesAttestor({
     await assertAttestor(client, existing.address, existing.hotWallet);
     return { contract: existing, deployed: false };
   }
-  if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
   const attester = getAddress(account.address);
-  const request = await client.prepareTransactionRequest({
+  const { hash, receipt, address } = await sendDeploy({
+    chain,
+    client,
     account,
-    chain: null,
+    sendRawTransaction,
     data: encodeDeployData({ ...reservesAttestor, args: [attester] }),
-    type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
+    name: "ReservesAttestor",
   });
-  const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
-    NonNullable<Account["signTransaction"]>
-  >[0]);
-  const hash = await sendRawTransaction(raw);
-  const receipt = await client.waitForTransactionReceipt({
-    hash,
-    confirmations: 1,
-    pollingInterval: Math.min(1000, chain.blockTimeMs),
-    timeout: 120_000,
-  });
-  if (receipt.status !== "success" || !receipt.contractAddress)
-    throw new Error(`ReservesAttestor deploy ${hash} reverted`);
-  const address = getAddress(receipt.contractAddress);
   await assertAttestor(client, address, attester);
-  const ledger = createLedger({ common, pool });
-  try {
-    await ledger.ensureAssetsFromConfig([chain]);
-    const recorded = await withTransaction(pool, async (c) => {
-      const r = await recordContract(c, {
-        chainId: chain.chainId,
-        name: RESERVES_ATTESTOR,
-        address,
-        hotWallet: attester,
-        initCodeHash: null,
-        deployTxHash: hash,
-        blockNumber: receipt.blockNumber,
-      });
-      // The deploy gas left the hot wallet: booked with the deployment so reconciliation pairs it.
-      await bookTreasuryMove(
-        { common, pool, ledger },
-        {
-          move: "gas",
-          chainId: chain.chainId,
-          txHash: hash,
-          wallet: attester,
-          amount: receipt.gasUsed * receipt.effectiveGasPrice,
-          by: "attest deploy",
-          reason: "ReservesAttestor deploy gas",
-        },
-        { client: c },
-      );
-      return r;
+  const recorded = await withTransaction(pool, async (c) => {
+    const r = await recordContract(c, {
+      chainId: chain.chainId,
+      name: RESERVES_ATTESTOR,
+      address,
+      hotWallet: attester,
+      initCodeHash: null,
+      deployTxHash: hash,
+      blockNumber: receipt.blockNumber,
     });
-    log.info({ msg: "reserves attestor deployed", address, tx_hash: hash });
-    return { contract: recorded.contract, deployed: recorded.created };
-  } finally {
-    await ledger.close();
-  }
+    // The deploy gas left the hot wallet: booked with the deployment so reconciliation pairs it.
+    await bookDeployGas({
+      common,
+      pool,
+      chain,
+      client: c,
+      hotWallet: attester,
+      receipt,
+      by: "attest deploy",
+      reason: "ReservesAttestor deploy gas",
+    });
+    return r;
+  });
+  log.info({ msg: "reserves attestor deployed", address, tx_hash: hash });
+  return { contract: recorded.contract, deployed: recorded.created };
 }
 
 async function assertAttestor(client: PublicClient, address: Address, attester: Address) {
