@@ -8,12 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { createEvmAdapter } from "../../chains/index.js";
+import { deployFromHotWallet } from "../../chains/contracts/cli.js";
 import { deployReservesAttestor } from "../../ledger/attest/deploy.js";
-import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
-import { createCommon } from "../common.js";
-import { chainByKey, loadConfig } from "../config.js";
-import { createPool } from "../db.js";
 import {
   type AttestationFromSource,
   attestationFromFlags,
@@ -122,38 +118,14 @@ export function registerCommands(program: Command): void {
     )
     .requiredOption("--chain <chain>", "chain key or id from the config")
     .option("--key <kmsKeyId>", "hot wallet KMS key (default: the chain's first hot wallet)")
-    .action(async (opts: { chain: string; key?: string }) => {
-      const config = loadConfig();
-      const chain = chainByKey(config, opts.chain);
-      const keyId = opts.key ?? config.hotWallets.find((w) => w.chain === chain.key)?.kmsKeyId;
-      if (!keyId)
-        throw new Error(`no hot wallet configured for chain ${chain.key} (hotWallets[].kmsKeyId)`);
-      const common = createCommon(config);
-      const pool = createPool(config.env.DATABASE_URL, { max: 2 });
-      const kms = createKmsClient({
-        region: config.env.AWS_REGION,
-        endpoint: config.env.AWS_ENDPOINT_URL_KMS,
-      });
-      try {
-        const account = await createKmsAccount({ kms, keyId });
-        const adapter = createEvmAdapter(chain, { common });
-        const { contract, deployed } = await deployReservesAttestor({
-          common,
-          pool,
-          chain,
-          client: adapter.client,
-          account,
-          sendRawTransaction: adapter.sendRawTransaction,
-        });
-        console.log(
-          `${deployed ? "deployed" : "already deployed:"} ReservesAttestor ${contract.address} on ${chain.key} (attester ${contract.hotWallet}, tx ${contract.deployTxHash})`,
-        );
-      } finally {
-        kms.destroy();
-        await pool.end();
-        await common.shutdown.kill("por deploy done");
-      }
-    });
+    .action((opts: { chain: string; key?: string }) =>
+      deployFromHotWallet(opts, {
+        command: "por deploy",
+        contractName: "ReservesAttestor",
+        walletRole: "attester",
+        deploy: deployReservesAttestor,
+      }),
+    );
   por
     .command("page")
     .description("serve the static verifier page (verifier.html and verify.js) on loopback")
