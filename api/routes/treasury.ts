@@ -6,6 +6,7 @@
  * chain fact (ledger/treasury.ts). Idempotent per chain id + tx hash; audited as the key's owner.
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
+import { getAddress } from "viem";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
 import type { Pool } from "../../ops/db.js";
 import { callerOf } from "../auth.js";
@@ -71,7 +72,7 @@ function treasuryMoveOut(r: TreasuryAuditRow) {
     move,
     chainId: Number(chainId),
     txHash: txHash ?? "",
-    wallet: r.details.wallet ?? "",
+    wallet: r.details.wallet ? getAddress(r.details.wallet) : "",
     assetId:
       move === "gas"
         ? `${chainId}:0x0000000000000000000000000000000000000000`
