@@ -15,7 +15,7 @@ import type { Address, Hex } from "viem";
 import { createEvmAdapter, type EvmAdapter, type RawReceipt } from "../chains/index.js";
 import { figure, machineLine } from "../ops/bench/machine.js";
 import { createCommon } from "../ops/common.js";
-import { type Config, chainSchema, envSchema } from "../ops/config.js";
+import { chainOnlyConfig, chainSchema, envSchema } from "../ops/config.js";
 import { withTransaction } from "../ops/db.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { createTestDatabase } from "../ops/testing/database.js";
@@ -203,22 +203,7 @@ try {
     tokens: [{ address: token, symbol: "TT", decimals: 18 }],
   });
   const env = envSchema.parse({ DATABASE_URL: db.url, LOG_LEVEL: "silent" });
-  const config: Config = Object.freeze({
-    env,
-    chains: [chain],
-    hotWallets: [],
-    policies: {
-      withdrawals: {
-        globalAllowlist: [],
-        customerAllowlists: {},
-        limits: {},
-        requiredApprovals: 2,
-      },
-    },
-    webhooks: [],
-    webhookSecrets: {},
-    configPath: "(bench)",
-  });
+  const config = chainOnlyConfig(env, chain, "(bench)");
   const common = createCommon(config);
   const adapter = createEvmAdapter(chain, { common }, { timeoutMs: 60_000 });
   const ingestor = await createIngestor({

@@ -9,7 +9,7 @@
 import type { Hex } from "viem";
 import { createEvmAdapter } from "../chains/index.js";
 import { createCommon } from "../ops/common.js";
-import { type ChainConfig, type Config, chainSchema, envSchema } from "../ops/config.js";
+import { type ChainConfig, chainOnlyConfig, chainSchema, envSchema } from "../ops/config.js";
 import { withTransaction } from "../ops/db.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
@@ -58,22 +58,11 @@ async function rig(watched: number, blockTimeMs: number): Promise<Rig> {
       feeModel: "eip1559",
       tokens: [{ address: token, symbol: "TT", decimals: 18 }],
     });
-    const config: Config = Object.freeze({
-      env: envSchema.parse({ DATABASE_URL: db.url, LOG_LEVEL: "silent" }),
-      chains: [chain],
-      hotWallets: [],
-      policies: {
-        withdrawals: {
-          globalAllowlist: [],
-          customerAllowlists: {},
-          limits: {},
-          requiredApprovals: 2,
-        },
-      },
-      webhooks: [],
-      webhookSecrets: {},
-      configPath: "(scale)",
-    });
+    const config = chainOnlyConfig(
+      envSchema.parse({ DATABASE_URL: db.url, LOG_LEVEL: "silent" }),
+      chain,
+      "(scale)",
+    );
     const common = createCommon(config);
     const adapter = createEvmAdapter(chain, { common });
     ingestor = await createIngestor({ common, pool: db.pool, adapter });

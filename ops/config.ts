@@ -431,9 +431,18 @@ export function oneChainConfig(
   chainJson: string | undefined,
   configPath: string,
 ): Config {
+  return chainOnlyConfig(
+    envSchema.parse(env),
+    chainSchema.parse(JSON.parse(chainJson ?? "null")),
+    configPath,
+  );
+}
+
+/** oneChainConfig's config from a parsed env and chain (benches and scale tests build both). */
+export function chainOnlyConfig(env: EnvConfig, chain: ChainConfig, configPath: string): Config {
   return deepFreeze({
-    env: envSchema.parse(env),
-    chains: [chainSchema.parse(JSON.parse(chainJson ?? "null"))],
+    env,
+    chains: [chain],
     hotWallets: [],
     policies: {
       withdrawals: {
