@@ -1,0 +1,126 @@
+/**
+ * The console's webhook dead letters in a real browser (Debian's chromium driven by playwright-core):
+ * a real HTTP receiver on loopback refuses an event until it is dead-lettered (real Postgres and
+ * BullMQ on Redis); the dead letter appears on the console's webhooks page and its Redrive button
+ * redelivers it to the receiver, now up. Screenshots go to .artifacts/console/ (git-ignored).
+ */
+import { mkdirSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../../ops/testing/wait.js";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { createWebhookDispatcher, type WebhookDispatcher } from "../webhooks/dispatcher.js";
+import { emitEvent } from "../webhooks/events.js";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = ".artifacts/console";
+
+let receiver: Server;
+let hookUrl: string;
+let receiverUp = false;
+const received: string[] = [];
+let t: ApiTestContext;
+let dispatcher: WebhookDispatcher;
+let browser: Browser | undefined;
+let url: string;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  receiver = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      received.push(String(req.headers["webhook-id"]));
+      res.statusCode = receiverUp ? 204 : 500;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  t = await createApiTestContext({
+    configure: (ctx) => {
+      const config = Object.freeze({
+        ...ctx.config,
+        webhooks: [{ url: hookUrl, secretEnv: "WH_CONSOLE", events: ["withdrawal.*"] }],
+        webhookSecrets: { WH_CONSOLE: "console-secret" },
+      });
+      return { ...ctx, config, common: { ...ctx.common, config } };
+    },
+  });
+  dispatcher = createWebhookDispatcher({
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    queues: t.ctx.queues,
+    attempts: 2,
+    backoffMs: 20,
+    sweepIntervalMs: 100,
+  });
+  dispatcher.start();
+  url = await t.app.listen({ port: 0, host: "127.0.0.1" });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+});
+afterAll(async () => {
+  await browser?.close();
+  await dispatcher?.stop();
+  await t?.cleanup();
+  await new Promise((r) => receiver?.close(r));
+});
+
+const deliveryOf = async (eventId: string) =>
+  (
+    await t.ctx.db.pool.query<{ status: string; attempts: number }>(
+      "SELECT status, attempts FROM api.webhook_deliveries WHERE event_id = $1 AND endpoint = $2",
+      [eventId, hookUrl],
+    )
+  ).rows[0];
+
+describe("console webhook dead letters", () => {
+  it("shows a dead letter and its Redrive button redelivers it", async () => {
+    const eventId = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "withdrawal.failed",
+      name: "withdrawal:console-w1:failed",
+      data: { withdrawal_id: "console-w1" },
+    });
+    await waitFor(
+      "the delivery to go dead",
+      async () => (await deliveryOf(eventId))?.status === "dead",
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(received.filter((id) => id === eventId)).toHaveLength(2);
+
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${url}/console/sign-in`);
+    await page.getByLabel("API key").fill(t.keys.admin);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${url}/console`);
+
+    await page.goto(`${url}/console/webhooks`);
+    const row = page.locator("tr", { hasText: eventId });
+    expect(await row.count()).toBe(1);
+    const text = (await row.textContent()) ?? "";
+    expect(text).toContain("withdrawal.failed");
+    expect(text).toContain(hookUrl);
+    expect(text).toContain("HTTP 500");
+    await page.screenshot({ path: `${ARTIFACTS}/webhooks-dead-letter.png`, fullPage: true });
+
+    receiverUp = true;
+    await page.getByRole("button", { name: `Redrive ${eventId}` }).click();
+    await page.waitForURL(/\/console\/webhooks\?notice=/);
+    expect(await page.getByRole("status").first().textContent()).toContain("redriven");
+    await waitFor(
+      "the redriven delivery",
+      async () => (await deliveryOf(eventId))?.status === "delivered",
+      { timeoutMs: 60_000 },
+    );
+    expect(received.filter((id) => id === eventId)).toHaveLength(3);
+    await page.goto(`${url}/console/webhooks`);
+    expect(await page.locator("tr", { hasText: eventId }).count()).toBe(0);
+    expect(await page.locator("main").textContent()).toContain("No dead letters.");
+    await page.screenshot({ path: `${ARTIFACTS}/webhooks-redriven.png`, fullPage: true });
+    await context.close();
+  }, 180_000);
+});
