@@ -6,6 +6,7 @@
  * processes from attesting the same chain at once (the standby skips).
  */
 import { registerRole } from "../../ops/roles.js";
+import { startLockedChainLoop } from "../recon/chainLoop.js";
 import { createAttestor } from "./attest.js";
 
 const LOCK_BASE = 0x6174_7374_0000; // "atst" + chain id
@@ -18,62 +19,29 @@ registerRole({
     const log = ctx.common.logger.child({ component: "attest" });
     if (chains.length === 0) return { async stop() {} };
     const attestor = createAttestor({ common: ctx.common, pool: ctx.pool });
-    const stop = new AbortController();
     const intervalMs = Math.min(...chains.map((c) => c.attestation!.intervalMs));
 
-    async function tickChain(chain: (typeof chains)[number]): Promise<void> {
-      const client = await ctx.pool.connect();
-      try {
-        const lock = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [
-          LOCK_BASE + chain.chainId,
-        ]);
-        if (!lock.rows[0]?.ok) return;
-        try {
-          const result = await attestor.tick(chain, {
-            everyBlocks: chain.attestation!.everyBlocks,
+    // A tick in flight finishes when stopped: its one write (attestation + signer request) is a
+    // single transaction, so a kill -9 leaves either both or neither.
+    return startLockedChainLoop({
+      pool: ctx.pool,
+      chains,
+      lockBase: LOCK_BASE,
+      intervalMs,
+      run: async (chain) => {
+        const result = await attestor.tick(chain, { everyBlocks: chain.attestation!.everyBlocks });
+        if ("skipped" in result && result.skipped !== "not_due" && result.skipped !== "in_flight")
+          log.info({
+            msg: "no attestation",
+            chain_id: chain.chainId,
+            reason: result.skipped,
+            detail: result.detail,
           });
-          if ("skipped" in result && result.skipped !== "not_due" && result.skipped !== "in_flight")
-            log.info({
-              msg: "no attestation",
-              chain_id: chain.chainId,
-              reason: result.skipped,
-              detail: result.detail,
-            });
-        } finally {
-          await client.query("SELECT pg_advisory_unlock($1)", [LOCK_BASE + chain.chainId]);
-        }
-      } finally {
-        client.release();
-      }
-    }
-
-    const loop = (async () => {
-      while (!stop.signal.aborted) {
-        for (const chain of chains) {
-          if (stop.signal.aborted) break;
-          try {
-            await tickChain(chain);
-          } catch (error) {
-            log.error({ msg: "attestation failed", chain_id: chain.chainId, err: error });
-          }
-        }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, intervalMs);
-          stop.signal.addEventListener("abort", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    })();
-
-    return {
-      async stop() {
-        stop.abort();
-        // A tick in flight finishes: its one write (attestation + signer request) is a single
-        // transaction, so a kill -9 leaves either both or neither.
-        await loop;
       },
-    };
+      onError: (chain, error) => {
+        log.error({ msg: "attestation failed", chain_id: chain.chainId, err: error });
+        return true;
+      },
+    });
   },
 });

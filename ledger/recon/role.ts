@@ -3,6 +3,7 @@
  * lets several reconciler processes run without two runs of one chain at once (the standby skips).
  */
 import { registerRole } from "../../ops/roles.js";
+import { startLockedChainLoop } from "./chainLoop.js";
 import { NoFinalBlockError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";
 
@@ -21,7 +22,6 @@ registerRole({
   async start(ctx) {
     const log = ctx.common.logger.child({ component: "reconciler" });
     const reconciler = createReconciler({ common: ctx.common, pool: ctx.pool });
-    const stop = new AbortController();
     let lastOk = Date.now();
     ctx.health.add({
       name: "reconciler",
@@ -31,60 +31,26 @@ registerRole({
       },
     });
 
-    async function runChain(chain: (typeof ctx.chains)[number]): Promise<void> {
-      const client = await ctx.pool.connect();
-      try {
-        const lock = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [
-          LOCK_BASE + chain.chainId,
-        ]);
-        if (!lock.rows[0]?.ok) return;
-        try {
-          await reconciler.run({
-            chain,
-            graceBlocks: Math.ceil(RECON_GRACE_MS / chain.blockTimeMs),
-          });
-        } finally {
-          await client.query("SELECT pg_advisory_unlock($1)", [LOCK_BASE + chain.chainId]);
+    // A run in flight finishes when stopped (it is read-mostly and short); a kill -9 leaves it
+    // 'running', which no later run depends on.
+    return startLockedChainLoop({
+      pool: ctx.pool,
+      chains: ctx.chains,
+      lockBase: LOCK_BASE,
+      intervalMs: RECON_INTERVAL_MS,
+      run: (chain) =>
+        reconciler.run({ chain, graceBlocks: Math.ceil(RECON_GRACE_MS / chain.blockTimeMs) }),
+      onError: (chain, error) => {
+        if (error instanceof NoFinalBlockError) {
+          log.info({ msg: "nothing final to reconcile yet", chain_id: chain.chainId });
+          return false;
         }
-      } finally {
-        client.release();
-      }
-    }
-
-    const loop = (async () => {
-      while (!stop.signal.aborted) {
-        let ok = true;
-        for (const chain of ctx.chains) {
-          if (stop.signal.aborted) break;
-          try {
-            await runChain(chain);
-          } catch (error) {
-            if (error instanceof NoFinalBlockError) {
-              log.info({ msg: "nothing final to reconcile yet", chain_id: chain.chainId });
-            } else {
-              ok = false;
-              log.error({ msg: "reconciliation failed", chain_id: chain.chainId, err: error });
-            }
-          }
-        }
-        if (ok) lastOk = Date.now();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, RECON_INTERVAL_MS);
-          stop.signal.addEventListener("abort", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    })();
-
-    return {
-      async stop() {
-        stop.abort();
-        // A run in flight finishes (it is read-mostly and short); a kill -9 leaves it 'running',
-        // which no later run depends on.
-        await loop;
+        log.error({ msg: "reconciliation failed", chain_id: chain.chainId, err: error });
+        return true;
       },
-    };
+      afterPass: (ok) => {
+        if (ok) lastOk = Date.now();
+      },
+    });
   },
 });
