@@ -167,6 +167,9 @@ describe("console reorg holds", () => {
     expect(cells[2]).toBe(`${formatEther(E17)} ${symbol}`);
     expect(cells[3]).toBe(`${formatEther(14n * E17)} ${symbol}`);
     expect(cells[5]).toContain(txHash);
+    // the credited deposit the reorg removed is also listed as orphaned (as it reports its status)
+    const orphaned = page.locator("section", { has: page.locator("h2#orphaned-by-a-reorg") });
+    expect(await orphaned.textContent()).toContain(txHash);
     await page.screenshot({ path: `${ARTIFACTS}/deposits-reorg-hold.png`, fullPage: true });
     const [scroll, client] = await page.evaluate<number[]>(
       "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",

@@ -11,6 +11,9 @@ import { Amount, CustomerId, Limit, pageLimit, problemResponses } from "../schem
 import type { V1Deps } from "../v1.js";
 import type { DepositFactRow } from "../webhooks/depositEvents.js";
 
+// Amount without its `examples` (OpenAPI 3.0 allows none inside anyOf; redocly refuses it).
+const BaseUnits = Type.String({ pattern: "^[0-9]{1,78}$", description: "base units" });
+
 const DepositOut = Type.Object({
   id: Type.String(),
   customerId: Type.String(),
@@ -51,7 +54,8 @@ export async function queryDeposits(
     limit: number;
   },
 ): Promise<DepositRow[]> {
-  // Credited: the ledger booked the deposit credit for this fact (an orphaned one still shows orphaned).
+  // Credited: the ledger booked the deposit credit for this fact (an orphaned one still shows
+  // orphaned, and the status filter `orphaned` lists it, as depositOut reports it).
   const credited = `EXISTS (SELECT 1 FROM ledger.transfers lt
                 WHERE lt.kind = 'deposit' AND lt.chain_id = t.chain_id
                   AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`;
@@ -71,7 +75,7 @@ export async function queryDeposits(
      ) d
      WHERE $3::text IS NULL
         OR ($3 = 'credited' AND d.credited)
-        OR ($3 <> 'credited' AND d.status = $3 AND NOT d.credited)
+        OR ($3 <> 'credited' AND d.status = $3 AND (NOT d.credited OR d.status = 'orphaned'))
      ORDER BY d.id::bigint LIMIT $6`,
     [
       filter.id ?? null,
@@ -119,10 +123,10 @@ const ReorgHoldOut = Type.Object({
     description:
       "height of the orphaned block; the hold is posted once it is final without the deposit",
   }),
-  holdAmount: Type.Union([Amount, Type.Null()], {
+  holdAmount: Type.Union([BaseUnits, Type.Null()], {
     description: "base units held from the customer",
   }),
-  shortfallAmount: Type.Union([Amount, Type.Null()], {
+  shortfallAmount: Type.Union([BaseUnits, Type.Null()], {
     description: "base units the customer's balance could not cover (blocks their withdrawals)",
   }),
   holdsPlaced: Type.Integer(),

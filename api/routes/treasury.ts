@@ -13,6 +13,9 @@ import { callerOf } from "../auth.js";
 import { Address, Amount, ChainRef, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";
 
+// Amount without its `examples` (OpenAPI 3.0 allows none inside anyOf; redocly refuses it).
+const BaseUnits = Type.String({ pattern: "^[0-9]{1,78}$", description: "base units" });
+
 const Text = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000]*$" });
 
 const TreasuryMoveOut = Type.Object({
@@ -22,10 +25,10 @@ const TreasuryMoveOut = Type.Object({
   txHash: Type.String(),
   wallet: Type.String(),
   assetId: Type.String({ description: "the asset moved (gas: the chain's native asset)" }),
-  amount: Type.Union([Amount, Type.Null()], {
+  amount: Type.Union([BaseUnits, Type.Null()], {
     description: "base units moved (fund/defund) or gas paid (gas); null if unknown",
   }),
-  fee: Type.Union([Amount, Type.Null()], { description: "gas booked with a defund" }),
+  fee: Type.Union([BaseUnits, Type.Null()], { description: "gas booked with a defund" }),
   factsIndexed: Type.Boolean(),
   by: Type.String(),
   reason: Type.String(),
