@@ -17,6 +17,7 @@ export {
 } from "./errors.js";
 export { bloomBits, bloomHas, bloomMayContain } from "./evm/bloom.js";
 export {
+  adapterPerChain,
   createEvmAdapter,
   type EvmAdapter,
   type EvmAdapterOptions,

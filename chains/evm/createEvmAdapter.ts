@@ -132,6 +132,25 @@ export function isLogRangeLimit(error: unknown): boolean {
   return false;
 }
 
+/**
+ * One adapter per chain, made on first use and kept: by `make` when given (tests pass their own),
+ * else createEvmAdapter.
+ */
+export function adapterPerChain(
+  common: Pick<Common, "metrics" | "logger" | "shutdown">,
+  make?: (chain: ChainConfig) => EvmAdapter,
+): (chain: ChainConfig) => EvmAdapter {
+  const adapters = new Map<number, EvmAdapter>();
+  return (chain) => {
+    let a = adapters.get(chain.chainId);
+    if (!a) {
+      a = make ? make(chain) : createEvmAdapter(chain, { common });
+      adapters.set(chain.chainId, a);
+    }
+    return a;
+  };
+}
+
 export function createEvmAdapter(
   chain: ChainConfig,
   { common }: { common: Pick<Common, "metrics" | "logger" | "shutdown"> },

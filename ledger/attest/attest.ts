@@ -21,7 +21,7 @@ import {
   stringToHex,
   zeroAddress,
 } from "viem";
-import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import { amountFromDb } from "../../ops/amounts.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
@@ -153,15 +153,7 @@ export function createAttestor({
   adapterFor?: (chain: ChainConfig) => EvmAdapter;
 }): Attestor {
   const log = common.logger.child({ component: "attest" });
-  const adapters = new Map<number, EvmAdapter>();
-  const adapter = (chain: ChainConfig) => {
-    let a = adapters.get(chain.chainId);
-    if (!a) {
-      a = adapterFor ? adapterFor(chain) : createEvmAdapter(chain, { common });
-      adapters.set(chain.chainId, a);
-    }
-    return a;
-  };
+  const adapter = adapterPerChain(common, adapterFor);
 
   async function readReserves(
     chain: ChainConfig,

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge } from "prom-client";
 import { readAuditHead } from "../../api/audit.js";
-import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
@@ -128,15 +128,7 @@ export function createReconciler({
     return l.wait;
   };
   const metrics = reconMetrics(common);
-  const adapters = new Map<number, EvmAdapter>();
-  const adapter = (chain: ChainConfig) => {
-    let a = adapters.get(chain.chainId);
-    if (!a) {
-      a = adapterFor ? adapterFor(chain) : createEvmAdapter(chain, { common });
-      adapters.set(chain.chainId, a);
-    }
-    return a;
-  };
+  const adapter = adapterPerChain(common, adapterFor);
 
   async function finalBlock(chain: ChainConfig): Promise<number> {
     const r = await pool.query<{ block_number: string }>(
