@@ -107,7 +107,7 @@ main{padding:1rem;max-width:1400px}main:focus{outline:none}
 .skip{position:absolute;left:-9999px}.skip:focus{left:1rem;top:.5rem;background:#fff;padding:.25rem .5rem;z-index:1}
 table{width:100%;border-collapse:collapse;background:#fff;table-layout:auto;margin:.5rem 0 1.5rem}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e3e6ea;vertical-align:top;overflow-wrap:anywhere}
-th{background:#eef1f5;font-weight:600;overflow-wrap:normal;word-break:keep-all}td.num,th.num{text-align:right;white-space:nowrap}
+th{background:#eef1f5;font-weight:600;overflow-wrap:normal;word-break:keep-all}td.num,th.num{text-align:right;white-space:nowrap}td.words{overflow-wrap:break-word}
 .mono{font-family:ui-monospace,monospace;font-size:12px}
 form.inline{display:flex;flex-wrap:wrap;gap:.25rem;align-items:center;margin:.15rem 0}
 input[type=text],input[type=password]{padding:.25rem .4rem;border:1px solid #9aa4b1;border-radius:3px}

@@ -610,7 +610,7 @@ function treasuryTable(rows: Json[], assets: Map<string, AssetInfo>): Html {
   return html`<table><thead><tr><th scope="col">Move</th><th scope="col">Chain</th><th scope="col" class="num">Amount</th><th scope="col" class="num">Gas</th><th scope="col">Wallet</th><th scope="col">By</th><th scope="col">Why</th><th scope="col">Transaction</th><th scope="col">When</th></tr></thead>
     <tbody>${rows.map((m) => {
       const native = assets.get(`${m.chainId}:0x0000000000000000000000000000000000000000`);
-      return html`<tr data-move="${m.id}"><td>${m.move}</td><td class="num">${m.chainId}</td><td class="num">${m.amount === null ? "—" : amount(String(m.amount), assets.get(String(m.assetId)))}</td><td class="num">${m.fee === null ? "—" : amount(String(m.fee), native)}</td><td class="mono">${m.wallet}</td><td>${m.by}</td><td>${m.reason}</td><td class="mono">${m.txHash}</td><td>${time(String(m.at))}</td></tr>`;
+      return html`<tr data-move="${m.id}"><td>${m.move}</td><td class="num">${m.chainId}</td><td class="num">${m.amount === null ? "—" : amount(String(m.amount), assets.get(String(m.assetId)))}</td><td class="num">${m.fee === null ? "—" : amount(String(m.fee), native)}</td><td class="mono">${m.wallet}</td><td class="words">${m.by}</td><td class="words">${m.reason}</td><td class="mono">${m.txHash}</td><td>${time(String(m.at))}</td></tr>`;
     })}</tbody></table>`;
 }
 
