@@ -12,16 +12,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { createPublicClient, type Hex, http, type PublicClient, parseEther, toHex } from "viem";
+import { createPublicClient, type Hex, http, type PublicClient, parseEther } from "viem";
 import { createApiKey, listApiKeys } from "../api/apiKeys.js";
-import { deployForwarderFactory } from "../chains/contracts/deploy.js";
-import { notifyWatchedAddress } from "../indexers/index.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createKmsAccount, createKmsClient } from "../signer/kmsAccount.js";
 import { createCommon } from "./common.js";
 import { type Config, defaultConfigPath, loadConfig } from "./config.js";
-import { createPool, withTransaction } from "./db.js";
+import { createPool } from "./db.js";
 import { startDevStack } from "./devstack/stack.js";
+import { deployFactoryWatchingHotWallet, fundFromAnvil } from "./e2e/setup.js";
 import { ROLE_NAMES } from "./roles.js";
 import { startService } from "./start.js";
 
@@ -105,38 +104,21 @@ export async function runDev(
           transport: http(chain.rpcUrls[0]),
         }) as PublicClient;
         if (!wallet.fundTxHash) {
-          // From anvil's unlocked dev account 7 (tests and the demo use the others as customers).
-          const accounts = (await client.request({ method: "eth_accounts" as never })) as Hex[];
-          const funder = accounts[7] ?? accounts[0]!;
-          const hash = (await client.request({
-            method: "eth_sendTransaction" as never,
-            params: [{ from: funder, to: account.address, value: toHex(FUNDING) }] as never,
-          })) as Hex;
-          await client.waitForTransactionReceipt({ hash, pollingInterval: 200, timeout: 60_000 });
+          const hash = await fundFromAnvil(client, account.address, FUNDING);
           wallet.fundTxHash = hash;
           save();
           say(`${chain.key}: hot wallet funded with 100 ETH (tx ${hash})`);
         }
-        const deployed = await deployForwarderFactory({
+        const deployed = await deployFactoryWatchingHotWallet({
           common,
           pool,
           chain,
           client,
           account,
-          sendRawTransaction: (raw) =>
-            client.request({ method: "eth_sendRawTransaction", params: [raw] }),
         });
         say(
           `${chain.key}: forwarder factory ${deployed.contract.address} ${deployed.deployed ? "deployed (its gas booked)" : "reused"}`,
         );
-        await withTransaction(pool, async (c) => {
-          await c.query(
-            `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-             VALUES ($1, $2, 'hot', $3) ON CONFLICT DO NOTHING`,
-            [chain.chainId, account.address.toLowerCase(), `hot:${chain.key}`],
-          );
-          await notifyWatchedAddress(c, chain.chainId);
-        });
         // `custody-node treasury fund`: the same booking again changes nothing.
         await bookTreasuryMove(
           { common, pool, ledger },

@@ -4,8 +4,17 @@
  * signer with it. Dev/test only: it funds the hot wallet from an anvil dev account.
  */
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { createPublicClient, type Hex, http, type PublicClient, parseEther, toHex } from "viem";
-import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
+import {
+  type Account,
+  type Address,
+  createPublicClient,
+  type Hex,
+  http,
+  type PublicClient,
+  parseEther,
+  toHex,
+} from "viem";
+import { type DeployFactoryResult, deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import type { Common } from "../common.js";
@@ -48,33 +57,9 @@ export async function prepareCustody({
       cacheTime: 0,
       transport: http(chain.rpcUrls[0]),
     }) as PublicClient;
-    // Funded by a real transaction (a chain fact the treasury booking points at), from anvil's
-    // unlocked dev account 7 (the scenario's depositors and receiver use others).
-    const [funder] = ((await client.request({ method: "eth_accounts" as never })) as Hex[]).slice(
-      7,
-    );
-    const fundTxHash = (await client.request({
-      method: "eth_sendTransaction" as never,
-      params: [{ from: funder, to: account.address, value: toHex(parseEther("100")) }] as never,
-    })) as Hex;
-    await client.waitForTransactionReceipt({ hash: fundTxHash, pollingInterval: 100 });
-    await deployForwarderFactory({
-      common,
-      pool,
-      chain,
-      client,
-      account,
-      sendRawTransaction: (raw) =>
-        client.request({ method: "eth_sendRawTransaction", params: [raw] }),
-    });
-    await withTransaction(pool, async (c) => {
-      await c.query(
-        `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-         VALUES ($1, $2, 'hot', $3) ON CONFLICT DO NOTHING`,
-        [chain.chainId, account.address.toLowerCase(), `hot:${chain.key}`],
-      );
-      await notifyWatchedAddress(c, chain.chainId);
-    });
+    // Funded by a real transaction (a chain fact the treasury booking points at).
+    const fundTxHash = await fundFromAnvil(client, account.address, parseEther("100"));
+    await deployFactoryWatchingHotWallet({ common, pool, chain, client, account });
     const config: Config = Object.freeze({
       ...common.config,
       env: Object.freeze({ ...common.config.env, AWS_ENDPOINT_URL_KMS: kmsEndpoint }),
@@ -85,4 +70,60 @@ export async function prepareCustody({
   } finally {
     kms.destroy();
   }
+}
+
+/**
+ * Fund `to` with `value` by a real transaction from anvil's unlocked dev account 7 (tests, the
+ * scenario and the demo use the others as customers); returns its hash once mined.
+ */
+export async function fundFromAnvil(
+  client: PublicClient,
+  to: Address,
+  value: bigint,
+): Promise<Hex> {
+  const accounts = (await client.request({ method: "eth_accounts" as never })) as Hex[];
+  const funder = accounts[7] ?? accounts[0]!;
+  const hash = (await client.request({
+    method: "eth_sendTransaction" as never,
+    params: [{ from: funder, to, value: toHex(value) }] as never,
+  })) as Hex;
+  await client.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: 60_000 });
+  return hash;
+}
+
+/**
+ * Deploy (or keep) the chain's ForwarderFactory from the hot wallet, sent straight to the node,
+ * and have the indexer watch the hot wallet (owner `hot:<chain key>`).
+ */
+export async function deployFactoryWatchingHotWallet({
+  common,
+  pool,
+  chain,
+  client,
+  account,
+}: {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  client: PublicClient;
+  account: Account;
+}): Promise<DeployFactoryResult> {
+  const deployed = await deployForwarderFactory({
+    common,
+    pool,
+    chain,
+    client,
+    account,
+    sendRawTransaction: (raw) =>
+      client.request({ method: "eth_sendRawTransaction", params: [raw] }),
+  });
+  await withTransaction(pool, async (c) => {
+    await c.query(
+      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+       VALUES ($1, $2, 'hot', $3) ON CONFLICT DO NOTHING`,
+      [chain.chainId, account.address.toLowerCase(), `hot:${chain.key}`],
+    );
+    await notifyWatchedAddress(c, chain.chainId);
+  });
+  return deployed;
 }
