@@ -25,12 +25,9 @@ import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
-import { createLedger } from "../createLedger.js";
 import { createReconciler } from "../recon/reconcile.js";
-import { bookTreasuryMove } from "../treasury.js";
+import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
 import { createAttestor } from "./attest.js";
-import { deployReservesAttestor } from "./deploy.js";
 import { liabilitiesProof } from "./proofs.js";
 
 const ATTESTED = parseAbiItem(
@@ -80,31 +77,14 @@ describe("attestation of reserves and liabilities", () => {
       kmsEndpoint: kms.url,
       policies,
     });
-    const ledger = createLedger({ common: ctx.common, pool });
-    await bookTreasuryMove(
-      { common: ctx.common, pool, ledger },
-      {
-        move: "fund",
-        chainId: chain.chainId,
-        txHash: prepared.fundTxHash,
-        wallet: prepared.hotWallet,
-        amount: parseEther("100"),
-        by: "test",
-        reason: "hot wallet float",
-      },
-    );
-    const kmsClient = createKmsClient({ region: "us-east-1", endpoint: kms.url });
-    const account = await createKmsAccount({ kms: kmsClient, keyId: prepared.keyId });
-    const { contract } = await deployReservesAttestor({
+    const contract = await fundAndDeployAttestor({
       common: ctx.common,
       pool,
       chain,
       client,
-      account,
-      sendRawTransaction: (raw) =>
-        client.request({ method: "eth_sendRawTransaction", params: [raw] }),
+      kmsEndpoint: kms.url,
+      prepared,
     });
-    kmsClient.destroy();
 
     service = await startService(prepared.config, {
       roles: ["indexer", "worker", "signer", "api"],
@@ -120,19 +100,7 @@ describe("attestation of reserves and liabilities", () => {
       timeoutMs: 90_000,
     });
 
-    const finalIndexed = async (block: number) =>
-      waitFor(
-        `block ${block} final in the index`,
-        async () => {
-          await mine();
-          const r = await pool.query<{ block_number: string }>(
-            "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
-            [chain.chainId],
-          );
-          return Number(r.rows[0]?.block_number ?? -1) - 2 >= block;
-        },
-        { timeoutMs: 60_000, everyMs: 200 },
-      );
+    const finalIndexed = (block: number) => waitFinalInIndex({ pool, chain, block, mine });
     const reconciler = createReconciler({ common: ctx.common, pool });
     const attestor = createAttestor({ common: ctx.common, pool });
     const schedule = { everyBlocks: 1 };
@@ -280,6 +248,5 @@ describe("attestation of reserves and liabilities", () => {
               (SELECT count(*) FROM custody.tx_requests WHERE kind = 'attestation')::text AS requests`,
     );
     expect(count.rows[0]).toEqual({ n: "1", requests: "1" });
-    await ledger.close();
   }, 240_000);
 });

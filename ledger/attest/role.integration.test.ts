@@ -3,18 +3,15 @@
  * service running every role but with no call from the test attests the newest clean
  * reconciliation run's block through the signer, and the attestation confirms with its gas booked.
  */
-import { createPublicClient, http, type PublicClient, parseEther, zeroAddress } from "viem";
+import { createPublicClient, http, type PublicClient, zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prepareCustody } from "../../ops/e2e/setup.js";
 import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
-import { createLedger } from "../createLedger.js";
 import { createReconciler } from "../recon/reconcile.js";
-import { bookTreasuryMove } from "../treasury.js";
-import { deployReservesAttestor } from "./deploy.js";
+import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
 
 let ctx: TestContext;
 let kms: KmsEmulator;
@@ -49,31 +46,14 @@ describe("reconciler role: attestation step", () => {
       chain,
       kmsEndpoint: kms.url,
     });
-    const ledger = createLedger({ common: ctx.common, pool });
-    await bookTreasuryMove(
-      { common: ctx.common, pool, ledger },
-      {
-        move: "fund",
-        chainId: chain.chainId,
-        txHash: prepared.fundTxHash,
-        wallet: prepared.hotWallet,
-        amount: parseEther("100"),
-        by: "test",
-        reason: "hot wallet float",
-      },
-    );
-    await ledger.close();
-    const kmsClient = createKmsClient({ region: "us-east-1", endpoint: kms.url });
-    await deployReservesAttestor({
+    await fundAndDeployAttestor({
       common: ctx.common,
       pool,
       chain,
       client,
-      account: await createKmsAccount({ kms: kmsClient, keyId: prepared.keyId }),
-      sendRawTransaction: (raw) =>
-        client.request({ method: "eth_sendRawTransaction", params: [raw] }),
+      kmsEndpoint: kms.url,
+      prepared,
     });
-    kmsClient.destroy();
     const scheduled = { ...chain, attestation: { everyBlocks: 1, intervalMs: 1000 } };
     service = await startService(Object.freeze({ ...prepared.config, chains: [scheduled] }), {
       roles: ["indexer", "worker", "signer", "reconciler"],
@@ -81,18 +61,7 @@ describe("reconciler role: attestation step", () => {
 
     // A clean run at a final block (the role's own runs stay 30 s behind; this one is newer).
     const head = Number(await client.getBlockNumber());
-    await waitFor(
-      `block ${head} final in the index`,
-      async () => {
-        await mine();
-        const r = await pool.query<{ block_number: string }>(
-          "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
-          [chain.chainId],
-        );
-        return Number(r.rows[0]?.block_number ?? -1) - 2 >= head;
-      },
-      { timeoutMs: 60_000, everyMs: 200 },
-    );
+    await waitFinalInIndex({ pool, chain, block: head, mine });
     const run = await createReconciler({ common: ctx.common, pool }).run({ chain, block: head });
     expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
 
