@@ -22,10 +22,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
 import { createAttestor } from "../../ledger/attest/attest.js";
-import { deployReservesAttestor } from "../../ledger/attest/deploy.js";
-import { createLedger } from "../../ledger/createLedger.js";
 import { createReconciler } from "../../ledger/recon/reconcile.js";
-import { bookTreasuryMove } from "../../ledger/treasury.js";
+import {
+  fundAndDeployAttestor,
+  waitFinalInIndex,
+} from "../../ledger/recon/testing/attestedCustody.js";
 import { policiesSchema } from "../../ops/config.js";
 import { withTransaction } from "../../ops/db.js";
 import { DEMO_POLICY, runScenario } from "../../ops/e2e/scenario.js";
@@ -39,7 +40,6 @@ import {
 import { waitFor } from "../../ops/testing/wait.js";
 import { allocateDepositAddress } from "../../signer/deposit-addresses/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import { type PonderProcess, startPonder } from "../testing/ponder.js";
 import { deploymentFromDatabase } from "./fromDatabase.js";
 
@@ -155,33 +155,14 @@ describe("Ponder parity with custody-node's own records", () => {
       );
       await notifyWatchedAddress(c, chain.chainId);
     });
-    const ledger = createLedger({ common: ctx.common, pool });
-    await bookTreasuryMove(
-      { common: ctx.common, pool, ledger },
-      {
-        move: "fund",
-        chainId: chain.chainId,
-        txHash: prepared.fundTxHash,
-        wallet: prepared.hotWallet,
-        amount: parseEther("100"),
-        by: "test",
-        reason: "hot wallet float",
-      },
-    );
-    const kmsClient = createKmsClient({ region: "us-east-1", endpoint: kms.url });
-    try {
-      await deployReservesAttestor({
-        common: ctx.common,
-        pool,
-        chain,
-        client,
-        account: await createKmsAccount({ kms: kmsClient, keyId: prepared.keyId }),
-        sendRawTransaction: (raw) =>
-          client.request({ method: "eth_sendRawTransaction", params: [raw] }),
-      });
-    } finally {
-      kmsClient.destroy();
-    }
+    await fundAndDeployAttestor({
+      common: ctx.common,
+      pool,
+      chain,
+      client,
+      kmsEndpoint: kms.url,
+      prepared,
+    });
 
     // 2. The service: native deposits (swept), withdrawals; a token deposit, swept, and the
     //    excess above the hot ceiling moved to cold.
@@ -240,18 +221,7 @@ describe("Ponder parity with custody-node's own records", () => {
 
     // 3. Reconcile at a final block, attest it, and let the attestation confirm.
     const head = Number(await client.getBlockNumber());
-    await waitFor(
-      `block ${head} final in the index`,
-      async () => {
-        await mine();
-        const r = await pool.query<{ block_number: string }>(
-          "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
-          [chain.chainId],
-        );
-        return Number(r.rows[0]?.block_number ?? -1) - 2 >= head;
-      },
-      { timeoutMs: 60_000, everyMs: 200 },
-    );
+    await waitFinalInIndex({ pool, chain, block: head, mine });
     const run = await createReconciler({ common: ctx.common, pool }).run({
       chain,
       block: head,
