@@ -9,7 +9,7 @@ import { createPool } from "../../ops/db.js";
 import type { DeployedContract } from "../../signer/deposit-addresses/factories.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import { createEvmAdapter } from "../evm/createEvmAdapter.js";
-import { deployForwarderFactory } from "./deploy.js";
+import { deployForwarderFactory, type HotWalletDeployArgs } from "./deploy.js";
 
 export function registerCommands(program: Command): void {
   const contracts = program.command("contracts").description("the custody's Solidity contracts");
@@ -28,8 +28,6 @@ export function registerCommands(program: Command): void {
     );
 }
 
-type DeployArgs = Parameters<typeof deployForwarderFactory>[0];
-
 /**
  * The body of a `<command> --chain X [--key K]` deploy: the chain's hot wallet (its KMS key, or
  * `--key`) deploys the contract with `deploy`, and one line tells what was deployed or kept.
@@ -47,7 +45,9 @@ export async function deployFromHotWallet(
     contractName: string;
     /** What the recorded hot wallet is to the contract, e.g. "attester". */
     walletRole: string;
-    deploy: (args: DeployArgs) => Promise<{ contract: DeployedContract; deployed: boolean }>;
+    deploy: (
+      args: HotWalletDeployArgs,
+    ) => Promise<{ contract: DeployedContract; deployed: boolean }>;
   },
 ): Promise<void> {
   const config = loadConfig();

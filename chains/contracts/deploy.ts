@@ -34,6 +34,18 @@ import { forwarderFactory, forwarderInitCodeHash } from "./index.js";
 
 const FACTORY_GAS = { by: "contracts deploy", reason: "ForwarderFactory deploy gas" };
 
+/** What a contract deploy from the chain's hot wallet needs. */
+export type HotWalletDeployArgs = {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  /** Reads, nonce, fees and receipts (e.g. the chain adapter's client). */
+  client: PublicClient;
+  /** The hot wallet's signing account (KMS-backed in production). */
+  account: Account;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+};
+
 export type DeployFactoryResult = { contract: DeployedContract; deployed: boolean };
 
 export async function deployForwarderFactory({
@@ -43,16 +55,7 @@ export async function deployForwarderFactory({
   client,
   account,
   sendRawTransaction,
-}: {
-  common: Common;
-  pool: Pool;
-  chain: ChainConfig;
-  /** Reads, nonce, fees and receipts (e.g. the chain adapter's client). */
-  client: PublicClient;
-  /** The hot wallet's signing account (KMS-backed in production). */
-  account: Account;
-  sendRawTransaction: (raw: Hex) => Promise<Hex>;
-}): Promise<DeployFactoryResult> {
+}: HotWalletDeployArgs): Promise<DeployFactoryResult> {
   const log = common.logger.child({ component: "contracts", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
   if (existing) {

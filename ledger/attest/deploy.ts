@@ -9,18 +9,19 @@
  */
 import {
   type Abi,
-  type Account,
   type Address,
   encodeDeployData,
   getAddress,
   type Hex,
   type PublicClient,
 } from "viem";
-import { bookDeployGas, sendDeploy } from "../../chains/contracts/deploy.js";
+import {
+  bookDeployGas,
+  type HotWalletDeployArgs,
+  sendDeploy,
+} from "../../chains/contracts/deploy.js";
 import { artifacts } from "../../chains/contracts/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
+import { withTransaction } from "../../ops/db.js";
 import {
   type DeployedContract,
   getContract,
@@ -37,6 +38,7 @@ function attestorArtifact(): { abi: Abi; bytecode: Hex } {
 
 export const reservesAttestor = attestorArtifact();
 
+/** The attester is the hot wallet whose account deploys it. */
 export async function deployReservesAttestor({
   common,
   pool,
@@ -44,15 +46,7 @@ export async function deployReservesAttestor({
   client,
   account,
   sendRawTransaction,
-}: {
-  common: Common;
-  pool: Pool;
-  chain: ChainConfig;
-  client: PublicClient;
-  /** The hot wallet's signing account (KMS-backed in production): the attester. */
-  account: Account;
-  sendRawTransaction: (raw: Hex) => Promise<Hex>;
-}): Promise<{ contract: DeployedContract; deployed: boolean }> {
+}: HotWalletDeployArgs): Promise<{ contract: DeployedContract; deployed: boolean }> {
   const log = common.logger.child({ component: "attest", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, RESERVES_ATTESTOR);
   if (existing) {
