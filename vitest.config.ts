@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     reporters: ["default", "./ops/testing/summary-reporter.ts"],
+    // Installs subgraphs/ (its own npm package) when a fresh clone has only run the root `npm ci`.
+    globalSetup: ["./ops/testing/globalSetup.ts"],
     projects: [
       {
         test: {
