@@ -27,14 +27,22 @@ export type ScaleWorkload = {
   factsPerBlock: number;
 };
 
-/** SCALE_SMOKE=1: the same shape at 1/100 (a quick check of the bench itself, own database). */
+/**
+ * SCALE_SMOKE=1: the same shape at 1/100 (a quick check of the bench itself, own database).
+ * SCALE_FACTOR=F: the same shape at F (0 < F ≤ 1) in a database of its own; SCALE_DATABASE=NAME
+ * picks the database (e.g. one per developer measuring at once).
+ */
 const SMOKE = process.env.SCALE_SMOKE === "1";
+const FACTOR = SMOKE ? 0.01 : Number(process.env.SCALE_FACTOR ?? "1");
+if (!(FACTOR > 0 && FACTOR <= 1))
+  throw new Error(`SCALE_FACTOR must be a number in (0, 1], got ${process.env.SCALE_FACTOR}`);
+const scaled = (n: number) => Math.max(1, Math.round(n * FACTOR));
 
 export const SCALE_WORKLOAD: ScaleWorkload = {
   chains: [910001, 910002, 910003, 910004, 910005, 910006],
-  factsPerChain: SMOKE ? 16_667 : 1_666_667,
-  customers: SMOKE ? 10_000 : 1_000_000,
-  depositAddressesPerChain: SMOKE ? 1_000 : 100_000,
+  factsPerChain: scaled(1_666_667),
+  customers: scaled(1_000_000),
+  depositAddressesPerChain: scaled(100_000),
   factsPerBlock: 1_000,
 };
 
@@ -53,7 +61,15 @@ export type SeedInfo = {
   maxFactId: number;
 };
 
-export const SCALE_DATABASE = SMOKE ? "custody_bench_scale_smoke" : "custody_bench_scale";
+export const SCALE_DATABASE =
+  process.env.SCALE_DATABASE ??
+  (SMOKE
+    ? "custody_bench_scale_smoke"
+    : FACTOR === 1
+      ? "custody_bench_scale"
+      : `custody_bench_scale_${String(FACTOR).replace(".", "_")}`);
+if (!/^[a-z_][a-z0-9_]*$/.test(SCALE_DATABASE))
+  throw new Error(`SCALE_DATABASE must be a lower-case SQL identifier, got ${SCALE_DATABASE}`);
 
 export function scaleDatabaseUrl(): string {
   const u = new URL(TEST_PG_ADMIN_URL);
