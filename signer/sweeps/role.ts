@@ -4,9 +4,8 @@
  * It needs no Redis: a Redis outage or lost keys delay nothing here (the signer's doorbells are
  * its own business), and any number of workers can run.
  */
-import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { adapterPerChain } from "../../chains/index.js";
 import { createLedger } from "../../ledger/index.js";
-import type { ChainConfig } from "../../ops/config.js";
 import { jobId } from "../../ops/queues.js";
 import { type RoleDefinition, registerRole } from "../../ops/roles.js";
 import { createSweeper } from "./createSweeper.js";
@@ -17,15 +16,7 @@ export const sweepsRole: RoleDefinition = {
   description: "sweeps: deposit addresses to the hot wallet, hot value above ceiling to cold",
   async start(ctx) {
     const ledger = createLedger({ common: ctx.common, pool: ctx.pool });
-    const adapters = new Map<number, EvmAdapter>();
-    const adapterFor = (chain: ChainConfig) => {
-      let a = adapters.get(chain.chainId);
-      if (!a) {
-        a = createEvmAdapter(chain, { common: ctx.common });
-        adapters.set(chain.chainId, a);
-      }
-      return a;
-    };
+    const adapterFor = adapterPerChain(ctx.common);
     const sweeper = createSweeper({
       common: ctx.common,
       pool: ctx.pool,
