@@ -3,21 +3,72 @@
  * own npm package: graph-cli and Ponder stay out of the root node_modules). `.ci/run` installs it
  * explicitly; here a missing install is done the same way, so the README's `npm ci` then `npm test`
  * holds. A failed install fails the run with npm's output.
+ *
+ * Two test runs started at once in one fresh clone would both run `npm ci` into the same folder:
+ * the first takes a lock (a directory made atomically, naming its pid); the other waits for it to
+ * finish, and takes over a lock whose process is gone.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../config.js";
 
+const LOCK = path.join(repoRoot, "subgraphs", ".install-lock");
+const WAIT_MS = 15 * 60_000;
+
+const bin = (name: string) => path.join(repoRoot, "subgraphs", "node_modules", ".bin", name);
+const installed = () => ["graph", "ponder"].every((name) => existsSync(bin(name)));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function tryLock(): boolean {
+  try {
+    mkdirSync(LOCK);
+    writeFileSync(path.join(LOCK, "pid"), String(process.pid));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    let holder = Number.NaN;
+    try {
+      holder = Number(readFileSync(path.join(LOCK, "pid"), "utf8"));
+    } catch {
+      // The holder made the directory and has not written its pid yet.
+      return false;
+    }
+    if (Number.isInteger(holder) && !alive(holder)) rmSync(LOCK, { recursive: true, force: true });
+    return false;
+  }
+}
+
 export default function setup(): void {
-  const bin = (name: string) => path.join(repoRoot, "subgraphs", "node_modules", ".bin", name);
-  if (["graph", "ponder"].every((name) => existsSync(bin(name)))) return;
-  console.log("subgraphs/ is not installed: running npm ci --prefix subgraphs (once)");
-  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  const result = spawnSync(npm, ["ci", "--prefix", "subgraphs", "--no-audit", "--no-fund"], {
-    cwd: repoRoot,
-    stdio: "inherit",
-  });
-  if (result.status !== 0)
-    throw new Error(`npm ci --prefix subgraphs failed (exit ${result.status ?? result.signal})`);
+  if (installed()) return;
+  const deadline = Date.now() + WAIT_MS;
+  while (!tryLock()) {
+    if (installed()) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `waited ${WAIT_MS / 60_000} min for another run's install of subgraphs/ (${LOCK})`,
+      );
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+  }
+  try {
+    if (installed()) return;
+    console.log("subgraphs/ is not installed: running npm ci --prefix subgraphs (once)");
+    const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+    const result = spawnSync(npm, ["ci", "--prefix", "subgraphs", "--no-audit", "--no-fund"], {
+      cwd: repoRoot,
+      stdio: "inherit",
+    });
+    if (result.status !== 0)
+      throw new Error(`npm ci --prefix subgraphs failed (exit ${result.status ?? result.signal})`);
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
 }
