@@ -127,5 +127,18 @@ describe("loadConfig", () => {
     expect(loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "s3cret" }).webhookSecrets).toEqual({
       HOOK_SECRET: "s3cret",
     });
+    // A Standard Webhooks secret must be base64 after its prefix: refused at start, not at delivery.
+    expect(
+      issuesOf(() => loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_not base64!" })),
+    ).toEqual([
+      {
+        field: "webhooks.0.secretEnv",
+        message:
+          "HOOK_SECRET starts with whsec_ (a Standard Webhooks secret) but is not base64 after the prefix",
+      },
+    ]);
+    expect(
+      loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_c2VjcmV0" }).webhookSecrets,
+    ).toEqual({ HOOK_SECRET: "whsec_c2VjcmV0" });
   });
 });
