@@ -406,6 +406,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         field: `webhooks.${i}.secretEnv`,
         message: `environment variable ${w.secretEnv} is not set`,
       });
+    else if (secret.startsWith("whsec_") && !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret))
+      issues.push({
+        field: `webhooks.${i}.secretEnv`,
+        message: `${w.secretEnv} starts with whsec_ (a Standard Webhooks secret) but is not base64 after the prefix`,
+      });
     else webhookSecrets[w.secretEnv] = secret;
   });
   if (issues.length > 0 || !envResult.success || !file) throw new ConfigError(issues);
