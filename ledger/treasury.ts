@@ -268,7 +268,7 @@ export async function bookTreasuryMove(
   };
 
   const booking = options.client ? await run(options.client) : await withTransaction(pool, run);
-  common.logger.warn({
+  common.logger.info({
     msg: booking.transfers.some((t) => t.status === "created")
       ? "treasury move booked"
       : "treasury move already booked",
