@@ -107,19 +107,33 @@ export async function listApiKeys(db: Pool | PoolClient): Promise<ApiKey[]> {
   return rows.map(fromRow);
 }
 
-/** The active key for a presented plaintext, or a reason it is not acceptable. */
+/**
+ * The active key for a presented plaintext, or a reason it is not acceptable. A console session's
+ * key (api/console/sessions.ts) is refused once its session is over (ended, idle past its slid
+ * deadline, or past its absolute end), even before the console notices; the console itself passes
+ * `consoleSessionOver: "accept"` to end such a session properly.
+ */
 export async function verifyApiKey(
   db: Pool | PoolClient,
   plaintext: string,
+  options: { consoleSessionOver?: "refuse" | "accept" } = {},
 ): Promise<{ ok: true; key: ApiKey } | { ok: false; reason: string }> {
   const match = KEY_FORMAT.exec(plaintext);
   if (!match) return { ok: false, reason: "malformed API key" };
-  const { rows } = await db.query<Row>(`SELECT * FROM api.api_keys WHERE id = $1`, [match[1]]);
+  const { rows } = await db.query<Row & { console_session_over: boolean }>(
+    `SELECT k.*, COALESCE(s.ended_at IS NOT NULL OR s.idle_expires_at <= now()
+                          OR s.expires_at <= now(), false) AS console_session_over
+       FROM api.api_keys k LEFT JOIN api.console_sessions s ON s.key_id = k.id
+      WHERE k.id = $1`,
+    [match[1]],
+  );
   const row = rows[0];
   // Compare hashes in constant time even for an unknown id, so timing says nothing about ids.
   const expected = Buffer.from(row?.secret_hash ?? "0".repeat(64), "hex");
   const actual = Buffer.from(hashSecret(match[2]!), "hex");
   if (!row || !timingSafeEqual(expected, actual)) return { ok: false, reason: "unknown API key" };
   if (row.revoked_at) return { ok: false, reason: "revoked API key" };
+  if (row.console_session_over && options.consoleSessionOver !== "accept")
+    return { ok: false, reason: "console session ended (idle, expired or signed out)" };
   return { ok: true, key: fromRow(row) };
 }

@@ -1,7 +1,8 @@
 /**
  * Console sessions through the HTTP surface (inject, real Postgres): sign-in needs its CSRF token
- * and a valid key; an idle session ends (key revoked, back to sign-in); a revoked signing-in key ends
- * its sessions.
+ * and a valid key; an idle session ends (key revoked, back to sign-in); /v1 refuses an idle or
+ * expired session's key on its own, before the console notices; a revoked signing-in key ends its
+ * sessions.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { revokeApiKey } from "../apiKeys.js";
@@ -83,6 +84,59 @@ describe("console sessions", () => {
     );
     expect(row.rows[0].ended_reason).toBe("idle timeout");
     expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(401);
+  });
+
+  it("refuses an idle session's key on /v1 before the console has seen it idle", async () => {
+    const { session } = await signIn(t.keys["recon:read"]);
+    const keyId = session!.split("_")[1];
+    // A console request slides the idle deadline; /v1 takes the session key directly meanwhile.
+    expect((await get(session!, "/console/recon")).statusCode).toBe(200);
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(200);
+    const { rows } = await t.ctx.db.pool.query(
+      `SELECT idle_expires_at > now() + interval '14 minutes' AS slid FROM api.console_sessions
+        WHERE key_id = $1`,
+      [keyId],
+    );
+    expect(rows[0].slid).toBe(true);
+    // 16 minutes pass with no console request: no one touches the session row but the clock.
+    await t.ctx.db.pool.query(
+      `UPDATE api.console_sessions SET last_seen_at = now() - interval '16 minutes',
+              idle_expires_at = now() - interval '1 minute' WHERE key_id = $1`,
+      [keyId],
+    );
+    const refused = await t.call(session!, { method: "GET", url: "/v1/recon/runs" });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().detail).toMatch(/console session ended/);
+    // The console, seeing it next, ends it properly (reason, audit) and still refuses.
+    expect((await get(session!, "/console/recon")).statusCode).toBe(303);
+    const ended = await t.ctx.db.pool.query(
+      `SELECT s.ended_reason, (SELECT count(*)::int FROM api.audit_log a
+                                WHERE a.entity_id = s.key_id AND a.action = 'console.signed_out') AS outs
+         FROM api.console_sessions s WHERE s.key_id = $1`,
+      [keyId],
+    );
+    expect(ended.rows[0]).toEqual({ ended_reason: "idle timeout", outs: 1 });
+    // An ordinary API key (no session row) is untouched by any of this.
+    expect(
+      (await t.call(t.keys["recon:read"], { method: "GET", url: "/v1/recon/runs" })).statusCode,
+    ).toBe(200);
+  });
+
+  it("refuses a session's key on /v1 past its absolute end", async () => {
+    const { session } = await signIn(t.keys["recon:read"]);
+    const keyId = session!.split("_")[1];
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(200);
+    await t.ctx.db.pool.query(
+      "UPDATE api.console_sessions SET expires_at = now() - interval '1 second' WHERE key_id = $1",
+      [keyId],
+    );
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(401);
+    expect((await get(session!, "/console/recon")).statusCode).toBe(303);
+    const ended = await t.ctx.db.pool.query(
+      "SELECT ended_reason FROM api.console_sessions WHERE key_id = $1",
+      [keyId],
+    );
+    expect(ended.rows[0].ended_reason).toBe("session expired");
   });
 
   it("ends the sessions of a key that is revoked", async () => {

@@ -2,12 +2,14 @@
  * Console sessions. Signing in with an API key mints a session key of its own (same owner and
  * scopes, description `console session`): the cookie carries it, and the console calls /v1 with it,
  * so every page and action passes the API's own auth, scope checks, idempotency and audit. The row
- * here adds what a browser session needs: a CSRF token (hash), the idle timeout and the end.
+ * here adds what a browser session needs: a CSRF token (hash), the idle timeout and the end. An OIDC
+ * sign-in (oidc.ts) mints the same kind of session, recording the ID token's issuer and subject
+ * instead of a parent key, with an absolute end besides the idle timeout.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Pool } from "../../ops/db.js";
+import type { Pool, PoolClient } from "../../ops/db.js";
 import { withTransaction } from "../../ops/db.js";
-import { type ApiKey, createApiKey, revokeApiKey, verifyApiKey } from "../apiKeys.js";
+import { type ApiKey, createApiKey, revokeApiKey, type Scope, verifyApiKey } from "../apiKeys.js";
 import { appendAudit } from "../audit.js";
 
 export type ConsoleSession = { key: ApiKey; plaintext: string; csrf: string };
@@ -26,39 +28,96 @@ export function csrfMatches(sessionPlaintext: string, presented: unknown): boole
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
+/** Where a session came from: an API key pasted on the sign-in page, or an OIDC ID token. */
+export type SessionOrigin =
+  | { kind: "apiKey"; apiKeyId: string }
+  | { kind: "oidc"; issuer: string; subject: string };
+
+const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * Mints a console session in the caller's transaction: a session key with the given owner and
+ * scopes, its row (CSRF hash, origin, idle deadline, absolute end) and the `console.signed_in`
+ * audit entry. Both sign-in paths end here, so /v1 auth, scope checks and audit stay one path.
+ */
+export async function mintSession(
+  c: PoolClient,
+  input: {
+    owner: string;
+    scopes: readonly Scope[];
+    origin: SessionOrigin;
+    idleTimeoutMs: number;
+    /** The session ends this long after sign-in however active it is (absent: no absolute end). */
+    absoluteTimeoutMs?: number | undefined;
+    auditDetails?: Record<string, unknown>;
+  },
+): Promise<ConsoleSession> {
+  const { origin } = input;
+  const { key, plaintext } = await createApiKey(c, {
+    owner: input.owner,
+    scopes: input.scopes,
+    description:
+      origin.kind === "apiKey"
+        ? `console session of key ${origin.apiKeyId}`
+        : `console session (OIDC ${origin.issuer} sub ${origin.subject})`.slice(0, 500),
+  });
+  const csrf = csrfTokenOf(plaintext);
+  await c.query(
+    `INSERT INTO api.console_sessions
+       (key_id, signed_in_with, oidc_issuer, oidc_subject, csrf_hash, idle_expires_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5,
+             now() + make_interval(secs => $6::double precision / 1000),
+             now() + make_interval(secs => $7::double precision / 1000))`,
+    [
+      key.id,
+      origin.kind === "apiKey" ? origin.apiKeyId : null,
+      origin.kind === "oidc" ? origin.issuer : null,
+      origin.kind === "oidc" ? origin.subject : null,
+      sha256(csrf),
+      input.idleTimeoutMs,
+      input.absoluteTimeoutMs ?? null,
+    ],
+  );
+  await appendAudit(c, {
+    actor: key.owner,
+    action: "console.signed_in",
+    entityType: "console_session",
+    entityId: key.id,
+    details: {
+      ...(origin.kind === "apiKey"
+        ? { apiKeyId: origin.apiKeyId }
+        : { via: "oidc", issuer: origin.issuer, subject: origin.subject }),
+      scopes: key.scopes,
+      ...input.auditDetails,
+    },
+  });
+  return { key, plaintext, csrf };
+}
+
 /** Exchanges an API key for a session, or says why not (the same reasons as the API's auth). */
 export async function signIn(
   pool: Pool,
   apiKeyPlaintext: string,
+  idleTimeoutMs: number = DEFAULT_IDLE_TIMEOUT_MS,
 ): Promise<{ ok: true; session: ConsoleSession } | { ok: false; reason: string }> {
   const verified = await verifyApiKey(pool, apiKeyPlaintext.trim());
   if (!verified.ok) return verified;
   const parent = verified.key;
-  return withTransaction(pool, async (c) => {
-    const { key, plaintext } = await createApiKey(c, {
+  return withTransaction(pool, async (c) => ({
+    ok: true as const,
+    session: await mintSession(c, {
       owner: parent.owner,
       scopes: parent.scopes,
-      description: `console session of key ${parent.id}`,
-    });
-    const csrf = csrfTokenOf(plaintext);
-    await c.query(
-      `INSERT INTO api.console_sessions (key_id, signed_in_with, csrf_hash) VALUES ($1, $2, $3)`,
-      [key.id, parent.id, sha256(csrf)],
-    );
-    await appendAudit(c, {
-      actor: parent.owner,
-      action: "console.signed_in",
-      entityType: "console_session",
-      entityId: key.id,
-      details: { apiKeyId: parent.id, scopes: parent.scopes },
-    });
-    return { ok: true as const, session: { key, plaintext, csrf } };
-  });
+      origin: { kind: "apiKey", apiKeyId: parent.id },
+      idleTimeoutMs,
+    }),
+  }));
 }
 
 /**
- * The live session a cookie names, touching its idle clock; a session past its idle timeout (or
- * whose signing-in key was revoked) is ended here and its key revoked.
+ * The live session a cookie names, sliding its idle deadline; a session past its idle timeout or
+ * its absolute end (or whose signing-in key was revoked) is ended here and its key revoked. (/v1
+ * already refuses such a key on its own: api/apiKeys.ts verifyApiKey.)
  */
 export async function resumeSession(
   pool: Pool,
@@ -66,24 +125,40 @@ export async function resumeSession(
   idleTimeoutMs: number,
 ): Promise<ConsoleSession | null> {
   if (!cookie) return null;
-  const verified = await verifyApiKey(pool, cookie);
+  const verified = await verifyApiKey(pool, cookie, { consoleSessionOver: "accept" });
   if (!verified.ok) return null;
-  const { rows } = await pool.query<{ idle: boolean; parent_revoked: boolean; ended: boolean }>(
-    `SELECT s.last_seen_at < now() - make_interval(secs => $2::double precision / 1000) AS idle,
-            p.revoked_at IS NOT NULL AS parent_revoked, s.ended_at IS NOT NULL AS ended
-       FROM api.console_sessions s JOIN api.api_keys p ON p.id = s.signed_in_with
+  const { rows } = await pool.query<{
+    idle: boolean;
+    expired: boolean;
+    parent_revoked: boolean;
+    ended: boolean;
+  }>(
+    `SELECT s.last_seen_at < now() - make_interval(secs => $2::double precision / 1000)
+              OR s.idle_expires_at <= now() AS idle,
+            COALESCE(s.expires_at <= now(), false) AS expired,
+            COALESCE(p.revoked_at IS NOT NULL, false) AS parent_revoked,
+            s.ended_at IS NOT NULL AS ended
+       FROM api.console_sessions s LEFT JOIN api.api_keys p ON p.id = s.signed_in_with
       WHERE s.key_id = $1`,
     [verified.key.id, idleTimeoutMs],
   );
   const row = rows[0];
   if (!row || row.ended) return null;
-  if (row.idle || row.parent_revoked) {
-    await endSession(pool, verified.key, row.idle ? "idle timeout" : "API key revoked");
+  if (row.idle || row.expired || row.parent_revoked) {
+    await endSession(
+      pool,
+      verified.key,
+      row.expired ? "session expired" : row.idle ? "idle timeout" : "API key revoked",
+    );
     return null;
   }
-  await pool.query(`UPDATE api.console_sessions SET last_seen_at = now() WHERE key_id = $1`, [
-    verified.key.id,
-  ]);
+  await pool.query(
+    `UPDATE api.console_sessions
+        SET last_seen_at = now(),
+            idle_expires_at = now() + make_interval(secs => $2::double precision / 1000)
+      WHERE key_id = $1`,
+    [verified.key.id, idleTimeoutMs],
+  );
   return { key: verified.key, plaintext: cookie, csrf: csrfTokenOf(cookie) };
 }
 
