@@ -17,7 +17,7 @@ import { type ChainConfig, loadConfig } from "./config.js";
 import { createPool } from "./db.js";
 import { ensureDatabase, ensurePostgres } from "./devstack/services.js";
 import { startDevStack } from "./devstack/stack.js";
-import { DEMO_POLICY, runScenario } from "./e2e/scenario.js";
+import { demoPolicies, runScenario } from "./e2e/scenario.js";
 import { type PreparedCustody, prepareCustody } from "./e2e/setup.js";
 import { ConfigError } from "./errors.js";
 import { proofOfReservesDemo } from "./por/demo.js";
@@ -123,7 +123,7 @@ async function main() {
       pool: setupPool,
       chain,
       kmsEndpoint: kms.url,
-      policies: DEMO_POLICY(chain.chainId),
+      policies: demoPolicies(chain.chainId),
     }).finally(() => setupPool.end());
     say(
       `hot wallet ${prepared.hotWallet} (KMS key ${prepared.keyId.slice(0, 8)}…), deposit-address factory deployed on ${chain.key} (its gas booked)`,

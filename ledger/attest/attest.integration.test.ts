@@ -17,8 +17,7 @@ import {
   zeroAddress,
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { policiesSchema } from "../../ops/config.js";
-import { DEMO_POLICY, runScenario } from "../../ops/e2e/scenario.js";
+import { demoPolicies, runScenario } from "../../ops/e2e/scenario.js";
 import { prepareCustody } from "../../ops/e2e/setup.js";
 import { verifyProof } from "../../ops/por/verify.js";
 import { type Service, startService } from "../../ops/start.js";
@@ -63,13 +62,7 @@ describe("attestation of reserves and liabilities", () => {
     const rpc = <T>(method: string, params: unknown[] = []) =>
       client.request({ method: method as never, params: params as never }) as Promise<T>;
     const mine = () => rpc("evm_mine");
-    const policies = policiesSchema.parse(
-      JSON.parse(
-        JSON.stringify(DEMO_POLICY(chain.chainId), (_k, v) =>
-          typeof v === "bigint" ? v.toString() : v,
-        ),
-      ),
-    );
+    const policies = demoPolicies(chain.chainId);
     const prepared = await prepareCustody({
       common: ctx.common,
       pool,

@@ -11,13 +11,12 @@ import { parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { treasuryTransferId } from "../../ledger/treasury.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { policiesSchema } from "../config.js";
 import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { spawnCli } from "../testing/process.js";
 import { waitFor } from "../testing/wait.js";
-import { DEMO_POLICY, runScenario } from "./scenario.js";
+import { demoPolicies, runScenario } from "./scenario.js";
 import { prepareCustody } from "./setup.js";
 
 let ctx: TestContext;
@@ -44,13 +43,7 @@ afterAll(async () => {
 describe("a fresh deployment reconciles with 0 breaks", () => {
   it("fund (booked), deploy (gas booked), deposits and withdrawals, reconcile exits 0", async () => {
     const chain = ctx.config.chains[0]!;
-    const policies = policiesSchema.parse(
-      JSON.parse(
-        JSON.stringify(DEMO_POLICY(chain.chainId), (_k, v) =>
-          typeof v === "bigint" ? v.toString() : v,
-        ),
-      ),
-    );
+    const policies = demoPolicies(chain.chainId);
     const prepared = await prepareCustody({
       common: ctx.common,
       pool: ctx.db.pool,

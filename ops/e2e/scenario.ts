@@ -11,11 +11,12 @@ import {
   http,
   type PublicClient,
   parseEther,
+  zeroAddress,
 } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { createApiKey } from "../../api/apiKeys.js";
 import { getTxOutcomes } from "../../signer/index.js";
-import type { ChainConfig } from "../config.js";
+import { type ChainConfig, type PoliciesConfig, policiesSchema } from "../config.js";
 import type { Pool } from "../db.js";
 
 /** anvil's public dev mnemonic: its accounts are funded at genesis (never a real key). */
@@ -23,20 +24,30 @@ const ANVIL_MNEMONIC = "test test test test test test test test test test test j
 /** The external address withdrawals go to (anvil dev account 9). */
 export const EXTERNAL = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
-export const DEMO_POLICY = (chainId: number) => ({
-  withdrawals: {
-    globalAllowlist: [],
-    customerAllowlists: {},
-    limits: {
-      [`${chainId}:0x0000000000000000000000000000000000000000`]: {
-        perTransaction: parseEther("10"),
-        rolling24h: parseEther("20"),
-        approvalThreshold: parseEther("1"),
+/**
+ * The demo's withdrawal policy for `chainId`, parsed by the config schema as a config file's
+ * `policies` would be: native withdrawals above 1 ETH need 2 distinct approvers, at most 10 ETH per
+ * transaction and 20 ETH per 24h.
+ */
+export function demoPolicies(chainId: number): PoliciesConfig {
+  return policiesSchema.parse({
+    withdrawals: {
+      globalAllowlist: [],
+      customerAllowlists: {},
+      limits: {
+        [`${chainId}:${zeroAddress}`]: {
+          perTransaction: parseEther("10").toString(),
+          rolling24h: parseEther("20").toString(),
+          approvalThreshold: parseEther("1").toString(),
+        },
       },
+      requiredApprovals: 2,
     },
-    requiredApprovals: 2,
-  },
-});
+  });
+}
+
+/** @deprecated Use demoPolicies; kept only until the api/console tests switch to it. */
+export const DEMO_POLICY = demoPolicies;
 
 type Json = Record<string, unknown> & { [k: string]: unknown };
 

@@ -22,12 +22,11 @@ import { verifyWebhook } from "../../api/webhooks/signature.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { TX_OUTCOMES_QUEUE } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { policiesSchema } from "../config.js";
 import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
-import { DEMO_POLICY, runScenario } from "./scenario.js";
+import { demoPolicies, runScenario } from "./scenario.js";
 import { prepareCustody } from "./setup.js";
 
 let ctx: TestContext;
@@ -90,13 +89,7 @@ describe("withdrawals end to end", () => {
       pool: ctx.db.pool,
       chain,
       kmsEndpoint: kms.url,
-      policies: policiesSchema.parse(
-        JSON.parse(
-          JSON.stringify(DEMO_POLICY(chain.chainId), (_k, v) =>
-            typeof v === "bigint" ? v.toString() : v,
-          ),
-        ),
-      ),
+      policies: demoPolicies(chain.chainId),
     });
     const config = Object.freeze({
       ...prepared.config,

@@ -27,9 +27,8 @@ import {
   fundAndDeployAttestor,
   waitFinalInIndex,
 } from "../../ledger/recon/testing/attestedCustody.js";
-import { policiesSchema } from "../../ops/config.js";
 import { withTransaction } from "../../ops/db.js";
-import { DEMO_POLICY, runScenario } from "../../ops/e2e/scenario.js";
+import { demoPolicies, runScenario } from "../../ops/e2e/scenario.js";
 import { prepareCustody } from "../../ops/e2e/setup.js";
 import { type Service, startService } from "../../ops/start.js";
 import {
@@ -136,13 +135,7 @@ describe("Ponder parity with custody-node's own records", () => {
       pool,
       chain,
       kmsEndpoint: kms.url,
-      policies: policiesSchema.parse(
-        JSON.parse(
-          JSON.stringify(DEMO_POLICY(chain.chainId), (_k, v) =>
-            typeof v === "bigint" ? v.toString() : v,
-          ),
-        ),
-      ),
+      policies: demoPolicies(chain.chainId),
     });
     const hot = lower(prepared.hotWallet);
     // The cold wallet is a custody address (its balance is part of the reserves reconciliation and
