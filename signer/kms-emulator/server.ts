@@ -333,8 +333,10 @@ export async function startKmsEmulator(options: KmsEmulatorOptions = {}): Promis
     server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
   });
   const { port, address } = server.address() as AddressInfo;
+  // An IPv6 address goes in brackets in a URL (http://[::1]:port).
+  const host = address.includes(":") ? `[${address}]` : address;
   return {
-    url: `http://${address}:${port}`,
+    url: `http://${host}:${port}`,
     port,
     store,
     stop: () =>
