@@ -1,9 +1,17 @@
 /**
  * Anvil from the npm package @foundry-rs/anvil (the real binary, no separate install). We spawn the
  * platform binary directly, not the package's node wrapper, so killing it leaves no orphan.
+ *
+ * Anvil logs a line per request and per mined block, and blocks on a full stdout. Its output goes
+ * to a log file, not a pipe: a pipe needs this process's event loop to drain it, and a caller that
+ * blocks (spawnSync of a child that calls anvil, a long synchronous stretch) stalled anvil after a
+ * few hundred requests (a pipe can be one 4 KiB page when the user's pipe pages are over
+ * fs.pipe-user-pages-soft). That was the "eth_call timeout" of the 10M-fact scale reconciliation.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import path from "node:path";
 
 const require = createRequire(import.meta.url);
@@ -35,19 +43,32 @@ export type Anvil = {
   port: number;
   rpcUrl: string;
   process: ChildProcess;
+  /** Anvil's output (requests, mined blocks); removed when anvil exits. */
+  logPath: string;
   stop: () => Promise<void>;
 };
 
-/** Live anvil processes of this Node process, killed on exit so none outlives us. */
-const live = new Set<ChildProcess>();
+/** Live anvil processes of this Node process and their log dirs, killed on exit so none outlives us. */
+const live = new Map<ChildProcess, string>();
 let exitHookInstalled = false;
 function installExitHook() {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on("exit", () => {
-    for (const child of live) child.kill("SIGKILL");
+    for (const [child, dir] of live) {
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 }
+
+const readLog = (file: string) => {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+};
 
 export async function startAnvil(options: AnvilOptions): Promise<Anvil> {
   installExitHook();
@@ -65,42 +86,58 @@ export async function startAnvil(options: AnvilOptions): Promise<Anvil> {
     ...(options.blockTime !== undefined ? ["--block-time", String(options.blockTime)] : []),
     ...(options.args ?? []),
   ];
-  const child = spawn(anvilBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
-  live.add(child);
-  child.once("exit", () => live.delete(child));
+  const dir = mkdtempSync(path.join(tmpdir(), "custody-anvil-"));
+  const logPath = path.join(dir, "anvil.log");
+  const fd = openSync(logPath, "w");
+  let child: ChildProcess;
+  try {
+    child = spawn(anvilBinary(), args, { stdio: ["ignore", fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  live.set(child, dir);
+  const removeLog = () => {
+    live.delete(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
 
   const port = await new Promise<number>((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`anvil did not start within 15 s:\n${output}`));
-    }, 15_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
+    const started = performance.now();
+    let exited: number | null | undefined;
+    const onExit = (code: number | null) => {
+      exited = code;
+    };
+    child.once("exit", onExit);
+    const fail = (message: string) => {
+      removeLog();
+      reject(new Error(message));
+    };
+    const poll = () => {
+      const output = readLog(logPath);
       const match = /Listening on [^\s:]+:(\d+)/.exec(output);
       if (match) {
-        clearTimeout(timer);
-        // Keep draining output so anvil never blocks on a full pipe.
-        child.stdout?.removeListener("data", onData);
-        child.stdout?.resume();
-        resolve(Number(match[1]));
+        child.removeListener("exit", onExit);
+        return resolve(Number(match[1]));
       }
+      if (exited !== undefined) return fail(`anvil exited with code ${exited}:\n${output}`);
+      if (performance.now() - started > 15_000) {
+        child.kill("SIGKILL");
+        return fail(`anvil did not start within 15 s:\n${output}`);
+      }
+      setTimeout(poll, 20);
     };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", (c: Buffer) => {
-      output += c.toString();
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`anvil exited with code ${code}:\n${output}`));
-    });
+    poll();
   });
+  // Resolved from a poll, so no exit event can have been missed between it and here.
+  if (child.exitCode !== null || child.signalCode !== null) removeLog();
+  else child.once("exit", removeLog);
 
   return {
     chainId: options.chainId,
     port,
     rpcUrl: `http://127.0.0.1:${port}`,
     process: child,
+    logPath,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
