@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
 import { createLedger, transferId } from "../../ledger/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { policiesSchema } from "../config.js";
 import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
+import { waitFor } from "../testing/wait.js";
 import { type RedisServer, startRedisServer } from "./redisServer.js";
-import { DEMO_POLICY, EXTERNAL } from "./scenario.js";
+import { demoPolicies, EXTERNAL } from "./scenario.js";
 import { prepareCustody } from "./setup.js";
 
 const OUTAGE_MS = 30_000;
@@ -59,17 +59,6 @@ afterAll(async () => {
   await new Promise((r) => hookServer?.close(r));
 });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describe("Redis outage", () => {
   it("30 s without Redis: POSTs answer, withdrawals confirm, nothing is lost after", async () => {
     const chain = ctx.config.chains[0]!;
@@ -78,13 +67,7 @@ describe("Redis outage", () => {
       pool: ctx.db.pool,
       chain,
       kmsEndpoint: kms.url,
-      policies: policiesSchema.parse(
-        JSON.parse(
-          JSON.stringify(DEMO_POLICY(chain.chainId), (_k, v) =>
-            typeof v === "bigint" ? v.toString() : v,
-          ),
-        ),
-      ),
+      policies: demoPolicies(chain.chainId),
     });
     const config = Object.freeze({
       ...prepared.config,
@@ -175,7 +158,7 @@ describe("Redis outage", () => {
       await waitFor(
         `withdrawal ${id} confirmed during the outage`,
         async () => (["confirmed", "finalized"].includes(await statusOf(id)) ? true : undefined),
-        180_000,
+        { timeoutMs: 180_000, everyMs: 250 },
       );
     // Readiness says why, promptly: the probe fails fast (2 s connect/command timeouts) instead of
     // waiting on Redis for the whole outage; the 15 s abort is that bound with room for load.
@@ -205,7 +188,7 @@ describe("Redis outage", () => {
         };
         return r.checks.redis?.ok ? true : undefined;
       },
-      60_000,
+      { timeoutMs: 60_000, everyMs: 250 },
     );
     const last = await withdraw();
     expect(last.status).toBe(201);
@@ -214,7 +197,7 @@ describe("Redis outage", () => {
       await waitFor(
         `withdrawal ${id} finalized`,
         async () => ((await statusOf(id)) === "finalized" ? true : undefined),
-        90_000,
+        { timeoutMs: 90_000, everyMs: 250 },
       );
 
     // Paid exactly once each, on chain and in the ledger; no hold left.
@@ -244,7 +227,7 @@ describe("Redis outage", () => {
         const rows = await events();
         return rows.length > 0 && rows.every((r) => r.status === "delivered") ? rows : undefined;
       },
-      60_000,
+      { timeoutMs: 60_000, everyMs: 250 },
     );
     const delivered = await events();
     // broadcast, confirmed, finalized (and approved) per withdrawal

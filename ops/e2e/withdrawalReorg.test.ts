@@ -14,6 +14,7 @@ import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/se
 import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
+import { waitFor } from "../testing/wait.js";
 import { prepareCustody } from "./setup.js";
 
 const DEST = getAddress("0x000000000000000000000000000000000000beef");
@@ -39,17 +40,6 @@ afterAll(async () => {
   await kms?.stop();
   await ctx?.cleanup();
 });
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("withdrawal reorged out after confirmation", () => {
   it("goes back to broadcast with its posting held again, confirms again, finalizes, pays once", async () => {
@@ -109,20 +99,32 @@ describe("withdrawal reorged out after confirmation", () => {
     const get = () => api("GET", `/v1/withdrawals/${id}`);
 
     // Mine just enough for 3 confirmations, then let the API catch up without mining more.
-    const sent = await waitFor("sent", async () => {
-      const got = await get();
-      return got.txHash ? (got.txHash as `0x${string}`) : undefined;
-    });
-    const tx = await waitFor("mined", async () => {
-      const r = await client.getTransactionReceipt({ hash: sent }).catch(() => undefined);
-      if (!r) await rpc("evm_mine");
-      return r;
-    });
+    const sent = await waitFor(
+      "sent",
+      async () => {
+        const got = await get();
+        return got.txHash ? (got.txHash as `0x${string}`) : undefined;
+      },
+      { everyMs: 200 },
+    );
+    const tx = await waitFor(
+      "mined",
+      async () => {
+        const r = await client.getTransactionReceipt({ hash: sent }).catch(() => undefined);
+        if (!r) await rpc("evm_mine");
+        return r;
+      },
+      { everyMs: 200 },
+    );
     while ((await client.getBlockNumber()) - tx.blockNumber + 1n < 3n) await rpc("evm_mine");
-    const confirmed = await waitFor("confirmed", async () => {
-      const got = await get();
-      return got.status === "confirmed" ? got : undefined;
-    });
+    const confirmed = await waitFor(
+      "confirmed",
+      async () => {
+        const got = await get();
+        return got.status === "confirmed" ? got : undefined;
+      },
+      { everyMs: 200 },
+    );
     const alice = () => ledger.balance({ assetId: NATIVE, name: "user:alice" });
     expect((await alice()).debitsPending).toBe(0n);
     expect(await client.getBalance({ address: DEST })).toBe(amount);
@@ -131,10 +133,14 @@ describe("withdrawal reorged out after confirmation", () => {
     const head = await client.getBlockNumber();
     expect(head - tx.blockNumber + 1n).toBe(3n);
     await rpc("anvil_reorg", [5, []]);
-    const reorged = await waitFor("back to broadcast", async () => {
-      const got = await get();
-      return got.status === "broadcast" ? got : undefined;
-    });
+    const reorged = await waitFor(
+      "back to broadcast",
+      async () => {
+        const got = await get();
+        return got.status === "broadcast" ? got : undefined;
+      },
+      { everyMs: 200 },
+    );
     expect(reorged.history!.map((h) => h.action)).toContain("withdrawal.reorged");
     // The posting is reverted to a hold: alice's amount is held, not spent, not released.
     const held = await alice();
@@ -142,18 +148,26 @@ describe("withdrawal reorged out after confirmation", () => {
     expect(held.available).toBe(parseEther("5") - amount);
 
     // The same bytes mine again; confirmed again, then final.
-    const again = await waitFor("confirmed again", async () => {
-      const got = await get();
-      if (got.status === "confirmed" || got.status === "finalized") return got;
-      await rpc("evm_mine");
-      return undefined;
-    });
+    const again = await waitFor(
+      "confirmed again",
+      async () => {
+        const got = await get();
+        if (got.status === "confirmed" || got.status === "finalized") return got;
+        await rpc("evm_mine");
+        return undefined;
+      },
+      { everyMs: 200 },
+    );
     expect(again.txHash).toBe(confirmed.txHash);
-    await waitFor("finalized", async () => {
-      if ((await get()).status === "finalized") return true;
-      await rpc("evm_mine");
-      return undefined;
-    });
+    await waitFor(
+      "finalized",
+      async () => {
+        if ((await get()).status === "finalized") return true;
+        await rpc("evm_mine");
+        return undefined;
+      },
+      { everyMs: 200 },
+    );
 
     expect(await client.getBalance({ address: DEST })).toBe(amount); // paid once
     const after = await alice();
