@@ -122,7 +122,11 @@ export function registerCommands(program: Command): void {
     .description("run the local KMS emulator (dev and tests only; keys in a JSON file)")
     .option("--host <host>", "listen address (loopback only)", "127.0.0.1")
     .option("--port <port>", "port", "4599")
-    .option("--file <path>", "key file", DEFAULT_EMULATOR_FILE)
+    .option(
+      "--file <path>",
+      "key file (default: .dev/kms-keys.json in the working directory)",
+      DEFAULT_EMULATOR_FILE,
+    )
     .action(async (opts: { host: string; port: string; file: string }) => {
       if (!["127.0.0.1", "localhost", "::1"].includes(opts.host)) {
         throw new Error("kms-local listens on loopback only (it holds private keys in a file)");

@@ -13,11 +13,14 @@ import path from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hexToBytes } from "viem";
-import { repoRoot } from "../../ops/config.js";
 import { createKeyStore, type EmulatedKey, type KeyStore } from "./keyStore.js";
 
-/** Where `custody-node kms-local` and the dev stack keep emulator keys (git-ignored). */
-export const DEFAULT_EMULATOR_FILE = path.join(repoRoot, ".dev", "kms-keys.json");
+/**
+ * Where `custody-node kms-local` and the dev stack keep emulator keys: `.dev/` in the working
+ * directory, like `custody-node dev --dir` (git-ignored in the repo). Not beside the code: the
+ * compiled program lives in dist/, which every build wipes.
+ */
+export const DEFAULT_EMULATOR_FILE = path.resolve(".dev", "kms-keys.json");
 
 export type KmsEmulatorOptions = {
   host?: string;
