@@ -154,6 +154,14 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         ...(consoleConfig?.secureCookie !== undefined
           ? { secureCookie: consoleConfig.secureCookie }
           : {}),
+        ...(consoleConfig?.oidc
+          ? {
+              oidc: {
+                ...consoleConfig.oidc,
+                clientSecret: options.common.config.consoleOidcClientSecret,
+              },
+            }
+          : {}),
       }),
     );
   };

@@ -221,6 +221,67 @@ export const webhookSchema = z
   })
   .strict();
 
+const isLoopbackHttp = (u: URL) =>
+  u.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);
+/** https, or http on loopback only (a provider or console run on this machine, as tests do). */
+const httpsUrl = url.refine((v) => {
+  const u = new URL(v);
+  return u.protocol === "https:" || isLoopbackHttp(u);
+}, "must be an https URL (http only on 127.0.0.1, localhost or [::1])");
+
+/**
+ * Console sign-in through the company's OpenID Connect provider (api/console/oidc.ts,
+ * docs/console.md). Absent: off, only API-key sign-in.
+ */
+export const consoleOidcSchema = z
+  .object({
+    /** The provider's issuer; its `/.well-known/openid-configuration` is read at first use. */
+    issuer: httpsUrl,
+    clientId: z.string().min(1),
+    /**
+     * Name of the environment variable holding the client secret (secrets never live in the file).
+     * Absent: a public client (PKCE only, no client authentication).
+     */
+    clientSecretEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, "must be an environment variable name (A-Z, 0-9, _)")
+      .optional(),
+    /** Registered at the provider as the client's redirect URI; ends in /console/sso/callback. */
+    redirectUrl: httpsUrl.refine(
+      (v) => new URL(v).pathname.endsWith("/console/sso/callback"),
+      "must end in /console/sso/callback (the console's callback route)",
+    ),
+    /** Scopes requested; must include `openid`, and whatever makes the provider send the claims. */
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be one OAuth scope token"))
+      .default(["openid", "email", "profile", "groups"])
+      .refine((v) => v.includes("openid"), "must include openid"),
+    /** The ID-token claim listing the person's groups (a string or an array of strings). */
+    groupsClaim: z.string().min(1).default("groups"),
+    /**
+     * The person's identity as a key owner (`oidc:<value>`; approvals count distinct owners):
+     * `email` (refused when `email_verified` is false) or `sub` (the provider's stable id).
+     */
+    ownerClaim: z.enum(["email", "sub"]).default("email"),
+    /** Group name -> custody API scopes granted to its members (the union over their groups). */
+    groups: z
+      .record(
+        z.string().min(1),
+        z
+          .array(z.string().regex(/^[a-z]+(:[a-z]+)?$/, "must be an API scope name"))
+          .min(1, "give at least one scope"),
+      )
+      .refine((g) => Object.keys(g).length > 0, "map at least one group to scopes"),
+    /** An OIDC session ends this long after sign-in however active (default 8 h; 5 min to 24 h). */
+    absoluteTimeoutMs: z
+      .number()
+      .int()
+      .min(300_000, "must be at least 300000 ms (5 min)")
+      .max(86_400_000, "must be at most 86400000 ms (24 h)")
+      .default(28_800_000),
+  })
+  .strict();
+
 /** The /v1 API's own settings; the defaults are what every deployment got before they existed. */
 export const DEFAULT_API_RATE_LIMIT = { max: 600, windowMs: 60_000 } as const;
 export const apiConfigSchema = z
@@ -250,6 +311,8 @@ export const apiConfigSchema = z
           .default(900_000),
         /** Send the session cookie with `Secure`; default: only when the request came over https. */
         secureCookie: z.boolean().optional(),
+        /** Sign-in through OpenID Connect (absent: off). */
+        oidc: consoleOidcSchema.optional(),
       })
       .strict()
       .optional(),
@@ -341,6 +404,7 @@ export type PoliciesConfig = z.output<typeof policiesSchema>;
 export type FileConfig = z.output<typeof fileConfigSchema>;
 export type ApiConfig = z.output<typeof apiConfigSchema>;
 export type EnvConfig = z.output<typeof envSchema>;
+export type ConsoleOidcConfig = z.output<typeof consoleOidcSchema>;
 
 export type Config = Readonly<{
   env: Readonly<EnvConfig>;
@@ -353,6 +417,8 @@ export type Config = Readonly<{
   configPath: string;
   /** The file's `api` section (absent in hand-built configs: the defaults apply). */
   api?: Readonly<ApiConfig>;
+  /** The console OIDC client secret, read from the env var `api.console.oidc.clientSecretEnv` names. */
+  consoleOidcClientSecret?: string;
 }>;
 
 function issuesOf(error: z.ZodError, prefix: string): FieldIssue[] {
@@ -413,6 +479,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       });
     else webhookSecrets[w.secretEnv] = secret;
   });
+  const oidcSecretEnv = file?.api.console?.oidc?.clientSecretEnv;
+  const consoleOidcClientSecret = oidcSecretEnv ? env[oidcSecretEnv] : undefined;
+  if (oidcSecretEnv && !consoleOidcClientSecret)
+    issues.push({
+      field: "api.console.oidc.clientSecretEnv",
+      message: `environment variable ${oidcSecretEnv} is not set`,
+    });
   if (issues.length > 0 || !envResult.success || !file) throw new ConfigError(issues);
   return deepFreeze({
     env: envResult.data,
@@ -423,6 +496,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookSecrets,
     configPath,
     api: file.api,
+    ...(consoleOidcClientSecret ? { consoleOidcClientSecret } : {}),
   });
 }
 

@@ -22,6 +22,7 @@ import {
   type PageName,
   time,
 } from "./html.js";
+import { createOidcRoutes, type OidcOptions } from "./oidc.js";
 import {
   type ConsoleSession,
   csrfMatches,
@@ -39,6 +40,8 @@ export type ConsoleOptions = {
   idleTimeoutMs?: number;
   /** Send the cookie with `Secure` (default: when the request came over https). */
   secureCookie?: boolean;
+  /** Sign-in through OpenID Connect (oidc.ts); absent: API-key sign-in only. */
+  oidc?: OidcOptions | undefined;
 };
 
 export const SESSION_COOKIE = "cn_console";
@@ -101,6 +104,16 @@ export function createConsolePlugin(options: ConsoleOptions) {
     const problemText = (r: V1Result) =>
       `${String(r.body.code ?? r.status)}: ${String(r.body.detail ?? r.body.title ?? "refused")}`;
 
+    // SSO routes sit outside the session guard below (nobody has a session yet).
+    if (options.oidc)
+      await app.register(
+        createOidcRoutes({
+          ...options,
+          oidc: options.oidc,
+          idleTimeoutMs,
+          sessionCookie: SESSION_COOKIE,
+        }),
+      );
     await app.register(async (c) => {
       c.decorateRequest("consoleSession", null);
       // HTML pages, not API operations: kept out of the OpenAPI document.
@@ -310,7 +323,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
       c.get("/console/sign-in", async (request, reply) => {
         const token = randomBytes(24).toString("base64url");
         reply.header("set-cookie", cookie(request, LOGIN_CSRF_COOKIE, token, 600));
-        return send(reply, 200, signInPage(token));
+        return send(reply, 200, signInPage(token, undefined, Boolean(options.oidc)));
       });
       c.post("/console/sign-in", async (request, reply) => {
         const form = (request.body ?? {}) as Json;
@@ -319,11 +332,19 @@ export function createConsolePlugin(options: ConsoleOptions) {
           return send(
             reply,
             403,
-            signInPage(expected ?? "", "CONSOLE_CSRF: reload the sign-in page and try again."),
+            signInPage(
+              expected ?? "",
+              "CONSOLE_CSRF: reload the sign-in page and try again.",
+              Boolean(options.oidc),
+            ),
           );
-        const result = await signIn(options.pool, String(form.apiKey ?? ""));
+        const result = await signIn(options.pool, String(form.apiKey ?? ""), idleTimeoutMs);
         if (!result.ok)
-          return send(reply, 401, signInPage(expected, `AUTH_REQUIRED: ${result.reason}`));
+          return send(
+            reply,
+            401,
+            signInPage(expected, `AUTH_REQUIRED: ${result.reason}`, Boolean(options.oidc)),
+          );
         reply.header("set-cookie", [
           cookie(
             request,
@@ -550,12 +571,12 @@ export function createConsolePlugin(options: ConsoleOptions) {
 
 const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, "-");
 
-function signInPage(csrf: string, error?: string): string {
+function signInPage(csrf: string, error?: string, sso = false): string {
   return layout({
     title: "Sign in",
     page: "sign-in",
     error,
-    body: html`<form method="post" action="/console/sign-in">
+    body: html`${sso ? html`<p><a class="button primary" href="/console/sso/start">Sign in with SSO</a></p><p>Or with an API key:</p>` : ""}<form method="post" action="/console/sign-in">
       <input type="hidden" name="_csrf" value="${csrf}">
       <p><label for="apiKey">API key</label><br><input type="password" id="apiKey" name="apiKey" autocomplete="off" size="70" required autofocus></p>
       <p><button type="submit" class="primary">Sign in</button></p>
