@@ -34,6 +34,12 @@ import type {
 export type TransferOptions = {
   /** Run inside this client's open transaction instead of a new one. */
   client?: PoolClient;
+  /**
+   * The ids are expected not to exist yet (e.g. deposit credits of facts with no standing credit):
+   * the batch skips reading them first, and is redone the ordinary way (reading them) when its
+   * write meets an id that exists or failed. Results are the same either way.
+   */
+  expectNew?: boolean;
 };
 
 export type Ledger = {
@@ -253,18 +259,25 @@ export function createLedger({
     await refreshAssets(transfers.flatMap((t) => ("assetId" in t ? [t.assetId] : [])));
     const snapshot = new Set(knownAssets);
     const client = options.client;
+    // Ids taken as new until a write (or an outcome other than created) says otherwise.
+    let assumeNew = options.expectNew === true;
     if (client) {
       // A savepoint lets a lost id race be retried without aborting the caller's transaction.
       for (let attempt = 1; ; attempt++) {
         await client.query("SAVEPOINT ledger_batch");
         try {
-          const results = await runBatch(client, transfers, { knownAssets: snapshot, accountIds });
+          const results = await runBatch(client, transfers, {
+            knownAssets: snapshot,
+            accountIds,
+            assumeNew,
+          });
           await client.query("RELEASE SAVEPOINT ledger_batch");
           count(results);
           return results;
         } catch (error) {
-          if (error instanceof TransferIdRaceError && attempt < 5) {
+          if (error instanceof TransferIdRaceError && (attempt < 5 || assumeNew)) {
             await client.query("ROLLBACK TO SAVEPOINT ledger_batch");
+            assumeNew = false;
             continue;
           }
           throw error;
@@ -277,6 +290,7 @@ export function createLedger({
           runBatch(client, transfers, {
             knownAssets: snapshot,
             accountIds,
+            assumeNew,
             // Missing accounts are created outside the batch's transaction, after it rolled
             // back: creation then commits on its own, never waits inside our lock order, and
             // never needs a second pool connection while this one is held (pool exhaustion).
@@ -292,7 +306,10 @@ export function createLedger({
           await pool.query(error.sql, error.params);
           continue;
         }
-        if (error instanceof TransferIdRaceError && attempt < 5) continue;
+        if (error instanceof TransferIdRaceError && (attempt < 5 || assumeNew)) {
+          assumeNew = false;
+          continue;
+        }
         throw error;
       }
     }

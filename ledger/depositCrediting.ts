@@ -22,6 +22,7 @@
  * the indexer records. A deposit the ledger refuses is parked (ledger.parked_deposits, with the
  * ledger's code) and retried with backoff, so crediting never stalls behind it.
  */
+import type { QueryResultRow } from "pg";
 import { Counter, Gauge } from "prom-client";
 import { readFinalized } from "../indexers/index.js";
 import type { Common } from "../ops/common.js";
@@ -211,12 +212,27 @@ type ParkedRow = {
   parked_at: Date;
 };
 
+// The credits of booked facts, and the deposit.credited event of each transfer created now (its
+// payload as factPayload builds it: chain_id a number, block_number and amount strings).
 const INSERT_CREDITS = `
-INSERT INTO ledger.deposit_credits (credit_id, chain_id, tx_hash, position, to_address, asset, amount,
-  owner, block_number, block_hash)
-SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-  $7::numeric[], $8::text[], $9::bigint[], $10::text[])
-ON CONFLICT (credit_id) DO NOTHING`;
+WITH u AS (
+  SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::numeric[], $8::text[], $9::bigint[], $10::text[], $11::boolean[], $12::text[], $13::text[])
+    WITH ORDINALITY AS u(credit_id, chain_id, tx_hash, position, to_address, asset, amount, owner,
+      block_number, block_hash, created, fact_tx_hash, asset_id, ord)
+), credits AS (
+  INSERT INTO ledger.deposit_credits (credit_id, chain_id, tx_hash, position, to_address, asset, amount,
+    owner, block_number, block_hash)
+  SELECT credit_id, chain_id, tx_hash, position, to_address, asset, amount, owner, block_number, block_hash
+  FROM u
+  ON CONFLICT (credit_id) DO NOTHING
+)
+INSERT INTO ledger.events (type, transfer_id, payload)
+SELECT 'deposit.credited', credit_id, jsonb_build_object('chain_id', chain_id, 'tx_hash', fact_tx_hash,
+  'position', position, 'block_hash', block_hash, 'block_number', block_number::text,
+  'to_address', to_address, 'asset_id', asset_id, 'amount', amount::text, 'owner', owner)
+FROM u WHERE created
+ORDER BY ord`;
 
 const CREDIT_COLUMNS = `d.credit_id::text, d.chain_id::int AS chain_id, d.tx_hash, d.position, d.to_address,
   d.asset, d.amount::text, d.owner, d.block_number::text, d.holds_placed, d.orphaned_block::text,
@@ -323,7 +339,7 @@ async function insertEvents(client: Queryable, type: string, events: Event[]) {
   ]);
 }
 
-function factPayload(f: FactRow, t: NewTransfer) {
+function factPayload(f: FactRow, assetId: string) {
   return {
     chain_id: f.chain_id,
     tx_hash: f.tx_hash,
@@ -331,7 +347,7 @@ function factPayload(f: FactRow, t: NewTransfer) {
     block_hash: f.block_hash,
     block_number: f.block_number,
     to_address: f.to_address,
-    asset_id: t.assetId,
+    asset_id: assetId,
     amount: f.amount,
     owner: f.owner,
   };
@@ -482,10 +498,12 @@ export function createDepositCrediting({
       kind: "deposit",
       chainRef: { chainId: f.chain_id, txHash: f.tx_hash.toLowerCase(), position: f.position },
     }));
-    const results = await ledger.createTransfers(transfers, { client });
-    const events: Event[] = [];
+    // Facts with no standing credit almost never have a ledger transfer yet: the ledger skips
+    // reading the ids first, and redoes the batch the ordinary way if one exists after all.
+    const results = await ledger.createTransfers(transfers, { client, expectNew: true });
     const booked: FactRow[] = [];
     const bookedIds: string[] = [];
+    const created: boolean[] = [];
     const refused: { f: FactRow; code: string; detail: string | null }[] = [];
     results.forEach((r: TransferResult, i) => {
       const f = facts[i] as FactRow;
@@ -493,10 +511,11 @@ export function createDepositCrediting({
       else {
         booked.push(f);
         bookedIds.push(r.id);
+        created.push(r.status === "created");
       }
-      if (r.status === "created")
-        events.push({ transferId: r.id, payload: factPayload(f, transfers[i] as NewTransfer) });
     });
+    // The credits and, for the transfers created now, their deposit.credited events (payload
+    // built in SQL: one round trip, no JSON to serialise per fact).
     if (booked.length > 0)
       await client.query(INSERT_CREDITS, [
         bookedIds,
@@ -509,6 +528,9 @@ export function createDepositCrediting({
         booked.map((f) => f.owner),
         booked.map((f) => f.block_number),
         booked.map((f) => f.block_hash),
+        created,
+        booked.map((f) => f.tx_hash),
+        booked.map((f) => assetIdOf(f.chain_id, f.asset)),
       ]);
     if (refused.length > 0) {
       // Parked, not dropped: the fact stays uncredited (reconciliation shows a missing credit),
@@ -535,15 +557,24 @@ export function createDepositCrediting({
           code,
           detail,
           fact_id: f.fact_id,
-          ...factPayload(f, transfers[facts.indexOf(f)] as NewTransfer),
+          ...factPayload(f, assetIdOf(f.chain_id, f.asset)),
         });
       if (refused.length > 20)
         log.error({ msg: "deposit credits refused: parked", more: refused.length - 20 });
     }
-    await insertEvents(client, "deposit.credited", events);
-    for (const e of events)
-      log.info({ msg: "deposit credited", transfer_id: e.transferId, ...e.payload });
-    return { credited: events.length, refused: new Set(refused.map((x) => x.f.fact_id)) };
+    let credited = 0;
+    const logged = log.isLevelEnabled("info");
+    booked.forEach((f, i) => {
+      if (!created[i]) return;
+      credited++;
+      if (logged)
+        log.info({
+          msg: "deposit credited",
+          transfer_id: bookedIds[i],
+          ...factPayload(f, assetIdOf(f.chain_id, f.asset)),
+        });
+    });
+    return { credited, refused: new Set(refused.map((x) => x.f.fact_id)) };
   }
 
   /** Credit the confirmed facts of a block range (a doorbell's), or of every block. */
@@ -577,17 +608,14 @@ export function createDepositCrediting({
     limit?: number;
     maxBlocks?: number;
   }): Promise<{ credited: number; done: boolean }> {
-    await ensureWatermark(chainId);
     return withTransaction(pool, async (client) => {
-      const step = (
-        await client.query<{
-          watermark: string;
-          reorg_id: string;
-          ancestor: string | null;
-          confirmed: string | null;
-          seen: string | null;
-        }>(WATERMARK_STEP, [chainId])
-      ).rows[0]!;
+      const step = await lockWatermark<{
+        watermark: string;
+        reorg_id: string;
+        ancestor: string | null;
+        confirmed: string | null;
+        seen: string | null;
+      }>(client, WATERMARK_STEP, chainId);
       let from = BigInt(step.watermark);
       if (step.ancestor !== null && BigInt(step.ancestor) < from) {
         log.info({
@@ -605,18 +633,21 @@ export function createDepositCrediting({
       let credited = 0;
       let reached = from;
       if (to > from) {
-        const facts = (
+        // One row past the page says whether the range is exhausted: a block of exactly `limit`
+        // deposits is done in one step, not re-read by a second one.
+        const rows = (
           await client.query<FactRow>(UNCREDITED, [
             chainId,
-            limit,
+            limit + 1,
             (from + 1n).toString(),
             to.toString(),
           ])
         ).rows;
+        const facts = rows.length > limit ? rows.slice(0, limit) : rows;
         credited = (await creditFacts(client, facts)).credited;
-        // A full page may end inside a block: stop before it (what was credited there is skipped
-        // next time by the standing-credit check).
-        reached = facts.length < limit ? to : BigInt(facts[facts.length - 1]!.block_number) - 1n;
+        // A full page stops below the block of the first fact it left out (what was credited in
+        // that block is skipped next time by the standing-credit check).
+        reached = rows.length > limit ? BigInt(rows[limit]!.block_number) - 1n : to;
         if (reached < from) reached = from;
       }
       await client.query(
@@ -692,11 +723,12 @@ export function createDepositCrediting({
   }
 
   async function holdOrphanedChain(chainId: number, limit: number) {
-    await ensureWatermark(chainId);
     return withTransaction(pool, async (client) => {
-      const step = (
-        await client.query<{ reorg_id: string; ancestor: string | null }>(HOLDS_STEP, [chainId])
-      ).rows[0]!;
+      const step = await lockWatermark<{ reorg_id: string; ancestor: string | null }>(
+        client,
+        HOLDS_STEP,
+        chainId,
+      );
       if (step.ancestor === null) return 0; // no reorg since: nothing new is orphaned
       const rows = await client.query<CreditRow & { new_orphaned_block: string }>(
         ORPHANED_CREDITS,
@@ -721,11 +753,24 @@ export function createDepositCrediting({
     });
   }
 
-  async function ensureWatermark(chainId: number) {
-    await pool.query(
+  /**
+   * Run a query that locks the chain's watermark row (`$1` = chain id) and return its row; a chain
+   * without one gets it first, in the same transaction (no round trip of its own on every pass).
+   */
+  async function lockWatermark<T extends QueryResultRow>(
+    client: PoolClient,
+    sql: string,
+    chainId: number,
+  ): Promise<T> {
+    const first = (await client.query<T>(sql, [chainId])).rows[0];
+    if (first !== undefined) return first;
+    await client.query(
       "INSERT INTO ledger.crediting_watermarks (chain_id) VALUES ($1) ON CONFLICT DO NOTHING",
       [chainId],
     );
+    const row = (await client.query<T>(sql, [chainId])).rows[0];
+    if (row === undefined) throw new Error(`no crediting watermark for chain ${chainId}`);
+    return row;
   }
 
   /**
@@ -755,15 +800,13 @@ export function createDepositCrediting({
     ] as const)
       if (!Number.isSafeInteger(value) || value < 1)
         throw new Error(`catch-up ${name} must be a positive integer, got ${value}`);
-    await ensureWatermark(chainId);
     const out = await withTransaction(pool, async (client) => {
-      const w = (
-        await client.query<{ watermark: string; cursor: string }>(
-          `SELECT block_number::text AS watermark, catchup_block::text AS cursor
-             FROM ledger.crediting_watermarks WHERE chain_id = $1 FOR UPDATE`,
-          [chainId],
-        )
-      ).rows[0]!;
+      const w = await lockWatermark<{ watermark: string; cursor: string }>(
+        client,
+        `SELECT block_number::text AS watermark, catchup_block::text AS cursor
+           FROM ledger.crediting_watermarks WHERE chain_id = $1 FOR UPDATE`,
+        chainId,
+      );
       const watermark = BigInt(w.watermark);
       let from = BigInt(w.cursor);
       if (from >= watermark) from = -1n; // a full turn (or the watermark went back): start again

@@ -166,6 +166,13 @@ export type RunBatchOptions = {
   accountIds?: Map<string, bigint>;
   /** Creates missing accounts. Defaults to the batch's own client. */
   createAccounts?: (query: string, params: unknown[]) => Promise<void>;
+  /**
+   * Skip reading the ids before deciding: every id is taken to be new. Safe because the write
+   * checks it (an id that exists or failed is not inserted, the counts differ, and the batch
+   * throws TransferIdRaceError to be redone with the read). For callers whose ids are new in
+   * the usual case, e.g. deposit credits.
+   */
+  assumeNew?: boolean;
 };
 
 /**
@@ -270,7 +277,7 @@ export async function runBatch(
   // the batch back for a retry that sees it.
   const existing = new Map<string, StoredTransfer>();
   const failed = new Map<string, { code: FailureCode; detail: string | null }>();
-  const idList = [...ids].filter(isUuid);
+  const idList = options.assumeNew ? [] : [...ids].filter(isUuid);
   if (idList.length > 0) {
     const r = await client.query<IdRow>(READ_IDS, [idList]);
     for (const row of r.rows) {
@@ -301,6 +308,10 @@ export async function runBatch(
 
   const state: BatchState = { knownAssets: options.knownAssets, accounts, holds, existing, failed };
   const out = applyBatch(inputs, state);
+  // Taking every id as new decides the same as reading them only when every transfer is created
+  // (the write then proves none existed or failed); any other outcome is decided again with the read.
+  if (options.assumeNew && out.results.some((r) => r.status !== "created"))
+    throw new TransferIdRaceError([]);
 
   if (out.inserts.length + out.failures.length + out.changed.length === 0) return out.results;
   const newHoldIds = new Set(out.newHolds.map((h) => h.transferId));
