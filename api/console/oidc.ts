@@ -46,8 +46,10 @@ export function scopesForGroups(
 ): Scope[] {
   const mine = typeof claim === "string" ? [claim] : Array.isArray(claim) ? claim : [];
   const out = new Set<Scope>();
+  // Own keys only: a group named `constructor` or `__proto__` maps to nothing.
   for (const g of mine)
-    if (typeof g === "string") for (const s of groups[g] ?? []) out.add(s as Scope);
+    if (typeof g === "string" && Object.hasOwn(groups, g))
+      for (const s of groups[g] ?? []) out.add(s as Scope);
   return [...out];
 }
 

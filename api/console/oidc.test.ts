@@ -1,0 +1,160 @@
+/**
+ * The console's OIDC settings and claim mapping, without a provider: config fields validated by
+ * name (and the client secret read from the env var the file names), groups mapped to scopes,
+ * the owner identity. The flow itself is in oidc.integration.test.ts.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { apiConfigSchema, defaultConfigPath, loadConfig } from "../../ops/config.js";
+import { ConfigError } from "../../ops/errors.js";
+import { checkOidcScopes, ownerOf, scopesForGroups } from "./oidc.js";
+
+const OIDC = {
+  issuer: "https://login.example.com/realms/custody",
+  clientId: "custody-console",
+  clientSecretEnv: "CONSOLE_OIDC_SECRET",
+  redirectUrl: "https://custody.example.com/console/sso/callback",
+  groups: { "custody-approvers": ["withdrawals:approve"], auditors: ["recon:read", "ledger:read"] },
+};
+
+function issuesOf(fn: () => unknown): { field: string; message: string }[] {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+function configWith(oidc: unknown): string {
+  const file = path.join(tmpdir(), `custody-oidc-${process.pid}-${Math.random()}.json`);
+  const base = JSON.parse(readFileSync(defaultConfigPath, "utf8"));
+  writeFileSync(file, JSON.stringify({ ...base, api: { console: { oidc } } }));
+  return file;
+}
+
+describe("api.console.oidc config", () => {
+  it("is off unless configured, and fills the defaults when it is", () => {
+    expect(apiConfigSchema.parse({ console: {} }).console?.oidc).toBeUndefined();
+    expect(apiConfigSchema.parse({ console: { oidc: OIDC } }).console?.oidc).toEqual({
+      ...OIDC,
+      scopes: ["openid", "email", "profile", "groups"],
+      groupsClaim: "groups",
+      ownerClaim: "email",
+      absoluteTimeoutMs: 28_800_000,
+    });
+  });
+
+  it("names each bad field", () => {
+    const bad = apiConfigSchema.safeParse({
+      console: {
+        oidc: {
+          issuer: "http://login.example.com",
+          clientId: "",
+          clientSecretEnv: "lower-case",
+          redirectUrl: "https://custody.example.com/elsewhere",
+          scopes: ["email"],
+          ownerClaim: "name",
+          groups: {},
+          absoluteTimeoutMs: 1000,
+          extra: true,
+        },
+      },
+    });
+    expect(bad.success).toBe(false);
+    const byField = Object.fromEntries(
+      bad.error!.issues.map((i) => [i.path.join("."), i.message] as const),
+    );
+    expect(Object.keys(byField).sort()).toEqual(
+      [
+        "console.oidc",
+        "console.oidc.absoluteTimeoutMs",
+        "console.oidc.clientId",
+        "console.oidc.clientSecretEnv",
+        "console.oidc.groups",
+        "console.oidc.issuer",
+        "console.oidc.ownerClaim",
+        "console.oidc.redirectUrl",
+        "console.oidc.scopes",
+      ].sort(),
+    );
+    expect(byField["console.oidc.issuer"]).toMatch(/https/);
+    expect(byField["console.oidc.redirectUrl"]).toMatch(/\/console\/sso\/callback/);
+    expect(byField["console.oidc.scopes"]).toMatch(/openid/);
+    expect(byField["console.oidc"]).toMatch(/extra/);
+    // http is accepted on loopback only (a provider on this machine, as the tests run one).
+    expect(
+      apiConfigSchema.safeParse({
+        console: {
+          oidc: {
+            ...OIDC,
+            issuer: "http://127.0.0.1:4000",
+            redirectUrl: "http://localhost:8080/console/sso/callback",
+          },
+        },
+      }).success,
+    ).toBe(true);
+  });
+
+  it("reads the client secret from the env var the file names, and says when it is missing", () => {
+    const file = configWith(OIDC);
+    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: file }))).toEqual([
+      {
+        field: "api.console.oidc.clientSecretEnv",
+        message: "environment variable CONSOLE_OIDC_SECRET is not set",
+      },
+    ]);
+    const config = loadConfig({ CUSTODY_CONFIG: file, CONSOLE_OIDC_SECRET: "s3cret" });
+    expect(config.consoleOidcClientSecret).toBe("s3cret");
+    // The secret is not in the file's section.
+    expect(JSON.stringify(config.api)).not.toContain("s3cret");
+    // A public client (PKCE only) names no secret.
+    const { clientSecretEnv: _, ...publicClient } = OIDC;
+    expect(
+      loadConfig({ CUSTODY_CONFIG: configWith(publicClient) }).consoleOidcClientSecret,
+    ).toBeUndefined();
+  });
+
+  it("refuses a group mapped to a scope the API does not have, naming the group", () => {
+    expect(
+      issuesOf(() => checkOidcScopes({ groups: { ops: ["withdrawals:approve", "withdraw:all"] } })),
+    ).toEqual([
+      { field: "api.console.oidc.groups.ops", message: expect.stringMatching(/withdraw:all/) },
+    ]);
+    expect(() => checkOidcScopes(OIDC)).not.toThrow();
+  });
+});
+
+describe("OIDC claims", () => {
+  it("maps groups to the union of their scopes; unknown groups and odd claims give none", () => {
+    expect(scopesForGroups(OIDC.groups, ["auditors", "custody-approvers", "staff"]).sort()).toEqual(
+      ["ledger:read", "recon:read", "withdrawals:approve"],
+    );
+    expect(scopesForGroups(OIDC.groups, "auditors").sort()).toEqual(["ledger:read", "recon:read"]);
+    expect(scopesForGroups(OIDC.groups, ["staff"])).toEqual([]);
+    expect(scopesForGroups(OIDC.groups, undefined)).toEqual([]);
+    expect(scopesForGroups(OIDC.groups, { auditors: true })).toEqual([]);
+    expect(scopesForGroups(OIDC.groups, ["__proto__", "constructor"])).toEqual([]);
+  });
+
+  it("takes the owner from the verified email or the subject", () => {
+    expect(
+      ownerOf({ sub: "u1", email: "Anna@Example.COM", email_verified: true }, "email"),
+    ).toEqual({ ok: true, owner: "oidc:anna@example.com" });
+    expect(
+      ownerOf({ sub: "u1", email: "anna@example.com", email_verified: false }, "email"),
+    ).toEqual({ ok: false, reason: expect.stringMatching(/not verified/) });
+    expect(ownerOf({ sub: "u1" }, "email")).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/no email/),
+    });
+    expect(ownerOf({ sub: "00u1abc", email: "x@y" }, "sub")).toEqual({
+      ok: true,
+      owner: "oidc:00u1abc",
+    });
+    expect(ownerOf({ sub: "s".repeat(120) }, "sub").ok).toBe(false);
+  });
+});
