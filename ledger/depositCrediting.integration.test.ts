@@ -801,3 +801,192 @@ describe("catch-up pass and incremental reorg holds", () => {
     expect((await crediting.sweep({ chainId: CHAIN })).held).toBe(0);
   });
 });
+
+describe("a block of new deposits in few statements (issue 15)", () => {
+  // A chain of its own: its watermark and facts meet no other test's.
+  const C2 = 31_339;
+  const C2_ETH = `${C2}:${ZERO}`;
+  const addr = (i: number) => `0x${"e7".repeat(19)}${i.toString(16).padStart(2, "0")}`;
+  let block = 1_000;
+  const blockOf = async (amounts: bigint[]) => {
+    const number = ++block;
+    const hash = `0xc2${number.toString(16)}`;
+    const txs: string[] = [];
+    for (const [i, amount] of amounts.entries()) {
+      const tx = txHash();
+      txs.push(tx);
+      await ctx.db.pool.query(
+        `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
+           asset, from_address, to_address, amount, status)
+         VALUES ($1, $2, $3, $4, $5, 'tx', 'native', $6, $7, $8, $9, 'confirmed')`,
+        [C2, number, hash, tx, i, ZERO, `0x${"ee".repeat(20)}`, addr(i % 4), amount.toString()],
+      );
+    }
+    return { number, hash, txs };
+  };
+  const c2Balance = async (owner: string) =>
+    (await ledger.getAccount({ assetId: C2_ETH, name: `user:${owner}` }))?.creditsPosted ?? 0n;
+  const watermark = async () =>
+    (
+      await ctx.db.pool.query<{ n: string }>(
+        "SELECT block_number::text AS n FROM ledger.crediting_watermarks WHERE chain_id = $1",
+        [C2],
+      )
+    ).rows[0]?.n;
+
+  beforeAll(async () => {
+    await ledger.ensureAsset({ chainId: C2, token: ZERO, symbol: "ETH", decimals: 18 });
+    for (let i = 0; i < 4; i++)
+      await ctx.db.pool.query(
+        "INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'deposit', $3)",
+        [C2, addr(i), `c2-${i}`],
+      );
+  });
+
+  it("credits a block of exactly `limit` deposits in one watermark step, and a fuller one in two without skipping any", async () => {
+    // A chain seen for the first time gets its watermark row inside the pass.
+    expect(await watermark()).toBeUndefined();
+    expect(await crediting.creditNew({ chainId: C2, limit: 3 })).toEqual({
+      credited: 0,
+      done: true,
+    });
+    expect(await watermark()).toBe("-1");
+    const full = await blockOf([1n, 2n, 3n]);
+    expect(await crediting.creditNew({ chainId: C2, limit: 3 })).toEqual({
+      credited: 3,
+      done: true,
+    });
+    expect(await watermark()).toBe(String(full.number));
+    const fuller = await blockOf([10n, 20n, 30n, 40n]);
+    expect(await crediting.creditNew({ chainId: C2, limit: 3 })).toEqual({
+      credited: 3,
+      done: false,
+    });
+    // The page ended inside the block: the watermark stays below it.
+    expect(await watermark()).toBe(String(fuller.number - 1));
+    expect(await crediting.creditNew({ chainId: C2, limit: 3 })).toEqual({
+      credited: 1,
+      done: true,
+    });
+    expect(await watermark()).toBe(String(fuller.number));
+    expect(await c2Balance("c2-0")).toBe(1n + 10n);
+    expect(await c2Balance("c2-1")).toBe(2n + 20n);
+    expect(await c2Balance("c2-2")).toBe(3n + 30n);
+    expect(await c2Balance("c2-3")).toBe(40n);
+    const credits = await ctx.db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM ledger.deposit_credits WHERE chain_id = $1",
+      [C2],
+    );
+    expect(credits.rows[0]!.n).toBe(7);
+  });
+
+  it("writes each deposit.credited event with the fact's payload, in fact order", async () => {
+    const b = await blockOf([5n, 6n]);
+    expect(
+      (await crediting.sweep({ chainId: C2, fromBlock: b.number, toBlock: b.number })).credited,
+    ).toBe(2);
+    const ids = b.txs.map((tx) => transferId(depositTransferName(C2, tx, "tx")));
+    const ev = await ctx.db.pool.query<{ transfer_id: string; payload: unknown }>(
+      "SELECT transfer_id::text, payload FROM ledger.events WHERE type = 'deposit.credited' AND transfer_id = ANY($1::uuid[]) ORDER BY id",
+      [ids],
+    );
+    expect(ev.rows).toEqual(
+      b.txs.map((tx, i) => ({
+        transfer_id: ids[i],
+        payload: {
+          chain_id: C2,
+          tx_hash: tx,
+          position: "tx",
+          block_hash: b.hash,
+          block_number: String(b.number),
+          to_address: addr(i),
+          asset_id: C2_ETH,
+          amount: String([5n, 6n][i]),
+          owner: `c2-${i}`,
+        },
+      })),
+    );
+  });
+
+  it("books a deposit whose ledger transfer exists already as credited once: no second transfer, no event", async () => {
+    const b = await blockOf([7n, 8n]);
+    // The first deposit's transfer was written without its credit row (as the scale seed does).
+    const firstId = transferId(depositTransferName(C2, b.txs[0]!, "tx"));
+    await ledger.createTransfers([
+      {
+        id: firstId,
+        assetId: C2_ETH,
+        debit: "custody:deposits",
+        credit: "user:c2-0",
+        amount: 7n,
+        kind: "deposit",
+        chainRef: { chainId: C2, txHash: b.txs[0]!, position: "tx" },
+      },
+    ]);
+    const before = await c2Balance("c2-0");
+    const r = await crediting.sweep({ chainId: C2, fromBlock: b.number, toBlock: b.number });
+    expect(r.credited).toBe(1); // the second deposit only
+    expect(await c2Balance("c2-0")).toBe(before);
+    expect(await c2Balance("c2-1")).toBe(2n + 20n + 6n + 8n);
+    const rows = await ctx.db.pool.query<{ credit_id: string; events: number }>(
+      `SELECT d.credit_id::text, (SELECT count(*)::int FROM ledger.events e WHERE e.transfer_id = d.credit_id) AS events
+         FROM ledger.deposit_credits d WHERE d.chain_id = $1 AND d.block_number = $2 ORDER BY d.amount`,
+      [C2, b.number],
+    );
+    expect(rows.rows).toEqual([
+      { credit_id: firstId, events: 0 },
+      { credit_id: transferId(depositTransferName(C2, b.txs[1]!, "tx")), events: 1 },
+    ]);
+    expect((await crediting.sweep({ chainId: C2 })).credited).toBe(0);
+  });
+
+  it("the ledger's expectNew answers exactly as its ordinary path: exists, the sticky failure, created", async () => {
+    const existing = {
+      id: transferId(`expect-new-test:existing:${txCounter}`),
+      assetId: C2_ETH,
+      debit: "custody:deposits",
+      credit: "user:c2-3",
+      amount: 4n,
+      kind: "deposit" as const,
+    };
+    const overdraft = {
+      id: transferId(`expect-new-test:overdraft:${txCounter}`),
+      assetId: C2_ETH,
+      debit: "user:c2-3",
+      credit: "custody:deposits",
+      amount: 1_000_000n,
+      kind: "withdrawal" as const,
+    };
+    expect((await ledger.createTransfers([existing]))[0]!.status).toBe("created");
+    expect((await ledger.createTransfers([overdraft]))[0]).toMatchObject({
+      status: "failed",
+      code: "LEDGER_INSUFFICIENT_BALANCE",
+    });
+    const fresh = { ...existing, id: transferId(`expect-new-test:fresh:${txCounter}`), amount: 2n };
+    const before = await c2Balance("c2-3");
+    for (const useClient of [false, true]) {
+      const batch = [existing, overdraft, fresh];
+      const results = useClient
+        ? await (async () => {
+            const client = await ctx.db.pool.connect();
+            try {
+              await client.query("BEGIN");
+              const out = await ledger.createTransfers(batch, { client, expectNew: true });
+              await client.query("COMMIT");
+              return out;
+            } finally {
+              client.release();
+            }
+          })()
+        : await ledger.createTransfers(batch, { expectNew: true });
+      expect(results.map((r) => r.status)).toEqual([
+        "exists",
+        "failed",
+        useClient ? "exists" : "created",
+      ]);
+      expect(results[1]).toMatchObject({ code: "LEDGER_INSUFFICIENT_BALANCE" });
+    }
+    // The fresh transfer applied once, the existing one not again.
+    expect(await c2Balance("c2-3")).toBe(before + 2n);
+  });
+});
