@@ -15,6 +15,7 @@
  */
 import type { PoolClient } from "../../ops/db.js";
 import type { OnchainBalance } from "./balances.js";
+import { loadFactBalances } from "./expectedBalances.js";
 import type { PreviousRun } from "./load.js";
 import type { Break, CustodyKind } from "./types.js";
 
@@ -92,8 +93,26 @@ export async function selectInflowAddresses(
 
 const key = (address: string, assetId: string) => `${address}|${assetId}`;
 
-/** What explains each (address, asset) balance at `block`, keyed `address|assetId`. */
+/**
+ * What explains each (address, asset) balance at `block`, keyed `address|assetId`, from history.
+ * Runs take the facts' part from the running table instead (expectedBalances.ts) and add
+ * `loadExpectedAdjustments`.
+ */
 export async function loadExpectedBalances(
+  client: PoolClient,
+  args: { chainId: number; block: number; addresses: readonly string[] },
+): Promise<Map<string, bigint>> {
+  const out = await loadFactBalances(client, args);
+  for (const [k, v] of await loadExpectedAdjustments(client, args))
+    out.set(k, (out.get(k) ?? 0n) + v);
+  return out;
+}
+
+/**
+ * The part of the expected balances that is not chain facts: booked sweeps out of the addresses
+ * that no fact shows, and operator inflow credits (both few), keyed `address|assetId`.
+ */
+export async function loadExpectedAdjustments(
   client: PoolClient,
   args: { chainId: number; block: number; addresses: readonly string[] },
 ): Promise<Map<string, bigint>> {
@@ -104,19 +123,6 @@ export async function loadExpectedBalances(
     out.set(k, (out.get(k) ?? 0n) + v);
   };
   const params = [args.chainId, args.block, args.addresses];
-  const facts = await client.query<{ address: string; asset: string; net: string }>(
-    `SELECT address, asset, sum(v)::text AS net FROM (
-       SELECT to_address AS address, asset, amount AS v FROM chain.transfers
-        WHERE chain_id = $1 AND status <> 'orphaned' AND block_number <= $2 AND kind <> 'fee'
-          AND to_address = ANY($3::text[])
-       UNION ALL
-       SELECT from_address, asset, -amount FROM chain.transfers
-        WHERE chain_id = $1 AND status <> 'orphaned' AND block_number <= $2
-          AND from_address = ANY($3::text[])) x
-     GROUP BY address, asset`,
-    params,
-  );
-  for (const r of facts.rows) add(r.address, r.asset, BigInt(r.net));
   // Sweeps are the signer's (custody.sweep_items: what the Swept events say moved); read-only here.
   // A sweep item a fact of the same transaction already shows (ERC-20 log, traced internal call)
   // is not counted twice.

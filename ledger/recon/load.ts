@@ -54,6 +54,11 @@ export type PreviousRun = {
 
 export type RunInputs = {
   facts: ChainFact[];
+  /**
+   * An incremental run's changed facts (`loadChangedFacts`: every fact in (previous block, block],
+   * rows new since the previous run, rows orphaned since); null in a full run.
+   */
+  changedFacts: ChainFact[] | null;
   entries: LedgerEntry[];
   custody: Map<string, CustodyKind>;
   /** Posted ledger balances (debits − credits) at the run's block, by `accountKey`. */
@@ -506,10 +511,11 @@ export async function loadRunInputs(
       );
   const { custody } = args;
   let facts: ChainFact[] = [];
+  let changedFacts: ChainFact[] | null = null;
   let entries: LedgerEntry[] = [];
   // A full run matches in tx-hash ranges while it reads them (stream.ts): nothing loaded here.
   if (previous !== null) {
-    const changedFacts = await loadChangedFacts(client, chainId, block, previous, lookbackMs);
+    changedFacts = await loadChangedFacts(client, chainId, block, previous, lookbackMs);
     const changedEntries = await loadChangedEntries(client, chainId, previous);
     // Close over chain references: every fact and entry sharing a reference with something that
     // changed (or was open) is examined again, so exclusivity holds across runs.
@@ -589,6 +595,7 @@ export async function loadRunInputs(
     .map((e) => ({ id: e.id, txHash: e.txHash!, position: e.position! }));
   return {
     facts,
+    changedFacts,
     entries,
     custody,
     ledger,

@@ -12,11 +12,12 @@ import type { Pool } from "../../ops/db.js";
 import { unreadDepositBalances } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
+import { type ExpectedFactUpdate, expectedFactBalances } from "./expectedBalances.js";
 import {
   DEFAULT_INFLOW_ROTATION,
   findUnattributedInflows,
   type InflowSelection,
-  loadExpectedBalances,
+  loadExpectedAdjustments,
   selectInflowAddresses,
 } from "./inflows.js";
 import {
@@ -183,6 +184,7 @@ export function createReconciler({
       let inputs: Awaited<ReturnType<typeof loadRunInputs>>;
       let inflowSelection: InflowSelection;
       let expectedBalances: Map<string, bigint>;
+      let expectedUpdate: ExpectedFactUpdate;
       let unreadDeposits: Map<string, bigint>;
       let matching: { breaks: Break[]; matched: number };
       let counts: { facts: number; entries: number; deferred: number };
@@ -279,11 +281,25 @@ export function createReconciler({
           };
         }
         matchMs = performance.now() - matchStart;
-        expectedBalances = await loadExpectedBalances(client, {
+        // The facts' part from the running table (moved by this run's facts), rebuilt from history
+        // in a full run; sweeps no fact shows and operator credits summed here (they are few).
+        const expected = await expectedFactBalances(client, {
+          chainId,
+          block,
+          previous,
+          addresses: inflowSelection.addresses,
+          changedFacts: inputs.changedFacts,
+          custody,
+        });
+        expectedBalances = expected.balances;
+        expectedUpdate = expected.update;
+        const adjustments = await loadExpectedAdjustments(client, {
           chainId,
           block,
           addresses: inflowSelection.addresses,
         });
+        for (const [k, v] of adjustments)
+          expectedBalances.set(k, (expectedBalances.get(k) ?? 0n) + v);
         await client.query("COMMIT");
       } catch (error) {
         await client.query("ROLLBACK").catch(() => {});
@@ -322,6 +338,7 @@ export function createReconciler({
         matched: matching.matched,
         checks: balances.checks,
         depositBalances: { block, balances: onchain },
+        expectedFacts: expectedUpdate,
         breaks,
         holds,
         inputs: {

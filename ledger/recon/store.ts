@@ -8,6 +8,7 @@ import { storeDepositBalances } from "./balanceCache.js";
 import type { BalanceCheck, OnchainBalance } from "./balances.js";
 import { type BreakStateName, breakIdentities, trackBreakStates } from "./breakStates.js";
 import { RunNotFoundError } from "./errors.js";
+import { type ExpectedFactUpdate, storeExpectedFacts } from "./expectedBalances.js";
 import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
 import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
 
@@ -128,6 +129,8 @@ export async function completeRun(
     auditHead?: AuditHead | null;
     /** On-chain balances the run read (deposit ones are kept for later runs: balanceCache.ts). */
     depositBalances?: { block: number; balances: readonly OnchainBalance[] };
+    /** How the run moves the running expected balances of deposit addresses (expectedBalances.ts). */
+    expectedFacts?: ExpectedFactUpdate;
   },
 ): Promise<{ states: BreakStateName[]; alerting: number }> {
   const client = await pool.connect();
@@ -149,6 +152,8 @@ export async function completeRun(
     await storeBreaks(client, runId, result.breaks, identities, states);
     if (result.depositBalances)
       await storeDepositBalances(client, { chainId, ...result.depositBalances });
+    if (result.expectedFacts)
+      await storeExpectedFacts(client, { chainId, runId, update: result.expectedFacts });
     await client.query(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
