@@ -4,29 +4,21 @@
  * through the real API (/v1/withdrawals) on the same database. Confirmations 3, finality 40 blocks,
  * so a hold stays pending until the test mines past finality. Each test uses its own customer.
  */
-import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../api/testing/apiTestContext.js";
 import { deployTestFactory } from "../api/testing/factory.js";
-import { createEvmAdapter } from "../chains/index.js";
-import { createIngestor, type Ingestor } from "../indexers/index.js";
-import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "../indexers/testing/chain.js";
-import type { ChainConfig } from "../ops/config.js";
-import { createLedger, type Ledger } from "./createLedger.js";
-import { createDepositCrediting, type DepositCrediting } from "./depositCrediting.js";
+import { freshAddress, sendAndMine } from "../indexers/testing/chain.js";
 import { createReconciler } from "./recon/reconcile.js";
 import { getRunReport } from "./recon/report.js";
+import {
+  REORG_CHAIN,
+  REORG_CHAIN_ID,
+  type ReorgScenario,
+  startReorgScenario,
+} from "./testing/reorgScenario.js";
 import { isWithdrawalBlocked } from "./withdrawalBlocks.js";
 
-const CHAIN_ID = 31337;
-const ETH = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
+const ETH = `${REORG_CHAIN_ID}:0x0000000000000000000000000000000000000000`;
 const E17 = 10n ** 17n;
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const D_ALICE = freshAddress(401);
@@ -35,23 +27,10 @@ const D_CAROL = freshAddress(403);
 const D_DAN = freshAddress(404);
 
 let t: ApiTestContext;
-let chain: ChainConfig;
-let rpc: Rpc;
-let sender: Hex;
-let ingestor: Ingestor;
-let ledger: Ledger;
-let crediting: DepositCrediting;
+let s: ReorgScenario;
 let n = 0;
 
-const mine = async (k: number) => {
-  for (let i = 0; i < k; i++) await rpc("evm_mine");
-};
-const sync = () => syncToHead(ingestor, t.ctx.db.pool, rpc, CHAIN_ID);
-const settle = async () => {
-  await sync();
-  return crediting.sweep({ chainId: CHAIN_ID });
-};
-const account = (owner: string) => ledger.balance({ assetId: ETH, name: `user:${owner}` });
+const account = (owner: string) => s.ledger.balance({ assetId: ETH, name: `user:${owner}` });
 const net = async (owner: string) => {
   const b = await account(owner);
   return b.creditsPosted - b.debitsPosted;
@@ -61,7 +40,13 @@ const withdraw = (customerId: string, amount: bigint) =>
     method: "POST",
     url: "/v1/withdrawals",
     headers: { "idempotency-key": `reorg-${++n}` },
-    payload: { customerId, chain: chain.key, asset: "native", to: DEST, amount: amount.toString() },
+    payload: {
+      customerId,
+      chain: s.chain.key,
+      asset: "native",
+      to: DEST,
+      amount: amount.toString(),
+    },
   });
 const creditsOf = async (txHash: string) =>
   (
@@ -71,77 +56,26 @@ const creditsOf = async (txHash: string) =>
     )
   ).rows[0]!.n;
 
-/**
- * Credit a deposit, then replace the chain from before it with a longer branch built by `branch`
- * (default: empty blocks), and sync + sweep. Returns the deposit's tx hash and raw bytes.
- */
-async function creditThenReorg(
-  to: Hex,
-  value: bigint,
-  { beforeReorg, branch }: { beforeReorg?: () => Promise<void>; branch?: () => Promise<void> } = {},
-) {
-  const snapshot = await rpc<Hex>("evm_snapshot");
-  const r = await sendAndMine(rpc, { from: sender, to, value });
-  const txHash = r.transactionHash.toLowerCase() as Hex;
-  const raw = await rpc<Hex>("eth_getRawTransactionByHash", [txHash]);
-  await mine(3);
-  expect((await settle()).credited).toBe(1);
-  const tip = BigInt(await rpc<Hex>("eth_blockNumber"));
-  await beforeReorg?.();
-  await rpc("evm_revert", [snapshot]);
-  await branch?.();
-  // A longer branch without the deposit: a reorg deeper than the confirmation rule.
-  while (BigInt(await rpc<Hex>("eth_blockNumber")) <= tip + 1n) await mine(1);
-  const swept = await settle();
-  return { txHash, raw, swept };
-}
-
 beforeAll(async () => {
-  t = await createApiTestContext({
-    chains: [
-      {
-        chainId: CHAIN_ID,
-        key: "local-a",
-        config: {
-          confirmations: { kind: "blocks", blocks: 3 },
-          finality: { kind: "blocks", blocks: 40 },
-          reorgWindow: 40,
-        },
-      },
-    ],
-  });
-  chain = t.ctx.config.chains[0]!;
-  rpc = anvilRpc(chain.rpcUrls[0]!);
+  t = await createApiTestContext({ chains: [REORG_CHAIN] });
   await deployTestFactory(t.ctx);
-  sender = ((await rpc<Hex[]>("eth_accounts"))[3] as Hex).toLowerCase() as Hex;
-  await watch(t.ctx.db.pool, CHAIN_ID, [
+  s = await startReorgScenario(t.ctx, [
     { address: D_ALICE, owner: "alice" },
     { address: D_BOB, owner: "bob" },
     { address: D_CAROL, owner: "carol" },
     { address: D_DAN, owner: "dan" },
   ]);
-  ingestor = await createIngestor({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: t.ctx.common }),
-    options: { batchBlocks: 8 },
-  });
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  crediting = createDepositCrediting({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
-  await sync();
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ledger?.close();
+  await s?.stop();
   await t?.cleanup();
 });
 
 describe("reorg holds on anvil", () => {
   it("a credited deposit reorged out is no longer available (a withdrawal of it is refused), and reconciliation shows the hold without a break; re-mined, it is credited once", async () => {
     const amount = 15n * E17;
-    const { txHash, raw, swept } = await creditThenReorg(D_ALICE, amount);
+    const { txHash, raw, swept } = await s.creditThenReorg(D_ALICE, amount);
     expect(swept.held).toBe(1);
     expect(await net("alice")).toBe(amount); // not clawed back before finality …
     expect((await account("alice")).available).toBe(0n); // … but not available
@@ -151,7 +85,7 @@ describe("reorg holds on anvil", () => {
 
     // Reconciliation at the newest final block: the hold explains the deposit addresses' balance.
     const reconciler = createReconciler({ common: t.ctx.common, pool: t.ctx.db.pool });
-    const run = await reconciler.run({ chain, full: true });
+    const run = await reconciler.run({ chain: s.chain, full: true });
     const deposits = run.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)!;
     expect([deposits.chain, deposits.ledger, deposits.unexplained]).toEqual([0n, 0n, 0n]);
     expect(
@@ -168,14 +102,14 @@ describe("reorg holds on anvil", () => {
     expect(report.html).toContain(txHash);
 
     // The same signed transaction mined again on the new branch and confirmed: hold voided.
-    await rpc("eth_sendRawTransaction", [raw]);
-    await mine(3);
-    const again = await settle();
+    await s.rpc("eth_sendRawTransaction", [raw]);
+    await s.mine(3);
+    const again = await s.settle();
     expect(again).toMatchObject({ credited: 0, restored: 1 });
     expect(await creditsOf(txHash)).toBe(1);
     expect(await net("alice")).toBe(amount);
     expect((await account("alice")).available).toBe(amount);
-    expect((await ledger.check()).problems).toEqual([]);
+    expect((await s.ledger.check()).problems).toEqual([]);
 
     // Reconciled at a block between the orphaned copy and the re-mined one, and after it: at
     // neither is the restored credit a break.
@@ -185,7 +119,7 @@ describe("reorg holds on anvil", () => {
     );
     const h2 = Number(remined.rows[0]!.block_number);
     for (const block of [h2 - 1, h2]) {
-      const r = await reconciler.run({ chain, block, full: true });
+      const r = await reconciler.run({ chain: s.chain, block, full: true });
       const d = r.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)!;
       expect([block, d.chain, d.ledger, d.unexplained]).toEqual([
         block,
@@ -199,28 +133,28 @@ describe("reorg holds on anvil", () => {
   });
 
   it("a deposit replaced by a smaller one in a deep reorg ends with the new amount once final", async () => {
-    const { swept } = await creditThenReorg(D_BOB, 11n * E17, {
+    const { swept } = await s.creditThenReorg(D_BOB, 11n * E17, {
       branch: async () => {
-        await sendAndMine(rpc, { from: sender, to: D_BOB, value: 2n * E17 });
+        await sendAndMine(s.rpc, { from: s.sender, to: D_BOB, value: 2n * E17 });
       },
     });
     // The branch buried the replacement under the confirmation rule: held and credited at once.
     expect(swept).toMatchObject({ held: 1, credited: 1 });
     expect((await account("bob")).available).toBe(2n * E17);
     // Past the finality rule: the old credit's hold is posted.
-    await mine(41);
-    expect((await settle()).finalized).toBe(1);
+    await s.mine(41);
+    expect((await s.settle()).finalized).toBe(1);
     const bob = await account("bob");
     expect([bob.creditsPosted - bob.debitsPosted, bob.available, bob.debitsPending]).toEqual([
       2n * E17,
       2n * E17,
       0n,
     ]);
-    expect((await ledger.check()).problems).toEqual([]);
+    expect((await s.ledger.check()).problems).toEqual([]);
   });
 
   it("a reorged deposit the customer already withdrew: the rest is held, the shortfall is a receivable, withdrawals are blocked, an alert counts it", async () => {
-    const { swept } = await creditThenReorg(D_CAROL, 15n * E17, {
+    const { swept } = await s.creditThenReorg(D_CAROL, 15n * E17, {
       beforeReorg: async () => {
         const w = await withdraw("carol", 14n * E17);
         expect(w.statusCode).toBe(201);
@@ -230,7 +164,7 @@ describe("reorg holds on anvil", () => {
     const carol = await account("carol");
     expect(carol.available).toBe(0n);
     expect(carol.debitsPending).toBe(15n * E17); // the withdrawal's 1.4 and the reorg hold's 0.1
-    const receivable = await ledger.balance({ assetId: ETH, name: "receivable:reorg:carol" });
+    const receivable = await s.ledger.balance({ assetId: ETH, name: "receivable:reorg:carol" });
     expect(receivable.debitsPending).toBe(14n * E17);
     expect(await isWithdrawalBlocked(t.ctx.db.pool, "carol")).toBe(true);
     const refused = await withdraw("carol", 1n);
@@ -243,6 +177,6 @@ describe("reorg holds on anvil", () => {
     ).toMatch(/custody_ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/);
     // Another customer is not blocked.
     expect(await isWithdrawalBlocked(t.ctx.db.pool, "dan")).toBe(false);
-    expect((await ledger.check()).problems).toEqual([]);
+    expect((await s.ledger.check()).problems).toEqual([]);
   });
 });

@@ -6,106 +6,33 @@
  * without the CSRF token is refused; sign-out ends the session. Screenshots of every page go to
  * .artifacts/console/ (git-ignored).
  */
-import { mkdirSync } from "node:fs";
-import {
-  type Browser,
-  type BrowserContext,
-  chromium,
-  type Locator,
-  type Page,
-} from "playwright-core";
 import { createWalletClient, http, parseEther } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createReconciler } from "../../ledger/recon/index.js";
-import { policiesSchema } from "../../ops/config.js";
-import { DEMO_POLICY, EXTERNAL } from "../../ops/e2e/scenario.js";
-import { type PreparedCustody, prepareCustody } from "../../ops/e2e/setup.js";
-import { ROLE_NAMES } from "../../ops/roles.js";
-import { type Service, startService } from "../../ops/start.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { EXTERNAL } from "../../ops/e2e/scenario.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { createApiKey } from "../apiKeys.js";
 import { SESSION_COOKIE } from "./plugin.js";
+import { expectNoHorizontalOverflow, shot, shows } from "./testing/browser.js";
+import { type ConsoleService, csrfOf, startConsoleService } from "./testing/service.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = ".artifacts/console";
-
-/** Waits (with a deadline, then throws) until the element's text contains `text`. */
-const shows = (locator: Locator, text: string) =>
-  waitFor(
-    `"${text}" on the page`,
-    async () =>
-      ((await locator.textContent({ timeout: 1000 }).catch(() => "")) ?? "").includes(text),
-    { timeoutMs: 20_000 },
-  );
 const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";
 
-let ctx: TestContext;
-let kms: KmsEmulator;
-let service: Service | undefined;
-let browser: Browser | undefined;
-let prepared: PreparedCustody;
+let s: ConsoleService;
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  ctx = await createTestContext({
-    chains: [
-      { chainId: 31337, key: "local-a", config: { confirmations: { kind: "blocks", blocks: 2 } } },
-    ],
-  });
-  kms = await startKmsEmulator();
-  const chain = ctx.config.chains[0]!;
-  prepared = await prepareCustody({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    chain,
-    kmsEndpoint: kms.url,
-    policies: policiesSchema.parse(
-      JSON.parse(
-        JSON.stringify(DEMO_POLICY(chain.chainId), (_k, v) =>
-          typeof v === "bigint" ? v.toString() : v,
-        ),
-      ),
-    ),
-  });
-  service = await startService(prepared.config, { roles: [...ROLE_NAMES] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  s = await startConsoleService();
 });
 afterAll(async () => {
-  await browser?.close();
-  await service?.stop();
-  await kms?.stop();
-  await ctx?.cleanup();
+  await s?.cleanup();
 });
 
 describe("operator console in chromium", () => {
   it("signs in, approves M-of-N to the chain, rejects, works breaks, refuses scope and CSRF, signs out", async () => {
+    const { ctx, prepared, url, api, rpc } = s;
     const chain = ctx.config.chains[0]!;
-    const url = service!.url;
     const pool = ctx.db.pool;
-    const rpc = (method: string, params: unknown[] = []) =>
-      fetch(chain.rpcUrls[0]!, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
-      });
-    let n = 0;
-    const api = async (key: string, method: "GET" | "POST", path: string, body?: object) => {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${key}`,
-          ...(body ? { "content-type": "application/json" } : {}),
-          ...(method === "POST" ? { "idempotency-key": `console-test-${++n}` } : {}),
-        },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-    };
-    const mk = async (owner: string, scopes: string[]) =>
-      (await createApiKey(pool, { owner, scopes })).plaintext;
+    const mk = s.key;
     const backend = await mk("exchange-backend", [
       "deposits:read",
       "deposits:write",
@@ -164,19 +91,7 @@ describe("operator console in chromium", () => {
         ])
       ).rows[0]?.status;
 
-    const signIn = async (key: string): Promise<{ context: BrowserContext; page: Page }> => {
-      const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
-      const page = await context.newPage();
-      await page.goto(`${url}/console/withdrawals`);
-      // not signed in: sent to the sign-in page
-      expect(new URL(page.url()).pathname).toBe("/console/sign-in");
-      await page.getByLabel("API key").fill(key);
-      await page.getByRole("button", { name: "Sign in" }).click();
-      await page.waitForURL(`${url}/console`);
-      return { context, page };
-    };
-    const shot = (page: Page, name: string) =>
-      page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
+    const signIn = (key: string) => s.browser.signIn(key, "/console/withdrawals");
 
     // 1. two distinct approvers approve in the console; the withdrawal confirms on anvil
     const big = await withdraw("2");
@@ -243,9 +158,7 @@ describe("operator console in chromium", () => {
     const refused = await r.page.goto(`${url}/console/withdrawals`);
     expect(refused!.status()).toBe(403);
     await shows(r.page.getByRole("alert"), "AUTH_SCOPE_MISSING");
-    const readerCsrf = await r.page
-      .locator('form[action="/console/sign-out"] input[name=_csrf]')
-      .inputValue();
+    const readerCsrf = await csrfOf(r.page);
     const third = await withdraw("1.2");
     const viaConsole = await r.page.request.post(`${url}/console/withdrawals/${third}/approve`, {
       form: { _csrf: readerCsrf },
@@ -308,11 +221,8 @@ describe("operator console in chromium", () => {
     ] as [string, string][]) {
       const res = await ad.page.goto(`${url}${path}`);
       expect(res!.status(), path).toBe(200);
-      // usable at 1280 px: nothing wider than the window (measured in the page)
-      const [scroll, client] = await ad.page.evaluate<number[]>(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
-      );
-      expect(scroll, `${path} scrollWidth`).toBeLessThanOrEqual(client!);
+      // usable at 1280 px: nothing wider than the window
+      await expectNoHorizontalOverflow(ad.page, path);
       await shot(ad.page, name);
     }
     await shows(ad.page.getByRole("status").first(), "Hash chain verified");
@@ -350,5 +260,5 @@ describe("operator console in chromium", () => {
     expect(audit.rows.map((x) => x.action)).toEqual(["console.signed_in", "console.signed_out"]);
     for (const s of [a, b, c, r]) await s.context.close();
     await ad.context.close();
-  });
+  }, 360_000);
 });

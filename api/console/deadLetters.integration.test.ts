@@ -4,18 +4,14 @@
  * BullMQ on Redis); the dead letter appears on the console's webhooks page and its Redrive button
  * redelivers it to the receiver, now up. Screenshots go to .artifacts/console/ (git-ignored).
  */
-import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../ops/testing/wait.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "../webhooks/dispatcher.js";
 import { emitEvent } from "../webhooks/events.js";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = ".artifacts/console";
+import { type ConsoleBrowser, launchConsoleBrowser, shot } from "./testing/browser.js";
 
 let receiver: Server;
 let hookUrl: string;
@@ -23,11 +19,10 @@ let receiverUp = false;
 const received: string[] = [];
 let t: ApiTestContext;
 let dispatcher: WebhookDispatcher;
-let browser: Browser | undefined;
+let browser: ConsoleBrowser | undefined;
 let url: string;
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
   receiver = createServer((req, res) => {
     req.resume();
     req.on("end", () => {
@@ -58,7 +53,7 @@ beforeAll(async () => {
   });
   dispatcher.start();
   url = await t.app.listen({ port: 0, host: "127.0.0.1" });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  browser = await launchConsoleBrowser(url);
 });
 afterAll(async () => {
   await browser?.close();
@@ -91,12 +86,7 @@ describe("console webhook dead letters", () => {
     );
     expect(received.filter((id) => id === eventId)).toHaveLength(2);
 
-    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    await page.goto(`${url}/console/sign-in`);
-    await page.getByLabel("API key").fill(t.keys.admin);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL(`${url}/console`);
+    const { context, page } = await browser!.signIn(t.keys.admin);
 
     await page.goto(`${url}/console/webhooks`);
     const row = page.locator("tr", { hasText: eventId });
@@ -105,7 +95,7 @@ describe("console webhook dead letters", () => {
     expect(text).toContain("withdrawal.failed");
     expect(text).toContain(hookUrl);
     expect(text).toContain("HTTP 500");
-    await page.screenshot({ path: `${ARTIFACTS}/webhooks-dead-letter.png`, fullPage: true });
+    await shot(page, "webhooks-dead-letter");
 
     receiverUp = true;
     await page.getByRole("button", { name: `Redrive ${eventId}` }).click();
@@ -120,7 +110,7 @@ describe("console webhook dead letters", () => {
     await page.goto(`${url}/console/webhooks`);
     expect(await page.locator("tr", { hasText: eventId }).count()).toBe(0);
     expect(await page.locator("main").textContent()).toContain("No dead letters.");
-    await page.screenshot({ path: `${ARTIFACTS}/webhooks-redriven.png`, fullPage: true });
+    await shot(page, "webhooks-redriven");
     await context.close();
   }, 180_000);
 });

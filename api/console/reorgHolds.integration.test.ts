@@ -5,128 +5,79 @@
  * listed by GET /v1/deposits/holds and shown on the console's deposits page in token units with the
  * symbol. Screenshot in .artifacts/console/ (git-ignored).
  */
-import { mkdirSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
-import { formatEther, type Hex } from "viem";
+import { formatEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../../chains/index.js";
-import { createIngestor, type Ingestor } from "../../indexers/index.js";
+import { freshAddress } from "../../indexers/testing/chain.js";
 import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "../../indexers/testing/chain.js";
-import { createLedger, type Ledger } from "../../ledger/createLedger.js";
-import { createDepositCrediting, type DepositCrediting } from "../../ledger/depositCrediting.js";
-import type { ChainConfig } from "../../ops/config.js";
+  REORG_CHAIN,
+  REORG_CHAIN_ID,
+  type ReorgScenario,
+  startReorgScenario,
+} from "../../ledger/testing/reorgScenario.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { deployTestFactory } from "../testing/factory.js";
+import {
+  type ConsoleBrowser,
+  expectNoHorizontalOverflow,
+  launchConsoleBrowser,
+  shot,
+} from "./testing/browser.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = ".artifacts/console";
-const CHAIN_ID = 31337;
-const NATIVE = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
+const NATIVE = `${REORG_CHAIN_ID}:0x0000000000000000000000000000000000000000`;
 const E17 = 10n ** 17n;
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const D_CAROL = freshAddress(451);
 
 let t: ApiTestContext;
-let chain: ChainConfig;
-let rpc: Rpc;
-let sender: Hex;
-let ingestor: Ingestor;
-let ledger: Ledger;
-let crediting: DepositCrediting;
-let browser: Browser | undefined;
+let reorg: ReorgScenario;
+let browser: ConsoleBrowser | undefined;
 let url: string;
 
-const mine = async (k: number) => {
-  for (let i = 0; i < k; i++) await rpc("evm_mine");
-};
-const settle = async () => {
-  await syncToHead(ingestor, t.ctx.db.pool, rpc, CHAIN_ID);
-  return crediting.sweep({ chainId: CHAIN_ID });
-};
-
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  t = await createApiTestContext({
-    chains: [
-      {
-        chainId: CHAIN_ID,
-        key: "local-a",
-        config: {
-          confirmations: { kind: "blocks", blocks: 3 },
-          finality: { kind: "blocks", blocks: 40 },
-          reorgWindow: 40,
-        },
-      },
-    ],
-  });
-  chain = t.ctx.config.chains[0]!;
-  rpc = anvilRpc(chain.rpcUrls[0]!);
+  t = await createApiTestContext({ chains: [REORG_CHAIN] });
   await deployTestFactory(t.ctx);
-  sender = ((await rpc<Hex[]>("eth_accounts"))[3] as Hex).toLowerCase() as Hex;
-  await watch(t.ctx.db.pool, CHAIN_ID, [{ address: D_CAROL, owner: "carol" }]);
-  ingestor = await createIngestor({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: t.ctx.common }),
-    options: { batchBlocks: 8 },
-  });
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  crediting = createDepositCrediting({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
-  await settle();
+  reorg = await startReorgScenario(t.ctx, [{ address: D_CAROL, owner: "carol" }]);
   url = await t.app.listen({ port: 0, host: "127.0.0.1" });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  browser = await launchConsoleBrowser(url);
 });
 afterAll(async () => {
   await browser?.close();
-  await ingestor?.stop();
-  await ledger?.close();
+  await reorg?.stop();
   await t?.cleanup();
 });
 
 describe("console reorg holds", () => {
   it("lists a reorged deposit's hold and shortfall in the API and on the deposits page", async () => {
     // carol's 1.5 ETH deposit is credited and she withdraws 1.4 of it; then a reorg removes it
-    const snapshot = await rpc<Hex>("evm_snapshot");
-    const r = await sendAndMine(rpc, { from: sender, to: D_CAROL, value: 15n * E17 });
-    const txHash = r.transactionHash.toLowerCase();
-    await mine(3);
-    expect((await settle()).credited).toBe(1);
-    const w = await t.call(t.keys["withdrawals:write"], {
-      method: "POST",
-      url: "/v1/withdrawals",
-      headers: { "idempotency-key": "console-holds-1" },
-      payload: {
-        customerId: "carol",
-        chain: chain.key,
-        asset: "native",
-        to: DEST,
-        amount: (14n * E17).toString(),
+    const { txHash, swept } = await reorg.creditThenReorg(D_CAROL, 15n * E17, {
+      beforeReorg: async () => {
+        const w = await t.call(t.keys["withdrawals:write"], {
+          method: "POST",
+          url: "/v1/withdrawals",
+          headers: { "idempotency-key": "console-holds-1" },
+          payload: {
+            customerId: "carol",
+            chain: reorg.chain.key,
+            asset: "native",
+            to: DEST,
+            amount: (14n * E17).toString(),
+          },
+        });
+        expect(w.statusCode).toBe(201);
       },
     });
-    expect(w.statusCode).toBe(201);
-    const tip = BigInt(await rpc<Hex>("eth_blockNumber"));
-    await rpc("evm_revert", [snapshot]);
-    while (BigInt(await rpc<Hex>("eth_blockNumber")) <= tip + 1n) await mine(1);
-    expect((await settle()).held).toBe(1);
+    expect(swept.held).toBe(1);
 
     const listed = await t.call(t.keys["deposits:read"], {
       method: "GET",
-      url: `/v1/deposits/holds?chain_id=${CHAIN_ID}`,
+      url: `/v1/deposits/holds?chain_id=${REORG_CHAIN_ID}`,
     });
     expect(listed.statusCode).toBe(200);
     const holds = listed.json().holds as Record<string, unknown>[];
     expect(holds).toEqual([
       expect.objectContaining({
         customerId: "carol",
-        chainId: CHAIN_ID,
+        chainId: REORG_CHAIN_ID,
         assetId: NATIVE,
         amount: (15n * E17).toString(),
         txHash,
@@ -152,12 +103,7 @@ describe("console reorg holds", () => {
         symbol: string;
       }[]
     ).find((a) => a.assetId === NATIVE)!.symbol;
-    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    await page.goto(`${url}/console/sign-in`);
-    await page.getByLabel("API key").fill(t.keys["deposits:read"]);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL(`${url}/console`);
+    const { context, page } = await browser!.signIn(t.keys["deposits:read"]);
     await page.goto(`${url}/console/deposits`);
     const row = page.locator(`tr[data-hold="${String(holds[0]!.creditId)}"]`);
     expect(await row.count()).toBe(1);
@@ -170,11 +116,8 @@ describe("console reorg holds", () => {
     // the credited deposit the reorg removed is also listed as orphaned (as it reports its status)
     const orphaned = page.locator("section", { has: page.locator("h2#orphaned-by-a-reorg") });
     expect(await orphaned.textContent()).toContain(txHash);
-    await page.screenshot({ path: `${ARTIFACTS}/deposits-reorg-hold.png`, fullPage: true });
-    const [scroll, client] = await page.evaluate<number[]>(
-      "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
-    );
-    expect(scroll).toBeLessThanOrEqual(client!);
+    await shot(page, "deposits-reorg-hold");
+    await expectNoHorizontalOverflow(page, "/console/deposits");
     await context.close();
   }, 180_000);
 });
