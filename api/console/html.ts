@@ -3,9 +3,9 @@
  * `esc`; amounts are token units with the symbol (raw base units in the title); times are <time>
  * elements that console.js shows in local time and relative.
  */
-import { formatUnits } from "viem";
+import { type AssetUnits, formatTokenAmount } from "../../ops/amounts.js";
 
-export type AssetInfo = { symbol: string; decimals: number };
+export type AssetInfo = AssetUnits;
 
 /** Marks a string as already-escaped HTML. */
 export type Html = { readonly html: string };
@@ -35,13 +35,12 @@ function render(v: unknown): string {
   return esc(v);
 }
 
-/** `1.5 ETH` with the raw base units on hover. */
+/** `1,234.5 ETH` (ops/amounts.ts's one formatter) with the raw base units on hover. */
 export function amount(rawUnits: string | null | undefined, asset: AssetInfo | undefined): Html {
   if (rawUnits === null || rawUnits === undefined || rawUnits === "") return raw("—");
   if (!asset)
     return html`<span class="amount">${rawUnits} <abbr title="base units; asset not listed">units</abbr></span>`;
-  const units = formatUnits(BigInt(rawUnits), asset.decimals);
-  return html`<span class="amount" title="${rawUnits} base units">${units} ${asset.symbol}</span>`;
+  return html`<span class="amount" title="${rawUnits} base units">${formatTokenAmount(rawUnits, asset)}</span>`;
 }
 
 export function time(iso: string | null | undefined): Html {

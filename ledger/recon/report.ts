@@ -3,10 +3,11 @@
  * self-contained HTML page (summary per asset, an inline SVG chart of the differences, the break
  * list). Built from what the run stored, so any past run can be reported again.
  */
+import { type AssetUnits, formatTokenAmount } from "../../ops/amounts.js";
 import type { Pool } from "../../ops/db.js";
 import { readRun, type StoredRun } from "./store.js";
 
-export type AssetInfo = { symbol: string; decimals: number };
+export type AssetInfo = AssetUnits;
 
 export type AssetSummary = {
   assetId: string;
@@ -190,23 +191,6 @@ function esc(value: unknown): string {
     .replaceAll(">", "&gt;")
     .replaceAll('"', "&quot;")
     .replaceAll("'", "&#39;");
-}
-
-/** Base units as token units: `1.5 ETH` (raw units in the title); raw units when the asset is unknown. */
-export function formatTokenAmount(raw: string, asset: AssetInfo | undefined): string {
-  if (!asset) return raw;
-  const v = BigInt(raw);
-  const neg = v < 0n;
-  const abs = neg ? -v : v;
-  const unit = 10n ** BigInt(asset.decimals);
-  const whole = abs / unit;
-  const frac =
-    asset.decimals === 0
-      ? ""
-      : (abs % unit).toString().padStart(asset.decimals, "0").replace(/0+$/, "");
-  // Thousands separated for reading; the exact base units stay in the title and the CSV.
-  const grouped = whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  return `${neg ? "−" : ""}${grouped}${frac ? `.${frac}` : ""} ${asset.symbol}`;
 }
 
 function assetInfoOf(report: RunReport, assetId: string): AssetInfo | undefined {
