@@ -7,21 +7,16 @@
  * or mismatched state is refused; two OIDC users are two distinct approvers, one person twice is
  * one; idle and absolute timeouts end the session and /v1 refuses its key.
  */
-import { once } from "node:events";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import Provider from "oidc-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { deployTestFactory } from "../testing/factory.js";
+import { startTestOidcProvider, type TestOidcProvider } from "./oidcTestProvider.js";
 import { SESSION_COOKIE } from "./plugin.js";
 
 const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-const CLIENT_ID = "custody-console";
-const CLIENT_SECRET = "test-client-secret-0123456789";
 // Never reached over the network: the test hands the provider's redirect to the app by inject.
 const REDIRECT = "http://127.0.0.1:9/console/sso/callback";
 /** The provider's users and their groups (the dev login form takes any password). */
@@ -31,49 +26,15 @@ const GROUPS: Record<string, string[]> = {
   mallory: ["interns", "contractors"],
 };
 
-let provider: Server;
+let provider: TestOidcProvider;
 let issuer: string;
 let t: ApiTestContext;
 let ledger: Ledger;
 let requester: string;
 
 beforeAll(async () => {
-  provider = createServer();
-  provider.listen(0, "127.0.0.1");
-  await once(provider, "listening");
-  issuer = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
-  const oidc = new Provider(issuer, {
-    clients: [
-      {
-        client_id: CLIENT_ID,
-        client_secret: CLIENT_SECRET,
-        redirect_uris: [REDIRECT],
-        grant_types: ["authorization_code"],
-        response_types: ["code"],
-        token_endpoint_auth_method: "client_secret_post",
-      },
-    ],
-    pkce: { required: () => true },
-    claims: { openid: ["sub"], email: ["email", "email_verified"], groups: ["groups"] },
-    // Put the requested claims in the ID token (what the console reads), as Okta/Entra can.
-    conformIdTokenClaims: false,
-    cookies: { keys: ["oidc-test-cookie-key"] },
-    async findAccount(_ctx, id) {
-      return {
-        accountId: id,
-        async claims() {
-          return {
-            sub: id,
-            email: `${id}@example.test`,
-            email_verified: true,
-            groups: GROUPS[id] ?? [],
-          };
-        },
-      };
-    },
-  });
-  provider.on("request", oidc.callback());
-
+  provider = await startTestOidcProvider({ redirectUri: REDIRECT, users: GROUPS });
+  issuer = provider.issuer;
   t = await createApiTestContext({
     chains: [{ chainId: 31337, key: "local-a" }],
     file: {
@@ -93,7 +54,7 @@ beforeAll(async () => {
         console: {
           oidc: {
             issuer,
-            clientId: CLIENT_ID,
+            clientId: provider.clientId,
             clientSecretEnv: "CONSOLE_OIDC_SECRET",
             redirectUrl: REDIRECT,
             scopes: ["openid", "email", "groups"],
@@ -106,7 +67,10 @@ beforeAll(async () => {
       },
     },
     configure: (ctx) => {
-      const config = Object.freeze({ ...ctx.config, consoleOidcClientSecret: CLIENT_SECRET });
+      const config = Object.freeze({
+        ...ctx.config,
+        consoleOidcClientSecret: provider.clientSecret,
+      });
       return { ...ctx, config, common: { ...ctx.common, config } };
     },
   });
@@ -124,8 +88,7 @@ beforeAll(async () => {
   requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
 }, 120_000);
 afterAll(async () => {
-  provider?.closeAllConnections();
-  await new Promise((resolve) => provider?.close(resolve));
+  await provider?.close();
   await ledger?.close();
   // Dropping the test database took up to a minute on the loaded shared machine.
   await t?.cleanup();
@@ -231,7 +194,7 @@ describe("console sign-in through OIDC", () => {
     const { location } = await startSso();
     const url = new URL(location);
     expect(url.origin).toBe(issuer);
-    expect(url.searchParams.get("client_id")).toBe(CLIENT_ID);
+    expect(url.searchParams.get("client_id")).toBe(provider.clientId);
     expect(url.searchParams.get("redirect_uri")).toBe(REDIRECT);
     expect(url.searchParams.get("code_challenge_method")).toBe("S256");
     expect(url.searchParams.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);

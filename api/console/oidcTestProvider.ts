@@ -1,0 +1,69 @@
+/**
+ * For the console's OIDC tests: panva's `oidc-provider` on loopback with one confidential client
+ * (PKCE required) and users whose `groups` claim is given; its development login and consent forms
+ * take any password. Groups and email go into the ID token (what the console reads). Test-only.
+ */
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import Provider from "oidc-provider";
+
+export type TestOidcProvider = {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  close: () => Promise<void>;
+};
+
+export async function startTestOidcProvider(options: {
+  redirectUri: string;
+  /** login -> groups; the email is `<login>@example.test`, verified. */
+  users: Readonly<Record<string, readonly string[]>>;
+}): Promise<TestOidcProvider> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const clientId = "custody-console";
+  const clientSecret = "test-client-secret-0123456789";
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [options.redirectUri],
+        grant_types: ["authorization_code"],
+        response_types: ["code"],
+        token_endpoint_auth_method: "client_secret_post",
+      },
+    ],
+    pkce: { required: () => true },
+    claims: { openid: ["sub"], email: ["email", "email_verified"], groups: ["groups"] },
+    // Put the requested claims in the ID token (what the console reads), as Okta/Entra can.
+    conformIdTokenClaims: false,
+    cookies: { keys: ["oidc-test-cookie-key"] },
+    async findAccount(_ctx, id) {
+      return {
+        accountId: id,
+        async claims() {
+          return {
+            sub: id,
+            email: `${id}@example.test`,
+            email_verified: true,
+            groups: [...(options.users[id] ?? [])],
+          };
+        },
+      };
+    },
+  });
+  server.on("request", provider.callback());
+  return {
+    issuer,
+    clientId,
+    clientSecret,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
