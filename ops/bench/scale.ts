@@ -24,7 +24,7 @@ import { createPool } from "../db.js";
 import { startAnvil } from "../devstack/anvil.js";
 import { createLogger } from "../logger.js";
 import { createMetrics } from "../metrics.js";
-import { figure, machineLine } from "./machine.js";
+import { figure, loadAverage, machineLine } from "./machine.js";
 import {
   blockHashOf,
   depositAddress,
@@ -160,6 +160,7 @@ async function indexerMeasures(): Promise<Measure[]> {
       blockTimeMs: number;
       maxLagBlocks: number;
       allocateMs: number;
+      maxStoreDelayMs?: number;
     }>;
     measureFollow?: (o?: {
       blocksPerSecond?: number;
@@ -168,8 +169,10 @@ async function indexerMeasures(): Promise<Measure[]> {
     }) => Promise<{
       maxLagBlocks: number;
       p99LagBlocks: number;
+      p50LagBlocks?: number;
       blocks: number;
       seconds: number;
+      storeDelayMs?: { p50: number; p99: number; max: number };
     }>;
   };
   return [
@@ -186,6 +189,12 @@ async function indexerMeasures(): Promise<Measure[]> {
         figure(`${stallLabel}, block time ${r.blockTimeMs} ms`, r.stallMs, "ms");
         figure("allocation burst: max indexer lag", r.maxLagBlocks, "blocks");
         figure("allocation burst: 1,000 allocations took", r.allocateMs, "ms");
+        if (r.maxStoreDelayMs !== undefined)
+          figure(
+            "allocation burst: max delay from a block's mining to its store",
+            r.maxStoreDelayMs,
+            "ms",
+          );
       },
     },
     {
@@ -196,6 +205,14 @@ async function indexerMeasures(): Promise<Measure[]> {
         const r = await mod.measureFollow({ blocksPerSecond: 4, seconds: 60, watched: 100_000 });
         figure(`${followLabel}, max`, r.maxLagBlocks, "blocks");
         figure(`${followLabel}, p99`, r.p99LagBlocks, "blocks");
+        if (r.p50LagBlocks !== undefined) figure(`${followLabel}, p50`, r.p50LagBlocks, "blocks");
+        console.log(`following: ${fmt(r.blocks)} blocks in ${r.seconds.toFixed(0)} s`);
+        if (r.storeDelayMs)
+          figure(
+            "following: delay from a block's mining to its store, p50 / p99 / max",
+            r.storeDelayMs.p50,
+            `ms / ${r.storeDelayMs.p99.toFixed(0)} ms / ${r.storeDelayMs.max.toFixed(0)} ms`,
+          );
       },
     },
   ];
@@ -266,41 +283,47 @@ async function main() {
     }
 
     // Full reconciliation in a child process: its peak RSS is the run's.
-    const child = spawnSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        path.join(repoRoot, "ops", "bench", "scale.ts"),
-        "--full-recon-child",
-        anvil.rpcUrl,
-        multicall3,
-      ],
-      { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
-    );
-    const line = child.stdout.trim().split("\n").pop() ?? "";
-    if (child.status !== 0 || !line.startsWith("{"))
-      throw new Error(
-        `full reconciliation child failed (${child.status}): ${child.stderr.slice(-2000)}`,
+    const fullLabel = `full reconciliation of ${fmt(W.factsPerChain * W.chains.length)} facts`;
+    try {
+      const child = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          path.join(repoRoot, "ops", "bench", "scale.ts"),
+          "--full-recon-child",
+          anvil.rpcUrl,
+          multicall3,
+        ],
+        { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
       );
-    const full = JSON.parse(line) as {
-      ms: number;
-      maxRssKb: number;
-      facts: number;
-      entries: number;
-      breaks: number;
-      perChainMs: number[];
-    };
-    console.log(
-      `full reconciliation: ${fmt(full.facts)} facts and ${fmt(full.entries)} entries examined, ${full.breaks} breaks (synthetic facts: on-chain balances differ), per chain ${full.perChainMs.map((x) => (x / 1000).toFixed(1)).join(", ")} s`,
-    );
-    figure(
-      `full reconciliation of ${fmt(full.facts)} facts (${W.chains.length} chains, one after another)`,
-      full.ms / 1000,
-      "s",
-      1,
-    );
-    figure("full reconciliation peak RSS", full.maxRssKb / 1024, "MB");
+      const line = child.stdout.trim().split("\n").pop() ?? "";
+      if (child.status !== 0 || !line.startsWith("{"))
+        throw new Error(
+          `child exited ${child.status}: ${child.stderr.trim().split("\n").slice(-3).join(" / ")}`,
+        );
+      const full = JSON.parse(line) as {
+        ms: number;
+        maxRssKb: number;
+        facts: number;
+        entries: number;
+        breaks: number;
+        perChainMs: number[];
+      };
+      console.log(
+        `full reconciliation: ${fmt(full.facts)} facts and ${fmt(full.entries)} entries examined, ${full.breaks} breaks (synthetic facts: on-chain balances differ), per chain ${full.perChainMs.map((x) => (x / 1000).toFixed(1)).join(", ")} s`,
+      );
+      figure(
+        `full reconciliation of ${fmt(full.facts)} facts (${W.chains.length} chains, one after another)`,
+        full.ms / 1000,
+        "s",
+        1,
+      );
+      figure("full reconciliation peak RSS", full.maxRssKb / 1024, "MB");
+    } catch (error) {
+      notMeasured(fullLabel, `failed: ${firstLine(error)}`);
+      notMeasured("full reconciliation peak RSS", "the run did not finish");
+    }
 
     // Incremental reconciliation of one new block of 10,000 transfers on the first chain.
     const common = scaleCommon(anvil.rpcUrl, multicall3);
@@ -336,6 +359,11 @@ async function main() {
         times.sort((a, b) => a - b)[1]!,
         "ms",
       );
+    } catch (error) {
+      notMeasured(
+        "incremental reconciliation of one block of 10,000 transfers",
+        `failed: ${firstLine(error)}`,
+      );
     } finally {
       await pool.end();
       await common.shutdown.kill("done");
@@ -352,6 +380,7 @@ async function main() {
       notMeasured(m.label, `failed: ${firstLine(error)}`);
     }
   }
+  console.log(`machine load at the end: load average ${loadAverage()} (1, 5, 15 min)`);
 }
 
 /** A new block as the indexer and deposit crediting write it: facts, then their ledger credits. */

@@ -323,7 +323,7 @@ async function runJobs(
         const t = performance.now();
         await c.query(job.sql, job.params);
         if (process.env.SCALE_SEED_VERBOSE === "1")
-          log(`seed:   ${job.name} ${((performance.now() - t) / 1000).toFixed(1)} s`);
+          log(`seeding step ${job.name}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
       }
     } finally {
       await c.end().catch(() => {});
@@ -467,7 +467,7 @@ async function seed(w: ScaleWorkload, log: (line: string) => void): Promise<Seed
       params: [w.chains],
     });
     await runJobs(jobs, log);
-    log(`seed: rows generated in Postgres ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    log(`seeding, rows generated in Postgres: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     await c.query(
       "SELECT setval(pg_get_serial_sequence('ledger.accounts', 'id'), (SELECT max(id) FROM ledger.accounts))",
     );
@@ -478,7 +478,7 @@ async function seed(w: ScaleWorkload, log: (line: string) => void): Promise<Seed
         BULK_TABLES.map((t) => ({ name: `SET LOGGED ${t}`, sql: `ALTER TABLE ${t} SET LOGGED` })),
         log,
       );
-      log(`seed: SET LOGGED ${((performance.now() - t1) / 1000).toFixed(0)} s`);
+      log(`seeding, SET LOGGED: ${((performance.now() - t1) / 1000).toFixed(0)} s`);
     }
     const t2 = performance.now();
     // Keys first (an index may be built on them), then indexes, then foreign keys; biggest first.
@@ -498,7 +498,9 @@ async function seed(w: ScaleWorkload, log: (line: string) => void): Promise<Seed
       log,
     );
     for (const t of BULK_TABLES) await c.query(`ALTER TABLE ${t} ENABLE TRIGGER USER`);
-    log(`seed: keys, indexes, foreign keys ${((performance.now() - t2) / 1000).toFixed(0)} s`);
+    log(
+      `seeding, keys, indexes and foreign keys built: ${((performance.now() - t2) / 1000).toFixed(0)} s`,
+    );
 
     // VACUUM sets the visibility map (index-only scans, as autovacuum would in production) and
     // ANALYZE gives the planner the seeded distribution.
@@ -507,7 +509,7 @@ async function seed(w: ScaleWorkload, log: (line: string) => void): Promise<Seed
       BULK_TABLES.map((t) => ({ name: `VACUUM ANALYZE ${t}`, sql: `VACUUM (ANALYZE) ${t}` })),
       log,
     );
-    log(`seed: VACUUM ANALYZE ${((performance.now() - t3) / 1000).toFixed(0)} s`);
+    log(`seeding, VACUUM ANALYZE: ${((performance.now() - t3) / 1000).toFixed(0)} s`);
 
     await c.query("DROP SCHEMA bench_seed CASCADE");
     compareShapes(migrated, await schemaShape(c));
