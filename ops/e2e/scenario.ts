@@ -46,9 +46,6 @@ export function demoPolicies(chainId: number): PoliciesConfig {
   });
 }
 
-/** @deprecated Use demoPolicies; kept only until the api/console tests switch to it. */
-export const DEMO_POLICY = demoPolicies;
-
 type Json = Record<string, unknown> & { [k: string]: unknown };
 
 export type ScenarioResult = {
