@@ -1,0 +1,128 @@
+/**
+ * SSO sign-in in a real browser (Debian's chromium driven by playwright-core): the console listens
+ * on loopback beside a real OIDC provider (oidcTestProvider.ts); a person clicks "Sign in with SSO",
+ * logs in and consents at the provider, and lands in the console signed in — which needs the flow
+ * cookie to survive the provider's cross-site redirect back (SameSite=Lax) and the SameSite=Strict
+ * session cookie to be sent after the callback's same-site hop. A person in no mapped group sees the
+ * refusal. Screenshots go to .artifacts/console/ (git-ignored).
+ */
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { startTestOidcProvider, type TestOidcProvider } from "./oidcTestProvider.js";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = ".artifacts/console";
+const USERS = { dora: ["custody-approvers"], eve: ["interns"] };
+
+let provider: TestOidcProvider;
+let t: ApiTestContext;
+let browser: Browser;
+let consoleUrl: string;
+
+/** A free loopback port for the console (its redirect URL must be known before the app starts). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  consoleUrl = `http://127.0.0.1:${port}`;
+  const redirectUri = `${consoleUrl}/console/sso/callback`;
+  provider = await startTestOidcProvider({ redirectUri, users: USERS });
+  t = await createApiTestContext({
+    file: {
+      api: {
+        console: {
+          oidc: {
+            issuer: provider.issuer,
+            clientId: provider.clientId,
+            clientSecretEnv: "CONSOLE_OIDC_SECRET",
+            redirectUrl: redirectUri,
+            scopes: ["openid", "email", "groups"],
+            groups: { "custody-approvers": ["withdrawals:approve", "recon:read"] },
+          },
+        },
+      },
+    },
+    configure: (ctx) => {
+      const config = Object.freeze({
+        ...ctx.config,
+        consoleOidcClientSecret: provider.clientSecret,
+      });
+      return { ...ctx, config, common: { ...ctx.common, config } };
+    },
+  });
+  await t.app.listen({ port, host: "127.0.0.1" });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  mkdirSync(ARTIFACTS, { recursive: true });
+}, 120_000);
+afterAll(async () => {
+  await browser?.close();
+  await provider?.close();
+  await t?.cleanup();
+}, 180_000);
+
+/** From the console's sign-in page through the provider's login and consent forms. */
+async function ssoAs(page: Page, login: string) {
+  await page.goto(`${consoleUrl}/console/sign-in`);
+  await page.getByRole("link", { name: "Sign in with SSO" }).click();
+  await page.waitForURL((u) => u.origin === provider.issuer, { timeout: 30_000 });
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', "any");
+  await page.click('button[type="submit"]');
+  // The provider's consent form (first sign-in of this user for this client).
+  await page.waitForSelector('input[name="prompt"][value="consent"]', {
+    state: "attached",
+    timeout: 30_000,
+  });
+  await page.getByRole("button", { name: "Continue" }).click();
+}
+
+describe("SSO sign-in in chromium", () => {
+  it("signs a mapped person in and lands on the console with the session cookie", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await ssoAs(page, "dora");
+    await page.waitForURL(`${consoleUrl}/console`, { timeout: 30_000 });
+    await expect
+      .poll(() => page.textContent("header"), { timeout: 30_000 })
+      .toContain("oidc:dora@example.test");
+    expect(await page.textContent("header")).toContain("withdrawals:approve, recon:read");
+    await page.screenshot({ path: `${ARTIFACTS}/oidc-signed-in.png`, fullPage: true });
+    // Cookies as the browser would send them to the console's paths (they are Path-scoped).
+    const cookies = await context.cookies([`${consoleUrl}/console`, `${consoleUrl}/console/sso/x`]);
+    const session = cookies.find((c) => c.name === "cn_console");
+    expect(session).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/console" });
+    expect(cookies.find((c) => c.name === "cn_console_oidc")).toBeUndefined();
+    // Sign out ends it; the key is refused by /v1 too.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(`${consoleUrl}/console/sign-in`, { timeout: 30_000 });
+    expect(
+      (await t.call(session!.value, { method: "GET", url: "/v1/recon/runs" })).statusCode,
+    ).toBe(401);
+    await context.close();
+  });
+
+  it("shows a person in no mapped group the refusal, and no session cookie", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await ssoAs(page, "eve");
+    await page.waitForURL((u) => u.pathname === "/console/sso/callback", { timeout: 30_000 });
+    await expect
+      .poll(() => page.textContent("main"), { timeout: 30_000 })
+      .toContain("CONSOLE_OIDC_NO_SCOPES");
+    await page.screenshot({ path: `${ARTIFACTS}/oidc-refused.png`, fullPage: true });
+    const names = (await context.cookies(`${consoleUrl}/console/sso/x`)).map((c) => c.name);
+    expect(names).not.toContain("cn_console");
+    // The flow cookie is cleared by the refusal too.
+    expect(names).not.toContain("cn_console_oidc");
+    await context.close();
+  });
+});
