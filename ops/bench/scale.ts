@@ -227,13 +227,13 @@ function notMeasured(label: string, reason: string) {
 async function main() {
   const total = W.factsPerChain * W.chains.length;
   console.log(
-    `workload: ${fmt(total)} chain facts and ${fmt(total)} ledger transfers over ${W.chains.length} chains, ${fmt(W.customers)} customers, ${fmt(W.depositAddressesPerChain)} deposit (watched) addresses per chain, blocks of ${fmt(W.factsPerBlock)} facts; seeded with COPY into database ${scaleDatabaseUrl().split("/").pop()} (${workloadKey(W)})`,
+    `workload: ${fmt(total)} chain facts and ${fmt(total)} ledger transfers over ${W.chains.length} chains, ${fmt(W.customers)} customers, ${fmt(W.depositAddressesPerChain)} deposit (watched) addresses per chain, blocks of ${fmt(W.factsPerBlock)} facts; seeded inside Postgres (INSERT … SELECT generate_series) into database ${scaleDatabaseUrl().split("/").pop()} (${workloadKey(W)})`,
   );
   console.log(machineLine());
   const seeded = await ensureSeed(W, (line) => console.log(line));
   if (seeded.seededMs === null)
     console.log("seed: reused (marker bench.seeds matches the workload)");
-  else figure("seeding (COPY, indexes, ANALYZE)", seeded.seededMs / 1000, "s");
+  else figure("seeding (rows, keys and indexes, VACUUM ANALYZE)", seeded.seededMs / 1000, "s");
   const info = seeded.info;
   await resetToSeed(info, W);
 
