@@ -6,10 +6,12 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import Fastify from "fastify";
 import { describe, expect, it } from "vitest";
 import { apiConfigSchema, defaultConfigPath, loadConfig } from "../../ops/config.js";
+import type { Pool } from "../../ops/db.js";
 import { ConfigError } from "../../ops/errors.js";
-import { checkOidcScopes, ownerOf, scopesForGroups } from "./oidc.js";
+import { checkOidcScopes, createOidcRoutes, ownerOf, scopesForGroups } from "./oidc.js";
 
 const OIDC = {
   issuer: "https://login.example.com/realms/custody",
@@ -156,5 +158,44 @@ describe("OIDC claims", () => {
       owner: "oidc:00u1abc",
     });
     expect(ownerOf({ sub: "s".repeat(120) }, "sub").ok).toBe(false);
+  });
+});
+
+describe("OIDC routes without a reachable provider", () => {
+  it("says the provider is unavailable (502) and refuses a callback this browser did not start", async () => {
+    const app = Fastify();
+    await app.register(
+      createOidcRoutes({
+        // Neither answer touches the database.
+        pool: null as unknown as Pool,
+        oidc: {
+          ...OIDC,
+          issuer: "http://127.0.0.1:1", // nothing listens on port 1
+          redirectUrl: "http://127.0.0.1:8080/console/sso/callback",
+          scopes: ["openid"],
+          groupsClaim: "groups",
+          ownerClaim: "email",
+          absoluteTimeoutMs: 28_800_000,
+          clientSecret: "x",
+        },
+        idleTimeoutMs: 900_000,
+        sessionCookie: "cn_console",
+      }),
+    );
+    try {
+      const start = await app.inject({ method: "GET", url: "/console/sso/start" });
+      expect(start.statusCode).toBe(502);
+      expect(start.body).toContain("CONSOLE_OIDC_UNAVAILABLE");
+      expect(start.headers["set-cookie"]).not.toMatch(/cn_console_oidc=[^;]/);
+      const callback = await app.inject({
+        method: "GET",
+        url: "/console/sso/callback?code=abc&state=xyz",
+      });
+      expect(callback.statusCode).toBe(400);
+      expect(callback.body).toContain("CONSOLE_OIDC_STATE");
+      expect(callback.headers["content-security-policy"]).toMatch(/default-src 'self'/);
+    } finally {
+      await app.close();
+    }
   });
 });
