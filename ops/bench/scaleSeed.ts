@@ -597,11 +597,12 @@ export async function resetToSeed(info: SeedInfo, _w: ScaleWorkload): Promise<vo
         WHERE a.id = g.id`,
     );
     await c.query("DELETE FROM ledger.accounts WHERE id > $1", [info.maxAccountId]);
-    // Seeded credits a run held or finalised (reorg holds) are credited again.
+    // Seeded credits a run held (a reorg hold) are credited again; by the partial index on held
+    // credits, not a scan of every credit. (The bench reorgs nothing; 'final' is not undone.)
     await c.query(
       `UPDATE ledger.deposit_credits SET state = 'credited', orphaned_block = NULL, hold_id = NULL,
               hold_amount = NULL, shortfall_id = NULL, shortfall_amount = NULL, holds_placed = 0
-        WHERE state <> 'credited'`,
+        WHERE state = 'held'`,
     );
     for (const t of STATE_TABLES) {
       // Upsert by primary key (rows are referenced, e.g. assets by accounts); columns a later
