@@ -96,6 +96,11 @@ ${opts.body.html}
 </main></body></html>`;
 }
 
+/**
+ * Table cells wrap between words, never inside a word (`break-word` only splits a word that cannot
+ * fit its column at all) and never inside an amount (`.amount` keeps `1.5 ETH` on one line); only
+ * addresses and hashes (`.mono`) may break anywhere, which is what keeps wide tables within 1280 px.
+ */
 export const CSS = `
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,sans-serif;color:#1b1f24;background:#f6f7f9}
 header{display:flex;flex-wrap:wrap;align-items:center;gap:1rem;padding:.5rem 1rem;background:#1f2a37;color:#fff}
@@ -105,11 +110,13 @@ header a[aria-current=page]{color:#fff;font-weight:700;text-decoration:underline
 main{padding:1rem;max-width:1400px}main:focus{outline:none}
 .skip{position:absolute;left:-9999px}.skip:focus{left:1rem;top:.5rem;background:#fff;padding:.25rem .5rem;z-index:1}
 table{width:100%;border-collapse:collapse;background:#fff;table-layout:auto;margin:.5rem 0 1.5rem}
-th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e3e6ea;vertical-align:top;overflow-wrap:anywhere}
-th{background:#eef1f5;font-weight:600;overflow-wrap:normal;word-break:keep-all}td.num,th.num{text-align:right;white-space:nowrap}td.words{overflow-wrap:break-word}
-.mono{font-family:ui-monospace,monospace;font-size:12px}
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e3e6ea;vertical-align:top;overflow-wrap:break-word}
+th{background:#eef1f5;font-weight:600;overflow-wrap:normal;word-break:keep-all}td.num,th.num{text-align:right;white-space:nowrap}
+.amount{white-space:nowrap}
+.mono{font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere}
 form.inline{display:flex;flex-wrap:wrap;gap:.25rem;align-items:center;margin:.15rem 0}
-input[type=text],input[type=password]{padding:.25rem .4rem;border:1px solid #9aa4b1;border-radius:3px}
+input[type=text],input[type=password],select{padding:.25rem .4rem;border:1px solid #9aa4b1;border-radius:3px;max-width:100%}
+form.stacked{background:#fff;padding:.5rem 1rem;margin:.5rem 0 1.5rem;border:1px solid #e3e6ea}form.stacked p{margin:.5rem 0}form.stacked label{display:block;font-weight:600}
 button{padding:.25rem .6rem;border:1px solid #42526e;border-radius:3px;background:#fff;cursor:pointer}
 button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}
 :focus-visible{outline:3px solid #f0a500;outline-offset:1px}
