@@ -1,91 +1,34 @@
 /**
  * The console's treasury bookings and reorg holds in a real browser (Debian's chromium driven by
  * playwright-core) against the whole service on anvil with the KMS emulator: the hot wallet's funding
- * is booked through POST /v1/treasury/moves, listed by GET /v1/treasury/moves (scope, bad input) and
- * shown on the treasury page in token units with the symbol; GET /v1/deposits/holds answers (scope,
+ * is booked through the treasury page's form (bad input and a CSRF-less POST refused, nothing
+ * booked), listed by GET /v1/treasury/moves (scope, bad input) and shown on the treasury page in
+ * token units with the symbol; GET /v1/deposits/holds answers (scope,
  * bad input) and the deposits page shows its reorg holds section. Screenshots go to
  * .artifacts/console/ (git-ignored).
  */
-import { mkdirSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
 import { formatEther, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { policiesSchema } from "../../ops/config.js";
-import { DEMO_POLICY } from "../../ops/e2e/scenario.js";
-import { type PreparedCustody, prepareCustody } from "../../ops/e2e/setup.js";
-import { ROLE_NAMES } from "../../ops/roles.js";
-import { type Service, startService } from "../../ops/start.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { EXTERNAL } from "../../ops/e2e/scenario.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { createApiKey } from "../apiKeys.js";
+import { expectNoHorizontalOverflow, expectWordsWhole, shot, shows } from "./testing/browser.js";
+import { type ConsoleService, startConsoleService } from "./testing/service.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = ".artifacts/console";
-
-let ctx: TestContext;
-let kms: KmsEmulator;
-let service: Service | undefined;
-let browser: Browser | undefined;
-let prepared: PreparedCustody;
+let s: ConsoleService;
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  ctx = await createTestContext({
-    chains: [
-      { chainId: 31337, key: "local-a", config: { confirmations: { kind: "blocks", blocks: 2 } } },
-    ],
-  });
-  kms = await startKmsEmulator();
-  const chain = ctx.config.chains[0]!;
-  prepared = await prepareCustody({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    chain,
-    kmsEndpoint: kms.url,
-    policies: policiesSchema.parse(
-      JSON.parse(
-        JSON.stringify(DEMO_POLICY(chain.chainId), (_k, v) =>
-          typeof v === "bigint" ? v.toString() : v,
-        ),
-      ),
-    ),
-  });
-  service = await startService(prepared.config, { roles: [...ROLE_NAMES] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  s = await startConsoleService();
 });
 afterAll(async () => {
-  await browser?.close();
-  await service?.stop();
-  await kms?.stop();
-  await ctx?.cleanup();
+  await s?.cleanup();
 });
 
 describe("console treasury bookings and reorg holds", () => {
   it("lists a booked funding in the API and on the treasury page; holds list and section", async () => {
+    const { ctx, prepared, url, api } = s;
     const chain = ctx.config.chains[0]!;
-    const url = service!.url;
-    const pool = ctx.db.pool;
-    let n = 0;
-    const api = async (key: string, method: "GET" | "POST", path: string, body?: object) => {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${key}`,
-          ...(body ? { "content-type": "application/json" } : {}),
-          ...(method === "POST" ? { "idempotency-key": `console-bookings-${++n}` } : {}),
-        },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-      return {
-        status: res.status,
-        type: res.headers.get("content-type") ?? "",
-        body: (await res.json()) as Record<string, unknown>,
-      };
-    };
-    const admin = (await createApiKey(pool, { owner: "ops-admin", scopes: ["admin"] })).plaintext;
-    const reader = (await createApiKey(pool, { owner: "ops-reader", scopes: ["deposits:read"] }))
-      .plaintext;
+    const admin = await s.key("ops-admin", ["admin"]);
+    const reader = await s.key("ops-reader", ["deposits:read"]);
 
     // set-up booked the factory deploy's gas (custody-node contracts deploy): the list has it
     const before = await api(admin, "GET", "/v1/treasury/moves");
@@ -95,16 +38,51 @@ describe("console treasury bookings and reorg holds", () => {
     ]);
     const gas = (before.body.moves as Record<string, unknown>[])[0]!;
 
-    // the hot wallet's 100 ETH funding (prepareCustody sent it) is booked by ops-admin
-    const booked = await api(admin, "POST", "/v1/treasury/moves", {
-      move: "fund",
-      chain: chain.key,
-      txHash: prepared.fundTxHash,
-      wallet: prepared.hotWallet,
-      amount: parseEther("100").toString(),
-      reason: "initial float for local-a",
+    // the hot wallet's 100 ETH funding (prepareCustody sent it) is booked by ops-admin through
+    // the treasury page's form (session scopes, CSRF token, idempotency key)
+    const nativeId = `${chain.chainId}:0x0000000000000000000000000000000000000000`;
+    const { context, page } = await s.browser.signIn(admin);
+    const fill = async (f: { wallet: string; amount: string }) => {
+      await page.goto(`${url}/console/treasury`);
+      await page.getByLabel("Move", { exact: true }).selectOption("fund");
+      await page.getByLabel("Asset", { exact: true }).selectOption(nativeId);
+      await page.getByLabel("Transaction hash", { exact: true }).fill(prepared.fundTxHash);
+      await page.getByLabel("Hot wallet", { exact: true }).fill(f.wallet);
+      await page.getByLabel("Amount (token units)", { exact: true }).fill(f.amount);
+      await page.getByLabel("Why", { exact: true }).fill("initial float for local-a");
+    };
+    const bookedCount = async () =>
+      ((await api(admin, "GET", "/v1/treasury/moves")).body.moves as unknown[]).length;
+    // bad input: an amount that is not a number (the console's own parse), and a wallet that is
+    // not a hot wallet (the API's refusal): each shown, nothing booked
+    await fill({ wallet: prepared.hotWallet, amount: "1.2.3" });
+    await shot(page, "treasury-form");
+    await page.getByRole("button", { name: "Book move" }).click();
+    await shows(page.getByRole("alert"), "CONSOLE_FORM_INVALID: amount must be a number");
+    await fill({ wallet: EXTERNAL, amount: "100" });
+    await page.getByRole("button", { name: "Book move" }).click();
+    await shows(page.getByRole("alert"), "TREASURY_MOVE_REFUSED");
+    await shows(page.getByRole("alert"), "is not a hot wallet");
+    await shot(page, "treasury-form-refused");
+    expect(await bookedCount()).toBe(1);
+    // a CSRF-less POST of the same form is refused and books nothing
+    const forged = await page.request.post(`${url}/console/treasury/moves`, {
+      form: {
+        move: "fund",
+        asset: nativeId,
+        txHash: prepared.fundTxHash,
+        wallet: prepared.hotWallet,
+        amount: "100",
+        reason: "forged",
+      },
     });
-    expect(booked.status, JSON.stringify(booked.body)).toBe(200);
+    expect(forged.status()).toBe(403);
+    expect(await forged.text()).toContain("CONSOLE_CSRF");
+    expect(await bookedCount()).toBe(1);
+    await fill({ wallet: prepared.hotWallet, amount: "100" });
+    await page.getByRole("button", { name: "Book move" }).click();
+    await shows(page.getByRole("status").first(), "treasury fund of");
+    expect(new URL(page.url()).pathname).toBe("/console/treasury");
 
     const listed = await api(admin, "GET", `/v1/treasury/moves?after=${String(gas.id)}&limit=10`);
     expect(listed.status).toBe(200);
@@ -151,13 +129,6 @@ describe("console treasury bookings and reorg holds", () => {
     const native = (assets.body.assets as { assetId: string; symbol: string }[]).find(
       (a) => a.assetId === `${chain.chainId}:0x0000000000000000000000000000000000000000`,
     )!;
-    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    await page.goto(`${url}/console/sign-in`);
-    await page.getByLabel("API key").fill(admin);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL(`${url}/console`);
-
     await page.goto(`${url}/console/treasury`);
     const row = page.locator(`tr[data-move="${String(moves[0]!.id)}"]`);
     await waitFor("the booking on the treasury page", async () => (await row.count()) === 1, {
@@ -174,18 +145,16 @@ describe("console treasury bookings and reorg holds", () => {
     expect(await gasRow.textContent()).toContain(
       `${formatEther(BigInt(String(gas.amount)))} ${native.symbol}`,
     );
-    await page.screenshot({ path: `${ARTIFACTS}/treasury-bookings.png`, fullPage: true });
+    await shot(page, "treasury-bookings");
 
     await page.goto(`${url}/console/deposits`);
     const section = page.locator("section", { has: page.locator("h2#reorg-holds") });
     expect(await section.textContent()).toContain("No reorg holds.");
-    await page.screenshot({ path: `${ARTIFACTS}/deposits-holds.png`, fullPage: true });
+    await shot(page, "deposits-holds");
     for (const path of ["/console/treasury", "/console/deposits"]) {
       await page.goto(`${url}${path}`);
-      const [scroll, client] = await page.evaluate<number[]>(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
-      );
-      expect(scroll, `${path} scrollWidth`).toBeLessThanOrEqual(client!);
+      await expectNoHorizontalOverflow(page, path);
+      await expectWordsWhole(page, path);
     }
     await context.close();
   }, 240_000);

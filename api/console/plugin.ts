@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parseTokenAmount } from "../../ops/amounts.js";
 import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
 import { verifyAuditChain } from "../audit.js";
@@ -401,7 +402,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
           );
         const body = html`
             ${section("Approval queue", queue, (b) => withdrawalsTable(b.withdrawals as Json[], assets, (w) => decisionForms(s, w)))}
-            ${section("Needs review", review, (b) => html`${withdrawalsTable(b.withdrawals as Json[], assets)}<p>Operator action: after checking the chain, fail it and release its hold with <code>custody-node withdrawals fail &lt;id&gt; --by &lt;you&gt; --reason …</code> (not offered in the console).</p>`)}
+            ${section("Needs review", review, (b) => html`<p>Its nonce was used at a final block by none of our transactions. Check the chain first; failing it releases the customer's hold (admin; the same as <code>custody-node withdrawals fail</code>).</p>${withdrawalsTable(b.withdrawals as Json[], assets, (w) => failForm(s, w))}`)}
             ${section("All withdrawals", recent, (b) => withdrawalsTable(b.withdrawals as Json[], assets))}`;
         return send(reply, 200, page(request, { title: "Withdrawals", page: "withdrawals", body }));
       });
@@ -425,7 +426,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
           );
         const w = r.body;
         const body = html`
-            ${withdrawalsTable([w], assets, w.status === "pending_approval" ? (x) => decisionForms(s, x) : undefined)}
+            ${withdrawalsTable([w], assets, w.status === "pending_approval" ? (x) => decisionForms(s, x) : w.status === "needs_review" ? (x) => failForm(s, x) : undefined)}
             <section aria-labelledby="timeline"><h2 id="timeline">Timeline to finality</h2>
             <ol>${(w.history as Json[]).map((h) => html`<li>${time(String(h.at))} — <strong>${h.action}</strong> by ${h.actor}${h.details && (h.details as Json).reason ? html` (“${(h.details as Json).reason}”)` : ""}</li>`)}</ol></section>`;
         return send(
@@ -443,7 +444,8 @@ export function createConsolePlugin(options: ConsoleOptions) {
         "/console/withdrawals/:id/:action",
         async (request, reply) => {
           const { id, action } = request.params;
-          if (!["approve", "reject", "cancel"].includes(action)) return reply.callNotFound();
+          if (!["approve", "reject", "cancel", "fail"].includes(action))
+            return reply.callNotFound();
           const reason = reasonOf((request.body ?? {}) as Json);
           return act(
             request,
@@ -451,7 +453,9 @@ export function createConsolePlugin(options: ConsoleOptions) {
             `/v1/withdrawals/${encodeURIComponent(id)}/${action}`,
             reason ? { reason } : {},
             "/console/withdrawals",
-            `withdrawal ${id.slice(0, 8)}: ${action} recorded`,
+            action === "fail"
+              ? `withdrawal ${id.slice(0, 8)}: failed, hold released`
+              : `withdrawal ${id.slice(0, 8)}: ${action} recorded`,
           );
         },
       );
@@ -510,9 +514,63 @@ export function createConsolePlugin(options: ConsoleOptions) {
           v1(s, "GET", "/v1/treasury/moves?limit=1000"),
           assetsOf(s),
         ]);
-        const body = html`<p>Book a move with <code>POST /v1/treasury/moves</code> or <code>custody-node treasury</code>.</p>
+        // The form only where the key may book (the API's own answer to the list says so).
+        const listed = moves.status === 200 ? await v1(s, "GET", "/v1/assets") : undefined;
+        const body = html`${listed ? treasuryForm(s, (listed.body.assets as Json[] | undefined) ?? []) : ""}
             ${section("Treasury bookings", moves, (b) => treasuryTable(b.moves as Json[], assets))}`;
         return send(reply, 200, page(request, { title: "Treasury", page: "treasury", body }));
+      });
+      /**
+       * The treasury form: the asset picked from the listed ones gives the chain and token, and
+       * amounts typed in token units become base units here (the API takes base units); the rest
+       * goes to POST /v1/treasury/moves as typed, so its checks and refusals are the API's.
+       */
+      c.post("/console/treasury/moves", async (request, reply) => {
+        const s = request.consoleSession!;
+        const form = (request.body ?? {}) as Json;
+        const field = (name: string) =>
+          typeof form[name] === "string" ? (form[name] as string).trim() : "";
+        const listed = ((await v1(s, "GET", "/v1/assets")).body.assets as Json[] | undefined) ?? [];
+        const asset = listed.find((a) => a.assetId === field("asset"));
+        const payload: Json = {
+          move: field("move"),
+          txHash: field("txHash"),
+          wallet: field("wallet"),
+          reason: field("reason"),
+        };
+        try {
+          if (!asset) throw new TypeError("asset must be one of the listed assets");
+          payload.chain = String(asset.chain);
+          if (!asset.native) payload.token = String(asset.address);
+          if (field("amount"))
+            payload.amount = parseTokenAmount(field("amount"), Number(asset.decimals)).toString();
+          const native = listed.find((a) => a.chainId === asset.chainId && a.native);
+          if (field("fee"))
+            payload.fee = parseTokenAmount(
+              field("fee"),
+              Number(native?.decimals ?? 18),
+              "fee",
+            ).toString();
+        } catch (error) {
+          return send(
+            reply,
+            400,
+            page(request, {
+              title: "Refused",
+              page: "treasury",
+              error: `CONSOLE_FORM_INVALID: ${(error as Error).message}; nothing was booked.`,
+              body: html`<p><a href="/console/treasury">Back</a></p>`,
+            }),
+          );
+        }
+        return act(
+          request,
+          reply,
+          "/v1/treasury/moves",
+          payload,
+          "/console/treasury",
+          `treasury ${String(payload.move)} of ${String(payload.txHash).slice(0, 10)}… booked`,
+        );
       });
 
       c.get("/console/webhooks", async (request, reply) => {
@@ -611,6 +669,14 @@ function decisionForms(s: ConsoleSession, w: Json): Html {
       <button type="submit" aria-label="Reject withdrawal ${short}">Reject</button></form>`;
 }
 
+function failForm(s: ConsoleSession, w: Json): Html {
+  const id = String(w.id);
+  const short = id.slice(0, 8);
+  return html`<form method="post" action="/console/withdrawals/${id}/fail" class="inline">${formGuard(s.csrf, newIdempotencyKey())}
+      <label for="fail-reason-${id}" class="visually-hidden">What you checked on chain for ${short}</label><input type="text" id="fail-reason-${id}" name="reason" placeholder="what you checked on chain" required>
+      <button type="submit" aria-label="Fail withdrawal ${short} and release its hold">Fail, release hold</button></form>`;
+}
+
 function depositsTable(rows: Json[], assets: Map<string, AssetInfo>): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
   return html`<table><thead><tr><th scope="col">Customer</th><th scope="col" class="num">Amount</th><th scope="col">Status</th><th scope="col" class="num">Block</th><th scope="col">Transaction</th><th scope="col">Detected</th></tr></thead>
@@ -631,8 +697,23 @@ function treasuryTable(rows: Json[], assets: Map<string, AssetInfo>): Html {
   return html`<table><thead><tr><th scope="col">Move</th><th scope="col">Chain</th><th scope="col" class="num">Amount</th><th scope="col" class="num">Gas</th><th scope="col">Wallet</th><th scope="col">By</th><th scope="col">Why</th><th scope="col">Transaction</th><th scope="col">When</th></tr></thead>
     <tbody>${rows.map((m) => {
       const native = assets.get(`${m.chainId}:0x0000000000000000000000000000000000000000`);
-      return html`<tr data-move="${m.id}"><td>${m.move}</td><td class="num">${m.chainId}</td><td class="num">${m.amount === null ? "—" : amount(String(m.amount), assets.get(String(m.assetId)))}</td><td class="num">${m.fee === null ? "—" : amount(String(m.fee), native)}</td><td class="mono">${m.wallet}</td><td class="words">${m.by}</td><td class="words">${m.reason}</td><td class="mono">${m.txHash}</td><td>${time(String(m.at))}</td></tr>`;
+      return html`<tr data-move="${m.id}"><td>${m.move}</td><td class="num">${m.chainId}</td><td class="num">${m.amount === null ? "—" : amount(String(m.amount), assets.get(String(m.assetId)))}</td><td class="num">${m.fee === null ? "—" : amount(String(m.fee), native)}</td><td class="mono">${m.wallet}</td><td>${m.by}</td><td>${m.reason}</td><td class="mono">${m.txHash}</td><td>${time(String(m.at))}</td></tr>`;
     })}</tbody></table>`;
+}
+
+function treasuryForm(s: ConsoleSession, assets: Json[]): Html {
+  return html`<section aria-labelledby="book-a-move"><h2 id="book-a-move">Book a move</h2>
+    <p>Book a hot wallet's funding or defunding, or the gas of an operator transaction, against its transaction (the same as <code>custody-node treasury</code>). Amounts in token units; leave the amount empty to take it from the indexed transaction.</p>
+    <form method="post" action="/console/treasury/moves" class="stacked">${formGuard(s.csrf, newIdempotencyKey())}
+      <p><label for="tm-move">Move</label><select id="tm-move" name="move"><option value="fund">fund: into a hot wallet</option><option value="defund">defund: out of a hot wallet</option><option value="gas">gas: paid by a hot wallet for an operator transaction</option></select></p>
+      <p><label for="tm-asset">Asset</label><select id="tm-asset" name="asset">${assets.map((a) => html`<option value="${a.assetId}">${a.chain}: ${a.symbol}${a.native ? " (native)" : html` (${a.address})`}</option>`)}</select></p>
+      <p><label for="tm-tx">Transaction hash</label><input type="text" id="tm-tx" name="txHash" class="mono" size="70" required autocomplete="off" spellcheck="false"></p>
+      <p><label for="tm-wallet">Hot wallet</label><input type="text" id="tm-wallet" name="wallet" class="mono" size="46" required autocomplete="off" spellcheck="false"></p>
+      <p><label for="tm-amount">Amount (token units)</label><input type="text" id="tm-amount" name="amount" inputmode="decimal" size="30" placeholder="e.g. 100" autocomplete="off"></p>
+      <p><label for="tm-fee">Gas of a defund (native units)</label><input type="text" id="tm-fee" name="fee" inputmode="decimal" size="30" placeholder="only for defund" autocomplete="off"></p>
+      <p><label for="tm-reason">Why</label><input type="text" id="tm-reason" name="reason" size="70" maxlength="500" required></p>
+      <p><button type="submit" class="primary">Book move</button></p>
+    </form></section>`;
 }
 
 function breaksTable(rows: Json[], assets: Map<string, AssetInfo>, s: ConsoleSession): Html {

@@ -1,8 +1,12 @@
-/** Withdrawals: create, get (with approvals and audit history), list, approve, reject, cancel. */
+/**
+ * Withdrawals: create, get (with approvals and audit history), list, approve, reject, cancel, and an
+ * operator's fail of one in needs_review (admin).
+ */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
+import { TxRequestNotReviewableError } from "../../signer/index.js";
 import { listAudit } from "../audit.js";
 import { callerOf } from "../auth.js";
-import { NotFoundError } from "../errors.js";
+import { NotFoundError, WithdrawalStateError } from "../errors.js";
 import { idempotencyKeyOf } from "../idempotency.js";
 import {
   Address,
@@ -41,7 +45,7 @@ export const WithdrawalOut = Type.Object({
     type: "string",
     enum: [...WITHDRAWAL_STATUSES],
     description:
-      "confirmed: the confirmation rule is met (hold posted), still followed; finalized: final (terminal); a reorg takes confirmed back to broadcast; receipt_unknown / needs_review: the hold stays until the chain or an operator (`custody-node withdrawals fail`) decides",
+      "confirmed: the confirmation rule is met (hold posted), still followed; finalized: final (terminal); a reorg takes confirmed back to broadcast; receipt_unknown / needs_review: the hold stays until the chain or an operator (`POST /v1/withdrawals/{id}/fail`, `custody-node withdrawals fail`) decides",
   }),
   requiredApprovals: Type.Integer(),
   approvals: Type.Array(
@@ -173,6 +177,52 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           limit: 1000,
         });
         return { ...w, history: history.map(auditOut) };
+      },
+    );
+
+    app.post(
+      "/withdrawals/:id/fail",
+      {
+        // Releasing the hold of a withdrawal whose outcome the chain never showed is the riskiest
+        // decision here (if it did go out, the money is paid twice): admins only, as the CLI.
+        config: { scopes: ["admin"] },
+        schema: {
+          tags: ["withdrawals"],
+          summary:
+            "Fail a withdrawal in needs_review and release its hold (an operator who checked the chain)",
+          description:
+            "Only `needs_review` (its nonce was consumed at a final block by none of our attempts) can be failed: anything else the chain can still decide (409 WITHDRAWAL_INVALID_STATE). Audited as the key's owner with the reason; `withdrawal.failed` is sent. The same as `custody-node withdrawals fail`; a repeat after success answers the failed withdrawal.",
+          headers: IdempotencyHeaders,
+          params: Type.Object({ id: Uuid }),
+          body: Type.Object(
+            {
+              reason: Type.String({
+                minLength: 1,
+                maxLength: 500,
+                pattern: "\\S",
+                description: "what was checked on chain",
+              }),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: WithdrawalOut, ...problemResponses },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        try {
+          await deps.withdrawals.failByOperator(id, {
+            by: callerOf(request).owner,
+            reason: request.body.reason.trim(),
+          });
+        } catch (error) {
+          // The signer's record left needs_review meanwhile (the chain moved it): the same answer
+          // as a withdrawal found in another state.
+          if (error instanceof TxRequestNotReviewableError)
+            throw new WithdrawalStateError(id, String(error.meta?.status ?? "moved"), "fail");
+          throw error;
+        }
+        return full(id);
       },
     );
 
