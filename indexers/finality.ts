@@ -53,6 +53,45 @@ export async function publishFinalized(
 }
 
 /**
+ * Move the checkpoint to `tip` and publish `candidate` as finalized as `publishFinalized` does
+ * (only higher, only a stored canonical block, with its hash), in one statement: an ingest
+ * batch's last write. Returns what is now published.
+ */
+export async function saveTipAndPublishFinalized(
+  client: PoolClient,
+  chainId: number,
+  tip: { number: bigint; hash: string },
+  candidate: bigint | null,
+): Promise<FinalizedBlock | null> {
+  const { rows } = await client.query<{
+    finalized_number: string | null;
+    finalized_hash: string | null;
+  }>(
+    `INSERT INTO chain.checkpoints AS c
+       (chain_id, block_number, block_hash, updated_at, finalized_number, finalized_hash)
+     SELECT $1, $2, $3, now(), b.number, b.hash
+       FROM (SELECT 1) AS one
+       LEFT JOIN chain.blocks b ON b.chain_id = $1 AND b.canonical AND b.number = $4::bigint
+     ON CONFLICT (chain_id) DO UPDATE
+       SET block_number = EXCLUDED.block_number, block_hash = EXCLUDED.block_hash, updated_at = now(),
+           finalized_number = CASE WHEN EXCLUDED.finalized_number > COALESCE(c.finalized_number, -1)
+                                   THEN EXCLUDED.finalized_number ELSE c.finalized_number END,
+           finalized_hash = CASE WHEN EXCLUDED.finalized_number > COALESCE(c.finalized_number, -1)
+                                 THEN EXCLUDED.finalized_hash ELSE c.finalized_hash END
+     RETURNING c.finalized_number, c.finalized_hash`,
+    [
+      chainId,
+      tip.number.toString(),
+      tip.hash,
+      candidate !== null && candidate >= 0n ? candidate.toString() : null,
+    ],
+  );
+  const row = rows[0];
+  if (!row || row.finalized_number === null || row.finalized_hash === null) return null;
+  return { number: BigInt(row.finalized_number), hash: row.finalized_hash };
+}
+
+/**
  * Pure: the finalized height implied by the rule, given the best known head and the stored tip
  * (never above the tip: only stored blocks are published). `nodeFinalized` is the node's
  * `finalized` tag (null when unknown), used by the `finalized` rule.

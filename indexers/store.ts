@@ -26,18 +26,37 @@ export async function loadTip(
   return row ? { number: BigInt(row.block_number), hash: row.block_hash } : null;
 }
 
-/** Lock the checkpoint row and check it is `expected` (another writer or a lost race otherwise). */
+const LOCK_TIP =
+  "SELECT block_number, block_hash FROM chain.checkpoints WHERE chain_id = $1 FOR UPDATE";
+
+// The same, first turning off synchronous commit for this transaction: one round trip, not two.
+const LOCK_TIP_ASYNC_COMMIT = `
+  SELECT c.block_number, c.block_hash
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s
+    LEFT JOIN LATERAL (
+      SELECT block_number, block_hash FROM chain.checkpoints WHERE chain_id = $1 FOR UPDATE
+    ) AS c ON true`;
+
+/**
+ * Lock the checkpoint row and check it is `expected` (another writer or a lost race otherwise).
+ * `asyncCommit`: the transaction commits without waiting for its WAL flush (an ingest batch:
+ * losing it in a Postgres crash loses nothing, see commitRange).
+ */
 export async function lockTip(
   client: PoolClient,
   chainId: number,
   expected: Tip | null,
+  { asyncCommit = false }: { asyncCommit?: boolean } = {},
 ): Promise<void> {
-  const { rows } = await client.query<{ block_number: string; block_hash: string }>(
-    "SELECT block_number, block_hash FROM chain.checkpoints WHERE chain_id = $1 FOR UPDATE",
+  const { rows } = await client.query<{ block_number: string | null; block_hash: string | null }>(
+    asyncCommit ? LOCK_TIP_ASYNC_COMMIT : LOCK_TIP,
     [chainId],
   );
   const row = rows[0];
-  const actual = row ? { number: BigInt(row.block_number), hash: row.block_hash } : null;
+  const actual =
+    row?.block_number != null && row.block_hash != null
+      ? { number: BigInt(row.block_number), hash: row.block_hash }
+      : null;
   if (actual?.hash !== expected?.hash || actual?.number !== expected?.number)
     throw new TipMovedError(expected, actual);
 }
@@ -129,6 +148,13 @@ export async function copyFacts(
 }
 
 /**
+ * Below this many facts a batch goes in with one INSERT (one round trip) rather than COPY (a
+ * savepoint, the clock, the copy and the release: four): following the head, a block holds a few
+ * custody facts, and round trips are what its commit costs.
+ */
+const COPY_MIN_FACTS = 500;
+
+/**
  * Insert facts; those at or below `confirmedUpTo` go in as `confirmed` directly (backfill would
  * otherwise write every row twice). A fact orphaned earlier whose block is canonical again is
  * revived as `seen`/`confirmed`.
@@ -148,7 +174,7 @@ export async function insertFacts(
   // A fresh block's facts exist already only when the block was pruned and comes back (an
   // operator's deep resume): COPY then meets the unique key, and the conflict path takes over.
   let copied = false;
-  if (freshBlocks) {
+  if (freshBlocks && facts.length >= COPY_MIN_FACTS) {
     await client.query("SAVEPOINT copy_facts");
     try {
       await copyFacts(client, chainId, facts, status);

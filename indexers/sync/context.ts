@@ -11,7 +11,7 @@ import type { Pool } from "../../ops/db.js";
 import type { Logger } from "../../ops/logger.js";
 import { finalityRule } from "../finality.js";
 import { type IndexerMetrics, indexerMetrics } from "../metrics.js";
-import type { StatusChange } from "../store.js";
+import type { StatusChange, Tip } from "../store.js";
 import type { WatchedSet } from "../watched.js";
 
 /** Rung after a commit that confirmed or orphaned facts (the `chain-facts` doorbell). */
@@ -83,6 +83,13 @@ export type SyncContext = {
   prune: { retention: number; intervalMs: number; at: number; below: bigint };
   /** The node's `finalized` tag, cached (it moves slowly): see `nodeFinalized`. */
   finalizedTag: { value: bigint | null; at: number; head: bigint } | null;
+  /**
+   * The tip this process committed last, so the next pass need not read it back (one round trip
+   * a block). Only a commit sets it; a pass takes it and clears it, a reorg, a halt or a new lease
+   * clears it. Every commit still locks and compares the stored tip, so a stale value costs one
+   * failed pass (TipMovedError), never a wrong write.
+   */
+  knownTip: Tip | null;
 };
 
 export function createSyncContext(args: {
@@ -131,6 +138,7 @@ export function createSyncContext(args: {
     stopping: args.stopping,
     callsAtLastBlock: args.adapter.rpc.callCount(),
     finalizedTag: null,
+    knownTip: null,
     prune: {
       retention: blockRetention(chain),
       intervalMs: args.options.pruneIntervalMs ?? 10_000,

@@ -84,6 +84,9 @@ export async function fetchBlockData(ctx: SyncContext, block: RawBlock): Promise
   const number = BigInt(block.number);
   const maybe = tokensMaybeIn(ctx, block);
   const receipts = new Map<string, RawReceipt>();
+  // The block is in hand, so every allocation a transaction in it can pay was committed before
+  // now: the watched set's barrier runs beside the RPC calls instead of after them (commitRange
+  // then tops up receipts of transactions to addresses it added).
   const [logs, frames] = await Promise.all([
     maybe.length === 0
       ? Promise.resolve([] as RawLog[])
@@ -92,6 +95,7 @@ export async function fetchBlockData(ctx: SyncContext, block: RawBlock): Promise
           .then((r) => r.flat()),
     callFrames(ctx, [block]),
     fetchReceipts(ctx, [block], txsNeedingReceipts([block], ctx.watched), receipts),
+    ctx.watched.ensureCurrent(ctx.pool),
   ]);
   return { blocks: [block], receipts, logs, frames };
 }

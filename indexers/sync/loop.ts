@@ -1,19 +1,26 @@
 /**
  * The ingest loop: one writer per chain (a session advisory lock), then passes until stopped. A
  * halted chain makes no pass (it waits for `custody-node chains resume`); a pass that finds no
- * endpoint at the blocks it needs waits without concluding anything. After a pass that stored a
- * block the loop sleeps the poll interval (a block time: one poll per block); after one that found
- * nothing it polls again at a quarter of it, so the next block is seen soon after it appears.
+ * endpoint at the blocks it needs waits without concluding anything.
+ *
+ * Polling is paced by the block time, counted from when a pass started (its poll), not from when
+ * its commit ended: after a pass that stored the next block, the next poll comes one idle interval
+ * (a quarter of the poll interval) before the following block is due, then every idle interval
+ * until it appears. So a block waits at most an idle interval to be seen however long the commit
+ * took, at about two polls a block. A pass that stored several blocks (we were behind) polls again
+ * at once. With new heads over WS the interval is only a backstop: a head wakes the loop.
  */
 import { ChainDataInconsistentError, NoHealthyEndpointError } from "../../chains/index.js";
 import type { PoolClient } from "../../ops/db.js";
 import { BaseError } from "../../ops/errors.js";
 import { openHalt } from "../halts.js";
 import type { SyncContext } from "./context.js";
-import { syncPass, watchHeads } from "./realtime.js";
+import { type PassResult, syncPass, watchHeads } from "./realtime.js";
 
 /** First key of the per-chain advisory lock (the second is the chain id). */
 const LEASE_NAMESPACE = 0x636e6478; // "cndx"
+/** While running, the halts table is re-read this often anyway (belt and braces). */
+const HALT_RECHECK_MS = 5000;
 
 export type IngestLoop = {
   start: () => void;
@@ -32,13 +39,26 @@ export function createIngestLoop(
   let wake: (() => void) | undefined;
   let wakeRequested = false;
   let waitingLogged = false;
+  const idlePollMs = Math.max(50, Math.floor(pollIntervalMs / 4));
 
-  /** Is the chain halted? Read each pass: the resume command runs in another process. */
+  /**
+   * Is the chain halted? Only this chain's lease holder opens a halt (sync/reorg.ts, which sets
+   * `state.halted` itself), and the resume command runs in another process: so while halted it is
+   * read each pass, and while running at most every HALT_RECHECK_MS (and on taking the lease), not
+   * one more round trip per block.
+   */
+  let haltCheckedAt = 0;
   async function checkHalt(): Promise<boolean> {
     const halt = await openHalt(pool, chainId);
+    haltCheckedAt = Date.now();
     state.halted = halt ? halt.reason : null;
     metrics.halted.set(labels, halt ? 1 : 0);
+    if (halt) ctx.knownTip = null; // the operator's resume may move the checkpoint
     return halt !== null;
+  }
+  async function halted(): Promise<boolean> {
+    if (state.halted === null && Date.now() - haltCheckedAt < HALT_RECHECK_MS) return false;
+    return checkHalt();
   }
 
   async function syncOnce(): Promise<void> {
@@ -83,6 +103,9 @@ export function createIngestLoop(
       client.release(!ok);
     };
     lease = client;
+    // Another process may have written (or halted) while we stood by.
+    ctx.knownTip = null;
+    haltCheckedAt = 0;
     logger.info({ msg: "indexer lease acquired" });
     return true;
   }
@@ -92,6 +115,7 @@ export function createIngestLoop(
     let standbyLogged = false;
     while (!ctx.stopping()) {
       let pause = pollIntervalMs;
+      const passStart = Date.now();
       try {
         if (!(await holdLease())) {
           if (!standbyLogged) logger.info({ msg: "another indexer holds this chain, standing by" });
@@ -102,7 +126,7 @@ export function createIngestLoop(
           continue;
         }
         state.standby = false;
-        if (await checkHalt()) {
+        if (await halted()) {
           // Halted: alive and waiting for an operator; readiness says why.
           state.syncedAt = Date.now();
           await sleep(Math.max(1000, pollIntervalMs));
@@ -112,10 +136,11 @@ export function createIngestLoop(
         state.syncedAt = Date.now();
         state.lastError = null;
         failures = 0;
-        // Polling: look again soon after a pass that found nothing. With new heads over WS the
-        // interval is only a backstop: the next head wakes the loop.
-        if (result === "idle" && !ctx.chain.wsUrl)
-          pause = Math.max(100, Math.floor(pollIntervalMs / 4));
+        // Pacing (see the top of this file).
+        if (result === "behind") pause = 0;
+        else if (ctx.chain.wsUrl) pause = pollIntervalMs;
+        else if (result === "idle") pause = idlePollMs;
+        else pause = Math.max(0, passStart + pollIntervalMs - idlePollMs - Date.now());
       } catch (err) {
         if (ctx.stopping()) break;
         failures++;
@@ -134,7 +159,7 @@ export function createIngestLoop(
     await releaseLease?.();
   }
 
-  async function syncPassCounted(): Promise<"stored" | "idle"> {
+  async function syncPassCounted(): Promise<PassResult> {
     try {
       const result = await syncPass(ctx);
       if (state.noHealthyEndpoint === null) {

@@ -20,18 +20,23 @@ import { observeHead, observeIndexed, type SyncContext } from "./context.js";
 import { fetchBlockData } from "./fetchRange.js";
 import { handleReorg } from "./reorg.js";
 
-export type PassResult = "stored" | "idle";
+/**
+ * `stored`: the next block on our tip; `behind`: more than one block (the historical stage took
+ * them), so look again at once; `idle`: nothing new.
+ */
+export type PassResult = "stored" | "behind" | "idle";
 
 /** One pass: bring the stored chain up to the node's head. */
 export async function syncPass(ctx: SyncContext): Promise<PassResult> {
-  const tip = await loadTip(ctx.pool, ctx.chainId);
+  const tip = ctx.knownTip ?? (await loadTip(ctx.pool, ctx.chainId));
+  ctx.knownTip = null;
   observeIndexed(ctx, tip?.number ?? null);
   if (tip === null) {
     const head = await ctx.adapter.getHead();
     observeHead(ctx, head);
     if (head < BigInt(ctx.chain.startBlock)) return "idle";
     await backfill(ctx, null, head);
-    return "stored";
+    return "behind";
   }
   let latest: RawBlock;
   try {
@@ -49,6 +54,7 @@ export async function syncPass(ctx: SyncContext): Promise<PassResult> {
       return "stored";
     }
     await advanceAtTip(ctx, tip);
+    ctx.knownTip = tip;
     return "idle";
   }
   if (n === tip.number + 1n) {
@@ -56,11 +62,11 @@ export async function syncPass(ctx: SyncContext): Promise<PassResult> {
       await handleReorg(ctx, tip, tip.number);
       return "stored";
     }
-    await commitRange(ctx, tip, await fetchBlockData(ctx, latest));
+    await commitRange(ctx, tip, await fetchBlockData(ctx, latest), { watchedCurrent: true });
     return "stored";
   }
   await backfill(ctx, tip, n);
-  return "stored";
+  return "behind";
 }
 
 async function behindTip(

@@ -132,6 +132,7 @@ export async function rollBack(
  */
 export async function handleReorg(ctx: SyncContext, tip: Tip, evidenceAt: bigint): Promise<void> {
   const { pool, chainId, chain, adapter, logger, metrics, labels } = ctx;
+  ctx.knownTip = null; // the checkpoint moves (or the chain halts): read it again
   const finalized = await readFinalized(pool, chainId);
   const search = await findCommonAncestor(
     { pool, adapter, chainId },
