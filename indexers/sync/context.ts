@@ -28,9 +28,10 @@ export type IngestorOptions = {
   /** Ranges fetched ahead of the one being committed during backfill. */
   concurrency?: number;
   /**
-   * Pause after a pass that stored a new block (following the head). A pass that found nothing
-   * waits a quarter of it. Default: the block time (one `latest` poll per block), or
-   * 2 block times as a backstop when new heads come over WS.
+   * Polling period following the head, counted from a pass's start: after a pass that stored the
+   * next block, the next poll comes a quarter of it early, then every quarter (at least 50 ms)
+   * until a block appears (sync/loop.ts). Default: the block time, or 2 block times as a backstop
+   * when new heads come over WS.
    */
   pollIntervalMs?: number;
   progressIntervalMs?: number;
