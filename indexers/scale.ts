@@ -11,19 +11,20 @@
  * tip is what the ingestor has committed, and both are sampled every 10 ms. A miner that falls
  * behind its schedule (a loaded machine) mines the late block at once and keeps its cadence from
  * there, rather than catching up with a burst of blocks no real chain produces; `blocks` says how
- * many were mined. Allocations come through their own pool: the API allocates in another process,
- * and an indexer waiting for a connection that the burst holds would measure the rig, not it.
+ * many were mined. Allocations run in another thread with their own pool: the API allocates in
+ * another process, and an indexer sharing its event loop or its connections with the burst would
+ * measure the rig, not itself.
  */
+import { Worker } from "node:worker_threads";
 import type { Hex } from "viem";
 import { createEvmAdapter } from "../chains/index.js";
 import { createCommon } from "../ops/common.js";
 import { type ChainConfig, chainOnlyConfig, chainSchema, envSchema } from "../ops/config.js";
-import { createPool, withTransaction } from "../ops/db.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { AllocationBurst } from "./testing/allocationBurst.js";
 import { anvilRpc, call, deploy, type Rpc, syncToHead } from "./testing/chain.js";
-import { notifyWatchedAddress } from "./watched.js";
 
 const CHAIN_ID = 31337;
 const BASE = 0x5ca1e00000n;
@@ -159,6 +160,29 @@ async function rig(watched: number, blockTimeMs: number): Promise<Rig> {
   }
 }
 
+/** Runs indexers/testing/allocationBurst.ts in a worker thread; resolves when it is done. */
+function allocateInAnotherThread(burst: AllocationBurst): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./testing/allocationBurst.ts", import.meta.url), {
+      workerData: burst,
+    });
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      reject(new Error("allocation burst: no answer within 10 minutes"));
+    }, 600_000);
+    worker.once("message", (m: { ms?: number; error?: string }) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      if (m.error !== undefined) reject(new Error(`allocation burst failed: ${m.error}`));
+      else resolve(m.ms!);
+    });
+    worker.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -198,25 +222,15 @@ export async function measureAllocationStall(
   try {
     const mining = r.mine();
     await sleep(2000); // steady state first
-    const allocator = createPool(r.db.url, { max: 8, applicationName: "scale-allocator" });
     const seen = r.watch();
     const t0 = performance.now();
-    let next = 0;
-    const worker = async () => {
-      while (next < addresses) {
-        const a = addressAt(watched + next++);
-        await withTransaction(allocator, async (c) => {
-          await c.query(
-            `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-             VALUES ($1, $2, 'deposit', 'burst')`,
-            [CHAIN_ID, a],
-          );
-          await notifyWatchedAddress(c, CHAIN_ID, opts.notify === "chain" ? undefined : [a]);
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, worker)).finally(() => allocator.end());
-    const allocateMs = performance.now() - t0;
+    const allocateMs = await allocateInAnotherThread({
+      url: r.db.url,
+      chainId: CHAIN_ID,
+      addresses: Array.from({ length: addresses }, (_, i) => addressAt(watched + i)),
+      concurrency: 8,
+      notify: opts.notify ?? "address",
+    });
     await sleep(2000);
     const { moves, lags, delays } = seen.stop();
     await mining.stop();
