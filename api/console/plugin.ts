@@ -20,6 +20,7 @@ import {
   html,
   JS,
   layout,
+  PAGES,
   type PageName,
   time,
 } from "./html.js";
@@ -236,7 +237,8 @@ export function createConsolePlugin(options: ConsoleOptions) {
           r.status,
           page(request, {
             title: "Refused",
-            page: "overview",
+            // the page the form was on stays current in the navigation
+            page: PAGES.find(([, href]) => href === back)?.[0] ?? "overview",
             error: problemText(r),
             body: html`<p><a href="${back}">Back</a></p>`,
           }),
