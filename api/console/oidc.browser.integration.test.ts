@@ -1,6 +1,6 @@
 /**
  * SSO sign-in in a real browser (Debian's chromium driven by playwright-core): the console listens
- * on loopback beside a real OIDC provider (oidcTestProvider.ts); a person clicks "Sign in with SSO",
+ * on loopback beside a real OIDC provider (testing/oidcProvider.ts); a person clicks "Sign in with SSO",
  * logs in and consents at the provider, and lands in the console signed in — which needs the flow
  * cookie to survive the provider's cross-site redirect back (SameSite=Lax) and the SameSite=Strict
  * session cookie to be sent after the callback's same-site hop. A person in no mapped group sees the
@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { startTestOidcProvider, type TestOidcProvider } from "./oidcTestProvider.js";
+import { startTestOidcProvider, type TestOidcProvider } from "./testing/oidcProvider.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = ".artifacts/console";

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { deployTestFactory } from "../testing/factory.js";
-import { startTestOidcProvider, type TestOidcProvider } from "./oidcTestProvider.js";
+import { startTestOidcProvider, type TestOidcProvider } from "./testing/oidcProvider.js";
 import { SESSION_COOKIE } from "./plugin.js";
 
 const ETH = 10n ** 18n;
