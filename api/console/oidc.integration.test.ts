@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { deployTestFactory } from "../testing/factory.js";
-import { startTestOidcProvider, type TestOidcProvider } from "./testing/oidcProvider.js";
 import { SESSION_COOKIE } from "./plugin.js";
+import { startTestOidcProvider, type TestOidcProvider } from "./testing/oidcProvider.js";
 
 const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
