@@ -7,6 +7,21 @@ import { type AssetUnits, formatTokenAmount } from "../../ops/amounts.js";
 
 export type AssetInfo = AssetUnits;
 
+/** The headers every console response carries (a route may set its own CSP first). */
+export function setSecurityHeaders(reply: {
+  hasHeader(name: string): boolean;
+  header(name: string, value: string): unknown;
+}): void {
+  if (!reply.hasHeader("content-security-policy"))
+    reply.header(
+      "content-security-policy",
+      "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+  reply.header("x-content-type-options", "nosniff");
+  reply.header("referrer-policy", "same-origin");
+  reply.header("cache-control", "no-store");
+}
+
 /** Marks a string as already-escaped HTML. */
 export type Html = { readonly html: string };
 export const raw = (html: string): Html => ({ html });

@@ -19,7 +19,7 @@ import { withTransaction } from "../../ops/db.js";
 import { ConfigError } from "../../ops/errors.js";
 import { normalizeOwner, SCOPES, type Scope } from "../apiKeys.js";
 import { appendAudit } from "../audit.js";
-import { esc, html, layout } from "./html.js";
+import { esc, html, layout, setSecurityHeaders } from "./html.js";
 import { mintSession } from "./sessions.js";
 
 export type OidcOptions = ConsoleOidcConfig & { clientSecret?: string | undefined };
@@ -113,13 +113,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
       route.schema = { ...route.schema, hide: true };
     });
     app.addHook("onSend", async (_request, reply, payload) => {
-      reply.header(
-        "content-security-policy",
-        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-      );
-      reply.header("x-content-type-options", "nosniff");
-      reply.header("referrer-policy", "same-origin");
-      reply.header("cache-control", "no-store");
+      setSecurityHeaders(reply);
       return payload;
     });
     const secure = (request: FastifyRequest) => o.secureCookie ?? request.protocol === "https";

@@ -22,6 +22,7 @@ import {
   layout,
   PAGES,
   type PageName,
+  setSecurityHeaders,
   time,
 } from "./html.js";
 import { createOidcRoutes, type OidcOptions } from "./oidc.js";
@@ -130,14 +131,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
         },
       );
       c.addHook("onSend", async (_request, reply, payload) => {
-        if (!reply.hasHeader("content-security-policy"))
-          reply.header(
-            "content-security-policy",
-            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-          );
-        reply.header("x-content-type-options", "nosniff");
-        reply.header("referrer-policy", "same-origin");
-        reply.header("cache-control", "no-store");
+        setSecurityHeaders(reply);
         return payload;
       });
       const open = new Set([
