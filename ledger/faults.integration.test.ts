@@ -142,10 +142,15 @@ describe("faults", () => {
     const record = (results: TransferResult[]) => {
       for (const r of results) seen.set(r.id, [...(seen.get(r.id) ?? []), r]);
     };
+    // Kills are paced by progress, not by the clock: after each kill the killer waits until some
+    // submission has gone through, so a slow (loaded) machine gets as many kills per batch as a
+    // fast one instead of a livelock of kills.
+    let completed = 0;
     const submit = async (batch: TransferInput[]) => {
       for (let attempt = 0; attempt < 2000; attempt++) {
         try {
           record(await ledger.createTransfers(batch));
+          completed++;
           return;
         } catch {
           // Killed mid-flight: the batch committed or it did not; resubmitting is always safe.
@@ -166,8 +171,12 @@ describe("faults", () => {
            ORDER BY random() LIMIT 1`,
           [APP],
         );
-        kills += r.rows.filter((x) => x.killed).length;
+        const killed = r.rows.filter((x) => x.killed).length;
+        kills += killed;
         await new Promise((res) => setTimeout(res, 3 + Math.floor(Math.random() * 15)));
+        if (killed === 0) continue;
+        const before = completed;
+        while (killing && completed === before) await new Promise((res) => setTimeout(res, 2));
       }
     })();
     let next = 0;
@@ -210,5 +219,5 @@ describe("faults", () => {
         id,
       ).toBe(false);
     }
-  });
+  }, 300_000); // ~120 submissions each killed and retried; minutes on a heavily loaded machine
 });
