@@ -15,6 +15,9 @@ export default defineConfig({
           include: ["{api,chains,indexers,ledger,ops,signer,subgraphs}/**/*.test.ts"],
           exclude: ["**/*.integration.test.ts", "ops/e2e/**", "**/node_modules/**"],
           testTimeout: 10_000,
+          // A unit file's beforeAll may import heavy modules (graphql, drizzle, Ponder's schema):
+          // 12 s on a loaded CI machine, past vitest's 10 s default.
+          hookTimeout: 60_000,
         },
       },
       {
