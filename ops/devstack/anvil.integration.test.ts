@@ -27,12 +27,16 @@ describe("local anvil chains", () => {
     expect(await cb.getChainId()).toBe(31338);
     // Wait for blocks (not for a wall-clock time), then read their block times from the chain.
     for (const c of [ca, cb])
-      await waitFor("four interval-mined blocks", async () => (await c.getBlockNumber()) >= 4n);
-    const [sa, sb] = [await spacing(ca as PublicClient, 4n), await spacing(cb as PublicClient, 4n)];
-    // Each chain mines at its own block time: a at 1 s (a late tick may stretch one gap), b never
-    // faster than 2 s.
-    expect(sa.every((d) => d >= 1n) && sa.some((d) => d === 1n)).toBe(true);
-    expect(sb.every((d) => d >= 2n)).toBe(true);
+      await waitFor("five interval-mined blocks", async () => (await c.getBlockNumber()) >= 5n);
+    const [sa, sb] = [await spacing(ca as PublicClient, 5n), await spacing(cb as PublicClient, 5n)];
+    const sum = (gaps: bigint[]) => gaps.reduce((x, y) => x + y, 0n);
+    // Each chain mines at its own block time. A single gap is wall-clock seconds and a loaded
+    // machine can fire one tick late and the next on time (CI once saw chain a with no 1 s gap),
+    // so compare spans over four gaps: b's ticks are 2 s apart (8 s, less up to 2 s for a late
+    // first tick), and a, ticking every second (about 4 s), covers less time than b.
+    expect(sb.length).toBe(4);
+    expect(sum(sb)).toBeGreaterThanOrEqual(6n);
+    expect(sum(sa)).toBeLessThan(sum(sb));
   });
 
   it("stop() leaves no process behind", async () => {
