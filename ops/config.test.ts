@@ -1,25 +1,7 @@
-import { writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { defaultConfigPath, loadConfig, parseFileConfig } from "./config.js";
-import { ConfigError } from "./errors.js";
-
-function writeConfig(content: unknown): string {
-  const file = path.join(tmpdir(), `custody-config-${process.pid}-${Math.random()}.json`);
-  writeFileSync(file, typeof content === "string" ? content : JSON.stringify(content));
-  return file;
-}
-
-function issuesOf(fn: () => unknown): { field: string; message: string }[] {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).issues;
-  }
-  throw new Error("expected a ConfigError");
-}
+import { configIssuesOf, writeConfigFile } from "./testing/configFile.js";
 
 describe("loadConfig", () => {
   it("loads the shipped example config with defaults applied", () => {
@@ -35,7 +17,7 @@ describe("loadConfig", () => {
   });
 
   it("names every bad field at once, from the environment and the file", () => {
-    const file = writeConfig({
+    const file = writeConfigFile({
       chains: [
         {
           key: "Bad Key",
@@ -52,7 +34,7 @@ describe("loadConfig", () => {
       hotWallets: [{ chain: "nowhere", kmsKeyId: "alias/hot" }],
       surprise: true,
     });
-    const issues = issuesOf(() =>
+    const issues = configIssuesOf(() =>
       loadConfig({ CUSTODY_CONFIG: file, PORT: "70000", LOG_LEVEL: "loud" }),
     );
     const fields = issues.map((i) => i.field).sort();
@@ -84,7 +66,7 @@ describe("loadConfig", () => {
       blockTimeMs: 1000,
       feeModel: "legacy",
     };
-    const issues = issuesOf(() =>
+    const issues = configIssuesOf(() =>
       parseFileConfig({
         chains: [chain, { ...chain, key: "b" }],
         hotWallets: [{ chain: "c", kmsKeyId: "k" }],
@@ -97,16 +79,16 @@ describe("loadConfig", () => {
   });
 
   it("reports unreadable and malformed files naming CUSTODY_CONFIG", () => {
-    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: "/nonexistent/x.json" }))[0]!.field).toBe(
-      "env.CUSTODY_CONFIG",
-    );
-    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: writeConfig("{not json") }))[0]!.field).toBe(
-      "env.CUSTODY_CONFIG",
-    );
+    expect(
+      configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: "/nonexistent/x.json" }))[0]!.field,
+    ).toBe("env.CUSTODY_CONFIG");
+    expect(
+      configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: writeConfigFile("{not json") }))[0]!.field,
+    ).toBe("env.CUSTODY_CONFIG");
   });
 
   it("requires the secret of every configured webhook to be in the environment", () => {
-    const file = writeConfig({
+    const file = writeConfigFile({
       chains: [
         {
           key: "a",
@@ -121,7 +103,7 @@ describe("loadConfig", () => {
       ],
       webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "HOOK_SECRET" }],
     });
-    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: file })).map((i) => i.field)).toEqual([
+    expect(configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: file })).map((i) => i.field)).toEqual([
       "webhooks.0.secretEnv",
     ]);
     expect(loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "s3cret" }).webhookSecrets).toEqual({
@@ -129,7 +111,7 @@ describe("loadConfig", () => {
     });
     // A Standard Webhooks secret must be base64 after its prefix: refused at start, not at delivery.
     expect(
-      issuesOf(() => loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_not base64!" })),
+      configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_not base64!" })),
     ).toEqual([
       {
         field: "webhooks.0.secretEnv",

@@ -3,14 +3,12 @@
  * name (and the client secret read from the env var the file names), groups mapped to scopes,
  * the owner identity. The flow itself is in oidc.integration.test.ts.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { readFileSync } from "node:fs";
 import Fastify from "fastify";
 import { describe, expect, it } from "vitest";
 import { apiConfigSchema, defaultConfigPath, loadConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
-import { ConfigError } from "../../ops/errors.js";
+import { configIssuesOf, writeConfigFile } from "../../ops/testing/configFile.js";
 import { checkOidcScopes, createOidcRoutes, ownerOf, scopesForGroups } from "./oidc.js";
 
 const OIDC = {
@@ -21,21 +19,9 @@ const OIDC = {
   groups: { "custody-approvers": ["withdrawals:approve"], auditors: ["recon:read", "ledger:read"] },
 };
 
-function issuesOf(fn: () => unknown): { field: string; message: string }[] {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).issues;
-  }
-  throw new Error("expected a ConfigError");
-}
-
 function configWith(oidc: unknown): string {
-  const file = path.join(tmpdir(), `custody-oidc-${process.pid}-${Math.random()}.json`);
   const base = JSON.parse(readFileSync(defaultConfigPath, "utf8"));
-  writeFileSync(file, JSON.stringify({ ...base, api: { console: { oidc } } }));
-  return file;
+  return writeConfigFile({ ...base, api: { console: { oidc } } });
 }
 
 describe("api.console.oidc config", () => {
@@ -103,7 +89,7 @@ describe("api.console.oidc config", () => {
 
   it("reads the client secret from the env var the file names, and says when it is missing", () => {
     const file = configWith(OIDC);
-    expect(issuesOf(() => loadConfig({ CUSTODY_CONFIG: file }))).toEqual([
+    expect(configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: file }))).toEqual([
       {
         field: "api.console.oidc.clientSecretEnv",
         message: "environment variable CONSOLE_OIDC_SECRET is not set",
@@ -122,7 +108,9 @@ describe("api.console.oidc config", () => {
 
   it("refuses a group mapped to a scope the API does not have, naming the group", () => {
     expect(
-      issuesOf(() => checkOidcScopes({ groups: { ops: ["withdrawals:approve", "withdraw:all"] } })),
+      configIssuesOf(() =>
+        checkOidcScopes({ groups: { ops: ["withdrawals:approve", "withdraw:all"] } }),
+      ),
     ).toEqual([
       { field: "api.console.oidc.groups.ops", message: expect.stringMatching(/withdraw:all/) },
     ]);
