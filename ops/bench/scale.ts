@@ -3,6 +3,7 @@
  * 10M ledger transfers over 6 chains, 1M customers and 100k deposit addresses per chain
  * (scaleSeed.ts), then measures the periodic passes at that size and prints one figure per line.
  * A figure whose measurement does not exist yet is printed as `not measured: <label> (reason)`.
+ * SCALE_ONLY=name,… runs only the named measurements (MEASUREMENTS below; `seed` alone: none).
  *
  * The full reconciliation runs in a child process of its own, so its peak RSS is its own.
  */
@@ -42,6 +43,38 @@ import {
 
 const W = SCALE_WORKLOAD;
 const NEW_BLOCK = 10_000;
+
+/** The measurements by name, in the order they run; SCALE_ONLY picks some of them. */
+const MEASUREMENTS = [
+  "crediting",
+  "sweep-planning",
+  "recon-full",
+  "recon-incremental",
+  "indexer-stall",
+  "indexer-follow",
+] as const;
+type MeasurementName = (typeof MEASUREMENTS)[number];
+
+/**
+ * SCALE_ONLY=crediting,recon-incremental: only these measurements (the seed is made or reused as
+ * always); SCALE_ONLY=seed: none. Unset: all of them.
+ */
+function wantedMeasurements(value: string | undefined): Set<MeasurementName> {
+  if (value === undefined || value.trim() === "") return new Set(MEASUREMENTS);
+  const names = value
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
+  const unknown = names.filter(
+    (x) => x !== "seed" && !(MEASUREMENTS as readonly string[]).includes(x),
+  );
+  if (unknown.length > 0)
+    throw new Error(
+      `SCALE_ONLY: unknown measurement(s) ${unknown.join(", ")}; known: seed, ${MEASUREMENTS.join(", ")}`,
+    );
+  return new Set(names.filter((x): x is MeasurementName => x !== "seed"));
+}
+const ONLY = wantedMeasurements(process.env.SCALE_ONLY);
 const fmt = (n: number) => n.toLocaleString("en");
 
 function chainConfigs(rpcUrl: string, multicall3: string): ChainConfig[] {
@@ -132,7 +165,7 @@ async function anvilMine(rpcUrl: string, blocks: number) {
   });
 }
 
-type Measure = { label: string; run: () => Promise<void> };
+type Measure = { name: MeasurementName; label: string; run: () => Promise<void> };
 
 /** H15i's indexer measurements (indexers/scale.ts), once they exist. */
 async function indexerMeasures(): Promise<Measure[]> {
@@ -142,10 +175,12 @@ async function indexerMeasures(): Promise<Measure[]> {
   if (!existsSync(file))
     return [
       {
+        name: "indexer-stall",
         label: stallLabel,
         run: async () => notMeasured(stallLabel, "indexers/scale.ts not there yet"),
       },
       {
+        name: "indexer-follow",
         label: followLabel,
         run: async () => notMeasured(followLabel, "indexers/scale.ts not there yet"),
       },
@@ -177,6 +212,7 @@ async function indexerMeasures(): Promise<Measure[]> {
   };
   return [
     {
+      name: "indexer-stall",
       label: stallLabel,
       run: async () => {
         if (!mod.measureAllocationStall)
@@ -198,6 +234,7 @@ async function indexerMeasures(): Promise<Measure[]> {
       },
     },
     {
+      name: "indexer-follow",
       label: followLabel,
       run: async () => {
         if (!mod.measureFollow)
@@ -230,6 +267,10 @@ async function main() {
     `workload: ${fmt(total)} chain facts and ${fmt(total)} ledger transfers over ${W.chains.length} chains, ${fmt(W.customers)} customers, ${fmt(W.depositAddressesPerChain)} deposit (watched) addresses per chain, blocks of ${fmt(W.factsPerBlock)} facts; seeded inside Postgres (INSERT … SELECT generate_series) into database ${scaleDatabaseUrl().split("/").pop()} (${workloadKey(W)})`,
   );
   console.log(machineLine());
+  if (ONLY.size < MEASUREMENTS.length)
+    console.log(
+      `measurements: only ${ONLY.size > 0 ? [...ONLY].join(", ") : "none (seed)"} (SCALE_ONLY)`,
+    );
   const seeded = await ensureSeed(W, (line) => console.log(line));
   if (seeded.seededMs === null)
     console.log("seed: reused (marker bench.seeds matches the workload)");
@@ -237,143 +278,166 @@ async function main() {
   const info = seeded.info;
   await resetToSeed(info, W);
 
-  const anvil = await startAnvil({ chainId: 31337, port: 0 });
-  try {
-    const multicall3 = await deployMulticall3(anvil.rpcUrl);
-    await anvilMine(anvil.rpcUrl, info.tipBlock + 20);
-    const chains = chainConfigs(anvil.rpcUrl, multicall3);
+  const needsAnvil = ["crediting", "sweep-planning", "recon-full", "recon-incremental"].some((x) =>
+    ONLY.has(x as MeasurementName),
+  );
+  const anvil = needsAnvil ? await startAnvil({ chainId: 31337, port: 0 }) : null;
+  if (anvil)
+    try {
+      const multicall3 = await deployMulticall3(anvil.rpcUrl);
+      await anvilMine(anvil.rpcUrl, info.tipBlock + 20);
+      const chains = chainConfigs(anvil.rpcUrl, multicall3);
 
-    // Crediting and sweep planning (H15c's measurements) on the first chain.
-    {
-      const common = scaleCommon(anvil.rpcUrl, multicall3);
-      const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
-      try {
-        const chainId = chains[0]!.chainId;
+      // Crediting and sweep planning (H15c's measurements) on the first chain.
+      if (ONLY.has("crediting") || ONLY.has("sweep-planning")) {
+        const common = scaleCommon(anvil.rpcUrl, multicall3);
+        const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
         try {
-          const c = await measureCreditBlock({ common, pool, chainId, deposits: 1_000, runs: 5 });
-          if (c.credited.some((n) => n !== c.deposits))
-            throw new Error(`credited ${c.credited.join(", ")} of ${c.deposits} per run`);
-          console.log(
-            `crediting: ${fmt(c.facts)} confirmed facts on the chain; runs ${c.runsMs.map((x) => x.toFixed(0)).join(", ")} ms; the ledger's own write of 1,000 transfers ${c.ledgerWriteMs.toFixed(0)} ms; periodic pass with nothing new ${c.idleMs.toFixed(0)} ms`,
-          );
-          figure("crediting a new block of 1,000 deposits (median of 5)", c.ms, "ms");
-        } catch (error) {
-          notMeasured("crediting a new block of 1,000 deposits", `failed: ${firstLine(error)}`);
+          const chainId = chains[0]!.chainId;
+          if (ONLY.has("crediting"))
+            try {
+              const c = await measureCreditBlock({
+                common,
+                pool,
+                chainId,
+                deposits: 1_000,
+                runs: 5,
+              });
+              if (c.credited.some((n) => n !== c.deposits))
+                throw new Error(`credited ${c.credited.join(", ")} of ${c.deposits} per run`);
+              console.log(
+                `crediting: ${fmt(c.facts)} confirmed facts on the chain; runs ${c.runsMs.map((x) => x.toFixed(0)).join(", ")} ms; the ledger's own write of 1,000 transfers ${c.ledgerWriteMs.toFixed(0)} ms; periodic pass with nothing new ${c.idleMs.toFixed(0)} ms`,
+              );
+              figure("crediting a new block of 1,000 deposits (median of 5)", c.ms, "ms");
+            } catch (error) {
+              notMeasured("crediting a new block of 1,000 deposits", `failed: ${firstLine(error)}`);
+            }
+          if (ONLY.has("sweep-planning"))
+            try {
+              const p = await measureSweepPlanning({
+                pool,
+                chainId,
+                pending: 5_000,
+                batchSize: 50,
+                runs: 5,
+              });
+              console.log(
+                `sweep planning: ${fmt(p.addresses)} forwarders, ${fmt(p.candidates)} sweepable, ${p.sweeps} sweeps planned; runs ${p.runsMs.map((x) => x.toFixed(0)).join(", ")} ms`,
+              );
+              figure("sweep planning pass (median of 5)", p.ms, "ms");
+            } catch (error) {
+              notMeasured("sweep planning pass", `failed: ${firstLine(error)}`);
+            }
+        } finally {
+          await pool.end();
+          await common.shutdown.kill("done");
         }
-        try {
-          const p = await measureSweepPlanning({
-            pool,
-            chainId,
-            pending: 5_000,
-            batchSize: 50,
-            runs: 5,
-          });
-          console.log(
-            `sweep planning: ${fmt(p.addresses)} forwarders, ${fmt(p.candidates)} sweepable, ${p.sweeps} sweeps planned; runs ${p.runsMs.map((x) => x.toFixed(0)).join(", ")} ms`,
-          );
-          figure("sweep planning pass (median of 5)", p.ms, "ms");
-        } catch (error) {
-          notMeasured("sweep planning pass", `failed: ${firstLine(error)}`);
-        }
-      } finally {
-        await pool.end();
-        await common.shutdown.kill("done");
+        await resetToSeed(info, W);
       }
+
+      // Full reconciliation in a child process: its peak RSS is the run's.
+      const fullLabel = `full reconciliation of ${fmt(W.factsPerChain * W.chains.length)} facts`;
+      if (ONLY.has("recon-full"))
+        try {
+          const child = spawnSync(
+            process.execPath,
+            [
+              "--import",
+              "tsx",
+              path.join(repoRoot, "ops", "bench", "scale.ts"),
+              "--full-recon-child",
+              anvil.rpcUrl,
+              multicall3,
+            ],
+            { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
+          );
+          const line = child.stdout.trim().split("\n").pop() ?? "";
+          if (child.status !== 0 || !line.startsWith("{"))
+            throw new Error(
+              `child exited ${child.status}: ${child.stderr.trim().split("\n").slice(-3).join(" / ")}`,
+            );
+          const full = JSON.parse(line) as {
+            ms: number;
+            maxRssKb: number;
+            facts: number;
+            entries: number;
+            breaks: number;
+            perChainMs: number[];
+          };
+          console.log(
+            `full reconciliation: ${fmt(full.facts)} facts and ${fmt(full.entries)} entries examined, ${full.breaks} breaks (synthetic facts: on-chain balances differ), per chain ${full.perChainMs.map((x) => (x / 1000).toFixed(1)).join(", ")} s`,
+          );
+          figure(
+            `full reconciliation of ${fmt(full.facts)} facts (${W.chains.length} chains, one after another)`,
+            full.ms / 1000,
+            "s",
+            1,
+          );
+          figure("full reconciliation peak RSS", full.maxRssKb / 1024, "MB");
+        } catch (error) {
+          notMeasured(fullLabel, `failed: ${firstLine(error)}`);
+          notMeasured("full reconciliation peak RSS", "the run did not finish");
+        }
+
+      // Incremental reconciliation of one new block of 10,000 transfers on the first chain, after a
+      // full run of it (the full measurement's; without it, one unmeasured full run of that chain).
+      if (ONLY.has("recon-incremental")) {
+        const common = scaleCommon(anvil.rpcUrl, multicall3);
+        const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
+        try {
+          const chain = chains[0]!;
+          const ledger = createLedger({ common, pool });
+          const reconciler = createReconciler({ common, pool });
+          if (!ONLY.has("recon-full")) {
+            const base = await reconciler.run({ chain, full: true });
+            console.log(
+              `incremental reconciliation: first a full run of chain ${chain.chainId} (not measured): ${fmt(base.factsExamined)} facts`,
+            );
+          }
+          const times: number[] = [];
+          let last: Awaited<ReturnType<typeof reconciler.run>> | undefined;
+          for (let round = 0; round < 3; round++) {
+            const block = info.tipBlock + 1 + round;
+            await writeBlock(pool, ledger, chain.chainId, block, W, round);
+            const t0 = performance.now();
+            last = await reconciler.run({ chain });
+            times.push(performance.now() - t0);
+            if (last.mode !== "incremental" || last.factsExamined < NEW_BLOCK)
+              throw new Error(
+                `expected an incremental run over the new block, got ${last.mode} over ${last.factsExamined} facts`,
+              );
+          }
+          const s = last!.timingsMs;
+          console.log(
+            `last incremental run: ${last!.factsExamined} facts, ${last!.entriesExamined} entries, ${last!.matched} matched; load ${s.load.toFixed(0)} ms, match ${s.match.toFixed(0)} ms, balances ${s.balances.toFixed(0)} ms, store ${s.store.toFixed(0)} ms`,
+          );
+          figure(
+            "incremental reconciliation of one block of 10,000 transfers (best of 3)",
+            Math.min(...times),
+            "ms",
+          );
+          figure(
+            "incremental reconciliation of one block of 10,000 transfers (median of 3)",
+            times.sort((a, b) => a - b)[1]!,
+            "ms",
+          );
+        } catch (error) {
+          notMeasured(
+            "incremental reconciliation of one block of 10,000 transfers",
+            `failed: ${firstLine(error)}`,
+          );
+        } finally {
+          await pool.end();
+          await common.shutdown.kill("done");
+        }
+      }
+    } finally {
+      await anvil.stop();
       await resetToSeed(info, W);
     }
 
-    // Full reconciliation in a child process: its peak RSS is the run's.
-    const fullLabel = `full reconciliation of ${fmt(W.factsPerChain * W.chains.length)} facts`;
-    try {
-      const child = spawnSync(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          path.join(repoRoot, "ops", "bench", "scale.ts"),
-          "--full-recon-child",
-          anvil.rpcUrl,
-          multicall3,
-        ],
-        { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
-      );
-      const line = child.stdout.trim().split("\n").pop() ?? "";
-      if (child.status !== 0 || !line.startsWith("{"))
-        throw new Error(
-          `child exited ${child.status}: ${child.stderr.trim().split("\n").slice(-3).join(" / ")}`,
-        );
-      const full = JSON.parse(line) as {
-        ms: number;
-        maxRssKb: number;
-        facts: number;
-        entries: number;
-        breaks: number;
-        perChainMs: number[];
-      };
-      console.log(
-        `full reconciliation: ${fmt(full.facts)} facts and ${fmt(full.entries)} entries examined, ${full.breaks} breaks (synthetic facts: on-chain balances differ), per chain ${full.perChainMs.map((x) => (x / 1000).toFixed(1)).join(", ")} s`,
-      );
-      figure(
-        `full reconciliation of ${fmt(full.facts)} facts (${W.chains.length} chains, one after another)`,
-        full.ms / 1000,
-        "s",
-        1,
-      );
-      figure("full reconciliation peak RSS", full.maxRssKb / 1024, "MB");
-    } catch (error) {
-      notMeasured(fullLabel, `failed: ${firstLine(error)}`);
-      notMeasured("full reconciliation peak RSS", "the run did not finish");
-    }
-
-    // Incremental reconciliation of one new block of 10,000 transfers on the first chain.
-    const common = scaleCommon(anvil.rpcUrl, multicall3);
-    const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
-    try {
-      const chain = chains[0]!;
-      const ledger = createLedger({ common, pool });
-      const reconciler = createReconciler({ common, pool });
-      const times: number[] = [];
-      let last: Awaited<ReturnType<typeof reconciler.run>> | undefined;
-      for (let round = 0; round < 3; round++) {
-        const block = info.tipBlock + 1 + round;
-        await writeBlock(pool, ledger, chain.chainId, block, W, round);
-        const t0 = performance.now();
-        last = await reconciler.run({ chain });
-        times.push(performance.now() - t0);
-        if (last.mode !== "incremental" || last.factsExamined < NEW_BLOCK)
-          throw new Error(
-            `expected an incremental run over the new block, got ${last.mode} over ${last.factsExamined} facts`,
-          );
-      }
-      const s = last!.timingsMs;
-      console.log(
-        `last incremental run: ${last!.factsExamined} facts, ${last!.entriesExamined} entries, ${last!.matched} matched; load ${s.load.toFixed(0)} ms, match ${s.match.toFixed(0)} ms, balances ${s.balances.toFixed(0)} ms, store ${s.store.toFixed(0)} ms`,
-      );
-      figure(
-        "incremental reconciliation of one block of 10,000 transfers (best of 3)",
-        Math.min(...times),
-        "ms",
-      );
-      figure(
-        "incremental reconciliation of one block of 10,000 transfers (median of 3)",
-        times.sort((a, b) => a - b)[1]!,
-        "ms",
-      );
-    } catch (error) {
-      notMeasured(
-        "incremental reconciliation of one block of 10,000 transfers",
-        `failed: ${firstLine(error)}`,
-      );
-    } finally {
-      await pool.end();
-      await common.shutdown.kill("done");
-    }
-  } finally {
-    await anvil.stop();
-    await resetToSeed(info, W);
-  }
-
   for (const m of await indexerMeasures()) {
+    if (!ONLY.has(m.name)) continue;
     try {
       await m.run();
     } catch (error) {
