@@ -54,8 +54,8 @@ export async function createIngestor({
     options,
     stopping: () => stopping,
   });
-  // Polling: paced by the block time from each pass's start (sync/loop.ts), about two `latest`
-  // polls a block. With a WS URL, new heads wake the loop at once and polling is only the backstop.
+  // Polling: paced by the block time from each pass's start (sync/loop.ts), about one `latest`
+  // poll a block. With a WS URL, new heads wake the loop at once and polling is only the backstop.
   const pollIntervalMs =
     options.pollIntervalMs ??
     (chain.wsUrl ? Math.max(1000, chain.blockTimeMs * 2) : Math.max(100, chain.blockTimeMs));

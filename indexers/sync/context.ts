@@ -29,8 +29,8 @@ export type IngestorOptions = {
   concurrency?: number;
   /**
    * Polling period following the head, counted from a pass's start: after a pass that stored the
-   * next block, the next poll comes a quarter of it early, then every quarter (at least 50 ms)
-   * until a block appears (sync/loop.ts). Default: the block time, or 2 block times as a backstop
+   * next block, the next poll comes when the following block is due, then every quarter of it (at
+   * least 50 ms) until a block appears (sync/loop.ts). Default: the block time, or 2 block times as a backstop
    * when new heads come over WS.
    */
   pollIntervalMs?: number;

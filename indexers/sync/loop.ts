@@ -4,11 +4,13 @@
  * endpoint at the blocks it needs waits without concluding anything.
  *
  * Polling is paced by the block time, counted from when a pass started (its poll), not from when
- * its commit ended: after a pass that stored the next block, the next poll comes one idle interval
- * (a quarter of the poll interval) before the following block is due, then every idle interval
- * until it appears. So a block waits at most an idle interval to be seen however long the commit
- * took, at about two polls a block. A pass that stored several blocks (we were behind) polls again
- * at once. With new heads over WS the interval is only a backstop: a head wakes the loop.
+ * its commit ended: after a pass that stored the next block, the next poll comes when the following
+ * block is due (one poll interval after the poll that saw this one), then every idle interval (a
+ * quarter of the poll interval) until it appears. The poll that sees a block comes at most an idle
+ * interval after it was mined, so the next one, a block time later, is mined by then: about one
+ * poll a block, each block seen within an idle interval however long the commit took, and a late
+ * block re-aligns the schedule to itself. A pass that stored several blocks (we were behind) polls
+ * again at once. With new heads over WS the interval is only a backstop: a head wakes the loop.
  */
 import { ChainDataInconsistentError, NoHealthyEndpointError } from "../../chains/index.js";
 import type { PoolClient } from "../../ops/db.js";
@@ -140,7 +142,7 @@ export function createIngestLoop(
         if (result === "behind") pause = 0;
         else if (ctx.chain.wsUrl) pause = pollIntervalMs;
         else if (result === "idle") pause = idlePollMs;
-        else pause = Math.max(0, passStart + pollIntervalMs - idlePollMs - Date.now());
+        else pause = Math.max(0, passStart + pollIntervalMs - Date.now());
       } catch (err) {
         if (ctx.stopping()) break;
         failures++;
