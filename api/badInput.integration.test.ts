@@ -3,16 +3,18 @@
  * problem+json naming the field, never a 5xx, and changes no row in any table or any balance.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../ledger/index.js";
-import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
-import { deployTestFactory } from "./testing/factory.js";
+import type { Ledger } from "../ledger/index.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "./testing/apiTestContext.js";
 
 const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const valid = { customerId: "alice", chain: "local-a", asset: "native", to: DEST, amount: "1000" };
 
-let t: ApiTestContext;
+let t: WithdrawalApiTestContext;
 let ledger: Ledger;
 let pendingId: string;
 let n = 0;
@@ -35,40 +37,17 @@ async function snapshot(): Promise<Record<string, string>> {
 }
 
 beforeAll(async () => {
-  t = await createApiTestContext({
-    chains: [{ chainId: 31337, key: "local-a" }],
-    file: {
-      policies: {
-        withdrawals: {
-          limits: {
-            [NATIVE]: {
-              perTransaction: (10n * ETH).toString(),
-              rolling24h: (20n * ETH).toString(),
-              approvalThreshold: "500",
-            },
-          },
-        },
-      },
-    },
+  t = await createWithdrawalApiTestContext({
+    policy: { perTransaction: 10n * ETH, rolling24h: 20n * ETH, approvalThreshold: 500n },
+    fund: { customers: ["alice"], amount: 5n * ETH },
   });
-  await deployTestFactory(t.ctx);
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  await ledger.transfer({
-    id: transferId("test:fund:alice"),
-    assetId: NATIVE,
-    debit: "custody:deposits",
-    credit: "user:alice",
-    amount: 5n * ETH,
-    kind: "manual",
-  });
+  ledger = t.ledger;
   // one withdrawal awaiting approval, so approve/reject/cancel have something to refuse
   const first = await send({ ...valid }, "first");
   expect(first.statusCode).toBe(201);
   pendingId = first.json().id;
 });
 afterAll(async () => {
-  await ledger?.close();
   await t?.cleanup();
 });
 

@@ -8,13 +8,13 @@
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../ledger/index.js";
-import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
-import { deployTestFactory } from "./testing/factory.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "./testing/apiTestContext.js";
 
 const RUNS = Number(process.env.BAD_INPUT_RUNS ?? 1000);
 const ETH = 10n ** 18n;
-const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 /** Server-state answers that are documented 503s, not a verdict on the input. */
 const STATE_503 = new Set(["NO_HOT_WALLET", "RECON_NO_FINAL_BLOCK"]);
@@ -44,8 +44,7 @@ type Req = {
   payload?: string;
 };
 
-let t: ApiTestContext;
-let ledger: Ledger;
+let t: WithdrawalApiTestContext;
 let operations: Operation[];
 let checksumSql: string;
 const known: Record<string, string[]> = {};
@@ -56,33 +55,10 @@ async function checksum(): Promise<string> {
 }
 
 beforeAll(async () => {
-  t = await createApiTestContext({
-    chains: [{ chainId: 31337, key: "local-a" }],
+  t = await createWithdrawalApiTestContext({
     v1: { rateLimit: { max: 1_000_000, timeWindowMs: 60_000 } },
-    file: {
-      policies: {
-        withdrawals: {
-          limits: {
-            [NATIVE]: {
-              perTransaction: (10n * ETH).toString(),
-              rolling24h: (1000n * ETH).toString(),
-              approvalThreshold: "500",
-            },
-          },
-        },
-      },
-    },
-  });
-  await deployTestFactory(t.ctx);
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  await ledger.transfer({
-    id: transferId("test:fund:alice:prop"),
-    assetId: NATIVE,
-    debit: "custody:deposits",
-    credit: "user:alice",
-    amount: 50n * ETH,
-    kind: "manual",
+    policy: { perTransaction: 10n * ETH, rolling24h: 1000n * ETH, approvalThreshold: 500n },
+    fund: { customers: ["alice"], amount: 50n * ETH },
   });
   const pending = await t.call(t.keys.admin, {
     method: "POST",
@@ -130,7 +106,6 @@ beforeAll(async () => {
     .join(" UNION ALL ")}) s`;
 });
 afterAll(async () => {
-  await ledger?.close();
   await t?.cleanup();
 });
 

@@ -5,34 +5,23 @@
  */
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../ledger/index.js";
 import { canonicalJson, LEASE_S } from "./idempotency.js";
-import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
-import { deployTestFactory } from "./testing/factory.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "./testing/apiTestContext.js";
 
-const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const body = { customerId: "alice", chain: "local-a", asset: "native", to: DEST, amount: "1000" };
 
-let t: ApiTestContext;
-let ledger: Ledger;
+let t: WithdrawalApiTestContext;
 
 beforeAll(async () => {
-  t = await createApiTestContext({ chains: [{ chainId: 31337, key: "local-a" }] });
-  await deployTestFactory(t.ctx);
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  await ledger.transfer({
-    id: transferId("test:fund:lease"),
-    assetId: NATIVE,
-    debit: "custody:deposits",
-    credit: "user:alice",
-    amount: 10n ** 18n,
-    kind: "manual",
+  t = await createWithdrawalApiTestContext({
+    fund: { customers: ["alice"], amount: 10n ** 18n },
   });
 });
 afterAll(async () => {
-  await ledger?.close();
   await t?.cleanup();
 });
 

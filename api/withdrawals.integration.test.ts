@@ -5,15 +5,17 @@
  * ops/e2e.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../ledger/index.js";
-import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
-import { deployTestFactory } from "./testing/factory.js";
+import { type Ledger, transferId } from "../ledger/index.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "./testing/apiTestContext.js";
 
 const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
-let t: ApiTestContext;
+let t: WithdrawalApiTestContext;
 let ledger: Ledger;
 let hot: string;
 let requester: string;
@@ -23,41 +25,23 @@ let approver2: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await createApiTestContext({
-    chains: [{ chainId: 31337, key: "local-a" }],
-    file: {
-      policies: {
-        withdrawals: {
-          limits: {
-            [NATIVE]: {
-              perTransaction: (10n * ETH).toString(),
-              rolling24h: (12n * ETH).toString(),
-              approvalThreshold: ETH.toString(),
-            },
-          },
-          requiredApprovals: 2,
-        },
-      },
+  t = await createWithdrawalApiTestContext({
+    policy: {
+      perTransaction: 10n * ETH,
+      rolling24h: 12n * ETH,
+      approvalThreshold: ETH,
+      requiredApprovals: 2,
     },
+    fund: { customers: ["alice"], amount: 20n * ETH },
   });
-  hot = (await deployTestFactory(t.ctx)).contract.hotWallet.toLowerCase();
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  await ledger.transfer({
-    id: transferId("test:fund:alice"),
-    assetId: NATIVE,
-    debit: "custody:deposits",
-    credit: "user:alice",
-    amount: 20n * ETH,
-    kind: "manual",
-  });
+  hot = t.hotWallet;
+  ledger = t.ledger;
   requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
   approver1 = await t.newKey("ops-anna", ["withdrawals:approve"]);
   approver1b = await t.newKey("ops-anna", ["withdrawals:approve"]);
   approver2 = await t.newKey("ops-ben", ["withdrawals:approve", "withdrawals:write"]);
 });
 afterAll(async () => {
-  await ledger?.close();
   await t?.cleanup();
 });
 

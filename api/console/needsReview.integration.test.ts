@@ -8,9 +8,11 @@
  * reason; a withdrawal the chain can still decide is refused 409. Screenshots in .artifacts/console/.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { deployTestFactory } from "../testing/factory.js";
+import type { Ledger } from "../../ledger/index.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "../testing/apiTestContext.js";
 import { createWithdrawals, type Withdrawals } from "../withdrawals/service.js";
 import {
   type ConsoleBrowser,
@@ -25,7 +27,7 @@ const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
-let t: ApiTestContext;
+let t: WithdrawalApiTestContext;
 let ledger: Ledger;
 let withdrawals: Withdrawals;
 let browser: ConsoleBrowser | undefined;
@@ -33,26 +35,16 @@ let url: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await createApiTestContext({ chains: [{ chainId: 31337, key: "local-a" }] });
-  await deployTestFactory(t.ctx);
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  for (const customer of ["erin", "fay"])
-    await ledger.transfer({
-      id: transferId(`test:fund:${customer}`),
-      assetId: NATIVE,
-      debit: "custody:deposits",
-      credit: `user:${customer}`,
-      amount: 10n * ETH,
-      kind: "manual",
-    });
+  t = await createWithdrawalApiTestContext({
+    fund: { customers: ["erin", "fay"], amount: 10n * ETH },
+  });
+  ledger = t.ledger;
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
   url = await t.app.listen({ port: 0, host: "127.0.0.1" });
   browser = await launchConsoleBrowser(url);
 }, 120_000);
 afterAll(async () => {
   await browser?.close();
-  await ledger?.close();
   await t?.cleanup();
 });
 

@@ -8,14 +8,14 @@
  * one; idle and absolute timeouts end the session and /v1 refuses its key.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { deployTestFactory } from "../testing/factory.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "../testing/apiTestContext.js";
 import { SESSION_COOKIE } from "./plugin.js";
 import { startTestOidcProvider, type TestOidcProvider } from "./testing/oidcProvider.js";
 
 const ETH = 10n ** 18n;
-const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 // Never reached over the network: the test hands the provider's redirect to the app by inject.
 const REDIRECT = "http://127.0.0.1:9/console/sso/callback";
@@ -28,28 +28,21 @@ const GROUPS: Record<string, string[]> = {
 
 let provider: TestOidcProvider;
 let issuer: string;
-let t: ApiTestContext;
-let ledger: Ledger;
+let t: WithdrawalApiTestContext;
 let requester: string;
 
 beforeAll(async () => {
   provider = await startTestOidcProvider({ redirectUri: REDIRECT, users: GROUPS });
   issuer = provider.issuer;
-  t = await createApiTestContext({
-    chains: [{ chainId: 31337, key: "local-a" }],
+  t = await createWithdrawalApiTestContext({
+    policy: {
+      perTransaction: 10n * ETH,
+      rolling24h: 12n * ETH,
+      approvalThreshold: ETH,
+      requiredApprovals: 2,
+    },
+    fund: { customers: ["carol"], amount: 5n * ETH },
     file: {
-      policies: {
-        withdrawals: {
-          limits: {
-            [NATIVE]: {
-              perTransaction: (10n * ETH).toString(),
-              rolling24h: (12n * ETH).toString(),
-              approvalThreshold: ETH.toString(),
-            },
-          },
-          requiredApprovals: 2,
-        },
-      },
       api: {
         console: {
           oidc: {
@@ -74,22 +67,10 @@ beforeAll(async () => {
       return { ...ctx, config, common: { ...ctx.common, config } };
     },
   });
-  await deployTestFactory(t.ctx);
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  await ledger.transfer({
-    id: transferId("test:fund:carol"),
-    assetId: NATIVE,
-    debit: "custody:deposits",
-    credit: "user:carol",
-    amount: 5n * ETH,
-    kind: "manual",
-  });
   requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
 }, 120_000);
 afterAll(async () => {
   await provider?.close();
-  await ledger?.close();
   // Dropping the test database took up to a minute on the loaded shared machine.
   await t?.cleanup();
 }, 180_000);

@@ -1,8 +1,11 @@
 /**
  * For api integration tests: a test context (own database, Redis prefix, optional anvils), the app
- * built with the /v1 plugin, and one API key per scope (plus helpers to call with them).
+ * built with the /v1 plugin, and one API key per scope (plus helpers to call with them). For
+ * withdrawal tests, the same on one anvil chain with the hot wallet deployed, a native withdrawal
+ * policy and customers funded in the ledger.
  */
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
 import { createHealth } from "../../ops/health.js";
 import {
   createTestContext,
@@ -12,6 +15,7 @@ import {
 import { type ApiKey, createApiKey, SCOPES, type Scope } from "../apiKeys.js";
 import { buildApp } from "../app.js";
 import { createV1Plugin, type V1Options } from "../v1.js";
+import { deployTestFactory } from "./factory.js";
 
 export type ApiTestContext = {
   ctx: TestContext;
@@ -24,19 +28,19 @@ export type ApiTestContext = {
   cleanup: () => Promise<void>;
 };
 
-export async function createApiTestContext(
-  options: {
-    chains?: TestChainSpec[];
-    file?: Parameters<typeof createTestContext>[0] extends infer O
-      ? O extends { file?: infer F }
-        ? F
-        : never
-      : never;
-    v1?: Partial<Omit<V1Options, "common" | "pool" | "redis">>;
-    /** Change the test config (webhooks and their secrets) before the app is built. */
-    configure?: (ctx: TestContext) => TestContext;
-  } = {},
-): Promise<ApiTestContext> {
+export type ApiTestOptions = {
+  chains?: TestChainSpec[];
+  file?: Parameters<typeof createTestContext>[0] extends infer O
+    ? O extends { file?: infer F }
+      ? F
+      : never
+    : never;
+  v1?: Partial<Omit<V1Options, "common" | "pool" | "redis">>;
+  /** Change the test config (webhooks and their secrets) before the app is built. */
+  configure?: (ctx: TestContext) => TestContext;
+};
+
+export async function createApiTestContext(options: ApiTestOptions = {}): Promise<ApiTestContext> {
   const base = await createTestContext({
     ...(options.chains ? { chains: options.chains } : {}),
     ...(options.file ? { file: options.file } : {}),
@@ -85,4 +89,93 @@ export async function createApiTestContext(
       await base.cleanup();
     },
   };
+}
+
+/** The native asset of the withdrawal test chain. */
+const TEST_NATIVE = "31337:0x0000000000000000000000000000000000000000";
+
+export type WithdrawalApiTestContext = ApiTestContext & {
+  ledger: Ledger;
+  /** The deployed hot wallet (lower case). */
+  hotWallet: string;
+};
+
+/**
+ * An api test context on anvil chain 31337 (`local-a`) with the forwarder factory (hot wallet)
+ * deployed, the config's assets in the ledger, and each customer of `fund` credited `amount` wei
+ * of the native asset from `custody:deposits` (transfer id `test:fund:<customer>`). `policy` is the
+ * native asset's withdrawal limits (wei); `file` adds to the config file (its own `policies` win).
+ * `cleanup` closes the ledger too.
+ */
+export async function createWithdrawalApiTestContext(
+  options: Omit<ApiTestOptions, "chains"> & {
+    chain?: TestChainSpec;
+    policy?: {
+      perTransaction: bigint;
+      rolling24h: bigint;
+      approvalThreshold: bigint;
+      requiredApprovals?: number;
+      customerAllowlists?: Record<string, string[]>;
+    };
+    fund: { customers: string[]; amount: bigint };
+  },
+): Promise<WithdrawalApiTestContext> {
+  const { chain, policy, fund, ...rest } = options;
+  const t = await createApiTestContext({
+    ...rest,
+    chains: [chain ?? { chainId: 31337, key: "local-a" }],
+    ...(policy
+      ? {
+          file: {
+            policies: {
+              withdrawals: {
+                limits: {
+                  [TEST_NATIVE]: {
+                    perTransaction: policy.perTransaction.toString(),
+                    rolling24h: policy.rolling24h.toString(),
+                    approvalThreshold: policy.approvalThreshold.toString(),
+                  },
+                },
+                ...(policy.customerAllowlists
+                  ? { customerAllowlists: policy.customerAllowlists }
+                  : {}),
+                ...(policy.requiredApprovals !== undefined
+                  ? { requiredApprovals: policy.requiredApprovals }
+                  : {}),
+              },
+            },
+            ...rest.file,
+          },
+        }
+      : {}),
+  });
+  let ledger: Ledger | undefined;
+  try {
+    const hotWallet = (await deployTestFactory(t.ctx)).contract.hotWallet.toLowerCase();
+    ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
+    await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
+    for (const customer of fund.customers)
+      await ledger.transfer({
+        id: transferId(`test:fund:${customer}`),
+        assetId: TEST_NATIVE,
+        debit: "custody:deposits",
+        credit: `user:${customer}`,
+        amount: fund.amount,
+        kind: "manual",
+      });
+    const opened = ledger;
+    return {
+      ...t,
+      ledger: opened,
+      hotWallet,
+      async cleanup() {
+        await opened.close();
+        await t.cleanup();
+      },
+    };
+  } catch (error) {
+    await ledger?.close();
+    await t.cleanup();
+    throw error;
+  }
 }

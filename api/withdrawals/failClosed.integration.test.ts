@@ -8,62 +8,43 @@
 import { Writable } from "node:stream";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
+import { type Ledger, transferId } from "../../ledger/index.js";
 import { createHealth } from "../../ops/health.js";
 import { buildApp } from "../app.js";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { deployTestFactory } from "../testing/factory.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "../testing/apiTestContext.js";
 import { createV1Plugin } from "../v1.js";
 
 const ETH = 10n ** 18n;
-const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const OTHER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 
-let t: ApiTestContext;
+let t: WithdrawalApiTestContext;
 let ledger: Ledger;
 let requester: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await createApiTestContext({
-    chains: [
-      {
-        chainId: 31337,
-        key: "local-a",
-        config: { tokens: [{ address: TOKEN, symbol: "TKN", decimals: 18 }] },
-      },
-    ],
-    file: {
-      policies: {
-        withdrawals: {
-          // the native asset has a policy, the token has none
-          limits: {
-            [NATIVE]: {
-              perTransaction: (10n * ETH).toString(),
-              rolling24h: (20n * ETH).toString(),
-              approvalThreshold: ETH.toString(),
-            },
-          },
-          customerAllowlists: { alice: [DEST, OTHER] },
-          requiredApprovals: 2,
-        },
-      },
+  t = await createWithdrawalApiTestContext({
+    chain: {
+      chainId: 31337,
+      key: "local-a",
+      config: { tokens: [{ address: TOKEN, symbol: "TKN", decimals: 18 }] },
     },
+    // the native asset has a policy, the token has none
+    policy: {
+      perTransaction: 10n * ETH,
+      rolling24h: 20n * ETH,
+      approvalThreshold: ETH,
+      customerAllowlists: { alice: [DEST, OTHER] },
+      requiredApprovals: 2,
+    },
+    fund: { customers: ["alice", "constructor", "__proto__", "toString"], amount: 5n * ETH },
   });
-  await deployTestFactory(t.ctx);
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  for (const customer of ["alice", "constructor", "__proto__", "toString"])
-    await ledger.transfer({
-      id: transferId(`test:fund:${customer}`),
-      assetId: NATIVE,
-      debit: "custody:deposits",
-      credit: `user:${customer}`,
-      amount: 5n * ETH,
-      kind: "manual",
-    });
+  ledger = t.ledger;
   await ledger.transfer({
     id: transferId("test:fund:alice:token"),
     assetId: `31337:${TOKEN.toLowerCase()}`,
@@ -75,7 +56,6 @@ beforeAll(async () => {
   requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
 });
 afterAll(async () => {
-  await ledger?.close();
   await t?.cleanup();
 });
 

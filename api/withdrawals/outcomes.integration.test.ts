@@ -5,11 +5,13 @@
  * review). The signer's own tracking on anvil is tested in signer/ and ops/e2e.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
+import type { Ledger } from "../../ledger/index.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { getTxOutcomes } from "../../signer/index.js";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { deployTestFactory } from "../testing/factory.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "../testing/apiTestContext.js";
 import { eventIdOf } from "../webhooks/eventId.js";
 import { withdrawalTransferIds } from "./holds.js";
 import { createWithdrawals, type Withdrawals } from "./service.js";
@@ -21,31 +23,21 @@ const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const TX_A = `0x${"a1".repeat(32)}`;
 const TX_B = `0x${"b2".repeat(32)}`;
 
-let t: ApiTestContext;
+let t: WithdrawalApiTestContext;
 let ledger: Ledger;
 let withdrawals: Withdrawals;
 let requester: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await createApiTestContext({ chains: [{ chainId: 31337, key: "local-a" }] });
-  await deployTestFactory(t.ctx);
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(t.ctx.config.chains);
-  for (const customer of ["alice", "bob", "carol"])
-    await ledger.transfer({
-      id: transferId(`test:fund:${customer}`),
-      assetId: NATIVE,
-      debit: "custody:deposits",
-      credit: `user:${customer}`,
-      amount: 10n * ETH,
-      kind: "manual",
-    });
+  t = await createWithdrawalApiTestContext({
+    fund: { customers: ["alice", "bob", "carol"], amount: 10n * ETH },
+  });
+  ledger = t.ledger;
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
   requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
 }, 120_000);
 afterAll(async () => {
-  await ledger?.close();
   await t?.cleanup();
 });
 
