@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Ledger } from "../../ledger/index.js";
+import { setTxRequestState } from "../../signer/testing/txRequestState.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
@@ -67,11 +68,11 @@ async function withdraw(customer: string, amount: bigint): Promise<string> {
 
 /** Move the signer's request row as its tracker records it, then let the withdrawal follow. */
 async function signerRecords(id: string, status: string, reviewReason?: string) {
-  await t.ctx.db.pool.query(
-    `UPDATE custody.tx_requests SET status = $2, tx_hash = $3, review_reason = $4, updated_at = now()
-      WHERE id = $1`,
-    [`withdrawal:${id}`, status, `0x${"d4".repeat(32)}`, reviewReason ?? null],
-  );
+  await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    status,
+    txHash: `0x${"d4".repeat(32)}`,
+    ...(reviewReason ? { reviewReason } : {}),
+  });
   await withdrawals.syncOutcomes();
 }
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Ledger } from "../../ledger/index.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { getTxOutcomes } from "../../signer/index.js";
+import { setTxRequestState, type TxRequestState } from "../../signer/testing/txRequestState.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
@@ -60,43 +61,8 @@ async function withdraw(customer: string, amount: bigint): Promise<string> {
 }
 
 /** Move the signer's request row as its tracker would record it. */
-async function signerRecords(
-  withdrawalId: string,
-  r: {
-    status: string;
-    txHash?: string | null;
-    fee?: bigint | null;
-    block?: number | null;
-    finalized?: boolean;
-    reorgs?: number;
-    reviewReason?: string;
-    nonce?: number;
-    errorCode?: string;
-  },
-) {
-  await t.ctx.db.pool.query(
-    `UPDATE custody.tx_requests
-        SET status = $2, tx_hash = $3, fee = $4, block_number = $5,
-            block_hash = CASE WHEN $5::bigint IS NULL THEN NULL ELSE $3 END,
-            transfer_position = CASE WHEN $5::bigint IS NULL THEN NULL ELSE 'tx' END,
-            receipt_success = CASE WHEN $5::bigint IS NULL THEN NULL ELSE true END,
-            finalized_at = CASE WHEN $6 THEN now() END, reorg_count = $7, review_reason = $8,
-            nonce = $9, error_code = $10, updated_at = now()
-      WHERE id = $1`,
-    [
-      `withdrawal:${withdrawalId}`,
-      r.status,
-      r.txHash ?? null,
-      r.fee?.toString() ?? null,
-      r.block ?? null,
-      r.finalized ?? false,
-      r.reorgs ?? 0,
-      r.reviewReason ?? null,
-      r.nonce ?? null,
-      r.errorCode ?? null,
-    ],
-  );
-}
+const signerRecords = (withdrawalId: string, state: TxRequestState) =>
+  setTxRequestState(t.ctx.db.pool, `withdrawal:${withdrawalId}`, state);
 
 async function get(id: string) {
   const res = await t.call(t.keys["withdrawals:write"], {
