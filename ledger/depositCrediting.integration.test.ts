@@ -243,6 +243,20 @@ describe("deposit crediting", () => {
       0n,
     ]);
     expect(await crediting.sweep()).toEqual({ credited: 0, held: 0, restored: 0, finalized: 0 });
+    // Crediting reaches a fact's credits through its deposit transfers' chain reference (migration
+    // 0008 dropped the credits' own index): both credits of the identity, the second one named by
+    // the count of the first.
+    const credits = await ctx.db.pool.query<{ credit_id: string; state: string }>(
+      `SELECT d.credit_id::text, d.state FROM ledger.transfers t
+         JOIN ledger.deposit_credits d ON d.credit_id = t.id
+        WHERE t.chain_id = $1 AND t.tx_hash = $2 AND t.position = 'tx' AND t.kind = 'deposit'
+        ORDER BY d.amount DESC`,
+      [CHAIN, tx],
+    );
+    expect(credits.rows).toEqual([
+      { credit_id: transferId(depositTransferName(CHAIN, tx, "tx")), state: "final" },
+      { credit_id: transferId(depositTransferName(CHAIN, tx, "tx", 1)), state: "credited" },
+    ]);
   });
 
   it("compares recipient, asset and amount, never the position alone", async () => {

@@ -117,21 +117,32 @@ export function reorgHoldName(creditId: string, part: "hold" | "shortfall", n = 
 const SAME_DEPOSIT = `d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position
   AND d.to_address = f.to_address AND d.asset = f.asset AND d.amount = f.amount`;
 
+// The credits of fact f's identity: how many (the next credit's id counts them) and how many of them
+// stand for the same deposit. Reached through the ledger's index of chain references and the
+// credit's key (migration 0008: a credit's id is its deposit transfer's id, with the same chain
+// reference), one probe per fact.
+const FACT_CREDITS = `LATERAL (
+  SELECT count(*)::int AS credits,
+    count(*) FILTER (WHERE d.to_address = f.to_address AND d.asset = f.asset AND d.amount = f.amount
+      AND d.state IN ('credited', 'held'))::int AS standing
+  FROM ledger.transfers t JOIN ledger.deposit_credits d ON d.credit_id = t.id
+  WHERE t.chain_id = f.chain_id AND t.tx_hash = f.tx_hash AND t.position = f.position
+    AND t.kind = 'deposit') c`;
+
 // Confirmed facts into deposit addresses with no standing credit of the same deposit, in a block
 // range (a doorbell's, or the watermark's next step), leaving parked ones to their retry. FOR SHARE
 // holds the fact's row until we commit, so the indexer cannot orphan it between our read and our
 // credit: a fact orphaned before crediting is never credited.
 const UNCREDITED = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount::text, ca.owner,
-  (SELECT count(*) FROM ledger.deposit_credits d
-    WHERE d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position)::int AS credits
+  f.position, f.asset, f.to_address, f.amount::text, ca.owner, c.credits
 FROM chain.transfers f
 JOIN chain.custody_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address AND ca.kind = 'deposit'
+CROSS JOIN ${FACT_CREDITS}
 WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
   AND ($1::bigint IS NULL OR f.chain_id = $1)
   AND ($3::bigint IS NULL OR f.block_number >= $3) AND ($4::bigint IS NULL OR f.block_number <= $4)
-  AND NOT EXISTS (SELECT 1 FROM ledger.deposit_credits d WHERE ${SAME_DEPOSIT} AND d.state IN ('credited', 'held'))
+  AND c.standing = 0
   AND NOT EXISTS (SELECT 1 FROM ledger.parked_deposits p WHERE p.fact_id = f.id)
 ORDER BY f.chain_id, f.block_number, f.tx_index, f.id
 LIMIT $2
@@ -141,13 +152,11 @@ FOR SHARE OF f`;
 // been orphaned, or credited another way, meanwhile).
 const PARKED_DUE = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount::text, p.owner, p.attempts,
-  (SELECT count(*) FROM ledger.deposit_credits d
-    WHERE d.chain_id = f.chain_id AND d.tx_hash = f.tx_hash AND d.position = f.position)::int AS credits,
-  (f.status = 'confirmed' AND NOT EXISTS (SELECT 1 FROM ledger.deposit_credits d
-    WHERE ${SAME_DEPOSIT} AND d.state IN ('credited', 'held'))) AS owed
+  f.position, f.asset, f.to_address, f.amount::text, p.owner, p.attempts, c.credits,
+  (f.status = 'confirmed' AND c.standing = 0) AS owed
 FROM ledger.parked_deposits p
 JOIN chain.transfers f ON f.id = p.fact_id
+CROSS JOIN ${FACT_CREDITS}
 WHERE p.chain_id = $1 AND p.next_attempt_at <= now()
 ORDER BY p.next_attempt_at
 LIMIT $2
@@ -258,8 +267,10 @@ WITH o AS (
   WHERE chain_id = $1 AND status = 'orphaned' AND block_number > $3
   GROUP BY chain_id, tx_hash, position)
 SELECT ${CREDIT_COLUMNS}, o.orphaned_block::text AS new_orphaned_block
-FROM ledger.deposit_credits d
-JOIN o ON o.chain_id = d.chain_id AND o.tx_hash = d.tx_hash AND o.position = d.position
+FROM o
+JOIN ledger.transfers t ON t.chain_id = o.chain_id AND t.tx_hash = o.tx_hash AND t.position = o.position
+  AND t.kind = 'deposit'
+JOIN ledger.deposit_credits d ON d.credit_id = t.id
 WHERE d.state = 'credited'
   AND NOT EXISTS (SELECT 1 FROM chain.transfers f WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed')
 ORDER BY d.created_at

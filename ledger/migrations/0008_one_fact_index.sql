@@ -1,0 +1,14 @@
+-- Crediting a block writes fewer index pages (issue 15). A deposit's fact identity (chain id, tx
+-- hash, position) was indexed twice: on its ledger transfer (transfers_chain_ref) and on its credit
+-- (deposit_credits_fact). Each is a random page per new deposit; at 10M credits nearly every one is
+-- a page of its own, and its first change after a checkpoint a full page image in the WAL.
+--
+-- transfers_chain_ref stays: the ledger's own record of which transfers claim a chain fact, read by
+-- reconciliation (every kind, and a deposit transfer with no credit row is exactly what it must
+-- see), by the deposits API and by the deposit webhooks. Crediting reaches a fact's credits through
+-- it: a credit's id is its deposit transfer's id, and the ledger accepts an existing id only with
+-- the same kind and chain reference (firstDifference), so every credit row has a transfer of kind
+-- 'deposit' with its chain reference. Idempotency never rested on this index: the credit and the
+-- transfer share a deterministic id (UUID v5 of the fact identity and a count), and both tables
+-- have it as primary key.
+DROP INDEX IF EXISTS ledger.deposit_credits_fact;
