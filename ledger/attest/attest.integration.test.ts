@@ -17,8 +17,8 @@ import {
   zeroAddress,
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { demoPolicies, runScenario } from "../../ops/e2e/scenario.js";
-import { prepareCustody } from "../../ops/e2e/setup.js";
+import { runScenario } from "../../ops/e2e/scenario.js";
+import { prepareTestCustody } from "../../ops/e2e/setup.js";
 import { verifyProof } from "../../ops/por/verify.js";
 import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
@@ -62,14 +62,7 @@ describe("attestation of reserves and liabilities", () => {
     const rpc = <T>(method: string, params: unknown[] = []) =>
       client.request({ method: method as never, params: params as never }) as Promise<T>;
     const mine = () => rpc("evm_mine");
-    const policies = demoPolicies(chain.chainId);
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool,
-      chain,
-      kmsEndpoint: kms.url,
-      policies,
-    });
+    const prepared = await prepareTestCustody(ctx, kms);
     const contract = await fundAndDeployAttestor({
       common: ctx.common,
       pool,

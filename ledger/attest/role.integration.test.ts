@@ -5,7 +5,7 @@
  */
 import { createPublicClient, http, type PublicClient, zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { prepareCustody } from "../../ops/e2e/setup.js";
+import { prepareTestCustody } from "../../ops/e2e/setup.js";
 import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
@@ -40,12 +40,7 @@ describe("reconciler role: attestation step", () => {
       transport: http(chain.rpcUrls[0]),
     }) as PublicClient;
     const mine = () => client.request({ method: "evm_mine" as never });
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool,
-      chain,
-      kmsEndpoint: kms.url,
-    });
+    const prepared = await prepareTestCustody(ctx, kms, { policies: "config" });
     await fundAndDeployAttestor({
       common: ctx.common,
       pool,

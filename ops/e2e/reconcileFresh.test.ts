@@ -16,8 +16,8 @@ import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { spawnCli } from "../testing/process.js";
 import { waitFor } from "../testing/wait.js";
-import { demoPolicies, runScenario } from "./scenario.js";
-import { prepareCustody } from "./setup.js";
+import { runScenario } from "./scenario.js";
+import { prepareTestCustody } from "./setup.js";
 
 let ctx: TestContext;
 let kms: KmsEmulator;
@@ -43,14 +43,7 @@ afterAll(async () => {
 describe("a fresh deployment reconciles with 0 breaks", () => {
   it("fund (booked), deploy (gas booked), deposits and withdrawals, reconcile exits 0", async () => {
     const chain = ctx.config.chains[0]!;
-    const policies = demoPolicies(chain.chainId);
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      chain,
-      kmsEndpoint: kms.url,
-      policies,
-    });
+    const prepared = await prepareTestCustody(ctx, kms);
     const configPath = path.join(dir, "config.json");
     const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } =
       chain;

@@ -17,8 +17,8 @@ import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
 import { type RedisServer, startRedisServer } from "./redisServer.js";
-import { demoPolicies, EXTERNAL } from "./scenario.js";
-import { prepareCustody } from "./setup.js";
+import { EXTERNAL } from "./scenario.js";
+import { prepareTestCustody } from "./setup.js";
 
 const OUTAGE_MS = 30_000;
 
@@ -62,13 +62,7 @@ afterAll(async () => {
 describe("Redis outage", () => {
   it("30 s without Redis: POSTs answer, withdrawals confirm, nothing is lost after", async () => {
     const chain = ctx.config.chains[0]!;
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      chain,
-      kmsEndpoint: kms.url,
-      policies: demoPolicies(chain.chainId),
-    });
+    const prepared = await prepareTestCustody(ctx, kms);
     const config = Object.freeze({
       ...prepared.config,
       env: Object.freeze({ ...prepared.config.env, REDIS_URL: redis.url }),

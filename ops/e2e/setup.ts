@@ -20,6 +20,8 @@ import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import type { Common } from "../common.js";
 import type { ChainConfig, Config } from "../config.js";
 import { type Pool, withTransaction } from "../db.js";
+import type { TestContext } from "../testing/context.js";
+import { demoPolicies } from "./scenario.js";
 
 export type PreparedCustody = {
   config: Config;
@@ -70,6 +72,26 @@ export async function prepareCustody({
   } finally {
     kms.destroy();
   }
+}
+
+/**
+ * For tests: `prepareCustody` on the test context's first chain, with its database and the KMS
+ * emulator at `kms.url`; `policies: "demo"` (the default) gives the demo's withdrawal policies,
+ * `"config"` keeps the context's own.
+ */
+export function prepareTestCustody(
+  ctx: Pick<TestContext, "common" | "db" | "config">,
+  kms: { url: string },
+  { policies = "demo" }: { policies?: "demo" | "config" } = {},
+): Promise<PreparedCustody> {
+  const chain = ctx.config.chains[0]!;
+  return prepareCustody({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    chain,
+    kmsEndpoint: kms.url,
+    ...(policies === "demo" ? { policies: demoPolicies(chain.chainId) } : {}),
+  });
 }
 
 /**

@@ -15,7 +15,7 @@ import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
-import { prepareCustody } from "./setup.js";
+import { prepareTestCustody } from "./setup.js";
 
 const DEST = getAddress("0x000000000000000000000000000000000000beef");
 
@@ -44,12 +44,7 @@ afterAll(async () => {
 describe("withdrawal reorged out after confirmation", () => {
   it("goes back to broadcast with its posting held again, confirms again, finalizes, pays once", async () => {
     const chain = ctx.config.chains[0]!;
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      chain,
-      kmsEndpoint: kms.url,
-    });
+    const prepared = await prepareTestCustody(ctx, kms, { policies: "config" });
     const ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
     await ledger.ensureAssetsFromConfig([chain]);
     const NATIVE = `${chain.chainId}:0x0000000000000000000000000000000000000000`;

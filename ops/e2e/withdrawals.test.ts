@@ -26,8 +26,8 @@ import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
-import { demoPolicies, runScenario } from "./scenario.js";
-import { prepareCustody } from "./setup.js";
+import { runScenario } from "./scenario.js";
+import { prepareTestCustody } from "./setup.js";
 
 let ctx: TestContext;
 let kms: KmsEmulator;
@@ -84,13 +84,7 @@ afterAll(async () => {
 describe("withdrawals end to end", () => {
   it("credits deposits, confirms approved withdrawals, voids rejected and failed ones", async () => {
     const chain = ctx.config.chains[0]!;
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      chain,
-      kmsEndpoint: kms.url,
-      policies: demoPolicies(chain.chainId),
-    });
+    const prepared = await prepareTestCustody(ctx, kms);
     const config = Object.freeze({
       ...prepared.config,
       webhooks: [{ url: hookUrl, secretEnv: "E2E_HOOK", events: ["*"] }],

@@ -28,8 +28,8 @@ import {
   waitFinalInIndex,
 } from "../../ledger/recon/testing/attestedCustody.js";
 import { withTransaction } from "../../ops/db.js";
-import { demoPolicies, runScenario } from "../../ops/e2e/scenario.js";
-import { prepareCustody } from "../../ops/e2e/setup.js";
+import { runScenario } from "../../ops/e2e/scenario.js";
+import { prepareTestCustody } from "../../ops/e2e/setup.js";
 import { type Service, startService } from "../../ops/start.js";
 import {
   createTestContext,
@@ -130,13 +130,7 @@ describe("Ponder parity with custody-node's own records", () => {
     // 1. The listed token, the custody (KMS hot wallet, factory), its float booked, the attestor.
     const deployed = await send(TOKEN_DEPLOYER, undefined, testToken.bytecode);
     expect(getAddress(deployed.contractAddress!)).toBe(TOKEN);
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool,
-      chain,
-      kmsEndpoint: kms.url,
-      policies: demoPolicies(chain.chainId),
-    });
+    const prepared = await prepareTestCustody(ctx, kms);
     const hot = lower(prepared.hotWallet);
     // The cold wallet is a custody address (its balance is part of the reserves reconciliation and
     // the attestation count), registered as the operator does for the hot wallet.

@@ -5,8 +5,7 @@
  * fetch helper for /v1 with a key. One `cleanup` stops it all.
  */
 import type { Page } from "playwright-core";
-import { demoPolicies } from "../../../ops/e2e/scenario.js";
-import { type PreparedCustody, prepareCustody } from "../../../ops/e2e/setup.js";
+import { type PreparedCustody, prepareTestCustody } from "../../../ops/e2e/setup.js";
 import { ROLE_NAMES } from "../../../ops/roles.js";
 import { type Service, startService } from "../../../ops/start.js";
 import { createTestContext, type TestContext } from "../../../ops/testing/context.js";
@@ -49,13 +48,7 @@ export async function startConsoleService(): Promise<ConsoleService> {
   try {
     kms = await startKmsEmulator();
     const chain = ctx.config.chains[0]!;
-    const prepared = await prepareCustody({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      chain,
-      kmsEndpoint: kms.url,
-      policies: demoPolicies(chain.chainId),
-    });
+    const prepared = await prepareTestCustody(ctx, kms);
     service = await startService(prepared.config, { roles: [...ROLE_NAMES] });
     const url = service.url;
     browser = await launchConsoleBrowser(url);
