@@ -11,7 +11,11 @@ import { createServer } from "node:net";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { startTestOidcProvider, type TestOidcProvider } from "./testing/oidcProvider.js";
+import {
+  consoleOidcOptions,
+  startTestOidcProvider,
+  type TestOidcProvider,
+} from "./testing/oidcProvider.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = ".artifacts/console";
@@ -36,29 +40,12 @@ beforeAll(async () => {
   consoleUrl = `http://127.0.0.1:${port}`;
   const redirectUri = `${consoleUrl}/console/sso/callback`;
   provider = await startTestOidcProvider({ redirectUri, users: USERS });
-  t = await createApiTestContext({
-    file: {
-      api: {
-        console: {
-          oidc: {
-            issuer: provider.issuer,
-            clientId: provider.clientId,
-            clientSecretEnv: "CONSOLE_OIDC_SECRET",
-            redirectUrl: redirectUri,
-            scopes: ["openid", "email", "groups"],
-            groups: { "custody-approvers": ["withdrawals:approve", "recon:read"] },
-          },
-        },
-      },
-    },
-    configure: (ctx) => {
-      const config = Object.freeze({
-        ...ctx.config,
-        consoleOidcClientSecret: provider.clientSecret,
-      });
-      return { ...ctx, config, common: { ...ctx.common, config } };
-    },
-  });
+  t = await createApiTestContext(
+    consoleOidcOptions(provider, {
+      redirectUrl: redirectUri,
+      groups: { "custody-approvers": ["withdrawals:approve", "recon:read"] },
+    }),
+  );
   await t.app.listen({ port, host: "127.0.0.1" });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   mkdirSync(ARTIFACTS, { recursive: true });

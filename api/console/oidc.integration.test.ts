@@ -13,7 +13,11 @@ import {
   type WithdrawalApiTestContext,
 } from "../testing/apiTestContext.js";
 import { SESSION_COOKIE } from "./plugin.js";
-import { startTestOidcProvider, type TestOidcProvider } from "./testing/oidcProvider.js";
+import {
+  consoleOidcOptions,
+  startTestOidcProvider,
+  type TestOidcProvider,
+} from "./testing/oidcProvider.js";
 
 const ETH = 10n ** 18n;
 const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -42,30 +46,13 @@ beforeAll(async () => {
       requiredApprovals: 2,
     },
     fund: { customers: ["carol"], amount: 5n * ETH },
-    file: {
-      api: {
-        console: {
-          oidc: {
-            issuer,
-            clientId: provider.clientId,
-            clientSecretEnv: "CONSOLE_OIDC_SECRET",
-            redirectUrl: REDIRECT,
-            scopes: ["openid", "email", "groups"],
-            groups: {
-              "custody-approvers": ["withdrawals:approve", "recon:read"],
-              staff: ["deposits:read"],
-            },
-          },
-        },
+    ...consoleOidcOptions(provider, {
+      redirectUrl: REDIRECT,
+      groups: {
+        "custody-approvers": ["withdrawals:approve", "recon:read"],
+        staff: ["deposits:read"],
       },
-    },
-    configure: (ctx) => {
-      const config = Object.freeze({
-        ...ctx.config,
-        consoleOidcClientSecret: provider.clientSecret,
-      });
-      return { ...ctx, config, common: { ...ctx.common, config } };
-    },
+    }),
   });
   requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
 }, 120_000);

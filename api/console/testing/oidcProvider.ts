@@ -7,6 +7,7 @@ import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import Provider from "oidc-provider";
+import type { ApiTestOptions } from "../../testing/apiTestContext.js";
 
 export type TestOidcProvider = {
   issuer: string;
@@ -64,6 +65,40 @@ export async function startTestOidcProvider(options: {
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/**
+ * Options for an api test context whose console signs in at `provider`: `api.console.oidc` in the
+ * config file (scopes openid, email, groups; `groups` maps the provider's groups to scopes) and the
+ * client secret in the config, as the config loader reads it from `CONSOLE_OIDC_SECRET`.
+ */
+export function consoleOidcOptions(
+  provider: TestOidcProvider,
+  { redirectUrl, groups }: { redirectUrl: string; groups: Record<string, string[]> },
+): Required<Pick<ApiTestOptions, "file" | "configure">> {
+  return {
+    file: {
+      api: {
+        console: {
+          oidc: {
+            issuer: provider.issuer,
+            clientId: provider.clientId,
+            clientSecretEnv: "CONSOLE_OIDC_SECRET",
+            redirectUrl,
+            scopes: ["openid", "email", "groups"],
+            groups,
+          },
+        },
+      },
+    },
+    configure: (ctx) => {
+      const config = Object.freeze({
+        ...ctx.config,
+        consoleOidcClientSecret: provider.clientSecret,
+      });
+      return { ...ctx, config, common: { ...ctx.common, config } };
     },
   };
 }
