@@ -76,6 +76,14 @@ async function signerRecords(id: string, status: string, reviewReason?: string) 
   await withdrawals.syncOutcomes();
 }
 
+/** POST /v1/withdrawals/{id}/fail with `key`. */
+const failViaApi = (key: string, id: string, reason: string) =>
+  t.call(key, {
+    method: "POST",
+    url: `/v1/withdrawals/${id}/fail`,
+    headers: { "idempotency-key": `nr-${++n}` },
+    payload: { reason },
+  });
 const statusOf = async (id: string) =>
   (
     await t.ctx.db.pool.query<{ status: string }>(
@@ -116,12 +124,7 @@ describe("console needs_review action", () => {
       .click();
     await shows(approver.page.getByRole("alert"), "AUTH_SCOPE_MISSING");
     expect(await statusOf(stuck)).toBe("needs_review");
-    const viaApi = await t.call(t.keys["withdrawals:approve"], {
-      method: "POST",
-      url: `/v1/withdrawals/${stuck}/fail`,
-      headers: { "idempotency-key": `nr-${++n}` },
-      payload: { reason: "looked at it" },
-    });
+    const viaApi = await failViaApi(t.keys["withdrawals:approve"], stuck, "looked at it");
     expect(viaApi.statusCode).toBe(403);
     expect(viaApi.headers["content-type"]).toContain("application/problem+json");
     expect(viaApi.json()).toMatchObject({ code: "AUTH_SCOPE_MISSING" });
@@ -179,23 +182,13 @@ describe("console needs_review action", () => {
     await shot(page, "withdrawal-failed-by-operator");
 
     // the API: a withdrawal the chain can still decide is refused 409; an unknown id 404
-    const refused = await t.call(t.keys.admin, {
-      method: "POST",
-      url: `/v1/withdrawals/${moving}/fail`,
-      headers: { "idempotency-key": `nr-${++n}` },
-      payload: { reason: "looked stuck" },
-    });
+    const refused = await failViaApi(t.keys.admin, moving, "looked stuck");
     expect(refused.statusCode).toBe(409);
     expect(refused.headers["content-type"]).toContain("application/problem+json");
     expect(refused.json()).toMatchObject({ code: "WITHDRAWAL_INVALID_STATE" });
     expect(await statusOf(moving)).toBe("broadcast");
     expect(await held("fay")).toBe(ETH);
-    const unknown = await t.call(t.keys.admin, {
-      method: "POST",
-      url: "/v1/withdrawals/00000000-0000-4000-8000-000000000000/fail",
-      headers: { "idempotency-key": `nr-${++n}` },
-      payload: { reason: "x" },
-    });
+    const unknown = await failViaApi(t.keys.admin, "00000000-0000-4000-8000-000000000000", "x");
     expect(unknown.statusCode).toBe(404);
     await admin.context.close();
   }, 180_000);
