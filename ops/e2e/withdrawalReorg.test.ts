@@ -92,6 +92,16 @@ describe("withdrawal reorged out after confirmation", () => {
     expect(w.status).toBe("signing");
     const id = String(w.id);
     const get = () => api("GET", `/v1/withdrawals/${id}`);
+    /** The withdrawal once the API shows `status` (nothing mined while waiting). */
+    const untilStatus = (what: string, status: string) =>
+      waitFor(
+        what,
+        async () => {
+          const got = await get();
+          return got.status === status ? got : undefined;
+        },
+        { everyMs: 200 },
+      );
 
     // Mine just enough for 3 confirmations, then let the API catch up without mining more.
     const sent = await waitFor(
@@ -112,14 +122,7 @@ describe("withdrawal reorged out after confirmation", () => {
       { everyMs: 200 },
     );
     while ((await client.getBlockNumber()) - tx.blockNumber + 1n < 3n) await rpc("evm_mine");
-    const confirmed = await waitFor(
-      "confirmed",
-      async () => {
-        const got = await get();
-        return got.status === "confirmed" ? got : undefined;
-      },
-      { everyMs: 200 },
-    );
+    const confirmed = await untilStatus("confirmed", "confirmed");
     const alice = () => ledger.balance({ assetId: NATIVE, name: "user:alice" });
     expect((await alice()).debitsPending).toBe(0n);
     expect(await client.getBalance({ address: DEST })).toBe(amount);
@@ -128,14 +131,7 @@ describe("withdrawal reorged out after confirmation", () => {
     const head = await client.getBlockNumber();
     expect(head - tx.blockNumber + 1n).toBe(3n);
     await rpc("anvil_reorg", [5, []]);
-    const reorged = await waitFor(
-      "back to broadcast",
-      async () => {
-        const got = await get();
-        return got.status === "broadcast" ? got : undefined;
-      },
-      { everyMs: 200 },
-    );
+    const reorged = await untilStatus("back to broadcast", "broadcast");
     expect(reorged.history!.map((h) => h.action)).toContain("withdrawal.reorged");
     // The posting is reverted to a hold: alice's amount is held, not spent, not released.
     const held = await alice();
