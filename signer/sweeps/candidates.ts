@@ -15,13 +15,13 @@ import type { SweepCandidate } from "./planSweeps.js";
 type Queryable = Pick<pg.ClientBase, "query">;
 
 // Pairs at or above their asset's threshold ($4 assets, $5 thresholds), in address order (the
-// partial index; a stable plan after a crash), at most $6 per pass.
+// partial index on `positive`, migration 0105; a stable plan after a crash), at most $6 per pass.
 const CANDIDATES = `
 SELECT c.address, d.salt, d.factory, c.asset, c.balance::text AS balance
 FROM custody.sweepable_balances c
 JOIN unnest($4::text[], $5::numeric[]) AS t(asset, threshold) ON t.asset = c.asset
 JOIN custody.deposit_addresses d ON d.chain_id = c.chain_id AND d.address = c.address
-WHERE c.chain_id = $1 AND c.balance > 0 AND c.balance >= t.threshold
+WHERE c.chain_id = $1 AND c.positive AND c.balance >= t.threshold
   -- an address in an open sweep waits for that sweep to settle
   AND NOT EXISTS (
     SELECT 1 FROM custody.sweep_items oi JOIN custody.sweeps os ON os.id = oi.sweep_id
