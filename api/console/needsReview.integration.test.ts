@@ -26,7 +26,6 @@ import {
 
 const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
-const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 let t: WithdrawalApiTestContext;
 let ledger: Ledger;
@@ -49,22 +48,8 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-async function withdraw(customer: string, amount: bigint): Promise<string> {
-  const res = await t.call(t.keys["withdrawals:write"], {
-    method: "POST",
-    url: "/v1/withdrawals",
-    headers: { "idempotency-key": `nr-${++n}` },
-    payload: {
-      customerId: customer,
-      chain: "local-a",
-      asset: "native",
-      to: DEST,
-      amount: amount.toString(),
-    },
-  });
-  expect(res.statusCode, res.body).toBe(201);
-  return res.json().id;
-}
+const withdraw = async (customer: string, amount: bigint) =>
+  (await t.withdrawNative(t.keys["withdrawals:write"], customer, amount)).id;
 
 /** Move the signer's request row as its tracker records it, then let the withdrawal follow. */
 async function signerRecords(id: string, status: string, reviewReason?: string) {

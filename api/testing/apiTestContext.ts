@@ -94,10 +94,22 @@ export async function createApiTestContext(options: ApiTestOptions = {}): Promis
 /** The native asset of the withdrawal test chain. */
 const TEST_NATIVE = "31337:0x0000000000000000000000000000000000000000";
 
+/** anvil's dev account 1: the destination of the test withdrawals. */
+const TEST_DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
 export type WithdrawalApiTestContext = ApiTestContext & {
   ledger: Ledger;
   /** The deployed hot wallet (lower case). */
   hotWallet: string;
+  /**
+   * POST /v1/withdrawals with `key`: `amount` wei of the native asset from `customer` to anvil's
+   * dev account 1, under a fresh idempotency key; fails the test unless it is created (201).
+   */
+  withdrawNative: (
+    key: string,
+    customer: string,
+    amount: bigint,
+  ) => Promise<{ id: string; status: string }>;
 };
 
 /**
@@ -164,10 +176,28 @@ export async function createWithdrawalApiTestContext(
         kind: "manual",
       });
     const opened = ledger;
+    let withdrawals = 0;
     return {
       ...t,
       ledger: opened,
       hotWallet,
+      async withdrawNative(key, customer, amount) {
+        const res = await t.call(key, {
+          method: "POST",
+          url: "/v1/withdrawals",
+          headers: { "idempotency-key": `test-withdrawal-${++withdrawals}` },
+          payload: {
+            customerId: customer,
+            chain: t.ctx.config.chains[0]!.key,
+            asset: "native",
+            to: TEST_DEST,
+            amount: amount.toString(),
+          },
+        });
+        if (res.statusCode !== 201)
+          throw new Error(`withdrawal not created: ${res.statusCode} ${res.body}`);
+        return res.json();
+      },
       async cleanup() {
         await opened.close();
         await t.cleanup();

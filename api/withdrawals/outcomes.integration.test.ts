@@ -20,7 +20,6 @@ import { createWithdrawals, type Withdrawals } from "./service.js";
 const ETH = 10n ** 18n;
 const GWEI = 10n ** 9n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
-const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const TX_A = `0x${"a1".repeat(32)}`;
 const TX_B = `0x${"b2".repeat(32)}`;
 
@@ -28,7 +27,6 @@ let t: WithdrawalApiTestContext;
 let ledger: Ledger;
 let withdrawals: Withdrawals;
 let requester: string;
-let n = 0;
 
 beforeAll(async () => {
   t = await createWithdrawalApiTestContext({
@@ -43,21 +41,9 @@ afterAll(async () => {
 });
 
 async function withdraw(customer: string, amount: bigint): Promise<string> {
-  const res = await t.call(requester, {
-    method: "POST",
-    url: "/v1/withdrawals",
-    headers: { "idempotency-key": `o${++n}` },
-    payload: {
-      customerId: customer,
-      chain: "local-a",
-      asset: "native",
-      to: DEST,
-      amount: amount.toString(),
-    },
-  });
-  expect(res.statusCode, res.body).toBe(201);
-  expect(res.json().status).toBe("signing");
-  return res.json().id;
+  const created = await t.withdrawNative(requester, customer, amount);
+  expect(created.status).toBe("signing");
+  return created.id;
 }
 
 /** Move the signer's request row as its tracker would record it. */
