@@ -339,6 +339,7 @@ export function createReconciler({
         checks: balances.checks,
         depositBalances: { block, balances: onchain },
         expectedFacts: expectedUpdate,
+        liabilities: inputs.liabilityUpdate,
         breaks,
         holds,
         inputs: {

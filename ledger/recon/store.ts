@@ -9,6 +9,7 @@ import type { BalanceCheck, OnchainBalance } from "./balances.js";
 import { type BreakStateName, breakIdentities, trackBreakStates } from "./breakStates.js";
 import { RunNotFoundError } from "./errors.js";
 import { type ExpectedFactUpdate, storeExpectedFacts } from "./expectedBalances.js";
+import { type LiabilityUpdate, storeLiabilities } from "./liabilities.js";
 import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
 import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
 
@@ -131,6 +132,8 @@ export async function completeRun(
     depositBalances?: { block: number; balances: readonly OnchainBalance[] };
     /** How the run moves the running expected balances of deposit addresses (expectedBalances.ts). */
     expectedFacts?: ExpectedFactUpdate;
+    /** How the run moves the running user liabilities (liabilities.ts). */
+    liabilities?: LiabilityUpdate;
   },
 ): Promise<{ states: BreakStateName[]; alerting: number }> {
   const client = await pool.connect();
@@ -154,6 +157,8 @@ export async function completeRun(
       await storeDepositBalances(client, { chainId, ...result.depositBalances });
     if (result.expectedFacts)
       await storeExpectedFacts(client, { chainId, runId, update: result.expectedFacts });
+    if (result.liabilities)
+      await storeLiabilities(client, { chainId, runId, update: result.liabilities });
     await client.query(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
