@@ -61,8 +61,11 @@ const RESOLVE_ACCOUNTS = `
 SELECT a.id::text, a.asset_id, a.name FROM ledger.accounts a
 JOIN unnest($1::text[], $2::text[]) AS u(asset_id, name) ON a.asset_id = u.asset_id AND a.name = u.name`;
 
+// In numeric id order (the table's column: the output column "id" is text, and ordering by it
+// locked "100001" before "7" while reorg holds lock in numeric order, a deadlock to retry).
 const LOCK_ACCOUNTS = `
-SELECT ${ACCOUNT_COLUMNS} FROM ledger.accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
+SELECT ${ACCOUNT_COLUMNS} FROM ledger.accounts WHERE id = ANY($1::bigint[])
+ORDER BY ledger.accounts.id FOR UPDATE`;
 
 const CREATE_ACCOUNTS = `
 INSERT INTO ledger.accounts (asset_id, name, kind, normal, debits_must_not_exceed_credits, credits_must_not_exceed_debits)
