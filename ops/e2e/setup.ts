@@ -20,7 +20,6 @@ import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import type { Common } from "../common.js";
 import type { ChainConfig, Config } from "../config.js";
 import { type Pool, withTransaction } from "../db.js";
-import type { TestContext } from "../testing/context.js";
 import { demoPolicies } from "./scenario.js";
 
 export type PreparedCustody = {
@@ -80,7 +79,7 @@ export async function prepareCustody({
  * `"config"` keeps the context's own.
  */
 export function prepareTestCustody(
-  ctx: Pick<TestContext, "common" | "db" | "config">,
+  ctx: { common: Common; db: { pool: Pool }; config: Config },
   kms: { url: string },
   { policies = "demo" }: { policies?: "demo" | "config" } = {},
 ): Promise<PreparedCustody> {
