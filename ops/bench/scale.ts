@@ -8,7 +8,7 @@
  * The full reconciliation runs in a child process of its own, so its peak RSS is its own.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { createEvmAdapter } from "../../chains/index.js";
@@ -337,6 +337,7 @@ async function main() {
 
       // Full reconciliation in a child process: its peak RSS is the run's.
       const fullLabel = `full reconciliation of ${fmt(W.factsPerChain * W.chains.length)} facts`;
+      let fullDone = false;
       if (ONLY.has("recon-full"))
         try {
           const child = spawnSync(
@@ -352,10 +353,16 @@ async function main() {
             { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
           );
           const line = child.stdout.trim().split("\n").pop() ?? "";
-          if (child.status !== 0 || !line.startsWith("{"))
+          if (child.status !== 0 || !line.startsWith("{")) {
+            // The whole stderr is kept for reading; the line names the error, not Node's trailer.
+            const log = `/tmp/scale-full-recon-${process.pid}.stderr`;
+            writeFileSync(log, child.stderr);
+            const lines = child.stderr.split("\n").filter((x) => x.trim() !== "");
+            const error = lines.find((x) => /\b\w*Error\b|error:/.test(x)) ?? lines.at(-1) ?? "";
             throw new Error(
-              `child exited ${child.status}: ${child.stderr.trim().split("\n").slice(-3).join(" / ")}`,
+              `child exited ${child.status ?? child.signal}: ${error.trim()} (stderr in ${log})`,
             );
+          }
           const full = JSON.parse(line) as {
             ms: number;
             maxRssKb: number;
@@ -374,13 +381,15 @@ async function main() {
             1,
           );
           figure("full reconciliation peak RSS", full.maxRssKb / 1024, "MB");
+          fullDone = true;
         } catch (error) {
           notMeasured(fullLabel, `failed: ${firstLine(error)}`);
           notMeasured("full reconciliation peak RSS", "the run did not finish");
         }
 
       // Incremental reconciliation of one new block of 10,000 transfers on the first chain, after a
-      // full run of it (the full measurement's; without it, one unmeasured full run of that chain).
+      // full run of it (the full measurement's; when that was not run or failed, one unmeasured full
+      // run of that chain).
       if (ONLY.has("recon-incremental")) {
         const common = scaleCommon(anvil.rpcUrl, multicall3);
         const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
@@ -388,7 +397,7 @@ async function main() {
           const chain = chains[0]!;
           const ledger = createLedger({ common, pool });
           const reconciler = createReconciler({ common, pool });
-          if (!ONLY.has("recon-full")) {
+          if (!fullDone) {
             const base = await reconciler.run({ chain, full: true });
             console.log(
               `incremental reconciliation: first a full run of chain ${chain.chainId} (not measured): ${fmt(base.factsExamined)} facts`,
