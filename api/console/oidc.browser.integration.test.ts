@@ -7,9 +7,9 @@
  * refusal. Screenshots go to .artifacts/console/ (git-ignored).
  */
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../ops/testing/process.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import {
   consoleOidcOptions,
@@ -26,27 +26,38 @@ let t: ApiTestContext;
 let browser: Browser;
 let consoleUrl: string;
 
-/** A free loopback port for the console (its redirect URL must be known before the app starts). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
+/**
+ * The console on loopback with SSO configured. Its redirect URL (and so its port) must be known
+ * before the app and the provider start, so the port is probed first; if another process takes it
+ * before the console binds it (EADDRINUSE), everything is started again on another port.
+ */
+async function startConsole(): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const redirectUri = `${url}/console/sso/callback`;
+    const p = await startTestOidcProvider({ redirectUri, users: USERS });
+    const ctx = await createApiTestContext(
+      consoleOidcOptions(p, {
+        redirectUrl: redirectUri,
+        groups: { "custody-approvers": ["withdrawals:approve", "recon:read"] },
+      }),
+    );
+    try {
+      await ctx.app.listen({ port, host: "127.0.0.1" });
+    } catch (err) {
+      await p.close();
+      await ctx.cleanup();
+      if ((err as NodeJS.ErrnoException).code === "EADDRINUSE" && attempt < 5) continue;
+      throw err;
+    }
+    [provider, t, consoleUrl] = [p, ctx, url];
+    return;
+  }
 }
 
 beforeAll(async () => {
-  const port = await freePort();
-  consoleUrl = `http://127.0.0.1:${port}`;
-  const redirectUri = `${consoleUrl}/console/sso/callback`;
-  provider = await startTestOidcProvider({ redirectUri, users: USERS });
-  t = await createApiTestContext(
-    consoleOidcOptions(provider, {
-      redirectUrl: redirectUri,
-      groups: { "custody-approvers": ["withdrawals:approve", "recon:read"] },
-    }),
-  );
-  await t.app.listen({ port, host: "127.0.0.1" });
+  await startConsole();
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   mkdirSync(ARTIFACTS, { recursive: true });
 }, 120_000);
