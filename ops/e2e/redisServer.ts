@@ -3,7 +3,8 @@
  * at will. Never point an outage test at the shared Redis on 6379.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
+import { freePort } from "../testing/process.js";
 
 export type RedisServer = {
   port: number;
@@ -13,18 +14,6 @@ export type RedisServer = {
   /** Start it again on the same port (empty: `--save ""`, so an outage also loses the data). */
   start: () => Promise<void>;
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
