@@ -1,7 +1,22 @@
+import {
+  type Address,
+  encodeAbiParameters,
+  encodeFunctionData,
+  erc20Abi,
+  type Hex,
+  multicall3Abi,
+  toFunctionSelector,
+} from "viem";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../ops/config.js";
 import { ConfigError } from "../../ops/errors.js";
-import { createRateLimiter } from "./onchain.js";
+import {
+  BALANCE_OF,
+  createRateLimiter,
+  decodeBalanceResults,
+  encodeBalanceReads,
+  GET_ETH_BALANCE,
+} from "./onchain.js";
 
 const chain = (recon: unknown) => ({
   key: "a",
@@ -69,5 +84,89 @@ describe("createRateLimiter", () => {
     }
     expect(starts[0]!).toBeLessThan(400);
     expect(starts[4]!).toBeGreaterThanOrEqual(399);
+  });
+});
+
+describe("aggregate3 balance reads, encoded by hand", () => {
+  const MC = "0xcA11bde05977b3631167028862bE2a173976CA11";
+  const TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+  const address = (i: number) => `0x${(i * 7919 + 1).toString(16).padStart(40, "0")}`;
+
+  it("names the same functions as viem's ABIs", () => {
+    expect(GET_ETH_BALANCE).toBe(toFunctionSelector("getEthBalance(address)").slice(2));
+    expect(BALANCE_OF).toBe(toFunctionSelector("balanceOf(address)").slice(2));
+  });
+
+  it("encodes exactly what viem encodes, for 0, 1 and 250 mixed calls", () => {
+    for (const n of [0, 1, 250]) {
+      const calls = Array.from({ length: n }, (_, i) =>
+        i % 3 === 2
+          ? { target: TOKEN, selector: BALANCE_OF, address: address(i) }
+          : { target: MC, selector: GET_ETH_BALANCE, address: address(i) },
+      );
+      const viem = encodeFunctionData({
+        abi: multicall3Abi,
+        functionName: "aggregate3",
+        args: [
+          calls.map((c) => ({
+            target: c.target as Address,
+            allowFailure: false,
+            callData:
+              c.selector === BALANCE_OF
+                ? encodeFunctionData({
+                    abi: erc20Abi,
+                    functionName: "balanceOf",
+                    args: [c.address as Address],
+                  })
+                : encodeFunctionData({
+                    abi: multicall3Abi,
+                    functionName: "getEthBalance",
+                    args: [c.address as Address],
+                  }),
+          })),
+        ],
+      });
+      expect(encodeBalanceReads(calls)).toBe(viem.toLowerCase());
+    }
+    expect(() =>
+      encodeBalanceReads([{ target: MC, selector: GET_ETH_BALANCE, address: "0x12" }]),
+    ).toThrow(/bad balance read/);
+  });
+
+  const results = (r: { success: boolean; returnData: Hex }[]) =>
+    encodeAbiParameters(
+      [
+        {
+          type: "tuple[]",
+          components: [
+            { type: "bool", name: "success" },
+            { type: "bytes", name: "returnData" },
+          ],
+        },
+      ],
+      [r],
+    );
+
+  it("decodes what viem encodes: uint256 values up to 2^256 - 1, and empty return data as 0", () => {
+    const values = [0n, 1n, 10n ** 18n + 7n, 2n ** 256n - 1n];
+    const encoded = results([
+      ...values.map((v) => ({
+        success: true,
+        returnData: `0x${v.toString(16).padStart(64, "0")}` as Hex,
+      })),
+      { success: true, returnData: "0x" },
+    ]);
+    expect(decodeBalanceResults(encoded, 5)).toEqual([...values, 0n]);
+  });
+
+  it("refuses a result of the wrong length, a failed call and a truncated result", () => {
+    const one = results([{ success: true, returnData: `0x${"00".repeat(31)}05` }]);
+    expect(decodeBalanceResults(one, 1)).toEqual([5n]);
+    expect(() => decodeBalanceResults(one, 2)).toThrow(/1 results for 2 calls/);
+    const failed = results([{ success: false, returnData: "0x" }]);
+    expect(() => decodeBalanceResults(failed, 1)).toThrow(/call 0 failed/);
+    expect(() => decodeBalanceResults(one.slice(0, one.length - 64) as Hex, 1)).toThrow(
+      /malformed/,
+    );
   });
 });
