@@ -29,11 +29,19 @@ export async function deployMulticall3(rpcUrl: string): Promise<Hex> {
   };
   const [from] = await rpc<Hex[]>("eth_accounts", []);
   const hash = await rpc<Hex>("eth_sendTransaction", [{ from, data: multicall3CreationCode() }]);
-  const receipt = await rpc<{ contractAddress: string; status: string } | null>(
-    "eth_getTransactionReceipt",
-    [hash],
-  );
-  if (receipt?.status !== "0x1")
-    throw new Error("Multicall3 deployment failed (no receipt or reverted)");
-  return receipt.contractAddress.toLowerCase() as Hex;
+  // Automine answers with the hash; on a loaded machine the receipt can come a moment later.
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const receipt = await rpc<{ contractAddress: string; status: string } | null>(
+      "eth_getTransactionReceipt",
+      [hash],
+    );
+    if (receipt) {
+      if (receipt.status !== "0x1") throw new Error("Multicall3 deployment reverted");
+      return receipt.contractAddress.toLowerCase() as Hex;
+    }
+    if (performance.now() > deadline)
+      throw new Error(`Multicall3 deployment: no receipt for ${hash} within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
