@@ -240,9 +240,11 @@ async function loadChangedFacts(
     if (page.rows.length < FACT_PAGE) break;
     after = Number(page.rows[page.rows.length - 1]!.id);
   }
+  // Rows at heights the previous run did not cover (or above a reorg's common ancestor) that were
+  // already there at its snapshot; the newer ones came with the pages above.
   const r = await client.query<FactRow>(
     `SELECT ${FACT_COLUMNS} FROM chain.transfers
-       WHERE chain_id = $1 AND block_number <= $2 AND block_number > LEAST($3::bigint, (
+       WHERE chain_id = $1 AND block_number <= $2 AND id <= $6 AND block_number > LEAST($3::bigint, (
          SELECT min(common_ancestor) FROM chain.reorgs
          WHERE chain_id = $1 AND detected_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)))
      UNION ALL
@@ -250,7 +252,7 @@ async function loadChangedFacts(
        WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $2
          AND orphaned_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)
 `,
-    [chainId, block, prev.block, prev.snapshotAt, lookbackMs],
+    [chainId, block, prev.block, prev.snapshotAt, lookbackMs, prev.factWatermark],
   );
   for (const row of r.rows) byId.set(row.id, row);
   return [...byId.values()].map((row) => toFact(chainId, row));
