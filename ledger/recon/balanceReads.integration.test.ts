@@ -10,6 +10,8 @@ import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import type { ChainConfig } from "../../ops/config.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { BalanceUnreadableError } from "./errors.js";
+import { readCustodyBalances } from "./onchain.js";
 import { createReconciler } from "./reconcile.js";
 import { deployMulticall3 } from "./testing/multicall3.js";
 
@@ -179,5 +181,23 @@ describe("balance reads", () => {
     }).run({ chain, full: true });
     expect(calls()).toBe(7);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(1_500);
+  });
+  it("a token with no contract at its address is unreadable, never a balance of 0 (both read paths)", async () => {
+    const noCode = freshAddress(498).toLowerCase();
+    expect(await rpc<Hex>("eth_getCode", [noCode, "latest"])).toBe("0x");
+    for (const via of [multicall3, undefined]) {
+      const chain = chainWith({ rotation: 2, batchSize: 10, requestsPerSecond: 1000 });
+      const read = readCustodyBalances(createEvmAdapter(chain, { common: ctx.common }), {
+        addresses: new Map([[HOT, "hot" as const]]),
+        tokens: [ZERO, noCode],
+        block: head,
+        options: { batchSize: 10, requestsPerSecond: 1000, multicall3: via },
+      });
+      await expect(read).rejects.toBeInstanceOf(BalanceUnreadableError);
+      await expect(read).rejects.toMatchObject({
+        code: "RECON_BALANCE_UNREADABLE",
+        meta: { address: HOT, token: noCode },
+      });
+    }
   });
 });

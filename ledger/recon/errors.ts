@@ -93,3 +93,18 @@ export class BreakFixUnknownError extends BaseError {
     );
   }
 }
+
+/**
+ * A balance read returned no uint256 (empty return data: no contract at the token address, or a
+ * node that lost the state). Missing data is never evidence: the run fails instead of booking 0.
+ */
+export class BalanceUnreadableError extends BaseError {
+  override name = "BalanceUnreadableError";
+  constructor(chainId: number, address: string, token: string, returned: string) {
+    super(`chain ${chainId}: the balance of ${address} in ${token} could not be read`, {
+      code: "RECON_BALANCE_UNREADABLE",
+      details: `the call returned ${returned}, not a uint256 (is there a contract at ${token}?)`,
+      meta: { chain_id: chainId, address, token },
+    });
+  }
+}

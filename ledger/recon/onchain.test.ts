@@ -147,7 +147,7 @@ describe("aggregate3 balance reads, encoded by hand", () => {
       [r],
     );
 
-  it("decodes what viem encodes: uint256 values up to 2^256 - 1, and empty return data as 0", () => {
+  it("decodes what viem encodes: uint256 values up to 2^256 - 1; no or short return data is unknown (null), never 0", () => {
     const values = [0n, 1n, 10n ** 18n + 7n, 2n ** 256n - 1n];
     const encoded = results([
       ...values.map((v) => ({
@@ -155,8 +155,9 @@ describe("aggregate3 balance reads, encoded by hand", () => {
         returnData: `0x${v.toString(16).padStart(64, "0")}` as Hex,
       })),
       { success: true, returnData: "0x" },
+      { success: true, returnData: "0x05" },
     ]);
-    expect(decodeBalanceResults(encoded, 5)).toEqual([...values, 0n]);
+    expect(decodeBalanceResults(encoded, 6)).toEqual([...values, null, null]);
   });
 
   it("refuses a result of the wrong length, a failed call and a truncated result", () => {

@@ -10,6 +10,7 @@ import { type Address, encodeFunctionData, erc20Abi, type Hex } from "viem";
 import type { EvmAdapter } from "../../chains/index.js";
 import { multicall3For } from "../../chains/index.js";
 import type { OnchainBalance } from "./balances.js";
+import { BalanceUnreadableError } from "./errors.js";
 import type { CustodyKind } from "./types.js";
 
 export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
@@ -72,12 +73,10 @@ export async function readCustodyBalances(
       ? await viaMulticall(adapter, multicall3, chunk, blockTag)
       : await viaBatch(adapter, chunk, blockTag);
     chunk.forEach((r, j) => {
-      out.push({
-        address: r.address,
-        kind: r.kind,
-        assetId: `${chainId}:${r.token}`,
-        balance: balances[j]!,
-      });
+      const balance = balances[j];
+      if (balance === null || balance === undefined)
+        throw new BalanceUnreadableError(chainId, r.address, r.token, "no data");
+      out.push({ address: r.address, kind: r.kind, assetId: `${chainId}:${r.token}`, balance });
     });
   }
   return out;
@@ -88,7 +87,7 @@ async function viaMulticall(
   multicall3: Address,
   reads: readonly Read[],
   blockTag: string,
-): Promise<bigint[]> {
+): Promise<(bigint | null)[]> {
   const data = encodeBalanceReads(
     reads.map((r) =>
       r.token === ZERO_ADDRESS
@@ -140,10 +139,12 @@ export function encodeBalanceReads(
 }
 
 /**
- * The first 32 bytes of each call's return data (both reads return one uint256; empty: 0) from an
- * `aggregate3` result of `n` calls, following the ABI offsets; anything malformed throws.
+ * The first 32 bytes of each call's return data (both reads return one uint256) from an
+ * `aggregate3` result of `n` calls, following the ABI offsets; anything malformed throws. A call
+ * that returned less than a word (a `balanceOf` on an address with no code "succeeds" with no data)
+ * is null: unknown, never 0.
  */
-export function decodeBalanceResults(data: Hex, n: number): bigint[] {
+export function decodeBalanceResults(data: Hex, n: number): (bigint | null)[] {
   const hex = data.slice(2);
   const bytes = hex.length / 2;
   const at = (offset: number): number => {
@@ -158,7 +159,7 @@ export function decodeBalanceResults(data: Hex, n: number): bigint[] {
   const length = at(array);
   if (length !== n) throw new Error(`aggregate3 returned ${length} results for ${n} calls`);
   const first = array + 32;
-  const out: bigint[] = new Array(n);
+  const out: (bigint | null)[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const tuple = first + at(first + i * 32);
     if (at(tuple) !== 1) throw new Error(`aggregate3 call ${i} failed`);
@@ -166,8 +167,7 @@ export function decodeBalanceResults(data: Hex, n: number): bigint[] {
     const size = at(start);
     if (start + 32 + size > bytes)
       throw new Error(`malformed aggregate3 result: call ${i} data past the end`);
-    const value = hex.slice((start + 32) * 2, (start + 32 + Math.min(size, 32)) * 2);
-    out[i] = value === "" ? 0n : BigInt(`0x${value}`);
+    out[i] = size < 32 ? null : BigInt(`0x${hex.slice((start + 32) * 2, (start + 64) * 2)}`);
   }
   return out;
 }
@@ -193,5 +193,6 @@ async function viaBatch(adapter: EvmAdapter, reads: readonly Read[], blockTag: s
           },
     ),
   );
-  return raw.map((r) => BigInt(r === "0x" ? 0 : r));
+  // eth_getBalance always returns a quantity; an eth_call to an address with no code returns "0x".
+  return raw.map((r) => (r.length > 2 ? BigInt(r) : null));
 }
