@@ -231,20 +231,22 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
           );
         }
       }
+      // The fault as it stands now: the scenario may lift it while the forward below is awaited.
+      const fault = sendFault;
       if (
-        sendFault !== null &&
+        fault !== null &&
         !Array.isArray(parsed) &&
         parsed.method === "eth_sendRawTransaction" &&
-        sendRandom() < sendFault.rate
+        sendRandom() < fault.rate
       ) {
-        bump(sendFault.forward ? "send_rejected_but_forwarded" : "send_rejected");
-        if (sendFault.forward) await postJson(backend.url, body).catch(() => {});
+        bump(fault.forward ? "send_rejected_but_forwarded" : "send_rejected");
+        if (fault.forward) await postJson(backend.url, body).catch(() => {});
         res.writeHead(200, { "content-type": "application/json" });
         return void res.end(
           JSON.stringify({
             jsonrpc: "2.0",
             id: parsed.id,
-            error: { code: -32000, message: sendFault.message },
+            error: { code: -32000, message: fault.message },
           }),
         );
       }
