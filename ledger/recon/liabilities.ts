@@ -41,8 +41,9 @@ export async function sumLiabilities(
 }
 
 /**
- * The chain's user liabilities at the run's snapshot. `changedEntries` are every posted entry of
- * the chain's assets that became visible since the previous run's snapshot (null in a full run).
+ * The chain's user liabilities at the run's snapshot (`totals`), and how the run moves the running
+ * table. `changedEntries` are every posted entry of the chain's assets that became visible since
+ * the previous run's snapshot (null in a full run).
  */
 export async function liabilitiesAt(
   client: PoolClient,
@@ -51,7 +52,7 @@ export async function liabilitiesAt(
     previous: PreviousRun | null;
     changedEntries: readonly LedgerEntry[] | null;
   },
-): Promise<{ liabilities: Map<string, bigint>; update: LiabilityUpdate }> {
+): Promise<LiabilityUpdate> {
   const { chainId, previous } = args;
   if (previous !== null && args.changedEntries !== null) {
     const state = await client.query<{ run_id: string }>(
@@ -70,17 +71,10 @@ export async function liabilitiesAt(
         if (isUserAccount(e.credit)) add(e.assetId, e.amount);
         if (isUserAccount(e.debit)) add(e.assetId, -e.amount);
       }
-      return {
-        liabilities,
-        update: { mode: "continue", fromRunId: previous.id, totals: new Map(liabilities) },
-      };
+      return { mode: "continue", fromRunId: previous.id, totals: liabilities };
     }
   }
-  const liabilities = await sumLiabilities(client, chainId);
-  return {
-    liabilities,
-    update: { mode: "replace", fromRunId: null, totals: new Map(liabilities) },
-  };
+  return { mode: "replace", fromRunId: null, totals: await sumLiabilities(client, chainId) };
 }
 
 /**

@@ -10,7 +10,7 @@ import { amountFromDb } from "../../ops/amounts.js";
 import type { PoolClient } from "../../ops/db.js";
 import type { TransferKind } from "../types.js";
 import { accountKey } from "./balances.js";
-import { type LiabilityUpdate, liabilitiesAt } from "./liabilities.js";
+import { isUserAccount, type LiabilityUpdate, liabilitiesAt } from "./liabilities.js";
 import { factKey } from "./match.js";
 import type {
   ChainFact,
@@ -427,7 +427,7 @@ async function loadLateEntries(
 async function loadBalances(
   client: PoolClient,
   chainId: number,
-  userLiabilities: Map<string, bigint>,
+  userLiabilities: ReadonlyMap<string, bigint>,
 ): Promise<{ ledger: Map<string, bigint>; liabilities: Map<string, bigint> }> {
   const r = await client.query<{ asset_id: string; name: string; net: string }>(
     `SELECT a.asset_id, a.name, a.debits_posted - a.credits_posted AS net
@@ -535,8 +535,7 @@ export async function loadRunInputs(
   // A full run matches in tx-hash ranges while it reads them (stream.ts): nothing loaded here.
   if (previous !== null) {
     changedFacts = await loadChangedFacts(client, chainId, block, previous, lookbackMs);
-    const changed = await loadChangedEntries(client, chainId, previous);
-    changedEntries = changed;
+    changedEntries = await loadChangedEntries(client, chainId, previous);
     // Close over chain references: every fact and entry sharing a reference with something that
     // changed (or was open) is examined again, so exclusivity holds across runs.
     const keys = new Map<string, Key>();
@@ -560,7 +559,7 @@ export async function loadRunInputs(
     // their other claimants read.
     for (const f of changedFacts)
       if (f.status === "orphaned" || !isNew(f)) addKey(f.txHash, f.position);
-    for (const e of changed) addKey(e.txHash, e.position);
+    for (const e of changedEntries) addKey(e.txHash, e.position);
     for (const k of previous.openKeys) addKey(k.txHash, k.position);
     const lookupKeys = [...keys].filter(([k]) => !canonicalKeys.has(k)).map(([, v]) => v);
     const byFactId = new Map<number, ChainFact>();
@@ -569,7 +568,7 @@ export async function loadRunInputs(
       byFactId.set(f.id, f);
     facts = [...byFactId.values()];
     const byId = new Map<string, LedgerEntry>();
-    for (const e of changed) byId.set(e.id, e);
+    for (const e of changedEntries) byId.set(e.id, e);
     const known = new Map(byId);
     for (const e of await loadEntriesByKeys(
       client,
@@ -588,8 +587,9 @@ export async function loadRunInputs(
   const late = (await loadLateEntries(client, chainId, block)).filter(
     (e) => !underHold.has(e.id) && e.kind !== "reorg_hold",
   );
-  const user = await liabilitiesAt(client, { chainId, previous, changedEntries });
-  const { ledger, liabilities } = await loadBalances(client, chainId, user.liabilities);
+  const liabilityUpdate = await liabilitiesAt(client, { chainId, previous, changedEntries });
+  // loadBalances works on its own copy of the totals: the update keeps them as of the snapshot.
+  const { ledger, liabilities } = await loadBalances(client, chainId, liabilityUpdate.totals);
   let deferred = 0;
   const lateIds = new Set(late.map((e) => e.id));
   if (late.length > 0) {
@@ -599,7 +599,7 @@ export async function loadRunInputs(
     // The ledger as it stood at the block: without the postings of facts above it.
     for (const e of late) {
       const add = (name: string, v: bigint) => {
-        if (name.startsWith("user:")) {
+        if (isUserAccount(name)) {
           liabilities.set(e.assetId, (liabilities.get(e.assetId) ?? 0n) + v);
         } else {
           const key = accountKey(e.assetId, name);
@@ -607,8 +607,8 @@ export async function loadRunInputs(
         }
       };
       // Undo: a debit raised debits − credits, a credit lowered it (for users, the reverse).
-      add(e.debit, e.debit.startsWith("user:") ? e.amount : -e.amount);
-      add(e.credit, e.credit.startsWith("user:") ? -e.amount : e.amount);
+      add(e.debit, isUserAccount(e.debit) ? e.amount : -e.amount);
+      add(e.credit, isUserAccount(e.credit) ? -e.amount : e.amount);
     }
   }
   const deferredEntries = late
@@ -626,6 +626,6 @@ export async function loadRunInputs(
     lateIds,
     reorgHolds,
     watermarks,
-    liabilityUpdate: user.update,
+    liabilityUpdate,
   };
 }
