@@ -49,3 +49,50 @@ export async function createTestDatabase(
     },
   };
 }
+
+/**
+ * The pid in a test or simulation database's name (`custody_test_<pool>_<pid>_<hex>`,
+ * `custody_test_fresh_<pid>_<hex>`, `custody_sim_<pid>_<tag>_<n>`), or null for any other name.
+ */
+export function testDatabaseOwner(name: string): number | null {
+  const m =
+    /^custody_test_[a-z0-9]+_(\d+)_[0-9a-f]{8}$/.exec(name) ?? /^custody_sim_(\d+)_/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Drops the test and simulation databases a process that died left behind (a killed run cannot
+ * clean up after itself): those whose owner pid is gone and which nobody is connected to. Only
+ * when the server is on this machine, where a pid means something; returns the names dropped.
+ */
+export async function dropOrphanedTestDatabases(adminUrl = TEST_PG_ADMIN_URL): Promise<string[]> {
+  const host = new URL(adminUrl).hostname;
+  if (!["127.0.0.1", "localhost", "[::1]", "::1", ""].includes(host)) return [];
+  return admin(async (c) => {
+    const { rows } = await c.query<{ datname: string }>(
+      `SELECT datname FROM pg_database d
+        WHERE (datname LIKE 'custody\\_test\\_%' OR datname LIKE 'custody\\_sim\\_%')
+          AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)`,
+    );
+    const dropped: string[] = [];
+    for (const { datname } of rows) {
+      const pid = testDatabaseOwner(datname);
+      if (pid === null || processAlive(pid)) continue;
+      // Plain DROP: a session that connected since the check keeps its database.
+      await c.query(`DROP DATABASE IF EXISTS "${datname}"`).then(
+        () => dropped.push(datname),
+        () => {},
+      );
+    }
+    return dropped;
+  });
+}

@@ -7,11 +7,15 @@
  * Two test runs started at once in one fresh clone would both run `npm ci` into the same folder:
  * the first takes a lock (a directory made atomically, naming its pid); the other waits for it to
  * finish, and takes over a lock whose process is gone.
+ *
+ * It also drops the test and simulation databases that runs killed before their clean-up left on
+ * a local server (their owner pid is gone and nobody is connected).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../config.js";
+import { dropOrphanedTestDatabases } from "./database.js";
 
 const LOCK = path.join(repoRoot, "subgraphs", ".install-lock");
 const WAIT_MS = 15 * 60_000;
@@ -47,7 +51,20 @@ function tryLock(): boolean {
   }
 }
 
-export default function setup(): void {
+export default async function setup(): Promise<void> {
+  // Databases of runs that were killed (their pid is gone): a long-lived machine stays tidy.
+  const dropped = await dropOrphanedTestDatabases().catch((error: unknown) => {
+    console.warn(`could not look for leftover test databases: ${String(error)}`);
+    return [];
+  });
+  if (dropped.length > 0)
+    console.log(
+      `dropped ${dropped.length} test database(s) left by runs that died: ${dropped.join(", ")}`,
+    );
+  installSubgraphs();
+}
+
+function installSubgraphs(): void {
   if (installed()) return;
   const deadline = Date.now() + WAIT_MS;
   while (!tryLock()) {
