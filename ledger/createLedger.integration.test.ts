@@ -271,6 +271,73 @@ describe("linked transfers", () => {
   });
 });
 
+describe("createNewTransfers: every id new and accepted, or nothing written", () => {
+  const credit = (user: string, amount: bigint, id = randomUUID()) => ({
+    id,
+    assetId: ETH,
+    debit: DEP,
+    credit: user,
+    amount,
+    kind: "deposit" as const,
+  });
+  const credited = async (user: string) =>
+    (await ledger.getAccount({ assetId: ETH, name: user }))?.creditsPosted ?? 0n;
+
+  it("creates a batch of new ids, with or without the caller's transaction", async () => {
+    const alone = [credit("user:n1", 3n), credit("user:n2", 4n)];
+    expect((await ledger.createNewTransfers(alone))?.map((r) => r.status)).toEqual([
+      "created",
+      "created",
+    ]);
+    const inner = [credit("user:n1", 5n)];
+    const results = await withTransaction(ctx.db.pool, (client) =>
+      ledger.createNewTransfers(inner, { client }),
+    );
+    expect(results?.map((r) => r.status)).toEqual(["created"]);
+    expect(await credited("user:n1")).toBe(8n);
+    expect(await credited("user:n2")).toBe(4n);
+  });
+
+  it("answers null and writes nothing when an id exists, has failed, or a transfer is refused", async () => {
+    const existing = credit("user:n3", 7n);
+    await ledger.createTransfers([existing]);
+    const failedId = randomUUID();
+    expect(
+      (
+        await ledger.createTransfers([
+          { ...credit(DEP, 1_000_000n, failedId), debit: "user:n3", kind: "withdrawal" },
+        ])
+      )[0],
+    ).toMatchObject({ status: "failed", code: "LEDGER_INSUFFICIENT_BALANCE" });
+    const unknownAsset = { ...credit("user:n3", 1n), assetId: "31337:0x" + "99".repeat(20) };
+    for (const [odd, useClient] of [
+      [existing, false],
+      [existing, true],
+      [{ ...credit("user:n3", 1n), id: failedId }, false],
+      [unknownAsset, true],
+    ] as const) {
+      const fresh = [credit("user:n3", 1n), credit("user:n4", 2n)];
+      const batch = [fresh[0]!, odd, fresh[1]!];
+      const before = await ledger.balance({ assetId: ETH, name: DEP });
+      const callerRow = randomUUID();
+      const results = useClient
+        ? await withTransaction(ctx.db.pool, async (client) => {
+            // The caller's own write before it stands: only the ledger's batch is undone.
+            await ledger.createTransfers([credit("user:n5", 1n, callerRow)], { client });
+            return ledger.createNewTransfers(batch, { client });
+          })
+        : await ledger.createNewTransfers(batch);
+      expect(results).toBeNull();
+      for (const t of fresh) expect(await ledger.getTransfer(t.id)).toBeUndefined();
+      if (useClient) expect(await ledger.getTransfer(callerRow)).toBeDefined();
+      const after = await ledger.balance({ assetId: ETH, name: DEP });
+      expect(after.debitsPosted - before.debitsPosted).toBe(useClient ? 1n : 0n);
+    }
+    expect(await credited("user:n3")).toBe(7n);
+    expect(await credited("user:n4")).toBe(0n);
+  });
+});
+
 describe("caller's transaction, freeze, queries", () => {
   it("places a hold inside the caller's transaction and rolls back with it", async () => {
     await fund("user:t", 20n);

@@ -58,6 +58,16 @@ export type Ledger = {
     options?: TransferOptions,
   ) => Promise<TransferResult[]>;
   /**
+   * All or nothing for new ids: every transfer is created (one `created` result each), or nothing
+   * is written and the answer is `null` (an id exists or failed, or the ledger refuses one). Never
+   * reads the ids first: for callers whose ids are new in the usual case and that take another way
+   * otherwise (deposit crediting's first credits of a new block).
+   */
+  createNewTransfers: (
+    transfers: readonly TransferInput[],
+    options?: Pick<TransferOptions, "client">,
+  ) => Promise<TransferResult[] | null>;
+  /**
    * One transfer; throws `TransferFailedError` when refused. Without a client, concurrent calls
    * share transactions (up to `maxBatch` per commit), so many callers cost one lock round each.
    */
@@ -251,16 +261,28 @@ export function createLedger({
     return apply(transfers, options);
   }
 
+  /** Ids found not new (or a transfer refused) under `onlyNew`: the batch wrote nothing. */
+  const NOT_ALL_NEW = null;
+
   async function apply(
     transfers: readonly BatchInput[],
-    options: TransferOptions,
-  ): Promise<TransferResult[]> {
+    options: TransferOptions & { onlyNew: true },
+  ): Promise<TransferResult[] | null>;
+  async function apply(
+    transfers: readonly BatchInput[],
+    options: TransferOptions & { onlyNew?: false },
+  ): Promise<TransferResult[]>;
+  async function apply(
+    transfers: readonly BatchInput[],
+    options: TransferOptions & { onlyNew?: boolean },
+  ): Promise<TransferResult[] | null> {
     if (transfers.length === 0) return [];
     await refreshAssets(transfers.flatMap((t) => ("assetId" in t ? [t.assetId] : [])));
     const snapshot = new Set(knownAssets);
     const client = options.client;
+    const onlyNew = options.onlyNew === true;
     // Ids taken as new until a write (or an outcome other than created) says otherwise.
-    let assumeNew = options.expectNew === true;
+    let assumeNew = options.expectNew === true || onlyNew;
     if (client) {
       // A savepoint lets a lost id race be retried without aborting the caller's transaction.
       for (let attempt = 1; ; attempt++) {
@@ -277,6 +299,7 @@ export function createLedger({
         } catch (error) {
           if (error instanceof TransferIdRaceError && (attempt < 5 || assumeNew)) {
             await client.query("ROLLBACK TO SAVEPOINT ledger_batch");
+            if (onlyNew) return NOT_ALL_NEW;
             assumeNew = false;
             continue;
           }
@@ -307,6 +330,7 @@ export function createLedger({
           continue;
         }
         if (error instanceof TransferIdRaceError && (attempt < 5 || assumeNew)) {
+          if (onlyNew) return NOT_ALL_NEW;
           assumeNew = false;
           continue;
         }
@@ -465,6 +489,8 @@ export function createLedger({
     },
     getAccount: (ref, options = {}) => findAccount(ref, options.client ?? pool),
     createTransfers,
+    createNewTransfers: (transfers, options = {}) =>
+      apply(transfers, { ...options, onlyNew: true }),
     transfer,
     hold: (t, options) => transfer({ ...t, type: "pending" }, options),
     postPending: (args, options) =>
