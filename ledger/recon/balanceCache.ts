@@ -3,6 +3,11 @@
  * total (`recon.deposit_balance_totals`). A run reads only addresses with activity plus a rotating
  * slice; the rest count at the balance read last (no fact touched them since, and the rotation and
  * the unattributed-inflow check find value that arrived without one).
+ *
+ * A reconciler process carries the rows it has read or written from one run to the next
+ * (`DepositBalanceMemory`), checked against `recon.onchain_balance_state`: while that still names
+ * the run the memory stands at, nobody else has written the table, and the known addresses are not
+ * read again (at 100,000 deposit addresses, the 10,000 a block touches lie on nearly every page).
  */
 import type { PoolClient } from "../../ops/db.js";
 import type { OnchainBalance } from "./balances.js";
@@ -10,68 +15,118 @@ import type { OnchainBalance } from "./balances.js";
 const STORE_CHUNK = 50_000;
 
 /**
+ * Rows of `recon.onchain_balances` one process knows, as they stood after run `runId` wrote the
+ * table (0: no run has written it since `recon.onchain_balance_state` exists): for each known
+ * address, every asset row it has (none: it has no row).
+ */
+export type DepositBalanceMemory = {
+  runId: number;
+  rows: Map<string, [asset: string, balance: bigint][]>;
+};
+
+/**
  * What the deposit addresses not read this run hold, per asset id, by their cached balances:
- * the stored total minus the cached balances of the addresses that were read.
+ * the stored total minus the cached balances of the addresses that were read. Takes `memory` (the
+ * caller's, from its previous run) when the table still stands at its run, and returns the memory
+ * as of this snapshot with every read address known, for `storeDepositBalances`.
  */
 export async function unreadDepositBalances(
   client: PoolClient,
-  args: { chainId: number; read: readonly string[] },
-): Promise<Map<string, bigint>> {
+  args: { chainId: number; read: readonly string[]; memory?: DepositBalanceMemory | undefined },
+): Promise<{ unread: Map<string, bigint>; memory: DepositBalanceMemory }> {
   const { chainId } = args;
   const out = new Map<string, bigint>();
-  const totals = await client.query<{ asset: string; total: string }>(
-    "SELECT asset, total::text FROM recon.deposit_balance_totals WHERE chain_id = $1",
+  const totals = await client.query<{ asset: string | null; total: string | null; run_id: string }>(
+    `SELECT t.asset, t.total::text, COALESCE(s.run_id, 0)::text AS run_id
+       FROM (SELECT $1::bigint AS chain_id) c
+       LEFT JOIN recon.onchain_balance_state s ON s.chain_id = c.chain_id
+       LEFT JOIN recon.deposit_balance_totals t ON t.chain_id = c.chain_id`,
     [chainId],
   );
-  for (const r of totals.rows) out.set(`${chainId}:${r.asset}`, BigInt(r.total));
-  if (out.size === 0 || args.read.length === 0) return out;
-  const cached = await client.query<{ asset: string; sum: string }>(
-    `SELECT asset, sum(balance)::text AS sum FROM recon.onchain_balances
-      WHERE chain_id = $1 AND address = ANY($2::text[]) GROUP BY asset`,
-    [chainId, args.read],
-  );
-  for (const r of cached.rows) {
-    const k = `${chainId}:${r.asset}`;
-    out.set(k, (out.get(k) ?? 0n) - BigInt(r.sum));
+  const runId = Number(totals.rows[0]!.run_id);
+  for (const r of totals.rows)
+    if (r.asset !== null) out.set(`${chainId}:${r.asset}`, BigInt(r.total!));
+  const memory: DepositBalanceMemory =
+    args.memory?.runId === runId ? args.memory : { runId, rows: new Map() };
+  if (args.read.length === 0) return { unread: out, memory };
+  const unknown = args.read.filter((a) => !memory.rows.has(a));
+  if (unknown.length > 0) {
+    const cached = await client.query<{ address: string; asset: string; balance: string }>(
+      `SELECT address, asset, balance::text FROM recon.onchain_balances
+        WHERE chain_id = $1 AND address = ANY($2::text[])`,
+      [chainId, unknown],
+    );
+    for (const a of unknown) memory.rows.set(a, []);
+    for (const r of cached.rows) memory.rows.get(r.address)!.push([r.asset, BigInt(r.balance)]);
   }
-  return out;
+  if (out.size === 0) return { unread: out, memory };
+  for (const a of args.read)
+    for (const [asset, balance] of memory.rows.get(a)!) {
+      const k = `${chainId}:${asset}`;
+      out.set(k, (out.get(k) ?? 0n) - balance);
+    }
+  return { unread: out, memory };
 }
 
 /**
  * Keep the deposit balances read at `block` (only where nothing newer is stored) and move the
- * totals by the difference, in the caller's transaction; one writer per chain at a time.
+ * totals by the difference, in the caller's transaction; one writer per chain at a time. Returns
+ * `memory` moved to `runId` when it stood where the table stood (no other writer since the run's
+ * snapshot), else undefined (the next run reads the table).
  */
 export async function storeDepositBalances(
   client: PoolClient,
-  args: { chainId: number; block: number; balances: readonly OnchainBalance[] },
-): Promise<void> {
+  args: {
+    chainId: number;
+    runId: number;
+    block: number;
+    balances: readonly OnchainBalance[];
+    memory?: DepositBalanceMemory | undefined;
+  },
+): Promise<DepositBalanceMemory | undefined> {
   const { chainId, block } = args;
   const deposits = args.balances.filter((b) => b.kind === "deposit");
-  if (deposits.length === 0) return;
+  if (deposits.length === 0) return args.memory;
   await client.query(
     "SELECT pg_advisory_xact_lock(hashtextextended('recon.onchain_balances:' || $1::text, 0))",
     [chainId],
   );
+  const state = await client.query<{ run_id: string }>(
+    `WITH before AS (SELECT run_id FROM recon.onchain_balance_state WHERE chain_id = $1)
+     INSERT INTO recon.onchain_balance_state (chain_id, run_id) VALUES ($1, $2)
+     ON CONFLICT (chain_id) DO UPDATE SET run_id = excluded.run_id
+     RETURNING (SELECT COALESCE((SELECT run_id FROM before), 0))::text AS run_id`,
+    [chainId, args.runId],
+  );
+  const memory =
+    args.memory !== undefined && args.memory.runId === Number(state.rows[0]!.run_id)
+      ? args.memory
+      : undefined;
   const prefix = `${chainId}:`;
+  // Rows left alone because a newer read is stored (a run at a lower block than an earlier one).
+  const skipped = new Set<string>();
   for (let i = 0; i < deposits.length; i += STORE_CHUNK) {
     const chunk = deposits.slice(i, i + STORE_CHUNK);
-    await client.query(
+    const r = await client.query<{ address: string }>(
       `WITH input AS (
          SELECT * FROM unnest($2::text[], $3::text[], $4::numeric[]) AS i(address, asset, balance)),
-       old AS (
-         SELECT i.address, i.asset, i.balance, b.balance AS old_balance
+       joined AS (
+         SELECT i.address, i.asset, i.balance, b.balance AS old_balance,
+                b.block_number IS NULL OR b.block_number <= $5 AS older
            FROM input i LEFT JOIN recon.onchain_balances b
-             ON b.chain_id = $1 AND b.address = i.address AND b.asset = i.asset
-          WHERE b.block_number IS NULL OR b.block_number <= $5),
+             ON b.chain_id = $1 AND b.address = i.address AND b.asset = i.asset),
+       old AS (SELECT * FROM joined WHERE older),
        kept AS (
          INSERT INTO recon.onchain_balances (chain_id, address, asset, balance, block_number)
          SELECT $1, address, asset, balance, $5 FROM old
          ON CONFLICT (chain_id, address, asset) DO UPDATE
-           SET balance = excluded.balance, block_number = excluded.block_number)
-       INSERT INTO recon.deposit_balance_totals (chain_id, asset, total)
-       SELECT $1, asset, sum(balance - COALESCE(old_balance, 0)) FROM old GROUP BY asset
-       ON CONFLICT (chain_id, asset) DO UPDATE
-         SET total = recon.deposit_balance_totals.total + excluded.total`,
+           SET balance = excluded.balance, block_number = excluded.block_number),
+       moved AS (
+         INSERT INTO recon.deposit_balance_totals (chain_id, asset, total)
+         SELECT $1, asset, sum(balance - COALESCE(old_balance, 0)) FROM old GROUP BY asset
+         ON CONFLICT (chain_id, asset) DO UPDATE
+           SET total = recon.deposit_balance_totals.total + excluded.total)
+       SELECT address FROM joined WHERE NOT older`,
       [
         chainId,
         chunk.map((b) => b.address),
@@ -80,5 +135,22 @@ export async function storeDepositBalances(
         block,
       ],
     );
+    for (const row of r.rows) skipped.add(row.address);
   }
+  if (memory === undefined) return undefined;
+  // The memory follows the table: written rows replace their asset's row; an address with a row
+  // left alone is forgotten (read again when needed).
+  for (const b of deposits) {
+    const rows = memory.rows.get(b.address);
+    if (rows === undefined || skipped.has(b.address)) {
+      memory.rows.delete(b.address);
+      continue;
+    }
+    const asset = b.assetId.slice(prefix.length);
+    const at = rows.findIndex(([a]) => a === asset);
+    if (at >= 0) rows[at] = [asset, b.balance];
+    else rows.push([asset, b.balance]);
+  }
+  memory.runId = args.runId;
+  return memory;
 }

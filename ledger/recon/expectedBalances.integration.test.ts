@@ -246,4 +246,41 @@ describe("running expected balances of deposit addresses", () => {
     expect(nonZero(await table())).toEqual(nonZero(await history(s.block + 1)));
     expect(await state()).toEqual({ runId: full.runId, block: s.block + 1 });
   }, 120_000);
+
+  it("a process carries what it knows from run to run only while no other run moves the tables", async () => {
+    // `reconciler` knows every row (its full run above). Another process's run moves both tables
+    // (expected facts and cached balances) at an address `reconciler` will read again; if it
+    // used what it knew, it would miss the 1,000 (a false inflow break, and the deposits' chain
+    // side off by the cached balance it replaced).
+    const other = createReconciler({ common: ctx.common, pool, inflowRotation: 2 });
+    // The reorg above is old news: its heights are not re-read (that would recompute `a`).
+    await pool.query(
+      "UPDATE chain.reorgs SET detected_at = now() - interval '1 day' WHERE chain_id = $1",
+      [CHAIN_ID],
+    );
+    const a = dep(10);
+    const native = balanceKey(a, `${CHAIN_ID}:${ZERO}`);
+    const at = async (facts: Fact[], run: Reconciler) => {
+      const before = (await history(Number(await rpc("eth_blockNumber")))).get(native) ?? 0n;
+      const add = facts.reduce((sum, f) => sum + f.amount, 0n);
+      await rpc("anvil_setBalance", [a, `0x${(before + add).toString(16)}`]);
+      await rpc("evm_mine");
+      const final = Number(await rpc("eth_blockNumber"));
+      await writeBlock(final, facts);
+      return run.run({ chain, block: final });
+    };
+    const moved = await at([{ from: SENDER, to: a, amount: 1000n }], other);
+    expect(moved.mode).toBe("incremental");
+    const run = await at([{ from: SENDER, to: a, amount: 5n }], reconciler);
+    expect(run.mode).toBe("incremental");
+    // (dep(0)'s 12,345 from the test above is still open.)
+    expect(run.breaks.filter((b) => b.key === `inflow:${a}`)).toEqual([]);
+    const cached = await pool.query<{ sum: string }>(
+      "SELECT sum(balance)::text AS sum FROM recon.onchain_balances WHERE chain_id = $1 AND asset = $2",
+      [CHAIN_ID, ZERO],
+    );
+    const deposits = run.checks.find((c) => c.scope === "deposits" && c.assetId.endsWith(ZERO));
+    expect(deposits?.chain).toBe(BigInt(cached.rows[0]!.sum));
+    expect(nonZero(await table())).toEqual(nonZero(await history(run.block)));
+  }, 120_000);
 });

@@ -81,6 +81,19 @@ export type ExpectedFacts = {
   /** Fact-explained balances of the requested addresses at the run's block (absent: zero). */
   balances: Map<string, bigint>;
   update: ExpectedFactUpdate;
+  /** The caller's memory as of this snapshot (for `storeExpectedFacts`), when the run continues. */
+  memory?: ExpectedFactMemory;
+};
+
+/**
+ * Rows of `recon.expected_fact_balances` one process knows, as they stand at run `runId`: for each
+ * known address its balance by asset id (an asset not listed: zero). `complete`: every address of
+ * the chain is known (after a rebuild), so an address not listed has no rows.
+ */
+export type ExpectedFactMemory = {
+  runId: number;
+  complete: boolean;
+  rows: Map<string, Map<string, bigint>>;
 };
 
 /**
@@ -98,6 +111,8 @@ export async function expectedFactBalances(
     addresses: readonly string[];
     changedFacts: readonly ChainFact[] | null;
     custody: ReadonlyMap<string, CustodyKind>;
+    /** The caller's memory from its previous run (used when the table still stands there). */
+    memory?: ExpectedFactMemory | undefined;
   },
 ): Promise<ExpectedFacts> {
   const { chainId, block, previous } = args;
@@ -141,16 +156,24 @@ export async function expectedFactBalances(
     addresses: recomputedAddresses,
   });
   const read = args.addresses.filter((a) => !recompute.has(a));
-  const balances = new Map<string, bigint>();
-  if (read.length > 0) {
+  const memory: ExpectedFactMemory =
+    args.memory?.runId === previous.id
+      ? args.memory
+      : { runId: previous.id, complete: false, rows: new Map() };
+  const unknown = memory.complete ? [] : read.filter((a) => !memory.rows.has(a));
+  if (unknown.length > 0) {
     const r = await client.query<{ address: string; asset: string; balance: string }>(
       `SELECT address, asset, balance::text FROM recon.expected_fact_balances
         WHERE chain_id = $1 AND address = ANY($2::text[])`,
-      [chainId, read],
+      [chainId, unknown],
     );
+    for (const a of unknown) memory.rows.set(a, new Map());
     for (const row of r.rows)
-      balances.set(balanceKey(row.address, `${chainId}:${row.asset}`), BigInt(row.balance));
+      memory.rows.get(row.address)!.set(`${chainId}:${row.asset}`, BigInt(row.balance));
   }
+  const balances = new Map<string, bigint>();
+  for (const a of read)
+    for (const [assetId, v] of memory.rows.get(a) ?? []) balances.set(balanceKey(a, assetId), v);
   for (const [k, v] of deltas) {
     const address = k.slice(0, k.indexOf("|"));
     if (recompute.has(address)) continue;
@@ -171,6 +194,7 @@ export async function expectedFactBalances(
       recomputedAddresses,
       recomputed,
     },
+    memory,
   };
 }
 
@@ -218,11 +242,19 @@ async function upsert(
  * Move the running table to the run's block, in the caller's (completeRun's) transaction. A run
  * continuing from another only applies its deltas if the table still stands at that run (a
  * concurrent run may have moved it); otherwise it leaves the table to the next run to rebuild.
+ * Returns the memory of the table as this run leaves it (a rebuild knows every address; a
+ * continuing run moves `memory` along), or undefined when the table did not move or `memory` is
+ * not where the table stood.
  */
 export async function storeExpectedFacts(
   client: PoolClient,
-  args: { chainId: number; runId: number; update: ExpectedFactUpdate },
-): Promise<void> {
+  args: {
+    chainId: number;
+    runId: number;
+    update: ExpectedFactUpdate;
+    memory?: ExpectedFactMemory | undefined;
+  },
+): Promise<ExpectedFactMemory | undefined> {
   const { chainId, runId, update } = args;
   if (update.mode === "replace") {
     // Row lock on the state first: runs of the chain write the table one at a time.
@@ -233,14 +265,22 @@ export async function storeExpectedFacts(
     );
     await client.query("DELETE FROM recon.expected_fact_balances WHERE chain_id = $1", [chainId]);
     await upsert(client, chainId, update.balances, "set");
-    return;
+    const rows = new Map<string, Map<string, bigint>>();
+    for (const [k, v] of update.balances) {
+      const bar = k.indexOf("|");
+      const address = k.slice(0, bar);
+      const m = rows.get(address) ?? new Map<string, bigint>();
+      rows.set(address, m);
+      m.set(k.slice(bar + 1), v);
+    }
+    return { runId, complete: true, rows };
   }
   const moved = await client.query(
     `UPDATE recon.expected_fact_state SET run_id = $2, block_number = $3
       WHERE chain_id = $1 AND run_id = $4`,
     [chainId, runId, update.block, update.fromRunId],
   );
-  if (moved.rowCount === 0) return;
+  if (moved.rowCount === 0) return undefined;
   await upsert(client, chainId, update.deltas, "add");
   if (update.recomputedAddresses.length > 0) {
     await client.query(
@@ -249,4 +289,23 @@ export async function storeExpectedFacts(
     );
     await upsert(client, chainId, update.recomputed, "set");
   }
+  const memory = args.memory;
+  if (memory === undefined || memory.runId !== update.fromRunId) return undefined;
+  for (const [k, v] of update.deltas) {
+    const bar = k.indexOf("|");
+    const address = k.slice(0, bar);
+    // Not known: the table moved a row this process never read (unless it knows there was none).
+    if (!memory.complete && !memory.rows.has(address)) continue;
+    const m = memory.rows.get(address) ?? new Map<string, bigint>();
+    memory.rows.set(address, m);
+    const assetId = k.slice(bar + 1);
+    m.set(assetId, (m.get(assetId) ?? 0n) + v);
+  }
+  for (const address of update.recomputedAddresses) memory.rows.set(address, new Map());
+  for (const [k, v] of update.recomputed) {
+    const bar = k.indexOf("|");
+    memory.rows.get(k.slice(0, bar))!.set(k.slice(bar + 1), v);
+  }
+  memory.runId = runId;
+  return memory;
 }

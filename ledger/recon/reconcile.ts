@@ -34,7 +34,14 @@ import {
   readCustodyBalances,
   ZERO_ADDRESS,
 } from "./onchain.js";
-import { completeRun, createRun, failRun, findPreviousRun, type RunMode } from "./store.js";
+import {
+  type ChainMemory,
+  completeRun,
+  createRun,
+  failRun,
+  findPreviousRun,
+  type RunMode,
+} from "./store.js";
 import { matchFullStream } from "./stream.js";
 import {
   BREAK_TYPES,
@@ -130,6 +137,10 @@ export function createReconciler({
   };
   const metrics = reconMetrics(common);
   const adapter = adapterPerChain(common, adapterFor);
+  // Running tables' rows carried from a chain's previous run (store.ts ChainMemory). A run takes
+  // its chain's memory and puts back the memory its completed run leaves: overlapping runs of a
+  // chain never share one, and a failed run drops it.
+  const memories = new Map<number, ChainMemory>();
 
   async function finalBlock(chain: ChainConfig): Promise<number> {
     const r = await pool.query<{ block_number: string }>(
@@ -178,6 +189,8 @@ export function createReconciler({
       inputs: { confirmations: chain.confirmations, final_block: final, tokens },
     });
     const runLog = log.child({ chain_id: chainId, run_id: runId, block, mode });
+    const carried = memories.get(chainId) ?? {};
+    memories.delete(chainId);
     try {
       const reads = balanceReads(chain);
       const client = await pool.connect();
@@ -229,10 +242,13 @@ export function createReconciler({
         // behind it would pass the RPC timeout.
         onchainRead = previous === null ? Promise.resolve([]) : readBalances();
         onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
-        unreadDeposits = await unreadDepositBalances(client, {
+        const unread = await unreadDepositBalances(client, {
           chainId,
           read: inflowSelection.addresses,
+          memory: carried.deposits,
         });
+        unreadDeposits = unread.unread;
+        carried.deposits = unread.memory;
         inputs = await loadRunInputs(client, {
           chainId,
           block,
@@ -290,7 +306,9 @@ export function createReconciler({
           addresses: inflowSelection.addresses,
           changedFacts: inputs.changedFacts,
           custody,
+          memory: carried.expected,
         });
+        carried.expected = expected.memory;
         expectedBalances = expected.balances;
         expectedUpdate = expected.update;
         const adjustments = await loadExpectedAdjustments(client, {
@@ -330,7 +348,7 @@ export function createReconciler({
       });
       const breaks = [...matching.breaks, ...inflows, ...balances.breaks];
       const t3 = performance.now();
-      const { states, alerting } = await completeRun(pool, runId, {
+      const { states, alerting, memory } = await completeRun(pool, runId, {
         watermarks: inputs.watermarks,
         deferredEntries: inputs.deferredEntries,
         factsExamined: counts.facts,
@@ -350,7 +368,9 @@ export function createReconciler({
           inflow_cursor: inflowSelection.cursor,
         },
         auditHead: await readAuditHead(pool),
+        memory: carried,
       });
+      memories.set(chainId, memory);
       breaks.forEach((b, i) => {
         b.state = states[i]!;
       });

@@ -4,16 +4,30 @@
  */
 import type { AuditHead } from "../../api/audit.js";
 import type { Pool, PoolClient } from "../../ops/db.js";
-import { storeDepositBalances } from "./balanceCache.js";
+import { type DepositBalanceMemory, storeDepositBalances } from "./balanceCache.js";
 import type { BalanceCheck, OnchainBalance } from "./balances.js";
 import { type BreakStateName, breakIdentities, trackBreakStates } from "./breakStates.js";
 import { RunNotFoundError } from "./errors.js";
-import { type ExpectedFactUpdate, storeExpectedFacts } from "./expectedBalances.js";
+import {
+  type ExpectedFactMemory,
+  type ExpectedFactUpdate,
+  storeExpectedFacts,
+} from "./expectedBalances.js";
 import { type LiabilityUpdate, storeLiabilities } from "./liabilities.js";
 import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
 import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
 
 export type RunMode = "full" | "incremental";
+
+/**
+ * What a reconciler process carries of a chain's running tables from one run to the next, each
+ * part valid while the table's state row names the run it stands at (balanceCache.ts,
+ * expectedBalances.ts).
+ */
+export type ChainMemory = {
+  deposits?: DepositBalanceMemory | undefined;
+  expected?: ExpectedFactMemory | undefined;
+};
 
 export async function createRun(
   pool: Pool,
@@ -134,8 +148,10 @@ export async function completeRun(
     expectedFacts?: ExpectedFactUpdate;
     /** How the run moves the running user liabilities (liabilities.ts). */
     liabilities?: LiabilityUpdate;
+    /** The memory the run read with; moved along with the tables. */
+    memory?: ChainMemory;
   },
-): Promise<{ states: BreakStateName[]; alerting: number }> {
+): Promise<{ states: BreakStateName[]; alerting: number; memory: ChainMemory }> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
@@ -153,10 +169,21 @@ export async function completeRun(
     });
     const alerting = states.filter((s) => s === "open").length;
     await storeBreaks(client, runId, result.breaks, identities, states);
+    const memory: ChainMemory = { ...result.memory };
     if (result.depositBalances)
-      await storeDepositBalances(client, { chainId, ...result.depositBalances });
+      memory.deposits = await storeDepositBalances(client, {
+        chainId,
+        runId,
+        ...result.depositBalances,
+        memory: memory.deposits,
+      });
     if (result.expectedFacts)
-      await storeExpectedFacts(client, { chainId, runId, update: result.expectedFacts });
+      memory.expected = await storeExpectedFacts(client, {
+        chainId,
+        runId,
+        update: result.expectedFacts,
+        memory: memory.expected,
+      });
     if (result.liabilities)
       await storeLiabilities(client, { chainId, runId, update: result.liabilities });
     await client.query(
@@ -185,7 +212,7 @@ export async function completeRun(
       ],
     );
     await client.query("COMMIT");
-    return { states, alerting };
+    return { states, alerting, memory };
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     throw error;
