@@ -1003,4 +1003,32 @@ describe("a block of new deposits in few statements (issue 15)", () => {
     // The fresh transfer applied once, the existing one not again.
     expect(await c2Balance("c2-3")).toBe(before + 2n);
   });
+
+  it("a watermark step over a block with a credited deposit credits the others once, the checked way", async () => {
+    await crediting.sweep({ chainId: C2 }); // the watermark at the tip
+    const b = await blockOf([11n, 12n, 13n]);
+    const before = await Promise.all(["c2-0", "c2-1", "c2-2"].map(c2Balance));
+    // The doorbell's range credits the block's first deposit before the watermark step reads it:
+    // its first-credit id exists, so the step writes nothing that way and reads the block again.
+    expect(
+      await crediting.creditConfirmed({
+        chainId: C2,
+        fromBlock: b.number,
+        toBlock: b.number,
+        limit: 1,
+      }),
+    ).toBe(1);
+    expect(await crediting.creditNew({ chainId: C2 })).toEqual({ credited: 2, done: true });
+    expect(await watermark()).toBe(String(b.number));
+    const after = await Promise.all(["c2-0", "c2-1", "c2-2"].map(c2Balance));
+    expect(after.map((x, i) => x - before[i]!)).toEqual([11n, 12n, 13n]);
+    const rows = await ctx.db.pool.query<{ credit_id: string; events: number }>(
+      `SELECT d.credit_id::text, (SELECT count(*)::int FROM ledger.events e WHERE e.transfer_id = d.credit_id) AS events
+         FROM ledger.deposit_credits d WHERE d.chain_id = $1 AND d.block_number = $2 ORDER BY d.amount`,
+      [C2, b.number],
+    );
+    expect(rows.rows).toEqual(
+      b.txs.map((tx) => ({ credit_id: transferId(depositTransferName(C2, tx, "tx")), events: 1 })),
+    );
+  });
 });

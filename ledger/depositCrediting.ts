@@ -148,6 +148,29 @@ ORDER BY f.chain_id, f.block_number, f.tx_index, f.id
 LIMIT $2
 FOR SHARE OF f`;
 
+// The same facts of a new block range taken as first credits (credits = 0), without the probe of
+// each fact's credits: one descent of the ledger's chain-reference index per fact, to the page the
+// credit's own insertion then reads again. creditNew books these with ledger.createNewTransfers, which creates every first
+// credit's id or writes nothing; then (and only then) it reads UNCREDITED and credits the checked
+// way. Sound because a standing credit of a deposit implies that its identity's first credit
+// transfer (`deposit:<chain>:<tx>:<position>`, n = 0) exists: the n-th credit of an identity is
+// named after how many credits it has, the first is n = 0, and transfers are never deleted. So
+// when every n = 0 id is new, no fact of the page has any credit: the page UNCREDITED would read
+// (its first `limit` rows; the row past the page can only be earlier, which moves the watermark
+// less far). A concurrent credit of the same fact is found the same way (its id exists).
+const UNCREDITED_FIRST = `
+SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
+  f.position, f.asset, f.to_address, f.amount::text, ca.owner, 0 AS credits
+FROM chain.transfers f
+JOIN chain.custody_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address AND ca.kind = 'deposit'
+WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
+  AND ($1::bigint IS NULL OR f.chain_id = $1)
+  AND ($3::bigint IS NULL OR f.block_number >= $3) AND ($4::bigint IS NULL OR f.block_number <= $4)
+  AND NOT EXISTS (SELECT 1 FROM ledger.parked_deposits p WHERE p.fact_id = f.id)
+ORDER BY f.chain_id, f.block_number, f.tx_index, f.id
+LIMIT $2
+FOR SHARE OF f`;
+
 // Parked deposits due for another try, with what crediting needs of their fact (which may have
 // been orphaned, or credited another way, meanwhile).
 const PARKED_DUE = `
@@ -302,6 +325,22 @@ FOR UPDATE OF d SKIP LOCKED`;
 const DEPOSIT_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM chain.custody_addresses WHERE kind = 'deposit'`;
 
 const HELD_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM ledger.deposit_credits WHERE state = 'held'`;
+
+// What a chain's pass owes besides new blocks, read in one statement without locks: reorgs the
+// reorg-hold pass has not handled (or no watermark row yet), held credits (to void or post), parked
+// deposits due. A pass skips the steps this says have nothing to do: each would read the same and
+// find nothing, and the reorg-hold step would lock (and so commit, with a WAL flush) the watermark
+// row on every block. Something recorded after this read is the next pass's, as it would be if the
+// step had run a moment earlier. Index probes only (chain.reorgs' key, deposit_credits_held,
+// parked_deposits_due).
+const CHAIN_DUE = `
+SELECT (w.chain_id IS NULL OR EXISTS (
+          SELECT 1 FROM chain.reorgs r WHERE r.chain_id = $1 AND r.id > w.holds_reorg_id)) AS reorged,
+  EXISTS (SELECT 1 FROM ledger.deposit_credits d WHERE d.chain_id = $1 AND d.state = 'held') AS held,
+  EXISTS (SELECT 1 FROM ledger.parked_deposits p WHERE p.chain_id = $1 AND p.next_attempt_at <= now())
+    AS parked
+FROM (SELECT $1::bigint AS chain_id) c
+LEFT JOIN ledger.crediting_watermarks w ON w.chain_id = c.chain_id`;
 
 const INSERT_EVENTS = `
 INSERT INTO ledger.events (type, transfer_id, payload)
@@ -498,7 +537,21 @@ export function createDepositCrediting({
   async function creditFacts(
     client: PoolClient,
     facts: FactRow[],
-  ): Promise<{ credited: number; refused: Set<string> }> {
+  ): Promise<{ credited: number; refused: Set<string> }>;
+  async function creditFacts(
+    client: PoolClient,
+    facts: FactRow[],
+    mode: "first credits",
+  ): Promise<{ credited: number; refused: Set<string> } | null>;
+  /**
+   * In "first credits" mode (facts read by UNCREDITED_FIRST), every fact's first credit is created
+   * or nothing is written and the answer is null.
+   */
+  async function creditFacts(
+    client: PoolClient,
+    facts: FactRow[],
+    mode?: "first credits",
+  ): Promise<{ credited: number; refused: Set<string> } | null> {
     if (facts.length === 0) return { credited: 0, refused: new Set() };
     const transfers: NewTransfer[] = facts.map((f) => ({
       id: transferId(depositTransferName(f.chain_id, f.tx_hash, f.position, f.credits)),
@@ -511,7 +564,11 @@ export function createDepositCrediting({
     }));
     // Facts with no standing credit almost never have a ledger transfer yet: the ledger skips
     // reading the ids first, and redoes the batch the ordinary way if one exists after all.
-    const results = await ledger.createTransfers(transfers, { client, expectNew: true });
+    const results =
+      mode === "first credits"
+        ? await ledger.createNewTransfers(transfers, { client })
+        : await ledger.createTransfers(transfers, { client, expectNew: true });
+    if (results === null) return null;
     const booked: FactRow[] = [];
     const bookedIds: string[] = [];
     const created: boolean[] = [];
@@ -646,16 +703,17 @@ export function createDepositCrediting({
       if (to > from) {
         // One row past the page says whether the range is exhausted: a block of exactly `limit`
         // deposits is done in one step, not re-read by a second one.
-        const rows = (
-          await client.query<FactRow>(UNCREDITED, [
-            chainId,
-            limit + 1,
-            (from + 1n).toString(),
-            to.toString(),
-          ])
-        ).rows;
-        const facts = rows.length > limit ? rows.slice(0, limit) : rows;
-        credited = (await creditFacts(client, facts)).credited;
+        const range = [chainId, limit + 1, (from + 1n).toString(), to.toString()];
+        const page = (rows: FactRow[]) => (rows.length > limit ? rows.slice(0, limit) : rows);
+        // New blocks' facts as first credits (UNCREDITED_FIRST says why that is safe); if any has
+        // a credit or is refused, nothing was written and the facts are read the checked way.
+        let rows = (await client.query<FactRow>(UNCREDITED_FIRST, range)).rows;
+        const first = await creditFacts(client, page(rows), "first credits");
+        if (first !== null) credited = first.credited;
+        else {
+          rows = (await client.query<FactRow>(UNCREDITED, range)).rows;
+          credited = (await creditFacts(client, page(rows))).credited;
+        }
         // A full page stops below the block of the first fact it left out (what was credited in
         // that block is skipped next time by the standing-credit check).
         reached = rows.length > limit ? BigInt(rows[limit]!.block_number) - 1n : to;
@@ -1083,9 +1141,21 @@ export function createDepositCrediting({
         range.chainId !== undefined
           ? [range.chainId]
           : (await pool.query<{ chain_id: number }>(DEPOSIT_CHAINS)).rows.map((r) => r.chain_id);
+      // A chain's pass (the doorbell's and the worker's periodic one) runs only the steps that have
+      // something to do; a pass over every chain runs them all.
+      const due =
+        range.chainId === undefined
+          ? { reorged: true, held: true, parked: true }
+          : (
+              await pool.query<{ reorged: boolean; held: boolean; parked: boolean }>(CHAIN_DUE, [
+                range.chainId,
+              ])
+            ).rows[0]!;
       // Holds first: a credit whose fact is gone stops being available before anything else runs.
-      out.held = await drain(() => holdOrphaned(scope));
-      out.restored = await drain(() => restoreReconfirmed(scope));
+      if (due.reorged) out.held = await drain(() => holdOrphaned(scope));
+      // A hold placed just now may already be owed its void (the deposit confirmed again).
+      const held = due.held || out.held > 0;
+      if (held) out.restored = await drain(() => restoreReconfirmed(scope));
       const ranged = range.fromBlock !== undefined || range.toBlock !== undefined;
       if (ranged && range.chainId === undefined)
         out.credited += await drain(() => creditConfirmed({ ...range }));
@@ -1100,12 +1170,14 @@ export function createDepositCrediting({
           step = await creditNew({ chainId });
           out.credited += step.credited;
         }
-        out.credited += (await retryParked({ chainId })).credited;
+        // Parked deposits due, or the parked gauge to set (first pass, or something parked since).
+        if (due.parked || !parkedCounted.has(chainId) || parkedSince.has(chainId))
+          out.credited += (await retryParked({ chainId })).credited;
         // The periodic sweep (not a doorbell's) also re-reads one bounded window below the watermark.
         if (!ranged)
           out.credited += (await catchUp({ chainId, maxBlocks: catchupBlocks(chainId) })).credited;
       }
-      out.finalized = await drain(() => finalizeHolds(scope));
+      if (held) out.finalized = await drain(() => finalizeHolds(scope));
       return out;
     },
   };
