@@ -104,6 +104,9 @@ export async function storeDepositBalances(
       : undefined;
   const prefix = `${chainId}:`;
   // Rows left alone because a newer read is stored (a run at a lower block than an earlier one).
+  // The old rows are looked up one key at a time (LATERAL ... LIMIT 1): as a plain join the
+  // planner hashed every row of the chain (100,000 at 10M; EXPLAIN, warm: 418-441 ms and 10,136
+  // buffers against 115-165 ms for 10,000 probes, load ~4).
   const skipped = new Set<string>();
   for (let i = 0; i < deposits.length; i += STORE_CHUNK) {
     const chunk = deposits.slice(i, i + STORE_CHUNK);
@@ -113,8 +116,9 @@ export async function storeDepositBalances(
        joined AS (
          SELECT i.address, i.asset, i.balance, b.balance AS old_balance,
                 b.block_number IS NULL OR b.block_number <= $5 AS older
-           FROM input i LEFT JOIN recon.onchain_balances b
-             ON b.chain_id = $1 AND b.address = i.address AND b.asset = i.asset),
+           FROM input i LEFT JOIN LATERAL (
+             SELECT o.balance, o.block_number FROM recon.onchain_balances o
+              WHERE o.chain_id = $1 AND o.address = i.address AND o.asset = i.asset LIMIT 1) b ON true),
        old AS (SELECT * FROM joined WHERE older),
        kept AS (
          INSERT INTO recon.onchain_balances (chain_id, address, asset, balance, block_number)
