@@ -1,8 +1,10 @@
 /**
  * Bump stage: the newest live attempt of a nonce not mined within the chain's bump interval (or
- * refused as underpriced) is replaced at the same nonce with fees raised by at least the
- * replacement minimum (fees.ts), never above the cap; at the cap an alert fires and the capped
- * attempt is resent as is. A failed re-signature (KMS) is retried on a later pass.
+ * refused as underpriced, or named by the stall stage: the node holds nothing executable at the
+ * lowest nonce even after its stored bytes were resent) is replaced at the same nonce with fees
+ * raised by at least the replacement minimum (fees.ts), never above the cap; at the cap an alert
+ * fires and the capped attempt is resent as is. A failed re-signature (KMS) is retried on a later
+ * pass.
  */
 import { bumpFees, estimateFees } from "../fees.js";
 import type { Lease } from "../lease.js";
@@ -15,6 +17,8 @@ export async function bump(
   lease: Lease,
   watched: readonly WatchedRequest[],
   latestCount: bigint,
+  /** Attempts to replace now whatever their age (the stall stage's escalation). */
+  early: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   const { chain } = ctx;
   const now = Date.now();
@@ -25,6 +29,7 @@ export async function bump(
     (a) =>
       inFlight.has(a.requestId) &&
       (a.lastErrorClass === "underpriced" ||
+        early.has(a.id) ||
         (a.status === "broadcast" && now - (a.sentAt ?? a.createdAt) >= chain.bumpIntervalMs)),
   );
   if (due.length === 0) return;

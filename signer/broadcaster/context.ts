@@ -29,6 +29,13 @@ export type BroadcasterSettings = {
   receiptGraceMs: number;
   /** How often a request without a receipt is searched on every endpoint. */
   fullSearchIntervalMs: number;
+  /**
+   * The lowest open nonce unmined for this long after its send, while the node's pending count
+   * says it holds nothing executable at that nonce: its stored bytes are resent, and if it is
+   * still not pending this long after that (or the node answered "already known"), it is bumped
+   * at once instead of at the bump interval (stall.ts). Well under the bump interval.
+   */
+  stallResendMs: number;
 };
 
 export type BroadcasterContext = {

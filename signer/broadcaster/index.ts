@@ -9,6 +9,8 @@
  *   their stored bytes; missing receipts are `receipt_unknown`, never a failure.
  * - nonces.ts + cancel.ts: the chain's mined count is the nonce truth; every unused nonce of ours
  *   has a live attempt, or its stored bytes go out again, or a bounded cancel job uses it.
+ * - stall.ts: the lowest open nonce unmined while the node holds nothing executable at it (a send
+ *   lost or wedged in a pool) gets its stored bytes again, then an early bump.
  * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
  * - doorbells.ts: tx-outcomes rung for what callers must act on, never waiting on Redis.
  * - attempts.ts: the stored rows; chainView.ts: the chain read through chains/.
@@ -37,6 +39,7 @@ import { createDoorbells } from "./doorbells.js";
 import { intake } from "./intake.js";
 import { checkNonces } from "./nonces.js";
 import { resendLive } from "./send.js";
+import { createStallWatch } from "./stall.js";
 import { createTracker } from "./track.js";
 import { createWatchedSet } from "./watchedSet.js";
 
@@ -83,6 +86,10 @@ export function defaultSettings(chain: ChainConfig): BroadcasterSettings {
     maxCancelBackoffMs: 60_000,
     receiptGraceMs: Math.max(5_000, 2 * chain.blockTimeMs),
     fullSearchIntervalMs: Math.max(5_000, chain.blockTimeMs),
+    stallResendMs: Math.min(
+      Math.max(1_000, 2 * chain.blockTimeMs),
+      Math.floor(chain.bumpIntervalMs / 3),
+    ),
   };
 }
 
@@ -133,6 +140,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   const canceller = createCanceller(ctx);
   const doorbells = createDoorbells(ctx);
   const watchedSet = createWatchedSet(ctx);
+  const stallWatch = createStallWatch(ctx);
   let lastBalanceAt = 0;
 
   async function observe(watched: readonly WatchedRequest[]) {
@@ -180,7 +188,8 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
         watched = await watchedSet.read();
         const jobs = await checkNonces(ctx, lease, watched, snap);
         await canceller.run(lease, jobs);
-        await bump(ctx, lease, watched, snap.latestCount);
+        const bumpNow = await stallWatch.check(lease, watched, snap);
+        await bump(ctx, lease, watched, snap.latestCount, bumpNow);
       }
       await observe(watched);
       doorbells.ringOwed();

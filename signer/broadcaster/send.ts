@@ -11,7 +11,12 @@ import { classifyNodeError, errorText, type NodeErrorClass } from "../nodeErrors
 import { type Attempt, liveAttempts, newestPerNonce } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 
-export type SendResult = { cls?: NodeErrorClass; message?: string };
+/**
+ * A node's answer to one send: no `cls` means accepted. `known` says the node answered "already
+ * known" (it holds these exact bytes): counted as sent, and the stall stage's evidence that
+ * resending them to this node can change nothing.
+ */
+export type SendResult = { cls?: NodeErrorClass; message?: string; known?: true };
 
 /** Permanent refusals: these signed bytes can never be included anywhere. */
 export const DEAD: ReadonlySet<NodeErrorClass> = new Set([
@@ -56,7 +61,7 @@ export async function sendRaw(ctx: BroadcasterContext, raw: Hex): Promise<SendRe
     return {};
   } catch (error) {
     const cls = classifyNodeError(error);
-    if (cls === "already_known") return {};
+    if (cls === "already_known") return { known: true };
     const message = errorText(error).slice(0, 500);
     ctx.metrics.sendErrors.inc({ ...ctx.labels, class: cls });
     ctx.log.info({ msg: "node refused a send", class: cls, error: message.slice(0, 300) });

@@ -4,11 +4,13 @@
  * a hang that outlasts the client's timeout, a dropped connection), chosen either by a fixed fault,
  * a per-request function, or random rates drawn from a seeded stream. Behind it, each backend can
  * be a lagging node (answers as if its head were head - N), a syncing node (head 0) or withhold
- * receipts; with several backends the proxy round-robins between them, like a load balancer whose
- * backends disagree. Good requests reach the real node: it injects faults, it is not a mock.
+ * receipts, and raw transactions can be refused or silently lost; with several backends the proxy
+ * round-robins between them, like a load balancer whose backends disagree. Good requests reach the
+ * real node: it injects faults, it is not a mock.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { keccak256 } from "viem";
 import { answerThroughView, type JsonRpcAnswer, type JsonRpcCall, type Upstream } from "./view.js";
 
 export type Fault = "none" | "http500" | "http429" | "hang" | "drop";
@@ -46,6 +48,13 @@ export type LyingProxy = {
    * rate-based send fault, so a transaction refused this way never mines. null: off.
    */
   setSendIntercept: (decide: ((raw: string) => string | undefined) | null) => void;
+  /**
+   * Lose raw transactions silently: when `drop(raw)` is true (single, non-batched
+   * eth_sendRawTransaction), the answer is the transaction's hash, as if accepted, and the node
+   * never sees it (a provider's backend that drops what it acknowledged). Checked after the send
+   * intercept, before the rate-based send fault. null: off.
+   */
+  setSendDrop: (drop: ((raw: string) => boolean) | null) => void;
   /** How long a hanging request is held before its connection is closed; null: until close(). */
   setHangMs: (ms: number | null) => void;
   /** eth_getLogs spanning more blocks than this gets a JSON-RPC "more than 10000 results" error. */
@@ -96,6 +105,7 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
   let sendFault: SendFault | null = null;
   let sendRandom: () => number = Math.random;
   let sendIntercept: ((raw: string) => string | undefined) | null = null;
+  let sendDrop: ((raw: string) => boolean) | null = null;
   let random: () => number = Math.random;
   let hangMs: number | null = null;
   let maxLogRange: number | null = null;
@@ -231,6 +241,24 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
           );
         }
       }
+      if (
+        sendDrop !== null &&
+        !Array.isArray(parsed) &&
+        parsed.method === "eth_sendRawTransaction"
+      ) {
+        const raw = String(parsed.params?.[0] ?? "");
+        if (raw.startsWith("0x") && sendDrop(raw)) {
+          bump("send_dropped");
+          res.writeHead(200, { "content-type": "application/json" });
+          return void res.end(
+            JSON.stringify({
+              jsonrpc: "2.0",
+              id: parsed.id,
+              result: keccak256(raw as `0x${string}`),
+            }),
+          );
+        }
+      }
       // The fault as it stands now: the scenario may lift it while the forward below is awaited.
       const fault = sendFault;
       if (
@@ -276,6 +304,9 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
     },
     setSendIntercept: (decide) => {
       sendIntercept = decide;
+    },
+    setSendDrop: (drop) => {
+      sendDrop = drop;
     },
     setHangMs: (ms) => {
       hangMs = ms;
