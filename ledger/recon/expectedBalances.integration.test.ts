@@ -283,4 +283,42 @@ describe("running expected balances of deposit addresses", () => {
     expect(deposits?.chain).toBe(BigInt(cached.rows[0]!.sum));
     expect(nonZero(await table())).toEqual(nonZero(await history(run.block)));
   }, 120_000);
+
+  it("a run whose balance read fails moves nothing (its completion was opened during the read)", async () => {
+    const s = (await state())!;
+    const stateOf = async (table: string) =>
+      (
+        await pool.query<{ run_id: string }>(
+          `SELECT run_id::text FROM recon.${table} WHERE chain_id = $1`,
+          [CHAIN_ID],
+        )
+      ).rows[0]?.run_id;
+    const before = {
+      table: await table(),
+      liabilities: await stateOf("liability_state"),
+      onchain: await stateOf("onchain_balance_state"),
+    };
+    // A listed token with no contract: its balance is unreadable, the run fails after its load.
+    const noCode = `0x${"ab".repeat(20)}` as const;
+    const broken = {
+      ...chain,
+      tokens: [...chain.tokens, { address: noCode, symbol: "NOC", decimals: 18 }],
+    };
+    const next = Number(await rpc("eth_blockNumber")) + 1;
+    await writeBlock(next, [{ from: SENDER, to: dep(3), amount: 2n }]);
+    await anvilAt(next);
+    await expect(reconciler.run({ chain: broken, block: next })).rejects.toMatchObject({
+      code: "RECON_BALANCE_UNREADABLE",
+    });
+    expect(await state()).toEqual(s);
+    expect({
+      table: await table(),
+      liabilities: await stateOf("liability_state"),
+      onchain: await stateOf("onchain_balance_state"),
+    }).toEqual(before);
+    const run = await reconciler.run({ chain, block: next });
+    expect(run.mode).toBe("incremental");
+    expect(nonZero(await table())).toEqual(nonZero(await history(next)));
+    expect(await state()).toEqual({ runId: run.runId, block: next });
+  }, 120_000);
 });

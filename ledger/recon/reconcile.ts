@@ -35,6 +35,8 @@ import {
   ZERO_ADDRESS,
 } from "./onchain.js";
 import {
+  abandonCompletion,
+  beginCompletion,
   type ChainMemory,
   completeRun,
   createRun,
@@ -332,74 +334,91 @@ export function createReconciler({
       const holds = inputs.reorgHolds.filter(
         (h) => h.state === "held" || !previous || h.updatedAt >= previous.snapshotAt,
       );
-      const onchain = previous === null ? await readBalances() : await onchainRead;
-      const inflows = findUnattributedInflows({
-        onchain,
-        expected: expectedBalances,
-        addresses: inflowSelection.addresses,
-      });
-      const balances = checkBalances({
-        onchain,
-        ledger: inputs.ledger,
-        liabilities: inputs.liabilities,
-        breaks: [...matching.breaks, ...inflows],
-        custody: inputs.custody,
-        unreadDeposits,
-      });
-      const breaks = [...matching.breaks, ...inflows, ...balances.breaks];
-      const t3 = performance.now();
-      const { states, alerting, memory } = await completeRun(pool, runId, {
-        watermarks: inputs.watermarks,
-        deferredEntries: inputs.deferredEntries,
-        factsExamined: counts.facts,
-        entriesExamined: counts.entries,
-        matched: matching.matched,
-        checks: balances.checks,
-        depositBalances: { block, balances: onchain },
+      const onchainReading = previous === null ? readBalances() : onchainRead;
+      onchainReading.catch(() => {}); // awaited below, after the completion is opened
+      // The writes that need no on-chain balance (expected balances, liabilities) go out while the
+      // balances are read, in the transaction completeRun finishes.
+      const pending = await beginCompletion(pool, runId, {
+        chainId,
         expectedFacts: expectedUpdate,
         liabilities: inputs.liabilityUpdate,
-        breaks,
-        holds,
-        inputs: {
-          custody_addresses: custodyCount,
-          deferred_entries: counts.deferred,
-          balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
-          inflow_addresses_checked: inflowSelection.addresses.length,
-          inflow_cursor: inflowSelection.cursor,
-        },
-        auditHead: await readAuditHead(pool),
         memory: carried,
       });
-      memories.set(chainId, memory);
-      breaks.forEach((b, i) => {
-        b.state = states[i]!;
-      });
-      const t4 = performance.now();
-      const summary: RunSummary = {
-        runId,
-        chainId,
-        block,
-        mode,
-        clean: breaks.length === 0,
-        alerting,
-        breaks,
-        checks: balances.checks,
-        holds,
-        factsExamined: counts.facts,
-        entriesExamined: counts.entries,
-        matched: matching.matched,
-        deferred: counts.deferred,
-        timingsMs: {
-          load: t1 - t0,
-          match: t2 - t1,
-          balances: t3 - t2,
-          store: t4 - t3,
-          total: t4 - t0,
-        },
-      };
-      metrics.observe(summary);
-      report(runLog, summary);
-      return summary;
+      let completing = false;
+      try {
+        const onchain = await onchainReading;
+        const inflows = findUnattributedInflows({
+          onchain,
+          expected: expectedBalances,
+          addresses: inflowSelection.addresses,
+        });
+        const balances = checkBalances({
+          onchain,
+          ledger: inputs.ledger,
+          liabilities: inputs.liabilities,
+          breaks: [...matching.breaks, ...inflows],
+          custody: inputs.custody,
+          unreadDeposits,
+        });
+        const breaks = [...matching.breaks, ...inflows, ...balances.breaks];
+        const t3 = performance.now();
+        const auditHead = await readAuditHead(pool);
+        // completeRun finishes the pending completion or rolls it back.
+        completing = true;
+        const { states, alerting, memory } = await completeRun(pool, runId, {
+          watermarks: inputs.watermarks,
+          deferredEntries: inputs.deferredEntries,
+          factsExamined: counts.facts,
+          entriesExamined: counts.entries,
+          matched: matching.matched,
+          checks: balances.checks,
+          depositBalances: { block, balances: onchain },
+          pending,
+          breaks,
+          holds,
+          inputs: {
+            custody_addresses: custodyCount,
+            deferred_entries: counts.deferred,
+            balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
+            inflow_addresses_checked: inflowSelection.addresses.length,
+            inflow_cursor: inflowSelection.cursor,
+          },
+          auditHead,
+        });
+        memories.set(chainId, memory);
+        breaks.forEach((b, i) => {
+          b.state = states[i]!;
+        });
+        const t4 = performance.now();
+        const summary: RunSummary = {
+          runId,
+          chainId,
+          block,
+          mode,
+          clean: breaks.length === 0,
+          alerting,
+          breaks,
+          checks: balances.checks,
+          holds,
+          factsExamined: counts.facts,
+          entriesExamined: counts.entries,
+          matched: matching.matched,
+          deferred: counts.deferred,
+          timingsMs: {
+            load: t1 - t0,
+            match: t2 - t1,
+            balances: t3 - t2,
+            store: t4 - t3,
+            total: t4 - t0,
+          },
+        };
+        metrics.observe(summary);
+        report(runLog, summary);
+        return summary;
+      } catch (error) {
+        if (!completing) await abandonCompletion(pending);
+        throw error;
+      }
     } catch (error) {
       await failRun(pool, runId, error).catch(() => {});
       metrics.runs.inc({ chain_id: String(chainId), result: "failed" });

@@ -127,6 +127,54 @@ export function checkJson(c: BalanceCheck) {
   };
 }
 
+/**
+ * A run's completion opened before its on-chain balances are in: the running tables that need none
+ * (the expected fact balances and the user liabilities, which lock their state rows) are moved in
+ * the transaction `completeRun` then finishes, so those writes overlap the balance reads.
+ * `abandonCompletion` rolls it back.
+ */
+export type PendingCompletion = { client: PoolClient; chainId: number; memory: ChainMemory };
+
+export async function beginCompletion(
+  pool: Pool,
+  runId: number,
+  args: {
+    chainId: number;
+    /** How the run moves the running expected balances of deposit addresses (expectedBalances.ts). */
+    expectedFacts?: ExpectedFactUpdate | undefined;
+    /** How the run moves the running user liabilities (liabilities.ts). */
+    liabilities?: LiabilityUpdate | undefined;
+    /** The memory the run read with; moved along with the tables. */
+    memory?: ChainMemory | undefined;
+  },
+): Promise<PendingCompletion> {
+  const { chainId } = args;
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const memory: ChainMemory = { ...args.memory };
+    if (args.expectedFacts)
+      memory.expected = await storeExpectedFacts(client, {
+        chainId,
+        runId,
+        update: args.expectedFacts,
+        memory: memory.expected,
+      });
+    if (args.liabilities)
+      await storeLiabilities(client, { chainId, runId, update: args.liabilities });
+    return { client, chainId, memory };
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    client.release();
+    throw error;
+  }
+}
+
+export async function abandonCompletion(pending: PendingCompletion): Promise<void> {
+  await pending.client.query("ROLLBACK").catch(() => {});
+  pending.client.release();
+}
+
 export async function completeRun(
   pool: Pool,
   runId: number,
@@ -144,6 +192,11 @@ export async function completeRun(
     auditHead?: AuditHead | null;
     /** On-chain balances the run read (deposit ones are kept for later runs: balanceCache.ts). */
     depositBalances?: { block: number; balances: readonly OnchainBalance[] };
+    /**
+     * The completion `beginCompletion` opened (it has moved the expected balances and the
+     * liabilities; the three fields below are then not used). Finished or rolled back here.
+     */
+    pending?: PendingCompletion;
     /** How the run moves the running expected balances of deposit addresses (expectedBalances.ts). */
     expectedFacts?: ExpectedFactUpdate;
     /** How the run moves the running user liabilities (liabilities.ts). */
@@ -152,14 +205,21 @@ export async function completeRun(
     memory?: ChainMemory;
   },
 ): Promise<{ states: BreakStateName[]; alerting: number; memory: ChainMemory }> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
-    const run = await client.query<{ chain_id: string }>(
+  let pending = result.pending;
+  if (pending === undefined) {
+    const run = await pool.query<{ chain_id: string }>(
       "SELECT chain_id::text FROM recon.runs WHERE id = $1",
       [runId],
     );
-    const chainId = Number(run.rows[0]!.chain_id);
+    pending = await beginCompletion(pool, runId, {
+      chainId: Number(run.rows[0]!.chain_id),
+      expectedFacts: result.expectedFacts,
+      liabilities: result.liabilities,
+      memory: result.memory,
+    });
+  }
+  const { client, chainId, memory } = pending;
+  try {
     const identities = breakIdentities(chainId, result.breaks);
     const states = await trackBreakStates(client, {
       runId,
@@ -169,7 +229,6 @@ export async function completeRun(
     });
     const alerting = states.filter((s) => s === "open").length;
     await storeBreaks(client, runId, result.breaks, identities, states);
-    const memory: ChainMemory = { ...result.memory };
     if (result.depositBalances)
       memory.deposits = await storeDepositBalances(client, {
         chainId,
@@ -177,15 +236,6 @@ export async function completeRun(
         ...result.depositBalances,
         memory: memory.deposits,
       });
-    if (result.expectedFacts)
-      memory.expected = await storeExpectedFacts(client, {
-        chainId,
-        runId,
-        update: result.expectedFacts,
-        memory: memory.expected,
-      });
-    if (result.liabilities)
-      await storeLiabilities(client, { chainId, runId, update: result.liabilities });
     await client.query(
       `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
          entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
