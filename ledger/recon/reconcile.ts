@@ -219,7 +219,6 @@ export function createReconciler({
           previous === null
             ? await loadCustody(client, chainId)
             : await loadCustodyWallets(client, chainId);
-        custodyCount = previous === null ? custody.size : await countCustody(client, chainId);
         inflowSelection = await selectInflowAddresses(client, {
           chainId,
           block,
@@ -244,6 +243,8 @@ export function createReconciler({
         // behind it would pass the RPC timeout.
         onchainRead = previous === null ? Promise.resolve([]) : readBalances();
         onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
+        // (Counted after the read has started: the read is the longer path of an incremental run.)
+        custodyCount = previous === null ? custody.size : await countCustody(client, chainId);
         const unread = await unreadDepositBalances(client, {
           chainId,
           read: inflowSelection.addresses,
