@@ -664,6 +664,31 @@ describe("catch-up pass and incremental reorg holds", () => {
     expect((await ledger.check()).problems).toEqual([]);
   });
 
+  it("catch-up compares recipient, asset and amount, never the identity alone: another amount at a credited tx and position below the watermark is credited", async () => {
+    const tx = txHash();
+    await fact({ tx, block: "0xcb0", number: 210, to: D_ERIN, amount: 9n, status: "confirmed" });
+    await crediting.sweep({ chainId: CHAIN });
+    const watermark = BigInt((await watermarks()).block_number);
+    expect(watermark).toBeGreaterThanOrEqual(210n);
+    const erin = await userBalance("erin");
+    // A late writer puts the same tx and position, paying 4, into block 160: the identity has a
+    // standing credit (the 9), but not of this deposit.
+    await fact({ tx, block: "0xcb1", number: 160, to: D_ERIN, amount: 4n, status: "confirmed" });
+    const walk = async () => {
+      let credited = 0;
+      for (let i = 0; i < Number(watermark) / 40 + 2; i++)
+        credited += (await crediting.catchUp({ chainId: CHAIN, maxBlocks: 40 })).credited;
+      return credited;
+    };
+    expect(await walk()).toBe(1);
+    expect(await userBalance("erin")).toBe(erin + 4n);
+    expect(
+      await ledger.getTransfer(transferId(depositTransferName(CHAIN, tx, "tx", 1))),
+    ).toMatchObject({ kind: "deposit", amount: 4n });
+    expect(await walk()).toBe(0);
+    expect(await userBalance("erin")).toBe(erin + 4n);
+  });
+
   it("cuts a catch-up step at its fact budget, however wide the block window", async () => {
     const count = async (from: bigint, to: bigint) =>
       Number(
