@@ -2,9 +2,10 @@
  * Scenario `withdrawals`: the withdrawal service (api/withdrawals: policy, holds, outcomes) and the
  * real signer (KMS emulator behind a KMS fault proxy, in process or a child process killed with
  * SIGKILL) on one anvil behind the lying chain. A seeded schedule creates native withdrawals,
- * mines, withholds receipts on one or both endpoints, makes load-balanced backends disagree, fails
- * KMS signing calls, injects reorgs above finality that re-mine or drop the hot wallet's
- * transactions (a confirmed withdrawal reorged out), and kills the signer. After the faults clear
+ * mines, withholds receipts on one or both endpoints, makes load-balanced backends disagree, loses
+ * acknowledged sends (half the seeds, own random stream), fails KMS signing calls, injects reorgs
+ * above finality that re-mine or drop the hot wallet's transactions (a confirmed withdrawal
+ * reorged out), and kills the signer. After the faults clear
  * and the chain settles past finality it checks:
  *  - paid-once: every accepted withdrawal paid exactly once on the final chain (its destination is
  *    fresh and holds exactly its amount), and it ends `finalized`;
@@ -124,6 +125,12 @@ export async function runWithdrawals(
       : "cancel_unsendable"
     : "none";
   const deadIndex = deadStream.int(0, 2);
+  // Lost sends (their own stream, so the schedule above stays as it was): in half the seeds both
+  // endpoints answer a share of eth_sendRawTransaction with the hash and never pass it on, from
+  // the start until the faults clear. The lowest lost nonce freezes the wallet until the stall
+  // stage resends its bytes (well before the bump interval).
+  const lostStream = rng.fork("lost-sends");
+  const lostRate = lostStream.chance(0.5) ? lostStream.int(10, 40) / 100 : 0;
   const deadMessages = ["intrinsic gas too low", "exceeds block gas limit", "execution reverted"];
   const deadMessage = deadStream.pick(deadMessages);
   const cancelMessage = deadStream.pick(deadMessages);
@@ -185,6 +192,7 @@ export async function runWithdrawals(
     kills: 0,
     faults: 0,
     dead,
+    lost_rate: lostRate,
     cancels: 0,
     needs_review: 0,
   };
@@ -240,6 +248,7 @@ export async function runWithdrawals(
       pA.setSendIntercept(intercept);
       pB.setSendIntercept(intercept);
     }
+    if (lostRate > 0) for (const p of [pA, pB]) p.setSendDrop(() => lostStream.next() < lostRate);
     // In process, the first cancel of the dead nonce has its own KMS Sign fail (by its digest).
     const signingAccount: KmsAccount =
       dead === "cancel_kms"
@@ -518,6 +527,7 @@ export async function runWithdrawals(
 
     // Settle: honest endpoints, working KMS; mine until every accepted withdrawal is final.
     clearFaults();
+    for (const p of [pA, pB]) p.setSendDrop(null);
     const probeIndex = accepted.length;
     await withdraw(); // keeps-sending: created after every fault
     const probe = accepted[probeIndex];
@@ -686,6 +696,17 @@ export async function runWithdrawals(
     stats.requests = pA.requests() + pB.requests();
     stats.sends_refused = pA.stats().send_rejected ?? 0;
     stats.sends_refused_but_mined = pA.stats().send_rejected_but_forwarded ?? 0;
+    stats.sends_lost = (pA.stats().send_dropped ?? 0) + (pB.stats().send_dropped ?? 0);
+    // The stall stage's heals (in-process signer only: a child process has its own registry).
+    const heals = await world.common.metrics.registry
+      .getSingleMetric("custody_signer_stall_heals_total")
+      ?.get();
+    for (const action of ["resend", "bump"])
+      stats[`stall_${action}s`] = useChild
+        ? "n/a"
+        : (heals?.values ?? [])
+            .filter((v) => v.labels.action === action)
+            .reduce((sum, v) => sum + v.value, 0);
     stats.receipts_withheld = (pA.stats().null_receipts ?? 0) + (pB.stats().null_receipts ?? 0);
   } catch (error) {
     fail("scenario", `the scenario itself failed: ${(error as Error).stack ?? String(error)}`);
