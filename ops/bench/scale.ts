@@ -37,6 +37,7 @@ import {
   SENDER,
   scaleDatabaseUrl,
   txHashOf,
+  vacuumDeadRows,
   workloadKey,
   ZERO,
 } from "./scaleSeed.js";
@@ -277,6 +278,8 @@ async function main() {
   else figure("seeding (rows, keys and indexes, VACUUM ANALYZE)", seeded.seededMs / 1000, "s");
   const info = seeded.info;
   await resetToSeed(info, W);
+  // Dead rows earlier runs' resets left (this server runs without autovacuum), before measuring.
+  if (seeded.seededMs === null) await vacuumDeadRows((line) => console.log(line));
 
   const needsAnvil = ["crediting", "sweep-planning", "recon-full", "recon-incremental"].some((x) =>
     ONLY.has(x as MeasurementName),

@@ -653,3 +653,36 @@ export async function resetToSeed(info: SeedInfo, _w: ScaleWorkload): Promise<vo
     await c.end();
   }
 }
+
+/**
+ * VACUUM (ANALYZE) the module tables holding many dead rows. A reused database piles them up when
+ * the server runs without autovacuum (this CI server does): every run's `resetToSeed` deletes what
+ * it added, and the measurements would walk the dead versions and index entries production's
+ * autovacuum removes. Only tables over `minDead` dead rows; returns what was vacuumed.
+ */
+export async function vacuumDeadRows(
+  log: (line: string) => void,
+  minDead = 10_000,
+): Promise<{ table: string; dead: number; ms: number }[]> {
+  const c = await connect();
+  try {
+    const { rows } = await c.query<{ t: string; dead: string }>(
+      `SELECT schemaname || '.' || relname AS t, n_dead_tup::text AS dead FROM pg_stat_user_tables
+        WHERE schemaname = ANY($1) AND n_dead_tup >= $2 ORDER BY n_dead_tup DESC`,
+      [MODULE_SCHEMAS, minDead],
+    );
+    const out: { table: string; dead: number; ms: number }[] = [];
+    for (const { t, dead } of rows) {
+      const t0 = performance.now();
+      await c.query(`VACUUM (ANALYZE) ${t}`);
+      const ms = performance.now() - t0;
+      out.push({ table: t, dead: Number(dead), ms });
+      log(
+        `vacuumed ${t}: ${Number(dead).toLocaleString("en-US")} dead rows, ${(ms / 1000).toFixed(1)} s`,
+      );
+    }
+    return out;
+  } finally {
+    await c.end();
+  }
+}
