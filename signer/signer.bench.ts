@@ -91,6 +91,19 @@ try {
     WITHDRAWALS / confirmedSeconds,
     "withdrawals/s",
   );
+  // A lost or never-promoted send of the lowest nonce (anvil's pool, under these concurrent
+  // sends, sometimes) used to freeze the wallet until the 30 s bump: the stall stage's heals.
+  const heals = await ctx.common.metrics.registry
+    .getSingleMetric("custody_signer_stall_heals_total")
+    ?.get();
+  for (const action of ["resend", "bump"])
+    figure(
+      `stalled lowest nonce: ${action === "resend" ? "stored bytes resent" : "bumped early"}`,
+      (heals?.values ?? [])
+        .filter((v) => v.labels.action === action)
+        .reduce((sum, v) => sum + v.value, 0),
+      "times",
+    );
 } finally {
   await h.close();
   await ctx.cleanup();

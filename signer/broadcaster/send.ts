@@ -100,8 +100,9 @@ async function recordRefusal(
 }
 
 /**
- * Send attempts (in nonce order, one batched request: a node given a later nonce first queues it)
- * and record the answers in one transaction.
+ * Send attempts, all at once (one eth_sendRawTransaction request each, so a node may receive a
+ * later nonce first and queue it), and record the answers in one transaction. A node that loses
+ * or never promotes one of them is the stall stage's case (stall.ts).
  */
 export async function sendInOrder(
   ctx: BroadcasterContext,
