@@ -14,6 +14,25 @@ import type { OnchainBalance } from "./balances.js";
 
 const STORE_CHUNK = 50_000;
 
+/** Balances of one address by asset, as a short list (most addresses hold one or two assets). */
+export type AssetBalances = [asset: string, balance: bigint][];
+
+const interned = new Map<string, string>();
+/** One copy of each asset string, however many rows name it (a memory holds 100,000s of rows). */
+export function intern(s: string): string {
+  const known = interned.get(s);
+  if (known !== undefined) return known;
+  interned.set(s, s);
+  return s;
+}
+
+/** Add `v` to `asset`'s balance in `rows` (a new entry at `v` if it has none). */
+export function addBalance(rows: AssetBalances, asset: string, v: bigint): void {
+  const at = rows.findIndex(([a]) => a === asset);
+  if (at >= 0) rows[at] = [rows[at]![0], rows[at]![1] + v];
+  else rows.push([intern(asset), v]);
+}
+
 /**
  * Rows of `recon.onchain_balances` one process knows, as they stood after run `runId` wrote the
  * table (0: no run has written it since `recon.onchain_balance_state` exists): for each known
@@ -21,7 +40,7 @@ const STORE_CHUNK = 50_000;
  */
 export type DepositBalanceMemory = {
   runId: number;
-  rows: Map<string, [asset: string, balance: bigint][]>;
+  rows: Map<string, AssetBalances>;
 };
 
 /**
@@ -57,7 +76,8 @@ export async function unreadDepositBalances(
       [chainId, unknown],
     );
     for (const a of unknown) memory.rows.set(a, []);
-    for (const r of cached.rows) memory.rows.get(r.address)!.push([r.asset, BigInt(r.balance)]);
+    for (const r of cached.rows)
+      memory.rows.get(r.address)!.push([intern(r.asset), BigInt(r.balance)]);
   }
   if (out.size === 0) return { unread: out, memory };
   for (const a of args.read)
@@ -152,8 +172,8 @@ export async function storeDepositBalances(
     }
     const asset = b.assetId.slice(prefix.length);
     const at = rows.findIndex(([a]) => a === asset);
-    if (at >= 0) rows[at] = [asset, b.balance];
-    else rows.push([asset, b.balance]);
+    if (at >= 0) rows[at] = [rows[at]![0], b.balance];
+    else rows.push([intern(asset), b.balance]);
   }
   memory.runId = args.runId;
   return memory;

@@ -8,6 +8,7 @@
  * not continue from the run the table stands at, rebuilds the table from history (the check).
  */
 import type { PoolClient } from "../../ops/db.js";
+import { type AssetBalances, addBalance, intern } from "./balanceCache.js";
 import type { PreviousRun } from "./load.js";
 import type { ChainFact, CustodyKind } from "./types.js";
 
@@ -93,7 +94,7 @@ export type ExpectedFacts = {
 export type ExpectedFactMemory = {
   runId: number;
   complete: boolean;
-  rows: Map<string, Map<string, bigint>>;
+  rows: Map<string, AssetBalances>;
 };
 
 /**
@@ -167,9 +168,9 @@ export async function expectedFactBalances(
         WHERE chain_id = $1 AND address = ANY($2::text[])`,
       [chainId, unknown],
     );
-    for (const a of unknown) memory.rows.set(a, new Map());
+    for (const a of unknown) memory.rows.set(a, []);
     for (const row of r.rows)
-      memory.rows.get(row.address)!.set(`${chainId}:${row.asset}`, BigInt(row.balance));
+      memory.rows.get(row.address)!.push([intern(`${chainId}:${row.asset}`), BigInt(row.balance)]);
   }
   const balances = new Map<string, bigint>();
   for (const a of read)
@@ -265,13 +266,13 @@ export async function storeExpectedFacts(
     );
     await client.query("DELETE FROM recon.expected_fact_balances WHERE chain_id = $1", [chainId]);
     await upsert(client, chainId, update.balances, "set");
-    const rows = new Map<string, Map<string, bigint>>();
+    const rows = new Map<string, AssetBalances>();
     for (const [k, v] of update.balances) {
       const bar = k.indexOf("|");
       const address = k.slice(0, bar);
-      const m = rows.get(address) ?? new Map<string, bigint>();
+      const m = rows.get(address) ?? [];
       rows.set(address, m);
-      m.set(k.slice(bar + 1), v);
+      m.push([intern(k.slice(bar + 1)), v]);
     }
     return { runId, complete: true, rows };
   }
@@ -296,15 +297,14 @@ export async function storeExpectedFacts(
     const address = k.slice(0, bar);
     // Not known: the table moved a row this process never read (unless it knows there was none).
     if (!memory.complete && !memory.rows.has(address)) continue;
-    const m = memory.rows.get(address) ?? new Map<string, bigint>();
+    const m = memory.rows.get(address) ?? [];
     memory.rows.set(address, m);
-    const assetId = k.slice(bar + 1);
-    m.set(assetId, (m.get(assetId) ?? 0n) + v);
+    addBalance(m, k.slice(bar + 1), v);
   }
-  for (const address of update.recomputedAddresses) memory.rows.set(address, new Map());
+  for (const address of update.recomputedAddresses) memory.rows.set(address, []);
   for (const [k, v] of update.recomputed) {
     const bar = k.indexOf("|");
-    memory.rows.get(k.slice(0, bar))!.set(k.slice(bar + 1), v);
+    memory.rows.get(k.slice(0, bar))!.push([intern(k.slice(bar + 1)), v]);
   }
   memory.runId = runId;
   return memory;

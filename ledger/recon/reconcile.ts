@@ -54,6 +54,12 @@ import {
   type ReorgHold,
 } from "./types.js";
 
+/**
+ * A chain's carried memory is dropped above this many addresses (each memory costs ~300 bytes an
+ * address: 100,000 deposit addresses ~60 MB for both); the runs then read the tables.
+ */
+const MEMORY_MAX_ADDRESSES = 250_000;
+
 /** Without traces there is no fact for a native sweep's internal move (see MatchInput). */
 const WITHOUT_TRACES = new Set([...CHAIN_BACKED_KINDS].filter((k) => k !== "sweep"));
 
@@ -386,6 +392,9 @@ export function createReconciler({
           },
           auditHead,
         });
+        // Kept only while it stays small enough to hold for every chain (~300 bytes an address).
+        if ((memory.deposits?.rows.size ?? 0) > MEMORY_MAX_ADDRESSES) memory.deposits = undefined;
+        if ((memory.expected?.rows.size ?? 0) > MEMORY_MAX_ADDRESSES) memory.expected = undefined;
         memories.set(chainId, memory);
         breaks.forEach((b, i) => {
           b.state = states[i]!;
