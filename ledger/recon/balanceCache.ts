@@ -40,8 +40,40 @@ export function addBalance(rows: AssetBalances, asset: string, v: bigint): void 
  */
 export type DepositBalanceMemory = {
   runId: number;
+  /** Every address of the chain is known: one not listed has no row. */
+  complete: boolean;
   rows: Map<string, AssetBalances>;
 };
+
+/**
+ * A memory is built whole (every row of the chain) when the chain has at most this many rows, and
+ * dropped above it (~300 bytes an address for each of the two tables).
+ */
+export const MEMORY_MAX_ROWS = 250_000;
+
+/**
+ * Every row of the chain in `table` (address, asset, balance), or null above MEMORY_MAX_ROWS. A
+ * filtered read of the addresses a block touched visits nearly every page anyway (they are spread
+ * over all of them), so reading them all costs about the same and makes the next runs warm.
+ */
+export async function loadWholeChain(
+  client: PoolClient,
+  table: "recon.onchain_balances" | "recon.expected_fact_balances",
+  chainId: number,
+): Promise<Map<string, AssetBalances> | null> {
+  const r = await client.query<{ address: string; asset: string; balance: string }>(
+    `SELECT address, asset, balance::text FROM ${table} WHERE chain_id = $1 LIMIT ${MEMORY_MAX_ROWS + 1}`,
+    [chainId],
+  );
+  if (r.rows.length > MEMORY_MAX_ROWS) return null;
+  const rows = new Map<string, AssetBalances>();
+  for (const row of r.rows) {
+    const list = rows.get(row.address) ?? [];
+    rows.set(row.address, list);
+    list.push([intern(row.asset), BigInt(row.balance)]);
+  }
+  return rows;
+}
 
 /**
  * What the deposit addresses not read this run hold, per asset id, by their cached balances:
@@ -65,10 +97,16 @@ export async function unreadDepositBalances(
   const runId = Number(totals.rows[0]!.run_id);
   for (const r of totals.rows)
     if (r.asset !== null) out.set(`${chainId}:${r.asset}`, BigInt(r.total!));
-  const memory: DepositBalanceMemory =
-    args.memory?.runId === runId ? args.memory : { runId, rows: new Map() };
+  let memory: DepositBalanceMemory | undefined =
+    args.memory?.runId === runId ? args.memory : undefined;
+  if (memory === undefined) {
+    const whole =
+      args.read.length > 0 ? await loadWholeChain(client, "recon.onchain_balances", chainId) : null;
+    memory = { runId, complete: whole !== null, rows: whole ?? new Map() };
+  }
   if (args.read.length === 0) return { unread: out, memory };
-  const unknown = args.read.filter((a) => !memory.rows.has(a));
+  const known = memory;
+  const unknown = known.complete ? [] : args.read.filter((a) => !known.rows.has(a));
   if (unknown.length > 0) {
     const cached = await client.query<{ address: string; asset: string; balance: string }>(
       `SELECT address, asset, balance::text FROM recon.onchain_balances
@@ -81,7 +119,7 @@ export async function unreadDepositBalances(
   }
   if (out.size === 0) return { unread: out, memory };
   for (const a of args.read)
-    for (const [asset, balance] of memory.rows.get(a)!) {
+    for (const [asset, balance] of memory.rows.get(a) ?? []) {
       const k = `${chainId}:${asset}`;
       out.set(k, (out.get(k) ?? 0n) - balance);
     }
@@ -165,11 +203,14 @@ export async function storeDepositBalances(
   // The memory follows the table: written rows replace their asset's row; an address with a row
   // left alone is forgotten (read again when needed).
   for (const b of deposits) {
-    const rows = memory.rows.get(b.address);
-    if (rows === undefined || skipped.has(b.address)) {
+    if (skipped.has(b.address)) {
       memory.rows.delete(b.address);
+      memory.complete = false;
       continue;
     }
+    const rows = memory.rows.get(b.address) ?? (memory.complete ? [] : undefined);
+    if (rows === undefined) continue;
+    memory.rows.set(b.address, rows);
     const asset = b.assetId.slice(prefix.length);
     const at = rows.findIndex(([a]) => a === asset);
     if (at >= 0) rows[at] = [rows[at]![0], b.balance];

@@ -8,7 +8,7 @@
  * not continue from the run the table stands at, rebuilds the table from history (the check).
  */
 import type { PoolClient } from "../../ops/db.js";
-import { type AssetBalances, addBalance, intern } from "./balanceCache.js";
+import { type AssetBalances, addBalance, intern, loadWholeChain } from "./balanceCache.js";
 import type { PreviousRun } from "./load.js";
 import type { ChainFact, CustodyKind } from "./types.js";
 
@@ -157,11 +157,20 @@ export async function expectedFactBalances(
     addresses: recomputedAddresses,
   });
   const read = args.addresses.filter((a) => !recompute.has(a));
-  const memory: ExpectedFactMemory =
-    args.memory?.runId === previous.id
-      ? args.memory
-      : { runId: previous.id, complete: false, rows: new Map() };
-  const unknown = memory.complete ? [] : read.filter((a) => !memory.rows.has(a));
+  let memory = args.memory?.runId === previous.id ? args.memory : undefined;
+  if (memory === undefined) {
+    // Rows are keyed by token address in the table, by asset id in memory.
+    const whole =
+      read.length > 0
+        ? await loadWholeChain(client, "recon.expected_fact_balances", chainId)
+        : null;
+    for (const list of whole?.values() ?? [])
+      for (let i = 0; i < list.length; i++)
+        list[i] = [intern(`${chainId}:${list[i]![0]}`), list[i]![1]];
+    memory = { runId: previous.id, complete: whole !== null, rows: whole ?? new Map() };
+  }
+  const known = memory;
+  const unknown = known.complete ? [] : read.filter((a) => !known.rows.has(a));
   if (unknown.length > 0) {
     const r = await client.query<{ address: string; asset: string; balance: string }>(
       `SELECT address, asset, balance::text FROM recon.expected_fact_balances

@@ -9,7 +9,7 @@ import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../ops/common.js";
 import type { ChainConfig } from "../../ops/config.js";
 import type { Pool } from "../../ops/db.js";
-import { unreadDepositBalances } from "./balanceCache.js";
+import { MEMORY_MAX_ROWS, unreadDepositBalances } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
 import { type ExpectedFactUpdate, expectedFactBalances } from "./expectedBalances.js";
@@ -53,12 +53,6 @@ import {
   type CustodyKind,
   type ReorgHold,
 } from "./types.js";
-
-/**
- * A chain's carried memory is dropped above this many addresses (each memory costs ~300 bytes an
- * address: 100,000 deposit addresses ~60 MB for both); the runs then read the tables.
- */
-const MEMORY_MAX_ADDRESSES = 250_000;
 
 /** Without traces there is no fact for a native sweep's internal move (see MatchInput). */
 const WITHOUT_TRACES = new Set([...CHAIN_BACKED_KINDS].filter((k) => k !== "sweep"));
@@ -393,8 +387,8 @@ export function createReconciler({
           auditHead,
         });
         // Kept only while it stays small enough to hold for every chain (~300 bytes an address).
-        if ((memory.deposits?.rows.size ?? 0) > MEMORY_MAX_ADDRESSES) memory.deposits = undefined;
-        if ((memory.expected?.rows.size ?? 0) > MEMORY_MAX_ADDRESSES) memory.expected = undefined;
+        if ((memory.deposits?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.deposits = undefined;
+        if ((memory.expected?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.expected = undefined;
         memories.set(chainId, memory);
         breaks.forEach((b, i) => {
           b.state = states[i]!;
