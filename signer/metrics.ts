@@ -56,6 +56,14 @@ function create(registry: Registry) {
       labelNames,
       registers,
     }),
+    stallHeals: new Counter({
+      name: "custody_signer_stall_heals_total",
+      help:
+        "The lowest open nonce unmined while the node held nothing executable at it: its stored " +
+        "bytes resent (resend), or replaced before the bump interval (bump)",
+      labelNames: [...labelNames, "action"],
+      registers,
+    }),
     alerts: new Counter({
       name: "custody_signer_alerts_total",
       help: "Conditions needing a human, by alert: needs_review, cancel_unsendable, confirmed_tx_reorged_out, fee_cap, insufficient_funds, nonce_cancelled, nonce_gap",

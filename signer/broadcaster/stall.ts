@@ -18,7 +18,6 @@
  * The state is per process and only paces these steps: after a restart, resync resends every live
  * attempt anyway.
  */
-import { Counter, type Registry } from "prom-client";
 import type { Lease } from "../lease.js";
 import { ATTEMPT_COLUMNS, type Attempt, attemptFromRow, type WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
@@ -34,27 +33,8 @@ export type StallWatch = {
   ) => Promise<Set<string>>;
 };
 
-const counters = new WeakMap<Registry, Counter<"chain_id" | "wallet" | "action">>();
-
-/** custody_signer_stall_heals_total{action="resend"|"bump"} (one per registry). */
-function stallHeals(registry: Registry) {
-  let c = counters.get(registry);
-  if (!c) {
-    c = new Counter({
-      name: "custody_signer_stall_heals_total",
-      help:
-        "The lowest open nonce unmined while the node held nothing executable at it: its stored " +
-        "bytes resent (resend), or replaced before the bump interval (bump)",
-      labelNames: ["chain_id", "wallet", "action"],
-      registers: [registry],
-    });
-    counters.set(registry, c);
-  }
-  return c;
-}
-
 export function createStallWatch(ctx: BroadcasterContext): StallWatch {
-  const heals = stallHeals(ctx.common.metrics.registry);
+  const heals = ctx.metrics.stallHeals;
   /** The nonce being watched: since when it is the lowest open one, and what was done about it. */
   let watch: {
     nonce: bigint;
