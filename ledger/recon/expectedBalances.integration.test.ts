@@ -248,7 +248,7 @@ describe("running expected balances of deposit addresses", () => {
   }, 120_000);
 
   it("a process carries what it knows from run to run only while no other run moves the tables", async () => {
-    // `reconciler` knows every row (its full run above). Another process's run moves both tables
+    // `reconciler` knows every row (loaded by its first incremental run). Another process's run moves both tables
     // (expected facts and cached balances) at an address `reconciler` will read again; if it
     // used what it knew, it would miss the 1,000 (a false inflow break, and the deposits' chain
     // side off by the cached balance it replaced).
@@ -269,6 +269,8 @@ describe("running expected balances of deposit addresses", () => {
       await writeBlock(final, facts);
       return run.run({ chain, block: final });
     };
+    // An incremental run first: a full run leaves no memory; this one loads and keeps the rows.
+    expect((await at([{ from: SENDER, to: a, amount: 1n }], reconciler)).mode).toBe("incremental");
     const moved = await at([{ from: SENDER, to: a, amount: 1000n }], other);
     expect(moved.mode).toBe("incremental");
     const run = await at([{ from: SENDER, to: a, amount: 5n }], reconciler);

@@ -252,9 +252,8 @@ async function upsert(
  * Move the running table to the run's block, in the caller's (completeRun's) transaction. A run
  * continuing from another only applies its deltas if the table still stands at that run (a
  * concurrent run may have moved it); otherwise it leaves the table to the next run to rebuild.
- * Returns the memory of the table as this run leaves it (a rebuild knows every address; a
- * continuing run moves `memory` along), or undefined when the table did not move or `memory` is
- * not where the table stood.
+ * Returns `memory` moved along by a continuing run, or undefined (a rebuild, the table did not
+ * move, or `memory` is not where the table stood).
  */
 export async function storeExpectedFacts(
   client: PoolClient,
@@ -275,15 +274,9 @@ export async function storeExpectedFacts(
     );
     await client.query("DELETE FROM recon.expected_fact_balances WHERE chain_id = $1", [chainId]);
     await upsert(client, chainId, update.balances, "set");
-    const rows = new Map<string, AssetBalances>();
-    for (const [k, v] of update.balances) {
-      const bar = k.indexOf("|");
-      const address = k.slice(0, bar);
-      const m = rows.get(address) ?? [];
-      rows.set(address, m);
-      m.push([intern(k.slice(bar + 1)), v]);
-    }
-    return { runId, complete: true, rows };
+    // A rebuild is a full run's (or a run that found the table elsewhere): no memory is kept
+    // from it; the next run loads the table once.
+    return undefined;
   }
   const moved = await client.query(
     `UPDATE recon.expected_fact_state SET run_id = $2, block_number = $3

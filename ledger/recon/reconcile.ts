@@ -386,7 +386,10 @@ export function createReconciler({
           },
           auditHead,
         });
-        // Kept only while it stays small enough to hold for every chain (~300 bytes an address).
+        // Not after a full run: holding every chain's rows from a full reconciliation of all
+        // chains took its peak RSS from 802 MB to 2,239 MB at 10M; the next incremental run loads
+        // them once. Kept only while small enough to hold for every chain (~300 bytes an address).
+        if (previous === null) memory.deposits = memory.expected = undefined;
         if ((memory.deposits?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.deposits = undefined;
         if ((memory.expected?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.expected = undefined;
         memories.set(chainId, memory);
