@@ -2,17 +2,12 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { dropOrphanedTestDatabases, TEST_PG_ADMIN_URL, testDatabaseOwner } from "./database.js";
-
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+import {
+  admin,
+  dropOrphanedTestDatabases,
+  TEST_PG_ADMIN_URL,
+  testDatabaseOwner,
+} from "./database.js";
 
 const exists = (name: string) =>
   admin(

@@ -18,7 +18,8 @@ function withDatabase(adminUrl: string, name: string): string {
   return u.toString();
 }
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` on a client of the admin database (TEST_DATABASE_ADMIN_URL), closed afterwards. */
+export async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
   await client.connect();
   try {
@@ -60,7 +61,8 @@ export function testDatabaseOwner(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid exists on this machine (EPERM: it does, owned by another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -15,22 +15,13 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../config.js";
-import { dropOrphanedTestDatabases } from "./database.js";
+import { dropOrphanedTestDatabases, processAlive } from "./database.js";
 
 const LOCK = path.join(repoRoot, "subgraphs", ".install-lock");
 const WAIT_MS = 15 * 60_000;
 
 const bin = (name: string) => path.join(repoRoot, "subgraphs", "node_modules", ".bin", name);
 const installed = () => ["graph", "ponder"].every((name) => existsSync(bin(name)));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 function tryLock(): boolean {
   try {
@@ -46,7 +37,8 @@ function tryLock(): boolean {
       // The holder made the directory and has not written its pid yet.
       return false;
     }
-    if (Number.isInteger(holder) && !alive(holder)) rmSync(LOCK, { recursive: true, force: true });
+    if (Number.isInteger(holder) && !processAlive(holder))
+      rmSync(LOCK, { recursive: true, force: true });
     return false;
   }
 }
