@@ -17,6 +17,7 @@ COPY api ./api
 COPY chains ./chains
 COPY indexers ./indexers
 COPY ledger ./ledger
+COPY foundation ./foundation
 COPY ops ./ops
 COPY signer ./signer
 # The image's own node (not node_modules/.bin, which is the dev/test runtime on x64 only).

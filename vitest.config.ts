@@ -12,7 +12,7 @@ export default defineConfig({
         test: {
           name: "unit",
           sequence: { groupOrder: 0 },
-          include: ["{api,chains,indexers,ledger,ops,signer,subgraphs}/**/*.test.ts"],
+          include: ["{api,chains,foundation,indexers,ledger,ops,signer,subgraphs}/**/*.test.ts"],
           exclude: ["**/*.integration.test.ts", "ops/e2e/**", "**/node_modules/**"],
           testTimeout: 10_000,
           // A unit file's beforeAll may import heavy modules (graphql, drizzle, Ponder's schema):
@@ -25,7 +25,7 @@ export default defineConfig({
           name: "integration",
           sequence: { groupOrder: 1 },
           include: [
-            "{api,chains,indexers,ledger,ops,signer,subgraphs}/**/*.integration.test.ts",
+            "{api,chains,foundation,indexers,ledger,ops,signer,subgraphs}/**/*.integration.test.ts",
             "ops/e2e/**/*.test.ts",
           ],
           exclude: ["**/node_modules/**"],

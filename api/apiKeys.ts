@@ -4,7 +4,7 @@
  * behind the key (approvals count distinct owners).
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Pool, PoolClient } from "../ops/db.js";
+import type { Pool, PoolClient } from "../foundation/db.js";
 
 export const SCOPES = [
   "deposits:read",

@@ -12,9 +12,9 @@ import Fastify, {
   type FastifyReply,
   LogController,
 } from "fastify";
-import type { Common } from "../ops/common.js";
-import { BaseError } from "../ops/errors.js";
-import type { Health } from "../ops/health.js";
+import type { Common } from "../foundation/common.js";
+import { BaseError } from "../foundation/errors.js";
+import type { Health } from "../foundation/health.js";
 
 export type AppDeps = {
   common: Common;

@@ -4,7 +4,7 @@
  * /v1 can answer without a key.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Pool } from "../ops/db.js";
+import type { Pool } from "../foundation/db.js";
 import { type ApiKey, hasScope, type Scope, verifyApiKey } from "./apiKeys.js";
 import { AuthRateLimitedError, ForbiddenScopeError, UnauthorizedError } from "./errors.js";
 

@@ -3,8 +3,8 @@
  * checkpoint and the lag between them; assets (native + listed tokens) with their ids.
  */
 import { createPublicClient, getAddress, http, type PublicClient, zeroAddress } from "viem";
-import type { ChainConfig, Config } from "../ops/config.js";
-import type { Pool } from "../ops/db.js";
+import type { ChainConfig, Config } from "../foundation/config.js";
+import type { Pool } from "../foundation/db.js";
 import { InvalidFieldError } from "./errors.js";
 
 export type Asset = {

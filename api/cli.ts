@@ -1,7 +1,7 @@
 /** `custody-node apikeys create|revoke|list`: the only way API keys are made (no bootstrap route). */
 import type { Command } from "commander";
-import { loadConfig } from "../ops/config.js";
-import { createPool } from "../ops/db.js";
+import { loadConfig } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES } from "./apiKeys.js";
 import { appendAudit } from "./audit.js";
 import { registerWithdrawalCommands } from "./withdrawals/cli.js";

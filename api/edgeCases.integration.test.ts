@@ -8,8 +8,8 @@
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHealth } from "../foundation/health.js";
 import { createLedger, type Ledger, transferId } from "../ledger/index.js";
-import { createHealth } from "../ops/health.js";
 import { buildApp } from "./app.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 import { createV1Plugin } from "./v1.js";

@@ -1,5 +1,5 @@
 /** The api module's errors. Each code has a row in docs/errors.md and a status in app.ts. */
-import { BaseError } from "../ops/errors.js";
+import { BaseError } from "../foundation/errors.js";
 
 export class UnauthorizedError extends BaseError {
   override name = "UnauthorizedError";

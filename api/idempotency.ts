@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Pool } from "../ops/db.js";
+import type { Pool } from "../foundation/db.js";
 import {
   IdempotencyConflictError,
   IdempotencyInProgressError,

@@ -3,8 +3,8 @@
  * with the field named, and a low configured limit answers 429 RATE_LIMITED as problem+json.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Config, loadConfig } from "../ops/config.js";
-import { ConfigError } from "../ops/errors.js";
+import { type Config, loadConfig } from "../foundation/config.js";
+import { ConfigError } from "../foundation/errors.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 
 const chain = {

@@ -4,7 +4,7 @@
  */
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../ops/logger.js";
+import { createLogger } from "../foundation/logger.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 
 type Line = Record<string, unknown>;

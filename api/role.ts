@@ -2,9 +2,10 @@
  * The api module's roles: `api` serves /v1 (pushed onto the process's HTTP server); `worker` runs the
  * webhook dispatcher (deliveries, retries, dead letters).
  */
+
+import { startLoop } from "../foundation/loop.js";
+import { registerRole } from "../foundation/roles.js";
 import { createLedger } from "../ledger/index.js";
-import { startLoop } from "../ops/loop.js";
-import { registerRole } from "../ops/roles.js";
 import { TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "../signer/index.js";
 import { createV1Plugin } from "./v1.js";
 import { produceDepositEvents } from "./webhooks/depositEvents.js";

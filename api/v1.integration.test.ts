@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHealth } from "../ops/health.js";
+import { createHealth } from "../foundation/health.js";
 import { revokeApiKey, SCOPES } from "./apiKeys.js";
 import { buildApp } from "./app.js";
 import { appendAudit } from "./audit.js";

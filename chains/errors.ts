@@ -1,4 +1,4 @@
-import { BaseError } from "../ops/errors.js";
+import { BaseError } from "../foundation/errors.js";
 
 /** Every RPC endpoint failed (network, timeout, 429, 5xx) through all retry rounds. */
 export class RpcUnavailableError extends BaseError {

@@ -1,12 +1,12 @@
 /**
  * The chain registry: built-in definitions of the chains we support (public RPC placeholders that a
  * deployment replaces with its providers' URLs) and lookup of the configured chains.
- * The config file (ops/config.ts, `chains[]`) is the source of truth at run time; `knownChains`
+ * The config file (foundation/config.ts, `chains[]`) is the source of truth at run time; `knownChains`
  * gives the defaults a deployment starts from and facts the config does not carry (multicall3).
  */
 import type { Address } from "viem";
-import type { ChainConfig } from "../ops/config.js";
-import { chainSchema } from "../ops/config.js";
+import type { ChainConfig } from "../foundation/config.js";
+import { chainSchema } from "../foundation/config.js";
 
 /** Multicall3 is deployed at the same address on every public chain we support (not on anvil). */
 export const MULTICALL3_ADDRESS: Address = "0xcA11bde05977b3631167028862bE2a173976CA11";

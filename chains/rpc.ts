@@ -11,7 +11,7 @@
  * syncing node is never asked for what it lacks, so its missing data never looks like a reorg; with
  * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits.
  */
-import type { Logger } from "../ops/logger.js";
+import type { Logger } from "../foundation/logger.js";
 import { NoHealthyEndpointError, RpcResponseError, RpcUnavailableError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
 

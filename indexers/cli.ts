@@ -6,9 +6,9 @@
  */
 import type { Command } from "commander";
 import { createEvmAdapter } from "../chains/index.js";
-import { createCommon } from "../ops/common.js";
-import { chainByKey, loadConfig } from "../ops/config.js";
-import { createPool } from "../ops/db.js";
+import { createCommon } from "../foundation/common.js";
+import { chainByKey, loadConfig } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
 import { readHalts } from "./halts.js";
 import { resumeChain } from "./resume.js";
 

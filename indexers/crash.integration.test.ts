@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { repoRoot } from "../ops/config.js";
+import { repoRoot } from "../foundation/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor, within } from "../ops/testing/wait.js";
 import { loadTip } from "./store.js";

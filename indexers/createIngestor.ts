@@ -7,8 +7,8 @@
  * waiting when no endpoint is healthy). `syncOnce` is one pass; `start` runs passes until stopped.
  */
 import type { EvmAdapter } from "../chains/index.js";
-import type { Common } from "../ops/common.js";
-import type { Pool } from "../ops/db.js";
+import type { Common } from "../foundation/common.js";
+import type { Pool } from "../foundation/db.js";
 import {
   createSyncContext,
   type FactsDoorbell,

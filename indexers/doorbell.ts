@@ -1,6 +1,6 @@
 /** The `chain-facts` doorbell (docs/contracts.md): queue, job name and data. */
-import type { QueueFactory } from "../ops/queues.js";
-import { jobId } from "../ops/queues.js";
+import type { QueueFactory } from "../foundation/queues.js";
+import { jobId } from "../foundation/queues.js";
 import type { FactsDoorbell } from "./createIngestor.js";
 
 export const CHAIN_FACTS_QUEUE = "chain-facts";

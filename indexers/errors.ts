@@ -1,4 +1,4 @@
-import { BaseError } from "../ops/errors.js";
+import { BaseError } from "../foundation/errors.js";
 import type { Tip } from "./store.js";
 
 /** The stored checkpoint is not the one this batch was built on (a second writer, or a lost race). */

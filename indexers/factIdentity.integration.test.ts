@@ -9,8 +9,8 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../chains/index.js";
+import type { ChainConfig } from "../foundation/config.js";
 import { createDepositCrediting, createLedger, type Ledger } from "../ledger/index.js";
-import type { ChainConfig } from "../ops/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";
 import {

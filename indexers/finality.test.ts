@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { chainSchema, finalityProblem } from "../ops/config.js";
-import { ConfigError } from "../ops/errors.js";
+import { chainSchema, finalityProblem } from "../foundation/config.js";
+import { ConfigError } from "../foundation/errors.js";
 import { finalityRule, finalizedHeight } from "./finality.js";
 
 const base = {

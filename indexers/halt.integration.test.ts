@@ -14,7 +14,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../chains/index.js";
 import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
-import type { ChainConfig } from "../ops/config.js";
+import type { ChainConfig } from "../foundation/config.js";
 import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";

@@ -3,7 +3,7 @@
  * ingestion instead (nothing orphaned). A halt stays open until an operator resumes the chain with
  * `custody-node chains resume`; each open and resume is also written to the audit log.
  */
-import type { Pool, PoolClient } from "../ops/db.js";
+import type { Pool, PoolClient } from "../foundation/db.js";
 
 export type ChainHalt = {
   id: string;

@@ -10,7 +10,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../chains/index.js";
 import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
-import type { ChainConfig } from "../ops/config.js";
+import type { ChainConfig } from "../foundation/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";

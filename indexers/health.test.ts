@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createMetrics } from "../ops/metrics.js";
+import { createMetrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
 import { indexerHealthCheck, unhealthyReasons } from "./health.js";
 

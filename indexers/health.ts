@@ -7,9 +7,9 @@
  * More than `maxLagBlocks` behind the head alone is `degraded`: ready (a backfilling indexer is
  * live and must not be killed), listed in /readyz, and counted by the gauge for alerts.
  */
-import type { ChainConfig } from "../ops/config.js";
-import type { HealthCheck, HealthCheckResult } from "../ops/health.js";
-import type { Metrics } from "../ops/metrics.js";
+import type { ChainConfig } from "../foundation/config.js";
+import type { HealthCheck, HealthCheckResult } from "../foundation/health.js";
+import type { Metrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
 import { indexerMetrics } from "./metrics.js";
 

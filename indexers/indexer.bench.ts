@@ -13,10 +13,10 @@
  */
 import type { Address, Hex } from "viem";
 import { createEvmAdapter, type EvmAdapter, type RawReceipt } from "../chains/index.js";
+import { createCommon } from "../foundation/common.js";
+import { chainOnlyConfig, chainSchema, envSchema } from "../foundation/config.js";
+import { withTransaction } from "../foundation/db.js";
 import { figure, machineLine } from "../ops/bench/machine.js";
-import { createCommon } from "../ops/common.js";
-import { chainOnlyConfig, chainSchema, envSchema } from "../ops/config.js";
-import { withTransaction } from "../ops/db.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { createTestDatabase } from "../ops/testing/database.js";
 import { createIngestor } from "./createIngestor.js";

@@ -6,7 +6,7 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../chains/index.js";
-import type { ChainConfig } from "../ops/config.js";
+import type { ChainConfig } from "../foundation/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";

@@ -8,8 +8,8 @@
  */
 import { appendAudit } from "../api/audit.js";
 import type { EvmAdapter } from "../chains/index.js";
-import type { ChainConfig } from "../ops/config.js";
-import { type Pool, withTransaction } from "../ops/db.js";
+import type { ChainConfig } from "../foundation/config.js";
+import { type Pool, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "./finality.js";
 import { type ChainHalt, closeHalt, openHalt } from "./halts.js";
 import { canonicalHashes, loadTip, lockTip, type Tip } from "./store.js";

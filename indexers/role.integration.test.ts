@@ -6,8 +6,8 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createHealth, type Health } from "../ops/health.js";
-import { type RoleContext, type RoleHandle, roleRegistry } from "../ops/roles.js";
+import { createHealth, type Health } from "../foundation/health.js";
+import { type RoleContext, type RoleHandle, roleRegistry } from "../foundation/roles.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
 import "./role.js";

@@ -3,7 +3,7 @@
  * and a readiness check per chain (head advancing, lag within `maxLagBlocks`, loop not stuck).
  */
 import { createEvmAdapter } from "../chains/index.js";
-import { registerRole } from "../ops/roles.js";
+import { registerRole } from "../foundation/roles.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";
 import { createFactsDoorbell } from "./doorbell.js";
 import { indexerHealthCheck } from "./health.js";

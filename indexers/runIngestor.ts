@@ -5,9 +5,9 @@
  * INDEXER_POLL_MS, LOG_LEVEL. SIGTERM stops it cleanly.
  */
 import { createEvmAdapter } from "../chains/index.js";
-import { createCommon } from "../ops/common.js";
-import { oneChainConfig } from "../ops/config.js";
-import { createPool } from "../ops/db.js";
+import { createCommon } from "../foundation/common.js";
+import { oneChainConfig } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
 import { createIngestor } from "./createIngestor.js";
 
 const config = oneChainConfig(process.env, process.env.INDEXER_CHAIN, "(runIngestor)");

@@ -18,8 +18,8 @@
 import { Worker } from "node:worker_threads";
 import type { Hex } from "viem";
 import { createEvmAdapter } from "../chains/index.js";
-import { createCommon } from "../ops/common.js";
-import { type ChainConfig, chainOnlyConfig, chainSchema, envSchema } from "../ops/config.js";
+import { createCommon } from "../foundation/common.js";
+import { type ChainConfig, chainOnlyConfig, chainSchema, envSchema } from "../foundation/config.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";

@@ -3,7 +3,7 @@
  * revives its facts instead of failing or duplicating them; orphaning marks confirmed facts.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { withTransaction } from "../ops/db.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { type BlockHeader, type Fact, NATIVE_ASSET } from "./extractFacts.js";
 import { insertBlocks, insertFacts, orphanAbove, pruneBlocks } from "./store.js";

@@ -5,7 +5,7 @@
  */
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
-import type { PoolClient } from "../ops/db.js";
+import type { PoolClient } from "../foundation/db.js";
 import { TipMovedError } from "./errors.js";
 import type { BlockHeader, Fact } from "./extractFacts.js";
 

@@ -8,10 +8,10 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../chains/index.js";
-import { createCommon } from "../ops/common.js";
-import type { ChainConfig } from "../ops/config.js";
-import { createLogger } from "../ops/logger.js";
-import { createMetrics } from "../ops/metrics.js";
+import { createCommon } from "../foundation/common.js";
+import type { ChainConfig } from "../foundation/config.js";
+import { createLogger } from "../foundation/logger.js";
+import { createMetrics } from "../foundation/metrics.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
 import { createIngestor } from "./createIngestor.js";

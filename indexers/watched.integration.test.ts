@@ -6,8 +6,8 @@
  * a barrier, no polling); a writer that never notified is caught by the audit.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../ops/db.js";
-import { createLogger } from "../ops/logger.js";
+import { withTransaction } from "../foundation/db.js";
+import { createLogger } from "../foundation/logger.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { within } from "../ops/testing/wait.js";
 import {

@@ -15,8 +15,8 @@
  * lost between a dropped connection and our re-LISTEN (which loads everything too).
  */
 import type pg from "pg";
-import type { Pool } from "../ops/db.js";
-import type { Logger } from "../ops/logger.js";
+import type { Pool } from "../foundation/db.js";
+import type { Logger } from "../foundation/logger.js";
 
 export const WATCHED_CHANNEL = "chain_watched";
 

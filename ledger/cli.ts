@@ -1,9 +1,9 @@
 /** `custody-node ledger check`: the ledger's invariants, runnable any time against the live database. */
 import type { Command } from "commander";
-import { parseAmount } from "../ops/amounts.js";
-import { createCommon } from "../ops/common.js";
-import { chainByKey, loadConfig } from "../ops/config.js";
-import { createPool } from "../ops/db.js";
+import { parseAmount } from "../foundation/amounts.js";
+import { createCommon } from "../foundation/common.js";
+import { chainByKey, loadConfig } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
 import { type CheckReport, checkLedger } from "./check.js";
 import { createLedger } from "./createLedger.js";
 import { bookTreasuryMove, type TreasuryBooking, type TreasuryMove } from "./treasury.js";

@@ -4,9 +4,9 @@
  * caller's (`{ client }`) so a hold can be placed in the same transaction as the caller's own row.
  */
 import { Counter } from "prom-client";
-import type { Common } from "../ops/common.js";
-import type { ChainConfig } from "../ops/config.js";
-import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
+import type { Common } from "../foundation/common.js";
+import type { ChainConfig } from "../foundation/config.js";
+import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import type { BatchInput } from "./applyBatch.js";
 import { availableBalance, classifyAccount } from "./chartOfAccounts.js";
 import { type CheckReport, checkLedger } from "./check.js";

@@ -12,8 +12,8 @@
  * figure includes that work as production would.
  */
 import { createHash } from "node:crypto";
-import type { Common } from "../ops/common.js";
-import type { Pool } from "../ops/db.js";
+import type { Common } from "../foundation/common.js";
+import type { Pool } from "../foundation/db.js";
 import { createLedger } from "./createLedger.js";
 import { createDepositCrediting } from "./depositCrediting.js";
 import { assetIdOf, transferId } from "./transferId.js";

@@ -7,11 +7,11 @@
  * `creditingCatchupBlocks`), so a fact that skipped the watermark is still credited.
  */
 import type { Worker } from "bullmq";
-import type { Common } from "../ops/common.js";
-import type { ChainConfig } from "../ops/config.js";
-import type { Pool } from "../ops/db.js";
-import { startLoop } from "../ops/loop.js";
-import type { QueueFactory } from "../ops/queues.js";
+import type { Common } from "../foundation/common.js";
+import type { ChainConfig } from "../foundation/config.js";
+import type { Pool } from "../foundation/db.js";
+import { startLoop } from "../foundation/loop.js";
+import type { QueueFactory } from "../foundation/queues.js";
 import type { Ledger } from "./createLedger.js";
 import {
   createDepositCrediting,

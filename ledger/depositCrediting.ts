@@ -24,9 +24,9 @@
  */
 import type { QueryResultRow } from "pg";
 import { Counter, Gauge } from "prom-client";
+import type { Common } from "../foundation/common.js";
+import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "../indexers/index.js";
-import type { Common } from "../ops/common.js";
-import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
 import type { Ledger } from "./createLedger.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, depositTransferName, transferId } from "./transferId.js";

@@ -1,4 +1,4 @@
-import { BaseError } from "../ops/errors.js";
+import { BaseError } from "../foundation/errors.js";
 import type { FailureCode } from "./types.js";
 
 /** A transfer was refused; `code` is one of the ledger's failure codes (docs/errors.md). */

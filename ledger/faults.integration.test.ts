@@ -6,7 +6,7 @@
  * succeeded.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPool, type Pool } from "../ops/db.js";
+import { createPool, type Pool } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import { transferId } from "./transferId.js";

@@ -7,8 +7,8 @@
  *   3. single-transfer path through ledger.transfer() (callers share commits), 1 vs 64 clients.
  */
 import { randomUUID } from "node:crypto";
+import { createPool } from "../foundation/db.js";
 import { figure, machineLine } from "../ops/bench/machine.js";
-import { createPool } from "../ops/db.js";
 import { createTestContext } from "../ops/testing/context.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import type { NewTransfer } from "./types.js";

@@ -4,8 +4,8 @@
  * reason. Registered under the `ledger` command (ops/commands.ts).
  */
 import type { Command } from "commander";
-import { loadConfig } from "../ops/config.js";
-import { createPool } from "../ops/db.js";
+import { loadConfig } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
 import { listParkedDeposits } from "./depositCrediting.js";
 
 export function registerParkedCommands(program: Command): void {

@@ -1,5 +1,5 @@
 /** Registers the ledger's part of the `worker` role (deposit crediting, hold expiry). */
-import { registerRole } from "../ops/roles.js";
+import { registerRole } from "../foundation/roles.js";
 import { createLedger } from "./createLedger.js";
 import { startCreditingWorker } from "./creditingWorker.js";
 

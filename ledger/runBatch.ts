@@ -3,7 +3,7 @@
  * read the ids, lock every touched account once in id order, read the holds under those locks,
  * decide with `applyBatch`, and write everything with one statement of unnest()ed arrays.
  */
-import type { PoolClient } from "../ops/db.js";
+import type { PoolClient } from "../foundation/db.js";
 import {
   type AccountState,
   accountKey,

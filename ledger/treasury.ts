@@ -11,9 +11,9 @@
  * not yet, the amount must be given, and reconciliation checks it once the fact is indexed.
  */
 import { appendAudit } from "../api/audit.js";
-import { amountFromDb } from "../ops/amounts.js";
-import type { Common } from "../ops/common.js";
-import { type Pool, type PoolClient, withTransaction } from "../ops/db.js";
+import { amountFromDb } from "../foundation/amounts.js";
+import type { Common } from "../foundation/common.js";
+import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import type { Ledger } from "./createLedger.js";
 import { TransferFailedError, TreasuryMoveError } from "./errors.js";
 import { assetIdOf, transferId } from "./transferId.js";

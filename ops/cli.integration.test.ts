@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultConfigPath } from "./config.js";
+import { defaultConfigPath } from "../foundation/config.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
 import { spawnCli } from "./testing/process.js";
 import { createTestRedis, type TestRedis } from "./testing/redis.js";

@@ -3,13 +3,13 @@
  * registered by the modules through ops/commands.ts.
  */
 import { Command, CommanderError, Option } from "commander";
+import { loadConfig } from "../foundation/config.js";
+import { ConfigError } from "../foundation/errors.js";
+import { parseRoles, ROLE_NAMES } from "../foundation/roles.js";
 import { registerModuleCommands } from "./commands.js";
-import { loadConfig } from "./config.js";
 import { runDev } from "./dev.js";
 import { ensureDatabase } from "./devstack/services.js";
-import { ConfigError } from "./errors.js";
 import { migrate } from "./migrate.js";
-import { parseRoles, ROLE_NAMES } from "./roles.js";
 import { startService } from "./start.js";
 
 export function buildCli(): Command {

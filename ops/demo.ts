@@ -9,19 +9,19 @@
  */
 import pg from "pg";
 import { createPublicClient, http, parseEther } from "viem";
+import { createCommon } from "../foundation/common.js";
+import { type ChainConfig, loadConfig } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
+import { ConfigError } from "../foundation/errors.js";
+import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createReconciler } from "../ledger/recon/index.js";
 import { startKmsEmulator } from "../signer/kms-emulator/server.js";
-import { createCommon } from "./common.js";
-import { type ChainConfig, loadConfig } from "./config.js";
-import { createPool } from "./db.js";
 import { ensureDatabase, ensurePostgres } from "./devstack/services.js";
 import { startDevStack } from "./devstack/stack.js";
 import { demoPolicies, runScenario } from "./e2e/scenario.js";
 import { type PreparedCustody, prepareCustody } from "./e2e/setup.js";
-import { ConfigError } from "./errors.js";
 import { proofOfReservesDemo } from "./por/demo.js";
-import { ROLE_NAMES } from "./roles.js";
 import { startService } from "./start.js";
 
 const say = (msg: string) => console.log(`[demo] ${msg}`);

@@ -14,14 +14,14 @@ import path from "node:path";
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import { createPublicClient, type Hex, http, type PublicClient, parseEther } from "viem";
 import { createApiKey, listApiKeys } from "../api/apiKeys.js";
+import { createCommon } from "../foundation/common.js";
+import { type Config, defaultConfigPath, loadConfig } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
+import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createKmsAccount, createKmsClient } from "../signer/kmsAccount.js";
-import { createCommon } from "./common.js";
-import { type Config, defaultConfigPath, loadConfig } from "./config.js";
-import { createPool } from "./db.js";
 import { startDevStack } from "./devstack/stack.js";
 import { deployFactoryWatchingHotWallet, fundFromAnvil } from "./e2e/setup.js";
-import { ROLE_NAMES } from "./roles.js";
 import { startService } from "./start.js";
 
 export const DEV_KMS_ENDPOINT = "http://127.0.0.1:4599";

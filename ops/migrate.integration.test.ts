@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import type { Pool } from "./db.js";
+import type { Pool } from "../foundation/db.js";
 import { MODULE_MIGRATIONS, migrate } from "./migrate.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
 

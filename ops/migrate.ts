@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { runner } from "node-pg-migrate";
 import pg from "pg";
-import { repoRoot } from "./config.js";
+import { repoRoot } from "../foundation/config.js";
 
 /** Order matters: later modules may reference earlier ones. */
 export const MODULE_MIGRATIONS = [

@@ -1,5 +1,5 @@
 /**
- * Imports every module's role definitions so they register themselves in ops/roles.ts.
+ * Imports every module's role definitions so they register themselves in foundation/roles.ts.
  * A module adds one import line here when it gains a role.
  */
 import "../api/role.js";

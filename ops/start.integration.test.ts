@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultConfigPath } from "./config.js";
+import { defaultConfigPath } from "../foundation/config.js";
 import { TEST_PG_ADMIN_URL } from "./testing/database.js";
 import { spawnCli } from "./testing/process.js";
 import { createTestRedis, type TestRedis } from "./testing/redis.js";

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultConfigPath } from "./config.js";
+import { defaultConfigPath } from "../foundation/config.js";
 import { startRedisServer } from "./e2e/redisServer.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
 import { type CliProcess, spawnCli } from "./testing/process.js";

@@ -12,17 +12,17 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../api/app.js";
-import { type Common, createCommon } from "./common.js";
-import { type ChainConfig, type Config, chainByKey } from "./config.js";
-import { createPool } from "./db.js";
-import { createHealth, type Health } from "./health.js";
-import { registerRuntimeMetrics } from "./metrics.js";
+import { type Common, createCommon } from "../foundation/common.js";
+import { type ChainConfig, type Config, chainByKey } from "../foundation/config.js";
+import { createPool } from "../foundation/db.js";
+import { createHealth, type Health } from "../foundation/health.js";
+import { registerRuntimeMetrics } from "../foundation/metrics.js";
 import { migrate } from "./migrate.js";
 import { registerStateMetrics } from "./stateMetrics.js";
 import "./modules.js";
-import { createQueueFactory } from "./queues.js";
-import { closeRedis, createFailFastRedis, createRedis } from "./redis.js";
-import { type RoleContext, type RoleName, roleRegistry } from "./roles.js";
+import { createQueueFactory } from "../foundation/queues.js";
+import { closeRedis, createFailFastRedis, createRedis } from "../foundation/redis.js";
+import { type RoleContext, type RoleName, roleRegistry } from "../foundation/roles.js";
 
 export type StartOptions = {
   roles: RoleName[];

@@ -1,6 +1,6 @@
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseFileConfig } from "./config.js";
+import { parseFileConfig } from "../foundation/config.js";
 import { registerStateMetrics } from "./stateMetrics.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
 

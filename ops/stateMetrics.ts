@@ -8,8 +8,8 @@
  * `sum()` over tasks meaningful.
  */
 import { Gauge, type Registry } from "prom-client";
-import type { ChainConfig } from "./config.js";
-import type { Pool } from "./db.js";
+import type { ChainConfig } from "../foundation/config.js";
+import type { Pool } from "../foundation/db.js";
 
 /** Statuses a withdrawal can still leave: the ones an operator watches for age. */
 export const OPEN_WITHDRAWAL_STATUSES = [

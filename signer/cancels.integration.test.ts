@@ -9,8 +9,8 @@
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import { type Hex, parseEther, parseTransaction, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../ops/config.js";
-import { withTransaction } from "../ops/db.js";
+import type { ChainConfig } from "../foundation/config.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { within } from "../ops/testing/wait.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";

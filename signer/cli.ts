@@ -13,8 +13,8 @@ import {
 } from "@aws-sdk/client-kms";
 import type { Command } from "commander";
 import { getAddress } from "viem";
-import { loadConfig } from "../ops/config.js";
-import { createPool, type Pool } from "../ops/db.js";
+import { loadConfig } from "../foundation/config.js";
+import { createPool, type Pool } from "../foundation/db.js";
 import { DEFAULT_EMULATOR_FILE, startKmsEmulator } from "./kms-emulator/server.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import {

@@ -1,5 +1,5 @@
 /** The signer's errors; each code has a row in docs/errors.md. */
-import { BaseError } from "../ops/errors.js";
+import { BaseError } from "../foundation/errors.js";
 
 /** A transaction request that can never be valid (bad address, amount, data, kind). */
 export class InvalidTxRequestError extends BaseError {

@@ -5,7 +5,7 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../ops/db.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { estimateTxGas, OP_GAS_PRICE_ORACLE } from "./gas.js";
 import { getTxRequest, requestTransaction } from "./requests.js";

@@ -8,7 +8,7 @@
  */
 import { type Hex, hexToBigInt, isHex, type PublicClient, size } from "viem";
 import { estimateL1Fee } from "viem/op-stack";
-import { BaseError } from "../ops/errors.js";
+import { BaseError } from "../foundation/errors.js";
 import type { Fees } from "./fees.js";
 
 /** Base cost of every transaction (EIP-2028 / yellow paper G_transaction). */
@@ -28,7 +28,7 @@ export type L1DataFeeModel =
   /** OP stack (Optimism, Base): a separate fee from the GasPriceOracle predeploy. */
   | "op-stack";
 
-/** The chain config fields gas estimation reads (ops/config.ts chain schema; all optional). */
+/** The chain config fields gas estimation reads (foundation/config.ts chain schema; all optional). */
 export type GasPolicy = {
   chainId: number;
   /** Added to the estimate, in basis points (default 2000 = 20%). */

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { repoRoot } from "../ops/config.js";
+import { repoRoot } from "../foundation/config.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor, within } from "../ops/testing/wait.js";
 import {

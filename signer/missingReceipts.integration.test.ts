@@ -8,8 +8,8 @@
  */
 import { type Hex, keccak256, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../ops/config.js";
-import { withTransaction } from "../ops/db.js";
+import type { ChainConfig } from "../foundation/config.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";

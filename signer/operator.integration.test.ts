@@ -8,7 +8,7 @@
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import { type Hex, parseEther, parseTransaction, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../ops/db.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";

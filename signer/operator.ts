@@ -10,8 +10,8 @@
  * - retry: a `needs_review` request whose cancel was unsendable (CANCEL_UNSENDABLE) goes back to
  *   `broadcast`, with a fresh budget of cancel attempts (after fixing the cause: funds, gas, node).
  */
-import type { Pool, PoolClient } from "../ops/db.js";
-import { withTransaction } from "../ops/db.js";
+import type { Pool, PoolClient } from "../foundation/db.js";
+import { withTransaction } from "../foundation/db.js";
 import { TxRequestNotFoundError, TxRequestNotReviewableError } from "./errors.js";
 
 export type OperatorDecision = { requestId: string; by: string; reason: string };

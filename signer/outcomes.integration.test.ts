@@ -4,8 +4,8 @@
  */
 import { type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../foundation/db.js";
 import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
-import { withTransaction } from "../ops/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { getTxOutcomes } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";

@@ -15,7 +15,7 @@
  *                    block, or failed by an operator (audited). `errorCode` says which.
  */
 import type { Hex } from "viem";
-import type { PoolClient } from "../ops/db.js";
+import type { PoolClient } from "../foundation/db.js";
 
 export type TxOutcomeStatus =
   | "signing"

@@ -7,7 +7,7 @@
  */
 import { type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../ops/db.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../ops/db.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { getTxRequest, requestTransaction, type TxRequestInput } from "./requests.js";
 

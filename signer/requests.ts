@@ -3,7 +3,7 @@
  * transaction, so "the withdrawal is approved" and "a transaction is owed" commit together.
  */
 import { getAddress, isAddress, isHex } from "viem";
-import type { PoolClient } from "../ops/db.js";
+import type { PoolClient } from "../foundation/db.js";
 import { InvalidTxRequestError, TxRequestConflictError } from "./errors.js";
 
 export type TxRequestInput = {

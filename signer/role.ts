@@ -2,7 +2,7 @@
  * The `signer` role: one wallet signer per configured hot wallet on the chains this process
  * serves. Several processes may run it; per wallet one holds the lease, the others stand by.
  */
-import { registerRole } from "../ops/roles.js";
+import { registerRole } from "../foundation/roles.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 

@@ -6,8 +6,8 @@
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import { parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../ops/config.js";
-import { withTransaction } from "../ops/db.js";
+import type { ChainConfig } from "../foundation/config.js";
+import { withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createKmsAccount, type KmsAccount } from "./kmsAccount.js";
 import { getTxRequest, requestTransaction } from "./requests.js";

@@ -6,10 +6,10 @@
  * still waiting on a node or KMS can write nothing more (the lease is the fencing token).
  */
 import type { PublicClient } from "viem";
-import type { Common } from "../ops/common.js";
-import type { ChainConfig } from "../ops/config.js";
-import type { Pool } from "../ops/db.js";
-import type { QueueFactory } from "../ops/queues.js";
+import type { Common } from "../foundation/common.js";
+import type { ChainConfig } from "../foundation/config.js";
+import type { Pool } from "../foundation/db.js";
+import type { QueueFactory } from "../foundation/queues.js";
 import {
   type BroadcasterSettings,
   type CrashAt,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { apiConfigSchema } from "../../ops/config.js";
+import { apiConfigSchema } from "../../foundation/config.js";
 
 describe("api.console config", () => {
   it("defaults the idle timeout to 15 minutes and refuses bad fields by name", () => {

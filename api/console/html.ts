@@ -3,7 +3,7 @@
  * `esc`; amounts are token units with the symbol (raw base units in the title); times are <time>
  * elements that console.js shows in local time and relative.
  */
-import { type AssetUnits, formatTokenAmount } from "../../ops/amounts.js";
+import { type AssetUnits, formatTokenAmount } from "../../foundation/amounts.js";
 
 export type AssetInfo = AssetUnits;
 
@@ -50,7 +50,7 @@ function render(v: unknown): string {
   return esc(v);
 }
 
-/** `1,234.5 ETH` (ops/amounts.ts's one formatter) with the raw base units on hover. */
+/** `1,234.5 ETH` (foundation/amounts.ts's one formatter) with the raw base units on hover. */
 export function amount(rawUnits: string | null | undefined, asset: AssetInfo | undefined): Html {
   if (rawUnits === null || rawUnits === undefined || rawUnits === "") return raw("—");
   if (!asset)

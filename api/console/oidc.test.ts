@@ -6,8 +6,8 @@
 import { readFileSync } from "node:fs";
 import Fastify from "fastify";
 import { describe, expect, it } from "vitest";
-import { apiConfigSchema, defaultConfigPath, loadConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
+import { apiConfigSchema, defaultConfigPath, loadConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { configIssuesOf, writeConfigFile } from "../../ops/testing/configFile.js";
 import { checkOidcScopes, createOidcRoutes, ownerOf, scopesForGroups } from "./oidc.js";
 

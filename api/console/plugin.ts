@@ -7,9 +7,9 @@
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { parseTokenAmount } from "../../ops/amounts.js";
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
+import { parseTokenAmount } from "../../foundation/amounts.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { verifyAuditChain } from "../audit.js";
 import {
   type AssetInfo,

@@ -7,8 +7,8 @@
  * instead of a parent key, with an absolute end besides the idle timeout.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Pool, PoolClient } from "../../ops/db.js";
-import { withTransaction } from "../../ops/db.js";
+import type { Pool, PoolClient } from "../../foundation/db.js";
+import { withTransaction } from "../../foundation/db.js";
 import { type ApiKey, createApiKey, revokeApiKey, type Scope, verifyApiKey } from "../apiKeys.js";
 import { appendAudit } from "../audit.js";
 

@@ -5,7 +5,7 @@
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
-import type { Pool } from "../../ops/db.js";
+import type { Pool } from "../../foundation/db.js";
 import { NotFoundError } from "../errors.js";
 import { Amount, CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";

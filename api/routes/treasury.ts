@@ -7,8 +7,8 @@
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
+import type { Pool } from "../../foundation/db.js";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
-import type { Pool } from "../../ops/db.js";
 import { callerOf } from "../auth.js";
 import { Address, Amount, ChainRef, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "../v1.js";

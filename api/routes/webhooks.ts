@@ -1,6 +1,6 @@
 /** Webhook deliveries: the dead-letter list and re-drive (admin). */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
-import { BaseError } from "../../ops/errors.js";
+import { BaseError } from "../../foundation/errors.js";
 import { IdempotencyHeaders, Limit, pageLimit, problemResponses, Uuid } from "../schemas.js";
 import type { V1Deps } from "../v1.js";
 import { listDeliveries, redriveDeliveries } from "../webhooks/events.js";

@@ -5,8 +5,8 @@
  * policy and customers funded in the ledger.
  */
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import { createHealth } from "../../foundation/health.js";
 import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
-import { createHealth } from "../../ops/health.js";
 import {
   createTestContext,
   type TestChainSpec,

@@ -5,8 +5,8 @@
  * event is not marked yet, and emits event + mark in one transaction per fact; the worker runs it
  * every second.
  */
-import type { Common } from "../../ops/common.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
+import type { Common } from "../../foundation/common.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { emitEvent } from "./events.js";
 
 const CONDITIONS = {

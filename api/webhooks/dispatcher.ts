@@ -7,9 +7,9 @@
  */
 import { createHash } from "node:crypto";
 import type { Job } from "bullmq";
-import type { Common } from "../../ops/common.js";
-import type { Pool } from "../../ops/db.js";
-import { jobId, type QueueFactory } from "../../ops/queues.js";
+import type { Common } from "../../foundation/common.js";
+import type { Pool } from "../../foundation/db.js";
+import { jobId, type QueueFactory } from "../../foundation/queues.js";
 import { apiMetrics } from "../metrics.js";
 import { signWebhook } from "./signature.js";
 

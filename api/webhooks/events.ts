@@ -4,8 +4,8 @@
  * it once and delivers it once per endpoint. The dispatcher delivers pending rows (Postgres is the
  * truth; BullMQ only carries the attempts).
  */
-import type { Config } from "../../ops/config.js";
-import type { Pool, PoolClient } from "../../ops/db.js";
+import type { Config } from "../../foundation/config.js";
+import type { Pool, PoolClient } from "../../foundation/db.js";
 import { eventIdOf } from "./eventId.js";
 
 export const EVENT_TYPES = [

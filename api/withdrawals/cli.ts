@@ -5,10 +5,10 @@
  * `withdrawal.failed` event say who and why. Withdrawals the chain can still decide are refused.
  */
 import type { Command } from "commander";
+import { createCommon } from "../../foundation/common.js";
+import { loadConfig } from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
 import { createLedger } from "../../ledger/index.js";
-import { createCommon } from "../../ops/common.js";
-import { loadConfig } from "../../ops/config.js";
-import { createPool } from "../../ops/db.js";
 import { createWithdrawals } from "./service.js";
 
 export function registerWithdrawalCommands(program: Command): void {

@@ -8,8 +8,8 @@
 import { Writable } from "node:stream";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHealth } from "../../foundation/health.js";
 import { type Ledger, transferId } from "../../ledger/index.js";
-import { createHealth } from "../../ops/health.js";
 import { buildApp } from "../app.js";
 import {
   createWithdrawalApiTestContext,

@@ -5,8 +5,8 @@
  * mines again). Epoch-0 ids are the ones used before epochs existed, so old rows stay valid.
  */
 import { zeroAddress } from "viem";
+import type { PoolClient } from "../../foundation/db.js";
 import { type ChainRef, type Ledger, transferId } from "../../ledger/index.js";
-import type { PoolClient } from "../../ops/db.js";
 import type { Withdrawal } from "./store.js";
 
 const suffix = (epoch: number) => (epoch === 0 ? "" : `:${epoch}`);

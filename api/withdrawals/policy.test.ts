@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Config, policiesSchema } from "../../ops/config.js";
+import { type Config, policiesSchema } from "../../foundation/config.js";
 import { assetsWithoutPolicy, customerAllowlist, evaluateWithdrawalPolicy } from "./policy.js";
 
 const A = "0x00000000000000000000000000000000000000aa";

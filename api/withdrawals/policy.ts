@@ -6,7 +6,7 @@
  * (WITHDRAWAL_POLICY_MISSING), and the api role warns at start-up naming each such asset. Pure: the
  * caller supplies the rolling 24h total it read under a lock.
  */
-import type { Config, PoliciesConfig } from "../../ops/config.js";
+import type { Config, PoliciesConfig } from "../../foundation/config.js";
 import { PolicyViolationError } from "../errors.js";
 
 export type PolicyInput = {

@@ -10,10 +10,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { encodeFunctionData, erc20Abi, zeroAddress } from "viem";
+import type { Common } from "../../foundation/common.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
+import { BaseError } from "../../foundation/errors.js";
 import { isWithdrawalBlocked, type Ledger, TransferFailedError } from "../../ledger/index.js";
-import type { Common } from "../../ops/common.js";
-import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
-import { BaseError } from "../../ops/errors.js";
 import {
   FORWARDER_FACTORY,
   findDepositAddress,

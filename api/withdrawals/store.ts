@@ -1,6 +1,6 @@
 /** Withdrawal rows (api.withdrawals, api.withdrawal_approvals) and their JSON shape. */
 import { getAddress } from "viem";
-import type { Pool, PoolClient } from "../../ops/db.js";
+import type { Pool, PoolClient } from "../../foundation/db.js";
 
 export const WITHDRAWAL_STATUSES = [
   "requested",

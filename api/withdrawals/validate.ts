@@ -4,7 +4,7 @@
  * zero address; the amount a positive integer that fits uint256. Each failure names its field.
  */
 import { getAddress, isAddress, zeroAddress } from "viem";
-import { MAX_UINT256 } from "../../ops/amounts.js";
+import { MAX_UINT256 } from "../../foundation/amounts.js";
 import { InvalidFieldError } from "../errors.js";
 
 /** Returns the lowercase address for storage. */

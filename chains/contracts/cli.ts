@@ -3,9 +3,9 @@
  * wallet (its KMS key) and record it. Safe to repeat: an existing factory is verified and kept.
  */
 import type { Command } from "commander";
-import { createCommon } from "../../ops/common.js";
-import { chainByKey, loadConfig } from "../../ops/config.js";
-import { createPool } from "../../ops/db.js";
+import { createCommon } from "../../foundation/common.js";
+import { chainByKey, loadConfig } from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
 import type { DeployedContract } from "../../signer/deposit-addresses/factories.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import { createEvmAdapter } from "../evm/createEvmAdapter.js";

@@ -17,12 +17,12 @@ import {
   type PublicClient,
   type TransactionReceipt,
 } from "viem";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/watched.js";
 import { createLedger } from "../../ledger/createLedger.js";
 import { bookTreasuryMove } from "../../ledger/treasury.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
 import {
   type DeployedContract,
   FORWARDER_FACTORY,

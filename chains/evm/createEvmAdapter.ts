@@ -15,8 +15,8 @@ import {
   numberToHex,
   type PublicClient,
 } from "viem";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
 import { RpcResponseError, RpcUnavailableError } from "../errors.js";
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";

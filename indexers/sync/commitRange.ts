@@ -3,7 +3,7 @@
  * directly where the confirmation rule is already met), confirmations of earlier facts, the
  * checkpoint (locked and compared with the range's parent), and the published finalized block.
  */
-import { type PoolClient, withTransaction } from "../../ops/db.js";
+import { type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
   type BlockHeader,
   extractFacts,

@@ -5,10 +5,10 @@
  */
 import type { Address } from "viem";
 import { bloomBits, type EvmAdapter, TRANSFER_TOPIC } from "../../chains/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig, ConfirmationRule } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
-import type { Logger } from "../../ops/logger.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig, ConfirmationRule } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
+import type { Logger } from "../../foundation/logger.js";
 import { finalityRule } from "../finality.js";
 import { type IndexerMetrics, indexerMetrics } from "../metrics.js";
 import type { StatusChange, Tip } from "../store.js";

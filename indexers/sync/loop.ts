@@ -13,8 +13,8 @@
  * again at once. With new heads over WS the interval is only a backstop: a head wakes the loop.
  */
 import { ChainDataInconsistentError, NoHealthyEndpointError } from "../../chains/index.js";
-import type { PoolClient } from "../../ops/db.js";
-import { BaseError } from "../../ops/errors.js";
+import type { PoolClient } from "../../foundation/db.js";
+import { BaseError } from "../../foundation/errors.js";
 import { openHalt } from "../halts.js";
 import type { SyncContext } from "./context.js";
 import { type PassResult, syncPass, watchHeads } from "./realtime.js";

@@ -9,7 +9,7 @@
 
 import { appendAudit } from "../../api/audit.js";
 import { ChainDataInconsistentError, type EvmAdapter } from "../../chains/index.js";
-import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { type FinalizedBlock, readFinalized } from "../finality.js";
 import { insertHalt } from "../halts.js";
 import { depthBucket } from "../metrics.js";

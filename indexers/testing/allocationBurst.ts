@@ -5,7 +5,7 @@
  * signer/deposit-addresses allocates; `concurrency` at a time over their own pool.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { createPool, withTransaction } from "../../ops/db.js";
+import { createPool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../watched.js";
 
 export type AllocationBurst = {

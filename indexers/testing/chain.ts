@@ -5,9 +5,9 @@
 import { readFileSync } from "node:fs";
 import { type Abi, encodeDeployData, encodeFunctionData, type Hex } from "viem";
 import { createEvmAdapter } from "../../chains/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
 import { createIngestor, type IngestorOptions } from "../createIngestor.js";
 import { loadTip } from "../store.js";

@@ -8,9 +8,9 @@
  */
 import type { Hex } from "viem";
 import { createEvmAdapter } from "../../chains/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { createIngestor } from "../createIngestor.js";
 import { loadTip } from "../store.js";
 import { anvilRpc, call, syncToHead } from "./chain.js";

@@ -22,10 +22,10 @@ import {
   zeroAddress,
 } from "viem";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
-import { amountFromDb } from "../../ops/amounts.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
+import { amountFromDb } from "../../foundation/amounts.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract } from "../../signer/deposit-addresses/factories.js";
 import { getTxOutcomes } from "../../signer/outcomes.js";
 import { requestTransaction } from "../../signer/requests.js";

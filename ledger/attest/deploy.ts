@@ -21,7 +21,7 @@ import {
   sendDeploy,
 } from "../../chains/contracts/deploy.js";
 import { artifacts } from "../../chains/contracts/index.js";
-import { withTransaction } from "../../ops/db.js";
+import { withTransaction } from "../../foundation/db.js";
 import {
   type DeployedContract,
   getContract,

@@ -5,7 +5,7 @@
  * checked against its stored root, so a proof is only ever served for the root that went on chain.
  */
 import type { Address, Hex } from "viem";
-import type { Pool } from "../../ops/db.js";
+import type { Pool } from "../../foundation/db.js";
 import { buildMerkleSumTree, proofPath } from "./merkleSum.js";
 
 export type LiabilitiesProof = {

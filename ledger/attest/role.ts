@@ -5,7 +5,7 @@
  * read here never delays reconciliation; a Postgres advisory lock per chain keeps two reconciler
  * processes from attesting the same chain at once (the standby skips).
  */
-import { registerRole } from "../../ops/roles.js";
+import { registerRole } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "../recon/chainLoop.js";
 import { createAttestor } from "./attest.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseFileConfig } from "../../ops/config.js";
-import { ConfigError } from "../../ops/errors.js";
+import { parseFileConfig } from "../../foundation/config.js";
+import { ConfigError } from "../../foundation/errors.js";
 
 const chain = {
   key: "local-a",

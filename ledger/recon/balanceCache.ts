@@ -9,7 +9,7 @@
  * the run the memory stands at, nobody else has written the table, and the known addresses are not
  * read again (at 100,000 deposit addresses, the 10,000 a block touches lie on nearly every page).
  */
-import type { PoolClient } from "../../ops/db.js";
+import type { PoolClient } from "../../foundation/db.js";
 import type { OnchainBalance } from "./balances.js";
 
 const STORE_CHUNK = 50_000;

@@ -6,7 +6,7 @@
  * break is found again, and resolves what a completed run no longer finds.
  */
 import { appendAudit } from "../../api/audit.js";
-import { type Pool, type PoolClient, withTransaction } from "../../ops/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
   BreakFixUnknownError,
   BreakInputError,

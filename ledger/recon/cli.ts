@@ -7,9 +7,9 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { verifyAuditChain } from "../../api/audit.js";
-import { createCommon } from "../../ops/common.js";
-import { chainByKey, loadConfig } from "../../ops/config.js";
-import { createPool } from "../../ops/db.js";
+import { createCommon } from "../../foundation/common.js";
+import { chainByKey, loadConfig } from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
 import { createLedger } from "../createLedger.js";
 import {
   acknowledgeBreak,

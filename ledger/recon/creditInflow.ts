@@ -6,8 +6,8 @@
  * answers `exists`, and a break from a run older than another credit of the same address and asset
  * is refused as stale (the next run measures again with that credit counted).
  */
-import type { Common } from "../../ops/common.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
+import type { Common } from "../../foundation/common.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { Ledger } from "../createLedger.js";
 import { TransferFailedError } from "../errors.js";
 import { assetIdOf, transferId } from "../transferId.js";

@@ -1,4 +1,4 @@
-import { BaseError } from "../../ops/errors.js";
+import { BaseError } from "../../foundation/errors.js";
 
 /** The chain has no block final enough to reconcile yet (nothing indexed, or too few confirmations). */
 export class NoFinalBlockError extends BaseError {

@@ -7,7 +7,7 @@
  * or late row); it never sums an address's whole history otherwise. A full run, or a run that does
  * not continue from the run the table stands at, rebuilds the table from history (the check).
  */
-import type { PoolClient } from "../../ops/db.js";
+import type { PoolClient } from "../../foundation/db.js";
 import { type AssetBalances, addBalance, intern, loadWholeChain } from "./balanceCache.js";
 import type { PreviousRun } from "./load.js";
 import type { ChainFact, CustodyKind } from "./types.js";

@@ -11,6 +11,7 @@ import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
+import type { ChainConfig } from "../../foundation/config.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
@@ -22,7 +23,6 @@ import {
   syncToHead,
   watch,
 } from "../../indexers/testing/chain.js";
-import type { ChainConfig } from "../../ops/config.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { createLedger, type Ledger } from "../createLedger.js";

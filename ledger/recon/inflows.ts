@@ -13,7 +13,7 @@
  * A run checks the addresses with activity since the previous run, the addresses of its open
  * inflow breaks, and a rotating slice of all deposit addresses (all of them in a full run).
  */
-import type { PoolClient } from "../../ops/db.js";
+import type { PoolClient } from "../../foundation/db.js";
 import type { OnchainBalance } from "./balances.js";
 import { loadFactBalances } from "./expectedBalances.js";
 import type { PreviousRun } from "./load.js";

@@ -9,8 +9,8 @@
  * The totals are as of the run's snapshot: the caller takes out entries whose fact is above its
  * block and pending reorg holds afterwards, on its own copy.
  */
-import { amountFromDb } from "../../ops/amounts.js";
-import type { PoolClient } from "../../ops/db.js";
+import { amountFromDb } from "../../foundation/amounts.js";
+import type { PoolClient } from "../../foundation/db.js";
 import type { PreviousRun } from "./load.js";
 import type { LedgerEntry } from "./types.js";
 

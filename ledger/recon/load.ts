@@ -6,8 +6,8 @@
  * previous run's watermarks, the items its breaks named, and everything sharing a chain reference
  * with those.
  */
-import { amountFromDb } from "../../ops/amounts.js";
-import type { PoolClient } from "../../ops/db.js";
+import { amountFromDb } from "../../foundation/amounts.js";
+import type { PoolClient } from "../../foundation/db.js";
 import type { TransferKind } from "../types.js";
 import { accountKey } from "./balances.js";
 import { isUserAccount, type LiabilityUpdate, liabilitiesAt } from "./liabilities.js";

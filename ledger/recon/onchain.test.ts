@@ -8,8 +8,8 @@ import {
   toFunctionSelector,
 } from "viem";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../ops/config.js";
-import { ConfigError } from "../../ops/errors.js";
+import { loadConfig } from "../../foundation/config.js";
+import { ConfigError } from "../../foundation/errors.js";
 import {
   BALANCE_OF,
   createRateLimiter,

@@ -11,6 +11,9 @@ import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { createHealth } from "../../foundation/health.js";
+import { roleRegistry } from "../../foundation/roles.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
@@ -22,9 +25,6 @@ import {
   syncToHead,
   watch,
 } from "../../indexers/testing/chain.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { createHealth } from "../../ops/health.js";
-import { roleRegistry } from "../../ops/roles.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";

@@ -6,9 +6,9 @@
 import { Counter, Gauge } from "prom-client";
 import { readAuditHead } from "../../api/audit.js";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { MEMORY_MAX_ROWS, unreadDepositBalances } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";

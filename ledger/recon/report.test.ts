@@ -160,7 +160,7 @@ describe("reports", () => {
   });
 
   it("shows amounts in token units with the symbol, base units on hover", () => {
-    // the formatting itself is ops/amounts.ts's formatTokenAmount (its unit test)
+    // the formatting itself is foundation/amounts.ts's formatTokenAmount (its unit test)
     const eth = { symbol: "ETH", decimals: 18 };
     const html = reportHtml(buildReport(stored(), new Map([[ETH, eth]])));
     expect(html).toContain(

@@ -3,8 +3,8 @@
  * self-contained HTML page (summary per asset, an inline SVG chart of the differences, the break
  * list). Built from what the run stored, so any past run can be reported again.
  */
-import { type AssetUnits, formatTokenAmount } from "../../ops/amounts.js";
-import type { Pool } from "../../ops/db.js";
+import { type AssetUnits, formatTokenAmount } from "../../foundation/amounts.js";
+import type { Pool } from "../../foundation/db.js";
 import { readRun, type StoredRun } from "./store.js";
 
 export type AssetInfo = AssetUnits;

@@ -2,7 +2,7 @@
  * The `reconciler` role: a run per served chain every interval. A Postgres advisory lock per chain
  * lets several reconciler processes run without two runs of one chain at once (the standby skips).
  */
-import { registerRole } from "../../ops/roles.js";
+import { registerRole } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "./chainLoop.js";
 import { NoFinalBlockError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";

@@ -3,7 +3,7 @@
  * one row per break. Breaks of the last completed run are the open items the next run re-examines.
  */
 import type { AuditHead } from "../../api/audit.js";
-import type { Pool, PoolClient } from "../../ops/db.js";
+import type { Pool, PoolClient } from "../../foundation/db.js";
 import { type DepositBalanceMemory, storeDepositBalances } from "./balanceCache.js";
 import type { BalanceCheck, OnchainBalance } from "./balances.js";
 import { type BreakStateName, breakIdentities, trackBreakStates } from "./breakStates.js";

@@ -9,7 +9,7 @@
  * withdrawal post claims no fact, and a compensation is listed with the orphaned credit it
  * compensates) and the reorg holds.
  */
-import type { PoolClient } from "../../ops/db.js";
+import type { PoolClient } from "../../foundation/db.js";
 import type { TransferKind } from "../types.js";
 import {
   ENTRY_SELECT,

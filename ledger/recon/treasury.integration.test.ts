@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../../api/testing/apiTestContext.js";
 import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import { createEvmAdapter } from "../../chains/index.js";
+import type { ChainConfig } from "../../foundation/config.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
@@ -33,7 +34,6 @@ import {
   syncToHead,
   watch,
 } from "../../indexers/testing/chain.js";
-import type { ChainConfig } from "../../ops/config.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";

@@ -9,6 +9,7 @@
 import type { Hex } from "viem";
 import { expect } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
+import type { ChainConfig } from "../../foundation/config.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
@@ -17,7 +18,6 @@ import {
   syncToHead,
   watch,
 } from "../../indexers/testing/chain.js";
-import type { ChainConfig } from "../../ops/config.js";
 import type { TestChainSpec, TestContext } from "../../ops/testing/context.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";

@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
-import { repoRoot } from "../config.js";
+import { repoRoot } from "../../foundation/config.js";
 
 const SKIP = new Set(["node_modules", ".git", ".dev", "generated", "build", ".ponder"]);
 

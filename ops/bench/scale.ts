@@ -12,6 +12,17 @@ import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { createEvmAdapter } from "../../chains/index.js";
+import { createCommon } from "../../foundation/common.js";
+import {
+  type ChainConfig,
+  type Config,
+  envSchema,
+  fileConfigSchema,
+  repoRoot,
+} from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
+import { createLogger } from "../../foundation/logger.js";
+import { createMetrics } from "../../foundation/metrics.js";
 import { createLedger } from "../../ledger/createLedger.js";
 import { measureCreditBlock } from "../../ledger/crediting.scale.js";
 import { createReconciler } from "../../ledger/recon/reconcile.js";
@@ -19,12 +30,7 @@ import { deployMulticall3 } from "../../ledger/recon/testing/multicall3.js";
 import { transferId } from "../../ledger/transferId.js";
 import type { NewTransfer } from "../../ledger/types.js";
 import { measureSweepPlanning } from "../../signer/sweeps/planning.scale.js";
-import { createCommon } from "../common.js";
-import { type ChainConfig, type Config, envSchema, fileConfigSchema, repoRoot } from "../config.js";
-import { createPool } from "../db.js";
 import { startAnvil } from "../devstack/anvil.js";
-import { createLogger } from "../logger.js";
-import { createMetrics } from "../metrics.js";
 import { figure, loadAverage, machineLine } from "./machine.js";
 import {
   blockHashOf,

@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "../config.js";
+import { repoRoot } from "../../foundation/config.js";
 import { MODULE_MIGRATIONS } from "../migrate.js";
 import { createTestDatabase, type TestDatabase } from "../testing/database.js";
 import { createTestRedis, type TestRedis } from "../testing/redis.js";

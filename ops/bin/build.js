@@ -14,7 +14,7 @@ const i = process.argv.indexOf("--out-dir");
 const outDir = path.resolve(i > 0 ? process.argv[i + 1] : path.join(root, "dist"));
 
 /** Source folders compiled into dist/ (tsconfig.build.json's include). */
-export const SOURCE_DIRS = ["api", "chains", "indexers", "ledger", "ops", "signer"];
+export const SOURCE_DIRS = ["api", "chains", "foundation", "indexers", "ledger", "ops", "signer"];
 /**
  * Run-time assets: copied beside the compiled code. Plain .js modules in the source (the proof
  * verifier shared with its HTML page) count too; tests, fixtures, these scripts and the CDK app

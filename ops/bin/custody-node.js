@@ -14,7 +14,7 @@ const stamp = new URL("dist/.build-stamp", root);
 
 /** True when some .ts under the source folders is newer than the build (a dev tree, not an image). */
 function sourceNewerThan(mtimeMs) {
-  for (const dir of ["api", "chains", "indexers", "ledger", "ops", "signer"]) {
+  for (const dir of ["api", "chains", "foundation", "indexers", "ledger", "ops", "signer"]) {
     const base = new URL(`${dir}/`, root);
     if (!existsSync(base)) continue;
     for (const entry of readdirSync(base, { recursive: true, withFileTypes: true })) {

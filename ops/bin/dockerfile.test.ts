@@ -10,7 +10,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { repoRoot } from "../config.js";
+import { repoRoot } from "../../foundation/config.js";
 import { IMAGE_ENTRY, SERVICE_PORT } from "../infra/plan.js";
 
 type Instruction = { op: string; args: string };

@@ -4,12 +4,12 @@
  * more local services (the KMS emulator) add them here.
  */
 import path from "node:path";
+import type { Config } from "../../foundation/config.js";
 import {
   DEFAULT_EMULATOR_FILE,
   type KmsEmulator,
   startKmsEmulator,
 } from "../../signer/kms-emulator/server.js";
-import type { Config } from "../config.js";
 import { migrate } from "../migrate.js";
 import { type Anvil, startAnvil } from "./anvil.js";
 import { ensureDatabase, ensurePostgres, ensureRedis } from "./services.js";

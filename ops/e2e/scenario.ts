@@ -15,9 +15,9 @@ import {
 } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { createApiKey } from "../../api/apiKeys.js";
+import { type ChainConfig, type PoliciesConfig, policiesSchema } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { getTxOutcomes } from "../../signer/index.js";
-import { type ChainConfig, type PoliciesConfig, policiesSchema } from "../config.js";
-import type { Pool } from "../db.js";
 
 /** anvil's public dev mnemonic: its accounts are funded at genesis (never a real key). */
 const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";

@@ -15,11 +15,11 @@ import {
   toHex,
 } from "viem";
 import { type DeployFactoryResult, deployForwarderFactory } from "../../chains/contracts/deploy.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig, Config } from "../../foundation/config.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
-import type { Common } from "../common.js";
-import type { ChainConfig, Config } from "../config.js";
-import { type Pool, withTransaction } from "../db.js";
 import { demoPolicies } from "./scenario.js";
 
 export type PreparedCustody = {

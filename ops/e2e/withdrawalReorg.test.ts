@@ -8,10 +8,10 @@
 import { createPublicClient, getAddress, http, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
+import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createLedger, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { ROLE_NAMES } from "../roles.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { defaultConfigPath, loadConfig } from "../config.js";
-import { ConfigError } from "../errors.js";
+import { defaultConfigPath, loadConfig } from "../../foundation/config.js";
+import { ConfigError } from "../../foundation/errors.js";
 
 // ECS tasks get the config file's JSON from an SSM parameter as CUSTODY_CONFIG_JSON (ops/infra).
 describe("CUSTODY_CONFIG_JSON", () => {

@@ -3,8 +3,8 @@
  * services per role, each task's command, and the environment names every container gets. The CDK
  * stack (stack.ts) turns this into task definitions; the boot test runs the same commands locally.
  */
-import { type FileConfig, parseFileConfig } from "../config.js";
-import type { RoleName } from "../roles.js";
+import { type FileConfig, parseFileConfig } from "../../foundation/config.js";
+import type { RoleName } from "../../foundation/roles.js";
 
 /**
  * The image runs `node ops/bin/custody-node.js <command…>` (Dockerfile, under an init so SIGTERM

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { repoRoot } from "../config.js";
+import { repoRoot } from "../../foundation/config.js";
 import { exampleInfraConfigPath } from "../infra/app.js";
 import { planEnvironment } from "../infra/plan.js";
 import {

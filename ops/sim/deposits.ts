@@ -20,14 +20,14 @@ import type { Hex } from "viem";
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { injectReorg, type MinedTx } from "../../chains/testing/lyingChain/reorg.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { readFinalized, readHalts } from "../../indexers/index.js";
 // Not exported from indexers/index.ts (yet): the CLI's resume, called as the operator would.
 import { resumeChain } from "../../indexers/resume.js";
 import { anvilRpc, call, deploy, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { assetIdOf, createLedger, startCreditingWorker, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
-import type { ChainConfig } from "../config.js";
-import type { Pool } from "../db.js";
 import { createSimWorld, parseChain, type SimRun } from "./harness.js";
 import { childIngestor, type IngestorHost, inProcessIngestor } from "./ingestorHost.js";
 import { createRandom, type Random } from "./random.js";

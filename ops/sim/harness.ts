@@ -6,19 +6,19 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { type Common, createCommon } from "../common.js";
+import { type Common, createCommon } from "../../foundation/common.js";
 import {
   type ChainConfig,
   type Config,
   chainSchema,
   envSchema,
   policiesSchema,
-} from "../config.js";
-import { createPool, type Pool } from "../db.js";
+} from "../../foundation/config.js";
+import { createPool, type Pool } from "../../foundation/db.js";
+import { createLogger } from "../../foundation/logger.js";
+import { createMetrics } from "../../foundation/metrics.js";
+import { createQueueFactory, type QueueFactory } from "../../foundation/queues.js";
 import { type Anvil, startAnvil } from "../devstack/anvil.js";
-import { createLogger } from "../logger.js";
-import { createMetrics } from "../metrics.js";
-import { createQueueFactory, type QueueFactory } from "../queues.js";
 import { createTestDatabase, TEST_PG_ADMIN_URL } from "../testing/database.js";
 import { createTestRedis, type TestRedis } from "../testing/redis.js";
 

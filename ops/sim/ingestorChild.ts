@@ -7,10 +7,10 @@
  */
 import { createInterface } from "node:readline";
 import { createEvmAdapter } from "../../chains/index.js";
+import { createCommon } from "../../foundation/common.js";
+import { oneChainConfig } from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
 import { createIngestor } from "../../indexers/index.js";
-import { createCommon } from "../common.js";
-import { oneChainConfig } from "../config.js";
-import { createPool } from "../db.js";
 
 const config = oneChainConfig(process.env, process.env.SIM_CHAIN, "(sim ingestor)");
 const env = config.env;

@@ -6,10 +6,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { createEvmAdapter } from "../../chains/index.js";
+import type { Common } from "../../foundation/common.js";
+import { type ChainConfig, repoRoot } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
-import type { Common } from "../common.js";
-import { type ChainConfig, repoRoot } from "../config.js";
-import type { Pool } from "../db.js";
 
 export type SyncOutcome = { ok: true } | { ok: false; error: string };
 

@@ -42,6 +42,8 @@ import { createWithdrawals } from "../../api/withdrawals/service.js";
 import { getWithdrawal } from "../../api/withdrawals/store.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
+import { repoRoot } from "../../foundation/config.js";
+import { withTransaction } from "../../foundation/db.js";
 import { anvilRpc, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { assetIdOf, createLedger, transferId } from "../../ledger/index.js";
 import {
@@ -53,8 +55,6 @@ import {
   type WalletSigner,
 } from "../../signer/index.js";
 import { type KmsProxy, startKmsProxy } from "../../signer/testing/kmsProxy.js";
-import { repoRoot } from "../config.js";
-import { withTransaction } from "../db.js";
 import { createSimWorld, parseChain, type SimRun } from "./harness.js";
 import { createRandom } from "./random.js";
 import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";

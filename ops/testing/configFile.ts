@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
-import { ConfigError } from "../errors.js";
+import { ConfigError } from "../../foundation/errors.js";
 
 /** Writes `content` (a string as is, anything else as JSON) and returns the file's path. */
 export function writeConfigFile(content: unknown): string {

@@ -2,12 +2,17 @@
  * One call for an integration test file: its own database, Redis prefix, Common (quiet logger,
  * private metrics registry) and optionally its own anvil chains on free ports.
  */
-import { type Common, createCommon } from "../common.js";
-import { type Config, envSchema, type FileConfig, fileConfigSchema } from "../config.js";
+import { type Common, createCommon } from "../../foundation/common.js";
+import {
+  type Config,
+  envSchema,
+  type FileConfig,
+  fileConfigSchema,
+} from "../../foundation/config.js";
+import { createLogger } from "../../foundation/logger.js";
+import { createMetrics } from "../../foundation/metrics.js";
+import { createQueueFactory, type QueueFactory } from "../../foundation/queues.js";
 import { type Anvil, startAnvil } from "../devstack/anvil.js";
-import { createLogger } from "../logger.js";
-import { createMetrics } from "../metrics.js";
-import { createQueueFactory, type QueueFactory } from "../queues.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { createTestRedis, type TestRedis } from "./redis.js";
 

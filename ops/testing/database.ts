@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { createPool, type Pool } from "../db.js";
+import { createPool, type Pool } from "../../foundation/db.js";
 import { migrate } from "../migrate.js";
 
 export const TEST_PG_ADMIN_URL =

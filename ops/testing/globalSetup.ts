@@ -14,7 +14,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { repoRoot } from "../config.js";
+import { repoRoot } from "../../foundation/config.js";
 import { dropOrphanedTestDatabases, processAlive } from "./database.js";
 
 const LOCK = path.join(repoRoot, "subgraphs", ".install-lock");

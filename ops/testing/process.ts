@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
-import { repoRoot } from "../config.js";
+import { repoRoot } from "../../foundation/config.js";
 
 export const cliPath = path.join(repoRoot, "ops", "bin", "custody-node.js");
 

@@ -1,6 +1,6 @@
 /** A Redis key / BullMQ prefix per test file, with its keys deleted afterwards. */
 import { randomBytes } from "node:crypto";
-import { createRedis, type Redis } from "../redis.js";
+import { createRedis, type Redis } from "../../foundation/redis.js";
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 

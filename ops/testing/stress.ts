@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { repoRoot } from "../config.js";
+import { repoRoot } from "../../foundation/config.js";
 
 type Mode = "idle" | "load";
 type Options = { runs: number; hogs: number; modes: Mode[]; project: string; filters: string[] };

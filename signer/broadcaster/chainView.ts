@@ -8,8 +8,8 @@
 import { type Hex, numberToHex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
 import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
-import { type ChainConfig, type ConfirmationRule, finalityRule } from "../../ops/config.js";
-import type { Logger } from "../../ops/logger.js";
+import { type ChainConfig, type ConfirmationRule, finalityRule } from "../../foundation/config.js";
+import type { Logger } from "../../foundation/logger.js";
 import type { ReceiptLogLike } from "../transferPosition.js";
 
 export type TrackedReceipt = {

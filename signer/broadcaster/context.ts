@@ -3,11 +3,11 @@
  * and passed down (ponder's `Common` pattern), so each stage file is a plain function of it.
  */
 import type { Hex, PublicClient } from "viem";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
-import type { Logger } from "../../ops/logger.js";
-import type { QueueFactory } from "../../ops/queues.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
+import type { Logger } from "../../foundation/logger.js";
+import type { QueueFactory } from "../../foundation/queues.js";
 import type { KmsAccount } from "../kmsAccount.js";
 import type { SignerMetrics } from "../metrics.js";
 import type { CrashPoint } from "../testing/crashPoints.js";

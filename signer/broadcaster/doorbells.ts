@@ -6,7 +6,7 @@
  * and what Redis did not take is rung again on a later pass. Finality is not rung: callers read it
  * with getTxOutcomes({ since }).
  */
-import { jobId } from "../../ops/queues.js";
+import { jobId } from "../../foundation/queues.js";
 import { TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "../requests.js";
 import type { BroadcasterContext } from "./context.js";
 

@@ -18,10 +18,10 @@
  */
 import type { Hex, PublicClient } from "viem";
 import { createEvmAdapter } from "../../chains/evm/createEvmAdapter.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
-import type { QueueFactory } from "../../ops/queues.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
+import type { QueueFactory } from "../../foundation/queues.js";
 import type { Lease } from "../lease.js";
 import { signerMetrics } from "../metrics.js";
 import { type CrashAt, createCrashPoints } from "../testing/crashPoints.js";

@@ -9,9 +9,9 @@
 import type pg from "pg";
 import { type Address, getAddress, type Hex } from "viem";
 import { depositAddressOf, depositSalt } from "../../chains/contracts/index.js";
+import type { Common } from "../../foundation/common.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
-import type { Common } from "../../ops/common.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
 import { FactoryNotDeployedError, InvalidCustomerIdError, UnknownChainError } from "./errors.js";
 import { FORWARDER_FACTORY, getContract } from "./factories.js";
 import { lockForAllocation, recordOnSharingChains } from "./sharedFactories.js";

@@ -1,8 +1,8 @@
 /** `custody-node deposit-address --chain X --customer Y`: allocate (or show) a deposit address. */
 import type { Command } from "commander";
-import { createCommon } from "../../ops/common.js";
-import { chainByKey, loadConfig } from "../../ops/config.js";
-import { createPool } from "../../ops/db.js";
+import { createCommon } from "../../foundation/common.js";
+import { chainByKey, loadConfig } from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
 import { allocateDepositAddress } from "./allocateDepositAddress.js";
 
 export function registerCommands(program: Command): void {

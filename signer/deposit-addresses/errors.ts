@@ -1,4 +1,4 @@
-import { BaseError } from "../../ops/errors.js";
+import { BaseError } from "../../foundation/errors.js";
 
 /** No ForwarderFactory is recorded for the chain: run `custody-node contracts deploy --chain X`. */
 export class FactoryNotDeployedError extends BaseError {

@@ -15,8 +15,8 @@
  * between their sibling inserts).
  */
 import type pg from "pg";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 

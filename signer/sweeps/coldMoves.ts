@@ -8,11 +8,11 @@
 import { randomUUID } from "node:crypto";
 import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
 import { assetIdOf, type Ledger, type TransferInput, transferId } from "../../ledger/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { requestTransaction } from "../requests.js";
 import { assertBooked, coldAccount, gasTransfer, hotAccount } from "./bookings.js";

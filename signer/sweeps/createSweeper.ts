@@ -5,10 +5,10 @@
  * re-reads Postgres, so a tick after a crash (or a lost doorbell) finishes whatever was owed.
  */
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import type { Ledger } from "../../ledger/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
 import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";
 import { followSweeps } from "./followSweeps.js";
 import { type SettledSweep, settleSweeps } from "./settleSweeps.js";

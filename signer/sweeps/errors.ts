@@ -1,5 +1,5 @@
+import { BaseError } from "../../foundation/errors.js";
 import type { TransferResult } from "../../ledger/index.js";
-import { BaseError } from "../../ops/errors.js";
 
 /**
  * The ledger refused a sweep's or cold move's transfers; nothing was booked and the settlement is

@@ -8,10 +8,10 @@
  * finalized in the booked inclusion is final and no longer followed.
  */
 import { zeroAddress } from "viem";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { assetIdOf, type Ledger, type NewTransfer, transferId } from "../../ledger/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasTransferName, hotAccount, sweepTransferName } from "./bookings.js";
 import { sweepUnbooked } from "./sweepable.js";

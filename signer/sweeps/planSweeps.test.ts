@@ -1,6 +1,6 @@
 import { zeroAddress } from "viem";
 import { describe, expect, it } from "vitest";
-import { type ChainConfig, chainSchema } from "../../ops/config.js";
+import { type ChainConfig, chainSchema } from "../../foundation/config.js";
 import {
   balanceKey,
   capByOnChain,

@@ -9,7 +9,7 @@
  * chain's deposit addresses as forwarders, every one swept once before (a booked sweep item each,
  * balance 0 after it), and `pending` of them credited again since (balance above the threshold).
  */
-import type { Pool } from "../../ops/db.js";
+import type { Pool } from "../../foundation/db.js";
 import { readSweepCandidates } from "./candidates.js";
 import { planSweeps } from "./planSweeps.js";
 import { SWEEP_LOCK } from "./startSweeps.js";

@@ -7,11 +7,11 @@
 import { createServer, type Server } from "node:net";
 import type { Address, Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHealth } from "../../foundation/health.js";
+import { createQueueFactory } from "../../foundation/queues.js";
+import { createRedis, type Redis } from "../../foundation/redis.js";
+import type { RoleContext, RoleHandle } from "../../foundation/roles.js";
 import { sendAndMine, sendTx } from "../../indexers/testing/chain.js";
-import { createHealth } from "../../ops/health.js";
-import { createQueueFactory } from "../../ops/queues.js";
-import { createRedis, type Redis } from "../../ops/redis.js";
-import type { RoleContext, RoleHandle } from "../../ops/roles.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { waitFor } from "../testing/harness.js";
 import { hotAccount } from "./bookings.js";

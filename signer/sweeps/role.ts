@@ -5,9 +5,9 @@
  * its own business), and any number of workers can run.
  */
 import { adapterPerChain } from "../../chains/index.js";
+import { jobId } from "../../foundation/queues.js";
+import { type RoleDefinition, registerRole } from "../../foundation/roles.js";
 import { createLedger } from "../../ledger/index.js";
-import { jobId } from "../../ops/queues.js";
-import { type RoleDefinition, registerRole } from "../../ops/roles.js";
 import { createSweeper } from "./createSweeper.js";
 import { startSweepWorker } from "./worker.js";
 

@@ -13,11 +13,11 @@ import { type Address, getAddress, type Hex, pad, parseEventLogs, zeroAddress } 
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import { transferPosition } from "../../chains/evm/transferPosition.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
+import { BaseError } from "../../foundation/errors.js";
 import type { ChainRef, Ledger, NewTransfer } from "../../ledger/index.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
-import { BaseError } from "../../ops/errors.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasTransfer, sweepTransfer } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";

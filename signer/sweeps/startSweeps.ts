@@ -10,9 +10,9 @@ import { randomUUID } from "node:crypto";
 import { type Address, encodeFunctionData, getAddress, type Hex, zeroAddress } from "viem";
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Pool, withTransaction } from "../../ops/db.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { requestTransaction } from "../requests.js";
 import { readSweepCandidates } from "./candidates.js";
 import {

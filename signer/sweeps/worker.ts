@@ -1,15 +1,15 @@
 /**
  * The sweep schedule, driven from Postgres with no Redis in the path: per chain, one in-process
- * periodic pass (ops/loop.ts) settles what the signer finished every `settleEveryMs` and plans new
+ * periodic pass (foundation/loop.ts) settles what the signer finished every `settleEveryMs` and plans new
  * sweeps every `sweepIntervalMs`. What to settle and what to sweep is read from Postgres on every
  * pass (open sweeps and their signer outcomes, ledger credits, back-offs), so a pass after a crash,
  * a Redis restart or a deleted queue finishes whatever was owed: nothing is scheduled in Redis that
  * could go missing. Any number of workers may run: planning holds a per-chain advisory lock and
  * settlement a row lock with deterministic ledger ids.
  */
-import type { Common } from "../../ops/common.js";
-import type { ChainConfig } from "../../ops/config.js";
-import { type Loop, startLoop } from "../../ops/loop.js";
+import type { Common } from "../../foundation/common.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import { type Loop, startLoop } from "../../foundation/loop.js";
 import type { Sweeper } from "./createSweeper.js";
 
 export type SweepWorker = { stop: () => Promise<void> };

@@ -4,7 +4,7 @@
  * (SIGKILL, nothing flushed), the same as a host dying there.
  */
 import { writeSync } from "node:fs";
-import type { Logger } from "../../ops/logger.js";
+import type { Logger } from "../../foundation/logger.js";
 
 export const CRASH_POINTS = [
   // intake: before KMS is asked, after the batch is signed, after nonces + bytes commit, after send

@@ -1,7 +1,7 @@
 /** Test plumbing for the signer: an emulator, a funded KMS hot wallet, request helpers. */
 import { CreateKeyCommand, type KMSClient } from "@aws-sdk/client-kms";
 import { createPublicClient, http, type PublicClient, parseEther, toHex } from "viem";
-import { withTransaction } from "../../ops/db.js";
+import { withTransaction } from "../../foundation/db.js";
 import type { TestContext } from "../../ops/testing/context.js";
 import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";

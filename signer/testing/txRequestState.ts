@@ -6,7 +6,7 @@
  * reader: the API reads these columns only through `getTxOutcomes`, and the tracker's own way into
  * each state on anvil is tested in signer/ and ops/e2e. Not for tests of the signer itself.
  */
-import type { Pool } from "../../ops/db.js";
+import type { Pool } from "../../foundation/db.js";
 
 export type TxRequestState = {
   status: string;

@@ -5,11 +5,11 @@
  * SIGNER_PROCESS_TAG names its Postgres connections so a test can see who holds the lease.
  */
 
-import { createCommon } from "../../ops/common.js";
-import { chainByKey, loadConfig } from "../../ops/config.js";
-import { createPool } from "../../ops/db.js";
-import { createQueueFactory } from "../../ops/queues.js";
-import { createRedis } from "../../ops/redis.js";
+import { createCommon } from "../../foundation/common.js";
+import { chainByKey, loadConfig } from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
+import { createQueueFactory } from "../../foundation/queues.js";
+import { createRedis } from "../../foundation/redis.js";
 import { createKmsAccount, createKmsClient } from "../kmsAccount.js";
 import { startWalletSigner } from "../walletSigner.js";
 import { parseCrashAt } from "./crashPoints.js";

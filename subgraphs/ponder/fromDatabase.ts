@@ -4,8 +4,8 @@
  * signer/deposit-addresses). What `npm --prefix subgraphs run serve` (run.ts) writes before it
  * starts the app beside the service.
  */
-import type { ChainConfig } from "../../ops/config.js";
-import type { Pool } from "../../ops/db.js";
+import type { ChainConfig } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
 import { FORWARDER_FACTORY, getContract } from "../../signer/deposit-addresses/index.js";
 import { type CustodyDeployment, parseDeployment } from "./deployment.js";
 

@@ -20,6 +20,7 @@ import {
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
+import { withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
 import { createAttestor } from "../../ledger/attest/attest.js";
 import { createReconciler } from "../../ledger/recon/reconcile.js";
@@ -27,7 +28,6 @@ import {
   fundAndDeployAttestor,
   waitFinalInIndex,
 } from "../../ledger/recon/testing/attestedCustody.js";
-import { withTransaction } from "../../ops/db.js";
 import { runScenario } from "../../ops/e2e/scenario.js";
 import { prepareTestCustody } from "../../ops/e2e/setup.js";
 import { type Service, startService } from "../../ops/start.js";

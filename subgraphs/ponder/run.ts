@@ -13,8 +13,8 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig } from "../../ops/config.js";
-import { createPool } from "../../ops/db.js";
+import { loadConfig } from "../../foundation/config.js";
+import { createPool } from "../../foundation/db.js";
 import { deploymentFromDatabase } from "./fromDatabase.js";
 
 const here = path.dirname(new URL(import.meta.url).pathname);

@@ -5,8 +5,8 @@
  * fetch helper for /v1 with a key. One `cleanup` stops it all.
  */
 import type { Page } from "playwright-core";
+import { ROLE_NAMES } from "../../../foundation/roles.js";
 import { type PreparedCustody, prepareTestCustody } from "../../../ops/e2e/setup.js";
-import { ROLE_NAMES } from "../../../ops/roles.js";
 import { type Service, startService } from "../../../ops/start.js";
 import { createTestContext, type TestContext } from "../../../ops/testing/context.js";
 import { type KmsEmulator, startKmsEmulator } from "../../../signer/kms-emulator/server.js";

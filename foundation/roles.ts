@@ -18,7 +18,7 @@ export type RoleContext = {
   pool: Pool;
   /**
    * The process's blocking-capable connection (BullMQ workers). Producers never wait on it: they
-   * ring with `queues.ring`, and other commands use `createFailFastRedis(redis)` (ops/redis.ts).
+   * ring with `queues.ring`, and other commands use `createFailFastRedis(redis)` (foundation/redis.ts).
    */
   redis: Redis;
   queues: QueueFactory;

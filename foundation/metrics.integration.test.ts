@@ -4,12 +4,12 @@
  * (custody_ prefix beside prom-client's process_/nodejs_ defaults, counters end in _total).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../ops/migrate.js";
+import { type Service, startService } from "../ops/start.js";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { waitFor } from "../ops/testing/wait.js";
 import { readBuildInfo } from "./metrics.js";
-import { migrate } from "./migrate.js";
 import { ROLE_NAMES } from "./roles.js";
-import { type Service, startService } from "./start.js";
-import { createTestContext, type TestContext } from "./testing/context.js";
-import { waitFor } from "./testing/wait.js";
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 

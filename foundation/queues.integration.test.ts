@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestRedis, type TestRedis } from "../ops/testing/redis.js";
+import { waitFor, within } from "../ops/testing/wait.js";
 import { createLogger } from "./logger.js";
 import { createQueueFactory, jobId } from "./queues.js";
-import { createTestRedis, type TestRedis } from "./testing/redis.js";
-import { waitFor, within } from "./testing/wait.js";
 
 describe("BullMQ on real Redis", () => {
   let redis: TestRedis;

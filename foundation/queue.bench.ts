@@ -1,8 +1,8 @@
 /** BullMQ doorbell throughput on the local Redis: enqueue and process N jobs. */
-import { figure, machineLine } from "./bench/machine.js";
+import { figure, machineLine } from "../ops/bench/machine.js";
+import { createTestRedis } from "../ops/testing/redis.js";
 import { createLogger } from "./logger.js";
 import { createQueueFactory, jobId } from "./queues.js";
-import { createTestRedis } from "./testing/redis.js";
 
 const N = 20_000;
 console.log(

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { configIssuesOf, writeConfigFile } from "../ops/testing/configFile.js";
 import { defaultConfigPath, loadConfig, parseFileConfig } from "./config.js";
-import { configIssuesOf, writeConfigFile } from "./testing/configFile.js";
 
 describe("loadConfig", () => {
   it("loads the shipped example config with defaults applied", () => {

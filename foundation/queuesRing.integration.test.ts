@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RedisServer, startRedisServer } from "./e2e/redisServer.js";
+import { type RedisServer, startRedisServer } from "../ops/e2e/redisServer.js";
+import { waitFor, within } from "../ops/testing/wait.js";
 import { createLogger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { createQueueFactory, jobId, type QueueFactory } from "./queues.js";
 import { createRedis, type Redis } from "./redis.js";
-import { waitFor, within } from "./testing/wait.js";
 
 /** `ring` against a dedicated redis-server that the test kills and restarts (never the shared one). */
 describe("doorbell ring with Redis down", () => {
