@@ -38,6 +38,8 @@ export function isRetryablePgError(error: unknown): boolean {
 
 export type TransactionOptions = {
   isolation?: "read committed" | "repeatable read" | "serializable";
+  /** BEGIN ... READ ONLY: the transaction may only read (a snapshot for a report or a check). */
+  readOnly?: boolean;
   /** Attempts in total, including the first. */
   attempts?: number;
 };
@@ -52,13 +54,16 @@ export async function withTransaction<T>(
   options: TransactionOptions = {},
 ): Promise<T> {
   const attempts = options.attempts ?? 8;
+  const begin = [
+    "BEGIN",
+    ...(options.isolation ? [`ISOLATION LEVEL ${options.isolation.toUpperCase()}`] : []),
+    ...(options.readOnly ? ["READ ONLY"] : []),
+  ].join(" ");
   for (let attempt = 1; ; attempt++) {
     const client = await pool.connect();
     let broken = false;
     try {
-      await client.query(
-        options.isolation ? `BEGIN ISOLATION LEVEL ${options.isolation.toUpperCase()}` : "BEGIN",
-      );
+      await client.query(begin);
       const result = await fn(client);
       await client.query("COMMIT");
       return result;

@@ -3,7 +3,7 @@
  * (posted and pending), that every account's stored balance equals the sum of its transfers, that
  * every account's pending balance equals its open holds, and that no user account is negative.
  */
-import type { Queryable } from "./runBatch.js";
+import { type Pool, withTransaction } from "../foundation/db.js";
 
 export type CheckProblem = {
   type:
@@ -75,80 +75,72 @@ WHERE kind = 'user' AND credits_posted - debits_posted - debits_pending < 0`;
  * Runs in one REPEATABLE READ transaction so every query sees the same snapshot while transfers
  * keep flowing.
  */
-export async function checkLedger(pool: {
-  connect: () => Promise<Queryable & { release: (e?: boolean) => void }>;
-}): Promise<CheckReport> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const problems: CheckProblem[] = [];
-    const totals = await client.query<{
-      asset_id: string;
-      accounts: number;
-      dpo: string;
-      cpo: string;
-      dp: string;
-      cp: string;
-    }>(TOTALS);
-    for (const t of totals.rows) {
-      if (BigInt(t.dpo) !== BigInt(t.cpo) || BigInt(t.dp) !== BigInt(t.cp)) {
+export async function checkLedger(pool: Pool): Promise<CheckReport> {
+  const report = await withTransaction(
+    pool,
+    async (client) => {
+      const problems: CheckProblem[] = [];
+      const totals = await client.query<{
+        asset_id: string;
+        accounts: number;
+        dpo: string;
+        cpo: string;
+        dp: string;
+        cp: string;
+      }>(TOTALS);
+      for (const t of totals.rows) {
+        if (BigInt(t.dpo) !== BigInt(t.cpo) || BigInt(t.dp) !== BigInt(t.cp)) {
+          problems.push({
+            type: "unbalanced_asset",
+            assetId: t.asset_id,
+            detail: `posted debits ${t.dpo} vs credits ${t.cpo}; pending debits ${t.dp} vs credits ${t.cp}`,
+          });
+        }
+      }
+      const balances = await client.query<Record<string, string | null>>(BALANCES);
+      for (const b of balances.rows) {
         problems.push({
-          type: "unbalanced_asset",
-          assetId: t.asset_id,
-          detail: `posted debits ${t.dpo} vs credits ${t.cpo}; pending debits ${t.dp} vs credits ${t.cp}`,
+          type: "account_balance_mismatch",
+          assetId: b.asset_id ?? "(no account)",
+          account: b.name ?? "(transfers name a missing account)",
+          detail: `stored posted ${b.debits_posted}/${b.credits_posted} pending ${b.debits_pending}/${b.credits_pending}; transfers posted ${b.sum_dpo}/${b.sum_cpo} pending ${b.sum_dp}/${b.sum_cp} (debits/credits)`,
         });
       }
-    }
-    const balances = await client.query<Record<string, string | null>>(BALANCES);
-    for (const b of balances.rows) {
-      problems.push({
-        type: "account_balance_mismatch",
-        assetId: b.asset_id ?? "(no account)",
-        account: b.name ?? "(transfers name a missing account)",
-        detail: `stored posted ${b.debits_posted}/${b.credits_posted} pending ${b.debits_pending}/${b.credits_pending}; transfers posted ${b.sum_dpo}/${b.sum_cpo} pending ${b.sum_dp}/${b.sum_cp} (debits/credits)`,
-      });
-    }
-    const holds = await client.query<Record<string, string>>(HOLDS);
-    for (const h of holds.rows) {
-      problems.push({
-        type: "holds_mismatch",
-        assetId: h.asset_id ?? "",
-        account: h.name ?? "",
-        detail: `pending ${h.debits_pending}/${h.credits_pending} but open holds ${h.held_d}/${h.held_c} (debits/credits)`,
-      });
-    }
-    const negative = await client.query<{ asset_id: string; name: string; available: string }>(
-      NEGATIVE,
-    );
-    for (const n of negative.rows) {
-      problems.push({
-        type: "negative_user_account",
-        assetId: n.asset_id,
-        account: n.name,
-        detail: `available ${n.available}`,
-      });
-    }
-    await client.query("COMMIT");
-    return {
-      ok: problems.length === 0,
-      assets: totals.rows.map((t) => ({
-        assetId: t.asset_id,
-        accounts: t.accounts,
-        debitsPosted: t.dpo,
-        creditsPosted: t.cpo,
-        debitsPending: t.dp,
-        creditsPending: t.cp,
-      })),
-      problems,
-      checkedAt: new Date().toISOString(),
-    };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {
-      broken = true;
-    });
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+      const holds = await client.query<Record<string, string>>(HOLDS);
+      for (const h of holds.rows) {
+        problems.push({
+          type: "holds_mismatch",
+          assetId: h.asset_id ?? "",
+          account: h.name ?? "",
+          detail: `pending ${h.debits_pending}/${h.credits_pending} but open holds ${h.held_d}/${h.held_c} (debits/credits)`,
+        });
+      }
+      const negative = await client.query<{ asset_id: string; name: string; available: string }>(
+        NEGATIVE,
+      );
+      for (const n of negative.rows) {
+        problems.push({
+          type: "negative_user_account",
+          assetId: n.asset_id,
+          account: n.name,
+          detail: `available ${n.available}`,
+        });
+      }
+      return { totals: totals.rows, problems };
+    },
+    { isolation: "repeatable read", readOnly: true },
+  );
+  return {
+    ok: report.problems.length === 0,
+    assets: report.totals.map((t) => ({
+      assetId: t.asset_id,
+      accounts: t.accounts,
+      debitsPosted: t.dpo,
+      creditsPosted: t.cpo,
+      debitsPending: t.dp,
+      creditsPending: t.cp,
+    })),
+    problems: report.problems,
+    checkedAt: new Date().toISOString(),
+  };
 }
