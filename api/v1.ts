@@ -21,13 +21,14 @@ import { auditRoutes } from "./routes/audit.js";
 import { chainsRoutes } from "./routes/chains.js";
 import { customersRoutes } from "./routes/customers.js";
 import { depositsRoutes } from "./routes/deposits.js";
+import type { V1Deps } from "./routes/deps.js";
 import { proofsRoutes } from "./routes/proofs.js";
 import { reconRoutes } from "./routes/recon.js";
 import { treasuryRoutes } from "./routes/treasury.js";
 import { webhooksRoutes } from "./routes/webhooks.js";
 import { withdrawalsRoutes } from "./routes/withdrawals.js";
 import { assetsWithoutPolicy } from "./withdrawals/policy.js";
-import { createWithdrawals, type Withdrawals } from "./withdrawals/service.js";
+import { createWithdrawals } from "./withdrawals/service.js";
 
 export type V1Options = {
   common: Common;
@@ -41,16 +42,6 @@ export type V1Options = {
   ringWebhooks?: () => Promise<unknown>;
   heads?: ChainHeads;
   ledger?: Ledger;
-};
-
-export type V1Deps = {
-  common: Common;
-  pool: Pool;
-  redis: Redis;
-  heads: ChainHeads;
-  ringWebhooks: () => Promise<unknown>;
-  ledger: Ledger;
-  withdrawals: Withdrawals;
 };
 
 export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Promise<void> {

@@ -2,7 +2,7 @@
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { listAudit } from "../audit.js";
 import { Limit, pageLimit, problemResponses } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
+import type { V1Deps } from "./deps.js";
 
 export const AuditOut = Type.Object({
   id: Type.String(),

@@ -3,7 +3,7 @@ import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typ
 import { SCOPES } from "../apiKeys.js";
 import { assetsOf, chainStatuses } from "../chainStatus.js";
 import { problemResponses } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
+import type { V1Deps } from "./deps.js";
 
 const anyScope = SCOPES;
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);

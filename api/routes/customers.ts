@@ -16,7 +16,7 @@ import {
   pageLimit,
   problemResponses,
 } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
+import type { V1Deps } from "./deps.js";
 
 const DepositAddressOut = Type.Object({
   chainId: Type.Integer(),

@@ -8,8 +8,8 @@ import { getAddress } from "viem";
 import type { Pool } from "../../foundation/db.js";
 import { NotFoundError } from "../errors.js";
 import { Amount, CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
 import type { DepositFactRow } from "../webhooks/depositEvents.js";
+import type { V1Deps } from "./deps.js";
 
 // Amount without its `examples` (OpenAPI 3.0 allows none inside anyOf; redocly refuses it).
 const BaseUnits = Type.String({ pattern: "^[0-9]{1,78}$", description: "base units" });

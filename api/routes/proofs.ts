@@ -9,7 +9,7 @@ import { liabilitiesProof } from "../../ledger/attest/proofs.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import { NotFoundError } from "../errors.js";
 import { AssetId, CustomerId, problemResponses } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
+import type { V1Deps } from "./deps.js";
 
 const Hex32 = Type.String({ pattern: "^0x[0-9a-f]{64}$" });
 const Uint = Type.String({ pattern: "^[0-9]+$", description: "base units, decimal" });

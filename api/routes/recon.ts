@@ -12,7 +12,7 @@ import {
 } from "../../ledger/recon/index.js";
 import { callerOf } from "../auth.js";
 import { Limit, pageLimit, problemResponses } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
+import type { V1Deps } from "./deps.js";
 
 const RunOut = Type.Object({
   id: Type.Integer(),

@@ -11,7 +11,7 @@ import type { Pool } from "../../foundation/db.js";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
 import { callerOf } from "../auth.js";
 import { Address, Amount, ChainRef, Limit, pageLimit, problemResponses } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
+import type { V1Deps } from "./deps.js";
 
 // Amount without its `examples` (OpenAPI 3.0 allows none inside anyOf; redocly refuses it).
 const BaseUnits = Type.String({ pattern: "^[0-9]{1,78}$", description: "base units" });

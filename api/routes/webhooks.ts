@@ -2,8 +2,8 @@
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { BaseError } from "../../foundation/errors.js";
 import { IdempotencyHeaders, Limit, pageLimit, problemResponses, Uuid } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
 import { listDeliveries, redriveDeliveries } from "../webhooks/events.js";
+import type { V1Deps } from "./deps.js";
 
 const DeliveryOut = Type.Object({
   eventId: Type.String(),

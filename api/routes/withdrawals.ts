@@ -19,7 +19,6 @@ import {
   problemResponses,
   Uuid,
 } from "../schemas.js";
-import type { V1Deps } from "../v1.js";
 import {
   approvalsOf,
   getWithdrawal,
@@ -29,6 +28,7 @@ import {
   withdrawalOut,
 } from "../withdrawals/store.js";
 import { AuditOut, auditOut } from "./audit.js";
+import type { V1Deps } from "./deps.js";
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) =>
   Type.Union([t, Type.Null()]);
