@@ -1,5 +1,5 @@
 import { BaseError } from "../foundation/errors.js";
-import type { Tip } from "./store.js";
+import type { Tip } from "./tip.js";
 
 /** The stored checkpoint is not the one this batch was built on (a second writer, or a lost race). */
 export class TipMovedError extends BaseError {

@@ -8,8 +8,9 @@ import { from as copyFrom } from "pg-copy-streams";
 import type { PoolClient } from "../foundation/db.js";
 import { TipMovedError } from "./errors.js";
 import type { BlockHeader, Fact } from "./extractFacts.js";
+import type { Tip } from "./tip.js";
 
-export type Tip = { number: bigint; hash: string };
+export type { Tip } from "./tip.js";
 
 /** Facts whose status changed in a transaction (for the doorbell and metrics). */
 export type StatusChange = { count: number; fromBlock: bigint | null; toBlock: bigint | null };
