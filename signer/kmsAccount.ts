@@ -21,12 +21,13 @@ import {
   hexToBytes,
   keccak256,
   type LocalAccount,
+  numberToHex,
   type Signature,
   serializeSignature,
   serializeTransaction,
 } from "viem";
 import { publicKeyToAddress, toAccount } from "viem/accounts";
-import { normaliseS, parseDerSignature, toHex32 } from "./der.js";
+import { parseDerSignature, toLowS } from "./der.js";
 import { KmsKeyUnsuitableError, KmsSignatureError, KmsThrottledError } from "./errors.js";
 
 export type KmsAccount = LocalAccount<"kms"> & {
@@ -246,18 +247,22 @@ export async function createKmsAccount({
     let r: bigint;
     let s: bigint;
     try {
-      ({ r, s } = parseDerSignature(der));
+      ({ r, s } = toLowS(parseDerSignature(der)));
     } catch (error) {
       throw new KmsSignatureError(keyId, (error as Error).message, error);
     }
-    s = normaliseS(s).s;
     let yParity: 0 | 1;
     try {
       yParity = yParityFor(digest, r, s, publicKey);
     } catch (error) {
       throw new KmsSignatureError(keyId, (error as Error).message, error);
     }
-    return { r: toHex32(r), s: toHex32(s), yParity, v: yParity === 0 ? 27n : 28n };
+    return {
+      r: numberToHex(r, { size: 32 }),
+      s: numberToHex(s, { size: 32 }),
+      yParity,
+      v: yParity === 0 ? 27n : 28n,
+    };
   }
 
   const account = toAccount({
