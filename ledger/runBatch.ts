@@ -4,6 +4,7 @@
  * decide with `applyBatch`, and write everything with one statement of unnest()ed arrays.
  */
 import type { PoolClient } from "../foundation/db.js";
+import { ACCOUNT_COLUMNS, type AccountRow, toAccountState } from "./accountRow.js";
 import {
   type AccountState,
   accountKey,
@@ -18,40 +19,10 @@ import {
 import { classifyAccount } from "./chartOfAccounts.js";
 import { TransferIdRaceError } from "./errors.js";
 import { isUuid } from "./transferId.js";
+import { chainRefOf } from "./transferRow.js";
 import type { FailureCode, TransferKind, TransferResult, TransferType } from "./types.js";
 
 export type Queryable = Pick<PoolClient, "query">;
-
-const ACCOUNT_COLUMNS = `id::text, asset_id, name, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
-  frozen, debits_pending::text, debits_posted::text, credits_pending::text, credits_posted::text`;
-
-type AccountRow = {
-  id: string;
-  asset_id: string;
-  name: string;
-  debits_must_not_exceed_credits: boolean;
-  credits_must_not_exceed_debits: boolean;
-  frozen: boolean;
-  debits_pending: string;
-  debits_posted: string;
-  credits_pending: string;
-  credits_posted: string;
-};
-
-function toAccountState(r: AccountRow): AccountState {
-  return {
-    id: BigInt(r.id),
-    assetId: r.asset_id,
-    name: r.name,
-    debitsMustNotExceedCredits: r.debits_must_not_exceed_credits,
-    creditsMustNotExceedDebits: r.credits_must_not_exceed_debits,
-    frozen: r.frozen,
-    debitsPending: BigInt(r.debits_pending),
-    debitsPosted: BigInt(r.debits_posted),
-    creditsPending: BigInt(r.credits_pending),
-    creditsPosted: BigInt(r.credits_posted),
-  };
-}
 
 // Names resolve to ids without a lock (ids never change and accounts are never deleted), then
 // rows are locked by id alone, in id order, so two batches touching overlapping accounts queue
@@ -384,10 +355,7 @@ function toStored(r: IdRow): StoredTransfer {
     amount: BigInt(r.amount ?? "0"),
     pendingId: r.pending_id,
     kind: r.kind as TransferKind,
-    chainRef:
-      r.chain_id !== null && r.tx_hash !== null && r.position !== null
-        ? { chainId: Number(r.chain_id), txHash: r.tx_hash, position: r.position }
-        : null,
+    chainRef: chainRefOf(r),
     reversesId: r.reverses_id,
     memo: r.memo,
   };
