@@ -1,0 +1,194 @@
+/**
+ * Following the signer's outcome (`getTxOutcomes`, never receipts or the custody tables) to
+ * finality: confirmed posts the hold and books the gas; a reorg reverts the posting to a hold;
+ * finalized is terminal; receipt_unknown and needs_review keep the hold; failed (before broadcast,
+ * reverted in a final block, or by an operator) voids it. Between full scans (the safety net) only
+ * outcomes that changed since the last pass are read.
+ */
+import { zeroAddress } from "viem";
+import type { PoolClient } from "../../foundation/db.js";
+import { withTransaction } from "../../foundation/db.js";
+import { BaseError } from "../../foundation/errors.js";
+import { getTxOutcomes, type TxOutcome } from "../../signer/index.js";
+import type { WithdrawalStages } from "./context.js";
+import { type Move, planOutcome } from "./outcome.js";
+import {
+  FOLLOWED_STATUSES,
+  getWithdrawal,
+  type Withdrawal,
+  type WithdrawalStatus,
+} from "./store.js";
+import { signerRequestId } from "./transitions.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function createOutcomeFollower({ pool, log, holds, move, ring }: WithdrawalStages) {
+  /** One planned move: its ledger step, then the status change (same transaction). */
+  async function step(client: PoolClient, w: Withdrawal, m: Move, o: TxOutcome) {
+    const txHash = o.txHash ?? undefined;
+    switch (m.ledger) {
+      case "post": {
+        const position = o.transferPosition ?? (w.asset === zeroAddress ? "tx" : null);
+        // Without the fact's reference reconciliation could not pair the post: retry next pass.
+        if (!o.txHash || !position)
+          throw new Error(`signer outcome of withdrawal ${w.id} has no tx or transfer position`);
+        const fee = o.fee ?? 0n;
+        await holds.post(client, w, { chainId: w.chainId, txHash: o.txHash, position }, fee);
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          { tx_hash: o.txHash, block: o.blockNumber?.toString() },
+          {
+            txHash: o.txHash,
+            fee,
+          },
+        );
+      }
+      case "revert": {
+        const epoch = await holds.revert(client, w, w.fee);
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          { tx_hash: w.txHash, reorgs: o.reorgs, hold_epoch: epoch },
+          { reorged: true },
+        );
+      }
+      case "void": {
+        // Released only on evidence: refused before a nonce was taken, decided by a final block,
+        // or failed by an operator. A `failed` without any of these is a signer bug: keep the hold.
+        if (o.nonce !== null && o.finalizedAt === null && o.errorCode !== "OPERATOR_FAILED")
+          throw new BaseError(
+            `Signer reported withdrawal ${w.id} failed without a final block or an operator; the hold is kept`,
+            {
+              code: "WITHDRAWAL_RELEASE_REFUSED",
+              meta: { withdrawal_id: w.id, error_code: o.errorCode, nonce: o.nonce.toString() },
+            },
+          );
+        const fee = o.fee ?? 0n;
+        await holds.bookFee(client, w, fee, o.txHash);
+        await holds.release(client, w);
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          { error_code: o.errorCode, error: o.errorMessage },
+          {
+            ...(txHash ? { txHash } : {}),
+            fee,
+            failureReason: o.errorCode ?? "failed",
+          },
+        );
+      }
+      case "none":
+        return move(
+          client,
+          w,
+          m.to,
+          "signer",
+          {
+            ...(txHash ? { tx_hash: txHash } : {}),
+            ...(o.reviewReason ? { review_reason: o.reviewReason } : {}),
+          },
+          txHash ? { txHash } : {},
+        );
+    }
+  }
+
+  /** Applies one outcome if the withdrawal is still where the pass saw it. */
+  async function applyOutcome(id: string, seen: WithdrawalStatus, o: TxOutcome): Promise<boolean> {
+    return withTransaction(pool, async (client) => {
+      let w = await getWithdrawal(client, id, { forUpdate: true });
+      if (!w || w.status !== seen) return false;
+      const moves = planOutcome(w.status, o.status, o.txHash !== null);
+      for (const m of moves) w = await step(client, w, m, o);
+      return moves.length > 0;
+    });
+  }
+
+  /** Applies each outcome that moves its withdrawal; returns how many moved. */
+  async function applyOutcomes(
+    rows: readonly { id: string; status: WithdrawalStatus }[],
+    outcomes: ReadonlyMap<string, TxOutcome>,
+  ): Promise<number> {
+    let changed = 0;
+    for (const { id, status } of rows) {
+      const o = outcomes.get(signerRequestId(id));
+      if (!o || planOutcome(status, o.status, o.txHash !== null).length === 0) continue;
+      try {
+        if (await applyOutcome(id, status, o)) changed++;
+      } catch (err) {
+        log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });
+      }
+    }
+    return changed;
+  }
+
+  const byRequest = (list: TxOutcome[]) => new Map(list.map((o) => [o.requestId, o]));
+
+  /** Every followed withdrawal, a page at a time (keyset on id; partial index withdrawals_followed). */
+  async function fullScan(): Promise<number> {
+    let changed = 0;
+    let after = "00000000-0000-0000-0000-000000000000";
+    for (;;) {
+      const { rows } = await pool.query<{ id: string; status: WithdrawalStatus }>(
+        `SELECT id::text, status FROM api.withdrawals
+          WHERE status = ANY($1::text[]) AND id > $2::uuid ORDER BY id LIMIT 500`,
+        [FOLLOWED_STATUSES, after],
+      );
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.id;
+      const outcomes = await getTxOutcomes(pool, {
+        requestIds: rows.map((r) => signerRequestId(r.id)),
+      });
+      changed += await applyOutcomes(rows, byRequest(outcomes));
+      if (rows.length < 500) break;
+    }
+    return changed;
+  }
+
+  // Between full scans (the safety net), only outcomes that changed since the last pass are read.
+  const FULL_SCAN_EVERY_MS = 30_000;
+  /** Changes commit a moment after their timestamp: re-read this far back (contract 4). */
+  const OVERLAP_MS = 5_000;
+  const PAGE = 1000;
+  let since: Date | undefined;
+  let lastFullScan = 0;
+
+  async function syncOutcomes(): Promise<number> {
+    let changed = 0;
+    if (since === undefined || Date.now() - lastFullScan >= FULL_SCAN_EVERY_MS) {
+      const { rows } = await pool.query<{ now: Date }>("SELECT now() AS now");
+      lastFullScan = Date.now();
+      changed = await fullScan();
+      since = rows[0]!.now;
+    } else {
+      const changes = await getTxOutcomes(pool, {
+        since: new Date(since.getTime() - OVERLAP_MS),
+        kind: "withdrawal",
+        limit: PAGE,
+      });
+      if (changes.length >= PAGE) {
+        lastFullScan = 0; // a burst: let the next pass read everything
+      }
+      const ids = changes.map((o) => o.refId).filter((id) => UUID.test(id));
+      if (ids.length > 0) {
+        const { rows } = await pool.query<{ id: string; status: WithdrawalStatus }>(
+          `SELECT id::text, status FROM api.withdrawals
+            WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[])`,
+          [ids, FOLLOWED_STATUSES],
+        );
+        changed = await applyOutcomes(rows, byRequest(changes));
+      }
+      for (const o of changes) if (o.changedAt > since) since = o.changedAt;
+    }
+    if (changed > 0) await ring();
+    return changed;
+  }
+
+  return { syncOutcomes };
+}

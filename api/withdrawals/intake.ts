@@ -1,0 +1,203 @@
+/**
+ * Intake: a withdrawal request is validated at the edge, checked against the customer's block, the
+ * custody's own addresses and the policy (rolling 24 h per customer and asset, serialised by an
+ * advisory lock), held in the ledger, then waits for approvals or goes straight to the signer. One
+ * transaction; a repeated idempotency key returns the stored withdrawal if it means the same request.
+ */
+import { randomUUID } from "node:crypto";
+import type { PoolClient } from "../../foundation/db.js";
+import { withTransaction } from "../../foundation/db.js";
+import { BaseError } from "../../foundation/errors.js";
+import { isWithdrawalBlocked, TransferFailedError } from "../../ledger/index.js";
+import {
+  FORWARDER_FACTORY,
+  findDepositAddress,
+  getContract,
+} from "../../signer/deposit-addresses/index.js";
+import type { ApiKey } from "../apiKeys.js";
+import { appendAudit } from "../audit.js";
+import { resolveAsset, resolveChain } from "../chainStatus.js";
+import { IdempotencyConflictError, PolicyViolationError } from "../errors.js";
+import type { WithdrawalStages } from "./context.js";
+import { evaluateWithdrawalPolicy } from "./policy.js";
+import { findByIdempotencyKey, fromRow, WITHDRAWAL_COLUMNS, type WithdrawalRow } from "./store.js";
+import { holdId } from "./transitions.js";
+import { checkedAmount, checkedDestination } from "./validate.js";
+
+export type CreateWithdrawalInput = {
+  customerId: string;
+  chain: string;
+  asset: string;
+  to: string;
+  amount: string;
+};
+
+export function createIntake({ pool, config, ledger, move, handToSigner, ring }: WithdrawalStages) {
+  async function hotWalletFor(client: PoolClient, chainId: number): Promise<string | undefined> {
+    // A hot wallet is registered in the watched set (kind hot); the factory's deployer is one too.
+    const { rows } = await client.query<{ address: string }>(
+      `SELECT address FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'hot'
+        ORDER BY created_at LIMIT 1`,
+      [chainId],
+    );
+    if (rows[0]) return rows[0].address;
+    const factory = await getContract(client, chainId, FORWARDER_FACTORY);
+    return factory?.hotWallet.toLowerCase();
+  }
+
+  async function isCustodyAddress(client: PoolClient, chainId: number, address: string) {
+    const cold = config.chains.find((c) => c.chainId === chainId)?.coldAddress;
+    if (cold && cold.toLowerCase() === address) return true;
+    const { rows } = await client.query(
+      "SELECT 1 FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2",
+      [chainId, address],
+    );
+    if (rows.length > 0) return true;
+    const factory = await getContract(client, chainId, FORWARDER_FACTORY);
+    if (
+      factory &&
+      (factory.address.toLowerCase() === address || factory.hotWallet.toLowerCase() === address)
+    )
+      return true;
+    return (await findDepositAddress(client, chainId, address)) !== undefined;
+  }
+
+  async function create(caller: ApiKey, input: CreateWithdrawalInput, idempotencyKey: string) {
+    // Edge validation first: nothing is read or written for a bad request.
+    const chain = resolveChain(config, input.chain, "body.chain");
+    const asset = resolveAsset(config, chain, input.asset, "body.asset");
+    const to = checkedDestination(input.to);
+    const amount = checkedAmount(input.amount);
+    const assetId = `${chain.chainId}:${asset.address.toLowerCase()}`;
+
+    const result = await withTransaction(pool, async (client) => {
+      const existing = await findByIdempotencyKey(client, caller.id, idempotencyKey);
+      if (existing) {
+        // Reached only if the stored HTTP answer was lost (a 5xx after commit): the same key must
+        // still mean the same request.
+        const same =
+          existing.customerId === input.customerId &&
+          existing.chainId === chain.chainId &&
+          existing.asset === asset.address.toLowerCase() &&
+          existing.to === to &&
+          existing.amount === amount;
+        if (!same) throw new IdempotencyConflictError(idempotencyKey, "POST /v1/withdrawals");
+        return existing;
+      }
+      // A reorg removed a deposit this customer had already spent (ledger reorg hold shortfall).
+      if (await isWithdrawalBlocked(client, input.customerId))
+        throw new PolicyViolationError(
+          "CUSTOMER_WITHDRAWALS_BLOCKED",
+          "body.customerId",
+          "withdrawals of this customer are blocked until an operator clears it (a reorg removed a deposit they had already spent)",
+        );
+      if (await isCustodyAddress(client, chain.chainId, to))
+        throw new PolicyViolationError(
+          "DESTINATION_IS_CUSTODY",
+          "body.to",
+          "destination is one of the custody's own addresses",
+        );
+      // Serialise withdrawals per customer and asset, so two concurrent requests cannot both pass
+      // the rolling limit.
+      await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+        `withdrawal:${input.customerId}:${assetId}`,
+      ]);
+      const { rows: sums } = await client.query<{ total: string }>(
+        `SELECT COALESCE(sum(amount), 0)::text AS total FROM api.withdrawals
+          WHERE customer_id = $1 AND chain_id = $2 AND asset = $3
+            AND created_at > now() - interval '24 hours'
+            AND status NOT IN ('rejected', 'cancelled', 'failed')`,
+        [input.customerId, chain.chainId, asset.address.toLowerCase()],
+      );
+      const decision = evaluateWithdrawalPolicy(config.policies, {
+        customerId: input.customerId,
+        assetId,
+        to,
+        amount,
+        rolling24h: BigInt(sums[0]!.total),
+      });
+      const hot = await hotWalletFor(client, chain.chainId);
+      if (!hot)
+        throw new BaseError(`No hot wallet is registered on ${chain.key}`, {
+          code: "NO_HOT_WALLET",
+          meta: { chain_id: chain.chainId },
+        });
+      const id = randomUUID();
+      const { rows } = await client.query<WithdrawalRow>(
+        `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
+           required_approvals, requested_by, api_key_id, idempotency_key, from_address)
+         VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9, $10, $11)
+         RETURNING ${WITHDRAWAL_COLUMNS}`,
+        [
+          id,
+          input.customerId,
+          chain.chainId,
+          asset.address.toLowerCase(),
+          to,
+          amount.toString(),
+          decision.requiredApprovals,
+          caller.owner,
+          caller.id,
+          idempotencyKey,
+          hot,
+        ],
+      );
+      let w = fromRow(rows[0]!);
+      await appendAudit(client, {
+        actor: caller.owner,
+        action: "withdrawal.requested",
+        entityType: "withdrawal",
+        entityId: id,
+        details: {
+          api_key_id: caller.id,
+          customer_id: input.customerId,
+          asset_id: assetId,
+          to,
+          amount: amount.toString(),
+          required_approvals: decision.requiredApprovals,
+        },
+      });
+      try {
+        await ledger.hold(
+          {
+            id: holdId(id),
+            assetId,
+            debit: `user:${input.customerId}`,
+            credit: `custody:hot:${hot}`,
+            amount,
+            kind: "withdrawal",
+            memo: `withdrawal ${id}`,
+          },
+          { client },
+        );
+      } catch (error) {
+        if (error instanceof TransferFailedError && error.code === "LEDGER_INSUFFICIENT_BALANCE") {
+          const balance = await ledger.balance(
+            { assetId, name: `user:${input.customerId}` },
+            { client },
+          );
+          throw new PolicyViolationError(
+            "INSUFFICIENT_AVAILABLE_BALANCE",
+            "body.amount",
+            `available balance ${balance.available} is below the amount`,
+            { available: balance.available.toString() },
+          );
+        }
+        throw error;
+      }
+      if (decision.requiredApprovals > 0) {
+        w = await move(client, w, "pending_approval", "policy", {
+          required_approvals: decision.requiredApprovals,
+        });
+      } else {
+        w = await move(client, w, "approved", "policy", { reason: "below approval threshold" });
+        w = await handToSigner(client, w);
+      }
+      return w;
+    });
+    await ring();
+    return result;
+  }
+
+  return { create };
+}

@@ -1,0 +1,146 @@
+/**
+ * The one way a withdrawal changes status: the row, its audit entry, its webhook event, the log line
+ * and the metric, in the caller's transaction (which holds the row lock); and the hand-over to the
+ * signer (approved -> signing), whose request is inserted in the same transaction.
+ */
+import { encodeFunctionData, erc20Abi, zeroAddress } from "viem";
+import type { PoolClient } from "../../foundation/db.js";
+import { requestTransaction } from "../../signer/index.js";
+import { appendAudit } from "../audit.js";
+import { WithdrawalStateError } from "../errors.js";
+import { type EventType, emitRepeatableEvent } from "../webhooks/events.js";
+import type { WithdrawalsContext } from "./context.js";
+import { withdrawalTransferIds } from "./holds.js";
+import {
+  canMove,
+  fromRow,
+  WITHDRAWAL_COLUMNS,
+  type Withdrawal,
+  type WithdrawalRow,
+  type WithdrawalStatus,
+} from "./store.js";
+
+/** The signer request id of a withdrawal (docs/contracts.md). */
+export const signerRequestId = (withdrawalId: string) => `withdrawal:${withdrawalId}`;
+/** The hold placed at intake (epoch 0; a reorg places the next epoch's: see holds.ts). */
+export const holdId = (withdrawalId: string) => withdrawalTransferIds(withdrawalId, 0).hold;
+
+const EVENT_OF: Partial<Record<WithdrawalStatus, EventType>> = {
+  approved: "withdrawal.approved",
+  broadcast: "withdrawal.broadcast",
+  confirmed: "withdrawal.confirmed",
+  finalized: "withdrawal.finalized",
+  receipt_unknown: "withdrawal.receipt_unknown",
+  needs_review: "withdrawal.needs_review",
+  failed: "withdrawal.failed",
+  rejected: "withdrawal.rejected",
+  cancelled: "withdrawal.cancelled",
+};
+
+export type MoveFields = {
+  txHash?: string;
+  fee?: bigint;
+  failureReason?: string;
+  reorged?: boolean;
+};
+
+export type Transitions = {
+  move: (
+    client: PoolClient,
+    w: Withdrawal,
+    to: WithdrawalStatus,
+    actor: string,
+    details?: Record<string, unknown>,
+    fields?: MoveFields,
+  ) => Promise<Withdrawal>;
+  handToSigner: (client: PoolClient, w: Withdrawal) => Promise<Withdrawal>;
+};
+
+export function createTransitions({ config, log, metrics }: WithdrawalsContext): Transitions {
+  async function move(
+    client: PoolClient,
+    w: Withdrawal,
+    to: WithdrawalStatus,
+    actor: string,
+    details: Record<string, unknown> = {},
+    fields: MoveFields = {},
+  ): Promise<Withdrawal> {
+    if (!canMove(w.status, to)) throw new WithdrawalStateError(w.id, w.status, `move to ${to}`);
+    // A reorg starts the next hold epoch; the gas booked with the reverted posting is reversed too.
+    const { rows } = await client.query<WithdrawalRow>(
+      `UPDATE api.withdrawals
+          SET status = $2, updated_at = now(),
+              tx_hash = COALESCE($3, tx_hash),
+              fee = CASE WHEN $6 THEN NULL ELSE COALESCE($4, fee) END,
+              failure_reason = COALESCE($5, failure_reason),
+              reorg_count = reorg_count + CASE WHEN $6 THEN 1 ELSE 0 END
+        WHERE id = $1
+        RETURNING ${WITHDRAWAL_COLUMNS}`,
+      [
+        w.id,
+        to,
+        fields.txHash ?? null,
+        fields.fee?.toString() ?? null,
+        fields.failureReason ?? null,
+        fields.reorged ?? false,
+      ],
+    );
+    const next = fromRow(rows[0]!);
+    const action = fields.reorged ? "withdrawal.reorged" : `withdrawal.${to}`;
+    await appendAudit(client, {
+      actor,
+      action,
+      entityType: "withdrawal",
+      entityId: w.id,
+      details: { from_status: w.status, to_status: to, ...details },
+    });
+    const type: EventType | undefined = fields.reorged ? "withdrawal.reorged" : EVENT_OF[to];
+    if (type)
+      await emitRepeatableEvent(client, config, {
+        type,
+        name: `withdrawal:${w.id}:${fields.reorged ? "reorged" : to}`,
+        data: {
+          withdrawal_id: w.id,
+          customer_id: w.customerId,
+          chain_id: w.chainId,
+          asset: w.asset,
+          to: w.to,
+          amount: w.amount.toString(),
+          status: to,
+          tx_hash: next.txHash,
+          ...(next.failureReason ? { failure_reason: next.failureReason } : {}),
+          ...(fields.reorged ? { reorgs: next.reorgCount } : {}),
+          ...(typeof details.review_reason === "string"
+            ? { review_reason: details.review_reason }
+            : {}),
+        },
+      });
+    log.info({ msg: "withdrawal status", withdrawal_id: w.id, from: w.status, to, actor });
+    metrics.withdrawals.inc({ status: to });
+    return next;
+  }
+
+  /** approved → signing: one signer request, inserted in this transaction. */
+  async function handToSigner(client: PoolClient, w: Withdrawal): Promise<Withdrawal> {
+    const native = w.asset === zeroAddress;
+    await requestTransaction(client, {
+      id: signerRequestId(w.id),
+      chainId: w.chainId,
+      from: w.fromAddress!,
+      to: native ? w.to : w.asset,
+      value: native ? w.amount : 0n,
+      data: native
+        ? "0x"
+        : encodeFunctionData({
+            abi: erc20Abi,
+            functionName: "transfer",
+            args: [w.to as `0x${string}`, w.amount],
+          }),
+      kind: "withdrawal",
+      refId: w.id,
+    });
+    return move(client, w, "signing", "system", { signer_request: signerRequestId(w.id) });
+  }
+
+  return { move, handToSigner };
+}
