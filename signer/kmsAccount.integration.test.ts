@@ -30,6 +30,7 @@ import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
 import { parseDerSignature, SECP256K1_N } from "./der.js";
 import { type KmsEmulator, startKmsEmulator } from "./kms-emulator/server.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
+import { startKmsProxy } from "./testing/kmsProxy.js";
 
 let emulator: KmsEmulator;
 let kms: KMSClient;
@@ -167,7 +168,6 @@ describe("KMS account", () => {
         kms: client,
         keyId: await createKey(client),
         registry,
-        backoffMs: 1,
       });
       for (let i = 0; i < 10; i++) {
         const sig = await account.signMessage({ message: `m${i}` });
@@ -180,6 +180,42 @@ describe("KMS account", () => {
     } finally {
       client.destroy();
       await throttling.stop();
+    }
+  });
+
+  it("retries a transient KMS failure; a key in a bad state or missing fails at the first answer", async () => {
+    const proxy = await startKmsProxy(emulator.url);
+    const client = createKmsClient({ region: "us-east-1", endpoint: proxy.url });
+    try {
+      const account = await createKmsAccount({ kms: client, keyId: await createKey(client) });
+      // Two HTTP 500 KMSInternalException, then the emulator: one signature, three Sign calls.
+      proxy.failNext("Sign", 2);
+      let before = proxy.calls("Sign");
+      const sig = await account.signMessage({ message: "after two 500s" });
+      expect(
+        await verifyMessage({
+          address: account.address,
+          message: "after two 500s",
+          signature: sig,
+        }),
+      ).toBe(true);
+      expect(proxy.calls("Sign") - before).toBe(3);
+      // HTTP 400 KMSInvalidStateException (a disabled key): not retried, the SDK's error as is.
+      before = proxy.calls("Sign");
+      proxy.failNth("Sign", before + 1, "invalid_state");
+      await expect(account.signMessage({ message: "disabled" })).rejects.toMatchObject({
+        name: "KMSInvalidStateException",
+      });
+      expect(proxy.calls("Sign") - before).toBe(1);
+      // A key that does not exist: one GetPublicKey call.
+      const lookups = proxy.calls("GetPublicKey");
+      await expect(createKmsAccount({ kms: client, keyId: "alias/none" })).rejects.toMatchObject({
+        name: "NotFoundException",
+      });
+      expect(proxy.calls("GetPublicKey") - lookups).toBe(1);
+    } finally {
+      client.destroy();
+      await proxy.close();
     }
   });
 });

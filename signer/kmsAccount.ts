@@ -1,7 +1,8 @@
 /**
  * A KMS key as a viem Account. The private key never leaves KMS: we sign keccak digests with
  * `Sign` (MessageType DIGEST, ECDSA_SHA_256), parse the DER answer, move s to the lower half
- * (EIP-2) and find yParity by recovering our own address. Throttling is retried with backoff.
+ * (EIP-2) and find yParity by recovering our own address. The client (createKmsClient) retries
+ * throttling and transient failures with the AWS SDK's adaptive retry.
  */
 import {
   GetPublicKeyCommand,
@@ -90,8 +91,15 @@ export function isKmsEmulatorEndpoint(
   );
 }
 
+/** One try and up to 8 retries for each KMS call (the hand-written retry allowed the same). */
+export const KMS_MAX_ATTEMPTS = 9;
+
 /**
- * A KMS client whose only retries are ours (so throttles are counted and backed off once).
+ * A KMS client that retries throttling and transient failures itself: the AWS SDK's adaptive
+ * mode (full-jitter exponential backoff, throttling on a longer base, and a client-side rate
+ * limiter that slows every call of this client once KMS throttles, so the signers of a process
+ * share one budget). Errors that are not retryable (a key that does not exist, is disabled or
+ * pending deletion, a bad request) fail at the first answer.
  * With the emulator's endpoint (see isKmsEmulatorEndpoint), dummy credentials; with any other
  * endpoint, the default AWS credential chain.
  */
@@ -99,7 +107,11 @@ export function createKmsClient(options: {
   region: string;
   endpoint?: string | undefined;
 }): KMSClient {
-  const config: KMSClientConfig = { region: options.region, maxAttempts: 1 };
+  const config: KMSClientConfig = {
+    region: options.region,
+    retryMode: "adaptive",
+    maxAttempts: KMS_MAX_ATTEMPTS,
+  };
   if (options.endpoint) config.endpoint = options.endpoint;
   if (isKmsEmulatorEndpoint(options.endpoint)) {
     config.credentials = { accessKeyId: "emulator", secretAccessKey: "emulator" };
@@ -113,23 +125,6 @@ const THROTTLE_NAMES = new Set([
   "LimitExceededException",
   "RequestLimitExceeded",
 ]);
-
-/** Connection-level failures (a closed keep-alive socket, a 5xx): Sign is safe to repeat. */
-function isTransient(error: unknown): boolean {
-  const e = error as {
-    name?: string;
-    code?: string;
-    message?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  return (
-    e?.name === "TimeoutError" ||
-    e?.name === "KMSInternalException" ||
-    ["ECONNRESET", "EPIPE", "ECONNREFUSED"].includes(e?.code ?? "") ||
-    /socket hang up/i.test(e?.message ?? "") ||
-    (e?.$metadata?.httpStatusCode ?? 0) >= 500
-  );
-}
 
 function isThrottle(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -171,17 +166,38 @@ export async function createKmsAccount({
   kms,
   keyId,
   registry,
-  maxThrottleRetries = 8,
-  backoffMs = 25,
 }: {
   kms: KMSClient;
   keyId: string;
   registry?: Registry;
-  maxThrottleRetries?: number;
-  backoffMs?: number;
 }): Promise<KmsAccount> {
   const metrics = registry ? kmsMetrics(registry) : undefined;
-  const info = await withRetry(() => kms.send(new GetPublicKeyCommand({ KeyId: keyId })));
+
+  // The client retries (createKmsClient). We count every throttled answer: a middleware on the
+  // command runs inside the SDK's retry loop, once per attempt.
+  function counted<C extends GetPublicKeyCommand | SignCommand>(command: C): C {
+    (command as GetPublicKeyCommand).middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          return await next(args);
+        } catch (error) {
+          if (isThrottle(error)) metrics?.throttles.inc();
+          throw error;
+        }
+      },
+      { step: "deserialize", priority: "high", name: "countKmsThrottles" },
+    );
+    return command;
+  }
+  // A throttle that outlasted every retry gets our code; anything else (a missing or disabled
+  // key, an exhausted transient failure) reaches the caller as the SDK raised it.
+  function rethrow(error: unknown): never {
+    if (!isThrottle(error)) throw error;
+    const attempts = (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+    throw new KmsThrottledError(keyId, attempts, error);
+  }
+
+  const info = await kms.send(counted(new GetPublicKeyCommand({ KeyId: keyId }))).catch(rethrow);
   const spec = info.KeySpec ?? info.CustomerMasterKeySpec;
   if (spec !== "ECC_SECG_P256K1" || info.KeyUsage !== "SIGN_VERIFY") {
     throw new KmsKeyUnsuitableError(
@@ -201,39 +217,19 @@ export async function createKmsAccount({
     throw new KmsKeyUnsuitableError(keyId, (error as Error).message);
   }
 
-  // Throttles and dropped connections are retried with jittered backoff (both calls are safe to
-  // repeat); anything else is the caller's problem.
-  async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (error) {
-        const throttled = isThrottle(error);
-        if (!throttled && !isTransient(error)) throw error;
-        if (throttled) metrics?.throttles.inc();
-        if (attempt > maxThrottleRetries) {
-          if (throttled) throw new KmsThrottledError(keyId, attempt, error);
-          throw error;
-        }
-        // Full jitter: many signers backing off together must not retry in lockstep.
-        await new Promise((r) =>
-          setTimeout(r, Math.random() * backoffMs * 2 ** Math.min(attempt, 8)),
-        );
-      }
-    }
-  }
-
   async function kmsSign(digest: Uint8Array): Promise<Uint8Array> {
-    const out = await withRetry(() =>
-      kms.send(
-        new SignCommand({
-          KeyId: keyId,
-          Message: digest,
-          MessageType: "DIGEST",
-          SigningAlgorithm: "ECDSA_SHA_256",
-        }),
-      ),
-    );
+    const out = await kms
+      .send(
+        counted(
+          new SignCommand({
+            KeyId: keyId,
+            Message: digest,
+            MessageType: "DIGEST",
+            SigningAlgorithm: "ECDSA_SHA_256",
+          }),
+        ),
+      )
+      .catch(rethrow);
     if (!out.Signature) throw new KmsSignatureError(keyId, "Sign returned no signature");
     return out.Signature;
   }
