@@ -14,6 +14,7 @@ export {
 } from "./apiKeys.js";
 export { buildApp, errorStatus, problem } from "./app.js";
 export { appendAudit, listAudit } from "./audit.js";
+export { apiRole, apiWorkerRole } from "./role.js";
 export { createV1Plugin, type V1Options } from "./v1.js";
 export { createWebhookDispatcher, type WebhookDispatcher } from "./webhooks/dispatcher.js";
 export { type EventType, emitEvent } from "./webhooks/events.js";

@@ -1,10 +1,11 @@
 /**
- * The api module's roles: `api` serves /v1 (pushed onto the process's HTTP server); `worker` runs the
- * webhook dispatcher (deliveries, retries, dead letters).
+ * The api module's roles (listed in ops/roles.ts): `apiRole` serves /v1 (pushed onto the process's
+ * HTTP server); `apiWorkerRole`, its part of the `worker` role, runs the webhook dispatcher
+ * (deliveries, retries, dead letters) and follows withdrawal outcomes.
  */
 
 import { startLoop } from "../foundation/loop.js";
-import { registerRole } from "../foundation/roles.js";
+import type { RoleDefinition } from "../foundation/roles.js";
 import { createLedger } from "../ledger/index.js";
 import { TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "../signer/index.js";
 import { createV1Plugin } from "./v1.js";
@@ -12,7 +13,7 @@ import { produceDepositEvents } from "./webhooks/depositEvents.js";
 import { createWebhookDispatcher } from "./webhooks/dispatcher.js";
 import { createWithdrawals } from "./withdrawals/service.js";
 
-registerRole({
+export const apiRole: RoleDefinition = {
   name: "api",
   description:
     "the /v1 API (auth, idempotency, rate limits, deposits, withdrawals, webhooks admin)",
@@ -33,9 +34,9 @@ registerRole({
     );
     return { stop: async () => {} };
   },
-});
+};
 
-registerRole({
+export const apiWorkerRole: RoleDefinition = {
   name: "worker",
   description:
     "webhooks (deposit events, signed deliveries, retries, dead letters) and withdrawal outcomes",
@@ -93,4 +94,4 @@ registerRole({
       },
     };
   },
-});
+};

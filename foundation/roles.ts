@@ -1,6 +1,7 @@
 /**
- * The roles one `custody-node start` process can run. Each module that owns a role exports a
- * `RoleDefinition` from its index.ts and is listed here; with no --roles, all run in one process.
+ * The roles one `custody-node start` process can run, and the shape of a role's implementation.
+ * Each module that owns a role exports its `RoleDefinition` value(s); ops/roles.ts lists them all
+ * (the composition root). With no --roles, all run in one process.
  */
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
@@ -38,15 +39,6 @@ export type RoleDefinition = {
   description: string;
   start: (ctx: RoleContext) => Promise<RoleHandle>;
 };
-
-/** Modules register their role implementations here (see ops/start.ts for the order). */
-export const roleRegistry = new Map<RoleName, RoleDefinition[]>();
-
-export function registerRole(def: RoleDefinition): void {
-  const list = roleRegistry.get(def.name) ?? [];
-  list.push(def);
-  roleRegistry.set(def.name, list);
-}
 
 export function parseRoles(value: string | undefined): RoleName[] {
   if (!value) return [...ROLE_NAMES];

@@ -25,4 +25,5 @@ export { type FinalizedBlock, finalityRule, readFinalized } from "./finality.js"
 export { type ChainHalt, readHalts } from "./halts.js";
 export { indexerHealthCheck, unhealthyReasons } from "./health.js";
 export { type ResumeResult, resumeChain } from "./resume.js";
+export { indexerRole } from "./role.js";
 export { notifyWatchedAddress, WATCHED_CHANNEL } from "./watched.js";

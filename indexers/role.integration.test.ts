@@ -7,11 +7,11 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createHealth, type Health } from "../foundation/health.js";
-import { type RoleContext, type RoleHandle, roleRegistry } from "../foundation/roles.js";
+import type { RoleContext, RoleHandle } from "../foundation/roles.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
-import "./role.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob } from "./doorbell.js";
+import { indexerRole } from "./role.js";
 import { anvilRpc, freshAddress, type Rpc, sendTx, watch } from "./testing/chain.js";
 
 const CHAIN_ID = 31337;
@@ -48,13 +48,11 @@ afterAll(async () => {
 
 it("runs, reports readiness and metrics, rings the doorbell, and keeps one writer per chain", async () => {
   await rpc("evm_setIntervalMining", [1]); // a block per second, whatever ran before
-  const def = roleRegistry.get("indexer")?.[0];
-  expect(def).toBeDefined();
   // Two instances for the same chain: one must write, the other stand by.
   const instances: { handle: RoleHandle; health: Health }[] = [];
   for (let i = 0; i < 2; i++) {
     const health = createHealth();
-    const handle = await def!.start(roleContext(health));
+    const handle = await indexerRole.start(roleContext(health));
     handles.push(handle);
     instances.push({ handle, health });
   }

@@ -3,12 +3,12 @@
  * and a readiness check per chain (head advancing, lag within `maxLagBlocks`, loop not stuck).
  */
 import { createEvmAdapter } from "../chains/index.js";
-import { registerRole } from "../foundation/roles.js";
+import type { RoleDefinition } from "../foundation/roles.js";
 import { createIngestor, type Ingestor } from "./createIngestor.js";
 import { createFactsDoorbell } from "./doorbell.js";
 import { indexerHealthCheck } from "./health.js";
 
-registerRole({
+export const indexerRole: RoleDefinition = {
   name: "indexer",
   description: "chain ingestors: blocks, native/ERC-20/internal transfers, reorgs, confirmations",
   async start(ctx) {
@@ -32,4 +32,4 @@ registerRole({
       },
     };
   },
-});
+};

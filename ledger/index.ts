@@ -26,6 +26,7 @@ export {
   TreasuryMoveError,
   UnknownAssetError,
 } from "./errors.js";
+export { creditingRole } from "./role.js";
 export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";
 export {
   bookTreasuryMove,

@@ -1,9 +1,9 @@
-/** Registers the ledger's part of the `worker` role (deposit crediting, hold expiry). */
-import { registerRole } from "../foundation/roles.js";
+/** The ledger's part of the `worker` role (deposit crediting, hold expiry); listed in ops/roles.ts. */
+import type { RoleDefinition } from "../foundation/roles.js";
 import { createLedger } from "./createLedger.js";
 import { startCreditingWorker } from "./creditingWorker.js";
 
-registerRole({
+export const creditingRole: RoleDefinition = {
   name: "worker",
   description:
     "ledger: deposit crediting (chain-facts doorbell + sweep), compensations, hold expiry",
@@ -17,4 +17,4 @@ registerRole({
       chains: ctx.chains,
     });
   },
-});
+};

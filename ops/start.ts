@@ -17,12 +17,12 @@ import { type ChainConfig, type Config, chainByKey } from "../foundation/config.
 import { createPool } from "../foundation/db.js";
 import { createHealth, type Health } from "../foundation/health.js";
 import { registerRuntimeMetrics } from "../foundation/metrics.js";
-import { migrate } from "./migrate.js";
-import { registerStateMetrics } from "./stateMetrics.js";
-import "./modules.js";
 import { createQueueFactory } from "../foundation/queues.js";
 import { closeRedis, createFailFastRedis, createRedis } from "../foundation/redis.js";
-import { type RoleContext, type RoleName, roleRegistry } from "../foundation/roles.js";
+import type { RoleContext, RoleName } from "../foundation/roles.js";
+import { migrate } from "./migrate.js";
+import { ROLES } from "./roles.js";
+import { registerStateMetrics } from "./stateMetrics.js";
 
 export type StartOptions = {
   roles: RoleName[];
@@ -106,7 +106,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const ctx: RoleContext = { common, pool, redis, queues, health, chains, httpPlugins: [] };
   try {
     for (const role of options.roles) {
-      const defs = roleRegistry.get(role) ?? [];
+      const defs = ROLES[role];
       if (defs.length === 0)
         log.warn({ msg: "role has no implementation in this build yet", role });
       for (const def of defs) {

@@ -50,4 +50,5 @@ export {
   type TxRequestRow,
   type TxRequestStatus,
 } from "./requests.js";
+export { signerRole } from "./role.js";
 export { startWalletSigner, type WalletSigner } from "./walletSigner.js";

@@ -2,11 +2,11 @@
  * The `signer` role: one wallet signer per configured hot wallet on the chains this process
  * serves. Several processes may run it; per wallet one holds the lease, the others stand by.
  */
-import { registerRole } from "../foundation/roles.js";
+import type { RoleDefinition } from "../foundation/roles.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 
-registerRole({
+export const signerRole: RoleDefinition = {
   name: "signer",
   description: "broadcaster per hot wallet: nonces, KMS signing, sending, bumping, tracking",
   async start(ctx) {
@@ -52,4 +52,4 @@ registerRole({
       },
     };
   },
-});
+};

@@ -5,13 +5,13 @@
  * read here never delays reconciliation; a Postgres advisory lock per chain keeps two reconciler
  * processes from attesting the same chain at once (the standby skips).
  */
-import { registerRole } from "../../foundation/roles.js";
+import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "../recon/chainLoop.js";
 import { createAttestor } from "./attest.js";
 
 const LOCK_BASE = 0x6174_7374_0000; // "atst" + chain id
 
-registerRole({
+export const attestRole: RoleDefinition = {
   name: "reconciler",
   description: "on-chain attestations of reserves and liabilities after clean reconciliation runs",
   async start(ctx) {
@@ -44,4 +44,4 @@ registerRole({
       },
     });
   },
-});
+};

@@ -54,6 +54,7 @@ export {
   reportCsv,
   reportHtml,
 } from "./report.js";
+export { reconcilerRole } from "./role.js";
 export { listAuditAnchors, listRuns, readRun, type StoredRun } from "./store.js";
 export {
   BREAK_TYPES,

@@ -13,7 +13,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { createHealth } from "../../foundation/health.js";
-import { roleRegistry } from "../../foundation/roles.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
@@ -33,7 +32,7 @@ import { createDepositCrediting, type DepositCrediting } from "../depositCrediti
 import { transferId } from "../transferId.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
 import { getRunReport } from "./report.js";
-import "./role.js";
+import { reconcilerRole } from "./role.js";
 
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -434,8 +433,6 @@ describe("reconciliation on anvil", () => {
       rmSync(dir, { recursive: true, force: true });
     }
 
-    const role = roleRegistry.get("reconciler")?.find((d) => d.description.includes("reconcil"));
-    expect(role).toBeDefined();
     const newest = async () =>
       (
         await ctx.db.pool.query<{ id: string; status: string }>(
@@ -443,7 +440,7 @@ describe("reconciliation on anvil", () => {
         )
       ).rows[0]!;
     const before = Number((await newest()).id);
-    const handle = await role!.start({
+    const handle = await reconcilerRole.start({
       common: ctx.common,
       pool: ctx.db.pool,
       redis: ctx.redis.redis,

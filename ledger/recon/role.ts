@@ -2,7 +2,7 @@
  * The `reconciler` role: a run per served chain every interval. A Postgres advisory lock per chain
  * lets several reconciler processes run without two runs of one chain at once (the standby skips).
  */
-import { registerRole } from "../../foundation/roles.js";
+import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "./chainLoop.js";
 import { NoFinalBlockError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";
@@ -16,7 +16,7 @@ export const RECON_INTERVAL_MS = 60_000;
 export const RECON_GRACE_MS = 30_000;
 const LOCK_BASE = 0x7265_636f_0000; // "reco" + chain id
 
-registerRole({
+export const reconcilerRole: RoleDefinition = {
   name: "reconciler",
   description: "scheduled reconciliation runs (chain facts and balances vs the ledger)",
   async start(ctx) {
@@ -53,4 +53,4 @@ registerRole({
       },
     });
   },
-});
+};

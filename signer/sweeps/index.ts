@@ -18,6 +18,7 @@ export {
   type SweepCandidate,
   sweepThresholds,
 } from "./planSweeps.js";
+export { sweepsRole } from "./role.js";
 export { type SettledSweep, settlementOf, settleSweeps } from "./settleSweeps.js";
 export { type StartedSweep, startSweeps } from "./startSweeps.js";
 export { type SweepWorker, startSweepWorker } from "./worker.js";

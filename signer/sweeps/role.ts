@@ -6,7 +6,7 @@
  */
 import { adapterPerChain } from "../../chains/index.js";
 import { jobId } from "../../foundation/queues.js";
-import { type RoleDefinition, registerRole } from "../../foundation/roles.js";
+import type { RoleDefinition } from "../../foundation/roles.js";
 import { createLedger } from "../../ledger/index.js";
 import { createSweeper } from "./createSweeper.js";
 import { startSweepWorker } from "./worker.js";
@@ -43,5 +43,3 @@ export const sweepsRole: RoleDefinition = {
     };
   },
 };
-
-registerRole(sweepsRole);

@@ -1,0 +1,23 @@
+/**
+ * Every role implementation `custody-node start` can run, listed in one place (the composition
+ * root). A module exports its `RoleDefinition` values from its role.ts; a new one is added here.
+ *
+ * Order: the roles start in --roles order (ROLE_NAMES with no --roles), and the parts of one role
+ * start in the order listed below; they stop in reverse start order (ops/start.ts).
+ */
+import { apiRole, apiWorkerRole } from "../api/index.js";
+import type { RoleDefinition, RoleName } from "../foundation/roles.js";
+import { indexerRole } from "../indexers/index.js";
+import { attestRole } from "../ledger/attest/role.js";
+import { creditingRole } from "../ledger/index.js";
+import { reconcilerRole } from "../ledger/recon/index.js";
+import { signerRole } from "../signer/index.js";
+import { sweepsRole } from "../signer/sweeps/index.js";
+
+export const ROLES: Readonly<Record<RoleName, readonly RoleDefinition[]>> = {
+  indexer: [indexerRole],
+  worker: [apiWorkerRole, creditingRole, sweepsRole],
+  signer: [signerRole],
+  api: [apiRole],
+  reconciler: [attestRole, reconcilerRole],
+};
