@@ -3,6 +3,7 @@
  * Postgres asks us to retry (serialization failure, deadlock).
  */
 import pg from "pg";
+import { backoffMs } from "./backoff.js";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -74,7 +75,9 @@ export async function withTransaction<T>(
         broken = true;
       }
       if (attempt < attempts && isRetryablePgError(error)) {
-        await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** Math.min(attempt, 6)));
+        await new Promise((r) =>
+          setTimeout(r, backoffMs(attempt, { baseMs: 10, maxDoublings: 6, jitter: "full" })),
+        );
         continue;
       }
       throw error;
