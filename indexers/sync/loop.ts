@@ -13,6 +13,7 @@
  * again at once. With new heads over WS the interval is only a backstop: a head wakes the loop.
  */
 import { ChainDataInconsistentError, NoHealthyEndpointError } from "../../chains/index.js";
+import { backoffMs } from "../../foundation/backoff.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import { openHalt } from "../halts.js";
@@ -153,7 +154,7 @@ export function createIngestLoop(
         if (err instanceof ChainDataInconsistentError || err instanceof NoHealthyEndpointError)
           logger.info({ msg: "waiting", reason: state.lastError });
         else logger.warn({ msg: "ingest failed, retrying", err, failures });
-        await sleep(Math.min(5000, pollIntervalMs * 2 ** Math.min(failures, 5)));
+        await sleep(backoffMs(failures, { baseMs: pollIntervalMs, maxMs: 5000, maxDoublings: 5 }));
         continue;
       }
       await sleep(pause);
