@@ -6,6 +6,7 @@
  * cancels (counted in Postgres, so restarts do not reset it; an operator retry does) the request
  * is `needs_review` with an alert, and no further cancel is tried.
  */
+import { backoffMs } from "../../foundation/backoff.js";
 import { estimateFees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import { recordEvent, storeAttempt } from "./attempts.js";
@@ -24,10 +25,11 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
   function failed(requestId: string, why: string, error?: unknown) {
     const b = backoff.get(requestId) ?? { failures: 0, nextAt: 0 };
     b.failures++;
-    const wait = Math.min(
-      settings.maxCancelBackoffMs,
-      settings.cancelBackoffMs * 2 ** Math.min(b.failures - 1, 20),
-    );
+    const wait = backoffMs(b.failures - 1, {
+      baseMs: settings.cancelBackoffMs,
+      maxMs: settings.maxCancelBackoffMs,
+      maxDoublings: 20,
+    });
     b.nextAt = Date.now() + wait;
     backoff.set(requestId, b);
     ctx.log.warn({
