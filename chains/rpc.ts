@@ -11,6 +11,7 @@
  * syncing node is never asked for what it lacks, so its missing data never looks like a reorg; with
  * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits.
  */
+import { backoffMs } from "../foundation/backoff.js";
 import type { Logger } from "../foundation/logger.js";
 import { NoHealthyEndpointError, RpcResponseError, RpcUnavailableError } from "./errors.js";
 import type { RpcMetrics } from "./metrics.js";
@@ -226,7 +227,11 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
 
   function markFailed(endpoint: Endpoint, failure: TransportFailure): void {
     endpoint.failures++;
-    const backoff = Math.min(30_000, 250 * 2 ** Math.min(endpoint.failures - 1, 7));
+    const backoff = backoffMs(endpoint.failures - 1, {
+      baseMs: 250,
+      maxMs: 30_000,
+      maxDoublings: 7,
+    });
     endpoint.coolUntil = Date.now() + Math.max(backoff, failure.retryAfterMs ?? 0);
     options.metrics?.errors.inc({
       chain_id: chainLabel,
@@ -284,7 +289,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       // Every endpoint answered, none has the block yet: waiting is the caller's job.
       if (behind > 0 && failed === 0) break;
       if (round < rounds - 1) {
-        const delay = Math.min(5_000, 200 * 2 ** round) * (0.5 + Math.random() / 2);
+        const delay = backoffMs(round, { baseMs: 200, maxMs: 5_000, jitter: "equal" });
         await new Promise((r) => setTimeout(r, delay));
         if (options.signal?.aborted) throw options.signal.reason;
       }
