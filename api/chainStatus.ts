@@ -2,7 +2,8 @@
  * Chains and assets as the API shows them: configured chains with the RPC head, the indexer's
  * checkpoint and the lag between them; assets (native + listed tokens) with their ids.
  */
-import { createPublicClient, getAddress, http, type PublicClient, zeroAddress } from "viem";
+import { getAddress, type PublicClient, zeroAddress } from "viem";
+import { publicClientFor } from "../chains/index.js";
 import type { ChainConfig, Config } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import { InvalidFieldError } from "./errors.js";
@@ -90,9 +91,7 @@ export function createChainHeads(timeoutMs = 1500): ChainHeads {
     async head(chain) {
       let client = clients.get(chain.chainId);
       if (!client) {
-        client = createPublicClient({
-          transport: http(chain.rpcUrls[0], { timeout: timeoutMs, retryCount: 0 }),
-        });
+        client = publicClientFor(chain.rpcUrls[0]!, { timeoutMs, retryCount: 0 });
         clients.set(chain.chainId, client);
       }
       try {

@@ -16,6 +16,7 @@ export {
   RpcUnavailableError,
 } from "./errors.js";
 export { bloomBits, bloomHas, bloomMayContain } from "./evm/bloom.js";
+export { publicClientFor, watchNewHeads } from "./evm/clients.js";
 export {
   adapterPerChain,
   createEvmAdapter,

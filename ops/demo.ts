@@ -8,7 +8,8 @@
  * exits 0.
  */
 import pg from "pg";
-import { createPublicClient, http, parseEther } from "viem";
+import { parseEther } from "viem";
+import { publicClientFor } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
 import { type ChainConfig, loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
@@ -73,7 +74,7 @@ async function reconcileDemo(config: ReturnType<typeof loadConfig>, chain: Chain
   const common = createCommon(config);
   const pool = createPool(config.env.DATABASE_URL, { max: 2 });
   try {
-    const client = createPublicClient({ transport: http(chain.rpcUrls[0]) });
+    const client = publicClientFor(chain.rpcUrls[0]!);
     const head = Number(await client.getBlockNumber());
     const reconciler = createReconciler({ common, pool });
     const deadline = Date.now() + 60_000;

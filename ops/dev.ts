@@ -12,8 +12,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { createPublicClient, type Hex, http, type PublicClient, parseEther } from "viem";
+import { type Hex, parseEther } from "viem";
 import { createApiKey, listApiKeys } from "../api/apiKeys.js";
+import { publicClientFor } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
 import { type Config, defaultConfigPath, loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
@@ -99,10 +100,7 @@ export async function runDev(
           say(`${chain.key}: KMS key ${keyId} created for the hot wallet ${wallet.address}`);
         } else say(`${chain.key}: hot wallet ${wallet.address} (KMS key ${wallet.keyId}) reused`);
         const account = await createKmsAccount({ kms, keyId: wallet.keyId });
-        const client = createPublicClient({
-          cacheTime: 0,
-          transport: http(chain.rpcUrls[0]),
-        }) as PublicClient;
+        const client = publicClientFor(chain.rpcUrls[0]!, { cacheTime: 0 });
         if (!wallet.fundTxHash) {
           const hash = await fundFromAnvil(client, account.address, FUNDING);
           wallet.fundTxHash = hash;

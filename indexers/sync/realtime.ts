@@ -11,8 +11,7 @@
  * behind, so ingestion waits (NoHealthyEndpointError to the loop: readiness false, a metric).
  * New heads over WS only wake the loop earlier (watchHeads).
  */
-import { createPublicClient, webSocket } from "viem";
-import { NoHealthyEndpointError, type RawBlock } from "../../chains/index.js";
+import { NoHealthyEndpointError, type RawBlock, watchNewHeads } from "../../chains/index.js";
 import { canonicalHashes, loadTip, type Tip } from "../store.js";
 import { backfill } from "./backfill.js";
 import { advanceAtTip, commitRange } from "./commitRange.js";
@@ -92,22 +91,12 @@ async function behindTip(
 export function watchHeads(ctx: SyncContext, onHead: () => void): () => Promise<void> {
   const wsUrl = ctx.chain.wsUrl;
   if (!wsUrl) return async () => {};
-  const transport = webSocket(wsUrl, { reconnect: true, keepAlive: true, retryCount: 5 });
-  const client = createPublicClient({ transport });
-  const unwatch = client.watchBlockNumber({
-    onBlockNumber: () => {
+  return watchNewHeads(wsUrl, {
+    onHead: () => {
       ctx.state.wsHeads++;
       onHead();
     },
     onError: (err) =>
       ctx.logger.warn({ msg: "new-heads subscription failed; polling continues", err }),
   });
-  return async () => {
-    unwatch();
-    // The socket is shared per URL inside viem; closing it stops its reconnect timers.
-    await client.transport
-      .getRpcClient()
-      .then((c) => c.close())
-      .catch(() => {});
-  };
 }

@@ -3,15 +3,8 @@
  * a subgraph; query in verify.js, shared with the page), the chain itself (the Attested event of
  * the ReservesAttestor, over JSON-RPC), or figures given on the command line.
  */
-import {
-  type Address,
-  createPublicClient,
-  getAddress,
-  http,
-  isAddress,
-  type PublicClient,
-  parseAbiItem,
-} from "viem";
+import { type Address, getAddress, isAddress, parseAbiItem } from "viem";
+import { publicClientFor } from "../../chains/index.js";
 import { fetchAttestation, ProofFormatError } from "./verify.js";
 
 export const ATTESTED_EVENT = parseAbiItem(
@@ -66,7 +59,7 @@ export async function attestationFromRpc(
     throw new ProofFormatError(
       "the attestor contract is unknown: give --contract <address> (or a proof with contract)",
     );
-  const client = createPublicClient({ transport: http(url, { retryCount: 1 }) }) as PublicClient;
+  const client = publicClientFor(url, { retryCount: 1 });
   const logs = await client.getLogs({
     address: getAddress(contract),
     event: ATTESTED_EVENT,
