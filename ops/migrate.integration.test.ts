@@ -77,4 +77,22 @@ describe("migrate", () => {
     );
     expect(rows.map((r) => r.nspname)).toEqual(MODULE_MIGRATIONS.map((m) => m.schema).sort());
   });
+
+  it("a database migrated in the old hand-kept order is up to date and the same as a fresh one", async () => {
+    // The list ops/migrate.ts held before discovery (issue 16): existing databases were built so.
+    const oldOrder = ["chain", "ledger", "custody", "recon", "attest", "api"];
+    const [old, fresh] = [
+      await createTestDatabase({ migrate: false }),
+      await createTestDatabase({ migrate: false }),
+    ];
+    dbs.push(old, fresh);
+    await migrate(old.url, {
+      modules: oldOrder.map((schema) => MODULE_MIGRATIONS.find((m) => m.schema === schema)!),
+    });
+    const again = await migrate(old.url);
+    expect(again.map((r) => r.schema)).toEqual(MODULE_MIGRATIONS.map((m) => m.schema));
+    expect(again.flatMap((r) => r.applied)).toEqual([]);
+    await migrate(fresh.url);
+    expect(await catalog(old.pool, oldOrder)).toEqual(await catalog(fresh.pool, oldOrder));
+  });
 });
