@@ -85,6 +85,19 @@ export class TxRequestNotFoundError extends BaseError {
   }
 }
 
+/** An operator decision without who made it or why: refused before anything is read. */
+export class OperatorDecisionIncompleteError extends BaseError {
+  override name = "OperatorDecisionIncompleteError";
+  constructor(missing: "by" | "reason") {
+    super(
+      missing === "by"
+        ? "An operator decision needs who made it (--by)"
+        : "An operator decision needs a reason (--reason)",
+      { code: "SIGNER_OPERATOR_DECISION_INCOMPLETE", meta: { missing } },
+    );
+  }
+}
+
 /** An operator command does not apply to the request in its current status. */
 export class TxRequestNotReviewableError extends BaseError {
   override name = "TxRequestNotReviewableError";

@@ -13,6 +13,7 @@ import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import { createKmsAccount, type KmsAccount } from "./kmsAccount.js";
+import { failTxRequestByOperator, retryTxRequestByOperator } from "./operator.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";
 import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
@@ -165,5 +166,25 @@ describe("operator decisions", () => {
       proxy.setIntercept(undefined);
       await signer.stop();
     }
+  });
+
+  it("refuses a decision without who or why, with a stable code, before reading anything", async () => {
+    const requestId = "no-such-request";
+    await expect(
+      failTxRequestByOperator(ctx.db.pool, { requestId, by: " ", reason: "stuck" }),
+    ).rejects.toMatchObject({
+      code: "SIGNER_OPERATOR_DECISION_INCOMPLETE",
+      meta: { missing: "by" },
+    });
+    await expect(
+      retryTxRequestByOperator(ctx.db.pool, { requestId, by: "alice", reason: "" }),
+    ).rejects.toMatchObject({
+      code: "SIGNER_OPERATOR_DECISION_INCOMPLETE",
+      meta: { missing: "reason" },
+    });
+    // With both, the same call gets as far as the row (which does not exist).
+    await expect(
+      failTxRequestByOperator(ctx.db.pool, { requestId, by: "alice", reason: "stuck" }),
+    ).rejects.toMatchObject({ code: "SIGNER_REQUEST_NOT_FOUND" });
   });
 });

@@ -12,7 +12,11 @@
  */
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { withTransaction } from "../foundation/db.js";
-import { TxRequestNotFoundError, TxRequestNotReviewableError } from "./errors.js";
+import {
+  OperatorDecisionIncompleteError,
+  TxRequestNotFoundError,
+  TxRequestNotReviewableError,
+} from "./errors.js";
 
 export type OperatorDecision = { requestId: string; by: string; reason: string };
 
@@ -26,8 +30,8 @@ async function decide(
   event: string,
   params: unknown[] = [],
 ): Promise<{ from: string; to: string }> {
-  if (!d.by.trim()) throw new Error("an operator decision needs who made it (--by)");
-  if (!d.reason.trim()) throw new Error("an operator decision needs a reason (--reason)");
+  if (!d.by.trim()) throw new OperatorDecisionIncompleteError("by");
+  if (!d.reason.trim()) throw new OperatorDecisionIncompleteError("reason");
   const { rows } = await client.query(
     "SELECT status, review_reason FROM custody.tx_requests WHERE id = $1 FOR UPDATE",
     [d.requestId],
