@@ -10,7 +10,7 @@
 import { type JobsOptions, type Processor, Queue, Worker, type WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
-import type { Common } from "./common.js";
+import type { Logger } from "./logger.js";
 import { createFailFastRedis } from "./redis.js";
 
 /** One job of a doorbell ring; `jobId` is required so a re-rung bell is one job. */
@@ -78,7 +78,8 @@ export function createQueueFactory({
   /** A blocking-capable connection (`createRedis`): workers duplicate it. */
   redis: Redis;
   prefix: string;
-  common?: Pick<Common, "logger"> & Partial<Pick<Common, "metrics">>;
+  /** The process's logger and, when given, its metrics registry (a Common fits). */
+  common?: { logger: Logger; metrics?: { registry: Registry } };
 }): QueueFactory {
   const queues = new Map<string, Queue>();
   const workers: Worker[] = [];

@@ -27,8 +27,6 @@ import {
  */
 const KNOWN_EXCEPTIONS: readonly string[] = [
   // Cycles inside a module.
-  "cycle: api/withdrawals/context.ts <-> api/withdrawals/transitions.ts",
-  "cycle: foundation/common.ts <-> foundation/metrics.ts <-> foundation/queues.ts",
   "cycle: ledger/recon/liabilities.ts <-> ledger/recon/load.ts",
   // Imports up the layers.
   "direction: chains/contracts/cli.ts -> signer",

@@ -4,12 +4,12 @@
  */
 import type { Common } from "../../foundation/common.js";
 import type { Config } from "../../foundation/config.js";
-import type { Pool } from "../../foundation/db.js";
+import type { Pool, PoolClient } from "../../foundation/db.js";
 import type { Logger } from "../../foundation/logger.js";
 import type { Ledger } from "../../ledger/index.js";
 import type { apiMetrics } from "../metrics.js";
 import type { createWithdrawalHolds } from "./holds.js";
-import type { Transitions } from "./transitions.js";
+import type { Withdrawal, WithdrawalStatus } from "./store.js";
 
 export type WithdrawalsContext = {
   common: Common;
@@ -21,6 +21,26 @@ export type WithdrawalsContext = {
   holds: ReturnType<typeof createWithdrawalHolds>;
   /** Rings the webhook dispatcher after a commit; a failed ring is the dispatcher's sweep's job. */
   ring: () => Promise<void>;
+};
+
+export type MoveFields = {
+  txHash?: string;
+  fee?: bigint;
+  failureReason?: string;
+  reorged?: boolean;
+};
+
+/** The status change and the hand-over to the signer (./transitions.ts). */
+export type Transitions = {
+  move: (
+    client: PoolClient,
+    w: Withdrawal,
+    to: WithdrawalStatus,
+    actor: string,
+    details?: Record<string, unknown>,
+    fields?: MoveFields,
+  ) => Promise<Withdrawal>;
+  handToSigner: (client: PoolClient, w: Withdrawal) => Promise<Withdrawal>;
 };
 
 export type WithdrawalStages = WithdrawalsContext & Transitions;

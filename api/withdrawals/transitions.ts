@@ -9,7 +9,7 @@ import { requestTransaction } from "../../signer/index.js";
 import { appendAudit } from "../audit.js";
 import { WithdrawalStateError } from "../errors.js";
 import { type EventType, emitRepeatableEvent } from "../webhooks/events.js";
-import type { WithdrawalsContext } from "./context.js";
+import type { MoveFields, Transitions, WithdrawalsContext } from "./context.js";
 import { withdrawalTransferIds } from "./holds.js";
 import {
   canMove,
@@ -35,25 +35,6 @@ const EVENT_OF: Partial<Record<WithdrawalStatus, EventType>> = {
   failed: "withdrawal.failed",
   rejected: "withdrawal.rejected",
   cancelled: "withdrawal.cancelled",
-};
-
-export type MoveFields = {
-  txHash?: string;
-  fee?: bigint;
-  failureReason?: string;
-  reorged?: boolean;
-};
-
-export type Transitions = {
-  move: (
-    client: PoolClient,
-    w: Withdrawal,
-    to: WithdrawalStatus,
-    actor: string,
-    details?: Record<string, unknown>,
-    fields?: MoveFields,
-  ) => Promise<Withdrawal>;
-  handToSigner: (client: PoolClient, w: Withdrawal) => Promise<Withdrawal>;
 };
 
 export function createTransitions({ config, log, metrics }: WithdrawalsContext): Transitions {
