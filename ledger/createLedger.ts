@@ -13,7 +13,7 @@ import { createApplyTransfers, type TransferOptions } from "./applyTransfers.js"
 import { type CheckReport, checkLedger } from "./check.js";
 import { TransferFailedError } from "./errors.js";
 import { createGroupCommit } from "./groupCommit.js";
-import { createLedgerQueries } from "./queries.js";
+import { createLedgerQueries, type LedgerQueries } from "./queries.js";
 import { transferId } from "./transferId.js";
 import type {
   Account,
@@ -72,13 +72,10 @@ export type Ledger = {
   expireHolds: (options?: { limit?: number }) => Promise<number>;
   balance: (ref: AccountRef, options?: TransferOptions) => Promise<Balance>;
   /** The balance right after a transfer (by id), or as of a time, summed from transfers. */
-  balanceAt: (ref: AccountRef, at: { transferId: string } | { time: Date }) => Promise<Balance>;
+  balanceAt: LedgerQueries["balanceAt"];
   /** Newest first; pass `nextCursor` back for the next page. */
-  accountTransfers: (
-    ref: AccountRef,
-    page?: { limit?: number; cursor?: string },
-  ) => Promise<{ transfers: Transfer[]; nextCursor: string | null }>;
-  getTransfer: (id: string) => Promise<Transfer | undefined>;
+  accountTransfers: LedgerQueries["accountTransfers"];
+  getTransfer: LedgerQueries["getTransfer"];
   /** Frozen accounts accept no new debits (holds already placed can still be posted or voided). */
   freeze: (ref: AccountRef) => Promise<void>;
   unfreeze: (ref: AccountRef) => Promise<void>;
