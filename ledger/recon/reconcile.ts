@@ -11,6 +11,12 @@ import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { MEMORY_MAX_ROWS, unreadDepositBalances } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
+import {
+  countCustody,
+  loadCustody,
+  loadCustodyOf,
+  loadCustodyWallets,
+} from "./custodyAddresses.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
 import { type ExpectedFactUpdate, expectedFactBalances } from "./expectedBalances.js";
 import {
@@ -20,13 +26,7 @@ import {
   loadExpectedAdjustments,
   selectInflowAddresses,
 } from "./inflows.js";
-import {
-  countCustody,
-  loadCustody,
-  loadCustodyOf,
-  loadCustodyWallets,
-  loadRunInputs,
-} from "./load.js";
+import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
 import {
   createRateLimiter,

@@ -14,8 +14,9 @@ import {
   storeExpectedFacts,
 } from "./expectedBalances.js";
 import { type LiabilityUpdate, storeLiabilities } from "./liabilities.js";
-import type { PreviousRun, SeqGap, Watermarks } from "./load.js";
+import type { SeqGap } from "./seqGaps.js";
 import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
+import type { PreviousRun, Watermarks } from "./watermarks.js";
 
 export type RunMode = "full" | "incremental";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { splitGaps } from "./load.js";
+import { splitGaps } from "./seqGaps.js";
 
 describe("splitGaps", () => {
   it("removes values that became visible and keeps the rest with their first-seen time", () => {

@@ -1,0 +1,88 @@
+/**
+ * Sequence gaps of `ledger.transfers`: seq values missing at a run's snapshot (taken by a
+ * transaction that had not committed, or rolled back). Many writers share the identity, so a seq
+ * below the entry watermark can become visible after the run; the next run re-reads exactly these
+ * ranges until they fill or age out.
+ */
+import type { PoolClient } from "../../foundation/db.js";
+
+/** A full run records the seq gaps among this many newest seq values. */
+const GAP_SCAN_ROWS = 100_000;
+/** A gap still unfilled after this long is a rolled-back transaction, not a slow one. */
+const GAP_MAX_AGE_MS = 60 * 60_000;
+
+/**
+ * A range of `ledger.transfers.seq` values missing at a snapshot: taken by a transaction that had
+ * not committed (or rolled back). Many writers share the identity, so a seq below the watermark
+ * can become visible after the run; the next run re-reads exactly these ranges.
+ * `[from, to, firstSeenMs]`.
+ */
+export type SeqGap = [number, number, number];
+
+/**
+ * The gaps a run records at its snapshot (`entry`: the highest seq, `now`: the snapshot's time):
+ * after an earlier run, the parts of its gaps still missing and the gaps above its watermark; in a
+ * full run, the gaps among the newest GAP_SCAN_ROWS seq values.
+ */
+export async function entryGapsAt(
+  client: PoolClient,
+  previous: { entryWatermark: number; entryGaps: SeqGap[] } | null,
+  entry: number,
+  now: number,
+): Promise<SeqGap[]> {
+  return previous
+    ? [
+        ...(await stillMissing(client, previous.entryGaps, now)),
+        ...(await findSeqGaps(client, previous.entryWatermark, entry, now)),
+      ]
+    : await findSeqGaps(client, Math.max(0, entry - GAP_SCAN_ROWS), entry, now);
+}
+
+/** Missing seq values in (after, upTo], as ranges. */
+async function findSeqGaps(
+  client: PoolClient,
+  after: number,
+  upTo: number,
+  now: number,
+): Promise<SeqGap[]> {
+  if (upTo <= after) return [];
+  const r = await client.query<{ a: string; b: string }>(
+    `SELECT prev + 1 AS a, seq - 1 AS b FROM (
+       SELECT seq, lag(seq, 1, $1::bigint) OVER (ORDER BY seq) AS prev
+       FROM ledger.transfers WHERE seq > $1 AND seq <= $2) x
+     WHERE seq > prev + 1`,
+    [after, upTo],
+  );
+  return r.rows.map((x) => [Number(x.a), Number(x.b), now]);
+}
+
+/** The parts of earlier gaps still missing now (younger than GAP_MAX_AGE_MS). */
+async function stillMissing(client: PoolClient, gaps: SeqGap[], now: number): Promise<SeqGap[]> {
+  const live = gaps.filter((g) => now - g[2] < GAP_MAX_AGE_MS);
+  if (live.length === 0) return [];
+  const r = await client.query<{ seq: string }>(
+    `SELECT t.seq FROM ledger.transfers t
+     JOIN unnest($1::bigint[], $2::bigint[]) AS g(a, b) ON t.seq BETWEEN g.a AND g.b`,
+    [live.map((g) => g[0]), live.map((g) => g[1])],
+  );
+  return splitGaps(
+    live,
+    r.rows.map((x) => Number(x.seq)),
+  );
+}
+
+/** Remove the now-present values from the gaps, keeping each remainder's first-seen time. */
+export function splitGaps(gaps: readonly SeqGap[], present: readonly number[]): SeqGap[] {
+  const sorted = [...present].sort((a, b) => a - b);
+  const out: SeqGap[] = [];
+  for (const [from, to, seen] of gaps) {
+    let start = from;
+    for (const p of sorted) {
+      if (p < start || p > to) continue;
+      if (p > start) out.push([start, p - 1, seen]);
+      start = p + 1;
+    }
+    if (start <= to) out.push([start, to, seen]);
+  }
+  return out;
+}
