@@ -38,7 +38,10 @@ export function addBalance(rows: AssetBalances, asset: string, v: bigint): void 
  * table (0: no run has written it since `recon.onchain_balance_state` exists): for each known
  * address, every asset row it has (none: it has no row).
  */
-export type DepositBalanceMemory = {
+export type DepositBalanceMemory = BalanceMemory;
+
+/** A process's copy of a running table's rows of one chain, as they stood after run `runId`. */
+export type BalanceMemory = {
   runId: number;
   /** Every address of the chain is known: one not listed has no row. */
   complete: boolean;
@@ -58,8 +61,9 @@ export const MEMORY_MAX_ROWS = 250_000;
  */
 export async function loadWholeChain(
   client: PoolClient,
-  table: "recon.onchain_balances" | "recon.expected_fact_balances",
+  table: BalanceTable,
   chainId: number,
+  assetKey: (asset: string) => string = (asset) => asset,
 ): Promise<Map<string, AssetBalances> | null> {
   const r = await client.query<{ address: string; asset: string; balance: string }>(
     `SELECT address, asset, balance::text FROM ${table} WHERE chain_id = $1 LIMIT ${MEMORY_MAX_ROWS + 1}`,
@@ -70,9 +74,51 @@ export async function loadWholeChain(
   for (const row of r.rows) {
     const list = rows.get(row.address) ?? [];
     rows.set(row.address, list);
-    list.push([intern(row.asset), BigInt(row.balance)]);
+    list.push([intern(assetKey(row.asset)), BigInt(row.balance)]);
   }
   return rows;
+}
+
+/** The running tables of (address, asset, balance) rows per chain that a process keeps a memory of. */
+export type BalanceTable = "recon.onchain_balances" | "recon.expected_fact_balances";
+
+/**
+ * The memory of `table` that knows every address of `read`: the caller's `memory` when it stands
+ * at `runId` (the run the table stands at in this snapshot), else a new one at `runId`, the whole
+ * chain when there is anything to read (`loadWholeChain`); then the rows of the addresses it does
+ * not know yet (an address without a row is known to have none). Rows are keyed by
+ * `assetKey(asset)` (the table's `asset` column).
+ */
+export async function balanceMemoryFor(
+  client: PoolClient,
+  args: {
+    table: BalanceTable;
+    chainId: number;
+    runId: number;
+    memory: BalanceMemory | undefined;
+    read: readonly string[];
+    assetKey: (asset: string) => string;
+  },
+): Promise<BalanceMemory> {
+  const { table, chainId, runId, read, assetKey } = args;
+  let memory = args.memory?.runId === runId ? args.memory : undefined;
+  if (memory === undefined) {
+    const whole = read.length > 0 ? await loadWholeChain(client, table, chainId, assetKey) : null;
+    memory = { runId, complete: whole !== null, rows: whole ?? new Map() };
+  }
+  const known = memory;
+  const unknown = known.complete ? [] : read.filter((a) => !known.rows.has(a));
+  if (unknown.length > 0) {
+    const r = await client.query<{ address: string; asset: string; balance: string }>(
+      `SELECT address, asset, balance::text FROM ${table}
+        WHERE chain_id = $1 AND address = ANY($2::text[])`,
+      [chainId, unknown],
+    );
+    for (const a of unknown) memory.rows.set(a, []);
+    for (const row of r.rows)
+      memory.rows.get(row.address)!.push([intern(assetKey(row.asset)), BigInt(row.balance)]);
+  }
+  return memory;
 }
 
 /**
@@ -97,27 +143,15 @@ export async function unreadDepositBalances(
   const runId = Number(totals.rows[0]!.run_id);
   for (const r of totals.rows)
     if (r.asset !== null) out.set(`${chainId}:${r.asset}`, BigInt(r.total!));
-  let memory: DepositBalanceMemory | undefined =
-    args.memory?.runId === runId ? args.memory : undefined;
-  if (memory === undefined) {
-    const whole =
-      args.read.length > 0 ? await loadWholeChain(client, "recon.onchain_balances", chainId) : null;
-    memory = { runId, complete: whole !== null, rows: whole ?? new Map() };
-  }
-  if (args.read.length === 0) return { unread: out, memory };
-  const known = memory;
-  const unknown = known.complete ? [] : args.read.filter((a) => !known.rows.has(a));
-  if (unknown.length > 0) {
-    const cached = await client.query<{ address: string; asset: string; balance: string }>(
-      `SELECT address, asset, balance::text FROM recon.onchain_balances
-        WHERE chain_id = $1 AND address = ANY($2::text[])`,
-      [chainId, unknown],
-    );
-    for (const a of unknown) memory.rows.set(a, []);
-    for (const r of cached.rows)
-      memory.rows.get(r.address)!.push([intern(r.asset), BigInt(r.balance)]);
-  }
-  if (out.size === 0) return { unread: out, memory };
+  const memory = await balanceMemoryFor(client, {
+    table: "recon.onchain_balances",
+    chainId,
+    runId,
+    memory: args.memory,
+    read: args.read,
+    assetKey: (asset) => asset,
+  });
+  if (out.size === 0 || args.read.length === 0) return { unread: out, memory };
   for (const a of args.read)
     for (const [asset, balance] of memory.rows.get(a) ?? []) {
       const k = `${chainId}:${asset}`;

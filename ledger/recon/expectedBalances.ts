@@ -8,9 +8,9 @@
  * not continue from the run the table stands at, rebuilds the table from history (the check).
  */
 import type { PoolClient } from "../../foundation/db.js";
-import { type AssetBalances, addBalance, intern, loadWholeChain } from "./balanceCache.js";
-import type { PreviousRun } from "./load.js";
+import { addBalance, type BalanceMemory, balanceMemoryFor, intern } from "./balanceCache.js";
 import type { ChainFact, CustodyKind } from "./types.js";
+import type { PreviousRun } from "./watermarks.js";
 
 const STORE_CHUNK = 50_000;
 
@@ -91,11 +91,7 @@ export type ExpectedFacts = {
  * known address its balance by asset id (an asset not listed: zero). `complete`: every address of
  * the chain is known (after a rebuild), so an address not listed has no rows.
  */
-export type ExpectedFactMemory = {
-  runId: number;
-  complete: boolean;
-  rows: Map<string, AssetBalances>;
-};
+export type ExpectedFactMemory = BalanceMemory;
 
 /**
  * The fact-explained balances of `addresses` at `block`, and how to move the running table there.
@@ -157,30 +153,15 @@ export async function expectedFactBalances(
     addresses: recomputedAddresses,
   });
   const read = args.addresses.filter((a) => !recompute.has(a));
-  let memory = args.memory?.runId === previous.id ? args.memory : undefined;
-  if (memory === undefined) {
-    // Rows are keyed by token address in the table, by asset id in memory.
-    const whole =
-      read.length > 0
-        ? await loadWholeChain(client, "recon.expected_fact_balances", chainId)
-        : null;
-    for (const list of whole?.values() ?? [])
-      for (let i = 0; i < list.length; i++)
-        list[i] = [intern(`${chainId}:${list[i]![0]}`), list[i]![1]];
-    memory = { runId: previous.id, complete: whole !== null, rows: whole ?? new Map() };
-  }
-  const known = memory;
-  const unknown = known.complete ? [] : read.filter((a) => !known.rows.has(a));
-  if (unknown.length > 0) {
-    const r = await client.query<{ address: string; asset: string; balance: string }>(
-      `SELECT address, asset, balance::text FROM recon.expected_fact_balances
-        WHERE chain_id = $1 AND address = ANY($2::text[])`,
-      [chainId, unknown],
-    );
-    for (const a of unknown) memory.rows.set(a, []);
-    for (const row of r.rows)
-      memory.rows.get(row.address)!.push([intern(`${chainId}:${row.asset}`), BigInt(row.balance)]);
-  }
+  // Rows are keyed by token address in the table, by asset id in memory.
+  const memory = await balanceMemoryFor(client, {
+    table: "recon.expected_fact_balances",
+    chainId,
+    runId: previous.id,
+    memory: args.memory,
+    read,
+    assetKey: (asset) => `${chainId}:${asset}`,
+  });
   const balances = new Map<string, bigint>();
   for (const a of read)
     for (const [assetId, v] of memory.rows.get(a) ?? []) balances.set(balanceKey(a, assetId), v);
