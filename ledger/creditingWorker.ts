@@ -12,16 +12,13 @@ import type { ChainConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import { startLoop } from "../foundation/loop.js";
 import type { QueueFactory } from "../foundation/queues.js";
+import { CHAIN_FACTS_QUEUE, type ChainFactsJob } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import {
   createDepositCrediting,
   DEFAULT_CATCHUP_BLOCKS,
   type DepositCrediting,
 } from "./depositCrediting.js";
-
-/** Same names as indexers/doorbell.ts (docs/contracts.md); repeated so the ledger does not import the indexer. */
-export const CHAIN_FACTS_QUEUE = "chain-facts";
-type ChainFactsJob = { chainId: number; fromBlock: number; toBlock: number };
 
 export type CreditingWorker = {
   crediting: DepositCrediting;
