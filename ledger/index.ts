@@ -7,6 +7,7 @@
  * (DESIGN "Money flows"), and the customers whose withdrawals are blocked.
  * Reconciliation (`ledger/recon/`) reads these tables directly.
  */
+export { bookDeployGas } from "./bookDeployGas.js";
 export { availableBalance, classifyAccount } from "./chartOfAccounts.js";
 export { type CheckProblem, type CheckReport, checkLedger } from "./check.js";
 export { createLedger, type Ledger, type TransferOptions } from "./createLedger.js";

@@ -4,13 +4,15 @@
  */
 import type { Command } from "commander";
 import { registerCommands as apiCommands } from "../api/cli.js";
-import { registerCommands as contractsCommands } from "../chains/contracts/cli.js";
 import { registerCommands as chainCommands } from "../indexers/cli.js";
 import { registerCommands as ledgerCommands } from "../ledger/cli.js";
 import { registerParkedCommands } from "../ledger/parkedCli.js";
 import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
 import { registerCommands as signerCommands } from "../signer/cli.js";
-import { registerCommands as depositAddressCommands } from "../signer/deposit-addresses/cli.js";
+import {
+  registerContractsCommands as contractsCommands,
+  registerCommands as depositAddressCommands,
+} from "../signer/deposit-addresses/cli.js";
 import { registerCommands as porCommands } from "./por/cli.js";
 
 export function registerModuleCommands(program: Command): void {

@@ -1,8 +1,9 @@
 /**
  * Deploys the ReservesAttestor on a chain with the hot wallet as its one attester, records it in
  * custody.contracts (name `ReservesAttestor`, hot_wallet = the attester) and books the deploy gas
- * as a treasury gas move, like the ForwarderFactory's (chains/contracts/deploy.ts). Idempotent: a
- * chain keeps its first attestor, so the history dApps index stays at one address.
+ * as a treasury gas move (ledger/bookDeployGas.ts), like the ForwarderFactory's
+ * (signer/deposit-addresses/deployFactory.ts). Idempotent: a chain keeps its first attestor, so the
+ * history dApps index stays at one address.
  *
  * Sent directly with the wallet's pending nonce (a signer request needs a `to`): run it before the
  * signer role starts sending for that wallet, as the demo and the setup runbook do.
@@ -15,18 +16,16 @@ import {
   type Hex,
   type PublicClient,
 } from "viem";
-import {
-  bookDeployGas,
-  type HotWalletDeployArgs,
-  sendDeploy,
-} from "../../chains/contracts/deploy.js";
 import { artifacts } from "../../chains/contracts/index.js";
+import { sendDeploy } from "../../chains/contracts/sendDeploy.js";
 import { withTransaction } from "../../foundation/db.js";
 import {
   type DeployedContract,
   getContract,
   recordContract,
 } from "../../signer/deposit-addresses/factories.js";
+import type { HotWalletDeployArgs } from "../../signer/hotWalletDeploy.js";
+import { bookDeployGas } from "../bookDeployGas.js";
 
 export const RESERVES_ATTESTOR = "ReservesAttestor";
 

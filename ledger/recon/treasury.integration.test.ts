@@ -22,7 +22,6 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../../api/testing/apiTestContext.js";
-import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
@@ -35,6 +34,7 @@ import {
   watch,
 } from "../../indexers/testing/chain.js";
 import { spawnCli } from "../../ops/testing/process.js";
+import { deployForwarderFactory } from "../../signer/deposit-addresses/index.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
 import { transferId } from "../transferId.js";

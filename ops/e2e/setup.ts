@@ -14,11 +14,14 @@ import {
   parseEther,
   toHex,
 } from "viem";
-import { type DeployFactoryResult, deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig, Config } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
+import {
+  type DeployFactoryResult,
+  deployForwarderFactory,
+} from "../../signer/deposit-addresses/index.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import { demoPolicies } from "./scenario.js";
 

@@ -325,7 +325,7 @@ describe("withdrawals end to end", () => {
     const report = (await (await get(`/v1/recon/runs/${run.runId}`)).json()) as object;
     expect(JSON.stringify(report)).toContain(String(run.block));
     // the withdrawals and their gas, and the factory deploy's gas (booked by
-    // chains/contracts/deploy.ts), are each matched to a chain fact
+    // signer/deposit-addresses/deployFactory.ts), are each matched to a chain fact
     const withdrawalBreaks = run.breaks.filter((b) =>
       [
         "unmatched_withdrawal",

@@ -8,8 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { deployFromHotWallet } from "../../chains/contracts/cli.js";
 import { deployReservesAttestor } from "../../ledger/attest/deploy.js";
+import { deployFromHotWallet } from "../../signer/hotWalletDeploy.js";
 import {
   type AttestationFromSource,
   attestationFromFlags,

@@ -5,12 +5,12 @@
 import { createPublicClient, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import { depositAddressOf, depositSalt, forwarderFactory } from "../../chains/contracts/index.js";
 import { WATCHED_CHANNEL } from "../../indexers/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { allocateDepositAddress, getDepositAddress } from "./allocateDepositAddress.js";
+import { deployForwarderFactory } from "./deployFactory.js";
 
 const HOT_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 

@@ -12,6 +12,7 @@ export {
   findDepositAddress,
   getDepositAddress,
 } from "./allocateDepositAddress.js";
+export { type DeployFactoryResult, deployForwarderFactory } from "./deployFactory.js";
 export { FactoryNotDeployedError, InvalidCustomerIdError, UnknownChainError } from "./errors.js";
 export {
   type DeployedContract,

@@ -8,13 +8,13 @@
 import { createPublicClient, type Hex, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deployForwarderFactory } from "../../chains/contracts/deploy.js";
 import { createEvmAdapter } from "../../chains/index.js";
 import { createIngestor, type Ingestor } from "../../indexers/createIngestor.js";
 import { anvilRpc, type Rpc, sendAndMine, syncToHead } from "../../indexers/testing/chain.js";
 import { createDepositCrediting, createLedger } from "../../ledger/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { allocateDepositAddress } from "./allocateDepositAddress.js";
+import { deployForwarderFactory } from "./deployFactory.js";
 
 const HOT_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const A = 31337;

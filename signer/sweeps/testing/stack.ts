@@ -4,7 +4,6 @@
  * ForwarderFactory deployed by that hot wallet, and the sweeper. Nothing is mocked.
  */
 import { type Address, encodeDeployData, getAddress, getContractAddress, type Hex } from "viem";
-import { deployForwarderFactory } from "../../../chains/contracts/deploy.js";
 import { testToken } from "../../../chains/contracts/index.js";
 import { createEvmAdapter } from "../../../chains/index.js";
 import { createFactsDoorbell, createIngestor, type Ingestor } from "../../../indexers/index.js";
@@ -16,7 +15,7 @@ import {
   type TestChainSpec,
   type TestContext,
 } from "../../../ops/testing/context.js";
-import { allocateDepositAddress } from "../../deposit-addresses/index.js";
+import { allocateDepositAddress, deployForwarderFactory } from "../../deposit-addresses/index.js";
 import { createSignerHarness, type SignerHarness, waitFor } from "../../testing/harness.js";
 import { startWalletSigner, type WalletSigner } from "../../walletSigner.js";
 import { createSweeper, type Sweeper } from "../createSweeper.js";

@@ -1,32 +1,27 @@
 /**
- * `custody-node contracts deploy --chain X`: deploy the ForwarderFactory from the chain's hot
- * wallet (its KMS key) and record it. Safe to repeat: an existing factory is verified and kept.
+ * A contract deploy from a chain's hot wallet: what a deploy function needs (`HotWalletDeployArgs`)
+ * and the body of the CLI commands that run one with the wallet's KMS key (`custody-node contracts
+ * deploy`, signer/deposit-addresses/cli.ts; `custody-node por deploy`, ops/por/cli.ts).
  */
-import type { Command } from "commander";
-import { createCommon } from "../../foundation/common.js";
-import { chainByKey, loadConfig } from "../../foundation/config.js";
-import { createPool } from "../../foundation/db.js";
-import type { DeployedContract } from "../../signer/deposit-addresses/factories.js";
-import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
-import { createEvmAdapter } from "../evm/createEvmAdapter.js";
-import { deployForwarderFactory, type HotWalletDeployArgs } from "./deploy.js";
+import type { Account, Hex, PublicClient } from "viem";
+import { createEvmAdapter } from "../chains/index.js";
+import { type Common, createCommon } from "../foundation/common.js";
+import { type ChainConfig, chainByKey, loadConfig } from "../foundation/config.js";
+import { createPool, type Pool } from "../foundation/db.js";
+import type { DeployedContract } from "./deposit-addresses/factories.js";
+import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 
-export function registerCommands(program: Command): void {
-  const contracts = program.command("contracts").description("the custody's Solidity contracts");
-  contracts
-    .command("deploy")
-    .description("deploy the deposit-address ForwarderFactory from the chain's hot wallet (KMS)")
-    .requiredOption("--chain <chain>", "chain key or id from the config")
-    .option("--key <kmsKeyId>", "hot wallet KMS key (default: the chain's first hot wallet)")
-    .action((opts: { chain: string; key?: string }) =>
-      deployFromHotWallet(opts, {
-        command: "contracts deploy",
-        contractName: "ForwarderFactory",
-        walletRole: "hot wallet",
-        deploy: deployForwarderFactory,
-      }),
-    );
-}
+/** What a contract deploy from the chain's hot wallet needs. */
+export type HotWalletDeployArgs = {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  /** Reads, nonce, fees and receipts (e.g. the chain adapter's client). */
+  client: PublicClient;
+  /** The hot wallet's signing account (KMS-backed in production). */
+  account: Account;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+};
 
 /**
  * The body of a `<command> --chain X [--key K]` deploy: the chain's hot wallet (its KMS key, or

@@ -8,43 +8,22 @@
  * `to`), with the wallet's pending nonce: run it before the signer role starts sending for that
  * wallet, as the demo and the setup runbook do.
  */
-import {
-  type Account,
-  type Address,
-  encodeDeployData,
-  getAddress,
-  type Hex,
-  type PublicClient,
-  type TransactionReceipt,
-} from "viem";
-import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
-import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
-import { notifyWatchedAddress } from "../../indexers/watched.js";
-import { createLedger } from "../../ledger/createLedger.js";
-import { bookTreasuryMove } from "../../ledger/treasury.js";
+import { type Address, encodeDeployData, getAddress, type Hex, type PublicClient } from "viem";
+import { forwarderFactory, forwarderInitCodeHash } from "../../chains/contracts/index.js";
+import { sendDeploy } from "../../chains/contracts/sendDeploy.js";
+import { withTransaction } from "../../foundation/db.js";
+import { notifyWatchedAddress } from "../../indexers/index.js";
+import { bookDeployGas } from "../../ledger/index.js";
+import type { HotWalletDeployArgs } from "../hotWalletDeploy.js";
 import {
   type DeployedContract,
   FORWARDER_FACTORY,
   getContract,
   recordContract,
-} from "../../signer/deposit-addresses/factories.js";
-import { adoptForRecordedFactory } from "../../signer/deposit-addresses/sharedFactories.js";
-import { forwarderFactory, forwarderInitCodeHash } from "./index.js";
+} from "./factories.js";
+import { adoptForRecordedFactory } from "./sharedFactories.js";
 
 const FACTORY_GAS = { by: "contracts deploy", reason: "ForwarderFactory deploy gas" };
-
-/** What a contract deploy from the chain's hot wallet needs. */
-export type HotWalletDeployArgs = {
-  common: Common;
-  pool: Pool;
-  chain: ChainConfig;
-  /** Reads, nonce, fees and receipts (e.g. the chain adapter's client). */
-  client: PublicClient;
-  /** The hot wallet's signing account (KMS-backed in production). */
-  account: Account;
-  sendRawTransaction: (raw: Hex) => Promise<Hex>;
-};
 
 export type DeployFactoryResult = { contract: DeployedContract; deployed: boolean };
 
@@ -128,98 +107,6 @@ export async function deployForwarderFactory({
   });
   log.info({ msg: "forwarder factory deployed", address: contract.address, tx_hash: hash });
   return { contract, deployed: created };
-}
-
-/**
- * Sign a contract creation (`data`: bytecode + constructor args) with the hot wallet's account at
- * its pending nonce, send it and wait for a successful receipt with the new contract's address.
- */
-export async function sendDeploy({
-  chain,
-  client,
-  account,
-  sendRawTransaction,
-  data,
-  name,
-  onSent,
-}: {
-  chain: ChainConfig;
-  client: PublicClient;
-  account: Account;
-  sendRawTransaction: (raw: Hex) => Promise<Hex>;
-  data: Hex;
-  /** For the error when the deploy reverts. */
-  name: string;
-  onSent?: (hash: Hex) => void;
-}): Promise<{ hash: Hex; receipt: TransactionReceipt; address: Address }> {
-  if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
-  const request = await client.prepareTransactionRequest({
-    account,
-    chain: null,
-    data,
-    type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
-  });
-  const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
-    NonNullable<Account["signTransaction"]>
-  >[0]);
-  const hash = await sendRawTransaction(raw);
-  onSent?.(hash);
-  const receipt = await client.waitForTransactionReceipt({
-    hash,
-    confirmations: 1,
-    pollingInterval: Math.min(1000, chain.blockTimeMs),
-    timeout: 120_000,
-  });
-  if (receipt.status !== "success" || !receipt.contractAddress) {
-    throw new Error(`${name} deploy ${hash} reverted`);
-  }
-  return { hash, receipt, address: getAddress(receipt.contractAddress) };
-}
-
-/**
- * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
- * caller's transaction; idempotent by chain id + tx hash. The amount is gas used × effective gas
- * price, as the indexer's fee fact records it.
- */
-export async function bookDeployGas({
-  common,
-  pool,
-  chain,
-  client,
-  hotWallet,
-  receipt,
-  by,
-  reason,
-}: {
-  common: Common;
-  pool: Pool;
-  chain: ChainConfig;
-  client: PoolClient;
-  hotWallet: string;
-  receipt: { transactionHash: Hex; gasUsed: bigint; effectiveGasPrice: bigint };
-  /** The treasury move's `by` and `reason`. */
-  by: string;
-  reason: string;
-}): Promise<void> {
-  const ledger = createLedger({ common, pool });
-  try {
-    await ledger.ensureAssetsFromConfig([chain]);
-    await bookTreasuryMove(
-      { common, pool, ledger },
-      {
-        move: "gas",
-        chainId: chain.chainId,
-        txHash: receipt.transactionHash,
-        wallet: hotWallet,
-        amount: receipt.gasUsed * receipt.effectiveGasPrice,
-        by,
-        reason,
-      },
-      { client },
-    );
-  } finally {
-    await ledger.close();
-  }
 }
 
 /** The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. */

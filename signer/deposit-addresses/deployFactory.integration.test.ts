@@ -11,11 +11,11 @@ import { createPublicClient, createWalletClient, getAddress, http, parseEther } 
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { depositAddressOf, depositSalt, forwarderFactory } from "../../chains/contracts/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { spawnCli } from "../../ops/testing/process.js";
-import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
-import { createKmsAccount, createKmsClient, type KmsAccount } from "../../signer/kmsAccount.js";
-import { depositAddressOf, depositSalt, forwarderFactory } from "./index.js";
+import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
+import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
 
 const DEPOSITOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 

@@ -1,0 +1,56 @@
+/**
+ * The gas of a contract deploy from a hot wallet (the ForwarderFactory, the ReservesAttestor),
+ * booked as a treasury gas move so reconciliation pairs it with the chain's fee fact.
+ */
+import type { Hex } from "viem";
+import type { Common } from "../foundation/common.js";
+import type { ChainConfig } from "../foundation/config.js";
+import type { Pool, PoolClient } from "../foundation/db.js";
+import { createLedger } from "./createLedger.js";
+import { bookTreasuryMove } from "./treasury.js";
+
+/**
+ * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
+ * caller's transaction; idempotent by chain id + tx hash. The amount is gas used × effective gas
+ * price, as the indexer's fee fact records it.
+ */
+export async function bookDeployGas({
+  common,
+  pool,
+  chain,
+  client,
+  hotWallet,
+  receipt,
+  by,
+  reason,
+}: {
+  common: Common;
+  pool: Pool;
+  chain: ChainConfig;
+  client: PoolClient;
+  hotWallet: string;
+  receipt: { transactionHash: Hex; gasUsed: bigint; effectiveGasPrice: bigint };
+  /** The treasury move's `by` and `reason`. */
+  by: string;
+  reason: string;
+}): Promise<void> {
+  const ledger = createLedger({ common, pool });
+  try {
+    await ledger.ensureAssetsFromConfig([chain]);
+    await bookTreasuryMove(
+      { common, pool, ledger },
+      {
+        move: "gas",
+        chainId: chain.chainId,
+        txHash: receipt.transactionHash,
+        wallet: hotWallet,
+        amount: receipt.gasUsed * receipt.effectiveGasPrice,
+        by,
+        reason,
+      },
+      { client },
+    );
+  } finally {
+    await ledger.close();
+  }
+}
