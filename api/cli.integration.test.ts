@@ -66,7 +66,7 @@ describe("custody-node apikeys", () => {
     expect(bad.out).toContain("unknown scope(s) root");
     const missing = await cli(["apikeys", "revoke", "0123456789abcdef"]);
     expect(missing.code).not.toBe(0);
-    expect(missing.out).toContain("no API key with id 0123456789abcdef");
+    expect(missing.out).toContain("No API key 0123456789abcdef");
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM api.api_keys");
     expect(rows[0].n).toBe(1);
   });

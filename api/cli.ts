@@ -1,9 +1,11 @@
 /** `custody-node apikeys create|revoke|list`: the only way API keys are made (no bootstrap route). */
+
 import type { Command } from "commander";
 import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES } from "./apiKeys.js";
 import { appendAudit } from "./audit.js";
+import { NotFoundError } from "./errors.js";
 import { registerWithdrawalCommands } from "./withdrawals/cli.js";
 
 async function withPool<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
@@ -57,7 +59,7 @@ export function registerCommands(program: Command): void {
     .description("revoke an API key by id (effective immediately)")
     .action(async (id: string) => {
       await withPool(async (pool) => {
-        if (!(await revokeApiKey(pool, id))) throw new Error(`no API key with id ${id}`);
+        if (!(await revokeApiKey(pool, id))) throw new NotFoundError("API key", id);
         await appendAudit(pool, {
           actor: "cli",
           action: "apikey.revoked",

@@ -7,9 +7,11 @@
  * counts (`custody_queue_doorbell_rings_total{result="failed"}`) and leaves the work to the periodic pass
  * that reads Postgres. Queues use a fail-fast connection; workers keep a blocking one each.
  */
+
 import { type JobsOptions, type Processor, Queue, Worker, type WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
+import { BaseError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createFailFastRedis } from "./redis.js";
 
@@ -143,7 +145,10 @@ export function createQueueFactory({
       // Lost: do not even start (BullMQ would wait for the connection). Still connecting for
       // the first time: let the timeout bound the wait.
       if (["reconnecting", "close", "end"].includes(connection.status))
-        throw new Error(`Redis connection is ${connection.status}`);
+        throw new BaseError(`Redis connection is ${connection.status}`, {
+          code: "REDIS_UNAVAILABLE",
+          meta: { status: connection.status },
+        });
       const add =
         jobs.length === 1
           ? q.add(jobs[0]!.name as never, jobs[0]!.data as never, jobs[0]!.opts)

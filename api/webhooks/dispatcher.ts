@@ -5,10 +5,12 @@
  * exponential backoff, and on its last failure marks the delivery dead (the dead-letter list, which
  * the API shows and can re-drive). Receivers dedupe on `Webhook-Id`.
  */
+
 import { createHash } from "node:crypto";
 import type { Job } from "bullmq";
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
+import { BaseError } from "../../foundation/errors.js";
 import { jobId, type QueueFactory } from "../../foundation/queues.js";
 import { apiMetrics } from "../metrics.js";
 import { signWebhook } from "./signature.js";
@@ -151,7 +153,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     );
     log.warn({ msg: "webhook delivery failed", event_id: eventId, endpoint, error, dead: last });
     metrics.deliveries.inc({ result: last ? "dead" : "failed" });
-    throw new Error(`webhook delivery to ${endpoint} failed: ${error}`);
+    // BullMQ retries the job with its backoff; the code marks it in the worker's log.
+    throw new BaseError(`webhook delivery to ${endpoint} failed: ${error}`, {
+      code: "WEBHOOK_DELIVERY_FAILED",
+      meta: { event_id: eventId, endpoint, dead: last },
+    });
   }
 
   return {

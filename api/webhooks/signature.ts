@@ -7,7 +7,9 @@
  * `format: "raw"`), so secrets configured before this change keep working. Receivers verify the MAC,
  * refuse timestamps outside their tolerance either way (replays), and dedupe on the id.
  */
+
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { BaseError } from "../../foundation/errors.js";
 
 const SPEC_PREFIX = "whsec_";
 /** The spec's (and its libraries') default tolerance. */
@@ -17,10 +19,13 @@ export function webhookKey(secret: string): Buffer {
   if (secret.startsWith(SPEC_PREFIX)) {
     const b64 = secret.slice(SPEC_PREFIX.length);
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64))
-      throw new Error("a whsec_ webhook secret must be base64 after its prefix");
+      throw new BaseError("a whsec_ webhook secret must be base64 after its prefix", {
+        code: "WEBHOOK_SECRET_INVALID",
+      });
     return Buffer.from(b64, "base64");
   }
-  if (secret.length === 0) throw new Error("a webhook secret cannot be empty");
+  if (secret.length === 0)
+    throw new BaseError("a webhook secret cannot be empty", { code: "WEBHOOK_SECRET_INVALID" });
   return Buffer.from(secret, "utf8");
 }
 

@@ -31,7 +31,10 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
         const position = o.transferPosition ?? (w.asset === zeroAddress ? "tx" : null);
         // Without the fact's reference reconciliation could not pair the post: retry next pass.
         if (!o.txHash || !position)
-          throw new Error(`signer outcome of withdrawal ${w.id} has no tx or transfer position`);
+          throw new BaseError(
+            `signer outcome of withdrawal ${w.id} has no tx or transfer position`,
+            { code: "WITHDRAWAL_OUTCOME_INCOMPLETE", meta: { withdrawal_id: w.id } },
+          );
         const fee = o.fee ?? 0n;
         await holds.post(client, w, { chainId: w.chainId, txHash: o.txHash, position }, fee);
         return move(
