@@ -30,7 +30,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "cycle: ledger/recon/liabilities.ts <-> ledger/recon/load.ts",
   // Imports up the layers.
   "direction: indexers/resume.ts -> api",
-  "direction: indexers/scale.ts -> ops",
   "direction: indexers/sync/reorg.ts -> api",
   "direction: ledger/attest/attest.ts -> signer",
   "direction: ledger/attest/deploy.ts -> signer",
@@ -84,9 +83,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: signer/sweeps/coldMoves.ts names chain.",
   "schema: signer/sweeps/planning.scale.ts names chain.",
   // Production code importing test support.
-  "test-support: indexers/scale.ts -> indexers/testing/allocationBurst.ts",
-  "test-support: indexers/scale.ts -> indexers/testing/chain.ts",
-  "test-support: indexers/scale.ts -> ops/testing/database.ts",
   "test-support: ops/demo.ts -> ops/e2e/scenario.ts",
   "test-support: ops/demo.ts -> ops/e2e/setup.ts",
   "test-support: ops/dev.ts -> ops/e2e/setup.ts",

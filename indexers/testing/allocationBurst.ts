@@ -1,7 +1,7 @@
 /**
- * An allocation burst from another thread (indexers/scale.ts): allocations come from the API, a
- * process of its own, so they must not share the indexer's event loop in a measurement of how
- * much they stall it. Each allocation is one transaction, insert + notification, as
+ * An allocation burst from another thread (ops/bench/indexerScale.ts): allocations come from the
+ * API, a process of its own, so they must not share the indexer's event loop in a measurement of
+ * how much they stall it. Each allocation is one transaction, insert + notification, as
  * signer/deposit-addresses allocates; `concurrency` at a time over their own pool.
  */
 import { parentPort, workerData } from "node:worker_threads";

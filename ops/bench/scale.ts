@@ -8,9 +8,8 @@
  * The full reconciliation runs in a child process of its own, so its peak RSS is its own.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { createEvmAdapter } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import {
@@ -31,6 +30,7 @@ import { transferId } from "../../ledger/transferId.js";
 import type { NewTransfer } from "../../ledger/types.js";
 import { measureSweepPlanning } from "../../signer/sweeps/planning.scale.js";
 import { startAnvil } from "../devstack/anvil.js";
+import { measureAllocationStall, measureFollow } from "./indexerScale.js";
 import { figure, loadAverage, machineLine } from "./machine.js";
 import {
   blockHashOf,
@@ -174,57 +174,16 @@ async function anvilMine(rpcUrl: string, blocks: number) {
 
 type Measure = { name: MeasurementName; label: string; run: () => Promise<void> };
 
-/** H15i's indexer measurements (indexers/scale.ts), once they exist. */
-async function indexerMeasures(): Promise<Measure[]> {
-  const file = path.join(repoRoot, "indexers", "scale.ts");
+/** The indexer measurements (./indexerScale.ts): an allocation burst's stall; following a fast chain. */
+function indexerMeasures(): Measure[] {
   const stallLabel = "allocating 1,000 addresses while the indexer runs (indexer stall)";
   const followLabel = "following a chain at 4 blocks/s for 60 s (lag)";
-  if (!existsSync(file))
-    return [
-      {
-        name: "indexer-stall",
-        label: stallLabel,
-        run: async () => notMeasured(stallLabel, "indexers/scale.ts not there yet"),
-      },
-      {
-        name: "indexer-follow",
-        label: followLabel,
-        run: async () => notMeasured(followLabel, "indexers/scale.ts not there yet"),
-      },
-    ];
-  const mod = (await import(pathToFileURL(file).href)) as {
-    measureAllocationStall?: (o?: {
-      addresses?: number;
-      watched?: number;
-      blockTimeMs?: number;
-    }) => Promise<{
-      stallMs: number;
-      blockTimeMs: number;
-      maxLagBlocks: number;
-      allocateMs: number;
-      maxStoreDelayMs?: number;
-    }>;
-    measureFollow?: (o?: {
-      blocksPerSecond?: number;
-      seconds?: number;
-      watched?: number;
-    }) => Promise<{
-      maxLagBlocks: number;
-      p99LagBlocks: number;
-      p50LagBlocks?: number;
-      blocks: number;
-      seconds: number;
-      storeDelayMs?: { p50: number; p99: number; max: number };
-    }>;
-  };
   return [
     {
       name: "indexer-stall",
       label: stallLabel,
       run: async () => {
-        if (!mod.measureAllocationStall)
-          return notMeasured(stallLabel, "indexers/scale.ts has no measureAllocationStall");
-        const r = await mod.measureAllocationStall({
+        const r = await measureAllocationStall({
           addresses: 1_000,
           watched: 100_000,
           blockTimeMs: 250,
@@ -244,9 +203,7 @@ async function indexerMeasures(): Promise<Measure[]> {
       name: "indexer-follow",
       label: followLabel,
       run: async () => {
-        if (!mod.measureFollow)
-          return notMeasured(followLabel, "indexers/scale.ts has no measureFollow");
-        const r = await mod.measureFollow({ blocksPerSecond: 4, seconds: 60, watched: 100_000 });
+        const r = await measureFollow({ blocksPerSecond: 4, seconds: 60, watched: 100_000 });
         figure(`${followLabel}, max`, r.maxLagBlocks, "blocks");
         figure(`${followLabel}, p99`, r.p99LagBlocks, "blocks");
         if (r.p50LagBlocks !== undefined) figure(`${followLabel}, p50`, r.p50LagBlocks, "blocks");
@@ -454,7 +411,7 @@ async function main() {
       await resetToSeed(info, W);
     }
 
-  for (const m of await indexerMeasures()) {
+  for (const m of indexerMeasures()) {
     if (!ONLY.has(m.name)) continue;
     try {
       await m.run();

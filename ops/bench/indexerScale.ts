@@ -17,14 +17,19 @@
  */
 import { Worker } from "node:worker_threads";
 import type { Hex } from "viem";
-import { createEvmAdapter } from "../chains/index.js";
-import { createCommon } from "../foundation/common.js";
-import { type ChainConfig, chainOnlyConfig, chainSchema, envSchema } from "../foundation/config.js";
-import { startAnvil } from "../ops/devstack/anvil.js";
-import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
-import type { AllocationBurst } from "./testing/allocationBurst.js";
-import { anvilRpc, call, deploy, type Rpc, syncToHead } from "./testing/chain.js";
+import { createEvmAdapter } from "../../chains/index.js";
+import { createCommon } from "../../foundation/common.js";
+import {
+  type ChainConfig,
+  chainOnlyConfig,
+  chainSchema,
+  envSchema,
+} from "../../foundation/config.js";
+import { createIngestor, type Ingestor } from "../../indexers/index.js";
+import type { AllocationBurst } from "../../indexers/testing/allocationBurst.js";
+import { anvilRpc, call, deploy, type Rpc, syncToHead } from "../../indexers/testing/chain.js";
+import { startAnvil } from "../devstack/anvil.js";
+import { createTestDatabase, type TestDatabase } from "../testing/database.js";
 
 const CHAIN_ID = 31337;
 const BASE = 0x5ca1e00000n;
@@ -163,9 +168,12 @@ async function rig(watched: number, blockTimeMs: number): Promise<Rig> {
 /** Runs indexers/testing/allocationBurst.ts in a worker thread; resolves when it is done. */
 function allocateInAnotherThread(burst: AllocationBurst): Promise<number> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./testing/allocationBurst.ts", import.meta.url), {
-      workerData: burst,
-    });
+    const worker = new Worker(
+      new URL("../../indexers/testing/allocationBurst.ts", import.meta.url),
+      {
+        workerData: burst,
+      },
+    );
     const timer = setTimeout(() => {
       void worker.terminate();
       reject(new Error("allocation burst: no answer within 10 minutes"));
