@@ -8,7 +8,7 @@ import { readAuditHead } from "../../api/audit.js";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
-import type { Pool } from "../../foundation/db.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { MEMORY_MAX_ROWS, unreadDepositBalances } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
 import {
@@ -18,11 +18,10 @@ import {
   loadCustodyWallets,
 } from "./custodyAddresses.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
-import { type ExpectedFactUpdate, expectedFactBalances } from "./expectedBalances.js";
+import { expectedFactBalances } from "./expectedBalances.js";
 import {
   DEFAULT_INFLOW_ROTATION,
   findUnattributedInflows,
-  type InflowSelection,
   loadExpectedAdjustments,
   selectInflowAddresses,
 } from "./inflows.js";
@@ -35,8 +34,6 @@ import {
   ZERO_ADDRESS,
 } from "./onchain.js";
 import {
-  abandonCompletion,
-  beginCompletion,
   type ChainMemory,
   completeRun,
   createRun,
@@ -195,139 +192,151 @@ export function createReconciler({
     memories.delete(chainId);
     try {
       const reads = balanceReads(chain);
-      const client = await pool.connect();
-      let inputs: Awaited<ReturnType<typeof loadRunInputs>>;
-      let inflowSelection: InflowSelection;
-      let expectedBalances: Map<string, bigint>;
-      let expectedUpdate: ExpectedFactUpdate;
-      let unreadDeposits: Map<string, bigint>;
-      let matching: { breaks: Break[]; matched: number };
-      let counts: { facts: number; entries: number; deferred: number };
-      // On-chain balances: hot and cold wallets, and the deposit addresses with activity since the
-      // previous run plus a rotating slice (all of them in a full run). Read while Postgres loads.
-      let onchainRead: Promise<OnchainBalance[]>;
-      let readBalances: () => Promise<OnchainBalance[]>;
-      let matchStart = 0;
-      let custodyCount = 0;
-      let matchMs = 0;
-      try {
-        // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
-        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        // A full run needs every custody address; an incremental one the wallets, the deposit
-        // addresses it reads, and those its facts touch (added once the facts are in).
-        const custody =
-          previous === null
-            ? await loadCustody(client, chainId)
-            : await loadCustodyWallets(client, chainId);
-        inflowSelection = await selectInflowAddresses(client, {
-          chainId,
-          block,
-          previous,
-          custody,
-          rotation: reads.rotation,
-        });
-        for (const address of inflowSelection.addresses) custody.set(address, "deposit");
-        const toRead = new Map<string, CustodyKind>();
-        for (const [address, kind] of custody) if (kind !== "deposit") toRead.set(address, kind);
-        for (const address of inflowSelection.addresses) toRead.set(address, "deposit");
-        readBalances = () =>
-          readCustodyBalances(adapter(chain), {
-            addresses: toRead,
-            tokens,
-            block,
-            options: reads,
-            limit: limiter(chain, reads.requestsPerSecond),
-          });
-        // An incremental run reads while Postgres loads. A full run reads after its streaming
-        // match: that match keeps the event loop busy for long stretches, and a response waiting
-        // behind it would pass the RPC timeout.
-        onchainRead = previous === null ? Promise.resolve([]) : readBalances();
-        onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
-        // (Counted after the read has started: the read is the longer path of an incremental run.)
-        custodyCount = previous === null ? custody.size : await countCustody(client, chainId);
-        const unread = await unreadDepositBalances(client, {
-          chainId,
-          read: inflowSelection.addresses,
-          memory: carried.deposits,
-        });
-        unreadDeposits = unread.unread;
-        carried.deposits = unread.memory;
-        inputs = await loadRunInputs(client, {
-          chainId,
-          block,
-          previous,
-          custody,
-          ...(lookbackMs !== undefined ? { lookbackMs } : {}),
-        });
-        if (previous !== null) {
-          const touched = new Set<string>();
-          for (const f of inputs.facts) {
-            if (!custody.has(f.from)) touched.add(f.from);
-            if (!custody.has(f.to)) touched.add(f.to);
-          }
-          for (const [a, k] of await loadCustodyOf(client, chainId, [...touched]))
-            custody.set(a, k);
-        }
-        matchStart = performance.now();
-        const reorgHolds = new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state]));
-        const chainBackedKinds = chain.traces ? undefined : WITHOUT_TRACES;
-        if (previous === null) {
-          const streamed = await matchFullStream(client, {
+      // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
+      // (Not re-run on a retryable error: the balance read starts inside.)
+      const {
+        inputs,
+        inflowSelection,
+        expectedBalances,
+        expectedUpdate,
+        unreadDeposits,
+        matching,
+        counts,
+        onchainRead,
+        readBalances,
+        custodyCount,
+        matchMs,
+      } = await withTransaction(
+        pool,
+        async (client) => {
+          // A full run needs every custody address; an incremental one the wallets, the deposit
+          // addresses it reads, and those its facts touch (added once the facts are in).
+          const custody =
+            previous === null
+              ? await loadCustody(client, chainId)
+              : await loadCustodyWallets(client, chainId);
+          const inflowSelection = await selectInflowAddresses(client, {
             chainId,
             block,
+            previous,
             custody,
-            reorgHolds,
-            lateIds: inputs.lateIds,
-            ...(streamPage !== undefined ? { page: streamPage } : {}),
-            ...(chainBackedKinds ? { chainBackedKinds } : {}),
+            rotation: reads.rotation,
           });
-          matching = streamed;
-          counts = {
-            facts: streamed.factsExamined,
-            entries: streamed.entriesExamined,
-            deferred: streamed.deferred,
-          };
-        } else {
-          matching = matchFactsToEntries({
-            ...inputs,
-            reorgHolds,
-            ...(chainBackedKinds ? { chainBackedKinds } : {}),
+          for (const address of inflowSelection.addresses) custody.set(address, "deposit");
+          const toRead = new Map<string, CustodyKind>();
+          for (const [address, kind] of custody) if (kind !== "deposit") toRead.set(address, kind);
+          for (const address of inflowSelection.addresses) toRead.set(address, "deposit");
+          // On-chain balances: hot and cold wallets, and the deposit addresses with activity since
+          // the previous run plus a rotating slice (all of them in a full run).
+          const readBalances = () =>
+            readCustodyBalances(adapter(chain), {
+              addresses: toRead,
+              tokens,
+              block,
+              options: reads,
+              limit: limiter(chain, reads.requestsPerSecond),
+            });
+          // An incremental run reads while Postgres loads. A full run reads after its streaming
+          // match: that match keeps the event loop busy for long stretches, and a response waiting
+          // behind it would pass the RPC timeout.
+          const onchainRead: Promise<OnchainBalance[]> =
+            previous === null ? Promise.resolve([]) : readBalances();
+          onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
+          // (Counted after the read has started: the read is the longer path of an incremental run.)
+          const custodyCount =
+            previous === null ? custody.size : await countCustody(client, chainId);
+          const unread = await unreadDepositBalances(client, {
+            chainId,
+            read: inflowSelection.addresses,
+            memory: carried.deposits,
           });
-          counts = {
-            facts: inputs.facts.length,
-            entries: inputs.entries.length,
-            deferred: inputs.deferred,
+          carried.deposits = unread.memory;
+          const inputs = await loadRunInputs(client, {
+            chainId,
+            block,
+            previous,
+            custody,
+            ...(lookbackMs !== undefined ? { lookbackMs } : {}),
+          });
+          if (previous !== null) {
+            const touched = new Set<string>();
+            for (const f of inputs.facts) {
+              if (!custody.has(f.from)) touched.add(f.from);
+              if (!custody.has(f.to)) touched.add(f.to);
+            }
+            for (const [a, k] of await loadCustodyOf(client, chainId, [...touched]))
+              custody.set(a, k);
+          }
+          const matchStart = performance.now();
+          const reorgHolds = new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state]));
+          const chainBackedKinds = chain.traces ? undefined : WITHOUT_TRACES;
+          let matching: { breaks: Break[]; matched: number };
+          let counts: { facts: number; entries: number; deferred: number };
+          if (previous === null) {
+            const streamed = await matchFullStream(client, {
+              chainId,
+              block,
+              custody,
+              reorgHolds,
+              lateIds: inputs.lateIds,
+              ...(streamPage !== undefined ? { page: streamPage } : {}),
+              ...(chainBackedKinds ? { chainBackedKinds } : {}),
+            });
+            matching = streamed;
+            counts = {
+              facts: streamed.factsExamined,
+              entries: streamed.entriesExamined,
+              deferred: streamed.deferred,
+            };
+          } else {
+            matching = matchFactsToEntries({
+              ...inputs,
+              reorgHolds,
+              ...(chainBackedKinds ? { chainBackedKinds } : {}),
+            });
+            counts = {
+              facts: inputs.facts.length,
+              entries: inputs.entries.length,
+              deferred: inputs.deferred,
+            };
+          }
+          const matchMs = performance.now() - matchStart;
+          // The facts' part from the running table (moved by this run's facts), rebuilt from history
+          // in a full run; sweeps no fact shows and operator credits summed here (they are few).
+          const expected = await expectedFactBalances(client, {
+            chainId,
+            block,
+            previous,
+            addresses: inflowSelection.addresses,
+            changedFacts: inputs.changedFacts,
+            custody,
+            memory: carried.expected,
+          });
+          carried.expected = expected.memory;
+          const expectedBalances = expected.balances;
+          const adjustments = await loadExpectedAdjustments(client, {
+            chainId,
+            block,
+            addresses: inflowSelection.addresses,
+          });
+          for (const [k, v] of adjustments)
+            expectedBalances.set(k, (expectedBalances.get(k) ?? 0n) + v);
+          return {
+            inputs,
+            inflowSelection,
+            expectedBalances,
+            expectedUpdate: expected.update,
+            unreadDeposits: unread.unread,
+            matching,
+            counts,
+            onchainRead,
+            readBalances,
+            custodyCount,
+            matchMs,
           };
-        }
-        matchMs = performance.now() - matchStart;
-        // The facts' part from the running table (moved by this run's facts), rebuilt from history
-        // in a full run; sweeps no fact shows and operator credits summed here (they are few).
-        const expected = await expectedFactBalances(client, {
-          chainId,
-          block,
-          previous,
-          addresses: inflowSelection.addresses,
-          changedFacts: inputs.changedFacts,
-          custody,
-          memory: carried.expected,
-        });
-        carried.expected = expected.memory;
-        expectedBalances = expected.balances;
-        expectedUpdate = expected.update;
-        const adjustments = await loadExpectedAdjustments(client, {
-          chainId,
-          block,
-          addresses: inflowSelection.addresses,
-        });
-        for (const [k, v] of adjustments)
-          expectedBalances.set(k, (expectedBalances.get(k) ?? 0n) + v);
-        await client.query("COMMIT");
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => {});
-        throw error;
-      } finally {
-        client.release();
-      }
+        },
+        { isolation: "repeatable read", readOnly: true, attempts: 1 },
+      );
       // A full run reads while it matches: its load time is in `match`.
       const t2 = performance.now();
       const t1 = t2 - matchMs;
@@ -336,96 +345,90 @@ export function createReconciler({
         (h) => h.state === "held" || !previous || h.updatedAt >= previous.snapshotAt,
       );
       const onchainReading = previous === null ? readBalances() : onchainRead;
-      onchainReading.catch(() => {}); // awaited below, after the completion is opened
+      onchainReading.catch(() => {}); // awaited in the completion, after its early writes
       // The writes that need no on-chain balance (expected balances, liabilities) go out while the
-      // balances are read, in the transaction completeRun finishes.
-      const pending = await beginCompletion(pool, runId, {
+      // balances are read, in the one transaction completeRun opens first and finishes (a failed
+      // read rolls them back).
+      const { result, states, alerting, memory } = await completeRun(pool, runId, {
         chainId,
         expectedFacts: expectedUpdate,
         liabilities: inputs.liabilityUpdate,
         memory: carried,
+        result: async () => {
+          const onchain = await onchainReading;
+          const inflows = findUnattributedInflows({
+            onchain,
+            expected: expectedBalances,
+            addresses: inflowSelection.addresses,
+          });
+          const balances = checkBalances({
+            onchain,
+            ledger: inputs.ledger,
+            liabilities: inputs.liabilities,
+            breaks: [...matching.breaks, ...inflows],
+            custody: inputs.custody,
+            unreadDeposits,
+          });
+          const t3 = performance.now();
+          return {
+            t3,
+            watermarks: inputs.watermarks,
+            deferredEntries: inputs.deferredEntries,
+            factsExamined: counts.facts,
+            entriesExamined: counts.entries,
+            matched: matching.matched,
+            checks: balances.checks,
+            depositBalances: { block, balances: onchain },
+            breaks: [...matching.breaks, ...inflows, ...balances.breaks],
+            holds,
+            inputs: {
+              custody_addresses: custodyCount,
+              deferred_entries: counts.deferred,
+              balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
+              inflow_addresses_checked: inflowSelection.addresses.length,
+              inflow_cursor: inflowSelection.cursor,
+            },
+            auditHead: await readAuditHead(pool),
+          };
+        },
       });
-      let completing = false;
-      try {
-        const onchain = await onchainReading;
-        const inflows = findUnattributedInflows({
-          onchain,
-          expected: expectedBalances,
-          addresses: inflowSelection.addresses,
-        });
-        const balances = checkBalances({
-          onchain,
-          ledger: inputs.ledger,
-          liabilities: inputs.liabilities,
-          breaks: [...matching.breaks, ...inflows],
-          custody: inputs.custody,
-          unreadDeposits,
-        });
-        const breaks = [...matching.breaks, ...inflows, ...balances.breaks];
-        const t3 = performance.now();
-        const auditHead = await readAuditHead(pool);
-        // completeRun finishes the pending completion or rolls it back.
-        completing = true;
-        const { states, alerting, memory } = await completeRun(pool, runId, {
-          watermarks: inputs.watermarks,
-          deferredEntries: inputs.deferredEntries,
-          factsExamined: counts.facts,
-          entriesExamined: counts.entries,
-          matched: matching.matched,
-          checks: balances.checks,
-          depositBalances: { block, balances: onchain },
-          pending,
-          breaks,
-          holds,
-          inputs: {
-            custody_addresses: custodyCount,
-            deferred_entries: counts.deferred,
-            balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
-            inflow_addresses_checked: inflowSelection.addresses.length,
-            inflow_cursor: inflowSelection.cursor,
-          },
-          auditHead,
-        });
-        // Not after a full run: holding every chain's rows from a full reconciliation of all
-        // chains took its peak RSS from 802 MB to 2,239 MB at 10M; the next incremental run loads
-        // them once. Kept only while small enough to hold for every chain (~300 bytes an address).
-        if (previous === null) memory.deposits = memory.expected = undefined;
-        if ((memory.deposits?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.deposits = undefined;
-        if ((memory.expected?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.expected = undefined;
-        memories.set(chainId, memory);
-        breaks.forEach((b, i) => {
-          b.state = states[i]!;
-        });
-        const t4 = performance.now();
-        const summary: RunSummary = {
-          runId,
-          chainId,
-          block,
-          mode,
-          clean: breaks.length === 0,
-          alerting,
-          breaks,
-          checks: balances.checks,
-          holds,
-          factsExamined: counts.facts,
-          entriesExamined: counts.entries,
-          matched: matching.matched,
-          deferred: counts.deferred,
-          timingsMs: {
-            load: t1 - t0,
-            match: t2 - t1,
-            balances: t3 - t2,
-            store: t4 - t3,
-            total: t4 - t0,
-          },
-        };
-        metrics.observe(summary);
-        report(runLog, summary);
-        return summary;
-      } catch (error) {
-        if (!completing) await abandonCompletion(pending);
-        throw error;
-      }
+      const { breaks, t3 } = result;
+      // Not after a full run: holding every chain's rows from a full reconciliation of all
+      // chains took its peak RSS from 802 MB to 2,239 MB at 10M; the next incremental run loads
+      // them once. Kept only while small enough to hold for every chain (~300 bytes an address).
+      if (previous === null) memory.deposits = memory.expected = undefined;
+      if ((memory.deposits?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.deposits = undefined;
+      if ((memory.expected?.rows.size ?? 0) > MEMORY_MAX_ROWS) memory.expected = undefined;
+      memories.set(chainId, memory);
+      breaks.forEach((b, i) => {
+        b.state = states[i]!;
+      });
+      const t4 = performance.now();
+      const summary: RunSummary = {
+        runId,
+        chainId,
+        block,
+        mode,
+        clean: breaks.length === 0,
+        alerting,
+        breaks,
+        checks: result.checks,
+        holds,
+        factsExamined: counts.facts,
+        entriesExamined: counts.entries,
+        matched: matching.matched,
+        deferred: counts.deferred,
+        timingsMs: {
+          load: t1 - t0,
+          match: t2 - t1,
+          balances: t3 - t2,
+          store: t4 - t3,
+          total: t4 - t0,
+        },
+      };
+      metrics.observe(summary);
+      report(runLog, summary);
+      return summary;
     } catch (error) {
       await failRun(pool, runId, error).catch(() => {});
       metrics.runs.inc({ chain_id: String(chainId), result: "failed" });

@@ -3,7 +3,7 @@
  * one row per break. Breaks of the last completed run are the open items the next run re-examines.
  */
 import type { AuditHead } from "../../api/audit.js";
-import type { Pool, PoolClient } from "../../foundation/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { type DepositBalanceMemory, storeDepositBalances } from "./balanceCache.js";
 import type { BalanceCheck, OnchainBalance } from "./balances.js";
 import { type BreakStateName, breakIdentities, trackBreakStates } from "./breakStates.js";
@@ -128,15 +128,32 @@ export function checkJson(c: BalanceCheck) {
   };
 }
 
-/**
- * A run's completion opened before its on-chain balances are in: the running tables that need none
- * (the expected fact balances and the user liabilities, which lock their state rows) are moved in
- * the transaction `completeRun` then finishes, so those writes overlap the balance reads.
- * `abandonCompletion` rolls it back.
- */
-export type PendingCompletion = { client: PoolClient; chainId: number; memory: ChainMemory };
+/** What a run found, for `completeRun` to store. */
+export type RunResult = {
+  watermarks: Watermarks;
+  deferredEntries: { id: string; txHash: string; position: string }[];
+  factsExamined: number;
+  entriesExamined: number;
+  matched: number;
+  checks: BalanceCheck[];
+  breaks: Break[];
+  holds?: ReorgHold[];
+  inputs: Record<string, unknown>;
+  /** The audit log's head when the run completed (an anchor for `audit verify`). */
+  auditHead?: AuditHead | null;
+  /** On-chain balances the run read (deposit ones are kept for later runs: balanceCache.ts). */
+  depositBalances?: { block: number; balances: readonly OnchainBalance[] };
+};
 
-export async function beginCompletion(
+/**
+ * Completes run `runId` in one transaction, opened before the run's result is in: the running
+ * tables that need no on-chain balance (the expected fact balances and the user liabilities, which
+ * lock their state rows) are moved first, then `result` is awaited (so those writes overlap the
+ * run's balance reads), then its breaks, deposit balances and run row are stored. A failure
+ * anywhere, `result`'s included, rolls all of it back. Returns what `result` gave, with the breaks'
+ * states and the memory moved along with the tables.
+ */
+export async function completeRun<R extends RunResult>(
   pool: Pool,
   runId: number,
   args: {
@@ -147,129 +164,71 @@ export async function beginCompletion(
     liabilities?: LiabilityUpdate | undefined;
     /** The memory the run read with; moved along with the tables. */
     memory?: ChainMemory | undefined;
+    /** What the run found; called once, after the early writes went out. */
+    result: () => Promise<R>;
   },
-): Promise<PendingCompletion> {
+): Promise<{ result: R; states: BreakStateName[]; alerting: number; memory: ChainMemory }> {
   const { chainId } = args;
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
-    const memory: ChainMemory = { ...args.memory };
-    if (args.expectedFacts)
-      memory.expected = await storeExpectedFacts(client, {
+  return withTransaction(
+    pool,
+    async (client) => {
+      const memory: ChainMemory = { ...args.memory };
+      if (args.expectedFacts)
+        memory.expected = await storeExpectedFacts(client, {
+          chainId,
+          runId,
+          update: args.expectedFacts,
+          memory: memory.expected,
+        });
+      if (args.liabilities)
+        await storeLiabilities(client, { chainId, runId, update: args.liabilities });
+      const result = await args.result();
+      const identities = breakIdentities(chainId, result.breaks);
+      const states = await trackBreakStates(client, {
+        runId,
         chainId,
-        runId,
-        update: args.expectedFacts,
-        memory: memory.expected,
+        breaks: result.breaks,
+        identities,
       });
-    if (args.liabilities)
-      await storeLiabilities(client, { chainId, runId, update: args.liabilities });
-    return { client, chainId, memory };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    client.release();
-    throw error;
-  }
-}
-
-export async function abandonCompletion(pending: PendingCompletion): Promise<void> {
-  await pending.client.query("ROLLBACK").catch(() => {});
-  pending.client.release();
-}
-
-export async function completeRun(
-  pool: Pool,
-  runId: number,
-  result: {
-    watermarks: Watermarks;
-    deferredEntries: { id: string; txHash: string; position: string }[];
-    factsExamined: number;
-    entriesExamined: number;
-    matched: number;
-    checks: BalanceCheck[];
-    breaks: Break[];
-    holds?: ReorgHold[];
-    inputs: Record<string, unknown>;
-    /** The audit log's head when the run completed (an anchor for `audit verify`). */
-    auditHead?: AuditHead | null;
-    /** On-chain balances the run read (deposit ones are kept for later runs: balanceCache.ts). */
-    depositBalances?: { block: number; balances: readonly OnchainBalance[] };
-    /**
-     * The completion `beginCompletion` opened (it has moved the expected balances and the
-     * liabilities; the three fields below are then not used). Finished or rolled back here.
-     */
-    pending?: PendingCompletion;
-    /** How the run moves the running expected balances of deposit addresses (expectedBalances.ts). */
-    expectedFacts?: ExpectedFactUpdate;
-    /** How the run moves the running user liabilities (liabilities.ts). */
-    liabilities?: LiabilityUpdate;
-    /** The memory the run read with; moved along with the tables. */
-    memory?: ChainMemory;
-  },
-): Promise<{ states: BreakStateName[]; alerting: number; memory: ChainMemory }> {
-  let pending = result.pending;
-  if (pending === undefined) {
-    const run = await pool.query<{ chain_id: string }>(
-      "SELECT chain_id::text FROM recon.runs WHERE id = $1",
-      [runId],
-    );
-    pending = await beginCompletion(pool, runId, {
-      chainId: Number(run.rows[0]!.chain_id),
-      expectedFacts: result.expectedFacts,
-      liabilities: result.liabilities,
-      memory: result.memory,
-    });
-  }
-  const { client, chainId, memory } = pending;
-  try {
-    const identities = breakIdentities(chainId, result.breaks);
-    const states = await trackBreakStates(client, {
-      runId,
-      chainId,
-      breaks: result.breaks,
-      identities,
-    });
-    const alerting = states.filter((s) => s === "open").length;
-    await storeBreaks(client, runId, result.breaks, identities, states);
-    if (result.depositBalances)
-      memory.deposits = await storeDepositBalances(client, {
-        chainId,
-        runId,
-        ...result.depositBalances,
-        memory: memory.deposits,
-      });
-    await client.query(
-      `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
-         entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
-         matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb,
-         entry_gaps = $11::jsonb, deferred_entries = $12::jsonb, holds = $13::jsonb,
-         audit_head = $14::jsonb, alerting_count = $15
-       WHERE id = $1`,
-      [
-        runId,
-        result.watermarks.fact,
-        result.watermarks.entry,
-        result.watermarks.snapshotAt,
-        result.factsExamined,
-        result.entriesExamined,
-        result.matched,
-        result.breaks.length,
-        JSON.stringify(result.checks.map(checkJson)),
-        JSON.stringify(result.inputs),
-        JSON.stringify(result.watermarks.entryGaps),
-        JSON.stringify(result.deferredEntries.map((d) => [d.id, d.txHash, d.position])),
-        JSON.stringify((result.holds ?? []).map(holdJson)),
-        result.auditHead ? JSON.stringify(result.auditHead) : null,
-        alerting,
-      ],
-    );
-    await client.query("COMMIT");
-    return { states, alerting, memory };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+      const alerting = states.filter((s) => s === "open").length;
+      await storeBreaks(client, runId, result.breaks, identities, states);
+      if (result.depositBalances)
+        memory.deposits = await storeDepositBalances(client, {
+          chainId,
+          runId,
+          ...result.depositBalances,
+          memory: memory.deposits,
+        });
+      await client.query(
+        `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
+           entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
+           matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb,
+           entry_gaps = $11::jsonb, deferred_entries = $12::jsonb, holds = $13::jsonb,
+           audit_head = $14::jsonb, alerting_count = $15
+         WHERE id = $1`,
+        [
+          runId,
+          result.watermarks.fact,
+          result.watermarks.entry,
+          result.watermarks.snapshotAt,
+          result.factsExamined,
+          result.entriesExamined,
+          result.matched,
+          result.breaks.length,
+          JSON.stringify(result.checks.map(checkJson)),
+          JSON.stringify(result.inputs),
+          JSON.stringify(result.watermarks.entryGaps),
+          JSON.stringify(result.deferredEntries.map((d) => [d.id, d.txHash, d.position])),
+          JSON.stringify((result.holds ?? []).map(holdJson)),
+          result.auditHead ? JSON.stringify(result.auditHead) : null,
+          alerting,
+        ],
+      );
+      return { result, states, alerting, memory };
+    },
+    // Not re-run: `result` runs once (it awaits the run's balance reads).
+    { attempts: 1 },
+  );
 }
 
 async function storeBreaks(
