@@ -194,19 +194,7 @@ export function createReconciler({
       const reads = balanceReads(chain);
       // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
       // (Not re-run on a retryable error: the balance read starts inside.)
-      const {
-        inputs,
-        inflowSelection,
-        expectedBalances,
-        expectedUpdate,
-        unreadDeposits,
-        matching,
-        counts,
-        onchainRead,
-        readBalances,
-        custodyCount,
-        matchMs,
-      } = await withTransaction(
+      const loaded = await withTransaction(
         pool,
         async (client) => {
           // A full run needs every custody address; an incremental one the wallets, the deposit
@@ -337,29 +325,30 @@ export function createReconciler({
         },
         { isolation: "repeatable read", readOnly: true, attempts: 1 },
       );
+      const { inputs, matching, counts } = loaded;
       // A full run reads while it matches: its load time is in `match`.
       const t2 = performance.now();
-      const t1 = t2 - matchMs;
+      const t1 = t2 - loaded.matchMs;
       // Open holds always; posted ones once (the run after they were posted), or all in a full run.
       const holds = inputs.reorgHolds.filter(
         (h) => h.state === "held" || !previous || h.updatedAt >= previous.snapshotAt,
       );
-      const onchainReading = previous === null ? readBalances() : onchainRead;
+      const onchainReading = previous === null ? loaded.readBalances() : loaded.onchainRead;
       onchainReading.catch(() => {}); // awaited in the completion, after its early writes
       // The writes that need no on-chain balance (expected balances, liabilities) go out while the
       // balances are read, in the one transaction completeRun opens first and finishes (a failed
       // read rolls them back).
       const { result, states, alerting, memory } = await completeRun(pool, runId, {
         chainId,
-        expectedFacts: expectedUpdate,
+        expectedFacts: loaded.expectedUpdate,
         liabilities: inputs.liabilityUpdate,
         memory: carried,
         result: async () => {
           const onchain = await onchainReading;
           const inflows = findUnattributedInflows({
             onchain,
-            expected: expectedBalances,
-            addresses: inflowSelection.addresses,
+            expected: loaded.expectedBalances,
+            addresses: loaded.inflowSelection.addresses,
           });
           const balances = checkBalances({
             onchain,
@@ -367,7 +356,7 @@ export function createReconciler({
             liabilities: inputs.liabilities,
             breaks: [...matching.breaks, ...inflows],
             custody: inputs.custody,
-            unreadDeposits,
+            unreadDeposits: loaded.unreadDeposits,
           });
           const t3 = performance.now();
           return {
@@ -382,11 +371,11 @@ export function createReconciler({
             breaks: [...matching.breaks, ...inflows, ...balances.breaks],
             holds,
             inputs: {
-              custody_addresses: custodyCount,
+              custody_addresses: loaded.custodyCount,
               deferred_entries: counts.deferred,
               balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
-              inflow_addresses_checked: inflowSelection.addresses.length,
-              inflow_cursor: inflowSelection.cursor,
+              inflow_addresses_checked: loaded.inflowSelection.addresses.length,
+              inflow_cursor: loaded.inflowSelection.cursor,
             },
             auditHead: await readAuditHead(pool),
           };
