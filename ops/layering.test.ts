@@ -77,9 +77,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/treasury.ts names chain.",
   "schema: ops/por/demo.ts names attest.",
   "schema: ops/stateMetrics.ts names api.",
-  "schema: signer/deposit-addresses/allocateDepositAddress.ts names chain.",
-  "schema: signer/deposit-addresses/deployFactory.ts names chain.",
-  "schema: signer/deposit-addresses/sharedFactories.ts names chain.",
   "schema: signer/sweeps/coldMoves.ts names chain.",
   "schema: signer/sweeps/planning.scale.ts names chain.",
   // Production code importing test support.
@@ -207,6 +204,14 @@ describe("the checker", () => {
       path: "api/ws.ts",
       text: 'import * as viem from "viem";\nexport const t = viem.webSocket("ws://x");\n',
     },
+    // ... and handed on uncalled, or re-exported; a type-only import is not a client.
+    {
+      path: "signer/t.ts",
+      text:
+        'import { custom, type HttpTransport, type http as Http } from "viem";\n' +
+        "export const make = custom;\nexport type T = HttpTransport | typeof Http;\n",
+    },
+    { path: "indexers/re.ts", text: 'export { webSocket } from "viem";\n' },
     // e) SQL naming another module's schema (and what is not SQL, or is the owner's own).
     {
       path: "api/q.ts",
@@ -236,9 +241,11 @@ describe("the checker", () => {
         "direction: foundation/x.ts -> ledger",
         "direction: indexers/d.ts -> api",
         "direction: ledger/w.ts -> ops",
-        "rpc-client: api/ws.ts calls viem webSocket",
-        "rpc-client: ledger/rpc.ts calls viem createPublicClient",
-        "rpc-client: ledger/rpc.ts calls viem http",
+        "rpc-client: api/ws.ts uses viem webSocket",
+        "rpc-client: indexers/re.ts uses viem webSocket",
+        "rpc-client: ledger/rpc.ts uses viem createPublicClient",
+        "rpc-client: ledger/rpc.ts uses viem http",
+        "rpc-client: signer/t.ts uses viem custom",
         "schema: api/q.ts names custody.",
         "schema: api/q.ts names ledger.",
         "schema: ledger/recon/r.ts names ledger.",

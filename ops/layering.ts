@@ -8,7 +8,8 @@
  * - `cycle`: production files that import each other in a circle (type-only imports count);
  * - `test-support`: a production file imports test support (a `testing/` folder, a test, a bench,
  *   ops/e2e, ops/sim, ops/bench, ops/infra);
- * - `rpc-client`: a viem client or transport built outside chains/;
+ * - `rpc-client`: a viem client or transport constructor used outside chains/ (imported as a value,
+ *   re-exported, or called through a namespace import);
  * - `schema`: SQL naming a Postgres schema outside the folder that owns it (the doc's `schemas` block).
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -21,7 +22,7 @@ export type Violation =
   | { kind: "direction"; file: string; target: string; from: string; to: string }
   | { kind: "cycle"; files: string[] }
   | { kind: "test-support"; file: string; target: string }
-  | { kind: "rpc-client"; file: string; call: string }
+  | { kind: "rpc-client"; file: string; name: string }
   | { kind: "schema"; file: string; schema: string };
 
 export type Rules = {
@@ -147,7 +148,7 @@ const SQL_WORD =
 
 type Parsed = {
   imports: string[];
-  viemCalls: Set<string>;
+  viemBuilders: Set<string>;
   sqlTexts: string[];
 };
 
@@ -155,8 +156,7 @@ function parse(file: SourceText): Parsed {
   const sf = ts.createSourceFile(file.path, file.text, ts.ScriptTarget.Latest, false);
   const imports: string[] = [];
   const sqlTexts: string[] = [];
-  const viemCalls = new Set<string>();
-  const viemNames = new Map<string, string>(); // local name -> viem export
+  const viemBuilders = new Set<string>();
   const viemNamespaces = new Set<string>();
   const isViem = (spec: string) => spec === "viem" || spec.startsWith("viem/");
 
@@ -168,13 +168,21 @@ function parse(file: SourceText): Parsed {
     ) {
       const spec = node.moduleSpecifier.text;
       imports.push(spec);
-      if (ts.isImportDeclaration(node) && isViem(spec) && node.importClause) {
-        const b = node.importClause.namedBindings;
-        if (b && ts.isNamespaceImport(b)) viemNamespaces.add(b.name.text);
-        if (b && ts.isNamedImports(b)) {
-          for (const el of b.elements) {
+      // Importing (or re-exporting) a constructor as a value is using it: it may be called later or
+      // handed on, so the import is what counts, not only a direct call.
+      const clause = ts.isImportDeclaration(node) ? node.importClause : undefined;
+      const typeOnly = clause ? clause.isTypeOnly : ts.isExportDeclaration(node) && node.isTypeOnly;
+      const bindings = clause
+        ? clause.namedBindings
+        : ts.isExportDeclaration(node)
+          ? node.exportClause
+          : undefined;
+      if (isViem(spec) && !typeOnly && bindings) {
+        if (ts.isNamespaceImport(bindings)) viemNamespaces.add(bindings.name.text);
+        if (ts.isNamedImports(bindings) || ts.isNamedExports(bindings)) {
+          for (const el of bindings.elements) {
             const name = (el.propertyName ?? el.name).text;
-            if (VIEM_BUILDERS.has(name)) viemNames.set(el.name.text, name);
+            if (!el.isTypeOnly && VIEM_BUILDERS.has(name)) viemBuilders.add(name);
           }
         }
       }
@@ -197,16 +205,13 @@ function parse(file: SourceText): Parsed {
         imports.push(arg.text);
       }
       const callee = node.expression;
-      if (ts.isIdentifier(callee) && viemNames.has(callee.text)) {
-        viemCalls.add(viemNames.get(callee.text)!);
-      }
       if (
         ts.isPropertyAccessExpression(callee) &&
         ts.isIdentifier(callee.expression) &&
         viemNamespaces.has(callee.expression.text) &&
         VIEM_BUILDERS.has(callee.name.text)
       ) {
-        viemCalls.add(callee.name.text);
+        viemBuilders.add(callee.name.text);
       }
     }
     if (
@@ -227,10 +232,9 @@ function parse(file: SourceText): Parsed {
     }
     ts.forEachChild(node, visit);
   };
-  // Imports come first in a file; viem bindings are collected before any call is visited because
-  // ES imports are hoisted and this file's style keeps them at the top.
+  // A namespace import is seen before its calls: imports come first in this repo's files.
   visit(sf);
-  return { imports, viemCalls, sqlTexts };
+  return { imports, viemBuilders, sqlTexts };
 }
 
 /** Resolves a relative specifier to a repo-relative path (`.js` -> `.ts` when that file is known). */
@@ -285,7 +289,8 @@ export function checkLayering(files: readonly SourceText[], rules: Rules): Viola
       out.push({ kind: "direction", file: file.path, target, from, to });
     }
     if (from !== "chains") {
-      for (const call of parsed.viemCalls) out.push({ kind: "rpc-client", file: file.path, call });
+      for (const name of parsed.viemBuilders)
+        out.push({ kind: "rpc-client", file: file.path, name });
     }
     const owner = sqlOwner(file.path, owners);
     const named = new Set<string>();
@@ -320,7 +325,7 @@ export function violationKey(v: Violation): string {
     case "test-support":
       return `test-support: ${v.file} -> ${v.target}`;
     case "rpc-client":
-      return `rpc-client: ${v.file} calls viem ${v.call}`;
+      return `rpc-client: ${v.file} uses viem ${v.name}`;
     case "schema":
       return `schema: ${v.file} names ${v.schema}.`;
   }
