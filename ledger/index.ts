@@ -27,6 +27,7 @@ export {
   TreasuryMoveError,
   UnknownAssetError,
 } from "./errors.js";
+export { gasBooking, gasReversal, holdSettlement } from "./gasBookings.js";
 export { creditingRole } from "./role.js";
 export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";
 export {

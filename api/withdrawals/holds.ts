@@ -4,9 +4,15 @@
  * and places the hold of the next epoch (DESIGN "Money flows": the posting stands only if the tx
  * mines again). Epoch-0 ids are the ones used before epochs existed, so old rows stay valid.
  */
-import { zeroAddress } from "viem";
 import type { PoolClient } from "../../foundation/db.js";
-import { type ChainRef, type Ledger, transferId } from "../../ledger/index.js";
+import {
+  type ChainRef,
+  gasBooking,
+  gasReversal,
+  holdSettlement,
+  type Ledger,
+  transferId,
+} from "../../ledger/index.js";
 import type { Withdrawal } from "./store.js";
 
 const suffix = (epoch: number) => (epoch === 0 ? "" : `:${epoch}`);
@@ -29,22 +35,25 @@ type W = Pick<Withdrawal, "id" | "customerId" | "chainId" | "asset" | "amount" |
 
 const assetId = (w: W) => `${w.chainId}:${w.asset}`;
 const hot = (w: W) => `custody:hot:${w.fromAddress}`;
+/** The current hold's settlement: posted against the chain fact, or (no fact) voided. */
+const settlement = (w: W, chainRef: ChainRef | undefined) => {
+  const ids = withdrawalTransferIds(w.id, w.reorgCount);
+  return holdSettlement({ pendingId: ids.hold, postId: ids.post, voidId: ids.void, chainRef });
+};
 
 export function createWithdrawalHolds(ledger: Ledger) {
   /** Gas the hot wallet paid for the withdrawal's tx: debit fees:gas, credit the hot wallet. */
   async function bookFee(client: PoolClient, w: W, fee: bigint, txHash: string | null) {
     if (fee <= 0n || !txHash) return;
     await ledger.transfer(
-      {
+      gasBooking({
         id: withdrawalTransferIds(w.id, w.reorgCount).fee,
-        assetId: `${w.chainId}:${zeroAddress}`,
-        debit: "fees:gas",
-        credit: hot(w),
+        chainId: w.chainId,
+        hotWallet: w.fromAddress!,
+        txHash,
         amount: fee,
-        kind: "fee",
-        chainRef: { chainId: w.chainId, txHash, position: "fee" },
         memo: `gas of withdrawal ${w.id}`,
-      },
+      }),
       { client },
     );
   }
@@ -54,8 +63,7 @@ export function createWithdrawalHolds(ledger: Ledger) {
 
     /** Mined and confirmed: post the current hold against the chain fact, then book the gas. */
     async post(client: PoolClient, w: W, chainRef: ChainRef, fee: bigint) {
-      const ids = withdrawalTransferIds(w.id, w.reorgCount);
-      await ledger.postPending({ id: ids.post, pendingId: ids.hold, chainRef }, { client });
+      await ledger.transfer(settlement(w, chainRef), { client });
       await bookFee(client, w, fee, chainRef.txHash);
     },
 
@@ -83,16 +91,15 @@ export function createWithdrawalHolds(ledger: Ledger) {
       );
       if (bookedFee !== null && bookedFee > 0n)
         await ledger.transfer(
-          {
+          gasReversal({
             id: next.reverseFee,
-            assetId: `${w.chainId}:${zeroAddress}`,
-            debit: hot(w),
-            credit: "fees:gas",
+            reverses: before.fee,
+            chainId: w.chainId,
+            hotWallet: w.fromAddress!,
             amount: bookedFee,
             kind: "fee",
-            reverses: before.fee,
             memo: `gas of withdrawal ${w.id} reorged out: reversed`,
-          },
+          }),
           { client },
         );
       await ledger.hold(
@@ -112,8 +119,7 @@ export function createWithdrawalHolds(ledger: Ledger) {
 
     /** Failed (before broadcast, on a final block, or by an operator): release the current hold. */
     async release(client: PoolClient, w: W) {
-      const ids = withdrawalTransferIds(w.id, w.reorgCount);
-      await ledger.voidPending({ id: ids.void, pendingId: ids.hold }, { client });
+      await ledger.transfer(settlement(w, undefined), { client });
     },
   };
 }

@@ -9,10 +9,11 @@
  *   cold move `cold_move:<moveId>` (hold) → `cold_move:<moveId>:post` | `cold_move:<moveId>:void`
  * Each carries the chain reference of the fact it explains, for reconciliation.
  */
-import { zeroAddress } from "viem";
 import {
   assetIdOf,
   type ChainRef,
+  gasBooking,
+  gasReversal,
   type NewTransfer,
   type TransferResult,
   transferId,
@@ -79,17 +80,59 @@ export function gasTransfer(args: {
   memo: string;
   generation?: number | undefined;
 }): NewTransfer {
-  const txHash = args.txHash.toLowerCase();
-  return {
+  return gasBooking({
     id: transferId(gasTransferName(args)),
-    assetId: assetIdOf(args.chainId, zeroAddress),
-    debit: "fees:gas",
-    credit: hotAccount(args.hotWallet),
+    chainId: args.chainId,
+    hotWallet: args.hotWallet.toLowerCase(),
+    txHash: args.txHash.toLowerCase(),
     amount: args.fee,
-    kind: "fee",
-    chainRef: { chainId: args.chainId, txHash, position: "fee" },
     memo: args.memo,
+  });
+}
+
+/** The reversal of a sweep's booking of one (address, asset), `:unbook` after the booked name. */
+export function sweepUnbooking(args: {
+  chainId: number;
+  sweepId: string;
+  hotWallet: string;
+  address: string;
+  asset: string;
+  amount: bigint;
+  /** The generation the sweep was booked in. */
+  generation: number;
+}): NewTransfer {
+  const name = sweepTransferName(args);
+  return {
+    id: transferId(`${name}:unbook`),
+    reverses: transferId(name),
+    assetId: assetIdOf(args.chainId, args.asset),
+    debit: "custody:deposits",
+    credit: hotAccount(args.hotWallet),
+    amount: args.amount,
+    kind: "compensation",
+    memo: `sweep ${args.sweepId} reorged out after booking: reversed until it mines again`,
   };
+}
+
+/** The reversal of a sweep's gas booking, `:unbook` after the booked name (kind compensation). */
+export function gasUnbooking(args: {
+  chainId: number;
+  sweepId: string;
+  txHash: string;
+  hotWallet: string;
+  fee: bigint;
+  generation: number;
+}): NewTransfer {
+  const name = gasTransferName(args);
+  return gasReversal({
+    id: transferId(`${name}:unbook`),
+    reverses: transferId(name),
+    chainId: args.chainId,
+    hotWallet: args.hotWallet.toLowerCase(),
+    amount: args.fee,
+    kind: "compensation",
+    memo: `gas of sweep ${args.sweepId} reorged out after booking`,
+  });
 }
 
 /** Every transfer was created now or earlier with the same fields; otherwise roll back. */

@@ -12,7 +12,13 @@ import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
-import { assetIdOf, type Ledger, type TransferInput, transferId } from "../../ledger/index.js";
+import {
+  assetIdOf,
+  holdSettlement,
+  type Ledger,
+  type TransferInput,
+  transferId,
+} from "../../ledger/index.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { requestTransaction } from "../requests.js";
 import { assertBooked, coldAccount, gasTransfer, hotAccount } from "./bookings.js";
@@ -210,16 +216,16 @@ export async function settleColdMoves({
         [m.id],
       );
       if (lock.rows[0]?.status !== "open") return undefined;
-      const pendingId = transferId(`cold_move:${m.id}`);
       const transfers: TransferInput[] = [
-        success && m.tx_hash && position
-          ? {
-              type: "post",
-              id: transferId(`cold_move:${m.id}:post`),
-              pendingId,
-              chainRef: { chainId: chain.chainId, txHash: m.tx_hash, position },
-            }
-          : { type: "void", id: transferId(`cold_move:${m.id}:void`), pendingId },
+        holdSettlement({
+          pendingId: transferId(`cold_move:${m.id}`),
+          postId: transferId(`cold_move:${m.id}:post`),
+          voidId: transferId(`cold_move:${m.id}:void`),
+          chainRef:
+            success && m.tx_hash && position
+              ? { chainId: chain.chainId, txHash: m.tx_hash, position }
+              : undefined,
+        }),
       ];
       const fee = m.fee === null ? 0n : BigInt(m.fee);
       if (m.tx_hash && fee > 0n) {

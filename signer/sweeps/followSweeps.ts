@@ -7,13 +7,12 @@
  * ids of the new generation, once it mines again (or fails it). A booked sweep whose outcome is
  * finalized in the booked inclusion is final and no longer followed.
  */
-import { zeroAddress } from "viem";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { assetIdOf, type Ledger, type NewTransfer, transferId } from "../../ledger/index.js";
+import type { Ledger, NewTransfer } from "../../ledger/index.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
-import { assertBooked, gasTransferName, hotAccount, sweepTransferName } from "./bookings.js";
+import { assertBooked, gasUnbooking, sweepUnbooking } from "./bookings.js";
 import { sweepUnbooked } from "./sweepable.js";
 
 type BookedSweep = {
@@ -77,33 +76,19 @@ export async function followSweeps({
         "SELECT address, asset, swept::text FROM custody.sweep_items WHERE sweep_id = $1 AND swept > 0",
         [row.id],
       );
-      const generation = row.booked_generation;
-      const transfers: NewTransfer[] = items.map((i) => {
-        const name = sweepTransferName({ sweepId: row.id, ...i, generation });
-        return {
-          id: transferId(`${name}:unbook`),
-          reverses: transferId(name),
-          assetId: assetIdOf(chain.chainId, i.asset),
-          debit: "custody:deposits",
-          credit: hotAccount(row.hot_wallet),
-          amount: BigInt(i.swept),
-          kind: "compensation",
-          memo: `sweep ${row.id} reorged out after booking: reversed until it mines again`,
-        };
-      });
+      // What was booked, in the generation it was booked in.
+      const booked = {
+        chainId: chain.chainId,
+        sweepId: row.id,
+        hotWallet: row.hot_wallet,
+        generation: row.booked_generation,
+      };
+      const transfers: NewTransfer[] = items.map((i) =>
+        sweepUnbooking({ ...booked, address: i.address, asset: i.asset, amount: BigInt(i.swept) }),
+      );
       const fee = row.fee === null ? 0n : BigInt(row.fee);
       if (row.tx_hash && fee > 0n) {
-        const name = gasTransferName({ chainId: chain.chainId, txHash: row.tx_hash, generation });
-        transfers.push({
-          id: transferId(`${name}:unbook`),
-          reverses: transferId(name),
-          assetId: assetIdOf(chain.chainId, zeroAddress),
-          debit: hotAccount(row.hot_wallet),
-          credit: "fees:gas",
-          amount: fee,
-          kind: "compensation",
-          memo: `gas of sweep ${row.id} reorged out after booking`,
-        });
+        transfers.push(gasUnbooking({ ...booked, txHash: row.tx_hash, fee }));
       }
       assertBooked(await ledger.createTransfers(transfers, { client }), `unbooking ${row.id}`);
       await sweepUnbooked(client, row.id);

@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { transferId } from "../../ledger/index.js";
+import { gasTransfer, gasUnbooking, sweepTransfer, sweepUnbooking } from "./bookings.js";
+
+// Names and fields spelled out as they are booked in production databases: they must not move.
+const HOT = "0x00000000000000000000000000000000000000AA";
+const hot = HOT.toLowerCase();
+const ADDR = "0x00000000000000000000000000000000000000BB";
+const addr = ADDR.toLowerCase();
+const TX = "0xABCDEF0000000000000000000000000000000000000000000000000000000001";
+const tx = TX.toLowerCase();
+const native = "0x0000000000000000000000000000000000000000";
+
+describe("sweep bookings", () => {
+  it("books a sweep and its gas under the generation's names", () => {
+    const sweep = { chainId: 31337, sweepId: "s1", hotWallet: HOT, address: ADDR, asset: native };
+    expect(sweepTransfer({ ...sweep, amount: 5n, chainRef: undefined, generation: 2 })).toEqual({
+      id: transferId(`sweep:s1:${addr}:${native}:g2`),
+      assetId: `31337:${native}`,
+      debit: `custody:hot:${hot}`,
+      credit: "custody:deposits",
+      amount: 5n,
+      kind: "sweep",
+      memo: `sweep s1 from ${addr}`,
+    });
+    expect(
+      gasTransfer({ chainId: 31337, txHash: TX, hotWallet: HOT, fee: 7n, memo: "gas of sweep s1" }),
+    ).toStrictEqual({
+      id: transferId(`fee:31337:${tx}`),
+      assetId: `31337:${native}`,
+      debit: "fees:gas",
+      credit: `custody:hot:${hot}`,
+      amount: 7n,
+      kind: "fee",
+      chainRef: { chainId: 31337, txHash: tx, position: "fee" },
+      memo: "gas of sweep s1",
+    });
+  });
+
+  it("unbooks both with compensations that reverse the booked ids", () => {
+    const booked = { chainId: 31337, sweepId: "s1", hotWallet: HOT, generation: 1 };
+    expect(sweepUnbooking({ ...booked, address: ADDR, asset: native, amount: 5n })).toStrictEqual({
+      id: transferId(`sweep:s1:${addr}:${native}:g1:unbook`),
+      reverses: transferId(`sweep:s1:${addr}:${native}:g1`),
+      assetId: `31337:${native}`,
+      debit: "custody:deposits",
+      credit: `custody:hot:${hot}`,
+      amount: 5n,
+      kind: "compensation",
+      memo: "sweep s1 reorged out after booking: reversed until it mines again",
+    });
+    expect(gasUnbooking({ ...booked, txHash: TX, fee: 7n })).toStrictEqual({
+      id: transferId(`fee:31337:${tx}:g1:unbook`),
+      reverses: transferId(`fee:31337:${tx}:g1`),
+      assetId: `31337:${native}`,
+      debit: `custody:hot:${hot}`,
+      credit: "fees:gas",
+      amount: 7n,
+      kind: "compensation",
+      memo: "gas of sweep s1 reorged out after booking",
+    });
+  });
+});
