@@ -26,4 +26,9 @@ export { type ChainHalt, readHalts } from "./halts.js";
 export { indexerHealthCheck, unhealthyReasons } from "./health.js";
 export { type ResumeResult, resumeChain } from "./resume.js";
 export { indexerRole } from "./role.js";
-export { notifyWatchedAddress, WATCHED_CHANNEL } from "./watched.js";
+export {
+  addWatchedAddresses,
+  notifyWatchedAddress,
+  WATCHED_CHANNEL,
+  type WatchedAddress,
+} from "./watched.js";

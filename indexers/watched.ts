@@ -1,7 +1,7 @@
 /**
  * The watched set: custody addresses of one chain, held in memory so 100,000 addresses cost one
- * Set lookup per candidate. Whoever allocates an address inserts it into chain.custody_addresses
- * and calls `notifyWatchedAddress` in the same transaction; running indexers LISTEN.
+ * Set lookup per candidate. Whoever allocates an address adds it (`addWatchedAddresses`) and calls
+ * `notifyWatchedAddress` in the same transaction; running indexers LISTEN.
  *
  * Updates are deltas, coalesced: a notification naming its addresses adds them (no query); one
  * naming only the chain (older callers, bulk adoptions) asks for a read of the rows created since
@@ -48,6 +48,44 @@ export async function notifyWatchedAddress(
     WATCHED_CHANNEL,
     payloads,
   ]);
+}
+
+/** A row of the watched set: a custody address of one chain (lowercase), its kind and owner. */
+export type WatchedAddress = {
+  chainId: number;
+  address: string;
+  kind: "deposit" | "hot" | "cold";
+  /** The customer id of a deposit address; a label for a hot or cold wallet. */
+  owner: string;
+};
+
+/**
+ * Add custody addresses to the watched set (chain.custody_addresses), in the caller's transaction,
+ * in one statement however many rows. With `ifAbsent`, an address already watched on that chain is
+ * skipped (ON CONFLICT DO NOTHING); without, it fails the statement (and the caller's transaction).
+ * Returns the rows inserted, in input order. The caller notifies running indexers
+ * (`notifyWatchedAddress`) in the same transaction.
+ */
+export async function addWatchedAddresses(
+  client: Queryable,
+  rows: readonly WatchedAddress[],
+  { ifAbsent = false }: { ifAbsent?: boolean } = {},
+): Promise<WatchedAddress[]> {
+  if (rows.length === 0) return [];
+  const { rows: inserted } = await client.query<{ chain_id: string; address: string }>(
+    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+     ${ifAbsent ? "ON CONFLICT (chain_id, address) DO NOTHING" : ""}
+     RETURNING chain_id::text, address`,
+    [
+      rows.map((r) => r.chainId),
+      rows.map((r) => r.address),
+      rows.map((r) => r.kind),
+      rows.map((r) => r.owner),
+    ],
+  );
+  const added = new Set(inserted.map((r) => `${r.chain_id}:${r.address}`));
+  return rows.filter((r) => added.has(`${r.chainId}:${r.address}`));
 }
 
 /** A notification for `chainId`: the addresses it names, `"reload"`, or null (another chain). */

@@ -11,7 +11,7 @@ import { type Address, getAddress, type Hex } from "viem";
 import { depositAddressOf, depositSalt } from "../../chains/contracts/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { notifyWatchedAddress } from "../../indexers/index.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
 import { FactoryNotDeployedError, InvalidCustomerIdError, UnknownChainError } from "./errors.js";
 import { FORWARDER_FACTORY, getContract } from "./factories.js";
 import { lockForAllocation, recordOnSharingChains } from "./sharedFactories.js";
@@ -94,11 +94,7 @@ export async function allocateDepositAddress(
       if (!raced) throw new Error("deposit address insert conflicted but no row exists");
       return { ...raced, created: false, sharedWith: [] };
     }
-    await client.query(
-      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-       VALUES ($1, $2, 'deposit', $3)`,
-      [chainId, address, customerId],
-    );
+    await addWatchedAddresses(client, [{ chainId, address, kind: "deposit", owner: customerId }]);
     // Running indexers add this address to their watched set (no reload of the whole set).
     await notifyWatchedAddress(client, chainId, [address]);
     const sharedWith = await recordOnSharingChains(client, {

@@ -12,7 +12,7 @@ import { type Address, encodeDeployData, getAddress, type Hex, type PublicClient
 import { forwarderFactory, forwarderInitCodeHash } from "../../chains/contracts/index.js";
 import { sendDeploy } from "../../chains/contracts/sendDeploy.js";
 import { withTransaction } from "../../foundation/db.js";
-import { notifyWatchedAddress } from "../../indexers/index.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
 import { bookDeployGas } from "../../ledger/index.js";
 import type { HotWalletDeployArgs } from "../hotWalletDeploy.js";
 import {
@@ -95,10 +95,17 @@ export async function deployForwarderFactory({
       blockNumber: receipt.blockNumber,
     });
     // Sweeps pay gas from and deliver value to the hot wallet: the indexer must watch it.
-    await c.query(
-      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-       VALUES ($1, $2, 'hot', 'hot-wallet') ON CONFLICT (chain_id, address) DO NOTHING`,
-      [chain.chainId, recorded.contract.hotWallet.toLowerCase()],
+    await addWatchedAddresses(
+      c,
+      [
+        {
+          chainId: chain.chainId,
+          address: recorded.contract.hotWallet.toLowerCase(),
+          kind: "hot",
+          owner: "hot-wallet",
+        },
+      ],
+      { ifAbsent: true },
     );
     await notifyWatchedAddress(c, chain.chainId);
     // The deploy gas left the hot wallet: booked with the deployment, so reconciliation pairs it.

@@ -4,7 +4,7 @@
  * deterministic deploy (same hot wallet, same nonce) gives the same factory address on each chain,
  * so money a customer sends to "their" address on another such chain is ours and sweepable. We
  * therefore record the address on every chain that shares the factory (custody.deposit_addresses
- * and the watched set chain.custody_addresses, per chain), both when a customer is allocated and
+ * and the indexer's watched set, per chain), both when a customer is allocated and
  * when the factory is recorded on one more chain later. Chains whose factory has another address
  * are not watched for it: there the address is not ours to sweep (reconciliation's per-address
  * checks do not cover it either; see docs/contracts.md).
@@ -16,7 +16,7 @@
  */
 import type pg from "pg";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { notifyWatchedAddress } from "../../indexers/index.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -67,13 +67,8 @@ export async function recordOnSharingChains(
        INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
        SELECT chain_id, $4, $5, $6, $1 FROM siblings
        ON CONFLICT DO NOTHING
-       RETURNING chain_id),
-     watched AS (
-       INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-       SELECT chain_id, $5, 'deposit', $4 FROM added
-       ON CONFLICT (chain_id, address) DO NOTHING
        RETURNING chain_id)
-     SELECT chain_id FROM watched ORDER BY chain_id`,
+     SELECT chain_id FROM added ORDER BY chain_id`,
     [
       a.factory.toLowerCase(),
       a.chainId,
@@ -83,9 +78,20 @@ export async function recordOnSharingChains(
       a.salt.toLowerCase(),
     ],
   );
-  const chains = rows.map((r) => Number(r.chain_id));
-  const added = [a.address.toLowerCase()];
-  for (const chainId of chains) await notifyWatchedAddress(client, chainId, added);
+  // Usually no sibling chain: then nothing is added and no second statement is sent.
+  const address = a.address.toLowerCase();
+  const watched = await addWatchedAddresses(
+    client,
+    rows.map((r) => ({
+      chainId: Number(r.chain_id),
+      address,
+      kind: "deposit",
+      owner: a.customerId,
+    })),
+    { ifAbsent: true },
+  );
+  const chains = watched.map((w) => w.chainId);
+  for (const chainId of chains) await notifyWatchedAddress(client, chainId, [address]);
   return chains;
 }
 
@@ -98,7 +104,7 @@ export async function adoptSharedDepositAddresses(
   client: Queryable,
   f: { chainId: number; address: string; initCodeHash: string | null },
 ): Promise<number> {
-  const { rows } = await client.query<{ n: string }>(
+  const { rows } = await client.query<{ customer_id: string; address: string }>(
     `WITH source AS (
        SELECT DISTINCT ON (d.customer_id) d.customer_id, d.address, d.salt
          FROM custody.deposit_addresses d
@@ -110,16 +116,22 @@ export async function adoptSharedDepositAddresses(
        INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
        SELECT $2, customer_id, address, salt, $1 FROM source
        ON CONFLICT DO NOTHING
-       RETURNING customer_id, address),
-     watched AS (
-       INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-       SELECT $2, address, 'deposit', customer_id FROM added
-       ON CONFLICT (chain_id, address) DO NOTHING
-       RETURNING 1)
-     SELECT count(*) AS n FROM watched`,
+       RETURNING customer_id, address)
+     SELECT customer_id, address FROM added`,
     [f.address.toLowerCase(), f.chainId, f.initCodeHash?.toLowerCase() ?? null],
   );
-  const n = Number(rows[0]?.n ?? 0);
+  // One more statement for all the adopted rows (the watched set is the indexer's table).
+  const watched = await addWatchedAddresses(
+    client,
+    rows.map((r) => ({
+      chainId: f.chainId,
+      address: r.address,
+      kind: "deposit",
+      owner: r.customer_id,
+    })),
+    { ifAbsent: true },
+  );
+  const n = watched.length;
   if (n > 0) await notifyWatchedAddress(client, f.chainId);
   return n;
 }
