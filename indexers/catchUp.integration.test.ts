@@ -8,27 +8,25 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
-import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
+import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { createLedger, type Ledger } from "../ledger/createLedger.js";
 import { type CreditingWorker, startCreditingWorker } from "../ledger/creditingWorker.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { Ingestor } from "./createIngestor.js";
 import { createFactsDoorbell } from "./doorbell.js";
 import { openHalt } from "./halts.js";
 import { loadTip } from "./store.js";
 import {
-  anvilRpc,
   canonicalBlocks,
   canonicalFacts,
   freshAddress,
   freshIndex,
   type Rpc,
   sendAndMine,
-  watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const ETH = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
@@ -38,6 +36,7 @@ const DEPOSITS = 12;
 const ALICE = freshAddress(301);
 const BOB = freshAddress(302);
 
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let from: Hex;
@@ -58,26 +57,19 @@ const atHead = async () => {
 const count = async (sql: string) => (await ctx.db.pool.query(sql)).rows[0].n as number;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [{ chainId: CHAIN_ID, config: { confirmations: { kind: "blocks", blocks: 3 } } }],
+  t = await startIndexerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 3 } } },
+    proxies: 2,
+    config: { blockTimeMs: BLOCK_TIME_S * 1000 },
+    watch: [
+      { address: ALICE, owner: "alice" },
+      { address: BOB, owner: "bob" },
+    ],
   });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  primary = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
-  secondary = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
-  chain = {
-    ...ctx.config.chains[0]!,
-    rpcUrls: [primary.url, secondary.url],
-    blockTimeMs: BLOCK_TIME_S * 1000,
-  };
-  await watch(ctx.db.pool, CHAIN_ID, [
-    { address: ALICE, owner: "alice" },
-    { address: BOB, owner: "bob" },
-  ]);
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: 2_000 }),
+  ({ ctx, rpc, from, chain } = t);
+  [primary, secondary] = t.proxies as [FaultyProxy, FaultyProxy];
+  ingestor = await t.ingestor({
+    adapterOptions: { timeoutMs: 2_000 },
     doorbell: createFactsDoorbell(ctx.queues),
     // A 12 s chain polls every 12 s; the test polls faster so it does not wait on the clock.
     options: { batchBlocks: 50, pollIntervalMs: 200 },
@@ -96,10 +88,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
-  await ingestor?.stop();
-  await primary?.close();
-  await secondary?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 it("catches up 2 hours of blocks after every RPC endpoint was down: nothing lost, credited, no reorg", async () => {

@@ -12,11 +12,10 @@ import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { TestContext } from "../ops/testing/context.js";
 import { waitFor, within } from "../ops/testing/wait.js";
 import { loadTip } from "./store.js";
 import {
-  anvilRpc,
   call,
   canonicalBlocks,
   canonicalFacts,
@@ -27,10 +26,12 @@ import {
   sendTx,
   watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const DEPOSITS = [1, 2, 3, 4].map(freshAddress);
 const BACKFILL_BLOCKS = 150;
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let accounts: Hex[];
@@ -39,10 +40,10 @@ let forwarder: Hex;
 let chainJson: Record<string, unknown>;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
-  token = await deploy(rpc, accounts[0]!, "TestToken", [10n ** 24n]);
+  t = await startIndexerTest({ token: true });
+  ({ ctx, rpc } = t);
+  accounts = t.accounts.map((a) => a.toLowerCase() as Hex);
+  token = t.token!;
   forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
   await sendTx(rpc, {
     from: accounts[0]!,
@@ -68,7 +69,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 let step = 0n;

@@ -8,22 +8,12 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { createDepositCrediting, createLedger, type Ledger } from "../ledger/index.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
-import {
-  anvilRpc,
-  call,
-  deploy,
-  freshAddress,
-  type Rpc,
-  receipt,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "./testing/chain.js";
+import type { TestContext } from "../ops/testing/context.js";
+import type { Ingestor } from "./createIngestor.js";
+import { call, freshAddress, type Rpc, receipt, sendAndMine, syncToHead } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const R = [freshAddress(101), freshAddress(102), freshAddress(103)];
@@ -31,6 +21,7 @@ const AMOUNTS = [11n, 22n, 33n];
 const GWEI = 1_000_000_000n;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let chain: ChainConfig;
@@ -76,41 +67,27 @@ async function factsOf(txHash: Hex): Promise<Row[]> {
 }
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  [payer, filler] = (await rpc<Hex[]>("eth_accounts")) as [Hex, Hex];
-  token = await deploy(rpc, payer, "TestToken", [10n ** 24n]);
+  t = await startIndexerTest({
+    token: true,
+    config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 8, traces: false },
+    watch: R.map((address, i) => ({ address, owner: `customer-${i}` })),
+  });
+  ({ ctx, rpc, chain } = t);
+  [payer, filler] = t.accounts as [Hex, Hex];
+  token = t.token!;
   await sendAndMine(rpc, {
     from: payer,
     to: token,
     data: call("TestToken", "transfer", [filler, 10n ** 20n]),
   });
-  chain = {
-    ...ctx.config.chains[0]!,
-    confirmations: { kind: "blocks", blocks: 2 },
-    reorgWindow: 8,
-    traces: false,
-    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
-  };
-  await watch(
-    ctx.db.pool,
-    CHAIN_ID,
-    R.map((address, i) => ({ address, owner: `customer-${i}` })),
-  );
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: ctx.common }),
-    options: { batchBlocks: 4 },
-  });
+  ingestor = await t.ingestor({ options: { batchBlocks: 4 } });
   await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
   ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
   await ledger.ensureAssetsFromConfig([chain]);
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 describe("fact identity", () => {

@@ -6,19 +6,16 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createEvmAdapter, RpcUnavailableError } from "../chains/index.js";
-import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
+import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import { type Common, createCommon } from "../foundation/common.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
-import { createIngestor } from "./createIngestor.js";
 import {
-  anvilRpc,
   call,
   canonicalFacts,
-  deploy,
   freshAddress,
   freshIndex,
   type Rpc,
@@ -26,9 +23,11 @@ import {
   syncToHead,
   watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let primary: FaultyProxy;
@@ -38,18 +37,10 @@ let from: Hex;
 let token: Hex;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  primary = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
-  secondary = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
-  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
-  chain = {
-    ...ctx.config.chains[0]!,
-    rpcUrls: [primary.url, secondary.url],
-    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
-  };
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }]);
+  t = await startIndexerTest({ proxies: 2, token: true, watch: [{ address: D1 }] });
+  ({ ctx, rpc, from, chain } = t);
+  [primary, secondary] = t.proxies as [FaultyProxy, FaultyProxy];
+  token = t.token!;
   for (let i = 1n; i <= 20n; i++) {
     await sendAndMine(rpc, { from, to: D1, value: i });
     await sendAndMine(rpc, { from, to: token, data: call("TestToken", "transfer", [D1, i]) });
@@ -78,9 +69,7 @@ function freshCommon(): Common {
 const TIMEOUT_MS = 2_000;
 
 afterAll(async () => {
-  await primary?.close();
-  await secondary?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 describe("RPC fallback", () => {
@@ -157,10 +146,10 @@ describe("RPC fallback", () => {
     const db = await createTestDatabase();
     try {
       await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
-      const ingestor = await createIngestor({
+      const ingestor = await t.ingestor({
         common,
         pool: db.pool,
-        adapter: createEvmAdapter({ ...chain, rpcUrls: [secondary.url] }, { common }),
+        chain: { ...chain, rpcUrls: [secondary.url] },
         options: { batchBlocks: 7 },
       });
       await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
@@ -186,10 +175,10 @@ describe("RPC fallback", () => {
     const db = await createTestDatabase();
     try {
       await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
-      const ingestor = await createIngestor({
+      const ingestor = await t.ingestor({
         common,
         pool: db.pool,
-        adapter: createEvmAdapter(chain, { common }, { timeoutMs: TIMEOUT_MS }),
+        adapterOptions: { timeoutMs: TIMEOUT_MS },
         options: { batchBlocks: 5 },
       });
       await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);

@@ -5,40 +5,27 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { TestContext } from "../ops/testing/context.js";
+import type { Ingestor } from "./createIngestor.js";
 import { readFinalized, readHalts } from "./index.js";
-import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "./testing/chain.js";
+import { freshAddress, type Rpc, sendAndMine, syncToHead } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let ingestor: Ingestor;
 
 beforeAll(async () => {
   // confirmations 2, reorgWindow 8, no finality rule: finality is 8 blocks.
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: freshAddress(1) }]);
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(ctx.config.chains[0]!, { common: ctx.common }),
-    options: { batchBlocks: 4 },
-  });
+  t = await startIndexerTest({ watch: [{ address: freshAddress(1) }] });
+  ({ ctx, rpc } = t);
+  ingestor = await t.ingestor({ options: { batchBlocks: 4 } });
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 async function blockHash(n: bigint): Promise<string> {

@@ -4,31 +4,22 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createIngestor } from "./createIngestor.js";
-import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "./testing/chain.js";
+import type { TestContext } from "../ops/testing/context.js";
+import { freshAddress, type Rpc, sendAndMine, syncToHead, watch } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [{ chainId: CHAIN_ID, config: { confirmations: { kind: "finalized" } } }],
-  });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  t = await startIndexerTest({ chain: { config: { confirmations: { kind: "finalized" } } } });
+  ({ ctx, rpc } = t);
 });
 
 afterAll(async () => {
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 async function statusOf(tx: Hex): Promise<string> {
@@ -42,15 +33,10 @@ async function statusOf(tx: Hex): Promise<string> {
 it("confirms up to the finalized block and follows it as it moves", async () => {
   const D = freshAddress(1);
   await watch(ctx.db.pool, CHAIN_ID, [{ address: D }]);
-  const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  const early = await sendAndMine(rpc, { from, to: D, value: 1n });
+  const early = await sendAndMine(rpc, { from: t.from, to: D, value: 1n });
   await rpc("anvil_mine", ["0x46"]); // 70 blocks
-  const late = await sendAndMine(rpc, { from, to: D, value: 2n });
-  const ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(ctx.config.chains[0]!, { common: ctx.common }),
-  });
+  const late = await sendAndMine(rpc, { from: t.from, to: D, value: 2n });
+  const ingestor = await t.ingestor();
   await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
   const finalized = await rpc<{ number: Hex }>("eth_getBlockByNumber", ["finalized", false]);
   expect(BigInt(finalized.number)).toBeGreaterThanOrEqual(BigInt(early.blockNumber));

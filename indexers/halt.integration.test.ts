@@ -12,13 +12,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
-import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
+import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { Ingestor } from "./createIngestor.js";
 import { indexerHealthCheck } from "./health.js";
 import { readFinalized, readHalts } from "./index.js";
 import { loadTip } from "./store.js";
@@ -31,12 +30,13 @@ import {
   type Rpc,
   sendAndMine,
   syncToHead,
-  watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
 const D2 = freshAddress(2);
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let from: Hex;
@@ -49,32 +49,23 @@ let proxy: FaultyProxy;
 let other: Anvil;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      {
-        chainId: CHAIN_ID,
-        key: "local-a",
-        config: {
-          confirmations: { kind: "blocks", blocks: 2 },
-          finality: { kind: "blocks", blocks: 4 },
-          reorgWindow: 8,
-          traces: false,
-        },
+  t = await startIndexerTest({
+    chain: {
+      key: "local-a",
+      config: {
+        confirmations: { kind: "blocks", blocks: 2 },
+        finality: { kind: "blocks", blocks: 4 },
+        reorgWindow: 8,
+        traces: false,
       },
-    ],
+    },
+    proxies: 1,
+    watch: [{ address: D1 }, { address: D2 }],
   });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  proxy = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
+  ({ ctx, rpc, from, chain } = t);
+  proxy = t.proxies[0]!;
   other = await startAnvil({ chainId: CHAIN_ID, port: 0 });
-  chain = { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] };
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: ctx.common }),
-    options: { batchBlocks: 4 },
-  });
+  ingestor = await t.ingestor({ options: { batchBlocks: 4 } });
   configPath = path.join(tmpdir(), `custody-halt-${process.pid}-${Date.now()}.json`);
   writeFileSync(
     configPath,
@@ -97,10 +88,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await proxy?.close();
+  await t?.stop();
   await other?.stop();
-  await ctx?.cleanup();
 });
 
 async function cli(args: string[]) {

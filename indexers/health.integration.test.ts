@@ -8,16 +8,14 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
-import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProxy.js";
-import type { ChainConfig } from "../foundation/config.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
+import type { TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import { waitFor } from "../ops/testing/wait.js";
+import type { Ingestor } from "./createIngestor.js";
 import { indexerHealthCheck } from "./health.js";
 import { loadTip } from "./store.js";
 import {
-  anvilRpc,
   canonicalFacts,
   freshAddress,
   freshIndex,
@@ -25,9 +23,11 @@ import {
   sendAndMine,
   watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let from: Hex;
@@ -35,32 +35,17 @@ let primary: FaultyProxy;
 let fallback: FaultyProxy;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  primary = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
-  fallback = await startFaultyProxy(ctx.anvils[0]!.rpcUrl);
+  t = await startIndexerTest({
+    proxies: 2,
+    config: { confirmations: { kind: "blocks", blocks: 3 } },
+  });
+  ({ ctx, rpc, from } = t);
+  [primary, fallback] = t.proxies as [FaultyProxy, FaultyProxy];
 });
 
 afterAll(async () => {
-  await primary?.close();
-  await fallback?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  ms = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v as T;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function count(pool: TestContext["db"]["pool"], sql: string): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(sql);
@@ -76,18 +61,12 @@ async function deposits(n: number, base: bigint): Promise<Hex[]> {
 
 describe("healthy nodes only", () => {
   it("primary HTTP 500 and fallback 8 behind: waits, no reorg, nothing orphaned, stored once", async () => {
-    const chain: ChainConfig = {
-      ...ctx.config.chains[0]!,
-      rpcUrls: [primary.url, fallback.url],
-      confirmations: { kind: "blocks", blocks: 3 },
-    };
+    const chain = t.chain;
     await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }]);
     fallback.setLag(8);
     await deposits(12, 1000n);
-    const ingestor = await createIngestor({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      adapter: createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: 2000 }),
+    const ingestor = await t.ingestor({
+      adapterOptions: { timeoutMs: 2000 },
       options: { pollIntervalMs: 100, batchBlocks: 4 },
     });
     const health = indexerHealthCheck({ chain, ingestor, metrics: ctx.common.metrics });
@@ -169,22 +148,15 @@ describe("healthy nodes only", () => {
 
   it("a syncing fallback (head 0, null blocks) during initial sync orphans nothing", async () => {
     const db = await createTestDatabase();
-    const common = ctx.common;
-    const chain: ChainConfig = {
-      ...ctx.config.chains[0]!,
-      rpcUrls: [primary.url, fallback.url],
-      confirmations: { kind: "blocks", blocks: 3 },
-    };
     await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
     fallback.setLag("syncing");
     // Every third request to the primary fails: those calls reach the syncing node.
     primary.setFault((n) => (n % 3 === 0 ? "http500" : "none"));
     let ingestor: Ingestor | undefined;
     try {
-      ingestor = await createIngestor({
-        common,
+      ingestor = await t.ingestor({
         pool: db.pool,
-        adapter: createEvmAdapter(chain, { common }, { timeoutMs: 2000 }),
+        adapterOptions: { timeoutMs: 2000 },
         options: { pollIntervalMs: 50, batchBlocks: 3 },
       });
       ingestor.start();

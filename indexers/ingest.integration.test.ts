@@ -5,15 +5,12 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
-import type { ChainConfig } from "../foundation/config.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { Ingestor } from "./createIngestor.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob, createFactsDoorbell } from "./doorbell.js";
 import { NATIVE_ASSET } from "./extractFacts.js";
 import {
-  anvilRpc,
   call,
   canonicalFacts,
   deploy,
@@ -21,16 +18,18 @@ import {
   type Receipt,
   type Rpc,
   receipt,
+  type StoredFact,
   sendAndMine,
   sendTx,
   syncToHead,
   watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
-let chain: ChainConfig;
 let ingestor: Ingestor;
 let accounts: Hex[];
 let token: Hex;
@@ -45,45 +44,31 @@ const D5 = freshAddress(5);
 const OUTSIDER = freshAddress(99);
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
-  token = await deploy(rpc, accounts[0]!, "TestToken", [10n ** 24n]);
+  t = await startIndexerTest({
+    token: true,
+    config: { confirmations: { kind: "blocks", blocks: 3 } },
+  });
+  ({ ctx, rpc } = t);
+  accounts = t.accounts.map((a) => a.toLowerCase() as Hex);
+  token = t.token!;
   unlisted = await deploy(rpc, accounts[0]!, "TestToken", [10n ** 24n]);
   forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
-  chain = {
-    ...ctx.config.chains[0]!,
-    confirmations: { kind: "blocks", blocks: 3 },
-    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
-  };
   // accounts[1] is a hot wallet (it sends, so its fees are facts); D1..D5 are deposit addresses.
   await watch(ctx.db.pool, CHAIN_ID, [
     { address: accounts[1]!, kind: "hot" },
     ...[D1, D2, D3, D4, D5].map((address) => ({ address })),
   ]);
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: ctx.common }),
+  ingestor = await t.ingestor({
     doorbell: createFactsDoorbell(ctx.queues),
     options: { batchBlocks: 4 },
   });
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
-type Expected = {
-  tx_hash: string;
-  position: string;
-  kind: string;
-  asset: string;
-  from_address: string;
-  to_address: string;
-  amount: string;
-};
+type Expected = Omit<StoredFact, "block_number" | "block_hash" | "status">;
 
 function fee(r: Receipt): string {
   return (BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice)).toString();

@@ -6,54 +6,39 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
-import type { ChainConfig } from "../foundation/config.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { TestContext } from "../ops/testing/context.js";
+import type { Ingestor } from "./createIngestor.js";
 import { readFinalized } from "./finality.js";
 import { loadTip } from "./store.js";
-import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "./testing/chain.js";
+import { freshAddress, type Rpc, sendAndMine, syncToHead } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D = freshAddress(7);
 // finality 4 blocks, retention 8 (= 2 reorg windows of 4): blocks below finalized - 8 go.
 const RETENTION = 8;
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
-let chain: ChainConfig;
 let ingestor: Ingestor;
 let from: Hex;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  chain = {
-    ...ctx.config.chains[0]!,
-    confirmations: { kind: "blocks", blocks: 2 },
-    reorgWindow: 4,
-    finality: { kind: "blocks", blocks: 4 },
-    blockRetention: RETENTION,
-  };
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: D }]);
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: ctx.common }),
-    options: { batchBlocks: 5, pruneIntervalMs: 0 },
+  t = await startIndexerTest({
+    config: {
+      confirmations: { kind: "blocks", blocks: 2 },
+      reorgWindow: 4,
+      finality: { kind: "blocks", blocks: 4 },
+      blockRetention: RETENTION,
+    },
+    watch: [{ address: D }],
   });
+  ({ ctx, rpc, from } = t);
+  ingestor = await t.ingestor({ options: { batchBlocks: 5, pruneIntervalMs: 0 } });
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 async function storedBlocks(): Promise<{ lo: number; hi: number; n: number }> {

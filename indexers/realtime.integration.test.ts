@@ -7,23 +7,22 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createEvmAdapter, type EvmAdapter } from "../chains/index.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { TestContext } from "../ops/testing/context.js";
+import type { Ingestor } from "./createIngestor.js";
 import { loadTip } from "./store.js";
 import {
-  anvilRpc,
   call,
   canonicalFacts,
-  deploy,
   freshAddress,
   type Rpc,
   sendAndMine,
   syncToHead,
-  watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let from: Hex;
@@ -32,23 +31,20 @@ let adapter: EvmAdapter;
 let ingestor: Ingestor;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID, config: { traces: false } }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }]);
-  const chain = {
-    ...ctx.config.chains[0]!,
-    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
-  };
-  adapter = createEvmAdapter(chain, { common: ctx.common });
-  ingestor = await createIngestor({ common: ctx.common, pool: ctx.db.pool, adapter });
+  t = await startIndexerTest({
+    chain: { config: { traces: false } },
+    token: true,
+    watch: [{ address: D1 }],
+  });
+  ({ ctx, rpc, from } = t);
+  token = t.token!;
+  adapter = createEvmAdapter(t.chain, { common: ctx.common });
+  ingestor = await t.ingestor({ adapter });
   await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 async function callsOfOnePass(): Promise<number> {

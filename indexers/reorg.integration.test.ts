@@ -6,28 +6,26 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
 import type { ChainConfig } from "../foundation/config.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createIngestor, type Ingestor } from "./createIngestor.js";
+import type { TestContext } from "../ops/testing/context.js";
+import type { Ingestor } from "./createIngestor.js";
 import {
-  anvilRpc,
   call,
   canonicalBlocks,
   canonicalFacts,
-  deploy,
   freshAddress,
   freshIndex,
   type Rpc,
   sendAndMine,
   syncToHead,
-  watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
 const D2 = freshAddress(2);
 const D3 = freshAddress(3);
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let chain: ChainConfig;
@@ -36,31 +34,24 @@ let from: Hex;
 let token: Hex;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  from = (await rpc<Hex[]>("eth_accounts"))[0]!;
-  token = await deploy(rpc, from, "TestToken", [10n ** 24n]);
-  chain = {
-    ...ctx.config.chains[0]!,
-    confirmations: { kind: "blocks", blocks: 2 },
-    reorgWindow: 8,
-    // Finality deeper than every reorg here (the default, max(2, 8), would halt the 12-block one:
-    // halting at finality is indexers/halt.integration.test.ts).
-    finality: { kind: "blocks", blocks: 64 },
-    tokens: [{ address: token, symbol: "TT", decimals: 18 }],
-  };
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }, { address: D3 }]);
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: ctx.common }),
-    options: { batchBlocks: 3 },
+  t = await startIndexerTest({
+    token: true,
+    config: {
+      confirmations: { kind: "blocks", blocks: 2 },
+      reorgWindow: 8,
+      // Finality deeper than every reorg here (the default, max(2, 8), would halt the 12-block one:
+      // halting at finality is indexers/halt.integration.test.ts).
+      finality: { kind: "blocks", blocks: 64 },
+    },
+    watch: [{ address: D1 }, { address: D2 }, { address: D3 }],
   });
+  ({ ctx, rpc, from, chain } = t);
+  token = t.token!;
+  ingestor = await t.ingestor({ options: { batchBlocks: 3 } });
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 /** `n` blocks, each with a native transfer and an ERC-20 transfer to watched addresses. */

@@ -7,16 +7,13 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
-import { createIngestor } from "./createIngestor.js";
 import {
-  anvilRpc,
   call,
   deploy,
   freshAddress,
@@ -25,20 +22,22 @@ import {
   syncToHead,
   watch,
 } from "./testing/chain.js";
+import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const DEPOSIT = freshAddress(201);
 const AMOUNT = 123_456_789n;
 
+let t: IndexerTest;
 let ctx: TestContext;
 let rpc: Rpc;
 let forwarder: Hex;
 let depositTx: Hex;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+  t = await startIndexerTest();
+  ({ ctx, rpc } = t);
+  const from = t.from;
   forwarder = await deploy(rpc, from, "Forwarder");
   const r = await sendAndMine(rpc, {
     from,
@@ -53,7 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 /** Index the chain from block 0 into a fresh database with `overrides`; facts to DEPOSIT + RPC methods used. */
@@ -62,12 +61,11 @@ async function indexWith(overrides: Partial<ChainConfig>) {
   const metrics = createMetrics({ defaults: false });
   const common = createCommon(ctx.config, { logger: createLogger("silent"), metrics });
   try {
-    const chain: ChainConfig = { ...ctx.config.chains[0]!, ...overrides };
     await watch(db.pool, CHAIN_ID, [{ address: DEPOSIT, owner: "carol" }]);
-    const ingestor = await createIngestor({
+    const ingestor = await t.ingestor({
       common,
       pool: db.pool,
-      adapter: createEvmAdapter(chain, { common }),
+      chain: { ...ctx.config.chains[0]!, ...overrides },
     });
     await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
     await ingestor.stop();
