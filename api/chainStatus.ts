@@ -6,6 +6,7 @@ import { getAddress, type PublicClient, zeroAddress } from "viem";
 import { publicClientFor } from "../chains/index.js";
 import type { ChainConfig, Config } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
+import { indexedHeights } from "../indexers/index.js";
 import { InvalidFieldError } from "./errors.js";
 
 export type Asset = {
@@ -119,10 +120,7 @@ export async function chainStatuses(
   pool: Pool,
   heads: ChainHeads,
 ): Promise<ChainStatus[]> {
-  const { rows } = await pool.query<{ chain_id: string; block_number: string }>(
-    `SELECT chain_id, block_number FROM chain.checkpoints`,
-  );
-  const indexed = new Map(rows.map((r) => [Number(r.chain_id), BigInt(r.block_number)]));
+  const indexed = await indexedHeights(pool);
   return Promise.all(
     config.chains.map(async (c) => {
       const head = await heads.head(c);

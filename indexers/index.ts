@@ -15,6 +15,12 @@ export {
   type IngestorStatus,
 } from "./createIngestor.js";
 export {
+  type CustomerDepositAddress,
+  depositAddressesOf,
+  hotWalletOf,
+  isWatchedAddress,
+} from "./custodyAddresses.js";
+export {
   CHAIN_FACTS_JOB,
   CHAIN_FACTS_QUEUE,
   type ChainFactsJob,
@@ -24,6 +30,7 @@ export { type Fact, type FactKind, NATIVE_ASSET } from "./extractFacts.js";
 export { type FinalizedBlock, finalityRule, readFinalized } from "./finality.js";
 export { type ChainHalt, readHalts } from "./halts.js";
 export { indexerHealthCheck, unhealthyReasons } from "./health.js";
+export { indexedHeights } from "./indexedHeights.js";
 export { type ResumeResult, resumeChain } from "./resume.js";
 export { indexerRole } from "./role.js";
 export {

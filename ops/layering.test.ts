@@ -40,13 +40,10 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "direction: ledger/treasury.ts -> api",
   "direction: subgraphs/ponder/fromDatabase.ts -> signer",
   // SQL naming another module's schema.
-  "schema: api/chainStatus.ts names chain.",
-  "schema: api/routes/customers.ts names chain.",
   "schema: api/routes/deposits.ts names chain.",
   "schema: api/routes/deposits.ts names ledger.",
   "schema: api/webhooks/depositEvents.ts names chain.",
   "schema: api/webhooks/depositEvents.ts names ledger.",
-  "schema: api/withdrawals/intake.ts names chain.",
   "schema: ledger/attest/attest.ts names chain.",
   "schema: ledger/attest/attest.ts names ledger.",
   "schema: ledger/crediting.scale.ts names chain.",

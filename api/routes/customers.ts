@@ -1,6 +1,7 @@
 /** Customers: their deposit addresses (and, as the ledger lands, balances and transfers). */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
+import { depositAddressesOf } from "../../indexers/index.js";
 import { allocateDepositAddress } from "../../signer/deposit-addresses/index.js";
 import { appendAudit } from "../audit.js";
 import { callerOf } from "../auth.js";
@@ -201,22 +202,14 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         },
       },
       async (request) => {
-        const { rows } = await deps.pool.query<{
-          chain_id: string;
-          address: string;
-          created_at: Date;
-        }>(
-          `SELECT chain_id::text, address, created_at FROM chain.custody_addresses
-            WHERE kind = 'deposit' AND owner = $1 ORDER BY chain_id, created_at`,
-          [request.params.customerId],
-        );
+        const rows = await depositAddressesOf(deps.pool, request.params.customerId);
         const keys = new Map(deps.common.config.chains.map((c) => [c.chainId, c.key]));
         return {
           addresses: rows.map((r) => ({
-            chainId: Number(r.chain_id),
-            chain: keys.get(Number(r.chain_id)) ?? String(r.chain_id),
+            chainId: r.chainId,
+            chain: keys.get(r.chainId) ?? String(r.chainId),
             address: getAddress(r.address),
-            createdAt: r.created_at.toISOString(),
+            createdAt: r.createdAt.toISOString(),
           })),
         };
       },

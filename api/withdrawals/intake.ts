@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
+import { hotWalletOf, isWatchedAddress } from "../../indexers/index.js";
 import { isWithdrawalBlocked, TransferFailedError } from "../../ledger/index.js";
 import {
   FORWARDER_FACTORY,
@@ -35,12 +36,8 @@ export type CreateWithdrawalInput = {
 export function createIntake({ pool, config, ledger, move, handToSigner, ring }: WithdrawalStages) {
   async function hotWalletFor(client: PoolClient, chainId: number): Promise<string | undefined> {
     // A hot wallet is registered in the watched set (kind hot); the factory's deployer is one too.
-    const { rows } = await client.query<{ address: string }>(
-      `SELECT address FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'hot'
-        ORDER BY created_at LIMIT 1`,
-      [chainId],
-    );
-    if (rows[0]) return rows[0].address;
+    const hot = await hotWalletOf(client, chainId);
+    if (hot) return hot;
     const factory = await getContract(client, chainId, FORWARDER_FACTORY);
     return factory?.hotWallet.toLowerCase();
   }
@@ -48,11 +45,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
   async function isCustodyAddress(client: PoolClient, chainId: number, address: string) {
     const cold = config.chains.find((c) => c.chainId === chainId)?.coldAddress;
     if (cold && cold.toLowerCase() === address) return true;
-    const { rows } = await client.query(
-      "SELECT 1 FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2",
-      [chainId, address],
-    );
-    if (rows.length > 0) return true;
+    if (await isWatchedAddress(client, chainId, address)) return true;
     const factory = await getContract(client, chainId, FORWARDER_FACTORY);
     if (
       factory &&
