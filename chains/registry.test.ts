@@ -1,3 +1,5 @@
+import { getAddress } from "viem";
+import { arbitrum, base, bsc, mainnet, optimism, polygon } from "viem/chains";
 import { describe, expect, it } from "vitest";
 import { knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";
 
@@ -15,6 +17,24 @@ describe("knownChains", () => {
   it("knows multicall3 on public chains only", () => {
     expect(multicall3For(1)).toBe(MULTICALL3_ADDRESS);
     expect(multicall3For(31337)).toBeUndefined();
+  });
+  it("takes public chains' facts from viem/chains and keeps our placeholder RPCs", () => {
+    const viem = { ethereum: mainnet, bsc, polygon, arbitrum, base, optimism };
+    for (const [key, v] of Object.entries(viem)) {
+      const c = knownChains[key]!;
+      expect(c.viemChain, key).toBe(v);
+      expect(c.definition, key).toMatchObject({
+        chainId: v.id,
+        name: v.name,
+        nativeSymbol: v.nativeCurrency.symbol,
+        nativeDecimals: v.nativeCurrency.decimals,
+      });
+      expect(c.multicall3, key).toBe(getAddress(v.contracts.multicall3.address));
+      expect(c.viemChain?.contracts?.multicall3?.blockCreated, key).toBeGreaterThan(0);
+      expect(c.viemChain?.blockExplorers?.default.url, key).toMatch(/^https:\/\//);
+      expect(c.definition.rpcUrls, key).toEqual([expect.stringMatching(/publicnode\.com$/)]);
+    }
+    expect(knownChains["local-a"]!.viemChain).toBeUndefined();
   });
 });
 

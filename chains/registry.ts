@@ -3,13 +3,19 @@
  * deployment replaces with its providers' URLs) and lookup of the configured chains.
  * The config file (foundation/config.ts, `chains[]`) is the source of truth at run time; `knownChains`
  * gives the defaults a deployment starts from and facts the config does not carry (multicall3).
+ * A public chain's facts (id, name, native currency, block explorers, Multicall3 and its deploy
+ * block) come from viem's definition (`viem/chains`); this file keeps only what viem lacks: our
+ * confirmation and reorg rules, polling and lag settings, listed tokens, trace support notes, and
+ * the placeholder RPCs (publicnode, not viem's defaults).
  */
-import type { Address } from "viem";
+import { type Address, type Chain, getAddress } from "viem";
+import { arbitrum, base, bsc, mainnet, optimism, polygon } from "viem/chains";
+import type { z } from "zod";
 import type { ChainConfig } from "../foundation/config.js";
 import { chainSchema } from "../foundation/config.js";
 
 /** Multicall3 is deployed at the same address on every public chain we support (not on anvil). */
-export const MULTICALL3_ADDRESS: Address = "0xcA11bde05977b3631167028862bE2a173976CA11";
+export const MULTICALL3_ADDRESS: Address = getAddress(mainnet.contracts.multicall3.address);
 
 export type TracesMethod = "trace_block" | "debug_traceBlockByNumber";
 
@@ -30,21 +36,47 @@ export type TraceSupport = {
 
 export type KnownChain = {
   definition: ChainConfig;
-  /** Where Multicall3 is deployed; undefined on local chains. */
+  /** Where Multicall3 is deployed (checksummed); undefined on local chains. */
   multicall3?: Address;
+  /**
+   * viem's definition of a public chain, where its facts come from: block explorers, Multicall3's
+   * deploy block (`contracts.multicall3.blockCreated`). Undefined on local chains.
+   */
+  viemChain?: Chain;
   traceSupport: TraceSupport;
 };
 
 const PUBLIC_RPC_NO_TRACES =
   "traces off: the placeholder public RPC is not known to serve trace methods; without traces, native value sent through contracts is found only by reconciliation (unattributed_inflow)";
 
-function define(
-  raw: Record<string, unknown>,
-  traceSupport: TraceSupport,
-  multicall3?: Address,
-): KnownChain {
-  const definition = chainSchema.parse(raw);
-  return multicall3 ? { definition, multicall3, traceSupport } : { definition, traceSupport };
+/** A local chain: every field is ours. */
+function define(raw: Record<string, unknown>, traceSupport: TraceSupport): KnownChain {
+  return { definition: chainSchema.parse(raw), traceSupport };
+}
+
+/** What a public chain's definition adds to viem's facts. */
+type Ours = Omit<
+  z.input<typeof chainSchema>,
+  "chainId" | "name" | "nativeSymbol" | "nativeDecimals"
+>;
+
+/** A public chain: viem's facts, then ours (rules, settings, tokens, placeholder RPC). */
+function definePublic(viemChain: Chain, ours: Ours, traceSupport: TraceSupport): KnownChain {
+  const definition = chainSchema.parse({
+    chainId: viemChain.id,
+    name: viemChain.name,
+    nativeSymbol: viemChain.nativeCurrency.symbol,
+    nativeDecimals: viemChain.nativeCurrency.decimals,
+    traces: false,
+    ...ours,
+  });
+  const multicall3 = viemChain.contracts?.multicall3?.address;
+  return {
+    definition,
+    ...(multicall3 ? { multicall3: getAddress(multicall3) } : {}),
+    viemChain,
+    traceSupport,
+  };
 }
 
 const ANVIL_TRACES: TraceSupport = {
@@ -57,17 +89,15 @@ const ANVIL_TRACES: TraceSupport = {
  * finality); BSC and Polygon PoS finalise quickly enough that a block count is the norm there.
  */
 export const knownChains: Readonly<Record<string, KnownChain>> = {
-  ethereum: define(
+  ethereum: definePublic(
+    mainnet,
     {
       key: "ethereum",
-      chainId: 1,
-      name: "Ethereum",
       rpcUrls: ["https://ethereum-rpc.publicnode.com"],
       confirmations: { kind: "finalized" },
       reorgWindow: 64,
       blockTimeMs: 12_000,
       feeModel: "eip1559",
-      traces: false,
       maxLagBlocks: 10,
       tokens: [
         { address: "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", symbol: "USDC", decimals: 6 },
@@ -78,20 +108,16 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       methods: ["debug_traceBlockByNumber", "trace_block"],
       note: `${PUBLIC_RPC_NO_TRACES}; geth serves debug_traceBlockByNumber (callTracer); erigon, reth and nethermind also serve trace_block`,
     },
-    MULTICALL3_ADDRESS,
   ),
-  bsc: define(
+  bsc: definePublic(
+    bsc,
     {
       key: "bsc",
-      chainId: 56,
-      name: "BNB Smart Chain",
       rpcUrls: ["https://bsc-rpc.publicnode.com"],
       confirmations: { kind: "blocks", blocks: 15 },
       reorgWindow: 64,
       blockTimeMs: 3_000,
       feeModel: "legacy",
-      traces: false,
-      nativeSymbol: "BNB",
       maxLagBlocks: 40,
       tokens: [
         { address: "0x55d398326f99059fF775485246999027B3197955", symbol: "USDT", decimals: 18 },
@@ -101,20 +127,16 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       methods: ["debug_traceBlockByNumber", "trace_block"],
       note: `${PUBLIC_RPC_NO_TRACES}; bsc-geth serves debug_traceBlockByNumber (callTracer); erigon/reth BSC builds serve trace_block`,
     },
-    MULTICALL3_ADDRESS,
   ),
-  polygon: define(
+  polygon: definePublic(
+    polygon,
     {
       key: "polygon",
-      chainId: 137,
-      name: "Polygon PoS",
       rpcUrls: ["https://polygon-bor-rpc.publicnode.com"],
       confirmations: { kind: "blocks", blocks: 128 },
       reorgWindow: 256,
       blockTimeMs: 2_000,
       feeModel: "eip1559",
-      traces: false,
-      nativeSymbol: "POL",
       maxLagBlocks: 60,
       tokens: [
         { address: "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359", symbol: "USDC", decimals: 6 },
@@ -124,19 +146,16 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       methods: ["debug_traceBlockByNumber", "trace_block"],
       note: `${PUBLIC_RPC_NO_TRACES}; bor serves debug_traceBlockByNumber (callTracer); erigon serves trace_block`,
     },
-    MULTICALL3_ADDRESS,
   ),
-  arbitrum: define(
+  arbitrum: definePublic(
+    arbitrum,
     {
       key: "arbitrum",
-      chainId: 42161,
-      name: "Arbitrum One",
       rpcUrls: ["https://arbitrum-one-rpc.publicnode.com"],
       confirmations: { kind: "finalized" },
       reorgWindow: 64,
       blockTimeMs: 250,
       feeModel: "eip1559",
-      traces: false,
       maxLagBlocks: 400,
       tokens: [
         { address: "0xaf88d065e77c8cC2239327C5EDb3A432268e5831", symbol: "USDC", decimals: 6 },
@@ -146,19 +165,16 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       methods: ["debug_traceBlockByNumber"],
       note: `${PUBLIC_RPC_NO_TRACES}; nitro serves debug_traceBlockByNumber (callTracer) for post-Nitro blocks; its trace_block equivalent (arbtrace_block) covers only pre-Nitro history`,
     },
-    MULTICALL3_ADDRESS,
   ),
-  base: define(
+  base: definePublic(
+    base,
     {
       key: "base",
-      chainId: 8453,
-      name: "Base",
       rpcUrls: ["https://base-rpc.publicnode.com"],
       confirmations: { kind: "finalized" },
       reorgWindow: 64,
       blockTimeMs: 2_000,
       feeModel: "eip1559",
-      traces: false,
       maxLagBlocks: 60,
       tokens: [
         { address: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", symbol: "USDC", decimals: 6 },
@@ -168,19 +184,16 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       methods: ["debug_traceBlockByNumber", "trace_block"],
       note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByNumber (callTracer); op-reth also serves trace_block`,
     },
-    MULTICALL3_ADDRESS,
   ),
-  optimism: define(
+  optimism: definePublic(
+    optimism,
     {
       key: "optimism",
-      chainId: 10,
-      name: "OP Mainnet",
       rpcUrls: ["https://optimism-rpc.publicnode.com"],
       confirmations: { kind: "finalized" },
       reorgWindow: 64,
       blockTimeMs: 2_000,
       feeModel: "eip1559",
-      traces: false,
       maxLagBlocks: 60,
       tokens: [
         { address: "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85", symbol: "USDC", decimals: 6 },
@@ -190,7 +203,6 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       methods: ["debug_traceBlockByNumber", "trace_block"],
       note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByNumber (callTracer); op-reth also serves trace_block`,
     },
-    MULTICALL3_ADDRESS,
   ),
   "local-a": define(
     {
