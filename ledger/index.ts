@@ -20,6 +20,13 @@ export {
   type SweepResult,
 } from "./depositCrediting.js";
 export {
+  type DepositFilter,
+  type DepositRow,
+  listDeposits,
+  listReorgHolds,
+  type ReorgHoldRow,
+} from "./deposits.js";
+export {
   AccountNotFoundError,
   InvalidAccountError,
   TransferFailedError,

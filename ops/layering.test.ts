@@ -40,8 +40,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "direction: ledger/treasury.ts -> api",
   "direction: subgraphs/ponder/fromDatabase.ts -> signer",
   // SQL naming another module's schema.
-  "schema: api/routes/deposits.ts names chain.",
-  "schema: api/routes/deposits.ts names ledger.",
   "schema: api/webhooks/depositEvents.ts names chain.",
   "schema: api/webhooks/depositEvents.ts names ledger.",
   "schema: ledger/attest/attest.ts names chain.",
@@ -49,6 +47,7 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/crediting.scale.ts names chain.",
   "schema: ledger/crediting.scale.ts names custody.",
   "schema: ledger/depositCrediting.ts names chain.",
+  "schema: ledger/deposits.ts names chain.",
   "schema: ledger/recon/breakStates.ts names chain.",
   "schema: ledger/recon/breakStates.ts names ledger.",
   "schema: ledger/recon/changes.ts names chain.",

@@ -1,0 +1,118 @@
+/**
+ * Deposits as the API lists them: each chain fact into a customer's deposit address with its
+ * status, `credited` once the ledger booked its deposit credit, and the reorg holds pending.
+ *
+ * The list joins the indexer's facts and owners (chain.transfers, chain.custody_addresses) with
+ * the ledger's credits in one statement, here rather than as an indexer call plus a ledger call:
+ * the status filter and the page depend on the credit (`credited`, and `seen`/`confirmed` mean
+ * "not credited"), so a page filtered in TS would come back short or need more round trips. The
+ * ledger already reads the indexer's facts to credit them (depositCrediting.ts), which is the
+ * allowed direction; the indexer never reads ledger tables.
+ */
+import type pg from "pg";
+
+type Queryable = Pick<pg.ClientBase, "query">;
+
+export type DepositRow = {
+  id: string;
+  owner: string;
+  chain_id: string;
+  asset: string;
+  to_address: string;
+  from_address: string;
+  amount: string;
+  tx_hash: string;
+  position: string;
+  block_number: string;
+  block_hash: string;
+  status: string;
+  credited: boolean;
+  created_at: Date;
+  confirmed_at: Date | null;
+};
+
+export type DepositFilter = {
+  id?: string;
+  customerId?: string;
+  /** seen | confirmed | orphaned | credited */
+  status?: string;
+  chainId?: number;
+  afterId?: string;
+  limit: number;
+};
+
+/** Deposit facts by fact id (the cursor), oldest first, `limit` at most. */
+export async function listDeposits(
+  client: Queryable,
+  filter: DepositFilter,
+): Promise<DepositRow[]> {
+  // Credited: the ledger booked the deposit credit for this fact (an orphaned one still shows
+  // orphaned, and the status filter `orphaned` lists it, as the API reports it).
+  const credited = `EXISTS (SELECT 1 FROM ledger.transfers lt
+                WHERE lt.kind = 'deposit' AND lt.chain_id = t.chain_id
+                  AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`;
+  const { rows } = await client.query<DepositRow>(
+    `SELECT * FROM (
+       SELECT t.id::text, ca.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
+              t.amount::text, t.tx_hash, t.position, t.block_number::text, t.block_hash, t.status,
+              ${credited} AS credited, t.created_at, t.confirmed_at
+         FROM chain.transfers t
+         JOIN chain.custody_addresses ca
+           ON ca.chain_id = t.chain_id AND ca.address = t.to_address AND ca.kind = 'deposit'
+        WHERE t.kind IN ('native', 'erc20', 'internal')
+          AND ($1::bigint IS NULL OR t.id = $1)
+          AND ($2::text IS NULL OR ca.owner = $2)
+          AND ($4::bigint IS NULL OR t.chain_id = $4)
+          AND ($5::bigint IS NULL OR t.id > $5)
+     ) d
+     WHERE $3::text IS NULL
+        OR ($3 = 'credited' AND d.credited)
+        OR ($3 <> 'credited' AND d.status = $3 AND (NOT d.credited OR d.status = 'orphaned'))
+     ORDER BY d.id::bigint LIMIT $6`,
+    [
+      filter.id ?? null,
+      filter.customerId ?? null,
+      filter.status ?? null,
+      filter.chainId ?? null,
+      filter.afterId ?? null,
+      filter.limit,
+    ],
+  );
+  return rows;
+}
+
+export type ReorgHoldRow = {
+  credit_id: string;
+  owner: string;
+  chain_id: string;
+  asset: string;
+  to_address: string;
+  amount: string;
+  tx_hash: string;
+  position: string;
+  block_number: string;
+  orphaned_block: string | null;
+  hold_amount: string | null;
+  shortfall_amount: string | null;
+  holds_placed: number;
+  updated_at: Date;
+};
+
+/** Credited deposits whose fact a reorg orphaned: their hold (and shortfall) pending (state held). */
+export async function listReorgHolds(
+  client: Queryable,
+  filter: { chainId?: number; afterId?: string; limit: number },
+): Promise<ReorgHoldRow[]> {
+  const { rows } = await client.query<ReorgHoldRow>(
+    `SELECT credit_id::text, owner, chain_id::text, asset, to_address, amount::text, tx_hash, position,
+            block_number::text, orphaned_block::text, hold_amount::text, shortfall_amount::text,
+            holds_placed, updated_at
+       FROM ledger.deposit_credits
+      WHERE state = 'held'
+        AND ($1::bigint IS NULL OR chain_id = $1)
+        AND ($2::uuid IS NULL OR credit_id > $2)
+      ORDER BY credit_id LIMIT $3`,
+    [filter.chainId ?? null, filter.afterId ?? null, filter.limit],
+  );
+  return rows;
+}
