@@ -9,30 +9,17 @@ import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { MEMORY_MAX_ROWS, unreadDepositBalances } from "./balanceCache.js";
-import { type BalanceCheck, checkBalances, type OnchainBalance } from "./balances.js";
-import {
-  countCustody,
-  loadCustody,
-  loadCustodyOf,
-  loadCustodyWallets,
-} from "./custodyAddresses.js";
+import { MEMORY_MAX_ROWS } from "./balanceCache.js";
+import { type BalanceCheck, checkBalances } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
-import { expectedFactBalances } from "./expectedBalances.js";
-import {
-  DEFAULT_INFLOW_ROTATION,
-  findUnattributedInflows,
-  loadExpectedAdjustments,
-  selectInflowAddresses,
-} from "./inflows.js";
-import { loadRunInputs } from "./load.js";
-import { matchFactsToEntries } from "./match.js";
+import { DEFAULT_INFLOW_ROTATION, findUnattributedInflows } from "./inflows.js";
 import {
   createRateLimiter,
   DEFAULT_BALANCE_READS,
   readCustodyBalances,
   ZERO_ADDRESS,
 } from "./onchain.js";
+import { loadRunSnapshot } from "./runSnapshot.js";
 import {
   type ChainMemory,
   completeRun,
@@ -41,13 +28,11 @@ import {
   findPreviousRun,
   type RunMode,
 } from "./store.js";
-import { matchFullStream } from "./stream.js";
 import {
   BREAK_TYPES,
   type Break,
   type BreakType,
   CHAIN_BACKED_KINDS,
-  type CustodyKind,
   type ReorgHold,
 } from "./types.js";
 
@@ -196,133 +181,25 @@ export function createReconciler({
       // (Not re-run on a retryable error: the balance read starts inside.)
       const loaded = await withTransaction(
         pool,
-        async (client) => {
-          // A full run needs every custody address; an incremental one the wallets, the deposit
-          // addresses it reads, and those its facts touch (added once the facts are in).
-          const custody =
-            previous === null
-              ? await loadCustody(client, chainId)
-              : await loadCustodyWallets(client, chainId);
-          const inflowSelection = await selectInflowAddresses(client, {
+        (client) =>
+          loadRunSnapshot(client, {
             chainId,
             block,
             previous,
-            custody,
             rotation: reads.rotation,
-          });
-          for (const address of inflowSelection.addresses) custody.set(address, "deposit");
-          const toRead = new Map<string, CustodyKind>();
-          for (const [address, kind] of custody) if (kind !== "deposit") toRead.set(address, kind);
-          for (const address of inflowSelection.addresses) toRead.set(address, "deposit");
-          // On-chain balances: hot and cold wallets, and the deposit addresses with activity since
-          // the previous run plus a rotating slice (all of them in a full run).
-          const readBalances = () =>
-            readCustodyBalances(adapter(chain), {
-              addresses: toRead,
-              tokens,
-              block,
-              options: reads,
-              limit: limiter(chain, reads.requestsPerSecond),
-            });
-          // An incremental run reads while Postgres loads. A full run reads after its streaming
-          // match: that match keeps the event loop busy for long stretches, and a response waiting
-          // behind it would pass the RPC timeout.
-          const onchainRead: Promise<OnchainBalance[]> =
-            previous === null ? Promise.resolve([]) : readBalances();
-          onchainRead.catch(() => {}); // awaited below; a load failure must not leave it unhandled
-          // (Counted after the read has started: the read is the longer path of an incremental run.)
-          const custodyCount =
-            previous === null ? custody.size : await countCustody(client, chainId);
-          const unread = await unreadDepositBalances(client, {
-            chainId,
-            read: inflowSelection.addresses,
-            memory: carried.deposits,
-          });
-          carried.deposits = unread.memory;
-          const inputs = await loadRunInputs(client, {
-            chainId,
-            block,
-            previous,
-            custody,
-            ...(lookbackMs !== undefined ? { lookbackMs } : {}),
-          });
-          if (previous !== null) {
-            const touched = new Set<string>();
-            for (const f of inputs.facts) {
-              if (!custody.has(f.from)) touched.add(f.from);
-              if (!custody.has(f.to)) touched.add(f.to);
-            }
-            for (const [a, k] of await loadCustodyOf(client, chainId, [...touched]))
-              custody.set(a, k);
-          }
-          const matchStart = performance.now();
-          const reorgHolds = new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state]));
-          const chainBackedKinds = chain.traces ? undefined : WITHOUT_TRACES;
-          let matching: { breaks: Break[]; matched: number };
-          let counts: { facts: number; entries: number; deferred: number };
-          if (previous === null) {
-            const streamed = await matchFullStream(client, {
-              chainId,
-              block,
-              custody,
-              reorgHolds,
-              lateIds: inputs.lateIds,
-              ...(streamPage !== undefined ? { page: streamPage } : {}),
-              ...(chainBackedKinds ? { chainBackedKinds } : {}),
-            });
-            matching = streamed;
-            counts = {
-              facts: streamed.factsExamined,
-              entries: streamed.entriesExamined,
-              deferred: streamed.deferred,
-            };
-          } else {
-            matching = matchFactsToEntries({
-              ...inputs,
-              reorgHolds,
-              ...(chainBackedKinds ? { chainBackedKinds } : {}),
-            });
-            counts = {
-              facts: inputs.facts.length,
-              entries: inputs.entries.length,
-              deferred: inputs.deferred,
-            };
-          }
-          const matchMs = performance.now() - matchStart;
-          // The facts' part from the running table (moved by this run's facts), rebuilt from history
-          // in a full run; sweeps no fact shows and operator credits summed here (they are few).
-          const expected = await expectedFactBalances(client, {
-            chainId,
-            block,
-            previous,
-            addresses: inflowSelection.addresses,
-            changedFacts: inputs.changedFacts,
-            custody,
-            memory: carried.expected,
-          });
-          carried.expected = expected.memory;
-          const expectedBalances = expected.balances;
-          const adjustments = await loadExpectedAdjustments(client, {
-            chainId,
-            block,
-            addresses: inflowSelection.addresses,
-          });
-          for (const [k, v] of adjustments)
-            expectedBalances.set(k, (expectedBalances.get(k) ?? 0n) + v);
-          return {
-            inputs,
-            inflowSelection,
-            expectedBalances,
-            expectedUpdate: expected.update,
-            unreadDeposits: unread.unread,
-            matching,
-            counts,
-            onchainRead,
-            readBalances,
-            custodyCount,
-            matchMs,
-          };
-        },
+            chainBackedKinds: chain.traces ? undefined : WITHOUT_TRACES,
+            carried,
+            readBalances: (addresses) =>
+              readCustodyBalances(adapter(chain), {
+                addresses,
+                tokens,
+                block,
+                options: reads,
+                limit: limiter(chain, reads.requestsPerSecond),
+              }),
+            lookbackMs,
+            streamPage,
+          }),
         { isolation: "repeatable read", readOnly: true, attempts: 1 },
       );
       const { inputs, matching, counts } = loaded;
