@@ -4,10 +4,10 @@
  * (against a recorded anchor) is found and named by `verifyAuditChain` and by the CLI.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appendAudit, readAuditHead, verifyAuditChain } from "../foundation/audit.js";
 import { withTransaction } from "../foundation/db.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { spawnCli } from "../ops/testing/process.js";
-import { appendAudit, readAuditHead, verifyAuditChain } from "./audit.js";
 
 let db: TestDatabase;
 

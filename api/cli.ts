@@ -1,10 +1,10 @@
 /** `custody-node apikeys create|revoke|list`: the only way API keys are made (no bootstrap route). */
 
 import type { Command } from "commander";
+import { appendAudit } from "../foundation/audit.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
 import { createApiKey, listApiKeys, revokeApiKey, SCOPES } from "./apiKeys.js";
-import { appendAudit } from "./audit.js";
 import { NotFoundError } from "./errors.js";
 import { registerWithdrawalCommands } from "./withdrawals/cli.js";
 

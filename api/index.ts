@@ -4,6 +4,8 @@
  * append-only audit log, and signed webhooks with retries and a dead-letter list. It owns the `api`
  * schema. Business rules of money movement live in the ledger and signer; the API decides policy.
  */
+
+export { appendAudit, listAudit } from "../foundation/audit.js";
 export {
   type ApiKey,
   createApiKey,
@@ -13,7 +15,6 @@ export {
   type Scope,
 } from "./apiKeys.js";
 export { buildApp, errorStatus, problem } from "./app.js";
-export { appendAudit, listAudit } from "./audit.js";
 export { apiRole, apiWorkerRole } from "./role.js";
 export { createV1Plugin, type V1Options } from "./v1.js";
 export { createWebhookDispatcher, type WebhookDispatcher } from "./webhooks/dispatcher.js";

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appendAudit } from "../foundation/audit.js";
 import { createHealth } from "../foundation/health.js";
 import { revokeApiKey, SCOPES } from "./apiKeys.js";
 import { buildApp } from "./app.js";
-import { appendAudit } from "./audit.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 import { createV1Plugin } from "./v1.js";
 

@@ -6,8 +6,9 @@
  * with closing the halt and its audit entry; the published finalized block moves down to the
  * common ancestor (the only way it ever moves down).
  */
-import { appendAudit } from "../api/audit.js";
+
 import type { EvmAdapter } from "../chains/index.js";
+import { appendAudit } from "../foundation/audit.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "./finality.js";

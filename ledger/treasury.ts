@@ -10,8 +10,9 @@
  * When the indexer has the fact, the amount comes from it (a given amount must agree); when it does
  * not yet, the amount must be given, and reconciliation checks it once the fact is indexed.
  */
-import { appendAudit } from "../api/audit.js";
+
 import { amountFromDb } from "../foundation/amounts.js";
+import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import type { Ledger } from "./createLedger.js";

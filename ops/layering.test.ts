@@ -29,19 +29,14 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   // Cycles inside a module.
   "cycle: ledger/recon/liabilities.ts <-> ledger/recon/load.ts",
   // Imports up the layers.
-  "direction: indexers/resume.ts -> api",
-  "direction: indexers/sync/reorg.ts -> api",
   "direction: ledger/attest/attest.ts -> signer",
   "direction: ledger/attest/deploy.ts -> signer",
-  "direction: ledger/recon/breakStates.ts -> api",
-  "direction: ledger/recon/cli.ts -> api",
-  "direction: ledger/recon/reconcile.ts -> api",
-  "direction: ledger/recon/store.ts -> api",
-  "direction: ledger/treasury.ts -> api",
   "direction: subgraphs/ponder/fromDatabase.ts -> signer",
   // SQL naming another module's schema.
   "schema: api/webhooks/depositEvents.ts names chain.",
   "schema: api/webhooks/depositEvents.ts names ledger.",
+  // The audit log's writer sits below every module that audits; its table is still api.audit_log (an audit schema is a later migration).
+  "schema: foundation/audit.ts names api.",
   "schema: ledger/attest/attest.ts names chain.",
   "schema: ledger/attest/attest.ts names ledger.",
   "schema: ledger/crediting.scale.ts names chain.",

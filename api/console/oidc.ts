@@ -13,12 +13,12 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import * as client from "openid-client";
+import { appendAudit } from "../../foundation/audit.js";
 import type { ConsoleOidcConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { ConfigError } from "../../foundation/errors.js";
 import { normalizeOwner, SCOPES, type Scope } from "../apiKeys.js";
-import { appendAudit } from "../audit.js";
 import { esc, html, layout, setSecurityHeaders } from "./html.js";
 import { mintSession } from "./sessions.js";
 

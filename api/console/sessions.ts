@@ -7,10 +7,10 @@
  * instead of a parent key, with an absolute end besides the idle timeout.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { appendAudit } from "../../foundation/audit.js";
 import type { Pool, PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { type ApiKey, createApiKey, revokeApiKey, type Scope, verifyApiKey } from "../apiKeys.js";
-import { appendAudit } from "../audit.js";
 
 export type ConsoleSession = { key: ApiKey; plaintext: string; csrf: string };
 

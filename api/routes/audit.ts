@@ -1,6 +1,6 @@
 /** GET /v1/audit: the append-only audit log (admin), filterable by entity. */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
-import { listAudit } from "../audit.js";
+import { listAudit } from "../../foundation/audit.js";
 import { Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 

@@ -1,9 +1,9 @@
 /** Customers: their deposit addresses (and, as the ledger lands, balances and transfers). */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
+import { appendAudit } from "../../foundation/audit.js";
 import { depositAddressesOf } from "../../indexers/index.js";
 import { allocateDepositAddress } from "../../signer/deposit-addresses/index.js";
-import { appendAudit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import { assetsOf, resolveAsset, resolveChain } from "../chainStatus.js";
 import {

@@ -3,8 +3,8 @@
  * operator's fail of one in needs_review (admin).
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
+import { listAudit } from "../../foundation/audit.js";
 import { TxRequestNotReviewableError } from "../../signer/index.js";
-import { listAudit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import { NotFoundError, WithdrawalStateError } from "../errors.js";
 import { idempotencyKeyOf } from "../idempotency.js";

@@ -3,10 +3,11 @@
  * never the requester) and cancel (the requester or an admin). Each is one transaction holding the
  * withdrawal's row lock; reject and cancel release the hold.
  */
+
+import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import type { ApiKey } from "../apiKeys.js";
-import { appendAudit } from "../audit.js";
 import { ApprovalError, NotFoundError, WithdrawalStateError } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
 import { canMove, getWithdrawal, type Withdrawal } from "./store.js";

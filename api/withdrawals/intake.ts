@@ -5,6 +5,7 @@
  * transaction; a repeated idempotency key returns the stored withdrawal if it means the same request.
  */
 import { randomUUID } from "node:crypto";
+import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
@@ -16,7 +17,6 @@ import {
   getContract,
 } from "../../signer/deposit-addresses/index.js";
 import type { ApiKey } from "../apiKeys.js";
-import { appendAudit } from "../audit.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import { IdempotencyConflictError, PolicyViolationError } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";

@@ -4,9 +4,9 @@
  * signer (approved -> signing), whose request is inserted in the same transaction.
  */
 import { encodeFunctionData, erc20Abi, zeroAddress } from "viem";
+import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { requestTransaction } from "../../signer/index.js";
-import { appendAudit } from "../audit.js";
 import { WithdrawalStateError } from "../errors.js";
 import { type EventType, emitRepeatableEvent } from "../webhooks/events.js";
 import type { MoveFields, Transitions, WithdrawalsContext } from "./context.js";

@@ -7,8 +7,8 @@
  * readiness false), and only an operator's `custody-node chains resume --accept-reorg` rolls back.
  */
 
-import { appendAudit } from "../../api/audit.js";
 import { ChainDataInconsistentError, type EvmAdapter } from "../../chains/index.js";
+import { appendAudit } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { type FinalizedBlock, readFinalized } from "../finality.js";
 import { insertHalt } from "../halts.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalAuditRow } from "../../api/audit.js";
+import { canonicalAuditRow } from "../../foundation/audit.js";
 import { breakIdentities, breakIdentity } from "./breakStates.js";
 import type { Break } from "./types.js";
 

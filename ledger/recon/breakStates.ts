@@ -5,7 +5,7 @@
  * its difference is the one the operator saw, reopens it when the difference changes or a resolved
  * break is found again, and resolves what a completed run no longer finds.
  */
-import { appendAudit } from "../../api/audit.js";
+import { appendAudit } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
   BreakFixUnknownError,

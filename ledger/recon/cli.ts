@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
-import { verifyAuditChain } from "../../api/audit.js";
+import { verifyAuditChain } from "../../foundation/audit.js";
 import { createCommon } from "../../foundation/common.js";
 import { chainByKey, loadConfig } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";

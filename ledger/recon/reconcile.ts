@@ -4,8 +4,8 @@
  * and its breaks, raise metrics, and log an error-level alert when there is any break.
  */
 import { Counter, Gauge } from "prom-client";
-import { readAuditHead } from "../../api/audit.js";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
+import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";

@@ -2,7 +2,7 @@
  * Run storage in schema `recon`: a run row (inputs, block, watermarks, balance checks, counts) and
  * one row per break. Breaks of the last completed run are the open items the next run re-examines.
  */
-import type { AuditHead } from "../../api/audit.js";
+import type { AuditHead } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { type DepositBalanceMemory, storeDepositBalances } from "./balanceCache.js";
 import type { BalanceCheck, OnchainBalance } from "./balances.js";

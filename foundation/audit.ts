@@ -3,7 +3,7 @@
  * makes the change, so the change and its record commit together; the table refuses UPDATE/DELETE.
  */
 import { createHash } from "node:crypto";
-import type { Pool, PoolClient } from "../foundation/db.js";
+import type { Pool, PoolClient } from "./db.js";
 
 export type AuditEntry = {
   id: string;
