@@ -26,8 +26,6 @@ import {
  * commit that fixes it; add one only with the reason in the commit message.
  */
 const KNOWN_EXCEPTIONS: readonly string[] = [
-  // Cycles inside a module.
-  "cycle: ledger/recon/liabilities.ts <-> ledger/recon/load.ts",
   // Imports up the layers.
   "direction: ledger/attest/attest.ts -> signer",
   "direction: ledger/attest/deploy.ts -> signer",

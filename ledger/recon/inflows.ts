@@ -16,8 +16,8 @@
 import type { PoolClient } from "../../foundation/db.js";
 import type { OnchainBalance } from "./balances.js";
 import { loadFactBalances } from "./expectedBalances.js";
-import type { PreviousRun } from "./load.js";
 import type { Break, CustodyKind } from "./types.js";
+import type { PreviousRun } from "./watermarks.js";
 
 /** Deposit addresses a run examines beyond those with activity (the slow full rotation). */
 export const DEFAULT_INFLOW_ROTATION = 200;

@@ -11,8 +11,8 @@
  */
 import { amountFromDb } from "../../foundation/amounts.js";
 import type { PoolClient } from "../../foundation/db.js";
-import type { PreviousRun } from "./load.js";
 import type { LedgerEntry } from "./types.js";
+import type { PreviousRun } from "./watermarks.js";
 
 /** How a run leaves the running totals (written by completeRun, in its transaction). */
 export type LiabilityUpdate = {

@@ -17,17 +17,6 @@ import { entryGapsAt } from "./seqGaps.js";
 import type { ChainFact, CustodyKind, LedgerEntry, ReorgHold } from "./types.js";
 import { type PreviousRun, readWatermarks, type Watermarks } from "./watermarks.js";
 
-// For the modules that read these through load.ts.
-export {
-  ENTRY_SELECT,
-  type EntryRow,
-  FACT_COLUMNS,
-  type FactRow,
-  toEntry,
-  toFact,
-} from "./factEntryRows.js";
-export type { PreviousRun, Watermarks } from "./watermarks.js";
-
 /**
  * Facts orphaned this long before the previous run's snapshot are re-read: the indexer's
  * transaction stamps `orphaned_at` when it starts, and may commit after our snapshot.

@@ -18,7 +18,7 @@ import {
   type FactRow,
   toEntry,
   toFact,
-} from "./load.js";
+} from "./factEntryRows.js";
 import { matchFactsToEntries } from "./match.js";
 import type { Break, ChainFact, CustodyKind, LedgerEntry } from "./types.js";
 
