@@ -17,6 +17,7 @@ import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import type { Ledger } from "./createLedger.js";
 import { TransferFailedError, TreasuryMoveError } from "./errors.js";
+import { gasBooking } from "./gasBookings.js";
 import { assetIdOf, transferId } from "./transferId.js";
 import type { NewTransfer, TransferResult } from "./types.js";
 
@@ -175,16 +176,15 @@ export async function bookTreasuryMove(
     const valuePosition = args.position ?? (token === NATIVE ? "tx" : "transfer:0");
     const asset = assetIdOf(args.chainId, token);
     const chainRef = (position: string) => ({ chainId: args.chainId, txHash, position });
-    const gasTransfer = (amount: bigint): NewTransfer => ({
-      id: treasuryTransferId("gas", args.chainId, txHash, "fee"),
-      assetId: assetIdOf(args.chainId, NATIVE),
-      debit: "fees:gas",
-      credit: hotAccount,
-      amount,
-      kind: "fee",
-      chainRef: chainRef("fee"),
-      memo: `gas of operator tx ${txHash} (${args.move}) by ${by}: ${reason}`,
-    });
+    const gasTransfer = (amount: bigint): NewTransfer =>
+      gasBooking({
+        id: treasuryTransferId("gas", args.chainId, txHash, "fee"),
+        chainId: args.chainId,
+        hotWallet: wallet,
+        txHash,
+        amount,
+        memo: `gas of operator tx ${txHash} (${args.move}) by ${by}: ${reason}`,
+      });
     if (args.move === "fund") {
       const amount = await amountOf(
         valuePosition,

@@ -66,7 +66,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/treasury.ts names chain.",
   "schema: ops/por/demo.ts names attest.",
   "schema: ops/stateMetrics.ts names api.",
-  "schema: signer/sweeps/coldMoves.ts names chain.",
   "schema: signer/sweeps/planning.scale.ts names chain.",
   // Production code importing test support.
   "test-support: ops/demo.ts -> ops/e2e/scenario.ts",

@@ -11,7 +11,7 @@ import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { notifyWatchedAddress } from "../../indexers/index.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
 import {
   assetIdOf,
   holdSettlement,
@@ -102,12 +102,12 @@ export async function startColdMoves({
         if (inserted.rowCount !== 1) return false;
         // The cold address holds custody money from now on: the indexer watches it and
         // reconciliation counts it in reserves (without it a cold move reads as a shortfall).
-        const watched = await client.query(
-          `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-           VALUES ($1, $2, 'cold', 'cold-wallet') ON CONFLICT (chain_id, address) DO NOTHING`,
-          [chain.chainId, cold],
+        const watched = await addWatchedAddresses(
+          client,
+          [{ chainId: chain.chainId, address: cold, kind: "cold", owner: "cold-wallet" }],
+          { ifAbsent: true },
         );
-        if (watched.rowCount === 1) await notifyWatchedAddress(client, chain.chainId, [cold]);
+        if (watched.length === 1) await notifyWatchedAddress(client, chain.chainId, [cold]);
         assertBooked(
           await ledger.createTransfers(
             [
