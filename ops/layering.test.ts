@@ -37,8 +37,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: foundation/audit.ts names api.",
   "schema: ledger/attest/attest.ts names chain.",
   "schema: ledger/attest/attest.ts names ledger.",
-  "schema: ledger/crediting.scale.ts names chain.",
-  "schema: ledger/crediting.scale.ts names custody.",
   "schema: ledger/depositCrediting.ts names chain.",
   "schema: ledger/deposits.ts names chain.",
   "schema: ledger/recon/breakStates.ts names chain.",
@@ -66,7 +64,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/treasury.ts names chain.",
   "schema: ops/por/demo.ts names attest.",
   "schema: ops/stateMetrics.ts names api.",
-  "schema: signer/sweeps/planning.scale.ts names chain.",
   // Production code importing test support.
   "test-support: ops/demo.ts -> ops/e2e/scenario.ts",
   "test-support: ops/demo.ts -> ops/e2e/setup.ts",
