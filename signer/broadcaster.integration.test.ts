@@ -2,82 +2,54 @@
  * The broadcaster end to end on anvil (automine), the KMS emulator through @aws-sdk/client-kms,
  * real Postgres and Redis: requests in, transactions mined and confirmed, outcomes rung.
  */
-import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { parseEther, toHex } from "viem";
+import { parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../foundation/db.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createKmsAccount } from "./kmsAccount.js";
-import {
-  getTxRequest,
-  requestTransaction,
-  TX_OUTCOMES_QUEUE,
-  type TxOutcomeJob,
-} from "./requests.js";
-import {
-  createSignerHarness,
-  RECIPIENT,
-  type SignerHarness,
-  statusCounts,
-  waitFor,
-} from "./testing/harness.js";
-import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+import { getTxRequest, TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "./requests.js";
+import { RECIPIENT, statusCounts, waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
-let ctx: TestContext;
-let h: SignerHarness;
-let signer: WalletSigner;
+let t: SignerTest;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [{ chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 2 } } }],
-  });
-  h = await createSignerHarness(ctx);
-  signer = startWalletSigner({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    queues: ctx.queues,
-    chain: ctx.config.chains[0]!,
-    account: async () => h.account,
-    databaseUrl: ctx.db.url,
-    pollMs: 50,
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 2 } } },
+    signer: {},
   });
 });
 
 afterAll(async () => {
-  await signer?.stop();
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 describe("broadcaster", () => {
   it("sends each request once with consecutive nonces and confirms it", async () => {
-    const startNonce = await h.client.getTransactionCount({ address: h.account.address });
-    const ids = await h.request(40);
+    const startNonce = await t.client.getTransactionCount({ address: t.account.address });
+    const ids = await t.request(40);
     await waitFor("all mined", async () => {
-      const c = await statusCounts(ctx);
+      const c = await statusCounts(t.ctx);
       return (c.mined ?? 0) + (c.confirmed ?? 0) === 40;
     });
     // Automine makes one block per tx; two more blocks confirm the last ones.
-    await h.rpc("anvil_mine", ["0x2"]);
-    await waitFor("all confirmed", async () => (await statusCounts(ctx)).confirmed === 40);
-    expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(
+    await t.rpc("anvil_mine", ["0x2"]);
+    await waitFor("all confirmed", async () => (await statusCounts(t.ctx)).confirmed === 40);
+    expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(
       startNonce + 40,
     );
     const nonces = new Set<bigint>();
     for (const id of ids) {
-      const r = (await getTxRequest(ctx.db.pool, id))!;
+      const r = (await getTxRequest(t.ctx.db.pool, id))!;
       expect(r.status).toBe("confirmed");
       expect(r.receiptSuccess).toBe(true);
       expect(r.gasUsed).toBe(21_000n);
       expect(r.fee).toBe(r.gasUsed! * r.effectiveGasPrice!);
-      const tx = await h.client.getTransaction({ hash: r.txHash as `0x${string}` });
+      const tx = await t.client.getTransaction({ hash: r.txHash as `0x${string}` });
       expect(tx.to?.toLowerCase()).toBe(RECIPIENT.toLowerCase());
       expect(tx.value).toBe(r.value);
       expect(BigInt(tx.nonce)).toBe(r.nonce);
       nonces.add(r.nonce!);
     }
     expect(nonces.size).toBe(40);
-    const queue = ctx.queues.queue(TX_OUTCOMES_QUEUE);
+    const queue = t.ctx.queues.queue(TX_OUTCOMES_QUEUE);
     await waitFor("doorbells", async () => (await queue.getJobCounts("waiting")).waiting === 40);
     const job = await queue.getJob("w-7_confirmed");
     expect(job?.data).toEqual({
@@ -89,104 +61,72 @@ describe("broadcaster", () => {
   });
 
   it("fails a request whose estimate reverts without using a nonce", async () => {
-    const before = await h.client.getTransactionCount({ address: h.account.address });
+    const before = await t.client.getTransactionCount({ address: t.account.address });
     const reverter = "0x00000000000000000000000000000000000000aa";
     // PUSH1 0 PUSH1 0 REVERT: every call reverts.
-    await h.rpc("anvil_setCode", [reverter, "0x60006000fd"]);
-    await withTransaction(ctx.db.pool, (c) =>
-      requestTransaction(c, {
-        id: "reverts",
-        chainId: 31337,
-        from: h.account.address,
-        to: reverter,
-        value: 0n,
-        kind: "withdrawal",
-        refId: "reverts",
-      }),
-    );
-    await h.request(1, { prefix: "after" });
+    await t.rpc("anvil_setCode", [reverter, "0x60006000fd"]);
+    await t.withdraw("reverts", { to: reverter, value: 0n });
+    await t.request(1, { prefix: "after" });
     await waitFor(
       "after mined",
-      async () => (await getTxRequest(ctx.db.pool, "after-0"))?.status === "mined",
+      async () => (await getTxRequest(t.ctx.db.pool, "after-0"))?.status === "mined",
     );
-    await h.rpc("anvil_mine", ["0x2"]);
+    await t.rpc("anvil_mine", ["0x2"]);
     await waitFor(
       "after confirmed",
-      async () => (await getTxRequest(ctx.db.pool, "after-0"))?.status === "confirmed",
+      async () => (await getTxRequest(t.ctx.db.pool, "after-0"))?.status === "confirmed",
     );
-    const failed = await getTxRequest(ctx.db.pool, "reverts");
+    const failed = await getTxRequest(t.ctx.db.pool, "reverts");
     expect(failed).toMatchObject({ status: "failed", errorCode: "ESTIMATE_REVERTED", nonce: null });
-    expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(before + 1);
-    const job = await ctx.queues.queue<TxOutcomeJob>(TX_OUTCOMES_QUEUE).getJob("reverts_failed");
+    expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(before + 1);
+    const job = await t.ctx.queues.queue<TxOutcomeJob>(TX_OUTCOMES_QUEUE).getJob("reverts_failed");
     expect(job?.data.status).toBe("failed");
   });
 
   it("returns a reorged-out transaction to broadcast and mines its stored bytes again", async () => {
-    const [id] = await h.request(1, { prefix: "reorg" });
+    const [id] = await t.request(1, { prefix: "reorg" });
     const mined = await waitFor("mined", async () => {
-      const r = await getTxRequest(ctx.db.pool, id!);
+      const r = await getTxRequest(t.ctx.db.pool, id!);
       return r?.status === "mined" || r?.status === "confirmed" ? r : undefined;
     });
     const hash = mined.txHash;
     const blockHashOf = async () =>
-      (await ctx.db.pool.query("SELECT block_hash FROM custody.tx_requests WHERE id = $1", [id]))
+      (await t.ctx.db.pool.query("SELECT block_hash FROM custody.tx_requests WHERE id = $1", [id]))
         .rows[0].block_hash as string | null;
     const originalBlock = await blockHashOf();
     // Drop the block holding it before it is confirmed.
-    await h.rpc("anvil_rollback", [1]);
+    await t.rpc("anvil_rollback", [1]);
     await waitFor("re-mined in another block", async () => {
       const b = await blockHashOf();
       return b !== null && b !== originalBlock;
     });
-    const { rows } = await ctx.db.pool.query(
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = $1",
       [id],
     );
     expect(rows[0].n).toBe(1);
-    await h.rpc("anvil_mine", ["0x3"]);
+    await t.rpc("anvil_mine", ["0x3"]);
     const done = await waitFor("confirmed", async () => {
-      const r = await getTxRequest(ctx.db.pool, id!);
+      const r = await getTxRequest(t.ctx.db.pool, id!);
       return r?.status === "confirmed" ? r : undefined;
     });
     // The very same bytes mined: no re-signing.
     expect(done.txHash).toBe(hash);
-    const receipt = await h.client.getTransactionReceipt({ hash: hash as `0x${string}` });
+    const receipt = await t.client.getTransactionReceipt({ hash: hash as `0x${string}` });
     expect(receipt.status).toBe("success");
   });
   it("sends legacy (gasPrice) transactions on a chain without EIP-1559 fees", async () => {
-    const legacy = { ...ctx.config.chains[0]!, feeModel: "legacy" as const };
-    const key = await h.kms.send(
-      new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
-    );
-    const account = await createKmsAccount({ kms: h.kms, keyId: key.KeyMetadata!.KeyId! });
-    await h.rpc("anvil_setBalance", [account.address, toHex(parseEther("1"))]);
-    const legacySigner = startWalletSigner({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      queues: ctx.queues,
-      chain: legacy,
-      account: async () => account,
-      databaseUrl: ctx.db.url,
-      pollMs: 50,
-    });
+    const legacy = { ...t.ctx.config.chains[0]!, feeModel: "legacy" as const };
+    const account = await t.wallet(parseEther("1"));
+    const legacySigner = t.run(account, { chain: legacy });
     try {
-      await withTransaction(ctx.db.pool, (c) =>
-        requestTransaction(c, {
-          id: "legacy-1",
-          chainId: 31337,
-          from: account.address,
-          to: RECIPIENT,
-          value: 7n,
-          kind: "withdrawal",
-          refId: "legacy-1",
-        }),
-      );
+      await t.withdraw("legacy-1", { from: account.address, value: 7n });
       const done = await waitFor("legacy confirmed", async () => {
-        const r = await getTxRequest(ctx.db.pool, "legacy-1");
-        if (r?.status === "mined") await h.rpc("evm_mine");
+        const r = await getTxRequest(t.ctx.db.pool, "legacy-1");
+        if (r?.status === "mined") await t.rpc("evm_mine");
         return r?.status === "confirmed" ? r : undefined;
       });
-      const tx = await h.client.getTransaction({ hash: done.txHash as `0x${string}` });
+      const tx = await t.client.getTransaction({ hash: done.txHash as `0x${string}` });
       expect(tx.type).toBe("legacy");
       expect(tx.value).toBe(7n);
       expect(done.effectiveGasPrice).toBe(tx.gasPrice);

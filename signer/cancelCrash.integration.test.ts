@@ -6,55 +6,45 @@
  * nonce, and the wallet keeps sending: no gap, no operator.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
-import { withTransaction } from "../foundation/db.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { within } from "../ops/testing/wait.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
-import { requestTransaction } from "./requests.js";
-import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
+import { waitFor } from "./testing/harness.js";
+import {
+  type SignerTest,
+  SMALL_BLOCKS,
+  startSignerTest,
+  writeChainConfig,
+} from "./testing/signerTest.js";
 
 const script = path.join(repoRoot, "signer", "testing", "walletSignerProcess.ts");
-let ctx: TestContext;
-let h: SignerHarness;
+let t: SignerTest;
 let dir: string;
 const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [{ chainId: 31337, anvilArgs: ["--gas-limit", "1000000"] }],
-  });
-  h = await createSignerHarness(ctx);
+  t = await startSignerTest({ chain: { anvilArgs: SMALL_BLOCKS } });
   dir = mkdtempSync(path.join(tmpdir(), "signer-cancel-crash-"));
-  const chain = ctx.config.chains[0]!;
-  writeFileSync(
+  writeChainConfig(
     path.join(dir, "config.json"),
-    JSON.stringify({
-      chains: [
-        {
-          key: chain.key,
-          chainId: chain.chainId,
-          name: chain.name,
-          rpcUrls: chain.rpcUrls,
-          confirmations: { kind: "blocks", blocks: 1 },
-          reorgWindow: 2,
-          blockTimeMs: 1000,
-          feeModel: "eip1559",
-        },
-      ],
-      hotWallets: [{ chain: chain.key, kmsKeyId: h.keyId }],
-    }),
+    t.ctx.config.chains[0]!,
+    {
+      confirmations: { kind: "blocks", blocks: 1 },
+      reorgWindow: 2,
+      blockTimeMs: 1000,
+      feeModel: "eip1559",
+    },
+    t.keyId,
   );
 });
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -64,10 +54,10 @@ function spawnSigner(crashAt = "") {
     env: {
       ...process.env,
       CUSTODY_CONFIG: path.join(dir, "config.json"),
-      DATABASE_URL: ctx.db.url,
-      REDIS_URL: ctx.config.env.REDIS_URL,
-      REDIS_PREFIX: ctx.config.env.REDIS_PREFIX,
-      AWS_ENDPOINT_URL_KMS: h.kmsUrl,
+      DATABASE_URL: t.ctx.db.url,
+      REDIS_URL: t.ctx.config.env.REDIS_URL,
+      REDIS_PREFIX: t.ctx.config.env.REDIS_PREFIX,
+      AWS_ENDPOINT_URL_KMS: t.kmsUrl,
       LOG_LEVEL: "warn",
       SIGNER_CRASH_AT: crashAt,
     },
@@ -90,27 +80,12 @@ function spawnSigner(crashAt = "") {
   return { child, exited, output: () => out };
 }
 
-async function request(id: string, gasLimit?: bigint) {
-  await withTransaction(ctx.db.pool, (c) =>
-    requestTransaction(c, {
-      id,
-      chainId: 31337,
-      from: h.account.address,
-      to: RECIPIENT,
-      value: 1n,
-      gasLimit,
-      kind: "withdrawal",
-      refId: id,
-    }),
-  );
-}
-
 async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
+  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
 async function attempts(id: string) {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT purpose, status FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
     [id],
   );
@@ -121,7 +96,7 @@ describe("kill -9 around a cancel", () => {
   it("uses the nonce of a rejected attempt after the signer died before (or right after) storing its cancel", async () => {
     // 1. Dies right after the refusal is stored: the nonce's only attempt is rejected.
     const first = spawnSigner("after_reject:1");
-    await request("crash-dead", 2_000_000n); // more gas than a block holds
+    await t.withdraw("crash-dead", { gasLimit: 2_000_000n }); // more gas than a block holds
     expect(await within("the signer to kill itself", first.exited, 60_000)).toBe("SIGKILL");
     expect(first.output()).toContain("after_reject");
     expect(await attempts("crash-dead")).toEqual([{ purpose: "send", status: "rejected" }]);
@@ -137,13 +112,15 @@ describe("kill -9 around a cancel", () => {
     // 3. A signer left alone: the stored cancel is sent, mines, and the request fails only once
     // that block is final; the next request gets the next nonce and confirms.
     spawnSigner();
-    await request("crash-next");
+    await t.withdraw("crash-next");
     const [dead, next] = await waitFor(
       "both final",
       async () => {
-        const list = await getTxOutcomes(ctx.db.pool, { requestIds: ["crash-dead", "crash-next"] });
+        const list = await getTxOutcomes(t.ctx.db.pool, {
+          requestIds: ["crash-dead", "crash-next"],
+        });
         if (list.some((o) => o.status === "broadcast" || o.status === "confirmed"))
-          await h.rpc("evm_mine");
+          await t.rpc("evm_mine");
         return list.every((o) => o.status === "failed" || o.status === "finalized")
           ? list
           : undefined;
@@ -162,7 +139,7 @@ describe("kill -9 around a cancel", () => {
       { purpose: "send", status: "rejected" },
       { purpose: "cancel", status: "mined" },
     ]);
-    expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(2);
+    expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(2);
     expect((await outcome("crash-next")).reorgs).toBe(0);
   }, 150_000);
 });

@@ -6,82 +6,51 @@
  * - a cancel every node refuses is retried a bounded number of times, then the request is
  *   `needs_review` with an alert, and `stop()` returns promptly.
  */
-import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { type Hex, parseEther, parseTransaction, toHex } from "viem";
+import { type Hex, parseEther, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../foundation/config.js";
-import { withTransaction } from "../foundation/db.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { within } from "../ops/testing/wait.js";
-import { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";
+import { createKmsClient, type KmsAccount } from "./kmsAccount.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
-import { requestTransaction } from "./requests.js";
-import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
+import { waitFor } from "./testing/harness.js";
 import { type KmsProxy, startKmsProxy } from "./testing/kmsProxy.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
-import { startWalletSigner } from "./walletSigner.js";
+import { type SignerTest, SMALL_BLOCKS, startSignerTest } from "./testing/signerTest.js";
 
-let ctx: TestContext;
-let h: SignerHarness;
+let t: SignerTest<RpcProxy>;
 let kmsProxy: KmsProxy;
 let rpcProxy: RpcProxy;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      {
-        chainId: 31337,
-        // A small block gas limit, so a request can ask for more gas than any block holds.
-        anvilArgs: ["--gas-limit", "1000000"],
-        config: { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 },
-      },
-    ],
+  t = await startSignerTest({
+    chain: {
+      anvilArgs: SMALL_BLOCKS,
+      config: { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 },
+    },
+    proxy: startRpcProxy,
   });
-  h = await createSignerHarness(ctx);
-  kmsProxy = await startKmsProxy(h.kmsUrl);
-  rpcProxy = await startRpcProxy(ctx.config.chains[0]!.rpcUrls[0]!);
+  rpcProxy = t.proxy!;
+  kmsProxy = await startKmsProxy(t.kmsUrl);
 });
 
 afterAll(async () => {
-  await rpcProxy?.close();
   await kmsProxy?.close();
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 /** A funded wallet whose KMS calls go through the fault proxy. */
 async function proxiedWallet(): Promise<{ account: KmsAccount; close: () => void }> {
-  const key = await h.kms.send(
-    new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
-  );
   const kms = createKmsClient({ region: "us-east-1", endpoint: kmsProxy.url });
-  const account = await createKmsAccount({ kms, keyId: key.KeyMetadata!.KeyId! });
-  await h.rpc("anvil_setBalance", [account.address, toHex(parseEther("10"))]);
+  const account = await t.wallet(parseEther("10"), kms);
   return { account, close: () => kms.destroy() };
 }
 
-async function request(account: KmsAccount, id: string, opts: { gasLimit?: bigint } = {}) {
-  await withTransaction(ctx.db.pool, (c) =>
-    requestTransaction(c, {
-      id,
-      chainId: 31337,
-      from: account.address,
-      to: RECIPIENT,
-      value: 1n,
-      // More gas than a block holds: no node will ever include these bytes.
-      gasLimit: opts.gasLimit,
-      kind: "withdrawal",
-      refId: id,
-    }),
-  );
-}
-
 async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
+  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
 async function attempts(requestId: string) {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT purpose, status, last_error_class FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
     [requestId],
   );
@@ -90,17 +59,11 @@ async function attempts(requestId: string) {
 
 function run(
   account: KmsAccount,
-  chain: ChainConfig = ctx.config.chains[0]!,
+  chain: ChainConfig = t.ctx.config.chains[0]!,
   shutdownTimeoutMs = 5_000,
 ) {
-  return startWalletSigner({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    queues: ctx.queues,
+  return t.run(account, {
     chain,
-    account: async () => account,
-    databaseUrl: ctx.db.url,
-    pollMs: 50,
     shutdownTimeoutMs,
     settings: { cancelBackoffMs: 300, maxCancelBackoffMs: 2_000, maxCancelAttempts: 3 },
   });
@@ -114,22 +77,23 @@ describe("cancels", () => {
     kmsProxy.failNth("Sign", signsBefore + 2);
     const signer = run(wallet.account);
     try {
-      await request(wallet.account, "kms-dead", { gasLimit: 2_000_000n });
+      // More gas than a block holds: no node will ever include these bytes.
+      await t.withdraw("kms-dead", { from: wallet.account.address, gasLimit: 2_000_000n });
       await waitFor("a cancel in flight", async () =>
         (await attempts("kms-dead")).some((a) => a.purpose === "cancel"),
       );
-      const log = await ctx.db.pool.query(
+      const log = await t.ctx.db.pool.query(
         "SELECT event FROM custody.tx_request_events WHERE request_id = 'kms-dead' ORDER BY id",
       );
       expect(log.rows).toEqual([{ event: "cancel_signed" }]);
       // The failed try, then the one that worked (after a backoff, no operator).
       expect(kmsProxy.failed()).toBe(1);
       expect(kmsProxy.calls("Sign") - signsBefore).toBe(3);
-      await request(wallet.account, "kms-next");
+      await t.withdraw("kms-next", { from: wallet.account.address });
       const failed = await waitFor("the dead request failed as cancelled", async () => {
         const o = await outcome("kms-dead");
         // Mine so the cancel's block becomes final.
-        if (o.status === "broadcast") await h.rpc("evm_mine");
+        if (o.status === "broadcast") await t.rpc("evm_mine");
         return o.status === "failed" ? o : undefined;
       });
       expect(failed).toMatchObject({ errorCode: "CANCELLED", cancelled: true, nonce: 0n });
@@ -139,11 +103,11 @@ describe("cancels", () => {
       ]);
       const next = await waitFor("the next request confirmed", async () => {
         const o = await outcome("kms-next");
-        if (o.status === "broadcast") await h.rpc("evm_mine");
+        if (o.status === "broadcast") await t.rpc("evm_mine");
         return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
       });
       expect(next.nonce).toBe(1n);
-      expect(await h.client.getTransactionCount({ address: wallet.account.address })).toBe(2);
+      expect(await t.client.getTransactionCount({ address: wallet.account.address })).toBe(2);
     } finally {
       await signer.stop();
       wallet.close();
@@ -161,14 +125,14 @@ describe("cancels", () => {
         return { error: { code: -32000, message: "intrinsic gas too low" } };
       return undefined;
     });
-    const chain = { ...ctx.config.chains[0]!, rpcUrls: [rpcProxy.url] };
+    const chain = t.chain; // through rpcProxy
     // A forced stop only after 120 s: stop() must return because the loop ends, not because it
     // was given up on (checked below with a 60 s deadline, generous for a loaded machine).
     const signer = run(wallet.account, chain, 120_000);
     let stopped = false;
     try {
-      await request(wallet.account, "stuck-dead", { gasLimit: 2_000_000n });
-      await request(wallet.account, "stuck-next");
+      await t.withdraw("stuck-dead", { from: wallet.account.address, gasLimit: 2_000_000n });
+      await t.withdraw("stuck-next", { from: wallet.account.address });
       const review = await waitFor(
         "needs_review",
         async () => {
@@ -187,7 +151,7 @@ describe("cancels", () => {
           last_error_class: "intrinsic_gas_too_low",
         })),
       );
-      const alerts = await ctx.common.metrics.registry.getSingleMetricAsString(
+      const alerts = await t.ctx.common.metrics.registry.getSingleMetricAsString(
         "custody_signer_alerts_total",
       );
       expect(alerts).toMatch(

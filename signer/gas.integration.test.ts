@@ -5,12 +5,10 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../foundation/db.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { estimateTxGas, OP_GAS_PRICE_ORACLE } from "./gas.js";
-import { getTxRequest, requestTransaction } from "./requests.js";
-import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
-import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+import { getTxRequest } from "./requests.js";
+import { RECIPIENT, waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 /** receive(): slot0 += 1 (SLOAD, ADD, SSTORE): ~43k gas on a fresh slot, never 21,000. */
 const COUNTER_RUNTIME: Hex = "0x6000546001016000550000";
@@ -19,35 +17,22 @@ const COUNTER: Hex = "0x00000000000000000000000000000000c0ffee01";
 const L1_FEE_PER_CALLDATA_BYTE = 1000n;
 const ORACLE_RUNTIME: Hex = "0x366103e80260005260206000f3";
 
-let ctx: TestContext;
-let h: SignerHarness;
-let signer: WalletSigner;
+let t: SignerTest;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [{ chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 1 } } }],
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
   });
-  h = await createSignerHarness(ctx);
-  await h.rpc("anvil_setCode", [COUNTER, COUNTER_RUNTIME]);
-  await h.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
-  signer = startWalletSigner({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    queues: ctx.queues,
-    chain: ctx.config.chains[0]!,
-    account: async () => h.account,
-    databaseUrl: ctx.db.url,
-    pollMs: 50,
-  });
+  await t.rpc("anvil_setCode", [COUNTER, COUNTER_RUNTIME]);
+  await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
+  t.signer = t.run();
 });
 
 afterAll(async () => {
-  await signer?.stop();
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
-const slot0 = async () => BigInt((await h.client.getStorageAt({ address: COUNTER, slot: "0x0" }))!);
+const slot0 = async () => BigInt((await t.client.getStorageAt({ address: COUNTER, slot: "0x0" }))!);
 
 async function withdraw(
   id: string,
@@ -55,26 +40,15 @@ async function withdraw(
   value: bigint,
   extra: { gasLimit?: bigint; data?: Hex } = {},
 ) {
-  await withTransaction(ctx.db.pool, (c) =>
-    requestTransaction(c, {
-      id,
-      chainId: 31337,
-      from: h.account.address,
-      to,
-      value,
-      kind: "withdrawal",
-      refId: id,
-      ...extra,
-    }),
-  );
+  await t.withdraw(id, { to, value, ...extra });
 }
 
 async function confirmed(id: string) {
   return waitFor(
     `${id} confirmed`,
     async () => {
-      await h.rpc("anvil_mine", ["0x1"]);
-      const r = await getTxRequest(ctx.db.pool, id);
+      await t.rpc("anvil_mine", ["0x1"]);
+      const r = await getTxRequest(t.ctx.db.pool, id);
       if (r?.status === "failed") throw new Error(`${id} failed: ${r.errorCode} ${r.errorMessage}`);
       return r?.status === "confirmed" ? r : undefined;
     },
@@ -84,9 +58,9 @@ async function confirmed(id: string) {
 
 describe("gas from the chain", () => {
   it("estimates a contract destination above 21,000 with the chain's margin", async () => {
-    const chain = ctx.config.chains[0]!;
-    const gas = await estimateTxGas(h.client, chain, {
-      from: h.account.address,
+    const chain = t.ctx.config.chains[0]!;
+    const gas = await estimateTxGas(t.client, chain, {
+      from: t.account.address,
       to: COUNTER,
       value: 1n,
       data: "0x",
@@ -98,14 +72,14 @@ describe("gas from the chain", () => {
 
   it("a native withdrawal to a destination whose receive() writes storage is estimated and mines", async () => {
     const before = await slot0();
-    const balanceBefore = await h.client.getBalance({ address: COUNTER });
+    const balanceBefore = await t.client.getBalance({ address: COUNTER });
     await withdraw("gas-contract-1", COUNTER, 12_345n);
     const r = await confirmed("gas-contract-1");
     expect(r.receiptSuccess).toBe(true);
     expect(r.gasUsed! > 21_000n).toBe(true);
     expect(await slot0()).toBe(before + 1n);
-    expect(await h.client.getBalance({ address: COUNTER })).toBe(balanceBefore + 12_345n);
-    const { rows } = await ctx.db.pool.query(
+    expect(await t.client.getBalance({ address: COUNTER })).toBe(balanceBefore + 12_345n);
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT gas_limit::text FROM custody.tx_attempts WHERE request_id = $1",
       ["gas-contract-1"],
     );
@@ -121,13 +95,13 @@ describe("gas from the chain", () => {
   });
 
   it("refuses a request whose gas limit is below its intrinsic gas before a nonce: never signed or broadcast", async () => {
-    const nonceBefore = await h.client.getTransactionCount({ address: h.account.address });
+    const nonceBefore = await t.client.getTransactionCount({ address: t.account.address });
     // 21,000 covers no calldata: 2 non-zero bytes make the intrinsic gas 21,032.
     await withdraw("gas-intrinsic-1", RECIPIENT, 1n, { gasLimit: 21_000n, data: "0xffff" });
     const r = await waitFor(
       "refused",
       async () => {
-        const row = await getTxRequest(ctx.db.pool, "gas-intrinsic-1");
+        const row = await getTxRequest(t.ctx.db.pool, "gas-intrinsic-1");
         return row?.status === "failed" ? row : undefined;
       },
       { timeoutMs: 60_000 },
@@ -136,7 +110,7 @@ describe("gas from the chain", () => {
     expect(r.errorMessage).toContain("21032");
     expect(r.nonce).toBeNull();
     expect(r.txHash).toBeNull();
-    const { rows } = await ctx.db.pool.query(
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = $1",
       ["gas-intrinsic-1"],
     );
@@ -148,15 +122,15 @@ describe("gas from the chain", () => {
   });
 
   it("reads an OP-stack L1 data fee from the GasPriceOracle predeploy, growing with the calldata", async () => {
-    const policy = { ...ctx.config.chains[0]!, l1DataFee: "op-stack" as const };
-    const plain = await estimateTxGas(h.client, policy, {
-      from: h.account.address,
+    const policy = { ...t.ctx.config.chains[0]!, l1DataFee: "op-stack" as const };
+    const plain = await estimateTxGas(t.client, policy, {
+      from: t.account.address,
       to: RECIPIENT,
       value: 1n,
       data: "0x",
     });
-    const withData = await estimateTxGas(h.client, policy, {
-      from: h.account.address,
+    const withData = await estimateTxGas(t.client, policy, {
+      from: t.account.address,
       to: RECIPIENT,
       value: 1n,
       data: `0x${"ab".repeat(1000)}`,

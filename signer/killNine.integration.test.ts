@@ -7,20 +7,15 @@
  * wallet, one per request, with no nonce gap.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor, within } from "../ops/testing/wait.js";
-import {
-  createSignerHarness,
-  RECIPIENT,
-  type SignerHarness,
-  statusCounts,
-} from "./testing/harness.js";
+import { RECIPIENT, statusCounts } from "./testing/harness.js";
+import { type SignerTest, startSignerTest, writeChainConfig } from "./testing/signerTest.js";
 
 const TOTAL = 500;
 const WAVE = 25;
@@ -35,58 +30,46 @@ type Signer = {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 };
 
-let ctx: TestContext;
-let h: SignerHarness;
+let t: SignerTest;
 let dir: string;
 const live = new Map<string, Signer>();
 let seq = 0;
 let inserted = 0;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: 31337 }] });
-  h = await createSignerHarness(ctx);
+  t = await startSignerTest();
   dir = mkdtempSync(path.join(tmpdir(), "signer-kill-"));
 });
 
 afterAll(async () => {
   for (const { child } of live.values()) child.kill("SIGKILL");
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 function spawnSigner(crashAt?: string): Signer {
   const tag = `p${++seq}`;
-  const chain = ctx.config.chains[0]!;
-  const configFile = path.join(dir, "config.json");
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      chains: [
-        {
-          key: chain.key,
-          chainId: chain.chainId,
-          name: chain.name,
-          rpcUrls: chain.rpcUrls,
-          confirmations: { kind: "blocks", blocks: 2 },
-          reorgWindow: 8,
-          blockTimeMs: 1000,
-          feeModel: "eip1559",
-          bumpIntervalMs: 60_000,
-        },
-      ],
-      hotWallets: [{ chain: chain.key, kmsKeyId: h.keyId }],
-    }),
+  const configFile = writeChainConfig(
+    path.join(dir, "config.json"),
+    t.ctx.config.chains[0]!,
+    {
+      confirmations: { kind: "blocks", blocks: 2 },
+      reorgWindow: 8,
+      blockTimeMs: 1000,
+      feeModel: "eip1559",
+      bumpIntervalMs: 60_000,
+    },
+    t.keyId,
   );
   const child = spawn(process.execPath, ["--import", "tsx", script], {
     cwd: repoRoot,
     env: {
       ...process.env,
       CUSTODY_CONFIG: configFile,
-      DATABASE_URL: ctx.db.url,
-      REDIS_URL: ctx.config.env.REDIS_URL,
-      REDIS_PREFIX: ctx.config.env.REDIS_PREFIX,
-      AWS_ENDPOINT_URL_KMS: h.kmsUrl,
+      DATABASE_URL: t.ctx.db.url,
+      REDIS_URL: t.ctx.config.env.REDIS_URL,
+      REDIS_PREFIX: t.ctx.config.env.REDIS_PREFIX,
+      AWS_ENDPOINT_URL_KMS: t.kmsUrl,
       LOG_LEVEL: "warn",
       SIGNER_PROCESS_TAG: tag,
       SIGNER_CRASH_AT: crashAt ?? "",
@@ -114,7 +97,7 @@ function spawnSigner(crashAt?: string): Signer {
 
 /** The process holding the wallet's lease, from this test's own database only. */
 async function leaseHolder(): Promise<string | undefined> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -124,7 +107,7 @@ async function leaseHolder(): Promise<string | undefined> {
 }
 
 async function counts(): Promise<{ withNonce: number; waiting: number }> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     `SELECT count(*) FILTER (WHERE nonce IS NOT NULL)::int AS with_nonce,
             count(*) FILTER (WHERE nonce IS NULL)::int AS waiting
        FROM custody.tx_requests`,
@@ -133,7 +116,7 @@ async function counts(): Promise<{ withNonce: number; waiting: number }> {
 }
 
 async function insert(n: number): Promise<void> {
-  await h.request(n, { prefix: `k${inserted}`, valueBase: 1000n + BigInt(inserted) });
+  await t.request(n, { prefix: `k${inserted}`, valueBase: 1000n + BigInt(inserted) });
   inserted += n;
 }
 
@@ -143,9 +126,9 @@ async function sigkill(signer: Signer): Promise<void> {
 }
 
 it("survives kill -9 at any point: 500 requests, each mined once, no nonce gap", async () => {
-  const wallet = h.account.address;
-  const startNonce = await h.client.getTransactionCount({ address: wallet });
-  const startBlock = await h.client.getBlockNumber();
+  const wallet = t.account.address;
+  const startNonce = await t.client.getTransactionCount({ address: wallet });
+  const startBlock = await t.client.getBlockNumber();
 
   // 1. Kill the lease holder each time the requests holding a nonce pass a target picked now,
   // with a standby beside it; work is kept arriving ahead of the signers.
@@ -209,8 +192,8 @@ it("survives kill -9 at any point: 500 requests, each mined once, no nonce gap",
   await waitFor(
     "all confirmed",
     async () => {
-      await h.rpc("anvil_mine", ["0x1"]);
-      return (await statusCounts(ctx)).confirmed === TOTAL;
+      await t.rpc("anvil_mine", ["0x1"]);
+      return (await statusCounts(t.ctx)).confirmed === TOTAL;
     },
     { timeoutMs: 180_000, everyMs: 500 },
   );
@@ -220,18 +203,18 @@ it("survives kill -9 at any point: 500 requests, each mined once, no nonce gap",
 
   // On chain: nonce advanced by exactly 500.
   expect(inserted).toBe(TOTAL);
-  expect(await h.client.getTransactionCount({ address: wallet })).toBe(startNonce + TOTAL);
+  expect(await t.client.getTransactionCount({ address: wallet })).toBe(startNonce + TOTAL);
   // Every request has its own nonce, start..start+499 with no gap.
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT id, nonce::int, value::text, tx_hash FROM custody.tx_requests ORDER BY nonce",
   );
   expect(rows.map((r) => r.nonce)).toEqual(Array.from({ length: TOTAL }, (_, i) => startNonce + i));
   // Every transaction from the wallet on chain, each request's value exactly once.
-  const head = await h.client.getBlockNumber();
+  const head = await t.client.getBlockNumber();
   const seen = new Map<string, number>();
   const hashes = new Set<string>();
   for (let b = startBlock + 1n; b <= head; b++) {
-    const block = await h.client.getBlock({ blockNumber: b, includeTransactions: true });
+    const block = await t.client.getBlock({ blockNumber: b, includeTransactions: true });
     for (const tx of block.transactions) {
       if (tx.from.toLowerCase() !== wallet.toLowerCase()) continue;
       expect(tx.to?.toLowerCase()).toBe(RECIPIENT.toLowerCase());

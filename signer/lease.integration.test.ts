@@ -3,34 +3,26 @@
  * no longer write (the connection is the fencing token), and a standby takes over.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { acquireLease, leaseKey } from "./lease.js";
-import {
-  createSignerHarness,
-  type SignerHarness,
-  statusCounts,
-  waitFor,
-} from "./testing/harness.js";
-import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+import { statusCounts, waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+import type { WalletSigner } from "./walletSigner.js";
 
-let ctx: TestContext;
-let h: SignerHarness;
+let t: SignerTest;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [{ chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 1 } } }],
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
   });
-  h = await createSignerHarness(ctx);
 });
 
 afterAll(async () => {
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 /** Cut one named connection of this test's own database (never another run's backends). */
 async function terminate(applicationName: string): Promise<void> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
       WHERE datname = current_database() AND application_name = $1`,
     [applicationName],
@@ -43,7 +35,7 @@ describe("lease", () => {
     const key = leaseKey(31337, "0x00000000000000000000000000000000000000ab");
     const controller = new AbortController();
     const first = await acquireLease({
-      databaseUrl: ctx.db.url,
+      databaseUrl: t.ctx.db.url,
       key,
       signal: controller.signal,
       applicationName: "lease-first",
@@ -51,7 +43,7 @@ describe("lease", () => {
     expect(first?.isHeld()).toBe(true);
     let standbySettled = false;
     const standby = acquireLease({
-      databaseUrl: ctx.db.url,
+      databaseUrl: t.ctx.db.url,
       key,
       signal: controller.signal,
       retryMs: 50,
@@ -61,7 +53,7 @@ describe("lease", () => {
     });
     // The standby has asked for the lock (on its own connection) and been refused at least once.
     await waitFor("the standby to poll for the lock", async () => {
-      const { rows } = await ctx.db.pool.query(
+      const { rows } = await t.ctx.db.pool.query(
         `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
             AND application_name = 'lease-second' AND query LIKE '%pg_try_advisory_lock%'`,
       );
@@ -79,40 +71,30 @@ describe("lease", () => {
   });
 
   it("fails over between two signers of one wallet without a gap or a double send", async () => {
-    const start = (name: string): WalletSigner =>
-      startWalletSigner({
-        common: ctx.common,
-        pool: ctx.db.pool,
-        queues: ctx.queues,
-        chain: ctx.config.chains[0]!,
-        account: async () => h.account,
-        databaseUrl: ctx.db.url,
-        pollMs: 50,
-        applicationName: name,
-      });
+    const start = (name: string): WalletSigner => t.run(t.account, { applicationName: name });
     const a = start("signer-a");
     const b = start("signer-b");
     try {
       await waitFor("one active", async () => a.isActive() !== b.isActive());
       const [active, activeName, standby] = a.isActive() ? [a, "signer-a", b] : [b, "signer-b", a];
-      await h.request(5, { prefix: "before" });
+      await t.request(5, { prefix: "before" });
       await waitFor("first five confirmed", async () => {
-        await h.rpc("evm_mine");
-        return (await statusCounts(ctx)).confirmed === 5;
+        await t.rpc("evm_mine");
+        return (await statusCounts(t.ctx)).confirmed === 5;
       });
       await terminate(activeName);
       await waitFor("standby took over", async () => standby.isActive());
-      await h.request(5, { prefix: "after" });
+      await t.request(5, { prefix: "after" });
       await waitFor("all ten confirmed", async () => {
-        await h.rpc("evm_mine");
-        return (await statusCounts(ctx)).confirmed === 10;
+        await t.rpc("evm_mine");
+        return (await statusCounts(t.ctx)).confirmed === 10;
       });
       expect(active.isActive() && standby.isActive()).toBe(false);
-      const { rows } = await ctx.db.pool.query(
+      const { rows } = await t.ctx.db.pool.query(
         "SELECT array_agg(nonce::int ORDER BY nonce) AS nonces FROM custody.tx_requests",
       );
       expect(rows[0].nonces).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(10);
+      expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(10);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }

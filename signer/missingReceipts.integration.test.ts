@@ -8,66 +8,32 @@
  */
 import { type Hex, keccak256, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../foundation/config.js";
-import { withTransaction } from "../foundation/db.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
-import { requestTransaction } from "./requests.js";
-import { createSignerHarness, type SignerHarness, waitFor } from "./testing/harness.js";
+import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
-import { startWalletSigner } from "./walletSigner.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
-let ctx: TestContext;
-let h: SignerHarness;
+let t: SignerTest<RpcProxy>;
 let proxy: RpcProxy;
-let chain: ChainConfig;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      { chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 4 } },
-    ],
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 4 } },
+    proxy: startRpcProxy,
   });
-  h = await createSignerHarness(ctx);
-  proxy = await startRpcProxy(ctx.config.chains[0]!.rpcUrls[0]!);
-  chain = { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] };
+  proxy = t.proxy!;
 });
 
 afterAll(async () => {
-  await proxy?.close();
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
-async function request(id: string, to: Hex, value: bigint) {
-  await withTransaction(ctx.db.pool, (c) =>
-    requestTransaction(c, {
-      id,
-      chainId: 31337,
-      from: h.account.address,
-      to,
-      value,
-      kind: "withdrawal",
-      refId: id,
-    }),
-  );
-}
-
 async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
+  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
 function run() {
-  return startWalletSigner({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    queues: ctx.queues,
-    chain,
-    account: async () => h.account,
-    databaseUrl: ctx.db.url,
-    pollMs: 50,
-    settings: { receiptGraceMs: 1_000, fullSearchIntervalMs: 1_000 },
-  });
+  return t.run(t.account, { settings: { receiptGraceMs: 1_000, fullSearchIntervalMs: 1_000 } });
 }
 
 describe("missing receipts", () => {
@@ -83,7 +49,7 @@ describe("missing receipts", () => {
     const signer = run();
     const seen = new Set<string>();
     try {
-      await request("hidden", dest, parseEther("1"));
+      await t.withdraw("hidden", { to: dest, value: parseEther("1") });
       // Receipts stay hidden for at least 60 s (the scenario, a floor, not a budget) AND until the
       // signer has reached needs_review and then asked for the receipt 20 more times (progress, so
       // a loaded machine only makes this slower, never wrong). The chain moves on meanwhile.
@@ -96,7 +62,7 @@ describe("missing receipts", () => {
           const o = await outcome("hidden");
           seen.add(o.status);
           expect(o.status).not.toBe("failed");
-          await h.rpc("evm_mine");
+          await t.rpc("evm_mine");
           blocksMined += 1;
           if (o.status === "needs_review" && nullsAtReview === undefined)
             nullsAtReview = nullReceipts;
@@ -119,17 +85,17 @@ describe("missing receipts", () => {
         async () => {
           const o = await outcome("hidden");
           seen.add(o.status);
-          if (o.status === "broadcast" && o.blockNumber !== null) await h.rpc("evm_mine");
+          if (o.status === "broadcast" && o.blockNumber !== null) await t.rpc("evm_mine");
           return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
         },
         { timeoutMs: 30_000 },
       );
       expect(seen).not.toContain("failed");
-      const receipt = await h.client.getTransactionReceipt({ hash: done.txHash! });
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       expect(done.blockHash).toBe(receipt.blockHash);
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
-      expect(await h.client.getBalance({ address: dest })).toBe(parseEther("1"));
-      const events = await ctx.db.pool.query(
+      expect(await t.client.getBalance({ address: dest })).toBe(parseEther("1"));
+      const events = await t.ctx.db.pool.query(
         "SELECT to_status, event, reason FROM custody.tx_request_events WHERE request_id = 'hidden' ORDER BY id",
       );
       expect(events.rows).toEqual([
@@ -141,7 +107,7 @@ describe("missing receipts", () => {
         },
         { to_status: "mined", event: "receipt_found", reason: null },
       ]);
-      const alerts = await ctx.common.metrics.registry.getSingleMetricAsString(
+      const alerts = await t.ctx.common.metrics.registry.getSingleMetricAsString(
         "custody_signer_alerts_total",
       );
       expect(alerts).toMatch(/alert="needs_review"/);
@@ -153,7 +119,7 @@ describe("missing receipts", () => {
 
   it("finds a mined attempt that a node refused, and never cancels its nonce", async () => {
     const dest = "0x000000000000000000000000000000000000cafe" as Hex;
-    await h.rpc("anvil_setBalance", [h.account.address, toHex(parseEther("10"))]);
+    await t.rpc("anvil_setBalance", [t.account.address, toHex(parseEther("10"))]);
     const refused = new Set<Hex>();
     // The node answers "intrinsic gas too low" (a refusal for good) but its other backend took
     // the bytes: they reach anvil and mine.
@@ -162,7 +128,7 @@ describe("missing receipts", () => {
       const raw = (call.params as Hex[])[0]!;
       if (refused.size > 0) return undefined;
       refused.add(keccak256(raw));
-      void fetch(ctx.config.chains[0]!.rpcUrls[0]!, {
+      void fetch(t.ctx.config.chains[0]!.rpcUrls[0]!, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
@@ -176,16 +142,16 @@ describe("missing receipts", () => {
     });
     const signer = run();
     try {
-      await request("refused-but-mined", dest, 42n);
+      await t.withdraw("refused-but-mined", { to: dest, value: 42n });
       const done = await waitFor("confirmed", async () => {
         const o = await outcome("refused-but-mined");
-        if (o.status === "broadcast" && o.blockNumber !== null) await h.rpc("evm_mine");
+        if (o.status === "broadcast" && o.blockNumber !== null) await t.rpc("evm_mine");
         return o.status === "confirmed" ? o : undefined;
       });
       expect(refused.has(done.txHash!)).toBe(true);
       expect(done.cancelled).toBe(false);
-      expect(await h.client.getBalance({ address: dest })).toBe(42n);
-      const { rows } = await ctx.db.pool.query(
+      expect(await t.client.getBalance({ address: dest })).toBe(42n);
+      const { rows } = await t.ctx.db.pool.query(
         "SELECT purpose, status FROM custody.tx_attempts WHERE request_id = 'refused-but-mined' ORDER BY id",
       );
       // The refused bytes mined; a cancel placed meanwhile lost the race for the nonce.

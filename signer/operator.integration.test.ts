@@ -5,67 +5,47 @@
  * once the cause is fixed, the broadcaster still uses the failed request's nonce with a cancel so
  * the wallet keeps sending.
  */
-import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { type Hex, parseEther, parseTransaction, toHex } from "viem";
+import { type Hex, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../foundation/db.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
-import { createKmsAccount, type KmsAccount } from "./kmsAccount.js";
 import { failTxRequestByOperator, retryTxRequestByOperator } from "./operator.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
-import { requestTransaction } from "./requests.js";
-import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
+import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
-import { startWalletSigner } from "./walletSigner.js";
+import { type SignerTest, SMALL_BLOCKS, startSignerTest } from "./testing/signerTest.js";
 
-let ctx: TestContext;
-let h: SignerHarness;
+let t: SignerTest<RpcProxy>;
 let proxy: RpcProxy;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      {
-        chainId: 31337,
-        anvilArgs: ["--gas-limit", "1000000"],
-        config: { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 },
-      },
-    ],
+  t = await startSignerTest({
+    chain: {
+      anvilArgs: SMALL_BLOCKS,
+      config: { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 },
+    },
+    proxy: startRpcProxy,
   });
-  h = await createSignerHarness(ctx);
-  proxy = await startRpcProxy(ctx.config.chains[0]!.rpcUrls[0]!);
+  proxy = t.proxy!;
 });
 
 afterAll(async () => {
-  await proxy?.close();
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
-  const p = spawnCli(["tx-requests", ...args], { DATABASE_URL: ctx.db.url, LOG_LEVEL: "silent" });
+  const p = spawnCli(["tx-requests", ...args], { DATABASE_URL: t.ctx.db.url, LOG_LEVEL: "silent" });
   const { code } = await within(`custody-node tx-requests ${args.join(" ")}`, p.exited, 60_000);
   return { code, out: p.output() };
 }
 
 async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
-async function wallet(): Promise<KmsAccount> {
-  const key = await h.kms.send(
-    new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
-  );
-  const account = await createKmsAccount({ kms: h.kms, keyId: key.KeyMetadata!.KeyId! });
-  await h.rpc("anvil_setBalance", [account.address, toHex(parseEther("10"))]);
-  return account;
+  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
 describe("operator decisions", () => {
   it("fails a needs_review request only by command, audited, and the wallet goes on", async () => {
-    const account = await wallet();
+    const account = await t.wallet();
     const from = account.address.toLowerCase();
     let refuseCancels = true;
     proxy.setIntercept((call) => {
@@ -75,32 +55,12 @@ describe("operator decisions", () => {
         ? { error: { code: -32000, message: "intrinsic gas too low" } }
         : undefined;
     });
-    const signer = startWalletSigner({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      queues: ctx.queues,
-      chain: { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] },
-      account: async () => account,
-      databaseUrl: ctx.db.url,
-      pollMs: 50,
+    const signer = t.run(account, {
       settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 1_000, maxCancelAttempts: 2 },
     });
     try {
-      await withTransaction(ctx.db.pool, async (c) => {
-        for (const [id, gasLimit] of [
-          ["op-dead", 2_000_000n],
-          ["op-next", undefined],
-        ] as const)
-          await requestTransaction(c, {
-            id,
-            chainId: 31337,
-            from: account.address,
-            to: RECIPIENT,
-            value: 1n,
-            gasLimit,
-            kind: "withdrawal",
-            refId: id,
-          });
+      await t.withdraw([{ id: "op-dead", gasLimit: 2_000_000n }, "op-next"], {
+        from: account.address,
       });
       await waitFor(
         "needs_review",
@@ -134,7 +94,7 @@ describe("operator decisions", () => {
         errorCode: "OPERATOR_FAILED",
         errorMessage: "bytes can never be mined; customer refunded",
       });
-      const { rows } = await ctx.db.pool.query(
+      const { rows } = await t.ctx.db.pool.query(
         `SELECT from_status, to_status, event, actor, reason FROM custody.tx_request_events
           WHERE request_id = 'op-dead' AND actor <> 'signer'`,
       );
@@ -156,11 +116,11 @@ describe("operator decisions", () => {
       refuseCancels = false;
       const next = await waitFor("the next request confirmed", async () => {
         const o = await outcome("op-next");
-        if (o.status === "broadcast") await h.rpc("evm_mine");
+        if (o.status === "broadcast") await t.rpc("evm_mine");
         return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
       });
       expect(next.nonce).toBe(1n);
-      expect(await h.client.getTransactionCount({ address: account.address })).toBe(2);
+      expect(await t.client.getTransactionCount({ address: account.address })).toBe(2);
       expect((await outcome("op-dead")).status).toBe("failed");
     } finally {
       proxy.setIntercept(undefined);
@@ -171,20 +131,20 @@ describe("operator decisions", () => {
   it("refuses a decision without who or why, with a stable code, before reading anything", async () => {
     const requestId = "no-such-request";
     await expect(
-      failTxRequestByOperator(ctx.db.pool, { requestId, by: " ", reason: "stuck" }),
+      failTxRequestByOperator(t.ctx.db.pool, { requestId, by: " ", reason: "stuck" }),
     ).rejects.toMatchObject({
       code: "SIGNER_OPERATOR_DECISION_INCOMPLETE",
       meta: { missing: "by" },
     });
     await expect(
-      retryTxRequestByOperator(ctx.db.pool, { requestId, by: "alice", reason: "" }),
+      retryTxRequestByOperator(t.ctx.db.pool, { requestId, by: "alice", reason: "" }),
     ).rejects.toMatchObject({
       code: "SIGNER_OPERATOR_DECISION_INCOMPLETE",
       meta: { missing: "reason" },
     });
     // With both, the same call gets as far as the row (which does not exist).
     await expect(
-      failTxRequestByOperator(ctx.db.pool, { requestId, by: "alice", reason: "stuck" }),
+      failTxRequestByOperator(t.ctx.db.pool, { requestId, by: "alice", reason: "stuck" }),
     ).rejects.toMatchObject({ code: "SIGNER_REQUEST_NOT_FOUND" });
   });
 });

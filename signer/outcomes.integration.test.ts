@@ -6,61 +6,42 @@ import { type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../foundation/db.js";
 import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { getTxOutcomes } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";
-import { createSignerHarness, RECIPIENT, type SignerHarness, waitFor } from "./testing/harness.js";
-import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+import { RECIPIENT, waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
-let ctx: TestContext;
-let h: SignerHarness;
-let signer: WalletSigner;
+let t: SignerTest;
 let token: Hex;
 const DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" as Hex;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      {
-        chainId: 31337,
-        config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 4 },
-      },
-    ],
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 4 } },
   });
-  h = await createSignerHarness(ctx);
-  const rpc = anvilRpc(ctx.config.chains[0]!.rpcUrls[0]!);
+  const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
   token = await deploy(rpc, DEV, "TestToken", [10n ** 24n]);
   await sendAndMine(rpc, {
     from: DEV,
     to: token,
-    data: call("TestToken", "transfer", [h.account.address, 10n ** 21n]),
+    data: call("TestToken", "transfer", [t.account.address, 10n ** 21n]),
   });
-  await h.rpc("anvil_setBalance", [h.account.address, toHex(parseEther("10"))]);
-  signer = startWalletSigner({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    queues: ctx.queues,
-    chain: { ...ctx.config.chains[0]!, tokens: [] },
-    account: async () => h.account,
-    databaseUrl: ctx.db.url,
-    pollMs: 50,
-  });
+  await t.rpc("anvil_setBalance", [t.account.address, toHex(parseEther("10"))]);
+  t.signer = t.run(t.account, { chain: { ...t.ctx.config.chains[0]!, tokens: [] } });
 });
 
 afterAll(async () => {
-  await signer?.stop();
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 describe("getTxOutcomes", () => {
   it("reports signing, then confirmed with block, fee and transfer position, for native and ERC-20", async () => {
     const since = new Date(Date.now() - 1000);
-    await withTransaction(ctx.db.pool, async (c) => {
+    await withTransaction(t.ctx.db.pool, async (c) => {
       await requestTransaction(c, {
         id: "native-1",
         chainId: 31337,
-        from: h.account.address,
+        from: t.account.address,
         to: RECIPIENT,
         value: 12345n,
         kind: "withdrawal",
@@ -69,7 +50,7 @@ describe("getTxOutcomes", () => {
       await requestTransaction(c, {
         id: "erc20-1",
         chainId: 31337,
-        from: h.account.address,
+        from: t.account.address,
         to: token,
         value: 0n,
         data: call("TestToken", "transfer", [RECIPIENT, 777n]),
@@ -77,23 +58,25 @@ describe("getTxOutcomes", () => {
         refId: "e1",
       });
     });
-    const early = await getTxOutcomes(ctx.db.pool, { requestIds: ["native-1", "erc20-1", "nope"] });
+    const early = await getTxOutcomes(t.ctx.db.pool, {
+      requestIds: ["native-1", "erc20-1", "nope"],
+    });
     expect(early.map((o) => o.requestId)).toEqual(["erc20-1", "native-1"]);
     for (const o of early) expect(["signing", "broadcast"]).toContain(o.status);
 
     await waitFor("both mined", async () => {
-      const list = await getTxOutcomes(ctx.db.pool, { requestIds: ["native-1", "erc20-1"] });
+      const list = await getTxOutcomes(t.ctx.db.pool, { requestIds: ["native-1", "erc20-1"] });
       return list.every((o) => o.blockNumber !== null);
     });
-    await h.rpc("anvil_mine", ["0x2"]);
+    await t.rpc("anvil_mine", ["0x2"]);
     const [erc20, native] = await waitFor("both confirmed", async () => {
-      const list = await getTxOutcomes(ctx.db.pool, { requestIds: ["native-1", "erc20-1"] });
+      const list = await getTxOutcomes(t.ctx.db.pool, { requestIds: ["native-1", "erc20-1"] });
       return list.every((o) => o.status === "confirmed" || o.status === "finalized")
         ? list
         : undefined;
     });
     for (const o of [erc20!, native!]) {
-      const receipt = await h.client.getTransactionReceipt({ hash: o.txHash! });
+      const receipt = await t.client.getTransactionReceipt({ hash: o.txHash! });
       expect(o.blockNumber).toBe(receipt.blockNumber);
       expect(o.blockHash).toBe(receipt.blockHash);
       expect(o.gasUsed).toBe(receipt.gasUsed);
@@ -109,16 +92,16 @@ describe("getTxOutcomes", () => {
       value: 12345n,
     });
     // The token's Transfer log in that receipt, by block-wide index.
-    const receipt = await h.client.getTransactionReceipt({ hash: erc20!.txHash! });
+    const receipt = await t.client.getTransactionReceipt({ hash: erc20!.txHash! });
     const log = receipt.logs.find((l) => l.address.toLowerCase() === token.toLowerCase())!;
     expect(erc20!).toMatchObject({
       transferPosition: "transfer:0",
       transferLogIndex: log.logIndex,
     });
 
-    const changed = await getTxOutcomes(ctx.db.pool, { since, kind: "withdrawal" });
+    const changed = await getTxOutcomes(t.ctx.db.pool, { since, kind: "withdrawal" });
     expect(changed.map((o) => o.requestId).sort()).toEqual(["erc20-1", "native-1"]);
-    const later = await getTxOutcomes(ctx.db.pool, { since: new Date(Date.now() + 60_000) });
+    const later = await getTxOutcomes(t.ctx.db.pool, { since: new Date(Date.now() + 60_000) });
     expect(later).toEqual([]);
   });
 });

@@ -7,74 +7,42 @@
  */
 import { type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../foundation/db.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
-import { requestTransaction } from "./requests.js";
-import { createSignerHarness, type SignerHarness, waitFor } from "./testing/harness.js";
+import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
-import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
-let ctx: TestContext;
-let h: SignerHarness;
-let signer: WalletSigner;
+let t: SignerTest<RpcProxy>;
 /** The signer's RPC goes through this proxy so a test can count what it still asks for. */
 let proxy: RpcProxy;
 const DEST = "0x000000000000000000000000000000000000d00d" as Hex;
 const NEXT = "0x000000000000000000000000000000000000d00e" as Hex;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      { chainId: 31337, config: { confirmations: { kind: "blocks", blocks: 3 }, reorgWindow: 8 } },
-    ],
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 3 }, reorgWindow: 8 } },
+    proxy: startRpcProxy,
+    signer: {},
   });
-  h = await createSignerHarness(ctx);
-  proxy = await startRpcProxy(ctx.config.chains[0]!.rpcUrls[0]!);
-  signer = startWalletSigner({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    queues: ctx.queues,
-    chain: { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] },
-    account: async () => h.account,
-    databaseUrl: ctx.db.url,
-    pollMs: 50,
-  });
+  proxy = t.proxy!;
 });
 
 afterAll(async () => {
-  await signer?.stop();
-  await proxy?.close();
-  await h?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
-async function request(id: string, to: Hex, value: bigint) {
-  await withTransaction(ctx.db.pool, (c) =>
-    requestTransaction(c, {
-      id,
-      chainId: 31337,
-      from: h.account.address,
-      to,
-      value,
-      kind: "withdrawal",
-      refId: id,
-    }),
-  );
-}
-
 async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
+  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
 /** Transactions from the hot wallet to `to` in canonical blocks [from, head]. */
 async function paymentsTo(to: Hex, from: bigint): Promise<Hex[]> {
-  const head = await h.client.getBlockNumber();
+  const head = await t.client.getBlockNumber();
   const found: Hex[] = [];
   for (let b = from; b <= head; b++) {
-    const block = await h.client.getBlock({ blockNumber: b, includeTransactions: true });
+    const block = await t.client.getBlock({ blockNumber: b, includeTransactions: true });
     for (const tx of block.transactions)
-      if (tx.to?.toLowerCase() === to && tx.from.toLowerCase() === h.account.address.toLowerCase())
+      if (tx.to?.toLowerCase() === to && tx.from.toLowerCase() === t.account.address.toLowerCase())
         found.push(tx.hash);
   }
   return found;
@@ -82,44 +50,44 @@ async function paymentsTo(to: Hex, from: bigint): Promise<Hex[]> {
 
 describe("a confirmed withdrawal reorged out", () => {
   it("is resent with the same bytes, confirms again, pays once, and the wallet keeps sending", async () => {
-    await h.rpc("anvil_mine", ["0x4"]); // room for a 5-block reorg
-    const startBlock = await h.client.getBlockNumber();
+    await t.rpc("anvil_mine", ["0x4"]); // room for a 5-block reorg
+    const startBlock = await t.client.getBlockNumber();
     const value = parseEther("1");
-    await request("reorged", DEST, value);
+    await t.withdraw("reorged", { to: DEST, value });
     const first = await waitFor("mined", async () => {
       const o = await outcome("reorged");
       return o.blockNumber !== null ? o : undefined;
     });
-    await h.rpc("anvil_mine", ["0x2"]); // 3 confirmations
+    await t.rpc("anvil_mine", ["0x2"]); // 3 confirmations
     await waitFor("confirmed", async () => (await outcome("reorged")).status === "confirmed");
-    expect(await h.client.getBalance({ address: DEST })).toBe(value);
+    expect(await t.client.getBalance({ address: DEST })).toBe(value);
 
     // Replace the last 5 blocks (the tx's block among them) with empty ones.
-    const head = await h.client.getBlockNumber();
+    const head = await t.client.getBlockNumber();
     expect(head - first.blockNumber! + 1n).toBe(3n);
-    await h.rpc("anvil_reorg", [5, []]);
-    expect(await h.client.getBlockNumber()).toBe(head);
-    const gone = await h.client.getBlock({ blockNumber: first.blockNumber! });
+    await t.rpc("anvil_reorg", [5, []]);
+    expect(await t.client.getBlockNumber()).toBe(head);
+    const gone = await t.client.getBlock({ blockNumber: first.blockNumber! });
     expect(gone.hash).not.toBe(first.blockHash);
 
     // Signed while nonce 0 is free again: it must not wait behind a hole for ever.
-    await request("next", NEXT, 5n);
+    await t.withdraw("next", { to: NEXT, value: 5n });
 
     const back = await waitFor("confirmed again", async () => {
       const o = await outcome("reorged");
       if (o.status === "confirmed" && o.reorgs === 1) return o;
       // Re-mined: give it its confirmations.
-      if (o.reorgs === 1 && o.blockNumber !== null) await h.rpc("evm_mine");
+      if (o.reorgs === 1 && o.blockNumber !== null) await t.rpc("evm_mine");
       return undefined;
     });
     // The very same signed bytes, re-mined in another block.
     expect(back.txHash).toBe(first.txHash);
     expect(back.blockHash).not.toBe(first.blockHash);
-    const { rows } = await ctx.db.pool.query(
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = 'reorged'",
     );
     expect(rows[0].n).toBe(1);
-    const events = await ctx.db.pool.query(
+    const events = await t.ctx.db.pool.query(
       "SELECT from_status, to_status, event FROM custody.tx_request_events WHERE request_id = 'reorged' ORDER BY id",
     );
     expect(events.rows).toEqual([
@@ -131,9 +99,9 @@ describe("a confirmed withdrawal reorged out", () => {
       async () => (await outcome("next")).blockNumber !== null,
     );
     // Finality (8 blocks): both end finalized.
-    await h.rpc("anvil_mine", ["0x9"]);
+    await t.rpc("anvil_mine", ["0x9"]);
     const [next, reorged] = await waitFor("both finalized", async () => {
-      const list = await getTxOutcomes(ctx.db.pool, { requestIds: ["reorged", "next"] });
+      const list = await getTxOutcomes(t.ctx.db.pool, { requestIds: ["reorged", "next"] });
       return list.every((o) => o.status === "finalized") ? list : undefined;
     });
     expect(reorged!.nonce).toBe(0n);
@@ -142,21 +110,21 @@ describe("a confirmed withdrawal reorged out", () => {
     expect(reorged!.finalizedAt).toBeInstanceOf(Date);
 
     // Paid exactly once on the canonical chain.
-    expect(await h.client.getBalance({ address: DEST })).toBe(value);
+    expect(await t.client.getBalance({ address: DEST })).toBe(value);
     expect(await paymentsTo(DEST, startBlock + 1n)).toEqual([first.txHash]);
     expect(await paymentsTo(NEXT, startBlock + 1n)).toHaveLength(1);
-    expect(await h.client.getTransactionCount({ address: h.account.address })).toBe(2);
+    expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(2);
   });
 
   it("keeps a confirmed transaction watched until final, then stops", async () => {
-    await h.rpc("anvil_setBalance", [h.account.address, toHex(parseEther("10"))]);
-    await request("watched", DEST, 1n);
+    await t.rpc("anvil_setBalance", [t.account.address, toHex(parseEther("10"))]);
+    await t.withdraw("watched", { to: DEST, value: 1n });
     await waitFor("mined", async () => (await outcome("watched")).blockNumber !== null);
-    await h.rpc("anvil_mine", ["0x2"]);
+    await t.rpc("anvil_mine", ["0x2"]);
     await waitFor("confirmed", async () => (await outcome("watched")).status === "confirmed");
     const before = await outcome("watched");
     expect(before.finalizedAt).toBeNull();
-    await h.rpc("anvil_mine", ["0x6"]);
+    await t.rpc("anvil_mine", ["0x6"]);
     const after = await waitFor("finalized", async () => {
       const o = await outcome("watched");
       return o.status === "finalized" ? o : undefined;
@@ -182,7 +150,7 @@ describe("a confirmed withdrawal reorged out", () => {
       let mined = 0;
       await waitFor("40 more signer passes, 6 s and 20 more blocks", async () => {
         if (mined < 20) {
-          await h.rpc("evm_mine");
+          await t.rpc("evm_mine");
           mined += 1;
         }
         return (

@@ -5,7 +5,6 @@
  * swept and booked), then restarted; the signer, indexer and ledger crediting run in the test
  * process.
  */
-import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Address, Hex } from "viem";
@@ -13,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendAndMine } from "../../indexers/testing/chain.js";
 import { type CliProcess, spawnCli } from "../../ops/testing/process.js";
 import { waitFor, within } from "../../ops/testing/wait.js";
+import { writeChainConfig } from "../testing/signerTest.js";
 import { hotAccount } from "./bookings.js";
 import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
 
@@ -31,25 +31,17 @@ beforeAll(async () => {
   s = await startSweepStack(CHAIN);
   s.startSigner();
   const chain = s.ctx.config.chains[0]!;
-  const file = path.join(tmpdir(), `sweep-crash-${process.pid}-${Date.now()}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      chains: [
-        {
-          key: chain.key,
-          chainId: chain.chainId,
-          name: chain.name,
-          rpcUrls: chain.rpcUrls,
-          confirmations: chain.confirmations,
-          reorgWindow: chain.reorgWindow,
-          blockTimeMs: chain.blockTimeMs,
-          feeModel: chain.feeModel,
-          traces: true,
-          ...CHAIN,
-        },
-      ],
-    }),
+  const file = writeChainConfig(
+    path.join(tmpdir(), `sweep-crash-${process.pid}-${Date.now()}.json`),
+    chain,
+    {
+      confirmations: chain.confirmations,
+      reorgWindow: chain.reorgWindow,
+      blockTimeMs: chain.blockTimeMs,
+      feeModel: chain.feeModel,
+      traces: true,
+      ...CHAIN,
+    },
   );
   env = {
     CUSTODY_CONFIG: file,

@@ -5,7 +5,7 @@ import { withTransaction } from "../../foundation/db.js";
 import type { TestContext } from "../../ops/testing/context.js";
 import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
-import { requestTransaction } from "../requests.js";
+import { requestTransaction, type TxRequestInput } from "../requests.js";
 
 export const RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
@@ -20,8 +20,22 @@ export type SignerHarness = {
   rpc: <T = unknown>(method: string, params?: unknown[]) => Promise<T>;
   /** Insert n withdrawal-like requests with value base + i (so each is identifiable on chain). */
   request: (n: number, opts?: { prefix?: string; valueBase?: bigint }) => Promise<string[]>;
+  /**
+   * Insert withdrawals in one transaction (refId = id): from the harness's account to RECIPIENT,
+   * 1 wei, unless `fields` (for all) or a request's own fields say otherwise.
+   */
+  withdraw: (
+    requests: string | (string | ({ id: string } & WithdrawalFields))[],
+    fields?: WithdrawalFields,
+  ) => Promise<void>;
+  /** Another hot wallet: a new KMS key (used through `kms`, default the harness's), funded. */
+  wallet: (balance?: bigint, kms?: KMSClient) => Promise<KmsAccount>;
   close: () => Promise<void>;
 };
+
+export type WithdrawalFields = Partial<
+  Pick<TxRequestInput, "from" | "to" | "value" | "data" | "gasLimit">
+>;
 
 export async function createSignerHarness(
   ctx: TestContext,
@@ -71,6 +85,31 @@ export async function createSignerHarness(
         }
       });
       return ids;
+    },
+    async withdraw(requests, fields = {}) {
+      await withTransaction(ctx.db.pool, async (c) => {
+        for (const r of typeof requests === "string" ? [requests] : requests) {
+          const own = typeof r === "string" ? { id: r } : r;
+          await requestTransaction(c, {
+            chainId,
+            from: account.address,
+            to: RECIPIENT,
+            value: 1n,
+            kind: "withdrawal",
+            refId: own.id,
+            ...fields,
+            ...own,
+          });
+        }
+      });
+    },
+    async wallet(balance = parseEther("10"), through = kms) {
+      const key = await kms.send(
+        new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+      );
+      const wallet = await createKmsAccount({ kms: through, keyId: key.KeyMetadata!.KeyId! });
+      await rpc("anvil_setBalance", [wallet.address, toHex(balance)]);
+      return wallet;
     },
     async close() {
       kms.destroy();

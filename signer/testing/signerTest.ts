@@ -1,0 +1,116 @@
+/**
+ * The bootstrap every signer integration test starts from, in one place: a test context with one
+ * anvil, the signer harness's parts (KMS emulator, funded hot wallet, request helpers), optionally
+ * a proxy in front of the node that the signer's chain goes through, and optionally a wallet
+ * signer for the harness's account; `run()` starts more signers the same way. `stop()` tears it down in order (signer,
+ * proxy, harness, context). What a test does with them stays in the test. Test-only.
+ */
+import { writeFileSync } from "node:fs";
+import type { ChainConfig } from "../../foundation/config.js";
+import {
+  createTestContext,
+  type TestChainSpec,
+  type TestContext,
+} from "../../ops/testing/context.js";
+import type { SignerAccount } from "../broadcaster/index.js";
+import { startWalletSigner, type WalletSigner, type WalletSignerOptions } from "../walletSigner.js";
+import { createSignerHarness, type SignerHarness } from "./harness.js";
+
+export const TEST_CHAIN_ID = 31337;
+
+/** anvil with 1,000,000-gas blocks: a request can ask for more gas than any block holds. */
+export const SMALL_BLOCKS = ["--gas-limit", "1000000"];
+
+type Proxy = { url: string; close: () => Promise<void> };
+
+/** What a test may set on a wallet signer; the context's parts come from the test. */
+export type TestSignerOptions = Partial<
+  Omit<WalletSignerOptions, "common" | "pool" | "queues" | "databaseUrl" | "account">
+>;
+
+export type SignerTestOptions<P extends Proxy = Proxy> = {
+  /** The anvil and the context's chain entry (chainId 31337 unless given). */
+  chain?: Omit<TestChainSpec, "chainId"> & { chainId?: number };
+  /** Starts a proxy in front of the anvil (startRpcProxy, startLyingProxy): `chain` uses it. */
+  proxy?: (url: string) => Promise<P>;
+  /** Start a wallet signer for the harness's account on `chain`, with these options. */
+  signer?: TestSignerOptions;
+};
+
+export type SignerTest<P extends Proxy = Proxy> = Omit<SignerHarness, "close"> & {
+  ctx: TestContext;
+  /** The proxy, when one was asked for. */
+  proxy: P | undefined;
+  /** The context's chain, through the proxy when there is one. */
+  chain: ChainConfig;
+  /** The signer `stop()` stops first: started with `signer`, or set by the test. */
+  signer: WalletSigner | undefined;
+  /** A wallet signer for `account` (default the harness's) on `chain`, polling every 50 ms. */
+  run: (account?: SignerAccount, options?: TestSignerOptions) => WalletSigner;
+  stop: () => Promise<void>;
+};
+
+export async function startSignerTest<P extends Proxy = Proxy>(
+  options: SignerTestOptions<P> = {},
+): Promise<SignerTest<P>> {
+  const ctx = await createTestContext({ chains: [{ chainId: TEST_CHAIN_ID, ...options.chain }] });
+  let harness: SignerHarness | undefined;
+  let proxy: P | undefined;
+  try {
+    harness = await createSignerHarness(ctx);
+    if (options.proxy) proxy = await options.proxy(ctx.config.chains[0]!.rpcUrls[0]!);
+  } catch (error) {
+    await harness?.close();
+    await ctx.cleanup();
+    throw error;
+  }
+  const { close, ...h } = harness;
+  const test: SignerTest<P> = {
+    ...h,
+    ctx,
+    proxy,
+    chain: proxy ? { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] } : ctx.config.chains[0]!,
+    signer: undefined,
+    run(account = h.account, o = {}) {
+      return startWalletSigner({
+        common: ctx.common,
+        pool: ctx.db.pool,
+        queues: ctx.queues,
+        chain: test.chain,
+        account: async () => account,
+        databaseUrl: ctx.db.url,
+        pollMs: 50,
+        ...o,
+      });
+    },
+    async stop() {
+      await test.signer?.stop();
+      await proxy?.close();
+      await close();
+      await ctx.cleanup();
+    },
+  };
+  if (options.signer) test.signer = test.run(h.account, options.signer);
+  return test;
+}
+
+/**
+ * Writes a config file (for a child process's CUSTODY_CONFIG) naming `chain` (key, id, name, RPC
+ * URLs) with `entry`'s rules, and `kmsKeyId` as its hot wallet when given; returns `file`.
+ */
+export function writeChainConfig(
+  file: string,
+  chain: ChainConfig,
+  entry: Record<string, unknown>,
+  kmsKeyId?: string,
+): string {
+  const { key, chainId, name, rpcUrls } = chain;
+  writeFileSync(
+    file,
+    JSON.stringify({
+      chains: [{ key, chainId, name, rpcUrls, ...entry }],
+      ...(kmsKeyId ? { hotWallets: [{ chain: key, kmsKeyId }] } : {}),
+    }),
+  );
+  return file;
+}
