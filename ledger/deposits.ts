@@ -13,7 +13,8 @@ import type pg from "pg";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
-export type DepositRow = {
+/** A deposit fact joined with its owner, as the deposits routes and deposit events read it. */
+export type DepositFactRow = {
   id: string;
   owner: string;
   chain_id: string;
@@ -25,6 +26,10 @@ export type DepositRow = {
   position: string;
   block_number: string;
   block_hash: string;
+};
+
+/** A deposit fact with its status and whether the ledger credited it (the deposits routes). */
+export type DepositRow = DepositFactRow & {
   status: string;
   credited: boolean;
   created_at: Date;

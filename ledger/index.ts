@@ -20,6 +20,7 @@ export {
   type SweepResult,
 } from "./depositCrediting.js";
 export {
+  type DepositFactRow,
   type DepositFilter,
   type DepositRow,
   listDeposits,

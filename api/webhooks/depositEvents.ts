@@ -5,8 +5,10 @@
  * event is not marked yet, and emits event + mark in one transaction per fact; the worker runs it
  * every second.
  */
+
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
+import type { DepositFactRow } from "../../ledger/index.js";
 import { emitEvent } from "./events.js";
 
 const CONDITIONS = {
@@ -18,20 +20,6 @@ const CONDITIONS = {
 } as const;
 type DepositEvent = keyof typeof CONDITIONS;
 
-/** A deposit fact joined with its owner, as the deposits routes and deposit events read it. */
-export type DepositFactRow = {
-  id: string;
-  owner: string;
-  chain_id: string;
-  asset: string;
-  to_address: string;
-  from_address: string;
-  amount: string;
-  tx_hash: string;
-  position: string;
-  block_number: string;
-  block_hash: string;
-};
 
 export async function produceDepositEvents({
   common,
