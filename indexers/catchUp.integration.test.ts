@@ -12,7 +12,6 @@ import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { createLedger, type Ledger } from "../ledger/createLedger.js";
 import { type CreditingWorker, startCreditingWorker } from "../ledger/creditingWorker.js";
-import type { TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
 import { createFactsDoorbell } from "./doorbell.js";
@@ -23,7 +22,6 @@ import {
   canonicalFacts,
   freshAddress,
   freshIndex,
-  type Rpc,
   sendAndMine,
 } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
@@ -37,8 +35,6 @@ const ALICE = freshAddress(301);
 const BOB = freshAddress(302);
 
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let from: Hex;
 let primary: FaultyProxy;
 let secondary: FaultyProxy;
@@ -50,11 +46,11 @@ let worker: CreditingWorker;
 const credited = async (owner: string) =>
   (await ledger.getAccount({ assetId: ETH, name: `user:${owner}` }))?.creditsPosted ?? 0n;
 const atHead = async () => {
-  const head = await rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", ["latest", false]);
-  const tip = await loadTip(ctx.db.pool, CHAIN_ID);
+  const head = await t.rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", ["latest", false]);
+  const tip = await loadTip(t.ctx.db.pool, CHAIN_ID);
   return tip?.number === BigInt(head.number) && tip.hash === head.hash.toLowerCase();
 };
-const count = async (sql: string) => (await ctx.db.pool.query(sql)).rows[0].n as number;
+const count = async (sql: string) => (await t.ctx.db.pool.query(sql)).rows[0].n as number;
 
 beforeAll(async () => {
   t = await startIndexerTest({
@@ -66,19 +62,19 @@ beforeAll(async () => {
       { address: BOB, owner: "bob" },
     ],
   });
-  ({ ctx, rpc, from, chain } = t);
+  ({ from, chain } = t);
   [primary, secondary] = t.proxies as [FaultyProxy, FaultyProxy];
   ingestor = await t.ingestor({
     adapterOptions: { timeoutMs: 2_000 },
-    doorbell: createFactsDoorbell(ctx.queues),
+    doorbell: createFactsDoorbell(t.ctx.queues),
     // A 12 s chain polls every 12 s; the test polls faster so it does not wait on the clock.
     options: { batchBlocks: 50, pollIntervalMs: 200 },
   });
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
   worker = await startCreditingWorker({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    queues: ctx.queues,
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    queues: t.ctx.queues,
     ledger,
     chains: [chain],
     sweepIntervalMs: 2_000,
@@ -93,8 +89,8 @@ afterAll(async () => {
 
 it("catches up 2 hours of blocks after every RPC endpoint was down: nothing lost, credited, no reorg", async () => {
   // Before the outage: a deposit is credited (the pipeline works).
-  await sendAndMine(rpc, { from, to: ALICE, value: 1000n });
-  await rpc("anvil_mine", ["0x3"]);
+  await sendAndMine(t.rpc, { from, to: ALICE, value: 1000n });
+  await t.rpc("anvil_mine", ["0x3"]);
   await waitFor("the first deposit credited", async () => (await credited("alice")) === 1000n);
 
   primary.setFault("drop");
@@ -110,15 +106,15 @@ it("catches up 2 hours of blocks after every RPC endpoint was down: nothing lost
   const hashes: string[] = [];
   const between = OUTAGE_BLOCKS / DEPOSITS - 1;
   for (let i = 0; i < DEPOSITS; i++) {
-    await rpc("anvil_mine", [`0x${between.toString(16)}`, `0x${BLOCK_TIME_S.toString(16)}`]);
+    await t.rpc("anvil_mine", [`0x${between.toString(16)}`, `0x${BLOCK_TIME_S.toString(16)}`]);
     const owner = i % 2 === 0 ? "alice" : "bob";
     const value = 10_000n + BigInt(i);
-    const r = await sendAndMine(rpc, { from, to: owner === "alice" ? ALICE : BOB, value });
+    const r = await sendAndMine(t.rpc, { from, to: owner === "alice" ? ALICE : BOB, value });
     hashes.push(r.transactionHash.toLowerCase());
     expected.set(owner, expected.get(owner)! + value);
   }
-  await rpc("anvil_mine", ["0x5", `0x${BLOCK_TIME_S.toString(16)}`]); // bury the last deposit
-  const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+  await t.rpc("anvil_mine", ["0x5", `0x${BLOCK_TIME_S.toString(16)}`]); // bury the last deposit
+  const head = BigInt(await t.rpc<Hex>("eth_blockNumber"));
   expect(head - indexedAtOutage).toBeGreaterThanOrEqual(BigInt(OUTAGE_BLOCKS));
   // Nothing moved while every endpoint was down.
   expect(ingestor.status().indexed).toBe(indexedAtOutage);
@@ -128,10 +124,10 @@ it("catches up 2 hours of blocks after every RPC endpoint was down: nothing lost
   await waitFor("the indexer to catch up to the head", atHead, { timeoutMs: 180_000 });
 
   // No fact lost: the stored chain is a fresh index of the node's chain.
-  const reference = await freshIndex({ common: ctx.common, chain, sourcePool: ctx.db.pool });
-  expect(await canonicalBlocks(ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
-  expect(await canonicalFacts(ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
-  const { rows } = await ctx.db.pool.query<{ tx_hash: string; status: string }>(
+  const reference = await freshIndex({ common: t.ctx.common, chain, sourcePool: t.ctx.db.pool });
+  expect(await canonicalBlocks(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
+  expect(await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
+  const { rows } = await t.ctx.db.pool.query<{ tx_hash: string; status: string }>(
     "SELECT tx_hash, status FROM chain.transfers WHERE tx_hash = ANY($1::text[])",
     [hashes],
   );
@@ -142,7 +138,7 @@ it("catches up 2 hours of blocks after every RPC endpoint was down: nothing lost
   expect(
     await count("SELECT count(*)::int AS n FROM chain.transfers WHERE status = 'orphaned'"),
   ).toBe(0);
-  expect(await openHalt(ctx.db.pool, CHAIN_ID)).toBeNull();
+  expect(await openHalt(t.ctx.db.pool, CHAIN_ID)).toBeNull();
 
   // Crediting resumes: every deposit of the outage credited, exactly once.
   await waitFor(

@@ -12,7 +12,6 @@ import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
-import type { TestContext } from "../ops/testing/context.js";
 import { waitFor, within } from "../ops/testing/wait.js";
 import { loadTip } from "./store.js";
 import {
@@ -22,7 +21,6 @@ import {
   deploy,
   freshAddress,
   freshIndex,
-  type Rpc,
   sendTx,
   watch,
 } from "./testing/chain.js";
@@ -32,8 +30,6 @@ const CHAIN_ID = 31337;
 const DEPOSITS = [1, 2, 3, 4].map(freshAddress);
 const BACKFILL_BLOCKS = 150;
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let accounts: Hex[];
 let token: Hex;
 let forwarder: Hex;
@@ -41,11 +37,10 @@ let chainJson: Record<string, unknown>;
 
 beforeAll(async () => {
   t = await startIndexerTest({ token: true });
-  ({ ctx, rpc } = t);
   accounts = t.accounts.map((a) => a.toLowerCase() as Hex);
   token = t.token!;
-  forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
-  await sendTx(rpc, {
+  forwarder = await deploy(t.rpc, accounts[0]!, "Forwarder");
+  await sendTx(t.rpc, {
     from: accounts[0]!,
     to: token,
     data: call("TestToken", "transfer", [accounts[1]!, 10n ** 20n]),
@@ -54,7 +49,7 @@ beforeAll(async () => {
     key: "crash",
     chainId: CHAIN_ID,
     name: "crash test chain",
-    rpcUrls: [ctx.anvils[0]!.rpcUrl],
+    rpcUrls: [t.ctx.anvils[0]!.rpcUrl],
     confirmations: { kind: "blocks", blocks: 3 },
     reorgWindow: 8,
     blockTimeMs: 200,
@@ -62,7 +57,7 @@ beforeAll(async () => {
     traces: true,
     tokens: [{ address: token, symbol: "TT", decimals: 18 }],
   };
-  await watch(ctx.db.pool, CHAIN_ID, [
+  await watch(t.ctx.db.pool, CHAIN_ID, [
     { address: accounts[1]!, kind: "hot" },
     ...DEPOSITS.map((address) => ({ address })),
   ]);
@@ -77,29 +72,29 @@ let step = 0n;
 async function block(): Promise<void> {
   step++;
   const d = DEPOSITS[Number(step % BigInt(DEPOSITS.length))]!;
-  await rpc("evm_setAutomine", [false]);
-  await sendTx(rpc, { from: accounts[0]!, to: d, value: step });
-  await sendTx(rpc, {
+  await t.rpc("evm_setAutomine", [false]);
+  await sendTx(t.rpc, { from: accounts[0]!, to: d, value: step });
+  await sendTx(t.rpc, {
     from: accounts[0]!,
     to: token,
     data: call("TestToken", "transfer", [d, step]),
     gas: 100_000n,
   });
-  await sendTx(rpc, {
+  await sendTx(t.rpc, {
     from: accounts[0]!,
     to: forwarder,
     value: step,
     data: call("Forwarder", "forward", [d]),
     gas: 100_000n,
   });
-  await sendTx(rpc, {
+  await sendTx(t.rpc, {
     from: accounts[1]!,
     to: token,
     data: call("TestToken", "transfer", [accounts[5]!, step]),
     gas: 100_000n,
   });
-  await rpc("evm_mine");
-  await rpc("evm_setAutomine", [true]);
+  await t.rpc("evm_mine");
+  await t.rpc("evm_setAutomine", [true]);
 }
 
 function spawnIngestor(): { child: ChildProcess; started: Promise<void>; exited: Promise<void> } {
@@ -110,7 +105,7 @@ function spawnIngestor(): { child: ChildProcess; started: Promise<void>; exited:
       cwd: repoRoot,
       env: {
         ...process.env,
-        DATABASE_URL: ctx.db.url,
+        DATABASE_URL: t.ctx.db.url,
         INDEXER_CHAIN: JSON.stringify(chainJson),
         INDEXER_BATCH_BLOCKS: "2",
         INDEXER_CONCURRENCY: "2",
@@ -138,16 +133,16 @@ function spawnIngestor(): { child: ChildProcess; started: Promise<void>; exited:
 }
 
 async function tipNumber(): Promise<bigint> {
-  return (await loadTip(ctx.db.pool, CHAIN_ID))?.number ?? -1n;
+  return (await loadTip(t.ctx.db.pool, CHAIN_ID))?.number ?? -1n;
 }
 
 async function head(): Promise<{ number: bigint; hash: string }> {
-  const b = await rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", ["latest", false]);
+  const b = await t.rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", ["latest", false]);
   return { number: BigInt(b.number), hash: b.hash.toLowerCase() };
 }
 
 async function reorgCount(): Promise<number> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT count(*)::int AS n FROM chain.reorgs WHERE chain_id = $1",
     [CHAIN_ID],
   );
@@ -160,8 +155,8 @@ async function reorgCount(): Promise<number> {
  * checkpoint or in a block that is not stored as canonical (a batch is one transaction).
  */
 async function expectConsistentAfterKill(label: string): Promise<void> {
-  const tip = await loadTip(ctx.db.pool, CHAIN_ID);
-  const { rows: blocks } = await ctx.db.pool.query<{
+  const tip = await loadTip(t.ctx.db.pool, CHAIN_ID);
+  const { rows: blocks } = await t.ctx.db.pool.query<{
     number: string;
     hash: string;
     parent: string;
@@ -185,7 +180,7 @@ async function expectConsistentAfterKill(label: string): Promise<void> {
       (BigInt(b.number) !== BigInt(blocks[i - 1]!.number) + 1n || b.parent !== blocks[i - 1]!.hash),
   );
   expect(breaks, label).toEqual([]);
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     `SELECT count(*)::int AS n FROM chain.transfers t
       WHERE t.chain_id = $1 AND t.status <> 'orphaned'
         AND (t.block_number > $2 OR NOT EXISTS (
@@ -276,10 +271,10 @@ it("kill -9 at 6 backfill blocks, 3 head-following points and 3 reorg rollbacks 
         await pauseProducer();
         const top = await head();
         await waitFor("the ingestor to store the head", async () => {
-          return (await loadTip(ctx.db.pool, CHAIN_ID))?.hash === top.hash;
+          return (await loadTip(t.ctx.db.pool, CHAIN_ID))?.hash === top.hash;
         });
         const recorded = await reorgCount();
-        await rpc("anvil_reorg", [
+        await t.rpc("anvil_reorg", [
           2,
           [[{ from: accounts[0]!, to: DEPOSITS[0]!, value: `0x${(1000 + i).toString(16)}` }, 1]],
         ]);
@@ -308,37 +303,37 @@ it("kill -9 at 6 backfill blocks, 3 head-following points and 3 reorg rollbacks 
   await within("the ingestor to start", final.started, 60_000);
   const top = await head();
   await waitFor("the restarted ingestor to reach the head", async () => {
-    return (await loadTip(ctx.db.pool, CHAIN_ID))?.hash === top.hash;
+    return (await loadTip(t.ctx.db.pool, CHAIN_ID))?.hash === top.hash;
   });
   final.child.kill("SIGTERM");
   await within("the ingestor to stop on SIGTERM", final.exited, 30_000);
 
   // Every reorg was handled once, at its depth, and its two blocks kept for audit.
-  const { rows: reorgs } = await ctx.db.pool.query(
+  const { rows: reorgs } = await t.ctx.db.pool.query(
     "SELECT depth FROM chain.reorgs WHERE chain_id = $1 ORDER BY id",
     [CHAIN_ID],
   );
   expect(reorgs).toEqual([{ depth: 2 }, { depth: 2 }, { depth: 2 }]);
-  const { rows: orphaned } = await ctx.db.pool.query(
+  const { rows: orphaned } = await t.ctx.db.pool.query(
     "SELECT count(*)::int AS n FROM chain.blocks WHERE chain_id = $1 AND NOT canonical",
     [CHAIN_ID],
   );
   expect(orphaned[0].n).toBe(6);
 
   const reference = await freshIndex({
-    common: ctx.common,
+    common: t.ctx.common,
     chain: {
-      ...ctx.config.chains[0]!,
+      ...t.ctx.config.chains[0]!,
       ...(chainJson as object),
       tokens: [{ address: token, symbol: "TT", decimals: 18 }],
     } as never,
-    sourcePool: ctx.db.pool,
+    sourcePool: t.ctx.db.pool,
   });
-  const facts = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+  const facts = await canonicalFacts(t.ctx.db.pool, CHAIN_ID);
   expect(facts.length).toBeGreaterThan(4 * BACKFILL_BLOCKS);
-  expect(await canonicalBlocks(ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
+  expect(await canonicalBlocks(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
   expect(facts).toEqual(reference.facts);
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     `SELECT count(*)::int AS n FROM (SELECT tx_hash, position FROM chain.transfers
       WHERE chain_id = $1 AND status <> 'orphaned' GROUP BY tx_hash, position HAVING count(*) > 1) d`,
     [CHAIN_ID],

@@ -10,9 +10,8 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../foundation/config.js";
 import { createDepositCrediting, createLedger, type Ledger } from "../ledger/index.js";
-import type { TestContext } from "../ops/testing/context.js";
 import type { Ingestor } from "./createIngestor.js";
-import { call, freshAddress, type Rpc, receipt, sendAndMine, syncToHead } from "./testing/chain.js";
+import { call, freshAddress, receipt, sendAndMine, syncToHead } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
@@ -22,8 +21,6 @@ const GWEI = 1_000_000_000n;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let chain: ChainConfig;
 let ingestor: Ingestor;
 let payer: Hex;
@@ -58,7 +55,7 @@ type Row = {
 };
 
 async function factsOf(txHash: Hex): Promise<Row[]> {
-  const { rows } = await ctx.db.pool.query<Row>(
+  const { rows } = await t.ctx.db.pool.query<Row>(
     `SELECT block_hash, tx_hash, position, log_index, to_address, asset, amount::text, status
        FROM chain.transfers WHERE chain_id = $1 AND tx_hash = $2 ORDER BY block_number, log_index`,
     [CHAIN_ID, txHash.toLowerCase()],
@@ -72,17 +69,17 @@ beforeAll(async () => {
     config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 8, traces: false },
     watch: R.map((address, i) => ({ address, owner: `customer-${i}` })),
   });
-  ({ ctx, rpc, chain } = t);
+  ({ chain } = t);
   [payer, filler] = t.accounts as [Hex, Hex];
   token = t.token!;
-  await sendAndMine(rpc, {
+  await sendAndMine(t.rpc, {
     from: payer,
     to: token,
     data: call("TestToken", "transfer", [filler, 10n ** 20n]),
   });
   ingestor = await t.ingestor({ options: { batchBlocks: 4 } });
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
   await ledger.ensureAssetsFromConfig([chain]);
 });
 
@@ -92,12 +89,12 @@ afterAll(async () => {
 
 describe("fact identity", () => {
   it("a batch payout re-included one log index lower keeps (tx_hash, position) per recipient", async () => {
-    const snapshot = await rpc<Hex>("evm_snapshot");
-    await rpc("evm_setAutomine", [false]);
+    const snapshot = await t.rpc<Hex>("evm_snapshot");
+    await t.rpc("evm_setAutomine", [false]);
 
     // The payout is signed once; the same bytes are mined in both branches (same tx hash).
-    const nonce = await rpc<Hex>("eth_getTransactionCount", [payer, "latest"]);
-    const raw = await rpc<Hex>("eth_signTransaction", [
+    const nonce = await t.rpc<Hex>("eth_getTransactionCount", [payer, "latest"]);
+    const raw = await t.rpc<Hex>("eth_signTransaction", [
       {
         from: payer,
         to: token,
@@ -109,7 +106,7 @@ describe("fact identity", () => {
       },
     ]);
     // The filler pays a higher tip so it is ordered first: its Transfer log takes index 0.
-    const fillerHash = await rpc<Hex>("eth_sendTransaction", [
+    const fillerHash = await t.rpc<Hex>("eth_sendTransaction", [
       {
         from: filler,
         to: token,
@@ -119,15 +116,15 @@ describe("fact identity", () => {
         maxPriorityFeePerGas: hex(50n * GWEI),
       },
     ]);
-    const payout = await rpc<Hex>("eth_sendRawTransaction", [raw]);
-    await rpc("evm_mine");
-    await rpc("evm_mine");
-    const fillerReceipt = await receipt(rpc, fillerHash);
-    const first = await receipt(rpc, payout);
+    const payout = await t.rpc<Hex>("eth_sendRawTransaction", [raw]);
+    await t.rpc("evm_mine");
+    await t.rpc("evm_mine");
+    const fillerReceipt = await receipt(t.rpc, fillerHash);
+    const first = await receipt(t.rpc, payout);
     expect(first.blockHash).toBe(fillerReceipt.blockHash);
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
 
-    const crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
+    const crediting = createDepositCrediting({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
     expect((await crediting.sweep({ chainId: CHAIN_ID })).credited).toBe(3);
     expect(await balances()).toEqual(AMOUNTS);
 
@@ -139,15 +136,15 @@ describe("fact identity", () => {
     ]);
 
     // Reorg: back to before the payout's block; a longer branch re-mines the payout alone.
-    await rpc("evm_revert", [snapshot]);
-    expect(await rpc<Hex>("eth_sendRawTransaction", [raw])).toBe(payout);
-    await rpc("evm_mine");
-    await rpc("evm_mine");
-    await rpc("evm_mine");
-    await rpc("evm_setAutomine", [true]);
-    const second = await receipt(rpc, payout);
+    await t.rpc("evm_revert", [snapshot]);
+    expect(await t.rpc<Hex>("eth_sendRawTransaction", [raw])).toBe(payout);
+    await t.rpc("evm_mine");
+    await t.rpc("evm_mine");
+    await t.rpc("evm_mine");
+    await t.rpc("evm_setAutomine", [true]);
+    const second = await receipt(t.rpc, payout);
     expect(second.blockHash).not.toBe(first.blockHash);
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
 
     const after = await factsOf(payout);
     const old = after.filter((f) => f.block_hash === first.blockHash.toLowerCase());
@@ -164,7 +161,7 @@ describe("fact identity", () => {
     // The re-included deposits are the same deposits: nobody is credited twice or left held.
     await crediting.sweep({ chainId: CHAIN_ID });
     expect(await balances()).toEqual(AMOUNTS);
-    const { rows } = await ctx.db.pool.query(
+    const { rows } = await t.ctx.db.pool.query(
       `SELECT count(*)::int AS n FROM ledger.transfers WHERE kind = 'deposit'`,
     );
     expect(rows[0].n).toBe(3);

@@ -11,14 +11,12 @@ import { type Common, createCommon } from "../foundation/common.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
-import type { TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
 import {
   call,
   canonicalFacts,
   freshAddress,
   freshIndex,
-  type Rpc,
   sendAndMine,
   syncToHead,
   watch,
@@ -28,8 +26,6 @@ import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let primary: FaultyProxy;
 let secondary: FaultyProxy;
 let chain: ChainConfig;
@@ -38,12 +34,12 @@ let token: Hex;
 
 beforeAll(async () => {
   t = await startIndexerTest({ proxies: 2, token: true, watch: [{ address: D1 }] });
-  ({ ctx, rpc, from, chain } = t);
+  ({ from, chain } = t);
   [primary, secondary] = t.proxies as [FaultyProxy, FaultyProxy];
   token = t.token!;
   for (let i = 1n; i <= 20n; i++) {
-    await sendAndMine(rpc, { from, to: D1, value: i });
-    await sendAndMine(rpc, { from, to: token, data: call("TestToken", "transfer", [D1, i]) });
+    await sendAndMine(t.rpc, { from, to: D1, value: i });
+    await sendAndMine(t.rpc, { from, to: token, data: call("TestToken", "transfer", [D1, i]) });
   }
 });
 
@@ -59,8 +55,8 @@ beforeEach(() => {
 
 /** A Common with its own metrics registry, so a test's counters start at zero. */
 function freshCommon(): Common {
-  return createCommon(ctx.config, {
-    logger: createLogger(ctx.config.env.LOG_LEVEL),
+  return createCommon(t.ctx.config, {
+    logger: createLogger(t.ctx.config.env.LOG_LEVEL),
     metrics: createMetrics({ defaults: false }),
   });
 }
@@ -76,9 +72,9 @@ describe("RPC fallback", () => {
   for (const fault of ["http500", "http429", "hang", "drop"] as const) {
     it(`falls back to the next endpoint when the first answers ${fault}`, async () => {
       primary.setFault(fault);
-      const adapter = createEvmAdapter(chain, { common: ctx.common }, { timeoutMs: TIMEOUT_MS });
+      const adapter = createEvmAdapter(chain, { common: t.ctx.common }, { timeoutMs: TIMEOUT_MS });
       const [primaryBefore, secondaryBefore] = [primary.requests(), secondary.requests()];
-      expect(await adapter.getHead()).toBe(BigInt(await rpc<Hex>("eth_blockNumber")));
+      expect(await adapter.getHead()).toBe(BigInt(await t.rpc<Hex>("eth_blockNumber")));
       // Asked the preferred endpoint once, then the next one once.
       expect(primary.requests()).toBe(primaryBefore + 1);
       expect(secondary.requests()).toBe(secondaryBefore + 1);
@@ -87,7 +83,7 @@ describe("RPC fallback", () => {
 
   it("returns to the preferred endpoint after its cool-down", async () => {
     primary.setFault("http500");
-    const adapter = createEvmAdapter(chain, { common: ctx.common });
+    const adapter = createEvmAdapter(chain, { common: t.ctx.common });
     await adapter.getHead();
     primary.setFault("none");
     // The first cool-down is 250 ms of wall-clock time from the failure, which happened before
@@ -105,7 +101,7 @@ describe("RPC fallback", () => {
     secondary.setFault("http429");
     const adapter = createEvmAdapter(
       { ...chain, rpcUrls: [primary.url, secondary.url] },
-      { common: ctx.common },
+      { common: t.ctx.common },
     );
     await expect(adapter.getHead()).rejects.toBeInstanceOf(RpcUnavailableError);
   });
@@ -114,12 +110,12 @@ describe("RPC fallback", () => {
     secondary.setMaxLogRange(4);
     const adapter = createEvmAdapter(
       { ...chain, rpcUrls: [secondary.url] },
-      { common: ctx.common },
+      { common: t.ctx.common },
       { maxLogRange: 64 },
     );
-    const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+    const head = BigInt(await t.rpc<Hex>("eth_blockNumber"));
     const logs = await adapter.getTransferLogs({ fromBlock: 0n, toBlock: head, tokens: [token] });
-    const direct = await rpc<unknown[]>("eth_getLogs", [
+    const direct = await t.rpc<unknown[]>("eth_getLogs", [
       { fromBlock: "0x0", toBlock: `0x${head.toString(16)}`, address: [token] },
     ]);
     expect(logs).toEqual(direct);
@@ -132,7 +128,7 @@ describe("RPC fallback", () => {
     secondary.setRefuseBatches(true);
     const adapter = createEvmAdapter(
       { ...chain, rpcUrls: [secondary.url] },
-      { common: ctx.common },
+      { common: t.ctx.common },
     );
     const before = secondary.requests();
     const headers = await adapter.getHeaders([1n, 2n, 3n]);
@@ -152,7 +148,7 @@ describe("RPC fallback", () => {
         chain: { ...chain, rpcUrls: [secondary.url] },
         options: { batchBlocks: 7 },
       });
-      await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
       await ingestor.stop();
       const facts = await canonicalFacts(db.pool, CHAIN_ID);
       expect(facts.filter((f) => f.kind === "erc20")).toHaveLength(20);
@@ -181,13 +177,13 @@ describe("RPC fallback", () => {
         adapterOptions: { timeoutMs: TIMEOUT_MS },
         options: { batchBlocks: 5 },
       });
-      await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
       await ingestor.stop();
       primary.setFault("none");
       secondary.setFault("none");
       const reference = await freshIndex({
-        common: ctx.common,
-        chain: { ...chain, rpcUrls: [ctx.anvils[0]!.rpcUrl] },
+        common: t.ctx.common,
+        chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
         sourcePool: db.pool,
       });
       const facts = await canonicalFacts(db.pool, CHAIN_ID);

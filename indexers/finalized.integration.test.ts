@@ -4,18 +4,14 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { TestContext } from "../ops/testing/context.js";
-import { freshAddress, type Rpc, sendAndMine, syncToHead, watch } from "./testing/chain.js";
+import { freshAddress, sendAndMine, syncToHead, watch } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 
 beforeAll(async () => {
   t = await startIndexerTest({ chain: { config: { confirmations: { kind: "finalized" } } } });
-  ({ ctx, rpc } = t);
 });
 
 afterAll(async () => {
@@ -23,7 +19,7 @@ afterAll(async () => {
 });
 
 async function statusOf(tx: Hex): Promise<string> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT status FROM chain.transfers WHERE tx_hash = $1",
     [tx.toLowerCase()],
   );
@@ -32,19 +28,19 @@ async function statusOf(tx: Hex): Promise<string> {
 
 it("confirms up to the finalized block and follows it as it moves", async () => {
   const D = freshAddress(1);
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: D }]);
-  const early = await sendAndMine(rpc, { from: t.from, to: D, value: 1n });
-  await rpc("anvil_mine", ["0x46"]); // 70 blocks
-  const late = await sendAndMine(rpc, { from: t.from, to: D, value: 2n });
+  await watch(t.ctx.db.pool, CHAIN_ID, [{ address: D }]);
+  const early = await sendAndMine(t.rpc, { from: t.from, to: D, value: 1n });
+  await t.rpc("anvil_mine", ["0x46"]); // 70 blocks
+  const late = await sendAndMine(t.rpc, { from: t.from, to: D, value: 2n });
   const ingestor = await t.ingestor();
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-  const finalized = await rpc<{ number: Hex }>("eth_getBlockByNumber", ["finalized", false]);
+  await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+  const finalized = await t.rpc<{ number: Hex }>("eth_getBlockByNumber", ["finalized", false]);
   expect(BigInt(finalized.number)).toBeGreaterThanOrEqual(BigInt(early.blockNumber));
   expect(BigInt(finalized.number)).toBeLessThan(BigInt(late.blockNumber));
   expect(await statusOf(early.transactionHash)).toBe("confirmed");
   expect(await statusOf(late.transactionHash)).toBe("seen");
-  await rpc("anvil_mine", ["0x50"]);
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  await t.rpc("anvil_mine", ["0x50"]);
+  await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
   expect(await statusOf(late.transactionHash)).toBe("confirmed");
   await ingestor.stop();
 });

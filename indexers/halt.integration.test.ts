@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
-import type { TestContext } from "../ops/testing/context.js";
 import { spawnCli } from "../ops/testing/process.js";
 import type { Ingestor } from "./createIngestor.js";
 import { indexerHealthCheck } from "./health.js";
@@ -27,7 +26,6 @@ import {
   canonicalFacts,
   freshAddress,
   freshIndex,
-  type Rpc,
   sendAndMine,
   syncToHead,
 } from "./testing/chain.js";
@@ -37,8 +35,6 @@ const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
 const D2 = freshAddress(2);
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let from: Hex;
 let chain: ChainConfig;
 let ingestor: Ingestor;
@@ -62,7 +58,7 @@ beforeAll(async () => {
     proxies: 1,
     watch: [{ address: D1 }, { address: D2 }],
   });
-  ({ ctx, rpc, from, chain } = t);
+  ({ from, chain } = t);
   proxy = t.proxies[0]!;
   other = await startAnvil({ chainId: CHAIN_ID, port: 0 });
   ingestor = await t.ingestor({ options: { batchBlocks: 4 } });
@@ -94,7 +90,7 @@ afterAll(async () => {
 
 async function cli(args: string[]) {
   const p = spawnCli(args, {
-    DATABASE_URL: ctx.db.url,
+    DATABASE_URL: t.ctx.db.url,
     CUSTODY_CONFIG: configPath,
     LOG_LEVEL: "silent",
   });
@@ -103,7 +99,7 @@ async function cli(args: string[]) {
 }
 
 async function count(sql: string): Promise<number> {
-  const { rows } = await ctx.db.pool.query<{ n: number }>(sql);
+  const { rows } = await t.ctx.db.pool.query<{ n: number }>(sql);
   return rows[0]!.n;
 }
 const orphaned = () =>
@@ -113,14 +109,14 @@ const reorgs = () => count("SELECT count(*)::int AS n FROM chain.reorgs");
 async function audit(): Promise<
   { actor: string; action: string; details: Record<string, unknown> }[]
 > {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT actor, action, details FROM api.audit_log WHERE entity_type = 'chain' ORDER BY id",
   );
   return rows;
 }
 
 async function haltedGauge(): Promise<string> {
-  const text = await ctx.common.metrics.registry.getSingleMetricAsString("custody_chain_halted");
+  const text = await t.ctx.common.metrics.registry.getSingleMetricAsString("custody_chain_halted");
   const line = text.split("\n").find((l) => l.startsWith("custody_chain_halted{"));
   return line?.split(" ").at(-1) ?? "absent";
 }
@@ -131,31 +127,31 @@ async function reorg(depth: number, tag: number): Promise<void> {
     { from, to: D2, value: `0x${(tag + i).toString(16)}` },
     i,
   ]);
-  await rpc("anvil_reorg", [depth, txs]);
+  await t.rpc("anvil_reorg", [depth, txs]);
 }
 
 describe("halt below finality", () => {
   it("publishes finality 4 blocks deep and handles a reorg above it automatically", async () => {
-    for (let i = 0n; i < 10n; i++) await sendAndMine(rpc, { from, to: D1, value: 100n + i });
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    const head = BigInt(await rpc<Hex>("eth_blockNumber"));
-    expect((await readFinalized(ctx.db.pool, CHAIN_ID))?.number).toBe(head - 3n);
+    for (let i = 0n; i < 10n; i++) await sendAndMine(t.rpc, { from, to: D1, value: 100n + i });
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+    const head = BigInt(await t.rpc<Hex>("eth_blockNumber"));
+    expect((await readFinalized(t.ctx.db.pool, CHAIN_ID))?.number).toBe(head - 3n);
     await reorg(3, 0x100); // heads - 2 .. head: above the finalized block
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     expect(await reorgs()).toBe(1);
     expect(await orphaned()).toBe(3);
-    expect(await readHalts(ctx.db.pool)).toEqual([]);
+    expect(await readHalts(t.ctx.db.pool)).toEqual([]);
   });
 
   it("halts when the node disagrees at the finalized block; resume without rollback once it agrees again", async () => {
-    const tip = (await loadTip(ctx.db.pool, CHAIN_ID))!;
-    const finalized = (await readFinalized(ctx.db.pool, CHAIN_ID))!;
+    const tip = (await loadTip(t.ctx.db.pool, CHAIN_ID))!;
+    const finalized = (await readFinalized(t.ctx.db.pool, CHAIN_ID))!;
     expect(finalized.number).toBe(tip.number - 3n);
     // The endpoint starts answering from another chain (a misrouted or lying node), past our tip.
     await anvilRpc(other.rpcUrl)("anvil_mine", [`0x${(tip.number + 2n).toString(16)}`]);
     proxy.setBackends([{ url: other.rpcUrl }]);
     await ingestor.syncOnce();
-    const halts = await readHalts(ctx.db.pool);
+    const halts = await readHalts(t.ctx.db.pool);
     expect(halts).toHaveLength(1);
     expect(halts[0]).toMatchObject({
       chainId: CHAIN_ID,
@@ -165,21 +161,21 @@ describe("halt below finality", () => {
     expect(halts[0]!.details).toMatchObject({ finalized_hash: finalized.hash });
     expect(await orphaned()).toBe(3); // only the earlier, automatic reorg's
     expect(await reorgs()).toBe(1);
-    expect(await loadTip(ctx.db.pool, CHAIN_ID)).toEqual(tip);
+    expect(await loadTip(t.ctx.db.pool, CHAIN_ID)).toEqual(tip);
     expect(ingestor.status().halted).toContain("reorg reaches finalized block");
     expect(await haltedGauge()).toBe("1");
     const health = await indexerHealthCheck({
       chain,
       ingestor,
-      metrics: ctx.common.metrics,
+      metrics: t.ctx.common.metrics,
     }).check();
     expect(health.ok).toBe(false);
     expect(health.detail).toContain("chain halted");
     expect((await audit()).map((a) => [a.actor, a.action])).toEqual([["indexer", "chain.halted"]]);
     // Halted: further passes change nothing.
     await ingestor.syncOnce();
-    expect(await loadTip(ctx.db.pool, CHAIN_ID)).toEqual(tip);
-    expect(await readHalts(ctx.db.pool)).toHaveLength(1);
+    expect(await loadTip(t.ctx.db.pool, CHAIN_ID)).toEqual(tip);
+    expect(await readHalts(t.ctx.db.pool)).toHaveLength(1);
 
     const listed = await cli(["chains", "halted"]);
     expect(listed.code).toBe(0);
@@ -187,7 +183,7 @@ describe("halt below finality", () => {
     expect(listed.out).toContain("still halted");
 
     // The endpoint is back on the chain we stored: resume closes the halt, nothing rolled back.
-    proxy.setBackends([{ url: ctx.anvils[0]!.rpcUrl }]);
+    proxy.setBackends([{ url: t.ctx.anvils[0]!.rpcUrl }]);
     const resumed = await cli([
       "chains",
       "resume",
@@ -199,35 +195,35 @@ describe("halt below finality", () => {
     ]);
     expect(resumed.out).toContain("nothing rolled back");
     expect(resumed.code).toBe(0);
-    expect(await readHalts(ctx.db.pool)).toEqual([]);
-    const all = await readHalts(ctx.db.pool, { includeResumed: true });
+    expect(await readHalts(t.ctx.db.pool)).toEqual([]);
+    const all = await readHalts(t.ctx.db.pool, { includeResumed: true });
     expect(all[0]).toMatchObject({ resumedBy: "alice", resumeReason: "node fixed" });
     expect((await audit()).at(-1)).toMatchObject({
       actor: "alice",
       action: "chain.resumed",
       details: { rollback: false },
     });
-    await sendAndMine(rpc, { from, to: D1, value: 300n });
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await sendAndMine(t.rpc, { from, to: D1, value: 300n });
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     expect(ingestor.status().halted).toBeNull();
     expect(await haltedGauge()).toBe("0");
     expect(await reorgs()).toBe(1);
   });
 
   it("resume refuses while the reorg is there, and rolls back once with --accept-reorg", async () => {
-    const tip = (await loadTip(ctx.db.pool, CHAIN_ID))!;
+    const tip = (await loadTip(t.ctx.db.pool, CHAIN_ID))!;
     await reorg(6, 0x300);
     await ingestor.syncOnce();
-    expect(await readHalts(ctx.db.pool)).toHaveLength(1);
+    expect(await readHalts(t.ctx.db.pool)).toHaveLength(1);
     const orphanedBefore = await orphaned();
 
     const refused = await cli(["chains", "resume", "local-a", "--by", "bob", "--reason", "look"]);
     expect(refused.code).toBe(1);
     expect(refused.out).toContain("the reorg is still there");
     expect(refused.out).toContain(`common ancestor ${tip.number - 6n}, depth 6`);
-    expect(await readHalts(ctx.db.pool)).toHaveLength(1);
+    expect(await readHalts(t.ctx.db.pool)).toHaveLength(1);
     expect(await orphaned()).toBe(orphanedBefore);
-    expect(await loadTip(ctx.db.pool, CHAIN_ID)).toEqual(tip);
+    expect(await loadTip(t.ctx.db.pool, CHAIN_ID)).toEqual(tip);
 
     const accepted = await cli([
       "chains",
@@ -241,13 +237,13 @@ describe("halt below finality", () => {
     ]);
     expect(accepted.out).toContain(`rolled back to block ${tip.number - 6n} (depth 6)`);
     expect(accepted.code).toBe(0);
-    expect(await readHalts(ctx.db.pool)).toEqual([]);
+    expect(await readHalts(t.ctx.db.pool)).toEqual([]);
     expect(await orphaned()).toBe(orphanedBefore + 6);
-    const { rows } = await ctx.db.pool.query(
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT depth, beyond_window FROM chain.reorgs ORDER BY id DESC LIMIT 1",
     );
     expect(rows[0]).toEqual({ depth: 6, beyond_window: false });
-    expect((await readFinalized(ctx.db.pool, CHAIN_ID))?.number).toBe(tip.number - 6n);
+    expect((await readFinalized(t.ctx.db.pool, CHAIN_ID))?.number).toBe(tip.number - 6n);
     expect((await audit()).at(-1)).toMatchObject({
       actor: "bob",
       action: "chain.resumed",
@@ -258,10 +254,10 @@ describe("halt below finality", () => {
     expect(again.code).toBe(1);
     expect(again.out).toContain("is not halted");
 
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     expect(ingestor.status().halted).toBeNull();
-    const reference = await freshIndex({ common: ctx.common, chain, sourcePool: ctx.db.pool });
-    expect(await canonicalBlocks(ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
-    expect(await canonicalFacts(ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
+    const reference = await freshIndex({ common: t.ctx.common, chain, sourcePool: t.ctx.db.pool });
+    expect(await canonicalBlocks(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
+    expect(await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
   });
 });

@@ -15,21 +15,12 @@ import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
 import { indexerHealthCheck } from "./health.js";
 import { loadTip } from "./store.js";
-import {
-  canonicalFacts,
-  freshAddress,
-  freshIndex,
-  type Rpc,
-  sendAndMine,
-  watch,
-} from "./testing/chain.js";
+import { canonicalFacts, freshAddress, freshIndex, sendAndMine, watch } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let from: Hex;
 let primary: FaultyProxy;
 let fallback: FaultyProxy;
@@ -39,7 +30,7 @@ beforeAll(async () => {
     proxies: 2,
     config: { confirmations: { kind: "blocks", blocks: 3 } },
   });
-  ({ ctx, rpc, from } = t);
+  ({ from } = t);
   [primary, fallback] = t.proxies as [FaultyProxy, FaultyProxy];
 });
 
@@ -55,26 +46,26 @@ async function count(pool: TestContext["db"]["pool"], sql: string): Promise<numb
 async function deposits(n: number, base: bigint): Promise<Hex[]> {
   const out: Hex[] = [];
   for (let i = 0n; i < BigInt(n); i++)
-    out.push((await sendAndMine(rpc, { from, to: D1, value: base + i })).transactionHash);
+    out.push((await sendAndMine(t.rpc, { from, to: D1, value: base + i })).transactionHash);
   return out;
 }
 
 describe("healthy nodes only", () => {
   it("primary HTTP 500 and fallback 8 behind: waits, no reorg, nothing orphaned, stored once", async () => {
     const chain = t.chain;
-    await watch(ctx.db.pool, CHAIN_ID, [{ address: D1 }]);
+    await watch(t.ctx.db.pool, CHAIN_ID, [{ address: D1 }]);
     fallback.setLag(8);
     await deposits(12, 1000n);
     const ingestor = await t.ingestor({
       adapterOptions: { timeoutMs: 2000 },
       options: { pollIntervalMs: 100, batchBlocks: 4 },
     });
-    const health = indexerHealthCheck({ chain, ingestor, metrics: ctx.common.metrics });
+    const health = indexerHealthCheck({ chain, ingestor, metrics: t.ctx.common.metrics });
     try {
       ingestor.start();
-      const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+      const head = BigInt(await t.rpc<Hex>("eth_blockNumber"));
       await waitFor("the stored tip at the head", async () => {
-        const tip = await loadTip(ctx.db.pool, CHAIN_ID);
+        const tip = await loadTip(t.ctx.db.pool, CHAIN_ID);
         return tip?.number === head;
       });
 
@@ -87,61 +78,61 @@ describe("healthy nodes only", () => {
       const check = await health.check();
       expect(check.ok).toBe(false);
       expect(check.detail).toContain("no RPC endpoint");
-      const gauge = await ctx.common.metrics.registry.getSingleMetricAsString(
+      const gauge = await t.ctx.common.metrics.registry.getSingleMetricAsString(
         "custody_indexer_no_healthy_endpoint",
       );
       expect(gauge).toMatch(/custody_indexer_no_healthy_endpoint\{chain_id="31337"[^}]*\} 1$/m);
       expect(fallback.stats().lagging ?? 0).toBeGreaterThan(0);
-      expect(await count(ctx.db.pool, "SELECT count(*)::int AS n FROM chain.reorgs")).toBe(0);
+      expect(await count(t.ctx.db.pool, "SELECT count(*)::int AS n FROM chain.reorgs")).toBe(0);
       expect(
         await count(
-          ctx.db.pool,
+          t.ctx.db.pool,
           "SELECT count(*)::int AS n FROM chain.transfers WHERE status = 'orphaned'",
         ),
       ).toBe(0);
 
       // The chain moves on: the lagging node now has blocks past our tip and is read for them.
       await deposits(10, 3000n);
-      const lagged = BigInt(await rpc<Hex>("eth_blockNumber")) - 8n;
+      const lagged = BigInt(await t.rpc<Hex>("eth_blockNumber")) - 8n;
       await waitFor("the indexer to read the lagging node up to its head", async () => {
-        const tip = await loadTip(ctx.db.pool, CHAIN_ID);
+        const tip = await loadTip(t.ctx.db.pool, CHAIN_ID);
         return tip !== null && tip.number >= lagged;
       });
-      const tipWhileLagging = (await loadTip(ctx.db.pool, CHAIN_ID))!.number;
+      const tipWhileLagging = (await loadTip(t.ctx.db.pool, CHAIN_ID))!.number;
       expect(tipWhileLagging).toBe(lagged); // never past what the fallback has
 
       // The primary comes back: the rest is read from it.
       primary.setFault("none");
-      const finalHead = BigInt(await rpc<Hex>("eth_blockNumber"));
+      const finalHead = BigInt(await t.rpc<Hex>("eth_blockNumber"));
       await waitFor("the stored tip at the head again", async () => {
-        const tip = await loadTip(ctx.db.pool, CHAIN_ID);
+        const tip = await loadTip(t.ctx.db.pool, CHAIN_ID);
         return tip?.number === finalHead;
       });
       await waitFor("readiness back", async () => ((await health.check()).ok ? true : undefined));
     } finally {
       await ingestor.stop();
     }
-    expect(await count(ctx.db.pool, "SELECT count(*)::int AS n FROM chain.reorgs")).toBe(0);
+    expect(await count(t.ctx.db.pool, "SELECT count(*)::int AS n FROM chain.reorgs")).toBe(0);
     expect(
       await count(
-        ctx.db.pool,
+        t.ctx.db.pool,
         "SELECT count(*)::int AS n FROM chain.transfers WHERE status = 'orphaned'",
       ),
     ).toBe(0);
     // Each deposit stored once, and everything equals a clean index of the chain.
     expect(
       await count(
-        ctx.db.pool,
+        t.ctx.db.pool,
         `SELECT count(*)::int AS n FROM (SELECT tx_hash FROM chain.transfers WHERE kind = 'native'
            GROUP BY tx_hash, position HAVING count(*) > 1) d`,
       ),
     ).toBe(0);
     const reference = await freshIndex({
-      common: ctx.common,
-      chain: { ...chain, rpcUrls: [ctx.anvils[0]!.rpcUrl] },
-      sourcePool: ctx.db.pool,
+      common: t.ctx.common,
+      chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
+      sourcePool: t.ctx.db.pool,
     });
-    expect(await canonicalFacts(ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
+    expect(await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
     expect(reference.facts.filter((f) => f.kind === "native").length).toBe(25);
     fallback.setLag(null);
   });
@@ -160,13 +151,13 @@ describe("healthy nodes only", () => {
         options: { pollIntervalMs: 50, batchBlocks: 3 },
       });
       ingestor.start();
-      const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+      const head = BigInt(await t.rpc<Hex>("eth_blockNumber"));
       await waitFor("initial sync to the head", async () => {
         const tip = await loadTip(db.pool, CHAIN_ID);
         return tip?.number === head;
       });
       await deposits(4, 5000n);
-      const head2 = BigInt(await rpc<Hex>("eth_blockNumber"));
+      const head2 = BigInt(await t.rpc<Hex>("eth_blockNumber"));
       await waitFor("the new blocks", async () => {
         const tip = await loadTip(db.pool, CHAIN_ID);
         return tip?.number === head2;

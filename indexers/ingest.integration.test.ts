@@ -5,7 +5,6 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob, createFactsDoorbell } from "./doorbell.js";
@@ -16,7 +15,6 @@ import {
   deploy,
   freshAddress,
   type Receipt,
-  type Rpc,
   receipt,
   type StoredFact,
   sendAndMine,
@@ -28,8 +26,6 @@ import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let ingestor: Ingestor;
 let accounts: Hex[];
 let token: Hex;
@@ -48,18 +44,17 @@ beforeAll(async () => {
     token: true,
     config: { confirmations: { kind: "blocks", blocks: 3 } },
   });
-  ({ ctx, rpc } = t);
   accounts = t.accounts.map((a) => a.toLowerCase() as Hex);
   token = t.token!;
-  unlisted = await deploy(rpc, accounts[0]!, "TestToken", [10n ** 24n]);
-  forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
+  unlisted = await deploy(t.rpc, accounts[0]!, "TestToken", [10n ** 24n]);
+  forwarder = await deploy(t.rpc, accounts[0]!, "Forwarder");
   // accounts[1] is a hot wallet (it sends, so its fees are facts); D1..D5 are deposit addresses.
-  await watch(ctx.db.pool, CHAIN_ID, [
+  await watch(t.ctx.db.pool, CHAIN_ID, [
     { address: accounts[1]!, kind: "hot" },
     ...[D1, D2, D3, D4, D5].map((address) => ({ address })),
   ]);
   ingestor = await t.ingestor({
-    doorbell: createFactsDoorbell(ctx.queues),
+    doorbell: createFactsDoorbell(t.ctx.queues),
     options: { batchBlocks: 4 },
   });
 });
@@ -80,9 +75,9 @@ describe("ingestion", () => {
 
   it("stores every custody fact exactly once and nothing else", async () => {
     // This test's blocks: everything after the current head (other tests add their own blocks).
-    const first = BigInt(await rpc<Hex>("eth_blockNumber")) + 1n;
+    const first = BigInt(await t.rpc<Hex>("eth_blockNumber")) + 1n;
     // Native from an EOA to a deposit address.
-    let r = await sendAndMine(rpc, { from: a0(), to: D1, value: 10n ** 18n });
+    let r = await sendAndMine(t.rpc, { from: a0(), to: D1, value: 10n ** 18n });
     expected.push({
       tx_hash: r.transactionHash,
       position: "tx",
@@ -93,7 +88,7 @@ describe("ingestion", () => {
       amount: (10n ** 18n).toString(),
     });
     // Native out of the hot wallet: value and fee.
-    r = await sendAndMine(rpc, { from: a1(), to: OUTSIDER, value: 5n });
+    r = await sendAndMine(t.rpc, { from: a1(), to: OUTSIDER, value: 5n });
     expected.push({
       tx_hash: r.transactionHash,
       position: "tx",
@@ -113,7 +108,7 @@ describe("ingestion", () => {
       amount: fee(r),
     });
     // A failed transaction from the hot wallet: its inner payment to D2 never happened; only the fee.
-    r = await sendAndMine(rpc, {
+    r = await sendAndMine(t.rpc, {
       from: a1(),
       to: forwarder,
       value: 7n,
@@ -131,7 +126,7 @@ describe("ingestion", () => {
       amount: fee(r),
     });
     // Internal: an unwatched EOA pays a contract that pays D3.
-    r = await sendAndMine(rpc, {
+    r = await sendAndMine(t.rpc, {
       from: a0(),
       to: forwarder,
       value: 11n,
@@ -147,7 +142,7 @@ describe("ingestion", () => {
       amount: "11",
     });
     // Internal with a reverted branch: D4 is paid, D5's payment is inside a reverted frame.
-    r = await sendAndMine(rpc, {
+    r = await sendAndMine(t.rpc, {
       from: a0(),
       to: forwarder,
       value: 20n,
@@ -165,7 +160,7 @@ describe("ingestion", () => {
       amount: "10",
     });
     // ERC-20 in to a deposit address and to the hot wallet, then out of the hot wallet.
-    r = await sendAndMine(rpc, {
+    r = await sendAndMine(t.rpc, {
       from: a0(),
       to: token,
       data: call("TestToken", "transfer", [D1, 1000n]),
@@ -179,7 +174,7 @@ describe("ingestion", () => {
       to_address: D1,
       amount: "1000",
     });
-    r = await sendAndMine(rpc, {
+    r = await sendAndMine(t.rpc, {
       from: a0(),
       to: token,
       data: call("TestToken", "transfer", [a1(), 500n]),
@@ -193,7 +188,7 @@ describe("ingestion", () => {
       to_address: a1(),
       amount: "500",
     });
-    r = await sendAndMine(rpc, {
+    r = await sendAndMine(t.rpc, {
       from: a1(),
       to: token,
       data: call("TestToken", "transfer", [OUTSIDER, 200n]),
@@ -217,29 +212,29 @@ describe("ingestion", () => {
       amount: fee(r),
     });
     // Not custody facts: unwatched native, an unlisted token to a deposit address.
-    await sendAndMine(rpc, { from: a0(), to: OUTSIDER, value: 3n });
-    await sendAndMine(rpc, {
+    await sendAndMine(t.rpc, { from: a0(), to: OUTSIDER, value: 3n });
+    await sendAndMine(t.rpc, {
       from: a0(),
       to: unlisted,
       data: call("TestToken", "transfer", [D1, 9n]),
     });
     // Several transfers in one block.
-    await rpc("evm_setAutomine", [false]);
+    await t.rpc("evm_setAutomine", [false]);
     const hashes = [
-      await sendTx(rpc, { from: a0(), to: D2, value: 21n }),
-      await sendTx(rpc, {
+      await sendTx(t.rpc, { from: a0(), to: D2, value: 21n }),
+      await sendTx(t.rpc, {
         from: a0(),
         to: token,
         data: call("TestToken", "transfer", [D2, 22n]),
         gas: 100_000n,
       }),
-      await sendTx(rpc, {
+      await sendTx(t.rpc, {
         from: a0(),
         to: token,
         data: call("TestToken", "transfer", [D3, 23n]),
         gas: 100_000n,
       }),
-      await sendTx(rpc, {
+      await sendTx(t.rpc, {
         from: a0(),
         to: forwarder,
         value: 24n,
@@ -247,9 +242,9 @@ describe("ingestion", () => {
         gas: 100_000n,
       }),
     ];
-    await rpc("evm_mine");
-    await rpc("evm_setAutomine", [true]);
-    const rs = await Promise.all(hashes.map((h) => receipt(rpc, h)));
+    await t.rpc("evm_mine");
+    await t.rpc("evm_setAutomine", [true]);
+    const rs = await Promise.all(hashes.map((h) => receipt(t.rpc, h)));
     expect(new Set(rs.map((x) => x.blockNumber)).size).toBe(1);
     expected.push({
       tx_hash: rs[0]!.transactionHash,
@@ -288,11 +283,11 @@ describe("ingestion", () => {
       amount: "24",
     });
 
-    const last = BigInt(await rpc<Hex>("eth_blockNumber"));
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    const last = BigInt(await t.rpc<Hex>("eth_blockNumber"));
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     await ingestor.syncOnce(); // a second pass at the head changes nothing
     const inRange = (n: string | number) => first <= BigInt(n) && BigInt(n) <= last;
-    const stored = (await canonicalFacts(ctx.db.pool, CHAIN_ID)).filter((f) =>
+    const stored = (await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).filter((f) =>
       inRange(f.block_number),
     );
     const strip = (f: Expected) => ({ ...f, tx_hash: f.tx_hash.toLowerCase() });
@@ -312,7 +307,7 @@ describe("ingestion", () => {
       expected.map(strip).sort((x, y) => key(x).localeCompare(key(y))),
     );
     // Nothing else, orphaned rows included.
-    const { rows } = await ctx.db.pool.query(
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT count(*)::int AS n FROM chain.transfers WHERE block_number BETWEEN $1 AND $2",
       [first.toString(), last.toString()],
     );
@@ -321,20 +316,20 @@ describe("ingestion", () => {
 
   it("confirms facts once the rule is met and rings the doorbell", async () => {
     // Its own facts, the last of them at the head: some blocks are past the rule, some not yet.
-    for (const value of [31n, 32n, 33n]) await sendAndMine(rpc, { from: a0(), to: D1, value });
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    const head = BigInt(await rpc<Hex>("eth_blockNumber"));
-    let stored = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+    for (const value of [31n, 32n, 33n]) await sendAndMine(t.rpc, { from: a0(), to: D1, value });
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+    const head = BigInt(await t.rpc<Hex>("eth_blockNumber"));
+    let stored = await canonicalFacts(t.ctx.db.pool, CHAIN_ID);
     // 3 confirmations: blocks up to head-2 are confirmed, the last two are still `seen`.
     for (const f of stored)
       expect(f.status).toBe(BigInt(f.block_number) <= head - 2n ? "confirmed" : "seen");
     expect(stored.some((f) => f.status === "seen")).toBe(true);
-    await rpc("anvil_mine", ["0x3"]);
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    stored = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+    await t.rpc("anvil_mine", ["0x3"]);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+    stored = await canonicalFacts(t.ctx.db.pool, CHAIN_ID);
     expect(stored.every((f) => f.status === "confirmed")).toBe(true);
     // Every confirmed fact's block is covered by a `chain-facts` doorbell job on the real queue.
-    const jobs = await ctx.queues.queue<ChainFactsJob>(CHAIN_FACTS_QUEUE).getJobs(["waiting"]);
+    const jobs = await t.ctx.queues.queue<ChainFactsJob>(CHAIN_FACTS_QUEUE).getJobs(["waiting"]);
     expect(jobs.every((j) => j.name === "facts" && j.data.chainId === CHAIN_ID)).toBe(true);
     for (const f of stored) {
       const b = Number(f.block_number);
@@ -344,7 +339,7 @@ describe("ingestion", () => {
 
   it("picks up an address added while running (LISTEN/NOTIFY)", async () => {
     const late = freshAddress(50);
-    const client = await ctx.db.pool.connect();
+    const client = await t.ctx.db.pool.connect();
     try {
       await client.query("BEGIN");
       await watch(client as never, CHAIN_ID, [{ address: late }]);
@@ -356,9 +351,9 @@ describe("ingestion", () => {
     }
     // The ingestor is not polling (no start()): only the notification can add the address.
     await waitFor("the NOTIFY to reach the watched set", () => ingestor.watched.has(late));
-    const r = await sendAndMine(rpc, { from: accounts[0]!, to: late, value: 77n });
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-    const { rows } = await ctx.db.pool.query(
+    const r = await sendAndMine(t.rpc, { from: accounts[0]!, to: late, value: 77n });
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT amount::text FROM chain.transfers WHERE tx_hash = $1",
       [r.transactionHash.toLowerCase()],
     );

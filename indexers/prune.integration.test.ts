@@ -6,11 +6,10 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { TestContext } from "../ops/testing/context.js";
 import type { Ingestor } from "./createIngestor.js";
 import { readFinalized } from "./finality.js";
 import { loadTip } from "./store.js";
-import { freshAddress, type Rpc, sendAndMine, syncToHead } from "./testing/chain.js";
+import { freshAddress, sendAndMine, syncToHead } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
@@ -18,8 +17,6 @@ const D = freshAddress(7);
 // finality 4 blocks, retention 8 (= 2 reorg windows of 4): blocks below finalized - 8 go.
 const RETENTION = 8;
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let ingestor: Ingestor;
 let from: Hex;
 
@@ -33,7 +30,7 @@ beforeAll(async () => {
     },
     watch: [{ address: D }],
   });
-  ({ ctx, rpc, from } = t);
+  ({ from } = t);
   ingestor = await t.ingestor({ options: { batchBlocks: 5, pruneIntervalMs: 0 } });
 });
 
@@ -42,7 +39,7 @@ afterAll(async () => {
 });
 
 async function storedBlocks(): Promise<{ lo: number; hi: number; n: number }> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     `SELECT min(number)::int AS lo, max(number)::int AS hi, count(*)::int AS n
        FROM chain.blocks WHERE chain_id = $1`,
     [CHAIN_ID],
@@ -51,7 +48,7 @@ async function storedBlocks(): Promise<{ lo: number; hi: number; n: number }> {
 }
 
 async function factCount(): Promise<number> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT count(*)::int AS n FROM chain.transfers WHERE chain_id = $1 AND to_address = $2 AND status <> 'orphaned'",
     [CHAIN_ID, D],
   );
@@ -59,10 +56,10 @@ async function factCount(): Promise<number> {
 }
 
 it("keeps blocks from finalized - retention up, and every fact", async () => {
-  for (let i = 1n; i <= 40n; i++) await sendAndMine(rpc, { from, to: D, value: i });
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-  const tip = (await loadTip(ctx.db.pool, CHAIN_ID))!;
-  const finalized = (await readFinalized(ctx.db.pool, CHAIN_ID))!;
+  for (let i = 1n; i <= 40n; i++) await sendAndMine(t.rpc, { from, to: D, value: i });
+  await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+  const tip = (await loadTip(t.ctx.db.pool, CHAIN_ID))!;
+  const finalized = (await readFinalized(t.ctx.db.pool, CHAIN_ID))!;
   expect(tip.number).toBeGreaterThanOrEqual(40n);
   expect(finalized.number).toBe(tip.number - 3n);
   const blocks = await storedBlocks();
@@ -74,7 +71,7 @@ it("keeps blocks from finalized - retention up, and every fact", async () => {
   // Facts are evidence: all 40 stay, those of pruned blocks included.
   expect(await factCount()).toBe(40);
   // The finalized block itself is still stored (reconciliation and the ledger read its hash).
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT hash FROM chain.blocks WHERE chain_id = $1 AND number = $2 AND canonical",
     [CHAIN_ID, finalized.number.toString()],
   );
@@ -82,31 +79,31 @@ it("keeps blocks from finalized - retention up, and every fact", async () => {
 });
 
 it("still finds and records a reorg within the window over pruned history", async () => {
-  const before = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.reorgs");
-  const tip = BigInt(await rpc<Hex>("eth_blockNumber"));
+  const before = await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.reorgs");
+  const tip = BigInt(await t.rpc<Hex>("eth_blockNumber"));
   // Replace the top 2 blocks (each holds one fact to D) with blocks holding other transfers.
-  await rpc("anvil_reorg", [
+  await t.rpc("anvil_reorg", [
     2,
     [
       [{ from, to: freshAddress(8), value: "0x1" }, 0],
       [{ from, to: freshAddress(8), value: "0x2" }, 1],
     ],
   ]);
-  expect(BigInt(await rpc<Hex>("eth_blockNumber"))).toBe(tip);
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-  const { rows } = await ctx.db.pool.query(
+  expect(BigInt(await t.rpc<Hex>("eth_blockNumber"))).toBe(tip);
+  await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT depth, beyond_window FROM chain.reorgs ORDER BY id OFFSET $1",
     [before.rows[0].n],
   );
   expect(rows).toEqual([{ depth: 2, beyond_window: false }]);
   expect(await factCount()).toBe(38);
-  const { rows: orphaned } = await ctx.db.pool.query(
+  const { rows: orphaned } = await t.ctx.db.pool.query(
     "SELECT count(*)::int AS n FROM chain.transfers WHERE status = 'orphaned'",
   );
   expect(orphaned[0].n).toBe(2);
   // The halt path was not taken and pruning goes on past the reorg.
-  for (let i = 0; i < 6; i++) await sendAndMine(rpc, { from, to: D, value: 1000n });
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-  const finalized = (await readFinalized(ctx.db.pool, CHAIN_ID))!;
+  for (let i = 0; i < 6; i++) await sendAndMine(t.rpc, { from, to: D, value: 1000n });
+  await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+  const finalized = (await readFinalized(t.ctx.db.pool, CHAIN_ID))!;
   expect((await storedBlocks()).lo).toBe(Number(finalized.number) - RETENTION);
 });

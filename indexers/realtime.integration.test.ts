@@ -7,24 +7,14 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createEvmAdapter, type EvmAdapter } from "../chains/index.js";
-import type { TestContext } from "../ops/testing/context.js";
 import type { Ingestor } from "./createIngestor.js";
 import { loadTip } from "./store.js";
-import {
-  call,
-  canonicalFacts,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-} from "./testing/chain.js";
+import { call, canonicalFacts, freshAddress, sendAndMine, syncToHead } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let from: Hex;
 let token: Hex;
 let adapter: EvmAdapter;
@@ -36,11 +26,11 @@ beforeAll(async () => {
     token: true,
     watch: [{ address: D1 }],
   });
-  ({ ctx, rpc, from } = t);
+  ({ from } = t);
   token = t.token!;
-  adapter = createEvmAdapter(t.chain, { common: ctx.common });
+  adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
   ingestor = await t.ingestor({ adapter });
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
 });
 
 afterAll(async () => {
@@ -59,14 +49,14 @@ it("a pass that finds no new block costs one call", async () => {
 });
 
 it("a new block with a listed token's Transfer costs two calls, and is stored", async () => {
-  const r = await sendAndMine(rpc, {
+  const r = await sendAndMine(t.rpc, {
     from,
     to: token,
     data: call("TestToken", "transfer", [D1, 77n]),
   });
   expect(await callsOfOnePass()).toBe(2);
-  expect((await loadTip(ctx.db.pool, CHAIN_ID))?.hash).toBe(r.blockHash.toLowerCase());
-  const facts = await canonicalFacts(ctx.db.pool, CHAIN_ID);
+  expect((await loadTip(t.ctx.db.pool, CHAIN_ID))?.hash).toBe(r.blockHash.toLowerCase());
+  const facts = await canonicalFacts(t.ctx.db.pool, CHAIN_ID);
   expect(facts.filter((f) => f.tx_hash === r.transactionHash.toLowerCase())).toMatchObject([
     { kind: "erc20", amount: "77", to_address: D1 },
   ]);
@@ -74,7 +64,7 @@ it("a new block with a listed token's Transfer costs two calls, and is stored", 
 
 it("a new block whose bloom has no listed Transfer costs one call", async () => {
   const other = freshAddress(99); // not watched: no receipt needed
-  const r = await sendAndMine(rpc, { from, to: other, value: 5n });
+  const r = await sendAndMine(t.rpc, { from, to: other, value: 5n });
   expect(await callsOfOnePass()).toBe(1);
-  expect((await loadTip(ctx.db.pool, CHAIN_ID))?.hash).toBe(r.blockHash.toLowerCase());
+  expect((await loadTip(t.ctx.db.pool, CHAIN_ID))?.hash).toBe(r.blockHash.toLowerCase());
 });

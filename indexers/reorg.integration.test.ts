@@ -7,7 +7,6 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../foundation/config.js";
-import type { TestContext } from "../ops/testing/context.js";
 import type { Ingestor } from "./createIngestor.js";
 import {
   call,
@@ -15,7 +14,6 @@ import {
   canonicalFacts,
   freshAddress,
   freshIndex,
-  type Rpc,
   sendAndMine,
   syncToHead,
 } from "./testing/chain.js";
@@ -26,8 +24,6 @@ const D1 = freshAddress(1);
 const D2 = freshAddress(2);
 const D3 = freshAddress(3);
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let chain: ChainConfig;
 let ingestor: Ingestor;
 let from: Hex;
@@ -45,7 +41,7 @@ beforeAll(async () => {
     },
     watch: [{ address: D1 }, { address: D2 }, { address: D3 }],
   });
-  ({ ctx, rpc, from, chain } = t);
+  ({ from, chain } = t);
   token = t.token!;
   ingestor = await t.ingestor({ options: { batchBlocks: 3 } });
 });
@@ -57,26 +53,30 @@ afterAll(async () => {
 /** `n` blocks, each with a native transfer and an ERC-20 transfer to watched addresses. */
 async function produce(n: number, tag: bigint): Promise<void> {
   for (let i = 0n; i < BigInt(n); i++) {
-    await sendAndMine(rpc, { from, to: D1, value: tag + i });
-    await sendAndMine(rpc, { from, to: token, data: call("TestToken", "transfer", [D2, tag + i]) });
+    await sendAndMine(t.rpc, { from, to: D1, value: tag + i });
+    await sendAndMine(t.rpc, {
+      from,
+      to: token,
+      data: call("TestToken", "transfer", [D2, tag + i]),
+    });
   }
 }
 
 async function expectEqualsFreshIndex(): Promise<void> {
-  const reference = await freshIndex({ common: ctx.common, chain, sourcePool: ctx.db.pool });
-  expect(await canonicalBlocks(ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
-  expect(await canonicalFacts(ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
+  const reference = await freshIndex({ common: t.ctx.common, chain, sourcePool: t.ctx.db.pool });
+  expect(await canonicalBlocks(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
+  expect(await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
   expect(reference.facts.length).toBeGreaterThan(0);
 }
 
 async function reorgCount(): Promise<number> {
-  const { rows } = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.reorgs");
+  const { rows } = await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.reorgs");
   return rows[0].n;
 }
 
 /** The one reorg recorded since `before` reorgs were (fails if none or several were). */
 async function newReorg(before: number) {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     `SELECT depth, beyond_window, orphaned_confirmed_facts, old_tip_number::int, new_tip_number::int
        FROM chain.reorgs ORDER BY id OFFSET $1`,
     [before],
@@ -86,7 +86,7 @@ async function newReorg(before: number) {
 }
 
 async function orphanedCount(): Promise<number> {
-  const { rows } = await ctx.db.pool.query(
+  const { rows } = await t.ctx.db.pool.query(
     "SELECT count(*)::int AS n FROM chain.transfers WHERE status = 'orphaned'",
   );
   return rows[0].n;
@@ -95,13 +95,13 @@ async function orphanedCount(): Promise<number> {
 describe("reorgs", () => {
   it("depth 1: a same-height replacement block", async () => {
     await produce(3, 100n);
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     const [reorgs, orphans] = [await reorgCount(), await orphanedCount()];
-    const tip = BigInt(await rpc<Hex>("eth_blockNumber"));
+    const tip = BigInt(await t.rpc<Hex>("eth_blockNumber"));
     // Replace the tip with a block holding a different transfer (to D3).
-    await rpc("anvil_reorg", [1, [[{ from, to: D3, value: "0x7b" }, 0]]]);
-    expect(BigInt(await rpc<Hex>("eth_blockNumber"))).toBe(tip);
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await t.rpc("anvil_reorg", [1, [[{ from, to: D3, value: "0x7b" }, 0]]]);
+    expect(BigInt(await t.rpc<Hex>("eth_blockNumber"))).toBe(tip);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     expect(await newReorg(reorgs)).toMatchObject({
       depth: 1,
       beyond_window: false,
@@ -116,18 +116,18 @@ describe("reorgs", () => {
 
   it("depth 5: confirmed facts orphaned within the window", async () => {
     await produce(3, 200n); // 6 blocks, one fact each
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     const [reorgs, before] = [await reorgCount(), await orphanedCount()];
-    const { rows: confirmedBefore } = await ctx.db.pool.query(
+    const { rows: confirmedBefore } = await t.ctx.db.pool.query(
       "SELECT count(*)::int AS n FROM chain.transfers WHERE orphaned_after_confirmation",
     );
     const pairs = [0, 1, 2, 3, 4].map((i) => [
       { from, to: D3, value: `0x${(300 + i).toString(16)}` },
       i,
     ]);
-    await rpc("anvil_reorg", [5, pairs]);
-    await sendAndMine(rpc, { from, to: D1, value: 999n }); // the new branch is longer
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await t.rpc("anvil_reorg", [5, pairs]);
+    await sendAndMine(t.rpc, { from, to: D1, value: 999n }); // the new branch is longer
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     // 2 confirmations: of the 5 orphaned blocks (one fact each), the lower 4 were confirmed.
     expect(await newReorg(reorgs)).toMatchObject({
       depth: 5,
@@ -135,7 +135,7 @@ describe("reorgs", () => {
       orphaned_confirmed_facts: 4,
     });
     expect(await orphanedCount()).toBe(before + 5);
-    const { rows } = await ctx.db.pool.query(
+    const { rows } = await t.ctx.db.pool.query(
       "SELECT count(*)::int AS n FROM chain.transfers WHERE orphaned_after_confirmation",
     );
     expect(rows[0].n).toBe(confirmedBefore[0].n + 4);
@@ -143,13 +143,13 @@ describe("reorgs", () => {
   });
 
   it("deeper than the reorg window: handled, recorded, no crash", async () => {
-    const snapshot = await rpc<Hex>("evm_snapshot");
+    const snapshot = await t.rpc<Hex>("evm_snapshot");
     await produce(6, 400n); // 12 blocks, one fact each
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     const [reorgs, before] = [await reorgCount(), await orphanedCount()];
-    await rpc("evm_revert", [snapshot]);
-    for (let i = 0n; i < 13n; i++) await sendAndMine(rpc, { from, to: D3, value: 500n + i });
-    await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
+    await t.rpc("evm_revert", [snapshot]);
+    for (let i = 0n; i < 13n; i++) await sendAndMine(t.rpc, { from, to: D3, value: 500n + i });
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     // 2 confirmations: all but the top one of the 12 orphaned facts had been confirmed.
     expect(await newReorg(reorgs)).toMatchObject({
       depth: 12,
@@ -157,7 +157,7 @@ describe("reorgs", () => {
       orphaned_confirmed_facts: 11,
     });
     expect(await orphanedCount()).toBe(before + 12);
-    const metrics = await ctx.common.metrics.registry.getSingleMetricAsString(
+    const metrics = await t.ctx.common.metrics.registry.getSingleMetricAsString(
       "custody_indexer_reorgs_total",
     );
     expect(metrics).toContain('depth="6-20",beyond_window="true"');

@@ -11,17 +11,8 @@ import { createCommon } from "../foundation/common.js";
 import type { ChainConfig } from "../foundation/config.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
-import type { TestContext } from "../ops/testing/context.js";
 import { createTestDatabase } from "../ops/testing/database.js";
-import {
-  call,
-  deploy,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "./testing/chain.js";
+import { call, deploy, freshAddress, sendAndMine, syncToHead, watch } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
@@ -29,17 +20,14 @@ const DEPOSIT = freshAddress(201);
 const AMOUNT = 123_456_789n;
 
 let t: IndexerTest;
-let ctx: TestContext;
-let rpc: Rpc;
 let forwarder: Hex;
 let depositTx: Hex;
 
 beforeAll(async () => {
   t = await startIndexerTest();
-  ({ ctx, rpc } = t);
   const from = t.from;
-  forwarder = await deploy(rpc, from, "Forwarder");
-  const r = await sendAndMine(rpc, {
+  forwarder = await deploy(t.rpc, from, "Forwarder");
+  const r = await sendAndMine(t.rpc, {
     from,
     to: forwarder,
     value: AMOUNT,
@@ -48,7 +36,7 @@ beforeAll(async () => {
   expect(r.status).toBe("0x1");
   depositTx = r.transactionHash;
   // The deposit address really received the value (so "not seen" below is the indexer's blindness).
-  expect(BigInt(await rpc<Hex>("eth_getBalance", [DEPOSIT, "latest"]))).toBe(AMOUNT);
+  expect(BigInt(await t.rpc<Hex>("eth_getBalance", [DEPOSIT, "latest"]))).toBe(AMOUNT);
 });
 
 afterAll(async () => {
@@ -59,15 +47,15 @@ afterAll(async () => {
 async function indexWith(overrides: Partial<ChainConfig>) {
   const db = await createTestDatabase();
   const metrics = createMetrics({ defaults: false });
-  const common = createCommon(ctx.config, { logger: createLogger("silent"), metrics });
+  const common = createCommon(t.ctx.config, { logger: createLogger("silent"), metrics });
   try {
     await watch(db.pool, CHAIN_ID, [{ address: DEPOSIT, owner: "carol" }]);
     const ingestor = await t.ingestor({
       common,
       pool: db.pool,
-      chain: { ...ctx.config.chains[0]!, ...overrides },
+      chain: { ...t.ctx.config.chains[0]!, ...overrides },
     });
-    await syncToHead(ingestor, db.pool, rpc, CHAIN_ID);
+    await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
     await ingestor.stop();
     const { rows } = await db.pool.query(
       `SELECT kind, position, tx_hash, from_address, to_address, amount::text
