@@ -70,8 +70,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "test-support: ops/dev.ts -> ops/e2e/setup.ts",
   "test-support: ops/por/demo.ts -> ops/e2e/setup.ts",
   "test-support: ops/por/demo.ts -> ops/testing/wait.ts",
-  "test-support: signer/broadcaster/context.ts -> signer/testing/crashPoints.ts",
-  "test-support: signer/broadcaster/index.ts -> signer/testing/crashPoints.ts",
 ];
 
 let rules: Rules;

@@ -10,8 +10,8 @@ import type { Logger } from "../../foundation/logger.js";
 import type { QueueFactory } from "../../foundation/queues.js";
 import type { KmsAccount } from "../kmsAccount.js";
 import type { SignerMetrics } from "../metrics.js";
-import type { CrashPoint } from "../testing/crashPoints.js";
 import type { ChainView } from "./chainView.js";
+import type { CrashPoint } from "./crashPoints.js";
 
 export type SignerAccount = Pick<KmsAccount, "address" | "signTransaction">;
 

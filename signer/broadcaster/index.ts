@@ -14,7 +14,7 @@
  * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
  * - doorbells.ts: tx-outcomes rung for what callers must act on, never waiting on Redis.
  * - attempts.ts: the stored rows; chainView.ts: the chain read through chains/.
- * Crash points for kill -9 tests are in ../testing/crashPoints.ts.
+ * Crash points for kill -9 tests are in ./crashPoints.ts (inert unless SIGNER_CRASH_AT is set).
  */
 import type { Hex, PublicClient } from "viem";
 import { createEvmAdapter } from "../../chains/evm/createEvmAdapter.js";
@@ -24,7 +24,6 @@ import type { Pool } from "../../foundation/db.js";
 import type { QueueFactory } from "../../foundation/queues.js";
 import type { Lease } from "../lease.js";
 import { signerMetrics } from "../metrics.js";
-import { type CrashAt, createCrashPoints } from "../testing/crashPoints.js";
 import type { WatchedRequest } from "./attempts.js";
 import { bump } from "./bump.js";
 import { createCanceller } from "./cancel.js";
@@ -35,6 +34,7 @@ import {
   createAlert,
   type SignerAccount,
 } from "./context.js";
+import { type CrashAt, createCrashPoints } from "./crashPoints.js";
 import { createDoorbells } from "./doorbells.js";
 import { intake } from "./intake.js";
 import { checkNonces } from "./nonces.js";
@@ -43,9 +43,9 @@ import { createStallWatch } from "./stall.js";
 import { createTracker } from "./track.js";
 import { createWatchedSet } from "./watchedSet.js";
 
-export type { CrashAt, CrashPoint } from "../testing/crashPoints.js";
-export { parseCrashAt } from "../testing/crashPoints.js";
 export type { BroadcasterSettings, SignerAccount } from "./context.js";
+export type { CrashAt, CrashPoint } from "./crashPoints.js";
+export { parseCrashAt } from "./crashPoints.js";
 
 export type BroadcasterOptions = {
   common: Common;

@@ -10,9 +10,9 @@ import { chainByKey, loadConfig } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
 import { createQueueFactory } from "../../foundation/queues.js";
 import { createRedis } from "../../foundation/redis.js";
+import { parseCrashAt } from "../broadcaster/crashPoints.js";
 import { createKmsAccount, createKmsClient } from "../kmsAccount.js";
 import { startWalletSigner } from "../walletSigner.js";
-import { parseCrashAt } from "./crashPoints.js";
 
 const config = loadConfig();
 const common = createCommon(config);
