@@ -5,11 +5,17 @@
 import { Type } from "@fastify/type-provider-typebox";
 import { InvalidFieldError } from "./errors.js";
 
+/** A uint256 as a decimal string (78 digits at most; the value is checked where it is parsed). */
+const BASE_UNITS_PATTERN = "^[0-9]{1,78}$";
+
 export const Amount = Type.String({
-  pattern: "^[0-9]{1,78}$",
+  pattern: BASE_UNITS_PATTERN,
   description: "integer amount in base units, as a decimal string",
   examples: ["1000000000000000000"],
 });
+
+/** An amount in base units inside a response (the same pattern as Amount, a shorter description). */
+export const BaseUnits = Type.String({ pattern: BASE_UNITS_PATTERN, description: "base units" });
 
 export const Address = Type.String({
   pattern: "^0x[0-9a-fA-F]{40}$",

@@ -12,11 +12,10 @@ import {
   type ReorgHoldRow,
 } from "../../ledger/index.js";
 import { NotFoundError } from "../errors.js";
-import { Amount, CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
+import { Amount, BaseUnits, CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
 // Amount without its `examples` (OpenAPI 3.0 allows none inside anyOf; redocly refuses it).
-const BaseUnits = Type.String({ pattern: "^[0-9]{1,78}$", description: "base units" });
 
 const DepositOut = Type.Object({
   id: Type.String(),

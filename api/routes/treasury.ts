@@ -10,11 +10,18 @@ import { getAddress } from "viem";
 import type { Pool } from "../../foundation/db.js";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
 import { callerOf } from "../auth.js";
-import { Address, Amount, ChainRef, Limit, pageLimit, problemResponses } from "../schemas.js";
+import {
+  Address,
+  Amount,
+  BaseUnits,
+  ChainRef,
+  Limit,
+  pageLimit,
+  problemResponses,
+} from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
 // Amount without its `examples` (OpenAPI 3.0 allows none inside anyOf; redocly refuses it).
-const BaseUnits = Type.String({ pattern: "^[0-9]{1,78}$", description: "base units" });
 
 const Text = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000]*$" });
 
