@@ -51,7 +51,8 @@ const SKIP_DIRS = new Set(["node_modules", "generated", "build", "dist", ".ponde
  * Test support and tooling, never shipped: the same set tsconfig.build.json excludes from the build
  * (tests, benches, `testing/` folders, ops/e2e, ops/bench, ops/sim, ops/infra).
  */
-const NOT_PRODUCTION = /(\.test\.ts|\.bench\.ts|\.scale\.ts)$|(^|\/)testing\/|^ops\/(e2e|bench|sim|infra)\//;
+const NOT_PRODUCTION =
+  /(\.test\.ts|\.bench\.ts|\.scale\.ts)$|(^|\/)testing\/|^ops\/(e2e|bench|sim|infra)\//;
 
 export function isProduction(file: string): boolean {
   return !NOT_PRODUCTION.test(file);

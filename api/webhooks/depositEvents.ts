@@ -20,7 +20,6 @@ const CONDITIONS = {
 } as const;
 type DepositEvent = keyof typeof CONDITIONS;
 
-
 export async function produceDepositEvents({
   common,
   pool,
