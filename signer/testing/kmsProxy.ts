@@ -1,6 +1,6 @@
 /**
  * A loopback HTTP proxy in front of the KMS emulator that fails chosen KMS calls the way AWS KMS
- * does on a bad day: HTTP 500 KMSInternalException (the SDK client and kmsAccount retry those) or
+ * does on a bad day: HTTP 500 KMSInternalException (the AWS SDK's adaptive retry retries those) or
  * HTTP 400 KMSInvalidStateException (not retried: the caller sees it); every other call reaches
  * the emulator unchanged. A fault injector for tests, not a mock.
  */
