@@ -1,11 +1,16 @@
 /**
  * What other modules may read of the watched set (chain.custody_addresses): a customer's deposit
- * addresses, a chain's hot wallet, whether an address is the custody's. Addresses come back
- * lowercase, as stored; callers checksum at their edge.
+ * addresses, a chain's hot wallet, whether an address is the custody's, and (for reconciliation's
+ * snapshot) the set with each address's kind. Addresses come back lowercase, as stored; callers
+ * checksum at their edge.
  */
 import type pg from "pg";
+import type { WatchedAddress } from "./watched.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
+
+/** An address's role in custody: a customer's deposit address, a hot or a cold wallet. */
+export type WatchedKind = WatchedAddress["kind"];
 
 export type CustomerDepositAddress = { chainId: number; address: string; createdAt: Date };
 
@@ -47,4 +52,51 @@ export async function isWatchedAddress(
     [chainId, address],
   );
   return rows.length > 0;
+}
+
+/** Every custody address of the chain and its kind (a full reconciliation's snapshot). */
+export async function loadCustody(
+  client: Queryable,
+  chainId: number,
+): Promise<Map<string, WatchedKind>> {
+  const r = await client.query<{ address: string; kind: WatchedKind }>(
+    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1",
+    [chainId],
+  );
+  return new Map(r.rows.map((row) => [row.address, row.kind]));
+}
+
+/** The chain's hot and cold wallets (few): an incremental run reads these and only the deposit
+ * addresses it needs (`loadCustodyOf`), not the whole set. */
+export async function loadCustodyWallets(
+  client: Queryable,
+  chainId: number,
+): Promise<Map<string, WatchedKind>> {
+  const r = await client.query<{ address: string; kind: WatchedKind }>(
+    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 AND kind IN ('hot', 'cold')",
+    [chainId],
+  );
+  return new Map(r.rows.map((row) => [row.address, row.kind]));
+}
+
+/** Which of `addresses` are custody addresses of the chain, and their kind. */
+export async function loadCustodyOf(
+  client: Queryable,
+  chainId: number,
+  addresses: readonly string[],
+): Promise<Map<string, WatchedKind>> {
+  if (addresses.length === 0) return new Map();
+  const r = await client.query<{ address: string; kind: WatchedKind }>(
+    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 AND address = ANY($2::text[])",
+    [chainId, addresses],
+  );
+  return new Map(r.rows.map((row) => [row.address, row.kind]));
+}
+
+export async function countCustody(client: Queryable, chainId: number): Promise<number> {
+  const r = await client.query<{ n: string }>(
+    "SELECT count(*) AS n FROM chain.custody_addresses WHERE chain_id = $1",
+    [chainId],
+  );
+  return Number(r.rows[0]!.n);
 }

@@ -16,9 +16,14 @@ export {
 } from "./createIngestor.js";
 export {
   type CustomerDepositAddress,
+  countCustody,
   depositAddressesOf,
   hotWalletOf,
   isWatchedAddress,
+  loadCustody,
+  loadCustodyOf,
+  loadCustodyWallets,
+  type WatchedKind,
 } from "./custodyAddresses.js";
 export {
   CHAIN_FACTS_JOB,

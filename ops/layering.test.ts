@@ -46,7 +46,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/recon/claimants.ts names ledger.",
   "schema: ledger/recon/creditInflow.ts names chain.",
   "schema: ledger/recon/creditInflow.ts names ledger.",
-  "schema: ledger/recon/custodyAddresses.ts names chain.",
   "schema: ledger/recon/expectedBalances.ts names chain.",
   "schema: ledger/recon/factEntryRows.ts names ledger.",
   "schema: ledger/recon/inflows.ts names chain.",

@@ -6,16 +6,17 @@
  * a full run), and the expected fact balances. An incremental run starts its on-chain balance read
  * here, so the read overlaps the load.
  */
+
 import type { PoolClient } from "../../foundation/db.js";
-import type { TransferKind } from "../types.js";
-import { unreadDepositBalances } from "./balanceCache.js";
-import type { OnchainBalance } from "./balances.js";
 import {
   countCustody,
   loadCustody,
   loadCustodyOf,
   loadCustodyWallets,
-} from "./custodyAddresses.js";
+} from "../../indexers/index.js";
+import type { TransferKind } from "../types.js";
+import { unreadDepositBalances } from "./balanceCache.js";
+import type { OnchainBalance } from "./balances.js";
 import { expectedFactBalances } from "./expectedBalances.js";
 import { loadExpectedAdjustments, selectInflowAddresses } from "./inflows.js";
 import { loadRunInputs } from "./load.js";
