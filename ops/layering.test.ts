@@ -149,6 +149,24 @@ describe("the tree", () => {
     for (const r of SOURCE_ROOTS) walk(r);
     expect(new Map([...fromMigrations].sort())).toEqual(new Map([...rules.schemas].sort()));
   });
+  it("finds each published view created by its owner's migrations", () => {
+    for (const view of rules.views) {
+      const [schema] = view.split(".");
+      const dir = path.join(repoRoot, rules.schemas.get(schema!)!, "migrations");
+      const sql = readdirSync(dir)
+        .filter((f) => f.endsWith(".sql"))
+        .map((f) => readFileSync(path.join(dir, f), "utf8"))
+        .join("\n");
+      const created = new RegExp(
+        `CREATE\\s+(OR\\s+REPLACE\\s+)?VIEW\\s+${view.replace(".", "\\.")}\\b`,
+        "i",
+      );
+      expect(
+        created.test(sql),
+        `${view} is listed in the views block but no migration creates it`,
+      ).toBe(true);
+    }
+  });
 });
 
 describe("the checker", () => {
@@ -266,6 +284,26 @@ describe("the checker", () => {
     for (const p of ["ledger/createLedger.ts", "ops/start.ts", "subgraphs/ponder/run.ts"]) {
       expect(isProduction(p), p).toBe(true);
     }
+  });
+
+  it("lets a layer read a published view of a module below it, and nothing else of that schema", () => {
+    const withViews: Rules = {
+      ...rules,
+      views: new Set(["chain.deposit_facts", "ledger.balances"]),
+    };
+    const files: SourceText[] = [
+      { path: "ledger/v.ts", text: 'export const q = "SELECT * FROM chain.deposit_facts";\n' },
+      { path: "api/v.ts", text: 'export const q = "SELECT * FROM chain.transfers";\n' },
+      { path: "indexers/v.ts", text: 'export const q = "SELECT * FROM ledger.balances";\n' },
+      { path: "ledger/recon/v.ts", text: 'export const q = "SELECT * FROM ledger.balances";\n' },
+    ];
+    expect(checkLayering(files, withViews).map(violationKey)).toEqual([
+      "schema: api/v.ts names chain.",
+      "schema: indexers/v.ts names ledger.",
+    ]);
+    expect(checkLayering(files, rules).map(violationKey)).toContain(
+      "schema: ledger/v.ts names chain.",
+    );
   });
 
   it("refuses a doc without its blocks", () => {

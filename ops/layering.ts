@@ -10,7 +10,8 @@
  *   ops/e2e, ops/sim, ops/bench, ops/infra);
  * - `rpc-client`: a viem client or transport constructor used outside chains/ (imported as a value,
  *   re-exported, or called through a namespace import);
- * - `schema`: SQL naming a Postgres schema outside the folder that owns it (the doc's `schemas` block).
+ * - `schema`: SQL naming a Postgres schema outside the folder that owns it (the doc's `schemas` block),
+ *   except a view the owner publishes (the `views` block) read from a layer that may import the owner.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -30,6 +31,11 @@ export type Rules = {
   layers: Map<string, Set<string> | "*">;
   /** Postgres schema -> the folder that owns it (e.g. "recon" -> "ledger/recon"). */
   schemas: Map<string, string>;
+  /**
+   * The views an owner publishes for other modules to read ("chain.deposit_facts"): naming one is
+   * allowed wherever the reader's layer may import the owner's module.
+   */
+  views: Set<string>;
 };
 
 /** The folders whose production files are checked (subgraphs/custody is AssemblyScript). */
@@ -65,7 +71,8 @@ export function moduleOf(file: string): string {
 }
 
 /**
- * Reads the two machine-read blocks of docs/architecture.md:
+ * Reads the machine-read blocks of docs/architecture.md (and a third, `views`, one published
+ * `<schema>.<view>` per line):
  *
  *     ```layers                     ```schemas
  *     chains -> foundation          chain -> indexers
@@ -110,7 +117,17 @@ export function parseRules(markdown: string): Rules {
     const [schema, owner] = arrow(line, "schemas");
     schemas.set(schema, owner.replace(/\/$/, ""));
   }
-  return { layers, schemas };
+  const views = new Set<string>();
+  for (const line of block("views")) {
+    const name = line.split(/\s+/)[0]!;
+    const m = /^([a-z_]+)\.([a-z_]+)$/.exec(name);
+    if (!m || !schemas.has(m[1]!))
+      throw new Error(
+        `bad line in the views block (want <schema>.<view> of a listed schema): ${line}`,
+      );
+    views.add(name);
+  }
+  return { layers, schemas, views };
 }
 
 /** Every production .ts file under SOURCE_ROOTS, with repo-relative posix paths. */
@@ -267,7 +284,7 @@ function sqlOwner(file: string, owners: string[]): string | undefined {
 export function checkLayering(files: readonly SourceText[], rules: Rules): Violation[] {
   const known = new Set(files.map((f) => f.path));
   const owners = [...new Set(rules.schemas.values())];
-  const schemaRe = new RegExp(`\\b(${[...rules.schemas.keys()].join("|")})\\.[a-z_]+`, "g");
+  const schemaRe = new RegExp(`\\b(${[...rules.schemas.keys()].join("|")})\\.([a-z_]+)`, "g");
   const out: Violation[] = [];
   const edges = new Map<string, Set<string>>();
 
@@ -296,7 +313,13 @@ export function checkLayering(files: readonly SourceText[], rules: Rules): Viola
     const owner = sqlOwner(file.path, owners);
     const named = new Set<string>();
     for (const sql of parsed.sqlTexts) {
-      for (const m of sql.matchAll(schemaRe)) named.add(m[1]!);
+      for (const m of sql.matchAll(schemaRe)) {
+        // A published view is the owner's interface: readable from any layer that may import it.
+        const viewOwner = rules.schemas.get(m[1]!)!.split("/")[0];
+        const mayRead = viewOwner === from || allowed === "*" || allowed?.has(viewOwner);
+        if (rules.views.has(`${m[1]}.${m[2]}`) && mayRead) continue;
+        named.add(m[1]!);
+      }
     }
     for (const schema of named) {
       if (rules.schemas.get(schema) !== owner)
