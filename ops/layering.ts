@@ -315,7 +315,7 @@ export function checkLayering(files: readonly SourceText[], rules: Rules): Viola
     for (const sql of parsed.sqlTexts) {
       for (const m of sql.matchAll(schemaRe)) {
         // A published view is the owner's interface: readable from any layer that may import it.
-        const viewOwner = rules.schemas.get(m[1]!)!.split("/")[0];
+        const viewOwner = rules.schemas.get(m[1]!)!.split("/")[0]!;
         const mayRead = viewOwner === from || allowed === "*" || allowed?.has(viewOwner);
         if (rules.views.has(`${m[1]}.${m[2]}`) && mayRead) continue;
         named.add(m[1]!);
