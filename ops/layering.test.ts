@@ -62,7 +62,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/recon/watermarks.ts names ledger.",
   "schema: ledger/treasury.ts names chain.",
   "schema: ops/por/demo.ts names attest.",
-  "schema: ops/stateMetrics.ts names api.",
   // Production code importing test support.
   "test-support: ops/demo.ts -> ops/e2e/scenario.ts",
   "test-support: ops/demo.ts -> ops/e2e/setup.ts",
