@@ -61,13 +61,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/recon/watermarks.ts names chain.",
   "schema: ledger/recon/watermarks.ts names ledger.",
   "schema: ledger/treasury.ts names chain.",
-  "schema: ops/por/demo.ts names attest.",
-  // Production code importing test support.
-  "test-support: ops/demo.ts -> ops/e2e/scenario.ts",
-  "test-support: ops/demo.ts -> ops/e2e/setup.ts",
-  "test-support: ops/dev.ts -> ops/e2e/setup.ts",
-  "test-support: ops/por/demo.ts -> ops/e2e/setup.ts",
-  "test-support: ops/por/demo.ts -> ops/testing/wait.ts",
 ];
 
 let rules: Rules;

@@ -23,10 +23,10 @@ import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { TX_OUTCOMES_QUEUE } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { runScenario } from "../devstack/scenario.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
-import { runScenario } from "./scenario.js";
 import { prepareTestCustody } from "./setup.js";
 
 let ctx: TestContext;
