@@ -32,9 +32,9 @@ async function write(n: number, tag: string) {
 /** As a superuser would: switch the table's guard off for one statement. */
 async function asSuperuser(sql: string, params: unknown[] = []) {
   await withTransaction(db.pool, async (c) => {
-    await c.query("ALTER TABLE api.audit_log DISABLE TRIGGER USER");
+    await c.query("ALTER TABLE audit.audit_log DISABLE TRIGGER USER");
     await c.query(sql, params);
-    await c.query("ALTER TABLE api.audit_log ENABLE TRIGGER USER");
+    await c.query("ALTER TABLE audit.audit_log ENABLE TRIGGER USER");
   });
 }
 
@@ -75,22 +75,22 @@ describe("audit hash chain", () => {
     expect((await verifyAuditChain(db.pool)).ok).toBe(true);
     // The table still refuses ordinary UPDATE/DELETE, including of the link.
     await expect(
-      db.pool.query("UPDATE api.audit_log SET hash = 'x' WHERE seq = 1"),
+      db.pool.query("UPDATE audit.audit_log SET hash = 'x' WHERE seq = 1"),
     ).rejects.toThrow(/append-only/);
   });
 
   it("finds a row a superuser edited", async () => {
     const row = await db.pool.query<{ id: string }>(
-      "SELECT id::text FROM api.audit_log WHERE seq = 7",
+      "SELECT id::text FROM audit.audit_log WHERE seq = 7",
     );
-    await asSuperuser(`UPDATE api.audit_log SET details = details || '{"i": 99}' WHERE seq = 7`);
+    await asSuperuser(`UPDATE audit.audit_log SET details = details || '{"i": 99}' WHERE seq = 7`);
     const v = await verifyAuditChain(db.pool);
     expect(v.ok).toBe(false);
     expect(v.problem).toMatchObject({ kind: "edited", seq: 7, id: row.rows[0]!.id });
 
     // Re-hashing the edited row moves the break to its successor, which no longer follows it.
     await asSuperuser(
-      `UPDATE api.audit_log SET hash = encode(sha256(convert_to(prev_hash || api.audit_canonical(audit_log), 'UTF8')), 'hex') WHERE seq = 7`,
+      `UPDATE audit.audit_log SET hash = encode(sha256(convert_to(prev_hash || audit.audit_canonical(audit_log), 'UTF8')), 'hex') WHERE seq = 7`,
     );
     const again = await verifyAuditChain(db.pool);
     expect(again.problem).toMatchObject({ kind: "deleted", seq: 8 });
@@ -113,13 +113,13 @@ describe("audit hash chain", () => {
       expect(cli.output()).toMatch(/intact: 10 row/);
 
       const anchor = (await readAuditHead(db.pool))!;
-      await asSuperuser("DELETE FROM api.audit_log WHERE seq = 10");
+      await asSuperuser("DELETE FROM audit.audit_log WHERE seq = 10");
       // Without an anchor a cut tail looks like a shorter chain; the anchor says otherwise.
       expect((await verifyAuditChain(db.pool)).ok).toBe(true);
       const cut = await verifyAuditChain(db.pool, { anchors: [{ ...anchor, source: "run 1" }] });
       expect(cut.problem).toMatchObject({ kind: "truncated", seq: 10 });
 
-      await asSuperuser("DELETE FROM api.audit_log WHERE seq = 4");
+      await asSuperuser("DELETE FROM audit.audit_log WHERE seq = 4");
       expect((await verifyAuditChain(db.pool)).problem).toMatchObject({ kind: "deleted", seq: 4 });
       db = saved;
     } finally {
@@ -131,11 +131,11 @@ describe("audit hash chain", () => {
       db = other;
       await write(3, "c");
       await withTransaction(db.pool, async (c) => {
-        await c.query("ALTER TABLE api.audit_log DISABLE TRIGGER ALL");
+        await c.query("ALTER TABLE audit.audit_log DISABLE TRIGGER ALL");
         await c.query(
-          "INSERT INTO api.audit_log (actor, action, entity_type, entity_id) VALUES ('mallory', 'test.forged', 't', 'f')",
+          "INSERT INTO audit.audit_log (actor, action, entity_type, entity_id) VALUES ('mallory', 'test.forged', 't', 'f')",
         );
-        await c.query("ALTER TABLE api.audit_log ENABLE TRIGGER ALL");
+        await c.query("ALTER TABLE audit.audit_log ENABLE TRIGGER ALL");
       });
       expect((await verifyAuditChain(db.pool)).problem).toMatchObject({ kind: "inserted" });
       db = saved;

@@ -51,7 +51,7 @@ describe("custody-node apikeys", () => {
     expect(revoked.code).toBe(0);
     expect(await verifyApiKey(db.pool, key.key)).toEqual({ ok: false, reason: "revoked API key" });
     const audit = await db.pool.query(
-      "SELECT action, actor FROM api.audit_log WHERE entity_id = $1 ORDER BY id",
+      "SELECT action, actor FROM audit.audit_log WHERE entity_id = $1 ORDER BY id",
       [key.id],
     );
     expect(audit.rows).toEqual([

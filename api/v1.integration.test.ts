@@ -239,10 +239,10 @@ describe("audit", () => {
       url: `/v1/audit?entity_id=k1&after=${entries[0].id}`,
     });
     expect(after.json().entries).toHaveLength(1);
-    await expect(t.ctx.db.pool.query("UPDATE api.audit_log SET actor = 'x'")).rejects.toThrow(
+    await expect(t.ctx.db.pool.query("UPDATE audit.audit_log SET actor = 'x'")).rejects.toThrow(
       /append-only/,
     );
-    await expect(t.ctx.db.pool.query("DELETE FROM api.audit_log")).rejects.toThrow(/append-only/);
+    await expect(t.ctx.db.pool.query("DELETE FROM audit.audit_log")).rejects.toThrow(/append-only/);
   });
 });
 

@@ -1,6 +1,9 @@
 /**
- * The append-only audit log (who, what, when). Writers call `appendAudit` inside the transaction that
+ * The append-only audit log (who, what, when): the table audit.audit_log, in the `audit` schema that
+ * foundation owns (foundation/migrations/0001_audit.sql; the table moved there from api's schema in
+ * api/migrations/0008_audit_log_to_audit.sql). Writers call `appendAudit` inside the transaction that
  * makes the change, so the change and its record commit together; the table refuses UPDATE/DELETE.
+ * Every read of the log goes through this file (`listAudit`, `readAuditHead`, `verifyAuditChain`).
  */
 import { createHash } from "node:crypto";
 import type { Pool, PoolClient } from "./db.js";
@@ -26,7 +29,7 @@ export async function appendAudit(
   },
 ): Promise<void> {
   await client.query(
-    `INSERT INTO api.audit_log (actor, action, entity_type, entity_id, details)
+    `INSERT INTO audit.audit_log (actor, action, entity_type, entity_id, details)
      VALUES ($1, $2, $3, $4, $5)`,
     [entry.actor, entry.action, entry.entityType, entry.entityId, entry.details ?? {}],
   );
@@ -34,7 +37,14 @@ export async function appendAudit(
 
 export async function listAudit(
   db: Pool | PoolClient,
-  filter: { entityType?: string; entityId?: string; afterId?: string; limit: number },
+  filter: {
+    entityType?: string;
+    entityId?: string;
+    /** Only actions starting with this text (`treasury.`); `%` and `_` in it are literal. */
+    actionPrefix?: string;
+    afterId?: string;
+    limit: number;
+  },
 ): Promise<AuditEntry[]> {
   const { rows } = await db.query<{
     id: string;
@@ -45,12 +55,21 @@ export async function listAudit(
     entity_id: string;
     details: Record<string, unknown>;
   }>(
-    `SELECT * FROM api.audit_log
+    `SELECT * FROM audit.audit_log
       WHERE ($1::text IS NULL OR entity_type = $1)
         AND ($2::text IS NULL OR entity_id = $2)
         AND ($3::bigint IS NULL OR id > $3)
+        AND ($5::text IS NULL OR action LIKE $5)
       ORDER BY id LIMIT $4`,
-    [filter.entityType ?? null, filter.entityId ?? null, filter.afterId ?? null, filter.limit],
+    [
+      filter.entityType ?? null,
+      filter.entityId ?? null,
+      filter.afterId ?? null,
+      filter.limit,
+      filter.actionPrefix === undefined
+        ? null
+        : `${filter.actionPrefix.replace(/[\\%_]/g, "\\$&")}%`,
+    ],
   );
   return rows.map((r) => ({
     id: r.id,
@@ -71,13 +90,13 @@ export type AuditHead = { seq: number; hash: string };
 
 export async function readAuditHead(db: Pool | PoolClient): Promise<AuditHead | null> {
   const r = await db.query<{ seq: string; hash: string }>(
-    "SELECT seq::text, hash FROM api.audit_log WHERE seq IS NOT NULL ORDER BY audit_log.seq DESC LIMIT 1",
+    "SELECT seq::text, hash FROM audit.audit_log WHERE seq IS NOT NULL ORDER BY audit_log.seq DESC LIMIT 1",
   );
   const row = r.rows[0];
   return row ? { seq: Number(row.seq), hash: row.hash } : null;
 }
 
-/** The fields of one row as the chain hashes them (see api/migrations/0004_audit_chain.sql). */
+/** The fields of one row as the chain hashes them (see api/migrations/0004_audit_chain.sql and 0008). */
 export type AuditRowText = {
   seq: string;
   id: string;
@@ -140,7 +159,7 @@ export async function verifyAuditChain(
       `SELECT seq::text, id::text, ((extract(epoch FROM at) * 1000000)::numeric(30, 0))::text AS "atMicros",
               actor, action, entity_type AS "entityType", entity_id AS "entityId",
               details::text AS details, prev_hash, hash
-         FROM api.audit_log WHERE audit_log.seq > $1 ORDER BY audit_log.seq LIMIT $2`,
+         FROM audit.audit_log WHERE audit_log.seq > $1 ORDER BY audit_log.seq LIMIT $2`,
       [after, page],
     );
     for (const row of r.rows) {
@@ -176,7 +195,7 @@ export async function verifyAuditChain(
     after = expected - 1;
   }
   const unlinked = await db.query<{ id: string; action: string }>(
-    "SELECT id::text, action FROM api.audit_log WHERE hash IS NULL OR seq IS NULL ORDER BY id LIMIT 1",
+    "SELECT id::text, action FROM audit.audit_log WHERE hash IS NULL OR seq IS NULL ORDER BY id LIMIT 1",
   );
   if (unlinked.rows[0])
     return fail({
@@ -193,7 +212,7 @@ export async function verifyAuditChain(
         id: null,
         detail: `${anchor.source} recorded head seq ${anchor.seq}, but the chain ends at ${head?.seq ?? 0}: rows were deleted from the end`,
       });
-    const at = await db.query<{ hash: string }>("SELECT hash FROM api.audit_log WHERE seq = $1", [
+    const at = await db.query<{ hash: string }>("SELECT hash FROM audit.audit_log WHERE seq = $1", [
       anchor.seq,
     ]);
     if (at.rows[0]?.hash !== anchor.hash)

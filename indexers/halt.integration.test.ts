@@ -110,7 +110,7 @@ async function audit(): Promise<
   { actor: string; action: string; details: Record<string, unknown> }[]
 > {
   const { rows } = await t.ctx.db.pool.query(
-    "SELECT actor, action, details FROM api.audit_log WHERE entity_type = 'chain' ORDER BY id",
+    "SELECT actor, action, details FROM audit.audit_log WHERE entity_type = 'chain' ORDER BY id",
   );
   return rows;
 }

@@ -18,10 +18,10 @@ import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createReconciler } from "../ledger/recon/index.js";
 import { startKmsEmulator } from "../signer/kms-emulator/server.js";
+import { type PreparedCustody, prepareCustody } from "./devstack/custody.js";
+import { demoPolicies, runScenario } from "./devstack/scenario.js";
 import { ensureDatabase, ensurePostgres } from "./devstack/services.js";
 import { startDevStack } from "./devstack/stack.js";
-import { demoPolicies, runScenario } from "./e2e/scenario.js";
-import { type PreparedCustody, prepareCustody } from "./e2e/setup.js";
 import { proofOfReservesDemo } from "./por/demo.js";
 import { startService } from "./start.js";
 

@@ -21,8 +21,8 @@ import { createPool } from "../foundation/db.js";
 import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createKmsAccount, createKmsClient } from "../signer/kmsAccount.js";
+import { deployFactoryWatchingHotWallet, fundFromAnvil } from "./devstack/custody.js";
 import { startDevStack } from "./devstack/stack.js";
-import { deployFactoryWatchingHotWallet, fundFromAnvil } from "./e2e/setup.js";
 import { startService } from "./start.js";
 
 export const DEV_KMS_ENDPOINT = "http://127.0.0.1:4599";

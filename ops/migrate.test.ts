@@ -38,6 +38,7 @@ function problems(root: string): string[] {
 describe("discoverMigrations", () => {
   it("finds this repository's schemas in layering order, with the names applied databases hold", () => {
     expect(MODULE_MIGRATIONS).toEqual([
+      { schema: "audit", dir: "foundation/migrations" },
       { schema: "chain", dir: "indexers/migrations" },
       { schema: "ledger", dir: "ledger/migrations" },
       { schema: "attest", dir: "ledger/attest/migrations" },

@@ -8,6 +8,10 @@
  * `sum()` over tasks meaningful.
  */
 import { Gauge, type Registry } from "prom-client";
+import {
+  type WithdrawalStatusCount,
+  withdrawalsByStatus,
+} from "../api/withdrawals/statusCounts.js";
 import type { ChainConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 
@@ -32,7 +36,7 @@ export function registerStateMetrics(
   deps: { pool: Pool; chains: readonly ChainConfig[]; timeoutMs?: number },
 ): void {
   const timeoutMs = deps.timeoutMs ?? 2000;
-  const rows = cachedPerScrape(() => withdrawalsByStatus(deps.pool, timeoutMs));
+  const rows = cachedPerScrape(() => openWithdrawals(deps.pool, timeoutMs));
 
   once(
     registry,
@@ -100,31 +104,14 @@ export function registerStateMetrics(
   }
 }
 
-type StatusRow = { count: number; oldestAgeSeconds: number };
-
-async function withdrawalsByStatus(
+/** `withdrawalsByStatus` (the api's read), or undefined when Postgres fails or is slower than `timeoutMs`. */
+async function openWithdrawals(
   pool: Pool,
   timeoutMs: number,
-): Promise<Map<string, StatusRow> | undefined> {
+): Promise<Map<string, WithdrawalStatusCount> | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  const query = pool
-    .query<{ status: string; n: string; age: string | null }>(
-      `SELECT status, count(*) AS n,
-              extract(epoch FROM now() - min(created_at))::float8 AS age
-         FROM api.withdrawals WHERE status = ANY($1) GROUP BY status`,
-      [OPEN_WITHDRAWAL_STATUSES],
-    )
-    .then(
-      (r) =>
-        new Map(
-          r.rows.map((row) => [
-            row.status,
-            { count: Number(row.n), oldestAgeSeconds: Math.max(0, Number(row.age ?? 0)) },
-          ]),
-        ),
-    );
   return Promise.race([
-    query,
+    withdrawalsByStatus(pool, OPEN_WITHDRAWAL_STATUSES),
     new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), timeoutMs);
     }),

@@ -255,7 +255,7 @@ describe("operator console in chromium", () => {
     });
     expect(replay.status).toBe(303);
     const audit = await pool.query<{ action: string }>(
-      "SELECT action FROM api.audit_log WHERE actor = 'ops-admin' AND entity_type = 'console_session' ORDER BY id",
+      "SELECT action FROM audit.audit_log WHERE actor = 'ops-admin' AND entity_type = 'console_session' ORDER BY id",
     );
     expect(audit.rows.map((x) => x.action)).toEqual(["console.signed_in", "console.signed_out"]);
     for (const s of [a, b, c, r]) await s.context.close();

@@ -155,7 +155,7 @@ describe("console needs_review action", () => {
       10n * ETH,
     );
     const audit = await t.ctx.db.pool.query<{ actor: string; reason: string }>(
-      `SELECT actor, details->>'reason' AS reason FROM api.audit_log
+      `SELECT actor, details->>'reason' AS reason FROM audit.audit_log
         WHERE entity_type = 'withdrawal' AND entity_id = $1 AND action = 'withdrawal.failed'`,
       [stuck],
     );

@@ -199,7 +199,7 @@ describe("console sign-in through OIDC", () => {
     ]);
     expect(rows[0].lifetime.hours).toBe(8);
     const audit = await t.ctx.db.pool.query(
-      `SELECT actor, details FROM api.audit_log WHERE action = 'console.signed_in' AND entity_id = $1`,
+      `SELECT actor, details FROM audit.audit_log WHERE action = 'console.signed_in' AND entity_id = $1`,
       [keyId],
     );
     expect(audit.rows).toHaveLength(1);
@@ -224,7 +224,7 @@ describe("console sign-in through OIDC", () => {
     expect(await count("SELECT count(*)::int AS n FROM api.console_sessions")).toBe(sessions);
     expect(await count("SELECT count(*)::int AS n FROM api.api_keys")).toBe(keys);
     const audit = await t.ctx.db.pool.query(
-      `SELECT actor, entity_type, details FROM api.audit_log
+      `SELECT actor, entity_type, details FROM audit.audit_log
         WHERE action = 'console.sign_in_refused' ORDER BY id DESC LIMIT 1`,
     );
     expect(audit.rows[0]).toMatchObject({

@@ -110,7 +110,7 @@ describe("console sessions", () => {
     // The console, seeing it next, ends it properly (reason, audit) and still refuses.
     expect((await get(session!, "/console/recon")).statusCode).toBe(303);
     const ended = await t.ctx.db.pool.query(
-      `SELECT s.ended_reason, (SELECT count(*)::int FROM api.audit_log a
+      `SELECT s.ended_reason, (SELECT count(*)::int FROM audit.audit_log a
                                 WHERE a.entity_id = s.key_id AND a.action = 'console.signed_out') AS outs
          FROM api.console_sessions s WHERE s.key_id = $1`,
       [keyId],

@@ -7,6 +7,7 @@
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
+import { type AuditEntry, listAudit } from "../../foundation/audit.js";
 import type { Pool } from "../../foundation/db.js";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
 import { callerOf } from "../auth.js";
@@ -42,37 +43,26 @@ const TreasuryMoveOut = Type.Object({
   at: Type.String(),
 });
 
-type TreasuryAuditRow = {
-  id: string;
-  at: Date;
-  actor: string;
-  action: string;
-  entity_id: string;
-  details: {
-    reason?: string;
-    wallet?: string;
-    asset?: string;
-    facts_indexed?: boolean;
-    transfers?: { kind: string; amount: string }[];
-  };
+/** What `bookTreasuryMove` records in a treasury audit row's details. */
+type TreasuryDetails = {
+  reason?: string;
+  wallet?: string;
+  asset?: string;
+  facts_indexed?: boolean;
+  transfers?: { kind: string; amount: string }[];
 };
 
-export async function listTreasuryMoves(
+/** The treasury bookings' audit rows (entity `treasury`, actions `treasury.*`), oldest first. */
+export function listTreasuryMoves(
   pool: Pool,
   filter: { afterId?: string; limit: number },
-): Promise<TreasuryAuditRow[]> {
-  const { rows } = await pool.query<TreasuryAuditRow>(
-    `SELECT id::text, at, actor, action, entity_id, details FROM api.audit_log
-      WHERE entity_type = 'treasury' AND action LIKE 'treasury.%'
-        AND ($1::bigint IS NULL OR id > $1)
-      ORDER BY id LIMIT $2`,
-    [filter.afterId ?? null, filter.limit],
-  );
-  return rows;
+): Promise<AuditEntry[]> {
+  return listAudit(pool, { entityType: "treasury", actionPrefix: "treasury.", ...filter });
 }
 
-function treasuryMoveOut(r: TreasuryAuditRow) {
-  const [chainId, txHash] = r.entity_id.split(":");
+function treasuryMoveOut(entry: AuditEntry) {
+  const r = { ...entry, details: entry.details as TreasuryDetails };
+  const [chainId, txHash] = r.entityId.split(":");
   const move = r.action.slice("treasury.".length);
   const transfers = r.details.transfers ?? [];
   const value = transfers.find((t) => t.kind === (move === "gas" ? "fee" : "treasury"));

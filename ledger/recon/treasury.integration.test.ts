@@ -222,7 +222,7 @@ describe("treasury bookings and breaks worked to closure", () => {
     expect(run.out).toMatch(/audit log head: seq [0-9]+ [0-9a-f]{64}/);
     expect(run.code).toBe(0);
     const audit = await t.ctx.db.pool.query<{ actor: string; action: string }>(
-      "SELECT actor, action FROM api.audit_log WHERE entity_type = 'treasury' ORDER BY seq",
+      "SELECT actor, action FROM audit.audit_log WHERE entity_type = 'treasury' ORDER BY seq",
     );
     expect(audit.rows).toEqual([
       { actor: "contracts deploy", action: "treasury.gas" },

@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROLE_NAMES } from "../../foundation/roles.js";
 import { treasuryTransferId } from "../../ledger/treasury.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { runScenario } from "../devstack/scenario.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { spawnCli } from "../testing/process.js";
 import { waitFor } from "../testing/wait.js";
-import { runScenario } from "./scenario.js";
 import { prepareTestCustody } from "./setup.js";
 
 let ctx: TestContext;

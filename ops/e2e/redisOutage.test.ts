@@ -13,11 +13,11 @@ import { createApiKey } from "../../api/apiKeys.js";
 import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createLedger, transferId } from "../../ledger/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { EXTERNAL } from "../devstack/scenario.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
 import { type RedisServer, startRedisServer } from "./redisServer.js";
-import { EXTERNAL } from "./scenario.js";
 import { prepareTestCustody } from "./setup.js";
 
 const OUTAGE_MS = 30_000;

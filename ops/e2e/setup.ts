@@ -1,80 +1,14 @@
 /**
- * Custody set-up for the demo and the end-to-end test: a hot wallet key in the (emulated) KMS, the
- * ForwarderFactory deployed from it, the wallet in the watched set, and the config that runs the
- * signer with it. Dev/test only: it funds the hot wallet from an anvil dev account.
+ * The end-to-end tests' custody set-up: `prepareCustody` (ops/devstack/custody.ts, what the demo and
+ * `custody-node dev` run) on a test context.
  */
-import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import {
-  type Account,
-  type Address,
-  createPublicClient,
-  type Hex,
-  http,
-  type PublicClient,
-  parseEther,
-  toHex,
-} from "viem";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig, Config } from "../../foundation/config.js";
-import { type Pool, withTransaction } from "../../foundation/db.js";
-import { notifyWatchedAddress } from "../../indexers/index.js";
-import {
-  type DeployFactoryResult,
-  deployForwarderFactory,
-} from "../../signer/deposit-addresses/index.js";
-import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
-import { demoPolicies } from "./scenario.js";
+import type { Config } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
+import { type PreparedCustody, prepareCustody } from "../devstack/custody.js";
+import { demoPolicies } from "../devstack/scenario.js";
 
-export type PreparedCustody = {
-  config: Config;
-  hotWallet: `0x${string}`;
-  keyId: string;
-  /** The hot wallet's funding transaction (100 ETH), for `treasury fund`. */
-  fundTxHash: Hex;
-};
-
-export async function prepareCustody({
-  common,
-  pool,
-  chain,
-  kmsEndpoint,
-  policies,
-}: {
-  common: Common;
-  pool: Pool;
-  chain: ChainConfig;
-  kmsEndpoint: string;
-  policies?: Config["policies"];
-}): Promise<PreparedCustody> {
-  const kms = createKmsClient({ region: common.config.env.AWS_REGION, endpoint: kmsEndpoint });
-  try {
-    const created = await kms.send(
-      new CreateKeyCommand({
-        KeySpec: "ECC_SECG_P256K1",
-        KeyUsage: "SIGN_VERIFY",
-        Description: `hot wallet ${chain.key}`,
-      }),
-    );
-    const keyId = created.KeyMetadata!.KeyId!;
-    const account = await createKmsAccount({ kms, keyId });
-    const client = createPublicClient({
-      cacheTime: 0,
-      transport: http(chain.rpcUrls[0]),
-    }) as PublicClient;
-    // Funded by a real transaction (a chain fact the treasury booking points at).
-    const fundTxHash = await fundFromAnvil(client, account.address, parseEther("100"));
-    await deployFactoryWatchingHotWallet({ common, pool, chain, client, account });
-    const config: Config = Object.freeze({
-      ...common.config,
-      env: Object.freeze({ ...common.config.env, AWS_ENDPOINT_URL_KMS: kmsEndpoint }),
-      hotWallets: [...common.config.hotWallets, { chain: chain.key, kmsKeyId: keyId }],
-      policies: policies ?? common.config.policies,
-    });
-    return { config, hotWallet: account.address, keyId, fundTxHash };
-  } finally {
-    kms.destroy();
-  }
-}
+export type { PreparedCustody } from "../devstack/custody.js";
 
 /**
  * For tests: `prepareCustody` on the test context's first chain, with its database and the KMS
@@ -94,60 +28,4 @@ export function prepareTestCustody(
     kmsEndpoint: kms.url,
     ...(policies === "demo" ? { policies: demoPolicies(chain.chainId) } : {}),
   });
-}
-
-/**
- * Fund `to` with `value` by a real transaction from anvil's unlocked dev account 7 (tests, the
- * scenario and the demo use the others as customers); returns its hash once mined.
- */
-export async function fundFromAnvil(
-  client: PublicClient,
-  to: Address,
-  value: bigint,
-): Promise<Hex> {
-  const accounts = (await client.request({ method: "eth_accounts" as never })) as Hex[];
-  const funder = accounts[7] ?? accounts[0]!;
-  const hash = (await client.request({
-    method: "eth_sendTransaction" as never,
-    params: [{ from: funder, to, value: toHex(value) }] as never,
-  })) as Hex;
-  await client.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: 60_000 });
-  return hash;
-}
-
-/**
- * Deploy (or keep) the chain's ForwarderFactory from the hot wallet, sent straight to the node,
- * and have the indexer watch the hot wallet (owner `hot:<chain key>`).
- */
-export async function deployFactoryWatchingHotWallet({
-  common,
-  pool,
-  chain,
-  client,
-  account,
-}: {
-  common: Common;
-  pool: Pool;
-  chain: ChainConfig;
-  client: PublicClient;
-  account: Account;
-}): Promise<DeployFactoryResult> {
-  const deployed = await deployForwarderFactory({
-    common,
-    pool,
-    chain,
-    client,
-    account,
-    sendRawTransaction: (raw) =>
-      client.request({ method: "eth_sendRawTransaction", params: [raw] }),
-  });
-  await withTransaction(pool, async (c) => {
-    await c.query(
-      `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
-       VALUES ($1, $2, 'hot', $3) ON CONFLICT DO NOTHING`,
-      [chain.chainId, account.address.toLowerCase(), `hot:${chain.key}`],
-    );
-    await notifyWatchedAddress(c, chain.chainId);
-  });
-  return deployed;
 }

@@ -23,10 +23,10 @@ import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { TX_OUTCOMES_QUEUE } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { runScenario } from "../devstack/scenario.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
-import { runScenario } from "./scenario.js";
 import { prepareTestCustody } from "./setup.js";
 
 let ctx: TestContext;
@@ -170,7 +170,7 @@ describe("withdrawals end to end", () => {
     }
     // every state change of the approved withdrawal is in the audit log, in order
     const audit = await ctx.db.pool.query(
-      "SELECT action, actor FROM api.audit_log WHERE entity_id = $1 ORDER BY id",
+      "SELECT action, actor FROM audit.audit_log WHERE entity_id = $1 ORDER BY id",
       [result.withdrawals.approved.id],
     );
     expect(audit.rows.map((r) => r.action)).toEqual([
@@ -186,7 +186,7 @@ describe("withdrawals end to end", () => {
     ]);
     // and the rejection: who rejected it, then the state change
     const rejectedAudit = await ctx.db.pool.query(
-      "SELECT action FROM api.audit_log WHERE entity_id = $1 ORDER BY id",
+      "SELECT action FROM audit.audit_log WHERE entity_id = $1 ORDER BY id",
       [result.withdrawals.rejected.id],
     );
     expect(rejectedAudit.rows.map((r) => r.action)).toEqual(

@@ -17,10 +17,11 @@ import { createPool } from "../../foundation/db.js";
 import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createAttestor } from "../../ledger/attest/attest.js";
 import { deployReservesAttestor } from "../../ledger/attest/deploy.js";
+import { attestationStatus } from "../../ledger/attest/status.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
-import type { PreparedCustody } from "../e2e/setup.js";
+import type { PreparedCustody } from "../devstack/custody.js";
+import { waitFor } from "../devstack/wait.js";
 import { type Service, startService } from "../start.js";
-import { waitFor } from "../testing/wait.js";
 import { runPorVerify } from "./cli.js";
 
 export async function proofOfReservesDemo({
@@ -72,12 +73,9 @@ export async function proofOfReservesDemo({
       "the attestation mined and confirmed",
       async () => {
         await attestor.settle(chain);
-        const r = await pool.query<{ status: string; tx_hash: string | null }>(
-          "SELECT status, tx_hash FROM attest.attestations WHERE id = $1",
-          [native.id],
-        );
-        if (r.rows[0]?.status === "failed") throw new Error("the attestation transaction failed");
-        return r.rows[0]?.status === "confirmed" ? r.rows[0].tx_hash! : undefined;
+        const a = await attestationStatus(pool, native.id);
+        if (a?.status === "failed") throw new Error("the attestation transaction failed");
+        return a?.status === "confirmed" ? a.txHash! : undefined;
       },
       { timeoutMs: 60_000, everyMs: 500 },
     );

@@ -1,0 +1,13 @@
+-- The `audit` schema, owned by foundation/: the append-only, hash-chained audit log that every
+-- module writes through foundation/audit.ts (appendAudit) and reads through it (listAudit,
+-- readAuditHead, verifyAuditChain). foundation migrates first (ops/migrate.ts), so the schema
+-- exists before any module's migrations run.
+--
+-- The table itself was created in the api schema before this folder existed (api/migrations/
+-- 0001_api.sql and 0004_audit_chain.sql: applied migrations are never edited, so on a fresh
+-- database they still create api.audit_log). api/migrations/0008_audit_log_to_audit.sql moves it
+-- here, with its sequence, indexes, triggers and functions, on a fresh database and on an existing
+-- one alike. From then on audit.audit_log is foundation's; a later change to the table must run
+-- after that move, so until api's early migrations are squashed it goes in a new api migration
+-- (named as such) rather than here.
+CREATE SCHEMA IF NOT EXISTS audit;
