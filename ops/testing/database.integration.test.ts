@@ -1,11 +1,21 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { repoRoot } from "../../foundation/config.js";
+import type { Pool } from "../../foundation/db.js";
+import { MODULE_MIGRATIONS, migrate } from "../migrate.js";
 import {
   admin,
+  createTestDatabase,
   dropOrphanedTestDatabases,
+  migratedTemplate,
+  migrationsTemplateName,
   TEST_PG_ADMIN_URL,
+  type TestDatabase,
   testDatabaseOwner,
 } from "./database.js";
 
@@ -74,5 +84,95 @@ describe("leftover test databases", () => {
     const u = new URL(TEST_PG_ADMIN_URL);
     u.hostname = "db.example.internal";
     expect(await dropOrphanedTestDatabases(u.toString())).toEqual([]);
+  });
+});
+
+/** Every module schema's columns, indexes, recorded migrations and row counts. */
+async function schemaDump(pool: Pool) {
+  const schemas = MODULE_MIGRATIONS.map((m) => m.schema);
+  const columns = await pool.query(
+    `SELECT table_schema, table_name, column_name, data_type, is_nullable, column_default
+       FROM information_schema.columns WHERE table_schema = ANY($1) ORDER BY 1, 2, 3`,
+    [schemas],
+  );
+  const indexes = await pool.query(
+    "SELECT schemaname, indexname, indexdef FROM pg_indexes WHERE schemaname = ANY($1) ORDER BY 1, 2",
+    [schemas],
+  );
+  const tables = await pool.query<{ schema: string; name: string }>(
+    `SELECT table_schema AS schema, table_name AS name FROM information_schema.tables
+      WHERE table_schema = ANY($1) AND table_type = 'BASE TABLE' ORDER BY 1, 2`,
+    [schemas],
+  );
+  const rows: Record<string, number> = {};
+  for (const { schema, name } of tables.rows)
+    rows[`${schema}.${name}`] = (
+      await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}"."${name}"`)
+    ).rows[0]!.n;
+  const applied: Record<string, string[]> = {};
+  for (const schema of schemas)
+    applied[schema] = (
+      await pool.query<{ name: string }>(
+        `SELECT name FROM "${schema}".schema_migrations ORDER BY run_on, id`,
+      )
+    ).rows.map((r) => r.name);
+  return { columns: columns.rows, indexes: indexes.rows, rows, applied };
+}
+
+describe("migrated test databases (cloned from a template)", () => {
+  const dbs: TestDatabase[] = [];
+  afterAll(async () => {
+    await Promise.all(dbs.map((d) => d.drop()));
+  });
+
+  it("equal a database migrated from scratch, and migrating one again applies nothing", async () => {
+    const cloned = await createTestDatabase();
+    const scratch = await createTestDatabase({ migrate: false });
+    dbs.push(cloned, scratch);
+    await migrate(scratch.url);
+    const dump = await schemaDump(cloned.pool);
+    expect(Object.values(dump.applied).flat().length).toBeGreaterThan(MODULE_MIGRATIONS.length);
+    expect(dump).toEqual(await schemaDump(scratch.pool));
+    expect((await migrate(cloned.url)).flatMap((r) => r.applied)).toEqual([]);
+  });
+
+  it("come from one template per set of migrations, closed to connections", async () => {
+    const name = await migratedTemplate();
+    expect(name).toBe(migrationsTemplateName());
+    const { rows } = await admin((c) =>
+      c.query<{ datallowconn: boolean }>(
+        "SELECT datallowconn FROM pg_database WHERE datname = $1",
+        [name],
+      ),
+    );
+    expect(rows).toEqual([{ datallowconn: false }]);
+    // Orphan sweeps never take it: its name is no test database's.
+    expect(testDatabaseOwner(name)).toBeNull();
+    const second = await createTestDatabase();
+    dbs.push(second);
+    expect(await migratedTemplate()).toBe(name);
+  });
+
+  it("name the template by the migrations' contents: an edited or added file makes another", () => {
+    const root = mkdtempSync(path.join(tmpdir(), "template-name-"));
+    try {
+      const dir = "fixture/migrations";
+      cpSync(path.join(repoRoot, "ops/testing/fixtures/migrations"), path.join(root, dir), {
+        recursive: true,
+      });
+      const modules = [{ schema: "fixture", dir }];
+      const first = migrationsTemplateName(modules, root);
+      expect(first).toMatch(/^custody_template_[0-9a-f]{20}$/);
+      expect(migrationsTemplateName(modules, root)).toBe(first);
+      appendFileSync(path.join(root, dir, "0002_index.sql"), "\n-- edited\n");
+      const edited = migrationsTemplateName(modules, root);
+      expect(edited).not.toBe(first);
+      writeFileSync(path.join(root, dir, "0003_more.sql"), "SELECT 1;\n");
+      const added = migrationsTemplateName(modules, root);
+      expect(new Set([first, edited, added]).size).toBe(3);
+      expect(migrationsTemplateName(MODULE_MIGRATIONS)).not.toBe(added);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -1,11 +1,19 @@
 /**
  * A fresh Postgres database per test file (created, migrated, dropped), so test files run in
  * parallel without seeing each other's rows.
+ *
+ * Migrated databases are cloned (`CREATE DATABASE ... TEMPLATE`, a fraction of a second) from a
+ * template migrated once per set of migrations: its name carries a hash of every migration file's
+ * path and content, so an edited, added or renumbered migration makes a new template, and worktrees
+ * or branches with different migrations sharing one server never use each other's.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import pg from "pg";
+import { repoRoot } from "../../foundation/config.js";
 import { createPool, type Pool } from "../../foundation/db.js";
-import { migrate } from "../migrate.js";
+import { MODULE_MIGRATIONS, type ModuleMigrations, migrate } from "../migrate.js";
 
 export const TEST_PG_ADMIN_URL =
   process.env.TEST_DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -29,13 +37,92 @@ export async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T
   }
 }
 
+/**
+ * The template's name for this tree's migrations: `custody_template_` and a hash of the migration
+ * runner (ops/migrate.ts) and every migration folder's schema, path and files (names and
+ * contents), in migration order.
+ */
+export function migrationsTemplateName(
+  modules: readonly ModuleMigrations[] = MODULE_MIGRATIONS,
+  root: string = repoRoot,
+): string {
+  const hash = createHash("sha256");
+  hash.update(readFileSync(path.join(repoRoot, "ops", "migrate.ts")));
+  for (const { schema, dir } of modules) {
+    hash.update(`${schema}\0${dir}\0`);
+    for (const file of readdirSync(path.join(root, dir)).sort()) {
+      if (!file.endsWith(".sql")) continue;
+      hash.update(`${file}\0`);
+      hash.update(readFileSync(path.join(root, dir, file)));
+      hash.update("\0");
+    }
+  }
+  return `custody_template_${hash.digest("hex").slice(0, 20)}`;
+}
+
+const TEMPLATE_LOCK = 0x6375_7374_7470; // "custtp": one builder per server at a time
+let template: Promise<string> | undefined;
+
+/**
+ * The migrated template for this tree's migrations, built once per server (later runs reuse it).
+ * It is migrated under a scratch name (`custody_test_tpl_<pid>_<hex>`, which the orphan sweep
+ * drops if the builder dies half-way), renamed only once complete, and closed to connections so
+ * nothing can hold it open and block a clone. Concurrent builders queue on an advisory lock.
+ */
+export function migratedTemplate(): Promise<string> {
+  template ??= buildTemplate().catch((error: unknown) => {
+    template = undefined;
+    throw error;
+  });
+  return template;
+}
+
+async function buildTemplate(): Promise<string> {
+  const name = migrationsTemplateName();
+  const exists = async (c: pg.Client) =>
+    (await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).rowCount === 1;
+  if (await admin(exists)) return name;
+  return admin(async (c) => {
+    // Session-level: held until unlocked below or this connection ends.
+    await c.query("SELECT pg_advisory_lock($1)", [TEMPLATE_LOCK]);
+    try {
+      if (await exists(c)) return name;
+      const scratch = `custody_test_tpl_${process.pid}_${randomBytes(4).toString("hex")}`;
+      await c.query(`CREATE DATABASE ${scratch}`);
+      try {
+        await migrate(withDatabase(TEST_PG_ADMIN_URL, scratch));
+        await c.query(`ALTER DATABASE ${scratch} RENAME TO ${name}`);
+      } catch (error) {
+        await c.query(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`).catch(() => {});
+        throw error;
+      }
+      await c.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`);
+      return name;
+    } finally {
+      await c.query("SELECT pg_advisory_unlock($1)", [TEMPLATE_LOCK]).catch(() => {});
+    }
+  });
+}
+
 export async function createTestDatabase(
   options: { migrate?: boolean; poolSize?: number } = {},
 ): Promise<TestDatabase> {
   const name = `custody_test_${process.env.VITEST_POOL_ID ?? "0"}_${process.pid}_${randomBytes(4).toString("hex")}`;
-  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  if (options.migrate ?? true) {
+    const from = await migratedTemplate();
+    await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${from}`)).catch(
+      async (error: unknown) => {
+        // The template was dropped since this process looked (a tidy-up): build it again, once.
+        if ((error as { code?: string }).code !== "3D000") throw error;
+        template = undefined;
+        const again = await migratedTemplate();
+        await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${again}`));
+      },
+    );
+  } else {
+    await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  }
   const url = withDatabase(TEST_PG_ADMIN_URL, name);
-  if (options.migrate ?? true) await migrate(url);
   const pool = createPool(url, { max: options.poolSize ?? 10, applicationName: name });
   let dropped = false;
   return {
