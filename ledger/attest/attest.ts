@@ -26,7 +26,7 @@ import { amountFromDb } from "../../foundation/amounts.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
-import { getContract } from "../../signer/deposit-addresses/factories.js";
+import { getContract } from "../../indexers/index.js";
 import { getTxOutcomes } from "../../signer/outcomes.js";
 import { requestTransaction } from "../../signer/requests.js";
 import { createLedger } from "../createLedger.js";
