@@ -21,6 +21,7 @@ export {
   depositAddressesOf,
   hotWalletOf,
   isWatchedAddress,
+  listCustody,
   loadCustody,
   loadCustodyOf,
   loadCustodyWallets,

@@ -27,14 +27,11 @@ import {
  */
 const KNOWN_EXCEPTIONS: readonly string[] = [
   // Imports up the layers.
-  "direction: ledger/attest/attest.ts -> signer",
   // SQL naming another module's schema.
   "schema: api/webhooks/depositEvents.ts names chain.",
   "schema: api/webhooks/depositEvents.ts names ledger.",
   // The audit log's writer sits below every module that audits; its table is still api.audit_log (an audit schema is a later migration).
   "schema: foundation/audit.ts names api.",
-  "schema: ledger/attest/attest.ts names chain.",
-  "schema: ledger/attest/attest.ts names ledger.",
   "schema: ledger/depositCrediting.ts names chain.",
   "schema: ledger/deposits.ts names chain.",
   "schema: ledger/recon/breakStates.ts names chain.",
