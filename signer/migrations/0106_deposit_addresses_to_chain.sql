@@ -1,10 +1,11 @@
 -- custody.contracts and custody.deposit_addresses move to their owner, the indexers' chain schema
--- (issue 16; indexers/migrations/0006 created chain.contracts and chain.deposit_addresses with the
--- same columns, constraints and keys). Their rows are copied there and the custody tables dropped.
--- The locks keep a writer of the previous version from adding a row after the copy. Nothing
--- references them by foreign key, view or sequence; the sweepable-balance triggers (0103) name
--- custody.deposit_addresses in their bodies and are redefined to read the chain's published view
--- chain.deposit_forwarders (a plain projection, inlined: the same plan).
+-- (issue 16; indexers/migrations/*_deposit_addresses.sql created chain.contracts and
+-- chain.deposit_addresses with the same columns, constraints and keys). Their rows are copied
+-- there and the custody tables dropped. The locks keep a writer of the previous version from
+-- adding a row after the copy. Nothing references them by foreign key, view or sequence; the
+-- sweepable-balance triggers (0103) name custody.deposit_addresses in their bodies and are
+-- redefined to read the chain's published view chain.deposit_forwarders (a plain projection,
+-- inlined: the same plan).
 LOCK TABLE custody.contracts, custody.deposit_addresses IN ACCESS EXCLUSIVE MODE;
 
 INSERT INTO chain.contracts
