@@ -66,6 +66,18 @@ export async function loadCustody(
   return new Map(r.rows.map((row) => [row.address, row.kind]));
 }
 
+/** Every custody address of the chain with its kind, in address order (attestation's reserves). */
+export async function listCustody(
+  client: Queryable,
+  chainId: number,
+): Promise<{ address: string; kind: WatchedKind }[]> {
+  const r = await client.query<{ address: string; kind: WatchedKind }>(
+    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 ORDER BY address",
+    [chainId],
+  );
+  return r.rows;
+}
+
 /** The chain's hot and cold wallets (few): an incremental run reads these and only the deposit
  * addresses it needs (`loadCustodyOf`), not the whole set. */
 export async function loadCustodyWallets(

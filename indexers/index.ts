@@ -5,7 +5,8 @@
  * (recorded in chain.reorgs), halts a chain whose reorg would reach a final block (chain.halts,
  * `custody-node chains halted|resume`), publishes the finalized block (`readFinalized`), and rings
  * the `chain-facts` doorbell. It believes an RPC endpoint only for blocks it has reached. It never
- * credits balances: the ledger does.
+ * credits balances: the ledger does. It also keeps the deposit addresses and the custody's deployed
+ * contracts (depositAddresses/: a deposit address is a watched address with an owner).
  */
 export {
   createIngestor,
@@ -20,11 +21,29 @@ export {
   depositAddressesOf,
   hotWalletOf,
   isWatchedAddress,
+  listCustody,
   loadCustody,
   loadCustodyOf,
   loadCustodyWallets,
   type WatchedKind,
 } from "./custodyAddresses.js";
+export {
+  adoptForRecordedFactory,
+  allocateDepositAddress,
+  assertCustomerId,
+  contractHotWallet,
+  contractHotWallets,
+  type DeployedContract,
+  type DepositAddress,
+  FactoryNotDeployedError,
+  FORWARDER_FACTORY,
+  findDepositAddress,
+  getContract,
+  getDepositAddress,
+  InvalidCustomerIdError,
+  recordContract,
+  UnknownChainError,
+} from "./depositAddresses/index.js";
 export {
   CHAIN_FACTS_JOB,
   CHAIN_FACTS_QUEUE,

@@ -7,7 +7,7 @@
  * resetToSeed removes them (facts, ledger transfers, deposit_credits) afterwards.
  *
  * The sweepable-balance trigger (custody.sweepable_balances) only does work for addresses in
- * custody.deposit_addresses; when the seed has none, the run registers the chain's deposit
+ * chain.deposit_addresses; when the seed has none, the run registers the chain's deposit
  * addresses there first (marked by a factory of its own) and removes them at the end, so the
  * figure includes that work as production would.
  */
@@ -46,12 +46,12 @@ export type CreditBlockMeasurement = {
 /** Register the chain's deposit addresses as forwarders when none are; returns how many were added. */
 export async function registerScaleForwarders(pool: Pool, chainId: number): Promise<number> {
   const { rows } = await pool.query<{ any: boolean }>(
-    "SELECT EXISTS (SELECT 1 FROM custody.deposit_addresses WHERE chain_id = $1) AS any",
+    "SELECT EXISTS (SELECT 1 FROM chain.deposit_addresses WHERE chain_id = $1) AS any",
     [chainId],
   );
   if (rows[0]?.any) return 0;
   const r = await pool.query(
-    `INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
+    `INSERT INTO chain.deposit_addresses (chain_id, customer_id, address, salt, factory)
      SELECT chain_id, owner, address, '0x' || lpad(substr(address, 3), 64, '0'), $2
        FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'deposit'
      ON CONFLICT DO NOTHING`,
@@ -59,7 +59,7 @@ export async function registerScaleForwarders(pool: Pool, chainId: number): Prom
   );
   // Statistics for the 100,000 rows just written, as autovacuum's analyze gives production: the
   // sweepable-balance trigger's lookups are planned with them.
-  await pool.query("ANALYZE custody.deposit_addresses");
+  await pool.query("ANALYZE chain.deposit_addresses");
   return r.rowCount ?? 0;
 }
 
@@ -70,11 +70,11 @@ export async function registerScaleForwarders(pool: Pool, chainId: number): Prom
  * trigger lookup walked dead versions production never keeps.
  */
 export async function unregisterScaleForwarders(pool: Pool, chainId: number): Promise<void> {
-  await pool.query("DELETE FROM custody.deposit_addresses WHERE chain_id = $1 AND factory = $2", [
+  await pool.query("DELETE FROM chain.deposit_addresses WHERE chain_id = $1 AND factory = $2", [
     chainId,
     SCALE_FACTORY,
   ]);
-  await pool.query("VACUUM custody.deposit_addresses");
+  await pool.query("VACUUM chain.deposit_addresses");
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -5,14 +5,12 @@
 import type { Command } from "commander";
 import { registerCommands as apiCommands } from "../api/cli.js";
 import { registerCommands as chainCommands } from "../indexers/cli.js";
+import { registerCommands as depositAddressCommands } from "../indexers/depositAddresses/cli.js";
 import { registerCommands as ledgerCommands } from "../ledger/cli.js";
 import { registerParkedCommands } from "../ledger/parkedCli.js";
 import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
 import { registerCommands as signerCommands } from "../signer/cli.js";
-import {
-  registerContractsCommands as contractsCommands,
-  registerCommands as depositAddressCommands,
-} from "../signer/deposit-addresses/cli.js";
+import { registerContractsCommands as contractsCommands } from "../signer/deposit-addresses/cli.js";
 import { registerCommands as porCommands } from "./por/cli.js";
 
 export function registerModuleCommands(program: Command): void {

@@ -27,14 +27,9 @@ import {
  */
 const KNOWN_EXCEPTIONS: readonly string[] = [
   // Imports up the layers.
-  "direction: ledger/attest/attest.ts -> signer",
-  "direction: ledger/attest/deploy.ts -> signer",
-  "direction: subgraphs/ponder/fromDatabase.ts -> signer",
   // SQL naming another module's schema.
   "schema: api/webhooks/depositEvents.ts names chain.",
   "schema: api/webhooks/depositEvents.ts names ledger.",
-  "schema: ledger/attest/attest.ts names chain.",
-  "schema: ledger/attest/attest.ts names ledger.",
   "schema: ledger/depositCrediting.ts names chain.",
   "schema: ledger/deposits.ts names chain.",
   "schema: ledger/recon/breakStates.ts names chain.",

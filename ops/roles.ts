@@ -8,10 +8,10 @@
 import { apiRole, apiWorkerRole } from "../api/index.js";
 import type { RoleDefinition, RoleName } from "../foundation/roles.js";
 import { indexerRole } from "../indexers/index.js";
-import { attestRole } from "../ledger/attest/role.js";
+import { createAttestRole } from "../ledger/attest/role.js";
 import { creditingRole } from "../ledger/index.js";
 import { reconcilerRole } from "../ledger/recon/index.js";
-import { signerRole } from "../signer/index.js";
+import { getTxOutcomes, requestTransaction, signerRole } from "../signer/index.js";
 import { sweepsRole } from "../signer/sweeps/index.js";
 
 export const ROLES: Readonly<Record<RoleName, readonly RoleDefinition[]>> = {
@@ -19,5 +19,5 @@ export const ROLES: Readonly<Record<RoleName, readonly RoleDefinition[]>> = {
   worker: [apiWorkerRole, creditingRole, sweepsRole],
   signer: [signerRole],
   api: [apiRole],
-  reconciler: [attestRole, reconcilerRole],
+  reconciler: [createAttestRole({ requestTransaction, getTxOutcomes }), reconcilerRole],
 };

@@ -8,7 +8,7 @@ import { createEvmAdapter } from "../chains/index.js";
 import { type Common, createCommon } from "../foundation/common.js";
 import { type ChainConfig, chainByKey, loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
-import type { DeployedContract } from "./deposit-addresses/factories.js";
+import type { DeployedContract } from "../indexers/index.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 
 /** What a contract deploy from the chain's hot wallet needs. */

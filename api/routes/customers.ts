@@ -2,8 +2,7 @@
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
 import { appendAudit } from "../../foundation/audit.js";
-import { depositAddressesOf } from "../../indexers/index.js";
-import { allocateDepositAddress } from "../../signer/deposit-addresses/index.js";
+import { allocateDepositAddress, depositAddressesOf } from "../../indexers/index.js";
 import { callerOf } from "../auth.js";
 import { assetsOf, resolveAsset, resolveChain } from "../chainStatus.js";
 import {

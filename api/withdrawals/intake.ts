@@ -9,13 +9,14 @@ import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
-import { hotWalletOf, isWatchedAddress } from "../../indexers/index.js";
-import { isWithdrawalBlocked, TransferFailedError } from "../../ledger/index.js";
 import {
   FORWARDER_FACTORY,
   findDepositAddress,
   getContract,
-} from "../../signer/deposit-addresses/index.js";
+  hotWalletOf,
+  isWatchedAddress,
+} from "../../indexers/index.js";
+import { isWithdrawalBlocked, TransferFailedError } from "../../ledger/index.js";
 import type { ApiKey } from "../apiKeys.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import { IdempotencyConflictError, PolicyViolationError } from "../errors.js";

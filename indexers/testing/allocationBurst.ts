@@ -2,7 +2,7 @@
  * An allocation burst from another thread (ops/bench/indexerScale.ts): allocations come from the
  * API, a process of its own, so they must not share the indexer's event loop in a measurement of
  * how much they stall it. Each allocation is one transaction, insert + notification, as
- * signer/deposit-addresses allocates; `concurrency` at a time over their own pool.
+ * indexers/depositAddresses allocates; `concurrency` at a time over their own pool.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createPool, withTransaction } from "../../foundation/db.js";

@@ -23,6 +23,7 @@ import { verifyProof } from "../../ops/por/verify.js";
 import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
+import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
@@ -88,7 +89,11 @@ describe("attestation of reserves and liabilities", () => {
 
     const finalIndexed = (block: number) => waitFinalInIndex({ pool, chain, block, mine });
     const reconciler = createReconciler({ common: ctx.common, pool });
-    const attestor = createAttestor({ common: ctx.common, pool });
+    const attestor = createAttestor({
+      common: ctx.common,
+      pool,
+      sender: { requestTransaction, getTxOutcomes },
+    });
     const schedule = { everyBlocks: 1 };
 
     // 1. A clean run at a final block after the deposits: attested.

@@ -8,8 +8,9 @@
  *   addresses    the Merkle root of the custody address list the reserves were read from
  *   reportHash   keccak256 of the attestation report (reportOf): run, block, per-address balances
  * stored with its leaves and handed to the signer as a normal request (`attest:<chain>:<asset>:<block>`)
- * in one transaction. `settle` follows the requests: once mined and confirmed, the gas the hot
- * wallet paid is booked (debit fees:gas, credit custody:hot, fact `fee`) so reconciliation pairs it.
+ * in one transaction, through the `AttestationSender` its caller injects (sender.ts). `settle`
+ * follows the requests: once mined and confirmed, the gas the hot wallet paid is booked (debit
+ * fees:gas, credit custody:hot, fact `fee`) so reconciliation pairs it.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -22,18 +23,17 @@ import {
   zeroAddress,
 } from "viem";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
-import { amountFromDb } from "../../foundation/amounts.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
-import { getContract } from "../../signer/deposit-addresses/factories.js";
-import { getTxOutcomes } from "../../signer/outcomes.js";
-import { requestTransaction } from "../../signer/requests.js";
+import { getContract, listCustody } from "../../indexers/index.js";
 import { createLedger } from "../createLedger.js";
+import { loadCustomerBalances } from "../customerBalances.js";
 import { listRuns, readRun } from "../recon/store.js";
 import { assetIdOf, transferId } from "../transferId.js";
 import { RESERVES_ATTESTOR, reservesAttestor } from "./deploy.js";
 import { addressesRoot, buildMerkleSumTree } from "./merkleSum.js";
+import type { AttestationSender } from "./sender.js";
 
 export const ATTESTATION_KIND = "attestation";
 
@@ -114,41 +114,16 @@ export function requestIdOf(chainId: number, token: string, block: number): stri
 
 const READ_CHUNK = 500;
 
-/** Customer balances of one asset: posted, less pending reorg holds on them (recon's view). */
-export async function loadCustomerBalances(
-  client: Pick<PoolClient, "query">,
-  assetId: string,
-): Promise<Map<string, bigint>> {
-  const r = await client.query<{ name: string; balance: string }>(
-    `SELECT name, (credits_posted - debits_posted)::text AS balance
-       FROM ledger.accounts WHERE asset_id = $1 AND kind = 'user' ORDER BY name`,
-    [assetId],
-  );
-  const balances = new Map<string, bigint>();
-  for (const row of r.rows) balances.set(row.name.slice("user:".length), amountFromDb(row.balance));
-  const held = await client.query<{ name: string; amount: string }>(
-    `SELECT a.name, sum(h.amount)::text AS amount
-       FROM ledger.holds h
-       JOIN ledger.transfers t ON t.id = h.transfer_id
-       JOIN ledger.accounts a ON a.id = h.debit_account_id
-      WHERE t.asset_id = $1 AND h.state = 'pending' AND t.kind = 'reorg_hold' AND a.kind = 'user'
-      GROUP BY a.name`,
-    [assetId],
-  );
-  for (const row of held.rows) {
-    const id = row.name.slice("user:".length);
-    balances.set(id, (balances.get(id) ?? 0n) - amountFromDb(row.amount));
-  }
-  return balances;
-}
-
 export function createAttestor({
   common,
   pool,
+  sender,
   adapterFor,
 }: {
   common: Common;
   pool: Pool;
+  /** The signer's request intake and outcomes (the composition root passes the signer's). */
+  sender: AttestationSender;
   /** Default: one adapter per chain from its config. */
   adapterFor?: (chain: ChainConfig) => EvmAdapter;
 }): Attestor {
@@ -194,11 +169,8 @@ export function createAttestor({
     if (run.chainId !== chain.chainId)
       throw new Error(`run ${runId} is not of chain ${chain.chainId}`);
     const assetId = assetIdOf(chain.chainId, token);
-    const custody = await pool.query<{ address: string; kind: string }>(
-      "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 ORDER BY address",
-      [chain.chainId],
-    );
-    const addresses = await readReserves(chain, custody.rows, token, run.block);
+    const custody = await listCustody(pool, chain.chainId);
+    const addresses = await readReserves(chain, custody, token, run.block);
     const balances = await loadCustomerBalances(pool, assetId);
     const salts = await ensureSalts(pool, assetId, [...balances.keys()]);
     for (const [customerId, balance] of balances)
@@ -222,7 +194,7 @@ export function createAttestor({
       reserves: addresses.reduce((s, a) => s + a.balance, 0n),
       liabilities: tree.root.sum,
       liabilitiesRoot: tree.root.hash,
-      addressesRoot: addressesRoot(custody.rows.map((c) => c.address)),
+      addressesRoot: addressesRoot(custody.map((c) => c.address)),
       leafCount: tree.leaves.length,
       addresses,
     };
@@ -239,7 +211,7 @@ export function createAttestor({
       [chain.chainId],
     );
     if (pending.rows.length === 0) return 0;
-    const outcomes = await getTxOutcomes(pool, {
+    const outcomes = await sender.getTxOutcomes(pool, {
       requestIds: pending.rows.map((r) => r.request_id),
     });
     let settled = 0;
@@ -404,7 +376,7 @@ export function createAttestor({
              FROM unnest($2::text[], $3::text[]) AS x(customer_id, balance)`,
           [id, f.leaves.map((l) => l.customerId), f.leaves.map((l) => l.balance.toString())],
         );
-        await requestTransaction(c, {
+        await sender.requestTransaction(c, {
           id: requestId,
           chainId,
           from: contract.hotWallet,

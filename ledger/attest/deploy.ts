@@ -1,6 +1,7 @@
 /**
  * Deploys the ReservesAttestor on a chain with the hot wallet as its one attester, records it in
- * custody.contracts (name `ReservesAttestor`, hot_wallet = the attester) and books the deploy gas
+ * the contracts registry (chain.contracts through indexers/, name `ReservesAttestor`, hot_wallet =
+ * the attester) and books the deploy gas
  * as a treasury gas move (ledger/bookDeployGas.ts), like the ForwarderFactory's
  * (signer/deposit-addresses/deployFactory.ts). Idempotent: a chain keeps its first attestor, so the
  * history dApps index stays at one address.
@@ -18,13 +19,9 @@ import {
 } from "viem";
 import { artifacts } from "../../chains/contracts/index.js";
 import { sendDeploy } from "../../chains/contracts/sendDeploy.js";
-import { withTransaction } from "../../foundation/db.js";
-import {
-  type DeployedContract,
-  getContract,
-  recordContract,
-} from "../../signer/deposit-addresses/factories.js";
-import type { HotWalletDeployArgs } from "../../signer/hotWalletDeploy.js";
+import type { Common } from "../../foundation/common.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
+import { type DeployedContract, getContract, recordContract } from "../../indexers/index.js";
 import { bookDeployGas } from "../bookDeployGas.js";
 
 export const RESERVES_ATTESTOR = "ReservesAttestor";
@@ -37,6 +34,15 @@ function attestorArtifact(): { abi: Abi; bytecode: Hex } {
 
 export const reservesAttestor = attestorArtifact();
 
+/**
+ * What the deploy needs: the signer's `HotWalletDeployArgs` (the hot wallet's account, its chain
+ * client and raw-transaction sender), which `custody-node por deploy` passes (ops/por/cli.ts).
+ */
+export type AttestorDeployArgs = Pick<
+  Parameters<typeof sendDeploy>[0],
+  "chain" | "client" | "account" | "sendRawTransaction"
+> & { common: Common; pool: Pool };
+
 /** The attester is the hot wallet whose account deploys it. */
 export async function deployReservesAttestor({
   common,
@@ -45,7 +51,7 @@ export async function deployReservesAttestor({
   client,
   account,
   sendRawTransaction,
-}: HotWalletDeployArgs): Promise<{ contract: DeployedContract; deployed: boolean }> {
+}: AttestorDeployArgs): Promise<{ contract: DeployedContract; deployed: boolean }> {
   const log = common.logger.child({ component: "attest", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, RESERVES_ATTESTOR);
   if (existing) {

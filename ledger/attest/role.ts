@@ -3,22 +3,25 @@
  * schedule, settle attestations in flight and attest the newest reconciliation run's block when
  * it is clean and due (attest.ts). Its own loop beside the reconciliation runs, so a slow chain
  * read here never delays reconciliation; a Postgres advisory lock per chain keeps two reconciler
- * processes from attesting the same chain at once (the standby skips).
+ * processes from attesting the same chain at once (the standby skips). The signer's request intake
+ * and outcomes come from the composition root (ops/roles.ts): the ledger never imports the signer.
  */
 import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "../recon/chainLoop.js";
 import { createAttestor } from "./attest.js";
+import type { AttestationSender } from "./sender.js";
 
 const LOCK_BASE = 0x6174_7374_0000; // "atst" + chain id
 
-export const attestRole: RoleDefinition = {
+/** The role part, sending through `sender` (the signer's `requestTransaction` and `getTxOutcomes`). */
+export const createAttestRole = (sender: AttestationSender): RoleDefinition => ({
   name: "reconciler",
   description: "on-chain attestations of reserves and liabilities after clean reconciliation runs",
   async start(ctx) {
     const chains = ctx.chains.filter((c) => c.attestation !== undefined);
     const log = ctx.common.logger.child({ component: "attest" });
     if (chains.length === 0) return { async stop() {} };
-    const attestor = createAttestor({ common: ctx.common, pool: ctx.pool });
+    const attestor = createAttestor({ common: ctx.common, pool: ctx.pool, sender });
     const intervalMs = Math.min(...chains.map((c) => c.attestation!.intervalMs));
 
     // A tick in flight finishes when stopped: its one write (attestation + signer request) is a
@@ -44,4 +47,4 @@ export const attestRole: RoleDefinition = {
       },
     });
   },
-};
+});

@@ -91,7 +91,7 @@ describe("a fresh deployment reconciles with 0 breaks", () => {
     ]);
     expect([fund.code, fund.out]).toEqual([0, expect.stringContaining("booked treasury")]);
     const deployTx = await ctx.db.pool.query<{ deploy_tx_hash: string }>(
-      "SELECT deploy_tx_hash FROM custody.contracts WHERE chain_id = $1",
+      "SELECT deploy_tx_hash FROM chain.contracts WHERE chain_id = $1",
       [chain.chainId],
     );
     const gasId = treasuryTransferId("gas", chain.chainId, deployTx.rows[0]!.deploy_tx_hash, "fee");

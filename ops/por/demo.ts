@@ -18,6 +18,7 @@ import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createAttestor } from "../../ledger/attest/attest.js";
 import { deployReservesAttestor } from "../../ledger/attest/deploy.js";
 import { attestationStatus } from "../../ledger/attest/status.js";
+import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { createKmsAccount, createKmsClient } from "../../signer/kmsAccount.js";
 import type { PreparedCustody } from "../devstack/custody.js";
 import { waitFor } from "../devstack/wait.js";
@@ -61,7 +62,11 @@ export async function proofOfReservesDemo({
       `proof of reserves: ReservesAttestor ${contract.address} deployed (attester: the hot wallet, gas booked)`,
     );
     restarted = await startService(prepared.config, { roles: [...ROLE_NAMES] });
-    const attestor = createAttestor({ common, pool });
+    const attestor = createAttestor({
+      common,
+      pool,
+      sender: { requestTransaction, getTxOutcomes },
+    });
     const tick = await attestor.tick(chain, { everyBlocks: 1 });
     if (!("runId" in tick) || tick.attested.length === 0)
       throw new Error(`nothing attested: ${"detail" in tick ? tick.detail : "no asset due"}`);

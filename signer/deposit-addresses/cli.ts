@@ -1,39 +1,11 @@
 /**
- * `custody-node deposit-address --chain X --customer Y`: allocate (or show) a deposit address.
  * `custody-node contracts deploy --chain X`: deploy the ForwarderFactory from the chain's hot
  * wallet (its KMS key) and record it. Safe to repeat: an existing factory is verified and kept.
+ * (`custody-node deposit-address` allocates without a key: indexers/depositAddresses/cli.ts.)
  */
 import type { Command } from "commander";
-import { createCommon } from "../../foundation/common.js";
-import { chainByKey, loadConfig } from "../../foundation/config.js";
-import { createPool } from "../../foundation/db.js";
 import { deployFromHotWallet } from "../hotWalletDeploy.js";
-import { allocateDepositAddress } from "./allocateDepositAddress.js";
 import { deployForwarderFactory } from "./deployFactory.js";
-
-export function registerCommands(program: Command): void {
-  program
-    .command("deposit-address")
-    .description("allocate (or show) a customer's deposit address on a chain")
-    .requiredOption("--chain <chain>", "chain key or id from the config")
-    .requiredOption("--customer <customerId>", "customer id")
-    .action(async (opts: { chain: string; customer: string }) => {
-      const config = loadConfig();
-      const chain = chainByKey(config, opts.chain);
-      const common = createCommon(config);
-      const pool = createPool(config.env.DATABASE_URL, { max: 2 });
-      try {
-        const a = await allocateDepositAddress(
-          { common, pool },
-          { chainId: chain.chainId, customerId: opts.customer },
-        );
-        console.log(JSON.stringify({ chain: chain.key, ...a, createdAt: a.createdAt }));
-      } finally {
-        await pool.end();
-        await common.shutdown.kill("deposit-address done");
-      }
-    });
-}
 
 export function registerContractsCommands(program: Command): void {
   const contracts = program.command("contracts").description("the custody's Solidity contracts");

@@ -84,7 +84,7 @@ describe("contracts deploy CLI", () => {
     expect(first.output()).toMatch(/^deployed ForwarderFactory 0x[0-9a-fA-F]{40}/m);
 
     const { rows } = await ctx.db.pool.query(
-      "SELECT chain_id::int, name, address, hot_wallet FROM custody.contracts",
+      "SELECT chain_id::int, name, address, hot_wallet FROM chain.contracts",
     );
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
@@ -104,7 +104,7 @@ describe("contracts deploy CLI", () => {
     const second = spawnCli(["contracts", "deploy", "--chain", "local"], env);
     expect((await second.exited).code, second.output()).toBe(0);
     expect(second.output()).toContain(`already deployed: ForwarderFactory ${factory}`);
-    const count = await ctx.db.pool.query("SELECT count(*)::int AS n FROM custody.contracts");
+    const count = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.contracts");
     expect(count.rows[0].n).toBe(1);
 
     const alloc = spawnCli(["deposit-address", "--chain", "local", "--customer", "cust-7"], env);

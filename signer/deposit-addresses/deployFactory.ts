@@ -1,7 +1,7 @@
 /**
  * Deploys the ForwarderFactory on a chain from a hot wallet (in production a KMS-backed account:
- * the factory sweeps only to, and only when called by, that hot wallet) and records it in
- * custody.contracts. Idempotent: a chain keeps its first factory, because every deposit address
+ * the factory sweeps only to, and only when called by, that hot wallet) and records it in the
+ * contracts registry (chain.contracts, through indexers/depositAddresses). Idempotent: a chain keeps its first factory, because every deposit address
  * is derived from the factory's address.
  *
  * The deploy is sent directly, not through the signer's request queue (a request must have a
@@ -12,16 +12,17 @@ import { type Address, encodeDeployData, getAddress, type Hex, type PublicClient
 import { forwarderFactory, forwarderInitCodeHash } from "../../chains/contracts/index.js";
 import { sendDeploy } from "../../chains/contracts/sendDeploy.js";
 import { withTransaction } from "../../foundation/db.js";
-import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
-import { bookDeployGas } from "../../ledger/index.js";
-import type { HotWalletDeployArgs } from "../hotWalletDeploy.js";
 import {
+  addWatchedAddresses,
+  adoptForRecordedFactory,
   type DeployedContract,
   FORWARDER_FACTORY,
   getContract,
+  notifyWatchedAddress,
   recordContract,
-} from "./factories.js";
-import { adoptForRecordedFactory } from "./sharedFactories.js";
+} from "../../indexers/index.js";
+import { bookDeployGas } from "../../ledger/index.js";
+import type { HotWalletDeployArgs } from "../hotWalletDeploy.js";
 
 const FACTORY_GAS = { by: "contracts deploy", reason: "ForwarderFactory deploy gas" };
 
@@ -40,7 +41,7 @@ export async function deployForwarderFactory({
   if (existing) {
     await assertFactory(client, existing.address, existing.hotWallet);
     log.info({ msg: "forwarder factory already deployed", address: existing.address });
-    // Customers allocated elsewhere with this factory address exist here too (sharedFactories.ts).
+    // Customers allocated elsewhere with this factory address exist here too (indexers/depositAddresses/sharedFactories.ts).
     const adopted = await adoptForRecordedFactory(pool, chain.chainId);
     if (adopted > 0)
       log.info({ msg: "deposit addresses adopted from chains sharing the factory", adopted });

@@ -20,7 +20,7 @@ const CANDIDATES = `
 SELECT c.address, d.salt, d.factory, c.asset, c.balance::text AS balance
 FROM custody.sweepable_balances c
 JOIN unnest($4::text[], $5::numeric[]) AS t(asset, threshold) ON t.asset = c.asset
-JOIN custody.deposit_addresses d ON d.chain_id = c.chain_id AND d.address = c.address
+JOIN chain.deposit_forwarders d ON d.chain_id = c.chain_id AND d.address = c.address
 WHERE c.chain_id = $1 AND c.positive AND c.balance >= t.threshold
   -- an address in an open sweep waits for that sweep to settle
   AND NOT EXISTS (

@@ -11,7 +11,11 @@ import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
+import {
+  addWatchedAddresses,
+  contractHotWallets,
+  notifyWatchedAddress,
+} from "../../indexers/index.js";
 import {
   assetIdOf,
   holdSettlement,
@@ -50,15 +54,6 @@ type Deps = { common: Common; pool: Pool; ledger: Ledger; adapter: EvmAdapter; c
 
 export type StartedColdMove = { id: string; asset: string; amount: bigint };
 
-/** The hot wallets that accumulate swept value on this chain (the factories' destinations). */
-async function hotWallets(pool: Pool, chainId: number): Promise<string[]> {
-  const { rows } = await pool.query<{ hot_wallet: string }>(
-    "SELECT DISTINCT hot_wallet FROM custody.contracts WHERE chain_id = $1",
-    [chainId],
-  );
-  return rows.map((r) => r.hot_wallet);
-}
-
 export async function startColdMoves({
   common,
   pool,
@@ -70,7 +65,8 @@ export async function startColdMoves({
   if (ceilings.size === 0 || !chain.coldAddress) return [];
   const cold = chain.coldAddress.toLowerCase();
   const started: StartedColdMove[] = [];
-  for (const hot of await hotWallets(pool, chain.chainId)) {
+  // The hot wallets that accumulate swept value on this chain (the factories' destinations).
+  for (const hot of await contractHotWallets(pool, chain.chainId)) {
     for (const [asset, ceiling] of ceilings) {
       const open = await pool.query(
         `SELECT 1 FROM custody.cold_moves

@@ -49,14 +49,14 @@ export async function measureSweepPlanning({
   try {
     await client.query("BEGIN");
     await client.query(
-      `INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
+      `INSERT INTO chain.deposit_addresses (chain_id, customer_id, address, salt, factory)
        SELECT chain_id, 'scale:' || address, address, '0x' || lpad(substr(address, 3), 64, '0'), $2
          FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'deposit'
        ON CONFLICT DO NOTHING`,
       [chainId, FACTORY],
     );
     const { rows: a } = await client.query<{ n: string }>(
-      "SELECT count(*)::text AS n FROM custody.deposit_addresses WHERE chain_id = $1",
+      "SELECT count(*)::text AS n FROM chain.deposit_addresses WHERE chain_id = $1",
       [chainId],
     );
     const addresses = Number(a[0]!.n);
@@ -69,20 +69,20 @@ export async function measureSweepPlanning({
     await client.query(
       `INSERT INTO custody.sweep_items (sweep_id, chain_id, address, salt, asset, planned, swept)
        SELECT 'scale-sweep:' || $1::bigint, $1::bigint, address, salt, $2, 1000, 1000
-         FROM custody.deposit_addresses WHERE chain_id = $1::bigint`,
+         FROM chain.deposit_addresses WHERE chain_id = $1::bigint`,
       [chainId, ZERO],
     );
     // … so every pair has a running balance: 0, and `pending` of them credited again since.
     await client.query(
       `INSERT INTO custody.sweepable_balances (chain_id, address, asset, balance)
        SELECT chain_id, address, $2, CASE WHEN row_number() OVER (ORDER BY address DESC) <= $3 THEN 10 ^ 18 ELSE 0 END
-         FROM custody.deposit_addresses WHERE chain_id = $1
+         FROM chain.deposit_addresses WHERE chain_id = $1
        ON CONFLICT (chain_id, address, asset) DO UPDATE SET balance = EXCLUDED.balance`,
       [chainId, ZERO, pending],
     );
     await client.query("ANALYZE custody.sweepable_balances");
     await client.query("ANALYZE custody.sweep_items");
-    await client.query("ANALYZE custody.deposit_addresses");
+    await client.query("ANALYZE chain.deposit_addresses");
     const thresholds = new Map([[ZERO, 10n ** 17n]]);
     const runsMs: number[] = [];
     let candidates = 0;

@@ -116,7 +116,7 @@ export async function settleSweeps({
           `INSERT INTO custody.sweep_items (sweep_id, chain_id, address, salt, asset, planned, swept)
            SELECT $1, $2, u.address, d.salt, u.asset, 0, u.amount
            FROM unnest($3::text[], $4::text[], $5::numeric[]) AS u(address, asset, amount)
-           JOIN custody.deposit_addresses d ON d.chain_id = $2 AND d.address = u.address
+           JOIN chain.deposit_forwarders d ON d.chain_id = $2 AND d.address = u.address
            ON CONFLICT (sweep_id, address, asset) DO UPDATE SET swept = EXCLUDED.swept`,
           [
             row.id,

@@ -13,6 +13,7 @@ import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
+import { contractHotWallet } from "../../indexers/index.js";
 import { requestTransaction } from "../requests.js";
 import { readSweepCandidates } from "./candidates.js";
 import {
@@ -69,12 +70,8 @@ export async function startSweeps({
     );
     const out: StartedSweep[] = [];
     for (const sweep of plan) {
-      const { rows } = await client.query<{ hot_wallet: string }>(
-        "SELECT hot_wallet FROM custody.contracts WHERE chain_id = $1 AND address = $2",
-        [chain.chainId, sweep.factory],
-      );
-      const hotWallet = rows[0]?.hot_wallet;
-      if (!hotWallet) throw new Error(`factory ${sweep.factory} is not in custody.contracts`);
+      const hotWallet = await contractHotWallet(client, chain.chainId, sweep.factory);
+      if (!hotWallet) throw new Error(`factory ${sweep.factory} is not in chain.contracts`);
       const id = `sweep:${chain.chainId}:${randomUUID()}`;
       await client.query(
         `INSERT INTO custody.sweeps (id, chain_id, factory, hot_wallet, tokens)

@@ -1,12 +1,12 @@
 /**
  * The Ponder app's deployment file from a running custody's own records: the chain's config entry
- * (RPC, listed tokens, cold address) and the contracts it deployed (custody.contracts, through
- * signer/deposit-addresses). What `npm --prefix subgraphs run serve` (run.ts) writes before it
+ * (RPC, listed tokens, cold address) and the contracts it deployed (chain.contracts, read through
+ * the indexers' exported `getContract`). What `npm --prefix subgraphs run serve` (run.ts) writes before it
  * starts the app beside the service.
  */
 import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
-import { FORWARDER_FACTORY, getContract } from "../../signer/deposit-addresses/index.js";
+import { FORWARDER_FACTORY, getContract } from "../../indexers/index.js";
 import { type CustodyDeployment, parseDeployment } from "./deployment.js";
 
 export async function deploymentFromDatabase(

@@ -21,7 +21,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
 import { withTransaction } from "../../foundation/db.js";
-import { notifyWatchedAddress } from "../../indexers/index.js";
+import { allocateDepositAddress, notifyWatchedAddress } from "../../indexers/index.js";
 import { createAttestor } from "../../ledger/attest/attest.js";
 import { createReconciler } from "../../ledger/recon/reconcile.js";
 import {
@@ -37,7 +37,7 @@ import {
   type TestContext,
 } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { allocateDepositAddress } from "../../signer/deposit-addresses/index.js";
+import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { type PonderProcess, startPonder } from "../testing/ponder.js";
 import { deploymentFromDatabase } from "./fromDatabase.js";
@@ -215,7 +215,11 @@ describe("Ponder parity with custody-node's own records", () => {
       full: true,
     });
     expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
-    const attestor = createAttestor({ common: ctx.common, pool });
+    const attestor = createAttestor({
+      common: ctx.common,
+      pool,
+      sender: { requestTransaction, getTxOutcomes },
+    });
     const tick = await attestor.tick(chain, { everyBlocks: 1 });
     expect(tick.attested.map((a) => lower(a.token)).sort()).toEqual(
       ["0x0000000000000000000000000000000000000000", lower(TOKEN)].sort(),

@@ -6,7 +6,12 @@
 import { type Address, encodeDeployData, getAddress, getContractAddress, type Hex } from "viem";
 import { testToken } from "../../../chains/contracts/index.js";
 import { createEvmAdapter } from "../../../chains/index.js";
-import { createFactsDoorbell, createIngestor, type Ingestor } from "../../../indexers/index.js";
+import {
+  allocateDepositAddress,
+  createFactsDoorbell,
+  createIngestor,
+  type Ingestor,
+} from "../../../indexers/index.js";
 import { anvilRpc, type Rpc, sendAndMine, syncToHead } from "../../../indexers/testing/chain.js";
 import { type CreditingWorker, startCreditingWorker } from "../../../ledger/creditingWorker.js";
 import { assetIdOf, createLedger, type Ledger } from "../../../ledger/index.js";
@@ -15,7 +20,7 @@ import {
   type TestChainSpec,
   type TestContext,
 } from "../../../ops/testing/context.js";
-import { allocateDepositAddress, deployForwarderFactory } from "../../deposit-addresses/index.js";
+import { deployForwarderFactory } from "../../deposit-addresses/index.js";
 import { createSignerHarness, type SignerHarness, waitFor } from "../../testing/harness.js";
 import { startWalletSigner, type WalletSigner } from "../../walletSigner.js";
 import { createSweeper, type Sweeper } from "../createSweeper.js";

@@ -10,7 +10,7 @@ WITH history AS (
   SELECT chain_id, address, asset, sum(amount) AS balance FROM (
     SELECT c.chain_id, c.to_address AS address, c.asset, c.amount
       FROM ledger.deposit_credits c
-      JOIN custody.deposit_addresses d ON d.chain_id = c.chain_id AND d.address = c.to_address
+      JOIN chain.deposit_forwarders d ON d.chain_id = c.chain_id AND d.address = c.to_address
      WHERE c.state = 'credited'
     UNION ALL
     SELECT i.chain_id, i.address, i.asset, -i.swept

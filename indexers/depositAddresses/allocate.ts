@@ -1,7 +1,7 @@
 /**
  * Allocation: a customer's deposit address on a chain is CREATE2(factory, keccak256(customer id),
- * forwarder init code), computed, never deployed. It is stored in custody.deposit_addresses and
- * the indexer's watched set (chain.custody_addresses, kind deposit, owner = customer id) in one
+ * forwarder init code), computed, never deployed. It is stored in chain.deposit_addresses and
+ * the watched set (chain.custody_addresses, kind deposit, owner = customer id) in one
  * transaction that also notifies running indexers, so a deposit in the next block is seen. The
  * same transaction records it on every other chain whose factory has the same address (the
  * address exists there too: sharedFactories.ts).
@@ -11,9 +11,9 @@ import { type Address, getAddress, type Hex } from "viem";
 import { depositAddressOf, depositSalt } from "../../chains/contracts/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../watched.js";
+import { FORWARDER_FACTORY, getContract } from "./contracts.js";
 import { FactoryNotDeployedError, InvalidCustomerIdError, UnknownChainError } from "./errors.js";
-import { FORWARDER_FACTORY, getContract } from "./factories.js";
 import { lockForAllocation, recordOnSharingChains } from "./sharedFactories.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
@@ -81,7 +81,7 @@ export async function allocateDepositAddress(
     const salt = depositSalt(customerId);
     const address = depositAddressOf(factory.address, salt).toLowerCase();
     const inserted = await client.query<Row>(
-      `INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
+      `INSERT INTO chain.deposit_addresses (chain_id, customer_id, address, salt, factory)
        VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (chain_id, customer_id) DO NOTHING
        RETURNING *`,
@@ -125,7 +125,7 @@ export async function getDepositAddress(
   customerId: string,
 ): Promise<DepositAddress | undefined> {
   const { rows } = await client.query<Row>(
-    "SELECT * FROM custody.deposit_addresses WHERE chain_id = $1 AND customer_id = $2",
+    "SELECT * FROM chain.deposit_addresses WHERE chain_id = $1 AND customer_id = $2",
     [chainId, customerId],
   );
   return rows[0] ? fromRow(rows[0]) : undefined;
@@ -138,7 +138,7 @@ export async function findDepositAddress(
   address: string,
 ): Promise<DepositAddress | undefined> {
   const { rows } = await client.query<Row>(
-    "SELECT * FROM custody.deposit_addresses WHERE chain_id = $1 AND address = $2",
+    "SELECT * FROM chain.deposit_addresses WHERE chain_id = $1 AND address = $2",
     [chainId, address.toLowerCase()],
   );
   return rows[0] ? fromRow(rows[0]) : undefined;

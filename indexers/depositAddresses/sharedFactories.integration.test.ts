@@ -9,12 +9,12 @@ import { createPublicClient, type Hex, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
-import { createIngestor, type Ingestor } from "../../indexers/createIngestor.js";
-import { anvilRpc, type Rpc, sendAndMine, syncToHead } from "../../indexers/testing/chain.js";
 import { createDepositCrediting, createLedger } from "../../ledger/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
-import { allocateDepositAddress } from "./allocateDepositAddress.js";
-import { deployForwarderFactory } from "./deployFactory.js";
+import { deployForwarderFactory } from "../../signer/deposit-addresses/index.js";
+import { createIngestor, type Ingestor } from "../createIngestor.js";
+import { anvilRpc, type Rpc, sendAndMine, syncToHead } from "../testing/chain.js";
+import { allocateDepositAddress } from "./allocate.js";
 
 const HOT_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const A = 31337;
@@ -51,7 +51,7 @@ async function deployOn(index: number) {
 async function rowsOf(customerId: string) {
   const { rows } = await ctx.db.pool.query(
     `SELECT d.chain_id::int AS chain_id, d.address, c.kind, c.owner
-       FROM custody.deposit_addresses d
+       FROM chain.deposit_addresses d
        LEFT JOIN chain.custody_addresses c ON c.chain_id = d.chain_id AND c.address = d.address
       WHERE d.customer_id = $1 ORDER BY d.chain_id`,
     [customerId],
@@ -150,7 +150,7 @@ describe("scenario, in order: a deposit address on every chain that shares its f
       [B],
     );
     await ctx.db.pool.query(
-      "DELETE FROM custody.deposit_addresses WHERE chain_id = $1 AND customer_id = 'carol'",
+      "DELETE FROM chain.deposit_addresses WHERE chain_id = $1 AND customer_id = 'carol'",
       [B],
     );
     expect((await rowsOf("carol")).map((r) => r.chain_id)).toEqual([A]);

@@ -3,8 +3,8 @@
  * forwarder init code) is ours: CREATE2(factory, salt, init code) does not depend on the chain. A
  * deterministic deploy (same hot wallet, same nonce) gives the same factory address on each chain,
  * so money a customer sends to "their" address on another such chain is ours and sweepable. We
- * therefore record the address on every chain that shares the factory (custody.deposit_addresses
- * and the indexer's watched set, per chain), both when a customer is allocated and
+ * therefore record the address on every chain that shares the factory (chain.deposit_addresses
+ * and the watched set, per chain), both when a customer is allocated and
  * when the factory is recorded on one more chain later. Chains whose factory has another address
  * are not watched for it: there the address is not ours to sweep (reconciliation's per-address
  * checks do not cover it either; see docs/contracts.md).
@@ -16,7 +16,7 @@
  */
 import type pg from "pg";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../watched.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -60,11 +60,11 @@ export async function recordOnSharingChains(
 ): Promise<number[]> {
   const { rows } = await client.query<{ chain_id: string }>(
     `WITH siblings AS (
-       SELECT chain_id FROM custody.contracts
+       SELECT chain_id FROM chain.contracts
         WHERE name = 'ForwarderFactory' AND address = $1 AND chain_id <> $2
           AND init_code_hash IS NOT DISTINCT FROM $3),
      added AS (
-       INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
+       INSERT INTO chain.deposit_addresses (chain_id, customer_id, address, salt, factory)
        SELECT chain_id, $4, $5, $6, $1 FROM siblings
        ON CONFLICT DO NOTHING
        RETURNING chain_id)
@@ -107,13 +107,13 @@ export async function adoptSharedDepositAddresses(
   const { rows } = await client.query<{ customer_id: string; address: string }>(
     `WITH source AS (
        SELECT DISTINCT ON (d.customer_id) d.customer_id, d.address, d.salt
-         FROM custody.deposit_addresses d
-         JOIN custody.contracts c
+         FROM chain.deposit_addresses d
+         JOIN chain.contracts c
            ON c.chain_id = d.chain_id AND c.name = 'ForwarderFactory' AND c.address = d.factory
         WHERE d.factory = $1 AND d.chain_id <> $2 AND c.init_code_hash IS NOT DISTINCT FROM $3
         ORDER BY d.customer_id, d.chain_id),
      added AS (
-       INSERT INTO custody.deposit_addresses (chain_id, customer_id, address, salt, factory)
+       INSERT INTO chain.deposit_addresses (chain_id, customer_id, address, salt, factory)
        SELECT $2, customer_id, address, salt, $1 FROM source
        ON CONFLICT DO NOTHING
        RETURNING customer_id, address)
@@ -145,7 +145,7 @@ export async function adoptForRecordedFactory(pool: Pool, chainId: number): Prom
   return withTransaction(pool, async (client) => {
     await lockForFactoryRecord(client);
     const { rows } = await client.query<{ address: string; init_code_hash: string | null }>(
-      `SELECT address, init_code_hash FROM custody.contracts
+      `SELECT address, init_code_hash FROM chain.contracts
         WHERE chain_id = $1 AND name = 'ForwarderFactory'`,
       [chainId],
     );

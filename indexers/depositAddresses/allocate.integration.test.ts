@@ -6,11 +6,11 @@ import { createPublicClient, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { depositAddressOf, depositSalt, forwarderFactory } from "../../chains/contracts/index.js";
-import { WATCHED_CHANNEL } from "../../indexers/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { allocateDepositAddress, getDepositAddress } from "./allocateDepositAddress.js";
-import { deployForwarderFactory } from "./deployFactory.js";
+import { deployForwarderFactory } from "../../signer/deposit-addresses/index.js";
+import { WATCHED_CHANNEL } from "../watched.js";
+import { allocateDepositAddress, getDepositAddress } from "./allocate.js";
 
 const HOT_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
@@ -65,7 +65,7 @@ describe("deposit address allocation", () => {
       "SELECT address FROM chain.custody_addresses WHERE kind = 'hot'",
     );
     expect(watched.rows).toEqual([{ address: hot.address.toLowerCase() }]);
-    const { rows } = await ctx.db.pool.query("SELECT address, hot_wallet FROM custody.contracts");
+    const { rows } = await ctx.db.pool.query("SELECT address, hot_wallet FROM chain.contracts");
     expect(rows).toEqual([
       { address: first.contract.address.toLowerCase(), hot_wallet: hot.address.toLowerCase() },
     ]);
@@ -143,7 +143,7 @@ describe("deposit address allocation", () => {
       allocateDepositAddress(deps, { chainId: 31338, customerId: "carol" }),
     ).rejects.toMatchObject({ code: "DEPOSIT_FACTORY_NOT_DEPLOYED" });
     const { rows } = await ctx.db.pool.query(
-      "SELECT count(*)::int AS n FROM custody.deposit_addresses WHERE customer_id NOT IN ('alice', 'bob')",
+      "SELECT count(*)::int AS n FROM chain.deposit_addresses WHERE customer_id NOT IN ('alice', 'bob')",
     );
     expect(rows[0].n).toBe(0);
   });

@@ -1,6 +1,9 @@
 /**
- * The custody's deployed contracts (custody.contracts). Deposit addresses are derived from the
- * chain's ForwarderFactory row, so it is written once, at deploy, and read by allocation and sweeps.
+ * The custody's deployed contracts (chain.contracts): the ForwarderFactory every deposit address is
+ * derived from (so its row is written once, at deploy, and read by allocation and sweeps) and the
+ * ReservesAttestor. The deploys themselves need a hot wallet's key and live with their callers
+ * (signer/deposit-addresses/deployFactory.ts, ledger/attest/deploy.ts); the records live here, with
+ * the watched set they feed.
  */
 import type pg from "pg";
 import { type Address, getAddress, type Hex } from "viem";
@@ -54,7 +57,7 @@ export async function recordContract(
 ): Promise<{ contract: DeployedContract; created: boolean }> {
   if (c.name === FORWARDER_FACTORY) await lockForFactoryRecord(client);
   const inserted = await client.query<Row>(
-    `INSERT INTO custody.contracts
+    `INSERT INTO chain.contracts
        (chain_id, name, address, hot_wallet, init_code_hash, deploy_tx_hash, block_number)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (chain_id, name) DO NOTHING
@@ -80,7 +83,7 @@ export async function recordContract(
     return { contract: fromRow(inserted.rows[0]), created: true };
   }
   const existing = await getContract(client, c.chainId, c.name);
-  if (!existing) throw new Error(`custody.contracts row for ${c.chainId}/${c.name} vanished`);
+  if (!existing) throw new Error(`chain.contracts row for ${c.chainId}/${c.name} vanished`);
   return { contract: existing, created: false };
 }
 
@@ -90,8 +93,30 @@ export async function getContract(
   name: string,
 ): Promise<DeployedContract | undefined> {
   const { rows } = await client.query<Row>(
-    "SELECT * FROM custody.contracts WHERE chain_id = $1 AND name = $2",
+    "SELECT * FROM chain.contracts WHERE chain_id = $1 AND name = $2",
     [chainId, name],
   );
   return rows[0] ? fromRow(rows[0]) : undefined;
+}
+
+/** The hot wallet recorded with the chain's contract at `address` (lowercase), if it is ours. */
+export async function contractHotWallet(
+  client: Queryable,
+  chainId: number,
+  address: string,
+): Promise<string | undefined> {
+  const { rows } = await client.query<{ hot_wallet: string }>(
+    "SELECT hot_wallet FROM chain.contracts WHERE chain_id = $1 AND address = $2",
+    [chainId, address],
+  );
+  return rows[0]?.hot_wallet;
+}
+
+/** The hot wallets (lowercase) recorded with the chain's contracts: the factories' sweep destinations. */
+export async function contractHotWallets(client: Queryable, chainId: number): Promise<string[]> {
+  const { rows } = await client.query<{ hot_wallet: string }>(
+    "SELECT DISTINCT hot_wallet FROM chain.contracts WHERE chain_id = $1",
+    [chainId],
+  );
+  return rows.map((r) => r.hot_wallet);
 }
