@@ -8,7 +8,7 @@
  * `sum()` over tasks meaningful.
  */
 import { Gauge, type Registry } from "prom-client";
-import type { ChainConfig } from "../foundation/config.js";
+import type { ChainConfig } from "../chains/index.js";
 import type { Pool } from "../foundation/db.js";
 
 /** Statuses a withdrawal can still leave: the ones an operator watches for age. */

@@ -21,10 +21,10 @@ import {
   stringToHex,
   zeroAddress,
 } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import { amountFromDb } from "../../foundation/amounts.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract } from "../../signer/deposit-addresses/factories.js";
 import { getTxOutcomes } from "../../signer/outcomes.js";

@@ -15,7 +15,8 @@ import {
 } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { createApiKey } from "../../api/apiKeys.js";
-import { type ChainConfig, type PoliciesConfig, policiesSchema } from "../../foundation/config.js";
+import type { ChainConfig } from "../../chains/index.js";
+import { type PoliciesConfig, policiesSchema } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { getTxOutcomes } from "../../signer/index.js";
 

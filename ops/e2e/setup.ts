@@ -14,8 +14,9 @@ import {
   parseEther,
   toHex,
 } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig, Config } from "../../foundation/config.js";
+import type { Config } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { notifyWatchedAddress } from "../../indexers/index.js";
 import {
