@@ -3,8 +3,9 @@
  * checkpoint and the lag between them; assets (native + listed tokens) with their ids.
  */
 import { getAddress, type PublicClient, zeroAddress } from "viem";
+import type { ChainConfig } from "../chains/index.js";
 import { publicClientFor } from "../chains/index.js";
-import type { ChainConfig, Config } from "../foundation/config.js";
+import type { Config } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import { indexedHeights } from "../indexers/index.js";
 import { InvalidFieldError } from "./errors.js";

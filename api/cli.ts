@@ -1,6 +1,7 @@
 /** `custody-node apikeys create|revoke|list`: the only way API keys are made (no bootstrap route). */
 
 import type { Command } from "commander";
+import { chainSchema } from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
@@ -9,7 +10,7 @@ import { NotFoundError } from "./errors.js";
 import { registerWithdrawalCommands } from "./withdrawals/cli.js";
 
 async function withPool<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+  const config = loadConfig(chainSchema);
   const pool = createPool(config.env.DATABASE_URL, { max: 1, applicationName: "custody-node cli" });
   try {
     return await fn(pool);

@@ -3,6 +3,7 @@
  * with the field named, and a low configured limit answers 429 RATE_LIMITED as problem+json.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chainSchema } from "../chains/index.js";
 import { type Config, loadConfig } from "../foundation/config.js";
 import { ConfigError } from "../foundation/errors.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
@@ -24,7 +25,7 @@ const env = (file: unknown) => ({
 
 describe("api.rateLimit in the config", () => {
   it("defaults to 600 per minute and refuses bad values naming the field", () => {
-    expect(loadConfig(env({ chains: [chain] })).api?.rateLimit).toEqual({
+    expect(loadConfig(chainSchema, env({ chains: [chain] })).api?.rateLimit).toEqual({
       max: 600,
       windowMs: 60_000,
     });
@@ -36,7 +37,7 @@ describe("api.rateLimit in the config", () => {
     ] as const) {
       let error: unknown;
       try {
-        loadConfig(env({ chains: [chain], api: { rateLimit } }));
+        loadConfig(chainSchema, env({ chains: [chain], api: { rateLimit } }));
       } catch (e) {
         error = e;
       }
@@ -54,7 +55,10 @@ describe("a low configured limit", () => {
     t = await createApiTestContext({
       // The limit as loadConfig reads it from a file, on the test context's config.
       configure: (ctx) => {
-        const { api } = loadConfig(env({ chains: [chain], api: { rateLimit: { max: 3 } } }));
+        const { api } = loadConfig(
+          chainSchema,
+          env({ chains: [chain], api: { rateLimit: { max: 3 } } }),
+        );
         const config: Config = Object.freeze({ ...ctx.config, ...(api ? { api } : {}) });
         return { ...ctx, config, common: { ...ctx.common, config } };
       },

@@ -1,5 +1,6 @@
 /**
- * chains: the chain registry (built-in definitions; the config file is the source of truth at run
+ * chains: the chain config schema (a config file's `chains[]` entry, `ChainConfig`, the finality
+ * rule), the chain registry (built-in definitions; the config file is the source of truth at run
  * time) and the EVM adapter on viem: JSON-RPC with fallback across endpoints, retry and backoff on
  * timeouts, 429 and 5xx; batched calls; adaptive eth_getLogs ranges; blocks, receipts, traces;
  * balances (multicall3 where deployed); raw-transaction send. It never touches the database.
@@ -9,6 +10,16 @@
  *   await adapter.sendRawTransaction(signedBytes);   // returns the tx hash
  */
 
+export {
+  type ChainConfig,
+  type ConfirmationRule,
+  chainSchema,
+  confirmationRuleSchema,
+  finalityProblem,
+  finalityRule,
+  type TokenConfig,
+  tokenSchema,
+} from "./config.js";
 export {
   ChainDataInconsistentError,
   NoHealthyEndpointError,

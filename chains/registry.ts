@@ -1,8 +1,9 @@
 /**
  * The chain registry: built-in definitions of the chains we support (public RPC placeholders that a
  * deployment replaces with its providers' URLs) and lookup of the configured chains.
- * The config file (foundation/config.ts, `chains[]`) is the source of truth at run time; `knownChains`
- * gives the defaults a deployment starts from and facts the config does not carry (multicall3).
+ * The config file (`chains[]`, validated by chains/config.ts's schema) is the source of truth at
+ * run time; `knownChains` gives the defaults a deployment starts from and facts the config does not
+ * carry (multicall3).
  * A public chain's facts (id, name, native currency, block explorers, Multicall3 and its deploy
  * block) come from viem's definition (`viem/chains`); this file keeps only what viem lacks: our
  * confirmation and reorg rules, polling and lag settings, listed tokens, trace support notes, and
@@ -11,8 +12,7 @@
 import { type Address, type Chain, getAddress } from "viem";
 import { arbitrum, base, bsc, mainnet, optimism, polygon } from "viem/chains";
 import type { z } from "zod";
-import type { ChainConfig } from "../foundation/config.js";
-import { chainSchema } from "../foundation/config.js";
+import { type ChainConfig, chainSchema } from "./config.js";
 
 /** Multicall3 is deployed at the same address on every public chain we support (not on anvil). */
 export const MULTICALL3_ADDRESS: Address = getAddress(mainnet.contracts.multicall3.address);

@@ -7,9 +7,9 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { ChainConfig } from "../foundation/config.js";
 import { anvilRpc, call, deploy, type Rpc, sendAndMine } from "../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import type { ChainConfig } from "./config.js";
 import { createEvmAdapter, NoHealthyEndpointError } from "./index.js";
 import { type FaultyProxy, startFaultyProxy } from "./testing/faultyProxy.js";
 

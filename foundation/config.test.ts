@@ -1,11 +1,12 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { chainSchema } from "../chains/index.js";
 import { configIssuesOf, writeConfigFile } from "../ops/testing/configFile.js";
 import { defaultConfigPath, loadConfig, parseFileConfig } from "./config.js";
 
 describe("loadConfig", () => {
   it("loads the shipped example config with defaults applied", () => {
-    const config = loadConfig({ CUSTODY_CONFIG: defaultConfigPath });
+    const config = loadConfig(chainSchema, { CUSTODY_CONFIG: defaultConfigPath });
     expect(config.chains.map((c) => [c.key, c.chainId, c.feeModel])).toEqual([
       ["local-a", 31337, "eip1559"],
       ["local-b", 31338, "legacy"],
@@ -35,7 +36,7 @@ describe("loadConfig", () => {
       surprise: true,
     });
     const issues = configIssuesOf(() =>
-      loadConfig({ CUSTODY_CONFIG: file, PORT: "70000", LOG_LEVEL: "loud" }),
+      loadConfig(chainSchema, { CUSTODY_CONFIG: file, PORT: "70000", LOG_LEVEL: "loud" }),
     );
     const fields = issues.map((i) => i.field).sort();
     const base = path.basename(file);
@@ -67,7 +68,7 @@ describe("loadConfig", () => {
       feeModel: "legacy",
     };
     const issues = configIssuesOf(() =>
-      parseFileConfig({
+      parseFileConfig(chainSchema, {
         chains: [chain, { ...chain, key: "b" }],
         hotWallets: [{ chain: "c", kmsKeyId: "k" }],
       }),
@@ -80,10 +81,13 @@ describe("loadConfig", () => {
 
   it("reports unreadable and malformed files naming CUSTODY_CONFIG", () => {
     expect(
-      configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: "/nonexistent/x.json" }))[0]!.field,
+      configIssuesOf(() => loadConfig(chainSchema, { CUSTODY_CONFIG: "/nonexistent/x.json" }))[0]!
+        .field,
     ).toBe("env.CUSTODY_CONFIG");
     expect(
-      configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: writeConfigFile("{not json") }))[0]!.field,
+      configIssuesOf(() =>
+        loadConfig(chainSchema, { CUSTODY_CONFIG: writeConfigFile("{not json") }),
+      )[0]!.field,
     ).toBe("env.CUSTODY_CONFIG");
   });
 
@@ -103,15 +107,19 @@ describe("loadConfig", () => {
       ],
       webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "HOOK_SECRET" }],
     });
-    expect(configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: file })).map((i) => i.field)).toEqual([
-      "webhooks.0.secretEnv",
-    ]);
-    expect(loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "s3cret" }).webhookSecrets).toEqual({
+    expect(
+      configIssuesOf(() => loadConfig(chainSchema, { CUSTODY_CONFIG: file })).map((i) => i.field),
+    ).toEqual(["webhooks.0.secretEnv"]);
+    expect(
+      loadConfig(chainSchema, { CUSTODY_CONFIG: file, HOOK_SECRET: "s3cret" }).webhookSecrets,
+    ).toEqual({
       HOOK_SECRET: "s3cret",
     });
     // A Standard Webhooks secret must be base64 after its prefix: refused at start, not at delivery.
     expect(
-      configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_not base64!" })),
+      configIssuesOf(() =>
+        loadConfig(chainSchema, { CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_not base64!" }),
+      ),
     ).toEqual([
       {
         field: "webhooks.0.secretEnv",
@@ -120,7 +128,8 @@ describe("loadConfig", () => {
       },
     ]);
     expect(
-      loadConfig({ CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_c2VjcmV0" }).webhookSecrets,
+      loadConfig(chainSchema, { CUSTODY_CONFIG: file, HOOK_SECRET: "whsec_c2VjcmV0" })
+        .webhookSecrets,
     ).toEqual({ HOOK_SECRET: "whsec_c2VjcmV0" });
   });
 });

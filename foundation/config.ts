@@ -1,7 +1,8 @@
 /**
  * Configuration: infrastructure from the environment, chains/tokens/policies from one JSON file.
  * `loadConfig` is the only reader of `process.env`; it validates everything once and throws a
- * ConfigError naming every bad field.
+ * ConfigError naming every bad field. A chain entry's schema is chains/'s (chains/config.ts): the
+ * caller passes it in (`loadConfig(chainSchema)`), so foundation imports nothing of ours.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -13,166 +14,41 @@ import { ConfigError, type FieldIssue } from "./errors.js";
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const defaultConfigPath = path.join(repoRoot, "ops", "config.example.json");
 
-const address = z
+/** Config field schemas every section uses (chains/config.ts's too). */
+export const addressSchema = z
   .string()
   .refine((v) => isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte hex address")
   .transform((v) => getAddress(v));
+const address = addressSchema;
 
-const decimalString = z
+export const decimalStringSchema = z
   .string()
   .regex(/^(0|[1-9][0-9]*)$/, "must be a non-negative integer as a decimal string (base units)")
   .transform((v) => BigInt(v));
+const decimalString = decimalStringSchema;
 
-const url = z.string().url("must be a URL");
+export const urlSchema = z.string().url("must be a URL");
+const url = urlSchema;
 
-export const tokenSchema = z
-  .object({
-    address,
-    symbol: z.string().min(1).max(16),
-    decimals: z.number().int().min(0).max(36),
-    /** Sweep a deposit address once its credited balance of this token reaches this (base units). */
-    sweepThreshold: decimalString.optional(),
-    /** Above this a hot wallet's balance is moved to the chain's cold address (base units). */
-    hotCeiling: decimalString.optional(),
-  })
-  .strict();
-
-export const confirmationRuleSchema = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("blocks"), blocks: z.number().int().min(0).max(10_000) }).strict(),
-  z.object({ kind: z.literal("finalized") }).strict(),
-]);
-
-export const chainSchema = z
-  .object({
-    /** Short stable name used on the CLI and in the API (`--chains local-a`). */
-    key: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "must be lowercase letters, digits and dashes"),
-    chainId: z.number().int().positive(),
-    name: z.string().min(1),
-    rpcUrls: z.array(url).min(1, "at least one RPC URL is required"),
-    wsUrl: url.optional(),
-    confirmations: confirmationRuleSchema,
-    /**
-     * When nothing can change any more (N blocks or the node's `finalized` tag); never shallower
-     * than `confirmations`. Absent: see `finalityRule` (blocks = max(confirmations, reorgWindow),
-     * or `finalized` when confirmations is). A reorg reaching a final block halts the chain.
-     */
-    finality: confirmationRuleSchema.optional(),
-    /** Depth the indexer expects reorgs within; deeper ones are handled but alerted. */
-    reorgWindow: z.number().int().min(1).max(100_000),
-    blockTimeMs: z.number().int().positive(),
-    feeModel: z.enum(["eip1559", "legacy"]),
-    /**
-     * Record internal value transfers (kind `internal`) from call traces. Only where the chain's
-     * node serves `trace_block` or `debug_traceBlockByNumber` with callTracer; without it, native
-     * deposits sent through contracts are found only by reconciliation (`unattributed_inflow`).
-     */
-    traces: z.boolean().default(false),
-    /** Which trace method to use (absent or `auto`: trace_block, then debug_traceBlockByNumber). */
-    tracesMethod: z.enum(["auto", "trace_block", "debug_traceBlockByNumber"]).optional(),
-    nativeSymbol: z.string().min(1).max(16).default("ETH"),
-    nativeDecimals: z.number().int().min(0).max(36).default(18),
-    /**
-     * Deposit crediting's catch-up pass: blocks below the crediting watermark re-read per periodic
-     * sweep (a rotation over the history; absent: 1000), crediting confirmed deposits that skipped it.
-     */
-    creditingCatchupBlocks: z.number().int().min(1).max(1_000_000).optional(),
-    /** Beyond this many blocks behind the head the indexer is `degraded` in /readyz (and alerted), not failed. */
-    maxLagBlocks: z.number().int().positive().default(50),
-    /**
-     * Stored blocks kept below the published finalized block (audit trail; a reorg cannot reach
-     * them); older ones are pruned. Absent: 10,000; never fewer than 2 × reorgWindow. Facts stay.
-     */
-    blockRetention: z.number().int().min(0).optional(),
-    /** First block to index (backfill starts here on an empty database). */
-    startBlock: z.number().int().min(0).default(0),
-    /** Fee cap: no attempt is ever signed above this max fee per gas / gas price (wei). */
-    maxFeePerGas: decimalString.default(500_000_000_000n),
-    /** A transaction not mined after this long is replaced with bumped fees. */
-    bumpIntervalMs: z.number().int().positive().default(30_000),
-    /** Gas limit = eth_estimateGas + this many basis points (signer/gas.ts; absent: 2000 = 20%). */
-    gasLimitMarginBps: z.number().int().min(0).max(100_000).optional(),
-    /** No gas limit below this (absent: 21000); intrinsic gas is always the lower bound too. */
-    gasLimitFloor: decimalString.optional(),
-    /** L1 data cost charged outside gas: `op-stack` (Optimism, Base) or `none` (L1s, Arbitrum). */
-    l1DataFee: z.enum(["none", "op-stack"]).optional(),
-    /** Where value above a hot wallet's ceiling goes. */
-    coldAddress: address.optional(),
-    /** Native asset sweep threshold and hot ceiling (base units). */
-    nativeSweepThreshold: decimalString.optional(),
-    nativeHotCeiling: decimalString.optional(),
-    /** Below this native balance a hot wallet needs funding (alerting only: custody_hot_wallet_floor_wei). */
-    nativeHotFloor: decimalString.optional(),
-    /** Deposit addresses per sweep transaction (one factory call); bounded by the block gas limit. */
-    sweepBatchSize: z.number().int().min(1).max(500).default(50),
-    /** How often the worker looks for deposit addresses to sweep and hot balances above ceiling. */
-    sweepIntervalMs: z.number().int().positive().default(30_000),
-    tokens: z.array(tokenSchema).default([]),
-    /** Reconciliation's on-chain balance reads (ledger/recon/onchain.ts); absent: the defaults. */
-    recon: z
-      .object({
-        /** Deposit addresses read per run beyond those with activity (the slow full rotation). */
-        rotation: z.number().int().min(0).max(1_000_000).default(200),
-        /** (address, asset) reads per request: one Multicall3 call or one JSON-RPC batch. */
-        batchSize: z.number().int().min(1).max(5_000).default(500),
-        /** Balance requests started per second at most (the provider's rate limit). */
-        requestsPerSecond: z.number().positive().max(10_000).default(20),
-        /** Multicall3 address where the chain registry knows none (absent: JSON-RPC batches). */
-        multicall3: address.optional(),
-      })
-      .strict()
-      .optional(),
-    /** Proof of reserves (ledger/attest): on-chain attestations; absent: this chain is not attested. */
-    attestation: z
-      .object({
-        /** Attest the newest clean reconciliation run's block when it is this many blocks past the last. */
-        everyBlocks: z.number().int().min(1).max(10_000_000),
-        /** How often the reconciler role looks whether an attestation is due. */
-        intervalMs: z.number().int().min(1_000).max(86_400_000).default(60_000),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict()
-  .superRefine((chain, ctx) => {
-    const problem = finalityProblem(chain);
-    if (problem) ctx.addIssue({ code: "custom", path: ["finality"], message: problem });
-  });
-
-export type ConfirmationRule = z.output<typeof confirmationRuleSchema>;
-
-/** Why a chain's explicit finality rule is shallower than its confirmation rule (null: fine). */
-export function finalityProblem(chain: {
-  confirmations: ConfirmationRule;
-  finality?: ConfirmationRule | undefined;
-}): string | null {
-  const { confirmations, finality } = chain;
-  if (!finality) return null;
-  if (confirmations.kind === "finalized" && finality.kind === "blocks")
-    return 'finality must be { kind: "finalized" } when confirmations is (it may not be shallower than confirmations)';
-  if (confirmations.kind === "blocks" && finality.kind === "blocks") {
-    if (finality.blocks < confirmations.blocks)
-      return `finality (${finality.blocks} blocks) is shallower than confirmations (${confirmations.blocks} blocks)`;
-    if (finality.blocks < 1) return "finality must be at least 1 block";
-  }
-  return null;
-}
+/** What foundation reads of a chain entry: the file's cross-chain checks and `chainByKey`. */
+export type ChainBase = { key: string; chainId: number };
 
 /**
- * The chain's finality rule (shared contract): the configured one, or by default
- * blocks = max(confirmations, reorgWindow), and the `finalized` tag when confirmations uses it.
- * Works on hand-built configs too (tests spread a parsed chain and change confirmations).
+ * Where chains/config.ts registers its ChainConfig by declaration merging
+ * (`declare module "../foundation/config.js" { interface ConfigChainRegistry { chain: ChainConfig } }`),
+ * the way fastify's decorators are typed: `Config.chains` is then chains/'s ChainConfig in every
+ * module, while this file never imports it.
  */
-export function finalityRule(
-  chain: Pick<ChainConfig, "confirmations" | "reorgWindow"> & {
-    finality?: ConfirmationRule | undefined;
-  },
-): ConfirmationRule {
-  const problem = finalityProblem(chain);
-  if (problem) throw new ConfigError([{ field: "finality", message: problem }]);
-  if (chain.finality) return chain.finality;
-  if (chain.confirmations.kind === "finalized") return { kind: "finalized" };
-  return { kind: "blocks", blocks: Math.max(chain.confirmations.blocks, chain.reorgWindow, 1) };
-}
+// biome-ignore lint/suspicious/noEmptyInterface: filled by chains/config.ts (declaration merging)
+export interface ConfigChainRegistry {}
+
+/** A configured chain: chains/'s ChainConfig once registered (always, in this program). */
+export type ConfiguredChain = ConfigChainRegistry extends { chain: infer C extends ChainBase }
+  ? C
+  : ChainBase;
+
+/** The schema of one `chains[]` entry (chains/config.ts's `chainSchema`), given by the caller. */
+export type ChainSchema = z.ZodType<ConfiguredChain, unknown>;
 
 export const hotWalletSchema = z
   .object({
@@ -319,50 +195,53 @@ export const apiConfigSchema = z
   })
   .strict();
 
-export const fileConfigSchema = z
-  .object({
-    chains: z.array(chainSchema).min(1, "at least one chain is required"),
-    hotWallets: z.array(hotWalletSchema).default([]),
-    policies: policiesSchema.default({
-      withdrawals: {
-        globalAllowlist: [],
-        customerAllowlists: {},
-        limits: {},
-        requiredApprovals: 2,
-      },
-    }),
-    webhooks: z.array(webhookSchema).default([]),
-    api: apiConfigSchema.default({ rateLimit: { ...DEFAULT_API_RATE_LIMIT } }),
-  })
-  .strict()
-  .superRefine((cfg, ctx) => {
-    const keys = new Set<string>();
-    const ids = new Set<number>();
-    cfg.chains.forEach((c, i) => {
-      if (keys.has(c.key))
-        ctx.addIssue({
-          code: "custom",
-          path: ["chains", i, "key"],
-          message: `duplicate key ${c.key}`,
-        });
-      if (ids.has(c.chainId))
-        ctx.addIssue({
-          code: "custom",
-          path: ["chains", i, "chainId"],
-          message: `duplicate chain id ${c.chainId}`,
-        });
-      keys.add(c.key);
-      ids.add(c.chainId);
+/** The config file's schema around the caller's chain schema (chains/config.ts). */
+export function makeFileConfigSchema(chainSchema: ChainSchema) {
+  return z
+    .object({
+      chains: z.array(chainSchema).min(1, "at least one chain is required"),
+      hotWallets: z.array(hotWalletSchema).default([]),
+      policies: policiesSchema.default({
+        withdrawals: {
+          globalAllowlist: [],
+          customerAllowlists: {},
+          limits: {},
+          requiredApprovals: 2,
+        },
+      }),
+      webhooks: z.array(webhookSchema).default([]),
+      api: apiConfigSchema.default({ rateLimit: { ...DEFAULT_API_RATE_LIMIT } }),
+    })
+    .strict()
+    .superRefine((cfg, ctx) => {
+      const keys = new Set<string>();
+      const ids = new Set<number>();
+      cfg.chains.forEach((c, i) => {
+        if (keys.has(c.key))
+          ctx.addIssue({
+            code: "custom",
+            path: ["chains", i, "key"],
+            message: `duplicate key ${c.key}`,
+          });
+        if (ids.has(c.chainId))
+          ctx.addIssue({
+            code: "custom",
+            path: ["chains", i, "chainId"],
+            message: `duplicate chain id ${c.chainId}`,
+          });
+        keys.add(c.key);
+        ids.add(c.chainId);
+      });
+      cfg.hotWallets.forEach((w, i) => {
+        if (!keys.has(w.chain))
+          ctx.addIssue({
+            code: "custom",
+            path: ["hotWallets", i, "chain"],
+            message: `unknown chain "${w.chain}" (known: ${[...keys].join(", ")})`,
+          });
+      });
     });
-    cfg.hotWallets.forEach((w, i) => {
-      if (!keys.has(w.chain))
-        ctx.addIssue({
-          code: "custom",
-          path: ["hotWallets", i, "chain"],
-          message: `unknown chain "${w.chain}" (known: ${[...keys].join(", ")})`,
-        });
-    });
-  });
+}
 
 const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
@@ -397,18 +276,16 @@ export const envSchema = z.object({
   SHUTDOWN_TIMEOUT_S: z.coerce.number().positive().default(8),
 });
 
-export type ChainConfig = z.output<typeof chainSchema>;
-export type TokenConfig = z.output<typeof tokenSchema>;
 export type HotWalletConfig = z.output<typeof hotWalletSchema>;
 export type PoliciesConfig = z.output<typeof policiesSchema>;
-export type FileConfig = z.output<typeof fileConfigSchema>;
+export type FileConfig = z.output<ReturnType<typeof makeFileConfigSchema>>;
 export type ApiConfig = z.output<typeof apiConfigSchema>;
 export type EnvConfig = z.output<typeof envSchema>;
 export type ConsoleOidcConfig = z.output<typeof consoleOidcSchema>;
 
 export type Config = Readonly<{
   env: Readonly<EnvConfig>;
-  chains: readonly ChainConfig[];
+  chains: readonly ConfiguredChain[];
   hotWallets: readonly HotWalletConfig[];
   policies: PoliciesConfig;
   webhooks: FileConfig["webhooks"];
@@ -429,13 +306,17 @@ function issuesOf(error: z.ZodError, prefix: string): FieldIssue[] {
 }
 
 /** Validate a parsed config file object (used by loadConfig and by tests). */
-export function parseFileConfig(raw: unknown, source = "config"): FileConfig {
-  const result = fileConfigSchema.safeParse(raw);
+export function parseFileConfig(
+  chainSchema: ChainSchema,
+  raw: unknown,
+  source = "config",
+): FileConfig {
+  const result = makeFileConfigSchema(chainSchema).safeParse(raw);
   if (!result.success) throw new ConfigError(issuesOf(result.error, source));
   return result.data;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(chainSchema: ChainSchema, env: NodeJS.ProcessEnv = process.env): Config {
   const issues: FieldIssue[] = [];
   const envResult = envSchema.safeParse(env);
   if (!envResult.success) {
@@ -460,7 +341,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
   }
   if (raw !== undefined) {
-    const fileResult = fileConfigSchema.safeParse(raw);
+    const fileResult = makeFileConfigSchema(chainSchema).safeParse(raw);
     if (fileResult.success) file = fileResult.data;
     else issues.push(...issuesOf(fileResult.error, path.basename(configPath)));
   }
@@ -506,6 +387,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
  * is its config-file entry as JSON, validated like the file.
  */
 export function oneChainConfig(
+  chainSchema: ChainSchema,
   env: NodeJS.ProcessEnv,
   chainJson: string | undefined,
   configPath: string,
@@ -518,7 +400,11 @@ export function oneChainConfig(
 }
 
 /** oneChainConfig's config from a parsed env and chain (benches and scale tests build both). */
-export function chainOnlyConfig(env: EnvConfig, chain: ChainConfig, configPath: string): Config {
+export function chainOnlyConfig(
+  env: EnvConfig,
+  chain: ConfiguredChain,
+  configPath: string,
+): Config {
   return deepFreeze({
     env,
     chains: [chain],
@@ -537,7 +423,7 @@ export function chainOnlyConfig(env: EnvConfig, chain: ChainConfig, configPath: 
   });
 }
 
-export function chainByKey(config: Config, key: string): ChainConfig {
+export function chainByKey(config: Config, key: string): ConfiguredChain {
   const chain = config.chains.find((c) => c.key === key || String(c.chainId) === key);
   if (!chain) {
     throw new ConfigError([

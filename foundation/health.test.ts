@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { chainSchema } from "../chains/index.js";
 import { defaultConfigPath, loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 import { createHealth } from "./health.js";
@@ -42,7 +43,8 @@ describe("readiness checks", () => {
 
 describe("REDIS_PREFIX", () => {
   const prefix = (value: string) =>
-    loadConfig({ CUSTODY_CONFIG: defaultConfigPath, REDIS_PREFIX: value }).env.REDIS_PREFIX;
+    loadConfig(chainSchema, { CUSTODY_CONFIG: defaultConfigPath, REDIS_PREFIX: value }).env
+      .REDIS_PREFIX;
 
   it("accepts a leading {hash tag} (one Redis Cluster slot for BullMQ) and plain prefixes", () => {
     for (const ok of ["custody", "{custody}", "{custody}:prod", "{t-1_a}", "custody:eu-1"])

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type { Common } from "./common.js";
-import type { ChainConfig } from "./config.js";
+import type { ConfiguredChain } from "./config.js";
 import type { Pool } from "./db.js";
 import type { Health } from "./health.js";
 import type { QueueFactory } from "./queues.js";
@@ -25,7 +25,7 @@ export type RoleContext = {
   queues: QueueFactory;
   health: Health;
   /** The chains this process serves (--chains, default all configured). */
-  chains: readonly ChainConfig[];
+  chains: readonly ConfiguredChain[];
   /** Roles add Fastify plugins here before the server starts (the api role adds /v1). */
   httpPlugins: ((app: FastifyInstance) => Promise<void>)[];
 };

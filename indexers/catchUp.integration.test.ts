@@ -8,8 +8,8 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import type { ChainConfig } from "../chains/index.js";
 import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
-import type { ChainConfig } from "../foundation/config.js";
 import { createLedger, type Ledger } from "../ledger/createLedger.js";
 import { type CreditingWorker, startCreditingWorker } from "../ledger/creditingWorker.js";
 import { waitFor } from "../ops/testing/wait.js";

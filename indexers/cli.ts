@@ -5,7 +5,7 @@
  * --accept-reorg (audited, with who and why).
  */
 import type { Command } from "commander";
-import { createEvmAdapter } from "../chains/index.js";
+import { chainSchema, createEvmAdapter } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
 import { chainByKey, loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
@@ -13,7 +13,7 @@ import { readHalts } from "./halts.js";
 import { resumeChain } from "./resume.js";
 
 function pool() {
-  const config = loadConfig();
+  const config = loadConfig(chainSchema);
   return {
     config,
     pool: createPool(config.env.DATABASE_URL, { max: 2, applicationName: "custody-node cli" }),

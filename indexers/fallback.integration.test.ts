@@ -5,10 +5,10 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../chains/index.js";
 import { createEvmAdapter, RpcUnavailableError } from "../chains/index.js";
 import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import { type Common, createCommon } from "../foundation/common.js";
-import type { ChainConfig } from "../foundation/config.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
 import { createTestDatabase } from "../ops/testing/database.js";

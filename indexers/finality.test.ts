@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chainSchema, finalityProblem } from "../foundation/config.js";
+import { chainSchema, finalityProblem } from "../chains/index.js";
 import { ConfigError } from "../foundation/errors.js";
 import { finalityRule, finalizedHeight } from "./finality.js";
 

@@ -3,7 +3,8 @@
  * canonical block that meets the chain's finality rule. The ledger and the signer read it through
  * `readFinalized`; only the ingestor writes it, and it never moves down.
  */
-import { type ConfirmationRule, finalityRule } from "../foundation/config.js";
+
+import { type ConfirmationRule, finalityRule } from "../chains/index.js";
 import type { Pool, PoolClient } from "../foundation/db.js";
 
 export type FinalizedBlock = { number: bigint; hash: string };

@@ -7,7 +7,8 @@
  * More than `maxLagBlocks` behind the head alone is `degraded`: ready (a backfilling indexer is
  * live and must not be killed), listed in /readyz, and counted by the gauge for alerts.
  */
-import type { ChainConfig } from "../foundation/config.js";
+
+import type { ChainConfig } from "../chains/index.js";
 import type { HealthCheck, HealthCheckResult } from "../foundation/health.js";
 import type { Metrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";

@@ -12,9 +12,14 @@
  * watched address) and prints the RPC calls per block: polling, new heads over WS, and traces on.
  */
 import type { Address, Hex } from "viem";
-import { createEvmAdapter, type EvmAdapter, type RawReceipt } from "../chains/index.js";
+import {
+  chainSchema,
+  createEvmAdapter,
+  type EvmAdapter,
+  type RawReceipt,
+} from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
-import { chainOnlyConfig, chainSchema, envSchema } from "../foundation/config.js";
+import { chainOnlyConfig, envSchema } from "../foundation/config.js";
 import { withTransaction } from "../foundation/db.js";
 import { figure, machineLine } from "../ops/bench/machine.js";
 import { startAnvil } from "../ops/devstack/anvil.js";

@@ -6,7 +6,7 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../foundation/config.js";
+import type { ChainConfig } from "../chains/index.js";
 import type { Ingestor } from "./createIngestor.js";
 import {
   call,

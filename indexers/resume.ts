@@ -7,9 +7,8 @@
  * common ancestor (the only way it ever moves down).
  */
 
-import type { EvmAdapter } from "../chains/index.js";
+import type { ChainConfig, EvmAdapter } from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
-import type { ChainConfig } from "../foundation/config.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "./finality.js";
 import { type ChainHalt, closeHalt, openHalt } from "./halts.js";

@@ -4,13 +4,13 @@
  * entry as JSON, validated like the config file), INDEXER_BATCH_BLOCKS, INDEXER_CONCURRENCY,
  * INDEXER_POLL_MS, LOG_LEVEL. SIGTERM stops it cleanly.
  */
-import { createEvmAdapter } from "../chains/index.js";
+import { chainSchema, createEvmAdapter } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
 import { oneChainConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
 import { createIngestor } from "./createIngestor.js";
 
-const config = oneChainConfig(process.env, process.env.INDEXER_CHAIN, "(runIngestor)");
+const config = oneChainConfig(chainSchema, process.env, process.env.INDEXER_CHAIN, "(runIngestor)");
 const env = config.env;
 const chain = config.chains[0]!;
 const common = createCommon(config);

@@ -7,8 +7,8 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
-import type { ChainConfig } from "../foundation/config.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
 import { createTestDatabase } from "../ops/testing/database.js";

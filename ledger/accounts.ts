@@ -2,8 +2,9 @@
  * Assets and accounts: idempotent creation (an asset from the chain config, an account from the
  * chart), lookup by name, and freezing.
  */
+
+import type { ChainConfig } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
-import type { ChainConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import { ACCOUNT_COLUMNS, type AccountRow, toAccount } from "./accountRow.js";
 import { classifyAccount } from "./chartOfAccounts.js";

@@ -3,8 +3,8 @@
  * booked as a treasury gas move so reconciliation pairs it with the chain's fee fact.
  */
 import type { Hex } from "viem";
+import type { ChainConfig } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
-import type { ChainConfig } from "../foundation/config.js";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { createLedger } from "./createLedger.js";
 import { bookTreasuryMove } from "./treasury.js";

@@ -1,5 +1,6 @@
 /** `custody-node ledger check`: the ledger's invariants, runnable any time against the live database. */
 import type { Command } from "commander";
+import { chainSchema } from "../chains/index.js";
 import { parseAmount } from "../foundation/amounts.js";
 import { createCommon } from "../foundation/common.js";
 import { chainByKey, loadConfig } from "../foundation/config.js";
@@ -32,7 +33,7 @@ export function registerCommands(program: Command): void {
     )
     .option("--json", "print the report as JSON", false)
     .action(async (opts: { json: boolean }) => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       const pool = createPool(config.env.DATABASE_URL, {
         max: 1,
         applicationName: "custody-node ledger check",
@@ -56,7 +57,7 @@ export function registerCommands(program: Command): void {
     .description("open blocks, oldest first")
     .option("--customer <id>", "one customer")
     .action(async (opts: { customer?: string }) => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       const pool = createPool(config.env.DATABASE_URL, {
         max: 1,
         applicationName: "custody-node ledger",
@@ -76,7 +77,7 @@ export function registerCommands(program: Command): void {
     .requiredOption("--by <who>", "the operator clearing it")
     .requiredOption("--reason <text>", "why (e.g. the receivable was repaid)")
     .action(async (customer: string, opts: { by: string; reason: string }) => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       const pool = createPool(config.env.DATABASE_URL, {
         max: 1,
         applicationName: "custody-node ledger",
@@ -106,7 +107,7 @@ type TreasuryOpts = {
 };
 
 async function runTreasury(move: TreasuryMove, opts: TreasuryOpts): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(chainSchema);
   const chain = chainByKey(config, opts.chain);
   const common = createCommon(config);
   const pool = createPool(config.env.DATABASE_URL, {

@@ -5,8 +5,9 @@
  * The parts: accounts.ts (assets, accounts, freezing), applyTransfers.ts (a batch in a
  * transaction), groupCommit.ts (callers without a client share transactions), queries.ts.
  */
+
+import type { ChainConfig } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
-import type { ChainConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import { createAccounts } from "./accounts.js";
 import { createApplyTransfers, type TransferOptions } from "./applyTransfers.js";

@@ -7,8 +7,8 @@
  * `creditingCatchupBlocks`), so a fact that skipped the watermark is still credited.
  */
 import type { Worker } from "bullmq";
+import type { ChainConfig } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
-import type { ChainConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import { startLoop } from "../foundation/loop.js";
 import type { QueueFactory } from "../foundation/queues.js";

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chainSchema } from "../chains/index.js";
 import { defaultConfigPath, loadConfig } from "../foundation/config.js";
 import type { ConfigError } from "../foundation/errors.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
@@ -753,7 +754,7 @@ describe("catch-up pass and incremental reorg holds", () => {
       writeFileSync(file, JSON.stringify(config));
       let issues: { field: string; message: string }[] = [];
       try {
-        loadConfig({ CUSTODY_CONFIG: file });
+        loadConfig(chainSchema, { CUSTODY_CONFIG: file });
       } catch (error) {
         issues = (error as ConfigError).issues;
       }

@@ -4,6 +4,7 @@
  * reason. Registered under the `ledger` command (ops/commands.ts).
  */
 import type { Command } from "commander";
+import { chainSchema } from "../chains/index.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
 import { listParkedDeposits } from "./depositCrediting.js";
@@ -33,7 +34,7 @@ export function registerParkedCommands(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       const pool = createPool(config.env.DATABASE_URL, {
         max: 1,
         applicationName: "custody-node ledger parked-deposits",

@@ -3,6 +3,7 @@
  * registered by the modules through ops/commands.ts.
  */
 import { Command, CommanderError, Option } from "commander";
+import { chainSchema } from "../chains/index.js";
 import { loadConfig } from "../foundation/config.js";
 import { ConfigError } from "../foundation/errors.js";
 import { parseRoles, ROLE_NAMES } from "../foundation/roles.js";
@@ -31,7 +32,7 @@ export function buildCli(): Command {
     .option("--chains <chains>", "comma-separated chain keys or ids from the config (default: all)")
     .option("--migrate", "apply database migrations before starting", false)
     .action(async (opts: { roles?: string; chains?: string; migrate: boolean }) => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       // Like `custody-node migrate`: a database that does not exist yet is created first.
       if (opts.migrate) await ensureDatabase(config.env.DATABASE_URL);
       await startService(config, {
@@ -51,7 +52,7 @@ export function buildCli(): Command {
       "apply every module's database migrations (idempotent; safe from several processes)",
     )
     .action(async () => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       await ensureDatabase(config.env.DATABASE_URL);
       const results = await migrate(config.env.DATABASE_URL, { log: (m) => console.log(m) });
       const applied = results.reduce((n, r) => n + r.applied.length, 0);

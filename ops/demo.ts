@@ -9,9 +9,9 @@
  */
 import pg from "pg";
 import { parseEther } from "viem";
-import { publicClientFor } from "../chains/index.js";
+import { type ChainConfig, chainSchema, publicClientFor } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
-import { type ChainConfig, loadConfig } from "../foundation/config.js";
+import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
 import { ConfigError } from "../foundation/errors.js";
 import { ROLE_NAMES } from "../foundation/roles.js";
@@ -101,7 +101,7 @@ async function main() {
     PORT: "0",
     ...process.env,
   };
-  const config = loadConfig(env);
+  const config = loadConfig(chainSchema, env);
   await ensurePostgres(config.env.DATABASE_URL, say);
   say(`using a fresh database ${new URL(config.env.DATABASE_URL).pathname.slice(1)}`);
   await recreateDatabase(config.env.DATABASE_URL);

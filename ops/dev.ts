@@ -14,7 +14,7 @@ import path from "node:path";
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import { type Hex, parseEther } from "viem";
 import { createApiKey, listApiKeys } from "../api/apiKeys.js";
-import { publicClientFor } from "../chains/index.js";
+import { chainSchema, publicClientFor } from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
 import { type Config, defaultConfigPath, loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
@@ -60,7 +60,7 @@ export async function runDev(
     ? configFile
     : path.resolve(env.CUSTODY_CONFIG || defaultConfigPath);
   const fileJson = JSON.parse(readFileSync(source, "utf8")) as Record<string, unknown>;
-  const base = loadConfig({ ...env, CUSTODY_CONFIG: source });
+  const base = loadConfig(chainSchema, { ...env, CUSTODY_CONFIG: source });
   say(`config ${source}`);
 
   const stack = await startDevStack(base, say, {
@@ -157,7 +157,7 @@ export async function runDev(
       await pool.end();
     }
 
-    const config: Config = loadConfig({
+    const config: Config = loadConfig(chainSchema, {
       ...env,
       CUSTODY_CONFIG: configFile,
     });

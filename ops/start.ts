@@ -12,8 +12,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../api/app.js";
+import type { ChainConfig } from "../chains/index.js";
 import { type Common, createCommon } from "../foundation/common.js";
-import { type ChainConfig, type Config, chainByKey } from "../foundation/config.js";
+import { type Config, chainByKey } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
 import { createHealth, type Health } from "../foundation/health.js";
 import { registerRuntimeMetrics } from "../foundation/metrics.js";

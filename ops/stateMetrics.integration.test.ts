@@ -1,5 +1,6 @@
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chainSchema } from "../chains/index.js";
 import { parseFileConfig } from "../foundation/config.js";
 import { registerStateMetrics } from "./stateMetrics.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
@@ -46,7 +47,7 @@ describe("state metrics (withdrawals by status and age, hot wallet floor and cei
   });
 
   it("counts open withdrawals per status with the oldest one's age, and exports floor and ceiling", async () => {
-    const config = parseFileConfig({
+    const config = parseFileConfig(chainSchema, {
       chains: [
         {
           key: "local-a",

@@ -12,7 +12,7 @@ import {
   type WithdrawalStatusCount,
   withdrawalsByStatus,
 } from "../api/withdrawals/statusCounts.js";
-import type { ChainConfig } from "../foundation/config.js";
+import type { ChainConfig } from "../chains/index.js";
 import type { Pool } from "../foundation/db.js";
 
 /** Statuses a withdrawal can still leave: the ones an operator watches for age. */

@@ -8,7 +8,7 @@
  */
 import { type Hex, parseEther, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../foundation/config.js";
+import type { ChainConfig } from "../chains/index.js";
 import { within } from "../ops/testing/wait.js";
 import { createKmsClient, type KmsAccount } from "./kmsAccount.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";

@@ -13,6 +13,7 @@ import {
 } from "@aws-sdk/client-kms";
 import type { Command } from "commander";
 import { getAddress } from "viem";
+import { chainSchema } from "../chains/index.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
 import { DEFAULT_EMULATOR_FILE, startKmsEmulator } from "./kms-emulator/server.js";
@@ -25,7 +26,7 @@ import {
 } from "./operator.js";
 
 async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+  const config = loadConfig(chainSchema);
   const pool = createPool(config.env.DATABASE_URL, {
     max: 1,
     applicationName: "custody-node signer",
@@ -38,7 +39,7 @@ async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
 }
 
 function kmsFromConfig() {
-  const config = loadConfig();
+  const config = loadConfig(chainSchema);
   return createKmsClient({
     region: config.env.AWS_REGION,
     endpoint: config.env.AWS_ENDPOINT_URL_KMS,

@@ -4,9 +4,9 @@
  * deploy`, signer/deposit-addresses/cli.ts; `custody-node por deploy`, ops/por/cli.ts).
  */
 import type { Account, Hex, PublicClient } from "viem";
-import { createEvmAdapter } from "../chains/index.js";
+import { type ChainConfig, chainSchema, createEvmAdapter } from "../chains/index.js";
 import { type Common, createCommon } from "../foundation/common.js";
-import { type ChainConfig, chainByKey, loadConfig } from "../foundation/config.js";
+import { chainByKey, loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
 import type { DeployedContract } from "../indexers/index.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
@@ -45,7 +45,7 @@ export async function deployFromHotWallet(
     ) => Promise<{ contract: DeployedContract; deployed: boolean }>;
   },
 ): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(chainSchema);
   const chain = chainByKey(config, opts.chain);
   const keyId =
     opts.key ?? config.hotWallets.find((w) => w.chain === chain.key)?.kmsKeyId ?? undefined;

@@ -5,7 +5,7 @@
  */
 import { parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../foundation/config.js";
+import type { ChainConfig } from "../chains/index.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";

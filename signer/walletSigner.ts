@@ -6,8 +6,8 @@
  * still waiting on a node or KMS can write nothing more (the lease is the fencing token).
  */
 import type { PublicClient } from "viem";
+import type { ChainConfig } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
-import type { ChainConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import type { QueueFactory } from "../foundation/queues.js";
 import {

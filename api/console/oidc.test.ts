@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import Fastify from "fastify";
 import { describe, expect, it } from "vitest";
+import { chainSchema } from "../../chains/index.js";
 import { apiConfigSchema, defaultConfigPath, loadConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { configIssuesOf, writeConfigFile } from "../../ops/testing/configFile.js";
@@ -89,20 +90,20 @@ describe("api.console.oidc config", () => {
 
   it("reads the client secret from the env var the file names, and says when it is missing", () => {
     const file = configWith(OIDC);
-    expect(configIssuesOf(() => loadConfig({ CUSTODY_CONFIG: file }))).toEqual([
+    expect(configIssuesOf(() => loadConfig(chainSchema, { CUSTODY_CONFIG: file }))).toEqual([
       {
         field: "api.console.oidc.clientSecretEnv",
         message: "environment variable CONSOLE_OIDC_SECRET is not set",
       },
     ]);
-    const config = loadConfig({ CUSTODY_CONFIG: file, CONSOLE_OIDC_SECRET: "s3cret" });
+    const config = loadConfig(chainSchema, { CUSTODY_CONFIG: file, CONSOLE_OIDC_SECRET: "s3cret" });
     expect(config.consoleOidcClientSecret).toBe("s3cret");
     // The secret is not in the file's section.
     expect(JSON.stringify(config.api)).not.toContain("s3cret");
     // A public client (PKCE only) names no secret.
     const { clientSecretEnv: _, ...publicClient } = OIDC;
     expect(
-      loadConfig({ CUSTODY_CONFIG: configWith(publicClient) }).consoleOidcClientSecret,
+      loadConfig(chainSchema, { CUSTODY_CONFIG: configWith(publicClient) }).consoleOidcClientSecret,
     ).toBeUndefined();
   });
 

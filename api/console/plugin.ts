@@ -7,9 +7,9 @@
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { ChainConfig } from "../../chains/index.js";
 import { parseTokenAmount } from "../../foundation/amounts.js";
 import { verifyAuditChain } from "../../foundation/audit.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import {
   type AssetInfo,

@@ -5,6 +5,7 @@
  * `withdrawal.failed` event say who and why. Withdrawals the chain can still decide are refused.
  */
 import type { Command } from "commander";
+import { chainSchema } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import { loadConfig } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
@@ -24,7 +25,7 @@ export function registerWithdrawalCommands(program: Command): void {
     .requiredOption("--reason <text>", "why (what was checked on chain)")
     .option("--json", "print the withdrawal as JSON", false)
     .action(async (id: string, opts: { by: string; reason: string; json: boolean }) => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       const common = createCommon(config);
       const pool = createPool(config.env.DATABASE_URL, {
         max: 2,

@@ -11,7 +11,7 @@ import {
   type PublicClient,
   type TransactionReceipt,
 } from "viem";
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../config.js";
 
 /**
  * Sign a contract creation (`data`: bytecode + constructor args) with the hot wallet's account at

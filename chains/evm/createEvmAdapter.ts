@@ -16,7 +16,7 @@ import {
   type PublicClient,
 } from "viem";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../config.js";
 import { RpcResponseError, RpcUnavailableError } from "../errors.js";
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";

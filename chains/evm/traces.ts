@@ -4,7 +4,7 @@
  * the child itself reports success).
  */
 import type { Hex } from "viem";
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../config.js";
 import type { CallFrame } from "./types.js";
 
 /**

@@ -4,6 +4,7 @@
  * (signer/deposit-addresses/cli.ts).
  */
 import type { Command } from "commander";
+import { chainSchema } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import { chainByKey, loadConfig } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
@@ -16,7 +17,7 @@ export function registerCommands(program: Command): void {
     .requiredOption("--chain <chain>", "chain key or id from the config")
     .requiredOption("--customer <customerId>", "customer id")
     .action(async (opts: { chain: string; customer: string }) => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       const chain = chainByKey(config, opts.chain);
       const common = createCommon(config);
       const pool = createPool(config.env.DATABASE_URL, { max: 2 });

@@ -4,9 +4,9 @@
  * metrics and status in step. Built once by `createIngestor`, passed down (ponder's `Common` idea).
  */
 import type { Address } from "viem";
+import type { ChainConfig, ConfirmationRule } from "../../chains/index.js";
 import { bloomBits, type EvmAdapter, TRANSFER_TOPIC } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig, ConfirmationRule } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Logger } from "../../foundation/logger.js";
 import { finalityRule } from "../finality.js";

@@ -4,9 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 import { type Abi, encodeDeployData, encodeFunctionData, type Hex } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
 import { createIngestor, type IngestorOptions } from "../createIngestor.js";

@@ -5,10 +5,10 @@
  * then proxies, then the context). What a test does with the chain stays in the test. Test-only.
  */
 import type { Hex } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter, type EvmAdapter, type EvmAdapterOptions } from "../../chains/index.js";
 import { type FaultyProxy, startFaultyProxy } from "../../chains/testing/faultyProxy.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import {
   createTestContext,

@@ -7,9 +7,9 @@
  * Used by indexer.bench.ts; test-only.
  */
 import type { Hex } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { createIngestor } from "../createIngestor.js";
 import { loadTip } from "../store.js";

@@ -22,9 +22,9 @@ import {
   stringToHex,
   zeroAddress,
 } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract, listCustody } from "../../indexers/index.js";
 import { createLedger } from "../createLedger.js";

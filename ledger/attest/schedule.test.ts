@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { chainSchema } from "../../chains/index.js";
 import { parseFileConfig } from "../../foundation/config.js";
 import { ConfigError } from "../../foundation/errors.js";
 
@@ -15,10 +16,12 @@ const chain = {
 
 describe("chains[].attestation (the proof-of-reserves schedule)", () => {
   it("is optional; when given, intervalMs defaults to a minute", () => {
-    expect(parseFileConfig({ chains: [chain] }).chains[0]!.attestation).toBeUndefined();
     expect(
-      parseFileConfig({ chains: [{ ...chain, attestation: { everyBlocks: 100 } }] }).chains[0]!
-        .attestation,
+      parseFileConfig(chainSchema, { chains: [chain] }).chains[0]!.attestation,
+    ).toBeUndefined();
+    expect(
+      parseFileConfig(chainSchema, { chains: [{ ...chain, attestation: { everyBlocks: 100 } }] })
+        .chains[0]!.attestation,
     ).toEqual({ everyBlocks: 100, intervalMs: 60_000 });
   });
 
@@ -32,7 +35,7 @@ describe("chains[].attestation (the proof-of-reserves schedule)", () => {
     ] as const) {
       let error: unknown;
       try {
-        parseFileConfig({ chains: [{ ...chain, attestation }] });
+        parseFileConfig(chainSchema, { chains: [{ ...chain, attestation }] });
       } catch (e) {
         error = e;
       }

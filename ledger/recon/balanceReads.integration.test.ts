@@ -6,8 +6,8 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { BalanceUnreadableError } from "./errors.js";

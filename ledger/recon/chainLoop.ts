@@ -4,7 +4,8 @@
  * (lock base + chain id) on its own connection, so of several reconciler processes one works a
  * chain at a time and the others skip it.
  */
-import type { ChainConfig } from "../../foundation/config.js";
+
+import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 
 export function startLockedChainLoop<C extends ChainConfig>({

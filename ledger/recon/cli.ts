@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
+import { chainSchema } from "../../chains/index.js";
 import { verifyAuditChain } from "../../foundation/audit.js";
 import { createCommon } from "../../foundation/common.js";
 import { chainByKey, loadConfig } from "../../foundation/config.js";
@@ -51,7 +52,7 @@ function render(report: RenderedReport, format: Format): string {
 
 /** A short-lived pool for one CLI command, closed (with the Common) when `fn` is done. */
 async function withPool<T>(name: string, fn: (pool: ReturnType<typeof createPool>) => Promise<T>) {
-  const config = loadConfig();
+  const config = loadConfig(chainSchema);
   const common = createCommon(config);
   const pool = createPool(config.env.DATABASE_URL, { max: 2, applicationName: name });
   try {
@@ -95,7 +96,9 @@ export function registerCommands(program: Command): void {
         if (!(BREAK_STATES as readonly string[]).includes(st))
           throw new Error(`--state: expected open, acknowledged or resolved, got "${st}"`);
       await withPool("custody-node recon breaks list", async (pool) => {
-        const chainId = opts.chain ? chainByKey(loadConfig(), opts.chain).chainId : undefined;
+        const chainId = opts.chain
+          ? chainByKey(loadConfig(chainSchema), opts.chain).chainId
+          : undefined;
         const list = await listBreakStates(pool, {
           ...(chainId !== undefined ? { chainId } : {}),
           states: states as BreakStateName[],
@@ -164,7 +167,7 @@ export function registerCommands(program: Command): void {
     .requiredOption("--by <who>", "the operator crediting it")
     .requiredOption("--reason <text>", "why (e.g. the sender and transaction checked)")
     .action(async (breakId: string, opts: { by: string; reason: string }) => {
-      const config = loadConfig();
+      const config = loadConfig(chainSchema);
       const common = createCommon(config);
       const pool = createPool(config.env.DATABASE_URL, {
         max: 2,
@@ -212,7 +215,7 @@ export function registerCommands(program: Command): void {
         const format = opts.format as Format;
         if (!["summary", "json", "csv", "html"].includes(format))
           throw new Error(`--format: expected summary, json, csv or html, got "${opts.format}"`);
-        const config = loadConfig();
+        const config = loadConfig(chainSchema);
         const common = createCommon(config);
         const pool = createPool(config.env.DATABASE_URL, {
           max: 2,

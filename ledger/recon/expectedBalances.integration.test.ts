@@ -7,7 +7,7 @@
  * not continue from the run the table stands at, and a full run, rebuild it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { balanceKey, loadFactBalances } from "./expectedBalances.js";

@@ -8,7 +8,7 @@
  * incremental run.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { createLedger, type Ledger } from "../createLedger.js";

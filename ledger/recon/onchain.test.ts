@@ -8,6 +8,7 @@ import {
   toFunctionSelector,
 } from "viem";
 import { describe, expect, it } from "vitest";
+import { chainSchema } from "../../chains/index.js";
 import { loadConfig } from "../../foundation/config.js";
 import { ConfigError } from "../../foundation/errors.js";
 import {
@@ -31,7 +32,7 @@ const chain = (recon: unknown) => ({
 });
 
 const load = (recon: unknown) =>
-  loadConfig({ CUSTODY_CONFIG_JSON: JSON.stringify({ chains: [chain(recon)] }) });
+  loadConfig(chainSchema, { CUSTODY_CONFIG_JSON: JSON.stringify({ chains: [chain(recon)] }) });
 
 describe("recon balance-read config", () => {
   it("defaults every field, and takes valid ones", () => {

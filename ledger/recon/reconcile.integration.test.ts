@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter } from "../../chains/index.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { createHealth } from "../../foundation/health.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {

@@ -4,10 +4,10 @@
  * and its breaks, raise metrics, and log an error-level alert when there is any break.
  */
 import { Counter, Gauge } from "prom-client";
+import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances } from "./balances.js";

@@ -8,8 +8,8 @@
  */
 import type { Hex } from "viem";
 import { expect } from "vitest";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter } from "../../chains/index.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,

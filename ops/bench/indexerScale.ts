@@ -17,14 +17,9 @@
  */
 import { Worker } from "node:worker_threads";
 import type { Hex } from "viem";
-import { createEvmAdapter } from "../../chains/index.js";
+import { type ChainConfig, chainSchema, createEvmAdapter } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
-import {
-  type ChainConfig,
-  chainOnlyConfig,
-  chainSchema,
-  envSchema,
-} from "../../foundation/config.js";
+import { chainOnlyConfig, envSchema } from "../../foundation/config.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import type { AllocationBurst } from "../../indexers/testing/allocationBurst.js";
 import { anvilRpc, call, deploy, type Rpc, syncToHead } from "../../indexers/testing/chain.js";

@@ -10,15 +10,9 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { createEvmAdapter } from "../../chains/index.js";
+import { type ChainConfig, chainSchema, createEvmAdapter } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
-import {
-  type ChainConfig,
-  type Config,
-  envSchema,
-  fileConfigSchema,
-  repoRoot,
-} from "../../foundation/config.js";
+import { type Config, envSchema, makeFileConfigSchema, repoRoot } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
 import { createLogger } from "../../foundation/logger.js";
 import { createMetrics } from "../../foundation/metrics.js";
@@ -89,7 +83,7 @@ function chainConfigs(rpcUrl: string, multicall3: string): ChainConfig[] {
 }
 
 function scaleFile(rpcUrl: string, multicall3: string) {
-  return fileConfigSchema.parse({
+  return makeFileConfigSchema(chainSchema).parse({
     chains: W.chains.map((chainId) => ({
       key: `scale-${chainId}`,
       chainId,

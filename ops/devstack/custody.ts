@@ -6,9 +6,9 @@
  */
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import { type Account, type Address, type Hex, type PublicClient, parseEther, toHex } from "viem";
-import { publicClientFor } from "../../chains/index.js";
+import { type ChainConfig, publicClientFor } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig, Config } from "../../foundation/config.js";
+import type { Config } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { addWatchedAddresses, notifyWatchedAddress } from "../../indexers/index.js";
 import {

@@ -8,8 +8,8 @@ import { formatEther, parseEther, zeroAddress } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { sendTransaction } from "viem/actions";
 import { createApiKey } from "../../api/apiKeys.js";
-import { publicClientFor } from "../../chains/index.js";
-import { type ChainConfig, type PoliciesConfig, policiesSchema } from "../../foundation/config.js";
+import { type ChainConfig, publicClientFor } from "../../chains/index.js";
+import { type PoliciesConfig, policiesSchema } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { getTxOutcomes } from "../../signer/index.js";
 

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { chainSchema } from "../../chains/index.js";
 import { defaultConfigPath, loadConfig } from "../../foundation/config.js";
 import { ConfigError } from "../../foundation/errors.js";
 
@@ -8,7 +9,7 @@ describe("CUSTODY_CONFIG_JSON", () => {
   it("is used instead of the CUSTODY_CONFIG file when set", () => {
     const json = JSON.parse(readFileSync(defaultConfigPath, "utf8"));
     json.chains = json.chains.slice(0, 1);
-    const config = loadConfig({
+    const config = loadConfig(chainSchema, {
       CUSTODY_CONFIG: "/nonexistent/config.json",
       CUSTODY_CONFIG_JSON: JSON.stringify(json),
     });
@@ -19,7 +20,7 @@ describe("CUSTODY_CONFIG_JSON", () => {
   it("names the variable when its JSON is bad", () => {
     let error: unknown;
     try {
-      loadConfig({ CUSTODY_CONFIG_JSON: "{not json" });
+      loadConfig(chainSchema, { CUSTODY_CONFIG_JSON: "{not json" });
     } catch (e) {
       error = e;
     }

@@ -3,6 +3,8 @@
  * services per role, each task's command, and the environment names every container gets. The CDK
  * stack (stack.ts) turns this into task definitions; the boot test runs the same commands locally.
  */
+
+import { chainSchema } from "../../chains/index.js";
 import { type FileConfig, parseFileConfig } from "../../foundation/config.js";
 import type { RoleName } from "../../foundation/roles.js";
 
@@ -62,7 +64,7 @@ function startCommand(role: RoleName, chains?: string[]): string[] {
 }
 
 export function planEnvironment(rawConfig: unknown): InfraPlan {
-  const config = parseFileConfig(rawConfig, "infra config");
+  const config = parseFileConfig(chainSchema, rawConfig, "infra config");
   const hotWalletAliases = new Map<string, string[]>();
   for (const [i, wallet] of config.hotWallets.entries()) {
     if (

@@ -17,10 +17,10 @@
  *  - reconciliation: a full run at the final block reports exactly the injected breaks.
  */
 import type { Hex } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { injectReorg, type MinedTx } from "../../chains/testing/lyingChain/reorg.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { readFinalized, readHalts } from "../../indexers/index.js";
 // Not exported from indexers/index.ts (yet): the CLI's resume, called as the operator would.

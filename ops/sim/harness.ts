@@ -6,14 +6,9 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { type ChainConfig, chainSchema } from "../../chains/index.js";
 import { type Common, createCommon } from "../../foundation/common.js";
-import {
-  type ChainConfig,
-  type Config,
-  chainSchema,
-  envSchema,
-  policiesSchema,
-} from "../../foundation/config.js";
+import { type Config, envSchema, policiesSchema } from "../../foundation/config.js";
 import { createPool, type Pool } from "../../foundation/db.js";
 import { createLogger } from "../../foundation/logger.js";
 import { createMetrics } from "../../foundation/metrics.js";

@@ -6,13 +6,13 @@
  * SIM_RPC_TIMEOUT_MS, LOG_LEVEL.
  */
 import { createInterface } from "node:readline";
-import { createEvmAdapter } from "../../chains/index.js";
+import { chainSchema, createEvmAdapter } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import { oneChainConfig } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
 import { createIngestor } from "../../indexers/index.js";
 
-const config = oneChainConfig(process.env, process.env.SIM_CHAIN, "(sim ingestor)");
+const config = oneChainConfig(chainSchema, process.env, process.env.SIM_CHAIN, "(sim ingestor)");
 const env = config.env;
 const chain = config.chains[0]!;
 const common = createCommon(config);

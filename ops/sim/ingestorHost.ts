@@ -5,9 +5,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
+import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import { type ChainConfig, repoRoot } from "../../foundation/config.js";
+import { repoRoot } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 

@@ -2,12 +2,14 @@
  * One call for an integration test file: its own database, Redis prefix, Common (quiet logger,
  * private metrics registry) and optionally its own anvil chains on free ports.
  */
+
+import { chainSchema } from "../../chains/index.js";
 import { type Common, createCommon } from "../../foundation/common.js";
 import {
   type Config,
   envSchema,
   type FileConfig,
-  fileConfigSchema,
+  makeFileConfigSchema,
 } from "../../foundation/config.js";
 import { createLogger } from "../../foundation/logger.js";
 import { createMetrics } from "../../foundation/metrics.js";
@@ -92,7 +94,7 @@ export async function createTestContext(
     }));
     // Withdrawal policies fail closed (issue 14): a test that sets none gets an explicit policy
     // without limits or approvals for every asset of its chains; policy tests pass their own.
-    const file = fileConfigSchema.parse({
+    const file = makeFileConfigSchema(chainSchema).parse({
       chains,
       policies: unlimitedPolicies(chains),
       ...options.file,

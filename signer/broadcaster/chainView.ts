@@ -7,8 +7,8 @@
  */
 import { type Hex, numberToHex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
+import { type ChainConfig, type ConfirmationRule, finalityRule } from "../../chains/index.js";
 import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
-import { type ChainConfig, type ConfirmationRule, finalityRule } from "../../foundation/config.js";
 import type { Logger } from "../../foundation/logger.js";
 import type { ReceiptLogLike } from "../transferPosition.js";
 

@@ -3,8 +3,8 @@
  * and passed down (ponder's `Common` pattern), so each stage file is a plain function of it.
  */
 import type { Hex, PublicClient } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Logger } from "../../foundation/logger.js";
 import type { QueueFactory } from "../../foundation/queues.js";

@@ -18,8 +18,8 @@
  */
 import type { Hex, PublicClient } from "viem";
 import { createEvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import type { QueueFactory } from "../../foundation/queues.js";
 import type { Lease } from "../lease.js";

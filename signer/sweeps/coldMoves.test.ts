@@ -1,6 +1,6 @@
 import { zeroAddress } from "viem";
 import { describe, expect, it } from "vitest";
-import { chainSchema } from "../../foundation/config.js";
+import { chainSchema } from "../../chains/index.js";
 import { excessOverCeiling, hotCeilings } from "./coldMoves.js";
 
 describe("hot ceilings", () => {

@@ -5,8 +5,8 @@
  * re-reads Postgres, so a tick after a crash (or a lost doorbell) finishes whatever was owed.
  */
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Ledger } from "../../ledger/index.js";
 import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";

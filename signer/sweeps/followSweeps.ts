@@ -7,8 +7,9 @@
  * ids of the new generation, once it mines again (or fails it). A booked sweep whose outcome is
  * finalized in the booked inclusion is final and no longer followed.
  */
+
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { Ledger, NewTransfer } from "../../ledger/index.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";

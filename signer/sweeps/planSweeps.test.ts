@@ -1,6 +1,6 @@
 import { zeroAddress } from "viem";
 import { describe, expect, it } from "vitest";
-import { type ChainConfig, chainSchema } from "../../foundation/config.js";
+import { type ChainConfig, chainSchema } from "../../chains/index.js";
 import {
   balanceKey,
   capByOnChain,

@@ -6,7 +6,7 @@
  * `batchSize` per factory call, in a stable order so a re-plan after a crash picks the same ones.
  */
 import { type Address, getAddress, type Hex, zeroAddress } from "viem";
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../../chains/index.js";
 
 export type SweepCandidate = {
   /** Lowercase. */

@@ -13,8 +13,8 @@ import { type Address, getAddress, type Hex, pad, parseEventLogs, zeroAddress } 
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import { transferPosition } from "../../chains/evm/transferPosition.js";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import type { ChainRef, Ledger, NewTransfer } from "../../ledger/index.js";

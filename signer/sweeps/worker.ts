@@ -7,8 +7,9 @@
  * could go missing. Any number of workers may run: planning holds a per-chain advisory lock and
  * settlement a row lock with deterministic ledger ids.
  */
+
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import type { ChainConfig } from "../../foundation/config.js";
 import { type Loop, startLoop } from "../../foundation/loop.js";
 import type { Sweeper } from "./createSweeper.js";
 

@@ -6,7 +6,7 @@
  * proxy, harness, context). What a test does with them stays in the test. Test-only.
  */
 import { writeFileSync } from "node:fs";
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../../chains/index.js";
 import {
   createTestContext,
   type TestChainSpec,

@@ -5,6 +5,7 @@
  * SIGNER_PROCESS_TAG names its Postgres connections so a test can see who holds the lease.
  */
 
+import { chainSchema } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import { chainByKey, loadConfig } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
@@ -14,7 +15,7 @@ import { parseCrashAt } from "../broadcaster/crashPoints.js";
 import { createKmsAccount, createKmsClient } from "../kmsAccount.js";
 import { startWalletSigner } from "../walletSigner.js";
 
-const config = loadConfig();
+const config = loadConfig(chainSchema);
 const common = createCommon(config);
 const wallet = config.hotWallets[0];
 if (!wallet) throw new Error("the config has no hot wallet");

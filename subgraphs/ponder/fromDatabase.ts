@@ -4,7 +4,7 @@
  * the indexers' exported `getContract`). What `npm --prefix subgraphs run serve` (run.ts) writes before it
  * starts the app beside the service.
  */
-import type { ChainConfig } from "../../foundation/config.js";
+import type { ChainConfig } from "../../chains/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { FORWARDER_FACTORY, getContract } from "../../indexers/index.js";
 import { type CustodyDeployment, parseDeployment } from "./deployment.js";

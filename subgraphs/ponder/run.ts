@@ -13,6 +13,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { chainSchema } from "../../chains/config.js";
 import { loadConfig } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
 import { deploymentFromDatabase } from "./fromDatabase.js";
@@ -26,7 +27,7 @@ const { values } = parseArgs({
   },
 });
 
-const config = loadConfig();
+const config = loadConfig(chainSchema);
 const chain =
   config.chains.find((c) => c.key === values.chain || String(c.chainId) === values.chain) ??
   (values.chain === undefined && config.chains.length === 1 ? config.chains[0] : undefined);

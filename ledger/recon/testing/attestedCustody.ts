@@ -4,8 +4,8 @@
  * its hot wallet, and a wait until a block is final in the index.
  */
 import { type PublicClient, parseEther } from "viem";
+import type { ChainConfig } from "../../../chains/index.js";
 import type { Common } from "../../../foundation/common.js";
-import type { ChainConfig } from "../../../foundation/config.js";
 import type { Pool } from "../../../foundation/db.js";
 import type { DeployedContract } from "../../../indexers/index.js";
 import type { PreparedCustody } from "../../../ops/e2e/setup.js";

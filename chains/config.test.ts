@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { parseFileConfig } from "../foundation/config.js";
+import { configIssuesOf } from "../ops/testing/configFile.js";
+import { chainSchema, finalityRule } from "./config.js";
+
+const chain = {
+  key: "a",
+  chainId: 1,
+  name: "a",
+  rpcUrls: ["http://127.0.0.1:1"],
+  confirmations: { kind: "blocks", blocks: 12 },
+  reorgWindow: 5,
+  blockTimeMs: 1000,
+  feeModel: "legacy",
+};
+
+describe("chainSchema in the config file", () => {
+  it("applies the chain defaults and checksums addresses", () => {
+    const file = parseFileConfig(chainSchema, {
+      chains: [{ ...chain, coldAddress: "0x000000000000000000000000000000000000dead" }],
+    });
+    const parsed = file.chains[0]!;
+    expect(parsed.maxFeePerGas).toBe(500_000_000_000n);
+    expect(parsed.traces).toBe(false);
+    expect(parsed.coldAddress).toBe("0x000000000000000000000000000000000000dEaD");
+    expect(finalityRule(parsed)).toEqual({ kind: "blocks", blocks: 12 });
+  });
+
+  it("reports a finality shallower than confirmations at the chain's field, with the file's other issues", () => {
+    const issues = configIssuesOf(() =>
+      parseFileConfig(chainSchema, {
+        chains: [{ ...chain, finality: { kind: "blocks", blocks: 3 } }],
+        webhooks: [{ url: "not a url", secretEnv: "HOOK" }],
+      }),
+    );
+    expect(issues).toEqual([
+      {
+        field: "config.chains.0.finality",
+        message: "finality (3 blocks) is shallower than confirmations (12 blocks)",
+      },
+      { field: "config.webhooks.0.url", message: "must be a URL" },
+    ]);
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * The chain config schema: one entry of the config file's `chains[]` (RPC endpoints, confirmation
+ * and finality rules, fees, sweeps, listed tokens, reconciliation and attestation settings), its
+ * types, and the finality contract every module reads. foundation/config.ts loads the file and owns
+ * everything else in it; it takes this schema from its caller (`loadConfig(chainSchema)`), and this
+ * file registers `ChainConfig` as the type of `Config.chains` (`ConfigChainRegistry` below), so
+ * `common.config.chains` is typed everywhere while foundation imports nothing of ours.
+ */
+import { z } from "zod";
+import {
+  addressSchema as address,
+  decimalStringSchema as decimalString,
+  urlSchema as url,
+} from "../foundation/config.js";
+import { ConfigError } from "../foundation/errors.js";
+
+export const tokenSchema = z
+  .object({
+    address,
+    symbol: z.string().min(1).max(16),
+    decimals: z.number().int().min(0).max(36),
+    /** Sweep a deposit address once its credited balance of this token reaches this (base units). */
+    sweepThreshold: decimalString.optional(),
+    /** Above this a hot wallet's balance is moved to the chain's cold address (base units). */
+    hotCeiling: decimalString.optional(),
+  })
+  .strict();
+
+export const confirmationRuleSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("blocks"), blocks: z.number().int().min(0).max(10_000) }).strict(),
+  z.object({ kind: z.literal("finalized") }).strict(),
+]);
+
+export const chainSchema = z
+  .object({
+    /** Short stable name used on the CLI and in the API (`--chains local-a`). */
+    key: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "must be lowercase letters, digits and dashes"),
+    chainId: z.number().int().positive(),
+    name: z.string().min(1),
+    rpcUrls: z.array(url).min(1, "at least one RPC URL is required"),
+    wsUrl: url.optional(),
+    confirmations: confirmationRuleSchema,
+    /**
+     * When nothing can change any more (N blocks or the node's `finalized` tag); never shallower
+     * than `confirmations`. Absent: see `finalityRule` (blocks = max(confirmations, reorgWindow),
+     * or `finalized` when confirmations is). A reorg reaching a final block halts the chain.
+     */
+    finality: confirmationRuleSchema.optional(),
+    /** Depth the indexer expects reorgs within; deeper ones are handled but alerted. */
+    reorgWindow: z.number().int().min(1).max(100_000),
+    blockTimeMs: z.number().int().positive(),
+    feeModel: z.enum(["eip1559", "legacy"]),
+    /**
+     * Record internal value transfers (kind `internal`) from call traces. Only where the chain's
+     * node serves `trace_block` or `debug_traceBlockByNumber` with callTracer; without it, native
+     * deposits sent through contracts are found only by reconciliation (`unattributed_inflow`).
+     */
+    traces: z.boolean().default(false),
+    /** Which trace method to use (absent or `auto`: trace_block, then debug_traceBlockByNumber). */
+    tracesMethod: z.enum(["auto", "trace_block", "debug_traceBlockByNumber"]).optional(),
+    nativeSymbol: z.string().min(1).max(16).default("ETH"),
+    nativeDecimals: z.number().int().min(0).max(36).default(18),
+    /**
+     * Deposit crediting's catch-up pass: blocks below the crediting watermark re-read per periodic
+     * sweep (a rotation over the history; absent: 1000), crediting confirmed deposits that skipped it.
+     */
+    creditingCatchupBlocks: z.number().int().min(1).max(1_000_000).optional(),
+    /** Beyond this many blocks behind the head the indexer is `degraded` in /readyz (and alerted), not failed. */
+    maxLagBlocks: z.number().int().positive().default(50),
+    /**
+     * Stored blocks kept below the published finalized block (audit trail; a reorg cannot reach
+     * them); older ones are pruned. Absent: 10,000; never fewer than 2 × reorgWindow. Facts stay.
+     */
+    blockRetention: z.number().int().min(0).optional(),
+    /** First block to index (backfill starts here on an empty database). */
+    startBlock: z.number().int().min(0).default(0),
+    /** Fee cap: no attempt is ever signed above this max fee per gas / gas price (wei). */
+    maxFeePerGas: decimalString.default(500_000_000_000n),
+    /** A transaction not mined after this long is replaced with bumped fees. */
+    bumpIntervalMs: z.number().int().positive().default(30_000),
+    /** Gas limit = eth_estimateGas + this many basis points (signer/gas.ts; absent: 2000 = 20%). */
+    gasLimitMarginBps: z.number().int().min(0).max(100_000).optional(),
+    /** No gas limit below this (absent: 21000); intrinsic gas is always the lower bound too. */
+    gasLimitFloor: decimalString.optional(),
+    /** L1 data cost charged outside gas: `op-stack` (Optimism, Base) or `none` (L1s, Arbitrum). */
+    l1DataFee: z.enum(["none", "op-stack"]).optional(),
+    /** Where value above a hot wallet's ceiling goes. */
+    coldAddress: address.optional(),
+    /** Native asset sweep threshold and hot ceiling (base units). */
+    nativeSweepThreshold: decimalString.optional(),
+    nativeHotCeiling: decimalString.optional(),
+    /** Below this native balance a hot wallet needs funding (alerting only: custody_hot_wallet_floor_wei). */
+    nativeHotFloor: decimalString.optional(),
+    /** Deposit addresses per sweep transaction (one factory call); bounded by the block gas limit. */
+    sweepBatchSize: z.number().int().min(1).max(500).default(50),
+    /** How often the worker looks for deposit addresses to sweep and hot balances above ceiling. */
+    sweepIntervalMs: z.number().int().positive().default(30_000),
+    tokens: z.array(tokenSchema).default([]),
+    /** Reconciliation's on-chain balance reads (ledger/recon/onchain.ts); absent: the defaults. */
+    recon: z
+      .object({
+        /** Deposit addresses read per run beyond those with activity (the slow full rotation). */
+        rotation: z.number().int().min(0).max(1_000_000).default(200),
+        /** (address, asset) reads per request: one Multicall3 call or one JSON-RPC batch. */
+        batchSize: z.number().int().min(1).max(5_000).default(500),
+        /** Balance requests started per second at most (the provider's rate limit). */
+        requestsPerSecond: z.number().positive().max(10_000).default(20),
+        /** Multicall3 address where the chain registry knows none (absent: JSON-RPC batches). */
+        multicall3: address.optional(),
+      })
+      .strict()
+      .optional(),
+    /** Proof of reserves (ledger/attest): on-chain attestations; absent: this chain is not attested. */
+    attestation: z
+      .object({
+        /** Attest the newest clean reconciliation run's block when it is this many blocks past the last. */
+        everyBlocks: z.number().int().min(1).max(10_000_000),
+        /** How often the reconciler role looks whether an attestation is due. */
+        intervalMs: z.number().int().min(1_000).max(86_400_000).default(60_000),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((chain, ctx) => {
+    const problem = finalityProblem(chain);
+    if (problem) ctx.addIssue({ code: "custom", path: ["finality"], message: problem });
+  });
+
+export type ConfirmationRule = z.output<typeof confirmationRuleSchema>;
+
+/** Why a chain's explicit finality rule is shallower than its confirmation rule (null: fine). */
+export function finalityProblem(chain: {
+  confirmations: ConfirmationRule;
+  finality?: ConfirmationRule | undefined;
+}): string | null {
+  const { confirmations, finality } = chain;
+  if (!finality) return null;
+  if (confirmations.kind === "finalized" && finality.kind === "blocks")
+    return 'finality must be { kind: "finalized" } when confirmations is (it may not be shallower than confirmations)';
+  if (confirmations.kind === "blocks" && finality.kind === "blocks") {
+    if (finality.blocks < confirmations.blocks)
+      return `finality (${finality.blocks} blocks) is shallower than confirmations (${confirmations.blocks} blocks)`;
+    if (finality.blocks < 1) return "finality must be at least 1 block";
+  }
+  return null;
+}
+
+/**
+ * The chain's finality rule (shared contract): the configured one, or by default
+ * blocks = max(confirmations, reorgWindow), and the `finalized` tag when confirmations uses it.
+ * Works on hand-built configs too (tests spread a parsed chain and change confirmations).
+ */
+export function finalityRule(
+  chain: Pick<ChainConfig, "confirmations" | "reorgWindow"> & {
+    finality?: ConfirmationRule | undefined;
+  },
+): ConfirmationRule {
+  const problem = finalityProblem(chain);
+  if (problem) throw new ConfigError([{ field: "finality", message: problem }]);
+  if (chain.finality) return chain.finality;
+  if (chain.confirmations.kind === "finalized") return { kind: "finalized" };
+  return { kind: "blocks", blocks: Math.max(chain.confirmations.blocks, chain.reorgWindow, 1) };
+}
+
+export type ChainConfig = z.output<typeof chainSchema>;
+export type TokenConfig = z.output<typeof tokenSchema>;
+
+declare module "../foundation/config.js" {
+  /** `Config.chains` holds this module's ChainConfig (foundation/config.ts, `ConfiguredChain`). */
+  interface ConfigChainRegistry {
+    chain: ChainConfig;
+  }
+}
