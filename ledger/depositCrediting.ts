@@ -18,9 +18,14 @@
  *
  * Incremental (issue 15): a per-chain watermark (ledger.crediting_watermarks) marks the blocks whose
  * confirmed facts are all credited or parked, so a pass reads only the blocks above it (an index
- * range on chain.transfers), never the history; it goes back to the common ancestor of each reorg
+ * range on the facts' table), never the history; it goes back to the common ancestor of each reorg
  * the indexer records. A deposit the ledger refuses is parked (ledger.parked_deposits, with the
  * ledger's code) and retried with backoff, so crediting never stalls behind it.
+ *
+ * The indexer's data is read through the views it publishes (indexers/migrations, "published
+ * views"): chain.facts, chain.watched_deposit_addresses, chain.reorg_log. Plain projections, inlined
+ * by Postgres, so each statement plans as on the tables. Statements that lock a fact read
+ * chain.facts (a locking clause on chain.deposit_facts would lock the address's row too).
  */
 import type { QueryResultRow } from "pg";
 import { Counter, Gauge } from "prom-client";
@@ -131,13 +136,13 @@ const FACT_CREDITS = `LATERAL (
 
 // Confirmed facts into deposit addresses with no standing credit of the same deposit, in a block
 // range (a doorbell's, or the watermark's next step), leaving parked ones to their retry. FOR SHARE
-// holds the fact's row until we commit, so the indexer cannot orphan it between our read and our
-// credit: a fact orphaned before crediting is never credited.
+// holds the fact's row (through chain.facts, that row only) until we commit, so the indexer cannot
+// orphan it between our read and our credit: a fact orphaned before crediting is never credited.
 const UNCREDITED = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
   f.position, f.asset, f.to_address, f.amount::text, ca.owner, c.credits
-FROM chain.transfers f
-JOIN chain.custody_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address AND ca.kind = 'deposit'
+FROM chain.facts f
+JOIN chain.watched_deposit_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address
 CROSS JOIN ${FACT_CREDITS}
 WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
   AND ($1::bigint IS NULL OR f.chain_id = $1)
@@ -161,8 +166,8 @@ FOR SHARE OF f`;
 const UNCREDITED_FIRST = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
   f.position, f.asset, f.to_address, f.amount::text, ca.owner, 0 AS credits
-FROM chain.transfers f
-JOIN chain.custody_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address AND ca.kind = 'deposit'
+FROM chain.facts f
+JOIN chain.watched_deposit_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address
 WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
   AND ($1::bigint IS NULL OR f.chain_id = $1)
   AND ($3::bigint IS NULL OR f.block_number >= $3) AND ($4::bigint IS NULL OR f.block_number <= $4)
@@ -178,7 +183,7 @@ SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block
   f.position, f.asset, f.to_address, f.amount::text, p.owner, p.attempts, c.credits,
   (f.status = 'confirmed' AND c.standing = 0) AS owed
 FROM ledger.parked_deposits p
-JOIN chain.transfers f ON f.id = p.fact_id
+JOIN chain.facts f ON f.id = p.fact_id
 CROSS JOIN ${FACT_CREDITS}
 WHERE p.chain_id = $1 AND p.next_attempt_at <= now()
 ORDER BY p.next_attempt_at
@@ -205,19 +210,19 @@ ON CONFLICT (fact_id) DO UPDATE SET code = EXCLUDED.code, detail = EXCLUDED.deta
 // block still holding a fact below the confirmation rule.
 const WATERMARK_STEP = `
 SELECT w.block_number::text AS watermark, r.reorg_id::text, r.ancestor::text,
-  (SELECT max(block_number) FROM chain.transfers WHERE chain_id = $1 AND status = 'confirmed')::text AS confirmed,
-  (SELECT min(block_number) FROM chain.transfers WHERE chain_id = $1 AND status = 'seen'
+  (SELECT max(block_number) FROM chain.facts WHERE chain_id = $1 AND status = 'confirmed')::text AS confirmed,
+  (SELECT min(block_number) FROM chain.facts WHERE chain_id = $1 AND status = 'seen'
      AND block_number > least(w.block_number, coalesce(r.ancestor, w.block_number)))::text AS seen
 FROM ledger.crediting_watermarks w,
 LATERAL (SELECT coalesce(max(id), w.reorg_id) AS reorg_id, min(common_ancestor) AS ancestor
-           FROM chain.reorgs WHERE chain_id = $1 AND id > w.reorg_id) r
+           FROM chain.reorg_log WHERE chain_id = $1 AND id > w.reorg_id) r
 WHERE w.chain_id = $1
 FOR UPDATE OF w`;
 
 // The catch-up window's cut: the block of its (maxFacts + 1)-th fact, if it has that many (an index
 // range of transfers_block, whatever the facts' kinds).
 const CATCHUP_CUT = `
-SELECT block_number::text AS cut FROM chain.transfers
+SELECT block_number::text AS cut FROM chain.facts
 WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
 ORDER BY block_number OFFSET $4 LIMIT 1`;
 
@@ -276,7 +281,7 @@ const HOLDS_STEP = `
 SELECT r.reorg_id::text, r.ancestor::text
 FROM ledger.crediting_watermarks w,
 LATERAL (SELECT coalesce(max(id), w.holds_reorg_id) AS reorg_id, min(common_ancestor) AS ancestor
-           FROM chain.reorgs WHERE chain_id = $1 AND id > w.holds_reorg_id) r
+           FROM chain.reorg_log WHERE chain_id = $1 AND id > w.holds_reorg_id) r
 WHERE w.chain_id = $1
 FOR UPDATE OF w`;
 
@@ -286,7 +291,7 @@ FOR UPDATE OF w`;
 // its watermark past what it read, so it must not step over a row another transaction holds.
 const ORPHANED_CREDITS = `
 WITH o AS (
-  SELECT chain_id, tx_hash, position, max(block_number) AS orphaned_block FROM chain.transfers
+  SELECT chain_id, tx_hash, position, max(block_number) AS orphaned_block FROM chain.facts
   WHERE chain_id = $1 AND status = 'orphaned' AND block_number > $3
   GROUP BY chain_id, tx_hash, position)
 SELECT ${CREDIT_COLUMNS}, o.orphaned_block::text AS new_orphaned_block
@@ -295,7 +300,7 @@ JOIN ledger.transfers t ON t.chain_id = o.chain_id AND t.tx_hash = o.tx_hash AND
   AND t.kind = 'deposit'
 JOIN ledger.deposit_credits d ON d.credit_id = t.id
 WHERE d.state = 'credited'
-  AND NOT EXISTS (SELECT 1 FROM chain.transfers f WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed')
+  AND NOT EXISTS (SELECT 1 FROM chain.facts f WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed')
 ORDER BY d.created_at
 LIMIT $2
 FOR UPDATE OF d`;
@@ -304,7 +309,7 @@ FOR UPDATE OF d`;
 const RECONFIRMED = `
 SELECT ${CREDIT_COLUMNS}, c.block_number::text AS new_block, c.block_hash AS new_block_hash
 FROM ledger.deposit_credits d
-JOIN LATERAL (SELECT f.block_number, f.block_hash FROM chain.transfers f
+JOIN LATERAL (SELECT f.block_number, f.block_hash FROM chain.facts f
   WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed' ORDER BY f.block_number DESC LIMIT 1) c ON true
 WHERE d.state = 'held' AND ($1::bigint IS NULL OR d.chain_id = $1)
 ORDER BY d.updated_at
@@ -317,12 +322,12 @@ const FINAL_HOLDS = `
 SELECT ${CREDIT_COLUMNS}
 FROM ledger.deposit_credits d
 WHERE d.state = 'held' AND d.chain_id = $1 AND d.orphaned_block <= $2
-  AND NOT EXISTS (SELECT 1 FROM chain.transfers f WHERE ${SAME_DEPOSIT} AND f.status <> 'orphaned')
+  AND NOT EXISTS (SELECT 1 FROM chain.facts f WHERE ${SAME_DEPOSIT} AND f.status <> 'orphaned')
 ORDER BY d.orphaned_block
 LIMIT $3
 FOR UPDATE OF d SKIP LOCKED`;
 
-const DEPOSIT_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM chain.custody_addresses WHERE kind = 'deposit'`;
+const DEPOSIT_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM chain.watched_deposit_addresses`;
 
 const HELD_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM ledger.deposit_credits WHERE state = 'held'`;
 
@@ -331,11 +336,11 @@ const HELD_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM ledger.depos
 // deposits due. A pass skips the steps this says have nothing to do: each would read the same and
 // find nothing, and the reorg-hold step would lock (and so commit, with a WAL flush) the watermark
 // row on every block. Something recorded after this read is the next pass's, as it would be if the
-// step had run a moment earlier. Index probes only (chain.reorgs' key, deposit_credits_held,
+// step had run a moment earlier. Index probes only (the reorg log's key, deposit_credits_held,
 // parked_deposits_due).
 const CHAIN_DUE = `
 SELECT (w.chain_id IS NULL OR EXISTS (
-          SELECT 1 FROM chain.reorgs r WHERE r.chain_id = $1 AND r.id > w.holds_reorg_id)) AS reorged,
+          SELECT 1 FROM chain.reorg_log r WHERE r.chain_id = $1 AND r.id > w.holds_reorg_id)) AS reorged,
   EXISTS (SELECT 1 FROM ledger.deposit_credits d WHERE d.chain_id = $1 AND d.state = 'held') AS held,
   EXISTS (SELECT 1 FROM ledger.parked_deposits p WHERE p.chain_id = $1 AND p.next_attempt_at <= now())
     AS parked

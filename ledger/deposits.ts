@@ -2,12 +2,12 @@
  * Deposits as the API lists them: each chain fact into a customer's deposit address with its
  * status, `credited` once the ledger booked its deposit credit, and the reorg holds pending.
  *
- * The list joins the indexer's facts and owners (chain.transfers, chain.custody_addresses) with
- * the ledger's credits in one statement, here rather than as an indexer call plus a ledger call:
- * the status filter and the page depend on the credit (`credited`, and `seen`/`confirmed` mean
- * "not credited"), so a page filtered in TS would come back short or need more round trips. The
- * ledger already reads the indexer's facts to credit them (depositCrediting.ts), which is the
- * allowed direction; the indexer never reads ledger tables.
+ * The list joins the indexer's deposit facts and their owners (the view the indexer publishes,
+ * chain.deposit_facts) with the ledger's credits in one statement, here rather than as an indexer
+ * call plus a ledger call: the status filter and the page depend on the credit (`credited`, and
+ * `seen`/`confirmed` mean "not credited"), so a page filtered in TS would come back short or need
+ * more round trips. The ledger already reads the indexer's facts to credit them
+ * (depositCrediting.ts), which is the allowed direction; the indexer never reads ledger tables.
  */
 import type pg from "pg";
 
@@ -58,15 +58,12 @@ export async function listDeposits(
                   AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`;
   const { rows } = await client.query<DepositRow>(
     `SELECT * FROM (
-       SELECT t.id::text, ca.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
+       SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
               t.amount::text, t.tx_hash, t.position, t.block_number::text, t.block_hash, t.status,
               ${credited} AS credited, t.created_at, t.confirmed_at
-         FROM chain.transfers t
-         JOIN chain.custody_addresses ca
-           ON ca.chain_id = t.chain_id AND ca.address = t.to_address AND ca.kind = 'deposit'
-        WHERE t.kind IN ('native', 'erc20', 'internal')
-          AND ($1::bigint IS NULL OR t.id = $1)
-          AND ($2::text IS NULL OR ca.owner = $2)
+         FROM chain.deposit_facts t
+        WHERE ($1::bigint IS NULL OR t.id = $1)
+          AND ($2::text IS NULL OR t.owner = $2)
           AND ($4::bigint IS NULL OR t.chain_id = $4)
           AND ($5::bigint IS NULL OR t.id > $5)
      ) d

@@ -15,6 +15,7 @@ import { amountFromDb } from "../foundation/amounts.js";
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
+import { loadCustodyOf } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { TransferFailedError, TreasuryMoveError } from "./errors.js";
 import { gasBooking } from "./gasBookings.js";
@@ -82,7 +83,7 @@ async function findFact(
     asset: string;
     amount: string;
   }>(
-    `SELECT from_address, to_address, asset, amount::text FROM chain.transfers
+    `SELECT from_address, to_address, asset, amount::text FROM chain.facts
       WHERE chain_id = $1 AND tx_hash = $2 AND position = $3 AND status <> 'orphaned'
       ORDER BY id DESC LIMIT 1`,
     [chainId, txHash, position],
@@ -126,11 +127,8 @@ export async function bookTreasuryMove(
     if (v !== undefined && v <= 0n) throw new TreasuryMoveError(what, `${name} must be positive`);
 
   const run = async (client: PoolClient): Promise<TreasuryBooking> => {
-    const hot = await client.query(
-      "SELECT 1 FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2 AND kind = 'hot'",
-      [args.chainId, wallet],
-    );
-    if (hot.rows.length === 0)
+    const custody = await loadCustodyOf(client, args.chainId, [wallet]);
+    if (custody.get(wallet) !== "hot")
       throw new TreasuryMoveError(
         what,
         `${wallet} is not a hot wallet of chain ${args.chainId} (deploy the factory from it, or register it, first)`,

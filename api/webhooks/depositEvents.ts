@@ -3,7 +3,8 @@
  * (a fact into a deposit address), `confirmed` (its confirmation rule met), `credited` (the ledger
  * booked the credit), `orphaned` (its block left the canonical chain). One pass finds facts whose
  * event is not marked yet, and emits event + mark in one transaction per fact; the worker runs it
- * every second.
+ * every second. It reads the views the owners publish: the indexer's chain.deposit_facts and the
+ * ledger's ledger.credited_facts.
  */
 
 import type { Common } from "../../foundation/common.js";
@@ -14,8 +15,8 @@ import { emitEvent } from "./events.js";
 const CONDITIONS = {
   detected: "true",
   confirmed: "t.confirmed_at IS NOT NULL",
-  credited: `EXISTS (SELECT 1 FROM ledger.transfers lt WHERE lt.kind = 'deposit'
-               AND lt.chain_id = t.chain_id AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`,
+  credited: `EXISTS (SELECT 1 FROM ledger.credited_facts lt
+               WHERE lt.chain_id = t.chain_id AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`,
   orphaned: "t.status = 'orphaned'",
 } as const;
 type DepositEvent = keyof typeof CONDITIONS;
@@ -32,12 +33,10 @@ export async function produceDepositEvents({
   let produced = 0;
   for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
     const { rows } = await pool.query<DepositFactRow>(
-      `SELECT t.id::text, ca.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
+      `SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
               t.amount::text, t.tx_hash, t.position, t.block_number::text, t.block_hash
-         FROM chain.transfers t
-         JOIN chain.custody_addresses ca
-           ON ca.chain_id = t.chain_id AND ca.address = t.to_address AND ca.kind = 'deposit'
-        WHERE t.kind IN ('native', 'erc20', 'internal') AND ${CONDITIONS[event]}
+         FROM chain.deposit_facts t
+        WHERE ${CONDITIONS[event]}
           AND NOT EXISTS (SELECT 1 FROM api.deposit_event_marks m
                            WHERE m.transfer_id = t.id AND m.event = $1)
         ORDER BY t.id LIMIT $2`,
