@@ -18,6 +18,9 @@ export default defineConfig({
           // A unit file's beforeAll may import heavy modules (graphql, drizzle, Ponder's schema):
           // 12 s on a loaded CI machine, past vitest's 10 s default.
           hookTimeout: 60_000,
+          // Vitest's default for `run` is one worker fewer than the cores: one worker on CI's two,
+          // leaving a core idle while the heavy imports (CDK, Ponder, solc) run one file at a time.
+          maxWorkers: "100%",
         },
       },
       {
