@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import SlowFirstSequencer from "./ops/testing/sequencer.js";
 
 // Two projects: unit (pure logic, fast) and integration (real Postgres, Redis, anvil, KMS emulator).
 // Each test file gets its own database, Redis prefix and anvil ports, so files run in parallel.
@@ -7,6 +8,8 @@ export default defineConfig({
     reporters: ["default", "./ops/testing/summary-reporter.ts"],
     // Installs subgraphs/ (its own npm package) when a fresh clone has only run the root `npm ci`.
     globalSetup: ["./ops/testing/globalSetup.ts"],
+    // Without recorded durations (CI's fresh clone), the files known to be slow start first.
+    sequence: { sequencer: SlowFirstSequencer },
     projects: [
       {
         test: {
