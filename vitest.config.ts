@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import SlowFirstSequencer from "./ops/testing/sequencer.js";
 
 // Two projects: unit (pure logic, fast) and integration (real Postgres, Redis, anvil, KMS emulator).
 // Each test file gets its own database, Redis prefix and anvil ports, so files run in parallel.
@@ -7,6 +8,8 @@ export default defineConfig({
     reporters: ["default", "./ops/testing/summary-reporter.ts"],
     // Installs subgraphs/ (its own npm package) when a fresh clone has only run the root `npm ci`.
     globalSetup: ["./ops/testing/globalSetup.ts"],
+    // Without recorded durations (CI's fresh clone), the files known to be slow start first.
+    sequence: { sequencer: SlowFirstSequencer },
     projects: [
       {
         test: {
@@ -18,6 +21,9 @@ export default defineConfig({
           // A unit file's beforeAll may import heavy modules (graphql, drizzle, Ponder's schema):
           // 12 s on a loaded CI machine, past vitest's 10 s default.
           hookTimeout: 60_000,
+          // Vitest's default for `run` is one worker fewer than the cores: one worker on CI's two,
+          // leaving a core idle while the heavy imports (CDK, Ponder, solc) run one file at a time.
+          maxWorkers: "100%",
         },
       },
       {

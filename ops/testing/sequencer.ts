@@ -1,0 +1,48 @@
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+
+/**
+ * Integration files that took a minute or more on CI (2 cores; the summary reporter's "slowest
+ * files"), longest first. Keep it short: only files that would otherwise start late.
+ */
+export const SLOW_FILES = [
+  "ledger/recon/treasury.integration.test.ts",
+  "indexers/crash.integration.test.ts",
+  "signer/missingReceipts.integration.test.ts",
+  "ops/sim/withdrawals.integration.test.ts",
+  "signer/killNine.integration.test.ts",
+];
+
+/**
+ * Vitest orders files by their last recorded duration, and without one (a fresh clone: CI) by
+ * size, largest first. Size says little about time: a short file that spawns processes for a
+ * minute would start near the end and run alone while the other worker idles. So, in a project
+ * where some file has no recorded duration, the files of SLOW_FILES run first (in that order),
+ * then the rest in vitest's order; with durations recorded for all, vitest's order stands.
+ */
+export default class SlowFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const root = this.ctx.config.root;
+    const rel = (spec: TestSpecification) =>
+      spec.moduleId.startsWith(`${root}/`) ? spec.moduleId.slice(root.length + 1) : spec.moduleId;
+    const groups = new Map<string, TestSpecification[]>();
+    for (const spec of sorted) {
+      const group = groups.get(spec.project.name) ?? [];
+      group.push(spec);
+      groups.set(spec.project.name, group);
+    }
+    const out: TestSpecification[] = [];
+    for (const [project, group] of groups) {
+      const unknown = group.some(
+        (spec) => !this.ctx.cache.getFileTestResults(`${project}:${rel(spec)}`),
+      );
+      const rank = (spec: TestSpecification) => {
+        const i = SLOW_FILES.indexOf(rel(spec));
+        return unknown && i >= 0 ? i : SLOW_FILES.length;
+      };
+      // Array.prototype.sort is stable: the rest keep vitest's order.
+      out.push(...group.sort((a, b) => rank(a) - rank(b)));
+    }
+    return out;
+  }
+}
