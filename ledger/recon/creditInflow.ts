@@ -70,7 +70,7 @@ export async function creditInflow(
       `inflow:${chainId}:${address}:${asset}`,
     ]);
     const done = await client.query<{ owner: string; amount: string }>(
-      "SELECT owner, amount::text FROM ledger.inflow_credits WHERE run_id = $1 AND break_n = $2",
+      "SELECT owner, amount::text FROM ledger.credited_inflows WHERE run_id = $1 AND break_n = $2",
       [runId, n],
     );
     if (done.rows[0])
@@ -83,7 +83,7 @@ export async function creditInflow(
         amount: BigInt(done.rows[0].amount),
       };
     const later = await client.query<{ run_id: string; break_n: number }>(
-      `SELECT run_id::text, break_n FROM ledger.inflow_credits
+      `SELECT run_id::text, break_n FROM ledger.credited_inflows
         WHERE chain_id = $1 AND address = $2 AND asset = $3 AND created_at >= $4 LIMIT 1`,
       [chainId, address, asset, row.snapshot_at ?? new Date(0)],
     );
@@ -94,7 +94,7 @@ export async function creditInflow(
       );
     if (amount <= 0n) throw new InflowNotCreditableError(args.breakId, "no inflow to credit");
     const owner = await client.query<{ owner: string }>(
-      "SELECT owner FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2 AND kind = 'deposit'",
+      "SELECT owner FROM chain.watched_addresses WHERE chain_id = $1 AND address = $2 AND kind = 'deposit'",
       [chainId, address],
     );
     const customerId = owner.rows[0]?.owner;

@@ -56,13 +56,13 @@ export async function selectInflowAddresses(
   // from one read of it (two UNIONed reads of the block range read 10,000 new facts twice).
   const active = await client.query<{ address: string }>(
     `SELECT a.address FROM (
-       SELECT unnest(ARRAY[to_address, from_address]) AS address FROM chain.transfers
+       SELECT unnest(ARRAY[to_address, from_address]) AS address FROM chain.transfer_facts
          WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
        UNION SELECT i.address FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
          WHERE i.chain_id = $1 AND s.settled_at >= $4
-       UNION SELECT address FROM ledger.inflow_credits WHERE chain_id = $1 AND created_at >= $4
+       UNION SELECT address FROM ledger.credited_inflows WHERE chain_id = $1 AND created_at >= $4
        UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'
-     ) a JOIN chain.custody_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
+     ) a JOIN chain.watched_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
     [chainId, previous.block, args.block, previous.snapshotAt, previous.id],
   );
   for (const r of active.rows) picked.add(r.address);
@@ -77,7 +77,7 @@ export async function selectInflowAddresses(
       ? []
       : (
           await client.query<{ address: string }>(
-            `SELECT address FROM chain.custody_addresses
+            `SELECT address FROM chain.watched_addresses
               WHERE chain_id = $1 AND kind = 'deposit' AND address ${op} $2
               ORDER BY address LIMIT $3`,
             [chainId, after, limit],
@@ -129,16 +129,16 @@ export async function loadExpectedAdjustments(
     `SELECT i.address, i.asset, sum(i.swept)::text AS amount
        FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
       WHERE i.chain_id = $1 AND s.status = 'booked' AND i.swept > 0 AND i.address = ANY($3::text[])
-        AND EXISTS (SELECT 1 FROM chain.transfers t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
+        AND EXISTS (SELECT 1 FROM chain.transfer_facts t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
                       AND t.status <> 'orphaned' AND t.block_number <= $2)
-        AND NOT EXISTS (SELECT 1 FROM chain.transfers t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
+        AND NOT EXISTS (SELECT 1 FROM chain.transfer_facts t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
                       AND t.status <> 'orphaned' AND t.from_address = i.address AND t.asset = i.asset)
       GROUP BY i.address, i.asset`,
     params,
   );
   for (const r of swept.rows) add(r.address, r.asset, -BigInt(r.amount));
   const credited = await client.query<{ address: string; asset: string; amount: string }>(
-    `SELECT address, asset, sum(amount)::text AS amount FROM ledger.inflow_credits
+    `SELECT address, asset, sum(amount)::text AS amount FROM ledger.credited_inflows
       WHERE chain_id = $1 AND block_number <= $2 AND address = ANY($3::text[])
       GROUP BY address, asset`,
     params,
