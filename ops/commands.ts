@@ -13,6 +13,7 @@ import {
   registerContractsCommands as contractsCommands,
   registerCommands as depositAddressCommands,
 } from "../signer/deposit-addresses/cli.js";
+import { sweepReader } from "../signer/sweeps/index.js";
 import { registerCommands as porCommands } from "./por/cli.js";
 
 export function registerModuleCommands(program: Command): void {
@@ -22,7 +23,7 @@ export function registerModuleCommands(program: Command): void {
   depositAddressCommands(program);
   ledgerCommands(program);
   registerParkedCommands(program);
-  reconCommands(program);
+  reconCommands(program, { sweeps: sweepReader });
   porCommands(program);
   signerCommands(program);
 }

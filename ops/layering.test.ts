@@ -39,8 +39,6 @@ const KNOWN_EXCEPTIONS: readonly string[] = [
   "schema: ledger/attest/attest.ts names ledger.",
   "schema: ledger/depositCrediting.ts names chain.",
   "schema: ledger/deposits.ts names chain.",
-  "schema: ledger/recon/creditInflow.ts names ledger.",
-  "schema: ledger/recon/inflows.ts names custody.",
   "schema: ledger/treasury.ts names chain.",
   "schema: ops/por/demo.ts names attest.",
   "schema: ops/stateMetrics.ts names api.",

@@ -12,12 +12,12 @@ import { attestRole } from "../ledger/attest/role.js";
 import { creditingRole } from "../ledger/index.js";
 import { reconcilerRole } from "../ledger/recon/index.js";
 import { signerRole } from "../signer/index.js";
-import { sweepsRole } from "../signer/sweeps/index.js";
+import { sweepReader, sweepsRole } from "../signer/sweeps/index.js";
 
 export const ROLES: Readonly<Record<RoleName, readonly RoleDefinition[]>> = {
   indexer: [indexerRole],
   worker: [apiWorkerRole, creditingRole, sweepsRole],
   signer: [signerRole],
   api: [apiRole],
-  reconciler: [attestRole, reconcilerRole],
+  reconciler: [attestRole, reconcilerRole({ sweeps: sweepReader })],
 };

@@ -24,6 +24,7 @@ import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
 import { createAttestor } from "./attest.js";
@@ -87,7 +88,7 @@ describe("attestation of reserves and liabilities", () => {
     });
 
     const finalIndexed = (block: number) => waitFinalInIndex({ pool, chain, block, mine });
-    const reconciler = createReconciler({ common: ctx.common, pool });
+    const reconciler = createReconciler({ sweeps: sweepReader, common: ctx.common, pool });
     const attestor = createAttestor({ common: ctx.common, pool });
     const schedule = { everyBlocks: 1 };
 

@@ -21,6 +21,7 @@ import {
   ZERO_ADDRESS,
 } from "./onchain.js";
 import { loadRunSnapshot } from "./runSnapshot.js";
+import type { SweepReader } from "./sources.js";
 import {
   type ChainMemory,
   completeRun,
@@ -81,6 +82,7 @@ export type Reconciler = {
 export function createReconciler({
   common,
   pool,
+  sweeps,
   adapterFor,
   lookbackMs,
   inflowRotation,
@@ -88,6 +90,8 @@ export function createReconciler({
 }: {
   common: Common;
   pool: Pool;
+  /** Booked sweeps, the signer's (signer/sweeps' `sweepReader`): given by the caller. */
+  sweeps: SweepReader;
   /**
    * Deposit addresses an incremental run reads (balances, unattributed inflows) beyond active ones;
    * default: the chain's `recon.rotation`.
@@ -194,6 +198,7 @@ export function createReconciler({
                 options: reads,
                 limit: limiter(chain, reads.requestsPerSecond),
               }),
+            sweeps,
             lookbackMs,
             streamPage,
           }),
