@@ -5,7 +5,7 @@
  * chains, balance limits), batched application under ordered row locks, balance and history
  * queries, the ledger check, deposit crediting from the indexer's confirmed facts with reorg holds
  * (DESIGN "Money flows"), and the customers whose withdrawals are blocked.
- * Reconciliation (`ledger/recon/`) reads these tables directly.
+ * Reconciliation (`ledger/recon/`) reads them through the views published in ledger/migrations.
  */
 export { bookDeployGas } from "./bookDeployGas.js";
 export { availableBalance, classifyAccount } from "./chartOfAccounts.js";
@@ -36,6 +36,7 @@ export {
   UnknownAssetError,
 } from "./errors.js";
 export { gasBooking, gasReversal, holdSettlement } from "./gasBookings.js";
+export { bookInflowCredit, type InflowCredit } from "./inflowCredits.js";
 export { creditingRole } from "./role.js";
 export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";
 export {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../api/testing/apiTestContext.js";
 import { deployTestFactory } from "../api/testing/factory.js";
 import { freshAddress, sendAndMine } from "../indexers/testing/chain.js";
+import { sweepReader } from "../signer/sweeps/sweepReads.js";
 import { createReconciler } from "./recon/reconcile.js";
 import { getRunReport } from "./recon/report.js";
 import {
@@ -84,7 +85,11 @@ describe("reorg holds on anvil", () => {
     expect(refused.json()).toMatchObject({ code: "INSUFFICIENT_AVAILABLE_BALANCE" });
 
     // Reconciliation at the newest final block: the hold explains the deposit addresses' balance.
-    const reconciler = createReconciler({ common: t.ctx.common, pool: t.ctx.db.pool });
+    const reconciler = createReconciler({
+      sweeps: sweepReader,
+      common: t.ctx.common,
+      pool: t.ctx.db.pool,
+    });
     const run = await reconciler.run({ chain: s.chain, full: true });
     const deposits = run.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)!;
     expect([deposits.chain, deposits.ledger, deposits.unexplained]).toEqual([0n, 0n, 0n]);

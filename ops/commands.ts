@@ -11,6 +11,7 @@ import { registerParkedCommands } from "../ledger/parkedCli.js";
 import { registerCommands as reconCommands } from "../ledger/recon/cli.js";
 import { registerCommands as signerCommands } from "../signer/cli.js";
 import { registerContractsCommands as contractsCommands } from "../signer/deposit-addresses/cli.js";
+import { sweepReader } from "../signer/sweeps/index.js";
 import { registerCommands as porCommands } from "./por/cli.js";
 
 export function registerModuleCommands(program: Command): void {
@@ -20,7 +21,7 @@ export function registerModuleCommands(program: Command): void {
   depositAddressCommands(program);
   ledgerCommands(program);
   registerParkedCommands(program);
-  reconCommands(program);
+  reconCommands(program, { sweeps: sweepReader });
   porCommands(program);
   signerCommands(program);
 }

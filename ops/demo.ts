@@ -18,6 +18,7 @@ import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createReconciler } from "../ledger/recon/index.js";
 import { startKmsEmulator } from "../signer/kms-emulator/server.js";
+import { sweepReader } from "../signer/sweeps/sweepReads.js";
 import { type PreparedCustody, prepareCustody } from "./devstack/custody.js";
 import { demoPolicies, runScenario } from "./devstack/scenario.js";
 import { ensureDatabase, ensurePostgres } from "./devstack/services.js";
@@ -76,7 +77,7 @@ async function reconcileDemo(config: ReturnType<typeof loadConfig>, chain: Chain
   try {
     const client = publicClientFor(chain.rpcUrls[0]!);
     const head = Number(await client.getBlockNumber());
-    const reconciler = createReconciler({ common, pool });
+    const reconciler = createReconciler({ sweeps: sweepReader, common, pool });
     const deadline = Date.now() + 60_000;
     // Everything the scenario did is at or below `head`: wait until that block is final.
     for (;;) {

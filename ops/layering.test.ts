@@ -28,27 +28,6 @@ import {
 const KNOWN_EXCEPTIONS: readonly string[] = [
   // Imports up the layers.
   // SQL naming another module's schema.
-  "schema: ledger/recon/breakStates.ts names chain.",
-  "schema: ledger/recon/breakStates.ts names ledger.",
-  "schema: ledger/recon/changes.ts names chain.",
-  "schema: ledger/recon/claimants.ts names chain.",
-  "schema: ledger/recon/claimants.ts names ledger.",
-  "schema: ledger/recon/creditInflow.ts names chain.",
-  "schema: ledger/recon/creditInflow.ts names ledger.",
-  "schema: ledger/recon/expectedBalances.ts names chain.",
-  "schema: ledger/recon/factEntryRows.ts names ledger.",
-  "schema: ledger/recon/inflows.ts names chain.",
-  "schema: ledger/recon/inflows.ts names custody.",
-  "schema: ledger/recon/inflows.ts names ledger.",
-  "schema: ledger/recon/ledgerBalances.ts names ledger.",
-  "schema: ledger/recon/liabilities.ts names ledger.",
-  "schema: ledger/recon/reconcile.ts names chain.",
-  "schema: ledger/recon/reconcile.ts names ledger.",
-  "schema: ledger/recon/report.ts names ledger.",
-  "schema: ledger/recon/seqGaps.ts names ledger.",
-  "schema: ledger/recon/stream.ts names chain.",
-  "schema: ledger/recon/watermarks.ts names chain.",
-  "schema: ledger/recon/watermarks.ts names ledger.",
 ];
 
 let rules: Rules;

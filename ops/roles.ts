@@ -12,12 +12,15 @@ import { createAttestRole } from "../ledger/attest/role.js";
 import { creditingRole } from "../ledger/index.js";
 import { reconcilerRole } from "../ledger/recon/index.js";
 import { getTxOutcomes, requestTransaction, signerRole } from "../signer/index.js";
-import { sweepsRole } from "../signer/sweeps/index.js";
+import { sweepReader, sweepsRole } from "../signer/sweeps/index.js";
 
 export const ROLES: Readonly<Record<RoleName, readonly RoleDefinition[]>> = {
   indexer: [indexerRole],
   worker: [apiWorkerRole, creditingRole, sweepsRole],
   signer: [signerRole],
   api: [apiRole],
-  reconciler: [createAttestRole({ requestTransaction, getTxOutcomes }), reconcilerRole],
+  reconciler: [
+    createAttestRole({ requestTransaction, getTxOutcomes }),
+    reconcilerRole({ sweeps: sweepReader }),
+  ],
 };

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { EXTERNAL } from "../../ops/e2e/scenario.js";
 import { waitFor } from "../../ops/testing/wait.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { SESSION_COOKIE } from "./plugin.js";
 import { expectNoHorizontalOverflow, shot, shows } from "./testing/browser.js";
 import { type ConsoleService, csrfOf, startConsoleService } from "./testing/service.js";
@@ -172,7 +173,10 @@ describe("operator console in chromium", () => {
 
     // 4. a break (the hot wallet's unbooked funding) acknowledged, then resolved by its booking
     for (let i = 0; i < 4; i++) await rpc("evm_mine");
-    const run = await createReconciler({ common: ctx.common, pool }).run({ chain, full: true });
+    const run = await createReconciler({ sweeps: sweepReader, common: ctx.common, pool }).run({
+      chain,
+      full: true,
+    });
     expect(run.breaks.length).toBeGreaterThan(0);
     const booking = await api(admin, "POST", "/v1/treasury/moves", {
       move: "fund",

@@ -25,6 +25,7 @@ import { createTestContext, type TestContext } from "../../ops/testing/context.j
 import { waitFor } from "../../ops/testing/wait.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
 import { createAttestor } from "./attest.js";
@@ -88,7 +89,7 @@ describe("attestation of reserves and liabilities", () => {
     });
 
     const finalIndexed = (block: number) => waitFinalInIndex({ pool, chain, block, mine });
-    const reconciler = createReconciler({ common: ctx.common, pool });
+    const reconciler = createReconciler({ sweeps: sweepReader, common: ctx.common, pool });
     const attestor = createAttestor({
       common: ctx.common,
       pool,

@@ -10,6 +10,7 @@ import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
 
@@ -57,7 +58,10 @@ describe("reconciler role: attestation step", () => {
     // A clean run at a final block (the role's own runs stay 30 s behind; this one is newer).
     const head = Number(await client.getBlockNumber());
     await waitFinalInIndex({ pool, chain, block: head, mine });
-    const run = await createReconciler({ common: ctx.common, pool }).run({ chain, block: head });
+    const run = await createReconciler({ sweeps: sweepReader, common: ctx.common, pool }).run({
+      chain,
+      block: head,
+    });
     expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
 
     const attested = await waitFor(

@@ -10,6 +10,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { BalanceUnreadableError } from "./errors.js";
 import { readCustodyBalances } from "./onchain.js";
 import { createReconciler } from "./reconcile.js";
@@ -109,6 +110,7 @@ describe("balance reads", () => {
     const chain = chainWith({ rotation: 2, batchSize: 3, requestsPerSecond: 1000, multicall3 });
     const { adapter, calls } = counted(chain);
     const run = await createReconciler({
+      sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
       adapterFor: () => adapter,
@@ -124,6 +126,7 @@ describe("balance reads", () => {
     const chain = chainWith({ rotation: 2, batchSize: 500, requestsPerSecond: 1000, multicall3 });
     const { adapter, calls } = counted(chain);
     const reconciler = createReconciler({
+      sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
       adapterFor: () => adapter,
@@ -161,6 +164,7 @@ describe("balance reads", () => {
     const chain = chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000 });
     const { adapter, calls } = counted(chain);
     const run = await createReconciler({
+      sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
       adapterFor: () => adapter,
@@ -175,6 +179,7 @@ describe("balance reads", () => {
     const { adapter, calls } = counted(chain);
     const t0 = performance.now();
     await createReconciler({
+      sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
       adapterFor: () => adapter,

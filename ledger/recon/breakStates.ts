@@ -303,13 +303,13 @@ export async function resolveBreak(
 /** The fix must exist: a transfer (by id) or a fact of the break's chain (`<tx>:<position>`). */
 async function checkFix(client: PoolClient, chainId: number, ref: string): Promise<string | null> {
   if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref)) {
-    const t = await client.query("SELECT 1 FROM ledger.transfers WHERE id = $1", [ref]);
+    const t = await client.query("SELECT 1 FROM ledger.journal WHERE id = $1", [ref]);
     return t.rows.length > 0 ? `transfer:${ref.toLowerCase()}` : null;
   }
   const m = /^(0x[0-9a-fA-F]{64}):([a-z0-9:.]+)$/.exec(ref);
   if (m) {
     const f = await client.query(
-      "SELECT 1 FROM chain.transfers WHERE chain_id = $1 AND tx_hash = $2 AND position = $3",
+      "SELECT 1 FROM chain.facts WHERE chain_id = $1 AND tx_hash = $2 AND position = $3",
       [chainId, m[1]!.toLowerCase(), m[2]],
     );
     return f.rows.length > 0 ? `fact:${m[1]!.toLowerCase()}:${m[2]}` : null;

@@ -102,7 +102,7 @@ async function loadChangedFacts(
   let after = prev.factWatermark;
   for (;;) {
     const page = await client.query<FactRow>(
-      `SELECT ${FACT_COLUMNS} FROM chain.transfers
+      `SELECT ${FACT_COLUMNS} FROM chain.facts
         WHERE (chain_id, id) > ($1, $2) AND chain_id <= $1
         ORDER BY chain_id, id LIMIT ${FACT_PAGE}`,
       [chainId, after],
@@ -114,12 +114,12 @@ async function loadChangedFacts(
   // Rows at heights the previous run did not cover (or above a reorg's common ancestor) that were
   // already there at its snapshot; the newer ones came with the pages above.
   const r = await client.query<FactRow>(
-    `SELECT ${FACT_COLUMNS} FROM chain.transfers
+    `SELECT ${FACT_COLUMNS} FROM chain.facts
        WHERE chain_id = $1 AND block_number <= $2 AND id <= $6 AND block_number > LEAST($3::bigint, (
-         SELECT min(common_ancestor) FROM chain.reorgs
+         SELECT min(common_ancestor) FROM chain.reorg_log
          WHERE chain_id = $1 AND detected_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)))
      UNION ALL
-     SELECT ${FACT_COLUMNS} FROM chain.transfers
+     SELECT ${FACT_COLUMNS} FROM chain.facts
        WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $2
          AND orphaned_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)
 `,
@@ -135,15 +135,15 @@ async function loadChangedEntries(
   chainId: number,
   prev: PreviousRun,
 ): Promise<LedgerEntry[]> {
-  const r = await client.query<EntryRow>(
-    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.seq > $2`,
-    [chainId, prev.entryWatermark],
-  );
+  const r = await client.query<EntryRow>(`${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.seq > $2`, [
+    chainId,
+    prev.entryWatermark,
+  ]);
   const out = r.rows.map(toEntry);
   if (prev.entryGaps.length > 0) {
     const g = await client.query<EntryRow>(
-      `${ENTRY_SELECT} JOIN unnest($2::bigint[], $3::bigint[]) AS g(a, b) ON t.seq BETWEEN g.a AND g.b
-       WHERE s.chain_id = $1 AND t.posted_delta > 0`,
+      `${ENTRY_SELECT} JOIN unnest($2::bigint[], $3::bigint[]) AS g(a, b) ON e.seq BETWEEN g.a AND g.b
+       WHERE e.chain_id = $1`,
       [chainId, prev.entryGaps.map((x) => x[0]), prev.entryGaps.map((x) => x[1])],
     );
     for (const row of g.rows) out.push(toEntry(row));

@@ -29,7 +29,7 @@ export async function loadFactsByKeys(
   // checked here (a tx has few facts).
   const wanted = new Set(keys.map((k) => factKey(k.txHash, k.position)));
   const r = await client.query<FactRow>(
-    `SELECT ${FACT_COLUMNS} FROM chain.transfers
+    `SELECT ${FACT_COLUMNS} FROM chain.facts
      WHERE chain_id = $1 AND tx_hash = ANY($3::text[]) AND block_number <= $2`,
     [chainId, block, [...new Set(keys.map((k) => k.txHash))]],
   );
@@ -53,11 +53,11 @@ export async function loadEntriesByKeys(
   const wanted = new Set(keys.map((k) => factKey(k.txHash, k.position)));
   const hashes = [...new Set(keys.map((k) => k.txHash))];
   const claims = await client.query<{ id: string; tx_hash: string; position: string }>(
-    `SELECT t.id, t.tx_hash, t.position FROM ledger.transfers t
+    `SELECT t.id, t.tx_hash, t.position FROM ledger.journal t
       WHERE t.chain_id = $1 AND t.tx_hash = ANY($2::text[])
      UNION ALL
-     SELECT t.id, h.tx_hash, h.position FROM ledger.transfers h
-       JOIN ledger.transfers t ON t.pending_id = h.id
+     SELECT t.id, h.tx_hash, h.position FROM ledger.journal h
+       JOIN ledger.journal t ON t.pending_id = h.id
       WHERE h.chain_id = $1 AND h.tx_hash = ANY($2::text[])`,
     [chainId, hashes],
   );
@@ -65,7 +65,7 @@ export async function loadEntriesByKeys(
   for (const c of claims.rows) if (wanted.has(factKey(c.tx_hash, c.position))) claimIds.add(c.id);
   if (claimIds.size === 0) return [];
   const comp = await client.query<{ id: string }>(
-    "SELECT id FROM ledger.transfers WHERE reverses_id = ANY($1::uuid[])",
+    "SELECT id FROM ledger.journal WHERE reverses_id = ANY($1::uuid[])",
     [[...claimIds]],
   );
   for (const c of comp.rows) claimIds.add(c.id);
@@ -78,7 +78,7 @@ export async function loadEntriesByKeys(
   }
   if (missing.length > 0) {
     const r = await client.query<EntryRow>(
-      `${ENTRY_SELECT} WHERE t.id = ANY($2::uuid[]) AND s.chain_id = $1 AND t.posted_delta > 0`,
+      `${ENTRY_SELECT} WHERE e.id = ANY($2::uuid[]) AND e.chain_id = $1`,
       [chainId, missing],
     );
     for (const row of r.rows) out.push(toEntry(row));
@@ -93,10 +93,10 @@ export async function loadLateEntries(
   block: number,
 ): Promise<LedgerEntry[]> {
   const late = await client.query<{ tx_hash: string; position: string }>(
-    `SELECT DISTINCT f.tx_hash, f.position FROM chain.transfers f
+    `SELECT DISTINCT f.tx_hash, f.position FROM chain.facts f
      WHERE f.chain_id = $1 AND f.block_number > $2 AND f.status <> 'orphaned'
        AND NOT EXISTS (
-         SELECT 1 FROM chain.transfers g
+         SELECT 1 FROM chain.facts g
          WHERE g.chain_id = f.chain_id AND g.tx_hash = f.tx_hash AND g.position = f.position
            AND g.block_number <= $2 AND g.status <> 'orphaned')`,
     [chainId, block],

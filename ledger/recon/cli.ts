@@ -23,6 +23,7 @@ import {
 import { creditInflow } from "./creditInflow.js";
 import { createReconciler } from "./reconcile.js";
 import { breakStateText, getRunReport, type RenderedReport } from "./report.js";
+import type { SweepReader } from "./sources.js";
 import { listAuditAnchors, listRuns } from "./store.js";
 
 type Format = "summary" | "json" | "csv" | "html";
@@ -73,7 +74,8 @@ function stateLine(s: BreakState): string {
   return `${s.latestBreakId ?? "-"}\t${s.state}${who}\t${s.type}\t${s.assetId}\t${s.key}\tdifference ${s.lastDifference}\t${s.identity}`;
 }
 
-export function registerCommands(program: Command): void {
+/** `sources`: what reconciliation reads from modules above it (given by the composition root). */
+export function registerCommands(program: Command, sources: { sweeps: SweepReader }): void {
   const recon = program.command("recon").description("work reconciliation breaks");
   const breaks = recon
     .command("breaks")
@@ -243,7 +245,7 @@ export function registerCommands(program: Command): void {
           const block = opts.block === undefined ? undefined : Number(opts.block);
           if (block !== undefined && (!Number.isSafeInteger(block) || block < 0))
             throw new Error(`--block: expected a block number, got "${opts.block}"`);
-          const reconciler = createReconciler({ common, pool });
+          const reconciler = createReconciler({ common, pool, sweeps: sources.sweeps });
           let breaks = 0;
           for (const chain of chains) {
             const summary = await reconciler.run({

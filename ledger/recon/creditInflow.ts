@@ -1,7 +1,8 @@
 /**
  * The operator's action on an `unattributed_inflow` break: credit the inflow to the deposit
  * address's customer (debit custody:deposits, credit user:<id>, kind `inflow_credit`), recorded in
- * ledger.inflow_credits with who and why and a `inflow.credited` ledger event, in one transaction.
+ * ledger.inflow_credits with who and why and a `inflow.credited` ledger event, in one transaction
+ * (the booking is the ledger's: ledger/inflowCredits.ts).
  * Exactly once: the transfer id derives from the break (run id, n), a break already credited
  * answers `exists`, and a break from a run older than another credit of the same address and asset
  * is refused as stale (the next run measures again with that credit counted).
@@ -9,7 +10,7 @@
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { Ledger } from "../createLedger.js";
-import { TransferFailedError } from "../errors.js";
+import { bookInflowCredit } from "../inflowCredits.js";
 import { assetIdOf, transferId } from "../transferId.js";
 import { BreakNotFoundError, InflowNotCreditableError } from "./errors.js";
 
@@ -70,7 +71,7 @@ export async function creditInflow(
       `inflow:${chainId}:${address}:${asset}`,
     ]);
     const done = await client.query<{ owner: string; amount: string }>(
-      "SELECT owner, amount::text FROM ledger.inflow_credits WHERE run_id = $1 AND break_n = $2",
+      "SELECT owner, amount::text FROM ledger.credited_inflows WHERE run_id = $1 AND break_n = $2",
       [runId, n],
     );
     if (done.rows[0])
@@ -83,7 +84,7 @@ export async function creditInflow(
         amount: BigInt(done.rows[0].amount),
       };
     const later = await client.query<{ run_id: string; break_n: number }>(
-      `SELECT run_id::text, break_n FROM ledger.inflow_credits
+      `SELECT run_id::text, break_n FROM ledger.credited_inflows
         WHERE chain_id = $1 AND address = $2 AND asset = $3 AND created_at >= $4 LIMIT 1`,
       [chainId, address, asset, row.snapshot_at ?? new Date(0)],
     );
@@ -94,68 +95,27 @@ export async function creditInflow(
       );
     if (amount <= 0n) throw new InflowNotCreditableError(args.breakId, "no inflow to credit");
     const owner = await client.query<{ owner: string }>(
-      "SELECT owner FROM chain.custody_addresses WHERE chain_id = $1 AND address = $2 AND kind = 'deposit'",
+      "SELECT owner FROM chain.watched_addresses WHERE chain_id = $1 AND address = $2 AND kind = 'deposit'",
       [chainId, address],
     );
     const customerId = owner.rows[0]?.owner;
     if (!customerId)
       throw new InflowNotCreditableError(args.breakId, `${address} is not a deposit address`);
     const assetId = assetIdOf(chainId, asset);
-    const [r] = await ledger.createTransfers(
-      [
-        {
-          id,
-          assetId,
-          debit: "custody:deposits",
-          credit: `user:${customerId}`,
-          amount,
-          kind: "inflow_credit",
-          memo: `unattributed inflow to ${address} (recon break ${runId}:${n}) credited by ${by}: ${reason}`,
-        },
-      ],
-      { client },
-    );
-    if (!r || r.status === "failed")
-      throw new TransferFailedError(
-        id,
-        r?.status === "failed" ? r.code : "LEDGER_INVALID_TRANSFER",
-      );
-    await client.query(
-      `INSERT INTO ledger.inflow_credits (transfer_id, chain_id, address, asset, amount, owner,
-         block_number, run_id, break_n, credited_by, reason)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [
-        id,
-        chainId,
-        address,
-        asset,
-        amount.toString(),
-        customerId,
-        row.block_number,
-        runId,
-        n,
-        by,
-        reason,
-      ],
-    );
-    await client.query(
-      "INSERT INTO ledger.events (type, transfer_id, payload) VALUES ('inflow.credited', $1, $2)",
-      [
-        id,
-        JSON.stringify({
-          run_id: runId,
-          break_n: n,
-          chain_id: chainId,
-          address,
-          asset_id: assetId,
-          amount: amount.toString(),
-          owner: customerId,
-          block_number: row.block_number,
-          credited_by: by,
-          reason,
-        }),
-      ],
-    );
+    await bookInflowCredit(client, ledger, {
+      transferId: id,
+      chainId,
+      address,
+      asset,
+      amount,
+      owner: customerId,
+      blockNumber: row.block_number,
+      runId,
+      breakN: n,
+      creditedBy: by,
+      reason,
+      memo: `unattributed inflow to ${address} (recon break ${runId}:${n}) credited by ${by}: ${reason}`,
+    });
     return { status: "created" as const, transferId: id, customerId, assetId, address, amount };
   });
   log.warn({

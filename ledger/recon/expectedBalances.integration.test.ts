@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { balanceKey, loadFactBalances } from "./expectedBalances.js";
 import { createReconciler, type Reconciler } from "./reconcile.js";
 
@@ -116,7 +117,12 @@ beforeAll(async () => {
   );
   // Every run reads at a block anvil has (the checkpoint is ours; anvil mines its own blocks).
   await rpc("anvil_mine", ["0x40"]);
-  reconciler = createReconciler({ common: ctx.common, pool, inflowRotation: 2 });
+  reconciler = createReconciler({
+    sweeps: sweepReader,
+    common: ctx.common,
+    pool,
+    inflowRotation: 2,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -252,7 +258,12 @@ describe("running expected balances of deposit addresses", () => {
     // (expected facts and cached balances) at an address `reconciler` will read again; if it
     // used what it knew, it would miss the 1,000 (a false inflow break, and the deposits' chain
     // side off by the cached balance it replaced).
-    const other = createReconciler({ common: ctx.common, pool, inflowRotation: 2 });
+    const other = createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool,
+      inflowRotation: 2,
+    });
     // The reorg above is old news: its heights are not re-read (that would recompute `a`).
     await pool.query(
       "UPDATE chain.reorgs SET detected_at = now() - interval '1 day' WHERE chain_id = $1",

@@ -42,15 +42,15 @@ export async function loadFactBalances(
   if (args.addresses !== "all" && args.addresses.length === 0) return out;
   const deposits =
     args.addresses === "all"
-      ? "IN (SELECT address FROM chain.custody_addresses WHERE chain_id = $1 AND kind = 'deposit')"
+      ? "IN (SELECT address FROM chain.watched_addresses WHERE chain_id = $1 AND kind = 'deposit')"
       : "= ANY($3::text[])";
   const r = await client.query<{ address: string; asset: string; net: string }>(
     `SELECT address, asset, sum(v)::text AS net FROM (
-       SELECT to_address AS address, asset, amount AS v FROM chain.transfers
+       SELECT to_address AS address, asset, amount AS v FROM chain.facts
         WHERE chain_id = $1 AND status <> 'orphaned' AND block_number <= $2 AND kind <> 'fee'
           AND to_address ${deposits}
        UNION ALL
-       SELECT from_address, asset, -amount FROM chain.transfers
+       SELECT from_address, asset, -amount FROM chain.facts
         WHERE chain_id = $1 AND status <> 'orphaned' AND block_number <= $2
           AND from_address ${deposits}) x
      GROUP BY address, asset`,

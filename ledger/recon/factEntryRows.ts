@@ -1,5 +1,5 @@
 /**
- * Chain facts (`chain.transfers`) and posted ledger entries (`ledger.transfers`) as a
+ * Chain facts (`chain.facts`) and posted ledger entries (`ledger.posted_entries`) as a
  * reconciliation run reads them: one column list, row type and mapper each, for the incremental
  * load and the full run's stream alike.
  */
@@ -50,17 +50,12 @@ export type EntryRow = {
   reverses_id: string | null;
 };
 
-// A post carries the hold's accounts; its chain reference is its own or, failing that, the hold's.
+// ledger.posted_entries (a published view): a post carries the hold's accounts, and its chain
+// reference is its own or, failing that, the hold's. Callers filter on `e.`.
 export const ENTRY_SELECT = `
-  SELECT t.seq, t.id, t.kind, t.asset_id, da.name AS debit, ca.name AS credit,
-         t.posted_delta AS amount,
-         COALESCE(t.tx_hash, p.tx_hash) AS tx_hash, COALESCE(t.position, p.position) AS position,
-         t.reverses_id
-  FROM ledger.transfers t
-  JOIN ledger.assets s ON s.id = t.asset_id
-  JOIN ledger.accounts da ON da.id = t.debit_account_id
-  JOIN ledger.accounts ca ON ca.id = t.credit_account_id
-  LEFT JOIN ledger.transfers p ON p.id = t.pending_id`;
+  SELECT e.seq, e.id, e.kind, e.asset_id, e.debit, e.credit, e.amount, e.tx_hash, e.position,
+         e.reverses_id
+  FROM ledger.posted_entries e`;
 
 export function toEntry(r: EntryRow): LedgerEntry {
   return {

@@ -25,6 +25,7 @@ import {
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { spawnCli } from "../../ops/testing/process.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
@@ -92,6 +93,7 @@ beforeAll(async () => {
   await ledger.ensureAssetsFromConfig([chain]);
   crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
   reconciler = createReconciler({
+    sweeps: sweepReader,
     common: ctx.common,
     pool: ctx.db.pool,
     adapterFor: () => adapter,
@@ -210,6 +212,7 @@ describe("unattributed inflows on a chain without traces", () => {
 
   it("the rotation reaches an address with no activity, one slice per run, and keeps an open break in view", async () => {
     const slow = createReconciler({
+      sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
       adapterFor: () => createEvmAdapter(chain, { common: ctx.common }),

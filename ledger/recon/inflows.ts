@@ -16,6 +16,7 @@
 import type { PoolClient } from "../../foundation/db.js";
 import type { OnchainBalance } from "./balances.js";
 import { loadFactBalances } from "./expectedBalances.js";
+import type { SweepReader } from "./sources.js";
 import type { Break, CustodyKind } from "./types.js";
 import type { PreviousRun } from "./watermarks.js";
 
@@ -41,6 +42,8 @@ export async function selectInflowAddresses(
     previous: PreviousRun | null;
     /** Every custody address of the chain (used by a full run only). */
     custody: ReadonlyMap<string, CustodyKind>;
+    /** Booked sweeps (the signer's). */
+    sweeps: SweepReader;
     rotation?: number;
   },
 ): Promise<InflowSelection> {
@@ -54,16 +57,19 @@ export async function selectInflowAddresses(
   // Activity: facts at heights the previous run did not cover (or orphaned since), booked sweeps
   // and operator credits since its snapshot, and its open inflow breaks. Both ends of a fact come
   // from one read of it (two UNIONed reads of the block range read 10,000 new facts twice).
+  const swept = await args.sweeps.sweptAddressesSince(client, {
+    chainId,
+    since: previous.snapshotAt,
+  });
   const active = await client.query<{ address: string }>(
     `SELECT a.address FROM (
-       SELECT unnest(ARRAY[to_address, from_address]) AS address FROM chain.transfers
+       SELECT unnest(ARRAY[to_address, from_address]) AS address FROM chain.facts
          WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
-       UNION SELECT i.address FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
-         WHERE i.chain_id = $1 AND s.settled_at >= $4
-       UNION SELECT address FROM ledger.inflow_credits WHERE chain_id = $1 AND created_at >= $4
+       UNION SELECT unnest($6::text[])
+       UNION SELECT address FROM ledger.credited_inflows WHERE chain_id = $1 AND created_at >= $4
        UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'
-     ) a JOIN chain.custody_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
-    [chainId, previous.block, args.block, previous.snapshotAt, previous.id],
+     ) a JOIN chain.watched_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
+    [chainId, previous.block, args.block, previous.snapshotAt, previous.id, swept],
   );
   for (const r of active.rows) picked.add(r.address);
   const prev = await client.query<{ cursor: string | null }>(
@@ -77,7 +83,7 @@ export async function selectInflowAddresses(
       ? []
       : (
           await client.query<{ address: string }>(
-            `SELECT address FROM chain.custody_addresses
+            `SELECT address FROM chain.watched_addresses
               WHERE chain_id = $1 AND kind = 'deposit' AND address ${op} $2
               ORDER BY address LIMIT $3`,
             [chainId, after, limit],
@@ -99,7 +105,7 @@ const key = (address: string, assetId: string) => `${address}|${assetId}`;
  */
 export async function loadExpectedBalances(
   client: PoolClient,
-  args: { chainId: number; block: number; addresses: readonly string[] },
+  args: { chainId: number; block: number; addresses: readonly string[]; sweeps: SweepReader },
 ): Promise<Map<string, bigint>> {
   const out = await loadFactBalances(client, args);
   for (const [k, v] of await loadExpectedAdjustments(client, args))
@@ -113,7 +119,7 @@ export async function loadExpectedBalances(
  */
 export async function loadExpectedAdjustments(
   client: PoolClient,
-  args: { chainId: number; block: number; addresses: readonly string[] },
+  args: { chainId: number; block: number; addresses: readonly string[]; sweeps: SweepReader },
 ): Promise<Map<string, bigint>> {
   const out = new Map<string, bigint>();
   if (args.addresses.length === 0) return out;
@@ -121,24 +127,37 @@ export async function loadExpectedAdjustments(
     const k = key(address, `${args.chainId}:${asset}`);
     out.set(k, (out.get(k) ?? 0n) + v);
   };
+  // Sweeps are the signer's (what the Swept events say moved), read through the injected reader.
+  // Counted once their transaction has a canonical fact at or below the block; an item a fact of
+  // the same transaction already shows (ERC-20 log, traced internal call) is not counted twice.
+  const items = await args.sweeps.bookedSweepItems(client, {
+    chainId: args.chainId,
+    addresses: args.addresses,
+  });
+  if (items.length > 0) {
+    const facts = await client.query<{
+      tx_hash: string;
+      from_address: string;
+      asset: string;
+      block_number: string;
+    }>(
+      `SELECT tx_hash, from_address, asset, block_number FROM chain.facts
+        WHERE chain_id = $1 AND tx_hash = ANY($2::text[]) AND status <> 'orphaned'`,
+      [args.chainId, [...new Set(items.map((i) => i.txHash))]],
+    );
+    const mined = new Set<string>();
+    const shown = new Set<string>();
+    for (const f of facts.rows) {
+      if (Number(f.block_number) <= args.block) mined.add(f.tx_hash);
+      shown.add(`${f.tx_hash}|${f.from_address}|${f.asset}`);
+    }
+    for (const i of items)
+      if (mined.has(i.txHash) && !shown.has(`${i.txHash}|${i.address}|${i.asset}`))
+        add(i.address, i.asset, -i.swept);
+  }
   const params = [args.chainId, args.block, args.addresses];
-  // Sweeps are the signer's (custody.sweep_items: what the Swept events say moved); read-only here.
-  // A sweep item a fact of the same transaction already shows (ERC-20 log, traced internal call)
-  // is not counted twice.
-  const swept = await client.query<{ address: string; asset: string; amount: string }>(
-    `SELECT i.address, i.asset, sum(i.swept)::text AS amount
-       FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
-      WHERE i.chain_id = $1 AND s.status = 'booked' AND i.swept > 0 AND i.address = ANY($3::text[])
-        AND EXISTS (SELECT 1 FROM chain.transfers t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
-                      AND t.status <> 'orphaned' AND t.block_number <= $2)
-        AND NOT EXISTS (SELECT 1 FROM chain.transfers t WHERE t.chain_id = $1 AND t.tx_hash = s.tx_hash
-                      AND t.status <> 'orphaned' AND t.from_address = i.address AND t.asset = i.asset)
-      GROUP BY i.address, i.asset`,
-    params,
-  );
-  for (const r of swept.rows) add(r.address, r.asset, -BigInt(r.amount));
   const credited = await client.query<{ address: string; asset: string; amount: string }>(
-    `SELECT address, asset, sum(amount)::text AS amount FROM ledger.inflow_credits
+    `SELECT address, asset, sum(amount)::text AS amount FROM ledger.credited_inflows
       WHERE chain_id = $1 AND block_number <= $2 AND address = ANY($3::text[])
       GROUP BY address, asset`,
     params,

@@ -20,8 +20,8 @@ export async function loadBalances(
 ): Promise<{ ledger: Map<string, bigint>; liabilities: Map<string, bigint> }> {
   const r = await client.query<{ asset_id: string; name: string; net: string }>(
     `SELECT a.asset_id, a.name, a.debits_posted - a.credits_posted AS net
-       FROM ledger.accounts a JOIN ledger.assets s ON s.id = a.asset_id
-      WHERE s.chain_id = $1 AND a.kind <> 'user'`,
+       FROM ledger.account_balances a
+      WHERE a.chain_id = $1 AND a.kind <> 'user'`,
     [chainId],
   );
   const ledger = new Map<string, bigint>();
@@ -30,13 +30,10 @@ export async function loadBalances(
   // A pending reorg hold is money the chain no longer holds: count it as posted (custody:deposits
   // lower, the customer's liability lower), so a reorg the ledger has handled is not a difference.
   const held = await client.query<{ asset_id: string; debit_kind: string; amount: string }>(
-    `SELECT t.asset_id, a.kind AS debit_kind, sum(h.amount)::text AS amount
-       FROM ledger.holds h
-       JOIN ledger.transfers t ON t.id = h.transfer_id
-       JOIN ledger.accounts a ON a.id = h.debit_account_id
-       JOIN ledger.assets s ON s.id = t.asset_id
-      WHERE s.chain_id = $1 AND h.state = 'pending' AND t.kind = 'reorg_hold'
-      GROUP BY t.asset_id, a.kind`,
+    `SELECT h.asset_id, h.debit_kind, sum(h.amount)::text AS amount
+       FROM ledger.pending_reorg_holds h
+      WHERE h.chain_id = $1
+      GROUP BY h.asset_id, h.debit_kind`,
     [chainId],
   );
   for (const row of held.rows) {
@@ -67,7 +64,7 @@ export async function loadReorgHolds(client: PoolClient, chainId: number): Promi
   }>(
     `SELECT credit_id::text, owner, asset, tx_hash, position, to_address, amount::text, state,
        hold_amount::text, shortfall_amount::text, orphaned_block::text, updated_at
-     FROM ledger.deposit_credits WHERE chain_id = $1 AND state IN ('held', 'final')
+     FROM ledger.reorged_deposit_credits WHERE chain_id = $1
      ORDER BY updated_at, credit_id`,
     [chainId],
   );

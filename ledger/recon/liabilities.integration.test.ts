@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { transferId } from "../transferId.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
@@ -74,7 +75,7 @@ beforeAll(async () => {
      ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number`,
     [CHAIN_ID, `0x${"1".padStart(64, "0")}`],
   );
-  reconciler = createReconciler({ common: ctx.common, pool });
+  reconciler = createReconciler({ sweeps: sweepReader, common: ctx.common, pool });
 });
 
 afterAll(async () => {

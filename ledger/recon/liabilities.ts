@@ -32,8 +32,8 @@ export async function sumLiabilities(
 ): Promise<Map<string, bigint>> {
   const r = await client.query<{ asset_id: string; net: string }>(
     `SELECT a.asset_id, sum(a.credits_posted - a.debits_posted)::text AS net
-       FROM ledger.accounts a JOIN ledger.assets s ON s.id = a.asset_id
-      WHERE s.chain_id = $1 AND a.kind = 'user'
+       FROM ledger.account_balances a
+      WHERE a.chain_id = $1 AND a.kind = 'user'
       GROUP BY a.asset_id`,
     [chainId],
   );

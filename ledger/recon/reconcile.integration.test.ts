@@ -27,6 +27,7 @@ import {
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
 import { transferId } from "../transferId.js";
@@ -132,6 +133,7 @@ beforeAll(async () => {
   await ledger.ensureAssetsFromConfig([chain]);
   crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
   reconciler = createReconciler({
+    sweeps: sweepReader,
     common: ctx.common,
     pool: ctx.db.pool,
     adapterFor: () => adapter,
@@ -288,6 +290,7 @@ describe("reconciliation on anvil", () => {
     // … and so does one that reads and matches two facts at a time (a withdrawal's tx and fee
     // facts share a tx hash: a range of their own).
     const paged = await createReconciler({
+      sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
       adapterFor: () => createEvmAdapter(chain, { common: ctx.common }),
@@ -440,7 +443,7 @@ describe("reconciliation on anvil", () => {
         )
       ).rows[0]!;
     const before = Number((await newest()).id);
-    const handle = await reconcilerRole.start({
+    const handle = await reconcilerRole({ sweeps: sweepReader }).start({
       common: ctx.common,
       pool: ctx.db.pool,
       redis: ctx.redis.redis,

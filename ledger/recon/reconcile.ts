@@ -9,6 +9,7 @@ import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
+import { loadTip } from "../../indexers/store.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances } from "./balances.js";
 import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
@@ -20,6 +21,7 @@ import {
   ZERO_ADDRESS,
 } from "./onchain.js";
 import { loadRunSnapshot } from "./runSnapshot.js";
+import type { SweepReader } from "./sources.js";
 import {
   type ChainMemory,
   completeRun,
@@ -80,6 +82,7 @@ export type Reconciler = {
 export function createReconciler({
   common,
   pool,
+  sweeps,
   adapterFor,
   lookbackMs,
   inflowRotation,
@@ -87,6 +90,8 @@ export function createReconciler({
 }: {
   common: Common;
   pool: Pool;
+  /** Booked sweeps, the signer's (signer/sweeps' `sweepReader`): given by the caller. */
+  sweeps: SweepReader;
   /**
    * Deposit addresses an incremental run reads (balances, unattributed inflows) beyond active ones;
    * default: the chain's `recon.rotation`.
@@ -127,13 +132,9 @@ export function createReconciler({
   const memories = new Map<number, ChainMemory>();
 
   async function finalBlock(chain: ChainConfig): Promise<number> {
-    const r = await pool.query<{ block_number: string }>(
-      "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
-      [chain.chainId],
-    );
-    const row = r.rows[0];
-    if (!row) throw new NoFinalBlockError(chain.chainId, "the indexer has stored no block yet");
-    const indexed = Number(row.block_number);
+    const tip = await loadTip(pool, chain.chainId);
+    if (!tip) throw new NoFinalBlockError(chain.chainId, "the indexer has stored no block yet");
+    const indexed = Number(tip.number);
     let final: number;
     if (chain.confirmations.kind === "blocks") {
       final = indexed - chain.confirmations.blocks;
@@ -160,7 +161,7 @@ export function createReconciler({
     const previous = options.full ? null : await findPreviousRun(pool, chainId, block);
     const mode: RunMode = previous ? "incremental" : "full";
     const hash = await pool.query<{ hash: string }>(
-      "SELECT hash FROM chain.blocks WHERE chain_id = $1 AND number = $2 AND canonical",
+      "SELECT hash FROM chain.canonical_blocks WHERE chain_id = $1 AND number = $2",
       [chainId, block],
     );
     const tokens = await assetTokens(pool, chain);
@@ -197,6 +198,7 @@ export function createReconciler({
                 options: reads,
                 limit: limiter(chain, reads.requestsPerSecond),
               }),
+            sweeps,
             lookbackMs,
             streamPage,
           }),
@@ -309,7 +311,7 @@ export function createReconciler({
 /** Token addresses to check: the chain's listed tokens and any asset the ledger knows on it. */
 async function assetTokens(pool: Pool, chain: ChainConfig): Promise<string[]> {
   const r = await pool.query<{ token: string }>(
-    "SELECT token FROM ledger.assets WHERE chain_id = $1",
+    "SELECT token FROM ledger.asset_list WHERE chain_id = $1",
     [chain.chainId],
   );
   const tokens = new Set<string>([ZERO_ADDRESS]);

@@ -325,7 +325,7 @@ export type RenderedReport = { json: RunReport; csv: string; html: string };
 export async function getRunReport(pool: Pool, runId: number): Promise<RenderedReport> {
   const stored = await readRun(pool, runId);
   const a = await pool.query<{ id: string; symbol: string; decimals: number }>(
-    "SELECT id, symbol, decimals FROM ledger.assets WHERE chain_id = $1",
+    "SELECT id, symbol, decimals FROM ledger.asset_list WHERE chain_id = $1",
     [stored.chainId],
   );
   const assets = new Map(a.rows.map((x) => [x.id, { symbol: x.symbol, decimals: x.decimals }]));

@@ -6,6 +6,7 @@ import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "./chainLoop.js";
 import { NoFinalBlockError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";
+import type { SweepReader } from "./sources.js";
 
 export const RECON_INTERVAL_MS = 60_000;
 /**
@@ -16,12 +17,17 @@ export const RECON_INTERVAL_MS = 60_000;
 export const RECON_GRACE_MS = 30_000;
 const LOCK_BASE = 0x7265_636f_0000; // "reco" + chain id
 
-export const reconcilerRole: RoleDefinition = {
+/** The role, given what reconciliation reads from modules above it (by the composition root). */
+export const reconcilerRole = (sources: { sweeps: SweepReader }): RoleDefinition => ({
   name: "reconciler",
   description: "scheduled reconciliation runs (chain facts and balances vs the ledger)",
   async start(ctx) {
     const log = ctx.common.logger.child({ component: "reconciler" });
-    const reconciler = createReconciler({ common: ctx.common, pool: ctx.pool });
+    const reconciler = createReconciler({
+      common: ctx.common,
+      pool: ctx.pool,
+      sweeps: sources.sweeps,
+    });
     let lastOk = Date.now();
     ctx.health.add({
       name: "reconciler",
@@ -53,4 +59,4 @@ export const reconcilerRole: RoleDefinition = {
       },
     });
   },
-};
+});

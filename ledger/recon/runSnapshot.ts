@@ -21,6 +21,7 @@ import { expectedFactBalances } from "./expectedBalances.js";
 import { loadExpectedAdjustments, selectInflowAddresses } from "./inflows.js";
 import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
+import type { SweepReader } from "./sources.js";
 import type { ChainMemory } from "./store.js";
 import { matchFullStream } from "./stream.js";
 import type { Break, CustodyKind } from "./types.js";
@@ -40,6 +41,8 @@ export async function loadRunSnapshot(
     carried: ChainMemory;
     /** Reads the on-chain balances of these custody addresses at the run's block. */
     readBalances: (addresses: Map<string, CustodyKind>) => Promise<OnchainBalance[]>;
+    /** Booked sweeps (the signer's). */
+    sweeps: SweepReader;
     lookbackMs: number | undefined;
     streamPage: number | undefined;
   },
@@ -57,6 +60,7 @@ export async function loadRunSnapshot(
     block,
     previous,
     custody,
+    sweeps: args.sweeps,
     rotation,
   });
   for (const address of inflowSelection.addresses) custody.set(address, "deposit");
@@ -145,6 +149,7 @@ export async function loadRunSnapshot(
     chainId,
     block,
     addresses: inflowSelection.addresses,
+    sweeps: args.sweeps,
   });
   for (const [k, v] of adjustments) expectedBalances.set(k, (expectedBalances.get(k) ?? 0n) + v);
   return {

@@ -49,7 +49,7 @@ async function findSeqGaps(
   const r = await client.query<{ a: string; b: string }>(
     `SELECT prev + 1 AS a, seq - 1 AS b FROM (
        SELECT seq, lag(seq, 1, $1::bigint) OVER (ORDER BY seq) AS prev
-       FROM ledger.transfers WHERE seq > $1 AND seq <= $2) x
+       FROM ledger.journal WHERE seq > $1 AND seq <= $2) x
      WHERE seq > prev + 1`,
     [after, upTo],
   );
@@ -61,7 +61,7 @@ async function stillMissing(client: PoolClient, gaps: SeqGap[], now: number): Pr
   const live = gaps.filter((g) => now - g[2] < GAP_MAX_AGE_MS);
   if (live.length === 0) return [];
   const r = await client.query<{ seq: string }>(
-    `SELECT t.seq FROM ledger.transfers t
+    `SELECT t.seq FROM ledger.journal t
      JOIN unnest($1::bigint[], $2::bigint[]) AS g(a, b) ON t.seq BETWEEN g.a AND g.b`,
     [live.map((g) => g[0]), live.map((g) => g[1])],
   );

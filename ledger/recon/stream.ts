@@ -1,7 +1,8 @@
 /**
  * A full run's matching in bounded memory. The matching key is (tx hash, position), so the key
  * space splits exactly by tx hash: facts are read in keyset pages ordered by (tx hash, position)
- * (the `chain.transfers (chain_id, tx_hash, position)` index), each page closes a tx-hash range,
+ * (the `chain.transfers (chain_id, tx_hash, position, block_hash)` index, read through the
+ * `chain.facts` view), each page closes a tx-hash range,
  * and only that range's facts and the entries claiming a fact in it are in memory while the range
  * is matched. Entries without a chain reference are matched last, against no facts.
  *
@@ -56,7 +57,7 @@ export async function matchFullStream(
   const page = args.page ?? DEFAULT_STREAM_PAGE;
   const reversers = (
     await client.query<EntryRow>(
-      `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NOT NULL`,
+      `${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.reverses_id IS NOT NULL`,
       [chainId],
     )
   ).rows.map(toEntry);
@@ -95,7 +96,7 @@ export async function matchFullStream(
   for (;;) {
     if ("only" in range) {
       const facts = await client.query<FactRow>(
-        `SELECT ${FACT_COLUMNS} FROM chain.transfers
+        `SELECT ${FACT_COLUMNS} FROM chain.facts
          WHERE chain_id = $1 AND tx_hash = $2 AND block_number <= $3`,
         [chainId, range.only, block],
       );
@@ -109,7 +110,7 @@ export async function matchFullStream(
     const from: { from: string; after: boolean } = range;
     const rows: FactRow[] = (
       await client.query<FactRow>(
-        `SELECT ${FACT_COLUMNS} FROM chain.transfers
+        `SELECT ${FACT_COLUMNS} FROM chain.facts
          WHERE chain_id = $1 AND tx_hash ${from.after ? ">" : ">="} $2 AND block_number <= $3
          ORDER BY tx_hash, position LIMIT ${page}`,
         [chainId, from.from, block],
@@ -141,9 +142,8 @@ export async function matchFullStream(
 
   // Entries with no chain reference on this chain (or none at all): matched against no facts.
   const unreferenced = await client.query<EntryRow>(
-    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NULL
-       AND (COALESCE(t.tx_hash, p.tx_hash) IS NULL
-            OR COALESCE(t.chain_id, p.chain_id) IS DISTINCT FROM $1::bigint)`,
+    `${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.reverses_id IS NULL
+       AND (e.tx_hash IS NULL OR e.ref_chain_id IS DISTINCT FROM $1::bigint)`,
     [chainId],
   );
   match([], unreferenced.rows);
@@ -160,21 +160,21 @@ async function entriesOf(client: PoolClient, chainId: number, range: Range): Pro
   let held: string;
   let params: unknown[];
   if ("only" in range) {
-    own = "t.tx_hash = $2";
-    held = "p.tx_hash = $2";
+    own = "e.own_tx_hash = $2";
+    held = "e.hold_tx_hash = $2";
     params = [chainId, range.only];
   } else {
     const op = range.after ? ">" : ">=";
-    own = `t.tx_hash ${op} $2${range.to === null ? "" : " AND t.tx_hash < $3"}`;
-    held = `p.tx_hash ${op} $2${range.to === null ? "" : " AND p.tx_hash < $3"}`;
+    own = `e.own_tx_hash ${op} $2${range.to === null ? "" : " AND e.own_tx_hash < $3"}`;
+    held = `e.hold_tx_hash ${op} $2${range.to === null ? "" : " AND e.hold_tx_hash < $3"}`;
     params = range.to === null ? [chainId, range.from] : [chainId, range.from, range.to];
   }
   const r = await client.query<EntryRow>(
-    `${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NULL
-       AND t.chain_id = $1 AND ${own}
+    `${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.reverses_id IS NULL
+       AND e.own_chain_id = $1 AND ${own}
      UNION ALL
-     ${ENTRY_SELECT} WHERE s.chain_id = $1 AND t.posted_delta > 0 AND t.reverses_id IS NULL
-       AND t.tx_hash IS NULL AND p.chain_id = $1 AND ${held}`,
+     ${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.reverses_id IS NULL
+       AND e.own_tx_hash IS NULL AND e.hold_chain_id = $1 AND ${held}`,
     params,
   );
   return r.rows;

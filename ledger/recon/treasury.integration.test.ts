@@ -35,6 +35,7 @@ import {
 } from "../../indexers/testing/chain.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { deployForwarderFactory } from "../../signer/deposit-addresses/index.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
 import { transferId } from "../transferId.js";
@@ -169,6 +170,7 @@ describe("treasury bookings and breaks worked to closure", () => {
     const adapter = createEvmAdapter(chain, { common: t.ctx.common });
     ingestor = await createIngestor({ common: t.ctx.common, pool: t.ctx.db.pool, adapter });
     reconciler = createReconciler({
+      sweeps: sweepReader,
       common: t.ctx.common,
       pool: t.ctx.db.pool,
       adapterFor: () => adapter,

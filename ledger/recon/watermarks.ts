@@ -23,8 +23,8 @@ export type PreviousRun = {
 export async function readWatermarks(client: PoolClient, chainId: number): Promise<Watermarks> {
   // Facts per chain: one indexer writes a chain, so its ids become visible in order.
   const r = await client.query<{ fact: string; entry: string; now: Date }>(
-    `SELECT (SELECT COALESCE(max(id), 0) FROM chain.transfers WHERE chain_id = $1) AS fact,
-            (SELECT COALESCE(max(seq), 0) FROM ledger.transfers) AS entry,
+    `SELECT (SELECT COALESCE(max(id), 0) FROM chain.facts WHERE chain_id = $1) AS fact,
+            (SELECT COALESCE(max(seq), 0) FROM ledger.journal) AS entry,
             now() AS now`,
     [chainId],
   );

@@ -23,6 +23,7 @@ import { deployMulticall3 } from "../../ledger/recon/testing/multicall3.js";
 import { transferId } from "../../ledger/transferId.js";
 import type { NewTransfer } from "../../ledger/types.js";
 import { measureSweepPlanning } from "../../signer/sweeps/planning.scale.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { startAnvil } from "../devstack/anvil.js";
 import { measureAllocationStall, measureFollow } from "./indexerScale.js";
 import { figure, loadAverage, machineLine } from "./machine.js";
@@ -127,6 +128,7 @@ async function fullReconChild(rpcUrl: string, multicall3: string) {
   try {
     // Anvil on this shared machine can take longer than the default 10 s to answer a call.
     const reconciler = createReconciler({
+      sweeps: sweepReader,
       common,
       pool,
       adapterFor: (chain) => createEvmAdapter(chain, { common }, { timeoutMs: 120_000 }),
@@ -356,7 +358,7 @@ async function main() {
         try {
           const chain = chains[0]!;
           const ledger = createLedger({ common, pool });
-          const reconciler = createReconciler({ common, pool });
+          const reconciler = createReconciler({ sweeps: sweepReader, common, pool });
           if (!fullDone) {
             const base = await reconciler.run({ chain, full: true });
             console.log(

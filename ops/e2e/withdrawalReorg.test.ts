@@ -12,6 +12,7 @@ import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createLedger, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
@@ -179,7 +180,11 @@ describe("withdrawal reorged out after confirmation", () => {
     // Reconciliation pairs the tx and its gas with one standing booking each (the reverted
     // posting and its reversal pair up): no break on the withdrawal's facts.
     for (let i = 0; i < 4; i++) await rpc("evm_mine");
-    const run = await createReconciler({ common: ctx.common, pool: ctx.db.pool }).run({
+    const run = await createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool: ctx.db.pool,
+    }).run({
       chain,
       full: true,
     });

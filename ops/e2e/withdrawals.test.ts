@@ -23,6 +23,7 @@ import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { TX_OUTCOMES_QUEUE } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { runScenario } from "../devstack/scenario.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
@@ -310,7 +311,11 @@ describe("withdrawals end to end", () => {
 
     // Reconciliation of the whole story, read back through the API (recon:read).
     for (let i = 0; i < 4; i++) await rpc("evm_mine");
-    const run = await createReconciler({ common: ctx.common, pool: ctx.db.pool }).run({
+    const run = await createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool: ctx.db.pool,
+    }).run({
       chain,
       full: true,
     });

@@ -28,6 +28,7 @@ import { resumeChain } from "../../indexers/resume.js";
 import { anvilRpc, call, deploy, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { assetIdOf, createLedger, startCreditingWorker, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createSimWorld, parseChain, type SimRun } from "./harness.js";
 import { childIngestor, type IngestorHost, inProcessIngestor } from "./ingestorHost.js";
 import { createRandom, type Random } from "./random.js";
@@ -643,6 +644,7 @@ export async function runDeposits(
       // Invariant: reconciliation shows exactly the injected breaks.
       const honestAdapter = createEvmAdapter(honest, { common: world.common });
       const reconciler = createReconciler({
+        sweeps: sweepReader,
         common: world.common,
         pool,
         adapterFor: () => honestAdapter,

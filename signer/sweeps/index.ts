@@ -21,4 +21,10 @@ export {
 export { sweepsRole } from "./role.js";
 export { type SettledSweep, settlementOf, settleSweeps } from "./settleSweeps.js";
 export { type StartedSweep, startSweeps } from "./startSweeps.js";
+export {
+  type BookedSweepItem,
+  bookedSweepItems,
+  sweepReader,
+  sweptAddressesSince,
+} from "./sweepReads.js";
 export { type SweepWorker, startSweepWorker } from "./worker.js";

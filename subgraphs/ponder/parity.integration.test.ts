@@ -39,6 +39,7 @@ import {
 import { waitFor } from "../../ops/testing/wait.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { type PonderProcess, startPonder } from "../testing/ponder.js";
 import { deploymentFromDatabase } from "./fromDatabase.js";
 
@@ -209,7 +210,7 @@ describe("Ponder parity with custody-node's own records", () => {
     // 3. Reconcile at a final block, attest it, and let the attestation confirm.
     const head = Number(await client.getBlockNumber());
     await waitFinalInIndex({ pool, chain, block: head, mine });
-    const run = await createReconciler({ common: ctx.common, pool }).run({
+    const run = await createReconciler({ sweeps: sweepReader, common: ctx.common, pool }).run({
       chain,
       block: head,
       full: true,
