@@ -4,9 +4,11 @@
  * through the real API (/v1/withdrawals) on the same database. Confirmations 3, finality 40 blocks,
  * so a hold stays pending until the test mines past finality. Each test uses its own customer.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../api/testing/apiTestContext.js";
 import { deployTestFactory } from "../api/testing/factory.js";
+import { adapterPerChain } from "../chains/index.js";
 import { freshAddress, sendAndMine } from "../indexers/testing/chain.js";
 import { sweepReader } from "../signer/sweeps/sweepReads.js";
 import { createReconciler } from "./recon/reconcile.js";
@@ -89,6 +91,7 @@ describe("reorg holds on anvil", () => {
       sweeps: sweepReader,
       common: t.ctx.common,
       pool: t.ctx.db.pool,
+      chains: adapterPerChain(t.ctx.common),
     });
     const run = await reconciler.run({ chain: s.chain, full: true });
     const deposits = run.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)!;

@@ -2,8 +2,10 @@
  * Module commands for the CLI. Each module exports `registerCommands(program)` from its own
  * `cli.ts` and adds one line here.
  */
+
 import type { Command } from "commander";
 import { registerCommands as apiCommands } from "../api/cli.js";
+import { adapterPerChain } from "../chains/index.js";
 import { registerCommands as chainCommands } from "../indexers/cli.js";
 import { registerCommands as depositAddressCommands } from "../indexers/depositAddresses/cli.js";
 import { registerCommands as ledgerCommands } from "../ledger/cli.js";
@@ -21,7 +23,7 @@ export function registerModuleCommands(program: Command): void {
   depositAddressCommands(program);
   ledgerCommands(program);
   registerParkedCommands(program);
-  reconCommands(program, { sweeps: sweepReader });
+  reconCommands(program, { sweeps: sweepReader, chains: (common) => adapterPerChain(common) });
   porCommands(program);
   signerCommands(program);
 }

@@ -7,9 +7,15 @@
  * rejected; waits for the chain to confirm and prints both sides' balances. Stops everything and
  * exits 0.
  */
+
 import pg from "pg";
 import { parseEther } from "viem";
-import { type ChainConfig, chainSchema, publicClientFor } from "../chains/index.js";
+import {
+  adapterPerChain,
+  type ChainConfig,
+  chainSchema,
+  publicClientFor,
+} from "../chains/index.js";
 import { createCommon } from "../foundation/common.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
@@ -77,7 +83,12 @@ async function reconcileDemo(config: ReturnType<typeof loadConfig>, chain: Chain
   try {
     const client = publicClientFor(chain.rpcUrls[0]!);
     const head = Number(await client.getBlockNumber());
-    const reconciler = createReconciler({ sweeps: sweepReader, common, pool });
+    const reconciler = createReconciler({
+      sweeps: sweepReader,
+      common,
+      pool,
+      chains: adapterPerChain(common),
+    });
     const deadline = Date.now() + 60_000;
     // Everything the scenario did is at or below `head`: wait until that block is final.
     for (;;) {

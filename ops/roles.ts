@@ -5,7 +5,9 @@
  * Order: the roles start in --roles order (ROLE_NAMES with no --roles), and the parts of one role
  * start in the order listed below; they stop in reverse start order (ops/start.ts).
  */
+
 import { apiRole, apiWorkerRole } from "../api/index.js";
+import { adapterPerChain } from "../chains/index.js";
 import type { RoleDefinition, RoleName } from "../foundation/roles.js";
 import { indexerRole } from "../indexers/index.js";
 import { createAttestRole } from "../ledger/attest/role.js";
@@ -21,6 +23,6 @@ export const ROLES: Readonly<Record<RoleName, readonly RoleDefinition[]>> = {
   api: [apiRole],
   reconciler: [
     createAttestRole({ requestTransaction, getTxOutcomes }),
-    reconcilerRole({ sweeps: sweepReader }),
+    reconcilerRole({ sweeps: sweepReader, chains: (common) => adapterPerChain(common) }),
   ],
 };

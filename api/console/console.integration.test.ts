@@ -6,9 +6,11 @@
  * without the CSRF token is refused; sign-out ends the session. Screenshots of every page go to
  * .artifacts/console/ (git-ignored).
  */
+
 import { createWalletClient, http, parseEther } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterPerChain } from "../../chains/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { EXTERNAL } from "../../ops/e2e/scenario.js";
 import { waitFor } from "../../ops/testing/wait.js";
@@ -173,7 +175,12 @@ describe("operator console in chromium", () => {
 
     // 4. a break (the hot wallet's unbooked funding) acknowledged, then resolved by its booking
     for (let i = 0; i < 4; i++) await rpc("evm_mine");
-    const run = await createReconciler({ sweeps: sweepReader, common: ctx.common, pool }).run({
+    const run = await createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool,
+      chains: adapterPerChain(ctx.common),
+    }).run({
       chain,
       full: true,
     });

@@ -5,6 +5,7 @@
  * next reconciliation stays clean; every customer's proof verifies against the event with the
  * shared verifier; a block whose reconciliation has an open break is not attested.
  */
+
 import {
   createPublicClient,
   getAddress,
@@ -17,6 +18,7 @@ import {
   zeroAddress,
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterPerChain } from "../../chains/index.js";
 import { runScenario } from "../../ops/e2e/scenario.js";
 import { prepareTestCustody } from "../../ops/e2e/setup.js";
 import { verifyProof } from "../../ops/por/verify.js";
@@ -89,7 +91,12 @@ describe("attestation of reserves and liabilities", () => {
     });
 
     const finalIndexed = (block: number) => waitFinalInIndex({ pool, chain, block, mine });
-    const reconciler = createReconciler({ sweeps: sweepReader, common: ctx.common, pool });
+    const reconciler = createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool,
+      chains: adapterPerChain(ctx.common),
+    });
     const attestor = createAttestor({
       common: ctx.common,
       pool,

@@ -3,8 +3,10 @@
  * service running every role but with no call from the test attests the newest clean
  * reconciliation run's block through the signer, and the attestation confirms with its gas booked.
  */
+
 import { createPublicClient, http, type PublicClient, zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterPerChain } from "../../chains/index.js";
 import { prepareTestCustody } from "../../ops/e2e/setup.js";
 import { type Service, startService } from "../../ops/start.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
@@ -58,7 +60,12 @@ describe("reconciler role: attestation step", () => {
     // A clean run at a final block (the role's own runs stay 30 s behind; this one is newer).
     const head = Number(await client.getBlockNumber());
     await waitFinalInIndex({ pool, chain, block: head, mine });
-    const run = await createReconciler({ sweeps: sweepReader, common: ctx.common, pool }).run({
+    const run = await createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool,
+      chains: adapterPerChain(ctx.common),
+    }).run({
       chain,
       block: head,
     });

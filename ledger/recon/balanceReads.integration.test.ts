@@ -4,10 +4,11 @@
  * the balance read last. Reads go through Multicall3 (deployed on anvil) in batches of
  * `recon.batchSize`, or JSON-RPC batches where the chain has none.
  */
+
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
-import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
@@ -113,7 +114,7 @@ describe("balance reads", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
-      adapterFor: () => adapter,
+      chains: adapterPerChain(ctx.common, () => adapter),
     }).run({ chain, full: true });
     // 7 addresses × 1 asset in batches of 3: three eth_calls to Multicall3, nothing else.
     expect(calls()).toBe(3);
@@ -129,7 +130,7 @@ describe("balance reads", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
-      adapterFor: () => adapter,
+      chains: adapterPerChain(ctx.common, () => adapter),
     });
     // DEPOSITS[5] gets value with no fact (read only when the rotation reaches it); DEPOSITS[2]
     // gets a deposit with a fact (read now).
@@ -167,7 +168,7 @@ describe("balance reads", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
-      adapterFor: () => adapter,
+      chains: adapterPerChain(ctx.common, () => adapter),
     }).run({ chain, full: true });
     expect(calls()).toBe(7);
     expect(depositsCheck(run)).toBe(21_540n);
@@ -182,7 +183,7 @@ describe("balance reads", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
-      adapterFor: () => adapter,
+      chains: adapterPerChain(ctx.common, () => adapter),
     }).run({ chain, full: true });
     expect(calls()).toBe(7);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(1_500);

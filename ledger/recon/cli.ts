@@ -23,7 +23,7 @@ import {
 import { creditInflow } from "./creditInflow.js";
 import { createReconciler } from "./reconcile.js";
 import { breakStateText, getRunReport, type RenderedReport } from "./report.js";
-import type { SweepReader } from "./sources.js";
+import type { ReconSources } from "./sources.js";
 import { listAuditAnchors, listRuns } from "./store.js";
 
 type Format = "summary" | "json" | "csv" | "html";
@@ -75,7 +75,7 @@ function stateLine(s: BreakState): string {
 }
 
 /** `sources`: what reconciliation reads from modules above it (given by the composition root). */
-export function registerCommands(program: Command, sources: { sweeps: SweepReader }): void {
+export function registerCommands(program: Command, sources: ReconSources): void {
   const recon = program.command("recon").description("work reconciliation breaks");
   const breaks = recon
     .command("breaks")
@@ -245,7 +245,12 @@ export function registerCommands(program: Command, sources: { sweeps: SweepReade
           const block = opts.block === undefined ? undefined : Number(opts.block);
           if (block !== undefined && (!Number.isSafeInteger(block) || block < 0))
             throw new Error(`--block: expected a block number, got "${opts.block}"`);
-          const reconciler = createReconciler({ common, pool, sweeps: sources.sweeps });
+          const reconciler = createReconciler({
+            common,
+            pool,
+            sweeps: sources.sweeps,
+            chains: sources.chains(common),
+          });
           let breaks = 0;
           for (const chain of chains) {
             const summary = await reconciler.run({

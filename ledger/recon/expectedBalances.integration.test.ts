@@ -6,8 +6,10 @@
  * at heights already counted, and the unattributed-inflow check uses those values; a run that does
  * not continue from the run the table stands at, and a full run, rebuild it.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
+import { adapterPerChain } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
@@ -122,6 +124,7 @@ beforeAll(async () => {
     common: ctx.common,
     pool,
     inflowRotation: 2,
+    chains: adapterPerChain(ctx.common),
   });
 }, 120_000);
 
@@ -263,6 +266,7 @@ describe("running expected balances of deposit addresses", () => {
       common: ctx.common,
       pool,
       inflowRotation: 2,
+      chains: adapterPerChain(ctx.common),
     });
     // The reorg above is old news: its heights are not re-read (that would recompute `a`).
     await pool.query(

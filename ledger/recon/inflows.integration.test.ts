@@ -5,13 +5,14 @@
  * on top), the operator credits it once through the CLI (a second call answers "already credited",
  * a stale break is refused), and the next run is clean for that address.
  */
+
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
-import { createEvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
@@ -96,7 +97,7 @@ beforeAll(async () => {
     sweeps: sweepReader,
     common: ctx.common,
     pool: ctx.db.pool,
-    adapterFor: () => adapter,
+    chains: adapterPerChain(ctx.common, () => adapter),
   });
   dir = mkdtempSync(path.join(tmpdir(), "recon-inflow-"));
   const configPath = path.join(dir, "config.json");
@@ -215,7 +216,7 @@ describe("unattributed inflows on a chain without traces", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
-      adapterFor: () => createEvmAdapter(chain, { common: ctx.common }),
+      chains: adapterPerChain(ctx.common, () => createEvmAdapter(chain, { common: ctx.common })),
       inflowRotation: 1,
     });
     await slow.run({ chain }); // settle the cursor after the earlier runs

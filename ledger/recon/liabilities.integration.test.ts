@@ -7,8 +7,10 @@
  * from the run the totals stand at, sum the accounts again. A shortfall is still reported by an
  * incremental run.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
+import { adapterPerChain } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
@@ -75,7 +77,12 @@ beforeAll(async () => {
      ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number`,
     [CHAIN_ID, `0x${"1".padStart(64, "0")}`],
   );
-  reconciler = createReconciler({ sweeps: sweepReader, common: ctx.common, pool });
+  reconciler = createReconciler({
+    sweeps: sweepReader,
+    common: ctx.common,
+    pool,
+    chains: adapterPerChain(ctx.common),
+  });
 });
 
 afterAll(async () => {

@@ -7,10 +7,10 @@
  * `eth_getBalance` and `eth_call`.
  */
 import { type Address, encodeFunctionData, erc20Abi, type Hex } from "viem";
-import type { EvmAdapter } from "../../chains/index.js";
 import { multicall3For } from "../../chains/index.js";
 import type { OnchainBalance } from "./balances.js";
 import { BalanceUnreadableError } from "./errors.js";
+import type { ChainReader } from "./sources.js";
 import type { CustodyKind } from "./types.js";
 
 export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
@@ -41,7 +41,7 @@ export function createRateLimiter(requestsPerSecond: number): () => Promise<void
 type Read = { address: string; kind: CustodyKind; token: string };
 
 export async function readCustodyBalances(
-  adapter: EvmAdapter,
+  adapter: ChainReader,
   args: {
     /** The addresses to read (lowercase) and their kind. */
     addresses: ReadonlyMap<string, CustodyKind>;
@@ -83,7 +83,7 @@ export async function readCustodyBalances(
 }
 
 async function viaMulticall(
-  adapter: EvmAdapter,
+  adapter: ChainReader,
   multicall3: Address,
   reads: readonly Read[],
   blockTag: string,
@@ -172,7 +172,7 @@ export function decodeBalanceResults(data: Hex, n: number): (bigint | null)[] {
   return out;
 }
 
-async function viaBatch(adapter: EvmAdapter, reads: readonly Read[], blockTag: string) {
+async function viaBatch(adapter: ChainReader, reads: readonly Read[], blockTag: string) {
   const raw = await adapter.rpc.batch<string>(
     reads.map((r) =>
       r.token === ZERO_ADDRESS

@@ -3,6 +3,7 @@
  * (every 1,000th deposit left uncredited and every 1,000th credited twice, so breaks are found),
  * then an incremental run over one block of 10,000 transfers against Postgres.
  */
+import { adapterPerChain } from "../../chains/index.js";
 import { figure, machineLine } from "../../ops/bench/machine.js";
 import { createTestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
@@ -141,7 +142,12 @@ async function incremental() {
     for (let b = 1; b <= HISTORY_BLOCKS; b++) await writeBlock(b, PER_HISTORY_BLOCK);
     // After a bulk load, as autovacuum would: plans depend on row estimates.
     await pool.query("ANALYZE chain.transfers; ANALYZE ledger.transfers; ANALYZE ledger.accounts");
-    const reconciler = createReconciler({ sweeps: sweepReader, common: ctx.common, pool });
+    const reconciler = createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool,
+      chains: adapterPerChain(ctx.common),
+    });
     const full = await reconciler.run({ chain });
     figure(
       `full run over ${full.factsExamined.toLocaleString("en")} facts (load ${full.timingsMs.load.toFixed(0)} ms, match ${full.timingsMs.match.toFixed(0)} ms, balances ${full.timingsMs.balances.toFixed(0)} ms, store ${full.timingsMs.store.toFixed(0)} ms)`,

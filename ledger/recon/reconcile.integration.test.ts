@@ -11,7 +11,7 @@ import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
-import { createEvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createHealth } from "../../foundation/health.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
@@ -136,7 +136,7 @@ beforeAll(async () => {
     sweeps: sweepReader,
     common: ctx.common,
     pool: ctx.db.pool,
-    adapterFor: () => adapter,
+    chains: adapterPerChain(ctx.common, () => adapter),
   });
 
   // The hot wallet's genesis balance has no chain fact: booked once as an opening balance.
@@ -293,7 +293,7 @@ describe("reconciliation on anvil", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
-      adapterFor: () => createEvmAdapter(chain, { common: ctx.common }),
+      chains: adapterPerChain(ctx.common, () => createEvmAdapter(chain, { common: ctx.common })),
       streamPage: 2,
     }).run({ chain, full: true });
     expect(shape(paged)).toEqual(expected);
@@ -443,7 +443,10 @@ describe("reconciliation on anvil", () => {
         )
       ).rows[0]!;
     const before = Number((await newest()).id);
-    const handle = await reconcilerRole({ sweeps: sweepReader }).start({
+    const handle = await reconcilerRole({
+      sweeps: sweepReader,
+      chains: (common) => adapterPerChain(common),
+    }).start({
       common: ctx.common,
       pool: ctx.db.pool,
       redis: ctx.redis.redis,

@@ -5,7 +5,6 @@
  */
 import { Counter, Gauge } from "prom-client";
 import type { ChainConfig } from "../../chains/index.js";
-import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
@@ -21,7 +20,7 @@ import {
   ZERO_ADDRESS,
 } from "./onchain.js";
 import { loadRunSnapshot } from "./runSnapshot.js";
-import type { SweepReader } from "./sources.js";
+import type { ChainReaders, SweepReader } from "./sources.js";
 import {
   type ChainMemory,
   completeRun,
@@ -83,7 +82,7 @@ export function createReconciler({
   common,
   pool,
   sweeps,
-  adapterFor,
+  chains,
   lookbackMs,
   inflowRotation,
   streamPage,
@@ -101,8 +100,8 @@ export function createReconciler({
   streamPage?: number;
   /** How far back an incremental run re-reads recent rows (see load.ts); default 5 minutes. */
   lookbackMs?: number;
-  /** Default: one adapter per chain from its config. */
-  adapterFor?: (chain: ChainConfig) => EvmAdapter;
+  /** The on-chain reads per chain (chains/' `adapterPerChain(common)` in production): given by the caller. */
+  chains: ChainReaders;
 }): Reconciler {
   const log = common.logger.child({ component: "reconciler" });
   const balanceReads = (chain: ChainConfig) => {
@@ -125,7 +124,7 @@ export function createReconciler({
     return l.wait;
   };
   const metrics = reconMetrics(common);
-  const adapter = adapterPerChain(common, adapterFor);
+  const adapter = chains;
   // Running tables' rows carried from a chain's previous run (store.ts ChainMemory). A run takes
   // its chain's memory and puts back the memory its completed run leaves: overlapping runs of a
   // chain never share one, and a failed run drops it.

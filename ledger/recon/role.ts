@@ -6,7 +6,7 @@ import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "./chainLoop.js";
 import { NoFinalBlockError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";
-import type { SweepReader } from "./sources.js";
+import type { ReconSources } from "./sources.js";
 
 export const RECON_INTERVAL_MS = 60_000;
 /**
@@ -18,7 +18,7 @@ export const RECON_GRACE_MS = 30_000;
 const LOCK_BASE = 0x7265_636f_0000; // "reco" + chain id
 
 /** The role, given what reconciliation reads from modules above it (by the composition root). */
-export const reconcilerRole = (sources: { sweeps: SweepReader }): RoleDefinition => ({
+export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
   name: "reconciler",
   description: "scheduled reconciliation runs (chain facts and balances vs the ledger)",
   async start(ctx) {
@@ -27,6 +27,7 @@ export const reconcilerRole = (sources: { sweeps: SweepReader }): RoleDefinition
       common: ctx.common,
       pool: ctx.pool,
       sweeps: sources.sweeps,
+      chains: sources.chains(ctx.common),
     });
     let lastOk = Date.now();
     ctx.health.add({

@@ -7,6 +7,7 @@
  * CLI stops alerting (metrics and log level), booked through the admin API, and resolved linked to
  * the booking; an acknowledged balance break whose amount changes alerts again.
  */
+
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +24,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../../api/testing/apiTestContext.js";
 import type { ChainConfig } from "../../chains/index.js";
-import { createEvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
@@ -173,7 +174,7 @@ describe("treasury bookings and breaks worked to closure", () => {
       sweeps: sweepReader,
       common: t.ctx.common,
       pool: t.ctx.db.pool,
-      adapterFor: () => adapter,
+      chains: adapterPerChain(t.ctx.common, () => adapter),
     });
     await settle();
 

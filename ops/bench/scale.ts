@@ -7,10 +7,16 @@
  *
  * The full reconciliation runs in a child process of its own, so its peak RSS is its own.
  */
+
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { type ChainConfig, chainSchema, createEvmAdapter } from "../../chains/index.js";
+import {
+  adapterPerChain,
+  type ChainConfig,
+  chainSchema,
+  createEvmAdapter,
+} from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import { type Config, envSchema, makeFileConfigSchema, repoRoot } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
@@ -131,7 +137,9 @@ async function fullReconChild(rpcUrl: string, multicall3: string) {
       sweeps: sweepReader,
       common,
       pool,
-      adapterFor: (chain) => createEvmAdapter(chain, { common }, { timeoutMs: 120_000 }),
+      chains: adapterPerChain(common, (chain) =>
+        createEvmAdapter(chain, { common }, { timeoutMs: 120_000 }),
+      ),
     });
     let facts = 0;
     let entries = 0;
@@ -358,7 +366,12 @@ async function main() {
         try {
           const chain = chains[0]!;
           const ledger = createLedger({ common, pool });
-          const reconciler = createReconciler({ sweeps: sweepReader, common, pool });
+          const reconciler = createReconciler({
+            sweeps: sweepReader,
+            common,
+            pool,
+            chains: adapterPerChain(common),
+          });
           if (!fullDone) {
             const base = await reconciler.run({ chain, full: true });
             console.log(

@@ -5,9 +5,11 @@
  * the signer's same bytes mine again → `confirmed` → `finalized`; the destination is paid once and
  * the ledger books the withdrawal once (plus its reversal pair).
  */
+
 import { createPublicClient, getAddress, http, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
+import { adapterPerChain } from "../../chains/index.js";
 import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createLedger, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
@@ -184,6 +186,7 @@ describe("withdrawal reorged out after confirmation", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
+      chains: adapterPerChain(ctx.common),
     }).run({
       chain,
       full: true,

@@ -19,6 +19,7 @@ import { mnemonicToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
 import { verifyWebhook } from "../../api/webhooks/signature.js";
+import { adapterPerChain } from "../../chains/index.js";
 import { ROLE_NAMES } from "../../foundation/roles.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { TX_OUTCOMES_QUEUE } from "../../signer/index.js";
@@ -315,6 +316,7 @@ describe("withdrawals end to end", () => {
       sweeps: sweepReader,
       common: ctx.common,
       pool: ctx.db.pool,
+      chains: adapterPerChain(ctx.common),
     }).run({
       chain,
       full: true,

@@ -16,9 +16,10 @@
  *  - ledger-check: the ledger's own consistency check finds nothing;
  *  - reconciliation: a full run at the final block reports exactly the injected breaks.
  */
+
 import type { Hex } from "viem";
 import type { ChainConfig } from "../../chains/index.js";
-import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { injectReorg, type MinedTx } from "../../chains/testing/lyingChain/reorg.js";
 import type { Pool } from "../../foundation/db.js";
@@ -647,7 +648,7 @@ export async function runDeposits(
         sweeps: sweepReader,
         common: world.common,
         pool,
-        adapterFor: () => honestAdapter,
+        chains: adapterPerChain(world.common, () => honestAdapter),
       });
       const summary = await reconciler.run({ chain: honest, full: true });
       // A phantom credit is a ledger transfer without its fact, and liabilities above what custody

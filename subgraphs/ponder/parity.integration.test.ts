@@ -6,6 +6,7 @@
  * booked sweep items (custody.sweep_items), ERC-20 facts touching the hot and cold wallets
  * (chain.transfers), confirmed attestations (attest.attestations) and the custody wallets.
  */
+
 import { writeFileSync } from "node:fs";
 import {
   type Address,
@@ -20,6 +21,7 @@ import {
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
+import { adapterPerChain } from "../../chains/index.js";
 import { withTransaction } from "../../foundation/db.js";
 import { allocateDepositAddress, notifyWatchedAddress } from "../../indexers/index.js";
 import { createAttestor } from "../../ledger/attest/attest.js";
@@ -210,7 +212,12 @@ describe("Ponder parity with custody-node's own records", () => {
     // 3. Reconcile at a final block, attest it, and let the attestation confirm.
     const head = Number(await client.getBlockNumber());
     await waitFinalInIndex({ pool, chain, block: head, mine });
-    const run = await createReconciler({ sweeps: sweepReader, common: ctx.common, pool }).run({
+    const run = await createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool,
+      chains: adapterPerChain(ctx.common),
+    }).run({
       chain,
       block: head,
       full: true,
