@@ -28,13 +28,15 @@
  * single calls from then on. Also ours: rate limits sent as a JSON-RPC error with HTTP 200, the
  * call count and the metrics, our error classes and codes.
  *
- * Measured (session 8, 2 shared cores): `npm run bench -- indexer` backfill, hand-written wire
- * then viem's, alternated: 16.3 s (load 3) / 72.5 s (load 16), 58.9 s (load 15) / 111.2 s
- * (load 31); the machine's load, not the wire, decided those. The wire alone, both clients in one
- * process on one loopback server, interleaved (10 rounds, load 30): a 24 MB eth_getLogs answer
- * (40,000 logs) median 3,467 ms hand-written / 3,478 ms viem (+0.3%); 20 batches of 100 plus 200
- * single calls 1,378 / 1,161 ms. viem's body cap is off (`maxResponseBodySize: false`) so the body
- * is read whole by `response.text()`, as before.
+ * Measured (session 8, 2 shared cores, others' tests running): `npm run bench -- indexer`
+ * backfill, alternated, always written hand-written wire / viem's, at load 6-10: 20.0 / 22.9 s
+ * (hand-written run first), 24.1 / 20.7 s (viem's first); means 22.1 / 21.8 s ("floor fetch", the
+ * same reads without the indexer: 11.5 / 11.4 s, 14.7 / 12.3 s). At load 15-31 runs spread from
+ * 57 to 111 s either way. The wire alone,
+ * both clients in one process on one loopback server, interleaved (10 rounds, load 30): a 24 MB
+ * eth_getLogs answer (40,000 logs) median 3,467 / 3,478 ms (+0.3%); 20 batches of 100 plus 200
+ * single calls 1,378 / 1,161 ms. viem's body cap is off (`maxResponseBodySize: false`), so the
+ * body is read whole by `response.text()`, as before.
  */
 import { HttpRequestError, RpcRequestError, TimeoutError } from "viem";
 import { getHttpRpcClient, type HttpRpcClient } from "viem/utils";
