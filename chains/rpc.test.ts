@@ -1,7 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:http";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcResponseError, RpcUnavailableError } from "./errors.js";
 import { isLogRangeLimit } from "./evm/createEvmAdapter.js";
-import { endpointLabel } from "./rpc.js";
+import { rpcMetrics } from "./metrics.js";
+import { createRpcClient, endpointLabel } from "./rpc.js";
 
 describe("endpointLabel", () => {
   it("keeps scheme, host and port and drops the path (API keys live there)", () => {
@@ -32,5 +35,120 @@ describe("isLogRangeLimit", () => {
       true,
     );
     expect(isLogRangeLimit(new Error("boom"))).toBe(false);
+  });
+});
+
+describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
+  // A loopback server answering by path: each path is one way a provider answers.
+  let server: Server;
+  let base: string;
+  const answers: Record<string, (body: string) => [number, string, string?]> = {
+    "/ok": (body) => {
+      const call = JSON.parse(body) as { id: number } | { id: number }[];
+      const one = (c: { id: number }) => `{"jsonrpc":"2.0","id":${c.id},"result":"0x2a"}`;
+      return [200, Array.isArray(call) ? `[${call.map(one).join(",")}]` : one(call)];
+    },
+    "/http500": () => [500, "internal error"],
+    "/http503json": () => [
+      503,
+      '{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"down"}}',
+    ],
+    "/http429": () => [429, "slow down", "1"],
+    "/http403": () => [403, "forbidden"],
+    "/notjson": () => [200, "<html>gateway</html>"],
+    "/ratelimit200": (body) => [
+      200,
+      `{"jsonrpc":"2.0","id":${(JSON.parse(body) as { id: number }).id},"error":{"code":-32005,"message":"daily request count exceeded, request rate limited"}}`,
+    ],
+    "/nodeerror": (body) => [
+      200,
+      `{"jsonrpc":"2.0","id":${(JSON.parse(body) as { id: number }).id},"error":{"code":-32601,"message":"the method does not exist"}}`,
+    ],
+  };
+  let refusedBatches = 0;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on("end", () => {
+        if (req.url === "/nobatch") {
+          if (body.startsWith("[")) {
+            refusedBatches++;
+            res.writeHead(200, { "content-type": "application/json" });
+            return void res.end(
+              '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batches are not supported"}}',
+            );
+          }
+          req.url = "/ok";
+        }
+        const [status, text, retryAfter] = answers[req.url ?? ""]!(body);
+        res.writeHead(status, retryAfter ? { "retry-after": retryAfter } : {});
+        res.end(text);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  /** One endpoint, one round: the failure kind counted, and the error the caller gets. */
+  async function failWith(path: string): Promise<{ kinds: string[]; error: unknown }> {
+    const registry = new Registry();
+    const metrics = rpcMetrics(registry);
+    const rpc = createRpcClient({ chainId: 1, urls: [`${base}${path}`], rounds: 1, metrics });
+    const error = await rpc.request("eth_blockNumber").catch((e: unknown) => e);
+    const counted = (await metrics.errors.get()).values;
+    return { kinds: counted.map((v) => String(v.labels.kind)), error };
+  }
+
+  it("sends single calls and batches, results in call order", async () => {
+    const rpc = createRpcClient({ chainId: 1, urls: [`${base}/ok`], maxBatchSize: 2 });
+    expect(await rpc.request("eth_blockNumber")).toBe("0x2a");
+    const calls = Array.from({ length: 5 }, () => ({ method: "eth_blockNumber", params: [] }));
+    expect(await rpc.batch(calls)).toEqual(Array(5).fill("0x2a"));
+    expect(rpc.callCount()).toBe(6);
+    expect(rpc.bestHead()).toBe(42n);
+  });
+
+  it("maps each HTTP failure to its kind and gives up with RpcUnavailableError", async () => {
+    for (const [path, kind] of [
+      ["/http500", "http_5xx"],
+      ["/http503json", "http_5xx"],
+      ["/http429", "rate_limited"],
+      ["/http403", "http_other"],
+      ["/notjson", "bad_body"],
+      ["/ratelimit200", "rate_limited"],
+    ] as const) {
+      const { kinds, error } = await failWith(path);
+      expect(kinds, path).toEqual([kind]);
+      expect(error, path).toBeInstanceOf(RpcUnavailableError);
+    }
+  });
+
+  it("a connection refused is a network failure", async () => {
+    const registry = new Registry();
+    const metrics = rpcMetrics(registry);
+    const rpc = createRpcClient({ chainId: 1, urls: ["http://127.0.0.1:1"], rounds: 1, metrics });
+    await expect(rpc.request("eth_blockNumber")).rejects.toBeInstanceOf(RpcUnavailableError);
+    const counted = (await metrics.errors.get()).values;
+    expect(counted.map((v) => v.labels.kind)).toEqual(["network"]);
+  });
+
+  it("gives a node's JSON-RPC error back unchanged, not as a transport failure", async () => {
+    const { kinds, error } = await failWith("/nodeerror");
+    expect(kinds).toEqual(["rpc_error"]);
+    expect(error).toBeInstanceOf(RpcResponseError);
+    expect((error as RpcResponseError).rpcCode).toBe(-32601);
+  });
+
+  it("sends single calls from the first refused batch on", async () => {
+    const rpc = createRpcClient({ chainId: 1, urls: [`${base}/nobatch`] });
+    const calls = Array.from({ length: 3 }, () => ({ method: "eth_blockNumber", params: [] }));
+    expect(await rpc.batch(calls)).toEqual(Array(3).fill("0x2a"));
+    expect(await rpc.batch(calls)).toEqual(Array(3).fill("0x2a"));
+    expect(refusedBatches).toBe(1);
   });
 });
