@@ -158,6 +158,8 @@ const VIEM_BUILDERS = new Set([
   "fallback",
   "custom",
   "ipc",
+  // The JSON-RPC client http() is built on (chains/rpc.ts uses it for each endpoint).
+  "getHttpRpcClient",
 ]);
 
 /** A string is SQL if it has one of these (upper-case, as this repo writes SQL). */
