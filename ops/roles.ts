@@ -22,7 +22,7 @@ export const ROLES: Readonly<Record<RoleName, readonly RoleDefinition[]>> = {
   signer: [signerRole],
   api: [apiRole],
   reconciler: [
-    createAttestRole({ requestTransaction, getTxOutcomes }),
+    createAttestRole({ requestTransaction, getTxOutcomes }, (common) => adapterPerChain(common)),
     reconcilerRole({ sweeps: sweepReader, chains: (common) => adapterPerChain(common) }),
   ],
 };

@@ -101,6 +101,7 @@ describe("attestation of reserves and liabilities", () => {
       common: ctx.common,
       pool,
       sender: { requestTransaction, getTxOutcomes },
+      chains: adapterPerChain(ctx.common),
     });
     const schedule = { everyBlocks: 1 };
 

@@ -22,8 +22,7 @@ import {
   stringToHex,
   zeroAddress,
 } from "viem";
-import type { ChainConfig } from "../../chains/index.js";
-import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
+import type { ChainConfig, EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract, listCustody } from "../../indexers/index.js";
@@ -112,23 +111,31 @@ export function requestIdOf(chainId: number, token: string, block: number): stri
   return `attest:${chainId}:${token.toLowerCase()}:${block}`;
 }
 
+/** Per chain, the reads of the reserves (the same object on every call for a chain). */
+export type AttestChainReaders = (
+  chain: ChainConfig,
+) => Pick<EvmAdapter, "rpc" | "getTokenBalances">;
+
 const READ_CHUNK = 500;
 
 export function createAttestor({
   common,
   pool,
   sender,
-  adapterFor,
+  chains,
 }: {
   common: Common;
   pool: Pool;
   /** The signer's request intake and outcomes (the composition root passes the signer's). */
   sender: AttestationSender;
-  /** Default: one adapter per chain from its config. */
-  adapterFor?: (chain: ChainConfig) => EvmAdapter;
+  /**
+   * The reserves' on-chain reads per chain (chains/' `adapterPerChain(common)` in production), given
+   * by the caller: attestation builds no RPC client (DESIGN: the ledger does not call RPC on its own).
+   */
+  chains: AttestChainReaders;
 }): Attestor {
   const log = common.logger.child({ component: "attest" });
-  const adapter = adapterPerChain(common, adapterFor);
+  const adapter = chains;
 
   async function readReserves(
     chain: ChainConfig,

@@ -6,22 +6,32 @@
  * processes from attesting the same chain at once (the standby skips). The signer's request intake
  * and outcomes come from the composition root (ops/roles.ts): the ledger never imports the signer.
  */
+import type { Common } from "../../foundation/common.js";
 import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "../recon/chainLoop.js";
-import { createAttestor } from "./attest.js";
+import { type AttestChainReaders, createAttestor } from "./attest.js";
 import type { AttestationSender } from "./sender.js";
 
 const LOCK_BASE = 0x6174_7374_0000; // "atst" + chain id
 
 /** The role part, sending through `sender` (the signer's `requestTransaction` and `getTxOutcomes`). */
-export const createAttestRole = (sender: AttestationSender): RoleDefinition => ({
+export const createAttestRole = (
+  sender: AttestationSender,
+  /** The reserves' on-chain reads, built once the role's `common` exists (ops/roles.ts: chains/' adapters). */
+  readers: (common: Common) => AttestChainReaders,
+): RoleDefinition => ({
   name: "reconciler",
   description: "on-chain attestations of reserves and liabilities after clean reconciliation runs",
   async start(ctx) {
     const chains = ctx.chains.filter((c) => c.attestation !== undefined);
     const log = ctx.common.logger.child({ component: "attest" });
     if (chains.length === 0) return { async stop() {} };
-    const attestor = createAttestor({ common: ctx.common, pool: ctx.pool, sender });
+    const attestor = createAttestor({
+      common: ctx.common,
+      pool: ctx.pool,
+      sender,
+      chains: readers(ctx.common),
+    });
     const intervalMs = Math.min(...chains.map((c) => c.attestation!.intervalMs));
 
     // A tick in flight finishes when stopped: its one write (attestation + signer request) is a

@@ -5,13 +5,14 @@
  * signer, fetch a customer's proof from the API and verify it against the on-chain event with the
  * same code as `custody-node por verify`.
  */
+
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { zeroAddress } from "viem";
 import { createApiKey } from "../../api/apiKeys.js";
 import type { ChainConfig } from "../../chains/index.js";
-import { createEvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import type { Config } from "../../foundation/config.js";
 import { createPool } from "../../foundation/db.js";
@@ -67,6 +68,7 @@ export async function proofOfReservesDemo({
       common,
       pool,
       sender: { requestTransaction, getTxOutcomes },
+      chains: adapterPerChain(common),
     });
     const tick = await attestor.tick(chain, { everyBlocks: 1 });
     if (!("runId" in tick) || tick.attested.length === 0)

@@ -227,6 +227,7 @@ describe("Ponder parity with custody-node's own records", () => {
       common: ctx.common,
       pool,
       sender: { requestTransaction, getTxOutcomes },
+      chains: adapterPerChain(ctx.common),
     });
     const tick = await attestor.tick(chain, { everyBlocks: 1 });
     expect(tick.attested.map((a) => lower(a.token)).sort()).toEqual(
