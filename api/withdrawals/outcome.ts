@@ -6,17 +6,11 @@
  * (or final); a reorg reverts the posting to a fresh hold; only a final failure (or an operator)
  * voids it. Missing data (`receipt_unknown`, `needs_review`) changes no money.
  */
+import type { TxOutcomeStatus } from "../../signer/outcomes.js";
 import type { WithdrawalStatus } from "./store.js";
 
 /** The status a signer request reports (signer `getTxOutcomes`, TEAM contract 4). */
-export type SignerOutcomeStatus =
-  | "signing"
-  | "broadcast"
-  | "confirmed"
-  | "finalized"
-  | "receipt_unknown"
-  | "needs_review"
-  | "failed";
+export type SignerOutcomeStatus = TxOutcomeStatus;
 
 export type LedgerStep =
   /** post the current hold (chain ref of the mined transfer) and book the gas paid */
