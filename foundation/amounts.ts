@@ -2,6 +2,8 @@
  * Amounts are integers in base units: bigint in code, NUMERIC(78,0) in SQL, decimal strings in JSON.
  * These are the only conversions between them.
  */
+import { BaseError } from "./errors.js";
+
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
 export const MAX_UINT256 = (1n << 256n) - 1n;
 
@@ -21,10 +23,27 @@ export function formatAmount(value: bigint): string {
   return value.toString(10);
 }
 
-/** pg returns NUMERIC as string; this is the one place it becomes a bigint. */
-export function amountFromDb(value: string | null | undefined): bigint {
-  if (value === null || value === undefined) return 0n;
+const INTEGER = /^-?[0-9]+$/;
+
+/**
+ * A NUMERIC as Postgres sends it, as a bigint: the type parser of every connection we open
+ * (foundation/db.ts' PG_TYPES), so a reader gets `bigint` and converts nothing. A fraction, NaN or
+ * an infinity throws DB_FRACTIONAL_NUMERIC (failing that query): cast such an expression in SQL.
+ */
+export function amountFromText(value: string): bigint {
+  if (!INTEGER.test(value)) {
+    throw new BaseError("A NUMERIC that is not an integer reached the amount parser", {
+      code: "DB_FRACTIONAL_NUMERIC",
+      details: `got ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}; cast the expression in SQL (::float8 for a measure, ::numeric(78,0) after rounding an amount)`,
+    });
+  }
   return BigInt(value);
+}
+
+/** A NUMERIC read that may be NULL (a sum over no rows, a missing join): NULL counts as zero. */
+export function amountFromDb(value: bigint | string | null | undefined): bigint {
+  if (value === null || value === undefined) return 0n;
+  return typeof value === "bigint" ? value : amountFromText(value);
 }
 
 /** What turns base units into token units for people: the asset's symbol and decimals. */

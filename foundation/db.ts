@@ -3,10 +3,40 @@
  * Postgres asks us to retry (serialization failure, deadlock).
  */
 import pg from "pg";
+import { amountFromText } from "./amounts.js";
 import { backoffMs } from "./backoff.js";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+
+const NUMERIC = 1700;
+const NUMERIC_ARRAY = 1231;
+const TEXT_ARRAY = 1009; // _text, which pg-types' TypeId enum leaves out
+const textArray = (pg.types.getTypeParser as (oid: number, format: "text") => unknown)(
+  TEXT_ARRAY,
+  "text",
+) as (value: string) => (string | null)[];
+
+/**
+ * The type parsers of every connection we open (`createPool`, and `pg.Client`s made with
+ * `{ types: PG_TYPES }`): NUMERIC arrives as a bigint, parsed here and nowhere else. Every NUMERIC
+ * we store is an integer (amounts are NUMERIC(78,0)), and so is every sum of them; a fractional
+ * one (an `extract(epoch ...)`, an `avg`) fails its query with DB_FRACTIONAL_NUMERIC instead of
+ * being rounded: cast it in SQL (`::float8`). NUMERIC[] likewise (pg's default parses it to
+ * floats, which loses digits). Per connection, not `pg.types.setTypeParser`: a global would change
+ * every library's pg in the process too.
+ */
+export const PG_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") => {
+    if (format !== "binary") {
+      if (oid === NUMERIC) return amountFromText;
+      if (oid === NUMERIC_ARRAY)
+        return (value: string) =>
+          textArray(value).map((v) => (v === null ? null : amountFromText(v)));
+    }
+    return pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig["getTypeParser"],
+};
 
 export function createPool(
   connectionString: string,
@@ -16,6 +46,7 @@ export function createPool(
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? "custody-node",
+    types: PG_TYPES,
   });
   // A client losing its connection (server restart, killed backend) must not crash the process:
   // idle clients report through the pool, checked-out ones through their own 'error' event (the

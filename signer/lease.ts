@@ -5,6 +5,7 @@
  * write anything: the lease is its own fencing token.
  */
 import pg from "pg";
+import { PG_TYPES } from "../foundation/db.js";
 import { LeaseLostError } from "./errors.js";
 
 export type Lease = {
@@ -48,6 +49,7 @@ export async function acquireLease({
     const client = new pg.Client({
       connectionString: databaseUrl,
       application_name: applicationName,
+      types: PG_TYPES,
     });
     let held = false;
     let markLost: () => void = () => {};

@@ -48,7 +48,7 @@ export type WatchedRequest = {
 
 export const ATTEMPT_COLUMNS = `id::text, request_id, nonce::text, purpose, tx_hash, raw_tx, status, gas_limit::text,
   max_fee_per_gas::text, max_priority_fee_per_gas::text, gas_price::text,
-  extract(epoch from broadcast_at) * 1000 AS sent_at, extract(epoch from created_at) * 1000 AS created_at,
+  (extract(epoch from broadcast_at) * 1000)::float8 AS sent_at, (extract(epoch from created_at) * 1000)::float8 AS created_at,
   last_error_class`;
 
 export function attemptFromRow(r: Record<string, string | null>): Attempt {
@@ -157,8 +157,8 @@ export function newestPerNonce(attempts: readonly Attempt[]): Attempt[] {
 
 export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value::text, data, tx_hash,
   block_number::text, block_hash, receipt_success, finalized_at IS NOT NULL AS finalized,
-  extract(epoch from receipt_missing_since) * 1000 AS missing_since, review_reason,
-  extract(epoch from created_at) * 1000 AS created_at`;
+  (extract(epoch from receipt_missing_since) * 1000)::float8 AS missing_since, review_reason,
+  (extract(epoch from created_at) * 1000)::float8 AS created_at`;
 
 /**
  * Requests with a nonce that are not final: in flight, mined, confirmed but not yet final,
