@@ -65,8 +65,8 @@ export async function loadWholeChain(
   chainId: number,
   assetKey: (asset: string) => string = (asset) => asset,
 ): Promise<Map<string, AssetBalances> | null> {
-  const r = await client.query<{ address: string; asset: string; balance: string }>(
-    `SELECT address, asset, balance::text FROM ${table} WHERE chain_id = $1 LIMIT ${MEMORY_MAX_ROWS + 1}`,
+  const r = await client.query<{ address: string; asset: string; balance: bigint }>(
+    `SELECT address, asset, balance FROM ${table} WHERE chain_id = $1 LIMIT ${MEMORY_MAX_ROWS + 1}`,
     [chainId],
   );
   if (r.rows.length > MEMORY_MAX_ROWS) return null;
@@ -74,7 +74,7 @@ export async function loadWholeChain(
   for (const row of r.rows) {
     const list = rows.get(row.address) ?? [];
     rows.set(row.address, list);
-    list.push([intern(assetKey(row.asset)), BigInt(row.balance)]);
+    list.push([intern(assetKey(row.asset)), row.balance]);
   }
   return rows;
 }
@@ -109,14 +109,14 @@ export async function balanceMemoryFor(
   const known = memory;
   const unknown = known.complete ? [] : read.filter((a) => !known.rows.has(a));
   if (unknown.length > 0) {
-    const r = await client.query<{ address: string; asset: string; balance: string }>(
-      `SELECT address, asset, balance::text FROM ${table}
+    const r = await client.query<{ address: string; asset: string; balance: bigint }>(
+      `SELECT address, asset, balance FROM ${table}
         WHERE chain_id = $1 AND address = ANY($2::text[])`,
       [chainId, unknown],
     );
     for (const a of unknown) memory.rows.set(a, []);
     for (const row of r.rows)
-      memory.rows.get(row.address)!.push([intern(assetKey(row.asset)), BigInt(row.balance)]);
+      memory.rows.get(row.address)!.push([intern(assetKey(row.asset)), row.balance]);
   }
   return memory;
 }
@@ -133,16 +133,15 @@ export async function unreadDepositBalances(
 ): Promise<{ unread: Map<string, bigint>; memory: DepositBalanceMemory }> {
   const { chainId } = args;
   const out = new Map<string, bigint>();
-  const totals = await client.query<{ asset: string | null; total: string | null; run_id: string }>(
-    `SELECT t.asset, t.total::text, COALESCE(s.run_id, 0)::text AS run_id
+  const totals = await client.query<{ asset: string | null; total: bigint | null; run_id: string }>(
+    `SELECT t.asset, t.total, COALESCE(s.run_id, 0)::text AS run_id
        FROM (SELECT $1::bigint AS chain_id) c
        LEFT JOIN recon.onchain_balance_state s ON s.chain_id = c.chain_id
        LEFT JOIN recon.deposit_balance_totals t ON t.chain_id = c.chain_id`,
     [chainId],
   );
   const runId = Number(totals.rows[0]!.run_id);
-  for (const r of totals.rows)
-    if (r.asset !== null) out.set(`${chainId}:${r.asset}`, BigInt(r.total!));
+  for (const r of totals.rows) if (r.asset !== null) out.set(`${chainId}:${r.asset}`, r.total!);
   const memory = await balanceMemoryFor(client, {
     table: "recon.onchain_balances",
     chainId,

@@ -45,13 +45,13 @@ export async function creditInflow(
       type: string;
       asset_id: string;
       key: string;
-      difference: string;
+      difference: bigint;
       chain_id: string;
       block_number: string;
       snapshot_at: Date | null;
       status: string;
     }>(
-      `SELECT b.type, b.asset_id, b.key, b.difference::text, r.chain_id::text,
+      `SELECT b.type, b.asset_id, b.key, b.difference, r.chain_id::text,
          r.block_number::text, r.snapshot_at, r.status
        FROM recon.breaks b JOIN recon.runs r ON r.id = b.run_id
        WHERE b.run_id = $1 AND b.n = $2`,
@@ -64,14 +64,14 @@ export async function creditInflow(
     const chainId = Number(row.chain_id);
     const address = row.key.replace(/^inflow:/, "");
     const asset = row.asset_id.slice(row.asset_id.indexOf(":") + 1);
-    const amount = -BigInt(row.difference);
+    const amount = -row.difference;
     const id = transferId(`inflow:${chainId}:${runId}:${n}`);
     // One credit of this address and asset at a time.
     await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
       `inflow:${chainId}:${address}:${asset}`,
     ]);
-    const done = await client.query<{ owner: string; amount: string }>(
-      "SELECT owner, amount::text FROM ledger.credited_inflows WHERE run_id = $1 AND break_n = $2",
+    const done = await client.query<{ owner: string; amount: bigint }>(
+      "SELECT owner, amount FROM ledger.credited_inflows WHERE run_id = $1 AND break_n = $2",
       [runId, n],
     );
     if (done.rows[0])
@@ -81,7 +81,7 @@ export async function creditInflow(
         customerId: done.rows[0].owner,
         assetId: row.asset_id,
         address,
-        amount: BigInt(done.rows[0].amount),
+        amount: done.rows[0].amount,
       };
     const later = await client.query<{ run_id: string; break_n: number }>(
       `SELECT run_id::text, break_n FROM ledger.credited_inflows

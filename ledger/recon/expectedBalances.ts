@@ -44,8 +44,8 @@ export async function loadFactBalances(
     args.addresses === "all"
       ? "IN (SELECT address FROM chain.watched_addresses WHERE chain_id = $1 AND kind = 'deposit')"
       : "= ANY($3::text[])";
-  const r = await client.query<{ address: string; asset: string; net: string }>(
-    `SELECT address, asset, sum(v)::text AS net FROM (
+  const r = await client.query<{ address: string; asset: string; net: bigint }>(
+    `SELECT address, asset, sum(v) AS net FROM (
        SELECT to_address AS address, asset, amount AS v FROM chain.facts
         WHERE chain_id = $1 AND status <> 'orphaned' AND block_number <= $2 AND kind <> 'fee'
           AND to_address ${deposits}
@@ -56,8 +56,7 @@ export async function loadFactBalances(
      GROUP BY address, asset`,
     args.addresses === "all" ? [chainId, args.block] : [chainId, args.block, args.addresses],
   );
-  for (const row of r.rows)
-    out.set(balanceKey(row.address, `${chainId}:${row.asset}`), BigInt(row.net));
+  for (const row of r.rows) out.set(balanceKey(row.address, `${chainId}:${row.asset}`), row.net);
   return out;
 }
 

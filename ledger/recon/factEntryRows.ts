@@ -15,7 +15,7 @@ export type FactRow = {
   asset: string;
   from_address: string;
   to_address: string;
-  amount: string;
+  amount: bigint;
   status: FactStatus;
 };
 
@@ -32,7 +32,7 @@ export function toFact(chainId: number, r: FactRow): ChainFact {
     assetId: `${chainId}:${r.asset}`,
     from: r.from_address,
     to: r.to_address,
-    amount: BigInt(r.amount),
+    amount: r.amount,
     status: r.status,
   };
 }
@@ -44,7 +44,7 @@ export type EntryRow = {
   asset_id: string;
   debit: string;
   credit: string;
-  amount: string;
+  amount: bigint;
   tx_hash: string | null;
   position: string | null;
   reverses_id: string | null;
@@ -65,7 +65,7 @@ export function toEntry(r: EntryRow): LedgerEntry {
     assetId: r.asset_id,
     debit: r.debit,
     credit: r.credit,
-    amount: BigInt(r.amount),
+    amount: r.amount,
     txHash: r.tx_hash,
     position: r.position,
     reversesId: r.reverses_id,

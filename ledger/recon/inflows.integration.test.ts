@@ -192,13 +192,13 @@ describe("unattributed inflows on a chain without traces", () => {
     expect(stale.out).toContain(`was credited after run ${first.runId}`);
     expect((await erin()).available).toBe(7n * E17);
     const audit = await ctx.db.pool.query(
-      "SELECT credited_by, reason, amount::text, owner FROM ledger.inflow_credits",
+      "SELECT credited_by, reason, amount, owner FROM ledger.inflow_credits",
     );
     expect(audit.rows).toEqual([
       {
         credited_by: "ops-anna",
         reason: "forwarded by a contract; checked the sender",
-        amount: (7n * E17).toString(),
+        amount: 7n * E17,
         owner: "erin",
       },
     ]);

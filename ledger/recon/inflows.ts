@@ -156,13 +156,13 @@ export async function loadExpectedAdjustments(
         add(i.address, i.asset, -i.swept);
   }
   const params = [args.chainId, args.block, args.addresses];
-  const credited = await client.query<{ address: string; asset: string; amount: string }>(
-    `SELECT address, asset, sum(amount)::text AS amount FROM ledger.credited_inflows
+  const credited = await client.query<{ address: string; asset: string; amount: bigint }>(
+    `SELECT address, asset, sum(amount) AS amount FROM ledger.credited_inflows
       WHERE chain_id = $1 AND block_number <= $2 AND address = ANY($3::text[])
       GROUP BY address, asset`,
     params,
   );
-  for (const r of credited.rows) add(r.address, r.asset, BigInt(r.amount));
+  for (const r of credited.rows) add(r.address, r.asset, r.amount);
   return out;
 }
 

@@ -18,7 +18,7 @@ export async function loadBalances(
   chainId: number,
   userLiabilities: ReadonlyMap<string, bigint>,
 ): Promise<{ ledger: Map<string, bigint>; liabilities: Map<string, bigint> }> {
-  const r = await client.query<{ asset_id: string; name: string; net: string }>(
+  const r = await client.query<{ asset_id: string; name: string; net: bigint }>(
     `SELECT a.asset_id, a.name, a.debits_posted - a.credits_posted AS net
        FROM ledger.account_balances a
       WHERE a.chain_id = $1 AND a.kind <> 'user'`,
@@ -26,18 +26,18 @@ export async function loadBalances(
   );
   const ledger = new Map<string, bigint>();
   const liabilities = new Map(userLiabilities);
-  for (const row of r.rows) ledger.set(accountKey(row.asset_id, row.name), amountFromDb(row.net));
+  for (const row of r.rows) ledger.set(accountKey(row.asset_id, row.name), row.net);
   // A pending reorg hold is money the chain no longer holds: count it as posted (custody:deposits
   // lower, the customer's liability lower), so a reorg the ledger has handled is not a difference.
-  const held = await client.query<{ asset_id: string; debit_kind: string; amount: string }>(
-    `SELECT h.asset_id, h.debit_kind, sum(h.amount)::text AS amount
+  const held = await client.query<{ asset_id: string; debit_kind: string; amount: bigint }>(
+    `SELECT h.asset_id, h.debit_kind, sum(h.amount) AS amount
        FROM ledger.pending_reorg_holds h
       WHERE h.chain_id = $1
       GROUP BY h.asset_id, h.debit_kind`,
     [chainId],
   );
   for (const row of held.rows) {
-    const amount = amountFromDb(row.amount);
+    const amount = row.amount;
     const key = accountKey(row.asset_id, "custody:deposits");
     ledger.set(key, (ledger.get(key) ?? 0n) - amount);
     if (row.debit_kind === "user")
@@ -55,15 +55,15 @@ export async function loadReorgHolds(client: PoolClient, chainId: number): Promi
     tx_hash: string;
     position: string;
     to_address: string;
-    amount: string;
+    amount: bigint;
     state: "held" | "final";
-    hold_amount: string | null;
-    shortfall_amount: string | null;
+    hold_amount: bigint | null;
+    shortfall_amount: bigint | null;
     orphaned_block: string | null;
     updated_at: Date;
   }>(
-    `SELECT credit_id::text, owner, asset, tx_hash, position, to_address, amount::text, state,
-       hold_amount::text, shortfall_amount::text, orphaned_block::text, updated_at
+    `SELECT credit_id::text, owner, asset, tx_hash, position, to_address, amount, state,
+       hold_amount, shortfall_amount, orphaned_block::text, updated_at
      FROM ledger.reorged_deposit_credits WHERE chain_id = $1
      ORDER BY updated_at, credit_id`,
     [chainId],
@@ -75,7 +75,7 @@ export async function loadReorgHolds(client: PoolClient, chainId: number): Promi
     txHash: x.tx_hash,
     position: x.position,
     toAddress: x.to_address,
-    amount: amountFromDb(x.amount),
+    amount: x.amount,
     state: x.state,
     holdAmount: amountFromDb(x.hold_amount),
     shortfallAmount: amountFromDb(x.shortfall_amount),

@@ -32,25 +32,25 @@ let n = 0;
 
 /** Credits − debits posted over the user accounts of ETH, read from the accounts now. */
 async function accountsSum(): Promise<bigint> {
-  const r = await pool.query<{ s: string | null }>(
-    "SELECT sum(credits_posted - debits_posted)::text AS s FROM ledger.accounts WHERE asset_id = $1 AND kind = 'user'",
+  const r = await pool.query<{ s: bigint | null }>(
+    "SELECT sum(credits_posted - debits_posted) AS s FROM ledger.accounts WHERE asset_id = $1 AND kind = 'user'",
     [ETH],
   );
-  return BigInt(r.rows[0]!.s ?? "0");
+  return r.rows[0]!.s ?? 0n;
 }
 
 const owed = (run: RunSummary) =>
   run.checks.find((c) => c.scope === "solvency" && c.assetId === ETH)?.ledger;
 
 async function state(): Promise<{ runId: number; total: bigint } | null> {
-  const r = await pool.query<{ run_id: string; total: string | null }>(
-    `SELECT s.run_id::text, t.total::text FROM recon.liability_state s
+  const r = await pool.query<{ run_id: string; total: bigint | null }>(
+    `SELECT s.run_id::text, t.total FROM recon.liability_state s
        LEFT JOIN recon.liability_totals t ON t.chain_id = s.chain_id AND t.asset_id = $2
       WHERE s.chain_id = $1`,
     [CHAIN_ID, ETH],
   );
   const row = r.rows[0];
-  return row ? { runId: Number(row.run_id), total: BigInt(row.total ?? "0") } : null;
+  return row ? { runId: Number(row.run_id), total: row.total ?? 0n } : null;
 }
 
 const deposit = (to: string, amount: bigint, options?: Parameters<Ledger["transfer"]>[1]) =>

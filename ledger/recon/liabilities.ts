@@ -9,7 +9,6 @@
  * The totals are as of the run's snapshot: the caller takes out entries whose fact is above its
  * block and pending reorg holds afterwards, on its own copy.
  */
-import { amountFromDb } from "../../foundation/amounts.js";
 import type { PoolClient } from "../../foundation/db.js";
 import type { LedgerEntry } from "./types.js";
 import type { PreviousRun } from "./watermarks.js";
@@ -30,14 +29,14 @@ export async function sumLiabilities(
   client: PoolClient,
   chainId: number,
 ): Promise<Map<string, bigint>> {
-  const r = await client.query<{ asset_id: string; net: string }>(
-    `SELECT a.asset_id, sum(a.credits_posted - a.debits_posted)::text AS net
+  const r = await client.query<{ asset_id: string; net: bigint }>(
+    `SELECT a.asset_id, sum(a.credits_posted - a.debits_posted) AS net
        FROM ledger.account_balances a
       WHERE a.chain_id = $1 AND a.kind = 'user'
       GROUP BY a.asset_id`,
     [chainId],
   );
-  return new Map(r.rows.map((row) => [row.asset_id, amountFromDb(row.net)]));
+  return new Map(r.rows.map((row) => [row.asset_id, row.net]));
 }
 
 /**
@@ -60,11 +59,11 @@ export async function liabilitiesAt(
       [chainId],
     );
     if (state.rows[0] !== undefined && Number(state.rows[0].run_id) === previous.id) {
-      const totals = await client.query<{ asset_id: string; total: string }>(
-        "SELECT asset_id, total::text FROM recon.liability_totals WHERE chain_id = $1",
+      const totals = await client.query<{ asset_id: string; total: bigint }>(
+        "SELECT asset_id, total FROM recon.liability_totals WHERE chain_id = $1",
         [chainId],
       );
-      const liabilities = new Map(totals.rows.map((r) => [r.asset_id, BigInt(r.total)]));
+      const liabilities = new Map(totals.rows.map((r) => [r.asset_id, r.total]));
       const add = (assetId: string, v: bigint) =>
         liabilities.set(assetId, (liabilities.get(assetId) ?? 0n) + v);
       for (const e of args.changedEntries) {
