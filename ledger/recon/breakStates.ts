@@ -5,6 +5,7 @@
  * its difference is the one the operator saw, reopens it when the difference changes or a resolved
  * break is found again, and resolves what a completed run no longer finds.
  */
+import { formatAmount } from "../../foundation/amounts.js";
 import { appendAudit } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
@@ -46,18 +47,17 @@ export async function trackBreakStates(
   const existing = await client.query<{
     identity: string;
     state: BreakStateName;
-    acknowledged_difference: string | null;
+    acknowledged_difference: bigint | null;
   }>(
-    `SELECT identity, state, acknowledged_difference::text FROM recon.break_states
+    `SELECT identity, state, acknowledged_difference FROM recon.break_states
       WHERE identity = ANY($1::text[])`,
     [identities],
   );
   const byId = new Map(existing.rows.map((r) => [r.identity, r]));
   const rows = breaks.map((b, i) => {
     const prior = byId.get(identities[i]!);
-    const difference = b.difference.toString();
     const state: BreakStateName =
-      prior?.state === "acknowledged" && prior.acknowledged_difference === difference
+      prior?.state === "acknowledged" && prior.acknowledged_difference === b.difference
         ? "acknowledged"
         : "open";
     return {
@@ -66,7 +66,8 @@ export async function trackBreakStates(
       asset_id: b.assetId,
       key: b.key,
       state,
-      difference,
+      // JSON for jsonb_to_recordset: the decimal string, read back as numeric
+      difference: formatAmount(b.difference),
     };
   });
   await client.query(
@@ -96,6 +97,7 @@ export async function trackBreakStates(
   return rows.map((r) => r.state);
 }
 
+/** A break's state as the CLI and the API show it: differences as decimal strings (JSON). */
 export type BreakState = {
   identity: string;
   chainId: number;
@@ -128,11 +130,11 @@ type StateRow = {
   state: BreakStateName;
   first_run_id: string;
   last_run_id: string;
-  last_difference: string;
+  last_difference: bigint;
   acknowledged_by: string | null;
   acknowledged_reason: string | null;
   acknowledged_at: Date | null;
-  acknowledged_difference: string | null;
+  acknowledged_difference: bigint | null;
   resolved_by: string | null;
   resolved_reason: string | null;
   resolved_ref: string | null;
@@ -143,8 +145,8 @@ type StateRow = {
 
 const STATE_SELECT = `
   SELECT s.identity, s.chain_id::text, s.type, s.asset_id, s.key, s.state, s.first_run_id::text,
-         s.last_run_id::text, s.last_difference::text, s.acknowledged_by, s.acknowledged_reason,
-         s.acknowledged_at, s.acknowledged_difference::text, s.resolved_by, s.resolved_reason,
+         s.last_run_id::text, s.last_difference, s.acknowledged_by, s.acknowledged_reason,
+         s.acknowledged_at, s.acknowledged_difference, s.resolved_by, s.resolved_reason,
          s.resolved_ref, s.resolved_at, b.n, b.action
     FROM recon.break_states s
     LEFT JOIN recon.breaks b ON b.run_id = s.last_run_id AND b.identity = s.identity`;
@@ -159,11 +161,12 @@ function toState(r: StateRow): BreakState {
     state: r.state,
     firstRunId: Number(r.first_run_id),
     lastRunId: Number(r.last_run_id),
-    lastDifference: r.last_difference,
+    lastDifference: formatAmount(r.last_difference),
     acknowledgedBy: r.acknowledged_by,
     acknowledgedReason: r.acknowledged_reason,
     acknowledgedAt: r.acknowledged_at?.toISOString() ?? null,
-    acknowledgedDifference: r.acknowledged_difference,
+    acknowledgedDifference:
+      r.acknowledged_difference === null ? null : formatAmount(r.acknowledged_difference),
     resolvedBy: r.resolved_by,
     resolvedReason: r.resolved_reason,
     resolvedRef: r.resolved_ref,
@@ -255,7 +258,11 @@ export async function acknowledgeBreak(
       action: "recon.break.acknowledged",
       entityType: "recon_break",
       entityId: row.identity,
-      details: { reason, difference: row.last_difference, run_id: Number(row.last_run_id) },
+      details: {
+        reason,
+        difference: formatAmount(row.last_difference),
+        run_id: Number(row.last_run_id),
+      },
     });
     return toState(
       (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))
@@ -291,7 +298,7 @@ export async function resolveBreak(
       action: "recon.break.resolved",
       entityType: "recon_break",
       entityId: row.identity,
-      details: { reason, fixed_by: link, difference: row.last_difference },
+      details: { reason, fixed_by: link, difference: formatAmount(row.last_difference) },
     });
     return toState(
       (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))

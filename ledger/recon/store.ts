@@ -2,6 +2,7 @@
  * Run storage in schema `recon`: a run row (inputs, block, watermarks, balance checks, counts) and
  * one row per break. Breaks of the last completed run are the open items the next run re-examines.
  */
+import { formatAmount } from "../../foundation/amounts.js";
 import type { AuditHead } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { type DepositBalanceMemory, storeDepositBalances } from "./balanceCache.js";
@@ -345,7 +346,26 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
   const r = await pool.query("SELECT * FROM recon.runs WHERE id = $1", [runId]);
   const row = r.rows[0];
   if (!row) throw new RunNotFoundError(runId);
-  const b = await pool.query(
+  const b = await pool.query<{
+    n: number;
+    type: string;
+    asset_id: string;
+    key: string;
+    direction: string | null;
+    chain_amount: bigint;
+    ledger_amount: bigint;
+    difference: bigint;
+    action: string;
+    items: { facts?: StoredBreak["facts"]; entries?: StoredBreak["entries"] };
+    identity: string | null;
+    state: string | null;
+    current_state: string | null;
+    acknowledged_by: string | null;
+    acknowledged_reason: string | null;
+    resolved_by: string | null;
+    resolved_reason: string | null;
+    resolved_ref: string | null;
+  }>(
     `SELECT b.n, b.type, b.asset_id, b.key, b.direction, b.chain_amount, b.ledger_amount,
        b.difference, b.action, b.items, b.identity, b.state, s.state AS current_state,
        s.acknowledged_by, s.acknowledged_reason, s.resolved_by, s.resolved_reason, s.resolved_ref
@@ -379,9 +399,9 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
       assetId: x.asset_id,
       key: x.key,
       direction: x.direction,
-      chainAmount: x.chain_amount,
-      ledgerAmount: x.ledger_amount,
-      difference: x.difference,
+      chainAmount: formatAmount(x.chain_amount),
+      ledgerAmount: formatAmount(x.ledger_amount),
+      difference: formatAmount(x.difference),
       action: x.action,
       facts: x.items.facts ?? [],
       entries: x.items.entries ?? [],
