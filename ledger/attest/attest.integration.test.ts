@@ -148,12 +148,12 @@ describe("attestation of reserves and liabilities", () => {
     expect(logs[0]!.transactionHash).toBe(txHash);
     expect(ev.asset).toBe(zeroAddress);
     expect(ev.block).toBe(BigInt(head));
-    const owed = await pool.query<{ total: string; n: string }>(
-      `SELECT sum(credits_posted - debits_posted)::text AS total, count(*)::text AS n
+    const owed = await pool.query<{ total: bigint; n: string }>(
+      `SELECT sum(credits_posted - debits_posted) AS total, count(*)::text AS n
          FROM ledger.accounts WHERE asset_id = $1 AND kind = 'user'`,
       [`${chain.chainId}:${zeroAddress}`],
     );
-    expect(ev.liabilities).toBe(BigInt(owed.rows[0]!.total));
+    expect(ev.liabilities).toBe(owed.rows[0]!.total);
     expect(ev.liabilities).toBeGreaterThan(0n);
     const custody = await pool.query<{ address: Hex }>(
       "SELECT address FROM chain.custody_addresses WHERE chain_id = $1",
@@ -207,13 +207,11 @@ describe("attestation of reserves and liabilities", () => {
     await finalIndexed(afterAttest);
     const clean = await reconciler.run({ chain, block: afterAttest });
     expect(clean.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
-    const fee = await pool.query<{ amount: string }>(
-      "SELECT amount::text FROM ledger.transfers WHERE kind = 'fee' AND tx_hash = $1",
+    const fee = await pool.query<{ amount: bigint }>(
+      "SELECT amount FROM ledger.transfers WHERE kind = 'fee' AND tx_hash = $1",
       [txHash],
     );
-    expect(fee.rows).toEqual([
-      { amount: (receipt.gasUsed * receipt.effectiveGasPrice).toString() },
-    ]);
+    expect(fee.rows).toEqual([{ amount: receipt.gasUsed * receipt.effectiveGasPrice }]);
     // The schedule: a clean run fewer than everyBlocks past the last attested block is not due.
     expect(await attestor.tick(chain, { everyBlocks: 1000 })).toMatchObject({
       attested: [],

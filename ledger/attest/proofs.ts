@@ -5,6 +5,7 @@
  * checked against its stored root, so a proof is only ever served for the root that went on chain.
  */
 import type { Address, Hex } from "viem";
+import { formatAmount } from "../../foundation/amounts.js";
 import type { Pool } from "../../foundation/db.js";
 import { buildMerkleSumTree, proofPath } from "./merkleSum.js";
 
@@ -45,13 +46,13 @@ export async function liabilitiesProof(
     block_number: string;
     contract: Address;
     tx_hash: Hex;
-    reserves: string;
-    liabilities: string;
+    reserves: bigint;
+    liabilities: bigint;
     liabilities_root: Hex;
     addresses_root: Hex;
     report_hash: Hex;
   }>(
-    `SELECT id, chain_id, token, block_number, contract, tx_hash, reserves::text, liabilities::text,
+    `SELECT id, chain_id, token, block_number, contract, tx_hash, reserves, liabilities,
             liabilities_root, addresses_root, report_hash
        FROM attest.attestations WHERE asset_id = $1 AND status = 'confirmed'
       ORDER BY block_number DESC LIMIT 1`,
@@ -59,8 +60,8 @@ export async function liabilitiesProof(
   );
   const att = a.rows[0];
   if (!att) return { found: false, reason: "no_attestation" };
-  const leaves = await pool.query<{ customer_id: string; balance: string; salt: Hex }>(
-    `SELECT l.customer_id, l.balance::text, s.salt FROM attest.leaves l
+  const leaves = await pool.query<{ customer_id: string; balance: bigint; salt: Hex }>(
+    `SELECT l.customer_id, l.balance, s.salt FROM attest.leaves l
        JOIN attest.salts s ON s.customer_id = l.customer_id AND s.asset_id = $2
       WHERE l.attestation_id = $1`,
     [att.id, args.assetId],
@@ -70,11 +71,11 @@ export async function liabilitiesProof(
   const tree = buildMerkleSumTree(
     leaves.rows.map((l) => ({
       customerId: l.customer_id,
-      balance: BigInt(l.balance),
+      balance: l.balance,
       salt: l.salt,
     })),
   );
-  if (tree.root.hash !== att.liabilities_root || tree.root.sum !== BigInt(att.liabilities))
+  if (tree.root.hash !== att.liabilities_root || tree.root.sum !== att.liabilities)
     throw new Error(
       `attestation ${att.id}: the stored leaves give root ${tree.root.hash}/${tree.root.sum}, not the attested ${att.liabilities_root}/${att.liabilities}`,
     );
@@ -95,8 +96,8 @@ export async function liabilitiesProof(
       contract: att.contract,
       txHash: att.tx_hash,
       attested: {
-        reserves: att.reserves,
-        liabilities: att.liabilities,
+        reserves: formatAmount(att.reserves),
+        liabilities: formatAmount(att.liabilities),
         liabilitiesRoot: att.liabilities_root,
         addressesRoot: att.addresses_root,
         reportHash: att.report_hash,

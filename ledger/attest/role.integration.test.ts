@@ -79,9 +79,9 @@ describe("reconciler role: attestation step", () => {
           token: string;
           run_id: string;
           tx_hash: string;
-          reserves: string;
+          reserves: bigint;
         }>(
-          `SELECT token, run_id::text, tx_hash, reserves::text FROM attest.attestations
+          `SELECT token, run_id::text, tx_hash, reserves FROM attest.attestations
             WHERE block_number = $1 AND status = 'confirmed'`,
           [head],
         );
@@ -94,20 +94,18 @@ describe("reconciler role: attestation step", () => {
         token: zeroAddress,
         run_id: String(run.runId),
         tx_hash: expect.stringMatching(/^0x/),
-        reserves: expect.any(String),
+        reserves: expect.any(BigInt),
       },
     ]);
-    expect(BigInt(attested[0]!.reserves)).toBeGreaterThan(0n);
+    expect(attested[0]!.reserves).toBeGreaterThan(0n);
     const receipt = await client.getTransactionReceipt({
       hash: attested[0]!.tx_hash as `0x${string}`,
     });
     expect(receipt.status).toBe("success");
-    const fee = await pool.query<{ amount: string }>(
-      "SELECT amount::text FROM ledger.transfers WHERE kind = 'fee' AND tx_hash = $1",
+    const fee = await pool.query<{ amount: bigint }>(
+      "SELECT amount FROM ledger.transfers WHERE kind = 'fee' AND tx_hash = $1",
       [attested[0]!.tx_hash],
     );
-    expect(fee.rows).toEqual([
-      { amount: (receipt.gasUsed * receipt.effectiveGasPrice).toString() },
-    ]);
+    expect(fee.rows).toEqual([{ amount: receipt.gasUsed * receipt.effectiveGasPrice }]);
   }, 180_000);
 });
