@@ -10,10 +10,10 @@ const row: AccountRow = {
   debits_must_not_exceed_credits: true,
   credits_must_not_exceed_debits: false,
   frozen: false,
-  debits_pending: "5",
-  debits_posted: "10",
-  credits_pending: "1",
-  credits_posted: "100000000000000000000000000000",
+  debits_pending: 5n,
+  debits_posted: 10n,
+  credits_pending: 1n,
+  credits_posted: 100000000000000000000000000000n,
 };
 
 describe("the ledger.accounts row", () => {

@@ -6,10 +6,14 @@ import type { AccountState } from "./applyBatch.js";
 import { availableBalance } from "./chartOfAccounts.js";
 import type { Account } from "./types.js";
 
-/** Unqualified columns, for `SELECT ${ACCOUNT_COLUMNS} FROM ledger.accounts`. */
+/**
+ * Unqualified columns, for `SELECT ${ACCOUNT_COLUMNS} FROM ledger.accounts`. The balances are
+ * NUMERIC and arrive as bigints (foundation/db.ts' PG_TYPES); the id is int8, which pg gives as
+ * a string, so it is read as text and converted here.
+ */
 export const ACCOUNT_COLUMNS = `id::text, asset_id, name, kind, normal, debits_must_not_exceed_credits,
-  credits_must_not_exceed_debits, frozen, debits_pending::text, debits_posted::text, credits_pending::text,
-  credits_posted::text`;
+  credits_must_not_exceed_debits, frozen, debits_pending, debits_posted, credits_pending,
+  credits_posted`;
 
 export type AccountRow = {
   id: string;
@@ -20,10 +24,10 @@ export type AccountRow = {
   debits_must_not_exceed_credits: boolean;
   credits_must_not_exceed_debits: boolean;
   frozen: boolean;
-  debits_pending: string;
-  debits_posted: string;
-  credits_pending: string;
-  credits_posted: string;
+  debits_pending: bigint;
+  debits_posted: bigint;
+  credits_pending: bigint;
+  credits_posted: bigint;
 };
 
 /** What the batch's rules need of an account. */
@@ -35,10 +39,10 @@ export function toAccountState(r: AccountRow): AccountState {
     debitsMustNotExceedCredits: r.debits_must_not_exceed_credits,
     creditsMustNotExceedDebits: r.credits_must_not_exceed_debits,
     frozen: r.frozen,
-    debitsPending: BigInt(r.debits_pending),
-    debitsPosted: BigInt(r.debits_posted),
-    creditsPending: BigInt(r.credits_pending),
-    creditsPosted: BigInt(r.credits_posted),
+    debitsPending: r.debits_pending,
+    debitsPosted: r.debits_posted,
+    creditsPending: r.credits_pending,
+    creditsPosted: r.credits_posted,
   };
 }
 

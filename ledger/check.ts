@@ -3,6 +3,7 @@
  * (posted and pending), that every account's stored balance equals the sum of its transfers, that
  * every account's pending balance equals its open holds, and that no user account is negative.
  */
+import { formatAmount } from "../foundation/amounts.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
 
 export type CheckProblem = {
@@ -32,8 +33,8 @@ export type CheckReport = {
 
 const TOTALS = `
 SELECT asset_id, count(*)::int AS accounts,
-  sum(debits_posted)::text AS dpo, sum(credits_posted)::text AS cpo,
-  sum(debits_pending)::text AS dp, sum(credits_pending)::text AS cp
+  sum(debits_posted) AS dpo, sum(credits_posted) AS cpo,
+  sum(debits_pending) AS dp, sum(credits_pending) AS cp
 FROM ledger.accounts GROUP BY asset_id ORDER BY asset_id`;
 
 // Stored balances against the sums of transfers, both sides.
@@ -47,9 +48,9 @@ WITH sides AS (
   SELECT account_id, sum(dpo) AS dpo, sum(dp) AS dp, sum(cpo) AS cpo, sum(cp) AS cp FROM sides GROUP BY account_id
 )
 SELECT a.asset_id, a.name,
-  a.debits_posted::text, a.debits_pending::text, a.credits_posted::text, a.credits_pending::text,
-  COALESCE(s.dpo, 0)::text AS sum_dpo, COALESCE(s.dp, 0)::text AS sum_dp,
-  COALESCE(s.cpo, 0)::text AS sum_cpo, COALESCE(s.cp, 0)::text AS sum_cp
+  a.debits_posted, a.debits_pending, a.credits_posted, a.credits_pending,
+  COALESCE(s.dpo, 0) AS sum_dpo, COALESCE(s.dp, 0) AS sum_dp,
+  COALESCE(s.cpo, 0) AS sum_cpo, COALESCE(s.cp, 0) AS sum_cp
 FROM ledger.accounts a FULL JOIN sums s ON s.account_id = a.id
 WHERE a.id IS NULL
    OR a.debits_posted <> COALESCE(s.dpo, 0) OR a.debits_pending <> COALESCE(s.dp, 0)
@@ -61,13 +62,13 @@ WITH open AS (
   UNION ALL
   SELECT credit_account_id, 0, amount FROM ledger.holds WHERE state = 'pending'
 ), sums AS (SELECT account_id, sum(d) AS d, sum(c) AS c FROM open GROUP BY account_id)
-SELECT a.asset_id, a.name, a.debits_pending::text, a.credits_pending::text,
-  COALESCE(s.d, 0)::text AS held_d, COALESCE(s.c, 0)::text AS held_c
+SELECT a.asset_id, a.name, a.debits_pending, a.credits_pending,
+  COALESCE(s.d, 0) AS held_d, COALESCE(s.c, 0) AS held_c
 FROM ledger.accounts a LEFT JOIN sums s ON s.account_id = a.id
 WHERE a.debits_pending <> COALESCE(s.d, 0) OR a.credits_pending <> COALESCE(s.c, 0)`;
 
 const NEGATIVE = `
-SELECT asset_id, name, (credits_posted - debits_posted - debits_pending)::text AS available
+SELECT asset_id, name, credits_posted - debits_posted - debits_pending AS available
 FROM ledger.accounts
 WHERE kind = 'user' AND credits_posted - debits_posted - debits_pending < 0`;
 
@@ -83,13 +84,13 @@ export async function checkLedger(pool: Pool): Promise<CheckReport> {
       const totals = await client.query<{
         asset_id: string;
         accounts: number;
-        dpo: string;
-        cpo: string;
-        dp: string;
-        cp: string;
+        dpo: bigint;
+        cpo: bigint;
+        dp: bigint;
+        cp: bigint;
       }>(TOTALS);
       for (const t of totals.rows) {
-        if (BigInt(t.dpo) !== BigInt(t.cpo) || BigInt(t.dp) !== BigInt(t.cp)) {
+        if (t.dpo !== t.cpo || t.dp !== t.cp) {
           problems.push({
             type: "unbalanced_asset",
             assetId: t.asset_id,
@@ -97,7 +98,19 @@ export async function checkLedger(pool: Pool): Promise<CheckReport> {
           });
         }
       }
-      const balances = await client.query<Record<string, string | null>>(BALANCES);
+      // A FULL JOIN: the account's side is NULL when transfers name an account that is missing.
+      const balances = await client.query<{
+        asset_id: string | null;
+        name: string | null;
+        debits_posted: bigint | null;
+        debits_pending: bigint | null;
+        credits_posted: bigint | null;
+        credits_pending: bigint | null;
+        sum_dpo: bigint;
+        sum_dp: bigint;
+        sum_cpo: bigint;
+        sum_cp: bigint;
+      }>(BALANCES);
       for (const b of balances.rows) {
         problems.push({
           type: "account_balance_mismatch",
@@ -106,7 +119,14 @@ export async function checkLedger(pool: Pool): Promise<CheckReport> {
           detail: `stored posted ${b.debits_posted}/${b.credits_posted} pending ${b.debits_pending}/${b.credits_pending}; transfers posted ${b.sum_dpo}/${b.sum_cpo} pending ${b.sum_dp}/${b.sum_cp} (debits/credits)`,
         });
       }
-      const holds = await client.query<Record<string, string>>(HOLDS);
+      const holds = await client.query<{
+        asset_id: string;
+        name: string;
+        debits_pending: bigint;
+        credits_pending: bigint;
+        held_d: bigint;
+        held_c: bigint;
+      }>(HOLDS);
       for (const h of holds.rows) {
         problems.push({
           type: "holds_mismatch",
@@ -115,7 +135,7 @@ export async function checkLedger(pool: Pool): Promise<CheckReport> {
           detail: `pending ${h.debits_pending}/${h.credits_pending} but open holds ${h.held_d}/${h.held_c} (debits/credits)`,
         });
       }
-      const negative = await client.query<{ asset_id: string; name: string; available: string }>(
+      const negative = await client.query<{ asset_id: string; name: string; available: bigint }>(
         NEGATIVE,
       );
       for (const n of negative.rows) {
@@ -135,10 +155,10 @@ export async function checkLedger(pool: Pool): Promise<CheckReport> {
     assets: report.totals.map((t) => ({
       assetId: t.asset_id,
       accounts: t.accounts,
-      debitsPosted: t.dpo,
-      creditsPosted: t.cpo,
-      debitsPending: t.dp,
-      creditsPending: t.cp,
+      debitsPosted: formatAmount(t.dpo),
+      creditsPosted: formatAmount(t.cpo),
+      debitsPending: formatAmount(t.dp),
+      creditsPending: formatAmount(t.cp),
     })),
     problems: report.problems,
     checkedAt: new Date().toISOString(),

@@ -2,7 +2,6 @@
  * The customers' balances of one asset as reconciliation counts them: posted, less pending reorg
  * holds on them. Read by attestation (ledger/attest) for its liabilities.
  */
-import { amountFromDb } from "../foundation/amounts.js";
 import type { PoolClient } from "../foundation/db.js";
 
 /** Customer balances of one asset: posted, less pending reorg holds on them (recon's view). */
@@ -10,15 +9,15 @@ export async function loadCustomerBalances(
   client: Pick<PoolClient, "query">,
   assetId: string,
 ): Promise<Map<string, bigint>> {
-  const r = await client.query<{ name: string; balance: string }>(
-    `SELECT name, (credits_posted - debits_posted)::text AS balance
+  const r = await client.query<{ name: string; balance: bigint }>(
+    `SELECT name, credits_posted - debits_posted AS balance
        FROM ledger.accounts WHERE asset_id = $1 AND kind = 'user' ORDER BY name`,
     [assetId],
   );
   const balances = new Map<string, bigint>();
-  for (const row of r.rows) balances.set(row.name.slice("user:".length), amountFromDb(row.balance));
-  const held = await client.query<{ name: string; amount: string }>(
-    `SELECT a.name, sum(h.amount)::text AS amount
+  for (const row of r.rows) balances.set(row.name.slice("user:".length), row.balance);
+  const held = await client.query<{ name: string; amount: bigint }>(
+    `SELECT a.name, sum(h.amount) AS amount
        FROM ledger.holds h
        JOIN ledger.transfers t ON t.id = h.transfer_id
        JOIN ledger.accounts a ON a.id = h.debit_account_id
@@ -28,7 +27,7 @@ export async function loadCustomerBalances(
   );
   for (const row of held.rows) {
     const id = row.name.slice("user:".length);
-    balances.set(id, (balances.get(id) ?? 0n) - amountFromDb(row.amount));
+    balances.set(id, (balances.get(id) ?? 0n) - row.amount);
   }
   return balances;
 }

@@ -29,6 +29,7 @@
  */
 import type { QueryResultRow } from "pg";
 import { Counter, Gauge } from "prom-client";
+import { formatAmount } from "../foundation/amounts.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "../indexers/index.js";
@@ -140,7 +141,7 @@ const FACT_CREDITS = `LATERAL (
 // orphan it between our read and our credit: a fact orphaned before crediting is never credited.
 const UNCREDITED = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount::text, ca.owner, c.credits
+  f.position, f.asset, f.to_address, f.amount, ca.owner, c.credits
 FROM chain.facts f
 JOIN chain.watched_deposit_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address
 CROSS JOIN ${FACT_CREDITS}
@@ -165,7 +166,7 @@ FOR SHARE OF f`;
 // less far). A concurrent credit of the same fact is found the same way (its id exists).
 const UNCREDITED_FIRST = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount::text, ca.owner, 0 AS credits
+  f.position, f.asset, f.to_address, f.amount, ca.owner, 0 AS credits
 FROM chain.facts f
 JOIN chain.watched_deposit_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address
 WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
@@ -180,7 +181,7 @@ FOR SHARE OF f`;
 // been orphaned, or credited another way, meanwhile).
 const PARKED_DUE = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount::text, p.owner, p.attempts, c.credits,
+  f.position, f.asset, f.to_address, f.amount, p.owner, p.attempts, c.credits,
   (f.status = 'confirmed' AND c.standing = 0) AS owed
 FROM ledger.parked_deposits p
 JOIN chain.facts f ON f.id = p.fact_id
@@ -228,7 +229,7 @@ ORDER BY block_number OFFSET $4 LIMIT 1`;
 
 const PARKED_LIST = `
 SELECT fact_id::text, chain_id::int AS chain_id, block_number::text, tx_hash, position, to_address, asset,
-  amount::text, owner, code, detail, attempts, next_attempt_at, parked_at
+  amount, owner, code, detail, attempts, next_attempt_at, parked_at
 FROM ledger.parked_deposits WHERE ($1::bigint IS NULL OR chain_id = $1)
 ORDER BY parked_at, fact_id LIMIT $2`;
 
@@ -240,7 +241,7 @@ type ParkedRow = {
   position: string;
   to_address: string;
   asset: string;
-  amount: string;
+  amount: bigint;
   owner: string;
   code: string;
   detail: string | null;
@@ -250,7 +251,8 @@ type ParkedRow = {
 };
 
 // The credits of booked facts, and the deposit.credited event of each transfer created now (its
-// payload as factPayload builds it: chain_id a number, block_number and amount strings).
+// payload as factPayload builds it: chain_id a number, block_number and amount strings; the
+// ::text casts below make those JSON strings, they are not reads).
 const INSERT_CREDITS = `
 WITH u AS (
   SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -272,8 +274,8 @@ FROM u WHERE created
 ORDER BY ord`;
 
 const CREDIT_COLUMNS = `d.credit_id::text, d.chain_id::int AS chain_id, d.tx_hash, d.position, d.to_address,
-  d.asset, d.amount::text, d.owner, d.block_number::text, d.holds_placed, d.orphaned_block::text,
-  d.hold_id::text, d.hold_amount::text, d.shortfall_id::text, d.shortfall_amount::text`;
+  d.asset, d.amount, d.owner, d.block_number::text, d.holds_placed, d.orphaned_block::text,
+  d.hold_id::text, d.hold_amount, d.shortfall_id::text, d.shortfall_amount`;
 
 // The reorg-hold pass's watermark (locked: one pass per chain at a time) and the reorgs recorded
 // after it: their newest id and lowest common ancestor (every fact they orphaned is above it).
@@ -351,6 +353,8 @@ const INSERT_EVENTS = `
 INSERT INTO ledger.events (type, transfer_id, payload)
 SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])`;
 
+// Amounts (NUMERIC) arrive as bigints (foundation/db.ts' PG_TYPES); block numbers and ids are int8,
+// which pg gives as strings, so they are read as text and BigInt()ed where arithmetic needs them.
 type FactRow = {
   fact_id: string;
   chain_id: number;
@@ -360,7 +364,7 @@ type FactRow = {
   position: string;
   asset: string;
   to_address: string;
-  amount: string;
+  amount: bigint;
   owner: string;
   credits: number;
 };
@@ -372,15 +376,15 @@ type CreditRow = {
   position: string;
   to_address: string;
   asset: string;
-  amount: string;
+  amount: bigint;
   owner: string;
   block_number: string;
   holds_placed: number;
   orphaned_block: string | null;
   hold_id: string | null;
-  hold_amount: string | null;
+  hold_amount: bigint | null;
   shortfall_id: string | null;
-  shortfall_amount: string | null;
+  shortfall_amount: bigint | null;
 };
 
 type Event = { transferId: string; payload: Record<string, unknown> };
@@ -403,7 +407,7 @@ function factPayload(f: FactRow, assetId: string) {
     block_number: f.block_number,
     to_address: f.to_address,
     asset_id: assetId,
-    amount: f.amount,
+    amount: formatAmount(f.amount),
     owner: f.owner,
   };
 }
@@ -419,7 +423,7 @@ function creditPayload(c: CreditRow) {
     position: c.position,
     to_address: c.to_address,
     asset_id: assetIdOf(c.chain_id, c.asset),
-    amount: c.amount,
+    amount: formatAmount(c.amount),
     owner: c.owner,
   };
 }
@@ -479,7 +483,7 @@ export async function listParkedDeposits(
     position: r.position,
     toAddress: r.to_address,
     asset: r.asset,
-    amount: BigInt(r.amount),
+    amount: r.amount,
     owner: r.owner,
     code: r.code,
     detail: r.detail,
@@ -563,7 +567,7 @@ export function createDepositCrediting({
       assetId: assetIdOf(f.chain_id, f.asset),
       debit: "custody:deposits",
       credit: `user:${f.owner}`,
-      amount: BigInt(f.amount),
+      amount: f.amount,
       kind: "deposit",
       chainRef: { chainId: f.chain_id, txHash: f.tx_hash.toLowerCase(), position: f.position },
     }));
@@ -940,16 +944,16 @@ export function createDepositCrediting({
   async function placeHold(client: PoolClient, c: CreditRow, orphanedBlock: string) {
     const assetId = assetIdOf(c.chain_id, c.asset);
     const user = `user:${c.owner}`;
-    const amount = BigInt(c.amount);
+    const amount = c.amount;
     // The user's row lock (taken with custody:deposits in id order, the ledger's lock order): a
     // withdrawal hold placed concurrently is either seen here or sees ours.
-    const acct = await client.query<{ name: string; available: string }>(
-      `SELECT name, (credits_posted - debits_posted - debits_pending)::text AS available
+    const acct = await client.query<{ name: string; available: bigint }>(
+      `SELECT name, credits_posted - debits_posted - debits_pending AS available
          FROM ledger.accounts WHERE asset_id = $1 AND name IN ($2, 'custody:deposits')
         ORDER BY id FOR UPDATE`,
       [assetId, user],
     );
-    const available = BigInt(acct.rows.find((r) => r.name === user)?.available ?? "0");
+    const available = acct.rows.find((r) => r.name === user)?.available ?? 0n;
     const holdAmount = available <= 0n ? 0n : available < amount ? available : amount;
     const shortfall = amount - holdAmount;
     const chainRef = { chainId: c.chain_id, txHash: c.tx_hash, position: c.position };
@@ -1104,12 +1108,12 @@ export function createDepositCrediting({
           );
           const payload = {
             ...fields,
-            hold_amount: c.hold_amount,
-            shortfall_amount: c.shortfall_amount,
+            hold_amount: c.hold_amount === null ? null : formatAmount(c.hold_amount),
+            shortfall_amount: c.shortfall_amount === null ? null : formatAmount(c.shortfall_amount),
           };
           await insertEvents(client, "deposit.reorg_final", [{ transferId: c.credit_id, payload }]);
           metrics.holds.inc({ chain_id: String(c.chain_id), action: "posted" });
-          if (c.shortfall_amount !== null && BigInt(c.shortfall_amount) > 0n)
+          if (c.shortfall_amount !== null && c.shortfall_amount > 0n)
             log.error({
               msg: "reorged deposit is final without it: reorg hold posted, the customer owes the shortfall",
               alert: "reorg_shortfall",

@@ -13,7 +13,11 @@ import type pg from "pg";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
-/** A deposit fact joined with its owner, as the deposits routes and deposit events read it. */
+/**
+ * A deposit fact joined with its owner, as the deposits routes and deposit events read it. The
+ * amount is NUMERIC and arrives as a bigint (foundation/db.ts' PG_TYPES): JSON writers convert it
+ * (formatAmount / toString). Ids and block numbers are int8, which pg gives as strings: read as text.
+ */
 export type DepositFactRow = {
   id: string;
   owner: string;
@@ -21,7 +25,7 @@ export type DepositFactRow = {
   asset: string;
   to_address: string;
   from_address: string;
-  amount: string;
+  amount: bigint;
   tx_hash: string;
   position: string;
   block_number: string;
@@ -59,7 +63,7 @@ export async function listDeposits(
   const { rows } = await client.query<DepositRow>(
     `SELECT * FROM (
        SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
-              t.amount::text, t.tx_hash, t.position, t.block_number::text, t.block_hash, t.status,
+              t.amount, t.tx_hash, t.position, t.block_number::text, t.block_hash, t.status,
               ${credited} AS credited, t.created_at, t.confirmed_at
          FROM chain.deposit_facts t
         WHERE ($1::bigint IS NULL OR t.id = $1)
@@ -89,13 +93,13 @@ export type ReorgHoldRow = {
   chain_id: string;
   asset: string;
   to_address: string;
-  amount: string;
+  amount: bigint;
   tx_hash: string;
   position: string;
   block_number: string;
   orphaned_block: string | null;
-  hold_amount: string | null;
-  shortfall_amount: string | null;
+  hold_amount: bigint | null;
+  shortfall_amount: bigint | null;
   holds_placed: number;
   updated_at: Date;
 };
@@ -106,8 +110,8 @@ export async function listReorgHolds(
   filter: { chainId?: number; afterId?: string; limit: number },
 ): Promise<ReorgHoldRow[]> {
   const { rows } = await client.query<ReorgHoldRow>(
-    `SELECT credit_id::text, owner, chain_id::text, asset, to_address, amount::text, tx_hash, position,
-            block_number::text, orphaned_block::text, hold_amount::text, shortfall_amount::text,
+    `SELECT credit_id::text, owner, chain_id::text, asset, to_address, amount, tx_hash, position,
+            block_number::text, orphaned_block::text, hold_amount, shortfall_amount,
             holds_placed, updated_at
        FROM ledger.deposit_credits
       WHERE state = 'held'

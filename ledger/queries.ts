@@ -27,12 +27,12 @@ export function createLedgerQueries({
   requireAccount: Accounts["requireAccount"];
 }): LedgerQueries {
   async function sumBalance(accountId: bigint, where: string, params: unknown[]) {
-    const r = await pool.query<{ dp: string; dpo: string; cp: string; cpo: string }>(
+    const r = await pool.query<{ dp: bigint; dpo: bigint; cp: bigint; cpo: bigint }>(
       `SELECT
-         COALESCE(sum(pending_delta) FILTER (WHERE side = 'd'), 0)::text AS dp,
-         COALESCE(sum(posted_delta) FILTER (WHERE side = 'd'), 0)::text AS dpo,
-         COALESCE(sum(pending_delta) FILTER (WHERE side = 'c'), 0)::text AS cp,
-         COALESCE(sum(posted_delta) FILTER (WHERE side = 'c'), 0)::text AS cpo
+         COALESCE(sum(pending_delta) FILTER (WHERE side = 'd'), 0) AS dp,
+         COALESCE(sum(posted_delta) FILTER (WHERE side = 'd'), 0) AS dpo,
+         COALESCE(sum(pending_delta) FILTER (WHERE side = 'c'), 0) AS cp,
+         COALESCE(sum(posted_delta) FILTER (WHERE side = 'c'), 0) AS cpo
        FROM (
          SELECT 'd' AS side, pending_delta, posted_delta FROM ledger.transfers WHERE debit_account_id = $1 AND ${where}
          UNION ALL
@@ -42,10 +42,10 @@ export function createLedgerQueries({
     );
     const row = r.rows[0];
     return {
-      debitsPending: BigInt(row?.dp ?? "0"),
-      debitsPosted: BigInt(row?.dpo ?? "0"),
-      creditsPending: BigInt(row?.cp ?? "0"),
-      creditsPosted: BigInt(row?.cpo ?? "0"),
+      debitsPending: row?.dp ?? 0n,
+      debitsPosted: row?.dpo ?? 0n,
+      creditsPending: row?.cp ?? 0n,
+      creditsPosted: row?.cpo ?? 0n,
     };
   }
 

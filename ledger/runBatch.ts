@@ -43,8 +43,10 @@ INSERT INTO ledger.accounts (asset_id, name, kind, normal, debits_must_not_excee
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::boolean[])
 ON CONFLICT (asset_id, name) DO NOTHING`;
 
+// Account ids are int8, which pg gives as strings: read as text and converted with BigInt. Amounts
+// are NUMERIC and arrive as bigints (foundation/db.ts' PG_TYPES).
 const READ_HOLDS = `
-SELECT h.transfer_id::text, h.asset_id, h.debit_account_id::text, h.credit_account_id::text, h.amount::text,
+SELECT h.transfer_id::text, h.asset_id, h.debit_account_id::text, h.credit_account_id::text, h.amount,
   h.state, t.kind, (h.timeout_at IS NOT NULL AND h.timeout_at <= now()) AS timed_out
 FROM ledger.holds h JOIN ledger.transfers t ON t.id = h.transfer_id
 WHERE h.transfer_id = ANY($1::uuid[])`;
@@ -54,14 +56,14 @@ type HoldRow = {
   asset_id: string;
   debit_account_id: string;
   credit_account_id: string;
-  amount: string;
+  amount: bigint;
   state: HoldState["state"];
   kind: TransferKind;
   timed_out: boolean;
 };
 
 const READ_IDS = `
-SELECT u.id::text AS id, t.type, t.asset_id, t.debit_account_id::text, t.credit_account_id::text, t.amount::text,
+SELECT u.id::text AS id, t.type, t.asset_id, t.debit_account_id::text, t.credit_account_id::text, t.amount,
   t.pending_id::text, t.kind, t.chain_id::text, t.tx_hash, t.position, t.reverses_id::text, t.memo,
   f.code AS failed_code, f.detail AS failed_detail
 FROM unnest($1::uuid[]) AS u(id)
@@ -75,7 +77,7 @@ type IdRow = {
   asset_id: string | null;
   debit_account_id: string | null;
   credit_account_id: string | null;
-  amount: string | null;
+  amount: bigint | null;
   pending_id: string | null;
   kind: TransferKind | null;
   chain_id: string | null;
@@ -272,7 +274,7 @@ export async function runBatch(
         assetId: h.asset_id,
         debitAccountId: BigInt(h.debit_account_id),
         creditAccountId: BigInt(h.credit_account_id),
-        amount: BigInt(h.amount),
+        amount: h.amount,
         kind: h.kind,
         state: h.state,
         timedOut: h.timed_out,
@@ -352,7 +354,7 @@ function toStored(r: IdRow): StoredTransfer {
     assetId: r.asset_id ?? "",
     debitAccountId: BigInt(r.debit_account_id ?? "0"),
     creditAccountId: BigInt(r.credit_account_id ?? "0"),
-    amount: BigInt(r.amount ?? "0"),
+    amount: r.amount ?? 0n,
     pendingId: r.pending_id,
     kind: r.kind as TransferKind,
     chainRef: chainRefOf(r),

@@ -1,8 +1,12 @@
-/** A `ledger.transfers` row as the ledger's queries read it, and its mapper. */
+/**
+ * A `ledger.transfers` row as the ledger's queries read it, and its mapper. The amounts are
+ * NUMERIC and arrive as bigints (foundation/db.ts' PG_TYPES); seq and the account ids are int8,
+ * which pg gives as strings, so they are read as text and converted here.
+ */
 import type { ChainRef, Transfer, TransferKind, TransferType } from "./types.js";
 
 export const TRANSFER_SELECT = `SELECT seq::text, id::text, asset_id, debit_account_id::text, credit_account_id::text,
-  amount::text, type, pending_id::text, posted_delta::text, pending_delta::text, kind, chain_id::text, tx_hash,
+  amount, type, pending_id::text, posted_delta, pending_delta, kind, chain_id::text, tx_hash,
   position, reverses_id::text, timeout_at, memo, created_at FROM ledger.transfers`;
 
 export type TransferRecordRow = {
@@ -11,11 +15,11 @@ export type TransferRecordRow = {
   asset_id: string;
   debit_account_id: string;
   credit_account_id: string;
-  amount: string;
+  amount: bigint;
   type: TransferType;
   pending_id: string | null;
-  posted_delta: string;
-  pending_delta: string;
+  posted_delta: bigint;
+  pending_delta: bigint;
   kind: TransferKind;
   chain_id: string | null;
   tx_hash: string | null;
@@ -44,11 +48,11 @@ export function toTransfer(r: TransferRecordRow): Transfer {
     assetId: r.asset_id,
     debitAccountId: BigInt(r.debit_account_id),
     creditAccountId: BigInt(r.credit_account_id),
-    amount: BigInt(r.amount),
+    amount: r.amount,
     type: r.type,
     pendingId: r.pending_id,
-    postedDelta: BigInt(r.posted_delta),
-    pendingDelta: BigInt(r.pending_delta),
+    postedDelta: r.posted_delta,
+    pendingDelta: r.pending_delta,
     kind: r.kind,
     chainRef: chainRefOf(r),
     reversesId: r.reverses_id,

@@ -11,7 +11,6 @@
  * not yet, the amount must be given, and reconciliation checks it once the fact is indexed.
  */
 
-import { amountFromDb } from "../foundation/amounts.js";
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
@@ -81,9 +80,9 @@ async function findFact(
     from_address: string;
     to_address: string;
     asset: string;
-    amount: string;
+    amount: bigint;
   }>(
-    `SELECT from_address, to_address, asset, amount::text FROM chain.facts
+    `SELECT from_address, to_address, asset, amount FROM chain.facts
       WHERE chain_id = $1 AND tx_hash = $2 AND position = $3 AND status <> 'orphaned'
       ORDER BY id DESC LIMIT 1`,
     [chainId, txHash, position],
@@ -94,7 +93,7 @@ async function findFact(
         from: row.from_address,
         to: row.to_address,
         asset: row.asset,
-        amount: amountFromDb(row.amount),
+        amount: row.amount,
       }
     : null;
 }
