@@ -63,14 +63,14 @@ describe("sweep planning from the chain", () => {
     expect(tick.started).toHaveLength(1);
     const id = tick.started[0]!.id;
     expect(await items(id)).toEqual([
-      { address: address.toLowerCase(), planned: (2n * 10n ** 17n).toString(), swept: null },
+      { address: address.toLowerCase(), planned: 2n * 10n ** 17n, swept: null },
     ]);
     await s.settleAll([id]);
     expect(await items(id)).toEqual([
       {
         address: address.toLowerCase(),
-        planned: (2n * 10n ** 17n).toString(),
-        swept: (2n * 10n ** 17n).toString(),
+        planned: 2n * 10n ** 17n,
+        swept: 2n * 10n ** 17n,
       },
     ]);
     // The ledger still says 3e17 is sweepable; the chain holds nothing: nothing is requested.
