@@ -79,12 +79,12 @@ describe("gas from the chain", () => {
     expect(r.gasUsed! > 21_000n).toBe(true);
     expect(await slot0()).toBe(before + 1n);
     expect(await t.client.getBalance({ address: COUNTER })).toBe(balanceBefore + 12_345n);
-    const { rows } = await t.ctx.db.pool.query(
-      "SELECT gas_limit::text FROM custody.tx_attempts WHERE request_id = $1",
+    const { rows } = await t.ctx.db.pool.query<{ gas_limit: bigint }>(
+      "SELECT gas_limit FROM custody.tx_attempts WHERE request_id = $1",
       ["gas-contract-1"],
     );
     expect(rows.length).toBeGreaterThan(0);
-    for (const row of rows) expect(BigInt(row.gas_limit) >= r.gasUsed!).toBe(true);
+    for (const row of rows) expect(row.gas_limit >= r.gasUsed!).toBe(true);
   });
 
   it("a plain transfer still mines (its limit comes from the estimate, not a constant)", async () => {

@@ -205,20 +205,23 @@ it("survives kill -9 at any point: 500 requests, each mined once, no nonce gap",
   expect(inserted).toBe(TOTAL);
   expect(await t.client.getTransactionCount({ address: wallet })).toBe(startNonce + TOTAL);
   // Every request has its own nonce, start..start+499 with no gap.
-  const { rows } = await t.ctx.db.pool.query(
-    "SELECT id, nonce::int, value::text, tx_hash FROM custody.tx_requests ORDER BY nonce",
-  );
+  const { rows } = await t.ctx.db.pool.query<{
+    id: string;
+    nonce: number;
+    value: bigint;
+    tx_hash: string;
+  }>("SELECT id, nonce::int, value, tx_hash FROM custody.tx_requests ORDER BY nonce");
   expect(rows.map((r) => r.nonce)).toEqual(Array.from({ length: TOTAL }, (_, i) => startNonce + i));
   // Every transaction from the wallet on chain, each request's value exactly once.
   const head = await t.client.getBlockNumber();
-  const seen = new Map<string, number>();
+  const seen = new Map<bigint, number>();
   const hashes = new Set<string>();
   for (let b = startBlock + 1n; b <= head; b++) {
     const block = await t.client.getBlock({ blockNumber: b, includeTransactions: true });
     for (const tx of block.transactions) {
       if (tx.from.toLowerCase() !== wallet.toLowerCase()) continue;
       expect(tx.to?.toLowerCase()).toBe(RECIPIENT.toLowerCase());
-      seen.set(tx.value.toString(), (seen.get(tx.value.toString()) ?? 0) + 1);
+      seen.set(tx.value, (seen.get(tx.value) ?? 0) + 1);
       hashes.add(tx.hash);
     }
   }

@@ -8,10 +8,16 @@ import pg from "pg";
 import { PG_TYPES } from "../foundation/db.js";
 import { LeaseLostError } from "./errors.js";
 
+// biome-ignore lint/suspicious/noExplicitAny: pg's own default row type (a caller may name its row)
+type UntypedRow = any;
+
 export type Lease = {
   key: string;
   /** Run SQL on the lease connection; throws LeaseLostError once the connection is gone. */
-  query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
+  query: <R extends pg.QueryResultRow = UntypedRow>(
+    sql: string,
+    params?: unknown[],
+  ) => Promise<pg.QueryResult<R>>;
   /** BEGIN/COMMIT on the lease connection (ROLLBACK on error). */
   transaction: <T>(fn: () => Promise<T>) => Promise<T>;
   isHeld: () => boolean;
@@ -85,10 +91,13 @@ export async function acquireLease({
       await new Promise((r) => setTimeout(r, retryMs));
       continue;
     }
-    const query = async (sql: string, params?: unknown[]) => {
+    const query: Lease["query"] = async <R extends pg.QueryResultRow>(
+      sql: string,
+      params?: unknown[],
+    ) => {
       if (!held) throw new LeaseLostError(key);
       try {
-        return await client.query(sql, params);
+        return await client.query<R>(sql, params);
       } catch (error) {
         if (!held) throw new LeaseLostError(key, error);
         throw error;

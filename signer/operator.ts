@@ -117,7 +117,7 @@ export async function listTxRequestsForReview(pool: Pool): Promise<ReviewItem[]>
     refId: r.ref_id,
     chainId: Number(r.chain_id),
     from: r.from_address,
-    nonce: r.nonce === null ? null : BigInt(r.nonce),
+    nonce: r.nonce === null ? null : BigInt(r.nonce), // int8 text, not NUMERIC
     status: r.status,
     reviewReason: r.review_reason,
     since: r.outcome_changed_at,

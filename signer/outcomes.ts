@@ -83,43 +83,75 @@ export type GetTxOutcomesReturnType = TxOutcome[];
 /** The internal request status as callers see it (SQL function from signer/migrations/0101). */
 export const OUTCOME_STATUS_SQL = "custody.tx_outcome_status(r.status, r.finalized_at)";
 
-const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_address, r.value::text,
+// value, gas_used, effective_gas_price and fee are NUMERIC(78,0): bigints from the connection.
+// nonce and block_number are int8, which pg gives as text (said here with ::text).
+const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_address, r.value,
   ${OUTCOME_STATUS_SQL} AS outcome, r.nonce::text, r.tx_hash, r.block_number::text, r.block_hash,
-  r.receipt_success, r.gas_used::text, r.effective_gas_price::text, r.fee::text,
+  r.receipt_success, r.gas_used, r.effective_gas_price, r.fee,
   r.transfer_position, r.transfer_log_index, r.error_code, r.error_message, r.review_reason,
   r.reorg_count, r.outcome_changed_at, r.finalized_at,
   EXISTS (SELECT 1 FROM custody.tx_attempts a
            WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled`;
 
-const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+type OutcomeRow = {
+  id: string;
+  kind: string;
+  ref_id: string;
+  /** int8: text from pg. */
+  chain_id: string;
+  from_address: Hex;
+  to_address: Hex;
+  value: bigint;
+  outcome: TxOutcomeStatus;
+  nonce: string | null;
+  tx_hash: Hex | null;
+  block_number: string | null;
+  block_hash: Hex | null;
+  receipt_success: boolean | null;
+  gas_used: bigint | null;
+  effective_gas_price: bigint | null;
+  fee: bigint | null;
+  transfer_position: string | null;
+  transfer_log_index: number | null;
+  error_code: string | null;
+  error_message: string | null;
+  review_reason: string | null;
+  reorg_count: number;
+  outcome_changed_at: Date;
+  finalized_at: Date | null;
+  cancelled: boolean;
+};
 
-function fromRow(r: Record<string, unknown>): TxOutcome {
+/** An int8 column as a bigint (int8, unlike NUMERIC, arrives as text). */
+const int8 = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+
+function fromRow(r: OutcomeRow): TxOutcome {
   return {
-    requestId: r.id as string,
-    kind: r.kind as string,
-    refId: r.ref_id as string,
+    requestId: r.id,
+    kind: r.kind,
+    refId: r.ref_id,
     chainId: Number(r.chain_id),
-    from: r.from_address as Hex,
-    to: r.to_address as Hex,
-    value: BigInt(r.value as string),
-    status: r.outcome as TxOutcomeStatus,
-    nonce: big(r.nonce as string | null),
-    txHash: r.tx_hash as Hex | null,
-    blockNumber: big(r.block_number as string | null),
-    blockHash: r.block_hash as Hex | null,
-    receiptSuccess: r.receipt_success as boolean | null,
-    gasUsed: big(r.gas_used as string | null),
-    effectiveGasPrice: big(r.effective_gas_price as string | null),
-    fee: big(r.fee as string | null),
-    transferPosition: r.transfer_position as string | null,
-    transferLogIndex: r.transfer_log_index as number | null,
-    cancelled: r.cancelled as boolean,
-    errorCode: r.error_code as string | null,
-    errorMessage: r.error_message as string | null,
-    reviewReason: r.review_reason as string | null,
-    reorgs: r.reorg_count as number,
-    changedAt: r.outcome_changed_at as Date,
-    finalizedAt: r.finalized_at as Date | null,
+    from: r.from_address,
+    to: r.to_address,
+    value: r.value,
+    status: r.outcome,
+    nonce: int8(r.nonce),
+    txHash: r.tx_hash,
+    blockNumber: int8(r.block_number),
+    blockHash: r.block_hash,
+    receiptSuccess: r.receipt_success,
+    gasUsed: r.gas_used,
+    effectiveGasPrice: r.effective_gas_price,
+    fee: r.fee,
+    transferPosition: r.transfer_position,
+    transferLogIndex: r.transfer_log_index,
+    cancelled: r.cancelled,
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+    reviewReason: r.review_reason,
+    reorgs: r.reorg_count,
+    changedAt: r.outcome_changed_at,
+    finalizedAt: r.finalized_at,
   };
 }
 
@@ -133,13 +165,13 @@ export async function getTxOutcomes(
 ): Promise<GetTxOutcomesReturnType> {
   if (params.requestIds !== undefined) {
     if (params.requestIds.length === 0) return [];
-    const { rows } = await client.query(
+    const { rows } = await client.query<OutcomeRow>(
       `SELECT ${COLUMNS} FROM custody.tx_requests r WHERE r.id = ANY($1::text[]) ORDER BY r.id`,
       [params.requestIds],
     );
     return rows.map(fromRow);
   }
-  const { rows } = await client.query(
+  const { rows } = await client.query<OutcomeRow>(
     `SELECT ${COLUMNS} FROM custody.tx_requests r
       WHERE r.outcome_changed_at >= $1 AND ($2::text IS NULL OR r.kind = $2)
       ORDER BY r.outcome_changed_at, r.id LIMIT $3`,

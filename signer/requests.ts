@@ -111,8 +111,20 @@ const INSERT = `
   ON CONFLICT (id) DO NOTHING`;
 
 const EXISTING = `
-  SELECT chain_id, from_address, to_address, value::text, data, gas_limit::text, kind, ref_id
+  SELECT chain_id, from_address, to_address, value, data, gas_limit, kind, ref_id
   FROM custody.tx_requests WHERE id = $1`;
+
+type ExistingRow = {
+  /** int8: pg gives it as a string. */
+  chain_id: string;
+  from_address: string;
+  to_address: string;
+  value: bigint;
+  data: string;
+  gas_limit: bigint | null;
+  kind: string;
+  ref_id: string;
+};
 
 /**
  * Ask the signer to send a transaction. Call it inside the caller's own transaction (the client
@@ -140,15 +152,15 @@ export async function requestTransaction(
     await client.query("SELECT pg_notify($1, $2)", [TX_REQUESTS_CHANNEL, `${r.chainId}:${r.from}`]);
     return { id: r.id, created: true };
   }
-  const { rows } = await client.query(EXISTING, [r.id]);
-  const row = rows[0];
+  const { rows } = await client.query<ExistingRow>(EXISTING, [r.id]);
+  const row = rows[0]!;
   const differs: string[] = [];
   if (Number(row.chain_id) !== r.chainId) differs.push("chainId");
   if (row.from_address !== r.from) differs.push("from");
   if (row.to_address !== r.to) differs.push("to");
-  if (row.value !== r.value.toString()) differs.push("value");
+  if (row.value !== r.value) differs.push("value");
   if (row.data !== r.data) differs.push("data");
-  if ((row.gas_limit ?? null) !== (r.gasLimit?.toString() ?? null)) differs.push("gasLimit");
+  if (row.gas_limit !== r.gasLimit) differs.push("gasLimit");
   if (row.kind !== r.kind) differs.push("kind");
   if (row.ref_id !== r.refId) differs.push("refId");
   if (differs.length > 0) throw new TxRequestConflictError(r.id, differs);
@@ -176,19 +188,41 @@ export type TxRequestRow = {
 };
 
 const SELECT_ONE = `
-  SELECT id, chain_id, from_address, to_address, value::text, kind, ref_id, status, nonce,
-         tx_hash, block_number, receipt_success, gas_used::text, effective_gas_price::text,
-         fee::text, error_code, error_message
+  SELECT id, chain_id, from_address, to_address, value, kind, ref_id, status, nonce,
+         tx_hash, block_number, receipt_success, gas_used, effective_gas_price,
+         fee, error_code, error_message
   FROM custody.tx_requests WHERE id = $1`;
 
-const big = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+type RequestRow = {
+  id: string;
+  /** chain_id, nonce and block_number are int8: pg gives them as strings. */
+  chain_id: string;
+  from_address: string;
+  to_address: string;
+  value: bigint;
+  kind: string;
+  ref_id: string;
+  status: TxRequestStatus;
+  nonce: string | null;
+  tx_hash: string | null;
+  block_number: string | null;
+  receipt_success: boolean | null;
+  gas_used: bigint | null;
+  effective_gas_price: bigint | null;
+  fee: bigint | null;
+  error_code: string | null;
+  error_message: string | null;
+};
+
+/** An int8 column as a bigint (int8, unlike NUMERIC, arrives as text). */
+const int8 = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
 
 /** Read a request's state (callers use it when the tx-outcomes doorbell rings). */
 export async function getTxRequest(
   client: Pick<PoolClient, "query">,
   id: string,
 ): Promise<TxRequestRow | undefined> {
-  const { rows } = await client.query(SELECT_ONE, [id]);
+  const { rows } = await client.query<RequestRow>(SELECT_ONE, [id]);
   const r = rows[0];
   if (!r) return undefined;
   return {
@@ -196,17 +230,17 @@ export async function getTxRequest(
     chainId: Number(r.chain_id),
     from: r.from_address,
     to: r.to_address,
-    value: BigInt(r.value),
+    value: r.value,
     kind: r.kind,
     refId: r.ref_id,
     status: r.status,
-    nonce: big(r.nonce),
+    nonce: int8(r.nonce),
     txHash: r.tx_hash,
-    blockNumber: big(r.block_number),
+    blockNumber: int8(r.block_number),
     receiptSuccess: r.receipt_success,
-    gasUsed: big(r.gas_used),
-    effectiveGasPrice: big(r.effective_gas_price),
-    fee: big(r.fee),
+    gasUsed: r.gas_used,
+    effectiveGasPrice: r.effective_gas_price,
+    fee: r.fee,
     errorCode: r.error_code,
     errorMessage: r.error_message,
   };

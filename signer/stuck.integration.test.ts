@@ -28,12 +28,12 @@ afterAll(async () => {
 type AttemptRow = { tx_hash: string; status: string; max_fee: bigint; tip: bigint };
 
 async function attempts(requestId: string): Promise<AttemptRow[]> {
-  const { rows } = await t.ctx.db.pool.query(
-    `SELECT tx_hash, status, max_fee_per_gas::text AS max_fee, max_priority_fee_per_gas::text AS tip
+  const { rows } = await t.ctx.db.pool.query<AttemptRow>(
+    `SELECT tx_hash, status, max_fee_per_gas AS max_fee, max_priority_fee_per_gas AS tip
      FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id`,
     [requestId],
   );
-  return rows.map((r) => ({ ...r, max_fee: BigInt(r.max_fee), tip: BigInt(r.tip) }));
+  return rows;
 }
 
 async function nextBaseFee(): Promise<bigint> {

@@ -46,32 +46,52 @@ export type WatchedRequest = {
   createdAt: number;
 };
 
-export const ATTEMPT_COLUMNS = `id::text, request_id, nonce::text, purpose, tx_hash, raw_tx, status, gas_limit::text,
-  max_fee_per_gas::text, max_priority_fee_per_gas::text, gas_price::text,
+// id and nonce are int8 (pg gives int8 as a string: `::text` says so); the gas and fee columns
+// are NUMERIC(78,0), which the connection parses to bigint; the epoch times are float8 (ms).
+export const ATTEMPT_COLUMNS = `id::text, request_id, nonce::text, purpose, tx_hash, raw_tx, status, gas_limit,
+  max_fee_per_gas, max_priority_fee_per_gas, gas_price,
   (extract(epoch from broadcast_at) * 1000)::float8 AS sent_at, (extract(epoch from created_at) * 1000)::float8 AS created_at,
   last_error_class`;
 
-export function attemptFromRow(r: Record<string, string | null>): Attempt {
+/** A row of ATTEMPT_COLUMNS. */
+export type AttemptRow = {
+  id: string;
+  request_id: string;
+  nonce: string;
+  purpose: Attempt["purpose"];
+  tx_hash: Hex;
+  raw_tx: Hex;
+  status: AttemptStatus;
+  gas_limit: bigint;
+  max_fee_per_gas: bigint | null;
+  max_priority_fee_per_gas: bigint | null;
+  gas_price: bigint | null;
+  sent_at: number | null;
+  created_at: number;
+  last_error_class: NodeErrorClass | null;
+};
+
+export function attemptFromRow(r: AttemptRow): Attempt {
   return {
-    id: r.id!,
-    requestId: r.request_id!,
-    nonce: BigInt(r.nonce!),
-    purpose: r.purpose as Attempt["purpose"],
-    txHash: r.tx_hash as Hex,
-    raw: r.raw_tx as Hex,
-    status: r.status as AttemptStatus,
-    gasLimit: BigInt(r.gas_limit!),
+    id: r.id,
+    requestId: r.request_id,
+    nonce: BigInt(r.nonce), // int8 text, not NUMERIC
+    purpose: r.purpose,
+    txHash: r.tx_hash,
+    raw: r.raw_tx,
+    status: r.status,
+    gasLimit: r.gas_limit,
     fees:
       r.gas_price !== null
-        ? { type: "legacy", gasPrice: BigInt(r.gas_price!) }
+        ? { type: "legacy", gasPrice: r.gas_price }
         : {
             type: "eip1559",
-            maxFeePerGas: BigInt(r.max_fee_per_gas!),
-            maxPriorityFeePerGas: BigInt(r.max_priority_fee_per_gas!),
+            maxFeePerGas: r.max_fee_per_gas!,
+            maxPriorityFeePerGas: r.max_priority_fee_per_gas!,
           },
-    sentAt: r.sent_at === null ? null : Number(r.sent_at),
-    createdAt: Number(r.created_at),
-    lastErrorClass: r.last_error_class as NodeErrorClass | null,
+    sentAt: r.sent_at,
+    createdAt: r.created_at,
+    lastErrorClass: r.last_error_class,
   };
 }
 
@@ -91,7 +111,7 @@ export async function storeAttempt(
   lease: Lease,
   a: NewAttempt,
 ): Promise<Attempt> {
-  const { rows } = await lease.query(
+  const { rows } = await lease.query<AttemptRow>(
     `INSERT INTO custody.tx_attempts (request_id, chain_id, from_address, nonce, purpose, tx_hash, raw_tx,
        gas_limit, max_fee_per_gas, max_priority_fee_per_gas, gas_price)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -110,12 +130,12 @@ export async function storeAttempt(
       a.fees.type === "legacy" ? a.fees.gasPrice.toString() : null,
     ],
   );
-  return attemptFromRow(rows[0]);
+  return attemptFromRow(rows[0]!);
 }
 
 /** Attempts that may still be included (stored or handed to a node), from `minNonce` up. */
 export async function liveAttempts(ctx: BroadcasterContext, minNonce = 0n): Promise<Attempt[]> {
-  const { rows } = await ctx.pool.query(
+  const { rows } = await ctx.pool.query<AttemptRow>(
     `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts
      WHERE chain_id = $1 AND from_address = $2 AND status IN ('signed', 'broadcast') AND nonce >= $3
      ORDER BY nonce, id`,
@@ -131,7 +151,7 @@ export async function attemptsOf(
 ): Promise<Map<string, Attempt[]>> {
   const byRequest = new Map<string, Attempt[]>();
   if (requestIds.length === 0) return byRequest;
-  const { rows } = await ctx.pool.query(
+  const { rows } = await ctx.pool.query<AttemptRow>(
     `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts
      WHERE request_id = ANY($1) ORDER BY id DESC`,
     [requestIds],
@@ -150,12 +170,14 @@ export function newestPerNonce(attempts: readonly Attempt[]): Attempt[] {
   const byNonce = new Map<bigint, Attempt>();
   for (const a of attempts) {
     const seen = byNonce.get(a.nonce);
+    // Attempt ids are bigserial (int8), kept as pg's text: compare them as numbers.
     if (!seen || BigInt(a.id) > BigInt(seen.id)) byNonce.set(a.nonce, a);
   }
   return [...byNonce.values()].sort((x, y) => (x.nonce < y.nonce ? -1 : 1));
 }
 
-export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value::text, data, tx_hash,
+// nonce and block_number are int8 (strings from pg); value is NUMERIC(78,0) (a bigint); times float8 ms.
+export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value, data, tx_hash,
   block_number::text, block_hash, receipt_success, finalized_at IS NOT NULL AS finalized,
   (extract(epoch from receipt_missing_since) * 1000)::float8 AS missing_since, review_reason,
   (extract(epoch from created_at) * 1000)::float8 AS created_at`;
@@ -167,7 +189,7 @@ export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, val
 export async function watchedRequests(
   ctx: Pick<BroadcasterContext, "pool" | "chain" | "from">,
 ): Promise<WatchedRequest[]> {
-  const { rows } = await ctx.pool.query(
+  const { rows } = await ctx.pool.query<WatchedRow>(
     `SELECT ${WATCHED_COLUMNS} FROM custody.tx_requests
       WHERE chain_id = $1 AND from_address = $2
         AND status IN ('signed', 'broadcast', 'mined', 'receipt_unknown', 'needs_review')
@@ -181,25 +203,44 @@ export async function watchedRequests(
   return rows.map(watchedFromRow);
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: a pg row
-export function watchedFromRow(r: any): WatchedRequest {
+/** A row of WATCHED_COLUMNS. */
+export type WatchedRow = {
+  id: string;
+  kind: string;
+  ref_id: string;
+  status: TxRequestStatus;
+  nonce: string;
+  to_address: Hex;
+  value: bigint;
+  data: Hex;
+  tx_hash: Hex | null;
+  block_number: string | null;
+  block_hash: Hex | null;
+  receipt_success: boolean | null;
+  finalized: boolean;
+  missing_since: number | null;
+  review_reason: string | null;
+  created_at: number;
+};
+
+export function watchedFromRow(r: WatchedRow): WatchedRequest {
   return {
     id: r.id,
     kind: r.kind,
     refId: r.ref_id,
     status: r.status,
-    nonce: BigInt(r.nonce),
+    nonce: BigInt(r.nonce), // int8 text, not NUMERIC
     to: r.to_address,
-    value: BigInt(r.value),
+    value: r.value,
     data: r.data,
     txHash: r.tx_hash,
-    blockNumber: r.block_number === null ? null : BigInt(r.block_number),
+    blockNumber: r.block_number === null ? null : BigInt(r.block_number), // int8 text
     blockHash: r.block_hash,
     receiptSuccess: r.receipt_success,
     finalized: r.finalized,
-    receiptMissingSince: r.missing_since === null ? null : Number(r.missing_since),
+    receiptMissingSince: r.missing_since,
     reviewReason: r.review_reason,
-    createdAt: Number(r.created_at),
+    createdAt: r.created_at,
   };
 }
 

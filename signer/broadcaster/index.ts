@@ -160,12 +160,14 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   return {
     nextNonce: () => ctx.state.nextNonce,
     async resync(lease) {
-      const { rows } = await lease.query(
+      const { rows } = await lease.query<{ max: string | null }>(
         `SELECT max(nonce)::text AS max FROM custody.tx_requests
          WHERE chain_id = $1 AND from_address = $2 AND nonce IS NOT NULL`,
         [chain.chainId, from],
       );
-      const stored = rows[0].max === null ? 0n : BigInt(rows[0].max) + 1n;
+      // nonce is int8 (max() of it too), which pg gives as text: not a NUMERIC.
+      const max = rows[0]!.max;
+      const stored = max === null ? 0n : BigInt(max) + 1n;
       const pending = await chainView.pendingCount();
       ctx.state.nextNonce = stored > pending ? stored : pending;
       log.info({

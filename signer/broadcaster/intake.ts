@@ -9,7 +9,7 @@ import { estimateFees } from "../fees.js";
 import { affordablePrefix, IntrinsicGasTooLowError, maxCost } from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
-import { ATTEMPT_COLUMNS, attemptFromRow } from "./attempts.js";
+import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js";
 import { type BroadcasterContext, mapLimit } from "./context.js";
 import { requestGas } from "./gasPlan.js";
 import { resendLive, sendInOrder, signTx } from "./send.js";
@@ -31,8 +31,14 @@ async function failBeforeNonce(lease: Lease, id: string, code: string, message: 
 export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<number> {
   const { chain, from, settings, state } = ctx;
   if (state.nextNonce === undefined) throw new Error("resync must run before intake");
-  const { rows } = await ctx.pool.query(
-    `SELECT id, to_address, value::text, data, gas_limit::text
+  const { rows } = await ctx.pool.query<{
+    id: string;
+    to_address: Hex;
+    value: bigint;
+    data: Hex;
+    gas_limit: bigint | null;
+  }>(
+    `SELECT id, to_address, value, data, gas_limit
      FROM custody.tx_requests
      WHERE chain_id = $1 AND from_address = $2 AND status = 'pending'
      ORDER BY created_at, id LIMIT $3`,
@@ -42,9 +48,9 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   const fees = await estimateFees(ctx.client, chain);
   const ready: (Ready & { l1Fee: bigint })[] = [];
   await mapLimit(rows, 16, async (r) => {
-    const req = { to: r.to_address as Hex, value: BigInt(r.value), data: r.data as Hex };
+    const req = { to: r.to_address, value: r.value, data: r.data };
     try {
-      const gasLimit = r.gas_limit ? BigInt(r.gas_limit) : null;
+      const gasLimit = r.gas_limit;
       const gas = await requestGas(ctx, { id: r.id, ...req, gasLimit });
       ready.push({ id: r.id, ...req, gasLimit: gas.gasLimit, l1Fee: gas.l1Fee });
     } catch (error) {
@@ -65,7 +71,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     }
   });
   // Keep arrival order among the ready ones (estimates finish in any order).
-  const order = new Map(rows.map((r, i) => [r.id as string, i]));
+  const order = new Map(rows.map((r, i) => [r.id, i]));
   ready.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   // Budget: value + gas x max fee + L1 data fee of each, in nonce order, must fit the balance;
   // the rest waits unsigned (no nonce is taken for a send the node would refuse).
@@ -116,7 +122,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
       ],
     );
     if (upd.rowCount !== prefix.length) throw new Error("a request is no longer pending");
-    const ins = await lease.query(
+    const ins = await lease.query<AttemptRow>(
       `INSERT INTO custody.tx_attempts (request_id, chain_id, from_address, nonce, purpose, tx_hash, raw_tx,
          gas_limit, max_fee_per_gas, max_priority_fee_per_gas, gas_price)
        SELECT v.id, $1, $2, v.nonce, 'send', v.hash, v.raw, v.gas, $3, $4, $5

@@ -25,14 +25,14 @@ export async function checkNonces(
   );
   const jobs: CancelJob[] = [];
   // Requests failed by an operator keep their nonce: if the chain has not used it, cancel it.
-  const { rows } = await ctx.pool.query(
+  const { rows } = await ctx.pool.query<{ id: string; nonce: string }>(
     `SELECT id, nonce::text FROM custody.tx_requests
       WHERE chain_id = $1 AND from_address = $2 AND status = 'failed' AND nonce >= $3`,
     [ctx.chain.chainId, ctx.from, snap.latestCount.toString()],
   );
   const failed = rows.map((r) => ({
-    id: r.id as string,
-    nonce: BigInt(r.nonce),
+    id: r.id,
+    nonce: BigInt(r.nonce), // int8 text, not NUMERIC
     status: "failed",
   }));
   const ids = [...open.map((r) => r.id), ...failed.map((r) => r.id)];

@@ -19,7 +19,13 @@
  * attempt anyway.
  */
 import type { Lease } from "../lease.js";
-import { ATTEMPT_COLUMNS, type Attempt, attemptFromRow, type WatchedRequest } from "./attempts.js";
+import {
+  ATTEMPT_COLUMNS,
+  type Attempt,
+  type AttemptRow,
+  attemptFromRow,
+  type WatchedRequest,
+} from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendInOrder } from "./send.js";
@@ -45,7 +51,7 @@ export function createStallWatch(ctx: BroadcasterContext): StallWatch {
   } | null = null;
 
   async function newestLive(nonce: bigint): Promise<Attempt | undefined> {
-    const { rows } = await ctx.pool.query(
+    const { rows } = await ctx.pool.query<AttemptRow>(
       `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts
         WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('signed', 'broadcast')
         ORDER BY id DESC LIMIT 1`,

@@ -9,6 +9,7 @@
 import {
   WATCHED_COLUMNS,
   type WatchedRequest,
+  type WatchedRow,
   watchedFromRow,
   watchedRequests,
 } from "./attempts.js";
@@ -55,7 +56,7 @@ export function createWatchedSet(
   }
 
   async function changed(since: Date) {
-    const { rows } = await ctx.pool.query(CHANGED, [
+    const { rows } = await ctx.pool.query<WatchedRow & { has_nonce: boolean }>(CHANGED, [
       ctx.chain.chainId,
       ctx.from,
       new Date(since.getTime() - overlapMs),

@@ -17,7 +17,7 @@ type Queryable = Pick<pg.ClientBase, "query">;
 // Pairs at or above their asset's threshold ($4 assets, $5 thresholds), in address order (the
 // partial index on `positive`, migration 0105; a stable plan after a crash), at most $6 per pass.
 const CANDIDATES = `
-SELECT c.address, d.salt, d.factory, c.asset, c.balance::text AS balance
+SELECT c.address, d.salt, d.factory, c.asset, c.balance
 FROM custody.sweepable_balances c
 JOIN unnest($4::text[], $5::numeric[]) AS t(asset, threshold) ON t.asset = c.asset
 JOIN chain.deposit_forwarders d ON d.chain_id = c.chain_id AND d.address = c.address
@@ -68,7 +68,7 @@ export async function readSweepCandidates(
     salt: string;
     factory: string;
     asset: string;
-    balance: string;
+    balance: bigint;
   }>(CANDIDATES, [
     chainId,
     failedRetryAfterMs,
@@ -82,6 +82,6 @@ export async function readSweepCandidates(
     salt: r.salt as Hex,
     factory: r.factory,
     asset: r.asset,
-    balance: BigInt(r.balance),
+    balance: r.balance,
   }));
 }

@@ -39,9 +39,9 @@ async function coldMoves() {
   const { rows } = await s.ctx.db.pool.query<{
     id: string;
     asset: string;
-    amount: string;
+    amount: bigint;
     status: string;
-  }>("SELECT id, asset, amount::text, status FROM custody.cold_moves ORDER BY asset");
+  }>("SELECT id, asset, amount, status FROM custody.cold_moves ORDER BY asset");
   return rows;
 }
 
@@ -71,7 +71,7 @@ describe("hot wallet ceiling", () => {
     // The tick that booked the sweep (or the next) sees both assets above their ceilings.
     await s.sweeper.tick(31337);
     const started = await coldMoves();
-    expect(started.map((m) => [m.asset, BigInt(m.amount)])).toEqual([
+    expect(started.map((m) => [m.asset, m.amount])).toEqual([
       [NATIVE, hotNative - NATIVE_CEILING],
       [TOKEN.toLowerCase(), tokens - TOKEN_CEILING],
     ]);

@@ -162,7 +162,7 @@ type OpenMove = {
   hot_wallet: string;
   cold_address: string;
   asset: string;
-  amount: string;
+  amount: bigint;
 };
 
 /** Post (booked) or void (failed) from the signer's outcome; undefined: not final enough yet. */
@@ -173,7 +173,7 @@ export async function settleColdMoves({
   chain,
 }: Deps): Promise<{ id: string; status: "booked" | "failed" }[]> {
   const { rows: open } = await pool.query<OpenMove>(
-    `SELECT id, hot_wallet, cold_address, asset, amount::text FROM custody.cold_moves
+    `SELECT id, hot_wallet, cold_address, asset, amount FROM custody.cold_moves
      WHERE chain_id = $1 AND status = 'open' ORDER BY created_at`,
     [chain.chainId],
   );
@@ -190,7 +190,7 @@ export async function settleColdMoves({
         ...m,
         success: settlement === "booked",
         tx_hash: o.txHash,
-        fee: o.fee?.toString() ?? null,
+        fee: o.fee,
         position: o.transferPosition,
       },
     ];
@@ -223,7 +223,7 @@ export async function settleColdMoves({
               : undefined,
         }),
       ];
-      const fee = m.fee === null ? 0n : BigInt(m.fee);
+      const fee = m.fee ?? 0n;
       if (m.tx_hash && fee > 0n) {
         transfers.push(
           gasTransfer({
@@ -240,7 +240,7 @@ export async function settleColdMoves({
       await client.query(
         `UPDATE custody.cold_moves SET status = $2, tx_hash = $3, fee = $4, settled_at = now()
          WHERE id = $1`,
-        [m.id, next, m.tx_hash, m.fee],
+        [m.id, next, m.tx_hash, m.fee?.toString() ?? null],
       );
       return next;
     });

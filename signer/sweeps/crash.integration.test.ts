@@ -139,17 +139,17 @@ describe("worker killed during sweeps", () => {
     mining = undefined;
 
     // Exactly one sweep transfer per address, summing to what was deposited.
-    const perAddress = await s.ctx.db.pool.query<{ address: string; n: number; amount: string }>(
-      `SELECT i.address, count(*)::int AS n, sum(i.swept)::text AS amount
+    const perAddress = await s.ctx.db.pool.query<{ address: string; n: number; amount: bigint }>(
+      `SELECT i.address, count(*)::int AS n, sum(i.swept) AS amount
        FROM custody.sweep_items i JOIN custody.sweeps w ON w.id = i.sweep_id
        WHERE w.status = 'booked' AND i.swept > 0 GROUP BY i.address`,
     );
     expect(perAddress.rows).toHaveLength(30);
     expect(perAddress.rows.every((r) => r.n === 1)).toBe(true);
-    const ledgerSweeps = await s.ctx.db.pool.query<{ n: number; amount: string }>(
-      "SELECT count(*)::int AS n, sum(amount)::text AS amount FROM ledger.transfers WHERE kind = 'sweep'",
+    const ledgerSweeps = await s.ctx.db.pool.query<{ n: number; amount: bigint }>(
+      "SELECT count(*)::int AS n, sum(amount) AS amount FROM ledger.transfers WHERE kind = 'sweep'",
     );
-    expect(ledgerSweeps.rows[0]).toEqual({ n: 30, amount: total.toString() });
+    expect(ledgerSweeps.rows[0]).toEqual({ n: 30, amount: total });
     // One gas transfer per sweep transaction that was mined, and the hot wallet agrees to the wei.
     const mined = await count(
       "SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'booked'",

@@ -20,7 +20,7 @@ type BookedSweep = {
   id: string;
   hot_wallet: string;
   tx_hash: string | null;
-  fee: string | null;
+  fee: bigint | null;
   booked_generation: number;
 };
 
@@ -49,7 +49,7 @@ export async function followSweeps({
 }): Promise<FollowedSweep[]> {
   const log = common.logger.child({ component: "sweeps", chain_id: chain.chainId });
   const { rows } = await pool.query<BookedSweep>(
-    `SELECT id, hot_wallet, tx_hash, fee::text, booked_generation FROM custody.sweeps
+    `SELECT id, hot_wallet, tx_hash, fee, booked_generation FROM custody.sweeps
      WHERE chain_id = $1 AND status = 'booked' AND final_at IS NULL ORDER BY settled_at`,
     [chain.chainId],
   );
@@ -73,8 +73,8 @@ export async function followSweeps({
         await client.query("UPDATE custody.sweeps SET final_at = now() WHERE id = $1", [row.id]);
         return true;
       }
-      const { rows: items } = await client.query<{ address: string; asset: string; swept: string }>(
-        "SELECT address, asset, swept::text FROM custody.sweep_items WHERE sweep_id = $1 AND swept > 0",
+      const { rows: items } = await client.query<{ address: string; asset: string; swept: bigint }>(
+        "SELECT address, asset, swept FROM custody.sweep_items WHERE sweep_id = $1 AND swept > 0",
         [row.id],
       );
       // What was booked, in the generation it was booked in.
@@ -85,9 +85,9 @@ export async function followSweeps({
         generation: row.booked_generation,
       };
       const transfers: NewTransfer[] = items.map((i) =>
-        sweepUnbooking({ ...booked, address: i.address, asset: i.asset, amount: BigInt(i.swept) }),
+        sweepUnbooking({ ...booked, address: i.address, asset: i.asset, amount: i.swept }),
       );
-      const fee = row.fee === null ? 0n : BigInt(row.fee);
+      const fee = row.fee ?? 0n;
       if (row.tx_hash && fee > 0n) {
         transfers.push(gasUnbooking({ ...booked, txHash: row.tx_hash, fee }));
       }

@@ -33,10 +33,11 @@ const setBalance = (address: Address, value: bigint) =>
   s.rpc("anvil_setBalance", [address, toHex(value)]);
 
 async function items(sweepId: string) {
-  const { rows } = await s.ctx.db.pool.query(
-    "SELECT address, planned::text, swept::text FROM custody.sweep_items WHERE sweep_id = $1",
-    [sweepId],
-  );
+  const { rows } = await s.ctx.db.pool.query<{
+    address: string;
+    planned: bigint;
+    swept: bigint | null;
+  }>("SELECT address, planned, swept FROM custody.sweep_items WHERE sweep_id = $1", [sweepId]);
   return rows;
 }
 
@@ -62,14 +63,14 @@ describe("sweep planning from the chain", () => {
     expect(tick.started).toHaveLength(1);
     const id = tick.started[0]!.id;
     expect(await items(id)).toEqual([
-      { address: address.toLowerCase(), planned: (2n * 10n ** 17n).toString(), swept: null },
+      { address: address.toLowerCase(), planned: 2n * 10n ** 17n, swept: null },
     ]);
     await s.settleAll([id]);
     expect(await items(id)).toEqual([
       {
         address: address.toLowerCase(),
-        planned: (2n * 10n ** 17n).toString(),
-        swept: (2n * 10n ** 17n).toString(),
+        planned: 2n * 10n ** 17n,
+        swept: 2n * 10n ** 17n,
       },
     ]);
     // The ledger still says 3e17 is sweepable; the chain holds nothing: nothing is requested.
@@ -105,7 +106,7 @@ describe("sweep planning from the chain", () => {
     ]);
     expect(rows[0].status).toBe("booked");
     expect(await items(id)).toEqual([
-      { address: address.toLowerCase(), planned: amount.toString(), swept: "0" },
+      { address: address.toLowerCase(), planned: amount, swept: 0n },
     ]);
     // The value is back on chain (the cause was transient) but the pair is backed off ...
     await setBalance(address, amount);
@@ -115,7 +116,7 @@ describe("sweep planning from the chain", () => {
     expect(retry.started).toHaveLength(1);
     await s.settleAll([retry.started[0]!.id]);
     expect(await items(retry.started[0]!.id)).toEqual([
-      { address: address.toLowerCase(), planned: amount.toString(), swept: amount.toString() },
+      { address: address.toLowerCase(), planned: amount, swept: amount },
     ]);
   });
 });

@@ -61,8 +61,8 @@ async function sweepsOf(address: Address) {
 }
 
 async function bookedSweepTransfers(address: Address) {
-  const { rows } = await s.ctx.db.pool.query<{ amount: string; memo: string }>(
-    "SELECT amount::text, memo FROM ledger.transfers WHERE kind = 'sweep' AND memo LIKE $1 ORDER BY created_at",
+  const { rows } = await s.ctx.db.pool.query<{ amount: bigint; memo: string }>(
+    "SELECT amount, memo FROM ledger.transfers WHERE kind = 'sweep' AND memo LIKE $1 ORDER BY created_at",
     [`%from ${address.toLowerCase()}`],
   );
   return rows;
@@ -119,7 +119,7 @@ describe("sweeps without Redis state", () => {
 
     await waitBooked(address, 1);
     expect((await sweepsOf(address)).map((r) => [r.id, r.status])).toEqual([[sweep!.id, "booked"]]);
-    expect((await bookedSweepTransfers(address)).map((t) => t.amount)).toEqual([first.toString()]);
+    expect((await bookedSweepTransfers(address)).map((t) => t.amount)).toEqual([first]);
     expect(await s.h.client.getBalance({ address })).toBe(0n);
     expect(await s.balanceOf(NATIVE, "custody:deposits")).toBe(0n);
 
@@ -127,10 +127,7 @@ describe("sweeps without Redis state", () => {
     const second = 3n * 10n ** 17n;
     await deposit(address, second);
     await waitBooked(address, 2);
-    expect((await bookedSweepTransfers(address)).map((t) => t.amount)).toEqual([
-      first.toString(),
-      second.toString(),
-    ]);
+    expect((await bookedSweepTransfers(address)).map((t) => t.amount)).toEqual([first, second]);
     const fees = await s.balanceOf(NATIVE, "fees:gas");
     expect(await s.balanceOf(NATIVE, hotAccount(s.hot))).toBe(first + second - fees);
     await role.stop();
@@ -152,16 +149,14 @@ describe("sweeps without Redis state", () => {
       const amount = 6n * 10n ** 17n;
       await deposit(address, amount);
       await waitBooked(address, 1);
-      expect((await bookedSweepTransfers(address)).map((t) => t.amount)).toEqual([
-        amount.toString(),
-      ]);
+      expect((await bookedSweepTransfers(address)).map((t) => t.amount)).toEqual([amount]);
       expect(await s.h.client.getBalance({ address })).toBe(0n);
       // ... and again: the schedule keeps running with Redis still away.
       await deposit(address, amount + 1n);
       await waitBooked(address, 2);
       expect((await bookedSweepTransfers(address)).map((t) => t.amount)).toEqual([
-        amount.toString(),
-        (amount + 1n).toString(),
+        amount,
+        amount + 1n,
       ]);
       expect(closed.status).not.toBe("ready");
       await role.stop();

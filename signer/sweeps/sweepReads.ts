@@ -28,8 +28,8 @@ export async function bookedSweepItems(
   client: Queryable,
   args: { chainId: number; addresses: readonly string[] },
 ): Promise<BookedSweepItem[]> {
-  const r = await client.query<{ address: string; asset: string; swept: string; tx_hash: string }>(
-    `SELECT i.address, i.asset, i.swept::text AS swept, s.tx_hash
+  const r = await client.query<{ address: string; asset: string; swept: bigint; tx_hash: string }>(
+    `SELECT i.address, i.asset, i.swept, s.tx_hash
        FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
       WHERE i.chain_id = $1 AND s.status = 'booked' AND i.swept > 0 AND i.address = ANY($2::text[])
         AND s.tx_hash IS NOT NULL`,
@@ -38,7 +38,7 @@ export async function bookedSweepItems(
   return r.rows.map((x) => ({
     address: x.address,
     asset: x.asset,
-    swept: BigInt(x.swept),
+    swept: x.swept,
     txHash: x.tx_hash,
   }));
 }

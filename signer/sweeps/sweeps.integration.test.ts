@@ -71,11 +71,11 @@ describe("sweeps (acceptance)", () => {
     const request = (await getTxRequest(s.ctx.db.pool, sweepId))!;
     expect(request.status).toBe("confirmed");
     expect(request.receiptSuccess).toBe(true);
-    const { rows } = await s.ctx.db.pool.query(
-      "SELECT status, fee::text FROM custody.sweeps WHERE id = $1",
+    const { rows } = await s.ctx.db.pool.query<{ status: string; fee: bigint | null }>(
+      "SELECT status, fee FROM custody.sweeps WHERE id = $1",
       [sweepId],
     );
-    expect(rows[0]).toEqual({ status: "booked", fee: request.fee!.toString() });
+    expect(rows[0]).toEqual({ status: "booked", fee: request.fee! });
 
     // On chain: the address is empty and codeless again; the hot wallet got the value minus gas.
     expect(await native(address)).toBe(0n);
@@ -223,12 +223,12 @@ describe("sweeps (acceptance)", () => {
     await s.settleAll([retry.id]);
     await s.sweeper.tick(31337);
     expect(await native(address)).toBe(0n);
-    const booked = await s.ctx.db.pool.query(
-      `SELECT t.amount::text FROM ledger.transfers t
+    const booked = await s.ctx.db.pool.query<{ amount: bigint }>(
+      `SELECT t.amount FROM ledger.transfers t
        WHERE t.kind = 'sweep' AND t.memo LIKE $1`,
       [`%from ${address.toLowerCase()}`],
     );
-    expect(booked.rows).toEqual([{ amount: amount.toString() }]);
+    expect(booked.rows).toEqual([{ amount }]);
   });
 
   it("a sweep reorged out before its confirmations is re-mined by the signer and booked once", async () => {
@@ -257,11 +257,11 @@ describe("sweeps (acceptance)", () => {
     expect(final.status).toBe("confirmed");
     expect(final.blockNumber).not.toBeNull();
     expect(await native(address)).toBe(0n);
-    const booked = await s.ctx.db.pool.query(
-      "SELECT amount::text, tx_hash FROM ledger.transfers WHERE kind = 'sweep' AND memo LIKE $1",
+    const booked = await s.ctx.db.pool.query<{ amount: bigint; tx_hash: string }>(
+      "SELECT amount, tx_hash FROM ledger.transfers WHERE kind = 'sweep' AND memo LIKE $1",
       [`%from ${address.toLowerCase()}`],
     );
-    expect(booked.rows).toEqual([{ amount: amount.toString(), tx_hash: final.txHash }]);
+    expect(booked.rows).toEqual([{ amount, tx_hash: final.txHash }]);
     expect(final.txHash).toBe(mined.txHash); // the same signed bytes, re-mined
   });
 });

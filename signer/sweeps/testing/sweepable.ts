@@ -18,18 +18,27 @@ WITH history AS (
      WHERE s.status = 'booked' AND i.swept > 0) x
   GROUP BY chain_id, address, asset)
 SELECT coalesce(h.chain_id, r.chain_id)::int AS chain_id, coalesce(h.address, r.address) AS address,
-  coalesce(h.asset, r.asset) AS asset, coalesce(h.balance, 0)::text AS history,
-  coalesce(r.balance, 0)::text AS running
+  coalesce(h.asset, r.asset) AS asset, coalesce(h.balance, 0) AS history,
+  coalesce(r.balance, 0) AS running
 FROM history h
 FULL JOIN custody.sweepable_balances r
   ON r.chain_id = h.chain_id AND r.address = h.address AND r.asset = h.asset
 WHERE coalesce(h.balance, 0) <> coalesce(r.balance, 0)`;
 
+/** A pair whose running balance (NUMERIC, so a bigint) is not what history sums to. */
+export type DriftRow = {
+  chain_id: number;
+  address: string;
+  asset: string;
+  history: bigint;
+  running: bigint;
+};
+
 /** Pairs whose running balance differs from history (empty when they agree), and how many pairs there are. */
 export async function sweepableDrift(
   pool: Pick<pg.Pool, "query">,
-): Promise<{ drift: Record<string, unknown>[]; pairs: number }> {
-  const { rows } = await pool.query(DRIFT);
+): Promise<{ drift: DriftRow[]; pairs: number }> {
+  const { rows } = await pool.query<DriftRow>(DRIFT);
   const n = await pool.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM custody.sweepable_balances",
   );
