@@ -71,7 +71,7 @@ const balance = async (customer = "alice") => {
 const txRequest = async (id: string) =>
   (
     await t.ctx.db.pool.query(
-      "SELECT from_address, to_address, value::text, kind, ref_id, status FROM custody.tx_requests WHERE id = $1",
+      "SELECT from_address, to_address, value, kind, ref_id, status FROM custody.tx_requests WHERE id = $1",
       [`withdrawal:${id}`],
     )
   ).rows[0];
@@ -93,7 +93,7 @@ describe("withdrawals", () => {
     expect(await txRequest(w.id)).toEqual({
       from_address: hot,
       to_address: DEST.toLowerCase(),
-      value: (ETH / 2n).toString(),
+      value: ETH / 2n,
       kind: "withdrawal",
       ref_id: w.id,
       status: "pending",
@@ -166,7 +166,7 @@ describe("withdrawals", () => {
 
     const second = await post(approver2, url);
     expect(second.json()).toMatchObject({ status: "signing" });
-    expect((await txRequest(w.id))?.value).toBe((2n * ETH).toString());
+    expect((await txRequest(w.id))?.value).toBe(2n * ETH);
 
     const late = await post(approver1b, `/v1/withdrawals/${w.id}/reject`);
     expect(late.statusCode).toBe(409);

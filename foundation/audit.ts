@@ -155,8 +155,12 @@ export async function verifyAuditChain(
   let head: AuditHead | null = null;
   const fail = (problem: AuditProblem): AuditVerification => ({ ok: false, rows, head, problem });
   for (let after = 0; ; ) {
-    const r = await db.query<AuditRowText & { prev_hash: string; hash: string }>(
-      `SELECT seq::text, id::text, ((extract(epoch FROM at) * 1000000)::numeric(30, 0))::text AS "atMicros",
+    // atMicros is a NUMERIC (bigint here); the chain hashes its decimal text, which bigint's
+    // toString gives byte for byte as Postgres' numeric(30, 0)::text does in the trigger.
+    const r = await db.query<
+      Omit<AuditRowText, "atMicros"> & { atMicros: bigint; prev_hash: string; hash: string }
+    >(
+      `SELECT seq::text, id::text, (extract(epoch FROM at) * 1000000)::numeric(30, 0) AS "atMicros",
               actor, action, entity_type AS "entityType", entity_id AS "entityId",
               details::text AS details, prev_hash, hash
          FROM audit.audit_log WHERE audit_log.seq > $1 ORDER BY audit_log.seq LIMIT $2`,
@@ -178,7 +182,7 @@ export async function verifyAuditChain(
           id: row.id,
           detail: `row seq ${seq} (id ${row.id}) does not follow seq ${seq - 1}: its predecessor was removed, replaced or re-linked`,
         });
-      const hash = auditRowHash(prev, row);
+      const hash = auditRowHash(prev, { ...row, atMicros: row.atMicros.toString() });
       if (hash !== row.hash)
         return fail({
           kind: "edited",

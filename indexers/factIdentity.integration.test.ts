@@ -50,13 +50,13 @@ type Row = {
   log_index: number | null;
   to_address: string;
   asset: string;
-  amount: string;
+  amount: bigint;
   status: string;
 };
 
 async function factsOf(txHash: Hex): Promise<Row[]> {
   const { rows } = await t.ctx.db.pool.query<Row>(
-    `SELECT block_hash, tx_hash, position, log_index, to_address, asset, amount::text, status
+    `SELECT block_hash, tx_hash, position, log_index, to_address, asset, amount, status
        FROM chain.transfers WHERE chain_id = $1 AND tx_hash = $2 ORDER BY block_number, log_index`,
     [CHAIN_ID, txHash.toLowerCase()],
   );
@@ -130,9 +130,9 @@ describe("fact identity", () => {
 
     const before = await factsOf(payout);
     expect(before.map((f) => [f.position, f.log_index, f.to_address, f.amount])).toEqual([
-      ["transfer:0", 1, R[0], "11"],
-      ["transfer:1", 2, R[1], "22"],
-      ["transfer:2", 3, R[2], "33"],
+      ["transfer:0", 1, R[0], 11n],
+      ["transfer:1", 2, R[1], 22n],
+      ["transfer:2", 3, R[2], 33n],
     ]);
 
     // Reorg: back to before the payout's block; a longer branch re-mines the payout alone.

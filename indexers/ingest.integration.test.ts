@@ -65,8 +65,8 @@ afterAll(async () => {
 
 type Expected = Omit<StoredFact, "block_number" | "block_hash" | "status">;
 
-function fee(r: Receipt): string {
-  return (BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice)).toString();
+function fee(r: Receipt): bigint {
+  return BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice);
 }
 
 describe("ingestion", () => {
@@ -85,7 +85,7 @@ describe("ingestion", () => {
       asset: NATIVE_ASSET,
       from_address: a0(),
       to_address: D1,
-      amount: (10n ** 18n).toString(),
+      amount: 10n ** 18n,
     });
     // Native out of the hot wallet: value and fee.
     r = await sendAndMine(t.rpc, { from: a1(), to: OUTSIDER, value: 5n });
@@ -96,7 +96,7 @@ describe("ingestion", () => {
       asset: NATIVE_ASSET,
       from_address: a1(),
       to_address: OUTSIDER,
-      amount: "5",
+      amount: 5n,
     });
     expected.push({
       tx_hash: r.transactionHash,
@@ -139,7 +139,7 @@ describe("ingestion", () => {
       asset: NATIVE_ASSET,
       from_address: forwarder,
       to_address: D3,
-      amount: "11",
+      amount: 11n,
     });
     // Internal with a reverted branch: D4 is paid, D5's payment is inside a reverted frame.
     r = await sendAndMine(t.rpc, {
@@ -157,7 +157,7 @@ describe("ingestion", () => {
       asset: NATIVE_ASSET,
       from_address: forwarder,
       to_address: D4,
-      amount: "10",
+      amount: 10n,
     });
     // ERC-20 in to a deposit address and to the hot wallet, then out of the hot wallet.
     r = await sendAndMine(t.rpc, {
@@ -172,7 +172,7 @@ describe("ingestion", () => {
       asset: token,
       from_address: a0(),
       to_address: D1,
-      amount: "1000",
+      amount: 1000n,
     });
     r = await sendAndMine(t.rpc, {
       from: a0(),
@@ -186,7 +186,7 @@ describe("ingestion", () => {
       asset: token,
       from_address: a0(),
       to_address: a1(),
-      amount: "500",
+      amount: 500n,
     });
     r = await sendAndMine(t.rpc, {
       from: a1(),
@@ -200,7 +200,7 @@ describe("ingestion", () => {
       asset: token,
       from_address: a1(),
       to_address: OUTSIDER,
-      amount: "200",
+      amount: 200n,
     });
     expected.push({
       tx_hash: r.transactionHash,
@@ -253,7 +253,7 @@ describe("ingestion", () => {
       asset: NATIVE_ASSET,
       from_address: a0(),
       to_address: D2,
-      amount: "21",
+      amount: 21n,
     });
     expected.push({
       tx_hash: rs[1]!.transactionHash,
@@ -262,7 +262,7 @@ describe("ingestion", () => {
       asset: token,
       from_address: a0(),
       to_address: D2,
-      amount: "22",
+      amount: 22n,
     });
     expected.push({
       tx_hash: rs[2]!.transactionHash,
@@ -271,7 +271,7 @@ describe("ingestion", () => {
       asset: token,
       from_address: a0(),
       to_address: D3,
-      amount: "23",
+      amount: 23n,
     });
     expected.push({
       tx_hash: rs[3]!.transactionHash,
@@ -280,7 +280,7 @@ describe("ingestion", () => {
       asset: NATIVE_ASSET,
       from_address: forwarder,
       to_address: D5,
-      amount: "24",
+      amount: 24n,
     });
 
     const last = BigInt(await t.rpc<Hex>("eth_blockNumber"));
@@ -354,9 +354,9 @@ describe("ingestion", () => {
     const r = await sendAndMine(t.rpc, { from: accounts[0]!, to: late, value: 77n });
     await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     const { rows } = await t.ctx.db.pool.query(
-      "SELECT amount::text FROM chain.transfers WHERE tx_hash = $1",
+      "SELECT amount FROM chain.transfers WHERE tx_hash = $1",
       [r.transactionHash.toLowerCase()],
     );
-    expect(rows).toEqual([{ amount: "77" }]);
+    expect(rows).toEqual([{ amount: 77n }]);
   });
 });

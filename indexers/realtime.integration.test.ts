@@ -58,7 +58,7 @@ it("a new block with a listed token's Transfer costs two calls, and is stored", 
   expect((await loadTip(t.ctx.db.pool, CHAIN_ID))?.hash).toBe(r.blockHash.toLowerCase());
   const facts = await canonicalFacts(t.ctx.db.pool, CHAIN_ID);
   expect(facts.filter((f) => f.tx_hash === r.transactionHash.toLowerCase())).toMatchObject([
-    { kind: "erc20", amount: "77", to_address: D1 },
+    { kind: "erc20", amount: 77n, to_address: D1 },
   ]);
 });
 

@@ -164,14 +164,14 @@ it("follows new heads over WS when a wsUrl is configured (polling only as a slow
       "the WS-triggered pass",
       async () => {
         const { rows } = await ctx.db.pool.query(
-          "SELECT amount::text FROM chain.transfers WHERE tx_hash = $1",
+          "SELECT amount FROM chain.transfers WHERE tx_hash = $1",
           [tx.toLowerCase()],
         );
         return rows.length > 0 ? rows : undefined;
       },
       { timeoutMs: 45_000 },
     );
-    expect(rows).toEqual([{ amount: "7" }]);
+    expect(rows).toEqual([{ amount: 7n }]);
     expect(ingestor.status().wsHeads).toBeGreaterThan(headsBefore);
   } finally {
     await ingestor.stop();

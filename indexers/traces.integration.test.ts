@@ -58,7 +58,7 @@ async function indexWith(overrides: Partial<ChainConfig>) {
     await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
     await ingestor.stop();
     const { rows } = await db.pool.query(
-      `SELECT kind, position, tx_hash, from_address, to_address, amount::text
+      `SELECT kind, position, tx_hash, from_address, to_address, amount
          FROM chain.transfers WHERE chain_id = $1 AND to_address = $2`,
       [CHAIN_ID, DEPOSIT],
     );
@@ -79,7 +79,7 @@ const internalFact = () => ({
   tx_hash: depositTx.toLowerCase(),
   from_address: forwarder.toLowerCase(),
   to_address: DEPOSIT,
-  amount: AMOUNT.toString(),
+  amount: AMOUNT,
 });
 
 describe("traces switch", () => {

@@ -7,6 +7,7 @@
  * ledger's ledger.credited_facts.
  */
 
+import { formatAmount } from "../../foundation/amounts.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { DepositFactRow } from "../../ledger/index.js";
@@ -32,9 +33,9 @@ export async function produceDepositEvents({
 }): Promise<number> {
   let produced = 0;
   for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
-    const { rows } = await pool.query<DepositFactRow>(
+    const { rows } = await pool.query<Omit<DepositFactRow, "amount"> & { amount: bigint }>(
       `SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
-              t.amount::text, t.tx_hash, t.position, t.block_number::text, t.block_hash
+              t.amount, t.tx_hash, t.position, t.block_number::text, t.block_hash
          FROM chain.deposit_facts t
         WHERE ${CONDITIONS[event]}
           AND NOT EXISTS (SELECT 1 FROM api.deposit_event_marks m
@@ -54,7 +55,7 @@ export async function produceDepositEvents({
             asset: f.asset,
             address: f.to_address,
             from: f.from_address,
-            amount: f.amount,
+            amount: formatAmount(f.amount),
             tx_hash: f.tx_hash,
             position: f.position,
             block_number: f.block_number,

@@ -96,8 +96,8 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
       await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
         `withdrawal:${input.customerId}:${assetId}`,
       ]);
-      const { rows: sums } = await client.query<{ total: string }>(
-        `SELECT COALESCE(sum(amount), 0)::text AS total FROM api.withdrawals
+      const { rows: sums } = await client.query<{ total: bigint }>(
+        `SELECT COALESCE(sum(amount), 0) AS total FROM api.withdrawals
           WHERE customer_id = $1 AND chain_id = $2 AND asset = $3
             AND created_at > now() - interval '24 hours'
             AND status NOT IN ('rejected', 'cancelled', 'failed')`,
@@ -108,7 +108,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
         assetId,
         to,
         amount,
-        rolling24h: BigInt(sums[0]!.total),
+        rolling24h: sums[0]!.total,
       });
       const hot = await hotWalletFor(client, chain.chainId);
       if (!hot)

@@ -81,7 +81,7 @@ export type WithdrawalRow = {
   chain_id: string;
   asset: string;
   to_address: string;
-  amount: string;
+  amount: bigint;
   status: WithdrawalStatus;
   required_approvals: number;
   requested_by: string;
@@ -89,7 +89,7 @@ export type WithdrawalRow = {
   idempotency_key: string;
   from_address: string | null;
   tx_hash: string | null;
-  fee: string | null;
+  fee: bigint | null;
   failure_reason: string | null;
   reorg_count: number;
   created_at: Date;
@@ -103,7 +103,7 @@ export function fromRow(r: WithdrawalRow): Withdrawal {
     chainId: Number(r.chain_id),
     asset: r.asset,
     to: r.to_address,
-    amount: BigInt(r.amount),
+    amount: r.amount,
     status: r.status,
     requiredApprovals: r.required_approvals,
     requestedBy: r.requested_by,
@@ -111,7 +111,7 @@ export function fromRow(r: WithdrawalRow): Withdrawal {
     idempotencyKey: r.idempotency_key,
     fromAddress: r.from_address,
     txHash: r.tx_hash,
-    fee: r.fee === null ? null : BigInt(r.fee),
+    fee: r.fee,
     failureReason: r.failure_reason,
     reorgCount: r.reorg_count,
     createdAt: r.created_at,
@@ -121,8 +121,8 @@ export function fromRow(r: WithdrawalRow): Withdrawal {
 
 /** The columns of a `WithdrawalRow`, for SELECT and RETURNING. */
 export const WITHDRAWAL_COLUMNS = `id::text, customer_id, chain_id::text, asset, to_address,
-  amount::text, status, required_approvals, requested_by, api_key_id, idempotency_key, from_address,
-  tx_hash, fee::text, failure_reason, reorg_count, created_at, updated_at`;
+  amount, status, required_approvals, requested_by, api_key_id, idempotency_key, from_address,
+  tx_hash, fee, failure_reason, reorg_count, created_at, updated_at`;
 
 const SELECT = `SELECT ${WITHDRAWAL_COLUMNS} FROM api.withdrawals`;
 

@@ -121,13 +121,13 @@ describe("the deposit-address tables' move to the chain schema", () => {
     await creditTo(db, STRANGER, "5", "00000000-0000-4000-8000-000000000003");
     const sweepable = () =>
       db.pool
-        .query("SELECT address, balance::text FROM custody.sweepable_balances ORDER BY address")
+        .query("SELECT address, balance FROM custody.sweepable_balances ORDER BY address")
         .then((r) => r.rows);
-    expect(await sweepable()).toEqual([{ address: ALICE, balance: "123" }]);
+    expect(await sweepable()).toEqual([{ address: ALICE, balance: 123n }]);
     await db.pool.query(
       "UPDATE ledger.deposit_credits SET state = 'held' WHERE credit_id = '00000000-0000-4000-8000-000000000002'",
     );
-    expect(await sweepable()).toEqual([{ address: ALICE, balance: "100" }]);
+    expect(await sweepable()).toEqual([{ address: ALICE, balance: 100n }]);
   });
 
   it("a fresh database has the tables and the published view in chain only", async () => {

@@ -102,7 +102,7 @@ describe("scenario, in order: a deposit address on every chain that shares its f
     });
     await syncToHead(ingestorB, ctx.db.pool, rpcB, B);
     const { rows: facts } = await ctx.db.pool.query(
-      `SELECT f.kind, f.position, f.amount::text, f.status, ca.owner
+      `SELECT f.kind, f.position, f.amount, f.status, ca.owner
          FROM chain.transfers f
          JOIN chain.custody_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address
         WHERE f.chain_id = $1 AND f.tx_hash = $2`,
@@ -112,7 +112,7 @@ describe("scenario, in order: a deposit address on every chain that shares its f
       {
         kind: "native",
         position: "tx",
-        amount: AMOUNT.toString(),
+        amount: AMOUNT,
         status: "confirmed",
         owner: "alice",
       },

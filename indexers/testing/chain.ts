@@ -134,7 +134,7 @@ export type StoredFact = {
   asset: string;
   from_address: string;
   to_address: string;
-  amount: string;
+  amount: bigint;
   status: string;
 };
 
@@ -142,7 +142,7 @@ export type StoredFact = {
 export async function canonicalFacts(pool: Pool, chainId: number): Promise<StoredFact[]> {
   const { rows } = await pool.query<StoredFact>(
     `SELECT block_number::text, block_hash, tx_hash, position, kind, asset, from_address,
-            to_address, amount::text, status
+            to_address, amount, status
        FROM chain.transfers WHERE chain_id = $1 AND status <> 'orphaned'
       ORDER BY block_number, tx_hash, position`,
     [chainId],

@@ -153,8 +153,8 @@ describe("withdrawals end to end", () => {
         [withdrawalId],
       );
       const receipt = await chainReader.getTransactionReceipt({ hash: tx[0]!.tx_hash });
-      const { rows: fees } = await ctx.db.pool.query<{ amount: string }>(
-        `SELECT amount::text FROM ledger.transfers
+      const { rows: fees } = await ctx.db.pool.query<{ amount: bigint }>(
+        `SELECT amount FROM ledger.transfers
           WHERE kind = 'fee' AND tx_hash = $1 AND type IN ('single', 'post')
             AND debit_account_id = (SELECT id FROM ledger.accounts WHERE name = 'fees:gas' AND asset_id = $2)`,
         [
@@ -162,9 +162,7 @@ describe("withdrawals end to end", () => {
           `${chain.chainId}:0x0000000000000000000000000000000000000000`,
         ],
       );
-      expect(fees.map((f) => f.amount)).toEqual([
-        (receipt.gasUsed * receipt.effectiveGasPrice).toString(),
-      ]);
+      expect(fees.map((f) => f.amount)).toEqual([receipt.gasUsed * receipt.effectiveGasPrice]);
       return receipt;
     };
     for (const w of [result.withdrawals.small, result.withdrawals.approved]) {
@@ -254,12 +252,12 @@ describe("withdrawals end to end", () => {
     expect(final).toMatchObject({ status: "failed" });
     expect(final.failureReason).toEqual(expect.any(String));
     expect(String(final.failureReason)).toMatch(/ESTIMATE_REVERTED/);
-    const { rows: failedRow } = await ctx.db.pool.query<{ tx_hash: string | null; fee: string }>(
-      "SELECT tx_hash, fee::text FROM api.withdrawals WHERE id = $1",
-      [w.id],
-    );
+    const { rows: failedRow } = await ctx.db.pool.query<{
+      tx_hash: string | null;
+      fee: bigint | null;
+    }>("SELECT tx_hash, fee FROM api.withdrawals WHERE id = $1", [w.id]);
     expect(failedRow[0]).toMatchObject({ tx_hash: null });
-    expect(failedRow[0]!.fee ?? "0").toBe("0");
+    expect(failedRow[0]!.fee ?? 0n).toBe(0n);
     const balances = (await call("GET", "/v1/customers/alice/balances")).balances as {
       assetId: string;
       available: string;

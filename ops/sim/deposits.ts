@@ -603,12 +603,12 @@ export async function runDeposits(
         tx_hash: string;
         owner: string;
         asset_id: string;
-        net: string;
+        net: bigint;
         credits: number;
       }>(
         `SELECT COALESCE(t.tx_hash, p.tx_hash) AS tx_hash, substr(a.name, 6) AS owner, t.asset_id,
                 sum(CASE WHEN t.credit_account_id = a.id THEN t.posted_delta
-                         ELSE -(t.posted_delta + t.pending_delta) END)::text AS net,
+                         ELSE -(t.posted_delta + t.pending_delta) END) AS net,
                 count(*) FILTER (WHERE t.credit_account_id = a.id AND t.kind = 'deposit' AND t.type = 'single')::int AS credits
            FROM ledger.transfers t
            LEFT JOIN ledger.transfers p ON p.id = t.pending_id
@@ -626,7 +626,7 @@ export async function runDeposits(
         const chainAmount = receipt?.status === "0x1" ? d.amount : 0n;
         const assetId = d.kind === "native" ? ETH : TT;
         const e = ledgerByTx.get(`${d.hash.toLowerCase()}|${ownerOf.get(d.to)}|${assetId}`);
-        const net = e ? BigInt(e.net) : 0n;
+        const net = e ? e.net : 0n;
         if (net !== chainAmount && reported++ < 5)
           fail(
             "no-double-credit",

@@ -184,9 +184,9 @@ describe("Ponder parity with custody-node's own records", () => {
       }),
     );
     const settled = async () => {
-      const r = await pool.query<{ open: number; swept: string | null; cold: number }>(
+      const r = await pool.query<{ open: number; swept: bigint | null; cold: number }>(
         `SELECT (SELECT count(*)::int FROM custody.sweeps WHERE status = 'open') AS open,
-                (SELECT sum(i.swept)::text FROM custody.sweep_items i
+                (SELECT sum(i.swept) FROM custody.sweep_items i
                    JOIN custody.sweeps s ON s.id = i.sweep_id
                   WHERE s.status = 'booked' AND i.asset = $1) AS swept,
                 (SELECT count(*)::int FROM custody.cold_moves WHERE status = 'booked' AND asset = $1) AS cold`,
@@ -199,7 +199,7 @@ describe("Ponder parity with custody-node's own records", () => {
       async () => {
         await mine();
         const s = await settled();
-        return s.open === 0 && s.swept === CARGO.toString() && s.cold >= 1;
+        return s.open === 0 && s.swept === CARGO && s.cold >= 1;
       },
       { timeoutMs: 120_000, everyMs: 250 },
     );
@@ -257,7 +257,8 @@ describe("Ponder parity with custody-node's own records", () => {
       { timeoutMs: 60_000, everyMs: 250 },
     );
 
-    // 5. Row for row. Custody-node's side first, then Ponder's GraphQL.
+    // 5. Row for row. Custody-node's side first, then Ponder's GraphQL. (A `::text` inside a `||`
+    // builds the text row in SQL; no NUMERIC column reaches the reader.)
     const custodySweeps = (
       await pool.query<{ row: string }>(
         `SELECT s.tx_hash || '|' || s.factory || '|' || i.salt || '|' || i.address || '|' || i.asset
@@ -284,9 +285,9 @@ describe("Ponder parity with custody-node's own records", () => {
         asset: string;
         from_address: string;
         to_address: string;
-        amount: string;
+        amount: bigint;
       }>(
-        `SELECT tx_hash, log_index, asset, from_address, to_address, amount::text
+        `SELECT tx_hash, log_index, asset, from_address, to_address, amount
            FROM chain.transfers
           WHERE chain_id = $1 AND kind = 'erc20' AND status <> 'orphaned' AND block_number >= $2
             AND (from_address = ANY($3) OR to_address = ANY($3))`,
@@ -362,7 +363,8 @@ describe("Ponder parity with custody-node's own records", () => {
     for (const row of [...answers.sweeps.items, ...answers.walletTransfers.items])
       expect(row.id).toBe(`${row.transactionHash}-${row.logIndex}`);
 
-    // SQL over HTTP (@ponder/client's endpoint) reads the same tables.
+    // SQL over HTTP (@ponder/client's endpoint) reads the same tables (Ponder's own connection,
+    // not our pool: its `::text` stays).
     const sql = encodeURIComponent(
       JSON.stringify({
         json: {
