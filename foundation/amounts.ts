@@ -41,9 +41,8 @@ export function amountFromText(value: string): bigint {
 }
 
 /** A NUMERIC read that may be NULL (a sum over no rows, a missing join): NULL counts as zero. */
-export function amountFromDb(value: bigint | string | null | undefined): bigint {
-  if (value === null || value === undefined) return 0n;
-  return typeof value === "bigint" ? value : amountFromText(value);
+export function amountFromDb(value: bigint | null | undefined): bigint {
+  return value ?? 0n;
 }
 
 /** What turns base units into token units for people: the asset's symbol and decimals. */
