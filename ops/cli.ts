@@ -1,19 +1,33 @@
 /**
  * The `custody-node` command line. Module commands (keys, ledger check, reconcile, …) are
  * registered by the modules through ops/commands.ts.
+ *
+ * What a command runs is imported when it runs (`await import(...)` in its action, and only the
+ * module commands it needs, ops/commands.ts): loading every module costs seconds of CPU per
+ * start, and the tests start this CLI often. Help lists every command, as before.
  */
 import { Command, CommanderError, Option } from "commander";
-import { chainSchema } from "../chains/index.js";
-import { loadConfig } from "../foundation/config.js";
 import { ConfigError } from "../foundation/errors.js";
 import { parseRoles, ROLE_NAMES } from "../foundation/roles.js";
 import { registerModuleCommands } from "./commands.js";
-import { runDev } from "./dev.js";
-import { ensureDatabase } from "./devstack/services.js";
-import { migrate } from "./migrate.js";
-import { startService } from "./start.js";
 
-export function buildCli(): Command {
+/** The commands this file defines (the rest come from the modules). */
+const OWN_COMMANDS = ["start", "migrate", "dev"];
+
+/** The service's config, as every command reads it (foundation's loader with the chain schema). */
+async function loadServiceConfig() {
+  const [{ chainSchema }, { loadConfig }] = await Promise.all([
+    import("../chains/index.js"),
+    import("../foundation/config.js"),
+  ]);
+  return loadConfig(chainSchema);
+}
+
+/**
+ * The CLI. `command`, the first argument (argv[2]), lets it register only what that command needs;
+ * without it (or for help, an option, an unknown name) every command is there.
+ */
+export async function buildCli(command?: string): Promise<Command> {
   const program = new Command("custody-node")
     .description("Custody of customers' crypto on EVM chains")
     .showHelpAfterError()
@@ -32,7 +46,11 @@ export function buildCli(): Command {
     .option("--chains <chains>", "comma-separated chain keys or ids from the config (default: all)")
     .option("--migrate", "apply database migrations before starting", false)
     .action(async (opts: { roles?: string; chains?: string; migrate: boolean }) => {
-      const config = loadConfig(chainSchema);
+      const config = await loadServiceConfig();
+      const [{ ensureDatabase }, { startService }] = await Promise.all([
+        import("./devstack/services.js"),
+        import("./start.js"),
+      ]);
       // Like `custody-node migrate`: a database that does not exist yet is created first.
       if (opts.migrate) await ensureDatabase(config.env.DATABASE_URL);
       await startService(config, {
@@ -52,7 +70,11 @@ export function buildCli(): Command {
       "apply every module's database migrations (idempotent; safe from several processes)",
     )
     .action(async () => {
-      const config = loadConfig(chainSchema);
+      const config = await loadServiceConfig();
+      const [{ ensureDatabase }, { migrate }] = await Promise.all([
+        import("./devstack/services.js"),
+        import("./migrate.js"),
+      ]);
       await ensureDatabase(config.env.DATABASE_URL);
       const results = await migrate(config.env.DATABASE_URL, { log: (m) => console.log(m) });
       const applied = results.reduce((n, r) => n + r.applied.length, 0);
@@ -66,6 +88,7 @@ export function buildCli(): Command {
     )
     .option("--dir <dir>", "where dev keeps its config, KMS keys and chain state", ".dev")
     .action(async (opts: { dir: string }) => {
+      const { runDev } = await import("./dev.js");
       const dev = await runDev({ dir: opts.dir });
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());
@@ -76,13 +99,15 @@ export function buildCli(): Command {
       console.log("[dev] stopped");
     });
 
-  registerModuleCommands(program);
+  if (command === undefined || !OWN_COMMANDS.includes(command))
+    await registerModuleCommands(program, command);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildCli();
   try {
+    // argv is node's: [node, script, command, ...]; the program has no options of its own but help.
+    const program = await buildCli(argv[2]);
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
