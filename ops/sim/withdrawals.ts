@@ -195,6 +195,7 @@ export async function runWithdrawals(
     lost_rate: lostRate,
     cancels: 0,
     needs_review: 0,
+    dead_reviews: "none",
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
@@ -687,7 +688,19 @@ export async function runWithdrawals(
       [CHAIN_ID],
     );
     stats.cancels = cancelRows[0]?.n ?? 0;
+    // Every request's needs_review events: with receipts withheld, a request whose cancel or send
+    // mined can go to needs_review (NONCE_CONSUMED_NO_KNOWN_ATTEMPT) and heal once the receipt is
+    // back, more often on a loaded machine. The dead withdrawal's own reviews (by reason, in order)
+    // are what its scenario decides: none when its cancel heals, CANCEL_UNSENDABLE once when not.
     stats.needs_review = cancelRows[0]?.review ?? 0;
+    if (deadOne) {
+      const { rows: reviews } = await pool.query<{ reason: string | null }>(
+        `SELECT reason FROM custody.tx_request_events
+          WHERE request_id = $1 AND event = 'needs_review' ORDER BY id`,
+        [`withdrawal:${deadOne.id}`],
+      );
+      stats.dead_reviews = reviews.map((r) => r.reason ?? "?").join(",") || "none";
+    }
     stats.dead_sent = deadOne ? 1 : 0;
     stats.dead_sends_refused =
       (pA.stats().send_intercepted ?? 0) + (pB.stats().send_intercepted ?? 0);
