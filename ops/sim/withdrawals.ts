@@ -17,7 +17,8 @@
  *  - stop: the signer's stop() returns within 15 s;
  *  - dead (30% of seeds, own random stream): one withdrawal every endpoint refuses for good, and
  *    either its first cancel's KMS Sign fails once (heals by backoff) or every cancel is refused
- *    (needs_review, then the sim fails it as the operator): it is paid 0 times, ends `failed`
+ *    (needs_review, then the sim fails it as the operator, who first checks on the chain that
+ *    none of its attempts mined: operator.ts): it is paid 0 times, ends `failed`
  *    (by the operator only when unsendable), exactly one of its cancels is in a final block, and
  *    its hold stands until it has failed.
  */
@@ -56,6 +57,7 @@ import {
 } from "../../signer/index.js";
 import { type KmsProxy, startKmsProxy } from "../../signer/testing/kmsProxy.js";
 import { createSimWorld, parseChain, type SimRun } from "./harness.js";
+import { minedOnChain } from "./operator.js";
 import { createRandom } from "./random.js";
 import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";
 
@@ -398,6 +400,8 @@ export async function runWithdrawals(
     const deadReleased = async (id: string) =>
       (await ledger.getTransfer(withdrawalTransferIds(id, 0).void)) !== undefined;
     let operatorFailed = false;
+    /** The operator found one of the dead withdrawal's attempts mined and left it in needs_review. */
+    let operatorWaited = false;
     let releasedEarly = false;
     /** While the dead withdrawal is not failed, its hold must stand. */
     let sabotaged = false;
@@ -529,6 +533,7 @@ export async function runWithdrawals(
     // Settle: honest endpoints, working KMS; mine until every accepted withdrawal is final.
     clearFaults();
     for (const p of [pA, pB]) p.setSendDrop(null);
+    trace(`settle: faults cleared at ${new Date().toISOString().slice(11, 23)}`);
     const probeIndex = accepted.length;
     await withdraw(); // keeps-sending: created after every fault
     const probe = accepted[probeIndex];
@@ -549,7 +554,33 @@ export async function runWithdrawals(
         const status = statuses.get(d.id);
         await checkDeadHold(status);
         if (status === "needs_review" && !operatorFailed) {
-          // The operator: the chain shows the nonce unused by any attempt of ours; fail it.
+          // The operator checks the chain first (operator.ts): if one of its attempts mined (the
+          // endpoints withheld its receipt: NONCE_CONSUMED_NO_KNOWN_ATTEMPT), the signer finds it
+          // once they answer again, and the cancel's final block fails it: leave it.
+          const { rows: req } = await pool.query<{ review_reason: string | null }>(
+            "SELECT review_reason FROM custody.tx_requests WHERE id = $1",
+            [`withdrawal:${d.id}`],
+          );
+          const { rows: attempts } = await pool.query<{ hash: Hex }>(
+            "SELECT tx_hash AS hash FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
+            [`withdrawal:${d.id}`],
+          );
+          const onChain = await minedOnChain(
+            rpc,
+            attempts.map((a) => a.hash),
+          );
+          if (onChain) {
+            if (!operatorWaited)
+              trace(
+                `  operator at ${new Date().toISOString().slice(11, 23)}: dead withdrawal in needs_review (${req[0]?.review_reason}), but its ${onChain.hash} is in block ${onChain.blockNumber}: not failing it`,
+              );
+            operatorWaited = true;
+            continue;
+          }
+          trace(
+            `  operator at ${new Date().toISOString().slice(11, 23)}: dead withdrawal in needs_review (${req[0]?.review_reason}), none of its attempts mined: failing it`,
+          );
+          // The chain shows the nonce unused by any attempt of ours: fail it.
           await withdrawals.failByOperator(d.id, {
             by: "sim-operator",
             reason: `sim seed ${seed}: every send and cancel of nonce ${deadNonce} refused by every endpoint`,
@@ -659,6 +690,24 @@ export async function runWithdrawals(
         // Final as the signer counts it: `finality` blocks including its own.
         if (receipt && BigInt(receipt.blockNumber) <= head - BigInt(finality) + 1n) finalCancels++;
       }
+      // Its history, for the trace (why it went where it went; times to compare with the settle).
+      const { rows: events } = await pool.query<{
+        at: string;
+        event: string;
+        from: string | null;
+        to: string;
+        reason: string | null;
+        details: unknown;
+      }>(
+        `SELECT to_char(created_at, 'HH24:MI:SS.MS') AS at, event, from_status AS from, to_status AS to, reason, details
+           FROM custody.tx_request_events WHERE request_id = $1 ORDER BY id`,
+        [`withdrawal:${deadOne.id}`],
+      );
+      if (options.trace)
+        for (const e of events)
+          trace(
+            `  dead request ${e.at} ${e.event}: ${e.from} -> ${e.to}${e.reason ? ` (${e.reason})` : ""} ${JSON.stringify(e.details)}`,
+          );
       if (finalCancels !== 1)
         fail(
           "dead",
