@@ -5,6 +5,7 @@
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
+import { formatAmount } from "../../foundation/amounts.js";
 import {
   type DepositRow,
   listDeposits,
@@ -48,8 +49,7 @@ export function depositOut(r: DepositRow) {
     asset: getAddress(r.asset),
     address: getAddress(r.to_address),
     from: getAddress(r.from_address),
-    // The ledger's rows carry NUMERIC amounts (bigint once read as such); JSON has decimal strings.
-    amount: r.amount.toString(),
+    amount: formatAmount(r.amount),
     txHash: r.tx_hash,
     position: r.position,
     blockNumber: r.block_number,
@@ -91,13 +91,13 @@ function reorgHoldOut(r: ReorgHoldRow) {
     chainId: Number(r.chain_id),
     assetId: `${r.chain_id}:${r.asset}`,
     address: getAddress(r.to_address),
-    amount: r.amount.toString(),
+    amount: formatAmount(r.amount),
     txHash: r.tx_hash,
     position: r.position,
     blockNumber: r.block_number,
     orphanedBlock: r.orphaned_block,
-    holdAmount: r.hold_amount === null ? null : r.hold_amount.toString(),
-    shortfallAmount: r.shortfall_amount === null ? null : r.shortfall_amount.toString(),
+    holdAmount: r.hold_amount === null ? null : formatAmount(r.hold_amount),
+    shortfallAmount: r.shortfall_amount === null ? null : formatAmount(r.shortfall_amount),
     holdsPlaced: r.holds_placed,
     since: r.updated_at.toISOString(),
   };

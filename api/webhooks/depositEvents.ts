@@ -33,7 +33,7 @@ export async function produceDepositEvents({
 }): Promise<number> {
   let produced = 0;
   for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
-    const { rows } = await pool.query<Omit<DepositFactRow, "amount"> & { amount: bigint }>(
+    const { rows } = await pool.query<DepositFactRow>(
       `SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
               t.amount, t.tx_hash, t.position, t.block_number::text, t.block_hash
          FROM chain.deposit_facts t
