@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  amountFromDb,
-  amountFromText,
-  formatTokenAmount,
-  parseAmount,
-  parseTokenAmount,
-} from "./amounts.js";
+import { amountFromText, formatTokenAmount, parseAmount, parseTokenAmount } from "./amounts.js";
 
 const eth = { symbol: "ETH", decimals: 18 };
 
@@ -42,14 +36,12 @@ describe("formatTokenAmount", () => {
   });
 });
 
-describe("parseAmount, amountFromText and amountFromDb", () => {
+describe("parseAmount and amountFromText", () => {
   it("parse decimal base units and nothing else", () => {
     expect(parseAmount("10")).toBe(10n);
     expect(() => parseAmount("-1")).toThrow(/amount must be/);
     expect(() => parseAmount("1e3", "value")).toThrow(/value must be/);
     expect(() => parseAmount((1n << 256n).toString())).toThrow(/exceeds uint256/);
-    expect(amountFromDb(null)).toBe(0n);
-    expect(amountFromDb(5n)).toBe(5n);
     // The NUMERIC parser: integers of any size and sign exactly; anything else is a coded error.
     expect(amountFromText("-12")).toBe(-12n);
     expect(amountFromText((1n << 256n).toString())).toBe(1n << 256n);

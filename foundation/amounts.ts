@@ -40,11 +40,6 @@ export function amountFromText(value: string): bigint {
   return BigInt(value);
 }
 
-/** A NUMERIC read that may be NULL (a sum over no rows, a missing join): NULL counts as zero. */
-export function amountFromDb(value: bigint | null | undefined): bigint {
-  return value ?? 0n;
-}
-
 /** What turns base units into token units for people: the asset's symbol and decimals. */
 export type AssetUnits = { symbol: string; decimals: number };
 

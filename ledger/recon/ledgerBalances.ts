@@ -3,7 +3,6 @@
  * the user liabilities, with pending reorg holds counted as posted; and the deposit credits under
  * a reorg hold.
  */
-import { amountFromDb } from "../../foundation/amounts.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { accountKey } from "./balances.js";
 import type { ReorgHold } from "./types.js";
@@ -77,8 +76,8 @@ export async function loadReorgHolds(client: PoolClient, chainId: number): Promi
     toAddress: x.to_address,
     amount: x.amount,
     state: x.state,
-    holdAmount: amountFromDb(x.hold_amount),
-    shortfallAmount: amountFromDb(x.shortfall_amount),
+    holdAmount: x.hold_amount ?? 0n,
+    shortfallAmount: x.shortfall_amount ?? 0n,
     orphanedBlock: x.orphaned_block === null ? null : Number(x.orphaned_block),
     updatedAt: x.updated_at,
   }));
