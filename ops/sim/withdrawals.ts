@@ -708,6 +708,11 @@ export async function runWithdrawals(
           trace(
             `  dead request ${e.at} ${e.event}: ${e.from} -> ${e.to}${e.reason ? ` (${e.reason})` : ""} ${JSON.stringify(e.details)}`,
           );
+      stats.dead_reviews =
+        events
+          .filter((e) => e.event === "needs_review")
+          .map((e) => e.reason ?? "?")
+          .join(",") || "none";
       if (finalCancels !== 1)
         fail(
           "dead",
@@ -741,15 +746,8 @@ export async function runWithdrawals(
     // mined can go to needs_review (NONCE_CONSUMED_NO_KNOWN_ATTEMPT) and heal once the receipt is
     // back, more often on a loaded machine. The dead withdrawal's own reviews (by reason, in order)
     // are what its scenario decides: none when its cancel heals, CANCEL_UNSENDABLE once when not.
+    // (stats.dead_reviews is set from the dead request's history above.)
     stats.needs_review = cancelRows[0]?.review ?? 0;
-    if (deadOne) {
-      const { rows: reviews } = await pool.query<{ reason: string | null }>(
-        `SELECT reason FROM custody.tx_request_events
-          WHERE request_id = $1 AND event = 'needs_review' ORDER BY id`,
-        [`withdrawal:${deadOne.id}`],
-      );
-      stats.dead_reviews = reviews.map((r) => r.reason ?? "?").join(",") || "none";
-    }
     stats.dead_sent = deadOne ? 1 : 0;
     stats.dead_sends_refused =
       (pA.stats().send_intercepted ?? 0) + (pB.stats().send_intercepted ?? 0);
