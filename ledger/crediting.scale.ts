@@ -26,6 +26,15 @@ export type CreditBlockMeasurement = {
   /** Median over the runs (ms). */
   ms: number;
   runsMs: number[];
+  /**
+   * Of each run, the time spent waiting for Postgres: the sum of its statements' round trips
+   * (execution, the commit's WAL flush, the socket), on the same work. The rest is ours (building
+   * the transfers, the ledger's decisions, serialising the arrays). A block cannot be credited
+   * faster than this share with the statements crediting sends.
+   */
+  postgresMs: number[];
+  /** Median of postgresMs. */
+  postgresMedianMs: number;
   /** Credits created per run (must equal `deposits`). */
   credited: number[];
   deposits: number;
@@ -77,6 +86,29 @@ export async function unregisterScaleForwarders(pool: Pool, chainId: number): Pr
   await pool.query("VACUUM chain.deposit_addresses");
 }
 
+/**
+ * Sums the round trips of every statement sent on `pool`'s clients while `on` is true (clients
+ * are wrapped when checked out; a measurement's statements run one at a time).
+ */
+function statementClock(pool: Pool) {
+  const clock = { on: false, ms: 0 };
+  const wrapped = new WeakSet<object>();
+  pool.on("acquire", (client) => {
+    if (wrapped.has(client)) return;
+    wrapped.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const result = query(...args);
+      if (!clock.on || !(result instanceof Promise)) return result;
+      const t = performance.now();
+      return result.finally(() => {
+        clock.ms += performance.now() - t;
+      });
+    };
+  });
+  return clock;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function measureCreditBlock({
@@ -92,6 +124,7 @@ export async function measureCreditBlock({
   deposits?: number;
   runs?: number;
 }): Promise<CreditBlockMeasurement> {
+  const clock = statementClock(pool);
   const ledger = createLedger({ common, pool });
   const crediting = createDepositCrediting({ common, pool, ledger });
   const registered = await registerScaleForwarders(pool, chainId);
@@ -107,6 +140,7 @@ export async function measureCreditBlock({
     // pass only catches the watermark up, as a running worker would have.
     await crediting.sweep({ chainId });
     const runsMs: number[] = [];
+    const postgresMs: number[] = [];
     const credited: number[] = [];
     for (let run = 0; run < runs; run++) {
       const { rows } = await pool.query<{ next: string }>(
@@ -131,9 +165,13 @@ export async function measureCreditBlock({
           deposits,
         ],
       );
+      clock.ms = 0;
+      clock.on = true;
       const t = performance.now();
       const r = await crediting.sweep({ chainId, fromBlock: block, toBlock: block });
       runsMs.push(performance.now() - t);
+      clock.on = false;
+      postgresMs.push(clock.ms);
       credited.push(r.credited);
     }
     const idle: number[] = [];
@@ -176,6 +214,8 @@ export async function measureCreditBlock({
     return {
       ms: median(runsMs),
       runsMs,
+      postgresMs,
+      postgresMedianMs: median(postgresMs),
       credited,
       deposits,
       facts: Number(n[0]!.n),

@@ -276,9 +276,14 @@ async function main() {
               if (c.credited.some((n) => n !== c.deposits))
                 throw new Error(`credited ${c.credited.join(", ")} of ${c.deposits} per run`);
               console.log(
-                `crediting: ${fmt(c.facts)} confirmed facts on the chain; runs ${c.runsMs.map((x) => x.toFixed(0)).join(", ")} ms; the ledger's own write of 1,000 transfers ${c.ledgerWriteMs.toFixed(0)} ms; periodic pass with nothing new ${c.idleMs.toFixed(0)} ms`,
+                `crediting: ${fmt(c.facts)} confirmed facts on the chain; runs ${c.runsMs.map((x) => x.toFixed(0)).join(", ")} ms, of them waiting for Postgres ${c.postgresMs.map((x) => x.toFixed(0)).join(", ")} ms; the ledger's own write of 1,000 transfers ${c.ledgerWriteMs.toFixed(0)} ms; periodic pass with nothing new ${c.idleMs.toFixed(0)} ms`,
               );
               figure("crediting a new block of 1,000 deposits (median of 5)", c.ms, "ms");
+              figure(
+                "crediting a new block: its statements' time in Postgres (median of 5)",
+                c.postgresMedianMs,
+                "ms",
+              );
             } catch (error) {
               notMeasured("crediting a new block of 1,000 deposits", `failed: ${firstLine(error)}`);
             }
