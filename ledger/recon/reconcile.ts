@@ -69,7 +69,18 @@ export type RunSummary = {
   entriesExamined: number;
   matched: number;
   deferred: number;
-  timingsMs: { load: number; match: number; balances: number; store: number; total: number };
+  /**
+   * `onchain`: the on-chain balance read alone, from its start to its answer (it overlaps the
+   * load in an incremental run, and follows the match in a full one).
+   */
+  timingsMs: {
+    load: number;
+    match: number;
+    balances: number;
+    store: number;
+    total: number;
+    onchain: number;
+  };
 };
 
 export type Reconciler = {
@@ -173,6 +184,7 @@ export function createReconciler({
       inputs: { confirmations: chain.confirmations, final_block: final, tokens },
     });
     const runLog = log.child({ chain_id: chainId, run_id: runId, block, mode });
+    let onchainMs = 0;
     const carried = memories.get(chainId) ?? {};
     memories.delete(chainId);
     try {
@@ -189,14 +201,18 @@ export function createReconciler({
             rotation: reads.rotation,
             chainBackedKinds: chain.traces ? undefined : WITHOUT_TRACES,
             carried,
-            readBalances: (addresses) =>
-              readCustodyBalances(adapter(chain), {
+            readBalances: (addresses) => {
+              const start = performance.now();
+              return readCustodyBalances(adapter(chain), {
                 addresses,
                 tokens,
                 block,
                 options: reads,
                 limit: limiter(chain, reads.requestsPerSecond),
-              }),
+              }).finally(() => {
+                onchainMs = performance.now() - start;
+              });
+            },
             sweeps,
             lookbackMs,
             streamPage,
@@ -291,6 +307,7 @@ export function createReconciler({
           balances: t3 - t2,
           store: t4 - t3,
           total: t4 - t0,
+          onchain: onchainMs,
         },
       };
       metrics.observe(summary);
