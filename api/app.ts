@@ -57,6 +57,11 @@ export const errorStatus: Record<string, number> = {
   INSUFFICIENT_AVAILABLE_BALANCE: 422,
   CUSTOMER_WITHDRAWALS_BLOCKED: 422,
   WITHDRAWAL_INVALID_STATE: 409,
+  // An operator's failure the chain refuses (signer/operator.ts): one of the withdrawal's own
+  // transactions used its nonce, another one did in a block not final yet, or no node can tell.
+  SIGNER_REQUEST_MINED_ON_CHAIN: 409,
+  SIGNER_NONCE_NOT_FINAL: 409,
+  SIGNER_CHAIN_CHECK_UNAVAILABLE: 503,
   APPROVER_IS_REQUESTER: 403,
   ALREADY_DECIDED: 409,
   NO_HOT_WALLET: 503,

@@ -18,6 +18,7 @@ import { loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
 import { DEFAULT_EMULATOR_FILE, startKmsEmulator } from "./kms-emulator/server.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
+import { type NonceEvidenceReader, nonceEvidenceFromChains } from "./nonceEvidence.js";
 import {
   failTxRequestByOperator,
   listTxRequestsForReview,
@@ -25,14 +26,16 @@ import {
   retryTxRequestByOperator,
 } from "./operator.js";
 
-async function withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
+async function withPool<T>(
+  fn: (pool: Pool, readEvidence: NonceEvidenceReader) => Promise<T>,
+): Promise<T> {
   const config = loadConfig(chainSchema);
   const pool = createPool(config.env.DATABASE_URL, {
     max: 1,
     applicationName: "custody-node signer",
   });
   try {
-    return await fn(pool);
+    return await fn(pool, nonceEvidenceFromChains(config.chains));
   } finally {
     await pool.end();
   }
@@ -165,11 +168,15 @@ export function registerCommands(program: Command): void {
   const decision =
     (
       verb: string,
-      fn: (pool: Pool, d: OperatorDecision) => Promise<{ from: string; to: string }>,
+      fn: (
+        pool: Pool,
+        d: OperatorDecision,
+        readEvidence: NonceEvidenceReader,
+      ) => Promise<{ from: string; to: string }>,
     ) =>
     async (id: string, opts: { by: string; reason: string }) => {
-      await withPool(async (pool) => {
-        const out = await fn(pool, { requestId: id, ...opts });
+      await withPool(async (pool, readEvidence) => {
+        const out = await fn(pool, { requestId: id, ...opts }, readEvidence);
         console.log(`${verb} ${id}: ${out.from} -> ${out.to} (by ${opts.by}: ${opts.reason})`);
       });
     };
@@ -177,7 +184,7 @@ export function registerCommands(program: Command): void {
   requests
     .command("fail <requestId>")
     .description(
-      "fail a receipt_unknown or needs_review request (its caller may then release the hold)",
+      "fail a receipt_unknown or needs_review request (its caller may then release the hold); refused when the chain shows one of its own transactions used its nonce, or cannot tell",
     )
     .requiredOption("--by <who>", "the operator deciding")
     .requiredOption("--reason <text>", "why (what was checked on chain)")

@@ -108,3 +108,54 @@ export class TxRequestNotReviewableError extends BaseError {
     });
   }
 }
+
+/**
+ * The chain could not be asked what used a request's nonce (no node answered, a node without the
+ * history, a chain not configured): an operator's failure waits, since absence is never evidence.
+ */
+export class ChainEvidenceUnavailableError extends BaseError {
+  override name = "ChainEvidenceUnavailableError";
+  constructor(chainId: number, why: string, cause?: unknown) {
+    super(`Cannot read from chain ${chainId} what used the request's nonce: ${why}`, {
+      code: "SIGNER_CHAIN_CHECK_UNAVAILABLE",
+      retryable: true,
+      cause,
+      meta: { chain_id: chainId },
+    });
+  }
+}
+
+/**
+ * An operator tried to fail a request one of whose own transactions the chain has in a block:
+ * refused (the money left, or its cancel mined); the signer records it once a node returns the receipt.
+ */
+export class TxRequestMinedOnChainError extends BaseError {
+  override name = "TxRequestMinedOnChainError";
+  constructor(id: string, txHash: string, blockNumber: bigint) {
+    super(
+      `Transaction request ${id} has its transaction ${txHash} in block ${blockNumber}; it is not failed (the signer records it once a node returns the receipt)`,
+      {
+        code: "SIGNER_REQUEST_MINED_ON_CHAIN",
+        meta: { id, tx_hash: txHash, block_number: blockNumber.toString() },
+      },
+    );
+  }
+}
+
+/**
+ * An operator tried to fail a request whose nonce another transaction used in a block that is
+ * not final yet: a reorg could still bring one of our attempts back; wait for finality.
+ */
+export class TxRequestNonceNotFinalError extends BaseError {
+  override name = "TxRequestNonceNotFinalError";
+  constructor(id: string, txHash: string, blockNumber: bigint) {
+    super(
+      `Transaction request ${id}: its nonce was used by ${txHash} in block ${blockNumber}, which is not final yet; retry once it is`,
+      {
+        code: "SIGNER_NONCE_NOT_FINAL",
+        retryable: true,
+        meta: { id, tx_hash: txHash, block_number: blockNumber.toString() },
+      },
+    );
+  }
+}

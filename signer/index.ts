@@ -8,12 +8,15 @@
 
 export { type CrashAt, createBroadcaster, parseCrashAt } from "./broadcaster/index.js";
 export {
+  ChainEvidenceUnavailableError,
   InvalidTxRequestError,
   KmsKeyUnsuitableError,
   KmsSignatureError,
   KmsThrottledError,
   LeaseLostError,
   TxRequestConflictError,
+  TxRequestMinedOnChainError,
+  TxRequestNonceNotFinalError,
   TxRequestNotFoundError,
   TxRequestNotReviewableError,
 } from "./errors.js";
@@ -25,6 +28,11 @@ export {
 } from "./kms-emulator/server.js";
 export { createKmsAccount, createKmsClient, type KmsAccount } from "./kmsAccount.js";
 export { classifyNodeError, type NodeErrorClass, RESPONSES } from "./nodeErrors.js";
+export {
+  type NonceEvidence,
+  type NonceEvidenceReader,
+  nonceEvidenceFromChains,
+} from "./nonceEvidence.js";
 export {
   failTxRequestByOperator,
   listTxRequestsForReview,

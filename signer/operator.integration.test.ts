@@ -1,40 +1,66 @@
 /**
  * Only an operator fails a request after broadcast: `custody-node tx-requests review|fail|retry`
  * as real processes against a request the signer put in needs_review (its cancel was unsendable).
- * The decision is audited (who, why); a request in another status is refused and left unchanged;
- * once the cause is fixed, the broadcaster still uses the failed request's nonce with a cancel so
- * the wallet keeps sending.
+ * The decision is audited (who, why, what the chain showed); a request in another status is
+ * refused and left unchanged; once the cause is fixed, the broadcaster still uses the failed
+ * request's nonce with a cancel so the wallet keeps sending. Before failing, the chain is asked
+ * what used the nonce (read from blocks through the same proxy that withholds receipts): one of
+ * the request's own transactions refuses the failure (its money left), another transaction
+ * allows it once its block is final.
  */
-import { type Hex, parseTransaction } from "viem";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { type Hex, parseEther, parseTransaction, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnCli } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
+import { nonceEvidenceFromChains } from "./nonceEvidence.js";
 import { failTxRequestByOperator, retryTxRequestByOperator } from "./operator.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
-import { type SignerTest, SMALL_BLOCKS, startSignerTest } from "./testing/signerTest.js";
+import {
+  type SignerTest,
+  SMALL_BLOCKS,
+  startSignerTest,
+  writeChainConfig,
+} from "./testing/signerTest.js";
 
+const RULES = { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 } as const;
 let t: SignerTest<RpcProxy>;
 let proxy: RpcProxy;
+let dir: string;
+let configFile: string;
 
 beforeAll(async () => {
   t = await startSignerTest({
-    chain: {
-      anvilArgs: SMALL_BLOCKS,
-      config: { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 },
-    },
+    chain: { anvilArgs: SMALL_BLOCKS, config: RULES },
     proxy: startRpcProxy,
   });
   proxy = t.proxy!;
+  dir = mkdtempSync(path.join(tmpdir(), "signer-operator-"));
+  // The CLI reads the chain through the same proxy as the signer.
+  configFile = writeChainConfig(path.join(dir, "config.json"), t.chain, {
+    ...RULES,
+    blockTimeMs: 1000,
+    feeModel: "eip1559",
+  });
 });
 
 afterAll(async () => {
   await t?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+const readEvidence = () => nonceEvidenceFromChains([t.chain]);
+
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
-  const p = spawnCli(["tx-requests", ...args], { DATABASE_URL: t.ctx.db.url, LOG_LEVEL: "silent" });
+  const p = spawnCli(["tx-requests", ...args], {
+    DATABASE_URL: t.ctx.db.url,
+    CUSTODY_CONFIG: configFile,
+    LOG_LEVEL: "silent",
+  });
   const { code } = await within(`custody-node tx-requests ${args.join(" ")}`, p.exited, 60_000);
   return { code, out: p.output() };
 }
@@ -107,6 +133,14 @@ describe("operator decisions", () => {
           reason: "bytes can never be mined; customer refunded",
         },
       ]);
+      // What the chain showed is kept with the decision: the nonce unused at the head.
+      const { rows: audit } = await t.ctx.db.pool.query(
+        "SELECT details FROM custody.tx_request_events WHERE request_id = 'op-dead' AND event = 'operator_failed'",
+      );
+      expect(audit[0].details).toMatchObject({
+        review_reason: "CANCEL_UNSENDABLE",
+        chain_check: { nonce: "0", used: false, mined_count: "0" },
+      });
       const again = await cli(["retry", "op-dead", "--by", "bob", "--reason", "too late"]);
       expect(again.code).not.toBe(0);
       expect(again.out).toContain("op-dead is failed; this command applies to needs_review");
@@ -131,7 +165,11 @@ describe("operator decisions", () => {
   it("refuses a decision without who or why, with a stable code, before reading anything", async () => {
     const requestId = "no-such-request";
     await expect(
-      failTxRequestByOperator(t.ctx.db.pool, { requestId, by: " ", reason: "stuck" }),
+      failTxRequestByOperator(
+        t.ctx.db.pool,
+        { requestId, by: " ", reason: "stuck" },
+        readEvidence(),
+      ),
     ).rejects.toMatchObject({
       code: "SIGNER_OPERATOR_DECISION_INCOMPLETE",
       meta: { missing: "by" },
@@ -144,7 +182,165 @@ describe("operator decisions", () => {
     });
     // With both, the same call gets as far as the row (which does not exist).
     await expect(
-      failTxRequestByOperator(t.ctx.db.pool, { requestId, by: "alice", reason: "stuck" }),
+      failTxRequestByOperator(
+        t.ctx.db.pool,
+        { requestId, by: "alice", reason: "stuck" },
+        readEvidence(),
+      ),
     ).rejects.toMatchObject({ code: "SIGNER_REQUEST_NOT_FOUND" });
+  });
+
+  it("refuses to fail a request whose own transaction mined while every receipt was withheld", async () => {
+    const dest = "0x000000000000000000000000000000000000d00d" as Hex;
+    const account = await t.wallet();
+    let hiding = true;
+    proxy.setIntercept((call) =>
+      hiding && call.method === "eth_getTransactionReceipt" ? { result: null } : undefined,
+    );
+    const signer = t.run(account, {
+      settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 },
+    });
+    try {
+      await t.withdraw("paid-hidden", { from: account.address, to: dest, value: parseEther("1") });
+      const stuck = await waitFor("receipt_unknown or needs_review", async () => {
+        const o = await outcome("paid-hidden");
+        await t.rpc("evm_mine");
+        return o.status === "receipt_unknown" || o.status === "needs_review" ? o : undefined;
+      });
+      // The money left: the chain has the request's transaction.
+      expect(await t.client.getBalance({ address: dest })).toBe(parseEther("1"));
+      const { rows: attempts } = await t.ctx.db.pool.query<{ tx_hash: string }>(
+        "SELECT tx_hash FROM custody.tx_attempts WHERE request_id = 'paid-hidden'",
+      );
+      const mined = await t.client.getTransactionReceipt({ hash: attempts[0]!.tx_hash as Hex });
+      await expect(
+        failTxRequestByOperator(
+          t.ctx.db.pool,
+          { requestId: "paid-hidden", by: "alice", reason: "no receipt anywhere" },
+          readEvidence(),
+        ),
+      ).rejects.toMatchObject({
+        code: "SIGNER_REQUEST_MINED_ON_CHAIN",
+        meta: { tx_hash: mined.transactionHash, block_number: String(mined.blockNumber) },
+      });
+      const viaCli = await cli([
+        "fail",
+        "paid-hidden",
+        "--by",
+        "alice",
+        "--reason",
+        "no receipt anywhere",
+      ]);
+      expect(viaCli.code).not.toBe(0);
+      expect(viaCli.out).toContain(`has its transaction ${mined.transactionHash} in block`);
+      // Nothing changed, nothing audited for the operator.
+      expect((await outcome("paid-hidden")).status).toBe(stuck.status);
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'paid-hidden' AND actor LIKE 'operator:%'",
+      );
+      expect(rows).toEqual([]);
+      // Receipts come back: the signer records the transaction itself.
+      hiding = false;
+      await waitFor("confirmed once receipts are back", async () => {
+        const o = await outcome("paid-hidden");
+        if (o.status !== "confirmed" && o.status !== "finalized") await t.rpc("evm_mine");
+        return o.status === "confirmed" || o.status === "finalized";
+      });
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("fails a request whose nonce another transaction used, once that block is final; not while no node can tell", async () => {
+    const account = await t.wallet();
+    const from = account.address.toLowerCase();
+    let countsRefused = false;
+    // As in the first test: the send can never be mined (above the block gas limit) and every
+    // cancel is refused, so the signer puts the request in needs_review (CANCEL_UNSENDABLE).
+    proxy.setIntercept((call) => {
+      if (countsRefused && call.method === "eth_getTransactionCount")
+        return { error: { code: -32000, message: "missing trie node (no archive state)" } };
+      if (call.method !== "eth_sendRawTransaction") return undefined;
+      const tx = parseTransaction((call.params as Hex[])[0]!);
+      return tx.to?.toLowerCase() === from && (tx.value ?? 0n) === 0n
+        ? { error: { code: -32000, message: "intrinsic gas too low" } }
+        : undefined;
+    });
+    const signer = t.run(account, {
+      settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 1_000, maxCancelAttempts: 2 },
+    });
+    try {
+      await t.withdraw([{ id: "op-foreign", gasLimit: 2_000_000n }], { from: account.address });
+      await waitFor(
+        "needs_review",
+        async () => (await outcome("op-foreign")).status === "needs_review",
+      );
+      const decision = { requestId: "op-foreign", by: "alice", reason: "nonce used elsewhere" };
+      // Nodes without the state to answer: refused, nothing changed.
+      countsRefused = true;
+      await expect(
+        failTxRequestByOperator(t.ctx.db.pool, decision, readEvidence()),
+      ).rejects.toMatchObject({ code: "SIGNER_CHAIN_CHECK_UNAVAILABLE", retryable: true });
+      countsRefused = false;
+      expect((await outcome("op-foreign")).status).toBe("needs_review");
+
+      // Someone else with the key (here anvil, impersonating the wallet) uses nonce 0, paying
+      // more than the stuck send so it replaces it.
+      await t.rpc("anvil_impersonateAccount", [account.address]);
+      const foreign = (
+        (await t.rpc("eth_sendTransaction", [
+          {
+            from: account.address,
+            to: "0x000000000000000000000000000000000000f00d",
+            value: toHex(7n),
+            nonce: "0x0",
+            gas: toHex(21_000n),
+            maxFeePerGas: toHex(parseEther("0.000005")),
+            maxPriorityFeePerGas: toHex(parseEther("0.000005")),
+          },
+        ])) as Hex
+      ).toLowerCase() as Hex;
+      await t.rpc("anvil_stopImpersonatingAccount", [account.address]);
+      const receipt = await waitFor("the foreign transaction mined", async () => {
+        await t.rpc("evm_mine");
+        return t.client.getTransactionReceipt({ hash: foreign }).catch(() => undefined);
+      });
+      // Its block is the head: not final under the chain's rule (3 blocks).
+      await expect(
+        failTxRequestByOperator(t.ctx.db.pool, decision, readEvidence()),
+      ).rejects.toMatchObject({
+        code: "SIGNER_NONCE_NOT_FINAL",
+        retryable: true,
+        meta: { tx_hash: foreign, block_number: String(receipt.blockNumber) },
+      });
+      expect((await outcome("op-foreign")).status).toBe("needs_review");
+      await t.rpc("anvil_mine", [toHex(3)]);
+      expect(await failTxRequestByOperator(t.ctx.db.pool, decision, readEvidence())).toEqual({
+        from: "needs_review",
+        to: "failed",
+      });
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT details FROM custody.tx_request_events WHERE request_id = 'op-foreign' AND event = 'operator_failed'",
+      );
+      expect(rows[0].details).toMatchObject({
+        chain_check: {
+          nonce: "0",
+          used: true,
+          used_by: foreign,
+          block_number: String(receipt.blockNumber),
+        },
+      });
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("refuses a chain it is not configured for", async () => {
+    const reader = nonceEvidenceFromChains([t.chain]);
+    await expect(
+      reader({ chainId: 999_999_999, from: t.account.address, nonce: 0n }),
+    ).rejects.toMatchObject({ code: "SIGNER_CHAIN_CHECK_UNAVAILABLE", retryable: true });
   });
 });

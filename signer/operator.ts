@@ -6,17 +6,25 @@
  *
  * - fail: a `receipt_unknown` or `needs_review` request becomes `failed` (OPERATOR_FAILED). The
  *   caller (withdrawals) may then release its hold. If the nonce was never used on chain, the
- *   broadcaster cancels it so later nonces are not stuck.
+ *   broadcaster cancels it so later nonces are not stuck. Before failing, the chain is asked what
+ *   used the request's nonce (nonceEvidence.ts, read from blocks, not receipts): refused when it
+ *   was one of the request's own transactions (its receipt is only withheld: failing would release
+ *   the hold of money that left) or another transaction in a block not final yet, and when the
+ *   nodes cannot tell. The evidence is kept in the audit row.
  * - retry: a `needs_review` request whose cancel was unsendable (CANCEL_UNSENDABLE) goes back to
  *   `broadcast`, with a fresh budget of cancel attempts (after fixing the cause: funds, gas, node).
  */
+import type { Hex } from "viem";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { withTransaction } from "../foundation/db.js";
 import {
   OperatorDecisionIncompleteError,
+  TxRequestMinedOnChainError,
+  TxRequestNonceNotFinalError,
   TxRequestNotFoundError,
   TxRequestNotReviewableError,
 } from "./errors.js";
+import type { NonceEvidence, NonceEvidenceReader } from "./nonceEvidence.js";
 
 export type OperatorDecision = { requestId: string; by: string; reason: string };
 
@@ -29,17 +37,21 @@ async function decide(
   update: string,
   event: string,
   params: unknown[] = [],
+  check?: (row: RequestRow) => Promise<Record<string, unknown>>,
 ): Promise<{ from: string; to: string }> {
   if (!d.by.trim()) throw new OperatorDecisionIncompleteError("by");
   if (!d.reason.trim()) throw new OperatorDecisionIncompleteError("reason");
-  const { rows } = await client.query(
-    "SELECT status, review_reason FROM custody.tx_requests WHERE id = $1 FOR UPDATE",
+  const { rows } = await client.query<RequestRow>(
+    `SELECT status, review_reason, chain_id::text, from_address, nonce::text
+       FROM custody.tx_requests WHERE id = $1 FOR UPDATE`,
     [d.requestId],
   );
   const row = rows[0];
   if (!row) throw new TxRequestNotFoundError(d.requestId);
   if (!allowed.includes(row.status))
     throw new TxRequestNotReviewableError(d.requestId, row.status, allowed);
+  // Under the row lock: the broadcaster cannot move the request while the chain is read.
+  const evidence = check ? await check(row) : {};
   const upd = await client.query(
     `${update} WHERE id = $1 AND status = ANY($2::text[]) RETURNING status`,
     [d.requestId, allowed, ...params],
@@ -55,14 +67,75 @@ async function decide(
       event,
       `operator:${d.by}`,
       d.reason,
-      JSON.stringify({ review_reason: row.review_reason }),
+      JSON.stringify({ review_reason: row.review_reason, ...evidence }),
     ],
   );
   return { from: row.status, to };
 }
 
-/** Fail a `receipt_unknown` / `needs_review` request (audited). */
-export async function failTxRequestByOperator(pool: Pool, d: OperatorDecision) {
+type RequestRow = {
+  status: string;
+  review_reason: string | null;
+  chain_id: string;
+  from_address: Hex;
+  nonce: string | null;
+};
+
+/**
+ * What the chain shows for the request's nonce, as the audit row keeps it, or the refusal: one of
+ * the request's own transactions used it, or another one did in a block not final yet.
+ */
+async function chainCheck(
+  client: PoolClient,
+  requestId: string,
+  row: RequestRow,
+  readEvidence: NonceEvidenceReader,
+): Promise<Record<string, unknown>> {
+  if (row.nonce === null) return { chain_check: "no nonce: never signed" };
+  const nonce = BigInt(row.nonce);
+  const evidence: NonceEvidence = await readEvidence({
+    chainId: Number(row.chain_id),
+    from: row.from_address,
+    nonce,
+  });
+  if (evidence.kind === "unused")
+    return {
+      chain_check: {
+        nonce: nonce.toString(),
+        used: false,
+        head: evidence.head.toString(),
+        mined_count: evidence.latestCount.toString(),
+      },
+    };
+  // Any transaction we signed (hashes are stored lowercase), not only this request's.
+  const { rows: own } = await client.query<{ request_id: string }>(
+    "SELECT request_id FROM custody.tx_attempts WHERE tx_hash = $1",
+    [evidence.txHash],
+  );
+  if (own.length > 0)
+    throw new TxRequestMinedOnChainError(requestId, evidence.txHash, evidence.blockNumber);
+  if (!evidence.final)
+    throw new TxRequestNonceNotFinalError(requestId, evidence.txHash, evidence.blockNumber);
+  return {
+    chain_check: {
+      nonce: nonce.toString(),
+      used: true,
+      used_by: evidence.txHash,
+      block_number: evidence.blockNumber.toString(),
+      block_hash: evidence.blockHash,
+    },
+  };
+}
+
+/**
+ * Fail a `receipt_unknown` / `needs_review` request (audited), once the chain shows that none of
+ * its own transactions used its nonce (see the header).
+ */
+export async function failTxRequestByOperator(
+  pool: Pool,
+  d: OperatorDecision,
+  readEvidence: NonceEvidenceReader,
+) {
   return withTransaction(pool, (client) =>
     decide(
       client,
@@ -73,6 +146,7 @@ export async function failTxRequestByOperator(pool: Pool, d: OperatorDecision) {
               outcome_seq = outcome_seq + 1, updated_at = now()`,
       "operator_failed",
       [d.reason],
+      (row) => chainCheck(client, d.requestId, row, readEvidence),
     ),
   );
 }

@@ -1,17 +1,23 @@
 /**
  * An operator fails a withdrawal in `needs_review` and releases its hold (audited, with a reason):
  * the signer's request is failed first (its own audited record, refused if the chain moved it
- * meanwhile), then the withdrawal. Repeating it after a crash finishes the job.
+ * meanwhile, or if the chain shows one of its own transactions used its nonce: the money left and
+ * only its receipt is missing), then the withdrawal. Repeating it after a crash finishes the job.
  */
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
-import { failTxRequestByOperator, TxRequestNotReviewableError } from "../../signer/index.js";
+import {
+  failTxRequestByOperator,
+  nonceEvidenceFromChains,
+  TxRequestNotReviewableError,
+} from "../../signer/index.js";
 import { NotFoundError, WithdrawalStateError } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
 import { getWithdrawal, type Withdrawal } from "./store.js";
 import { signerRequestId } from "./transitions.js";
 
-export function createOperatorFail({ pool, holds, move, ring }: WithdrawalStages) {
+export function createOperatorFail({ pool, config, holds, move, ring }: WithdrawalStages) {
+  const readEvidence = nonceEvidenceFromChains(config.chains);
   async function failByOperator(
     id: string,
     decision: { by: string; reason: string },
@@ -30,11 +36,11 @@ export function createOperatorFail({ pool, holds, move, ring }: WithdrawalStages
     // The signer's record first: if the chain moved the request meanwhile (it mined after all),
     // this refuses and no hold is released. Already failed: a repeat after a crash.
     try {
-      await failTxRequestByOperator(pool, {
-        requestId: signerRequestId(id),
-        by: decision.by,
-        reason: decision.reason,
-      });
+      await failTxRequestByOperator(
+        pool,
+        { requestId: signerRequestId(id), by: decision.by, reason: decision.reason },
+        readEvidence,
+      );
     } catch (error) {
       if (!(error instanceof TxRequestNotReviewableError && error.meta?.status === "failed"))
         throw error;

@@ -4,7 +4,9 @@
  * tx's life (sent, confirmed, reorged out, confirmed again, final; receipt not found; needs
  * review). The signer's own tracking on anvil is tested in signer/ and ops/e2e.
  */
+import { type Hex, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { anvilRpc } from "../../indexers/testing/chain.js";
 import type { Ledger } from "../../ledger/index.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { getTxOutcomes } from "../../signer/index.js";
@@ -253,6 +255,45 @@ describe("withdrawal outcomes from the signer", () => {
     await withdrawals.syncOutcomes();
     expect((await get(id)).status).toBe("failed");
   }, 60_000);
+
+  it("POST /fail is refused 409 (problem+json) while the block that used the nonce is not final; nothing changes", async () => {
+    const id = await withdraw("alice", ETH);
+    const held = (await balance("alice")).debitsPending;
+    const { rows } = await t.ctx.db.pool.query<{ from_address: Hex }>(
+      "SELECT from_address FROM custody.tx_requests WHERE id = $1",
+      [`withdrawal:${id}`],
+    );
+    const from = rows[0]!.from_address;
+    // Another transaction of the hot wallet uses its next nonce, in the head block.
+    const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
+    const nonce = Number(BigInt(await rpc<Hex>("eth_getTransactionCount", [from, "latest"])));
+    await rpc("anvil_setBalance", [from, toHex(ETH)]);
+    await rpc("anvil_impersonateAccount", [from]);
+    const foreign = (
+      await rpc<Hex>("eth_sendTransaction", [{ from, to: from, value: "0x0", nonce: toHex(nonce) }])
+    ).toLowerCase();
+    await rpc("anvil_stopImpersonatingAccount", [from]);
+    await rpc("evm_mine");
+    await signerRecords(id, {
+      status: "needs_review",
+      txHash: TX_A,
+      nonce,
+      reviewReason: "NONCE_CONSUMED_NO_KNOWN_ATTEMPT",
+    });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("needs_review");
+    const res = await t.call(t.keys.admin, {
+      method: "POST",
+      url: `/v1/withdrawals/${id}/fail`,
+      headers: { "idempotency-key": `fail-not-final-${id}` },
+      payload: { reason: "nonce used by another transaction" },
+    });
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.headers["content-type"]).toContain("application/problem+json");
+    expect(res.json()).toMatchObject({ code: "SIGNER_NONCE_NOT_FINAL", tx_hash: foreign });
+    expect((await get(id)).status).toBe("needs_review");
+    expect((await balance("alice")).debitsPending).toBe(held);
+  });
 
   it("the OpenAPI document lists every withdrawal status", async () => {
     const doc = (await t.app.inject({ method: "GET", url: "/docs/json" })).json();

@@ -45,6 +45,7 @@ import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChai
 import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
 import { repoRoot } from "../../foundation/config.js";
 import { withTransaction } from "../../foundation/db.js";
+import { BaseError } from "../../foundation/errors.js";
 import { anvilRpc, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { assetIdOf, createLedger, transferId } from "../../ledger/index.js";
 import {
@@ -580,11 +581,20 @@ export async function runWithdrawals(
           trace(
             `  operator at ${new Date().toISOString().slice(11, 23)}: dead withdrawal in needs_review (${req[0]?.review_reason}), none of its attempts mined: failing it`,
           );
-          // The chain shows the nonce unused by any attempt of ours: fail it.
-          await withdrawals.failByOperator(d.id, {
-            by: "sim-operator",
-            reason: `sim seed ${seed}: every send and cancel of nonce ${deadNonce} refused by every endpoint`,
-          });
+          // The chain shows the nonce unused by any attempt of ours: fail it. The service asks
+          // the chain again itself, through the lying endpoints: when they cannot tell (or show
+          // the nonce used in a block not final yet) it refuses and the operator tries again.
+          try {
+            await withdrawals.failByOperator(d.id, {
+              by: "sim-operator",
+              reason: `sim seed ${seed}: every send and cancel of nonce ${deadNonce} refused by every endpoint`,
+            });
+          } catch (error) {
+            if (!(error instanceof BaseError && error.retryable)) throw error;
+            stats.operator_retries = Number(stats.operator_retries ?? 0) + 1;
+            trace(`  operator: the service refused for now (${error.code}); trying again`);
+            continue;
+          }
           operatorFailed = true;
           // The nodes accept cancels again: the signer's cancel consumes the nonce.
           refuseCancels = false;
