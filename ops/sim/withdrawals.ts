@@ -403,6 +403,7 @@ export async function runWithdrawals(
     let operatorFailed = false;
     /** The operator found one of the dead withdrawal's attempts mined and left it in needs_review. */
     let operatorWaited = false;
+    let carelessTried = false;
     let releasedEarly = false;
     /** While the dead withdrawal is not failed, its hold must stand. */
     let sabotaged = false;
@@ -576,6 +577,32 @@ export async function runWithdrawals(
                 `  operator at ${new Date().toISOString().slice(11, 23)}: dead withdrawal in needs_review (${req[0]?.review_reason}), but its ${onChain.hash} is in block ${onChain.blockNumber}: not failing it`,
               );
             operatorWaited = true;
+            // An operator who fails it without looking: the service checks the chain itself and
+            // must refuse (the attempt used the nonce), or wait when the endpoints cannot tell.
+            if (!carelessTried) {
+              carelessTried = true;
+              try {
+                await withdrawals.failByOperator(d.id, {
+                  by: "sim-careless-operator",
+                  reason: `sim seed ${seed}: failed without checking the chain`,
+                });
+                fail(
+                  "operator-chain-check",
+                  `the service failed dead withdrawal ${d.id} although its ${onChain.hash} is in block ${onChain.blockNumber}`,
+                );
+              } catch (error) {
+                const code = error instanceof BaseError ? error.code : undefined;
+                const moved =
+                  code === "SIGNER_REQUEST_NOT_REVIEWABLE" || code === "WITHDRAWAL_INVALID_STATE";
+                if (
+                  !(error instanceof BaseError) ||
+                  !(error.retryable || moved || code === "SIGNER_REQUEST_MINED_ON_CHAIN")
+                )
+                  throw error;
+                stats.careless_operator = code ?? "refused";
+                trace(`  careless operator refused: ${code}`);
+              }
+            }
             continue;
           }
           trace(
