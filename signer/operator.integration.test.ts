@@ -19,7 +19,7 @@ import { nonceEvidenceFromChains } from "./nonceEvidence.js";
 import { failTxRequestByOperator, retryTxRequestByOperator } from "./operator.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
-import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { type Answer, type RpcCallIn, type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import {
   type SignerTest,
   SMALL_BLOCKS,
@@ -55,6 +55,20 @@ afterAll(async () => {
 
 const readEvidence = () => nonceEvidenceFromChains([t.chain]);
 
+/** The node refuses every cancel of `from` (a 0-value transfer to itself) for good. */
+function refuseCancel(call: RpcCallIn, from: string): Answer | undefined {
+  if (call.method !== "eth_sendRawTransaction") return undefined;
+  const tx = parseTransaction((call.params as Hex[])[0]!);
+  return tx.to?.toLowerCase() === from && (tx.value ?? 0n) === 0n
+    ? { error: { code: -32000, message: "intrinsic gas too low" } }
+    : undefined;
+}
+
+/** Few, quick cancel tries: an unsendable cancel reaches needs_review in about a second. */
+const QUICK_CANCELS = {
+  settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 1_000, maxCancelAttempts: 2 },
+};
+
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const p = spawnCli(["tx-requests", ...args], {
     DATABASE_URL: t.ctx.db.url,
@@ -74,16 +88,8 @@ describe("operator decisions", () => {
     const account = await t.wallet();
     const from = account.address.toLowerCase();
     let refuseCancels = true;
-    proxy.setIntercept((call) => {
-      if (!refuseCancels || call.method !== "eth_sendRawTransaction") return undefined;
-      const tx = parseTransaction((call.params as Hex[])[0]!);
-      return tx.to?.toLowerCase() === from && (tx.value ?? 0n) === 0n
-        ? { error: { code: -32000, message: "intrinsic gas too low" } }
-        : undefined;
-    });
-    const signer = t.run(account, {
-      settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 1_000, maxCancelAttempts: 2 },
-    });
+    proxy.setIntercept((call) => (refuseCancels ? refuseCancel(call, from) : undefined));
+    const signer = t.run(account, QUICK_CANCELS);
     try {
       await t.withdraw([{ id: "op-dead", gasLimit: 2_000_000n }, "op-next"], {
         from: account.address,
@@ -271,15 +277,9 @@ describe("operator decisions", () => {
         String(call.params?.[1]).startsWith("0x")
       )
         return { error: { code: -32000, message: "missing trie node (no archive state)" } };
-      if (call.method !== "eth_sendRawTransaction") return undefined;
-      const tx = parseTransaction((call.params as Hex[])[0]!);
-      return tx.to?.toLowerCase() === from && (tx.value ?? 0n) === 0n
-        ? { error: { code: -32000, message: "intrinsic gas too low" } }
-        : undefined;
+      return refuseCancel(call, from);
     });
-    const signer = t.run(account, {
-      settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 1_000, maxCancelAttempts: 2 },
-    });
+    const signer = t.run(account, QUICK_CANCELS);
     try {
       await t.withdraw([{ id: "op-foreign", gasLimit: 2_000_000n }], { from: account.address });
       await waitFor(
