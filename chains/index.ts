@@ -34,6 +34,7 @@ export {
   type EvmAdapter,
   type EvmAdapterOptions,
   isLogRangeLimit,
+  readFinalizedHead,
   TRANSFER_TOPIC,
 } from "./evm/createEvmAdapter.js";
 export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";

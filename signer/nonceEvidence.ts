@@ -8,7 +8,7 @@
  * nodes cannot answer is an error, never "unused".
  */
 import { type Hex, numberToHex } from "viem";
-import { type ChainConfig, finalityRule } from "../chains/index.js";
+import { type ChainConfig, finalityRule, readFinalizedHead } from "../chains/index.js";
 import { createRpcClient, type RpcClient } from "../chains/rpc.js";
 import { heightMeeting } from "./broadcaster/chainView.js";
 import { ChainEvidenceUnavailableError } from "./errors.js";
@@ -47,7 +47,8 @@ export async function readNonceEvidence(
 ): Promise<NonceEvidence> {
   const wallet = from.toLowerCase() as Hex;
   const head = BigInt(await rpc.request<Hex>("eth_blockNumber"));
-  const best = rpc.bestHead() !== null && rpc.bestHead()! > head ? rpc.bestHead()! : head;
+  const seen = rpc.bestHead();
+  const best = seen !== null && seen > head ? seen : head;
   // Every read names a height and is asked only of nodes at or past the best head seen, so a
   // lagging node cannot answer "not yet used" for a nonce the chain has used.
   const countAt = async (height: bigint) =>
@@ -80,14 +81,7 @@ export async function readNonceEvidence(
       `block ${lo} (where the mined count of ${wallet} passes ${nonce}) does not show its transaction with that nonce`,
     );
   const rule = finalityRule(chain);
-  let nodeFinalized: bigint | null = null;
-  if (rule.kind === "finalized") {
-    const f = await rpc.request<{ number: Hex } | null>("eth_getBlockByNumber", [
-      "finalized",
-      false,
-    ]);
-    nodeFinalized = f ? BigInt(f.number) : null;
-  }
+  const nodeFinalized = rule.kind === "finalized" ? await readFinalizedHead(rpc) : null;
   const finalized = heightMeeting(rule, best, nodeFinalized);
   return {
     kind: "consumed",

@@ -34,6 +34,23 @@ import type { CallFrame, RawBlock, RawLog, RawReceipt } from "./types.js";
 export const TRANSFER_TOPIC: Hex =
   "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
+/**
+ * The node's `finalized` block number, or null where it has none (a node that refuses the tag
+ * answers with an RPC error; an empty answer is "none yet").
+ */
+export async function readFinalizedHead(rpc: RpcClient): Promise<bigint | null> {
+  try {
+    const block = await rpc.request<RawBlock<Hex> | null>("eth_getBlockByNumber", [
+      "finalized",
+      false,
+    ]);
+    return block ? BigInt(block.number) : null;
+  } catch (error) {
+    if (error instanceof RpcResponseError) return null;
+    throw error;
+  }
+}
+
 export type EvmAdapter = {
   chain: ChainConfig;
   rpc: RpcClient;
@@ -354,18 +371,7 @@ export function createEvmAdapter(
           return atLeast !== undefined && n < atLeast ? n + 1n : null;
         },
       }),
-    async getFinalizedHead() {
-      try {
-        const block = await rpc.request<RawBlock<Hex> | null>("eth_getBlockByNumber", [
-          "finalized",
-          false,
-        ]);
-        return block ? BigInt(block.number) : null;
-      } catch (error) {
-        if (error instanceof RpcResponseError) return null;
-        throw error;
-      }
-    },
+    getFinalizedHead: () => readFinalizedHead(rpc),
     getBlocks: (numbers) =>
       rpc.batch<RawBlock | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), true] })),
