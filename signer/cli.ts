@@ -23,6 +23,7 @@ import {
   failTxRequestByOperator,
   listTxRequestsForReview,
   type OperatorDecision,
+  type OperatorDecisionResult,
   retryTxRequestByOperator,
 } from "./operator.js";
 
@@ -172,19 +173,23 @@ export function registerCommands(program: Command): void {
         pool: Pool,
         d: OperatorDecision,
         readEvidence: NonceEvidenceReader,
-      ) => Promise<{ from: string; to: string }>,
+      ) => Promise<OperatorDecisionResult>,
     ) =>
     async (id: string, opts: { by: string; reason: string }) => {
       await withPool(async (pool, readEvidence) => {
         const out = await fn(pool, { requestId: id, ...opts }, readEvidence);
-        console.log(`${verb} ${id}: ${out.from} -> ${out.to} (by ${opts.by}: ${opts.reason})`);
+        console.log(
+          out.cancelling
+            ? `cancelling ${id}: ${out.from} -> ${out.to}, its nonce unused: it fails once the cancel's block is final (by ${opts.by}: ${opts.reason})`
+            : `${verb} ${id}: ${out.from} -> ${out.to} (by ${opts.by}: ${opts.reason})`,
+        );
       });
     };
 
   requests
     .command("fail <requestId>")
     .description(
-      "fail a receipt_unknown or needs_review request (its caller may then release the hold); refused when the chain shows one of its own transactions used its nonce, or cannot tell",
+      "fail a receipt_unknown or needs_review request; refused when the chain shows one of its own transactions used its nonce, or cannot tell; when nothing used the nonce, it goes back to broadcast and fails once the signer's cancel of the nonce is final",
     )
     .requiredOption("--by <who>", "the operator deciding")
     .requiredOption("--reason <text>", "why (what was checked on chain)")

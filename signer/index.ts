@@ -37,6 +37,7 @@ export {
   failTxRequestByOperator,
   listTxRequestsForReview,
   type OperatorDecision,
+  type OperatorDecisionResult,
   type ReviewItem,
   retryTxRequestByOperator,
 } from "./operator.js";

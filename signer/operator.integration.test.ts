@@ -2,11 +2,11 @@
  * Only an operator fails a request after broadcast: `custody-node tx-requests review|fail|retry`
  * as real processes against a request the signer put in needs_review (its cancel was unsendable).
  * The decision is audited (who, why, what the chain showed); a request in another status is
- * refused and left unchanged; once the cause is fixed, the broadcaster still uses the failed
- * request's nonce with a cancel so the wallet keeps sending. Before failing, the chain is asked
- * what used the nonce (read from blocks through the same proxy that withholds receipts): one of
- * the request's own transactions refuses the failure (its money left), another transaction
- * allows it once its block is final.
+ * refused and left unchanged. Before failing, the chain is asked what used the nonce (read from
+ * blocks through the same proxy that withholds receipts): one of the request's own transactions
+ * refuses the failure (its money left), another transaction allows it once its block is final.
+ * A nonce nothing used makes the failure a cancel: the request stays followed (`broadcast`) until
+ * the cancel's block is final, and if one of its own signed sends mines first, it is paid.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -120,12 +120,11 @@ describe("operator decisions", () => {
         "bytes can never be mined; customer refunded",
       ]);
       expect(failed.code, failed.out).toBe(0);
-      expect(failed.out).toContain("failed op-dead: needs_review -> failed");
-      expect(await outcome("op-dead")).toMatchObject({
-        status: "failed",
-        errorCode: "OPERATOR_FAILED",
-        errorMessage: "bytes can never be mined; customer refunded",
-      });
+      // Nothing used its nonce: the failure is a cancel, and the request stays followed.
+      expect(failed.out).toContain("cancelling op-dead: needs_review -> broadcast");
+      const cancelling = await outcome("op-dead");
+      expect(cancelling).toMatchObject({ status: "broadcast", errorCode: null });
+      expect(cancelling.cancelRequestedAt).toBeInstanceOf(Date);
       const { rows } = await t.ctx.db.pool.query(
         `SELECT from_status, to_status, event, actor, reason FROM custody.tx_request_events
           WHERE request_id = 'op-dead' AND actor <> 'signer'`,
@@ -133,7 +132,7 @@ describe("operator decisions", () => {
       expect(rows).toEqual([
         {
           from_status: "needs_review",
-          to_status: "failed",
+          to_status: "broadcast",
           event: "operator_failed",
           actor: "operator:alice",
           reason: "bytes can never be mined; customer refunded",
@@ -146,13 +145,34 @@ describe("operator decisions", () => {
       expect(audit[0].details).toMatchObject({
         review_reason: "CANCEL_UNSENDABLE",
         chain_check: { nonce: "0", used: false, mined_count: "0" },
+        cancelling: true,
       });
+      // A repeat (after a crash) answers the same and records nothing more.
+      const repeat = await cli(["fail", "op-dead", "--by", "alice", "--reason", "again"]);
+      expect(repeat.code, repeat.out).toBe(0);
       const again = await cli(["retry", "op-dead", "--by", "bob", "--reason", "too late"]);
       expect(again.code).not.toBe(0);
-      expect(again.out).toContain("op-dead is failed; this command applies to needs_review");
+      expect(again.out).toContain("op-dead is broadcast; this command applies to needs_review");
+      // Still unsendable: the signer keeps placing cancels past its budget (2) and never puts the
+      // request back in needs_review (the operator decided); its send is never tried again.
+      await waitFor(
+        "a third refused cancel after the decision",
+        async () =>
+          (
+            await t.ctx.db.pool.query(
+              "SELECT 1 FROM custody.tx_attempts WHERE request_id = 'op-dead' AND purpose = 'cancel' AND status = 'rejected'",
+            )
+          ).rowCount! >= 5,
+        { timeoutMs: 30_000 },
+      );
+      expect((await outcome("op-dead")).status).toBe("broadcast");
+      const { rows: sends } = await t.ctx.db.pool.query(
+        "SELECT status FROM custody.tx_attempts WHERE request_id = 'op-dead' AND purpose = 'send'",
+      );
+      expect(sends).toEqual([{ status: "rejected" }]);
 
-      // The node is fixed: the failed request's nonce is still used (by a cancel), so the next
-      // request is not stuck behind it.
+      // The node is fixed: a cancel uses the nonce, so the next request is not stuck behind it,
+      // and the request fails (as the operator's) once the cancel's block is final.
       refuseCancels = false;
       const next = await waitFor("the next request confirmed", async () => {
         const o = await outcome("op-next");
@@ -161,7 +181,17 @@ describe("operator decisions", () => {
       });
       expect(next.nonce).toBe(1n);
       expect(await t.client.getTransactionCount({ address: account.address })).toBe(2);
-      expect((await outcome("op-dead")).status).toBe("failed");
+      const dead = await waitFor("the cancelled request failed at a final block", async () => {
+        const o = await outcome("op-dead");
+        if (o.status !== "failed") await t.rpc("evm_mine");
+        return o.status === "failed" ? o : undefined;
+      });
+      expect(dead).toMatchObject({
+        errorCode: "OPERATOR_FAILED",
+        errorMessage: "bytes can never be mined; customer refunded",
+        cancelled: true,
+      });
+      expect(dead.finalizedAt).toBeInstanceOf(Date);
     } finally {
       proxy.setIntercept(undefined);
       await signer.stop();
@@ -326,9 +356,11 @@ describe("operator decisions", () => {
       });
       expect((await outcome("op-foreign")).status).toBe("needs_review");
       await t.rpc("anvil_mine", [toHex(3)]);
+      // The nonce is spent for good by a transaction that is not ours: failed at once.
       expect(await failTxRequestByOperator(t.ctx.db.pool, decision, readEvidence())).toEqual({
         from: "needs_review",
         to: "failed",
+        cancelling: false,
       });
       const { rows } = await t.ctx.db.pool.query(
         "SELECT details FROM custody.tx_request_events WHERE request_id = 'op-foreign' AND event = 'operator_failed'",
@@ -341,6 +373,68 @@ describe("operator decisions", () => {
           block_number: String(receipt.blockNumber),
         },
       });
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("a failure by cancel loses the race to the request's own send: it is paid once, confirmed, and alerted", async () => {
+    const dest = "0x000000000000000000000000000000000000beef" as Hex;
+    const account = await t.wallet();
+    const from = account.address.toLowerCase();
+    // Every node refuses the payment's bytes and every cancel for good; the payment's bytes are
+    // kept, as a node that refused them to us may still have passed them on.
+    const payments: Hex[] = [];
+    proxy.setIntercept((call) => {
+      if (call.method === "eth_sendRawTransaction") {
+        const raw = (call.params as Hex[])[0]!;
+        if (parseTransaction(raw).to?.toLowerCase() === dest) {
+          payments.push(raw);
+          return { error: { code: -32000, message: "intrinsic gas too low" } };
+        }
+      }
+      return refuseCancel(call, from);
+    });
+    const signer = t.run(account, QUICK_CANCELS);
+    try {
+      await t.withdraw("op-late", { from: account.address, to: dest, value: parseEther("2") });
+      await waitFor(
+        "needs_review",
+        async () => (await outcome("op-late")).status === "needs_review",
+      );
+      expect(
+        await failTxRequestByOperator(
+          t.ctx.db.pool,
+          { requestId: "op-late", by: "alice", reason: "refused everywhere" },
+          readEvidence(),
+        ),
+      ).toEqual({ from: "needs_review", to: "broadcast", cancelling: true });
+      // The bytes mine after all (another node's pool); no cancel got through.
+      await t.rpc("eth_sendRawTransaction", [payments[0]]);
+      await t.rpc("evm_mine");
+      expect(await t.client.getBalance({ address: dest })).toBe(parseEther("2"));
+      // The signer still follows the request: the chain decided, the payment is confirmed.
+      const paid = await waitFor("the payment confirmed", async () => {
+        const o = await outcome("op-late");
+        if (o.status !== "finalized") await t.rpc("evm_mine");
+        return o.status === "finalized" ? o : undefined;
+      });
+      expect(paid).toMatchObject({ receiptSuccess: true, cancelled: false, errorCode: null });
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT to_status FROM custody.tx_request_events WHERE request_id = 'op-late' AND event = 'operator_fail_overridden'",
+      );
+      expect(rows).toEqual([{ to_status: "mined" }]);
+      const alerts = await t.ctx.common.metrics.registry.getSingleMetricAsString(
+        "custody_signer_alerts_total",
+      );
+      expect(alerts).toMatch(
+        new RegExp(
+          `alert="operator_fail_overridden".*wallet="${from}"|wallet="${from}".*alert="operator_fail_overridden"`,
+        ),
+      );
+      // Paid once: nothing of ours but that payment and its refused attempts.
+      expect(await t.client.getTransactionCount({ address: account.address })).toBe(1);
     } finally {
       proxy.setIntercept(undefined);
       await signer.stop();

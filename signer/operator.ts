@@ -4,13 +4,17 @@
  * request meanwhile) plus an audit row in custody.tx_request_events with who and why, in one
  * transaction, and rings the outcome doorbell through outcome_seq.
  *
- * - fail: a `receipt_unknown` or `needs_review` request becomes `failed` (OPERATOR_FAILED). The
- *   caller (withdrawals) may then release its hold. If the nonce was never used on chain, the
- *   broadcaster cancels it so later nonces are not stuck. Before failing, the chain is asked what
- *   used the request's nonce (nonceEvidence.ts, read from blocks, not receipts): refused when it
- *   was one of the request's own transactions (its receipt is only withheld: failing would release
- *   the hold of money that left) or another transaction in a block not final yet, and when the
- *   nodes cannot tell. The evidence is kept in the audit row.
+ * - fail: a `receipt_unknown` or `needs_review` request is failed (OPERATOR_FAILED). Before
+ *   failing, the chain is asked what used the request's nonce (nonceEvidence.ts, read from blocks,
+ *   not receipts): refused when it was one of the request's own transactions (its receipt is only
+ *   withheld: failing would release the hold of money that left) or another transaction in a
+ *   block not final yet, and when the nodes cannot tell. Used by another transaction in a final
+ *   block (or never signed): `failed` now, and the caller may release its hold. Unused at the
+ *   head: one of its signed sends may still be in some node's pool, so failing is a cancel. The
+ *   request goes back to `broadcast` (cancel_requested_at, migration 0107), its sends are never
+ *   sent again, the broadcaster places cancels on the nonce, and it fails at a cancel's final
+ *   block; the caller keeps its hold until then. If one of its sends mines instead, the chain
+ *   decides (it is followed to confirmed, with an alert). The evidence is kept in the audit row.
  * - retry: a `needs_review` request whose cancel was unsendable (CANCEL_UNSENDABLE) goes back to
  *   `broadcast`, with a fresh budget of cancel attempts (after fixing the cause: funds, gas, node).
  */
@@ -28,33 +32,49 @@ import type { NonceEvidence, NonceEvidenceReader } from "./nonceEvidence.js";
 
 export type OperatorDecision = { requestId: string; by: string; reason: string };
 
+/** What a decision did: the request's status before and after; `cancelling` for a fail by cancel. */
+export type OperatorDecisionResult = { from: string; to: string; cancelling: boolean };
+
 const FAILABLE = ["receipt_unknown", "needs_review"] as const;
+
+/** The change a decision makes once the row is locked (and, for a fail, the chain was read). */
+type Change = {
+  /** An UPDATE of the request without its WHERE ($1 id, $2 allowed statuses, then `params`). */
+  update: string;
+  params?: unknown[];
+  /** Kept in the audit row with the review reason. */
+  details?: Record<string, unknown>;
+  cancelling?: boolean;
+};
 
 async function decide(
   client: PoolClient,
   d: OperatorDecision,
   allowed: readonly string[],
-  update: string,
   event: string,
-  params: unknown[] = [],
-  check?: (row: RequestRow) => Promise<Record<string, unknown>>,
-): Promise<{ from: string; to: string }> {
+  change: (row: RequestRow) => Promise<Change>,
+  /** A repeat of a decision already made (after a crash): its result, nothing changed. */
+  repeat?: (row: RequestRow) => OperatorDecisionResult | undefined,
+): Promise<OperatorDecisionResult> {
   if (!d.by.trim()) throw new OperatorDecisionIncompleteError("by");
   if (!d.reason.trim()) throw new OperatorDecisionIncompleteError("reason");
   const { rows } = await client.query<RequestRow>(
-    `SELECT status, review_reason, chain_id::text, from_address, nonce::text
+    `SELECT status, review_reason, chain_id::text, from_address, nonce::text,
+            cancel_requested_at IS NOT NULL AS cancel_requested
        FROM custody.tx_requests WHERE id = $1 FOR UPDATE`,
     [d.requestId],
   );
   const row = rows[0];
   if (!row) throw new TxRequestNotFoundError(d.requestId);
+  const repeated = repeat?.(row);
+  if (repeated) return repeated;
   if (!allowed.includes(row.status))
     throw new TxRequestNotReviewableError(d.requestId, row.status, allowed);
   // Under the row lock: the broadcaster cannot move the request while the chain is read.
-  const evidence = check ? await check(row) : {};
+  const c = await change(row);
   const upd = await client.query(
-    `${update} WHERE id = $1 AND status = ANY($2::text[]) RETURNING status`,
-    [d.requestId, allowed, ...params],
+    `${c.update} WHERE id = $1 AND status = ANY($2::text[]) RETURNING status`,
+    [d.requestId, allowed, ...(c.params ?? [])],
   );
   const to = upd.rows[0].status as string;
   await client.query(
@@ -67,10 +87,10 @@ async function decide(
       event,
       `operator:${d.by}`,
       d.reason,
-      JSON.stringify({ review_reason: row.review_reason, ...evidence }),
+      JSON.stringify({ review_reason: row.review_reason, ...c.details }),
     ],
   );
-  return { from: row.status, to };
+  return { from: row.status, to, cancelling: c.cancelling ?? false };
 }
 
 type RequestRow = {
@@ -79,18 +99,20 @@ type RequestRow = {
   chain_id: string;
   from_address: Hex;
   nonce: string | null;
+  cancel_requested: boolean;
 };
 
 /**
- * What the chain shows for the request's nonce, as the audit row keeps it, or the refusal: one of
- * the request's own transactions used it, or another one did in a block not final yet.
+ * What the chain shows for the request's nonce, as the audit row keeps it (`used: false`: no
+ * transaction used it at the head), or the refusal: one of the request's own transactions used
+ * it, or another one did in a block not final yet.
  */
 async function chainCheck(
   client: PoolClient,
   requestId: string,
   row: RequestRow,
   readEvidence: NonceEvidenceReader,
-): Promise<Record<string, unknown>> {
+): Promise<Record<string, unknown> & { used?: boolean }> {
   if (row.nonce === null) return { chain_check: "no nonce: never signed" };
   const nonce = BigInt(row.nonce);
   const evidence: NonceEvidence = await readEvidence({
@@ -100,6 +122,7 @@ async function chainCheck(
   });
   if (evidence.kind === "unused")
     return {
+      used: false,
       chain_check: {
         nonce: nonce.toString(),
         used: false,
@@ -127,42 +150,69 @@ async function chainCheck(
   };
 }
 
+// The nonce is spent (by another transaction in a final block) or was never taken: failed now.
+const FAIL_NOW = `UPDATE custody.tx_requests
+    SET status = 'failed', error_code = 'OPERATOR_FAILED', error_message = left($3, 500),
+        outcome_seq = outcome_seq + 1, updated_at = now()`;
+
+// The nonce is unused: one of the request's sends may still mine. Back to `broadcast`, stamped;
+// the broadcaster cancels the nonce and the tracker fails the request at the cancel's final block.
+const FAIL_BY_CANCEL = `UPDATE custody.tx_requests
+    SET status = 'broadcast', review_reason = NULL, cancel_requested_at = now(),
+        cancel_reason = left($3, 500), outcome_seq = outcome_seq + 1, updated_at = now()`;
+
 /**
  * Fail a `receipt_unknown` / `needs_review` request (audited), once the chain shows that none of
- * its own transactions used its nonce (see the header).
+ * its own transactions used its nonce (see the header). When nothing used the nonce, the failure
+ * is a cancel: `{ to: "broadcast", cancelling: true }`, and the request fails at the cancel's
+ * final block. Repeating it on a request already cancelling answers the same and changes nothing.
  */
 export async function failTxRequestByOperator(
   pool: Pool,
   d: OperatorDecision,
   readEvidence: NonceEvidenceReader,
-) {
+): Promise<OperatorDecisionResult> {
   return withTransaction(pool, (client) =>
     decide(
       client,
       d,
       FAILABLE,
-      `UPDATE custody.tx_requests
-          SET status = 'failed', error_code = 'OPERATOR_FAILED', error_message = left($3, 500),
-              outcome_seq = outcome_seq + 1, updated_at = now()`,
       "operator_failed",
-      [d.reason],
-      (row) => chainCheck(client, d.requestId, row, readEvidence),
+      async (row) => {
+        const { used, ...details } = await chainCheck(client, d.requestId, row, readEvidence);
+        if (used !== false) return { update: FAIL_NOW, params: [d.reason], details };
+        // Its stored sends are never sent again (resync, stall and bump send only live attempts).
+        await client.query(
+          `UPDATE custody.tx_attempts SET status = 'replaced'
+            WHERE request_id = $1 AND status IN ('signed', 'broadcast')`,
+          [d.requestId],
+        );
+        return {
+          update: FAIL_BY_CANCEL,
+          params: [d.reason],
+          details: { ...details, cancelling: true },
+          cancelling: true,
+        };
+      },
+      (row) =>
+        row.status === "broadcast" && row.cancel_requested
+          ? { from: row.status, to: row.status, cancelling: true }
+          : undefined,
     ),
   );
 }
 
 /** Send a `needs_review` request back to `broadcast` with a fresh cancel budget (audited). */
-export async function retryTxRequestByOperator(pool: Pool, d: OperatorDecision) {
+export async function retryTxRequestByOperator(
+  pool: Pool,
+  d: OperatorDecision,
+): Promise<OperatorDecisionResult> {
   return withTransaction(pool, (client) =>
-    decide(
-      client,
-      d,
-      ["needs_review"],
-      `UPDATE custody.tx_requests
+    decide(client, d, ["needs_review"], "operator_retry", async () => ({
+      update: `UPDATE custody.tx_requests
           SET status = 'broadcast', review_reason = NULL, outcome_seq = outcome_seq + 1,
               updated_at = now()`,
-      "operator_retry",
-    ),
+    })),
   );
 }
 

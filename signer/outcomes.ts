@@ -5,7 +5,9 @@
  *
  *   signing          not yet handed to a node (no nonce yet, or signed and stored but unsent)
  *   broadcast        sent; not mined, or mined without the confirmation rule met yet (a reverted or
- *                    cancelled attempt stays here until its block is final)
+ *                    cancelled attempt stays here until its block is final). A request an operator
+ *                    failed while its nonce was unused is here too (`cancelRequestedAt`) until its
+ *                    cancel's block is final (then `failed`, OPERATOR_FAILED) or its payment mined
  *   confirmed        mined and successful, the chain's confirmation rule met; still watched
  *   finalized        confirmed and its block final under the chain's finality rule: terminal
  *   receipt_unknown  its nonce is used on chain but no receipt of any attempt was found yet
@@ -56,6 +58,8 @@ export type TxOutcome = {
   errorMessage: string | null;
   /** Why a human is needed (needs_review). */
   reviewReason: string | null;
+  /** When an operator failed it while its nonce was unused: its nonce is being cancelled. */
+  cancelRequestedAt: Date | null;
   /** Times a mined attempt of this request left the canonical chain. */
   reorgs: number;
   /** When `status` (as defined here) last changed. */
@@ -89,7 +93,7 @@ const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_addres
   ${OUTCOME_STATUS_SQL} AS outcome, r.nonce::text, r.tx_hash, r.block_number::text, r.block_hash,
   r.receipt_success, r.gas_used, r.effective_gas_price, r.fee,
   r.transfer_position, r.transfer_log_index, r.error_code, r.error_message, r.review_reason,
-  r.reorg_count, r.outcome_changed_at, r.finalized_at,
+  r.reorg_count, r.outcome_changed_at, r.finalized_at, r.cancel_requested_at,
   EXISTS (SELECT 1 FROM custody.tx_attempts a
            WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled`;
 
@@ -119,6 +123,7 @@ type OutcomeRow = {
   reorg_count: number;
   outcome_changed_at: Date;
   finalized_at: Date | null;
+  cancel_requested_at: Date | null;
   cancelled: boolean;
 };
 
@@ -149,6 +154,7 @@ function fromRow(r: OutcomeRow): TxOutcome {
     errorCode: r.error_code,
     errorMessage: r.error_message,
     reviewReason: r.review_reason,
+    cancelRequestedAt: r.cancel_requested_at,
     reorgs: r.reorg_count,
     changedAt: r.outcome_changed_at,
     finalizedAt: r.finalized_at,

@@ -213,7 +213,8 @@ export function createConsolePlugin(options: ConsoleOptions) {
         url: string,
         payload: Json,
         back: string,
-        done: string,
+        /** The notice, or how to word it from the API's answer. */
+        done: string | ((body: Json) => string),
       ) => {
         const s = request.consoleSession!;
         const form = (request.body ?? {}) as Json;
@@ -224,8 +225,10 @@ export function createConsolePlugin(options: ConsoleOptions) {
           payload,
           typeof form._idem === "string" ? form._idem : undefined,
         );
-        if (r.status >= 200 && r.status < 300)
-          return reply.redirect(`${back}?notice=${encodeURIComponent(done)}`, 303);
+        if (r.status >= 200 && r.status < 300) {
+          const notice = typeof done === "string" ? done : done(r.body);
+          return reply.redirect(`${back}?notice=${encodeURIComponent(notice)}`, 303);
+        }
         return send(
           reply,
           r.status,
@@ -450,7 +453,10 @@ export function createConsolePlugin(options: ConsoleOptions) {
             reason ? { reason } : {},
             "/console/withdrawals",
             action === "fail"
-              ? `withdrawal ${id.slice(0, 8)}: failed, hold released`
+              ? (w) =>
+                  w.status === "failed"
+                    ? `withdrawal ${id.slice(0, 8)}: failed, hold released`
+                    : `withdrawal ${id.slice(0, 8)}: its nonce is being cancelled; it fails and its hold is released once the cancel is final`
               : `withdrawal ${id.slice(0, 8)}: ${action} recorded`,
           );
         },

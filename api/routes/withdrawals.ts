@@ -191,7 +191,7 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           summary:
             "Fail a withdrawal in needs_review and release its hold (an operator who checked the chain)",
           description:
-            "Only `needs_review` (its nonce was consumed at a final block by none of our attempts) can be failed: anything else the chain can still decide (409 WITHDRAWAL_INVALID_STATE). Audited as the key's owner with the reason; `withdrawal.failed` is sent. The same as `custody-node withdrawals fail`; a repeat after success answers the failed withdrawal.",
+            "Only `needs_review` can be failed: anything else the chain can still decide (409 WITHDRAWAL_INVALID_STATE). The chain is checked first: refused (409 SIGNER_REQUEST_MINED_ON_CHAIN) when one of its own transactions used its nonce, refused for now (409 SIGNER_NONCE_NOT_FINAL, 503 SIGNER_CHAIN_CHECK_UNAVAILABLE) while that cannot be told. Nonce used by another transaction in a final block: `failed` now, hold released, `withdrawal.failed` sent. Nonce unused: one of its signed sends may still mine, so the signer cancels the nonce; the answer is the withdrawal back in `broadcast` with its hold standing, and it becomes `failed` (OPERATOR_FAILED, hold released) when the cancel's block is final, or is paid if its own send mines first. Audited as the key's owner with the reason. The same as `custody-node withdrawals fail`; a repeat answers the withdrawal as it is.",
           headers: IdempotencyHeaders,
           params: Type.Object({ id: Uuid }),
           body: Type.Object(

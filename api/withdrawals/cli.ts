@@ -1,8 +1,10 @@
 /**
  * `custody-node withdrawals fail <id> --by <who> --reason <text>`: the only way a withdrawal in
- * `needs_review` ends. The operator has checked the chain (its nonce was consumed at a final block
- * by none of our attempts); the withdrawal fails, its hold is released, and the audit log and a
- * `withdrawal.failed` event say who and why. Withdrawals the chain can still decide are refused.
+ * `needs_review` ends. The service checks the chain first (operatorFail.ts): nonce used by another
+ * transaction in a final block, the withdrawal fails and its hold is released; nonce unused, the
+ * signer cancels it and the withdrawal fails (hold released) at the cancel's final block. The
+ * audit log and a `withdrawal.failed` event say who and why. Withdrawals the chain can still
+ * decide are refused.
  */
 import type { Command } from "commander";
 import { chainSchema } from "../../chains/index.js";
@@ -19,7 +21,7 @@ export function registerWithdrawalCommands(program: Command): void {
   withdrawals
     .command("fail <id>")
     .description(
-      "fail a withdrawal in needs_review and release its hold (audited: who and why; refused in any other status)",
+      "fail a withdrawal in needs_review and release its hold, at once or once the signer's cancel of its nonce is final (audited: who and why; refused in any other status)",
     )
     .requiredOption("--by <who>", "the operator deciding")
     .requiredOption("--reason <text>", "why (what was checked on chain)")
@@ -41,7 +43,12 @@ export function registerWithdrawalCommands(program: Command): void {
           console.log(
             JSON.stringify({ id: w.id, status: w.status, failureReason: w.failureReason }),
           );
-        else console.log(`withdrawal ${w.id} failed by ${opts.by}; hold released`);
+        else if (w.status === "failed")
+          console.log(`withdrawal ${w.id} failed by ${opts.by}; hold released`);
+        else
+          console.log(
+            `withdrawal ${w.id}: its nonce was unused, so the signer cancels it (by ${opts.by}); the withdrawal is ${w.status}, its hold stands, and it fails with the hold released once the cancel's block is final`,
+          );
       } finally {
         await ledger.close();
         await pool.end();

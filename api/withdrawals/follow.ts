@@ -83,7 +83,11 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
           {
             ...(txHash ? { txHash } : {}),
             fee,
-            failureReason: o.errorCode ?? "failed",
+            // An operator's fail by cancel ends here, at the cancel's final block: with its reason.
+            failureReason:
+              o.errorCode === "OPERATOR_FAILED" && o.errorMessage
+                ? `OPERATOR_FAILED: ${o.errorMessage}`
+                : (o.errorCode ?? "failed"),
           },
         );
       }

@@ -1,13 +1,23 @@
 /**
- * An operator fails a withdrawal in `needs_review` and releases its hold (audited, with a reason):
- * the signer's request is failed first (its own audited record, refused if the chain moved it
- * meanwhile, or if the chain shows one of its own transactions used its nonce: the money left and
- * only its receipt is missing), then the withdrawal. Repeating it after a crash finishes the job.
+ * An operator fails a withdrawal in `needs_review` (audited, with a reason): the signer's request
+ * is failed first (its own audited record, refused if the chain moved it meanwhile, or if the chain
+ * shows one of its own transactions used its nonce: the money left and only its receipt is
+ * missing), then the withdrawal.
+ *
+ * - The nonce was used by another transaction in a final block (or never taken): the withdrawal
+ *   fails now and its hold is released.
+ * - The nonce is unused: one of its signed sends may still mine, so the signer cancels the nonce
+ *   instead. The withdrawal goes back to `broadcast` (the operator's move, audited) with its hold
+ *   standing; it fails (OPERATOR_FAILED) and the hold is released when the cancel's block is final,
+ *   or it is paid if its own send mines first.
+ *
+ * Repeating it after a crash, or while the cancel runs, finishes the job or answers as it is.
  */
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import {
   failTxRequestByOperator,
+  getTxOutcomes,
   nonceEvidenceFromChains,
   TxRequestNotReviewableError,
 } from "../../signer/index.js";
@@ -18,6 +28,11 @@ import { signerRequestId } from "./transitions.js";
 
 export function createOperatorFail({ pool, config, holds, move, ring }: WithdrawalStages) {
   const readEvidence = nonceEvidenceFromChains(config.chains);
+  /** The signer is cancelling the withdrawal's nonce for an operator. */
+  const cancelling = async (id: string) =>
+    (await getTxOutcomes(pool, { requestIds: [signerRequestId(id)] }))[0]?.cancelRequestedAt !=
+    null;
+
   async function failByOperator(
     id: string,
     decision: { by: string; reason: string },
@@ -31,16 +46,22 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     const seen = await getWithdrawal(pool, id);
     if (!seen) throw new NotFoundError("withdrawal", id);
     if (byOperator(seen)) return seen;
-    // Only needs_review: anything else can still be decided by the chain.
-    if (seen.status !== "needs_review") throw new WithdrawalStateError(id, seen.status, "fail");
+    // Only needs_review: anything else can still be decided by the chain (or is being cancelled
+    // for an operator already: a repeat, answered as it is).
+    if (seen.status !== "needs_review") {
+      if (seen.status === "broadcast" && (await cancelling(id))) return seen;
+      throw new WithdrawalStateError(id, seen.status, "fail");
+    }
     // The signer's record first: if the chain moved the request meanwhile (it mined after all),
     // this refuses and no hold is released. Already failed: a repeat after a crash.
+    let cancel = false;
     try {
-      await failTxRequestByOperator(
+      const decided = await failTxRequestByOperator(
         pool,
         { requestId: signerRequestId(id), by: decision.by, reason: decision.reason },
         readEvidence,
       );
+      cancel = decided.cancelling;
     } catch (error) {
       if (!(error instanceof TxRequestNotReviewableError && error.meta?.status === "failed"))
         throw error;
@@ -48,9 +69,17 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     const result = await withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w) throw new NotFoundError("withdrawal", id);
-      // The outcome pass may have applied the signer's `failed` in between: done already.
-      if (w.status === "failed") return w;
+      // The outcome pass may have applied the signer's outcome in between: done already.
+      if (w.status === "failed" || (cancel && w.status === "broadcast")) return w;
       if (w.status !== "needs_review") throw new WithdrawalStateError(id, w.status, "fail");
+      if (cancel)
+        // The hold stands: the signer's cancel (or the payment it races) decides, and the
+        // outcome pass applies it.
+        return move(client, w, "broadcast", decision.by, {
+          reason: decision.reason,
+          by: "operator",
+          cancelling: true,
+        });
       await holds.release(client, w);
       return move(
         client,

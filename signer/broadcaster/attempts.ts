@@ -43,6 +43,8 @@ export type WatchedRequest = {
   finalized: boolean;
   receiptMissingSince: number | null;
   reviewReason: string | null;
+  /** An operator failed it while its nonce was unused: only cancels may use that nonce now. */
+  cancelRequested: boolean;
   createdAt: number;
 };
 
@@ -180,6 +182,7 @@ export function newestPerNonce(attempts: readonly Attempt[]): Attempt[] {
 export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value, data, tx_hash,
   block_number::text, block_hash, receipt_success, finalized_at IS NOT NULL AS finalized,
   (extract(epoch from receipt_missing_since) * 1000)::float8 AS missing_since, review_reason,
+  cancel_requested_at IS NOT NULL AS cancel_requested,
   (extract(epoch from created_at) * 1000)::float8 AS created_at`;
 
 /**
@@ -220,6 +223,7 @@ export type WatchedRow = {
   finalized: boolean;
   missing_since: number | null;
   review_reason: string | null;
+  cancel_requested: boolean;
   created_at: number;
 };
 
@@ -240,6 +244,7 @@ export function watchedFromRow(r: WatchedRow): WatchedRequest {
     finalized: r.finalized,
     receiptMissingSince: r.missing_since,
     reviewReason: r.review_reason,
+    cancelRequested: r.cancel_requested,
     createdAt: r.created_at,
   };
 }

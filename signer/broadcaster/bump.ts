@@ -28,6 +28,8 @@ export async function bump(
   const due = newestPerNonce(await liveAttempts(ctx, latestCount)).filter(
     (a) =>
       inFlight.has(a.requestId) &&
+      // An operator failed it: its payment is never signed again, only its cancel is bumped.
+      (a.purpose === "cancel" || !inFlight.get(a.requestId)!.cancelRequested) &&
       (a.lastErrorClass === "underpriced" ||
         early.has(a.id) ||
         (a.status === "broadcast" && now - (a.sentAt ?? a.createdAt) >= chain.bumpIntervalMs)),

@@ -4,7 +4,8 @@
  * cancel's block is final (track stage). Bounded: a failed try (KMS or RPC error) or a refused
  * cancel waits a backoff (doubling, capped) before the next; after `maxCancelAttempts` refused
  * cancels (counted in Postgres, so restarts do not reset it; an operator retry does) the request
- * is `needs_review` with an alert, and no further cancel is tried.
+ * is `needs_review` with an alert, and no further cancel is tried. A request an operator already
+ * failed has no one left to decide: its cancels go on, slowly, with a `nonce_gap` alert each time.
  */
 import { backoffMs } from "../../foundation/backoff.js";
 import { estimateFees } from "../fees.js";
@@ -85,7 +86,7 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
   async function cancelOne(lease: Lease, job: CancelJob) {
     const refused = await refusedCancels(job);
     if (refused >= settings.maxCancelAttempts) {
-      if (job.status === "failed") {
+      if (job.byOperator) {
         // Failed by an operator already: keep trying slowly, keep alerting.
         ctx.alert("nonce_gap", { request_id: job.requestId, nonce: String(job.nonce) });
       } else {

@@ -4,7 +4,9 @@
  * still include); one that has none gets its newest stored non-rejected attempt back on the wire
  * or, when every attempt was refused for good, becomes a cancel job. This is also what revisits a
  * nonce whose cancel failed (KMS or RPC error, kill -9 between the refusal and the cancel): the
- * job is derived from Postgres and the chain each pass, never remembered in memory only.
+ * job is derived from Postgres and the chain each pass, never remembered in memory only. A request
+ * an operator failed while its nonce was unused (cancel_requested_at, operator.ts; or `failed` by
+ * an operator before migration 0107) never gets its own bytes back: only cancels use its nonce.
  */
 import type { Lease } from "../lease.js";
 import { type Attempt, attemptsOf, type WatchedRequest } from "./attempts.js";
@@ -12,7 +14,13 @@ import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendInOrder } from "./send.js";
 
-export type CancelJob = { requestId: string; nonce: bigint; status: string };
+export type CancelJob = {
+  requestId: string;
+  nonce: bigint;
+  status: string;
+  /** An operator failed it (failed already, or cancel_requested): cancels only, never given up. */
+  byOperator: boolean;
+};
 
 export async function checkNonces(
   ctx: BroadcasterContext,
@@ -24,7 +32,8 @@ export async function checkNonces(
     (r) => (r.status === "signed" || r.status === "broadcast") && r.nonce >= snap.latestCount,
   );
   const jobs: CancelJob[] = [];
-  // Requests failed by an operator keep their nonce: if the chain has not used it, cancel it.
+  // Requests an operator failed outright before migration 0107 keep their nonce: if the chain has
+  // not used it, cancel it. (Since 0107 such a request stays `broadcast` until a cancel is final.)
   const { rows } = await ctx.pool.query<{ id: string; nonce: string }>(
     `SELECT id, nonce::text FROM custody.tx_requests
       WHERE chain_id = $1 AND from_address = $2 AND status = 'failed' AND nonce >= $3`,
@@ -34,6 +43,7 @@ export async function checkNonces(
     id: r.id,
     nonce: BigInt(r.nonce), // int8 text, not NUMERIC
     status: "failed",
+    cancelRequested: true,
   }));
   const ids = [...open.map((r) => r.id), ...failed.map((r) => r.id)];
   if (ids.length === 0) return jobs;
@@ -54,8 +64,14 @@ export async function checkNonces(
     if (mine.some((a) => a.status === "signed" || a.status === "broadcast")) continue;
     // Newest first: the best-paying bytes that no node refused for good.
     const usable = mine.find((a) => a.status !== "rejected");
-    if (usable && req.status !== "failed") revive.push(usable);
-    else jobs.push({ requestId: req.id, nonce: req.nonce, status: req.status });
+    if (usable && !req.cancelRequested) revive.push(usable);
+    else
+      jobs.push({
+        requestId: req.id,
+        nonce: req.nonce,
+        status: req.status,
+        byOperator: req.cancelRequested,
+      });
   }
   if (revive.length > 0) {
     ctx.log.warn({

@@ -10,7 +10,10 @@
  * - A mined request is re-checked against the canonical block hash at its height (asked only of
  *   nodes at or past that height): same hash, it moves to `confirmed` at the confirmation rule and
  *   is finalized at the finality rule (`finalized_at`, terminal). A reverted or cancelled attempt
- *   stays `mined` until final and only then fails the request.
+ *   stays `mined` until final and only then fails the request. A request an operator failed while
+ *   its nonce was unused (cancel_requested, operator.ts) fails as OPERATOR_FAILED at its cancel's
+ *   final block; if its own send mined instead, it is followed like any payment, with an
+ *   `operator_fail_overridden` event and alert, and a reorg never sends its payment again.
  * - A different hash: the receipt is looked up again (re-included elsewhere: recorded, counted as
  *   a reorg). Not in the chain and the nonce free again: back to `broadcast` and the stored bytes
  *   are resent (same nonce). Nonce still used but no receipt: `receipt_unknown`.
@@ -41,6 +44,10 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   let lastFullCheck = 0;
 
   type Mined = { req: WatchedRequest; winner: Attempt; receipt: TrackedReceipt };
+
+  /** One of its own sends mined (first seen now) although an operator failed it. */
+  const overridesOperator = (req: WatchedRequest, winner: Attempt) =>
+    req.cancelRequested && winner.purpose === "send" && req.blockHash === null;
 
   /** Record receipts found: one transaction for the whole set (a busy wallet mines hundreds). */
   async function markMined(lease: Lease, found: readonly Mined[]): Promise<void> {
@@ -94,13 +101,23 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         [rows.map((x) => x.req.id), rows.map((x) => x.winner.id)],
       );
       for (const { req, winner, receipt, rechained } of rows) {
-        if (!rechained && req.status !== "receipt_unknown" && req.status !== "needs_review")
+        const overridden = overridesOperator(req, winner);
+        if (
+          !rechained &&
+          !overridden &&
+          req.status !== "receipt_unknown" &&
+          req.status !== "needs_review"
+        )
           continue;
         await recordEvent(lease, {
           requestId: req.id,
           from: req.status,
           to: "mined",
-          event: rechained ? "rechained" : "receipt_found",
+          event: rechained
+            ? "rechained"
+            : overridden
+              ? "operator_fail_overridden"
+              : "receipt_found",
           details: {
             tx_hash: winner.txHash,
             block_number: receipt.blockNumber.toString(),
@@ -112,6 +129,20 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
     });
     for (const { req, winner, receipt, rechained } of rows) {
+      if (overridesOperator(req, winner)) {
+        // The operator's failure was a cancel; the payment it raced mined first: the money left.
+        ctx.log.error({
+          msg: "a request an operator failed was paid: its own send mined before the cancel",
+          request_id: req.id,
+          tx_hash: winner.txHash,
+          block_number: String(receipt.blockNumber),
+        });
+        ctx.alert("operator_fail_overridden", {
+          request_id: req.id,
+          tx_hash: winner.txHash,
+          block_number: String(receipt.blockNumber),
+        });
+      }
       if (rechained)
         ctx.log.warn({
           msg: "mined transaction re-included in another block",
@@ -127,7 +158,10 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     }
   }
 
-  /** The tx left the chain and its nonce is free: back to broadcast, resend the bytes that mined. */
+  /**
+   * The tx left the chain and its nonce is free: back to broadcast, resend the bytes that mined.
+   * A request an operator failed (cancel_requested) gets only its cancels back: never its payment.
+   */
   async function unmine(lease: Lease, req: WatchedRequest, attempts: Attempt[]): Promise<void> {
     ctx.log.warn({
       msg: "mined transaction reorged out, resending its bytes",
@@ -149,8 +183,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       );
       await lease.query(
         `UPDATE custody.tx_attempts SET status = 'broadcast', broadcast_at = now()
-         WHERE request_id = $1 AND status IN ('mined', 'replaced')`,
-        [req.id],
+         WHERE request_id = $1 AND status IN ('mined', 'replaced') AND (purpose = 'cancel' OR NOT $2)`,
+        [req.id, req.cancelRequested],
       );
       await recordEvent(lease, {
         requestId: req.id,
@@ -165,7 +199,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       });
     });
     const winner = attempts.find((a) => a.txHash === req.txHash);
-    if (winner) await sendRaw(ctx, winner.raw);
+    if (winner && (winner.purpose === "cancel" || !req.cancelRequested))
+      await sendRaw(ctx, winner.raw);
   }
 
   /** The nonce is used, none of our attempts has a receipt anywhere we looked. */
@@ -224,7 +259,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   type Step =
     | { do: "finalize"; id: string }
     | { do: "confirm"; id: string; final: boolean }
-    | { do: "fail"; id: string; code: "CANCELLED" | "REVERTED" };
+    | { do: "fail"; id: string; code: "CANCELLED" | "REVERTED" | "OPERATOR_FAILED" };
 
   /** Confirmation and finality of a request still in its recorded block. */
   function nextStep(
@@ -242,10 +277,12 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     }
     // Reverted or cancelled: the request fails only once that block is final.
     if (!final) return undefined;
+    // A cancel an operator asked for fails the request as theirs (its reason is cancel_reason).
+    const cancelled = winner?.purpose === "cancel";
     return {
       do: "fail",
       id: req.id,
-      code: winner?.purpose === "cancel" ? "CANCELLED" : "REVERTED",
+      code: !cancelled ? "REVERTED" : req.cancelRequested ? "OPERATOR_FAILED" : "CANCELLED",
     };
   }
 
@@ -275,6 +312,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         await lease.query(
           `UPDATE custody.tx_requests r
               SET status = 'failed', error_code = v.code, finalized_at = now(),
+                  error_message = CASE WHEN v.code = 'OPERATOR_FAILED' THEN r.cancel_reason
+                                       ELSE r.error_message END,
                   outcome_seq = r.outcome_seq + 1, updated_at = now()
              FROM unnest($1::text[], $2::text[]) AS v(id, code)
             WHERE r.id = v.id AND r.status = 'mined'`,

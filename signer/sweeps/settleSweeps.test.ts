@@ -26,6 +26,7 @@ function outcome(status: TxOutcomeStatus, receiptSuccess: boolean | null): TxOut
     errorCode: null,
     errorMessage: null,
     reviewReason: null,
+    cancelRequestedAt: null,
     reorgs: 0,
     changedAt: new Date(0),
     finalizedAt: null,
