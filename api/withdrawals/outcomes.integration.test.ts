@@ -295,6 +295,71 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await balance("alice")).debitsPending).toBe(held);
   });
 
+  it("POST /fail of a withdrawal whose nonce nothing used is a cancel: the hold stands until the cancel's block is final", async () => {
+    const id = await withdraw("alice", ETH);
+    const held = (await balance("alice")).debitsPending;
+    const { rows } = await t.ctx.db.pool.query<{ from_address: Hex }>(
+      "SELECT from_address FROM custody.tx_requests WHERE id = $1",
+      [`withdrawal:${id}`],
+    );
+    // A nonce above the wallet's mined count: no transaction used it at the head.
+    const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
+    const nonce =
+      Number(BigInt(await rpc<Hex>("eth_getTransactionCount", [rows[0]!.from_address, "latest"]))) +
+      5;
+    await signerRecords(id, {
+      status: "needs_review",
+      txHash: TX_A,
+      nonce,
+      reviewReason: "CANCEL_UNSENDABLE",
+    });
+    await withdrawals.syncOutcomes();
+    const fail = () =>
+      t.call(t.keys.admin, {
+        method: "POST",
+        url: `/v1/withdrawals/${id}/fail`,
+        headers: { "idempotency-key": `fail-cancel-${id}-${Math.random()}` },
+        payload: { reason: "every send refused; customer asked to cancel" },
+      });
+    const res = await fail();
+    expect(res.statusCode, res.body).toBe(200);
+    // Back to broadcast, hold standing: one of its signed sends may still mine.
+    expect(res.json()).toMatchObject({ status: "broadcast", failureReason: null });
+    expect((await balance("alice")).debitsPending).toBe(held);
+    const [signerSide] = await getTxOutcomes(t.ctx.db.pool, { requestIds: [`withdrawal:${id}`] });
+    expect(signerSide).toMatchObject({ status: "broadcast", errorCode: null });
+    expect(signerSide!.cancelRequestedAt).toBeInstanceOf(Date);
+    const moved = (await get(id)).history.find(
+      (h: { action: string; actor: string }) =>
+        h.action === "withdrawal.broadcast" && h.actor === "owner-admin",
+    );
+    expect(moved?.details).toMatchObject({ by: "operator", cancelling: true });
+    // A repeat answers the same and changes nothing; the outcome pass keeps it in broadcast.
+    const again = await fail();
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json().status).toBe("broadcast");
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("broadcast");
+    expect((await balance("alice")).debitsPending).toBe(held);
+    // The cancel's block is final: the signer fails the request as the operator's; released.
+    await signerRecords(id, {
+      status: "failed",
+      txHash: TX_B,
+      nonce,
+      errorCode: "OPERATOR_FAILED",
+      errorMessage: "every send refused; customer asked to cancel",
+      finalized: true,
+      fee: 21_000n * GWEI,
+    });
+    await withdrawals.syncOutcomes();
+    expect(await get(id)).toMatchObject({
+      status: "failed",
+      failureReason: "OPERATOR_FAILED: every send refused; customer asked to cancel",
+    });
+    expect((await balance("alice")).debitsPending).toBe(held - ETH);
+    expect(await eventTypes(id)).toContain("withdrawal.failed");
+  });
+
   it("the OpenAPI document lists every withdrawal status", async () => {
     const doc = (await t.app.inject({ method: "GET", url: "/docs/json" })).json();
     const schema =

@@ -1,7 +1,7 @@
 /**
  * A state fixture for tests of what reads the signer's outcomes (the API's withdrawals, the
  * console): it sets a request row by UPDATE to a state the broadcaster's tracker would record
- * (status, tx hash, fee, block, finality, reorgs, review reason, nonce, error code), e.g. puts it
+ * (status, tx hash, fee, block, finality, reorgs, review reason, nonce, error), e.g. puts it
  * into needs_review, with no signer running. Acceptable there because those tests are of the
  * reader: the API reads these columns only through `getTxOutcomes`, and the tracker's own way into
  * each state on anvil is tested in signer/ and ops/e2e. Not for tests of the signer itself.
@@ -19,6 +19,7 @@ export type TxRequestState = {
   reviewReason?: string;
   nonce?: number;
   errorCode?: string;
+  errorMessage?: string;
 };
 
 /** Sets every column of `state` (absent ones to null / 0 / not final) on request `requestId`. */
@@ -34,7 +35,7 @@ export async function setTxRequestState(
             transfer_position = CASE WHEN $5::bigint IS NULL THEN NULL ELSE 'tx' END,
             receipt_success = CASE WHEN $5::bigint IS NULL THEN NULL ELSE true END,
             finalized_at = CASE WHEN $6 THEN now() END, reorg_count = $7, review_reason = $8,
-            nonce = $9, error_code = $10, updated_at = now()
+            nonce = $9, error_code = $10, error_message = $11, updated_at = now()
       WHERE id = $1`,
     [
       requestId,
@@ -47,6 +48,7 @@ export async function setTxRequestState(
       state.reviewReason ?? null,
       state.nonce ?? null,
       state.errorCode ?? null,
+      state.errorMessage ?? null,
     ],
   );
   if (rowCount !== 1) throw new Error(`setTxRequestState: no request ${requestId}`);
