@@ -44,8 +44,10 @@ describe("withdrawals simulation", () => {
 
   // A dead withdrawal (every send refused for good by every endpoint), signer in process.
   // 12: the first cancel's KMS Sign fails once; it heals by backoff and the withdrawal fails once
-  // the cancel is final. 13: every cancel is refused too: needs_review after the capped number of
-  // cancels, the operator fails it (failByOperator), then the nodes take the cancel.
+  // the cancel is final. 14: every cancel is refused too: needs_review after the capped number of
+  // cancels, the operator fails it (failByOperator: a cancel, the hold standing), then the nodes
+  // take the cancel. 13: the same, but one of its refused sends mines right after the operator's
+  // failure: it is paid once and finalized, its hold posted, the override recorded.
   it("seed 12: a KMS failure on the dead withdrawal's first cancel heals without an operator", async () => {
     const result = await runWithdrawals(12, run);
     expect(result.violations, report(result)).toEqual([]);
@@ -56,16 +58,29 @@ describe("withdrawals simulation", () => {
     expect(Number(result.stats.cancels)).toBeGreaterThanOrEqual(1);
   });
 
-  it("seed 13: an unsendable cancel ends in needs_review, then the operator fails it", async () => {
-    const result = await runWithdrawals(13, run);
+  it("seed 14: an unsendable cancel ends in needs_review, then the operator fails it by a cancel", async () => {
+    const result = await runWithdrawals(14, run);
     expect(result.violations, report(result)).toEqual([]);
     expect(result.stats).toMatchObject({
       dead: "cancel_unsendable",
       dead_sent: 1,
       dead_reviews: "CANCEL_UNSENDABLE",
     });
+    expect(result.stats.late_send).toBeUndefined();
     // The signer's cap (5 refused cancels), then the one the nodes took after the operator.
     expect(Number(result.stats.cancels), report(result)).toBe(6);
+  });
+
+  it("seed 13: the dead withdrawal's send mines after the operator's failure: paid once, hold posted", async () => {
+    const result = await runWithdrawals(13, run);
+    expect(result.violations, report(result)).toEqual([]);
+    expect(result.stats).toMatchObject({
+      dead: "cancel_unsendable",
+      dead_reviews: "CANCEL_UNSENDABLE",
+      late_send: "mined",
+    });
+    // The signer's cap, and no cancel after the send mined.
+    expect(Number(result.stats.cancels), report(result)).toBe(5);
   });
 
   it("reports a dead withdrawal's hold released before it failed (the dead invariants can fail)", async () => {

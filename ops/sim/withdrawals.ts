@@ -20,7 +20,12 @@
  *    (needs_review, then the sim fails it as the operator, who first checks on the chain that
  *    none of its attempts mined: operator.ts): it is paid 0 times, ends `failed`
  *    (by the operator only when unsendable), exactly one of its cancels is in a final block, and
- *    its hold stands until it has failed.
+ *    its hold stands until it has failed (the operator's failure is a cancel: the withdrawal goes
+ *    back to `broadcast`, hold standing, until the cancel's block is final);
+ *  - late-send (half the unsendable seeds): right after the operator's failure, one of the dead
+ *    withdrawal's refused sends mines after all (a node passed the bytes on); the service must
+ *    follow it: paid exactly once, `finalized`, hold posted (never released), no cancel final,
+ *    and an `operator_fail_overridden` event on its request.
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -137,6 +142,8 @@ export async function runWithdrawals(
   const deadMessages = ["intrinsic gas too low", "exceeds block gas limit", "execution reverted"];
   const deadMessage = deadStream.pick(deadMessages);
   const cancelMessage = deadStream.pick(deadMessages);
+  // After the operator fails it, one of its refused sends mines first (its bytes passed on).
+  const lateSend = dead === "cancel_unsendable" && deadStream.chance(0.5);
 
   let primary: LyingProxy | undefined;
   let fallback: LyingProxy | undefined;
@@ -220,6 +227,8 @@ export async function runWithdrawals(
     let deadNonce: bigint | undefined;
     let refuseCancels = dead === "cancel_unsendable";
     let cancelKmsArmed = false;
+    /** The dead withdrawal's newest refused send, as signed (for the late-send case). */
+    let deadRaw: Hex | undefined;
     if (dead !== "none") {
       const intercept = (raw: string): string | undefined => {
         let tx: ReturnType<typeof parseTransaction>;
@@ -231,6 +240,7 @@ export async function runWithdrawals(
         const to = tx.to?.toLowerCase();
         if (to === deadTo) {
           deadNonce ??= BigInt(tx.nonce ?? 0);
+          deadRaw = raw as Hex;
           if (dead === "cancel_kms" && useChild && !cancelKmsArmed) {
             // The child's signatures cannot be told apart here: fail the next Sign, which is
             // usually the cancel's (the in-process signer aims at the cancel's digest exactly).
@@ -401,6 +411,8 @@ export async function runWithdrawals(
     const deadReleased = async (id: string) =>
       (await ledger.getTransfer(withdrawalTransferIds(id, 0).void)) !== undefined;
     let operatorFailed = false;
+    /** The late send was mined (the dead withdrawal is paid after all). */
+    let lateSendMined = false;
     /** The operator found one of the dead withdrawal's attempts mined and left it in needs_review. */
     let operatorWaited = false;
     let carelessTried = false;
@@ -623,6 +635,20 @@ export async function runWithdrawals(
             continue;
           }
           operatorFailed = true;
+          if (lateSend && deadRaw) {
+            // A node that refused the bytes to us had passed them on: they mine before any cancel
+            // (cancels are still refused until then).
+            try {
+              await rpc("eth_sendRawTransaction", [deadRaw]);
+              await mine(1);
+              lateSendMined = true;
+              trace(
+                "  late send: one of the dead withdrawal's refused sends mined after the operator's failure",
+              );
+            } catch (error) {
+              stats.late_send = `refused by anvil: ${(error as Error).message.slice(0, 80)}`;
+            }
+          }
           // The nodes accept cancels again: the signer's cancel consumes the nonce.
           refuseCancels = false;
           continue;
@@ -660,7 +686,7 @@ export async function runWithdrawals(
       const balance = BigInt(await rpc<Hex>("eth_getBalance", [a.to, "latest"]));
       const status = statuses.get(a.id) ?? "unknown";
       paidTotal.set(a.owner, (paidTotal.get(a.owner) ?? 0n) + balance);
-      if (a === deadOne) {
+      if (a === deadOne && !lateSendMined) {
         // Refused by every node: paid 0 times, failed (by the cancel's final block, or by the
         // operator after needs_review), its hold released.
         if (balance !== 0n)
@@ -750,28 +776,47 @@ export async function runWithdrawals(
           .filter((e) => e.event === "needs_review")
           .map((e) => e.reason ?? "?")
           .join(",") || "none";
-      if (finalCancels !== 1)
-        fail(
-          "dead",
-          `dead withdrawal ${deadOne.id}: ${finalCancels} of its ${cancels.length} cancels (${cancels.map((c) => c.status).join(",")}) mined in a final block, not 1`,
-        );
-      if (dead === "cancel_unsendable") {
-        if (!operatorFailed)
-          fail("dead", `dead withdrawal ${deadOne.id} never reached needs_review`);
-        if (!(w?.failureReason ?? "").startsWith("OPERATOR_FAILED"))
+      if (lateSendMined) {
+        // The operator's failure was a cancel, and the send it raced mined first: the service
+        // followed the chain (paid once and finalized: checked with the others above), posted the
+        // hold instead of releasing it, and recorded the override.
+        stats.late_send = "mined";
+        if (finalCancels !== 0)
+          fail(
+            "late-send",
+            `dead withdrawal ${deadOne.id}: a cancel is final although its send mined`,
+          );
+        if (await deadReleased(deadOne.id))
+          fail("late-send", `dead withdrawal ${deadOne.id} was paid but its hold was released`);
+        if (!events.some((e) => e.event === "operator_fail_overridden"))
+          fail(
+            "late-send",
+            `dead withdrawal ${deadOne.id}: paid after the operator's failure, not recorded as overridden`,
+          );
+      } else {
+        if (finalCancels !== 1)
           fail(
             "dead",
-            `dead withdrawal ${deadOne.id} failed as ${w?.failureReason}, not by the operator`,
+            `dead withdrawal ${deadOne.id}: ${finalCancels} of its ${cancels.length} cancels (${cancels.map((c) => c.status).join(",")}) mined in a final block, not 1`,
           );
-      } else if (operatorFailed)
-        fail("dead", `dead withdrawal ${deadOne.id}: a healable cancel ended in needs_review`);
+        if (dead === "cancel_unsendable") {
+          if (!operatorFailed)
+            fail("dead", `dead withdrawal ${deadOne.id} never reached needs_review`);
+          if (!(w?.failureReason ?? "").startsWith("OPERATOR_FAILED"))
+            fail(
+              "dead",
+              `dead withdrawal ${deadOne.id} failed as ${w?.failureReason}, not by the operator`,
+            );
+        } else if (operatorFailed)
+          fail("dead", `dead withdrawal ${deadOne.id}: a healable cancel ended in needs_review`);
+        if (!(await deadReleased(deadOne.id)))
+          fail("holds", `dead withdrawal ${deadOne.id} failed but its hold is not released`);
+      }
       if (dead === "cancel_kms" && !useChild && kmsProxy.digestFailures() !== 1)
         fail(
           "dead",
           `the first cancel's KMS Sign failed ${kmsProxy.digestFailures()} times, not once`,
         );
-      if (!(await deadReleased(deadOne.id)))
-        fail("holds", `dead withdrawal ${deadOne.id} failed but its hold is not released`);
     }
     const { rows: cancelRows } = await pool.query<{ n: number; review: number }>(
       `SELECT (SELECT count(*)::int FROM custody.tx_attempts WHERE chain_id = $1 AND purpose = 'cancel') AS n,
