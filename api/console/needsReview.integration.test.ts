@@ -5,7 +5,8 @@
  * path on anvil is tested in signer/ and ops/e2e); the withdrawal follows through syncOutcomes.
  * An approver without admin is refused in the console and the API; a reason-less and a CSRF-less
  * POST change nothing; an admin's Fail button fails it, releases the hold and is audited with the
- * reason; a withdrawal the chain can still decide is refused 409. Screenshots in .artifacts/console/.
+ * reason; one whose nonce nothing used is cancelled instead (the notice says so, the hold stands);
+ * a withdrawal the chain can still decide is refused 409. Screenshots in .artifacts/console/.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Ledger } from "../../ledger/index.js";
@@ -52,11 +53,12 @@ const withdraw = async (customer: string, amount: bigint) =>
   (await t.withdrawNative(t.keys["withdrawals:write"], customer, amount)).id;
 
 /** Move the signer's request row as its tracker records it, then let the withdrawal follow. */
-async function signerRecords(id: string, status: string, reviewReason?: string) {
+async function signerRecords(id: string, status: string, reviewReason?: string, nonce?: number) {
   await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
     status,
     txHash: `0x${"d4".repeat(32)}`,
     ...(reviewReason ? { reviewReason } : {}),
+    ...(nonce !== undefined ? { nonce } : {}),
   });
   await withdrawals.syncOutcomes();
 }
@@ -165,6 +167,26 @@ describe("console needs_review action", () => {
     await page.goto(`${url}/console/withdrawals/${stuck}`);
     await shows(page.getByRole("main"), "withdrawal.failed");
     await shot(page, "withdrawal-failed-by-operator");
+
+    // a withdrawal whose nonce nothing used (far above the wallet's mined count): the button's
+    // failure is a cancel, and the notice says the hold stays until the cancel is final
+    const unsent = await withdraw("erin", 2n * ETH);
+    await signerRecords(unsent, "broadcast");
+    await signerRecords(unsent, "needs_review", "CANCEL_UNSENDABLE", 1_000);
+    const unsentShort = unsent.slice(0, 8);
+    await page.goto(`${url}/console/withdrawals/${unsent}`);
+    await page
+      .getByLabel(`What you checked on chain for ${unsentShort}`)
+      .fill("every send and cancel refused");
+    await page
+      .getByRole("button", { name: `Fail withdrawal ${unsentShort} and release its hold` })
+      .click();
+    await shows(
+      page.getByRole("status").first(),
+      `withdrawal ${unsentShort}: its nonce is being cancelled; it fails and its hold is released once the cancel is final`,
+    );
+    expect(await statusOf(unsent)).toBe("broadcast");
+    expect(await held("erin")).toBe(2n * ETH);
 
     // the API: a withdrawal the chain can still decide is refused 409; an unknown id 404
     const refused = await failViaApi(t.keys.admin, moving, "looked stuck");
