@@ -65,6 +65,18 @@ async function balance(customer: string) {
   return ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
 }
 
+/** The withdrawal's hot wallet, its chain (anvil, directly) and the wallet's next nonce there. */
+async function hotWalletOf(id: string) {
+  const { rows } = await t.ctx.db.pool.query<{ from_address: Hex }>(
+    "SELECT from_address FROM custody.tx_requests WHERE id = $1",
+    [`withdrawal:${id}`],
+  );
+  const from = rows[0]!.from_address;
+  const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
+  const nonce = Number(BigInt(await rpc<Hex>("eth_getTransactionCount", [from, "latest"])));
+  return { from, rpc, nonce };
+}
+
 async function eventTypes(id: string): Promise<string[]> {
   const { rows } = await t.ctx.db.pool.query<{ type: string }>(
     "SELECT type FROM api.webhook_events WHERE payload->>'withdrawal_id' = $1 ORDER BY created_at, type",
@@ -259,14 +271,8 @@ describe("withdrawal outcomes from the signer", () => {
   it("POST /fail is refused 409 (problem+json) while the block that used the nonce is not final; nothing changes", async () => {
     const id = await withdraw("alice", ETH);
     const held = (await balance("alice")).debitsPending;
-    const { rows } = await t.ctx.db.pool.query<{ from_address: Hex }>(
-      "SELECT from_address FROM custody.tx_requests WHERE id = $1",
-      [`withdrawal:${id}`],
-    );
-    const from = rows[0]!.from_address;
     // Another transaction of the hot wallet uses its next nonce, in the head block.
-    const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
-    const nonce = Number(BigInt(await rpc<Hex>("eth_getTransactionCount", [from, "latest"])));
+    const { from, rpc, nonce } = await hotWalletOf(id);
     await rpc("anvil_setBalance", [from, toHex(ETH)]);
     await rpc("anvil_impersonateAccount", [from]);
     const foreign = (
@@ -298,15 +304,8 @@ describe("withdrawal outcomes from the signer", () => {
   it("POST /fail of a withdrawal whose nonce nothing used is a cancel: the hold stands until the cancel's block is final", async () => {
     const id = await withdraw("alice", ETH);
     const held = (await balance("alice")).debitsPending;
-    const { rows } = await t.ctx.db.pool.query<{ from_address: Hex }>(
-      "SELECT from_address FROM custody.tx_requests WHERE id = $1",
-      [`withdrawal:${id}`],
-    );
     // A nonce above the wallet's mined count: no transaction used it at the head.
-    const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
-    const nonce =
-      Number(BigInt(await rpc<Hex>("eth_getTransactionCount", [rows[0]!.from_address, "latest"]))) +
-      5;
+    const nonce = (await hotWalletOf(id)).nonce + 5;
     await signerRecords(id, {
       status: "needs_review",
       txHash: TX_A,
