@@ -36,6 +36,8 @@ export type OperatorDecision = { requestId: string; by: string; reason: string }
 export type OperatorDecisionResult = { from: string; to: string; cancelling: boolean };
 
 const FAILABLE = ["receipt_unknown", "needs_review"] as const;
+/** Where a request an operator failed by cancel is until the chain decides. */
+const CANCELLING = ["signed", "broadcast", "mined"];
 
 /** The change a decision makes once the row is locked (and, for a fail, the chain was read). */
 type Change = {
@@ -157,9 +159,12 @@ const FAIL_NOW = `UPDATE custody.tx_requests
 
 // The nonce is unused: one of the request's sends may still mine. Back to `broadcast`, stamped;
 // the broadcaster cancels the nonce and the tracker fails the request at the cancel's final block.
+// A second decision (after the request went through receipt_unknown again) keeps the first's.
 const FAIL_BY_CANCEL = `UPDATE custody.tx_requests
-    SET status = 'broadcast', review_reason = NULL, cancel_requested_at = now(),
-        cancel_reason = left($3, 500), outcome_seq = outcome_seq + 1, updated_at = now()`;
+    SET status = 'broadcast', review_reason = NULL,
+        cancel_requested_at = COALESCE(cancel_requested_at, now()),
+        cancel_reason = COALESCE(cancel_reason, left($3, 500)),
+        outcome_seq = outcome_seq + 1, updated_at = now()`;
 
 /**
  * Fail a `receipt_unknown` / `needs_review` request (audited), once the chain shows that none of
@@ -181,10 +186,11 @@ export async function failTxRequestByOperator(
       async (row) => {
         const { used, ...details } = await chainCheck(client, d.requestId, row, readEvidence);
         if (used !== false) return { update: FAIL_NOW, params: [d.reason], details };
-        // Its stored sends are never sent again (resync, stall and bump send only live attempts).
+        // Its stored sends are never sent again (resync, stall and bump send only live attempts);
+        // a live cancel (a second decision) stays live.
         await client.query(
           `UPDATE custody.tx_attempts SET status = 'replaced'
-            WHERE request_id = $1 AND status IN ('signed', 'broadcast')`,
+            WHERE request_id = $1 AND purpose = 'send' AND status IN ('signed', 'broadcast')`,
           [d.requestId],
         );
         return {
@@ -194,8 +200,9 @@ export async function failTxRequestByOperator(
           cancelling: true,
         };
       },
+      // Still cancelling (its cancel may be mined, not final yet): a repeat.
       (row) =>
-        row.status === "broadcast" && row.cancel_requested
+        row.cancel_requested && CANCELLING.includes(row.status)
           ? { from: row.status, to: row.status, cancelling: true }
           : undefined,
     ),

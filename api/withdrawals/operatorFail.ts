@@ -19,6 +19,7 @@ import {
   failTxRequestByOperator,
   getTxOutcomes,
   nonceEvidenceFromChains,
+  type TxOutcome,
   TxRequestNotReviewableError,
 } from "../../signer/index.js";
 import { NotFoundError, WithdrawalStateError } from "../errors.js";
@@ -55,6 +56,8 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     // The signer's record first: if the chain moved the request meanwhile (it mined after all),
     // this refuses and no hold is released. Already failed: a repeat after a crash.
     let cancel = false;
+    /** The signer's request failed already (a repeat, or its cancel's final block decided). */
+    let signerFailed: TxOutcome | undefined;
     try {
       const decided = await failTxRequestByOperator(
         pool,
@@ -65,6 +68,7 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     } catch (error) {
       if (!(error instanceof TxRequestNotReviewableError && error.meta?.status === "failed"))
         throw error;
+      [signerFailed] = await getTxOutcomes(pool, { requestIds: [signerRequestId(id)] });
     }
     const result = await withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
@@ -80,6 +84,8 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
           by: "operator",
           cancelling: true,
         });
+      // A cancel that decided it was paid for by the hot wallet: booked as the outcome pass would.
+      if (signerFailed) await holds.bookFee(client, w, signerFailed.fee ?? 0n, signerFailed.txHash);
       await holds.release(client, w);
       return move(
         client,

@@ -359,6 +359,30 @@ describe("withdrawal outcomes from the signer", () => {
     expect(await eventTypes(id)).toContain("withdrawal.failed");
   });
 
+  it("an operator's repeat after the signer's cancel already failed it books the cancel's gas before releasing", async () => {
+    const id = await withdraw("bob", ETH);
+    const before = await balance("bob");
+    await signerRecords(id, { status: "needs_review", txHash: TX_A, nonce: 60 });
+    await withdrawals.syncOutcomes();
+    // The cancel's block became final before the outcome pass ran (the pass lags, or crashed).
+    await signerRecords(id, {
+      status: "failed",
+      txHash: TX_B,
+      nonce: 60,
+      errorCode: "OPERATOR_FAILED",
+      errorMessage: "cancelled by ops",
+      finalized: true,
+      fee: 21_000n * GWEI,
+    });
+    const w = await withdrawals.failByOperator(id, { by: "ops-dana", reason: "cancelled by ops" });
+    expect(w.status).toBe("failed");
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 0).fee)).toMatchObject({
+      amount: 21_000n * GWEI,
+      chainRef: { txHash: TX_B },
+    });
+    expect((await balance("bob")).debitsPending).toBe(before.debitsPending - ETH);
+  });
+
   it("the OpenAPI document lists every withdrawal status", async () => {
     const doc = (await t.app.inject({ method: "GET", url: "/docs/json" })).json();
     const schema =

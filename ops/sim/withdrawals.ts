@@ -635,10 +635,11 @@ export async function runWithdrawals(
             continue;
           }
           operatorFailed = true;
-          if (lateSend && deadRaw) {
+          if (lateSend) {
             // A node that refused the bytes to us had passed them on: they mine before any cancel
             // (cancels are still refused until then).
             try {
+              if (!deadRaw) throw new Error("none of its sends was seen");
               await rpc("eth_sendRawTransaction", [deadRaw]);
               await mine(1);
               lateSendMined = true;
@@ -646,7 +647,11 @@ export async function runWithdrawals(
                 "  late send: one of the dead withdrawal's refused sends mined after the operator's failure",
               );
             } catch (error) {
-              stats.late_send = `refused by anvil: ${(error as Error).message.slice(0, 80)}`;
+              // The case this seed is for did not happen: say so rather than pass without it.
+              fail(
+                "late-send",
+                `anvil refused the late send: ${(error as Error).message.slice(0, 120)}`,
+              );
             }
           }
           // The nodes accept cancels again: the signer's cancel consumes the nonce.

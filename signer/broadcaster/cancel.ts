@@ -43,13 +43,14 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
     });
   }
 
-  /** Cancels of this nonce refused for good since the last operator retry. */
+  /** Cancels of this nonce refused for good since the last operator decision (retry or fail). */
   async function refusedCancels(job: CancelJob): Promise<number> {
     const { rows } = await ctx.pool.query(
       `SELECT count(*)::int AS n FROM custody.tx_attempts a
         WHERE a.request_id = $1 AND a.nonce = $2 AND a.purpose = 'cancel' AND a.status = 'rejected'
           AND a.created_at > COALESCE((SELECT max(e.created_at) FROM custody.tx_request_events e
-                                        WHERE e.request_id = $1 AND e.event = 'operator_retry'),
+                                        WHERE e.request_id = $1
+                                          AND e.event IN ('operator_retry', 'operator_failed')),
                                       '-infinity')`,
       [job.requestId, job.nonce.toString()],
     );
@@ -85,17 +86,15 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
 
   async function cancelOne(lease: Lease, job: CancelJob) {
     const refused = await refusedCancels(job);
-    if (refused >= settings.maxCancelAttempts) {
-      if (job.byOperator) {
-        // Failed by an operator already: keep trying slowly, keep alerting.
-        ctx.alert("nonce_gap", { request_id: job.requestId, nonce: String(job.nonce) });
-      } else {
-        await giveUp(lease, job, refused);
-        return;
-      }
+    const exhausted = refused >= settings.maxCancelAttempts;
+    if (exhausted && !job.byOperator) {
+      await giveUp(lease, job, refused);
+      return;
     }
     const b = backoff.get(job.requestId);
     if (b && Date.now() < b.nextAt) return;
+    // Failed by an operator already: no one else decides; keep trying slowly, alerting each try.
+    if (exhausted) ctx.alert("nonce_gap", { request_id: job.requestId, nonce: String(job.nonce) });
     let stored: Awaited<ReturnType<typeof storeAttempt>>;
     try {
       const fees = await estimateFees(ctx.client, ctx.chain);

@@ -45,10 +45,6 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
 
   type Mined = { req: WatchedRequest; winner: Attempt; receipt: TrackedReceipt };
 
-  /** One of its own sends mined (first seen now) although an operator failed it. */
-  const overridesOperator = (req: WatchedRequest, winner: Attempt) =>
-    req.cancelRequested && winner.purpose === "send" && req.blockHash === null;
-
   /** Record receipts found: one transaction for the whole set (a busy wallet mines hundreds). */
   async function markMined(lease: Lease, found: readonly Mined[]): Promise<void> {
     if (found.length === 0) return;
@@ -64,7 +60,21 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
       return { req, winner, receipt, position, rechained };
     });
+    /** Requests an operator failed whose own send mined (not recorded yet: once each). */
+    const overridden = new Set<string>();
     await lease.transaction(async () => {
+      const sends = rows.filter((x) => x.winner.purpose === "send").map((x) => x.req.id);
+      if (sends.length > 0) {
+        // Read here, not from the watched row: the operator's decision may be newer than it.
+        const { rows: o } = await lease.query<{ id: string }>(
+          `SELECT r.id FROM custody.tx_requests r
+            WHERE r.id = ANY($1::text[]) AND r.cancel_requested_at IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM custody.tx_request_events e
+                               WHERE e.request_id = r.id AND e.event = 'operator_fail_overridden')`,
+          [sends],
+        );
+        for (const r of o) overridden.add(r.id);
+      }
       await lease.query(
         `UPDATE custody.tx_requests r
            SET status = 'mined', tx_hash = v.hash, block_number = v.bn, block_hash = v.bh,
@@ -101,10 +111,10 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         [rows.map((x) => x.req.id), rows.map((x) => x.winner.id)],
       );
       for (const { req, winner, receipt, rechained } of rows) {
-        const overridden = overridesOperator(req, winner);
+        const override = overridden.has(req.id);
         if (
           !rechained &&
-          !overridden &&
+          !override &&
           req.status !== "receipt_unknown" &&
           req.status !== "needs_review"
         )
@@ -113,11 +123,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
           requestId: req.id,
           from: req.status,
           to: "mined",
-          event: rechained
-            ? "rechained"
-            : overridden
-              ? "operator_fail_overridden"
-              : "receipt_found",
+          event: override ? "operator_fail_overridden" : rechained ? "rechained" : "receipt_found",
           details: {
             tx_hash: winner.txHash,
             block_number: receipt.blockNumber.toString(),
@@ -129,7 +135,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
     });
     for (const { req, winner, receipt, rechained } of rows) {
-      if (overridesOperator(req, winner)) {
+      if (overridden.has(req.id)) {
         // The operator's failure was a cancel; the payment it raced mined first: the money left.
         ctx.log.error({
           msg: "a request an operator failed was paid: its own send mined before the cancel",
@@ -203,24 +209,28 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       await sendRaw(ctx, winner.raw);
   }
 
-  /** The nonce is used, none of our attempts has a receipt anywhere we looked. */
+  /**
+   * The nonce is used, none of our attempts has a receipt anywhere we looked. Only from the status
+   * this pass saw (like needsReview): an operator's decision made meanwhile stands.
+   */
   async function receiptUnknown(
     lease: Lease,
     req: WatchedRequest,
     event: string,
     details: Record<string, unknown>,
   ): Promise<void> {
-    await lease.transaction(async () => {
-      await lease.query(
+    const moved = await lease.transaction(async () => {
+      const upd = await lease.query(
         `UPDATE custody.tx_requests
            SET status = 'receipt_unknown', block_number = NULL, block_hash = NULL,
                receipt_success = NULL, gas_used = NULL, effective_gas_price = NULL, fee = NULL,
                transfer_position = NULL, transfer_log_index = NULL,
                reorg_count = reorg_count + $2, receipt_missing_since = COALESCE(receipt_missing_since, now()),
                outcome_seq = outcome_seq + 1, updated_at = now()
-         WHERE id = $1`,
-        [req.id, req.blockHash !== null ? 1 : 0],
+         WHERE id = $1 AND status = $3`,
+        [req.id, req.blockHash !== null ? 1 : 0, req.status],
       );
+      if (upd.rowCount === 0) return false;
       await recordEvent(lease, {
         requestId: req.id,
         from: req.status,
@@ -228,7 +238,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         event,
         details,
       });
+      return true;
     });
+    if (!moved) return;
     ctx.log.warn({
       msg: "nonce used but no receipt of ours found",
       request_id: req.id,
@@ -237,13 +249,14 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   }
 
   async function needsReview(lease: Lease, req: WatchedRequest, reason: string): Promise<void> {
-    await lease.transaction(async () => {
-      await lease.query(
+    const moved = await lease.transaction(async () => {
+      const upd = await lease.query(
         `UPDATE custody.tx_requests
            SET status = 'needs_review', review_reason = $2, outcome_seq = outcome_seq + 1, updated_at = now()
-         WHERE id = $1`,
-        [req.id, reason],
+         WHERE id = $1 AND status = $3`,
+        [req.id, reason, req.status],
       );
+      if (upd.rowCount === 0) return false;
       await recordEvent(lease, {
         requestId: req.id,
         from: req.status,
@@ -252,7 +265,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         reason,
         details: { nonce: req.nonce.toString() },
       });
+      return true;
     });
+    if (!moved) return;
     ctx.alert("needs_review", { request_id: req.id, nonce: String(req.nonce), reason });
   }
 

@@ -7,3 +7,11 @@
 ALTER TABLE custody.tx_requests
   ADD COLUMN cancel_requested_at TIMESTAMPTZ,
   ADD COLUMN cancel_reason TEXT;
+
+-- Requests an operator failed outright before this migration kept their live sends, which every
+-- restart's resync sent again after their hold was released. They are never sent again; the
+-- broadcaster cancels their nonce if the chain has not used it (nonces.ts).
+UPDATE custody.tx_attempts a SET status = 'replaced'
+  FROM custody.tx_requests r
+ WHERE a.request_id = r.id AND r.status = 'failed' AND r.error_code = 'OPERATOR_FAILED'
+   AND a.purpose = 'send' AND a.status IN ('signed', 'broadcast');
