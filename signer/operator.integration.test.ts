@@ -441,6 +441,68 @@ describe("operator decisions", () => {
     }
   });
 
+  it("the operator's cancel outbids the payment a node still holds: no attempt refused as underpriced", async () => {
+    const dest = "0x000000000000000000000000000000000000cafe" as Hex;
+    const account = await t.wallet();
+    const from = account.address.toLowerCase();
+    // A node takes the payment into its pool but answers us with a refusal; cancels are refused
+    // until the operator decides. Nothing mines on its own meanwhile.
+    await t.rpc("evm_setAutomine", [false]);
+    let refuseCancels = true;
+    proxy.setIntercept((call) => {
+      if (call.method === "eth_sendRawTransaction") {
+        const raw = (call.params as Hex[])[0]!;
+        if (parseTransaction(raw).to?.toLowerCase() === dest) {
+          void t.rpc("eth_sendRawTransaction", [raw]).catch(() => {});
+          return { error: { code: -32000, message: "intrinsic gas too low" } };
+        }
+      }
+      return refuseCancels ? refuseCancel(call, from) : undefined;
+    });
+    const signer = t.run(account, QUICK_CANCELS);
+    try {
+      await t.withdraw("op-outbid", { from: account.address, to: dest, value: parseEther("3") });
+      await waitFor(
+        "needs_review",
+        async () => (await outcome("op-outbid")).status === "needs_review",
+      );
+      expect(
+        await failTxRequestByOperator(
+          t.ctx.db.pool,
+          { requestId: "op-outbid", by: "alice", reason: "customer cancelled" },
+          readEvidence(),
+        ),
+      ).toMatchObject({ to: "broadcast", cancelling: true });
+      refuseCancels = false;
+      // The first cancel the node sees replaces the payment in its pool at once.
+      await waitFor(
+        "a cancel in the node's pool",
+        async () =>
+          (
+            await t.ctx.db.pool.query(
+              "SELECT 1 FROM custody.tx_attempts WHERE request_id = 'op-outbid' AND purpose = 'cancel' AND status = 'broadcast'",
+            )
+          ).rowCount! > 0,
+      );
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT purpose, last_error_class FROM custody.tx_attempts WHERE request_id = 'op-outbid' AND last_error_class LIKE '%underpriced'",
+      );
+      expect(rows).toEqual([]);
+      await t.rpc("evm_mine");
+      const failed = await waitFor("failed at the cancel's final block", async () => {
+        const o = await outcome("op-outbid");
+        if (o.status !== "failed") await t.rpc("evm_mine");
+        return o.status === "failed" ? o : undefined;
+      });
+      expect(failed).toMatchObject({ errorCode: "OPERATOR_FAILED", cancelled: true });
+      expect(await t.client.getBalance({ address: dest })).toBe(0n);
+    } finally {
+      proxy.setIntercept(undefined);
+      await t.rpc("evm_setAutomine", [true]);
+      await signer.stop();
+    }
+  });
+
   it("refuses a chain it is not configured for", async () => {
     const reader = nonceEvidenceFromChains([t.chain]);
     await expect(

@@ -8,9 +8,15 @@
  * failed has no one left to decide: its cancels go on, slowly, with a `nonce_gap` alert each time.
  */
 import { backoffMs } from "../../foundation/backoff.js";
-import { estimateFees } from "../fees.js";
+import { bumpFees, estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
-import { recordEvent, storeAttempt } from "./attempts.js";
+import {
+  ATTEMPT_COLUMNS,
+  type AttemptRow,
+  attemptFromRow,
+  recordEvent,
+  storeAttempt,
+} from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 import { cancelGasLimit } from "./gasPlan.js";
 import type { CancelJob } from "./nonces.js";
@@ -41,6 +47,24 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
       retry_in_ms: wait,
       ...(error ? { err: error } : {}),
     });
+  }
+
+  /**
+   * A cancel's fees: a valid replacement of the nonce's newest (best-paying) attempt, whatever its
+   * status (bytes a node refused to us may sit in another's pool, as when an operator's cancel races
+   * the payment), at least the market, never above the cap (at the cap: the market, and the bump
+   * stage takes it from there).
+   */
+  async function cancelFees(job: CancelJob): Promise<Fees> {
+    const market = await estimateFees(ctx.client, ctx.chain);
+    const { rows } = await ctx.pool.query<AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts
+        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 ORDER BY id DESC LIMIT 1`,
+      [ctx.chain.chainId, ctx.from, job.nonce.toString()],
+    );
+    if (!rows[0]) return market;
+    const raised = bumpFees(attemptFromRow(rows[0]).fees, market, ctx.chain.maxFeePerGas);
+    return raised.replace ? raised.fees : market;
   }
 
   /** Cancels of this nonce refused for good since the last operator decision (retry or fail). */
@@ -97,7 +121,7 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
     if (exhausted) ctx.alert("nonce_gap", { request_id: job.requestId, nonce: String(job.nonce) });
     let stored: Awaited<ReturnType<typeof storeAttempt>>;
     try {
-      const fees = await estimateFees(ctx.client, ctx.chain);
+      const fees = await cancelFees(job);
       const tx = {
         nonce: job.nonce,
         to: ctx.from,
