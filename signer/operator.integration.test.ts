@@ -64,6 +64,15 @@ function refuseCancel(call: RpcCallIn, from: string): Answer | undefined {
     : undefined;
 }
 
+/** The node refuses every payment to `dest` for good, handing its signed bytes to `keep`. */
+function refusePayment(call: RpcCallIn, dest: Hex, keep: (raw: Hex) => void): Answer | undefined {
+  if (call.method !== "eth_sendRawTransaction") return undefined;
+  const raw = (call.params as Hex[])[0]!;
+  if (parseTransaction(raw).to?.toLowerCase() !== dest) return undefined;
+  keep(raw);
+  return { error: { code: -32000, message: "intrinsic gas too low" } };
+}
+
 /** Few, quick cancel tries: an unsendable cancel reaches needs_review in about a second. */
 const QUICK_CANCELS = {
   settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 1_000, maxCancelAttempts: 2 },
@@ -83,6 +92,9 @@ async function outcome(id: string): Promise<TxOutcome> {
   return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
+const untilNeedsReview = (id: string) =>
+  waitFor("needs_review", async () => (await outcome(id)).status === "needs_review");
+
 describe("operator decisions", () => {
   it("fails a needs_review request only by command, audited, and the wallet goes on", async () => {
     const account = await t.wallet();
@@ -94,10 +106,7 @@ describe("operator decisions", () => {
       await t.withdraw([{ id: "op-dead", gasLimit: 2_000_000n }, "op-next"], {
         from: account.address,
       });
-      await waitFor(
-        "needs_review",
-        async () => (await outcome("op-dead")).status === "needs_review",
-      );
+      await untilNeedsReview("op-dead");
 
       const review = await cli(["review"]);
       expect(review.code, review.out).toBe(0);
@@ -312,10 +321,7 @@ describe("operator decisions", () => {
     const signer = t.run(account, QUICK_CANCELS);
     try {
       await t.withdraw([{ id: "op-foreign", gasLimit: 2_000_000n }], { from: account.address });
-      await waitFor(
-        "needs_review",
-        async () => (await outcome("op-foreign")).status === "needs_review",
-      );
+      await untilNeedsReview("op-foreign");
       const decision = { requestId: "op-foreign", by: "alice", reason: "nonce used elsewhere" };
       // Nodes without the state to answer: refused, nothing changed.
       countsRefused = true;
@@ -386,23 +392,13 @@ describe("operator decisions", () => {
     // Every node refuses the payment's bytes and every cancel for good; the payment's bytes are
     // kept, as a node that refused them to us may still have passed them on.
     const payments: Hex[] = [];
-    proxy.setIntercept((call) => {
-      if (call.method === "eth_sendRawTransaction") {
-        const raw = (call.params as Hex[])[0]!;
-        if (parseTransaction(raw).to?.toLowerCase() === dest) {
-          payments.push(raw);
-          return { error: { code: -32000, message: "intrinsic gas too low" } };
-        }
-      }
-      return refuseCancel(call, from);
-    });
+    proxy.setIntercept(
+      (call) => refusePayment(call, dest, (raw) => payments.push(raw)) ?? refuseCancel(call, from),
+    );
     const signer = t.run(account, QUICK_CANCELS);
     try {
       await t.withdraw("op-late", { from: account.address, to: dest, value: parseEther("2") });
-      await waitFor(
-        "needs_review",
-        async () => (await outcome("op-late")).status === "needs_review",
-      );
+      await untilNeedsReview("op-late");
       expect(
         await failTxRequestByOperator(
           t.ctx.db.pool,
@@ -449,23 +445,16 @@ describe("operator decisions", () => {
     // until the operator decides. Nothing mines on its own meanwhile.
     await t.rpc("evm_setAutomine", [false]);
     let refuseCancels = true;
-    proxy.setIntercept((call) => {
-      if (call.method === "eth_sendRawTransaction") {
-        const raw = (call.params as Hex[])[0]!;
-        if (parseTransaction(raw).to?.toLowerCase() === dest) {
+    proxy.setIntercept(
+      (call) =>
+        refusePayment(call, dest, (raw) => {
           void t.rpc("eth_sendRawTransaction", [raw]).catch(() => {});
-          return { error: { code: -32000, message: "intrinsic gas too low" } };
-        }
-      }
-      return refuseCancels ? refuseCancel(call, from) : undefined;
-    });
+        }) ?? (refuseCancels ? refuseCancel(call, from) : undefined),
+    );
     const signer = t.run(account, QUICK_CANCELS);
     try {
       await t.withdraw("op-outbid", { from: account.address, to: dest, value: parseEther("3") });
-      await waitFor(
-        "needs_review",
-        async () => (await outcome("op-outbid")).status === "needs_review",
-      );
+      await untilNeedsReview("op-outbid");
       expect(
         await failTxRequestByOperator(
           t.ctx.db.pool,

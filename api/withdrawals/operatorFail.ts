@@ -29,10 +29,9 @@ import { signerRequestId } from "./transitions.js";
 
 export function createOperatorFail({ pool, config, holds, move, ring }: WithdrawalStages) {
   const readEvidence = nonceEvidenceFromChains(config.chains);
-  /** The signer is cancelling the withdrawal's nonce for an operator. */
-  const cancelling = async (id: string) =>
-    (await getTxOutcomes(pool, { requestIds: [signerRequestId(id)] }))[0]?.cancelRequestedAt !=
-    null;
+  /** What the signer reports for the withdrawal's request. */
+  const signerOutcome = async (id: string): Promise<TxOutcome | undefined> =>
+    (await getTxOutcomes(pool, { requestIds: [signerRequestId(id)] }))[0];
 
   async function failByOperator(
     id: string,
@@ -50,7 +49,7 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     // Only needs_review: anything else can still be decided by the chain (or is being cancelled
     // for an operator already: a repeat, answered as it is).
     if (seen.status !== "needs_review") {
-      if (seen.status === "broadcast" && (await cancelling(id))) return seen;
+      if (seen.status === "broadcast" && (await signerOutcome(id))?.cancelRequestedAt) return seen;
       throw new WithdrawalStateError(id, seen.status, "fail");
     }
     // The signer's record first: if the chain moved the request meanwhile (it mined after all),
@@ -68,7 +67,7 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     } catch (error) {
       if (!(error instanceof TxRequestNotReviewableError && error.meta?.status === "failed"))
         throw error;
-      [signerFailed] = await getTxOutcomes(pool, { requestIds: [signerRequestId(id)] });
+      signerFailed = await signerOutcome(id);
     }
     const result = await withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });

@@ -10,13 +10,7 @@
 import { backoffMs } from "../../foundation/backoff.js";
 import { bumpFees, estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
-import {
-  ATTEMPT_COLUMNS,
-  type AttemptRow,
-  attemptFromRow,
-  recordEvent,
-  storeAttempt,
-} from "./attempts.js";
+import { attemptsOf, recordEvent, storeAttempt } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 import { cancelGasLimit } from "./gasPlan.js";
 import type { CancelJob } from "./nonces.js";
@@ -50,20 +44,18 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
   }
 
   /**
-   * A cancel's fees: a valid replacement of the nonce's newest (best-paying) attempt, whatever its
-   * status (bytes a node refused to us may sit in another's pool, as when an operator's cancel races
-   * the payment), at least the market, never above the cap (at the cap: the market, and the bump
-   * stage takes it from there).
+   * A cancel's fees: a valid replacement of the request's newest (best-paying) attempt at the
+   * nonce, whatever its status (bytes a node refused to us may sit in another's pool, as when an
+   * operator's cancel races the payment), at least the market, never above the cap (at the cap:
+   * the market, and the bump stage takes it from there).
    */
   async function cancelFees(job: CancelJob): Promise<Fees> {
     const market = await estimateFees(ctx.client, ctx.chain);
-    const { rows } = await ctx.pool.query<AttemptRow>(
-      `SELECT ${ATTEMPT_COLUMNS} FROM custody.tx_attempts
-        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 ORDER BY id DESC LIMIT 1`,
-      [ctx.chain.chainId, ctx.from, job.nonce.toString()],
-    );
-    if (!rows[0]) return market;
-    const raised = bumpFees(attemptFromRow(rows[0]).fees, market, ctx.chain.maxFeePerGas);
+    const newest = (await attemptsOf(ctx, [job.requestId]))
+      .get(job.requestId)
+      ?.find((a) => a.nonce === job.nonce);
+    if (!newest) return market;
+    const raised = bumpFees(newest.fees, market, ctx.chain.maxFeePerGas);
     return raised.replace ? raised.fees : market;
   }
 

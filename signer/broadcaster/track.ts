@@ -63,7 +63,18 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     /** Requests an operator failed whose own send mined (not recorded yet: once each). */
     const overridden = new Set<string>();
     await lease.transaction(async () => {
-      const sends = rows.filter((x) => x.winner.purpose === "send").map((x) => x.req.id);
+      // A payment mined for a request an operator failed, or one an operator may have decided
+      // since the watched row was read (decisions apply only to these statuses); every other
+      // payment, the usual case, needs no read.
+      const sends = rows
+        .filter(
+          (x) =>
+            x.winner.purpose === "send" &&
+            (x.req.cancelRequested ||
+              x.req.status === "receipt_unknown" ||
+              x.req.status === "needs_review"),
+        )
+        .map((x) => x.req.id);
       if (sends.length > 0) {
         // Read here, not from the watched row: the operator's decision may be newer than it.
         const { rows: o } = await lease.query<{ id: string }>(
