@@ -187,6 +187,12 @@ describe("console needs_review action", () => {
     );
     expect(await statusOf(unsent)).toBe("broadcast");
     expect(await held("erin")).toBe(2n * ETH);
+    // its page says the failure is under way, not only `broadcast`
+    await page.goto(`${url}/console/withdrawals/${unsent}`);
+    await shows(
+      page.locator(`tr[data-withdrawal="${unsent}"]`),
+      "failing: its nonce is being cancelled (owner-admin)",
+    );
 
     // the API: a withdrawal the chain can still decide is refused 409; an unknown id 404
     const refused = await failViaApi(t.keys.admin, moving, "looked stuck");

@@ -657,7 +657,17 @@ function withdrawalsTable(
 ): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
   return html`<table><thead><tr><th scope="col">Withdrawal</th><th scope="col">Customer</th><th scope="col" class="num">Amount</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Approvals</th><th scope="col">Requested</th>${actions ? html`<th scope="col">Decision</th>` : ""}</tr></thead>
-    <tbody>${rows.map((w) => html`<tr data-withdrawal="${w.id}"><td class="mono"><a href="/console/withdrawals/${w.id}">${String(w.id).slice(0, 8)}</a></td><td>${w.customerId}</td><td class="num">${amount(String(w.amount), assets.get(String(w.assetId)))}</td><td class="mono">${w.to}</td><td>${w.status}</td><td>${(w.approvals as Json[]).filter((a) => a.decision === "approve").length} of ${w.requiredApprovals}${(w.approvals as Json[]).map((a) => html`<br>${a.decision} by ${a.approver}`)}</td><td>${time(String(w.createdAt))}</td>${actions ? html`<td>${actions(w)}</td>` : ""}</tr>`)}</tbody></table>`;
+    <tbody>${rows.map((w) => html`<tr data-withdrawal="${w.id}"><td class="mono"><a href="/console/withdrawals/${w.id}">${String(w.id).slice(0, 8)}</a></td><td>${w.customerId}</td><td class="num">${amount(String(w.amount), assets.get(String(w.assetId)))}</td><td class="mono">${w.to}</td><td>${w.status}${statusNote(w)}</td><td>${(w.approvals as Json[]).filter((a) => a.decision === "approve").length} of ${w.requiredApprovals}${(w.approvals as Json[]).map((a) => html`<br>${a.decision} by ${a.approver}`)}</td><td>${time(String(w.createdAt))}</td>${actions ? html`<td>${actions(w)}</td>` : ""}</tr>`)}</tbody></table>`;
+}
+
+/** A withdrawal an operator failed while its nonce was unused: `broadcast` until the cancel decides. */
+function statusNote(w: Json): Html {
+  const f = w.failRequested as Json | null;
+  if (!f) return html``;
+  if (w.status === "broadcast")
+    return html`<br><small>failing: its nonce is being cancelled (${f.by})</small>`;
+  if (w.status === "failed") return html`<br><small>failed by ${f.by}</small>`;
+  return html`<br><small>${f.by} failed it; its own send mined first</small>`;
 }
 
 function decisionForms(s: ConsoleSession, w: Json): Html {

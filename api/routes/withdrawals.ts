@@ -61,6 +61,15 @@ export const WithdrawalOut = Type.Object({
   txHash: Nullable(Type.String()),
   fee: Nullable(Type.String()),
   failureReason: Nullable(Type.String()),
+  failRequested: Nullable(
+    Type.Object(
+      { at: Type.String(), by: Type.String(), reason: Type.String() },
+      {
+        description:
+          "an operator failed it while its nonce was unused: the signer is cancelling the nonce, the status stays `broadcast` with the hold standing, and it fails (hold released) once the cancel is final, or is paid if its own send mines first; kept after the outcome",
+      },
+    ),
+  ),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });

@@ -41,7 +41,12 @@ export function registerWithdrawalCommands(program: Command): void {
         });
         if (opts.json)
           console.log(
-            JSON.stringify({ id: w.id, status: w.status, failureReason: w.failureReason }),
+            JSON.stringify({
+              id: w.id,
+              status: w.status,
+              failureReason: w.failureReason,
+              failRequested: w.failRequested,
+            }),
           );
         else if (w.status === "failed")
           console.log(`withdrawal ${w.id} failed by ${opts.by}; hold released`);

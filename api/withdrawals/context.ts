@@ -28,6 +28,8 @@ export type MoveFields = {
   fee?: bigint;
   failureReason?: string;
   reorged?: boolean;
+  /** An operator's failure that the signer carries out by cancelling the nonce (set once). */
+  failRequested?: { by: string; reason: string };
 };
 
 /** The status change and the hand-over to the signer (./transitions.ts). */

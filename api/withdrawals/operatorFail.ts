@@ -78,11 +78,14 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
       if (cancel)
         // The hold stands: the signer's cancel (or the payment it races) decides, and the
         // outcome pass applies it.
-        return move(client, w, "broadcast", decision.by, {
-          reason: decision.reason,
-          by: "operator",
-          cancelling: true,
-        });
+        return move(
+          client,
+          w,
+          "broadcast",
+          decision.by,
+          { reason: decision.reason, by: "operator", cancelling: true },
+          { failRequested: decision },
+        );
       // A cancel that decided it was paid for by the hot wallet: booked as the outcome pass would.
       if (signerFailed) await holds.bookFee(client, w, signerFailed.fee ?? 0n, signerFailed.txHash);
       await holds.release(client, w);

@@ -241,6 +241,8 @@ describe("withdrawal outcomes from the signer", () => {
     expect(after.failureReason).toBe(
       "OPERATOR_FAILED: nonce 7 used by a foreign tx at final block 1200",
     );
+    // Failed at once (the chain decided the nonce): no cancel was requested.
+    expect(after.failRequested).toBeNull();
     const bob = await balance("bob");
     expect(bob.debitsPending).toBe(0n);
     expect(bob.available).toBe(10n * ETH);
@@ -323,7 +325,16 @@ describe("withdrawal outcomes from the signer", () => {
     const res = await fail();
     expect(res.statusCode, res.body).toBe(200);
     // Back to broadcast, hold standing: one of its signed sends may still mine.
-    expect(res.json()).toMatchObject({ status: "broadcast", failureReason: null });
+    expect(res.json()).toMatchObject({
+      status: "broadcast",
+      failureReason: null,
+      failRequested: {
+        by: "owner-admin",
+        reason: "every send refused; customer asked to cancel",
+      },
+    });
+    const requestedAt = res.json().failRequested.at;
+    expect(Date.parse(requestedAt)).not.toBeNaN();
     expect((await balance("alice")).debitsPending).toBe(held);
     const [signerSide] = await getTxOutcomes(t.ctx.db.pool, { requestIds: [`withdrawal:${id}`] });
     expect(signerSide).toMatchObject({ status: "broadcast", errorCode: null });
@@ -337,6 +348,7 @@ describe("withdrawal outcomes from the signer", () => {
     const again = await fail();
     expect(again.statusCode, again.body).toBe(200);
     expect(again.json().status).toBe("broadcast");
+    expect(again.json().failRequested.at).toBe(requestedAt);
     await withdrawals.syncOutcomes();
     expect((await get(id)).status).toBe("broadcast");
     expect((await balance("alice")).debitsPending).toBe(held);
@@ -354,6 +366,7 @@ describe("withdrawal outcomes from the signer", () => {
     expect(await get(id)).toMatchObject({
       status: "failed",
       failureReason: "OPERATOR_FAILED: every send refused; customer asked to cancel",
+      failRequested: { at: requestedAt, by: "owner-admin" },
     });
     expect((await balance("alice")).debitsPending).toBe(held - ETH);
     expect(await eventTypes(id)).toContain("withdrawal.failed");

@@ -69,6 +69,11 @@ export type Withdrawal = {
   txHash: string | null;
   fee: bigint | null;
   failureReason: string | null;
+  /**
+   * An operator failed it while its nonce was unused: the signer is cancelling the nonce, and the
+   * withdrawal fails once the cancel is final (or is paid, if its own send mines first). Kept after.
+   */
+  failRequested: { at: Date; by: string; reason: string } | null;
   /** How many times a reorg took a confirmed withdrawal back to broadcast (the hold's epoch). */
   reorgCount: number;
   createdAt: Date;
@@ -91,6 +96,9 @@ export type WithdrawalRow = {
   tx_hash: string | null;
   fee: bigint | null;
   failure_reason: string | null;
+  fail_requested_at: Date | null;
+  fail_requested_by: string | null;
+  fail_request_reason: string | null;
   reorg_count: number;
   created_at: Date;
   updated_at: Date;
@@ -113,6 +121,14 @@ export function fromRow(r: WithdrawalRow): Withdrawal {
     txHash: r.tx_hash,
     fee: r.fee,
     failureReason: r.failure_reason,
+    failRequested:
+      r.fail_requested_at === null
+        ? null
+        : {
+            at: r.fail_requested_at,
+            by: r.fail_requested_by ?? "",
+            reason: r.fail_request_reason ?? "",
+          },
     reorgCount: r.reorg_count,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -122,7 +138,8 @@ export function fromRow(r: WithdrawalRow): Withdrawal {
 /** The columns of a `WithdrawalRow`, for SELECT and RETURNING. */
 export const WITHDRAWAL_COLUMNS = `id::text, customer_id, chain_id::text, asset, to_address,
   amount, status, required_approvals, requested_by, api_key_id, idempotency_key, from_address,
-  tx_hash, fee, failure_reason, reorg_count, created_at, updated_at`;
+  tx_hash, fee, failure_reason, fail_requested_at, fail_requested_by, fail_request_reason,
+  reorg_count, created_at, updated_at`;
 
 const SELECT = `SELECT ${WITHDRAWAL_COLUMNS} FROM api.withdrawals`;
 
@@ -208,6 +225,11 @@ export function withdrawalOut(w: Withdrawal, approvals: Approval[] = []) {
     txHash: w.txHash,
     fee: w.fee?.toString() ?? null,
     failureReason: w.failureReason,
+    failRequested: w.failRequested && {
+      at: w.failRequested.at.toISOString(),
+      by: w.failRequested.by,
+      reason: w.failRequested.reason,
+    },
     createdAt: w.createdAt.toISOString(),
     updatedAt: w.updatedAt.toISOString(),
   };

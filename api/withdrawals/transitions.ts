@@ -54,7 +54,11 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
               tx_hash = COALESCE($3, tx_hash),
               fee = CASE WHEN $6 THEN NULL ELSE COALESCE($4, fee) END,
               failure_reason = COALESCE($5, failure_reason),
-              reorg_count = reorg_count + CASE WHEN $6 THEN 1 ELSE 0 END
+              reorg_count = reorg_count + CASE WHEN $6 THEN 1 ELSE 0 END,
+              fail_requested_at = CASE WHEN fail_requested_at IS NULL AND $7::text IS NOT NULL
+                                       THEN now() ELSE fail_requested_at END,
+              fail_requested_by = COALESCE(fail_requested_by, $7),
+              fail_request_reason = COALESCE(fail_request_reason, $8)
         WHERE id = $1
         RETURNING ${WITHDRAWAL_COLUMNS}`,
       [
@@ -64,6 +68,8 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
         fields.fee?.toString() ?? null,
         fields.failureReason ?? null,
         fields.reorged ?? false,
+        fields.failRequested?.by ?? null,
+        fields.failRequested?.reason ?? null,
       ],
     );
     const next = fromRow(rows[0]!);
