@@ -492,6 +492,62 @@ describe("operator decisions", () => {
     }
   });
 
+  it("a request an operator failed outright before migration 0107: its nonce is cancelled and the cancel is bumped until it mines", async () => {
+    const dest = "0x000000000000000000000000000000000000d00d" as Hex;
+    const account = await t.wallet();
+    const from = account.address.toLowerCase();
+    const pool = t.ctx.db.pool;
+    const destBefore = await t.client.getBalance({ address: dest });
+    // Nothing mines on its own: a cancel the node holds waits in its pool, unmined, until bumped.
+    await t.rpc("evm_setAutomine", [false]);
+    let refuseCancels = true;
+    proxy.setIntercept(
+      (call) =>
+        refusePayment(call, dest, () => {}) ??
+        (refuseCancels ? refuseCancel(call, from) : undefined),
+    );
+    const signer = t.run(account, { ...QUICK_CANCELS, chain: { ...t.chain, bumpIntervalMs: 300 } });
+    try {
+      await t.withdraw("op-legacy", { from: account.address, to: dest, value: parseEther("2") });
+      await untilNeedsReview("op-legacy");
+      // What the code before 0107 did (failed at once, hold released), and what 0107 did to such a
+      // row's sends (replaced: never sent again).
+      await pool.query(
+        `UPDATE custody.tx_requests SET status = 'failed', error_code = 'OPERATOR_FAILED',
+                error_message = 'failed before 0107', updated_at = now() WHERE id = 'op-legacy'`,
+      );
+      await pool.query(
+        "UPDATE custody.tx_attempts SET status = 'replaced' WHERE request_id = 'op-legacy' AND status IN ('signed', 'broadcast')",
+      );
+      refuseCancels = false;
+      // The next payment waits behind the gap; the wallet's followed requests wake the nonce stage.
+      await t.withdraw("op-legacy-next", { from: account.address, value: 5n });
+      const cancels = await waitFor("the legacy request's cancel bumped", async () => {
+        const { rows } = await pool.query<{ fee: string }>(
+          `SELECT coalesce(max_fee_per_gas, gas_price)::text AS fee FROM custody.tx_attempts
+            WHERE request_id = 'op-legacy' AND purpose = 'cancel' AND status <> 'rejected'
+            ORDER BY id`,
+        );
+        return rows.length >= 2 ? rows : undefined;
+      });
+      expect(BigInt(cancels[1]!.fee)).toBeGreaterThan(BigInt(cancels[0]!.fee));
+      // Once mined, the gap is closed: the next payment goes through; nothing was paid to dest.
+      await waitFor("the next payment mined", async () => {
+        await t.rpc("evm_mine");
+        return ["confirmed", "finalized"].includes((await outcome("op-legacy-next")).status);
+      });
+      expect(await t.client.getBalance({ address: dest })).toBe(destBefore);
+      const { rows: sends } = await pool.query(
+        "SELECT 1 FROM custody.tx_attempts WHERE request_id = 'op-legacy' AND purpose = 'send' AND status NOT IN ('replaced', 'rejected')",
+      );
+      expect(sends).toEqual([]);
+    } finally {
+      proxy.setIntercept(undefined);
+      await t.rpc("evm_setAutomine", [true]);
+      await signer.stop();
+    }
+  });
+
   it("refuses a chain it is not configured for", async () => {
     const reader = nonceEvidenceFromChains([t.chain]);
     await expect(

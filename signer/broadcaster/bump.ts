@@ -4,7 +4,8 @@
  * lowest nonce even after its stored bytes were resent) is replaced at the same nonce with fees
  * raised by at least the replacement minimum (fees.ts), never above the cap; at the cap an alert
  * fires and the capped attempt is resent as is. A failed re-signature (KMS) is retried on a later
- * pass.
+ * pass. A request an operator failed has only its cancels bumped, including one failed outright
+ * before migration 0107, which is not followed (nonces.ts names those whose nonce is still unused).
  */
 import { bumpFees, estimateFees } from "../fees.js";
 import type { Lease } from "../lease.js";
@@ -19,6 +20,8 @@ export async function bump(
   latestCount: bigint,
   /** Attempts to replace now whatever their age (the stall stage's escalation). */
   early: ReadonlySet<string> = new Set(),
+  /** Requests outside the watched set whose cancels are still raised (nonces.ts, legacyFailed). */
+  cancelsOf: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   const { chain } = ctx;
   const now = Date.now();
@@ -27,9 +30,10 @@ export async function bump(
   );
   const due = newestPerNonce(await liveAttempts(ctx, latestCount)).filter(
     (a) =>
-      inFlight.has(a.requestId) &&
       // An operator failed it: its payment is never signed again, only its cancel is bumped.
-      (a.purpose === "cancel" || !inFlight.get(a.requestId)!.cancelRequested) &&
+      (inFlight.has(a.requestId)
+        ? a.purpose === "cancel" || !inFlight.get(a.requestId)!.cancelRequested
+        : a.purpose === "cancel" && cancelsOf.has(a.requestId)) &&
       (a.lastErrorClass === "underpriced" ||
         early.has(a.id) ||
         (a.status === "broadcast" && now - (a.sentAt ?? a.createdAt) >= chain.bumpIntervalMs)),
@@ -37,7 +41,6 @@ export async function bump(
   if (due.length === 0) return;
   const market = await estimateFees(ctx.client, chain);
   for (const a of due) {
-    const req = inFlight.get(a.requestId)!;
     const result = bumpFees(a.fees, market, chain.maxFeePerGas);
     if (result.capped) {
       ctx.metrics.feeCapHits.inc(ctx.labels);
@@ -59,9 +62,11 @@ export async function bump(
       ]);
       continue;
     }
-    // Same nonce, same gas limit; a cancel stays a cancel.
+    // Same nonce, same gas limit; a cancel stays a cancel. A payment is re-signed only for a
+    // request in flight (every other due attempt is a cancel, filtered above).
+    const req = inFlight.get(a.requestId);
     const tx =
-      a.purpose === "cancel"
+      a.purpose === "cancel" || req === undefined
         ? { nonce: a.nonce, to: ctx.from, value: 0n, data: "0x" as const, gasLimit: a.gasLimit }
         : { nonce: a.nonce, to: req.to, value: req.value, data: req.data, gasLimit: a.gasLimit };
     let signed: { raw: `0x${string}`; hash: `0x${string}` };

@@ -188,10 +188,10 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       if (watched.length > 0) {
         await tracker.track(lease, watched, snap);
         watched = await watchedSet.read();
-        const jobs = await checkNonces(ctx, lease, watched, snap);
+        const { jobs, legacyFailed } = await checkNonces(ctx, lease, watched, snap);
         await canceller.run(lease, jobs);
         const bumpNow = await stallWatch.check(lease, watched, snap);
-        await bump(ctx, lease, watched, snap.latestCount, bumpNow);
+        await bump(ctx, lease, watched, snap.latestCount, bumpNow, legacyFailed);
       }
       await observe(watched);
       doorbells.ringOwed();

@@ -22,12 +22,21 @@ export type CancelJob = {
   byOperator: boolean;
 };
 
+export type NonceCheck = {
+  jobs: CancelJob[];
+  /**
+   * Requests an operator failed outright before migration 0107 whose nonce the chain has not
+   * used: not followed (not in the watched set), so the bump stage is told whose cancels to raise.
+   */
+  legacyFailed: ReadonlySet<string>;
+};
+
 export async function checkNonces(
   ctx: BroadcasterContext,
   lease: Lease,
   watched: readonly WatchedRequest[],
   snap: ChainSnapshot,
-): Promise<CancelJob[]> {
+): Promise<NonceCheck> {
   const open = watched.filter(
     (r) => (r.status === "signed" || r.status === "broadcast") && r.nonce >= snap.latestCount,
   );
@@ -45,8 +54,9 @@ export async function checkNonces(
     status: "failed",
     cancelRequested: true,
   }));
+  const legacyFailed = new Set(failed.map((r) => r.id));
   const ids = [...open.map((r) => r.id), ...failed.map((r) => r.id)];
-  if (ids.length === 0) return jobs;
+  if (ids.length === 0) return { jobs, legacyFailed };
   // Which of them have no live attempt (usually none): only those have their attempts read.
   const { rows: bare } = await ctx.pool.query<{ id: string }>(
     `SELECT id FROM unnest($1::text[]) AS r(id)
@@ -54,7 +64,7 @@ export async function checkNonces(
                          WHERE a.request_id = r.id AND a.status IN ('signed', 'broadcast'))`,
     [ids],
   );
-  if (bare.length === 0) return jobs;
+  if (bare.length === 0) return { jobs, legacyFailed };
   const bareIds = new Set(bare.map((r) => r.id));
   const attempts = await attemptsOf(ctx, [...bareIds]);
   const revive: Attempt[] = [];
@@ -88,5 +98,5 @@ export async function checkNonces(
       revive.sort((x, y) => (x.nonce < y.nonce ? -1 : 1)),
     );
   }
-  return jobs;
+  return { jobs, legacyFailed };
 }
