@@ -335,6 +335,22 @@ describe("withdrawal outcomes from the signer", () => {
     });
     const requestedAt = res.json().failRequested.at;
     expect(Date.parse(requestedAt)).not.toBeNaN();
+    // Webhook receivers hear it too: broadcast again, with the failure under way.
+    const { rows: told } = await t.ctx.db.pool.query(
+      `SELECT payload->'fail_requested' AS f FROM api.webhook_events
+        WHERE type = 'withdrawal.broadcast' AND payload->>'withdrawal_id' = $1
+          AND payload ? 'fail_requested'`,
+      [id],
+    );
+    expect(told).toEqual([
+      {
+        f: {
+          at: requestedAt,
+          by: "owner-admin",
+          reason: "every send refused; customer asked to cancel",
+        },
+      },
+    ]);
     expect((await balance("alice")).debitsPending).toBe(held);
     const [signerSide] = await getTxOutcomes(t.ctx.db.pool, { requestIds: [`withdrawal:${id}`] });
     expect(signerSide).toMatchObject({ status: "broadcast", errorCode: null });

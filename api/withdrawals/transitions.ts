@@ -96,6 +96,15 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
           status: to,
           tx_hash: next.txHash,
           ...(next.failureReason ? { failure_reason: next.failureReason } : {}),
+          ...(next.failRequested
+            ? {
+                fail_requested: {
+                  at: next.failRequested.at.toISOString(),
+                  by: next.failRequested.by,
+                  reason: next.failRequested.reason,
+                },
+              }
+            : {}),
           ...(fields.reorged ? { reorgs: next.reorgCount } : {}),
           ...(typeof details.review_reason === "string"
             ? { review_reason: details.review_reason }
