@@ -740,6 +740,12 @@ export async function runWithdrawals(
     // The dead withdrawal's path: how its nonce was consumed and who failed it.
     if (deadOne) {
       const w = await getWithdrawal(pool, deadOne.id);
+      // The operator's failure was a cancel (its nonce unused): the withdrawal says so, for good.
+      if (operatorFailed && w?.failRequested?.by !== "sim-operator")
+        fail(
+          "dead",
+          `dead withdrawal ${deadOne.id}: the operator's failure by cancel is not on the withdrawal (failRequested ${JSON.stringify(w?.failRequested)})`,
+        );
       const { rows: cancels } = await pool.query<{ status: string; hash: string }>(
         "SELECT status, tx_hash AS hash FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel' ORDER BY id",
         [`withdrawal:${deadOne.id}`],
