@@ -664,10 +664,10 @@ function withdrawalsTable(
 function statusNote(w: Json): Html {
   const f = w.failRequested as Json | null;
   if (!f) return html``;
-  if (w.status === "broadcast")
-    return html`<br><small>failing: its nonce is being cancelled (${f.by})</small>`;
   if (w.status === "failed") return html`<br><small>failed by ${f.by}</small>`;
-  return html`<br><small>${f.by} failed it; its own send mined first</small>`;
+  if (w.status === "confirmed" || w.status === "finalized")
+    return html`<br><small>${f.by} failed it; its own send mined first</small>`;
+  return html`<br><small>failing: its nonce is being cancelled (${f.by})</small>`;
 }
 
 function decisionForms(s: ConsoleSession, w: Json): Html {
