@@ -15,6 +15,7 @@ import {
   toFact,
 } from "./factEntryRows.js";
 import { factKey } from "./match.js";
+import { seqRangeBatches } from "./seqGaps.js";
 import type { ChainFact, LedgerEntry } from "./types.js";
 import type { PreviousRun } from "./watermarks.js";
 
@@ -140,12 +141,11 @@ async function loadChangedEntries(
     prev.entryWatermark,
   ]);
   const out = r.rows.map(toEntry);
-  if (prev.entryGaps.length > 0) {
-    const g = await client.query<EntryRow>(
-      `${ENTRY_SELECT} JOIN unnest($2::bigint[], $3::bigint[]) AS g(a, b) ON e.seq BETWEEN g.a AND g.b
-       WHERE e.chain_id = $1`,
-      [chainId, prev.entryGaps.map((x) => x[0]), prev.entryGaps.map((x) => x[1])],
-    );
+  for (const { where, params } of seqRangeBatches("e.seq", prev.entryGaps, 2)) {
+    const g = await client.query<EntryRow>(`${ENTRY_SELECT} WHERE e.chain_id = $1 AND ${where}`, [
+      chainId,
+      ...params,
+    ]);
     for (const row of g.rows) out.push(toEntry(row));
   }
   return out;
