@@ -40,7 +40,10 @@ describe("custody-node apikeys", () => {
     const { rows } = await db.pool.query("SELECT secret_hash FROM api.api_keys WHERE id = $1", [
       key.id,
     ]);
-    expect(rows[0].secret_hash).not.toContain(key.key.split("_")[2]);
+    // The secret is everything after `cn_<id>_` (base64url: it may hold `_` itself).
+    const secret = key.key.slice(`cn_${key.id}_`.length);
+    expect(secret).toHaveLength(43);
+    expect(rows[0].secret_hash).not.toContain(secret);
 
     const listed = await cli(["apikeys", "list"]);
     expect(listed.out).toContain(
