@@ -53,7 +53,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const readEvidence = () => nonceEvidenceFromChains([t.chain]);
+/** An operator's fail as the CLI makes it: checked against the chain through the signer's nodes. */
+const operatorFail = (decision: { requestId: string; by: string; reason: string }) =>
+  failTxRequestByOperator(t.ctx.db.pool, decision, nonceEvidenceFromChains([t.chain]));
 
 /** The node refuses every cancel of `from` (a 0-value transfer to itself) for good. */
 function refuseCancel(call: RpcCallIn, from: string): Answer | undefined {
@@ -209,13 +211,7 @@ describe("operator decisions", () => {
 
   it("refuses a decision without who or why, with a stable code, before reading anything", async () => {
     const requestId = "no-such-request";
-    await expect(
-      failTxRequestByOperator(
-        t.ctx.db.pool,
-        { requestId, by: " ", reason: "stuck" },
-        readEvidence(),
-      ),
-    ).rejects.toMatchObject({
+    await expect(operatorFail({ requestId, by: " ", reason: "stuck" })).rejects.toMatchObject({
       code: "SIGNER_OPERATOR_DECISION_INCOMPLETE",
       meta: { missing: "by" },
     });
@@ -226,13 +222,9 @@ describe("operator decisions", () => {
       meta: { missing: "reason" },
     });
     // With both, the same call gets as far as the row (which does not exist).
-    await expect(
-      failTxRequestByOperator(
-        t.ctx.db.pool,
-        { requestId, by: "alice", reason: "stuck" },
-        readEvidence(),
-      ),
-    ).rejects.toMatchObject({ code: "SIGNER_REQUEST_NOT_FOUND" });
+    await expect(operatorFail({ requestId, by: "alice", reason: "stuck" })).rejects.toMatchObject({
+      code: "SIGNER_REQUEST_NOT_FOUND",
+    });
   });
 
   it("refuses to fail a request whose own transaction mined while every receipt was withheld", async () => {
@@ -263,11 +255,7 @@ describe("operator decisions", () => {
       const mined = receipts.find((r) => r !== null)!;
       expect(mined).toBeDefined();
       await expect(
-        failTxRequestByOperator(
-          t.ctx.db.pool,
-          { requestId: "paid-hidden", by: "alice", reason: "no receipt anywhere" },
-          readEvidence(),
-        ),
+        operatorFail({ requestId: "paid-hidden", by: "alice", reason: "no receipt anywhere" }),
       ).rejects.toMatchObject({
         code: "SIGNER_REQUEST_MINED_ON_CHAIN",
         meta: { tx_hash: mined.transactionHash, block_number: String(mined.blockNumber) },
@@ -325,9 +313,10 @@ describe("operator decisions", () => {
       const decision = { requestId: "op-foreign", by: "alice", reason: "nonce used elsewhere" };
       // Nodes without the state to answer: refused, nothing changed.
       countsRefused = true;
-      await expect(
-        failTxRequestByOperator(t.ctx.db.pool, decision, readEvidence()),
-      ).rejects.toMatchObject({ code: "SIGNER_CHAIN_CHECK_UNAVAILABLE", retryable: true });
+      await expect(operatorFail(decision)).rejects.toMatchObject({
+        code: "SIGNER_CHAIN_CHECK_UNAVAILABLE",
+        retryable: true,
+      });
       countsRefused = false;
       expect((await outcome("op-foreign")).status).toBe("needs_review");
 
@@ -353,9 +342,7 @@ describe("operator decisions", () => {
         return t.client.getTransactionReceipt({ hash: foreign }).catch(() => undefined);
       });
       // Its block is the head: not final under the chain's rule (3 blocks).
-      await expect(
-        failTxRequestByOperator(t.ctx.db.pool, decision, readEvidence()),
-      ).rejects.toMatchObject({
+      await expect(operatorFail(decision)).rejects.toMatchObject({
         code: "SIGNER_NONCE_NOT_FINAL",
         retryable: true,
         meta: { tx_hash: foreign, block_number: String(receipt.blockNumber) },
@@ -363,7 +350,7 @@ describe("operator decisions", () => {
       expect((await outcome("op-foreign")).status).toBe("needs_review");
       await t.rpc("anvil_mine", [toHex(3)]);
       // The nonce is spent for good by a transaction that is not ours: failed at once.
-      expect(await failTxRequestByOperator(t.ctx.db.pool, decision, readEvidence())).toEqual({
+      expect(await operatorFail(decision)).toEqual({
         from: "needs_review",
         to: "failed",
         cancelling: false,
@@ -400,11 +387,7 @@ describe("operator decisions", () => {
       await t.withdraw("op-late", { from: account.address, to: dest, value: parseEther("2") });
       await untilNeedsReview("op-late");
       expect(
-        await failTxRequestByOperator(
-          t.ctx.db.pool,
-          { requestId: "op-late", by: "alice", reason: "refused everywhere" },
-          readEvidence(),
-        ),
+        await operatorFail({ requestId: "op-late", by: "alice", reason: "refused everywhere" }),
       ).toEqual({ from: "needs_review", to: "broadcast", cancelling: true });
       // The bytes mine after all (another node's pool); no cancel got through.
       await t.rpc("eth_sendRawTransaction", [payments[0]]);
@@ -456,11 +439,7 @@ describe("operator decisions", () => {
       await t.withdraw("op-outbid", { from: account.address, to: dest, value: parseEther("3") });
       await untilNeedsReview("op-outbid");
       expect(
-        await failTxRequestByOperator(
-          t.ctx.db.pool,
-          { requestId: "op-outbid", by: "alice", reason: "customer cancelled" },
-          readEvidence(),
-        ),
+        await operatorFail({ requestId: "op-outbid", by: "alice", reason: "customer cancelled" }),
       ).toMatchObject({ to: "broadcast", cancelling: true });
       refuseCancels = false;
       // The first cancel the node sees replaces the payment in its pool at once.
