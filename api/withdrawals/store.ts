@@ -203,6 +203,12 @@ export async function approvalsOf(db: Pool | PoolClient, id: string): Promise<Ap
   return rows;
 }
 
+/** `failRequested` as the API and webhooks carry it (the time as ISO 8601), or null. */
+export function failRequestedOut(w: Withdrawal): { at: string; by: string; reason: string } | null {
+  const f = w.failRequested;
+  return f && { at: f.at.toISOString(), by: f.by, reason: f.reason };
+}
+
 export function withdrawalOut(w: Withdrawal, approvals: Approval[] = []) {
   return {
     id: w.id,
@@ -225,11 +231,7 @@ export function withdrawalOut(w: Withdrawal, approvals: Approval[] = []) {
     txHash: w.txHash,
     fee: w.fee?.toString() ?? null,
     failureReason: w.failureReason,
-    failRequested: w.failRequested && {
-      at: w.failRequested.at.toISOString(),
-      by: w.failRequested.by,
-      reason: w.failRequested.reason,
-    },
+    failRequested: failRequestedOut(w),
     createdAt: w.createdAt.toISOString(),
     updatedAt: w.updatedAt.toISOString(),
   };

@@ -13,6 +13,7 @@ import type { MoveFields, Transitions, WithdrawalsContext } from "./context.js";
 import { withdrawalTransferIds } from "./holds.js";
 import {
   canMove,
+  failRequestedOut,
   fromRow,
   WITHDRAWAL_COLUMNS,
   type Withdrawal,
@@ -96,15 +97,7 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
           status: to,
           tx_hash: next.txHash,
           ...(next.failureReason ? { failure_reason: next.failureReason } : {}),
-          ...(next.failRequested
-            ? {
-                fail_requested: {
-                  at: next.failRequested.at.toISOString(),
-                  by: next.failRequested.by,
-                  reason: next.failRequested.reason,
-                },
-              }
-            : {}),
+          ...(next.failRequested ? { fail_requested: failRequestedOut(next) } : {}),
           ...(fields.reorged ? { reorgs: next.reorgCount } : {}),
           ...(typeof details.review_reason === "string"
             ? { review_reason: details.review_reason }
