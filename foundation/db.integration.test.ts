@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
-import type { Pool } from "./db.js";
+import { type Pool, withTransaction } from "./db.js";
 
 // NUMERIC is parsed once, by the connection: every reader gets a bigint (foundation/db.ts, PG_TYPES).
 describe("NUMERIC through createPool", () => {
@@ -44,5 +44,50 @@ describe("NUMERIC through createPool", () => {
     );
     expect(r.rows[0]?.x).toBe(2n);
     expect(typeof r.rows[0]?.f).toBe("number");
+  });
+});
+
+// A transaction's own settings (`settings`): in force for its statements, gone after it, on the
+// same pooled connection.
+describe("withTransaction settings", () => {
+  let db: TestDatabase;
+  let pool: Pool;
+  beforeAll(async () => {
+    db = await createTestDatabase({ migrate: false, poolSize: 1 });
+    pool = db.pool;
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+  const mergejoin = async (q: Pick<Pool, "query">) =>
+    (await q.query<{ v: string }>("SELECT current_setting('enable_mergejoin') AS v")).rows[0]?.v;
+
+  it("apply to the transaction's statements only, committed or rolled back", async () => {
+    expect(await mergejoin(pool)).toBe("on");
+    const inside = await withTransaction(pool, (c) => mergejoin(c), {
+      isolation: "repeatable read",
+      readOnly: true,
+      settings: { enable_mergejoin: "off", work_mem: "8MB" },
+    });
+    expect(inside).toBe("off");
+    // poolSize 1: the same connection, and the setting did not outlive its transaction.
+    expect(await mergejoin(pool)).toBe("on");
+    await expect(
+      withTransaction(
+        pool,
+        async (c) => {
+          expect(await mergejoin(c)).toBe("off");
+          throw new Error("boom");
+        },
+        { settings: { enable_mergejoin: "off" } },
+      ),
+    ).rejects.toThrow("boom");
+    expect(await mergejoin(pool)).toBe("on");
+  });
+
+  it("refuses a setting name that is not a plain identifier, before connecting", async () => {
+    await expect(
+      withTransaction(pool, async () => 1, { settings: { "x; DROP TABLE y": "1" } }),
+    ).rejects.toThrow(/bad setting name/);
   });
 });

@@ -74,7 +74,15 @@ export type TransactionOptions = {
   readOnly?: boolean;
   /** Attempts in total, including the first. */
   attempts?: number;
+  /**
+   * Planner or run-time settings for this transaction only (`SET LOCAL`, undone at its end), e.g.
+   * `{ enable_mergejoin: "off" }`. Names are checked against `[a-z_.]+`; values are sent as
+   * parameters.
+   */
+  settings?: Readonly<Record<string, string>>;
 };
+
+const SETTING_NAME = /^[a-z_][a-z0-9_.]*$/;
 
 /**
  * Run `fn` inside BEGIN/COMMIT on one client. Retries serialization failures and deadlocks with
@@ -86,6 +94,9 @@ export async function withTransaction<T>(
   options: TransactionOptions = {},
 ): Promise<T> {
   const attempts = options.attempts ?? 8;
+  const settings = Object.entries(options.settings ?? {});
+  for (const [name] of settings)
+    if (!SETTING_NAME.test(name)) throw new Error(`withTransaction: bad setting name ${name}`);
   const begin = [
     "BEGIN",
     ...(options.isolation ? [`ISOLATION LEVEL ${options.isolation.toUpperCase()}`] : []),
@@ -96,6 +107,8 @@ export async function withTransaction<T>(
     let broken = false;
     try {
       await client.query(begin);
+      for (const [name, value] of settings)
+        await client.query("SELECT set_config($1, $2, true)", [name, value]);
       const result = await fn(client);
       await client.query("COMMIT");
       return result;

@@ -12,6 +12,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
+import { createPool } from "../../foundation/db.js";
 import { createHealth } from "../../foundation/health.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
@@ -476,5 +477,39 @@ describe("reconciliation on anvil", () => {
       [last.id],
     );
     expect(Number(rows[0]!.block_number)).toBe(rows[0]!.final - 1);
+  });
+
+  it("plans a run's snapshot reads without merge joins (docs/scale.md, session 14)", async () => {
+    // Postgres's auto_explain sends each statement's plan, with the settings it ran under, to the
+    // client as a notice: the plans of a full and an incremental run's reads, as Postgres made them.
+    const plans: string[] = [];
+    const url = new URL(ctx.db.url);
+    url.searchParams.set(
+      "options",
+      "-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0" +
+        " -c auto_explain.log_level=notice -c auto_explain.log_settings=on",
+    );
+    const pool = createPool(url.toString(), { max: 2 });
+    pool.on("connect", (client) => client.on("notice", (n) => plans.push(n.message ?? "")));
+    try {
+      const traced = createReconciler({
+        sweeps: sweepReader,
+        common: ctx.common,
+        pool,
+        chains: adapterPerChain(ctx.common, () => createEvmAdapter(chain, { common: ctx.common })),
+      });
+      await traced.run({ chain, full: true });
+      await settle();
+      await traced.run({ chain });
+    } finally {
+      await pool.end();
+    }
+    const entryReads = plans.filter((p) => p.includes("ledger.posted_entries"));
+    // The stream's range reads, the reversers, the unreferenced entries, the incremental's new ones.
+    expect(entryReads.length).toBeGreaterThanOrEqual(4);
+    for (const plan of entryReads) {
+      expect(plan).toContain("enable_mergejoin = 'off'");
+      expect(plan).not.toContain("Merge Join");
+    }
   });
 });

@@ -40,6 +40,16 @@ import {
 /** Without traces there is no fact for a native sweep's internal move (see MatchInput). */
 const WITHOUT_TRACES = new Set([...CHAIN_BACKED_KINDS].filter((k) => k !== "sweep"));
 
+/**
+ * A run's read-only snapshot plans without merge joins. The entries' reads join
+ * `ledger.posted_entries` to the accounts, and for a range of some 50,000 entries (a full run's
+ * stream page, a catch-up's new entries) the planner can cost a merge join over `accounts_pkey`
+ * fed by `transfers_debit` as if it read a sliver of that index: it walks every transfer instead.
+ * At 10M transfers that join read one stream page's worth in 5.5 s, against 0.45 s through
+ * `transfers_chain_ref` (docs/scale.md, session 14). No read of a run needs a merge join.
+ */
+const SNAPSHOT_SETTINGS = { enable_mergejoin: "off" } as const;
+
 export type RunOptions = {
   chain: ChainConfig;
   /** Default: the newest block the confirmation rule has made final. */
@@ -217,7 +227,7 @@ export function createReconciler({
             lookbackMs,
             streamPage,
           }),
-        { isolation: "repeatable read", readOnly: true, attempts: 1 },
+        { isolation: "repeatable read", readOnly: true, attempts: 1, settings: SNAPSHOT_SETTINGS },
       );
       const { inputs, matching, counts } = loaded;
       // A full run reads while it matches: its load time is in `match`.
