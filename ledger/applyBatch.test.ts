@@ -179,6 +179,37 @@ describe("applyBatch", () => {
     expect(run(hold("pending"), post("7"))).toBe("created");
   });
 
+  it("refuses a chain reference on another chain than its asset's, single or posting a hold", () => {
+    const ref = (chainId: number) => ({ chainId, txHash: `0x${"ab".repeat(32)}`, position: "tx" });
+    const hold: HoldState = {
+      transferId: id("h"),
+      assetId: A,
+      debitAccountId: 2n,
+      creditAccountId: 4n,
+      amount: 10n,
+      kind: "withdrawal",
+      state: "pending",
+      timedOut: false,
+    };
+    const out = applyBatch(
+      [
+        t("a", "custody:deposits", "user:2", 1n, { kind: "deposit", chainRef: ref(1) }),
+        { type: "post", id: id("p1"), pendingId: id("h"), chainRef: ref(10) },
+        t("b", "custody:deposits", "user:2", 1n, { kind: "deposit", chainRef: ref(31337) }),
+        { type: "post", id: id("p2"), pendingId: id("h"), chainRef: ref(31337) },
+      ],
+      state({ holds: new Map([[id("h"), hold]]) }),
+    );
+    expect(codes(out)).toEqual([
+      "LEDGER_INVALID_TRANSFER",
+      "LEDGER_INVALID_TRANSFER",
+      "created",
+      "created",
+    ]);
+    expect(out.results[0]).toMatchObject({ field: "chainRef" });
+    expect(out.results[1]).toMatchObject({ field: "chainRef" });
+  });
+
   it("refuses debits from a frozen account but accepts credits to it", () => {
     const s = state();
     const u1 = s.accounts.get(accountKey(A, "user:1"));

@@ -103,6 +103,21 @@ const fail = (code: FailureCode, detail?: string, field?: string): Failure => ({
   ...(field !== undefined ? { field } : {}),
 });
 
+/**
+ * A chain reference names a fact on its asset's chain (an asset id is `<chainId>:<token>`, ledger
+ * `assets_check`); `transfers_ref_on_asset_chain` (ledger 0011) is the backstop.
+ */
+function refOffAssetChain(ref: ChainRef, assetId: string): Failure | undefined {
+  const chain = assetId.slice(0, assetId.indexOf(":"));
+  return String(ref.chainId) === chain
+    ? undefined
+    : fail(
+        "LEDGER_INVALID_TRANSFER",
+        `chainRef.chainId ${ref.chainId} is not the chain of asset ${assetId}`,
+        "chainRef",
+      );
+}
+
 /** Checks that need no state; undefined when the transfer is well-formed. */
 export function validateTransfer(
   t: BatchInput,
@@ -145,6 +160,10 @@ export function validateTransfer(
     );
   if (!knownAssets.has(t.assetId))
     return fail("LEDGER_UNKNOWN_ASSET", `unknown asset ${t.assetId}`, "assetId");
+  if (t.chainRef !== undefined) {
+    const wrong = refOffAssetChain(t.chainRef, t.assetId);
+    if (wrong) return wrong;
+  }
   if (!classifyAccount(t.debit))
     return fail(
       "LEDGER_INVALID_TRANSFER",
@@ -275,6 +294,10 @@ export function applyBatch(inputs: readonly BatchInput[], state: BatchState): Ba
       }
       if (!hold)
         return fail("LEDGER_PENDING_NOT_FOUND", `no pending transfer ${t.pendingId}`, "pendingId");
+      if ("chainRef" in t && t.chainRef !== undefined) {
+        const wrong = refOffAssetChain(t.chainRef, hold.assetId);
+        if (wrong) return wrong;
+      }
       if (hold.state === "posted") return fail("LEDGER_PENDING_ALREADY_POSTED");
       if (hold.state === "voided") return fail("LEDGER_PENDING_ALREADY_VOIDED");
       if (hold.state === "expired") return fail("LEDGER_PENDING_EXPIRED");

@@ -133,6 +133,41 @@ describe("transfers", () => {
       "LEDGER_INVALID_TRANSFER",
     );
   });
+
+  it("keeps a chain reference on its asset's chain: the ledger refuses it, Postgres backs it", async () => {
+    const txHash = `0x${"cd".repeat(32)}`;
+    const id = randomUUID();
+    const refused = await expectCode(
+      ledger.transfer({
+        id,
+        assetId: ETH,
+        debit: DEP,
+        credit: "user:offchain",
+        amount: 1n,
+        kind: "deposit",
+        chainRef: { chainId: 1, txHash, position: "0" },
+      }),
+      "LEDGER_INVALID_TRANSFER",
+    );
+    expect(refused.message).toMatch(/chainRef/);
+    // A writer that bypassed the ledger meets the constraint (ledger 0011).
+    await fund("user:onchain", 1n); // the two accounts the raw row names
+    const row = await ctx.db.pool.query<{ debit: string; credit: string }>(
+      `SELECT (SELECT id FROM ledger.accounts WHERE asset_id = $1 AND name = $2)::text AS debit,
+              (SELECT id FROM ledger.accounts WHERE asset_id = $1 AND name = $3)::text AS credit`,
+      [ETH, DEP, "user:onchain"],
+    );
+    await expect(
+      ctx.db.pool.query(
+        `INSERT INTO ledger.transfers (id, asset_id, debit_account_id, credit_account_id, amount,
+           type, posted_delta, pending_delta, kind, chain_id, tx_hash, position)
+         VALUES ($1, $2, $3, $4, 1, 'single', 1, 0, 'deposit', 1, $5, '0')`,
+        [id, ETH, row.rows[0]!.debit, row.rows[0]!.credit, txHash],
+      ),
+    ).rejects.toMatchObject({ code: "23514", constraint: "transfers_ref_on_asset_chain" });
+    const stored = await ctx.db.pool.query("SELECT 1 FROM ledger.transfers WHERE id = $1", [id]);
+    expect(stored.rowCount).toBe(0);
+  });
 });
 
 describe("two-phase transfers", () => {

@@ -140,10 +140,13 @@ export async function matchFullStream(
     range = { from: last, after: false, to: null };
   }
 
-  // Entries with no chain reference on this chain (or none at all): matched against no facts.
+  // Entries with no chain reference on this chain (or none at all): matched against no facts. An
+  // entry's own reference is always on its asset's chain (ledger `transfers_ref_on_asset_chain`),
+  // so these are the entries without one whose hold has none on this chain either; the ledger's
+  // `transfers_unreferenced` index holds exactly the posted entries without their own.
   const unreferenced = await client.query<EntryRow>(
-    `${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.reverses_id IS NULL
-       AND (e.tx_hash IS NULL OR e.ref_chain_id IS DISTINCT FROM $1::bigint)`,
+    `${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.reverses_id IS NULL AND e.own_chain_id IS NULL
+       AND (e.hold_tx_hash IS NULL OR e.hold_chain_id IS DISTINCT FROM $1::bigint)`,
     [chainId],
   );
   match([], unreferenced.rows);
