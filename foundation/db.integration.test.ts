@@ -2,18 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { type Pool, withTransaction } from "./db.js";
 
+let db: TestDatabase;
+let pool: Pool;
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false, poolSize: 1 });
+  pool = db.pool;
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
 // NUMERIC is parsed once, by the connection: every reader gets a bigint (foundation/db.ts, PG_TYPES).
 describe("NUMERIC through createPool", () => {
-  let db: TestDatabase;
-  let pool: Pool;
-  beforeAll(async () => {
-    db = await createTestDatabase({ migrate: false, poolSize: 1 });
-    pool = db.pool;
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
-
   it("arrives as a bigint, exactly, up to uint256, with sums and NULL", async () => {
     const max = (1n << 256n) - 1n;
     const r = await pool.query<{ a: bigint; b: bigint; s: bigint; n: bigint | null; i: string }>(
@@ -50,15 +50,6 @@ describe("NUMERIC through createPool", () => {
 // A transaction's own settings (`settings`): in force for its statements, gone after it, on the
 // same pooled connection.
 describe("withTransaction settings", () => {
-  let db: TestDatabase;
-  let pool: Pool;
-  beforeAll(async () => {
-    db = await createTestDatabase({ migrate: false, poolSize: 1 });
-    pool = db.pool;
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
   const mergejoin = async (q: Pick<Pool, "query">) =>
     (await q.query<{ v: string }>("SELECT current_setting('enable_mergejoin') AS v")).rows[0]?.v;
 

@@ -51,6 +51,17 @@ function state(extra: Partial<BatchState> = {}): BatchState {
 const id = (n: string) => transferId(`unit:${n}`);
 const t = (n: string, debit: string, credit: string, amount: bigint, more: object = {}) =>
   ({ id: id(n), assetId: A, debit, credit, amount, kind: "manual", ...more }) as BatchInput;
+/** A 10-unit withdrawal hold `h` from user:1 to the hot wallet. */
+const hold = (s: HoldState["state"], timedOut = false): HoldState => ({
+  transferId: id("h"),
+  assetId: A,
+  debitAccountId: 2n,
+  creditAccountId: 4n,
+  amount: 10n,
+  kind: "withdrawal",
+  state: s,
+  timedOut,
+});
 const codes = (r: ReturnType<typeof applyBatch>) =>
   r.results.map((x) => (x.status === "failed" ? x.code : x.status));
 
@@ -150,16 +161,6 @@ describe("applyBatch", () => {
   });
 
   it("refuses to resolve a hold twice, beyond its amount, or after its timeout", () => {
-    const hold = (s: HoldState["state"], timedOut = false): HoldState => ({
-      transferId: id("h"),
-      assetId: A,
-      debitAccountId: 2n,
-      creditAccountId: 4n,
-      amount: 10n,
-      kind: "withdrawal",
-      state: s,
-      timedOut,
-    });
     const post = (n: string, amount?: bigint): BatchInput => ({
       type: "post",
       id: id(n),
@@ -181,16 +182,6 @@ describe("applyBatch", () => {
 
   it("refuses a chain reference on another chain than its asset's, single or posting a hold", () => {
     const ref = (chainId: number) => ({ chainId, txHash: `0x${"ab".repeat(32)}`, position: "tx" });
-    const hold: HoldState = {
-      transferId: id("h"),
-      assetId: A,
-      debitAccountId: 2n,
-      creditAccountId: 4n,
-      amount: 10n,
-      kind: "withdrawal",
-      state: "pending",
-      timedOut: false,
-    };
     const out = applyBatch(
       [
         t("a", "custody:deposits", "user:2", 1n, { kind: "deposit", chainRef: ref(1) }),
@@ -198,7 +189,7 @@ describe("applyBatch", () => {
         t("b", "custody:deposits", "user:2", 1n, { kind: "deposit", chainRef: ref(31337) }),
         { type: "post", id: id("p2"), pendingId: id("h"), chainRef: ref(31337) },
       ],
-      state({ holds: new Map([[id("h"), hold]]) }),
+      state({ holds: new Map([[id("h"), hold("pending")]]) }),
     );
     expect(codes(out)).toEqual([
       "LEDGER_INVALID_TRANSFER",
