@@ -76,8 +76,8 @@ export type TransactionOptions = {
   attempts?: number;
   /**
    * Planner or run-time settings for this transaction only (`SET LOCAL`, undone at its end), e.g.
-   * `{ enable_mergejoin: "off" }`. Names are checked against `[a-z_.]+`; values are sent as
-   * parameters.
+   * `{ enable_mergejoin: "off" }`. Names must be lowercase identifiers (`[a-z_][a-z0-9_.]*`);
+   * values are sent as parameters.
    */
   settings?: Readonly<Record<string, string>>;
 };
