@@ -4,7 +4,7 @@
  * result and the rows to write. No I/O here, so every rule is unit-tested without a database.
  */
 import { classifyAccount } from "./chartOfAccounts.js";
-import { isUuid } from "./transferId.js";
+import { assetChainOf, isUuid } from "./transferId.js";
 import {
   type ChainRef,
   type FailureCode,
@@ -108,8 +108,7 @@ const fail = (code: FailureCode, detail?: string, field?: string): Failure => ({
  * `assets_check`); `transfers_ref_on_asset_chain` (ledger 0011) is the backstop.
  */
 function refOffAssetChain(ref: ChainRef, assetId: string): Failure | undefined {
-  const chain = assetId.slice(0, assetId.indexOf(":"));
-  return String(ref.chainId) === chain
+  return String(ref.chainId) === assetChainOf(assetId)
     ? undefined
     : fail(
         "LEDGER_INVALID_TRANSFER",

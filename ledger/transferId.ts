@@ -44,3 +44,8 @@ export function depositTransferName(
 export function assetIdOf(chainId: number | bigint, token: string): string {
   return `${chainId}:${token.toLowerCase()}`;
 }
+
+/** The chain id part of an `assetIdOf` id, as written there (decimal). */
+export function assetChainOf(assetId: string): string {
+  return assetId.slice(0, assetId.indexOf(":"));
+}

@@ -13,7 +13,7 @@
 --    Small: deposits, withdrawals, sweeps and fees carry references and are not in it.
 --
 -- Both scan ledger.transfers once, inside this migration's transaction: writers of the ledger
--- wait for it (about half a minute at 10M transfers on our 2-core machines).
+-- wait for it (about 6 s at 10M transfers on our 2-core machines: VALIDATE 4.5 s, the index 1.1 s).
 ALTER TABLE ledger.transfers
   ADD CONSTRAINT transfers_ref_on_asset_chain
   CHECK (chain_id IS NULL OR chain_id::text = split_part(asset_id, ':', 1)) NOT VALID;
