@@ -109,6 +109,11 @@ export async function expectedFactBalances(
     custody: ReadonlyMap<string, CustodyKind>;
     /** The caller's memory from its previous run (used when the table still stands there). */
     memory?: ExpectedFactMemory | undefined;
+    /**
+     * Every deposit address's fact balances at `block` in the caller's snapshot, when it has them
+     * (a full run's stream sums them as it matches): a rebuild uses them instead of reading history.
+     */
+    history?: ReadonlyMap<string, bigint> | undefined;
   },
 ): Promise<ExpectedFacts> {
   const { chainId, block, previous } = args;
@@ -127,7 +132,8 @@ export async function expectedFactBalances(
   if (!continues) {
     // Rebuild: every deposit address of the chain from history (a full run's check, or a run that
     // does not continue from the run the table stands at).
-    const all = await loadFactBalances(client, { chainId, block, addresses: "all" });
+    const all =
+      args.history ?? (await loadFactBalances(client, { chainId, block, addresses: "all" }));
     const balances = new Map<string, bigint>();
     const wanted = new Set(args.addresses);
     for (const [k, v] of all) if (wanted.has(k.slice(0, k.indexOf("|")))) balances.set(k, v);

@@ -103,6 +103,7 @@ export async function loadRunSnapshot(
   const reorgHolds = new Map(inputs.reorgHolds.map((h) => [h.creditId, h.state]));
   let matching: { breaks: Break[]; matched: number };
   let counts: { facts: number; entries: number; deferred: number };
+  let history: Map<string, bigint> | undefined;
   if (previous === null) {
     const streamed = await matchFullStream(client, {
       chainId,
@@ -114,6 +115,7 @@ export async function loadRunSnapshot(
       ...(chainBackedKinds ? { chainBackedKinds } : {}),
     });
     matching = streamed;
+    history = streamed.factBalances;
     counts = {
       facts: streamed.factsExamined,
       entries: streamed.entriesExamined,
@@ -132,8 +134,9 @@ export async function loadRunSnapshot(
     };
   }
   const matchMs = performance.now() - matchStart;
-  // The facts' part from the running table (moved by this run's facts), rebuilt from history
-  // in a full run; sweeps no fact shows and operator credits summed here (they are few).
+  // The facts' part from the running table (moved by this run's facts), rebuilt in a full run
+  // from what its stream summed of every fact; sweeps no fact shows and operator credits summed
+  // here (they are few).
   const expected = await expectedFactBalances(client, {
     chainId,
     block,
@@ -142,6 +145,7 @@ export async function loadRunSnapshot(
     changedFacts: inputs.changedFacts,
     custody,
     memory: carried.expected,
+    history,
   });
   carried.expected = expected.memory;
   const expectedBalances = expected.balances;

@@ -9,9 +9,14 @@
  * What a range needs from outside it is small and read once: the reversing entries (a reversed
  * withdrawal post claims no fact, and a compensation is listed with the orphaned credit it
  * compensates) and the reorg holds.
+ *
+ * Every fact of the chain at or below the run's block passes through here once, so the stream also
+ * sums what they explain of each deposit address's balance (expectedBalances.ts `factEffects`): a
+ * full run rebuilds the running expected balances from this instead of a second pass over history.
  */
 import type { PoolClient } from "../../foundation/db.js";
 import type { TransferKind } from "../types.js";
+import { factEffects } from "./expectedBalances.js";
 import {
   ENTRY_SELECT,
   type EntryRow,
@@ -35,6 +40,11 @@ export type StreamMatchResult = {
   deferred: number;
   /** Ranges matched (for logs and tests). */
   ranges: number;
+  /**
+   * What the facts explain of every deposit address's balance at the run's block (`address|assetId`;
+   * addresses without a fact absent): the history `loadFactBalances(…, "all")` sums in SQL.
+   */
+  factBalances: Map<string, bigint>;
 };
 
 /** A tx-hash range: lower bound (inclusive unless `after`), upper bound exclusive or open. */
@@ -45,6 +55,7 @@ export async function matchFullStream(
   args: {
     chainId: number;
     block: number;
+    /** Every custody address of the chain with its kind (the deposit ones' balances are summed). */
     custody: ReadonlyMap<string, CustodyKind>;
     reorgHolds: ReadonlyMap<string, "held" | "final">;
     /** Entries whose fact is above the block: not examined in this run. */
@@ -68,8 +79,13 @@ export async function matchFullStream(
     entriesExamined: reversers.length,
     deferred: 0,
     ranges: 0,
+    factBalances: new Map(),
   };
+  const isDeposit = (address: string) => args.custody.get(address) === "deposit";
+  const addBalance = (key: string, v: bigint) =>
+    out.factBalances.set(key, (out.factBalances.get(key) ?? 0n) + v);
   const match = (facts: ChainFact[], rows: EntryRow[]) => {
+    for (const f of facts) factEffects(f, isDeposit, addBalance);
     const entries: LedgerEntry[] = [];
     for (const row of rows) {
       if (args.lateIds.has(row.id)) out.deferred++;
