@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isUuid, transferId } from "./transferId.js";
+import { assetChainOf, assetIdOf, assetTokenOf, isUuid, transferId } from "./transferId.js";
 
 describe("transferId", () => {
   it("is a version 5, RFC variant UUID, stable for a name", () => {
@@ -16,5 +16,14 @@ describe("transferId", () => {
     expect(transferId("www.example.com", "6ba7b810-9dad-11d1-80b4-00c04fd430c8")).toBe(
       "2ed6657d-e927-568b-95e1-2665a8aea6a2",
     );
+  });
+});
+
+describe("asset ids", () => {
+  it("split back into the chain id and the token they were made of", () => {
+    const id = assetIdOf(42161, "0xAF88d065e77c8cC2239327C5EDb3A432268e5831");
+    expect(id).toBe("42161:0xaf88d065e77c8cc2239327c5edb3a432268e5831");
+    expect(assetChainOf(id)).toBe("42161");
+    expect(assetTokenOf(id)).toBe("0xaf88d065e77c8cc2239327c5edb3a432268e5831");
   });
 });

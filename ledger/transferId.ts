@@ -49,3 +49,8 @@ export function assetIdOf(chainId: number | bigint, token: string): string {
 export function assetChainOf(assetId: string): string {
   return assetId.slice(0, assetId.indexOf(":"));
 }
+
+/** The token part of an `assetIdOf` id (lowercase address; the zero address for native). */
+export function assetTokenOf(assetId: string): string {
+  return assetId.slice(assetId.indexOf(":") + 1);
+}

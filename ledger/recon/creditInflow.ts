@@ -11,7 +11,7 @@ import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { Ledger } from "../createLedger.js";
 import { bookInflowCredit } from "../inflowCredits.js";
-import { assetIdOf, transferId } from "../transferId.js";
+import { assetIdOf, assetTokenOf, transferId } from "../transferId.js";
 import { BreakNotFoundError, InflowNotCreditableError } from "./errors.js";
 
 export type CreditInflowResult = {
@@ -63,7 +63,7 @@ export async function creditInflow(
       throw new InflowNotCreditableError(args.breakId, `it is a ${row.type} break`);
     const chainId = Number(row.chain_id);
     const address = row.key.replace(/^inflow:/, "");
-    const asset = row.asset_id.slice(row.asset_id.indexOf(":") + 1);
+    const asset = assetTokenOf(row.asset_id);
     const amount = -row.difference;
     const id = transferId(`inflow:${chainId}:${runId}:${n}`);
     // One credit of this address and asset at a time.
