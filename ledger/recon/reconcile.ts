@@ -231,12 +231,13 @@ export function createReconciler({
             sweeps,
             lookbackMs,
             streamPage,
-            // A second connection for the full run's stream only when the pool has one to spare
-            // at that moment (idle, or room for one); a busy pool runs the stream on this one.
-            withSide: <T>(fn: (side: PoolClient) => Promise<T>) =>
-              pool.idleCount > 0 || pool.totalCount < (pool.options.max ?? 10)
-                ? withSnapshotOf(pool, client, fn, { settings: SNAPSHOT_SETTINGS })
-                : fn(client),
+            // A second connection for the full run's stream, when the pool has one to spare.
+            ...((pool.options.max ?? 10) >= 2
+              ? {
+                  withSide: <T>(fn: (side: PoolClient) => Promise<T>) =>
+                    withSnapshotOf(pool, client, fn, { settings: SNAPSHOT_SETTINGS }),
+                }
+              : {}),
           }),
         { isolation: "repeatable read", readOnly: true, attempts: 1, settings: SNAPSHOT_SETTINGS },
       );
