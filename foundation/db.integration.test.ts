@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
-import { createPool, type Pool, withSnapshotOf, withTransaction } from "./db.js";
+import { type Pool, withTransaction } from "./db.js";
 
 let db: TestDatabase;
 let pool: Pool;
@@ -79,72 +79,6 @@ describe("withTransaction settings", () => {
   it("refuses a setting name that is not a plain identifier, before connecting", async () => {
     await expect(
       withTransaction(pool, async () => 1, { settings: { "x; DROP TABLE y": "1" } }),
-    ).rejects.toThrow(/bad setting name/);
-  });
-});
-
-// A second connection on an open transaction's snapshot (`withSnapshotOf`): what the full
-// reconciliation's stream reads its entries through while it reads the next facts.
-describe("withSnapshotOf", () => {
-  it("reads the first transaction's snapshot, not rows committed since; read only; its settings", async () => {
-    const two = createPool(db.url, { max: 3 });
-    try {
-      await two.query("CREATE TABLE snap (n int)");
-      await two.query("INSERT INTO snap VALUES (1), (2)");
-      const seen = await withTransaction(
-        two,
-        async (client) => {
-          const count = async (q: Pick<Pool, "query">) =>
-            Number((await q.query<{ n: string }>("SELECT count(*) AS n FROM snap")).rows[0]!.n);
-          const before = await count(client); // the snapshot is taken here
-          await two.query("INSERT INTO snap VALUES (3)"); // committed after it
-          return withSnapshotOf(
-            two,
-            client,
-            async (side) => ({
-              before,
-              side: await count(side),
-              sideSetting: (
-                await side.query<{ v: string }>("SELECT current_setting('enable_mergejoin') AS v")
-              ).rows[0]!.v,
-              write: await side.query("INSERT INTO snap VALUES (4)").then(
-                () => "written",
-                (e: { code?: string }) => e.code,
-              ),
-            }),
-            { settings: { enable_mergejoin: "off" } },
-          );
-        },
-        { isolation: "repeatable read", readOnly: true },
-      );
-      expect(seen).toEqual({ before: 2, side: 2, sideSetting: "off", write: "25006" });
-      // Outside: the committed row, nothing from the side, and the setting gone.
-      expect((await two.query("SELECT n FROM snap ORDER BY n")).rows).toEqual([
-        { n: 1 },
-        { n: 2 },
-        { n: 3 },
-      ]);
-      const settings = await Promise.all(
-        [0, 1, 2].map(() =>
-          two.query<{ v: string }>("SELECT current_setting('enable_mergejoin') AS v"),
-        ),
-      );
-      expect(settings.map((r) => r.rows[0]!.v)).toEqual(["on", "on", "on"]);
-    } finally {
-      await two.query("DROP TABLE IF EXISTS snap");
-      await two.end();
-    }
-  });
-
-  it("refuses a setting name that is not a plain identifier", async () => {
-    await expect(
-      withTransaction(
-        pool,
-        (c) => withSnapshotOf(pool, c, async () => 1, { settings: { "a b": "1" } }),
-        {
-          isolation: "repeatable read",
-        },
-      ),
     ).rejects.toThrow(/bad setting name/);
   });
 });

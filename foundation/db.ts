@@ -84,50 +84,6 @@ export type TransactionOptions = {
 
 const SETTING_NAME = /^[a-z_][a-z0-9_.]*$/;
 
-/** What `pg_export_snapshot()` returns (e.g. `00000003-0000001B-1`): safe to quote into SQL. */
-const SNAPSHOT_ID = /^[0-9A-F]+-[0-9A-F]+-[0-9]+$/;
-
-/**
- * Run `fn` on a second connection that reads the same snapshot as `client`'s open REPEATABLE READ
- * (or SERIALIZABLE) transaction: `pg_export_snapshot()` there, `SET TRANSACTION SNAPSHOT` here,
- * in a READ ONLY transaction with the same `settings` (`SET LOCAL`). Two reads of one snapshot can
- * then run at once. The second transaction ends (COMMIT) before this returns; `client`'s stays open.
- */
-export async function withSnapshotOf<T>(
-  pool: Pool,
-  client: PoolClient,
-  fn: (other: PoolClient) => Promise<T>,
-  options: { settings?: Readonly<Record<string, string>> } = {},
-): Promise<T> {
-  const settings = Object.entries(options.settings ?? {});
-  for (const [name] of settings)
-    if (!SETTING_NAME.test(name)) throw new Error(`withSnapshotOf: bad setting name ${name}`);
-  const { rows } = await client.query<{ id: string }>("SELECT pg_export_snapshot() AS id");
-  const id = rows[0]!.id;
-  if (!SNAPSHOT_ID.test(id)) throw new Error(`withSnapshotOf: unexpected snapshot id ${id}`);
-  const other = await pool.connect();
-  let broken = false;
-  try {
-    await other.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    // Not a parameter: SET TRANSACTION takes a literal (checked above).
-    await other.query(`SET TRANSACTION SNAPSHOT '${id}'`);
-    for (const [name, value] of settings)
-      await other.query("SELECT set_config($1, $2, true)", [name, value]);
-    const result = await fn(other);
-    await other.query("COMMIT");
-    return result;
-  } catch (error) {
-    try {
-      await other.query("ROLLBACK");
-    } catch {
-      broken = true;
-    }
-    throw error;
-  } finally {
-    other.release(broken);
-  }
-}
-
 /**
  * Run `fn` inside BEGIN/COMMIT on one client. Retries serialization failures and deadlocks with
  * jittered backoff; any other error rolls back and is rethrown. `fn` must be safe to re-run.

@@ -7,12 +7,7 @@ import { Counter, Gauge } from "prom-client";
 import type { ChainConfig } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
-import {
-  type Pool,
-  type PoolClient,
-  withSnapshotOf,
-  withTransaction,
-} from "../../foundation/db.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { loadTip } from "../../indexers/store.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances } from "./balances.js";
@@ -231,13 +226,6 @@ export function createReconciler({
             sweeps,
             lookbackMs,
             streamPage,
-            // A second connection for the full run's stream, when the pool has one to spare.
-            ...((pool.options.max ?? 10) >= 2
-              ? {
-                  withSide: <T>(fn: (side: PoolClient) => Promise<T>) =>
-                    withSnapshotOf(pool, client, fn, { settings: SNAPSHOT_SETTINGS }),
-                }
-              : {}),
           }),
         { isolation: "repeatable read", readOnly: true, attempts: 1, settings: SNAPSHOT_SETTINGS },
       );

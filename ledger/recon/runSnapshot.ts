@@ -45,12 +45,6 @@ export async function loadRunSnapshot(
     sweeps: SweepReader;
     lookbackMs: number | undefined;
     streamPage: number | undefined;
-    /**
-     * Runs `fn` with a second connection on this snapshot (foundation/db.ts `withSnapshotOf`): a
-     * full run's stream reads entries there while it reads the next facts here. Absent: one
-     * connection.
-     */
-    withSide?: <T>(fn: (side: PoolClient) => Promise<T>) => Promise<T>;
   },
 ) {
   const { chainId, block, previous, rotation, chainBackedKinds, carried } = args;
@@ -111,18 +105,15 @@ export async function loadRunSnapshot(
   let counts: { facts: number; entries: number; deferred: number };
   let history: Map<string, bigint> | undefined;
   if (previous === null) {
-    const stream = (side?: PoolClient) =>
-      matchFullStream(client, {
-        chainId,
-        block,
-        custody,
-        reorgHolds,
-        lateIds: inputs.lateIds,
-        ...(streamPage !== undefined ? { page: streamPage } : {}),
-        ...(chainBackedKinds ? { chainBackedKinds } : {}),
-        ...(side ? { side } : {}),
-      });
-    const streamed = args.withSide ? await args.withSide(stream) : await stream();
+    const streamed = await matchFullStream(client, {
+      chainId,
+      block,
+      custody,
+      reorgHolds,
+      lateIds: inputs.lateIds,
+      ...(streamPage !== undefined ? { page: streamPage } : {}),
+      ...(chainBackedKinds ? { chainBackedKinds } : {}),
+    });
     matching = streamed;
     history = streamed.factBalances;
     counts = {

@@ -62,12 +62,6 @@ export async function matchFullStream(
     lateIds: ReadonlySet<string>;
     chainBackedKinds?: ReadonlySet<TransferKind>;
     page?: number;
-    /**
-     * A second connection reading the same snapshot as `client` (foundation/db.ts
-     * `withSnapshotOf`): each range's entries are read there while the next facts are read on
-     * `client`. Without it, everything is read on `client`.
-     */
-    side?: PoolClient;
   },
 ): Promise<StreamMatchResult> {
   const { chainId, block } = args;
@@ -114,58 +108,52 @@ export async function matchFullStream(
     out.ranges++;
   };
 
-  // One step reads a range's facts and says which range's entries go with them (none when a
-  // transaction fills the page: it becomes a range of its own) and where the next step starts.
-  type Step = { facts: FactRow[]; closed: Range | null; next: Range | null };
-  const read = async (range: Range): Promise<Step> => {
+  let range: Range = { from: "", after: false, to: null };
+  for (;;) {
     if ("only" in range) {
       const facts = await client.query<FactRow>(
         `SELECT ${FACT_COLUMNS} FROM chain.facts
          WHERE chain_id = $1 AND tx_hash = $2 AND block_number <= $3`,
         [chainId, range.only, block],
       );
-      return {
-        facts: facts.rows,
-        closed: range,
-        next: { from: range.only, after: true, to: null },
-      };
+      match(
+        facts.rows.map((r) => toFact(chainId, r)),
+        await entriesOf(client, chainId, range),
+      );
+      range = { from: range.only, after: true, to: null };
+      continue;
     }
+    const from: { from: string; after: boolean } = range;
     const rows: FactRow[] = (
       await client.query<FactRow>(
         `SELECT ${FACT_COLUMNS} FROM chain.facts
-         WHERE chain_id = $1 AND tx_hash ${range.after ? ">" : ">="} $2 AND block_number <= $3
+         WHERE chain_id = $1 AND tx_hash ${from.after ? ">" : ">="} $2 AND block_number <= $3
          ORDER BY tx_hash, position LIMIT ${page}`,
-        [chainId, range.from, block],
+        [chainId, from.from, block],
       )
     ).rows;
-    if (rows.length < page) return { facts: rows, closed: range, next: null };
+    if (rows.length < page) {
+      match(
+        rows.map((x) => toFact(chainId, x)),
+        await entriesOf(client, chainId, range),
+      );
+      break;
+    }
     // The page's last tx hash may continue past it: the range ends before that hash.
     const last: string = rows[rows.length - 1]!.tx_hash;
     let end = rows.length;
     while (end > 0 && rows[end - 1]!.tx_hash === last) end--;
-    // One transaction with a page of facts or more: a range of its own.
-    if (end === 0) return { facts: [], closed: null, next: { only: last } };
-    return {
-      facts: rows.slice(0, end),
-      closed: { ...range, to: last },
-      next: { from: last, after: false, to: null },
-    };
-  };
-  // With a second connection on the same snapshot, a range's entries are read there while the
-  // next range's facts are read here; on one connection the two queue, one after the other.
-  const side = args.side ?? client;
-  let step: Promise<Step> | null = read({ from: "", after: false, to: null });
-  while (step !== null) {
-    const { facts, closed, next }: Step = await step;
-    const entries = closed === null ? Promise.resolve([]) : entriesOf(side, chainId, closed);
-    step = next === null ? null : read(next);
-    step?.catch(() => {}); // awaited next round; an entries failure must not leave it unhandled
-    const rows = await entries;
-    if (closed !== null)
-      match(
-        facts.map((x) => toFact(chainId, x)),
-        rows,
-      );
+    if (end === 0) {
+      // One transaction with a page of facts or more: a range of its own.
+      range = { only: last };
+      continue;
+    }
+    const closed: Range = { ...range, to: last };
+    match(
+      rows.slice(0, end).map((x) => toFact(chainId, x)),
+      await entriesOf(client, chainId, closed),
+    );
+    range = { from: last, after: false, to: null };
   }
 
   // Entries with no chain reference on this chain (or none at all): matched against no facts. An
