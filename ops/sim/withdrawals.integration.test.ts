@@ -79,8 +79,10 @@ describe("withdrawals simulation", () => {
       dead_reviews: "CANCEL_UNSENDABLE",
       late_send: "mined",
     });
-    // The signer's cap, and no cancel after the send mined.
-    expect(Number(result.stats.cancels), report(result)).toBe(5);
+    // The signer's cap (5 refused cancels), perhaps the operator's cancel signed before the signer
+    // saw the send mined (timing: 5 or 6 on the same seed), and none after it did.
+    expect([5, 6], report(result)).toContain(Number(result.stats.cancels));
+    expect(result.stats.cancels_after_mined, report(result)).toBe(0);
   });
 
   it("reports a dead withdrawal's hold released before it failed (the dead invariants can fail)", async () => {

@@ -792,6 +792,11 @@ export async function runWithdrawals(
         // followed the chain (paid once and finalized: checked with the others above), posted the
         // hold instead of releasing it, and recorded the override.
         stats.late_send = "mined";
+        // Cancels the signer signed once it had recorded the send mined (the operator's own cancel
+        // may go out in the moment before it sees the send mined: a race, not a fault).
+        const mined = events.findIndex((e) => e.event === "operator_fail_overridden");
+        stats.cancels_after_mined =
+          mined < 0 ? 0 : events.slice(mined + 1).filter((e) => e.event === "cancel_signed").length;
         if (finalCancels !== 0)
           fail(
             "late-send",
