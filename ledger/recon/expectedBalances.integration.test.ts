@@ -11,11 +11,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain } from "../../chains/index.js";
-import { createPool, type Pool } from "../../foundation/db.js";
+import type { Pool } from "../../foundation/db.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { balanceKey, loadFactBalances } from "./expectedBalances.js";
 import { createReconciler, type Reconciler } from "./reconcile.js";
+import { createPlanTracingPool } from "./testing/planTrace.js";
 
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -387,14 +388,7 @@ describe("running expected balances of deposit addresses", () => {
     const want = await history(at);
     expect(want).not.toEqual(await history(at + 1));
     // Every statement's plan, as auto_explain sends it to the client.
-    const plans: string[] = [];
-    const url = new URL(ctx.db.url);
-    url.searchParams.set(
-      "options",
-      "-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 -c auto_explain.log_level=notice",
-    );
-    const traced = createPool(url.toString(), { max: 2 });
-    traced.on("connect", (client) => client.on("notice", (n) => plans.push(n.message ?? "")));
+    const { pool: traced, plans } = createPlanTracingPool(ctx.db.url);
     try {
       const run = await createReconciler({
         sweeps: sweepReader,

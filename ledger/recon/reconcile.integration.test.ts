@@ -12,7 +12,6 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
-import { createPool } from "../../foundation/db.js";
 import { createHealth } from "../../foundation/health.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
@@ -35,6 +34,7 @@ import { transferId } from "../transferId.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
 import { getRunReport } from "./report.js";
 import { reconcilerRole } from "./role.js";
+import { createPlanTracingPool } from "./testing/planTrace.js";
 
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -482,15 +482,7 @@ describe("reconciliation on anvil", () => {
   it("plans a run's snapshot reads without merge joins (docs/scale.md, session 14)", async () => {
     // Postgres's auto_explain sends each statement's plan, with the settings it ran under, to the
     // client as a notice: the plans of a full and an incremental run's reads, as Postgres made them.
-    const plans: string[] = [];
-    const url = new URL(ctx.db.url);
-    url.searchParams.set(
-      "options",
-      "-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0" +
-        " -c auto_explain.log_level=notice -c auto_explain.log_settings=on",
-    );
-    const pool = createPool(url.toString(), { max: 2 });
-    pool.on("connect", (client) => client.on("notice", (n) => plans.push(n.message ?? "")));
+    const { pool, plans } = createPlanTracingPool(ctx.db.url, { settings: true });
     try {
       const traced = createReconciler({
         sweeps: sweepReader,
