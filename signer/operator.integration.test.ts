@@ -239,7 +239,7 @@ describe("operator decisions", () => {
     });
     try {
       await t.withdraw("paid-hidden", { from: account.address, to: dest, value: parseEther("1") });
-      const stuck = await waitFor("receipt_unknown or needs_review", async () => {
+      await waitFor("receipt_unknown or needs_review", async () => {
         const o = await outcome("paid-hidden");
         await t.rpc("evm_mine");
         return o.status === "receipt_unknown" || o.status === "needs_review" ? o : undefined;
@@ -270,8 +270,10 @@ describe("operator decisions", () => {
       ]);
       expect(viaCli.code).not.toBe(0);
       expect(viaCli.out).toContain(`has its transaction ${mined.transactionHash} in block`);
-      // Nothing changed, nothing audited for the operator.
-      expect((await outcome("paid-hidden")).status).toBe(stuck.status);
+      // The operator changed nothing and nothing is audited for them. (The signer itself may have
+      // moved the request from receipt_unknown to needs_review meanwhile, once the nonce's block
+      // became final: session 16 saw it during the CLI call.)
+      expect(["receipt_unknown", "needs_review"]).toContain((await outcome("paid-hidden")).status);
       const { rows } = await t.ctx.db.pool.query(
         "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'paid-hidden' AND actor LIKE 'operator:%'",
       );
