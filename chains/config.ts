@@ -107,6 +107,12 @@ export const chainSchema = z
         requestsPerSecond: z.number().positive().max(10_000).default(20),
         /** Multicall3 address where the chain registry knows none (absent: JSON-RPC batches). */
         multicall3: address.optional(),
+        /**
+         * Native balances by one eth_call of creation code per up to 768 addresses
+         * (ledger/recon/onchain.ts `balanceLoopCode`); false: through Multicall3 or batches like
+         * tokens. A node that refuses it is read the other way without this setting.
+         */
+        balanceLoop: z.boolean().default(true),
       })
       .strict()
       .optional(),

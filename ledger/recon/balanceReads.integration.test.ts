@@ -12,6 +12,7 @@ import { adapterPerChain, createEvmAdapter, type EvmAdapter } from "../../chains
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
+import { startRpcProxy } from "../../signer/testing/rpcProxy.js";
 import { BalanceUnreadableError } from "./errors.js";
 import { readCustodyBalances } from "./onchain.js";
 import { createReconciler } from "./reconcile.js";
@@ -108,7 +109,13 @@ afterAll(async () => {
 
 describe("balance reads", () => {
   it("a full run reads every custody address through Multicall3, batchSize reads per call", async () => {
-    const chain = chainWith({ rotation: 2, batchSize: 3, requestsPerSecond: 1000, multicall3 });
+    const chain = chainWith({
+      rotation: 2,
+      batchSize: 3,
+      requestsPerSecond: 1000,
+      multicall3,
+      balanceLoop: false,
+    });
     const { adapter, calls } = counted(chain);
     const run = await createReconciler({
       sweeps: sweepReader,
@@ -124,7 +131,13 @@ describe("balance reads", () => {
   });
 
   it("an incremental run reads the hot wallet, active deposit addresses and a rotation slice; the rest count at their last read", async () => {
-    const chain = chainWith({ rotation: 2, batchSize: 500, requestsPerSecond: 1000, multicall3 });
+    const chain = chainWith({
+      rotation: 2,
+      batchSize: 500,
+      requestsPerSecond: 1000,
+      multicall3,
+      balanceLoop: true,
+    });
     const { adapter, calls } = counted(chain);
     const reconciler = createReconciler({
       sweeps: sweepReader,
@@ -140,7 +153,7 @@ describe("balance reads", () => {
     await fact(DEPOSITS[2]!, 40n);
     const first = await reconciler.run({ chain });
     expect(first.mode).toBe("incremental");
-    // hot + DEPOSITS[2] + the rotation's first slice (DEPOSITS[0], DEPOSITS[1]): one multicall.
+    // hot + DEPOSITS[2] + the rotation's first slice (DEPOSITS[0], DEPOSITS[1]): one balance loop.
     expect(await readCount(first.runId)).toBe(4);
     expect(calls()).toBe(1);
     expect(depositsCheck(first)).toBe(21_040n);
@@ -162,7 +175,12 @@ describe("balance reads", () => {
   });
 
   it("without Multicall3 the reads go out as JSON-RPC batches of eth_getBalance", async () => {
-    const chain = chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000 });
+    const chain = chainWith({
+      rotation: 2,
+      batchSize: 4,
+      requestsPerSecond: 1000,
+      balanceLoop: false,
+    });
     const { adapter, calls } = counted(chain);
     const run = await createReconciler({
       sweeps: sweepReader,
@@ -176,7 +194,14 @@ describe("balance reads", () => {
 
   it("requestsPerSecond spaces the requests of a run", async () => {
     // 7 reads, one per request, at most 4 requests a second: the last starts >= 1.5 s after the first.
-    const chain = chainWith({ rotation: 2, batchSize: 1, requestsPerSecond: 4, multicall3 });
+    // (Through the balance loop, the default: one address a call at batchSize 1.)
+    const chain = chainWith({
+      rotation: 2,
+      batchSize: 1,
+      requestsPerSecond: 4,
+      multicall3,
+      balanceLoop: true,
+    });
     const { adapter, calls } = counted(chain);
     const t0 = performance.now();
     await createReconciler({
@@ -192,7 +217,12 @@ describe("balance reads", () => {
     const noCode = freshAddress(498).toLowerCase();
     expect(await rpc<Hex>("eth_getCode", [noCode, "latest"])).toBe("0x");
     for (const via of [multicall3, undefined]) {
-      const chain = chainWith({ rotation: 2, batchSize: 10, requestsPerSecond: 1000 });
+      const chain = chainWith({
+        rotation: 2,
+        batchSize: 10,
+        requestsPerSecond: 1000,
+        balanceLoop: true,
+      });
       const read = readCustodyBalances(createEvmAdapter(chain, { common: ctx.common }), {
         addresses: new Map([[HOT, "hot" as const]]),
         tokens: [ZERO, noCode],
@@ -204,6 +234,90 @@ describe("balance reads", () => {
         code: "RECON_BALANCE_UNREADABLE",
         meta: { address: HOT, token: noCode },
       });
+    }
+  });
+
+  it("native balances through creation code equal eth_getBalance at the run's block, 768 a call at most", async () => {
+    const many = Array.from({ length: 1000 }, (_, i) => freshAddress(2000 + i).toLowerCase());
+    for (let i = 0; i < many.length; i += 7) await setBalance(many[i]!, BigInt(i + 1) * 10n ** 15n);
+    const at = await mineAndIndex();
+    // Changed in a later block (anvil applies anvil_setBalance to the newest block's state, so one
+    // block goes by first): the read must not see it.
+    await mineAndIndex();
+    await setBalance(many[0]!, 1n);
+    await mineAndIndex();
+    expect(await rpc<Hex>("eth_getBalance", [many[0], "latest"])).toBe("0x1");
+    const chain = chainWith({
+      rotation: 2,
+      batchSize: 5000,
+      requestsPerSecond: 1000,
+      balanceLoop: true,
+    });
+    const { adapter, calls } = counted(chain);
+    const read = await readCustodyBalances(adapter, {
+      addresses: new Map(many.map((a) => [a, "deposit" as const])),
+      tokens: [ZERO],
+      block: at,
+      options: { batchSize: 5000, requestsPerSecond: 1000, multicall3, balanceLoop: true },
+    });
+    expect(calls()).toBe(2); // 768 + 232
+    expect(read.map((b) => b.address)).toEqual([...many].sort());
+    const want = await Promise.all(
+      read.map(async (b) =>
+        BigInt(await rpc<Hex>("eth_getBalance", [b.address, `0x${at.toString(16)}`])),
+      ),
+    );
+    expect(read.map((b) => b.balance)).toEqual(want);
+    expect(read.find((b) => b.address === many[0])!.balance).toBe(10n ** 15n);
+    expect(read.filter((b) => b.balance > 0n).length).toBe(Math.ceil(1000 / 7));
+  });
+
+  it("a node that refuses creation code in eth_call is read through Multicall3 instead", async () => {
+    const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
+    try {
+      proxy.setIntercept((call) => {
+        const tx = (call.params?.[0] ?? {}) as { to?: string };
+        return call.method === "eth_call" && !tx.to
+          ? { error: { code: -32000, message: "contract creation not supported in eth_call" } }
+          : undefined;
+      });
+      const chain = {
+        ...chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000, balanceLoop: true }),
+        rpcUrls: [proxy.url],
+      };
+      const adapter = createEvmAdapter(chain, { common: ctx.common });
+      const read = await readCustodyBalances(adapter, {
+        addresses: new Map([
+          ...DEPOSITS.map((a) => [a, "deposit"] as const),
+          [HOT, "hot" as const],
+        ]),
+        tokens: [ZERO],
+        block: head,
+        options: { batchSize: 4, requestsPerSecond: 1000, multicall3, balanceLoop: true },
+      });
+      // One refused loop call, then 7 reads through Multicall3 in calls of 4.
+      expect(proxy.calls("eth_call")).toBe(3);
+      for (const b of read)
+        expect(b.balance).toBe(
+          BigInt(await rpc<Hex>("eth_getBalance", [b.address, `0x${head.toString(16)}`])),
+        );
+      // An answer of the wrong length is not a refusal: the read fails, nothing falls back.
+      proxy.setIntercept((call) => {
+        const tx = (call.params?.[0] ?? {}) as { to?: string };
+        return call.method === "eth_call" && !tx.to ? { result: "0x1234" } : undefined;
+      });
+      const before = proxy.calls("eth_call");
+      await expect(
+        readCustodyBalances(adapter, {
+          addresses: new Map([[HOT, "hot" as const]]),
+          tokens: [ZERO],
+          block: head,
+          options: { batchSize: 4, requestsPerSecond: 1000, multicall3, balanceLoop: true },
+        }),
+      ).rejects.toThrow(/balance loop returned 2 bytes for 1 addresses/);
+      expect(proxy.calls("eth_call")).toBe(before + 1);
+    } finally {
+      await proxy.close();
     }
   });
 });

@@ -12,7 +12,9 @@ import { chainSchema } from "../../chains/index.js";
 import { loadConfig } from "../../foundation/config.js";
 import { ConfigError } from "../../foundation/errors.js";
 import {
+  BALANCE_LOOP_MAX,
   BALANCE_OF,
+  balanceLoopCode,
   createRateLimiter,
   decodeBalanceResults,
   encodeBalanceReads,
@@ -40,15 +42,23 @@ describe("recon balance-read config", () => {
       rotation: 200,
       batchSize: 500,
       requestsPerSecond: 20,
+      balanceLoop: true,
     });
     const mc = "0xcA11bde05977b3631167028862bE2a173976CA11";
     expect(
-      load({ rotation: 0, batchSize: 1, requestsPerSecond: 0.5, multicall3: mc }).chains[0]!.recon,
+      load({
+        rotation: 0,
+        batchSize: 1,
+        requestsPerSecond: 0.5,
+        multicall3: mc,
+        balanceLoop: false,
+      }).chains[0]!.recon,
     ).toEqual({
       rotation: 0,
       batchSize: 1,
       requestsPerSecond: 0.5,
       multicall3: mc,
+      balanceLoop: false,
     });
   });
 
@@ -170,5 +180,35 @@ describe("aggregate3 balance reads, encoded by hand", () => {
     expect(() => decodeBalanceResults(one.slice(0, one.length - 64) as Hex, 1)).toThrow(
       /malformed/,
     );
+  });
+});
+
+describe("balance loop creation code", () => {
+  it("is the 35-byte loop with the addresses appended as 32-byte words", () => {
+    const a = "0x00000000000000000000000000000000000000aa";
+    const b = "0xAbCdEf0000000000000000000000000000000001";
+    const code = balanceLoopCode([a, b]);
+    // PUSH2 64, DUP1, PUSH1 35, PUSH1 0, CODECOPY, PUSH1 0, then the loop from offset 11.
+    expect(code.slice(0, 24)).toBe("0x6100408060236000396000");
+    expect(code.slice(24, 72)).toBe("5b81811015601e578051318152602001600b565b506000f3");
+    expect((code.length - 2) / 2).toBe(35 + 2 * 32);
+    expect(code.slice(72)).toBe(
+      `${"0".repeat(24)}${a.slice(2)}${"0".repeat(24)}${b.slice(2).toLowerCase()}`,
+    );
+    // The loop's jumps land on its JUMPDESTs (offsets 11 and 30).
+    const bytes = code.slice(2);
+    expect(bytes.slice(22, 24)).toBe("5b");
+    expect(bytes.slice(60, 62)).toBe("5b");
+  });
+
+  it("reads 1 to 768 addresses a call (EIP-170), and refuses a bad address", () => {
+    const addr = (i: number) => `0x${i.toString(16).padStart(40, "0")}`;
+    const max = balanceLoopCode(Array.from({ length: BALANCE_LOOP_MAX }, (_, i) => addr(i + 1)));
+    expect(max.slice(0, 8)).toBe("0x616000"); // 768 × 32 = 0x6000 bytes returned
+    expect(() => balanceLoopCode([])).toThrow(/1 to 768/);
+    expect(() =>
+      balanceLoopCode(Array.from({ length: BALANCE_LOOP_MAX + 1 }, (_, i) => addr(i + 1))),
+    ).toThrow(/1 to 768/);
+    expect(() => balanceLoopCode(["0x12"])).toThrow(/bad balance read address/);
   });
 });
