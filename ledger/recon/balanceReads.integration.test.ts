@@ -12,7 +12,7 @@ import { adapterPerChain, createEvmAdapter, type EvmAdapter } from "../../chains
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { startRpcProxy } from "../../signer/testing/rpcProxy.js";
+import { type RpcCallIn, startRpcProxy } from "../../signer/testing/rpcProxy.js";
 import { BalanceUnreadableError } from "./errors.js";
 import { readCustodyBalances } from "./onchain.js";
 import { createReconciler } from "./reconcile.js";
@@ -272,15 +272,18 @@ describe("balance reads", () => {
     expect(read.filter((b) => b.balance > 0n).length).toBe(Math.ceil(1000 / 7));
   });
 
+  /** An eth_call without `to`: creation code, the balance loop's. */
+  const isCreationCall = (call: RpcCallIn) =>
+    call.method === "eth_call" && !((call.params?.[0] ?? {}) as { to?: string }).to;
+
   it("a node that refuses creation code in eth_call is read through Multicall3 instead", async () => {
     const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
     try {
-      proxy.setIntercept((call) => {
-        const tx = (call.params?.[0] ?? {}) as { to?: string };
-        return call.method === "eth_call" && !tx.to
+      proxy.setIntercept((call) =>
+        isCreationCall(call)
           ? { error: { code: -32000, message: "contract creation not supported in eth_call" } }
-          : undefined;
-      });
+          : undefined,
+      );
       const chain = {
         ...chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000, balanceLoop: true }),
         rpcUrls: [proxy.url],
@@ -302,10 +305,7 @@ describe("balance reads", () => {
           BigInt(await rpc<Hex>("eth_getBalance", [b.address, `0x${head.toString(16)}`])),
         );
       // An answer of the wrong length is not a refusal: the read fails, nothing falls back.
-      proxy.setIntercept((call) => {
-        const tx = (call.params?.[0] ?? {}) as { to?: string };
-        return call.method === "eth_call" && !tx.to ? { result: "0x1234" } : undefined;
-      });
+      proxy.setIntercept((call) => (isCreationCall(call) ? { result: "0x1234" } : undefined));
       const before = proxy.calls("eth_call");
       await expect(
         readCustodyBalances(adapter, {

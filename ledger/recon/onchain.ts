@@ -143,7 +143,6 @@ const LOOP = "5b81811015601e578051318152602001600b565b506000f3";
  *   24 PUSH1 32 ADD PUSH1 11 JUMP                                   i += 32
  *   30 JUMPDEST POP PUSH1 0 RETURN                                  return mem[0..size)
  */
-
 export function balanceLoopCode(addresses: readonly string[]): Hex {
   if (addresses.length === 0 || addresses.length > BALANCE_LOOP_MAX)
     throw new Error(

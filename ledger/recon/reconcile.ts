@@ -132,7 +132,7 @@ export function createReconciler({
       batchSize: c?.batchSize ?? DEFAULT_BALANCE_READS.batchSize,
       requestsPerSecond: c?.requestsPerSecond ?? DEFAULT_BALANCE_READS.requestsPerSecond,
       multicall3: c?.multicall3,
-      balanceLoop: c?.balanceLoop ?? true,
+      balanceLoop: c?.balanceLoop,
     };
   };
   // One rate limit per chain, shared by its runs (a full run and the scheduled one may overlap).
