@@ -44,8 +44,11 @@ export default defineConfig({
           // process: 221 s of the integration files' 1,412 s on CI's two cores, 732 s wall against
           // 565 s without (session 16). Nothing here relies on a fresh process: every file makes its
           // own database, Redis prefix, anvil, pools and `common` (ops/testing/context.ts) and
-          // closes them in afterAll; no integration file mocks a module or sets process.env.
+          // closes them in afterAll; no integration file mocks a module or sets process.env
+          // (ops/testing/isolation.test.ts), and a file that leaves a socket, server, child process
+          // or timer open fails (ops/testing/handleLeaks.ts).
           isolate: false,
+          setupFiles: ["./ops/testing/handleLeaks.ts"],
         },
       },
     ],

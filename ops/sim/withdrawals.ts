@@ -668,10 +668,13 @@ export async function runWithdrawals(
 
     // Invariant: stop() returns.
     const stopStarted = Date.now();
+    let stopTimer: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([
       signer.stop().then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), 15_000)),
-    ]);
+      new Promise<false>((r) => {
+        stopTimer = setTimeout(() => r(false), 15_000);
+      }),
+    ]).finally(() => clearTimeout(stopTimer));
     signer = undefined;
     if (!stopped) fail("stop", "the signer's stop() did not return within 15 s");
     stats.stop_ms = Date.now() - stopStarted;
