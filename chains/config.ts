@@ -108,9 +108,10 @@ export const chainSchema = z
         /** Multicall3 address where the chain registry knows none (absent: JSON-RPC batches). */
         multicall3: address.optional(),
         /**
-         * Native balances by one eth_call of creation code per up to 768 addresses
-         * (ledger/recon/onchain.ts `balanceLoopCode`); false: through Multicall3 or batches like
-         * tokens. A node that refuses it is read the other way without this setting.
+         * Native balances, and each token's, by one eth_call of creation code per up to 768
+         * addresses (ledger/recon/onchain.ts `balanceLoopCode`, `tokenBalanceLoopCode`); false:
+         * through Multicall3 or batches. A node that refuses it, or a token call that reverts, is
+         * read the other way without this setting.
          */
         balanceLoop: z.boolean().default(true),
       })

@@ -9,12 +9,20 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
-import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
+import {
+  anvilRpc,
+  call,
+  deploy,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+  watch,
+} from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { type RpcCallIn, startRpcProxy } from "../../signer/testing/rpcProxy.js";
 import { BalanceUnreadableError } from "./errors.js";
-import { readCustodyBalances } from "./onchain.js";
+import { BALANCE_OF, readCustodyBalances } from "./onchain.js";
 import { createReconciler } from "./reconcile.js";
 import { deployMulticall3 } from "./testing/multicall3.js";
 
@@ -270,6 +278,55 @@ describe("balance reads", () => {
     expect(read.map((b) => b.balance)).toEqual(want);
     expect(read.find((b) => b.address === many[0])!.balance).toBe(10n ** 15n);
     expect(read.filter((b) => b.balance > 0n).length).toBe(Math.ceil(1000 / 7));
+  });
+
+  it("ERC-20 balances through creation code equal balanceOf at the run's block, one token and 768 addresses a call", async () => {
+    const [from] = await rpc<Hex[]>("eth_accounts");
+    const token = (await deploy(rpc, from!, "TestToken", [10n ** 24n])).toLowerCase();
+    const many = Array.from({ length: 1000 }, (_, i) => freshAddress(4000 + i).toLowerCase());
+    for (let i = 0; i < many.length; i += 9)
+      await sendAndMine(rpc, {
+        from: from!,
+        to: token as Hex,
+        data: call("TestToken", "transfer", [many[i], BigInt(i + 1) * 10n ** 12n]),
+      });
+    const at = await mineAndIndex();
+    // Moved in a later block: the read must not see it.
+    await sendAndMine(rpc, {
+      from: from!,
+      to: token as Hex,
+      data: call("TestToken", "transfer", [many[0], 5n]),
+    });
+    await mineAndIndex();
+    const chain = chainWith({
+      rotation: 2,
+      batchSize: 5000,
+      requestsPerSecond: 1000,
+      balanceLoop: true,
+    });
+    const { adapter, calls } = counted(chain);
+    const read = await readCustodyBalances(adapter, {
+      addresses: new Map(many.map((a) => [a, "deposit" as const])),
+      tokens: [ZERO, token],
+      block: at,
+      options: { batchSize: 5000, requestsPerSecond: 1000, multicall3, balanceLoop: true },
+    });
+    expect(calls()).toBe(4); // natives 768 + 232, the token's 768 + 232
+    const tokenReads = read.filter((b) => b.assetId === `${CHAIN_ID}:${token}`);
+    expect(tokenReads.map((b) => b.address)).toEqual([...many].sort());
+    const want = await Promise.all(
+      tokenReads.map(async (b) =>
+        BigInt(
+          await rpc<Hex>("eth_call", [
+            { to: token, data: `0x${BALANCE_OF}${b.address.slice(2).padStart(64, "0")}` },
+            `0x${at.toString(16)}`,
+          ]),
+        ),
+      ),
+    );
+    expect(tokenReads.map((b) => b.balance)).toEqual(want);
+    expect(tokenReads.find((b) => b.address === many[0])!.balance).toBe(10n ** 12n);
+    expect(tokenReads.filter((b) => b.balance > 0n).length).toBe(Math.ceil(1000 / 9));
   });
 
   /** An eth_call without `to`: creation code, the balance loop's. */

@@ -19,6 +19,7 @@ import {
   decodeBalanceResults,
   encodeBalanceReads,
   GET_ETH_BALANCE,
+  tokenBalanceLoopCode,
 } from "./onchain.js";
 
 const chain = (recon: unknown) => ({
@@ -210,5 +211,54 @@ describe("balance loop creation code", () => {
       balanceLoopCode(Array.from({ length: BALANCE_LOOP_MAX + 1 }, (_, i) => addr(i + 1))),
     ).toThrow(/1 to 768/);
     expect(() => balanceLoopCode(["0x12"])).toThrow(/bad balance read address/);
+  });
+});
+
+describe("token balance loop creation code", () => {
+  const token = "0x00000000000000000000000000000000000000Cc";
+  it("is the 92-byte loop calling balanceOf on the token, with the addresses appended", () => {
+    const a = "0x00000000000000000000000000000000000000aa";
+    const b = "0xAbCdEf0000000000000000000000000000000001";
+    const hex = tokenBalanceLoopCode(token, [a, b]).slice(2);
+    const at = (offset: number, bytes = 1) => hex.slice(offset * 2, (offset + bytes) * 2);
+    expect(hex.length / 2).toBe(92 + 2 * 32);
+    // PUSH2 64, DUP1, PUSH1 92 (the words' offset), PUSH1 0, CODECOPY, PUSH1 0.
+    expect(at(0, 11)).toBe("6100408060" + "5c" + "6000396000");
+    // The jumps (to 87, 82, 82, 11) land on JUMPDESTs.
+    for (const [push, dest] of [
+      [16, 87],
+      [66, 82],
+      [73, 82],
+      [79, 11],
+    ] as const) {
+      expect(at(push)).toBe("60");
+      expect(Number.parseInt(at(push + 1), 16)).toBe(dest);
+      expect(at(dest)).toBe("5b");
+    }
+    expect(at(19, 5)).toBe(`63${BALANCE_OF}`); // PUSH4 balanceOf
+    expect(at(42, 21)).toBe(`73${token.slice(2).toLowerCase()}`); // PUSH20 token
+    expect(at(63, 2)).toBe("5afa"); // GAS STATICCALL
+    expect(at(82, 10)).toBe("5b600080fd5b506000f3"); // REVERT; POP, RETURN
+    expect(hex.slice(184)).toBe(
+      `${"0".repeat(24)}${a.slice(2)}${"0".repeat(24)}${b.slice(2).toLowerCase()}`,
+    );
+  });
+
+  it("reads 1 to 768 addresses a call (EIP-170), and refuses a bad token or address", () => {
+    const addr = (i: number) => `0x${i.toString(16).padStart(40, "0")}`;
+    const max = tokenBalanceLoopCode(
+      token,
+      Array.from({ length: BALANCE_LOOP_MAX }, (_, i) => addr(i + 1)),
+    );
+    expect(max.slice(0, 8)).toBe("0x616000");
+    expect(() => tokenBalanceLoopCode(token, [])).toThrow(/1 to 768/);
+    expect(() =>
+      tokenBalanceLoopCode(
+        token,
+        Array.from({ length: BALANCE_LOOP_MAX + 1 }, (_, i) => addr(i + 1)),
+      ),
+    ).toThrow(/1 to 768/);
+    expect(() => tokenBalanceLoopCode(token, ["0x12"])).toThrow(/bad balance read address/);
+    expect(() => tokenBalanceLoopCode("0x12", [addr(1)])).toThrow(/bad balance read token/);
   });
 });

@@ -3,10 +3,11 @@
  * itself never builds an RPC client). Calls go out in batches of `batchSize` (address, asset)
  * reads, one batch at a time and at most `requestsPerSecond` batches a second, so a run over many
  * addresses stays inside a provider's rate limit. Native balances: one `eth_call` of creation code
- * that returns the balance of each address appended to it (`balanceLoopCode`, up to 768 a call),
- * unless the chain turns it off (`balanceLoop: false`) or its node refuses it. The rest, and every
- * read then: through Multicall3 (`getEthBalance` and ERC-20 `balanceOf` in one `aggregate3`
- * eth_call) where the chain has it, else as JSON-RPC batches of `eth_getBalance` and `eth_call`.
+ * that returns the balance of each address appended to it (`balanceLoopCode`, up to 768 a call);
+ * ERC-20 balances the same way, one token a call (`tokenBalanceLoopCode`); unless the chain turns
+ * it off (`balanceLoop: false`) or its node refuses it. The rest, and every read then: through
+ * Multicall3 (`getEthBalance` and ERC-20 `balanceOf` in one `aggregate3` eth_call) where the chain
+ * has it, else as JSON-RPC batches of `eth_getBalance` and `eth_call`.
  */
 import { type Address, encodeFunctionData, erc20Abi, type Hex } from "viem";
 import { multicall3For, RpcResponseError } from "../../chains/index.js";
@@ -24,7 +25,7 @@ export type BalanceReadOptions = {
   requestsPerSecond: number;
   /** Multicall3 address (default: the chain registry's; none: JSON-RPC batches). */
   multicall3?: Address | undefined;
-  /** Native balances through creation code (`balanceLoopCode`); default true. */
+  /** Balances through creation code (`balanceLoopCode`, `tokenBalanceLoopCode`); default true. */
   balanceLoop?: boolean | undefined;
 };
 
@@ -70,14 +71,19 @@ export async function readCustodyBalances(
   }
   const blockTag = `0x${args.block.toString(16)}`;
   const balances: (bigint | null)[] = new Array(reads.length).fill(null);
-  // Positions in `reads`: native ones for the balance loop, the others for Multicall3 or batches.
+  // Positions in `reads`: native ones and each token's for the balance loops, the others (and any
+  // a loop could not read) for Multicall3 or batches.
   const native: number[] = [];
+  const byToken = new Map<string, number[]>();
   const rest: number[] = [];
   const loop = options.balanceLoop ?? true;
   reads.forEach((r, i) => {
-    (loop && r.token === ZERO_ADDRESS ? native : rest).push(i);
+    if (!loop) rest.push(i);
+    else if (r.token === ZERO_ADDRESS) native.push(i);
+    else byToken.set(r.token, [...(byToken.get(r.token) ?? []), i]);
   });
   const perLoop = Math.min(options.batchSize, BALANCE_LOOP_MAX);
+  let refused = false;
   for (let i = 0; i < native.length; i += perLoop) {
     const chunk = native.slice(i, i + perLoop);
     await limit();
@@ -94,11 +100,41 @@ export async function readCustodyBalances(
       // the other way. Any other failure fails the read, as on the other paths.
       if (!(error instanceof RpcResponseError)) throw error;
       rest.push(...native.slice(i));
+      refused = true;
       break;
     }
     chunk.forEach((j, k) => {
       balances[j] = got[k]!;
     });
+  }
+  for (const [token, positions] of byToken) {
+    if (refused) {
+      rest.push(...positions);
+      continue;
+    }
+    for (let i = 0; i < positions.length; i += perLoop) {
+      const chunk = positions.slice(i, i + perLoop);
+      await limit();
+      let got: bigint[];
+      try {
+        got = await viaTokenBalanceLoop(
+          adapter,
+          token,
+          chunk.map((j) => reads[j]!.address),
+          blockTag,
+        );
+      } catch (error) {
+        // A revert (one of the token's balanceOf calls failed or returned less than a word: a
+        // token with no code, a balanceOf that writes) or the node's refusal: this call's reads
+        // go through Multicall3 or batches, which tell each one apart (unreadable, never 0).
+        if (!(error instanceof RpcResponseError)) throw error;
+        rest.push(...chunk);
+        continue;
+      }
+      chunk.forEach((j, k) => {
+        balances[j] = got[k]!;
+      });
+    }
   }
   rest.sort((a, b) => a - b);
   for (let i = 0; i < rest.length; i += options.batchSize) {
@@ -153,6 +189,73 @@ export function balanceLoopCode(addresses: readonly string[]): Hex {
   const size = (addresses.length * 32).toString(16).padStart(4, "0");
   const code = `61${size}8060236000396000${LOOP}`;
   return `0x${code}${addresses.map((a) => word(a.slice(2).toLowerCase())).join("")}` as Hex;
+}
+
+/** Offsets in `tokenBalanceLoopCode`: the loop, the revert, the return, the appended words. */
+const TOKEN_LOOP_AT = 0x0b;
+const TOKEN_FAIL_AT = 0x52;
+const TOKEN_END_AT = 0x57;
+const TOKEN_CODE_BYTES = 0x5c;
+
+/**
+ * Creation code returning ERC-20 `balanceOf` of `token` for each of `addresses` as 32-byte words,
+ * in order, the same way as `balanceLoopCode`: each word is replaced by what a `STATICCALL` of
+ * `balanceOf(word)` on the token returned (its first 32 bytes). If any call fails or returns less
+ * than a word, the whole call reverts (the caller reads those addresses another way, where an
+ * unreadable balance is told apart from 0). 64 bytes of calldata a read instead of Multicall3's
+ * 192. At most 768 addresses (the returned words are the created code, EIP-170).
+ *
+ *   0  PUSH2 n·32  DUP1  PUSH1 92  PUSH1 0  CODECOPY                mem[0..n·32) = the words
+ *   9  PUSH1 0                                                    i = 0        [size, i]
+ *   11 JUMPDEST  DUP2 DUP2 LT ISZERO PUSH1 87 JUMPI                i < size, else to 87
+ *   19 PUSH4 balanceOf PUSH1 224 SHL DUP3 MSTORE                   mem[size] = selector
+ *   29 DUP1 MLOAD DUP3 PUSH1 4 ADD MSTORE                          mem[size+4] = mem[i]
+ *   36 PUSH1 32 DUP2 PUSH1 36 DUP5 PUSH20 token GAS STATICCALL     mem[i] = token.balanceOf(mem[i])
+ *   65 ISZERO PUSH1 82 JUMPI                                      failed: to 82
+ *   69 PUSH1 32 RETURNDATASIZE LT PUSH1 82 JUMPI                  short answer: to 82
+ *   76 PUSH1 32 ADD PUSH1 11 JUMP                                 i += 32
+ *   82 JUMPDEST PUSH1 0 DUP1 REVERT
+ *   87 JUMPDEST POP PUSH1 0 RETURN                                return mem[0..size)
+ */
+export function tokenBalanceLoopCode(token: string, addresses: readonly string[]): Hex {
+  if (!ADDRESS.test(token)) throw new Error(`bad balance read token: ${token}`);
+  if (addresses.length === 0 || addresses.length > BALANCE_LOOP_MAX)
+    throw new Error(
+      `a balance loop reads 1 to ${BALANCE_LOOP_MAX} addresses, not ${addresses.length}`,
+    );
+  for (const a of addresses)
+    if (!ADDRESS.test(a)) throw new Error(`bad balance read address: ${a}`);
+  const b = (n: number) => n.toString(16).padStart(2, "0");
+  const size = (addresses.length * 32).toString(16).padStart(4, "0");
+  const code = [
+    `61${size}8060${b(TOKEN_CODE_BYTES)}6000396000`,
+    `5b8181101560${b(TOKEN_END_AT)}57`,
+    `63${BALANCE_OF}60e01b8252`,
+    "8051826004015260208160248473",
+    token.slice(2).toLowerCase(),
+    `5afa1560${b(TOKEN_FAIL_AT)}5760203d1060${b(TOKEN_FAIL_AT)}57`,
+    `60200160${b(TOKEN_LOOP_AT)}56`,
+    "5b600080fd",
+    "5b506000f3",
+  ].join("");
+  return `0x${code}${addresses.map((a) => word(a.slice(2).toLowerCase())).join("")}` as Hex;
+}
+
+async function viaTokenBalanceLoop(
+  adapter: ChainReader,
+  token: string,
+  addresses: readonly string[],
+  blockTag: string,
+): Promise<bigint[]> {
+  const raw = await adapter.rpc.request<Hex>("eth_call", [
+    { data: tokenBalanceLoopCode(token, addresses) },
+    blockTag,
+  ]);
+  if (raw.length !== 2 + addresses.length * 64)
+    throw new Error(
+      `token balance loop returned ${(raw.length - 2) / 2} bytes for ${addresses.length} addresses`,
+    );
+  return addresses.map((_, i) => BigInt(`0x${raw.slice(2 + i * 64, 2 + (i + 1) * 64)}`));
 }
 
 async function viaBalanceLoop(
