@@ -245,6 +245,24 @@ describe("balance reads", () => {
     }
   });
 
+  /** Deposit addresses' balances at `block` through the balance loops, and the calls it took. */
+  async function readThroughLoops(addresses: string[], tokens: string[], block: number) {
+    const chain = chainWith({
+      rotation: 2,
+      batchSize: 5000,
+      requestsPerSecond: 1000,
+      balanceLoop: true,
+    });
+    const { adapter, calls } = counted(chain);
+    const read = await readCustodyBalances(adapter, {
+      addresses: new Map(addresses.map((a) => [a, "deposit" as const])),
+      tokens,
+      block,
+      options: { batchSize: 5000, requestsPerSecond: 1000, multicall3, balanceLoop: true },
+    });
+    return { read, calls };
+  }
+
   it("native balances through creation code equal eth_getBalance at the run's block, 768 a call at most", async () => {
     const many = Array.from({ length: 1000 }, (_, i) => freshAddress(2000 + i).toLowerCase());
     for (let i = 0; i < many.length; i += 7) await setBalance(many[i]!, BigInt(i + 1) * 10n ** 15n);
@@ -255,19 +273,7 @@ describe("balance reads", () => {
     await setBalance(many[0]!, 1n);
     await mineAndIndex();
     expect(await rpc<Hex>("eth_getBalance", [many[0], "latest"])).toBe("0x1");
-    const chain = chainWith({
-      rotation: 2,
-      batchSize: 5000,
-      requestsPerSecond: 1000,
-      balanceLoop: true,
-    });
-    const { adapter, calls } = counted(chain);
-    const read = await readCustodyBalances(adapter, {
-      addresses: new Map(many.map((a) => [a, "deposit" as const])),
-      tokens: [ZERO],
-      block: at,
-      options: { batchSize: 5000, requestsPerSecond: 1000, multicall3, balanceLoop: true },
-    });
+    const { read, calls } = await readThroughLoops(many, [ZERO], at);
     expect(calls()).toBe(2); // 768 + 232
     expect(read.map((b) => b.address)).toEqual([...many].sort());
     const want = await Promise.all(
@@ -298,19 +304,7 @@ describe("balance reads", () => {
       data: call("TestToken", "transfer", [many[0], 5n]),
     });
     await mineAndIndex();
-    const chain = chainWith({
-      rotation: 2,
-      batchSize: 5000,
-      requestsPerSecond: 1000,
-      balanceLoop: true,
-    });
-    const { adapter, calls } = counted(chain);
-    const read = await readCustodyBalances(adapter, {
-      addresses: new Map(many.map((a) => [a, "deposit" as const])),
-      tokens: [ZERO, token],
-      block: at,
-      options: { batchSize: 5000, requestsPerSecond: 1000, multicall3, balanceLoop: true },
-    });
+    const { read, calls } = await readThroughLoops(many, [ZERO, token], at);
     expect(calls()).toBe(4); // natives 768 + 232, the token's 768 + 232
     const tokenReads = read.filter((b) => b.assetId === `${CHAIN_ID}:${token}`);
     expect(tokenReads.map((b) => b.address)).toEqual([...many].sort());

@@ -73,69 +73,51 @@ export async function readCustodyBalances(
   const balances: (bigint | null)[] = new Array(reads.length).fill(null);
   // Positions in `reads`: native ones and each token's for the balance loops, the others (and any
   // a loop could not read) for Multicall3 or batches.
-  const native: number[] = [];
-  const byToken = new Map<string, number[]>();
+  const loops = new Map<string, number[]>([[ZERO_ADDRESS, []]]);
   const rest: number[] = [];
   const loop = options.balanceLoop ?? true;
   reads.forEach((r, i) => {
     if (!loop) rest.push(i);
-    else if (r.token === ZERO_ADDRESS) native.push(i);
-    else byToken.set(r.token, [...(byToken.get(r.token) ?? []), i]);
+    else {
+      const positions = loops.get(r.token);
+      if (positions) positions.push(i);
+      else loops.set(r.token, [i]);
+    }
   });
   const perLoop = Math.min(options.batchSize, BALANCE_LOOP_MAX);
   let refused = false;
-  for (let i = 0; i < native.length; i += perLoop) {
-    const chunk = native.slice(i, i + perLoop);
-    await limit();
-    let got: bigint[];
-    try {
-      got = await viaBalanceLoop(
-        adapter,
-        chunk.map((j) => reads[j]!.address),
-        blockTag,
-      );
-    } catch (error) {
-      // The node's own refusal of creation code in eth_call (a chain that runs it otherwise, or
-      // EIP-3541 refusing a created code that starts with 0xef): the rest of the native reads go
-      // the other way. Any other failure fails the read, as on the other paths.
-      if (!(error instanceof RpcResponseError)) throw error;
-      rest.push(...native.slice(i));
-      refused = true;
-      break;
-    }
-    chunk.forEach((j, k) => {
-      balances[j] = got[k]!;
-    });
-  }
-  for (const [token, positions] of byToken) {
-    if (refused) {
-      rest.push(...positions);
-      continue;
-    }
+  for (const [token, positions] of loops)
     for (let i = 0; i < positions.length; i += perLoop) {
       const chunk = positions.slice(i, i + perLoop);
+      if (refused) {
+        rest.push(...chunk);
+        continue;
+      }
       await limit();
       let got: bigint[];
       try {
-        got = await viaTokenBalanceLoop(
+        got = await viaBalanceLoop(
           adapter,
           token,
           chunk.map((j) => reads[j]!.address),
           blockTag,
         );
       } catch (error) {
-        // A revert (one of the token's balanceOf calls failed or returned less than a word: a
-        // token with no code, a balanceOf that writes) or the node's refusal: this call's reads
-        // go through Multicall3 or batches, which tell each one apart (unreadable, never 0).
+        // The node's JSON-RPC error: these reads go through Multicall3 or batches, which tell an
+        // unreadable balance apart from 0. A native loop fails so only when the node refuses
+        // creation code in eth_call (or EIP-3541 refuses a created code starting with 0xef): every
+        // later loop goes the other way too. A token's loop also reverts when one of its balanceOf
+        // calls fails or answers less than a word (no code at the token, a balanceOf that writes).
+        // Any other failure fails the read, as on the other paths.
         if (!(error instanceof RpcResponseError)) throw error;
         rest.push(...chunk);
+        if (token === ZERO_ADDRESS) refused = true;
         continue;
       }
       chunk.forEach((j, k) => {
         balances[j] = got[k]!;
       });
     }
-  }
   rest.sort((a, b) => a - b);
   for (let i = 0; i < rest.length; i += options.batchSize) {
     const chunk = rest.slice(i, i + options.batchSize);
@@ -241,32 +223,16 @@ export function tokenBalanceLoopCode(token: string, addresses: readonly string[]
   return `0x${code}${addresses.map((a) => word(a.slice(2).toLowerCase())).join("")}` as Hex;
 }
 
-async function viaTokenBalanceLoop(
+/** One balance loop call: `token`'s balanceOf (the zero address: native balances) of `addresses`. */
+async function viaBalanceLoop(
   adapter: ChainReader,
   token: string,
   addresses: readonly string[],
   blockTag: string,
 ): Promise<bigint[]> {
-  const raw = await adapter.rpc.request<Hex>("eth_call", [
-    { data: tokenBalanceLoopCode(token, addresses) },
-    blockTag,
-  ]);
-  if (raw.length !== 2 + addresses.length * 64)
-    throw new Error(
-      `token balance loop returned ${(raw.length - 2) / 2} bytes for ${addresses.length} addresses`,
-    );
-  return addresses.map((_, i) => BigInt(`0x${raw.slice(2 + i * 64, 2 + (i + 1) * 64)}`));
-}
-
-async function viaBalanceLoop(
-  adapter: ChainReader,
-  addresses: readonly string[],
-  blockTag: string,
-): Promise<bigint[]> {
-  const raw = await adapter.rpc.request<Hex>("eth_call", [
-    { data: balanceLoopCode(addresses) },
-    blockTag,
-  ]);
+  const code =
+    token === ZERO_ADDRESS ? balanceLoopCode(addresses) : tokenBalanceLoopCode(token, addresses);
+  const raw = await adapter.rpc.request<Hex>("eth_call", [{ data: code }, blockTag]);
   if (raw.length !== 2 + addresses.length * 64)
     throw new Error(
       `balance loop returned ${(raw.length - 2) / 2} bytes for ${addresses.length} addresses`,
