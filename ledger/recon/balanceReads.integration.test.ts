@@ -371,4 +371,57 @@ describe("balance reads", () => {
       await proxy.close();
     }
   });
+
+  it("a token whose loop call reverts is read through Multicall3; the other loops go on", async () => {
+    const [from] = await rpc<Hex[]>("eth_accounts");
+    const token = (await deploy(rpc, from!, "TestToken", [10n ** 24n])).toLowerCase();
+    for (const [i, d] of DEPOSITS.entries())
+      await sendAndMine(rpc, {
+        from: from!,
+        to: token as Hex,
+        data: call("TestToken", "transfer", [d, BigInt(i + 1) * 100n]),
+      });
+    const at = await mineAndIndex();
+    const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
+    try {
+      // As a node answers a loop whose balanceOf reverted (e.g. one that writes, under STATICCALL).
+      const tokenLoop = (call: RpcCallIn) =>
+        isCreationCall(call) &&
+        String(((call.params?.[0] ?? {}) as { data?: string }).data).includes(token.slice(2));
+      proxy.setIntercept((call) =>
+        tokenLoop(call) ? { error: { code: 3, message: "execution reverted" } } : undefined,
+      );
+      const chain = {
+        ...chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000, balanceLoop: true }),
+        rpcUrls: [proxy.url],
+      };
+      const read = await readCustodyBalances(createEvmAdapter(chain, { common: ctx.common }), {
+        addresses: new Map([
+          ...DEPOSITS.map((a) => [a, "deposit"] as const),
+          [HOT, "hot" as const],
+        ]),
+        tokens: [ZERO, token],
+        block: at,
+        options: { batchSize: 4, requestsPerSecond: 1000, multicall3, balanceLoop: true },
+      });
+      // Natives: 2 loop calls (4 + 3). The token: 2 refused loop calls (each tried), then its 7
+      // reads through Multicall3 in calls of 4.
+      expect(proxy.calls("eth_call")).toBe(6);
+      const blockTag = `0x${at.toString(16)}`;
+      for (const b of read)
+        expect(b.balance).toBe(
+          b.assetId === ETH
+            ? BigInt(await rpc<Hex>("eth_getBalance", [b.address, blockTag]))
+            : BigInt(
+                await rpc<Hex>("eth_call", [
+                  { to: token, data: `0x${BALANCE_OF}${b.address.slice(2).padStart(64, "0")}` },
+                  blockTag,
+                ]),
+              ),
+        );
+      expect(read.filter((b) => b.assetId !== ETH && b.balance > 0n)).toHaveLength(6);
+    } finally {
+      await proxy.close();
+    }
+  });
 });
