@@ -32,7 +32,7 @@ import { measureSweepPlanning } from "../../signer/sweeps/planning.scale.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { startAnvil } from "../devstack/anvil.js";
 import { measureAllocationStall, measureFollow } from "./indexerScale.js";
-import { figure, loadAverage, machineLine } from "./machine.js";
+import { busyness, figure, machineLine } from "./machine.js";
 import {
   blockHashOf,
   depositAddress,
@@ -441,7 +441,7 @@ async function main() {
       notMeasured(m.label, `failed: ${firstLine(error)}`);
     }
   }
-  console.log(`machine load at the end: load average ${loadAverage()} (1, 5, 15 min)`);
+  console.log(`machine load at the end: ${busyness()}`);
 }
 
 /** A new block as the indexer and deposit crediting write it: facts, then their ledger credits. */
