@@ -162,15 +162,25 @@ const LOOP = "5b81811015601e578051318152602001600b565b506000f3";
  *   30 JUMPDEST POP PUSH1 0 RETURN                                  return mem[0..size)
  */
 export function balanceLoopCode(addresses: readonly string[]): Hex {
+  const { size, words } = loopAddresses(addresses);
+  return `0x61${size}8060236000396000${LOOP}${words}` as Hex;
+}
+
+/**
+ * What both loops take: `addresses` (1 to 768, each checked) as the appended 32-byte words, and
+ * their length in bytes as PUSH2's 4 hex digits.
+ */
+function loopAddresses(addresses: readonly string[]): { size: string; words: string } {
   if (addresses.length === 0 || addresses.length > BALANCE_LOOP_MAX)
     throw new Error(
       `a balance loop reads 1 to ${BALANCE_LOOP_MAX} addresses, not ${addresses.length}`,
     );
   for (const a of addresses)
     if (!ADDRESS.test(a)) throw new Error(`bad balance read address: ${a}`);
-  const size = (addresses.length * 32).toString(16).padStart(4, "0");
-  const code = `61${size}8060236000396000${LOOP}`;
-  return `0x${code}${addresses.map((a) => word(a.slice(2).toLowerCase())).join("")}` as Hex;
+  return {
+    size: (addresses.length * 32).toString(16).padStart(4, "0"),
+    words: addresses.map((a) => word(a.slice(2).toLowerCase())).join(""),
+  };
 }
 
 /** Offsets in `tokenBalanceLoopCode`: the loop, the revert, the return, the appended words. */
@@ -201,14 +211,8 @@ const TOKEN_CODE_BYTES = 0x5c;
  */
 export function tokenBalanceLoopCode(token: string, addresses: readonly string[]): Hex {
   if (!ADDRESS.test(token)) throw new Error(`bad balance read token: ${token}`);
-  if (addresses.length === 0 || addresses.length > BALANCE_LOOP_MAX)
-    throw new Error(
-      `a balance loop reads 1 to ${BALANCE_LOOP_MAX} addresses, not ${addresses.length}`,
-    );
-  for (const a of addresses)
-    if (!ADDRESS.test(a)) throw new Error(`bad balance read address: ${a}`);
+  const { size, words } = loopAddresses(addresses);
   const b = (n: number) => n.toString(16).padStart(2, "0");
-  const size = (addresses.length * 32).toString(16).padStart(4, "0");
   const code = [
     `61${size}8060${b(TOKEN_CODE_BYTES)}6000396000`,
     `5b8181101560${b(TOKEN_END_AT)}57`,
@@ -220,7 +224,7 @@ export function tokenBalanceLoopCode(token: string, addresses: readonly string[]
     "5b600080fd",
     "5b506000f3",
   ].join("");
-  return `0x${code}${addresses.map((a) => word(a.slice(2).toLowerCase())).join("")}` as Hex;
+  return `0x${code}${words}` as Hex;
 }
 
 /** One balance loop call: `token`'s balanceOf (the zero address: native balances) of `addresses`. */

@@ -2,23 +2,23 @@
  * The integration project runs its files without isolation (vitest.config.ts `isolate: false`):
  * a worker process runs one file after another, so a pool, socket, child process or timer a file
  * leaves open runs on into the next file, whose failures then name the wrong file. Run as the
- * integration project's setup file: its afterAll runs after the file's own (hooks run as a stack)
- * and fails the file when the process holds more of any kind of resource than when the file
- * started, once closes still under way have had time to finish.
+ * integration project's setup file: its afterAll (which may start beside the file's own) fails the
+ * file when the process still holds more of any kind of resource than when the file started, once
+ * the file's closes have had SETTLE_MS to finish.
  */
 import { afterAll } from "vitest";
 
 /** Open resources by kind (`process.getActiveResourcesInfo()`: TCPSocketWrap, Timeout, ProcessWrap…). */
-export type ResourceCounts = Map<string, number>;
+type ResourceCounts = Map<string, number>;
 
-export function countResources(kinds: readonly string[]): ResourceCounts {
+function countResources(kinds: readonly string[]): ResourceCounts {
   const counts: ResourceCounts = new Map();
   for (const kind of kinds) counts.set(kind, (counts.get(kind) ?? 0) + 1);
   return counts;
 }
 
 /** The kinds held more of now than before, as "kind ×extra". */
-export function grownResources(before: ResourceCounts, now: ResourceCounts): string[] {
+function grownResources(before: ResourceCounts, now: ResourceCounts): string[] {
   return [...now]
     .filter(([kind, n]) => n > (before.get(kind) ?? 0))
     .map(([kind, n]) => `${kind} ×${n - (before.get(kind) ?? 0)}`)
@@ -35,7 +35,7 @@ const POLL_MS = 100;
 const current = () => countResources(process.getActiveResourcesInfo());
 
 /** Per kind, the fewer of two counts: a kind missing from either counts as none. */
-export function fewest(a: ResourceCounts, b: ResourceCounts): ResourceCounts {
+function fewest(a: ResourceCounts, b: ResourceCounts): ResourceCounts {
   const out: ResourceCounts = new Map();
   for (const [kind, n] of a) {
     const m = Math.min(n, b.get(kind) ?? 0);
