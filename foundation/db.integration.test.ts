@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
-import { type Pool, withTransaction } from "./db.js";
+import { createPool, type Pool, snapshotPeer, withTransaction } from "./db.js";
 
 let db: TestDatabase;
 let pool: Pool;
@@ -80,5 +80,71 @@ describe("withTransaction settings", () => {
     await expect(
       withTransaction(pool, async () => 1, { settings: { "x; DROP TABLE y": "1" } }),
     ).rejects.toThrow(/bad setting name/);
+  });
+});
+
+describe("snapshotPeer", () => {
+  // A pool of two of its own: the run's client and its peer.
+  let two: Pool;
+  beforeAll(async () => {
+    two = createPool(db.url, { max: 2, applicationName: "snapshot-peer-test" });
+    await two.query("CREATE TABLE peer_rows (n int)");
+    await two.query("INSERT INTO peer_rows VALUES (1), (2)");
+  });
+  afterAll(async () => {
+    await two?.query("DROP TABLE IF EXISTS peer_rows");
+    await two?.end();
+  });
+  const count = async (q: Pick<Pool, "query">) =>
+    (await q.query<{ n: number }>("SELECT count(*)::int AS n FROM peer_rows")).rows[0]?.n;
+
+  it("reads in the client's snapshot, not one taken when it starts, with the same settings", async () => {
+    const seen = await withTransaction(
+      two,
+      async (client) => {
+        expect(await count(client)).toBe(2); // the snapshot is taken here
+        // Committed after the snapshot: the client does not see it, nor may its peer.
+        await db.pool.query("INSERT INTO peer_rows VALUES (3)");
+        const peer = await snapshotPeer(two, client, { settings: { enable_mergejoin: "off" } });
+        expect(peer).not.toBeNull();
+        try {
+          const [mine, theirs] = await Promise.all([count(client), count(peer!.client)]);
+          const setting = await peer!.client.query<{ v: string }>(
+            "SELECT current_setting('enable_mergejoin') AS v",
+          );
+          return { mine, theirs, setting: setting.rows[0]?.v };
+        } finally {
+          await peer!.end();
+        }
+      },
+      { isolation: "repeatable read", readOnly: true },
+    );
+    expect(seen).toEqual({ mine: 2, theirs: 2, setting: "off" });
+    // The peer's setting ended with its transaction; both clients are back in the pool.
+    expect(await count(two)).toBe(3);
+    expect(two.idleCount).toBe(2);
+    expect(
+      (await two.query<{ v: string }>("SELECT current_setting('enable_mergejoin') AS v")).rows[0]
+        ?.v,
+    ).toBe("on");
+  });
+
+  it("is null when the pool has no client to spare within waitMs, and the late client goes back", async () => {
+    const other = await two.connect(); // the pool's second client, busy elsewhere
+    const peer = await withTransaction(
+      two,
+      async (client) => {
+        await count(client);
+        return snapshotPeer(two, client, { waitMs: 50 });
+      },
+      { isolation: "repeatable read", readOnly: true },
+    );
+    expect(peer).toBeNull();
+    // The request still queued in the pool got the run's client when it was released, and
+    // released it at once: nothing is left checked out.
+    other.release();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(two.totalCount - two.idleCount).toBe(0);
+    expect(two.waitingCount).toBe(0);
   });
 });

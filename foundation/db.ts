@@ -130,3 +130,83 @@ export async function withTransaction<T>(
     }
   }
 }
+
+/** A second client reading in another client's snapshot (`snapshotPeer`). */
+export type SnapshotPeer = {
+  client: PoolClient;
+  /** Ends the peer's read-only transaction and returns it to the pool (after its running reads). */
+  end: () => Promise<void>;
+};
+
+/** What `pg_export_snapshot()` returns, e.g. `00000003-0000001B-1`; checked before it is spliced in. */
+const SNAPSHOT_ID = /^[0-9A-F]+(-[0-9A-F]+)+$/i;
+
+/**
+ * A second client of `pool` in the same snapshot as `client`, which must be inside a REPEATABLE
+ * READ (or SERIALIZABLE) transaction: `client` exports its snapshot (`pg_export_snapshot`), the
+ * peer imports it (`SET TRANSACTION SNAPSHOT`) in a read-only transaction of its own, with the
+ * same `settings`. Reads on either client then see exactly the same rows, and Postgres runs them
+ * at the same time, one backend each. The snapshot stays importable while `client`'s transaction
+ * is open, so call this before that transaction may end.
+ *
+ * Null when the pool cannot hand over a client within `waitMs` (default 100 ms), or the peer
+ * cannot be set up: the caller reads on its own client instead. Waiting without a bound while
+ * holding `client` could deadlock a pool whose clients all wait for a second one; a client the
+ * pool hands over after the wait is released at once.
+ */
+export async function snapshotPeer(
+  pool: Pool,
+  client: PoolClient,
+  options: { settings?: Readonly<Record<string, string>>; waitMs?: number } = {},
+): Promise<SnapshotPeer | null> {
+  const settings = Object.entries(options.settings ?? {});
+  for (const [name] of settings)
+    if (!SETTING_NAME.test(name)) throw new Error(`snapshotPeer: bad setting name ${name}`);
+  const exported = await client.query<{ id: string }>("SELECT pg_export_snapshot() AS id");
+  const id = exported.rows[0]?.id ?? "";
+  if (!SNAPSHOT_ID.test(id)) throw new Error(`snapshotPeer: unexpected snapshot id ${id}`);
+  const peer = await connectWithin(pool, options.waitMs ?? 100);
+  if (peer === null) return null;
+  try {
+    await peer.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    await peer.query(`SET TRANSACTION SNAPSHOT '${id}'`);
+    for (const [name, value] of settings)
+      await peer.query("SELECT set_config($1, $2, true)", [name, value]);
+  } catch {
+    peer.release(true);
+    return null;
+  }
+  return {
+    client: peer,
+    end: async () => {
+      try {
+        await peer.query("COMMIT");
+        peer.release();
+      } catch {
+        peer.release(true);
+      }
+    },
+  };
+}
+
+/** A client of `pool` if it can hand one over within `ms`; a later one is released at once. */
+async function connectWithin(pool: Pool, ms: number): Promise<PoolClient | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
+  const connecting = pool.connect();
+  try {
+    const got = await Promise.race([connecting, late]);
+    if (got === null)
+      connecting.then(
+        (c) => c.release(),
+        () => {},
+      );
+    return got;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -24,7 +24,14 @@ const FACT_PAGE = 50_000;
 
 export async function loadChanges(
   client: PoolClient,
-  args: { chainId: number; block: number; previous: PreviousRun; lookbackMs: number },
+  args: {
+    chainId: number;
+    block: number;
+    previous: PreviousRun;
+    lookbackMs: number;
+    /** `loadChangedEntries` of the same snapshot, read by the caller on another client. */
+    changedEntries?: Promise<LedgerEntry[]> | undefined;
+  },
 ): Promise<{
   /** Changed facts and those sharing a chain reference with a change or an open item. */
   facts: ChainFact[];
@@ -36,7 +43,8 @@ export async function loadChanges(
 }> {
   const { chainId, block, previous } = args;
   const changedFacts = await loadChangedFacts(client, chainId, block, previous, args.lookbackMs);
-  const changedEntries = await loadChangedEntries(client, chainId, previous);
+  const changedEntries = await (args.changedEntries ??
+    loadChangedEntries(client, chainId, previous));
   // Close over chain references: every fact and entry sharing a reference with something that
   // changed (or was open) is examined again, so exclusivity holds across runs.
   const keys = new Map<string, ChainKey>();
@@ -131,7 +139,7 @@ async function loadChangedFacts(
 }
 
 /** Entries above the previous watermark, and any that filled one of its seq gaps. */
-async function loadChangedEntries(
+export async function loadChangedEntries(
   client: PoolClient,
   chainId: number,
   prev: PreviousRun,

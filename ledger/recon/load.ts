@@ -61,6 +61,8 @@ export async function loadRunInputs(
      * full run; for an incremental one those it needs (the caller adds the facts' ones after).
      */
     custody: Map<string, CustodyKind>;
+    /** An incremental run's changed entries, when the caller reads them on another client. */
+    changedEntries?: Promise<LedgerEntry[]> | undefined;
   },
 ): Promise<RunInputs> {
   const { chainId, block, previous } = args;
@@ -71,7 +73,13 @@ export async function loadRunInputs(
   const { custody } = args;
   // A full run matches in tx-hash ranges while it reads them (stream.ts): nothing loaded here.
   const changes = previous
-    ? await loadChanges(client, { chainId, block, previous, lookbackMs })
+    ? await loadChanges(client, {
+        chainId,
+        block,
+        previous,
+        lookbackMs,
+        changedEntries: args.changedEntries,
+      })
     : null;
   let entries = changes?.entries ?? [];
   const changedEntries = changes?.changedEntries ?? null;

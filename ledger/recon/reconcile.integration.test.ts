@@ -479,6 +479,42 @@ describe("reconciliation on anvil", () => {
     expect(Number(rows[0]!.block_number)).toBe(rows[0]!.final - 1);
   });
 
+  it("an incremental run reads its changed entries beside its facts, on a second client of its snapshot", async () => {
+    const { pool, plans, backends } = createPlanTracingPool(ctx.db.url);
+    let next: RunSummary;
+    let check: RunSummary;
+    let from = 0;
+    try {
+      const own = createReconciler({
+        sweeps: sweepReader,
+        common: ctx.common,
+        pool,
+        chains: adapterPerChain(ctx.common, () => createEvmAdapter(chain, { common: ctx.common })),
+      });
+      await own.run({ chain, full: true });
+      // New facts and entries for the incremental run: a deposit, credited.
+      await sendAndMine(rpc, { from: customer, to: D_ALICE, value: E18 / 4n });
+      await settle();
+      from = plans.length;
+      next = await own.run({ chain });
+      check = await own.run({ chain, block: next.block, full: true });
+    } finally {
+      await pool.end();
+    }
+    expect(next.mode).toBe("incremental");
+    expect(next.entriesExamined).toBeGreaterThan(0);
+    const ran = (text: RegExp) =>
+      plans.flatMap((p, i) => (i >= from && text.test(p) ? [backends[i]!] : []));
+    // loadChangedEntries' read and loadChangedFacts' pages (ledger/recon/changes.ts).
+    const entries = ran(/FROM ledger\.posted_entries e\s+WHERE e\.chain_id = \$1 AND e\.seq > \$2/);
+    const facts = ran(/WHERE \(chain_id, id\) > \(\$1, \$2\)/);
+    expect(entries).toHaveLength(1);
+    expect(facts.length).toBeGreaterThanOrEqual(1);
+    expect(facts).not.toContain(entries[0]);
+    // Read in one snapshot, the run finds what a full run at its block finds.
+    expect(shape(next)).toEqual(shape(check));
+  });
+
   it("plans a run's snapshot reads without merge joins (docs/scale.md, session 14)", async () => {
     // Postgres's auto_explain sends each statement's plan, with the settings it ran under, to the
     // client as a notice: the plans of a full and an incremental run's reads, as Postgres made them.

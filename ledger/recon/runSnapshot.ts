@@ -17,6 +17,7 @@ import {
 import type { TransferKind } from "../types.js";
 import { unreadDepositBalances } from "./balanceCache.js";
 import type { OnchainBalance } from "./balances.js";
+import { loadChangedEntries } from "./changes.js";
 import { expectedFactBalances } from "./expectedBalances.js";
 import { loadExpectedAdjustments, selectInflowAddresses } from "./inflows.js";
 import { loadRunInputs } from "./load.js";
@@ -45,10 +46,18 @@ export async function loadRunSnapshot(
     sweeps: SweepReader;
     lookbackMs: number | undefined;
     streamPage: number | undefined;
+    /**
+     * A second client in this snapshot (foundation/db.ts `snapshotPeer`): an incremental run reads
+     * its changed entries on it while `client` reads the rest.
+     */
+    peer?: PoolClient | undefined;
   },
 ) {
   const { chainId, block, previous, rotation, chainBackedKinds, carried } = args;
   const { lookbackMs, streamPage } = args;
+  const changedEntries =
+    previous !== null && args.peer ? loadChangedEntries(args.peer, chainId, previous) : undefined;
+  changedEntries?.catch(() => {}); // awaited by loadChanges; a failure before must not go unhandled
   // A full run needs every custody address; an incremental one the wallets, the deposit
   // addresses it reads, and those its facts touch (added once the facts are in).
   const custody =
@@ -89,6 +98,7 @@ export async function loadRunSnapshot(
     block,
     previous,
     custody,
+    changedEntries,
     ...(lookbackMs !== undefined ? { lookbackMs } : {}),
   });
   if (previous !== null) {
