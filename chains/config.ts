@@ -105,6 +105,8 @@ export const chainSchema = z
         batchSize: z.number().int().min(1).max(5_000).default(500),
         /** Balance requests started per second at most (the provider's rate limit). */
         requestsPerSecond: z.number().positive().max(10_000).default(20),
+        /** Balance requests in flight at once at most (each still waits for requestsPerSecond). */
+        inFlight: z.number().int().min(1).max(64).default(4),
         /** Multicall3 address where the chain registry knows none (absent: JSON-RPC batches). */
         multicall3: address.optional(),
         /**

@@ -80,9 +80,12 @@ function counted(chain: ChainConfig): { adapter: EvmAdapter; calls: () => number
   return { adapter, calls: () => adapter.rpc.callCount() };
 }
 
-function chainWith(recon: NonNullable<ChainConfig["recon"]> | undefined): ChainConfig {
+type ReconSettings = NonNullable<ChainConfig["recon"]>;
+function chainWith(
+  recon: (Omit<ReconSettings, "inFlight"> & Partial<Pick<ReconSettings, "inFlight">>) | undefined,
+): ChainConfig {
   const base = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks" as const, blocks: 0 } };
-  return recon ? { ...base, recon } : base;
+  return recon ? { ...base, recon: { inFlight: 4, ...recon } } : base;
 }
 
 const depositsCheck = (run: { checks: { scope: string; assetId: string; chain: bigint }[] }) =>
@@ -369,6 +372,76 @@ describe("balance reads", () => {
       expect(proxy.calls("eth_call")).toBe(before + 1);
     } finally {
       await proxy.close();
+    }
+  });
+
+  it("keeps up to inFlight balance requests in flight, never more (requestsPerSecond still spaces their starts, above)", async () => {
+    const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
+    try {
+      proxy.setDelay(100); // a distant node: an answer takes 100 ms
+      const addresses = new Map([
+        ...DEPOSITS.map((a) => [a, "deposit"] as const),
+        [HOT, "hot" as const],
+      ]);
+      const read = (options: { inFlight: number; balanceLoop: boolean }) =>
+        readCustodyBalances(
+          createEvmAdapter(
+            {
+              ...chainWith({ rotation: 2, batchSize: 1, requestsPerSecond: 1000, ...options }),
+              rpcUrls: [proxy.url],
+            },
+            { common: ctx.common },
+          ),
+          {
+            addresses,
+            tokens: [ZERO],
+            block: head,
+            options: { batchSize: 1, requestsPerSecond: 1000, multicall3, ...options },
+          },
+        );
+      // 7 loop calls of one address: the first alone, then 3 at a time.
+      const loops = await read({ inFlight: 3, balanceLoop: true });
+      expect(proxy.mostInFlight()).toBe(3);
+      expect(proxy.calls("eth_call")).toBe(7);
+      for (const b of loops)
+        expect(b.balance).toBe(
+          BigInt(await rpc<Hex>("eth_getBalance", [b.address, `0x${head.toString(16)}`])),
+        );
+      // Through Multicall3 (7 calls of one read) the same bound.
+      const viaMulticall3 = await read({ inFlight: 3, balanceLoop: false });
+      expect(proxy.mostInFlight()).toBe(3);
+      expect(viaMulticall3).toEqual(loops);
+    } finally {
+      await proxy.close();
+    }
+    const one = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
+    try {
+      one.setDelay(20);
+      await readCustodyBalances(
+        createEvmAdapter(
+          {
+            ...chainWith({
+              rotation: 2,
+              batchSize: 1,
+              requestsPerSecond: 1000,
+              inFlight: 1,
+              balanceLoop: true,
+            }),
+            rpcUrls: [one.url],
+          },
+          { common: ctx.common },
+        ),
+        {
+          addresses: new Map(DEPOSITS.map((a) => [a, "deposit"] as const)),
+          tokens: [ZERO],
+          block: head,
+          options: { batchSize: 1, requestsPerSecond: 1000, multicall3, inFlight: 1 },
+        },
+      );
+      expect(one.mostInFlight()).toBe(1);
+      expect(one.calls("eth_call")).toBe(DEPOSITS.length);
+    } finally {
+      await one.close();
     }
   });
 

@@ -43,6 +43,7 @@ describe("recon balance-read config", () => {
       rotation: 200,
       batchSize: 500,
       requestsPerSecond: 20,
+      inFlight: 4,
       balanceLoop: true,
     });
     const mc = "0xcA11bde05977b3631167028862bE2a173976CA11";
@@ -51,6 +52,7 @@ describe("recon balance-read config", () => {
         rotation: 0,
         batchSize: 1,
         requestsPerSecond: 0.5,
+        inFlight: 1,
         multicall3: mc,
         balanceLoop: false,
       }).chains[0]!.recon,
@@ -58,6 +60,7 @@ describe("recon balance-read config", () => {
       rotation: 0,
       batchSize: 1,
       requestsPerSecond: 0.5,
+      inFlight: 1,
       multicall3: mc,
       balanceLoop: false,
     });
@@ -66,7 +69,14 @@ describe("recon balance-read config", () => {
   it("refuses bad values, naming every bad field", () => {
     let error: unknown;
     try {
-      load({ rotation: 1.5, batchSize: 0, requestsPerSecond: -1, multicall3: "0x12", extra: 1 });
+      load({
+        rotation: 1.5,
+        batchSize: 0,
+        requestsPerSecond: -1,
+        inFlight: 0,
+        multicall3: "0x12",
+        extra: 1,
+      });
     } catch (e) {
       error = e;
     }
@@ -76,6 +86,7 @@ describe("recon balance-read config", () => {
       expect.arrayContaining([
         "env:CUSTODY_CONFIG_JSON.chains.0.recon", // the unknown key
         "env:CUSTODY_CONFIG_JSON.chains.0.recon.batchSize",
+        "env:CUSTODY_CONFIG_JSON.chains.0.recon.inFlight",
         "env:CUSTODY_CONFIG_JSON.chains.0.recon.multicall3",
         "env:CUSTODY_CONFIG_JSON.chains.0.recon.requestsPerSecond",
         "env:CUSTODY_CONFIG_JSON.chains.0.recon.rotation",

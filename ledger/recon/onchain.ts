@@ -27,9 +27,41 @@ export type BalanceReadOptions = {
   multicall3?: Address | undefined;
   /** Balances through creation code (`balanceLoopCode`, `tokenBalanceLoopCode`); default true. */
   balanceLoop?: boolean | undefined;
+  /**
+   * Requests in flight at once at most (default 4); each still waits for the rate limit to start.
+   * One at a time, a read of 10,000 balances waited for each answer in turn behind whatever else
+   * the process was doing (docs/scale.md, session 18).
+   */
+  inFlight?: number | undefined;
 };
 
-export const DEFAULT_BALANCE_READS: BalanceReadOptions = { batchSize: 500, requestsPerSecond: 20 };
+export const DEFAULT_BALANCE_READS: BalanceReadOptions = {
+  batchSize: 500,
+  requestsPerSecond: 20,
+  inFlight: 4,
+};
+
+/** Runs `fn` on every job, at most `n` at once; after a failure no job starts, and it is thrown. */
+async function eachInFlight<T>(
+  jobs: readonly T[],
+  n: number,
+  fn: (job: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < jobs.length) {
+      const job = jobs[next++]!;
+      try {
+        await fn(job);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, jobs.length)) }, worker));
+}
 
 /** Spaces request starts `1000 / rps` ms apart; one per chain, shared by its runs. */
 export function createRateLimiter(requestsPerSecond: number): () => Promise<void> {
@@ -84,43 +116,52 @@ export async function readCustodyBalances(
       else loops.set(r.token, [i]);
     }
   });
+  const inFlight = options.inFlight ?? DEFAULT_BALANCE_READS.inFlight!;
   const perLoop = Math.min(options.batchSize, BALANCE_LOOP_MAX);
-  let refused = false;
+  const loopCalls: { token: string; chunk: number[] }[] = [];
   for (const [token, positions] of loops)
-    for (let i = 0; i < positions.length; i += perLoop) {
-      const chunk = positions.slice(i, i + perLoop);
-      if (refused) {
-        rest.push(...chunk);
-        continue;
-      }
-      await limit();
-      let got: bigint[];
-      try {
-        got = await viaBalanceLoop(
-          adapter,
-          token,
-          chunk.map((j) => reads[j]!.address),
-          blockTag,
-        );
-      } catch (error) {
-        // The node's JSON-RPC error: these reads go through Multicall3 or batches, which tell an
-        // unreadable balance apart from 0. A native loop fails so only when the node refuses
-        // creation code in eth_call (or EIP-3541 refuses a created code starting with 0xef): every
-        // later loop goes the other way too. A token's loop also reverts when one of its balanceOf
-        // calls fails or answers less than a word (no code at the token, a balanceOf that writes).
-        // Any other failure fails the read, as on the other paths.
-        if (!(error instanceof RpcResponseError)) throw error;
-        rest.push(...chunk);
-        if (token === ZERO_ADDRESS) refused = true;
-        continue;
-      }
-      chunk.forEach((j, k) => {
-        balances[j] = got[k]!;
-      });
+    for (let i = 0; i < positions.length; i += perLoop)
+      loopCalls.push({ token, chunk: positions.slice(i, i + perLoop) });
+  let refused = false;
+  const loopCall = async ({ token, chunk }: { token: string; chunk: number[] }) => {
+    if (refused) {
+      rest.push(...chunk);
+      return;
     }
+    await limit();
+    let got: bigint[];
+    try {
+      got = await viaBalanceLoop(
+        adapter,
+        token,
+        chunk.map((j) => reads[j]!.address),
+        blockTag,
+      );
+    } catch (error) {
+      // The node's JSON-RPC error: these reads go through Multicall3 or batches, which tell an
+      // unreadable balance apart from 0. A native loop fails so only when the node refuses
+      // creation code in eth_call (or EIP-3541 refuses a created code starting with 0xef): every
+      // later loop goes the other way too. A token's loop also reverts when one of its balanceOf
+      // calls fails or answers less than a word (no code at the token, a balanceOf that writes).
+      // Any other failure fails the read, as on the other paths.
+      if (!(error instanceof RpcResponseError)) throw error;
+      rest.push(...chunk);
+      if (token === ZERO_ADDRESS) refused = true;
+      return;
+    }
+    chunk.forEach((j, k) => {
+      balances[j] = got[k]!;
+    });
+  };
+  // The first call (the natives', when there are any) alone: a node that refuses creation code
+  // refuses it once, not once for every call already in flight.
+  await eachInFlight(loopCalls.slice(0, 1), 1, loopCall);
+  await eachInFlight(loopCalls.slice(1), inFlight, loopCall);
   rest.sort((a, b) => a - b);
-  for (let i = 0; i < rest.length; i += options.batchSize) {
-    const chunk = rest.slice(i, i + options.batchSize);
+  const restCalls: number[][] = [];
+  for (let i = 0; i < rest.length; i += options.batchSize)
+    restCalls.push(rest.slice(i, i + options.batchSize));
+  await eachInFlight(restCalls, inFlight, async (chunk) => {
     const chunkReads = chunk.map((j) => reads[j]!);
     await limit();
     const got = multicall3
@@ -129,7 +170,7 @@ export async function readCustodyBalances(
     chunk.forEach((j, k) => {
       balances[j] = got[k] ?? null;
     });
-  }
+  });
   return reads.map((r, j) => {
     const balance = balances[j];
     if (balance === null || balance === undefined)

@@ -21,12 +21,19 @@ export type RpcProxy = {
   setIntercept: (fn: Intercept | undefined) => void;
   /** Calls seen per method (passed or answered). */
   calls: (method: string) => number;
+  /** Answer every request this much later (a distant or slow node); 0 (the default): at once. */
+  setDelay: (ms: number) => void;
+  /** The most requests (HTTP requests: a batch is one) this proxy was answering at once. */
+  mostInFlight: () => number;
   close: () => Promise<void>;
 };
 
 export async function startRpcProxy(target: string): Promise<RpcProxy> {
   let intercept: Intercept | undefined;
   const counts = new Map<string, number>();
+  let delayMs = 0;
+  let inFlight = 0;
+  let mostInFlight = 0;
 
   async function forward(body: unknown): Promise<unknown> {
     const response = await fetch(target, {
@@ -63,13 +70,18 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", async () => {
+      inFlight++;
+      mostInFlight = Math.max(mostInFlight, inFlight);
       try {
         const parsed = JSON.parse(Buffer.concat(chunks).toString()) as RpcCallIn | RpcCallIn[];
         const out = await handle(parsed);
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(out));
       } catch (error) {
         res.writeHead(502).end(String(error));
+      } finally {
+        inFlight--;
       }
     });
   });
@@ -81,6 +93,10 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
       intercept = fn;
     },
     calls: (method) => counts.get(method) ?? 0,
+    setDelay(ms) {
+      delayMs = ms;
+    },
+    mostInFlight: () => mostInFlight,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
