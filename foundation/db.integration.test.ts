@@ -1,5 +1,7 @@
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
+import { waitFor } from "../ops/testing/wait.js";
 import { createPool, type Pool, snapshotPeer, withTransaction } from "./db.js";
 
 let db: TestDatabase;
@@ -129,22 +131,62 @@ describe("snapshotPeer", () => {
     ).toBe("on");
   });
 
-  it("is null when the pool has no client to spare within waitMs, and the late client goes back", async () => {
+  it("is null at once when the pool has no client to spare, and queues nothing", async () => {
     const other = await two.connect(); // the pool's second client, busy elsewhere
-    const peer = await withTransaction(
-      two,
-      async (client) => {
-        await count(client);
-        return snapshotPeer(two, client, { waitMs: 50 });
-      },
-      { isolation: "repeatable read", readOnly: true },
-    );
-    expect(peer).toBeNull();
-    // The request still queued in the pool got the run's client when it was released, and
-    // released it at once: nothing is left checked out.
-    other.release();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(two.totalCount - two.idleCount).toBe(0);
-    expect(two.waitingCount).toBe(0);
+    try {
+      const peer = await withTransaction(
+        two,
+        async (client) => {
+          await count(client);
+          return snapshotPeer(two, client, { waitMs: 60_000 });
+        },
+        { isolation: "repeatable read", readOnly: true },
+      );
+      expect(peer).toBeNull();
+      expect(two.waitingCount).toBe(0);
+    } finally {
+      other.release();
+    }
+    // Waiting out waitMs (a minute) instead would time the test out.
+  }, 20_000);
+
+  it("is null when a new client takes longer than waitMs, and that client goes back when it comes", async () => {
+    // Connections to Postgres through a loopback relay that opens each one `delayMs` late.
+    let delayMs = 0;
+    const sockets = new Set<net.Socket>();
+    const target = new URL(db.url);
+    const relay = net.createServer((down) => {
+      sockets.add(down);
+      setTimeout(() => {
+        const up = net.connect(Number(target.port || 5432), target.hostname);
+        sockets.add(up);
+        up.on("error", () => down.destroy());
+        down.on("error", () => up.destroy());
+        down.pipe(up).pipe(down);
+      }, delayMs);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    const url = new URL(db.url);
+    url.host = `127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    const slow = createPool(url.toString(), { max: 2, applicationName: "snapshot-peer-slow" });
+    try {
+      const peer = await withTransaction(
+        slow,
+        async (client) => {
+          await count(client);
+          delayMs = 500; // the pool's second client takes 500 ms to open
+          return snapshotPeer(slow, client, { waitMs: 50 });
+        },
+        { isolation: "repeatable read", readOnly: true },
+      );
+      expect(peer).toBeNull();
+      // The second client opened after the wait and went straight back to the pool.
+      await waitFor("the late client back in the pool", async () => slow.totalCount === 2);
+      await waitFor("both clients idle", async () => slow.idleCount === 2);
+    } finally {
+      await slow.end();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => relay.close(resolve));
+    }
   });
 });

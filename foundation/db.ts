@@ -149,10 +149,11 @@ const SNAPSHOT_ID = /^[0-9A-F]+(-[0-9A-F]+)+$/i;
  * at the same time, one backend each. The snapshot stays importable while `client`'s transaction
  * is open, so call this before that transaction may end.
  *
- * Null when the pool cannot hand over a client within `waitMs` (default 100 ms), or the peer
- * cannot be set up: the caller reads on its own client instead. Waiting without a bound while
- * holding `client` could deadlock a pool whose clients all wait for a second one; a client the
- * pool hands over after the wait is released at once.
+ * Null when the pool has no client to spare (none idle, no room for another, or others waiting),
+ * cannot hand one over within `waitMs` (default 100 ms), or the peer cannot be set up: the caller
+ * reads on its own client instead. Waiting without a bound while holding `client` could deadlock a
+ * pool whose clients all wait for a second one; a client the pool hands over after the wait is
+ * released at once.
  */
 export async function snapshotPeer(
   pool: Pool,
@@ -189,8 +190,13 @@ export async function snapshotPeer(
   };
 }
 
-/** A client of `pool` if it can hand one over within `ms`; a later one is released at once. */
+/**
+ * A client of `pool` if it can hand one over within `ms`; a later one is released at once. None
+ * without waiting when the pool has no idle client and no room for a new one (or others queue).
+ */
 async function connectWithin(pool: Pool, ms: number): Promise<PoolClient | null> {
+  const full = pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10);
+  if (full || pool.waitingCount > 0) return null;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<null>((resolve) => {
     timer = setTimeout(() => resolve(null), ms);
