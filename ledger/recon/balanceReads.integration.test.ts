@@ -378,7 +378,7 @@ describe("balance reads", () => {
   it("keeps up to inFlight balance requests in flight, never more (requestsPerSecond still spaces their starts, above)", async () => {
     const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
     try {
-      proxy.setDelay(100); // a distant node: an answer takes 100 ms
+      proxy.setDelay(250); // a distant node: an answer takes 250 ms (overlaps are certain)
       const addresses = new Map([
         ...DEPOSITS.map((a) => [a, "deposit"] as const),
         [HOT, "hot" as const],
