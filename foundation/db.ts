@@ -84,6 +84,23 @@ export type TransactionOptions = {
 
 const SETTING_NAME = /^[a-z_][a-z0-9_.]*$/;
 
+/** `settings` as name/value pairs, every name checked (`who` names the caller in the error). */
+function checkedSettings(
+  settings: Readonly<Record<string, string>> | undefined,
+  who: string,
+): [string, string][] {
+  const entries = Object.entries(settings ?? {});
+  for (const [name] of entries)
+    if (!SETTING_NAME.test(name)) throw new Error(`${who}: bad setting name ${name}`);
+  return entries;
+}
+
+/** `SET LOCAL` each setting in `client`'s open transaction (values sent as parameters). */
+async function applySettings(client: PoolClient, settings: [string, string][]): Promise<void> {
+  for (const [name, value] of settings)
+    await client.query("SELECT set_config($1, $2, true)", [name, value]);
+}
+
 /**
  * Run `fn` inside BEGIN/COMMIT on one client. Retries serialization failures and deadlocks with
  * jittered backoff; any other error rolls back and is rethrown. `fn` must be safe to re-run.
@@ -94,9 +111,7 @@ export async function withTransaction<T>(
   options: TransactionOptions = {},
 ): Promise<T> {
   const attempts = options.attempts ?? 8;
-  const settings = Object.entries(options.settings ?? {});
-  for (const [name] of settings)
-    if (!SETTING_NAME.test(name)) throw new Error(`withTransaction: bad setting name ${name}`);
+  const settings = checkedSettings(options.settings, "withTransaction");
   const begin = [
     "BEGIN",
     ...(options.isolation ? [`ISOLATION LEVEL ${options.isolation.toUpperCase()}`] : []),
@@ -107,8 +122,7 @@ export async function withTransaction<T>(
     let broken = false;
     try {
       await client.query(begin);
-      for (const [name, value] of settings)
-        await client.query("SELECT set_config($1, $2, true)", [name, value]);
+      await applySettings(client, settings);
       const result = await fn(client);
       await client.query("COMMIT");
       return result;
@@ -160,9 +174,7 @@ export async function snapshotPeer(
   client: PoolClient,
   options: { settings?: Readonly<Record<string, string>>; waitMs?: number } = {},
 ): Promise<SnapshotPeer | null> {
-  const settings = Object.entries(options.settings ?? {});
-  for (const [name] of settings)
-    if (!SETTING_NAME.test(name)) throw new Error(`snapshotPeer: bad setting name ${name}`);
+  const settings = checkedSettings(options.settings, "snapshotPeer");
   const exported = await client.query<{ id: string }>("SELECT pg_export_snapshot() AS id");
   const id = exported.rows[0]?.id ?? "";
   if (!SNAPSHOT_ID.test(id)) throw new Error(`snapshotPeer: unexpected snapshot id ${id}`);
@@ -171,8 +183,7 @@ export async function snapshotPeer(
   try {
     await peer.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     await peer.query(`SET TRANSACTION SNAPSHOT '${id}'`);
-    for (const [name, value] of settings)
-      await peer.query("SELECT set_config($1, $2, true)", [name, value]);
+    await applySettings(peer, settings);
   } catch {
     peer.release(true);
     return null;

@@ -60,7 +60,7 @@ async function eachInFlight<T>(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, jobs.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.min(n, jobs.length) }, worker));
 }
 
 /** Spaces request starts `1000 / rps` ms apart; one per chain, shared by its runs. */
@@ -155,8 +155,9 @@ export async function readCustodyBalances(
   };
   // The first call (the natives', when there are any) alone: a node that refuses creation code
   // refuses it once, not once for every call already in flight.
-  await eachInFlight(loopCalls.slice(0, 1), 1, loopCall);
-  await eachInFlight(loopCalls.slice(1), inFlight, loopCall);
+  const [first, ...later] = loopCalls;
+  if (first) await loopCall(first);
+  await eachInFlight(later, inFlight, loopCall);
   rest.sort((a, b) => a - b);
   const restCalls: number[][] = [];
   for (let i = 0; i < rest.length; i += options.batchSize)

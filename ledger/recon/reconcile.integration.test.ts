@@ -12,6 +12,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
+import type { Pool } from "../../foundation/db.js";
 import { createHealth } from "../../foundation/health.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
 import {
@@ -105,6 +106,15 @@ async function withdraw(
     chainRef: { chainId: CHAIN_ID, txHash, position: "fee" },
   });
 }
+
+/** A reconciler of the test's chain on a pool of the test's own (e.g. a plan-tracing one). */
+const reconcilerOn = (pool: Pool) =>
+  createReconciler({
+    sweeps: sweepReader,
+    common: ctx.common,
+    pool,
+    chains: adapterPerChain(ctx.common, () => createEvmAdapter(chain, { common: ctx.common })),
+  });
 
 const shape = (s: RunSummary) =>
   s.breaks.map((b) => `${b.type}${b.direction ? `/${b.direction}` : ""} ${b.key}`).sort();
@@ -485,12 +495,7 @@ describe("reconciliation on anvil", () => {
     let check: RunSummary;
     let from = 0;
     try {
-      const own = createReconciler({
-        sweeps: sweepReader,
-        common: ctx.common,
-        pool,
-        chains: adapterPerChain(ctx.common, () => createEvmAdapter(chain, { common: ctx.common })),
-      });
+      const own = reconcilerOn(pool);
       await own.run({ chain, full: true });
       // New facts and entries for the incremental run: a deposit, credited.
       await sendAndMine(rpc, { from: customer, to: D_ALICE, value: E18 / 4n });
@@ -520,12 +525,7 @@ describe("reconciliation on anvil", () => {
     // client as a notice: the plans of a full and an incremental run's reads, as Postgres made them.
     const { pool, plans } = createPlanTracingPool(ctx.db.url, { settings: true });
     try {
-      const traced = createReconciler({
-        sweeps: sweepReader,
-        common: ctx.common,
-        pool,
-        chains: adapterPerChain(ctx.common, () => createEvmAdapter(chain, { common: ctx.common })),
-      });
+      const traced = reconcilerOn(pool);
       await traced.run({ chain, full: true });
       await settle();
       await traced.run({ chain });

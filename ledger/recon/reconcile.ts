@@ -133,7 +133,7 @@ export function createReconciler({
       requestsPerSecond: c?.requestsPerSecond ?? DEFAULT_BALANCE_READS.requestsPerSecond,
       multicall3: c?.multicall3,
       balanceLoop: c?.balanceLoop,
-      inFlight: c?.inFlight ?? DEFAULT_BALANCE_READS.inFlight,
+      inFlight: c?.inFlight,
     };
   };
   // One rate limit per chain, shared by its runs (a full run and the scheduled one may overlap).
