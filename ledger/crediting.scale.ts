@@ -41,6 +41,18 @@ export type CreditBlockMeasurement = {
   /** Confirmed facts of the chain when measured. */
   facts: number;
   /**
+   * Of each run, the floor measured right after it: the rows crediting that block writes (its
+   * transfers, their accounts' balances, its credits with the sweepable-balance trigger, its
+   * events), written by one statement with no reads, locks, decisions or checks (WRITE_FLOOR), in
+   * a transaction committed like crediting's. What Postgres costs for the block's rows on this
+   * database, whatever code sends them.
+   */
+  floorMs: number[];
+  /** Median of floorMs. */
+  floorMedianMs: number;
+  /** Median over the runs of runsMs[i] / floorMs[i] (each run against the floor beside it). */
+  vsFloor: number;
+  /**
    * Median of the periodic pass with nothing new (crediting.sweep of the chain): what every 5 s
    * costs between blocks (was a full anti-join scan of chain.transfers × ledger.transfers).
    */
@@ -109,6 +121,34 @@ function statementClock(pool: Pool) {
   return clock;
 }
 
+// The floor (see floorMs): a block's rows as crediting writes them, ids and tx hashes made up
+// (random, as UUID v5 and tx hashes are), no facts. The bench's resetToSeed removes them like any
+// run's: transfers above the seeded seq with their credits, the balances they posted, the events.
+const WRITE_FLOOR = `
+WITH u AS MATERIALIZED (
+  SELECT gen_random_uuid() AS id, account_id, address, owner, 1000 + i AS amount,
+    '0x' || md5(random()::text) || md5(random()::text) AS tx_hash
+  FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS x(account_id, address, owner, i)
+), transfers AS (
+  INSERT INTO ledger.transfers (id, asset_id, debit_account_id, credit_account_id, amount, type,
+    posted_delta, pending_delta, kind, chain_id, tx_hash, position)
+  SELECT id, $4, $5, account_id, amount, 'single', amount, 0, 'deposit', $6, tx_hash, 'tx' FROM u
+), credited AS (
+  UPDATE ledger.accounts a SET credits_posted = a.credits_posted + s.amount
+  FROM (SELECT account_id, sum(amount) AS amount FROM u GROUP BY account_id) s
+  WHERE a.id = s.account_id
+), debited AS (
+  UPDATE ledger.accounts SET debits_posted = debits_posted + (SELECT sum(amount) FROM u) WHERE id = $5
+), credits AS (
+  INSERT INTO ledger.deposit_credits (credit_id, chain_id, tx_hash, position, to_address, asset, amount,
+    owner, block_number, block_hash)
+  SELECT id, $6, tx_hash, 'tx', address, $7, amount, owner, $8, $9 FROM u
+)
+INSERT INTO ledger.events (type, transfer_id, payload)
+SELECT 'deposit.credited', id, jsonb_build_object('chain_id', $6::bigint, 'tx_hash', tx_hash,
+  'position', 'tx', 'to_address', address, 'amount', amount::text, 'owner', owner)
+FROM u`;
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function measureCreditBlock({
@@ -136,12 +176,56 @@ export async function measureCreditBlock({
       [chainId, deposits],
     );
     if (addrs.length === 0) throw new Error(`chain ${chainId} has no deposit addresses`);
+    // The floor's accounts: the same customers the blocks credit, and the chain's deposit account.
+    const { rows: floorRows } = await pool.query<{
+      account_id: string;
+      address: string;
+      owner: string;
+    }>(
+      `SELECT a.id::text AS account_id, c.address, c.owner
+         FROM chain.custody_addresses c
+         JOIN ledger.accounts a ON a.asset_id = $2 AND a.name = 'user:' || c.owner
+        WHERE c.chain_id = $1 AND c.address = ANY($3::text[])`,
+      [chainId, assetIdOf(chainId, ZERO), addrs.map((a) => a.address)],
+    );
+    const { rows: debitRows } = await pool.query<{ id: string }>(
+      "SELECT id::text FROM ledger.accounts WHERE asset_id = $1 AND name = 'custody:deposits'",
+      [assetIdOf(chainId, ZERO)],
+    );
+    if (floorRows.length !== addrs.length || debitRows.length !== 1)
+      throw new Error(`chain ${chainId}: the floor's accounts are missing`);
+    const floorBlock = async (block: number, blockHash: string) => {
+      const client = await pool.connect();
+      try {
+        const t = performance.now();
+        await client.query("BEGIN");
+        await client.query(WRITE_FLOOR, [
+          floorRows.map((r) => r.account_id),
+          floorRows.map((r) => r.address),
+          floorRows.map((r) => r.owner),
+          assetIdOf(chainId, ZERO),
+          debitRows[0]!.id,
+          chainId,
+          ZERO,
+          block,
+          blockHash,
+        ]);
+        await client.query("COMMIT");
+        return performance.now() - t;
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    };
     // Everything stored so far is credited (the seed sets the watermark at its tip): the first
     // pass only catches the watermark up, as a running worker would have.
     await crediting.sweep({ chainId });
     const runsMs: number[] = [];
     const postgresMs: number[] = [];
     const credited: number[] = [];
+    const floorMs: number[] = [];
     for (let run = 0; run < runs; run++) {
       const { rows } = await pool.query<{ next: string }>(
         "SELECT (coalesce(max(block_number), 0) + 1)::text AS next FROM chain.transfers WHERE chain_id = $1",
@@ -173,6 +257,7 @@ export async function measureCreditBlock({
       clock.on = false;
       postgresMs.push(clock.ms);
       credited.push(r.credited);
+      floorMs.push(await floorBlock(block, blockHash));
     }
     const idle: number[] = [];
     for (let run = 0; run < runs; run++) {
@@ -217,6 +302,9 @@ export async function measureCreditBlock({
       postgresMs,
       postgresMedianMs: median(postgresMs),
       credited,
+      floorMs,
+      floorMedianMs: median(floorMs),
+      vsFloor: median(runsMs.map((ms, i) => ms / floorMs[i]!)),
       deposits,
       facts: Number(n[0]!.n),
       idleMs: median(idle),

@@ -284,6 +284,15 @@ async function main() {
                 c.postgresMedianMs,
                 "ms",
               );
+              console.log(
+                `crediting floor: each block's rows (transfers, balances, credits, events) written again by one statement, no reads or checks, right after its run: ${c.floorMs.map((x) => x.toFixed(0)).join(", ")} ms`,
+              );
+              figure(
+                "crediting floor: a block's rows written alone (median of 5)",
+                c.floorMedianMs,
+                "ms",
+              );
+              figure("crediting vs floor (median of 5 pairs)", c.vsFloor, "x", 2);
             } catch (error) {
               notMeasured("crediting a new block of 1,000 deposits", `failed: ${firstLine(error)}`);
             }
