@@ -199,7 +199,7 @@ export async function measureCreditBlock({
       try {
         const t = performance.now();
         await client.query("BEGIN");
-        await client.query(WRITE_FLOOR, [
+        const written = await client.query(WRITE_FLOOR, [
           floorRows.map((r) => r.account_id),
           floorRows.map((r) => r.address),
           floorRows.map((r) => r.owner),
@@ -211,7 +211,11 @@ export async function measureCreditBlock({
           blockHash,
         ]);
         await client.query("COMMIT");
-        return performance.now() - t;
+        const ms = performance.now() - t;
+        // Its count is its events, one per transfer and credit: fewer would measure less than a block.
+        if (written.rowCount !== floorRows.length)
+          throw new Error(`the floor wrote ${written.rowCount} of ${floorRows.length} rows`);
+        return ms;
       } catch (error) {
         await client.query("ROLLBACK").catch(() => {});
         throw error;

@@ -24,7 +24,7 @@ export async function measureReconFloor(
         WHERE chain_id = $1 AND block_number = $2`,
       [chainId, block],
     );
-    await client.query(
+    const entries = await client.query(
       `SELECT t.id, t.seq, t.asset_id, t.amount, t.posted_delta, t.kind, t.chain_id, t.tx_hash,
               t.position, d.name AS debit, c.name AS credit
          FROM ledger.transfers t
@@ -60,6 +60,11 @@ export async function measureReconFloor(
     );
     const ms = performance.now() - t;
     await client.query("ROLLBACK");
+    // A floor over no rows would measure nothing: the block and its transfers must be there.
+    if (facts.rows.length === 0 || entries.rows.length < facts.rows.length)
+      throw new Error(
+        `the floor read ${facts.rows.length} facts of block ${block} and ${entries.rows.length} entries after seq ${afterSeq}`,
+      );
     return ms;
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
