@@ -3,8 +3,9 @@
  * its seeded database: the time the `chain-facts` doorbell handler takes to credit a new block of
  * `deposits` confirmed deposits (crediting.sweep with the block's range: holds, the range, the
  * watermark, parked retries, final holds), as the worker runs it. Each run writes one new block of
- * native deposits to the chain's existing deposit addresses above everything stored; the bench's
- * resetToSeed removes them (facts, ledger transfers, deposit_credits) afterwards.
+ * native deposits to the chain's existing deposit addresses above everything stored, then measures
+ * its floor (the same rows written again by one plain statement, WRITE_FLOOR); the bench's
+ * resetToSeed removes both (facts, ledger transfers, deposit_credits) afterwards.
  *
  * The sweepable-balance trigger (custody.sweepable_balances) only does work for addresses in
  * chain.deposit_addresses; when the seed has none, the run registers the chain's deposit
