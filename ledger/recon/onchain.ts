@@ -11,6 +11,7 @@
  */
 import { type Address, encodeFunctionData, erc20Abi, type Hex } from "viem";
 import { multicall3For, RpcResponseError } from "../../chains/index.js";
+import { mapLimit } from "../../foundation/mapLimit.js";
 import type { OnchainBalance } from "./balances.js";
 import { BalanceUnreadableError } from "./errors.js";
 import type { ChainReader } from "./sources.js";
@@ -40,28 +41,6 @@ export const DEFAULT_BALANCE_READS: BalanceReadOptions = {
   requestsPerSecond: 20,
   inFlight: 4,
 };
-
-/** Runs `fn` on every job, at most `n` at once; after a failure no job starts, and it is thrown. */
-async function eachInFlight<T>(
-  jobs: readonly T[],
-  n: number,
-  fn: (job: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < jobs.length) {
-      const job = jobs[next++]!;
-      try {
-        await fn(job);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, jobs.length) }, worker));
-}
 
 /** Spaces request starts `1000 / rps` ms apart; one per chain, shared by its runs. */
 export function createRateLimiter(requestsPerSecond: number): () => Promise<void> {
@@ -157,12 +136,12 @@ export async function readCustodyBalances(
   // refuses it once, not once for every call already in flight.
   const [first, ...later] = loopCalls;
   if (first) await loopCall(first);
-  await eachInFlight(later, inFlight, loopCall);
+  await mapLimit(later, inFlight, loopCall);
   rest.sort((a, b) => a - b);
   const restCalls: number[][] = [];
   for (let i = 0; i < rest.length; i += options.batchSize)
     restCalls.push(rest.slice(i, i + options.batchSize));
-  await eachInFlight(restCalls, inFlight, async (chunk) => {
+  await mapLimit(restCalls, inFlight, async (chunk) => {
     const chunkReads = chunk.map((j) => reads[j]!);
     await limit();
     const got = multicall3

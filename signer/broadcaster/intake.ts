@@ -5,12 +5,13 @@
  * bytes are sent by whoever holds the lease next.
  */
 import type { Hex } from "viem";
+import { mapLimit } from "../../foundation/mapLimit.js";
 import { estimateFees } from "../fees.js";
 import { affordablePrefix, IntrinsicGasTooLowError, maxCost } from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
 import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js";
-import { type BroadcasterContext, mapLimit } from "./context.js";
+import type { BroadcasterContext } from "./context.js";
 import { requestGas } from "./gasPlan.js";
 import { resendLive, sendInOrder, signTx } from "./send.js";
 
