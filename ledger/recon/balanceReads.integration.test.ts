@@ -20,7 +20,7 @@ import {
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { type RpcCallIn, startRpcProxy } from "../../signer/testing/rpcProxy.js";
+import { type RpcCallIn, type RpcProxy, startRpcProxy } from "../../signer/testing/rpcProxy.js";
 import { BalanceUnreadableError } from "./errors.js";
 import { BALANCE_OF, readCustodyBalances } from "./onchain.js";
 import { createReconciler } from "./reconcile.js";
@@ -87,6 +87,10 @@ function chainWith(
   const base = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks" as const, blocks: 0 } };
   return recon ? { ...base, recon: { inFlight: 4, ...recon } } : base;
 }
+
+/** An adapter of the test's chain with these recon settings, its RPC through `proxy`. */
+const proxiedAdapter = (proxy: RpcProxy, recon: Parameters<typeof chainWith>[0]): EvmAdapter =>
+  createEvmAdapter({ ...chainWith(recon), rpcUrls: [proxy.url] }, { common: ctx.common });
 
 const depositsCheck = (run: { checks: { scope: string; assetId: string; chain: bigint }[] }) =>
   run.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)?.chain;
@@ -338,11 +342,12 @@ describe("balance reads", () => {
           ? { error: { code: -32000, message: "contract creation not supported in eth_call" } }
           : undefined,
       );
-      const chain = {
-        ...chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000, balanceLoop: true }),
-        rpcUrls: [proxy.url],
-      };
-      const adapter = createEvmAdapter(chain, { common: ctx.common });
+      const adapter = proxiedAdapter(proxy, {
+        rotation: 2,
+        batchSize: 4,
+        requestsPerSecond: 1000,
+        balanceLoop: true,
+      });
       const read = await readCustodyBalances(adapter, {
         addresses: new Map([
           ...DEPOSITS.map((a) => [a, "deposit"] as const),
@@ -385,13 +390,7 @@ describe("balance reads", () => {
       ]);
       const read = (options: { inFlight: number; balanceLoop: boolean }) =>
         readCustodyBalances(
-          createEvmAdapter(
-            {
-              ...chainWith({ rotation: 2, batchSize: 1, requestsPerSecond: 1000, ...options }),
-              rpcUrls: [proxy.url],
-            },
-            { common: ctx.common },
-          ),
+          proxiedAdapter(proxy, { rotation: 2, batchSize: 1, requestsPerSecond: 1000, ...options }),
           {
             addresses,
             tokens: [ZERO],
@@ -418,19 +417,13 @@ describe("balance reads", () => {
     try {
       one.setDelay(20);
       await readCustodyBalances(
-        createEvmAdapter(
-          {
-            ...chainWith({
-              rotation: 2,
-              batchSize: 1,
-              requestsPerSecond: 1000,
-              inFlight: 1,
-              balanceLoop: true,
-            }),
-            rpcUrls: [one.url],
-          },
-          { common: ctx.common },
-        ),
+        proxiedAdapter(one, {
+          rotation: 2,
+          batchSize: 1,
+          requestsPerSecond: 1000,
+          inFlight: 1,
+          balanceLoop: true,
+        }),
         {
           addresses: new Map(DEPOSITS.map((a) => [a, "deposit"] as const)),
           tokens: [ZERO],
@@ -464,11 +457,13 @@ describe("balance reads", () => {
       proxy.setIntercept((call) =>
         tokenLoop(call) ? { error: { code: 3, message: "execution reverted" } } : undefined,
       );
-      const chain = {
-        ...chainWith({ rotation: 2, batchSize: 4, requestsPerSecond: 1000, balanceLoop: true }),
-        rpcUrls: [proxy.url],
-      };
-      const read = await readCustodyBalances(createEvmAdapter(chain, { common: ctx.common }), {
+      const adapter = proxiedAdapter(proxy, {
+        rotation: 2,
+        batchSize: 4,
+        requestsPerSecond: 1000,
+        balanceLoop: true,
+      });
+      const read = await readCustodyBalances(adapter, {
         addresses: new Map([
           ...DEPOSITS.map((a) => [a, "deposit"] as const),
           [HOT, "hot" as const],
