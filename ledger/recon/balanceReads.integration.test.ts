@@ -88,6 +88,9 @@ function chainWith(
   return recon ? { ...base, recon: { inFlight: 4, ...recon } } : base;
 }
 
+/** Balance loops of 4 addresses a call, as the tests through a refusing or reverting node read. */
+const LOOPS_OF_4 = { rotation: 2, batchSize: 4, requestsPerSecond: 1000, balanceLoop: true };
+
 /** An adapter of the test's chain with these recon settings, its RPC through `proxy`. */
 const proxiedAdapter = (proxy: RpcProxy, recon: Parameters<typeof chainWith>[0]): EvmAdapter =>
   createEvmAdapter({ ...chainWith(recon), rpcUrls: [proxy.url] }, { common: ctx.common });
@@ -342,12 +345,7 @@ describe("balance reads", () => {
           ? { error: { code: -32000, message: "contract creation not supported in eth_call" } }
           : undefined,
       );
-      const adapter = proxiedAdapter(proxy, {
-        rotation: 2,
-        batchSize: 4,
-        requestsPerSecond: 1000,
-        balanceLoop: true,
-      });
+      const adapter = proxiedAdapter(proxy, LOOPS_OF_4);
       const read = await readCustodyBalances(adapter, {
         addresses: new Map([
           ...DEPOSITS.map((a) => [a, "deposit"] as const),
@@ -457,12 +455,7 @@ describe("balance reads", () => {
       proxy.setIntercept((call) =>
         tokenLoop(call) ? { error: { code: 3, message: "execution reverted" } } : undefined,
       );
-      const adapter = proxiedAdapter(proxy, {
-        rotation: 2,
-        batchSize: 4,
-        requestsPerSecond: 1000,
-        balanceLoop: true,
-      });
+      const adapter = proxiedAdapter(proxy, LOOPS_OF_4);
       const read = await readCustodyBalances(adapter, {
         addresses: new Map([
           ...DEPOSITS.map((a) => [a, "deposit"] as const),
