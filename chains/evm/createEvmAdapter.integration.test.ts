@@ -11,6 +11,7 @@ import {
   deploy,
   freshAddress,
   type Rpc,
+  receipt,
   sendAndMine,
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
@@ -89,6 +90,9 @@ it("sends signed bytes, and a repeat surfaces as a typed node error", async () =
   const hash = await adapter.sendRawTransaction(raw);
   expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
   expect(parseTransaction(raw).to).toBe(freshAddress(9));
+  // anvil answers eth_sendRawTransaction once the transaction is in its pool and mines it just
+  // after (automine), so the balance is read once its receipt is there.
+  expect((await receipt(rpc, hash)).status).toBe("0x1");
   expect(await adapter.getNativeBalance(freshAddress(9))).toBe(5n);
   // Same nonce again, via the viem client: viem maps the node's error code to its own error
   // class, and the node's words (what the signer classifies) are kept in it.
