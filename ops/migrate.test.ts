@@ -1,11 +1,14 @@
 /**
  * The migrations layout rule (ops/migrate.ts's header): discovery order, one schema per folder,
- * numbers unique in a folder, no migrations folder where discovery does not look.
+ * numbers unique in a folder, no migrations folder where discovery does not look. And the rolling
+ * deployment rule (docs/deploy.md, "Schema changes during a deployment"): a migration the previous
+ * revision cannot run on is listed there.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { repoRoot } from "../foundation/config.js";
 import { discoverMigrations, MigrationLayoutError, MODULE_MIGRATIONS } from "./migrate.js";
 
 const roots: string[] = [];
@@ -132,5 +135,100 @@ describe("discoverMigrations", () => {
       "ops/migrations",
       "signer/deposit-addresses/forwarders/migrations",
     ]);
+  });
+});
+
+// Statements that leave a schema the previous revision may not run on: what it reads or writes is
+// gone, renamed, moved, retyped or newly required. Widening a check (DROP CONSTRAINT, then ADD),
+// dropping an index, a default or NOT NULL are not among them.
+const CONTRACTING = [
+  /\bDROP (TABLE|VIEW|MATERIALIZED VIEW|FUNCTION|PROCEDURE|TYPE|SCHEMA|SEQUENCE)\b/i,
+  /\bALTER TABLE\b.*\bDROP (COLUMN )?(?!CONSTRAINT\b|NOT NULL\b|DEFAULT\b|IDENTITY\b|EXPRESSION\b)\w/i,
+  /\bRENAME\b/i,
+  /\bSET SCHEMA\b/i,
+  /\bSET NOT NULL\b/i,
+  /\bALTER COLUMN \w+ (SET DATA )?TYPE\b/i,
+];
+
+/** The statements of a migration's SQL that CONTRACTING matches (comments removed, spaces folded). */
+function contractingStatements(sql: string): string[] {
+  return sql
+    .replace(/--[^\n]*/g, "")
+    .split(";")
+    .map((s) => s.replace(/\s+/g, " ").trim())
+    .filter((s) => CONTRACTING.some((re) => re.test(s)));
+}
+
+/** The migrations docs/deploy.md lists in "Schema changes during a deployment". */
+function listedInDeployDoc(): Set<string> {
+  const doc = readFileSync(path.join(repoRoot, "docs", "deploy.md"), "utf8");
+  const start = doc.indexOf("## Schema changes during a deployment");
+  expect(
+    start,
+    "docs/deploy.md has a section 'Schema changes during a deployment'",
+  ).toBeGreaterThan(-1);
+  const end = doc.indexOf("\n## ", start + 3);
+  const section = doc.slice(start, end === -1 ? undefined : end);
+  return new Set(
+    [...section.matchAll(/`([\w/.-]+\/migrations\/\d{4}_\w+\.sql)`/g)].map((m) => m[1]!),
+  );
+}
+
+describe("migrations during a rolling deployment (docs/deploy.md)", () => {
+  it("tells contracting statements from expanding ones", () => {
+    expect(
+      contractingStatements(`
+        DROP TABLE custody.contracts, custody.deposit_addresses;
+        ALTER TABLE api.audit_log SET SCHEMA audit;
+        ALTER TABLE t ALTER COLUMN a SET NOT NULL, ADD CONSTRAINT c CHECK (a > 0);
+        ALTER TABLE t DROP b;
+        ALTER TABLE t DROP COLUMN IF EXISTS c;
+        ALTER TABLE t RENAME COLUMN d TO e;
+        ALTER TABLE t ALTER COLUMN f TYPE NUMERIC(78, 0);
+        DROP VIEW chain.facts;
+      `),
+    ).toHaveLength(8);
+    expect(
+      contractingStatements(`
+        -- DROP TABLE in a comment is not a statement
+        ALTER TABLE t DROP CONSTRAINT t_status_check;
+        ALTER TABLE t ADD CONSTRAINT t_status_check CHECK (status IN ('a', 'b', 'c'));
+        ALTER TABLE t ALTER COLUMN a DROP NOT NULL, ADD COLUMN b TEXT, ADD COLUMN c INT NOT NULL DEFAULT 0;
+        ALTER TABLE t ALTER COLUMN d DROP DEFAULT;
+        DROP INDEX custody.tx_requests_open;
+        CREATE INDEX tx_requests_open ON custody.tx_requests (chain_id);
+        CREATE OR REPLACE VIEW chain.facts AS SELECT 1;
+      `),
+    ).toEqual([]);
+  });
+
+  it("lists every migration the previous revision cannot run on, and only files that exist", () => {
+    const contracting: string[] = [];
+    const all = new Set<string>();
+    for (const { dir } of MODULE_MIGRATIONS) {
+      for (const file of readdirSync(path.join(repoRoot, dir)).filter((f) => f.endsWith(".sql"))) {
+        const rel = `${dir}/${file}`;
+        all.add(rel);
+        if (contractingStatements(readFileSync(path.join(repoRoot, rel), "utf8")).length > 0)
+          contracting.push(rel);
+      }
+    }
+    const listed = listedInDeployDoc();
+    // The three known ones are seen (the check can fail: it finds what is there).
+    expect(contracting).toEqual(
+      expect.arrayContaining([
+        "signer/migrations/0106_deposit_addresses_to_chain.sql",
+        "api/migrations/0007_console_oidc_sessions.sql",
+        "api/migrations/0008_audit_log_to_audit.sql",
+      ]),
+    );
+    expect(
+      contracting.filter((f) => !listed.has(f)),
+      "migrations that break the previous revision: list them in docs/deploy.md with the services to stop",
+    ).toEqual([]);
+    expect(
+      [...listed].filter((f) => !all.has(f)),
+      "listed in docs/deploy.md but not a migration",
+    ).toEqual([]);
   });
 });

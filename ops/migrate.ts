@@ -21,6 +21,10 @@
  *   chains/ holds no database code, ops/ and subgraphs/ own no schema); within a module its own
  *   folder first, then its sub-folders by name. A migration may reference only schemas migrated
  *   before it (the lower layers), never a later one.
+ * - Rolling deployments: the previous revision keeps serving on the schema a new one migrates, so
+ *   a migration only adds (tables, nullable or defaulted columns, indexes, wider checks); one that
+ *   drops, renames, moves, retypes or makes required is listed in docs/deploy.md ("Schema changes
+ *   during a deployment") with the services to stop first (checked in ops/migrate.test.ts).
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
