@@ -20,7 +20,6 @@
 import type { Hex } from "viem";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
-import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { injectReorg, type MinedTx } from "../../chains/testing/lyingChain/reorg.js";
 import type { Pool } from "../../foundation/db.js";
 import { readFinalized, readHalts } from "../../indexers/index.js";
@@ -30,7 +29,13 @@ import { anvilRpc, call, deploy, type Rpc, watch } from "../../indexers/testing/
 import { assetIdOf, createLedger, startCreditingWorker, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { createSimWorld, parseChain, type SimRun } from "./harness.js";
+import {
+  createSimWorld,
+  type ProxiedSimChain,
+  parseChain,
+  proxiedSimChain,
+  type SimRun,
+} from "./harness.js";
 import { childIngestor, type IngestorHost, inProcessIngestor } from "./ingestorHost.js";
 import { createRandom, type Random } from "./random.js";
 import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";
@@ -109,33 +114,22 @@ export async function runDeposits(
   const phantomStep = rng.chance(0.5) ? rng.int(0, steps - 1) : -1;
   const faultStream = rng.fork("primary-faults");
 
-  let primary: LyingProxy | undefined;
-  let fallback: LyingProxy | undefined;
-  let chainEntry: Record<string, unknown> = {};
+  let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
     async chains(anvil) {
-      primary = await startLyingProxy(anvil.rpcUrl);
-      fallback = await startLyingProxy(anvil.rpcUrl);
-      primary.setHangMs(HANG_MS);
-      fallback.setHangMs(HANG_MS);
-      chainEntry = {
-        key: "sim",
+      simChain = await proxiedSimChain(anvil, {
         chainId: CHAIN_ID,
-        name: "simulated chain",
-        rpcUrls: [primary.url, fallback.url],
-        confirmations: { kind: "blocks", blocks: confirmations },
-        finality: { kind: "blocks", blocks: finality },
-        reorgWindow: finality,
-        blockTimeMs: 200,
-        feeModel: "eip1559",
-        traces: false,
-      };
-      return [parseChain(chainEntry)];
+        confirmations,
+        finality,
+        hangMs: HANG_MS,
+        extra: { traces: false },
+      });
+      return [parseChain(simChain.entry)];
     },
   });
-  const pA = primary as LyingProxy;
-  const pB = fallback as LyingProxy;
+  const { primary: pA, fallback: pB } = simChain as ProxiedSimChain;
+  let chainEntry = (simChain as ProxiedSimChain).entry;
   const anvilUrl = world.anvil.rpcUrl;
   const rpc: Rpc = anvilRpc(anvilUrl);
   const pool = world.db.pool;

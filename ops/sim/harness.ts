@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { type ChainConfig, chainSchema } from "../../chains/index.js";
+import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { type Common, createCommon } from "../../foundation/common.js";
 import { type Config, envSchema, policiesSchema } from "../../foundation/config.js";
 import { createPool, type Pool } from "../../foundation/db.js";
@@ -101,6 +102,55 @@ export type SimWorld = {
 /** Parse a chain entry like the config file does (the finality rule and defaults included). */
 export function parseChain(entry: Record<string, unknown>): ChainConfig {
   return chainSchema.parse(entry);
+}
+
+/** A scenario's chain as the service sees it: anvil behind two lying endpoints. */
+export type ProxiedSimChain = {
+  /** The first RPC endpoint, and the fallback the adapter turns to when it fails. */
+  primary: LyingProxy;
+  fallback: LyingProxy;
+  /** The chain's config entry (both proxies as its rpcUrls), before parseChain. */
+  entry: Record<string, unknown>;
+};
+
+/**
+ * Start the two lying proxies in front of a seed's anvil (a hang lasts `hangMs` when a fault asks
+ * for one) and write the chain entry that names them: block confirmations and finality, a 200 ms
+ * block time, EIP-1559 fees, plus the scenario's own keys (`extra`).
+ */
+export async function proxiedSimChain(
+  anvil: Anvil,
+  {
+    chainId,
+    confirmations,
+    finality,
+    hangMs,
+    extra = {},
+  }: {
+    chainId: number;
+    confirmations: number;
+    finality: number;
+    hangMs: number;
+    extra?: Record<string, unknown>;
+  },
+): Promise<ProxiedSimChain> {
+  const primary = await startLyingProxy(anvil.rpcUrl);
+  const fallback = await startLyingProxy(anvil.rpcUrl);
+  primary.setHangMs(hangMs);
+  fallback.setHangMs(hangMs);
+  const entry = {
+    key: "sim",
+    chainId,
+    name: "simulated chain",
+    rpcUrls: [primary.url, fallback.url],
+    confirmations: { kind: "blocks", blocks: confirmations },
+    finality: { kind: "blocks", blocks: finality },
+    reorgWindow: finality,
+    blockTimeMs: 200,
+    feeModel: "eip1559",
+    ...extra,
+  };
+  return { primary, fallback, entry };
 }
 
 export async function createSimWorld(

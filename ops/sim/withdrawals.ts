@@ -46,7 +46,6 @@ import { createApiKey } from "../../api/apiKeys.js";
 import { withdrawalTransferIds } from "../../api/withdrawals/holds.js";
 import { createWithdrawals } from "../../api/withdrawals/service.js";
 import { getWithdrawal } from "../../api/withdrawals/store.js";
-import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
 import { repoRoot } from "../../foundation/config.js";
 import { withTransaction } from "../../foundation/db.js";
@@ -62,7 +61,13 @@ import {
   type WalletSigner,
 } from "../../signer/index.js";
 import { type KmsProxy, startKmsProxy } from "../../signer/testing/kmsProxy.js";
-import { createSimWorld, parseChain, type SimRun } from "./harness.js";
+import {
+  createSimWorld,
+  type ProxiedSimChain,
+  parseChain,
+  proxiedSimChain,
+  type SimRun,
+} from "./harness.js";
 import { minedOnChain } from "./operator.js";
 import { createRandom } from "./random.js";
 import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";
@@ -145,9 +150,7 @@ export async function runWithdrawals(
   // After the operator fails it, one of its refused sends mines first (its bytes passed on).
   const lateSend = dead === "cancel_unsendable" && deadStream.chance(0.5);
 
-  let primary: LyingProxy | undefined;
-  let fallback: LyingProxy | undefined;
-  let chainEntry: Record<string, unknown> = {};
+  let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
     // Every withdrawal is approved automatically: approvals are not what this scenario is about.
@@ -163,27 +166,18 @@ export async function runWithdrawals(
       },
     },
     async chains(anvil) {
-      primary = await startLyingProxy(anvil.rpcUrl);
-      fallback = await startLyingProxy(anvil.rpcUrl);
-      primary.setHangMs(HANG_MS);
-      fallback.setHangMs(HANG_MS);
-      chainEntry = {
-        key: "sim",
+      simChain = await proxiedSimChain(anvil, {
         chainId: CHAIN_ID,
-        name: "simulated chain",
-        rpcUrls: [primary.url, fallback.url],
-        confirmations: { kind: "blocks", blocks: confirmations },
-        finality: { kind: "blocks", blocks: finality },
-        reorgWindow: finality,
-        blockTimeMs: 200,
-        feeModel: "eip1559",
-        bumpIntervalMs: 2000,
-      };
-      return [parseChain(chainEntry)];
+        confirmations,
+        finality,
+        hangMs: HANG_MS,
+        extra: { bumpIntervalMs: 2000 },
+      });
+      return [parseChain(simChain.entry)];
     },
   });
-  const pA = primary as LyingProxy;
-  const pB = fallback as LyingProxy;
+  const { primary: pA, fallback: pB } = simChain as ProxiedSimChain;
+  const chainEntry = (simChain as ProxiedSimChain).entry;
   const anvilUrl = world.anvil.rpcUrl;
   const rpc: Rpc = anvilRpc(anvilUrl);
   const pool = world.db.pool;
