@@ -139,8 +139,9 @@ describe("discoverMigrations", () => {
 });
 
 // Statements that leave a schema the previous revision may not run on: what it reads or writes is
-// gone, renamed, moved, retyped or newly required. Widening a check (DROP CONSTRAINT, then ADD),
-// dropping an index, a default or NOT NULL are not among them.
+// gone, renamed, moved, retyped or newly required (SET NOT NULL here; a new NOT NULL column with no
+// default in requiredNewColumn). Widening a check (DROP CONSTRAINT, then ADD), dropping an index, a
+// default or NOT NULL are not among them; a new or narrower CHECK is not seen (say so in the doc).
 const CONTRACTING = [
   /\bDROP (TABLE|VIEW|MATERIALIZED VIEW|FUNCTION|PROCEDURE|TYPE|SCHEMA|SEQUENCE)\b/i,
   /\bALTER TABLE\b.*\bDROP (COLUMN )?(?!CONSTRAINT\b|NOT NULL\b|DEFAULT\b|IDENTITY\b|EXPRESSION\b)\w/i,
@@ -150,13 +151,41 @@ const CONTRACTING = [
   /\bALTER COLUMN \w+ (SET DATA )?TYPE\b/i,
 ];
 
+/** A statement's parts between commas outside parentheses (an ALTER TABLE's actions). */
+function topLevelParts(statement: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < statement.length; i++) {
+    const c = statement[i];
+    if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "," && depth === 0) {
+      parts.push(statement.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(statement.slice(start));
+  return parts.map((p) => p.trim());
+}
+
+/** A new column the previous revision's inserts leave out, and that refuses them: NOT NULL, no default. */
+function requiredNewColumn(statement: string): boolean {
+  return topLevelParts(statement).some(
+    (part) =>
+      /\bADD COLUMN\b/i.test(part) &&
+      /\bNOT NULL\b/i.test(part) &&
+      !/\b(DEFAULT|GENERATED)\b/i.test(part),
+  );
+}
+
 /** The statements of a migration's SQL that CONTRACTING matches (comments removed, spaces folded). */
 function contractingStatements(sql: string): string[] {
   return sql
     .replace(/--[^\n]*/g, "")
     .split(";")
     .map((s) => s.replace(/\s+/g, " ").trim())
-    .filter((s) => CONTRACTING.some((re) => re.test(s)));
+    .filter((s) => CONTRACTING.some((re) => re.test(s)) || requiredNewColumn(s));
 }
 
 /** The migrations docs/deploy.md lists in "Schema changes during a deployment". */
@@ -186,14 +215,16 @@ describe("migrations during a rolling deployment (docs/deploy.md)", () => {
         ALTER TABLE t RENAME COLUMN d TO e;
         ALTER TABLE t ALTER COLUMN f TYPE NUMERIC(78, 0);
         DROP VIEW chain.facts;
+        ALTER TABLE t ADD COLUMN g NUMERIC(78, 0) NOT NULL, ADD COLUMN h TEXT;
       `),
-    ).toHaveLength(8);
+    ).toHaveLength(9);
     expect(
       contractingStatements(`
         -- DROP TABLE in a comment is not a statement
         ALTER TABLE t DROP CONSTRAINT t_status_check;
         ALTER TABLE t ADD CONSTRAINT t_status_check CHECK (status IN ('a', 'b', 'c'));
         ALTER TABLE t ALTER COLUMN a DROP NOT NULL, ADD COLUMN b TEXT, ADD COLUMN c INT NOT NULL DEFAULT 0;
+        ALTER TABLE t ADD COLUMN i NUMERIC(78, 0) DEFAULT 0 NOT NULL, ADD COLUMN j BOOLEAN NOT NULL GENERATED ALWAYS AS (i > 0) STORED;
         ALTER TABLE t ALTER COLUMN d DROP DEFAULT;
         DROP INDEX custody.tx_requests_open;
         CREATE INDEX tx_requests_open ON custody.tx_requests (chain_id);
