@@ -128,8 +128,8 @@ export async function runDeposits(
       return [parseChain(simChain.entry)];
     },
   });
-  const { primary: pA, fallback: pB } = simChain as ProxiedSimChain;
-  let chainEntry = (simChain as ProxiedSimChain).entry;
+  const { primary: pA, fallback: pB, entry } = simChain as ProxiedSimChain;
+  let chainEntry = entry;
   const anvilUrl = world.anvil.rpcUrl;
   const rpc: Rpc = anvilRpc(anvilUrl);
   const pool = world.db.pool;

@@ -176,8 +176,7 @@ export async function runWithdrawals(
       return [parseChain(simChain.entry)];
     },
   });
-  const { primary: pA, fallback: pB } = simChain as ProxiedSimChain;
-  const chainEntry = (simChain as ProxiedSimChain).entry;
+  const { primary: pA, fallback: pB, entry: chainEntry } = simChain as ProxiedSimChain;
   const anvilUrl = world.anvil.rpcUrl;
   const rpc: Rpc = anvilRpc(anvilUrl);
   const pool = world.db.pool;
