@@ -52,12 +52,18 @@ export const chainSchema = z
     feeModel: z.enum(["eip1559", "legacy"]),
     /**
      * Record internal value transfers (kind `internal`) from call traces. Only where the chain's
-     * node serves `trace_block` or `debug_traceBlockByNumber` with callTracer; without it, native
+     * node serves `trace_block` or `debug_traceBlockByHash` with callTracer; without it, native
      * deposits sent through contracts are found only by reconciliation (`unattributed_inflow`).
      */
     traces: z.boolean().default(false),
-    /** Which trace method to use (absent or `auto`: trace_block, then debug_traceBlockByNumber). */
-    tracesMethod: z.enum(["auto", "trace_block", "debug_traceBlockByNumber"]).optional(),
+    /**
+     * Which trace method to use (absent or `auto`: trace_block, then debug_traceBlockByHash).
+     * `debug_traceBlockByNumber`, the name of earlier configs, selects the same: the debug method
+     * is always asked by hash (a sibling block at the same height must not answer).
+     */
+    tracesMethod: z
+      .enum(["auto", "trace_block", "debug_traceBlockByHash", "debug_traceBlockByNumber"])
+      .optional(),
     nativeSymbol: z.string().min(1).max(16).default("ETH"),
     nativeDecimals: z.number().int().min(0).max(36).default(18),
     /**

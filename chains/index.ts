@@ -36,6 +36,7 @@ export {
   isLogRangeLimit,
   readFinalizedHead,
   TRANSFER_TOPIC,
+  type TracedBlock,
 } from "./evm/createEvmAdapter.js";
 export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";
 export { type KnownChain, knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";

@@ -51,6 +51,6 @@ describe("traces per built-in chain", () => {
       }
     }
     expect(knownChains["local-a"]!.definition.traces).toBe(true);
-    expect(knownChains.arbitrum!.traceSupport.methods).toEqual(["debug_traceBlockByNumber"]);
+    expect(knownChains.arbitrum!.traceSupport.methods).toEqual(["debug_traceBlockByHash"]);
   });
 });

@@ -17,7 +17,7 @@ import { type ChainConfig, chainSchema } from "./config.js";
 /** Multicall3 is deployed at the same address on every public chain we support (not on anvil). */
 export const MULTICALL3_ADDRESS: Address = getAddress(mainnet.contracts.multicall3.address);
 
-export type TracesMethod = "trace_block" | "debug_traceBlockByNumber";
+export type TracesMethod = "trace_block" | "debug_traceBlockByHash";
 
 /**
  * Whether the built-in definition records internal value transfers, and why. `definition.traces`
@@ -80,8 +80,8 @@ function definePublic(viemChain: Chain, ours: Ours, traceSupport: TraceSupport):
 }
 
 const ANVIL_TRACES: TraceSupport = {
-  methods: ["trace_block", "debug_traceBlockByNumber"],
-  note: "traces on: anvil serves both trace_block and debug_traceBlockByNumber (callTracer)",
+  methods: ["trace_block", "debug_traceBlockByHash"],
+  note: "traces on: anvil serves both trace_block and debug_traceBlockByHash (callTracer)",
 };
 
 /**
@@ -105,8 +105,8 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       ],
     },
     {
-      methods: ["debug_traceBlockByNumber", "trace_block"],
-      note: `${PUBLIC_RPC_NO_TRACES}; geth serves debug_traceBlockByNumber (callTracer); erigon, reth and nethermind also serve trace_block`,
+      methods: ["debug_traceBlockByHash", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; geth serves debug_traceBlockByHash (callTracer); erigon, reth and nethermind also serve trace_block`,
     },
   ),
   bsc: definePublic(
@@ -124,8 +124,8 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       ],
     },
     {
-      methods: ["debug_traceBlockByNumber", "trace_block"],
-      note: `${PUBLIC_RPC_NO_TRACES}; bsc-geth serves debug_traceBlockByNumber (callTracer); erigon/reth BSC builds serve trace_block`,
+      methods: ["debug_traceBlockByHash", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; bsc-geth serves debug_traceBlockByHash (callTracer); erigon/reth BSC builds serve trace_block`,
     },
   ),
   polygon: definePublic(
@@ -143,8 +143,8 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       ],
     },
     {
-      methods: ["debug_traceBlockByNumber", "trace_block"],
-      note: `${PUBLIC_RPC_NO_TRACES}; bor serves debug_traceBlockByNumber (callTracer); erigon serves trace_block`,
+      methods: ["debug_traceBlockByHash", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; bor serves debug_traceBlockByHash (callTracer); erigon serves trace_block`,
     },
   ),
   arbitrum: definePublic(
@@ -162,8 +162,8 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       ],
     },
     {
-      methods: ["debug_traceBlockByNumber"],
-      note: `${PUBLIC_RPC_NO_TRACES}; nitro serves debug_traceBlockByNumber (callTracer) for post-Nitro blocks; its trace_block equivalent (arbtrace_block) covers only pre-Nitro history`,
+      methods: ["debug_traceBlockByHash"],
+      note: `${PUBLIC_RPC_NO_TRACES}; nitro serves debug_traceBlockByHash (callTracer) for post-Nitro blocks; its trace_block equivalent (arbtrace_block) covers only pre-Nitro history`,
     },
   ),
   base: definePublic(
@@ -181,8 +181,8 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       ],
     },
     {
-      methods: ["debug_traceBlockByNumber", "trace_block"],
-      note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByNumber (callTracer); op-reth also serves trace_block`,
+      methods: ["debug_traceBlockByHash", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByHash (callTracer); op-reth also serves trace_block`,
     },
   ),
   optimism: definePublic(
@@ -200,8 +200,8 @@ export const knownChains: Readonly<Record<string, KnownChain>> = {
       ],
     },
     {
-      methods: ["debug_traceBlockByNumber", "trace_block"],
-      note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByNumber (callTracer); op-reth also serves trace_block`,
+      methods: ["debug_traceBlockByHash", "trace_block"],
+      note: `${PUBLIC_RPC_NO_TRACES}; op-geth serves debug_traceBlockByHash (callTracer); op-reth also serves trace_block`,
     },
   ),
   "local-a": define(

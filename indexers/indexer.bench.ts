@@ -69,6 +69,7 @@ async function measureFloor(
       const blocks = (await adapter.getBlocks(numbers)).map((b) => b!);
       const perBlock = blocks.map((b) => ({
         number: BigInt(b.number),
+        hash: b.hash,
         txHashes: b.transactions.map((t) => t.hash),
       }));
       const wanted = txsNeedingReceipts(blocks, watched);

@@ -87,23 +87,29 @@ describe("traces switch", () => {
     const { facts, methods } = await indexWith({ traces: true, tracesMethod: "trace_block" });
     expect(facts).toEqual([internalFact()]);
     expect(methods.has("trace_block")).toBe(true);
-    expect(methods.has("debug_traceBlockByNumber")).toBe(false);
+    expect(methods.has("debug_traceBlockByHash")).toBe(false);
   });
 
-  it("traces on, tracesMethod debug_traceBlockByNumber (callTracer): the same fact", async () => {
-    const { facts, methods } = await indexWith({
-      traces: true,
-      tracesMethod: "debug_traceBlockByNumber",
-    });
-    expect(facts).toEqual([internalFact()]);
-    expect(methods.has("debug_traceBlockByNumber")).toBe(true);
-    expect(methods.has("trace_block")).toBe(false);
-  });
+  // callTracer answers name no block: the block is asked for by its hash, never by its number (an
+  // endpoint on a sibling block at that height would answer for its own block).
+  it.each([
+    "debug_traceBlockByHash",
+    "debug_traceBlockByNumber", // earlier configs' name: the same method
+  ] as const)(
+    "traces on, tracesMethod %s (callTracer, asked by hash): the same fact",
+    async (tracesMethod) => {
+      const { facts, methods } = await indexWith({ traces: true, tracesMethod });
+      expect(facts).toEqual([internalFact()]);
+      expect(methods.has("debug_traceBlockByHash")).toBe(true);
+      expect(methods.has("debug_traceBlockByNumber")).toBe(false);
+      expect(methods.has("trace_block")).toBe(false);
+    },
+  );
 
   it("traces off: no trace call and the forwarded deposit is not seen", async () => {
     const { facts, methods } = await indexWith({ traces: false });
     expect(facts).toEqual([]);
-    expect(methods.has("trace_block") || methods.has("debug_traceBlockByNumber")).toBe(false);
+    expect(methods.has("trace_block") || methods.has("debug_traceBlockByHash")).toBe(false);
     // It did index the chain (the block with the deposit tx is stored).
     expect(methods.size).toBeGreaterThan(0);
   });

@@ -101,7 +101,7 @@ it("sends signed bytes, and a repeat surfaces as a typed node error", async () =
   await expect(repeat).rejects.toThrow(/nonce too low|already/i);
 });
 
-it("reads the same value-carrying frames from trace_block and debug_traceBlockByNumber", async () => {
+it("reads the same value-carrying frames from trace_block and debug_traceBlockByHash", async () => {
   const forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
   const r = await sendAndMine(rpc, {
     from: accounts[0]!,
@@ -110,7 +110,7 @@ it("reads the same value-carrying frames from trace_block and debug_traceBlockBy
     data: call("Forwarder", "split", [freshAddress(4), freshAddress(5)]),
     gas: 300_000n,
   });
-  const block = { number: BigInt(r.blockNumber), txHashes: [r.transactionHash] };
+  const block = { number: BigInt(r.blockNumber), hash: r.blockHash, txHashes: [r.transactionHash] };
   const parity = createEvmAdapter(
     ctx.config.chains[0]!,
     { common: ctx.common },
@@ -139,4 +139,34 @@ it("reads the same value-carrying frames from trace_block and debug_traceBlockBy
     { path: "1", to: forwarder.toLowerCase(), value: 10n, reverted: true },
     { path: "1.0", to: freshAddress(5), value: 10n, reverted: true },
   ]);
+});
+
+it("refuses the frames of a block at that height that is not the one asked for (a sibling block)", async () => {
+  const r = await sendAndMine(rpc, { from: accounts[0]!, to: freshAddress(6), value: 3n });
+  // Our block at this height has another hash: the endpoint's block is a sibling of ours.
+  const ours = {
+    number: BigInt(r.blockNumber),
+    hash: `0x${"5a".repeat(32)}` as Hex,
+    txHashes: [`0x${"a1".repeat(32)}` as Hex],
+  };
+  const parity = createEvmAdapter(
+    ctx.config.chains[0]!,
+    { common: ctx.common },
+    { traceMethod: "trace_block" },
+  );
+  const geth = createEvmAdapter(
+    ctx.config.chains[0]!,
+    { common: ctx.common },
+    { traceMethod: "debug" },
+  );
+  // trace_block is asked by number and names the endpoint's block: refused by its hash.
+  await expect(parity.getCallFrames([ours])).rejects.toMatchObject({
+    code: "CHAIN_DATA_INCONSISTENT",
+  });
+  // callTracer answers name no block: asked by our hash, the endpoint has no such block.
+  await expect(geth.getCallFrames([ours])).rejects.toThrow(/debug_traceBlockByHash/);
+  // The endpoint's own block is read by both.
+  const theirs = { number: ours.number, hash: r.blockHash, txHashes: [r.transactionHash] };
+  expect((await parity.getCallFrames([theirs]))[0]).toHaveLength(1);
+  expect((await geth.getCallFrames([theirs]))[0]).toHaveLength(1);
 });

@@ -17,7 +17,7 @@ import {
 } from "viem";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../config.js";
-import { RpcResponseError, RpcUnavailableError } from "../errors.js";
+import { ChainDataInconsistentError, RpcResponseError, RpcUnavailableError } from "../errors.js";
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";
 import { createRpcClient, type ReadOptions, type RpcCall, type RpcClient } from "../rpc.js";
@@ -50,6 +50,9 @@ export async function readFinalizedHead(rpc: RpcClient): Promise<bigint | null> 
     throw error;
   }
 }
+
+/** A block whose call frames are read: its number and hash, and all its transactions in order. */
+export type TracedBlock = { number: bigint; hash: Hex; txHashes: Hex[] };
 
 export type EvmAdapter = {
   chain: ChainConfig;
@@ -91,8 +94,12 @@ export type EvmAdapter = {
   getTransferLogsAtBlock: (
     args: { blockHash: Hex; tokens: Address[]; number?: bigint }[],
   ) => Promise<RawLog[][]>;
-  /** Value-carrying call frames per block (trace_block, else debug_traceBlockByNumber), batched. */
-  getCallFrames: (blocks: { number: bigint; txHashes: Hex[] }[]) => Promise<CallFrame[][]>;
+  /**
+   * Value-carrying call frames per block (trace_block, else debug_traceBlockByHash), batched.
+   * `hash` pins the block (a frame of another block at that height is refused) and `txHashes` are
+   * all its transactions, in order.
+   */
+  getCallFrames: (blocks: TracedBlock[]) => Promise<CallFrame[][]>;
   getNativeBalance: (address: Address, blockNumber?: bigint) => Promise<bigint>;
   /** ERC-20 balances of many holders at one block (multicall3 where deployed, else a batch of eth_call). */
   getTokenBalances: (args: {
@@ -109,7 +116,7 @@ export type EvmAdapterOptions = {
   maxBatchSize?: number;
   /** Largest eth_getLogs span in blocks. */
   maxLogRange?: number;
-  /** Force a trace method (default: trace_block, then debug_traceBlockByNumber if not served). */
+  /** Force a trace method (default: trace_block, then debug_traceBlockByHash if not served). */
   traceMethod?: "trace_block" | "debug";
 };
 
@@ -121,6 +128,19 @@ function maxOf(numbers: bigint[]): bigint | undefined {
   let max: bigint | undefined;
   for (const n of numbers) if (max === undefined || n > max) max = n;
   return max;
+}
+
+/**
+ * trace_block's `frames` of `block` (asked by number), or a refusal when one names another block (a
+ * sibling at that height) or none (nothing then says whose it is).
+ */
+function ofBlock(block: TracedBlock, frames: CallFrame[]): CallFrame[] {
+  for (const f of frames)
+    if (f.blockHash?.toLowerCase() !== block.hash.toLowerCase())
+      throw new ChainDataInconsistentError(
+        `trace of ${f.txHash} is in block ${f.blockHash ?? "(not named)"}, not the asked ${block.number} ${block.hash}`,
+      );
+  return frames;
 }
 
 /** For reads of whole blocks: the lowest block whose answer is null (the node lacks it). */
@@ -320,18 +340,14 @@ export function createEvmAdapter(
   // Traces of a busy mainnet block run to megabytes: a few blocks per request keeps responses sane.
   const TRACE_BLOCKS_PER_REQUEST = 8;
 
-  async function getCallFrames(
-    blocks: { number: bigint; txHashes: Hex[] }[],
-  ): Promise<CallFrame[][]> {
+  async function getCallFrames(blocks: TracedBlock[]): Promise<CallFrame[][]> {
     const out: CallFrame[][] = [];
     for (let i = 0; i < blocks.length; i += TRACE_BLOCKS_PER_REQUEST)
       out.push(...(await getCallFramesChunk(blocks.slice(i, i + TRACE_BLOCKS_PER_REQUEST))));
     return out;
   }
 
-  async function getCallFramesChunk(
-    blocks: { number: bigint; txHashes: Hex[] }[],
-  ): Promise<CallFrame[][]> {
+  async function getCallFramesChunk(blocks: TracedBlock[]): Promise<CallFrame[][]> {
     if (blocks.length === 0) return [];
     if (traceMethod !== "debug") {
       try {
@@ -340,21 +356,38 @@ export function createEvmAdapter(
           blockRead(blocks.map((b) => b.number)),
         );
         traceMethod = "trace_block";
-        return traces.map((t) => framesFromParity(t));
+        return traces.map((t, i) => ofBlock(blocks[i]!, framesFromParity(t)));
       } catch (error) {
         if (!(error instanceof RpcResponseError) || traceMethod === "trace_block") throw error;
         traceMethod = "debug";
-        logger.info({ msg: "trace_block not served, using debug_traceBlockByNumber" });
+        logger.info({ msg: "trace_block not served, using debug_traceBlockByHash" });
       }
     }
-    const traces = await rpc.batch<GethTxTrace[]>(
+    // By hash: an endpoint on a sibling block at this height answers null or an error, not its
+    // block's traces (which name no block). A null is that endpoint lacking the block (behind).
+    const atLeast = maxOf(blocks.map((b) => b.number));
+    const traces = await rpc.batch<GethTxTrace[] | null>(
       blocks.map((b) => ({
-        method: "debug_traceBlockByNumber",
-        params: [numberToHex(b.number), { tracer: "callTracer" }],
+        method: "debug_traceBlockByHash",
+        params: [b.hash, { tracer: "callTracer" }],
       })),
-      blockRead(blocks.map((b) => b.number)),
+      {
+        ...(atLeast === undefined ? {} : { atLeast }),
+        lacks: (results) => {
+          let lowest: bigint | null = null;
+          results.forEach((r, i) => {
+            const n = blocks[i]!.number;
+            if ((r === null || r === undefined) && (lowest === null || n < lowest)) lowest = n;
+          });
+          return lowest;
+        },
+      },
     );
-    return traces.map((t, i) => framesFromGeth(t, blocks[i]!.txHashes));
+    return traces.map((t, i) => {
+      const b = blocks[i]!;
+      if (!t) throw new ChainDataInconsistentError(`no trace of block ${b.number} ${b.hash}`);
+      return framesFromGeth(t, b.txHashes, b.hash);
+    });
   }
 
   return {

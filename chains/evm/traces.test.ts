@@ -1,9 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { framesFromGeth, framesFromParity, type ParityTrace, traceMethodFor } from "./traces.js";
+import {
+  framesFromGeth,
+  framesFromParity,
+  type GethTxTrace,
+  type ParityTrace,
+  traceMethodFor,
+} from "./traces.js";
 
 const TX = "0xaa";
-const A = "0x000000000000000000000000000000000000000a";
-const B = "0x000000000000000000000000000000000000000b";
+const BLOCK = `0x${"b1".repeat(32)}` as const;
+const A = "0x000000000000000000000000000000000000000a" as const;
+const B = "0x000000000000000000000000000000000000000b" as const;
 const C = "0x000000000000000000000000000000000000000c";
 
 function call(
@@ -99,7 +106,9 @@ describe("framesFromGeth", () => {
         },
       ],
       [TX],
+      BLOCK,
     );
+    expect(frames.every((f) => f.blockHash === BLOCK)).toBe(true);
     expect(frames.map((f) => [f.txHash, f.path.join("."), f.value, f.reverted])).toEqual([
       [TX, "", 16n, false],
       [TX, "0", 1n, false],
@@ -107,11 +116,35 @@ describe("framesFromGeth", () => {
       [TX, "1.0", 3n, true],
     ]);
   });
+
+  // An answer names no block: one that does not fit the block asked for is refused, never
+  // attributed by position (another block at that height would become facts of ours).
+  it("refuses an answer naming another transaction, or another count, and a failed trace", () => {
+    const trace = (txHash?: `0x${string}`): GethTxTrace => ({
+      ...(txHash ? { txHash } : {}),
+      result: { type: "CALL", from: A, to: B, value: "0x7" },
+    });
+    const other = `0x${"bb".repeat(32)}` as const;
+    expect(() => framesFromGeth([trace(other)], [TX], BLOCK)).toThrow(
+      /position 0 .* is of 0xbb.*not the block's 0xaa/,
+    );
+    expect(() => framesFromGeth([trace(), trace()], [TX], BLOCK)).toThrow(
+      /has 2 transactions, the block 1/,
+    );
+    expect(() => framesFromGeth([], [TX], BLOCK)).toThrow(/has 0 transactions, the block 1/);
+    expect(() => framesFromGeth([{ txHash: TX, error: "execution timeout" }], [TX], BLOCK)).toThrow(
+      /no trace of 0xaa .*execution timeout/,
+    );
+    // Named or by position, the block's own answer is read.
+    expect(framesFromGeth([trace(TX)], [TX], BLOCK)).toHaveLength(1);
+    expect(framesFromGeth([trace()], [TX], BLOCK)).toHaveLength(1);
+  });
 });
 
 describe("traceMethodFor", () => {
   it("maps the chain's tracesMethod to the adapter's method; absent or auto lets it probe", () => {
     expect(traceMethodFor({ tracesMethod: "trace_block" })).toBe("trace_block");
+    expect(traceMethodFor({ tracesMethod: "debug_traceBlockByHash" })).toBe("debug");
     expect(traceMethodFor({ tracesMethod: "debug_traceBlockByNumber" })).toBe("debug");
     expect(traceMethodFor({ tracesMethod: "auto" })).toBeUndefined();
     expect(traceMethodFor({})).toBeUndefined();

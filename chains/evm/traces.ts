@@ -5,18 +5,25 @@
  */
 import type { Hex } from "viem";
 import type { ChainConfig } from "../config.js";
+import { ChainDataInconsistentError, RpcResponseError } from "../errors.js";
 import type { CallFrame } from "./types.js";
 
 /**
  * The adapter's trace method for a chain's `tracesMethod` (undefined: try `trace_block`, fall back
- * to `debug_traceBlockByNumber` when the node refuses it). A forced method that the node refuses
+ * to `debug_traceBlockByHash` when the node refuses it). A forced method that the node refuses
  * fails the read (the indexer retries and alerts) rather than silently recording no internal value.
+ * `debug_traceBlockByNumber`, the name configs used before, means the same debug method: the
+ * adapter asks by hash either way (framesFromGeth says why).
  */
 export function traceMethodFor(
   chain: Pick<ChainConfig, "tracesMethod">,
 ): "trace_block" | "debug" | undefined {
   if (chain.tracesMethod === "trace_block") return "trace_block";
-  if (chain.tracesMethod === "debug_traceBlockByNumber") return "debug";
+  if (
+    chain.tracesMethod === "debug_traceBlockByHash" ||
+    chain.tracesMethod === "debug_traceBlockByNumber"
+  )
+    return "debug";
   return undefined;
 }
 
@@ -92,7 +99,7 @@ export function framesFromParity(traces: ParityTrace[]): CallFrame[] {
   return frames;
 }
 
-/** `debug_traceBlockByNumber` with `{ tracer: "callTracer" }` (geth and most clients). */
+/** `debug_traceBlockByHash` with `{ tracer: "callTracer" }` (geth, bor, bsc, op-geth, nitro, anvil). */
 export type GethCallFrame = {
   type: string;
   from: Hex;
@@ -101,13 +108,40 @@ export type GethCallFrame = {
   error?: string;
   calls?: GethCallFrame[];
 };
-export type GethTxTrace = { txHash?: Hex; result: GethCallFrame };
+/** One transaction's answer: its trace, or the error tracing it hit (a per-transaction timeout). */
+export type GethTxTrace = { txHash?: Hex; result?: GethCallFrame; error?: string };
 
-export function framesFromGeth(traces: GethTxTrace[], txHashes: Hex[]): CallFrame[] {
+/**
+ * The frames of one block's callTracer answer. Unlike trace_block's, the answer names no block, so
+ * the block is pinned by asking for it by hash (`blockHash`, set on every frame: extractFacts'
+ * same-block check then applies as to trace_block's) and the answer must fit the block's
+ * transactions (`txHashes`, all of them in block order): one trace per transaction, any hash it
+ * names the block's at that position. Asked by number, an endpoint on a sibling block at the same
+ * height answers for its block, and its value transfers would be stored as facts of ours. An answer
+ * that does not fit is refused (the read is retried), never attributed by position.
+ */
+export function framesFromGeth(
+  traces: GethTxTrace[],
+  txHashes: Hex[],
+  blockHash: Hex,
+): CallFrame[] {
+  if (traces.length !== txHashes.length)
+    throw new ChainDataInconsistentError(
+      `trace of block ${blockHash} has ${traces.length} transactions, the block ${txHashes.length}`,
+    );
   const frames: CallFrame[] = [];
   traces.forEach((trace, txIndex) => {
-    const txHash = trace.txHash ?? txHashes[txIndex];
-    if (!txHash) return;
+    const txHash = txHashes[txIndex]!;
+    if (trace.txHash !== undefined && trace.txHash.toLowerCase() !== txHash.toLowerCase())
+      throw new ChainDataInconsistentError(
+        `trace at position ${txIndex} of block ${blockHash} is of ${trace.txHash}, not the block's ${txHash}`,
+      );
+    if (!trace.result)
+      throw new RpcResponseError(
+        "debug_traceBlockByHash",
+        0,
+        `no trace of ${txHash} in block ${blockHash}: ${trace.error ?? "empty answer"}`,
+      );
     const walk = (frame: GethCallFrame, path: number[], parentReverted: boolean) => {
       const isReverted = parentReverted || Boolean(frame.error);
       const type = frame.type.toUpperCase();
@@ -123,7 +157,7 @@ export function framesFromGeth(traces: GethTxTrace[], txHashes: Hex[]): CallFram
         frames.push({
           txHash,
           txIndex,
-          blockHash: undefined,
+          blockHash,
           path,
           kind,
           from: frame.from,

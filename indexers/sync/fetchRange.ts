@@ -40,7 +40,11 @@ export async function fetchReceipts(
 function callFrames(ctx: SyncContext, blocks: RawBlock[]) {
   if (!ctx.chain.traces) return Promise.resolve([]);
   return ctx.adapter.getCallFrames(
-    blocks.map((b) => ({ number: BigInt(b.number), txHashes: b.transactions.map((t) => t.hash) })),
+    blocks.map((b) => ({
+      number: BigInt(b.number),
+      hash: b.hash,
+      txHashes: b.transactions.map((t) => t.hash),
+    })),
   );
 }
 

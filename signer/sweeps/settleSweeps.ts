@@ -11,7 +11,7 @@
  */
 import { type Address, getAddress, type Hex, pad, parseEventLogs, zeroAddress } from "viem";
 import { forwarderFactory } from "../../chains/contracts/index.js";
-import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
+import type { EvmAdapter, TracedBlock } from "../../chains/evm/createEvmAdapter.js";
 import { transferPosition } from "../../chains/evm/transferPosition.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
@@ -218,7 +218,11 @@ async function sweptAmounts({
   );
   const frames =
     chain.traces && events.some((e) => e.args.token === zeroAddress)
-      ? await nativeFrames(adapter, blockNumber, hash)
+      ? await nativeFrames(
+          adapter,
+          { number: blockNumber, hash: header.hash, txHashes: header.transactions },
+          hash,
+        )
       : [];
   return events.map((e) => {
     const address = e.args.depositAddress.toLowerCase();
@@ -260,8 +264,9 @@ async function sweptAmounts({
   });
 }
 
-async function nativeFrames(adapter: EvmAdapter, blockNumber: bigint, txHash: Hex) {
-  const [frames] = await adapter.getCallFrames([{ number: blockNumber, txHashes: [txHash] }]);
+/** The sweep's own value-moving calls, from the traces of its block (all its transactions). */
+async function nativeFrames(adapter: EvmAdapter, block: TracedBlock, txHash: Hex) {
+  const [frames] = await adapter.getCallFrames([block]);
   return (frames ?? []).filter(
     (f) => f.txHash.toLowerCase() === txHash && f.kind === "call" && !f.reverted,
   );
