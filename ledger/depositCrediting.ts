@@ -307,12 +307,17 @@ ORDER BY d.created_at
 LIMIT $2
 FOR UPDATE OF d`;
 
-// Held credits whose deposit is confirmed again (in any block).
+// Held credits whose deposit is confirmed again (in any block). The confirmed fact is locked as
+// crediting locks the facts it credits: a reorg orphaning it waits for the restore to commit, so the
+// hold pass that follows that reorg finds the credit standing and holds it again. Unlocked, the hold
+// pass could run while the restore was open, skip the credit as still held, and move past the
+// reorg: the restore then left a credit standing for a deposit no longer on the chain.
 const RECONFIRMED = `
 SELECT ${CREDIT_COLUMNS}, c.block_number::text AS new_block, c.block_hash AS new_block_hash
 FROM ledger.deposit_credits d
 JOIN LATERAL (SELECT f.block_number, f.block_hash FROM chain.facts f
-  WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed' ORDER BY f.block_number DESC LIMIT 1) c ON true
+  WHERE ${SAME_DEPOSIT} AND f.status = 'confirmed' ORDER BY f.block_number DESC LIMIT 1
+  FOR SHARE OF f) c ON true
 WHERE d.state = 'held' AND ($1::bigint IS NULL OR d.chain_id = $1)
 ORDER BY d.updated_at
 LIMIT $2

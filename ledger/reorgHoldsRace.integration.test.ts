@@ -1,0 +1,156 @@
+/**
+ * Two crediting workers (production runs at least two) and a second reorg of a re-included deposit:
+ * worker A restores a held credit because its deposit is confirmed again, and while A's transaction
+ * is open the indexer orphans that confirmation and worker B's hold pass runs. The restore must not
+ * leave the credit standing for a deposit that is no longer on the chain: the orphaning waits for
+ * the restore (the restore locks the fact it relies on), and the hold pass after it holds the credit
+ * again; at finality it is reversed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createLedger, type Ledger } from "./createLedger.js";
+import { createDepositCrediting } from "./depositCrediting.js";
+
+const CHAIN = 31337;
+const ETH = `${CHAIN}:0x0000000000000000000000000000000000000000`;
+const ZERO = "0x0000000000000000000000000000000000000000";
+const DEPOSIT = `0x${"d1".repeat(20)}`;
+const TX = `0x${"ab".repeat(32)}`;
+let ctx: TestContext;
+let ledger: Ledger;
+
+/** The deposit's fact in `block` (number `n`), confirmed. */
+async function confirmedFact(block: string, n: number) {
+  await ctx.db.pool.query(
+    `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
+       asset, from_address, to_address, amount, status)
+     VALUES ($1, $2, $3, $4, 0, 'tx', 'native', $5, $6, $7, 50, 'confirmed')`,
+    [CHAIN, n, block, TX, ZERO, `0x${"ee".repeat(20)}`, DEPOSIT],
+  );
+}
+
+/** As the indexer's rollback: the block's facts orphaned and the reorg recorded, in one transaction. */
+async function orphan(block: string) {
+  const c = await ctx.db.pool.connect();
+  try {
+    await c.query("BEGIN");
+    await c.query(
+      `UPDATE chain.transfers SET status = 'orphaned', orphaned_after_confirmation = true
+        WHERE tx_hash = $1 AND block_hash = $2`,
+      [TX, block],
+    );
+    await c.query(
+      `INSERT INTO chain.reorgs (chain_id, depth, common_ancestor, old_tip_number, old_tip_hash,
+         new_tip_number, new_tip_hash, beyond_window)
+       SELECT $1, 1, min(block_number) - 1, min(block_number), $2, min(block_number), '0xnew', false
+         FROM chain.transfers WHERE tx_hash = $3 AND block_hash = $2`,
+      [CHAIN, block, TX],
+    );
+    await c.query("COMMIT");
+  } finally {
+    c.release();
+  }
+}
+
+/** Resolves once `work` is done or a statement of this database waits for a row lock. */
+async function doneOrWaitingForALock(work: Promise<void>): Promise<void> {
+  let done = false;
+  const finish = () => {
+    done = true;
+  };
+  void work.then(finish, finish);
+  while (!done) {
+    const { rows } = await ctx.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    if (rows[0]!.n > 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  await ledger.ensureAssetsFromConfig(ctx.config.chains);
+  await ctx.db.pool.query(
+    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
+     VALUES ($1, $2, 'deposit', 'alice')`,
+    [CHAIN, DEPOSIT],
+  );
+});
+afterAll(async () => {
+  await ledger?.close();
+  await ctx?.cleanup();
+});
+
+describe("a restore racing a second reorg of the re-included deposit", () => {
+  it("never leaves a credit standing whose deposit is orphaned", async () => {
+    const workerB = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
+    // Worker A's ledger stops at the hold's void until released (a slow round trip, nothing else).
+    let reachedVoid!: () => void;
+    const atVoid = new Promise<void>((r) => {
+      reachedVoid = r;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slowLedger: Ledger = {
+      ...ledger,
+      createTransfers: async (transfers, options) => {
+        if (transfers.some((t) => t.type === "void")) {
+          reachedVoid();
+          await gate;
+        }
+        return ledger.createTransfers(transfers, options);
+      },
+    };
+    const workerA = createDepositCrediting({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      ledger: slowLedger,
+    });
+
+    // Credited at block 11, reorged out (held), re-included and confirmed at block 12.
+    await confirmedFact("0xb1", 11);
+    expect((await workerB.sweep({ chainId: CHAIN })).credited).toBe(1);
+    await orphan("0xb1");
+    expect((await workerB.sweep({ chainId: CHAIN })).held).toBe(1);
+    await confirmedFact("0xb2", 12);
+
+    // A reads the deposit confirmed at block 12 and starts voiding the hold …
+    const restoring = workerA.restoreReconfirmed({ chainId: CHAIN });
+    await atVoid;
+    // … the indexer orphans block 12 (it commits, or waits for A's lock on the fact) and worker B's
+    // hold pass runs in that window.
+    const orphaning = orphan("0xb2");
+    await doneOrWaitingForALock(orphaning);
+    await workerB.holdOrphaned({ chainId: CHAIN });
+    release();
+    expect(await restoring).toBe(1);
+    await orphaning;
+
+    // The passes after it, with the orphaned heights final.
+    await ctx.db.pool.query(
+      `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
+       VALUES ($1, 100, '0xtip', 50, '0xfinal')
+       ON CONFLICT (chain_id) DO UPDATE SET finalized_number = 50`,
+      [CHAIN],
+    );
+    for (let i = 0; i < 3; i++) await workerB.sweep({ chainId: CHAIN });
+
+    const canonical = await ctx.db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM chain.transfers WHERE tx_hash = $1 AND status <> 'orphaned'",
+      [TX],
+    );
+    expect(canonical.rows[0]!.n).toBe(0); // the deposit is nowhere on the chain …
+    const credits = await ctx.db.pool.query<{ state: string }>(
+      "SELECT state FROM ledger.deposit_credits WHERE tx_hash = $1",
+      [TX],
+    );
+    // … so its credit was held again and, at finality, reversed: nothing left to withdraw.
+    expect(credits.rows.map((r) => r.state)).toEqual(["final"]);
+    expect((await ledger.balance({ assetId: ETH, name: "user:alice" })).available).toBe(0n);
+  });
+});
