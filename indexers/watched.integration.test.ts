@@ -3,7 +3,8 @@
  * the table; a burst of chain-only notifications costs a few reads of recent rows, not one each
  * and no full reload; every
  * allocation committed before `ensureCurrent` is applied when it returns (the LISTEN round trip is
- * a barrier, no polling); a writer that never notified is caught by the audit.
+ * a barrier, no polling), and when that connection is lost a read of the table is; a writer that
+ * never notified is caught by the audit.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../foundation/db.js";
@@ -119,6 +120,34 @@ describe("watched set", () => {
       expect(audited.size()).toBe(1705);
     } finally {
       await audited.stop();
+    }
+  });
+
+  it("with its LISTEN connection lost, ensureCurrent reads the table: an allocation notified meanwhile is not missed", async () => {
+    const own = await createWatchedSet({
+      pool: db.pool,
+      chainId: CHAIN,
+      logger: createLogger("silent"),
+      auditIntervalMs: 60 * 60_000,
+    });
+    try {
+      // Its LISTEN connection goes (a failover, an idle-session timeout); it re-LISTENs a second
+      // later. (A connection whose last statement was LISTEN: this set's, and the first set's too
+      // when it has run nothing since.)
+      const { rows } = await db.pool.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND query ILIKE 'LISTEN%'`,
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      await db.pool.query("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) AS p", [
+        rows.map((r) => r.pid),
+      ]);
+      // The allocation's notification is sent while nobody listens.
+      const [lost] = await allocate(1, "named");
+      await within("ensureCurrent", own.ensureCurrent(db.pool), 10_000);
+      expect(own.has(lost!)).toBe(true);
+    } finally {
+      await own.stop();
     }
   });
 });

@@ -9,7 +9,8 @@
  * one runs cost one more read, not one each. Only (re)connecting and the audit load everything.
  * Postgres delivers every notification committed while we listen, so nothing is re-read per
  * batch: `ensureCurrent` makes sure every notification committed before it is applied (one round
- * trip on the LISTEN connection, and any read it asked for), and audits the table (its count
+ * trip on the LISTEN connection, and any read it asked for; with that connection lost, a read of
+ * the whole table instead, until it is back), and audits the table (its count
  * against memory, then a full load if they differ) at most every `auditIntervalMs`: a writer that
  * forgot to notify, a transaction that committed later than the read margin, or a notification
  * lost between a dropped connection and our re-LISTEN (which loads everything too).
@@ -321,9 +322,24 @@ export async function createWatchedSet({
       // A round trip on the LISTEN connection is a barrier: Postgres sends a notification
       // committed before our query ahead of its answer, so every allocation committed before this
       // batch is applied (or its reload requested) when it returns. No table read.
+      // Without that connection (lost, its re-LISTEN not done yet) a notification may have gone
+      // nowhere: the table itself is the barrier then, read whole on every batch until it is back.
       const c = listener;
-      if (c) await c.query("SELECT 1").catch(() => {});
+      const barrier =
+        c !== undefined &&
+        (await c.query("SELECT 1").then(
+          () => true,
+          () => false,
+        ));
       await reloadsDone();
+      if (!barrier) {
+        logger.debug({
+          msg: "watched set: no LISTEN connection, reading the table",
+          chain_id: chainId,
+        });
+        await reload(client);
+        return;
+      }
       if (Date.now() - auditedAt < auditIntervalMs) return;
       const n = await count(client, chainId);
       auditedAt = Date.now();
