@@ -94,8 +94,11 @@ describe("broadcaster", () => {
       (await t.ctx.db.pool.query("SELECT block_hash FROM custody.tx_requests WHERE id = $1", [id]))
         .rows[0].block_hash as string | null;
     const originalBlock = await blockHashOf();
-    // Drop the block holding it before it is confirmed.
+    // Drop the block holding it before it is confirmed; the chain goes on with another block at
+    // that height (until a node has reached the height again, a free nonce is no evidence: it may
+    // be a node that lags).
     await t.rpc("anvil_rollback", [1]);
+    await t.rpc("evm_mine");
     await waitFor("re-mined in another block", async () => {
       const b = await blockHashOf();
       return b !== null && b !== originalBlock;

@@ -26,6 +26,11 @@ export type TrackedReceipt = {
 
 export type ChainSnapshot = {
   head: bigint;
+  /**
+   * Whether the node that answered is at the highest head any endpoint has shown: a count from a
+   * node behind it is as of an older block, so it is no evidence that a nonce is free.
+   */
+  atBestHead: boolean;
   /** The wallet's mined transaction count at the latest block: every nonce below it is used. */
   latestCount: bigint;
   /** Highest block meeting the confirmation rule (null: not known, e.g. no `finalized` tag yet). */
@@ -141,12 +146,14 @@ export function createChainView({
         { method: "eth_getTransactionCount", params: [from, "latest"] },
       ]);
       const head = BigInt(headHex!);
+      const best = rpc.bestHead();
       const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
       const nodeFinalized = needsTag ? await getFinalizedHead() : null;
       const finalizedHeight = heightMeeting(finality, head, nodeFinalized);
       let finalizedCount: Promise<bigint | null> | undefined;
       return {
         head,
+        atBestHead: best === null || head >= best,
         latestCount: BigInt(countHex!),
         confirmedHeight: heightMeeting(chain.confirmations, head, nodeFinalized),
         finalizedHeight,

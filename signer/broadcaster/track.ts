@@ -384,7 +384,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     for (const req of inBlock) {
       const mine = attempts.get(req.id) ?? [];
       const hash = canonical.get(req.blockNumber!);
-      const nonceFree = snap.latestCount <= req.nonce;
+      // The count says the nonce is free only from a node that has reached the block: a lagging
+      // node's count is as of an older block (missing data, never a reorg).
+      const nonceFree = snap.latestCount <= req.nonce && snap.head >= req.blockNumber!;
       if (hash === req.blockHash) {
         shortChainSince.delete(req.id);
         // The block holds it but the count says the nonce is free: two nodes disagree; wait.
@@ -427,6 +429,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         ]);
         continue;
       }
+      // The snapshot's node has not reached the replaced block: its count is no evidence yet.
+      if (snap.head < req.blockNumber!) continue;
       if (snap.latestCount <= req.nonce) {
         await unmine(lease, req, mine);
         continue;
@@ -460,14 +464,19 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         req.status === "receipt_unknown" ||
         (req.status === "needs_review" && req.reviewReason === "NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
       if (unusedAgain) {
-        await lease.transaction(async () => {
-          await lease.query(
+        // Free again only as told by a node at the best head seen: where the nonce was used is
+        // not known, and a lagging node's count is as of an older block.
+        if (!snap.atBestHead) continue;
+        const moved = await lease.transaction(async () => {
+          // Only from the status this tick read: an operator's decision committed since stands.
+          const { rowCount } = await lease.query(
             `UPDATE custody.tx_requests
                 SET status = 'broadcast', receipt_missing_since = NULL, review_reason = NULL,
                     outcome_seq = outcome_seq + 1, updated_at = now()
-              WHERE id = $1`,
-            [req.id],
+              WHERE id = $1 AND status = $2`,
+            [req.id, req.status],
           );
+          if (rowCount !== 1) return false;
           await recordEvent(lease, {
             requestId: req.id,
             from: req.status,
@@ -475,8 +484,10 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
             event: "nonce_unmined",
             details: { nonce: req.nonce.toString() },
           });
+          return true;
         });
-        ctx.log.warn({ msg: "nonce free again on chain; resending", request_id: req.id });
+        if (moved)
+          ctx.log.warn({ msg: "nonce free again on chain; resending", request_id: req.id });
       } else if (req.receiptMissingSince !== null) {
         await lease.query(
           "UPDATE custody.tx_requests SET receipt_missing_since = NULL WHERE id = $1",
