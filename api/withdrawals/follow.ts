@@ -11,7 +11,7 @@ import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import { getTxOutcomes, type TxOutcome } from "../../signer/index.js";
 import type { WithdrawalStages } from "./context.js";
-import { type Move, planOutcome } from "./outcome.js";
+import { type Move, minedAgainElsewhere, planOutcome } from "./outcome.js";
 import {
   FOLLOWED_STATUSES,
   getWithdrawal,
@@ -21,6 +21,15 @@ import {
 import { signerRequestId } from "./transitions.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What a pass reads of each followed withdrawal to plan its moves (the posted tx and fee too). */
+type FollowedRow = {
+  id: string;
+  status: WithdrawalStatus;
+  tx_hash: string | null;
+  fee: string | null;
+};
+const FOLLOWED_COLUMNS = "id::text, status, tx_hash, fee::text";
 
 export function createOutcomeFollower({ pool, log, holds, move, ring }: WithdrawalStages) {
   /** One planned move: its ledger step, then the status change (same transaction). */
@@ -111,7 +120,7 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
     return withTransaction(pool, async (client) => {
       let w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w || w.status !== seen) return false;
-      const moves = planOutcome(w.status, o.status, o.txHash !== null);
+      const moves = planOutcome(w.status, o.status, o.txHash !== null, minedAgainElsewhere(w, o));
       for (const m of moves) w = await step(client, w, m, o);
       return moves.length > 0;
     });
@@ -119,13 +128,26 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
 
   /** Applies each outcome that moves its withdrawal; returns how many moved. */
   async function applyOutcomes(
-    rows: readonly { id: string; status: WithdrawalStatus }[],
+    rows: readonly FollowedRow[],
     outcomes: ReadonlyMap<string, TxOutcome>,
   ): Promise<number> {
     let changed = 0;
-    for (const { id, status } of rows) {
+    for (const row of rows) {
+      const { id, status } = row;
       const o = outcomes.get(signerRequestId(id));
-      if (!o || planOutcome(status, o.status, o.txHash !== null).length === 0) continue;
+      if (!o) continue;
+      const posted = {
+        status,
+        txHash: row.tx_hash,
+        fee: row.fee === null ? null : BigInt(row.fee),
+      };
+      const moves = planOutcome(
+        status,
+        o.status,
+        o.txHash !== null,
+        minedAgainElsewhere(posted, o),
+      );
+      if (moves.length === 0) continue;
       try {
         if (await applyOutcome(id, status, o)) changed++;
       } catch (err) {
@@ -142,8 +164,8 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
     let changed = 0;
     let after = "00000000-0000-0000-0000-000000000000";
     for (;;) {
-      const { rows } = await pool.query<{ id: string; status: WithdrawalStatus }>(
-        `SELECT id::text, status FROM api.withdrawals
+      const { rows } = await pool.query<FollowedRow>(
+        `SELECT ${FOLLOWED_COLUMNS} FROM api.withdrawals
           WHERE status = ANY($1::text[]) AND id > $2::uuid ORDER BY id LIMIT 500`,
         [FOLLOWED_STATUSES, after],
       );
@@ -184,8 +206,8 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
       }
       const ids = changes.map((o) => o.refId).filter((id) => UUID.test(id));
       if (ids.length > 0) {
-        const { rows } = await pool.query<{ id: string; status: WithdrawalStatus }>(
-          `SELECT id::text, status FROM api.withdrawals
+        const { rows } = await pool.query<FollowedRow>(
+          `SELECT ${FOLLOWED_COLUMNS} FROM api.withdrawals
             WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[])`,
           [ids, FOLLOWED_STATUSES],
         );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planOutcome } from "./outcome.js";
+import { minedAgainElsewhere, planOutcome } from "./outcome.js";
 import { canMove } from "./store.js";
 
 describe("planOutcome", () => {
@@ -15,6 +15,40 @@ describe("planOutcome", () => {
       { to: "finalized", ledger: "none", reorged: false },
     ]);
     expect(planOutcome("broadcast", "finalized", true)).toEqual([
+      { to: "finalized", ledger: "post", reorged: false },
+    ]);
+  });
+
+  it("confirmed, then confirmed or final in another transaction or at another fee: revert, then post", () => {
+    const posted = { status: "confirmed", txHash: "0xAA", fee: 21n } as const;
+    const mined = (txHash: string, fee: bigint, status: "confirmed" | "finalized" = "confirmed") =>
+      minedAgainElsewhere(posted, { status, txHash, fee });
+    expect(mined("0xaa", 21n)).toBe(false); // the same transaction (hashes compared in any case)
+    expect(mined("0xbb", 21n)).toBe(true);
+    expect(mined("0xaa", 30n)).toBe(true);
+    expect(mined("0xaa", 30n, "finalized")).toBe(true);
+    expect(minedAgainElsewhere(posted, { status: "broadcast", txHash: "0xbb", fee: 1n })).toBe(
+      false,
+    );
+    expect(
+      minedAgainElsewhere(
+        { ...posted, status: "broadcast" },
+        { status: "confirmed", txHash: "0xbb", fee: 1n },
+      ),
+    ).toBe(false);
+    // Nothing known is no evidence of another transaction.
+    expect(
+      minedAgainElsewhere(
+        { ...posted, fee: null },
+        { status: "confirmed", txHash: "0xaa", fee: 1n },
+      ),
+    ).toBe(false);
+    expect(planOutcome("confirmed", "confirmed", true, true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
+      { to: "confirmed", ledger: "post", reorged: false },
+    ]);
+    expect(planOutcome("confirmed", "finalized", true, true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
       { to: "finalized", ledger: "post", reorged: false },
     ]);
   });
@@ -83,9 +117,13 @@ describe("planOutcome", () => {
     ] as const;
     for (const from of followed)
       for (const o of outcomes)
-        for (const hasTx of [true, false]) {
+        for (const [hasTx, minedAgain] of [
+          [true, false],
+          [false, false],
+          [true, true],
+        ] as const) {
           let at: (typeof followed)[number] | string = from;
-          for (const m of planOutcome(from, o, hasTx)) {
+          for (const m of planOutcome(from, o, hasTx, minedAgain)) {
             expect(canMove(at as never, m.to), `${from} -(${o})-> ${at} → ${m.to}`).toBe(true);
             at = m.to;
           }

@@ -25,10 +25,35 @@ export type Move = { to: WithdrawalStatus; ledger: LedgerStep; reorged: boolean 
 
 const POSTED: ReadonlySet<WithdrawalStatus> = new Set(["confirmed", "finalized"]);
 
+/**
+ * Whether a confirmed withdrawal's transaction, as the signer reports it confirmed (or final) now,
+ * is not the one posted: reorged out and mined again (another attempt, or the same bytes in another
+ * block with another fee) between two passes of the follower, which then never saw the `broadcast`
+ * in between. The posting (its chain reference, its gas) is then the old block's.
+ */
+export function minedAgainElsewhere(
+  posted: { status: WithdrawalStatus; txHash: string | null; fee: bigint | null },
+  outcome: { status: SignerOutcomeStatus; txHash: string | null; fee: bigint | null },
+): boolean {
+  if (posted.status !== "confirmed") return false;
+  if (outcome.status !== "confirmed" && outcome.status !== "finalized") return false;
+  const otherTx =
+    posted.txHash !== null &&
+    outcome.txHash !== null &&
+    posted.txHash.toLowerCase() !== outcome.txHash.toLowerCase();
+  const otherFee = posted.fee !== null && outcome.fee !== null && posted.fee !== outcome.fee;
+  return otherTx || otherFee;
+}
+
+/**
+ * The moves from `current` to the signer's `outcome`. `minedAgain` (minedAgainElsewhere): the
+ * posting is reverted and the new transaction posted, as if the follower had seen the reorg.
+ */
 export function planOutcome(
   current: WithdrawalStatus,
   outcome: SignerOutcomeStatus,
   hasTx: boolean,
+  minedAgain = false,
 ): Move[] {
   const followed: readonly WithdrawalStatus[] = [
     "signing",
@@ -39,7 +64,7 @@ export function planOutcome(
   ];
   if (!followed.includes(current) || outcome === "signing") return [];
   const target: WithdrawalStatus = outcome;
-  if (target === current) return [];
+  if (target === current && !minedAgain) return [];
   const moves: Move[] = [];
   let at = current;
   // Sent: say so first, so every follower sees `broadcast` before what comes after it.
@@ -49,7 +74,7 @@ export function planOutcome(
   }
   // Out of confirmed to anything but final: a reorg removed the tx (or the signer lost sight of it
   // after one); the posting goes back to a hold before anything else happens.
-  if (at === "confirmed" && target !== "finalized") {
+  if (at === "confirmed" && (target !== "finalized" || minedAgain)) {
     moves.push({ to: "broadcast", ledger: "revert", reorged: true });
     at = "broadcast";
   }

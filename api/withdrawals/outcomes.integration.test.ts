@@ -182,6 +182,63 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await ledger.check()).ok).toBe(true);
   });
 
+  it("reorged out and confirmed again between two passes (never seen in broadcast): the posting and its gas follow the new transaction", async () => {
+    const gasAccount = async () => {
+      const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
+      return g.debitsPosted - g.creditsPosted;
+    };
+    const id = await withdraw("carol", ETH);
+    await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 10 });
+    await withdrawals.syncOutcomes();
+    const posted = await balance("carol");
+    const gasPosted = await gasAccount();
+
+    // The signer: reorged out, another attempt mined in another block at another fee, confirmed
+    // again, all before the follower's next pass.
+    await signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_B,
+      fee: 30_000n * GWEI,
+      block: 12,
+      reorgs: 1,
+    });
+    expect(await withdrawals.syncOutcomes()).toBe(1);
+    expect(await withdrawals.syncOutcomes()).toBe(0);
+    expect(await get(id)).toMatchObject({
+      status: "confirmed",
+      txHash: TX_B,
+      fee: (30_000n * GWEI).toString(),
+    });
+    // The old posting reversed, the new transaction's posted (the next hold epoch's), its gas only.
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 1).reversePost)).toMatchObject({
+      reversesId: withdrawalTransferIds(id, 0).post,
+    });
+    expect((await ledger.getTransfer(withdrawalTransferIds(id, 1).post))?.chainRef).toMatchObject({
+      txHash: TX_B,
+    });
+    expect((await gasAccount()) - gasPosted).toBe(9_000n * GWEI);
+    const after = await balance("carol");
+    expect(after.debitsPending).toBe(0n);
+    expect(after.debitsPosted - after.creditsPosted).toBe(
+      posted.debitsPosted - posted.creditsPosted,
+    );
+    expect(await eventTypes(id)).toEqual(expect.arrayContaining(["withdrawal.reorged"]));
+
+    // The same bytes re-mined in another block (same hash, another fee), seen only when final.
+    await signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_B,
+      fee: 25_000n * GWEI,
+      block: 14,
+      reorgs: 2,
+      finalized: true,
+    });
+    expect(await withdrawals.syncOutcomes()).toBe(1);
+    expect(await get(id)).toMatchObject({ status: "finalized", fee: (25_000n * GWEI).toString() });
+    expect((await gasAccount()) - gasPosted).toBe(4_000n * GWEI);
+    expect((await ledger.check()).ok).toBe(true);
+  });
+
   it("receipt_unknown and needs_review keep the hold; only the operator command fails it and releases the hold", async () => {
     const id = await withdraw("bob", 3n * ETH);
     await signerRecords(id, { status: "broadcast", txHash: TX_B });
