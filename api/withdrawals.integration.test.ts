@@ -176,6 +176,44 @@ describe("withdrawals", () => {
     });
   });
 
+  it("rows written before owners were normalised: the requester and an earlier approver are still recognised", async () => {
+    // As a row of that time would hold them: the requester's and an approver's own spelling.
+    const w = (await withdraw(2n * ETH)).json();
+    await t.ctx.db.pool.query(
+      "UPDATE api.withdrawals SET requested_by = 'Exchange-Backend' WHERE id = $1",
+      [w.id],
+    );
+    await t.ctx.db.pool.query(
+      `INSERT INTO api.withdrawal_approvals (withdrawal_id, approver, api_key_id, decision)
+       SELECT $1, 'OPS-Anna', id, 'approve' FROM api.api_keys WHERE owner = 'ops-anna' LIMIT 1`,
+      [w.id],
+    );
+    const url = `/v1/withdrawals/${w.id}/approve`;
+    const requesterKey = await t.newKey("exchange-backend", ["withdrawals:approve"]);
+    const self = await post(requesterKey, url);
+    expect(self.statusCode).toBe(403);
+    expect(self.json()).toMatchObject({ code: "APPROVER_IS_REQUESTER" });
+    const again = await post(approver1, url);
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: "ALREADY_DECIDED" });
+    // One approver so far: the second distinct one hands it to the signer.
+    expect(
+      (
+        await t.call(t.keys["withdrawals:write"], { method: "GET", url: `/v1/withdrawals/${w.id}` })
+      ).json().status,
+    ).toBe("pending_approval");
+    const second = await post(approver2, url);
+    expect(second.json()).toMatchObject({ status: "signing" });
+    // And the requester, under the spelling of that time, may still cancel its own.
+    const other = (await withdraw(2n * ETH)).json();
+    await t.ctx.db.pool.query(
+      "UPDATE api.withdrawals SET requested_by = 'Exchange-Backend' WHERE id = $1",
+      [other.id],
+    );
+    const cancelled = await post(requester, `/v1/withdrawals/${other.id}/cancel`);
+    expect(cancelled.json()).toMatchObject({ status: "cancelled" });
+  });
+
   it("a rejected withdrawal voids its hold: the balance is restored and nothing is sent", async () => {
     const before = await balance();
     const w = (await withdraw(3n * ETH)).json();

@@ -7,10 +7,22 @@
 import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
-import type { ApiKey } from "../apiKeys.js";
+import { type ApiKey, normalizeOwner } from "../apiKeys.js";
 import { ApprovalError, NotFoundError, WithdrawalStateError } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
 import { canMove, getWithdrawal, type Withdrawal } from "./store.js";
+
+/** Who decided on the withdrawal so far, each owner normalised (in the caller's transaction). */
+async function approversOf(
+  client: PoolClient,
+  id: string,
+): Promise<{ approver: string; decision: string }[]> {
+  const { rows } = await client.query<{ approver: string; decision: string }>(
+    "SELECT approver, decision FROM api.withdrawal_approvals WHERE withdrawal_id = $1",
+    [id],
+  );
+  return rows.map((r) => ({ approver: normalizeOwner(r.approver), decision: r.decision }));
+}
 
 export function createDecisions({ pool, holds, move, handToSigner, ring }: WithdrawalStages) {
   async function decide(
@@ -23,17 +35,22 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
     const w = await getWithdrawal(client, id, { forUpdate: true });
     if (!w) throw new NotFoundError("withdrawal", id);
     if (w.status !== "pending_approval") throw new WithdrawalStateError(id, w.status, decision);
-    if (caller.owner === w.requestedBy)
+    // Owners are compared normalised (apiKeys.ts): rows written before owners were normalised
+    // keep the spelling of their day, and "Anna" must not approve what "anna" requested.
+    if (caller.owner === normalizeOwner(w.requestedBy))
       throw new ApprovalError(
         "APPROVER_IS_REQUESTER",
         "the requester of a withdrawal cannot approve or reject it",
         { withdrawal_id: id, approver: caller.owner },
       );
-    const inserted = await client.query(
-      `INSERT INTO api.withdrawal_approvals (withdrawal_id, approver, api_key_id, decision, reason)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-      [id, caller.owner, caller.id, decision, reason ?? null],
-    );
+    const earlier = await approversOf(client, id);
+    const inserted = earlier.some((a) => a.approver === caller.owner)
+      ? { rowCount: 0 }
+      : await client.query(
+          `INSERT INTO api.withdrawal_approvals (withdrawal_id, approver, api_key_id, decision, reason)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+          [id, caller.owner, caller.id, decision, reason ?? null],
+        );
     if (inserted.rowCount !== 1)
       throw new ApprovalError(
         "ALREADY_DECIDED",
@@ -56,12 +73,11 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
   async function approve(caller: ApiKey, id: string, reason?: string) {
     const result = await withTransaction(pool, async (client) => {
       let w = await decide(client, caller, id, "approve", reason);
-      const { rows } = await client.query<{ n: number }>(
-        `SELECT count(DISTINCT approver)::int AS n FROM api.withdrawal_approvals
-          WHERE withdrawal_id = $1 AND decision = 'approve'`,
-        [id],
-      );
-      const approvals = rows[0]!.n;
+      const approvals = new Set(
+        (await approversOf(client, id))
+          .filter((a) => a.decision === "approve")
+          .map((a) => a.approver),
+      ).size;
       if (approvals >= w.requiredApprovals) {
         w = await move(client, w, "approved", caller.owner, { approvals });
         w = await handToSigner(client, w);
@@ -88,7 +104,7 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
     const result = await withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w) throw new NotFoundError("withdrawal", id);
-      if (w.requestedBy !== caller.owner && !caller.scopes.includes("admin"))
+      if (normalizeOwner(w.requestedBy) !== caller.owner && !caller.scopes.includes("admin"))
         throw new ApprovalError(
           "NOT_REQUESTER",
           "only the requester (or an admin) can cancel a withdrawal",
