@@ -131,8 +131,15 @@ export async function adoptSharedDepositAddresses(
     })),
     { ifAbsent: true },
   );
+  // Named, not chain-only: a chain-only notification is read back by creation time, and rows of a
+  // long adoption carry its start time (now()), which a read in between may already be past.
   const n = watched.length;
-  if (n > 0) await notifyWatchedAddress(client, f.chainId);
+  if (n > 0)
+    await notifyWatchedAddress(
+      client,
+      f.chainId,
+      watched.map((w) => w.address),
+    );
   return n;
 }
 

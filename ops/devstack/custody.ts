@@ -123,7 +123,7 @@ export async function deployFactoryWatchingHotWallet({
       ],
       { ifAbsent: true },
     );
-    await notifyWatchedAddress(c, chain.chainId);
+    await notifyWatchedAddress(c, chain.chainId, [account.address.toLowerCase()]);
   });
   return deployed;
 }

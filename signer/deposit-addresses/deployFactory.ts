@@ -108,7 +108,7 @@ export async function deployForwarderFactory({
       ],
       { ifAbsent: true },
     );
-    await notifyWatchedAddress(c, chain.chainId);
+    await notifyWatchedAddress(c, chain.chainId, [recorded.contract.hotWallet.toLowerCase()]);
     // The deploy gas left the hot wallet: booked with the deployment, so reconciliation pairs it.
     await bookDeployGas({ common, pool, chain, client: c, hotWallet, receipt, ...FACTORY_GAS });
     return recorded;
