@@ -1098,6 +1098,15 @@ export function createDepositCrediting({
       const final = await finalizedHeight(id);
       if (final === null) continue;
       finalized += await withTransaction(pool, async (client) => {
+        // The chain's watermark row first, as crediting takes it: a pass crediting new blocks
+        // either ran before (and a copy it saw re-mined is seen here too, so the hold stands) or
+        // runs after (and finds the credit final, so it credits the copy). Without it, a copy
+        // committed after this read was skipped by that pass as still held, and its watermark
+        // moved past it: credited only when the catch-up rotation came round.
+        await client.query(
+          "SELECT 1 FROM ledger.crediting_watermarks WHERE chain_id = $1 FOR UPDATE",
+          [id],
+        );
         const rows = await client.query<CreditRow>(FINAL_HOLDS, [id, final.toString(), limit]);
         let n = 0;
         for (const c of rows.rows) {

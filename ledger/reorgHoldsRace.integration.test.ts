@@ -20,31 +20,31 @@ let ctx: TestContext;
 let ledger: Ledger;
 
 /** The deposit's fact in `block` (number `n`), confirmed. */
-async function confirmedFact(block: string, n: number) {
+async function confirmedFact(block: string, n: number, tx = TX) {
   await ctx.db.pool.query(
     `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
        asset, from_address, to_address, amount, status)
      VALUES ($1, $2, $3, $4, 0, 'tx', 'native', $5, $6, $7, 50, 'confirmed')`,
-    [CHAIN, n, block, TX, ZERO, `0x${"ee".repeat(20)}`, DEPOSIT],
+    [CHAIN, n, block, tx, ZERO, `0x${"ee".repeat(20)}`, DEPOSIT],
   );
 }
 
 /** As the indexer's rollback: the block's facts orphaned and the reorg recorded, in one transaction. */
-async function orphan(block: string) {
+async function orphan(block: string, tx = TX) {
   const c = await ctx.db.pool.connect();
   try {
     await c.query("BEGIN");
     await c.query(
       `UPDATE chain.transfers SET status = 'orphaned', orphaned_after_confirmation = true
         WHERE tx_hash = $1 AND block_hash = $2`,
-      [TX, block],
+      [tx, block],
     );
     await c.query(
       `INSERT INTO chain.reorgs (chain_id, depth, common_ancestor, old_tip_number, old_tip_hash,
          new_tip_number, new_tip_hash, beyond_window)
        SELECT $1, 1, min(block_number) - 1, min(block_number), $2, min(block_number), '0xnew', false
          FROM chain.transfers WHERE tx_hash = $3 AND block_hash = $2`,
-      [CHAIN, block, TX],
+      [CHAIN, block, tx],
     );
     await c.query("COMMIT");
   } finally {
@@ -152,5 +152,58 @@ describe("a restore racing a second reorg of the re-included deposit", () => {
     // … so its credit was held again and, at finality, reversed: nothing left to withdraw.
     expect(credits.rows.map((r) => r.state)).toEqual(["final"]);
     expect((await ledger.balance({ assetId: ETH, name: "user:alice" })).available).toBe(0n);
+  });
+
+  it("a copy re-mined while the hold is being posted at finality is credited by the next pass over new blocks", async () => {
+    const tx = `0x${"cd".repeat(32)}`;
+    const workerB = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
+    let reachedPost!: () => void;
+    const atPost = new Promise<void>((r) => {
+      reachedPost = r;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slowLedger: Ledger = {
+      ...ledger,
+      createTransfers: async (transfers, options) => {
+        reachedPost();
+        await gate;
+        return ledger.createTransfers(transfers, options);
+      },
+    };
+    const workerA = createDepositCrediting({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      ledger: slowLedger,
+    });
+    const credits = async () =>
+      (
+        await ctx.db.pool.query<{ state: string }>(
+          "SELECT state FROM ledger.deposit_credits WHERE tx_hash = $1 ORDER BY created_at",
+          [tx],
+        )
+      ).rows.map((r) => r.state);
+
+    // Credited at block 21, reorged out and held; block 21 is final (the first test's checkpoint).
+    await confirmedFact("0xc1", 21, tx);
+    expect((await workerB.creditNew({ chainId: CHAIN })).credited).toBe(1);
+    await orphan("0xc1", tx);
+    expect(await workerB.holdOrphaned({ chainId: CHAIN })).toBe(1);
+
+    // A has read the hold as final with the deposit nowhere on the chain, and is posting it …
+    const finalizing = workerA.finalizeHolds({ chainId: CHAIN });
+    await atPost;
+    // … when a copy of the deposit is mined (and confirmed) at block 22, and B credits new blocks.
+    await confirmedFact("0xc2", 22, tx);
+    const crediting = workerB.creditNew({ chainId: CHAIN });
+    await doneOrWaitingForALock(crediting.then(() => {}));
+    release();
+    expect(await finalizing).toBe(1);
+    await crediting;
+    // The hold posted at finality, and the copy credited as a deposit of its own right away (not
+    // left below the watermark for the catch-up rotation).
+    expect(await credits()).toEqual(["final", "credited"]);
   });
 });

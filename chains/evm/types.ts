@@ -49,7 +49,7 @@ export type RawLog = {
 };
 
 /**
- * One call frame with its value, flattened from `trace_block` or `debug_traceBlockByNumber`
+ * One call frame with its value, flattened from `trace_block` or `debug_traceBlockByHash`
  * (callTracer). `path` is the frame's position in its transaction's call tree ([] = top level).
  */
 export type CallFrame = {
