@@ -69,6 +69,37 @@ async function doneOrWaitingForALock(work: Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * A crediting worker whose ledger stops at the first write `stopsAt` picks (a slow round trip,
+ * nothing else differs) until `release`; `reached` resolves when it stops there.
+ */
+function slowWorker(stopsAt: (transfers: Parameters<Ledger["createTransfers"]>[0]) => boolean) {
+  let reachedIt!: () => void;
+  const reached = new Promise<void>((r) => {
+    reachedIt = r;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const slowLedger: Ledger = {
+    ...ledger,
+    createTransfers: async (transfers, options) => {
+      if (stopsAt(transfers)) {
+        reachedIt();
+        await gate;
+      }
+      return ledger.createTransfers(transfers, options);
+    },
+  };
+  const worker = createDepositCrediting({
+    common: ctx.common,
+    pool: ctx.db.pool,
+    ledger: slowLedger,
+  });
+  return { worker, reached, release };
+}
+
 beforeAll(async () => {
   ctx = await createTestContext();
   ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
@@ -88,29 +119,7 @@ describe("a restore racing a second reorg of the re-included deposit", () => {
   it("never leaves a credit standing whose deposit is orphaned", async () => {
     const workerB = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
     // Worker A's ledger stops at the hold's void until released (a slow round trip, nothing else).
-    let reachedVoid!: () => void;
-    const atVoid = new Promise<void>((r) => {
-      reachedVoid = r;
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const slowLedger: Ledger = {
-      ...ledger,
-      createTransfers: async (transfers, options) => {
-        if (transfers.some((t) => t.type === "void")) {
-          reachedVoid();
-          await gate;
-        }
-        return ledger.createTransfers(transfers, options);
-      },
-    };
-    const workerA = createDepositCrediting({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      ledger: slowLedger,
-    });
+    const a = slowWorker((transfers) => transfers.some((t) => t.type === "void"));
 
     // Credited at block 11, reorged out (held), re-included and confirmed at block 12.
     await confirmedFact("0xb1", 11);
@@ -120,14 +129,14 @@ describe("a restore racing a second reorg of the re-included deposit", () => {
     await confirmedFact("0xb2", 12);
 
     // A reads the deposit confirmed at block 12 and starts voiding the hold …
-    const restoring = workerA.restoreReconfirmed({ chainId: CHAIN });
-    await atVoid;
+    const restoring = a.worker.restoreReconfirmed({ chainId: CHAIN });
+    await a.reached;
     // … the indexer orphans block 12 (it commits, or waits for A's lock on the fact) and worker B's
     // hold pass runs in that window.
     const orphaning = orphan("0xb2");
     await doneOrWaitingForALock(orphaning);
     await workerB.holdOrphaned({ chainId: CHAIN });
-    release();
+    a.release();
     expect(await restoring).toBe(1);
     await orphaning;
 
@@ -157,27 +166,8 @@ describe("a restore racing a second reorg of the re-included deposit", () => {
   it("a copy re-mined while the hold is being posted at finality is credited by the next pass over new blocks", async () => {
     const tx = `0x${"cd".repeat(32)}`;
     const workerB = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
-    let reachedPost!: () => void;
-    const atPost = new Promise<void>((r) => {
-      reachedPost = r;
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const slowLedger: Ledger = {
-      ...ledger,
-      createTransfers: async (transfers, options) => {
-        reachedPost();
-        await gate;
-        return ledger.createTransfers(transfers, options);
-      },
-    };
-    const workerA = createDepositCrediting({
-      common: ctx.common,
-      pool: ctx.db.pool,
-      ledger: slowLedger,
-    });
+    // Worker A's ledger stops at its first write (the hold's posting) until released.
+    const a = slowWorker(() => true);
     const credits = async () =>
       (
         await ctx.db.pool.query<{ state: string }>(
@@ -193,13 +183,13 @@ describe("a restore racing a second reorg of the re-included deposit", () => {
     expect(await workerB.holdOrphaned({ chainId: CHAIN })).toBe(1);
 
     // A has read the hold as final with the deposit nowhere on the chain, and is posting it …
-    const finalizing = workerA.finalizeHolds({ chainId: CHAIN });
-    await atPost;
+    const finalizing = a.worker.finalizeHolds({ chainId: CHAIN });
+    await a.reached;
     // … when a copy of the deposit is mined (and confirmed) at block 22, and B credits new blocks.
     await confirmedFact("0xc2", 22, tx);
     const crediting = workerB.creditNew({ chainId: CHAIN });
     await doneOrWaitingForALock(crediting.then(() => {}));
-    release();
+    a.release();
     expect(await finalizing).toBe(1);
     await crediting;
     // The hold posted at finality, and the copy credited as a deposit of its own right away (not

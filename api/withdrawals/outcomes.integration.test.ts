@@ -61,6 +61,12 @@ async function get(id: string) {
   return res.json();
 }
 
+/** Gas booked so far (the fees:gas account's posted debits less credits). */
+async function gasAccount() {
+  const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
+  return g.debitsPosted - g.creditsPosted;
+}
+
 async function balance(customer: string) {
   return ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
 }
@@ -87,10 +93,6 @@ async function eventTypes(id: string): Promise<string[]> {
 
 describe("withdrawal outcomes from the signer", () => {
   it("confirmed posts; a reorg reverts the posting to a hold; confirmed again posts once more; finalized is terminal", async () => {
-    const gasAccount = async () => {
-      const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
-      return g.debitsPosted - g.creditsPosted;
-    };
     const gasBefore = await gasAccount(); // the factory deploy's gas, booked by the test set-up
     const id = await withdraw("alice", 2n * ETH);
     const start = await balance("alice");
@@ -183,10 +185,6 @@ describe("withdrawal outcomes from the signer", () => {
   });
 
   it("reorged out and confirmed again between two passes (never seen in broadcast): the posting and its gas follow the new transaction", async () => {
-    const gasAccount = async () => {
-      const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
-      return g.debitsPosted - g.creditsPosted;
-    };
     const id = await withdraw("carol", ETH);
     await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 10 });
     await withdrawals.syncOutcomes();

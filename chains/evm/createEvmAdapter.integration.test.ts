@@ -101,6 +101,13 @@ it("sends signed bytes, and a repeat surfaces as a typed node error", async () =
   await expect(repeat).rejects.toThrow(/nonce too low|already/i);
 });
 
+/** An adapter reading traces with trace_block, and one with debug_traceBlockByHash (callTracer). */
+const tracingAdapters = () => {
+  const withMethod = (traceMethod: "trace_block" | "debug") =>
+    createEvmAdapter(ctx.config.chains[0]!, { common: ctx.common }, { traceMethod });
+  return { parity: withMethod("trace_block"), geth: withMethod("debug") };
+};
+
 it("reads the same value-carrying frames from trace_block and debug_traceBlockByHash", async () => {
   const forwarder = await deploy(rpc, accounts[0]!, "Forwarder");
   const r = await sendAndMine(rpc, {
@@ -111,16 +118,7 @@ it("reads the same value-carrying frames from trace_block and debug_traceBlockBy
     gas: 300_000n,
   });
   const block = { number: BigInt(r.blockNumber), hash: r.blockHash, txHashes: [r.transactionHash] };
-  const parity = createEvmAdapter(
-    ctx.config.chains[0]!,
-    { common: ctx.common },
-    { traceMethod: "trace_block" },
-  );
-  const geth = createEvmAdapter(
-    ctx.config.chains[0]!,
-    { common: ctx.common },
-    { traceMethod: "debug" },
-  );
+  const { parity, geth } = tracingAdapters();
   const simplify = (frames: Awaited<ReturnType<EvmAdapter["getCallFrames"]>>) =>
     frames[0]!.map((f) => ({
       path: f.path.join("."),
@@ -149,16 +147,7 @@ it("refuses the frames of a block at that height that is not the one asked for (
     hash: `0x${"5a".repeat(32)}` as Hex,
     txHashes: [`0x${"a1".repeat(32)}` as Hex],
   };
-  const parity = createEvmAdapter(
-    ctx.config.chains[0]!,
-    { common: ctx.common },
-    { traceMethod: "trace_block" },
-  );
-  const geth = createEvmAdapter(
-    ctx.config.chains[0]!,
-    { common: ctx.common },
-    { traceMethod: "debug" },
-  );
+  const { parity, geth } = tracingAdapters();
   // trace_block is asked by number and names the endpoint's block: refused by its hash.
   await expect(parity.getCallFrames([ours])).rejects.toMatchObject({
     code: "CHAIN_DATA_INCONSISTENT",
