@@ -110,7 +110,8 @@ export async function listApiKeys(db: Pool | PoolClient): Promise<ApiKey[]> {
 /**
  * The active key for a presented plaintext, or a reason it is not acceptable. A console session's
  * key (api/console/sessions.ts) is refused once its session is over (ended, idle past its slid
- * deadline, or past its absolute end), even before the console notices; the console itself passes
+ * deadline, past its absolute end, or the key it was signed in with revoked: revoking is effective
+ * at once for its sessions too), even before the console notices; the console itself passes
  * `consoleSessionOver: "accept"` to end such a session properly.
  */
 export async function verifyApiKey(
@@ -122,8 +123,10 @@ export async function verifyApiKey(
   if (!match) return { ok: false, reason: "malformed API key" };
   const { rows } = await db.query<Row & { console_session_over: boolean }>(
     `SELECT k.*, COALESCE(s.ended_at IS NOT NULL OR s.idle_expires_at <= now()
-                          OR s.expires_at <= now(), false) AS console_session_over
+                          OR s.expires_at <= now() OR p.revoked_at IS NOT NULL, false)
+                 AS console_session_over
        FROM api.api_keys k LEFT JOIN api.console_sessions s ON s.key_id = k.id
+       LEFT JOIN api.api_keys p ON p.id = s.signed_in_with
       WHERE k.id = $1`,
     [match[1]],
   );

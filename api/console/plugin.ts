@@ -11,6 +11,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import { parseTokenAmount } from "../../foundation/amounts.js";
 import { verifyAuditChain } from "../../foundation/audit.js";
 import type { Pool } from "../../foundation/db.js";
+import { listAuditAnchors } from "../../ledger/recon/index.js";
 import {
   type AssetInfo,
   amount,
@@ -57,7 +58,15 @@ function cookiesOf(request: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of (request.headers.cookie ?? "").split(";")) {
     const i = part.indexOf("=");
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0) continue;
+    const raw = part.slice(i + 1).trim();
+    // Any cookie of the host reaches us: one that is not percent-encoded as ours are is kept raw
+    // (never ours then), not a 500 on every console page.
+    try {
+      out[part.slice(0, i).trim()] = decodeURIComponent(raw);
+    } catch {
+      out[part.slice(0, i).trim()] = raw;
+    }
   }
   return out;
 }
@@ -615,7 +624,11 @@ export function createConsolePlugin(options: ConsoleOptions) {
             }),
           );
         // Only after the API let this key read the log (admin) does the console verify the chain.
-        const verification = await verifyAuditChain(options.pool);
+        // With the heads reconciliation runs recorded, as `custody-node audit verify` does: rows
+        // cut from the end of the log are seen only against them.
+        const verification = await verifyAuditChain(options.pool, {
+          anchors: await listAuditAnchors(options.pool),
+        });
         const status = verification.ok
           ? html`<p class="ok" role="status">Hash chain verified: ${verification.rows} rows intact (head #${verification.head?.seq ?? 0}).</p>`
           : html`<p class="bad" role="alert">Hash chain broken: ${verification.problem?.kind} at #${verification.problem?.seq} — ${verification.problem?.detail}</p>`;

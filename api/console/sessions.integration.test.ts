@@ -2,9 +2,11 @@
  * Console sessions through the HTTP surface (inject, real Postgres): sign-in needs its CSRF token
  * and a valid key; an idle session ends (key revoked, back to sign-in); /v1 refuses an idle or
  * expired session's key on its own, before the console notices; a revoked signing-in key ends its
- * sessions.
+ * sessions (refused on /v1 at once); a session's own key cannot sign in; a foreign cookie that does
+ * not decode is ignored; the audit page checks the log against the heads runs recorded.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appendAudit, readAuditHead } from "../../foundation/audit.js";
 import { revokeApiKey } from "../apiKeys.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { SESSION_COOKIE } from "./plugin.js";
@@ -147,5 +149,71 @@ describe("console sessions", () => {
     const after = await get(session!, "/console/recon");
     expect(after.statusCode).toBe(303);
     expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(401);
+  });
+
+  it("a revoked key's sessions are refused on /v1 at once, with no console request in between", async () => {
+    const key = await t.newKey("ops-mallory", ["recon:read"]);
+    const { session } = await signIn(key);
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(200);
+    await revokeApiKey(t.ctx.db.pool, key.split("_")[1]!);
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(401);
+  });
+
+  it("a session's key cannot sign in (a session of a session would outlive both), and changes nothing", async () => {
+    const key = await t.newKey("ops-eve", ["recon:read"]);
+    const { session } = await signIn(key);
+    const before = await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM api.console_sessions");
+    const again = await signIn(session!);
+    expect(again.res.statusCode).toBe(401);
+    expect(again.res.body).toContain("cannot sign in");
+    expect(again.session).toBeUndefined();
+    const after = await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM api.console_sessions");
+    expect(after.rows[0].n).toBe(before.rows[0].n);
+  });
+
+  it("a cookie of the host that is not percent-encoded is ignored, not a 500", async () => {
+    const { session } = await signIn(t.keys.admin);
+    const res = await t.app.inject({
+      method: "GET",
+      url: "/console/recon",
+      headers: { cookie: `other=%E0%A4%A; ${SESSION_COOKIE}=${encodeURIComponent(session!)}` },
+    });
+    expect(res.statusCode).toBe(200);
+    const signInPage = await t.app.inject({
+      method: "GET",
+      url: "/console/sign-in",
+      headers: { cookie: "other=%E0%A4%A" },
+    });
+    expect(signInPage.statusCode).toBe(200);
+  });
+
+  // Last in this file: it cuts the audit log.
+  it("the audit page checks the chain against the heads reconciliation runs recorded (rows cut from the end)", async () => {
+    const pool = t.ctx.db.pool;
+    const { session } = await signIn(t.keys.admin);
+    const keep = (await readAuditHead(pool))!.seq;
+    for (let i = 0; i < 3; i++)
+      await appendAudit(pool, {
+        actor: "ops",
+        action: "withdrawal.approved_by",
+        entityType: "withdrawal",
+        entityId: `w-${i}`,
+      });
+    // A completed reconciliation run records the head, as each one does.
+    const head = (await readAuditHead(pool))!;
+    await pool.query(
+      `INSERT INTO recon.runs (chain_id, block_number, mode, status, audit_head)
+       VALUES (31337, 1, 'full', 'completed', $1)`,
+      [{ seq: head.seq, hash: head.hash }],
+    );
+    expect((await get(session!, "/console/audit")).body).toContain("Hash chain verified");
+    // Someone with the table owner's rights removes the last three entries, past the row trigger.
+    await pool.query("ALTER TABLE audit.audit_log DISABLE TRIGGER USER");
+    await pool.query("DELETE FROM audit.audit_log WHERE seq > $1", [keep]);
+    await pool.query("ALTER TABLE audit.audit_log ENABLE TRIGGER USER");
+    // (Signing in wrote entries after `keep` too: they are cut as well, the session stands.)
+    const page = await get(session!, "/console/audit");
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain("Hash chain broken");
   });
 });

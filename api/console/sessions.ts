@@ -103,6 +103,13 @@ export async function signIn(
   const verified = await verifyApiKey(pool, apiKeyPlaintext.trim());
   if (!verified.ok) return verified;
   const parent = verified.key;
+  // Only a key of its own signs in: a session's key would start a session that outlives its own
+  // (and its signing-in key's revocation, or an SSO session's absolute end).
+  const { rowCount } = await pool.query("SELECT 1 FROM api.console_sessions WHERE key_id = $1", [
+    parent.id,
+  ]);
+  if (rowCount !== 0)
+    return { ok: false, reason: "a console session's key cannot sign in: use an API key" };
   return withTransaction(pool, async (c) => ({
     ok: true as const,
     session: await mintSession(c, {
