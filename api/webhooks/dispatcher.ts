@@ -53,11 +53,53 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   let worker: { close: () => Promise<void> } | undefined;
   let sweeping: Promise<number> | undefined;
 
+  // Longer than a job's whole retry schedule: a delivery pending and untouched for this long has
+  // no job making progress.
+  const staleMs = backoffMs * 2 ** attempts + timeoutMs * attempts;
+  const idOf = (row: { event_id: string; endpoint: string; redrives: number }) =>
+    jobId("wh", row.event_id, endpointTag(row.endpoint), row.redrives);
+
+  /**
+   * A job that failed for good without recording it (Postgres away through all its attempts)
+   * keeps its id for a week, and every ring of that id would be a no-op: the delivery would stay
+   * pending, neither sent nor dead. Such a job is removed so the ring below starts it again.
+   */
+  async function clearFailedJobs(
+    stale: { event_id: string; endpoint: string; redrives: number }[],
+  ) {
+    if (stale.length === 0) return;
+    try {
+      const queue = queues.queue<DeliveryJob>(WEBHOOK_QUEUE);
+      for (const row of stale) {
+        const job = await queue.getJob(idOf(row));
+        if (job && (await job.isFailed())) {
+          await job.remove();
+          log.warn({
+            msg: "webhook delivery's job had failed without recording it; starting it again",
+            event_id: row.event_id,
+            endpoint: row.endpoint,
+          });
+        }
+      }
+    } catch (err) {
+      log.warn({ msg: "webhook sweep could not check stale deliveries' jobs", err });
+    }
+  }
+
   async function sweep(): Promise<number> {
-    const { rows } = await pool.query<{ event_id: string; endpoint: string; redrives: number }>(
-      `SELECT event_id, endpoint, redrives FROM api.webhook_deliveries
+    const { rows } = await pool.query<{
+      event_id: string;
+      endpoint: string;
+      redrives: number;
+      stale: boolean;
+    }>(
+      `SELECT event_id, endpoint, redrives,
+              updated_at < now() - make_interval(secs => $1::double precision / 1000) AS stale
+         FROM api.webhook_deliveries
         WHERE status = 'pending' ORDER BY updated_at LIMIT 500`,
+      [staleMs],
     );
+    await clearFailedJobs(rows.filter((r) => r.stale));
     // A doorbell: with Redis away this returns within its bound and the next sweep rings again.
     await queues.ring<DeliveryJob>(
       WEBHOOK_QUEUE,
@@ -65,7 +107,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         name: "deliver",
         data: { eventId: row.event_id, endpoint: row.endpoint },
         opts: {
-          jobId: jobId("wh", row.event_id, endpointTag(row.endpoint), row.redrives),
+          jobId: idOf(row),
           attempts,
           backoff: { type: "exponential", delay: backoffMs },
         },
