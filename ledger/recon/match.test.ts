@@ -103,6 +103,34 @@ describe("matchFactsToEntries", () => {
     expect(new Set(used).size).toBe(used.length);
   });
 
+  it("lets a cold move post reversed after a reorg claim no fact: the post made when it mined again does", () => {
+    const COLD = `0x${"c".repeat(40)}`;
+    const withCold = new Map<string, CustodyKind>([...custody, [COLD, "cold"]]);
+    const move = {
+      kind: "cold_move" as const,
+      debit: `custody:cold:${COLD}`,
+      credit: `custody:hot:${HOT}`,
+    };
+    // The same signed bytes mined again: the same fact, posted once per hold generation.
+    const facts = [fact({ txHash: tx(1), from: HOT, to: COLD })];
+    const entries = [
+      entry({ ...move, id: "post0", txHash: tx(1), position: "tx" }),
+      entry({
+        ...move,
+        id: "unbook0",
+        kind: "compensation",
+        reversesId: "post0",
+        debit: move.credit,
+        credit: move.debit,
+      }),
+      entry({ ...move, id: "post1", txHash: tx(1), position: "tx" }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody: withCold });
+    expect(r.breaks).toEqual([]);
+    expect(r.matched).toBe(1);
+    expect([...r.matchedEntry]).toEqual([2]);
+  });
+
   it("keeps the agreeing entry as the match when a wrong one came first", () => {
     const entries = [
       entry({ id: "wrong", amount: 90n, txHash: tx(1), position: "tx" }),

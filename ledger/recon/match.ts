@@ -99,15 +99,17 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
   const compensations: number[] = [];
   const breaks: Break[] = [];
 
-  // A withdrawal post or its gas reversed after a reorg (api/withdrawals/holds.ts) claims no fact:
-  // the booking that stands is the one made when the tx mined again.
+  // A withdrawal's or cold move's post, or its gas, reversed after a reorg (api/withdrawals/holds.ts,
+  // signer/sweeps/followColdMoves.ts) claims no fact: the booking that stands is the one made when
+  // the tx mined again (often the same signed bytes: the same fact).
   const reversed = new Set<string>();
   for (const entry of entries) if (entry.reversesId !== null) reversed.add(entry.reversesId);
+  const reversible = new Set(["withdrawal", "cold_move", "fee"]);
 
   for (let e = 0; e < entries.length; e++) {
     const entry = entries[e]!;
     if (entry.kind === "reorg_hold") continue;
-    if ((entry.kind === "withdrawal" || entry.kind === "fee") && reversed.has(entry.id)) continue;
+    if (reversible.has(entry.kind) && reversed.has(entry.id)) continue;
     const held = input.reorgHolds?.get(entry.id);
     if (held === "final") continue;
     if (entry.kind === "compensation" || entry.reversesId !== null) {

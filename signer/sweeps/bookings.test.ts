@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { transferId } from "../../ledger/index.js";
-import { gasTransfer, gasUnbooking, sweepTransfer, sweepUnbooking } from "./bookings.js";
+import {
+  coldMoveHold,
+  coldMoveTransferIds,
+  coldMoveUnbooking,
+  gasTransfer,
+  gasUnbooking,
+  sweepTransfer,
+  sweepUnbooking,
+} from "./bookings.js";
 
 // Names and fields spelled out as they are booked in production databases: they must not move.
 const HOT = "0x00000000000000000000000000000000000000AA";
@@ -49,7 +57,7 @@ describe("sweep bookings", () => {
       kind: "compensation",
       memo: "sweep s1 reorged out after booking: reversed until it mines again",
     });
-    expect(gasUnbooking({ ...booked, txHash: TX, fee: 7n })).toStrictEqual({
+    expect(gasUnbooking({ ...booked, of: "sweep s1", txHash: TX, fee: 7n })).toStrictEqual({
       id: transferId(`fee:31337:${tx}:g1:unbook`),
       reverses: transferId(`fee:31337:${tx}:g1`),
       assetId: `31337:${native}`,
@@ -58,6 +66,62 @@ describe("sweep bookings", () => {
       amount: 7n,
       kind: "compensation",
       memo: "gas of sweep s1 reorged out after booking",
+    });
+  });
+});
+
+describe("cold move bookings", () => {
+  const COLD = "0x000000000000000000000000000000000000C01D";
+  const cold = COLD.toLowerCase();
+  const move = {
+    chainId: 31337,
+    moveId: "m1",
+    hotWallet: HOT,
+    coldAddress: COLD,
+    asset: native,
+    amount: 9n,
+  };
+
+  it("keeps the names booked before hold generations at generation 0", () => {
+    expect(coldMoveTransferIds("m1", 0)).toStrictEqual({
+      hold: transferId("cold_move:m1"),
+      post: transferId("cold_move:m1:post"),
+      void: transferId("cold_move:m1:void"),
+      unbook: transferId("cold_move:m1:post:unbook"),
+    });
+    expect(coldMoveHold({ ...move, generation: 0 })).toStrictEqual({
+      type: "pending",
+      id: transferId("cold_move:m1"),
+      assetId: `31337:${native}`,
+      debit: `custody:cold:${cold}`,
+      credit: `custody:hot:${hot}`,
+      amount: 9n,
+      kind: "cold_move",
+      memo: "cold move m1",
+    });
+  });
+
+  it("reverses a generation's post and holds again under the next generation's names", () => {
+    expect(coldMoveUnbooking({ ...move, generation: 1 })).toStrictEqual({
+      id: transferId("cold_move:m1:post:g1:unbook"),
+      reverses: transferId("cold_move:m1:post:g1"),
+      assetId: `31337:${native}`,
+      debit: `custody:hot:${hot}`,
+      credit: `custody:cold:${cold}`,
+      amount: 9n,
+      kind: "compensation",
+      memo: "cold move m1 reorged out after booking: reversed until it mines again",
+    });
+    expect(coldMoveHold({ ...move, generation: 2 })).toMatchObject({
+      type: "pending",
+      id: transferId("cold_move:m1:hold:g2"),
+      debit: `custody:cold:${cold}`,
+      credit: `custody:hot:${hot}`,
+      amount: 9n,
+    });
+    expect(coldMoveTransferIds("m1", 2)).toMatchObject({
+      post: transferId("cold_move:m1:post:g2"),
+      void: transferId("cold_move:m1:void:g2"),
     });
   });
 });

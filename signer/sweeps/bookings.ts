@@ -6,7 +6,10 @@
  *   gas       `fee:<chainId>:<txHash>`             debit fees:gas, credit custody:hot:<hot> (native)
  *   (a sweep re-booked after a reorg appends `:g<n>`, n the signer's reorg count; the reversal of a
  *   booking appends `:unbook` to the id it reverses)
- *   cold move `cold_move:<moveId>` (hold) → `cold_move:<moveId>:post` | `cold_move:<moveId>:void`
+ *   cold move `cold_move:<moveId>` (hold) → `cold_move:<moveId>:post` | `cold_move:<moveId>:void`,
+ *             gas as above; a move reorged out after its post has the post and gas reversed
+ *             (`:unbook`) and is held again: hold `cold_move:<moveId>:hold:g<n>` → `…:post:g<n>` |
+ *             `…:void:g<n>`, gas `fee:<chainId>:<txHash>:g<n>`, n the move's hold generation
  * Each carries the chain reference of the fact it explains, for reconciliation.
  */
 import {
@@ -114,10 +117,65 @@ export function sweepUnbooking(args: {
   };
 }
 
-/** The reversal of a sweep's gas booking, `:unbook` after the booked name (kind compensation). */
+/** The ids of a cold move's hold of one generation, its settlement and the reversal of its post. */
+export function coldMoveTransferIds(moveId: string, generation: number) {
+  const g = gen(generation);
+  return {
+    // Generation 0 keeps the names booked before holds had generations.
+    hold: transferId(generation ? `cold_move:${moveId}:hold${g}` : `cold_move:${moveId}`),
+    post: transferId(`cold_move:${moveId}:post${g}`),
+    void: transferId(`cold_move:${moveId}:void${g}`),
+    unbook: transferId(`cold_move:${moveId}:post${g}:unbook`),
+  };
+}
+
+type ColdMoveFields = {
+  chainId: number;
+  moveId: string;
+  hotWallet: string;
+  coldAddress: string;
+  asset: string;
+  amount: bigint;
+  /** The move's hold generation (0: the hold placed at request). */
+  generation: number;
+};
+
+/** A cold move's hold: debit custody:cold, credit custody:hot, pending until the chain decides. */
+export function coldMoveHold(args: ColdMoveFields): NewTransfer {
+  return {
+    type: "pending",
+    id: coldMoveTransferIds(args.moveId, args.generation).hold,
+    assetId: assetIdOf(args.chainId, args.asset),
+    debit: coldAccount(args.coldAddress),
+    credit: hotAccount(args.hotWallet),
+    amount: args.amount,
+    kind: "cold_move",
+    memo: args.generation
+      ? `cold move ${args.moveId} (held again after a reorg, generation ${args.generation})`
+      : `cold move ${args.moveId}`,
+  };
+}
+
+/** The reversal of a cold move's posted hold of `generation`, `:unbook` after the post's name. */
+export function coldMoveUnbooking(args: ColdMoveFields): NewTransfer {
+  const ids = coldMoveTransferIds(args.moveId, args.generation);
+  return {
+    id: ids.unbook,
+    reverses: ids.post,
+    assetId: assetIdOf(args.chainId, args.asset),
+    debit: hotAccount(args.hotWallet),
+    credit: coldAccount(args.coldAddress),
+    amount: args.amount,
+    kind: "compensation",
+    memo: `cold move ${args.moveId} reorged out after booking: reversed until it mines again`,
+  };
+}
+
+/** The reversal of a gas booking, `:unbook` after the booked name (kind compensation). */
 export function gasUnbooking(args: {
   chainId: number;
-  sweepId: string;
+  /** Whose gas, as memos name it: `sweep <id>`, `cold move <id>`. */
+  of: string;
   txHash: string;
   hotWallet: string;
   fee: bigint;
@@ -131,7 +189,7 @@ export function gasUnbooking(args: {
     hotWallet: args.hotWallet.toLowerCase(),
     amount: args.fee,
     kind: "compensation",
-    memo: `gas of sweep ${args.sweepId} reorged out after booking`,
+    memo: `gas of ${args.of} reorged out after booking`,
   });
 }
 

@@ -2,8 +2,9 @@
  * Hot/cold: a hot wallet keeps at most its per-asset ceiling; above it, the excess goes to the
  * chain's cold address through the same rails as a withdrawal: a ledger hold (custody:hot →
  * custody:cold) and a signer request in one transaction, then post on confirmation or void on
- * failure, and the gas booked either way. One open move per (chain, hot wallet, asset); the next
- * is sized after it settles.
+ * failure, and the gas booked either way. A booked move is followed until its block is final
+ * (followColdMoves.ts): reorged out, it is held and open again. One move per (chain, hot wallet,
+ * asset) in flight (open, or booked and not final yet); the next is sized after it is final.
  */
 import { randomUUID } from "node:crypto";
 import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
@@ -16,16 +17,16 @@ import {
   contractHotWallets,
   notifyWatchedAddress,
 } from "../../indexers/index.js";
-import {
-  assetIdOf,
-  holdSettlement,
-  type Ledger,
-  type TransferInput,
-  transferId,
-} from "../../ledger/index.js";
+import { assetIdOf, holdSettlement, type Ledger, type TransferInput } from "../../ledger/index.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { requestTransaction } from "../requests.js";
-import { assertBooked, coldAccount, gasTransfer, hotAccount } from "./bookings.js";
+import {
+  assertBooked,
+  coldMoveHold,
+  coldMoveTransferIds,
+  gasTransfer,
+  hotAccount,
+} from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
 import { settlementOf } from "./settleSweeps.js";
 
@@ -68,12 +69,15 @@ export async function startColdMoves({
   // The hot wallets that accumulate swept value on this chain (the factories' destinations).
   for (const hot of await contractHotWallets(pool, chain.chainId)) {
     for (const [asset, ceiling] of ceilings) {
-      const open = await pool.query(
+      // A booked move not final yet may be reorged out and open again (one open move per asset);
+      // and the ledger is sure of the hot balance only once it is final.
+      const inFlight = await pool.query(
         `SELECT 1 FROM custody.cold_moves
-         WHERE chain_id = $1 AND hot_wallet = $2 AND asset = $3 AND status = 'open'`,
+         WHERE chain_id = $1 AND hot_wallet = $2 AND asset = $3
+           AND (status = 'open' OR (status = 'booked' AND final_at IS NULL))`,
         [chain.chainId, hot, asset],
       );
-      if (open.rowCount) continue;
+      if (inFlight.rowCount) continue;
       const assetId = assetIdOf(chain.chainId, asset);
       const [balance, onChain] = await Promise.all([
         // No account yet (nothing swept to this wallet in this asset): nothing to move.
@@ -107,16 +111,15 @@ export async function startColdMoves({
         assertBooked(
           await ledger.createTransfers(
             [
-              {
-                type: "pending",
-                id: transferId(`cold_move:${id}`),
-                assetId,
-                debit: coldAccount(cold),
-                credit: hotAccount(hot),
+              coldMoveHold({
+                chainId: chain.chainId,
+                moveId: id,
+                hotWallet: hot,
+                coldAddress: cold,
+                asset,
                 amount,
-                kind: "cold_move",
-                memo: `cold move ${id}`,
-              },
+                generation: 0,
+              }),
             ],
             { client },
           ),
@@ -163,17 +166,23 @@ type OpenMove = {
   cold_address: string;
   asset: string;
   amount: bigint;
+  hold_generation: number;
 };
 
-/** Post (booked) or void (failed) from the signer's outcome; undefined: not final enough yet. */
+/**
+ * Post (booked) or void (failed) the move's current hold from the signer's outcome, booking the
+ * gas with it under the hold's generation; undefined: not final enough yet. A void needs evidence:
+ * refused before a nonce was taken, decided at a final block, or failed by an operator.
+ */
 export async function settleColdMoves({
   common,
   pool,
   ledger,
   chain,
 }: Deps): Promise<{ id: string; status: "booked" | "failed" }[]> {
+  const log = common.logger.child({ component: "cold_moves", chain_id: chain.chainId });
   const { rows: open } = await pool.query<OpenMove>(
-    `SELECT id, hot_wallet, cold_address, asset, amount FROM custody.cold_moves
+    `SELECT id, hot_wallet, cold_address, asset, amount, hold_generation FROM custody.cold_moves
      WHERE chain_id = $1 AND status = 'open' ORDER BY created_at`,
     [chain.chainId],
   );
@@ -181,25 +190,30 @@ export async function settleColdMoves({
   const outcomes = new Map(
     (await getTxOutcomes(pool, { requestIds: open.map((m) => m.id) })).map((o) => [o.requestId, o]),
   );
-  const rows = open.flatMap((m) => {
+  const settled: { id: string; status: "booked" | "failed" }[] = [];
+  for (const m of open) {
     const o = outcomes.get(m.id);
     const settlement = o && settlementOf(o);
-    if (!o || !settlement) return [];
-    return [
-      {
-        ...m,
-        success: settlement === "booked",
-        tx_hash: o.txHash,
-        fee: o.fee,
-        position: o.transferPosition,
-      },
-    ];
-  });
-  const settled: { id: string; status: "booked" | "failed" }[] = [];
-  for (const m of rows) {
-    const success = m.success;
+    if (!o || !settlement) continue;
+    const success = settlement === "booked";
+    if (
+      !success &&
+      o.nonce !== null &&
+      o.finalizedAt === null &&
+      o.errorCode !== "OPERATOR_FAILED"
+    ) {
+      // A `failed` without any evidence is a signer bug: the hold stands (withdrawals do the same).
+      log.error({
+        msg: "signer reported a cold move failed without a final block or an operator; the hold is kept",
+        cold_move_id: m.id,
+        error_code: o.errorCode,
+      });
+      continue;
+    }
     // The signer records the fact position of the value transfer (`tx` or `transfer:<n>`).
-    const position = success ? (m.position ?? (m.asset === zeroAddress ? "tx" : null)) : undefined;
+    const position = success
+      ? (o.transferPosition ?? (m.asset === zeroAddress ? "tx" : null))
+      : undefined;
     if (success && !position) {
       throw new SweepReceiptError(
         m.id,
@@ -207,50 +221,62 @@ export async function settleColdMoves({
       );
     }
     const status = await withTransaction(pool, async (client) => {
-      const lock = await client.query<{ status: string }>(
-        "SELECT status FROM custody.cold_moves WHERE id = $1 FOR UPDATE",
+      const lock = await client.query<{ status: string; hold_generation: number }>(
+        "SELECT status, hold_generation FROM custody.cold_moves WHERE id = $1 FOR UPDATE",
         [m.id],
       );
-      if (lock.rows[0]?.status !== "open") return undefined;
+      const now = lock.rows[0];
+      if (now?.status !== "open" || now.hold_generation !== m.hold_generation) return undefined;
+      const ids = coldMoveTransferIds(m.id, m.hold_generation);
       const transfers: TransferInput[] = [
         holdSettlement({
-          pendingId: transferId(`cold_move:${m.id}`),
-          postId: transferId(`cold_move:${m.id}:post`),
-          voidId: transferId(`cold_move:${m.id}:void`),
+          pendingId: ids.hold,
+          postId: ids.post,
+          voidId: ids.void,
           chainRef:
-            success && m.tx_hash && position
-              ? { chainId: chain.chainId, txHash: m.tx_hash, position }
+            success && o.txHash && position
+              ? { chainId: chain.chainId, txHash: o.txHash, position }
               : undefined,
         }),
       ];
-      const fee = m.fee ?? 0n;
-      if (m.tx_hash && fee > 0n) {
+      const fee = o.fee ?? 0n;
+      if (o.txHash && fee > 0n) {
         transfers.push(
           gasTransfer({
             chainId: chain.chainId,
-            txHash: m.tx_hash,
+            txHash: o.txHash,
             hotWallet: m.hot_wallet,
             fee,
             memo: `gas of cold move ${m.id}`,
+            generation: m.hold_generation,
           }),
         );
       }
       assertBooked(await ledger.createTransfers(transfers, { client }), `cold move ${m.id}`);
       const next = success ? "booked" : "failed";
       await client.query(
-        `UPDATE custody.cold_moves SET status = $2, tx_hash = $3, fee = $4, settled_at = now()
+        `UPDATE custody.cold_moves SET status = $2, tx_hash = $3, fee = $4, settled_at = now(),
+           booked_generation = $5, final_at = $6
          WHERE id = $1`,
-        [m.id, next, m.tx_hash, m.fee?.toString() ?? null],
+        [
+          m.id,
+          next,
+          o.txHash,
+          o.fee?.toString() ?? null,
+          o.reorgs,
+          // Booked in a final block (or failed, which is terminal): nothing left to follow.
+          !success || o.status === "finalized" ? new Date() : null,
+        ],
       );
       return next;
     });
     if (!status) continue;
     settled.push({ id: m.id, status });
-    common.logger.info({
+    log.info({
       msg: status === "booked" ? "cold move booked" : "cold move failed (hold voided)",
-      chain_id: chain.chainId,
       cold_move_id: m.id,
-      tx_hash: m.tx_hash,
+      tx_hash: o.txHash,
+      hold_generation: m.hold_generation,
     });
   }
   return settled;

@@ -1,8 +1,9 @@
 /**
- * One sweep tick for a chain: settle what the signer finished (sweeps, cold moves), then move
- * hot-wallet value above its ceiling to cold, then request new sweeps. Settling first frees the
- * addresses of failed sweeps and makes booked amounts count before the next plan. Every step
- * re-reads Postgres, so a tick after a crash (or a lost doorbell) finishes whatever was owed.
+ * One sweep tick for a chain: follow what was booked until final and settle what the signer
+ * finished (sweeps, cold moves), then move hot-wallet value above its ceiling to cold, then
+ * request new sweeps. Settling first frees the addresses of failed sweeps and makes booked amounts
+ * count before the next plan. Every step re-reads Postgres, so a tick after a crash (or a lost
+ * doorbell) finishes whatever was owed.
  */
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
@@ -10,6 +11,7 @@ import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Ledger } from "../../ledger/index.js";
 import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";
+import { followColdMoves } from "./followColdMoves.js";
 import { followSweeps } from "./followSweeps.js";
 import { type SettledSweep, settleSweeps } from "./settleSweeps.js";
 import { type StartedSweep, startSweeps } from "./startSweeps.js";
@@ -57,6 +59,7 @@ export function createSweeper({
       const deps = depsFor(chainId);
       await followSweeps(deps);
       const settled = await settleSweeps(deps);
+      await followColdMoves(deps);
       const coldSettled = await settleColdMoves(deps);
       return { settled, coldSettled };
     },
@@ -64,6 +67,7 @@ export function createSweeper({
       const deps = depsFor(chainId);
       await followSweeps(deps);
       const settled = await settleSweeps(deps);
+      await followColdMoves(deps);
       const coldSettled = await settleColdMoves(deps);
       const coldStarted = await startColdMoves(deps);
       const started = await startSweeps({

@@ -26,12 +26,21 @@ type BookedSweep = {
 
 export type FollowedSweep = { id: string; action: "final" | "unbooked" };
 
-/** What to do with a booked sweep given its outcome now. */
+/** Outcomes of a request whose transaction is in no block (the signer is sending it again). */
+const UNMINED: ReadonlySet<TxOutcome["status"]> = new Set(["broadcast", "receipt_unknown"]);
+
+/**
+ * What to do with a booking (a sweep's or a cold move's) given its outcome now: the booked
+ * inclusion left the chain when the reorg count grew past the booked one or the outcome is back
+ * to an unmined status (the signer counts each exit, so either says it; both are read), or it
+ * failed after all.
+ */
 export function followAction(
   bookedGeneration: number,
   o: Pick<TxOutcome, "status" | "reorgs">,
 ): "final" | "unbook" | undefined {
-  if (o.reorgs > bookedGeneration || o.status === "failed") return "unbook";
+  if (o.reorgs > bookedGeneration || UNMINED.has(o.status) || o.status === "failed")
+    return "unbook";
   if (o.status === "finalized") return "final";
   return undefined;
 }
@@ -89,7 +98,9 @@ export async function followSweeps({
       );
       const fee = row.fee ?? 0n;
       if (row.tx_hash && fee > 0n) {
-        transfers.push(gasUnbooking({ ...booked, txHash: row.tx_hash, fee }));
+        transfers.push(
+          gasUnbooking({ ...booked, of: `sweep ${row.id}`, txHash: row.tx_hash, fee }),
+        );
       }
       assertBooked(await ledger.createTransfers(transfers, { client }), `unbooking ${row.id}`);
       await sweepUnbooked(client, row.id);

@@ -1,0 +1,252 @@
+/**
+ * A booked cold move is followed until its block is final (DESIGN "money is followed until
+ * final"), on the real stack (anvil, Postgres, Redis, KMS emulator). Its hold is posted when the
+ * signer reports it confirmed; a reorg above the finalized height then takes its block out, and:
+ *   - with the deposit and sweep that funded it (the re-sent bytes revert): the posting and its gas
+ *     are reversed, the amount is held again and voided at the final block, the move ends
+ *     `failed`, and only the reverted inclusion's gas stays booked;
+ *   - alone (the re-sent bytes mine in another block, at another fee): the posting and its gas are
+ *     reversed and the new hold is posted against the new inclusion, with its gas.
+ * Either way the ledger's custody:cold and hot-wallet token balances equal the chain's, and the gas
+ * booked for the move is what the chain charged for the inclusion that stands.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testToken } from "../../chains/contracts/index.js";
+import { sendAndMine } from "../../indexers/testing/chain.js";
+import { transferId } from "../../ledger/index.js";
+import { getTxOutcomes } from "../outcomes.js";
+import { waitFor } from "../testing/harness.js";
+import { coldAccount, coldMoveTransferIds, hotAccount } from "./bookings.js";
+import { CHAIN_ID, DEPOSITOR, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
+
+const COLD = "0x000000000000000000000000000000000000c01d" as const;
+const REORG_WINDOW = 30;
+
+let s: SweepStack;
+
+beforeAll(async () => {
+  s = await startSweepStack({
+    reorgWindow: REORG_WINDOW,
+    coldAddress: COLD,
+    tokens: [
+      { address: TOKEN, symbol: "TT", decimals: 18, sweepThreshold: "1", hotCeiling: "1000" },
+    ],
+  });
+  await s.deployToken();
+  s.startSigner();
+});
+
+afterAll(async () => {
+  await s?.close();
+});
+
+const onChainToken = (holder: Hex) =>
+  s.h.client.readContract({
+    address: TOKEN,
+    abi: testToken.abi,
+    functionName: "balanceOf",
+    args: [holder],
+  }) as Promise<bigint>;
+
+type MoveRow = {
+  id: string;
+  status: string;
+  tx_hash: string | null;
+  fee: bigint | null;
+  hold_generation: number;
+  final_at: Date | null;
+};
+
+async function coldMove(id: string): Promise<MoveRow> {
+  const { rows } = await s.ctx.db.pool.query<MoveRow>(
+    "SELECT id, status, tx_hash, fee, hold_generation, final_at FROM custody.cold_moves WHERE id = $1",
+    [id],
+  );
+  return rows[0]!;
+}
+
+/** Mint tokens to a fresh deposit address, credit and sweep them to the hot wallet. */
+async function depositAndSweep(customerId: string, amount: bigint) {
+  const address = await s.allocate(customerId);
+  const minted = await sendAndMine(s.rpc, {
+    from: DEPOSITOR.toLowerCase() as Hex,
+    to: TOKEN,
+    data: `0x40c10f19${address.slice(2).toLowerCase().padStart(64, "0")}${amount.toString(16).padStart(64, "0")}`,
+  });
+  expect(minted.status).toBe("0x1");
+  await s.mine(2);
+  await s.syncAndCredit();
+  await s.sweeper.tick(CHAIN_ID);
+  await s.settleAll();
+  return BigInt(minted.blockNumber);
+}
+
+/** Tick until the (next) cold move of the token is booked; returns it as booked. */
+async function bookedColdMove(): Promise<MoveRow> {
+  const id = await waitFor(
+    "cold move booked",
+    async () => {
+      await s.sweeper.tick(CHAIN_ID);
+      const { rows } = await s.ctx.db.pool.query<{ id: string; status: string }>(
+        "SELECT id, status FROM custody.cold_moves WHERE asset = $1 ORDER BY created_at DESC LIMIT 1",
+        [TOKEN.toLowerCase()],
+      );
+      if (rows[0]?.status === "booked") return rows[0].id;
+      await s.mine(1);
+      return undefined;
+    },
+    { timeoutMs: 60_000, everyMs: 200 },
+  );
+  return coldMove(id);
+}
+
+/** Mine and tick until the signer's outcome is terminal, then one more settle pass. */
+async function followToFinal(id: string) {
+  await waitFor(
+    "cold move request final",
+    async () => {
+      await s.mine(1);
+      await s.syncAndCredit();
+      await s.sweeper.tick(CHAIN_ID);
+      const [o] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [id] });
+      return o!.status === "failed" || o!.status === "finalized";
+    },
+    { timeoutMs: 120_000, everyMs: 100 },
+  );
+  await s.sweeper.tick(CHAIN_ID);
+  const [outcome] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [id] });
+  return outcome!;
+}
+
+/** The amount of each ledger transfer named (a void's is 0), null for one that does not exist. */
+async function amounts(names: Record<string, string>): Promise<Record<string, bigint | null>> {
+  const { rows } = await s.ctx.db.pool.query<{ id: string; amount: bigint }>(
+    "SELECT id::text, amount FROM ledger.transfers WHERE id = ANY($1::uuid[])",
+    [Object.values(names)],
+  );
+  const byId = new Map(rows.map((r) => [r.id, r.amount]));
+  return Object.fromEntries(Object.entries(names).map(([k, id]) => [k, byId.get(id) ?? null]));
+}
+
+/** The ledger's cold and hot token balances are the chain's. */
+async function expectLedgerMatchesChain() {
+  expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(await onChainToken(COLD));
+  expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(await onChainToken(s.hot));
+}
+
+/** What the chain charged for the transaction: its receipt, read from the node. */
+async function chargedByChain(txHash: string): Promise<bigint> {
+  const r = await s.h.client.getTransactionReceipt({ hash: txHash as Hex });
+  return r.gasUsed * r.effectiveGasPrice;
+}
+
+describe("a booked cold move reorged out", () => {
+  it("with its funding: reversed, held again and voided at the final block", async () => {
+    const mintBlock = await depositAndSweep("cold-reorg-failed", 5000n);
+    expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(5000n);
+    const booked = await bookedColdMove();
+    expect(await onChainToken(COLD)).toBe(4000n);
+    expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(4000n);
+
+    // The reorg (inside the reorg window, above the finalized height) takes out the deposit, the
+    // sweep and the cold move; the signer re-sends the sweep's and the cold move's bytes.
+    const depth = Number((await s.h.client.getBlockNumber()) - mintBlock) + 1;
+    expect(depth).toBeLessThan(REORG_WINDOW);
+    await s.rpc("anvil_reorg", [depth, []]);
+
+    const outcome = await followToFinal(booked.id);
+    // Nothing to move any more: the re-sent transfer reverted, and its block is final.
+    expect(outcome.status).toBe("failed");
+    expect(outcome.receiptSuccess).toBe(false);
+    const move = await coldMove(booked.id);
+    expect(move).toMatchObject({ status: "failed", hold_generation: 1 });
+    expect(move.final_at).not.toBeNull();
+    expect(await onChainToken(COLD)).toBe(0n);
+    await expectLedgerMatchesChain();
+
+    // The first posting and its gas are reversed; the second hold is voided; the gas that stands
+    // is the reverted inclusion's, as the chain charged it.
+    const gen0 = coldMoveTransferIds(booked.id, 0);
+    const gen1 = coldMoveTransferIds(booked.id, 1);
+    const ledger = await amounts({
+      post0: gen0.post,
+      unbook0: gen0.unbook,
+      hold1: gen1.hold,
+      post1: gen1.post,
+      void1: gen1.void,
+      gas0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}`),
+      gasUnbook0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}:unbook`),
+      gas1: transferId(`fee:${CHAIN_ID}:${outcome.txHash!.toLowerCase()}:g1`),
+    });
+    expect(ledger).toEqual({
+      post0: 4000n,
+      unbook0: 4000n,
+      hold1: 4000n,
+      post1: null,
+      void1: 0n,
+      gas0: booked.fee,
+      gasUnbook0: booked.fee,
+      gas1: outcome.fee,
+    });
+    expect(move.fee).toBe(outcome.fee);
+    expect(outcome.fee).toBe(await chargedByChain(outcome.txHash!));
+  });
+
+  it("alone: reversed and posted again against the inclusion that stands", async () => {
+    await depositAndSweep("cold-reorg-remined", 5000n);
+    const coldBefore = await onChainToken(COLD);
+    const booked = await bookedColdMove();
+    expect(await onChainToken(COLD)).toBe(coldBefore + 4000n);
+    const [mined] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [booked.id] });
+
+    // Only the cold move's block and those after it leave the chain: the hot wallet still holds
+    // the tokens, so the re-sent bytes mine again in a later block.
+    const depth = Number((await s.h.client.getBlockNumber()) - mined!.blockNumber!) + 1;
+    expect(depth).toBeLessThan(REORG_WINDOW);
+    await s.rpc("anvil_reorg", [depth, []]);
+
+    const outcome = await followToFinal(booked.id);
+    expect(outcome.status).toBe("finalized");
+    expect(outcome.reorgs).toBeGreaterThan(mined!.reorgs);
+    expect(outcome.blockHash).not.toBe(mined!.blockHash);
+    const move = await coldMove(booked.id);
+    expect(move).toMatchObject({
+      status: "booked",
+      hold_generation: 1,
+      tx_hash: outcome.txHash,
+      fee: outcome.fee,
+    });
+    expect(move.final_at).not.toBeNull();
+    expect(await onChainToken(COLD)).toBe(coldBefore + 4000n);
+    await expectLedgerMatchesChain();
+
+    const gen0 = coldMoveTransferIds(booked.id, 0);
+    const gen1 = coldMoveTransferIds(booked.id, 1);
+    const ledger = await amounts({
+      post0: gen0.post,
+      unbook0: gen0.unbook,
+      post1: gen1.post,
+      void1: gen1.void,
+      gas0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}`),
+      gasUnbook0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}:unbook`),
+      gas1: transferId(`fee:${CHAIN_ID}:${outcome.txHash!.toLowerCase()}:g1`),
+    });
+    expect(ledger).toEqual({
+      post0: 4000n,
+      unbook0: 4000n,
+      post1: 4000n,
+      void1: null,
+      gas0: booked.fee,
+      gasUnbook0: booked.fee,
+      gas1: outcome.fee,
+    });
+    expect(outcome.fee).toBe(await chargedByChain(outcome.txHash!));
+    // The standing post carries the new inclusion's chain reference.
+    const { rows } = await s.ctx.db.pool.query<{ tx_hash: string }>(
+      "SELECT tx_hash FROM ledger.transfers WHERE id = $1",
+      [gen1.post],
+    );
+    expect(rows[0]!.tx_hash.toLowerCase()).toBe(outcome.txHash!.toLowerCase());
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * Follow booked cold moves until their block is final (DESIGN "Finality and bad days"), as
+ * followSweeps does for sweeps and the withdrawal follower for withdrawals: a cold move's hold is
+ * posted once the signer reports its transaction confirmed, but a reorg above the finalized height
+ * can still take that transaction out, and the re-sent bytes may then mine in another block at
+ * another fee, or revert. When the signer's outcome shows the booked inclusion left the chain
+ * (followAction), the post and the gas booked with it are reversed (compensating transfers that
+ * `reverses` the originals), the amount is held again under the next hold generation and the move
+ * is open again: settleColdMoves posts that hold when the transaction mines again, or voids it
+ * when the signer fails the request at a final block. Nothing is released here. A booked move
+ * whose outcome is finalized in the booked inclusion is final and no longer followed.
+ */
+import type { ChainConfig } from "../../chains/index.js";
+import type { Common } from "../../foundation/common.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
+import type { Ledger, NewTransfer } from "../../ledger/index.js";
+import { getTxOutcomes } from "../outcomes.js";
+import { assertBooked, coldMoveHold, coldMoveUnbooking, gasUnbooking } from "./bookings.js";
+import { followAction } from "./followSweeps.js";
+
+type BookedMove = {
+  id: string;
+  hot_wallet: string;
+  cold_address: string;
+  asset: string;
+  amount: bigint;
+  tx_hash: string | null;
+  fee: bigint | null;
+  booked_generation: number;
+  hold_generation: number;
+};
+
+export type FollowedColdMove = { id: string; action: "final" | "unbooked" };
+
+export async function followColdMoves({
+  common,
+  pool,
+  ledger,
+  chain,
+}: {
+  common: Common;
+  pool: Pool;
+  ledger: Ledger;
+  chain: ChainConfig;
+}): Promise<FollowedColdMove[]> {
+  const log = common.logger.child({ component: "cold_moves", chain_id: chain.chainId });
+  const { rows } = await pool.query<BookedMove>(
+    `SELECT id, hot_wallet, cold_address, asset, amount, tx_hash, fee, booked_generation,
+            hold_generation
+       FROM custody.cold_moves
+      WHERE chain_id = $1 AND status = 'booked' AND final_at IS NULL ORDER BY settled_at`,
+    [chain.chainId],
+  );
+  if (rows.length === 0) return [];
+  const outcomes = new Map(
+    (await getTxOutcomes(pool, { requestIds: rows.map((r) => r.id) })).map((o) => [o.requestId, o]),
+  );
+  const out: FollowedColdMove[] = [];
+  for (const row of rows) {
+    const o = outcomes.get(row.id);
+    const action = o && followAction(row.booked_generation, o);
+    if (!o || !action) continue;
+    const done = await withTransaction(pool, async (client) => {
+      const lock = await client.query<{ status: string; hold_generation: number }>(
+        "SELECT status, hold_generation FROM custody.cold_moves WHERE id = $1 FOR UPDATE",
+        [row.id],
+      );
+      const now = lock.rows[0];
+      if (now?.status !== "booked" || now.hold_generation !== row.hold_generation) return false;
+      if (action === "final") {
+        await client.query("UPDATE custody.cold_moves SET final_at = now() WHERE id = $1", [
+          row.id,
+        ]);
+        return true;
+      }
+      // One open move per (chain, hot wallet, asset) (cold_moves_one_open). startColdMoves starts
+      // none while this one is followed; a revision without that rule may have: this one waits,
+      // still booked and followed, until that one settles.
+      const other = await client.query(
+        `SELECT m.id FROM custody.cold_moves m, custody.cold_moves me
+          WHERE me.id = $1 AND m.chain_id = me.chain_id AND m.hot_wallet = me.hot_wallet
+            AND m.asset = me.asset AND m.status = 'open'`,
+        [row.id],
+      );
+      if (other.rowCount) {
+        log.error({
+          msg: "cold move reorged out after booking waits: another move of its asset is open",
+          cold_move_id: row.id,
+          open_cold_move_id: other.rows[0].id,
+        });
+        return false;
+      }
+      const move = {
+        chainId: chain.chainId,
+        moveId: row.id,
+        hotWallet: row.hot_wallet,
+        coldAddress: row.cold_address,
+        asset: row.asset,
+        amount: row.amount,
+      };
+      // What was booked, under the generation it was booked in; then the next generation's hold.
+      const transfers: NewTransfer[] = [
+        coldMoveUnbooking({ ...move, generation: row.hold_generation }),
+      ];
+      const fee = row.fee ?? 0n;
+      if (row.tx_hash && fee > 0n) {
+        transfers.push(
+          gasUnbooking({
+            chainId: chain.chainId,
+            of: `cold move ${row.id}`,
+            txHash: row.tx_hash,
+            hotWallet: row.hot_wallet,
+            fee,
+            generation: row.hold_generation,
+          }),
+        );
+      }
+      const next = row.hold_generation + 1;
+      transfers.push(coldMoveHold({ ...move, generation: next }));
+      assertBooked(await ledger.createTransfers(transfers, { client }), `unbooking ${row.id}`);
+      await client.query(
+        `UPDATE custody.cold_moves
+            SET status = 'open', hold_generation = $2, tx_hash = NULL, fee = NULL,
+                settled_at = NULL
+          WHERE id = $1`,
+        [row.id, next],
+      );
+      return true;
+    });
+    if (!done) continue;
+    out.push({ id: row.id, action: action === "final" ? "final" : "unbooked" });
+    if (action === "unbook")
+      log.warn({
+        msg: "booked cold move left the chain (reorg): posting reversed and held again until it mines again",
+        cold_move_id: row.id,
+        tx_hash: row.tx_hash,
+        booked_generation: row.booked_generation,
+        reorgs: o.reorgs,
+        outcome: o.status,
+        hold_generation: row.hold_generation + 1,
+      });
+  }
+  return out;
+}
