@@ -1,10 +1,13 @@
 /**
  * Attestation of reserves and liabilities (DESIGN "Proof for dApps"). At the block of the newest
- * completed reconciliation run of a chain, when that run has no open break and the schedule says
- * one is due, per asset (native and listed tokens):
+ * completed reconciliation run of a chain, when that run has no open break, no solvency shortfall
+ * or unexplained balance difference (acknowledged or not), and the schedule says one is due, per
+ * asset (native and listed tokens):
  *   reserves     on-chain balances of every custody address (hot, cold, deposit) at the block
- *   liabilities  the customers' posted balances (less pending reorg holds, as reconciliation counts
- *                them), as leaves of a Merkle-sum tree (merkleSum.ts) with a salt per customer
+ *   liabilities  the customers' balances as that run counted them (posted, less pending reorg
+ *                holds, without what the ledger booked after the run or deferred past its block:
+ *                recon's customerLiabilitiesAtRun), as leaves of a Merkle-sum tree (merkleSum.ts)
+ *                with a salt per customer; their sum must equal the run's recorded liabilities
  *   addresses    the Merkle root of the custody address list the reserves were read from
  *   reportHash   keccak256 of the attestation report (reportOf): run, block, per-address balances
  * stored with its leaves and handed to the signer as a normal request (`attest:<chain>:<asset>:<block>`)
@@ -27,8 +30,9 @@ import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract, listCustody } from "../../indexers/index.js";
 import { createLedger } from "../createLedger.js";
-import { loadCustomerBalances } from "../customerBalances.js";
-import { listRuns, readRun } from "../recon/store.js";
+import { customerLiabilitiesAtRun } from "../recon/customerLiabilities.js";
+import { listRuns, readRun, readRunJournalPosition, type StoredRun } from "../recon/store.js";
+import type { BreakType } from "../recon/types.js";
 import { assetIdOf, transferId } from "../transferId.js";
 import { RESERVES_ATTESTOR, reservesAttestor } from "./deploy.js";
 import { addressesRoot, buildMerkleSumTree } from "./merkleSum.js";
@@ -72,7 +76,14 @@ export type AttestTickResult =
   | { attested: AttestationRecord[]; runId: number; block: number }
   | {
       attested: [];
-      skipped: "no_contract" | "no_run" | "in_flight" | "not_due" | "open_breaks";
+      skipped:
+        | "no_contract"
+        | "no_run"
+        | "in_flight"
+        | "not_due"
+        | "open_breaks"
+        | "balance_breaks"
+        | "liabilities_differ";
       runId?: number;
       block?: number;
       detail: string;
@@ -117,6 +128,21 @@ export type AttestChainReaders = (
 ) => Pick<EvmAdapter, "rpc" | "getTokenBalances">;
 
 const READ_CHUNK = 500;
+
+/**
+ * Breaks that say the run's balances themselves are wrong or short: an attestation of that block
+ * would publish them. An operator's acknowledgement says someone looked, not that the figures hold.
+ */
+const BLOCKING_BREAKS: ReadonlySet<BreakType> = new Set<BreakType>([
+  "solvency_shortfall",
+  "unexplained_balance_difference",
+]);
+
+/** The user liabilities of the asset the run's solvency check recorded (0 when it had none). */
+export function recordedLiabilities(run: Pick<StoredRun, "balances">, assetId: string): bigint {
+  const check = run.balances.find((c) => c.scope === "solvency" && c.assetId === assetId);
+  return check ? BigInt(check.ledger) : 0n;
+}
 
 export function createAttestor({
   common,
@@ -178,7 +204,14 @@ export function createAttestor({
     const assetId = assetIdOf(chain.chainId, token);
     const custody = await listCustody(pool, chain.chainId);
     const addresses = await readReserves(chain, custody, token, run.block);
-    const balances = await loadCustomerBalances(pool, assetId);
+    // The liabilities the run counted at its block, not the ledger as it stands now: postings after
+    // the block would pair reserves at the block with liabilities of another moment.
+    const balances = await withTransaction(
+      pool,
+      async (c) =>
+        customerLiabilitiesAtRun(c, { run: await readRunJournalPosition(c, runId), assetId }),
+      { isolation: "repeatable read", readOnly: true },
+    );
     const salts = await ensureSalts(pool, assetId, [...balances.keys()]);
     for (const [customerId, balance] of balances)
       if (balance < 0n)
@@ -344,8 +377,48 @@ export function createAttestor({
         detail: `run ${run.id} at block ${run.block} has ${open} open break(s)`,
       };
     }
+    const blocking = run.breaks.filter((b) => BLOCKING_BREAKS.has(b.type as BreakType));
+    if (blocking.length > 0) {
+      const types = [...new Set(blocking.map((b) => b.type))].sort();
+      log.warn({
+        msg: "not attested: the reconciliation of this block found a solvency shortfall or an unexplained balance difference",
+        chain_id: chainId,
+        run_id: run.id,
+        block: run.block,
+        break_types: types,
+        breaks: blocking.length,
+      });
+      return {
+        attested: [],
+        skipped: "balance_breaks",
+        runId: run.id,
+        block: run.block,
+        detail: `run ${run.id} at block ${run.block} has ${blocking.length} ${types.join("/")} break(s), acknowledged or not`,
+      };
+    }
     const tokens: Address[] = [zeroAddress, ...chain.tokens.map((t) => getAddress(t.address))];
     const all = await Promise.all(tokens.map((t) => figures(chain, run.id, t)));
+    const differing = all.filter((f) => f.liabilities !== recordedLiabilities(run, f.assetId));
+    if (differing.length > 0) {
+      const f = differing[0]!;
+      const recorded = recordedLiabilities(run, f.assetId);
+      log.warn({
+        msg: "not attested: the customers' balances at the run do not sum to the liabilities it recorded",
+        chain_id: chainId,
+        run_id: run.id,
+        block: run.block,
+        asset: f.assetId,
+        leaves_sum: f.liabilities.toString(),
+        run_liabilities: recorded.toString(),
+      });
+      return {
+        attested: [],
+        skipped: "liabilities_differ",
+        runId: run.id,
+        block: run.block,
+        detail: `${f.assetId}: the leaves sum to ${f.liabilities} but run ${run.id} recorded liabilities of ${recorded}`,
+      };
+    }
     // An asset nobody holds and nobody is owed is not worth a transaction.
     const due = all.filter((f) => f.reserves > 0n || f.liabilities > 0n);
     const attested = await withTransaction(pool, async (c) => {

@@ -138,11 +138,14 @@ async function loadChangedFacts(
   return [...byId.values()].map((row) => toFact(chainId, row));
 }
 
-/** Entries above the previous watermark, and any that filled one of its seq gaps. */
+/**
+ * Entries above the previous watermark, and any that filled one of its seq gaps: the posted
+ * entries of the chain visible now that the run `prev` did not see.
+ */
 export async function loadChangedEntries(
   client: PoolClient,
   chainId: number,
-  prev: PreviousRun,
+  prev: Pick<PreviousRun, "entryWatermark" | "entryGaps">,
 ): Promise<LedgerEntry[]> {
   const r = await client.query<EntryRow>(`${ENTRY_SELECT} WHERE e.chain_id = $1 AND e.seq > $2`, [
     chainId,

@@ -24,6 +24,20 @@ export type LiabilityUpdate = {
 /** A user account's name (docs/contracts.md: `user:<id>`; chartOfAccounts.ts gives it kind user). */
 export const isUserAccount = (name: string) => name.startsWith("user:");
 
+/**
+ * What a posted entry moves on the user liabilities: credits − debits of each user account it
+ * names. Every reader of the liabilities (the running totals, a run's deferred entries, the
+ * customers' balances at a run) moves them by this and nothing else.
+ */
+export function liabilityMoves(
+  e: Pick<LedgerEntry, "debit" | "credit" | "amount">,
+): [account: string, change: bigint][] {
+  const moves: [string, bigint][] = [];
+  if (isUserAccount(e.credit)) moves.push([e.credit, e.amount]);
+  if (isUserAccount(e.debit)) moves.push([e.debit, -e.amount]);
+  return moves;
+}
+
 /** Credits − debits posted over the user accounts of the chain's assets, by asset id. */
 export async function sumLiabilities(
   client: PoolClient,
@@ -66,10 +80,8 @@ export async function liabilitiesAt(
       const liabilities = new Map(totals.rows.map((r) => [r.asset_id, r.total]));
       const add = (assetId: string, v: bigint) =>
         liabilities.set(assetId, (liabilities.get(assetId) ?? 0n) + v);
-      for (const e of args.changedEntries) {
-        if (isUserAccount(e.credit)) add(e.assetId, e.amount);
-        if (isUserAccount(e.debit)) add(e.assetId, -e.amount);
-      }
+      for (const e of args.changedEntries)
+        for (const [, change] of liabilityMoves(e)) add(e.assetId, change);
       return { mode: "continue", fromRunId: previous.id, totals: liabilities };
     }
   }

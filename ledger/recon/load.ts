@@ -12,7 +12,12 @@ import { accountKey } from "./balances.js";
 import { loadChanges } from "./changes.js";
 import { loadLateEntries } from "./claimants.js";
 import { loadBalances, loadReorgHolds } from "./ledgerBalances.js";
-import { isUserAccount, type LiabilityUpdate, liabilitiesAt } from "./liabilities.js";
+import {
+  isUserAccount,
+  type LiabilityUpdate,
+  liabilitiesAt,
+  liabilityMoves,
+} from "./liabilities.js";
 import { entryGapsAt } from "./seqGaps.js";
 import type { ChainFact, CustodyKind, LedgerEntry, ReorgHold } from "./types.js";
 import { type PreviousRun, readWatermarks, type Watermarks } from "./watermarks.js";
@@ -101,17 +106,16 @@ export async function loadRunInputs(
     deferred = before - entries.length;
     // The ledger as it stood at the block: without the postings of facts above it.
     for (const e of late) {
-      const add = (name: string, v: bigint) => {
-        if (isUserAccount(name)) {
-          liabilities.set(e.assetId, (liabilities.get(e.assetId) ?? 0n) + v);
-        } else {
-          const key = accountKey(e.assetId, name);
-          ledger.set(key, (ledger.get(key) ?? 0n) + v);
-        }
+      // Undo: a debit raised debits − credits, a credit lowered it.
+      const undo = (name: string, v: bigint) => {
+        if (isUserAccount(name)) return;
+        const key = accountKey(e.assetId, name);
+        ledger.set(key, (ledger.get(key) ?? 0n) - v);
       };
-      // Undo: a debit raised debits − credits, a credit lowered it (for users, the reverse).
-      add(e.debit, isUserAccount(e.debit) ? e.amount : -e.amount);
-      add(e.credit, isUserAccount(e.credit) ? -e.amount : e.amount);
+      undo(e.debit, e.amount);
+      undo(e.credit, -e.amount);
+      for (const [, change] of liabilityMoves(e))
+        liabilities.set(e.assetId, (liabilities.get(e.assetId) ?? 0n) - change);
     }
   }
   const deferredEntries = late

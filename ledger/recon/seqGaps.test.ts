@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { seqRangeBatches, splitGaps } from "./seqGaps.js";
+import { seenAtSnapshot, seqRangeBatches, splitGaps } from "./seqGaps.js";
 
 describe("splitGaps", () => {
   it("removes values that became visible and keeps the rest with their first-seen time", () => {
@@ -53,5 +53,29 @@ describe("seqRangeBatches", () => {
       params: [10_000, 10_001],
     });
     expect(seqRangeBatches("t.seq", [], 1)).toEqual([]);
+  });
+});
+
+describe("seenAtSnapshot", () => {
+  it("sees a seq at or below the watermark and outside every gap", () => {
+    const run = {
+      entryWatermark: 50,
+      entryGaps: [
+        [10, 12, 1],
+        [40, 40, 2],
+      ] as [number, number, number][],
+    };
+    expect([1, 9, 10, 12, 13, 39, 40, 41, 50, 51].map((seq) => seenAtSnapshot(seq, run))).toEqual([
+      true,
+      true,
+      false,
+      false,
+      true,
+      true,
+      false,
+      true,
+      true,
+      false,
+    ]);
   });
 });

@@ -38,6 +38,20 @@ export async function entryGapsAt(
     : await findSeqGaps(client, Math.max(0, entry - GAP_SCAN_ROWS), entry, now);
 }
 
+/**
+ * Whether a run whose snapshot had this entry watermark and these seq gaps saw the entry `seq`:
+ * at or below the watermark and in none of the gaps.
+ */
+export function seenAtSnapshot(
+  seq: number,
+  snapshot: { entryWatermark: number; entryGaps: readonly SeqGap[] },
+): boolean {
+  return (
+    seq <= snapshot.entryWatermark &&
+    !snapshot.entryGaps.some(([from, to]) => seq >= from && seq <= to)
+  );
+}
+
 /** Missing seq values in (after, upTo], as ranges. */
 async function findSeqGaps(
   client: PoolClient,

@@ -101,6 +101,49 @@ export async function findPreviousRun(
   };
 }
 
+/**
+ * Where a completed run stood in the ledger's journal: its entry seq watermark and seq gaps (what
+ * it saw), and the entries it deferred because their fact is above its block.
+ */
+export type RunJournalPosition = {
+  runId: number;
+  chainId: number;
+  block: number;
+  status: "running" | "completed" | "failed";
+  entryWatermark: number;
+  entryGaps: SeqGap[];
+  deferredEntryIds: string[];
+};
+
+export async function readRunJournalPosition(
+  client: Pick<PoolClient, "query">,
+  runId: number,
+): Promise<RunJournalPosition> {
+  const r = await client.query<{
+    chain_id: string;
+    block_number: string;
+    status: RunJournalPosition["status"];
+    entry_watermark: string;
+    entry_gaps: SeqGap[];
+    deferred_entries: [string, string, string][];
+  }>(
+    `SELECT chain_id, block_number, status, entry_watermark, entry_gaps, deferred_entries
+       FROM recon.runs WHERE id = $1`,
+    [runId],
+  );
+  const row = r.rows[0];
+  if (!row) throw new RunNotFoundError(runId);
+  return {
+    runId,
+    chainId: Number(row.chain_id),
+    block: Number(row.block_number),
+    status: row.status,
+    entryWatermark: Number(row.entry_watermark),
+    entryGaps: row.entry_gaps,
+    deferredEntryIds: row.deferred_entries.map(([id]) => id),
+  };
+}
+
 export function factJson(f: ChainFact) {
   return { ...f, amount: f.amount.toString() };
 }

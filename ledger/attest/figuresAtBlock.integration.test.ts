@@ -1,0 +1,198 @@
+/**
+ * An attestation's liabilities are the customers' balances as the reconciliation run it attests
+ * counted them, paired with the reserves at that run's block (real ledger, real reconciler, real
+ * anvil balances):
+ * - a withdrawal booked after the run (the reviewer's case: reserves 150 at block B against
+ *   liabilities lowered by a withdrawal mined later) and one the run deferred because its fact is
+ *   above B are both left out of the leaves, which sum to the run's recorded liabilities;
+ * - a run whose solvency shortfall an operator acknowledged (so nothing alerts) is still not
+ *   attested, and nothing is requested from the signer.
+ */
+import { type Address, type Hex, zeroAddress } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
+import type { Pool } from "../../foundation/db.js";
+import { recordContract } from "../../indexers/index.js";
+import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
+import { createLedger, type Ledger } from "../createLedger.js";
+import { acknowledgeBreak } from "../recon/breakStates.js";
+import { createReconciler, type Reconciler } from "../recon/reconcile.js";
+import { transferId } from "../transferId.js";
+import { type Attestor, createAttestor } from "./attest.js";
+import { RESERVES_ATTESTOR } from "./deploy.js";
+import type { AttestationSender } from "./sender.js";
+
+const A = 31337;
+const S = 31338;
+const ETH = (chainId: number) => `${chainId}:${zeroAddress}`;
+const HOT_A = freshAddress(501);
+const HOT_S = freshAddress(502);
+const OUTSIDER = freshAddress(599);
+
+let ctx: TestContext;
+let pool: Pool;
+let ledger: Ledger;
+let reconciler: Reconciler;
+let attestor: Attestor;
+const requested: string[] = [];
+
+/** A signer that records what it is asked to send (these tests expect no request). */
+const sender: AttestationSender = {
+  requestTransaction: async (_client, request) => {
+    requested.push(request.id);
+  },
+  getTxOutcomes: async () => [],
+};
+
+/** The chain's config with a 0-block confirmation rule: the stored tip is final. */
+const chainOf = (chainId: number): ChainConfig => ({
+  ...ctx.config.chains.find((c) => c.chainId === chainId)!,
+  confirmations: { kind: "blocks", blocks: 0 },
+});
+
+/** Set a balance, mine it into a block and store that block as the indexed tip; returns it. */
+async function balanceAtNewBlock(chain: ChainConfig, address: Hex, wei: bigint): Promise<number> {
+  const rpc: Rpc = anvilRpc(chain.rpcUrls[0]!);
+  await rpc("anvil_setBalance", [address, `0x${wei.toString(16)}`]);
+  await rpc("evm_mine");
+  const block = Number(BigInt(await rpc<Hex>("eth_blockNumber")));
+  // One block more, so a later anvil_setBalance (applied to the newest state) leaves this one be.
+  await rpc("evm_mine");
+  await setTip(chain.chainId, block + 1);
+  return block;
+}
+
+async function setTip(chainId: number, block: number): Promise<void> {
+  await pool.query(
+    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES ($1, $2, $3)
+     ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number`,
+    [chainId, block, `0x${block.toString(16).padStart(64, "0")}`],
+  );
+}
+
+let n = 0;
+const move = (
+  chainId: number,
+  debit: string,
+  credit: string,
+  amount: bigint,
+  withdrawal?: { txHash: string; position: string },
+) =>
+  ledger.transfer({
+    id: transferId(`figures at block ${++n}`),
+    assetId: ETH(chainId),
+    debit,
+    credit,
+    amount,
+    ...(withdrawal
+      ? { kind: "withdrawal", chainRef: { chainId, ...withdrawal } }
+      : { kind: "manual" }),
+  });
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: A }, { chainId: S }] });
+  pool = ctx.db.pool;
+  ledger = createLedger({ common: ctx.common, pool });
+  await ledger.ensureAssetsFromConfig(ctx.config.chains);
+  await watch(pool, A, [{ address: HOT_A, kind: "hot", owner: "hot-a" }]);
+  await watch(pool, S, [{ address: HOT_S, kind: "hot", owner: "hot-s" }]);
+  reconciler = createReconciler({
+    sweeps: sweepReader,
+    common: ctx.common,
+    pool,
+    chains: adapterPerChain(ctx.common),
+  });
+  attestor = createAttestor({
+    common: ctx.common,
+    pool,
+    sender,
+    chains: adapterPerChain(ctx.common),
+  });
+}, 60_000);
+afterAll(async () => {
+  await ledger?.close();
+  await ctx?.cleanup();
+});
+
+describe("attestation figures", () => {
+  it("liabilities and leaves are those the run counted at its block, like the reserves", async () => {
+    const chain = chainOf(A);
+    const hot = `custody:hot:${HOT_A}`;
+    // At block B the hot wallet holds 150: alice is owed 100, bob 50.
+    await move(A, hot, "user:alice", 100n);
+    await move(A, hot, "user:bob", 50n);
+    const B = await balanceAtNewBlock(chain, HOT_A, 150n);
+    // Bob's withdrawal of 20 is booked before the run, but its transaction is mined at B + 1: the
+    // run defers it to a later run.
+    const tx = `0x${"b0".repeat(32)}`;
+    await pool.query(
+      `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+         kind, asset, from_address, to_address, amount, status)
+       VALUES ($1, $2, $3, $4, 0, 'tx', 'native', $5, $6, $7, 20, 'confirmed')`,
+      [A, B + 1, `0x${"c1".repeat(32)}`, tx, zeroAddress, HOT_A.toLowerCase(), OUTSIDER],
+    );
+    await move(A, "user:bob", hot, 20n, { txHash: tx, position: "tx" });
+    const run = await reconciler.run({ chain, block: B, full: true });
+    expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
+    expect(run.deferred).toBe(1);
+    const owed = run.checks.find((c) => c.scope === "solvency" && c.assetId === ETH(A));
+    expect(owed?.ledger).toBe(150n);
+
+    // After the run, alice withdraws 60 (mined after B: the chain holds 70 by then).
+    await move(A, "user:alice", hot, 60n);
+    await balanceAtNewBlock(chain, HOT_A, 70n);
+
+    const f = await attestor.figures(chain, run.runId, zeroAddress);
+    expect(f.block).toBe(B);
+    expect([f.reserves, f.liabilities]).toEqual([150n, 150n]);
+    // (The tree orders its leaves by their salted hashes.)
+    const leaves = [...f.leaves].sort((x, y) => x.customerId.localeCompare(y.customerId));
+    expect(leaves).toEqual([
+      { customerId: "alice", balance: 100n },
+      { customerId: "bob", balance: 50n },
+    ]);
+  });
+
+  it("does not attest a run with an acknowledged solvency shortfall", async () => {
+    const chain = chainOf(S);
+    await recordContract(pool, {
+      chainId: S,
+      name: RESERVES_ATTESTOR,
+      address: freshAddress(503) as Address,
+      hotWallet: HOT_S as Address,
+      initCodeHash: null,
+      deployTxHash: `0x${"d0".repeat(32)}`,
+      blockNumber: 1n,
+    });
+    // The hot wallet holds what carol was paid in; dave is owed 500 nobody holds (a booking out
+    // of suspense): the ledger's custody matches the chain, the customers are owed more.
+    await move(S, `custody:hot:${HOT_S}`, "user:carol", 100n);
+    await move(S, "suspense", "user:dave", 500n);
+    const block = await balanceAtNewBlock(chain, HOT_S, 100n);
+    const first = await reconciler.run({ chain, block, full: true });
+    expect(first.breaks.map((b) => b.type)).toEqual(["solvency_shortfall"]);
+    await acknowledgeBreak(pool, {
+      ref: `${first.runId}:0`,
+      by: "ops@test",
+      reason: "known: dave's credit is being investigated",
+    });
+    const again = await reconciler.run({ chain, block, full: true });
+    expect(again.breaks.map((b) => [b.type, b.state])).toEqual([
+      ["solvency_shortfall", "acknowledged"],
+    ]);
+    expect(again.alerting).toBe(0);
+
+    const tick = await attestor.tick(chain, { everyBlocks: 1 });
+    expect(tick).toMatchObject({
+      attested: [],
+      skipped: "balance_breaks",
+      runId: again.runId,
+      block,
+    });
+    const stored = await pool.query("SELECT 1 FROM attest.attestations WHERE chain_id = $1", [S]);
+    expect(stored.rows).toEqual([]);
+    expect(requested).toEqual([]);
+  });
+});
