@@ -57,15 +57,20 @@ export async function loadChanges(
   // Only a row that is new since the previous run counts: old rows re-read for a reorg may have
   // claimants from long ago.
   const isNew = (f: ChainFact) => f.id > previous.factWatermark || f.blockNumber > previous.block;
-  const canonicalKeys = new Set(
-    changedFacts
-      .filter((f) => f.status !== "orphaned" && isNew(f))
-      .map((f) => factKey(f.txHash, f.position)),
-  );
+  const newCanonical = changedFacts.filter((f) => f.status !== "orphaned" && isNew(f));
   // Entries claiming a new canonical fact are new themselves, or were deferred or broken in the
   // previous run (their fact was above its block or unknown), so they are open items: only the
   // keys of changed entries with older facts, of newly orphaned facts, and of open items need
-  // their other claimants read.
+  // their other claimants read. Not so for a transaction mined again after a reorg: its new row
+  // shares the key of a row the previous run saw (and may have matched, or seen orphaned and
+  // held), so the entries claiming it can be old and closed, and are read by key.
+  const remined = await loadReminedKeys(client, chainId, newCanonical, previous.factWatermark);
+  const canonicalKeys = new Set<string>();
+  for (const f of newCanonical) {
+    const k = factKey(f.txHash, f.position);
+    if (remined.has(k)) addKey(f.txHash, f.position);
+    else canonicalKeys.add(k);
+  }
   for (const f of changedFacts)
     if (f.status === "orphaned" || !isNew(f)) addKey(f.txHash, f.position);
   for (const e of changedEntries) addKey(e.txHash, e.position);
@@ -88,6 +93,35 @@ export async function loadChanges(
     byId.set(e.id, e);
   const entries = [...byId.values()].sort((a, b) => a.seq - b.seq);
   return { facts, changedFacts, entries, changedEntries };
+}
+
+/**
+ * The keys of `facts` (rows new since the previous run) that an orphaned row the previous run's
+ * snapshot already held shares: transactions mined again after a reorg. That row may have been
+ * orphaned since the previous run or before it, and may sit above or below this run's block; rows
+ * written since need no look, as only entries booked since (read anyway) can claim a row that only
+ * they knew. The other row of a re-mined transaction is always orphaned (one key has one canonical
+ * row), and orphaned rows are few, indexed apart (transfers_unconfirmed): a hash join of the new
+ * keys with them, not a probe of the 10M-row identity index per new fact.
+ */
+async function loadReminedKeys(
+  client: PoolClient,
+  chainId: number,
+  facts: readonly ChainFact[],
+  factWatermark: number,
+): Promise<Set<string>> {
+  const remined = new Set<string>();
+  if (facts.length === 0) return remined;
+  const r = await client.query<{ tx_hash: string; position: string }>(
+    `SELECT DISTINCT o.tx_hash, o.position
+       FROM chain.facts o
+       JOIN unnest($2::text[], $3::text[]) AS k(tx_hash, position)
+         ON k.tx_hash = o.tx_hash AND k.position = o.position
+      WHERE o.chain_id = $1 AND o.status = 'orphaned' AND o.id <= $4`,
+    [chainId, facts.map((f) => f.txHash), facts.map((f) => f.position), factWatermark],
+  );
+  for (const row of r.rows) remined.add(factKey(row.tx_hash, row.position));
+  return remined;
 }
 
 /**
