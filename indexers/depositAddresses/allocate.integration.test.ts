@@ -147,4 +147,36 @@ describe("deposit address allocation", () => {
     );
     expect(rows[0].n).toBe(0);
   });
+
+  it("gives no address from a factory that deploys another forwarder than this build's", async () => {
+    const deps = { common: ctx.common, pool: ctx.db.pool };
+    const recorded = await ctx.db.pool.query<{ init_code_hash: string }>(
+      "SELECT init_code_hash FROM chain.contracts WHERE chain_id = 31337 AND name = 'ForwarderFactory'",
+    );
+    const other = `0x${"ab".repeat(32)}`;
+    await ctx.db.pool.query(
+      "UPDATE chain.contracts SET init_code_hash = $1 WHERE chain_id = 31337 AND name = 'ForwarderFactory'",
+      [other],
+    );
+    try {
+      await expect(
+        allocateDepositAddress(deps, { chainId: 31337, customerId: "dora" }),
+      ).rejects.toMatchObject({
+        code: "DEPOSIT_FACTORY_MISMATCH",
+        meta: { recorded_init_code_hash: other },
+      });
+      const { rows } = await ctx.db.pool.query(
+        "SELECT count(*)::int AS n FROM chain.deposit_addresses WHERE customer_id = 'dora'",
+      );
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await ctx.db.pool.query(
+        "UPDATE chain.contracts SET init_code_hash = $1 WHERE chain_id = 31337 AND name = 'ForwarderFactory'",
+        [recorded.rows[0]!.init_code_hash],
+      );
+    }
+    expect(
+      (await allocateDepositAddress(deps, { chainId: 31337, customerId: "dora" })).created,
+    ).toBe(true);
+  });
 });

@@ -8,12 +8,21 @@
  */
 import type pg from "pg";
 import { type Address, getAddress, type Hex } from "viem";
-import { depositAddressOf, depositSalt } from "../../chains/contracts/index.js";
+import {
+  depositAddressOf,
+  depositSalt,
+  forwarderInitCodeHash,
+} from "../../chains/contracts/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { addWatchedAddresses, notifyWatchedAddress } from "../watched.js";
 import { FORWARDER_FACTORY, getContract } from "./contracts.js";
-import { FactoryNotDeployedError, InvalidCustomerIdError, UnknownChainError } from "./errors.js";
+import {
+  FactoryMismatchError,
+  FactoryNotDeployedError,
+  InvalidCustomerIdError,
+  UnknownChainError,
+} from "./errors.js";
 import { lockForAllocation, recordOnSharingChains } from "./sharedFactories.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
@@ -78,6 +87,13 @@ export async function allocateDepositAddress(
     await lockForAllocation(client, customerId);
     const factory = await getContract(client, chainId, FORWARDER_FACTORY);
     if (!factory) throw new FactoryNotDeployedError(chainId);
+    // Addresses are derived with this build's forwarder: only from a factory that deploys it (a
+    // factory recorded before hashes were kept has none to compare).
+    if (
+      factory.initCodeHash !== null &&
+      factory.initCodeHash.toLowerCase() !== forwarderInitCodeHash.toLowerCase()
+    )
+      throw new FactoryMismatchError(chainId, factory.initCodeHash, forwarderInitCodeHash);
     const salt = depositSalt(customerId);
     const address = depositAddressOf(factory.address, salt).toLowerCase();
     const inserted = await client.query<Row>(

@@ -12,6 +12,29 @@ export class FactoryNotDeployedError extends BaseError {
   }
 }
 
+/**
+ * The recorded factory deploys forwarders of another build than this one derives addresses with:
+ * an address derived now would be one that factory can never deploy to (funds sent there lost).
+ */
+export class FactoryMismatchError extends BaseError {
+  override name = "FactoryMismatchError";
+  constructor(chainId: number, recorded: string, current: string) {
+    super(
+      `The deposit address factory on chain ${chainId} deploys another forwarder than this build`,
+      {
+        code: "DEPOSIT_FACTORY_MISMATCH",
+        details:
+          "the factory's recorded forwarder init code hash differs from this build's: run the build that deployed it, or deploy a factory for this one",
+        meta: {
+          chain_id: chainId,
+          recorded_init_code_hash: recorded,
+          build_init_code_hash: current,
+        },
+      },
+    );
+  }
+}
+
 /** The customer id cannot name a ledger account (`user:<id>`): 1-128 chars, no whitespace. */
 export class InvalidCustomerIdError extends BaseError {
   override name = "InvalidCustomerIdError";
