@@ -131,6 +131,33 @@ describe("matchFactsToEntries", () => {
     expect([...r.matchedEntry]).toEqual([2]);
   });
 
+  it("lets a sweep's booking reversed after a reorg claim no fact: the booking made when it mined again does", () => {
+    const sweep = {
+      kind: "sweep" as const,
+      debit: `custody:hot:${HOT}`,
+      credit: "custody:deposits",
+    };
+    // The same signed bytes mined again (signer/sweeps/followSweeps.ts): the same fact, booked once
+    // per generation, the first booking reversed.
+    const facts = [fact({ txHash: tx(1), from: DEP, to: HOT })];
+    const entries = [
+      entry({ ...sweep, id: "book0", txHash: tx(1), position: "tx" }),
+      entry({
+        ...sweep,
+        id: "unbook0",
+        kind: "compensation",
+        reversesId: "book0",
+        debit: sweep.credit,
+        credit: sweep.debit,
+      }),
+      entry({ ...sweep, id: "book1", txHash: tx(1), position: "tx" }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.breaks).toEqual([]);
+    expect(r.matched).toBe(1);
+    expect([...r.matchedEntry]).toEqual([2]);
+  });
+
   it("keeps the agreeing entry as the match when a wrong one came first", () => {
     const entries = [
       entry({ id: "wrong", amount: 90n, txHash: tx(1), position: "tx" }),

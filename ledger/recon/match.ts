@@ -99,12 +99,13 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
   const compensations: number[] = [];
   const breaks: Break[] = [];
 
-  // A withdrawal's or cold move's post, or its gas, reversed after a reorg (api/withdrawals/holds.ts,
-  // signer/sweeps/followColdMoves.ts) claims no fact: the booking that stands is the one made when
-  // the tx mined again (often the same signed bytes: the same fact).
+  // A withdrawal's, cold move's or sweep's booking, or its gas, reversed after a reorg
+  // (api/withdrawals/holds.ts, signer/sweeps/followColdMoves.ts, followSweeps.ts) claims no fact:
+  // the booking that stands is the one made when the tx mined again (often the same signed bytes:
+  // the same fact).
   const reversed = new Set<string>();
   for (const entry of entries) if (entry.reversesId !== null) reversed.add(entry.reversesId);
-  const reversible = new Set(["withdrawal", "cold_move", "fee"]);
+  const reversible = new Set(["withdrawal", "cold_move", "sweep", "fee"]);
 
   for (let e = 0; e < entries.length; e++) {
     const entry = entries[e]!;
