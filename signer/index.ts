@@ -42,6 +42,7 @@ export {
   retryTxRequestByOperator,
 } from "./operator.js";
 export {
+  failureIsEvidenced,
   type GetTxOutcomesParameters,
   type GetTxOutcomesReturnType,
   getTxOutcomes,

@@ -162,6 +162,17 @@ function fromRow(r: OutcomeRow): TxOutcome {
 }
 
 /**
+ * Whether a `failed` outcome rests on evidence that releases what it held: refused before a nonce
+ * was taken, decided by a final block, or failed by an operator. A `failed` without any of these
+ * is a signer bug, and whoever follows the request keeps its hold.
+ */
+export function failureIsEvidenced(
+  o: Pick<TxOutcome, "nonce" | "finalizedAt" | "errorCode">,
+): boolean {
+  return o.nonce === null || o.finalizedAt !== null || o.errorCode === "OPERATOR_FAILED";
+}
+
+/**
  * Outcomes of requests by id (unknown ids are left out), or of every request whose outcome
  * changed since a time. Reads only: safe on any pool or inside the caller's transaction.
  */

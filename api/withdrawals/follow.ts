@@ -9,7 +9,7 @@ import { zeroAddress } from "viem";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
-import { getTxOutcomes, type TxOutcome } from "../../signer/index.js";
+import { failureIsEvidenced, getTxOutcomes, type TxOutcome } from "../../signer/index.js";
 import type { WithdrawalStages } from "./context.js";
 import { type Move, minedAgainElsewhere, planOutcome } from "./outcome.js";
 import {
@@ -70,14 +70,13 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
         );
       }
       case "void": {
-        // Released only on evidence: refused before a nonce was taken, decided by a final block,
-        // or failed by an operator. A `failed` without any of these is a signer bug: keep the hold.
-        if (o.nonce !== null && o.finalizedAt === null && o.errorCode !== "OPERATOR_FAILED")
+        // Released only on evidence (failureIsEvidenced); otherwise a signer bug: keep the hold.
+        if (!failureIsEvidenced(o))
           throw new BaseError(
             `Signer reported withdrawal ${w.id} failed without a final block or an operator; the hold is kept`,
             {
               code: "WITHDRAWAL_RELEASE_REFUSED",
-              meta: { withdrawal_id: w.id, error_code: o.errorCode, nonce: o.nonce.toString() },
+              meta: { withdrawal_id: w.id, error_code: o.errorCode, nonce: String(o.nonce) },
             },
           );
         const fee = o.fee ?? 0n;

@@ -18,7 +18,7 @@ import {
   notifyWatchedAddress,
 } from "../../indexers/index.js";
 import { assetIdOf, holdSettlement, type Ledger, type TransferInput } from "../../ledger/index.js";
-import { getTxOutcomes } from "../outcomes.js";
+import { failureIsEvidenced, getTxOutcomes } from "../outcomes.js";
 import { requestTransaction } from "../requests.js";
 import {
   assertBooked,
@@ -196,12 +196,7 @@ export async function settleColdMoves({
     const settlement = o && settlementOf(o);
     if (!o || !settlement) continue;
     const success = settlement === "booked";
-    if (
-      !success &&
-      o.nonce !== null &&
-      o.finalizedAt === null &&
-      o.errorCode !== "OPERATOR_FAILED"
-    ) {
+    if (!success && !failureIsEvidenced(o)) {
       // A `failed` without any evidence is a signer bug: the hold stands (withdrawals do the same).
       log.error({
         msg: "signer reported a cold move failed without a final block or an operator; the hold is kept",
