@@ -34,7 +34,8 @@ export function leaseKey(chainId: number, address: string): string {
 
 /**
  * Wait (as a standby) until the lease is ours, or until `signal` aborts (returns undefined).
- * `listen` channels are LISTENed on the lease connection once it is held.
+ * `listen` channels are LISTENed on the lease connection once it is held. With `once`, ask once:
+ * undefined when another process holds it, and a connection error is thrown, not retried.
  */
 export async function acquireLease({
   databaseUrl,
@@ -43,6 +44,7 @@ export async function acquireLease({
   retryMs = 500,
   listen = [],
   applicationName = "custody-node signer",
+  once = false,
 }: {
   databaseUrl: string;
   key: string;
@@ -50,6 +52,7 @@ export async function acquireLease({
   retryMs?: number;
   listen?: string[];
   applicationName?: string;
+  once?: boolean;
 }): Promise<Lease | undefined> {
   while (!signal.aborted) {
     const client = new pg.Client({
@@ -79,6 +82,7 @@ export async function acquireLease({
           held = true;
           break;
         }
+        if (once) break;
         await new Promise((r) => setTimeout(r, retryMs));
       }
       if (!held) {
@@ -86,8 +90,9 @@ export async function acquireLease({
         return undefined;
       }
       for (const channel of listen) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-    } catch {
+    } catch (error) {
       await client.end().catch(() => {});
+      if (once) throw error;
       await new Promise((r) => setTimeout(r, retryMs));
       continue;
     }

@@ -15,7 +15,9 @@ import type { ChainConfig } from "../config.js";
 
 /**
  * Sign a contract creation (`data`: bytecode + constructor args) with the hot wallet's account at
- * its pending nonce, send it and wait for a successful receipt with the new contract's address.
+ * the nonce `takeNonce` gives (the caller's check that the nonce is the deploy's to take; without
+ * it, the node's pending nonce), send it and wait for a successful receipt with the new contract's
+ * address.
  */
 export async function sendDeploy({
   chain,
@@ -25,6 +27,7 @@ export async function sendDeploy({
   data,
   name,
   onSent,
+  takeNonce,
 }: {
   chain: ChainConfig;
   client: PublicClient;
@@ -34,12 +37,15 @@ export async function sendDeploy({
   /** For the error when the deploy reverts. */
   name: string;
   onSent?: (hash: Hex) => void;
+  takeNonce?: (() => Promise<number>) | undefined;
 }): Promise<{ hash: Hex; receipt: TransactionReceipt; address: Address }> {
   if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
+  const nonce = takeNonce ? await takeNonce() : undefined;
   const request = await client.prepareTransactionRequest({
     account,
     chain: null,
     data,
+    ...(nonce === undefined ? {} : { nonce }),
     type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
   });
   const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<

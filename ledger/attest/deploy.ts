@@ -40,7 +40,7 @@ export const reservesAttestor = attestorArtifact();
  */
 export type AttestorDeployArgs = Pick<
   Parameters<typeof sendDeploy>[0],
-  "chain" | "client" | "account" | "sendRawTransaction"
+  "chain" | "client" | "account" | "sendRawTransaction" | "takeNonce"
 > & { common: Common; pool: Pool };
 
 /** The attester is the hot wallet whose account deploys it. */
@@ -51,6 +51,7 @@ export async function deployReservesAttestor({
   client,
   account,
   sendRawTransaction,
+  takeNonce,
 }: AttestorDeployArgs): Promise<{ contract: DeployedContract; deployed: boolean }> {
   const log = common.logger.child({ component: "attest", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, RESERVES_ATTESTOR);
@@ -66,6 +67,7 @@ export async function deployReservesAttestor({
     sendRawTransaction,
     data: encodeDeployData({ ...reservesAttestor, args: [attester] }),
     name: "ReservesAttestor",
+    takeNonce,
   });
   await assertAttestor(client, address, attester);
   const recorded = await withTransaction(pool, async (c) => {

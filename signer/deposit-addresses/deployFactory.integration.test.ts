@@ -16,6 +16,7 @@ import { createTestContext, type TestContext } from "../../ops/testing/context.j
 import { spawnCli } from "../../ops/testing/process.js";
 import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
+import { acquireLease, leaseKey } from "../lease.js";
 
 const DEPOSITOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
@@ -78,6 +79,51 @@ afterAll(async () => {
 });
 
 describe("contracts deploy CLI", () => {
+  it("takes no nonce of the signer's: refused while the signer holds the wallet's lease, its nonces are unmined or the pool holds one; nothing sent", async () => {
+    const nonce = () => publicClient.getTransactionCount({ address: hot.address });
+    const before = await nonce();
+    const deploy = async (expected: string) => {
+      const run = spawnCli(["contracts", "deploy", "--chain", "local"], env);
+      expect((await run.exited).code, run.output()).not.toBe(0);
+      expect(run.output()).toContain(expected);
+    };
+
+    // A running signer (standby or active) holds the lease of (chain, hot wallet).
+    const lease = await acquireLease({
+      databaseUrl: ctx.db.url,
+      key: leaseKey(31337, hot.address),
+      signal: new AbortController().signal,
+    });
+    await deploy(`the signer is running for hot wallet ${hot.address} on chain local`);
+    await lease!.release();
+
+    // A withdrawal signed at the next nonce but not sent yet (the signer stopped before sending).
+    await ctx.db.pool.query(
+      `INSERT INTO custody.tx_requests (id, chain_id, from_address, to_address, value, kind, ref_id, status, nonce)
+       VALUES ('w-unsent', 31337, $1, $2, 1, 'withdrawal', 'w-unsent', 'signed', $3)`,
+      [hot.address.toLowerCase(), `0x${"ab".repeat(20)}`, before],
+    );
+    await deploy(`has signer transactions not mined yet (nonces ${before} to ${before})`);
+    await ctx.db.pool.query("DELETE FROM custody.tx_requests WHERE id = 'w-unsent'");
+
+    // A transaction of the wallet's waiting in the node's pool.
+    await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
+    const wallet = createWalletClient({
+      account: hot,
+      chain: foundry,
+      transport: http(ctx.anvils[0]!.rpcUrl),
+    });
+    await wallet.sendTransaction({ to: hot.address, value: 0n });
+    await deploy(`the node's pool holds a transaction from hot wallet ${hot.address}`);
+    expect(await nonce()).toBe(before);
+    await publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
+
+    const { rows } = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.contracts");
+    expect(rows[0].n).toBe(0);
+    expect(await nonce()).toBe(before + 1);
+  });
+
   it("deploys the factory from the KMS hot wallet, records it once, and its sweeps are KMS-signed", async () => {
     const first = spawnCli(["contracts", "deploy", "--chain", "local"], env);
     expect((await first.exited).code, first.output()).toBe(0);

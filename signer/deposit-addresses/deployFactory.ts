@@ -5,8 +5,8 @@
  * is derived from the factory's address.
  *
  * The deploy is sent directly, not through the signer's request queue (a request must have a
- * `to`), with the wallet's pending nonce: run it before the signer role starts sending for that
- * wallet, as the demo and the setup runbook do.
+ * `to`): the CLI takes its nonce holding the broadcaster's lease (signer/hotWalletDeploy.ts); the
+ * dev stack and tests, which deploy before any signer runs, take the node's pending nonce.
  */
 import { type Address, encodeDeployData, getAddress, type Hex, type PublicClient } from "viem";
 import { forwarderFactory, forwarderInitCodeHash } from "../../chains/contracts/index.js";
@@ -35,6 +35,7 @@ export async function deployForwarderFactory({
   client,
   account,
   sendRawTransaction,
+  takeNonce,
 }: HotWalletDeployArgs): Promise<DeployFactoryResult> {
   const log = common.logger.child({ component: "contracts", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
@@ -81,6 +82,7 @@ export async function deployForwarderFactory({
     sendRawTransaction,
     data,
     name: "forwarder factory",
+    takeNonce,
     onSent: (hash) =>
       log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet }),
   });
