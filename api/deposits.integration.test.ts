@@ -75,6 +75,51 @@ describe("deposit address allocation", () => {
     expect(rows[0].n).toBe(1);
   });
 
+  it("commits the allocation and its audit entry together: a failed audit write allocates nothing", async () => {
+    const audits = async () =>
+      (
+        await t.ctx.db.pool.query(
+          "SELECT actor, details FROM audit.audit_log WHERE action = 'deposit_address.allocated' AND entity_id = 'carol'",
+        )
+      ).rows;
+    const addresses = async () =>
+      (
+        await t.ctx.db.pool.query(
+          "SELECT count(*)::int AS n FROM chain.deposit_addresses WHERE customer_id = 'carol'",
+        )
+      ).rows[0].n;
+    await t.ctx.db.pool.query(`
+      CREATE FUNCTION audit.refuse_test() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$;
+      CREATE TRIGGER refuse_test BEFORE INSERT ON audit.audit_log
+        FOR EACH ROW EXECUTE FUNCTION audit.refuse_test()`);
+    try {
+      const refused = await allocate(
+        t.keys["deposits:write"],
+        "carol-1",
+        { chain: "local-a" },
+        "carol",
+      );
+      expect(refused.statusCode).toBe(500);
+      expect(await addresses()).toBe(0);
+    } finally {
+      await t.ctx.db.pool.query(
+        "DROP TRIGGER refuse_test ON audit.audit_log; DROP FUNCTION audit.refuse_test()",
+      );
+    }
+    const retried = await allocate(
+      t.keys["deposits:write"],
+      "carol-2",
+      { chain: "local-a" },
+      "carol",
+    );
+    expect(retried.json()).toMatchObject({ created: true });
+    expect(await addresses()).toBe(1);
+    expect(await audits()).toEqual([
+      expect.objectContaining({ details: { chain_id: 31337, address: retried.json().address } }),
+    ]);
+  });
+
   it("lists the customer's deposit addresses", async () => {
     const res = await t.call(t.keys["deposits:read"], {
       method: "GET",

@@ -1,7 +1,6 @@
 /** Customers: their deposit addresses (and, as the ledger lands, balances and transfers). */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
-import { appendAudit } from "../../foundation/audit.js";
 import { allocateDepositAddress, depositAddressesOf } from "../../indexers/index.js";
 import { callerOf } from "../auth.js";
 import { assetsOf, resolveAsset, resolveChain } from "../chainStatus.js";
@@ -164,18 +163,15 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const chain = resolveChain(deps.common.config, request.body.chain, "body.chain");
+        // The audit entry commits with the allocation (a created address is never unaudited).
         const allocated = await allocateDepositAddress(
           { common: deps.common, pool: deps.pool },
-          { chainId: chain.chainId, customerId: request.params.customerId },
-        );
-        if (allocated.created)
-          await appendAudit(deps.pool, {
+          {
+            chainId: chain.chainId,
+            customerId: request.params.customerId,
             actor: callerOf(request).owner,
-            action: "deposit_address.allocated",
-            entityType: "customer",
-            entityId: request.params.customerId,
-            details: { chain_id: chain.chainId, address: allocated.address },
-          });
+          },
+        );
         return {
           chainId: chain.chainId,
           chain: chain.key,

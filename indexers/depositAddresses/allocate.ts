@@ -13,6 +13,7 @@ import {
   depositSalt,
   forwarderInitCodeHash,
 } from "../../chains/contracts/index.js";
+import { appendAudit } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { addWatchedAddresses, notifyWatchedAddress } from "../watched.js";
@@ -65,10 +66,13 @@ function fromRow(r: Row): DepositAddress {
   };
 }
 
-/** Idempotent: the same (chain, customer) always returns the same address, allocated once. */
+/**
+ * Idempotent: the same (chain, customer) always returns the same address, allocated once. With
+ * `actor`, the allocation's audit entry (`deposit_address.allocated`) commits with it.
+ */
 export async function allocateDepositAddress(
   { common, pool }: { common: Common; pool: Pool },
-  { chainId, customerId }: { chainId: number; customerId: string },
+  { chainId, customerId, actor }: { chainId: number; customerId: string; actor?: string },
 ): Promise<
   DepositAddress & {
     created: boolean;
@@ -121,6 +125,14 @@ export async function allocateDepositAddress(
       factory: factory.address,
       initCodeHash: factory.initCodeHash,
     });
+    if (actor !== undefined)
+      await appendAudit(client, {
+        actor,
+        action: "deposit_address.allocated",
+        entityType: "customer",
+        entityId: customerId,
+        details: { chain_id: chainId, address: getAddress(address) },
+      });
     return { ...fromRow(row), created: true, sharedWith };
   });
   if (result.created) {
