@@ -59,7 +59,10 @@ export function resolveChain(
   return chain;
 }
 
-/** The listed asset (`native`, a symbol, or a token address) on a chain, or UNKNOWN_ASSET. */
+/**
+ * The listed asset (`native`, a symbol, or a token address) on a chain, or UNKNOWN_ASSET; a symbol
+ * two listed assets share (bridged and native USDC) is ASSET_AMBIGUOUS, never the first one listed.
+ */
 export function resolveAsset(
   config: Pick<Config, "chains">,
   chain: ChainConfig,
@@ -68,13 +71,20 @@ export function resolveAsset(
 ): Asset {
   const assets = assetsOf(config).filter((a) => a.chainId === chain.chainId);
   const lower = ref.toLowerCase();
-  const asset = assets.find(
+  const matches = assets.filter(
     (a) =>
       (lower === "native" && a.native) ||
       a.address.toLowerCase() === lower ||
       a.symbol.toLowerCase() === lower ||
       a.assetId === lower,
   );
+  const asset = matches[0];
+  if (matches.some((a) => a.assetId !== asset?.assetId))
+    throw new InvalidFieldError(
+      "ASSET_AMBIGUOUS",
+      field,
+      `asset "${ref}" names more than one asset listed on ${chain.key} (${matches.map((a) => a.address).join(", ")}): name it by its address`,
+    );
   if (!asset)
     throw new InvalidFieldError(
       "UNKNOWN_ASSET",

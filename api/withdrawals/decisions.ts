@@ -7,8 +7,14 @@
 import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
+import { isWithdrawalBlocked } from "../../ledger/index.js";
 import { type ApiKey, normalizeOwner } from "../apiKeys.js";
-import { ApprovalError, NotFoundError, WithdrawalStateError } from "../errors.js";
+import {
+  ApprovalError,
+  NotFoundError,
+  PolicyViolationError,
+  WithdrawalStateError,
+} from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
 import { canMove, getWithdrawal, type Withdrawal } from "./store.js";
 
@@ -73,6 +79,16 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
   async function approve(caller: ApiKey, id: string, reason?: string) {
     const result = await withTransaction(pool, async (client) => {
       let w = await decide(client, caller, id, "approve", reason);
+      // A reorg that removed a deposit this customer had spent blocks their withdrawals: one that
+      // was waiting for approvals then may be paying with that deposit. It keeps its hold and can
+      // be rejected or cancelled; approving it waits until the block is cleared.
+      if (await isWithdrawalBlocked(client, w.customerId))
+        throw new PolicyViolationError(
+          "CUSTOMER_WITHDRAWALS_BLOCKED",
+          "params.id",
+          "withdrawals of this customer are blocked until an operator clears it (a reorg removed a deposit they had already spent): it cannot be approved now",
+          { withdrawal_id: id },
+        );
       const approvals = new Set(
         (await approversOf(client, id))
           .filter((a) => a.decision === "approve")

@@ -96,10 +96,14 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
       await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
         `withdrawal:${input.customerId}:${assetId}`,
       ]);
+      // A withdrawal counts from its request until a day after it last changed, and for as long
+      // as its money has not surely left (awaiting approval, signing, sent, receipt unknown): one
+      // approved or mined after waiting more than a day leaves now, beside today's requests.
       const { rows: sums } = await client.query<{ total: bigint }>(
         `SELECT COALESCE(sum(amount), 0) AS total FROM api.withdrawals
           WHERE customer_id = $1 AND chain_id = $2 AND asset = $3
-            AND created_at > now() - interval '24 hours'
+            AND (updated_at > now() - interval '24 hours'
+                 OR status NOT IN ('confirmed', 'finalized'))
             AND status NOT IN ('rejected', 'cancelled', 'failed')`,
         [input.customerId, chain.chainId, asset.address.toLowerCase()],
       );

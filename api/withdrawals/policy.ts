@@ -16,7 +16,10 @@ export type PolicyInput = {
   /** lowercase */
   to: string;
   amount: bigint;
-  /** Sum of this customer's live withdrawals of the asset in the last 24h (excluding this one). */
+  /**
+   * Sum of this customer's live withdrawals of the asset changed in the last 24h or not yet
+   * confirmed (excluding this one).
+   */
   rolling24h: bigint;
 };
 
