@@ -370,7 +370,10 @@ export function applyBatch(inputs: readonly BatchInput[], state: BatchState): Ba
         ? fail("LEDGER_TRANSFER_EXISTS_MISMATCH", `id exists with a different ${field}`, field)
         : "exists";
     }
-    if (debit.frozen) return fail("LEDGER_ACCOUNT_FROZEN", `${debit.name} is frozen`, "debit");
+    // Freezing stops the owner spending; a reorg hold takes back a deposit the chain no longer has,
+    // and refused (a sticky failure of its one id) it was never placed, even after the unfreeze.
+    if (debit.frozen && nt.kind !== "reorg_hold")
+      return fail("LEDGER_ACCOUNT_FROZEN", `${debit.name} is frozen`, "debit");
     if (type === "single") {
       move(debit, "debitsPosted", nt.amount);
       move(credit, "creditsPosted", nt.amount);

@@ -77,7 +77,10 @@ export type Ledger = {
   /** Newest first; pass `nextCursor` back for the next page. */
   accountTransfers: LedgerQueries["accountTransfers"];
   getTransfer: LedgerQueries["getTransfer"];
-  /** Frozen accounts accept no new debits (holds already placed can still be posted or voided). */
+  /**
+   * Frozen accounts accept no new debits (holds already placed can still be posted or voided), except
+   * reorg holds: a deposit the chain no longer has is held whatever the account's state.
+   */
   freeze: (ref: AccountRef) => Promise<void>;
   unfreeze: (ref: AccountRef) => Promise<void>;
   check: () => Promise<CheckReport>;

@@ -962,8 +962,22 @@ export function createDepositCrediting({
     const holdAmount = available <= 0n ? 0n : available < amount ? available : amount;
     const shortfall = amount - holdAmount;
     const chainRef = { chainId: c.chain_id, txHash: c.tx_hash, position: c.position };
-    const holdId = transferId(reorgHoldName(c.credit_id, "hold", c.holds_placed));
-    const shortfallId = transferId(reorgHoldName(c.credit_id, "shortfall", c.holds_placed));
+    // A failed id stays failed (docs/errors.md: use a new id): a hold refused before reorg holds
+    // were exempt from freezing would be refused under its name on every pass. Take the next name.
+    const names = (n: number) => [
+      transferId(reorgHoldName(c.credit_id, "hold", n)),
+      transferId(reorgHoldName(c.credit_id, "shortfall", n)),
+    ];
+    let n = c.holds_placed;
+    while (
+      (
+        await client.query("SELECT 1 FROM ledger.failed_transfers WHERE id = ANY($1::uuid[])", [
+          names(n),
+        ])
+      ).rows.length > 0
+    )
+      n++;
+    const [holdId, shortfallId] = names(n) as [string, string];
     const transfers: NewTransfer[] = [];
     if (holdAmount > 0n)
       transfers.push({
@@ -996,7 +1010,7 @@ export function createDepositCrediting({
     if (!(await apply(client, transfers, "reorg hold", fields))) return false;
     await client.query(
       `UPDATE ledger.deposit_credits SET state = 'held', orphaned_block = $2, hold_id = $3,
-         hold_amount = $4, shortfall_id = $5, shortfall_amount = $6, holds_placed = holds_placed + 1,
+         hold_amount = $4, shortfall_id = $5, shortfall_amount = $6, holds_placed = $7,
          updated_at = now()
        WHERE credit_id = $1`,
       [
@@ -1006,6 +1020,7 @@ export function createDepositCrediting({
         holdAmount.toString(),
         shortfall > 0n ? shortfallId : null,
         shortfall.toString(),
+        n + 1,
       ],
     );
     const payload = {

@@ -70,3 +70,14 @@ export class TreasuryMoveError extends BaseError {
     });
   }
 }
+
+/** `ledger withdrawal-blocks clear` refused: who (`--by`) or why (`--reason`) is empty; nothing cleared. */
+export class WithdrawalBlockInputError extends BaseError {
+  override name = "WithdrawalBlockInputError";
+  constructor(customerId: string, field: "by" | "reason") {
+    super(`withdrawal blocks of ${customerId} cannot be cleared: --${field} must not be empty`, {
+      code: "LEDGER_WITHDRAWAL_BLOCK_INPUT",
+      meta: { customer_id: customerId, field },
+    });
+  }
+}

@@ -227,6 +227,27 @@ export async function bookTreasuryMove(
       );
       transfers.push(gasTransfer(fee));
     }
+    // A fact another booking claims (a withdrawal's payment or gas, a sweep) is not the operator's
+    // move: a tx hash given by mistake would count that value or gas twice on the hot wallet.
+    const claimed = (
+      await client.query<{ id: string; kind: string; position: string }>(
+        `SELECT id::text, kind, position FROM ledger.transfers
+          WHERE chain_id = $1 AND tx_hash = $2 AND position = ANY($3::text[])
+            AND id <> ALL($4::uuid[])
+          LIMIT 1`,
+        [
+          args.chainId,
+          txHash,
+          transfers.map((t) => t.chainRef!.position),
+          transfers.map((t) => t.id),
+        ],
+      )
+    ).rows[0];
+    if (claimed)
+      throw new TreasuryMoveError(
+        what,
+        `the chain fact ${txHash}:${claimed.position} is already booked as ${claimed.kind} (transfer ${claimed.id}): not an operator move`,
+      );
     // All or nothing: a funding without its gas (or the reverse) would be half a booking.
     const linked = transfers.map((t, i) => (i < transfers.length - 1 ? { ...t, linked: true } : t));
     const results = await ledger.createTransfers(linked, { client });

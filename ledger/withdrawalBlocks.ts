@@ -4,6 +4,9 @@
  * an operator clears it (audited: who, why). The API asks `isWithdrawalBlocked` before placing a
  * withdrawal's hold.
  */
+import { appendAudit } from "../foundation/audit.js";
+import { type Pool, withTransaction } from "../foundation/db.js";
+import { WithdrawalBlockInputError } from "./errors.js";
 import type { Queryable } from "./runBatch.js";
 
 export type WithdrawalBlock = {
@@ -85,15 +88,34 @@ export async function clearCreditBlock(
   return r.rowCount ?? 0;
 }
 
-/** An operator clears every open block of a customer; returns how many were cleared. */
+/**
+ * An operator clears every open block of a customer (who and why required, audited in the same
+ * transaction: it lets a customer who owes a reorg receivable withdraw again); returns how many
+ * were cleared.
+ */
 export async function clearWithdrawalBlocks(
-  db: Queryable,
+  pool: Pool,
   args: { customerId: string; by: string; reason: string },
 ): Promise<number> {
-  const r = await db.query(
-    `UPDATE ledger.withdrawal_blocks SET cleared_at = now(), cleared_by = $2, clear_reason = $3
-     WHERE customer_id = $1 AND cleared_at IS NULL`,
-    [args.customerId, args.by, args.reason],
-  );
-  return r.rowCount ?? 0;
+  const by = args.by.trim();
+  const reason = args.reason.trim();
+  if (by === "") throw new WithdrawalBlockInputError(args.customerId, "by");
+  if (reason === "") throw new WithdrawalBlockInputError(args.customerId, "reason");
+  return withTransaction(pool, async (client) => {
+    const r = await client.query<{ id: string }>(
+      `UPDATE ledger.withdrawal_blocks SET cleared_at = now(), cleared_by = $2, clear_reason = $3
+       WHERE customer_id = $1 AND cleared_at IS NULL
+       RETURNING id::text`,
+      [args.customerId, by, reason],
+    );
+    if (r.rows.length > 0)
+      await appendAudit(client, {
+        actor: by,
+        action: "ledger.withdrawal_blocks.cleared",
+        entityType: "customer",
+        entityId: args.customerId,
+        details: { reason, block_ids: r.rows.map((x) => Number(x.id)) },
+      });
+    return r.rows.length;
+  });
 }

@@ -50,10 +50,13 @@ export async function creditInflow(
       block_number: string;
       snapshot_at: Date | null;
       status: string;
+      state: string | null;
+      last_run_id: string | null;
     }>(
       `SELECT b.type, b.asset_id, b.key, b.difference, r.chain_id::text,
-         r.block_number::text, r.snapshot_at, r.status
+         r.block_number::text, r.snapshot_at, r.status, s.state, s.last_run_id::text
        FROM recon.breaks b JOIN recon.runs r ON r.id = b.run_id
+       LEFT JOIN recon.break_states s ON s.identity = b.identity
        WHERE b.run_id = $1 AND b.n = $2`,
       [runId, n],
     );
@@ -92,6 +95,15 @@ export async function creditInflow(
       throw new InflowNotCreditableError(
         args.breakId,
         `break ${later.rows[0].run_id}:${later.rows[0].break_n} of the same address and asset was credited after run ${runId}: reconcile again and credit what the new run reports`,
+      );
+    // A later run measured the address again: its report, not this one, is the evidence (the
+    // inflow may since be explained by a fact credited late, or have changed).
+    if (row.last_run_id !== null && (row.state === "resolved" || row.last_run_id !== String(runId)))
+      throw new InflowNotCreditableError(
+        args.breakId,
+        row.state === "resolved"
+          ? "it is resolved (a later run no longer finds it, or an operator resolved it): nothing to credit"
+          : `run ${row.last_run_id} measured it again: credit what that run reports`,
       );
     if (amount <= 0n) throw new InflowNotCreditableError(args.breakId, "no inflow to credit");
     const owner = await client.query<{ owner: string }>(
