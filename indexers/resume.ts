@@ -7,7 +7,7 @@
  * common ancestor (the only way it ever moves down).
  */
 
-import type { ChainConfig, EvmAdapter } from "../chains/index.js";
+import { type ChainConfig, type EvmAdapter, NoHealthyEndpointError } from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "./finality.js";
@@ -30,6 +30,15 @@ export type ResumeResult =
       confirmedFactsAbove: number;
     }
   | { kind: "resumed"; halt: ChainHalt; rollback: Rollback };
+
+/** Resume needs a node that has block `n`; none answered for it (nothing is changed). */
+function noNodeAt(adapter: EvmAdapter, chainId: number, n: bigint): NoHealthyEndpointError {
+  const heads = adapter.rpc
+    .heads()
+    .map((e) => `${e.endpoint}: ${e.head ?? "?"}`)
+    .join(", ");
+  return new NoHealthyEndpointError("chains resume", chainId, n, heads);
+}
 
 async function factsAbove(pool: Pool, chainId: number, ancestor: bigint) {
   const { rows } = await pool.query<{ n: number; c: number }>(
@@ -72,8 +81,12 @@ export async function resumeChain({
     const head = await adapter.getHead();
     const h = head < tip.number ? head : tip.number;
     const [remote] = await adapter.getHeaders([h]);
+    if (!remote) throw noNodeAt(adapter, chainId, h); // a header not returned is no agreement
     const stored = (await canonicalHashes(pool, chainId, h, h)).get(h);
-    if (remote && stored !== undefined && remote.hash.toLowerCase() !== stored) disagreeFrom = h;
+    if (stored !== undefined && remote.hash.toLowerCase() !== stored) disagreeFrom = h;
+    // A node below our tip that agrees at its own height has not seen the blocks above it (it
+    // lags, or restarted from an old snapshot): no agreement. Resume once one has reached our tip.
+    else if (h < tip.number) throw noNodeAt(adapter, chainId, tip.number);
   }
   if (!tip || disagreeFrom === null) {
     const closed = await withTransaction(pool, async (client) => {
@@ -112,7 +125,9 @@ export async function resumeChain({
   }
   const head = await adapter.getHead();
   const [headBlock] = await adapter.getHeaders([head]);
-  const newTip: Tip = { number: head, hash: headBlock?.hash.toLowerCase() ?? "unknown" };
+  // The new tip's hash is the next batch's parent check: a header not returned is not one.
+  if (!headBlock) throw noNodeAt(adapter, chainId, head);
+  const newTip: Tip = { number: head, hash: headBlock.hash.toLowerCase() };
   const { rollback, closed } = await withTransaction(pool, async (client) => {
     await lockTip(client, chainId, tip);
     const rollback = await rollBack(client, {

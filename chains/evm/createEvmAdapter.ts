@@ -39,12 +39,22 @@ export const TRANSFER_TOPIC: Hex =
  * answers with an RPC error; an empty answer is "none yet").
  */
 export async function readFinalizedHead(rpc: RpcClient): Promise<bigint | null> {
+  return (await readFinalizedBlock(rpc))?.number ?? null;
+}
+
+/**
+ * The node's `finalized` block, number and hash (lowercase), with readFinalizedHead's rules. The hash
+ * says which chain the tag is about: an endpoint on another fork finalizes other blocks.
+ */
+export async function readFinalizedBlock(
+  rpc: RpcClient,
+): Promise<{ number: bigint; hash: string } | null> {
   try {
     const block = await rpc.request<RawBlock<Hex> | null>("eth_getBlockByNumber", [
       "finalized",
       false,
     ]);
-    return block ? BigInt(block.number) : null;
+    return block ? { number: BigInt(block.number), hash: block.hash.toLowerCase() } : null;
   } catch (error) {
     if (error instanceof RpcResponseError) return null;
     throw error;
@@ -67,6 +77,8 @@ export type EvmAdapter = {
   getLatestBlock: (atLeast?: bigint) => Promise<RawBlock>;
   /** Number of the `finalized` block, or null when the node does not know the tag. */
   getFinalizedHead: () => Promise<bigint | null>;
+  /** The `finalized` block's number and hash (lowercase), or null as getFinalizedHead. */
+  getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   /**
    * Blocks with full transactions, in the order asked. Only endpoints at or past the highest number
    * are asked; one answering null for a block moves the read on (it is behind, not reorged), and
@@ -132,9 +144,15 @@ function maxOf(numbers: bigint[]): bigint | undefined {
 
 /**
  * trace_block's `frames` of `block` (asked by number), or a refusal when one names another block (a
- * sibling at that height) or none (nothing then says whose it is).
+ * sibling at that height) or none (nothing then says whose it is). An answer (`traces`) tracing no
+ * transaction, for a block with transactions, names no block either: it is an empty sibling's,
+ * not evidence that ours moved no internal value.
  */
-function ofBlock(block: TracedBlock, frames: CallFrame[]): CallFrame[] {
+function ofBlock(block: TracedBlock, traces: ParityTrace[], frames: CallFrame[]): CallFrame[] {
+  if (block.txHashes.length > 0 && !traces.some((t) => t.transactionHash))
+    throw new ChainDataInconsistentError(
+      `trace of block ${block.number} ${block.hash} traces none of its ${block.txHashes.length} transactions`,
+    );
   for (const f of frames)
     if (f.blockHash?.toLowerCase() !== block.hash.toLowerCase())
       throw new ChainDataInconsistentError(
@@ -356,7 +374,7 @@ export function createEvmAdapter(
           blockRead(blocks.map((b) => b.number)),
         );
         traceMethod = "trace_block";
-        return traces.map((t, i) => ofBlock(blocks[i]!, framesFromParity(t)));
+        return traces.map((t, i) => ofBlock(blocks[i]!, t, framesFromParity(t)));
       } catch (error) {
         if (!(error instanceof RpcResponseError) || traceMethod === "trace_block") throw error;
         traceMethod = "debug";
@@ -405,6 +423,7 @@ export function createEvmAdapter(
         },
       }),
     getFinalizedHead: () => readFinalizedHead(rpc),
+    getFinalizedBlock: () => readFinalizedBlock(rpc),
     getBlocks: (numbers) =>
       rpc.batch<RawBlock | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), true] })),

@@ -14,6 +14,7 @@ import {
 } from "../extractFacts.js";
 import { finalizedHeight, publishFinalized, saveTipAndPublishFinalized } from "../finality.js";
 import {
+  canonicalHashes,
   confirmFacts,
   insertBlocks,
   insertFacts,
@@ -30,13 +31,30 @@ const NO_CHANGE: StatusChange = { count: 0, fromBlock: null, toBlock: null };
 /**
  * The node's `finalized` tag, asked only when a rule uses it, and at most every 4 block times
  * (or when the head moved 8 blocks): it moves slowly, and realtime must stay near 2 calls a block.
+ * It counts only when its block is our canonical block at that height (stored, or in `range`, the
+ * blocks being committed): the endpoint that answered may be on another fork than the one that
+ * served our blocks, and its finalized chain then says nothing about ours. A tag above our blocks
+ * cannot be checked yet, so it is not used until we reach it.
  */
-async function nodeFinalized(ctx: SyncContext): Promise<bigint | null> {
+async function nodeFinalized(ctx: SyncContext, range: BlockHeader[]): Promise<bigint | null> {
   const head = ctx.state.head ?? 0n;
   const cached = ctx.finalizedTag;
   const ttl = Math.max(1000, 4 * ctx.chain.blockTimeMs);
   if (cached && Date.now() - cached.at < ttl && head - cached.head < 8n) return cached.value;
-  const value = await ctx.adapter.getFinalizedHead();
+  const tag = await ctx.adapter.getFinalizedBlock();
+  let value: bigint | null = null;
+  if (tag) {
+    const ours =
+      range.find((h) => h.number === tag.number)?.hash ??
+      (await canonicalHashes(ctx.pool, ctx.chainId, tag.number, tag.number)).get(tag.number);
+    if (ours === tag.hash) value = tag.number;
+    else
+      ctx.logger.info({
+        msg: "the node's finalized block is not our block at that height (or not stored yet): not used",
+        finalized: `${tag.number}:${tag.hash}`,
+        ours: ours ?? null,
+      });
+  }
   ctx.finalizedTag = { value, at: Date.now(), head };
   return value;
 }
@@ -45,10 +63,11 @@ async function nodeFinalized(ctx: SyncContext): Promise<bigint | null> {
 export async function rulesUpTo(
   ctx: SyncContext,
   tip: bigint,
+  range: BlockHeader[] = [],
 ): Promise<{ confirmed: bigint | null; final: bigint | null }> {
   const needsTag =
     ctx.chain.confirmations.kind === "finalized" || ctx.finality.kind === "finalized";
-  const tag = needsTag ? await nodeFinalized(ctx) : null;
+  const tag = needsTag ? await nodeFinalized(ctx, range) : null;
   // Confirmations count from the stored tip; finality from the best head (a block far below the
   // head is final even while backfill has just stored it).
   const head = ctx.state.head !== null && ctx.state.head > tip ? ctx.state.head : tip;
@@ -80,7 +99,7 @@ export async function commitRange(
   const headers: BlockHeader[] = data.blocks.map(headerOf);
   const last = headers[headers.length - 1]!;
   const newTip: Tip = { number: last.number, hash: last.hash };
-  const { confirmed: upTo, final } = await rulesUpTo(ctx, newTip.number);
+  const { confirmed: upTo, final } = await rulesUpTo(ctx, newTip.number, headers);
   const { inserted, confirmed, finalized } = await withTransaction(
     pool,
     async (client: PoolClient) => {

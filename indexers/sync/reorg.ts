@@ -133,6 +133,7 @@ export async function rollBack(
 export async function handleReorg(ctx: SyncContext, tip: Tip, evidenceAt: bigint): Promise<void> {
   const { pool, chainId, chain, adapter, logger, metrics, labels } = ctx;
   ctx.knownTip = null; // the checkpoint moves (or the chain halts): read it again
+  ctx.finalizedTag = null; // it was checked against blocks that may now be orphaned
   const finalized = await readFinalized(pool, chainId);
   const search = await findCommonAncestor(
     { pool, adapter, chainId },
