@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  affordablePrefix,
+  affordable,
   assertIntrinsicGas,
   feePaid,
   gasLimitFor,
@@ -83,13 +83,14 @@ describe("maxCost and feePaid", () => {
   });
 });
 
-describe("affordablePrefix", () => {
-  it("counts the requests, in nonce order, whose summed cost fits the balance", () => {
-    expect(affordablePrefix([], 0n)).toBe(0);
-    expect(affordablePrefix([10n, 20n, 30n], 60n)).toBe(3);
-    expect(affordablePrefix([10n, 20n, 30n], 59n)).toBe(2);
-    expect(affordablePrefix([10n, 20n, 30n], 9n)).toBe(0);
-    // A cheap request after an unaffordable one still waits: nonces are sent in order.
-    expect(affordablePrefix([10n, 100n, 1n], 50n)).toBe(1);
+describe("affordable", () => {
+  it("takes the requests, in nonce order, whose cost fits what the ones taken before leave", () => {
+    expect(affordable([], 0n)).toEqual([]);
+    expect(affordable([10n, 20n, 30n], 60n)).toEqual([true, true, true]);
+    expect(affordable([10n, 20n, 30n], 59n)).toEqual([true, true, false]);
+    expect(affordable([10n, 20n, 30n], 9n)).toEqual([false, false, false]);
+    expect(affordable([10n], -5n)).toEqual([false]);
+    // A cheap request after an unaffordable one goes: the unaffordable one takes no nonce.
+    expect(affordable([10n, 100n, 1n], 50n)).toEqual([true, false, true]);
   });
 });

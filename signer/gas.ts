@@ -187,15 +187,17 @@ export function feePaid(receipt: {
 }
 
 /**
- * How many of `costs` (in nonce order) the wallet can pay for: the longest prefix whose summed
- * maxCost fits the balance. Requests past it stay pending (no nonce is taken for a send the node
- * would refuse for insufficient funds, which would block every later nonce).
+ * Which of `costs` (in nonce order) the wallet can pay for: each that fits what the ones taken
+ * before it leave. One that does not fit stays pending and takes no nonce, so the ones after it
+ * may take the next nonces without a gap; it must not hold them (no nonce is taken for a send the
+ * node would refuse for insufficient funds, which would block every later nonce, and no cheap send
+ * waits behind it: a sweep, which pays only gas and refills the wallet, among them).
  */
-export function affordablePrefix(costs: readonly bigint[], balance: bigint): number {
+export function affordable(costs: readonly bigint[], balance: bigint): boolean[] {
   let left = balance;
-  for (let i = 0; i < costs.length; i++) {
-    left -= costs[i]!;
-    if (left < 0n) return i;
-  }
-  return costs.length;
+  return costs.map((cost) => {
+    if (cost > left) return false;
+    left -= cost;
+    return true;
+  });
 }

@@ -56,12 +56,16 @@ const corpus: [client: string, message: string, expected: NodeErrorClass][] = [
   ],
   ["nethermind", "ReplacementNotAllowed", "replacement_underpriced"],
   ["nethermind", "GasLimitExceeded, Gas limit exceeds block gas limit", "gas_limit_too_high"],
+  // Nethermind since its geth-style TxPoolErrorMessages (AcceptTxResult.GasLimitExceeded)
+  ["nethermind", "gas limit reached", "gas_limit_too_high"],
   // Erigon
   ["erigon", "nonce too low", "nonce_too_low"],
   ["erigon", "replace underpriced", "replacement_underpriced"],
   ["erigon", "fee too low", "underpriced"],
   ["erigon", "insufficient funds", "insufficient_funds"],
   ["erigon", "intrinsic gas too low", "intrinsic_gas_too_low"],
+  // DiscardReason GasLimitTooHigh behind the ImportResult name eth_sendRawTransaction prefixes
+  ["erigon", "INVALID: gas limit is too high", "gas_limit_too_high"],
   // Besu
   ["besu", "Nonce too low", "nonce_too_low"],
   ["besu", "Known transaction", "already_known"],

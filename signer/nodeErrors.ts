@@ -64,7 +64,7 @@ const RULES: [NodeErrorClass, RegExp][] = [
   ],
   [
     "gas_limit_too_high",
-    /intrinsic gas too high|exceeds block gas limit|gas_limit > env\.block\.gas_limit|gaslimitexceeded|gas limit exceeds/i,
+    /intrinsic gas too high|exceeds block gas limit|gas_limit > env\.block\.gas_limit|gaslimitexceeded|gas limit exceeds|gas limit reached|gas limit is too high/i,
   ],
   [
     "intrinsic_gas_too_low",

@@ -77,7 +77,8 @@ describe("node refusals", () => {
 
   it("leaves an unfunded wallet's request unsigned (no nonce taken) with an alert, and sends it once funded", async () => {
     const account = await t.wallet(0n);
-    const signer = t.run(account);
+    // An unpaid request is read again after unpaidRetryMs (intake.ts): short here.
+    const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
     try {
       await t.withdraw("unfunded", { from: account.address, value: 5n });
       await waitFor(

@@ -36,6 +36,8 @@ export type BroadcasterSettings = {
    * at once instead of at the bump interval (stall.ts). Well under the bump interval.
    */
   stallResendMs: number;
+  /** A pending request the wallet could not pay is read again by intake after this long. */
+  unpaidRetryMs: number;
 };
 
 export type BroadcasterContext = {
@@ -58,7 +60,14 @@ export type BroadcasterContext = {
   alert: (name: string, fields: Record<string, unknown>) => void;
   crash: (point: CrashPoint) => void;
   /** Mutable across ticks: the next nonce to allocate (set by resync). */
-  state: { nextNonce: bigint | undefined };
+  state: {
+    nextNonce: bigint | undefined;
+    /**
+     * Pending requests the wallet could not pay at their last intake, left out of intake reads
+     * until this time (ms), so a batch of them never hides the requests behind them (intake.ts).
+     */
+    unpaidUntil: Map<string, number>;
+  };
 };
 
 export function createAlert(

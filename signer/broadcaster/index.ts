@@ -90,6 +90,7 @@ export function defaultSettings(chain: ChainConfig): BroadcasterSettings {
       Math.max(1_000, 2 * chain.blockTimeMs),
       Math.floor(chain.bumpIntervalMs / 3),
     ),
+    unpaidRetryMs: Math.max(5_000, 2 * chain.blockTimeMs),
   };
 }
 
@@ -134,7 +135,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     },
     alert: createAlert(log, metrics, labels),
     crash: createCrashPoints(options.crashAt, log),
-    state: { nextNonce: undefined },
+    state: { nextNonce: undefined, unpaidUntil: new Map() },
   };
   const tracker = createTracker(ctx);
   const canceller = createCanceller(ctx);

@@ -7,7 +7,7 @@
 import type { Hex } from "viem";
 import { mapLimit } from "../../foundation/mapLimit.js";
 import { estimateFees } from "../fees.js";
-import { affordablePrefix, IntrinsicGasTooLowError, maxCost } from "../gas.js";
+import { affordable, IntrinsicGasTooLowError, maxCost } from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
 import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js";
@@ -28,10 +28,33 @@ async function failBeforeNonce(lease: Lease, id: string, code: string, message: 
   );
 }
 
+/**
+ * The most the wallet's unmined nonces (from `latestCount`) can still take from its balance: per
+ * nonce, the dearest of its live attempts (value, 0 for a cancel, + gas limit x max fee).
+ */
+async function inFlightCost(ctx: BroadcasterContext, latestCount: bigint): Promise<bigint> {
+  const { rows } = await ctx.pool.query<{ total: bigint }>(
+    `SELECT COALESCE(sum(cost), 0) AS total FROM (
+       SELECT max(CASE WHEN a.purpose = 'cancel' THEN 0 ELSE r.value END
+                  + a.gas_limit * COALESCE(a.max_fee_per_gas, a.gas_price)) AS cost
+         FROM custody.tx_attempts a JOIN custody.tx_requests r ON r.id = a.request_id
+        WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ('signed', 'broadcast')
+          AND a.nonce >= $3
+        GROUP BY a.nonce) n`,
+    [ctx.chain.chainId, ctx.from, latestCount.toString()],
+  );
+  return rows[0]!.total;
+}
+
 /** Take pending requests: gas, nonces, sign, store, then send. Returns how many were stored. */
 export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<number> {
   const { chain, from, settings, state } = ctx;
   if (state.nextNonce === undefined) throw new Error("resync must run before intake");
+  // Requests the wallet could not pay wait out of the read for a while: a batch made only of them
+  // would otherwise hide the ones behind them for good (a sweep refilling the wallet among them).
+  const now = Date.now();
+  for (const [id, until] of state.unpaidUntil) if (until <= now) state.unpaidUntil.delete(id);
+  const unpaid = (id: string) => state.unpaidUntil.set(id, now + settings.unpaidRetryMs);
   const { rows } = await ctx.pool.query<{
     id: string;
     to_address: Hex;
@@ -41,9 +64,9 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   }>(
     `SELECT id, to_address, value, data, gas_limit
      FROM custody.tx_requests
-     WHERE chain_id = $1 AND from_address = $2 AND status = 'pending'
+     WHERE chain_id = $1 AND from_address = $2 AND status = 'pending' AND id <> ALL($4::text[])
      ORDER BY created_at, id LIMIT $3`,
-    [chain.chainId, from, settings.batchSize],
+    [chain.chainId, from, settings.batchSize, [...state.unpaidUntil.keys()]],
   );
   if (rows.length === 0) return 0;
   const fees = await estimateFees(ctx.client, chain);
@@ -62,7 +85,10 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
       } else if (cls === "execution_reverted") {
         await failBeforeNonce(lease, r.id, "ESTIMATE_REVERTED", errorText(error));
       } else {
-        if (cls === "insufficient_funds") ctx.alert("insufficient_funds", { request_id: r.id });
+        if (cls === "insufficient_funds") {
+          ctx.alert("insufficient_funds", { request_id: r.id });
+          unpaid(r.id);
+        }
         ctx.log.warn({
           msg: "gas estimate failed, request stays pending",
           request_id: r.id,
@@ -74,21 +100,35 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   // Keep arrival order among the ready ones (estimates finish in any order).
   const order = new Map(rows.map((r, i) => [r.id, i]));
   ready.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-  // Budget: value + gas x max fee + L1 data fee of each, in nonce order, must fit the balance;
-  // the rest waits unsigned (no nonce is taken for a send the node would refuse).
+  // Budget: value + gas x max fee + L1 data fee of each, in nonce order, must fit the balance
+  // left after the sends in flight (their nonces come first). One that does not fit waits
+  // unsigned (gas.ts `affordable`): signed, the node refuses it or drops it once those mine, and
+  // its nonce holds every later one, the sweeps that would refill this wallet among them.
+  let payable = ready;
   if (ready.length > 0) {
+    // The count first: a send mined after it is counted in flight and may be in the balance
+    // too (counted twice: it waits a tick), never in neither.
+    const latestCount = await ctx.client.getTransactionCount({ address: from, blockTag: "latest" });
     const balance = await ctx.client.getBalance({ address: from });
-    const n = affordablePrefix(
+    const committed = await inFlightCost(ctx, BigInt(latestCount));
+    const fits = affordable(
       ready.map((r) => maxCost({ ...r, fees })),
-      balance,
+      balance - committed,
     );
-    if (n < ready.length) {
-      ctx.alert("insufficient_funds", { request_id: ready[n]!.id, balance: balance.toString() });
-      ready.length = n;
+    const waiting = ready.filter((_, i) => !fits[i]);
+    if (waiting.length > 0) {
+      ctx.alert("insufficient_funds", {
+        request_id: waiting[0]!.id,
+        waiting: waiting.length,
+        balance: balance.toString(),
+        in_flight: committed.toString(),
+      });
+      payable = ready.filter((_, i) => fits[i]);
+      for (const r of waiting) unpaid(r.id);
     }
   }
   const base = state.nextNonce;
-  const planned = ready.map((r, i) => ({ ...r, nonce: base + BigInt(i) }));
+  const planned = payable.map((r, i) => ({ ...r, nonce: base + BigInt(i) }));
   ctx.crash("before_sign");
   const signed = await mapLimit(planned, settings.signConcurrency, async (p) => {
     try {
