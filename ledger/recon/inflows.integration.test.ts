@@ -29,6 +29,7 @@ import { spawnCli } from "../../ops/testing/process.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
+import { creditInflow } from "./creditInflow.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
 
 const CHAIN_ID = 31337;
@@ -36,6 +37,7 @@ const ETH = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
 const E17 = 10n ** 17n;
 const D_ERIN = freshAddress(501);
 const D_FAY = freshAddress(502);
+const D_GIL = freshAddress(601);
 
 let ctx: TestContext;
 let chain: ChainConfig;
@@ -87,6 +89,7 @@ beforeAll(async () => {
   await watch(ctx.db.pool, CHAIN_ID, [
     { address: D_ERIN, owner: "erin" },
     { address: D_FAY, owner: "fay" },
+    { address: D_GIL, owner: "gil" },
   ]);
   const adapter = createEvmAdapter(chain, { common: ctx.common });
   ingestor = await createIngestor({ common: ctx.common, pool: ctx.db.pool, adapter });
@@ -244,5 +247,62 @@ describe("unattributed inflows on a chain without traces", () => {
     // Once found, the next runs keep examining it (an open break) whatever their slice.
     const next = await slow.run({ chain });
     expect(inflowBreaks(next).map((b) => b.key)).toEqual([`inflow:${D_FAY}`]);
+  });
+});
+
+/*
+ * An unattributed inflow break is evidence only until a later run measures the address again. Here
+ * the fact behind the inflow is written late (a late writer into an old block, as the crediting
+ * catch-up pass expects), crediting books it as a deposit, and the next run no longer finds the
+ * break (it is resolved). Crediting the old run's break then paid the same money a second time; it
+ * is refused, and nothing is booked.
+ */
+describe("crediting an unattributed inflow a later run no longer finds", () => {
+  it("is refused once the inflow's fact was credited and a run measured it again", async () => {
+    const r = await sendAndMine(rpc, {
+      from: sender,
+      to: forwarder,
+      value: 7n * E17,
+      data: call("Forwarder", "forward", [D_GIL]),
+    });
+    await settle();
+    const first = await reconciler.run({ chain });
+    const b = await ctx.db.pool.query<{ n: number }>(
+      "SELECT n FROM recon.breaks WHERE run_id = $1 AND key = $2 AND type = 'unattributed_inflow'",
+      [first.runId, `inflow:${D_GIL}`],
+    );
+    expect(b.rows).toHaveLength(1);
+    const breakId = `${first.runId}:${b.rows[0]!.n}`;
+
+    // The internal transfer's fact arrives late, in its old block: the catch-up pass credits it.
+    await ctx.db.pool.query(
+      `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
+         asset, from_address, to_address, amount, status)
+       VALUES ($1, $2, $3, $4, 0, 'trace:0', 'internal', $5, $6, $7, $8, 'confirmed')`,
+      [
+        CHAIN_ID,
+        BigInt(r.blockNumber).toString(),
+        r.blockHash.toLowerCase(),
+        r.transactionHash.toLowerCase(),
+        "0x0000000000000000000000000000000000000000",
+        forwarder.toLowerCase(),
+        D_GIL,
+        (7n * E17).toString(),
+      ],
+    );
+    await settle();
+    const gil = () => ledger.balance({ assetId: ETH, name: "user:gil" });
+    expect((await gil()).available).toBe(7n * E17);
+    // The next run finds the inflow explained: the break is resolved.
+    const second = await reconciler.run({ chain, full: true });
+    expect(second.breaks.filter((x) => x.key === `inflow:${D_GIL}`)).toEqual([]);
+
+    await expect(
+      creditInflow(
+        { common: ctx.common, pool: ctx.db.pool, ledger },
+        { breakId, by: "ops-anna", reason: "the report of run 1" },
+      ),
+    ).rejects.toMatchObject({ code: "RECON_INFLOW_NOT_CREDITABLE" });
+    expect((await gil()).available).toBe(7n * E17);
   });
 });
