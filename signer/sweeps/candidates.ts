@@ -1,6 +1,7 @@
 /**
  * Deposit-address balances the ledger says are sweepable: per (address, asset), the standing
- * deposit credits to that address (confirmed, not held by a reorg, not reversed) minus what booked
+ * deposit credits to that address (confirmed, not held by a reorg, not reversed) and the
+ * unattributed inflows an operator credited to it (migration 0109) minus what booked
  * sweeps moved out, kept as a running balance (custody.sweepable_balances, migration 0103) so a
  * planning pass reads only pairs with something to sweep, never the credit history. The planner
  * caps this by the on-chain balance (startSweeps.ts), so an address whose credit exceeds what it

@@ -210,10 +210,19 @@ export async function settleColdMoves({
       ? (o.transferPosition ?? (m.asset === zeroAddress ? "tx" : null))
       : undefined;
     if (success && !position) {
-      throw new SweepReceiptError(
-        m.id,
-        "the signer recorded no Transfer position for the cold move",
-      );
+      // The transfer is not where the request says (a token that takes a fee on transfer logs
+      // less than was sent): this move waits for an operator, its hold standing. Thrown, it failed
+      // every tick of the chain before any new sweep was planned.
+      log.error({
+        msg: "the signer recorded no Transfer position for the cold move; it stays open, its hold kept",
+        cold_move_id: m.id,
+        tx_hash: o.txHash,
+        err: new SweepReceiptError(
+          m.id,
+          "the signer recorded no Transfer position for the cold move",
+        ),
+      });
+      continue;
     }
     const status = await withTransaction(pool, async (client) => {
       const lock = await client.query<{ status: string; hold_generation: number }>(

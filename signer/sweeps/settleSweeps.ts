@@ -228,6 +228,7 @@ async function sweptAmounts({
     const address = e.args.depositAddress.toLowerCase();
     const asset = e.args.token.toLowerCase();
     let position: string | undefined;
+    let amount = e.args.amount;
     if (asset === zeroAddress) {
       const frame = frames.find(
         (f) =>
@@ -237,19 +238,22 @@ async function sweptAmounts({
       );
       position = frame ? `trace:${frame.path.join(".")}` : undefined;
     } else {
+      // Not matched by amount: a token that takes a fee on transfer moves the Swept amount off the
+      // address but the hot wallet receives less. What is booked is what the hot wallet received
+      // (this Transfer, the chain fact); the fee's own Transfer is a fact reconciliation shows.
       const transfer = txTransfers
         .filter(
           (l) =>
             Number(BigInt(l.logIndex)) < e.logIndex &&
             l.address.toLowerCase() === asset &&
             l.topics[1]?.toLowerCase() === pad(address as Hex) &&
-            l.topics[2]?.toLowerCase() === pad(hot).toLowerCase() &&
-            BigInt(l.data) === e.args.amount,
+            l.topics[2]?.toLowerCase() === pad(hot).toLowerCase(),
         )
         .pop();
       if (!transfer) {
         throw new SweepReceiptError(row.id, `no Transfer log for ${asset} from ${address}`);
       }
+      amount = BigInt(transfer.data);
       position = transferPosition(txTransfers, Number(BigInt(transfer.logIndex)), [
         asset,
         ...chain.tokens.map((t) => t.address),
@@ -258,7 +262,7 @@ async function sweptAmounts({
     return {
       address,
       asset,
-      amount: e.args.amount,
+      amount,
       ...(position ? { chainRef: { chainId: chain.chainId, txHash: hash, position } } : {}),
     };
   });

@@ -1,6 +1,7 @@
 /**
  * The running sweepable balances (custody.sweepable_balances) recomputed from history: standing
- * deposit credits to each forwarder minus what booked sweeps moved out of it. Tests compare the two
+ * deposit credits and operator-credited inflows to each forwarder minus what booked sweeps moved
+ * out of it. Tests compare the two
  * after credits, sweeps, failures and reorgs: any drift is a bug in the triggers or in booking.
  */
 import type pg from "pg";
@@ -12,6 +13,10 @@ WITH history AS (
       FROM ledger.deposit_credits c
       JOIN chain.deposit_forwarders d ON d.chain_id = c.chain_id AND d.address = c.to_address
      WHERE c.state = 'credited'
+    UNION ALL
+    SELECT n.chain_id, n.address, n.asset, n.amount
+      FROM ledger.credited_inflows n
+      JOIN chain.deposit_forwarders d ON d.chain_id = n.chain_id AND d.address = n.address
     UNION ALL
     SELECT i.chain_id, i.address, i.asset, -i.swept
       FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id

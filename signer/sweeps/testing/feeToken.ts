@@ -1,0 +1,65 @@
+/**
+ * Test-only: a listed token that takes a 1% fee on every transfer (PAXG-style; USDT has the
+ * switch), sent to a collector. Its Transfer logs say what each side got: the recipient less than
+ * left the sender. Compiled with solc-js when a test starts (never part of the committed artifacts).
+ */
+
+import solc from "solc";
+import { type Abi, type Address, getContractAddress, type Hex } from "viem";
+import { type Rpc, sendAndMine } from "../../../indexers/testing/chain.js";
+
+export const FEE_COLLECTOR: Address = "0x000000000000000000000000000000000000Fee5";
+/** anvil dev account 7 deploys the fee token at nonce 0, so a config can list it up front. */
+export const FEE_DEPLOYER: Address = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955";
+export const FEE_TOKEN: Address = getContractAddress({ from: FEE_DEPLOYER, nonce: 0n });
+
+const SOURCE = `// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+contract FeeToken {
+    mapping(address => uint256) public balanceOf;
+    event Transfer(address indexed from, address indexed to, uint256 value);
+    function mint(address to, uint256 value) external {
+        balanceOf[to] += value;
+        emit Transfer(address(0), to, value);
+    }
+    function transfer(address to, uint256 value) external returns (bool) {
+        require(balanceOf[msg.sender] >= value, "balance");
+        uint256 fee = value / 100;
+        balanceOf[msg.sender] -= value;
+        balanceOf[to] += value - fee;
+        balanceOf[${FEE_COLLECTOR}] += fee;
+        emit Transfer(msg.sender, to, value - fee);
+        emit Transfer(msg.sender, ${FEE_COLLECTOR}, fee);
+        return true;
+    }
+}`;
+
+/** Compile and deploy the fee token at FEE_TOKEN; returns its ABI. */
+export async function deployFeeToken(rpc: Rpc): Promise<Abi> {
+  const out = JSON.parse(
+    solc.compile(
+      JSON.stringify({
+        language: "Solidity",
+        sources: { "FeeToken.sol": { content: SOURCE } },
+        settings: {
+          evmVersion: "cancun",
+          outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+        },
+      }),
+    ),
+  ) as {
+    errors?: { severity: string; formattedMessage: string }[];
+    contracts: Record<string, Record<string, { abi: Abi; evm: { bytecode: { object: string } } }>>;
+  };
+  const errors = (out.errors ?? []).filter((e) => e.severity === "error");
+  if (errors.length > 0) throw new Error(errors.map((e) => e.formattedMessage).join("\n"));
+  const c = out.contracts["FeeToken.sol"]!.FeeToken!;
+  const r = await sendAndMine(rpc, {
+    from: FEE_DEPLOYER.toLowerCase() as Hex,
+    data: `0x${c.evm.bytecode.object}`,
+    gas: 3_000_000n,
+  });
+  if (r.contractAddress?.toLowerCase() !== FEE_TOKEN.toLowerCase())
+    throw new Error("fee token not at the expected address");
+  return c.abi;
+}
