@@ -88,12 +88,48 @@ export const policiesSchema = z
   })
   .strict();
 
+/**
+ * The webhook event types the service sends (api/webhooks/events.ts emits them). Here, with the
+ * config that names them, so a misspelt name in an endpoint's `events` is refused at start: it
+ * matched nothing and the endpoint silently never heard of those events.
+ */
+export const WEBHOOK_EVENT_TYPES = [
+  "deposit.detected",
+  "deposit.confirmed",
+  "deposit.credited",
+  "deposit.orphaned",
+  "withdrawal.approved",
+  "withdrawal.broadcast",
+  "withdrawal.confirmed",
+  "withdrawal.reorged",
+  "withdrawal.finalized",
+  "withdrawal.receipt_unknown",
+  "withdrawal.needs_review",
+  "withdrawal.failed",
+  "withdrawal.rejected",
+  "withdrawal.cancelled",
+] as const;
+const webhookEventPatterns = new Set<string>([
+  "*",
+  ...WEBHOOK_EVENT_TYPES,
+  ...WEBHOOK_EVENT_TYPES.map((t) => `${t.split(".")[0]}.*`),
+]);
+
 export const webhookSchema = z
   .object({
     url,
     /** Name of the environment variable holding the HMAC secret (secrets never live in the file). */
     secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/),
-    events: z.array(z.string()).default(["*"]),
+    events: z
+      .array(
+        z
+          .string()
+          .refine(
+            (e) => webhookEventPatterns.has(e),
+            `must be *, deposit.*, withdrawal.* or one of ${WEBHOOK_EVENT_TYPES.join(", ")}`,
+          ),
+      )
+      .default(["*"]),
   })
   .strict();
 

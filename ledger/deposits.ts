@@ -55,11 +55,14 @@ export async function listDeposits(
   client: Queryable,
   filter: DepositFilter,
 ): Promise<DepositRow[]> {
-  // Credited: the ledger booked the deposit credit for this fact (an orphaned one still shows
-  // orphaned, and the status filter `orphaned` lists it, as the API reports it).
-  const credited = `EXISTS (SELECT 1 FROM ledger.transfers lt
+  // Credited: the ledger's credit of this deposit stands (not held or taken back by a reorg hold;
+  // the same recipient, asset and amount, as crediting matches it) and this fact is the confirmed
+  // one. An orphaned one still shows orphaned, and the status filter `orphaned` lists it.
+  const credited = `(t.status = 'confirmed' AND EXISTS (SELECT 1 FROM ledger.transfers lt
+                JOIN ledger.deposit_credits d ON d.credit_id = lt.id
                 WHERE lt.kind = 'deposit' AND lt.chain_id = t.chain_id
-                  AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`;
+                  AND lt.tx_hash = t.tx_hash AND lt.position = t.position AND d.state = 'credited'
+                  AND d.to_address = t.to_address AND d.asset = t.asset AND d.amount = t.amount))`;
   const { rows } = await client.query<DepositRow>(
     `SELECT * FROM (
        SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,

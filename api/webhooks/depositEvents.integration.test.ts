@@ -1,6 +1,6 @@
 /** Deposit webhook events from real chain facts and ledger credits (Postgres), exactly once each. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, depositTransferName, type Ledger, transferId } from "../../ledger/index.js";
+import { createDepositCrediting, createLedger, type Ledger } from "../../ledger/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { produceDepositEvents } from "./depositEvents.js";
 
@@ -57,15 +57,10 @@ describe("deposit events", () => {
       "UPDATE chain.transfers SET status = 'confirmed', confirmed_at = now() WHERE tx_hash = $1",
       [TX],
     );
-    await ledger.transfer({
-      id: transferId(depositTransferName(31337, TX, "tx")),
-      assetId: "31337:0x0000000000000000000000000000000000000000",
-      debit: "custody:deposits",
-      credit: "user:alice",
-      amount: 1000n,
-      kind: "deposit",
-      chainRef: { chainId: 31337, txHash: TX, position: "tx" },
-    });
+    // Credited as the worker credits it (a deposit transfer and its credit row).
+    expect(
+      await createDepositCrediting({ common, pool: ctx.db.pool, ledger }).creditConfirmed(),
+    ).toBe(1);
     expect(await produceDepositEvents({ common, pool: ctx.db.pool })).toBe(2);
     await ctx.db.pool.query(
       "UPDATE chain.transfers SET status = 'orphaned', orphaned_at = now() WHERE tx_hash = $1",

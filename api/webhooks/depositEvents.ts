@@ -16,11 +16,24 @@ import { emitEvent } from "./events.js";
 const CONDITIONS = {
   detected: "true",
   confirmed: "t.confirmed_at IS NOT NULL",
-  credited: `EXISTS (SELECT 1 FROM ledger.credited_facts lt
-               WHERE lt.chain_id = t.chain_id AND lt.tx_hash = t.tx_hash AND lt.position = t.position)`,
+  // A standing credit of this deposit (as crediting matches it: identity, recipient, asset,
+  // amount) while this fact is the confirmed one: a reorged deposit's copy is not credited while
+  // the ledger holds the credit back, nor by position alone.
+  credited: `t.status = 'confirmed' AND EXISTS (SELECT 1 FROM ledger.credited_facts lt
+               WHERE lt.chain_id = t.chain_id AND lt.tx_hash = t.tx_hash AND lt.position = t.position
+                 AND lt.standing AND lt.to_address = t.to_address AND lt.asset = t.asset
+                 AND lt.amount = t.amount)`,
   orphaned: "t.status = 'orphaned'",
 } as const;
 type DepositEvent = keyof typeof CONDITIONS;
+
+const FACT_COLUMNS = `t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
+  t.amount, t.tx_hash, t.position, t.block_number::text, t.block_hash`;
+// `orphaned` follows the `detected` of the life it closes (lives after the first are counted).
+const DETECTED_MARKED = `AND EXISTS (SELECT 1 FROM api.deposit_event_marks m
+                          WHERE m.transfer_id = t.id AND m.event = 'detected')`;
+const LIFE_DETECTED = `l.life <= (SELECT count(*) FROM api.deposit_event_marks m
+                        WHERE m.transfer_id = t.id AND m.event = 'detected')`;
 
 export async function produceDepositEvents({
   common,
@@ -33,21 +46,36 @@ export async function produceDepositEvents({
 }): Promise<number> {
   let produced = 0;
   for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
-    const { rows } = await pool.query<DepositFactRow>(
-      `SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
-              t.amount, t.tx_hash, t.position, t.block_number::text, t.block_hash
-         FROM chain.deposit_facts t
-        WHERE ${CONDITIONS[event]}
-          AND NOT EXISTS (SELECT 1 FROM api.deposit_event_marks m
-                           WHERE m.transfer_id = t.id AND m.event = $1)
-        ORDER BY t.id LIMIT $2`,
+    // A fact orphaned and then canonical again (a reorg back revives its row) starts a new life:
+    // its events are due again, after the orphaning, so the backend hears the deposit is back;
+    // `orphaned` closes a life whose `detected` went out. Facts never orphaned-and-marked (nearly
+    // all) are read as before, by the anti-join; only the few with an `orphaned` mark count lives.
+    const { rows } = await pool.query<DepositFactRow & { life: number }>(
+      `SELECT * FROM (
+         SELECT ${FACT_COLUMNS}, 1 AS life
+           FROM chain.deposit_facts t
+          WHERE ${CONDITIONS[event]}
+            AND NOT EXISTS (SELECT 1 FROM api.deposit_event_marks m
+                             WHERE m.transfer_id = t.id AND m.event IN ($1, 'orphaned'))
+            ${event === "orphaned" ? DETECTED_MARKED : ""}
+         UNION ALL
+         SELECT ${FACT_COLUMNS}, l.life
+           FROM (SELECT transfer_id, count(*)::int + 1 AS life FROM api.deposit_event_marks
+                  WHERE event = 'orphaned' GROUP BY transfer_id) l
+           JOIN chain.deposit_facts t ON t.id = l.transfer_id
+          WHERE ${CONDITIONS[event]}
+            AND ${event === "orphaned" ? LIFE_DETECTED : "t.status <> 'orphaned'"}
+            AND NOT EXISTS (SELECT 1 FROM api.deposit_event_marks m
+                             WHERE m.transfer_id = t.id AND m.event = $1 AND m.life = l.life)
+       ) due
+       ORDER BY id::bigint LIMIT $2`,
       [event, limit],
     );
     for (const f of rows) {
       await withTransaction(pool, async (client) => {
         const eventId = await emitEvent(client, common.config, {
           type: `deposit.${event}`,
-          name: `deposit:${f.chain_id}:${f.block_hash}:${f.tx_hash}:${f.position}:${event}`,
+          name: `deposit:${f.chain_id}:${f.block_hash}:${f.tx_hash}:${f.position}:${event}${f.life === 1 ? "" : `:${f.life}`}`,
           data: {
             deposit_id: f.id,
             customer_id: f.owner,
@@ -63,9 +91,9 @@ export async function produceDepositEvents({
           },
         });
         await client.query(
-          `INSERT INTO api.deposit_event_marks (transfer_id, event, event_id) VALUES ($1, $2, $3)
-           ON CONFLICT DO NOTHING`,
-          [f.id, event, eventId],
+          `INSERT INTO api.deposit_event_marks (transfer_id, event, event_id, life)
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+          [f.id, event, eventId, f.life],
         );
       });
       produced++;

@@ -93,10 +93,20 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       redrives: number;
       stale: boolean;
     }>(
-      `SELECT event_id, endpoint, redrives,
-              updated_at < now() - make_interval(secs => $1::double precision / 1000) AS stale
-         FROM api.webhook_deliveries
-        WHERE status = 'pending' ORDER BY updated_at LIMIT 500`,
+      // Per endpoint, only the oldest pending event of each deposit or withdrawal: a later one
+      // waits until it is delivered (or dead), so a retried `credited` is never overtaken by the
+      // `orphaned` after it (a backend applying them as they come would end credited).
+      `SELECT event_id, endpoint, redrives, stale FROM (
+         SELECT DISTINCT ON (d.endpoint, subject) d.event_id, d.endpoint, d.redrives, d.updated_at,
+                d.updated_at < now() - make_interval(secs => $1::double precision / 1000) AS stale
+           FROM api.webhook_deliveries d
+           JOIN api.webhook_events e ON e.id = d.event_id,
+           LATERAL (SELECT split_part(e.type, '.', 1) || ':' ||
+                      coalesce(e.payload->>'deposit_id', e.payload->>'withdrawal_id', e.id::text)
+                      AS subject) s
+          WHERE d.status = 'pending'
+          ORDER BY d.endpoint, subject, e.created_at, e.id) oldest
+        ORDER BY updated_at LIMIT 500`,
       [staleMs],
     );
     await clearFailedJobs(rows.filter((r) => r.stale));

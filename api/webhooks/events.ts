@@ -4,26 +4,11 @@
  * it once and delivers it once per endpoint. The dispatcher delivers pending rows (Postgres is the
  * truth; BullMQ only carries the attempts).
  */
-import type { Config } from "../../foundation/config.js";
+import { type Config, WEBHOOK_EVENT_TYPES } from "../../foundation/config.js";
 import type { Pool, PoolClient } from "../../foundation/db.js";
 import { eventIdOf } from "./eventId.js";
 
-export const EVENT_TYPES = [
-  "deposit.detected",
-  "deposit.confirmed",
-  "deposit.credited",
-  "deposit.orphaned",
-  "withdrawal.approved",
-  "withdrawal.broadcast",
-  "withdrawal.confirmed",
-  "withdrawal.reorged",
-  "withdrawal.finalized",
-  "withdrawal.receipt_unknown",
-  "withdrawal.needs_review",
-  "withdrawal.failed",
-  "withdrawal.rejected",
-  "withdrawal.cancelled",
-] as const;
+export const EVENT_TYPES = WEBHOOK_EVENT_TYPES;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export type WebhookEndpoint = Config["webhooks"][number];

@@ -1,0 +1,217 @@
+/**
+ * What the exchange backend is told about a deposit a reorg took out and the chain mined again, on
+ * anvil with the real indexer, crediting, deposit events and /v1/deposits (confirmations 3). The
+ * re-mined copy is a new fact row; it is `credited` (event and API status) only once the ledger's
+ * credit stands for it again, never while the copy waits for its confirmations and the credit is
+ * under a reorg hold.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../../foundation/db.js";
+import { insertBlocks, insertFacts, orphanAbove } from "../../indexers/store.js";
+import { freshAddress } from "../../indexers/testing/chain.js";
+import {
+  REORG_CHAIN,
+  REORG_CHAIN_ID,
+  type ReorgScenario,
+  startReorgScenario,
+} from "../../ledger/testing/reorgScenario.js";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { produceDepositEvents } from "./depositEvents.js";
+
+const E17 = 10n ** 17n;
+const D_ALICE = freshAddress(471);
+const D_BOB = freshAddress(472);
+
+let t: ApiTestContext;
+let s: ReorgScenario;
+
+beforeAll(async () => {
+  t = await createApiTestContext({ chains: [REORG_CHAIN] });
+  s = await startReorgScenario(t.ctx, [
+    { address: D_ALICE, owner: "alice" },
+    { address: D_BOB, owner: "bob" },
+  ]);
+});
+afterAll(async () => {
+  await s?.stop();
+  await t?.cleanup();
+});
+
+const produce = () => produceDepositEvents({ common: t.ctx.common, pool: t.ctx.db.pool });
+const factsOf = async (txHash: Hex) =>
+  (
+    await t.ctx.db.pool.query<{ id: string; status: string }>(
+      "SELECT id::text, status FROM chain.transfers WHERE tx_hash = $1 ORDER BY id",
+      [txHash],
+    )
+  ).rows;
+const eventsOf = async (depositId: string) =>
+  (
+    await t.ctx.db.pool.query<{ type: string }>(
+      `SELECT type FROM api.webhook_events WHERE payload->>'deposit_id' = $1
+        ORDER BY type`,
+      [depositId],
+    )
+  ).rows
+    .map((r) => r.type)
+    .sort();
+const apiStatus = async (depositId: string) => {
+  const res = await t.call(t.keys["deposits:read"], {
+    method: "GET",
+    url: `/v1/deposits/${depositId}`,
+  });
+  expect(res.statusCode).toBe(200);
+  return res.json().status as string;
+};
+
+describe("deposit truth after a reorg", () => {
+  it("a re-mined copy of a held deposit is not credited (event or API) before it confirms and the hold is voided", async () => {
+    const amount = 15n * E17;
+    // The worker produces events every second: the credit's event goes out before the reorg.
+    const { txHash, raw, swept } = await s.creditThenReorg(D_ALICE, amount, {
+      beforeReorg: async () => {
+        await produce();
+      },
+    });
+    expect(swept.held).toBe(1);
+    await produce();
+    const [old] = await factsOf(txHash);
+    expect(old!.status).toBe("orphaned");
+    expect(await eventsOf(old!.id)).toEqual([
+      "deposit.confirmed",
+      "deposit.credited",
+      "deposit.detected",
+      "deposit.orphaned",
+    ]);
+
+    // The same signed transaction mined again, one block: seen, 2 confirmations short.
+    await s.rpc("eth_sendRawTransaction", [raw]);
+    await s.mine(1);
+    expect(await s.settle()).toMatchObject({ credited: 0, restored: 0 });
+    const copy = (await factsOf(txHash)).find((f) => f.id !== old!.id)!;
+    expect(copy.status).toBe("seen");
+    // The ledger still holds the credit back from alice.
+    const held = await t.ctx.db.pool.query<{ state: string }>(
+      "SELECT state FROM ledger.deposit_credits WHERE tx_hash = $1",
+      [txHash],
+    );
+    expect(held.rows.map((r) => r.state)).toEqual(["held"]);
+    await produce();
+    expect(await eventsOf(copy.id)).toEqual(["deposit.detected"]);
+    expect(await apiStatus(copy.id)).toBe("seen");
+    const listed = await t.call(t.keys["deposits:read"], {
+      method: "GET",
+      url: "/v1/deposits?status=credited&customer_id=alice",
+    });
+    expect(listed.json().deposits).toEqual([]);
+
+    // Confirmed: the hold is voided, and now the copy is credited.
+    await s.mine(2);
+    expect(await s.settle()).toMatchObject({ credited: 0, restored: 1 });
+    await produce();
+    expect(await eventsOf(copy.id)).toEqual([
+      "deposit.confirmed",
+      "deposit.credited",
+      "deposit.detected",
+    ]);
+    expect(await apiStatus(copy.id)).toBe("credited");
+    expect(await apiStatus(old!.id)).toBe("orphaned");
+  });
+
+  it("a deposit orphaned and then canonical again in its own block is announced again after deposit.orphaned", async () => {
+    const amount = 12n * E17;
+    const { txHash, swept } = await s.creditThenReorg(D_BOB, amount, {
+      beforeReorg: async () => {
+        await produce();
+      },
+    });
+    expect(swept.held).toBe(1);
+    await produce();
+    const [fact] = await factsOf(txHash);
+    expect(await eventsOf(fact!.id)).toEqual([
+      "deposit.confirmed",
+      "deposit.credited",
+      "deposit.detected",
+      "deposit.orphaned",
+    ]);
+
+    // The chain goes back to the first branch (a reorg back): as the indexer stores it, the
+    // deposit's block is canonical again and its fact row comes back to life, confirmed.
+    const { rows } = await t.ctx.db.pool.query<{
+      block_number: string;
+      block_hash: string;
+      parent_hash: string;
+      timestamp: number;
+      tx_index: number;
+      from_address: string;
+    }>(
+      `SELECT f.block_number::text, f.block_hash, b.parent_hash, extract(epoch FROM b.timestamp)::int AS timestamp,
+              f.tx_index, f.from_address
+         FROM chain.transfers f JOIN chain.blocks b ON b.chain_id = f.chain_id AND b.hash = f.block_hash
+        WHERE f.id = $1`,
+      [fact!.id],
+    );
+    const old = rows[0]!;
+    await withTransaction(t.ctx.db.pool, async (client) => {
+      await orphanAbove(client, REORG_CHAIN_ID, BigInt(old.block_number) - 1n);
+      await insertBlocks(client, REORG_CHAIN_ID, [
+        {
+          number: BigInt(old.block_number),
+          hash: old.block_hash,
+          parentHash: old.parent_hash,
+          timestamp: old.timestamp,
+        },
+      ]);
+      await insertFacts(
+        client,
+        REORG_CHAIN_ID,
+        [
+          {
+            blockNumber: BigInt(old.block_number),
+            blockHash: old.block_hash,
+            txHash,
+            txIndex: old.tx_index,
+            position: "tx",
+            kind: "native",
+            asset: "0x0000000000000000000000000000000000000000",
+            from: old.from_address,
+            to: D_BOB.toLowerCase(),
+            amount,
+          },
+        ],
+        BigInt(old.block_number),
+      );
+    });
+    expect(await factsOf(txHash)).toEqual([{ id: fact!.id, status: "confirmed" }]);
+    expect(await s.crediting.sweep({ chainId: REORG_CHAIN_ID })).toMatchObject({ restored: 1 });
+    expect(await apiStatus(fact!.id)).toBe("credited");
+
+    // The backend applied deposit.orphaned last: it must hear that the deposit is credited again.
+    await produce();
+    const { rows: last } = await t.ctx.db.pool.query<{ type: string }>(
+      `SELECT type FROM api.webhook_events WHERE payload->>'deposit_id' = $1
+        ORDER BY created_at DESC, type DESC LIMIT 1`,
+      [fact!.id],
+    );
+    expect(last[0]?.type).toBe("deposit.credited");
+    expect(await eventsOf(fact!.id)).toEqual([
+      "deposit.confirmed",
+      "deposit.confirmed",
+      "deposit.credited",
+      "deposit.credited",
+      "deposit.detected",
+      "deposit.detected",
+      "deposit.orphaned",
+    ]);
+
+    // And out again: the second orphaning is sent too.
+    await withTransaction(t.ctx.db.pool, (client) =>
+      orphanAbove(client, REORG_CHAIN_ID, BigInt(old.block_number) - 1n),
+    );
+    await produce();
+    expect((await eventsOf(fact!.id)).filter((e) => e === "deposit.orphaned")).toHaveLength(2);
+    await produce();
+    expect(await eventsOf(fact!.id)).toHaveLength(8);
+  });
+});

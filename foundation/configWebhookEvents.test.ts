@@ -1,0 +1,48 @@
+/**
+ * A webhook endpoint's `events` name event types the service sends. A misspelt name matched no
+ * event, so the endpoint silently never heard of it (a backend configured with
+ * "withdrawal.reorg" was never told a confirmed withdrawal was taken back by a reorg).
+ */
+import { describe, expect, it } from "vitest";
+import { chainSchema } from "../chains/index.js";
+import { configIssuesOf, writeConfigFile } from "../ops/testing/configFile.js";
+import { loadConfig } from "./config.js";
+
+const chain = {
+  key: "a",
+  chainId: 1,
+  name: "a",
+  rpcUrls: ["http://127.0.0.1:1"],
+  confirmations: { kind: "finalized" },
+  reorgWindow: 5,
+  blockTimeMs: 1000,
+  feeModel: "legacy",
+};
+const load = (events: string[]) => {
+  const file = writeConfigFile({
+    chains: [chain],
+    webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "HOOK_SECRET", events }],
+  });
+  return () => loadConfig(chainSchema, { CUSTODY_CONFIG: file, HOOK_SECRET: "s3cret" });
+};
+
+describe("webhook endpoint events", () => {
+  it("refuses event names the service never sends, naming each", () => {
+    const issues = configIssuesOf(
+      load(["deposit.credited", "withdrawal.reorg", "deposits.*", "deposit.credted"]),
+    );
+    expect(issues.map((i) => i.field.replace(/^.*\.json\./, ""))).toEqual([
+      "webhooks.0.events.1",
+      "webhooks.0.events.2",
+      "webhooks.0.events.3",
+    ]);
+    expect(issues[0]!.message).toMatch(/withdrawal\.reorged/);
+  });
+
+  it("accepts every event type, a group's wildcard and *", () => {
+    expect(
+      load(["*", "deposit.*", "withdrawal.*", "withdrawal.reorged", "deposit.orphaned"])()
+        .webhooks[0]!.events,
+    ).toHaveLength(5);
+  });
+});
