@@ -34,6 +34,7 @@ export {
   type EvmAdapter,
   type EvmAdapterOptions,
   isLogRangeLimit,
+  readFinalizedBlock,
   readFinalizedHead,
   TRANSFER_TOPIC,
   type TracedBlock,

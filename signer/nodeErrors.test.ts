@@ -66,6 +66,9 @@ const corpus: [client: string, message: string, expected: NodeErrorClass][] = [
   ["erigon", "intrinsic gas too low", "intrinsic_gas_too_low"],
   // DiscardReason GasLimitTooHigh behind the ImportResult name eth_sendRawTransaction prefixes
   ["erigon", "INVALID: gas limit is too high", "gas_limit_too_high"],
+  // DiscardReason DuplicateHash and NotReplaced, likewise prefixed
+  ["erigon", "INVALID: existing txn with same hash", "already_known"],
+  ["erigon", "INVALID: could not replace existing tx", "replacement_underpriced"],
   // Besu
   ["besu", "Nonce too low", "nonce_too_low"],
   ["besu", "Known transaction", "already_known"],

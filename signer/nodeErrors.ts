@@ -44,7 +44,7 @@ export const RESPONSES: Record<NodeErrorClass, string> = {
 const RULES: [NodeErrorClass, RegExp][] = [
   [
     "already_known",
-    /already known|known transaction|already imported|alreadyknown|already in (the )?(tx)?pool|already exists/i,
+    /already known|known transaction|already imported|alreadyknown|already in (the )?(tx)?pool|already exists|existing txn? with same hash/i,
   ],
   [
     "nonce_too_low",
@@ -56,7 +56,7 @@ const RULES: [NodeErrorClass, RegExp][] = [
   ],
   [
     "replacement_underpriced",
-    /replacement (transaction )?underpriced|replace underpriced|replacementnotallowed|feetoolowtocompete|transaction replacement underpriced/i,
+    /replacement (transaction )?underpriced|replace underpriced|replacementnotallowed|feetoolowtocompete|transaction replacement underpriced|could not replace existing tx/i,
   ],
   [
     "insufficient_funds",

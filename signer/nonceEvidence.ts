@@ -8,7 +8,7 @@
  * nodes cannot answer is an error, never "unused".
  */
 import { type Hex, numberToHex } from "viem";
-import { type ChainConfig, finalityRule, readFinalizedHead } from "../chains/index.js";
+import { type ChainConfig, finalityRule, readFinalizedBlock } from "../chains/index.js";
 import { createRpcClient, type RpcClient } from "../chains/rpc.js";
 import { heightMeeting } from "./broadcaster/chainView.js";
 import { ChainEvidenceUnavailableError } from "./errors.js";
@@ -81,7 +81,17 @@ export async function readNonceEvidence(
       `block ${lo} (where the mined count of ${wallet} passes ${nonce}) does not show its transaction with that nonce`,
     );
   const rule = finalityRule(chain);
-  const nodeFinalized = rule.kind === "finalized" ? await readFinalizedHead(rpc) : null;
+  const tag = rule.kind === "finalized" ? await readFinalizedBlock(rpc) : null;
+  // The tag counts only when its block is the one the nodes these reads came from have at that
+  // height: the endpoint that answered it may be on another fork, which finalizes other blocks.
+  const ours = tag
+    ? await rpc.request<{ hash: Hex } | null>(
+        "eth_getBlockByNumber",
+        [numberToHex(tag.number), false],
+        { atLeast: best },
+      )
+    : null;
+  const nodeFinalized = tag && ours?.hash.toLowerCase() === tag.hash ? tag.number : null;
   const finalized = heightMeeting(rule, best, nodeFinalized);
   return {
     kind: "consumed",

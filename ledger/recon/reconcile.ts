@@ -8,6 +8,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, snapshotPeer, withTransaction } from "../../foundation/db.js";
+import { readFinalized } from "../../indexers/finality.js";
 import { loadTip } from "../../indexers/store.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances } from "./balances.js";
@@ -161,10 +162,30 @@ export function createReconciler({
     if (chain.confirmations.kind === "blocks") {
       final = indexed - chain.confirmations.blocks;
     } else {
-      const finalized = await adapter(chain).getFinalizedHead();
+      const finalized = await adapter(chain).getFinalizedBlock();
       if (finalized === null)
         throw new NoFinalBlockError(chain.chainId, "the node does not report a finalized block");
-      final = Math.min(indexed, Number(finalized));
+      if (finalized.number > BigInt(indexed)) {
+        // Above what is indexed, the tag cannot be checked against our blocks: the finalized
+        // block the indexer published (checked against its blocks, indexers/sync/commitRange.ts).
+        const published = await readFinalized(pool, chain.chainId);
+        if (!published)
+          throw new NoFinalBlockError(chain.chainId, "the indexer has published no final block");
+        final = Number(published.number);
+      } else {
+        // The tag counts only when its block is ours (as the indexer's): the endpoint that
+        // answered may be on another fork, whose finalized height says nothing about our chain.
+        const ours = await pool.query<{ hash: string }>(
+          "SELECT hash FROM chain.canonical_blocks WHERE chain_id = $1 AND number = $2",
+          [chain.chainId, finalized.number.toString()],
+        );
+        if (ours.rows[0]?.hash !== finalized.hash)
+          throw new NoFinalBlockError(
+            chain.chainId,
+            `the node's finalized block ${finalized.number} (${finalized.hash}) is not our block at that height (${ours.rows[0]?.hash ?? "not stored"})`,
+          );
+        final = Number(finalized.number);
+      }
     }
     if (final < 0)
       throw new NoFinalBlockError(chain.chainId, `indexed up to ${indexed}, not yet confirmed`);

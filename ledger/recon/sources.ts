@@ -16,7 +16,7 @@ import type { PoolClient } from "../../foundation/db.js";
  * client (DESIGN: the ledger does not call RPC on its own): the composition root gives chains/'
  * adapters (`adapterPerChain(common)`), tests give theirs.
  */
-export type ChainReader = Pick<EvmAdapter, "chain" | "rpc" | "getFinalizedHead">;
+export type ChainReader = Pick<EvmAdapter, "chain" | "rpc" | "getFinalizedBlock">;
 export type ChainReaders = (chain: ChainConfig) => ChainReader;
 
 /** What the role and the CLI are given: the sources, the chain readers built once `common` exists. */

@@ -99,17 +99,20 @@ export function createChainView({
   chain,
   from,
   rpc,
-  getFinalizedHead,
+  getFinalizedBlock,
   logger,
 }: {
   chain: ChainConfig;
   from: Hex;
   rpc: RpcClient;
-  getFinalizedHead: () => Promise<bigint | null>;
+  /** The node's `finalized` block (number, lowercase hash), or null when it does not know one. */
+  getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   logger: Logger;
 }): ChainView {
   const finality = finalityRule(chain);
   let perEndpoint: RpcClient[] | undefined;
+  /** The last tag found on our chain (its block seen there once is enough). */
+  let checkedTag: { number: bigint; hash: string } | undefined;
 
   function endpoints(): RpcClient[] {
     perEndpoint ??= chain.rpcUrls.map((url) =>
@@ -139,7 +142,30 @@ export function createChainView({
     return found;
   }
 
-  return {
+  /**
+   * The node's `finalized` height, only when its block is the block the nodes we follow have at
+   * that height (asked as blockHashes is, of nodes at or past it): the endpoint that answered the
+   * tag may be on another fork, and its finalized chain then says nothing about where our
+   * transactions mined. Not checkable (no node of ours at that height): not used.
+   */
+  async function nodeFinalized(): Promise<bigint | null> {
+    const tag = await getFinalizedBlock();
+    if (!tag) return null;
+    if (checkedTag?.number === tag.number && checkedTag.hash === tag.hash) return tag.number;
+    const ours = (await view.blockHashes([tag.number])).get(tag.number);
+    if (ours === tag.hash) {
+      checkedTag = tag;
+      return tag.number;
+    }
+    logger.warn({
+      msg: "the node's finalized block is not our block at that height: not used",
+      finalized: `${tag.number}:${tag.hash}`,
+      ours: ours ?? null,
+    });
+    return null;
+  }
+
+  const view: ChainView = {
     async snapshot() {
       const [headHex, countHex] = await rpc.batch<Hex>([
         { method: "eth_blockNumber", params: [] },
@@ -148,14 +174,14 @@ export function createChainView({
       const head = BigInt(headHex!);
       const best = rpc.bestHead();
       const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
-      const nodeFinalized = needsTag ? await getFinalizedHead() : null;
-      const finalizedHeight = heightMeeting(finality, head, nodeFinalized);
+      const tag = needsTag ? await nodeFinalized() : null;
+      const finalizedHeight = heightMeeting(finality, head, tag);
       let finalizedCount: Promise<bigint | null> | undefined;
       return {
         head,
         atBestHead: best === null || head >= best,
         latestCount: BigInt(countHex!),
-        confirmedHeight: heightMeeting(chain.confirmations, head, nodeFinalized),
+        confirmedHeight: heightMeeting(chain.confirmations, head, tag),
         finalizedHeight,
         finalizedCount() {
           finalizedCount ??= (async () => {
@@ -225,4 +251,5 @@ export function createChainView({
       return out;
     },
   };
+  return view;
 }

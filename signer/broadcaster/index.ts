@@ -110,7 +110,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     chain,
     from,
     rpc: adapter.rpc,
-    getFinalizedHead: adapter.getFinalizedHead,
+    getFinalizedBlock: adapter.getFinalizedBlock,
     logger: log,
   });
   const ctx: BroadcasterContext = {

@@ -6,7 +6,7 @@
  */
 import type { Hex } from "viem";
 import { mapLimit } from "../../foundation/mapLimit.js";
-import { estimateFees } from "../fees.js";
+import { estimateFees, type Fees } from "../fees.js";
 import { affordable, IntrinsicGasTooLowError, maxCost } from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
@@ -69,7 +69,19 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     [chain.chainId, from, settings.batchSize, [...state.unpaidUntil.keys()]],
   );
   if (rows.length === 0) return 0;
-  const fees = await estimateFees(ctx.client, chain);
+  // Fees are needed only to sign new bytes: a node that cannot tell them leaves these requests
+  // pending (no nonce taken) and must not end the tick before the sent ones are tracked.
+  let fees: Fees;
+  try {
+    fees = await estimateFees(ctx.client, chain);
+  } catch (error) {
+    ctx.log.warn({
+      msg: "fees not known, requests stay pending",
+      pending: rows.length,
+      err: error,
+    });
+    return 0;
+  }
   const ready: (Ready & { l1Fee: bigint })[] = [];
   await mapLimit(rows, 16, async (r) => {
     const req = { to: r.to_address, value: r.value, data: r.data };
