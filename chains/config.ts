@@ -14,6 +14,9 @@ import {
 } from "../foundation/config.js";
 import { ConfigError } from "../foundation/errors.js";
 
+/** The native asset's token address (assets are keyed chain id + token). */
+const NATIVE = "0x0000000000000000000000000000000000000000";
+
 export const tokenSchema = z
   .object({
     address,
@@ -81,7 +84,9 @@ export const chainSchema = z
     /** First block to index (backfill starts here on an empty database). */
     startBlock: z.number().int().min(0).default(0),
     /** Fee cap: no attempt is ever signed above this max fee per gas / gas price (wei). */
-    maxFeePerGas: decimalString.default(500_000_000_000n),
+    maxFeePerGas: decimalString
+      .refine((v) => v > 0n, "must be positive (a cap of 0 signs attempts that never mine)")
+      .default(500_000_000_000n),
     /** A transaction not mined after this long is replaced with bumped fees. */
     bumpIntervalMs: z.number().int().positive().default(30_000),
     /** Gas limit = eth_estimateGas + this many basis points (signer/gas.ts; absent: 2000 = 20%). */
@@ -140,6 +145,24 @@ export const chainSchema = z
   .superRefine((chain, ctx) => {
     const problem = finalityProblem(chain);
     if (problem) ctx.addIssue({ code: "custom", path: ["finality"], message: problem });
+    // One entry per token: an asset's decimals, sweep threshold and hot ceiling come from one place.
+    const tokens = new Set<string>();
+    chain.tokens.forEach((t, i) => {
+      const token = t.address.toLowerCase();
+      if (token === NATIVE)
+        ctx.addIssue({
+          code: "custom",
+          path: ["tokens", i, "address"],
+          message: "the zero address is the native asset (nativeSymbol, nativeHotCeiling, …)",
+        });
+      else if (tokens.has(token))
+        ctx.addIssue({
+          code: "custom",
+          path: ["tokens", i, "address"],
+          message: `token ${t.address} is listed twice`,
+        });
+      tokens.add(token);
+    });
   });
 
 export type ConfirmationRule = z.output<typeof confirmationRuleSchema>;

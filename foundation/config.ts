@@ -268,7 +268,16 @@ export function makeFileConfigSchema(chainSchema: ChainSchema) {
         keys.add(c.key);
         ids.add(c.chainId);
       });
+      const wallets = new Set<string>();
       cfg.hotWallets.forEach((w, i) => {
+        const wallet = `${w.chain}\u0000${w.kmsKeyId}`;
+        if (wallets.has(wallet))
+          ctx.addIssue({
+            code: "custom",
+            path: ["hotWallets", i, "kmsKeyId"],
+            message: `hot wallet ${w.kmsKeyId} is listed twice on chain "${w.chain}"`,
+          });
+        wallets.add(wallet);
         if (!keys.has(w.chain))
           ctx.addIssue({
             code: "custom",

@@ -15,3 +15,14 @@ export class TipMovedError extends BaseError {
     });
   }
 }
+
+/** `chains resume` without who (--by) or why (--reason): an operator decision is always audited. */
+export class ResumeInputError extends BaseError {
+  override name = "ResumeInputError";
+  constructor(chainId: number, field: "by" | "reason") {
+    super(`chain ${chainId} cannot be resumed: --${field} must not be empty`, {
+      code: "INDEXER_RESUME_INPUT",
+      meta: { chain_id: chainId, field },
+    });
+  }
+}

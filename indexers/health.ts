@@ -12,7 +12,7 @@ import type { ChainConfig } from "../chains/index.js";
 import type { HealthCheck, HealthCheckResult } from "../foundation/health.js";
 import type { Metrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
-import { indexerMetrics } from "./metrics.js";
+import { indexerMetrics, unhealthyUpdates } from "./metrics.js";
 
 export type IndexerHealthReason =
   | "head_stalled"
@@ -76,15 +76,21 @@ export function indexerHealthCheck({
     "halted",
     "no_healthy_endpoint",
   ];
+  const update = () => {
+    const found = unhealthyReasons(chain, ingestor.status(), Date.now());
+    for (const reason of reasons)
+      gauge.set(
+        { chain_id: String(chain.chainId), reason },
+        found.some((f) => f.reason === reason) ? 1 : 0,
+      );
+    return found;
+  };
+  // Every scrape sets the gauge too: the alerts read it, and nothing may ever ask /readyz.
+  unhealthyUpdates(metrics.registry).set(String(chain.chainId), update);
   return {
     name: `indexer:${chain.key}`,
     async check(): Promise<HealthCheckResult> {
-      const found = unhealthyReasons(chain, ingestor.status(), Date.now());
-      for (const reason of reasons)
-        gauge.set(
-          { chain_id: String(chain.chainId), reason },
-          found.some((f) => f.reason === reason) ? 1 : 0,
-        );
+      const found = update();
       const detail = found.map((f) => f.detail).join("; ");
       if (found.length === 0) return { ok: true };
       // Catching up is not failing: the process is live and serving (an ECS/ALB readiness check

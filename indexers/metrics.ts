@@ -40,10 +40,20 @@ export function indexerMetrics(registry: Registry) {
       "chain_id",
       "code",
     ]),
-    unhealthy: gauge(
+    // Recomputed at every scrape (indexers/health.ts registers one update per chain): in
+    // production nothing asks an indexer task's /readyz, and the alerts read this gauge.
+    unhealthy: get(
       "custody_indexer_unhealthy",
-      "1 while readiness fails, labelled with the reason (head_stalled, lagging, loop_stalled, halted, no_healthy_endpoint)",
-      ["chain_id", "reason"],
+      () =>
+        new Gauge({
+          name: "custody_indexer_unhealthy",
+          help: "1 while readiness fails, labelled with the reason (head_stalled, lagging, loop_stalled, halted, no_healthy_endpoint)",
+          labelNames: ["chain_id", "reason"],
+          registers: [registry],
+          collect() {
+            for (const update of unhealthyUpdates(registry).values()) update();
+          },
+        }),
     ),
     halted: gauge(
       "custody_chain_halted",
@@ -59,6 +69,24 @@ export function indexerMetrics(registry: Registry) {
     ),
   };
 }
+
+const unhealthyUpdatesByRegistry = new WeakMap<Registry, Map<string, () => void>>();
+
+/**
+ * What sets `custody_indexer_unhealthy` at a scrape, by chain id (the newest health check of a
+ * chain replaces an earlier one).
+ */
+export function unhealthyUpdates(registry: Registry): Map<string, () => void> {
+  let updates = unhealthyUpdatesByRegistry.get(registry);
+  if (!updates) {
+    updates = new Map();
+    unhealthyUpdatesByRegistry.set(registry, updates);
+  }
+  return updates;
+}
+
+/** Every value of the reorg counter's `depth` label (depthBucket's). */
+export const DEPTH_BUCKETS = ["1", "2-5", "6-20", "21+"] as const;
 
 /** Depth buckets keep the label set small. */
 export function depthBucket(depth: number): string {

@@ -160,7 +160,7 @@ describe("reorgs", () => {
     const metrics = await t.ctx.common.metrics.registry.getSingleMetricAsString(
       "custody_indexer_reorgs_total",
     );
-    expect(metrics).toContain('depth="6-20",beyond_window="true"');
+    expect(metrics).toMatch(/depth="6-20",beyond_window="true".*\} 1$/m);
     await expectEqualsFreshIndex();
   });
 });

@@ -10,6 +10,7 @@
 import { type ChainConfig, type EvmAdapter, NoHealthyEndpointError } from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
+import { ResumeInputError } from "./errors.js";
 import { readFinalized } from "./finality.js";
 import { type ChainHalt, closeHalt, openHalt } from "./halts.js";
 import { canonicalHashes, loadTip, lockTip, type Tip } from "./store.js";
@@ -53,8 +54,8 @@ export async function resumeChain({
   pool,
   adapter,
   chain,
-  by,
-  reason,
+  by: byArg,
+  reason: reasonArg,
   acceptReorg,
 }: {
   pool: Pool;
@@ -65,6 +66,12 @@ export async function resumeChain({
   acceptReorg: boolean;
 }): Promise<ResumeResult> {
   const chainId = chain.chainId;
+  // Closing a halt (and --accept-reorg's rollback of final blocks) is an operator decision: who
+  // and why are recorded, never blank.
+  const by = byArg.trim();
+  const reason = reasonArg.trim();
+  if (by === "") throw new ResumeInputError(chainId, "by");
+  if (reason === "") throw new ResumeInputError(chainId, "reason");
   const halt = await openHalt(pool, chainId);
   if (!halt) return { kind: "not_halted" };
   const tip = await loadTip(pool, chainId);

@@ -471,6 +471,9 @@ function reorgMetrics(common: Common) {
       labelNames: ["chain_id"],
       registers: [registry],
     });
+  // ReorgHoldShortfall is increase() > 0: a series first exported at 1 shows no increase, so
+  // each chain's starts at 0 (the first shortfall must fire).
+  for (const chain of common.config.chains) shortfalls.inc({ chain_id: String(chain.chainId) }, 0);
   return { holds, shortfalls, parked, catchupCredits };
 }
 

@@ -3,6 +3,16 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 export type SignerMetrics = ReturnType<typeof create>;
 
+/** The `status` values of custody_signer_open_transactions (the broadcaster's watched requests). */
+export const OPEN_TRANSACTION_STATUSES = [
+  "signed",
+  "broadcast",
+  "mined",
+  "receipt_unknown",
+  "needs_review",
+  "confirmed",
+] as const;
+
 function create(registry: Registry) {
   const registers = [registry];
   const labelNames = ["chain_id", "wallet"] as const;
@@ -72,6 +82,18 @@ function create(registry: Registry) {
     }),
   };
 }
+
+/** The `alert` values of custody_signer_alerts_total (broadcaster/context.ts `alert`). */
+export const SIGNER_ALERTS = [
+  "needs_review",
+  "cancel_unsendable",
+  "confirmed_tx_reorged_out",
+  "fee_cap",
+  "insufficient_funds",
+  "nonce_cancelled",
+  "nonce_gap",
+  "operator_fail_overridden",
+] as const;
 
 const byRegistry = new WeakMap<Registry, SignerMetrics>();
 

@@ -110,7 +110,7 @@ describe("missing receipts", () => {
       const alerts = await t.ctx.common.metrics.registry.getSingleMetricAsString(
         "custody_signer_alerts_total",
       );
-      expect(alerts).toMatch(/alert="needs_review"/);
+      expect(alerts).toMatch(/alert="needs_review".*\} [1-9]/);
     } finally {
       proxy.setIntercept(undefined);
       await signer.stop();

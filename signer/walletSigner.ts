@@ -18,7 +18,7 @@ import {
 } from "./broadcaster/index.js";
 import { LeaseLostError } from "./errors.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
-import { signerMetrics } from "./metrics.js";
+import { OPEN_TRANSACTION_STATUSES, SIGNER_ALERTS, signerMetrics } from "./metrics.js";
 import { TX_REQUESTS_CHANNEL } from "./requests.js";
 
 export type WalletSignerOptions = {
@@ -81,6 +81,13 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
     loaded = true;
     const wallet = account.address.toLowerCase();
     const labels = { chain_id: String(chain.chainId), wallet };
+    // A standby exports 0 while it waits: NoActiveBroadcaster sums this per wallet, and a wallet
+    // no live task has ever held would otherwise have no series (an alert that cannot fire).
+    metrics.leaseHeld.set(labels, 0);
+    // The alerts on these are increase() > 0: a series first exported at 1 shows no increase, so
+    // the first insufficient_funds or nonce_gap of a process would never fire. They start at 0.
+    for (const alert of SIGNER_ALERTS) metrics.alerts.inc({ ...labels, alert }, 0);
+    metrics.feeCapHits.inc(labels, 0);
     const broadcaster = createBroadcaster({ ...options, account, signal: controller.signal });
     while (!controller.signal.aborted) {
       const lease = await acquireLease({
@@ -114,6 +121,11 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         active = false;
         currentLease = undefined;
         metrics.leaseHeld.set(labels, 0);
+        // The active broadcaster speaks for the wallet's balance and open requests; a standby
+        // keeping its last session's figures would skew max()/sum() over tasks in the alerts
+        // (a stale balance hides a drained wallet from HotWalletBelowFloor).
+        metrics.balance.remove(labels);
+        for (const status of OPEN_TRANSACTION_STATUSES) metrics.open.remove({ ...labels, status });
         await broadcaster.idle();
         await lease.release();
       }

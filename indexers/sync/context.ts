@@ -10,7 +10,7 @@ import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Logger } from "../../foundation/logger.js";
 import { finalityRule } from "../finality.js";
-import { type IndexerMetrics, indexerMetrics } from "../metrics.js";
+import { DEPTH_BUCKETS, type IndexerMetrics, indexerMetrics } from "../metrics.js";
 import type { StatusChange, Tip } from "../store.js";
 import type { WatchedSet } from "../watched.js";
 
@@ -104,6 +104,10 @@ export function createSyncContext(args: {
 }): SyncContext {
   const chain = args.adapter.chain;
   const tokens: Address[] = chain.tokens.map((t) => t.address);
+  const metrics = indexerMetrics(args.common.metrics.registry);
+  // ReorgBeyondWindow is increase() > 0: a series first exported at 1 shows no increase.
+  for (const depth of DEPTH_BUCKETS)
+    metrics.reorgs.inc({ chain_id: String(chain.chainId), depth, beyond_window: "true" }, 0);
   return {
     common: args.common,
     pool: args.pool,
@@ -112,7 +116,7 @@ export function createSyncContext(args: {
     chainId: chain.chainId,
     labels: { chain_id: String(chain.chainId) },
     logger: args.common.logger.child({ component: "indexer", chain_id: chain.chainId }),
-    metrics: indexerMetrics(args.common.metrics.registry),
+    metrics,
     tokens,
     finality: finalityRule(chain),
     watched: args.watched,

@@ -23,7 +23,7 @@ import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { QueueFactory } from "../../foundation/queues.js";
 import type { Lease } from "../lease.js";
-import { signerMetrics } from "../metrics.js";
+import { OPEN_TRANSACTION_STATUSES, signerMetrics } from "../metrics.js";
 import type { WatchedRequest } from "./attempts.js";
 import { bump } from "./bump.js";
 import { createCanceller } from "./cancel.js";
@@ -145,13 +145,9 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   let lastBalanceAt = 0;
 
   async function observe(watched: readonly WatchedRequest[]) {
-    for (const status of ["signed", "broadcast", "mined", "receipt_unknown", "needs_review"]) {
+    for (const status of OPEN_TRANSACTION_STATUSES) {
       metrics.open.set({ ...labels, status }, watched.filter((r) => r.status === status).length);
     }
-    metrics.open.set(
-      { ...labels, status: "confirmed" },
-      watched.filter((r) => r.status === "confirmed").length,
-    );
     if (Date.now() - lastBalanceAt > 10_000) {
       lastBalanceAt = Date.now();
       metrics.balance.set(labels, Number(await ctx.client.getBalance({ address: from })));
@@ -161,6 +157,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   return {
     nextNonce: () => ctx.state.nextNonce,
     async resync(lease) {
+      lastBalanceAt = 0; // a new session exports the balance at its first tick (walletSigner.ts)
       const { rows } = await lease.query<{ max: string | null }>(
         `SELECT max(nonce)::text AS max FROM custody.tx_requests
          WHERE chain_id = $1 AND from_address = $2 AND nonce IS NOT NULL`,
