@@ -12,14 +12,9 @@ import type { ChainConfig } from "../chains/index.js";
 import type { HealthCheck, HealthCheckResult } from "../foundation/health.js";
 import type { Metrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
-import { indexerMetrics, unhealthyUpdates } from "./metrics.js";
+import { indexerMetrics, UNHEALTHY_REASONS, unhealthySources } from "./metrics.js";
 
-export type IndexerHealthReason =
-  | "head_stalled"
-  | "lagging"
-  | "loop_stalled"
-  | "halted"
-  | "no_healthy_endpoint";
+export type IndexerHealthReason = (typeof UNHEALTHY_REASONS)[number];
 
 /** Pure: why this status is unhealthy (empty when healthy). */
 export function unhealthyReasons(
@@ -69,24 +64,23 @@ export function indexerHealthCheck({
   metrics: Metrics;
 }): HealthCheck {
   const gauge = indexerMetrics(metrics.registry).unhealthy;
-  const reasons: IndexerHealthReason[] = [
-    "head_stalled",
-    "lagging",
-    "loop_stalled",
-    "halted",
-    "no_healthy_endpoint",
-  ];
   const update = () => {
     const found = unhealthyReasons(chain, ingestor.status(), Date.now());
-    for (const reason of reasons)
+    for (const reason of UNHEALTHY_REASONS)
       gauge.set(
         { chain_id: String(chain.chainId), reason },
         found.some((f) => f.reason === reason) ? 1 : 0,
       );
     return found;
   };
-  // Every scrape sets the gauge too: the alerts read it, and nothing may ever ask /readyz.
-  unhealthyUpdates(metrics.registry).set(String(chain.chainId), update);
+  // Every scrape computes the gauge too (indexers/metrics.ts): the alerts read it, and nothing may
+  // ever ask an indexer task's /readyz.
+  const sources = unhealthySources(metrics.registry);
+  const chainId = String(chain.chainId);
+  if (!sources.has(chainId)) sources.set(chainId, new Set());
+  sources
+    .get(chainId)!
+    .add(() => unhealthyReasons(chain, ingestor.status(), Date.now()).map((f) => f.reason));
   return {
     name: `indexer:${chain.key}`,
     async check(): Promise<HealthCheckResult> {

@@ -51,7 +51,13 @@ export function indexerMetrics(registry: Registry) {
           labelNames: ["chain_id", "reason"],
           registers: [registry],
           collect() {
-            for (const update of unhealthyUpdates(registry).values()) update();
+            // A reason is 1 when any instance of the chain in this process finds it (a standby
+            // finds none: the active instance answers for the chain).
+            for (const [chainId, instances] of unhealthySources(registry)) {
+              const found = new Set([...instances].flatMap((reasons) => reasons()));
+              for (const reason of UNHEALTHY_REASONS)
+                this.set({ chain_id: chainId, reason }, found.has(reason) ? 1 : 0);
+            }
           },
         }),
     ),
@@ -70,19 +76,31 @@ export function indexerMetrics(registry: Registry) {
   };
 }
 
-const unhealthyUpdatesByRegistry = new WeakMap<Registry, Map<string, () => void>>();
+/** Every value of `custody_indexer_unhealthy`'s `reason` label (indexers/health.ts finds them). */
+export const UNHEALTHY_REASONS = [
+  "head_stalled",
+  "lagging",
+  "loop_stalled",
+  "halted",
+  "no_healthy_endpoint",
+] as const;
+
+const unhealthyByRegistry = new WeakMap<
+  Registry,
+  Map<string, Set<() => readonly string[]>>
+>();
 
 /**
- * What sets `custody_indexer_unhealthy` at a scrape, by chain id (the newest health check of a
- * chain replaces an earlier one).
+ * What `custody_indexer_unhealthy` is computed from at a scrape: by chain id, each indexer health
+ * check's reasons (indexers/health.ts registers one per instance).
  */
-export function unhealthyUpdates(registry: Registry): Map<string, () => void> {
-  let updates = unhealthyUpdatesByRegistry.get(registry);
-  if (!updates) {
-    updates = new Map();
-    unhealthyUpdatesByRegistry.set(registry, updates);
+export function unhealthySources(registry: Registry): Map<string, Set<() => readonly string[]>> {
+  let sources = unhealthyByRegistry.get(registry);
+  if (!sources) {
+    sources = new Map();
+    unhealthyByRegistry.set(registry, sources);
   }
-  return updates;
+  return sources;
 }
 
 /** Every value of the reorg counter's `depth` label (depthBucket's). */
