@@ -85,10 +85,7 @@ export const UNHEALTHY_REASONS = [
   "no_healthy_endpoint",
 ] as const;
 
-const unhealthyByRegistry = new WeakMap<
-  Registry,
-  Map<string, Set<() => readonly string[]>>
->();
+const unhealthyByRegistry = new WeakMap<Registry, Map<string, Set<() => readonly string[]>>>();
 
 /**
  * What `custody_indexer_unhealthy` is computed from at a scrape: by chain id, each indexer health
