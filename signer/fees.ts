@@ -50,7 +50,9 @@ export type BumpResult =
   /** Replace with these fees (capped says the cap clamped them: alert). */
   | { replace: true; fees: Fees; capped: boolean }
   /** The cap leaves no room for a valid replacement: keep the current attempt and alert. */
-  | { replace: false; capped: true };
+  | { replace: false; capped: true }
+  /** No market fees known (bump.ts): keep the current attempt, no alert. */
+  | { replace: false; capped: false };
 
 /**
  * The fees for a replacement at the same nonce: each field raised at least 10% (or to the market

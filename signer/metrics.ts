@@ -76,7 +76,7 @@ function create(registry: Registry) {
     }),
     alerts: new Counter({
       name: "custody_signer_alerts_total",
-      help: "Conditions needing a human, by alert: needs_review, cancel_unsendable, confirmed_tx_reorged_out, fee_cap, insufficient_funds, nonce_cancelled, nonce_gap",
+      help: "Conditions needing a human, by alert: needs_review, cancel_unsendable, confirmed_tx_reorged_out, fee_cap, insufficient_funds, nonce_cancelled, nonce_gap, node_fee_cap",
       labelNames: [...labelNames, "alert"],
       registers,
     }),
@@ -92,6 +92,7 @@ export const SIGNER_ALERTS = [
   "insufficient_funds",
   "nonce_cancelled",
   "nonce_gap",
+  "node_fee_cap",
   "operator_fail_overridden",
 ] as const;
 

@@ -23,7 +23,7 @@ const corpus: [client: string, message: string, expected: NodeErrorClass][] = [
     "insufficient_funds",
   ],
   ["geth", "intrinsic gas too low: gas 20000, minimum needed 21000", "intrinsic_gas_too_low"],
-  ["geth", "tx fee (1.05 ether) exceeds the configured cap (1.00 ether)", "fee_cap_exceeded"],
+  ["geth", "tx fee (1.05 ether) exceeds the configured cap (1.00 ether)", "node_fee_cap"],
   [
     "geth",
     "max fee per gas less than block base fee: address 0x71C7656EC7ab88b098defB751B7401B5f6d8976F, maxFeePerGas: 1000 baseFee: 7000000",
@@ -75,7 +75,7 @@ const corpus: [client: string, message: string, expected: NodeErrorClass][] = [
   ["besu", "Replacement transaction underpriced", "replacement_underpriced"],
   ["besu", "Upfront cost exceeds account balance", "insufficient_funds"],
   ["besu", "Intrinsic gas exceeds gas limit", "intrinsic_gas_too_low"],
-  ["besu", "Transaction fee cap exceeded", "fee_cap_exceeded"],
+  ["besu", "Transaction fee cap exceeded", "node_fee_cap"],
   ["besu", "Gas price below configured minimum gas price", "underpriced"],
   ["besu", "Transaction nonce is too distant from current sender nonce", "nonce_gap"],
   ["besu", "Execution reverted", "execution_reverted"],

@@ -13,6 +13,7 @@ export type NodeErrorClass =
   | "intrinsic_gas_too_low"
   | "gas_limit_too_high"
   | "fee_cap_exceeded"
+  | "node_fee_cap"
   | "execution_reverted"
   | "transient"
   | "unknown";
@@ -34,6 +35,8 @@ export const RESPONSES: Record<NodeErrorClass, string> = {
     "these bytes can never be included (gas limit above the block's): reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
   fee_cap_exceeded:
     "these bytes can never be included: reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
+  node_fee_cap:
+    "one node's own limit on a send's fee (geth/reth --rpc.txfeecap, Besu --rpc-tx-feecap), not the chain's: the bytes stay valid; keep the nonce and bytes, alert (node_fee_cap), resend every tick, never cancel or fail for it",
   execution_reverted:
     "the node refused on simulation: reject the bytes; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
   transient: "network or node trouble: keep the bytes and resend next tick",
@@ -70,9 +73,11 @@ const RULES: [NodeErrorClass, RegExp][] = [
     "intrinsic_gas_too_low",
     /intrinsic gas too low|intrinsic gas exceeds gas limit|intrinsicgastoolow|gas limit is too low|gaslimitbelowintrinsic|out of gas: gas required exceeds/i,
   ],
+  // A node's own setting (gas limit x fee above it), before the fee field checks that are final.
+  ["node_fee_cap", /exceeds the configured cap|fee cap exceeded|feecap exceeded/i],
   [
     "fee_cap_exceeded",
-    /exceeds the configured cap|fee cap exceeded|feecap exceeded|tip higher than fee cap|max priority fee per gas higher than max fee per gas|maxpriorityfeepergas.*higher than|fee cap (is )?higher than 2\^256/i,
+    /tip higher than fee cap|max priority fee per gas higher than max fee per gas|maxpriorityfeepergas.*higher than|fee cap (is )?higher than 2\^256/i,
   ],
   [
     "underpriced",

@@ -3,11 +3,12 @@
  * refused as underpriced, or named by the stall stage: the node holds nothing executable at the
  * lowest nonce even after its stored bytes were resent) is replaced at the same nonce with fees
  * raised by at least the replacement minimum (fees.ts), never above the cap; at the cap an alert
- * fires and the capped attempt is resent as is. A failed re-signature (KMS) is retried on a later
- * pass. A request an operator failed has only its cancels bumped, including one failed outright
- * before migration 0107, which is not followed (nonces.ts names those whose nonce is still unused).
+ * fires and the capped attempt is resent as is (so is a due attempt while fees cannot be read). A
+ * failed re-signature (KMS) is retried on a later pass. A request an operator failed has only its
+ * cancels bumped, including one failed outright before migration 0107, which is not followed
+ * (nonces.ts names those whose nonce is still unused).
  */
-import { bumpFees, estimateFees } from "../fees.js";
+import { type BumpResult, bumpFees, estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import { liveAttempts, newestPerNonce, storeAttempt, type WatchedRequest } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
@@ -39,9 +40,23 @@ export async function bump(
         (a.status === "broadcast" && now - (a.sentAt ?? a.createdAt) >= chain.bumpIntervalMs)),
   );
   if (due.length === 0) return;
-  const market = await estimateFees(ctx.client, chain);
+  // Fees are needed only to sign a replacement: a node that cannot tell them gets the due
+  // attempts' stored bytes again (as at the cap), and the tick goes on to its doorbells.
+  let market: Fees | undefined;
+  try {
+    market = await estimateFees(ctx.client, chain);
+  } catch (error) {
+    ctx.log.warn({
+      msg: "fees not known, due attempts resent unchanged",
+      due: due.length,
+      err: error,
+    });
+  }
   for (const a of due) {
-    const result = bumpFees(a.fees, market, chain.maxFeePerGas);
+    const result: BumpResult =
+      market === undefined
+        ? { replace: false, capped: false }
+        : bumpFees(a.fees, market, chain.maxFeePerGas);
     if (result.capped) {
       ctx.metrics.feeCapHits.inc(ctx.labels);
       ctx.alert("fee_cap", {
@@ -55,7 +70,8 @@ export async function bump(
       );
     }
     if (!result.replace) {
-      // No valid replacement under the cap: keep the current attempt, resend it, wait.
+      // No valid replacement under the cap, or no fees known: keep the current attempt, resend
+      // it, wait.
       await sendRaw(ctx, a.raw);
       await lease.query("UPDATE custody.tx_attempts SET broadcast_at = now() WHERE id = $1", [
         a.id,

@@ -39,7 +39,14 @@ export type ChainSnapshot = {
   finalizedHeight: bigint | null;
   /** The wallet's mined count at `finalizedHeight` (memoised; null when not known). */
   finalizedCount: () => Promise<bigint | null>;
+  /**
+   * The node's `finalized` block the heights above came from (null: no tag used). What it makes
+   * final holds only where one node shows it together with the request's block (onTagChain).
+   */
+  finalizedTag: FinalizedTag | null;
 };
+
+export type FinalizedTag = { number: bigint; hash: string };
 
 export type ChainView = {
   snapshot: () => Promise<ChainSnapshot>;
@@ -53,6 +60,12 @@ export type ChainView = {
   ) => Promise<{ found: Map<Hex, TrackedReceipt>; answered: number; endpoints: number }>;
   /** Canonical hash per height from nodes at or past it; absent when no node has it now. */
   blockHashes: (numbers: readonly bigint[]) => Promise<Map<bigint, Hex>>;
+  /**
+   * The heights of `blocks` (height to our block's hash) on the tag's chain: asked in one batch of
+   * one node, which must show the tag's block and ours (a block's hash names its ancestors). A node
+   * on another fork past the tag, or none at its height, makes none of them final.
+   */
+  onTagChain: (tag: FinalizedTag, blocks: ReadonlyMap<bigint, Hex>) => Promise<Set<bigint>>;
 };
 
 type RawReceiptWithLogs = {
@@ -148,14 +161,14 @@ export function createChainView({
    * tag may be on another fork, and its finalized chain then says nothing about where our
    * transactions mined. Not checkable (no node of ours at that height): not used.
    */
-  async function nodeFinalized(): Promise<bigint | null> {
+  async function nodeFinalized(): Promise<FinalizedTag | null> {
     const tag = await getFinalizedBlock();
     if (!tag) return null;
-    if (checkedTag?.number === tag.number && checkedTag.hash === tag.hash) return tag.number;
+    if (checkedTag?.number === tag.number && checkedTag.hash === tag.hash) return tag;
     const ours = (await view.blockHashes([tag.number])).get(tag.number);
     if (ours === tag.hash) {
       checkedTag = tag;
-      return tag.number;
+      return tag;
     }
     logger.warn({
       msg: "the node's finalized block is not our block at that height: not used",
@@ -175,13 +188,14 @@ export function createChainView({
       const best = rpc.bestHead();
       const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
       const tag = needsTag ? await nodeFinalized() : null;
-      const finalizedHeight = heightMeeting(finality, head, tag);
+      const finalizedHeight = heightMeeting(finality, head, tag?.number ?? null);
       let finalizedCount: Promise<bigint | null> | undefined;
       return {
         head,
         atBestHead: best === null || head >= best,
         latestCount: BigInt(countHex!),
-        confirmedHeight: heightMeeting(chain.confirmations, head, tag),
+        confirmedHeight: heightMeeting(chain.confirmations, head, tag?.number ?? null),
+        finalizedTag: tag,
         finalizedHeight,
         finalizedCount() {
           finalizedCount ??= (async () => {
@@ -249,6 +263,35 @@ export function createChainView({
         // No node has these heights right now: nothing is known about them.
       }
       return out;
+    },
+    async onTagChain(tag, blocks) {
+      const held = new Set<bigint>();
+      const list = [...new Set([tag.number, ...blocks.keys()])].sort((a, b) => (a < b ? -1 : 1));
+      try {
+        const found = await rpc.batch<{ hash: Hex } | null>(
+          list.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
+          {
+            atLeast: list.at(-1)!,
+            lacks: (results, calls) => {
+              const i = results.indexOf(null);
+              return i < 0 ? null : BigInt(calls[i]!.params[0] as Hex);
+            },
+          },
+        );
+        const hashAt = new Map(list.map((n, i) => [n, found[i]?.hash.toLowerCase()]));
+        if (hashAt.get(tag.number) !== tag.hash) {
+          logger.warn({
+            msg: "the node at the finalized height does not show its block with ours: nothing final",
+            finalized: `${tag.number}:${tag.hash}`,
+          });
+          return held;
+        }
+        for (const [n, hash] of blocks) if (hashAt.get(n) === hash) held.add(n);
+      } catch (error) {
+        if (!(error instanceof NoHealthyEndpointError)) throw error;
+        // No node has the tag's height right now: nothing is final this pass.
+      }
+      return held;
     },
   };
   return view;

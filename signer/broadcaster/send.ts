@@ -76,10 +76,21 @@ async function recordRefusal(
   attempt: Attempt,
   { cls, message }: SendResult,
 ): Promise<void> {
-  // Transient/unknown/insufficient funds: the bytes stay `signed` (resent every tick).
-  const stillUnsent = cls === "transient" || cls === "unknown" || cls === "insufficient_funds";
+  // Transient/unknown/insufficient funds/a node's own fee cap: the bytes stay `signed` (resent
+  // every tick).
+  const stillUnsent =
+    cls === "transient" ||
+    cls === "unknown" ||
+    cls === "insufficient_funds" ||
+    cls === "node_fee_cap";
   if (cls === "insufficient_funds")
     ctx.alert("insufficient_funds", { nonce: String(attempt.nonce) });
+  if (cls === "node_fee_cap")
+    ctx.alert("node_fee_cap", {
+      request_id: attempt.requestId,
+      nonce: String(attempt.nonce),
+      error: message,
+    });
   if (cls === "unknown") ctx.log.warn({ msg: "unrecognised node error", error: message });
   const status = cls && DEAD.has(cls) ? "rejected" : stillUnsent ? "signed" : "broadcast";
   await lease.query(

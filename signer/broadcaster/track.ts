@@ -312,6 +312,33 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     };
   }
 
+  /**
+   * Steps the node's finalized tag decided hold only for requests whose block one node shows with
+   * the tag's block (chainView.onTagChain); the others are not final this pass (a confirmation
+   * by block count stands, without finality).
+   */
+  async function heldByTag(
+    steps: readonly Step[],
+    byId: ReadonlyMap<string, WatchedRequest>,
+    snap: ChainSnapshot,
+  ): Promise<Step[]> {
+    const tag = snap.finalizedTag;
+    if (!tag) return [...steps];
+    const confirmByTag = ctx.chain.confirmations.kind === "finalized";
+    const byTag = (x: Step) => x.do !== "confirm" || x.final || confirmByTag;
+    const blocks = new Map<bigint, Hex>();
+    for (const x of steps.filter(byTag)) {
+      const req = byId.get(x.id)!;
+      blocks.set(req.blockNumber!, req.blockHash!);
+    }
+    if (blocks.size === 0) return [...steps];
+    const held = await chainView.onTagChain(tag, blocks);
+    return steps.flatMap((x): Step[] => {
+      if (!byTag(x) || held.has(byId.get(x.id)!.blockNumber!)) return [x];
+      return x.do === "confirm" && !confirmByTag ? [{ ...x, final: false }] : [];
+    });
+  }
+
   /** Apply confirmation/finality steps: a few set-based statements in one transaction. */
   async function applySteps(lease: Lease, steps: readonly Step[]): Promise<void> {
     if (steps.length === 0) return;
@@ -415,7 +442,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
       moved.push(req);
     }
-    await applySteps(lease, steps);
+    await applySteps(lease, await heldByTag(steps, new Map(inBlock.map((r) => [r.id, r])), snap));
     if (moved.length === 0) return;
     // Its block was replaced: where is it now?
     const hashes = moved.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash));

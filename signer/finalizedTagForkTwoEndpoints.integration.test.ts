@@ -1,0 +1,120 @@
+/**
+ * The finalized-tag check (chainView.ts) with a second endpoint on the other fork: the tag's block
+ * was compared with the hash of whichever endpoint had reached that height, and the request's own
+ * block with whichever endpoint had reached that one. Ours serves the signer and is below the
+ * tag's height; the second endpoint (a backend of the same provider, stuck on the minority fork)
+ * is past it and, of course, has the tag's block. The tag passed, and a paid withdrawal was
+ * finalized and a reverted one failed (its hold released) on a tag whose chain does not hold
+ * their blocks. The tag must be checked by the endpoint that shows the request's block.
+ */
+import { type Hex, parseEther } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
+import { getTxRequest } from "./requests.js";
+import { waitFor } from "./testing/harness.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
+
+let t: SignerTest<RpcProxy>;
+let other: Anvil;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: {
+      config: { confirmations: { kind: "blocks", blocks: 1 }, finality: { kind: "finalized" } },
+    },
+    proxy: startRpcProxy,
+  });
+  other = await startAnvil({ chainId: TEST_CHAIN_ID, port: 0 });
+});
+
+afterAll(async () => {
+  await other?.stop();
+  await t?.stop();
+});
+
+async function otherRpc<T>(method: string, params: unknown[] = []): Promise<T> {
+  const res = await fetch(other.rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  return ((await res.json()) as { result: T }).result;
+}
+
+async function finalizedAt(id: string): Promise<Date | null> {
+  const { rows } = await t.ctx.db.pool.query<{ finalized_at: Date | null }>(
+    "SELECT finalized_at FROM custody.tx_requests WHERE id = $1",
+    [id],
+  );
+  return rows[0]!.finalized_at;
+}
+
+describe("a finalized tag from another fork, confirmed by an endpoint on that fork", () => {
+  it("finalizes and fails nothing mined on our chain", async () => {
+    // Their chain: 150 blocks, finalized 86; ours: a few blocks (our own finalized tag: genesis).
+    await otherRpc("anvil_mine", ["0x96"]);
+    const theirs = await otherRpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", [
+      "finalized",
+      false,
+    ]);
+    expect(BigInt(theirs.number)).toBeGreaterThan(50n);
+    t.proxy!.setIntercept((call) =>
+      call.method === "eth_getBlockByNumber" && (call.params as unknown[])[0] === "finalized"
+        ? { result: theirs }
+        : undefined,
+    );
+    // A contract that always reverts: a payment to it mines with status 0 (the caller's gas limit
+    // skips the estimate, which would refuse it before a nonce).
+    const reverter = "0x00000000000000000000000000000000000000aa";
+    await t.rpc("anvil_setCode", [reverter, "0x60006000fd"]);
+    const account = await t.wallet(parseEther("10"));
+    const signer = t.run(account, { chain: { ...t.chain, rpcUrls: [t.proxy!.url, other.rpcUrl] } });
+    try {
+      await t.withdraw(
+        [{ id: "fork-paid" }, { id: "fork-reverted", to: reverter, gasLimit: 100_000n }],
+        { from: account.address },
+      );
+      await waitFor(
+        "both mined in our chain",
+        async () => {
+          const paid = await getTxRequest(t.ctx.db.pool, "fork-paid");
+          const reverted = await getTxRequest(t.ctx.db.pool, "fork-reverted");
+          return paid?.status === "confirmed" && reverted?.receiptSuccess === false;
+        },
+        { timeoutMs: 10_000 },
+      );
+      const reverted = (await getTxRequest(t.ctx.db.pool, "fork-reverted"))!;
+      const ourBlock = await t.rpc<{ hash: Hex }>("eth_getBlockByNumber", [
+        `0x${reverted.blockNumber!.toString(16)}`,
+        false,
+      ]);
+      const theirBlock = await otherRpc<{ hash: Hex }>("eth_getBlockByNumber", [
+        `0x${reverted.blockNumber!.toString(16)}`,
+        false,
+      ]);
+      expect(theirBlock.hash).not.toBe(ourBlock.hash);
+      // Let the tracker run many ticks with the other fork's tag.
+      const calls = t.proxy!.calls("eth_getBlockByNumber");
+      await waitFor("more ticks", async () => t.proxy!.calls("eth_getBlockByNumber") > calls + 10, {
+        timeoutMs: 10_000,
+      });
+      expect((await getTxRequest(t.ctx.db.pool, "fork-reverted"))!.status).toBe("mined");
+      expect(await finalizedAt("fork-paid")).toBeNull();
+      expect(await finalizedAt("fork-reverted")).toBeNull();
+      // Our own node's tag, once past those blocks, still finalizes them.
+      t.proxy!.setIntercept(undefined);
+      await t.rpc("anvil_mine", ["0x50"]);
+      await waitFor(
+        "both final on our chain",
+        async () =>
+          (await getTxRequest(t.ctx.db.pool, "fork-reverted"))?.status === "failed" &&
+          (await finalizedAt("fork-paid")) !== null,
+        { timeoutMs: 10_000 },
+      );
+    } finally {
+      await signer.stop();
+      t.proxy!.setIntercept(undefined);
+    }
+  });
+});
