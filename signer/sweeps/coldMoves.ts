@@ -88,7 +88,18 @@ export async function startColdMoves({
               .getTokenBalances({ token: getAddress(asset), holders: [getAddress(hot)] })
               .then((b) => b[0] ?? 0n),
       ]);
-      const amount = excessOverCeiling({ ledgerAvailable: balance, onChain, ceiling });
+      // Native value a sweep brought in whose block is not final is not counted: a reorg may take
+      // its deposit out, the re-sent sweep then brings less, but a cold move's bytes keep their
+      // value; a wallet that holds less than it is refused at every resend, its nonce never
+      // mines and every later request waits (a frozen wallet). A token move re-sent without its
+      // funding reverts and fails at its final block (coldMoveReorg.integration.test.ts).
+      const unfinal =
+        asset === zeroAddress ? await unfinalSweptIn(pool, chain.chainId, hot, asset) : 0n;
+      const amount = excessOverCeiling({
+        ledgerAvailable: balance - unfinal,
+        onChain: onChain - unfinal,
+        ceiling,
+      });
       if (amount === 0n) continue;
       const id = `cold_move:${chain.chainId}:${randomUUID()}`;
       const created = await withTransaction(pool, async (client) => {
@@ -158,6 +169,23 @@ export async function startColdMoves({
     }
   }
   return started;
+}
+
+/** What booked sweeps not final yet moved into `hot` in `asset` (they may still leave with a reorg). */
+async function unfinalSweptIn(
+  pool: Pool,
+  chainId: number,
+  hot: string,
+  asset: string,
+): Promise<bigint> {
+  const { rows } = await pool.query<{ swept: string }>(
+    `SELECT COALESCE(sum(i.swept), 0)::text AS swept
+       FROM custody.sweeps s JOIN custody.sweep_items i ON i.sweep_id = s.id
+      WHERE s.chain_id = $1 AND s.hot_wallet = $2 AND i.asset = $3
+        AND s.status = 'booked' AND s.final_at IS NULL`,
+    [chainId, hot, asset],
+  );
+  return BigInt(rows[0]!.swept);
 }
 
 type OpenMove = {
