@@ -6,6 +6,8 @@
  * transactions mined in, on a chain where that block is not ours. Taken as is, the tag made a
  * reverted withdrawal `failed` (its hold released) and a paid one finalized while neither block
  * was final on our chain: a reorg there can still mine the payment (paid and released) or undo it.
+ * Second case: a second endpoint on the other fork, past the tag's height while ours is below it,
+ * showed the tag's block; the tag must be checked by the node that shows the request's block.
  */
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,71 +52,78 @@ async function finalizedAt(id: string): Promise<Date | null> {
   return rows[0]!.finalized_at;
 }
 
-describe("a finalized tag from another fork", () => {
-  it("finalizes and fails nothing mined on our chain", async () => {
-    // Their chain: 150 blocks, finalized 86; ours: a few blocks (our own finalized tag: genesis).
-    await otherRpc("anvil_mine", ["0x96"]);
-    const theirs = await otherRpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", [
-      "finalized",
+/** Withdrawals mined on our chain while the tag comes from the other fork: nothing final by it. */
+async function neitherFinalByTheirTag(p: string, endpoints: string[]) {
+  // Their chain: 150 blocks, finalized 86; ours: a few blocks (our own finalized tag: genesis).
+  await otherRpc("anvil_mine", ["0x96"]);
+  const theirs = await otherRpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", [
+    "finalized",
+    false,
+  ]);
+  expect(BigInt(theirs.number)).toBeGreaterThan(50n);
+  t.proxy!.setIntercept((call) =>
+    call.method === "eth_getBlockByNumber" && (call.params as unknown[])[0] === "finalized"
+      ? { result: theirs }
+      : undefined,
+  );
+  // A contract that always reverts: a payment to it mines with status 0 (the caller's gas limit
+  // skips the estimate, which would refuse it before a nonce).
+  const reverter = "0x00000000000000000000000000000000000000aa";
+  await t.rpc("anvil_setCode", [reverter, "0x60006000fd"]);
+  const account = await t.wallet(parseEther("10"));
+  const signer = t.run(account, { chain: { ...t.chain, rpcUrls: endpoints } });
+  try {
+    await t.withdraw(
+      [{ id: `${p}-paid` }, { id: `${p}-reverted`, to: reverter, gasLimit: 100_000n }],
+      { from: account.address },
+    );
+    await waitFor(
+      "both mined in our chain",
+      async () => {
+        const paid = await getTxRequest(t.ctx.db.pool, `${p}-paid`);
+        const reverted = await getTxRequest(t.ctx.db.pool, `${p}-reverted`);
+        return paid?.status === "confirmed" && reverted?.receiptSuccess === false;
+      },
+      { timeoutMs: 10_000 },
+    );
+    const reverted = (await getTxRequest(t.ctx.db.pool, `${p}-reverted`))!;
+    const ourBlock = await t.rpc<{ hash: Hex }>("eth_getBlockByNumber", [
+      `0x${reverted.blockNumber!.toString(16)}`,
       false,
     ]);
-    expect(BigInt(theirs.number)).toBeGreaterThan(50n);
-    t.proxy!.setIntercept((call) =>
-      call.method === "eth_getBlockByNumber" && (call.params as unknown[])[0] === "finalized"
-        ? { result: theirs }
-        : undefined,
+    const theirBlock = await otherRpc<{ hash: Hex }>("eth_getBlockByNumber", [
+      `0x${reverted.blockNumber!.toString(16)}`,
+      false,
+    ]);
+    expect(theirBlock.hash).not.toBe(ourBlock.hash);
+    // Let the tracker run many ticks with the other fork's tag.
+    const calls = t.proxy!.calls("eth_getBlockByNumber");
+    await waitFor("more ticks", async () => t.proxy!.calls("eth_getBlockByNumber") > calls + 10, {
+      timeoutMs: 10_000,
+    });
+    expect((await getTxRequest(t.ctx.db.pool, `${p}-reverted`))!.status).toBe("mined");
+    expect(await finalizedAt(`${p}-paid`)).toBeNull();
+    expect(await finalizedAt(`${p}-reverted`)).toBeNull();
+    // Our own node's tag, once past those blocks, still finalizes them.
+    t.proxy!.setIntercept(undefined);
+    await t.rpc("anvil_mine", ["0x50"]);
+    await waitFor(
+      "both final on our chain",
+      async () =>
+        (await getTxRequest(t.ctx.db.pool, `${p}-reverted`))?.status === "failed" &&
+        (await finalizedAt(`${p}-paid`)) !== null,
+      { timeoutMs: 10_000 },
     );
-    // A contract that always reverts: a payment to it mines with status 0 (the caller's gas limit
-    // skips the estimate, which would refuse it before a nonce).
-    const reverter = "0x00000000000000000000000000000000000000aa";
-    await t.rpc("anvil_setCode", [reverter, "0x60006000fd"]);
-    const account = await t.wallet(parseEther("10"));
-    const signer = t.run(account);
-    try {
-      await t.withdraw(
-        [{ id: "fork-paid" }, { id: "fork-reverted", to: reverter, gasLimit: 100_000n }],
-        { from: account.address },
-      );
-      await waitFor(
-        "both mined in our chain",
-        async () => {
-          const paid = await getTxRequest(t.ctx.db.pool, "fork-paid");
-          const reverted = await getTxRequest(t.ctx.db.pool, "fork-reverted");
-          return paid?.status === "confirmed" && reverted?.receiptSuccess === false;
-        },
-        { timeoutMs: 10_000 },
-      );
-      const reverted = (await getTxRequest(t.ctx.db.pool, "fork-reverted"))!;
-      const ourBlock = await t.rpc<{ hash: Hex }>("eth_getBlockByNumber", [
-        `0x${reverted.blockNumber!.toString(16)}`,
-        false,
-      ]);
-      const theirBlock = await otherRpc<{ hash: Hex }>("eth_getBlockByNumber", [
-        `0x${reverted.blockNumber!.toString(16)}`,
-        false,
-      ]);
-      expect(theirBlock.hash).not.toBe(ourBlock.hash);
-      // Let the tracker run many ticks with the other fork's tag.
-      const calls = t.proxy!.calls("eth_getBlockByNumber");
-      await waitFor("more ticks", async () => t.proxy!.calls("eth_getBlockByNumber") > calls + 10, {
-        timeoutMs: 10_000,
-      });
-      expect((await getTxRequest(t.ctx.db.pool, "fork-reverted"))!.status).toBe("mined");
-      expect(await finalizedAt("fork-paid")).toBeNull();
-      expect(await finalizedAt("fork-reverted")).toBeNull();
-      // Our own node's tag, once past those blocks, still finalizes them.
-      t.proxy!.setIntercept(undefined);
-      await t.rpc("anvil_mine", ["0x50"]);
-      await waitFor(
-        "both final on our chain",
-        async () =>
-          (await getTxRequest(t.ctx.db.pool, "fork-reverted"))?.status === "failed" &&
-          (await finalizedAt("fork-paid")) !== null,
-        { timeoutMs: 10_000 },
-      );
-    } finally {
-      await signer.stop();
-      t.proxy!.setIntercept(undefined);
-    }
-  });
+  } finally {
+    await signer.stop();
+    t.proxy!.setIntercept(undefined);
+  }
+}
+
+describe("a finalized tag from another fork", () => {
+  it("finalizes and fails nothing mined on our chain", () =>
+    neitherFinalByTheirTag("fork", [t.proxy!.url]));
+
+  it("nor when a second endpoint on that fork, past the tag's height, shows its block", () =>
+    neitherFinalByTheirTag("fork2", [t.proxy!.url, other.rpcUrl]));
 });
