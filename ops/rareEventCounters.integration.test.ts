@@ -1,6 +1,7 @@
 /**
  * The alerts on rare events (ReorgHoldShortfall, ReorgBeyondWindow, HotWalletInsufficientFunds,
- * SignerNeedsHuman, FeeCapReached) are `increase(counter[…]) > 0`. Prometheus computes increase()
+ * SignerNeedsHuman, FeeCapReached, ReconciliationFailing, WebhookDeadLetters) are
+ * `increase(counter[…]) > 0`. Prometheus computes increase()
  * from the samples it has: a labelled counter that first appears at 1 (prom-client exports no
  * series before the first inc()) shows no increase, so the first such event of a process never
  * fires its alert (promtool: a series "_ _ _ 1 1 1" does not fire ReorgHoldShortfall; "0 0 0 1"
@@ -28,20 +29,22 @@ function sample(text: string, name: string, labels: Record<string, string>): str
   return line?.split(" ").at(-1) ?? "absent";
 }
 
-describe("a service running the indexer and worker roles", () => {
+describe("a service running the indexer, worker, reconciler and api roles", () => {
   let ctx: TestContext;
   let service: Service;
   beforeAll(async () => {
     ctx = await createTestContext({ chains: [{ chainId: 31337 }] });
     await migrate(ctx.config.env.DATABASE_URL);
-    service = await startService(ctx.config, { roles: ["indexer", "worker"] });
+    service = await startService(ctx.config, {
+      roles: ["indexer", "worker", "reconciler", "api"],
+    });
   }, 120_000);
   afterAll(async () => {
     await service?.stop();
     await ctx?.cleanup();
   });
 
-  it("exports the shortfall and beyond-window reorg counters at 0 before any event", async () => {
+  it("exports the shortfall, beyond-window reorg, failed-run and dead-delivery counters at 0 before any event", async () => {
     const text = await (await fetch(`${service.url}/metrics`)).text();
     expect(sample(text, "custody_ledger_reorg_shortfalls_total", { chain_id: "31337" })).toBe("0");
     for (const depth of ["1", "2-5", "6-20", "21+"])
@@ -52,6 +55,11 @@ describe("a service running the indexer and worker roles", () => {
           beyond_window: "true",
         }),
       ).toBe("0");
+    // ReconciliationFailing and WebhookDeadLetters read these.
+    expect(sample(text, "custody_recon_runs_total", { chain_id: "31337", result: "failed" })).toBe(
+      "0",
+    );
+    expect(sample(text, "custody_api_webhook_deliveries_total", { result: "dead" })).toBe("0");
   });
 });
 

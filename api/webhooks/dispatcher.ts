@@ -49,6 +49,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const backoffMs = options.backoffMs ?? 2000;
   const timeoutMs = options.timeoutMs ?? 5000;
   const metrics = apiMetrics(common.metrics.registry);
+  // WebhookDeadLetters is increase(…{result="dead"}) > 0: exported at 0 from the start, so the
+  // first dead delivery of a process shows as an increase.
+  metrics.deliveries.inc({ result: "dead" }, 0);
   let timer: NodeJS.Timeout | undefined;
   let worker: { close: () => Promise<void> } | undefined;
   let sweeping: Promise<number> | undefined;

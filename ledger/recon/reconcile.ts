@@ -148,6 +148,10 @@ export function createReconciler({
     return l.wait;
   };
   const metrics = reconMetrics(common);
+  // ReconciliationFailing is increase(…{result="failed"}) > 0: a series first exported at 1 shows
+  // no increase, so the first failed run of a process would not alert. It starts at 0.
+  for (const c of common.config.chains)
+    metrics.runs.inc({ chain_id: String(c.chainId), result: "failed" }, 0);
   const adapter = chains;
   // Running tables' rows carried from a chain's previous run (store.ts ChainMemory). A run takes
   // its chain's memory and puts back the memory its completed run leaves: overlapping runs of a
