@@ -66,14 +66,20 @@ export async function loadCustody(
   return new Map(r.rows.map((row) => [row.address, row.kind]));
 }
 
-/** Every custody address of the chain with its kind, in address order (attestation's reserves). */
+/**
+ * Every custody address of the chain with its kind, in address order (attestation's reserves);
+ * with `asOf`, only those registered by then (the list a reconciliation run started then saw).
+ */
 export async function listCustody(
   client: Queryable,
   chainId: number,
+  asOf?: Date,
 ): Promise<{ address: string; kind: WatchedKind }[]> {
   const r = await client.query<{ address: string; kind: WatchedKind }>(
-    "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1 ORDER BY address",
-    [chainId],
+    `SELECT address, kind FROM chain.custody_addresses
+      WHERE chain_id = $1 AND ($2::timestamptz IS NULL OR created_at <= $2)
+      ORDER BY address`,
+    [chainId, asOf ?? null],
   );
   return r.rows;
 }

@@ -202,7 +202,9 @@ export function createAttestor({
     if (run.chainId !== chain.chainId)
       throw new Error(`run ${runId} is not of chain ${chain.chainId}`);
     const assetId = assetIdOf(chain.chainId, token);
-    const custody = await listCustody(pool, chain.chainId);
+    // The addresses the run could count (registered by its start): one registered later with
+    // value it held at the block (a wallet brought under custody) was not the custody's then.
+    const custody = await listCustody(pool, chain.chainId, new Date(run.startedAt));
     const addresses = await readReserves(chain, custody, token, run.block);
     // The liabilities the run counted at its block, not the ledger as it stands now: postings after
     // the block would pair reserves at the block with liabilities of another moment.

@@ -5,6 +5,8 @@
  * - a withdrawal booked after the run (the reviewer's case: reserves 150 at block B against
  *   liabilities lowered by a withdrawal mined later) and one the run deferred because its fact is
  *   above B are both left out of the leaves, which sum to the run's recorded liabilities;
+ * - a wallet registered after the run, holding value at B, is not in the reserves (the run did not
+ *   count it: attested, it overstated the coverage);
  * - a run whose solvency shortfall an operator acknowledged (so nothing alerts) is still not
  *   attested, and nothing is requested from the signer.
  */
@@ -30,6 +32,7 @@ const ETH = (chainId: number) => `${chainId}:${zeroAddress}`;
 const HOT_A = freshAddress(501);
 const HOT_S = freshAddress(502);
 const OUTSIDER = freshAddress(599);
+const COLD_LATE = freshAddress(503);
 
 let ctx: TestContext;
 let pool: Pool;
@@ -123,6 +126,8 @@ describe("attestation figures", () => {
     // At block B the hot wallet holds 150: alice is owed 100, bob 50.
     await move(A, hot, "user:alice", 100n);
     await move(A, hot, "user:bob", 50n);
+    // A wallet that already holds 1000 at B, brought under custody only after the run (below).
+    await anvilRpc(chain.rpcUrls[0]!)("anvil_setBalance", [COLD_LATE, "0x3e8"]);
     const B = await balanceAtNewBlock(chain, HOT_A, 150n);
     // Bob's withdrawal of 20 is booked before the run, but its transaction is mined at B + 1: the
     // run defers it to a later run.
@@ -140,13 +145,16 @@ describe("attestation figures", () => {
     const owed = run.checks.find((c) => c.scope === "solvency" && c.assetId === ETH(A));
     expect(owed?.ledger).toBe(150n);
 
-    // After the run, alice withdraws 60 (mined after B: the chain holds 70 by then).
+    // After the run, alice withdraws 60 (mined after B: the chain holds 70 by then), and the wallet
+    // is registered: the run did not count it, nor does its attestation.
     await move(A, "user:alice", hot, 60n);
     await balanceAtNewBlock(chain, HOT_A, 70n);
+    await watch(pool, A, [{ address: COLD_LATE, kind: "cold", owner: "cold-late" }]);
 
     const f = await attestor.figures(chain, run.runId, zeroAddress);
     expect(f.block).toBe(B);
     expect([f.reserves, f.liabilities]).toEqual([150n, 150n]);
+    expect(f.addresses.map((a) => a.address)).toEqual([HOT_A.toLowerCase()]);
     // (The tree orders its leaves by their salted hashes.)
     const leaves = [...f.leaves].sort((x, y) => x.customerId.localeCompare(y.customerId));
     expect(leaves).toEqual([
