@@ -51,6 +51,17 @@ describe("custody-node CLI", () => {
     }
   });
 
+  it("start with --chains naming no chain refuses, naming the option, instead of running every chain", async () => {
+    const cli = spawnCli(["start", "--chains", " , "], {
+      CUSTODY_CONFIG: defaultConfigPath,
+      DATABASE_URL: db.url,
+      REDIS_URL: redis.url,
+    });
+    const { code } = await within("start to refuse --chains", cli.exited, 60_000);
+    expect(code).not.toBe(0);
+    expect(cli.output()).toContain("--chains: no chain named");
+  });
+
   it("migrate run twice, and twice at once, succeeds", async () => {
     const env = { DATABASE_URL: db.url, CUSTODY_CONFIG: defaultConfigPath };
     const runs = [spawnCli(["migrate"], env), spawnCli(["migrate"], env)];

@@ -55,10 +55,7 @@ export async function buildCli(command?: string): Promise<Command> {
       if (opts.migrate) await ensureDatabase(config.env.DATABASE_URL);
       await startService(config, {
         roles: parseRoles(opts.roles),
-        chains: opts.chains
-          ?.split(",")
-          .map((s) => s.trim())
-          .filter(Boolean),
+        chains: parseChainList(opts.chains),
         migrate: opts.migrate,
         handleSignals: true,
       });
@@ -124,4 +121,21 @@ export async function main(argv: string[]): Promise<void> {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   await main(process.argv);
+}
+
+/**
+ * `--chains a,b`: the chain keys or ids named. Given but naming none (`--chains " "`, `--chains ,`)
+ * is an error, not "every chain": a task meant for one chain would otherwise run them all.
+ */
+function parseChainList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const keys = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (keys.length === 0)
+    throw new Error(
+      "--chains: no chain named (comma-separated chain keys or ids; leave the option out for every chain)",
+    );
+  return keys;
 }
