@@ -79,6 +79,37 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("rejects withdrawal limits given twice for one asset under two spellings", () => {
+    const chain = {
+      key: "a",
+      chainId: 1,
+      name: "a",
+      rpcUrls: ["http://127.0.0.1:1"],
+      confirmations: { kind: "finalized" },
+      reorgWindow: 5,
+      blockTimeMs: 1000,
+      feeModel: "legacy",
+    };
+    const limits = { perTransaction: "10", rolling24h: "100", approvalThreshold: "5" };
+    const token = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
+    const issues = configIssuesOf(() =>
+      parseFileConfig(chainSchema, {
+        chains: [chain],
+        policies: {
+          withdrawals: {
+            limits: {
+              [`1:${token}`]: limits,
+              [`1:${token.toLowerCase()}`]: { ...limits, perTransaction: "1000" },
+            },
+          },
+        },
+      }),
+    );
+    expect(issues.map((i) => i.field)).toEqual([
+      `config.policies.withdrawals.limits.1:${token.toLowerCase()}`,
+    ]);
+  });
+
   it("reports unreadable and malformed files naming CUSTODY_CONFIG", () => {
     expect(
       configIssuesOf(() => loadConfig(chainSchema, { CUSTODY_CONFIG: "/nonexistent/x.json" }))[0]!

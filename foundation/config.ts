@@ -79,6 +79,21 @@ export const policiesSchema = z
               })
               .strict(),
           )
+          .superRefine((limits, ctx) => {
+            // Keys are matched without case (api/withdrawals/policy.ts): two spellings of one
+            // asset would leave which limits apply to the order of the file.
+            const seen = new Map<string, string>();
+            for (const key of Object.keys(limits)) {
+              const other = seen.get(key.toLowerCase());
+              if (other !== undefined)
+                ctx.addIssue({
+                  code: "custom",
+                  path: [key],
+                  message: `the same asset as "${other}" (keys are compared without case): keep one`,
+                });
+              seen.set(key.toLowerCase(), key);
+            }
+          })
           .default({}),
         /** M distinct approvers required above the threshold. */
         requiredApprovals: z.number().int().min(1).max(10).default(2),
