@@ -11,6 +11,7 @@ import { createPool, type Pool } from "../foundation/db.js";
 import type { DeployedContract } from "../indexers/index.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
+import { storedNextNonce } from "./requests.js";
 
 /** What a contract deploy from the chain's hot wallet needs. */
 export type HotWalletDeployArgs = {
@@ -62,12 +63,7 @@ export async function nonceForDeploy({
     );
   }
   try {
-    const { rows } = await lease.query<{ max: string | null }>(
-      `SELECT max(nonce)::text AS max FROM custody.tx_requests
-        WHERE chain_id = $1 AND from_address = $2 AND nonce IS NOT NULL`,
-      [chainId, from.toLowerCase()],
-    );
-    const storedNext = rows[0]!.max === null ? 0 : Number(rows[0]!.max) + 1;
+    const storedNext = Number(await storedNextNonce(lease, chainId, from.toLowerCase()));
     const [latest, pending] = await Promise.all([
       client.getTransactionCount({ address: from, blockTag: "latest" }),
       client.getTransactionCount({ address: from, blockTag: "pending" }),

@@ -5,6 +5,7 @@
 import { getAddress, isAddress, isHex } from "viem";
 import type { PoolClient } from "../foundation/db.js";
 import { InvalidTxRequestError, TxRequestConflictError } from "./errors.js";
+import type { Lease } from "./lease.js";
 
 export type TxRequestInput = {
   /** Caller-chosen, deterministic (e.g. `withdrawal:<id>`); a repeat with the same contents is a no-op. */
@@ -244,4 +245,23 @@ export async function getTxRequest(
     errorCode: r.error_code,
     errorMessage: r.error_message,
   };
+}
+
+/**
+ * The nonce after the highest one stored for (chain, wallet): every nonce below it was taken by a
+ * request of ours (signed, whether or not it was sent). `from` lowercase, as stored.
+ */
+export async function storedNextNonce(
+  db: Pick<Lease, "query">,
+  chainId: number,
+  from: string,
+): Promise<bigint> {
+  const { rows } = await db.query<{ max: string | null }>(
+    `SELECT max(nonce)::text AS max FROM custody.tx_requests
+      WHERE chain_id = $1 AND from_address = $2 AND nonce IS NOT NULL`,
+    [chainId, from],
+  );
+  // nonce is int8 (max() of it too), which pg gives as text: not a NUMERIC.
+  const max = rows[0]!.max;
+  return max === null ? 0n : BigInt(max) + 1n;
 }

@@ -265,32 +265,18 @@ export function createChainView({
       return out;
     },
     async onTagChain(tag, blocks) {
+      // blockHashes asks one batch of one node at or past the highest of them.
+      const hashAt = await view.blockHashes([tag.number, ...blocks.keys()]);
       const held = new Set<bigint>();
-      const list = [...new Set([tag.number, ...blocks.keys()])].sort((a, b) => (a < b ? -1 : 1));
-      try {
-        const found = await rpc.batch<{ hash: Hex } | null>(
-          list.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
-          {
-            atLeast: list.at(-1)!,
-            lacks: (results, calls) => {
-              const i = results.indexOf(null);
-              return i < 0 ? null : BigInt(calls[i]!.params[0] as Hex);
-            },
-          },
-        );
-        const hashAt = new Map(list.map((n, i) => [n, found[i]?.hash.toLowerCase()]));
-        if (hashAt.get(tag.number) !== tag.hash) {
-          logger.warn({
-            msg: "the node at the finalized height does not show its block with ours: nothing final",
-            finalized: `${tag.number}:${tag.hash}`,
-          });
-          return held;
-        }
-        for (const [n, hash] of blocks) if (hashAt.get(n) === hash) held.add(n);
-      } catch (error) {
-        if (!(error instanceof NoHealthyEndpointError)) throw error;
-        // No node has the tag's height right now: nothing is final this pass.
+      if (hashAt.get(tag.number) !== tag.hash) {
+        // No node has the tag's height right now, or it shows another block there.
+        logger.warn({
+          msg: "the node at the finalized height does not show its block with ours: nothing final",
+          finalized: `${tag.number}:${tag.hash}`,
+        });
+        return held;
       }
+      for (const [n, hash] of blocks) if (hashAt.get(n) === hash) held.add(n);
       return held;
     },
   };

@@ -24,6 +24,7 @@ import type { Pool } from "../../foundation/db.js";
 import type { QueueFactory } from "../../foundation/queues.js";
 import type { Lease } from "../lease.js";
 import { OPEN_TRANSACTION_STATUSES, signerMetrics } from "../metrics.js";
+import { storedNextNonce } from "../requests.js";
 import type { WatchedRequest } from "./attempts.js";
 import { bump } from "./bump.js";
 import { createCanceller } from "./cancel.js";
@@ -158,14 +159,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     nextNonce: () => ctx.state.nextNonce,
     async resync(lease) {
       lastBalanceAt = 0; // a new session exports the balance at its first tick (walletSigner.ts)
-      const { rows } = await lease.query<{ max: string | null }>(
-        `SELECT max(nonce)::text AS max FROM custody.tx_requests
-         WHERE chain_id = $1 AND from_address = $2 AND nonce IS NOT NULL`,
-        [chain.chainId, from],
-      );
-      // nonce is int8 (max() of it too), which pg gives as text: not a NUMERIC.
-      const max = rows[0]!.max;
-      const stored = max === null ? 0n : BigInt(max) + 1n;
+      const stored = await storedNextNonce(lease, chain.chainId, from);
       const pending = await chainView.pendingCount();
       ctx.state.nextNonce = stored > pending ? stored : pending;
       log.info({
