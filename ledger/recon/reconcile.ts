@@ -158,6 +158,15 @@ export function createReconciler({
   // chain never share one, and a failed run drops it.
   const memories = new Map<number, ChainMemory>();
 
+  /** Our stored canonical block's hash at `n` (the indexer's published view), if stored. */
+  async function canonicalHash(chainId: number, n: bigint | number): Promise<string | undefined> {
+    const { rows } = await pool.query<{ hash: string }>(
+      "SELECT hash FROM chain.canonical_blocks WHERE chain_id = $1 AND number = $2",
+      [chainId, n.toString()],
+    );
+    return rows[0]?.hash;
+  }
+
   async function finalBlock(chain: ChainConfig): Promise<number> {
     const tip = await loadTip(pool, chain.chainId);
     if (!tip) throw new NoFinalBlockError(chain.chainId, "the indexer has stored no block yet");
@@ -179,14 +188,11 @@ export function createReconciler({
       } else {
         // The tag counts only when its block is ours (as the indexer's): the endpoint that
         // answered may be on another fork, whose finalized height says nothing about our chain.
-        const ours = await pool.query<{ hash: string }>(
-          "SELECT hash FROM chain.canonical_blocks WHERE chain_id = $1 AND number = $2",
-          [chain.chainId, finalized.number.toString()],
-        );
-        if (ours.rows[0]?.hash !== finalized.hash)
+        const ours = await canonicalHash(chain.chainId, finalized.number);
+        if (ours !== finalized.hash)
           throw new NoFinalBlockError(
             chain.chainId,
-            `the node's finalized block ${finalized.number} (${finalized.hash}) is not our block at that height (${ours.rows[0]?.hash ?? "not stored"})`,
+            `the node's finalized block ${finalized.number} (${finalized.hash}) is not our block at that height (${ours ?? "not stored"})`,
           );
         final = Number(finalized.number);
       }
@@ -207,15 +213,12 @@ export function createReconciler({
       throw new NoFinalBlockError(chainId, `final block ${final} is within the grace period`);
     const previous = options.full ? null : await findPreviousRun(pool, chainId, block);
     const mode: RunMode = previous ? "incremental" : "full";
-    const hash = await pool.query<{ hash: string }>(
-      "SELECT hash FROM chain.canonical_blocks WHERE chain_id = $1 AND number = $2",
-      [chainId, block],
-    );
+    const hash = await canonicalHash(chainId, block);
     const tokens = await assetTokens(pool, chain);
     const runId = await createRun(pool, {
       chainId,
       block,
-      blockHash: hash.rows[0]?.hash ?? null,
+      blockHash: hash ?? null,
       mode,
       previousRunId: previous?.id ?? null,
       inputs: { confirmations: chain.confirmations, final_block: final, tokens },
