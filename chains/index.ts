@@ -35,7 +35,6 @@ export {
   type EvmAdapterOptions,
   isLogRangeLimit,
   readFinalizedBlock,
-  readFinalizedHead,
   TRANSFER_TOPIC,
   type TracedBlock,
 } from "./evm/createEvmAdapter.js";

@@ -35,16 +35,9 @@ export const TRANSFER_TOPIC: Hex =
   "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
 /**
- * The node's `finalized` block number, or null where it has none (a node that refuses the tag
- * answers with an RPC error; an empty answer is "none yet").
- */
-export async function readFinalizedHead(rpc: RpcClient): Promise<bigint | null> {
-  return (await readFinalizedBlock(rpc))?.number ?? null;
-}
-
-/**
- * The node's `finalized` block, number and hash (lowercase), with readFinalizedHead's rules. The hash
- * says which chain the tag is about: an endpoint on another fork finalizes other blocks.
+ * The node's `finalized` block, number and hash (lowercase), or null where it has none (a node that
+ * refuses the tag answers with an RPC error; an empty answer is "none yet"). The hash says which
+ * chain the tag is about: an endpoint on another fork finalizes other blocks.
  */
 export async function readFinalizedBlock(
   rpc: RpcClient,
@@ -75,9 +68,7 @@ export type EvmAdapter = {
    * endpoint at or past `atLeast`; NoHealthyEndpointError when none is.
    */
   getLatestBlock: (atLeast?: bigint) => Promise<RawBlock>;
-  /** Number of the `finalized` block, or null when the node does not know the tag. */
-  getFinalizedHead: () => Promise<bigint | null>;
-  /** The `finalized` block's number and hash (lowercase), or null as getFinalizedHead. */
+  /** The `finalized` block's number and hash (lowercase), or null when the node does not know the tag. */
   getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   /**
    * Blocks with full transactions, in the order asked. Only endpoints at or past the highest number
@@ -422,7 +413,6 @@ export function createEvmAdapter(
           return atLeast !== undefined && n < atLeast ? n + 1n : null;
         },
       }),
-    getFinalizedHead: () => readFinalizedHead(rpc),
     getFinalizedBlock: () => readFinalizedBlock(rpc),
     getBlocks: (numbers) =>
       rpc.batch<RawBlock | null>(

@@ -161,6 +161,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       lastBalanceAt = 0; // a new session exports the balance at its first tick (walletSigner.ts)
       const stored = await storedNextNonce(lease, chain.chainId, from);
       const pending = await chainView.pendingCount();
+      // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers)
       ctx.state.nextNonce = stored > pending ? stored : pending;
       log.info({
         msg: "nonce resynced",
