@@ -113,6 +113,10 @@ export const WEBHOOK_EVENT_TYPES = [
   "deposit.confirmed",
   "deposit.credited",
   "deposit.orphaned",
+  "deposit.reorg_held",
+  "deposit.reorg_restored",
+  "deposit.reorg_reversed",
+  "inflow.credited",
   "withdrawal.approved",
   "withdrawal.broadcast",
   "withdrawal.confirmed",
@@ -120,6 +124,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "withdrawal.finalized",
   "withdrawal.receipt_unknown",
   "withdrawal.needs_review",
+  "withdrawal.fail_requested",
   "withdrawal.failed",
   "withdrawal.rejected",
   "withdrawal.cancelled",
@@ -141,7 +146,7 @@ export const webhookSchema = z
           .string()
           .refine(
             (e) => webhookEventPatterns.has(e),
-            `must be *, deposit.*, withdrawal.* or one of ${WEBHOOK_EVENT_TYPES.join(", ")}`,
+            `must be *, deposit.*, inflow.*, withdrawal.* or one of ${WEBHOOK_EVENT_TYPES.join(", ")}`,
           ),
       )
       .default(["*"]),

@@ -274,7 +274,7 @@ FROM u WHERE created
 ORDER BY ord`;
 
 const CREDIT_COLUMNS = `d.credit_id::text, d.chain_id::int AS chain_id, d.tx_hash, d.position, d.to_address,
-  d.asset, d.amount, d.owner, d.block_number::text, d.holds_placed, d.orphaned_block::text,
+  d.asset, d.amount, d.owner, d.block_number::text, d.block_hash, d.holds_placed, d.orphaned_block::text,
   d.hold_id::text, d.hold_amount, d.shortfall_id::text, d.shortfall_amount`;
 
 // The reorg-hold pass's watermark (locked: one pass per chain at a time) and the reorgs recorded
@@ -384,6 +384,8 @@ type CreditRow = {
   amount: bigint;
   owner: string;
   block_number: string;
+  /** The block of the fact the credit stands (or stood) for: the orphaned one while held. */
+  block_hash: string;
   holds_placed: number;
   orphaned_block: string | null;
   hold_id: string | null;
@@ -1009,7 +1011,8 @@ export function createDepositCrediting({
         memo: "deposit orphaned by a reorg after the customer spent it",
       });
     if (transfers.length === 2) transfers[0] = { ...transfers[0]!, linked: true };
-    const fields = { ...creditPayload(c), orphaned_block: orphanedBlock };
+    // block_hash names the orphaned fact the hold is for (the deposit's id to webhook receivers).
+    const fields = { ...creditPayload(c), block_hash: c.block_hash, orphaned_block: orphanedBlock };
     if (!(await apply(client, transfers, "reorg hold", fields))) return false;
     await client.query(
       `UPDATE ledger.deposit_credits SET state = 'held', orphaned_block = $2, hold_id = $3,
@@ -1079,7 +1082,13 @@ export function createDepositCrediting({
       );
       let restored = 0;
       for (const c of rows.rows) {
-        const fields = { ...creditPayload(c), block_number: c.new_block };
+        // Where the deposit is credited now, and the orphaned fact the hold was for.
+        const fields = {
+          ...creditPayload(c),
+          block_number: c.new_block,
+          block_hash: c.new_block_hash,
+          held_block_hash: c.block_hash,
+        };
         if (!(await apply(client, resolveHolds(c, "void"), "reorg hold void", fields))) continue;
         await client.query(
           `UPDATE ledger.deposit_credits SET state = 'credited', orphaned_block = NULL,
@@ -1130,6 +1139,7 @@ export function createDepositCrediting({
         for (const c of rows.rows) {
           const fields = {
             ...creditPayload(c),
+            block_hash: c.block_hash,
             orphaned_block: c.orphaned_block,
             finalized: final.toString(),
           };

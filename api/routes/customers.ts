@@ -30,8 +30,14 @@ const BalanceOut = Type.Object({
   symbol: Type.String(),
   decimals: Type.Integer(),
   posted: Type.String({ description: "credits posted − debits posted" }),
-  pending: Type.String({ description: "held for withdrawals in flight (pending debits)" }),
-  available: Type.String({ description: "posted − pending: what the customer can withdraw" }),
+  pending: Type.String({
+    description:
+      "pending debits: held for withdrawals in flight, and by reorg holds (a credited deposit a reorg removed, held until it confirms again or its block is final without it: see GET /v1/deposits/holds)",
+  }),
+  available: Type.String({
+    description:
+      "posted − pending: what the customer can withdraw (withdrawals are refused while a reorg shortfall blocks the customer)",
+  }),
 });
 
 const TransferOut = Type.Object({

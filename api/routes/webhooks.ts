@@ -2,12 +2,12 @@
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { BaseError } from "../../foundation/errors.js";
 import { IdempotencyHeaders, Limit, pageLimit, problemResponses, Uuid } from "../schemas.js";
-import { listDeliveries, redriveDeliveries } from "../webhooks/events.js";
+import { EVENT_TYPES, listDeliveries, redriveDeliveries } from "../webhooks/events.js";
 import type { V1Deps } from "./deps.js";
 
 const DeliveryOut = Type.Object({
   eventId: Type.String(),
-  type: Type.String(),
+  type: Type.String({ description: `the event's type: ${EVENT_TYPES.join(", ")}` }),
   endpoint: Type.String(),
   status: Type.String(),
   attempts: Type.Integer(),

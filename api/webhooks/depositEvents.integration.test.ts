@@ -1,8 +1,19 @@
-/** Deposit webhook events from real chain facts and ledger credits (Postgres), exactly once each. */
+/**
+ * Deposit webhook events from real chain facts and ledger credits (Postgres), exactly once each;
+ * and the events the ledger records for customers (an operator's inflow credit).
+ */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDepositCrediting, createLedger, type Ledger } from "../../ledger/index.js";
+import { withTransaction } from "../../foundation/db.js";
+import {
+  bookInflowCredit,
+  createDepositCrediting,
+  createLedger,
+  type Ledger,
+  transferId,
+} from "../../ledger/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { produceDepositEvents } from "./depositEvents.js";
+import { eventIdOf } from "./eventId.js";
 
 const DEPOSIT = "0x00000000000000000000000000000000000000d1";
 const TX = `0x${"ab".repeat(32)}`;
@@ -13,7 +24,10 @@ let common: TestContext["common"];
 beforeAll(async () => {
   ctx = await createTestContext({
     file: {
-      webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "WH", events: ["deposit.*"] }],
+      webhooks: [
+        { url: "http://127.0.0.1:9/hook", secretEnv: "WH", events: ["deposit.*"] },
+        { url: "http://127.0.0.1:9/inflows", secretEnv: "WH", events: ["inflow.*"] },
+      ],
     },
   });
   common = { ...ctx.common, config: { ...ctx.config, webhookSecrets: { WH: "s" } } };
@@ -74,5 +88,121 @@ describe("deposit events", () => {
       "deposit.detected",
       "deposit.orphaned",
     ]);
+  });
+
+  it("tells the backend of an operator's inflow credit, once, from the ledger's record of it", async () => {
+    const id = transferId("test:inflow:alice");
+    await withTransaction(ctx.db.pool, (client) =>
+      bookInflowCredit(client, ledger, {
+        transferId: id,
+        chainId: 31337,
+        address: DEPOSIT,
+        asset: "0x0000000000000000000000000000000000000000",
+        amount: 777n,
+        owner: "alice",
+        blockNumber: "12",
+        runId: 3,
+        breakN: 1,
+        creditedBy: "ops-anna",
+        reason: "internal transfer the node could not trace",
+        memo: "test",
+      }),
+    );
+    expect(await produceDepositEvents({ common, pool: ctx.db.pool })).toBe(1);
+    expect(await produceDepositEvents({ common, pool: ctx.db.pool })).toBe(0);
+    const { rows } = await ctx.db.pool.query(
+      `SELECT e.type, e.payload AS data, array_agg(d.endpoint) AS endpoints
+         FROM api.webhook_events e JOIN api.webhook_deliveries d ON d.event_id = e.id
+        WHERE e.type LIKE 'inflow.%' GROUP BY e.id`,
+    );
+    expect(rows).toEqual([
+      {
+        type: "inflow.credited",
+        data: {
+          inflow_id: id,
+          customer_id: "alice",
+          chain_id: 31337,
+          asset: "0x0000000000000000000000000000000000000000",
+          address: DEPOSIT,
+          amount: "777",
+          block_number: "12",
+          credited_by: "ops-anna",
+          reason: "internal transfer the node could not trace",
+        },
+        endpoints: ["http://127.0.0.1:9/inflows"],
+      },
+    ]);
+  });
+
+  it("two workers producing at once never send a deposit's credited after its orphaned", async () => {
+    // Worker A reads two credited deposits as due; while it sends them, a reorg orphans both and
+    // worker B runs a pass. A backend applying events as they come must not end credited.
+    const facts: { id: string; name: string }[] = [];
+    for (const n of [1, 2]) {
+      const tx = `0x${String(n).repeat(64)}`;
+      const block = `0x${"e".repeat(63)}${n}`;
+      const { rows } = await ctx.db.pool.query<{ id: string }>(
+        `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+           kind, asset, from_address, to_address, amount)
+         VALUES (31337, 6, $1, $2, 0, 'tx', 'native', '0x0000000000000000000000000000000000000000',
+           '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', $3, 500) RETURNING id::text`,
+        [block, tx, DEPOSIT],
+      );
+      facts.push({ id: rows[0]!.id, name: `deposit:31337:${block}:${tx}:tx:credited` });
+    }
+    const produce = () => produceDepositEvents({ common, pool: ctx.db.pool });
+    await produce(); // detected
+    await ctx.db.pool.query(
+      "UPDATE chain.transfers SET status = 'confirmed', confirmed_at = now() WHERE id = ANY($1::bigint[])",
+      [facts.map((f) => f.id)],
+    );
+    expect(
+      await createDepositCrediting({ common, pool: ctx.db.pool, ledger }).creditConfirmed(),
+    ).toBe(2);
+
+    // Holding the first credited event's id makes worker A wait there, after its read.
+    const holder = await ctx.db.pool.connect();
+    let a: Promise<number> | undefined;
+    try {
+      await holder.query("BEGIN");
+      await holder.query(
+        "INSERT INTO api.webhook_events (id, type, payload) VALUES ($1, 'deposit.credited', '{}')",
+        [eventIdOf(facts[0]!.name)],
+      );
+      a = produce();
+      const end = Date.now() + 30_000;
+      for (;;) {
+        const { rows } = await ctx.db.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+              AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO api.webhook_events%'`,
+        );
+        if (rows.length > 0) break;
+        if (Date.now() > end) throw new Error("worker A never reached the credited events");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await ctx.db.pool.query(
+        "UPDATE chain.transfers SET status = 'orphaned', orphaned_at = now() WHERE id = ANY($1::bigint[])",
+        [facts.map((f) => f.id)],
+      );
+      await produce(); // worker B
+    } finally {
+      await holder.query("ROLLBACK");
+      holder.release();
+    }
+    await a;
+    await produce();
+    for (const f of facts) {
+      const { rows } = await ctx.db.pool.query<{ type: string }>(
+        `SELECT type FROM api.webhook_events WHERE payload->>'deposit_id' = $1
+          ORDER BY created_at, id`,
+        [f.id],
+      );
+      expect(rows.map((r) => r.type)).toEqual([
+        "deposit.detected",
+        "deposit.confirmed",
+        "deposit.credited",
+        "deposit.orphaned",
+      ]);
+    }
   });
 });

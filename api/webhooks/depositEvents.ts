@@ -4,7 +4,8 @@
  * booked the credit), `orphaned` (its block left the canonical chain). One pass finds facts whose
  * event is not marked yet, and emits event + mark in one transaction per fact; the worker runs it
  * every second. It reads the views the owners publish: the indexer's chain.deposit_facts and the
- * ledger's ledger.credited_facts.
+ * ledger's ledger.credited_facts. Then the events of the ledger's own records (reorg holds, inflow
+ * credits: ledgerEvents.ts).
  */
 
 import { formatAmount } from "../../foundation/amounts.js";
@@ -12,6 +13,7 @@ import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { DepositFactRow } from "../../ledger/index.js";
 import { emitEvent } from "./events.js";
+import { produceLedgerEvents } from "./ledgerEvents.js";
 
 const CONDITIONS = {
   detected: "true",
@@ -35,7 +37,43 @@ const DETECTED_MARKED = `AND EXISTS (SELECT 1 FROM api.deposit_event_marks m
 const LIFE_DETECTED = `l.life <= (SELECT count(*) FROM api.deposit_event_marks m
                         WHERE m.transfer_id = t.id AND m.event = 'detected')`;
 
-export async function produceDepositEvents({
+/**
+ * One pass at a time across every worker. A pass reads what is due and then emits it row by row: a
+ * second worker's pass in between could emit `orphaned` for a deposit this one read as due for
+ * `credited` and sends after it, and a backend would end with a credited deposit the chain dropped.
+ * A session lock on its own connection (released if the process dies); a worker that finds it held
+ * skips its turn (returns 0).
+ */
+const PRODUCER_LOCK =
+  "SELECT pg_try_advisory_lock(hashtextextended('api.deposit_events', 0)) AS ok";
+const PRODUCER_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('api.deposit_events', 0))";
+
+export async function produceDepositEvents(options: {
+  common: Common;
+  pool: Pool;
+  limit?: number;
+}): Promise<number> {
+  const lock = await options.pool.connect();
+  // A connection whose unlock may not have run is closed, not pooled still holding the lock.
+  let clean = false;
+  try {
+    const { rows } = await lock.query<{ ok: boolean }>(PRODUCER_LOCK);
+    if (!rows[0]?.ok) {
+      clean = true;
+      return 0;
+    }
+    try {
+      return await producePass(options);
+    } finally {
+      await lock.query(PRODUCER_UNLOCK);
+      clean = true;
+    }
+  } finally {
+    lock.release(!clean);
+  }
+}
+
+async function producePass({
   common,
   pool,
   limit = 200,
@@ -99,5 +137,6 @@ export async function produceDepositEvents({
       produced++;
     }
   }
-  return produced;
+  // After the facts' events: a reorg hold is told after its deposit's `deposit.orphaned`.
+  return produced + (await produceLedgerEvents({ common, pool, limit }));
 }

@@ -22,15 +22,28 @@ import { produceDepositEvents } from "./depositEvents.js";
 const E17 = 10n ** 17n;
 const D_ALICE = freshAddress(471);
 const D_BOB = freshAddress(472);
+const D_CAROL = freshAddress(473);
 
 let t: ApiTestContext;
 let s: ReorgScenario;
 
 beforeAll(async () => {
-  t = await createApiTestContext({ chains: [REORG_CHAIN] });
+  t = await createApiTestContext({
+    chains: [REORG_CHAIN],
+    // An endpoint (never called here) so events get their deliveries.
+    configure: (ctx) => {
+      const config = Object.freeze({
+        ...ctx.config,
+        webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "WH", events: ["*"] }],
+        webhookSecrets: { WH: "secret" },
+      });
+      return { ...ctx, config, common: { ...ctx.common, config } };
+    },
+  });
   s = await startReorgScenario(t.ctx, [
     { address: D_ALICE, owner: "alice" },
     { address: D_BOB, owner: "bob" },
+    { address: D_CAROL, owner: "carol" },
   ]);
 });
 afterAll(async () => {
@@ -56,6 +69,27 @@ const eventsOf = async (depositId: string) =>
   ).rows
     .map((r) => r.type)
     .sort();
+/** The deposit's reorg-hold events, oldest first, with what the backend needs from each. */
+const holdEventsOf = async (depositId: string) =>
+  (
+    await t.ctx.db.pool.query<{ type: string; data: Record<string, unknown> }>(
+      `SELECT type, payload AS data FROM api.webhook_events
+        WHERE payload->>'deposit_id' = $1 AND type LIKE 'deposit.reorg_%'
+        ORDER BY created_at`,
+      [depositId],
+    )
+  ).rows;
+/** The customer's native balance on the chain as /v1/customers/{id}/balances shows it. */
+const balanceOf = async (customer: string) => {
+  const res = await t.call(t.keys["ledger:read"], {
+    method: "GET",
+    url: `/v1/customers/${customer}/balances`,
+  });
+  expect(res.statusCode).toBe(200);
+  return (res.json().balances as { assetId: string }[]).find(
+    (b) => b.assetId === `${REORG_CHAIN_ID}:0x0000000000000000000000000000000000000000`,
+  );
+};
 const apiStatus = async (depositId: string) => {
   const res = await t.call(t.keys["deposits:read"], {
     method: "GET",
@@ -83,7 +117,29 @@ describe("deposit truth after a reorg", () => {
       "deposit.credited",
       "deposit.detected",
       "deposit.orphaned",
+      "deposit.reorg_held",
     ]);
+    // Held, not gone: the backend is told what is held and that it may come back.
+    expect(await holdEventsOf(old!.id)).toMatchObject([
+      {
+        type: "deposit.reorg_held",
+        data: {
+          deposit_id: old!.id,
+          customer_id: "alice",
+          chain_id: REORG_CHAIN_ID,
+          amount: amount.toString(),
+          hold_amount: amount.toString(),
+          shortfall_amount: "0",
+          tx_hash: txHash,
+        },
+      },
+    ]);
+    // The balance shows the hold as pending (a pending debit, like a withdrawal's), not available.
+    expect(await balanceOf("alice")).toMatchObject({
+      posted: amount.toString(),
+      pending: amount.toString(),
+      available: "0",
+    });
 
     // The same signed transaction mined again, one block: seen, 2 confirmations short.
     await s.rpc("eth_sendRawTransaction", [raw]);
@@ -117,6 +173,17 @@ describe("deposit truth after a reorg", () => {
     ]);
     expect(await apiStatus(copy.id)).toBe("credited");
     expect(await apiStatus(old!.id)).toBe("orphaned");
+    // The hold's outcome, on the held deposit: it came back (the same credit, carried by the copy).
+    expect((await holdEventsOf(old!.id)).map((e) => e.type)).toEqual([
+      "deposit.reorg_held",
+      "deposit.reorg_restored",
+    ]);
+    expect((await holdEventsOf(old!.id))[1]!.data).toMatchObject({
+      deposit_id: old!.id,
+      customer_id: "alice",
+      amount: amount.toString(),
+      restored_deposit_id: copy.id,
+    });
   });
 
   it("a deposit orphaned and then canonical again in its own block is announced again after deposit.orphaned", async () => {
@@ -134,6 +201,7 @@ describe("deposit truth after a reorg", () => {
       "deposit.credited",
       "deposit.detected",
       "deposit.orphaned",
+      "deposit.reorg_held",
     ]);
 
     // The chain goes back to the first branch (a reorg back): as the indexer stores it, the
@@ -189,8 +257,10 @@ describe("deposit truth after a reorg", () => {
 
     // The backend applied deposit.orphaned last: it must hear that the deposit is credited again.
     await produce();
+    // (Its reorg hold's outcome, `deposit.reorg_restored`, says the same: checked below.)
     const { rows: last } = await t.ctx.db.pool.query<{ type: string }>(
       `SELECT type FROM api.webhook_events WHERE payload->>'deposit_id' = $1
+          AND type NOT LIKE 'deposit.reorg_%'
         ORDER BY created_at DESC, type DESC LIMIT 1`,
       [fact!.id],
     );
@@ -203,7 +273,12 @@ describe("deposit truth after a reorg", () => {
       "deposit.detected",
       "deposit.detected",
       "deposit.orphaned",
+      "deposit.reorg_held",
+      "deposit.reorg_restored",
     ]);
+    expect((await holdEventsOf(fact!.id))[1]!.data).toMatchObject({
+      restored_deposit_id: fact!.id,
+    });
 
     // And out again: the second orphaning is sent too.
     await withTransaction(t.ctx.db.pool, (client) =>
@@ -212,6 +287,50 @@ describe("deposit truth after a reorg", () => {
     await produce();
     expect((await eventsOf(fact!.id)).filter((e) => e === "deposit.orphaned")).toHaveLength(2);
     await produce();
-    expect(await eventsOf(fact!.id)).toHaveLength(8);
+    expect(await eventsOf(fact!.id)).toHaveLength(10);
+  });
+
+  it("a held deposit whose block is final without it is announced reversed, once", async () => {
+    const amount = 9n * E17;
+    const { txHash } = await s.creditThenReorg(D_CAROL, amount, {
+      beforeReorg: async () => {
+        await produce();
+      },
+    });
+    const stateOf = async () =>
+      (
+        await t.ctx.db.pool.query<{ state: string }>(
+          "SELECT state FROM ledger.deposit_credits WHERE tx_hash = $1",
+          [txHash],
+        )
+      ).rows.map((r) => r.state);
+    expect(await stateOf()).toEqual(["held"]);
+    await produce();
+    const [fact] = await factsOf(txHash);
+    expect((await holdEventsOf(fact!.id)).map((e) => e.type)).toEqual(["deposit.reorg_held"]);
+
+    // Past finality with the deposit nowhere on the chain: the hold is posted, the money gone.
+    await s.mine(41);
+    await s.settle();
+    expect(await stateOf()).toEqual(["final"]);
+    await produce();
+    await produce();
+    const events = await holdEventsOf(fact!.id);
+    expect(events.map((e) => e.type)).toEqual(["deposit.reorg_held", "deposit.reorg_reversed"]);
+    expect(events[1]!.data).toMatchObject({
+      deposit_id: fact!.id,
+      customer_id: "carol",
+      chain_id: REORG_CHAIN_ID,
+      amount: amount.toString(),
+      hold_amount: amount.toString(),
+      shortfall_amount: "0",
+    });
+    // Each is delivered to the configured endpoint, ordered with the deposit's other events.
+    const { rows } = await t.ctx.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM api.webhook_deliveries d JOIN api.webhook_events e ON e.id = d.event_id
+        WHERE e.payload->>'deposit_id' = $1 AND e.type LIKE 'deposit.reorg_%'`,
+      [fact!.id],
+    );
+    expect(rows[0]!.n).toBe(2);
   });
 });

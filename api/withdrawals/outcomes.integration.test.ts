@@ -390,15 +390,18 @@ describe("withdrawal outcomes from the signer", () => {
     });
     const requestedAt = res.json().failRequested.at;
     expect(Date.parse(requestedAt)).not.toBeNaN();
-    // Webhook receivers hear it too: broadcast again, with the failure under way.
+    // Webhook receivers hear it as its own type (a second `withdrawal.broadcast` could not be
+    // told from a re-send): the failure is under way, the hold stands.
     const { rows: told } = await t.ctx.db.pool.query(
-      `SELECT payload->'fail_requested' AS f FROM api.webhook_events
-        WHERE type = 'withdrawal.broadcast' AND payload->>'withdrawal_id' = $1
-          AND payload ? 'fail_requested'`,
+      `SELECT type, payload->>'status' AS status, payload->'fail_requested' AS f
+         FROM api.webhook_events
+        WHERE payload->>'withdrawal_id' = $1 AND payload ? 'fail_requested'`,
       [id],
     );
     expect(told).toEqual([
       {
+        type: "withdrawal.fail_requested",
+        status: "broadcast",
         f: {
           at: requestedAt,
           by: "owner-admin",

@@ -82,11 +82,17 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
       entityId: w.id,
       details: { from_status: w.status, to_status: to, ...details },
     });
-    const type: EventType | undefined = fields.reorged ? "withdrawal.reorged" : EVENT_OF[to];
+    // An operator's failure that has to cancel the nonce first keeps the withdrawal in `broadcast`:
+    // its own type, so a receiver can tell it from a re-send (docs: webhook events).
+    const type: EventType | undefined = fields.reorged
+      ? "withdrawal.reorged"
+      : fields.failRequested
+        ? "withdrawal.fail_requested"
+        : EVENT_OF[to];
     if (type)
       await emitRepeatableEvent(client, config, {
         type,
-        name: `withdrawal:${w.id}:${fields.reorged ? "reorged" : to}`,
+        name: `withdrawal:${w.id}:${type.slice("withdrawal.".length)}`,
         data: {
           withdrawal_id: w.id,
           customer_id: w.customerId,
