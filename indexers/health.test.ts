@@ -13,6 +13,7 @@ const healthy: IngestorStatus = {
   syncedAt: now - 200,
   lastError: null,
   standby: false,
+  leaseHeld: true,
   wsHeads: 0,
   halted: null,
   noHealthyEndpoint: null,

@@ -12,7 +12,7 @@ import type { ChainConfig } from "../chains/index.js";
 import type { HealthCheck, HealthCheckResult } from "../foundation/health.js";
 import type { Metrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
-import { indexerMetrics, UNHEALTHY_REASONS, unhealthySources } from "./metrics.js";
+import { indexerMetrics, indexerSources, UNHEALTHY_REASONS } from "./metrics.js";
 
 export type IndexerHealthReason = (typeof UNHEALTHY_REASONS)[number];
 
@@ -75,17 +75,26 @@ export function indexerHealthCheck({
   };
   // Every scrape computes the gauge too (indexers/metrics.ts): the alerts read it, and nothing may
   // ever ask an indexer task's /readyz.
-  const sources = unhealthySources(metrics.registry);
+  const sources = indexerSources(metrics.registry);
   const chainId = String(chain.chainId);
   if (!sources.has(chainId)) sources.set(chainId, new Set());
-  sources
-    .get(chainId)!
-    .add(() => unhealthyReasons(chain, ingestor.status(), Date.now()).map((f) => f.reason));
+  sources.get(chainId)!.add({
+    reasons: () => unhealthyReasons(chain, ingestor.status(), Date.now()).map((f) => f.reason),
+    leaseHeld: () => ingestor.status().leaseHeld,
+  });
   return {
     name: `indexer:${chain.key}`,
     async check(): Promise<HealthCheckResult> {
       const found = update();
       const detail = found.map((f) => f.detail).join("; ");
+      // Ready (it takes over the moment the lock is free), but not indexing: say so, since with
+      // every task standing by (a dead task's session still holding the lock) nothing indexes.
+      if (ingestor.status().standby)
+        return {
+          ok: true,
+          detail:
+            "stands by: another Postgres session holds this chain's indexer lease (custody_indexer_lease_held)",
+        };
       if (found.length === 0) return { ok: true };
       // Catching up is not failing: the process is live and serving (an ECS/ALB readiness check
       // must not kill it mid-backfill); /readyz lists it as degraded and the gauge alerts.

@@ -53,11 +53,28 @@ export function indexerMetrics(registry: Registry) {
           collect() {
             // A reason is 1 when any instance of the chain in this process finds it (a standby
             // finds none: the active instance answers for the chain).
-            for (const [chainId, instances] of unhealthySources(registry)) {
-              const found = new Set([...instances].flatMap((reasons) => reasons()));
+            for (const [chainId, instances] of indexerSources(registry)) {
+              const found = new Set([...instances].flatMap((i) => i.reasons()));
               for (const reason of UNHEALTHY_REASONS)
                 this.set({ chain_id: chainId, reason }, found.has(reason) ? 1 : 0);
             }
+          },
+        }),
+    ),
+    // Also recomputed at every scrape. A standby reports no unhealthy reason (the writer answers
+    // for the chain), so while no task holds the lease (every task standing by, e.g. behind a dead
+    // task's session that still holds the lock) only this says the chain is not indexed.
+    leaseHeld: get(
+      "custody_indexer_lease_held",
+      () =>
+        new Gauge({
+          name: "custody_indexer_lease_held",
+          help: "1 while an indexer of the chain in this process holds the chain's lease (is its writer); 0 while it stands by",
+          labelNames: ["chain_id"],
+          registers: [registry],
+          collect() {
+            for (const [chainId, instances] of indexerSources(registry))
+              this.set({ chain_id: chainId }, [...instances].some((i) => i.leaseHeld()) ? 1 : 0);
           },
         }),
     ),
@@ -85,17 +102,25 @@ export const UNHEALTHY_REASONS = [
   "no_healthy_endpoint",
 ] as const;
 
-const unhealthyByRegistry = new WeakMap<Registry, Map<string, Set<() => readonly string[]>>>();
+/** One indexer instance as the scrape-time gauges see it. */
+export type IndexerSource = {
+  /** Its unhealthy reasons now (none for a standby). */
+  reasons: () => readonly string[];
+  /** Whether it holds the chain's lease now. */
+  leaseHeld: () => boolean;
+};
+
+const sourcesByRegistry = new WeakMap<Registry, Map<string, Set<IndexerSource>>>();
 
 /**
- * What `custody_indexer_unhealthy` is computed from at a scrape: by chain id, each indexer health
- * check's reasons (indexers/health.ts registers one per instance).
+ * What `custody_indexer_unhealthy` and `custody_indexer_lease_held` are computed from at a scrape:
+ * by chain id, each indexer instance (indexers/health.ts registers one per instance).
  */
-export function unhealthySources(registry: Registry): Map<string, Set<() => readonly string[]>> {
-  let sources = unhealthyByRegistry.get(registry);
+export function indexerSources(registry: Registry): Map<string, Set<IndexerSource>> {
+  let sources = sourcesByRegistry.get(registry);
   if (!sources) {
     sources = new Map();
-    unhealthyByRegistry.set(registry, sources);
+    sourcesByRegistry.set(registry, sources);
   }
   return sources;
 }

@@ -2,7 +2,9 @@
  * The `indexer` role as `custody-node start` runs it, on an anvil mining a block per second:
  * readiness passes while the head advances, fails with a reason when the chain stops, metrics are
  * exported, the doorbell rings on the real queue, and a second instance stands by (one writer)
- * and takes over when the writer stops. Then a lone ingestor follows new heads over WS.
+ * and takes over when the writer stops. Then a lone ingestor follows new heads over WS. Last, a
+ * task whose dead predecessor's Postgres session still holds the chain's lock says so (readiness
+ * detail, `custody_indexer_lease_held` 0: NoActiveIndexer) and takes over once that session ends.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -12,6 +14,7 @@ import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob } from "./doorbell.js";
 import { indexerRole } from "./role.js";
+import { INDEXER_LEASE_NAMESPACE } from "./sync/loop.js";
 import { anvilRpc, freshAddress, type Rpc, sendTx, watch } from "./testing/chain.js";
 
 const CHAIN_ID = 31337;
@@ -70,7 +73,7 @@ it("runs, reports readiness and metrics, rings the doorbell, and keeps one write
   for (const { health } of instances) {
     const ready = await health.run();
     expect(ready.ok).toBe(true);
-    expect(ready.checks[check]).toEqual({ ok: true });
+    expect(ready.checks[check]?.ok).toBe(true);
   }
 
   // The doorbell rang on this test's queue for the deposit's block.
@@ -94,6 +97,8 @@ it("runs, reports readiness and metrics, rings the doorbell, and keeps one write
     expect(metrics).toContain(name);
   // The other instance never raced the writer for the checkpoint.
   expect(metrics).not.toContain('code="INDEXER_TIP_MOVED"');
+  // One instance of the process holds the chain: NoActiveIndexer stays silent.
+  expect(await leaseHeld()).toBe("1");
 
   // The chain stops producing blocks: after 3 block times the writer's readiness fails and says
   // why; the standby (which follows nothing) stays ready. Exactly one instance was writing.
@@ -106,7 +111,9 @@ it("runs, reports readiness and metrics, rings the doorbell, and keeps one write
   expect(active).toHaveLength(1);
   const writer = instances[active[0]!]!;
   const standby = instances[1 - active[0]!]!;
-  expect((await standby.health.run()).ok).toBe(true);
+  const standing = await standby.health.run();
+  expect(standing.ok).toBe(true);
+  expect(standing.checks[check]?.detail).toContain("stands by");
   const failed = await writer.health.run(); // last, so the shared gauge shows the writer's view
   expect(failed.checks[check]?.detail).toContain("has not advanced");
   const gauge = await ctx.common.metrics.registry.getSingleMetricAsString(
@@ -177,3 +184,57 @@ it("follows new heads over WS when a wsUrl is configured (polling only as a slow
     await ingestor.stop();
   }
 });
+
+it("stands by, saying so, while a dead task's session holds the chain's lock; takes over once it ends", async () => {
+  for (const h of handles.splice(0)) await h.stop();
+  await rpc("evm_setAutomine", [false]);
+  await rpc("evm_setIntervalMining", [1]);
+  // A task that died without its Postgres session ending (a frozen or partitioned host: the server
+  // keeps the session until TCP keepalive gives up) still holds the chain's lock.
+  const dead = await ctx.db.pool.connect();
+  dead.on("error", () => {});
+  await dead.query("SELECT pg_advisory_lock($1, $2)", [INDEXER_LEASE_NAMESPACE, CHAIN_ID]);
+  try {
+    const health = createHealth();
+    handles.push(await indexerRole.start(roleContext(health)));
+    const check = `indexer:test-${CHAIN_ID}`;
+    await waitFor("the new task to stand by", async () => {
+      const detail = (await health.run()).checks[check]?.detail;
+      return detail?.includes("stands by") ? true : undefined;
+    });
+    // Nothing indexes the chain, yet the task is ready (a standby is): the lease gauge says it.
+    expect((await health.run()).ok).toBe(true);
+    expect(await leaseHeld()).toBe("0");
+
+    // The runbook's step (docs/runbooks/NoActiveIndexer.md): find the session holding the lock
+    // and end it. The standby takes over and indexes.
+    const { rows } = await ctx.db.pool.query<{ pid: number }>(
+      `SELECT pid FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted`,
+      [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
+    );
+    expect(rows).toHaveLength(1);
+    await ctx.db.pool.query("SELECT pg_terminate_backend($1)", [rows[0]!.pid]);
+    const from = (await rpc<Hex[]>("eth_accounts"))[0]!;
+    const tx = await sendTx(rpc, { from, to: freshAddress(1), value: 8n });
+    await waitFor("the standby to take over and store the deposit", async () => {
+      const { rows } = await ctx.db.pool.query("SELECT 1 FROM chain.transfers WHERE tx_hash = $1", [
+        tx.toLowerCase(),
+      ]);
+      return rows.length === 1;
+    });
+    expect(await leaseHeld()).toBe("1");
+    expect((await health.run()).checks[check]?.detail).toBeUndefined();
+  } finally {
+    dead.release(true);
+  }
+});
+
+/** `custody_indexer_lease_held` of the test chain as this process exports it. */
+async function leaseHeld(): Promise<string | undefined> {
+  const text = await ctx.common.metrics.registry.metrics();
+  return new RegExp(
+    `^custody_indexer_lease_held\\{chain_id="${CHAIN_ID}"[^}]*\\} (\\S+)$`,
+    "m",
+  ).exec(text)?.[1];
+}

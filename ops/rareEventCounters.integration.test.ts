@@ -1,7 +1,7 @@
 /**
  * The alerts on rare events (ReorgHoldShortfall, ReorgBeyondWindow, HotWalletInsufficientFunds,
  * SignerNeedsHuman, FeeCapReached, ReconciliationFailing, WebhookDeadLetters) are
- * `increase(counter[…]) > 0`. Prometheus computes increase()
+ * `increase(counter[…]) > 0` (SignerSendsLost and KmsThrottling count increases the same way). Prometheus computes increase()
  * from the samples it has: a labelled counter that first appears at 1 (prom-client exports no
  * series before the first inc()) shows no increase, so the first such event of a process never
  * fires its alert (promtool: a series "_ _ _ 1 1 1" does not fire ReorgHoldShortfall; "0 0 0 1"
@@ -88,5 +88,12 @@ describe("a wallet signer", () => {
     ])
       expect(sample(text, "custody_signer_alerts_total", { wallet, alert }), alert).toBe("0");
     expect(sample(text, "custody_signer_fee_cap_hits_total", { wallet })).toBe("0");
+    // SignerSendsLost: each action's first heal would otherwise go uncounted.
+    for (const action of ["resend", "bump"])
+      expect(sample(text, "custody_signer_stall_heals_total", { wallet, action }), action).toBe(
+        "0",
+      );
+    // KmsThrottling: unlabelled, so prom-client exports it at 0 once the KMS account is made.
+    expect(sample(text, "custody_kms_throttles_total", {})).toBe("0");
   });
 });

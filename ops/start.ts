@@ -87,7 +87,11 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
 
   if (options.roles.includes("api"))
-    registerStateMetrics(common.metrics.registry, { pool, chains });
+    registerStateMetrics(common.metrics.registry, {
+      pool,
+      chains,
+      hotWallets: config.hotWallets,
+    });
 
   health.add({
     name: "postgres",

@@ -19,7 +19,7 @@ async function series(
   return line === undefined ? undefined : Number(line.split(" ").at(-1));
 }
 
-describe("state metrics (withdrawals by status and age, hot wallet floor and ceiling)", () => {
+describe("state metrics (withdrawals by status and age, hot wallet floor, ceiling and count)", () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -46,7 +46,7 @@ describe("state metrics (withdrawals by status and age, hot wallet floor and cei
     await db?.drop();
   });
 
-  it("counts open withdrawals per status with the oldest one's age, and exports floor and ceiling", async () => {
+  it("counts open withdrawals per status with the oldest one's age, and exports floor, ceiling and hot wallet count", async () => {
     const config = parseFileConfig(chainSchema, {
       chains: [
         {
@@ -64,7 +64,15 @@ describe("state metrics (withdrawals by status and age, hot wallet floor and cei
       ],
     });
     const registry = new Registry();
-    registerStateMetrics(registry, { pool: db.pool, chains: config.chains });
+    registerStateMetrics(registry, {
+      pool: db.pool,
+      chains: config.chains,
+      hotWallets: [
+        { chain: "local-a", kmsKeyId: "alias/hot-a" },
+        { chain: "local-a", kmsKeyId: "alias/hot-b" },
+        { chain: "not-served-here", kmsKeyId: "alias/hot-c" },
+      ],
+    });
 
     expect(await series(registry, "custody_withdrawals", 'status="pending_approval"')).toBe(2);
     expect(await series(registry, "custody_withdrawals", 'status="needs_review"')).toBe(1);
@@ -88,6 +96,8 @@ describe("state metrics (withdrawals by status and age, hot wallet floor and cei
 
     expect(await series(registry, "custody_hot_wallet_floor_wei", 'chain_id="31337"')).toBe(1e18);
     expect(await series(registry, "custody_hot_wallet_ceiling_wei", 'chain_id="31337"')).toBe(5e18);
+    // HotWalletNotServed compares it with the wallets signer tasks report.
+    expect(await series(registry, "custody_hot_wallets_configured", 'chain_id="31337"')).toBe(2);
   });
 
   it("exports no withdrawal figure while Postgres cannot answer (not a false zero)", async () => {

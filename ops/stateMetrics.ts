@@ -2,7 +2,8 @@
  * Metrics of the custody state itself, for dashboards and alerts (ops/observability): withdrawals
  * by status and the age of the oldest one in each status, read from Postgres at scrape time; and
  * each chain's hot wallet floor and ceiling from the config, so a rule can compare them with
- * `custody_signer_hot_wallet_balance_wei` (`on(chain_id)`).
+ * `custody_signer_hot_wallet_balance_wei` (`on(chain_id)`); and how many hot wallets each chain
+ * has configured, so a rule can find the ones no signer task reports (HotWalletNotServed).
  *
  * Registered by the api role's process only: the rows are deployment-wide, and one exporter keeps
  * `sum()` over tasks meaningful.
@@ -13,6 +14,7 @@ import {
   withdrawalsByStatus,
 } from "../api/withdrawals/statusCounts.js";
 import type { ChainConfig } from "../chains/index.js";
+import type { HotWalletConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 
 /** Statuses a withdrawal can still leave: the ones an operator watches for age. */
@@ -33,7 +35,12 @@ function once<T>(registry: Registry, name: string, make: () => T): T {
 
 export function registerStateMetrics(
   registry: Registry,
-  deps: { pool: Pool; chains: readonly ChainConfig[]; timeoutMs?: number },
+  deps: {
+    pool: Pool;
+    chains: readonly ChainConfig[];
+    hotWallets?: readonly HotWalletConfig[];
+    timeoutMs?: number;
+  },
 ): void {
   const timeoutMs = deps.timeoutMs ?? 2000;
   const rows = cachedPerScrape(() => openWithdrawals(deps.pool, timeoutMs));
@@ -97,8 +104,23 @@ export function registerStateMetrics(
         registers: [registry],
       }),
   );
+  // A signer task exports a wallet only once its KMS key is loaded: a key it cannot load (a key
+  // policy changed) or a chain whose signer tasks are all gone leaves nothing NoActiveBroadcaster
+  // could sum. What the config says each chain has is the count to compare with.
+  const hotWallets = once(
+    registry,
+    "custody_hot_wallets_configured",
+    () =>
+      new Gauge({
+        name: "custody_hot_wallets_configured",
+        help: "Hot wallets the config gives the chain (hotWallets[]); signer tasks should report as many in custody_signer_lease_held",
+        labelNames: ["chain_id"],
+        registers: [registry],
+      }),
+  );
   for (const chain of deps.chains) {
     const labels = { chain_id: String(chain.chainId) };
+    hotWallets.set(labels, (deps.hotWallets ?? []).filter((w) => w.chain === chain.key).length);
     if (chain.nativeHotFloor !== undefined) floor.set(labels, Number(chain.nativeHotFloor));
     if (chain.nativeHotCeiling !== undefined) ceiling.set(labels, Number(chain.nativeHotCeiling));
   }

@@ -96,6 +96,9 @@ export const SIGNER_ALERTS = [
   "operator_fail_overridden",
 ] as const;
 
+/** The `action` values of custody_signer_stall_heals_total (broadcaster/stall.ts). */
+export const STALL_HEAL_ACTIONS = ["resend", "bump"] as const;
+
 const byRegistry = new WeakMap<Registry, SignerMetrics>();
 
 export function signerMetrics(registry: Registry): SignerMetrics {

@@ -18,7 +18,12 @@ import {
 } from "./broadcaster/index.js";
 import { LeaseLostError } from "./errors.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
-import { OPEN_TRANSACTION_STATUSES, SIGNER_ALERTS, signerMetrics } from "./metrics.js";
+import {
+  OPEN_TRANSACTION_STATUSES,
+  SIGNER_ALERTS,
+  STALL_HEAL_ACTIONS,
+  signerMetrics,
+} from "./metrics.js";
 import { TX_REQUESTS_CHANNEL } from "./requests.js";
 
 export type WalletSignerOptions = {
@@ -88,6 +93,8 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
     // the first insufficient_funds or nonce_gap of a process would never fire. They start at 0.
     for (const alert of SIGNER_ALERTS) metrics.alerts.inc({ ...labels, alert }, 0);
     metrics.feeCapHits.inc(labels, 0);
+    // SignerSendsLost counts heals with increase(): each action's first heal counts only from 0.
+    for (const action of STALL_HEAL_ACTIONS) metrics.stallHeals.inc({ ...labels, action }, 0);
     const broadcaster = createBroadcaster({ ...options, account, signal: controller.signal });
     while (!controller.signal.aborted) {
       const lease = await acquireLease({

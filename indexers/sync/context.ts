@@ -50,6 +50,8 @@ export type IngestorStatus = {
   lastError: string | null;
   /** Another process holds this chain's lease; this one waits to take over. */
   standby: boolean;
+  /** This instance holds the chain's lease (it is the chain's writer). */
+  leaseHeld: boolean;
   /** New-head notifications received over WS (0 without a wsUrl). */
   wsHeads: number;
   /** A reorg reached a final block: ingestion stopped until an operator resumes the chain. */
@@ -136,6 +138,7 @@ export function createSyncContext(args: {
       syncedAt: Date.now(),
       lastError: null,
       standby: false,
+      leaseHeld: false,
       wsHeads: 0,
       halted: null,
       noHealthyEndpoint: null,

@@ -21,7 +21,7 @@ import type { SyncContext } from "./context.js";
 import { type PassResult, syncPass, watchHeads } from "./realtime.js";
 
 /** First key of the per-chain advisory lock (the second is the chain id). */
-const LEASE_NAMESPACE = 0x636e6478; // "cndx"
+export const INDEXER_LEASE_NAMESPACE = 0x636e6478; // "cndx" (1668179064)
 /** While running, the halts table is re-read this often anyway (belt and braces). */
 const HALT_RECHECK_MS = 5000;
 
@@ -80,7 +80,7 @@ export function createIngestLoop(
     const client = await pool.connect();
     const { rows } = await client.query<{ ok: boolean }>(
       "SELECT pg_try_advisory_lock($1, $2) AS ok",
-      [LEASE_NAMESPACE, chainId],
+      [INDEXER_LEASE_NAMESPACE, chainId],
     );
     if (!rows[0]?.ok) {
       client.release();
@@ -89,6 +89,7 @@ export function createIngestLoop(
     const onError = () => {
       if (lease !== client) return;
       lease = undefined;
+      state.leaseHeld = false;
       client.off("error", onError);
       client.release(true);
     };
@@ -96,9 +97,10 @@ export function createIngestLoop(
     releaseLease = async () => {
       if (lease !== client) return;
       lease = undefined;
+      state.leaseHeld = false;
       client.off("error", onError);
       const ok = await client
-        .query("SELECT pg_advisory_unlock($1, $2)", [LEASE_NAMESPACE, chainId])
+        .query("SELECT pg_advisory_unlock($1, $2)", [INDEXER_LEASE_NAMESPACE, chainId])
         .then(
           () => true,
           () => false,
@@ -106,6 +108,7 @@ export function createIngestLoop(
       client.release(!ok);
     };
     lease = client;
+    state.leaseHeld = true;
     // Another process may have written (or halted) while we stood by.
     ctx.knownTip = null;
     haltCheckedAt = 0;

@@ -49,7 +49,11 @@ export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
         reconciler.run({ chain, graceBlocks: Math.ceil(RECON_GRACE_MS / chain.blockTimeMs) }),
       onError: (chain, error) => {
         if (error instanceof NoFinalBlockError) {
-          log.info({ msg: "nothing final to reconcile yet", chain_id: chain.chainId });
+          log.info({
+            msg: "nothing final to reconcile yet",
+            chain_id: chain.chainId,
+            reason: error.details,
+          });
           return false;
         }
         log.error({ msg: "reconciliation failed", chain_id: chain.chainId, err: error });
