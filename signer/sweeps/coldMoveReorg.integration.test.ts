@@ -194,8 +194,10 @@ describe("a booked cold move reorged out", () => {
   });
 
   it("alone: reversed and posted again against the inclusion that stands", async () => {
-    await depositAndSweep("cold-reorg-remined", 5000n);
+    // Read before the deposit: the tick that settles the sweep also requests the cold move, and
+    // the running signer may mine it before depositAndSweep returns (it did under load).
     const coldBefore = await onChainToken(COLD);
+    await depositAndSweep("cold-reorg-remined", 5000n);
     const booked = await bookedColdMove();
     expect(await onChainToken(COLD)).toBe(coldBefore + 4000n);
     const [mined] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [booked.id] });

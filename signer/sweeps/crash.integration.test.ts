@@ -3,10 +3,14 @@
  * `custody-node start --roles worker` process, SIGKILLed as soon as it has requested sweeps and
  * again as soon as it has booked the first one (each time with work still owed: addresses not yet
  * swept and booked), then restarted; the signer, indexer and ledger crediting run in the test
- * process.
+ * process. Work is owed at each kill by construction, not by the test being quicker than the
+ * worker: the signer starts only after the first kill (nothing is sent before, so nothing can be
+ * booked), and the test holds the row lock of every open sweep so the restarted worker books
+ * exactly one before it waits on the next.
  */
 import { tmpdir } from "node:os";
 import path from "node:path";
+import pg from "pg";
 import type { Address, Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendAndMine } from "../../indexers/testing/chain.js";
@@ -29,7 +33,6 @@ const CHAIN = {
 
 beforeAll(async () => {
   s = await startSweepStack(CHAIN);
-  s.startSigner();
   const chain = s.ctx.config.chains[0]!;
   const file = writeChainConfig(
     path.join(tmpdir(), `sweep-crash-${process.pid}-${Date.now()}.json`),
@@ -70,6 +73,39 @@ const unbooked = (all: number) =>
            FROM custody.sweep_items i JOIN custody.sweeps w ON w.id = i.sweep_id
           WHERE w.status = 'booked' AND i.swept > 0`);
 
+/** A sweep's row lock held on its own connection: the worker's settlement of it waits for release. */
+type HeldSweep = { pid: number; release: () => Promise<void> };
+
+async function holdSweep(id: string): Promise<HeldSweep> {
+  const client = new pg.Client({ connectionString: s.ctx.db.url });
+  await client.connect();
+  await client.query("BEGIN");
+  await client.query("SELECT 1 FROM custody.sweeps WHERE id = $1 FOR UPDATE", [id]);
+  const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+  return {
+    pid: rows[0]!.pid,
+    release: async () => {
+      await client.query("ROLLBACK");
+      await client.end();
+    },
+  };
+}
+
+/** The held sweep (of `held`) another backend, the worker settling it, waits on. */
+function waitedOn(held: HeldSweep[]): Promise<HeldSweep> {
+  return waitFor(
+    "the worker waiting on a held sweep",
+    async () => {
+      const { rows } = await s.ctx.db.pool.query<{ by: number[] }>(
+        "SELECT pg_blocking_pids(pid) AS by FROM pg_stat_activity WHERE datname = current_database()",
+      );
+      const blocking = new Set(rows.flatMap((r) => r.by));
+      return held.find((h) => blocking.has(h.pid));
+    },
+    { everyMs: 20 },
+  );
+}
+
 /** SIGKILL the worker; returns the work it left owed at that instant. */
 async function killWorker(all: number): Promise<number> {
   worker!.child.kill("SIGKILL");
@@ -107,17 +143,22 @@ describe("worker killed during sweeps", () => {
       async () => (await count("SELECT count(*)::int AS n FROM custody.sweeps")) > 0,
       { everyMs: 20 },
     );
-    // Killed mid-work: sweeps requested, none (or not all) booked.
-    expect(await killWorker(addresses.length)).toBeGreaterThan(0);
+    // Killed mid-work: sweeps requested, none sent yet.
+    expect(await killWorker(addresses.length)).toBe(addresses.length);
 
-    worker = spawnCli(["start", "--roles", "worker"], env);
-    await waitFor(
-      "a sweep booked",
-      async () =>
-        (await count("SELECT count(*)::int AS n FROM custody.sweeps WHERE status = 'booked'")) > 0,
-      { everyMs: 10 },
+    s.startSigner();
+    const { rows: open } = await s.ctx.db.pool.query<{ id: string }>(
+      "SELECT id FROM custody.sweeps WHERE status = 'open'",
     );
+    const held = await Promise.all(open.map((r) => holdSweep(r.id)));
+    worker = spawnCli(["start", "--roles", "worker"], env);
+    // Let the worker book the first sweep it reaches; killed once it waits on the next one.
+    const first = await waitedOn(held);
+    await first.release();
+    const rest = held.filter((h) => h !== first);
+    await waitedOn(rest);
     const owed = await killWorker(addresses.length);
+    for (const h of rest) await h.release();
     expect(owed).toBeGreaterThan(0);
     expect(owed).toBeLessThan(addresses.length);
 
