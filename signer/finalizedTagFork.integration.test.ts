@@ -54,6 +54,12 @@ async function finalizedAt(id: string): Promise<Date | null> {
   return rows[0]!.finalized_at;
 }
 
+/** What the indexer publishes as our final block: our node's `finalized` block (number, hash). */
+async function ourFinalBlock(): Promise<{ number: bigint; hash: string }> {
+  const b = await t.rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", ["finalized", false]);
+  return { number: BigInt(b.number), hash: b.hash.toLowerCase() };
+}
+
 /** Withdrawals mined on our chain while the tag comes from the other fork: nothing final by it. */
 async function neitherFinalByTheirTag(p: string, endpoints: string[]) {
   // Their chain: 150 blocks, finalized 86; ours: a few blocks (our own finalized tag: genesis).
@@ -131,12 +137,12 @@ describe("a finalized tag from another fork", () => {
 });
 
 /*
- * The evidence an operator's fail rests on says a nonce was used "in a final block" only from a
- * `finalized` tag whose block is on the chain the evidence was read from. Two real anvils with the
- * same chain id on different chains: the nonce was used in block 1 of ours (its own finalized tag:
- * genesis); the endpoint answers the tag from the other (finalized 86). Taken as is, the evidence
- * said `final: true`, and the operator's fail released the request's hold at once, while the
- * transaction that used the nonce could still be reorged out and the request's own send mine.
+ * The evidence an operator's fail rests on says a nonce was used "in a final block" only at or
+ * below our final block (the indexer's published finalized block), never by a node's `finalized`
+ * tag. Two real anvils with the same chain id on different chains: the nonce was used in our head
+ * block; the endpoint answers the tag from the other (finalized far above). Taken as is, the
+ * evidence said `final: true`, and the operator's fail released the request's hold at once, while
+ * the transaction that used the nonce could still be reorged out and the request's own send mine.
  */
 describe("nonce evidence with a finalized tag from another fork", () => {
   it("does not call the block that used the nonce final", async () => {
@@ -158,14 +164,81 @@ describe("nonce evidence with a finalized tag from another fork", () => {
         : undefined,
     );
     const rpc = createRpcClient({ chainId: TEST_CHAIN_ID, urls: [t.proxy!.url] });
-    const evidence = await readNonceEvidence(t.chain, rpc, wallet, 0n);
+    const evidence = await readNonceEvidence(t.chain, rpc, wallet, 0n, await ourFinalBlock());
     expect(evidence).toMatchObject({ kind: "consumed", final: false });
-    // Our own node's tag, once past that block: final.
-    t.proxy!.setIntercept(undefined);
+    // Nothing published: nothing final either.
+    expect(await readNonceEvidence(t.chain, rpc, wallet, 0n, null)).toMatchObject({
+      kind: "consumed",
+      final: false,
+    });
+    // Our final block, once past that block: final (the node's tag still from the other fork).
     await t.rpc("anvil_mine", ["0x50"]);
-    expect(await readNonceEvidence(t.chain, rpc, wallet, 0n)).toMatchObject({
+    expect(await readNonceEvidence(t.chain, rpc, wallet, 0n, await ourFinalBlock())).toMatchObject({
       kind: "consumed",
       final: true,
     });
+    t.proxy!.setIntercept(undefined);
   });
+});
+
+/*
+ * The evidence is one node's answer, on our chain: the node that names the transaction must also
+ * show our final block (the indexer's published finalized block), which names every block below
+ * it. The wallet's nonce 0 was used by our own payment on our chain, and by another transaction on
+ * the other fork, whose node is the first endpoint (behind ours, so it is asked for heights it
+ * has). Read through the fallback, the count and the block came from the fork's node and the
+ * finality from ours (its `finalized` tag failing on the fork's endpoint) or from the fork's own
+ * tag: the evidence said the nonce was used, in a final block, by a transaction not ours, and an
+ * operator's fail released the hold of a payment that left on our chain.
+ */
+describe("nonce evidence with endpoints on two forks", () => {
+  async function usedOnBoth(wallet: Hex, tagFailsOnFork: boolean): Promise<void> {
+    const useNonce = async (send: typeof t.rpc, value: bigint) => {
+      await send("anvil_setBalance", [wallet, toHex(10n ** 18n)]);
+      await send("anvil_impersonateAccount", [wallet]);
+      const hash = await send<Hex>("eth_sendTransaction", [
+        { from: wallet, to: "0x000000000000000000000000000000000000f00d", value: toHex(value) },
+      ]);
+      await send("anvil_stopImpersonatingAccount", [wallet]);
+      return hash.toLowerCase() as Hex;
+    };
+    const ours = await useNonce(t.rpc, 7n);
+    const theirs = await useNonce(otherRpc, 8n);
+    // Their chain 100 blocks on; ours 10 blocks past theirs, so its node is asked too.
+    await otherRpc("anvil_mine", ["0x64"]);
+    const theirHead = BigInt(await otherRpc<Hex>("eth_blockNumber"));
+    const ourHead = BigInt(await t.rpc<Hex>("eth_blockNumber"));
+    await t.rpc("anvil_mine", [toHex(theirHead + 10n - ourHead)]);
+    // Our final block is below their head, so their node is asked for its block there.
+    const final = await ourFinalBlock();
+    const fork = await startRpcProxy(other.rpcUrl);
+    fork.setIntercept((call) => {
+      if (
+        tagFailsOnFork &&
+        call.method === "eth_getBlockByNumber" &&
+        (call.params as unknown[])[0] === "finalized"
+      )
+        throw new Error("backend unavailable"); // HTTP 502
+      return undefined;
+    });
+    try {
+      const rpc = createRpcClient({ chainId: TEST_CHAIN_ID, urls: [fork.url, t.proxy!.url] });
+      const evidence = await readNonceEvidence(t.chain, rpc, wallet, 0n, final);
+      expect(evidence).toMatchObject({ kind: "consumed", txHash: ours, final: true });
+      expect(theirs).not.toBe(ours);
+      // The fork's node alone does not show our final block: no conclusion, never "final".
+      const forkOnly = createRpcClient({ chainId: TEST_CHAIN_ID, urls: [fork.url] });
+      await expect(readNonceEvidence(t.chain, forkOnly, wallet, 0n, final)).rejects.toMatchObject({
+        code: "SIGNER_CHAIN_CHECK_UNAVAILABLE",
+      });
+    } finally {
+      await fork.close();
+    }
+  }
+
+  it("does not join the fork's transaction to our finality", () =>
+    usedOnBoth("0x00000000000000000000000000000000000b0b02", true));
+
+  it("does not take the fork's own finalized tag for ours", () =>
+    usedOnBoth("0x00000000000000000000000000000000000b0b03", false));
 });

@@ -6,11 +6,16 @@
  * that block's own transaction list, which names the transaction that used it. Receipts play no
  * part, so an endpoint that withholds them cannot hide an attempt of ours that mined. Anything the
  * nodes cannot answer is an error, never "unused".
+ *
+ * Where the nonce was used is one node's answer (each endpoint is asked on its own, in order), and
+ * it is final only when that node also shows our final block (the indexer's published finalized
+ * block) at or above it: a block's hash names its ancestors, so the block that used the nonce is
+ * then ours and final. A node on another fork names another transaction and finalizes other
+ * blocks; its answer, or a mix of its answers with another node's, never makes a block final.
  */
 import { type Hex, numberToHex } from "viem";
-import { type ChainConfig, finalityRule, readFinalizedBlock } from "../chains/index.js";
-import { createRpcClient, type RpcClient } from "../chains/rpc.js";
-import { heightMeeting } from "./broadcaster/chainView.js";
+import type { ChainConfig } from "../chains/index.js";
+import { createRpcClient, endpointLabel, type RpcClient } from "../chains/rpc.js";
 import { ChainEvidenceUnavailableError } from "./errors.js";
 
 export type NonceEvidence =
@@ -21,15 +26,20 @@ export type NonceEvidence =
       blockHash: Hex;
       /** The transaction of `from` with this nonce in that block (lowercase). */
       txHash: Hex;
-      /** The block meets the chain's finality rule. */
+      /** The block is ours, at or below our final block. */
       final: boolean;
     };
+
+/** Our chain's final block: the indexer's published finalized block (lowercase hash). */
+export type OurFinalBlock = { number: bigint; hash: string };
 
 /** Reads nonce evidence for a wallet on one of the configured chains. */
 export type NonceEvidenceReader = (req: {
   chainId: number;
   from: Hex;
   nonce: bigint;
+  /** Our final block (null: none published yet, so nothing is final). */
+  final: OurFinalBlock | null;
 }) => Promise<NonceEvidence>;
 
 type BlockWithTxs = {
@@ -38,12 +48,16 @@ type BlockWithTxs = {
   transactions: { hash: Hex; from: Hex; nonce: Hex }[];
 };
 
-/** The evidence for `nonce` of `from`, read through `rpc` (chains/' fallback over healthy endpoints). */
+/**
+ * The evidence for `nonce` of `from`, read through `rpc`'s endpoints (chains/' fallback over
+ * healthy endpoints for the head and the count; each endpoint alone for where it was used).
+ */
 export async function readNonceEvidence(
   chain: ChainConfig,
   rpc: RpcClient,
   from: Hex,
   nonce: bigint,
+  final: OurFinalBlock | null,
 ): Promise<NonceEvidence> {
   const wallet = from.toLowerCase() as Hex;
   const head = BigInt(await rpc.request<Hex>("eth_blockNumber"));
@@ -51,55 +65,81 @@ export async function readNonceEvidence(
   const best = seen !== null && seen > head ? seen : head;
   // Every read names a height and is asked only of nodes at or past the best head seen, so a
   // lagging node cannot answer "not yet used" for a nonce the chain has used.
-  const countAt = async (height: bigint) =>
+  const countAt = async (node: RpcClient, height: bigint) =>
     BigInt(
-      await rpc.request<Hex>("eth_getTransactionCount", [wallet, numberToHex(height)], {
+      await node.request<Hex>("eth_getTransactionCount", [wallet, numberToHex(height)], {
         atLeast: best,
       }),
     );
-  const latestCount = await countAt(best);
+  const latestCount = await countAt(rpc, best);
   if (latestCount <= nonce) return { kind: "unused", head: best, latestCount };
-  // The lowest height whose count exceeds the nonce: the block that used it.
-  let lo = 0n;
-  let hi = best;
-  while (lo < hi) {
-    const mid = (lo + hi) / 2n;
-    if ((await countAt(mid)) > nonce) hi = mid;
-    else lo = mid + 1n;
+
+  /** Where one node shows the nonce used, and whether that node shows our final block. */
+  async function usedOn(node: RpcClient): Promise<{ evidence: NonceEvidence; ours: boolean }> {
+    // The lowest height whose count exceeds the nonce: the block that used it.
+    if ((await countAt(node, best)) <= nonce)
+      throw new ChainEvidenceUnavailableError(
+        chain.chainId,
+        `${endpointLabel(node.endpoints[0]!)} counts no transaction of ${wallet} with nonce ${nonce}`,
+      );
+    let lo = 0n;
+    let hi = best;
+    while (lo < hi) {
+      const mid = (lo + hi) / 2n;
+      if ((await countAt(node, mid)) > nonce) hi = mid;
+      else lo = mid + 1n;
+    }
+    // The block and our final block in one answer of this node.
+    const [block, atFinal] = await node.batch<BlockWithTxs | { hash: Hex } | null>(
+      [
+        { method: "eth_getBlockByNumber", params: [numberToHex(lo), true] },
+        ...(final
+          ? [{ method: "eth_getBlockByNumber", params: [numberToHex(final.number), false] }]
+          : []),
+      ],
+      { atLeast: final && final.number > best ? final.number : best },
+    );
+    const tx = (block as BlockWithTxs | null)?.transactions.find(
+      (t) => t.from.toLowerCase() === wallet && BigInt(t.nonce) === nonce,
+    );
+    if (!block || !tx)
+      throw new ChainEvidenceUnavailableError(
+        chain.chainId,
+        `block ${lo} (where the mined count of ${wallet} passes ${nonce}) does not show its transaction with that nonce`,
+      );
+    const ours = final !== null && atFinal?.hash.toLowerCase() === final.hash;
+    return {
+      ours,
+      evidence: {
+        kind: "consumed",
+        blockNumber: lo,
+        blockHash: block.hash.toLowerCase() as Hex,
+        txHash: tx.hash.toLowerCase() as Hex,
+        final: ours && lo <= final!.number,
+      },
+    };
   }
-  const block = await rpc.request<BlockWithTxs | null>(
-    "eth_getBlockByNumber",
-    [numberToHex(lo), true],
-    { atLeast: best },
-  );
-  const tx = block?.transactions.find(
-    (t) => t.from.toLowerCase() === wallet && BigInt(t.nonce) === nonce,
-  );
-  if (!block || !tx)
+
+  /** Endpoints that answered from another chain (their block at our final height is not ours). */
+  const elsewhere: string[] = [];
+  let failure: unknown;
+  for (const url of rpc.endpoints) {
+    const node = createRpcClient({ chainId: chain.chainId, urls: [url], rounds: 1 });
+    try {
+      const { evidence, ours } = await usedOn(node);
+      if (ours || final === null) return evidence;
+      elsewhere.push(endpointLabel(url));
+    } catch (error) {
+      failure = error;
+    }
+  }
+  if (elsewhere.length > 0 && final)
     throw new ChainEvidenceUnavailableError(
       chain.chainId,
-      `block ${lo} (where the mined count of ${wallet} passes ${nonce}) does not show its transaction with that nonce`,
+      `${elsewhere.join(", ")} do not show our final block ${final.number} (${final.hash}): another chain; no other node answered`,
+      failure,
     );
-  const rule = finalityRule(chain);
-  const tag = rule.kind === "finalized" ? await readFinalizedBlock(rpc) : null;
-  // The tag counts only when its block is the one the nodes these reads came from have at that
-  // height: the endpoint that answered it may be on another fork, which finalizes other blocks.
-  const ours = tag
-    ? await rpc.request<{ hash: Hex } | null>(
-        "eth_getBlockByNumber",
-        [numberToHex(tag.number), false],
-        { atLeast: best },
-      )
-    : null;
-  const nodeFinalized = tag && ours?.hash.toLowerCase() === tag.hash ? tag.number : null;
-  const finalized = heightMeeting(rule, best, nodeFinalized);
-  return {
-    kind: "consumed",
-    blockNumber: lo,
-    blockHash: block.hash.toLowerCase() as Hex,
-    txHash: tx.hash.toLowerCase() as Hex,
-    final: finalized !== null && lo <= finalized,
-  };
+  throw failure;
 }
 
 /**
@@ -108,7 +148,7 @@ export async function readNonceEvidence(
  */
 export function nonceEvidenceFromChains(chains: readonly ChainConfig[]): NonceEvidenceReader {
   const clients = new Map<number, RpcClient>();
-  return async ({ chainId, from, nonce }) => {
+  return async ({ chainId, from, nonce, final }) => {
     const chain = chains.find((c) => c.chainId === chainId);
     if (!chain)
       throw new ChainEvidenceUnavailableError(chainId, "the chain is not in this configuration");
@@ -118,7 +158,7 @@ export function nonceEvidenceFromChains(chains: readonly ChainConfig[]): NonceEv
       clients.set(chainId, rpc);
     }
     try {
-      return await readNonceEvidence(chain, rpc, from, nonce);
+      return await readNonceEvidence(chain, rpc, from, nonce, final);
     } catch (error) {
       if (error instanceof ChainEvidenceUnavailableError) throw error;
       throw new ChainEvidenceUnavailableError(

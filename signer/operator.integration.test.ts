@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Hex, parseEther, parseTransaction, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { setPublishedFinalized } from "../indexers/testing/chain.js";
 import { spawnCli } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import { nonceEvidenceFromChains } from "./nonceEvidence.js";
@@ -92,6 +93,12 @@ async function cli(args: string[]): Promise<{ code: number | null; out: string }
 
 async function outcome(id: string): Promise<TxOutcome> {
   return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
+}
+
+/** Publish our final block as the indexer would under RULES (3 blocks: 2 below the head). */
+async function publishFinal(): Promise<void> {
+  const block = await t.client.getBlock({ blockNumber: (await t.client.getBlockNumber()) - 2n });
+  await setPublishedFinalized(t.ctx.db.pool, t.chain.chainId, block);
 }
 
 const untilNeedsReview = (id: string) =>
@@ -344,6 +351,7 @@ describe("operator decisions", () => {
         return t.client.getTransactionReceipt({ hash: foreign }).catch(() => undefined);
       });
       // Its block is the head: not final under the chain's rule (3 blocks).
+      await publishFinal();
       await expect(operatorFail(decision)).rejects.toMatchObject({
         code: "SIGNER_NONCE_NOT_FINAL",
         retryable: true,
@@ -351,6 +359,7 @@ describe("operator decisions", () => {
       });
       expect((await outcome("op-foreign")).status).toBe("needs_review");
       await t.rpc("anvil_mine", [toHex(3)]);
+      await publishFinal();
       // The nonce is spent for good by a transaction that is not ours: failed at once.
       expect(await operatorFail(decision)).toEqual({
         from: "needs_review",
@@ -532,7 +541,7 @@ describe("operator decisions", () => {
   it("refuses a chain it is not configured for", async () => {
     const reader = nonceEvidenceFromChains([t.chain]);
     await expect(
-      reader({ chainId: 999_999_999, from: t.account.address, nonce: 0n }),
+      reader({ chainId: 999_999_999, from: t.account.address, nonce: 0n, final: null }),
     ).rejects.toMatchObject({ code: "SIGNER_CHAIN_CHECK_UNAVAILABLE", retryable: true });
   });
 });

@@ -6,9 +6,10 @@
  *
  * - fail: a `receipt_unknown` or `needs_review` request is failed (OPERATOR_FAILED). Before
  *   failing, the chain is asked what used the request's nonce (nonceEvidence.ts, read from blocks,
- *   not receipts): refused when it was one of the request's own transactions (its receipt is only
- *   withheld: failing would release the hold of money that left) or another transaction in a
- *   block not final yet, and when the nodes cannot tell. Used by another transaction in a final
+ *   not receipts, one node's answer): refused when it was one of the request's own transactions
+ *   (its receipt is only withheld: failing would release the hold of money that left) or another
+ *   transaction in a block not final yet (not at or below the indexer's published finalized
+ *   block, shown by that same node), and when the nodes cannot tell. Used by another transaction in a final
  *   block (or never signed): `failed` now, and the caller may release its hold. Unused at the
  *   head: one of its signed sends may still be in some node's pool, so failing is a cancel. The
  *   request goes back to `broadcast` (cancel_requested_at, migration 0107), its sends are never
@@ -21,6 +22,7 @@
 import type { Hex } from "viem";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { withTransaction } from "../foundation/db.js";
+import { readFinalized } from "../indexers/index.js";
 import {
   OperatorDecisionIncompleteError,
   TxRequestMinedOnChainError,
@@ -117,10 +119,13 @@ async function chainCheck(
 ): Promise<Record<string, unknown> & { used?: boolean }> {
   if (row.nonce === null) return { chain_check: "no nonce: never signed" };
   const nonce = BigInt(row.nonce);
+  const chainId = Number(row.chain_id);
   const evidence: NonceEvidence = await readEvidence({
-    chainId: Number(row.chain_id),
+    chainId,
     from: row.from_address,
     nonce,
+    // Final means at or below our chain's final block, as the indexer published it.
+    final: await readFinalized(client, chainId),
   });
   if (evidence.kind === "unused")
     return {

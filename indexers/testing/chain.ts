@@ -159,6 +159,23 @@ export async function canonicalBlocks(pool: Pool, chainId: number): Promise<stri
   return rows.map((r) => r.b);
 }
 
+/**
+ * Publish `block` as the chain's finalized block (and its checkpoint), as the ingestor does: for
+ * tests of what reads `readFinalized` without running an indexer.
+ */
+export async function setPublishedFinalized(
+  pool: Pool,
+  chainId: number,
+  block: { number: bigint; hash: string },
+): Promise<void> {
+  await pool.query(
+    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
+     VALUES ($1, $2, $3, $2, $3)
+     ON CONFLICT (chain_id) DO UPDATE SET finalized_number = $2, finalized_hash = $3`,
+    [chainId, block.number.toString(), block.hash.toLowerCase()],
+  );
+}
+
 /** Sync until the stored tip is the node's head (and its hash). */
 export async function syncToHead(
   ingestor: { syncOnce: () => Promise<void> },

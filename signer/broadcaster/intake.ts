@@ -14,6 +14,7 @@ import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js"
 import type { BroadcasterContext } from "./context.js";
 import { requestGas } from "./gasPlan.js";
 import { resendLive, sendInOrder, signTx } from "./send.js";
+import { tokenShortfall, tokensFit, tokenTransfer } from "./tokenBudget.js";
 
 type Ready = { id: string; to: Hex; value: bigint; data: Hex; gasLimit: bigint };
 
@@ -95,7 +96,18 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
         // Every node would refuse it: refused here, before a nonce, never signed or broadcast.
         await failBeforeNonce(lease, r.id, error.code, error.shortMessage);
       } else if (cls === "execution_reverted") {
-        await failBeforeNonce(lease, r.id, "ESTIMATE_REVERTED", errorText(error));
+        const short = await tokenShortfall(ctx, req);
+        if (!short) {
+          await failBeforeNonce(lease, r.id, "ESTIMATE_REVERTED", errorText(error));
+          return;
+        }
+        ctx.alert("insufficient_funds", {
+          request_id: r.id,
+          token: short.token,
+          amount: short.amount.toString(),
+          balance: short.balance?.toString() ?? null,
+        });
+        unpaid(r.id);
       } else {
         if (cls === "insufficient_funds") {
           ctx.alert("insufficient_funds", { request_id: r.id });
@@ -121,13 +133,26 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     // The count first: a send mined after it is counted in flight and may be in the balance
     // too (counted twice: it waits a tick), never in neither.
     const latestCount = await ctx.client.getTransactionCount({ address: from, blockTag: "latest" });
+    // Tokens first: a transfer waiting for its token reserves none of the native balance.
+    const withTokens = await tokensFit(ctx, ready, BigInt(latestCount));
+    const tokenWaiting = ready.filter((_, i) => !withTokens[i]);
+    if (tokenWaiting.length > 0) {
+      ctx.alert("insufficient_funds", {
+        request_id: tokenWaiting[0]!.id,
+        waiting: tokenWaiting.length,
+        token: tokenTransfer(ctx, tokenWaiting[0]!)?.token,
+      });
+      for (const r of tokenWaiting) unpaid(r.id);
+    }
+    const candidates = ready.filter((_, i) => withTokens[i]);
     const balance = await ctx.client.getBalance({ address: from });
     const committed = await inFlightCost(ctx, BigInt(latestCount));
     const fits = affordable(
-      ready.map((r) => maxCost({ ...r, fees })),
+      candidates.map((r) => maxCost({ ...r, fees })),
       balance - committed,
     );
-    const waiting = ready.filter((_, i) => !fits[i]);
+    const waiting = candidates.filter((_, i) => !fits[i]);
+    payable = candidates.filter((_, i) => fits[i]);
     if (waiting.length > 0) {
       ctx.alert("insufficient_funds", {
         request_id: waiting[0]!.id,
@@ -135,7 +160,6 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
         balance: balance.toString(),
         in_flight: committed.toString(),
       });
-      payable = ready.filter((_, i) => fits[i]);
       for (const r of waiting) unpaid(r.id);
     }
   }
