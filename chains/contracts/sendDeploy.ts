@@ -1,46 +1,58 @@
 /**
  * Sending a contract creation from an account: pure chain code (no database, no key handling of
  * its own). The hot wallet deploys (ForwarderFactory: signer/deposit-addresses/deployFactory.ts;
- * ReservesAttestor: ledger/attest/deploy.ts) go through here.
+ * ReservesAttestor: ledger/attest/deploy.ts) go through here: `sendDeploy` directly (dev stack,
+ * tests), or the signer's stored deploy (signer/storedDeploy.ts, the CLI), which stores the signed
+ * bytes of `signDeploy` before sending them and waits with `waitForDeploy`.
  */
 import {
   type Account,
   type Address,
   getAddress,
+  getContractAddress,
   type Hex,
+  keccak256,
   type PublicClient,
   type TransactionReceipt,
 } from "viem";
 import type { ChainConfig } from "../config.js";
 
+/** A deploy sent and mined: its transaction, successful receipt and new contract. */
+export type SentDeploy = { hash: Hex; receipt: TransactionReceipt; address: Address };
+
 /**
- * Sign a contract creation (`data`: bytecode + constructor args) with the hot wallet's account at
- * the nonce `takeNonce` gives (the caller's check that the nonce is the deploy's to take; without
- * it, the node's pending nonce), send it and wait for a successful receipt with the new contract's
- * address.
+ * How a deploy function gets its contract creation (`data`: bytecode + constructor args) sent and
+ * mined. `name` names the contract (errors, and the stored deploy's identity).
  */
-export async function sendDeploy({
+export type DeploySender = (tx: {
+  name: string;
+  data: Hex;
+  onSent?: (hash: Hex) => void;
+}) => Promise<SentDeploy>;
+
+export type SignedDeploy = {
+  nonce: number;
+  raw: Hex;
+  hash: Hex;
+  /** Where the contract will be: it follows from the sender and the nonce alone. */
+  address: Address;
+};
+
+/** Sign a contract creation at `nonce` (the node's pending one when omitted). */
+export async function signDeploy({
   chain,
   client,
   account,
-  sendRawTransaction,
   data,
-  name,
-  onSent,
-  takeNonce,
+  nonce,
 }: {
   chain: ChainConfig;
   client: PublicClient;
   account: Account;
-  sendRawTransaction: (raw: Hex) => Promise<Hex>;
   data: Hex;
-  /** For the error when the deploy reverts. */
-  name: string;
-  onSent?: (hash: Hex) => void;
-  takeNonce?: (() => Promise<number>) | undefined;
-}): Promise<{ hash: Hex; receipt: TransactionReceipt; address: Address }> {
+  nonce?: number | undefined;
+}): Promise<SignedDeploy> {
   if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
-  const nonce = takeNonce ? await takeNonce() : undefined;
   const request = await client.prepareTransactionRequest({
     account,
     chain: null,
@@ -51,8 +63,26 @@ export async function sendDeploy({
   const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
     NonNullable<Account["signTransaction"]>
   >[0]);
-  const hash = await sendRawTransaction(raw);
-  onSent?.(hash);
+  return {
+    nonce: request.nonce,
+    raw,
+    hash: keccak256(raw),
+    address: getContractAddress({ from: account.address, nonce: BigInt(request.nonce) }),
+  };
+}
+
+/** Wait for a successful receipt of the deploy `hash`; a revert or a receipt without a contract throws. */
+export async function waitForDeploy({
+  chain,
+  client,
+  hash,
+  name,
+}: {
+  chain: ChainConfig;
+  client: PublicClient;
+  hash: Hex;
+  name: string;
+}): Promise<SentDeploy> {
   const receipt = await client.waitForTransactionReceipt({
     hash,
     confirmations: 1,
@@ -63,4 +93,33 @@ export async function sendDeploy({
     throw new Error(`${name} deploy ${hash} reverted`);
   }
   return { hash, receipt, address: getAddress(receipt.contractAddress) };
+}
+
+/**
+ * Sign a contract creation with the account at the node's pending nonce, send it and wait for a
+ * successful receipt. Nothing is stored: for the dev stack and tests, which deploy before any
+ * signer runs; the CLI deploys through the signer's stored deploy instead.
+ */
+export async function sendDeploy({
+  chain,
+  client,
+  account,
+  sendRawTransaction,
+  data,
+  name,
+  onSent,
+}: {
+  chain: ChainConfig;
+  client: PublicClient;
+  account: Account;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+  data: Hex;
+  /** For the error when the deploy reverts. */
+  name: string;
+  onSent?: ((hash: Hex) => void) | undefined;
+}): Promise<SentDeploy> {
+  const signed = await signDeploy({ chain, client, account, data });
+  const hash = await sendRawTransaction(signed.raw);
+  onSent?.(hash);
+  return waitForDeploy({ chain, client, hash, name });
 }

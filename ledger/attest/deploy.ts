@@ -6,8 +6,10 @@
  * (signer/deposit-addresses/deployFactory.ts). Idempotent: a chain keeps its first attestor, so the
  * history dApps index stays at one address.
  *
- * Sent directly with the wallet's pending nonce (a signer request needs a `to`): run it before the
- * signer role starts sending for that wallet, as the demo and the setup runbook do.
+ * Sent directly, not as a signer request (a request needs a `to`): by `custody-node por deploy`
+ * through the signer's stored deploy (`send`, signer/storedDeploy.ts: signed bytes stored before
+ * they are sent, a re-run follows them), else at the wallet's pending nonce (the demo, tests): run
+ * it while the signer role is not sending for that wallet, as the setup runbook does.
  */
 import {
   type Abi,
@@ -18,7 +20,7 @@ import {
   type PublicClient,
 } from "viem";
 import { artifacts } from "../../chains/contracts/index.js";
-import { sendDeploy } from "../../chains/contracts/sendDeploy.js";
+import { type DeploySender, sendDeploy } from "../../chains/contracts/sendDeploy.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { type DeployedContract, getContract, recordContract } from "../../indexers/index.js";
@@ -40,8 +42,8 @@ export const reservesAttestor = attestorArtifact();
  */
 export type AttestorDeployArgs = Pick<
   Parameters<typeof sendDeploy>[0],
-  "chain" | "client" | "account" | "sendRawTransaction" | "takeNonce"
-> & { common: Common; pool: Pool };
+  "chain" | "client" | "account" | "sendRawTransaction"
+> & { common: Common; pool: Pool; send?: DeploySender | undefined };
 
 /** The attester is the hot wallet whose account deploys it. */
 export async function deployReservesAttestor({
@@ -51,7 +53,7 @@ export async function deployReservesAttestor({
   client,
   account,
   sendRawTransaction,
-  takeNonce,
+  send = (tx) => sendDeploy({ chain, client, account, sendRawTransaction, ...tx }),
 }: AttestorDeployArgs): Promise<{ contract: DeployedContract; deployed: boolean }> {
   const log = common.logger.child({ component: "attest", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, RESERVES_ATTESTOR);
@@ -60,14 +62,9 @@ export async function deployReservesAttestor({
     return { contract: existing, deployed: false };
   }
   const attester = getAddress(account.address);
-  const { hash, receipt, address } = await sendDeploy({
-    chain,
-    client,
-    account,
-    sendRawTransaction,
+  const { hash, receipt, address } = await send({
     data: encodeDeployData({ ...reservesAttestor, args: [attester] }),
-    name: "ReservesAttestor",
-    takeNonce,
+    name: RESERVES_ATTESTOR,
   });
   await assertAttestor(client, address, attester);
   const recorded = await withTransaction(pool, async (c) => {

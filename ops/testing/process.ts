@@ -30,7 +30,20 @@ export type CliProcess = {
 };
 
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  return spawnNode([cliPath, ...args], env);
+}
+
+/** A TypeScript script of the repository (test support, e.g. a CLI body with crash points) run through tsx. */
+export function spawnScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): CliProcess {
+  return spawnNode(["--import", "tsx", path.join(repoRoot, script), ...args], env);
+}
+
+function spawnNode(args: string[], env: Record<string, string>): CliProcess {
+  const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

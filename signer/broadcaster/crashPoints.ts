@@ -1,7 +1,7 @@
 /**
  * Deterministic crash points for kill -9 tests (`SIGNER_CRASH_AT=after_sign:17`): the broadcaster
- * calls `crash(point)` at each; the n-th pass of the configured point kills the process at once
- * (SIGKILL, nothing flushed), the same as a host dying there.
+ * (and a hot wallet's deploy) calls `crash(point)` at each; the n-th pass of the configured point
+ * kills the process at once (SIGKILL, nothing flushed), the same as a host dying there.
  */
 import { writeSync } from "node:fs";
 import type { Logger } from "../../foundation/logger.js";
@@ -16,6 +16,10 @@ export const CRASH_POINTS = [
   "after_reject",
   // a cancel is stored; not sent yet
   "after_cancel_commit",
+  // a hot wallet's contract deploy (signer/hotWalletDeploy.ts): its signed bytes are stored, not
+  // sent yet; sent, its contract not recorded yet
+  "deploy_after_commit",
+  "deploy_after_send",
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

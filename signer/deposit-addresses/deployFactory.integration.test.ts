@@ -1,22 +1,36 @@
 /**
- * `custody-node contracts deploy` and `custody-node deposit-address` as real CLI processes: the
- * factory is deployed by a hot wallet whose key lives in the KMS emulator, recorded once, and a
- * deposit address allocated through the CLI is swept by a transaction that KMS key signs.
+ * `custody-node contracts deploy`, `por deploy` and `custody-node deposit-address` as real CLI
+ * processes: the factory is deployed by a hot wallet whose key lives in the KMS emulator, recorded
+ * once, and a deposit address allocated through the CLI is swept by a transaction that KMS key
+ * signs. A deploy killed (kill -9 at a crash point, signer/testing/deployProcess.ts) after storing
+ * its signed bytes or after sending them is followed by the next run, and recorded only once its
+ * block is final.
  */
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CreateKeyCommand, type KMSClient } from "@aws-sdk/client-kms";
-import { createPublicClient, createWalletClient, getAddress, http, parseEther } from "viem";
+import {
+  createPublicClient,
+  createWalletClient,
+  getAddress,
+  getContractAddress,
+  type Hex,
+  http,
+  type PublicClient,
+  parseEther,
+} from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { depositAddressOf, depositSalt, forwarderFactory } from "../../chains/contracts/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
-import { spawnCli } from "../../ops/testing/process.js";
+import { type CliProcess, spawnCli, spawnScript } from "../../ops/testing/process.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
-import { acquireLease, leaseKey } from "../lease.js";
+import { acquireLease, type Lease, leaseKey } from "../lease.js";
+import { storedDeploySender } from "../storedDeploy.js";
 
 const DEPOSITOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
@@ -78,9 +92,44 @@ afterAll(async () => {
   await ctx?.cleanup();
 });
 
+const nonce = () => publicClient.getTransactionCount({ address: hot.address });
+
+/** The deploy CLI's body in a process that kills itself at a crash point (SIGNER_CRASH_AT). */
+function spawnDeploy(which: "contracts" | "por", crashAt: string): CliProcess {
+  return spawnScript("signer/testing/deployProcess.ts", [which, "local"], {
+    ...env,
+    SIGNER_CRASH_AT: crashAt,
+  });
+}
+
+/**
+ * A CLI deploy records its contract once the deploy's block is final (8 blocks here) and anvil
+ * mines only on a transaction: mine while it runs.
+ */
+async function whileMining<T>(work: Promise<T>): Promise<T> {
+  let done = false;
+  const settled = work.finally(() => {
+    done = true;
+  });
+  while (!done) {
+    await publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    await Promise.race([settled.catch(() => {}), new Promise((r) => setTimeout(r, 100))]);
+  }
+  return settled;
+}
+
+const exitWhileMining = (run: CliProcess) => whileMining(run.exited);
+
+/** Deploy gas booked in the ledger (treasury gas moves), by transaction. */
+async function gasBooked(): Promise<{ tx_hash: string; amount: bigint }[]> {
+  const { rows } = await ctx.db.pool.query(
+    "SELECT tx_hash, amount FROM ledger.transfers WHERE kind = 'fee' ORDER BY seq",
+  );
+  return rows.map((r) => ({ tx_hash: r.tx_hash, amount: BigInt(r.amount) }));
+}
+
 describe("contracts deploy CLI", () => {
   it("takes no nonce of the signer's: refused while the signer holds the wallet's lease, its nonces are unmined or the pool holds one; nothing sent", async () => {
-    const nonce = () => publicClient.getTransactionCount({ address: hot.address });
     const before = await nonce();
     const deploy = async (expected: string) => {
       const run = spawnCli(["contracts", "deploy", "--chain", "local"], env);
@@ -124,13 +173,113 @@ describe("contracts deploy CLI", () => {
     expect(await nonce()).toBe(before + 1);
   });
 
-  it("deploys the factory from the KMS hot wallet, records it once, and its sweeps are KMS-signed", async () => {
-    const first = spawnCli(["contracts", "deploy", "--chain", "local"], env);
-    expect((await first.exited).code, first.output()).toBe(0);
-    expect(first.output()).toMatch(/^deployed ForwarderFactory 0x[0-9a-fA-F]{40}/m);
+  it("a deploy killed after sending, before recording: the re-run follows that transaction (one contract, its gas booked once); a stored deploy whose nonce another transaction used is signed anew only once that is final", async () => {
+    // 1. Killed after storing its signed bytes; the wallet's nonce is then used by another
+    // transaction (as a signer started instead of the deploy's re-run would do).
+    const first = await nonce();
+    const killedUnsent = spawnDeploy("contracts", "deploy_after_commit:1");
+    expect((await killedUnsent.exited).signal, killedUnsent.output()).toBe("SIGKILL");
+    const wallet = createWalletClient({
+      account: hot,
+      chain: foundry,
+      transport: http(ctx.anvils[0]!.rpcUrl),
+    });
+    await publicClient.waitForTransactionReceipt({
+      hash: await wallet.sendTransaction({ to: hot.address, value: 0n, nonce: first }),
+    });
+    // Its nonce is used, but not at a final block: nothing new is signed yet.
+    const early = spawnCli(["contracts", "deploy", "--chain", "local"], env);
+    expect((await early.exited).code, early.output()).not.toBe(0);
+    expect(early.output()).toContain("its nonce is used but not yet at a final block");
+    expect(await nonce()).toBe(first + 1);
+    await publicClient.request({ method: "anvil_mine" as never, params: ["0x50"] as never });
 
+    // 2. At a final block the stored deploy can never mine: a new one is signed, sent, and the
+    // process is killed before recording it.
+    const before = await nonce();
+    const expected = getContractAddress({ from: hot.address, nonce: BigInt(before) });
+    const crashed = spawnDeploy("contracts", "deploy_after_send:1");
+    expect((await crashed.exited).signal, crashed.output()).toBe("SIGKILL");
+    // The deploy is out (anvil mines it at once) and nothing of it is recorded.
+    expect(await publicClient.getCode({ address: expected })).toBeDefined();
+    expect(await nonce()).toBe(before + 1);
+    expect((await ctx.db.pool.query("SELECT 1 FROM chain.contracts")).rowCount).toBe(0);
+
+    // 3. The re-run follows it.
+    const rerun = spawnCli(["contracts", "deploy", "--chain", "local"], env);
+    expect((await exitWhileMining(rerun)).code, rerun.output()).toBe(0);
+    expect(rerun.output()).toContain(`deployed ForwarderFactory ${expected}`);
+    // No second contract: the wallet sent one transaction, and its gas is booked once.
+    expect(await nonce()).toBe(before + 1);
     const { rows } = await ctx.db.pool.query(
-      "SELECT chain_id::int, name, address, hot_wallet FROM chain.contracts",
+      "SELECT address, deploy_tx_hash FROM chain.contracts WHERE name = 'ForwarderFactory'",
+    );
+    expect(rows).toEqual([{ address: expected.toLowerCase(), deploy_tx_hash: expect.any(String) }]);
+    const receipt = await publicClient.getTransactionReceipt({ hash: rows[0].deploy_tx_hash });
+    expect(await gasBooked()).toEqual([
+      {
+        tx_hash: rows[0].deploy_tx_hash,
+        amount: receipt.gasUsed * receipt.effectiveGasPrice,
+      },
+    ]);
+    const stored = await ctx.db.pool.query(
+      "SELECT nonce::int, tx_hash, status FROM custody.hot_wallet_deploys WHERE name = 'ForwarderFactory' ORDER BY id",
+    );
+    expect(stored.rows).toEqual([
+      { nonce: first, tx_hash: expect.any(String), status: "dropped" },
+      { nonce: before, tx_hash: rows[0].deploy_tx_hash, status: "broadcast" },
+    ]);
+  });
+
+  it("a deploy killed after storing its signed bytes, before sending: the re-run sends those bytes, and sends them again when a reorg takes them out before their block is final", async () => {
+    const before = await nonce();
+    const crashed = spawnDeploy("por", "deploy_after_commit:1");
+    expect((await crashed.exited).signal, crashed.output()).toBe("SIGKILL");
+    expect(await nonce()).toBe(before);
+    const stored = await ctx.db.pool.query(
+      "SELECT name, nonce::int, tx_hash, contract_address, status FROM custody.hot_wallet_deploys WHERE name = 'ReservesAttestor'",
+    );
+    const expected = getContractAddress({ from: hot.address, nonce: BigInt(before) });
+    expect(stored.rows).toEqual([
+      {
+        name: "ReservesAttestor",
+        nonce: before,
+        tx_hash: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+        contract_address: expected.toLowerCase(),
+        status: "signed",
+      },
+    ]);
+    const hash = stored.rows[0].tx_hash as Hex;
+
+    // The re-run sends the stored bytes (anvil mines them at once) and waits for finality (8
+    // blocks): no block comes until the test mines, so the deploy's block is taken out first.
+    const rerun = spawnCli(["por", "deploy", "--chain", "local"], env);
+    const mined = await waitFor("the stored deploy mined", () =>
+      publicClient.getTransactionReceipt({ hash }).catch(() => undefined),
+    );
+    await publicClient.request({ method: "anvil_reorg" as never, params: [1, []] as never });
+    expect(await publicClient.getCode({ address: expected })).toBeUndefined();
+
+    expect((await exitWhileMining(rerun)).code, rerun.output()).toBe(0);
+    expect(rerun.output()).toContain(`deployed ReservesAttestor ${expected}`);
+    expect(await nonce()).toBe(before + 1);
+    expect(await publicClient.getCode({ address: expected })).toBeDefined();
+    const again = await publicClient.getTransactionReceipt({ hash });
+    expect(again.blockNumber).toBeGreaterThan(mined.blockNumber);
+    const recorded = await ctx.db.pool.query(
+      "SELECT deploy_tx_hash, block_number::text FROM chain.contracts WHERE name = 'ReservesAttestor'",
+    );
+    expect(recorded.rows).toEqual([
+      { deploy_tx_hash: hash, block_number: String(again.blockNumber) },
+    ]);
+    expect((await gasBooked()).filter((g) => g.tx_hash === hash)).toEqual([
+      { tx_hash: hash, amount: again.gasUsed * again.effectiveGasPrice },
+    ]);
+  });
+
+  it("keeps the recorded factory, and its sweeps are KMS-signed", async () => {
+    const { rows } = await ctx.db.pool.query(
+      "SELECT chain_id::int, name, address, hot_wallet FROM chain.contracts WHERE name = 'ForwarderFactory'",
     );
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
@@ -149,8 +298,11 @@ describe("contracts deploy CLI", () => {
 
     const second = spawnCli(["contracts", "deploy", "--chain", "local"], env);
     expect((await second.exited).code, second.output()).toBe(0);
+    expect((await gasBooked()).length).toBe(2);
     expect(second.output()).toContain(`already deployed: ForwarderFactory ${factory}`);
-    const count = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.contracts");
+    const count = await ctx.db.pool.query(
+      "SELECT count(*)::int AS n FROM chain.contracts WHERE name = 'ForwarderFactory'",
+    );
     expect(count.rows[0].n).toBe(1);
 
     const alloc = spawnCli(["deposit-address", "--chain", "local", "--customer", "cust-7"], env);
@@ -183,5 +335,62 @@ describe("contracts deploy CLI", () => {
     });
     expect((await publicClient.waitForTransactionReceipt({ hash: sweep })).status).toBe("success");
     expect(await publicClient.getBalance({ address: allocated.address })).toBe(0n);
+  });
+
+  it("a deploy that reverted at a final block holds no later run: it is marked reverted and the next run signs a new one", async () => {
+    const leases: Lease[] = [];
+    const send = storedDeploySender({
+      common: ctx.common,
+      databaseUrl: ctx.db.url,
+      chain: ctx.config.chains[0]!,
+      client: publicClient as PublicClient,
+      account: hot,
+      sendRawTransaction: (raw) => publicClient.sendRawTransaction({ serializedTransaction: raw }),
+      getFinalizedBlock: async () => null,
+      onLease: (lease) => leases.push(lease),
+      pollMs: 50,
+    });
+    const release = async () => {
+      for (const lease of leases.splice(0)) await lease.release();
+    };
+    const stored = async () =>
+      (
+        await ctx.db.pool.query(
+          "SELECT nonce::int, status FROM custody.hot_wallet_deploys WHERE name = 'Empty' ORDER BY id",
+        )
+      ).rows;
+    const before = await nonce();
+    const emptyInitCode = "0x00"; // STOP: a contract without code
+
+    // Something is at the contract's address before the deploy mines: the creation reverts.
+    await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
+    const first = send({ name: "Empty", data: emptyInitCode }).catch((e: unknown) => e as Error);
+    await waitFor(
+      "the deploy in the pool",
+      async () =>
+        (await publicClient.getTransactionCount({ address: hot.address, blockTag: "pending" })) >
+        before,
+    );
+    await publicClient.request({
+      method: "anvil_setCode" as never,
+      params: [getContractAddress({ from: hot.address, nonce: BigInt(before) }), "0x00"] as never,
+    });
+    await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
+    const failed = await whileMining(first);
+    await release();
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).toContain("reverted");
+    expect(await stored()).toEqual([{ nonce: before, status: "reverted" }]);
+
+    // The next run is not held by it: a new deploy at the next nonce creates the contract.
+    const second = await whileMining(send({ name: "Empty", data: emptyInitCode }));
+    await release();
+    expect(second.address).toBe(
+      getContractAddress({ from: hot.address, nonce: BigInt(before + 1) }),
+    );
+    expect(await stored()).toEqual([
+      { nonce: before, status: "reverted" },
+      { nonce: before + 1, status: "broadcast" },
+    ]);
   });
 });

@@ -5,8 +5,9 @@
  * is derived from the factory's address.
  *
  * The deploy is sent directly, not through the signer's request queue (a request must have a
- * `to`): the CLI takes its nonce holding the broadcaster's lease (signer/hotWalletDeploy.ts); the
- * dev stack and tests, which deploy before any signer runs, take the node's pending nonce.
+ * `to`): the CLI stores its signed bytes at a nonce taken holding the broadcaster's lease before
+ * sending them, and a re-run follows the stored deploy (signer/storedDeploy.ts); the dev stack and
+ * tests, which deploy before any signer runs, send at the node's pending nonce (`sendDeploy`).
  */
 import { type Address, encodeDeployData, getAddress, type Hex, type PublicClient } from "viem";
 import { forwarderFactory, forwarderInitCodeHash } from "../../chains/contracts/index.js";
@@ -35,7 +36,7 @@ export async function deployForwarderFactory({
   client,
   account,
   sendRawTransaction,
-  takeNonce,
+  send = (tx) => sendDeploy({ chain, client, account, sendRawTransaction, ...tx }),
 }: HotWalletDeployArgs): Promise<DeployFactoryResult> {
   const log = common.logger.child({ component: "contracts", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
@@ -75,14 +76,9 @@ export async function deployForwarderFactory({
     bytecode: forwarderFactory.bytecode,
     args: [hotWallet],
   });
-  const { hash, receipt, address } = await sendDeploy({
-    chain,
-    client,
-    account,
-    sendRawTransaction,
+  const { hash, receipt, address } = await send({
     data,
-    name: "forwarder factory",
-    takeNonce,
+    name: FORWARDER_FACTORY,
     onSent: (hash) =>
       log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet }),
   });

@@ -1,0 +1,381 @@
+/**
+ * A hot wallet's contract deploy from the CLI (`custody-node contracts deploy`, `por deploy`)
+ * follows the signer's rules (DESIGN, principle 6): its nonce is taken holding the wallet's lease,
+ * its signed bytes are stored with that nonce (custody.hot_wallet_deploys, migration 0110) before
+ * they are sent, and only those bytes are ever sent again. The deploy is followed until its block
+ * is final (the chain's finality rule), holding the lease, before the caller records the contract.
+ * A run killed after sending and before the contract was recorded (or stopped while waiting) is
+ * followed by the next run: it finds the stored deploy, follows it (sending the same bytes again
+ * while the nonce is unused) and records that contract, so no second contract is deployed and its
+ * gas is booked once (bookDeployGas is idempotent by transaction). Only when its nonce was used by
+ * another transaction at a final block is the stored deploy `dropped` and a new one signed.
+ */
+import { type Account, type Address, getAddress, type Hex, type PublicClient } from "viem";
+import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contracts/sendDeploy.js";
+import { type ChainConfig, finalityRule } from "../chains/index.js";
+import type { Common } from "../foundation/common.js";
+import type { Logger } from "../foundation/logger.js";
+import { heightMeeting } from "./broadcaster/chainView.js";
+import type { CrashPoint } from "./broadcaster/crashPoints.js";
+import { acquireLease, type Lease, leaseKey } from "./lease.js";
+import { classifyNodeError, errorText } from "./nodeErrors.js";
+import { storedNextNonce } from "./requests.js";
+
+type StoredDeploy = {
+  id: string;
+  name: string;
+  fromAddress: string;
+  nonce: number;
+  hash: Hex;
+  raw: Hex;
+  address: Address;
+  status: "signed" | "broadcast";
+};
+
+/**
+ * A `DeploySender` for the CLI. The wallet's lease is taken at the first send and handed to
+ * `onLease`: the caller releases it once the contract is recorded.
+ */
+export function storedDeploySender({
+  common,
+  databaseUrl,
+  chain,
+  client,
+  account,
+  sendRawTransaction,
+  getFinalizedBlock,
+  onLease,
+  crash = () => {},
+  pollMs = Math.min(1000, chain.blockTimeMs),
+}: {
+  common: Common;
+  databaseUrl: string;
+  chain: ChainConfig;
+  client: PublicClient;
+  account: Account;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+  /** The node's `finalized` block (the adapter's), for chains whose finality rule is the tag. */
+  getFinalizedBlock: () => Promise<{ number: bigint } | null>;
+  onLease: (lease: Lease) => void;
+  crash?: (point: CrashPoint) => void;
+  pollMs?: number;
+}): DeploySender {
+  const log = common.logger.child({ component: "deploy", chain_id: chain.chainId });
+  const from = getAddress(account.address);
+  return async ({ name, data, onSent }) => {
+    const lease = await takeDeployLease({ databaseUrl, chain, address: from });
+    onLease(lease);
+    let deploy = await liveDeploy(lease, chain.chainId, name);
+    if (deploy && deploy.fromAddress !== from.toLowerCase())
+      throw new Error(
+        `a ${name} deploy from ${getAddress(deploy.fromAddress)} (tx ${deploy.hash}, nonce ${deploy.nonce}) is stored on chain ${chain.key}: run with that hot wallet's key (--key) to follow it`,
+      );
+    if (deploy) {
+      log.info({
+        msg: "following the stored deploy",
+        name,
+        tx_hash: deploy.hash,
+        nonce: deploy.nonce,
+      });
+      const mined = await client.getTransactionReceipt({ hash: deploy.hash }).catch(() => null);
+      const latest = await client.getTransactionCount({ address: from, blockTag: "latest" });
+      if (!mined && latest > deploy.nonce) {
+        const used = await usedElsewhere({ chain, client, getFinalizedBlock, lease }, deploy);
+        if (used === "unknown")
+          throw new Error(
+            `the stored ${name} deploy ${deploy.hash} (nonce ${deploy.nonce}) on chain ${chain.key} has no receipt on the node, and its nonce is used but not yet at a final block: run again once that block is final`,
+          );
+        if (used === "dropped") {
+          log.warn({
+            msg: "stored deploy dropped: its nonce was used by another transaction at a final block",
+            name,
+            tx_hash: deploy.hash,
+            nonce: deploy.nonce,
+          });
+          deploy = undefined;
+        }
+      }
+    }
+    if (!deploy) {
+      const nonce = await freshDeployNonce(lease, client, chain, from);
+      const signed = await signDeploy({ chain, client, account, data, nonce });
+      deploy = await lease.transaction(async () => {
+        // The nonce is taken with the signed bytes: none of the signer's requests may hold it.
+        if ((await storedNextNonce(lease, chain.chainId, from.toLowerCase())) > BigInt(nonce))
+          throw new Error(`nonce ${nonce} of ${from} was taken by the signer meanwhile: run again`);
+        const { rows } = await lease.query<{ id: string }>(
+          `INSERT INTO custody.hot_wallet_deploys
+             (chain_id, name, from_address, nonce, tx_hash, raw_tx, contract_address)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+          [
+            chain.chainId,
+            name,
+            from.toLowerCase(),
+            nonce,
+            signed.hash.toLowerCase(),
+            signed.raw.toLowerCase(),
+            signed.address.toLowerCase(),
+          ],
+        );
+        return {
+          id: rows[0]!.id,
+          name,
+          fromAddress: from.toLowerCase(),
+          nonce,
+          hash: signed.hash,
+          raw: signed.raw,
+          address: signed.address,
+          status: "signed" as const,
+        };
+      });
+      crash("deploy_after_commit");
+      await send(lease, deploy, sendRawTransaction);
+    }
+    onSent?.(deploy.hash);
+    const follow = { chain, client, getFinalizedBlock, lease, sendRawTransaction, log, pollMs };
+    try {
+      return await followUntilFinal(follow, deploy);
+    } catch (error) {
+      throw new Error(
+        `${name} deploy ${deploy.hash} (nonce ${deploy.nonce}, contract ${deploy.address}): ${errorText(error)}`,
+        { cause: error },
+      );
+    }
+  };
+}
+
+type Follow = {
+  chain: ChainConfig;
+  client: PublicClient;
+  getFinalizedBlock: () => Promise<{ number: bigint } | null>;
+  lease: Lease;
+  sendRawTransaction: (raw: Hex) => Promise<Hex>;
+  log: Logger;
+  pollMs: number;
+};
+
+/**
+ * Follow the deploy until its block is final (the chain's finality rule) and still our chain's
+ * block at that height: only then is the contract recorded, deposit addresses derived from it and
+ * the wallet's lease released. A reorg that takes the deploy out before that leaves its nonce
+ * unused: the same bytes are sent again while no node holds them (a signer started after a
+ * recorded-but-unmined deploy would give its nonce to a withdrawal, and the contract's address,
+ * with every deposit address derived from it, could never be deployed again).
+ */
+async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDeploy> {
+  const { chain, client, log } = f;
+  const from = getAddress(deploy.fromAddress);
+  let waiting: bigint | undefined;
+  for (;;) {
+    const receipt = await client.getTransactionReceipt({ hash: deploy.hash }).catch(() => null);
+    if (receipt) {
+      // Mined, so out, though a run killed after sending could not say so.
+      await markBroadcast(f.lease, deploy);
+      const final = await finalHeight(f);
+      if (final !== null && receipt.blockNumber <= final) {
+        const block = await client.getBlock({ blockNumber: receipt.blockNumber }).catch(() => null);
+        if (block?.hash === receipt.blockHash) {
+          if (receipt.status !== "success" || !receipt.contractAddress) {
+            // Final: it can never create the contract. The next run signs a new deploy.
+            await end(f.lease, deploy, "reverted");
+            throw new Error(
+              `${deploy.name} deploy ${deploy.hash} reverted (block ${receipt.blockNumber}, final); its gas (${receipt.gasUsed * receipt.effectiveGasPrice} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${deploy.hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
+            );
+          }
+          return { hash: deploy.hash, receipt, address: getAddress(receipt.contractAddress) };
+        }
+      }
+      if (waiting !== receipt.blockNumber) {
+        waiting = receipt.blockNumber;
+        log.info({
+          msg: "deploy mined, waiting until its block is final",
+          name: deploy.name,
+          tx_hash: deploy.hash,
+          block_number: String(receipt.blockNumber),
+        });
+      }
+    } else {
+      const [latest, pending] = await Promise.all([
+        client.getTransactionCount({ address: from, blockTag: "latest" }),
+        client.getTransactionCount({ address: from, blockTag: "pending" }),
+      ]);
+      if (latest <= deploy.nonce && pending <= deploy.nonce) {
+        // Its nonce is unused and nothing of ours waits at it: these bytes (only these) go out again.
+        log.warn({ msg: "deploy not mined and not pending: sent again", tx_hash: deploy.hash });
+        await send(f.lease, deploy, f.sendRawTransaction).catch((error: unknown) =>
+          log.warn({ msg: "deploy resend refused", tx_hash: deploy.hash, err: errorText(error) }),
+        );
+      } else if (latest > deploy.nonce && (await usedElsewhere(f, deploy)) === "dropped") {
+        throw new Error(
+          `its nonce was used by another transaction of ${from} at a final block (is the key used elsewhere?): run the command again to sign a new deploy`,
+        );
+      }
+    }
+    await new Promise((r) => setTimeout(r, f.pollMs));
+  }
+}
+
+/** The highest block final by the chain's finality rule (N blocks, or the node's finalized tag). */
+async function finalHeight(
+  f: Pick<Follow, "chain" | "client" | "getFinalizedBlock">,
+): Promise<bigint | null> {
+  const rule = finalityRule(f.chain);
+  const head = await f.client.getBlockNumber();
+  const tag = rule.kind === "finalized" ? await f.getFinalizedBlock() : null;
+  return heightMeeting(rule, head, tag?.number ?? null);
+}
+
+/** The wallet's lease, asked once: refused while a signer (active or standby) holds it. */
+async function takeDeployLease({
+  databaseUrl,
+  chain,
+  address,
+}: {
+  databaseUrl: string;
+  chain: ChainConfig;
+  address: Address;
+}): Promise<Lease> {
+  const lease = await acquireLease({
+    databaseUrl,
+    key: leaseKey(chain.chainId, address),
+    signal: new AbortController().signal,
+    once: true,
+    applicationName: "custody-node deploy",
+  });
+  if (!lease) {
+    throw new Error(
+      `the signer is running for hot wallet ${address} on chain ${chain.key} (it holds the wallet's nonce lease): stop the signer role for this chain, then deploy`,
+    );
+  }
+  return lease;
+}
+
+/**
+ * The hot wallet's nonces have one owner, the broadcaster (DESIGN, principle 6). A new deploy
+ * takes its nonce holding the broadcaster's lease, and only when nothing of the wallet's is open:
+ * every nonce the signer stored is mined at latest, and the node's pool holds no transaction of
+ * the wallet's. Otherwise it is refused, saying what to do, and nothing is sent: a deploy at the
+ * pending nonce beside a running signer, or at a nonce the signer stored but has not sent yet,
+ * would take a withdrawal's nonce (its bytes refused "nonce too low", then receipt_unknown and
+ * needs_review: a customer's money held until an operator acts).
+ */
+async function freshDeployNonce(
+  lease: Lease,
+  client: PublicClient,
+  chain: ChainConfig,
+  from: Address,
+): Promise<number> {
+  const storedNext = Number(await storedNextNonce(lease, chain.chainId, from.toLowerCase()));
+  const [latest, pending] = await Promise.all([
+    client.getTransactionCount({ address: from, blockTag: "latest" }),
+    client.getTransactionCount({ address: from, blockTag: "pending" }),
+  ]);
+  if (storedNext > latest) {
+    throw new Error(
+      `hot wallet ${from} on chain ${chain.key} has signer transactions not mined yet (nonces ${latest} to ${storedNext - 1}): run the signer until they are mined, stop it, then deploy`,
+    );
+  }
+  if (pending > latest) {
+    throw new Error(
+      `the node's pool holds a transaction from hot wallet ${from} on chain ${chain.key} (nonce ${latest}; an earlier deploy may still mine): wait until it is mined, then deploy`,
+    );
+  }
+  return latest;
+}
+
+async function liveDeploy(
+  lease: Lease,
+  chainId: number,
+  name: string,
+): Promise<StoredDeploy | undefined> {
+  const { rows } = await lease.query<{
+    id: string;
+    name: string;
+    from_address: string;
+    nonce: string;
+    tx_hash: Hex;
+    raw_tx: Hex;
+    contract_address: string;
+    status: "signed" | "broadcast";
+  }>(
+    `SELECT id, name, from_address, nonce::text, tx_hash, raw_tx, contract_address, status
+       FROM custody.hot_wallet_deploys
+      WHERE chain_id = $1 AND name = $2 AND status IN ('signed', 'broadcast')`,
+    [chainId, name],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    id: r.id,
+    name: r.name,
+    fromAddress: r.from_address,
+    nonce: Number(r.nonce),
+    hash: r.tx_hash,
+    raw: r.raw_tx,
+    address: getAddress(r.contract_address),
+    status: r.status,
+  };
+}
+
+/**
+ * Send the stored bytes. A refusal throws, except "already known" (the node holds these bytes); the
+ * bytes stay stored either way, and what the chain does with their nonce decides, never a refusal.
+ */
+async function send(
+  lease: Lease,
+  deploy: StoredDeploy,
+  sendRawTransaction: (raw: Hex) => Promise<Hex>,
+): Promise<void> {
+  try {
+    await sendRawTransaction(deploy.raw);
+  } catch (error) {
+    if (classifyNodeError(error) !== "already_known") throw error;
+  }
+  await markBroadcast(lease, deploy);
+}
+
+async function markBroadcast(lease: Lease, deploy: StoredDeploy): Promise<void> {
+  await lease.query(
+    `UPDATE custody.hot_wallet_deploys SET status = 'broadcast', broadcast_at = now()
+      WHERE id = $1 AND status = 'signed'`,
+    [deploy.id],
+  );
+}
+
+/**
+ * Whether a stored deploy whose nonce is used at latest, with no receipt on the node, can never
+ * mine: `dropped` only when its nonce is used at the chain's final height (finality rule) and that
+ * block has no code at the contract's address (only these bytes can create a contract there; it is
+ * then marked dropped). `mined` when the code is there (its receipt is late); `unknown` when the
+ * final height does not cover the nonce yet. Missing data is never evidence.
+ */
+async function usedElsewhere(
+  f: Pick<Follow, "chain" | "client" | "getFinalizedBlock" | "lease">,
+  deploy: StoredDeploy,
+): Promise<"dropped" | "mined" | "unknown"> {
+  const { client } = f;
+  const final = await finalHeight(f);
+  if (final === null) return "unknown";
+  const from = getAddress(deploy.fromAddress);
+  const countAtFinal = await client.getTransactionCount({
+    address: from,
+    blockNumber: final,
+  });
+  if (countAtFinal <= deploy.nonce) return "unknown";
+  const code = await client.getCode({ address: deploy.address, blockNumber: final });
+  if (code !== undefined && code !== "0x") return "mined";
+  await end(f.lease, deploy, "dropped");
+  return "dropped";
+}
+
+/** A stored deploy that can never create its contract is no longer live. */
+async function end(
+  lease: Lease,
+  deploy: StoredDeploy,
+  status: "reverted" | "dropped",
+): Promise<void> {
+  await lease.query(
+    `UPDATE custody.hot_wallet_deploys SET status = $2, ended_at = now() WHERE id = $1`,
+    [deploy.id, status],
+  );
+}
