@@ -32,10 +32,24 @@ export type DepositFactRow = {
   block_hash: string;
 };
 
+/**
+ * Where the ledger's credit of a deposit stands (the credit of this fact, else the latest credit of
+ * the same deposit: identity, recipient, asset, amount):
+ *   none      never credited (not yet, or orphaned before its confirmations)
+ *   credited  the credit stands (on an orphaned fact: until the reorg hold is placed)
+ *   held      a reorg took the fact out: hold pending, the deposit may still come back (a copy
+ *             mined again and still short of its confirmations shows its deposit held too)
+ *   reversed  its height became final without it: hold posted (or compensated before holds), gone
+ *   restored  this fact is orphaned, but the deposit confirmed again in another block, whose fact
+ *             carries the credit (hold voided)
+ */
+export type DepositCreditState = "none" | "credited" | "held" | "reversed" | "restored";
+
 /** A deposit fact with its status and whether the ledger credited it (the deposits routes). */
 export type DepositRow = DepositFactRow & {
   status: string;
   credited: boolean;
+  credit_state: DepositCreditState;
   created_at: Date;
   confirmed_at: Date | null;
 };
@@ -63,11 +77,23 @@ export async function listDeposits(
                 WHERE lt.kind = 'deposit' AND lt.chain_id = t.chain_id
                   AND lt.tx_hash = t.tx_hash AND lt.position = t.position AND d.state = 'credited'
                   AND d.to_address = t.to_address AND d.asset = t.asset AND d.amount = t.amount))`;
+  // Through the ledger's index of chain references, as crediting reads a fact's credits (0008).
+  const creditState = `coalesce((SELECT CASE
+                  WHEN d.state = 'credited' AND t.status = 'orphaned' AND d.block_hash <> t.block_hash
+                    THEN 'restored'
+                  WHEN d.state IN ('credited', 'held') THEN d.state
+                  ELSE 'reversed' END
+                FROM ledger.transfers lt JOIN ledger.deposit_credits d ON d.credit_id = lt.id
+                WHERE lt.kind = 'deposit' AND lt.chain_id = t.chain_id
+                  AND lt.tx_hash = t.tx_hash AND lt.position = t.position
+                  AND d.to_address = t.to_address AND d.asset = t.asset AND d.amount = t.amount
+                ORDER BY d.block_hash = t.block_hash DESC, d.created_at DESC, d.credit_id DESC
+                LIMIT 1), 'none')`;
   const { rows } = await client.query<DepositRow>(
     `SELECT * FROM (
        SELECT t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
               t.amount, t.tx_hash, t.position, t.block_number::text, t.block_hash, t.status,
-              ${credited} AS credited, t.created_at, t.confirmed_at
+              ${credited} AS credited, ${creditState} AS credit_state, t.created_at, t.confirmed_at
          FROM chain.deposit_facts t
         WHERE ($1::bigint IS NULL OR t.id = $1)
           AND ($2::text IS NULL OR t.owner = $2)

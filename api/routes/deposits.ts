@@ -1,7 +1,9 @@
 /**
  * Deposits: chain facts (native, ERC-20, internal transfers) into customers' deposit addresses, as
  * the indexer recorded them, read through the ledger (ledger/deposits.ts). Status is the fact's
- * (`seen`, `confirmed`, `orphaned`), plus `credited` once the ledger has booked the deposit credit.
+ * (`seen`, `confirmed`, `orphaned`), plus `credited` once the ledger has booked the deposit credit;
+ * `creditState` says where the ledger's credit stands (an orphaned deposit held, reversed, restored
+ * elsewhere, or never credited).
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
@@ -32,6 +34,24 @@ const DepositOut = Type.Object({
   blockNumber: Type.String(),
   blockHash: Type.String(),
   status: Type.String({ description: "seen | confirmed | orphaned | credited" }),
+  creditState: Type.Union(
+    [
+      Type.Literal("none"),
+      Type.Literal("credited"),
+      Type.Literal("held"),
+      Type.Literal("reversed"),
+      Type.Literal("restored"),
+    ],
+    {
+      description:
+        "where the ledger's credit of this deposit stands, so an orphaned deposit's money is told: " +
+        "none (never credited), credited (the credit stands), held (a reorg took it out: reorg hold " +
+        "pending, the amount is held from the customer and it may still come back; GET " +
+        "/v1/deposits/holds; a re-mined copy still short of its confirmations shows it too), reversed (its block is final without it: the credit was taken back " +
+        "for good), restored (orphaned here, but the same deposit confirmed again in another " +
+        "block, whose deposit carries the credit)",
+    },
+  ),
   detectedAt: Type.String(),
   confirmedAt: Type.Union([Type.String(), Type.Null()]),
 });
@@ -55,6 +75,7 @@ export function depositOut(r: DepositRow) {
     blockNumber: r.block_number,
     blockHash: r.block_hash,
     status: r.credited && r.status !== "orphaned" ? "credited" : r.status,
+    creditState: r.credit_state,
     detectedAt: r.created_at.toISOString(),
     confirmedAt: r.confirmed_at?.toISOString() ?? null,
   };

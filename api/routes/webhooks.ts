@@ -71,9 +71,17 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           summary: "Re-drive a dead event (all its dead endpoints, or one)",
           headers: IdempotencyHeaders,
           params: Type.Object({ eventId: Uuid }),
+          description:
+            "Refused (409 WEBHOOK_REDRIVE_OUT_OF_ORDER, listing them) when a later event of the " +
+            "same deposit or withdrawal was already delivered to the endpoint: the receiver would " +
+            "apply the older state last. `force: true` sends it anyway; every event carries its " +
+            "`subject` and `sequence` so a receiver can drop one older than what it applied.",
           body: Type.Optional(
             Type.Object(
-              { endpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })) },
+              {
+                endpoint: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
+                force: Type.Optional(Type.Boolean()),
+              },
               { additionalProperties: false },
             ),
           ),
@@ -84,11 +92,21 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         },
       },
       async (request) => {
-        const rows = await redriveDeliveries(
+        const { redriven: rows, later } = await redriveDeliveries(
           deps.pool,
           request.params.eventId,
-          request.body?.endpoint,
+          { endpoint: request.body?.endpoint, force: request.body?.force },
         );
+        if (later.length > 0)
+          throw new BaseError(
+            `Event ${request.params.eventId} is older than events of its subject already delivered; re-driven, the receiver would apply it last`,
+            {
+              code: "WEBHOOK_REDRIVE_OUT_OF_ORDER",
+              details:
+                "re-drive with force: true only if the receiver drops events older (by sequence) than what it applied",
+              meta: { event_id: request.params.eventId, later },
+            },
+          );
         if (rows.length === 0)
           throw new BaseError(`No dead delivery for event ${request.params.eventId}`, {
             code: "DEAD_LETTER_NOT_FOUND",

@@ -9,7 +9,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../../foundation/db.js";
 import { insertBlocks, insertFacts, orphanAbove } from "../../indexers/store.js";
-import { freshAddress } from "../../indexers/testing/chain.js";
+import { freshAddress, sendAndMine } from "../../indexers/testing/chain.js";
 import {
   REORG_CHAIN,
   REORG_CHAIN_ID,
@@ -23,6 +23,7 @@ const E17 = 10n ** 17n;
 const D_ALICE = freshAddress(471);
 const D_BOB = freshAddress(472);
 const D_CAROL = freshAddress(473);
+const D_DAVE = freshAddress(474);
 
 let t: ApiTestContext;
 let s: ReorgScenario;
@@ -44,6 +45,7 @@ beforeAll(async () => {
     { address: D_ALICE, owner: "alice" },
     { address: D_BOB, owner: "bob" },
     { address: D_CAROL, owner: "carol" },
+    { address: D_DAVE, owner: "dave" },
   ]);
 });
 afterAll(async () => {
@@ -98,6 +100,16 @@ const apiStatus = async (depositId: string) => {
   expect(res.statusCode).toBe(200);
   return res.json().status as string;
 };
+/** The deposit's fact status and where the ledger's credit of it stands, as /v1/deposits/{id} says. */
+const apiTruth = async (depositId: string) => {
+  const res = await t.call(t.keys["deposits:read"], {
+    method: "GET",
+    url: `/v1/deposits/${depositId}`,
+  });
+  expect(res.statusCode).toBe(200);
+  const { status, creditState } = res.json() as { status: string; creditState: string };
+  return { status, creditState };
+};
 
 describe("deposit truth after a reorg", () => {
   it("a re-mined copy of a held deposit is not credited (event or API) before it confirms and the hold is voided", async () => {
@@ -134,6 +146,8 @@ describe("deposit truth after a reorg", () => {
         },
       },
     ]);
+    // Orphaned, and held: the API tells it apart from a deposit never credited or taken back.
+    expect(await apiTruth(old!.id)).toEqual({ status: "orphaned", creditState: "held" });
     // The balance shows the hold as pending (a pending debit, like a withdrawal's), not available.
     expect(await balanceOf("alice")).toMatchObject({
       posted: amount.toString(),
@@ -156,6 +170,8 @@ describe("deposit truth after a reorg", () => {
     await produce();
     expect(await eventsOf(copy.id)).toEqual(["deposit.detected"]);
     expect(await apiStatus(copy.id)).toBe("seen");
+    // The copy's deposit is the held one: its credit comes back only when the copy confirms.
+    expect(await apiTruth(copy.id)).toEqual({ status: "seen", creditState: "held" });
     const listed = await t.call(t.keys["deposits:read"], {
       method: "GET",
       url: "/v1/deposits?status=credited&customer_id=alice",
@@ -173,6 +189,9 @@ describe("deposit truth after a reorg", () => {
     ]);
     expect(await apiStatus(copy.id)).toBe("credited");
     expect(await apiStatus(old!.id)).toBe("orphaned");
+    expect(await apiTruth(copy.id)).toEqual({ status: "credited", creditState: "credited" });
+    // The orphaned fact's credit stands again, carried by the copy.
+    expect(await apiTruth(old!.id)).toEqual({ status: "orphaned", creditState: "restored" });
     // The hold's outcome, on the held deposit: it came back (the same credit, carried by the copy).
     expect((await holdEventsOf(old!.id)).map((e) => e.type)).toEqual([
       "deposit.reorg_held",
@@ -308,11 +327,13 @@ describe("deposit truth after a reorg", () => {
     await produce();
     const [fact] = await factsOf(txHash);
     expect((await holdEventsOf(fact!.id)).map((e) => e.type)).toEqual(["deposit.reorg_held"]);
+    expect(await apiTruth(fact!.id)).toEqual({ status: "orphaned", creditState: "held" });
 
     // Past finality with the deposit nowhere on the chain: the hold is posted, the money gone.
     await s.mine(41);
     await s.settle();
     expect(await stateOf()).toEqual(["final"]);
+    expect(await apiTruth(fact!.id)).toEqual({ status: "orphaned", creditState: "reversed" });
     await produce();
     await produce();
     const events = await holdEventsOf(fact!.id);
@@ -332,5 +353,23 @@ describe("deposit truth after a reorg", () => {
       [fact!.id],
     );
     expect(rows[0]!.n).toBe(2);
+  });
+
+  it("a deposit a reorg removed before it was credited is told apart from a held or reversed one", async () => {
+    const snapshot = await s.rpc<Hex>("evm_snapshot");
+    const r = await sendAndMine(s.rpc, { from: s.sender, to: D_DAVE, value: 7n * E17 });
+    // One confirmation of three: seen, not credited.
+    expect(await s.settle()).toMatchObject({ credited: 0 });
+    const tip = BigInt(await s.rpc<Hex>("eth_blockNumber"));
+    await s.rpc("evm_revert", [snapshot]);
+    while (BigInt(await s.rpc<Hex>("eth_blockNumber")) <= tip + 1n) await s.mine(1);
+    expect(await s.settle()).toMatchObject({ credited: 0, held: 0 });
+    const [fact] = await factsOf(r.transactionHash.toLowerCase() as Hex);
+    expect(await apiTruth(fact!.id)).toEqual({ status: "orphaned", creditState: "none" });
+    const listed = await t.call(t.keys["deposits:read"], {
+      method: "GET",
+      url: "/v1/deposits?customer_id=dave",
+    });
+    expect(listed.json().deposits).toMatchObject([{ id: fact!.id, creditState: "none" }]);
   });
 });

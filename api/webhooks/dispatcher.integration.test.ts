@@ -188,4 +188,56 @@ describe("webhook delivery", () => {
     expect(nothingDead.statusCode).toBe(404);
     expect(nothingDead.json()).toMatchObject({ code: "DEAD_LETTER_NOT_FOUND" });
   });
+
+  it("refuses to re-drive an event whose subject's later event was delivered, unless forced; each carries its sequence", async () => {
+    const flaky = `${baseUrl}/flaky`;
+    const deliveryOf = async (eventId: string) =>
+      (
+        await t.ctx.db.pool.query<{ status: string }>(
+          "SELECT status FROM api.webhook_deliveries WHERE event_id = $1 AND endpoint = $2",
+          [eventId, flaky],
+        )
+      ).rows[0]?.status;
+    // The receiver is down through every attempt of the withdrawal's `confirmed`...
+    flakyUp = false;
+    const confirmed = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "withdrawal.confirmed",
+      name: "withdrawal:w2:confirmed",
+      data: { withdrawal_id: "w2" },
+    });
+    await until(async () => (await deliveryOf(confirmed)) === "dead", "dead letter");
+    // ...and back for its reorg: `broadcast` again is delivered, after the dead `confirmed`.
+    flakyUp = true;
+    const broadcast = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "withdrawal.broadcast",
+      name: "withdrawal:w2:broadcast:2",
+      data: { withdrawal_id: "w2" },
+    });
+    await until(async () => (await deliveryOf(broadcast)) === "delivered", "the later event");
+
+    // Re-driving `confirmed` now would leave the receiver believing the older state: refused.
+    const redrive = (key: string, payload: object) =>
+      t.call(t.keys.admin, {
+        method: "POST",
+        url: `/v1/webhooks/dead-letters/${confirmed}/redrive`,
+        headers: { "idempotency-key": key },
+        payload,
+      });
+    const refused = await redrive("redrive-w2-1", {});
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({
+      code: "WEBHOOK_REDRIVE_OUT_OF_ORDER",
+      later: [{ endpoint: flaky, eventId: broadcast, type: "withdrawal.broadcast", sequence: 2 }],
+    });
+    expect(await deliveryOf(confirmed)).toBe("dead");
+
+    // Forced, it is sent, carrying its place in the withdrawal's events for the receiver to judge.
+    const forced = await redrive("redrive-w2-2", { force: true });
+    expect(forced.statusCode).toBe(200);
+    await until(async () => (await deliveryOf(confirmed)) === "delivered", "forced re-drive");
+    const bodyOf = (id: string) =>
+      JSON.parse(received.flaky.filter((r) => r.id === id).at(-1)!.body);
+    expect(bodyOf(confirmed)).toMatchObject({ subject: "withdrawal:w2", sequence: 1 });
+    expect(bodyOf(broadcast)).toMatchObject({ subject: "withdrawal:w2", sequence: 2 });
+  });
 });

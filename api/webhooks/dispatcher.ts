@@ -3,7 +3,8 @@
  * `sweepIntervalMs`, and on `ring()`) rings one BullMQ job per delivery with a deterministic
  * jobId, so a delivery is attempted by one job at a time. The job POSTs the signed event, retries with
  * exponential backoff, and on its last failure marks the delivery dead (the dead-letter list, which
- * the API shows and can re-drive). Receivers dedupe on `Webhook-Id`.
+ * the API shows and can re-drive). Receivers dedupe on `Webhook-Id`, and keep the newest state of
+ * a subject by `sequence` (a forced re-drive can deliver an older event after a newer one).
  */
 
 import { createHash } from "node:crypto";
@@ -96,19 +97,17 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       redrives: number;
       stale: boolean;
     }>(
-      // Per endpoint, only the oldest pending event of each deposit or withdrawal: a later one
-      // waits until it is delivered (or dead), so a retried `credited` is never overtaken by the
-      // `orphaned` after it (a backend applying them as they come would end credited).
+      // Per endpoint, only the oldest pending event of each subject (deposit or withdrawal): a
+      // later one waits until it is delivered (or dead), so a retried `credited` is never
+      // overtaken by the `orphaned` after it (a backend applying them as they come would end
+      // credited).
       `SELECT event_id, endpoint, redrives, stale FROM (
-         SELECT DISTINCT ON (d.endpoint, subject) d.event_id, d.endpoint, d.redrives, d.updated_at,
+         SELECT DISTINCT ON (d.endpoint, e.subject) d.event_id, d.endpoint, d.redrives, d.updated_at,
                 d.updated_at < now() - make_interval(secs => $1::double precision / 1000) AS stale
            FROM api.webhook_deliveries d
-           JOIN api.webhook_events e ON e.id = d.event_id,
-           LATERAL (SELECT split_part(e.type, '.', 1) || ':' ||
-                      coalesce(e.payload->>'deposit_id', e.payload->>'withdrawal_id', e.id::text)
-                      AS subject) s
+           JOIN api.webhook_events e ON e.id = d.event_id
           WHERE d.status = 'pending'
-          ORDER BY d.endpoint, subject, e.created_at, e.id) oldest
+          ORDER BY d.endpoint, e.subject, e.sequence) oldest
         ORDER BY updated_at LIMIT 500`,
       [staleMs],
     );
@@ -143,9 +142,12 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       status: string;
       type: string;
       payload: Record<string, unknown>;
+      subject: string;
+      sequence: number;
       created_at: Date;
     }>(
-      `SELECT d.status, e.type, e.payload, e.created_at FROM api.webhook_deliveries d
+      `SELECT d.status, e.type, e.payload, e.subject, e.sequence, e.created_at
+         FROM api.webhook_deliveries d
          JOIN api.webhook_events e ON e.id = d.event_id
         WHERE d.event_id = $1 AND d.endpoint = $2`,
       [eventId, endpoint],
@@ -162,6 +164,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         id: eventId,
         type: row.type,
         created_at: row.created_at.toISOString(),
+        // The receiver drops an event whose sequence is below one it applied for the subject (a
+        // dead event re-driven with force after later ones were delivered).
+        subject: row.subject,
+        sequence: row.sequence,
         data: row.payload,
       });
       const timestamp = Math.floor(Date.now() / 1000);

@@ -19,7 +19,11 @@ export function endpointWants(endpoint: WebhookEndpoint, type: string): boolean 
   );
 }
 
-/** Stores the event and one pending delivery per interested endpoint; returns the event id. */
+/**
+ * Stores the event and one pending delivery per interested endpoint; returns the event id. The
+ * database gives the event its subject (the deposit's or withdrawal's) and the subject's next
+ * `sequence` (api migration 0014's trigger).
+ */
 export async function emitEvent(
   client: Pool | PoolClient,
   config: Pick<Config, "webhooks">,
@@ -115,20 +119,60 @@ export async function listDeliveries(
   return rows.map(fromRaw);
 }
 
-/** Puts dead deliveries of an event back to pending (all endpoints, or one). Returns how many. */
+/** A later event of the same subject already delivered to the endpoint of a dead delivery. */
+export type LaterDelivery = { endpoint: string; eventId: string; type: string; sequence: number };
+
+// The dead deliveries a re-drive targets, and the later events of their subject each endpoint
+// already got: re-driven, the older event would reach the receiver after a newer state.
+const REDRIVE_TARGETS = `
+  target AS (
+    SELECT d.event_id, d.endpoint, e.subject, e.sequence
+      FROM api.webhook_deliveries d JOIN api.webhook_events e ON e.id = d.event_id
+     WHERE d.event_id = $1 AND d.status = 'dead' AND ($2::text IS NULL OR d.endpoint = $2)),
+  later AS (
+    SELECT t.endpoint, l.id::text AS event_id, l.type, l.sequence
+      FROM target t
+      JOIN api.webhook_events l ON l.subject = t.subject AND l.sequence > t.sequence
+      JOIN api.webhook_deliveries ld ON ld.event_id = l.id AND ld.endpoint = t.endpoint
+     WHERE ld.status = 'delivered')`;
+
+/**
+ * Puts dead deliveries of an event back to pending (all endpoints, or one). When a later event of
+ * the same subject was already delivered to one of them, nothing is re-driven and `later` says
+ * which (unless `force`: the receiver then has to drop it by its sequence).
+ */
 export async function redriveDeliveries(
   db: Pool | PoolClient,
   eventId: string,
-  endpoint?: string,
-): Promise<DeliveryRow[]> {
+  options: { endpoint?: string | undefined; force?: boolean | undefined } = {},
+): Promise<{ redriven: DeliveryRow[]; later: LaterDelivery[] }> {
+  const params = [eventId, options.endpoint ?? null];
   const { rows } = await db.query<RawDelivery>(
-    `WITH d AS (
-       UPDATE api.webhook_deliveries
+    `WITH ${REDRIVE_TARGETS},
+     d AS (
+       UPDATE api.webhook_deliveries u
           SET status = 'pending', attempts = 0, redrives = redrives + 1, updated_at = now()
-        WHERE event_id = $1 AND status = 'dead' AND ($2::text IS NULL OR endpoint = $2)
-       RETURNING *)
+         FROM target t
+        WHERE u.event_id = t.event_id AND u.endpoint = t.endpoint AND u.status = 'dead'
+          AND ($3 OR NOT EXISTS (SELECT 1 FROM later))
+       RETURNING u.*)
      SELECT d.*, e.type, e.created_at FROM d JOIN api.webhook_events e ON e.id = d.event_id`,
-    [eventId, endpoint ?? null],
+    [...params, options.force === true],
   );
-  return rows.map(fromRaw);
+  if (rows.length > 0 || options.force === true) return { redriven: rows.map(fromRaw), later: [] };
+  const later = await db.query<{
+    endpoint: string;
+    event_id: string;
+    type: string;
+    sequence: number;
+  }>(`WITH ${REDRIVE_TARGETS} SELECT * FROM later ORDER BY endpoint, sequence`, params);
+  return {
+    redriven: [],
+    later: later.rows.map((r) => ({
+      endpoint: r.endpoint,
+      eventId: r.event_id,
+      type: r.type,
+      sequence: r.sequence,
+    })),
+  };
 }
