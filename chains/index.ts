@@ -34,6 +34,7 @@ export {
   type EvmAdapter,
   type EvmAdapterOptions,
   isLogRangeLimit,
+  type ReceiptsOfBlock,
   readFinalizedBlock,
   TRANSFER_TOPIC,
   type TracedBlock,

@@ -2,7 +2,9 @@
  * JSON-RPC over HTTP with fallback across a chain's endpoints (in priority order), retry with
  * backoff, and single or batched calls. Transport failures (network, timeout, HTTP 429 and 5xx, a
  * body that is not JSON-RPC) move on to the next endpoint and put the failing one in a cool-down;
- * a JSON-RPC error from a healthy node is the node's answer and goes back to the caller unchanged.
+ * a JSON-RPC error from a healthy node is the node's answer and goes back to the caller unchanged,
+ * except on reads of chain data (`refusalMovesOn`): a node's refusal there is not evidence of
+ * anything, so the next endpoint is asked.
  *
  * Each endpoint's head is tracked (every eth_blockNumber or `latest` block it returns). A call that
  * reads block N (`atLeast`) is sent only to endpoints known to be at N or past it (an endpoint whose
@@ -58,6 +60,12 @@ export type ReadOptions = {
    * (a null block, header or receipts), or null when the answer is whole.
    */
   lacks?: (results: unknown[], calls: RpcCall[]) => bigint | null;
+  /**
+   * A JSON-RPC error from an endpoint is not the answer (reads of chain data: a node's refusal says
+   * nothing about the chain): the next endpoint at the block is asked. When every endpoint refuses,
+   * the first refusal (in priority order) goes back to the caller.
+   */
+  refusalMovesOn?: boolean;
 };
 
 export type RpcClient = {
@@ -293,10 +301,12 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   ): Promise<T> {
     const { atLeast } = read;
     let lastFailure: unknown;
+    let refused: RpcResponseError | undefined;
     let behind = 0;
     for (let round = 0; round < rounds; round++) {
       behind = 0;
       let failed = 0;
+      let refusals = 0;
       for (const endpoint of order()) {
         try {
           if (atLeast !== undefined && !(await reaches(endpoint, atLeast, !!read.lacks))) {
@@ -316,20 +326,27 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
             behind++;
             continue;
           }
+          if (read.refusalMovesOn && error instanceof RpcResponseError) {
+            // A healthy node that would not answer this read: no cool-down, the next one is asked.
+            refused ??= error;
+            refusals++;
+            continue;
+          }
           if (!(error instanceof TransportFailure)) throw error;
           failed++;
           lastFailure = error;
           markFailed(endpoint, error);
         }
       }
-      // Every endpoint answered, none has the block yet: waiting is the caller's job.
-      if (behind > 0 && failed === 0) break;
+      // Every endpoint answered, none has the block yet (or would give it): the caller decides.
+      if (behind + refusals > 0 && failed === 0) break;
       if (round < rounds - 1) {
         const delay = backoffMs(round, { baseMs: 200, maxMs: 5_000, jitter: "equal" });
         await new Promise((r) => setTimeout(r, delay));
         if (options.signal?.aborted) throw options.signal.reason;
       }
     }
+    if (refused) throw refused;
     if (atLeast !== undefined && behind > 0)
       throw new NoHealthyEndpointError(
         methods[0] ?? "batch",
@@ -410,6 +427,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     return {
       ...(read.atLeast !== undefined ? { atLeast: read.atLeast } : {}),
       ...(lacks ? { lacks: (results: unknown[]) => lacks(results, [c]) } : {}),
+      ...(read.refusalMovesOn ? { refusalMovesOn: true } : {}),
     };
   }
 

@@ -1,7 +1,9 @@
 /**
  * RPC faults in front of a real anvil: the first endpoint fails (HTTP 500), rate-limits (429),
  * times out, drops connections or refuses wide eth_getLogs ranges; the adapter falls back to the
- * next endpoint (or shrinks the range) and the indexer's result equals a clean index.
+ * next endpoint (or shrinks the range) and the indexer's result equals a clean index. The same when
+ * the first endpoint answers a chain-data read with a JSON-RPC error, leaves receipts out or answers
+ * with another block's receipts: that answer is never evidence, the read moves on.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -25,6 +27,8 @@ import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
+// Receives only in the tests at the end (the ones above count D1's facts and the token's logs).
+const D2 = freshAddress(2);
 let t: IndexerTest;
 let primary: FaultyProxy;
 let secondary: FaultyProxy;
@@ -50,8 +54,17 @@ beforeEach(() => {
     proxy.setMaxLogRange(null);
     proxy.setDropRangeLogs(false);
     proxy.setRefuseBatches(false);
+    for (const method of LIED_ABOUT) proxy.setMethodLie(method, null);
   }
 });
+
+const LIED_ABOUT = [
+  "eth_getBlockReceipts",
+  "eth_getTransactionReceipt",
+  "eth_getLogs",
+  "trace_block",
+  "eth_getBlockByNumber",
+];
 
 /** A Common with its own metrics registry, so a test's counters start at zero. */
 function freshCommon(): Common {
@@ -198,5 +211,129 @@ describe("RPC fallback", () => {
     } finally {
       await db.drop();
     }
+  });
+});
+
+/**
+ * An ingestor on `rpcUrls` indexes to the head with every endpoint truthful (so it has seen
+ * eth_getBlockReceipts answered), then the primary starts lying (`lie`) and D2 receives a native
+ * and a token deposit: the ingestor must reach the head again and store what a clean index stores.
+ */
+async function ingestThroughLie(
+  lie: () => void,
+  config: Partial<ChainConfig> = {},
+  blocksAfter = 0,
+) {
+  const db = await createTestDatabase();
+  await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
+  const ingestor = await t.ingestor({
+    common: freshCommon(),
+    pool: db.pool,
+    chain: { ...chain, ...config },
+  });
+  try {
+    await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+    const toD2 = async () =>
+      (await canonicalFacts(db.pool, CHAIN_ID)).filter((f) => f.to_address === D2.toLowerCase());
+    const earlier = (await toD2()).length;
+    lie();
+    const liesBefore = primary.stats();
+    await sendAndMine(t.rpc, { from, to: D2, value: 7n });
+    await sendAndMine(t.rpc, { from, to: token, data: call("TestToken", "transfer", [D2, 7n]) });
+    if (blocksAfter > 0) await t.rpc("anvil_mine", [`0x${blocksAfter.toString(16)}`]);
+    await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+    await ingestor.stop();
+    const lied = Object.entries(primary.stats()).filter(
+      ([k, n]) => k.startsWith("lie:") && n > (liesBefore[k] ?? 0),
+    );
+    for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
+    const reference = await freshIndex({
+      common: t.ctx.common,
+      chain: { ...chain, ...config, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
+      sourcePool: db.pool,
+    });
+    const facts = await canonicalFacts(db.pool, CHAIN_ID);
+    expect(facts).toEqual(reference.facts);
+    const d2 = await toD2();
+    expect(d2).toHaveLength(earlier + 2);
+    if (blocksAfter > 0)
+      expect(d2.slice(-2).map((f) => f.status)).toEqual(["confirmed", "confirmed"]);
+    // The lie was told (the test tested something).
+    expect(lied.length).toBeGreaterThan(0);
+  } finally {
+    // Stopped before its database is dropped (it holds the chain's lease there).
+    await ingestor.stop();
+    await db.drop();
+  }
+}
+
+describe("a node's refusal or partial answer is not evidence: the read moves on", () => {
+  it("eth_getBlockReceipts answered with a JSON-RPC error: the next endpoint's receipts", async () => {
+    await ingestThroughLie(() =>
+      primary.setMethodLie("eth_getBlockReceipts", () => ({
+        error: { code: -32603, message: "internal error" },
+      })),
+    );
+  });
+
+  it("eth_getBlockReceipts refused by the only endpoint: per-transaction receipts", async () => {
+    await ingestThroughLie(
+      () =>
+        primary.setMethodLie("eth_getBlockReceipts", () => ({
+          error: { code: -32603, message: "internal error" },
+        })),
+      { rpcUrls: [primary.url] },
+    );
+  });
+
+  it("eth_getBlockReceipts leaving receipts out (fewer than the block's transactions)", async () => {
+    await ingestThroughLie(() =>
+      primary.setMethodLie("eth_getBlockReceipts", () => ({ result: [] })),
+    );
+  });
+
+  it("receipts of another block at that height: refused (never stored), the read moves on", async () => {
+    const sibling = `0x${"ab".repeat(32)}`;
+    const ofSibling = (real: { result?: unknown }) => ({
+      result: Array.isArray(real.result)
+        ? real.result.map((r) => ({ ...(r as object), blockHash: sibling }))
+        : real.result && { ...(real.result as object), blockHash: sibling },
+    });
+    await ingestThroughLie(() => {
+      primary.setMethodLie("eth_getBlockReceipts", ofSibling);
+      primary.setMethodLie("eth_getTransactionReceipt", ofSibling);
+    });
+  });
+
+  it("eth_getLogs answered with a JSON-RPC error other than a range limit: the next endpoint's logs", async () => {
+    await ingestThroughLie(() =>
+      primary.setMethodLie("eth_getLogs", () => ({
+        error: { code: -32000, message: "header not found" },
+      })),
+    );
+  });
+
+  it("trace_block answered with a JSON-RPC error: the next endpoint's traces", async () => {
+    await ingestThroughLie(
+      () =>
+        primary.setMethodLie("trace_block", () => ({
+          error: { code: -32603, message: "internal error" },
+        })),
+      { traces: true, tracesMethod: "trace_block" },
+    );
+  });
+
+  it("the finalized tag refused by the preferred endpoint: the next endpoint's tag confirms", async () => {
+    await ingestThroughLie(
+      () =>
+        primary.setMethodLie("eth_getBlockByNumber", (real, params) =>
+          params[0] === "finalized"
+            ? { error: { code: -32000, message: "finalized block not found" } }
+            : { result: real.result },
+        ),
+      { confirmations: { kind: "finalized" } },
+      // anvil's finalized block is 64 blocks below its head.
+      70,
+    );
   });
 });

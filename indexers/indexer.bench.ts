@@ -70,6 +70,7 @@ async function measureFloor(
       const perBlock = blocks.map((b) => ({
         number: BigInt(b.number),
         hash: b.hash,
+        txCount: b.transactions.length,
         txHashes: b.transactions.map((t) => t.hash),
       }));
       const wanted = txsNeedingReceipts(blocks, watched);

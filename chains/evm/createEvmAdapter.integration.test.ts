@@ -63,7 +63,12 @@ it("serves blocks, receipts, head and the viem client over the same transport", 
   expect(BigInt(block!.number)).toBe(head);
   expect(block!.transactions.map((t) => t.hash)).toEqual([sent.transactionHash]);
   const [receipts] = await adapter.getBlockReceipts([
-    { number: head, txHashes: block!.transactions.map((t) => t.hash) },
+    {
+      number: head,
+      hash: block!.hash,
+      txCount: block!.transactions.length,
+      txHashes: block!.transactions.map((t) => t.hash),
+    },
   ]);
   expect(receipts!.map((r) => [r.transactionHash, r.blockHash])).toEqual([
     [sent.transactionHash, block!.hash],

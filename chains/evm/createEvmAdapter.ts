@@ -35,24 +35,30 @@ export const TRANSFER_TOPIC: Hex =
   "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
 /**
- * The node's `finalized` block, number and hash (lowercase), or null where it has none (a node that
- * refuses the tag answers with an RPC error; an empty answer is "none yet"). The hash says which
+ * The node's `finalized` block, number and hash (lowercase), or null where it has none (every node
+ * refuses the tag with an RPC error; an empty answer is "none yet"). The hash says which
  * chain the tag is about: an endpoint on another fork finalizes other blocks.
  */
 export async function readFinalizedBlock(
   rpc: RpcClient,
 ): Promise<{ number: bigint; hash: string } | null> {
   try {
-    const block = await rpc.request<RawBlock<Hex> | null>("eth_getBlockByNumber", [
-      "finalized",
-      false,
-    ]);
+    // One endpoint refusing the tag while another knows it: the other's answer (its hash is
+    // checked against ours by every reader).
+    const block = await rpc.request<RawBlock<Hex> | null>(
+      "eth_getBlockByNumber",
+      ["finalized", false],
+      { refusalMovesOn: true },
+    );
     return block ? { number: BigInt(block.number), hash: block.hash.toLowerCase() } : null;
   } catch (error) {
     if (error instanceof RpcResponseError) return null;
     throw error;
   }
 }
+
+/** A block whose receipts are read: its number, hash, transaction count and the receipts wanted. */
+export type ReceiptsOfBlock = { number: bigint; hash: Hex; txCount: number; txHashes: Hex[] };
 
 /** A block whose call frames are read: its number and hash, and all its transactions in order. */
 export type TracedBlock = { number: bigint; hash: Hex; txHashes: Hex[] };
@@ -78,8 +84,14 @@ export type EvmAdapter = {
   getBlocks: (numbers: bigint[]) => Promise<(RawBlock | null)[]>;
   /** Block headers (no transactions), in the order asked; same endpoint rule as getBlocks. */
   getHeaders: (numbers: bigint[]) => Promise<(RawBlock<Hex> | null)[]>;
-  /** Receipts of whole blocks: eth_getBlockReceipts where served, else one call per transaction. */
-  getBlockReceipts: (blocks: { number: bigint; txHashes: Hex[] }[]) => Promise<RawReceipt[][]>;
+  /**
+   * Receipts of the transactions `txHashes` of each block (`hash`, with `txCount` transactions):
+   * eth_getBlockReceipts where served, else (or when every endpoint at the block refuses it) one
+   * call per transaction. An answer without them, with fewer receipts than the block has
+   * transactions, or with receipts of another block, is a node that lacks our block: the read
+   * moves on. The result may hold more than the asked receipts.
+   */
+  getBlockReceipts: (blocks: ReceiptsOfBlock[]) => Promise<RawReceipt[][]>;
   /**
    * ERC-20 Transfer logs of `tokens` in [fromBlock, toBlock]. The range is split as needed:
    * halved when a provider refuses it (result limits, response size, timeouts) and grown back
@@ -127,6 +139,12 @@ export type EvmAdapterOptions = {
 const LOG_LIMIT =
   /more than|too many|limit|too large|range|exceed|response size|timeout|timed out|query returned/i;
 
+/** Per-transaction answers back into one list per block. */
+function unflatten<T>(blocks: { txHashes: Hex[] }[], flat: T[]): T[][] {
+  let i = 0;
+  return blocks.map((b) => b.txHashes.map(() => flat[i++]!));
+}
+
 function maxOf(numbers: bigint[]): bigint | undefined {
   let max: bigint | undefined;
   for (const n of numbers) if (max === undefined || n > max) max = n;
@@ -165,10 +183,51 @@ function nullBlock(results: unknown[], calls: RpcCall[]): bigint | null {
   return lowest;
 }
 
-/** Read options for calls on blocks `numbers`. */
-function blockRead(numbers: bigint[]): ReadOptions {
+/**
+ * Read options for calls on blocks `numbers` (`lacks`: which block an answer shows missing). A
+ * node's JSON-RPC error on such a read is no evidence either: the next endpoint is asked.
+ */
+function blockRead(numbers: bigint[], lacks: ReadOptions["lacks"] = nullBlock): ReadOptions {
   const atLeast = maxOf(numbers);
-  return atLeast === undefined ? { lacks: nullBlock } : { atLeast, lacks: nullBlock };
+  return atLeast === undefined
+    ? { lacks, refusalMovesOn: true }
+    : { atLeast, lacks, refusalMovesOn: true };
+}
+
+/** A receipt of our block `b` (a node on a sibling block at that height answers for its own). */
+function inBlock(b: ReceiptsOfBlock, r: RawReceipt | null | undefined): boolean {
+  return !!r && r.blockHash?.toLowerCase() === b.hash.toLowerCase();
+}
+
+/**
+ * eth_getBlockReceipts' answer holds block `b`'s wanted receipts, each of our block, and no fewer
+ * receipts than the block has transactions (more is tolerated: bor adds a state-sync receipt).
+ */
+function wholeReceipts(b: ReceiptsOfBlock, list: RawReceipt[] | null | undefined): boolean {
+  if (!Array.isArray(list) || list.length < b.txCount) return false;
+  if (!list.every((r) => inBlock(b, r))) return false;
+  const have = new Set(list.map((r) => r.transactionHash.toLowerCase()));
+  return b.txHashes.every((h) => have.has(h.toLowerCase()));
+}
+
+/**
+ * `lacks` for reads whose calls each name their block (`blockOf`, by the call's first param): the
+ * lowest block whose answer is not `whole` (that endpoint lacks it), or null. By call, not by
+ * index: a long read goes out in several batches, each checked alone.
+ */
+function lowestLacking<T>(
+  blockOf: Map<unknown, ReceiptsOfBlock>,
+  whole: (block: ReceiptsOfBlock, answer: T | null | undefined) => boolean,
+): NonNullable<ReadOptions["lacks"]> {
+  return (results, calls) => {
+    let lowest: bigint | null = null;
+    results.forEach((r, i) => {
+      const b = blockOf.get(calls[i]?.params[0]);
+      if (!b || whole(b, r as T | null | undefined)) return;
+      if (lowest === null || b.number < lowest) lowest = b.number;
+    });
+    return lowest;
+  };
 }
 
 export function isLogRangeLimit(error: unknown): boolean {
@@ -277,7 +336,7 @@ export function createEvmAdapter(
               topics: [TRANSFER_TOPIC],
             },
           ],
-          { atLeast: to },
+          { atLeast: to, refusalMovesOn: true },
         );
         for (const log of part) logs.push(log);
         from = to + 1n;
@@ -291,58 +350,51 @@ export function createEvmAdapter(
     return logs;
   }
 
-  async function getBlockReceipts(
-    blocks: { number: bigint; txHashes: Hex[] }[],
-  ): Promise<RawReceipt[][]> {
+  async function getBlockReceipts(blocks: ReceiptsOfBlock[]): Promise<RawReceipt[][]> {
     if (blocks.length === 0) return [];
     if (blockReceiptsSupported !== false) {
       try {
-        const result = await rpc.batch<RawReceipt[] | null>(
+        const result = await rpc.batch<RawReceipt[]>(
           blocks.map((b) => ({ method: "eth_getBlockReceipts", params: [numberToHex(b.number)] })),
-          blockRead(blocks.map((b) => b.number)),
+          blockRead(
+            blocks.map((b) => b.number),
+            lowestLacking<RawReceipt[]>(
+              new Map(blocks.map((b) => [numberToHex(b.number), b])),
+              wholeReceipts,
+            ),
+          ),
         );
         blockReceiptsSupported = true;
-        return result.map((r, i) => {
-          if (!r)
-            throw new RpcResponseError(
-              "eth_getBlockReceipts",
-              0,
-              `no receipts for block ${blocks[i]!.number}`,
-            );
-          return r;
-        });
+        return result;
       } catch (error) {
-        if (!(error instanceof RpcResponseError) || blockReceiptsSupported === true) throw error;
-        blockReceiptsSupported = false;
-        logger.info({ msg: "eth_getBlockReceipts not served, using per-transaction receipts" });
+        if (!(error instanceof RpcResponseError)) throw error;
+        // Every endpoint at the blocks refused: before any answer, it is not served; after one,
+        // these blocks' receipts come one per transaction (a refusal is never evidence).
+        if (blockReceiptsSupported === true)
+          logger.warn({
+            msg: "eth_getBlockReceipts refused by every endpoint at the blocks, using per-transaction receipts",
+            from_block: blocks[0]!.number.toString(),
+            error: error.shortMessage,
+          });
+        else {
+          blockReceiptsSupported = false;
+          logger.info({ msg: "eth_getBlockReceipts not served, using per-transaction receipts" });
+        }
       }
     }
-    const owner = blocks.flatMap((b) => b.txHashes.map(() => b.number));
-    const atLeast = maxOf(blocks.map((b) => b.number));
-    const all = await rpc.batch<RawReceipt | null>(
-      blocks.flatMap((b) =>
-        b.txHashes.map((h) => ({ method: "eth_getTransactionReceipt", params: [h] })),
+    // A receipt the node does not return, or one in another block: that node lacks our block.
+    const owner = new Map(blocks.flatMap((b) => b.txHashes.map((h) => [h, b] as const)));
+    return unflatten(
+      blocks,
+      await rpc.batch<RawReceipt>(
+        blocks.flatMap((b) =>
+          b.txHashes.map((h) => ({ method: "eth_getTransactionReceipt", params: [h] })),
+        ),
+        blockRead(
+          blocks.map((b) => b.number),
+          lowestLacking<RawReceipt>(owner, inBlock),
+        ),
       ),
-      {
-        ...(atLeast === undefined ? {} : { atLeast }),
-        // A receipt the node does not return: that node lacks the block (it is behind).
-        lacks: (results) => {
-          let lowest: bigint | null = null;
-          results.forEach((r, i) => {
-            const n = owner[i]!;
-            if (r === null && (lowest === null || n < lowest)) lowest = n;
-          });
-          return lowest;
-        },
-      },
-    );
-    let i = 0;
-    return blocks.map((b) =>
-      b.txHashes.map((h) => {
-        const r = all[i++];
-        if (!r) throw new RpcResponseError("eth_getTransactionReceipt", 0, `no receipt for ${h}`);
-        return r;
-      }),
     );
   }
 
@@ -382,6 +434,7 @@ export function createEvmAdapter(
       })),
       {
         ...(atLeast === undefined ? {} : { atLeast }),
+        refusalMovesOn: true,
         lacks: (results) => {
           let lowest: bigint | null = null;
           results.forEach((r, i) => {
@@ -407,6 +460,7 @@ export function createEvmAdapter(
     getLatestBlock: (atLeast) =>
       rpc.request<RawBlock>("eth_getBlockByNumber", ["latest", true], {
         ...(atLeast === undefined ? {} : { atLeast }),
+        refusalMovesOn: true,
         lacks: ([block]) => {
           if (block === null || block === undefined) return atLeast ?? 0n;
           const n = BigInt((block as RawBlock).number);
@@ -434,7 +488,7 @@ export function createEvmAdapter(
           method: "eth_getLogs",
           params: [{ blockHash: q.blockHash, address: q.tokens, topics: [TRANSFER_TOPIC] }],
         })),
-        atLeast === undefined ? {} : { atLeast },
+        atLeast === undefined ? { refusalMovesOn: true } : { atLeast, refusalMovesOn: true },
       );
     },
     getNativeBalance: (address, blockNumber) =>

@@ -9,7 +9,7 @@
  */
 import { type Backend, type LyingProxy, startLyingProxy } from "./lyingChain/proxy.js";
 
-export type { Backend, Fault, FaultRates, LyingProxy } from "./lyingChain/proxy.js";
+export type { Backend, Fault, FaultRates, LyingProxy, MethodLie } from "./lyingChain/proxy.js";
 
 export type FaultyProxy = LyingProxy;
 

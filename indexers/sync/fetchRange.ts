@@ -24,6 +24,8 @@ export async function fetchReceipts(
   const perBlock = blocks
     .map((b) => ({
       number: BigInt(b.number),
+      hash: b.hash,
+      txCount: b.transactions.length,
       txHashes: b.transactions
         .map((t) => t.hash)
         .filter((h) => wanted.has(h.toLowerCase()) && !have.has(h.toLowerCase())),

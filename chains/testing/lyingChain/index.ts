@@ -9,6 +9,7 @@ export {
   type Fault,
   type FaultRates,
   type LyingProxy,
+  type MethodLie,
   startLyingProxy,
 } from "./proxy.js";
 export {

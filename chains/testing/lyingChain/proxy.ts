@@ -5,8 +5,9 @@
  * a per-request function, or random rates drawn from a seeded stream. Behind it, each backend can
  * be a lagging node (answers as if its head were head - N), a syncing node (head 0) or withhold
  * receipts, and raw transactions can be refused or silently lost; with several backends the proxy
- * round-robins between them, like a load balancer whose backends disagree. Good requests reach the
- * real node: it injects faults, it is not a mock.
+ * round-robins between them, like a load balancer whose backends disagree. One method's answers can
+ * also be rewritten from the real ones (a JSON-RPC error, receipts left out or of another block).
+ * Good requests reach the real node: it injects faults, it is not a mock.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -30,6 +31,15 @@ export type Backend = {
  * of a load balancer rejected what another accepted.
  */
 export type SendFault = { rate: number; forward: boolean; message: string };
+
+/**
+ * How one method's answers lie, given the real node's answer and the call's params: the answer sent
+ * instead (a JSON-RPC error, or another result).
+ */
+export type MethodLie = (
+  real: { result?: unknown; error?: { code: number; message: string } },
+  params: unknown[],
+) => { result: unknown } | { error: { code: number; message: string } };
 
 /** Probability per HTTP request of each transport fault (applies while the fixed fault is "none"). */
 export type FaultRates = { http500?: number; http429?: number; timeout?: number; drop?: number };
@@ -63,6 +73,8 @@ export type LyingProxy = {
   setDropRangeLogs: (drop: boolean) => void;
   /** Answer JSON-RPC batches with one error object, as providers without batch support do. */
   setRefuseBatches: (refuse: boolean) => void;
+  /** Rewrite every answer to `method` (single or in a batch) with `lie`; null: answer truly. */
+  setMethodLie: (method: string, lie: MethodLie | null) => void;
   /** Replace the backends (round-robin per HTTP request). */
   setBackends: (backends: Backend[]) => void;
   backends: () => Backend[];
@@ -72,7 +84,10 @@ export type LyingProxy = {
   setNullReceipts: (on: boolean, forMs?: number) => void;
   requests: () => number;
   logRanges: () => number[];
-  /** Requests per injected fault kind and per lie ("lagging", "syncing", "null_receipts"). */
+  /**
+   * Requests per injected fault kind and per lie ("lagging", "syncing", "null_receipts"), and calls
+   * per rewritten method ("lie:<method>").
+   */
   stats: () => Record<string, number>;
   close: () => Promise<void>;
 };
@@ -112,6 +127,7 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
   let refuseBatches = false;
   let dropRangeLogs = false;
   let nullReceiptsUntil = 0;
+  const lies = new Map<string, MethodLie>();
   let count = 0;
   let turn = 0;
   const ranges: number[] = [];
@@ -170,6 +186,26 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
       ? await Promise.all(parsed.map((c) => answerThroughView(c, state, upstream)))
       : await answerThroughView(parsed, state, upstream);
     return { status: 200, text: JSON.stringify(result) };
+  }
+
+  /** The answer with each call of a lied-about method rewritten (ids kept). */
+  function lie(parsed: JsonRpcCall | JsonRpcCall[], text: string): string {
+    const calls = Array.isArray(parsed) ? parsed : [parsed];
+    let answers: JsonRpcAnswer | JsonRpcAnswer[];
+    try {
+      answers = JSON.parse(text) as JsonRpcAnswer | JsonRpcAnswer[];
+    } catch {
+      return text;
+    }
+    const list = Array.isArray(answers) ? answers : [answers];
+    const rewritten = list.map((a) => {
+      const c = calls.find((x) => x.id === a.id);
+      const told = c && lies.get(c.method);
+      if (!told) return a;
+      bump(`lie:${c.method}`);
+      return { jsonrpc: "2.0" as const, id: a.id, ...told(a, c.params ?? []) };
+    });
+    return JSON.stringify(Array.isArray(answers) ? rewritten : rewritten[0]);
   }
 
   const server = http.createServer((req, res) => {
@@ -281,7 +317,7 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
       try {
         const upstream = await answer(backend, body);
         res.writeHead(upstream.status, { "content-type": "application/json" });
-        res.end(upstream.text);
+        res.end(lies.size === 0 ? upstream.text : lie(parsed, upstream.text));
       } catch {
         if (!res.headersSent) res.writeHead(502).end();
       }
@@ -319,6 +355,10 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
     },
     setRefuseBatches: (refuse) => {
       refuseBatches = refuse;
+    },
+    setMethodLie: (method, told) => {
+      if (told) lies.set(method, told);
+      else lies.delete(method);
     },
     setBackends: (list) => {
       if (list.length === 0) throw new Error("a lying proxy needs at least one backend");
