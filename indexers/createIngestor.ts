@@ -9,6 +9,8 @@
 import type { EvmAdapter } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
 import type { Pool } from "../foundation/db.js";
+import { unhealthyReasons } from "./health.js";
+import { registerIndexerSource } from "./metrics.js";
 import {
   createSyncContext,
   type FactsDoorbell,
@@ -62,12 +64,37 @@ export async function createIngestor({
   const loop = createIngestLoop(ctx, pollIntervalMs, () => {
     stopping = true;
   });
+  // The gauges read this instance at each scrape (indexers/metrics.ts) while it runs. Once started,
+  // it writes the chain only while it holds the lease: a standby, or a task whose lease connection
+  // died, knows nothing current of the chain and exports none of the writer's gauges. Without a
+  // loop (syncOnce: tests and tools) it writes whenever asked.
+  let started = false;
+  const writes = () => ctx.state.leaseHeld || !started;
+  const unregister = registerIndexerSource(common.metrics.registry, chain.chainId, {
+    reasons: () =>
+      writes() ? unhealthyReasons(chain, ctx.state, Date.now()).map((f) => f.reason) : [],
+    leaseHeld: () => ctx.state.leaseHeld,
+    writer: () =>
+      writes()
+        ? {
+            halted: ctx.state.halted !== null,
+            noHealthyEndpoint: ctx.state.noHealthyEndpoint !== null,
+            head: ctx.state.head,
+            indexed: ctx.state.indexed,
+            ...ctx.observed,
+          }
+        : null,
+  });
   return {
     syncOnce: loop.syncOnce,
     watched,
-    start: loop.start,
+    start() {
+      started = true;
+      loop.start();
+    },
     async stop() {
       await loop.stop();
+      unregister();
       await watched.stop();
     },
     status: () => ({ ...ctx.state }),

@@ -164,11 +164,7 @@ describe("halt below finality", () => {
     expect(await loadTip(t.ctx.db.pool, CHAIN_ID)).toEqual(tip);
     expect(ingestor.status().halted).toContain("reorg reaches finalized block");
     expect(await haltedGauge()).toBe("1");
-    const health = await indexerHealthCheck({
-      chain,
-      ingestor,
-      metrics: t.ctx.common.metrics,
-    }).check();
+    const health = await indexerHealthCheck({ chain, ingestor }).check();
     expect(health.ok).toBe(false);
     expect(health.detail).toContain("chain halted");
     expect((await audit()).map((a) => [a.actor, a.action])).toEqual([["indexer", "chain.halted"]]);

@@ -60,7 +60,7 @@ describe("healthy nodes only", () => {
       adapterOptions: { timeoutMs: 2000 },
       options: { pollIntervalMs: 100, batchBlocks: 4 },
     });
-    const health = indexerHealthCheck({ chain, ingestor, metrics: t.ctx.common.metrics });
+    const health = indexerHealthCheck({ chain, ingestor });
     try {
       ingestor.start();
       const head = BigInt(await t.rpc<Hex>("eth_blockNumber"));

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { createMetrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
 import { indexerHealthCheck, unhealthyReasons } from "./health.js";
 
@@ -81,7 +80,6 @@ describe("indexerHealthCheck", () => {
       ingestor: {
         status: () => ({ ...status, headChangedAt: Date.now() - 500, syncedAt: Date.now() - 200 }),
       },
-      metrics: createMetrics({ defaults: false }),
     }).check();
 
   it("passes as degraded while only lagging (live and visible, not failed), with the lag", async () => {

@@ -10,9 +10,8 @@
 
 import type { ChainConfig } from "../chains/index.js";
 import type { HealthCheck, HealthCheckResult } from "../foundation/health.js";
-import type { Metrics } from "../foundation/metrics.js";
 import type { IngestorStatus } from "./createIngestor.js";
-import { indexerMetrics, indexerSources, UNHEALTHY_REASONS } from "./metrics.js";
+import type { UNHEALTHY_REASONS } from "./metrics.js";
 
 export type IndexerHealthReason = (typeof UNHEALTHY_REASONS)[number];
 
@@ -54,38 +53,22 @@ export function unhealthyReasons(
   return out;
 }
 
+/**
+ * The readiness check. The gauge is not set here: every scrape computes it from each running
+ * ingestor (createIngestor registers it; indexers/metrics.ts), since the alerts read it and nothing
+ * may ever ask an indexer task's /readyz.
+ */
 export function indexerHealthCheck({
   chain,
   ingestor,
-  metrics,
 }: {
   chain: ChainConfig;
   ingestor: { status: () => IngestorStatus };
-  metrics: Metrics;
 }): HealthCheck {
-  const gauge = indexerMetrics(metrics.registry).unhealthy;
-  const update = () => {
-    const found = unhealthyReasons(chain, ingestor.status(), Date.now());
-    for (const reason of UNHEALTHY_REASONS)
-      gauge.set(
-        { chain_id: String(chain.chainId), reason },
-        found.some((f) => f.reason === reason) ? 1 : 0,
-      );
-    return found;
-  };
-  // Every scrape computes the gauge too (indexers/metrics.ts): the alerts read it, and nothing may
-  // ever ask an indexer task's /readyz.
-  const sources = indexerSources(metrics.registry);
-  const chainId = String(chain.chainId);
-  if (!sources.has(chainId)) sources.set(chainId, new Set());
-  sources.get(chainId)!.add({
-    reasons: () => unhealthyReasons(chain, ingestor.status(), Date.now()).map((f) => f.reason),
-    leaseHeld: () => ingestor.status().leaseHeld,
-  });
   return {
     name: `indexer:${chain.key}`,
     async check(): Promise<HealthCheckResult> {
-      const found = update();
+      const found = unhealthyReasons(chain, ingestor.status(), Date.now());
       const detail = found.map((f) => f.detail).join("; ");
       // Ready (it takes over the moment the lock is free), but not indexing: say so, since with
       // every task standing by (a dead task's session still holding the lock) nothing indexes.

@@ -5,6 +5,9 @@
  * and takes over when the writer stops. Then a lone ingestor follows new heads over WS. Last, a
  * task whose dead predecessor's Postgres session still holds the chain's lock says so (readiness
  * detail, `custody_indexer_lease_held` 0: NoActiveIndexer) and takes over once that session ends.
+ * Then a halted chain's writer loses its lease connection: this process stops exporting what only
+ * the writer knows (no stale `custody_chain_halted` 1 after the resume), and stopped instances
+ * export nothing.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -13,6 +16,7 @@ import type { RoleContext, RoleHandle } from "../foundation/roles.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob } from "./doorbell.js";
+import { closeHalt, insertHalt } from "./halts.js";
 import { indexerRole } from "./role.js";
 import { INDEXER_LEASE_NAMESPACE } from "./sync/loop.js";
 import { anvilRpc, freshAddress, type Rpc, sendTx, watch } from "./testing/chain.js";
@@ -114,7 +118,7 @@ it("runs, reports readiness and metrics, rings the doorbell, and keeps one write
   const standing = await standby.health.run();
   expect(standing.ok).toBe(true);
   expect(standing.checks[check]?.detail).toContain("stands by");
-  const failed = await writer.health.run(); // last, so the shared gauge shows the writer's view
+  const failed = await writer.health.run();
   expect(failed.checks[check]?.detail).toContain("has not advanced");
   const gauge = await ctx.common.metrics.registry.getSingleMetricAsString(
     "custody_indexer_unhealthy",
@@ -210,7 +214,8 @@ it("stands by, saying so, while a dead task's session holds the chain's lock; ta
     // and end it. The standby takes over and indexes.
     const { rows } = await ctx.db.pool.query<{ pid: number }>(
       `SELECT pid FROM pg_locks
-        WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted`,
+        WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
     );
     expect(rows).toHaveLength(1);
@@ -230,11 +235,94 @@ it("stands by, saying so, while a dead task's session holds the chain's lock; ta
   }
 });
 
+it("a task that loses its lease exports none of the writer's gauges; stopped tasks export nothing", async () => {
+  for (const h of handles.splice(0)) await h.stop();
+  await rpc("evm_setAutomine", [false]);
+  await rpc("evm_setIntervalMining", [1]);
+  // Two instances in one process (dev mode): one writes, one stands by.
+  for (let i = 0; i < 2; i++) handles.push(await indexerRole.start(roleContext(createHealth())));
+  await waitFor("a writer", async () => ((await leaseHeld()) === "1" ? true : undefined));
+  await waitFor("the writer's gauges", async () =>
+    (await Promise.all(WRITER_GAUGES.map(exported))).every((v) => v !== undefined)
+      ? true
+      : undefined,
+  );
+  // The chain is halted (a reorg reached a final block): the writer reports it.
+  const client = await ctx.db.pool.connect();
+  try {
+    await insertHalt(client, { chainId: CHAIN_ID, reason: "test halt", details: {} });
+  } finally {
+    client.release();
+  }
+  await waitFor("the writer to report the halt", async () =>
+    (await exported("custody_chain_halted")) === "1" ? true : undefined,
+  );
+
+  // The writer's lease connection dies (a Postgres failover, a network cut) and another session
+  // takes the lock before any task of this process can: both instances stand by.
+  const other = await ctx.db.pool.connect();
+  other.on("error", () => {});
+  try {
+    await waitFor("the other session to hold the chain's lock", async () => {
+      const { rows } = await ctx.db.pool.query<{ pid: number }>(
+        `SELECT pid FROM pg_locks
+          WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
+      );
+      for (const { pid } of rows) await ctx.db.pool.query("SELECT pg_terminate_backend($1)", [pid]);
+      const { rows: got } = await other.query<{ ok: boolean }>(
+        "SELECT pg_try_advisory_lock($1, $2) AS ok",
+        [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
+      );
+      return got[0]?.ok ? true : undefined;
+    });
+    await waitFor("this process to notice it lost the lease", async () =>
+      (await leaseHeld()) === "0" ? true : undefined,
+    );
+    // The operator resumes the chain meanwhile. This process writes nothing and knows nothing of
+    // the chain now: it must not keep saying the chain is halted (ChainHalted would fire on after
+    // the resume), nor show its last head, tip or lag as the chain's.
+    const resumer = await ctx.db.pool.connect();
+    try {
+      await closeHalt(resumer, CHAIN_ID, { resumedBy: "test", reason: "test" });
+    } finally {
+      resumer.release();
+    }
+    for (const name of WRITER_GAUGES) expect(await exported(name), name).toBeUndefined();
+  } finally {
+    other.release(true);
+  }
+  // The lock is free again: one instance takes over and reports the chain's truth.
+  await waitFor("an instance to take the chain over", async () =>
+    (await leaseHeld()) === "1" ? true : undefined,
+  );
+  await waitFor("the writer to report the chain running", async () =>
+    (await exported("custody_chain_halted")) === "0" ? true : undefined,
+  );
+
+  // Stopped instances export nothing for the chain (NoIndexerRunning reads the absence).
+  for (const h of handles.splice(0)) await h.stop();
+  expect(await leaseHeld()).toBeUndefined();
+  expect(await exported("custody_indexer_unhealthy")).toBeUndefined();
+  for (const name of WRITER_GAUGES) expect(await exported(name), name).toBeUndefined();
+});
+
+/** Gauges only the chain's writer (the lease holder) knows. */
+const WRITER_GAUGES = [
+  "custody_chain_halted",
+  "custody_indexer_no_healthy_endpoint",
+  "custody_indexer_chain_head",
+  "custody_indexer_indexed_block",
+  "custody_indexer_lag_blocks",
+  "custody_indexer_finalized_block",
+];
+
 /** `custody_indexer_lease_held` of the test chain as this process exports it. */
-async function leaseHeld(): Promise<string | undefined> {
+const leaseHeld = () => exported("custody_indexer_lease_held");
+
+/** A gauge's (first) value for the test chain as this process exports it; undefined if none. */
+async function exported(name: string): Promise<string | undefined> {
   const text = await ctx.common.metrics.registry.metrics();
-  return new RegExp(
-    `^custody_indexer_lease_held\\{chain_id="${CHAIN_ID}"[^}]*\\} (\\S+)$`,
-    "m",
-  ).exec(text)?.[1];
+  return new RegExp(`^${name}\\{chain_id="${CHAIN_ID}"[^}]*\\} (\\S+)$`, "m").exec(text)?.[1];
 }

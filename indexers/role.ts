@@ -22,7 +22,7 @@ export const indexerRole: RoleDefinition = {
         adapter,
         doorbell,
       });
-      ctx.health.add(indexerHealthCheck({ chain, ingestor, metrics: ctx.common.metrics }));
+      ctx.health.add(indexerHealthCheck({ chain, ingestor }));
       ingestor.start();
       ingestors.push(ingestor);
     }

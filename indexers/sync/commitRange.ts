@@ -78,7 +78,7 @@ export async function rulesUpTo(
 }
 
 function observeFinalized(ctx: SyncContext, n: bigint | null | undefined): void {
-  if (n !== null && n !== undefined) ctx.metrics.finalizedBlock.set(ctx.labels, Number(n));
+  if (n !== null && n !== undefined) ctx.observed.finalized = n;
 }
 
 export async function commitRange(
@@ -122,7 +122,7 @@ export async function commitRange(
   for (const [kind, n] of byKind) ctx.metrics.facts.inc({ ...ctx.labels, kind }, n);
   // Calls per stored block, the polls that found nothing since the last block included.
   const calls = ctx.adapter.rpc.callCount();
-  ctx.metrics.rpcCallsPerBlock.set(ctx.labels, (calls - ctx.callsAtLastBlock) / headers.length);
+  ctx.observed.rpcCallsPerBlock = (calls - ctx.callsAtLastBlock) / headers.length;
   ctx.callsAtLastBlock = calls;
   ctx.knownTip = newTip;
   observeFinalized(ctx, finalized?.number);

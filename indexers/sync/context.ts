@@ -82,6 +82,12 @@ export type SyncContext = {
   stopping: () => boolean;
   /** RPC call count at the last stored block (for calls per block, idle polls included). */
   callsAtLastBlock: number;
+  /**
+   * What the writer gauges show besides the status (indexers/metrics.ts reads them at a scrape,
+   * only while this instance writes the chain): the published finalized block and the RPC calls
+   * per block of the last batch.
+   */
+  observed: { finalized: bigint | null; rpcCallsPerBlock: number | null };
   /** Block pruning (sync/prune.ts): retention below finalized, cadence, and progress. */
   prune: { retention: number; intervalMs: number; at: number; below: bigint };
   /** The node's `finalized` tag, cached (it moves slowly): see `nodeFinalized`. */
@@ -145,6 +151,7 @@ export function createSyncContext(args: {
     },
     stopping: args.stopping,
     callsAtLastBlock: args.adapter.rpc.callCount(),
+    observed: { finalized: null, rpcCallsPerBlock: null },
     finalizedTag: null,
     knownTip: null,
     prune: {
@@ -169,14 +176,10 @@ export function observeHead(ctx: SyncContext, head: bigint): void {
     ctx.state.head = head;
     ctx.state.headChangedAt = Date.now();
   }
-  ctx.metrics.chainHead.set(ctx.labels, Number(head));
 }
 
 export function observeIndexed(ctx: SyncContext, n: bigint | null): void {
   ctx.state.indexed = n;
-  if (n !== null) ctx.metrics.indexedBlock.set(ctx.labels, Number(n));
-  if (n !== null && ctx.state.head !== null)
-    ctx.metrics.lag.set(ctx.labels, Math.max(0, Number(ctx.state.head - n)));
 }
 
 export async function ring(ctx: SyncContext, change: StatusChange, tipHash: string): Promise<void> {

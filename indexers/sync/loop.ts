@@ -55,7 +55,6 @@ export function createIngestLoop(
     const halt = await openHalt(pool, chainId);
     haltCheckedAt = Date.now();
     state.halted = halt ? halt.reason : null;
-    metrics.halted.set(labels, halt ? 1 : 0);
     if (halt) ctx.knownTip = null; // the operator's resume may move the checkpoint
     return halt !== null;
   }
@@ -168,15 +167,11 @@ export function createIngestLoop(
   async function syncPassCounted(): Promise<PassResult> {
     try {
       const result = await syncPass(ctx);
-      if (state.noHealthyEndpoint === null) {
-        metrics.noHealthyEndpoint.set(labels, 0);
-        waitingLogged = false;
-      }
+      if (state.noHealthyEndpoint === null) waitingLogged = false;
       return result;
     } catch (error) {
       if (error instanceof NoHealthyEndpointError) {
         state.noHealthyEndpoint = `${error.shortMessage} (${error.details})`;
-        metrics.noHealthyEndpoint.set(labels, 1);
         if (!waitingLogged)
           logger.warn({
             msg: "no healthy RPC endpoint: ingestion waits",

@@ -210,7 +210,6 @@ async function haltChain(
     return created;
   });
   ctx.state.halted = reason;
-  ctx.metrics.halted.set(ctx.labels, 1);
   if (created)
     logger.error({
       msg: "chain halted: a reorg reaches a final block; nothing orphaned. Inspect, then `custody-node chains resume`",
