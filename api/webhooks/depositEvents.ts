@@ -13,7 +13,7 @@ import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { DepositFactRow } from "../../ledger/index.js";
 import { emitEvent } from "./events.js";
-import { produceLedgerEvents } from "./ledgerEvents.js";
+import { type ProducerOptions, produceLedgerEvents } from "./ledgerEvents.js";
 
 const CONDITIONS = {
   detected: "true",
@@ -48,11 +48,7 @@ const PRODUCER_LOCK =
   "SELECT pg_try_advisory_lock(hashtextextended('api.deposit_events', 0)) AS ok";
 const PRODUCER_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('api.deposit_events', 0))";
 
-export async function produceDepositEvents(options: {
-  common: Common;
-  pool: Pool;
-  limit?: number;
-}): Promise<number> {
+export async function produceDepositEvents(options: ProducerOptions): Promise<number> {
   const lock = await options.pool.connect();
   // A connection whose unlock may not have run is closed, not pooled still holding the lock.
   let clean = false;
@@ -73,15 +69,7 @@ export async function produceDepositEvents(options: {
   }
 }
 
-async function producePass({
-  common,
-  pool,
-  limit = 200,
-}: {
-  common: Common;
-  pool: Pool;
-  limit?: number;
-}): Promise<number> {
+async function producePass({ common, pool, limit = 200 }: ProducerOptions): Promise<number> {
   let produced = 0;
   for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
     // A fact orphaned and then canonical again (a reorg back revives its row) starts a new life:

@@ -109,15 +109,14 @@ function dataOf(row: DueRow): Record<string, unknown> {
   };
 }
 
+/** What a webhook event producer pass is given (deposit events and ledger events alike). */
+export type ProducerOptions = { common: Common; pool: Pool; limit?: number };
+
 export async function produceLedgerEvents({
   common,
   pool,
   limit = 200,
-}: {
-  common: Common;
-  pool: Pool;
-  limit?: number;
-}): Promise<number> {
+}: ProducerOptions): Promise<number> {
   const { rows } = await pool.query<DueRow>(DUE, [limit]);
   // A credit whose hold cannot be told yet: its later events wait with it (they would overtake it).
   const waiting = new Set<string>();
