@@ -9,8 +9,7 @@
  */
 
 import { formatAmount } from "../../foundation/amounts.js";
-import type { Common } from "../../foundation/common.js";
-import { type Pool, withTransaction } from "../../foundation/db.js";
+import { withTransaction } from "../../foundation/db.js";
 import type { DepositFactRow } from "../../ledger/index.js";
 import { emitEvent } from "./events.js";
 import { type ProducerOptions, produceLedgerEvents } from "./ledgerEvents.js";
