@@ -7,7 +7,7 @@ import type { ChainConfig } from "../chains/index.js";
 import { publicClientFor } from "../chains/index.js";
 import type { Config } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
-import { indexedHeights } from "../indexers/index.js";
+import { indexedHeights, readHalts } from "../indexers/index.js";
 import { InvalidFieldError } from "./errors.js";
 
 export type Asset = {
@@ -124,6 +124,8 @@ export type ChainStatus = {
   indexed: bigint | null;
   lag: bigint | null;
   maxLagBlocks: number;
+  /** The chain's open halt (a reorg reached a final block): nothing is ingested until resumed. */
+  halted: { since: Date; reason: string } | null;
 };
 
 export async function chainStatuses(
@@ -131,11 +133,12 @@ export async function chainStatuses(
   pool: Pool,
   heads: ChainHeads,
 ): Promise<ChainStatus[]> {
-  const indexed = await indexedHeights(pool);
+  const [indexed, halts] = await Promise.all([indexedHeights(pool), readHalts(pool)]);
   return Promise.all(
     config.chains.map(async (c) => {
       const head = await heads.head(c);
       const at = indexed.get(c.chainId) ?? null;
+      const halt = halts.find((h) => h.chainId === c.chainId);
       return {
         key: c.key,
         chainId: c.chainId,
@@ -145,6 +148,7 @@ export async function chainStatuses(
         indexed: at,
         lag: head !== null && at !== null ? (head > at ? head - at : 0n) : null,
         maxLagBlocks: c.maxLagBlocks,
+        halted: halt ? { since: halt.haltedAt, reason: halt.reason } : null,
       };
     }),
   );

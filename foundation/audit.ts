@@ -42,10 +42,17 @@ export async function listAudit(
     entityId?: string;
     /** Only actions starting with this text (`treasury.`); `%` and `_` in it are literal. */
     actionPrefix?: string;
+    /** The last id of the previous page, in the list's order. */
     afterId?: string;
+    /** Newest first (an operator's "latest entries"), `afterId` going back; default oldest first. */
+    newestFirst?: boolean;
     limit: number;
   },
 ): Promise<AuditEntry[]> {
+  // One of two fixed texts (nothing from input): each keeps the primary key's index order.
+  const page = filter.newestFirst
+    ? "AND ($3::bigint IS NULL OR id < $3) AND ($5::text IS NULL OR action LIKE $5) ORDER BY id DESC"
+    : "AND ($3::bigint IS NULL OR id > $3) AND ($5::text IS NULL OR action LIKE $5) ORDER BY id";
   const { rows } = await db.query<{
     id: string;
     at: Date;
@@ -58,9 +65,7 @@ export async function listAudit(
     `SELECT * FROM audit.audit_log
       WHERE ($1::text IS NULL OR entity_type = $1)
         AND ($2::text IS NULL OR entity_id = $2)
-        AND ($3::bigint IS NULL OR id > $3)
-        AND ($5::text IS NULL OR action LIKE $5)
-      ORDER BY id LIMIT $4`,
+        ${page} LIMIT $4`,
     [
       filter.entityType ?? null,
       filter.entityId ?? null,

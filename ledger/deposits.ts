@@ -60,11 +60,14 @@ export type DepositFilter = {
   /** seen | confirmed | orphaned | credited */
   status?: string;
   chainId?: number;
+  /** The last id of the previous page, in the list's order. */
   afterId?: string;
+  /** Newest first (`afterId` going back); default oldest first. */
+  newestFirst?: boolean;
   limit: number;
 };
 
-/** Deposit facts by fact id (the cursor), oldest first, `limit` at most. */
+/** Deposit facts by fact id (the cursor), oldest (or newest) first, `limit` at most. */
 export async function listDeposits(
   client: Queryable,
   filter: DepositFilter,
@@ -98,12 +101,12 @@ export async function listDeposits(
         WHERE ($1::bigint IS NULL OR t.id = $1)
           AND ($2::text IS NULL OR t.owner = $2)
           AND ($4::bigint IS NULL OR t.chain_id = $4)
-          AND ($5::bigint IS NULL OR t.id > $5)
+          AND ($5::bigint IS NULL OR ${filter.newestFirst ? "t.id < $5" : "t.id > $5"})
      ) d
      WHERE $3::text IS NULL
         OR ($3 = 'credited' AND d.credited)
         OR ($3 <> 'credited' AND d.status = $3 AND (NOT d.credited OR d.status = 'orphaned'))
-     ORDER BY d.id::bigint LIMIT $6`,
+     ORDER BY d.id::bigint${filter.newestFirst ? " DESC" : ""} LIMIT $6`,
     [
       filter.id ?? null,
       filter.customerId ?? null,

@@ -52,6 +52,8 @@ export const SESSION_COOKIE = "cn_console";
 const LOGIN_CSRF_COOKIE = "cn_console_login";
 
 type V1Result = { status: number; body: Record<string, unknown> };
+/** A list read one item past its page: `more` when the API holds items the page does not show. */
+type V1List = V1Result & { more: boolean };
 type Json = Record<string, unknown>;
 
 function cookiesOf(request: FastifyRequest): Record<string, string> {
@@ -112,6 +114,25 @@ export function createConsolePlugin(options: ConsoleOptions) {
         body = { title: res.body };
       }
       return { status: res.statusCode, body };
+    };
+    /**
+     * GET a /v1 list (`field` of the body) asking one item more than `limit` shows (at most 1000,
+     * the API's page), so a page that is cut says so instead of passing for the whole list.
+     */
+    const list = async (
+      session: ConsoleSession,
+      path: string,
+      field: string,
+      limit: number,
+    ): Promise<V1List> => {
+      const r = await v1(
+        session,
+        "GET",
+        `${path}${path.includes("?") ? "&" : "?"}limit=${limit + 1}`,
+      );
+      const rows = r.status === 200 ? ((r.body[field] as Json[] | undefined) ?? []) : [];
+      if (rows.length <= limit) return { ...r, more: false };
+      return { status: r.status, body: { ...r.body, [field]: rows.slice(0, limit) }, more: true };
     };
     const problemText = (r: V1Result) =>
       `${String(r.body.code ?? r.status)}: ${String(r.body.detail ?? r.body.title ?? "refused")}`;
@@ -375,26 +396,29 @@ export function createConsolePlugin(options: ConsoleOptions) {
         const s = request.consoleSession!;
         const [chains, queue, review, breaks, assets] = await Promise.all([
           v1(s, "GET", "/v1/chains"),
-          v1(s, "GET", "/v1/withdrawals?status=pending_approval&limit=200"),
-          v1(s, "GET", "/v1/withdrawals?status=needs_review&limit=200"),
-          v1(s, "GET", "/v1/recon/breaks?limit=200"),
+          list(s, "/v1/withdrawals?status=pending_approval", "withdrawals", 200),
+          list(s, "/v1/withdrawals?status=needs_review", "withdrawals", 200),
+          list(s, "/v1/recon/breaks", "breaks", 200),
           assetsOf(s),
         ]);
+        const count = (r: V1List, field: string) =>
+          `${r.more ? "more than " : ""}${(r.body[field] as Json[]).length}`;
         const body = html`
             ${section("Chains", chains, (b) => chainsTable(b.chains as Json[]))}
             ${await hotWallets(s, assets)}
-            ${section("Waiting for approval", queue, (b) => html`<p><a href="/console/withdrawals">${(b.withdrawals as Json[]).length} withdrawal(s)</a> wait for approval.</p>`)}
-            ${section("Needs review", review, (b) => withdrawalsTable(b.withdrawals as Json[], assets))}
-            ${section("Open breaks", breaks, (b) => html`<p><a href="/console/recon">${(b.breaks as Json[]).length} open or acknowledged break(s)</a>.</p>`)}`;
+            ${section("Waiting for approval", queue, () => html`<p><a href="/console/withdrawals">${count(queue, "withdrawals")} withdrawal(s)</a> wait for approval.</p>`)}
+            ${section("Needs review", review, (b) => html`${withdrawalsTable(b.withdrawals as Json[], assets)}${cut(review, "more are not shown: see the withdrawals page")}`)}
+            ${section("Open breaks", breaks, () => html`<p><a href="/console/recon">${count(breaks, "breaks")} open or acknowledged break(s)</a>.</p>`)}`;
         return send(reply, 200, page(request, { title: "Overview", page: "overview", body }));
       });
 
       c.get("/console/withdrawals", async (request, reply) => {
         const s = request.consoleSession!;
         const [queue, review, recent, assets] = await Promise.all([
-          v1(s, "GET", "/v1/withdrawals?status=pending_approval&limit=200"),
-          v1(s, "GET", "/v1/withdrawals?status=needs_review&limit=200"),
-          v1(s, "GET", "/v1/withdrawals?limit=200"),
+          list(s, "/v1/withdrawals?status=pending_approval", "withdrawals", 200),
+          list(s, "/v1/withdrawals?status=needs_review", "withdrawals", 200),
+          // Newest first: the oldest 200 of a busy deployment would hide every new withdrawal.
+          list(s, "/v1/withdrawals?order=newest", "withdrawals", 200),
           assetsOf(s),
         ]);
         if (recent.status !== 200)
@@ -409,9 +433,9 @@ export function createConsolePlugin(options: ConsoleOptions) {
             }),
           );
         const body = html`
-            ${section("Approval queue", queue, (b) => withdrawalsTable(b.withdrawals as Json[], assets, (w) => decisionForms(s, w)))}
-            ${section("Needs review", review, (b) => html`<p>Its nonce was used at a final block by none of our transactions. Check the chain first; failing it releases the customer's hold (admin; the same as <code>custody-node withdrawals fail</code>).</p>${withdrawalsTable(b.withdrawals as Json[], assets, (w) => failForm(s, w))}`)}
-            ${section("All withdrawals", recent, (b) => withdrawalsTable(b.withdrawals as Json[], assets))}`;
+            ${section("Approval queue", queue, (b) => html`${withdrawalsTable(b.withdrawals as Json[], assets, (w) => decisionForms(s, w))}${cut(queue, "the oldest 200 are shown; more are not shown: decide these first")}`)}
+            ${section("Needs review", review, (b) => html`<p>Its nonce was used at a final block by none of our transactions. Check the chain first; failing it releases the customer's hold (admin; the same as <code>custody-node withdrawals fail</code>).</p>${withdrawalsTable(b.withdrawals as Json[], assets, (w) => failForm(s, w))}${cut(review, "the oldest 200 are shown; more are not shown")}`)}
+            ${section("All withdrawals", recent, (b) => html`<p>Newest first.</p>${withdrawalsTable(b.withdrawals as Json[], assets)}${cut(recent, "the newest 200 are shown; older withdrawals are not shown here (GET /v1/withdrawals?order=newest&after=…)")}`)}`;
         return send(reply, 200, page(request, { title: "Withdrawals", page: "withdrawals", body }));
       });
 
@@ -474,29 +498,30 @@ export function createConsolePlugin(options: ConsoleOptions) {
       c.get("/console/deposits", async (request, reply) => {
         const s = request.consoleSession!;
         const [recent, pending, orphaned, assets] = await Promise.all([
-          v1(s, "GET", "/v1/deposits?limit=100"),
-          v1(s, "GET", "/v1/deposits?status=seen&limit=100"),
-          v1(s, "GET", "/v1/deposits?status=orphaned&limit=100"),
+          // Newest first: the oldest 100 of a busy deployment are not "recent".
+          list(s, "/v1/deposits?order=newest", "deposits", 100),
+          list(s, "/v1/deposits?status=seen", "deposits", 100),
+          list(s, "/v1/deposits?status=orphaned&order=newest", "deposits", 100),
           assetsOf(s),
         ]);
-        const holds = await v1(s, "GET", "/v1/deposits/holds?limit=1000");
+        const holds = await list(s, "/v1/deposits/holds", "holds", 999);
         const body = html`
-            ${section("Reorg holds", holds, (b) => holdsTable(b.holds as Json[], assets))}
-            ${section("Pending confirmations", pending, (b) => depositsTable(b.deposits as Json[], assets))}
-            ${section("Orphaned by a reorg", orphaned, (b) => depositsTable(b.deposits as Json[], assets))}
-            ${section("Recent deposits", recent, (b) => depositsTable(b.deposits as Json[], assets))}`;
+            ${section("Reorg holds", holds, (b) => html`${holdsTable(b.holds as Json[], assets)}${cut(holds, "the first 999 are shown; more are not shown (GET /v1/deposits/holds?after=…)")}`)}
+            ${section("Pending confirmations", pending, (b) => html`${depositsTable(b.deposits as Json[], assets)}${cut(pending, "the oldest 100 are shown; more are not shown")}`)}
+            ${section("Orphaned by a reorg", orphaned, (b) => html`${depositsTable(b.deposits as Json[], assets)}${cut(orphaned, "the newest 100 are shown; older ones are not shown")}`)}
+            ${section("Recent deposits", recent, (b) => html`<p>Newest first.</p>${depositsTable(b.deposits as Json[], assets)}${cut(recent, "the newest 100 are shown; older deposits are not shown here (GET /v1/deposits?order=newest&after=…)")}`)}`;
         return send(reply, 200, page(request, { title: "Deposits", page: "deposits", body }));
       });
 
       c.get("/console/recon", async (request, reply) => {
         const s = request.consoleSession!;
         const [breaks, runs, assets] = await Promise.all([
-          v1(s, "GET", "/v1/recon/breaks?limit=200"),
+          list(s, "/v1/recon/breaks", "breaks", 200),
           v1(s, "GET", "/v1/recon/runs?limit=50"),
           assetsOf(s),
         ]);
         const body = html`
-            ${section("Breaks", breaks, (b) => breaksTable(b.breaks as Json[], assets, s))}
+            ${section("Breaks", breaks, (b) => html`${breaksTable(b.breaks as Json[], assets, s)}${cut(breaks, "200 breaks are shown (newest change first); more are open or acknowledged: GET /v1/recon/breaks?chain_id=… narrows the list")}`)}
             ${section("Runs", runs, (b) => runsTable(b.runs as Json[]))}`;
         return send(reply, 200, page(request, { title: "Reconciliation", page: "recon", body }));
       });
@@ -522,13 +547,13 @@ export function createConsolePlugin(options: ConsoleOptions) {
       c.get("/console/treasury", async (request, reply) => {
         const s = request.consoleSession!;
         const [moves, assets] = await Promise.all([
-          v1(s, "GET", "/v1/treasury/moves?limit=1000"),
+          list(s, "/v1/treasury/moves", "moves", 999),
           assetsOf(s),
         ]);
         // The form only where the key may book (the API's own answer to the list says so).
         const listed = moves.status === 200 ? await v1(s, "GET", "/v1/assets") : undefined;
         const body = html`${listed ? treasuryForm(s, (listed.body.assets as Json[] | undefined) ?? []) : ""}
-            ${section("Treasury bookings", moves, (b) => treasuryTable(b.moves as Json[], assets))}`;
+            ${section("Treasury bookings", moves, (b) => html`${treasuryTable(b.moves as Json[], assets)}${cut(moves, "the oldest 999 bookings are shown; later ones are not shown (GET /v1/treasury/moves?after=…)")}`)}`;
         return send(reply, 200, page(request, { title: "Treasury", page: "treasury", body }));
       });
       /**
@@ -586,9 +611,12 @@ export function createConsolePlugin(options: ConsoleOptions) {
 
       c.get("/console/webhooks", async (request, reply) => {
         const s = request.consoleSession!;
-        const dead = await v1(s, "GET", "/v1/webhooks/deliveries?status=dead&limit=200");
-        const body = section("Dead letters", dead, (b) =>
-          deadLettersTable(b.deliveries as Json[], s),
+        const dead = await list(s, "/v1/webhooks/deliveries?status=dead", "deliveries", 200);
+        const body = section(
+          "Dead letters",
+          dead,
+          (b) =>
+            html`${deadLettersTable(b.deliveries as Json[], s)}${cut(dead, "200 are shown; redrive these, then reload for more")}`,
         );
         return send(
           reply,
@@ -611,7 +639,9 @@ export function createConsolePlugin(options: ConsoleOptions) {
 
       c.get("/console/audit", async (request, reply) => {
         const s = request.consoleSession!;
-        const entries = await v1(s, "GET", "/v1/audit?limit=1000");
+        // The newest entries (the API lists oldest first unless asked): the first 1000 of a long
+        // log would hide every recent action.
+        const entries = await list(s, "/v1/audit?order=newest", "entries", AUDIT_PAGE);
         if (entries.status !== 200)
           return send(
             reply,
@@ -632,14 +662,26 @@ export function createConsolePlugin(options: ConsoleOptions) {
         const status = verification.ok
           ? html`<p class="ok" role="status">Hash chain verified: ${verification.rows} rows intact (head #${verification.head?.seq ?? 0}).</p>`
           : html`<p class="bad" role="alert">Hash chain broken: ${verification.problem?.kind} at #${verification.problem?.seq} — ${verification.problem?.detail}</p>`;
-        const list = entries.body.entries as Json[];
-        const body = html`${status}<table><caption class="visually-hidden">Audit entries, newest first</caption>
+        const rows = entries.body.entries as Json[];
+        const older = cut(
+          entries,
+          `the newest ${AUDIT_PAGE} entries are shown; older entries are not shown here (GET /v1/audit?order=newest&after=${String(rows.at(-1)?.id)} with an admin key)`,
+        );
+        const body = html`${status}${older}<table><caption class="visually-hidden">Audit entries, newest first</caption>
             <thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Entity</th></tr></thead>
-            <tbody>${[...list].reverse().map((e) => html`<tr><td class="num">${e.id}</td><td>${time(String(e.at))}</td><td>${e.actor}</td><td>${e.action}</td><td class="mono">${e.entityType} ${e.entityId}</td></tr>`)}</tbody></table>`;
+            <tbody>${rows.map((e) => html`<tr><td class="num">${e.id}</td><td>${time(String(e.at))}</td><td>${e.actor}</td><td>${e.action}</td><td class="mono">${e.entityType} ${e.entityId}</td></tr>`)}</tbody></table>`;
         return send(reply, 200, page(request, { title: "Audit log", page: "audit", body }));
       });
     });
   };
+}
+
+/** The audit page's length: the newest this many entries. */
+const AUDIT_PAGE = 999;
+
+/** What a list page that is cut says under it (nothing when the list is whole). */
+function cut(r: V1List, text: string): Html {
+  return r.more ? html`<p role="status" class="notice">List cut: ${text}.</p>` : html``;
 }
 
 const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, "-");
@@ -660,7 +702,18 @@ function signInPage(csrf: string, error?: string, sso = false): string {
 
 function chainsTable(chains: Json[]): Html {
   return html`<table><caption class="visually-hidden">Chains</caption><thead><tr><th scope="col">Chain</th><th scope="col" class="num">Head</th><th scope="col" class="num">Indexed</th><th scope="col" class="num">Lag (blocks)</th><th scope="col">State</th></tr></thead>
-    <tbody>${chains.map((ch) => html`<tr><td>${ch.name} (${ch.key}, ${ch.chainId})</td><td class="num">${ch.head ?? "—"}</td><td class="num">${ch.indexed ?? "—"}</td><td class="num">${ch.lag ?? "—"} / max ${ch.maxLagBlocks}</td><td>${ch.healthy ? html`<span class="ok">healthy</span>` : html`<span class="bad">lagging or halted</span>`}</td></tr>`)}</tbody></table>`;
+    <tbody>${chains.map((ch) => html`<tr><td>${ch.name} (${ch.key}, ${ch.chainId})</td><td class="num">${ch.head ?? "—"}</td><td class="num">${ch.indexed ?? "—"}</td><td class="num">${ch.lag ?? "—"} / max ${ch.maxLagBlocks}</td><td>${chainState(ch)}</td></tr>`)}</tbody></table>`;
+}
+
+/** Halted first (an operator must act), then what the API's `healthy` says and why not. */
+function chainState(ch: Json): Html {
+  const halt = ch.halted as Json | null;
+  if (halt)
+    return html`<span class="bad">halted</span> since ${time(String(halt.since))}: ${halt.reason}<br><small>inspect with <code>custody-node chains halted</code>, then <code>custody-node chains resume</code> (docs/chain-halts.md)</small>`;
+  if (ch.healthy) return html`<span class="ok">healthy</span>`;
+  if (ch.head === null) return html`<span class="bad">RPC head unknown</span> (node unreachable)`;
+  if (ch.indexed === null) return html`<span class="bad">not indexed yet</span>`;
+  return html`<span class="bad">lagging</span>`;
 }
 
 function withdrawalsTable(

@@ -10,6 +10,7 @@ import { appendAudit, readAuditHead } from "../../foundation/audit.js";
 import { revokeApiKey } from "../apiKeys.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { SESSION_COOKIE } from "./plugin.js";
+import { consoleGet, consoleSignIn } from "./testing/inject.js";
 
 let t: ApiTestContext;
 beforeAll(async () => {
@@ -19,33 +20,8 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-const cookieOf = (setCookie: string | string[] | undefined, name: string) => {
-  const all = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
-  const hit = all.find((c) => c.startsWith(`${name}=`));
-  return hit ? decodeURIComponent(hit.slice(name.length + 1).split(";")[0]!) : undefined;
-};
-
-async function signIn(key: string) {
-  const page = await t.app.inject({ method: "GET", url: "/console/sign-in" });
-  const login = cookieOf(page.headers["set-cookie"], "cn_console_login")!;
-  const res = await t.app.inject({
-    method: "POST",
-    url: "/console/sign-in",
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      cookie: `cn_console_login=${login}`,
-    },
-    payload: new URLSearchParams({ _csrf: login, apiKey: key }).toString(),
-  });
-  return { res, login, session: cookieOf(res.headers["set-cookie"], SESSION_COOKIE) };
-}
-
-const get = (session: string, url: string) =>
-  t.app.inject({
-    method: "GET",
-    url,
-    headers: { cookie: `${SESSION_COOKIE}=${encodeURIComponent(session)}` },
-  });
+const signIn = (key: string) => consoleSignIn(t.app, key);
+const get = (session: string, url: string) => consoleGet(t.app, session, url);
 
 describe("console sessions", () => {
   it("refuses sign-in without its CSRF token or with a bad key, and changes nothing", async () => {

@@ -26,12 +26,19 @@ export function auditRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         config: { scopes: ["admin"] },
         schema: {
           tags: ["audit"],
-          summary: "Audit log entries (oldest first; cursor = last id)",
+          summary:
+            "Audit log entries (oldest first, or newest first with order=newest; cursor = last id of the previous page)",
           querystring: Type.Object(
             {
               entity_type: Type.Optional(Type.String({ pattern: "^[a-z_]{1,32}$" })),
               entity_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
               after: Type.Optional(Type.String({ pattern: "^[0-9]{1,18}$" })),
+              order: Type.Optional(
+                Type.Union([Type.Literal("oldest"), Type.Literal("newest")], {
+                  description:
+                    "oldest first (default) or newest first; `after` then pages back from that id",
+                }),
+              ),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -45,6 +52,7 @@ export function auditRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           ...(q.entity_type ? { entityType: q.entity_type } : {}),
           ...(q.entity_id ? { entityId: q.entity_id } : {}),
           ...(q.after ? { afterId: q.after } : {}),
+          ...(q.order === "newest" ? { newestFirst: true } : {}),
           limit: pageLimit(q.limit),
         });
         return { entries: entries.map(auditOut) };

@@ -17,7 +17,22 @@ const ChainOut = Type.Object({
   indexed: Nullable(Type.String({ description: "the indexer's last stored block" })),
   lag: Nullable(Type.String()),
   maxLagBlocks: Type.Integer(),
-  healthy: Type.Boolean({ description: "reachable and within maxLagBlocks" }),
+  halted: Type.Union(
+    [
+      Type.Object({
+        since: Type.String({ description: "when the halt was recorded (ISO 8601)" }),
+        reason: Type.String(),
+      }),
+      Type.Null(),
+    ],
+    {
+      description:
+        "the open halt: a reorg reached a final block and nothing is ingested until an operator resumes the chain (`custody-node chains resume`); null when not halted",
+    },
+  ),
+  healthy: Type.Boolean({
+    description: "not halted, RPC reachable and the indexer within maxLagBlocks",
+  }),
 });
 
 const AssetOut = Type.Object({
@@ -54,7 +69,10 @@ export function chainsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
             indexed: s.indexed?.toString() ?? null,
             lag: s.lag?.toString() ?? null,
             maxLagBlocks: s.maxLagBlocks,
-            healthy: s.lag !== null && s.lag <= BigInt(s.maxLagBlocks),
+            halted: s.halted && { since: s.halted.since.toISOString(), reason: s.halted.reason },
+            // A halted chain's lag is small at first (its checkpoint stopped at the halt): never
+            // healthy whatever the lag says.
+            healthy: s.halted === null && s.lag !== null && s.lag <= BigInt(s.maxLagBlocks),
           })),
         };
       },

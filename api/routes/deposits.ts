@@ -166,13 +166,20 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         config: { scopes: ["deposits:read"] },
         schema: {
           tags: ["deposits"],
-          summary: "List deposits, by customer, status and chain (oldest first, cursor = last id)",
+          summary:
+            "List deposits, by customer, status and chain (oldest first, or newest first with order=newest; cursor = last id)",
           querystring: Type.Object(
             {
               customer_id: Type.Optional(CustomerId),
               status: Type.Optional(DepositStatus),
               chain_id: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
               after: Type.Optional(Type.String({ pattern: "^[0-9]{1,18}$" })),
+              order: Type.Optional(
+                Type.Union([Type.Literal("oldest"), Type.Literal("newest")], {
+                  description:
+                    "oldest first (default) or newest first; `after` then pages back from that id",
+                }),
+              ),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -187,6 +194,7 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           ...(q.status !== undefined ? { status: q.status } : {}),
           ...(q.chain_id !== undefined ? { chainId: Number(q.chain_id) } : {}),
           ...(q.after !== undefined ? { afterId: q.after } : {}),
+          ...(q.order === "newest" ? { newestFirst: true } : {}),
           limit: pageLimit(q.limit),
         });
         return { deposits: rows.map(depositOut) };

@@ -132,12 +132,18 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         config: { scopes: readers },
         schema: {
           tags: ["withdrawals"],
-          summary: "List withdrawals (oldest first)",
+          summary: "List withdrawals (oldest first, or newest first with order=newest)",
           querystring: Type.Object(
             {
               customer_id: Type.Optional(CustomerId),
               status: Type.Optional(Type.Union(WITHDRAWAL_STATUSES.map((s) => Type.Literal(s)))),
               after: Type.Optional({ ...Uuid, description: "the last id of the previous page" }),
+              order: Type.Optional(
+                Type.Union([Type.Literal("oldest"), Type.Literal("newest")], {
+                  description:
+                    "oldest first (default) or newest first; `after` then pages back from that id",
+                }),
+              ),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -154,6 +160,7 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           ...(q.customer_id ? { customerId: q.customer_id } : {}),
           ...(q.status ? { status: q.status } : {}),
           ...(q.after ? { after: q.after } : {}),
+          ...(q.order === "newest" ? { newestFirst: true } : {}),
           limit: pageLimit(q.limit),
         });
         return {

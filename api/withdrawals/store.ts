@@ -169,14 +169,27 @@ export async function findByIdempotencyKey(
 
 export async function listWithdrawals(
   db: Pool | PoolClient,
-  filter: { customerId?: string; status?: string; after?: string; limit: number },
+  filter: {
+    customerId?: string;
+    status?: string;
+    after?: string;
+    /** Newest first (`after` going back); default oldest first. */
+    newestFirst?: boolean;
+    limit: number;
+  },
 ): Promise<Withdrawal[]> {
-  // Cursor: the last id of the previous page (oldest first, ties broken by id).
+  // Cursor: the last id of the previous page (in the list's order, ties broken by id). One of two
+  // fixed texts, nothing from input.
+  const page = filter.newestFirst
+    ? `AND ($4::uuid IS NULL OR (created_at, id) <
+            (SELECT created_at, id FROM api.withdrawals WHERE id = $4))
+       ORDER BY created_at DESC, id DESC`
+    : `AND ($4::uuid IS NULL OR (created_at, id) >
+            (SELECT created_at, id FROM api.withdrawals WHERE id = $4))
+       ORDER BY created_at, id`;
   const { rows } = await db.query<WithdrawalRow>(
     `${SELECT} WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR status = $2)
-       AND ($4::uuid IS NULL OR (created_at, id) >
-            (SELECT created_at, id FROM api.withdrawals WHERE id = $4))
-       ORDER BY created_at, id LIMIT $3`,
+       ${page} LIMIT $3`,
     [filter.customerId ?? null, filter.status ?? null, filter.limit, filter.after ?? null],
   );
   return rows.map(fromRow);
