@@ -10,8 +10,8 @@
 
 import type { ChainConfig } from "../chains/index.js";
 import type { HealthCheck, HealthCheckResult } from "../foundation/health.js";
-import type { IngestorStatus } from "./sync/context.js";
 import type { UNHEALTHY_REASONS } from "./metrics.js";
+import type { IngestorStatus } from "./sync/context.js";
 
 export type IndexerHealthReason = (typeof UNHEALTHY_REASONS)[number];
 
