@@ -199,6 +199,8 @@ describe("migrate", () => {
     expect(await catalog(existing.pool, schemas)).toEqual(await catalog(fresh.pool, schemas));
     expect(await routines(existing.pool, schemas)).toEqual(await routines(fresh.pool, schemas));
     expect((await routines(fresh.pool, schemas)).functions.map((f) => f.name)).toEqual([
+      // api 0014: numbers each webhook event within its subject (not part of the move)
+      "api.webhook_event_sequence",
       "audit.audit_canonical",
       "audit.audit_chain_link",
       "audit.audit_log_append_only",
