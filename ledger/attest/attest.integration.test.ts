@@ -19,6 +19,7 @@ import {
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain } from "../../chains/index.js";
+import { readFinalized } from "../../indexers/index.js";
 import { runScenario } from "../../ops/e2e/scenario.js";
 import { prepareTestCustody } from "../../ops/e2e/setup.js";
 import { verifyProof } from "../../ops/por/verify.js";
@@ -105,11 +106,22 @@ describe("attestation of reserves and liabilities", () => {
     });
     const schedule = { everyBlocks: 1 };
 
-    // 1. A clean run at a final block after the deposits: attested.
+    // 1. A clean run after the deposits, at a block the confirmation rule (2 blocks) has reached
+    // but the finality rule (the reorg window, 8) has not: a reorg could still take that block,
+    // so it is not attested until the indexer publishes it final; then it is.
     const head = Number(await client.getBlockNumber());
-    await finalIndexed(head);
+    await waitFinalInIndex({ pool, chain, block: head, mine, rule: "confirmed" });
     const run = await reconciler.run({ chain, block: head, full: true });
     expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
+    const published = await readFinalized(pool, chain.chainId);
+    expect(Number(published?.number ?? -1)).toBeLessThan(head);
+    expect(await attestor.tick(chain, schedule)).toMatchObject({
+      attested: [],
+      skipped: "not_final",
+      runId: run.runId,
+      block: head,
+    });
+    await finalIndexed(head);
     const tick = await attestor.tick(chain, schedule);
     expect(tick).toMatchObject({ runId: run.runId, block: head });
     expect(tick.attested.map((a) => a.token)).toEqual([zeroAddress]);

@@ -1,6 +1,8 @@
 /**
  * Attestation of reserves and liabilities (DESIGN "Proof for dApps"). At the block of the newest
- * completed reconciliation run of a chain, when that run has no open break, no solvency shortfall
+ * completed reconciliation run of a chain at or below the block the indexer published final (the
+ * chain's finality rule, deeper than the confirmation rule runs use) and still canonical there,
+ * when that run has no open break, no solvency shortfall
  * or unexplained balance difference (acknowledged or not), and the schedule says one is due, per
  * asset (native and listed tokens):
  *   reserves     on-chain balances of every custody address (hot, cold, deposit) at the block
@@ -13,7 +15,11 @@
  * stored with its leaves and handed to the signer as a normal request (`attest:<chain>:<asset>:<block>`)
  * in one transaction, through the `AttestationSender` its caller injects (sender.ts). `settle`
  * follows the requests: once mined and confirmed, the gas the hot wallet paid is booked (debit
- * fees:gas, credit custody:hot, fact `fee`) so reconciliation pairs it.
+ * fees:gas, credit custody:hot, fact `fee`) so reconciliation pairs it. A confirmed attestation is
+ * followed until the signer reports it finalized: if a reorg takes its transaction out (the signer
+ * counts it and sends the same bytes again), its gas booking is reversed and it is `requested`
+ * again, neither served to customers nor counted as attested, until it mines again and its gas is
+ * booked anew (`fee:<chain>:<tx>:g<n>`, n the signer's reorg count) at what that inclusion cost.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -28,8 +34,9 @@ import {
 import type { ChainConfig, EvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
-import { getContract, listCustody } from "../../indexers/index.js";
-import { createLedger } from "../createLedger.js";
+import { getContract, listCustody, readFinalized } from "../../indexers/index.js";
+import { createLedger, type Ledger } from "../createLedger.js";
+import { gasBooking, gasReversal } from "../gasBookings.js";
 import { customerLiabilitiesAtRun } from "../recon/customerLiabilities.js";
 import { listRuns, readRun, readRunJournalPosition, type StoredRun } from "../recon/store.js";
 import type { BreakType } from "../recon/types.js";
@@ -79,6 +86,7 @@ export type AttestTickResult =
       skipped:
         | "no_contract"
         | "no_run"
+        | "not_final"
         | "in_flight"
         | "not_due"
         | "open_breaks"
@@ -120,6 +128,14 @@ export function reportOf(
 
 export function requestIdOf(chainId: number, token: string, block: number): string {
   return `attest:${chainId}:${token.toLowerCase()}:${block}`;
+}
+
+/**
+ * The gas booking's name for the attestation's transaction: `fee:<chain>:<tx>`, with `:g<n>` when
+ * booked after the signer counted n reorgs of it (sweeps and cold moves name theirs alike).
+ */
+function gasName(chainId: number, txHash: string, generation: number): string {
+  return `fee:${chainId}:${txHash.toLowerCase()}${generation ? `:g${generation}` : ""}`;
 }
 
 /** Per chain, the reads of the reserves (the same object on every call for a chain). */
@@ -247,7 +263,110 @@ export function createAttestor({
     return { ...base, reportHash, leaves };
   }
 
+  /**
+   * Confirmed attestations not yet final: finalized ones are marked final; one whose mined
+   * transaction left the chain (the signer's reorg count grew past the booked one, or it is back in
+   * no block) or that failed after all has its gas booking reversed and is `requested` again, for
+   * the settlement below to book when it mines again. (The same rule as signer/sweeps'
+   * followAction: the ledger does not import the signer.)
+   */
+  async function follow(chain: ChainConfig, ledger: Ledger): Promise<number> {
+    const rows = await pool.query<{
+      id: string;
+      request_id: string;
+      tx_hash: string | null;
+      fee: bigint | null;
+      booked_generation: number;
+    }>(
+      `SELECT id, request_id, tx_hash, fee, booked_generation FROM attest.attestations
+        WHERE chain_id = $1 AND status = 'confirmed' AND final_at IS NULL ORDER BY id`,
+      [chain.chainId],
+    );
+    if (rows.rows.length === 0) return 0;
+    const outcomes = new Map(
+      (await sender.getTxOutcomes(pool, { requestIds: rows.rows.map((r) => r.request_id) })).map(
+        (o) => [o.requestId, o],
+      ),
+    );
+    let followed = 0;
+    for (const row of rows.rows) {
+      const o = outcomes.get(row.request_id);
+      if (!o) continue;
+      const unmined = o.status === "broadcast" || o.status === "receipt_unknown";
+      const left = o.reorgs > row.booked_generation || unmined || o.status === "failed";
+      if (!left && o.status !== "finalized") continue;
+      const done = await withTransaction(pool, async (c) => {
+        const now = await c.query<{ status: string; booked_generation: number; final: boolean }>(
+          `SELECT status, booked_generation, final_at IS NOT NULL AS final
+             FROM attest.attestations WHERE id = $1 FOR UPDATE`,
+          [row.id],
+        );
+        const cur = now.rows[0];
+        if (
+          cur?.status !== "confirmed" ||
+          cur.final ||
+          cur.booked_generation !== row.booked_generation
+        )
+          return false;
+        if (!left) {
+          await c.query("UPDATE attest.attestations SET final_at = now() WHERE id = $1", [row.id]);
+          return true;
+        }
+        if (row.tx_hash !== null && row.fee !== null && row.fee > 0n) {
+          const name = gasName(o.chainId, row.tx_hash, row.booked_generation);
+          const result = await ledger.createTransfers(
+            [
+              gasReversal({
+                id: transferId(`${name}:unbook`),
+                reverses: transferId(name),
+                chainId: o.chainId,
+                hotWallet: o.from.toLowerCase(),
+                amount: row.fee,
+                kind: "compensation",
+                memo: `gas of attestation ${row.id} (${o.requestId}) reorged out after booking`,
+              }),
+            ],
+            { client: c },
+          );
+          const status = result[0]?.status;
+          if (status !== "created" && status !== "exists")
+            throw new Error(
+              `attestation ${row.id}: gas reversal refused (${JSON.stringify(result[0])})`,
+            );
+        }
+        await c.query(
+          `UPDATE attest.attestations SET status = 'requested', tx_hash = NULL, fee = NULL,
+                  confirmed_at = NULL WHERE id = $1`,
+          [row.id],
+        );
+        return true;
+      });
+      if (!done) continue;
+      followed++;
+      if (left)
+        log.warn({
+          msg: "confirmed attestation left the chain (reorg): gas unbooked, followed until it mines again",
+          chain_id: chain.chainId,
+          attestation_id: Number(row.id),
+          tx_hash: row.tx_hash,
+          reorgs: o.reorgs,
+          status: o.status,
+        });
+    }
+    return followed;
+  }
+
   async function settle(chain: ChainConfig): Promise<number> {
+    const ledger = createLedger({ common, pool });
+    try {
+      await follow(chain, ledger);
+      return await settleRequested(chain, ledger);
+    } finally {
+      await ledger.close();
+    }
+  }
+
+  async function settleRequested(chain: ChainConfig, ledger: Ledger): Promise<number> {
     const pending = await pool.query<{ id: string; request_id: string }>(
       "SELECT id, request_id FROM attest.attestations WHERE chain_id = $1 AND status = 'requested' ORDER BY id",
       [chain.chainId],
@@ -257,111 +376,68 @@ export function createAttestor({
       requestIds: pending.rows.map((r) => r.request_id),
     });
     let settled = 0;
-    const ledger = createLedger({ common, pool });
-    try {
-      for (const o of outcomes) {
-        const row = pending.rows.find((r) => r.request_id === o.requestId)!;
-        const mined = o.status === "confirmed" || o.status === "finalized";
-        // A fee is owed for any attempt that mined (reverted included); `failed` before a nonce has none.
-        const paid =
-          (mined || o.status === "failed") && o.txHash !== null && o.fee !== null && !o.cancelled;
-        if (!mined && o.status !== "failed") continue;
-        const ok = mined && o.receiptSuccess === true && !o.cancelled;
-        await withTransaction(pool, async (c) => {
-          if (paid) {
-            const result = await ledger.createTransfers(
-              [
-                {
-                  id: transferId(`fee:${o.chainId}:${o.txHash!.toLowerCase()}`),
-                  assetId: assetIdOf(o.chainId, zeroAddress),
-                  debit: "fees:gas",
-                  credit: `custody:hot:${o.from.toLowerCase()}`,
-                  amount: o.fee!,
-                  kind: "fee",
-                  chainRef: {
-                    chainId: o.chainId,
-                    txHash: o.txHash!.toLowerCase(),
-                    position: "fee",
-                  },
-                  memo: `gas of attestation ${row.id} (${o.requestId})`,
-                },
-              ],
-              { client: c },
-            );
-            const status = result[0]?.status;
-            if (status !== "created" && status !== "exists")
-              throw new Error(
-                `attestation ${row.id}: gas booking refused (${JSON.stringify(result[0])})`,
-              );
-          }
-          await c.query(
-            `UPDATE attest.attestations SET status = $2, tx_hash = $3, error = $4,
-                    confirmed_at = CASE WHEN $2 = 'confirmed' THEN now() END
-              WHERE id = $1 AND status = 'requested'`,
+    for (const o of outcomes) {
+      const row = pending.rows.find((r) => r.request_id === o.requestId)!;
+      const mined = o.status === "confirmed" || o.status === "finalized";
+      // A fee is owed for any attempt that mined (reverted included); `failed` before a nonce has none.
+      const paid =
+        (mined || o.status === "failed") && o.txHash !== null && o.fee !== null && !o.cancelled;
+      if (!mined && o.status !== "failed") continue;
+      const ok = mined && o.receiptSuccess === true && !o.cancelled;
+      await withTransaction(pool, async (c) => {
+        if (paid) {
+          const result = await ledger.createTransfers(
             [
-              row.id,
-              ok ? "confirmed" : "failed",
-              o.txHash?.toLowerCase() ?? null,
-              ok ? null : (o.errorCode ?? (o.cancelled ? "CANCELLED" : "REVERTED")),
+              gasBooking({
+                id: transferId(gasName(o.chainId, o.txHash!, o.reorgs)),
+                chainId: o.chainId,
+                hotWallet: o.from.toLowerCase(),
+                txHash: o.txHash!.toLowerCase(),
+                amount: o.fee!,
+                memo: `gas of attestation ${row.id} (${o.requestId})`,
+              }),
             ],
+            { client: c },
           );
-        });
-        settled++;
-        log[ok ? "info" : "warn"]({
-          msg: ok ? "attestation confirmed" : "attestation failed",
-          chain_id: chain.chainId,
-          attestation_id: Number(row.id),
-          tx_hash: o.txHash,
-          error_code: o.errorCode,
-        });
-      }
-    } finally {
-      await ledger.close();
+          const status = result[0]?.status;
+          if (status !== "created" && status !== "exists")
+            throw new Error(
+              `attestation ${row.id}: gas booking refused (${JSON.stringify(result[0])})`,
+            );
+        }
+        // A failed request is final (the signer fails only at a final block or by an operator);
+        // a confirmed one is followed until finalized (follow above).
+        await c.query(
+          `UPDATE attest.attestations SET status = $2, tx_hash = $3, error = $4,
+                  confirmed_at = CASE WHEN $2 = 'confirmed' THEN now() END,
+                  fee = $5, booked_generation = $6,
+                  final_at = CASE WHEN $2 = 'failed' OR $7 THEN now() END
+            WHERE id = $1 AND status = 'requested'`,
+          [
+            row.id,
+            ok ? "confirmed" : "failed",
+            o.txHash?.toLowerCase() ?? null,
+            ok ? null : (o.errorCode ?? (o.cancelled ? "CANCELLED" : "REVERTED")),
+            paid ? o.fee!.toString() : null,
+            o.reorgs,
+            o.status === "finalized",
+          ],
+        );
+      });
+      settled++;
+      log[ok ? "info" : "warn"]({
+        msg: ok ? "attestation confirmed" : "attestation failed",
+        chain_id: chain.chainId,
+        attestation_id: Number(row.id),
+        tx_hash: o.txHash,
+        error_code: o.errorCode,
+      });
     }
     return settled;
   }
 
-  async function tick(
-    chain: ChainConfig,
-    schedule: AttestationSchedule,
-  ): Promise<AttestTickResult> {
-    const chainId = chain.chainId;
-    await settle(chain);
-    const contract = await getContract(pool, chainId, RESERVES_ATTESTOR);
-    if (!contract)
-      return {
-        attested: [],
-        skipped: "no_contract",
-        detail: "no ReservesAttestor deployed on this chain",
-      };
-    const inFlight = await pool.query(
-      "SELECT 1 FROM attest.attestations WHERE chain_id = $1 AND status = 'requested' LIMIT 1",
-      [chainId],
-    );
-    if (inFlight.rows.length > 0)
-      return { attested: [], skipped: "in_flight", detail: "an attestation is still being sent" };
-    const newest = (await listRuns(pool, { chainId, limit: 20 })).find(
-      (r) => r.status === "completed",
-    );
-    if (!newest)
-      return { attested: [], skipped: "no_run", detail: "no completed reconciliation run" };
-    const run = await readRun(pool, newest.id);
-    const last = await pool.query<{ block: string | null }>(
-      "SELECT max(block_number)::text AS block FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'",
-      [chainId],
-    );
-    const lastBlock =
-      last.rows[0]?.block === null || last.rows[0]?.block === undefined
-        ? null
-        : Number(last.rows[0].block);
-    if (lastBlock !== null && run.block < lastBlock + schedule.everyBlocks)
-      return {
-        attested: [],
-        skipped: "not_due",
-        runId: run.id,
-        block: run.block,
-        detail: `last attested block ${lastBlock}, next at ${lastBlock + schedule.everyBlocks}`,
-      };
+  /** Why a run's breaks refuse attestation (open breaks, or balance breaks acknowledged or not). */
+  function breaksRefuse(chainId: number, run: StoredRun): AttestTickResult | undefined {
     const open = run.alertingCount ?? run.breakCount;
     if (open > 0) {
       log.warn({
@@ -397,6 +473,88 @@ export function createAttestor({
         block: run.block,
         detail: `run ${run.id} at block ${run.block} has ${blocking.length} ${types.join("/")} break(s), acknowledged or not`,
       };
+    }
+    return undefined;
+  }
+
+  async function tick(
+    chain: ChainConfig,
+    schedule: AttestationSchedule,
+  ): Promise<AttestTickResult> {
+    const chainId = chain.chainId;
+    await settle(chain);
+    const contract = await getContract(pool, chainId, RESERVES_ATTESTOR);
+    if (!contract)
+      return {
+        attested: [],
+        skipped: "no_contract",
+        detail: "no ReservesAttestor deployed on this chain",
+      };
+    const inFlight = await pool.query(
+      "SELECT 1 FROM attest.attestations WHERE chain_id = $1 AND status = 'requested' LIMIT 1",
+      [chainId],
+    );
+    if (inFlight.rows.length > 0)
+      return { attested: [], skipped: "in_flight", detail: "an attestation is still being sent" };
+    // Runs are at the confirmation rule's block; an attestation is for good (the contract takes no
+    // block twice), so only a run at a block the indexer has published final (the finality rule)
+    // and still on our chain there: a reorg between the run and finality took what it counted.
+    const newest = (await listRuns(pool, { chainId, limit: 20 })).find(
+      (r) => r.status === "completed",
+    );
+    if (!newest)
+      return { attested: [], skipped: "no_run", detail: "no completed reconciliation run" };
+    // A break the newest run found stops attestation, whichever block is attested.
+    const newestRun = await readRun(pool, newest.id);
+    const refused = breaksRefuse(chainId, newestRun);
+    if (refused) return refused;
+    const final = await readFinalized(pool, chainId);
+    const candidate =
+      final === null
+        ? undefined
+        : (await listRuns(pool, { chainId, limit: 20, maxBlock: Number(final.number) })).find(
+            (r) => r.status === "completed",
+          );
+    if (!candidate)
+      return {
+        attested: [],
+        skipped: "not_final",
+        runId: newest.id,
+        block: newest.block,
+        detail: `no completed run at or below the final block (${final === null ? "none published yet" : final.number}); newest run ${newest.id} is at block ${newest.block}`,
+      };
+    const run = candidate.id === newest.id ? newestRun : await readRun(pool, candidate.id);
+    const ours = await pool.query<{ hash: string }>(
+      "SELECT hash FROM chain.canonical_blocks WHERE chain_id = $1 AND number = $2",
+      [chainId, run.block],
+    );
+    if (run.blockHash === null || ours.rows[0]?.hash !== run.blockHash)
+      return {
+        attested: [],
+        skipped: "not_final",
+        runId: run.id,
+        block: run.block,
+        detail: `run ${run.id} counted block ${run.block} as ${run.blockHash ?? "(hash not stored)"}; the final chain has ${ours.rows[0]?.hash ?? "no stored block"} there`,
+      };
+    const last = await pool.query<{ block: string | null }>(
+      "SELECT max(block_number)::text AS block FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'",
+      [chainId],
+    );
+    const lastBlock =
+      last.rows[0]?.block === null || last.rows[0]?.block === undefined
+        ? null
+        : Number(last.rows[0].block);
+    if (lastBlock !== null && run.block < lastBlock + schedule.everyBlocks)
+      return {
+        attested: [],
+        skipped: "not_due",
+        runId: run.id,
+        block: run.block,
+        detail: `last attested block ${lastBlock}, next at ${lastBlock + schedule.everyBlocks}`,
+      };
+    if (candidate.id !== newest.id) {
+      const refused = breaksRefuse(chainId, run);
+      if (refused) return refused;
     }
     const tokens: Address[] = [zeroAddress, ...chain.tokens.map((t) => getAddress(t.address))];
     const all = await Promise.all(tokens.map((t) => figures(chain, run.id, t)));

@@ -8,9 +8,12 @@
  * - a wallet registered after the run, holding value at B, is not in the reserves (the run did not
  *   count it: attested, it overstated the coverage);
  * - a run whose solvency shortfall an operator acknowledged (so nothing alerts) is still not
- *   attested, and nothing is requested from the signer.
+ *   attested, and nothing is requested from the signer;
+ * - a confirmed attestation is followed until final (the signer's outcomes scripted here; its own
+ *   reorg handling is signer/reorg.integration.test.ts): reorged out, its gas is unbooked and it is
+ *   no longer served as confirmed; mined again, its gas is booked anew at the new fee.
  */
-import { type Address, type Hex, zeroAddress } from "viem";
+import { type Address, type Hex, zeroAddress, zeroHash } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
@@ -22,9 +25,11 @@ import { createLedger, type Ledger } from "../createLedger.js";
 import { acknowledgeBreak } from "../recon/breakStates.js";
 import { createReconciler, type Reconciler } from "../recon/reconcile.js";
 import { transferId } from "../transferId.js";
-import { type Attestor, createAttestor } from "./attest.js";
+import { type Attestor, createAttestor, ensureSalts, requestIdOf } from "./attest.js";
 import { RESERVES_ATTESTOR } from "./deploy.js";
-import type { AttestationSender } from "./sender.js";
+import { buildMerkleSumTree } from "./merkleSum.js";
+import { liabilitiesProof } from "./proofs.js";
+import type { AttestationOutcome, AttestationSender } from "./sender.js";
 
 const A = 31337;
 const S = 31338;
@@ -41,12 +46,16 @@ let reconciler: Reconciler;
 let attestor: Attestor;
 const requested: string[] = [];
 
+/** The outcomes the signer reports, as a test scripts them. */
+let outcomes: AttestationOutcome[] = [];
+
 /** A signer that records what it is asked to send (these tests expect no request). */
 const sender: AttestationSender = {
   requestTransaction: async (_client, request) => {
     requested.push(request.id);
   },
-  getTxOutcomes: async () => [],
+  getTxOutcomes: async (_client, { requestIds }) =>
+    outcomes.filter((o) => requestIds.includes(o.requestId)),
 };
 
 /** The chain's config with a 0-block confirmation rule: the stored tip is final. */
@@ -202,5 +211,100 @@ describe("attestation figures", () => {
     const stored = await pool.query("SELECT 1 FROM attest.attestations WHERE chain_id = $1", [S]);
     expect(stored.rows).toEqual([]);
     expect(requested).toEqual([]);
+  });
+});
+
+describe("following an attestation until final", () => {
+  it("reorged out after confirmation: gas unbooked and not served; mined again: booked at its new fee; then final", async () => {
+    const chain = chainOf(A);
+    const assetId = ETH(A);
+    const block = 900_001;
+    const tx = `0x${"a7".repeat(32)}` as Hex;
+    const salts = await ensureSalts(pool, assetId, ["erin"]);
+    const tree = buildMerkleSumTree([
+      { customerId: "erin", balance: 40n, salt: salts.get("erin")! },
+    ]);
+    const requestId = requestIdOf(A, zeroAddress, block);
+    const inserted = await pool.query<{ id: string }>(
+      `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
+         reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
+         addresses, request_id)
+       VALUES ($1, $2, $3, $4, 0, $5, 40, 40, $6, $7, $7, 1, '[]', $8) RETURNING id`,
+      [
+        A,
+        assetId,
+        zeroAddress,
+        block,
+        freshAddress(504).toLowerCase(),
+        tree.root.hash,
+        zeroHash,
+        requestId,
+      ],
+    );
+    const id = inserted.rows[0]!.id;
+    await pool.query(
+      "INSERT INTO attest.leaves (attestation_id, customer_id, balance) VALUES ($1, 'erin', 40)",
+      [id],
+    );
+    const signerSays = (o: Partial<AttestationOutcome>) => {
+      outcomes = [
+        {
+          requestId,
+          chainId: A,
+          from: HOT_A,
+          status: "confirmed",
+          txHash: tx,
+          receiptSuccess: true,
+          fee: 1000n,
+          cancelled: false,
+          errorCode: null,
+          reorgs: 0,
+          ...o,
+        },
+      ];
+    };
+    const state = async () =>
+      (
+        await pool.query<{ status: string; final: boolean }>(
+          "SELECT status, final_at IS NOT NULL AS final FROM attest.attestations WHERE id = $1",
+          [id],
+        )
+      ).rows[0];
+    /** Gas booked for the attestation's transaction, less what was given back. */
+    const gasBooked = async () =>
+      (
+        await pool.query<{ net: string }>(
+          `SELECT coalesce(sum(CASE WHEN d.name = 'fees:gas' THEN t.amount ELSE -t.amount END), 0)::text AS net
+             FROM ledger.transfers t JOIN ledger.accounts d ON d.id = t.debit_account_id
+            WHERE t.tx_hash = $1
+               OR t.reverses_id IN (SELECT id FROM ledger.transfers WHERE tx_hash = $1)`,
+          [tx],
+        )
+      ).rows[0]!.net;
+    const served = async () =>
+      (await liabilitiesProof(pool, { customerId: "erin", assetId })).found;
+
+    signerSays({});
+    await attestor.settle(chain);
+    expect(await state()).toEqual({ status: "confirmed", final: false });
+    expect([await gasBooked(), await served()]).toEqual(["1000", true]);
+
+    // A reorg above the final block takes the transaction out; the signer sends the same bytes again.
+    signerSays({ status: "broadcast", reorgs: 1, receiptSuccess: null, fee: null });
+    await attestor.settle(chain);
+    expect(await state()).toEqual({ status: "requested", final: false });
+    expect([await gasBooked(), await served()]).toEqual(["0", false]);
+
+    // Mined again in another block, at another base fee.
+    signerSays({ reorgs: 1, fee: 1200n });
+    await attestor.settle(chain);
+    expect(await state()).toEqual({ status: "confirmed", final: false });
+    expect([await gasBooked(), await served()]).toEqual(["1200", true]);
+
+    signerSays({ status: "finalized", reorgs: 1, fee: 1200n });
+    await attestor.settle(chain);
+    await attestor.settle(chain);
+    expect(await state()).toEqual({ status: "confirmed", final: true });
+    expect(await gasBooked()).toBe("1200");
   });
 });

@@ -40,6 +40,8 @@ export type AttestationOutcome = {
   /** Whether the mined attempt was the signer's cancel of this nonce. */
   cancelled: boolean;
   errorCode: string | null;
+  /** Times a mined attempt of this request left the canonical chain (a reorg). */
+  reorgs: number;
 };
 
 export type AttestationSender = {

@@ -467,7 +467,8 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
 /** Newest runs first (for the CLI and the API's run list). */
 export async function listRuns(
   pool: Pool,
-  args: { chainId?: number; limit?: number } = {},
+  /** maxBlock: only runs at or below this block (attestation's final block). */
+  args: { chainId?: number; limit?: number; maxBlock?: number } = {},
 ): Promise<
   {
     id: number;
@@ -480,8 +481,9 @@ export async function listRuns(
 > {
   const r = await pool.query(
     `SELECT id, chain_id, block_number, status, break_count, started_at FROM recon.runs
-     WHERE ($1::bigint IS NULL OR chain_id = $1) ORDER BY id DESC LIMIT $2`,
-    [args.chainId ?? null, args.limit ?? 20],
+     WHERE ($1::bigint IS NULL OR chain_id = $1) AND ($3::bigint IS NULL OR block_number <= $3)
+     ORDER BY id DESC LIMIT $2`,
+    [args.chainId ?? null, args.limit ?? 20, args.maxBlock ?? null],
   );
   return r.rows.map((x) => ({
     id: Number(x.id),

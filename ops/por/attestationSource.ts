@@ -21,15 +21,15 @@ export type AttestationFromSource = {
   [key: string]: unknown;
 };
 
-type ProofRef = { asset?: unknown; block?: unknown; contract?: unknown };
+type ProofRef = { asset?: unknown; block?: unknown };
 
-function refOf(proof: unknown): { asset: Address; block: bigint; contract: unknown } {
+function refOf(proof: unknown): { asset: Address; block: bigint } {
   const p = (proof ?? {}) as ProofRef;
   if (typeof p.asset !== "string" || !isAddress(p.asset, { strict: false }))
     throw new ProofFormatError("proof.asset must be the token address (zero address for native)");
   if (typeof p.block !== "string" || !/^\d+$/.test(p.block))
     throw new ProofFormatError("proof.block must be the attested block number as a decimal string");
-  return { asset: getAddress(p.asset), block: BigInt(p.block), contract: p.contract };
+  return { asset: getAddress(p.asset), block: BigInt(p.block) };
 }
 
 export async function attestationFromGraphql(
@@ -48,16 +48,21 @@ export async function attestationFromGraphql(
   };
 }
 
+/**
+ * The Attested event at `contract`: the attestor the customer names (the custodian's published
+ * address), never the proof's own `contract` (the custodian's word: any account can deploy a
+ * ReservesAttestor and attest a tree that leaves other customers out). verifyProof compares the
+ * two, and the chain's id with the proof's.
+ */
 export async function attestationFromRpc(
   url: string,
   proof: unknown,
-  contractOverride?: string,
+  contract: string | undefined,
 ): Promise<AttestationFromSource> {
   const ref = refOf(proof);
-  const contract = contractOverride ?? ref.contract;
   if (typeof contract !== "string" || !isAddress(contract, { strict: false }))
     throw new ProofFormatError(
-      "the attestor contract is unknown: give --contract <address> (or a proof with contract)",
+      "give --contract <address>: the custodian's published ReservesAttestor (a proof's own contract is not evidence)",
     );
   const client = publicClientFor(url, { retryCount: 1 });
   const logs = await client.getLogs({
@@ -75,6 +80,8 @@ export async function attestationFromRpc(
   const a = log.args;
   return {
     source: `Attested event of ${getAddress(contract)} (tx ${log.transactionHash}) via ${url}`,
+    chainId: await client.getChainId(),
+    contract: log.address,
     asset: a.asset!,
     block: a.block!.toString(),
     reserves: a.reserves!.toString(),

@@ -1,5 +1,5 @@
 /**
- * `custody-node por verify proof.json (--graphql <url> | --rpc <url> | --root <hash> …)`: checks a
+ * `custody-node por verify proof.json (--graphql <url> | --rpc <url> --contract <address> | --root <hash> …)`: checks a
  * customer's liabilities proof (from GET /v1/customers/{id}/liabilities-proof) against the root a
  * dApp reads, and that reserves cover liabilities. Exit 0 verified, 1 a check failed (each check
  * printed, the failed ones first), 2 the proof or the source could not be read.
@@ -54,6 +54,11 @@ export async function runPorVerify(
   const sources = [opts.graphql, opts.rpc, opts.root].filter((s) => s !== undefined);
   if (sources.length !== 1)
     return { code: 2, out: "give exactly one of --graphql <url>, --rpc <url> or --root <hash>" };
+  if (opts.rpc !== undefined && opts.contract === undefined)
+    return {
+      code: 2,
+      out: "--rpc needs --contract <address>: the custodian's published ReservesAttestor (a proof's own contract is not evidence)",
+    };
   let attestation: AttestationFromSource;
   try {
     attestation = opts.graphql
@@ -96,7 +101,7 @@ export function registerCommands(program: Command): void {
     .option("--rpc <url>", "read the Attested event from the chain over JSON-RPC")
     .option(
       "--contract <address>",
-      "with --rpc: the ReservesAttestor (default: the proof's contract)",
+      "with --rpc (required): the custodian's published ReservesAttestor; a proof naming another fails 'same contract'",
     )
     .option(
       "--root <hash>",

@@ -70,7 +70,20 @@ export async function proofOfReservesDemo({
       sender: { requestTransaction, getTxOutcomes },
       chains: adapterPerChain(common),
     });
-    const tick = await attestor.tick(chain, { everyBlocks: 1 });
+    // The reconciliation ran at the confirmation rule's block; an attestation waits until the
+    // indexer publishes that block final (the finality rule: the reorg window on local chains).
+    let waited = false;
+    const tick = await waitFor(
+      "the reconciled block to be final for attestation",
+      async () => {
+        const t = await attestor.tick(chain, { everyBlocks: 1 });
+        if (!("skipped" in t) || t.skipped !== "not_final") return t;
+        if (!waited) say(`waiting for a final block to attest: ${t.detail}`);
+        waited = true;
+        return undefined;
+      },
+      { timeoutMs: 120_000, everyMs: 1_000 },
+    );
     if (!("runId" in tick) || tick.attested.length === 0)
       throw new Error(`nothing attested: ${"detail" in tick ? tick.detail : "no asset due"}`);
     const native = tick.attested.find((a) => a.token === zeroAddress) ?? tick.attested[0]!;
@@ -100,9 +113,12 @@ export async function proofOfReservesDemo({
     const file = path.join(dir, "alice-proof.json");
     writeFileSync(file, await res.text());
     say(
-      `alice's proof from GET /v1/customers/alice/liabilities-proof saved; custody-node por verify ${path.basename(file)} --rpc ${chain.rpcUrls[0]}:`,
+      `alice's proof from GET /v1/customers/alice/liabilities-proof saved; custody-node por verify ${path.basename(file)} --rpc ${chain.rpcUrls[0]} --contract ${contract.address}:`,
     );
-    const verdict = await runPorVerify(file, { rpc: chain.rpcUrls[0]! });
+    const verdict = await runPorVerify(file, {
+      rpc: chain.rpcUrls[0]!,
+      contract: contract.address,
+    });
     for (const line of verdict.out.split("\n")) say(`  ${line}`);
     if (verdict.code !== 0) throw new Error("alice's proof did not verify");
     return restarted;

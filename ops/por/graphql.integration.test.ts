@@ -133,7 +133,7 @@ describe("por verify --graphql against the Ponder app", () => {
     const run = async (
       name: string,
       proof: unknown,
-      source: { graphql: string } | { rpc: string },
+      source: { graphql: string } | { rpc: string; contract: string },
     ) => {
       const file = path.join(dir, `${name}.json`);
       writeFileSync(file, JSON.stringify(proof));
@@ -146,7 +146,7 @@ describe("por verify --graphql against the Ponder app", () => {
     const verdict = JSON.parse(honest.out);
     expect(verdict.source).toBe(`GraphQL ${ponder.url}/graphql`);
     const viaEvent = JSON.parse(
-      (await run("honest-rpc", proofOf("c-2"), { rpc: anvil.rpcUrl })).out,
+      (await run("honest-rpc", proofOf("c-2"), { rpc: anvil.rpcUrl, contract })).out,
     );
     expect(verdict.checks).toEqual(viaEvent.checks);
 

@@ -40,6 +40,8 @@ let page: Page;
 let pageServer: Awaited<ReturnType<typeof servePorPage>>;
 let dir: string;
 let contract: Address;
+/** A second ReservesAttestor, anyone's to deploy: it attests a smaller tree at the honest block. */
+let rogue: Address;
 const TOKEN = "0x00000000000000000000000000000000000000c0" as Address;
 
 const tree: MerkleSumTree = buildMerkleSumTree(
@@ -50,6 +52,10 @@ const tree: MerkleSumTree = buildMerkleSumTree(
   })),
 );
 const SUM = tree.root.sum; // 15010
+/** The tree a custodian hiding liabilities shows customer-0 alone: everyone else left out. */
+const rogueTree: MerkleSumTree = buildMerkleSumTree([
+  tree.leaves.find((l) => l.customerId === "customer-0")!,
+]);
 
 function proofOf(customerId: string, block: bigint, asset: Address = zeroAddress) {
   const leaf = tree.leaves.find((l) => l.customerId === customerId)!;
@@ -65,6 +71,7 @@ function proofOf(customerId: string, block: bigint, asset: Address = zeroAddress
     })),
     asset,
     block: block.toString(),
+    chainId: 31337,
     contract,
   };
 }
@@ -117,6 +124,29 @@ beforeAll(async () => {
   // Same root, but liabilities that are not the tree's sum; and reserves short of liabilities.
   blocks.wrongSum = await attest(TOKEN, SUM + 500n, SUM - 1n);
   blocks.short = await attest(zeroAddress, SUM - 1n, SUM);
+  const rogueDeploy = await wallet.sendTransaction({
+    chain: null,
+    data: encodeDeployData({ ...reservesAttestor, args: [dev!] }),
+  });
+  rogue = (await client.waitForTransactionReceipt({ hash: rogueDeploy })).contractAddress!;
+  const rogueAttest = await wallet.sendTransaction({
+    chain: null,
+    to: rogue,
+    data: encodeFunctionData({
+      abi: reservesAttestor.abi,
+      functionName: "attest",
+      args: [
+        zeroAddress,
+        blocks.honest,
+        rogueTree.root.sum,
+        rogueTree.root.sum,
+        rogueTree.root.hash,
+        `0x${"aa".repeat(32)}`,
+        `0x${"bb".repeat(32)}`,
+      ],
+    }),
+  });
+  expect((await client.waitForTransactionReceipt({ hash: rogueAttest })).status).toBe("success");
   dir = mkdtempSync(path.join(tmpdir(), "por-verify-"));
   pageServer = await servePorPage();
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
@@ -164,6 +194,9 @@ async function viaCli(proof: unknown, opts: Parameters<typeof runPorVerify>[1]) 
   return { code, result: JSON.parse(out) as Verdict & { source: string } };
 }
 
+/** The attestation read from the chain, at the custody's ReservesAttestor as the customer knows it. */
+const onChain = () => ({ rpc: anvil.rpcUrl, contract });
+
 const honestFigures = {
   root: tree.root.hash,
   liabilities: SUM.toString(),
@@ -197,11 +230,13 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
   it("every customer's honest proof verifies against the on-chain event, in both", async () => {
     for (const leaf of tree.leaves) {
       const proof = proofOf(leaf.customerId, blocks.honest);
-      const rpc = await viaCli(proof, { rpc: anvil.rpcUrl });
+      const rpc = await viaCli(proof, onChain());
       expect(rpc.code, JSON.stringify(rpc.result)).toBe(0);
       expect(rpc.result.source).toContain("Attested event");
       expect(rpc.result.checks.map((c) => c.name)).toEqual([
         "proof readable",
+        "same chain",
+        "same contract",
         "same asset",
         "same block",
         "root hash matches the attested liabilitiesRoot",
@@ -222,7 +257,7 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
 
   it("tampered proofs fail in both, naming the same checks", async () => {
     for (const [what, proof] of Object.entries(tampered())) {
-      const rpc = await viaCli(proof, { rpc: anvil.rpcUrl });
+      const rpc = await viaCli(proof, onChain());
       expect(rpc.code, what).toBe(1);
       const flags = await viaCli(proof, honestFigures);
       const browserSide = await viaPage(proof, honestFigures);
@@ -242,9 +277,7 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
   }, 120_000);
 
   it("an attested sum that is not the tree's, and reserves short of liabilities, fail in both", async () => {
-    const wrongSum = await viaCli(proofOf("customer-0", blocks.wrongSum, TOKEN), {
-      rpc: anvil.rpcUrl,
-    });
+    const wrongSum = await viaCli(proofOf("customer-0", blocks.wrongSum, TOKEN), onChain());
     expect(wrongSum.code).toBe(1);
     expect(wrongSum.result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([
       "root sum equals the attested liabilities",
@@ -256,7 +289,7 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
     expect(wrongSumPage.result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([
       "root sum equals the attested liabilities",
     ]);
-    const short = await viaCli(proofOf("customer-0", blocks.short), { rpc: anvil.rpcUrl });
+    const short = await viaCli(proofOf("customer-0", blocks.short), onChain());
     expect(short.result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([
       "reserves cover liabilities",
     ]);
@@ -266,6 +299,33 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
     });
     expect(shortPage.result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([
       "reserves cover liabilities",
+    ]);
+  }, 60_000);
+
+  it("--rpc reads the attestor the customer names, never the proof's: a proof at another contract is not verified", async () => {
+    // customer-0's proof in a tree without the others, attested by a contract the custodian
+    // deployed beside its published one: with the proof's word for the contract, it verified.
+    const leaf = rogueTree.leaves[0]!;
+    const proof = {
+      ...proofOf("customer-0", blocks.honest),
+      path: proofPath(rogueTree, "customer-0").path.map((s) => ({
+        side: s.side,
+        hash: s.hash,
+        sum: s.sum.toString(),
+      })),
+      balance: leaf.balance.toString(),
+      contract: rogue,
+    };
+    const file = path.join(dir, "rogue.json");
+    writeFileSync(file, JSON.stringify(proof));
+    const unnamed = await runPorVerify(file, { rpc: anvil.rpcUrl });
+    expect([unnamed.code, unnamed.out]).toEqual([2, expect.stringContaining("--contract")]);
+    const named = await viaCli(proof, onChain());
+    expect(named.code).toBe(1);
+    expect(named.result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([
+      "same contract",
+      "root hash matches the attested liabilitiesRoot",
+      "root sum equals the attested liabilities",
     ]);
   }, 60_000);
 
@@ -279,12 +339,12 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
       const { code } = await p.exited;
       return { code, out: p.output() };
     };
-    const ok = await run([good, "--rpc", anvil.rpcUrl]);
+    const ok = await run([good, "--rpc", anvil.rpcUrl, "--contract", contract]);
     expect([ok.code, ok.out]).toEqual([
       0,
       expect.stringMatching(/^VERIFIED against Attested event/),
     ]);
-    const no = await run([bad, "--rpc", anvil.rpcUrl]);
+    const no = await run([bad, "--rpc", anvil.rpcUrl, "--contract", contract]);
     expect(no.code).toBe(1);
     expect(no.out).toMatch(/NOT VERIFIED .*root hash matches the attested liabilitiesRoot/);
     expect(no.out).toMatch(/FAIL root hash matches the attested liabilitiesRoot: path leads to 0x/);

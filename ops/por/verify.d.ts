@@ -10,6 +10,8 @@ export type LiabilitiesProof = {
   [key: string]: unknown;
 };
 export type AttestationFigures = {
+  chainId?: number | string;
+  contract?: string;
   asset?: string;
   block?: string;
   reserves: string | bigint;

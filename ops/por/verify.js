@@ -223,8 +223,9 @@ const sameHex = (a, b) =>
  * Verify a customer's proof against an attestation read from a source the verifier trusts (the
  * chain, or an indexer of it), never against figures the proof itself carries.
  *
- * attestation: { asset, block, reserves, liabilities, liabilitiesRoot } (amounts as decimal strings
- * or bigints). Returns { ok, checks: [{ name, ok, detail }], root } — every check is run and named,
+ * attestation: { chainId?, contract?, asset, block, reserves, liabilities, liabilitiesRoot } (amounts
+ * as decimal strings or bigints); chain, contract, asset and block are compared with the proof's
+ * where both name them. Returns { ok, checks: [{ name, ok, detail }], root } — every check is run and named,
  * so a failure says which one; a proof that cannot be read gives one failed "proof readable" check.
  */
 export function verifyProof(proof, attestation) {
@@ -259,6 +260,20 @@ export function verifyProof(proof, attestation) {
   }
   if (att) {
     if (proof && typeof proof === "object") {
+      if (proof.chainId !== undefined && attestation.chainId !== undefined)
+        check(
+          "same chain",
+          String(proof.chainId) === String(attestation.chainId),
+          `proof ${proof.chainId}, attestation ${attestation.chainId}`,
+        );
+      // The source names the contract the customer chose (the custodian's published attestor);
+      // a proof pointing elsewhere is another attestor's tree, whoever deployed it.
+      if (proof.contract !== undefined && attestation.contract !== undefined)
+        check(
+          "same contract",
+          sameHex(proof.contract, attestation.contract),
+          `proof ${proof.contract}, attestation ${attestation.contract}`,
+        );
       if (proof.asset !== undefined && attestation.asset !== undefined)
         check(
           "same asset",
@@ -302,7 +317,7 @@ export function verifyProof(proof, attestation) {
  * (`attestations(...) { items { … } }`) or Graph Node's (`attestations(...) { … }`).
  */
 export const ATTESTATION_FIELDS =
-  "asset block reserves liabilities liabilitiesRoot addressesRoot reportHash";
+  "chainId contract asset block reserves liabilities liabilitiesRoot addressesRoot reportHash";
 
 export function attestationQuery(shape, filters = ["asset", "block"]) {
   const types =

@@ -65,27 +65,36 @@ export async function fundAndDeployAttestor({
   }
 }
 
-/** Mine until `block` is final (2 confirmations) in the indexer's checkpoint; 60 s deadline. */
+/**
+ * Mine until `block` is final in the index: published final by the indexer (the chain's finality
+ * rule, what attestation waits for), or with `rule: "confirmed"` only past the confirmation rule
+ * (2 blocks here, what a reconciliation run needs); 60 s deadline.
+ */
 export function waitFinalInIndex({
   pool,
   chain,
   block,
   mine,
+  rule = "final",
 }: {
   pool: Pool;
   chain: ChainConfig;
   block: number;
   mine: () => Promise<unknown>;
+  rule?: "final" | "confirmed";
 }): Promise<boolean> {
   return waitFor(
-    `block ${block} final in the index`,
+    `block ${block} ${rule} in the index`,
     async () => {
       await mine();
-      const r = await pool.query<{ block_number: string }>(
-        "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
+      const r = await pool.query<{ block_number: string; finalized_number: string | null }>(
+        "SELECT block_number, finalized_number FROM chain.checkpoints WHERE chain_id = $1",
         [chain.chainId],
       );
-      return Number(r.rows[0]?.block_number ?? -1) - 2 >= block;
+      const row = r.rows[0];
+      return rule === "confirmed"
+        ? Number(row?.block_number ?? -1) - 2 >= block
+        : Number(row?.finalized_number ?? -1) >= block;
     },
     { timeoutMs: 60_000, everyMs: 200 },
   );
