@@ -4,7 +4,7 @@
  */
 import { getAddress, type PublicClient, zeroAddress } from "viem";
 import type { ChainConfig } from "../chains/index.js";
-import { publicClientFor } from "../chains/index.js";
+import { endpointLabel, publicClientFor } from "../chains/index.js";
 import type { Config } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
 import { indexedHeights, readHalts } from "../indexers/index.js";
@@ -94,23 +94,43 @@ export function resolveAsset(
   return asset;
 }
 
-export type ChainHeads = { head: (chain: ChainConfig) => Promise<bigint | null> };
+/** The best head among a chain's endpoints and the endpoint (scheme, host, port) that showed it. */
+export type ChainHead = { head: bigint; endpoint: string };
 
-/** RPC heads with a short timeout: an unreachable node shows as `head: null`, never an error. */
+export type ChainHeads = { head: (chain: ChainConfig) => Promise<ChainHead | null> };
+
+/**
+ * Every endpoint of the chain is asked for its head at once, each with a short timeout, and the
+ * highest answer wins: a lagging first node would understate the lag and a chain could look healthy.
+ * Only when no endpoint answers is the head unknown (`null`), never an error.
+ */
 export function createChainHeads(timeoutMs = 1500): ChainHeads {
-  const clients = new Map<number, PublicClient>();
+  const clients = new Map<string, PublicClient>();
+  const clientFor = (url: string) => {
+    let client = clients.get(url);
+    if (!client) {
+      client = publicClientFor(url, { timeoutMs, retryCount: 0 });
+      clients.set(url, client);
+    }
+    return client;
+  };
   return {
     async head(chain) {
-      let client = clients.get(chain.chainId);
-      if (!client) {
-        client = publicClientFor(chain.rpcUrls[0]!, { timeoutMs, retryCount: 0 });
-        clients.set(chain.chainId, client);
-      }
-      try {
-        return await client.getBlockNumber({ cacheTime: 0 });
-      } catch {
-        return null;
-      }
+      const answers = await Promise.all(
+        chain.rpcUrls.map(async (url) => {
+          try {
+            return {
+              head: await clientFor(url).getBlockNumber({ cacheTime: 0 }),
+              endpoint: endpointLabel(url),
+            };
+          } catch {
+            return null;
+          }
+        }),
+      );
+      let best: ChainHead | null = null;
+      for (const a of answers) if (a && (best === null || a.head > best.head)) best = a;
+      return best;
     },
   };
 }
@@ -120,7 +140,10 @@ export type ChainStatus = {
   chainId: number;
   name: string;
   confirmations: ChainConfig["confirmations"];
+  /** The best head among the chain's endpoints; null when none answered. */
   head: bigint | null;
+  /** The endpoint that showed `head` (scheme, host and port: paths often carry API keys). */
+  headEndpoint: string | null;
   indexed: bigint | null;
   lag: bigint | null;
   maxLagBlocks: number;
@@ -136,7 +159,8 @@ export async function chainStatuses(
   const [indexed, halts] = await Promise.all([indexedHeights(pool), readHalts(pool)]);
   return Promise.all(
     config.chains.map(async (c) => {
-      const head = await heads.head(c);
+      const best = await heads.head(c);
+      const head = best?.head ?? null;
       const at = indexed.get(c.chainId) ?? null;
       const halt = halts.find((h) => h.chainId === c.chainId);
       return {
@@ -145,6 +169,7 @@ export async function chainStatuses(
         name: c.name,
         confirmations: c.confirmations,
         head,
+        headEndpoint: best?.endpoint ?? null,
         indexed: at,
         lag: head !== null && at !== null ? (head > at ? head - at : 0n) : null,
         maxLagBlocks: c.maxLagBlocks,

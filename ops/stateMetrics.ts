@@ -118,6 +118,10 @@ export function registerStateMetrics(
         registers: [registry],
       }),
   );
+  // Wei as a float, like the balance gauge they are compared with (Number(bigint) on both sides,
+  // correctly rounded, so the order of two values is kept): a wallet below its floor by at most
+  // half a float step (~1e-16 of the value: 512 wei at 5 ETH) reads as at the floor. Prometheus
+  // holds float64 whatever the unit; alerting needs no more.
   for (const chain of deps.chains) {
     const labels = { chain_id: String(chain.chainId) };
     hotWallets.set(labels, (deps.hotWallets ?? []).filter((w) => w.chain === chain.key).length);

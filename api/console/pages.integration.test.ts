@@ -1,40 +1,104 @@
 /**
  * What the console's pages tell an operator (inject, real Postgres and anvil): a halted chain is
  * shown halted (never "healthy" because its lag is still small), in /v1/chains and on the overview;
- * the audit page shows the newest entries however long the log is.
+ * a lagging first RPC endpoint does not hide the chain's lag; hot wallet balances come from the
+ * chain's own latest completed run, say when it read them, and a report that cannot be read shows
+ * as an error; receipt_unknown withdrawals have their own overview section; the audit page shows
+ * the newest entries however long the log is.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { appendAudit } from "../../foundation/audit.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { consoleGet, consoleSignIn } from "./testing/inject.js";
 
 let t: ApiTestContext;
 let session: string;
+/** The chain's first RPC endpoint: the anvil seen through a node that lags (100 blocks). */
+let lagging: LyingProxy;
+/** The anvil itself: the chain's second endpoint. */
+let anvil: string;
+const FLOOR = 5n * 10n ** 18n;
 beforeAll(async () => {
-  t = await createApiTestContext({ chains: [{ chainId: 31337, key: "local-a" }] });
+  lagging = await startLyingProxy([]);
+  t = await createApiTestContext({
+    chains: [{ chainId: 31337, key: "local-a" }],
+    configure: (ctx) => {
+      const chain = ctx.config.chains[0]!;
+      anvil = chain.rpcUrls[0]!;
+      lagging.setBackends([{ url: anvil, lag: 100 }]);
+      const config = Object.freeze({
+        ...ctx.config,
+        chains: [{ ...chain, rpcUrls: [lagging.url, anvil], nativeHotFloor: FLOOR }],
+      });
+      return { ...ctx, config, common: { ...ctx.common, config } };
+    },
+  });
   session = (await consoleSignIn(t.app, t.keys.admin)).session!;
 });
 afterAll(async () => {
   await t?.cleanup();
+  await lagging?.close();
 });
+
+/** JSON-RPC to the anvil itself (the best node). */
+async function anvilRpc(method: string, params: unknown[] = []): Promise<unknown> {
+  const res = await fetch(anvil, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  return ((await res.json()) as { result: unknown }).result;
+}
+const anvilHead = async () => BigInt((await anvilRpc("eth_blockNumber")) as string);
+
+/** The indexer's checkpoint of chain 31337 at `block`. */
+const checkpointAt = (block: bigint) =>
+  t.ctx.db.pool.query(
+    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES (31337, $1, '0x00')
+     ON CONFLICT (chain_id) DO UPDATE SET block_number = EXCLUDED.block_number`,
+    [block.toString()],
+  );
+
+/** `n` withdrawals of `status` straight into api.withdrawals, `minutesAgo` old (a read test). */
+const insertWithdrawals = (n: number, status: string, minutesAgo: number, customer = "cust") =>
+  t.ctx.db.pool.query(
+    `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
+            requested_by, api_key_id, idempotency_key, created_at)
+     SELECT gen_random_uuid(), $4, 31337, '0x${"0".repeat(40)}', '0x${"7".repeat(40)}', 1000,
+            $2, 'owner', $3, 'seed-' || $2 || '-' || g || '-' || $5 || '-' || $4, now() - $5::int * interval '1 minute' + g * interval '1 ms'
+       FROM generate_series(1, $1) g`,
+    [n, status, t.keyRows["withdrawals:write"].id, customer, minutesAgo],
+  );
 
 /** The chain's row of the overview's Chains table. */
 const chainRow = (body: string) =>
   /<tr><td>test chain 31337 \(local-a, 31337\)<\/td>.*?<\/tr>/s.exec(body)?.[0];
 
 describe("chain status", () => {
+  it("a lagging first endpoint does not hide the lag: the best head among the endpoints, and which one answered", async () => {
+    await anvilRpc("anvil_mine", ["0xc8"]);
+    const head = await anvilHead();
+    // 80 blocks behind the best node, 20 ahead of the first endpoint's head (max lag 50).
+    await checkpointAt(head - 80n);
+    const chain = (
+      await t.call(t.keys["deposits:read"], { method: "GET", url: "/v1/chains" })
+    ).json().chains[0];
+    expect(chain).toMatchObject({
+      head: head.toString(),
+      lag: "80",
+      healthy: false,
+      headEndpoint: new URL(anvil).origin,
+    });
+    const row = chainRow((await consoleGet(t.app, session, "/console")).body);
+    expect(row).toContain("lagging");
+    expect(row).toContain(new URL(anvil).origin);
+  });
+
   it("a halted chain is halted and not healthy, in /v1/chains and on the overview, while its lag is small", async () => {
     const pool = t.ctx.db.pool;
-    const res = await fetch(t.ctx.config.chains[0]!.rpcUrls[0]!, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }),
-    });
-    const head = BigInt(((await res.json()) as { result: string }).result);
-    await pool.query(
-      `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES (31337, $1, '0x00')`,
-      [head.toString()],
-    );
+    const head = await anvilHead();
+    await checkpointAt(head);
     const chains = async () =>
       (await t.call(t.keys["deposits:read"], { method: "GET", url: "/v1/chains" })).json()
         .chains[0];
@@ -61,6 +125,61 @@ describe("chain status", () => {
       "UPDATE chain.halts SET resumed_at = now(), resumed_by = 'ops' WHERE chain_id = 31337",
     );
     expect(await chains()).toMatchObject({ healthy: true, halted: null });
+  });
+});
+
+describe("hot wallets on the overview", () => {
+  const wallet = `0x${"ab".repeat(20)}`;
+  /** A reconciliation run row (a read test: what the reconciler stores), its id. */
+  const run = async (
+    chainId: number,
+    status: string,
+    balances: unknown,
+    finishedAt: string | null = null,
+  ): Promise<number> =>
+    Number(
+      (
+        await t.ctx.db.pool.query(
+          `INSERT INTO recon.runs (chain_id, block_number, mode, status, balances, finished_at)
+           VALUES ($1, 7, 'full', $2, $3::jsonb, $4) RETURNING id`,
+          [chainId, status, JSON.stringify(balances), finishedAt],
+        )
+      ).rows[0].id,
+    );
+  const hotBalance = (chain: bigint) => ({
+    scope: "hot",
+    address: wallet,
+    assetId: `31337:0x${"0".repeat(40)}`,
+    chain: chain.toString(),
+    ledger: chain.toString(),
+    difference: "0",
+    explained: "0",
+    unexplained: "0",
+  });
+  const hotSection = (body: string) => {
+    const start = body.indexOf('id="hot-wallets"');
+    return body.slice(start, body.indexOf("</section>", start));
+  };
+
+  it("reads the chain's own latest completed run, however many runs other chains made since, and says when it read them", async () => {
+    const id = await run(31337, "completed", [hotBalance(FLOOR - 1n)], "2026-11-30T08:09:10Z");
+    // The chain's newest run failed; another chain reconciled 60 times since.
+    await run(31337, "failed", []);
+    for (let i = 0; i < 60; i++) await run(999, "completed", []);
+    const section = hotSection((await consoleGet(t.app, session, "/console")).body);
+    expect(section).not.toContain("no completed reconciliation run yet");
+    expect(section).toContain(wallet);
+    expect(section).toContain("below floor");
+    expect(section).toContain(`run ${id} at block 7`);
+    expect(section).toContain('datetime="2026-11-30T08:09:10.000Z"');
+  });
+
+  it("a run report the API will not give shows as an error in the chain's row, not as no wallet", async () => {
+    // A stored run whose report cannot be built (the API answers 500).
+    const id = await run(31337, "completed", {}, "2026-12-01T00:00:00Z");
+    const section = hotSection((await consoleGet(t.app, session, "/console")).body);
+    expect(section).toContain(`run ${id}`);
+    expect(section).toMatch(/class="bad"[^>]*>[^<]*report/);
   });
 });
 
@@ -105,16 +224,17 @@ describe("audit page", () => {
 });
 
 describe("withdrawal lists", () => {
-  /** `n` withdrawals of `status` straight into api.withdrawals, `minutesAgo` old (a read test). */
-  const insert = (n: number, status: string, minutesAgo: number, customer = "cust") =>
-    t.ctx.db.pool.query(
-      `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
-              requested_by, api_key_id, idempotency_key, created_at)
-       SELECT gen_random_uuid(), $4, 31337, '0x${"0".repeat(40)}', '0x${"7".repeat(40)}', 1000,
-              $2, 'owner', $3, 'seed-' || $2 || '-' || g || '-' || $5, now() - $5::int * interval '1 minute' + g * interval '1 ms'
-         FROM generate_series(1, $1) g`,
-      [n, status, t.keyRows["withdrawals:write"].id, customer, minutesAgo],
-    );
+  const insert = insertWithdrawals;
+
+  it("the overview has a receipt_unknown section listing them (as it has one for needs_review)", async () => {
+    await insert(1, "receipt_unknown", 5, "the-unknown-receipt-customer");
+    const overview = (await consoleGet(t.app, session, "/console")).body;
+    const start = overview.indexOf('id="receipt-unknown"');
+    expect(start).toBeGreaterThan(-1);
+    const section = overview.slice(start, overview.indexOf("</section>", start));
+    expect(section).toContain("the-unknown-receipt-customer");
+    expect(section).toContain("receipt_unknown");
+  });
 
   it("lists the newest withdrawals (a new receipt_unknown one among 200 older is shown) and says when a list is cut", async () => {
     await insert(200, "finalized", 60);

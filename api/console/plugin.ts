@@ -277,44 +277,60 @@ export function createConsolePlugin(options: ConsoleOptions) {
           : undefined;
 
       /**
-       * Hot wallet native balances against the chain's floor and ceiling, as the latest completed
-       * reconciliation run read them (the API has no live balance route; the run says when).
+       * Hot wallet native balances against the chain's floor and ceiling, as the chain's own latest
+       * completed reconciliation run read them (the API has no live balance route; the row says
+       * which run, at which block and when it finished). A read the API refuses shows as an error in
+       * the chain's row, never as a chain without wallets.
        */
       const hotWallets = async (s: ConsoleSession, assets: Map<string, AssetInfo>) => {
-        const runs = await v1(s, "GET", "/v1/recon/runs?limit=50");
-        if (runs.status !== 200) return section("Hot wallets", runs, () => html``);
-        const rows: Html[] = [];
-        for (const chain of options.chains ?? []) {
-          const latest = (runs.body.runs as Json[]).find(
-            (r) => r.chainId === chain.chainId && r.status === "completed",
-          );
-          if (!latest) {
-            rows.push(
-              html`<tr><td>${chain.key}</td><td colspan="5">no completed reconciliation run yet</td></tr>`,
-            );
-            continue;
-          }
-          const report = await v1(s, "GET", `/v1/recon/runs/${String(latest.id)}`);
-          const native = `${chain.chainId}:0x0000000000000000000000000000000000000000`;
-          const info = assets.get(native);
-          for (const b of ((report.body.balances as Json[] | undefined) ?? []).filter(
-            (x) => x.scope === "hot" && x.assetId === native,
-          )) {
-            const balance = BigInt(String(b.chain));
-            const floor = chain.nativeHotFloor ? BigInt(chain.nativeHotFloor) : null;
-            const ceiling = chain.nativeHotCeiling ? BigInt(chain.nativeHotCeiling) : null;
-            const state =
-              floor !== null && balance < floor
-                ? html`<span class="bad">below floor: fund it</span>`
-                : ceiling !== null && balance > ceiling
-                  ? html`<span class="bad">above ceiling: sweep to cold</span>`
-                  : html`<span class="ok">within range</span>`;
-            rows.push(
-              html`<tr><td>${chain.key}</td><td class="mono">${b.address}</td><td class="num">${amount(String(b.chain), info)}</td><td class="num">${floor === null ? "—" : amount(floor.toString(), info)}</td><td class="num">${ceiling === null ? "—" : amount(ceiling.toString(), info)}</td><td>${state}<br><small>run ${latest.id} at block ${latest.block}</small></td></tr>`,
-            );
-          }
-        }
+        const chains = options.chains ?? [];
+        const rows = await Promise.all(chains.map((chain) => hotWalletRows(s, chain, assets)));
         return html`<section aria-labelledby="hot-wallets"><h2 id="hot-wallets">Hot wallets</h2><table><thead><tr><th scope="col">Chain</th><th scope="col">Address</th><th scope="col" class="num">Balance</th><th scope="col" class="num">Floor</th><th scope="col" class="num">Ceiling</th><th scope="col">State</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+      };
+      const hotWalletRows = async (
+        s: ConsoleSession,
+        chain: ChainConfig,
+        assets: Map<string, AssetInfo>,
+      ): Promise<Html[]> => {
+        const whole = (text: Html | string) =>
+          html`<tr><td>${chain.key}</td><td colspan="5">${text}</td></tr>`;
+        const refused = (what: string, r: V1Result) =>
+          whole(
+            html`<span class="bad" role="alert">${what} refused by the API — ${problemText(r)}</span>`,
+          );
+        // Per chain: the last 50 runs of all chains are one busy chain's, not a rare one's.
+        const runs = await v1(
+          s,
+          "GET",
+          `/v1/recon/runs?chain_id=${chain.chainId}&status=completed&limit=1`,
+        );
+        if (runs.status !== 200) return [refused("Reconciliation runs", runs)];
+        const latest = (runs.body.runs as Json[])[0];
+        if (!latest) return [whole("no completed reconciliation run yet")];
+        const report = await v1(s, "GET", `/v1/recon/runs/${String(latest.id)}`);
+        if (report.status !== 200)
+          return [refused(`The report of run ${String(latest.id)}`, report)];
+        const native = `${chain.chainId}:0x0000000000000000000000000000000000000000`;
+        const info = assets.get(native);
+        const finished = (report.body.run as Json | undefined)?.finishedAt;
+        const readBy = html`<small>run ${latest.id} at block ${latest.block}, finished ${time(typeof finished === "string" ? finished : null)}</small>`;
+        const balances = ((report.body.balances as Json[] | undefined) ?? []).filter(
+          (x) => x.scope === "hot" && x.assetId === native,
+        );
+        if (balances.length === 0)
+          return [whole(html`no hot wallet balance in the latest completed run<br>${readBy}`)];
+        const floor = chain.nativeHotFloor ? BigInt(chain.nativeHotFloor) : null;
+        const ceiling = chain.nativeHotCeiling ? BigInt(chain.nativeHotCeiling) : null;
+        return balances.map((b) => {
+          const balance = BigInt(String(b.chain));
+          const state =
+            floor !== null && balance < floor
+              ? html`<span class="bad">below floor: fund it</span>`
+              : ceiling !== null && balance > ceiling
+                ? html`<span class="bad">above ceiling: sweep to cold</span>`
+                : html`<span class="ok">within range</span>`;
+          return html`<tr><td>${chain.key}</td><td class="mono">${b.address}</td><td class="num">${amount(String(b.chain), info)}</td><td class="num">${floor === null ? "—" : amount(floor.toString(), info)}</td><td class="num">${ceiling === null ? "—" : amount(ceiling.toString(), info)}</td><td>${state}<br>${readBy}</td></tr>`;
+        });
       };
       /** A run's HTML report, fetched from /v1 with the session's key (recon:read). */
       c.get<{ Params: { id: string } }>(
@@ -394,10 +410,11 @@ export function createConsolePlugin(options: ConsoleOptions) {
 
       c.get("/console", async (request, reply) => {
         const s = request.consoleSession!;
-        const [chains, queue, review, breaks, assets] = await Promise.all([
+        const [chains, queue, review, unknown, breaks, assets] = await Promise.all([
           v1(s, "GET", "/v1/chains"),
           list(s, "/v1/withdrawals?status=pending_approval", "withdrawals", 200),
           list(s, "/v1/withdrawals?status=needs_review", "withdrawals", 200),
+          list(s, "/v1/withdrawals?status=receipt_unknown", "withdrawals", 200),
           list(s, "/v1/recon/breaks", "breaks", 200),
           assetsOf(s),
         ]);
@@ -408,6 +425,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
             ${await hotWallets(s, assets)}
             ${section("Waiting for approval", queue, () => html`<p><a href="/console/withdrawals">${count(queue, "withdrawals")} withdrawal(s)</a> wait for approval.</p>`)}
             ${section("Needs review", review, (b) => html`${withdrawalsTable(b.withdrawals as Json[], assets)}${cut(review, "more are not shown: see the withdrawals page")}`)}
+            ${section("Receipt unknown", unknown, (b) => html`<p>Its nonce was used but no receipt of any of its attempts is found on any endpoint: its hold stays and the signer keeps searching; it becomes needs_review once its nonce is consumed at a final block with none of its attempts in the chain (docs/runbooks/WithdrawalStuck.md).</p>${withdrawalsTable(b.withdrawals as Json[], assets)}${cut(unknown, "the oldest 200 are shown; more are not shown (GET /v1/withdrawals?status=receipt_unknown&after=…)")}`)}
             ${section("Open breaks", breaks, () => html`<p><a href="/console/recon">${count(breaks, "breaks")} open or acknowledged break(s)</a>.</p>`)}`;
         return send(reply, 200, page(request, { title: "Overview", page: "overview", body }));
       });
@@ -702,7 +720,7 @@ function signInPage(csrf: string, error?: string, sso = false): string {
 
 function chainsTable(chains: Json[]): Html {
   return html`<table><caption class="visually-hidden">Chains</caption><thead><tr><th scope="col">Chain</th><th scope="col" class="num">Head</th><th scope="col" class="num">Indexed</th><th scope="col" class="num">Lag (blocks)</th><th scope="col">State</th></tr></thead>
-    <tbody>${chains.map((ch) => html`<tr><td>${ch.name} (${ch.key}, ${ch.chainId})</td><td class="num">${ch.head ?? "—"}</td><td class="num">${ch.indexed ?? "—"}</td><td class="num">${ch.lag ?? "—"} / max ${ch.maxLagBlocks}</td><td>${chainState(ch)}</td></tr>`)}</tbody></table>`;
+    <tbody>${chains.map((ch) => html`<tr><td>${ch.name} (${ch.key}, ${ch.chainId})</td><td class="num">${ch.head ?? "—"}${ch.headEndpoint ? html`<br><small>from ${ch.headEndpoint}</small>` : ""}</td><td class="num">${ch.indexed ?? "—"}</td><td class="num">${ch.lag ?? "—"} / max ${ch.maxLagBlocks}</td><td>${chainState(ch)}</td></tr>`)}</tbody></table>`;
 }
 
 /** Halted first (an operator must act), then what the API's `healthy` says and why not. */
@@ -711,7 +729,8 @@ function chainState(ch: Json): Html {
   if (halt)
     return html`<span class="bad">halted</span> since ${time(String(halt.since))}: ${halt.reason}<br><small>inspect with <code>custody-node chains halted</code>, then <code>custody-node chains resume</code> (docs/chain-halts.md)</small>`;
   if (ch.healthy) return html`<span class="ok">healthy</span>`;
-  if (ch.head === null) return html`<span class="bad">RPC head unknown</span> (node unreachable)`;
+  if (ch.head === null)
+    return html`<span class="bad">RPC head unknown</span> (no endpoint answered)`;
   if (ch.indexed === null) return html`<span class="bad">not indexed yet</span>`;
   return html`<span class="bad">lagging</span>`;
 }

@@ -13,7 +13,17 @@ const ChainOut = Type.Object({
   chainId: Type.Integer(),
   name: Type.String(),
   confirmations: Type.Object({ kind: Type.String(), blocks: Type.Optional(Type.Integer()) }),
-  head: Nullable(Type.String({ description: "RPC head block, null when the node is unreachable" })),
+  head: Nullable(
+    Type.String({
+      description:
+        "RPC head block: the highest any of the chain's endpoints answered (each asked with a short timeout); null when none answered",
+    }),
+  ),
+  headEndpoint: Nullable(
+    Type.String({
+      description: "the endpoint that answered `head` (scheme, host and port only)",
+    }),
+  ),
   indexed: Nullable(Type.String({ description: "the indexer's last stored block" })),
   lag: Nullable(Type.String()),
   maxLagBlocks: Type.Integer(),
@@ -66,6 +76,7 @@ export function chainsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
             name: s.name,
             confirmations: s.confirmations,
             head: s.head?.toString() ?? null,
+            headEndpoint: s.headEndpoint,
             indexed: s.indexed?.toString() ?? null,
             lag: s.lag?.toString() ?? null,
             maxLagBlocks: s.maxLagBlocks,

@@ -145,6 +145,13 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           querystring: Type.Object(
             {
               chain_id: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
+              status: Type.Optional(
+                Type.Union([
+                  Type.Literal("running"),
+                  Type.Literal("completed"),
+                  Type.Literal("failed"),
+                ]),
+              ),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -155,6 +162,7 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       async (request) => {
         const runs = await listRuns(deps.pool, {
           ...(request.query.chain_id ? { chainId: Number(request.query.chain_id) } : {}),
+          ...(request.query.status ? { status: request.query.status } : {}),
           limit: pageLimit(request.query.limit, 50),
         });
         return {

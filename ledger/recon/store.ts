@@ -468,7 +468,7 @@ export async function readRun(pool: Pool, runId: number): Promise<StoredRun> {
 export async function listRuns(
   pool: Pool,
   /** maxBlock: only runs at or below this block (attestation's final block). */
-  args: { chainId?: number; limit?: number; maxBlock?: number } = {},
+  args: { chainId?: number; status?: StoredRun["status"]; limit?: number; maxBlock?: number } = {},
 ): Promise<
   {
     id: number;
@@ -482,8 +482,9 @@ export async function listRuns(
   const r = await pool.query(
     `SELECT id, chain_id, block_number, status, break_count, started_at FROM recon.runs
      WHERE ($1::bigint IS NULL OR chain_id = $1) AND ($3::bigint IS NULL OR block_number <= $3)
+       AND ($4::text IS NULL OR status = $4)
      ORDER BY id DESC LIMIT $2`,
-    [args.chainId ?? null, args.limit ?? 20, args.maxBlock ?? null],
+    [args.chainId ?? null, args.limit ?? 20, args.maxBlock ?? null, args.status ?? null],
   );
   return r.rows.map((x) => ({
     id: Number(x.id),
