@@ -5,7 +5,8 @@
  * (the booking is the ledger's: ledger/inflowCredits.ts).
  * Exactly once: the transfer id derives from the break (run id, n), a break already credited
  * answers `exists`, and a break from a run older than another credit of the same address and asset
- * is refused as stale (the next run measures again with that credit counted).
+ * is refused as stale (the next run measures again with that credit counted), as is a break of a
+ * run whose block a reorg has replaced since (runs stand above the finality rule's block).
  */
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
@@ -52,9 +53,17 @@ export async function creditInflow(
       status: string;
       state: string | null;
       last_run_id: string | null;
+      block_hash: string | null;
+      ours: string | null;
+      final: boolean;
     }>(
       `SELECT b.type, b.asset_id, b.key, b.difference, r.chain_id::text,
-         r.block_number::text, r.snapshot_at, r.status, s.state, s.last_run_id::text
+         r.block_number::text, r.snapshot_at, r.status, s.state, s.last_run_id::text,
+         r.block_hash,
+         (SELECT c.hash FROM chain.canonical_blocks c
+           WHERE c.chain_id = r.chain_id AND c.number = r.block_number) AS ours,
+         COALESCE((SELECT k.finalized_number >= r.block_number FROM chain.checkpoints k
+           WHERE k.chain_id = r.chain_id), false) AS final
        FROM recon.breaks b JOIN recon.runs r ON r.id = b.run_id
        LEFT JOIN recon.break_states s ON s.identity = b.identity
        WHERE b.run_id = $1 AND b.n = $2`,
@@ -104,6 +113,14 @@ export async function creditInflow(
         row.state === "resolved"
           ? "it is resolved (a later run no longer finds it, or an operator resolved it): nothing to credit"
           : `run ${row.last_run_id} measured it again: credit what that run reports`,
+      );
+    // Runs stand at the confirmation rule's block, above the finality rule's: a reorg may have
+    // replaced the block the inflow was measured at since (the next run measures it again). A block
+    // no longer stored is one below the published final block (kept blocks are pruned there).
+    if (row.ours === null ? !row.final : row.ours !== row.block_hash)
+      throw new InflowNotCreditableError(
+        args.breakId,
+        `run ${runId} measured it at block ${row.block_number} (${row.block_hash ?? "hash not stored"}), which is no longer our chain's (${row.ours ?? "not stored"}): reconcile again and credit what the new run reports`,
       );
     if (amount <= 0n) throw new InflowNotCreditableError(args.breakId, "no inflow to credit");
     const owner = await client.query<{ owner: string }>(

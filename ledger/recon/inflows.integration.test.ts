@@ -38,6 +38,7 @@ const E17 = 10n ** 17n;
 const D_ERIN = freshAddress(501);
 const D_FAY = freshAddress(502);
 const D_GIL = freshAddress(601);
+const D_HAL = freshAddress(503);
 
 let ctx: TestContext;
 let chain: ChainConfig;
@@ -90,6 +91,7 @@ beforeAll(async () => {
     { address: D_ERIN, owner: "erin" },
     { address: D_FAY, owner: "fay" },
     { address: D_GIL, owner: "gil" },
+    { address: D_HAL, owner: "hal" },
   ]);
   const adapter = createEvmAdapter(chain, { common: ctx.common });
   ingestor = await createIngestor({ common: ctx.common, pool: ctx.db.pool, adapter });
@@ -304,5 +306,57 @@ describe("crediting an unattributed inflow a later run no longer finds", () => {
       ),
     ).rejects.toMatchObject({ code: "RECON_INFLOW_NOT_CREDITABLE" });
     expect((await gil()).available).toBe(7n * E17);
+  });
+});
+
+/*
+ * Runs stand at the confirmation rule's block, above the finality rule's: a reorg can still take
+ * the block an inflow break was measured at. Until a run measures the address again, that break
+ * names value the chain may no longer hold; crediting it would pay the customer for nothing.
+ */
+describe("crediting an unattributed inflow whose run's block a reorg replaced", () => {
+  it("is refused: the run counted a block that is no longer ours", async () => {
+    const snapshot = await rpc<Hex>("evm_snapshot");
+    await rpc("evm_mine");
+    await sendAndMine(rpc, {
+      from: sender,
+      to: forwarder,
+      value: 5n * E17,
+      data: call("Forwarder", "forward", [D_HAL]),
+    });
+    await settle();
+    const run = await reconciler.run({ chain });
+    const hal = (s: RunSummary) =>
+      s.breaks.filter((b) => b.key === `inflow:${D_HAL}`).map((b) => [b.type, b.difference]);
+    expect(hal(run)).toEqual([["unattributed_inflow", -5n * E17]]);
+    const id = await breakId(run, `inflow:${D_HAL}`);
+
+    // A longer branch without the internal transfer, within the reorg window (8 blocks).
+    await rpc("evm_revert", [snapshot]);
+    for (let i = 0; i < 3; i++) await rpc("evm_mine");
+    await settle();
+    const ours = await ctx.db.pool.query<{ hash: string }>(
+      "SELECT hash FROM chain.canonical_blocks WHERE chain_id = $1 AND number = $2",
+      [CHAIN_ID, run.block],
+    );
+    const counted = await ctx.db.pool.query<{ block_hash: string }>(
+      "SELECT block_hash FROM recon.runs WHERE id = $1",
+      [run.runId],
+    );
+    expect(ours.rows[0]?.hash).not.toBe(counted.rows[0]!.block_hash);
+
+    await expect(
+      creditInflow(
+        { common: ctx.common, pool: ctx.db.pool, ledger },
+        { breakId: id, by: "ops-anna", reason: "the report of the orphaned run" },
+      ),
+    ).rejects.toMatchObject({ code: "RECON_INFLOW_NOT_CREDITABLE" });
+    const booked = await ctx.db.pool.query(
+      "SELECT 1 FROM ledger.credited_inflows WHERE chain_id = $1 AND address = $2",
+      [CHAIN_ID, D_HAL],
+    );
+    expect(booked.rows).toEqual([]); // nothing credited to hal
+    // The next run measures the address on the new branch: nothing to credit there.
+    expect(hal(await reconciler.run({ chain }))).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@
 import type { PoolClient } from "../../foundation/db.js";
 import type { OnchainBalance } from "./balances.js";
 import { loadFactBalances } from "./expectedBalances.js";
+import { DEFAULT_LOOKBACK_MS } from "./load.js";
 import type { SweepReader } from "./sources.js";
 import type { Break, CustodyKind } from "./types.js";
 import type { PreviousRun } from "./watermarks.js";
@@ -45,6 +46,8 @@ export async function selectInflowAddresses(
     /** Booked sweeps (the signer's). */
     sweeps: SweepReader;
     rotation?: number;
+    /** How far back before the previous run's snapshot orphaned rows and reorgs count (load.ts). */
+    lookbackMs?: number;
   },
 ): Promise<InflowSelection> {
   const { previous, chainId } = args;
@@ -54,7 +57,10 @@ export async function selectInflowAddresses(
   }
   const rotation = args.rotation ?? DEFAULT_INFLOW_ROTATION;
   const picked = new Set<string>();
-  // Activity: facts at heights the previous run did not cover (or orphaned since), booked sweeps
+  // Activity: facts at heights the previous run did not cover, above the common ancestor of a
+  // reorg detected since, or orphaned since (runs stand at the confirmation rule's block, and a
+  // reorg within the finality rule can replace blocks below the previous run's: an address it
+  // touched holds what the new branch says, not the balance read on the old one), booked sweeps
   // and operator credits since its snapshot, and its open inflow breaks. Both ends of a fact come
   // from one read of it (two UNIONed reads of the block range read 10,000 new facts twice).
   const swept = await args.sweeps.sweptAddressesSince(client, {
@@ -64,12 +70,25 @@ export async function selectInflowAddresses(
   const active = await client.query<{ address: string }>(
     `SELECT a.address FROM (
        SELECT unnest(ARRAY[to_address, from_address]) AS address FROM chain.facts
-         WHERE chain_id = $1 AND block_number > $2 AND block_number <= $3
+         WHERE chain_id = $1 AND block_number <= $3 AND block_number > LEAST($2::bigint, (
+           SELECT min(common_ancestor) FROM chain.reorg_log
+            WHERE chain_id = $1 AND detected_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000)))
+       UNION SELECT unnest(ARRAY[to_address, from_address]) FROM chain.facts
+         WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $3
+           AND orphaned_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000)
        UNION SELECT unnest($6::text[])
        UNION SELECT address FROM ledger.credited_inflows WHERE chain_id = $1 AND created_at >= $4
        UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'
      ) a JOIN chain.watched_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
-    [chainId, previous.block, args.block, previous.snapshotAt, previous.id, swept],
+    [
+      chainId,
+      previous.block,
+      args.block,
+      previous.snapshotAt,
+      previous.id,
+      swept,
+      args.lookbackMs ?? DEFAULT_LOOKBACK_MS,
+    ],
   );
   for (const r of active.rows) picked.add(r.address);
   const prev = await client.query<{ cursor: string | null }>(

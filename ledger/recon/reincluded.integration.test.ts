@@ -180,3 +180,48 @@ describe("a credited deposit mined again by a reorg", () => {
     expect(shape(incremental)).toEqual(shape(await reconciler.run({ chain, full: true })));
   });
 });
+
+/*
+ * Runs stand at the confirmation rule's block; the finality rule (the reorg window) is deeper, so a
+ * reorg can replace blocks at or below a completed run's block. The next run continues from that
+ * run: an address whose fact the reorg orphaned must be read on chain again, not counted at the
+ * balance read at the orphaned block.
+ */
+describe("a reorg below the previous run's block", () => {
+  it("orphans a credited deposit the previous run read: the next incremental run reads the address again", async () => {
+    // No rotation slice: the address is read only when the run knows of activity at it.
+    const noRotation = createReconciler({
+      sweeps: sweepReader,
+      common: t.ctx.common,
+      pool: t.ctx.db.pool,
+      chains: adapterPerChain(t.ctx.common, () =>
+        createEvmAdapter(chain, { common: t.ctx.common }),
+      ),
+      inflowRotation: 0,
+    });
+    const start = await available();
+    const { snapshot, first } = await creditedDeposit(8n * E18);
+    const before = await noRotation.run({ chain });
+    expect(before.mode).toBe("incremental");
+    expect(before.block).toBeGreaterThanOrEqual(Number(first.blockNumber));
+    // The double credit the test above booked stays; nothing else.
+    const known = shape(before);
+    expect(known).toEqual(shape(await noRotation.run({ chain, full: true })));
+
+    // A branch without the deposit, longer than the confirmation rule, within the reorg window.
+    await t.rpc("evm_revert", [snapshot]);
+    await mine(6);
+    await settle();
+    expect(await available()).toBe(start); // the credit is under a reorg hold
+
+    const after = await noRotation.run({ chain });
+    expect(after.mode).toBe("incremental");
+    expect(after.block).toBeGreaterThanOrEqual(before.block);
+    const onchain = await t.rpc<Hex>("eth_getBalance", [D, hex(BigInt(after.block))]);
+    expect(after.checks.find((c) => c.scope === "deposits" && c.assetId === ETH)?.chain).toBe(
+      BigInt(onchain),
+    );
+    expect(shape(after)).toEqual(known);
+    expect(shape(after)).toEqual(shape(await noRotation.run({ chain, full: true })));
+  });
+});

@@ -71,6 +71,7 @@ export async function loadRunSnapshot(
     custody,
     sweeps: args.sweeps,
     rotation,
+    ...(lookbackMs !== undefined ? { lookbackMs } : {}),
   });
   for (const address of inflowSelection.addresses) custody.set(address, "deposit");
   const toRead = new Map<string, CustodyKind>();
