@@ -10,6 +10,7 @@
  */
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
+import { readFinalized } from "../../indexers/finality.js";
 import type { Ledger } from "../createLedger.js";
 import { bookInflowCredit } from "../inflowCredits.js";
 import { assetIdOf, assetTokenOf, transferId } from "../transferId.js";
@@ -55,15 +56,12 @@ export async function creditInflow(
       last_run_id: string | null;
       block_hash: string | null;
       ours: string | null;
-      final: boolean;
     }>(
       `SELECT b.type, b.asset_id, b.key, b.difference, r.chain_id::text,
          r.block_number::text, r.snapshot_at, r.status, s.state, s.last_run_id::text,
          r.block_hash,
          (SELECT c.hash FROM chain.canonical_blocks c
-           WHERE c.chain_id = r.chain_id AND c.number = r.block_number) AS ours,
-         COALESCE((SELECT k.finalized_number >= r.block_number FROM chain.checkpoints k
-           WHERE k.chain_id = r.chain_id), false) AS final
+           WHERE c.chain_id = r.chain_id AND c.number = r.block_number) AS ours
        FROM recon.breaks b JOIN recon.runs r ON r.id = b.run_id
        LEFT JOIN recon.break_states s ON s.identity = b.identity
        WHERE b.run_id = $1 AND b.n = $2`,
@@ -117,7 +115,9 @@ export async function creditInflow(
     // Runs stand at the confirmation rule's block, above the finality rule's: a reorg may have
     // replaced the block the inflow was measured at since (the next run measures it again). A block
     // no longer stored is one below the published final block (kept blocks are pruned there).
-    if (row.ours === null ? !row.final : row.ours !== row.block_hash)
+    const published = row.ours === null ? await readFinalized(client, Number(row.chain_id)) : null;
+    const final = published !== null && published.number >= BigInt(row.block_number);
+    if (row.ours === null ? !final : row.ours !== row.block_hash)
       throw new InflowNotCreditableError(
         args.breakId,
         `run ${runId} measured it at block ${row.block_number} (${row.block_hash ?? "hash not stored"}), which is no longer our chain's (${row.ours ?? "not stored"}): reconcile again and credit what the new run reports`,
