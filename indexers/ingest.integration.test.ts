@@ -5,6 +5,8 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool } from "../foundation/db.js";
+import { startTcpProxy } from "../ops/testing/tcpProxy.js";
 import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob, createFactsDoorbell } from "./doorbell.js";
@@ -358,5 +360,49 @@ describe("ingestion", () => {
       [r.transactionHash.toLowerCase()],
     );
     expect(rows).toEqual([{ amount: 77n }]);
+  });
+});
+
+describe("the chain's lease", () => {
+  it("passes to a standby when the writer's connection goes silent (no FIN, no RST)", async () => {
+    const target = new URL(t.ctx.db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    const cutPool = createPool(proxy.urlFor(t.ctx.db.url), { applicationName: "indexer-cut" });
+    const options = { leaseLostAfterMs: 1_000, pollIntervalMs: 100 };
+    const cut = await t.ingestor({ pool: cutPool, options });
+    try {
+      cut.start();
+      await waitFor("the writer behind the proxy to hold the lease", async () =>
+        cut.status().leaseHeld ? true : undefined,
+      );
+      const standby = await t.ingestor({ options });
+      standby.start();
+      await waitFor("the other to stand by", async () =>
+        standby.status().standby ? true : undefined,
+      );
+      proxy.blackhole();
+      await waitFor(
+        "the standby to take the chain over",
+        async () => (standby.status().leaseHeld ? true : undefined),
+        { timeoutMs: 30_000 },
+      );
+      // Postgres freed the lock only after the cut writer had counted its lease lost.
+      expect(cut.status().leaseHeld).toBe(false);
+      const r = await sendAndMine(t.rpc, { from: accounts[0]!, to: D2, value: 91n });
+      await waitFor("the new writer to store a deposit", async () => {
+        const { rows } = await t.ctx.db.pool.query(
+          "SELECT 1 FROM chain.transfers WHERE tx_hash = $1",
+          [r.transactionHash.toLowerCase()],
+        );
+        return rows.length > 0 ? true : undefined;
+      });
+      await standby.stop();
+    } finally {
+      await proxy.close(); // the cut writer's hung queries fail, so it can stop
+      await cut.stop();
+      // Not awaited: a client the cut writer's last pass held on the dead connection is never
+      // given back (its connection is closed; nothing is left open).
+      void cutPool.end();
+    }
   });
 });

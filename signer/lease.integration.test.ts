@@ -3,6 +3,8 @@
  * no longer write (the connection is the fencing token), and a standby takes over.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTcpProxy } from "../ops/testing/tcpProxy.js";
+import { within } from "../ops/testing/wait.js";
 import { acquireLease, leaseKey } from "./lease.js";
 import { statusCounts, waitFor } from "./testing/harness.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -70,6 +72,51 @@ describe("lease", () => {
     controller.abort();
   });
 
+  it("notices a connection gone silent (no FIN, no RST), and Postgres frees the lock only then", async () => {
+    const key = leaseKey(31337, "0x00000000000000000000000000000000000000ac");
+    const controller = new AbortController();
+    const target = new URL(t.ctx.db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    try {
+      const first = await acquireLease({
+        databaseUrl: proxy.urlFor(t.ctx.db.url),
+        key,
+        signal: controller.signal,
+        applicationName: "lease-silent",
+        lostAfterMs: 1_000,
+      });
+      expect(first?.isHeld()).toBe(true);
+      proxy.blackhole();
+      // A write sent into the silence fails as a lost lease instead of hanging (it never reached
+      // Postgres, and nothing more can be written through this lease).
+      await expect(
+        within("the write to fail", first!.query("SELECT 1"), 30_000),
+      ).rejects.toMatchObject({ code: "SIGNER_LEASE_LOST" });
+      expect(first?.isHeld()).toBe(false);
+      await within("the lease to report lost", first!.lost, 1_000);
+      // Postgres ends the silent session itself (it would otherwise keep it, and the lock, for
+      // hours of TCP keepalive), so a standby takes over; the old holder had stopped before.
+      const second = await within(
+        "a standby to take the lock",
+        acquireLease({
+          databaseUrl: t.ctx.db.url,
+          key,
+          signal: controller.signal,
+          retryMs: 50,
+          applicationName: "lease-after-silence",
+        }),
+        30_000,
+      );
+      expect(second?.isHeld()).toBe(true);
+      expect(first?.isHeld()).toBe(false);
+      await second?.release();
+      await first?.release();
+    } finally {
+      controller.abort();
+      await proxy.close();
+    }
+  });
+
   it("fails over between two signers of one wallet without a gap or a double send", async () => {
     const start = (name: string): WalletSigner => t.run(t.account, { applicationName: name });
     const a = start("signer-a");
@@ -97,6 +144,50 @@ describe("lease", () => {
       expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(10);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it("stops a signer whose lease connection went silent before its standby sends", async () => {
+    const target = new URL(t.ctx.db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    const cut = t.run(t.account, {
+      applicationName: "signer-cut",
+      databaseUrl: proxy.urlFor(t.ctx.db.url),
+      leaseLostAfterMs: 1_000,
+    });
+    let standby: WalletSigner | undefined;
+    try {
+      await waitFor("the signer behind the proxy to hold the lease", async () => cut.isActive());
+      standby = t.run(t.account, { applicationName: "signer-standby", leaseLostAfterMs: 1_000 });
+      const base = await t.client.getTransactionCount({ address: t.account.address });
+      const before = (await statusCounts(t.ctx)).confirmed ?? 0;
+      await t.request(3, { prefix: "silent-before" });
+      await waitFor("three confirmed", async () => {
+        await t.rpc("evm_mine");
+        return (await statusCounts(t.ctx)).confirmed === before + 3;
+      });
+      expect(standby.isActive()).toBe(false);
+      proxy.blackhole();
+      await waitFor("the standby to take over", async () => standby!.isActive(), {
+        timeoutMs: 30_000,
+      });
+      // Postgres freed the lock only after the cut signer had counted its lease lost.
+      expect(cut.isActive()).toBe(false);
+      await t.request(3, { prefix: "silent-after" });
+      await waitFor("six confirmed", async () => {
+        await t.rpc("evm_mine");
+        return (await statusCounts(t.ctx)).confirmed === before + 6;
+      });
+      expect(cut.isActive()).toBe(false);
+      const { rows } = await t.ctx.db.pool.query(
+        `SELECT array_agg(nonce::int ORDER BY nonce) AS nonces FROM custody.tx_requests
+          WHERE id LIKE 'silent-%'`,
+      );
+      expect(rows[0].nonces).toEqual([0, 1, 2, 3, 4, 5].map((n) => base + n));
+      expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(base + 6);
+    } finally {
+      await Promise.all([cut.stop(), standby?.stop()]);
+      await proxy.close();
     }
   });
 });

@@ -3,9 +3,20 @@
  * connection. The lock dies with the connection (and so with a killed process). Every write the
  * broadcaster makes goes through that same connection, so a process that lost its lease cannot
  * write anything: the lease is its own fencing token.
+ *
+ * A connection that goes silent is noticed by both ends (foundation/sessionLock.ts): the holder
+ * counts the lease lost within `lostAfterMs` and cuts the connection, so a write in flight fails
+ * instead of hanging; Postgres ends the silent session, and frees the lock for a standby, only
+ * later.
  */
 import pg from "pg";
 import { PG_TYPES } from "../foundation/db.js";
+import {
+  cutConnection,
+  LOCK_LOST_AFTER_MS,
+  lockSessionSql,
+  watchLock,
+} from "../foundation/sessionLock.js";
 import { LeaseLostError } from "./errors.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: pg's own default row type (a caller may name its row)
@@ -28,6 +39,13 @@ export type Lease = {
   release: () => Promise<void>;
 };
 
+/** `end()`, which waits for the server's goodbye: on a silent connection, cut it after `waitMs`. */
+async function close(client: pg.Client, waitMs: number): Promise<void> {
+  const timer = setTimeout(() => cutConnection(client), waitMs);
+  await client.end().catch(() => {});
+  clearTimeout(timer);
+}
+
 export function leaseKey(chainId: number, address: string): string {
   return `custody-signer:${chainId}:${address.toLowerCase()}`;
 }
@@ -45,6 +63,7 @@ export async function acquireLease({
   listen = [],
   applicationName = "custody-node signer",
   once = false,
+  lostAfterMs = LOCK_LOST_AFTER_MS,
 }: {
   databaseUrl: string;
   key: string;
@@ -53,18 +72,25 @@ export async function acquireLease({
   listen?: string[];
   applicationName?: string;
   once?: boolean;
+  /** An unanswered (or negative) lock check this old means the lease is lost. */
+  lostAfterMs?: number;
 }): Promise<Lease | undefined> {
   while (!signal.aborted) {
     const client = new pg.Client({
       connectionString: databaseUrl,
       application_name: applicationName,
       types: PG_TYPES,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: lostAfterMs,
+      connectionTimeoutMillis: lostAfterMs,
     });
     let held = false;
+    let heartbeat: NodeJS.Timeout | undefined;
     let markLost: () => void = () => {};
     const lost = new Promise<void>((resolve) => {
       markLost = () => {
         held = false;
+        clearInterval(heartbeat);
         resolve();
       };
     });
@@ -72,12 +98,16 @@ export async function acquireLease({
     client.on("end", () => markLost());
     try {
       await client.connect();
+      // Postgres's half of the watch: a silent session is ended, and its lock freed.
+      await client.query(lockSessionSql(lostAfterMs));
       // Stand by on one connection, polling for the lock, until it is ours.
       while (!signal.aborted) {
-        const { rows } = await client.query(
-          "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok",
-          [key],
-        );
+        // Bounded: a standby on a silent connection starts over instead of waiting for ever (a
+        // lock granted unheard is freed when Postgres ends that session).
+        const cut = setTimeout(() => cutConnection(client), lostAfterMs);
+        const { rows } = await client
+          .query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok", [key])
+          .finally(() => clearTimeout(cut));
         if (rows[0].ok) {
           held = true;
           break;
@@ -86,12 +116,18 @@ export async function acquireLease({
         await new Promise((r) => setTimeout(r, retryMs));
       }
       if (!held) {
-        await client.end().catch(() => {});
+        await close(client, lostAfterMs);
         return undefined;
       }
       for (const channel of listen) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      heartbeat = watchLock(client, lostAfterMs, () => {
+        markLost();
+        // Fail whatever waits on the connection now: nothing more is written through it (a write
+        // whose answer never came committed under the lock, or not at all: the next session reads).
+        cutConnection(client);
+      });
     } catch (error) {
-      await client.end().catch(() => {});
+      await close(client, lostAfterMs);
       if (once) throw error;
       await new Promise((r) => setTimeout(r, retryMs));
       continue;
@@ -129,7 +165,8 @@ export async function acquireLease({
       },
       async release() {
         held = false;
-        await client.end().catch(() => {});
+        clearInterval(heartbeat);
+        await close(client, lostAfterMs);
       },
     };
   }

@@ -43,6 +43,8 @@ export type WalletSignerOptions = {
   applicationName?: string;
   /** stop() returns within this (default 10 s). */
   shutdownTimeoutMs?: number;
+  /** A lease connection silent this long is counted lost (lease.ts, default 10 s). */
+  leaseLostAfterMs?: number;
   settings?: Partial<BroadcasterSettings>;
 };
 
@@ -103,6 +105,9 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         signal: controller.signal,
         listen: [TX_REQUESTS_CHANNEL],
         applicationName: options.applicationName ?? "custody-node signer",
+        ...(options.leaseLostAfterMs !== undefined
+          ? { lostAfterMs: options.leaseLostAfterMs }
+          : {}),
       });
       if (!lease) break;
       currentLease = lease;

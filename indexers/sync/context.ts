@@ -9,6 +9,7 @@ import { bloomBits, type EvmAdapter, TRANSFER_TOPIC } from "../../chains/index.j
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Logger } from "../../foundation/logger.js";
+import { LOCK_LOST_AFTER_MS } from "../../foundation/sessionLock.js";
 import { finalityRule } from "../finality.js";
 import { DEPTH_BUCKETS, type IndexerMetrics, indexerMetrics } from "../metrics.js";
 import type { StatusChange, Tip } from "../store.js";
@@ -37,6 +38,8 @@ export type IngestorOptions = {
   progressIntervalMs?: number;
   /** Least time between two prunes of old blocks (default 10 s). */
   pruneIntervalMs?: number;
+  /** The chain's lease connection silent this long is counted lost (foundation/sessionLock.ts). */
+  leaseLostAfterMs?: number;
 };
 
 export type IngestorStatus = {
@@ -76,6 +79,8 @@ export type SyncContext = {
   batchBlocks: bigint;
   concurrency: number;
   progressIntervalMs: number;
+  /** The chain's lease connection silent this long is counted lost (foundation/sessionLock.ts). */
+  leaseLostAfterMs: number;
   /** Bloom bits of the Transfer topic and of each listed token (to skip eth_getLogs). */
   bloom: { transfer: number[]; tokens: { token: Address; bits: number[] }[] };
   state: IngestorStatus;
@@ -132,6 +137,7 @@ export function createSyncContext(args: {
     batchBlocks: BigInt(args.options.batchBlocks ?? 100),
     concurrency: args.options.concurrency ?? 3,
     progressIntervalMs: args.options.progressIntervalMs ?? 5000,
+    leaseLostAfterMs: args.options.leaseLostAfterMs ?? LOCK_LOST_AFTER_MS,
     bloom: {
       transfer: bloomBits(TRANSFER_TOPIC),
       tokens: tokens.map((token) => ({ token, bits: bloomBits(token) })),

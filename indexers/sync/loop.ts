@@ -16,6 +16,7 @@ import { ChainDataInconsistentError, NoHealthyEndpointError } from "../../chains
 import { backoffMs } from "../../foundation/backoff.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
+import { lockSessionSql, watchLock } from "../../foundation/sessionLock.js";
 import { openHalt } from "../halts.js";
 import type { SyncContext } from "./context.js";
 import { type PassResult, syncPass, watchHeads } from "./realtime.js";
@@ -85,26 +86,37 @@ export function createIngestLoop(
       client.release();
       return false;
     }
+    // A connection gone silent is noticed (the lease lost) and its session ended by Postgres
+    // (foundation/sessionLock.ts): a cut-off writer must not keep the chain's lock for hours.
+    // This connection is closed, never pooled again, once the lease ends.
+    try {
+      await client.query(lockSessionSql(ctx.leaseLostAfterMs));
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+    let heartbeat: NodeJS.Timeout | undefined;
     const onError = () => {
       if (lease !== client) return;
       lease = undefined;
       state.leaseHeld = false;
+      clearInterval(heartbeat);
       client.off("error", onError);
+      logger.warn({ msg: "indexer lease lost" });
       client.release(true);
     };
     client.on("error", onError);
+    heartbeat = watchLock(client, ctx.leaseLostAfterMs, onError);
     releaseLease = async () => {
       if (lease !== client) return;
       lease = undefined;
       state.leaseHeld = false;
+      clearInterval(heartbeat);
       client.off("error", onError);
-      const ok = await client
+      await client
         .query("SELECT pg_advisory_unlock($1, $2)", [INDEXER_LEASE_NAMESPACE, chainId])
-        .then(
-          () => true,
-          () => false,
-        );
-      client.release(!ok);
+        .catch(() => {});
+      client.release(true);
     };
     lease = client;
     state.leaseHeld = true;

@@ -23,9 +23,9 @@ export const SMALL_BLOCKS = ["--gas-limit", "1000000"];
 
 type Proxy = { url: string; close: () => Promise<void> };
 
-/** What a test may set on a wallet signer; the context's parts come from the test. */
+/** What a test may set on a wallet signer (`databaseUrl`: its lease's); the rest comes from the test. */
 export type TestSignerOptions = Partial<
-  Omit<WalletSignerOptions, "common" | "pool" | "queues" | "databaseUrl" | "account">
+  Omit<WalletSignerOptions, "common" | "pool" | "queues" | "account">
 >;
 
 export type SignerTestOptions<P extends Proxy = Proxy> = {

@@ -1,0 +1,70 @@
+/**
+ * Watching a session advisory lock held on a dedicated connection (the signer's broadcaster lease,
+ * the indexer's chain lease). Such a connection can die silently (a host partition, a failover
+ * without a reset: no FIN, no RST), and neither end hears of it for hours of TCP keepalive. Both
+ * ends therefore watch it: the holder asks Postgres every `lostAfterMs / 5` whether its session
+ * still holds an advisory lock, and counts the lock lost when an answer is `false` or takes longer
+ * than `lostAfterMs` (`watchLock`); Postgres ends a lock session silent for 3 × `lostAfterMs`
+ * (`lockSessionSql`), which frees the lock for a standby only after the old holder has stopped.
+ */
+import type pg from "pg";
+
+/** Default `lostAfterMs`: a holder cut off stops within ~12 s; Postgres frees its lock at ~30 s. */
+export const LOCK_LOST_AFTER_MS = 10_000;
+
+/** Run on the lock's connection: Postgres ends the session once it has been silent this long. */
+export function lockSessionSql(lostAfterMs: number): string {
+  const ms = 3 * Math.ceil(lostAfterMs);
+  return `SET idle_session_timeout = ${ms}; SET idle_in_transaction_session_timeout = ${ms}`;
+}
+
+/**
+ * Every `lostAfterMs / 5`, ask (queued behind the holder's own queries) whether this session still
+ * holds an advisory lock; `onLost` once when the answer is no, or has not come within
+ * `lostAfterMs`. An SQL error (e.g. the check landing in a failed transaction) is an answer from
+ * the live session, whose session lock stands. Stop it with `clearInterval`.
+ */
+export function watchLock(
+  client: pg.ClientBase,
+  lostAfterMs: number,
+  onLost: () => void,
+): NodeJS.Timeout {
+  let askedAt: number | undefined;
+  const lost = () => {
+    clearInterval(timer);
+    onLost();
+  };
+  const timer = setInterval(
+    () => {
+      if (askedAt !== undefined) {
+        if (Date.now() - askedAt > lostAfterMs) lost();
+        return;
+      }
+      askedAt = Date.now();
+      client
+        .query<{ held: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                          AND pid = pg_backend_pid()) AS held`,
+        )
+        .then(
+          ({ rows }) => {
+            askedAt = undefined;
+            if (!rows[0]?.held) lost();
+          },
+          () => {
+            askedAt = undefined;
+          },
+        );
+    },
+    Math.max(10, Math.floor(lostAfterMs / 5)),
+  );
+  timer.unref();
+  return timer;
+}
+
+/** Cut a client's socket (not in pg's types): every query waiting on it fails at once. */
+export function cutConnection(client: pg.ClientBase): void {
+  (
+    client as unknown as { connection: { stream: { destroy: () => void } } }
+  ).connection.stream.destroy();
+}
