@@ -57,3 +57,19 @@ export class NoHealthyEndpointError extends BaseError {
     });
   }
 }
+
+/**
+ * A balance read got no answer to read: `balanceOf` by `eth_call` returned less than a word ("0x"
+ * from a node without the token's code at that block: lagging, pruned, another fork, or a wrong
+ * token address). Missing data is never evidence: the balance is unknown, never 0.
+ */
+export class BalanceUnknownError extends BaseError {
+  override name = "BalanceUnknownError";
+  constructor(chainId: number, token: string, holder: string, block: string) {
+    super(`the node returned no ${token} balance of ${holder} at ${block} on chain ${chainId}`, {
+      code: "CHAIN_BALANCE_UNKNOWN",
+      retryable: true,
+      meta: { chain_id: chainId, token, holder, block },
+    });
+  }
+}

@@ -21,6 +21,7 @@ export {
   tokenSchema,
 } from "./config.js";
 export {
+  BalanceUnknownError,
   ChainDataInconsistentError,
   NoHealthyEndpointError,
   RpcResponseError,

@@ -48,6 +48,14 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
       const one = (c: { id: number }) => `{"jsonrpc":"2.0","id":${c.id},"result":"0x2a"}`;
       return [200, Array.isArray(call) ? `[${call.map(one).join(",")}]` : one(call)];
     },
+    // Another node's answers: the test can tell which node answered each call.
+    "/other": (body) => {
+      const call = JSON.parse(body) as { id: number } | { id: number }[];
+      const one = (c: { id: number }) => `{"jsonrpc":"2.0","id":${c.id},"result":"0x2b"}`;
+      return [200, Array.isArray(call) ? `[${call.map(one).join(",")}]` : one(call)];
+    },
+    // A node that fails (HTTP 500) every request carrying the parameter "fail".
+    "/flaky": (body) => (body.includes('"fail"') ? [500, "internal error"] : answers["/ok"]!(body)),
     "/http500": () => [500, "internal error"],
     "/http503json": () => [
       503,
@@ -74,7 +82,7 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
         body += c.toString();
       });
       req.on("end", () => {
-        if (req.url === "/nobatch") {
+        if (req.url?.startsWith("/nobatch")) {
           if (body.startsWith("[")) {
             refusedBatches++;
             res.writeHead(200, { "content-type": "application/json" });
@@ -82,7 +90,7 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
               '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batches are not supported"}}',
             );
           }
-          req.url = "/ok";
+          req.url = req.url === "/nobatch" ? "/ok" : req.url.replace("/nobatch", "/");
         }
         const [status, text, retryAfter] = answers[req.url ?? ""]!(body);
         res.writeHead(status, retryAfter ? { "retry-after": retryAfter } : {});
@@ -150,5 +158,30 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
     expect(await rpc.batch(calls)).toEqual(Array(3).fill("0x2a"));
     expect(await rpc.batch(calls)).toEqual(Array(3).fill("0x2a"));
     expect(refusedBatches).toBe(1);
+  });
+
+  it("keeps every call of a batch on one endpoint: batches refused, or split by size", async () => {
+    // Callers compare the answers of one batch with each other (block hashes at several heights
+    // on the finalized tag's chain): they must be one node's answers, never a mix of two nodes.
+    const calls = [
+      { method: "eth_getBlockByNumber", params: ["0x1"] },
+      { method: "eth_getBlockByNumber", params: ["0x2"] },
+      { method: "eth_getBlockByNumber", params: ["fail"] },
+    ];
+    const refusing = createRpcClient({
+      chainId: 1,
+      urls: [`${base}/nobatchflaky`, `${base}/other`],
+      rounds: 1,
+    });
+    expect(await refusing.batch(calls)).toEqual(["0x2b", "0x2b", "0x2b"]);
+    // Still one node's answers once the first endpoint is known to refuse batches.
+    expect(await refusing.batch(calls)).toEqual(["0x2b", "0x2b", "0x2b"]);
+    const split = createRpcClient({
+      chainId: 1,
+      urls: [`${base}/flaky`, `${base}/other`],
+      rounds: 1,
+      maxBatchSize: 2,
+    });
+    expect(await split.batch(calls)).toEqual(["0x2b", "0x2b", "0x2b"]);
   });
 });

@@ -25,9 +25,10 @@
  * knows nothing of block heights, and falls back call by call, not batch by batch. Endpoint
  * selection is ours because of the head-aware routing above (DESIGN: missing data is never
  * evidence), with the cool-down and retry rounds that go with it. `http()`'s own batching gathers
- * whatever calls meet in one tick; ours sends the caller's batch as one request (the `lacks` check
- * and the fallback apply to that batch), and it learns when a provider refuses batches and sends
- * single calls from then on. Also ours: rate limits sent as a JSON-RPC error with HTTP 200, the
+ * whatever calls meet in one tick; ours sends the caller's batch to one endpoint (split in requests
+ * of at most `maxBatchSize`; the `lacks` check and the fallback apply to the whole batch), and it
+ * learns which endpoint refuses batches and sends it the batch's calls as single requests from then
+ * on. Either way a batch's answers are one node's: callers compare them with each other. Also ours: rate limits sent as a JSON-RPC error with HTTP 200, the
  * call count and the metrics, our error classes and codes.
  *
  * Measured (session 8, 2 shared cores, others' tests running): `npm run bench -- indexer`
@@ -71,7 +72,10 @@ export type ReadOptions = {
 export type RpcClient = {
   /** One call; falls back across endpoints on transport failures (and lagging ones, see ReadOptions). */
   request: <T = unknown>(method: string, params?: unknown[], read?: ReadOptions) => Promise<T>;
-  /** Several calls in JSON-RPC batches of at most `maxBatchSize`; results in call order. */
+  /**
+   * Several calls in JSON-RPC batches of at most `maxBatchSize`, all to one endpoint (its answers
+   * are one node's); results in call order.
+   */
   batch: <T = unknown>(calls: RpcCall[], read?: ReadOptions) => Promise<T[]>;
   /** JSON-RPC calls sent so far (a batch counts each call), for benchmarks and metrics. */
   callCount: () => number;
@@ -102,6 +106,8 @@ type Endpoint = {
   coolUntil: number;
   head: bigint | null;
   headAt: number;
+  /** It answered a JSON-RPC batch with one error object: its batches go as single requests. */
+  batchesRefused: boolean;
 };
 
 /** An endpoint whose head is unknown or behind is asked eth_blockNumber at most this often. */
@@ -122,8 +128,6 @@ class TransportFailure extends Error {
     super(message);
   }
 }
-
-class BatchRefused extends Error {}
 
 type JsonRpcRequest = { jsonrpc: "2.0"; id: number; method: string; params: unknown[] };
 
@@ -192,6 +196,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     coolUntil: 0,
     head: null,
     headAt: 0,
+    batchesRefused: false,
   }));
   let nextId = 1;
   let calls = 0;
@@ -269,6 +274,51 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     }
   }
 
+  /**
+   * A batch to one endpoint: JSON-RPC batches of at most `maxBatchSize`, or single requests where
+   * the endpoint refuses batches; all of it to this endpoint, so a batch's answers are one node's
+   * (callers compare them with each other, e.g. block hashes on the finalized tag's chain). The
+   * answers, in request order, or the body that was not an array (`validate` refuses it).
+   */
+  async function exchange(endpoint: Endpoint, body: JsonRpcRequest[]): Promise<unknown> {
+    const parts: JsonRpcRequest[][] = [];
+    for (let i = 0; i < body.length; i += maxBatchSize) parts.push(body.slice(i, i + maxBatchSize));
+    const answers = await Promise.all(parts.map((part) => exchangePart(endpoint, part)));
+    const wrong = answers.find((a) => !Array.isArray(a));
+    return wrong ?? (answers as unknown[][]).flat();
+  }
+
+  async function exchangePart(endpoint: Endpoint, part: JsonRpcRequest[]): Promise<unknown> {
+    if (part.length === 1 || endpoint.batchesRefused)
+      return Promise.all(part.map((r) => post(endpoint, r, [r.method])));
+    const json = await post(
+      endpoint,
+      part,
+      part.map((r) => r.method),
+    );
+    // A provider that refuses batches answers with one error object; viem hands that same object
+    // back once per call.
+    if (
+      Array.isArray(json) &&
+      json.length > 1 &&
+      json.every((r) => r === json[0]) &&
+      typeof json[0] === "object" &&
+      json[0] !== null &&
+      "error" in json[0]
+    ) {
+      const message = String((json[0] as JsonRpcResponse).error?.message ?? "");
+      if (RATE_LIMIT_MESSAGE.test(message)) throw new TransportFailure("rate_limited", message);
+      endpoint.batchesRefused = true;
+      options.logger?.info({
+        msg: "rpc batches refused, sending single requests",
+        chain_id: options.chainId,
+        endpoint: endpoint.label,
+      });
+      return exchangePart(endpoint, part);
+    }
+    return json;
+  }
+
   function markFailed(endpoint: Endpoint, failure: TransportFailure): void {
     endpoint.failures++;
     const backoff = backoffMs(endpoint.failures - 1, {
@@ -313,7 +363,9 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
             behind++;
             continue;
           }
-          const json = await post(endpoint, body, methods);
+          const json = Array.isArray(body)
+            ? await exchange(endpoint, body)
+            : await post(endpoint, body, methods);
           const result = validate(json, endpoint);
           endpoint.failures = 0;
           endpoint.coolUntil = 0;
@@ -418,86 +470,42 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     );
   }
 
-  // Some providers refuse JSON-RPC batches (one error object instead of an array): from then on
-  // the calls of a batch go out as parallel single requests.
-  let batchesRefused = false;
-
-  function single(read: ReadOptions, c: RpcCall): ReadOptions {
-    const lacks = read.lacks;
-    return {
-      ...(read.atLeast !== undefined ? { atLeast: read.atLeast } : {}),
-      ...(lacks ? { lacks: (results: unknown[]) => lacks(results, [c]) } : {}),
-      ...(read.refusalMovesOn ? { refusalMovesOn: true } : {}),
-    };
-  }
-
-  async function batchChunk<T>(chunk: RpcCall[], read: ReadOptions): Promise<T[]> {
-    if (chunk.length === 1 || batchesRefused)
-      return Promise.all(chunk.map((c) => request<T>(c.method, c.params, single(read, c))));
+  async function batch<T>(list: RpcCall[], read: ReadOptions): Promise<T[]> {
+    if (list.length === 0) return [];
+    if (list.length === 1) return [await request<T>(list[0]!.method, list[0]!.params, read)];
     const first = nextId;
-    nextId += chunk.length;
-    const body = chunk.map((c, i) => ({
+    nextId += list.length;
+    const body = list.map((c, i) => ({
       jsonrpc: "2.0" as const,
       id: first + i,
       method: c.method,
       params: c.params,
     }));
-    try {
-      return await send(
-        body,
-        chunk.map((c) => c.method),
-        (json, endpoint) => {
-          // A provider that refuses batches answers with one error object; viem hands that
-          // same object back once per call.
-          if (
-            Array.isArray(json) &&
-            json.length > 1 &&
-            json.every((r) => r === json[0]) &&
-            typeof json[0] === "object" &&
-            json[0] !== null &&
-            "error" in json[0]
-          ) {
-            const message = String((json[0] as JsonRpcResponse).error?.message ?? "");
-            if (RATE_LIMIT_MESSAGE.test(message))
-              throw new TransportFailure("rate_limited", message);
-            throw new BatchRefused();
-          }
-          if (!Array.isArray(json) || json.length !== chunk.length || !json.every(isResponse))
-            throw new TransportFailure("bad_body", "batch response does not match the request");
-          const byId = new Map(json.map((r) => [r.id, r]));
-          const results = chunk.map((c, i) => {
-            const r = byId.get(first + i);
-            if (!r) throw new TransportFailure("bad_body", "batch response is missing an id");
-            const result = unwrap(c.method, r, endpoint.label);
-            watchHead(endpoint, c, result);
-            return result as T;
-          });
-          const lacking = read.lacks?.(results, chunk) ?? null;
-          if (lacking !== null) throw new EndpointBehind(lacking);
-          return results;
-        },
-        read,
-      );
-    } catch (error) {
-      if (!(error instanceof BatchRefused)) throw error;
-      batchesRefused = true;
-      options.logger?.info({
-        msg: "rpc batches refused, sending single requests",
-        chain_id: options.chainId,
-      });
-      return Promise.all(chunk.map((c) => request<T>(c.method, c.params, single(read, c))));
-    }
+    return send(
+      body,
+      list.map((c) => c.method),
+      (json, endpoint) => {
+        if (!Array.isArray(json) || json.length !== list.length || !json.every(isResponse))
+          throw new TransportFailure("bad_body", "batch response does not match the request");
+        const byId = new Map(json.map((r) => [r.id, r]));
+        const results = list.map((c, i) => {
+          const r = byId.get(first + i);
+          if (!r) throw new TransportFailure("bad_body", "batch response is missing an id");
+          const result = unwrap(c.method, r, endpoint.label);
+          watchHead(endpoint, c, result);
+          return result as T;
+        });
+        const lacking = read.lacks?.(results, list) ?? null;
+        if (lacking !== null) throw new EndpointBehind(lacking);
+        return results;
+      },
+      read,
+    );
   }
 
   return {
     request,
-    async batch<T>(list: RpcCall[], read: ReadOptions = {}): Promise<T[]> {
-      const chunks: RpcCall[][] = [];
-      for (let i = 0; i < list.length; i += maxBatchSize)
-        chunks.push(list.slice(i, i + maxBatchSize));
-      const results = await Promise.all(chunks.map((c) => batchChunk<T>(c, read)));
-      return results.flat();
-    },
+    batch: <T>(list: RpcCall[], read: ReadOptions = {}) => batch<T>(list, read),
     callCount: () => calls,
     heads: () => endpoints.map((e) => ({ endpoint: e.label, head: e.head, observedAt: e.headAt })),
     bestHead: () => best,

@@ -54,6 +54,20 @@ it("reads balances at a block, natively and for many ERC-20 holders in one batch
   ).toEqual([0n, 40n, 0n]);
 });
 
+it("refuses to read ERC-20 balances where the token has no code: unknown, never 0", async () => {
+  const before = BigInt(await rpc<Hex>("eth_blockNumber"));
+  const token = await deploy(rpc, accounts[0]!, "TestToken", [1_000_000n]);
+  const holders = [accounts[0]! as Hex, freshAddress(8)];
+  expect(await adapter.getTokenBalances({ token, holders })).toEqual([1_000_000n, 0n]);
+  // Before its deployment (what a lagging, pruned or forked node sees) eth_call answers "0x".
+  await expect(
+    adapter.getTokenBalances({ token, holders, blockNumber: before }),
+  ).rejects.toMatchObject({ code: "CHAIN_BALANCE_UNKNOWN" });
+  await expect(
+    adapter.getTokenBalances({ token: freshAddress(10), holders }),
+  ).rejects.toMatchObject({ code: "CHAIN_BALANCE_UNKNOWN" });
+});
+
 it("serves blocks, receipts, head and the viem client over the same transport", async () => {
   // A head block with a transaction of its own, so receipts are really compared.
   const sent = await sendAndMine(rpc, { from: accounts[0]!, to: freshAddress(7), value: 7n });

@@ -17,7 +17,12 @@ import {
 } from "viem";
 import type { Common } from "../../foundation/common.js";
 import type { ChainConfig } from "../config.js";
-import { ChainDataInconsistentError, RpcResponseError, RpcUnavailableError } from "../errors.js";
+import {
+  BalanceUnknownError,
+  ChainDataInconsistentError,
+  RpcResponseError,
+  RpcUnavailableError,
+} from "../errors.js";
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";
 import { createRpcClient, type ReadOptions, type RpcCall, type RpcClient } from "../rpc.js";
@@ -521,7 +526,12 @@ export function createEvmAdapter(
           ],
         })),
       );
-      return raw.map((r) => BigInt(r === "0x" ? 0 : r));
+      // A token without code at that block (a lagging, pruned or forked node) answers "0x": the
+      // balance is unknown, never 0 (Multicall3's path throws on it too, with allowFailure false).
+      return raw.map((r, i) => {
+        if (r.length < 66) throw new BalanceUnknownError(chain.chainId, token, holders[i]!, tag);
+        return BigInt(r.slice(0, 66));
+      });
     },
     sendRawTransaction: (raw) => rpc.request<Hex>("eth_sendRawTransaction", [raw]),
   };
