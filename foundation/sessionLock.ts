@@ -68,3 +68,64 @@ export function cutConnection(client: pg.ClientBase): void {
     client as unknown as { connection: { stream: { destroy: () => void } } }
   ).connection.stream.destroy();
 }
+
+/**
+ * A turn under a session advisory lock on a connection of `pool` (the reconciler's per-chain
+ * loop, the deposit-events producer): `undefined` when another session holds the lock. The lock is
+ * taken and the session settings applied in one statement, so a connection that did not get the
+ * lock goes back to the pool unchanged; one that got it is watched (`watchLock`) and closed after
+ * the turn, never pooled again with those settings. `held` aborts when the lock is counted lost:
+ * the connection is then cut (the unlock would hang on a silent one), and Postgres frees the lock
+ * when it ends the silent session, after this holder stopped.
+ */
+export async function withPooledSessionLock<T>(
+  pool: pg.Pool,
+  /** `key`: the lock's SQL key expression, written in code (never from input), over `params`. */
+  lock: { key: string; params?: unknown[]; lostAfterMs?: number },
+  turn: (held: AbortSignal) => Promise<T>,
+): Promise<{ value: T } | undefined> {
+  const lostAfterMs = lock.lostAfterMs ?? LOCK_LOST_AFTER_MS;
+  const params = lock.params ?? [];
+  const ms = String(3 * Math.ceil(lostAfterMs));
+  const client = await pool.connect();
+  let taken = false;
+  try {
+    // Bounded: on a silent connection a lock granted unheard is freed when Postgres ends the
+    // session (its settings came with the lock).
+    const cut = setTimeout(() => cutConnection(client), lostAfterMs);
+    const { rows } = await client
+      .query<{ ok: boolean }>(
+        `SELECT ok, CASE WHEN ok THEN set_config('idle_session_timeout', $${params.length + 1}, false)
+                              || set_config('idle_in_transaction_session_timeout', $${params.length + 1}, false)
+                    END AS settings
+           FROM (SELECT pg_try_advisory_lock(${lock.key}) AS ok) l`,
+        [...params, ms],
+      )
+      .finally(() => clearTimeout(cut))
+      .catch((error: unknown) => {
+        taken = true; // whatever the session did, the connection is not pooled again
+        throw error;
+      });
+    if (!rows[0]?.ok) return undefined;
+    taken = true;
+    const lost = new AbortController();
+    const heartbeat = watchLock(client, lostAfterMs, () => {
+      lost.abort();
+      cutConnection(client);
+    });
+    try {
+      return { value: await turn(lost.signal) };
+    } finally {
+      clearInterval(heartbeat);
+      if (!lost.signal.aborted) {
+        const cutUnlock = setTimeout(() => cutConnection(client), lostAfterMs);
+        await client
+          .query(`SELECT pg_advisory_unlock(${lock.key})`, params)
+          .catch(() => {})
+          .finally(() => clearTimeout(cutUnlock));
+      }
+    }
+  } finally {
+    client.release(taken);
+  }
+}

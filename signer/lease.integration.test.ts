@@ -2,9 +2,13 @@
  * The broadcaster lease: one holder per (chain, wallet); a holder whose connection is gone can
  * no longer write (the connection is the fencing token), and a standby takes over.
  */
+import { keccak256 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTcpProxy } from "../ops/testing/tcpProxy.js";
 import { within } from "../ops/testing/wait.js";
+import type { Attempt } from "./broadcaster/attempts.js";
+import type { BroadcasterContext } from "./broadcaster/context.js";
+import { sendInOrder } from "./broadcaster/send.js";
 import { acquireLease, leaseKey } from "./lease.js";
 import { statusCounts, waitFor } from "./testing/harness.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -189,5 +193,41 @@ describe("lease", () => {
       await Promise.all([cut.stop(), standby?.stop()]);
       await proxy.close();
     }
+  });
+
+  it("a lost lease sends no stored bytes (the rest of the tick that lost it)", async () => {
+    const key = leaseKey(31337, "0x00000000000000000000000000000000000000ad");
+    const controller = new AbortController();
+    const lease = await acquireLease({
+      databaseUrl: t.ctx.db.url,
+      key,
+      signal: controller.signal,
+      applicationName: "lease-lost-send",
+    });
+    await terminate("lease-lost-send");
+    await within("the lease to report lost", lease!.lost, 30_000);
+    // Real stored bytes: signed by the test's KMS wallet at its next nonce.
+    const nonce = await t.client.getTransactionCount({
+      address: t.account.address,
+      blockTag: "pending",
+    });
+    const raw = await t.account.signTransaction({
+      chainId: 31337,
+      type: "eip1559",
+      nonce,
+      to: "0x00000000000000000000000000000000000000ad",
+      value: 1n,
+      gas: 21_000n,
+      maxFeePerGas: 100_000_000_000n,
+      maxPriorityFeePerGas: 1_000_000_000n,
+    });
+    // sendInOrder reads only the node client from the context before its lease check.
+    const ctx = { client: t.client } as unknown as BroadcasterContext;
+    const attempt = { id: "1", requestId: "lost-send", nonce: BigInt(nonce), raw } as Attempt;
+    await expect(sendInOrder(ctx, lease!, [attempt])).rejects.toMatchObject({
+      code: "SIGNER_LEASE_LOST",
+    });
+    expect(await t.rpc("eth_getTransactionByHash", [keccak256(raw)])).toBeNull();
+    controller.abort();
   });
 });

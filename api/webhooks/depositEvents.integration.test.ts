@@ -3,7 +3,7 @@
  * and the events the ledger records for customers (an operator's inflow credit).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../../foundation/db.js";
+import { createPool, withTransaction } from "../../foundation/db.js";
 import {
   bookInflowCredit,
   createDepositCrediting,
@@ -12,6 +12,8 @@ import {
   transferId,
 } from "../../ledger/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { startTcpProxy } from "../../ops/testing/tcpProxy.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { produceDepositEvents } from "./depositEvents.js";
 import { eventIdOf } from "./eventId.js";
 
@@ -205,4 +207,47 @@ describe("deposit events", () => {
       ]);
     }
   });
+
+  it("a worker whose lock connection went silent frees the producer lock for the others", async () => {
+    const target = new URL(ctx.db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    const cutPool = createPool(proxy.urlFor(ctx.db.url), { applicationName: "producer-cut" });
+    // Hold the cut worker's pass mid-way (its read of the marks waits), under the producer lock.
+    const blocker = await ctx.db.pool.connect();
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE api.deposit_event_marks IN ACCESS EXCLUSIVE MODE");
+    const cutPass = produceDepositEvents({ common, pool: cutPool, lockLostAfterMs: 1_000 }).catch(
+      () => -1,
+    );
+    try {
+      await waitFor("the cut worker's pass to hold the lock and wait", async () => {
+        const { rows } = await ctx.db.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+              AND application_name = 'producer-cut' AND wait_event_type = 'Lock'`,
+        );
+        return rows.length > 0;
+      });
+      proxy.blackhole();
+      await waitFor(
+        "the producer lock to be free for another worker",
+        async () => {
+          const { rows } = await ctx.db.pool.query<{ ok: boolean }>(
+            "SELECT pg_try_advisory_lock(hashtextextended('api.deposit_events', 0)) AS ok",
+          );
+          if (!rows[0]?.ok) return false;
+          await ctx.db.pool.query(
+            "SELECT pg_advisory_unlock(hashtextextended('api.deposit_events', 0))",
+          );
+          return true;
+        },
+        { timeoutMs: 30_000 },
+      );
+    } finally {
+      await blocker.query("ROLLBACK");
+      blocker.release();
+      await proxy.close(); // the cut worker's hung queries fail
+      await cutPass;
+      void cutPool.end();
+    }
+  }, 90_000);
 });

@@ -10,6 +10,7 @@
 
 import { formatAmount } from "../../foundation/amounts.js";
 import { withTransaction } from "../../foundation/db.js";
+import { withPooledSessionLock } from "../../foundation/sessionLock.js";
 import type { DepositFactRow } from "../../ledger/index.js";
 import { emitEvent } from "./events.js";
 import { type ProducerOptions, produceLedgerEvents } from "./ledgerEvents.js";
@@ -41,34 +42,31 @@ const LIFE_DETECTED = `l.life <= (SELECT count(*) FROM api.deposit_event_marks m
  * second worker's pass in between could emit `orphaned` for a deposit this one read as due for
  * `credited` and sends after it, and a backend would end with a credited deposit the chain dropped.
  * A session lock on its own connection (released if the process dies); a worker that finds it held
- * skips its turn (returns 0).
+ * skips its turn (returns 0). That connection is watched (foundation/sessionLock.ts): one gone
+ * silent frees the lock for another worker in ~3 × `lockLostAfterMs` instead of hours, and a pass
+ * that counted its lock lost emits nothing more (another worker may be passing by then).
  */
-const PRODUCER_LOCK =
-  "SELECT pg_try_advisory_lock(hashtextextended('api.deposit_events', 0)) AS ok";
-const PRODUCER_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('api.deposit_events', 0))";
+const PRODUCER_LOCK_KEY = "hashtextextended('api.deposit_events', 0)";
 
-export async function produceDepositEvents(options: ProducerOptions): Promise<number> {
-  const lock = await options.pool.connect();
-  // A connection whose unlock may not have run is closed, not pooled still holding the lock.
-  let clean = false;
-  try {
-    const { rows } = await lock.query<{ ok: boolean }>(PRODUCER_LOCK);
-    if (!rows[0]?.ok) {
-      clean = true;
-      return 0;
-    }
-    try {
-      return await producePass(options);
-    } finally {
-      await lock.query(PRODUCER_UNLOCK);
-      clean = true;
-    }
-  } finally {
-    lock.release(!clean);
-  }
+export async function produceDepositEvents(
+  options: ProducerOptions & { lockLostAfterMs?: number },
+): Promise<number> {
+  const { lockLostAfterMs, ...pass } = options;
+  const turn = await withPooledSessionLock(
+    options.pool,
+    {
+      key: PRODUCER_LOCK_KEY,
+      ...(lockLostAfterMs !== undefined ? { lostAfterMs: lockLostAfterMs } : {}),
+    },
+    (held) => producePass(pass, held),
+  );
+  return turn?.value ?? 0;
 }
 
-async function producePass({ common, pool, limit = 200 }: ProducerOptions): Promise<number> {
+async function producePass(
+  { common, pool, limit = 200 }: ProducerOptions,
+  held: AbortSignal,
+): Promise<number> {
   let produced = 0;
   for (const event of Object.keys(CONDITIONS) as DepositEvent[]) {
     // A fact orphaned and then canonical again (a reorg back revives its row) starts a new life:
@@ -97,6 +95,7 @@ async function producePass({ common, pool, limit = 200 }: ProducerOptions): Prom
       [event, limit],
     );
     for (const f of rows) {
+      if (held.aborted) return produced;
       await withTransaction(pool, async (client) => {
         const eventId = await emitEvent(client, common.config, {
           type: `deposit.${event}`,
@@ -125,5 +124,6 @@ async function producePass({ common, pool, limit = 200 }: ProducerOptions): Prom
     }
   }
   // After the facts' events: a reorg hold is told after its deposit's `deposit.orphaned`.
+  if (held.aborted) return produced;
   return produced + (await produceLedgerEvents({ common, pool, limit }));
 }

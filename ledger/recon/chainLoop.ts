@@ -2,11 +2,14 @@
  * The reconciler role's per-chain loop (reconciliation runs, and attestations beside them): a pass
  * over the chains every interval until stopped, each chain's work under a Postgres advisory lock
  * (lock base + chain id) on its own connection, so of several reconciler processes one works a
- * chain at a time and the others skip it.
+ * chain at a time and the others skip it. The lock's connection is watched and closed after the
+ * chain's turn (foundation/sessionLock.ts): one gone silent frees the chain for another reconciler
+ * in ~3 × `lockLostAfterMs`, and this loop goes on instead of hanging on its unlock.
  */
 
 import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
+import { withPooledSessionLock } from "../../foundation/sessionLock.js";
 
 export function startLockedChainLoop<C extends ChainConfig>({
   pool,
@@ -16,6 +19,7 @@ export function startLockedChainLoop<C extends ChainConfig>({
   run,
   onError,
   afterPass,
+  lockLostAfterMs,
 }: {
   pool: Pool;
   chains: readonly C[];
@@ -27,24 +31,21 @@ export function startLockedChainLoop<C extends ChainConfig>({
   onError: (chain: C, error: unknown) => boolean;
   /** After each pass: whether every chain's run succeeded (or was skipped). */
   afterPass?: (ok: boolean) => void;
+  /** The lock's connection silent this long counts the lock lost (foundation/sessionLock.ts). */
+  lockLostAfterMs?: number;
 }): { stop(): Promise<void> } {
   const stop = new AbortController();
 
   async function runLocked(chain: C): Promise<void> {
-    const client = await pool.connect();
-    try {
-      const lock = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [
-        lockBase + chain.chainId,
-      ]);
-      if (!lock.rows[0]?.ok) return;
-      try {
-        await run(chain);
-      } finally {
-        await client.query("SELECT pg_advisory_unlock($1)", [lockBase + chain.chainId]);
-      }
-    } finally {
-      client.release();
-    }
+    await withPooledSessionLock(
+      pool,
+      {
+        key: "$1::bigint",
+        params: [lockBase + chain.chainId],
+        ...(lockLostAfterMs !== undefined ? { lostAfterMs: lockLostAfterMs } : {}),
+      },
+      () => run(chain),
+    );
   }
 
   const loop = (async () => {

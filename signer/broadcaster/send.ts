@@ -5,6 +5,7 @@
  * a recursive call from here, so one refusal can never turn into a loop.
  */
 import { type Hex, keccak256, type TransactionSerializable } from "viem";
+import { LeaseLostError } from "../errors.js";
 import type { Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText, type NodeErrorClass } from "../nodeErrors.js";
@@ -113,7 +114,9 @@ async function recordRefusal(
 /**
  * Send attempts, all at once (one eth_sendRawTransaction request each, so a node may receive a
  * later nonce first and queue it), and record the answers in one transaction. A node that loses
- * or never promotes one of them is the stall stage's case (stall.ts).
+ * or never promotes one of them is the stall stage's case (stall.ts). Nothing is sent once the
+ * lease is counted lost (its record would fail anyway): the rest of a tick that lost it sends no
+ * more stored bytes, which a standby may be replacing by then.
  */
 export async function sendInOrder(
   ctx: BroadcasterContext,
@@ -122,6 +125,7 @@ export async function sendInOrder(
   { afterSend }: { afterSend?: () => void } = {},
 ): Promise<{ a: Attempt; r: SendResult }[]> {
   if (attempts.length === 0) return [];
+  if (!lease.isHeld()) throw new LeaseLostError(lease.key);
   const results = await Promise.all(
     attempts.map(async (a) => ({ a, r: await sendRaw(ctx, a.raw) })),
   );

@@ -1,0 +1,81 @@
+/**
+ * The reconciler's per-chain loop under a lock on a pooled connection: a lock connection that goes
+ * silent (no FIN, no RST) frees the chain for another reconciler, and the loop goes on.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../../chains/index.js";
+import { createPool } from "../../foundation/db.js";
+import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
+import { startTcpProxy } from "../../ops/testing/tcpProxy.js";
+import { waitFor } from "../../ops/testing/wait.js";
+import { startLockedChainLoop } from "./chainLoop.js";
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false });
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe("startLockedChainLoop", () => {
+  it("frees a chain whose lock connection went silent, and goes on", async () => {
+    const target = new URL(db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    const cutPool = createPool(proxy.urlFor(db.url), { applicationName: "recon-cut" });
+    const chain = { chainId: 31337 } as ChainConfig;
+    const lockBase = 7_000_000;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const passes: boolean[] = [];
+    const loop = startLockedChainLoop({
+      pool: cutPool,
+      chains: [chain],
+      lockBase,
+      intervalMs: 50,
+      lockLostAfterMs: 1_000,
+      run: async () => {
+        started();
+        await finished;
+      },
+      onError: () => true,
+      afterPass: (ok) => passes.push(ok),
+    });
+    try {
+      await running;
+      proxy.blackhole();
+      // Another reconciler gets the chain: Postgres ended the silent session holding its lock.
+      await waitFor(
+        "the chain's lock to be free for another reconciler",
+        async () => {
+          const { rows } = await db.pool.query<{ ok: boolean }>(
+            "SELECT pg_try_advisory_lock($1::bigint) AS ok",
+            [lockBase + chain.chainId],
+          );
+          if (!rows[0]?.ok) return undefined;
+          await db.pool.query("SELECT pg_advisory_unlock($1::bigint)", [lockBase + chain.chainId]);
+          return true;
+        },
+        { timeoutMs: 30_000 },
+      );
+      // The cut-off loop does not hang on its unlock: the pass ends.
+      finish();
+      await waitFor("the cut-off loop's pass to end", async () => passes.length > 0, {
+        timeoutMs: 30_000,
+      });
+    } finally {
+      finish();
+      await proxy.close(); // the next pass's connect through the proxy fails, so the loop stops
+      await loop.stop();
+      void cutPool.end();
+    }
+    expect(passes[0]).toBe(true);
+  }, 90_000);
+});
