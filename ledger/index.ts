@@ -35,7 +35,15 @@ export {
   TreasuryMoveError,
   UnknownAssetError,
 } from "./errors.js";
-export { gasBooking, gasReversal, holdSettlement } from "./gasBookings.js";
+export {
+  gasBooking,
+  gasReversal,
+  gasTransfer,
+  gasTransferName,
+  gasUnbooking,
+  generationSuffix,
+  holdSettlement,
+} from "./gasBookings.js";
 export { bookInflowCredit, type InflowCredit } from "./inflowCredits.js";
 export { creditingRole } from "./role.js";
 export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";

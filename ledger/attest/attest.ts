@@ -36,7 +36,7 @@ import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract, listCustody, readFinalized } from "../../indexers/index.js";
 import { createLedger, type Ledger } from "../createLedger.js";
-import { gasBooking, gasReversal } from "../gasBookings.js";
+import { gasTransfer, gasUnbooking } from "../gasBookings.js";
 import { customerLiabilitiesAtRun } from "../recon/customerLiabilities.js";
 import { listRuns, readRun, readRunJournalPosition, type StoredRun } from "../recon/store.js";
 import type { BreakType } from "../recon/types.js";
@@ -128,14 +128,6 @@ export function reportOf(
 
 export function requestIdOf(chainId: number, token: string, block: number): string {
   return `attest:${chainId}:${token.toLowerCase()}:${block}`;
-}
-
-/**
- * The gas booking's name for the attestation's transaction: `fee:<chain>:<tx>`, with `:g<n>` when
- * booked after the signer counted n reorgs of it (sweeps and cold moves name theirs alike).
- */
-function gasName(chainId: number, txHash: string, generation: number): string {
-  return `fee:${chainId}:${txHash.toLowerCase()}${generation ? `:g${generation}` : ""}`;
 }
 
 /** Per chain, the reads of the reserves (the same object on every call for a chain). */
@@ -313,17 +305,15 @@ export function createAttestor({
           return true;
         }
         if (row.tx_hash !== null && row.fee !== null && row.fee > 0n) {
-          const name = gasName(o.chainId, row.tx_hash, row.booked_generation);
           const result = await ledger.createTransfers(
             [
-              gasReversal({
-                id: transferId(`${name}:unbook`),
-                reverses: transferId(name),
+              gasUnbooking({
                 chainId: o.chainId,
-                hotWallet: o.from.toLowerCase(),
-                amount: row.fee,
-                kind: "compensation",
-                memo: `gas of attestation ${row.id} (${o.requestId}) reorged out after booking`,
+                of: `attestation ${row.id} (${o.requestId})`,
+                txHash: row.tx_hash,
+                hotWallet: o.from,
+                fee: row.fee,
+                generation: row.booked_generation,
               }),
             ],
             { client: c },
@@ -388,13 +378,13 @@ export function createAttestor({
         if (paid) {
           const result = await ledger.createTransfers(
             [
-              gasBooking({
-                id: transferId(gasName(o.chainId, o.txHash!, o.reorgs)),
+              gasTransfer({
                 chainId: o.chainId,
-                hotWallet: o.from.toLowerCase(),
-                txHash: o.txHash!.toLowerCase(),
-                amount: o.fee!,
+                txHash: o.txHash!,
+                hotWallet: o.from,
+                fee: o.fee!,
                 memo: `gas of attestation ${row.id} (${o.requestId})`,
+                generation: o.reorgs,
               }),
             ],
             { client: c },

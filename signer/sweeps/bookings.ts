@@ -15,13 +15,16 @@
 import {
   assetIdOf,
   type ChainRef,
-  gasBooking,
-  gasReversal,
+  generationSuffix,
   type NewTransfer,
   type TransferResult,
   transferId,
 } from "../../ledger/index.js";
 import { BookingFailedError } from "./errors.js";
+
+// The gas of the transactions sweeps and cold moves send is named and booked as every custody
+// transaction's is (ledger/gasBookings.ts).
+export { gasTransfer, gasTransferName, gasUnbooking } from "../../ledger/index.js";
 
 export function hotAccount(hotWallet: string): string {
   return `custody:hot:${hotWallet.toLowerCase()}`;
@@ -31,24 +34,13 @@ export function coldAccount(coldAddress: string): string {
   return `custody:cold:${coldAddress.toLowerCase()}`;
 }
 
-/** Booking generation suffix: generation 0 keeps the original ids, a re-booking after a reorg `:g<n>`. */
-const gen = (generation: number | undefined) => (generation ? `:g${generation}` : "");
-
 export function sweepTransferName(args: {
   sweepId: string;
   address: string;
   asset: string;
   generation?: number | undefined;
 }): string {
-  return `sweep:${args.sweepId}:${args.address.toLowerCase()}:${args.asset.toLowerCase()}${gen(args.generation)}`;
-}
-
-export function gasTransferName(args: {
-  chainId: number;
-  txHash: string;
-  generation?: number | undefined;
-}): string {
-  return `fee:${args.chainId}:${args.txHash.toLowerCase()}${gen(args.generation)}`;
+  return `sweep:${args.sweepId}:${args.address.toLowerCase()}:${args.asset.toLowerCase()}${generationSuffix(args.generation)}`;
 }
 
 export function sweepTransfer(args: {
@@ -72,25 +64,6 @@ export function sweepTransfer(args: {
     ...(args.chainRef ? { chainRef: args.chainRef } : {}),
     memo: `sweep ${args.sweepId} from ${args.address.toLowerCase()}`,
   };
-}
-
-/** Gas paid by a custody transaction, whether it succeeded or reverted (the `fee` chain fact). */
-export function gasTransfer(args: {
-  chainId: number;
-  txHash: string;
-  hotWallet: string;
-  fee: bigint;
-  memo: string;
-  generation?: number | undefined;
-}): NewTransfer {
-  return gasBooking({
-    id: transferId(gasTransferName(args)),
-    chainId: args.chainId,
-    hotWallet: args.hotWallet.toLowerCase(),
-    txHash: args.txHash.toLowerCase(),
-    amount: args.fee,
-    memo: args.memo,
-  });
 }
 
 /** The reversal of a sweep's booking of one (address, asset), `:unbook` after the booked name. */
@@ -119,7 +92,7 @@ export function sweepUnbooking(args: {
 
 /** The ids of a cold move's hold of one generation, its settlement and the reversal of its post. */
 export function coldMoveTransferIds(moveId: string, generation: number) {
-  const g = gen(generation);
+  const g = generationSuffix(generation);
   return {
     // Generation 0 keeps the names booked before holds had generations.
     hold: transferId(generation ? `cold_move:${moveId}:hold${g}` : `cold_move:${moveId}`),
@@ -169,28 +142,6 @@ export function coldMoveUnbooking(args: ColdMoveFields): NewTransfer {
     kind: "compensation",
     memo: `cold move ${args.moveId} reorged out after booking: reversed until it mines again`,
   };
-}
-
-/** The reversal of a gas booking, `:unbook` after the booked name (kind compensation). */
-export function gasUnbooking(args: {
-  chainId: number;
-  /** Whose gas, as memos name it: `sweep <id>`, `cold move <id>`. */
-  of: string;
-  txHash: string;
-  hotWallet: string;
-  fee: bigint;
-  generation: number;
-}): NewTransfer {
-  const name = gasTransferName(args);
-  return gasReversal({
-    id: transferId(`${name}:unbook`),
-    reverses: transferId(name),
-    chainId: args.chainId,
-    hotWallet: args.hotWallet.toLowerCase(),
-    amount: args.fee,
-    kind: "compensation",
-    memo: `gas of ${args.of} reorged out after booking`,
-  });
 }
 
 /** Every transfer was created now or earlier with the same fields; otherwise roll back. */
