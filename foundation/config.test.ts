@@ -1,7 +1,7 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
-import { configIssuesOf, writeConfigFile } from "../ops/testing/configFile.js";
+import { configIssuesOf, minimalChain, writeConfigFile } from "../ops/testing/configFile.js";
 import { defaultConfigPath, loadConfig, parseFileConfig } from "./config.js";
 
 describe("loadConfig", () => {
@@ -57,19 +57,9 @@ describe("loadConfig", () => {
   });
 
   it("rejects unknown hot wallet chains and duplicate chain ids", () => {
-    const chain = {
-      key: "a",
-      chainId: 1,
-      name: "a",
-      rpcUrls: ["http://127.0.0.1:1"],
-      confirmations: { kind: "finalized" },
-      reorgWindow: 5,
-      blockTimeMs: 1000,
-      feeModel: "legacy",
-    };
     const issues = configIssuesOf(() =>
       parseFileConfig(chainSchema, {
-        chains: [chain, { ...chain, key: "b" }],
+        chains: [minimalChain, { ...minimalChain, key: "b" }],
         hotWallets: [{ chain: "c", kmsKeyId: "k" }],
       }),
     );
@@ -80,21 +70,11 @@ describe("loadConfig", () => {
   });
 
   it("rejects withdrawal limits given twice for one asset under two spellings", () => {
-    const chain = {
-      key: "a",
-      chainId: 1,
-      name: "a",
-      rpcUrls: ["http://127.0.0.1:1"],
-      confirmations: { kind: "finalized" },
-      reorgWindow: 5,
-      blockTimeMs: 1000,
-      feeModel: "legacy",
-    };
     const limits = { perTransaction: "10", rolling24h: "100", approvalThreshold: "5" };
     const token = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
     const issues = configIssuesOf(() =>
       parseFileConfig(chainSchema, {
-        chains: [chain],
+        chains: [minimalChain],
         policies: {
           withdrawals: {
             limits: {
@@ -124,18 +104,7 @@ describe("loadConfig", () => {
 
   it("requires the secret of every configured webhook to be in the environment", () => {
     const file = writeConfigFile({
-      chains: [
-        {
-          key: "a",
-          chainId: 1,
-          name: "a",
-          rpcUrls: ["http://127.0.0.1:1"],
-          confirmations: { kind: "finalized" },
-          reorgWindow: 5,
-          blockTimeMs: 1000,
-          feeModel: "legacy",
-        },
-      ],
+      chains: [minimalChain],
       webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "HOOK_SECRET" }],
     });
     expect(

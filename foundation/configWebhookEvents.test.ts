@@ -5,22 +5,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
-import { configIssuesOf, writeConfigFile } from "../ops/testing/configFile.js";
+import { configIssuesOf, minimalChain, writeConfigFile } from "../ops/testing/configFile.js";
 import { loadConfig } from "./config.js";
 
-const chain = {
-  key: "a",
-  chainId: 1,
-  name: "a",
-  rpcUrls: ["http://127.0.0.1:1"],
-  confirmations: { kind: "finalized" },
-  reorgWindow: 5,
-  blockTimeMs: 1000,
-  feeModel: "legacy",
-};
 const load = (events: string[]) => {
   const file = writeConfigFile({
-    chains: [chain],
+    chains: [minimalChain],
     webhooks: [{ url: "http://127.0.0.1:9/hook", secretEnv: "HOOK_SECRET", events }],
   });
   return () => loadConfig(chainSchema, { CUSTODY_CONFIG: file, HOOK_SECRET: "s3cret" });

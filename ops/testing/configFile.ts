@@ -8,6 +8,18 @@ import path from "node:path";
 import { expect } from "vitest";
 import { ConfigError } from "../../foundation/errors.js";
 
+/** The fewest fields a chain of the config file needs (a finalized-tag, legacy-fee chain "a"). */
+export const minimalChain = {
+  key: "a",
+  chainId: 1,
+  name: "a",
+  rpcUrls: ["http://127.0.0.1:1"],
+  confirmations: { kind: "finalized" },
+  reorgWindow: 5,
+  blockTimeMs: 1000,
+  feeModel: "legacy",
+};
+
 /** Writes `content` (a string as is, anything else as JSON) and returns the file's path. */
 export function writeConfigFile(content: unknown): string {
   const file = path.join(tmpdir(), `custody-config-${process.pid}-${Math.random()}.json`);
