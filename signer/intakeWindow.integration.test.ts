@@ -89,14 +89,7 @@ async function tokenShort(p: string, held: bigint, amounts: bigint[]): Promise<v
     chain: { ...t.chain, tokens: [{ address: token, symbol: "TT", decimals: 18 }] },
     settings: { unpaidRetryMs: 300 },
   });
-  const alerts = async () =>
-    (
-      await t.ctx.common.metrics.registry.getSingleMetric("custody_signer_alerts_total")?.get()
-    )?.values.find(
-      (v) =>
-        v.labels.alert === "insufficient_funds" &&
-        v.labels.wallet === account.address.toLowerCase(),
-    )?.value ?? 0;
+  const alerts = () => t.alertCount("insufficient_funds", account.address);
   const ids = amounts.map((_, i) => `${p}-${i}`);
   const paid = (amount: bigint) => {
     let sum = 0n;

@@ -26,16 +26,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function alertCount(alert: string, wallet: string): Promise<number> {
-  const m = await t.ctx.common.metrics.registry
-    .getSingleMetric("custody_signer_alerts_total")
-    ?.get();
-  return (
-    m?.values.find((v) => v.labels.alert === alert && v.labels.wallet === wallet.toLowerCase())
-      ?.value ?? 0
-  );
-}
-
 describe("a node's own fee cap on sends", () => {
   it("keeps the nonce and the bytes, alerts, and sends them once a node takes them", async () => {
     t.proxy!.setIntercept((call) => {
@@ -65,7 +55,7 @@ describe("a node's own fee cap on sends", () => {
       const waiting = (await getTxRequest(t.ctx.db.pool, "big-fee"))!;
       expect(waiting.status).toBe("signed");
       expect(waiting.nonce).toBe(0n);
-      expect(await alertCount("node_fee_cap", account.address)).toBeGreaterThan(0);
+      expect(await t.alertCount("node_fee_cap", account.address)).toBeGreaterThan(0);
       // The node's setting raised: the very same bytes go out and pay.
       t.proxy!.setIntercept(undefined);
       const done = await waitFor(

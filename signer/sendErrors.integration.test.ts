@@ -24,16 +24,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function alertCount(alert: string, wallet: string): Promise<number> {
-  const m = await t.ctx.common.metrics.registry
-    .getSingleMetric("custody_signer_alerts_total")
-    ?.get();
-  return (
-    m?.values.find((v) => v.labels.alert === alert && v.labels.wallet === wallet.toLowerCase())
-      ?.value ?? 0
-  );
-}
-
 describe("node refusals", () => {
   it("cancels the nonce of bytes a node can never include, fails that request, and goes on", async () => {
     const account = await t.wallet(parseEther("10"));
@@ -69,7 +59,7 @@ describe("node refusals", () => {
       expect((await getTxRequest(t.ctx.db.pool, "b-next"))?.nonce).toBe(1n);
       expect(failed.nonce).toBe(0n);
       expect(await t.client.getTransactionCount({ address: account.address })).toBe(2);
-      expect(await alertCount("nonce_cancelled", account.address)).toBe(1);
+      expect(await t.alertCount("nonce_cancelled", account.address)).toBe(1);
     } finally {
       await signer.stop();
     }
@@ -83,7 +73,7 @@ describe("node refusals", () => {
       await t.withdraw("unfunded", { from: account.address, value: 5n });
       await waitFor(
         "low funds alert",
-        async () => (await alertCount("insufficient_funds", account.address)) >= 2,
+        async () => (await t.alertCount("insufficient_funds", account.address)) >= 2,
       );
       // The gas estimate and the budget (value + gas x max fee) refuse it before a nonce is taken.
       const waiting = (await getTxRequest(t.ctx.db.pool, "unfunded"))!;

@@ -47,6 +47,8 @@ export type SignerTest<P extends Proxy = Proxy> = Omit<SignerHarness, "close"> &
   signer: WalletSigner | undefined;
   /** A wallet signer for `account` (default the harness's) on `chain`, polling every 50 ms. */
   run: (account?: SignerAccount, options?: TestSignerOptions) => WalletSigner;
+  /** How many times `custody_signer_alerts_total` counted `alert` for `wallet` so far. */
+  alertCount: (alert: string, wallet: string) => Promise<number>;
   stop: () => Promise<void>;
 };
 
@@ -82,6 +84,15 @@ export async function startSignerTest<P extends Proxy = Proxy>(
         pollMs: 50,
         ...o,
       });
+    },
+    async alertCount(alert, wallet) {
+      const m = await ctx.common.metrics.registry
+        .getSingleMetric("custody_signer_alerts_total")
+        ?.get();
+      return (
+        m?.values.find((v) => v.labels.alert === alert && v.labels.wallet === wallet.toLowerCase())
+          ?.value ?? 0
+      );
     },
     async stop() {
       await test.signer?.stop();
