@@ -216,13 +216,13 @@ function wholeReceipts(b: ReceiptsOfBlock, list: RawReceipt[] | null | undefined
 }
 
 /**
- * `lacks` for reads whose calls each name their block (`blockOf`, by the call's first param): the
- * lowest block whose answer is not `whole` (that endpoint lacks it), or null. By call, not by
- * index: a long read goes out in several batches, each checked alone.
+ * `lacks` for reads whose calls each name their block (`blockOf`, by the call's first param: a
+ * number, a hash or a transaction): the lowest block whose answer is not `whole` (that endpoint
+ * lacks it), or null.
  */
-function lowestLacking<T>(
-  blockOf: Map<unknown, ReceiptsOfBlock>,
-  whole: (block: ReceiptsOfBlock, answer: T | null | undefined) => boolean,
+function lowestLacking<B extends { number: bigint }, T>(
+  blockOf: Map<unknown, B>,
+  whole: (block: B, answer: T | null | undefined) => boolean,
 ): NonNullable<ReadOptions["lacks"]> {
   return (results, calls) => {
     let lowest: bigint | null = null;
@@ -363,7 +363,7 @@ export function createEvmAdapter(
           blocks.map((b) => ({ method: "eth_getBlockReceipts", params: [numberToHex(b.number)] })),
           blockRead(
             blocks.map((b) => b.number),
-            lowestLacking<RawReceipt[]>(
+            lowestLacking<ReceiptsOfBlock, RawReceipt[]>(
               new Map(blocks.map((b) => [numberToHex(b.number), b])),
               wholeReceipts,
             ),
@@ -397,7 +397,7 @@ export function createEvmAdapter(
         ),
         blockRead(
           blocks.map((b) => b.number),
-          lowestLacking<RawReceipt>(owner, inBlock),
+          lowestLacking<ReceiptsOfBlock, RawReceipt>(owner, inBlock),
         ),
       ),
     );
@@ -431,24 +431,18 @@ export function createEvmAdapter(
     }
     // By hash: an endpoint on a sibling block at this height answers null or an error, not its
     // block's traces (which name no block). A null is that endpoint lacking the block (behind).
-    const atLeast = maxOf(blocks.map((b) => b.number));
     const traces = await rpc.batch<GethTxTrace[] | null>(
       blocks.map((b) => ({
         method: "debug_traceBlockByHash",
         params: [b.hash, { tracer: "callTracer" }],
       })),
-      {
-        ...(atLeast === undefined ? {} : { atLeast }),
-        refusalMovesOn: true,
-        lacks: (results) => {
-          let lowest: bigint | null = null;
-          results.forEach((r, i) => {
-            const n = blocks[i]!.number;
-            if ((r === null || r === undefined) && (lowest === null || n < lowest)) lowest = n;
-          });
-          return lowest;
-        },
-      },
+      blockRead(
+        blocks.map((b) => b.number),
+        lowestLacking<TracedBlock, GethTxTrace[]>(
+          new Map(blocks.map((b) => [b.hash, b])),
+          (_, trace) => trace !== null && trace !== undefined,
+        ),
+      ),
     );
     return traces.map((t, i) => {
       const b = blocks[i]!;
