@@ -46,7 +46,13 @@ export {
 } from "./gasBookings.js";
 export { bookInflowCredit, type InflowCredit } from "./inflowCredits.js";
 export { creditingRole } from "./role.js";
-export { assetIdOf, depositTransferName, isUuid, transferId } from "./transferId.js";
+export {
+  assetIdOf,
+  assetTokenOf,
+  depositTransferName,
+  isUuid,
+  transferId,
+} from "./transferId.js";
 export {
   bookTreasuryMove,
   TREASURY_MOVES,

@@ -15,6 +15,7 @@
 import { formatAmount } from "../../foundation/amounts.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
+import { assetTokenOf } from "../../ledger/index.js";
 import { type EventType, emitEvent } from "./events.js";
 
 const TYPE_OF: Record<string, EventType> = {
@@ -61,8 +62,9 @@ type DueRow = {
 const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
 const amount = (v: unknown) =>
   v === null || v === undefined ? null : formatAmount(BigInt(String(v)));
-/** The token of an `assetIdOf` id (`<chainId>:<token>`). */
-const tokenOf = (assetId: unknown) => String(assetId).split(":")[1] ?? null;
+/** The token of the payload's `assetIdOf` id (`<chainId>:<token>`), null where it has none. */
+const tokenOf = (assetId: unknown) =>
+  typeof assetId === "string" && assetId.includes(":") ? assetTokenOf(assetId) : null;
 
 function dataOf(row: DueRow): Record<string, unknown> {
   const p = row.payload;
