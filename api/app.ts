@@ -32,9 +32,14 @@ export type Problem = {
   [key: string]: unknown;
 };
 
-/** Error code → HTTP status. Modules add their codes here as they land. */
+/**
+ * Error code → HTTP status, as docs/errors.md's table gives it (api/errorStatus.test.ts checks the
+ * two agree). Modules add their codes here as they land; a code without a row is answered 500
+ * (`statusOfError`).
+ */
 export const errorStatus: Record<string, number> = {
-  CONFIG_INVALID: 500,
+  // A module's check of a request value (api/schemas.ts' int64 bound): the handler's own code.
+  VALIDATION_FAILED: 400,
   AUTH_REQUIRED: 401,
   AUTH_SCOPE_MISSING: 403,
   RATE_LIMITED: 429,
@@ -69,7 +74,6 @@ export const errorStatus: Record<string, number> = {
   DEAD_LETTER_NOT_FOUND: 404,
   WEBHOOK_REDRIVE_OUT_OF_ORDER: 409,
   NOT_REQUESTER: 403,
-  LEDGER_ACCOUNT_FROZEN: 422,
   RECON_RUN_NOT_FOUND: 404,
   RECON_BREAK_NOT_FOUND: 404,
   RECON_BLOCK_NOT_FINAL: 422,
@@ -82,10 +86,37 @@ export const errorStatus: Record<string, number> = {
   DEPOSIT_FACTORY_MISMATCH: 409,
   DEPOSIT_INVALID_CUSTOMER: 400,
   DEPOSIT_UNKNOWN_CHAIN: 400,
+  RECON_INFLOW_NOT_CREDITABLE: 422,
+  SIGNER_INVALID_REQUEST: 400,
+  SIGNER_REQUEST_CONFLICT: 409,
+  // The ledger's refusals (a withdrawal's hold, its post or void): a malformed transfer, a missing
+  // account or hold, or a state conflict the same request cannot get past (a frozen account is
+  // one, as an insufficient balance is).
+  LEDGER_INVALID_TRANSFER: 400,
+  LEDGER_UNKNOWN_ASSET: 400,
+  LEDGER_INVALID_ACCOUNT: 400,
+  LEDGER_ACCOUNT_NOT_FOUND: 404,
+  LEDGER_PENDING_NOT_FOUND: 404,
+  LEDGER_INSUFFICIENT_BALANCE: 409,
+  LEDGER_EXCEEDS_DEBITS: 409,
+  LEDGER_ACCOUNT_FROZEN: 409,
+  LEDGER_PENDING_ALREADY_POSTED: 409,
+  LEDGER_PENDING_ALREADY_VOIDED: 409,
+  LEDGER_PENDING_EXPIRED: 409,
+  LEDGER_EXCEEDS_PENDING_AMOUNT: 409,
+  LEDGER_LINKED_EVENT_FAILED: 409,
+  LEDGER_TRANSFER_EXISTS_MISMATCH: 409,
+  LEDGER_ID_RACE: 503,
+  // The chain's nodes failed (upstream), not the request: the same request may succeed on retry.
+  CHAIN_RPC_UNAVAILABLE: 502,
+  CHAIN_RPC_ERROR: 502,
+  CHAIN_NO_HEALTHY_ENDPOINT: 502,
+  CHAIN_DATA_INCONSISTENT: 502,
+  CHAIN_BALANCE_UNKNOWN: 502,
 };
 
 /** Fastify's own client errors, renamed to stable codes (the field is the part of the request). */
-const fastifyErrors: Record<string, { code: string; status: number; field: string }> = {
+export const fastifyErrors: Record<string, { code: string; status: number; field: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { code: "MALFORMED_JSON", status: 400, field: "body" },
   FST_ERR_CTP_EMPTY_JSON_BODY: { code: "MALFORMED_JSON", status: 400, field: "body" },
   FST_ERR_CTP_BODY_TOO_LARGE: { code: "BODY_TOO_LARGE", status: 413, field: "body" },
@@ -104,8 +135,46 @@ export function problem(
   return { ...core, ...extra, ...core };
 }
 
+/** The problems the error handler answers itself (not a BaseError's code), and their statuses. */
+export const handlerStatus = {
+  VALIDATION_FAILED: 400,
+  INPUT_NOT_STORABLE: 400,
+  DATABASE_UNAVAILABLE: 503,
+  NOT_FOUND: 404,
+  INTERNAL: 500,
+} as const;
+
+function handlerProblem(
+  code: keyof typeof handlerStatus,
+  title: string,
+  extra: Record<string, unknown> = {},
+): Problem {
+  return problem(handlerStatus[code], code, title, extra);
+}
+
+/**
+ * The status a BaseError's code is answered with. A code without one is not the caller's doing (a
+ * module failed in a way the API has no answer for, e.g. DB_FRACTIONAL_NUMERIC): 500, so the caller
+ * neither gives up on a request it should retry nor blames its own. The code stays in the problem.
+ */
+export function statusOfCode(code: string): number {
+  return errorStatus[code] ?? 500;
+}
+
+/**
+ * A BaseError's status. An unmapped one that names fields of the request (`errors[]`, the shape of
+ * VALIDATION_FAILED) is a validation error: the request's fault, 400.
+ */
+function statusOfError(error: BaseError): number {
+  if (errorStatus[error.code] === undefined && Array.isArray(error.meta.errors)) return 400;
+  return statusOfCode(error.code);
+}
+
 /** Errors of the router itself (before any route or hook), as problems. */
-const frameworkErrorProblems: Record<string, { code: string; status: number; title: string }> = {
+export const frameworkErrorProblems: Record<
+  string,
+  { code: string; status: number; title: string }
+> = {
   FST_ERR_BAD_URL: { code: "MALFORMED_URL", status: 400, title: "The URL is not valid" },
   FST_ERR_MAX_PARAM_LENGTH: {
     code: "URI_TOO_LONG",
@@ -290,14 +359,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setErrorHandler((error: FastifyError | BaseError | Error, request, reply) => {
     let body: Problem;
     if (error instanceof BaseError) {
-      const status = errorStatus[error.code] ?? 400;
+      const status = statusOfError(error);
+      // Ours, not the caller's: logged with its stack, as INTERNAL is.
+      if (status >= 500 && errorStatus[error.code] === undefined)
+        request.log.error({ msg: "error code without an HTTP status", err: error });
       body = problem(status, error.code, error.shortMessage, {
         ...(error.details ? { detail: error.details } : {}),
         ...error.meta,
       });
     } else if ((error as FastifyError).validation) {
       const fe = error as FastifyError;
-      body = problem(400, "VALIDATION_FAILED", "Request validation failed", {
+      body = handlerProblem("VALIDATION_FAILED", "Request validation failed", {
         detail: fe.message,
         errors: fe.validation?.map((v) => ({
           field: validationField(fe.validationContext ?? "body", v),
@@ -318,18 +390,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     } else if (inputDataErrors.has((error as { code?: string }).code ?? "")) {
       // A value the schema let through but Postgres cannot take: the request's fault, not ours.
       request.log.warn({ msg: "input refused by the database", err: error });
-      body = problem(400, "INPUT_NOT_STORABLE", "A value in the request cannot be stored", {
+      body = handlerProblem("INPUT_NOT_STORABLE", "A value in the request cannot be stored", {
         detail: error.message,
       });
     } else if (isDatabaseUnavailable(error)) {
       request.log.warn({ msg: "database unavailable", err: error });
       reply.header("retry-after", String(DATABASE_RETRY_AFTER_S));
-      body = problem(503, "DATABASE_UNAVAILABLE", "The database cannot be reached; retry later", {
+      body = handlerProblem("DATABASE_UNAVAILABLE", "The database cannot be reached; retry later", {
         detail: `retry after ${DATABASE_RETRY_AFTER_S} s with the same Idempotency-Key`,
       });
     } else {
       request.log.error({ msg: "unhandled error", err: error });
-      body = problem(500, "INTERNAL", "Internal error");
+      body = handlerProblem("INTERNAL", "Internal error");
     }
     reply.status(body.status).type("application/problem+json").send(body);
   });
@@ -359,10 +431,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply
-      .status(404)
-      .type("application/problem+json")
-      .send(problem(404, "NOT_FOUND", `No route ${request.method} ${request.url}`));
+    const body = handlerProblem("NOT_FOUND", `No route ${request.method} ${request.url}`);
+    reply.status(body.status).type("application/problem+json").send(body);
   });
 
   const open = (
