@@ -2,6 +2,9 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
 import { parseFileConfig } from "../foundation/config.js";
+import { withTransaction } from "../foundation/db.js";
+import { requestTransaction } from "../signer/index.js";
+import { setTxRequestState } from "../signer/testing/txRequestState.js";
 import { registerStateMetrics } from "./stateMetrics.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
 
@@ -109,5 +112,86 @@ describe("state metrics (withdrawals by status and age, hot wallet floor, ceilin
       await series(registry, "custody_withdrawals", 'status="pending_approval"'),
     ).toBeUndefined();
     await gone.drop();
+  });
+});
+
+describe("state metrics (attestations in flight, by the signer's status of their transaction)", () => {
+  let db: TestDatabase;
+  const hot = `0x${"2".repeat(40)}`;
+  const attestor = `0x${"3".repeat(40)}`;
+
+  /** An attestation handed to the signer (one transaction, as attest.ts writes it), at `block`. */
+  async function attestation(chainId: number, block: number, status = "requested") {
+    const requestId = `attest:${chainId}:${zero}:${block}`;
+    await withTransaction(db.pool, async (c) => {
+      const r = await c.query<{ id: string }>(
+        `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
+           reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
+           addresses, request_id, status)
+         VALUES ($1, $2, $3, $4, 1, $5, 0, 0, $6, $6, $6, 0, '[]', $7, $8) RETURNING id`,
+        [
+          chainId,
+          `${chainId}:${zero}`,
+          zero,
+          block,
+          attestor,
+          `0x${"0".repeat(64)}`,
+          requestId,
+          status,
+        ],
+      );
+      await requestTransaction(c, {
+        id: requestId,
+        chainId,
+        from: hot,
+        to: attestor,
+        value: 0n,
+        data: "0x",
+        kind: "attestation",
+        refId: r.rows[0]!.id,
+      });
+    });
+    return requestId;
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it("counts a chain's attestation stuck in receipt_unknown or needs_review (it stops the chain's attestation), not a confirmed one", async () => {
+    const stuck = await attestation(31337, 100);
+    await setTxRequestState(db.pool, stuck, { status: "receipt_unknown", nonce: 4 });
+    const review = await attestation(31338, 200);
+    await setTxRequestState(db.pool, review, { status: "needs_review", nonce: 9 });
+    const done = await attestation(31337, 50, "confirmed");
+    await setTxRequestState(db.pool, done, {
+      status: "confirmed",
+      nonce: 3,
+      txHash: `0x${"4".repeat(64)}`,
+      block: 60,
+    });
+
+    const registry = new Registry();
+    registerStateMetrics(registry, { pool: db.pool, chains: [] });
+    const inFlight = (chainId: number, status: string) =>
+      series(
+        registry,
+        "custody_attestations_in_flight",
+        `chain_id="${chainId}",status="${status}"`,
+      );
+    expect(await inFlight(31337, "receipt_unknown")).toBe(1);
+    expect(await inFlight(31338, "needs_review")).toBe(1);
+    // The confirmed one is not in flight; nothing else is.
+    expect(await inFlight(31337, "confirmed")).toBeUndefined();
+    expect(await inFlight(31337, "needs_review")).toBeUndefined();
+
+    // Once the operator has worked it (the request failed, the attestation settled as failed), it is gone.
+    await db.pool.query("UPDATE attest.attestations SET status = 'failed' WHERE request_id = $1", [
+      stuck,
+    ]);
+    expect(await inFlight(31337, "receipt_unknown")).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Metrics of the custody state itself, for dashboards and alerts (ops/observability): withdrawals
- * by status and the age of the oldest one in each status, read from Postgres at scrape time; and
+ * by status and the age of the oldest one in each status, and attestations in flight by their
+ * transaction's signer status, read from Postgres at scrape time; and
  * each chain's hot wallet floor and ceiling from the config, so a rule can compare them with
  * `custody_signer_hot_wallet_balance_wei` (`on(chain_id)`); and how many hot wallets each chain
  * has configured, so a rule can find the ones no signer task reports (HotWalletNotServed).
@@ -16,6 +17,8 @@ import {
 import type { ChainConfig } from "../chains/index.js";
 import type { HotWalletConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
+import { attestationsInFlight } from "../ledger/attest/status.js";
+import { getTxOutcomes } from "../signer/index.js";
 
 /** Statuses a withdrawal can still leave: the ones an operator watches for age. */
 export const OPEN_WITHDRAWAL_STATUSES = [
@@ -82,6 +85,30 @@ export function registerStateMetrics(
       }),
   );
 
+  // One in flight holds back every later attestation of its chain (attest.ts `in_flight`): one
+  // stuck in receipt_unknown or needs_review is the AttestationStuck alert.
+  once(
+    registry,
+    "custody_attestations_in_flight",
+    () =>
+      new Gauge({
+        name: "custody_attestations_in_flight",
+        help: "Attestations handed to the signer and not yet settled, by chain and the signer's status of their transaction; read from Postgres at scrape",
+        labelNames: ["chain_id", "status"],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          const rows = await withinTimeout(
+            attestationsInFlight(deps.pool, getTxOutcomes),
+            timeoutMs,
+          );
+          if (!rows) return; // Postgres out: no figure rather than a false zero
+          for (const r of rows)
+            this.set({ chain_id: String(r.chainId), status: r.status }, r.count);
+        },
+      }),
+  );
+
   const floor = once(
     registry,
     "custody_hot_wallet_floor_wei",
@@ -131,13 +158,18 @@ export function registerStateMetrics(
 }
 
 /** `withdrawalsByStatus` (the api's read), or undefined when Postgres fails or is slower than `timeoutMs`. */
-async function openWithdrawals(
+function openWithdrawals(
   pool: Pool,
   timeoutMs: number,
 ): Promise<Map<string, WithdrawalStatusCount> | undefined> {
+  return withinTimeout(withdrawalsByStatus(pool, OPEN_WITHDRAWAL_STATUSES), timeoutMs);
+}
+
+/** A scrape-time read, or undefined when it fails or is slower than `timeoutMs`. */
+async function withinTimeout<T>(read: Promise<T>, timeoutMs: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
-    withdrawalsByStatus(pool, OPEN_WITHDRAWAL_STATUSES),
+    read,
     new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), timeoutMs);
     }),

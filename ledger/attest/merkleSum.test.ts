@@ -1,7 +1,13 @@
-import { bytesToHex, type Hex, keccak256 as viemKeccak } from "viem";
+import { bytesToHex, concat, type Hex, keccak256 as viemKeccak, zeroHash } from "viem";
 import { describe, expect, it } from "vitest";
 import { keccak256, verifyProof } from "../../ops/por/verify.js";
-import { buildMerkleSumTree, type MerkleSumTree, proofPath } from "./merkleSum.js";
+import {
+  addressesRoot,
+  buildMerkleSumTree,
+  type MerkleSumTree,
+  parentOf,
+  proofPath,
+} from "./merkleSum.js";
 
 const salt = (i: number): Hex => viemKeccak(`0x${i.toString(16).padStart(8, "0")}`);
 
@@ -80,6 +86,24 @@ describe("Merkle-sum tree of liabilities", () => {
     ).toThrow(/twice/);
   });
 
+  it("an odd level is padded with (0, 0), not its last leaf: a tree with that leaf twice has another root and sum, and no proof of the honest tree verifies against it", () => {
+    const tree = buildMerkleSumTree(customers(3));
+    const [l0, l1, l2] = tree.levels[0]!;
+    const doubled = parentOf(parentOf(l0!, l1!), parentOf(l2!, l2!));
+    expect(doubled.hash).not.toBe(tree.root.hash);
+    expect(doubled.sum).toBe(tree.root.sum + l2!.sum);
+    const last = tree.leaves[2]!.customerId;
+    const r = verifyProof(proofOf(tree, last), {
+      ...attestationOf(tree, doubled.sum),
+      liabilities: doubled.sum.toString(),
+      liabilitiesRoot: doubled.hash,
+    });
+    expect(failed(r)).toEqual([
+      "root hash matches the attested liabilitiesRoot",
+      "root sum equals the attested liabilities",
+    ]);
+  });
+
   describe("tampering fails verification, naming the check", () => {
     const tree = buildMerkleSumTree(customers(7));
     const good = proofOf(tree, "cust-3");
@@ -153,5 +177,25 @@ describe("Merkle-sum tree of liabilities", () => {
     it("another asset's or block's attestation", () => {
       expect(failed(verifyProof(good, { ...att, block: "43" }))).toEqual(["same block"]);
     });
+  });
+});
+
+describe("Merkle root of the custody address list", () => {
+  const a = "0x00000000000000000000000000000000000000aa";
+  const b = "0x00000000000000000000000000000000000000bb";
+  const c = "0x00000000000000000000000000000000000000cc";
+
+  it("refuses an address twice (any case): the last odd node pairs with itself, so [a,b,c] and [a,b,c,c] share a root while reserves would count c twice", () => {
+    expect(() => addressesRoot([a, b, c, c])).toThrow(/appears twice/);
+    expect(() => addressesRoot([a, b, c, c.toUpperCase().replace("0X", "0x")])).toThrow(
+      /appears twice/,
+    );
+  });
+
+  it("keeps the root of a list without duplicates (attestations already on chain)", () => {
+    const h = (x: string) => viemKeccak(x as Hex);
+    const pair = (x: Hex, y: Hex) => viemKeccak(concat(x < y ? [x, y] : [y, x]));
+    expect(addressesRoot([c, a, b])).toBe(pair(pair(h(a), h(b)), pair(h(c), h(c))));
+    expect(addressesRoot([])).toBe(zeroHash);
   });
 });

@@ -91,11 +91,21 @@ export function proofPath(
   return { index, path };
 }
 
-/** Merkle root of the custody address list (sorted lowercase addresses, keccak leaves, sorted pairs). */
+/**
+ * Merkle root of the custody address list (sorted lowercase addresses, keccak leaves, sorted pairs).
+ * An odd level pairs its last node with itself, so the root does not tell [a, b, c] from
+ * [a, b, c, c]: a list with an address twice is refused, not deduplicated, because the reserves
+ * are summed over the same list and would count that address twice under a root showing it once.
+ * (The shape is kept: attestations already on chain were built from unique lists.)
+ */
 export function addressesRoot(addresses: readonly string[]): Hex {
-  let level = [...new Set(addresses.map((a) => a.toLowerCase()))]
-    .sort()
-    .map((a) => keccak256(a as Hex));
+  const lower = addresses.map((a) => a.toLowerCase());
+  const seen = new Set<string>();
+  for (const a of lower) {
+    if (seen.has(a)) throw new RangeError(`custody address ${a} appears twice`);
+    seen.add(a);
+  }
+  let level = lower.sort().map((a) => keccak256(a as Hex));
   if (level.length === 0) return zeroHash;
   while (level.length > 1) {
     const next: Hex[] = [];

@@ -52,7 +52,7 @@ export async function attestationFromGraphql(
  * The Attested event at `contract`: the attestor the customer names (the custodian's published
  * address), never the proof's own `contract` (the custodian's word: any account can deploy a
  * ReservesAttestor and attest a tree that leaves other customers out). verifyProof compares the
- * two, and the chain's id with the proof's.
+ * two, the chain's id with the proof's, and the event's block with the node's finalized block.
  */
 export async function attestationFromRpc(
   url: string,
@@ -77,6 +77,13 @@ export async function attestationFromRpc(
     throw new ProofFormatError(
       `no Attested event for asset ${ref.asset} at block ${ref.block} from ${contract} on ${url}`,
     );
+  // Which block the chain has finalized, from the same node: the verifier refuses an event above it
+  // (a reorg can still take it out). A node that cannot say is not evidence either way.
+  const finalized = await client.getBlock({ blockTag: "finalized" }).catch((error: unknown) => {
+    throw new Error(
+      `${url} did not return its finalized block, so whether the Attested event can still be reorged out is unknown: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
+    );
+  });
   const a = log.args;
   return {
     source: `Attested event of ${getAddress(contract)} (tx ${log.transactionHash}) via ${url}`,
@@ -90,6 +97,8 @@ export async function attestationFromRpc(
     addressesRoot: a.addressesRoot!,
     reportHash: a.reportHash!,
     transactionHash: log.transactionHash,
+    eventBlock: log.blockNumber === null ? null : log.blockNumber.toString(),
+    finalizedBlock: finalized.number.toString(),
   };
 }
 

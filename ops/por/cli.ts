@@ -1,7 +1,8 @@
 /**
  * `custody-node por verify proof.json (--graphql <url> | --rpc <url> --contract <address> | --root <hash> …)`: checks a
  * customer's liabilities proof (from GET /v1/customers/{id}/liabilities-proof) against the root a
- * dApp reads, and that reserves cover liabilities. Exit 0 verified, 1 a check failed (each check
+ * dApp reads, and that reserves cover liabilities (with --rpc, also that the Attested event is in a
+ * block the node has finalized). Exit 0 verified, 1 a check failed (each check
  * printed, the failed ones first), 2 the proof or the source could not be read.
  * `custody-node por page`: serves the static verifier page (verifier.html + verify.js).
  * `custody-node por deploy --chain X`: deploys the chain's ReservesAttestor (ledger/attest/deploy.ts).

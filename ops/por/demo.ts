@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { zeroAddress } from "viem";
+import { toHex, zeroAddress } from "viem";
 import { createApiKey } from "../../api/apiKeys.js";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
@@ -101,6 +101,26 @@ export async function proofOfReservesDemo({
       { timeoutMs: 60_000, everyMs: 500 },
     );
     say(`Attested event in tx ${txHash} (sent by the signer, its gas booked as a fee)`);
+    // `por verify --rpc` takes only an Attested event in a block the node has finalized (a reorg
+    // can still take a newer one out). anvil's finalized block trails its head by 64 blocks (two
+    // epochs of 32 slots): the demo mines them on its local chain rather than wait a minute.
+    const eventBlock = (await adapter.client.getTransactionReceipt({ hash: txHash })).blockNumber;
+    say(
+      `mining blocks on the local chain until the node's finalized block reaches the event's (${eventBlock})`,
+    );
+    await waitFor(
+      "the Attested event's block final on the node",
+      async () => {
+        const finalized = (await adapter.client.getBlock({ blockTag: "finalized" })).number;
+        if (finalized >= eventBlock) return true;
+        await adapter.client.request({
+          method: "anvil_mine" as never,
+          params: [toHex(eventBlock - finalized)] as never,
+        });
+        return undefined;
+      },
+      { timeoutMs: 30_000, everyMs: 200 },
+    );
     const { plaintext } = await createApiKey(pool, {
       owner: "demo-customer-support",
       scopes: ["ledger:read"],

@@ -42,6 +42,9 @@ let dir: string;
 let contract: Address;
 /** A second ReservesAttestor, anyone's to deploy: it attests a smaller tree at the honest block. */
 let rogue: Address;
+/** Attests `asset` at the block before the head (the dev account is the attester); returns that block. */
+let attest: (asset: Address, reserves: bigint, liabilities: bigint) => Promise<bigint>;
+let mineBlocks: (n: number) => Promise<void>;
 const TOKEN = "0x00000000000000000000000000000000000000c0" as Address;
 
 const tree: MerkleSumTree = buildMerkleSumTree(
@@ -97,7 +100,7 @@ beforeAll(async () => {
   contract = (await client.waitForTransactionReceipt({ hash: deploy })).contractAddress!;
   // Block 0 (genesis) is never attestable (the contract's "last attested" starts at 0).
   await client.request({ method: "anvil_mine" as never, params: ["0x5"] as never });
-  const attest = async (asset: Address, reserves: bigint, liabilities: bigint) => {
+  attest = async (asset: Address, reserves: bigint, liabilities: bigint) => {
     const block = (await client.getBlockNumber()) - 1n;
     const hash = await wallet.sendTransaction({
       chain: null,
@@ -147,6 +150,11 @@ beforeAll(async () => {
     }),
   });
   expect((await client.waitForTransactionReceipt({ hash: rogueAttest })).status).toBe("success");
+  // anvil's finalized block is 64 behind its head: every attestation above is final from here on.
+  mineBlocks = async (count: number) => {
+    await client.request({ method: "anvil_mine" as never, params: [toHex(count)] as never });
+  };
+  await mineBlocks(70);
   dir = mkdtempSync(path.join(tmpdir(), "por-verify-"));
   pageServer = await servePorPage();
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
@@ -239,6 +247,7 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
         "same contract",
         "same asset",
         "same block",
+        "Attested event in a final block",
         "root hash matches the attested liabilitiesRoot",
         "root sum equals the attested liabilities",
         "reserves cover liabilities",
@@ -327,6 +336,19 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
       "root hash matches the attested liabilitiesRoot",
       "root sum equals the attested liabilities",
     ]);
+  }, 60_000);
+
+  it("--rpc does not verify against an Attested event in a block the chain has not finalized (a reorg can still take it), until it is final", async () => {
+    const block = await attest(TOKEN, SUM + 500n, SUM);
+    const proof = proofOf("customer-1", block, TOKEN);
+    const early = await viaCli(proof, onChain());
+    expect(early.code).toBe(1);
+    const failed = early.result.checks.filter((c) => !c.ok);
+    expect(failed.map((c) => c.name)).toEqual(["Attested event in a final block"]);
+    expect(failed[0]!.detail).toMatch(/^event in block \d+; the chain's finalized block is \d+/);
+    await mineBlocks(70);
+    const later = await viaCli(proof, onChain());
+    expect(later.code, JSON.stringify(later.result)).toBe(0);
   }, 60_000);
 
   it("the installed command exits 0 verified, 1 not verified, 2 unreadable, printing why", async () => {

@@ -17,6 +17,9 @@ export type AttestationFigures = {
   reserves: string | bigint;
   liabilities: string | bigint;
   liabilitiesRoot: string;
+  /** The block holding the Attested event, and the chain's finalized block (sources that read the chain). */
+  eventBlock?: string | null;
+  finalizedBlock?: string;
   [key: string]: unknown;
 };
 export type VerifyCheck = { name: string; ok: boolean; detail: string };

@@ -223,10 +223,12 @@ const sameHex = (a, b) =>
  * Verify a customer's proof against an attestation read from a source the verifier trusts (the
  * chain, or an indexer of it), never against figures the proof itself carries.
  *
- * attestation: { chainId?, contract?, asset, block, reserves, liabilities, liabilitiesRoot } (amounts
- * as decimal strings or bigints); chain, contract, asset and block are compared with the proof's
- * where both name them. Returns { ok, checks: [{ name, ok, detail }], root } — every check is run and named,
- * so a failure says which one; a proof that cannot be read gives one failed "proof readable" check.
+ * attestation: { chainId?, contract?, asset, block, reserves, liabilities, liabilitiesRoot,
+ * eventBlock?, finalizedBlock? } (amounts and blocks as decimal strings, amounts also bigints);
+ * chain, contract, asset and block are compared with the proof's where both name them, and the
+ * event's block with the finalized one where the source gives both. Returns { ok, checks: [{ name,
+ * ok, detail }], root } — every check is run and named, so a failure says which one; a proof that
+ * cannot be read gives one failed "proof readable" check.
  */
 export function verifyProof(proof, attestation) {
   const checks = [];
@@ -286,6 +288,19 @@ export function verifyProof(proof, attestation) {
           String(proof.block) === String(attestation.block),
           `proof ${proof.block}, attestation ${attestation.block}`,
         );
+    }
+    // A source that reads the chain (--rpc) says which block holds the Attested event and which
+    // block the chain has finalized: an event above it can still be reorged out, so its figures
+    // are not yet the chain's for good (and a block that cannot be read is not final).
+    if (attestation.eventBlock !== undefined && attestation.finalizedBlock !== undefined) {
+      const isBlock = (v) => typeof v === "string" && /^\d+$/.test(v);
+      check(
+        "Attested event in a final block",
+        isBlock(attestation.eventBlock) &&
+          isBlock(attestation.finalizedBlock) &&
+          BigInt(attestation.eventBlock) <= BigInt(attestation.finalizedBlock),
+        `event in block ${attestation.eventBlock}; the chain's finalized block is ${attestation.finalizedBlock}`,
+      );
     }
     if (root) {
       check(
