@@ -339,6 +339,11 @@ export const envSchema = z.object({
   CUSTODY_CONFIG_JSON: z.string().min(1).optional(),
   /** Seconds to finish in-flight work after SIGTERM before exiting anyway. */
   SHUTDOWN_TIMEOUT_S: z.coerce.number().positive().default(8),
+  /**
+   * Seconds a service connection may sit in an open transaction sending nothing before Postgres
+   * ends its session, freeing its row locks (foundation/db.ts); 0: never.
+   */
+  PG_IDLE_IN_TRANSACTION_TIMEOUT_S: z.coerce.number().min(0).default(60),
 });
 
 export type HotWalletConfig = z.output<typeof hotWalletSchema>;

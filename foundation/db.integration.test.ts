@@ -1,6 +1,7 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
+import { startTcpProxy } from "../ops/testing/tcpProxy.js";
 import { waitFor } from "../ops/testing/wait.js";
 import { createPool, type Pool, snapshotPeer, withTransaction } from "./db.js";
 
@@ -188,5 +189,55 @@ describe("snapshotPeer", () => {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => relay.close(resolve));
     }
+  });
+});
+
+// A process cut off (host partition, frozen) inside a pool transaction must not hold its row locks
+// for the hours TCP keepalive takes: Postgres ends a session idle in a transaction this long.
+describe("createPool idle-in-transaction timeout", () => {
+  it("frees the row locks of a transaction whose client went silent, so another client's UPDATE proceeds", async () => {
+    await pool.query("CREATE TABLE idle_tx (id int PRIMARY KEY, v int NOT NULL)");
+    await pool.query("INSERT INTO idle_tx VALUES (1, 0)");
+    const target = new URL(db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    const cutPool = createPool(proxy.urlFor(db.url), {
+      max: 1,
+      applicationName: "idle-tx-cut",
+      idleInTransactionTimeoutMs: 1_000,
+    });
+    const cut = await cutPool.connect();
+    try {
+      await cut.query("BEGIN");
+      await cut.query("SELECT v FROM idle_tx WHERE id = 1 FOR UPDATE");
+      proxy.blackhole(); // the holder never sends again, and hears nothing
+      const started = Date.now();
+      // Bounded so the test fails (55P03) instead of hanging while the lock is held.
+      const updated = await withTransaction(
+        pool,
+        (c) => c.query("UPDATE idle_tx SET v = 2 WHERE id = 1"),
+        { settings: { lock_timeout: "10s" }, attempts: 1 },
+      );
+      expect(updated.rowCount).toBe(1);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      cut.release(true);
+      await proxy.close();
+      await cutPool.end().catch(() => {});
+    }
+  }, 30_000);
+
+  it("is 60 s by default, and a transaction may lift it for itself", async () => {
+    const timeout = async (q: Pick<Pool, "query">) =>
+      (
+        await q.query<{ v: string }>(
+          "SELECT current_setting('idle_in_transaction_session_timeout') AS v",
+        )
+      ).rows[0]?.v;
+    expect(await timeout(pool)).toBe("1min");
+    const inside = await withTransaction(pool, (c) => timeout(c), {
+      settings: { idle_in_transaction_session_timeout: "0" },
+    });
+    expect(inside).toBe("0");
+    expect(await timeout(pool)).toBe("1min");
   });
 });

@@ -38,15 +38,40 @@ export const PG_TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig["getTypeParser"],
 };
 
+/**
+ * Default `idleInTransactionTimeoutMs`: Postgres ends a pool session that has sat in an open
+ * transaction, sending nothing, this long. A process cut off (host partition, frozen) inside a
+ * transaction would otherwise hold its row locks (an account's, a wallet's nonce row) for the hours
+ * TCP keepalive takes, stalling crediting and withdrawals for every other task. No transaction of
+ * ours waits this long between statements, except the reconciler's completion, which waits on
+ * on-chain reads and lifts it for itself (ledger/recon/store.ts); migrations and bench seeding use
+ * their own clients, and a COPY in progress is not idle.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+
 export function createPool(
   connectionString: string,
-  options: { max?: number; applicationName?: string } = {},
+  options: {
+    max?: number;
+    applicationName?: string;
+    /** See IDLE_IN_TRANSACTION_TIMEOUT_MS; 0 turns it off. */
+    idleInTransactionTimeoutMs?: number;
+  } = {},
 ): Pool {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? "custody-node",
     types: PG_TYPES,
+    // Sent with the connection's startup (no extra round trip); a transaction may `SET LOCAL` it.
+    idle_in_transaction_session_timeout: Math.ceil(
+      options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    ),
+    // TCP keepalive probes from 10 s idle (as the lease connections, foundation/sessionLock.ts):
+    // our end hears of a dead peer (an idle pooled client, a query waiting on a partitioned host)
+    // from the OS instead of never; the server's end of a transaction is the timeout above.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // A client losing its connection (server restart, killed backend) must not crash the process:
   // idle clients report through the pool, checked-out ones through their own 'error' event (the

@@ -74,9 +74,10 @@ export function cutConnection(client: pg.ClientBase): void {
  * loop, the deposit-events producer): `undefined` when another session holds the lock. The lock is
  * taken and the session settings applied in one statement, so a connection that did not get the
  * lock goes back to the pool unchanged; one that got it is watched (`watchLock`) and closed after
- * the turn, never pooled again with those settings. `held` aborts when the lock is counted lost:
- * the connection is then cut (the unlock would hang on a silent one), and Postgres frees the lock
- * when it ends the silent session, after this holder stopped.
+ * the turn, never pooled again with those settings. `held` aborts when the lock is counted lost,
+ * or its session ends: the connection is then cut (the unlock would hang on a silent one), and
+ * Postgres frees the lock when it ends the silent session, after this holder stopped. A `turn`
+ * that writes must stop at `held`'s abort: another holder may have the lock by then.
  */
 export async function withPooledSessionLock<T>(
   pool: pg.Pool,
@@ -113,9 +114,18 @@ export async function withPooledSessionLock<T>(
       lost.abort();
       cutConnection(client);
     });
+    // A session that ended (terminated, a failover, the socket closed) took its lock with it: the
+    // watch alone would not say so, since its checks on a closed client fail like SQL errors do.
+    const closed = () => {
+      if (!lost.signal.aborted) lost.abort();
+    };
+    client.on("error", closed);
+    client.on("end", closed);
     try {
       return { value: await turn(lost.signal) };
     } finally {
+      client.off("error", closed);
+      client.off("end", closed);
       clearInterval(heartbeat);
       if (!lost.signal.aborted) {
         const cutUnlock = setTimeout(() => cutConnection(client), lostAfterMs);

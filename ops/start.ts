@@ -60,7 +60,10 @@ export async function startService(config: Config, options: StartOptions): Promi
 
   if (options.migrate) await migrate(config.env.DATABASE_URL, { log: (m) => log.info({ msg: m }) });
 
-  const pool = createPool(config.env.DATABASE_URL, { max: 20 });
+  const pool = createPool(config.env.DATABASE_URL, {
+    max: 20,
+    idleInTransactionTimeoutMs: config.env.PG_IDLE_IN_TRANSACTION_TIMEOUT_S * 1000,
+  });
   // pool.end() waits for every client: one a starting role holds, or one still connecting to a
   // hung server, would hold the exit past the stop timeout. Past the deadline the process exits
   // and the server sees the sockets close (session locks included).

@@ -35,13 +35,15 @@ describe("startLockedChainLoop", () => {
       finish = resolve;
     });
     const passes: boolean[] = [];
+    let held: AbortSignal | undefined;
     const loop = startLockedChainLoop({
       pool: cutPool,
       chains: [chain],
       lockBase,
       intervalMs: 50,
       lockLostAfterMs: 1_000,
-      run: async () => {
+      run: async (_chain, signal) => {
+        held = signal;
         started();
         await finished;
       },
@@ -65,6 +67,8 @@ describe("startLockedChainLoop", () => {
         },
         { timeoutMs: 30_000 },
       );
+      // The cut-off run was told before the lock was free for another: it stops writing first.
+      expect(held?.aborted).toBe(true);
       // The cut-off loop does not hang on its unlock: the pass ends.
       finish();
       await waitFor("the cut-off loop's pass to end", async () => passes.length > 0, {

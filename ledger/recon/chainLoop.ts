@@ -25,8 +25,12 @@ export function startLockedChainLoop<C extends ChainConfig>({
   chains: readonly C[];
   lockBase: number;
   intervalMs: number;
-  /** One chain's work; skipped while another process holds the chain's lock. */
-  run: (chain: C) => Promise<unknown>;
+  /**
+   * One chain's work; skipped while another process holds the chain's lock. `held` aborts when
+   * that lock is lost mid-run (another reconciler may then take the chain): the run must stop
+   * before it stores anything as complete.
+   */
+  run: (chain: C, held: AbortSignal) => Promise<unknown>;
   /** A chain's error (the loop goes on); returns whether it fails the pass. */
   onError: (chain: C, error: unknown) => boolean;
   /** After each pass: whether every chain's run succeeded (or was skipped). */
@@ -44,7 +48,7 @@ export function startLockedChainLoop<C extends ChainConfig>({
         params: [lockBase + chain.chainId],
         ...(lockLostAfterMs !== undefined ? { lostAfterMs: lockLostAfterMs } : {}),
       },
-      () => run(chain),
+      (held) => run(chain, held),
     );
   }
 

@@ -24,6 +24,25 @@ export class BlockNotFinalError extends BaseError {
   }
 }
 
+/**
+ * A run stopped because its chain's lock was lost mid-run (the lock's session ended or went
+ * silent): another reconciler may be running the chain, so nothing of this run is stored as
+ * completed (it is marked failed; the chain's next run starts from the last completed one).
+ */
+export class RunLockLostError extends BaseError {
+  override name = "RunLockLostError";
+  constructor(chainId: number, runId: number | undefined) {
+    super(
+      `reconciliation ${runId === undefined ? "run" : `run ${runId}`} of chain ${chainId} stopped: the chain's lock was lost`,
+      {
+        code: "RECON_LOCK_LOST",
+        retryable: true,
+        meta: { chain_id: chainId, ...(runId === undefined ? {} : { run_id: runId }) },
+      },
+    );
+  }
+}
+
 export class RunNotFoundError extends BaseError {
   override name = "RunNotFoundError";
   constructor(runId: number) {

@@ -12,7 +12,7 @@ import { readFinalized } from "../../indexers/finality.js";
 import { loadTip } from "../../indexers/store.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances } from "./balances.js";
-import { BlockNotFinalError, NoFinalBlockError } from "./errors.js";
+import { BlockNotFinalError, NoFinalBlockError, RunLockLostError } from "./errors.js";
 import { DEFAULT_INFLOW_ROTATION, findUnattributedInflows } from "./inflows.js";
 import {
   createRateLimiter,
@@ -62,6 +62,11 @@ export type RunOptions = {
    * moment ago have had time to be booked (the scheduled role uses ~30 s; default 0).
    */
   graceBlocks?: number;
+  /**
+   * Aborts when the chain's lock the run is made under is lost (the reconciler role's loop): the
+   * run stops at its next step with RECON_LOCK_LOST, stored failed, never completed.
+   */
+  signal?: AbortSignal;
 };
 
 export type RunSummary = {
@@ -211,6 +216,8 @@ export function createReconciler({
     if (block > final) throw new BlockNotFinalError(chainId, block, final);
     if (block < 0)
       throw new NoFinalBlockError(chainId, `final block ${final} is within the grace period`);
+    const { signal } = options;
+    if (signal?.aborted) throw new RunLockLostError(chainId, undefined);
     const previous = options.full ? null : await findPreviousRun(pool, chainId, block);
     const mode: RunMode = previous ? "incremental" : "full";
     const hash = await canonicalHash(chainId, block);
@@ -227,6 +234,10 @@ export function createReconciler({
     let onchainMs = 0;
     const carried = memories.get(chainId) ?? {};
     memories.delete(chainId);
+    const lockLost = () => new RunLockLostError(chainId, runId);
+    const stopIfLost = () => {
+      if (signal?.aborted) throw lockLost();
+    };
     try {
       const reads = balanceReads(chain);
       // One snapshot for both sides: a fact and the entry booking it are seen together or not at all.
@@ -272,6 +283,7 @@ export function createReconciler({
         },
         { isolation: "repeatable read", readOnly: true, attempts: 1, settings: SNAPSHOT_SETTINGS },
       );
+      stopIfLost();
       const { inputs, matching, counts } = loaded;
       // A full run reads while it matches: its load time is in `match`.
       const t2 = performance.now();
@@ -291,7 +303,8 @@ export function createReconciler({
         liabilities: inputs.liabilityUpdate,
         memory: carried,
         result: async () => {
-          const onchain = await onchainReading;
+          // The read may take minutes at scale: a lost lock stops the run without waiting for it.
+          const onchain = await unlessAborted(onchainReading, signal, lockLost);
           const inflows = findUnattributedInflows({
             onchain,
             expected: loaded.expectedBalances,
@@ -327,6 +340,7 @@ export function createReconciler({
             auditHead: await readAuditHead(pool),
           };
         },
+        beforeComplete: stopIfLost,
       });
       const { breaks, t3 } = result;
       // Not after a full run: holding every chain's rows from a full reconciliation of all
@@ -375,6 +389,21 @@ export function createReconciler({
   }
 
   return { run, finalBlock };
+}
+
+/** `promise`'s outcome, or `stopped()`'s error as soon as `signal` aborts (the promise runs on, unheard). */
+function unlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  stopped: () => Error,
+): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(stopped());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(stopped());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.finally(() => signal.removeEventListener("abort", onAbort)).then(resolve, reject);
+  });
 }
 
 /** Token addresses to check: the chain's listed tokens and any asset the ledger knows on it. */

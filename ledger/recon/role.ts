@@ -4,7 +4,7 @@
  */
 import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "./chainLoop.js";
-import { NoFinalBlockError } from "./errors.js";
+import { NoFinalBlockError, RunLockLostError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";
 import type { ReconSources } from "./sources.js";
 
@@ -45,8 +45,13 @@ export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
       chains: ctx.chains,
       lockBase: LOCK_BASE,
       intervalMs: RECON_INTERVAL_MS,
-      run: (chain) =>
-        reconciler.run({ chain, graceBlocks: Math.ceil(RECON_GRACE_MS / chain.blockTimeMs) }),
+      // A run whose chain lock is lost stops (`held`): another reconciler may have the chain.
+      run: (chain, held) =>
+        reconciler.run({
+          chain,
+          graceBlocks: Math.ceil(RECON_GRACE_MS / chain.blockTimeMs),
+          signal: held,
+        }),
       onError: (chain, error) => {
         if (error instanceof NoFinalBlockError) {
           log.info({
@@ -55,6 +60,10 @@ export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
             reason: error.details,
           });
           return false;
+        }
+        if (error instanceof RunLockLostError) {
+          log.warn({ msg: "reconciliation run stopped: the chain's lock was lost", err: error });
+          return true;
         }
         log.error({ msg: "reconciliation failed", chain_id: chain.chainId, err: error });
         return true;

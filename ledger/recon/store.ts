@@ -210,6 +210,11 @@ export async function completeRun<R extends RunResult>(
     memory?: ChainMemory | undefined;
     /** What the run found; called once, after the early writes went out. */
     result: () => Promise<R>;
+    /**
+     * Called last, before the run is marked completed; what it throws rolls the whole completion
+     * back (the run's lock was lost: another run of the chain may be writing).
+     */
+    beforeComplete?: () => void;
   },
 ): Promise<{ result: R; states: BreakStateName[]; alerting: number; memory: ChainMemory }> {
   const { chainId } = args;
@@ -243,6 +248,7 @@ export async function completeRun<R extends RunResult>(
           ...result.depositBalances,
           memory: memory.deposits,
         });
+      args.beforeComplete?.();
       await client.query(
         `UPDATE recon.runs SET status = 'completed', finished_at = now(), fact_watermark = $2,
            entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
@@ -270,8 +276,11 @@ export async function completeRun<R extends RunResult>(
       );
       return { result, states, alerting, memory };
     },
-    // Not re-run: `result` runs once (it awaits the run's balance reads).
-    { attempts: 1 },
+    // Not re-run: `result` runs once (it awaits the run's balance reads). The transaction sits idle
+    // while those reads go on (a full run's, of every deposit address, for minutes at scale), so
+    // the pool's idle-in-transaction timeout (foundation/db.ts) is lifted for it: the rows it
+    // locks are recon's own, which only the next run of the chain waits for.
+    { attempts: 1, settings: { idle_in_transaction_session_timeout: "0" } },
   );
 }
 
