@@ -8,6 +8,7 @@
  * cancels bumped, including one failed outright before migration 0107, which is not followed
  * (nonces.ts names those whose nonce is still unused).
  */
+import { LeaseLostError } from "../errors.js";
 import { type BumpResult, bumpFees, estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import { liveAttempts, newestPerNonce, storeAttempt, type WatchedRequest } from "./attempts.js";
@@ -53,6 +54,9 @@ export async function bump(
     });
   }
   for (const a of due) {
+    // A task that lost the lease neither resends nor signs: a standby may own this nonce now, and
+    // a replacement signed here could never be stored (its store goes through the lost lease).
+    if (!lease.isHeld()) throw new LeaseLostError(lease.key);
     const result: BumpResult =
       market === undefined
         ? { replace: false, capped: false }
@@ -72,7 +76,7 @@ export async function bump(
     if (!result.replace) {
       // No valid replacement under the cap, or no fees known: keep the current attempt, resend
       // it, wait.
-      await sendRaw(ctx, a.raw);
+      await sendRaw(ctx, lease, a.raw);
       await lease.query("UPDATE custody.tx_attempts SET broadcast_at = now() WHERE id = $1", [
         a.id,
       ]);

@@ -55,8 +55,16 @@ export async function signTx(
   return { raw, hash: keccak256(raw) };
 }
 
-/** Send stored bytes; `already_known` counts as sent. */
-export async function sendRaw(ctx: BroadcasterContext, raw: Hex): Promise<SendResult> {
+/**
+ * Send stored bytes; `already_known` counts as sent. Only while the lease is held: a task that
+ * lost it sends nothing more (a standby may be replacing these bytes by then).
+ */
+export async function sendRaw(
+  ctx: BroadcasterContext,
+  lease: Pick<Lease, "key" | "isHeld">,
+  raw: Hex,
+): Promise<SendResult> {
+  if (!lease.isHeld()) throw new LeaseLostError(lease.key);
   try {
     await ctx.client.sendRawTransaction({ serializedTransaction: raw });
     return {};
@@ -127,7 +135,7 @@ export async function sendInOrder(
   if (attempts.length === 0) return [];
   if (!lease.isHeld()) throw new LeaseLostError(lease.key);
   const results = await Promise.all(
-    attempts.map(async (a) => ({ a, r: await sendRaw(ctx, a.raw) })),
+    attempts.map(async (a) => ({ a, r: await sendRaw(ctx, lease, a.raw) })),
   );
   afterSend?.();
   await lease.transaction(async () => {

@@ -217,7 +217,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     });
     const winner = attempts.find((a) => a.txHash === req.txHash);
     if (winner && (winner.purpose === "cancel" || !req.cancelRequested))
-      await sendRaw(ctx, winner.raw);
+      await sendRaw(ctx, lease, winner.raw);
   }
 
   /**
