@@ -8,10 +8,12 @@ import {
   type Address,
   createPublicClient,
   custom,
+  decodeFunctionResult,
   defineChain,
   encodeFunctionData,
   erc20Abi,
   type Hex,
+  multicall3Abi,
   numberToHex,
   type PublicClient,
 } from "viem";
@@ -121,11 +123,21 @@ export type EvmAdapter = {
    */
   getCallFrames: (blocks: TracedBlock[]) => Promise<CallFrame[][]>;
   getNativeBalance: (address: Address, blockNumber?: bigint) => Promise<bigint>;
-  /** ERC-20 balances of many holders at one block (multicall3 where deployed, else a batch of eth_call). */
+  /**
+   * ERC-20 balances of many holders at one block (multicall3 where deployed, else a batch of
+   * eth_call). At a past block only endpoints at or past it are asked, and one refusing the read
+   * moves it on. An answer without a balance (no code at the token or at Multicall3 there) is
+   * BalanceUnknownError, never 0.
+   */
   getTokenBalances: (args: {
     token: Address;
     holders: Address[];
     blockNumber?: bigint;
+    /**
+     * Our block at `blockNumber`: the reads name it (EIP-1898, `requireCanonical`), so an
+     * endpoint on another fork at that height refuses instead of answering for its own block.
+     */
+    blockHash?: Hex;
   }) => Promise<bigint[]>;
   /** Sends signed bytes; returns the tx hash. Safe to repeat: the same bytes are the same tx. */
   sendRawTransaction: (raw: Hex) => Promise<Hex>;
@@ -139,6 +151,9 @@ export type EvmAdapterOptions = {
   /** Force a trace method (default: trace_block, then debug_traceBlockByHash if not served). */
   traceMethod?: "trace_block" | "debug";
 };
+
+/** Holders per Multicall3 `aggregate3` call of getTokenBalances (as reconciliation's reads). */
+const MULTICALL_CHUNK = 500;
 
 // Messages providers use when an eth_getLogs range is too big (result count, size, duration).
 const LOG_LIMIT =
@@ -492,40 +507,73 @@ export function createEvmAdapter(
     },
     getNativeBalance: (address, blockNumber) =>
       client.getBalance(blockNumber === undefined ? { address } : { address, blockNumber }),
-    async getTokenBalances({ token, holders, blockNumber }) {
+    async getTokenBalances({ token, holders, blockNumber, blockHash }) {
       if (holders.length === 0) return [];
+      const tag = blockHash ?? (blockNumber === undefined ? "latest" : numberToHex(blockNumber));
+      const block = blockHash ? { blockHash, requireCanonical: true } : tag;
+      // A node that has not reached a past block refuses it (or, pruned or on another fork, lacks
+      // its state or our block): never ask one behind it, and a refusal moves the read on
+      // (missing data is never evidence).
+      const read: ReadOptions = {
+        ...(blockNumber === undefined ? {} : { atLeast: blockNumber }),
+        ...(tag === "latest" ? {} : { refusalMovesOn: true }),
+      };
+      const balanceOf = (h: Address) =>
+        encodeFunctionData({ abi: erc20Abi, functionName: "balanceOf", args: [h] });
+      // A token without code at that block (a lagging, pruned or forked node, a wrong address)
+      // answers "0x": the balance is unknown, never 0.
+      const word = (r: Hex, i: number) => {
+        if (r.length < 66) throw new BalanceUnknownError(chain.chainId, token, holders[i]!, tag);
+        return BigInt(r.slice(0, 66));
+      };
       if (multicall3) {
-        const results = await client.multicall({
-          contracts: holders.map((h) => ({
-            address: token,
-            abi: erc20Abi,
-            functionName: "balanceOf" as const,
-            args: [h] as const,
-          })),
-          allowFailure: false,
-          ...(blockNumber === undefined ? {} : { blockNumber }),
-        });
-        return results as bigint[];
+        // aggregate3 by hand, not viem's multicall: its eth_call carries our read options, and its
+        // empty answers are ours to name (viem's decoding errors said nothing of a balance). In
+        // chunks, one after another: a sweep's candidates can be thousands, and one eth_call of
+        // them all would pass a node's gas cap for calls (geth: 50M) or a provider's size limit.
+        const out: bigint[] = [];
+        for (let from = 0; from < holders.length; from += MULTICALL_CHUNK) {
+          const chunk = holders.slice(from, from + MULTICALL_CHUNK);
+          const raw = await rpc.request<Hex>(
+            "eth_call",
+            [
+              {
+                to: multicall3,
+                data: encodeFunctionData({
+                  abi: multicall3Abi,
+                  functionName: "aggregate3",
+                  args: [
+                    chunk.map((h) => ({
+                      target: token,
+                      allowFailure: false,
+                      callData: balanceOf(h),
+                    })),
+                  ],
+                }),
+              },
+              block,
+            ],
+            read,
+          );
+          // No Multicall3 code at that block answers "0x" too: nothing was read.
+          if (raw.length < 66) throw new BalanceUnknownError(chain.chainId, token, chunk[0]!, tag);
+          const results = decodeFunctionResult({
+            abi: multicall3Abi,
+            functionName: "aggregate3",
+            data: raw,
+          });
+          out.push(...results.map((r, k) => word(r.returnData, from + k)));
+        }
+        return out;
       }
-      const tag = blockNumber === undefined ? "latest" : numberToHex(blockNumber);
       const raw = await rpc.batch<Hex>(
         holders.map((h) => ({
           method: "eth_call",
-          params: [
-            {
-              to: token,
-              data: encodeFunctionData({ abi: erc20Abi, functionName: "balanceOf", args: [h] }),
-            },
-            tag,
-          ],
+          params: [{ to: token, data: balanceOf(h) }, block],
         })),
+        read,
       );
-      // A token without code at that block (a lagging, pruned or forked node) answers "0x": the
-      // balance is unknown, never 0 (Multicall3's path throws on it too, with allowFailure false).
-      return raw.map((r, i) => {
-        if (r.length < 66) throw new BalanceUnknownError(chain.chainId, token, holders[i]!, tag);
-        return BigInt(r.slice(0, 66));
-      });
+      return raw.map(word);
     },
     sendRawTransaction: (raw) => rpc.request<Hex>("eth_sendRawTransaction", [raw]),
   };

@@ -171,27 +171,39 @@ export function createAttestor({
   const log = common.logger.child({ component: "attest" });
   const adapter = chains;
 
+  /**
+   * What the custody addresses hold of `token` at the run's block, named by its hash where the run
+   * stored it (EIP-1898, `requireCanonical`): by number, an endpoint on another fork at that height
+   * answers for its own block, and those figures would be published. A node without our block
+   * refuses; the next endpoint is asked.
+   */
   async function readReserves(
     chain: ChainConfig,
     custody: { address: string; kind: string }[],
     token: Address,
-    block: number,
+    run: { block: number; blockHash: string | null },
   ): Promise<CustodyBalance[]> {
+    const blockNumber = BigInt(run.block);
+    const blockHash = run.blockHash === null ? undefined : (run.blockHash as Hex);
     const out: CustodyBalance[] = [];
     for (let i = 0; i < custody.length; i += READ_CHUNK) {
       const part = custody.slice(i, i + READ_CHUNK);
       let balances: bigint[];
       if (token === zeroAddress) {
-        const tag = `0x${block.toString(16)}`;
+        const tag = blockHash
+          ? { blockHash, requireCanonical: true }
+          : `0x${run.block.toString(16)}`;
         const raw = await adapter(chain).rpc.batch<string>(
           part.map((c) => ({ method: "eth_getBalance", params: [c.address, tag] })),
+          { atLeast: blockNumber, refusalMovesOn: true },
         );
         balances = raw.map((b) => BigInt(b));
       } else {
         balances = await adapter(chain).getTokenBalances({
           token,
           holders: part.map((c) => c.address as Address),
-          blockNumber: BigInt(block),
+          blockNumber,
+          ...(blockHash ? { blockHash } : {}),
         });
       }
       part.forEach((c, j) => {
@@ -213,7 +225,7 @@ export function createAttestor({
     // The addresses the run could count (registered by its start): one registered later with
     // value it held at the block (a wallet brought under custody) was not the custody's then.
     const custody = await listCustody(pool, chain.chainId, new Date(run.startedAt));
-    const addresses = await readReserves(chain, custody, token, run.block);
+    const addresses = await readReserves(chain, custody, token, run);
     // The liabilities the run counted at its block, not the ledger as it stands now: postings after
     // the block would pair reserves at the block with liabilities of another moment.
     const balances = await withTransaction(

@@ -8,6 +8,12 @@
  * it off (`balanceLoop: false`) or its node refuses it. The rest, and every read then: through
  * Multicall3 (`getEthBalance` and ERC-20 `balanceOf` in one `aggregate3` eth_call) where the chain
  * has it, else as JSON-RPC batches of `eth_getBalance` and `eth_call`.
+ *
+ * Every read names the block by its hash where the run knows it (EIP-1898, `requireCanonical`): by
+ * number, an endpoint on another fork at that height answers for its own block there (a false
+ * break, or a real shortfall hidden). By hash, a node without our block (another fork, lagging,
+ * pruned) refuses, and a refusal is never a balance: the next endpoint is asked, and when none
+ * knows the block the read fails and the run with it.
  */
 import { type Address, encodeFunctionData, erc20Abi, type Hex } from "viem";
 import { multicall3For, RpcResponseError } from "../../chains/index.js";
@@ -56,6 +62,15 @@ export function createRateLimiter(requestsPerSecond: number): () => Promise<void
 
 type Read = { address: string; kind: CustodyKind; token: string };
 
+/** The block parameter of a read: EIP-1898's block hash object, or a number. */
+type BlockParam = string | { blockHash: string; requireCanonical: true };
+
+/**
+ * Every read is of chain data at one block: a node's JSON-RPC error (our block unknown to it,
+ * a number past its head) says nothing of the balance, so the next endpoint is asked.
+ */
+const BALANCE_READ = { refusalMovesOn: true } as const;
+
 export async function readCustodyBalances(
   adapter: ChainReader,
   args: {
@@ -63,6 +78,11 @@ export async function readCustodyBalances(
     addresses: ReadonlyMap<string, CustodyKind>;
     tokens: readonly string[];
     block: number;
+    /**
+     * Our canonical block's hash at `block` (the indexer's): every read is of that block. Absent
+     * (a run at a block no longer stored, far below finality): the reads name the number.
+     */
+    blockHash?: string | undefined;
     options?: BalanceReadOptions;
     /** Waits for the chain's rate limit (default: one limiter for this call). */
     limit?: () => Promise<void>;
@@ -80,7 +100,9 @@ export async function readCustodyBalances(
     for (const token of args.tokens)
       if (token !== ZERO_ADDRESS) reads.push({ address, kind, token });
   }
-  const blockTag = `0x${args.block.toString(16)}`;
+  const blockTag: BlockParam = args.blockHash
+    ? { blockHash: args.blockHash, requireCanonical: true }
+    : `0x${args.block.toString(16)}`;
   const balances: (bigint | null)[] = new Array(reads.length).fill(null);
   // Positions in `reads`: native ones and each token's for the balance loops, the others (and any
   // a loop could not read) for Multicall3 or batches.
@@ -122,6 +144,7 @@ export async function readCustodyBalances(
       // creation code in eth_call (or EIP-3541 refuses a created code starting with 0xef): every
       // later loop goes the other way too. A token's loop also reverts when one of its balanceOf
       // calls fails or answers less than a word (no code at the token, a balanceOf that writes).
+      // No endpoint that knows the run's block also lands here: the other way fails the same.
       // Any other failure fails the read, as on the other paths.
       if (!(error instanceof RpcResponseError)) throw error;
       rest.push(...chunk);
@@ -253,11 +276,11 @@ async function viaBalanceLoop(
   adapter: ChainReader,
   token: string,
   addresses: readonly string[],
-  blockTag: string,
+  blockTag: BlockParam,
 ): Promise<bigint[]> {
   const code =
     token === ZERO_ADDRESS ? balanceLoopCode(addresses) : tokenBalanceLoopCode(token, addresses);
-  const raw = await adapter.rpc.request<Hex>("eth_call", [{ data: code }, blockTag]);
+  const raw = await adapter.rpc.request<Hex>("eth_call", [{ data: code }, blockTag], BALANCE_READ);
   if (raw.length !== 2 + addresses.length * 64)
     throw new Error(
       `balance loop returned ${(raw.length - 2) / 2} bytes for ${addresses.length} addresses`,
@@ -269,7 +292,7 @@ async function viaMulticall(
   adapter: ChainReader,
   multicall3: Address,
   reads: readonly Read[],
-  blockTag: string,
+  blockTag: BlockParam,
 ): Promise<(bigint | null)[]> {
   const data = encodeBalanceReads(
     reads.map((r) =>
@@ -278,7 +301,11 @@ async function viaMulticall(
         : { target: r.token, selector: BALANCE_OF, address: r.address },
     ),
   );
-  const raw = await adapter.rpc.request<Hex>("eth_call", [{ to: multicall3, data }, blockTag]);
+  const raw = await adapter.rpc.request<Hex>(
+    "eth_call",
+    [{ to: multicall3, data }, blockTag],
+    BALANCE_READ,
+  );
   return decodeBalanceResults(raw, reads.length);
 }
 
@@ -355,7 +382,7 @@ export function decodeBalanceResults(data: Hex, n: number): (bigint | null)[] {
   return out;
 }
 
-async function viaBatch(adapter: ChainReader, reads: readonly Read[], blockTag: string) {
+async function viaBatch(adapter: ChainReader, reads: readonly Read[], blockTag: BlockParam) {
   const raw = await adapter.rpc.batch<string>(
     reads.map((r) =>
       r.token === ZERO_ADDRESS
@@ -375,6 +402,7 @@ async function viaBatch(adapter: ChainReader, reads: readonly Read[], blockTag: 
             ],
           },
     ),
+    BALANCE_READ,
   );
   // eth_getBalance always returns a quantity; an eth_call to an address with no code returns "0x".
   return raw.map((r) => (r.length > 2 ? BigInt(r) : null));

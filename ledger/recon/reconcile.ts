@@ -267,6 +267,7 @@ export function createReconciler({
                   addresses,
                   tokens,
                   block,
+                  blockHash: hash,
                   options: reads,
                   limit: limiter(chain, reads.requestsPerSecond),
                 }).finally(() => {
