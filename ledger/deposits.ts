@@ -59,6 +59,8 @@ export type DepositFilter = {
   customerId?: string;
   /** seen | confirmed | orphaned | credited */
   status?: string;
+  /** Only deposits whose credit stands so (`credit_state`). */
+  creditState?: DepositCreditState;
   chainId?: number;
   /** The last id of the previous page, in the list's order. */
   afterId?: string;
@@ -103,9 +105,10 @@ export async function listDeposits(
           AND ($4::bigint IS NULL OR t.chain_id = $4)
           AND ($5::bigint IS NULL OR ${filter.newestFirst ? "t.id < $5" : "t.id > $5"})
      ) d
-     WHERE $3::text IS NULL
+     WHERE ($3::text IS NULL
         OR ($3 = 'credited' AND d.credited)
-        OR ($3 <> 'credited' AND d.status = $3 AND (NOT d.credited OR d.status = 'orphaned'))
+        OR ($3 <> 'credited' AND d.status = $3 AND (NOT d.credited OR d.status = 'orphaned')))
+       AND ($7::text IS NULL OR d.credit_state = $7)
      ORDER BY d.id::bigint${filter.newestFirst ? " DESC" : ""} LIMIT $6`,
     [
       filter.id ?? null,
@@ -114,6 +117,7 @@ export async function listDeposits(
       filter.chainId ?? null,
       filter.afterId ?? null,
       filter.limit,
+      filter.creditState ?? null,
     ],
   );
   return rows;

@@ -11,7 +11,7 @@ import { waitFor } from "../../ops/testing/wait.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "../webhooks/dispatcher.js";
 import { emitEvent } from "../webhooks/events.js";
-import { type ConsoleBrowser, launchConsoleBrowser, shot } from "./testing/browser.js";
+import { type ConsoleBrowser, launchConsoleBrowser, shot, shows } from "./testing/browser.js";
 
 let receiver: Server;
 let hookUrl: string;
@@ -111,6 +111,76 @@ describe("console webhook dead letters", () => {
     expect(await page.locator("tr", { hasText: eventId }).count()).toBe(0);
     expect(await page.locator("main").textContent()).toContain("No dead letters.");
     await shot(page, "webhooks-redriven");
+    await context.close();
+  }, 180_000);
+
+  it("a re-drive the API refuses as out of order shows why and offers a forced re-drive behind a confirm", async () => {
+    // The receiver is down through every attempt of the withdrawal's `confirmed`...
+    receiverUp = false;
+    const confirmed = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "withdrawal.confirmed",
+      name: "withdrawal:console-w2:confirmed",
+      data: { withdrawal_id: "console-w2" },
+    });
+    await waitFor(
+      "the delivery to go dead",
+      async () => (await deliveryOf(confirmed))?.status === "dead",
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    // ...and back for its reorg: `broadcast` again is delivered, after the dead `confirmed`.
+    receiverUp = true;
+    const broadcast = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "withdrawal.broadcast",
+      name: "withdrawal:console-w2:broadcast:2",
+      data: { withdrawal_id: "console-w2" },
+    });
+    await waitFor(
+      "the later event delivered",
+      async () => (await deliveryOf(broadcast))?.status === "delivered",
+      {
+        timeoutMs: 60_000,
+      },
+    );
+
+    const { context, page } = await browser!.signIn(t.keys.admin);
+    await page.goto(`${url}/console/webhooks`);
+    await page.getByRole("button", { name: `Redrive ${confirmed}` }).click();
+    // The API's reason, the later event the receiver already has, and nothing re-driven.
+    await shows(page.getByRole("alert"), "WEBHOOK_REDRIVE_OUT_OF_ORDER");
+    const later = page.locator("tr", { hasText: broadcast });
+    expect(await later.count()).toBe(1);
+    expect((await later.textContent()) ?? "").toContain("withdrawal.broadcast");
+    expect(await deliveryOf(confirmed)).toMatchObject({ status: "dead" });
+    await shot(page, "webhooks-redrive-out-of-order");
+
+    // Forced without the confirm (a form posted by hand): refused, nothing re-driven.
+    const form = page.locator(`form[action="/console/webhooks/dead-letters/${confirmed}/redrive"]`);
+    const unconfirmed = await page.request.post(
+      `${url}/console/webhooks/dead-letters/${confirmed}/redrive`,
+      {
+        form: {
+          _csrf: await form.locator("input[name=_csrf]").inputValue(),
+          _idem: await form.locator("input[name=_idem]").inputValue(),
+          force: "true",
+        },
+      },
+    );
+    expect(unconfirmed.status()).toBe(400);
+    expect(await unconfirmed.text()).toContain("CONSOLE_FORM_INVALID");
+    expect(await deliveryOf(confirmed)).toMatchObject({ status: "dead" });
+
+    // Confirmed: forced, it is sent.
+    await page.getByLabel(/receiver drops events older/).check();
+    await page.getByRole("button", { name: `Redrive ${confirmed} anyway` }).click();
+    await page.waitForURL(/\/console\/webhooks\?notice=/);
+    expect(await page.getByRole("status").first().textContent()).toContain("out of order");
+    await waitFor(
+      "the forced re-drive",
+      async () => (await deliveryOf(confirmed))?.status === "delivered",
+      { timeoutMs: 60_000 },
+    );
     await context.close();
   }, 180_000);
 });

@@ -11,6 +11,7 @@ import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChai
 import { appendAudit } from "../../foundation/audit.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { consoleGet, consoleSignIn } from "./testing/inject.js";
+import { hotBalance, hotWalletsSection, insertReconRun } from "./testing/reconRuns.js";
 
 let t: ApiTestContext;
 let session: string;
@@ -130,43 +131,20 @@ describe("chain status", () => {
 
 describe("hot wallets on the overview", () => {
   const wallet = `0x${"ab".repeat(20)}`;
-  /** A reconciliation run row (a read test: what the reconciler stores), its id. */
-  const run = async (
-    chainId: number,
-    status: string,
-    balances: unknown,
-    finishedAt: string | null = null,
-  ): Promise<number> =>
-    Number(
-      (
-        await t.ctx.db.pool.query(
-          `INSERT INTO recon.runs (chain_id, block_number, mode, status, balances, finished_at)
-           VALUES ($1, 7, 'full', $2, $3::jsonb, $4) RETURNING id`,
-          [chainId, status, JSON.stringify(balances), finishedAt],
-        )
-      ).rows[0].id,
-    );
-  const hotBalance = (chain: bigint) => ({
-    scope: "hot",
-    address: wallet,
-    assetId: `31337:0x${"0".repeat(40)}`,
-    chain: chain.toString(),
-    ledger: chain.toString(),
-    difference: "0",
-    explained: "0",
-    unexplained: "0",
-  });
-  const hotSection = (body: string) => {
-    const start = body.indexOf('id="hot-wallets"');
-    return body.slice(start, body.indexOf("</section>", start));
-  };
+  const run = (chainId: number, status: string, balances: unknown, finishedAt?: string | null) =>
+    insertReconRun(t.ctx.db.pool, chainId, status, balances, finishedAt);
 
   it("reads the chain's own latest completed run, however many runs other chains made since, and says when it read them", async () => {
-    const id = await run(31337, "completed", [hotBalance(FLOOR - 1n)], "2026-11-30T08:09:10Z");
+    const id = await run(
+      31337,
+      "completed",
+      [hotBalance(wallet, FLOOR - 1n)],
+      "2026-11-30T08:09:10Z",
+    );
     // The chain's newest run failed; another chain reconciled 60 times since.
     await run(31337, "failed", []);
     for (let i = 0; i < 60; i++) await run(999, "completed", []);
-    const section = hotSection((await consoleGet(t.app, session, "/console")).body);
+    const section = hotWalletsSection((await consoleGet(t.app, session, "/console")).body);
     expect(section).not.toContain("no completed reconciliation run yet");
     expect(section).toContain(wallet);
     expect(section).toContain("below floor");
@@ -177,9 +155,25 @@ describe("hot wallets on the overview", () => {
   it("a run report the API will not give shows as an error in the chain's row, not as no wallet", async () => {
     // A stored run whose report cannot be built (the API answers 500).
     const id = await run(31337, "completed", {}, "2026-12-01T00:00:00Z");
-    const section = hotSection((await consoleGet(t.app, session, "/console")).body);
+    const section = hotWalletsSection((await consoleGet(t.app, session, "/console")).body);
     expect(section).toContain(`run ${id}`);
     expect(section).toMatch(/class="bad"[^>]*>[^<]*report/);
+  });
+
+  it("a latest completed run older than ReconciliationStale's 30 minutes is flagged stale; a fresh one is not", async () => {
+    const ago = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
+    // A reconciler that stopped 2 hours ago: its last run's balances are shown, and said to be old.
+    const old = await run(31337, "completed", [hotBalance(wallet, FLOOR + 1n)], ago(120));
+    const stale = hotWalletsSection((await consoleGet(t.app, session, "/console")).body);
+    expect(stale).toContain(`run ${old} at block 7`);
+    expect(stale).toMatch(
+      /class="bad"[^>]*>stale: no reconciliation run of this chain completed for 120 minutes/,
+    );
+
+    const fresh = await run(31337, "completed", [hotBalance(wallet, FLOOR + 1n)], ago(2));
+    const section = hotWalletsSection((await consoleGet(t.app, session, "/console")).body);
+    expect(section).toContain(`run ${fresh} at block 7`);
+    expect(section).not.toContain("stale");
   });
 });
 

@@ -245,6 +245,8 @@ export function createConsolePlugin(options: ConsoleOptions) {
         back: string,
         /** The notice, or how to word it from the API's answer. */
         done: string | ((body: Json) => string),
+        /** What the refusal page offers beyond a way back (the API's reason is always shown). */
+        refused?: (r: V1Result) => Html | undefined,
       ) => {
         const s = request.consoleSession!;
         const form = (request.body ?? {}) as Json;
@@ -267,7 +269,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
             // the page the form was on stays current in the navigation
             page: PAGES.find(([, href]) => href === back)?.[0] ?? "overview",
             error: problemText(r),
-            body: html`<p><a href="${back}">Back</a></p>`,
+            body: html`${refused?.(r) ?? ""}<p><a href="${back}">Back</a></p>`,
           }),
         );
       };
@@ -313,14 +315,16 @@ export function createConsolePlugin(options: ConsoleOptions) {
         const native = `${chain.chainId}:0x0000000000000000000000000000000000000000`;
         const info = assets.get(native);
         const finished = (report.body.run as Json | undefined)?.finishedAt;
-        const readBy = html`<small>run ${latest.id} at block ${latest.block}, finished ${time(typeof finished === "string" ? finished : null)}</small>`;
+        const readBy = html`<small>run ${latest.id} at block ${latest.block}, finished ${time(typeof finished === "string" ? finished : null)}</small>${staleRun(finished)}`;
         const balances = ((report.body.balances as Json[] | undefined) ?? []).filter(
           (x) => x.scope === "hot" && x.assetId === native,
         );
         if (balances.length === 0)
           return [whole(html`no hot wallet balance in the latest completed run<br>${readBy}`)];
-        const floor = chain.nativeHotFloor ? BigInt(chain.nativeHotFloor) : null;
-        const ceiling = chain.nativeHotCeiling ? BigInt(chain.nativeHotCeiling) : null;
+        // A limit of 0 is a limit (a ceiling of 0 sends every wei to cold, as the sweeper reads it):
+        // only an absent one is "no limit".
+        const floor = chain.nativeHotFloor ?? null;
+        const ceiling = chain.nativeHotCeiling ?? null;
         return balances.map((b) => {
           const balance = BigInt(String(b.chain));
           const state =
@@ -539,7 +543,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
           assetsOf(s),
         ]);
         const body = html`
-            ${section("Breaks", breaks, (b) => html`${breaksTable(b.breaks as Json[], assets, s)}${cut(breaks, "200 breaks are shown (newest change first); more are open or acknowledged: GET /v1/recon/breaks?chain_id=… narrows the list")}`)}
+            ${section("Breaks", breaks, (b) => html`${breaksTable(b.breaks as Json[], assets, s)}${cut(breaks, `200 breaks are shown (newest first); more are open or acknowledged (GET /v1/recon/breaks?after=${encodeURIComponent(String((b.breaks as Json[]).at(-1)?.identity))} with a recon:read key)`)}`)}
             ${section("Runs", runs, (b) => runsTable(b.runs as Json[]))}`;
         return send(reply, 200, page(request, { title: "Reconciliation", page: "recon", body }));
       });
@@ -642,17 +646,43 @@ export function createConsolePlugin(options: ConsoleOptions) {
           page(request, { title: "Webhooks", page: "webhooks", body }),
         );
       });
+      /**
+       * Re-drive a dead event. The API refuses one whose subject's later event the endpoint already
+       * got (409 WEBHOOK_REDRIVE_OUT_OF_ORDER): the refusal lists those and offers the forced
+       * re-drive, which is sent only with its confirm checked (the receiver must drop events older,
+       * by sequence, than what it applied).
+       */
       c.post<{ Params: { eventId: string } }>(
         "/console/webhooks/dead-letters/:eventId/redrive",
-        async (request, reply) =>
-          act(
+        async (request, reply) => {
+          const { eventId } = request.params;
+          const form = (request.body ?? {}) as Json;
+          const force = form.force === "true";
+          if (force && form.confirm !== "yes")
+            return send(
+              reply,
+              400,
+              page(request, {
+                title: "Refused",
+                page: "webhooks",
+                error:
+                  "CONSOLE_FORM_INVALID: confirm must be checked to re-drive out of order; nothing was re-driven.",
+                body: html`<p><a href="/console/webhooks">Back</a></p>`,
+              }),
+            );
+          return act(
             request,
             reply,
-            `/v1/webhooks/dead-letters/${encodeURIComponent(request.params.eventId)}/redrive`,
-            {},
+            `/v1/webhooks/dead-letters/${encodeURIComponent(eventId)}/redrive`,
+            force ? { force: true } : {},
             "/console/webhooks",
-            "redriven",
-          ),
+            force ? "redriven out of order (forced)" : "redriven",
+            (r) =>
+              r.body.code === "WEBHOOK_REDRIVE_OUT_OF_ORDER"
+                ? forceRedriveForm(request.consoleSession!, eventId, r.body.later)
+                : undefined,
+          );
+        },
       );
 
       c.get("/console/audit", async (request, reply) => {
@@ -692,6 +722,23 @@ export function createConsolePlugin(options: ConsoleOptions) {
       });
     });
   };
+}
+
+/**
+ * A chain's latest completed run older than this is stale: ReconciliationStale's window
+ * (ops/observability/alerts.yml: no run for 30 minutes of the reconciler's one-minute schedule).
+ */
+const RECON_STALE_MS = 30 * 60_000;
+
+/**
+ * Under a run's balances: a warning when the run is older than RECON_STALE_MS, so a stopped
+ * reconciler's last numbers are not read as today's. No finish time is no evidence either way.
+ */
+function staleRun(finishedAt: unknown): Html {
+  const at = typeof finishedAt === "string" ? Date.parse(finishedAt) : Number.NaN;
+  const age = Date.now() - at;
+  if (!(age > RECON_STALE_MS)) return html``;
+  return html`<br><span class="bad">stale: no reconciliation run of this chain completed for ${Math.floor(age / 60_000)} minutes (docs/runbooks/ReconciliationStale.md)</span>`;
 }
 
 /** The audit page's length: the newest this many entries. */
@@ -829,6 +876,19 @@ function runsTable(rows: Json[]): Html {
   if (rows.length === 0) return html`<p>No runs yet.</p>`;
   return html`<table><thead><tr><th scope="col" class="num">Run</th><th scope="col">Chain</th><th scope="col" class="num">Block</th><th scope="col">Status</th><th scope="col" class="num">Breaks</th><th scope="col">Started</th></tr></thead>
     <tbody>${rows.map((r) => html`<tr><td class="num"><a href="/console/recon/runs/${r.id}/report">${r.id}</a></td><td>${r.chainId}</td><td class="num">${r.block}</td><td>${r.status}</td><td class="num">${r.breakCount}</td><td>${time(String(r.startedAt))}</td></tr>`)}</tbody></table>`;
+}
+
+/** A refused re-drive: the later events the endpoint already got, and the forced re-drive. */
+function forceRedriveForm(s: ConsoleSession, eventId: string, later: unknown): Html {
+  const rows = Array.isArray(later) ? (later as Json[]) : [];
+  return html`<section aria-labelledby="delivered-later"><h2 id="delivered-later">Delivered later</h2>
+    <p>These later events of the same deposit or withdrawal already reached the endpoint: re-driven now, event <span class="mono">${eventId}</span> would arrive after them, and a receiver applying events as they come would end in its older state. Usually nothing needs sending: the later event carries the newer state.</p>
+    <table><thead><tr><th scope="col">Endpoint</th><th scope="col">Event</th><th scope="col">Type</th><th scope="col" class="num">Sequence</th></tr></thead>
+    <tbody>${rows.map((l) => html`<tr><td class="mono">${l.endpoint}</td><td class="mono">${l.eventId}</td><td>${l.type}</td><td class="num">${l.sequence}</td></tr>`)}</tbody></table>
+    <form method="post" action="/console/webhooks/dead-letters/${eventId}/redrive" class="stacked">${formGuard(s.csrf, newIdempotencyKey())}<input type="hidden" name="force" value="true">
+      <p><input type="checkbox" id="force-confirm" name="confirm" value="yes" required> <label for="force-confirm">The receiver drops events older (by <code>sequence</code> of the <code>subject</code>) than what it applied</label></p>
+      <p><button type="submit" aria-label="Redrive ${eventId} anyway">Redrive anyway</button></p>
+    </form></section>`;
 }
 
 function deadLettersTable(rows: Json[], s: ConsoleSession): Html {

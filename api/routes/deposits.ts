@@ -18,6 +18,19 @@ import { NotFoundError } from "../errors.js";
 import { Amount, BaseUnits, CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
+/** Where the ledger's credit of a deposit stands (ledger/deposits.ts DepositCreditState). */
+const CreditState = (description: string) =>
+  Type.Union(
+    [
+      Type.Literal("none"),
+      Type.Literal("credited"),
+      Type.Literal("held"),
+      Type.Literal("reversed"),
+      Type.Literal("restored"),
+    ],
+    { description },
+  );
+
 // Amount without its `examples` (OpenAPI 3.0 allows none inside anyOf; redocly refuses it).
 
 const DepositOut = Type.Object({
@@ -34,23 +47,13 @@ const DepositOut = Type.Object({
   blockNumber: Type.String(),
   blockHash: Type.String(),
   status: Type.String({ description: "seen | confirmed | orphaned | credited" }),
-  creditState: Type.Union(
-    [
-      Type.Literal("none"),
-      Type.Literal("credited"),
-      Type.Literal("held"),
-      Type.Literal("reversed"),
-      Type.Literal("restored"),
-    ],
-    {
-      description:
-        "where the ledger's credit of this deposit stands, so an orphaned deposit's money is told: " +
-        "none (never credited), credited (the credit stands), held (a reorg took it out: reorg hold " +
-        "pending, the amount is held from the customer and it may still come back; GET " +
-        "/v1/deposits/holds; a re-mined copy still short of its confirmations shows it too), reversed (its block is final without it: the credit was taken back " +
-        "for good), restored (orphaned here, but the same deposit confirmed again in another " +
-        "block, whose deposit carries the credit)",
-    },
+  creditState: CreditState(
+    "where the ledger's credit of this deposit stands, so an orphaned deposit's money is told: " +
+      "none (never credited), credited (the credit stands), held (a reorg took it out: reorg hold " +
+      "pending, the amount is held from the customer and it may still come back; GET " +
+      "/v1/deposits/holds; a re-mined copy still short of its confirmations shows it too), reversed (its block is final without it: the credit was taken back " +
+      "for good), restored (orphaned here, but the same deposit confirmed again in another " +
+      "block, whose deposit carries the credit)",
   ),
   detectedAt: Type.String(),
   confirmedAt: Type.Union([Type.String(), Type.Null()]),
@@ -167,11 +170,12 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["deposits"],
           summary:
-            "List deposits, by customer, status and chain (oldest first, or newest first with order=newest; cursor = last id)",
+            "List deposits, by customer, status, credit state and chain (oldest first, or newest first with order=newest; cursor = last id)",
           querystring: Type.Object(
             {
               customer_id: Type.Optional(CustomerId),
               status: Type.Optional(DepositStatus),
+              credit_state: Type.Optional(CreditState("only deposits whose `creditState` is this")),
               chain_id: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
               after: Type.Optional(Type.String({ pattern: "^[0-9]{1,18}$" })),
               order: Type.Optional(
@@ -192,6 +196,7 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         const rows = await listDeposits(deps.pool, {
           ...(q.customer_id !== undefined ? { customerId: q.customer_id } : {}),
           ...(q.status !== undefined ? { status: q.status } : {}),
+          ...(q.credit_state !== undefined ? { creditState: q.credit_state } : {}),
           ...(q.chain_id !== undefined ? { chainId: Number(q.chain_id) } : {}),
           ...(q.after !== undefined ? { afterId: q.after } : {}),
           ...(q.order === "newest" ? { newestFirst: true } : {}),

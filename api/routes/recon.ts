@@ -58,11 +58,16 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ["reconciliation"],
           operationId: "listReconBreaks",
-          summary: "Breaks by state (default open and acknowledged), newest change first",
+          summary:
+            "Breaks by state (default open and acknowledged), newest first (by the run that first found them; cursor = last identity)",
           querystring: Type.Object(
             {
               chain_id: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
               state: Type.Optional(Type.Union(BREAK_STATES.map((s) => Type.Literal(s)))),
+              after: Type.Optional({
+                ...BreakRef,
+                description: "the identity of the last break of the previous page",
+              }),
               limit: Limit,
             },
             { additionalProperties: false },
@@ -78,6 +83,7 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         const breaks = await listBreakStates(deps.pool, {
           ...(q.chain_id ? { chainId: Number(q.chain_id) } : {}),
           states: q.state ? [q.state as BreakStateName] : ["open", "acknowledged"],
+          ...(q.after !== undefined ? { after: q.after } : {}),
           limit: pageLimit(q.limit, 200),
         });
         return { breaks };

@@ -373,3 +373,44 @@ describe("deposit truth after a reorg", () => {
     expect(listed.json().deposits).toMatchObject([{ id: fact!.id, creditState: "none" }]);
   });
 });
+
+describe("GET /v1/deposits?credit_state=", () => {
+  type Listed = { id: string; status: string; creditState: string };
+  const list = async (query: string) => {
+    const res = await t.call(t.keys["deposits:read"], {
+      method: "GET",
+      url: `/v1/deposits?limit=1000${query}`,
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json().deposits as Listed[];
+  };
+
+  it("lists exactly the deposits whose credit stands where asked, with the other filters", async () => {
+    // The deposits the tests above left: credited, restored, reversed and never credited ones.
+    const all = await list("");
+    const idsIn = (state: string) => all.filter((d) => d.creditState === state).map((d) => d.id);
+    for (const state of ["credited", "restored", "reversed", "none"])
+      expect(idsIn(state), state).not.toHaveLength(0);
+    for (const state of ["none", "credited", "held", "reversed", "restored"])
+      expect(
+        (await list(`&credit_state=${state}`)).map((d) => d.id),
+        state,
+      ).toEqual(idsIn(state));
+    // With status: the orphaned copy of a deposit credited again elsewhere, not the copy itself.
+    const restored = await list("&status=orphaned&credit_state=restored");
+    expect(restored.map((d) => d.id)).toEqual(idsIn("restored"));
+    expect(await list("&status=credited&credit_state=restored")).toEqual([]);
+  });
+
+  it("refuses an unknown credit state with a problem naming the field", async () => {
+    const res = await t.call(t.keys["deposits:read"], {
+      method: "GET",
+      url: "/v1/deposits?credit_state=lost",
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers["content-type"]).toContain("application/problem+json");
+    expect(res.json().errors[0].field).toBe("querystring.credit_state");
+    // Refused for its value, not as a parameter the route does not know.
+    expect(res.json().detail).not.toContain("additional properties");
+  });
+});

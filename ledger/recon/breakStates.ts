@@ -176,15 +176,34 @@ function toState(r: StateRow): BreakState {
   };
 }
 
+/**
+ * Breaks newest first: by the run that first found them, then identity (both never change), so a
+ * page goes on after the last identity of the previous one (`after`) however often runs see the
+ * same breaks again meanwhile (each run touches every open break of its chain: `updated_at` is no
+ * order to page by).
+ */
 export async function listBreakStates(
   db: Pool | PoolClient,
-  filter: { chainId?: number; states?: readonly BreakStateName[]; limit?: number } = {},
+  filter: {
+    chainId?: number;
+    states?: readonly BreakStateName[];
+    /** The last identity of the previous page. */
+    after?: string;
+    limit?: number;
+  } = {},
 ): Promise<BreakState[]> {
   const r = await db.query<StateRow>(
     `${STATE_SELECT}
      WHERE ($1::bigint IS NULL OR s.chain_id = $1) AND s.state = ANY($2::text[])
-     ORDER BY s.updated_at DESC, s.identity LIMIT $3`,
-    [filter.chainId ?? null, filter.states ?? ["open", "acknowledged"], filter.limit ?? 200],
+       AND ($4::text IS NULL OR (s.first_run_id, s.identity) <
+            (SELECT first_run_id, identity FROM recon.break_states WHERE identity = $4))
+     ORDER BY s.first_run_id DESC, s.identity DESC LIMIT $3`,
+    [
+      filter.chainId ?? null,
+      filter.states ?? ["open", "acknowledged"],
+      filter.limit ?? 200,
+      filter.after ?? null,
+    ],
   );
   return r.rows.map(toState);
 }

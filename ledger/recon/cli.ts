@@ -84,7 +84,9 @@ export function registerCommands(program: Command, sources: ReconSources): void 
     );
   breaks
     .command("list")
-    .description("breaks by state (default: open and acknowledged), newest change first")
+    .description(
+      "breaks by state (default: open and acknowledged), newest first (by the run that first found them)",
+    )
     .option("--chain <chain>", "chain key or id")
     .option(
       "--state <states>",

@@ -1,0 +1,95 @@
+/**
+ * GET /v1/recon/breaks pages with a cursor (`after` = the last identity of the previous page), as
+ * the other lists do: a list cut at its limit goes on where it stopped, however many runs see the
+ * same breaks again meanwhile (each one touches every open break of its chain). Read test: the
+ * runs and break states are what the reconciler stores (real Postgres).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+
+let t: ApiTestContext;
+beforeAll(async () => {
+  t = await createApiTestContext();
+});
+afterAll(async () => {
+  await t?.cleanup();
+});
+
+/** A completed run of `chainId`: its id. */
+const run = async (chainId: number) =>
+  Number(
+    (
+      await t.ctx.db.pool.query<{ id: string }>(
+        `INSERT INTO recon.runs (chain_id, block_number, mode, status, finished_at)
+         VALUES ($1, 7, 'full', 'completed', now()) RETURNING id`,
+        [chainId],
+      )
+    ).rows[0]!.id,
+  );
+
+/** `n` open breaks of `chainId` first found by `runId`: their identities. */
+const breaks = async (chainId: number, runId: number, n: number) =>
+  (
+    await t.ctx.db.pool.query<{ identity: string }>(
+      `INSERT INTO recon.break_states (identity, chain_id, type, asset_id, key, state,
+         first_run_id, last_run_id, last_difference)
+       SELECT 'missing_credit|' || $1::text || '|' || $1::text || ':0x0|tx' || $2::text || '-' || g,
+              $1::bigint, 'missing_credit', $1::text || ':0x0', 'tx' || $2::text || '-' || g, 'open',
+              $2::bigint, $2::bigint, g
+         FROM generate_series(1, $3) g RETURNING identity`,
+      [chainId, runId, n],
+    )
+  ).rows.map((r) => r.identity);
+
+type Listed = { identity: string; firstRunId: number };
+const page = async (query: string) => {
+  const res = await t.call(t.keys["recon:read"], {
+    method: "GET",
+    url: `/v1/recon/breaks?${query}`,
+  });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json().breaks as Listed[];
+};
+
+describe("GET /v1/recon/breaks paging", () => {
+  it("goes on after the last identity of a page to the end, newest first, while runs touch the breaks", async () => {
+    const first = await run(31337);
+    const second = await run(31338);
+    const seeded = [...(await breaks(31337, first, 3)), ...(await breaks(31338, second, 4))];
+    const all = await page("limit=1000");
+    expect(all.map((b) => b.identity).sort()).toEqual([...seeded].sort());
+    // Newest first: the breaks the newest run found before the older run's.
+    expect(all.map((b) => b.firstRunId)).toEqual(
+      [...all.map((b) => b.firstRunId)].sort((a, b) => b - a),
+    );
+
+    const pages: Listed[][] = [await page("limit=3")];
+    while (pages.at(-1)!.length === 3) {
+      // A run of each chain sees its breaks again between two pages (as the reconciler does each
+      // minute): the list goes on where it stopped all the same.
+      await t.ctx.db.pool.query(
+        "UPDATE recon.break_states SET updated_at = clock_timestamp() WHERE chain_id = $1",
+        [pages.length % 2 === 0 ? 31337 : 31338],
+      );
+      pages.push(await page(`limit=3&after=${encodeURIComponent(pages.at(-1)!.at(-1)!.identity)}`));
+    }
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat().map((b) => b.identity)).toEqual(all.map((b) => b.identity));
+  });
+
+  it("pages within the filters, and refuses a malformed cursor naming the field", async () => {
+    const onChain = (await page("chain_id=31337&limit=1000")).map((b) => b.identity);
+    expect(onChain).toHaveLength(3);
+    const rest = await page(`chain_id=31337&limit=1000&after=${encodeURIComponent(onChain[0]!)}`);
+    expect(rest.map((b) => b.identity)).toEqual(onChain.slice(1));
+
+    const bad = await t.call(t.keys["recon:read"], {
+      method: "GET",
+      url: "/v1/recon/breaks?after=has%20space",
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.headers["content-type"]).toContain("application/problem+json");
+    expect(bad.json().errors[0].field).toBe("querystring.after");
+    expect(bad.json().detail).not.toContain("additional properties");
+  });
+});
