@@ -72,8 +72,21 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
       200,
       `{"jsonrpc":"2.0","id":${(JSON.parse(body) as { id: number }).id},"error":{"code":-32601,"message":"the method does not exist"}}`,
     ],
+    // A healthy node that refuses eth_getLogs while `refusingLogs` is set, and answers the rest.
+    "/refusing": (body) => {
+      hits++;
+      const call = JSON.parse(body) as { id: number; method: string };
+      return refusingLogs && call.method === "eth_getLogs"
+        ? [
+            200,
+            `{"jsonrpc":"2.0","id":${call.id},"error":{"code":-32000,"message":"internal error"}}`,
+          ]
+        : answers["/ok"]!(body);
+    },
   };
   let refusedBatches = 0;
+  let hits = 0;
+  let refusingLogs = true;
 
   beforeAll(async () => {
     server = createServer((req, res) => {
@@ -150,6 +163,29 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
     expect(kinds).toEqual(["rpc_error"]);
     expect(error).toBeInstanceOf(RpcResponseError);
     expect((error as RpcResponseError).rpcCode).toBe(-32601);
+  });
+
+  it("asks an endpoint that refused a chain-data read after the others for a while, then first again", async () => {
+    const rpc = createRpcClient({ chainId: 1, urls: [`${base}/refusing`, `${base}/other`] });
+    const read = { refusalMovesOn: true };
+    const logs = () => rpc.request("eth_getLogs", [{ blockHash: "0x01" }], read);
+    const before = hits;
+    expect(await logs()).toBe("0x2b");
+    expect(hits - before).toBe(1);
+    // The next reads of the kind it refused go to the other node: no call wasted per read.
+    expect(await logs()).toBe("0x2b");
+    expect(await logs()).toBe("0x2b");
+    expect(hits - before).toBe(1);
+    // Other reads still go to it first (it refused eth_getLogs only).
+    expect(await rpc.request("eth_getBlockByNumber", ["0x1", false], read)).toBe("0x2a");
+    expect(hits - before).toBe(2);
+    // Past the cool-down (250 ms after the first refusal) it is asked first again; answering
+    // ends the cool-down.
+    refusingLogs = false;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await logs()).toBe("0x2a");
+    expect(await logs()).toBe("0x2a");
+    expect(hits - before).toBe(4);
   });
 
   it("sends single calls from the first refused batch on", async () => {

@@ -4,7 +4,8 @@
  * body that is not JSON-RPC) move on to the next endpoint and put the failing one in a cool-down;
  * a JSON-RPC error from a healthy node is the node's answer and goes back to the caller unchanged,
  * except on reads of chain data (`refusalMovesOn`): a node's refusal there is not evidence of
- * anything, so the next endpoint is asked.
+ * anything, so the next endpoint is asked, and the refusing one is asked after the others for that
+ * kind of read only (its method, and tag), with the same growing cool-down, until it answers one.
  *
  * Each endpoint's head is tracked (every eth_blockNumber or `latest` block it returns). A call that
  * reads block N (`atLeast`) is sent only to endpoints known to be at N or past it (an endpoint whose
@@ -63,8 +64,9 @@ export type ReadOptions = {
   lacks?: (results: unknown[], calls: RpcCall[]) => bigint | null;
   /**
    * A JSON-RPC error from an endpoint is not the answer (reads of chain data: a node's refusal says
-   * nothing about the chain): the next endpoint at the block is asked. When every endpoint refuses,
-   * the first refusal (in priority order) goes back to the caller.
+   * nothing about the chain): the next endpoint at the block is asked, and for a cool-down that
+   * endpoint is asked after the others for reads of the refused kind (readKind). When every
+   * endpoint refuses, the first refusal (in the order asked) goes back to the caller.
    */
   refusalMovesOn?: boolean;
 };
@@ -108,10 +110,27 @@ type Endpoint = {
   headAt: number;
   /** It answered a JSON-RPC batch with one error object: its batches go as single requests. */
   batchesRefused: boolean;
+  /**
+   * Kinds of chain-data read (readKind) it refused: asked after the others for them until `until`;
+   * `times` in a row grows the cool-down. Its health is not in question (it answers other reads
+   * first): only a call per read it would refuse again is saved.
+   */
+  refused: Map<string, { until: number; times: number }>;
 };
 
 /** An endpoint whose head is unknown or behind is asked eth_blockNumber at most this often. */
 const HEAD_PROBE_INTERVAL_MS = 1_000;
+
+/**
+ * What a refusal is remembered by: the method, with the tag of a tag read (a node may refuse the
+ * `finalized` block and serve `latest`, which the head poll asks for).
+ */
+function readKind(call: { method: string; params: unknown[] }): string {
+  const first = call.params[0];
+  return typeof first === "string" && !first.startsWith("0x")
+    ? `${call.method}:${first}`
+    : call.method;
+}
 
 class EndpointBehind extends Error {
   constructor(readonly lacking: bigint) {
@@ -197,6 +216,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     head: null,
     headAt: 0,
     batchesRefused: false,
+    refused: new Map(),
   }));
   let nextId = 1;
   let calls = 0;
@@ -236,15 +256,37 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     return head >= atLeast;
   }
 
-  // Healthy endpoints in priority order first, then cooling ones (soonest back first): we never
-  // refuse to try when everything is cooling down.
-  function order(): Endpoint[] {
+  /** Until when the endpoint is asked after the others for a read of these kinds (0: not). */
+  function refusedUntil(endpoint: Endpoint, kinds: string[]): number {
+    let until = 0;
+    if (endpoint.refused.size === 0) return until;
+    for (const kind of kinds) until = Math.max(until, endpoint.refused.get(kind)?.until ?? 0);
+    return until;
+  }
+
+  // Healthy endpoints in priority order first (those that refused this kind of read lately after
+  // the others), then cooling ones (soonest back first): we never refuse to try when everything is
+  // cooling down or refusing.
+  function order(kinds: string[]): Endpoint[] {
     const now = Date.now();
     const healthy = endpoints.filter((e) => e.coolUntil <= now);
+    const answering = healthy.filter((e) => refusedUntil(e, kinds) <= now);
+    const refusing = healthy
+      .filter((e) => refusedUntil(e, kinds) > now)
+      .sort((a, b) => refusedUntil(a, kinds) - refusedUntil(b, kinds));
     const cooling = endpoints
       .filter((e) => e.coolUntil > now)
       .sort((a, b) => a.coolUntil - b.coolUntil);
-    return [...healthy, ...cooling];
+    return [...answering, ...refusing, ...cooling];
+  }
+
+  /** The endpoint refused a read of these kinds: ask it after the others for them a while. */
+  function markRefused(endpoint: Endpoint, kinds: string[]): void {
+    for (const kind of kinds) {
+      const times = (endpoint.refused.get(kind)?.times ?? 0) + 1;
+      const wait = backoffMs(times - 1, { baseMs: 250, maxMs: 30_000, maxDoublings: 7 });
+      endpoint.refused.set(kind, { until: Date.now() + wait, times });
+    }
   }
 
   async function post(
@@ -350,6 +392,10 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     read: ReadOptions = {},
   ): Promise<T> {
     const { atLeast } = read;
+    // Only reads whose refusals move on are reordered by them.
+    const kinds = read.refusalMovesOn
+      ? [...new Set((Array.isArray(body) ? body : [body]).map(readKind))]
+      : [];
     let lastFailure: unknown;
     let refused: RpcResponseError | undefined;
     let behind = 0;
@@ -357,7 +403,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       behind = 0;
       let failed = 0;
       let refusals = 0;
-      for (const endpoint of order()) {
+      for (const endpoint of order(kinds)) {
         try {
           if (atLeast !== undefined && !(await reaches(endpoint, atLeast, !!read.lacks))) {
             behind++;
@@ -369,6 +415,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
           const result = validate(json, endpoint);
           endpoint.failures = 0;
           endpoint.coolUntil = 0;
+          if (endpoint.refused.size > 0) for (const kind of kinds) endpoint.refused.delete(kind);
           return result;
         } catch (error) {
           if (error instanceof EndpointBehind) {
@@ -379,9 +426,14 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
             continue;
           }
           if (read.refusalMovesOn && error instanceof RpcResponseError) {
-            // A healthy node that would not answer this read: no cool-down, the next one is asked.
+            // A healthy node that would not answer this read: the next one is asked, and this one
+            // after the others for reads of the refused method a while (no endpoint cool-down).
             refused ??= error;
             refusals++;
+            markRefused(
+              endpoint,
+              kinds.filter((k) => k.split(":")[0] === error.meta.method),
+            );
             continue;
           }
           if (!(error instanceof TransportFailure)) throw error;

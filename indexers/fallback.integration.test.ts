@@ -64,6 +64,7 @@ const LIED_ABOUT = [
   "eth_getLogs",
   "trace_block",
   "eth_getBlockByNumber",
+  "eth_getBlockByHash",
 ];
 
 /** A Common with its own metrics registry, so a test's counters start at zero. */
@@ -218,11 +219,13 @@ describe("RPC fallback", () => {
  * An ingestor on `rpcUrls` indexes to the head with every endpoint truthful (so it has seen
  * eth_getBlockReceipts answered), then the primary starts lying (`lie`) and D2 receives a native
  * and a token deposit: the ingestor must reach the head again and store what a clean index stores.
+ * With `blockByBlock` it syncs after each deposit's block (the realtime stage), else after both.
  */
 async function ingestThroughLie(
   lie: () => void,
   config: Partial<ChainConfig> = {},
   blocksAfter = 0,
+  blockByBlock = false,
 ) {
   const db = await createTestDatabase();
   await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
@@ -239,6 +242,8 @@ async function ingestThroughLie(
     lie();
     const liesBefore = primary.stats();
     await sendAndMine(t.rpc, { from, to: D2, value: 7n });
+    // One block a pass: each is the next block on our tip (the realtime stage's fetch).
+    if (blockByBlock) await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
     await sendAndMine(t.rpc, { from, to: token, data: call("TestToken", "transfer", [D2, 7n]) });
     if (blocksAfter > 0) await t.rpc("anvil_mine", [`0x${blocksAfter.toString(16)}`]);
     await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
@@ -313,6 +318,45 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
     );
   });
 
+  /**
+   * Some providers answer eth_getLogs for a block hash they do not know with no logs instead of an
+   * error; the same node answers eth_getBlockByHash with null. Returns how many by-hash log reads
+   * the primary answered so (the lie was told).
+   */
+  function unknownHashAnswersNoLogs(): () => number {
+    let told = 0;
+    primary.setMethodLie("eth_getLogs", (real, params) => {
+      if ((params[0] as { blockHash?: string } | undefined)?.blockHash === undefined)
+        return { result: real.result };
+      told++;
+      return { result: [] };
+    });
+    primary.setMethodLie("eth_getBlockByHash", () => ({ result: null }));
+    return () => told;
+  }
+
+  it("eth_getLogs by block hash answered [] by a node that does not know the hash (realtime): the next endpoint's logs", async () => {
+    let told = () => 0;
+    await ingestThroughLie(
+      () => {
+        told = unknownHashAnswersNoLogs();
+      },
+      {},
+      0,
+      true,
+    );
+    expect(told()).toBeGreaterThan(0);
+  });
+
+  it("eth_getLogs by block hash answered [] by a node that does not know the hash (dropped-log recovery): the next endpoint's logs", async () => {
+    let told = () => 0;
+    await ingestThroughLie(() => {
+      told = unknownHashAnswersNoLogs();
+      primary.setDropRangeLogs(true);
+    });
+    expect(told()).toBeGreaterThan(0);
+  });
+
   it("trace_block answered with a JSON-RPC error: the next endpoint's traces", async () => {
     await ingestThroughLie(
       () =>
@@ -321,6 +365,26 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
         })),
       { traces: true, tracesMethod: "trace_block" },
     );
+  });
+
+  it("trace_block answered with another block's traces (a sibling at that height): the next endpoint's traces", async () => {
+    const sibling = `0x${"cd".repeat(32)}`;
+    await ingestThroughLie(
+      () =>
+        primary.setMethodLie("trace_block", (real) => ({
+          result: Array.isArray(real.result)
+            ? real.result.map((t) => ({ ...(t as object), blockHash: sibling }))
+            : real.result,
+        })),
+      { traces: true, tracesMethod: "trace_block" },
+    );
+  });
+
+  it("trace_block answered with no transaction traced (an empty sibling's []): the next endpoint's traces", async () => {
+    await ingestThroughLie(() => primary.setMethodLie("trace_block", () => ({ result: [] })), {
+      traces: true,
+      tracesMethod: "trace_block",
+    });
   });
 
   it("the finalized tag refused by the preferred endpoint: the next endpoint's tag confirms", async () => {

@@ -16,6 +16,7 @@ import {
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { createEvmAdapter, type EvmAdapter } from "../index.js";
+import { startLyingProxy } from "../testing/lyingChain/index.js";
 
 let ctx: TestContext;
 let rpc: Rpc;
@@ -90,6 +91,41 @@ it("serves blocks, receipts, head and the viem client over the same transport", 
   const fees = await adapter.client.getFeeHistory({ blockCount: 2, rewardPercentiles: [50] });
   expect(fees.baseFeePerGas.length).toBe(3);
   expect(await adapter.client.getBlockNumber({ cacheTime: 0 })).toBe(head);
+});
+
+it("takes no logs by block hash as an answer only from a node that has the block", async () => {
+  const token = await deploy(rpc, accounts[0]!, "TestToken", [1_000_000n]);
+  const r = await sendAndMine(rpc, {
+    from: accounts[0]!,
+    to: token,
+    data: call("TestToken", "transfer", [freshAddress(11), 5n]),
+  });
+  const empty = await sendAndMine(rpc, { from: accounts[0]!, to: freshAddress(12), value: 1n });
+  const proxy = await startLyingProxy(ctx.anvils[0]!.rpcUrl);
+  try {
+    const one = createEvmAdapter(
+      { ...ctx.config.chains[0]!, rpcUrls: [proxy.url] },
+      { common: ctx.common },
+    );
+    const at = (q: { blockHash: Hex; blockNumber: Hex }) => ({
+      blockHash: q.blockHash,
+      number: BigInt(q.blockNumber),
+      tokens: [token],
+    });
+    // Truthful: the Transfer, and no logs for a block without one (asked again beside its block).
+    const [logs, none] = await one.getTransferLogsAtBlock([at(r), at(empty)]);
+    expect(logs!.map((l) => l.transactionHash)).toEqual([r.transactionHash]);
+    expect(none).toEqual([]);
+    // A node that does not know the hash and answers no logs: not an answer; with no other
+    // endpoint the read waits (never "no Transfer in the block").
+    proxy.setMethodLie("eth_getLogs", () => ({ result: [] }));
+    proxy.setMethodLie("eth_getBlockByHash", () => ({ result: null }));
+    await expect(one.getTransferLogsAtBlock([at(r)])).rejects.toMatchObject({
+      code: "CHAIN_NO_HEALTHY_ENDPOINT",
+    });
+  } finally {
+    await proxy.close();
+  }
 });
 
 it("sends signed bytes, and a repeat surfaces as a typed node error", async () => {
@@ -167,14 +203,17 @@ it("refuses the frames of a block at that height that is not the one asked for (
     txHashes: [`0x${"a1".repeat(32)}` as Hex],
   };
   const { parity, geth } = tracingAdapters();
-  // trace_block is asked by number and names the endpoint's block: refused by its hash.
+  // trace_block is asked by number and names the endpoint's block: by its hash that endpoint
+  // lacks ours, and with no other endpoint the read waits for one that has it.
   await expect(parity.getCallFrames([ours])).rejects.toMatchObject({
-    code: "CHAIN_DATA_INCONSISTENT",
+    code: "CHAIN_NO_HEALTHY_ENDPOINT",
   });
   // callTracer answers name no block: asked by our hash, the endpoint has no such block.
   await expect(geth.getCallFrames([ours])).rejects.toThrow(/debug_traceBlockByHash/);
-  // The endpoint's own block is read by both.
+  // The endpoint's own block is read by both (new adapters: the first took that endpoint for one
+  // lacking the block, and asks it again only after a head probe interval).
   const theirs = { number: ours.number, hash: r.blockHash, txHashes: [r.transactionHash] };
-  expect((await parity.getCallFrames([theirs]))[0]).toHaveLength(1);
-  expect((await geth.getCallFrames([theirs]))[0]).toHaveLength(1);
+  const again = tracingAdapters();
+  expect((await again.parity.getCallFrames([theirs]))[0]).toHaveLength(1);
+  expect((await again.geth.getCallFrames([theirs]))[0]).toHaveLength(1);
 });

@@ -110,11 +110,12 @@ export type EvmAdapter = {
     tokens: Address[];
   }) => Promise<RawLog[]>;
   /**
-   * Transfer logs of `tokens` in one block by hash (immune to range limits and to forks); with
-   * `number`, only endpoints at or past it are asked.
+   * Transfer logs of `tokens` in one block by hash (immune to range limits and to forks), block
+   * `number`: only endpoints at or past it are asked. No logs is believed only from an endpoint
+   * that shows it has the block (some answer an unknown hash with no logs): else the read moves on.
    */
   getTransferLogsAtBlock: (
-    args: { blockHash: Hex; tokens: Address[]; number?: bigint }[],
+    args: { blockHash: Hex; tokens: Address[]; number: bigint }[],
   ) => Promise<RawLog[][]>;
   /**
    * Value-carrying call frames per block (trace_block, else debug_traceBlockByHash), batched.
@@ -172,22 +173,20 @@ function maxOf(numbers: bigint[]): bigint | undefined {
 }
 
 /**
- * trace_block's `frames` of `block` (asked by number), or a refusal when one names another block (a
- * sibling at that height) or none (nothing then says whose it is). An answer (`traces`) tracing no
- * transaction, for a block with transactions, names no block either: it is an empty sibling's,
- * not evidence that ours moved no internal value.
+ * Why trace_block's answer `traces` (asked by number) is not `block`'s, or null when it is: no
+ * answer; a frame naming another block (a sibling at that height) or none (nothing then says whose
+ * it is); or, for a block with transactions, an answer tracing none (an empty sibling's, not
+ * evidence that ours moved no internal value). Such an answer is that endpoint lacking our block:
+ * the read moves on to the next endpoint (asking the same one again would get its sibling again).
  */
-function ofBlock(block: TracedBlock, traces: ParityTrace[], frames: CallFrame[]): CallFrame[] {
+function notOfBlock(block: TracedBlock, traces: ParityTrace[] | null | undefined): string | null {
+  if (!Array.isArray(traces)) return `no trace of block ${block.number} ${block.hash}`;
   if (block.txHashes.length > 0 && !traces.some((t) => t.transactionHash))
-    throw new ChainDataInconsistentError(
-      `trace of block ${block.number} ${block.hash} traces none of its ${block.txHashes.length} transactions`,
-    );
-  for (const f of frames)
+    return `trace of block ${block.number} ${block.hash} traces none of its ${block.txHashes.length} transactions`;
+  for (const f of framesFromParity(traces))
     if (f.blockHash?.toLowerCase() !== block.hash.toLowerCase())
-      throw new ChainDataInconsistentError(
-        `trace of ${f.txHash} is in block ${f.blockHash ?? "(not named)"}, not the asked ${block.number} ${block.hash}`,
-      );
-  return frames;
+      return `trace of ${f.txHash} is in block ${f.blockHash ?? "(not named)"}, not the asked ${block.number} ${block.hash}`;
+  return null;
 }
 
 /** For reads of whole blocks: the lowest block whose answer is null (the node lacks it). */
@@ -418,6 +417,56 @@ export function createEvmAdapter(
     );
   }
 
+  /**
+   * Logs by block hash. Geth refuses a hash it does not know (the read moves on), but some nodes
+   * answer it with no logs, the same answer as a block without our tokens' Transfers: a deposit
+   * would go unrecorded. So a block answered with none is asked again, beside eth_getBlockByHash in
+   * one batch to one endpoint: its [] is believed only beside its block at that number; a null (or
+   * another block) is that endpoint lacking ours, and the read moves on. An answer with logs shows
+   * the node has the block, so a block holding a listed Transfer still costs one call (the realtime
+   * poll's budget); a bloom false positive costs two more, in one request.
+   */
+  async function getTransferLogsAtBlock(
+    queries: { blockHash: Hex; tokens: Address[]; number: bigint }[],
+  ): Promise<RawLog[][]> {
+    if (queries.length === 0) return [];
+    const logsCall = (q: (typeof queries)[number]): RpcCall => ({
+      method: "eth_getLogs",
+      params: [{ blockHash: q.blockHash, address: q.tokens, topics: [TRANSFER_TOPIC] }],
+    });
+    const answers = await rpc.batch<RawLog[] | null>(queries.map(logsCall), {
+      atLeast: maxOf(queries.map((q) => q.number))!,
+      refusalMovesOn: true,
+    });
+    const empty = queries.filter((_, i) => !answers[i]?.length);
+    if (empty.length === 0) return answers as RawLog[][];
+    // Each pair side by side, so a batch split in parts keeps a block's two calls together.
+    const checked = await rpc.batch<RawLog[] | RawBlock<Hex> | null>(
+      empty.flatMap((q) => [
+        logsCall(q),
+        { method: "eth_getBlockByHash", params: [q.blockHash, false] },
+      ]),
+      blockRead(
+        empty.map((q) => q.number),
+        (results) => {
+          let lowest: bigint | null = null;
+          empty.forEach((q, k) => {
+            const block = results[2 * k + 1] as RawBlock<Hex> | null | undefined;
+            const known =
+              Array.isArray(results[2 * k]) &&
+              !!block &&
+              BigInt(block.number) === q.number &&
+              block.hash.toLowerCase() === q.blockHash.toLowerCase();
+            if (!known && (lowest === null || q.number < lowest)) lowest = q.number;
+          });
+          return lowest;
+        },
+      ),
+    );
+    const again = new Map(empty.map((q, k) => [q, checked[2 * k] as RawLog[]]));
+    return queries.map((q, i) => again.get(q) ?? (answers[i] as RawLog[]));
+  }
+
   // Traces of a busy mainnet block run to megabytes: a few blocks per request keeps responses sane.
   const TRACE_BLOCKS_PER_REQUEST = 8;
 
@@ -434,10 +483,21 @@ export function createEvmAdapter(
       try {
         const traces = await rpc.batch<ParityTrace[]>(
           blocks.map((b) => ({ method: "trace_block", params: [numberToHex(b.number)] })),
-          blockRead(blocks.map((b) => b.number)),
+          blockRead(
+            blocks.map((b) => b.number),
+            lowestLacking<TracedBlock, ParityTrace[]>(
+              new Map(blocks.map((b) => [numberToHex(b.number), b])),
+              (b, t) => notOfBlock(b, t) === null,
+            ),
+          ),
         );
         traceMethod = "trace_block";
-        return traces.map((t, i) => ofBlock(blocks[i]!, t, framesFromParity(t)));
+        return traces.map((t, i) => {
+          // Checked by the read (lacks); kept as the last word on what is stored.
+          const wrong = notOfBlock(blocks[i]!, t);
+          if (wrong !== null) throw new ChainDataInconsistentError(wrong);
+          return framesFromParity(t);
+        });
       } catch (error) {
         if (!(error instanceof RpcResponseError) || traceMethod === "trace_block") throw error;
         traceMethod = "debug";
@@ -495,16 +555,7 @@ export function createEvmAdapter(
     getBlockReceipts,
     getTransferLogs,
     getCallFrames,
-    getTransferLogsAtBlock: (queries) => {
-      const atLeast = maxOf(queries.flatMap((q) => (q.number === undefined ? [] : [q.number])));
-      return rpc.batch<RawLog[]>(
-        queries.map((q) => ({
-          method: "eth_getLogs",
-          params: [{ blockHash: q.blockHash, address: q.tokens, topics: [TRANSFER_TOPIC] }],
-        })),
-        atLeast === undefined ? { refusalMovesOn: true } : { atLeast, refusalMovesOn: true },
-      );
-    },
+    getTransferLogsAtBlock,
     getNativeBalance: (address, blockNumber) =>
       client.getBalance(blockNumber === undefined ? { address } : { address, blockNumber }),
     async getTokenBalances({ token, holders, blockNumber, blockHash }) {

@@ -212,7 +212,9 @@ async function sweptAmounts({
     ]),
   ] as Address[];
   const [blockTransfers] =
-    tokens.length > 0 ? await adapter.getTransferLogsAtBlock([{ blockHash, tokens }]) : [[]];
+    tokens.length > 0
+      ? await adapter.getTransferLogsAtBlock([{ blockHash, tokens, number: blockNumber }])
+      : [[]];
   const txTransfers = (blockTransfers ?? []).filter(
     (l) => l.transactionHash.toLowerCase() === hash,
   );
