@@ -70,6 +70,14 @@ export type ReceiptsOfBlock = { number: bigint; hash: Hex; txCount: number; txHa
 /** A block whose call frames are read: its number and hash, and all its transactions in order. */
 export type TracedBlock = { number: bigint; hash: Hex; txHashes: Hex[] };
 
+/** One block's logs of a filter, asked by the block's hash (getLogsAtBlock). */
+export type LogsAtBlockQuery = {
+  blockHash: Hex;
+  number: bigint;
+  address: Address | Address[];
+  topics?: (Hex | Hex[] | null)[];
+};
+
 export type EvmAdapter = {
   chain: ChainConfig;
   rpc: RpcClient;
@@ -117,6 +125,11 @@ export type EvmAdapter = {
   getTransferLogsAtBlock: (
     args: { blockHash: Hex; tokens: Address[]; number: bigint }[],
   ) => Promise<RawLog[][]>;
+  /**
+   * Logs of `address` (optionally `topics`) in one block by hash, block `number`: as
+   * getTransferLogsAtBlock, no logs is believed only from an endpoint that shows it has the block.
+   */
+  getLogsAtBlock: (args: LogsAtBlockQuery[]) => Promise<RawLog[][]>;
   /**
    * Value-carrying call frames per block (trace_block, else debug_traceBlockByHash), batched.
    * `hash` pins the block (a frame of another block at that height is refused) and `txHashes` are
@@ -426,13 +439,17 @@ export function createEvmAdapter(
    * the node has the block, so a block holding a listed Transfer still costs one call (the realtime
    * poll's budget); a bloom false positive costs two more, in one request.
    */
-  async function getTransferLogsAtBlock(
-    queries: { blockHash: Hex; tokens: Address[]; number: bigint }[],
-  ): Promise<RawLog[][]> {
+  async function getLogsAtBlock(queries: LogsAtBlockQuery[]): Promise<RawLog[][]> {
     if (queries.length === 0) return [];
-    const logsCall = (q: (typeof queries)[number]): RpcCall => ({
+    const logsCall = (q: LogsAtBlockQuery): RpcCall => ({
       method: "eth_getLogs",
-      params: [{ blockHash: q.blockHash, address: q.tokens, topics: [TRANSFER_TOPIC] }],
+      params: [
+        {
+          blockHash: q.blockHash,
+          address: q.address,
+          ...(q.topics === undefined ? {} : { topics: q.topics }),
+        },
+      ],
     });
     const answers = await rpc.batch<RawLog[] | null>(queries.map(logsCall), {
       atLeast: maxOf(queries.map((q) => q.number))!,
@@ -555,7 +572,16 @@ export function createEvmAdapter(
     getBlockReceipts,
     getTransferLogs,
     getCallFrames,
-    getTransferLogsAtBlock,
+    getTransferLogsAtBlock: (queries) =>
+      getLogsAtBlock(
+        queries.map((q) => ({
+          blockHash: q.blockHash,
+          number: q.number,
+          address: q.tokens,
+          topics: [TRANSFER_TOPIC],
+        })),
+      ),
+    getLogsAtBlock,
     getNativeBalance: (address, blockNumber) =>
       client.getBalance(blockNumber === undefined ? { address } : { address, blockNumber }),
     async getTokenBalances({ token, holders, blockNumber, blockHash }) {

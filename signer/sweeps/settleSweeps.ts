@@ -9,7 +9,15 @@
  * open and its addresses out of planning. A booked sweep is followed to finality (followSweeps.ts). The row lock and the deterministic transfer ids make
  * settlement exactly-once under crashes, concurrent workers and repeated passes.
  */
-import { type Address, getAddress, type Hex, pad, parseEventLogs, zeroAddress } from "viem";
+import {
+  type Address,
+  formatLog,
+  getAddress,
+  type Hex,
+  pad,
+  parseEventLogs,
+  zeroAddress,
+} from "viem";
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter, TracedBlock } from "../../chains/evm/createEvmAdapter.js";
 import { transferPosition } from "../../chains/evm/transferPosition.js";
@@ -196,10 +204,16 @@ async function sweptAmounts({
   if (!header?.hash || header.hash.toLowerCase() !== blockHash.toLowerCase()) return undefined;
   const hash = txHash.toLowerCase() as Hex;
   const hot = getAddress(row.hot_wallet);
-  const factoryLogs = await adapter.client.getLogs({ blockHash, address: getAddress(row.factory) });
+  // By hash, and no logs believed only from a node that shows it has the block: a node that does
+  // not know the hash may answer [] (no Swept events: the sweep would settle with nothing booked).
+  const [factoryLogs = []] = await adapter.getLogsAtBlock([
+    { blockHash, number: blockNumber, address: getAddress(row.factory) },
+  ]);
   const events = parseEventLogs({
     abi: forwarderFactory.abi,
-    logs: factoryLogs.filter((l) => l.transactionHash?.toLowerCase() === hash),
+    logs: factoryLogs
+      .filter((l) => l.transactionHash.toLowerCase() === hash)
+      .map((l) => formatLog({ ...l, topics: l.topics as [Hex, ...Hex[]] })),
     eventName: "Swept",
   }) as unknown as {
     logIndex: number;

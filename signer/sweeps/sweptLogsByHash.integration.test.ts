@@ -1,0 +1,85 @@
+/**
+ * A sweep is settled from the Swept events of its transaction, read by its block's hash. A node
+ * that does not know the hash may answer eth_getLogs with no logs (geth refuses; others do not):
+ * read as "no Swept event", the sweep was booked as having moved nothing (the deposit address's
+ * money stayed on custody:deposits while it sat in the hot wallet). No logs is believed only from
+ * an endpoint that shows it has the block; the read moves on. Real anvil, Postgres, KMS emulator,
+ * indexer, crediting and signer; the lying node is a proxy in front of the same anvil.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createEvmAdapter } from "../../chains/index.js";
+import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/index.js";
+import { sendAndMine } from "../../indexers/testing/chain.js";
+import { waitFor } from "../testing/harness.js";
+import { createSweeper } from "./createSweeper.js";
+import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+
+let s: SweepStack;
+let proxy: LyingProxy;
+
+beforeAll(async () => {
+  s = await startSweepStack({ nativeSweepThreshold: "1000" });
+  s.startSigner();
+  proxy = await startLyingProxy(s.ctx.config.chains[0]!.rpcUrls[0]!);
+});
+
+afterAll(async () => {
+  await proxy?.close();
+  await s?.close();
+});
+
+it("settles a sweep from its Swept events when the first node answers an unknown block hash with no logs", async () => {
+  const address = await s.allocate("carol");
+  const amount = 4n * 10n ** 17n;
+  await sendAndMine(s.rpc, {
+    from: DEPOSITOR.toLowerCase() as Hex,
+    to: address,
+    value: amount,
+    gas: 21_000n,
+  });
+  await s.mine(2);
+  await s.syncAndCredit();
+  const depositsBefore = await s.balanceOf(NATIVE, "custody:deposits");
+  const tick = await s.sweeper.tick(CHAIN_ID);
+  expect(tick.started).toHaveLength(1);
+  const id = tick.started[0]!.id;
+
+  // The lying node first: it knows no block by hash (no logs, no block); the real node second.
+  let lied = 0;
+  proxy.setMethodLie("eth_getLogs", (real, params) => {
+    if (!(params[0] as { blockHash?: Hex }).blockHash) return real as { result: unknown };
+    lied++;
+    return { result: [] };
+  });
+  proxy.setMethodLie("eth_getBlockByHash", () => ({ result: null }));
+  const chain = s.ctx.config.chains[0]!;
+  const adapter = createEvmAdapter(
+    { ...chain, rpcUrls: [proxy.url, chain.rpcUrls[0]!] },
+    { common: s.ctx.common },
+  );
+  const sweeper = createSweeper({
+    common: s.ctx.common,
+    pool: s.ctx.db.pool,
+    ledger: s.ledger,
+    chains: s.ctx.config.chains,
+    adapterFor: () => adapter,
+    failedRetryAfterMs: 1500,
+  });
+  await waitFor(
+    "the sweep settled",
+    async () => {
+      await s.mine(1);
+      await sweeper.settle(CHAIN_ID);
+      const { rows } = await s.ctx.db.pool.query<{ status: string }>(
+        "SELECT status FROM custody.sweeps WHERE id = $1",
+        [id],
+      );
+      return rows[0]!.status !== "open";
+    },
+    { timeoutMs: 90_000, everyMs: 200 },
+  );
+  expect(lied).toBeGreaterThan(0);
+  // The deposit address's money left custody:deposits for the hot wallet: booked as swept.
+  expect(depositsBefore - (await s.balanceOf(NATIVE, "custody:deposits"))).toBe(amount);
+});
