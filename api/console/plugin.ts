@@ -878,13 +878,16 @@ function runsTable(rows: Json[]): Html {
     <tbody>${rows.map((r) => html`<tr><td class="num"><a href="/console/recon/runs/${r.id}/report">${r.id}</a></td><td>${r.chainId}</td><td class="num">${r.block}</td><td>${r.status}</td><td class="num">${r.breakCount}</td><td>${time(String(r.startedAt))}</td></tr>`)}</tbody></table>`;
 }
 
-/** A refused re-drive: the later events the endpoint already got, and the forced re-drive. */
+/**
+ * A refused re-drive: the later events the endpoint already got or is being sent, and the forced
+ * re-drive.
+ */
 function forceRedriveForm(s: ConsoleSession, eventId: string, later: unknown): Html {
   const rows = Array.isArray(later) ? (later as Json[]) : [];
-  return html`<section aria-labelledby="delivered-later"><h2 id="delivered-later">Delivered later</h2>
-    <p>These later events of the same deposit or withdrawal already reached the endpoint: re-driven now, event <span class="mono">${eventId}</span> would arrive after them, and a receiver applying events as they come would end in its older state. Usually nothing needs sending: the later event carries the newer state.</p>
-    <table><thead><tr><th scope="col">Endpoint</th><th scope="col">Event</th><th scope="col">Type</th><th scope="col" class="num">Sequence</th></tr></thead>
-    <tbody>${rows.map((l) => html`<tr><td class="mono">${l.endpoint}</td><td class="mono">${l.eventId}</td><td>${l.type}</td><td class="num">${l.sequence}</td></tr>`)}</tbody></table>
+  return html`<section aria-labelledby="delivered-later"><h2 id="delivered-later">Later events</h2>
+    <p>These later events of the same deposit or withdrawal already reached the endpoint (delivered) or are being sent to it (pending: wait for them to be delivered or to die): re-driven now, event <span class="mono">${eventId}</span> would arrive after them, and a receiver applying events as they come would end in its older state. Usually nothing needs sending: the later event carries the newer state.</p>
+    <table><thead><tr><th scope="col">Endpoint</th><th scope="col">Event</th><th scope="col">Type</th><th scope="col" class="num">Sequence</th><th scope="col">Status</th></tr></thead>
+    <tbody>${rows.map((l) => html`<tr><td class="mono">${l.endpoint}</td><td class="mono">${l.eventId}</td><td>${l.type}</td><td class="num">${l.sequence}</td><td>${l.status ?? "delivered"}</td></tr>`)}</tbody></table>
     <form method="post" action="/console/webhooks/dead-letters/${eventId}/redrive" class="stacked">${formGuard(s.csrf, newIdempotencyKey())}<input type="hidden" name="force" value="true">
       <p><input type="checkbox" id="force-confirm" name="confirm" value="yes" required> <label for="force-confirm">The receiver drops events older (by <code>sequence</code> of the <code>subject</code>) than what it applied</label></p>
       <p><button type="submit" aria-label="Redrive ${eventId} anyway">Redrive anyway</button></p>

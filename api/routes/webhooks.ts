@@ -73,8 +73,9 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           params: Type.Object({ eventId: Uuid }),
           description:
             "Refused (409 WEBHOOK_REDRIVE_OUT_OF_ORDER, listing them) when a later event of the " +
-            "same deposit or withdrawal was already delivered to the endpoint: the receiver would " +
-            "apply the older state last. `force: true` sends it anyway; every event carries its " +
+            "same deposit or withdrawal was already delivered to the endpoint, or is being sent " +
+            "to it (pending): the receiver would apply the older state last. `force: true` sends " +
+            "it anyway; every event carries its " +
             "`subject` and `sequence` so a receiver can drop one older than what it applied.",
           body: Type.Optional(
             Type.Object(
@@ -99,7 +100,7 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         );
         if (later.length > 0)
           throw new BaseError(
-            `Event ${request.params.eventId} is older than events of its subject already delivered; re-driven, the receiver would apply it last`,
+            `Event ${request.params.eventId} is older than events of its subject delivered or being delivered; re-driven, the receiver would apply it last`,
             {
               code: "WEBHOOK_REDRIVE_OUT_OF_ORDER",
               details:

@@ -8,7 +8,7 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../../foundation/db.js";
-import { insertBlocks, insertFacts, orphanAbove } from "../../indexers/store.js";
+import { insertBlocks, insertFacts, orphanAbove, recordReorg } from "../../indexers/store.js";
 import { freshAddress, sendAndMine } from "../../indexers/testing/chain.js";
 import {
   REORG_CHAIN,
@@ -18,12 +18,14 @@ import {
 } from "../../ledger/testing/reorgScenario.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { produceDepositEvents } from "./depositEvents.js";
+import { produceLedgerEvents } from "./ledgerEvents.js";
 
 const E17 = 10n ** 17n;
 const D_ALICE = freshAddress(471);
 const D_BOB = freshAddress(472);
 const D_CAROL = freshAddress(473);
 const D_DAVE = freshAddress(474);
+const D_ERIN = freshAddress(475);
 
 let t: ApiTestContext;
 let s: ReorgScenario;
@@ -46,6 +48,7 @@ beforeAll(async () => {
     { address: D_BOB, owner: "bob" },
     { address: D_CAROL, owner: "carol" },
     { address: D_DAVE, owner: "dave" },
+    { address: D_ERIN, owner: "erin" },
   ]);
 });
 afterAll(async () => {
@@ -110,6 +113,59 @@ const apiTruth = async (depositId: string) => {
   const { status, creditState } = res.json() as { status: string; creditState: string };
   return { status, creditState };
 };
+
+/**
+ * A reorg back to the deposit's own branch, as the indexer stores it: the fact's block is canonical
+ * again and its fact row comes back to life. Returns the fact's block (to orphan it again).
+ */
+async function reviveInItsBlock(factId: string, txHash: Hex, to: Hex, amount: bigint) {
+  const { rows } = await t.ctx.db.pool.query<{
+    block_number: string;
+    block_hash: string;
+    parent_hash: string;
+    timestamp: number;
+    tx_index: number;
+    from_address: string;
+  }>(
+    `SELECT f.block_number::text, f.block_hash, b.parent_hash, extract(epoch FROM b.timestamp)::int AS timestamp,
+            f.tx_index, f.from_address
+       FROM chain.transfers f JOIN chain.blocks b ON b.chain_id = f.chain_id AND b.hash = f.block_hash
+      WHERE f.id = $1`,
+    [factId],
+  );
+  const old = rows[0]!;
+  await withTransaction(t.ctx.db.pool, async (client) => {
+    await orphanAbove(client, REORG_CHAIN_ID, BigInt(old.block_number) - 1n);
+    await insertBlocks(client, REORG_CHAIN_ID, [
+      {
+        number: BigInt(old.block_number),
+        hash: old.block_hash,
+        parentHash: old.parent_hash,
+        timestamp: old.timestamp,
+      },
+    ]);
+    await insertFacts(
+      client,
+      REORG_CHAIN_ID,
+      [
+        {
+          blockNumber: BigInt(old.block_number),
+          blockHash: old.block_hash,
+          txHash,
+          txIndex: old.tx_index,
+          position: "tx",
+          kind: "native",
+          asset: "0x0000000000000000000000000000000000000000",
+          from: old.from_address,
+          to: to.toLowerCase(),
+          amount,
+        },
+      ],
+      BigInt(old.block_number),
+    );
+  });
+  return old;
+}
 
 describe("deposit truth after a reorg", () => {
   it("a re-mined copy of a held deposit is not credited (event or API) before it confirms and the hold is voided", async () => {
@@ -225,51 +281,7 @@ describe("deposit truth after a reorg", () => {
 
     // The chain goes back to the first branch (a reorg back): as the indexer stores it, the
     // deposit's block is canonical again and its fact row comes back to life, confirmed.
-    const { rows } = await t.ctx.db.pool.query<{
-      block_number: string;
-      block_hash: string;
-      parent_hash: string;
-      timestamp: number;
-      tx_index: number;
-      from_address: string;
-    }>(
-      `SELECT f.block_number::text, f.block_hash, b.parent_hash, extract(epoch FROM b.timestamp)::int AS timestamp,
-              f.tx_index, f.from_address
-         FROM chain.transfers f JOIN chain.blocks b ON b.chain_id = f.chain_id AND b.hash = f.block_hash
-        WHERE f.id = $1`,
-      [fact!.id],
-    );
-    const old = rows[0]!;
-    await withTransaction(t.ctx.db.pool, async (client) => {
-      await orphanAbove(client, REORG_CHAIN_ID, BigInt(old.block_number) - 1n);
-      await insertBlocks(client, REORG_CHAIN_ID, [
-        {
-          number: BigInt(old.block_number),
-          hash: old.block_hash,
-          parentHash: old.parent_hash,
-          timestamp: old.timestamp,
-        },
-      ]);
-      await insertFacts(
-        client,
-        REORG_CHAIN_ID,
-        [
-          {
-            blockNumber: BigInt(old.block_number),
-            blockHash: old.block_hash,
-            txHash,
-            txIndex: old.tx_index,
-            position: "tx",
-            kind: "native",
-            asset: "0x0000000000000000000000000000000000000000",
-            from: old.from_address,
-            to: D_BOB.toLowerCase(),
-            amount,
-          },
-        ],
-        BigInt(old.block_number),
-      );
-    });
+    const old = await reviveInItsBlock(fact!.id, txHash, D_BOB, amount);
     expect(await factsOf(txHash)).toEqual([{ id: fact!.id, status: "confirmed" }]);
     expect(await s.crediting.sweep({ chainId: REORG_CHAIN_ID })).toMatchObject({ restored: 1 });
     expect(await apiStatus(fact!.id)).toBe("credited");
@@ -307,6 +319,61 @@ describe("deposit truth after a reorg", () => {
     expect((await eventsOf(fact!.id)).filter((e) => e === "deposit.orphaned")).toHaveLength(2);
     await produce();
     expect(await eventsOf(fact!.id)).toHaveLength(10);
+  });
+
+  it("a deposit orphaned again after coming back in its own block is told orphaned before held, in sequence", async () => {
+    const amount = 11n * E17;
+    const { txHash } = await s.creditThenReorg(D_ERIN, amount, {
+      beforeReorg: async () => {
+        await produce();
+      },
+    });
+    await produce();
+    const [fact] = await factsOf(txHash);
+    const old = await reviveInItsBlock(fact!.id, txHash, D_ERIN, amount);
+    expect(await s.crediting.sweep({ chainId: REORG_CHAIN_ID })).toMatchObject({ restored: 1 });
+    await produce();
+
+    // Out again, and the ledger holds the credit again, just after a pass's deposit-event stage
+    // read nothing due: its ledger-event stage (run here alone) comes next, and only the next
+    // pass sends the second `deposit.orphaned`.
+    await withTransaction(t.ctx.db.pool, async (client) => {
+      const ancestor = BigInt(old.block_number) - 1n;
+      await orphanAbove(client, REORG_CHAIN_ID, ancestor);
+      // As the indexer records it (the ledger's hold pass reads the reorg log).
+      await recordReorg(client, {
+        chainId: REORG_CHAIN_ID,
+        depth: 1,
+        ancestor,
+        oldTip: { number: BigInt(old.block_number), hash: old.block_hash as Hex },
+        newTip: { number: ancestor, hash: old.parent_hash as Hex },
+        beyondWindow: false,
+        orphanedConfirmedFacts: 1,
+      });
+    });
+    expect(await s.crediting.sweep({ chainId: REORG_CHAIN_ID })).toMatchObject({ held: 1 });
+    await produceLedgerEvents({ common: t.ctx.common, pool: t.ctx.db.pool });
+    await produce();
+    await produce();
+
+    // The deposit's events as the receiver orders them: the second hold after the second orphaning.
+    const { rows } = await t.ctx.db.pool.query<{ type: string }>(
+      "SELECT type FROM api.webhook_events WHERE subject = $1 ORDER BY sequence",
+      [`deposit:${fact!.id}`],
+    );
+    expect(rows.map((r) => r.type)).toEqual([
+      "deposit.detected",
+      "deposit.confirmed",
+      "deposit.credited",
+      "deposit.orphaned",
+      "deposit.reorg_held",
+      "deposit.detected",
+      "deposit.confirmed",
+      "deposit.credited",
+      "deposit.reorg_restored",
+      "deposit.orphaned",
+      "deposit.reorg_held",
+    ]);
   });
 
   it("a held deposit whose block is final without it is announced reversed, once", async () => {

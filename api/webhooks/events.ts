@@ -5,7 +5,7 @@
  * truth; BullMQ only carries the attempts).
  */
 import { type Config, WEBHOOK_EVENT_TYPES } from "../../foundation/config.js";
-import type { Pool, PoolClient } from "../../foundation/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { eventIdOf } from "./eventId.js";
 
 export const EVENT_TYPES = WEBHOOK_EVENT_TYPES;
@@ -119,60 +119,88 @@ export async function listDeliveries(
   return rows.map(fromRaw);
 }
 
-/** A later event of the same subject already delivered to the endpoint of a dead delivery. */
-export type LaterDelivery = { endpoint: string; eventId: string; type: string; sequence: number };
+/**
+ * A later event of the same subject that the endpoint of a dead delivery already got (`delivered`)
+ * or is being sent (`pending`: in flight, retrying or queued).
+ */
+export type LaterDelivery = {
+  endpoint: string;
+  eventId: string;
+  type: string;
+  sequence: number;
+  status: "delivered" | "pending";
+};
 
 // The dead deliveries a re-drive targets, and the later events of their subject each endpoint
-// already got: re-driven, the older event would reach the receiver after a newer state.
+// already got or is being sent: re-driven, the older event would reach the receiver after a newer
+// state. A pending one counts too: the dispatcher holds back only events behind a pending one, and
+// one already handed to a job (in flight, or between retries) is sent whatever is re-driven, so
+// the re-driven event could follow it (pending moves only to delivered or dead, so one checked
+// here as pending is never missed as it becomes delivered).
 const REDRIVE_TARGETS = `
   target AS (
     SELECT d.event_id, d.endpoint, e.subject, e.sequence
       FROM api.webhook_deliveries d JOIN api.webhook_events e ON e.id = d.event_id
      WHERE d.event_id = $1 AND d.status = 'dead' AND ($2::text IS NULL OR d.endpoint = $2)),
   later AS (
-    SELECT t.endpoint, l.id::text AS event_id, l.type, l.sequence
+    SELECT t.endpoint, l.id::text AS event_id, l.type, l.sequence, ld.status
       FROM target t
       JOIN api.webhook_events l ON l.subject = t.subject AND l.sequence > t.sequence
       JOIN api.webhook_deliveries ld ON ld.event_id = l.id AND ld.endpoint = t.endpoint
-     WHERE ld.status = 'delivered')`;
+     WHERE ld.status IN ('delivered', 'pending'))`;
 
 /**
  * Puts dead deliveries of an event back to pending (all endpoints, or one). When a later event of
- * the same subject was already delivered to one of them, nothing is re-driven and `later` says
- * which (unless `force`: the receiver then has to drop it by its sequence).
+ * the same subject was already delivered to one of them, or is being sent to it, nothing is
+ * re-driven and `later` says which (unless `force`: the receiver then has to drop it by its
+ * sequence).
+ *
+ * Under the subject's lock, the one its emitters hold until commit (api migration 0014), and in
+ * a statement begun after taking it: an event of the subject committed meanwhile, and a re-drive
+ * of another of its events, are seen, not decided beside (either could be rung before this one).
  */
 export async function redriveDeliveries(
-  db: Pool | PoolClient,
+  pool: Pool,
   eventId: string,
   options: { endpoint?: string | undefined; force?: boolean | undefined } = {},
 ): Promise<{ redriven: DeliveryRow[]; later: LaterDelivery[] }> {
   const params = [eventId, options.endpoint ?? null];
-  const { rows } = await db.query<RawDelivery>(
-    `WITH ${REDRIVE_TARGETS},
-     d AS (
-       UPDATE api.webhook_deliveries u
-          SET status = 'pending', attempts = 0, redrives = redrives + 1, updated_at = now()
-         FROM target t
-        WHERE u.event_id = t.event_id AND u.endpoint = t.endpoint AND u.status = 'dead'
-          AND ($3 OR NOT EXISTS (SELECT 1 FROM later))
-       RETURNING u.*)
-     SELECT d.*, e.type, e.created_at FROM d JOIN api.webhook_events e ON e.id = d.event_id`,
-    [...params, options.force === true],
-  );
-  if (rows.length > 0 || options.force === true) return { redriven: rows.map(fromRaw), later: [] };
-  const later = await db.query<{
-    endpoint: string;
-    event_id: string;
-    type: string;
-    sequence: number;
-  }>(`WITH ${REDRIVE_TARGETS} SELECT * FROM later ORDER BY endpoint, sequence`, params);
-  return {
-    redriven: [],
-    later: later.rows.map((r) => ({
-      endpoint: r.endpoint,
-      eventId: r.event_id,
-      type: r.type,
-      sequence: r.sequence,
-    })),
-  };
+  return withTransaction(pool, async (client) => {
+    await client.query(
+      `SELECT pg_advisory_xact_lock(hashtextextended('api.webhook_subject:' || subject, 0))
+         FROM api.webhook_events WHERE id = $1`,
+      [eventId],
+    );
+    const { rows } = await client.query<RawDelivery>(
+      `WITH ${REDRIVE_TARGETS},
+       d AS (
+         UPDATE api.webhook_deliveries u
+            SET status = 'pending', attempts = 0, redrives = redrives + 1, updated_at = now()
+           FROM target t
+          WHERE u.event_id = t.event_id AND u.endpoint = t.endpoint AND u.status = 'dead'
+            AND ($3 OR NOT EXISTS (SELECT 1 FROM later))
+         RETURNING u.*)
+       SELECT d.*, e.type, e.created_at FROM d JOIN api.webhook_events e ON e.id = d.event_id`,
+      [...params, options.force === true],
+    );
+    if (rows.length > 0 || options.force === true)
+      return { redriven: rows.map(fromRaw), later: [] };
+    const later = await client.query<{
+      endpoint: string;
+      event_id: string;
+      type: string;
+      sequence: number;
+      status: LaterDelivery["status"];
+    }>(`WITH ${REDRIVE_TARGETS} SELECT * FROM later ORDER BY endpoint, sequence`, params);
+    return {
+      redriven: [],
+      later: later.rows.map((r) => ({
+        endpoint: r.endpoint,
+        eventId: r.event_id,
+        type: r.type,
+        sequence: r.sequence,
+        status: r.status,
+      })),
+    };
+  });
 }

@@ -31,9 +31,15 @@ const DUE = `
 SELECT e.id::text, e.type, e.transfer_id::text, e.payload,
        f.id::text AS deposit_id, f.from_address, f.block_number::text AS block_number,
        r.id::text AS restored_deposit_id,
-       -- Told, or no longer to be told (the fact came back before its orphaning was sent).
-       (f.status <> 'orphaned' OR EXISTS (SELECT 1 FROM api.deposit_event_marks m
-          WHERE m.transfer_id = f.id AND m.event = 'orphaned')) AS orphaned_told
+       -- Told, or no longer to be told (the fact came back before its orphaning was sent). Per
+       -- life (depositEvents.ts): an orphaning is still due while fewer lives have their orphaned
+       -- mark than their detected one (the first life's detected goes out even for an orphaned
+       -- fact). Any orphaned mark was not enough: a fact back in its own block and orphaned again
+       -- has the first life's, and its second hold went out before its second orphaning.
+       (f.status <> 'orphaned' OR
+          (SELECT count(*) FILTER (WHERE m.event = 'orphaned')
+                    >= greatest(count(*) FILTER (WHERE m.event = 'detected'), 1)
+             FROM api.deposit_event_marks m WHERE m.transfer_id = f.id)) AS orphaned_told
   FROM ledger.customer_events e
   LEFT JOIN chain.deposit_facts f
     ON e.type LIKE 'deposit.%' AND f.chain_id = (e.payload->>'chain_id')::bigint
