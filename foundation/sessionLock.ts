@@ -4,10 +4,11 @@
  * without a reset: no FIN, no RST), and neither end hears of it for hours of TCP keepalive. Both
  * ends therefore watch it: the holder asks Postgres every `lostAfterMs / 5` whether its session
  * still holds an advisory lock, and counts the lock lost when an answer is `false` or takes longer
- * than `lostAfterMs` (`watchLock`); Postgres ends a lock session silent for 3 × `lostAfterMs`
- * (`lockSessionSql`), which frees the lock for a standby only after the old holder has stopped.
+ * than `lostAfterMs`, or the session is found ended (`watchLock`); Postgres ends a lock session
+ * silent for 3 × `lostAfterMs` (`lockSessionSql`), which frees the lock for a standby only after
+ * the old holder has stopped.
  */
-import type pg from "pg";
+import pg from "pg";
 
 /** Default `lostAfterMs`: a holder cut off stops within ~12 s; Postgres frees its lock at ~30 s. */
 export const LOCK_LOST_AFTER_MS = 10_000;
@@ -21,8 +22,10 @@ export function lockSessionSql(lostAfterMs: number): string {
 /**
  * Every `lostAfterMs / 5`, ask (queued behind the holder's own queries) whether this session still
  * holds an advisory lock; `onLost` once when the answer is no, or has not come within
- * `lostAfterMs`. An SQL error (e.g. the check landing in a failed transaction) is an answer from
- * the live session, whose session lock stands. Stop it with `clearInterval`.
+ * `lostAfterMs`, or the check failed because the session is gone (`sessionEnded`: the client
+ * closed, its socket cut, the backend terminated): its lock went with it, and a failed check is no
+ * evidence it stands. An SQL error of the live session (e.g. the check landing in a failed
+ * transaction) is an answer from it, whose session lock stands. Stop it with `clearInterval`.
  */
 export function watchLock(
   client: pg.ClientBase,
@@ -30,7 +33,11 @@ export function watchLock(
   onLost: () => void,
 ): NodeJS.Timeout {
   let askedAt: number | undefined;
+  let stopped = false;
   const lost = () => {
+    // Once: a check still out when the deadline passed may fail (the connection cut) after it.
+    if (stopped) return;
+    stopped = true;
     clearInterval(timer);
     onLost();
   };
@@ -51,8 +58,9 @@ export function watchLock(
             askedAt = undefined;
             if (!rows[0]?.held) lost();
           },
-          () => {
+          (error: unknown) => {
             askedAt = undefined;
+            if (sessionEnded(error)) lost();
           },
         );
     },
@@ -60,6 +68,19 @@ export function watchLock(
   );
   timer.unref();
   return timer;
+}
+
+/**
+ * Whether a failed query says its session is gone: anything but an error Postgres sent (the
+ * client's own "not queryable", "Connection terminated", a socket error), or one Postgres sends as
+ * it ends the session (class 08 connection exceptions; 57P01-57P05: terminated, crash, shutdown,
+ * database dropped, idle session timeout). A query cancel (57014) or any other SQL error is the
+ * live session's.
+ */
+function sessionEnded(error: unknown): boolean {
+  if (!(error instanceof pg.DatabaseError)) return true;
+  const code = error.code ?? "";
+  return code.startsWith("08") || code.startsWith("57P");
 }
 
 /** Cut a client's socket (not in pg's types): every query waiting on it fails at once. */
@@ -115,7 +136,7 @@ export async function withPooledSessionLock<T>(
       cutConnection(client);
     });
     // A session that ended (terminated, a failover, the socket closed) took its lock with it: the
-    // watch alone would not say so, since its checks on a closed client fail like SQL errors do.
+    // watch's next check says so too (`sessionEnded`), these say it at once.
     const closed = () => {
       if (!lost.signal.aborted) lost.abort();
     };

@@ -250,4 +250,74 @@ describe("deposit events", () => {
       void cutPool.end();
     }
   }, 90_000);
+
+  it("a pass whose lock session ends while it sends the ledger's events sends no more of them", async () => {
+    const credits = [4, 5].map((n) => transferId(`test:inflow:lock-lost:${n}`));
+    for (const [i, id] of credits.entries())
+      await withTransaction(ctx.db.pool, (client) =>
+        bookInflowCredit(client, ledger, {
+          transferId: id,
+          chainId: 31337,
+          address: DEPOSIT,
+          asset: "0x0000000000000000000000000000000000000000",
+          amount: 100n + BigInt(i),
+          owner: "alice",
+          blockNumber: "13",
+          runId: 4,
+          breakN: i + 1,
+          creditedBy: "ops-anna",
+          reason: "lock lost test",
+          memo: "test",
+        }),
+      );
+    const told = async () =>
+      (
+        await ctx.db.pool.query<{ inflow: string }>(
+          `SELECT payload->>'inflow_id' AS inflow FROM api.webhook_events
+            WHERE type = 'inflow.credited' AND payload->>'inflow_id' = ANY($1::text[])
+            ORDER BY created_at`,
+          [credits],
+        )
+      ).rows.map((r) => r.inflow);
+    // Hold the pass at its first ledger event's mark (reads of the marks go on), under the lock.
+    const blocker = await ctx.db.pool.connect();
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE api.ledger_event_marks IN SHARE MODE");
+    const pass = produceDepositEvents({ common, pool: ctx.db.pool });
+    try {
+      await waitFor("the pass to wait on its first ledger event's mark", async () => {
+        const { rows } = await ctx.db.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+              AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO api.ledger_event_marks%'`,
+        );
+        return rows.length > 0;
+      });
+      // The lock's session ends (an operator's pg_terminate_backend, a failover): another worker
+      // may pass from now on.
+      const { rows } = await ctx.db.pool.query<{ ok: boolean }>(
+        `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND objsubid = 1
+            AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('api.deposit_events', 0)
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      expect(rows).toEqual([{ ok: true }]);
+      await waitFor("the producer lock free for another worker", async () => {
+        const { rows } = await ctx.db.pool.query<{ free: boolean }>(
+          `SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                   AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('api.deposit_events', 0)
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+                  AS free`,
+        );
+        return rows[0]?.free;
+      });
+    } finally {
+      await blocker.query("ROLLBACK");
+      blocker.release();
+    }
+    // The event it was writing when the lock went commits; the next is left to the next holder.
+    expect(await pass).toBe(1);
+    expect(await told()).toEqual([credits[0]]);
+    expect(await produceDepositEvents({ common, pool: ctx.db.pool })).toBe(1);
+    expect(await told()).toEqual(credits);
+  }, 60_000);
 });

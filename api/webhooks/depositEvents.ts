@@ -125,5 +125,5 @@ async function producePass(
   }
   // After the facts' events: a reorg hold is told after its deposit's `deposit.orphaned`.
   if (held.aborted) return produced;
-  return produced + (await produceLedgerEvents({ common, pool, limit }));
+  return produced + (await produceLedgerEvents({ common, pool, limit }, held));
 }

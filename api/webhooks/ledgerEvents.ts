@@ -120,16 +120,20 @@ function dataOf(row: DueRow): Record<string, unknown> {
 /** What a webhook event producer pass is given (deposit events and ledger events alike). */
 export type ProducerOptions = { common: Common; pool: Pool; limit?: number };
 
-export async function produceLedgerEvents({
-  common,
-  pool,
-  limit = 200,
-}: ProducerOptions): Promise<number> {
+export async function produceLedgerEvents(
+  { common, pool, limit = 200 }: ProducerOptions,
+  /**
+   * The deposit-events producer's lock (depositEvents.ts): once it aborts another worker may be
+   * passing, and nothing more is sent (what is not sent is the next holder's).
+   */
+  held?: AbortSignal,
+): Promise<number> {
   const { rows } = await pool.query<DueRow>(DUE, [limit]);
   // A credit whose hold cannot be told yet: its later events wait with it (they would overtake it).
   const waiting = new Set<string>();
   let produced = 0;
   for (const row of rows) {
+    if (held?.aborted) return produced;
     if (waiting.has(row.transfer_id)) continue;
     if (row.type === "deposit.reorg_held" && row.deposit_id !== null && !row.orphaned_told) {
       waiting.add(row.transfer_id);

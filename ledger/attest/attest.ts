@@ -42,6 +42,7 @@ import { listRuns, readRun, readRunJournalPosition, type StoredRun } from "../re
 import type { BreakType } from "../recon/types.js";
 import { assetIdOf, transferId } from "../transferId.js";
 import { RESERVES_ATTESTOR, reservesAttestor } from "./deploy.js";
+import { AttestLockLostError } from "./errors.js";
 import { addressesRoot, buildMerkleSumTree } from "./merkleSum.js";
 import type { AttestationSender } from "./sender.js";
 
@@ -99,11 +100,24 @@ export type AttestTickResult =
 
 export type Attestor = {
   /** Settle requested attestations, then attest the newest completed run's block if due and clean. */
-  tick: (chain: ChainConfig, schedule: AttestationSchedule) => Promise<AttestTickResult>;
+  tick: (
+    chain: ChainConfig,
+    schedule: AttestationSchedule,
+    options?: AttestTickOptions,
+  ) => Promise<AttestTickResult>;
   /** Follow requested attestations; books the gas of mined ones. Returns how many settled. */
   settle: (chain: ChainConfig) => Promise<number>;
   /** The figures for one asset at one run's block (no write). */
   figures: (chain: ChainConfig, runId: number, token: Address) => Promise<AttestationFigures>;
+};
+
+export type AttestTickOptions = {
+  /**
+   * Aborts when the chain's lock the tick runs under is lost (the reconciler role's loop): the
+   * tick stops with ATTEST_LOCK_LOST before it stores or requests an attestation, or rolls that
+   * back, since another reconciler may be attesting the chain by then.
+   */
+  signal?: AbortSignal;
 };
 
 /** The report whose keccak256 is attested as reportHash: everything the figures came from. */
@@ -482,9 +496,16 @@ export function createAttestor({
   async function tick(
     chain: ChainConfig,
     schedule: AttestationSchedule,
+    options: AttestTickOptions = {},
   ): Promise<AttestTickResult> {
     const chainId = chain.chainId;
+    const stopIfLost = () => {
+      if (options.signal?.aborted) throw new AttestLockLostError(chainId);
+    };
+    // Settling is safe beside another holder (each write re-checks its row; gas bookings are
+    // idempotent): the lock guards the one-at-a-time choice of what to attest below.
     await settle(chain);
+    stopIfLost();
     const contract = await getContract(pool, chainId, RESERVES_ATTESTOR);
     if (!contract)
       return {
@@ -583,6 +604,9 @@ export function createAttestor({
     }
     // An asset nobody holds and nobody is owed is not worth a transaction.
     const due = all.filter((f) => f.reserves > 0n || f.liabilities > 0n);
+    // The reserves' reads may take minutes: the checks above (in flight, due) are stale if the lock
+    // went meanwhile, and another reconciler may have attested.
+    stopIfLost();
     const attested = await withTransaction(pool, async (c) => {
       const out: AttestationRecord[] = [];
       for (const f of due) {
@@ -649,6 +673,8 @@ export function createAttestor({
           txHash: null,
         });
       }
+      // Last, before the commit: a lock lost while writing rolls the attestations back.
+      stopIfLost();
       return out;
     });
     for (const a of attested)

@@ -10,6 +10,7 @@ import type { Common } from "../../foundation/common.js";
 import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "../recon/chainLoop.js";
 import { type AttestChainReaders, createAttestor } from "./attest.js";
+import { AttestLockLostError } from "./errors.js";
 import type { AttestationSender } from "./sender.js";
 
 const LOCK_BASE = 0x6174_7374_0000; // "atst" + chain id
@@ -41,8 +42,13 @@ export const createAttestRole = (
       chains,
       lockBase: LOCK_BASE,
       intervalMs,
-      run: async (chain) => {
-        const result = await attestor.tick(chain, { everyBlocks: chain.attestation!.everyBlocks });
+      // A tick whose chain lock is lost stops (`held`): another reconciler may attest the chain.
+      run: async (chain, held) => {
+        const result = await attestor.tick(
+          chain,
+          { everyBlocks: chain.attestation!.everyBlocks },
+          { signal: held },
+        );
         if ("skipped" in result && result.skipped !== "not_due" && result.skipped !== "in_flight")
           log.info({
             msg: "no attestation",
@@ -52,6 +58,10 @@ export const createAttestRole = (
           });
       },
       onError: (chain, error) => {
+        if (error instanceof AttestLockLostError) {
+          log.warn({ msg: "attestation stopped: the chain's lock was lost", err: error });
+          return true;
+        }
         log.error({ msg: "attestation failed", chain_id: chain.chainId, err: error });
         return true;
       },

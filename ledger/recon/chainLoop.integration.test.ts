@@ -7,7 +7,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import { createPool } from "../../foundation/db.js";
 import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
 import { startTcpProxy } from "../../ops/testing/tcpProxy.js";
-import { waitFor } from "../../ops/testing/wait.js";
+import { waitFor, within } from "../../ops/testing/wait.js";
 import { startLockedChainLoop } from "./chainLoop.js";
 
 let db: TestDatabase;
@@ -82,4 +82,34 @@ describe("startLockedChainLoop", () => {
     }
     expect(passes[0]).toBe(true);
   }, 90_000);
+
+  it("stopped during a pass, stops when the pass ends, not an interval later", async () => {
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const passes: boolean[] = [];
+    const loop = startLockedChainLoop({
+      pool: db.pool,
+      chains: [{ chainId: 31338 } as ChainConfig],
+      lockBase: 7_100_000,
+      // The reconciler's interval is a minute, an attestation schedule's may be hours.
+      intervalMs: 600_000,
+      run: async () => {
+        started();
+        await finished;
+      },
+      onError: () => true,
+      afterPass: (ok) => passes.push(ok),
+    });
+    await running;
+    const stopped = loop.stop();
+    finish();
+    await within("the loop to stop after its pass", stopped, 10_000);
+    expect(passes).toEqual([true]);
+  }, 30_000);
 });

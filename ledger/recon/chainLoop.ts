@@ -64,6 +64,9 @@ export function startLockedChainLoop<C extends ChainConfig>({
         }
       }
       afterPass?.(ok);
+      // Stopped during the pass: an abort listener added now would never fire, and the stop would
+      // wait out the interval (a minute for reconciliation, maybe hours for attestation).
+      if (stop.signal.aborted) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, intervalMs);
         stop.signal.addEventListener("abort", () => {
