@@ -49,6 +49,7 @@ export const errorStatus: Record<string, number> = {
   IDEMPOTENCY_KEY_REUSED: 409,
   IDEMPOTENCY_IN_PROGRESS: 409,
   RESOURCE_NOT_FOUND: 404,
+  PAGE_CURSOR_UNKNOWN: 400,
   UNKNOWN_CHAIN: 422,
   UNKNOWN_ASSET: 422,
   ASSET_AMBIGUOUS: 422,
@@ -122,7 +123,44 @@ export const fastifyErrors: Record<string, { code: string; status: number; field
   FST_ERR_CTP_BODY_TOO_LARGE: { code: "BODY_TOO_LARGE", status: 413, field: "body" },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: "UNSUPPORTED_MEDIA_TYPE", status: 415, field: "body" },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: "MALFORMED_BODY", status: 400, field: "body" },
+  // A QUERY request (RFC 10008) without a Content-Type: refused before routing, on any path.
+  FST_ERR_ROUTE_MISSING_CONTENT_TYPE: {
+    code: "CONTENT_TYPE_MISSING",
+    status: 400,
+    field: "headers.content-type",
+  },
 };
+
+/**
+ * The framework's other client errors a caller can reach, renamed to stable codes: those of the
+ * API document's static assets (/docs, @fastify/static), by their code here, and in
+ * `uncodedClientErrors` by status for the http-errors it sends without one (a conditional or
+ * range request it cannot answer).
+ */
+export const frameworkClientErrors: Record<
+  string,
+  { code: string; status: number; title: string }
+> = {
+  FST_STATIC_FORBIDDEN_PATH: {
+    code: "PATH_FORBIDDEN",
+    status: 403,
+    title: "The path is not canonical (an empty or dot segment, an alias of a file)",
+  },
+};
+/** The framework's client errors that carry no code, by status (see `frameworkClientErrors`). */
+export const uncodedClientErrors: Record<number, { code: string; status: number; title: string }> =
+  {
+    412: {
+      code: "PRECONDITION_FAILED",
+      status: 412,
+      title: "A precondition of the request failed",
+    },
+    416: {
+      code: "RANGE_NOT_SATISFIABLE",
+      status: 416,
+      title: "The requested range is not in the file",
+    },
+  };
 
 export function problem(
   status: number,
@@ -386,7 +424,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       (error as FastifyError).statusCode! < 500
     ) {
       const fe = error as FastifyError;
-      body = problem(fe.statusCode!, fe.code ?? "BAD_REQUEST", fe.message);
+      const known =
+        fe.code === undefined
+          ? uncodedClientErrors[fe.statusCode!]
+          : frameworkClientErrors[fe.code];
+      if (known) body = problem(known.status, known.code, known.title, { detail: fe.message });
+      else {
+        // A framework refusal no table names: its status stands, its code (the framework's
+        // internals, e.g. FST_ERR_…) is not one a client should match on. Logged to get a row.
+        request.log.warn({ msg: "client error without a stable code", err: error });
+        body = problem(fe.statusCode!, "BAD_REQUEST", fe.message, {
+          ...(fe.code ? { framework_code: fe.code } : {}),
+        });
+      }
     } else if (inputDataErrors.has((error as { code?: string }).code ?? "")) {
       // A value the schema let through but Postgres cannot take: the request's fault, not ours.
       request.log.warn({ msg: "input refused by the database", err: error });

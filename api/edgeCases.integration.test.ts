@@ -181,6 +181,40 @@ describe("router and parser errors are problem+json", () => {
     expectProblem(await post("/v1/withdrawals", '{"constructor": {"prototype": {}}}'), 400);
   });
 
+  it("the framework's other refusals answer under stable codes, never its own FST_ codes", async () => {
+    // QUERY without a Content-Type: refused before routing, on any path.
+    const query = await t.call(admin(), { method: "QUERY", url: "/v1/audit" });
+    expectProblem(query, 400, "CONTENT_TYPE_MISSING", "headers.content-type");
+    // The API document's static assets (/docs): a non-canonical path, a range past the end, a
+    // failed precondition.
+    expectProblem(
+      await t.call(null, { method: "GET", url: "/docs/static//index.css" }),
+      403,
+      "PATH_FORBIDDEN",
+    );
+    expectProblem(
+      await t.call(null, {
+        method: "GET",
+        url: "/docs/static/index.css",
+        headers: { range: "bytes=99999999-" },
+      }),
+      416,
+      "RANGE_NOT_SATISFIABLE",
+    );
+    expectProblem(
+      await t.call(null, {
+        method: "GET",
+        url: "/docs/static/index.css",
+        headers: { "if-match": '"not-this"' },
+      }),
+      412,
+      "PRECONDITION_FAILED",
+    );
+    // The asset itself is served (the refusals above are about the request, not a missing file).
+    const css = await t.call(null, { method: "GET", url: "/docs/static/index.css" });
+    expect(css.statusCode).toBe(200);
+  });
+
   it("customer ids of 101-128 characters are served, 129 are refused by the schema", async () => {
     for (const len of [101, 128]) {
       const res = await t.call(admin(), {

@@ -45,6 +45,13 @@ describe("statuses of failures that are not the caller's", () => {
             const { rows } = await ctx.db.pool.query("SELECT 1.5::numeric AS amount");
             return { amount: String(rows[0]?.amount) };
           });
+          // A framework refusal no table names (as a plugin's error would be): status, code.
+          a.get("/test/framework-refusal", async () => {
+            throw Object.assign(new Error("Not Acceptable"), {
+              statusCode: 406,
+              code: "FST_ERR_TEST_UNNAMED",
+            });
+          });
           // A module's refusal naming a request field, with a code the handler does not map.
           a.get("/test/unmapped-field", async () => {
             throw new BaseError("the widget is not a widget", {
@@ -78,6 +85,17 @@ describe("statuses of failures that are not the caller's", () => {
     expect(res.json()).toMatchObject({ code: "DB_FRACTIONAL_NUMERIC" });
     expect(res.statusCode).toBe(500);
     expect(res.json().status).toBe(500);
+  });
+
+  it("a framework refusal no table names keeps its 4xx status under BAD_REQUEST, not its FST_ code", async () => {
+    const res = await app.inject({ method: "GET", url: "/test/framework-refusal" });
+    expect(res.statusCode).toBe(406);
+    expect(res.headers["content-type"]).toContain("application/problem+json");
+    expect(res.json()).toMatchObject({
+      status: 406,
+      code: "BAD_REQUEST",
+      framework_code: "FST_ERR_TEST_UNNAMED",
+    });
   });
 
   it("an unmapped code that names request fields (a validation error) stays 400", async () => {

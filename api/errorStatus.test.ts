@@ -11,10 +11,13 @@ import { describe, expect, it } from "vitest";
 import {
   errorStatus,
   fastifyErrors,
+  frameworkClientErrors,
   frameworkErrorProblems,
   handlerStatus,
   statusOfCode,
+  uncodedClientErrors,
 } from "./app.js";
+import { problemResponses } from "./schemas.js";
 
 type DocRow = { code: string; cell: string; status: number | null; console: boolean };
 
@@ -41,6 +44,8 @@ function handlerTables(): { answered: Map<string, number>; conflicts: string[] }
     ...Object.entries(handlerStatus),
     ...Object.values(fastifyErrors).map((e): [string, number] => [e.code, e.status]),
     ...Object.values(frameworkErrorProblems).map((e): [string, number] => [e.code, e.status]),
+    ...Object.values(frameworkClientErrors).map((e): [string, number] => [e.code, e.status]),
+    ...Object.values(uncodedClientErrors).map((e): [string, number] => [e.code, e.status]),
   ];
   for (const [code, status] of entries) {
     const seen = answered.get(code);
@@ -82,5 +87,17 @@ describe("docs/errors.md and the API's statuses", () => {
         ([code, status]) => `${code}: api ${status}, doc "${byCode.get(code)?.cell ?? "(no row)"}"`,
       );
     expect(disagree).toEqual([]);
+  });
+
+  it("the OpenAPI 502 and 503 answers name every code the API answers with that status", () => {
+    const unnamed = [...answered]
+      .filter(([, status]) => status === 502 || status === 503)
+      .filter(([code, status]) => {
+        const schema = problemResponses[status as 502 | 503] as { description?: string };
+        const described = schema.description ?? "";
+        return !new RegExp(`\\b${code}\\b`).test(described);
+      })
+      .map(([code, status]) => `${code} (${status})`);
+    expect(unnamed).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The OpenAPI document is one SDK generators like: Redocly's recommended rules pass with no error
  * and no warning (`redocly lint`), every operation has an operationId, a summary and a 4xx answer,
+ * every /v1 operation describes the 500, 502 and 503 problems (503 with its Retry-After),
  * health routes declare `security: []`, there is a server; and a client generated from it with
  * openapi-typescript type-checks a typed call (and refuses a mistyped one).
  */
@@ -60,6 +61,25 @@ describe("the OpenAPI document", () => {
     const ids = ops.map(({ op }) => op.operationId);
     expect(new Set(ids).size).toBe(ids.length);
     expect(doc.servers?.length).toBeGreaterThan(0);
+  });
+
+  it("describes the 5xx problems every /v1 operation can answer, 503's Retry-After with them", () => {
+    type Response = { description?: string; headers?: Record<string, unknown> };
+    const v1 = operations().filter(({ route }) => / \/v1\//.test(route));
+    expect(v1.length).toBeGreaterThanOrEqual(20);
+    const missing = v1.flatMap(({ route, op }) =>
+      ["500", "502", "503"]
+        .filter((status) => !(op.responses as Record<string, Response> | undefined)?.[status])
+        .map((status) => `${route}: ${status}`),
+    );
+    expect(missing).toEqual([]);
+    const { responses } = v1[0]!.op as { responses: Record<string, Response> };
+    expect(responses["500"]!.description).toContain("INTERNAL");
+    expect(responses["502"]!.description).toContain("CHAIN_RPC_UNAVAILABLE");
+    expect(responses["503"]!.description).toContain("DATABASE_UNAVAILABLE");
+    expect(responses["503"]!.headers?.["retry-after"]).toMatchObject({
+      schema: { type: "integer" },
+    });
   });
 
   it("declares health routes open (security: []) and every /v1 route keyed", () => {

@@ -46,19 +46,22 @@ export const Limit = Type.Optional(
   Type.String({ pattern: "^(?:[1-9][0-9]{0,2}|1000)$", description: "page size, 1-1000" }),
 );
 
-export const Problem = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    code: Type.String(),
-    detail: Type.Optional(Type.String()),
-    errors: Type.Optional(
-      Type.Array(Type.Object({ field: Type.String(), message: Type.Optional(Type.String()) })),
-    ),
-  },
-  { additionalProperties: true, description: "application/problem+json" },
-);
+const problemFields = {
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  code: Type.String(),
+  detail: Type.Optional(Type.String()),
+  errors: Type.Optional(
+    Type.Array(Type.Object({ field: Type.String(), message: Type.Optional(Type.String()) })),
+  ),
+};
+
+/** A problem answer; `description` is the response's in the OpenAPI document. */
+const problemOf = (description: string, options: Record<string, unknown> = {}) =>
+  Type.Object(problemFields, { additionalProperties: true, description, ...options });
+
+export const Problem = problemOf("application/problem+json");
 
 export const IdempotencyHeaders = Type.Object({
   "idempotency-key": Type.String({
@@ -76,10 +79,54 @@ export const problemResponses = {
   409: Problem,
   422: Problem,
   429: Problem,
+  // The service or an upstream failing, not the request (docs/errors.md): a client retries these
+  // with the same request (and Idempotency-Key), so generated clients must know them.
+  500: problemOf(
+    "application/problem+json: INTERNAL (an unexpected error), or a coded error the API has no " +
+      "status for (its code kept); report it",
+  ),
+  502: problemOf(
+    "application/problem+json: the chain's RPC nodes failed (CHAIN_RPC_UNAVAILABLE, " +
+      "CHAIN_RPC_ERROR, CHAIN_NO_HEALTHY_ENDPOINT, CHAIN_DATA_INCONSISTENT, " +
+      "CHAIN_BALANCE_UNKNOWN); retry the same request",
+  ),
+  503: problemOf(
+    "application/problem+json: not available now: DATABASE_UNAVAILABLE (with Retry-After), " +
+      "NO_HOT_WALLET, RECON_NO_FINAL_BLOCK, SIGNER_CHAIN_CHECK_UNAVAILABLE, LEDGER_ID_RACE; " +
+      "retry the same request with the same Idempotency-Key",
+    {
+      headers: {
+        "retry-after": {
+          type: "integer",
+          minimum: 0,
+          description: "seconds to wait before retrying (sent with DATABASE_UNAVAILABLE)",
+        },
+      },
+    },
+  ),
 } as const;
 
 export function pageLimit(limit: string | undefined, fallback = 100): number {
   return limit === undefined ? fallback : Number(limit);
+}
+
+/**
+ * A page's `after` must name a row of the list's table (the last one of the page before). One that
+ * names none (mistyped, cut short, from another deployment) would page to nothing: the answer the
+ * list's end gives, so a client would stop as if it had read everything. Refused instead, naming
+ * the field. A row the filters now leave out (its state moved on since) still names a place in the
+ * order, so `exists` asks the table, not the filtered list.
+ */
+export async function requirePageCursor(
+  after: string | undefined,
+  exists: (after: string) => Promise<boolean>,
+): Promise<void> {
+  if (after !== undefined && !(await exists(after)))
+    throw new InvalidFieldError(
+      "PAGE_CURSOR_UNKNOWN",
+      "querystring.after",
+      "names no row of this list: send the last id of the previous page",
+    );
 }
 
 export const INT64_MAX = 9223372036854775807n;

@@ -87,6 +87,12 @@ export async function listAudit(
   }));
 }
 
+/** Whether the log has an entry with this id (a page cursor names one). */
+export async function auditEntryExists(db: Pool | PoolClient, id: string): Promise<boolean> {
+  const { rows } = await db.query("SELECT 1 FROM audit.audit_log WHERE id = $1", [id]);
+  return rows.length > 0;
+}
+
 /** The chain's genesis: the `prev_hash` of the first row. */
 export const AUDIT_GENESIS = "0".repeat(64);
 

@@ -158,3 +158,11 @@ export async function listReorgHolds(
   );
   return rows;
 }
+
+/** Whether a deposit credit with this id exists, in any state (the holds list's cursor names one). */
+export async function depositCreditExists(client: Queryable, creditId: string): Promise<boolean> {
+  const { rows } = await client.query("SELECT 1 FROM ledger.deposit_credits WHERE credit_id = $1", [
+    creditId,
+  ]);
+  return rows.length > 0;
+}

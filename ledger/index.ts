@@ -23,6 +23,7 @@ export {
   type DepositFactRow,
   type DepositFilter,
   type DepositRow,
+  depositCreditExists,
   listDeposits,
   listReorgHolds,
   type ReorgHoldRow,

@@ -1,7 +1,7 @@
 /** GET /v1/audit: the append-only audit log (admin), filterable by entity. */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
-import { listAudit } from "../../foundation/audit.js";
-import { Limit, pageLimit, problemResponses } from "../schemas.js";
+import { auditEntryExists, listAudit } from "../../foundation/audit.js";
+import { Limit, pageLimit, problemResponses, requirePageCursor } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
 export const AuditOut = Type.Object({
@@ -48,6 +48,7 @@ export function auditRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const q = request.query;
+        await requirePageCursor(q.after, (id) => auditEntryExists(deps.pool, id));
         const entries = await listAudit(deps.pool, {
           ...(q.entity_type ? { entityType: q.entity_type } : {}),
           ...(q.entity_id ? { entityId: q.entity_id } : {}),

@@ -10,12 +10,21 @@ import { getAddress } from "viem";
 import { formatAmount } from "../../foundation/amounts.js";
 import {
   type DepositRow,
+  depositCreditExists,
   listDeposits,
   listReorgHolds,
   type ReorgHoldRow,
 } from "../../ledger/index.js";
 import { NotFoundError } from "../errors.js";
-import { Amount, BaseUnits, CustomerId, Limit, pageLimit, problemResponses } from "../schemas.js";
+import {
+  Amount,
+  BaseUnits,
+  CustomerId,
+  Limit,
+  pageLimit,
+  problemResponses,
+  requirePageCursor,
+} from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
 /** Where the ledger's credit of a deposit stands (ledger/deposits.ts DepositCreditState). */
@@ -154,6 +163,7 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const q = request.query;
+        await requirePageCursor(q.after, (id) => depositCreditExists(deps.pool, id));
         const rows = await listReorgHolds(deps.pool, {
           ...(q.chain_id !== undefined ? { chainId: Number(q.chain_id) } : {}),
           ...(q.after !== undefined ? { afterId: q.after } : {}),
@@ -193,6 +203,10 @@ export function depositsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const q = request.query;
+        await requirePageCursor(
+          q.after,
+          async (id) => (await listDeposits(deps.pool, { id, limit: 1 })).length > 0,
+        );
         const rows = await listDeposits(deps.pool, {
           ...(q.customer_id !== undefined ? { customerId: q.customer_id } : {}),
           ...(q.status !== undefined ? { status: q.status } : {}),

@@ -5,13 +5,14 @@ import {
   BREAK_STATES,
   type BreakState,
   type BreakStateName,
+  breakStatesOf,
   getRunReport,
   listBreakStates,
   listRuns,
   resolveBreak,
 } from "../../ledger/recon/index.js";
 import { callerOf } from "../auth.js";
-import { Limit, pageLimit, problemResponses } from "../schemas.js";
+import { Limit, pageLimit, problemResponses, requirePageCursor } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
 const RunOut = Type.Object({
@@ -80,6 +81,10 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const q = request.query;
+        await requirePageCursor(
+          q.after,
+          async (identity) => (await breakStatesOf(deps.pool, [identity])).size > 0,
+        );
         const breaks = await listBreakStates(deps.pool, {
           ...(q.chain_id ? { chainId: Number(q.chain_id) } : {}),
           states: q.state ? [q.state as BreakStateName] : ["open", "acknowledged"],

@@ -7,7 +7,7 @@
  */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
-import { type AuditEntry, listAudit } from "../../foundation/audit.js";
+import { type AuditEntry, auditEntryExists, listAudit } from "../../foundation/audit.js";
 import type { Pool } from "../../foundation/db.js";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
 import { callerOf } from "../auth.js";
@@ -19,6 +19,7 @@ import {
   Limit,
   pageLimit,
   problemResponses,
+  requirePageCursor,
 } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
@@ -111,6 +112,7 @@ export function treasuryRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const q = request.query;
+        await requirePageCursor(q.after, (id) => auditEntryExists(deps.pool, id));
         const rows = await listTreasuryMoves(deps.pool, {
           ...(q.after !== undefined ? { afterId: q.after } : {}),
           limit: pageLimit(q.limit),

@@ -17,6 +17,7 @@ import {
   Limit,
   pageLimit,
   problemResponses,
+  requirePageCursor,
   Uuid,
 } from "../schemas.js";
 import {
@@ -156,6 +157,10 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const q = request.query;
+        await requirePageCursor(
+          q.after,
+          async (id) => (await getWithdrawal(deps.pool, id)) !== undefined,
+        );
         const rows = await listWithdrawals(deps.pool, {
           ...(q.customer_id ? { customerId: q.customer_id } : {}),
           ...(q.status ? { status: q.status } : {}),

@@ -17,6 +17,7 @@ import {
   BREAK_STATES,
   type BreakState,
   type BreakStateName,
+  breakStatesOf,
   listBreakStates,
   resolveBreak,
 } from "./breakStates.js";
@@ -27,6 +28,9 @@ import type { ReconSources } from "./sources.js";
 import { listAuditAnchors, listRuns } from "./store.js";
 
 type Format = "summary" | "json" | "csv" | "html";
+
+/** `recon breaks list`'s page size unless `--limit` says otherwise (GET /v1/recon/breaks' too). */
+const BREAKS_PAGE = 200;
 
 function render(report: RenderedReport, format: Format): string {
   if (format === "json") return `${JSON.stringify(report.json, null, 2)}\n`;
@@ -93,24 +97,52 @@ export function registerCommands(program: Command, sources: ReconSources): void 
       "comma-separated: open, acknowledged, resolved",
       "open,acknowledged",
     )
+    .option("--limit <n>", "page size, 1-1000", String(BREAKS_PAGE))
+    .option("--after <identity>", "the identity of the last break of the previous page")
     .option("--json", "print JSON", false)
-    .action(async (opts: { chain?: string; state: string; json: boolean }) => {
-      const states = opts.state.split(",").map((x) => x.trim());
-      for (const st of states)
-        if (!(BREAK_STATES as readonly string[]).includes(st))
-          throw new Error(`--state: expected open, acknowledged or resolved, got "${st}"`);
-      await withPool("custody-node recon breaks list", async (pool) => {
-        const chainId = opts.chain
-          ? chainByKey(loadConfig(chainSchema), opts.chain).chainId
-          : undefined;
-        const list = await listBreakStates(pool, {
-          ...(chainId !== undefined ? { chainId } : {}),
-          states: states as BreakStateName[],
+    .action(
+      async (opts: {
+        chain?: string;
+        state: string;
+        limit: string;
+        after?: string;
+        json: boolean;
+      }) => {
+        const states = opts.state.split(",").map((x) => x.trim());
+        for (const st of states)
+          if (!(BREAK_STATES as readonly string[]).includes(st))
+            throw new Error(`--state: expected open, acknowledged or resolved, got "${st}"`);
+        if (!/^(?:[1-9][0-9]{0,2}|1000)$/.test(opts.limit))
+          throw new Error(`--limit: expected a page size of 1-1000, got "${opts.limit}"`);
+        const limit = Number(opts.limit);
+        await withPool("custody-node recon breaks list", async (pool) => {
+          const chainId = opts.chain
+            ? chainByKey(loadConfig(chainSchema), opts.chain).chainId
+            : undefined;
+          // A cursor naming no break would page to nothing, as the list's end does (the API's
+          // PAGE_CURSOR_UNKNOWN): refused.
+          if (opts.after !== undefined && (await breakStatesOf(pool, [opts.after])).size === 0)
+            throw new Error(
+              `--after: names no break ("${opts.after}"); give the identity (last column) of the previous page's last break`,
+            );
+          // One more than the page: whether the list goes on.
+          const rows = await listBreakStates(pool, {
+            ...(chainId !== undefined ? { chainId } : {}),
+            states: states as BreakStateName[],
+            ...(opts.after !== undefined ? { after: opts.after } : {}),
+            limit: limit + 1,
+          });
+          const page = rows.slice(0, limit);
+          if (opts.json) console.log(JSON.stringify(page, null, 2));
+          else for (const s of page) console.log(stateLine(s));
+          // On stderr, so stdout stays the page (JSON parseable); a cut list is never silent.
+          if (rows.length > limit)
+            console.error(
+              `more breaks than --limit ${limit}; the next page: --after '${page.at(-1)!.identity}'`,
+            );
         });
-        if (opts.json) console.log(JSON.stringify(list, null, 2));
-        else for (const s of list) console.log(stateLine(s));
-      });
-    });
+      },
+    );
   breaks
     .command("ack <break>")
     .description(

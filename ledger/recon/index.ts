@@ -21,6 +21,7 @@ export {
   type BreakState,
   type BreakStateName,
   breakIdentity,
+  breakStatesOf,
   listBreakStates,
   resolveBreak,
 } from "./breakStates.js";

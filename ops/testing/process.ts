@@ -25,7 +25,11 @@ export function freePort(): Promise<number> {
 
 export type CliProcess = {
   child: ChildProcess;
+  /** stdout and stderr as they came, interleaved. */
   output: () => string;
+  /** Each stream alone (a command's machine-readable stdout, its notes on stderr). */
+  stdout: () => string;
+  stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 };
 
@@ -49,16 +53,20 @@ function spawnNode(args: string[], env: Record<string, string>): CliProcess {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
+  let stdout = "";
+  let stderr = "";
   child.stdout?.on("data", (c: Buffer) => {
     out += c.toString();
+    stdout += c.toString();
   });
   child.stderr?.on("data", (c: Buffer) => {
     out += c.toString();
+    stderr += c.toString();
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );
-  return { child, output: () => out, exited };
+  return { child, output: () => out, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<Response> {
