@@ -7,6 +7,7 @@
  * in ~3 × `lockLostAfterMs`, and this loop goes on instead of hanging on its unlock.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { withPooledSessionLock } from "../../foundation/sessionLock.js";
@@ -67,13 +68,9 @@ export function startLockedChainLoop<C extends ChainConfig>({
       // Stopped during the pass: an abort listener added now would never fire, and the stop would
       // wait out the interval (a minute for reconciliation, maybe hours for attestation).
       if (stop.signal.aborted) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, intervalMs);
-        stop.signal.addEventListener("abort", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      // Its listener goes with the wait (one added per pass and never removed piled up for as
+      // long as the task ran); a stop ends the wait at once.
+      await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);
     }
   })();
 
