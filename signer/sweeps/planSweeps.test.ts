@@ -7,6 +7,7 @@ import {
   planSweeps,
   type SweepCandidate,
   sweepThresholds,
+  unchangedSince,
 } from "./planSweeps.js";
 
 const TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
@@ -124,5 +125,31 @@ describe("capByOnChain", () => {
     expect(balanceKey("0xABCDEF0000000000000000000000000000000001", TOKEN.toUpperCase())).toBe(
       `0xabcdef0000000000000000000000000000000001:${TOKEN}`,
     );
+  });
+});
+
+describe("unchangedSince", () => {
+  it("keeps pairs whose ledger balance held or rose since the on-chain read, drops those it fell for", () => {
+    const before = [
+      candidate(1, zeroAddress, 1_000n),
+      candidate(2, zeroAddress, 1_000n),
+      candidate(3, zeroAddress, 1_000n),
+      candidate(3, TOKEN, 10n),
+    ];
+    const now = [
+      candidate(1, zeroAddress, 1_000n), // unchanged
+      candidate(2, zeroAddress, 1_500n), // credited again
+      candidate(3, zeroAddress, 400n), // something swept or reversed meanwhile
+      candidate(3, TOKEN, 10n), // its other asset did not change
+      candidate(4, zeroAddress, 900n), // not read before: capByOnChain has no reading for it
+    ];
+    expect(unchangedSince(now, before)).toEqual([now[0], now[1], now[3], now[4]]);
+    // A pair first seen under the lock is then dropped for want of an on-chain reading.
+    const held = new Map(before.map((c) => [balanceKey(c.address, c.asset), 5_000n]));
+    expect(capByOnChain(unchangedSince(now, before), held).map((c) => c.address)).toEqual([
+      addr(1),
+      addr(2),
+      addr(3),
+    ]);
   });
 });

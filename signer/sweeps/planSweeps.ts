@@ -70,6 +70,27 @@ export function capByOnChain(
   return out;
 }
 
+/**
+ * The candidates read again under the planning lock that may still be planned from on-chain
+ * balances read earlier (with no lock held, startSweeps.ts): a pair read then too, whose ledger
+ * balance has not dropped since. A drop means something was taken off the address in between (a
+ * sweep started and booked by another pass, a credit reversed), which the earlier on-chain read
+ * may predate: the pair waits for the next pass's fresh read. A rise is a new credit, whose value
+ * is on chain as well (the cap stays the smaller, earlier reading). A pair first seen now has no
+ * reading and is left to capByOnChain to drop. The re-read itself leaves out addresses in an open
+ * sweep, so a sweep started meanwhile is never started twice.
+ */
+export function unchangedSince(
+  now: readonly SweepCandidate[],
+  before: readonly SweepCandidate[],
+): SweepCandidate[] {
+  const read = new Map(before.map((c) => [balanceKey(c.address, c.asset), c.balance]));
+  return now.filter((c) => {
+    const was = read.get(balanceKey(c.address, c.asset));
+    return was === undefined || c.balance >= was;
+  });
+}
+
 export function planSweeps(
   candidates: readonly SweepCandidate[],
   thresholds: ReadonlyMap<string, bigint>,

@@ -1,9 +1,10 @@
 /**
  * Scale measurement of sweep planning (issue 15), for the scale bench (ops/bench/scale.ts) on its
- * seeded database: the database part of one planning pass as startSweeps runs it — the per-chain
- * advisory lock, the sweepable pairs at or above their threshold (custody.sweepable_balances and
- * the open / failed / empty back-off checks against sweep history), and the pure plan. The
- * on-chain balance reads (RPC) and the request writes are not part of it.
+ * seeded database: the database part of one planning pass as startSweeps runs it — the sweepable
+ * pairs at or above their threshold (custody.sweepable_balances and the open / failed / empty
+ * back-off checks against sweep history), read once with no lock (which addresses to read on
+ * chain) and again under the per-chain advisory lock, and the pure plan. The on-chain balance
+ * reads (RPC) and the request writes are not part of it.
  *
  * State, built inside one transaction that is rolled back at the end (the seed is unchanged): the
  * chain's deposit addresses as forwarders, every one swept once before (a booked sweep item each,
@@ -11,7 +12,7 @@
  */
 import type { Pool } from "../../foundation/db.js";
 import { readSweepCandidates } from "./candidates.js";
-import { planSweeps } from "./planSweeps.js";
+import { planSweeps, unchangedSince } from "./planSweeps.js";
 import { SWEEP_LOCK } from "./startSweeps.js";
 
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -90,15 +91,11 @@ export async function measureSweepPlanning({
     for (let run = 0; run < runs; run++) {
       await client.query("SAVEPOINT pass");
       const t = performance.now();
+      const read = () =>
+        readSweepCandidates(client, chainId, 300_000, 300_000, thresholds, batchSize * 10);
+      const seen = await read();
       await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chainId]);
-      const found = await readSweepCandidates(
-        client,
-        chainId,
-        300_000,
-        300_000,
-        thresholds,
-        batchSize * 10,
-      );
+      const found = unchangedSince(await read(), seen);
       const plan = planSweeps(found, thresholds, batchSize);
       runsMs.push(performance.now() - t);
       candidates = found.length;

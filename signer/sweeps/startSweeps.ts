@@ -1,8 +1,13 @@
 /**
- * Plan and request sweeps for one chain: in one Postgres transaction (under a per-chain advisory
- * lock, so concurrent workers never plan the same address twice) read the balances the ledger
- * says are sweepable, cap them by the on-chain balances (read at the head), batch them, and for
- * each batch write the sweep, its items and the signer request (same id).
+ * Plan and request sweeps for one chain. First, with no transaction open, read the balances the
+ * ledger says are sweepable and what those addresses hold on chain (at the head): a slow node
+ * holds no lock and no transaction (which the pool's idle-in-transaction timeout would end).
+ * Then, in one Postgres transaction under a per-chain advisory lock (so concurrent workers never
+ * plan the same address twice), read the candidates again (an address another pass put in an
+ * open sweep meanwhile is left out), keep those unchanged since the on-chain read
+ * (unchangedSince), cap them by it, batch them, and for each batch write the sweep, its items and
+ * the signer request (same id). A stale on-chain reading can only misstate `planned`: the
+ * forwarder moves whole balances and settlement books what its Swept events say moved.
  * A crash before COMMIT leaves nothing; after it, the signer owns the request and settlement
  * finds the open sweep.
  */
@@ -22,6 +27,7 @@ import {
   planSweeps,
   type SweepCandidate,
   sweepThresholds,
+  unchangedSince,
 } from "./planSweeps.js";
 
 /** pg_advisory_xact_lock(SWEEP_LOCK, chainId): one planner per chain at a time. */
@@ -51,10 +57,9 @@ export async function startSweeps({
 }): Promise<StartedSweep[]> {
   const thresholds = sweepThresholds(chain);
   if (thresholds.size === 0) return [];
-  const started = await withTransaction(pool, async (client) => {
-    await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
-    // Only pairs whose running ledger balance reaches the threshold can be planned: read just those.
-    const candidates = await readSweepCandidates(
+  // Only pairs whose running ledger balance reaches the threshold can be planned: read just those.
+  const candidatesOf = (client: Pick<Pool, "query">) =>
+    readSweepCandidates(
       client,
       chain.chainId,
       failedRetryAfterMs,
@@ -62,12 +67,14 @@ export async function startSweeps({
       thresholds,
       maxCandidates,
     );
+  const seen = await candidatesOf(pool);
+  if (seen.length === 0) return [];
+  const held = await onChainBalances(adapter, seen);
+  const started = await withTransaction(pool, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
+    const candidates = unchangedSince(await candidatesOf(client), seen);
     if (candidates.length === 0) return [];
-    const plan = planSweeps(
-      capByOnChain(candidates, await onChainBalances(adapter, candidates)),
-      thresholds,
-      chain.sweepBatchSize,
-    );
+    const plan = planSweeps(capByOnChain(candidates, held), thresholds, chain.sweepBatchSize);
     const out: StartedSweep[] = [];
     for (const sweep of plan) {
       const hotWallet = await contractHotWallet(client, chain.chainId, sweep.factory);
