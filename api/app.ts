@@ -343,6 +343,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
+  // Bodies are JSON (docs/errors.md: anything else is 415 UNSUPPORTED_MEDIA_TYPE). Fastify also
+  // parses text/plain by default, which reached the schema as a string and was answered 400
+  // VALIDATION_FAILED as if the JSON were wrong. The console adds its own form parser.
+  app.removeContentTypeParser("text/plain");
+
   // One log line per request (Fastify's own request logging is off): method, route template,
   // status, duration and the API key's id; never headers, bodies or query values. Probes and
   // scrapes (health, readiness, metrics) log at debug so they do not drown the API's lines.
@@ -459,6 +464,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // NUL and lone surrogates are refused before schema validation, for every route and every
   // text field (values and keys), with the schema's own problem shape naming the field.
   app.addHook("preValidation", async (request) => {
+    // A POST sent with no body (no Content-Type, no length): Fastify validates `undefined`
+    // against the route's object schema, and a route whose fields are all optional (approve,
+    // reject, cancel, redrive) refused it 400 "body must be object". No body sends no fields, so
+    // it is validated and handled as `{}` (a route that needs fields names the first missing one).
+    if (request.body === undefined && request.routeOptions.schema?.body) request.body = {};
     for (const [part, context] of [
       [request.params, "params"],
       [request.query, "querystring"],
@@ -495,7 +505,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       summary,
       // Probes and scrapers call these without a key.
       security: [],
-      response: { 200: ok, 400: ProblemSchema, ...extra },
+      // 500: a check or the metrics registry throwing (INTERNAL, from the one error handler).
+      response: { 200: ok, 400: ProblemSchema, 500: ProblemSchema, ...extra },
     },
   });
   const Status = {

@@ -95,6 +95,8 @@ const cases: Case[] = [
     payload: "amount=1",
     field: "body",
     contentType: "text/plain",
+    status: 415,
+    code: "UNSUPPORTED_MEDIA_TYPE",
   },
   { name: "amount as a number", payload: { ...valid, amount: 1000 }, field: "body.amount" },
   { name: "amount as a float", payload: { ...valid, amount: 1.5 }, field: "body.amount" },

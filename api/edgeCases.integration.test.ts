@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealth } from "../foundation/health.js";
 import { createLedger, type Ledger, transferId } from "../ledger/index.js";
 import { buildApp } from "./app.js";
+import { consoleSignIn } from "./console/testing/inject.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 import { createV1Plugin } from "./v1.js";
 
@@ -121,7 +122,7 @@ describe("customer ids named like Object members", () => {
 });
 
 describe("cursors", () => {
-  it("above int64 are a 400 naming the cursor; int64 max itself is a page", async () => {
+  it("above int64 are a 400 naming the cursor; int64 max itself is looked up (no such transfer)", async () => {
     const url = (cursor: string) =>
       `/v1/customers/alice/transfers?asset=${NATIVE}&cursor=${cursor}`;
     expectProblem(
@@ -136,9 +137,13 @@ describe("cursors", () => {
       "VALIDATION_FAILED",
       "querystring.cursor",
     );
-    const max = await t.call(admin(), { method: "GET", url: url("9223372036854775807") });
-    expect(max.statusCode).toBe(200);
-    expect(max.json().transfers).toHaveLength(1);
+    // Within the bound: Postgres is asked for it (no overflow, no 500); it names no transfer.
+    expectProblem(
+      await t.call(admin(), { method: "GET", url: url("9223372036854775807") }),
+      400,
+      "PAGE_CURSOR_UNKNOWN",
+      "querystring.cursor",
+    );
   });
 });
 
@@ -179,6 +184,46 @@ describe("router and parser errors are problem+json", () => {
     expectProblem(await post("/v1/withdrawals", "{"), 400, "MALFORMED_JSON");
     expectProblem(await post("/v1/withdrawals", '{"__proto__": {"x": 1}}'), 400);
     expectProblem(await post("/v1/withdrawals", '{"constructor": {"prototype": {}}}'), 400);
+  });
+
+  it("a body that is not JSON is 415 on every /v1 POST; no body, and the console's forms, still go through", async () => {
+    const doc = (await t.call(null, { method: "GET", url: "/docs/json" })).json() as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const posts = Object.entries(doc.paths)
+      .filter(([p, ops]) => p.startsWith("/v1/") && ops.post)
+      .map(([p]) => p.replace(/\{[^}]+\}/g, UUID));
+    expect(posts.length).toBeGreaterThanOrEqual(10);
+    const answers: string[] = [];
+    for (const url of posts)
+      for (const [type, payload] of [
+        ["text/plain", "amount=1"],
+        ["text/plain; charset=utf-8", '{"reason":"x"}'],
+        ["text/csv", "a,b"],
+      ] as const) {
+        const res = await t.call(admin(), {
+          method: "POST",
+          url,
+          headers: { "idempotency-key": `edge-${++n}`, "content-type": type },
+          payload,
+        });
+        answers.push(`${url} ${type}: ${res.statusCode} ${res.json().code}`);
+      }
+    expect(answers.filter((a) => !a.endsWith(": 415 UNSUPPORTED_MEDIA_TYPE"))).toEqual([]);
+    // A POST whose body is optional, sent with none (no Content-Type): it reaches its route.
+    expectProblem(
+      await t.call(admin(), {
+        method: "POST",
+        url: `/v1/withdrawals/${UUID}/cancel`,
+        headers: { "idempotency-key": `edge-${++n}` },
+      }),
+      404,
+      "RESOURCE_NOT_FOUND",
+    );
+    // The console's sign-in form (application/x-www-form-urlencoded) is parsed and signs in.
+    const { res, session } = await consoleSignIn(t.app, admin());
+    expect(res.statusCode).toBe(303);
+    expect(session).toBeTruthy();
   });
 
   it("the framework's other refusals answer under stable codes, never its own FST_ codes", async () => {

@@ -82,6 +82,31 @@ describe("the OpenAPI document", () => {
     });
   });
 
+  it("describes 429's Retry-After on every /v1 operation, and 500 on the health routes", () => {
+    type Response = { description?: string; headers?: Record<string, unknown> };
+    const responsesOf = (op: Operation) => (op.responses ?? {}) as Record<string, Response>;
+    const v1 = operations().filter(({ route }) => / \/v1\//.test(route));
+    expect(v1.length).toBeGreaterThanOrEqual(20);
+    // RATE_LIMITED and AUTH_RATE_LIMITED are always sent with Retry-After (api/auth.ts, api/v1.ts).
+    const without = v1
+      .filter(({ op }) => !responsesOf(op)["429"]?.headers?.["retry-after"])
+      .map(({ route }) => route);
+    expect(without).toEqual([]);
+    const tooMany = responsesOf(v1[0]!.op)["429"]!;
+    expect(tooMany.description).toContain("RATE_LIMITED");
+    expect(tooMany.description).toContain("AUTH_RATE_LIMITED");
+    expect(tooMany.headers?.["retry-after"]).toMatchObject({ schema: { type: "integer" } });
+    const health = operations().filter(({ route }) => / \/(healthz|readyz|metrics)$/.test(route));
+    expect(health.map(({ route }) => route).sort()).toEqual([
+      "GET /healthz",
+      "GET /metrics",
+      "GET /readyz",
+    ]);
+    expect(health.filter(({ op }) => !responsesOf(op)["500"]).map(({ route }) => route)).toEqual(
+      [],
+    );
+  });
+
   it("declares health routes open (security: []) and every /v1 route keyed", () => {
     for (const { route, op } of operations()) {
       if (/ \/(healthz|readyz|metrics)$/.test(route)) expect(op.security, route).toEqual([]);

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appendAudit } from "../foundation/audit.js";
+import { createLedger, transferId } from "../ledger/index.js";
 import type { Scope } from "./apiKeys.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 
@@ -125,5 +126,66 @@ describe("a page cursor that names no row", () => {
     await expectUnknownCursor("admin", `/v1/treasury/moves?after=${unknown}`);
     await expectPage("admin", `/v1/audit?after=${lastId}`, "entries", 0);
     await expectPage("admin", `/v1/treasury/moves?after=${lastId}`, "moves", 0);
+  });
+});
+
+describe("a customer's transfers cursor that names no transfer of the account", () => {
+  it("GET /v1/customers/{id}/transfers refuses it; a nextCursor pages to the end", async () => {
+    const NATIVE = "31337:0x0000000000000000000000000000000000000000";
+    const ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
+    try {
+      const fund = (customer: string, n: number) =>
+        ledger.transfer({
+          id: transferId(`test:cursor:${customer}:${n}`),
+          assetId: NATIVE,
+          debit: "custody:deposits",
+          credit: `user:${customer}`,
+          amount: 1000n + BigInt(n),
+          kind: "manual",
+        });
+      for (const n of [1, 2, 3]) await fund("cursor-carol", n);
+      await fund("cursor-dave", 1);
+      const url = (customer: string, cursor?: string) =>
+        `/v1/customers/${customer}/transfers?asset=${NATIVE}&limit=2${cursor ? `&cursor=${cursor}` : ""}`;
+      const first = await get("ledger:read", url("cursor-carol"));
+      expect(first.statusCode, first.body).toBe(200);
+      const { transfers, nextCursor } = first.json() as {
+        transfers: { seq: string }[];
+        nextCursor: string;
+      };
+      expect(transfers).toHaveLength(2);
+      expect(nextCursor).toBe(transfers[1]!.seq);
+      const last = await get("ledger:read", url("cursor-carol", nextCursor));
+      expect(last.statusCode, last.body).toBe(200);
+      expect(last.json()).toMatchObject({ nextCursor: null });
+      expect(last.json().transfers).toHaveLength(1);
+      // The oldest transfer's seq names a row: the empty page after it is the list's end.
+      const oldest = last.json().transfers[0].seq as string;
+      expect((await get("ledger:read", url("cursor-carol", oldest))).json()).toEqual({
+        transfers: [],
+        nextCursor: null,
+      });
+
+      const unknown = async (customer: string, cursor: string) => {
+        const res = await get("ledger:read", url(customer, cursor));
+        return `${customer} ${cursor}: ${res.statusCode} ${res.json().code} ${res.json().errors?.[0]?.field}`;
+      };
+      const dave = (await get("ledger:read", url("cursor-dave"))).json().transfers[0].seq as string;
+      const cases = [
+        // Another customer's transfer (a cursor from the wrong customer's pages).
+        ["cursor-carol", dave],
+        // A seq past every transfer, one before the first (cut short: a leading digit lost).
+        ["cursor-carol", String(BigInt(nextCursor) + 1_000_000n)],
+        ["cursor-carol", "0"],
+        // A customer with no account in the asset: no cursor of theirs names a row.
+        ["cursor-nobody", nextCursor],
+      ] as const;
+      const answers = await Promise.all(cases.map(([c, cursor]) => unknown(c, cursor)));
+      expect(answers).toEqual(
+        cases.map(([c, cursor]) => `${c} ${cursor}: 400 PAGE_CURSOR_UNKNOWN querystring.cursor`),
+      );
+    } finally {
+      await ledger.close();
+    }
   });
 });

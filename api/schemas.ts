@@ -78,7 +78,21 @@ export const problemResponses = {
   404: Problem,
   409: Problem,
   422: Problem,
-  429: Problem,
+  // Both are sent with Retry-After (api/auth.ts, @fastify/rate-limit in api/v1.ts).
+  429: problemOf(
+    "application/problem+json: RATE_LIMITED (too many requests for this API key in the window) " +
+      "or AUTH_RATE_LIMITED (too many failed authentications from this address); retry after " +
+      "Retry-After",
+    {
+      headers: {
+        "retry-after": {
+          type: "integer",
+          minimum: 0,
+          description: "seconds to wait before retrying",
+        },
+      },
+    },
+  ),
   // The service or an upstream failing, not the request (docs/errors.md): a client retries these
   // with the same request (and Idempotency-Key), so generated clients must know them.
   500: problemOf(
@@ -120,12 +134,16 @@ export function pageLimit(limit: string | undefined, fallback = 100): number {
 export async function requirePageCursor(
   after: string | undefined,
   exists: (after: string) => Promise<boolean>,
+  cursor: { field: string; send: string } = {
+    field: "querystring.after",
+    send: "the last id of the previous page",
+  },
 ): Promise<void> {
   if (after !== undefined && !(await exists(after)))
     throw new InvalidFieldError(
       "PAGE_CURSOR_UNKNOWN",
-      "querystring.after",
-      "names no row of this list: send the last id of the previous page",
+      cursor.field,
+      `names no row of this list: send ${cursor.send}`,
     );
 }
 

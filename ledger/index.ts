@@ -46,6 +46,7 @@ export {
   holdSettlement,
 } from "./gasBookings.js";
 export { bookInflowCredit, type InflowCredit } from "./inflowCredits.js";
+export { accountTransferSeqExists } from "./queries.js";
 export { creditingRole } from "./role.js";
 export {
   assetIdOf,

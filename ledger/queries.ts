@@ -97,3 +97,20 @@ export function createLedgerQueries({
     },
   };
 }
+
+/**
+ * Whether the transfer with this seq moves this account (debit or credit side): an account's
+ * transfers page's cursor is the seq of the last transfer of the page before, so it names one.
+ */
+export async function accountTransferSeqExists(
+  client: Queryable,
+  accountId: bigint,
+  seq: string,
+): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM ledger.transfers
+      WHERE seq = $2::bigint AND (debit_account_id = $1 OR credit_account_id = $1)`,
+    [accountId.toString(), seq],
+  );
+  return rows.length > 0;
+}

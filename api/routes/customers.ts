@@ -2,6 +2,7 @@
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { getAddress } from "viem";
 import { allocateDepositAddress, depositAddressesOf } from "../../indexers/index.js";
+import { accountTransferSeqExists } from "../../ledger/index.js";
 import { callerOf } from "../auth.js";
 import { assetsOf, resolveAsset, resolveChain } from "../chainStatus.js";
 import {
@@ -14,6 +15,7 @@ import {
   Limit,
   pageLimit,
   problemResponses,
+  requirePageCursor,
 } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
@@ -124,12 +126,21 @@ export function customersRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         const asset = resolveAsset(deps.common.config, chain, token, "querystring.asset");
         const ref = { assetId: asset.assetId, name: `user:${request.params.customerId}` };
         const account = await deps.ledger.getAccount(ref);
+        const cursor = request.query.cursor
+          ? int64Text(request.query.cursor, "querystring.cursor")
+          : undefined;
+        // A seq of no transfer of this account (another customer's, cut short, past the end)
+        // would page from an arbitrary place, or to the empty page that says the list ended.
+        await requirePageCursor(
+          cursor,
+          async (seq) =>
+            account !== undefined && (await accountTransferSeqExists(deps.pool, account.id, seq)),
+          { field: "querystring.cursor", send: "the previous page's nextCursor" },
+        );
         if (!account) return { transfers: [], nextCursor: null };
         const page = await deps.ledger.accountTransfers(ref, {
           limit: pageLimit(request.query.limit, 50),
-          ...(request.query.cursor
-            ? { cursor: int64Text(request.query.cursor, "querystring.cursor") }
-            : {}),
+          ...(cursor ? { cursor } : {}),
         });
         return {
           transfers: page.transfers.map((t) => ({

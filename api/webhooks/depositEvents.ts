@@ -15,19 +15,34 @@ import type { DepositFactRow } from "../../ledger/index.js";
 import { emitEvent } from "./events.js";
 import { type ProducerOptions, produceLedgerEvents } from "./ledgerEvents.js";
 
+/**
+ * A standing credit of fact `t` (as crediting matches it: identity, recipient, asset, amount):
+ * `lt`, a row of the ledger's credited_facts.
+ */
+const STANDING_CREDIT = `lt.chain_id = t.chain_id AND lt.tx_hash = t.tx_hash AND lt.position = t.position
+  AND lt.standing AND lt.to_address = t.to_address AND lt.asset = t.asset AND lt.amount = t.amount`;
+
 const CONDITIONS = {
   detected: "true",
   confirmed: "t.confirmed_at IS NOT NULL",
-  // A standing credit of this deposit (as crediting matches it: identity, recipient, asset,
-  // amount) while this fact is the confirmed one: a reorged deposit's copy is not credited while
-  // the ledger holds the credit back, nor by position alone.
+  // A standing credit of this deposit while this fact is the confirmed one: a reorged deposit's
+  // copy is not credited while the ledger holds the credit back, nor by position alone.
   credited: `t.status = 'confirmed' AND EXISTS (SELECT 1 FROM ledger.credited_facts lt
-               WHERE lt.chain_id = t.chain_id AND lt.tx_hash = t.tx_hash AND lt.position = t.position
-                 AND lt.standing AND lt.to_address = t.to_address AND lt.asset = t.asset
-                 AND lt.amount = t.amount)`,
+               WHERE ${STANDING_CREDIT})`,
   orphaned: "t.status = 'orphaned'",
 } as const;
 type DepositEvent = keyof typeof CONDITIONS;
+
+/**
+ * `credited` names the credit (its ledger transfer id, `credit_id`): a copy re-mined in another
+ * block carries the same credit as the orphaned deposit, and the reorg events name it too, so a
+ * receiver can link the two. The other events have none.
+ */
+const creditIdColumn = (event: DepositEvent) =>
+  event === "credited"
+    ? `(SELECT lt.transfer_id::text FROM ledger.credited_facts lt WHERE ${STANDING_CREDIT}
+         ORDER BY lt.created_at DESC LIMIT 1) AS credit_id`
+    : "NULL::text AS credit_id";
 
 const FACT_COLUMNS = `t.id::text, t.owner, t.chain_id::text, t.asset, t.to_address, t.from_address,
   t.amount, t.tx_hash, t.position, t.block_number::text, t.block_hash`;
@@ -73,16 +88,16 @@ async function producePass(
     // its events are due again, after the orphaning, so the backend hears the deposit is back;
     // `orphaned` closes a life whose `detected` went out. Facts never orphaned-and-marked (nearly
     // all) are read as before, by the anti-join; only the few with an `orphaned` mark count lives.
-    const { rows } = await pool.query<DepositFactRow & { life: number }>(
+    const { rows } = await pool.query<DepositFactRow & { life: number; credit_id: string | null }>(
       `SELECT * FROM (
-         SELECT ${FACT_COLUMNS}, 1 AS life
+         SELECT ${FACT_COLUMNS}, ${creditIdColumn(event)}, 1 AS life
            FROM chain.deposit_facts t
           WHERE ${CONDITIONS[event]}
             AND NOT EXISTS (SELECT 1 FROM api.deposit_event_marks m
                              WHERE m.transfer_id = t.id AND m.event IN ($1, 'orphaned'))
             ${event === "orphaned" ? DETECTED_MARKED : ""}
          UNION ALL
-         SELECT ${FACT_COLUMNS}, l.life
+         SELECT ${FACT_COLUMNS}, ${creditIdColumn(event)}, l.life
            FROM (SELECT transfer_id, count(*)::int + 1 AS life FROM api.deposit_event_marks
                   WHERE event = 'orphaned' GROUP BY transfer_id) l
            JOIN chain.deposit_facts t ON t.id = l.transfer_id
@@ -102,6 +117,7 @@ async function producePass(
           name: `deposit:${f.chain_id}:${f.block_hash}:${f.tx_hash}:${f.position}:${event}${f.life === 1 ? "" : `:${f.life}`}`,
           data: {
             deposit_id: f.id,
+            ...(event === "credited" ? { credit_id: f.credit_id } : {}),
             customer_id: f.owner,
             chain_id: Number(f.chain_id),
             asset: f.asset,

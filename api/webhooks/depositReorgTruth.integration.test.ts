@@ -84,6 +84,15 @@ const holdEventsOf = async (depositId: string) =>
       [depositId],
     )
   ).rows;
+/** The `credit_id` of each `deposit.credited` event of the deposit, oldest first. */
+const creditedIdsOf = async (depositId: string) =>
+  (
+    await t.ctx.db.pool.query<{ credit_id: string | null }>(
+      `SELECT payload->>'credit_id' AS credit_id FROM api.webhook_events
+        WHERE payload->>'deposit_id' = $1 AND type = 'deposit.credited' ORDER BY created_at`,
+      [depositId],
+    )
+  ).rows.map((r) => r.credit_id);
 /** The customer's native balance on the chain as /v1/customers/{id}/balances shows it. */
 const balanceOf = async (customer: string) => {
   const res = await t.call(t.keys["ledger:read"], {
@@ -259,6 +268,19 @@ describe("deposit truth after a reorg", () => {
       amount: amount.toString(),
       restored_deposit_id: copy.id,
     });
+    // One credit throughout: both deposits' `deposit.credited` and the hold's events name it, so a
+    // receiver links the copy's credit to the orphaned deposit's (not new money).
+    const credit = await t.ctx.db.pool.query<{ credit_id: string }>(
+      "SELECT credit_id::text FROM ledger.deposit_credits WHERE tx_hash = $1",
+      [txHash],
+    );
+    expect(credit.rows).toHaveLength(1);
+    const creditId = credit.rows[0]!.credit_id;
+    expect({
+      orphaned: await creditedIdsOf(old!.id),
+      copy: await creditedIdsOf(copy.id),
+      holds: (await holdEventsOf(old!.id)).map((e) => e.data.credit_id),
+    }).toEqual({ orphaned: [creditId], copy: [creditId], holds: [creditId, creditId] });
   });
 
   it("a deposit orphaned and then canonical again in its own block is announced again after deposit.orphaned", async () => {
