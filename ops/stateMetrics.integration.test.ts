@@ -19,7 +19,9 @@ async function series(
 ): Promise<number | undefined> {
   const text = await registry.metrics();
   const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
-  return line === undefined ? undefined : Number(line.split(" ").at(-1));
+  if (line === undefined) return undefined;
+  const value = line.split(" ").at(-1)!;
+  return value === "+Inf" ? Number.POSITIVE_INFINITY : Number(value);
 }
 
 describe("state metrics (withdrawals by status and age, hot wallet floor, ceiling and count)", () => {
@@ -193,5 +195,77 @@ describe("state metrics (attestations in flight, by the signer's status of their
       stuck,
     ]);
     expect(await inFlight(31337, "receipt_unknown")).toBeUndefined();
+  });
+
+  it("gives each scheduled chain's attestation age (since its newest confirmed one) and the bound past which it is overdue", async () => {
+    const chain = (chainId: number, attestation?: { everyBlocks: number; intervalMs: number }) => ({
+      key: `chain-${chainId}`,
+      chainId,
+      name: "Local",
+      rpcUrls: ["http://127.0.0.1:8545"],
+      confirmations: { kind: "blocks", blocks: 2 },
+      reorgWindow: 10,
+      blockTimeMs: 1000,
+      feeModel: "eip1559",
+      ...(attestation ? { attestation } : {}),
+    });
+    const schedule = { everyBlocks: 600, intervalMs: 60_000 }; // due every 10 minutes
+    const config = parseFileConfig(chainSchema, {
+      chains: [
+        chain(31401, schedule), // stopped 5 hours ago
+        chain(31402, schedule), // attested 10 minutes ago
+        chain(31403, schedule), // never attested
+        chain(31404), // not attested by schedule
+      ],
+    });
+    const confirmedAgo = async (chainId: number, block: number, ago: string) => {
+      const requestId = await attestation(chainId, block, "confirmed");
+      await db.pool.query(
+        "UPDATE attest.attestations SET confirmed_at = now() - $2::interval WHERE request_id = $1",
+        [requestId, ago],
+      );
+    };
+    await confirmedAgo(31401, 1000, "6 hours");
+    await confirmedAgo(31401, 1600, "5 hours");
+    // Neither a later one still being sent nor a failed one is an attestation dApps can read.
+    await attestation(31401, 2200, "requested");
+    await attestation(31401, 2800, "failed");
+    await confirmedAgo(31402, 1000, "10 minutes");
+    await confirmedAgo(31404, 1000, "9 hours");
+
+    const registry = new Registry();
+    registerStateMetrics(registry, { pool: db.pool, chains: config.chains });
+    const age = (chainId: number) =>
+      series(registry, "custody_attestation_age_seconds", `chain_id="${chainId}"`);
+    const bound = (chainId: number) =>
+      series(registry, "custody_attestation_overdue_after_seconds", `chain_id="${chainId}"`);
+
+    // 3 x the schedule (600 blocks of 1 s, looked at every minute) + 1 hour for finality and recon.
+    expect(await bound(31401)).toBe(3 * 600 + 3600);
+    const stopped = await age(31401);
+    expect(stopped).toBeGreaterThanOrEqual(5 * 3600);
+    expect(stopped).toBeLessThan(5 * 3600 + 600);
+    expect(stopped).toBeGreaterThan((await bound(31401))!); // AttestationOverdue
+    const recent = await age(31402);
+    expect(recent).toBeGreaterThanOrEqual(600);
+    expect(recent).toBeLessThan((await bound(31402))!);
+    // Never attested: no attestation for dApps to read at all.
+    expect(await age(31403)).toBe(Number.POSITIVE_INFINITY);
+    // A chain without a schedule is not expected to be attested.
+    expect(await age(31404)).toBeUndefined();
+    expect(await bound(31404)).toBeUndefined();
+
+    // Postgres out: no age rather than a false one (the bound is the config's).
+    const gone = await createTestDatabase({ migrate: false });
+    await gone.pool.end();
+    const out = new Registry();
+    registerStateMetrics(out, { pool: gone.pool, chains: config.chains });
+    expect(
+      await series(out, "custody_attestation_age_seconds", 'chain_id="31403"'),
+    ).toBeUndefined();
+    expect(await series(out, "custody_attestation_overdue_after_seconds", 'chain_id="31403"')).toBe(
+      5400,
+    );
+    await gone.drop();
   });
 });

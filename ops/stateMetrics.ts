@@ -1,7 +1,8 @@
 /**
  * Metrics of the custody state itself, for dashboards and alerts (ops/observability): withdrawals
  * by status and the age of the oldest one in each status, and attestations in flight by their
- * transaction's signer status, read from Postgres at scrape time; and
+ * transaction's signer status, and each attested chain's attestation age, read from Postgres at
+ * scrape time, with the age past which it is overdue from the config; and
  * each chain's hot wallet floor and ceiling from the config, so a rule can compare them with
  * `custody_signer_hot_wallet_balance_wei` (`on(chain_id)`); and how many hot wallets each chain
  * has configured, so a rule can find the ones no signer task reports (HotWalletNotServed).
@@ -17,7 +18,11 @@ import {
 import type { ChainConfig } from "../chains/index.js";
 import type { HotWalletConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
-import { attestationsInFlight } from "../ledger/attest/status.js";
+import {
+  attestationOverdueAfterSeconds,
+  attestationsInFlight,
+  newestConfirmedAttestationAges,
+} from "../ledger/attest/status.js";
 import { getTxOutcomes } from "../signer/index.js";
 
 /** Statuses a withdrawal can still leave: the ones an operator watches for age. */
@@ -108,6 +113,52 @@ export function registerStateMetrics(
         },
       }),
   );
+
+  // Whatever stops a chain's attestation (breaks, liabilities that differ, no final run, no
+  // contract, a stuck request: the attestor only logs most of them), its age grows past the bound
+  // from its schedule: the AttestationOverdue alert.
+  const attested = deps.chains.filter((c) => c.attestation !== undefined);
+  once(
+    registry,
+    "custody_attestation_age_seconds",
+    () =>
+      new Gauge({
+        name: "custody_attestation_age_seconds",
+        help: "Seconds since the chain's newest attestation was confirmed on chain (+Inf: none yet), for chains with an attestation schedule; read from Postgres at scrape",
+        labelNames: ["chain_id"],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          if (attested.length === 0) return;
+          const ages = await withinTimeout(
+            newestConfirmedAttestationAges(
+              deps.pool,
+              attested.map((c) => c.chainId),
+            ),
+            timeoutMs,
+          );
+          if (!ages) return; // Postgres out: no figure rather than a false one
+          for (const c of attested)
+            this.set(
+              { chain_id: String(c.chainId) },
+              ages.get(c.chainId) ?? Number.POSITIVE_INFINITY,
+            );
+        },
+      }),
+  );
+  const overdueAfter = once(
+    registry,
+    "custody_attestation_overdue_after_seconds",
+    () =>
+      new Gauge({
+        name: "custody_attestation_overdue_after_seconds",
+        help: "Attestation age past which the chain is overdue: 3 x max(everyBlocks x blockTimeMs, intervalMs) + 1 h (chain attestation schedule)",
+        labelNames: ["chain_id"],
+        registers: [registry],
+      }),
+  );
+  for (const c of attested)
+    overdueAfter.set({ chain_id: String(c.chainId) }, attestationOverdueAfterSeconds(c)!);
 
   const floor = once(
     registry,

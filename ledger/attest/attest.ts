@@ -38,6 +38,7 @@ import { getContract, listCustody, readFinalized } from "../../indexers/index.js
 import { createLedger, type Ledger } from "../createLedger.js";
 import { gasTransfer, gasUnbooking } from "../gasBookings.js";
 import { customerLiabilitiesAtRun } from "../recon/customerLiabilities.js";
+import { unlessAborted } from "../recon/reconcile.js";
 import { listRuns, readRun, readRunJournalPosition, type StoredRun } from "../recon/store.js";
 import type { BreakType } from "../recon/types.js";
 import { assetIdOf, transferId } from "../transferId.js";
@@ -580,7 +581,13 @@ export function createAttestor({
       if (refused) return refused;
     }
     const tokens: Address[] = [zeroAddress, ...chain.tokens.map((t) => getAddress(t.address))];
-    const all = await Promise.all(tokens.map((t) => figures(chain, run.id, t)));
+    // The reserves' reads may take minutes at scale: a lost lock stops the tick without waiting
+    // them out (they run on, unheard; what they write is the customers' salts, kept either way).
+    const all = await unlessAborted(
+      Promise.all(tokens.map((t) => figures(chain, run.id, t))),
+      options.signal,
+      () => new AttestLockLostError(chainId),
+    );
     const differing = all.filter((f) => f.liabilities !== recordedLiabilities(run, f.assetId));
     if (differing.length > 0) {
       const f = differing[0]!;

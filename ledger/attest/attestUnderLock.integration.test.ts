@@ -31,6 +31,7 @@ import { type RpcProxy, startRpcProxy } from "../../signer/testing/rpcProxy.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { transferId } from "../transferId.js";
+import { createAttestor } from "./attest.js";
 import { RESERVES_ATTESTOR } from "./deploy.js";
 import { createAttestRole } from "./role.js";
 
@@ -133,17 +134,58 @@ afterAll(async () => {
 });
 
 describe("the attestation step under its chain lock", () => {
+  // First: the tests below leave an attestation in flight, which a tick waits out before reading.
+  it("a tick stops at its lock's loss while the reserves are still being read, not after the read", async () => {
+    // A read at scale takes minutes; here one answer of the slow node, under the RPC timeout (10 s).
+    const READ_MS = 8_000;
+    proxy.setDelay(READ_MS);
+    const attestor = createAttestor({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      sender: { requestTransaction, getTxOutcomes },
+      chains: adapterPerChain(ctx.common, (c) =>
+        createEvmAdapter({ ...c, rpcUrls: [proxy.url] }, { common: ctx.common }),
+      ),
+    });
+    const held = new AbortController();
+    const readsBefore = proxy.calls("eth_getBalance");
+    try {
+      const ticking = attestor.tick(chain, { everyBlocks: 1 }, { signal: held.signal });
+      const outcome = ticking.then(
+        () => ({ code: "returned" }),
+        (error: { code?: string }) => ({ code: error.code }),
+      );
+      await waitFor(
+        "the tick to read the reserves",
+        () => proxy.calls("eth_getBalance") > readsBefore,
+        { timeoutMs: 30_000, everyMs: 20 },
+      );
+      const lostAt = performance.now();
+      held.abort();
+      const stopped = await outcome;
+      const tookMs = performance.now() - lostAt;
+      expect(stopped).toEqual({ code: "ATTEST_LOCK_LOST" });
+      // Well before the read answers: the tick does not wait it out.
+      expect(tookMs).toBeLessThan(READ_MS / 4);
+    } finally {
+      proxy.setDelay(0);
+    }
+    expect(await stored()).toEqual({ attestations: 0, requests: 0 });
+  }, 60_000);
+
   it("a tick whose lock is lost while it reads the reserves stores nothing and requests nothing", async () => {
     proxy.setDelay(3_000); // the tick is still reading when its lock goes
+    const readsBefore = proxy.calls("eth_getBalance");
     const role = await startRole();
     // The other reconciler: it takes the chain's lock once the first one's session ended.
     const other = await ctx.db.pool.connect();
     let otherHolds = false;
     try {
-      await waitFor("the tick to read the reserves", () => proxy.calls("eth_getBalance") > 0, {
-        timeoutMs: 30_000,
-        everyMs: 20,
-      });
+      await waitFor(
+        "the tick to read the reserves",
+        () => proxy.calls("eth_getBalance") > readsBefore,
+        { timeoutMs: 30_000, everyMs: 20 },
+      );
       const { rows } = await ctx.db.pool.query<{ ok: boolean }>(
         `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks
           WHERE locktype = 'advisory' AND granted AND objsubid = 1

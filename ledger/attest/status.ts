@@ -1,9 +1,11 @@
 /**
  * One attestation's state, for whoever follows it from outside ledger/attest (the demo waits for
  * its attestation to be mined and confirmed): its status and the transaction that carried it; and
- * the attestations in flight, for the state metrics (ops/stateMetrics.ts).
+ * the attestations in flight and each chain's newest confirmed one, for the state metrics
+ * (ops/stateMetrics.ts).
  */
 import type { Hex } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Pool, PoolClient } from "../../foundation/db.js";
 import type { AttestationRecord } from "./attest.js";
 import type { AttestationOutcome, AttestationSender } from "./sender.js";
@@ -53,4 +55,46 @@ export async function attestationsInFlight(
     counts.set(key, cur);
   }
   return [...counts.values()];
+}
+
+/**
+ * Seconds since each of `chainIds`' newest attestation was confirmed on chain (Postgres' clock),
+ * final or not: what dApps and customers' proofs read is at most that old. A chain with none
+ * confirmed is absent. Any reason the attestor stops (a break, liabilities that differ, no final
+ * run, no contract, a request stuck) only shows here, as an age that grows (AttestationOverdue).
+ */
+export async function newestConfirmedAttestationAges(
+  db: Pool | PoolClient,
+  chainIds: readonly number[],
+): Promise<Map<number, number>> {
+  const r = await db.query<{ chain_id: string; age: number }>(
+    `SELECT chain_id::text, EXTRACT(EPOCH FROM now() - max(confirmed_at))::float8 AS age
+       FROM attest.attestations
+      WHERE status = 'confirmed' AND chain_id = ANY($1::bigint[])
+      GROUP BY chain_id`,
+    [chainIds],
+  );
+  return new Map(r.rows.map((x) => [Number(x.chain_id), x.age]));
+}
+
+/** Margin for what an attestation waits for beyond its schedule: finality, a run, mining. */
+const OVERDUE_MARGIN_S = 3600;
+
+/**
+ * How long after its newest confirmed attestation a scheduled chain is overdue (undefined: not
+ * scheduled). One is due every max(everyBlocks x blockTimeMs, intervalMs); on top, its run's block
+ * must be final (minutes: up to ~15 on Ethereum's finalized tag), a reconciliation run must reach
+ * past it and the transaction mine. Three schedules let one or two passes go by for a passing
+ * reason (an RPC failure, a break cleared on the next run); the hour covers the waits above when
+ * the schedule is short.
+ */
+export function attestationOverdueAfterSeconds(
+  chain: Pick<ChainConfig, "blockTimeMs" | "attestation">,
+): number | undefined {
+  if (!chain.attestation) return undefined;
+  const everyMs = Math.max(
+    chain.attestation.everyBlocks * chain.blockTimeMs,
+    chain.attestation.intervalMs,
+  );
+  return 3 * Math.ceil(everyMs / 1000) + OVERDUE_MARGIN_S;
 }

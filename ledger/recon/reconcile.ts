@@ -392,8 +392,11 @@ export function createReconciler({
   return { run, finalBlock };
 }
 
-/** `promise`'s outcome, or `stopped()`'s error as soon as `signal` aborts (the promise runs on, unheard). */
-function unlessAborted<T>(
+/**
+ * `promise`'s outcome, or `stopped()`'s error as soon as `signal` aborts (the promise runs on,
+ * unheard). Also the attestation tick's, around its reserves read (ledger/attest/attest.ts).
+ */
+export function unlessAborted<T>(
   promise: Promise<T>,
   signal: AbortSignal | undefined,
   stopped: () => Error,

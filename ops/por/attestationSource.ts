@@ -11,8 +11,17 @@ export const ATTESTED_EVENT = parseAbiItem(
   "event Attested(address indexed asset, uint256 indexed block, uint256 reserves, uint256 liabilities, bytes32 liabilitiesRoot, bytes32 addressesRoot, bytes32 reportHash)",
 );
 
+const LAST_ATTESTED_BLOCK = parseAbiItem(
+  "function lastAttestedBlock(address asset) view returns (uint256)",
+);
+
 export type AttestationFromSource = {
   source: string;
+  /**
+   * What the source says beside the checks, changing no verdict (e.g. a later attestation of the
+   * asset exists: the proof is of an older one, which it may still verify against).
+   */
+  notices?: string[];
   asset?: string;
   block?: string;
   reserves: string;
@@ -85,7 +94,9 @@ export async function attestationFromRpc(
     );
   });
   const a = log.args;
+  const notices = await laterAttestation(client, getAddress(contract), ref);
   return {
+    notices,
     source: `Attested event of ${getAddress(contract)} (tx ${log.transactionHash}) via ${url}`,
     chainId: await client.getChainId(),
     contract: log.address,
@@ -100,6 +111,37 @@ export async function attestationFromRpc(
     eventBlock: log.blockNumber === null ? null : log.blockNumber.toString(),
     finalizedBlock: finalized.number.toString(),
   };
+}
+
+/**
+ * A notice when the attestor has attested the asset at a later block than the proof's: the proof
+ * verifies against what it names, but a customer checking today's holdings wants a newer proof. Not
+ * a failed check (verified keeps meaning "this proof is in this attestation"); read at the node's
+ * latest block, so the later one may not be final yet. A failed read says so rather than nothing:
+ * no answer is no evidence that this attestation is the latest.
+ */
+async function laterAttestation(
+  client: ReturnType<typeof publicClientFor>,
+  contract: Address,
+  ref: { asset: Address; block: bigint },
+): Promise<string[]> {
+  let last: bigint;
+  try {
+    last = await client.readContract({
+      address: contract,
+      abi: [LAST_ATTESTED_BLOCK],
+      functionName: "lastAttestedBlock",
+      args: [ref.asset],
+    });
+  } catch (error) {
+    return [
+      `whether a later attestation exists is unknown: ${contract}.lastAttestedBlock(${ref.asset}) did not answer: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
+    ];
+  }
+  if (last <= ref.block) return [];
+  return [
+    `not the latest attestation: ${contract} has attested ${ref.asset} up to block ${last} (this proof is at block ${ref.block}); ask for a proof at that block`,
+  ];
 }
 
 export function attestationFromFlags(flags: {

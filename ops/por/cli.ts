@@ -2,7 +2,8 @@
  * `custody-node por verify proof.json (--graphql <url> | --rpc <url> --contract <address> | --root <hash> …)`: checks a
  * customer's liabilities proof (from GET /v1/customers/{id}/liabilities-proof) against the root a
  * dApp reads, and that reserves cover liabilities (with --rpc, also that the Attested event is in a
- * block the node has finalized). Exit 0 verified, 1 a check failed (each check
+ * block the node has finalized, and a notice, not a failed check, when the attestor has attested
+ * the asset at a later block). Exit 0 verified, 1 a check failed (each check
  * printed, the failed ones first), 2 the proof or the source could not be read.
  * `custody-node por page`: serves the static verifier page (verifier.html + verify.js).
  * `custody-node por deploy --chain X`: deploys the chain's ReservesAttestor (ledger/attest/deploy.ts).
@@ -30,7 +31,11 @@ type VerifyOpts = {
   json?: boolean;
 };
 
-export function formatVerdict(result: VerifyResult, source: string): string {
+export function formatVerdict(
+  result: VerifyResult,
+  source: string,
+  notices: readonly string[] = [],
+): string {
   const failed = result.checks.filter((c) => !c.ok);
   const lines = [
     result.ok
@@ -39,6 +44,7 @@ export function formatVerdict(result: VerifyResult, source: string): string {
   ];
   for (const c of [...failed, ...result.checks.filter((x) => x.ok)])
     lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
+  for (const n of notices) lines.push(`  note ${n}`);
   return lines.join("\n");
 }
 
@@ -79,9 +85,11 @@ export async function runPorVerify(
     };
   }
   const result = verifyProof(proof, attestation);
+  // Notices change no verdict or exit code (e.g. a later attestation exists: see attestationSource).
+  const notices = attestation.notices ?? [];
   const out = opts.json
-    ? JSON.stringify({ ...result, source: attestation.source }, null, 2)
-    : formatVerdict(result, attestation.source);
+    ? JSON.stringify({ ...result, source: attestation.source, notices }, null, 2)
+    : formatVerdict(result, attestation.source, notices);
   return { code: result.ok ? 0 : 1, out };
 }
 

@@ -15,6 +15,7 @@ import {
   createWalletClient,
   encodeDeployData,
   encodeFunctionData,
+  getAddress,
   type Hex,
   http,
   keccak256,
@@ -257,6 +258,7 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
       expect(browserSide.result).toEqual({
         ...flags.result,
         source: undefined,
+        notices: undefined,
         root: browserSide.result.root,
       });
       expect(browserSide.result.ok).toBe(true);
@@ -349,6 +351,31 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
     await mineBlocks(70);
     const later = await viaCli(proof, onChain());
     expect(later.code, JSON.stringify(later.result)).toBe(0);
+  }, 60_000);
+
+  it("--rpc notes, without failing, that the contract has attested the asset at a later block than the proof's", async () => {
+    // Native: honest, then short (a later block); the proof at honest still verifies, with a notice.
+    const older = await viaCli(proofOf("customer-3", blocks.honest), onChain());
+    expect(older.code, JSON.stringify(older.result)).toBe(0);
+    expect(older.result.ok).toBe(true);
+    expect(older.result.checks.every((c) => c.ok)).toBe(true);
+    expect((older.result as { notices?: string[] }).notices).toEqual([
+      `not the latest attestation: ${getAddress(contract)} has attested ${zeroAddress} up to block ${blocks.short} (this proof is at block ${blocks.honest}); ask for a proof at that block`,
+    ]);
+    const file = path.join(dir, "older.json");
+    writeFileSync(file, JSON.stringify(proofOf("customer-3", blocks.honest)));
+    const text = await runPorVerify(file, onChain());
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/^VERIFIED against Attested event/);
+    expect(text.out).toContain(
+      `\n  note not the latest attestation: ${getAddress(contract)} has attested ${zeroAddress} up to block ${blocks.short}`,
+    );
+    // At the latest block of its asset: nothing to note (the check it fails is its own).
+    const latest = await viaCli(proofOf("customer-3", blocks.short), onChain());
+    expect((latest.result as { notices?: string[] }).notices).toEqual([]);
+    // --root figures say nothing of the chain: no notice either way.
+    const flags = await viaCli(proofOf("customer-3", blocks.honest), honestFigures);
+    expect((flags.result as { notices?: string[] }).notices).toEqual([]);
   }, 60_000);
 
   it("the installed command exits 0 verified, 1 not verified, 2 unreadable, printing why", async () => {
