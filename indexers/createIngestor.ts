@@ -27,6 +27,8 @@ export type Ingestor = {
   start: () => void;
   stop: () => Promise<void>;
   status: () => IngestorStatus;
+  /** It is the chain's writer now: it holds the lease, or runs no loop (syncOnce: tests, tools). */
+  writes: () => boolean;
   watched: WatchedSet;
 };
 
@@ -98,5 +100,6 @@ export async function createIngestor({
       await watched.stop();
     },
     status: () => ({ ...ctx.state }),
+    writes,
   };
 }

@@ -79,6 +79,7 @@ describe("indexerHealthCheck", () => {
       chain: { ...chain, chainId: 1, key: "one" } as never,
       ingestor: {
         status: () => ({ ...status, headChangedAt: Date.now() - 500, syncedAt: Date.now() - 200 }),
+        writes: () => true,
       },
     }).check();
 

@@ -63,7 +63,7 @@ export function indexerHealthCheck({
   ingestor,
 }: {
   chain: ChainConfig;
-  ingestor: { status: () => IngestorStatus };
+  ingestor: { status: () => IngestorStatus; writes: () => boolean };
 }): HealthCheck {
   return {
     name: `indexer:${chain.key}`,
@@ -77,6 +77,14 @@ export function indexerHealthCheck({
           ok: true,
           detail:
             "stands by: another Postgres session holds this chain's indexer lease (custody_indexer_lease_held)",
+        };
+      // Between losing its lease and its next try for it, what it last saw (a halt since resumed,
+      // a head since moved) is not the chain's state: the gauges leave it out too (createIngestor).
+      if (!ingestor.writes())
+        return {
+          ok: true,
+          detail:
+            "does not hold this chain's indexer lease (lost, or not taken yet): it takes it or stands by (custody_indexer_lease_held)",
         };
       if (found.length === 0) return { ok: true };
       // Catching up is not failing: the process is live and serving (an ECS/ALB readiness check

@@ -7,7 +7,8 @@
  * detail, `custody_indexer_lease_held` 0: NoActiveIndexer) and takes over once that session ends.
  * Then a halted chain's writer loses its lease connection: this process stops exporting what only
  * the writer knows (no stale `custody_chain_halted` 1 after the resume), and stopped instances
- * export nothing.
+ * export nothing. A task that lost its lease does not fail readiness with its last halt, and one
+ * that re-takes it exports no halt before it has read the chain's (none while that read waits).
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -307,6 +308,133 @@ it("a task that loses its lease exports none of the writer's gauges; stopped tas
   expect(await exported("custody_indexer_unhealthy")).toBeUndefined();
   for (const name of WRITER_GAUGES) expect(await exported(name), name).toBeUndefined();
 });
+
+it("a task whose lease connection died reports none of the writer's readiness reasons", async () => {
+  for (const h of handles.splice(0)) await h.stop();
+  await rpc("evm_setIntervalMining", [1]);
+  const health = createHealth();
+  handles.push(await indexerRole.start(roleContext(health)));
+  const check = `indexer:test-${CHAIN_ID}`;
+  await waitFor("a writer", async () => ((await leaseHeld()) === "1" ? true : undefined));
+  await withHalt(async () => {
+    await waitFor("the writer to report the halt", async () =>
+      (await health.run()).checks[check]?.detail?.includes("chain halted") ? true : undefined,
+    );
+    // Its next read of the halt is slow (a locked or loaded Postgres), and meanwhile its lease
+    // connection dies: it is not the chain's writer any more, whatever it last saw.
+    await withHaltsLocked(async () => {
+      await waitFor("the writer's read of the halt to wait", haltReadWaiting);
+      await terminateLeaseHolder();
+      await waitFor("the task to notice it lost the lease", async () =>
+        (await leaseHeld()) === "0" ? true : undefined,
+      );
+      const result = (await health.run()).checks[check];
+      // Ready, as a standby is, saying it does not write the chain; not the last writer's halt.
+      expect(result?.ok).toBe(true);
+      expect(result?.detail).not.toContain("chain halted");
+      expect(result?.detail).toContain("lease");
+    });
+  });
+});
+
+it("a task re-taking the lease exports the halt it reads then, not the one it saw before", async () => {
+  for (const h of handles.splice(0)) await h.stop();
+  await rpc("evm_setIntervalMining", [1]);
+  handles.push(await indexerRole.start(roleContext(createHealth())));
+  await waitFor("a writer", async () => ((await leaseHeld()) === "1" ? true : undefined));
+  const other = await ctx.db.pool.connect();
+  other.on("error", () => {});
+  let otherReleased = false;
+  const releaseOther = () => {
+    if (!otherReleased) other.release(true);
+    otherReleased = true;
+  };
+  try {
+    await withHalt(async () => {
+      await waitFor("the writer to report the halt", async () =>
+        (await exported("custody_chain_halted")) === "1" ? true : undefined,
+      );
+      // Another session takes the chain's lock: the task stands by, its last halt remembered.
+      await waitFor("the other session to hold the chain's lock", async () => {
+        await terminateLeaseHolder();
+        const { rows } = await other.query<{ ok: boolean }>(
+          "SELECT pg_try_advisory_lock($1, $2) AS ok",
+          [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
+        );
+        return rows[0]?.ok ? true : undefined;
+      });
+      await waitFor("the task to stand by", async () =>
+        (await leaseHeld()) === "0" ? true : undefined,
+      );
+    });
+    // The chain was resumed (withHalt closed it). The lock comes free while the task's read of
+    // the halts is slow: until that read answers, it exports no halt rather than its stale 1.
+    await withHaltsLocked(async () => {
+      releaseOther();
+      await waitFor("the task to take the chain's lock", async () =>
+        (await leaseHolders()).length === 1 ? true : undefined,
+      );
+      await waitFor("its read of the halt to wait", haltReadWaiting);
+      expect(await exported("custody_chain_halted")).not.toBe("1");
+    });
+    await waitFor("the writer to report the chain running", async () =>
+      (await exported("custody_chain_halted")) === "0" ? true : undefined,
+    );
+  } finally {
+    releaseOther();
+  }
+});
+
+/** With the test chain halted (as a reorg at a final block does), then resumed. */
+async function withHalt(body: () => Promise<void>): Promise<void> {
+  const client = await ctx.db.pool.connect();
+  try {
+    await insertHalt(client, { chainId: CHAIN_ID, reason: "test halt", details: {} });
+    await body();
+  } finally {
+    await closeHalt(client, CHAIN_ID, { resumedBy: "test", reason: "test" });
+    client.release();
+  }
+}
+
+/** With every read of chain.halts waiting on a lock this holds. */
+async function withHaltsLocked(body: () => Promise<void>): Promise<void> {
+  const blocker = await ctx.db.pool.connect();
+  try {
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE chain.halts IN ACCESS EXCLUSIVE MODE");
+    await body();
+  } finally {
+    await blocker.query("ROLLBACK");
+    blocker.release();
+  }
+}
+
+/** Some session's query of chain.halts is waiting on a lock. */
+async function haltReadWaiting(): Promise<true | undefined> {
+  const { rows } = await ctx.db.pool.query(
+    `SELECT 1 FROM pg_stat_activity
+      WHERE datname = current_database() AND wait_event_type = 'Lock'
+        AND query LIKE '%chain.halts%' AND pid <> pg_backend_pid()`,
+  );
+  return rows.length > 0 ? true : undefined;
+}
+
+/** Sessions holding the test chain's indexer lock. */
+async function leaseHolders(): Promise<number[]> {
+  const { rows } = await ctx.db.pool.query<{ pid: number }>(
+    `SELECT pid FROM pg_locks
+      WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
+  );
+  return rows.map((r) => r.pid);
+}
+
+async function terminateLeaseHolder(): Promise<void> {
+  for (const pid of await leaseHolders())
+    await ctx.db.pool.query("SELECT pg_terminate_backend($1)", [pid]);
+}
 
 /** Gauges only the chain's writer (the lease holder) knows. */
 const WRITER_GAUGES = [

@@ -46,6 +46,15 @@ describe("state metrics (withdrawals by status and age, hot wallet floor, ceilin
                  now() - $5::interval)`,
         [zero, to, status, `k${i}`, age],
       );
+    // Requested two days ago (a long approval), confirmed four hours ago: every status change
+    // sets updated_at (api/withdrawals/transitions.ts), so it is when the status was entered.
+    await db.pool.query(
+      `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
+                                    requested_by, api_key_id, idempotency_key, created_at, updated_at)
+       VALUES (gen_random_uuid(), 'c1', 31337, $1, $2, 1, 'confirmed', 'ops', '0123456789abcdef',
+               'k-confirmed', now() - interval '2 days', now() - interval '4 hours')`,
+      [zero, to],
+    );
   });
   afterAll(async () => {
     await db?.drop();
@@ -97,6 +106,20 @@ describe("state metrics (withdrawals by status and age, hot wallet floor, ceilin
     ).toBeGreaterThanOrEqual(3 * 3600);
     expect(
       await series(registry, "custody_withdrawal_oldest_age_seconds", 'status="broadcast"'),
+    ).toBe(0);
+    // WithdrawalNotFinalized reads how long the oldest has been in its status, not since its request.
+    const confirmedFor = await series(
+      registry,
+      "custody_withdrawal_oldest_in_status_seconds",
+      'status="confirmed"',
+    );
+    expect(confirmedFor).toBeGreaterThanOrEqual(4 * 3600);
+    expect(confirmedFor).toBeLessThan(5 * 3600);
+    expect(
+      await series(registry, "custody_withdrawal_oldest_age_seconds", 'status="confirmed"'),
+    ).toBeGreaterThanOrEqual(2 * 86400);
+    expect(
+      await series(registry, "custody_withdrawal_oldest_in_status_seconds", 'status="broadcast"'),
     ).toBe(0);
 
     expect(await series(registry, "custody_hot_wallet_floor_wei", 'chain_id="31337"')).toBe(1e18);

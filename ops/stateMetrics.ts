@@ -1,6 +1,7 @@
 /**
  * Metrics of the custody state itself, for dashboards and alerts (ops/observability): withdrawals
- * by status and the age of the oldest one in each status, and attestations in flight by their
+ * by status, the age of the oldest one in each status and how long the longest-waiting one has
+ * been in it, and attestations in flight by their
  * transaction's signer status, and each attested chain's attestation age, read from Postgres at
  * scrape time, with the age past which it is overdue from the config; and
  * each chain's hot wallet floor and ceiling from the config, so a rule can compare them with
@@ -86,6 +87,26 @@ export function registerStateMetrics(
           if (!byStatus) return;
           for (const status of OPEN_WITHDRAWAL_STATUSES)
             this.set({ status }, byStatus.get(status)?.oldestAgeSeconds ?? 0);
+        },
+      }),
+  );
+  // Since the status was entered, not since the request: how long `confirmed` waits for finality
+  // (WithdrawalNotFinalized) does not include how long the withdrawal waited for its approvals.
+  once(
+    registry,
+    "custody_withdrawal_oldest_in_status_seconds",
+    () =>
+      new Gauge({
+        name: "custody_withdrawal_oldest_in_status_seconds",
+        help: "Seconds the withdrawal longest in this status has been in it (0 when none)",
+        labelNames: ["status"],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          const byStatus = await rows();
+          if (!byStatus) return;
+          for (const status of OPEN_WITHDRAWAL_STATUSES)
+            this.set({ status }, byStatus.get(status)?.longestInStatusSeconds ?? 0);
         },
       }),
   );
@@ -229,7 +250,7 @@ async function withinTimeout<T>(read: Promise<T>, timeoutMs: number): Promise<T 
     .finally(() => clearTimeout(timer));
 }
 
-/** Both withdrawal gauges collect in the same scrape: one query serves them. */
+/** The withdrawal gauges collect in the same scrape: one query serves them. */
 function cachedPerScrape<T>(read: () => Promise<T>): () => Promise<T> {
   let pending: { at: number; value: Promise<T> } | undefined;
   return () => {

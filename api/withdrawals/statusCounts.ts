@@ -1,26 +1,41 @@
 /**
  * Withdrawals counted by status, for the state metrics the composition root exports
- * (ops/stateMetrics.ts): how many are in each of `statuses` and how long ago the oldest of them was
- * requested. A status with no withdrawal has no row.
+ * (ops/stateMetrics.ts): how many are in each of `statuses`, how long ago the oldest of them was
+ * requested, and how long the longest-waiting one has been in it (`updated_at`: only a status change
+ * updates a withdrawal, transitions.ts). A status with no withdrawal has no row.
  */
 import type { Pool } from "../../foundation/db.js";
 
-export type WithdrawalStatusCount = { count: number; oldestAgeSeconds: number };
+export type WithdrawalStatusCount = {
+  count: number;
+  oldestAgeSeconds: number;
+  longestInStatusSeconds: number;
+};
 
 export async function withdrawalsByStatus(
   pool: Pool,
   statuses: readonly string[],
 ): Promise<Map<string, WithdrawalStatusCount>> {
-  const r = await pool.query<{ status: string; n: string; age: string | null }>(
+  const r = await pool.query<{
+    status: string;
+    n: string;
+    age: string | null;
+    in_status: string | null;
+  }>(
     `SELECT status, count(*) AS n,
-            extract(epoch FROM now() - min(created_at))::float8 AS age
+            extract(epoch FROM now() - min(created_at))::float8 AS age,
+            extract(epoch FROM now() - min(updated_at))::float8 AS in_status
        FROM api.withdrawals WHERE status = ANY($1) GROUP BY status`,
     [statuses],
   );
   return new Map(
     r.rows.map((row) => [
       row.status,
-      { count: Number(row.n), oldestAgeSeconds: Math.max(0, Number(row.age ?? 0)) },
+      {
+        count: Number(row.n),
+        oldestAgeSeconds: Math.max(0, Number(row.age ?? 0)),
+        longestInStatusSeconds: Math.max(0, Number(row.in_status ?? 0)),
+      },
     ]),
   );
 }

@@ -91,6 +91,10 @@ export function createIngestLoop(
     // This connection is closed, never pooled again, once the lease ends.
     try {
       await client.query(lockSessionSql(ctx.leaseLostAfterMs));
+      // Another process may have halted or resumed the chain while we stood by: read the halt
+      // before this task is the writer, whose gauges export `state.halted` (a stale 1 is a
+      // ChainHalted page for a chain resumed meanwhile).
+      await checkHalt();
     } catch (error) {
       client.release(true);
       throw error;
@@ -120,9 +124,8 @@ export function createIngestLoop(
     };
     lease = client;
     state.leaseHeld = true;
-    // Another process may have written (or halted) while we stood by.
+    // Another process may have written while we stood by.
     ctx.knownTip = null;
-    haltCheckedAt = 0;
     logger.info({ msg: "indexer lease acquired" });
     return true;
   }
