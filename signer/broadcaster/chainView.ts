@@ -66,6 +66,12 @@ export type ChainView = {
    * on another fork past the tag, or none at its height, makes none of them final.
    */
   onTagChain: (tag: FinalizedTag, blocks: ReadonlyMap<bigint, Hex>) => Promise<Set<bigint>>;
+  /**
+   * The heights of `blocks` (height to our block's hash) one node shows together with a block at
+   * `height` (one batch of one node at or past it): each is then `height - n + 1` deep on that
+   * node's chain. No node at `height` now: none of them.
+   */
+  underHeight: (height: bigint, blocks: ReadonlyMap<bigint, Hex>) => Promise<Set<bigint>>;
 };
 
 type RawReceiptWithLogs = {
@@ -273,6 +279,20 @@ export function createChainView({
         logger.warn({
           msg: "the node at the finalized height does not show its block with ours: nothing final",
           finalized: `${tag.number}:${tag.hash}`,
+        });
+        return held;
+      }
+      for (const [n, hash] of blocks) if (hashAt.get(n) === hash) held.add(n);
+      return held;
+    },
+    async underHeight(height, blocks) {
+      // One batch of one node at or past `height`, which answers every height or none.
+      const hashAt = await view.blockHashes([height, ...blocks.keys()]);
+      const held = new Set<bigint>();
+      if (!hashAt.has(height)) {
+        logger.warn({
+          msg: "no node shows our blocks with the block that makes them final: nothing final",
+          height: String(height),
         });
         return held;
       }

@@ -9,17 +9,20 @@
  *   and every endpoint answered without any attempt of ours: `needs_review` and an alert.
  * - A mined request is re-checked against the canonical block hash at its height (asked only of
  *   nodes at or past that height): same hash, it moves to `confirmed` at the confirmation rule and
- *   is finalized at the finality rule (`finalized_at`, terminal). A reverted or cancelled attempt
- *   stays `mined` until final and only then fails the request. A request an operator failed while
- *   its nonce was unused (cancel_requested, operator.ts) fails as OPERATOR_FAILED at its cancel's
- *   final block; if its own send mined instead, it is followed like any payment, with an
- *   `operator_fail_overridden` event and alert, and a reorg never sends its payment again.
+ *   is finalized at the finality rule (`finalized_at`, terminal), where one node shows its block
+ *   with the block that rule counts from (the tag's, or the one that many blocks above). A
+ *   reverted or cancelled attempt stays `mined` until final and only then fails the request. A
+ *   request an operator failed while its nonce was unused (cancel_requested, operator.ts) fails as
+ *   OPERATOR_FAILED at its cancel's final block; if its own send mined instead, it is followed
+ *   like any payment, with an `operator_fail_overridden` event and alert, and a reorg never sends
+ *   its payment again.
  * - A different hash: the receipt is looked up again (re-included elsewhere: recorded, counted as
  *   a reorg). Not in the chain and the nonce free again: back to `broadcast` and the stored bytes
  *   are resent (same nonce). Nonce still used but no receipt: `receipt_unknown`.
  * Every such change is in custody.tx_request_events and bumps the outcome doorbell.
  */
 import type { Hex } from "viem";
+import { finalityRule } from "../../chains/index.js";
 import type { Lease } from "../lease.js";
 import { transferPosition } from "../transferPosition.js";
 import { type Attempt, attemptsOf, recordEvent, type WatchedRequest } from "./attempts.js";
@@ -37,6 +40,9 @@ export type Tracker = {
 
 export function createTracker(ctx: BroadcasterContext): Tracker {
   const { chainView, settings } = ctx;
+  const finality = finalityRule(ctx.chain);
+  /** Under a blocks finality rule: how deep a block is when final (the block itself counts). */
+  const finalDepth = finality.kind === "blocks" ? BigInt(Math.max(1, finality.blocks)) : null;
   /** Last full (every endpoint) search per request. */
   const lastFullSearch = new Map<string, number>();
   /** A confirmed tx whose height no node has any more and whose nonce is free: first seen at. */
@@ -313,28 +319,34 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   }
 
   /**
-   * Steps the node's finalized tag decided hold only for requests whose block one node shows with
-   * the tag's block (chainView.onTagChain); the others are not final this pass (a confirmation
-   * by block count stands, without finality).
+   * Steps the finality rule decided hold only for requests whose block one node shows with the
+   * block that rule counts from: the node's finalized tag's block (chainView.onTagChain), or under
+   * a blocks rule the block that many heights above it (chainView.underHeight: the head came from
+   * one node and the block's hash maybe from another, on a fork where it is one block deep). The
+   * others are not final this pass (a confirmation by block count stands, without finality).
    */
-  async function heldByTag(
+  async function heldByFinality(
     steps: readonly Step[],
     byId: ReadonlyMap<string, WatchedRequest>,
     snap: ChainSnapshot,
   ): Promise<Step[]> {
     const tag = snap.finalizedTag;
-    if (!tag) return [...steps];
-    const confirmByTag = ctx.chain.confirmations.kind === "finalized";
-    const byTag = (x: Step) => x.do !== "confirm" || x.final || confirmByTag;
+    if (!tag && finalDepth === null) return [...steps];
+    const confirmByTag = tag !== null && ctx.chain.confirmations.kind === "finalized";
+    const byRule = (x: Step) => x.do !== "confirm" || x.final || confirmByTag;
     const blocks = new Map<bigint, Hex>();
-    for (const x of steps.filter(byTag)) {
+    let highest = 0n;
+    for (const x of steps.filter(byRule)) {
       const req = byId.get(x.id)!;
       blocks.set(req.blockNumber!, req.blockHash!);
+      if (req.blockNumber! > highest) highest = req.blockNumber!;
     }
     if (blocks.size === 0) return [...steps];
-    const held = await chainView.onTagChain(tag, blocks);
+    const held = tag
+      ? await chainView.onTagChain(tag, blocks)
+      : await chainView.underHeight(highest + finalDepth! - 1n, blocks);
     return steps.flatMap((x): Step[] => {
-      if (!byTag(x) || held.has(byId.get(x.id)!.blockNumber!)) return [x];
+      if (!byRule(x) || held.has(byId.get(x.id)!.blockNumber!)) return [x];
       return x.do === "confirm" && !confirmByTag ? [{ ...x, final: false }] : [];
     });
   }
@@ -442,7 +454,10 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
       moved.push(req);
     }
-    await applySteps(lease, await heldByTag(steps, new Map(inBlock.map((r) => [r.id, r])), snap));
+    await applySteps(
+      lease,
+      await heldByFinality(steps, new Map(inBlock.map((r) => [r.id, r])), snap),
+    );
     if (moved.length === 0) return;
     // Its block was replaced: where is it now?
     const hashes = moved.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash));
