@@ -90,8 +90,9 @@ export function registerStateMetrics(
         },
       }),
   );
-  // Since the status was entered, not since the request: how long `confirmed` waits for finality
-  // (WithdrawalNotFinalized) does not include how long the withdrawal waited for its approvals.
+  // Since the status was entered, not since the request: how long `broadcast` waits to be mined
+  // (WithdrawalStuck) or `confirmed` for finality (WithdrawalNotFinalized) does not include how
+  // long the withdrawal waited for its approvals.
   once(
     registry,
     "custody_withdrawal_oldest_in_status_seconds",

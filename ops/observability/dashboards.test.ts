@@ -61,6 +61,12 @@ describe("Grafana dashboards", () => {
         "custody_api_withdrawal_transitions_total",
         "custody_signer_open_transactions",
       ],
+      // How long each status's oldest withdrawal has waited: since its request, and since it
+      // entered the status (what WithdrawalStuck and WithdrawalNotFinalized read).
+      "withdrawal ages": [
+        "custody_withdrawal_oldest_age_seconds",
+        "custody_withdrawal_oldest_in_status_seconds",
+      ],
       "nonce and fee state per hot wallet": [
         "custody_signer_attempts_total",
         "custody_signer_fee_cap_hits_total",
@@ -71,6 +77,12 @@ describe("Grafana dashboards", () => {
         "custody_hot_wallet_ceiling_wei",
       ],
       "reconciliation breaks": ["custody_recon_breaks"],
+      // What AttestationStuck and AttestationOverdue read.
+      "proof-of-reserves attestations": [
+        "custody_attestations_in_flight",
+        "custody_attestation_age_seconds",
+        "custody_attestation_overdue_after_seconds",
+      ],
       "API latency and errors": ["custody_api_request_duration_seconds"],
       queues: ["custody_queue_jobs"],
     };
