@@ -73,3 +73,27 @@ export class BalanceUnknownError extends BaseError {
     });
   }
 }
+
+/**
+ * A hot wallet's deploy (`contracts deploy`, `por deploy`) cannot be signed under the chain's fee
+ * cap: the base fee the chain asks now is above `maxFeePerGas`. Its fees are clamped to the cap as
+ * every withdrawal attempt's are, but a deploy's stored bytes are never replaced, so one that
+ * cannot be included is refused instead of holding the wallet's lease until the base fee falls.
+ */
+export class DeployFeeAboveCapError extends BaseError {
+  override name = "DeployFeeAboveCapError";
+  constructor(chainKey: string, cap: bigint, baseFee: bigint) {
+    super(
+      `the ${chainKey} deploy is not signed: the chain's base fee (${baseFee} wei) is above its fee cap maxFeePerGas ${cap} (config chains[].maxFeePerGas); deploy when the base fee is lower, or raise the cap`,
+      {
+        code: "CHAIN_DEPLOY_FEE_ABOVE_CAP",
+        meta: {
+          chain: chainKey,
+          field: "maxFeePerGas",
+          max_fee_per_gas: String(cap),
+          base_fee: String(baseFee),
+        },
+      },
+    );
+  }
+}

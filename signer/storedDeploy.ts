@@ -144,6 +144,9 @@ export function storedDeploySender({
   };
 }
 
+/** The longest a deploy being followed goes without a log line saying it still waits. */
+const PROGRESS_LOG_MS = 30_000;
+
 type Follow = {
   chain: ChainConfig;
   client: PublicClient;
@@ -166,7 +169,21 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
   const { chain, client, log } = f;
   const from = getAddress(deploy.fromAddress);
   let waiting: bigint | undefined;
+  let progressAt = Date.now();
   for (;;) {
+    if (Date.now() - progressAt >= PROGRESS_LOG_MS) {
+      // A deploy can wait a long time (finality, a full pool): say it is alive, at most this often.
+      progressAt = Date.now();
+      const head = await client.getBlockNumber().catch(() => null);
+      log.info({
+        msg: "deploy waiting for final",
+        name: deploy.name,
+        nonce: deploy.nonce,
+        tx_hash: deploy.hash,
+        head: head === null ? null : String(head),
+        block_number: waiting === undefined ? null : String(waiting),
+      });
+    }
     const receipt = await client.getTransactionReceipt({ hash: deploy.hash }).catch(() => null);
     if (receipt) {
       // Mined, so out, though a run killed after sending could not say so.

@@ -4,6 +4,7 @@
  * same breaks again meanwhile (each one touches every open break of its chain). Read test: the
  * runs and break states are what the reconciler stores (real Postgres).
  */
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 
@@ -91,5 +92,52 @@ describe("GET /v1/recon/breaks paging", () => {
     expect(bad.headers["content-type"]).toContain("application/problem+json");
     expect(bad.json().errors[0].field).toBe("querystring.after");
     expect(bad.json().detail).not.toContain("additional properties");
+  });
+});
+
+describe("POST /v1/recon/breaks/:break/resolve --fixed-by a chain fact", () => {
+  /** A fact of `txHash` at position `fee`, seen in block `n` with `status`. */
+  const fact = (txHash: string, n: number, status: "confirmed" | "orphaned") =>
+    t.ctx.db.pool.query(
+      `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+         kind, asset, from_address, to_address, amount, status, orphaned_at)
+       VALUES (31337, $1, $2, $3, 0, 'fee', 'fee', '0x0000000000000000000000000000000000000000',
+         '0x00000000000000000000000000000000000000aa', '0x0000000000000000000000000000000000000000',
+         21000, $4, CASE WHEN $4 = 'orphaned' THEN now() END)`,
+      [n, `0x${n.toString(16).padStart(64, "0")}`, txHash, status],
+    );
+  const resolve = (identity: string, fixedBy: string) =>
+    t.call(t.keys.admin, {
+      method: "POST",
+      url: `/v1/recon/breaks/${encodeURIComponent(identity)}/resolve`,
+      payload: { reason: "gas booked", fixedBy },
+      headers: { "idempotency-key": randomUUID() },
+    });
+
+  it("refuses a fact a reorg orphaned (no longer on our chain), naming the field", async () => {
+    const [identity] = await breaks(31337, await run(31337), 1);
+    const tx = `0x${"ab".repeat(32)}`;
+    await fact(tx, 900, "orphaned");
+    const res = await resolve(identity!, `${tx}:fee`);
+    expect([res.statusCode, res.json().code, res.json().field]).toEqual([
+      422,
+      "RECON_BREAK_FIX_ORPHANED",
+      "fixedBy",
+    ]);
+    const state = await t.ctx.db.pool.query<{ state: string }>(
+      "SELECT state FROM recon.break_states WHERE identity = $1",
+      [identity],
+    );
+    expect(state.rows[0]!.state).toBe("open");
+  });
+
+  it("accepts the same fact once it is re-included in a canonical block", async () => {
+    const [identity] = await breaks(31337, await run(31337), 1);
+    const tx = `0x${"cd".repeat(32)}`;
+    await fact(tx, 901, "orphaned");
+    await fact(tx, 902, "confirmed");
+    const res = await resolve(identity!, `${tx}:fee`);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toMatchObject({ state: "resolved", resolvedRef: `fact:${tx}:fee` });
   });
 });

@@ -16,6 +16,7 @@ import {
   type TransactionReceipt,
 } from "viem";
 import type { ChainConfig } from "../config.js";
+import { DeployFeeAboveCapError } from "../errors.js";
 
 /** A deploy sent and mined: its transaction, successful receipt and new contract. */
 export type SentDeploy = { hash: Hex; receipt: TransactionReceipt; address: Address };
@@ -38,7 +39,12 @@ export type SignedDeploy = {
   address: Address;
 };
 
-/** Sign a contract creation at `nonce` (the node's pending one when omitted). */
+/**
+ * Sign a contract creation at `nonce` (the node's pending one when omitted). Its fees are viem's
+ * estimate clamped to the chain's cap, as every withdrawal attempt's are (signer/fees.ts); a cap
+ * below the base fee of the latest block is refused (DeployFeeAboveCapError): the signed bytes
+ * are all a stored deploy ever sends, with no fee bump, so it would wait until the base fee falls.
+ */
 export async function signDeploy({
   chain,
   client,
@@ -46,13 +52,16 @@ export async function signDeploy({
   data,
   nonce,
 }: {
-  chain: ChainConfig;
+  chain: Pick<ChainConfig, "key" | "chainId" | "feeModel" | "maxFeePerGas">;
   client: PublicClient;
   account: Account;
   data: Hex;
   nonce?: number | undefined;
 }): Promise<SignedDeploy> {
   if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
+  const cap = chain.maxFeePerGas;
+  const baseFee = (await client.getBlock({ blockTag: "latest" })).baseFeePerGas ?? 0n;
+  if (baseFee > cap) throw new DeployFeeAboveCapError(chain.key, cap, baseFee);
   const request = await client.prepareTransactionRequest({
     account,
     chain: null,
@@ -60,9 +69,20 @@ export async function signDeploy({
     ...(nonce === undefined ? {} : { nonce }),
     type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
   });
-  const raw = await account.signTransaction({ ...request, chainId: chain.chainId } as Parameters<
-    NonNullable<Account["signTransaction"]>
-  >[0]);
+  const min = (a: bigint | undefined, b: bigint) => (a === undefined || a > b ? b : a);
+  const fees =
+    request.type === "legacy"
+      ? { gasPrice: min(request.gasPrice, cap) }
+      : {
+          maxFeePerGas: min(request.maxFeePerGas, cap),
+          // The tip may never exceed the max fee.
+          maxPriorityFeePerGas: min(request.maxPriorityFeePerGas, min(request.maxFeePerGas, cap)),
+        };
+  const raw = await account.signTransaction({
+    ...request,
+    ...fees,
+    chainId: chain.chainId,
+  } as Parameters<NonNullable<Account["signTransaction"]>>[0]);
   return {
     nonce: request.nonce,
     raw,

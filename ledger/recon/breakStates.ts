@@ -9,6 +9,7 @@ import { formatAmount } from "../../foundation/amounts.js";
 import { appendAudit } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
+  BreakFixOrphanedError,
   BreakFixUnknownError,
   BreakInputError,
   BreakNotFoundError,
@@ -304,7 +305,7 @@ export async function resolveBreak(
   return withTransaction(pool, async (client) => {
     const row = await lockBreak(client, args.ref);
     if (row.state === "resolved") return toState(row);
-    const link = await checkFix(client, Number(row.chain_id), fixedBy);
+    const link = await checkFix(client, Number(row.chain_id), args.ref, fixedBy);
     if (!link) throw new BreakFixUnknownError(args.ref, fixedBy, Number(row.chain_id));
     await client.query(
       `UPDATE recon.break_states SET state = 'resolved', resolved_by = $2, resolved_reason = $3,
@@ -326,19 +327,33 @@ export async function resolveBreak(
   });
 }
 
-/** The fix must exist: a transfer (by id) or a fact of the break's chain (`<tx>:<position>`). */
-async function checkFix(client: PoolClient, chainId: number, ref: string): Promise<string | null> {
+/**
+ * The fix must exist: a transfer (by id) or a fact of the break's chain (`<tx>:<position>`) still
+ * on the canonical chain (an orphaned-only fact throws BreakFixOrphanedError).
+ */
+async function checkFix(
+  client: PoolClient,
+  chainId: number,
+  breakRef: string,
+  ref: string,
+): Promise<string | null> {
   if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref)) {
     const t = await client.query("SELECT 1 FROM ledger.journal WHERE id = $1", [ref]);
     return t.rows.length > 0 ? `transfer:${ref.toLowerCase()}` : null;
   }
   const m = /^(0x[0-9a-fA-F]{64}):([a-z0-9:.]+)$/.exec(ref);
   if (m) {
-    const f = await client.query(
-      "SELECT 1 FROM chain.facts WHERE chain_id = $1 AND tx_hash = $2 AND position = $3",
+    // chain.facts keeps the rows a reorg orphaned: a fact fixes a break only while one of its rows
+    // is in a canonical block (seen or confirmed), not because it was once seen.
+    const f = await client.query<{ canonical: boolean | null }>(
+      `SELECT bool_or(status <> 'orphaned') AS canonical FROM chain.facts
+        WHERE chain_id = $1 AND tx_hash = $2 AND position = $3`,
       [chainId, m[1]!.toLowerCase(), m[2]],
     );
-    return f.rows.length > 0 ? `fact:${m[1]!.toLowerCase()}:${m[2]}` : null;
+    const canonical = f.rows[0]?.canonical ?? null;
+    if (canonical === null) return null;
+    if (!canonical) throw new BreakFixOrphanedError(breakRef, ref, chainId);
+    return `fact:${m[1]!.toLowerCase()}:${m[2]}`;
   }
   return null;
 }

@@ -114,6 +114,23 @@ export class BreakFixUnknownError extends BaseError {
 }
 
 /**
+ * `recon breaks resolve --fixed-by <tx>:<position>` names a fact of the break's chain whose every
+ * row a reorg orphaned: it is no longer on our chain, so it fixed nothing (HTTP 422).
+ */
+export class BreakFixOrphanedError extends BaseError {
+  override name = "BreakFixOrphanedError";
+  constructor(breakRef: string, fixedBy: string, chainId: number) {
+    super(
+      `break ${breakRef} cannot be resolved: fixedBy ${fixedBy} is a chain fact of chain ${chainId} that a reorg orphaned (not on the canonical chain)`,
+      {
+        code: "RECON_BREAK_FIX_ORPHANED",
+        meta: { break: breakRef, field: "fixedBy", fixed_by: fixedBy },
+      },
+    );
+  }
+}
+
+/**
  * A balance read returned no uint256 (empty return data: no contract at the token address, or a
  * node that lost the state). Missing data is never evidence: the run fails instead of booking 0.
  */
