@@ -54,62 +54,50 @@ export function registerStateMetrics(
   const timeoutMs = deps.timeoutMs ?? 2000;
   const rows = cachedPerScrape(() => openWithdrawals(deps.pool, timeoutMs));
 
-  once(
-    registry,
+  // One gauge per figure of the open withdrawals by status, all from one read per scrape; Postgres
+  // out: no figure rather than a false zero.
+  const byWithdrawalStatus = (
+    name: string,
+    help: string,
+    figure: (s: WithdrawalStatusCount) => number,
+  ) =>
+    once(
+      registry,
+      name,
+      () =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ["status"],
+          registers: [registry],
+          async collect() {
+            this.reset();
+            const byStatus = await rows();
+            if (!byStatus) return;
+            for (const status of OPEN_WITHDRAWAL_STATUSES) {
+              const found = byStatus.get(status);
+              this.set({ status }, found ? figure(found) : 0);
+            }
+          },
+        }),
+    );
+  byWithdrawalStatus(
     "custody_withdrawals",
-    () =>
-      new Gauge({
-        name: "custody_withdrawals",
-        help: "Withdrawals not yet final (or failed/rejected), by status; read from Postgres at scrape",
-        labelNames: ["status"],
-        registers: [registry],
-        async collect() {
-          this.reset();
-          const byStatus = await rows();
-          if (!byStatus) return; // Postgres out: no figure rather than a false zero
-          for (const status of OPEN_WITHDRAWAL_STATUSES)
-            this.set({ status }, byStatus.get(status)?.count ?? 0);
-        },
-      }),
+    "Withdrawals not yet final (or failed/rejected), by status; read from Postgres at scrape",
+    (s) => s.count,
   );
-  once(
-    registry,
+  byWithdrawalStatus(
     "custody_withdrawal_oldest_age_seconds",
-    () =>
-      new Gauge({
-        name: "custody_withdrawal_oldest_age_seconds",
-        help: "Seconds since the oldest withdrawal now in this status was requested (0 when none)",
-        labelNames: ["status"],
-        registers: [registry],
-        async collect() {
-          this.reset();
-          const byStatus = await rows();
-          if (!byStatus) return;
-          for (const status of OPEN_WITHDRAWAL_STATUSES)
-            this.set({ status }, byStatus.get(status)?.oldestAgeSeconds ?? 0);
-        },
-      }),
+    "Seconds since the oldest withdrawal now in this status was requested (0 when none)",
+    (s) => s.oldestAgeSeconds,
   );
   // Since the status was entered, not since the request: how long `broadcast` waits to be mined
   // (WithdrawalStuck) or `confirmed` for finality (WithdrawalNotFinalized) does not include how
   // long the withdrawal waited for its approvals.
-  once(
-    registry,
+  byWithdrawalStatus(
     "custody_withdrawal_oldest_in_status_seconds",
-    () =>
-      new Gauge({
-        name: "custody_withdrawal_oldest_in_status_seconds",
-        help: "Seconds the withdrawal longest in this status has been in it (0 when none)",
-        labelNames: ["status"],
-        registers: [registry],
-        async collect() {
-          this.reset();
-          const byStatus = await rows();
-          if (!byStatus) return;
-          for (const status of OPEN_WITHDRAWAL_STATUSES)
-            this.set({ status }, byStatus.get(status)?.longestInStatusSeconds ?? 0);
-        },
-      }),
+    "Seconds the withdrawal longest in this status has been in it (0 when none)",
+    (s) => s.longestInStatusSeconds,
   );
 
   // One in flight holds back every later attestation of its chain (attest.ts `in_flight`): one
