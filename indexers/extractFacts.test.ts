@@ -162,6 +162,46 @@ describe("extractFacts", () => {
     ).toThrow(ChainDataInconsistentError);
   });
 
+  it("records what a watched sender paid on an OP-stack chain: gas plus the receipt's L1 data fee", () => {
+    // A withdrawal on Base/Optimism: the hot wallet pays gasUsed x effectiveGasPrice and the L1
+    // data fee the receipt carries; the signer books both to fees:gas, so the fact must say both.
+    const b = block(1);
+    const hash: Hex = `0x${"e".repeat(64)}`;
+    b.transactions = [
+      {
+        hash,
+        from: W,
+        to: X,
+        value: "0x5",
+        transactionIndex: "0x0",
+        blockHash: b.hash,
+        blockNumber: b.number,
+      },
+    ];
+    const receipt = {
+      transactionHash: hash,
+      transactionIndex: "0x0",
+      blockHash: b.hash,
+      blockNumber: b.number,
+      from: W,
+      to: X,
+      status: "0x1",
+      gasUsed: "0x5208",
+      effectiveGasPrice: "0x2",
+      l1Fee: "0x10",
+      contractAddress: null,
+    } as const;
+    const facts = extractFacts(
+      data({ blocks: [b], frames: [[]], receipts: new Map([[hash, receipt]]) }),
+      { watched, tokens: [] },
+    );
+    expect(facts.find((f) => f.kind === "fee")).toMatchObject({
+      position: "fee",
+      from: W,
+      amount: 21_000n * 2n + 16n,
+    });
+  });
+
   it("refuses a watched transaction without its receipt", () => {
     const b = block(1);
     b.transactions = [

@@ -9,6 +9,7 @@ import { isListedErc20Transfer } from "../chains/evm/transferPosition.js";
 import {
   type CallFrame,
   ChainDataInconsistentError,
+  feePaid,
   type RawBlock,
   type RawLog,
   type RawReceipt,
@@ -157,7 +158,12 @@ export function extractFacts(
           from,
           // Gas goes to the block producer and the burn; the fact records who paid.
           to: NATIVE_ASSET,
-          amount: BigInt(receipt.gasUsed) * BigInt(price),
+          // With an OP-stack receipt's L1 data fee: what the signer books to fees:gas.
+          amount: feePaid({
+            gasUsed: BigInt(receipt.gasUsed),
+            effectiveGasPrice: BigInt(price),
+            l1Fee: receipt.l1Fee,
+          }),
         });
       }
     }

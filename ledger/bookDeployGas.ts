@@ -3,7 +3,7 @@
  * booked as a treasury gas move so reconciliation pairs it with the chain's fee fact.
  */
 import type { Hex } from "viem";
-import type { ChainConfig } from "../chains/index.js";
+import { type ChainConfig, feePaid } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { createLedger } from "./createLedger.js";
@@ -11,8 +11,8 @@ import { bookTreasuryMove } from "./treasury.js";
 
 /**
  * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
- * caller's transaction; idempotent by chain id + tx hash. The amount is gas used × effective gas
- * price, as the indexer's fee fact records it.
+ * caller's transaction; idempotent by chain id + tx hash. The amount is what the deploy cost the
+ * wallet (feePaid: gas, plus the L1 data fee on OP-stack chains), as the indexer's fee fact records it.
  */
 export async function bookDeployGas({
   common,
@@ -29,7 +29,7 @@ export async function bookDeployGas({
   chain: ChainConfig;
   client: PoolClient;
   hotWallet: string;
-  receipt: { transactionHash: Hex; gasUsed: bigint; effectiveGasPrice: bigint };
+  receipt: { transactionHash: Hex; gasUsed: bigint; effectiveGasPrice: bigint; l1Fee?: unknown };
   /** The treasury move's `by` and `reason`. */
   by: string;
   reason: string;
@@ -44,7 +44,7 @@ export async function bookDeployGas({
         chainId: chain.chainId,
         txHash: receipt.transactionHash,
         wallet: hotWallet,
-        amount: receipt.gasUsed * receipt.effectiveGasPrice,
+        amount: feePaid(receipt),
         by,
         reason,
       },

@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import {
   affordable,
   assertIntrinsicGas,
-  feePaid,
   gasLimitFor,
   IntrinsicGasTooLowError,
   intrinsicGas,
@@ -67,19 +66,13 @@ describe("gasLimitFor", () => {
   });
 });
 
-describe("maxCost and feePaid", () => {
+describe("maxCost", () => {
   it("budgets value + gas x max fee + L1 fee", () => {
     const fees = { type: "eip1559", maxFeePerGas: 10n, maxPriorityFeePerGas: 1n } as const;
     expect(maxCost({ value: 5n, gasLimit: 21_000n, fees, l1Fee: 7n })).toBe(5n + 210_000n + 7n);
     expect(
       maxCost({ value: 0n, gasLimit: 100n, fees: { type: "legacy", gasPrice: 3n }, l1Fee: 0n }),
     ).toBe(300n);
-  });
-  it("adds an OP-stack receipt's l1Fee to the gas paid, whether hex or bigint", () => {
-    expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n })).toBe(42_000n);
-    expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n, l1Fee: "0x10" })).toBe(42_016n);
-    expect(feePaid({ gasUsed: 21_000n, effectiveGasPrice: 2n, l1Fee: 5n })).toBe(42_005n);
-    expect(feePaid({ gasUsed: 1n, effectiveGasPrice: 1n, l1Fee: null })).toBe(1n);
   });
 });
 

@@ -6,7 +6,7 @@
  * that fee is estimated too, so the wallet's budget for a send is value + gas x max fee + L1 fee.
  * A gas limit a node would refuse for intrinsic gas is refused here with a clear error.
  */
-import { type Hex, hexToBigInt, isHex, type PublicClient, size } from "viem";
+import { type Hex, isHex, type PublicClient } from "viem";
 import { estimateL1Fee } from "viem/op-stack";
 import { BaseError } from "../foundation/errors.js";
 import type { Fees } from "./fees.js";
@@ -168,22 +168,6 @@ export async function estimateL1DataFee(
 export function maxCost(args: { value: bigint; gasLimit: bigint; fees: Fees; l1Fee: bigint }) {
   const perGas = args.fees.type === "legacy" ? args.fees.gasPrice : args.fees.maxFeePerGas;
   return args.value + args.gasLimit * perGas + args.l1Fee;
-}
-
-/**
- * What a mined transaction cost the sender: gas used x effective gas price, plus the L1 data fee
- * OP-stack receipts carry (`l1Fee`, hex from the node or bigint from viem's OP formatter).
- */
-export function feePaid(receipt: {
-  gasUsed: bigint;
-  effectiveGasPrice: bigint;
-  l1Fee?: unknown;
-}): bigint {
-  const l1 = receipt.l1Fee;
-  let l1Fee = 0n;
-  if (typeof l1 === "bigint") l1Fee = l1;
-  else if (typeof l1 === "string" && isHex(l1) && size(l1) > 0) l1Fee = hexToBigInt(l1);
-  return receipt.gasUsed * receipt.effectiveGasPrice + l1Fee;
 }
 
 /**

@@ -46,7 +46,7 @@ export type TxOutcome = {
   receiptSuccess: boolean | null;
   gasUsed: bigint | null;
   effectiveGasPrice: bigint | null;
-  /** Gas paid by the hot wallet, wei (gasUsed × effectiveGasPrice; L1 data fee included where the chain charges it in gas). */
+  /** What the mined attempt cost the hot wallet, wei (chains/evm/feePaid.ts: gasUsed × effectiveGasPrice, plus an OP-stack receipt's L1 data fee). */
   fee: bigint | null;
   /** The value transfer's fact position: `tx` (native) or `transfer:<n>` (ERC-20), else null. */
   transferPosition: string | null;

@@ -12,7 +12,7 @@
  */
 import { type Account, type Address, getAddress, type Hex, type PublicClient } from "viem";
 import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contracts/sendDeploy.js";
-import { type ChainConfig, finalityRule } from "../chains/index.js";
+import { type ChainConfig, feePaid, finalityRule } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
 import type { Logger } from "../foundation/logger.js";
 import { heightMeeting } from "./broadcaster/chainView.js";
@@ -196,7 +196,7 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
             // Final: it can never create the contract. The next run signs a new deploy.
             await end(f.lease, deploy, "reverted");
             throw new Error(
-              `${deploy.name} deploy ${deploy.hash} reverted (block ${receipt.blockNumber}, final); its gas (${receipt.gasUsed * receipt.effectiveGasPrice} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${deploy.hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
+              `${deploy.name} deploy ${deploy.hash} reverted (block ${receipt.blockNumber}, final); its gas (${feePaid(receipt)} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${deploy.hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
             );
           }
           return { hash: deploy.hash, receipt, address: getAddress(receipt.contractAddress) };

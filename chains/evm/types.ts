@@ -33,6 +33,8 @@ export type RawReceipt = {
   status: Hex;
   gasUsed: Hex;
   effectiveGasPrice?: Hex;
+  /** OP-stack chains: the L1 data fee the sender paid on top of gas (chains/evm/feePaid.ts). */
+  l1Fee?: Hex;
   contractAddress: Hex | null;
 };
 

@@ -1,4 +1,7 @@
+import type { Hex } from "viem";
 import { describe, expect, it } from "vitest";
+import type { RawBlock, RawReceipt } from "../../chains/index.js";
+import { extractFacts } from "../../indexers/extractFacts.js";
 import { checkBalances } from "./balances.js";
 import { matchFactsToEntries } from "./match.js";
 import type { ChainFact, CustodyKind, LedgerEntry } from "./types.js";
@@ -192,6 +195,79 @@ describe("matchFactsToEntries", () => {
       ["amount_mismatch", 100n, 99n, -1n],
       ["amount_mismatch", 21n, 20n, -1n],
     ]);
+  });
+
+  it("pairs an OP-stack withdrawal's fee fact, as the indexer extracts it, with the gas the signer booked (L2 gas + L1 data fee)", () => {
+    const hash = tx(9) as Hex;
+    const b: RawBlock = {
+      number: "0xa",
+      hash: `0x${"b".repeat(64)}`,
+      parentHash: `0x${"9".repeat(64)}`,
+      timestamp: "0x1",
+      transactions: [
+        {
+          hash,
+          from: HOT as Hex,
+          to: EXT as Hex,
+          value: "0x28",
+          transactionIndex: "0x0",
+          blockHash: `0x${"b".repeat(64)}`,
+          blockNumber: "0xa",
+        },
+      ],
+    };
+    const receipt: RawReceipt = {
+      transactionHash: hash,
+      transactionIndex: "0x0",
+      blockHash: b.hash,
+      blockNumber: b.number,
+      from: HOT as Hex,
+      to: EXT as Hex,
+      status: "0x1",
+      gasUsed: "0x5208",
+      effectiveGasPrice: "0x3",
+      l1Fee: "0x64",
+      contractAddress: null,
+    };
+    const extracted = extractFacts(
+      { blocks: [b], receipts: new Map([[hash, receipt]]), logs: [], frames: [[]] },
+      { watched: new Set([HOT]), tokens: [] },
+    );
+    const facts = extracted.map((f) =>
+      fact({
+        txHash: f.txHash,
+        position: f.position,
+        kind: f.kind,
+        from: f.from,
+        to: f.to,
+        amount: f.amount,
+      }),
+    );
+    // What the signer books to fees:gas for this receipt (gasUsed x effectiveGasPrice + l1Fee).
+    const gasBooked = 21_000n * 3n + 100n;
+    const entries = [
+      entry({
+        id: "w",
+        kind: "withdrawal",
+        debit: "user:alice",
+        credit: `custody:hot:${HOT}`,
+        amount: 40n,
+        txHash: hash,
+        position: "tx",
+      }),
+      entry({
+        id: "g",
+        kind: "fee",
+        debit: "fees:gas",
+        credit: `custody:hot:${HOT}`,
+        amount: gasBooked,
+        txHash: hash,
+        position: "fee",
+      }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.breaks).toEqual([]);
+    expect(r.matched).toBe(2);
   });
 
   it("reports a booked transfer in another asset as amount_mismatch", () => {

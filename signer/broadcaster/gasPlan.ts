@@ -6,7 +6,7 @@
  * 21,000 (on Arbitrum a plain transfer costs more: the L1 cost is charged as gas).
  */
 import type { Hex } from "viem";
-import { estimateTxGas, feePaid as gasFeePaid, type TxGasEstimate } from "../gas.js";
+import { estimateTxGas, type TxGasEstimate } from "../gas.js";
 import type { BroadcasterContext } from "./context.js";
 
 /** Kept for callers that pass one; estimates are not cached (each request is estimated). */
@@ -49,13 +49,4 @@ export async function cancelGasLimit(ctx: BroadcasterContext): Promise<bigint> {
     data: "0x",
   });
   return gas.gasLimit;
-}
-
-/** Gas the hot wallet paid for a mined transaction (wei), with an OP-stack receipt's L1 fee. */
-export function feePaid(receipt: {
-  gasUsed: bigint;
-  effectiveGasPrice: bigint;
-  l1Fee?: unknown;
-}): bigint {
-  return gasFeePaid(receipt);
 }

@@ -22,13 +22,12 @@
  * Every such change is in custody.tx_request_events and bumps the outcome doorbell.
  */
 import type { Hex } from "viem";
-import { finalityRule } from "../../chains/index.js";
+import { feePaid, finalityRule } from "../../chains/index.js";
 import type { Lease } from "../lease.js";
 import { transferPosition } from "../transferPosition.js";
 import { type Attempt, attemptsOf, recordEvent, type WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot, TrackedReceipt } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
-import { feePaid } from "./gasPlan.js";
 import { sendRaw } from "./send.js";
 
 /** States whose entry was rung: leaving them rings again (callers may have acted on them). */
