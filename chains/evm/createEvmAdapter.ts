@@ -136,7 +136,12 @@ export type EvmAdapter = {
    * all its transactions, in order.
    */
   getCallFrames: (blocks: TracedBlock[]) => Promise<CallFrame[][]>;
-  getNativeBalance: (address: Address, blockNumber?: bigint) => Promise<bigint>;
+  /**
+   * Native balance at the head. No past-block form: by number, an endpoint on another fork at that
+   * height answers for its own block (reconciliation and attestation read past balances by hash,
+   * EIP-1898).
+   */
+  getNativeBalance: (address: Address) => Promise<bigint>;
   /**
    * ERC-20 balances of many holders at one block (multicall3 where deployed, else a batch of
    * eth_call). At a past block only endpoints at or past it are asked, and one refusing the read
@@ -582,8 +587,7 @@ export function createEvmAdapter(
         })),
       ),
     getLogsAtBlock,
-    getNativeBalance: (address, blockNumber) =>
-      client.getBalance(blockNumber === undefined ? { address } : { address, blockNumber }),
+    getNativeBalance: (address) => client.getBalance({ address }),
     async getTokenBalances({ token, holders, blockNumber, blockHash }) {
       if (holders.length === 0) return [];
       const tag = blockHash ?? (blockNumber === undefined ? "latest" : numberToHex(blockNumber));

@@ -29,6 +29,7 @@ import {
 } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
 import { settlementOf } from "./settleSweeps.js";
+import { isUnreadBalance, reportUnreadBalance } from "./unreadBalance.js";
 
 /** Per-asset hot ceilings of a chain, keyed by lowercase asset (zero address for native). */
 export function hotCeilings(chain: ChainConfig): Map<string, bigint> {
@@ -82,12 +83,20 @@ export async function startColdMoves({
       const [balance, onChain] = await Promise.all([
         // No account yet (nothing swept to this wallet in this asset): nothing to move.
         ledger.getAccount({ assetId, name: hotAccount(hot) }).then((a) => a?.available ?? 0n),
-        asset === zeroAddress
+        (asset === zeroAddress
           ? adapter.getNativeBalance(getAddress(hot))
           : adapter
               .getTokenBalances({ token: getAddress(asset), holders: [getAddress(hot)] })
-              .then((b) => b[0] ?? 0n),
+              .then((b) => b[0] ?? 0n)
+        ).catch((error: unknown) => {
+          if (!isUnreadBalance(error)) throw error;
+          reportUnreadBalance(common, { chainId: chain.chainId, asset, pass: "cold_move", error });
+          return undefined;
+        }),
       ]);
+      // Unread is not 0: this asset waits for the next pass, while the others are still moved
+      // and the sweeps after this step still planned (unreadBalance.ts).
+      if (onChain === undefined) continue;
       // Native value a sweep brought in whose block is not final is not counted: a reorg may take
       // its deposit out, the re-sent sweep then brings less, but a cold move's bytes keep their
       // value; a wallet that holds less than it is refused at every resend, its nonce never

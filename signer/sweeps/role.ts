@@ -9,6 +9,7 @@ import { jobId } from "../../foundation/queues.js";
 import type { RoleDefinition } from "../../foundation/roles.js";
 import { createLedger } from "../../ledger/index.js";
 import { createSweeper } from "./createSweeper.js";
+import { unreadBalanceCounter } from "./unreadBalance.js";
 import { startSweepWorker } from "./worker.js";
 
 export const sweepsRole: RoleDefinition = {
@@ -16,6 +17,7 @@ export const sweepsRole: RoleDefinition = {
   description: "sweeps: deposit addresses to the hot wallet, hot value above ceiling to cold",
   async start(ctx) {
     const ledger = createLedger({ common: ctx.common, pool: ctx.pool });
+    unreadBalanceCounter(ctx.common);
     const adapterFor = adapterPerChain(ctx.common);
     const sweeper = createSweeper({
       common: ctx.common,

@@ -29,6 +29,7 @@ import {
   sweepThresholds,
   unchangedSince,
 } from "./planSweeps.js";
+import { isUnreadBalance, reportUnreadBalance } from "./unreadBalance.js";
 
 /** pg_advisory_xact_lock(SWEEP_LOCK, chainId): one planner per chain at a time. */
 export const SWEEP_LOCK = 0x5357_4550; // "SWEP"
@@ -69,7 +70,7 @@ export async function startSweeps({
     );
   const seen = await candidatesOf(pool);
   if (seen.length === 0) return [];
-  const held = await onChainBalances(adapter, seen);
+  const held = await onChainBalances(common, chain.chainId, adapter, seen);
   const started = await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
     const candidates = unchangedSince(await candidatesOf(client), seen);
@@ -132,8 +133,14 @@ export async function startSweeps({
   return started;
 }
 
-/** What each candidate (address, asset) holds at the head, keyed by balanceKey. */
+/**
+ * What each candidate (address, asset) holds at the head, keyed by balanceKey. An asset the node
+ * would not read (unreadBalance.ts) has no entry: capByOnChain drops its pairs this pass, and the
+ * chain's other assets are still swept.
+ */
 async function onChainBalances(
+  common: Common,
+  chainId: number,
   adapter: Pick<EvmAdapter, "rpc" | "getTokenBalances">,
   candidates: readonly SweepCandidate[],
 ): Promise<Map<string, bigint>> {
@@ -141,17 +148,24 @@ async function onChainBalances(
   for (const c of candidates) byAsset.set(c.asset, [...(byAsset.get(c.asset) ?? []), c.address]);
   const out = new Map<string, bigint>();
   for (const [asset, holders] of byAsset) {
-    const balances =
-      asset === zeroAddress
-        ? (
-            await adapter.rpc.batch<Hex>(
-              holders.map((h) => ({ method: "eth_getBalance", params: [h, "latest"] })),
-            )
-          ).map((b) => BigInt(b))
-        : await adapter.getTokenBalances({
-            token: asset as Address,
-            holders: holders as Address[],
-          });
+    let balances: bigint[];
+    try {
+      balances =
+        asset === zeroAddress
+          ? (
+              await adapter.rpc.batch<Hex>(
+                holders.map((h) => ({ method: "eth_getBalance", params: [h, "latest"] })),
+              )
+            ).map((b) => BigInt(b))
+          : await adapter.getTokenBalances({
+              token: asset as Address,
+              holders: holders as Address[],
+            });
+    } catch (error) {
+      if (!isUnreadBalance(error)) throw error;
+      reportUnreadBalance(common, { chainId, asset, pass: "sweep", error });
+      continue;
+    }
     holders.forEach((h, i) => {
       out.set(balanceKey(h, asset), balances[i]!);
     });
