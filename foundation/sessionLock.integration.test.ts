@@ -56,7 +56,7 @@ describe("watchLock", () => {
   it("counts the lock lost when its session is terminated", async () => {
     const { client, pid } = await holder();
     let lost = 0;
-    const timer = watchLock(client, LOST_AFTER_MS, () => {
+    const stop = watchLock(client, LOST_AFTER_MS, () => {
       lost++;
     });
     try {
@@ -69,7 +69,7 @@ describe("watchLock", () => {
       // Once: the checks stopped with it.
       expect(lost).toBe(1);
     } finally {
-      clearInterval(timer);
+      stop();
       await client.end().catch(() => {});
     }
   });
@@ -77,7 +77,7 @@ describe("watchLock", () => {
   it("counts the lock lost when its connection is closed under it", async () => {
     const { client } = await holder();
     let lost = 0;
-    const timer = watchLock(client, LOST_AFTER_MS, () => {
+    const stop = watchLock(client, LOST_AFTER_MS, () => {
       lost++;
     });
     try {
@@ -85,7 +85,32 @@ describe("watchLock", () => {
       await waitFor("the watch to count the lock lost", () => lost > 0, { timeoutMs: 5_000 });
       expect(lost).toBe(1);
     } finally {
-      clearInterval(timer);
+      stop();
+      await client.end().catch(() => {});
+    }
+  });
+
+  it("hears the client say its session ended until stopped, then leaves no listener and calls nothing", async () => {
+    const { client, pid } = await holder();
+    const listeners = () => client.listenerCount("error") + client.listenerCount("end");
+    const before = listeners();
+    const ended = new Promise((resolve) => client.once("end", resolve));
+    let lost = 0;
+    // Checks too far apart to be the ones that notice.
+    const stop = watchLock(client, 60_000, () => {
+      lost++;
+    });
+    try {
+      await db.pool.query("SELECT pg_terminate_backend($1)", [pid]);
+      await waitFor("the watch to count the lock lost", () => lost > 0, { timeoutMs: 5_000 });
+      // Still heard after it was counted lost (the socket closing says so again): once.
+      await ended;
+      expect(lost).toBe(1);
+      expect(listeners()).toBe(before + 2);
+      stop();
+      expect(listeners()).toBe(before);
+    } finally {
+      stop();
       await client.end().catch(() => {});
     }
   });
@@ -94,7 +119,7 @@ describe("watchLock", () => {
     const { client, pid } = await holder();
     const failedChecks = countFailedChecks(client);
     let lost = 0;
-    const timer = watchLock(client, LOST_AFTER_MS, () => {
+    const stop = watchLock(client, LOST_AFTER_MS, () => {
       lost++;
     });
     try {
@@ -111,7 +136,7 @@ describe("watchLock", () => {
       );
       expect(rows).toEqual([{ n: 1 }]);
     } finally {
-      clearInterval(timer);
+      stop();
       await client.end().catch(() => {});
     }
   });

@@ -25,22 +25,30 @@ export function lockSessionSql(lostAfterMs: number): string {
  * `lostAfterMs`, or the check failed because the session is gone (`sessionEnded`: the client
  * closed, its socket cut, the backend terminated): its lock went with it, and a failed check is no
  * evidence it stands. An SQL error of the live session (e.g. the check landing in a failed
- * transaction) is an answer from it, whose session lock stands. Stop it with `clearInterval`.
+ * transaction) is an answer from it, whose session lock stands.
+ *
+ * The client's 'error' and 'end' are heard here too, so a session that ends is counted lost at
+ * once, whatever the holder is doing; and they stay heard after `onLost`, until the returned stop
+ * (a client cut by `onLost` says so with an 'error' after it). Stop the watch, and so its
+ * listening, when the lock is given up: no `onLost` comes after the stop.
  */
 export function watchLock(
   client: pg.ClientBase,
   lostAfterMs: number,
   onLost: () => void,
-): NodeJS.Timeout {
+): () => void {
   let askedAt: number | undefined;
   let stopped = false;
   const lost = () => {
-    // Once: a check still out when the deadline passed may fail (the connection cut) after it.
+    // Once: a check still out when the deadline passed may fail (the connection cut) after it,
+    // and an ending session says so by 'error' and by 'end'.
     if (stopped) return;
     stopped = true;
     clearInterval(timer);
     onLost();
   };
+  client.on("error", lost);
+  client.on("end", lost);
   const timer = setInterval(
     () => {
       if (askedAt !== undefined) {
@@ -67,7 +75,12 @@ export function watchLock(
     Math.max(10, Math.floor(lostAfterMs / 5)),
   );
   timer.unref();
-  return timer;
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    client.off("error", lost);
+    client.off("end", lost);
+  };
 }
 
 /**
@@ -131,23 +144,14 @@ export async function withPooledSessionLock<T>(
     if (!rows[0]?.ok) return undefined;
     taken = true;
     const lost = new AbortController();
-    const heartbeat = watchLock(client, lostAfterMs, () => {
+    const stopWatch = watchLock(client, lostAfterMs, () => {
       lost.abort();
       cutConnection(client);
     });
-    // A session that ended (terminated, a failover, the socket closed) took its lock with it: the
-    // watch's next check says so too (`sessionEnded`), these say it at once.
-    const closed = () => {
-      if (!lost.signal.aborted) lost.abort();
-    };
-    client.on("error", closed);
-    client.on("end", closed);
     try {
       return { value: await turn(lost.signal) };
     } finally {
-      client.off("error", closed);
-      client.off("end", closed);
-      clearInterval(heartbeat);
+      stopWatch();
       if (!lost.signal.aborted) {
         const cutUnlock = setTimeout(() => cutConnection(client), lostAfterMs);
         await client

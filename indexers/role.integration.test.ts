@@ -8,7 +8,8 @@
  * Then a halted chain's writer loses its lease connection: this process stops exporting what only
  * the writer knows (no stale `custody_chain_halted` 1 after the resume), and stopped instances
  * export nothing. A task that lost its lease does not fail readiness with its last halt, and one
- * that re-takes it exports no halt before it has read the chain's (none while that read waits).
+ * that re-takes it exports no halt before it has read the chain's (none while that read waits),
+ * and one whose lock session ends during that read does not become the writer.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -382,6 +383,59 @@ it("a task re-taking the lease exports the halt it reads then, not the one it sa
     );
   } finally {
     releaseOther();
+  }
+});
+
+it("a task whose lease session ends while it reads the halt does not count itself the writer", async () => {
+  for (const h of handles.splice(0)) await h.stop();
+  await rpc("evm_setIntervalMining", [1]);
+  handles.push(await indexerRole.start(roleContext(createHealth())));
+  await waitFor("a writer", async () => ((await leaseHeld()) === "1" ? true : undefined));
+  const others: { pid: number; release: (err?: boolean) => void }[] = [];
+  /** Another session takes the chain's lock, ending whichever session holds it. */
+  async function takeLockElsewhere(): Promise<void> {
+    const other = await ctx.db.pool.connect();
+    other.on("error", () => {});
+    const { rows } = await other.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+    others.push({ pid: rows[0]!.pid, release: (err) => other.release(err) });
+    await waitFor("another session to hold the chain's lock", async () => {
+      await terminateLeaseHolder();
+      const { rows } = await other.query<{ ok: boolean }>(
+        "SELECT pg_try_advisory_lock($1, $2) AS ok",
+        [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
+      );
+      return rows[0]?.ok ? true : undefined;
+    });
+  }
+  try {
+    await takeLockElsewhere();
+    await waitFor("the task to stand by", async () =>
+      (await leaseHeld()) === "0" ? true : undefined,
+    );
+    await withHaltsLocked(async () => {
+      const other = others.shift()!;
+      other.release(true);
+      await waitFor("the task to take the chain's lock", async () => {
+        const holders = await leaseHolders();
+        return holders.length === 1 && holders[0] !== other.pid ? true : undefined;
+      });
+      await waitFor("its read of the halt to wait", haltReadWaiting);
+      // While it waits, its lock session ends (an operator's pg_terminate_backend, a failover)
+      // and another session takes the chain's lock.
+      await takeLockElsewhere();
+      // ...and its client hears so (the server's goodbye, then the socket closing) while the
+      // read still waits.
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    // Its read of the halt answers: it must not write the chain as if it held the lock, not even
+    // until its watch's next check.
+    const until = Date.now() + 1_500;
+    while (Date.now() < until) {
+      expect(await leaseHeld()).toBe("0");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    for (const other of others.splice(0)) other.release(true);
   }
 });
 

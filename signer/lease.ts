@@ -85,17 +85,17 @@ export async function acquireLease({
       connectionTimeoutMillis: lostAfterMs,
     });
     let held = false;
-    let heartbeat: NodeJS.Timeout | undefined;
+    let stopWatch: (() => void) | undefined;
     let markLost: () => void = () => {};
     const lost = new Promise<void>((resolve) => {
       markLost = () => {
         held = false;
-        clearInterval(heartbeat);
         resolve();
       };
     });
-    client.on("error", () => markLost());
-    client.on("end", () => markLost());
+    // A pg client's 'error' that nobody hears ends the process. A standby's failed connection is
+    // seen by its next query (it starts over); once the lock is held, the watch hears it too.
+    client.on("error", () => {});
     try {
       await client.connect();
       // Postgres's half of the watch: a silent session is ended, and its lock freed.
@@ -119,14 +119,17 @@ export async function acquireLease({
         await close(client, lostAfterMs);
         return undefined;
       }
-      for (const channel of listen) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      heartbeat = watchLock(client, lostAfterMs, () => {
+      // Watched from the moment it holds the lock, so a silent connection cannot hold up the
+      // LISTENs either.
+      stopWatch = watchLock(client, lostAfterMs, () => {
         markLost();
         // Fail whatever waits on the connection now: nothing more is written through it (a write
         // whose answer never came committed under the lock, or not at all: the next session reads).
         cutConnection(client);
       });
+      for (const channel of listen) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
     } catch (error) {
+      stopWatch?.();
       await close(client, lostAfterMs);
       if (once) throw error;
       await new Promise((r) => setTimeout(r, retryMs));
@@ -165,7 +168,7 @@ export async function acquireLease({
       },
       async release() {
         held = false;
-        clearInterval(heartbeat);
+        stopWatch?.();
         await close(client, lostAfterMs);
       },
     };

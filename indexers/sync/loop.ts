@@ -88,7 +88,21 @@ export function createIngestLoop(
     }
     // A connection gone silent is noticed (the lease lost) and its session ended by Postgres
     // (foundation/sessionLock.ts): a cut-off writer must not keep the chain's lock for hours.
+    // Watched from the moment it holds the lock: a session that ends while the lease is set up
+    // (an operator's pg_terminate_backend, a failover) freed the lock for another writer at once.
     // This connection is closed, never pooled again, once the lease ends.
+    let lostWhileSettingUp = false;
+    const stopWatch = watchLock(client, ctx.leaseLostAfterMs, () => {
+      if (lease !== client) {
+        lostWhileSettingUp = true;
+        return;
+      }
+      lease = undefined;
+      state.leaseHeld = false;
+      stopWatch();
+      logger.warn({ msg: "indexer lease lost" });
+      client.release(true);
+    });
     try {
       await client.query(lockSessionSql(ctx.leaseLostAfterMs));
       // Another process may have halted or resumed the chain while we stood by: read the halt
@@ -96,27 +110,21 @@ export function createIngestLoop(
       // ChainHalted page for a chain resumed meanwhile).
       await checkHalt();
     } catch (error) {
+      stopWatch();
       client.release(true);
       throw error;
     }
-    let heartbeat: NodeJS.Timeout | undefined;
-    const onError = () => {
-      if (lease !== client) return;
-      lease = undefined;
-      state.leaseHeld = false;
-      clearInterval(heartbeat);
-      client.off("error", onError);
-      logger.warn({ msg: "indexer lease lost" });
+    if (lostWhileSettingUp) {
+      stopWatch();
       client.release(true);
-    };
-    client.on("error", onError);
-    heartbeat = watchLock(client, ctx.leaseLostAfterMs, onError);
+      logger.warn({ msg: "indexer lease lost" });
+      return false;
+    }
     releaseLease = async () => {
       if (lease !== client) return;
       lease = undefined;
       state.leaseHeld = false;
-      clearInterval(heartbeat);
-      client.off("error", onError);
+      stopWatch();
       await client
         .query("SELECT pg_advisory_unlock($1, $2)", [INDEXER_LEASE_NAMESPACE, chainId])
         .catch(() => {});
