@@ -181,9 +181,13 @@ export const handlerStatus = {
   DATABASE_UNAVAILABLE: 503,
   NOT_FOUND: 404,
   INTERNAL: 500,
+  // /readyz (and, before the app serves, every path: ops/start.ts) while the roles start, and
+  // /readyz while a check of the process's roles fails.
+  SERVICE_STARTING: 503,
+  SERVICE_NOT_READY: 503,
 } as const;
 
-function handlerProblem(
+export function handlerProblem(
   code: keyof typeof handlerStatus,
   title: string,
   extra: Record<string, unknown> = {},
@@ -306,6 +310,18 @@ const ProblemSchema = {
   },
   required: ["type", "title", "status", "code"],
   additionalProperties: true,
+} as const;
+
+/** /readyz's 503 (SERVICE_STARTING, SERVICE_NOT_READY): a problem carrying every check's result. */
+const ReadinessProblemSchema = {
+  ...ProblemSchema,
+  description:
+    "application/problem+json: SERVICE_STARTING (the roles are starting) or SERVICE_NOT_READY " +
+    "(a check fails); `checks` has each check's result",
+  properties: {
+    ...ProblemSchema.properties,
+    checks: { type: "object", additionalProperties: true },
+  },
 } as const;
 
 /** `body.amount`: the context plus the path, naming a missing or unknown property itself. */
@@ -522,12 +538,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get(
     "/readyz",
     open("Readiness: every check of this process's roles passes (503 otherwise)", Status, {
-      503: Status,
+      503: ReadinessProblemSchema,
     }),
     async (_request, reply) => {
       const result = await deps.health.run();
-      (reply as FastifyReply).status(result.ok ? 200 : 503);
-      return { status: result.ok ? "ready" : "not_ready", checks: result.checks };
+      if (result.ok) return { status: "ready", checks: result.checks };
+      // A 503 is a problem like every other error the service answers; the checks stay in it.
+      const failing = Object.entries(result.checks).filter(([, c]) => !c.ok);
+      const body = handlerProblem("SERVICE_NOT_READY", "A readiness check of this process fails", {
+        detail: `failing: ${failing.map(([name]) => name).join(", ")}`,
+        checks: result.checks,
+      });
+      return (reply as FastifyReply)
+        .status(body.status)
+        .type("application/problem+json")
+        .send(body);
     },
   );
   app.get(

@@ -109,6 +109,40 @@ describe("statuses of failures that are not the caller's", () => {
   });
 });
 
+describe("/readyz while a check of the process's roles fails", () => {
+  let ctx: TestContext;
+  let app: FastifyInstance;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    const health = createHealth();
+    health.add({ name: "postgres", check: async () => ({ ok: true }) });
+    health.add({ name: "redis", check: async () => ({ ok: false, detail: "connection refused" }) });
+    app = await buildApp({ common: ctx.common, health });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await ctx?.cleanup();
+  });
+
+  it("answers 503 SERVICE_NOT_READY as problem+json, naming each check", async () => {
+    const res = await app.inject({ method: "GET", url: "/readyz" });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers["content-type"]).toContain("application/problem+json");
+    expect(res.json()).toEqual({
+      type: "https://custody-node.local/errors/SERVICE_NOT_READY",
+      title: expect.any(String),
+      status: 503,
+      code: "SERVICE_NOT_READY",
+      detail: "failing: redis",
+      checks: {
+        postgres: { ok: true },
+        redis: { ok: false, detail: "connection refused" },
+      },
+    });
+  });
+});
+
 describe("POST /v1/withdrawals/{id}/fail while the chain's node is down", () => {
   let t: WithdrawalApiTestContext;
 

@@ -106,7 +106,9 @@ export const problemResponses = {
   ),
   503: problemOf(
     "application/problem+json: not available now: DATABASE_UNAVAILABLE (with Retry-After), " +
-      "NO_HOT_WALLET, RECON_NO_FINAL_BLOCK, SIGNER_CHAIN_CHECK_UNAVAILABLE, LEDGER_ID_RACE; " +
+      "NO_HOT_WALLET, RECON_NO_FINAL_BLOCK, SIGNER_CHAIN_CHECK_UNAVAILABLE, LEDGER_ID_RACE, " +
+      "SERVICE_STARTING (the process is starting its roles; /readyz also answers " +
+      "SERVICE_NOT_READY); " +
       "retry the same request with the same Idempotency-Key",
     {
       headers: {

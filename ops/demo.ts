@@ -149,11 +149,13 @@ async function main() {
 
     service = await startService(prepared.config, { roles: [...ROLE_NAMES] });
     const ready = await fetch(`${service.url}/readyz`);
+    // 200 says `status: "ready"`; a 503 is a problem whose `code` says why (SERVICE_NOT_READY).
     const body = (await ready.json()) as {
-      status: string;
+      status: string | number;
+      code?: string;
       checks: Record<string, { ok: boolean }>;
     };
-    say(`service at ${service.url}: ${body.status} (API docs at ${service.url}/docs)`);
+    say(`service at ${service.url}: ${body.code ?? body.status} (API docs at ${service.url}/docs)`);
     for (const [name, check] of Object.entries(body.checks))
       say(`  ${name}: ${check.ok ? "ok" : "FAILING"}`);
     if (!ready.ok) throw new Error("service is not ready");

@@ -20,13 +20,18 @@ const SHUTDOWN_TIMEOUT_S = 20;
 
 type Probe = {
   status: number;
-  body: { status?: string; checks?: Record<string, { ok: boolean }> };
+  type: string | null;
+  body: { status?: string | number; code?: string; checks?: Record<string, { ok: boolean }> };
 };
 
 async function probe(url: string): Promise<Probe | undefined> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-    return { status: res.status, body: (await res.json()) as Probe["body"] };
+    return {
+      status: res.status,
+      type: res.headers.get("content-type"),
+      body: (await res.json()) as Probe["body"],
+    };
   } catch {
     return undefined;
   }
@@ -116,13 +121,20 @@ describe("custody-node start through Redis and Postgres outages", () => {
       const live = await waitFor("/healthz to answer", () => probe(`${url}/healthz`), {
         timeoutMs: 30_000,
       });
-      expect(live).toEqual({ status: 200, body: { status: "ok" } });
+      expect(live).toMatchObject({ status: 200, body: { status: "ok" } });
       const notReady = await waitFor("/readyz to report Redis", async () => {
         const p = await probe(`${url}/readyz`);
         return p?.body.checks?.redis ? p : undefined;
       });
+      // Still starting (the roles wait for Redis): a problem like every other 503 of the API.
       expect(notReady.status).toBe(503);
+      expect(notReady.type).toContain("application/problem+json");
+      expect(notReady.body).toMatchObject({ status: 503, code: "SERVICE_STARTING" });
       expect(notReady.body.checks?.redis?.ok).toBe(false);
+      const early = await probe(`${url}/v1/withdrawals`);
+      expect(early?.status).toBe(503);
+      expect(early?.type).toContain("application/problem+json");
+      expect(early?.body).toMatchObject({ status: 503, code: "SERVICE_STARTING" });
 
       await redisServer.start();
       await waitFor(
@@ -135,6 +147,12 @@ describe("custody-node start through Redis and Postgres outages", () => {
         return p?.body.checks?.redis?.ok ? p : undefined;
       });
       expect(back.body.checks?.postgres?.ok).toBe(true);
+      // Ready is not a problem: 200's body stays `{ status: "ready", checks }`.
+      expect({ status: back.status, ready: back.body.status }).toEqual({
+        status: 200,
+        ready: "ready",
+      });
+      expect(back.type).toContain("application/json");
 
       // BullMQ's keys all carry the hash tag (one cluster slot), and there are some.
       const client = new Redis(redisServer.url);
@@ -149,10 +167,12 @@ describe("custody-node start through Redis and Postgres outages", () => {
       }
 
       await redisServer.stop();
-      await waitFor("/readyz to report the Redis outage", async () => {
+      const outage = await waitFor("/readyz to report the Redis outage", async () => {
         const p = await probe(`${url}/readyz`);
-        return p?.status === 503 && p.body.checks?.redis?.ok === false;
+        return p?.status === 503 && p.body.checks?.redis?.ok === false ? p : undefined;
       });
+      expect(outage.type).toContain("application/problem+json");
+      expect(outage.body).toMatchObject({ status: 503, code: "SERVICE_NOT_READY" });
       expect((await probe(`${url}/healthz`))?.status).toBe(200);
       const { exit, output } = await terminate(cli);
       expect({ code: exit.code, signal: exit.signal }, output.slice(-12000)).toEqual({

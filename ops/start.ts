@@ -5,13 +5,13 @@
  *
  * The port is bound before anything else: /healthz answers 200 while Postgres, Redis or the RPC
  * nodes are still out (an ECS liveness check must not restart a task for a dependency's outage),
- * /readyz answers 503 "starting" with the checks registered so far, and once the roles are up the
- * same server hands every request to the Fastify app.
+ * /readyz answers 503 SERVICE_STARTING with the checks registered so far, and once the roles are up
+ * the same server hands every request to the Fastify app.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
-import { buildApp } from "../api/app.js";
+import { buildApp, handlerProblem, type Problem } from "../api/app.js";
 import type { ChainConfig } from "../chains/index.js";
 import { type Common, createCommon } from "../foundation/common.js";
 import { type Config, chainByKey } from "../foundation/config.js";
@@ -233,23 +233,25 @@ async function listenFirst(health: Health, host: string, port: number): Promise<
     res.writeHead(status, { "content-type": type });
     res.end(JSON.stringify(body));
   };
+  // Errors are problems with a stable code here too, as the app answers them once it serves.
+  const sendProblem = (res: ServerResponse, body: Problem) =>
+    send(res, body.status, body, "application/problem+json");
   const starting = async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") return send(res, 200, { status: "ok" });
+    const title = "The service is starting its roles";
     if (path === "/readyz") {
       const { checks } = await health.run();
-      return send(res, 503, { status: "starting", checks });
+      return sendProblem(res, handlerProblem("SERVICE_STARTING", title, { checks }));
     }
-    send(
-      res,
-      503,
-      { type: "about:blank", title: "Service Unavailable", status: 503, detail: "starting" },
-      "application/problem+json",
-    );
+    sendProblem(res, handlerProblem("SERVICE_STARTING", title, { detail: "retry shortly" }));
   };
   const server = createServer((req, res) => {
     if (app) app.server.emit("request", req, res);
-    else void starting(req, res).catch(() => send(res, 500, { status: "error" }));
+    else
+      void starting(req, res).catch(() =>
+        sendProblem(res, handlerProblem("INTERNAL", "Internal error")),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -2,7 +2,7 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
 import { parseFileConfig } from "../foundation/config.js";
-import { withTransaction } from "../foundation/db.js";
+import { createPool, withTransaction } from "../foundation/db.js";
 import { requestTransaction } from "../signer/index.js";
 import { setTxRequestState } from "../signer/testing/txRequestState.js";
 import { registerStateMetrics } from "./stateMetrics.js";
@@ -53,6 +53,16 @@ describe("state metrics (withdrawals by status and age, hot wallet floor, ceilin
                                     requested_by, api_key_id, idempotency_key, created_at, updated_at)
        VALUES (gen_random_uuid(), 'c1', 31337, $1, $2, 1, 'confirmed', 'ops', '0123456789abcdef',
                'k-confirmed', now() - interval '2 days', now() - interval '4 hours')`,
+      [zero, to],
+    );
+    // Sent 90 minutes ago and never mined since; back in receipt_unknown 5 minutes ago.
+    await db.pool.query(
+      `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
+                                    requested_by, api_key_id, idempotency_key, created_at, updated_at,
+                                    unmined_since)
+       VALUES (gen_random_uuid(), 'c1', 31337, $1, $2, 1, 'receipt_unknown', 'ops',
+               '0123456789abcdef', 'k-unmined', now() - interval '2 hours',
+               now() - interval '5 minutes', now() - interval '90 minutes')`,
       [zero, to],
     );
   });
@@ -121,6 +131,14 @@ describe("state metrics (withdrawals by status and age, hot wallet floor, ceilin
     expect(
       await series(registry, "custody_withdrawal_oldest_in_status_seconds", 'status="broadcast"'),
     ).toBe(0);
+    // WithdrawalStuck reads how long the oldest one out has not been mined, in either status.
+    const unmined = await series(
+      registry,
+      "custody_withdrawal_oldest_unmined_seconds",
+      'chain_id="31337"',
+    );
+    expect(unmined).toBeGreaterThanOrEqual(90 * 60);
+    expect(unmined).toBeLessThan(2 * 3600);
 
     expect(await series(registry, "custody_hot_wallet_floor_wei", 'chain_id="31337"')).toBe(1e18);
     expect(await series(registry, "custody_hot_wallet_ceiling_wei", 'chain_id="31337"')).toBe(5e18);
@@ -135,6 +153,9 @@ describe("state metrics (withdrawals by status and age, hot wallet floor, ceilin
     registerStateMetrics(registry, { pool: gone.pool, chains: [] });
     expect(
       await series(registry, "custody_withdrawals", 'status="pending_approval"'),
+    ).toBeUndefined();
+    expect(
+      await series(registry, "custody_withdrawal_oldest_unmined_seconds", 'chain_id="31337"'),
     ).toBeUndefined();
     await gone.drop();
   });
@@ -290,5 +311,86 @@ describe("state metrics (attestations in flight, by the signer's status of their
       5400,
     );
     await gone.drop();
+  });
+});
+
+describe("state metrics' attestation reads at years of attestations", () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it("read a few pages of attest.attestations per scrape, not the whole table", async () => {
+    // Three chains of three assets each, attested hourly for a year, each row with the custody
+    // addresses' balances; one attestation per chain still in flight.
+    const HOURS = 8760;
+    await db.pool.query(
+      `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
+         reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
+         addresses, request_id, status, created_at, confirmed_at, final_at)
+       SELECT c, c || ':' || t, t, h, h, $2, 1, 1, $3, $3, $3, 1, a.addresses,
+              'attest:' || c || ':' || t || ':' || h,
+              CASE WHEN h = $1 THEN 'requested' ELSE 'confirmed' END,
+              now() - ($1 - h) * interval '1 hour',
+              CASE WHEN h < $1 THEN now() - ($1 - h) * interval '1 hour' END,
+              CASE WHEN h < $1 - 1 THEN now() - ($1 - h - 1) * interval '1 hour' END
+         FROM generate_series(31501, 31503) c,
+              (SELECT '0x' || lpad(to_hex(n), 40, '0') AS t FROM generate_series(0, 2) n) tokens,
+              generate_series(1, $1) h,
+              (SELECT jsonb_object_agg('0x' || lpad(to_hex(k), 40, '0'), '1000000000000000000')
+                   AS addresses
+                 FROM generate_series(1, 10) k) a`,
+      [HOURS, `0x${"3".repeat(40)}`, `0x${"0".repeat(64)}`],
+    );
+    await db.pool.query("ANALYZE attest.attestations");
+    const chains = parseFileConfig(chainSchema, {
+      chains: [31501, 31502, 31503].map((chainId) => ({
+        key: `chain-${chainId}`,
+        chainId,
+        name: "Local",
+        rpcUrls: ["http://127.0.0.1:8545"],
+        confirmations: { kind: "blocks", blocks: 2 },
+        reorgWindow: 10,
+        blockTimeMs: 1000,
+        feeModel: "eip1559",
+        attestation: { everyBlocks: 3600, intervalMs: 3_600_000 },
+      })),
+    }).chains;
+
+    // One connection, so its statistics can be flushed before they are read.
+    const scraper = createPool(db.url, { max: 1 });
+    try {
+      const registry = new Registry();
+      registerStateMetrics(registry, { pool: scraper, chains });
+      const pagesRead = async () => {
+        await scraper.query("SELECT pg_stat_force_next_flush()");
+        await scraper.query("SELECT 1"); // flushed once this backend went idle after the one above
+        const { rows } = await db.pool.query<{ pages: string; seq_scans: string }>(
+          `SELECT (coalesce(s.heap_blks_read, 0) + coalesce(s.heap_blks_hit, 0)
+                 + coalesce(s.idx_blks_read, 0) + coalesce(s.idx_blks_hit, 0)
+                 + coalesce(s.toast_blks_read, 0) + coalesce(s.toast_blks_hit, 0))::text AS pages,
+                  t.seq_scan::text AS seq_scans
+             FROM pg_statio_user_tables s JOIN pg_stat_user_tables t USING (relid)
+            WHERE s.schemaname = 'attest' AND s.relname = 'attestations'`,
+        );
+        return { pages: Number(rows[0]!.pages), seqScans: Number(rows[0]!.seq_scans) };
+      };
+      await registry.metrics(); // plans and catalog caches warmed
+      const before = await pagesRead();
+      const text = await registry.metrics();
+      const after = await pagesRead();
+
+      // The figures are right ...
+      expect(text).toMatch(/custody_attestation_age_seconds\{chain_id="31501"\} 36\d\d/);
+      // ... and read from a few index pages per chain, not the ~20k pages of a year's rows.
+      const pages = after.pages - before.pages;
+      expect(after.seqScans - before.seqScans, `${pages} pages read`).toBe(0);
+      expect(pages).toBeLessThan(60);
+    } finally {
+      await scraper.end();
+    }
   });
 });

@@ -1,9 +1,9 @@
 /**
  * Metrics of the custody state itself, for dashboards and alerts (ops/observability): withdrawals
  * by status, the age of the oldest one in each status and how long the longest-waiting one has
- * been in it, and attestations in flight by their
- * transaction's signer status, and each attested chain's attestation age, read from Postgres at
- * scrape time, with the age past which it is overdue from the config; and
+ * been in it, per chain how long the oldest one out has not been mined, and attestations in flight
+ * by their transaction's signer status, and each attested chain's attestation age, read from
+ * Postgres at scrape time, with the age past which it is overdue from the config; and
  * each chain's hot wallet floor and ceiling from the config, so a rule can compare them with
  * `custody_signer_hot_wallet_balance_wei` (`on(chain_id)`); and how many hot wallets each chain
  * has configured, so a rule can find the ones no signer task reports (HotWalletNotServed).
@@ -13,6 +13,7 @@
  */
 import { Gauge, type Registry } from "prom-client";
 import {
+  oldestUnminedByChain,
   type WithdrawalStatusCount,
   withdrawalsByStatus,
 } from "../api/withdrawals/statusCounts.js";
@@ -98,6 +99,29 @@ export function registerStateMetrics(
     "custody_withdrawal_oldest_in_status_seconds",
     "Seconds the withdrawal longest in this status has been in it (0 when none)",
     (s) => s.longestInStatusSeconds,
+  );
+
+  // Per chain, not per status: a withdrawal flipping between broadcast and receipt_unknown would
+  // otherwise move its age from one series to the other, and an alert's `for` would restart with
+  // each flip (WithdrawalStuck).
+  once(
+    registry,
+    "custody_withdrawal_oldest_unmined_seconds",
+    () =>
+      new Gauge({
+        name: "custody_withdrawal_oldest_unmined_seconds",
+        help: "Seconds since the send (or a reorg's re-send) of the chain's oldest withdrawal out and not mined (in broadcast or receipt_unknown, however often it moved between them; 0 when none); read from Postgres at scrape",
+        labelNames: ["chain_id"],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          const byChain = await withinTimeout(oldestUnminedByChain(deps.pool), timeoutMs);
+          if (!byChain) return; // Postgres out: no figure rather than a false zero
+          for (const c of deps.chains) this.set({ chain_id: String(c.chainId) }, 0);
+          for (const [chainId, seconds] of byChain)
+            this.set({ chain_id: String(chainId) }, seconds);
+        },
+      }),
   );
 
   // One in flight holds back every later attestation of its chain (attest.ts `in_flight`): one

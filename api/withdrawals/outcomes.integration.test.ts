@@ -18,6 +18,7 @@ import {
 import { eventIdOf } from "../webhooks/eventId.js";
 import { withdrawalTransferIds } from "./holds.js";
 import { createWithdrawals, type Withdrawals } from "./service.js";
+import { oldestUnminedByChain, withdrawalsByStatus } from "./statusCounts.js";
 
 const ETH = 10n ** 18n;
 const GWEI = 10n ** 9n;
@@ -507,6 +508,40 @@ describe("withdrawal outcomes from the signer", () => {
     await withdrawals.syncOutcomes();
     expect(await get(id)).toMatchObject({ status: "failed", failureReason: "REVERTED" });
     expect((await balance("carol")).debitsPending).toBe(before.debitsPending - ETH);
+  });
+
+  it("the time out and not mined runs on while it flips between broadcast and receipt_unknown; a reorg's re-send starts it again", async () => {
+    const id = await withdraw("alice", ETH / 10n);
+    await signerRecords(id, { status: "broadcast", txHash: TX_A });
+    await withdrawals.syncOutcomes();
+    // Sent two hours ago (every clock of the row moved back; the column list is the row's own).
+    const { rows: cols } = await t.ctx.db.pool.query<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns
+        WHERE table_schema = 'api' AND table_name = 'withdrawals' AND data_type LIKE 'timestamp%'`,
+    );
+    const twoHoursBack = cols
+      .map(({ column_name: c }) => `${c} = ${c} - interval '2 hours'`)
+      .join(", ");
+    await t.ctx.db.pool.query(`UPDATE api.withdrawals SET ${twoHoursBack} WHERE id = $1`, [id]);
+
+    // Its nonce seen used with no receipt, then free again: two status changes, no send.
+    await signerRecords(id, { status: "receipt_unknown", txHash: TX_A });
+    await withdrawals.syncOutcomes();
+    await signerRecords(id, { status: "broadcast", txHash: TX_A });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("broadcast");
+    const inStatus = (await withdrawalsByStatus(t.ctx.db.pool, ["broadcast"])).get("broadcast")!;
+    expect(inStatus.longestInStatusSeconds).toBeLessThan(3600);
+    expect((await oldestUnminedByChain(t.ctx.db.pool)).get(31337)).toBeGreaterThanOrEqual(7200);
+
+    // Mined, then reorged out: the same bytes are sent again, and the clock runs from that send.
+    await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 40 });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("confirmed");
+    await signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 1 });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("broadcast");
+    expect((await oldestUnminedByChain(t.ctx.db.pool)).get(31337)).toBeLessThan(3600);
   });
 
   it("a receipt found after receipt_unknown confirms and posts", async () => {

@@ -2,7 +2,8 @@
  * Withdrawals counted by status, for the state metrics the composition root exports
  * (ops/stateMetrics.ts): how many are in each of `statuses`, how long ago the oldest of them was
  * requested, and how long the longest-waiting one has been in it (`updated_at`: only a status change
- * updates a withdrawal, transitions.ts). A status with no withdrawal has no row.
+ * updates a withdrawal, transitions.ts). A status with no withdrawal has no row. And per chain, how
+ * long the oldest one out has not been mined.
  */
 import type { Pool } from "../../foundation/db.js";
 
@@ -38,4 +39,18 @@ export async function withdrawalsByStatus(
       },
     ]),
   );
+}
+
+/**
+ * Per chain, seconds since the send (or a reorg's re-send) of the oldest withdrawal out and not
+ * mined: in broadcast or receipt_unknown, from `unmined_since`, which moves between the two do
+ * not restart (transitions.ts). A chain with none has no entry.
+ */
+export async function oldestUnminedByChain(pool: Pool): Promise<Map<number, number>> {
+  const r = await pool.query<{ chain_id: string; unmined: number }>(
+    `SELECT chain_id::text,
+            extract(epoch FROM now() - min(COALESCE(unmined_since, updated_at)))::float8 AS unmined
+       FROM api.withdrawals WHERE status IN ('broadcast', 'receipt_unknown') GROUP BY chain_id`,
+  );
+  return new Map(r.rows.map((row) => [Number(row.chain_id), Math.max(0, row.unmined)]));
 }

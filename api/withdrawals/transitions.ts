@@ -49,9 +49,16 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
   ): Promise<Withdrawal> {
     if (!canMove(w.status, to)) throw new WithdrawalStateError(w.id, w.status, `move to ${to}`);
     // A reorg starts the next hold epoch; the gas booked with the reverted posting is reversed too.
+    // unmined_since: from the send (or a reorg's re-send) for as long as the withdrawal stays out
+    // and not mined, however often it moves between broadcast and receipt_unknown (the SET
+    // expressions read the row as it was before this update).
     const { rows } = await client.query<WithdrawalRow>(
       `UPDATE api.withdrawals
           SET status = $2, updated_at = now(),
+              unmined_since = CASE
+                WHEN $2 NOT IN ('broadcast', 'receipt_unknown') THEN NULL
+                WHEN status IN ('broadcast', 'receipt_unknown') THEN COALESCE(unmined_since, updated_at)
+                ELSE now() END,
               tx_hash = COALESCE($3, tx_hash),
               fee = CASE WHEN $6 THEN NULL ELSE COALESCE($4, fee) END,
               failure_reason = COALESCE($5, failure_reason),

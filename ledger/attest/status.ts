@@ -67,11 +67,16 @@ export async function newestConfirmedAttestationAges(
   db: Pool | PoolClient,
   chainIds: readonly number[],
 ): Promise<Map<number, number>> {
+  // Asked per chain (not one GROUP BY over them all): each chain's max is then the last entry of
+  // its range in attestations_confirmed_at, not an aggregate over every attestation it ever had.
   const r = await db.query<{ chain_id: string; age: number }>(
-    `SELECT chain_id::text, EXTRACT(EPOCH FROM now() - max(confirmed_at))::float8 AS age
-       FROM attest.attestations
-      WHERE status = 'confirmed' AND chain_id = ANY($1::bigint[])
-      GROUP BY chain_id`,
+    `SELECT c.chain_id::text, EXTRACT(EPOCH FROM now() - newest.confirmed_at)::float8 AS age
+       FROM unnest($1::bigint[]) AS c (chain_id)
+       CROSS JOIN LATERAL (
+         SELECT max(confirmed_at) AS confirmed_at
+           FROM attest.attestations
+          WHERE status = 'confirmed' AND chain_id = c.chain_id) AS newest
+      WHERE newest.confirmed_at IS NOT NULL`,
     [chainIds],
   );
   return new Map(r.rows.map((x) => [Number(x.chain_id), x.age]));
