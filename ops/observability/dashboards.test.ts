@@ -62,10 +62,12 @@ describe("Grafana dashboards", () => {
         "custody_signer_open_transactions",
       ],
       // How long each status's oldest withdrawal has waited: since its request, and since it
-      // entered the status (what WithdrawalStuck and WithdrawalNotFinalized read).
+      // entered the status, and since it was sent and not mined (what WithdrawalStuck and
+      // WithdrawalNotFinalized read).
       "withdrawal ages": [
         "custody_withdrawal_oldest_age_seconds",
         "custody_withdrawal_oldest_in_status_seconds",
+        "custody_withdrawal_oldest_unmined_seconds",
       ],
       "nonce and fee state per hot wallet": [
         "custody_signer_attempts_total",
