@@ -12,7 +12,7 @@ import { chainSchema } from "../chains/index.js";
 import { defaultConfigPath, loadConfig } from "../foundation/config.js";
 import type { ConfigError } from "../foundation/errors.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { spawnCli } from "../ops/testing/process.js";
+import { chainCli, spawnCli } from "../ops/testing/process.js";
 import { waitFor } from "../ops/testing/wait.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import {
@@ -381,24 +381,9 @@ describe("deposit crediting", () => {
     expect((await ledger.check()).problems).toEqual([]);
 
     // The operator lists and clears the block (who and why are kept).
-    const dir = mkdtempSync(path.join(tmpdir(), "withdrawal-blocks-"));
+    const operatorCli = chainCli({ databaseUrl: ctx.db.url, chain: ctx.config.chains[0]! });
     try {
-      const configPath = path.join(dir, "config.json");
-      const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } =
-        ctx.config.chains[0]!;
-      writeFileSync(
-        configPath,
-        JSON.stringify({
-          chains: [
-            { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel },
-          ],
-        }),
-      );
-      const env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
-      const cli = async (args: string[]) => {
-        const p = spawnCli(args, env);
-        return { code: (await p.exited).code, out: p.output() };
-      };
+      const cli = operatorCli.run;
       const list = await cli(["ledger", "withdrawal-blocks", "list"]);
       expect(list.code, list.out).toBe(0);
       expect(list.out).toMatch(/\terin\treorg_shortfall\t/);
@@ -424,7 +409,7 @@ describe("deposit crediting", () => {
           .code,
       ).toBe(1);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      operatorCli.remove();
     }
   });
 
@@ -482,20 +467,9 @@ describe("deposit crediting", () => {
     expect(new Set(parked.map((p) => p.code))).toEqual(new Set(["LEDGER_UNKNOWN_ASSET"]));
     expect(parked[0]).toMatchObject({ asset: UNLISTED, owner: "bob", amount: 3n });
     // Operators see them, with the ledger's reason; a bad flag is refused with its name.
-    const dir = mkdtempSync(path.join(tmpdir(), "parked-deposits-"));
+    const operatorCli = chainCli({ databaseUrl: ctx.db.url, chain: ctx.config.chains[0]! });
     try {
-      const configPath = path.join(dir, "config.json");
-      const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } =
-        ctx.config.chains[0]!;
-      writeFileSync(
-        configPath,
-        JSON.stringify({
-          chains: [
-            { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel },
-          ],
-        }),
-      );
-      const env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+      const { env } = operatorCli;
       const listed = spawnCli(
         ["ledger", "parked-deposits", "--chain", String(CHAIN), "--limit", "5"],
         env,
@@ -511,7 +485,7 @@ describe("deposit crediting", () => {
       expect((await bad.exited).code).toBe(2);
       expect(bad.output()).toContain("--chain must be a positive integer");
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      operatorCli.remove();
     }
 
     // Still refused on retry: attempts counted, nothing credited, nothing lost.

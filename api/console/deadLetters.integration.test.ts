@@ -4,62 +4,38 @@
  * BullMQ on Redis); the dead letter appears on the console's webhooks page and its Redrive button
  * redelivers it to the receiver, now up. Screenshots go to .artifacts/console/ (git-ignored).
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../ops/testing/wait.js";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { createWebhookDispatcher, type WebhookDispatcher } from "../webhooks/dispatcher.js";
 import { emitEvent } from "../webhooks/events.js";
+import { createWebhookTestContext, type WebhookTestContext } from "../webhooks/testing/receiver.js";
 import { type ConsoleBrowser, launchConsoleBrowser, shot, shows } from "./testing/browser.js";
 
-let receiver: Server;
 let hookUrl: string;
 let receiverUp = false;
 const received: string[] = [];
-let t: ApiTestContext;
-let dispatcher: WebhookDispatcher;
+let t: WebhookTestContext;
 let browser: ConsoleBrowser | undefined;
 let url: string;
 
 beforeAll(async () => {
-  receiver = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      received.push(String(req.headers["webhook-id"]));
+  t = await createWebhookTestContext({
+    receive: ({ headers }, res) => {
+      received.push(String(headers["webhook-id"]));
       res.statusCode = receiverUp ? 204 : 500;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-  hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-  t = await createApiTestContext({
-    configure: (ctx) => {
-      const config = Object.freeze({
-        ...ctx.config,
-        webhooks: [{ url: hookUrl, secretEnv: "WH_CONSOLE", events: ["withdrawal.*"] }],
-        webhookSecrets: { WH_CONSOLE: "console-secret" },
-      });
-      return { ...ctx, config, common: { ...ctx.common, config } };
     },
+    webhooks: (origin) => [
+      { url: `${origin}/hook`, secretEnv: "WH_CONSOLE", events: ["withdrawal.*"] },
+    ],
+    webhookSecrets: { WH_CONSOLE: "console-secret" },
+    dispatcher: { attempts: 2, backoffMs: 20, sweepIntervalMs: 100 },
   });
-  dispatcher = createWebhookDispatcher({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    queues: t.ctx.queues,
-    attempts: 2,
-    backoffMs: 20,
-    sweepIntervalMs: 100,
-  });
-  dispatcher.start();
+  hookUrl = `${t.receiverUrl}/hook`;
   url = await t.app.listen({ port: 0, host: "127.0.0.1" });
   browser = await launchConsoleBrowser(url);
 });
 afterAll(async () => {
   await browser?.close();
-  await dispatcher?.stop();
   await t?.cleanup();
-  await new Promise((r) => receiver?.close(r));
 });
 
 const deliveryOf = async (eventId: string) =>

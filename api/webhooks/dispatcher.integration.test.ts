@@ -2,41 +2,18 @@
  * Webhooks against a real HTTP receiver on loopback, real Postgres and BullMQ on Redis: signed
  * delivery, dedupe by event id, retries ending in the dead-letter list, and re-drive via the API.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { createWebhookDispatcher, type WebhookDispatcher } from "./dispatcher.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { emitEvent } from "./events.js";
 import { verifyWebhook } from "./signature.js";
+import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
 
 type Received = { id: string; timestamp: number; signature: string; body: string };
 
-let server: Server;
-let baseUrl: string;
 const received: { good: Received[]; flaky: Received[] } = { good: [], flaky: [] };
 let flakyUp = false;
 
-let t: ApiTestContext;
-let dispatcher: WebhookDispatcher;
-
-function read(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    let data = "";
-    req.on("data", (c) => {
-      data += c;
-    });
-    req.on("end", () => resolve(data));
-  });
-}
-
-async function until(cond: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+let t: WebhookTestContext;
 
 const statusOf = async (endpoint: string) =>
   (
@@ -47,47 +24,27 @@ const statusOf = async (endpoint: string) =>
   ).rows;
 
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const body = await read(req);
-    const which: "good" | "flaky" = req.url === "/good" ? "good" : "flaky";
-    received[which].push({
-      id: String(req.headers["webhook-id"]),
-      timestamp: Number(req.headers["webhook-timestamp"]),
-      signature: String(req.headers["webhook-signature"]),
-      body,
-    });
-    res.statusCode = which === "good" || flakyUp ? 204 : 500;
-    res.end();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  t = await createApiTestContext({
-    configure: (ctx) => {
-      const config = Object.freeze({
-        ...ctx.config,
-        webhooks: [
-          { url: `${baseUrl}/good`, secretEnv: "WH_GOOD", events: ["*"] },
-          { url: `${baseUrl}/flaky`, secretEnv: "WH_FLAKY", events: ["withdrawal.*"] },
-        ],
-        webhookSecrets: { WH_GOOD: "good-secret", WH_FLAKY: "flaky-secret" },
+  t = await createWebhookTestContext({
+    receive: ({ path, headers, body }, res) => {
+      const which: "good" | "flaky" = path === "/good" ? "good" : "flaky";
+      received[which].push({
+        id: String(headers["webhook-id"]),
+        timestamp: Number(headers["webhook-timestamp"]),
+        signature: String(headers["webhook-signature"]),
+        body,
       });
-      return { ...ctx, config, common: { ...ctx.common, config } };
+      res.statusCode = which === "good" || flakyUp ? 204 : 500;
     },
+    webhooks: (url) => [
+      { url: `${url}/good`, secretEnv: "WH_GOOD", events: ["*"] },
+      { url: `${url}/flaky`, secretEnv: "WH_FLAKY", events: ["withdrawal.*"] },
+    ],
+    webhookSecrets: { WH_GOOD: "good-secret", WH_FLAKY: "flaky-secret" },
+    dispatcher: { attempts: 3, backoffMs: 20, sweepIntervalMs: 100 },
   });
-  dispatcher = createWebhookDispatcher({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    queues: t.ctx.queues,
-    attempts: 3,
-    backoffMs: 20,
-    sweepIntervalMs: 100,
-  });
-  dispatcher.start();
 });
 afterAll(async () => {
-  await dispatcher?.stop();
   await t?.cleanup();
-  await new Promise((r) => server?.close(r));
 });
 
 describe("webhook delivery", () => {
@@ -104,19 +61,19 @@ describe("webhook delivery", () => {
       data,
     });
     expect(id2).toBe(id1);
-    await until(
-      async () => (await statusOf(`${baseUrl}/good`))[0]?.status === "delivered",
+    await waitFor(
       "delivery",
+      async () => (await statusOf(`${t.receiverUrl}/good`))[0]?.status === "delivered",
     );
     // Ring again, then send a later event and wait for it: once it has arrived, the dispatcher has
     // passed over the first event again (no fixed sleep to prove that nothing more happens).
-    await dispatcher.ring();
+    await t.dispatcher.ring();
     const marker = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
       type: "deposit.confirmed",
       name: "deposit:marker:confirmed",
       data: { deposit_id: "marker", amount: "1" },
     });
-    await until(async () => received.good.some((r) => r.id === marker), "the later event");
+    await waitFor("the later event", async () => received.good.some((r) => r.id === marker));
     expect(received.good.filter((r) => r.id === id1)).toHaveLength(1);
     // the flaky endpoint only wants withdrawal events
     expect(received.flaky).toHaveLength(0);
@@ -133,8 +90,8 @@ describe("webhook delivery", () => {
       name: "withdrawal:w1:failed",
       data: { withdrawal_id: "w1" },
     });
-    const flaky = `${baseUrl}/flaky`;
-    await until(async () => (await statusOf(flaky))[0]?.status === "dead", "dead letter");
+    const flaky = `${t.receiverUrl}/flaky`;
+    await waitFor("dead letter", async () => (await statusOf(flaky))[0]?.status === "dead");
     expect((await statusOf(flaky))[0]!.attempts).toBe(3);
     expect(received.flaky).toHaveLength(3);
     expect(new Set(received.flaky.map((r) => r.id))).toEqual(new Set([id]));
@@ -168,9 +125,9 @@ describe("webhook delivery", () => {
     });
     expect(redrive.statusCode).toBe(200);
     expect(redrive.json().redriven).toHaveLength(1);
-    await until(
-      async () => (await statusOf(flaky))[0]?.status === "delivered",
+    await waitFor(
       "re-driven delivery",
+      async () => (await statusOf(flaky))[0]?.status === "delivered",
     );
     expect(received.flaky).toHaveLength(4);
     const metrics = await t.ctx.common.metrics.registry.getSingleMetricAsString(
@@ -190,7 +147,7 @@ describe("webhook delivery", () => {
   });
 
   it("refuses to re-drive an event whose subject's later event was delivered, unless forced; each carries its sequence", async () => {
-    const flaky = `${baseUrl}/flaky`;
+    const flaky = `${t.receiverUrl}/flaky`;
     const deliveryOf = async (eventId: string) =>
       (
         await t.ctx.db.pool.query<{ status: string }>(
@@ -205,7 +162,7 @@ describe("webhook delivery", () => {
       name: "withdrawal:w2:confirmed",
       data: { withdrawal_id: "w2" },
     });
-    await until(async () => (await deliveryOf(confirmed)) === "dead", "dead letter");
+    await waitFor("dead letter", async () => (await deliveryOf(confirmed)) === "dead");
     // ...and back for its reorg: `broadcast` again is delivered, after the dead `confirmed`.
     flakyUp = true;
     const broadcast = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
@@ -213,7 +170,7 @@ describe("webhook delivery", () => {
       name: "withdrawal:w2:broadcast:2",
       data: { withdrawal_id: "w2" },
     });
-    await until(async () => (await deliveryOf(broadcast)) === "delivered", "the later event");
+    await waitFor("the later event", async () => (await deliveryOf(broadcast)) === "delivered");
 
     // Re-driving `confirmed` now would leave the receiver believing the older state: refused.
     const redrive = (key: string, payload: object) =>
@@ -234,7 +191,7 @@ describe("webhook delivery", () => {
     // Forced, it is sent, carrying its place in the withdrawal's events for the receiver to judge.
     const forced = await redrive("redrive-w2-2", { force: true });
     expect(forced.statusCode).toBe(200);
-    await until(async () => (await deliveryOf(confirmed)) === "delivered", "forced re-drive");
+    await waitFor("forced re-drive", async () => (await deliveryOf(confirmed)) === "delivered");
     const bodyOf = (id: string) =>
       JSON.parse(received.flaky.filter((r) => r.id === id).at(-1)!.body);
     expect(bodyOf(confirmed)).toMatchObject({ subject: "withdrawal:w2", sequence: 1 });

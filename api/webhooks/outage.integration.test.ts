@@ -5,72 +5,50 @@
  * id for a week; re-ringing that id alone did nothing, and the delivery stayed pending, neither
  * sent nor dead nor re-drivable.)
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pool } from "../../foundation/db.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { createWebhookDispatcher, type WebhookDispatcher } from "./dispatcher.js";
 import { emitEvent } from "./events.js";
+import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
 
-let server: Server;
-let baseUrl: string;
 const received: string[] = [];
-let t: ApiTestContext;
-let dispatcher: WebhookDispatcher;
+let t: WebhookTestContext;
 let databaseDown = false;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    received.push(String(req.headers["webhook-id"]));
-    res.statusCode = 204;
-    res.end();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  t = await createApiTestContext({
-    configure: (ctx) => {
-      const config = Object.freeze({
-        ...ctx.config,
-        webhooks: [{ url: `${baseUrl}/good`, secretEnv: "WH_GOOD", events: ["*"] }],
-        webhookSecrets: { WH_GOOD: "good-secret" },
-      });
-      return { ...ctx, config, common: { ...ctx.common, config } };
+  t = await createWebhookTestContext({
+    receive: ({ headers }, res) => {
+      received.push(String(headers["webhook-id"]));
+      res.statusCode = 204;
     },
-  });
-  // The fault: while `databaseDown`, the dispatcher's reads of a delivery are refused as an
-  // unreachable Postgres refuses them (the sweep's own read goes through, so it keeps ringing).
-  const real = t.ctx.db.pool;
-  const pool = new Proxy(real, {
-    get(target, prop, receiver) {
-      if (prop === "query")
-        return (text: unknown, ...rest: unknown[]) => {
-          if (databaseDown && typeof text === "string" && text.includes("SELECT d.status"))
-            return Promise.reject(
-              Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
-                code: "ECONNREFUSED",
-              }),
-            );
-          return (target.query as (...a: unknown[]) => unknown).call(target, text, ...rest);
-        };
-      return Reflect.get(target, prop, receiver);
-    },
-  }) as Pool;
-  dispatcher = createWebhookDispatcher({
-    common: t.ctx.common,
-    pool,
-    queues: t.ctx.queues,
-    attempts: 3,
-    backoffMs: 20,
-    timeoutMs: 100,
-    sweepIntervalMs: 100,
+    webhooks: (url) => [{ url: `${url}/good`, secretEnv: "WH_GOOD", events: ["*"] }],
+    webhookSecrets: { WH_GOOD: "good-secret" },
+    // The receiver's answer may take long on a loaded machine: a request timed out is sent again
+    // (at least once is the contract), and this test counts one delivery.
+    dispatcher: { attempts: 3, backoffMs: 20, timeoutMs: 5_000, sweepIntervalMs: 100 },
+    // The fault: while `databaseDown`, the dispatcher's reads of a delivery are refused as an
+    // unreachable Postgres refuses them (the sweep's own read goes through, so it keeps ringing).
+    dispatcherPool: (real) =>
+      new Proxy(real, {
+        get(target, prop, receiver) {
+          if (prop === "query")
+            return (text: unknown, ...rest: unknown[]) => {
+              if (databaseDown && typeof text === "string" && text.includes("SELECT d.status"))
+                return Promise.reject(
+                  Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
+                    code: "ECONNREFUSED",
+                  }),
+                );
+              return (target.query as (...a: unknown[]) => unknown).call(target, text, ...rest);
+            };
+          return Reflect.get(target, prop, receiver);
+        },
+      }) as Pool,
+    start: false,
   });
 });
 afterAll(async () => {
-  await dispatcher?.stop();
   await t?.cleanup();
-  await new Promise((r) => server?.close(r));
 });
 
 describe("webhook delivery after an outage", () => {
@@ -81,7 +59,7 @@ describe("webhook delivery after an outage", () => {
       name: "deposit:outage:confirmed",
       data: { deposit_id: "outage", amount: "1" },
     });
-    dispatcher.start();
+    t.dispatcher.start();
     // Wait until BullMQ has failed the job for good (all 3 attempts refused by "Postgres").
     const queue = t.ctx.queues.queue("webhooks");
     const end = Date.now() + 30_000;

@@ -4,18 +4,14 @@
  * receiver before or beside the re-driven one, so it counts as later as much as a delivered one.
  * Real HTTP receiver on loopback, Postgres and BullMQ on Redis.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../../foundation/db.js";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { createWebhookDispatcher, type WebhookDispatcher } from "./dispatcher.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { emitEvent, redriveDeliveries } from "./events.js";
+import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
 
-let server: Server;
+let t: WebhookTestContext;
 let url: string;
-let t: ApiTestContext;
-let dispatcher: WebhookDispatcher;
 let receiverUp = false;
 /** Event ids whose request the receiver holds unanswered until `release` is called. */
 const held = new Map<string, () => void>();
@@ -23,65 +19,32 @@ const holdIds = new Set<string>();
 /** Event ids the receiver accepted (2xx), in the order it accepted them. */
 const accepted: string[] = [];
 
-function read(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    let data = "";
-    req.on("data", (c) => {
-      data += c;
-    });
-    req.on("end", () => resolve(data));
-  });
-}
-
-async function until(cond: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    await read(req);
-    const id = String(req.headers["webhook-id"]);
-    if (receiverUp && holdIds.has(id)) {
-      holdIds.delete(id);
-      await new Promise<void>((r) => held.set(id, r));
-    }
-    if (receiverUp) accepted.push(id);
-    res.statusCode = receiverUp ? 204 : 500;
-    res.end();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  t = await createApiTestContext({
-    configure: (ctx) => {
-      const config = Object.freeze({
-        ...ctx.config,
-        webhooks: [{ url, secretEnv: "WH", events: ["*"] }],
-        webhookSecrets: { WH: "secret" },
-      });
-      return { ...ctx, config, common: { ...ctx.common, config } };
+  t = await createWebhookTestContext({
+    receive: async ({ headers }, res) => {
+      const id = String(headers["webhook-id"]);
+      if (receiverUp && holdIds.has(id)) {
+        holdIds.delete(id);
+        await new Promise<void>((r) => held.set(id, r));
+      }
+      if (receiverUp) accepted.push(id);
+      res.statusCode = receiverUp ? 204 : 500;
+    },
+    webhooks: (origin) => [{ url: `${origin}/hook`, secretEnv: "WH", events: ["*"] }],
+    webhookSecrets: { WH: "secret" },
+    dispatcher: {
+      attempts: 2,
+      backoffMs: 20,
+      sweepIntervalMs: 100,
+      // The held request must outlast the test's steps rather than time out as a failed attempt.
+      timeoutMs: 30_000,
     },
   });
-  dispatcher = createWebhookDispatcher({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    queues: t.ctx.queues,
-    attempts: 2,
-    backoffMs: 20,
-    sweepIntervalMs: 100,
-    // The held request must outlast the test's steps rather than time out as a failed attempt.
-    timeoutMs: 30_000,
-  });
-  dispatcher.start();
+  url = `${t.receiverUrl}/hook`;
 });
 afterAll(async () => {
   for (const release of held.values()) release();
-  await dispatcher?.stop();
   await t?.cleanup();
-  await new Promise((r) => server?.close(r));
 });
 
 const statusOf = async (eventId: string) =>
@@ -100,7 +63,7 @@ async function deadConfirmed(withdrawalId: string): Promise<string> {
     name: `withdrawal:${withdrawalId}:confirmed`,
     data: { withdrawal_id: withdrawalId },
   });
-  await until(async () => (await statusOf(id)) === "dead", "the dead letter");
+  await waitFor("the dead letter", async () => (await statusOf(id)) === "dead");
   receiverUp = true;
   return id;
 }
@@ -115,18 +78,17 @@ describe("re-drive order against deliveries under way", () => {
       data: { withdrawal_id: "w-race" },
     });
     holdIds.add(broadcast);
-    await dispatcher.ring();
-    await until(async () => held.has(broadcast), "the later event in flight");
+    await t.dispatcher.ring();
+    await waitFor("the later event in flight", async () => held.has(broadcast));
 
     // The check sees no delivered later event (it is still pending): re-driven, `confirmed` would
     // be sent as soon as `broadcast` is answered, reaching the receiver after it.
     const redrive = await redriveDeliveries(t.ctx.db.pool, confirmed);
     held.get(broadcast)!();
-    await until(async () => (await statusOf(broadcast)) === "delivered", "the later event");
-    await dispatcher.ring();
-    await until(
-      async () => ["dead", "delivered"].includes((await statusOf(confirmed)) ?? ""),
-      "the re-drive to settle",
+    await waitFor("the later event", async () => (await statusOf(broadcast)) === "delivered");
+    await t.dispatcher.ring();
+    await waitFor("the re-drive to settle", async () =>
+      ["dead", "delivered"].includes((await statusOf(confirmed)) ?? ""),
     );
     // Nothing older reached the receiver after the newer state.
     expect(accepted.slice(accepted.indexOf(broadcast))).toEqual([broadcast]);
@@ -159,13 +121,14 @@ describe("re-drive order against deliveries under way", () => {
         committed = r;
       });
     });
-    await until(async () => broadcast !== "", "the emitter's insert");
+    await waitFor("the emitter's insert", async () => broadcast !== "");
     let settled = false;
     const redriving = redriveDeliveries(t.ctx.db.pool, confirmed).finally(() => {
       settled = true;
     });
     // Until the re-drive has decided, or is waiting on a lock (the emitter's).
-    await until(
+    await waitFor(
+      "the re-drive to decide or wait",
       async () =>
         settled ||
         (
@@ -173,7 +136,6 @@ describe("re-drive order against deliveries under way", () => {
             "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
           )
         ).rows.length > 0,
-      "the re-drive to decide or wait",
     );
     committed();
     await emitting;

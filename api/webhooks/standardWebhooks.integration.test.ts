@@ -4,43 +4,18 @@
  * attempt that is retried and ends dead, never "delivered".
  */
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { createWebhookDispatcher, type WebhookDispatcher } from "./dispatcher.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { emitEvent } from "./events.js";
+import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
 
 type Received = { path: string; headers: Record<string, string>; body: string };
 
 const SPEC_SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 const RAW_SECRET = "a-plain-secret-configured-before-whsec";
-let server: Server;
-let baseUrl: string;
 const received: Received[] = [];
-let t: ApiTestContext;
-let dispatcher: WebhookDispatcher;
-
-function read(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    let data = "";
-    req.on("data", (c) => {
-      data += c;
-    });
-    req.on("end", () => resolve(data));
-  });
-}
-
-async function until<T>(fn: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+let t: WebhookTestContext;
 
 const delivery = async (endpoint: string, eventId: string) =>
   (
@@ -52,51 +27,31 @@ const delivery = async (endpoint: string, eventId: string) =>
   ).rows[0];
 
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const body = await read(req);
-    received.push({
-      path: req.url ?? "",
-      headers: Object.fromEntries(
-        Object.entries(req.headers).map(([k, v]) => [k, String(v)]),
-      ) as Record<string, string>,
-      body,
-    });
-    if (req.url === "/moved") {
-      res.statusCode = 307;
-      res.setHeader("location", `${baseUrl}/elsewhere`);
-    } else res.statusCode = 204;
-    res.end();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  t = await createApiTestContext({
-    configure: (ctx) => {
-      const config = Object.freeze({
-        ...ctx.config,
-        webhooks: [
-          { url: `${baseUrl}/spec`, secretEnv: "WH_SPEC", events: ["deposit.*"] },
-          { url: `${baseUrl}/raw`, secretEnv: "WH_RAW", events: ["deposit.*"] },
-          { url: `${baseUrl}/moved`, secretEnv: "WH_SPEC", events: ["withdrawal.*"] },
-        ],
-        webhookSecrets: { WH_SPEC: SPEC_SECRET, WH_RAW: RAW_SECRET },
+  t = await createWebhookTestContext({
+    receive: ({ path, headers, body }, res) => {
+      received.push({
+        path,
+        headers: Object.fromEntries(
+          Object.entries(headers).map(([k, v]) => [k, String(v)]),
+        ) as Record<string, string>,
+        body,
       });
-      return { ...ctx, config, common: { ...ctx.common, config } };
+      if (path === "/moved") {
+        res.statusCode = 307;
+        res.setHeader("location", `${t.receiverUrl}/elsewhere`);
+      } else res.statusCode = 204;
     },
+    webhooks: (url) => [
+      { url: `${url}/spec`, secretEnv: "WH_SPEC", events: ["deposit.*"] },
+      { url: `${url}/raw`, secretEnv: "WH_RAW", events: ["deposit.*"] },
+      { url: `${url}/moved`, secretEnv: "WH_SPEC", events: ["withdrawal.*"] },
+    ],
+    webhookSecrets: { WH_SPEC: SPEC_SECRET, WH_RAW: RAW_SECRET },
+    dispatcher: { attempts: 3, backoffMs: 20, sweepIntervalMs: 100 },
   });
-  dispatcher = createWebhookDispatcher({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    queues: t.ctx.queues,
-    attempts: 3,
-    backoffMs: 20,
-    sweepIntervalMs: 100,
-  });
-  dispatcher.start();
 });
 afterAll(async () => {
-  await dispatcher?.stop();
   await t?.cleanup();
-  await new Promise((r) => server?.close(r));
 });
 
 describe("Standard Webhooks deliveries", () => {
@@ -107,13 +62,11 @@ describe("Standard Webhooks deliveries", () => {
       name: "deposit:d1:confirmed",
       data,
     });
-    const spec = await until(
-      async () => received.find((r) => r.path === "/spec" && r.headers["webhook-id"] === id),
-      "the /spec delivery",
+    const spec = await waitFor("the /spec delivery", async () =>
+      received.find((r) => r.path === "/spec" && r.headers["webhook-id"] === id),
     );
-    const raw = await until(
-      async () => received.find((r) => r.path === "/raw" && r.headers["webhook-id"] === id),
-      "the /raw delivery",
+    const raw = await waitFor("the /raw delivery", async () =>
+      received.find((r) => r.path === "/raw" && r.headers["webhook-id"] === id),
     );
     expect(spec.headers["webhook-signature"]).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
     expect(new Webhook(SPEC_SECRET).verify(spec.body, spec.headers)).toMatchObject({
@@ -143,11 +96,11 @@ describe("Standard Webhooks deliveries", () => {
       name: "withdrawal:w-moved:failed",
       data: { withdrawal_id: "w-moved" },
     });
-    const endpoint = `${baseUrl}/moved`;
-    const dead = await until(async () => {
+    const endpoint = `${t.receiverUrl}/moved`;
+    const dead = await waitFor("the redirected delivery to go dead", async () => {
       const row = await delivery(endpoint, id);
       return row?.status === "dead" ? row : undefined;
-    }, "the redirected delivery to go dead");
+    });
     expect(dead.attempts).toBe(3);
     expect(dead.last_error).toContain("307");
     expect(received.filter((r) => r.path === "/moved")).toHaveLength(3);

@@ -6,28 +6,16 @@
  * shared verifier; a block whose reconciliation has an open break is not attested.
  */
 
-import {
-  createPublicClient,
-  getAddress,
-  type Hex,
-  http,
-  type PublicClient,
-  parseAbiItem,
-  parseEther,
-  toHex,
-  zeroAddress,
-} from "viem";
+import { getAddress, type Hex, parseAbiItem, parseEther, toHex, zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain } from "../../chains/index.js";
 import { readFinalized } from "../../indexers/index.js";
 import { runScenario } from "../../ops/e2e/scenario.js";
-import { prepareTestCustody } from "../../ops/e2e/setup.js";
+import { type CustodyTest, prepareTestCustody, startCustodyTest } from "../../ops/e2e/setup.js";
 import { verifyProof } from "../../ops/por/verify.js";
 import { type Service, startService } from "../../ops/start.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
-import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
@@ -38,35 +26,21 @@ const ATTESTED = parseAbiItem(
   "event Attested(address indexed asset, uint256 indexed block, uint256 reserves, uint256 liabilities, bytes32 liabilitiesRoot, bytes32 addressesRoot, bytes32 reportHash)",
 );
 
-let ctx: TestContext;
-let kms: KmsEmulator;
+let t: CustodyTest;
 let service: Service | undefined;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      { chainId: 31337, key: "local-a", config: { confirmations: { kind: "blocks", blocks: 2 } } },
-    ],
-  });
-  kms = await startKmsEmulator();
+  t = await startCustodyTest();
 }, 60_000);
 afterAll(async () => {
   await service?.stop();
-  await kms?.stop();
-  await ctx?.cleanup();
+  await t?.cleanup();
 });
 
 describe("attestation of reserves and liabilities", () => {
   it("attests a clean final block, sums equal ledger and chain, proofs verify; an open break blocks the next", async () => {
-    const chain = ctx.config.chains[0]!;
+    const { ctx, kms, chain, client, rpc, mine } = t;
     const pool = ctx.db.pool;
-    const client = createPublicClient({
-      cacheTime: 0,
-      transport: http(chain.rpcUrls[0]),
-    }) as PublicClient;
-    const rpc = <T>(method: string, params: unknown[] = []) =>
-      client.request({ method: method as never, params: params as never }) as Promise<T>;
-    const mine = () => rpc("evm_mine");
     const prepared = await prepareTestCustody(ctx, kms);
     const contract = await fundAndDeployAttestor({
       common: ctx.common,

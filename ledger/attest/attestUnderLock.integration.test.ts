@@ -7,29 +7,16 @@
  */
 import { type Hex, zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adapterPerChain, type ChainConfig, createEvmAdapter } from "../../chains/index.js";
+import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createHealth } from "../../foundation/health.js";
 import type { RoleHandle } from "../../foundation/roles.js";
-import {
-  createIngestor,
-  type Ingestor,
-  readFinalized,
-  recordContract,
-} from "../../indexers/index.js";
-import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  syncToHead,
-  watch,
-} from "../../indexers/testing/chain.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { readFinalized, recordContract } from "../../indexers/index.js";
+import { freshAddress } from "../../indexers/testing/chain.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { type RpcProxy, startRpcProxy } from "../../signer/testing/rpcProxy.js";
-import { createLedger, type Ledger } from "../createLedger.js";
 import { createReconciler } from "../recon/reconcile.js";
+import { type SlowNodeChain, startSlowNodeChain } from "../recon/testing/slowNodeChain.js";
 import { transferId } from "../transferId.js";
 import { createAttestor } from "./attest.js";
 import { RESERVES_ATTESTOR } from "./deploy.js";
@@ -40,23 +27,13 @@ const CHAIN_ID = 31337;
 const ATTEST_LOCK = BigInt(0x6174_7374_0000 + CHAIN_ID);
 const HOT = freshAddress(601);
 
-let ctx: TestContext;
-let chain: ChainConfig;
-let rpc: Rpc;
-let proxy: RpcProxy;
-let ingestor: Ingestor;
-let ledger: Ledger;
+let t: SlowNodeChain;
 /** The block of the clean, final reconciliation run the role attests. */
 let block: number;
 
-async function mineAndSync(n: number): Promise<void> {
-  await rpc("anvil_mine", [`0x${n.toString(16)}`]);
-  await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
-}
-
 const stored = async () =>
   (
-    await ctx.db.pool.query<{ attestations: number; requests: number }>(
+    await t.ctx.db.pool.query<{ attestations: number; requests: number }>(
       `SELECT (SELECT count(*)::int FROM attest.attestations WHERE chain_id = $1) AS attestations,
               (SELECT count(*)::int FROM custody.tx_requests
                 WHERE chain_id = $1 AND kind = 'attestation') AS requests`,
@@ -67,25 +44,21 @@ const stored = async () =>
 /** The attestation step of the reconciler role, reading the reserves through the proxy. */
 function startRole(): Promise<RoleHandle> {
   return createAttestRole({ requestTransaction, getTxOutcomes }, (common) =>
-    adapterPerChain(common, (c) => createEvmAdapter({ ...c, rpcUrls: [proxy.url] }, { common })),
+    adapterPerChain(common, (c) => createEvmAdapter({ ...c, rpcUrls: [t.proxy.url] }, { common })),
   ).start({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    redis: ctx.redis.redis,
-    queues: ctx.queues,
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    redis: t.ctx.redis.redis,
+    queues: t.ctx.queues,
     health: createHealth(),
-    chains: [{ ...chain, attestation: { everyBlocks: 1, intervalMs: 500 } }],
+    chains: [{ ...t.chain, attestation: { everyBlocks: 1, intervalMs: 500 } }],
     httpPlugins: [],
   });
 }
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  chain = ctx.config.chains[0]!;
-  rpc = anvilRpc(chain.rpcUrls[0]!);
-  proxy = await startRpcProxy(chain.rpcUrls[0]!);
-  await watch(ctx.db.pool, CHAIN_ID, [{ address: HOT, kind: "hot", owner: "hot-1" }]);
-  await recordContract(ctx.db.pool, {
+  t = await startSlowNodeChain(() => [{ address: HOT, kind: "hot", owner: "hot-1" }]);
+  await recordContract(t.ctx.db.pool, {
     chainId: CHAIN_ID,
     name: RESERVES_ATTESTOR,
     address: freshAddress(602),
@@ -94,15 +67,8 @@ beforeAll(async () => {
     deployTxHash: `0x${"d1".repeat(32)}`,
     blockNumber: 1n,
   });
-  ingestor = await createIngestor({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    adapter: createEvmAdapter(chain, { common: ctx.common }),
-  });
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
-  await ledger.ensureAssetsFromConfig([chain]);
   // The hot wallet holds what alice is owed: a clean run, with reserves to attest.
-  await ledger.transfer({
+  await t.ledger.transfer({
     id: transferId("attest under lock: alice"),
     assetId: `${CHAIN_ID}:${zeroAddress}`,
     debit: `custody:hot:${HOT}`,
@@ -110,27 +76,24 @@ beforeAll(async () => {
     amount: 100n,
     kind: "manual",
   });
-  await rpc("anvil_setBalance", [HOT, "0x64"]);
-  await mineAndSync(5);
-  block = Number(BigInt(await rpc<Hex>("eth_blockNumber"))) - 2;
+  await t.rpc("anvil_setBalance", [HOT, "0x64"]);
+  await t.mineAndSync(5);
+  block = Number(BigInt(await t.rpc<Hex>("eth_blockNumber"))) - 2;
   const run = await createReconciler({
     sweeps: sweepReader,
-    common: ctx.common,
-    pool: ctx.db.pool,
-    chains: adapterPerChain(ctx.common),
-  }).run({ chain, block, full: true });
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    chains: adapterPerChain(t.ctx.common),
+  }).run({ chain: t.chain, block, full: true });
   expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
   await waitFor(`block ${block} published final`, async () => {
-    await mineAndSync(8);
-    return Number((await readFinalized(ctx.db.pool, CHAIN_ID))?.number ?? -1) >= block;
+    await t.mineAndSync(8);
+    return Number((await readFinalized(t.ctx.db.pool, CHAIN_ID))?.number ?? -1) >= block;
   });
 }, 120_000);
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ledger?.close();
-  await proxy?.close();
-  await ctx?.cleanup();
+  await t?.stop();
 });
 
 describe("the attestation step under its chain lock", () => {
@@ -138,26 +101,26 @@ describe("the attestation step under its chain lock", () => {
   it("a tick stops at its lock's loss while the reserves are still being read, not after the read", async () => {
     // A read at scale takes minutes; here one answer of the slow node, under the RPC timeout (10 s).
     const READ_MS = 8_000;
-    proxy.setDelay(READ_MS);
+    t.proxy.setDelay(READ_MS);
     const attestor = createAttestor({
-      common: ctx.common,
-      pool: ctx.db.pool,
+      common: t.ctx.common,
+      pool: t.ctx.db.pool,
       sender: { requestTransaction, getTxOutcomes },
-      chains: adapterPerChain(ctx.common, (c) =>
-        createEvmAdapter({ ...c, rpcUrls: [proxy.url] }, { common: ctx.common }),
+      chains: adapterPerChain(t.ctx.common, (c) =>
+        createEvmAdapter({ ...c, rpcUrls: [t.proxy.url] }, { common: t.ctx.common }),
       ),
     });
     const held = new AbortController();
-    const readsBefore = proxy.calls("eth_getBalance");
+    const readsBefore = t.proxy.calls("eth_getBalance");
     try {
-      const ticking = attestor.tick(chain, { everyBlocks: 1 }, { signal: held.signal });
+      const ticking = attestor.tick(t.chain, { everyBlocks: 1 }, { signal: held.signal });
       const outcome = ticking.then(
         () => ({ code: "returned" }),
         (error: { code?: string }) => ({ code: error.code }),
       );
       await waitFor(
         "the tick to read the reserves",
-        () => proxy.calls("eth_getBalance") > readsBefore,
+        () => t.proxy.calls("eth_getBalance") > readsBefore,
         { timeoutMs: 30_000, everyMs: 20 },
       );
       const lostAt = performance.now();
@@ -168,25 +131,25 @@ describe("the attestation step under its chain lock", () => {
       // Well before the read answers: the tick does not wait it out.
       expect(tookMs).toBeLessThan(READ_MS / 4);
     } finally {
-      proxy.setDelay(0);
+      t.proxy.setDelay(0);
     }
     expect(await stored()).toEqual({ attestations: 0, requests: 0 });
   }, 60_000);
 
   it("a tick whose lock is lost while it reads the reserves stores nothing and requests nothing", async () => {
-    proxy.setDelay(3_000); // the tick is still reading when its lock goes
-    const readsBefore = proxy.calls("eth_getBalance");
+    t.proxy.setDelay(3_000); // the tick is still reading when its lock goes
+    const readsBefore = t.proxy.calls("eth_getBalance");
     const role = await startRole();
     // The other reconciler: it takes the chain's lock once the first one's session ended.
-    const other = await ctx.db.pool.connect();
+    const other = await t.ctx.db.pool.connect();
     let otherHolds = false;
     try {
       await waitFor(
         "the tick to read the reserves",
-        () => proxy.calls("eth_getBalance") > readsBefore,
+        () => t.proxy.calls("eth_getBalance") > readsBefore,
         { timeoutMs: 30_000, everyMs: 20 },
       );
-      const { rows } = await ctx.db.pool.query<{ ok: boolean }>(
+      const { rows } = await t.ctx.db.pool.query<{ ok: boolean }>(
         `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks
           WHERE locktype = 'advisory' AND granted AND objsubid = 1
             AND classid::bigint = $1 AND objid::bigint = $2
@@ -204,7 +167,7 @@ describe("the attestation step under its chain lock", () => {
       await role.stop();
       expect(await stored()).toEqual({ attestations: 0, requests: 0 });
     } finally {
-      proxy.setDelay(0);
+      t.proxy.setDelay(0);
       await role.stop();
       if (otherHolds) await other.query("SELECT pg_advisory_unlock($1)", [ATTEST_LOCK.toString()]);
       other.release();
@@ -219,7 +182,7 @@ describe("the attestation step under its chain lock", () => {
     } finally {
       await again.stop();
     }
-    const { rows } = await ctx.db.pool.query<{ block_number: string; status: string }>(
+    const { rows } = await t.ctx.db.pool.query<{ block_number: string; status: string }>(
       "SELECT block_number::text, status FROM attest.attestations WHERE chain_id = $1",
       [CHAIN_ID],
     );

@@ -4,45 +4,31 @@
  * reconciliation run's block through the signer, and the attestation confirms with its gas booked.
  */
 
-import { createPublicClient, http, type PublicClient, zeroAddress } from "viem";
+import { zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain } from "../../chains/index.js";
-import { prepareTestCustody } from "../../ops/e2e/setup.js";
+import { type CustodyTest, prepareTestCustody, startCustodyTest } from "../../ops/e2e/setup.js";
 import { type Service, startService } from "../../ops/start.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { fundAndDeployAttestor, waitFinalInIndex } from "../recon/testing/attestedCustody.js";
 
-let ctx: TestContext;
-let kms: KmsEmulator;
+let t: CustodyTest;
 let service: Service | undefined;
 
 beforeAll(async () => {
-  ctx = await createTestContext({
-    chains: [
-      { chainId: 31337, key: "local-a", config: { confirmations: { kind: "blocks", blocks: 2 } } },
-    ],
-  });
-  kms = await startKmsEmulator();
+  t = await startCustodyTest();
 }, 60_000);
 afterAll(async () => {
   await service?.stop();
-  await kms?.stop();
-  await ctx?.cleanup();
+  await t?.cleanup();
 });
 
 describe("reconciler role: attestation step", () => {
   it("attests the newest clean run's block on the configured schedule, through the signer", async () => {
-    const chain = ctx.config.chains[0]!;
+    const { ctx, kms, chain, client, mine } = t;
     const pool = ctx.db.pool;
-    const client = createPublicClient({
-      cacheTime: 0,
-      transport: http(chain.rpcUrls[0]),
-    }) as PublicClient;
-    const mine = () => client.request({ method: "evm_mine" as never });
     const prepared = await prepareTestCustody(ctx, kms, { policies: "config" });
     await fundAndDeployAttestor({
       common: ctx.common,

@@ -6,9 +6,6 @@
  * a stale break is refused), and the next run is clean for that address.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
@@ -25,7 +22,7 @@ import {
   watch,
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
-import { spawnCli } from "../../ops/testing/process.js";
+import { type ChainCli, chainCli } from "../../ops/testing/process.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
@@ -49,8 +46,7 @@ let ingestor: Ingestor;
 let ledger: Ledger;
 let crediting: DepositCrediting;
 let reconciler: Reconciler;
-let dir: string;
-let env: Record<string, string>;
+let operatorCli: ChainCli;
 
 const settle = async () => {
   for (let i = 0; i < 3; i++) await rpc("evm_mine");
@@ -66,11 +62,7 @@ const breakId = async (s: RunSummary, key: string) => {
   );
   return `${s.runId}:${r.rows[0]!.n}`;
 };
-const cli = async (args: string[]) => {
-  const p = spawnCli(args, env);
-  const { code } = await p.exited;
-  return { code, out: p.output() };
-};
+const cli = (args: string[]) => operatorCli.run(args);
 const erin = async () => ledger.balance({ assetId: ETH, name: "user:erin" });
 
 beforeAll(async () => {
@@ -104,23 +96,14 @@ beforeAll(async () => {
     pool: ctx.db.pool,
     chains: adapterPerChain(ctx.common, () => adapter),
   });
-  dir = mkdtempSync(path.join(tmpdir(), "recon-inflow-"));
-  const configPath = path.join(dir, "config.json");
-  const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } = chain;
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      chains: [{ key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel }],
-    }),
-  );
-  env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+  operatorCli = chainCli({ databaseUrl: ctx.db.url, chain });
 });
 
 afterAll(async () => {
   await ingestor?.stop();
   await ledger?.close();
   await ctx?.cleanup();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  operatorCli?.remove();
 });
 
 describe("unattributed inflows on a chain without traces", () => {

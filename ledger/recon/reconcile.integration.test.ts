@@ -5,9 +5,6 @@
  * and by a full run alike.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
@@ -26,7 +23,7 @@ import {
   watch,
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
-import { spawnCli } from "../../ops/testing/process.js";
+import { chainCli, spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
@@ -404,47 +401,30 @@ describe("reconciliation on anvil", () => {
   });
 
   it("runs from the CLI (exit 3 on breaks, JSON and CSV) and from the reconciler role", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "recon-cli-"));
+    const cli = chainCli({
+      databaseUrl: ctx.db.url,
+      chain,
+      entry: {
+        traces: true,
+        tokens: chain.tokens.map((t) => ({ address: t.address, symbol: t.symbol, decimals: 18 })),
+      },
+    });
     try {
-      const configPath = path.join(dir, "config.json");
-      const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } =
-        chain;
-      writeFileSync(
-        configPath,
-        JSON.stringify({
-          chains: [
-            {
-              key,
-              chainId,
-              name,
-              rpcUrls,
-              confirmations,
-              reorgWindow,
-              blockTimeMs,
-              feeModel,
-              traces: true,
-              tokens: chain.tokens.map((t) => ({
-                address: t.address,
-                symbol: t.symbol,
-                decimals: 18,
-              })),
-            },
-          ],
-        }),
-      );
-      const env = { DATABASE_URL: ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
-      const run = spawnCli(["reconcile", "--chain", key, "--format", "json"], env);
+      const run = spawnCli(["reconcile", "--chain", chain.key, "--format", "json"], cli.env);
       expect((await run.exited).code).toBe(3);
       const report = JSON.parse(run.output());
       expect(report.clean).toBe(false);
       expect(report.breaks.map((b: { type: string }) => b.type)).toContain("double_credit");
-      const csv = spawnCli(["reconcile", "--run", String(report.run.id), "--format", "csv"], env);
+      const csv = spawnCli(
+        ["reconcile", "--run", String(report.run.id), "--format", "csv"],
+        cli.env,
+      );
       expect((await csv.exited).code).toBe(0);
       expect(csv.output().trim().split("\r\n")).toHaveLength(
         report.breaks.length + report.holds.length + 1,
       );
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      cli.remove();
     }
 
     const newest = async () =>

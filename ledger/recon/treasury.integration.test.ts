@@ -9,9 +9,6 @@
  */
 
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import {
   createPublicClient,
   createWalletClient,
@@ -34,7 +31,7 @@ import {
   syncToHead,
   watch,
 } from "../../indexers/testing/chain.js";
-import { spawnCli } from "../../ops/testing/process.js";
+import { type ChainCli, chainCli } from "../../ops/testing/process.js";
 import { deployForwarderFactory } from "../../signer/deposit-addresses/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
@@ -61,14 +58,9 @@ let ingestor: Ingestor;
 let ledger: Ledger;
 let crediting: DepositCrediting;
 let reconciler: Reconciler;
-let dir: string;
-let env: Record<string, string>;
+let operatorCli: ChainCli;
 
-const cli = async (args: string[]) => {
-  const p = spawnCli(args, env);
-  const { code } = await p.exited;
-  return { code, out: p.output() };
-};
+const cli = (args: string[]) => operatorCli.run(args);
 const sync = () => syncToHead(ingestor, t.ctx.db.pool, rpc, CHAIN_ID);
 async function settle() {
   for (let i = 0; i < 3; i++) await rpc("evm_mine");
@@ -109,35 +101,14 @@ beforeAll(async () => {
   ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
   await ledger.ensureAssetsFromConfig([chain]);
   crediting = createDepositCrediting({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
-  dir = mkdtempSync(path.join(tmpdir(), "treasury-"));
-  const configPath = path.join(dir, "config.json");
-  const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } = chain;
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      chains: [
-        {
-          key,
-          chainId,
-          name,
-          rpcUrls,
-          confirmations,
-          reorgWindow,
-          blockTimeMs,
-          feeModel,
-          traces: true,
-        },
-      ],
-    }),
-  );
-  env = { DATABASE_URL: t.ctx.db.url, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+  operatorCli = chainCli({ databaseUrl: t.ctx.db.url, chain, entry: { traces: true } });
 });
 
 afterAll(async () => {
   await ingestor?.stop();
   await ledger?.close();
   await t?.cleanup();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  operatorCli?.remove();
 });
 
 describe("treasury bookings and breaks worked to closure", () => {

@@ -1,12 +1,17 @@
 /**
- * The end-to-end tests' custody set-up: `prepareCustody` (ops/devstack/custody.ts, what the demo and
- * `custody-node dev` run) on a test context.
+ * The end-to-end tests' custody set-up: a test context on one anvil chain with the KMS emulator
+ * (`startCustodyTest`), and `prepareCustody` (ops/devstack/custody.ts, what the demo and
+ * `custody-node dev` run) on it.
  */
+import { createPublicClient, http, type PublicClient } from "viem";
+import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Config } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
+import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { type PreparedCustody, prepareCustody } from "../devstack/custody.js";
 import { demoPolicies } from "../devstack/scenario.js";
+import { createTestContext, type TestChainSpec, type TestContext } from "../testing/context.js";
 
 export type { PreparedCustody } from "../devstack/custody.js";
 
@@ -28,4 +33,54 @@ export function prepareTestCustody(
     kmsEndpoint: kms.url,
     ...(policies === "demo" ? { policies: demoPolicies(chain.chainId) } : {}),
   });
+}
+
+/** The end-to-end tests' chain: anvil 31337 as `local-a`, deposits confirmed after 2 blocks. */
+export const CUSTODY_TEST_CHAIN: TestChainSpec = {
+  chainId: 31337,
+  key: "local-a",
+  config: { confirmations: { kind: "blocks", blocks: 2 } },
+};
+
+export type CustodyTest = {
+  ctx: TestContext;
+  kms: KmsEmulator;
+  /** The context's one chain, and a client of its anvil (no cache: tests read fresh state). */
+  chain: ChainConfig;
+  client: PublicClient;
+  rpc: <T>(method: string, params?: unknown[]) => Promise<T>;
+  mine: () => Promise<unknown>;
+  /** Stops the KMS emulator and the context (stop a service started on them first). */
+  cleanup: () => Promise<void>;
+};
+
+/** A test context on one anvil chain (`spec`, default `CUSTODY_TEST_CHAIN`) and the KMS emulator. */
+export async function startCustodyTest(spec = CUSTODY_TEST_CHAIN): Promise<CustodyTest> {
+  const ctx = await createTestContext({ chains: [spec] });
+  let kms: KmsEmulator;
+  try {
+    kms = await startKmsEmulator();
+  } catch (error) {
+    await ctx.cleanup();
+    throw error;
+  }
+  const chain = ctx.config.chains[0]!;
+  const client = createPublicClient({
+    cacheTime: 0,
+    transport: http(chain.rpcUrls[0]),
+  }) as PublicClient;
+  const rpc = <T>(method: string, params: unknown[] = []) =>
+    client.request({ method: method as never, params: params as never }) as Promise<T>;
+  return {
+    ctx,
+    kms,
+    chain,
+    client,
+    rpc,
+    mine: () => rpc("evm_mine"),
+    async cleanup() {
+      await kms.stop();
+      await ctx.cleanup();
+    },
+  };
 }

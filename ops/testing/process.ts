@@ -1,7 +1,13 @@
-/** Spawning the real `custody-node` CLI from tests, and finding free loopback ports. */
+/**
+ * Spawning the real `custody-node` CLI from tests (also as an operator runs it on a test's
+ * database and chain), and finding free loopback ports.
+ */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import type { ChainConfig } from "../../chains/index.js";
 import { repoRoot } from "../../foundation/config.js";
 
 export const cliPath = path.join(repoRoot, "ops", "bin", "custody-node.js");
@@ -35,6 +41,61 @@ export type CliProcess = {
 
 export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
   return spawnNode([cliPath, ...args], env);
+}
+
+export type ChainCli = {
+  /** A run's environment: the test's database, the written config file, silent logs. */
+  env: Record<string, string>;
+  /** Runs `custody-node <args>` to its exit: its exit code and its output as it came. */
+  run: (args: string[]) => Promise<{ code: number | null; out: string }>;
+  /** Deletes the config file's folder. */
+  remove: () => void;
+};
+
+/**
+ * The CLI as an operator runs it on a test's database and chain: a config file in a fresh temp
+ * folder naming `chain` with its rules as loaded (`entry` adds fields, e.g. `traces`, `tokens`).
+ */
+export function chainCli({
+  databaseUrl,
+  chain,
+  entry = {},
+}: {
+  databaseUrl: string;
+  chain: ChainConfig;
+  entry?: Record<string, unknown>;
+}): ChainCli {
+  const dir = mkdtempSync(path.join(tmpdir(), "custody-cli-"));
+  const configPath = path.join(dir, "config.json");
+  const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } = chain;
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      chains: [
+        {
+          key,
+          chainId,
+          name,
+          rpcUrls,
+          confirmations,
+          reorgWindow,
+          blockTimeMs,
+          feeModel,
+          ...entry,
+        },
+      ],
+    }),
+  );
+  const env = { DATABASE_URL: databaseUrl, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
+  return {
+    env,
+    async run(args) {
+      const p = spawnCli(args, env);
+      const { code } = await p.exited;
+      return { code, out: p.output() };
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** A TypeScript script of the repository (test support, e.g. a CLI body with crash points) run through tsx. */
