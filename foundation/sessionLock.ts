@@ -104,6 +104,25 @@ export function cutConnection(client: pg.ClientBase): void {
 }
 
 /**
+ * Give a session advisory lock back: the unlock, its connection cut if no answer came within
+ * `lostAfterMs` (on a silent connection it would wait for TCP keepalive, minutes, past a stop
+ * timeout; Postgres frees the lock when it ends the silent session). A failed unlock is a session
+ * already gone, whose lock went with it. `unlockSql`: written in code, never from input.
+ */
+export async function unlockWithin(
+  client: pg.ClientBase,
+  unlockSql: string,
+  params: unknown[],
+  lostAfterMs: number,
+): Promise<void> {
+  const cut = setTimeout(() => cutConnection(client), lostAfterMs);
+  await client
+    .query(unlockSql, params)
+    .catch(() => {})
+    .finally(() => clearTimeout(cut));
+}
+
+/**
  * A turn under a session advisory lock on a connection of `pool` (the reconciler's per-chain
  * loop, the deposit-events producer): `undefined` when another session holds the lock. The lock is
  * taken and the session settings applied in one statement, so a connection that did not get the
@@ -152,13 +171,8 @@ export async function withPooledSessionLock<T>(
       return { value: await turn(lost.signal) };
     } finally {
       stopWatch();
-      if (!lost.signal.aborted) {
-        const cutUnlock = setTimeout(() => cutConnection(client), lostAfterMs);
-        await client
-          .query(`SELECT pg_advisory_unlock(${lock.key})`, params)
-          .catch(() => {})
-          .finally(() => clearTimeout(cutUnlock));
-      }
+      if (!lost.signal.aborted)
+        await unlockWithin(client, `SELECT pg_advisory_unlock(${lock.key})`, params, lostAfterMs);
     }
   } finally {
     client.release(taken);

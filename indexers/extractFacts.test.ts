@@ -202,6 +202,61 @@ describe("extractFacts", () => {
     });
   });
 
+  it("on an OP-stack chain refuses a watched sender's receipt without l1Fee (not known yet); an L1 chain's or a deposit's needs none", () => {
+    // A node or proxy that drops fields it does not know: the fee fact would be gas alone, less
+    // than the signer books, and a fee mismatch in reconciliation.
+    const b = block(1);
+    const hash: Hex = `0x${"e".repeat(64)}`;
+    b.transactions = [
+      {
+        hash,
+        from: W,
+        to: X,
+        value: "0x5",
+        transactionIndex: "0x0",
+        blockHash: b.hash,
+        blockNumber: b.number,
+      },
+    ];
+    const receipt = {
+      transactionHash: hash,
+      transactionIndex: "0x0",
+      blockHash: b.hash,
+      blockNumber: b.number,
+      from: W,
+      to: X,
+      status: "0x1",
+      gasUsed: "0x5208",
+      effectiveGasPrice: "0x2",
+      type: "0x2",
+      contractAddress: null,
+    } as const;
+    const range = (r: typeof receipt | (Omit<typeof receipt, "type"> & { type: "0x7e" })) =>
+      data({ blocks: [b], frames: [[]], receipts: new Map([[hash, r]]) });
+    expect(() =>
+      extractFacts(range(receipt), { watched, tokens: [], l1DataFee: "op-stack" }),
+    ).toThrow(/l1Fee/);
+    expect(() =>
+      extractFacts(range(receipt), { watched, tokens: [], l1DataFee: "op-stack" }),
+    ).toThrow(ChainDataInconsistentError);
+    const fee = (facts: ReturnType<typeof extractFacts>) =>
+      facts.find((f) => f.kind === "fee")?.amount;
+    expect(fee(extractFacts(range(receipt), { watched, tokens: [], l1DataFee: "none" }))).toBe(
+      42_000n,
+    );
+    expect(fee(extractFacts(range(receipt), { watched, tokens: [] }))).toBe(42_000n);
+    // An L1-to-L2 deposit from the same address: its gas was bought on L1, no l1Fee exists.
+    expect(
+      fee(
+        extractFacts(range({ ...receipt, type: "0x7e" }), {
+          watched,
+          tokens: [],
+          l1DataFee: "op-stack",
+        }),
+      ),
+    ).toBe(42_000n);
+  });
+
   it("refuses a watched transaction without its receipt", () => {
     const b = block(1);
     b.transactions = [

@@ -9,6 +9,7 @@ import { isListedErc20Transfer } from "../chains/evm/transferPosition.js";
 import {
   type CallFrame,
   ChainDataInconsistentError,
+  feeFieldMissing,
   feePaid,
   type RawBlock,
   type RawLog,
@@ -98,7 +99,16 @@ function topicAddress(topic: Hex): string {
 
 export function extractFacts(
   data: RangeData,
-  { watched, tokens }: { watched: Watched; tokens: Address[] },
+  {
+    watched,
+    tokens,
+    l1DataFee,
+  }: {
+    watched: Watched;
+    tokens: Address[];
+    /** The chain's L1 data fee model (chains/config.ts): `op-stack` receipts must carry l1Fee. */
+    l1DataFee?: "none" | "op-stack" | undefined;
+  },
 ): Fact[] {
   checkBlocksLinked(data.blocks);
   const facts: Fact[] = [];
@@ -144,9 +154,10 @@ export function extractFacts(
         });
       }
       if (fromWatched) {
-        const price = receipt.effectiveGasPrice;
-        if (price === undefined)
-          throw new ChainDataInconsistentError(`receipt of ${txHash} has no effectiveGasPrice`);
+        // A fee read from a receipt missing a field would be 0 or gas alone: refetch instead.
+        const missing = feeFieldMissing(receipt, { l1DataFee });
+        if (missing !== null)
+          throw new ChainDataInconsistentError(`receipt of ${txHash} has no ${missing}`);
         facts.push({
           blockNumber,
           blockHash,
@@ -161,7 +172,7 @@ export function extractFacts(
           // With an OP-stack receipt's L1 data fee: what the signer books to fees:gas.
           amount: feePaid({
             gasUsed: BigInt(receipt.gasUsed),
-            effectiveGasPrice: BigInt(price),
+            effectiveGasPrice: BigInt(receipt.effectiveGasPrice!),
             l1Fee: receipt.l1Fee,
           }),
         });

@@ -11,6 +11,7 @@ import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob, createFactsDoorbell } from "./doorbell.js";
 import { NATIVE_ASSET } from "./extractFacts.js";
+import { INDEXER_LEASE_NAMESPACE } from "./sync/loop.js";
 import {
   call,
   canonicalFacts,
@@ -402,6 +403,46 @@ describe("the chain's lease", () => {
       await cut.stop();
       // Not awaited: a client the cut writer's last pass held on the dead connection is never
       // given back (its connection is closed; nothing is left open).
+      void cutPool.end();
+    }
+  });
+
+  it("stops within the lease's lost-after time when the lease connection has gone silent", async () => {
+    // An ECS stop: the unlock on a silent connection must not wait for TCP keepalive (minutes);
+    // Postgres frees the lock when it ends the silent session.
+    const target = new URL(t.ctx.db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+    const cutPool = createPool(proxy.urlFor(t.ctx.db.url), { applicationName: "indexer-stop" });
+    const cut = await t.ingestor({
+      pool: cutPool,
+      options: { leaseLostAfterMs: 1_000, pollIntervalMs: 100 },
+    });
+    let stopping: Promise<void> | undefined;
+    try {
+      cut.start();
+      await waitFor("the writer behind the proxy to hold the lease", async () =>
+        cut.status().leaseHeld ? true : undefined,
+      );
+      const { rows } = await t.ctx.db.pool.query<{ client_port: number }>(
+        `SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = $1
+            AND l.objid::bigint = $2 AND a.datname = current_database()`,
+        [INDEXER_LEASE_NAMESPACE, CHAIN_ID],
+      );
+      expect(rows).toHaveLength(1);
+      // Only the lease's connection goes silent: the passes' connections still answer.
+      proxy.blackholeClientPort(rows[0]!.client_port);
+      const started = Date.now();
+      stopping = cut.stop();
+      const stopped = await Promise.race([
+        stopping.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 8_000)),
+      ]);
+      expect(stopped).toBe(true);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await proxy.close();
+      await (stopping ?? cut.stop());
       void cutPool.end();
     }
   });

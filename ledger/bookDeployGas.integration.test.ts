@@ -5,6 +5,7 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChainDataInconsistentError } from "../chains/index.js";
 import { withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { bookDeployGas } from "./bookDeployGas.js";
@@ -52,5 +53,36 @@ describe("bookDeployGas", () => {
     expect(rows.map((r) => ({ tx_hash: r.tx_hash, amount: BigInt(r.amount) }))).toEqual([
       { tx_hash: TX, amount: 500_000n * 3n + 10_000n },
     ]);
+  });
+
+  it("refuses a receipt without l1Fee on a chain configured OP-stack, booking nothing", async () => {
+    // A node or proxy that dropped the field: gas alone would under-book the deploy.
+    const tx: Hex = `0x${"ce".repeat(32)}`;
+    const book = (receipt: { l1Fee?: Hex }) =>
+      withTransaction(ctx.db.pool, (client) =>
+        bookDeployGas({
+          common: ctx.common,
+          pool: ctx.db.pool,
+          chain: { ...ctx.config.chains[0]!, l1DataFee: "op-stack" },
+          client,
+          hotWallet: HOT,
+          receipt: { transactionHash: tx, gasUsed: 500_000n, effectiveGasPrice: 3n, ...receipt },
+          by: "test",
+          reason: "deploy gas on an OP-stack chain",
+        }),
+      );
+    await expect(book({})).rejects.toThrow(ChainDataInconsistentError);
+    const { rows } = await ctx.db.pool.query(
+      "SELECT count(*)::int AS n FROM ledger.transfers WHERE tx_hash = $1",
+      [tx],
+    );
+    expect(rows[0].n).toBe(0);
+    // The node's whole receipt, asked again: booked.
+    await book({ l1Fee: "0x2710" });
+    const after = await ctx.db.pool.query(
+      "SELECT amount FROM ledger.transfers WHERE tx_hash = $1 AND kind = 'fee'",
+      [tx],
+    );
+    expect(after.rows.map((r) => BigInt(r.amount))).toEqual([500_000n * 3n + 10_000n]);
   });
 });

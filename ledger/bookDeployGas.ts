@@ -3,7 +3,12 @@
  * booked as a treasury gas move so reconciliation pairs it with the chain's fee fact.
  */
 import type { Hex } from "viem";
-import { type ChainConfig, feePaid } from "../chains/index.js";
+import {
+  type ChainConfig,
+  ChainDataInconsistentError,
+  feeFieldMissing,
+  feePaid,
+} from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { createLedger } from "./createLedger.js";
@@ -13,6 +18,7 @@ import { bookTreasuryMove } from "./treasury.js";
  * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
  * caller's transaction; idempotent by chain id + tx hash. The amount is what the deploy cost the
  * wallet (feePaid: gas, plus the L1 data fee on OP-stack chains), as the indexer's fee fact records it.
+ * A receipt missing a field of that (feeFieldMissing) is refused: booked, it would under-book.
  */
 export async function bookDeployGas({
   common,
@@ -34,6 +40,11 @@ export async function bookDeployGas({
   by: string;
   reason: string;
 }): Promise<void> {
+  const missing = feeFieldMissing(receipt, chain);
+  if (missing !== null)
+    throw new ChainDataInconsistentError(
+      `the node's receipt of deploy ${receipt.transactionHash} has no ${missing}: its gas is not known yet (run again; another endpoint or a later answer has it)`,
+    );
   const ledger = createLedger({ common, pool });
   try {
     await ledger.ensureAssetsFromConfig([chain]);

@@ -19,3 +19,28 @@ export function feePaid(receipt: {
   else if (typeof l1 === "string" && isHex(l1) && size(l1) > 0) l1Fee = hexToBigInt(l1);
   return receipt.gasUsed * receipt.effectiveGasPrice + l1Fee;
 }
+
+/** An OP-stack deposit (L1 to L2) transaction: its gas was bought on L1 and its receipt has no `l1Fee`. */
+const OP_DEPOSIT_TYPES: readonly unknown[] = ["0x7e", "deposit"];
+
+/**
+ * The field feePaid needs that this receipt lacks on `chain` (null: what it cost is known). A node
+ * or proxy that drops fields it does not know sends such receipts, and the fee read from one would
+ * be 0 gas or gas without the L1 data fee: missing data, never a fee. Callers take the receipt as
+ * one this node does not have yet. On an OP-stack chain every receipt but a deposit's carries
+ * `l1Fee`; on the others none is needed.
+ */
+export function feeFieldMissing(
+  receipt: { effectiveGasPrice?: unknown; l1Fee?: unknown; type?: unknown },
+  chain: { l1DataFee?: "none" | "op-stack" | undefined },
+): "effectiveGasPrice" | "l1Fee" | null {
+  if (receipt.effectiveGasPrice === undefined || receipt.effectiveGasPrice === null)
+    return "effectiveGasPrice";
+  if (
+    chain.l1DataFee === "op-stack" &&
+    (receipt.l1Fee === undefined || receipt.l1Fee === null) &&
+    !OP_DEPOSIT_TYPES.includes(receipt.type)
+  )
+    return "l1Fee";
+  return null;
+}

@@ -33,6 +33,8 @@ export type RawReceipt = {
   status: Hex;
   gasUsed: Hex;
   effectiveGasPrice?: Hex;
+  /** The transaction type (0x7e: an OP-stack deposit, whose receipt has no l1Fee). */
+  type?: Hex;
   /** OP-stack chains: the L1 data fee the sender paid on top of gas (chains/evm/feePaid.ts). */
   l1Fee?: Hex;
   contractAddress: Hex | null;

@@ -95,7 +95,11 @@ export async function commitRange(
   // The watched set may have grown since the fetch: top up receipts for newly watched txs.
   if (!opts.watchedCurrent) await watched.ensureCurrent(pool);
   await fetchReceipts(ctx, data.blocks, txsNeedingReceipts(data.blocks, watched), data.receipts);
-  const facts: Fact[] = extractFacts(data, { watched, tokens });
+  const facts: Fact[] = extractFacts(data, {
+    watched,
+    tokens,
+    l1DataFee: ctx.chain.l1DataFee,
+  });
   const headers: BlockHeader[] = data.blocks.map(headerOf);
   const last = headers[headers.length - 1]!;
   const newTip: Tip = { number: last.number, hash: last.hash };

@@ -16,7 +16,7 @@ import { ChainDataInconsistentError, NoHealthyEndpointError } from "../../chains
 import { backoffMs } from "../../foundation/backoff.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
-import { lockSessionSql, watchLock } from "../../foundation/sessionLock.js";
+import { lockSessionSql, unlockWithin, watchLock } from "../../foundation/sessionLock.js";
 import { openHalt } from "../halts.js";
 import type { SyncContext } from "./context.js";
 import { type PassResult, syncPass, watchHeads } from "./realtime.js";
@@ -125,9 +125,13 @@ export function createIngestLoop(
       lease = undefined;
       state.leaseHeld = false;
       stopWatch();
-      await client
-        .query("SELECT pg_advisory_unlock($1, $2)", [INDEXER_LEASE_NAMESPACE, chainId])
-        .catch(() => {});
+      // Bounded: a stop on a silent lease connection must end within the ECS stop timeout.
+      await unlockWithin(
+        client,
+        "SELECT pg_advisory_unlock($1, $2)",
+        [INDEXER_LEASE_NAMESPACE, chainId],
+        ctx.leaseLostAfterMs,
+      );
       client.release(true);
     };
     lease = client;

@@ -167,6 +167,19 @@ export function recordedLiabilities(run: Pick<StoredRun, "balances">, assetId: s
   return check ? BigInt(check.ledger) : 0n;
 }
 
+/**
+ * The newest block of the chain attested or being attested (a failed one does not count: a later
+ * block is attested instead); null before the first. Asked on every attestor pass.
+ */
+export async function lastAttestedBlock(pool: Pool, chainId: number): Promise<number | null> {
+  const { rows } = await pool.query<{ block: string | null }>(
+    "SELECT max(block_number)::text AS block FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'",
+    [chainId],
+  );
+  const block = rows[0]?.block;
+  return block === null || block === undefined ? null : Number(block);
+}
+
 export function createAttestor({
   common,
   pool,
@@ -560,14 +573,7 @@ export function createAttestor({
         block: run.block,
         detail: `run ${run.id} counted block ${run.block} as ${run.blockHash ?? "(hash not stored)"}; the final chain has ${ours.rows[0]?.hash ?? "no stored block"} there`,
       };
-    const last = await pool.query<{ block: string | null }>(
-      "SELECT max(block_number)::text AS block FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'",
-      [chainId],
-    );
-    const lastBlock =
-      last.rows[0]?.block === null || last.rows[0]?.block === undefined
-        ? null
-        : Number(last.rows[0].block);
+    const lastBlock = await lastAttestedBlock(pool, chainId);
     if (lastBlock !== null && run.block < lastBlock + schedule.everyBlocks)
       return {
         attested: [],

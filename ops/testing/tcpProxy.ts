@@ -1,7 +1,8 @@
 /**
  * A TCP proxy in front of a server (Postgres, for the leases) that can go silent: `blackhole()`
  * stops forwarding in both directions without closing anything, as a host partition or a failover
- * without a reset looks to both ends (no FIN, no RST: each side's writes go unanswered).
+ * without a reset looks to both ends (no FIN, no RST: each side's writes go unanswered);
+ * `blackholeClientPort()` does it to one connection only (Postgres's `client_port` of a session).
  */
 import net from "node:net";
 
@@ -11,11 +12,18 @@ export type TcpProxy = {
   urlFor: (url: string) => string;
   /** From now on, every byte either way is dropped; sockets stay open. */
   blackhole: () => void;
+  /**
+   * The one connection whose proxy-to-server socket has this local port (the session's
+   * `pg_stat_activity.client_port`) goes silent the same way; the others carry on.
+   */
+  blackholeClientPort: (port: number) => void;
   close: () => Promise<void>;
 };
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let silent = false;
+  /** Local ports of the proxy-to-server sockets gone silent. */
+  const silentPorts = new Set<number>();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((inbound) => {
     const outbound = net.connect(target.port, target.host);
@@ -24,12 +32,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       s.on("error", () => {});
       s.on("close", () => sockets.delete(s));
     }
+    const quiet = () => silent || silentPorts.has(outbound.localPort ?? -1);
     const pipe = (from: net.Socket, to: net.Socket) => {
       from.on("data", (chunk) => {
-        if (!silent) to.write(chunk);
+        if (!quiet()) to.write(chunk);
       });
       from.on("end", () => {
-        if (!silent) to.end();
+        if (!quiet()) to.end();
       });
     };
     pipe(inbound, outbound);
@@ -47,6 +56,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     blackhole() {
       silent = true;
+    },
+    blackholeClientPort(port) {
+      silentPorts.add(port);
     },
     async close() {
       for (const s of sockets) s.destroy();

@@ -3,11 +3,17 @@
  * health): once per tick the head, the wallet's mined nonce count at latest, and the heights that
  * meet the confirmation and finality rules; on demand the mined count at the finalized height,
  * block hashes (only from nodes at or past the height), and receipts, through the fallback or asked
- * of every endpoint separately. A missing block or receipt is "not known here", never evidence.
+ * of every endpoint separately. A missing block or receipt is "not known here", never evidence; so
+ * is a receipt without a field its fee is read from (feeFieldMissing).
  */
 import { type Hex, numberToHex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
-import { type ChainConfig, type ConfirmationRule, finalityRule } from "../../chains/index.js";
+import {
+  type ChainConfig,
+  type ConfirmationRule,
+  feeFieldMissing,
+  finalityRule,
+} from "../../chains/index.js";
 import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
 import type { Logger } from "../../foundation/logger.js";
 import type { ReceiptLogLike } from "../transferPosition.js";
@@ -82,9 +88,11 @@ type RawReceiptWithLogs = {
   gasUsed: Hex;
   effectiveGasPrice?: Hex;
   l1Fee?: Hex;
+  type?: Hex;
   logs: { address: Hex; topics: Hex[]; data: Hex; logIndex: Hex | null }[];
 };
 
+/** A receipt feeFieldMissing found whole (it has effectiveGasPrice). */
 function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
   return {
     txHash: r.transactionHash.toLowerCase() as Hex,
@@ -92,7 +100,7 @@ function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
     blockHash: r.blockHash.toLowerCase() as Hex,
     success: r.status === "0x1",
     gasUsed: BigInt(r.gasUsed),
-    effectiveGasPrice: BigInt(r.effectiveGasPrice ?? "0x0"),
+    effectiveGasPrice: BigInt(r.effectiveGasPrice!),
     ...(r.l1Fee ? { l1Fee: r.l1Fee } : {}),
     logs: (r.logs ?? []).map((l) => ({
       address: l.address,
@@ -140,25 +148,39 @@ export function createChainView({
     return perEndpoint;
   }
 
+  /** `incomplete`: receipts the node sent without a field the fee is read from (not taken). */
   async function receiptsFrom(
     client: RpcClient,
     hashes: readonly Hex[],
     atLeast?: bigint,
-  ): Promise<Map<Hex, TrackedReceipt>> {
+  ): Promise<{ found: Map<Hex, TrackedReceipt>; incomplete: number }> {
     const found = new Map<Hex, TrackedReceipt>();
-    if (hashes.length === 0) return found;
+    let incomplete = 0;
+    if (hashes.length === 0) return { found, incomplete };
     const results = await client.batch<RawReceiptWithLogs | null>(
       hashes.map((h) => ({ method: "eth_getTransactionReceipt", params: [h] })),
       atLeast !== undefined ? { atLeast } : {},
     );
     for (const r of results) {
       // A receipt without a block is a pending tx on some clients: not mined.
-      if (r?.blockHash && r.blockNumber) {
-        const receipt = parseReceipt(r);
-        found.set(receipt.txHash, receipt);
+      if (!r?.blockHash || !r.blockNumber) continue;
+      // Its fee would be booked from what the node left out (0 gas, no L1 data fee): this node
+      // does not have the receipt yet; another endpoint, or a later tick, gives the whole one.
+      const missing = feeFieldMissing(r, chain);
+      if (missing !== null) {
+        incomplete++;
+        logger.warn({
+          msg: "a receipt without a field its fee is read from: not taken",
+          tx_hash: r.transactionHash,
+          missing,
+          endpoints: client.endpoints,
+        });
+        continue;
       }
+      const receipt = parseReceipt(r);
+      found.set(receipt.txHash, receipt);
     }
-    return found;
+    return { found, incomplete };
   }
 
   /**
@@ -225,7 +247,7 @@ export function createChainView({
     async pendingCount() {
       return BigInt(await rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]));
     },
-    receipts: (hashes, atLeast) => receiptsFrom(rpc, hashes, atLeast),
+    receipts: async (hashes, atLeast) => (await receiptsFrom(rpc, hashes, atLeast)).found,
     async receiptsEverywhere(hashes) {
       const found = new Map<Hex, TrackedReceipt>();
       let answered = 0;
@@ -233,8 +255,11 @@ export function createChainView({
       await Promise.all(
         clients.map(async (client) => {
           try {
-            for (const [h, r] of await receiptsFrom(client, hashes)) found.set(h, r);
-            answered++;
+            const from = await receiptsFrom(client, hashes);
+            for (const [h, r] of from.found) found.set(h, r);
+            // An endpoint that sent a receipt it left a fee field out of has not told us whether
+            // our attempts mined there: no evidence towards "no known attempt" (needs_review).
+            if (from.incomplete === 0) answered++;
           } catch (error) {
             logger.warn({
               msg: "receipt search: an endpoint did not answer",

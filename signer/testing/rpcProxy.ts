@@ -1,7 +1,8 @@
 /**
  * A loopback JSON-RPC proxy in front of a real node for the signer's fault tests: a test-chosen
- * hook may answer a call itself (a null receipt, a node's refusal of a send); every other call,
- * single or in a batch, reaches the node unchanged. A fault injector, not a mock.
+ * hook may answer a call itself (a null receipt, a node's refusal of a send), and another may
+ * change the node's answer (a receipt missing a field); every other call, single or in a batch,
+ * reaches the node and comes back unchanged. A fault injector, not a mock.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,10 +16,13 @@ export type RpcCallIn = {
 export type Answer = { result: unknown } | { error: { code: number; message: string } };
 /** Return an answer to short-circuit the call, or undefined to pass it to the node. */
 export type Intercept = (call: RpcCallIn) => Answer | undefined;
+/** Given a call the node answered and its result, the result the caller gets instead. */
+export type Rewrite = (call: RpcCallIn, result: unknown) => unknown;
 
 export type RpcProxy = {
   url: string;
   setIntercept: (fn: Intercept | undefined) => void;
+  setRewrite: (fn: Rewrite | undefined) => void;
   /** Calls seen per method (passed or answered). */
   calls: (method: string) => number;
   /** Answer every request this much later (a distant or slow node); 0 (the default): at once. */
@@ -30,6 +34,7 @@ export type RpcProxy = {
 
 export async function startRpcProxy(target: string): Promise<RpcProxy> {
   let intercept: Intercept | undefined;
+  let rewrite: Rewrite | undefined;
   const counts = new Map<string, number>();
   let delayMs = 0;
   let inFlight = 0;
@@ -60,7 +65,15 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
       );
       const results = Array.isArray(forwarded) ? forwarded : [forwarded];
       const byId = new Map(results.map((r) => [(r as { id: unknown }).id, r]));
-      for (const p of pass) answers.set(p.i, byId.get(p.call.id));
+      for (const p of pass) {
+        const answer = byId.get(p.call.id) as { result?: unknown } | undefined;
+        answers.set(
+          p.i,
+          rewrite && answer && "result" in answer
+            ? { ...answer, result: rewrite(p.call, answer.result) }
+            : answer,
+        );
+      }
     }
     const out = list.map((_, i) => answers.get(i));
     return Array.isArray(parsed) ? out : out[0];
@@ -91,6 +104,9 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     url: `http://127.0.0.1:${port}`,
     setIntercept(fn) {
       intercept = fn;
+    },
+    setRewrite(fn) {
+      rewrite = fn;
     },
     calls: (method) => counts.get(method) ?? 0,
     setDelay(ms) {

@@ -1,0 +1,70 @@
+/**
+ * The attestor asks for the chain's newest attested block on every pass; attestations are hourly
+ * per chain and asset and kept for good, so the answer must come from a few index pages, not a
+ * read of the chain's whole history.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool } from "../../foundation/db.js";
+import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
+import { lastAttestedBlock } from "./attest.js";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe("lastAttestedBlock", () => {
+  it("reads a few pages at a year of attestations, and skips failed ones", async () => {
+    // Three chains of three assets each, attested hourly for a year (every 50th failed), each row
+    // with the custody addresses' balances; chain 31502's newest attestation failed.
+    const HOURS = 8760;
+    await db.pool.query(
+      `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
+         reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
+         addresses, request_id, status)
+       SELECT c, c || ':' || t, t, h, h, $2, 1, 1, $3, $3, $3, 1, a.addresses,
+              'attest:' || c || ':' || t || ':' || h,
+              CASE WHEN h % 50 = 0 OR (c = 31502 AND h = $1) THEN 'failed' ELSE 'confirmed' END
+         FROM generate_series(31501, 31503) c,
+              (SELECT '0x' || lpad(to_hex(n), 40, '0') AS t FROM generate_series(0, 2) n) tokens,
+              generate_series(1, $1) h,
+              (SELECT jsonb_object_agg('0x' || lpad(to_hex(k), 40, '0'), '1000000000000000000')
+                   AS addresses
+                 FROM generate_series(1, 10) k) a`,
+      [HOURS, `0x${"3".repeat(40)}`, `0x${"0".repeat(64)}`],
+    );
+    await db.pool.query("ANALYZE attest.attestations");
+    // One connection, so its statistics can be flushed before they are read.
+    const attestor = createPool(db.url, { max: 1 });
+    try {
+      const pagesRead = async () => {
+        await attestor.query("SELECT pg_stat_force_next_flush()");
+        await attestor.query("SELECT 1"); // flushed once this backend went idle after the one above
+        const { rows } = await db.pool.query<{ pages: string; seq_scans: string }>(
+          `SELECT (coalesce(s.heap_blks_read, 0) + coalesce(s.heap_blks_hit, 0)
+                 + coalesce(s.idx_blks_read, 0) + coalesce(s.idx_blks_hit, 0)
+                 + coalesce(s.toast_blks_read, 0) + coalesce(s.toast_blks_hit, 0))::text AS pages,
+                  t.seq_scan::text AS seq_scans
+             FROM pg_statio_user_tables s JOIN pg_stat_user_tables t USING (relid)
+            WHERE s.schemaname = 'attest' AND s.relname = 'attestations'`,
+        );
+        return { pages: Number(rows[0]!.pages), seqScans: Number(rows[0]!.seq_scans) };
+      };
+      await lastAttestedBlock(attestor, 31501); // plan and catalog caches warmed
+      const before = await pagesRead();
+      const last = await Promise.all(
+        [31501, 31502, 31504].map((c) => lastAttestedBlock(attestor, c)),
+      );
+      const after = await pagesRead();
+      expect(last).toEqual([HOURS, HOURS - 1, null]);
+      const pages = after.pages - before.pages;
+      expect(after.seqScans - before.seqScans, `${pages} pages read`).toBe(0);
+      expect(pages).toBeLessThan(30);
+    } finally {
+      await attestor.end();
+    }
+  });
+});

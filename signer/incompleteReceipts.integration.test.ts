@@ -1,0 +1,157 @@
+/**
+ * Missing data is never evidence, in the receipt fields the fee is booked from. Through a proxy in
+ * front of anvil that changes the receipts it answers (a node or proxy that drops fields it does
+ * not know, or an old client):
+ * - a receipt without `effectiveGasPrice` is not known from that endpoint: the request is never
+ *   mined with a fee of 0; another endpoint's whole receipt is used, and with none the request
+ *   waits (never `needs_review`: the receipt was seen) until a whole one comes.
+ * - on a chain configured OP-stack, a receipt without `l1Fee` is as incomplete: the fee booked is
+ *   gas plus the L1 data fee from the endpoint that sent it, never gas alone.
+ */
+import { type Hex, parseEther } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OP_GAS_PRICE_ORACLE } from "./gas.js";
+import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import { waitFor } from "./testing/harness.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+
+/** A GasPriceOracle stand-in (signer/gas.integration.test.ts): getL1Fee(bytes) = size x 1000 wei. */
+const ORACLE_RUNTIME: Hex = "0x366103e80260005260206000f3";
+const SETTINGS = { receiptGraceMs: 1_000, fullSearchIntervalMs: 1_000 };
+
+let t: SignerTest<RpcProxy>;
+let proxy: RpcProxy;
+/** anvil itself, not through the proxy. */
+let anvil: string;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 4 } },
+    proxy: startRpcProxy,
+  });
+  proxy = t.proxy!;
+  anvil = t.ctx.config.chains[0]!.rpcUrls[0]!;
+  await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function outcome(id: string): Promise<TxOutcome> {
+  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
+}
+
+/** The proxy's receipts without `field`. */
+function dropFromReceipts(field: string) {
+  proxy.setRewrite((call, result) => {
+    if (call.method !== "eth_getTransactionReceipt" || result === null) return result;
+    const { [field]: _dropped, ...rest } = result as Record<string, unknown>;
+    return rest;
+  });
+}
+
+/** Mines until the request is confirmed; each mined outcome seen must carry `fee`'s check. */
+async function confirmedWith(id: string, check: (o: TxOutcome) => void): Promise<TxOutcome> {
+  return waitFor(
+    `${id} confirmed`,
+    async () => {
+      const o = await outcome(id);
+      if (o.fee !== null) check(o);
+      if (o.status === "confirmed" || o.status === "finalized") return o;
+      await t.rpc("evm_mine");
+      return undefined;
+    },
+    { timeoutMs: 60_000, everyMs: 300 },
+  );
+}
+
+describe("incomplete receipts", () => {
+  it("never books a fee of 0 from a receipt without effectiveGasPrice: another endpoint's receipt is used", async () => {
+    dropFromReceipts("effectiveGasPrice");
+    const signer = t.run(t.account, {
+      chain: { ...t.chain, rpcUrls: [proxy.url, anvil] },
+      settings: SETTINGS,
+    });
+    try {
+      await t.withdraw("egp-other-endpoint", {
+        to: "0x000000000000000000000000000000000000e901",
+        value: 1n,
+      });
+      const done = await confirmedWith("egp-other-endpoint", (o) => expect(o.fee).not.toBe(0n));
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
+      expect(done.effectiveGasPrice).toBe(receipt.effectiveGasPrice);
+    } finally {
+      proxy.setRewrite(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("waits while its only endpoint sends receipts without effectiveGasPrice, never needs_review, then books the fee", async () => {
+    dropFromReceipts("effectiveGasPrice");
+    const signer = t.run(t.account, { settings: SETTINGS });
+    const seen = new Set<string>();
+    try {
+      await t.withdraw("egp-only-endpoint", {
+        to: "0x000000000000000000000000000000000000e902",
+        value: 1n,
+      });
+      // The nonce used at a final block (8 blocks on: finality is 4) and many full searches later
+      // (progress, not time).
+      const asked = proxy.calls("eth_getTransactionReceipt");
+      let blocksSinceUsed = 0;
+      await waitFor(
+        "the nonce final and 15 receipt answers without effectiveGasPrice",
+        async () => {
+          const o = await outcome("egp-only-endpoint");
+          seen.add(o.status);
+          expect(o.fee).toBeNull();
+          const count = await t.rpc<Hex>("eth_getTransactionCount", [t.account.address, "latest"]);
+          if (o.nonce !== null && BigInt(count) > o.nonce) blocksSinceUsed += 1;
+          await t.rpc("evm_mine");
+          return blocksSinceUsed >= 8 && proxy.calls("eth_getTransactionReceipt") >= asked + 15;
+        },
+        { timeoutMs: 90_000, everyMs: 300 },
+      );
+      expect(seen).not.toContain("mined");
+      expect(seen).not.toContain("needs_review");
+      proxy.setRewrite(undefined);
+      const done = await confirmedWith("egp-only-endpoint", (o) => expect(o.fee).not.toBe(0n));
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
+    } finally {
+      proxy.setRewrite(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("on an OP-stack chain, books gas plus the l1Fee, never gas alone from a receipt without l1Fee", async () => {
+    // anvil's receipts have no l1Fee; the proxy's carry one (an OP-stack node's).
+    const l1Fee = 0x10n;
+    proxy.setRewrite((call, result) =>
+      call.method === "eth_getTransactionReceipt" && result !== null
+        ? { ...(result as object), l1Fee: `0x${l1Fee.toString(16)}` }
+        : result,
+    );
+    const signer = t.run(t.account, {
+      chain: { ...t.chain, l1DataFee: "op-stack", rpcUrls: [anvil, proxy.url] },
+      settings: SETTINGS,
+    });
+    try {
+      await t.withdraw("l1fee-other-endpoint", {
+        to: "0x000000000000000000000000000000000000e903",
+        value: parseEther("0.001"),
+      });
+      const done = await confirmedWith("l1fee-other-endpoint", (o) =>
+        expect(o.fee! > o.gasUsed! * o.effectiveGasPrice!).toBe(true),
+      );
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + l1Fee);
+    } finally {
+      proxy.setRewrite(undefined);
+      await signer.stop();
+    }
+  });
+});
