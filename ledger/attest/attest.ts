@@ -41,7 +41,7 @@ import { customerLiabilitiesAtRun } from "../recon/customerLiabilities.js";
 import { unlessAborted } from "../recon/reconcile.js";
 import { listRuns, readRun, readRunJournalPosition, type StoredRun } from "../recon/store.js";
 import type { BreakType } from "../recon/types.js";
-import { assetIdOf, transferId } from "../transferId.js";
+import { assetIdOf } from "../transferId.js";
 import { RESERVES_ATTESTOR, reservesAttestor } from "./deploy.js";
 import { AttestLockLostError } from "./errors.js";
 import { addressesRoot, buildMerkleSumTree } from "./merkleSum.js";
