@@ -61,4 +61,5 @@ export {
   type TxRequestStatus,
 } from "./requests.js";
 export { signerRole } from "./role.js";
+export type { FeeOnTransfer } from "./transferPosition.js";
 export { startWalletSigner, type WalletSigner } from "./walletSigner.js";

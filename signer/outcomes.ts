@@ -18,6 +18,7 @@
  */
 import type { Hex } from "viem";
 import type { PoolClient } from "../foundation/db.js";
+import { type FeeOnTransfer, feeOnTransferFromRow } from "./transferPosition.js";
 
 export type TxOutcomeStatus =
   | "signing"
@@ -52,6 +53,12 @@ export type TxOutcome = {
   transferPosition: string | null;
   /** Block-wide log index of that ERC-20 Transfer log (null for native). */
   transferLogIndex: number | null;
+  /**
+   * A token that took a fee on the transfer (then `transferPosition` is null: no fact carries the
+   * whole amount): the recipient's Transfer and the token's fee Transfers out of the wallet.
+   * Absent or null: none.
+   */
+  feeOnTransfer?: FeeOnTransfer | null;
   /** Whether the mined attempt was the signer's cancel (0-value self-transfer) of this nonce. */
   cancelled: boolean;
   errorCode: string | null;
@@ -92,7 +99,7 @@ export const OUTCOME_STATUS_SQL = "custody.tx_outcome_status(r.status, r.finaliz
 const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_address, r.value,
   ${OUTCOME_STATUS_SQL} AS outcome, r.nonce::text, r.tx_hash, r.block_number::text, r.block_hash,
   r.receipt_success, r.gas_used, r.effective_gas_price, r.fee,
-  r.transfer_position, r.transfer_log_index, r.error_code, r.error_message, r.review_reason,
+  r.transfer_position, r.transfer_log_index, r.fee_on_transfer, r.error_code, r.error_message, r.review_reason,
   r.reorg_count, r.outcome_changed_at, r.finalized_at, r.cancel_requested_at,
   EXISTS (SELECT 1 FROM custody.tx_attempts a
            WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled`;
@@ -117,6 +124,7 @@ type OutcomeRow = {
   fee: bigint | null;
   transfer_position: string | null;
   transfer_log_index: number | null;
+  fee_on_transfer: Parameters<typeof feeOnTransferFromRow>[0];
   error_code: string | null;
   error_message: string | null;
   review_reason: string | null;
@@ -150,6 +158,7 @@ function fromRow(r: OutcomeRow): TxOutcome {
     fee: r.fee,
     transferPosition: r.transfer_position,
     transferLogIndex: r.transfer_log_index,
+    feeOnTransfer: feeOnTransferFromRow(r.fee_on_transfer),
     cancelled: r.cancelled,
     errorCode: r.error_code,
     errorMessage: r.error_message,

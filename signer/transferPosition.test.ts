@@ -1,6 +1,6 @@
 import { encodeFunctionData, erc20Abi, pad, toHex } from "viem";
 import { describe, expect, it } from "vitest";
-import { transferPosition } from "./transferPosition.js";
+import { feeOnTransfer, transferPosition } from "./transferPosition.js";
 
 const TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 const WALLET = "0x1111111111111111111111111111111111111111";
@@ -54,5 +54,41 @@ describe("transferPosition", () => {
     expect(
       transferPosition({ ...tx, data: "0x12345678" }, [log(TOKEN, WALLET, TO, 7n, 1)], []),
     ).toBeNull();
+  });
+});
+
+describe("feeOnTransfer", () => {
+  const COLLECTOR = "0x000000000000000000000000000000000000fee5";
+  const tx = { from: WALLET, to: TOKEN, value: 0n, data: transferData(TO, 1_000n) };
+
+  it("places the recipient's Transfer of less than requested and the token's fee Transfers", () => {
+    const logs = [
+      log(OTHER, WALLET, TO, 5n, 3), // another listed token: counted, not ours
+      log(TOKEN, WALLET, TO, 990n, 4),
+      log(TOKEN, WALLET, COLLECTOR, 10n, 5),
+    ];
+    expect(transferPosition(tx, logs, [OTHER])).toBeNull();
+    expect(feeOnTransfer(tx, logs, [OTHER])).toEqual({
+      received: { position: "transfer:1", logIndex: 4, amount: 990n },
+      fees: [{ position: "transfer:2", logIndex: 5, amount: 10n }],
+    });
+  });
+
+  it("is null when a Transfer carries the whole amount, none reaches the recipient, or for a cancel", () => {
+    expect(feeOnTransfer(tx, [log(TOKEN, WALLET, TO, 1_000n, 1)], [])).toBeNull();
+    expect(feeOnTransfer(tx, [log(TOKEN, WALLET, COLLECTOR, 10n, 1)], [])).toBeNull();
+    expect(feeOnTransfer({ from: WALLET, to: WALLET, value: 0n, data: "0x" }, [], [])).toBeNull();
+  });
+
+  it("ignores a Transfer log whose data is not one amount word", () => {
+    const logs = [
+      { ...log(TOKEN, WALLET, TO, 990n, 1), data: "0x" },
+      log(TOKEN, WALLET, TO, 990n, 2),
+      log(TOKEN, WALLET, COLLECTOR, 10n, 3),
+    ];
+    expect(feeOnTransfer(tx, logs, [])).toEqual({
+      received: { position: "transfer:1", logIndex: 2, amount: 990n },
+      fees: [{ position: "transfer:2", logIndex: 3, amount: 10n }],
+    });
   });
 });

@@ -4,11 +4,25 @@
  * where n is the 0-based ordinal of its Transfer log among the listed-token Transfer logs of the
  * transaction (logIndex order). Other calls (sweeps, contract calls, cancels) have no single
  * transfer: null.
+ *
+ * A token that takes a fee on transfer (PAXG-style; USDT has the switch) logs less than the
+ * requested amount to the recipient and logs its fee as other Transfers out of the wallet in the
+ * same transaction. `transferPosition` stays null for it (no fact carries the whole amount);
+ * `feeOnTransfer` says where each part went, so a caller books one transfer per fact.
  */
-import { decodeFunctionData, erc20Abi, type Hex, pad, toHex } from "viem";
+import { decodeFunctionData, erc20Abi, type Hex, pad } from "viem";
 import { transferPositions } from "../chains/evm/transferPosition.js";
 
 export type TransferPosition = { position: string; logIndex: number | null };
+
+/** One Transfer log of the withdrawn token out of the wallet: its fact position and amount. */
+export type PositionedTransfer = { position: string; logIndex: number; amount: bigint };
+
+/**
+ * A `transfer(to, amount)` the token charged a fee on: what the recipient's Transfer carries, and
+ * the token's other Transfers out of the wallet in the transaction (to its collector, or a burn).
+ */
+export type FeeOnTransfer = { received: PositionedTransfer; fees: PositionedTransfer[] };
 
 export type ReceiptLogLike = {
   address: string;
@@ -17,15 +31,14 @@ export type ReceiptLogLike = {
   logIndex: number | null;
 };
 
-export function transferPosition(
-  tx: { from: string; to: string; value: bigint; data: string },
+type SentTx = { from: string; to: string; value: bigint; data: string };
+
+/** The wallet's Transfer logs of the called token in the tx, for an ERC-20 `transfer()` call. */
+function walletTransfers(
+  tx: SentTx,
   logs: readonly ReceiptLogLike[],
   listedTokens: readonly string[],
-): TransferPosition | null {
-  if (tx.data === "0x") {
-    // A 0-value self-transfer is a cancel, not a transfer.
-    return tx.value > 0n ? { position: "tx", logIndex: null } : null;
-  }
+) {
   if (!tx.data.toLowerCase().startsWith("0xa9059cbb")) return null;
   let recipient: string;
   let amount: bigint;
@@ -38,20 +51,80 @@ export function transferPosition(
   }
   const token = tx.to.toLowerCase();
   const from = pad(tx.from.toLowerCase() as Hex).toLowerCase();
-  const to = pad(recipient.toLowerCase() as Hex).toLowerCase();
-  const value = pad(toHex(amount)).toLowerCase();
   // The indexer's one ordinal rule (chains/evm/transferPosition.ts), with the called token listed.
   const positions = transferPositions(logs, [...listedTokens, token]);
-  const ours = logs
-    .filter((l) => l.logIndex !== null && positions.has(l.logIndex))
-    .sort((a, b) => a.logIndex! - b.logIndex!)
-    .find(
+  const out = logs
+    .filter(
       (l) =>
+        l.logIndex !== null &&
+        positions.has(l.logIndex) &&
         l.address.toLowerCase() === token &&
         l.topics[1]?.toLowerCase() === from &&
-        l.topics[2]?.toLowerCase() === to &&
-        l.data.toLowerCase() === value,
-    );
-  if (!ours) return null;
-  return { position: positions.get(ours.logIndex!)!, logIndex: ours.logIndex };
+        // A token's log is untrusted input: an amount is one 32-byte word or no amount.
+        /^0x[0-9a-f]{64}$/i.test(l.data),
+    )
+    .sort((a, b) => a.logIndex! - b.logIndex!)
+    .map((l) => ({
+      to: l.topics[2]!.toLowerCase(),
+      position: positions.get(l.logIndex!)!,
+      logIndex: l.logIndex!,
+      amount: BigInt(l.data),
+    }));
+  return { recipient: pad(recipient.toLowerCase() as Hex).toLowerCase(), amount, out };
+}
+
+export function transferPosition(
+  tx: SentTx,
+  logs: readonly ReceiptLogLike[],
+  listedTokens: readonly string[],
+): TransferPosition | null {
+  if (tx.data === "0x") {
+    // A 0-value self-transfer is a cancel, not a transfer.
+    return tx.value > 0n ? { position: "tx", logIndex: null } : null;
+  }
+  const call = walletTransfers(tx, logs, listedTokens);
+  const ours = call?.out.find((l) => l.to === call.recipient && l.amount === call.amount);
+  return ours ? { position: ours.position, logIndex: ours.logIndex } : null;
+}
+
+/**
+ * For a `transfer()` whose recipient's Transfer carries less than the requested amount: that
+ * Transfer (the first from the wallet to the recipient) and the wallet's other Transfers of the
+ * token in the tx. Null when a Transfer carries the whole amount (`transferPosition` finds it),
+ * when there is no Transfer to the recipient, or for any other call.
+ */
+export function feeOnTransfer(
+  tx: SentTx,
+  logs: readonly ReceiptLogLike[],
+  listedTokens: readonly string[],
+): FeeOnTransfer | null {
+  if (tx.data === "0x") return null;
+  const call = walletTransfers(tx, logs, listedTokens);
+  if (!call || call.out.some((l) => l.to === call.recipient && l.amount === call.amount))
+    return null;
+  const received = call.out.find((l) => l.to === call.recipient);
+  if (!received || received.amount >= call.amount) return null;
+  const fees = call.out.filter((l) => l !== received);
+  const strip = ({ position, logIndex, amount }: PositionedTransfer) => ({
+    position,
+    logIndex,
+    amount,
+  });
+  return { received: strip(received), fees: fees.map(strip) };
+}
+
+/** As custody.tx_requests.fee_on_transfer stores it (amounts as decimal strings). */
+type StoredTransfer = { position: string; logIndex: number; amount: string };
+type StoredFeeOnTransfer = { received: StoredTransfer; fees: StoredTransfer[] };
+
+export function feeOnTransferJson(f: FeeOnTransfer): string {
+  const stored = (t: PositionedTransfer): StoredTransfer => ({ ...t, amount: t.amount.toString() });
+  return JSON.stringify({ received: stored(f.received), fees: f.fees.map(stored) });
+}
+
+/** The stored column (pg parses JSONB) back to bigint amounts. */
+export function feeOnTransferFromRow(row: StoredFeeOnTransfer | null): FeeOnTransfer | null {
+  if (row === null) return null;
+  const parsed = (t: StoredTransfer): PositionedTransfer => ({ ...t, amount: BigInt(t.amount) });
+  return { received: parsed(row.received), fees: row.fees.map(parsed) };
 }

@@ -38,20 +38,34 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
     switch (m.ledger) {
       case "post": {
         const position = o.transferPosition ?? (w.asset === zeroAddress ? "tx" : null);
+        // A token that took a fee on the transfer has no fact of the whole amount: its parts are
+        // booked against their own facts (holds.postFeeOnTransfer), so its mined payment is
+        // followed like any other instead of staying held.
+        const charged = position === null ? (o.feeOnTransfer ?? null) : null;
+        const tokenFees = charged?.fees.reduce((sum, f) => sum + f.amount, 0n) ?? 0n;
         // Without the fact's reference reconciliation could not pair the post: retry next pass.
-        if (!o.txHash || !position)
+        if (!o.txHash || (!position && !charged) || tokenFees >= w.amount)
           throw new BaseError(
             `signer outcome of withdrawal ${w.id} has no tx or transfer position`,
             { code: "WITHDRAWAL_OUTCOME_INCOMPLETE", meta: { withdrawal_id: w.id } },
           );
         const fee = o.fee ?? 0n;
-        await holds.post(client, w, { chainId: w.chainId, txHash: o.txHash, position }, fee);
+        if (position)
+          await holds.post(client, w, { chainId: w.chainId, txHash: o.txHash, position }, fee);
+        else if (charged) await holds.postFeeOnTransfer(client, w, o.txHash, charged, fee);
         return move(
           client,
           w,
           m.to,
           "signer",
-          { tx_hash: o.txHash, block: o.blockNumber?.toString() },
+          {
+            tx_hash: o.txHash,
+            block: o.blockNumber?.toString(),
+            // The recipient got less than the customer paid: the audit says why.
+            ...(charged
+              ? { token_fee: tokenFees.toString(), received: charged.received.amount.toString() }
+              : {}),
+          },
           {
             txHash: o.txHash,
             fee,

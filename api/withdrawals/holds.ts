@@ -13,6 +13,7 @@ import {
   type Ledger,
   transferId,
 } from "../../ledger/index.js";
+import type { FeeOnTransfer } from "../../signer/index.js";
 import type { Withdrawal } from "./store.js";
 
 const suffix = (epoch: number) => (epoch === 0 ? "" : `:${epoch}`);
@@ -27,6 +28,15 @@ export const withdrawalTransferIds = (withdrawalId: string, epoch: number) => ({
   /** Reversals that open this epoch (epoch ≥ 1): of the previous epoch's post and gas. */
   reversePost: transferId(`withdrawal:${withdrawalId}:reorg:${epoch}`),
   reverseFee: transferId(`withdrawal:${withdrawalId}:fee:reorg:${epoch}`),
+});
+
+/**
+ * The n-th fee a fee-on-transfer token took from the withdrawal (one per fee Transfer of the tx),
+ * and its reversal opening epoch `epoch + 1` after a reorg.
+ */
+export const tokenFeeTransferIds = (withdrawalId: string, epoch: number, n: number) => ({
+  charge: transferId(`withdrawal:${withdrawalId}:token_fee:${n}${suffix(epoch)}`),
+  reverse: transferId(`withdrawal:${withdrawalId}:token_fee:${n}:reorg:${epoch + 1}`),
 });
 
 type W = Pick<Withdrawal, "id" | "customerId" | "chainId" | "asset" | "amount" | "fromAddress"> & {
@@ -68,6 +78,52 @@ export function createWithdrawalHolds(ledger: Ledger) {
     },
 
     /**
+     * Mined and confirmed, and the token took a fee on the transfer: the whole amount left the
+     * hot wallet and the customer pays it (the recipient receiving less is the token's rule, as
+     * in any wallet). One ledger transfer per chain fact, so reconciliation pairs each: the hold
+     * posted for the amount less the token's fees against the recipient's Transfer (the rest of
+     * the hold released and charged at once), each fee from the customer against its Transfer;
+     * then the gas. A token whose fees do not account for the difference leaves the recipient's
+     * fact an amount mismatch: one break naming the difference.
+     */
+    async postFeeOnTransfer(
+      client: PoolClient,
+      w: W,
+      txHash: string,
+      charged: FeeOnTransfer,
+      fee: bigint,
+    ) {
+      const ids = withdrawalTransferIds(w.id, w.reorgCount);
+      const tokenFees = charged.fees.reduce((sum, f) => sum + f.amount, 0n);
+      const ref = (position: string): ChainRef => ({ chainId: w.chainId, txHash, position });
+      await ledger.transfer(
+        {
+          type: "post",
+          id: ids.post,
+          pendingId: ids.hold,
+          amount: w.amount - tokenFees,
+          chainRef: ref(charged.received.position),
+        },
+        { client },
+      );
+      for (const [n, f] of charged.fees.entries())
+        await ledger.transfer(
+          {
+            id: tokenFeeTransferIds(w.id, w.reorgCount, n).charge,
+            assetId: assetId(w),
+            debit: `user:${w.customerId}`,
+            credit: hot(w),
+            amount: f.amount,
+            kind: "withdrawal",
+            chainRef: ref(f.position),
+            memo: `fee the token took on withdrawal ${w.id}`,
+          },
+          { client },
+        );
+      await bookFee(client, w, fee, txHash);
+    },
+
+    /**
      * A reorg removed the confirmed tx: reverse the posting and the gas booked with it, and hold
      * the amount again under the next epoch. Returns that epoch. The customer's available balance
      * does not change (credited back and held again in the same transaction).
@@ -76,19 +132,42 @@ export function createWithdrawalHolds(ledger: Ledger) {
       const before = withdrawalTransferIds(w.id, w.reorgCount);
       const epoch = w.reorgCount + 1;
       const next = withdrawalTransferIds(w.id, epoch);
+      // A fee-on-transfer token's post is short of the amount by the fees charged beside it
+      // (postFeeOnTransfer): each is reversed too. Booked in an earlier pass, so committed.
+      const posted = (await ledger.getTransfer(before.post))?.postedDelta ?? w.amount;
       await ledger.transfer(
         {
           id: next.reversePost,
           assetId: assetId(w),
           debit: hot(w),
           credit: `user:${w.customerId}`,
-          amount: w.amount,
+          amount: posted,
           kind: "withdrawal",
           reverses: before.post,
           memo: `withdrawal ${w.id} reorged out: posting reversed`,
         },
         { client },
       );
+      let charged = posted;
+      for (let n = 0; charged < w.amount; n++) {
+        const ids = tokenFeeTransferIds(w.id, w.reorgCount, n);
+        const tokenFee = await ledger.getTransfer(ids.charge);
+        if (!tokenFee) break;
+        await ledger.transfer(
+          {
+            id: ids.reverse,
+            assetId: assetId(w),
+            debit: hot(w),
+            credit: `user:${w.customerId}`,
+            amount: tokenFee.amount,
+            kind: "withdrawal",
+            reverses: ids.charge,
+            memo: `withdrawal ${w.id} reorged out: the token's fee reversed`,
+          },
+          { client },
+        );
+        charged += tokenFee.amount;
+      }
       if (bookedFee !== null && bookedFee > 0n)
         await ledger.transfer(
           gasReversal({

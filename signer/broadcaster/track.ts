@@ -24,7 +24,7 @@
 import type { Hex } from "viem";
 import { feePaid, finalityRule } from "../../chains/index.js";
 import type { Lease } from "../lease.js";
-import { transferPosition } from "../transferPosition.js";
+import { feeOnTransfer, feeOnTransferJson, transferPosition } from "../transferPosition.js";
 import { type Attempt, attemptsOf, recordEvent, type WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot, TrackedReceipt } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
@@ -54,16 +54,13 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   async function markMined(lease: Lease, found: readonly Mined[]): Promise<void> {
     if (found.length === 0) return;
     const rows = found.map(({ req, winner, receipt }) => {
-      const position =
-        winner.purpose === "send" && receipt.success
-          ? transferPosition(
-              { from: ctx.from, to: req.to, value: req.value, data: req.data },
-              receipt.logs,
-              ctx.chain.tokens.map((t) => t.address),
-            )
-          : null;
+      const paid = winner.purpose === "send" && receipt.success;
+      const sent = { from: ctx.from, to: req.to, value: req.value, data: req.data };
+      const listed = ctx.chain.tokens.map((t) => t.address);
+      const position = paid ? transferPosition(sent, receipt.logs, listed) : null;
+      const charged = paid && !position ? feeOnTransfer(sent, receipt.logs, listed) : null;
       const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
-      return { req, winner, receipt, position, rechained };
+      return { req, winner, receipt, position, charged, rechained };
     });
     /** Requests an operator failed whose own send mined (not recorded yet: once each). */
     const overridden = new Set<string>();
@@ -95,12 +92,14 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         `UPDATE custody.tx_requests r
            SET status = 'mined', tx_hash = v.hash, block_number = v.bn, block_hash = v.bh,
                receipt_success = v.ok, gas_used = v.gu, effective_gas_price = v.egp, fee = v.fee,
-               transfer_position = v.pos, transfer_log_index = v.li, receipt_missing_since = NULL,
+               transfer_position = v.pos, transfer_log_index = v.li, fee_on_transfer = v.fot,
+               receipt_missing_since = NULL,
                review_reason = NULL, reorg_count = r.reorg_count + v.reorg,
                outcome_seq = r.outcome_seq + v.seq, updated_at = now()
           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bool[], $6::numeric[],
-                      $7::numeric[], $8::numeric[], $9::text[], $10::int[], $11::int[], $12::int[])
-               AS v(id, hash, bn, bh, ok, gu, egp, fee, pos, li, reorg, seq)
+                      $7::numeric[], $8::numeric[], $9::text[], $10::int[], $11::int[], $12::int[],
+                      $13::jsonb[])
+               AS v(id, hash, bn, bh, ok, gu, egp, fee, pos, li, reorg, seq, fot)
          WHERE r.id = v.id`,
         [
           rows.map((x) => x.req.id),
@@ -115,6 +114,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
           rows.map((x) => x.position?.logIndex ?? null),
           rows.map((x) => (x.rechained ? 1 : 0)),
           rows.map((x) => (RUNG.has(x.req.status) ? 1 : 0)),
+          rows.map((x) => (x.charged ? feeOnTransferJson(x.charged) : null)),
         ],
       );
       await lease.query(
@@ -198,7 +198,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         `UPDATE custody.tx_requests
            SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
                gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
-               transfer_log_index = NULL, reorg_count = reorg_count + 1,
+               transfer_log_index = NULL, fee_on_transfer = NULL, reorg_count = reorg_count + 1,
                outcome_seq = outcome_seq + $2, updated_at = now()
          WHERE id = $1`,
         [req.id, RUNG.has(req.status) ? 1 : 0],
@@ -240,7 +240,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         `UPDATE custody.tx_requests
            SET status = 'receipt_unknown', block_number = NULL, block_hash = NULL,
                receipt_success = NULL, gas_used = NULL, effective_gas_price = NULL, fee = NULL,
-               transfer_position = NULL, transfer_log_index = NULL,
+               transfer_position = NULL, transfer_log_index = NULL, fee_on_transfer = NULL,
                reorg_count = reorg_count + $2, receipt_missing_since = COALESCE(receipt_missing_since, now()),
                outcome_seq = outcome_seq + 1, updated_at = now()
          WHERE id = $1 AND status = $3`,
