@@ -24,14 +24,31 @@ export type CliTree = {
   names: string[];
   /** helpTree of the full CLI. */
   help: string[];
+  /** Per command path of the full CLI, the options a run must give (help does not mark them). */
+  requiredOptions: Record<string, string[]>;
   /** Per MODULE_COMMANDS entry: what it says it registers, what it registered. */
   modules: { listed: string[]; registered: string[] }[];
   /** Per first argument: the top-level names of the CLI built for it, and its help tree. */
   built: Record<string, { names: string[]; help: string[]; command: string[] | null }>;
 };
 
+/** Each command's path under `c` and the long flags of its mandatory options. */
+function requiredOptions(c: Command, at: string[] = []): [string, string[]][] {
+  const here = [...at, c.name()];
+  return [
+    [here.join(" "), c.options.filter((o) => o.mandatory).map((o) => o.long ?? o.flags)],
+    ...c.commands.flatMap((sub) => requiredOptions(sub, here)),
+  ];
+}
+
 const all = await buildCli();
-const tree: CliTree = { names: names(all), help: helpTree(all), modules: [], built: {} };
+const tree: CliTree = {
+  names: names(all),
+  help: helpTree(all),
+  requiredOptions: Object.fromEntries(requiredOptions(all)),
+  modules: [],
+  built: {},
+};
 for (const m of MODULE_COMMANDS) {
   const program = new Command("custody-node");
   await m.register(program);
