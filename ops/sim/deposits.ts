@@ -29,6 +29,7 @@ import { anvilRpc, call, deploy, type Rpc, watch } from "../../indexers/testing/
 import { assetIdOf, createLedger, startCreditingWorker, transferId } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
+import { endpointFaults } from "./faults.js";
 import {
   createSimWorld,
   type ProxiedSimChain,
@@ -283,67 +284,20 @@ export async function runDeposits(
       for (let i = 0; i < n; i++) await rpc("evm_mine");
     };
 
+    const faults = endpointFaults({
+      primary: pA,
+      fallback: pB,
+      anvilUrl,
+      rng,
+      faultStream,
+      finality,
+      trace,
+    });
     const changeFaults = () => {
       stats.faults = Number(stats.faults) + 1;
-      const what = rng.weighted({
-        primaryFlaky: 3,
-        primaryDown: 1,
-        primaryLagging: 1,
-        primaryNullReceipts: 1,
-        fallbackLagging: 2,
-        fallbackSyncing: 1,
-        fallbackDisagree: 2,
-        fallbackNullReceipts: 1,
-        clear: 2,
-      });
-      const lag = rng.int(1, finality + 6);
-      trace(`  faults: ${what} (lag ${lag})`);
-      switch (what) {
-        case "primaryFlaky":
-          pA.setFault("none");
-          pA.setFaultRates(
-            {
-              http500: rng.int(5, 30) / 100,
-              http429: rng.int(0, 15) / 100,
-              timeout: rng.int(0, 4) / 100,
-              drop: rng.int(0, 5) / 100,
-            },
-            faultStream.next,
-          );
-          break;
-        case "primaryDown":
-          pA.setFault(rng.pick(["http500", "http429", "drop"] as const));
-          break;
-        case "primaryLagging":
-          pA.setBackends([{ url: anvilUrl, lag }]);
-          break;
-        case "primaryNullReceipts":
-          pA.setBackends([{ url: anvilUrl, nullReceipts: true }]);
-          break;
-        case "fallbackLagging":
-          pB.setBackends([{ url: anvilUrl, lag }]);
-          break;
-        case "fallbackSyncing":
-          pB.setBackends([{ url: anvilUrl, lag: "syncing" }]);
-          break;
-        case "fallbackDisagree":
-          pB.setBackends([{ url: anvilUrl }, { url: anvilUrl, lag }]);
-          break;
-        case "fallbackNullReceipts":
-          pB.setBackends([{ url: anvilUrl, nullReceipts: true }]);
-          break;
-        case "clear":
-          clearFaults();
-          break;
-      }
+      faults.change();
     };
-    const clearFaults = () => {
-      for (const p of [pA, pB]) {
-        p.setFault("none");
-        p.setFaultRates(null);
-        p.setBackends([{ url: anvilUrl }]);
-      }
-    };
+    const clearFaults = faults.clear;
 
     const reorg = async (step: number) => {
       const head = BigInt(await rpc<Hex>("eth_blockNumber"));

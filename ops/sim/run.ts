@@ -7,11 +7,13 @@
 import { depositsScenario } from "./deposits.js";
 import { createSimRun, type SimLogLevel } from "./harness.js";
 import type { Scenario, SimResult } from "./scenario.js";
+import { sweepsScenario } from "./sweeps.js";
 import { withdrawalsScenario } from "./withdrawals.js";
 
 export const scenarios: Record<string, Scenario> = {
   deposits: depositsScenario,
   withdrawals: withdrawalsScenario,
+  sweeps: sweepsScenario,
 };
 
 export type SimArgs = {
@@ -23,7 +25,7 @@ export type SimArgs = {
 };
 
 const USAGE = `usage: npm run sim -- <scenario> [--seeds N] [--seed S] [--from S] [--trace] [--keep] [--log-level L]
-  scenarios: deposits, withdrawals
+  scenarios: deposits, withdrawals, sweeps
   --seeds N   run N seeds (default 1), starting at --from (default 1)
   --seed S    run only seed S (replay)
   --trace     print every step of the schedule

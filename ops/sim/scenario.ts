@@ -28,9 +28,10 @@ export type ScenarioOptions = {
    * Break the product on purpose before the checks (tests prove the invariants can fail):
    * "double-credit" (deposits) books a second credit for one real deposit; "double-pay"
    * (withdrawals) pays one withdrawal's destination a second time from another account;
-   * "release-early" (withdrawals) releases the dead withdrawal's hold before it has failed.
+   * "release-early" (withdrawals) releases the dead withdrawal's hold before it has failed;
+   * "double-sweep" (sweeps) books one booked sweep's (address, asset) a second time.
    */
-  sabotage?: "double-credit" | "double-pay" | "release-early";
+  sabotage?: "double-credit" | "double-pay" | "release-early" | "double-sweep";
   /** Print each step as it runs. */
   trace?: (line: string) => void;
 };

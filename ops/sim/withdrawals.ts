@@ -28,10 +28,6 @@
  *    and an `operator_fail_overridden` event on its request.
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import {
   getAddress,
@@ -47,7 +43,6 @@ import { withdrawalTransferIds } from "../../api/withdrawals/holds.js";
 import { createWithdrawals } from "../../api/withdrawals/service.js";
 import { getWithdrawal } from "../../api/withdrawals/store.js";
 import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
-import { repoRoot } from "../../foundation/config.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import { anvilRpc, type Rpc, watch } from "../../indexers/testing/chain.js";
@@ -71,6 +66,7 @@ import {
 import { minedOnChain } from "./operator.js";
 import { createRandom } from "./random.js";
 import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";
+import { childSigner, type SignerHost } from "./signerHost.js";
 
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -81,30 +77,6 @@ type Accepted = { id: string; owner: string; to: Hex; amount: bigint };
 /** A fresh destination per withdrawal, so "paid exactly once" is its balance. */
 function destination(seed: number, i: number): Hex {
   return `0xd0${(seed % 0xffff).toString(16).padStart(4, "0")}${i.toString(16).padStart(4, "0")}${"0".repeat(29)}1` as Hex;
-}
-
-type SignerHost = { stop: () => Promise<void>; kill?: () => Promise<void> };
-
-function spawnSigner(env: Record<string, string>): { child: ChildProcess; started: Promise<void> } {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(repoRoot, "signer", "testing", "walletSignerProcess.ts")],
-    { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let err = "";
-  child.stderr?.on("data", (c: Buffer) => {
-    err = (err + c.toString()).slice(-4000);
-  });
-  const started = new Promise<void>((resolve, reject) => {
-    child.stdout?.on("data", (c: Buffer) => {
-      if (c.toString().includes("started")) resolve();
-    });
-    child.once("exit", (code, signal) =>
-      reject(new Error(`signer process exited early (${code ?? signal}): ${err}`)),
-    );
-  });
-  started.catch(() => {});
-  return { child, started };
 }
 
 export async function runWithdrawals(
@@ -184,7 +156,6 @@ export async function runWithdrawals(
   const emulator = await startKmsEmulator({});
   let kmsProxy: KmsProxy | undefined;
   let signer: SignerHost | undefined;
-  let configFile: string | undefined;
   const stats: Record<string, number | string> = {
     steps,
     confirmations,
@@ -320,45 +291,14 @@ export async function runWithdrawals(
         });
         return { stop: () => s.stop() };
       }
-      configFile = path.join(tmpdir(), `custody-sim-${process.pid}-${seed}.json`);
-      writeFileSync(
-        configFile,
-        JSON.stringify({
-          chains: [chainEntry],
-          hotWallets: [{ chain: "sim", kmsKeyId: keyId }],
-        }),
-      );
-      const env = {
-        CUSTODY_CONFIG: configFile,
-        DATABASE_URL: world.db.url,
-        REDIS_URL: world.redis.url,
-        REDIS_PREFIX: world.redis.prefix,
-        AWS_ENDPOINT_URL_KMS: (kmsProxy as KmsProxy).url,
-        AWS_REGION: "us-east-1",
-        AWS_ACCESS_KEY_ID: "sim",
-        AWS_SECRET_ACCESS_KEY: "sim",
-        LOG_LEVEL: run.logLevel,
-      };
-      let current = spawnSigner(env);
-      await current.started;
-      return {
-        async kill() {
-          current.child.kill("SIGKILL");
-          await new Promise<void>((r) =>
-            current.child.exitCode !== null || current.child.signalCode !== null
-              ? r()
-              : current.child.once("exit", () => r()),
-          );
-          current = spawnSigner(env);
-          await current.started;
-        },
-        async stop() {
-          if (current.child.exitCode !== null || current.child.signalCode !== null) return;
-          const exited = new Promise<void>((r) => current.child.once("exit", () => r()));
-          current.child.kill("SIGTERM");
-          await exited;
-        },
-      };
+      return childSigner({
+        world,
+        seed,
+        chainEntry,
+        keyId,
+        kmsUrl: (kmsProxy as KmsProxy).url,
+        logLevel: run.logLevel,
+      });
     };
     signer = await startSigner();
 
@@ -873,7 +813,6 @@ export async function runWithdrawals(
     await pB.close();
     await kmsProxy?.close().catch(() => {});
     await emulator.stop().catch(() => {});
-    if (configFile) rmSync(configFile, { force: true });
     const keep = violations.length > 0 && options.keepOnFailure === true;
     await world.close({ keep });
     if (keep) notes.push(`database kept: ${world.db.name}`);

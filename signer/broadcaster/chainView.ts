@@ -56,8 +56,10 @@ export type FinalizedTag = { number: bigint; hash: string };
 
 export type ChainView = {
   snapshot: () => Promise<ChainSnapshot>;
-  /** Pending-inclusive count (resync only). */
+  /** Pending-inclusive count of the endpoint that answers (the stall check: what the node we send to holds). */
   pendingCount: () => Promise<bigint>;
+  /** Pending-inclusive count, the highest any endpoint answers (resync's next nonce). */
+  highestPendingCount: () => Promise<bigint>;
   /** Receipts through the fallback client; hashes without one are absent. */
   receipts: (hashes: readonly Hex[], atLeast?: bigint) => Promise<Map<Hex, TrackedReceipt>>;
   /** Receipts asked of each endpoint on its own (an endpoint that fails is skipped and counted). */
@@ -246,6 +248,24 @@ export function createChainView({
     },
     async pendingCount() {
       return BigInt(await rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]));
+    },
+    async highestPendingCount() {
+      // Every endpoint, the highest count: a node behind lacks the wallet's newest transactions
+      // (one sent outside the signer's requests, as a contract deploy is), and its lower count
+      // taken for the next nonce signs a request at a used nonce (nonce too low, needs_review).
+      // An endpoint that fails is skipped; none answering fails the read.
+      const answers = await Promise.allSettled(
+        endpoints().map((client) =>
+          client.request<Hex>("eth_getTransactionCount", [from, "pending"]),
+        ),
+      );
+      let highest: bigint | undefined;
+      for (const a of answers)
+        if (a.status === "fulfilled" && (highest === undefined || BigInt(a.value) > highest))
+          highest = BigInt(a.value);
+      if (highest === undefined)
+        throw (answers.find((a) => a.status === "rejected") as PromiseRejectedResult).reason;
+      return highest;
     },
     receipts: async (hashes, atLeast) => (await receiptsFrom(rpc, hashes, atLeast)).found,
     async receiptsEverywhere(hashes) {

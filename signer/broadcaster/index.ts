@@ -160,7 +160,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     async resync(lease) {
       lastBalanceAt = 0; // a new session exports the balance at its first tick (walletSigner.ts)
       const stored = await storedNextNonce(lease, chain.chainId, from);
-      const pending = await chainView.pendingCount();
+      const pending = await chainView.highestPendingCount();
       // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers)
       ctx.state.nextNonce = stored > pending ? stored : pending;
       log.info({
