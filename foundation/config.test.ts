@@ -17,6 +17,17 @@ describe("loadConfig", () => {
     expect(Object.isFrozen(config.chains[0])).toBe(true);
   });
 
+  it("reads KMS_EMULATOR as a flag, refusing a value that is neither yes nor no", () => {
+    const flag = (value?: string) =>
+      loadConfig(chainSchema, {
+        CUSTODY_CONFIG: defaultConfigPath,
+        ...(value === undefined ? {} : { KMS_EMULATOR: value }),
+      }).env.KMS_EMULATOR;
+    expect([flag(), flag(""), flag("0"), flag("false")]).toEqual([false, false, false, false]);
+    expect([flag("1"), flag("true")]).toEqual([true, true]);
+    expect(configIssuesOf(() => flag("yes")).map((i) => i.field)).toEqual(["env.KMS_EMULATOR"]);
+  });
+
   it("names every bad field at once, from the environment and the file", () => {
     const file = writeConfigFile({
       chains: [

@@ -326,6 +326,16 @@ export const envSchema = z.object({
     .default("custody"),
   AWS_REGION: z.string().min(1).default("us-east-1"),
   AWS_ENDPOINT_URL_KMS: url.optional(),
+  /**
+   * The KMS endpoint is the local emulator though not on loopback (e.g. a container name), so the
+   * KMS client uses dummy credentials (signer/kmsAccount.ts isKmsEmulatorEndpoint). `1`/`true`:
+   * yes; unset, empty, `0`/`false`: no. Anything else is a typo that would silently mean "real
+   * KMS", so it is refused.
+   */
+  KMS_EMULATOR: z
+    .enum(["", "0", "1", "false", "true"])
+    .optional()
+    .transform((v) => v === "1" || v === "true"),
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LOG_LEVEL: logLevel.default("info"),

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
 import { defaultConfigPath, loadConfig } from "../foundation/config.js";
 import type { ConfigError } from "../foundation/errors.js";
+import { createMetrics } from "../foundation/metrics.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { chainCli, spawnCli } from "../ops/testing/process.js";
 import { waitFor } from "../ops/testing/wait.js";
@@ -553,6 +554,63 @@ describe("deposit crediting", () => {
     expect(
       await ctx.db.pool.query("SELECT 1 FROM ledger.deposit_credits WHERE tx_hash = $1", [tx]),
     ).toMatchObject({ rowCount: 0 });
+  });
+
+  it("each worker's parked gauge drops to 0 once another worker credits the parked deposit", async () => {
+    // Every worker sweeps every chain and exports its own gauge; the alert reads the highest. A
+    // worker that parked a deposit another worker credited later kept exporting 1 for ever.
+    const LATE = `0x${"7c".repeat(20)}`;
+    const parkedGauge = async (common: typeof ctx.common) => {
+      const metric = common.metrics.registry.getSingleMetric("custody_ledger_parked_deposits");
+      const values = (await metric?.get())?.values ?? [];
+      return values.find((v) => v.labels.chain_id === String(CHAIN))?.value;
+    };
+    const workerA = { ...ctx.common, metrics: createMetrics({ defaults: false }) };
+    const workerB = { ...ctx.common, metrics: createMetrics({ defaults: false }) };
+    const a = createDepositCrediting({
+      common: workerA,
+      pool: ctx.db.pool,
+      ledger,
+      parkedRetryMs: 20,
+    });
+    const b = createDepositCrediting({
+      common: workerB,
+      pool: ctx.db.pool,
+      ledger,
+      parkedRetryMs: 20,
+    });
+    await a.sweep({ chainId: CHAIN });
+    await b.sweep({ chainId: CHAIN });
+    expect([await parkedGauge(workerA), await parkedGauge(workerB)]).toEqual([0, 0]);
+
+    await fact({
+      tx: txHash(),
+      block: "0x1a7e",
+      number: 90,
+      asset: LATE,
+      position: "transfer:0",
+      kind: "erc20",
+      to: D_DAVE,
+      amount: 7n,
+      status: "confirmed",
+    });
+    await a.sweep({ chainId: CHAIN });
+    expect(await parkedGauge(workerA)).toBe(1);
+
+    // The token gets listed; worker B's retry credits the deposit.
+    await ledger.ensureAsset({
+      chainId: CHAIN,
+      token: LATE as `0x${string}`,
+      symbol: "LT",
+      decimals: 18,
+    });
+    await waitFor("worker B credits the parked deposit", async () => {
+      await b.sweep({ chainId: CHAIN });
+      return (await b.parked({ chainId: CHAIN })).length === 0;
+    });
+    expect(await parkedGauge(workerB)).toBe(0);
+    await a.sweep({ chainId: CHAIN });
+    expect(await parkedGauge(workerA)).toBe(0);
   });
 });
 

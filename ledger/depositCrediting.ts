@@ -523,9 +523,27 @@ export function createDepositCrediting({
 }): DepositCrediting {
   const log = common.logger.child({ component: "deposit-crediting" });
   const metrics = reorgMetrics(common);
-  /** Chains whose parked gauge was set, and chains that parked a deposit since. */
-  const parkedCounted = new Set<number>();
+  /** Each chain's parked gauge as this process last set it, and chains that parked a deposit since. */
+  const parkedCounted = new Map<number, number>();
   const parkedSince = new Set<number>();
+  // Every worker sweeps every chain and exports its own gauge (the alert reads the highest): one
+  // that counted parked deposits counts again each pass until it reads 0, because another worker
+  // may credit or drop them without this one trying anything.
+  const parkedGaugeStale = (chainId: number) => {
+    const counted = parkedCounted.get(chainId);
+    return counted === undefined || counted > 0 || parkedSince.has(chainId);
+  };
+
+  async function countParked(chainId: number) {
+    parkedSince.delete(chainId);
+    const { rows } = await pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM ledger.parked_deposits WHERE chain_id = $1",
+      [chainId],
+    );
+    const n = rows[0]?.n ?? 0;
+    metrics.parked.set({ chain_id: String(chainId) }, n);
+    parkedCounted.set(chainId, n);
+  }
 
   /** Apply in the caller's transaction; a refused transfer is logged and reported as false. */
   async function apply(
@@ -781,16 +799,8 @@ export function createDepositCrediting({
         ]);
       return { credited, tried: rows.length };
     });
-    // The gauge changes only when something was parked or tried (or on the first pass).
-    if (out.tried > 0 || !parkedCounted.has(chainId) || parkedSince.has(chainId)) {
-      parkedSince.delete(chainId);
-      const { rows } = await pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM ledger.parked_deposits WHERE chain_id = $1",
-        [chainId],
-      );
-      metrics.parked.set({ chain_id: String(chainId) }, rows[0]?.n ?? 0);
-      parkedCounted.add(chainId);
-    }
+    // The gauge changes only when something was parked or tried, or while it is above 0.
+    if (out.tried > 0 || parkedGaugeStale(chainId)) await countParked(chainId);
     return out;
   }
 
@@ -1221,9 +1231,10 @@ export function createDepositCrediting({
           step = await creditNew({ chainId });
           out.credited += step.credited;
         }
-        // Parked deposits due, or the parked gauge to set (first pass, or something parked since).
-        if (due.parked || !parkedCounted.has(chainId) || parkedSince.has(chainId))
-          out.credited += (await retryParked({ chainId })).credited;
+        // Parked deposits due; else the parked gauge to set (first pass, something parked since,
+        // or parked deposits counted that another worker may have credited).
+        if (due.parked) out.credited += (await retryParked({ chainId })).credited;
+        else if (parkedGaugeStale(chainId)) await countParked(chainId);
         // The periodic sweep (not a doorbell's) also re-reads one bounded window below the watermark.
         if (!ranged)
           out.credited += (await catchUp({ chainId, maxBlocks: catchupBlocks(chainId) })).credited;

@@ -50,16 +50,6 @@ export class InvalidAccountError extends BaseError {
   }
 }
 
-export class UnknownAssetError extends BaseError {
-  override name = "UnknownAssetError";
-  constructor(assetId: string) {
-    super(`unknown asset ${assetId}`, {
-      code: "LEDGER_UNKNOWN_ASSET",
-      meta: { asset_id: assetId },
-    });
-  }
-}
-
 /** A treasury booking refused: bad input, a fact that disagrees, or a conflicting earlier booking. */
 export class TreasuryMoveError extends BaseError {
   override name = "TreasuryMoveError";

@@ -34,7 +34,6 @@ export {
   TransferFailedError,
   TransferIdRaceError,
   TreasuryMoveError,
-  UnknownAssetError,
 } from "./errors.js";
 export {
   gasBooking,

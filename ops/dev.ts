@@ -79,7 +79,11 @@ export async function runDev(
     const common = createCommon(base);
     const pool = createPool(base.env.DATABASE_URL, { max: 2, applicationName: "custody-node dev" });
     const ledger = createLedger({ common, pool });
-    const kms = createKmsClient({ region: base.env.AWS_REGION, endpoint: kmsEndpoint });
+    const kms = createKmsClient({
+      region: base.env.AWS_REGION,
+      endpoint: kmsEndpoint,
+      emulator: base.env.KMS_EMULATOR,
+    });
     const hotWallets = [...base.hotWallets];
     try {
       for (const chain of base.chains) {

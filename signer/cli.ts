@@ -47,6 +47,7 @@ function kmsFromConfig() {
   return createKmsClient({
     region: config.env.AWS_REGION,
     endpoint: config.env.AWS_ENDPOINT_URL_KMS,
+    emulator: config.env.KMS_EMULATOR,
   });
 }
 

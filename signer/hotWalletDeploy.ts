@@ -71,6 +71,7 @@ export async function deployFromHotWallet(
   const kms = createKmsClient({
     region: config.env.AWS_REGION,
     endpoint: config.env.AWS_ENDPOINT_URL_KMS,
+    emulator: config.env.KMS_EMULATOR,
   });
   const crash = createCrashPoints(crashAt, common.logger);
   let lease: Lease | undefined;

@@ -66,16 +66,13 @@ export function kmsMetrics(registry: Registry): KmsMetrics {
 /**
  * Whether a KMS endpoint is the local emulator (which does not authenticate, so the client gets
  * dummy credentials): an endpoint on a loopback host (localhost, 127.0.0.0/8, ::1), or any endpoint
- * when `KMS_EMULATOR=1` says so (an emulator reached by another name, e.g. in a container).
- * Every other endpoint, such as a VPC or FIPS KMS endpoint, is real AWS and keeps the default
- * credential chain.
+ * when the config's `KMS_EMULATOR` says so (an emulator reached by another name, e.g. in a
+ * container). Every other endpoint, such as a VPC or FIPS KMS endpoint, is real AWS and keeps the
+ * default credential chain.
  */
-export function isKmsEmulatorEndpoint(
-  endpoint: string | undefined,
-  emulatorFlag: string | undefined = process.env.KMS_EMULATOR,
-): boolean {
+export function isKmsEmulatorEndpoint(endpoint: string | undefined, emulator = false): boolean {
   if (!endpoint) return false;
-  if (emulatorFlag === "1" || emulatorFlag === "true") return true;
+  if (emulator) return true;
   let host: string;
   try {
     host = new URL(endpoint).hostname.toLowerCase();
@@ -106,6 +103,8 @@ export const KMS_MAX_ATTEMPTS = 9;
 export function createKmsClient(options: {
   region: string;
   endpoint?: string | undefined;
+  /** The config's KMS_EMULATOR: the endpoint is the emulator though not on loopback. */
+  emulator?: boolean;
 }): KMSClient {
   const config: KMSClientConfig = {
     region: options.region,
@@ -113,7 +112,7 @@ export function createKmsClient(options: {
     maxAttempts: KMS_MAX_ATTEMPTS,
   };
   if (options.endpoint) config.endpoint = options.endpoint;
-  if (isKmsEmulatorEndpoint(options.endpoint)) {
+  if (isKmsEmulatorEndpoint(options.endpoint, options.emulator)) {
     config.credentials = { accessKeyId: "emulator", secretAccessKey: "emulator" };
   }
   return new KMSClient(config);

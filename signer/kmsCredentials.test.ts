@@ -10,7 +10,7 @@ describe("isKmsEmulatorEndpoint: dummy credentials only for the local emulator",
     "http://kms.localhost:4599",
     "http://[::1]:4599",
   ])("%s is the emulator", (endpoint) => {
-    expect(isKmsEmulatorEndpoint(endpoint, undefined)).toBe(true);
+    expect(isKmsEmulatorEndpoint(endpoint, false)).toBe(true);
   });
 
   it.each([
@@ -22,18 +22,18 @@ describe("isKmsEmulatorEndpoint: dummy credentials only for the local emulator",
     "http://localhost.example.com",
     "not a url",
   ])("%s is real KMS", (endpoint) => {
-    expect(isKmsEmulatorEndpoint(endpoint, undefined)).toBe(false);
+    expect(isKmsEmulatorEndpoint(endpoint, false)).toBe(false);
   });
 
   it("no endpoint is real KMS, even with the flag", () => {
-    expect(isKmsEmulatorEndpoint(undefined, undefined)).toBe(false);
-    expect(isKmsEmulatorEndpoint(undefined, "1")).toBe(false);
+    expect(isKmsEmulatorEndpoint(undefined, false)).toBe(false);
+    expect(isKmsEmulatorEndpoint(undefined, true)).toBe(false);
   });
 
-  it("KMS_EMULATOR=1 marks any endpoint as the emulator (e.g. a container name)", () => {
-    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", "1")).toBe(true);
-    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", "0")).toBe(false);
-    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", undefined)).toBe(false);
+  it("KMS_EMULATOR=1 (the config's flag) marks any endpoint as the emulator (e.g. a container name)", () => {
+    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", true)).toBe(true);
+    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599", false)).toBe(false);
+    expect(isKmsEmulatorEndpoint("http://kms-emulator:4599")).toBe(false);
   });
 });
 
@@ -42,7 +42,6 @@ describe("createKmsClient credentials", () => {
   beforeEach(() => {
     process.env.AWS_ACCESS_KEY_ID = "AKIAFROMENVIRONMENT";
     process.env.AWS_SECRET_ACCESS_KEY = "secret-from-environment";
-    delete process.env.KMS_EMULATOR;
   });
   afterEach(() => {
     process.env = { ...saved };

@@ -12,7 +12,11 @@ export const signerRole: RoleDefinition = {
   async start(ctx) {
     const { common } = ctx;
     const env = common.config.env;
-    const kms = createKmsClient({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL_KMS });
+    const kms = createKmsClient({
+      region: env.AWS_REGION,
+      endpoint: env.AWS_ENDPOINT_URL_KMS,
+      emulator: env.KMS_EMULATOR,
+    });
     const signers: WalletSigner[] = [];
     for (const wallet of common.config.hotWallets) {
       const chain = ctx.chains.find((c) => c.key === wallet.chain);

@@ -38,7 +38,11 @@ export async function prepareCustody({
   kmsEndpoint: string;
   policies?: Config["policies"];
 }): Promise<PreparedCustody> {
-  const kms = createKmsClient({ region: common.config.env.AWS_REGION, endpoint: kmsEndpoint });
+  const kms = createKmsClient({
+    region: common.config.env.AWS_REGION,
+    endpoint: kmsEndpoint,
+    emulator: common.config.env.KMS_EMULATOR,
+  });
   try {
     const created = await kms.send(
       new CreateKeyCommand({

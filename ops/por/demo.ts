@@ -46,7 +46,11 @@ export async function proofOfReservesDemo({
   await service.stop();
   const common = createCommon(config);
   const pool = createPool(config.env.DATABASE_URL, { max: 4 });
-  const kms = createKmsClient({ region: config.env.AWS_REGION, endpoint: kmsUrl });
+  const kms = createKmsClient({
+    region: config.env.AWS_REGION,
+    endpoint: kmsUrl,
+    emulator: config.env.KMS_EMULATOR,
+  });
   const dir = mkdtempSync(path.join(tmpdir(), "demo-por-"));
   let restarted: Service | undefined;
   try {

@@ -26,6 +26,7 @@ const queues = createQueueFactory({ redis, prefix: config.env.REDIS_PREFIX, comm
 const kms = createKmsClient({
   region: config.env.AWS_REGION,
   endpoint: config.env.AWS_ENDPOINT_URL_KMS,
+  emulator: config.env.KMS_EMULATOR,
 });
 const tag = process.env.SIGNER_PROCESS_TAG ?? `pid-${process.pid}`;
 const signer = startWalletSigner({
