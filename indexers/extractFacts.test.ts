@@ -53,6 +53,36 @@ const data = (over: Partial<RangeData>): RangeData => ({
   ...over,
 });
 
+/** A block with one transaction the watched W sent (5 wei to X), and its receipt's common fields. */
+function watchedSend() {
+  const b = block(1);
+  const hash: Hex = `0x${"e".repeat(64)}`;
+  b.transactions = [
+    {
+      hash,
+      from: W,
+      to: X,
+      value: "0x5",
+      transactionIndex: "0x0",
+      blockHash: b.hash,
+      blockNumber: b.number,
+    },
+  ];
+  const receipt = {
+    transactionHash: hash,
+    transactionIndex: "0x0",
+    blockHash: b.hash,
+    blockNumber: b.number,
+    from: W,
+    to: X,
+    status: "0x1",
+    gasUsed: "0x5208",
+    effectiveGasPrice: "0x2",
+    contractAddress: null,
+  } as const;
+  return { b, hash, receipt };
+}
+
 describe("extractFacts", () => {
   it("keeps Transfer logs of listed tokens touching a watched address, skips ERC-721 and others", () => {
     const facts = extractFacts(
@@ -165,32 +195,8 @@ describe("extractFacts", () => {
   it("records what a watched sender paid on an OP-stack chain: gas plus the receipt's L1 data fee", () => {
     // A withdrawal on Base/Optimism: the hot wallet pays gasUsed x effectiveGasPrice and the L1
     // data fee the receipt carries; the signer books both to fees:gas, so the fact must say both.
-    const b = block(1);
-    const hash: Hex = `0x${"e".repeat(64)}`;
-    b.transactions = [
-      {
-        hash,
-        from: W,
-        to: X,
-        value: "0x5",
-        transactionIndex: "0x0",
-        blockHash: b.hash,
-        blockNumber: b.number,
-      },
-    ];
-    const receipt = {
-      transactionHash: hash,
-      transactionIndex: "0x0",
-      blockHash: b.hash,
-      blockNumber: b.number,
-      from: W,
-      to: X,
-      status: "0x1",
-      gasUsed: "0x5208",
-      effectiveGasPrice: "0x2",
-      l1Fee: "0x10",
-      contractAddress: null,
-    } as const;
+    const { b, hash, receipt: paid } = watchedSend();
+    const receipt = { ...paid, l1Fee: "0x10" } as const;
     const facts = extractFacts(
       data({ blocks: [b], frames: [[]], receipts: new Map([[hash, receipt]]) }),
       { watched, tokens: [] },
@@ -205,32 +211,8 @@ describe("extractFacts", () => {
   it("on an OP-stack chain refuses a watched sender's receipt without l1Fee (not known yet); an L1 chain's or a deposit's needs none", () => {
     // A node or proxy that drops fields it does not know: the fee fact would be gas alone, less
     // than the signer books, and a fee mismatch in reconciliation.
-    const b = block(1);
-    const hash: Hex = `0x${"e".repeat(64)}`;
-    b.transactions = [
-      {
-        hash,
-        from: W,
-        to: X,
-        value: "0x5",
-        transactionIndex: "0x0",
-        blockHash: b.hash,
-        blockNumber: b.number,
-      },
-    ];
-    const receipt = {
-      transactionHash: hash,
-      transactionIndex: "0x0",
-      blockHash: b.hash,
-      blockNumber: b.number,
-      from: W,
-      to: X,
-      status: "0x1",
-      gasUsed: "0x5208",
-      effectiveGasPrice: "0x2",
-      type: "0x2",
-      contractAddress: null,
-    } as const;
+    const { b, hash, receipt: paid } = watchedSend();
+    const receipt = { ...paid, type: "0x2" } as const;
     const range = (r: typeof receipt | (Omit<typeof receipt, "type"> & { type: "0x7e" })) =>
       data({ blocks: [b], frames: [[]], receipts: new Map([[hash, r]]) });
     expect(() =>
