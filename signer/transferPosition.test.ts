@@ -91,4 +91,37 @@ describe("feeOnTransfer", () => {
       fees: [{ position: "transfer:2", logIndex: 3, amount: 10n }],
     });
   });
+
+  it("reports what the logs say when the token's Transfers do not account for the whole amount", () => {
+    // 1,000 requested: 980 to the recipient, 10 logged to the collector, 10 gone without a log
+    // (burned). The parts are the logs' own amounts, never made to add up: the caller posts the
+    // amount less the logged fees (990) against the recipient's fact (980), so reconciliation
+    // names the 10 instead of it vanishing (ops/e2e/withdrawalFeeToken.test.ts).
+    expect(
+      feeOnTransfer(
+        tx,
+        [log(TOKEN, WALLET, TO, 980n, 1), log(TOKEN, WALLET, COLLECTOR, 10n, 2)],
+        [],
+      ),
+    ).toEqual({
+      received: { position: "transfer:0", logIndex: 1, amount: 980n },
+      fees: [{ position: "transfer:1", logIndex: 2, amount: 10n }],
+    });
+    // No fee logged at all: the recipient's Transfer alone.
+    expect(feeOnTransfer(tx, [log(TOKEN, WALLET, TO, 980n, 1)], [])).toEqual({
+      received: { position: "transfer:0", logIndex: 1, amount: 980n },
+      fees: [],
+    });
+    // Fees logged beyond the difference (the token took more than the amount): as logged.
+    expect(
+      feeOnTransfer(
+        tx,
+        [log(TOKEN, WALLET, TO, 990n, 1), log(TOKEN, WALLET, COLLECTOR, 20n, 2)],
+        [],
+      ),
+    ).toEqual({
+      received: { position: "transfer:0", logIndex: 1, amount: 990n },
+      fees: [{ position: "transfer:1", logIndex: 2, amount: 20n }],
+    });
+  });
 });

@@ -83,8 +83,12 @@ export function createWithdrawalHolds(ledger: Ledger) {
      * in any wallet). One ledger transfer per chain fact, so reconciliation pairs each: the hold
      * posted for the amount less the token's fees against the recipient's Transfer (the rest of
      * the hold released and charged at once), each fee from the customer against its Transfer;
-     * then the gas. A token whose fees do not account for the difference leaves the recipient's
-     * fact an amount mismatch: one break naming the difference.
+     * then the gas. A token whose logged Transfers do not account for the whole amount (a part
+     * burned without a log) leaves two breaks naming that part, which say it together: the
+     * recipient's fact an amount mismatch (booked more than its Transfer carries), and the hot
+     * wallet's balance check as much unexplained (its balance agrees with the ledger, but no fact
+     * shows that part leaving). The customer still paid it: the adjusting transfer the mismatch
+     * suggests would refund value that left the wallet (ops/e2e/withdrawalFeeToken.test.ts).
      */
     async postFeeOnTransfer(
       client: PoolClient,

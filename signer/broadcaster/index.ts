@@ -12,6 +12,8 @@
  * - stall.ts: the lowest open nonce unmined while the node holds nothing executable at it (a send
  *   lost or wedged in a pool) gets its stored bytes again, then an early bump.
  * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
+ * - feeOnTransferRecovery.ts: token payments mined before the tracker read a token's fee on
+ *   transfer get their receipt read again, so their callers can book them.
  * - doorbells.ts: tx-outcomes rung for what callers must act on, never waiting on Redis.
  * - attempts.ts: the stored rows; chainView.ts: the chain read through chains/.
  * Crash points for kill -9 tests are in ./crashPoints.ts (inert unless SIGNER_CRASH_AT is set).
@@ -37,6 +39,7 @@ import {
 } from "./context.js";
 import { type CrashAt, createCrashPoints } from "./crashPoints.js";
 import { createDoorbells } from "./doorbells.js";
+import { createFeeOnTransferRecovery } from "./feeOnTransferRecovery.js";
 import { intake } from "./intake.js";
 import { checkNonces } from "./nonces.js";
 import { resendLive } from "./send.js";
@@ -143,6 +146,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   const doorbells = createDoorbells(ctx);
   const watchedSet = createWatchedSet(ctx);
   const stallWatch = createStallWatch(ctx);
+  const feeOnTransferRecovery = createFeeOnTransferRecovery(ctx);
   let lastBalanceAt = 0;
 
   async function observe(watched: readonly WatchedRequest[]) {
@@ -188,6 +192,8 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       }
       await observe(watched);
       doorbells.ringOwed();
+      // Not in the watched set: the rows it reads are mostly final (mined before migration 0111).
+      await feeOnTransferRecovery.run(lease);
       return { signed };
     },
     ringOwedDoorbells: () => doorbells.ringOwedNow(),
