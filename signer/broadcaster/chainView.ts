@@ -58,7 +58,7 @@ export type ChainView = {
   snapshot: () => Promise<ChainSnapshot>;
   /** Pending-inclusive count of the endpoint that answers (the stall check: what the node we send to holds). */
   pendingCount: () => Promise<bigint>;
-  /** Pending-inclusive count, the highest any endpoint answers (resync's next nonce). */
+  /** Resync's next nonce from the chain: the answering node's pending count or any endpoint's mined count, the highest. */
   highestPendingCount: () => Promise<bigint>;
   /** Receipts through the fallback client; hashes without one are absent. */
   receipts: (hashes: readonly Hex[], atLeast?: bigint) => Promise<Map<Hex, TrackedReceipt>>;
@@ -250,15 +250,20 @@ export function createChainView({
       return BigInt(await rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]));
     },
     async highestPendingCount() {
-      // Every endpoint, the highest count: a node behind lacks the wallet's newest transactions
-      // (one sent outside the signer's requests, as a contract deploy is), and its lower count
-      // taken for the next nonce signs a request at a used nonce (nonce too low, needs_review).
-      // An endpoint that fails is skipped; none answering fails the read.
-      const answers = await Promise.allSettled(
-        endpoints().map((client) =>
-          client.request<Hex>("eth_getTransactionCount", [from, "pending"]),
+      // A node behind lacks the wallet's newest transactions (one sent outside the signer's
+      // requests, as a contract deploy is), and its lower count taken for the next nonce signs a
+      // request at a used nonce (nonce too low, needs_review). So: the answering node's pending
+      // count, as before, and every endpoint's MINED count, the highest. Mined, not pending, from
+      // the others: a transaction of our key only in some node's pool (a dropped deploy, a stale
+      // mempool) would push the next nonce past a nonce nothing fills, and no stage fills a nonce
+      // with no stored request (nonces.ts). An endpoint that fails is skipped; none answering
+      // fails the read.
+      const answers = await Promise.allSettled([
+        rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]),
+        ...endpoints().map((client) =>
+          client.request<Hex>("eth_getTransactionCount", [from, "latest"]),
         ),
-      );
+      ]);
       let highest: bigint | undefined;
       for (const a of answers)
         if (a.status === "fulfilled" && (highest === undefined || BigInt(a.value) > highest))
