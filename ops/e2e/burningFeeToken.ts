@@ -6,9 +6,9 @@
  * when a test starts (never part of the committed artifacts).
  */
 
-import solc from "solc";
-import { type Abi, type Address, getContractAddress, type Hex } from "viem";
-import { type Rpc, sendAndMine } from "../../indexers/testing/chain.js";
+import { type Abi, type Address, getContractAddress } from "viem";
+import type { Rpc } from "../../indexers/testing/chain.js";
+import { deployTestContract } from "../../signer/sweeps/testing/feeToken.js";
 
 export const BURN_COLLECTOR: Address = "0x000000000000000000000000000000000000FeE6";
 /** anvil dev account 8 deploys the token at nonce 0, so a config can list it up front. */
@@ -37,31 +37,11 @@ contract BurningFeeToken {
 }`;
 
 /** Compile and deploy the token at BURN_TOKEN; returns its ABI. */
-export async function deployBurningFeeToken(rpc: Rpc): Promise<Abi> {
-  const out = JSON.parse(
-    solc.compile(
-      JSON.stringify({
-        language: "Solidity",
-        sources: { "BurningFeeToken.sol": { content: SOURCE } },
-        settings: {
-          evmVersion: "cancun",
-          outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
-        },
-      }),
-    ),
-  ) as {
-    errors?: { severity: string; formattedMessage: string }[];
-    contracts: Record<string, Record<string, { abi: Abi; evm: { bytecode: { object: string } } }>>;
-  };
-  const errors = (out.errors ?? []).filter((e) => e.severity === "error");
-  if (errors.length > 0) throw new Error(errors.map((e) => e.formattedMessage).join("\n"));
-  const c = out.contracts["BurningFeeToken.sol"]!.BurningFeeToken!;
-  const r = await sendAndMine(rpc, {
-    from: BURN_DEPLOYER.toLowerCase() as Hex,
-    data: `0x${c.evm.bytecode.object}`,
-    gas: 3_000_000n,
+export function deployBurningFeeToken(rpc: Rpc): Promise<Abi> {
+  return deployTestContract(rpc, {
+    contract: "BurningFeeToken",
+    source: SOURCE,
+    deployer: BURN_DEPLOYER,
+    expected: BURN_TOKEN,
   });
-  if (r.contractAddress?.toLowerCase() !== BURN_TOKEN.toLowerCase())
-    throw new Error("burning fee token not at the expected address");
-  return c.abi;
 }

@@ -35,12 +35,29 @@ contract FeeToken {
 }`;
 
 /** Compile and deploy the fee token at FEE_TOKEN; returns its ABI. */
-export async function deployFeeToken(rpc: Rpc): Promise<Abi> {
+export function deployFeeToken(rpc: Rpc): Promise<Abi> {
+  return deployTestContract(rpc, {
+    contract: "FeeToken",
+    source: SOURCE,
+    deployer: FEE_DEPLOYER,
+    expected: FEE_TOKEN,
+  });
+}
+
+/**
+ * Compile a test-only contract with solc-js and deploy it from `deployer` (an anvil dev account at
+ * nonce 0, so `expected` is known before and a config can list it); returns its ABI.
+ */
+export async function deployTestContract(
+  rpc: Rpc,
+  args: { contract: string; source: string; deployer: Address; expected: Address },
+): Promise<Abi> {
+  const file = `${args.contract}.sol`;
   const out = JSON.parse(
     solc.compile(
       JSON.stringify({
         language: "Solidity",
-        sources: { "FeeToken.sol": { content: SOURCE } },
+        sources: { [file]: { content: args.source } },
         settings: {
           evmVersion: "cancun",
           outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
@@ -53,13 +70,13 @@ export async function deployFeeToken(rpc: Rpc): Promise<Abi> {
   };
   const errors = (out.errors ?? []).filter((e) => e.severity === "error");
   if (errors.length > 0) throw new Error(errors.map((e) => e.formattedMessage).join("\n"));
-  const c = out.contracts["FeeToken.sol"]!.FeeToken!;
+  const c = out.contracts[file]![args.contract]!;
   const r = await sendAndMine(rpc, {
-    from: FEE_DEPLOYER.toLowerCase() as Hex,
+    from: args.deployer.toLowerCase() as Hex,
     data: `0x${c.evm.bytecode.object}`,
     gas: 3_000_000n,
   });
-  if (r.contractAddress?.toLowerCase() !== FEE_TOKEN.toLowerCase())
-    throw new Error("fee token not at the expected address");
+  if (r.contractAddress?.toLowerCase() !== args.expected.toLowerCase())
+    throw new Error(`${args.contract} not at the expected address ${args.expected}`);
   return c.abi;
 }
