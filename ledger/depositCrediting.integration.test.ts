@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
+import { listAudit } from "../foundation/audit.js";
 import { defaultConfigPath, loadConfig } from "../foundation/config.js";
 import type { ConfigError } from "../foundation/errors.js";
 import { createMetrics } from "../foundation/metrics.js";
@@ -611,6 +612,99 @@ describe("deposit crediting", () => {
     expect(await parkedGauge(workerB)).toBe(0);
     await a.sweep({ chainId: CHAIN });
     expect(await parkedGauge(workerA)).toBe(0);
+  });
+
+  it("an operator makes parked deposits due now (one, or a chain's), audited: the next pass credits them, not the next scheduled retry", async () => {
+    // Once the cause is fixed the deposit would wait for its next retry, up to an hour later.
+    const HELD_BACK = `0x${"7d".repeat(20)}`;
+    const hourly = createDepositCrediting({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      ledger,
+      parkedRetryMs: 3_600_000,
+    });
+    const [one, other] = [txHash(), txHash()];
+    for (const tx of [one, other])
+      await fact({
+        tx,
+        block: "0xd0e",
+        number: 95,
+        asset: HELD_BACK,
+        position: "transfer:0",
+        kind: "erc20",
+        to: D_DAVE,
+        amount: 6n,
+        status: "confirmed",
+      });
+    const daveBalance = async () =>
+      (await ledger.getAccount({ assetId: `${CHAIN}:${HELD_BACK}`, name: "user:dave" }))
+        ?.creditsPosted ?? 0n;
+    const parkedTxs = async () =>
+      (await hourly.parked({ chainId: CHAIN })).filter((p) => p.asset === HELD_BACK);
+    await hourly.sweep({ chainId: CHAIN });
+    expect((await parkedTxs()).map((p) => p.txHash).sort()).toEqual([one, other].sort());
+    // The cause is fixed; the scheduled retry is still an hour away, so a pass credits nothing.
+    await ledger.ensureAsset({
+      chainId: CHAIN,
+      token: HELD_BACK as `0x${string}`,
+      symbol: "HB",
+      decimals: 18,
+    });
+    expect((await hourly.sweep({ chainId: CHAIN })).credited).toBe(0);
+    expect(await daveBalance()).toBe(0n);
+
+    const operatorCli = chainCli({ databaseUrl: ctx.db.url, chain: ctx.config.chains[0]! });
+    try {
+      const retry = (args: string[]) =>
+        operatorCli.run(["ledger", "parked-deposits", "retry", "--chain", String(CHAIN), ...args]);
+      // Who and why are required and recorded; a deposit that is not parked is said so.
+      const noReason = await retry([`${one}:transfer:0`, "--by", "ops-ann", "--reason", " "]);
+      expect(noReason.code, noReason.out).toBe(1);
+      expect(noReason.out).toContain("--reason must not be empty");
+      const notParked = await retry([`${one}:tx`, "--by", "ops-ann", "--reason", "token listed"]);
+      expect(notParked.code, notParked.out).toBe(1);
+      expect(notParked.out).toContain("no parked deposit");
+      const badRef = await retry(["0x12:tx", "--by", "ops-ann", "--reason", "token listed"]);
+      expect(badRef.code, badRef.out).toBe(2);
+
+      // One deposit: due now, credited by the next pass; the other still waits for its retry.
+      const single = await retry([`${one}:transfer:0`, "--by", "ops-ann", "--reason", "HB listed"]);
+      expect(single.code, single.out).toBe(0);
+      expect(single.out).toContain(`${one}\ttransfer:0`);
+      expect((await hourly.sweep({ chainId: CHAIN })).credited).toBe(1);
+      expect(await daveBalance()).toBe(6n);
+      expect((await parkedTxs()).map((p) => p.txHash)).toEqual([other]);
+
+      // The chain's: every parked deposit of it.
+      const all = await retry(["--by", "ops-ann", "--reason", "HB listed, the rest"]);
+      expect(all.code, all.out).toBe(0);
+      expect((await hourly.sweep({ chainId: CHAIN })).credited).toBe(1);
+      expect(await daveBalance()).toBe(12n);
+      expect(await parkedTxs()).toEqual([]);
+    } finally {
+      operatorCli.remove();
+    }
+    const audit = await listAudit(ctx.db.pool, {
+      actionPrefix: "ledger.parked_deposits.",
+      limit: 10,
+    });
+    expect(audit.map((a) => [a.actor, a.action, a.entityType, a.entityId, a.details])).toEqual([
+      [
+        "ops-ann",
+        "ledger.parked_deposits.due_now",
+        "chain",
+        String(CHAIN),
+        { reason: "HB listed", deposits: [`${one}:transfer:0`] },
+      ],
+      [
+        "ops-ann",
+        "ledger.parked_deposits.due_now",
+        "chain",
+        String(CHAIN),
+        { reason: "HB listed, the rest", deposits: [`${other}:transfer:0`] },
+      ],
+    ]);
+    expect((await ledger.check()).problems).toEqual([]);
   });
 });
 

@@ -30,10 +30,12 @@
 import type { QueryResultRow } from "pg";
 import { Counter, Gauge } from "prom-client";
 import { formatAmount } from "../foundation/amounts.js";
+import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
+import { ParkedRetryInputError } from "./errors.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, depositTransferName, transferId } from "./transferId.js";
 import type { NewTransfer, ResolveTransfer, TransferInput, TransferResult } from "./types.js";
@@ -501,6 +503,49 @@ export async function listParkedDeposits(
     nextAttemptAt: r.next_attempt_at,
     parkedAt: r.parked_at,
   }));
+}
+
+// Due now: the next crediting pass of the chain (every worker's, each few seconds) retries them.
+// Attempts stay counted: a deposit still refused waits its full backoff again.
+const PARKED_DUE_NOW = `
+UPDATE ledger.parked_deposits SET next_attempt_at = now(), updated_at = now()
+WHERE chain_id = $1 AND ($2::text IS NULL OR (tx_hash = $2 AND position = $3))
+RETURNING tx_hash, position`;
+
+/**
+ * An operator who fixed a parked deposit's cause makes it due now instead of waiting for its next
+ * retry (up to an hour): one deposit (`fact`), or every parked deposit of the chain. Who and why
+ * are required and audited in the same transaction. Returns the deposits made due.
+ */
+export async function makeParkedDepositsDue(
+  pool: Pool,
+  args: {
+    chainId: number;
+    fact?: { txHash: string; position: string };
+    by: string;
+    reason: string;
+  },
+): Promise<{ txHash: string; position: string }[]> {
+  const by = args.by.trim();
+  const reason = args.reason.trim();
+  if (by === "") throw new ParkedRetryInputError(args.chainId, "by");
+  if (reason === "") throw new ParkedRetryInputError(args.chainId, "reason");
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ tx_hash: string; position: string }>(PARKED_DUE_NOW, [
+      args.chainId,
+      args.fact?.txHash.toLowerCase() ?? null,
+      args.fact?.position ?? null,
+    ]);
+    if (rows.length > 0)
+      await appendAudit(client, {
+        actor: by,
+        action: "ledger.parked_deposits.due_now",
+        entityType: "chain",
+        entityId: String(args.chainId),
+        details: { reason, deposits: rows.map((r) => `${r.tx_hash}:${r.position}`).sort() },
+      });
+    return rows.map((r) => ({ txHash: r.tx_hash, position: r.position }));
+  });
 }
 
 export function createDepositCrediting({

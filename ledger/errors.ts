@@ -71,3 +71,14 @@ export class WithdrawalBlockInputError extends BaseError {
     });
   }
 }
+
+/** `ledger parked-deposits retry` refused: who (`--by`) or why (`--reason`) is empty; nothing made due. */
+export class ParkedRetryInputError extends BaseError {
+  override name = "ParkedRetryInputError";
+  constructor(chainId: number, field: "by" | "reason") {
+    super(`parked deposits of chain ${chainId} cannot be retried: --${field} must not be empty`, {
+      code: "LEDGER_PARKED_RETRY_INPUT",
+      meta: { chain_id: chainId, field },
+    });
+  }
+}

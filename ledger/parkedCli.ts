@@ -1,20 +1,28 @@
 /**
  * `custody-node ledger parked-deposits`: the confirmed deposits the ledger refused to credit,
  * parked by deposit crediting and retried with backoff (ledger.parked_deposits), with the ledger's
- * reason. Registered under the `ledger` command (ops/commands.ts).
+ * reason (`list`, the default); `retry` makes them due now once their cause is fixed (audited).
+ * Registered under the `ledger` command (ops/commands.ts).
  */
 import type { Command } from "commander";
 import { chainSchema } from "../chains/index.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
-import { listParkedDeposits } from "./depositCrediting.js";
+import { listParkedDeposits, makeParkedDepositsDue } from "./depositCrediting.js";
 
 export function registerParkedCommands(program: Command): void {
   const ledger =
     program.commands.find((c) => c.name() === "ledger") ??
     program.command("ledger").description("the double-entry ledger");
-  ledger
+  const parked = ledger
     .command("parked-deposits")
+    .description(
+      "confirmed deposits the ledger refused to credit (parked, retried with backoff): list (the default), retry",
+    );
+  // `list` is the default, so `ledger parked-deposits --chain <id>` lists as it always did. Not the
+  // group's own action: the group would take `retry`'s --chain as its own.
+  parked
+    .command("list", { isDefault: true })
     .description(
       "confirmed deposits the ledger refused to credit (parked, retried with backoff): fact, customer, amount, the ledger's code, attempts",
     )
@@ -66,4 +74,53 @@ export function registerParkedCommands(program: Command): void {
         await pool.end();
       }
     });
+
+  parked
+    .command("retry [deposit]")
+    .description(
+      "make parked deposits due now, after their cause is fixed (audited: who, why): one (<tx hash>:<position>, as listed), or every parked deposit of the chain; the next crediting pass retries them",
+    )
+    .requiredOption("--chain <id>", "the chain id")
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "what was fixed")
+    .action(
+      async (deposit: string | undefined, opts: { chain: string; by: string; reason: string }) => {
+        const chainId = Number(opts.chain);
+        if (!(Number.isSafeInteger(chainId) && chainId > 0)) {
+          console.error("--chain must be a positive integer chain id");
+          process.exitCode = 2;
+          return;
+        }
+        const m = deposit === undefined ? null : /^(0x[0-9a-fA-F]{64}):(\S+)$/.exec(deposit);
+        if (deposit !== undefined && m === null) {
+          console.error(
+            `expected a parked deposit as <tx hash>:<position> (e.g. 0x…:transfer:0), got "${deposit}"`,
+          );
+          process.exitCode = 2;
+          return;
+        }
+        const config = loadConfig(chainSchema);
+        const pool = createPool(config.env.DATABASE_URL, {
+          max: 1,
+          applicationName: "custody-node ledger parked-deposits retry",
+        });
+        try {
+          const due = await makeParkedDepositsDue(pool, {
+            chainId,
+            ...(m ? { fact: { txHash: m[1]!, position: m[2]! } } : {}),
+            by: opts.by,
+            reason: opts.reason,
+          });
+          for (const d of due) console.log(`due now\t${chainId}\t${d.txHash}\t${d.position}`);
+          if (due.length === 0) {
+            console.error(
+              `no parked deposit${deposit === undefined ? "" : ` ${deposit}`} on chain ${chainId}: nothing made due`,
+            );
+            process.exitCode = 1;
+          }
+        } finally {
+          await pool.end();
+        }
+      },
+    );
 }

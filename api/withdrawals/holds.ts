@@ -87,8 +87,9 @@ export function createWithdrawalHolds(ledger: Ledger) {
      * burned without a log) leaves two breaks naming that part, which say it together: the
      * recipient's fact an amount mismatch (booked more than its Transfer carries), and the hot
      * wallet's balance check as much unexplained (its balance agrees with the ledger, but no fact
-     * shows that part leaving). The customer still paid it: the adjusting transfer the mismatch
-     * suggests would refund value that left the wallet (ops/e2e/withdrawalFeeToken.test.ts).
+     * shows that part leaving). The customer still paid it, and the mismatch's suggested action
+     * says so instead of booking it back (ledger/recon/match.ts, outflowMismatchAction;
+     * ops/e2e/withdrawalFeeToken.test.ts).
      */
     async postFeeOnTransfer(
       client: PoolClient,

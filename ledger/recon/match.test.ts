@@ -270,6 +270,61 @@ describe("matchFactsToEntries", () => {
     expect(r.matched).toBe(2);
   });
 
+  it("never suggests booking back an outflow's difference: value booked out of a custody wallet may have left it without a Transfer log", () => {
+    // A fee-on-transfer token that also burns without a log (api/withdrawals/holds.ts
+    // postFeeOnTransfer): 990 booked to the recipient's Transfer, which carries 980; the 10 left
+    // the hot wallet all the same. Booking "-10" back would pay the customer tokens the wallet no
+    // longer holds.
+    const TOKEN = "31337:0x7070707070707070707070707070707070707070";
+    const withdrawal = (id: string, n: number, amount: bigint) =>
+      entry({
+        id,
+        kind: "withdrawal",
+        assetId: TOKEN,
+        debit: "user:alice",
+        credit: `custody:hot:${HOT}`,
+        amount,
+        txHash: tx(n),
+        position: "transfer:0",
+      });
+    const out = (n: number, amount: bigint) =>
+      fact({
+        txHash: tx(n),
+        position: "transfer:0",
+        kind: "erc20",
+        assetId: TOKEN,
+        from: HOT,
+        to: EXT,
+        amount,
+      });
+    const r = matchFactsToEntries({
+      facts: [out(1, 980n), out(2, 1_010n), fact({ txHash: tx(3) })],
+      entries: [
+        withdrawal("w-burn", 1, 990n),
+        withdrawal("w-short", 2, 1_000n),
+        entry({ id: "d", amount: 99n, txHash: tx(3), position: "tx" }),
+      ],
+      custody,
+    });
+    expect(r.breaks.map((b) => [b.type, b.difference])).toEqual([
+      ["amount_mismatch", 10n],
+      ["amount_mismatch", -10n],
+      ["amount_mismatch", -1n],
+    ]);
+    const [burn, short, deposit] = r.breaks.map((b) => b.action);
+    for (const action of [burn, short]) expect(action).not.toMatch(/adjusting|book .* back/);
+    // Booked more than the Transfer carries: the wallet's balance decides, not the Transfer.
+    expect(burn).toContain(`withdrawal transfer w-burn booked 990 out of hot address ${HOT}`);
+    expect(burn).toContain("unexplained_balance_difference");
+    expect(burn).toContain("the booking is right: acknowledge both breaks");
+    expect(burn).toContain("only if the wallet still holds the 10, reverse 10 of transfer w-burn");
+    // Booked less than left: nobody is charged before someone finds out why.
+    expect(short).toContain(`10 more left hot address ${HOT} than withdrawal transfer w-short`);
+    expect(short).toContain("not the customer's to pay unless their withdrawal asked for it");
+    // An inflow's difference is still the customer's, booked as an adjustment.
+    expect(deposit).toContain("book an adjusting deposit transfer of 1");
+  });
+
   it("reports a booked transfer in another asset as amount_mismatch", () => {
     const r = matchFactsToEntries({
       facts: [fact({ txHash: tx(1) })],

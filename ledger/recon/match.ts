@@ -160,7 +160,7 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
     if (e !== -1) {
       matched++;
       const entry = entries[e]!;
-      if (!agrees(fact, entry)) breaks.push(amountMismatch(fact, entry));
+      if (!agrees(fact, entry)) breaks.push(amountMismatch(fact, entry, custody));
       continue;
     }
     if (fact.amount === 0n || shadowed[i] === 1) continue;
@@ -210,9 +210,14 @@ function agrees(fact: ChainFact, entry: LedgerEntry): boolean {
   return fact.amount === entry.amount && fact.assetId === entry.assetId;
 }
 
-function amountMismatch(fact: ChainFact, entry: LedgerEntry): Break {
+function amountMismatch(
+  fact: ChainFact,
+  entry: LedgerEntry,
+  custody: ReadonlyMap<string, CustodyKind>,
+): Break {
   const what = fact.kind === "fee" ? "fee" : "amount";
   const sameAsset = fact.assetId === entry.assetId;
+  const outOf = fact.kind === "fee" ? undefined : custody.get(fact.from);
   return {
     type: "amount_mismatch",
     assetId: fact.assetId,
@@ -222,10 +227,30 @@ function amountMismatch(fact: ChainFact, entry: LedgerEntry): Break {
     chainAmount: fact.amount,
     ledgerAmount: sameAsset ? entry.amount : 0n,
     difference: (sameAsset ? entry.amount : 0n) - fact.amount,
-    action: sameAsset
-      ? `the ${what} booked (${entry.amount}) differs from the chain (${fact.amount}): book an adjusting ${entry.kind} transfer of ${fact.amount - entry.amount}`
-      : `transfer ${entry.id} is booked in asset ${entry.assetId} but the chain moved ${fact.assetId}: reverse and rebook it`,
+    action: !sameAsset
+      ? `transfer ${entry.id} is booked in asset ${entry.assetId} but the chain moved ${fact.assetId}: reverse and rebook it`
+      : outOf
+        ? outflowMismatchAction(fact, entry, outOf)
+        : `the ${what} booked (${entry.amount}) differs from the chain (${fact.amount}): book an adjusting ${entry.kind} transfer of ${fact.amount - entry.amount}`,
   };
+}
+
+/**
+ * Value out of a custody address: the fact is what the chain logged, not all that left the
+ * wallet. A token may take more than its logs show (api/withdrawals/holds.ts postFeeOnTransfer
+ * books the customer for what left; a part burned without a log is booked to the recipient's
+ * Transfer), so an adjustment toward the fact could pay a customer back tokens the wallet no longer
+ * holds. The wallet's balance check decides; a shortfall on the ledger's side is not charged to
+ * anyone before it is explained.
+ */
+function outflowMismatchAction(fact: ChainFact, entry: LedgerEntry, outOf: CustodyKind): string {
+  const wallet = `${outOf} address ${fact.from}`;
+  if (entry.amount > fact.amount) {
+    const d = entry.amount - fact.amount;
+    return `${entry.kind} transfer ${entry.id} booked ${entry.amount} out of ${wallet} but its chain fact carries ${fact.amount}: check the wallet before booking anything. If this run's balance check shows the wallet moving ${d} that no fact explains (unexplained_balance_difference), the ${d} left it with no fact to show (e.g. a token that burns on transfer without a log) and the booking is right: acknowledge both breaks; only if the wallet still holds the ${d}, reverse ${d} of transfer ${entry.id}`;
+  }
+  const d = fact.amount - entry.amount;
+  return `${d} more left ${wallet} than ${entry.kind} transfer ${entry.id} books (chain ${fact.amount}, booked ${entry.amount}): find what the transaction sent and why, and escalate before booking it; the ${d} is not the customer's to pay unless their withdrawal asked for it`;
 }
 
 function missingBreak(fact: ChainFact, custody: ReadonlyMap<string, CustodyKind>): Break | null {
