@@ -6,7 +6,7 @@ import { createPool, withTransaction } from "../foundation/db.js";
 import { requestTransaction } from "../signer/index.js";
 import { setTxRequestState } from "../signer/testing/txRequestState.js";
 import { registerStateMetrics } from "./stateMetrics.js";
-import { createTestDatabase, type TestDatabase } from "./testing/database.js";
+import { createTestDatabase, type TestDatabase, tablePagesRead } from "./testing/database.js";
 
 const zero = `0x${"0".repeat(40)}`;
 const to = `0x${"1".repeat(40)}`;
@@ -365,19 +365,7 @@ describe("state metrics' attestation reads at years of attestations", () => {
     try {
       const registry = new Registry();
       registerStateMetrics(registry, { pool: scraper, chains });
-      const pagesRead = async () => {
-        await scraper.query("SELECT pg_stat_force_next_flush()");
-        await scraper.query("SELECT 1"); // flushed once this backend went idle after the one above
-        const { rows } = await db.pool.query<{ pages: string; seq_scans: string }>(
-          `SELECT (coalesce(s.heap_blks_read, 0) + coalesce(s.heap_blks_hit, 0)
-                 + coalesce(s.idx_blks_read, 0) + coalesce(s.idx_blks_hit, 0)
-                 + coalesce(s.toast_blks_read, 0) + coalesce(s.toast_blks_hit, 0))::text AS pages,
-                  t.seq_scan::text AS seq_scans
-             FROM pg_statio_user_tables s JOIN pg_stat_user_tables t USING (relid)
-            WHERE s.schemaname = 'attest' AND s.relname = 'attestations'`,
-        );
-        return { pages: Number(rows[0]!.pages), seqScans: Number(rows[0]!.seq_scans) };
-      };
+      const pagesRead = () => tablePagesRead(scraper, db.pool, "attest.attestations");
       await registry.metrics(); // plans and catalog caches warmed
       const before = await pagesRead();
       const text = await registry.metrics();

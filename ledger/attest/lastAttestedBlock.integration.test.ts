@@ -5,7 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool } from "../../foundation/db.js";
-import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
+import {
+  createTestDatabase,
+  type TestDatabase,
+  tablePagesRead,
+} from "../../ops/testing/database.js";
 import { lastAttestedBlock } from "./attest.js";
 
 let db: TestDatabase;
@@ -40,19 +44,7 @@ describe("lastAttestedBlock", () => {
     // One connection, so its statistics can be flushed before they are read.
     const attestor = createPool(db.url, { max: 1 });
     try {
-      const pagesRead = async () => {
-        await attestor.query("SELECT pg_stat_force_next_flush()");
-        await attestor.query("SELECT 1"); // flushed once this backend went idle after the one above
-        const { rows } = await db.pool.query<{ pages: string; seq_scans: string }>(
-          `SELECT (coalesce(s.heap_blks_read, 0) + coalesce(s.heap_blks_hit, 0)
-                 + coalesce(s.idx_blks_read, 0) + coalesce(s.idx_blks_hit, 0)
-                 + coalesce(s.toast_blks_read, 0) + coalesce(s.toast_blks_hit, 0))::text AS pages,
-                  t.seq_scan::text AS seq_scans
-             FROM pg_statio_user_tables s JOIN pg_stat_user_tables t USING (relid)
-            WHERE s.schemaname = 'attest' AND s.relname = 'attestations'`,
-        );
-        return { pages: Number(rows[0]!.pages), seqScans: Number(rows[0]!.seq_scans) };
-      };
+      const pagesRead = () => tablePagesRead(attestor, db.pool, "attest.attestations");
       await lastAttestedBlock(attestor, 31501); // plan and catalog caches warmed
       const before = await pagesRead();
       const last = await Promise.all(

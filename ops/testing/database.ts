@@ -185,3 +185,29 @@ export async function dropOrphanedTestDatabases(adminUrl = TEST_PG_ADMIN_URL): P
     return dropped;
   });
 }
+
+/**
+ * The pages of `table` ("schema.name") read so far (heap, index and toast, cached or not) and its
+ * sequential scans, as Postgres's statistics count them: for tests that a read stays a few pages.
+ * `reader` is the one connection whose reads are counted: its statistics are flushed first (they
+ * reach the views once its backend goes idle); `db` reads the views.
+ */
+export async function tablePagesRead(
+  reader: Pool,
+  db: Pool,
+  table: string,
+): Promise<{ pages: number; seqScans: number }> {
+  const [schema, name] = table.split(".");
+  await reader.query("SELECT pg_stat_force_next_flush()");
+  await reader.query("SELECT 1"); // flushed once this backend went idle after the one above
+  const { rows } = await db.query<{ pages: string; seq_scans: string }>(
+    `SELECT (coalesce(s.heap_blks_read, 0) + coalesce(s.heap_blks_hit, 0)
+           + coalesce(s.idx_blks_read, 0) + coalesce(s.idx_blks_hit, 0)
+           + coalesce(s.toast_blks_read, 0) + coalesce(s.toast_blks_hit, 0))::text AS pages,
+            t.seq_scan::text AS seq_scans
+       FROM pg_statio_user_tables s JOIN pg_stat_user_tables t USING (relid)
+      WHERE s.schemaname = $1 AND s.relname = $2`,
+    [schema, name],
+  );
+  return { pages: Number(rows[0]!.pages), seqScans: Number(rows[0]!.seq_scans) };
+}
