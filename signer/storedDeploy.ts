@@ -9,6 +9,8 @@
  * while the nonce is unused) and records that contract, so no second contract is deployed and its
  * gas is booked once (bookDeployGas is idempotent by transaction). Only when its nonce was used by
  * another transaction at a final block is the stored deploy `dropped` and a new one signed.
+ * A signer started meanwhile gives a live stored deploy's nonce to no request and sends its stored
+ * bytes when no node has them (broadcaster/gaps.ts): the wallet never waits behind it.
  */
 import { type Account, type Address, getAddress, type Hex, type PublicClient } from "viem";
 import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contracts/sendDeploy.js";

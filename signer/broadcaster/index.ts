@@ -12,6 +12,8 @@
  * - stall.ts: the lowest open nonce unmined while the node holds nothing executable at it (a send
  *   lost or wedged in a pool) gets its stored bytes again, then an early bump.
  * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
+ * - gaps.ts: the lowest unused nonce held by no request: a CLI deploy's stored bytes go out again,
+ *   or, held by nothing of ours, a `nonce_gap` alert.
  * - feeOnTransferRecovery.ts: token payments mined before the tracker read a token's fee on
  *   transfer get their receipt read again, so their callers can book them.
  * - doorbells.ts: tx-outcomes rung for what callers must act on, never waiting on Redis.
@@ -40,6 +42,7 @@ import {
 import { type CrashAt, createCrashPoints } from "./crashPoints.js";
 import { createDoorbells } from "./doorbells.js";
 import { createFeeOnTransferRecovery } from "./feeOnTransferRecovery.js";
+import { createGapWatch, deployNextNonce } from "./gaps.js";
 import { intake } from "./intake.js";
 import { checkNonces } from "./nonces.js";
 import { resendLive } from "./send.js";
@@ -146,6 +149,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   const doorbells = createDoorbells(ctx);
   const watchedSet = createWatchedSet(ctx);
   const stallWatch = createStallWatch(ctx);
+  const gapWatch = createGapWatch(ctx);
   const feeOnTransferRecovery = createFeeOnTransferRecovery(ctx);
   let lastBalanceAt = 0;
 
@@ -164,13 +168,18 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     async resync(lease) {
       lastBalanceAt = 0; // a new session exports the balance at its first tick (walletSigner.ts)
       const stored = await storedNextNonce(lease, chain.chainId, from);
+      // A CLI deploy killed after storing its bytes holds its nonce whether or not a node has them
+      // (gaps.ts sends them when it is the lowest unused one): no request is given it.
+      const deployed = await deployNextNonce(lease, chain.chainId, from);
       const pending = await chainView.highestPendingCount();
-      // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers)
-      ctx.state.nextNonce = stored > pending ? stored : pending;
+      let next = stored;
+      for (const n of [deployed, pending]) if (n > next) next = n;
+      ctx.state.nextNonce = next;
       log.info({
         msg: "nonce resynced",
         next_nonce: String(ctx.state.nextNonce),
         stored_next: String(stored),
+        deploy_next: String(deployed),
         chain_pending: String(pending),
       });
       const snap = await chainView.snapshot();
@@ -190,6 +199,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
         const bumpNow = await stallWatch.check(lease, watched, snap);
         await bump(ctx, lease, watched, snap.latestCount, bumpNow, legacyFailed);
       }
+      await gapWatch.check(lease, watched, snap);
       await observe(watched);
       doorbells.ringOwed();
       // Not in the watched set: the rows it reads are mostly final (mined before migration 0111).

@@ -175,7 +175,8 @@ describe("contracts deploy CLI", () => {
 
   it("a deploy killed after sending, before recording: the re-run follows that transaction (one contract, its gas booked once); a stored deploy whose nonce another transaction used is signed anew only once that is final", async () => {
     // 1. Killed after storing its signed bytes; the wallet's nonce is then used by another
-    // transaction (as a signer started instead of the deploy's re-run would do).
+    // transaction (the key used outside custody: a signer started instead of the deploy's re-run
+    // gives that nonce to no request and sends the stored bytes, signer/nonceGap test).
     const first = await nonce();
     const killedUnsent = spawnDeploy("contracts", "deploy_after_commit:1");
     expect((await killedUnsent.exited).signal, killedUnsent.output()).toBe("SIGKILL");

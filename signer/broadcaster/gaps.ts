@@ -1,0 +1,133 @@
+/**
+ * Gap stage: the chain's mined count is below the next nonce the signer gives, and no request of
+ * the signer's holds the lowest unused nonce, so every later nonce waits behind it for ever. The
+ * one other holder of a hot wallet's nonces is a contract deploy from the CLI
+ * (signer/storedDeploy.ts): killed after storing its signed bytes, or after sending them, it holds
+ * its nonce (resync starts above it, index.ts), and when no node has those bytes (never sent, or
+ * dropped from the pools after the signer counted them pending) nothing else would fill it. Here:
+ *
+ * 1. A live stored deploy (signed/broadcast) at the lowest unused nonce, while the node's pending
+ *    count is not above it: its stored bytes, only those (KMS signatures are not deterministic:
+ *    re-signing would make a second contract), are sent again, at most once per `stallResendMs`.
+ *    The contract is recorded, and its gas booked, by the deploy command's next run (it follows the
+ *    stored deploy to final); until then reconciliation shows the gas as the wallet's break.
+ * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
+ *    at it: a transaction of the wallet's key from outside custody, dropped. Nothing of ours may
+ *    fill it without a person's decision: alert `nonce_gap`, again every `GAP_ALERT_EVERY_MS` while
+ *    it lasts (SignerNeedsHuman runbook).
+ *
+ * A node that holds something executable at the nonce (pending count above it) decides nothing:
+ * it is only waited for. The state is per process and only paces sends and alerts.
+ */
+import type { Hex } from "viem";
+import type { Lease } from "../lease.js";
+import type { WatchedRequest } from "./attempts.js";
+import type { ChainSnapshot } from "./chainView.js";
+import type { BroadcasterContext } from "./context.js";
+import { sendRaw } from "./send.js";
+
+/** While a nonce gap no one holds lasts, its alert is raised again this often (the rule's window is 15 min). */
+export const GAP_ALERT_EVERY_MS = 10 * 60_000;
+
+type LiveDeploy = { id: string; name: string; nonce: bigint; txHash: Hex; raw: Hex };
+
+/**
+ * The nonce after the wallet's highest live stored deploy (0 when none): resync never gives a
+ * request a nonce a deploy holds, whether or not a node has its bytes.
+ */
+export async function deployNextNonce(
+  db: Pick<Lease, "query">,
+  chainId: number,
+  from: string,
+): Promise<bigint> {
+  const { rows } = await db.query<{ max: string | null }>(
+    `SELECT max(nonce)::text AS max FROM custody.hot_wallet_deploys
+      WHERE chain_id = $1 AND from_address = $2 AND status IN ('signed', 'broadcast')`,
+    [chainId, from],
+  );
+  const max = rows[0]!.max;
+  return max === null ? 0n : BigInt(max) + 1n;
+}
+
+export type GapWatch = {
+  check: (lease: Lease, watched: readonly WatchedRequest[], snap: ChainSnapshot) => Promise<void>;
+};
+
+export function createGapWatch(ctx: BroadcasterContext): GapWatch {
+  const T = ctx.settings.stallResendMs;
+  /** The request-less nonce being watched: since when, and when its alert was last raised. */
+  let unheld: { nonce: bigint; since: number; alertedAt?: number } | null = null;
+  /** Stored deploys this process sent, by id: when. */
+  const deploySentAt = new Map<string, number>();
+
+  async function requestHolds(nonce: bigint, watched: readonly WatchedRequest[]) {
+    if (watched.some((r) => r.nonce === nonce)) return true;
+    const { rows } = await ctx.pool.query(
+      `SELECT 1 FROM custody.tx_requests WHERE chain_id = $1 AND from_address = $2 AND nonce = $3`,
+      [ctx.chain.chainId, ctx.from, nonce.toString()],
+    );
+    return rows.length > 0;
+  }
+
+  async function liveDeployAt(nonce: bigint): Promise<LiveDeploy | undefined> {
+    const { rows } = await ctx.pool.query<{ id: string; name: string; tx_hash: Hex; raw_tx: Hex }>(
+      `SELECT id, name, tx_hash, raw_tx FROM custody.hot_wallet_deploys
+        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('signed', 'broadcast')`,
+      [ctx.chain.chainId, ctx.from, nonce.toString()],
+    );
+    const r = rows[0];
+    return r && { id: r.id, name: r.name, nonce, txHash: r.tx_hash, raw: r.raw_tx };
+  }
+
+  async function sendDeploy(lease: Lease, deploy: LiveDeploy, pending: bigint) {
+    ctx.log.warn({
+      msg: "lowest unused nonce held by a stored deploy no node has; sending its stored bytes",
+      name: deploy.name,
+      nonce: String(deploy.nonce),
+      tx_hash: deploy.txHash,
+      node_pending_count: String(pending),
+    });
+    deploySentAt.set(deploy.id, Date.now());
+    const result = await sendRaw(ctx, lease, deploy.raw);
+    if (result.cls) return; // logged by sendRaw; what the chain does with the nonce decides
+    await lease.query(
+      `UPDATE custody.hot_wallet_deploys SET status = 'broadcast', broadcast_at = now()
+        WHERE id = $1 AND status = 'signed'`,
+      [deploy.id],
+    );
+  }
+
+  return {
+    async check(lease, watched, snap) {
+      const next = ctx.state.nextNonce;
+      const nonce = snap.latestCount;
+      if (next === undefined || nonce >= next || (await requestHolds(nonce, watched))) {
+        unheld = null;
+        return;
+      }
+      const deploy = await liveDeployAt(nonce);
+      const now = Date.now();
+      if (deploy) {
+        unheld = null;
+        if (now - (deploySentAt.get(deploy.id) ?? 0) < T) return;
+        const pending = await ctx.chainView.pendingCount();
+        if (pending > nonce) return; // the node holds something at it: wait
+        await sendDeploy(lease, deploy, pending);
+        return;
+      }
+      if (unheld?.nonce !== nonce) unheld = { nonce, since: now };
+      if (now - unheld.since < T) return;
+      if (unheld.alertedAt !== undefined && now - unheld.alertedAt < GAP_ALERT_EVERY_MS) return;
+      const pending = await ctx.chainView.pendingCount();
+      if (pending > nonce) return;
+      unheld.alertedAt = now;
+      ctx.alert("nonce_gap", {
+        nonce: String(nonce),
+        next_nonce: String(next),
+        node_pending_count: String(pending),
+        reason:
+          "no stored request or deploy holds the wallet's lowest unused nonce and the node holds nothing at it: every later nonce waits (a transaction of this key sent outside custody?)",
+      });
+    },
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * A hot wallet's nonce that no request of the signer's holds. A contract deploy from the CLI
+ * (signer/storedDeploy.ts) killed after storing its signed bytes, or after sending them, holds its
+ * nonce: the signer gives it to no withdrawal, and when no node has those bytes (never sent, or
+ * dropped from the pool after the signer counted them) it sends them, only them, so the wallet is
+ * never frozen behind it. A nonce held by nothing of ours (the key used outside custody, that
+ * transaction dropped) is never filled by the signer: it raises `nonce_gap` for a person.
+ * Real anvil, Postgres and the KMS emulator; the deploy is the CLI's own sender, stopped at its
+ * crash points.
+ */
+import { getContractAddress, type Hex, parseGwei } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CrashPoint } from "./broadcaster/crashPoints.js";
+import type { KmsAccount } from "./kmsAccount.js";
+import type { Lease } from "./lease.js";
+import { getTxRequest } from "./requests.js";
+import { storedDeploySender } from "./storedDeploy.js";
+import { waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+
+/** Init code of a contract whose runtime code returns 42. */
+const INIT_CODE: Hex = "0x600a600c600039600a6000f3602a60005260206000f3";
+
+let t: SignerTest;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
+  });
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+const rpc = (method: string, params: unknown[] = []) =>
+  t.client.request({ method: method as never, params: params as never });
+const automine = (on: boolean) => rpc("evm_setAutomine", [on]);
+const mined = (address: Hex) => t.client.getTransactionCount({ address });
+const pendingCount = (address: Hex) =>
+  t.client.getTransactionCount({ address, blockTag: "pending" });
+
+/**
+ * `custody-node contracts deploy`'s sender for `account`, killed (thrown out) after storing its
+ * signed bytes (`deploy_after_commit`) or after sending them (`deploy_after_send`: the CLI's crash
+ * point there is in hotWalletDeploy.ts, right after the sender's `onSent`).
+ */
+async function killedDeploy(account: KmsAccount, name: string, point: CrashPoint) {
+  let lease: Lease | undefined;
+  const send = storedDeploySender({
+    common: t.ctx.common,
+    databaseUrl: t.ctx.db.url,
+    chain: t.chain,
+    client: t.client,
+    account,
+    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
+    getFinalizedBlock: () => t.client.getBlock({ blockTag: "finalized" }),
+    onLease: (l) => {
+      lease = l;
+    },
+    crash: (p) => {
+      if (p === point) throw new Error(`killed at ${p}`);
+    },
+  });
+  const onSent = () => {
+    if (point === "deploy_after_send") throw new Error(`killed at ${point}`);
+  };
+  await expect(send({ name, data: INIT_CODE, onSent })).rejects.toThrow(`killed at ${point}`);
+  await lease?.release();
+  const { rows } = await t.ctx.db.pool.query<{ nonce: string; tx_hash: Hex; status: string }>(
+    `SELECT nonce::text, tx_hash, status FROM custody.hot_wallet_deploys
+      WHERE from_address = $1 AND name = $2`,
+    [account.address.toLowerCase(), name],
+  );
+  expect(rows).toHaveLength(1);
+  return { nonce: BigInt(rows[0]!.nonce), hash: rows[0]!.tx_hash, status: rows[0]!.status };
+}
+
+async function confirmed(id: string) {
+  await waitFor(`${id} confirmed`, async () => {
+    return (await getTxRequest(t.ctx.db.pool, id))?.status === "confirmed";
+  });
+  return (await getTxRequest(t.ctx.db.pool, id))!;
+}
+
+describe("a nonce no request holds", () => {
+  it("held by a deploy killed before sending: no withdrawal takes it, and the signer sends the stored bytes", async () => {
+    const account = await t.wallet();
+    const first = BigInt(await mined(account.address));
+    const deploy = await killedDeploy(account, "Unsent", "deploy_after_commit");
+    expect(deploy).toMatchObject({ nonce: first, status: "signed" });
+    expect(await pendingCount(account.address)).toBe(Number(first));
+
+    await t.withdraw(["gap-unsent"], { from: account.address });
+    const signer = t.run(account);
+    try {
+      const request = await confirmed("gap-unsent");
+      expect(request.nonce).toBe(first + 1n);
+      // The deploy mined at its own nonce, from its stored bytes: the contract is there.
+      const receipt = await t.client.getTransactionReceipt({ hash: deploy.hash });
+      expect(receipt.status).toBe("success");
+      const address = getContractAddress({ from: account.address, nonce: first });
+      expect(await t.client.getCode({ address })).toBe("0x602a60005260206000f3");
+      expect(await mined(account.address)).toBe(Number(first) + 2);
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT status FROM custody.hot_wallet_deploys WHERE tx_hash = $1",
+        [deploy.hash],
+      );
+      expect(rows).toEqual([{ status: "broadcast" }]);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("held by a deploy the node dropped after the signer counted it pending: its stored bytes go out again and the wallet moves on", async () => {
+    const account = await t.wallet();
+    const first = BigInt(await mined(account.address));
+    await automine(false);
+    try {
+      const deploy = await killedDeploy(account, "Dropped", "deploy_after_send");
+      expect(deploy).toMatchObject({ nonce: first, status: "broadcast" });
+      expect(await pendingCount(account.address)).toBe(Number(first) + 1);
+
+      await t.withdraw(["gap-dropped"], { from: account.address });
+      const signer = t.run(account);
+      try {
+        await waitFor("the withdrawal sent", async () => {
+          const r = await getTxRequest(t.ctx.db.pool, "gap-dropped");
+          return r?.status === "broadcast" ? r : undefined;
+        });
+        expect((await getTxRequest(t.ctx.db.pool, "gap-dropped"))!.nonce).toBe(first + 1n);
+        // The node loses the deploy; blocks come again.
+        await rpc("anvil_dropTransaction", [deploy.hash]);
+        await automine(true);
+        await rpc("evm_mine");
+        const request = await confirmed("gap-dropped");
+        expect(request.nonce).toBe(first + 1n);
+        const receipt = await t.client.getTransactionReceipt({ hash: deploy.hash });
+        expect(receipt.status).toBe("success");
+        expect(await mined(account.address)).toBe(Number(first) + 2);
+      } finally {
+        await signer.stop();
+      }
+    } finally {
+      await automine(true);
+    }
+  });
+
+  it("held by nothing of ours (the key used outside custody, that transaction dropped): never filled by the signer, nonce_gap raised", async () => {
+    const account = await t.wallet();
+    const first = await mined(account.address);
+    await automine(false);
+    try {
+      // A transaction of the wallet's key the signer never stored, in the node's pool when the
+      // signer resyncs.
+      const raw = await account.signTransaction({
+        chainId: t.chain.chainId,
+        type: "eip1559",
+        to: account.address,
+        value: 0n,
+        gas: 21_000n,
+        nonce: first,
+        maxFeePerGas: parseGwei("100"),
+        maxPriorityFeePerGas: parseGwei("1"),
+      });
+      const outside = await t.client.sendRawTransaction({ serializedTransaction: raw });
+      const signer = t.run(account, { settings: { stallResendMs: 300 } });
+      try {
+        await t.withdraw(["gap-outside"], { from: account.address });
+        await waitFor("the withdrawal sent", async () => {
+          const r = await getTxRequest(t.ctx.db.pool, "gap-outside");
+          return r?.status === "broadcast" ? r : undefined;
+        });
+        expect((await getTxRequest(t.ctx.db.pool, "gap-outside"))!.nonce).toBe(BigInt(first) + 1n);
+        await rpc("anvil_dropTransaction", [outside]);
+        await automine(true);
+        await rpc("evm_mine");
+        await waitFor(
+          "nonce_gap raised",
+          async () => (await t.alertCount("nonce_gap", account.address)) >= 1,
+        );
+        // Nothing was signed at the gap: it waits for a person.
+        const { rows } = await t.ctx.db.pool.query(
+          "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE from_address = $1 AND nonce = $2",
+          [account.address.toLowerCase(), first],
+        );
+        expect(rows[0].n).toBe(0);
+        expect(await mined(account.address)).toBe(first);
+        expect((await getTxRequest(t.ctx.db.pool, "gap-outside"))!.status).toBe("broadcast");
+      } finally {
+        await signer.stop();
+      }
+    } finally {
+      await automine(true);
+    }
+  });
+});
