@@ -103,11 +103,14 @@ export function extractFacts(
     watched,
     tokens,
     l1DataFee,
+    onFeeFieldMissing,
   }: {
     watched: Watched;
     tokens: Address[];
     /** The chain's L1 data fee model (chains/config.ts): `op-stack` receipts must carry l1Fee. */
     l1DataFee?: "none" | "op-stack" | undefined;
+    /** Told the field before the range is refused for a receipt missing it (the caller counts it). */
+    onFeeFieldMissing?: (field: "effectiveGasPrice" | "l1Fee") => void;
   },
 ): Fact[] {
   checkBlocksLinked(data.blocks);
@@ -156,8 +159,10 @@ export function extractFacts(
       if (fromWatched) {
         // A fee read from a receipt missing a field would be 0 or gas alone: refetch instead.
         const missing = feeFieldMissing(receipt, { l1DataFee });
-        if (missing !== null)
+        if (missing !== null) {
+          onFeeFieldMissing?.(missing);
           throw new ChainDataInconsistentError(`receipt of ${txHash} has no ${missing}`);
+        }
         facts.push({
           blockNumber,
           blockHash,

@@ -3,7 +3,9 @@
  * times out, drops connections or refuses wide eth_getLogs ranges; the adapter falls back to the
  * next endpoint (or shrinks the range) and the indexer's result equals a clean index. The same when
  * the first endpoint answers a chain-data read with a JSON-RPC error, leaves receipts out or answers
- * with another block's receipts: that answer is never evidence, the read moves on.
+ * with another block's receipts: that answer is never evidence, the read moves on. A receipt
+ * without the field its fee is read from is not known yet either: nothing is stored from it, and it
+ * is counted (custody_rpc_receipt_fee_field_missing_total) so an operator sees the stall.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -308,6 +310,67 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       primary.setMethodLie("eth_getBlockReceipts", ofSibling);
       primary.setMethodLie("eth_getTransactionReceipt", ofSibling);
     });
+  });
+
+  it("a watched sender's receipt without effectiveGasPrice from the only endpoint: nothing stored, counted, stored once whole", async () => {
+    const sender = t.accounts[1]! as Hex;
+    const db = await createTestDatabase();
+    await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }, { address: sender }]);
+    const common = freshCommon();
+    const ingestor = await t.ingestor({
+      common,
+      pool: db.pool,
+      chain: { ...chain, rpcUrls: [primary.url] },
+    });
+    const counted = async () =>
+      (
+        await common.metrics.registry
+          .getSingleMetric("custody_rpc_receipt_fee_field_missing_total")
+          ?.get()
+      )?.values.find(
+        (v) =>
+          v.labels.chain_id === String(CHAIN_ID) &&
+          v.labels.component === "indexer" &&
+          v.labels.field === "effectiveGasPrice",
+      )?.value ?? 0;
+    try {
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+      const without = (r: unknown) => {
+        const { effectiveGasPrice: _dropped, ...rest } = r as Record<string, unknown>;
+        return rest;
+      };
+      const stripped = (real: { result?: unknown }) => ({
+        result: Array.isArray(real.result)
+          ? real.result.map(without)
+          : real.result && without(real.result),
+      });
+      primary.setMethodLie("eth_getBlockReceipts", stripped);
+      primary.setMethodLie("eth_getTransactionReceipt", stripped);
+      const paid = await sendAndMine(t.rpc, { from: sender, to: D2, value: 7n });
+      const stored = async () =>
+        (await canonicalFacts(db.pool, CHAIN_ID)).filter(
+          (f) => f.tx_hash === paid.transactionHash.toLowerCase(),
+        );
+      // Not known yet: the range is refused, again and again, and counted each time.
+      for (let pass = 1; pass <= 3; pass++) {
+        await expect(ingestor.syncOnce()).rejects.toThrow(/effectiveGasPrice/);
+        expect(await counted()).toBe(pass);
+      }
+      expect(await stored()).toEqual([]);
+      for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+      expect((await stored()).map((f) => f.position).sort()).toEqual(["fee", "tx"]);
+      await ingestor.stop();
+      const reference = await freshIndex({
+        common: t.ctx.common,
+        chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
+        sourcePool: db.pool,
+      });
+      expect(await canonicalFacts(db.pool, CHAIN_ID)).toEqual(reference.facts);
+    } finally {
+      await ingestor.stop();
+      await db.drop();
+    }
   });
 
   it("eth_getLogs answered with a JSON-RPC error other than a range limit: the next endpoint's logs", async () => {

@@ -7,6 +7,8 @@
  *   waits (never `needs_review`: the receipt was seen) until a whole one comes.
  * - on a chain configured OP-stack, a receipt without `l1Fee` is as incomplete: the fee booked is
  *   gas plus the L1 data fee from the endpoint that sent it, never gas alone.
+ * Every such receipt left aside is counted (custody_rpc_receipt_fee_field_missing_total), so a node
+ * that always leaves a field out shows on a metric, not only in logs.
  */
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,6 +45,21 @@ async function outcome(id: string): Promise<TxOutcome> {
   return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
+/** Receipts the signer left aside for a missing `field` so far (the shared counter). */
+async function countedMissing(field: string): Promise<number> {
+  const m = await t.ctx.common.metrics.registry
+    .getSingleMetric("custody_rpc_receipt_fee_field_missing_total")
+    ?.get();
+  return (
+    m?.values.find(
+      (v) =>
+        v.labels.chain_id === String(t.chain.chainId) &&
+        v.labels.component === "signer" &&
+        v.labels.field === field,
+    )?.value ?? 0
+  );
+}
+
 /** The proxy's receipts without `field`. */
 function dropFromReceipts(field: string) {
   proxy.setRewrite((call, result) => {
@@ -70,6 +87,7 @@ async function confirmedWith(id: string, check: (o: TxOutcome) => void): Promise
 describe("incomplete receipts", () => {
   it("never books a fee of 0 from a receipt without effectiveGasPrice: another endpoint's receipt is used", async () => {
     dropFromReceipts("effectiveGasPrice");
+    const counted = await countedMissing("effectiveGasPrice");
     const signer = t.run(t.account, {
       chain: { ...t.chain, rpcUrls: [proxy.url, anvil] },
       settings: SETTINGS,
@@ -83,6 +101,8 @@ describe("incomplete receipts", () => {
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
       expect(done.effectiveGasPrice).toBe(receipt.effectiveGasPrice);
+      // The proxy's receipts were left aside, and counted.
+      expect(await countedMissing("effectiveGasPrice")).toBeGreaterThan(counted);
     } finally {
       proxy.setRewrite(undefined);
       await signer.stop();
@@ -91,6 +111,7 @@ describe("incomplete receipts", () => {
 
   it("waits while its only endpoint sends receipts without effectiveGasPrice, never needs_review, then books the fee", async () => {
     dropFromReceipts("effectiveGasPrice");
+    const counted = await countedMissing("effectiveGasPrice");
     const signer = t.run(t.account, { settings: SETTINGS });
     const seen = new Set<string>();
     try {
@@ -117,6 +138,9 @@ describe("incomplete receipts", () => {
       );
       expect(seen).not.toContain("mined");
       expect(seen).not.toContain("needs_review");
+      // The stall is on a metric: every receipt the node sent was left aside and counted.
+      expect(await countedMissing("effectiveGasPrice")).toBeGreaterThan(counted);
+      expect(await countedMissing("l1Fee")).toBe(0);
       proxy.setRewrite(undefined);
       const done = await confirmedWith("egp-only-endpoint", (o) => expect(o.fee).not.toBe(0n));
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
@@ -135,6 +159,7 @@ describe("incomplete receipts", () => {
         ? { ...(result as object), l1Fee: `0x${l1Fee.toString(16)}` }
         : result,
     );
+    const counted = await countedMissing("l1Fee");
     const signer = t.run(t.account, {
       chain: { ...t.chain, l1DataFee: "op-stack", rpcUrls: [anvil, proxy.url] },
       settings: SETTINGS,
@@ -149,6 +174,8 @@ describe("incomplete receipts", () => {
       );
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + l1Fee);
+      // anvil's receipts, without l1Fee, were left aside and counted.
+      expect(await countedMissing("l1Fee")).toBeGreaterThan(counted);
     } finally {
       proxy.setRewrite(undefined);
       await signer.stop();

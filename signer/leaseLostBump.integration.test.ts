@@ -87,6 +87,7 @@ function contextFor(signs: { n: number }): BroadcasterContext {
       rpc: adapter.rpc,
       getFinalizedBlock: adapter.getFinalizedBlock,
       logger: log,
+      registry: common.metrics.registry,
     }),
     log,
     metrics,

@@ -99,6 +99,8 @@ export async function commitRange(
     watched,
     tokens,
     l1DataFee: ctx.chain.l1DataFee,
+    onFeeFieldMissing: (field) =>
+      ctx.metrics.receiptFeeFieldMissing.inc({ ...ctx.labels, component: "indexer", field }),
   });
   const headers: BlockHeader[] = data.blocks.map(headerOf);
   const last = headers[headers.length - 1]!;

@@ -6,6 +6,7 @@
  * of every endpoint separately. A missing block or receipt is "not known here", never evidence; so
  * is a receipt without a field its fee is read from (feeFieldMissing).
  */
+import type { Registry } from "prom-client";
 import { type Hex, numberToHex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
 import {
@@ -13,6 +14,7 @@ import {
   type ConfirmationRule,
   feeFieldMissing,
   finalityRule,
+  receiptFeeFieldMissingCounter,
 } from "../../chains/index.js";
 import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
 import type { Logger } from "../../foundation/logger.js";
@@ -130,6 +132,7 @@ export function createChainView({
   rpc,
   getFinalizedBlock,
   logger,
+  registry,
 }: {
   chain: ChainConfig;
   from: Hex;
@@ -137,8 +140,11 @@ export function createChainView({
   /** The node's `finalized` block (number, lowercase hash), or null when it does not know one. */
   getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   logger: Logger;
+  /** The process's metrics registry (receipts missing a fee field are counted there). */
+  registry: Registry;
 }): ChainView {
   const finality = finalityRule(chain);
+  const feeFieldMissingTotal = receiptFeeFieldMissingCounter(registry);
   let perEndpoint: RpcClient[] | undefined;
   /** The last tag found on our chain (its block seen there once is enough). */
   let checkedTag: { number: bigint; hash: string } | undefined;
@@ -171,6 +177,11 @@ export function createChainView({
       const missing = feeFieldMissing(r, chain);
       if (missing !== null) {
         incomplete++;
+        feeFieldMissingTotal.inc({
+          chain_id: String(chain.chainId),
+          component: "signer",
+          field: missing,
+        });
         logger.warn({
           msg: "a receipt without a field its fee is read from: not taken",
           tx_hash: r.transactionHash,

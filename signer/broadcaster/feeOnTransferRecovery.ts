@@ -9,7 +9,10 @@
  *
  * Only data is added: no status changes and no hold is released. A receipt the node does not
  * return, or one from another block (a re-inclusion: the tracker records it, fee included), is
- * missing data: the row is read again next pass.
+ * missing data: the row is read again, never given up. Each pass reads on from the last nonce
+ * the one before read, back to the lowest once a pass reaches the end, so rows whose receipts
+ * stay missing never keep the rows after them from being read (each row within
+ * ceil(rows / PER_PASS) passes).
  */
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
@@ -24,6 +27,7 @@ const EVERY_MS = 60_000;
 
 type UnreadRow = {
   id: string;
+  nonce: bigint | string;
   status: string;
   to_address: Hex;
   value: bigint;
@@ -35,12 +39,13 @@ type UnreadRow = {
 // The index tx_requests_fee_on_transfer_unread (migration 0112) holds exactly these rows. Only the
 // request's own send mined: a cancel's receipt has no payment in it.
 const UNREAD = `
-SELECT r.id, r.status, r.to_address, r.value, r.data, r.tx_hash, r.block_hash
+SELECT r.id, r.nonce, r.status, r.to_address, r.value, r.data, r.tx_hash, r.block_hash
   FROM custody.tx_requests r
  WHERE r.chain_id = $1 AND r.from_address = $2
    AND r.status IN ('mined', 'confirmed') AND r.receipt_success AND r.transfer_position IS NULL
    AND r.fee_on_transfer IS NULL AND r.data LIKE '0xa9059cbb%'
    AND NOT (r.id = ANY($3::text[]))
+   AND ($5::bigint IS NULL OR r.nonce > $5::bigint)
    AND EXISTS (SELECT 1 FROM custody.tx_attempts a
                 WHERE a.request_id = r.id AND a.tx_hash = r.tx_hash AND a.purpose = 'send')
  ORDER BY r.nonce
@@ -48,21 +53,36 @@ SELECT r.id, r.status, r.to_address, r.value, r.data, r.tx_hash, r.block_hash
 
 export type FeeOnTransferRecovery = { run: (lease: Lease) => Promise<void> };
 
-export function createFeeOnTransferRecovery(ctx: BroadcasterContext): FeeOnTransferRecovery {
+export function createFeeOnTransferRecovery(
+  ctx: BroadcasterContext,
+  /** Tests only: how often the rows are looked up when no backlog is left (default EVERY_MS). */
+  { everyMs = EVERY_MS }: { everyMs?: number } = {},
+): FeeOnTransferRecovery {
   let nextLookAt = 0;
   /** Receipts read that show no fee on transfer (another token's quirk): a human's, not read again. */
   const notCharged = new Set<string>();
+  /** The highest nonce the last pass read (null: the next pass starts from the lowest). */
+  let after: string | null = null;
 
-  return {
-    async run(lease) {
-      if (Date.now() < nextLookAt) return;
-      nextLookAt = Date.now() + EVERY_MS;
-      const { rows } = await ctx.pool.query<UnreadRow>(UNREAD, [
+  const unreadRows = async (from: string | null) =>
+    (
+      await ctx.pool.query<UnreadRow>(UNREAD, [
         ctx.chain.chainId,
         ctx.from,
         [...notCharged],
         PER_PASS,
-      ]);
+        from,
+      ])
+    ).rows;
+
+  return {
+    async run(lease) {
+      if (Date.now() < nextLookAt) return;
+      nextLookAt = Date.now() + everyMs;
+      let rows = await unreadRows(after);
+      // Past the end: back to the lowest (the rows read before are still owed).
+      if (rows.length === 0 && after !== null) rows = await unreadRows(null);
+      after = rows.length === PER_PASS ? String(rows.at(-1)!.nonce) : null;
       if (rows.length === 0) return;
       const receipts = await ctx.chainView.receipts(rows.map((r) => r.tx_hash));
       const listed = ctx.chain.tokens.map((t) => t.address);

@@ -119,6 +119,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     rpc: adapter.rpc,
     getFinalizedBlock: adapter.getFinalizedBlock,
     logger: log,
+    registry: common.metrics.registry,
   });
   const ctx: BroadcasterContext = {
     common,
