@@ -6,16 +6,13 @@
  */
 import { createPublicClient, type Hex, http, keccak256, type PublicClient, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/evm/createEvmAdapter.js";
 import { within } from "../ops/testing/wait.js";
 import { watchedRequests } from "./broadcaster/attempts.js";
 import { bump } from "./broadcaster/bump.js";
-import { createChainView } from "./broadcaster/chainView.js";
-import { type BroadcasterContext, createAlert } from "./broadcaster/context.js";
-import { defaultSettings } from "./broadcaster/index.js";
+import type { BroadcasterContext } from "./broadcaster/context.js";
+import { createBroadcasterContext } from "./broadcaster/index.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
-import { signerMetrics } from "./metrics.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
@@ -59,16 +56,10 @@ afterAll(async () => {
   await t?.stop();
 });
 
-/** The broadcaster's context for `account`, as createBroadcaster builds it; KMS signs counted. */
+/** The broadcaster's context for `account`; KMS signs counted. */
 function contextFor(signs: { n: number }): BroadcasterContext {
-  const { common } = t.ctx;
-  const from = account.address.toLowerCase() as Hex;
-  const log = common.logger.child({ component: "signer", wallet: from });
-  const metrics = signerMetrics(common.metrics.registry);
-  const labels = { chain_id: String(t.chain.chainId), wallet: from };
-  const adapter = createEvmAdapter(t.chain, { common });
-  return {
-    common,
+  return createBroadcasterContext({
+    common: t.ctx.common,
     pool: t.ctx.db.pool,
     queues: t.ctx.queues,
     chain: t.chain,
@@ -79,24 +70,11 @@ function contextFor(signs: { n: number }): BroadcasterContext {
         return account.signTransaction(tx, options);
       },
     },
-    from,
-    client: createPublicClient({ cacheTime: 0, transport: http(t.proxy!.url) }) as PublicClient,
-    chainView: createChainView({
-      chain: t.chain,
-      from,
-      rpc: adapter.rpc,
-      getFinalizedBlock: adapter.getFinalizedBlock,
-      logger: log,
-      registry: common.metrics.registry,
-    }),
-    log,
-    metrics,
-    labels,
-    settings: defaultSettings(t.chain),
-    alert: createAlert(log, metrics, labels),
-    crash: () => {},
-    state: { nextNonce: undefined, unpaidUntil: new Map() },
-  };
+    publicClient: createPublicClient({
+      cacheTime: 0,
+      transport: http(t.proxy!.url),
+    }) as PublicClient,
+  });
 }
 
 /** The wallet's lease, taken and then lost (its connection ended by Postgres). */

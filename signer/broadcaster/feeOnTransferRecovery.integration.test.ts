@@ -10,18 +10,15 @@
  */
 import { encodeFunctionData, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import { anvilRpc, sendAndMine } from "../../indexers/testing/chain.js";
 import { acquireLease, type Lease, leaseKey } from "../lease.js";
-import { signerMetrics } from "../metrics.js";
 import { deployFeeToken, FEE_TOKEN } from "../sweeps/testing/feeToken.js";
 import { waitFor } from "../testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "../testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "../testing/signerTest.js";
-import { createChainView } from "./chainView.js";
-import { type BroadcasterContext, createAlert } from "./context.js";
+import type { BroadcasterContext } from "./context.js";
 import { createFeeOnTransferRecovery } from "./feeOnTransferRecovery.js";
-import { defaultSettings } from "./index.js";
+import { createBroadcasterContext } from "./index.js";
 
 const DEST = "0x000000000000000000000000000000000000bEEF";
 /** anvil dev account 3: mints the hot wallet's tokens (anyone may mint the test token). */
@@ -113,38 +110,16 @@ afterAll(async () => {
   await t?.stop();
 });
 
-/** The broadcaster's context for the harness's wallet on the proxied chain, as createBroadcaster builds it. */
+/** The broadcaster's context for the harness's wallet on the proxied chain. */
 function context(): BroadcasterContext {
-  const { common } = t.ctx;
-  const from = t.account.address.toLowerCase() as Hex;
-  const log = common.logger.child({ component: "signer", wallet: from });
-  const metrics = signerMetrics(common.metrics.registry);
-  const labels = { chain_id: String(t.chain.chainId), wallet: from };
-  const adapter = createEvmAdapter(t.chain, { common });
-  return {
-    common,
+  return createBroadcasterContext({
+    common: t.ctx.common,
     pool: t.ctx.db.pool,
     queues: t.ctx.queues,
     chain: t.chain,
     account: t.account,
-    from,
-    client: adapter.client,
-    chainView: createChainView({
-      chain: t.chain,
-      from,
-      rpc: adapter.rpc,
-      getFinalizedBlock: adapter.getFinalizedBlock,
-      logger: log,
-      registry: common.metrics.registry,
-    }),
-    log,
-    metrics,
-    labels,
-    settings: { ...defaultSettings(t.chain), fullSearchIntervalMs: 0 },
-    alert: createAlert(log, metrics, labels),
-    crash: () => {},
-    state: { nextNonce: undefined, unpaidUntil: new Map() },
-  };
+    settings: { fullSearchIntervalMs: 0 },
+  });
 }
 
 async function recovered(): Promise<Set<string>> {

@@ -101,7 +101,11 @@ export function defaultSettings(chain: ChainConfig): BroadcasterSettings {
   };
 }
 
-export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
+/**
+ * The context every stage of one (chain, hot wallet) broadcaster shares (context.ts), as
+ * `createBroadcaster` builds it; tests build a stage's context with it too.
+ */
+export function createBroadcasterContext(options: BroadcasterOptions): BroadcasterContext {
   const { common, pool, queues, chain, account } = options;
   const from = account.address.toLowerCase() as Hex;
   const log = common.logger.child({ component: "signer", chain_id: chain.chainId, wallet: from });
@@ -121,7 +125,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     logger: log,
     registry: common.metrics.registry,
   });
-  const ctx: BroadcasterContext = {
+  return {
     common,
     pool,
     queues,
@@ -145,6 +149,11 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     crash: createCrashPoints(options.crashAt, log),
     state: { nextNonce: undefined, unpaidUntil: new Map() },
   };
+}
+
+export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
+  const ctx = createBroadcasterContext(options);
+  const { chain, chainView, log, metrics, labels, from } = ctx;
   const tracker = createTracker(ctx);
   const canceller = createCanceller(ctx);
   const doorbells = createDoorbells(ctx);
