@@ -65,6 +65,12 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
     const assetId = `${chain.chainId}:${asset.address.toLowerCase()}`;
 
     const result = await withTransaction(pool, async (client) => {
+      // One create per key at a time (taken before the customer's lock below, always in that
+      // order): a retry that took over a lapsed lease while the first request still runs waits
+      // for it and finds its withdrawal, instead of failing on the key's unique index (a 500).
+      await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+        `withdrawal-key:${caller.id}:${idempotencyKey}`,
+      ]);
       const existing = await findByIdempotencyKey(client, caller.id, idempotencyKey);
       if (existing) {
         // Reached only if the stored HTTP answer was lost (a 5xx after commit): the same key must
