@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
 import { parseFileConfig } from "../foundation/config.js";
 import { createPool, withTransaction } from "../foundation/db.js";
+import { seedYearOfAttestations } from "../ledger/recon/testing/attestedCustody.js";
 import { requestTransaction } from "../signer/index.js";
 import { setTxRequestState } from "../signer/testing/txRequestState.js";
 import { registerStateMetrics } from "./stateMetrics.js";
@@ -10,6 +11,19 @@ import { createTestDatabase, type TestDatabase, tablePagesRead } from "./testing
 
 const zero = `0x${"0".repeat(40)}`;
 const to = `0x${"1".repeat(40)}`;
+
+/** A chain entry of the config file (1 s blocks, 2 confirmations); `extra` adds or overrides fields. */
+const chainEntry = (chainId: number, extra: Record<string, unknown> = {}) => ({
+  key: `chain-${chainId}`,
+  chainId,
+  name: "Local",
+  rpcUrls: ["http://127.0.0.1:8545"],
+  confirmations: { kind: "blocks", blocks: 2 },
+  reorgWindow: 10,
+  blockTimeMs: 1000,
+  feeModel: "eip1559",
+  ...extra,
+});
 
 /** The value of one series in the registry's text exposition, or undefined when absent. */
 async function series(
@@ -73,18 +87,11 @@ describe("state metrics (withdrawals by status and age, hot wallet floor, ceilin
   it("counts open withdrawals per status with the oldest one's age, and exports floor, ceiling and hot wallet count", async () => {
     const config = parseFileConfig(chainSchema, {
       chains: [
-        {
+        chainEntry(31337, {
           key: "local-a",
-          chainId: 31337,
-          name: "Local",
-          rpcUrls: ["http://127.0.0.1:8545"],
-          confirmations: { kind: "blocks", blocks: 2 },
-          reorgWindow: 10,
-          blockTimeMs: 1000,
-          feeModel: "eip1559",
           nativeHotFloor: "1000000000000000000",
           nativeHotCeiling: "5000000000000000000",
-        },
+        }),
       ],
     });
     const registry = new Registry();
@@ -242,17 +249,8 @@ describe("state metrics (attestations in flight, by the signer's status of their
   });
 
   it("gives each scheduled chain's attestation age (since its newest confirmed one) and the bound past which it is overdue", async () => {
-    const chain = (chainId: number, attestation?: { everyBlocks: number; intervalMs: number }) => ({
-      key: `chain-${chainId}`,
-      chainId,
-      name: "Local",
-      rpcUrls: ["http://127.0.0.1:8545"],
-      confirmations: { kind: "blocks", blocks: 2 },
-      reorgWindow: 10,
-      blockTimeMs: 1000,
-      feeModel: "eip1559",
-      ...(attestation ? { attestation } : {}),
-    });
+    const chain = (chainId: number, attestation?: { everyBlocks: number; intervalMs: number }) =>
+      chainEntry(chainId, attestation ? { attestation } : {});
     const schedule = { everyBlocks: 600, intervalMs: 60_000 }; // due every 10 minutes
     const config = parseFileConfig(chainSchema, {
       chains: [
@@ -326,38 +324,13 @@ describe("state metrics' attestation reads at years of attestations", () => {
   it("read a few pages of attest.attestations per scrape, not the whole table", async () => {
     // Three chains of three assets each, attested hourly for a year, each row with the custody
     // addresses' balances; one attestation per chain still in flight.
-    const HOURS = 8760;
-    await db.pool.query(
-      `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
-         reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
-         addresses, request_id, status, created_at, confirmed_at, final_at)
-       SELECT c, c || ':' || t, t, h, h, $2, 1, 1, $3, $3, $3, 1, a.addresses,
-              'attest:' || c || ':' || t || ':' || h,
-              CASE WHEN h = $1 THEN 'requested' ELSE 'confirmed' END,
-              now() - ($1 - h) * interval '1 hour',
-              CASE WHEN h < $1 THEN now() - ($1 - h) * interval '1 hour' END,
-              CASE WHEN h < $1 - 1 THEN now() - ($1 - h - 1) * interval '1 hour' END
-         FROM generate_series(31501, 31503) c,
-              (SELECT '0x' || lpad(to_hex(n), 40, '0') AS t FROM generate_series(0, 2) n) tokens,
-              generate_series(1, $1) h,
-              (SELECT jsonb_object_agg('0x' || lpad(to_hex(k), 40, '0'), '1000000000000000000')
-                   AS addresses
-                 FROM generate_series(1, 10) k) a`,
-      [HOURS, `0x${"3".repeat(40)}`, `0x${"0".repeat(64)}`],
-    );
-    await db.pool.query("ANALYZE attest.attestations");
+    await seedYearOfAttestations(db.pool, {
+      newest: { 31501: "requested", 31502: "requested", 31503: "requested" },
+    });
     const chains = parseFileConfig(chainSchema, {
-      chains: [31501, 31502, 31503].map((chainId) => ({
-        key: `chain-${chainId}`,
-        chainId,
-        name: "Local",
-        rpcUrls: ["http://127.0.0.1:8545"],
-        confirmations: { kind: "blocks", blocks: 2 },
-        reorgWindow: 10,
-        blockTimeMs: 1000,
-        feeModel: "eip1559",
-        attestation: { everyBlocks: 3600, intervalMs: 3_600_000 },
-      })),
+      chains: [31501, 31502, 31503].map((chainId) =>
+        chainEntry(chainId, { attestation: { everyBlocks: 3600, intervalMs: 3_600_000 } }),
+      ),
     }).chains;
 
     // One connection, so its statistics can be flushed before they are read.

@@ -11,15 +11,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
+import { writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
-import {
-  type SignerTest,
-  SMALL_BLOCKS,
-  startSignerTest,
-  writeChainConfig,
-} from "./testing/signerTest.js";
+import { type SignerTest, SMALL_BLOCKS, startSignerTest } from "./testing/signerTest.js";
 
 const script = path.join(repoRoot, "signer", "testing", "walletSignerProcess.ts");
 let t: SignerTest;

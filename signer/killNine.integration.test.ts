@@ -13,9 +13,10 @@ import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
+import { writeChainConfig } from "../ops/testing/process.js";
 import { waitFor, within } from "../ops/testing/wait.js";
 import { RECIPIENT, statusCounts } from "./testing/harness.js";
-import { type SignerTest, startSignerTest, writeChainConfig } from "./testing/signerTest.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 const TOTAL = 500;
 const WAVE = 25;

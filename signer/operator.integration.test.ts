@@ -14,19 +14,14 @@ import path from "node:path";
 import { type Hex, parseEther, parseTransaction, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { setPublishedFinalized } from "../indexers/testing/chain.js";
-import { spawnCli } from "../ops/testing/process.js";
+import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import { nonceEvidenceFromChains } from "./nonceEvidence.js";
 import { failTxRequestByOperator, retryTxRequestByOperator } from "./operator.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type Answer, type RpcCallIn, type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
-import {
-  type SignerTest,
-  SMALL_BLOCKS,
-  startSignerTest,
-  writeChainConfig,
-} from "./testing/signerTest.js";
+import { type SignerTest, SMALL_BLOCKS, startSignerTest } from "./testing/signerTest.js";
 
 const RULES = { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 3 } as const;
 let t: SignerTest<RpcProxy>;

@@ -10,7 +10,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
-import { createIngestor, type Ingestor } from "../../indexers/index.js";
+import type { Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
   call,
@@ -24,10 +24,11 @@ import {
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { type ChainCli, chainCli } from "../../ops/testing/process.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { createLedger, type Ledger } from "../createLedger.js";
-import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
+import type { Ledger } from "../createLedger.js";
+import type { DepositCrediting } from "../depositCrediting.js";
 import { creditInflow } from "./creditInflow.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
+import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
 
 const CHAIN_ID = 31337;
 const ETH = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
@@ -42,6 +43,7 @@ let chain: ChainConfig;
 let rpc: Rpc;
 let sender: Hex;
 let forwarder: Hex;
+let stack: ReconciledChain;
 let ingestor: Ingestor;
 let ledger: Ledger;
 let crediting: DepositCrediting;
@@ -85,23 +87,13 @@ beforeAll(async () => {
     { address: D_GIL, owner: "gil" },
     { address: D_HAL, owner: "hal" },
   ]);
-  const adapter = createEvmAdapter(chain, { common: ctx.common });
-  ingestor = await createIngestor({ common: ctx.common, pool: ctx.db.pool, adapter });
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
-  await ledger.ensureAssetsFromConfig([chain]);
-  crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
-  reconciler = createReconciler({
-    sweeps: sweepReader,
-    common: ctx.common,
-    pool: ctx.db.pool,
-    chains: adapterPerChain(ctx.common, () => adapter),
-  });
+  stack = await startReconciledChain(ctx, chain);
+  ({ ingestor, ledger, crediting, reconciler } = stack);
   operatorCli = chainCli({ databaseUrl: ctx.db.url, chain });
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
-  await ledger?.close();
+  await stack?.stop();
   await ctx?.cleanup();
   operatorCli?.remove();
 });

@@ -86,6 +86,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await ledger?.close();
   await ctx?.cleanup();
 });
 

@@ -11,7 +11,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { createHealth } from "../../foundation/health.js";
-import { createIngestor, type Ingestor } from "../../indexers/index.js";
+import type { Ingestor } from "../../indexers/index.js";
 import {
   anvilRpc,
   call,
@@ -26,13 +26,14 @@ import { createTestContext, type TestContext } from "../../ops/testing/context.j
 import { chainCli, spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { createLedger, type Ledger } from "../createLedger.js";
-import { createDepositCrediting, type DepositCrediting } from "../depositCrediting.js";
+import type { Ledger } from "../createLedger.js";
+import type { DepositCrediting } from "../depositCrediting.js";
 import { transferId } from "../transferId.js";
 import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
 import { getRunReport } from "./report.js";
 import { reconcilerRole } from "./role.js";
 import { createPlanTracingPool } from "./testing/planTrace.js";
+import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
 
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -49,6 +50,7 @@ let rpc: Rpc;
 let chain: ChainConfig;
 let customer: Hex;
 let hot: Hex;
+let stack: ReconciledChain;
 let ingestor: Ingestor;
 let ledger: Ledger;
 let crediting: DepositCrediting;
@@ -135,17 +137,8 @@ beforeAll(async () => {
     { address: D_CAROL, owner: "carol" },
     { address: D_DAVE, owner: "dave" },
   ]);
-  const adapter = createEvmAdapter(chain, { common: ctx.common });
-  ingestor = await createIngestor({ common: ctx.common, pool: ctx.db.pool, adapter });
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
-  await ledger.ensureAssetsFromConfig([chain]);
-  crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
-  reconciler = createReconciler({
-    sweeps: sweepReader,
-    common: ctx.common,
-    pool: ctx.db.pool,
-    chains: adapterPerChain(ctx.common, () => adapter),
-  });
+  stack = await startReconciledChain(ctx, chain);
+  ({ ingestor, ledger, crediting, reconciler } = stack);
 
   // The hot wallet's genesis balance has no chain fact: booked once as an opening balance.
   const opening = BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
@@ -161,7 +154,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await ingestor?.stop();
+  await stack?.stop();
   await ctx?.cleanup();
 });
 

@@ -105,6 +105,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await ledger?.close();
   await t?.stop();
 });
 

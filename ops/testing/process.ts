@@ -53,23 +53,19 @@ export type ChainCli = {
 };
 
 /**
- * The CLI as an operator runs it on a test's database and chain: a config file in a fresh temp
- * folder naming `chain` with its rules as loaded (`entry` adds fields, e.g. `traces`, `tokens`).
+ * Writes a config file (a child process's `CUSTODY_CONFIG`) naming `chain` with its rules as loaded
+ * (`entry` adds fields or overrides them, e.g. `traces`, `tokens`, `confirmations`), and `kmsKeyId`
+ * as its hot wallet when given; returns `file`.
  */
-export function chainCli({
-  databaseUrl,
-  chain,
-  entry = {},
-}: {
-  databaseUrl: string;
-  chain: ChainConfig;
-  entry?: Record<string, unknown>;
-}): ChainCli {
-  const dir = mkdtempSync(path.join(tmpdir(), "custody-cli-"));
-  const configPath = path.join(dir, "config.json");
+export function writeChainConfig(
+  file: string,
+  chain: ChainConfig,
+  entry: Record<string, unknown> = {},
+  kmsKeyId?: string,
+): string {
   const { key, chainId, name, rpcUrls, confirmations, reorgWindow, blockTimeMs, feeModel } = chain;
   writeFileSync(
-    configPath,
+    file,
     JSON.stringify({
       chains: [
         {
@@ -84,8 +80,27 @@ export function chainCli({
           ...entry,
         },
       ],
+      ...(kmsKeyId ? { hotWallets: [{ chain: key, kmsKeyId }] } : {}),
     }),
   );
+  return file;
+}
+
+/**
+ * The CLI as an operator runs it on a test's database and chain: a config file in a fresh temp
+ * folder naming `chain` with its rules as loaded (`entry` adds fields, e.g. `traces`, `tokens`).
+ */
+export function chainCli({
+  databaseUrl,
+  chain,
+  entry = {},
+}: {
+  databaseUrl: string;
+  chain: ChainConfig;
+  entry?: Record<string, unknown>;
+}): ChainCli {
+  const dir = mkdtempSync(path.join(tmpdir(), "custody-cli-"));
+  const configPath = writeChainConfig(path.join(dir, "config.json"), chain, entry);
   const env = { DATABASE_URL: databaseUrl, CUSTODY_CONFIG: configPath, LOG_LEVEL: "silent" };
   return {
     env,

@@ -8,19 +8,17 @@
  * booked), and the test holds the row lock of every open sweep so the restarted worker books
  * exactly one before it waits on the next.
  */
-import { tmpdir } from "node:os";
-import path from "node:path";
 import pg from "pg";
 import type { Address, Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendAndMine } from "../../indexers/testing/chain.js";
-import { type CliProcess, spawnCli } from "../../ops/testing/process.js";
+import { type ChainCli, type CliProcess, chainCli, spawnCli } from "../../ops/testing/process.js";
 import { waitFor, within } from "../../ops/testing/wait.js";
-import { writeChainConfig } from "../testing/signerTest.js";
 import { hotAccount } from "./bookings.js";
 import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
 
 let s: SweepStack;
+let config: ChainCli;
 let env: Record<string, string>;
 let worker: CliProcess | undefined;
 let mining: NodeJS.Timeout | undefined;
@@ -33,26 +31,17 @@ const CHAIN = {
 
 beforeAll(async () => {
   s = await startSweepStack(CHAIN);
-  const chain = s.ctx.config.chains[0]!;
-  const file = writeChainConfig(
-    path.join(tmpdir(), `sweep-crash-${process.pid}-${Date.now()}.json`),
-    chain,
-    {
-      confirmations: chain.confirmations,
-      reorgWindow: chain.reorgWindow,
-      blockTimeMs: chain.blockTimeMs,
-      feeModel: chain.feeModel,
-      traces: true,
-      ...CHAIN,
-    },
-  );
+  // The worker's config file: the chain's rules as loaded, with traces and the sweep settings.
+  config = chainCli({
+    databaseUrl: s.ctx.db.url,
+    chain: s.ctx.config.chains[0]!,
+    entry: { traces: true, ...CHAIN },
+  });
   env = {
-    CUSTODY_CONFIG: file,
-    DATABASE_URL: s.ctx.db.url,
+    ...config.env,
     REDIS_URL: s.ctx.redis.url,
     REDIS_PREFIX: s.ctx.redis.prefix,
     PORT: "0",
-    LOG_LEVEL: "silent",
   };
 });
 
@@ -63,6 +52,7 @@ afterAll(async () => {
     await worker.exited;
   }
   await s?.close();
+  config?.remove();
 });
 
 const count = async (sql: string) => (await s.ctx.db.pool.query(sql)).rows[0].n as number;

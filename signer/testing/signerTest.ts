@@ -5,7 +5,6 @@
  * signer for the harness's account; `run()` starts more signers the same way. `stop()` tears it down in order (signer,
  * proxy, harness, context). What a test does with them stays in the test. Test-only.
  */
-import { writeFileSync } from "node:fs";
 import type { ChainConfig } from "../../chains/index.js";
 import {
   createTestContext,
@@ -103,25 +102,4 @@ export async function startSignerTest<P extends Proxy = Proxy>(
   };
   if (options.signer) test.signer = test.run(h.account, options.signer);
   return test;
-}
-
-/**
- * Writes a config file (for a child process's CUSTODY_CONFIG) naming `chain` (key, id, name, RPC
- * URLs) with `entry`'s rules, and `kmsKeyId` as its hot wallet when given; returns `file`.
- */
-export function writeChainConfig(
-  file: string,
-  chain: ChainConfig,
-  entry: Record<string, unknown>,
-  kmsKeyId?: string,
-): string {
-  const { key, chainId, name, rpcUrls } = chain;
-  writeFileSync(
-    file,
-    JSON.stringify({
-      chains: [{ key, chainId, name, rpcUrls, ...entry }],
-      ...(kmsKeyId ? { hotWallets: [{ chain: key, kmsKeyId }] } : {}),
-    }),
-  );
-  return file;
 }

@@ -1,7 +1,8 @@
 /**
  * Test set-up shared by the attestation and subgraph-parity integration tests: a prepared custody
  * (ops/e2e/setup.ts) with its 100 ETH float booked and the chain's ReservesAttestor deployed from
- * its hot wallet, and a wait until a block is final in the index.
+ * its hot wallet, and a wait until a block is final in the index; and a year of attestations for the
+ * tests that bound what a read of attest.attestations costs.
  */
 import { type PublicClient, parseEther } from "viem";
 import type { ChainConfig } from "../../../chains/index.js";
@@ -98,4 +99,61 @@ export function waitFinalInIndex({
     },
     { timeoutMs: 60_000, everyMs: 200 },
   );
+}
+
+/** The hours of `seedYearOfAttestations`: one attestation per chain and asset an hour, a year. */
+export const YEAR_OF_HOURS = 8760;
+
+/**
+ * A year of hourly attestations (block = hour 1 to YEAR_OF_HOURS) on chains 31501 to 31503, three
+ * assets each, each row with ten custody addresses' balances, then ANALYZE: the size at which a read
+ * must come from a few index pages, not the table. Each is confirmed at its hour and final an hour
+ * later, except every `failedEvery`th hour's (failed) and each chain's newest, whose status `newest`
+ * may set per chain (not confirmed: no confirmation or final time).
+ */
+export async function seedYearOfAttestations(
+  pool: Pool,
+  { failedEvery = 0, newest = {} }: { failedEvery?: number; newest?: Record<number, string> } = {},
+): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query(
+      `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
+         reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
+         addresses, request_id, status, created_at, confirmed_at, final_at)
+       SELECT c, c || ':' || t, t, h, h, $2, 1, 1, $3, $3, $3, 1, a.addresses,
+              'attest:' || c || ':' || t || ':' || h,
+              s.status,
+              now() - ($1 - h) * interval '1 hour',
+              CASE WHEN s.status = 'confirmed' THEN now() - ($1 - h) * interval '1 hour' END,
+              CASE WHEN s.status = 'confirmed' AND h < $1 - 1
+                   THEN now() - ($1 - h - 1) * interval '1 hour' END
+         FROM generate_series(31501, 31503) c,
+              (SELECT '0x' || lpad(to_hex(n), 40, '0') AS t FROM generate_series(0, 2) n) tokens,
+              generate_series(1, $1) h,
+              (SELECT jsonb_object_agg('0x' || lpad(to_hex(k), 40, '0'), '1000000000000000000')
+                   AS addresses
+                 FROM generate_series(1, 10) k) a,
+              LATERAL (SELECT CASE
+                   WHEN h = $1 AND c = ANY($4::int[]) THEN ($5::text[])[array_position($4::int[], c)]
+                   WHEN h % NULLIF($6::int, 0) = 0 THEN 'failed'
+                   ELSE 'confirmed' END AS status) s`,
+      [
+        YEAR_OF_HOURS,
+        `0x${"3".repeat(40)}`,
+        `0x${"0".repeat(64)}`,
+        Object.keys(newest).map(Number),
+        Object.values(newest),
+        failedEvery,
+      ],
+    );
+    await client.query("ANALYZE attest.attestations");
+    // The insert's and ANALYZE's page reads reach the statistics views when this backend flushes
+    // them, which may be seconds later: in the middle of a test's count of the pages a read costs
+    // (ops/testing/database.ts tablePagesRead counts the whole table's). Flushed now.
+    await client.query("SELECT pg_stat_force_next_flush()");
+    await client.query("SELECT 1");
+  } finally {
+    client.release();
+  }
 }
