@@ -266,9 +266,9 @@ export function createChainView({
       // request at a used nonce (nonce too low, needs_review). So: the answering node's pending
       // count, as before, and every endpoint's MINED count, the highest. Mined, not pending, from
       // the others: a transaction of our key only in some node's pool (a dropped deploy, a stale
-      // mempool) would push the next nonce past a nonce nothing fills, and no stage fills a nonce
-      // with no stored request (nonces.ts). An endpoint that fails is skipped; none answering
-      // fails the read.
+      // mempool) would push the next nonce past a nonce nothing fills: no stage fills a nonce with
+      // no stored request (nonces.ts; gaps.ts sends a stored deploy's bytes, else only alerts). An
+      // endpoint that fails is skipped; none answering fails the read.
       const answers = await Promise.allSettled([
         rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]),
         ...endpoints().map((client) =>
