@@ -30,7 +30,9 @@ function report(r: SimResult): string {
 
 describe("withdrawals simulation", () => {
   // 3: a reorg and KMS Sign failures, signer in process; 5: the signer runs as a child process and
-  // is killed with SIGKILL, with four reorgs of its transactions.
+  // is killed with SIGKILL, with four reorgs of its transactions, and a CLI deploy from the hot
+  // wallet killed after sending, then dropped by the node (signer/broadcaster/gaps.ts sends its
+  // stored bytes again; no withdrawal takes its nonce).
   for (const seed of [3, 5]) {
     it(`seed ${seed} keeps every invariant`, async () => {
       const result = await runWithdrawals(seed, run);
@@ -39,6 +41,8 @@ describe("withdrawals simulation", () => {
       expect(Number(result.stats.reorgs)).toBeGreaterThan(0);
       if (seed === 3) expect(Number(result.stats.kms_failed)).toBeGreaterThan(0);
       if (seed === 5) expect(Number(result.stats.kills)).toBeGreaterThan(0);
+      expect(result.stats.deploy).toBe(seed === 5 ? "after_send" : "none");
+      if (seed === 5) expect(result.stats.deploy_nonce).toBeDefined();
     });
   }
 

@@ -26,12 +26,23 @@
  *    withdrawal's refused sends mines after all (a node passed the bytes on); the service must
  *    follow it: paid exactly once, `finalized`, hold posted (never released), no cancel final,
  *    and an `operator_fail_overridden` event on its request.
+ *  - deploy (40% of seeds, own random stream `deploy`; not with an unsendable dead withdrawal, whose
+ *    nonce keeps the wallet busy until the operator): at a seeded step the operator waits until the
+ *    wallet has nothing unmined, stops the signer, runs the CLI's deploy sender
+ *    (signer/storedDeploy.ts) for a tiny contract from the hot wallet and kills it after storing
+ *    its bytes (`after_commit`) or after sending them (`after_send`: the node then drops them once
+ *    the signer is back), and starts the signer again while withdrawals keep coming. The deploy's
+ *    stored transaction must be in a final block, its contract at getContractAddress(hot, nonce),
+ *    and no withdrawal request or attempt may hold its nonce (signer/broadcaster/gaps.ts).
  */
 
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import {
+  createPublicClient,
   getAddress,
+  getContractAddress,
   type Hex,
+  http,
   keccak256,
   parseEther,
   parseTransaction,
@@ -55,6 +66,8 @@ import {
   startWalletSigner,
   type WalletSigner,
 } from "../../signer/index.js";
+import type { Lease } from "../../signer/lease.js";
+import { storedDeploySender } from "../../signer/storedDeploy.js";
 import { type KmsProxy, startKmsProxy } from "../../signer/testing/kmsProxy.js";
 import {
   createSimWorld,
@@ -65,12 +78,21 @@ import {
 } from "./harness.js";
 import { minedOnChain } from "./operator.js";
 import { createRandom } from "./random.js";
-import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";
+import {
+  type Scenario,
+  type ScenarioOptions,
+  type SimResult,
+  type Violation,
+  waitFor,
+} from "./scenario.js";
 import { childSigner, type SignerHost } from "./signerHost.js";
 
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
 const HANG_MS = 1500;
+/** Init code of a contract whose runtime code returns 42 (the CLI deploy's contract). */
+const DEPLOY_INIT_CODE: Hex = "0x600a600c600039600a6000f3602a60005260206000f3";
+const DEPLOY_RUNTIME_CODE: Hex = "0x602a60005260206000f3";
 
 type Accepted = { id: string; owner: string; to: Hex; amount: bigint };
 
@@ -121,6 +143,16 @@ export async function runWithdrawals(
   const cancelMessage = deadStream.pick(deadMessages);
   // After the operator fails it, one of its refused sends mines first (its bytes passed on).
   const lateSend = dead === "cancel_unsendable" && deadStream.chance(0.5);
+  // A CLI deploy from the hot wallet killed mid-way (its own stream, drawn after every other: the
+  // schedule and the faults above stay as they were; a seed without it runs exactly as before).
+  // Not beside an unsendable dead withdrawal: its nonce stays unmined until the operator fails it
+  // in the settle, and the CLI refuses to deploy while a signer transaction is unmined.
+  const deployStream = rng.fork("deploy");
+  const drawnDeploy = deployStream.chance(0.4)
+    ? deployStream.pick(["after_commit", "after_send"] as const)
+    : "none";
+  const deployStep = deployStream.int(2, steps - 6);
+  const deploy = dead === "cancel_unsendable" ? "none" : drawnDeploy;
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -170,6 +202,7 @@ export async function runWithdrawals(
     cancels: 0,
     needs_review: 0,
     dead_reviews: "none",
+    deploy,
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
@@ -365,6 +398,12 @@ export async function runWithdrawals(
         fail("holds", `dead withdrawal ${d.id} (${status}): hold released before it failed`);
       }
     };
+    /** `hash`'s receipt is in a block final as the signer counts it (`finality` blocks incl. its own). */
+    const finalReceipt = async (hash: Hex) => {
+      const receipt = await rpc<{ blockNumber: Hex } | null>("eth_getTransactionReceipt", [hash]);
+      const head = BigInt(await rpc<Hex>("eth_blockNumber"));
+      return !!receipt && BigInt(receipt.blockNumber) <= head - BigInt(finality) + 1n;
+    };
     const clearFaults = () => {
       for (const p of [pA, pB]) {
         p.setFault("none");
@@ -374,7 +413,118 @@ export async function runWithdrawals(
       }
     };
 
+    /** The CLI deploy killed mid-way, once it happened: its stored nonce and transaction. */
+    let stored: { nonce: bigint; hash: Hex } | undefined;
+    const directClient = createPublicClient({ transport: http(anvilUrl) });
+    /** What the CLI asks before it deploys, and no request still waiting for the signer. */
+    const walletIdle = async () => {
+      const { rows } = await pool.query<{ max: string | null; waiting: number }>(
+        `SELECT max(nonce)::text AS max, count(*) FILTER (WHERE status = 'pending')::int AS waiting
+           FROM custody.tx_requests WHERE chain_id = $1 AND from_address = $2`,
+        [CHAIN_ID, hot],
+      );
+      const storedNext = rows[0]?.max ? BigInt(rows[0].max) + 1n : 0n;
+      const latest = BigInt(await rpc<Hex>("eth_getTransactionCount", [hot, "latest"]));
+      const pending = BigInt(await rpc<Hex>("eth_getTransactionCount", [hot, "pending"]));
+      return rows[0]?.waiting === 0 && storedNext <= latest && pending === latest;
+    };
+    /**
+     * The operator's deploy: wait (signer running, blocks mined) until the wallet has nothing
+     * unmined, stop the signer, run the CLI's deploy sender and kill it at `deploy`'s point, start
+     * the signer again; `after_send`: a moment after the signer holds the lease again (its resync
+     * then normally counts the deploy pending), the node drops the deploy. False when the wallet
+     * did not go idle in time or the CLI refused (the operator tries again at the next step).
+     */
+    const deployKilled = async (at: string): Promise<boolean> => {
+      if (deploy === "none" || !signer) return false;
+      const idleBy = Date.now() + 20_000;
+      while (!(await walletIdle())) {
+        if (Date.now() > idleBy) {
+          trace(`  deploy (${at}): the wallet has transactions unmined; trying again later`);
+          return false;
+        }
+        await mine(1);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      await signer.stop();
+      signer = undefined;
+      const point = deploy === "after_commit" ? "deploy_after_commit" : "deploy_after_send";
+      let lease: Lease | undefined;
+      try {
+        const send = storedDeploySender({
+          common: world.common,
+          databaseUrl: world.db.url,
+          chain,
+          client: directClient,
+          account,
+          sendRawTransaction: (raw) =>
+            directClient.sendRawTransaction({ serializedTransaction: raw }),
+          getFinalizedBlock: () => directClient.getBlock({ blockTag: "finalized" }),
+          onLease: (l) => {
+            lease = l;
+          },
+          crash: (p) => {
+            if (p === point) throw new Error(`killed at ${p}`);
+          },
+        });
+        await send({
+          name: `SimDeploy${seed}`,
+          data: DEPLOY_INIT_CODE,
+          onSent: () => {
+            if (point === "deploy_after_send") throw new Error(`killed at ${point}`);
+          },
+        });
+        throw new Error("the deploy was not killed");
+      } catch (error) {
+        const message = (error as Error).message;
+        if (message !== `killed at ${point}`) {
+          notes.push(`deploy (${at}) refused: ${message.slice(0, 160)}`);
+          trace(`  deploy (${at}) refused: ${message.slice(0, 160)}`);
+        }
+      } finally {
+        await lease?.release().catch(() => {});
+      }
+      const { rows } = await pool.query<{ nonce: string; hash: Hex; status: string }>(
+        "SELECT nonce::text, tx_hash AS hash, status FROM custody.hot_wallet_deploys WHERE chain_id = $1 AND from_address = $2 AND status IN ('signed', 'broadcast')",
+        [CHAIN_ID, hot],
+      );
+      signer = await startSigner();
+      const row = rows[0];
+      if (!row) return false;
+      stored = { nonce: BigInt(row.nonce), hash: row.hash };
+      stats.deploy_at = at;
+      stats.deploy_nonce = row.nonce;
+      trace(`  deploy (${at}) killed at ${point}: nonce ${row.nonce}, ${row.status}, ${row.hash}`);
+      if (deploy === "after_send") {
+        // The signer resyncs once it holds the wallet's lease (a Postgres advisory lock).
+        await waitFor(
+          "the signer's lease after the deploy",
+          async () =>
+            (
+              await pool.query(
+                `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+                    AND a.application_name LIKE '%signer%'`,
+              )
+            ).rows.length,
+          (n) => n > 0,
+          15_000,
+        );
+        await new Promise((r) => setTimeout(r, 500));
+        await rpc("anvil_dropTransaction", [row.hash]);
+        const pending = BigInt(await rpc<Hex>("eth_getTransactionCount", [hot, "pending"]));
+        if (pending !== stored.nonce)
+          fail(
+            "deploy",
+            `the node still holds something at nonce ${stored.nonce} after the drop (pending count ${pending})`,
+          );
+        trace("  deploy: the node dropped it");
+      }
+      return true;
+    };
+
     for (let step = 0; step < steps; step++) {
+      if (deploy !== "none" && !stored && step >= deployStep) await deployKilled(`step ${step}`);
       const action = rng.weighted({
         withdraw: 4,
         mine: 3,
@@ -481,6 +631,13 @@ export async function runWithdrawals(
     clearFaults();
     for (const p of [pA, pB]) p.setSendDrop(null);
     trace(`settle: faults cleared at ${new Date().toISOString().slice(11, 23)}`);
+    // A deploy the wallet was never idle for during the steps is run now, before the last
+    // withdrawal: it must happen in every seed that drew it, or the seed would pass without it.
+    if (deploy !== "none" && !stored && !(await deployKilled("settle")))
+      fail(
+        "deploy",
+        "the CLI deploy could not run: the wallet never went idle, or the CLI refused",
+      );
     const probeIndex = accepted.length;
     await withdraw(); // keeps-sending: created after every fault
     const probe = accepted[probeIndex];
@@ -594,7 +751,8 @@ export async function runWithdrawals(
       }
       if (
         [...statuses.values()].every((s) => terminal.has(s)) &&
-        (!d || statuses.get(d.id) !== "needs_review")
+        (!d || statuses.get(d.id) !== "needs_review") &&
+        (!stored || (await finalReceipt(stored.hash)))
       )
         break;
     }
@@ -611,6 +769,43 @@ export async function runWithdrawals(
     signer = undefined;
     if (!stopped) fail("stop", "the signer's stop() did not return within 15 s");
     stats.stop_ms = Date.now() - stopStarted;
+
+    // Invariant: the killed deploy mined from its stored bytes at its stored nonce, in a final
+    // block, and no withdrawal was given that nonce (signer/broadcaster/gaps.ts).
+    if (stored) {
+      const { nonce, hash } = stored;
+      const receipt = await rpc<{ blockNumber: Hex; status: Hex } | null>(
+        "eth_getTransactionReceipt",
+        [hash],
+      );
+      if (!receipt)
+        fail("deploy", `the stored deploy ${hash} (nonce ${nonce}) is not on the final chain`);
+      else if (receipt.status !== "0x1")
+        fail("deploy", `the stored deploy ${hash} (nonce ${nonce}) reverted`);
+      else if (!(await finalReceipt(hash)))
+        fail(
+          "deploy",
+          `the stored deploy ${hash} (block ${BigInt(receipt.blockNumber)}) is not final`,
+        );
+      const address = getContractAddress({ from: hot, nonce });
+      const code = await rpc<Hex>("eth_getCode", [address, "latest"]);
+      if (code !== DEPLOY_RUNTIME_CODE)
+        fail("deploy", `no contract at ${address} (the deploy's nonce ${nonce}): code ${code}`);
+      const { rows: holders } = await pool.query<{ id: string; attempts: number }>(
+        `SELECT r.id, (SELECT count(*)::int FROM custody.tx_attempts a WHERE a.request_id = r.id) AS attempts
+           FROM custody.tx_requests r WHERE r.chain_id = $1 AND r.from_address = $2 AND r.nonce = $3`,
+        [CHAIN_ID, hot, nonce.toString()],
+      );
+      const { rows: attemptsAt } = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE chain_id = $1 AND lower(from_address) = $2 AND nonce = $3",
+        [CHAIN_ID, hot, nonce.toString()],
+      );
+      if (holders.length > 0 || (attemptsAt[0]?.n ?? 0) > 0)
+        fail(
+          "deploy",
+          `the deploy's nonce ${nonce} was given to ${holders.map((h) => `${h.id} (${h.attempts} attempts)`).join(", ") || "no request"}; ${attemptsAt[0]?.n ?? 0} attempts signed at it`,
+        );
+    }
 
     const victim = accepted[0];
     if (options.sabotage === "double-pay" && victim) {
@@ -656,7 +851,9 @@ export async function runWithdrawals(
       "SELECT max(nonce)::text AS max FROM custody.tx_attempts WHERE chain_id = $1 AND lower(from_address) = $2",
       [CHAIN_ID, hot],
     );
-    const highest = rows[0]?.max === null || rows[0]?.max === undefined ? -1n : BigInt(rows[0].max);
+    let highest = rows[0]?.max === null || rows[0]?.max === undefined ? -1n : BigInt(rows[0].max);
+    // The killed deploy's nonce is the wallet's too (the deploy invariant checks who used it).
+    if (stored && stored.nonce > highest) highest = stored.nonce;
     if (highest + 1n !== mined)
       fail(
         "nonces",
