@@ -7,7 +7,7 @@
  * rolling 24 h limit, and a create racing the reorg hold that blocks the customer.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDepositCrediting, transferId } from "../../ledger/index.js";
+import { createDepositCrediting } from "../../ledger/index.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
@@ -46,6 +46,8 @@ beforeAll(async () => {
         ...customers("apr"),
         ...customers("idem"),
         ...customers("roll"),
+        ...customers("svc"),
+        "lapsed",
       ],
       amount: 20n * ETH,
     },
@@ -176,14 +178,6 @@ describe("the same Idempotency-Key at once", () => {
     const caller = t.keyRows["withdrawals:write"];
     for (let i = 0; i < ROUNDS; i++) {
       const customer = `svc-${i}`;
-      await t.ledger.transfer({
-        id: transferId(`test:fund:${customer}`),
-        assetId: NATIVE,
-        debit: "custody:deposits",
-        credit: `user:${customer}`,
-        amount: 20n * ETH,
-        kind: "manual",
-      });
       const key = `svc-key-${i}`;
       const same = body(customer, 2n * ETH);
       const settled = await Promise.allSettled([
@@ -208,14 +202,6 @@ describe("the same Idempotency-Key at once", () => {
 
   it("through /v1: a retry taking over a first request whose lease lapsed while it waited gets that withdrawal", async () => {
     const customer = "lapsed";
-    await t.ledger.transfer({
-      id: transferId(`test:fund:${customer}`),
-      assetId: NATIVE,
-      debit: "custody:deposits",
-      credit: `user:${customer}`,
-      amount: 20n * ETH,
-      kind: "manual",
-    });
     const key = "lapsed-key";
     const waiting = async (k: number) => {
       const start = Date.now();
