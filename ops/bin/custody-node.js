@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The `custody-node` command. It runs the compiled JavaScript in dist/ (`npm run build`; the
-// Docker image has only that) and starts in a fraction of a second. Without a build, or when a
-// TypeScript source file is newer than the build, it runs the source through tsx's loader (dev and
-// tests: an edit is never shadowed by a stale dist/). CUSTODY_NODE_FROM_SOURCE=1 forces the source.
+// Docker image has only that), starting in about half the CPU tsx takes (README). Without a build,
+// or when a TypeScript source file is newer than the build, it runs the source through tsx's loader
+// (dev and tests: an edit is never shadowed by a stale dist/). CUSTODY_NODE_FROM_SOURCE=1 forces
+// the source.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import module from "node:module";
 
