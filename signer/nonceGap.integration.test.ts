@@ -8,7 +8,7 @@
  * Real anvil, Postgres and the KMS emulator; the deploy is the CLI's own sender, stopped at its
  * crash points.
  */
-import { getContractAddress, type Hex, parseGwei } from "viem";
+import { getContractAddress, type Hex, numberToHex, parseGwei, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
 import type { KmsAccount } from "./kmsAccount.js";
@@ -192,6 +192,50 @@ describe("a nonce no request holds", () => {
       }
     } finally {
       await automine(true);
+    }
+  });
+
+  it("held by a deploy whose stored bytes no node takes (the base fee rose past its max fee): the wallet waits behind it, and a person is told (nonce_gap)", async () => {
+    const account = await t.wallet();
+    const first = BigInt(await mined(account.address));
+    const deploy = await killedDeploy(account, "Priced", "deploy_after_commit");
+    expect(deploy).toMatchObject({ nonce: first, status: "signed" });
+    const tx = await t.client.getTransaction({ hash: deploy.hash }).catch(() => null);
+    expect(tx).toBeNull(); // never sent
+    // The base fee rises to 4x the stored bytes' max fee (an empty block lowers it by 1/8 at most),
+    // within the chain's cap for new signatures: the withdrawal can pay it, the deploy cannot.
+    const { maxFeePerGas } = parseTransaction(
+      (
+        await t.ctx.db.pool.query<{ raw_tx: Hex }>(
+          "SELECT raw_tx FROM custody.hot_wallet_deploys WHERE tx_hash = $1",
+          [deploy.hash],
+        )
+      ).rows[0]!.raw_tx,
+    );
+    const baseFee = maxFeePerGas! * 4n;
+    expect(baseFee * 2n).toBeLessThan(t.chain.maxFeePerGas);
+    await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(baseFee)]);
+    await rpc("evm_mine");
+
+    await t.withdraw(["gap-priced"], { from: account.address });
+    const signer = t.run(account, { settings: { stallResendMs: 300 } });
+    try {
+      await waitFor("the withdrawal signed", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "gap-priced");
+        return r?.nonce !== null && r?.nonce !== undefined ? r : undefined;
+      });
+      expect((await getTxRequest(t.ctx.db.pool, "gap-priced"))!.nonce).toBe(first + 1n);
+      // Nothing mines at the deploy's nonce and nothing of ours will: a person must be told.
+      await waitFor(
+        "nonce_gap raised",
+        async () => (await t.alertCount("nonce_gap", account.address)) >= 1,
+        { timeoutMs: 5_000 },
+      );
+      expect(await mined(account.address)).toBe(Number(first));
+    } finally {
+      await signer.stop();
+      await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(maxFeePerGas! / 2n)]);
+      await rpc("evm_mine");
     }
   });
 });

@@ -10,17 +10,22 @@
  *    count is not above it: its stored bytes, only those (KMS signatures are not deterministic:
  *    re-signing would make a second contract), are sent again, at most once per `stallResendMs`.
  *    The contract is recorded, and its gas booked, by the deploy command's next run (it follows the
- *    stored deploy to final); until then reconciliation shows the gas as the wallet's break.
+ *    stored deploy to final); until then reconciliation shows the gas as the wallet's break. Bytes
+ *    the node refuses (the base fee above their max fee, funds short) hold every later nonce and
+ *    cannot be re-signed here: refused again `stallResendMs` later, they raise `nonce_gap` too.
  * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
  *    at it: a transaction of the wallet's key from outside custody, dropped. Nothing of ours may
  *    fill it without a person's decision: alert `nonce_gap`, again every `GAP_ALERT_EVERY_MS` while
  *    it lasts (SignerNeedsHuman runbook).
  *
  * A node that holds something executable at the nonce (pending count above it) decides nothing:
- * it is only waited for. The state is per process and only paces sends and alerts.
+ * it is only waited for; nor does a count from a node behind the best head seen (`atBestHead`),
+ * which shows nonces used long ago as unused. The state is per process and only paces sends and
+ * alerts.
  */
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
+import type { NodeErrorClass } from "../nodeErrors.js";
 import type { WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
@@ -28,6 +33,13 @@ import { sendRaw } from "./send.js";
 
 /** While a nonce gap no one holds lasts, its alert is raised again this often (the rule's window is 15 min). */
 export const GAP_ALERT_EVERY_MS = 10 * 60_000;
+
+/** Node answers to a stored deploy's send that say nothing against its bytes (nodeErrors.ts). */
+const NOT_A_REFUSAL: ReadonlySet<NodeErrorClass> = new Set([
+  "transient",
+  "replacement_underpriced",
+  "nonce_too_low",
+]);
 
 type LiveDeploy = { id: string; name: string; nonce: bigint; txHash: Hex; raw: Hex };
 
@@ -79,6 +91,7 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
     return r && { id: r.id, name: r.name, nonce, txHash: r.tx_hash, raw: r.raw_tx };
   }
 
+  /** Sends the stored bytes; returns the node's refusal class (none: accepted or already known). */
   async function sendDeploy(lease: Lease, deploy: LiveDeploy, pending: bigint) {
     ctx.log.warn({
       msg: "lowest unused nonce held by a stored deploy no node has; sending its stored bytes",
@@ -89,35 +102,72 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
     });
     deploySentAt.set(deploy.id, Date.now());
     const result = await sendRaw(ctx, lease, deploy.raw);
-    if (result.cls) return; // logged by sendRaw; what the chain does with the nonce decides
+    if (result.cls) return result; // logged by sendRaw; what the chain does with the nonce decides
     await lease.query(
       `UPDATE custody.hot_wallet_deploys SET status = 'broadcast', broadcast_at = now()
         WHERE id = $1 AND status = 'signed'`,
       [deploy.id],
     );
+    return result;
+  }
+
+  /** Raise `nonce_gap` for the watched nonce once it has lasted `T`, then every GAP_ALERT_EVERY_MS. */
+  function alertDue(now: number): boolean {
+    if (!unheld || now - unheld.since < T) return false;
+    return unheld.alertedAt === undefined || now - unheld.alertedAt >= GAP_ALERT_EVERY_MS;
   }
 
   return {
     async check(lease, watched, snap) {
       const next = ctx.state.nextNonce;
       const nonce = snap.latestCount;
-      if (next === undefined || nonce >= next || (await requestHolds(nonce, watched))) {
+      // A count from a node behind the best head seen is as of an older block: no evidence that
+      // a nonce is unused (a lagging node shows nonces used long ago as free).
+      if (
+        next === undefined ||
+        nonce >= next ||
+        !snap.atBestHead ||
+        (await requestHolds(nonce, watched))
+      ) {
         unheld = null;
         return;
       }
       const deploy = await liveDeployAt(nonce);
       const now = Date.now();
       if (deploy) {
-        unheld = null;
         if (now - (deploySentAt.get(deploy.id) ?? 0) < T) return;
         const pending = await ctx.chainView.pendingCount();
-        if (pending > nonce) return; // the node holds something at it: wait
-        await sendDeploy(lease, deploy, pending);
+        if (pending > nonce) {
+          unheld = null; // the node holds something at it: wait
+          return;
+        }
+        const { cls, message } = await sendDeploy(lease, deploy, pending);
+        // Accepted; or no answer about these bytes (node trouble), a better-paying transaction at
+        // the nonce in the node's pool, the nonce used on chain: nothing a person must decide yet.
+        if (!cls || NOT_A_REFUSAL.has(cls)) {
+          unheld = null;
+          return;
+        }
+        // Refused (the base fee above its max fee, funds short, ...): the signer cannot re-sign
+        // it, and every later nonce waits. Refused again `T` later: a person is told.
+        if (unheld?.nonce !== nonce) unheld = { nonce, since: now };
+        if (!alertDue(Date.now())) return;
+        unheld.alertedAt = Date.now();
+        ctx.alert("nonce_gap", {
+          nonce: String(nonce),
+          next_nonce: String(next),
+          node_pending_count: String(pending),
+          deploy: deploy.name,
+          tx_hash: deploy.txHash,
+          class: cls,
+          error: message,
+          reason:
+            "the wallet's lowest unused nonce is held by a stored CLI deploy whose bytes the node refuses: every later nonce waits, and the signer cannot re-sign them",
+        });
         return;
       }
       if (unheld?.nonce !== nonce) unheld = { nonce, since: now };
-      if (now - unheld.since < T) return;
-      if (unheld.alertedAt !== undefined && now - unheld.alertedAt < GAP_ALERT_EVERY_MS) return;
+      if (!alertDue(now)) return;
       const pending = await ctx.chainView.pendingCount();
       if (pending > nonce) return;
       unheld.alertedAt = now;

@@ -1,0 +1,146 @@
+/**
+ * gaps.ts and a lagging node (DESIGN: missing data is never evidence). The only endpoint falls
+ * behind the blocks of the wallet's newest nonces: its mined count says a nonce is unused that the
+ * chain used long ago, and its pending count says it holds nothing there. Nothing is unused: the
+ * gap stage must neither raise `nonce_gap` nor send a stored deploy's bytes on that count.
+ * Real anvil behind the lying proxy, Postgres and the KMS emulator.
+ */
+import { type Hex, parseGwei } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import type { KmsAccount } from "./kmsAccount.js";
+import type { Lease } from "./lease.js";
+import { getTxRequest } from "./requests.js";
+import { storedDeploySender } from "./storedDeploy.js";
+import { waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+
+/** Init code of a contract whose runtime code returns 42. */
+const INIT_CODE: Hex = "0x600a600c600039600a6000f3602a60005260206000f3";
+
+let t: SignerTest<LyingProxy>;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
+    proxy: (url) => startLyingProxy(url),
+  });
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+const rpc = (method: string, params: unknown[] = []) =>
+  t.client.request({ method: method as never, params: params as never });
+const mined = (address: Hex) => t.client.getTransactionCount({ address });
+
+/** Sends of the wallet's bytes the node refused, by class (the gap stage's deploy sends among them). */
+async function refusals(wallet: Hex): Promise<number> {
+  const m = await t.ctx.common.metrics.registry
+    .getSingleMetric("custody_signer_send_errors_total")
+    ?.get();
+  return (m?.values ?? [])
+    .filter((v) => v.labels.wallet === wallet.toLowerCase())
+    .reduce((n, v) => n + v.value, 0);
+}
+
+/** The CLI's deploy sender for `account`, killed after storing its signed bytes (never sent). */
+async function killedUnsentDeploy(account: KmsAccount, name: string) {
+  let lease: Lease | undefined;
+  const send = storedDeploySender({
+    common: t.ctx.common,
+    databaseUrl: t.ctx.db.url,
+    chain: t.chain,
+    client: t.client,
+    account,
+    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
+    getFinalizedBlock: () => t.client.getBlock({ blockTag: "finalized" }),
+    onLease: (l) => {
+      lease = l;
+    },
+    crash: (p) => {
+      if (p === "deploy_after_commit") throw new Error(`killed at ${p}`);
+    },
+  });
+  await expect(send({ name, data: INIT_CODE })).rejects.toThrow("killed at deploy_after_commit");
+  await lease?.release();
+}
+
+/** Lag the only endpoint until its head is the block before `block`; watch for `ms`. */
+async function lagBefore(block: bigint, ms: number, wallet: Hex) {
+  const head = await t.client.getBlockNumber(); // not through the proxy's lag: set below
+  const refusedBefore = await refusals(wallet);
+  const alertsBefore = await t.alertCount("nonce_gap", wallet);
+  t.proxy!.setLag(Number(head - block + 1n));
+  try {
+    await new Promise((r) => setTimeout(r, ms));
+  } finally {
+    t.proxy!.setLag(null);
+  }
+  return {
+    alerts: (await t.alertCount("nonce_gap", wallet)) - alertsBefore,
+    refused: (await refusals(wallet)) - refusedBefore,
+  };
+}
+
+describe("a lagging node's count under the wallet's used nonces", () => {
+  it("a nonce used by the wallet's key outside custody, mined: no nonce_gap while the node lags behind it", async () => {
+    const account = await t.wallet();
+    const first = await mined(account.address);
+    // The key's own transaction, mined (a deploy from the dev stack, one before migration 0110, an
+    // operator's transfer): no request or stored deploy holds its nonce.
+    const raw = await account.signTransaction({
+      chainId: t.chain.chainId,
+      type: "eip1559",
+      to: account.address,
+      value: 0n,
+      gas: 21_000n,
+      nonce: first,
+      maxFeePerGas: parseGwei("100"),
+      maxPriorityFeePerGas: parseGwei("1"),
+    });
+    const outside = await t.client.sendRawTransaction({ serializedTransaction: raw });
+    const block = (await t.client.waitForTransactionReceipt({ hash: outside })).blockNumber;
+    await t.withdraw(["lag-outside"], { from: account.address });
+    const signer = t.run(account, { settings: { stallResendMs: 300 } });
+    try {
+      await waitFor("the withdrawal confirmed", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "lag-outside");
+        return r?.status === "confirmed";
+      });
+      expect((await getTxRequest(t.ctx.db.pool, "lag-outside"))!.nonce).toBe(BigInt(first) + 1n);
+      for (let i = 0; i < 3; i++) await rpc("evm_mine");
+      const seen = await lagBefore(block, 3_000, account.address);
+      expect(seen.alerts).toBe(0);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("a stored deploy mined long ago (its row stays broadcast): neither its bytes sent again nor nonce_gap while the node lags behind it", async () => {
+    const account = await t.wallet();
+    const first = BigInt(await mined(account.address));
+    await killedUnsentDeploy(account, "Lagged");
+    await t.withdraw(["lag-deploy"], { from: account.address });
+    const signer = t.run(account, { settings: { stallResendMs: 300 } });
+    try {
+      await waitFor("the withdrawal confirmed", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "lag-deploy");
+        return r?.status === "confirmed";
+      });
+      expect((await getTxRequest(t.ctx.db.pool, "lag-deploy"))!.nonce).toBe(first + 1n);
+      const { rows } = await t.ctx.db.pool.query<{ tx_hash: Hex; status: string }>(
+        "SELECT tx_hash, status FROM custody.hot_wallet_deploys WHERE from_address = $1",
+        [account.address.toLowerCase()],
+      );
+      expect(rows).toMatchObject([{ status: "broadcast" }]);
+      const block = (await t.client.getTransactionReceipt({ hash: rows[0]!.tx_hash })).blockNumber;
+      for (let i = 0; i < 3; i++) await rpc("evm_mine");
+      const seen = await lagBefore(block, 3_000, account.address);
+      expect(seen).toEqual({ alerts: 0, refused: 0 });
+    } finally {
+      await signer.stop();
+    }
+  });
+});
