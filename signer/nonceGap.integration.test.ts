@@ -10,16 +10,11 @@
  */
 import { getContractAddress, type Hex, numberToHex, parseGwei, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CrashPoint } from "./broadcaster/crashPoints.js";
 import type { KmsAccount } from "./kmsAccount.js";
-import type { Lease } from "./lease.js";
 import { getTxRequest } from "./requests.js";
-import { storedDeploySender } from "./storedDeploy.js";
 import { waitFor } from "./testing/harness.js";
+import { type DeployKillPoint, killedDeploy, TINY_CONTRACT } from "./testing/killedDeploy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
-
-/** Init code of a contract whose runtime code returns 42. */
-const INIT_CODE: Hex = "0x600a600c600039600a6000f3602a60005260206000f3";
 
 let t: SignerTest;
 
@@ -40,33 +35,18 @@ const mined = (address: Hex) => t.client.getTransactionCount({ address });
 const pendingCount = (address: Hex) =>
   t.client.getTransactionCount({ address, blockTag: "pending" });
 
-/**
- * `custody-node contracts deploy`'s sender for `account`, killed (thrown out) after storing its
- * signed bytes (`deploy_after_commit`) or after sending them (`deploy_after_send`: the CLI's crash
- * point there is in hotWalletDeploy.ts, right after the sender's `onSent`).
- */
-async function killedDeploy(account: KmsAccount, name: string, point: CrashPoint) {
-  let lease: Lease | undefined;
-  const send = storedDeploySender({
-    common: t.ctx.common,
-    databaseUrl: t.ctx.db.url,
+/** The CLI's deploy sender for `account`, killed at `point`: the deploy it stored. */
+async function killed(account: KmsAccount, name: string, point: DeployKillPoint) {
+  const { common, db } = t.ctx;
+  await killedDeploy({
+    common,
+    databaseUrl: db.url,
     chain: t.chain,
     client: t.client,
     account,
-    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
-    getFinalizedBlock: () => t.client.getBlock({ blockTag: "finalized" }),
-    onLease: (l) => {
-      lease = l;
-    },
-    crash: (p) => {
-      if (p === point) throw new Error(`killed at ${p}`);
-    },
+    name,
+    point,
   });
-  const onSent = () => {
-    if (point === "deploy_after_send") throw new Error(`killed at ${point}`);
-  };
-  await expect(send({ name, data: INIT_CODE, onSent })).rejects.toThrow(`killed at ${point}`);
-  await lease?.release();
   const { rows } = await t.ctx.db.pool.query<{ nonce: string; tx_hash: Hex; status: string }>(
     `SELECT nonce::text, tx_hash, status FROM custody.hot_wallet_deploys
       WHERE from_address = $1 AND name = $2`,
@@ -87,7 +67,7 @@ describe("a nonce no request holds", () => {
   it("held by a deploy killed before sending: no withdrawal takes it, and the signer sends the stored bytes", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    const deploy = await killedDeploy(account, "Unsent", "deploy_after_commit");
+    const deploy = await killed(account, "Unsent", "deploy_after_commit");
     expect(deploy).toMatchObject({ nonce: first, status: "signed" });
     expect(await pendingCount(account.address)).toBe(Number(first));
 
@@ -100,7 +80,7 @@ describe("a nonce no request holds", () => {
       const receipt = await t.client.getTransactionReceipt({ hash: deploy.hash });
       expect(receipt.status).toBe("success");
       const address = getContractAddress({ from: account.address, nonce: first });
-      expect(await t.client.getCode({ address })).toBe("0x602a60005260206000f3");
+      expect(await t.client.getCode({ address })).toBe(TINY_CONTRACT.runtime);
       expect(await mined(account.address)).toBe(Number(first) + 2);
       const { rows } = await t.ctx.db.pool.query(
         "SELECT status FROM custody.hot_wallet_deploys WHERE tx_hash = $1",
@@ -117,7 +97,7 @@ describe("a nonce no request holds", () => {
     const first = BigInt(await mined(account.address));
     await automine(false);
     try {
-      const deploy = await killedDeploy(account, "Dropped", "deploy_after_send");
+      const deploy = await killed(account, "Dropped", "deploy_after_send");
       expect(deploy).toMatchObject({ nonce: first, status: "broadcast" });
       expect(await pendingCount(account.address)).toBe(Number(first) + 1);
 
@@ -198,7 +178,7 @@ describe("a nonce no request holds", () => {
   it("held by a deploy whose stored bytes no node takes (the base fee rose past its max fee): the wallet waits behind it, and a person is told (nonce_gap)", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    const deploy = await killedDeploy(account, "Priced", "deploy_after_commit");
+    const deploy = await killed(account, "Priced", "deploy_after_commit");
     expect(deploy).toMatchObject({ nonce: first, status: "signed" });
     const tx = await t.client.getTransaction({ hash: deploy.hash }).catch(() => null);
     expect(tx).toBeNull(); // never sent

@@ -8,15 +8,10 @@
 import { type Hex, parseGwei } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
-import type { KmsAccount } from "./kmsAccount.js";
-import type { Lease } from "./lease.js";
 import { getTxRequest } from "./requests.js";
-import { storedDeploySender } from "./storedDeploy.js";
 import { waitFor } from "./testing/harness.js";
+import { killedDeploy } from "./testing/killedDeploy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
-
-/** Init code of a contract whose runtime code returns 42. */
-const INIT_CODE: Hex = "0x600a600c600039600a6000f3602a60005260206000f3";
 
 let t: SignerTest<LyingProxy>;
 
@@ -43,28 +38,6 @@ async function refusals(wallet: Hex): Promise<number> {
   return (m?.values ?? [])
     .filter((v) => v.labels.wallet === wallet.toLowerCase())
     .reduce((n, v) => n + v.value, 0);
-}
-
-/** The CLI's deploy sender for `account`, killed after storing its signed bytes (never sent). */
-async function killedUnsentDeploy(account: KmsAccount, name: string) {
-  let lease: Lease | undefined;
-  const send = storedDeploySender({
-    common: t.ctx.common,
-    databaseUrl: t.ctx.db.url,
-    chain: t.chain,
-    client: t.client,
-    account,
-    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
-    getFinalizedBlock: () => t.client.getBlock({ blockTag: "finalized" }),
-    onLease: (l) => {
-      lease = l;
-    },
-    crash: (p) => {
-      if (p === "deploy_after_commit") throw new Error(`killed at ${p}`);
-    },
-  });
-  await expect(send({ name, data: INIT_CODE })).rejects.toThrow("killed at deploy_after_commit");
-  await lease?.release();
 }
 
 /** Lag the only endpoint until its head is the block before `block`; watch for `ms`. */
@@ -121,7 +94,15 @@ describe("a lagging node's count under the wallet's used nonces", () => {
   it("a stored deploy mined long ago (its row stays broadcast): neither its bytes sent again nor nonce_gap while the node lags behind it", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    await killedUnsentDeploy(account, "Lagged");
+    await killedDeploy({
+      common: t.ctx.common,
+      databaseUrl: t.ctx.db.url,
+      chain: t.chain,
+      client: t.client,
+      account,
+      name: "Lagged",
+      point: "deploy_after_commit",
+    });
     await t.withdraw(["lag-deploy"], { from: account.address });
     const signer = t.run(account, { settings: { stallResendMs: 300 } });
     try {

@@ -66,8 +66,7 @@ import {
   startWalletSigner,
   type WalletSigner,
 } from "../../signer/index.js";
-import type { Lease } from "../../signer/lease.js";
-import { storedDeploySender } from "../../signer/storedDeploy.js";
+import { killedDeploy, TINY_CONTRACT } from "../../signer/testing/killedDeploy.js";
 import { type KmsProxy, startKmsProxy } from "../../signer/testing/kmsProxy.js";
 import {
   createSimWorld,
@@ -90,9 +89,6 @@ import { childSigner, type SignerHost } from "./signerHost.js";
 const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
 const HANG_MS = 1500;
-/** Init code of a contract whose runtime code returns 42 (the CLI deploy's contract). */
-const DEPLOY_INIT_CODE: Hex = "0x600a600c600039600a6000f3602a60005260206000f3";
-const DEPLOY_RUNTIME_CODE: Hex = "0x602a60005260206000f3";
 
 type Accepted = { id: string; owner: string; to: Hex; amount: bigint };
 
@@ -449,40 +445,20 @@ export async function runWithdrawals(
       await signer.stop();
       signer = undefined;
       const point = deploy === "after_commit" ? "deploy_after_commit" : "deploy_after_send";
-      let lease: Lease | undefined;
       try {
-        const send = storedDeploySender({
+        await killedDeploy({
           common: world.common,
           databaseUrl: world.db.url,
           chain,
           client: directClient,
           account,
-          sendRawTransaction: (raw) =>
-            directClient.sendRawTransaction({ serializedTransaction: raw }),
-          getFinalizedBlock: () => directClient.getBlock({ blockTag: "finalized" }),
-          onLease: (l) => {
-            lease = l;
-          },
-          crash: (p) => {
-            if (p === point) throw new Error(`killed at ${p}`);
-          },
-        });
-        await send({
           name: `SimDeploy${seed}`,
-          data: DEPLOY_INIT_CODE,
-          onSent: () => {
-            if (point === "deploy_after_send") throw new Error(`killed at ${point}`);
-          },
+          point,
         });
-        throw new Error("the deploy was not killed");
       } catch (error) {
         const message = (error as Error).message;
-        if (message !== `killed at ${point}`) {
-          notes.push(`deploy (${at}) refused: ${message.slice(0, 160)}`);
-          trace(`  deploy (${at}) refused: ${message.slice(0, 160)}`);
-        }
-      } finally {
-        await lease?.release().catch(() => {});
+        notes.push(`deploy (${at}) refused: ${message.slice(0, 160)}`);
+        trace(`  deploy (${at}) refused: ${message.slice(0, 160)}`);
       }
       const { rows } = await pool.query<{ nonce: string; hash: Hex; status: string }>(
         "SELECT nonce::text, tx_hash AS hash, status FROM custody.hot_wallet_deploys WHERE chain_id = $1 AND from_address = $2 AND status IN ('signed', 'broadcast')",
@@ -789,7 +765,7 @@ export async function runWithdrawals(
         );
       const address = getContractAddress({ from: hot, nonce });
       const code = await rpc<Hex>("eth_getCode", [address, "latest"]);
-      if (code !== DEPLOY_RUNTIME_CODE)
+      if (code !== TINY_CONTRACT.runtime)
         fail("deploy", `no contract at ${address} (the deploy's nonce ${nonce}): code ${code}`);
       const { rows: holders } = await pool.query<{ id: string; attempts: number }>(
         `SELECT r.id, (SELECT count(*)::int FROM custody.tx_attempts a WHERE a.request_id = r.id) AS attempts
