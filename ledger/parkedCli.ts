@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import { chainSchema } from "../chains/index.js";
 import { loadConfig } from "../foundation/config.js";
-import { createPool } from "../foundation/db.js";
+import { createPool, type Pool } from "../foundation/db.js";
 import { listParkedDeposits, makeParkedDepositsDue } from "./depositCrediting.js";
 
 export function registerParkedCommands(program: Command): void {
@@ -30,24 +30,15 @@ export function registerParkedCommands(program: Command): void {
     .option("--limit <n>", "at most this many, oldest first", "100")
     .option("--json", "one JSON object per line", false)
     .action(async (opts: { chain?: string; limit: string; json: boolean }) => {
-      const chainId = opts.chain === undefined ? undefined : Number(opts.chain);
-      if (chainId !== undefined && !(Number.isSafeInteger(chainId) && chainId > 0)) {
-        console.error("--chain must be a positive integer chain id");
-        process.exitCode = 2;
-        return;
-      }
+      const chainId = opts.chain === undefined ? undefined : chainIdOf(opts.chain);
+      if (chainId === null) return;
       const limit = Number(opts.limit);
       if (!(Number.isSafeInteger(limit) && limit > 0)) {
         console.error("--limit must be a positive integer");
         process.exitCode = 2;
         return;
       }
-      const config = loadConfig(chainSchema);
-      const pool = createPool(config.env.DATABASE_URL, {
-        max: 1,
-        applicationName: "custody-node ledger parked-deposits",
-      });
-      try {
+      await withPool("custody-node ledger parked-deposits", async (pool) => {
         const parked = await listParkedDeposits(pool, {
           ...(chainId === undefined ? {} : { chainId }),
           limit,
@@ -70,9 +61,7 @@ export function registerParkedCommands(program: Command): void {
                   p.detail ?? "",
                 ].join("\t"),
           );
-      } finally {
-        await pool.end();
-      }
+      });
     });
 
   parked
@@ -85,12 +74,8 @@ export function registerParkedCommands(program: Command): void {
     .requiredOption("--reason <text>", "what was fixed")
     .action(
       async (deposit: string | undefined, opts: { chain: string; by: string; reason: string }) => {
-        const chainId = Number(opts.chain);
-        if (!(Number.isSafeInteger(chainId) && chainId > 0)) {
-          console.error("--chain must be a positive integer chain id");
-          process.exitCode = 2;
-          return;
-        }
+        const chainId = chainIdOf(opts.chain);
+        if (chainId === null) return;
         const m = deposit === undefined ? null : /^(0x[0-9a-fA-F]{64}):(\S+)$/.exec(deposit);
         if (deposit !== undefined && m === null) {
           console.error(
@@ -99,12 +84,7 @@ export function registerParkedCommands(program: Command): void {
           process.exitCode = 2;
           return;
         }
-        const config = loadConfig(chainSchema);
-        const pool = createPool(config.env.DATABASE_URL, {
-          max: 1,
-          applicationName: "custody-node ledger parked-deposits retry",
-        });
-        try {
+        await withPool("custody-node ledger parked-deposits retry", async (pool) => {
           const due = await makeParkedDepositsDue(pool, {
             chainId,
             ...(m ? { fact: { txHash: m[1]!, position: m[2]! } } : {}),
@@ -118,9 +98,27 @@ export function registerParkedCommands(program: Command): void {
             );
             process.exitCode = 1;
           }
-        } finally {
-          await pool.end();
-        }
+        });
       },
     );
+}
+
+/** `--chain` as a chain id; null (the error written, exit code 2) when it is not one. */
+function chainIdOf(value: string): number | null {
+  const chainId = Number(value);
+  if (Number.isSafeInteger(chainId) && chainId > 0) return chainId;
+  console.error("--chain must be a positive integer chain id");
+  process.exitCode = 2;
+  return null;
+}
+
+/** One connection to the configured database for a command, ended when `work` settles. */
+async function withPool(applicationName: string, work: (pool: Pool) => Promise<void>) {
+  const config = loadConfig(chainSchema);
+  const pool = createPool(config.env.DATABASE_URL, { max: 1, applicationName });
+  try {
+    await work(pool);
+  } finally {
+    await pool.end();
+  }
 }
