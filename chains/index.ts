@@ -42,7 +42,7 @@ export {
 } from "./evm/createEvmAdapter.js";
 export { feeFieldMissing, feePaid } from "./evm/feePaid.js";
 export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";
-export { receiptFeeFieldMissingCounter } from "./metrics.js";
+export { rpcMetrics } from "./metrics.js";
 export { type KnownChain, knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";
 export {
   createRpcClient,

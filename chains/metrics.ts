@@ -10,6 +10,12 @@ export type RpcMetrics = {
   latency: Histogram<"chain_id" | "endpoint">;
   endpointHead: Gauge<"chain_id" | "endpoint">;
   behind: Counter<"chain_id" | "endpoint">;
+  /**
+   * Receipts not taken because a field their fee is read from was missing (feeFieldMissing): the
+   * signer's chain view and the indexer take such a receipt as one the node does not have yet, so
+   * a node that always leaves the field out stalls confirmations or ingestion with no other signal.
+   */
+  receiptFeeFieldMissing: Counter<"chain_id" | "component" | "field">;
 };
 
 export function rpcMetrics(registry: Registry): RpcMetrics {
@@ -67,26 +73,15 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
+    receiptFeeFieldMissing: get(
+      "custody_rpc_receipt_fee_field_missing_total",
+      () =>
+        new Counter({
+          name: "custody_rpc_receipt_fee_field_missing_total",
+          help: "receipts not taken because a field their fee is read from was missing (field: effectiveGasPrice or l1Fee; component: signer or indexer); read again later",
+          labelNames: ["chain_id", "component", "field"],
+          registers: [registry],
+        }),
+    ),
   };
-}
-
-/**
- * Receipts not taken because a field their fee is read from was missing (feeFieldMissing): the
- * signer's chain view and the indexer take such a receipt as one the node does not have yet, so a
- * node that always leaves the field out stalls confirmations or ingestion with no other signal.
- * One counter for both, looked up before it is created (both may run in one process).
- */
-export function receiptFeeFieldMissingCounter(
-  registry: Registry,
-): Counter<"chain_id" | "component" | "field"> {
-  const name = "custody_rpc_receipt_fee_field_missing_total";
-  return (
-    (registry.getSingleMetric(name) as Counter<"chain_id" | "component" | "field"> | undefined) ??
-    new Counter({
-      name,
-      help: "receipts not taken because a field their fee is read from was missing (field: effectiveGasPrice or l1Fee; component: signer or indexer); read again later",
-      labelNames: ["chain_id", "component", "field"],
-      registers: [registry],
-    })
-  );
 }

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from "prom-client";
-import { receiptFeeFieldMissingCounter } from "../chains/index.js";
+import { rpcMetrics } from "../chains/index.js";
 
 /** Indexer metrics (one set per process; every series is labelled by chain). */
 export type IndexerMetrics = ReturnType<typeof indexerMetrics>;
@@ -78,7 +78,7 @@ export function indexerMetrics(registry: Registry) {
       "code",
     ]),
     // Shared with the signer (chains/metrics.ts), labelled component="indexer" here.
-    receiptFeeFieldMissing: receiptFeeFieldMissingCounter(registry),
+    receiptFeeFieldMissing: rpcMetrics(registry).receiptFeeFieldMissing,
     // Recomputed at every scrape (indexers/health.ts registers one update per chain): in
     // production nothing asks an indexer task's /readyz, and the alerts read this gauge.
     unhealthy: get(

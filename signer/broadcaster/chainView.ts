@@ -14,7 +14,7 @@ import {
   type ConfirmationRule,
   feeFieldMissing,
   finalityRule,
-  receiptFeeFieldMissingCounter,
+  rpcMetrics,
 } from "../../chains/index.js";
 import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
 import type { Logger } from "../../foundation/logger.js";
@@ -144,7 +144,7 @@ export function createChainView({
   registry: Registry;
 }): ChainView {
   const finality = finalityRule(chain);
-  const feeFieldMissingTotal = receiptFeeFieldMissingCounter(registry);
+  const feeFieldMissingTotal = rpcMetrics(registry).receiptFeeFieldMissing;
   let perEndpoint: RpcClient[] | undefined;
   /** The last tag found on our chain (its block seen there once is enough). */
   let checkedTag: { number: bigint; hash: string } | undefined;
