@@ -55,7 +55,7 @@ export type FeeOnTransferRecovery = { run: (lease: Lease) => Promise<void> };
 
 export function createFeeOnTransferRecovery(
   ctx: BroadcasterContext,
-  /** Tests only: how often the rows are looked up when no backlog is left (default EVERY_MS). */
+  /** Tests only: how often the rows are looked up (default EVERY_MS). */
   { everyMs = EVERY_MS }: { everyMs?: number } = {},
 ): FeeOnTransferRecovery {
   let nextLookAt = 0;
