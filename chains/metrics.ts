@@ -16,6 +16,11 @@ export type RpcMetrics = {
    * a node that always leaves the field out stalls confirmations or ingestion with no other signal.
    */
   receiptFeeFieldMissing: Counter<"chain_id" | "component" | "field">;
+  /**
+   * Answers an endpoint gave without a field the caller needs (ReadOptions.incomplete: a receipt
+   * without its fee fields), on which the read asked the next endpoint: the endpoint that drops it.
+   */
+  incomplete: Counter<"chain_id" | "endpoint" | "field">;
 };
 
 export function rpcMetrics(registry: Registry): RpcMetrics {
@@ -80,6 +85,16 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           name: "custody_rpc_receipt_fee_field_missing_total",
           help: "receipts not taken because a field their fee is read from was missing (field: effectiveGasPrice or l1Fee; component: signer or indexer); read again later",
           labelNames: ["chain_id", "component", "field"],
+          registers: [registry],
+        }),
+    ),
+    incomplete: get(
+      "custody_rpc_incomplete_answers_total",
+      () =>
+        new Counter({
+          name: "custody_rpc_incomplete_answers_total",
+          help: "answers without a field the read needs (field: effectiveGasPrice or l1Fee of a receipt); the read asked the next endpoint, and took such an answer only when none had it whole",
+          labelNames: ["chain_id", "endpoint", "field"],
           registers: [registry],
         }),
     ),

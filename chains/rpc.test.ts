@@ -188,6 +188,33 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
     expect(hits - before).toBe(4);
   });
 
+  it("an answer lacking a field the read needs: the next endpoint's whole answer, else the first one", async () => {
+    const registry = new Registry();
+    const metrics = rpcMetrics(registry);
+    const urls = [`${base}/ok`, `${base}/other`];
+    const rpc = createRpcClient({ chainId: 1, urls, metrics });
+    // The read needs answers other than /ok's (0x2a): /ok is the node that drops the field.
+    const read = { incomplete: (results: unknown[]) => (results[0] === "0x2a" ? "fee" : null) };
+    const passedOver = async () =>
+      (await metrics.incomplete.get()).values.map((v) => [v.labels.field, v.value]);
+    const receipt = () => rpc.request("eth_getTransactionReceipt", ["0x01"], read);
+    expect(await receipt()).toBe("0x2b");
+    expect(await passedOver()).toEqual([["fee", 1]]);
+    // The next reads of that kind ask the other node first: no call wasted per read.
+    expect(await receipt()).toBe("0x2b");
+    expect(await passedOver()).toEqual([["fee", 1]]);
+    // Another kind of read asks it first again; a batch is checked whole.
+    const calls = ["0x1", "0x2"].map((n) => ({ method: "eth_getBlockReceipts", params: [n] }));
+    expect(await rpc.batch(calls, read)).toEqual(["0x2b", "0x2b"]);
+    expect(await passedOver()).toEqual([["fee", 2]]);
+    // No endpoint answers whole: the first answer goes back, for the caller's own check.
+    const none = createRpcClient({ chainId: 1, urls, rounds: 2 });
+    const always = { incomplete: () => "fee" };
+    expect(await none.request("eth_getTransactionReceipt", ["0x01"], always)).toBe("0x2a");
+    // Without `incomplete`, answers are not checked.
+    expect(await none.request("eth_getTransactionReceipt", ["0x01"])).toBe("0x2a");
+  });
+
   it("sends single calls from the first refused batch on", async () => {
     const rpc = createRpcClient({ chainId: 1, urls: [`${base}/nobatch`] });
     const calls = Array.from({ length: 3 }, () => ({ method: "eth_blockNumber", params: [] }));

@@ -69,6 +69,15 @@ export type ReadOptions = {
    * endpoint refuses, the first refusal (in the order asked) goes back to the caller.
    */
   refusalMovesOn?: boolean;
+  /**
+   * Given an answer the block checks took (`lacks`), the field a result the caller needs lacks (a
+   * receipt without the field its fee is read from: a node or proxy that drops fields it does not
+   * know), or null. Such an answer is that node's gap, not the chain's: the next endpoint at the
+   * block is asked, and this one after the others for this kind of read a while (as a refusal).
+   * When no endpoint answers whole, the first such answer goes back to the caller, whose own check
+   * decides (its fields are missing data, never a value).
+   */
+  incomplete?: (results: unknown[], calls: RpcCall[]) => string | null;
 };
 
 export type RpcClient = {
@@ -135,6 +144,16 @@ function readKind(call: { method: string; params: unknown[] }): string {
 class EndpointBehind extends Error {
   constructor(readonly lacking: bigint) {
     super(`endpoint lacks block ${lacking}`);
+  }
+}
+
+/** A whole answer lacking a field the caller needs (ReadOptions.incomplete): kept, in case no endpoint has better. */
+class IncompleteAnswer extends Error {
+  constructor(
+    readonly value: unknown,
+    readonly field: string,
+  ) {
+    super(`answer lacks ${field}`);
   }
 }
 
@@ -392,17 +411,20 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     read: ReadOptions = {},
   ): Promise<T> {
     const { atLeast } = read;
-    // Only reads whose refusals move on are reordered by them.
-    const kinds = read.refusalMovesOn
-      ? [...new Set((Array.isArray(body) ? body : [body]).map(readKind))]
-      : [];
+    // Only reads whose refusals (or incomplete answers) move on are reordered by them.
+    const kinds =
+      read.refusalMovesOn || read.incomplete
+        ? [...new Set((Array.isArray(body) ? body : [body]).map(readKind))]
+        : [];
     let lastFailure: unknown;
     let refused: RpcResponseError | undefined;
+    let incomplete: IncompleteAnswer | undefined;
     let behind = 0;
     for (let round = 0; round < rounds; round++) {
       behind = 0;
       let failed = 0;
       let refusals = 0;
+      let partial = 0;
       for (const endpoint of order(kinds)) {
         try {
           if (atLeast !== undefined && !(await reaches(endpoint, atLeast, !!read.lacks))) {
@@ -425,6 +447,18 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
             behind++;
             continue;
           }
+          if (error instanceof IncompleteAnswer) {
+            // An answer, without a field the caller needs: another node may have it whole.
+            incomplete ??= error;
+            partial++;
+            markRefused(endpoint, kinds);
+            options.metrics?.incomplete.inc({
+              chain_id: chainLabel,
+              endpoint: endpoint.label,
+              field: error.field,
+            });
+            continue;
+          }
           if (read.refusalMovesOn && error instanceof RpcResponseError) {
             // A healthy node that would not answer this read: the next one is asked, and this one
             // after the others for reads of the refused method a while (no endpoint cool-down).
@@ -443,13 +477,14 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         }
       }
       // Every endpoint answered, none has the block yet (or would give it): the caller decides.
-      if (behind + refusals > 0 && failed === 0) break;
+      if (behind + refusals + partial > 0 && failed === 0) break;
       if (round < rounds - 1) {
         const delay = backoffMs(round, { baseMs: 200, maxMs: 5_000, jitter: "equal" });
         await new Promise((r) => setTimeout(r, delay));
         if (options.signal?.aborted) throw options.signal.reason;
       }
     }
+    if (incomplete) return incomplete.value as T;
     if (refused) throw refused;
     if (atLeast !== undefined && behind > 0)
       throw new NoHealthyEndpointError(
@@ -516,6 +551,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         watchHead(endpoint, call, result);
         const lacking = read.lacks?.([result], [call]) ?? null;
         if (lacking !== null) throw new EndpointBehind(lacking);
+        const field = read.incomplete?.([result], [call]) ?? null;
+        if (field !== null) throw new IncompleteAnswer(result, field);
         return result as T;
       },
       read,
@@ -549,6 +586,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         });
         const lacking = read.lacks?.(results, list) ?? null;
         if (lacking !== null) throw new EndpointBehind(lacking);
+        const field = read.incomplete?.(results, list) ?? null;
+        if (field !== null) throw new IncompleteAnswer(results, field);
         return results;
       },
       read,

@@ -4,13 +4,15 @@
  * next endpoint (or shrinks the range) and the indexer's result equals a clean index. The same when
  * the first endpoint answers a chain-data read with a JSON-RPC error, leaves receipts out or answers
  * with another block's receipts: that answer is never evidence, the read moves on. A receipt
- * without the field its fee is read from is not known yet either: nothing is stored from it, and it
- * is counted (custody_rpc_receipt_fee_field_missing_total) so an operator sees the stall.
+ * without the field its fee is read from is not known yet either: the next endpoint's is taken
+ * (the endpoint counted in custody_rpc_incomplete_answers_total); from the only endpoint, nothing is
+ * stored from it, and it is counted (custody_rpc_receipt_fee_field_missing_total) so an operator
+ * sees the stall.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../chains/index.js";
-import { createEvmAdapter, RpcUnavailableError } from "../chains/index.js";
+import { createEvmAdapter, endpointLabel, RpcUnavailableError } from "../chains/index.js";
 import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import { type Common, createCommon } from "../foundation/common.js";
 import { createLogger } from "../foundation/logger.js";
@@ -75,6 +77,36 @@ function freshCommon(): Common {
     logger: createLogger(t.ctx.config.env.LOG_LEVEL),
     metrics: createMetrics({ defaults: false }),
   });
+}
+
+/** The proxy's receipts (both receipt reads) lose effectiveGasPrice, as from a proxy that drops fields it does not know. */
+function stripEffectiveGasPrice(proxy: FaultyProxy): void {
+  const without = (r: unknown) => {
+    const { effectiveGasPrice: _dropped, ...rest } = r as Record<string, unknown>;
+    return rest;
+  };
+  const stripped = (real: { result?: unknown }) => ({
+    result: Array.isArray(real.result)
+      ? real.result.map(without)
+      : real.result && without(real.result),
+  });
+  proxy.setMethodLie("eth_getBlockReceipts", stripped);
+  proxy.setMethodLie("eth_getTransactionReceipt", stripped);
+}
+
+/** Ranges the indexer refused for a receipt without effectiveGasPrice (it waited for a whole one). */
+async function stalls(common: Common): Promise<number> {
+  const metric = common.metrics.registry.getSingleMetric(
+    "custody_rpc_receipt_fee_field_missing_total",
+  );
+  return (
+    (await metric?.get())?.values.find(
+      (v) =>
+        v.labels.chain_id === String(CHAIN_ID) &&
+        v.labels.component === "indexer" &&
+        v.labels.field === "effectiveGasPrice",
+    )?.value ?? 0
+  );
 }
 
 // Long enough that a healthy node on a loaded machine always answers; a hung one costs this much.
@@ -322,30 +354,10 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       pool: db.pool,
       chain: { ...chain, rpcUrls: [primary.url] },
     });
-    const counted = async () =>
-      (
-        await common.metrics.registry
-          .getSingleMetric("custody_rpc_receipt_fee_field_missing_total")
-          ?.get()
-      )?.values.find(
-        (v) =>
-          v.labels.chain_id === String(CHAIN_ID) &&
-          v.labels.component === "indexer" &&
-          v.labels.field === "effectiveGasPrice",
-      )?.value ?? 0;
+    const counted = () => stalls(common);
     try {
       await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
-      const without = (r: unknown) => {
-        const { effectiveGasPrice: _dropped, ...rest } = r as Record<string, unknown>;
-        return rest;
-      };
-      const stripped = (real: { result?: unknown }) => ({
-        result: Array.isArray(real.result)
-          ? real.result.map(without)
-          : real.result && without(real.result),
-      });
-      primary.setMethodLie("eth_getBlockReceipts", stripped);
-      primary.setMethodLie("eth_getTransactionReceipt", stripped);
+      stripEffectiveGasPrice(primary);
       const paid = await sendAndMine(t.rpc, { from: sender, to: D2, value: 7n });
       const stored = async () =>
         (await canonicalFacts(db.pool, CHAIN_ID)).filter(
@@ -361,6 +373,47 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
       expect((await stored()).map((f) => f.position).sort()).toEqual(["fee", "tx"]);
       await ingestor.stop();
+      const reference = await freshIndex({
+        common: t.ctx.common,
+        chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
+        sourcePool: db.pool,
+      });
+      expect(await canonicalFacts(db.pool, CHAIN_ID)).toEqual(reference.facts);
+    } finally {
+      await ingestor.stop();
+      await db.drop();
+    }
+  });
+
+  it("a watched sender's receipt without effectiveGasPrice from the first endpoint only: the next endpoint's, stored at once; the first counted", async () => {
+    const sender = t.accounts[1]! as Hex;
+    const db = await createTestDatabase();
+    await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }, { address: sender }]);
+    const common = freshCommon();
+    const ingestor = await t.ingestor({ common, pool: db.pool });
+    try {
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+      stripEffectiveGasPrice(primary);
+      const liesBefore = primary.stats();
+      const paid = await sendAndMine(t.rpc, { from: sender, to: D2, value: 7n });
+      // One pass takes the block: the stripped answer was passed over, nothing waited for it.
+      await ingestor.syncOnce();
+      const stored = (await canonicalFacts(db.pool, CHAIN_ID)).filter(
+        (f) => f.tx_hash === paid.transactionHash.toLowerCase(),
+      );
+      expect(stored.map((f) => f.position).sort()).toEqual(["fee", "tx"]);
+      const lied = Object.entries(primary.stats()).filter(
+        ([k, n]) => k.startsWith("lie:") && n > (liesBefore[k] ?? 0),
+      );
+      expect(lied.length).toBeGreaterThan(0);
+      expect(await stalls(common)).toBe(0);
+      const passedOver = (
+        await common.metrics.registry.getSingleMetric("custody_rpc_incomplete_answers_total")?.get()
+      )?.values.filter((v) => v.labels.field === "effectiveGasPrice");
+      expect(passedOver?.map((v) => v.labels.endpoint)).toEqual([endpointLabel(primary.url)]);
+      expect(passedOver?.[0]?.value).toBeGreaterThan(0);
+      await ingestor.stop();
+      for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
       const reference = await freshIndex({
         common: t.ctx.common,
         chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },

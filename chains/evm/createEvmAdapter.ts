@@ -28,6 +28,7 @@ import {
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";
 import { createRpcClient, type ReadOptions, type RpcCall, type RpcClient } from "../rpc.js";
+import { feeFieldMissing } from "./feePaid.js";
 import {
   framesFromGeth,
   framesFromParity,
@@ -224,11 +225,37 @@ function nullBlock(results: unknown[], calls: RpcCall[]): bigint | null {
  * Read options for calls on blocks `numbers` (`lacks`: which block an answer shows missing). A
  * node's JSON-RPC error on such a read is no evidence either: the next endpoint is asked.
  */
-function blockRead(numbers: bigint[], lacks: ReadOptions["lacks"] = nullBlock): ReadOptions {
+function blockRead(
+  numbers: bigint[],
+  lacks: ReadOptions["lacks"] = nullBlock,
+  incomplete?: ReadOptions["incomplete"],
+): ReadOptions {
   const atLeast = maxOf(numbers);
-  return atLeast === undefined
-    ? { lacks, refusalMovesOn: true }
-    : { atLeast, lacks, refusalMovesOn: true };
+  return {
+    ...(atLeast === undefined ? {} : { atLeast }),
+    lacks,
+    refusalMovesOn: true,
+    ...(incomplete ? { incomplete } : {}),
+  };
+}
+
+/**
+ * `incomplete` for receipt reads: the fee field (feeFieldMissing) a wanted receipt of the answer
+ * lacks. Another endpoint may send it whole; if none does, the caller's own check refuses it.
+ */
+function wantedFeeFieldMissing(
+  blocks: ReceiptsOfBlock[],
+  chain: Pick<ChainConfig, "l1DataFee">,
+): NonNullable<ReadOptions["incomplete"]> {
+  const wanted = new Set(blocks.flatMap((b) => b.txHashes.map((h) => h.toLowerCase())));
+  return (results) => {
+    for (const r of results.flat() as (RawReceipt | null | undefined)[]) {
+      if (!r || !wanted.has(r.transactionHash.toLowerCase())) continue;
+      const missing = feeFieldMissing(r, chain);
+      if (missing !== null) return missing;
+    }
+    return null;
+  };
 }
 
 /** A receipt of our block `b` (a node on a sibling block at that height answers for its own). */
@@ -399,6 +426,7 @@ export function createEvmAdapter(
               new Map(blocks.map((b) => [numberToHex(b.number), b])),
               wholeReceipts,
             ),
+            wantedFeeFieldMissing(blocks, chain),
           ),
         );
         blockReceiptsSupported = true;
@@ -430,6 +458,7 @@ export function createEvmAdapter(
         blockRead(
           blocks.map((b) => b.number),
           lowestLacking<ReceiptsOfBlock, RawReceipt>(owner, inBlock),
+          wantedFeeFieldMissing(blocks, chain),
         ),
       ),
     );
