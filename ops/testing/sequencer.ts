@@ -1,15 +1,24 @@
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
- * Integration files that took a minute or more on CI (2 cores; the summary reporter's "slowest
- * files"), longest first. Keep it short: only files that would otherwise start late.
+ * Integration files that took half a minute or more on CI (2 cores, 3 workers; the summary
+ * reporter's "slowest files"), longest first. Keep it short: only files that would otherwise start
+ * late and finish alone.
  */
 export const SLOW_FILES = [
-  "ledger/recon/treasury.integration.test.ts",
-  "indexers/crash.integration.test.ts",
-  "signer/missingReceipts.integration.test.ts",
   "ops/sim/withdrawals.integration.test.ts",
   "signer/killNine.integration.test.ts",
+  "signer/missingReceipts.integration.test.ts",
+  "ledger/depositCrediting.integration.test.ts",
+  "signer/deposit-addresses/deployFactory.integration.test.ts",
+  "ledger/recon/treasury.integration.test.ts",
+  "indexers/crash.integration.test.ts",
+  "ops/sim/sweeps.integration.test.ts",
+  "ops/e2e/redisOutage.test.ts",
+  "signer/operator.integration.test.ts",
+  "ops/start.outage.integration.test.ts",
+  "ops/sim/deposits.integration.test.ts",
+  "ops/infra/boot.integration.test.ts",
 ];
 
 /**
