@@ -182,12 +182,18 @@ export async function storeDepositBalances(
     "SELECT pg_advisory_xact_lock(hashtextextended('recon.onchain_balances:' || $1::text, 0))",
     [chainId],
   );
+  // max_block: the highest block of the chain's rows (selectInflowAddresses). Taken from the rows
+  // themselves when the state row has none yet: the chain's first, or one a revision before the
+  // column (migration 0013) wrote during a rolling deploy (NULL: unknown, runs read as if above).
   const state = await client.query<{ run_id: string }>(
-    `WITH before AS (SELECT run_id FROM recon.onchain_balance_state WHERE chain_id = $1)
-     INSERT INTO recon.onchain_balance_state (chain_id, run_id) VALUES ($1, $2)
-     ON CONFLICT (chain_id) DO UPDATE SET run_id = excluded.run_id
+    `WITH before AS (SELECT run_id, max_block FROM recon.onchain_balance_state WHERE chain_id = $1)
+     INSERT INTO recon.onchain_balance_state (chain_id, run_id, max_block)
+     SELECT $1, $2, CASE WHEN (SELECT max_block FROM before) IS NOT NULL THEN $3
+       ELSE GREATEST($3, (SELECT max(block_number) FROM recon.onchain_balances WHERE chain_id = $1)) END
+     ON CONFLICT (chain_id) DO UPDATE SET run_id = excluded.run_id,
+       max_block = GREATEST(recon.onchain_balance_state.max_block, excluded.max_block)
      RETURNING (SELECT COALESCE((SELECT run_id FROM before), 0))::text AS run_id`,
-    [chainId, args.runId],
+    [chainId, args.runId, block],
   );
   const memory =
     args.memory !== undefined && args.memory.runId === Number(state.rows[0]!.run_id)

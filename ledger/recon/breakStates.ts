@@ -87,12 +87,17 @@ export async function trackBreakStates(
        resolved_at = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_at END`,
     [runId, chainId, JSON.stringify(rows)],
   );
-  // What this completed run no longer finds is resolved: the run is the evidence.
+  // What this completed run no longer finds is resolved: the run is the evidence. Only of breaks
+  // last found at or below its block: a run at a lower block (the role's, its grace period behind
+  // a CLI run; `--block`) cannot see the facts and balances above it, and not finding a break
+  // there is no evidence it was fixed (resolving it dropped its acknowledgement: the next run paged).
   await client.query(
-    `UPDATE recon.break_states SET state = 'resolved', resolved_by = 'reconciler',
+    `UPDATE recon.break_states s SET state = 'resolved', resolved_by = 'reconciler',
        resolved_reason = 'not found by run ' || $1::text, resolved_ref = 'run:' || $1::text,
        resolved_at = now(), updated_at = now()
-     WHERE chain_id = $2 AND state <> 'resolved' AND NOT (identity = ANY($3::text[]))`,
+     FROM recon.runs last, recon.runs this
+     WHERE s.chain_id = $2 AND s.state <> 'resolved' AND NOT (s.identity = ANY($3::text[]))
+       AND last.id = s.last_run_id AND this.id = $1 AND last.block_number <= this.block_number`,
     [runId, chainId, identities],
   );
   return rows.map((r) => r.state);
@@ -221,26 +226,34 @@ export async function breakStatesOf(
   return new Map(r.rows.map((x) => [x.identity, toState(x)]));
 }
 
-/** A break by its identity or by `<run id>:<n>` (as reports print), locked for update. */
-async function lockBreak(client: PoolClient, ref: string): Promise<StateRow> {
+/**
+ * A break by its identity or by `<run id>:<n>` (as reports print), locked for update; with the
+ * latter, `seen` is the difference that run's report showed.
+ */
+async function lockBreak(
+  client: PoolClient,
+  ref: string,
+): Promise<StateRow & { seen?: { runId: string; difference: bigint } }> {
   let identity = ref.trim();
+  let seen: { runId: string; difference: bigint } | undefined;
   // Bounded so a long number is "not found", never a Postgres overflow (bigint run id, int n).
   const m = /^([0-9]{1,15}):([0-9]{1,9})$/.exec(identity);
   if (m) {
-    const b = await client.query<{ identity: string | null }>(
-      "SELECT identity FROM recon.breaks WHERE run_id = $1 AND n = $2",
+    const b = await client.query<{ identity: string | null; difference: bigint }>(
+      "SELECT identity, difference FROM recon.breaks WHERE run_id = $1 AND n = $2",
       [m[1], m[2]],
     );
     const found = b.rows[0]?.identity;
     if (!found) throw new BreakNotFoundError(ref);
     identity = found;
+    seen = { runId: m[1]!, difference: b.rows[0]!.difference };
   }
   const r = await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1 FOR UPDATE OF s`, [
     identity,
   ]);
   const row = r.rows[0];
   if (!row) throw new BreakNotFoundError(ref);
-  return row;
+  return seen ? { ...row, seen } : row;
 }
 
 function requireText(ref: string, what: string, value: string): string {
@@ -263,6 +276,14 @@ export async function acknowledgeBreak(
       throw new BreakStateError(
         args.ref,
         "it is resolved (a later run reopens it if it is found again)",
+      );
+    // Named as a report printed it: the operator saw that run's difference. A later run that found
+    // another one (more money missing, or less) has not been looked at: acknowledging it silently
+    // would keep that run's break from alerting.
+    if (row.seen && row.seen.difference !== row.last_difference)
+      throw new BreakStateError(
+        args.ref,
+        `run ${row.seen.runId} found a difference of ${formatAmount(row.seen.difference)}, the latest run ${row.last_run_id} found ${formatAmount(row.last_difference)}: look at that run's break`,
       );
     if (row.state === "acknowledged" && row.acknowledged_difference === row.last_difference)
       return toState(row);

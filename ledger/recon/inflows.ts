@@ -17,7 +17,7 @@ import type { PoolClient } from "../../foundation/db.js";
 import type { OnchainBalance } from "./balances.js";
 import { loadFactBalances } from "./expectedBalances.js";
 import { DEFAULT_LOOKBACK_MS } from "./load.js";
-import type { SweepReader } from "./sources.js";
+import type { SweepReader, SweptItem } from "./sources.js";
 import type { Break, CustodyKind } from "./types.js";
 import type { PreviousRun } from "./watermarks.js";
 
@@ -61,7 +61,11 @@ export async function selectInflowAddresses(
   // reorg detected since, or orphaned since (runs stand at the confirmation rule's block, and a
   // reorg within the finality rule can replace blocks below the previous run's: an address it
   // touched holds what the new branch says, not the balance read on the old one), booked sweeps
-  // and operator credits since its snapshot, and its open inflow breaks. Both ends of a fact come
+  // and operator credits since its snapshot, its open inflow breaks, the addresses of sweeps it
+  // found booked but not yet mined at its block (settled since an earlier snapshot, they are no
+  // activity by then, and no fact shows a native sweep without traces), and the addresses whose last
+  // read is of a block above this run's (a run at a lower block than an earlier one: counted at
+  // their last read, they would hold what a later block says). Both ends of a fact come
   // from one read of it (two UNIONed reads of the block range read 10,000 new facts twice).
   const swept = await args.sweeps.sweptAddressesSince(client, {
     chainId,
@@ -79,6 +83,11 @@ export async function selectInflowAddresses(
        UNION SELECT unnest($6::text[])
        UNION SELECT address FROM ledger.credited_inflows WHERE chain_id = $1 AND created_at >= $4
        UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'
+       UNION SELECT jsonb_array_elements_text(inputs->'swept_unmined') FROM recon.runs
+         WHERE id = $5 AND jsonb_typeof(inputs->'swept_unmined') = 'array'
+       UNION SELECT address FROM recon.onchain_balances
+         WHERE chain_id = $1 AND block_number > $3 AND NOT EXISTS (
+           SELECT 1 FROM recon.onchain_balance_state WHERE chain_id = $1 AND max_block <= $3)
      ) a JOIN chain.watched_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
     [
       chainId,
@@ -138,7 +147,18 @@ export async function loadExpectedBalances(
  */
 export async function loadExpectedAdjustments(
   client: PoolClient,
-  args: { chainId: number; block: number; addresses: readonly string[]; sweeps: SweepReader },
+  args: {
+    chainId: number;
+    block: number;
+    addresses: readonly string[];
+    sweeps: SweepReader;
+    /**
+     * Filled with the items of booked sweeps that no fact shows (a native sweep without traces:
+     * booked without a chain reference) and whose tx is not mined at or below the block (settled
+     * at the confirmation rule's block, above a run that stays its grace period behind).
+     */
+    unmined?: SweptItem[];
+  },
 ): Promise<Map<string, bigint>> {
   const out = new Map<string, bigint>();
   if (args.addresses.length === 0) return out;
@@ -170,9 +190,11 @@ export async function loadExpectedAdjustments(
       if (Number(f.block_number) <= args.block) mined.add(f.tx_hash);
       shown.add(`${f.tx_hash}|${f.from_address}|${f.asset}`);
     }
-    for (const i of items)
-      if (mined.has(i.txHash) && !shown.has(`${i.txHash}|${i.address}|${i.asset}`))
-        add(i.address, i.asset, -i.swept);
+    for (const i of items) {
+      if (shown.has(`${i.txHash}|${i.address}|${i.asset}`)) continue;
+      if (mined.has(i.txHash)) add(i.address, i.asset, -i.swept);
+      else args.unmined?.push(i);
+    }
   }
   const params = [args.chainId, args.block, args.addresses];
   const credited = await client.query<{ address: string; asset: string; amount: bigint }>(

@@ -337,6 +337,7 @@ export function createReconciler({
               balance_addresses_read: new Set(onchain.map((b) => b.address)).size,
               inflow_addresses_checked: loaded.inflowSelection.addresses.length,
               inflow_cursor: loaded.inflowSelection.cursor,
+              swept_unmined: loaded.sweptUnmined,
             },
             auditHead: await readAuditHead(pool),
           };

@@ -16,13 +16,13 @@ import {
 } from "../../indexers/index.js";
 import type { TransferKind } from "../types.js";
 import { unreadDepositBalances } from "./balanceCache.js";
-import type { OnchainBalance } from "./balances.js";
+import { accountKey, custodyAccount, type OnchainBalance } from "./balances.js";
 import { loadChangedEntries } from "./changes.js";
 import { expectedFactBalances } from "./expectedBalances.js";
 import { loadExpectedAdjustments, selectInflowAddresses } from "./inflows.js";
 import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
-import type { SweepReader } from "./sources.js";
+import type { SweepReader, SweptItem } from "./sources.js";
 import type { ChainMemory } from "./store.js";
 import { matchFullStream } from "./stream.js";
 import type { Break, CustodyKind } from "./types.js";
@@ -160,16 +160,31 @@ export async function loadRunSnapshot(
   });
   carried.expected = expected.memory;
   const expectedBalances = expected.balances;
+  const unmined: SweptItem[] = [];
   const adjustments = await loadExpectedAdjustments(client, {
     chainId,
     block,
     addresses: inflowSelection.addresses,
     sweeps: args.sweeps,
+    unmined,
   });
+  // The ledger as it stood at the block: a sweep no fact shows is booked without a chain reference,
+  // so it is not deferred with the late entries; above the block, it has not happened there yet.
+  for (const i of unmined) {
+    const assetId = `${chainId}:${i.asset}`;
+    const move = (name: string, v: bigint) => {
+      const key = accountKey(assetId, name);
+      inputs.ledger.set(key, (inputs.ledger.get(key) ?? 0n) + v);
+    };
+    move(custodyAccount("hot", i.hotWallet), -i.swept);
+    move("custody:deposits", i.swept);
+  }
   for (const [k, v] of adjustments) expectedBalances.set(k, (expectedBalances.get(k) ?? 0n) + v);
   return {
     inputs,
     inflowSelection,
+    /** Deposit addresses with a booked sweep not mined at or below the block (the next run reads them). */
+    sweptUnmined: [...new Set(unmined.map((i) => i.address))].sort(),
     expectedBalances,
     expectedUpdate: expected.update,
     unreadDeposits: unread.unread,

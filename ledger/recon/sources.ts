@@ -22,8 +22,17 @@ export type ChainReaders = (chain: ChainConfig) => ChainReader;
 /** What the role and the CLI are given: the sources, the chain readers built once `common` exists. */
 export type ReconSources = { sweeps: SweepReader; chains: (common: Common) => ChainReaders };
 
-/** One item of a booked sweep: what its Swept event says moved out of `address`, and its tx. */
-export type SweptItem = { address: string; asset: string; swept: bigint; txHash: string };
+/**
+ * One item of a booked sweep: what its Swept event says moved out of `address`, its tx, and the
+ * hot wallet it moved to (lowercase).
+ */
+export type SweptItem = {
+  address: string;
+  asset: string;
+  swept: bigint;
+  txHash: string;
+  hotWallet: string;
+};
 
 export type SweepReader = {
   /** Deposit addresses of the chain a sweep settled at or after `since` took value from. */

@@ -8,7 +8,14 @@ import type pg from "pg";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
-export type BookedSweepItem = { address: string; asset: string; swept: bigint; txHash: string };
+/** `hotWallet`: where the sweep moved it (lowercase). */
+export type BookedSweepItem = {
+  address: string;
+  asset: string;
+  swept: bigint;
+  txHash: string;
+  hotWallet: string;
+};
 
 /** Deposit addresses of the chain that a sweep settled at or after `since` took value from. */
 export async function sweptAddressesSince(
@@ -28,8 +35,14 @@ export async function bookedSweepItems(
   client: Queryable,
   args: { chainId: number; addresses: readonly string[] },
 ): Promise<BookedSweepItem[]> {
-  const r = await client.query<{ address: string; asset: string; swept: bigint; tx_hash: string }>(
-    `SELECT i.address, i.asset, i.swept, s.tx_hash
+  const r = await client.query<{
+    address: string;
+    asset: string;
+    swept: bigint;
+    tx_hash: string;
+    hot_wallet: string;
+  }>(
+    `SELECT i.address, i.asset, i.swept, s.tx_hash, lower(s.hot_wallet) AS hot_wallet
        FROM custody.sweep_items i JOIN custody.sweeps s ON s.id = i.sweep_id
       WHERE i.chain_id = $1 AND s.status = 'booked' AND i.swept > 0 AND i.address = ANY($2::text[])
         AND s.tx_hash IS NOT NULL`,
@@ -40,6 +53,7 @@ export async function bookedSweepItems(
     asset: x.asset,
     swept: x.swept,
     txHash: x.tx_hash,
+    hotWallet: x.hot_wallet,
   }));
 }
 
