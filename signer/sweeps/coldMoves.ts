@@ -11,7 +11,7 @@ import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import { type Pool, withTransaction } from "../../foundation/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
   addWatchedAddresses,
   contractHotWallets,
@@ -52,6 +52,27 @@ export function excessOverCeiling(args: {
   return held > args.ceiling ? held - args.ceiling : 0n;
 }
 
+/** pg_advisory_xact_lock(COLD_MOVE_LOCK, chainId): one cold move requested per chain at a time. */
+const COLD_MOVE_LOCK = 0x434f_4c44; // "COLD"
+
+/** A move of this (chain, hot wallet, asset) is open, or booked and not final yet. */
+async function moveInFlight(
+  client: Pick<Pool, "query">,
+  chainId: number,
+  hot: string,
+  asset: string,
+): Promise<boolean> {
+  // A booked move not final yet may be reorged out and open again (one open move per asset);
+  // and the ledger is sure of the hot balance only once it is final.
+  const { rowCount } = await client.query(
+    `SELECT 1 FROM custody.cold_moves
+      WHERE chain_id = $1 AND hot_wallet = $2 AND asset = $3
+        AND (status = 'open' OR (status = 'booked' AND final_at IS NULL))`,
+    [chainId, hot, asset],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
 type Deps = { common: Common; pool: Pool; ledger: Ledger; adapter: EvmAdapter; chain: ChainConfig };
 
 export type StartedColdMove = { id: string; asset: string; amount: bigint };
@@ -70,19 +91,15 @@ export async function startColdMoves({
   // The hot wallets that accumulate swept value on this chain (the factories' destinations).
   for (const hot of await contractHotWallets(pool, chain.chainId)) {
     for (const [asset, ceiling] of ceilings) {
-      // A booked move not final yet may be reorged out and open again (one open move per asset);
-      // and the ledger is sure of the hot balance only once it is final.
-      const inFlight = await pool.query(
-        `SELECT 1 FROM custody.cold_moves
-         WHERE chain_id = $1 AND hot_wallet = $2 AND asset = $3
-           AND (status = 'open' OR (status = 'booked' AND final_at IS NULL))`,
-        [chain.chainId, hot, asset],
-      );
-      if (inFlight.rowCount) continue;
+      if (await moveInFlight(pool, chain.chainId, hot, asset)) continue;
       const assetId = assetIdOf(chain.chainId, asset);
+      // No account yet (nothing swept to this wallet in this asset): nothing to move.
+      const available = (client?: PoolClient) =>
+        ledger
+          .getAccount({ assetId, name: hotAccount(hot) }, client ? { client } : {})
+          .then((a) => a?.available ?? 0n);
       const [balance, onChain] = await Promise.all([
-        // No account yet (nothing swept to this wallet in this asset): nothing to move.
-        ledger.getAccount({ assetId, name: hotAccount(hot) }).then((a) => a?.available ?? 0n),
+        available(),
         (asset === zeroAddress
           ? adapter.getNativeBalance(getAddress(hot))
           : adapter
@@ -104,14 +121,26 @@ export async function startColdMoves({
       // funding reverts and fails at its final block (coldMoveReorg.integration.test.ts).
       const unfinal =
         asset === zeroAddress ? await unfinalSweptIn(pool, chain.chainId, hot, asset) : 0n;
-      const amount = excessOverCeiling({
-        ledgerAvailable: balance - unfinal,
-        onChain: onChain - unfinal,
-        ceiling,
-      });
-      if (amount === 0n) continue;
+      const sized = (ledgerAvailable: bigint) =>
+        excessOverCeiling({
+          ledgerAvailable: ledgerAvailable - unfinal,
+          onChain: onChain - unfinal,
+          ceiling,
+        });
+      if (sized(balance) === 0n) continue;
       const id = `cold_move:${chain.chainId}:${randomUUID()}`;
-      const created = await withTransaction(pool, async (client) => {
+      const amount = await withTransaction(pool, async (client): Promise<bigint | undefined> => {
+        // The readings above took no lock and may be stale by the time of this write (a slow
+        // node): another worker's move may have been requested and even booked meanwhile (no
+        // longer `open`, so the one-open index lets this one in), or a withdrawal held. Checked
+        // again under a per-chain lock, the hold below sized on the lower ledger balance: the
+        // value is never held twice, and the wallet keeps its ceiling.
+        await client.query("SELECT pg_advisory_xact_lock($1, $2)", [COLD_MOVE_LOCK, chain.chainId]);
+        if (await moveInFlight(client, chain.chainId, hot, asset)) return undefined;
+        const now = await available(client);
+        // biome-ignore lint/complexity/useMathMinMax: Math.min does not take bigints
+        const amount = sized(now < balance ? now : balance);
+        if (amount === 0n) return undefined;
         // The partial unique index makes a concurrent second move for the same asset a no-op.
         const inserted = await client.query(
           `INSERT INTO custody.cold_moves (id, chain_id, hot_wallet, cold_address, asset, amount)
@@ -119,7 +148,7 @@ export async function startColdMoves({
            ON CONFLICT (chain_id, hot_wallet, asset) WHERE status = 'open' DO NOTHING`,
           [id, chain.chainId, hot, cold, asset, amount.toString()],
         );
-        if (inserted.rowCount !== 1) return false;
+        if (inserted.rowCount !== 1) return undefined;
         // The cold address holds custody money from now on: the indexer watches it and
         // reconciliation counts it in reserves (without it a cold move reads as a shortfall).
         const watched = await addWatchedAddresses(
@@ -163,9 +192,9 @@ export async function startColdMoves({
           kind: "cold_move",
           refId: id,
         });
-        return true;
+        return amount;
       });
-      if (!created) continue;
+      if (amount === undefined) continue;
       common.logger.info({
         msg: "cold move requested",
         chain_id: chain.chainId,

@@ -21,7 +21,7 @@ import {
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter, TracedBlock } from "../../chains/evm/createEvmAdapter.js";
 import { transferPosition } from "../../chains/evm/transferPosition.js";
-import type { ChainConfig } from "../../chains/index.js";
+import { type ChainConfig, NoHealthyEndpointError } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
@@ -195,12 +195,12 @@ async function sweptAmounts({
   if (!txHash || !blockHash || blockNumber === null) {
     throw new SweepReceiptError(row.id, "confirmed without a tx hash or block");
   }
-  const header = await adapter.client
-    .getBlock({ blockNumber })
-    .catch((error: { name?: string }) => {
-      if (error.name === "BlockNotFoundError") return undefined;
-      throw error;
-    });
+  // Asked only of an endpoint at or past the block (a lagging or syncing first endpoint has none:
+  // asked anyway, the sweep waited on it for as long as it lagged); none there yet: wait, quietly.
+  const [header] = await adapter.getHeaders([blockNumber]).catch((error: unknown) => {
+    if (error instanceof NoHealthyEndpointError) return [undefined];
+    throw error;
+  });
   if (!header?.hash || header.hash.toLowerCase() !== blockHash.toLowerCase()) return undefined;
   const hash = txHash.toLowerCase() as Hex;
   const hot = getAddress(row.hot_wallet);

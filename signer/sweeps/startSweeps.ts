@@ -18,7 +18,7 @@ import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import { contractHotWallet } from "../../indexers/index.js";
+import { contractHotWallet, indexedHeights } from "../../indexers/index.js";
 import { requestTransaction } from "../requests.js";
 import { readSweepCandidates } from "./candidates.js";
 import {
@@ -70,7 +70,13 @@ export async function startSweeps({
     );
   const seen = await candidatesOf(pool);
   if (seen.length === 0) return [];
-  const held = await onChainBalances(common, chain.chainId, adapter, seen);
+  const held = await onChainBalances(
+    common,
+    chain.chainId,
+    adapter,
+    seen,
+    (await indexedHeights(pool)).get(chain.chainId),
+  );
   const started = await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chain.chainId]);
     const candidates = unchangedSince(await candidatesOf(client), seen);
@@ -136,13 +142,18 @@ export async function startSweeps({
 /**
  * What each candidate (address, asset) holds at the head, keyed by balanceKey. An asset the node
  * would not read (unreadBalance.ts) has no entry: capByOnChain drops its pairs this pass, and the
- * chain's other assets are still swept.
+ * chain's other assets are still swept. Read only from an endpoint at or past `indexed` (the
+ * credits come from blocks up to it): a node behind it answers for its own older state, 0 before
+ * the deposits or no code at the token, and nothing was swept for as long as it lagged. Tokens are
+ * read at that block (getTokenBalances has no head read with a least height), which only plans:
+ * settlement books what the Swept events say moved.
  */
 async function onChainBalances(
   common: Common,
   chainId: number,
   adapter: Pick<EvmAdapter, "rpc" | "getTokenBalances">,
   candidates: readonly SweepCandidate[],
+  indexed: bigint | undefined,
 ): Promise<Map<string, bigint>> {
   const byAsset = new Map<string, string[]>();
   for (const c of candidates) byAsset.set(c.asset, [...(byAsset.get(c.asset) ?? []), c.address]);
@@ -155,11 +166,13 @@ async function onChainBalances(
           ? (
               await adapter.rpc.batch<Hex>(
                 holders.map((h) => ({ method: "eth_getBalance", params: [h, "latest"] })),
+                indexed === undefined ? {} : { atLeast: indexed },
               )
             ).map((b) => BigInt(b))
           : await adapter.getTokenBalances({
               token: asset as Address,
               holders: holders as Address[],
+              ...(indexed === undefined ? {} : { blockNumber: indexed }),
             });
     } catch (error) {
       if (!isUnreadBalance(error)) throw error;
