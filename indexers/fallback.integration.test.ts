@@ -15,6 +15,7 @@ import type { ChainConfig } from "../chains/index.js";
 import { createEvmAdapter, endpointLabel, RpcUnavailableError } from "../chains/index.js";
 import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import { type Common, createCommon } from "../foundation/common.js";
+import type { Pool } from "../foundation/db.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
 import { createTestDatabase } from "../ops/testing/database.js";
@@ -107,6 +108,25 @@ async function stalls(common: Common): Promise<number> {
         v.labels.field === "effectiveGasPrice",
     )?.value ?? 0
   );
+}
+
+/** The facts `pool` holds are what a fresh index of the node itself (no proxy) stores; returns them. */
+async function expectCleanIndex(pool: Pool, config: Partial<ChainConfig> = {}) {
+  const reference = await freshIndex({
+    common: t.ctx.common,
+    chain: { ...chain, ...config, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
+    sourcePool: pool,
+  });
+  const facts = await canonicalFacts(pool, CHAIN_ID);
+  expect(facts).toEqual(reference.facts);
+  return facts;
+}
+
+/** The primary's lies told since `before` (its stats then): a test that set one tested something. */
+function liesSince(before: Record<string, number>): string[] {
+  return Object.entries(primary.stats())
+    .filter(([k, n]) => k.startsWith("lie:") && n > (before[k] ?? 0))
+    .map(([k]) => k);
 }
 
 // Long enough that a healthy node on a loaded machine always answers; a hung one costs this much.
@@ -229,14 +249,7 @@ describe("RPC fallback", () => {
       await ingestor.stop();
       primary.setFault("none");
       secondary.setFault("none");
-      const reference = await freshIndex({
-        common: t.ctx.common,
-        chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
-        sourcePool: db.pool,
-      });
-      const facts = await canonicalFacts(db.pool, CHAIN_ID);
-      expect(facts).toHaveLength(40);
-      expect(facts).toEqual(reference.facts);
+      expect(await expectCleanIndex(db.pool)).toHaveLength(40);
       // Every kind of fault was met on the way (counted in this test's own registry).
       const errors = await common.metrics.registry.getSingleMetricAsString(
         "custody_rpc_errors_total",
@@ -282,17 +295,9 @@ async function ingestThroughLie(
     if (blocksAfter > 0) await t.rpc("anvil_mine", [`0x${blocksAfter.toString(16)}`]);
     await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
     await ingestor.stop();
-    const lied = Object.entries(primary.stats()).filter(
-      ([k, n]) => k.startsWith("lie:") && n > (liesBefore[k] ?? 0),
-    );
+    const lied = liesSince(liesBefore);
     for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
-    const reference = await freshIndex({
-      common: t.ctx.common,
-      chain: { ...chain, ...config, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
-      sourcePool: db.pool,
-    });
-    const facts = await canonicalFacts(db.pool, CHAIN_ID);
-    expect(facts).toEqual(reference.facts);
+    await expectCleanIndex(db.pool, config);
     const d2 = await toD2();
     expect(d2).toHaveLength(earlier + 2);
     if (blocksAfter > 0)
@@ -373,12 +378,7 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
       expect((await stored()).map((f) => f.position).sort()).toEqual(["fee", "tx"]);
       await ingestor.stop();
-      const reference = await freshIndex({
-        common: t.ctx.common,
-        chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
-        sourcePool: db.pool,
-      });
-      expect(await canonicalFacts(db.pool, CHAIN_ID)).toEqual(reference.facts);
+      await expectCleanIndex(db.pool);
     } finally {
       await ingestor.stop();
       await db.drop();
@@ -402,10 +402,7 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
         (f) => f.tx_hash === paid.transactionHash.toLowerCase(),
       );
       expect(stored.map((f) => f.position).sort()).toEqual(["fee", "tx"]);
-      const lied = Object.entries(primary.stats()).filter(
-        ([k, n]) => k.startsWith("lie:") && n > (liesBefore[k] ?? 0),
-      );
-      expect(lied.length).toBeGreaterThan(0);
+      expect(liesSince(liesBefore).length).toBeGreaterThan(0);
       expect(await stalls(common)).toBe(0);
       const passedOver = (
         await common.metrics.registry.getSingleMetric("custody_rpc_incomplete_answers_total")?.get()
@@ -414,12 +411,7 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       expect(passedOver?.[0]?.value).toBeGreaterThan(0);
       await ingestor.stop();
       for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
-      const reference = await freshIndex({
-        common: t.ctx.common,
-        chain: { ...chain, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
-        sourcePool: db.pool,
-      });
-      expect(await canonicalFacts(db.pool, CHAIN_ID)).toEqual(reference.facts);
+      await expectCleanIndex(db.pool);
     } finally {
       await ingestor.stop();
       await db.drop();
