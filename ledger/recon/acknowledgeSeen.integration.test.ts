@@ -6,35 +6,15 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
-import { adapterPerChain } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
-import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { createLedger, type Ledger } from "../createLedger.js";
-import { transferId } from "../transferId.js";
 import { acknowledgeBreak } from "./breakStates.js";
-import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
+import type { Reconciler, RunSummary } from "./reconcile.js";
+import { ETH, type LedgerOnlyRecon, startLedgerOnlyRecon } from "./testing/ledgerOnly.js";
 
-const CHAIN_ID = 31337;
-const ZERO = "0x0000000000000000000000000000000000000000";
-const ETH = `${CHAIN_ID}:${ZERO}`;
-
-let ctx: TestContext;
+let recon: LedgerOnlyRecon;
 let pool: Pool;
 let chain: ChainConfig;
-let ledger: Ledger;
 let reconciler: Reconciler;
-let n = 0;
-
-const deposit = (to: string, amount: bigint) =>
-  ledger.transfer({
-    id: transferId(`acknowledge test ${++n}`),
-    assetId: ETH,
-    debit: "custody:deposits",
-    credit: `user:${to}`,
-    amount,
-    kind: "manual",
-  });
 
 /** The run's solvency break and its number in the run's report. */
 const shortfall = (run: RunSummary) => {
@@ -44,28 +24,15 @@ const shortfall = (run: RunSummary) => {
 };
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  pool = ctx.db.pool;
-  chain = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks", blocks: 0 } };
-  ledger = createLedger({ common: ctx.common, pool });
-  await ledger.ensureAssetsFromConfig([chain]);
-  await pool.query(
-    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES ($1, 1, $2)
-     ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number`,
-    [CHAIN_ID, `0x${"1".padStart(64, "0")}`],
-  );
-  reconciler = createReconciler({
-    sweeps: sweepReader,
-    common: ctx.common,
-    pool,
-    chains: adapterPerChain(ctx.common),
-  });
+  recon = await startLedgerOnlyRecon("acknowledge test");
+  ({ pool, chain, reconciler } = recon);
 });
 
 afterAll(async () => {
-  await ledger?.close();
-  await ctx?.cleanup();
+  await recon?.close();
 });
+
+const deposit = (to: string, amount: bigint) => recon.deposit(to, amount);
 
 describe("acknowledging a break from a run's report", () => {
   it("does not acknowledge a difference a later run found: that break still alerts", async () => {

@@ -10,24 +10,25 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
-import { adapterPerChain } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
-import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { createLedger, type Ledger } from "../createLedger.js";
+import type { Ledger } from "../createLedger.js";
 import { transferId } from "../transferId.js";
-import { createReconciler, type Reconciler, type RunSummary } from "./reconcile.js";
+import type { Reconciler, RunSummary } from "./reconcile.js";
+import {
+  ETH,
+  LEDGER_ONLY_CHAIN_ID,
+  type LedgerOnlyRecon,
+  startLedgerOnlyRecon,
+} from "./testing/ledgerOnly.js";
 
-const CHAIN_ID = 31337;
-const ZERO = "0x0000000000000000000000000000000000000000";
-const ETH = `${CHAIN_ID}:${ZERO}`;
+const CHAIN_ID = LEDGER_ONLY_CHAIN_ID;
 const HOT = `custody:hot:0x${"f0".repeat(20)}`;
 
-let ctx: TestContext;
 let pool: Pool;
 let chain: ChainConfig;
 let ledger: Ledger;
 let reconciler: Reconciler;
+let close: (() => Promise<void>) | undefined;
 let n = 0;
 
 /** Credits − debits posted over the user accounts of ETH, read from the accounts now. */
@@ -53,41 +54,16 @@ async function state(): Promise<{ runId: number; total: bigint } | null> {
   return row ? { runId: Number(row.run_id), total: row.total ?? 0n } : null;
 }
 
-const deposit = (to: string, amount: bigint, options?: Parameters<Ledger["transfer"]>[1]) =>
-  ledger.transfer(
-    {
-      id: transferId(`liabilities test ${++n}`),
-      assetId: ETH,
-      debit: "custody:deposits",
-      credit: `user:${to}`,
-      amount,
-      kind: "deposit",
-    },
-    options,
-  );
+let deposit: LedgerOnlyRecon["deposit"];
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  pool = ctx.db.pool;
-  chain = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks", blocks: 0 } };
-  ledger = createLedger({ common: ctx.common, pool });
-  await ledger.ensureAssetsFromConfig([chain]);
-  await pool.query(
-    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES ($1, 1, $2)
-     ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number`,
-    [CHAIN_ID, `0x${"1".padStart(64, "0")}`],
-  );
-  reconciler = createReconciler({
-    sweeps: sweepReader,
-    common: ctx.common,
-    pool,
-    chains: adapterPerChain(ctx.common),
-  });
+  const recon = await startLedgerOnlyRecon("liabilities test", { depositKind: "deposit" });
+  ({ pool, chain, ledger, reconciler, deposit } = recon);
+  close = recon.close;
 });
 
 afterAll(async () => {
-  await ledger?.close();
-  await ctx?.cleanup();
+  await close?.();
 });
 
 describe("running user liabilities", () => {
