@@ -3,7 +3,8 @@
  * registered confidential client (PKCE required) and its development login/consent forms, driven
  * with fetch and a cookie jar; the console through `inject`, real Postgres, and anvil for the
  * withdrawal that two OIDC users approve. Shows: a mapped group gives a session with its scopes,
- * owner `oidc:<email>` and an audit entry; no mapped group is refused (audit, no session); a forged
+ * owner `oidc:<email>` and an audit entry; no mapped group is refused (audit, no session), and so
+ * is an email marked unverified by the string "false" (no session as that email's owner); a forged
  * or mismatched state is refused; two OIDC users are two distinct approvers, one person twice is
  * one; idle and absolute timeouts end the session and /v1 refuses its key.
  */
@@ -28,7 +29,10 @@ const GROUPS: Record<string, string[]> = {
   anna: ["custody-approvers", "staff"],
   ben: ["custody-approvers"],
   mallory: ["interns", "contractors"],
+  eve: ["custody-approvers"],
 };
+/** eve's provider lets her set any email, and says (as a string, as Entra ID does) it is unverified. */
+const EMAILS = { eve: { email: "anna@example.test", email_verified: "false" } };
 
 let provider: TestOidcProvider;
 let issuer: string;
@@ -36,7 +40,11 @@ let t: WithdrawalApiTestContext;
 let requester: string;
 
 beforeAll(async () => {
-  provider = await startTestOidcProvider({ redirectUri: REDIRECT, users: GROUPS });
+  provider = await startTestOidcProvider({
+    redirectUri: REDIRECT,
+    users: GROUPS,
+    emails: EMAILS,
+  });
   issuer = provider.issuer;
   t = await createWithdrawalApiTestContext({
     policy: {
@@ -232,6 +240,20 @@ describe("console sign-in through OIDC", () => {
       entity_type: "oidc_subject",
       details: { subject: "mallory", groups: ["interns", "contractors"] },
     });
+  });
+
+  it('refuses an email the provider says is unverified as the string "false": no session as another person', async () => {
+    const sessions = await count("SELECT count(*)::int AS n FROM api.console_sessions");
+    const { res, session } = await ssoSignIn("eve");
+    expect(res.statusCode).toBe(403);
+    expect(res.body).toContain("not verified");
+    expect(session).toBeUndefined();
+    expect(await count("SELECT count(*)::int AS n FROM api.console_sessions")).toBe(sessions);
+    const audit = await t.ctx.db.pool.query(
+      `SELECT actor, details FROM audit.audit_log
+        WHERE action = 'console.sign_in_refused' ORDER BY id DESC LIMIT 1`,
+    );
+    expect(audit.rows[0]).toMatchObject({ actor: "oidc:eve", details: { subject: "eve" } });
   });
 
   it("refuses a forged, mismatched or unbound state and creates nothing", async () => {

@@ -138,6 +138,15 @@ describe("OIDC claims", () => {
     expect(
       ownerOf({ sub: "u1", email: "anna@example.com", email_verified: false }, "email"),
     ).toEqual({ ok: false, reason: expect.stringMatching(/not verified/) });
+    // Entra ID, Apple and Cognito send the claim as a string
+    for (const unverified of ["false", "False", "", null, 0])
+      expect(
+        ownerOf({ sub: "u1", email: "anna@example.com", email_verified: unverified }, "email").ok,
+        String(unverified),
+      ).toBe(false);
+    expect(
+      ownerOf({ sub: "u1", email: "anna@example.com", email_verified: "true" }, "email").ok,
+    ).toBe(true);
     expect(ownerOf({ sub: "u1" }, "email")).toEqual({
       ok: false,
       reason: expect.stringMatching(/no email/),

@@ -66,6 +66,16 @@ export function checkOidcScopes(oidc: Pick<OidcOptions, "groups">): void {
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
+/**
+ * `email_verified` is optional (absent: accepted, as the provider vouches for its own emails); when
+ * present, only `true` counts as verified. Entra ID, Apple and Cognito send it as a string, so a
+ * `"false"` must refuse the sign-in as `false` does: an unverified email is anyone's owner name.
+ */
+function emailMayBeVerified(claim: unknown): boolean {
+  if (claim === undefined || claim === true) return true;
+  return typeof claim === "string" && claim.trim().toLowerCase() === "true";
+}
+
 /** Why the ID token's claims give no console owner (null: they do), else the owner. */
 export function ownerOf(
   claims: Record<string, unknown>,
@@ -74,7 +84,7 @@ export function ownerOf(
   if (ownerClaim === "email") {
     if (typeof claims.email !== "string" || claims.email === "")
       return { ok: false, reason: "the ID token has no email claim (request the email scope)" };
-    if (claims.email_verified === false)
+    if (!emailMayBeVerified(claims.email_verified))
       return { ok: false, reason: "the provider says this email is not verified" };
   }
   const value = ownerClaim === "email" ? String(claims.email) : String(claims.sub);

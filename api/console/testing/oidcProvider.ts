@@ -20,6 +20,11 @@ export async function startTestOidcProvider(options: {
   redirectUri: string;
   /** login -> groups; the email is `<login>@example.test`, verified. */
   users: Readonly<Record<string, readonly string[]>>;
+  /**
+   * login -> the email claims the provider sends instead (some send `email_verified` as a string:
+   * Entra ID, Apple, Cognito).
+   */
+  emails?: Readonly<Record<string, { email: string; email_verified: unknown }>>;
 }): Promise<TestOidcProvider> {
   const server = createServer();
   server.listen(0, "127.0.0.1");
@@ -51,6 +56,7 @@ export async function startTestOidcProvider(options: {
             sub: id,
             email: `${id}@example.test`,
             email_verified: true,
+            ...options.emails?.[id],
             groups: [...(options.users[id] ?? [])],
           };
         },
