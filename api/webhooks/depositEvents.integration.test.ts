@@ -320,4 +320,78 @@ describe("deposit events", () => {
     expect(await produceDepositEvents({ common, pool: ctx.db.pool })).toBe(1);
     expect(await told()).toEqual(credits);
   }, 60_000);
+
+  it("a pass that lost its lock while about to send credited does not send it after another worker's orphaned", async () => {
+    // Worker A reads a credited deposit as due and is held up before its transaction (its pool has
+    // no connection to give); its lock's session ends, the deposit's block is reorged out and
+    // worker B, holding the lock now, sends `deposit.orphaned`. A then goes on with what it read.
+    const tx = `0x${"7".repeat(64)}`;
+    const block = `0x${"f".repeat(63)}7`;
+    const { rows } = await ctx.db.pool.query<{ id: string }>(
+      `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+         kind, asset, from_address, to_address, amount)
+       VALUES (31337, 7, $1, $2, 0, 'tx', 'native', '0x0000000000000000000000000000000000000000',
+         '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', $3, 700) RETURNING id::text`,
+      [block, tx, DEPOSIT],
+    );
+    const fact = rows[0]!.id;
+    const produce = () => produceDepositEvents({ common, pool: ctx.db.pool });
+    await produce(); // detected
+    await ctx.db.pool.query(
+      "UPDATE chain.transfers SET status = 'confirmed', confirmed_at = now() WHERE id = $1",
+      [fact],
+    );
+    await produce(); // confirmed
+    expect(
+      await createDepositCrediting({ common, pool: ctx.db.pool, ledger }).creditConfirmed(),
+    ).toBe(1);
+
+    // A's pool: its lock session connects; its transactions' connections wait for `open`.
+    let open: () => void = () => {};
+    const opened = new Promise<void>((r) => {
+      open = r;
+    });
+    let connects = 0;
+    let waiting = false;
+    const real = ctx.db.pool;
+    const held = new Proxy(real, {
+      get(target, prop) {
+        if (prop === "connect")
+          return async () => {
+            if (++connects > 1) {
+              waiting = true;
+              await opened;
+            }
+            return target.connect();
+          };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as typeof real;
+    const a = produceDepositEvents({ common, pool: held });
+    try {
+      await waitFor("worker A to wait for its credited event's transaction", async () => waiting);
+      await ctx.db.pool.query(
+        "UPDATE chain.transfers SET status = 'orphaned', orphaned_at = now() WHERE id = $1",
+        [fact],
+      );
+      await ctx.db.pool.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND objsubid = 1
+            AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('api.deposit_events', 0)
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      await waitFor("worker B to pass with the lock", async () => (await produce()) > 0);
+    } finally {
+      open();
+    }
+    await a;
+    await produce();
+    const events = await ctx.db.pool.query<{ type: string }>(
+      "SELECT type FROM api.webhook_events WHERE payload->>'deposit_id' = $1 ORDER BY sequence",
+      [fact],
+    );
+    // A backend applying them by sequence must end with the deposit orphaned.
+    expect(events.rows.map((r) => r.type).at(-1)).toBe("deposit.orphaned");
+  }, 60_000);
 });

@@ -9,7 +9,7 @@
  */
 
 import { formatAmount } from "../../foundation/amounts.js";
-import { withTransaction } from "../../foundation/db.js";
+import { type PoolClient, withTransaction } from "../../foundation/db.js";
 import { withPooledSessionLock } from "../../foundation/sessionLock.js";
 import type { DepositFactRow } from "../../ledger/index.js";
 import { emitEvent } from "./events.js";
@@ -63,6 +63,28 @@ const LIFE_DETECTED = `l.life <= (SELECT count(*) FROM api.deposit_event_marks m
  */
 const PRODUCER_LOCK_KEY = "hashtextextended('api.deposit_events', 0)";
 
+/**
+ * Whether the life this pass read a fact in is still its life, checked under the lock its events'
+ * emitters take (the subject's, held until commit; api migration 0014). A pass can be held up
+ * between its read and its write past the loss of the producer lock (`held` is checked before the
+ * write, not during it): meanwhile another worker may have sent this life's `orphaned`, and an
+ * event of the life sent after it would leave a backend with a credited deposit the chain dropped.
+ * An `orphaned` committed later waits for this transaction, so it follows this event.
+ */
+async function stillDue(client: PoolClient, factId: string, life: number): Promise<boolean> {
+  await client.query(
+    "SELECT pg_advisory_xact_lock(hashtextextended('api.webhook_subject:' || $1, 0))",
+    [`deposit:${factId}`],
+  );
+  const { rows } = await client.query<{ orphanings: number }>(
+    `SELECT count(*)::int AS orphanings FROM api.deposit_event_marks
+      WHERE transfer_id = $1 AND event = 'orphaned'`,
+    [factId],
+  );
+  // Life n follows n - 1 orphanings (producePass's lives).
+  return rows[0]!.orphanings + 1 === life;
+}
+
 export async function produceDepositEvents(
   options: ProducerOptions & { lockLostAfterMs?: number },
 ): Promise<number> {
@@ -111,7 +133,8 @@ async function producePass(
     );
     for (const f of rows) {
       if (held.aborted) return produced;
-      await withTransaction(pool, async (client) => {
+      const sent = await withTransaction(pool, async (client) => {
+        if (!(await stillDue(client, f.id, f.life))) return false;
         const eventId = await emitEvent(client, common.config, {
           type: `deposit.${event}`,
           name: `deposit:${f.chain_id}:${f.block_hash}:${f.tx_hash}:${f.position}:${event}${f.life === 1 ? "" : `:${f.life}`}`,
@@ -135,8 +158,9 @@ async function producePass(
            VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
           [f.id, event, eventId, f.life],
         );
+        return true;
       });
-      produced++;
+      if (sent) produced++;
     }
   }
   // After the facts' events: a reorg hold is told after its deposit's `deposit.orphaned`.
