@@ -93,7 +93,8 @@ export type AttestTickResult =
         | "not_due"
         | "open_breaks"
         | "balance_breaks"
-        | "liabilities_differ";
+        | "liabilities_differ"
+        | "reserves_differ";
       runId?: number;
       block?: number;
       detail: string;
@@ -165,6 +166,31 @@ const BLOCKING_BREAKS: ReadonlySet<BreakType> = new Set<BreakType>([
 export function recordedLiabilities(run: Pick<StoredRun, "balances">, assetId: string): bigint {
   const check = run.balances.find((c) => c.scope === "solvency" && c.assetId === assetId);
   return check ? BigInt(check.ledger) : 0n;
+}
+
+/**
+ * The custody assets of the asset the run's solvency check recorded (0 when it had none): what it
+ * read at its block, and for deposit addresses an incremental run did not read, their last-read
+ * balances.
+ */
+export function recordedReserves(run: Pick<StoredRun, "balances">, assetId: string): bigint {
+  const check = run.balances.find((c) => c.scope === "solvency" && c.assetId === assetId);
+  return check ? BigInt(check.chain) : 0n;
+}
+
+/**
+ * Whether the run checked the asset: its recorded tokens (`inputs.tokens`, what it read), or for a
+ * run stored without them, a solvency check of the asset.
+ */
+export function runChecked(
+  run: Pick<StoredRun, "balances" | "inputs">,
+  assetId: string,
+  token: string,
+): boolean {
+  const tokens = run.inputs.tokens;
+  if (Array.isArray(tokens))
+    return tokens.some((t) => String(t).toLowerCase() === token.toLowerCase());
+  return run.balances.some((c) => c.scope === "solvency" && c.assetId === assetId);
 }
 
 /**
@@ -586,7 +612,13 @@ export function createAttestor({
       const refused = breaksRefuse(chainId, run);
       if (refused) return refused;
     }
-    const tokens: Address[] = [zeroAddress, ...chain.tokens.map((t) => getAddress(t.address))];
+    // Only the assets the run checked: one listed after it (or by another process's newer config)
+    // had neither its reserves read nor its liabilities counted at that block, and would be
+    // published unreconciled with liabilities of 0. It is attested from the first run that checks it.
+    const tokens: Address[] = [
+      zeroAddress,
+      ...chain.tokens.map((t) => getAddress(t.address)),
+    ].filter((t) => runChecked(run, assetIdOf(chainId, t), t));
     // The reserves' reads may take minutes at scale: a lost lock stops the tick without waiting
     // them out (they run on, unheard; what they write is the customers' salts, kept either way).
     const all = await unlessAborted(
@@ -613,6 +645,31 @@ export function createAttestor({
         runId: run.id,
         block: run.block,
         detail: `${f.assetId}: the leaves sum to ${f.liabilities} but run ${run.id} recorded liabilities of ${recorded}`,
+      };
+    }
+    // The reserves read now at the block against what the run counted there: an address it did
+    // not read (an incremental run counts it at its last-read balance) that moved with no fact
+    // indexed is a difference no reconciliation of this block checked (a shortfall or an
+    // unexplained balance it would have broken on): not published.
+    const reservesDiffer = all.filter((f) => f.reserves !== recordedReserves(run, f.assetId));
+    if (reservesDiffer.length > 0) {
+      const f = reservesDiffer[0]!;
+      const recorded = recordedReserves(run, f.assetId);
+      log.warn({
+        msg: "not attested: the reserves read at the run's block differ from the custody assets it counted",
+        chain_id: chainId,
+        run_id: run.id,
+        block: run.block,
+        asset: f.assetId,
+        reserves: f.reserves.toString(),
+        run_reserves: recorded.toString(),
+      });
+      return {
+        attested: [],
+        skipped: "reserves_differ",
+        runId: run.id,
+        block: run.block,
+        detail: `${f.assetId}: the custody addresses hold ${f.reserves} at block ${run.block} but run ${run.id} counted ${recorded}`,
       };
     }
     // An asset nobody holds and nobody is owed is not worth a transaction.
