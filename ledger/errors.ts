@@ -16,8 +16,8 @@ export class TransferFailedError extends BaseError {
 }
 
 /**
- * Another transaction inserted one of this batch's ids between our check and our insert (only
- * possible for the same id with different accounts). Nothing was applied; retry the batch.
+ * Another transaction inserted one of this batch's ids (or placed a hold it resolves) between
+ * our read and our write. Nothing was applied; retry the batch.
  */
 export class TransferIdRaceError extends BaseError {
   override name = "TransferIdRaceError";

@@ -116,6 +116,8 @@ WITH ins AS (
     state, resolved_by, CASE WHEN resolved_by IS NULL THEN NULL ELSE now() END
   FROM unnest($22::uuid[], $23::text[], $24::bigint[], $25::bigint[], $26::numeric[], $27::int[], $28::text[], $29::uuid[])
     AS u(id, asset_id, d, c, amount, timeout_s, state, resolved_by)
+  -- the same hold placed by another transaction after our read: counted, and the batch redone
+  ON CONFLICT (transfer_id) DO NOTHING
   RETURNING transfer_id
 ), resolved AS (
   UPDATE ledger.holds h SET state = u.state, resolved_by = u.resolved_by, resolved_at = now()
@@ -268,6 +270,13 @@ export async function runBatch(
   const holds = new Map<string, HoldState>();
   if (pendingList.length > 0) {
     const post = await client.query<HoldRow>(READ_HOLDS, [pendingList]);
+    // A hold committed after the first read (while we waited for a lock) names accounts we did
+    // not lock: redo the batch, whose first read then sees it, rather than fail every transfer.
+    const lockedIds = new Set([...accounts.values()].map((a) => a.id.toString()));
+    const unlocked = post.rows.filter(
+      (h) => !lockedIds.has(h.debit_account_id) || !lockedIds.has(h.credit_account_id),
+    );
+    if (unlocked.length > 0) throw new TransferIdRaceError(unlocked.map((h) => h.transfer_id));
     for (const h of post.rows) {
       holds.set(h.transfer_id, {
         transferId: h.transfer_id,
@@ -295,7 +304,12 @@ export async function runBatch(
   const resolvedExisting = out.resolvedHolds.filter((r) => !newHoldIds.has(r.transferId));
   const timeouts = new Map(out.inserts.map((t) => [t.id, t.timeoutSeconds]));
   const ins = out.inserts;
-  const w = await client.query<{ inserted: number; resolved: number; failed: number }>(WRITE, [
+  const w = await client.query<{
+    inserted: number;
+    resolved: number;
+    holds: number;
+    failed: number;
+  }>(WRITE, [
     ins.map((t) => t.id),
     ins.map((t) => t.assetId),
     ins.map((t) => str(t.debitAccountId)),
@@ -337,6 +351,7 @@ export async function runBatch(
     !row ||
     row.inserted !== ins.length ||
     row.resolved !== resolvedExisting.length ||
+    row.holds !== out.newHolds.length ||
     row.failed !== out.failures.length
   ) {
     // Another transaction wrote or failed one of these ids (or resolved one of these holds) after
