@@ -71,8 +71,10 @@ describe("withdrawals simulation", () => {
       dead_reviews: "CANCEL_UNSENDABLE",
     });
     expect(result.stats.late_send).toBeUndefined();
-    // The signer's cap (5 refused cancels), then the one the nodes took after the operator.
-    expect(Number(result.stats.cancels), report(result)).toBe(6);
+    // The signer's cap (5 refused cancels), then the one the nodes took after the operator; on a
+    // loaded machine the signer may sign its first cancel after the operator's failure before the
+    // harness stops refusing them (it does so once failByOperator returns): one more, refused.
+    expect([6, 7], report(result)).toContain(Number(result.stats.cancels));
   });
 
   it("seed 13: the dead withdrawal's send mines after the operator's failure: paid once, hold posted", async () => {
