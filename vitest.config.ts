@@ -38,11 +38,10 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           pool: "forks",
-          // Three on CI's two cores: a file spends most of its time waiting on anvil, Postgres and
-          // its own timers, and with two workers the cores sat half idle. Measured on a fresh
-          // clone's order (session 28): 900 s wall for the suite with two, 725 s with three; each
-          // file's own time barely moved (the integration files' sum 1,427 s and 1,459 s).
-          maxWorkers: 3,
+          // Two on CI's two cores. Three measured faster on an idle machine (session 28: 900 s wall
+          // against 725 s, the cores half idle with two), but under load beside it flaked files
+          // with fixed waits (a 100 ms connect, a 90 s build, readiness deadlines): kept at two.
+          maxWorkers: 2,
           // Each worker process runs its files one after another on one module cache. Isolated,
           // every file re-imported viem, pg, fastify, the AWS SDK and our modules in a fresh
           // process: 221 s of the integration files' 1,412 s on CI's two cores, 732 s wall against

@@ -108,7 +108,11 @@ describe("snapshotPeer", () => {
         expect(await count(client)).toBe(2); // the snapshot is taken here
         // Committed after the snapshot: the client does not see it, nor may its peer.
         await db.pool.query("INSERT INTO peer_rows VALUES (3)");
-        const peer = await snapshotPeer(two, client, { settings: { enable_mergejoin: "off" } });
+        // Waits for its connection as long as a loaded machine needs (the default 100 ms is for runs).
+        const peer = await snapshotPeer(two, client, {
+          settings: { enable_mergejoin: "off" },
+          waitMs: 60_000,
+        });
         expect(peer).not.toBeNull();
         try {
           const [mine, theirs] = await Promise.all([count(client), count(peer!.client)]);

@@ -18,7 +18,13 @@ import { testToken } from "../../chains/contracts/index.js";
 import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { recordContract } from "../../indexers/index.js";
-import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
+import {
+  anvilRpc,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+  watch,
+} from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../createLedger.js";
@@ -121,16 +127,14 @@ async function finalBlock(chainId: number): Promise<number> {
 async function tokenHeldBy(chainId: number, to: Hex, amount: bigint): Promise<Address> {
   const rpc = rpcs.get(chainId)!;
   const [from] = await rpc<Hex[]>("eth_accounts");
-  const deploy = await rpc<Hex>("eth_sendTransaction", [{ from, data: testToken.bytecode }]);
-  const receipt = await rpc<{ contractAddress: Address }>("eth_getTransactionReceipt", [deploy]);
-  const token = getAddress(receipt.contractAddress);
-  await rpc<Hex>("eth_sendTransaction", [
-    {
-      from,
-      to: token,
-      data: encodeFunctionData({ abi: testToken.abi, functionName: "mint", args: [to, amount] }),
-    },
-  ]);
+  // sendAndMine waits for each receipt (anvil mines an automined block after it answers the send).
+  const deployed = await sendAndMine(rpc, { from: from!, data: testToken.bytecode });
+  const token = getAddress(deployed.contractAddress!);
+  await sendAndMine(rpc, {
+    from: from!,
+    to: token,
+    data: encodeFunctionData({ abi: testToken.abi, functionName: "mint", args: [to, amount] }),
+  });
   return token;
 }
 

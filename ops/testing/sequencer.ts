@@ -1,7 +1,7 @@
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
- * Integration files that took half a minute or more on CI (2 cores, 3 workers; the summary
+ * Integration files that took half a minute or more on CI (2 cores; the summary
  * reporter's "slowest files"), longest first. Keep it short: only files that would otherwise start
  * late and finish alone.
  */
