@@ -18,14 +18,25 @@ export const cliPath = path.join(repoRoot, "ops", "bin", "custody-node.js");
  * (`PORT=0` and the "custody-node started" log's url, `kms-local --port 0`, anvil `port: 0`). Kept
  * for tools that cannot bind port 0 themselves.
  */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A loopback port free now, for a process a test starts later. Taken below the kernel's ephemeral
+ * range (32768-60999 here): a port from listen(0) is one the kernel also hands to outgoing
+ * connections, and another test's connection could take it before our process binds it
+ * (`ops/dev.integration.test.ts` failed once so: EADDRINUSE). Random in 20000-32767, checked free.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    if (await canListen(port)) return port;
+  }
+  throw new Error("freePort: no free port in 20000-32767 after 50 tries");
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
