@@ -53,19 +53,26 @@ async function submit(path: Path, t: TransferInput): Promise<TransferResult> {
   );
 }
 
+/** Credits each user 100 (one deposit each, one batch). */
+async function fund(...users: string[]): Promise<void> {
+  await ledger.createTransfers(
+    users.map((u) => ({
+      id: randomUUID(),
+      assetId: ETH,
+      debit: "custody:deposits",
+      credit: u,
+      amount: 100n,
+      kind: "deposit" as const,
+    })),
+  );
+}
+
 describe("hold races", () => {
   it("post, post again, void and a mismatched retry of one hold at once: exactly one resolution", async () => {
     const paths: Path[] = ["own", "shared", "caller"];
     for (let round = 0; round < 40; round++) {
       const user = `user:race-${round}`;
-      await ledger.transfer({
-        id: randomUUID(),
-        assetId: ETH,
-        debit: "custody:deposits",
-        credit: user,
-        amount: 100n,
-        kind: "deposit",
-      });
+      await fund(user);
       const hold = randomUUID();
       await ledger.hold({
         id: hold,
@@ -131,16 +138,7 @@ describe("a hold committed while a batch resolving it waits for its locks", () =
     for (let round = 0; round < 60; round++) {
       const a = `user:la-${round}`;
       const b = `user:lb-${round}`;
-      await ledger.createTransfers(
-        [a, b].map((u) => ({
-          id: randomUUID(),
-          assetId: ETH,
-          debit: "custody:deposits",
-          credit: u,
-          amount: 100n,
-          kind: "deposit" as const,
-        })),
-      );
+      await fund(a, b);
       const hold = randomUUID();
       const t1 = ledger.createTransfers([
         {
@@ -197,16 +195,7 @@ describe("a hold retried concurrently", () => {
     const errors: string[] = [];
     for (let round = 0; round < 30; round++) {
       const user = `user:retry-${round}`;
-      await ledger.createTransfers([
-        {
-          id: randomUUID(),
-          assetId: ETH,
-          debit: "custody:deposits",
-          credit: user,
-          amount: 100n,
-          kind: "deposit",
-        },
-      ]);
+      await fund(user);
       const hold: TransferInput = {
         type: "pending",
         id: randomUUID(),
@@ -240,16 +229,7 @@ describe("a hold retried concurrently", () => {
     for (let round = 0; round < 30; round++) {
       const user = `user:shared-retry-${round}`;
       const other = `user:shared-other-${round}`;
-      await ledger.createTransfers(
-        [user, other].map((u) => ({
-          id: randomUUID(),
-          assetId: ETH,
-          debit: "custody:deposits",
-          credit: u,
-          amount: 100n,
-          kind: "deposit" as const,
-        })),
-      );
+      await fund(user, other);
       const hold = {
         id: randomUUID(),
         assetId: ETH,
