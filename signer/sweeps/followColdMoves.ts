@@ -59,6 +59,13 @@ export async function followColdMoves({
   for (const row of rows) {
     const o = outcomes.get(row.id);
     const action = o && followAction(row.booked_generation, o);
+    if (o?.status === "failed" && !action)
+      log.error({
+        msg: "signer reported a booked cold move failed without a final block or an operator; the booking stands",
+        cold_move_id: row.id,
+        tx_hash: row.tx_hash,
+        error_code: o.errorCode,
+      });
     if (!o || !action) continue;
     const done = await withTransaction(pool, async (client) => {
       const lock = await client.query<{ status: string; hold_generation: number }>(

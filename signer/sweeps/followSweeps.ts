@@ -12,7 +12,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { Ledger, NewTransfer } from "../../ledger/index.js";
-import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
+import { failureIsEvidenced, getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasUnbooking, sweepUnbooking } from "./bookings.js";
 import { sweepUnbooked } from "./sweepable.js";
 
@@ -33,13 +33,18 @@ const UNMINED: ReadonlySet<TxOutcome["status"]> = new Set(["broadcast", "receipt
  * What to do with a booking (a sweep's or a cold move's) given its outcome now: the booked
  * inclusion left the chain when the reorg count grew past the booked one or the outcome is back
  * to an unmined status (the signer counts each exit, so either says it; both are read), or it
- * failed after all.
+ * failed after all on evidence (failureIsEvidenced): a `failed` without it is a signer bug and
+ * the booking stands.
  */
 export function followAction(
   bookedGeneration: number,
-  o: Pick<TxOutcome, "status" | "reorgs">,
+  o: Pick<TxOutcome, "status" | "reorgs" | "nonce" | "finalizedAt" | "errorCode">,
 ): "final" | "unbook" | undefined {
-  if (o.reorgs > bookedGeneration || UNMINED.has(o.status) || o.status === "failed")
+  if (
+    o.reorgs > bookedGeneration ||
+    UNMINED.has(o.status) ||
+    (o.status === "failed" && failureIsEvidenced(o))
+  )
     return "unbook";
   if (o.status === "finalized") return "final";
   return undefined;
@@ -70,6 +75,13 @@ export async function followSweeps({
   for (const row of rows) {
     const o = outcomes.get(row.id);
     const action = o && followAction(row.booked_generation, o);
+    if (o?.status === "failed" && !action)
+      log.error({
+        msg: "signer reported a booked sweep failed without a final block or an operator; the booking stands",
+        sweep_id: row.id,
+        tx_hash: row.tx_hash,
+        error_code: o.errorCode,
+      });
     if (!action) continue;
     const done = await withTransaction(pool, async (client) => {
       const lock = await client.query<{ status: string; booked_generation: number }>(

@@ -5,8 +5,11 @@
  * in one transaction book one sweep transfer per (address, asset) plus the gas, record the amounts
  * and mark the sweep booked. Reverted or cancelled (failed at a final block): book the gas, mark
  * it failed. Failed unsent: mark it failed. Either failure frees the addresses, so a later tick
- * sweeps them again. Any other outcome (in flight, receipt_unknown, needs_review) keeps the sweep
- * open and its addresses out of planning. A booked sweep is followed to finality (followSweeps.ts). The row lock and the deterministic transfer ids make
+ * sweeps them again; so it needs evidence (failureIsEvidenced: refused before a nonce was taken,
+ * decided at a final block, or failed by an operator), else the sweep stays open and books nothing
+ * (a `failed` without it is a signer bug, and the transaction may yet mine). Any other outcome
+ * (in flight, receipt_unknown, needs_review) keeps the sweep open and its addresses out of
+ * planning. A booked sweep is followed to finality (followSweeps.ts). The row lock and the deterministic transfer ids make
  * settlement exactly-once under crashes, concurrent workers and repeated passes.
  */
 import {
@@ -21,12 +24,12 @@ import {
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import type { EvmAdapter, TracedBlock } from "../../chains/evm/createEvmAdapter.js";
 import { transferPosition } from "../../chains/evm/transferPosition.js";
-import { type ChainConfig, NoHealthyEndpointError } from "../../chains/index.js";
+import { type ChainConfig, NoHealthyEndpointError, RpcResponseError } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import type { ChainRef, Ledger, NewTransfer } from "../../ledger/index.js";
-import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
+import { failureIsEvidenced, getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasTransfer, sweepTransfer } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
 import { sweepBooked } from "./sweepable.js";
@@ -74,15 +77,31 @@ export async function settleSweeps({
     const outcome = outcomes.get(row.id);
     const status = outcome && settlementOf(outcome);
     if (!outcome || !status) continue;
+    if (status === "failed" && !failureIsEvidenced(outcome)) {
+      // Failing it would free its addresses and book its gas, and leave its value unbooked if the
+      // transaction mines after all: it stays open, its addresses out of planning (as cold moves).
+      log.error({
+        msg: "signer reported a sweep failed without a final block or an operator; it stays open",
+        sweep_id: row.id,
+        tx_hash: outcome.txHash,
+        error_code: outcome.errorCode,
+      });
+      continue;
+    }
     // Chain reads happen before the transaction; they are facts of the confirmed block.
     let swept: SweptAmount[] | undefined = [];
     if (status === "booked") {
       try {
         swept = await sweptAmounts({ adapter, chain, row, outcome });
       } catch (error) {
-        // A node that does not serve the block yet (lagging, still indexing): the next pass.
-        if (!(error instanceof BaseError && error.retryable)) throw error;
-        log.info({ msg: "sweep settlement waits for the chain", sweep_id: row.id, err: error });
+        // A node that does not serve the block yet (lagging, still indexing), or every endpoint
+        // refusing a read of it (never evidence): the next pass. Thrown, one sweep stopped the
+        // chain's pass (the other sweeps, cold moves, new sweeps) for as long as it lasted.
+        const refused = error instanceof RpcResponseError;
+        if (!(error instanceof BaseError && (error.retryable || refused))) throw error;
+        const msg = "sweep settlement waits for the chain";
+        if (refused) log.warn({ msg, sweep_id: row.id, err: error });
+        else log.info({ msg, sweep_id: row.id, err: error });
         continue;
       }
     }

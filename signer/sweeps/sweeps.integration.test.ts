@@ -231,6 +231,79 @@ describe("sweeps (acceptance)", () => {
     expect(booked.rows).toEqual([{ amount }]);
   });
 
+  it("a sweep reported failed without a final block stays open and books nothing; it is booked once when it confirms", async () => {
+    const address = await s.allocate("dave");
+    const amount = 6n * 10n ** 17n;
+    await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: address,
+      value: amount,
+      gas: 21_000n,
+    });
+    await s.mine(2);
+    await s.syncAndCredit();
+    const feesBefore = await s.balanceOf(NATIVE, "fees:gas");
+    const tick = await s.sweeper.tick(31337);
+    expect(tick.started).toHaveLength(1);
+    const id = tick.started[0]!.id;
+    await waitFor("sweep mined", async () => {
+      const r = await getTxRequest(s.ctx.db.pool, id);
+      return r?.status === "mined";
+    });
+    // The sweep moved the value, but the signer reports it reverted and failed with no final
+    // block (a signer bug: e.g. a receipt believed from one node): `failed`, finalized_at NULL.
+    // Set by hand, the rest of the row (its block) kept; a failed request is not tracked.
+    const set = (status: string, success: boolean, code: string | null) =>
+      s.ctx.db.pool.query(
+        `UPDATE custody.tx_requests
+            SET status = $2, receipt_success = $3, error_code = $4, finalized_at = NULL
+          WHERE id = $1`,
+        [id, status, success, code],
+      );
+    await set("failed", false, "REVERTED");
+    const sweepOf = async () =>
+      (await s.ctx.db.pool.query("SELECT status FROM custody.sweeps WHERE id = $1", [id])).rows[0]
+        .status;
+    // (No block mined meanwhile: it stays under the chain's 8-block finality throughout.)
+    for (let i = 0; i < 3; i++) expect((await s.sweeper.tick(31337)).settled).toEqual([]);
+    // Not failed: its addresses stay out of planning, its gas and value unbooked.
+    expect(await sweepOf()).toBe("open");
+    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(feesBefore);
+    expect(await native(address)).toBe(0n);
+
+    // The signer's real view: mined and successful. It confirms, and the sweep is booked once.
+    await set("mined", true, null);
+    await s.mine(2);
+    await waitFor("sweep booked", async () => {
+      await s.sweeper.tick(31337);
+      return (await sweepOf()) === "booked";
+    });
+    const request = (await getTxRequest(s.ctx.db.pool, id))!;
+    expect(await s.balanceOf(NATIVE, "fees:gas")).toBe(feesBefore + request.fee!);
+    const booked = await s.ctx.db.pool.query<{ amount: bigint }>(
+      "SELECT amount FROM ledger.transfers WHERE kind = 'sweep' AND memo LIKE $1",
+      [`%from ${address.toLowerCase()}`],
+    );
+    expect(booked.rows).toEqual([{ amount }]);
+
+    // Booked and not final yet (followed), reported failed again without a final block: the
+    // booking stands.
+    await set("failed", false, "REVERTED");
+    const finalAt = async () =>
+      (await s.ctx.db.pool.query("SELECT final_at FROM custody.sweeps WHERE id = $1", [id])).rows[0]
+        .final_at;
+    expect(await finalAt()).toBeNull();
+    for (let i = 0; i < 3; i++) await s.sweeper.tick(31337);
+    expect(await sweepOf()).toBe("booked");
+    expect(await finalAt()).toBeNull();
+    const reversed = await s.ctx.db.pool.query(
+      "SELECT 1 FROM ledger.transfers WHERE kind = 'compensation' AND memo LIKE $1",
+      [`%${id}%`],
+    );
+    expect(reversed.rows).toEqual([]);
+    await set("confirmed", true, null);
+  });
+
   it("a sweep reorged out before its confirmations is re-mined by the signer and booked once", async () => {
     const address = await s.allocate("carol");
     const amount = 7n * 10n ** 17n;

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
+import { getTxRequest } from "../requests.js";
 import { waitFor } from "../testing/harness.js";
 import { createSweeper } from "./createSweeper.js";
 import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
@@ -81,5 +82,57 @@ it("settles a sweep from its Swept events when the first node answers an unknown
   );
   expect(lied).toBeGreaterThan(0);
   // The deposit address's money left custody:deposits for the hot wallet: booked as swept.
+  expect(depositsBefore - (await s.balanceOf(NATIVE, "custody:deposits"))).toBe(amount);
+});
+
+it("waits, without failing the chain's pass, while every endpoint refuses the logs of the sweep's block", async () => {
+  proxy.setMethodLie("eth_getLogs", null);
+  proxy.setMethodLie("eth_getBlockByHash", null);
+  const address = await s.allocate("dave");
+  const amount = 3n * 10n ** 17n;
+  await sendAndMine(s.rpc, {
+    from: DEPOSITOR.toLowerCase() as Hex,
+    to: address,
+    value: amount,
+    gas: 21_000n,
+  });
+  await s.mine(2);
+  await s.syncAndCredit();
+  const depositsBefore = await s.balanceOf(NATIVE, "custody:deposits");
+  const tick = await s.sweeper.tick(CHAIN_ID);
+  expect(tick.started).toHaveLength(1);
+  const id = tick.started[0]!.id;
+
+  // The only endpoint refuses eth_getLogs by block hash (a provider's error, never evidence).
+  let refused = 0;
+  proxy.setMethodLie("eth_getLogs", (real, params) => {
+    if (!(params[0] as { blockHash?: Hex }).blockHash) return real as { result: unknown };
+    refused++;
+    return { error: { code: -32000, message: "internal error" } };
+  });
+  const chain = s.ctx.config.chains[0]!;
+  const adapter = createEvmAdapter({ ...chain, rpcUrls: [proxy.url] }, { common: s.ctx.common });
+  const sweeper = createSweeper({
+    common: s.ctx.common,
+    pool: s.ctx.db.pool,
+    ledger: s.ledger,
+    chains: s.ctx.config.chains,
+    adapterFor: () => adapter,
+  });
+  await waitFor("the sweep confirmed", async () => {
+    await s.mine(1);
+    return (await getTxRequest(s.ctx.db.pool, id))?.status === "confirmed";
+  });
+  // The pass goes on (a throw here stopped the chain's cold moves and new sweeps every tick).
+  expect(await sweeper.tick(CHAIN_ID)).toMatchObject({ settled: [] });
+  expect(refused).toBeGreaterThan(0);
+  const statusOf = async () =>
+    (await s.ctx.db.pool.query("SELECT status FROM custody.sweeps WHERE id = $1", [id])).rows[0]
+      .status;
+  expect(await statusOf()).toBe("open");
+
+  proxy.setMethodLie("eth_getLogs", null);
+  await sweeper.settle(CHAIN_ID);
+  expect(await statusOf()).toBe("booked");
   expect(depositsBefore - (await s.balanceOf(NATIVE, "custody:deposits"))).toBe(amount);
 });
