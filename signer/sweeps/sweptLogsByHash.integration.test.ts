@@ -8,13 +8,10 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEvmAdapter } from "../../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/index.js";
-import { sendAndMine } from "../../indexers/testing/chain.js";
 import { getTxRequest } from "../requests.js";
 import { waitFor } from "../testing/harness.js";
-import { createSweeper } from "./createSweeper.js";
-import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+import { CHAIN_ID, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
 
 let s: SweepStack;
 let proxy: LyingProxy;
@@ -31,16 +28,8 @@ afterAll(async () => {
 });
 
 it("settles a sweep from its Swept events when the first node answers an unknown block hash with no logs", async () => {
-  const address = await s.allocate("carol");
   const amount = 4n * 10n ** 17n;
-  await sendAndMine(s.rpc, {
-    from: DEPOSITOR.toLowerCase() as Hex,
-    to: address,
-    value: amount,
-    gas: 21_000n,
-  });
-  await s.mine(2);
-  await s.syncAndCredit();
+  await s.creditedDeposit("carol", amount);
   const depositsBefore = await s.balanceOf(NATIVE, "custody:deposits");
   const tick = await s.sweeper.tick(CHAIN_ID);
   expect(tick.started).toHaveLength(1);
@@ -54,32 +43,8 @@ it("settles a sweep from its Swept events when the first node answers an unknown
     return { result: [] };
   });
   proxy.setMethodLie("eth_getBlockByHash", () => ({ result: null }));
-  const chain = s.ctx.config.chains[0]!;
-  const adapter = createEvmAdapter(
-    { ...chain, rpcUrls: [proxy.url, chain.rpcUrls[0]!] },
-    { common: s.ctx.common },
-  );
-  const sweeper = createSweeper({
-    common: s.ctx.common,
-    pool: s.ctx.db.pool,
-    ledger: s.ledger,
-    chains: s.ctx.config.chains,
-    adapterFor: () => adapter,
-    failedRetryAfterMs: 1500,
-  });
-  await waitFor(
-    "the sweep settled",
-    async () => {
-      await s.mine(1);
-      await sweeper.settle(CHAIN_ID);
-      const { rows } = await s.ctx.db.pool.query<{ status: string }>(
-        "SELECT status FROM custody.sweeps WHERE id = $1",
-        [id],
-      );
-      return rows[0]!.status !== "open";
-    },
-    { timeoutMs: 90_000, everyMs: 200 },
-  );
+  const { sweeper } = s.sweeperOn([proxy.url, s.ctx.config.chains[0]!.rpcUrls[0]!]);
+  await s.settleOne(sweeper, id);
   expect(lied).toBeGreaterThan(0);
   // The deposit address's money left custody:deposits for the hot wallet: booked as swept.
   expect(depositsBefore - (await s.balanceOf(NATIVE, "custody:deposits"))).toBe(amount);
@@ -88,16 +53,8 @@ it("settles a sweep from its Swept events when the first node answers an unknown
 it("waits, without failing the chain's pass, while every endpoint refuses the logs of the sweep's block", async () => {
   proxy.setMethodLie("eth_getLogs", null);
   proxy.setMethodLie("eth_getBlockByHash", null);
-  const address = await s.allocate("dave");
   const amount = 3n * 10n ** 17n;
-  await sendAndMine(s.rpc, {
-    from: DEPOSITOR.toLowerCase() as Hex,
-    to: address,
-    value: amount,
-    gas: 21_000n,
-  });
-  await s.mine(2);
-  await s.syncAndCredit();
+  await s.creditedDeposit("dave", amount);
   const depositsBefore = await s.balanceOf(NATIVE, "custody:deposits");
   const tick = await s.sweeper.tick(CHAIN_ID);
   expect(tick.started).toHaveLength(1);
@@ -110,15 +67,7 @@ it("waits, without failing the chain's pass, while every endpoint refuses the lo
     refused++;
     return { error: { code: -32000, message: "internal error" } };
   });
-  const chain = s.ctx.config.chains[0]!;
-  const adapter = createEvmAdapter({ ...chain, rpcUrls: [proxy.url] }, { common: s.ctx.common });
-  const sweeper = createSweeper({
-    common: s.ctx.common,
-    pool: s.ctx.db.pool,
-    ledger: s.ledger,
-    chains: s.ctx.config.chains,
-    adapterFor: () => adapter,
-  });
+  const { sweeper } = s.sweeperOn([proxy.url]);
   await waitFor("the sweep confirmed", async () => {
     await s.mine(1);
     return (await getTxRequest(s.ctx.db.pool, id))?.status === "confirmed";

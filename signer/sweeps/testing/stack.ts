@@ -5,7 +5,7 @@
  */
 import { type Address, encodeDeployData, getAddress, getContractAddress, type Hex } from "viem";
 import { testToken } from "../../../chains/contracts/index.js";
-import { createEvmAdapter } from "../../../chains/index.js";
+import { createEvmAdapter, type EvmAdapter } from "../../../chains/index.js";
 import {
   allocateDepositAddress,
   createFactsDoorbell,
@@ -48,6 +48,12 @@ export type SweepStack = {
   syncAndCredit: () => Promise<void>;
   mine: (n: number) => Promise<void>;
   allocate: (customerId: string) => Promise<Address>;
+  /** A new deposit address of `customerId` sent `amount` wei by DEPOSITOR, confirmed and credited. */
+  creditedDeposit: (customerId: string, amount: bigint) => Promise<Address>;
+  /** A sweeper (and its adapter) asking `rpcUrls` in order, e.g. a lying proxy before the node. */
+  sweeperOn: (rpcUrls: string[]) => { adapter: EvmAdapter; sweeper: Sweeper };
+  /** Mine and settle with `sweeper` until sweep `id` is no longer open; its status. */
+  settleOne: (sweeper: Sweeper, id: string, timeoutMs?: number) => Promise<string>;
   deployToken: () => Promise<void>;
   /** posted debits − posted credits of a debit-normal account. */
   balanceOf: (asset: string, name: string) => Promise<bigint>;
@@ -162,6 +168,47 @@ export async function startSweepStack(
         { chainId: CHAIN_ID, customerId },
       );
       return a.address;
+    },
+    async creditedDeposit(customerId, amount) {
+      const address = await stack.allocate(customerId);
+      await sendAndMine(rpc, {
+        from: DEPOSITOR.toLowerCase() as Hex,
+        to: address,
+        value: amount,
+        gas: 21_000n,
+      });
+      await mine(2);
+      await stack.syncAndCredit();
+      return address;
+    },
+    sweeperOn(rpcUrls) {
+      const on = createEvmAdapter({ ...chain, rpcUrls }, { common: ctx.common });
+      const sweeper = createSweeper({
+        common: ctx.common,
+        pool: ctx.db.pool,
+        ledger,
+        chains: ctx.config.chains,
+        adapterFor: () => on,
+      });
+      return { adapter: on, sweeper };
+    },
+    async settleOne(sweeper, id, timeoutMs = 90_000) {
+      let status = "open";
+      await waitFor(
+        `sweep ${id} settled`,
+        async () => {
+          await mine(1);
+          await sweeper.settle(CHAIN_ID);
+          const { rows } = await ctx.db.pool.query<{ status: string }>(
+            "SELECT status FROM custody.sweeps WHERE id = $1",
+            [id],
+          );
+          status = rows[0]!.status;
+          return status !== "open";
+        },
+        { timeoutMs, everyMs: 200 },
+      );
+      return status;
     },
     async deployToken() {
       const r = await sendAndMine(rpc, {
