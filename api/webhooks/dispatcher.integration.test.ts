@@ -3,8 +3,10 @@
  * delivery, dedupe by event id, retries ending in the dead-letter list, and re-drive via the API.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../../foundation/db.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { emitEvent } from "./events.js";
+import { webhookQueueOf } from "./dispatcher.js";
+import { emitEvent, redriveDeliveries } from "./events.js";
 import { verifyWebhook } from "./signature.js";
 import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
 
@@ -12,6 +14,8 @@ type Received = { id: string; timestamp: number; signature: string; body: string
 
 const received: { good: Received[]; flaky: Received[] } = { good: [], flaky: [] };
 let flakyUp = false;
+/** Requests to the stuck endpoint, held unanswered until the test lets them go. */
+const stuck: (() => void)[] = [];
 
 let t: WebhookTestContext;
 
@@ -23,9 +27,23 @@ const statusOf = async (endpoint: string) =>
     )
   ).rows;
 
+/** One event's delivery to one endpoint. */
+const deliveryOf = async (eventId: string, endpoint: string) =>
+  (
+    await t.ctx.db.pool.query<{ status: string; attempts: number }>(
+      "SELECT status, attempts FROM api.webhook_deliveries WHERE event_id = $1 AND endpoint = $2",
+      [eventId, endpoint],
+    )
+  ).rows[0]!;
+
 beforeAll(async () => {
   t = await createWebhookTestContext({
-    receive: ({ path, headers, body }, res) => {
+    receive: async ({ path, headers, body }, res) => {
+      if (path === "/stuck") {
+        await new Promise<void>((r) => stuck.push(r));
+        res.statusCode = 204;
+        return;
+      }
       const which: "good" | "flaky" = path === "/good" ? "good" : "flaky";
       received[which].push({
         id: String(headers["webhook-id"]),
@@ -38,12 +56,15 @@ beforeAll(async () => {
     webhooks: (url) => [
       { url: `${url}/good`, secretEnv: "WH_GOOD", events: ["*"] },
       { url: `${url}/flaky`, secretEnv: "WH_FLAKY", events: ["withdrawal.*"] },
+      { url: `${url}/stuck`, secretEnv: "WH_STUCK", events: ["inflow.*"] },
     ],
-    webhookSecrets: { WH_GOOD: "good-secret", WH_FLAKY: "flaky-secret" },
-    dispatcher: { attempts: 3, backoffMs: 20, sweepIntervalMs: 100 },
+    webhookSecrets: { WH_GOOD: "good-secret", WH_FLAKY: "flaky-secret", WH_STUCK: "stuck-secret" },
+    // A held request must outlast the test's steps rather than time out as a failed attempt.
+    dispatcher: { attempts: 3, backoffMs: 20, sweepIntervalMs: 100, timeoutMs: 30_000 },
   });
 });
 afterAll(async () => {
+  for (const release of stuck.splice(0)) release();
   await t?.cleanup();
 });
 
@@ -196,5 +217,110 @@ describe("webhook delivery", () => {
       JSON.parse(received.flaky.filter((r) => r.id === id).at(-1)!.body);
     expect(bodyOf(confirmed)).toMatchObject({ subject: "withdrawal:w2", sequence: 1 });
     expect(bodyOf(broadcast)).toMatchObject({ subject: "withdrawal:w2", sequence: 2 });
+  });
+
+  it("a job from before a re-drive, run again, neither sends the re-driven delivery nor kills it", async () => {
+    const flaky = `${t.receiverUrl}/flaky`;
+    flakyUp = false;
+    const id = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "withdrawal.failed",
+      name: "withdrawal:w3:failed",
+      data: { withdrawal_id: "w3" },
+    });
+    const delivery = () => deliveryOf(id, flaky);
+    const sent = () => received.flaky.filter((r) => r.id === id).length;
+    await waitFor("dead letter", async () => (await delivery()).status === "dead");
+    expect(sent()).toBe(3);
+    const queue = t.ctx.queues.queue<{ eventId: string; endpoint: string }>(
+      webhookQueueOf(t.ctx.common.config, flaky),
+    );
+    const stale = (await queue.getFailed()).find(
+      (j) => j.data.eventId === id && j.data.endpoint === flaky,
+    )!;
+    expect(stale.attemptsMade).toBe(3);
+
+    // The operator re-drives it (the receiver still down). Then the job of its first life is back
+    // in the queue with its attempts spent, as a job whose worker died, or whose lock expired,
+    // after its last attempt comes back (a stall keeps attemptsMade), or one retried from a queue
+    // dashboard. It is not this delivery's job any more: the re-driven delivery gets its own
+    // attempts, counted in Postgres.
+    expect((await redriveDeliveries(t.ctx.db.pool, id, { endpoint: flaky })).redriven).toHaveLength(
+      1,
+    );
+    await stale.retry();
+    await waitFor(
+      "the stale job's run",
+      async () => (await stale.isCompleted()) || (await stale.isFailed()),
+    );
+    await waitFor("dead letter again", async () => (await delivery()).status === "dead");
+    expect(await delivery()).toEqual({ status: "dead", attempts: 3 });
+    expect(sent()).toBe(6);
+  });
+
+  it("counts a delivery's attempts in Postgres: a new job for it (Redis lost the old one) does not start again from zero", async () => {
+    const flaky = `${t.receiverUrl}/flaky`;
+    flakyUp = false;
+    // A delivery Postgres says failed twice, whose job Redis no longer has (a failover lost it):
+    // the sweep rings a new job for it, with no attempts made.
+    const id = await withTransaction(t.ctx.db.pool, async (client) => {
+      const eventId = await emitEvent(client, t.ctx.common.config, {
+        type: "withdrawal.failed",
+        name: "withdrawal:w4:failed",
+        data: { withdrawal_id: "w4" },
+      });
+      await client.query(
+        "UPDATE api.webhook_deliveries SET attempts = 2, last_error = 'HTTP 500' WHERE event_id = $1 AND endpoint = $2",
+        [eventId, flaky],
+      );
+      return eventId;
+    });
+    await waitFor("dead letter", async () => (await deliveryOf(id, flaky)).status === "dead");
+    // Its third attempt was its last.
+    expect(await deliveryOf(id, flaky)).toEqual({ status: "dead", attempts: 3 });
+    expect(received.flaky.filter((r) => r.id === id)).toHaveLength(1);
+  });
+
+  it("delivers to an endpoint while another hangs on as many deliveries as a worker runs at once", async () => {
+    const inflows: string[] = [];
+    for (let i = 0; i < 8; i++)
+      inflows.push(
+        await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+          type: "inflow.credited",
+          name: `inflow:stuck-${i}:credited`,
+          data: { inflow_id: `stuck-${i}` },
+        }),
+      );
+    await waitFor("the stuck endpoint holding 8 requests", () => stuck.length === 8);
+    const id = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "deposit.confirmed",
+      name: "deposit:beside-stuck:confirmed",
+      data: { deposit_id: "beside-stuck", amount: "1" },
+    });
+    const good = `${t.receiverUrl}/good`;
+    // Well before the stuck requests' 30 s timeout would free a worker for it.
+    await waitFor(
+      "the good endpoint's delivery beside the stuck one",
+      async () => (await deliveryOf(id, good)).status === "delivered",
+      { timeoutMs: 20_000 },
+    );
+    expect(stuck).toHaveLength(8); // none answered, none sent again
+    for (const release of stuck.splice(0)) release();
+    const stuckUrl = `${t.receiverUrl}/stuck`;
+    await waitFor("the stuck endpoint's deliveries", async () => {
+      const states = await Promise.all(inflows.map((e) => deliveryOf(e, stuckUrl)));
+      return states.every((d) => d.status === "delivered");
+    });
+  });
+
+  it("dead-letters a delivery to an endpoint no longer configured", async () => {
+    // Emitted while the config still named it (an earlier deployment's config).
+    const gone = `${t.receiverUrl}/gone`;
+    const id = await emitEvent(
+      t.ctx.db.pool,
+      { webhooks: [{ url: gone, secretEnv: "WH_GONE", events: ["*"] }] },
+      { type: "deposit.confirmed", name: "deposit:gone:confirmed", data: { deposit_id: "gone" } },
+    );
+    await waitFor("dead letter", async () => (await deliveryOf(id, gone)).status === "dead");
+    expect(await deliveryOf(id, gone)).toEqual({ status: "dead", attempts: 3 });
   });
 });

@@ -1,22 +1,37 @@
 /**
  * Delivers webhook events. Pending deliveries in Postgres are the work owed; a sweep (every
- * `sweepIntervalMs`, and on `ring()`) rings one BullMQ job per delivery with a deterministic
- * jobId, so a delivery is attempted by one job at a time. The job POSTs the signed event, retries with
- * exponential backoff, and on its last failure marks the delivery dead (the dead-letter list, which
- * the API shows and can re-drive). Receivers dedupe on `Webhook-Id`, and keep the newest state of
- * a subject by `sequence` (a forced re-drive can deliver an older event after a newer one).
+ * `sweepIntervalMs`, and on `ring()`) rings one BullMQ job per delivery with a deterministic jobId
+ * (one per life of the delivery: a re-drive starts a new one), so a delivery is attempted by one
+ * job at a time. The job POSTs the signed event and retries with exponential backoff; the failure
+ * that brings the delivery's attempts since its last re-drive (counted in Postgres, not by the
+ * job) to `attempts` marks it dead (the dead-letter list, which the API shows and can re-drive).
+ * Each configured endpoint has its own queue and worker, so one that hangs to its timeout holds
+ * only its own deliveries. Receivers dedupe on `Webhook-Id`, and keep the newest state of a
+ * subject by `sequence` (a forced re-drive can deliver an older event after a newer one).
  */
 
 import { createHash } from "node:crypto";
 import type { Job } from "bullmq";
 import type { Common } from "../../foundation/common.js";
+import type { Config } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
-import { jobId, type QueueFactory } from "../../foundation/queues.js";
+import { type DoorbellJob, jobId, type QueueFactory } from "../../foundation/queues.js";
 import { apiMetrics } from "../metrics.js";
 import { signWebhook } from "./signature.js";
 
+/**
+ * The shared queue: deliveries to an endpoint no longer configured (they fail and go dead), and
+ * jobs a revision before per-endpoint queues rang (its worker drains them).
+ */
 export const WEBHOOK_QUEUE = "webhooks";
+
+/** The queue of a delivery to `endpoint`: its own when configured, else the shared one. */
+export function webhookQueueOf(config: Pick<Config, "webhooks">, endpoint: string): string {
+  return config.webhooks.some((w) => w.url === endpoint)
+    ? `${WEBHOOK_QUEUE}-${endpointTag(endpoint)}`
+    : WEBHOOK_QUEUE;
+}
 
 export type WebhookDispatcherOptions = {
   common: Common;
@@ -54,7 +69,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   // first dead delivery of a process shows as an increase.
   metrics.deliveries.inc({ result: "dead" }, 0);
   let timer: NodeJS.Timeout | undefined;
-  let worker: { close: () => Promise<void> } | undefined;
+  let workers: { close: () => Promise<void> }[] = [];
   let sweeping: Promise<number> | undefined;
 
   // Longer than a job's whole retry schedule: a delivery pending and untouched for this long has
@@ -62,6 +77,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const staleMs = backoffMs * 2 ** attempts + timeoutMs * attempts;
   const idOf = (row: { event_id: string; endpoint: string; redrives: number }) =>
     jobId("wh", row.event_id, endpointTag(row.endpoint), row.redrives);
+  const queueOf = (endpoint: string) => webhookQueueOf(common.config, endpoint);
 
   /**
    * A job that failed for good without recording it (Postgres away through all its attempts)
@@ -73,9 +89,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   ) {
     if (stale.length === 0) return;
     try {
-      const queue = queues.queue<DeliveryJob>(WEBHOOK_QUEUE);
       for (const row of stale) {
-        const job = await queue.getJob(idOf(row));
+        const job = await queues.queue<DeliveryJob>(queueOf(row.endpoint)).getJob(idOf(row));
         if (job && (await job.isFailed())) {
           await job.remove();
           log.warn({
@@ -112,10 +127,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       [staleMs],
     );
     await clearFailedJobs(rows.filter((r) => r.stale));
-    // A doorbell: with Redis away this returns within its bound and the next sweep rings again.
-    await queues.ring<DeliveryJob>(
-      WEBHOOK_QUEUE,
-      rows.map((row) => ({
+    const byQueue = new Map<string, DoorbellJob<DeliveryJob>[]>();
+    for (const row of rows) {
+      const name = queueOf(row.endpoint);
+      const jobs = byQueue.get(name) ?? [];
+      jobs.push({
         name: "deliver",
         data: { eventId: row.event_id, endpoint: row.endpoint },
         opts: {
@@ -123,8 +139,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
           attempts,
           backoff: { type: "exponential", delay: backoffMs },
         },
-      })),
-    );
+      });
+      byQueue.set(name, jobs);
+    }
+    // Doorbells: with Redis away these return within their bound and the next sweep rings again.
+    await Promise.all([...byQueue].map(([name, jobs]) => queues.ring(name, jobs)));
     return rows.length;
   }
 
@@ -140,13 +159,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const { eventId, endpoint } = job.data;
     const { rows } = await pool.query<{
       status: string;
+      redrives: number;
       type: string;
       payload: Record<string, unknown>;
       subject: string;
       sequence: number;
       created_at: Date;
     }>(
-      `SELECT d.status, e.type, e.payload, e.subject, e.sequence, e.created_at
+      `SELECT d.status, d.redrives, e.type, e.payload, e.subject, e.sequence, e.created_at
          FROM api.webhook_deliveries d
          JOIN api.webhook_events e ON e.id = d.event_id
         WHERE d.event_id = $1 AND d.endpoint = $2`,
@@ -154,6 +174,17 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     );
     const row = rows[0];
     if (row?.status !== "pending") return; // delivered already, or dead: nothing owed
+    // A job of an earlier life of a re-driven delivery (back after a stall, or retried by hand)
+    // is not its job: the current life's job sends it and counts its attempts.
+    if (job.id !== idOf({ event_id: eventId, endpoint, redrives: row.redrives })) {
+      log.info({
+        msg: "webhook job from before the delivery's re-drive; leaving it to the current one",
+        event_id: eventId,
+        endpoint,
+        job_id: job.id,
+      });
+      return;
+    }
     const config = common.config.webhooks.find((w) => w.url === endpoint);
     const secret = config ? common.config.webhookSecrets[config.secretEnv] : undefined;
     let error: string | undefined;
@@ -204,14 +235,19 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       metrics.deliveries.inc({ result: "delivered" });
       return;
     }
-    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    await pool.query(
+    // Dead is decided from the delivery's attempts since its last re-drive, in Postgres, not from
+    // the job's attemptsMade: a stalled job runs an attempt again without counting it. (A job that
+    // runs out first, its failures unrecorded, leaves the delivery pending: the sweep starts it
+    // again once it is stale.)
+    const { rows: updated } = await pool.query<{ status: string }>(
       `UPDATE api.webhook_deliveries
           SET attempts = attempts + 1, last_error = $3, updated_at = now(),
-              status = CASE WHEN $4 THEN 'dead' ELSE status END
-        WHERE event_id = $1 AND endpoint = $2 AND status = 'pending'`,
-      [eventId, endpoint, error, last],
+              status = CASE WHEN attempts + 1 >= $4 THEN 'dead' ELSE status END
+        WHERE event_id = $1 AND endpoint = $2 AND status = 'pending' AND redrives = $5
+        RETURNING status`,
+      [eventId, endpoint, error, attempts, row.redrives],
     );
+    const last = updated[0]?.status === "dead";
     log.warn({ msg: "webhook delivery failed", event_id: eventId, endpoint, error, dead: last });
     metrics.deliveries.inc({ result: last ? "dead" : "failed" });
     // BullMQ retries the job with its backoff; the code marks it in the worker's log.
@@ -223,7 +259,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   return {
     start() {
-      worker = queues.worker<DeliveryJob>(WEBHOOK_QUEUE, deliver, { concurrency: 8 });
+      const names = new Set([WEBHOOK_QUEUE, ...common.config.webhooks.map((w) => queueOf(w.url))]);
+      workers = [...names].map((name) =>
+        queues.worker<DeliveryJob>(name, deliver, { concurrency: 8 }),
+      );
       const tick = () => {
         ring()
           .catch((err) => log.warn({ msg: "webhook sweep failed", err }))
@@ -239,7 +278,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       timer = undefined;
       clearTimeout(t);
       await sweeping?.catch(() => {});
-      await worker?.close();
+      await Promise.all(workers.map((w) => w.close()));
     },
   };
 }

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pool } from "../../foundation/db.js";
 import { waitFor } from "../../ops/testing/wait.js";
+import { webhookQueueOf } from "./dispatcher.js";
 import { emitEvent } from "./events.js";
 import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
 
@@ -62,7 +63,7 @@ describe("webhook delivery after an outage", () => {
     });
     t.dispatcher.start();
     // Wait until BullMQ has failed the job for good (all 3 attempts refused by "Postgres").
-    const queue = t.ctx.queues.queue("webhooks");
+    const queue = t.ctx.queues.queue(webhookQueueOf(t.ctx.common.config, `${t.receiverUrl}/good`));
     const end = Date.now() + 30_000;
     while ((await queue.getFailedCount()) === 0) {
       if (Date.now() > end) throw new Error("job never failed");
