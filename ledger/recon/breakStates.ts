@@ -41,27 +41,43 @@ export async function trackBreakStates(
   args: { runId: number; chainId: number; breaks: readonly Break[]; identities: readonly string[] },
 ): Promise<BreakStateName[]> {
   const { runId, chainId, breaks, identities } = args;
-  // One run of a chain at a time updates its states (the scheduled role and the CLI may overlap).
+  // One run of a chain at a time updates its states (the role and the CLI run under the chain's
+  // lock, runLock.ts; a caller outside it, such as the demo's run, may overlap them).
   await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
     `recon.break_states:${chainId}`,
   ]);
+  // `above`: the break was last found by a run at a higher block than this one's.
   const existing = await client.query<{
     identity: string;
     state: BreakStateName;
     acknowledged_difference: bigint | null;
+    above: boolean;
   }>(
-    `SELECT identity, state, acknowledged_difference FROM recon.break_states
-      WHERE identity = ANY($1::text[])`,
-    [identities],
+    `SELECT s.identity, s.state, s.acknowledged_difference,
+            COALESCE(last.block_number > this.block_number, false) AS above
+       FROM recon.break_states s
+       LEFT JOIN recon.runs last ON last.id = s.last_run_id
+       LEFT JOIN recon.runs this ON this.id = $2
+      WHERE s.identity = ANY($1::text[])`,
+    [identities, runId],
   );
   const byId = new Map(existing.rows.map((r) => [r.identity, r]));
+  // A break an open or acknowledged state already stands for at a higher block: what this run
+  // found at its lower block (the role's, its grace period behind a CLI run; `--block`) is older
+  // than what the state says, whatever its difference. It keeps its state, difference and run
+  // (reopening it paged for a difference the operator had seen superseded, and dropped the
+  // acknowledgement for good); the next run at or above that block judges it again.
+  const superseded = (prior: (typeof existing.rows)[number] | undefined) =>
+    prior?.above === true && prior.state !== "resolved";
   const rows = breaks.map((b, i) => {
     const prior = byId.get(identities[i]!);
-    const state: BreakStateName =
-      prior?.state === "acknowledged" && prior.acknowledged_difference === b.difference
+    const state: BreakStateName = superseded(prior)
+      ? prior!.state
+      : prior?.state === "acknowledged" && prior.acknowledged_difference === b.difference
         ? "acknowledged"
         : "open";
     return {
+      keep: superseded(prior),
       identity: identities[i]!,
       type: b.type,
       asset_id: b.assetId,
@@ -85,7 +101,7 @@ export async function trackBreakStates(
        resolved_reason = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_reason END,
        resolved_ref = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_ref END,
        resolved_at = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_at END`,
-    [runId, chainId, JSON.stringify(rows)],
+    [runId, chainId, JSON.stringify(rows.filter((r) => !r.keep).map(({ keep, ...r }) => r))],
   );
   // What this completed run no longer finds is resolved: the run is the evidence. Only of breaks
   // last found at or below its block: a run at a lower block (the role's, its grace period behind

@@ -2,7 +2,8 @@
  * `custody-node reconcile`: run a reconciliation now (default: every configured chain at its newest
  * final block, continuing from the last completed run) or print a stored run's report.
  * Exit code 3 when the run found breaks that alert (open ones; not those an operator acknowledged
- * at the same difference), so scripts and cron can alert on it.
+ * at the same difference), so scripts and cron can alert on it. Each chain's run is made under the
+ * reconciler role's per-chain lock (runLock.ts), waiting while another run of the chain holds it.
  */
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
@@ -24,6 +25,7 @@ import {
 import { creditInflow } from "./creditInflow.js";
 import { createReconciler } from "./reconcile.js";
 import { breakStateText, getRunReport, type RenderedReport } from "./report.js";
+import { withChainRunLock } from "./runLock.js";
 import type { ReconSources } from "./sources.js";
 import { listAuditAnchors, listRuns } from "./store.js";
 
@@ -253,8 +255,10 @@ export function registerCommands(program: Command, sources: ReconSources): void 
           throw new Error(`--format: expected summary, json, csv or html, got "${opts.format}"`);
         const config = loadConfig(chainSchema);
         const common = createCommon(config);
+        // Three: one holds the chain's lock for the run; the run's completion transaction holds
+        // another while it reads the audit head on a third.
         const pool = createPool(config.env.DATABASE_URL, {
-          max: 2,
+          max: 3,
           applicationName: "custody-node reconcile",
         });
         const emit = (text: string) => {
@@ -287,11 +291,26 @@ export function registerCommands(program: Command, sources: ReconSources): void 
           });
           let breaks = 0;
           for (const chain of chains) {
-            const summary = await reconciler.run({
+            // One run of a chain at a time (the role's, another operator's): an older snapshot
+            // completing after a newer one would reopen what the newer one resolved. A lost lock
+            // stops the run (RECON_LOCK_LOST), stored failed.
+            const summary = await withChainRunLock(
+              pool,
               chain,
-              full: opts.full,
-              ...(block !== undefined ? { block } : {}),
-            });
+              (held) =>
+                reconciler.run({
+                  chain,
+                  full: opts.full,
+                  signal: held,
+                  ...(block !== undefined ? { block } : {}),
+                }),
+              {
+                onWait: () =>
+                  console.error(
+                    `chain ${chain.key} (${chain.chainId}): another reconciliation run holds the chain's lock; waiting for it to finish`,
+                  ),
+              },
+            );
             // Acknowledged breaks (same difference) are known: they do not alert scripts either.
             breaks += summary.alerting;
             emit(render(await getRunReport(pool, summary.runId), format));

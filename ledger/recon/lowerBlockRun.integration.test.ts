@@ -22,7 +22,7 @@ import { createTestContext, type TestContext } from "../../ops/testing/context.j
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { transferId } from "../transferId.js";
 import { acknowledgeBreak, breakStatesOf } from "./breakStates.js";
-import { createReconciler } from "./reconcile.js";
+import { createReconciler, type RunSummary } from "./reconcile.js";
 import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
 
 const CHAIN_ID = 31337;
@@ -35,6 +35,7 @@ let rpc: Rpc;
 let chain: ChainConfig;
 let stack: ReconciledChain;
 let customer: Hex;
+let hot: Hex;
 
 const mine = async (n: number) => {
   for (let i = 0; i < n; i++) await rpc("evm_mine");
@@ -46,7 +47,7 @@ beforeAll(async () => {
   rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
   const accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
   customer = accounts[0]!;
-  const hot = accounts[1]!;
+  hot = accounts[1]!;
   chain = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks", blocks: 2 }, tokens: [] };
   await watch(ctx.db.pool, CHAIN_ID, [
     { address: hot, kind: "hot", owner: "hot-1" },
@@ -138,5 +139,48 @@ describe("a run at a lower block than the run that found a break", () => {
     // Bob's address was read at the lower block and counted there; the next runs count it again.
     expect((await role.run({ chain })).breaks).toEqual([]);
     expect((await stack.reconciler.run({ chain })).breaks).toEqual([]);
+  });
+
+  it("that finds an acknowledged break at another difference leaves it acknowledged", async () => {
+    // The hot wallet's balance moves with no fact: 1 ETH more, then 3 ETH more, block by block.
+    const balance = async () => BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
+    const opening = await balance();
+    await rpc("anvil_setBalance", [hot, `0x${(opening + E18).toString(16)}`]);
+    await mine(1);
+    const oneMore = Number(await rpc<Hex>("eth_blockNumber"));
+    await mine(1); // anvil sets a balance in the newest block's state
+    await rpc("anvil_setBalance", [hot, `0x${(opening + 3n * E18).toString(16)}`]);
+    await mine(4);
+    await sync();
+    const hotBreak = (s: RunSummary) =>
+      s.breaks.find((b) => b.type === "unexplained_balance_difference" && b.key === `hot:${hot}`);
+    const cli = await stack.reconciler.run({ chain });
+    expect(cli.block).toBeGreaterThan(oneMore);
+    const seen = hotBreak(cli);
+    expect(seen?.difference).toBe(-3n * E18);
+    const acked = await acknowledgeBreak(ctx.db.pool, {
+      ref: `${cli.runId}:${cli.breaks.indexOf(seen!)}`,
+      by: "ops-ann",
+      reason: "the float top-up is being booked",
+    });
+    // The role's run, its grace period behind the CLI's: the balance as it stood a block earlier.
+    const behind = await stack.reconciler.run({ chain, block: oneMore });
+    const old = hotBreak(behind);
+    expect(old?.difference).toBe(-E18);
+    // What the operator acknowledged was found at a later block: the earlier one's difference is
+    // no news. It does not page, and the acknowledgement stands.
+    expect(old?.state).toBe("acknowledged");
+    expect(behind.alerting).toBe(
+      behind.breaks.filter((b) => b.state === "open" && b !== old).length,
+    );
+    const state = (await breakStatesOf(ctx.db.pool, [acked.identity])).get(acked.identity);
+    expect([state?.state, state?.lastDifference, state?.lastRunId]).toEqual([
+      "acknowledged",
+      (-3n * E18).toString(),
+      cli.runId,
+    ]);
+    // The next run at the final block finds what was acknowledged: still no page.
+    const again = await stack.reconciler.run({ chain });
+    expect(hotBreak(again)?.state).toBe("acknowledged");
   });
 });

@@ -1,11 +1,13 @@
 /**
  * The `reconciler` role: a run per served chain every interval. A Postgres advisory lock per chain
- * lets several reconciler processes run without two runs of one chain at once (the standby skips).
+ * (runLock.ts, also `custody-node reconcile`'s) lets several reconciler processes run without two
+ * runs of one chain at once (the standby skips).
  */
 import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "./chainLoop.js";
 import { NoFinalBlockError, RunLockLostError } from "./errors.js";
 import { createReconciler } from "./reconcile.js";
+import { RECON_LOCK_BASE } from "./runLock.js";
 import type { ReconSources } from "./sources.js";
 
 export const RECON_INTERVAL_MS = 60_000;
@@ -15,7 +17,6 @@ export const RECON_INTERVAL_MS = 60_000;
  * itself.
  */
 export const RECON_GRACE_MS = 30_000;
-const LOCK_BASE = 0x7265_636f_0000; // "reco" + chain id
 
 /** The role, given what reconciliation reads from modules above it (by the composition root). */
 export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
@@ -43,7 +44,7 @@ export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
     return startLockedChainLoop({
       pool: ctx.pool,
       chains: ctx.chains,
-      lockBase: LOCK_BASE,
+      lockBase: RECON_LOCK_BASE,
       intervalMs: RECON_INTERVAL_MS,
       // A run whose chain lock is lost stops (`held`): another reconciler may have the chain.
       run: (chain, held) =>

@@ -2,36 +2,70 @@
  * A reconciliation run and the connections it stands on: the completion transaction waits on the
  * on-chain balance read and must outlive the pool's idle-in-transaction timeout (foundation/db.ts);
  * a run whose per-chain lock is lost mid-run (its session ended) stops and is never stored as
- * completed, since another reconciler may be running the chain already.
+ * completed, since another reconciler may be running the chain already; and `custody-node
+ * reconcile` takes the same lock, waiting for the role's run of the chain to end (an older
+ * snapshot completing after a newer one would reopen what the newer one resolved).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createPool } from "../../foundation/db.js";
 import { createHealth } from "../../foundation/health.js";
-import { freshAddress } from "../../indexers/testing/chain.js";
+import { freshAddress, sendAndMine } from "../../indexers/testing/chain.js";
+import { chainCli, spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
+import { createDepositCrediting } from "../depositCrediting.js";
+import { breakIdentity, breakStatesOf } from "./breakStates.js";
 import { createReconciler } from "./reconcile.js";
 import { reconcilerRole } from "./role.js";
+import { RECON_LOCK_BASE } from "./runLock.js";
+import type { SweepReader } from "./sources.js";
 import { type SlowNodeChain, startSlowNodeChain } from "./testing/slowNodeChain.js";
 
 const CHAIN_ID = 31337;
-/** The reconciler role's lock key for the chain (role.ts LOCK_BASE + chain id). */
-const RECON_LOCK = BigInt(0x7265_636f_0000 + CHAIN_ID);
+/** The reconciler role's lock key for the chain. */
+const RECON_LOCK = BigInt(RECON_LOCK_BASE + CHAIN_ID);
 
 let t: SlowNodeChain;
 
 /** The chain as recon sees it: every RPC call through the proxy (whose delay a test sets). */
 const slowChain = () => ({ ...t.chain, rpcUrls: [t.proxy.url] });
 
-type RunRow = { id: string; status: string; error: string | null };
+type RunRow = {
+  id: string;
+  status: string;
+  error: string | null;
+  block: number;
+  started_at: Date;
+  finished_at: Date | null;
+};
 const runs = async () =>
   (
     await t.ctx.db.pool.query<RunRow>(
-      "SELECT id::text, status, error FROM recon.runs WHERE chain_id = $1 ORDER BY id",
+      `SELECT id::text, status, error, block_number::int AS block, started_at, finished_at
+         FROM recon.runs WHERE chain_id = $1 ORDER BY id`,
       [CHAIN_ID],
     )
   ).rows;
+
+/** The reconciler role on the chain, reading it through the proxy. */
+const startRole = (sweeps: SweepReader = sweepReader) =>
+  reconcilerRole({
+    sweeps,
+    chains: (common) =>
+      adapterPerChain(common, (c) =>
+        createEvmAdapter({ ...c, rpcUrls: [t.proxy.url] }, { common }),
+      ),
+  }).start({
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    redis: t.ctx.redis.redis,
+    queues: t.ctx.queues,
+    health: createHealth(),
+    // 30 s blocks: the role's grace period is one block.
+    chains: [{ ...t.chain, blockTimeMs: 30_000 }],
+    httpPlugins: [],
+  });
 
 beforeAll(async () => {
   // Custody addresses, so a run reads on-chain balances (through the proxy).
@@ -77,22 +111,7 @@ describe("a reconciliation run", () => {
     await t.mineAndSync(5);
     const before = (await runs()).length;
     t.proxy.setDelay(4_000); // the run is still reading when its lock goes
-    const handle = await reconcilerRole({
-      sweeps: sweepReader,
-      chains: (common) =>
-        adapterPerChain(common, (c) =>
-          createEvmAdapter({ ...c, rpcUrls: [t.proxy.url] }, { common }),
-        ),
-    }).start({
-      common: t.ctx.common,
-      pool: t.ctx.db.pool,
-      redis: t.ctx.redis.redis,
-      queues: t.ctx.queues,
-      health: createHealth(),
-      // 30 s blocks: the role's grace period is one block.
-      chains: [{ ...t.chain, blockTimeMs: 30_000 }],
-      httpPlugins: [],
-    });
+    const handle = await startRole();
     try {
       const run = await waitFor(
         "the role's run to start",
@@ -118,6 +137,98 @@ describe("a reconciliation run", () => {
       expect(ended.error).toMatch(/lock/);
     } finally {
       t.proxy.setDelay(0);
+      await handle.stop();
+    }
+  }, 120_000);
+
+  it("from the CLI waits for the role's run of the chain: an older snapshot never completes after a newer one", async () => {
+    // A deposit to alice's address nobody credited: a missing credit, open.
+    await sendAndMine(t.rpc, { from: t.accounts[2]!, to: freshAddress(401), value: 10n ** 18n });
+    await t.mineAndSync(3);
+    const direct = createReconciler({
+      sweeps: sweepReader,
+      common: t.ctx.common,
+      pool: t.ctx.db.pool,
+      chains: adapterPerChain(t.ctx.common),
+    });
+    const found = await direct.run({ chain: t.chain });
+    const missing = found.breaks.find((b) => b.type === "missing_credit");
+    expect(missing).toBeDefined();
+    const identity = breakIdentity(CHAIN_ID, missing!);
+    const stateOf = async () =>
+      (await breakStatesOf(t.ctx.db.pool, [identity])).get(identity)?.state;
+    expect(await stateOf()).toBe("open");
+    await t.mineAndSync(3);
+
+    // The role's run takes its snapshot (the credit not yet booked), then is held in its load at
+    // its read of booked sweeps (a slow statement, a busy database) until the test lets it go on.
+    let reached!: () => void;
+    const inLoad = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const held = async <T>(read: () => Promise<T>) => {
+      reached();
+      await gate;
+      return read();
+    };
+    const before = (await runs()).length;
+    const handle = await startRole({
+      sweptAddressesSince: (client, args) =>
+        held(() => sweepReader.sweptAddressesSince(client, args)),
+      bookedSweepItems: (client, args) => held(() => sweepReader.bookedSweepItems(client, args)),
+    });
+    const cli = chainCli({ databaseUrl: t.ctx.db.url, chain: t.chain });
+    try {
+      await inLoad;
+      const role = (await runs()).slice(before).find((r) => r.status === "running")!;
+      expect(role).toBeDefined();
+      // Meanwhile the deposit is credited, and an operator reconciles the chain by hand.
+      await createDepositCrediting({
+        common: t.ctx.common,
+        pool: t.ctx.db.pool,
+        ledger: t.ledger,
+      }).sweep({ chainId: CHAIN_ID });
+      const run = spawnCli(["reconcile", "--chain", t.chain.key], cli.env);
+      // The CLI's run ends, or says it waits for the chain; then the role's run goes on.
+      let ended = false;
+      void run.exited.then(() => {
+        ended = true;
+      });
+      await waitFor(
+        "the CLI's run to end or wait",
+        async () => ended || /waiting/.test(run.stderr()),
+        {
+          timeoutMs: 60_000,
+          everyMs: 50,
+        },
+      );
+      release();
+      const exited = await run.exited;
+      expect([0, 3], run.output()).toContain(exited.code); // 3: the hot wallet's unbooked float
+      await waitFor(
+        "the role's run to end",
+        async () => (await runs()).find((r) => r.id === role.id && r.status !== "running"),
+        { timeoutMs: 60_000, everyMs: 50 },
+      );
+
+      const all = (await runs()).slice(before);
+      const roleRun = all.find((r) => r.id === role.id)!;
+      const cliRun = all.find((r) => r.id !== role.id)!;
+      expect(roleRun.status).toBe("completed");
+      expect(cliRun.status).toBe("completed");
+      // The newest snapshot had the last word: the credited deposit's break is resolved.
+      expect(await stateOf()).toBe("resolved");
+      // One run of the chain at a time: the CLI's began after the role's was stored.
+      expect(cliRun.started_at.getTime()).toBeGreaterThanOrEqual(roleRun.finished_at!.getTime());
+      // The operator was told why the command waited, naming the chain.
+      expect(run.stderr()).toContain(`chain ${t.chain.key} (${CHAIN_ID})`);
+    } finally {
+      release();
+      cli.remove();
       await handle.stop();
     }
   }, 120_000);

@@ -19,6 +19,8 @@ export type SlowNodeChain = {
   chain: ChainConfig;
   /** Raw JSON-RPC to the node itself. */
   rpc: Rpc;
+  /** The node's dev accounts (as `custody` was given them). */
+  accounts: Hex[];
   proxy: RpcProxy;
   ingestor: Ingestor;
   ledger: Ledger;
@@ -49,6 +51,7 @@ export async function startSlowNodeChain(
       ctx: t.ctx,
       chain: t.chain,
       rpc: t.rpc,
+      accounts: t.accounts,
       proxy,
       ingestor,
       ledger,
