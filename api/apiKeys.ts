@@ -1,7 +1,8 @@
 /**
  * API keys: `cn_<id>_<secret>`. Only SHA-256(secret) is stored; the full key is shown once, at
  * creation. Scopes gate routes; `admin` implies every scope. `owner` names the person or service
- * behind the key (approvals count distinct owners).
+ * behind the key; `email`, when set, names the person (the same one as an SSO sign-in with that
+ * email): approvals count distinct persons (`sharesPerson`).
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Pool, PoolClient } from "../foundation/db.js";
@@ -20,6 +21,8 @@ export type Scope = (typeof SCOPES)[number];
 export type ApiKey = {
   id: string;
   owner: string;
+  /** The person behind the key (normalised), or null: then the owner alone names them. */
+  email: string | null;
   description: string;
   scopes: Scope[];
   createdAt: Date;
@@ -48,6 +51,8 @@ export function hasScope(key: Pick<ApiKey, "scopes">, scope: Scope): boolean {
 type Row = {
   id: string;
   owner: string;
+  /** Absent in rows of the previous revision's `RETURNING *` during a rolling deploy: none. */
+  email?: string | null;
   description: string;
   scopes: string[];
   secret_hash: string;
@@ -57,10 +62,53 @@ type Row = {
 
 /**
  * A key owner's identity: Unicode NFKC, case-folded, trimmed, so `anna`, ` ANNA ` and fullwidth
- * `ａｎｎａ` are one approver (approvals count distinct owners; the requester cannot approve).
+ * `ａｎｎａ` are one approver (approvals count distinct persons: `sharesPerson`).
  */
 export function normalizeOwner(owner: string): string {
   return owner.normalize("NFKC").toLowerCase().normalize("NFKC").trim();
+}
+
+/** An email as a person's identity (normalised as owners are), or why it is not one. */
+export function parseEmail(value: string): string {
+  const email = normalizeOwner(value);
+  if (email.length < 3 || email.length > 254 || !/^[^@\s]+@[^@\s]+$/.test(email))
+    throw new TypeError(`email must be one address like anna@example.com (got "${value}")`);
+  return email;
+}
+
+/**
+ * The identities a decision is known by: the owner, and the person's email when known. Two
+ * deciders sharing either are one person (approvals count persons; the requester is a person too).
+ */
+export function identitiesOf(k: { owner: string; email?: string | null }): string[] {
+  const owner = normalizeOwner(k.owner);
+  return k.email ? [owner, normalizeOwner(k.email)] : [owner];
+}
+
+export function sharesPerson(
+  a: { owner: string; email?: string | null },
+  b: { owner: string; email?: string | null },
+): boolean {
+  const mine = identitiesOf(a);
+  return identitiesOf(b).some((i) => mine.includes(i));
+}
+
+/**
+ * How many persons these deciders are: deciders sharing an identity are one, even through a third
+ * (a row the previous revision wrote during a rolling deploy may join two that share nothing).
+ */
+export function countPersons(deciders: readonly { owner: string; email?: string | null }[]) {
+  let persons: Set<string>[] = [];
+  for (const d of deciders) {
+    const merged = new Set(identitiesOf(d));
+    persons = persons.filter((p) => {
+      if (![...p].some((i) => merged.has(i))) return true;
+      for (const i of p) merged.add(i);
+      return false;
+    });
+    persons.push(merged);
+  }
+  return persons.length;
 }
 
 function fromRow(row: Row): ApiKey {
@@ -68,6 +116,7 @@ function fromRow(row: Row): ApiKey {
     id: row.id,
     // Keys stored before owners were normalised are read as their normalised identity.
     owner: normalizeOwner(row.owner),
+    email: row.email ?? null,
     description: row.description,
     scopes: row.scopes as Scope[],
     createdAt: row.created_at,
@@ -78,17 +127,24 @@ function fromRow(row: Row): ApiKey {
 /** Creates a key and returns it with its plaintext (shown once, never stored). */
 export async function createApiKey(
   db: Pool | PoolClient,
-  input: { owner: string; scopes: readonly string[]; description?: string },
+  input: {
+    owner: string;
+    scopes: readonly string[];
+    description?: string;
+    /** The person behind the key (absent: the owner alone names them). */
+    email?: string | null | undefined;
+  },
 ): Promise<{ key: ApiKey; plaintext: string }> {
   const scopes = parseScopes(input.scopes);
   const owner = normalizeOwner(input.owner);
   if (!owner || owner.length > 100) throw new TypeError("owner must be 1-100 chars");
+  const email = input.email ? parseEmail(input.email) : null;
   const id = randomBytes(8).toString("hex");
   const secret = randomBytes(32).toString("base64url");
   const { rows } = await db.query<Row>(
-    `INSERT INTO api.api_keys (id, owner, description, secret_hash, scopes)
-     VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-    [id, owner, input.description ?? "", hashSecret(secret), scopes],
+    `INSERT INTO api.api_keys (id, owner, email, description, secret_hash, scopes)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+    [id, owner, email, input.description ?? "", hashSecret(secret), scopes],
   );
   return { key: fromRow(rows[0]!), plaintext: `cn_${id}_${secret}` };
 }

@@ -32,6 +32,10 @@ export function callerOf(request: FastifyRequest): ApiKey {
 }
 
 export type AuthFailureLimit = { max: number; windowMs: number };
+export const DEFAULT_AUTH_FAILURE_LIMIT: AuthFailureLimit = Object.freeze({
+  max: 20,
+  windowMs: 60_000,
+});
 
 /**
  * Failed authentications per client address in a fixed window. Past `max`, the address is refused
@@ -74,7 +78,7 @@ export function createAuthFailureLimiter(limit: AuthFailureLimit, maxClients = 1
 export async function registerAuth(
   app: FastifyInstance,
   pool: Pool,
-  failureLimit: AuthFailureLimit = { max: 20, windowMs: 60_000 },
+  failureLimit: AuthFailureLimit = DEFAULT_AUTH_FAILURE_LIMIT,
 ): Promise<void> {
   const failures = createAuthFailureLimiter(failureLimit);
   app.decorateRequest("apiKey", null);

@@ -1,5 +1,7 @@
 /** `custody-node apikeys create|revoke|list` as a real process against a real database. */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaultConfigPath } from "../foundation/config.js";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { spawnCli } from "../ops/testing/process.js";
 import { verifyApiKey } from "./apiKeys.js";
@@ -12,8 +14,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function cli(args: string[]) {
-  const p = spawnCli(args, { DATABASE_URL: db.url, LOG_LEVEL: "silent" });
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const p = spawnCli(args, { DATABASE_URL: db.url, LOG_LEVEL: "silent", ...env });
   const { code } = await p.exited;
   return { code, out: p.output() };
 }
@@ -72,5 +74,68 @@ describe("custody-node apikeys", () => {
     expect(missing.out).toContain("No API key 0123456789abcdef");
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM api.api_keys");
     expect(rows[0].n).toBe(1);
+  });
+
+  it("with console SSO configured, refuses an approving key without --email, and stores and lists it", async () => {
+    const file = JSON.parse(readFileSync(defaultConfigPath, "utf8"));
+    const sso = {
+      CUSTODY_CONFIG_JSON: JSON.stringify({
+        ...file,
+        api: {
+          ...file.api,
+          console: {
+            oidc: {
+              issuer: "https://login.example.com",
+              clientId: "custody-console",
+              redirectUrl: "https://custody.example.com/console/sso/callback",
+              groups: { "custody-approvers": ["withdrawals:approve"] },
+            },
+          },
+        },
+      }),
+    };
+    const count = async () =>
+      (await db.pool.query("SELECT count(*)::int AS n FROM api.api_keys")).rows[0].n as number;
+    const before = await count();
+    for (const scopes of ["withdrawals:approve", "admin,ledger:read"]) {
+      const refused = await cli(
+        ["apikeys", "create", "--owner", "anna", "--scopes", scopes, "--json"],
+        sso,
+      );
+      expect(refused.code, scopes).not.toBe(0);
+      expect(refused.out).toContain("--email");
+    }
+    expect(await count()).toBe(before);
+    // A key that cannot approve needs no person.
+    const reader = await cli(
+      ["apikeys", "create", "--owner", "bot", "--scopes", "ledger:read"],
+      sso,
+    );
+    expect(reader.code).toBe(0);
+    const created = await cli(
+      [
+        "apikeys",
+        "create",
+        "--owner",
+        "anna",
+        "--email",
+        "Anna@Example.com",
+        "--scopes",
+        "withdrawals:approve",
+        "--json",
+      ],
+      sso,
+    );
+    expect(created.code).toBe(0);
+    const key = JSON.parse(created.out.trim().split("\n").at(-1)!);
+    expect(key).toMatchObject({ owner: "anna", email: "anna@example.com" });
+    const listed = await cli(["apikeys", "list"]);
+    expect(listed.out).toContain(`${key.id}  anna <anna@example.com>  withdrawals:approve  active`);
+    const bad = await cli(
+      ["apikeys", "create", "--owner", "x", "--email", "not-an-email", "--scopes", "ledger:read"],
+      sso,
+    );
+    expect(bad.code).not.toBe(0);
+    expect(bad.out).toContain("email");
   });
 });

@@ -5,15 +5,24 @@ import { chainSchema } from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
-import { createApiKey, listApiKeys, revokeApiKey, SCOPES } from "./apiKeys.js";
-import { NotFoundError } from "./errors.js";
+import {
+  createApiKey,
+  hasScope,
+  listApiKeys,
+  parseScopes,
+  revokeApiKey,
+  SCOPES,
+} from "./apiKeys.js";
+import { ApiKeyEmailRequiredError, NotFoundError } from "./errors.js";
 import { registerWithdrawalCommands } from "./withdrawals/cli.js";
 
-async function withPool<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
+async function withPool<T>(
+  fn: (pool: ReturnType<typeof createPool>, config: ReturnType<typeof loadConfig>) => Promise<T>,
+): Promise<T> {
   const config = loadConfig(chainSchema);
   const pool = createPool(config.env.DATABASE_URL, { max: 1, applicationName: "custody-node cli" });
   try {
-    return await fn(pool);
+    return await fn(pool, config);
   } finally {
     await pool.end();
   }
@@ -28,32 +37,60 @@ export function registerCommands(program: Command): void {
     .description("create an API key; prints it once (only its hash is stored)")
     .requiredOption("--owner <owner>", "the person or service the key belongs to")
     .requiredOption("--scopes <scopes>", `comma-separated: ${SCOPES.join(", ")}`)
+    .option(
+      "--email <address>",
+      "the person behind the key (their SSO email): their keys and SSO sessions are one approver; required for a key that can approve when console SSO is configured",
+    )
     .option("--description <text>", "what the key is for", "")
     .option("--json", "print JSON", false)
-    .action(async (opts: { owner: string; scopes: string; description: string; json: boolean }) => {
-      await withPool(async (pool) => {
-        const { key, plaintext } = await createApiKey(pool, {
-          owner: opts.owner,
-          scopes: opts.scopes.split(",").map((s) => s.trim()),
-          description: opts.description,
+    .action(
+      async (opts: {
+        owner: string;
+        scopes: string;
+        email?: string;
+        description: string;
+        json: boolean;
+      }) => {
+        await withPool(async (pool, config) => {
+          const scopes = parseScopes(opts.scopes.split(",").map((s) => s.trim()));
+          if (
+            config.api?.console?.oidc &&
+            !opts.email &&
+            hasScope({ scopes }, "withdrawals:approve")
+          )
+            throw new ApiKeyEmailRequiredError(scopes);
+          const { key, plaintext } = await createApiKey(pool, {
+            owner: opts.owner,
+            email: opts.email,
+            scopes,
+            description: opts.description,
+          });
+          await appendAudit(pool, {
+            actor: "cli",
+            action: "apikey.created",
+            entityType: "api_key",
+            entityId: key.id,
+            details: { owner: key.owner, email: key.email, scopes: key.scopes },
+          });
+          if (opts.json)
+            console.log(
+              JSON.stringify({
+                id: key.id,
+                key: plaintext,
+                owner: key.owner,
+                email: key.email,
+                scopes: key.scopes,
+              }),
+            );
+          else {
+            console.log(
+              `id:     ${key.id}\nowner:  ${key.owner}${key.email ? `\nemail:  ${key.email}` : ""}\nscopes: ${key.scopes.join(",")}`,
+            );
+            console.log(`key:    ${plaintext}\n(store it now: it is not shown again)`);
+          }
         });
-        await appendAudit(pool, {
-          actor: "cli",
-          action: "apikey.created",
-          entityType: "api_key",
-          entityId: key.id,
-          details: { owner: key.owner, scopes: key.scopes },
-        });
-        if (opts.json)
-          console.log(
-            JSON.stringify({ id: key.id, key: plaintext, owner: key.owner, scopes: key.scopes }),
-          );
-        else {
-          console.log(`id:     ${key.id}\nowner:  ${key.owner}\nscopes: ${key.scopes.join(",")}`);
-          console.log(`key:    ${plaintext}\n(store it now: it is not shown again)`);
-        }
-      });
-    });
+      },
+    );
 
   apikeys
     .command("revoke <id>")
@@ -78,7 +115,7 @@ export function registerCommands(program: Command): void {
       await withPool(async (pool) => {
         for (const k of await listApiKeys(pool))
           console.log(
-            `${k.id}  ${k.owner}  ${k.scopes.join(",")}  ${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active"}`,
+            `${k.id}  ${k.owner}${k.email ? ` <${k.email}>` : ""}  ${k.scopes.join(",")}  ${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active"}`,
           );
       });
     });

@@ -105,6 +105,20 @@ export class PolicyViolationError extends BaseError {
   }
 }
 
+/**
+ * `apikeys create` refused: console SSO is configured and the key could approve withdrawals
+ * (`withdrawals:approve` or `admin`) without naming its person (`--email`); nothing is created.
+ */
+export class ApiKeyEmailRequiredError extends BaseError {
+  override name = "ApiKeyEmailRequiredError";
+  constructor(scopes: readonly string[]) {
+    super(
+      `--email is required: console SSO is configured and a key with ${scopes.join(",")} can approve withdrawals; give the email of the person behind it (their SSO email) so their key and SSO session count as one approver`,
+      { code: "APIKEY_EMAIL_REQUIRED", meta: { field: "email" } },
+    );
+  }
+}
+
 export class ApprovalError extends BaseError {
   override name = "ApprovalError";
   constructor(code: string, message: string, meta: Record<string, unknown> = {}) {

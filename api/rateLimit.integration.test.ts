@@ -1,11 +1,14 @@
 /**
  * The per-key API rate limit comes from the config file (`api.rateLimit`), is validated at load
- * with the field named, and a low configured limit answers 429 RATE_LIMITED as problem+json.
+ * with the field named, and a low configured limit answers 429 RATE_LIMITED as problem+json. The
+ * console's sign-in form has the failed-authentication limit of /v1: past it, 429
+ * AUTH_RATE_LIMITED as problem+json, before the key is looked up.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
 import { type Config, loadConfig } from "../foundation/config.js";
 import { ConfigError } from "../foundation/errors.js";
+import { consoleSignIn, cookieOf } from "./console/testing/inject.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
 
 const chain = {
@@ -62,6 +65,7 @@ describe("a low configured limit", () => {
         const config: Config = Object.freeze({ ...ctx.config, ...(api ? { api } : {}) });
         return { ...ctx, config, common: { ...ctx.common, config } };
       },
+      v1: { authFailureLimit: { max: 3, windowMs: 60_000 } },
     });
   });
   afterAll(async () => {
@@ -79,5 +83,40 @@ describe("a low configured limit", () => {
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
     // Per key: another key still has its own 3.
     expect((await get(t.keys.admin)).statusCode).toBe(200);
+  });
+
+  it("refuses console sign-in from an address past 3 failures with 429 problem+json, even with a good key", async () => {
+    const from = "10.0.0.9";
+    const page = await t.app.inject({
+      method: "GET",
+      url: "/console/sign-in",
+      remoteAddress: from,
+    });
+    const login = cookieOf(page.headers["set-cookie"], "cn_console_login")!;
+    const signIn = (apiKey: string) =>
+      t.app.inject({
+        method: "POST",
+        url: "/console/sign-in",
+        remoteAddress: from,
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          cookie: `cn_console_login=${login}`,
+        },
+        payload: new URLSearchParams({ _csrf: login, apiKey }).toString(),
+      });
+    const sessions = async () =>
+      (await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM api.console_sessions")).rows[0].n;
+    const before = await sessions();
+    for (let i = 0; i < 3; i++)
+      expect((await signIn(`cn_000000000000000${i}_nope`)).statusCode).toBe(401);
+    const limited = await signIn(t.keys.admin);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers["content-type"]).toMatch(/^application\/problem\+json/);
+    expect(limited.json()).toMatchObject({ status: 429, code: "AUTH_RATE_LIMITED" });
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    expect(limited.headers["set-cookie"]).toBeUndefined();
+    expect(await sessions()).toBe(before);
+    // Another address still signs in.
+    expect((await consoleSignIn(t.app, t.keys.admin)).res.statusCode).toBe(303);
   });
 });

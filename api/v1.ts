@@ -142,6 +142,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         pool: options.pool,
         chains: options.common.config.chains,
         ...(consoleConfig?.idleTimeoutMs ? { idleTimeoutMs: consoleConfig.idleTimeoutMs } : {}),
+        ...(options.authFailureLimit ? { authFailureLimit: options.authFailureLimit } : {}),
         ...(consoleConfig?.secureCookie !== undefined
           ? { secureCookie: consoleConfig.secureCookie }
           : {}),

@@ -191,7 +191,7 @@ export const consoleOidcSchema = z
     /** The ID-token claim listing the person's groups (a string or an array of strings). */
     groupsClaim: z.string().min(1).default("groups"),
     /**
-     * The person's identity as a key owner (`oidc:<value>`; approvals count distinct owners):
+     * The person's identity as a key owner (`oidc:<value>`; approvals count distinct persons):
      * `email` (refused when `email_verified` is false) or `sub` (the provider's stable id).
      */
     ownerClaim: z.enum(["email", "sub"]).default("email"),

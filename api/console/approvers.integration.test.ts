@@ -1,10 +1,13 @@
 /**
  * Who may decide on a withdrawal through the console (inject, real Postgres and Redis, the real
  * app with /v1 and the console): the requester signed in with a key of their own cannot approve
- * it; one person's API key and console sessions are one approver; a session's form without its
+ * it; one person's API key and console sessions are one approver, and so are keys of different
+ * owners carrying that person's email (nor can that person approve what they requested under
+ * another of their keys); a session's form without its
  * CSRF token, a signed-out session and a session without `withdrawals:approve` change nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, type Scope } from "../apiKeys.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
@@ -102,6 +105,36 @@ describe("console approvals", () => {
     expect(done.statusCode).toBe(303);
     expect(await approvers(w.id)).toEqual(["anna", "ben"]);
     expect(await statusOf(w.id)).not.toBe("pending_approval");
+  });
+
+  it("keys of different owners carrying one person's email are one approver, and not the requester's", async () => {
+    const keyOf = async (owner: string, email: string, scopes: Scope[]) =>
+      (await createApiKey(t.ctx.db.pool, { owner, email, scopes })).plaintext;
+    const w = await t.withdrawNative(requester, "alice", 2n * ETH);
+    const annaOps = await keyOf("anna-ops", "Anna@Example.com ", ["withdrawals:approve"]);
+    const viaApi = await t.call(annaOps, {
+      method: "POST",
+      url: `/v1/withdrawals/${w.id}/approve`,
+      headers: { "idempotency-key": `approvers-${++n}` },
+      payload: {},
+    });
+    expect(viaApi.statusCode).toBe(200);
+    const annaAdmin = await session(await keyOf("anna-admin", "anna@example.com", ["admin"]));
+    const twice = await consolePost(annaAdmin, `/console/withdrawals/${w.id}/approve`);
+    expect(twice.statusCode).toBe(409);
+    expect(twice.body).toContain("ALREADY_DECIDED");
+    expect(await approvers(w.id)).toEqual(["anna-ops"]);
+    expect(await statusOf(w.id)).toBe("pending_approval");
+
+    // Anna requests under a backend key of hers: none of her keys may decide on it.
+    const annaBackend = await keyOf("anna-backend", "anna@example.com", ["withdrawals:write"]);
+    const mine = await t.withdrawNative(annaBackend, "alice", 2n * ETH);
+    for (const action of ["approve", "reject"]) {
+      const res = await consolePost(annaAdmin, `/console/withdrawals/${mine.id}/${action}`);
+      expect(res.statusCode, action).toBe(403);
+      expect(res.body).toContain("APPROVER_IS_REQUESTER");
+    }
+    expect(await approvers(mine.id)).toEqual([]);
   });
 
   it("a form without the CSRF token, a signed-out session and a session without the scope change nothing", async () => {

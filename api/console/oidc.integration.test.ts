@@ -6,9 +6,12 @@
  * owner `oidc:<email>` and an audit entry; no mapped group is refused (audit, no session), and so
  * is an email marked unverified by the string "false" (no session as that email's owner); a forged
  * or mismatched state is refused; two OIDC users are two distinct approvers, one person twice is
- * one; idle and absolute timeouts end the session and /v1 refuses its key.
+ * one, and so is one person's API key (carrying their email) and SSO session; with SSO configured
+ * a key without a person cannot decide; idle and absolute timeouts end the session and /v1
+ * refuses its key.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey, type Scope } from "../apiKeys.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
@@ -336,6 +339,68 @@ describe("console sign-in through OIDC", () => {
       "oidc:anna@example.test",
       "oidc:ben@example.test",
     ]);
+  });
+
+  it("counts a person's API key (with their email) and SSO session as one approver; a key without a person cannot decide", async () => {
+    const keyOf = async (owner: string, scopes: Scope[], email?: string) =>
+      (await createApiKey(t.ctx.db.pool, { owner, scopes, ...(email ? { email } : {}) })).plaintext;
+    const request = async (key: string, idem: string) => {
+      const res = await t.call(key, {
+        method: "POST",
+        url: "/v1/withdrawals",
+        headers: { "idempotency-key": idem },
+        payload: {
+          customerId: "carol",
+          chain: "local-a",
+          asset: "native",
+          to: DEST,
+          amount: ((12n * ETH) / 10n).toString(),
+        },
+      });
+      expect(res.statusCode).toBe(201);
+      expect(res.json().status).toBe("pending_approval");
+      return res.json().id as string;
+    };
+    const approveByKey = (key: string, id: string, idem: string) =>
+      t.call(key, {
+        method: "POST",
+        url: `/v1/withdrawals/${id}/approve`,
+        headers: { "idempotency-key": idem },
+        payload: {},
+      });
+    const id = await request(requester, "oidc-w2");
+    const annaKey = await keyOf("anna", ["withdrawals:approve"], "anna@example.test");
+    expect((await approveByKey(annaKey, id, "oidc-k1")).statusCode).toBe(200);
+    // The same person through SSO: already decided.
+    const annaSso = (await ssoSignIn("anna")).session!;
+    const again = await t.call(annaSso, {
+      method: "POST",
+      url: `/v1/withdrawals/${id}/approve`,
+      headers: { "idempotency-key": "oidc-k2" },
+      payload: {},
+    });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().code).toBe("ALREADY_DECIDED");
+    // A key naming no person could be anyone, Anna included: refused while SSO is configured.
+    const nameless = await keyOf("treasury-bot", ["withdrawals:approve"]);
+    const unknown = await approveByKey(nameless, id, "oidc-k3");
+    expect(unknown.statusCode).toBe(403);
+    expect(unknown.json().code).toBe("APPROVER_PERSON_UNKNOWN");
+    const w = (await t.call(requester, { method: "GET", url: `/v1/withdrawals/${id}` })).json();
+    expect(w.status).toBe("pending_approval");
+    expect(w.approvals.map((a: { approver: string }) => a.approver)).toEqual(["anna"]);
+
+    // Anna requests under a key of hers; her SSO session cannot approve it.
+    const annaWriter = await keyOf("anna-backend", ["withdrawals:write"], "anna@example.test");
+    const mine = await request(annaWriter, "oidc-w3");
+    const self = await t.call(annaSso, {
+      method: "POST",
+      url: `/v1/withdrawals/${mine}/approve`,
+      headers: { "idempotency-key": "oidc-k4" },
+      payload: {},
+    });
+    expect(self.statusCode).toBe(403);
+    expect(self.json().code).toBe("APPROVER_IS_REQUESTER");
   });
 
   it("ends an OIDC session at its idle timeout and at its absolute end; /v1 refuses the key first", async () => {

@@ -10,7 +10,13 @@ import { chainSchema } from "../../chains/index.js";
 import { apiConfigSchema, defaultConfigPath, loadConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { configIssuesOf, writeConfigFile } from "../../ops/testing/configFile.js";
-import { checkOidcScopes, createOidcRoutes, ownerOf, scopesForGroups } from "./oidc.js";
+import {
+  checkOidcScopes,
+  createOidcRoutes,
+  ownerOf,
+  scopesForGroups,
+  verifiedEmailOf,
+} from "./oidc.js";
 
 const OIDC = {
   issuer: "https://login.example.com/realms/custody",
@@ -156,6 +162,18 @@ describe("OIDC claims", () => {
       owner: "oidc:00u1abc",
     });
     expect(ownerOf({ sub: "s".repeat(120) }, "sub").ok).toBe(false);
+  });
+
+  it("gives the session the person's email only when the provider vouches for it", () => {
+    expect(verifiedEmailOf({ email: " Anna@Example.COM", email_verified: true })).toBe(
+      "anna@example.com",
+    );
+    // absent email_verified: the provider's own email, accepted as for the owner
+    expect(verifiedEmailOf({ email: "anna@example.com" })).toBe("anna@example.com");
+    for (const unverified of [false, "false", "no", 1])
+      expect(verifiedEmailOf({ email: "anna@example.com", email_verified: unverified })).toBeNull();
+    expect(verifiedEmailOf({ sub: "u1" })).toBeNull();
+    expect(verifiedEmailOf({ email: "not an address", email_verified: true })).toBeNull();
   });
 });
 

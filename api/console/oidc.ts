@@ -4,7 +4,9 @@
  * mapped to API scopes by `api.console.oidc.groups`; a person in no mapped group is refused (page +
  * audit entry, no session). A signed-in person gets the same kind of console session as an API-key
  * sign-in (sessions.ts `mintSession`), owned by `oidc:<email or sub>`, so /v1 auth, scope checks,
- * approvals (distinct owners) and audit stay one path. OIDC sessions also end at an absolute time.
+ * approvals and audit stay one path. The session key carries the person's verified email, so an
+ * API key carrying the same email is the same approver (approvals count distinct persons).
+ * OIDC sessions also end at an absolute time.
  *
  * Routes (outside the session guard, since no session exists yet): GET /console/sso/start and
  * GET /console/sso/callback. The flow's state, nonce and PKCE verifier live in a short-lived httpOnly
@@ -18,7 +20,7 @@ import type { ConsoleOidcConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { ConfigError } from "../../foundation/errors.js";
-import { normalizeOwner, SCOPES, type Scope } from "../apiKeys.js";
+import { normalizeOwner, parseEmail, SCOPES, type Scope } from "../apiKeys.js";
 import { esc, html, layout, setSecurityHeaders } from "./html.js";
 import { mintSession } from "./sessions.js";
 
@@ -74,6 +76,19 @@ export function checkOidcScopes(oidc: Pick<OidcOptions, "groups">): void {
 function emailMayBeVerified(claim: unknown): boolean {
   if (claim === undefined || claim === true) return true;
   return typeof claim === "string" && claim.trim().toLowerCase() === "true";
+}
+
+/**
+ * The person's email as the ID token vouches for it, or null (none, not verified, or not one
+ * address): what ties the SSO session to API keys carrying the same email.
+ */
+export function verifiedEmailOf(claims: Record<string, unknown>): string | null {
+  if (typeof claims.email !== "string" || !emailMayBeVerified(claims.email_verified)) return null;
+  try {
+    return parseEmail(claims.email);
+  } catch {
+    return null;
+  }
 }
 
 /** Why the ID token's claims give no console owner (null: they do), else the owner. */
@@ -261,6 +276,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
       const session = await withTransaction(o.pool, (c) =>
         mintSession(c, {
           owner: owner.owner,
+          email: verifiedEmailOf(claims),
           scopes,
           origin: { kind: "oidc", issuer, subject },
           idleTimeoutMs: o.idleTimeoutMs,

@@ -3,7 +3,8 @@
  * client framework and nothing loaded from elsewhere. Every page reads, and every action calls, the
  * /v1 API in-process (`inject`) with the session's own key, so scopes, validation, idempotency and
  * the audit log are the API's, not a second copy. Forms carry a CSRF token; the session cookie is
- * httpOnly and SameSite=Strict; an idle session ends.
+ * httpOnly and SameSite=Strict; an idle session ends, and every session ends at its absolute end.
+ * Failed API-key sign-ins are limited per client address as /v1's failed authentications are.
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -12,6 +13,12 @@ import { parseTokenAmount } from "../../foundation/amounts.js";
 import { verifyAuditChain } from "../../foundation/audit.js";
 import type { Pool } from "../../foundation/db.js";
 import { listAuditAnchors } from "../../ledger/recon/index.js";
+import {
+  type AuthFailureLimit,
+  createAuthFailureLimiter,
+  DEFAULT_AUTH_FAILURE_LIMIT,
+} from "../auth.js";
+import { AuthRateLimitedError } from "../errors.js";
 import {
   type AssetInfo,
   amount,
@@ -30,6 +37,7 @@ import { createOidcRoutes, type OidcOptions } from "./oidc.js";
 import {
   type ConsoleSession,
   csrfMatches,
+  DEFAULT_ABSOLUTE_TIMEOUT_MS,
   endSession,
   newIdempotencyKey,
   resumeSession,
@@ -46,6 +54,12 @@ export type ConsoleOptions = {
   secureCookie?: boolean;
   /** Sign-in through OpenID Connect (oidc.ts); absent: API-key sign-in only. */
   oidc?: OidcOptions | undefined;
+  /**
+   * Failed API-key sign-ins per client address per window (default: /v1's, 20 per minute); past
+   * it, 429 AUTH_RATE_LIMITED before the key is looked up. Counted apart from /v1's failures: the
+   * console calls /v1 in-process from 127.0.0.1, which a burst of bad sign-ins must not lock out.
+   */
+  authFailureLimit?: AuthFailureLimit | undefined;
 };
 
 export const SESSION_COOKIE = "cn_console";
@@ -81,6 +95,11 @@ declare module "fastify" {
 
 export function createConsolePlugin(options: ConsoleOptions) {
   const idleTimeoutMs = options.idleTimeoutMs ?? 15 * 60_000;
+  // API-key sessions end when SSO sessions do (the OIDC config's absolute timeout, default 8 h).
+  const absoluteTimeoutMs = options.oidc?.absoluteTimeoutMs ?? DEFAULT_ABSOLUTE_TIMEOUT_MS;
+  const signInFailures = createAuthFailureLimiter(
+    options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT,
+  );
   return async (app: FastifyInstance) => {
     const cookie = (request: FastifyRequest, name: string, value: string, maxAgeS: number) => {
       const secure = options.secureCookie ?? request.protocol === "https";
@@ -388,19 +407,32 @@ export function createConsolePlugin(options: ConsoleOptions) {
               Boolean(options.oidc),
             ),
           );
-        const result = await signIn(options.pool, String(form.apiKey ?? ""), idleTimeoutMs);
-        if (!result.ok)
+        // Before the key is looked up, as /v1's auth does: guessing keys costs no database work.
+        const wait = signInFailures.blockedFor(request.ip);
+        if (wait > 0) {
+          reply.header("retry-after", String(wait));
+          throw new AuthRateLimitedError(wait);
+        }
+        const result = await signIn(
+          options.pool,
+          String(form.apiKey ?? ""),
+          idleTimeoutMs,
+          absoluteTimeoutMs,
+        );
+        if (!result.ok) {
+          signInFailures.fail(request.ip);
           return send(
             reply,
             401,
             signInPage(expected, `AUTH_REQUIRED: ${result.reason}`, Boolean(options.oidc)),
           );
+        }
         reply.header("set-cookie", [
           cookie(
             request,
             SESSION_COOKIE,
             result.session.plaintext,
-            Math.ceil(idleTimeoutMs / 1000) * 4 * 24,
+            Math.ceil(absoluteTimeoutMs / 1000),
           ),
           cookie(request, LOGIN_CSRF_COOKIE, "", 0),
         ]);

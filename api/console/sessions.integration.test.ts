@@ -117,6 +117,40 @@ describe("console sessions", () => {
     expect(ended.rows[0].ended_reason).toBe("session expired");
   });
 
+  it("gives an API-key session an absolute end (8 h by default) that activity does not move", async () => {
+    const { res, session } = await signIn(t.keys["recon:read"]);
+    const keyId = session!.split("_")[1];
+    expect(res.headers["set-cookie"]).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^cn_console=.*; Max-Age=28800(;|$)/)]),
+    );
+    const endOf = async () =>
+      (
+        await t.ctx.db.pool.query<{ left_s: number }>(
+          `SELECT extract(epoch FROM expires_at - now())::float8 AS left_s
+             FROM api.console_sessions WHERE key_id = $1`,
+          [keyId],
+        )
+      ).rows[0]!.left_s;
+    const left = await endOf();
+    expect(left).toBeGreaterThan(8 * 3600 - 60);
+    expect(left).toBeLessThanOrEqual(8 * 3600);
+    // Seven hours and 59 minutes of use later (the end moved back as the clock would), one more
+    // request slides the idle deadline but not the end: a minute later it is over.
+    await t.ctx.db.pool.query(
+      `UPDATE api.console_sessions SET created_at = created_at - interval '479 minutes',
+              expires_at = expires_at - interval '479 minutes' WHERE key_id = $1`,
+      [keyId],
+    );
+    expect((await get(session!, "/console/recon")).statusCode).toBe(200);
+    expect(await endOf()).toBeLessThanOrEqual(60);
+    await t.ctx.db.pool.query(
+      "UPDATE api.console_sessions SET expires_at = expires_at - interval '1 minute' WHERE key_id = $1",
+      [keyId],
+    );
+    expect((await t.call(session!, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(401);
+    expect((await get(session!, "/console/recon")).statusCode).toBe(303);
+  });
+
   it("ends the sessions of a key that is revoked", async () => {
     const key = await t.newKey("ops-dora", ["recon:read"]);
     const { session } = await signIn(key);

@@ -2,9 +2,10 @@
  * Console sessions. Signing in with an API key mints a session key of its own (same owner and
  * scopes, description `console session`): the cookie carries it, and the console calls /v1 with it,
  * so every page and action passes the API's own auth, scope checks, idempotency and audit. The row
- * here adds what a browser session needs: a CSRF token (hash), the idle timeout and the end. An OIDC
- * sign-in (oidc.ts) mints the same kind of session, recording the ID token's issuer and subject
- * instead of a parent key, with an absolute end besides the idle timeout.
+ * here adds what a browser session needs: a CSRF token (hash), the idle timeout and the absolute
+ * end. An OIDC sign-in (oidc.ts) mints the same kind of session, recording the ID token's issuer
+ * and subject instead of a parent key. The session key carries the person's email (the parent
+ * key's, or the SSO sign-in's verified one), so approvals count it as that person.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { appendAudit } from "../../foundation/audit.js";
@@ -34,6 +35,8 @@ export type SessionOrigin =
   | { kind: "oidc"; issuer: string; subject: string };
 
 const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60_000;
+/** A session ends this long after sign-in however active (the OIDC config's default too). */
+export const DEFAULT_ABSOLUTE_TIMEOUT_MS = 8 * 3_600_000;
 
 /**
  * Mints a console session in the caller's transaction: a session key with the given owner and
@@ -44,17 +47,20 @@ export async function mintSession(
   c: PoolClient,
   input: {
     owner: string;
+    /** The person's email (absent: the owner alone names them). */
+    email?: string | null | undefined;
     scopes: readonly Scope[];
     origin: SessionOrigin;
     idleTimeoutMs: number;
-    /** The session ends this long after sign-in however active it is (absent: no absolute end). */
-    absoluteTimeoutMs?: number | undefined;
+    /** The session ends this long after sign-in however active it is. */
+    absoluteTimeoutMs: number;
     auditDetails?: Record<string, unknown>;
   },
 ): Promise<ConsoleSession> {
   const { origin } = input;
   const { key, plaintext } = await createApiKey(c, {
     owner: input.owner,
+    email: input.email,
     scopes: input.scopes,
     description:
       origin.kind === "apiKey"
@@ -75,7 +81,7 @@ export async function mintSession(
       origin.kind === "oidc" ? origin.subject : null,
       sha256(csrf),
       input.idleTimeoutMs,
-      input.absoluteTimeoutMs ?? null,
+      input.absoluteTimeoutMs,
     ],
   );
   await appendAudit(c, {
@@ -94,11 +100,15 @@ export async function mintSession(
   return { key, plaintext, csrf };
 }
 
-/** Exchanges an API key for a session, or says why not (the same reasons as the API's auth). */
+/**
+ * Exchanges an API key for a session, or says why not (the same reasons as the API's auth). The
+ * session ends `absoluteTimeoutMs` after sign-in however active, as an SSO session does.
+ */
 export async function signIn(
   pool: Pool,
   apiKeyPlaintext: string,
   idleTimeoutMs: number = DEFAULT_IDLE_TIMEOUT_MS,
+  absoluteTimeoutMs: number = DEFAULT_ABSOLUTE_TIMEOUT_MS,
 ): Promise<{ ok: true; session: ConsoleSession } | { ok: false; reason: string }> {
   const verified = await verifyApiKey(pool, apiKeyPlaintext.trim());
   if (!verified.ok) return verified;
@@ -114,9 +124,11 @@ export async function signIn(
     ok: true as const,
     session: await mintSession(c, {
       owner: parent.owner,
+      email: parent.email,
       scopes: parent.scopes,
       origin: { kind: "apiKey", apiKeyId: parent.id },
       idleTimeoutMs,
+      absoluteTimeoutMs,
     }),
   }));
 }

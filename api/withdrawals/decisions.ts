@@ -1,14 +1,17 @@
 /**
- * Decisions on a withdrawal before the signer has it: approve / reject (M-of-N distinct approvers,
+ * Decisions on a withdrawal before the signer has it: approve / reject (M-of-N distinct persons,
  * never the requester) and cancel (the requester or an admin). Each is one transaction holding the
- * withdrawal's row lock; reject and cancel release the hold.
+ * withdrawal's row lock; reject and cancel release the hold. A person is known by their keys'
+ * owner and email (apiKeys.ts `identitiesOf`): two keys sharing either are one person, so Anna's
+ * personal key carrying anna@example.com and her SSO session are one approver. With console SSO
+ * configured, a decider whose key names no email could be anyone, SSO users included: refused.
  */
 
 import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { isWithdrawalBlocked } from "../../ledger/index.js";
-import { type ApiKey, normalizeOwner } from "../apiKeys.js";
+import { type ApiKey, countPersons, normalizeOwner, sharesPerson } from "../apiKeys.js";
 import {
   ApprovalError,
   NotFoundError,
@@ -18,19 +21,46 @@ import {
 import type { WithdrawalStages } from "./context.js";
 import { canMove, getWithdrawal, type Withdrawal } from "./store.js";
 
-/** Who decided on the withdrawal so far, each owner normalised (in the caller's transaction). */
-async function approversOf(
-  client: PoolClient,
-  id: string,
-): Promise<{ approver: string; decision: string }[]> {
-  const { rows } = await client.query<{ approver: string; decision: string }>(
-    "SELECT approver, decision FROM api.withdrawal_approvals WHERE withdrawal_id = $1",
+type Decider = { decision: string; owner: string; email: string | null };
+
+/**
+ * Who decided on the withdrawal so far (in the caller's transaction): each approver's owner
+ * normalised, with the email of the key they decided with.
+ */
+async function decidersOf(client: PoolClient, id: string): Promise<Decider[]> {
+  const { rows } = await client.query<{ approver: string; decision: string; email: string | null }>(
+    `SELECT a.approver, a.decision, k.email
+       FROM api.withdrawal_approvals a LEFT JOIN api.api_keys k ON k.id = a.api_key_id
+      WHERE a.withdrawal_id = $1`,
     [id],
   );
-  return rows.map((r) => ({ approver: normalizeOwner(r.approver), decision: r.decision }));
+  return rows.map((r) => ({
+    decision: r.decision,
+    owner: normalizeOwner(r.approver),
+    email: r.email ?? null,
+  }));
 }
 
-export function createDecisions({ pool, holds, move, handToSigner, ring }: WithdrawalStages) {
+/** The requester as a person: the owner stored on the withdrawal, and its key's email. */
+async function requesterOf(client: PoolClient, w: Withdrawal) {
+  const { rows } = await client.query<{ email: string | null }>(
+    "SELECT email FROM api.api_keys WHERE id = $1",
+    [w.apiKeyId],
+  );
+  return { owner: w.requestedBy, email: rows[0]?.email ?? null };
+}
+
+export function createDecisions({
+  pool,
+  config,
+  holds,
+  move,
+  handToSigner,
+  ring,
+}: WithdrawalStages) {
+  // With console SSO on, people approve as `oidc:<email>`; a key naming no email may be one of
+  // them under another name, so it cannot count as a distinct approver (docs/console.md).
+  const personRequired = Boolean(config.api?.console?.oidc);
   async function decide(
     client: PoolClient,
     caller: ApiKey,
@@ -41,16 +71,22 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
     const w = await getWithdrawal(client, id, { forUpdate: true });
     if (!w) throw new NotFoundError("withdrawal", id);
     if (w.status !== "pending_approval") throw new WithdrawalStateError(id, w.status, decision);
+    if (personRequired && !caller.email)
+      throw new ApprovalError(
+        "APPROVER_PERSON_UNKNOWN",
+        "this key names no person (email) and console SSO is configured: it could be an SSO approver's own; decide with a key created with --email, or through SSO",
+        { withdrawal_id: id, approver: caller.owner, api_key_id: caller.id },
+      );
     // Owners are compared normalised (apiKeys.ts): rows written before owners were normalised
     // keep the spelling of their day, and "Anna" must not approve what "anna" requested.
-    if (caller.owner === normalizeOwner(w.requestedBy))
+    if (sharesPerson(caller, await requesterOf(client, w)))
       throw new ApprovalError(
         "APPROVER_IS_REQUESTER",
         "the requester of a withdrawal cannot approve or reject it",
         { withdrawal_id: id, approver: caller.owner },
       );
-    const earlier = await approversOf(client, id);
-    const inserted = earlier.some((a) => a.approver === caller.owner)
+    const earlier = await decidersOf(client, id);
+    const inserted = earlier.some((a) => sharesPerson(a, caller))
       ? { rowCount: 0 }
       : await client.query(
           `INSERT INTO api.withdrawal_approvals (withdrawal_id, approver, api_key_id, decision, reason)
@@ -60,7 +96,7 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
     if (inserted.rowCount !== 1)
       throw new ApprovalError(
         "ALREADY_DECIDED",
-        `${caller.owner} already decided on this withdrawal`,
+        `${caller.owner} (under this key or another of the same person) already decided on this withdrawal`,
         {
           withdrawal_id: id,
           approver: caller.owner,
@@ -71,7 +107,11 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
       action: decision === "approve" ? "withdrawal.approved_by" : "withdrawal.rejected_by",
       entityType: "withdrawal",
       entityId: id,
-      details: { api_key_id: caller.id, ...(reason ? { reason } : {}) },
+      details: {
+        api_key_id: caller.id,
+        ...(caller.email ? { email: caller.email } : {}),
+        ...(reason ? { reason } : {}),
+      },
     });
     return w;
   }
@@ -89,11 +129,9 @@ export function createDecisions({ pool, holds, move, handToSigner, ring }: Withd
           "withdrawals of this customer are blocked until an operator clears it (a reorg removed a deposit they had already spent): it cannot be approved now",
           { withdrawal_id: id },
         );
-      const approvals = new Set(
-        (await approversOf(client, id))
-          .filter((a) => a.decision === "approve")
-          .map((a) => a.approver),
-      ).size;
+      const approvals = countPersons(
+        (await decidersOf(client, id)).filter((a) => a.decision === "approve"),
+      );
       if (approvals >= w.requiredApprovals) {
         w = await move(client, w, "approved", caller.owner, { approvals });
         w = await handToSigner(client, w);
