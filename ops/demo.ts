@@ -22,7 +22,7 @@ import { createPool } from "../foundation/db.js";
 import { ConfigError } from "../foundation/errors.js";
 import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
-import { createReconciler } from "../ledger/recon/index.js";
+import { createReconciler, withChainRunLock } from "../ledger/recon/index.js";
 import { startKmsEmulator } from "../signer/kms-emulator/server.js";
 import { sweepReader } from "../signer/sweeps/sweepReads.js";
 import { type PreparedCustody, prepareCustody } from "./devstack/custody.js";
@@ -79,7 +79,8 @@ async function bookDemoFunding(
 /** `custody-node reconcile` at the newest final block, once the indexer has reached it. */
 async function reconcileDemo(config: ReturnType<typeof loadConfig>, chain: ChainConfig) {
   const common = createCommon(config);
-  const pool = createPool(config.env.DATABASE_URL, { max: 2 });
+  // Three: the chain's run lock, the run's completion transaction, its audit-head read.
+  const pool = createPool(config.env.DATABASE_URL, { max: 3 });
   try {
     const client = publicClientFor(chain.rpcUrls[0]!);
     const head = Number(await client.getBlockNumber());
@@ -97,7 +98,10 @@ async function reconcileDemo(config: ReturnType<typeof loadConfig>, chain: Chain
       if (Date.now() > deadline) throw new Error(`block ${head} not final within 60 s`);
       await new Promise((r) => setTimeout(r, 500));
     }
-    const run = await reconciler.run({ chain, block: head });
+    // Under the chain's run lock, as the CLI (the service's reconciler role runs beside it).
+    const run = await withChainRunLock(pool, chain, (held) =>
+      reconciler.run({ chain, block: head, signal: held }),
+    );
     for (const b of run.breaks) say(`  break ${b.type} ${b.key}: ${b.action}`);
     return run.breaks.length;
   } finally {

@@ -56,6 +56,7 @@ export {
   reportHtml,
 } from "./report.js";
 export { reconcilerRole } from "./role.js";
+export { withChainRunLock } from "./runLock.js";
 export type { SweepReader, SweptItem } from "./sources.js";
 export { listAuditAnchors, listRuns, readRun, type StoredRun } from "./store.js";
 export {
