@@ -20,7 +20,6 @@ import {
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { transferId } from "../transferId.js";
 import { acknowledgeBreak, breakStatesOf } from "./breakStates.js";
 import { createReconciler, type RunSummary } from "./reconcile.js";
 import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
@@ -55,15 +54,7 @@ beforeAll(async () => {
     { address: D_BOB, owner: "bob" },
   ]);
   stack = await startReconciledChain(ctx, chain);
-  const opening = BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
-  await stack.ledger.transfer({
-    id: transferId("opening:hot-1"),
-    assetId: `${CHAIN_ID}:0x0000000000000000000000000000000000000000`,
-    debit: `custody:hot:${hot}`,
-    credit: "suspense",
-    amount: opening,
-    kind: "manual",
-  });
+  await stack.bookHotOpening(hot);
 });
 
 afterAll(async () => {

@@ -141,16 +141,7 @@ beforeAll(async () => {
   ({ ingestor, ledger, crediting, reconciler } = stack);
 
   // The hot wallet's genesis balance has no chain fact: booked once as an opening balance.
-  const opening = BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
-  await ledger.transfer({
-    id: transferId("opening:hot-1"),
-    assetId: ETH,
-    debit: hotAccount(),
-    credit: "suspense",
-    amount: opening,
-    kind: "manual",
-    memo: "opening balance of hot-1",
-  });
+  await stack.bookHotOpening(hot);
 });
 
 afterAll(async () => {

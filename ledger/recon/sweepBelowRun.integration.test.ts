@@ -20,7 +20,6 @@ import {
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { gasTransfer, sweepTransfer } from "../../signer/sweeps/bookings.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { transferId } from "../transferId.js";
 import { createReconciler, type RunSummary } from "./reconcile.js";
 import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
 
@@ -63,15 +62,7 @@ beforeAll(async () => {
     { address: D, owner: "alice" },
   ]);
   stack = await startReconciledChain(ctx, chain);
-  const opening = BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
-  await stack.ledger.transfer({
-    id: transferId("opening:hot-1"),
-    assetId: `${CHAIN_ID}:${ZERO}`,
-    debit: `custody:hot:${hot}`,
-    credit: "suspense",
-    amount: opening,
-    kind: "manual",
-  });
+  await stack.bookHotOpening(hot);
 });
 
 afterAll(async () => {

@@ -4,6 +4,8 @@
  * and a reconciler that reads the chain through the ingestor's adapter. `stop` stops the ingestor
  * and closes the ledger; the caller owns the context (and cleans it up after `stop`). Test-only.
  */
+
+import type { Hex } from "viem";
 import {
   adapterPerChain,
   type ChainConfig,
@@ -15,7 +17,10 @@ import type { TestContext } from "../../../ops/testing/context.js";
 import { sweepReader } from "../../../signer/sweeps/sweepReads.js";
 import { createLedger, type Ledger } from "../../createLedger.js";
 import { createDepositCrediting, type DepositCrediting } from "../../depositCrediting.js";
+import { transferId } from "../../transferId.js";
 import { createReconciler, type Reconciler } from "../reconcile.js";
+
+const NATIVE = "0x0000000000000000000000000000000000000000";
 
 export type ReconciledChain = {
   adapter: EvmAdapter;
@@ -23,6 +28,11 @@ export type ReconciledChain = {
   ledger: Ledger;
   crediting: DepositCrediting;
   reconciler: Reconciler;
+  /**
+   * Books the hot wallet's balance at the chain's head as its opening balance (genesis funds have
+   * no chain fact): debit `custody:hot:<address>`, credit `suspense`, once per `owner`.
+   */
+  bookHotOpening: (address: Hex, owner?: string) => Promise<void>;
   stop: () => Promise<void>;
 };
 
@@ -56,6 +66,18 @@ export async function startReconciledChain(
       pool,
       chains: adapterPerChain(common, () => adapter),
     }),
+    async bookHotOpening(address, owner = "hot-1") {
+      const opening = await adapter.client.getBalance({ address, blockTag: "latest" });
+      await ledger.transfer({
+        id: transferId(`opening:${owner}`),
+        assetId: `${chain.chainId}:${NATIVE}`,
+        debit: `custody:hot:${address.toLowerCase()}`,
+        credit: "suspense",
+        amount: opening,
+        kind: "manual",
+        memo: `opening balance of ${owner}`,
+      });
+    },
     stop,
   };
 }
