@@ -35,6 +35,7 @@ export {
   TransferIdRaceError,
   TreasuryMoveError,
 } from "./errors.js";
+export { type FailureEvidence, failureIsEvidenced } from "./failureEvidence.js";
 export {
   gasBooking,
   gasReversal,

@@ -170,16 +170,8 @@ function fromRow(r: OutcomeRow): TxOutcome {
   };
 }
 
-/**
- * Whether a `failed` outcome rests on evidence that releases what it held: refused before a nonce
- * was taken, decided by a final block, or failed by an operator. A `failed` without any of these
- * is a signer bug, and whoever follows the request keeps its hold.
- */
-export function failureIsEvidenced(
-  o: Pick<TxOutcome, "nonce" | "finalizedAt" | "errorCode">,
-): boolean {
-  return o.nonce === null || o.finalizedAt !== null || o.errorCode === "OPERATOR_FAILED";
-}
+// The rule lives in the ledger, below the signer, so that attestation applies it too.
+export { failureIsEvidenced } from "../ledger/index.js";
 
 /**
  * Outcomes of requests by id (unknown ids are left out), or of every request whose outcome

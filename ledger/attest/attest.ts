@@ -36,6 +36,7 @@ import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract, listCustody, readFinalized } from "../../indexers/index.js";
 import { createLedger, type Ledger } from "../createLedger.js";
+import { failureIsEvidenced } from "../failureEvidence.js";
 import { gasTransfer, gasUnbooking } from "../gasBookings.js";
 import { customerLiabilitiesAtRun } from "../recon/customerLiabilities.js";
 import { unlessAborted } from "../recon/reconcile.js";
@@ -206,6 +207,21 @@ export async function lastAttestedBlock(pool: Pool, chainId: number): Promise<nu
   return block === null || block === undefined ? null : Number(block);
 }
 
+/**
+ * Whether the asset's newest attestation (a failed one does not count: it published nothing) has
+ * reserves or liabilities above zero; false before the first. Asked only of an asset at zero: the
+ * last entries of its range in the unique key (chain, asset, block).
+ */
+async function lastAttestedHeld(pool: Pool, chainId: number, assetId: string): Promise<boolean> {
+  const { rows } = await pool.query<{ held: boolean }>(
+    `SELECT reserves > 0 OR liabilities > 0 AS held FROM attest.attestations
+      WHERE chain_id = $1 AND asset_id = $2 AND status <> 'failed'
+      ORDER BY block_number DESC LIMIT 1`,
+    [chainId, assetId],
+  );
+  return rows[0]?.held ?? false;
+}
+
 export function createAttestor({
   common,
   pool,
@@ -324,7 +340,8 @@ export function createAttestor({
   /**
    * Confirmed attestations not yet final: finalized ones are marked final; one whose mined
    * transaction left the chain (the signer's reorg count grew past the booked one, or it is back in
-   * no block) or that failed after all has its gas booking reversed and is `requested` again, for
+   * no block) or that failed after all on evidence (failureIsEvidenced: a `failed` without it is a
+   * signer bug, and the booking stands) has its gas booking reversed and is `requested` again, for
    * the settlement below to book when it mines again. (The same rule as signer/sweeps'
    * followAction: the ledger does not import the signer.)
    */
@@ -351,7 +368,17 @@ export function createAttestor({
       const o = outcomes.get(row.request_id);
       if (!o) continue;
       const unmined = o.status === "broadcast" || o.status === "receipt_unknown";
-      const left = o.reorgs > row.booked_generation || unmined || o.status === "failed";
+      const failed = o.status === "failed";
+      if (failed && !failureIsEvidenced(o) && o.reorgs <= row.booked_generation)
+        log.error({
+          msg: "signer reported a confirmed attestation failed without a final block or an operator; its gas booking stands",
+          chain_id: chain.chainId,
+          attestation_id: Number(row.id),
+          request_id: o.requestId,
+          tx_hash: o.txHash,
+          error_code: o.errorCode,
+        });
+      const left = o.reorgs > row.booked_generation || unmined || (failed && failureIsEvidenced(o));
       if (!left && o.status !== "finalized") continue;
       const done = await withTransaction(pool, async (c) => {
         const now = await c.query<{ status: string; booked_generation: number; final: boolean }>(
@@ -439,6 +466,19 @@ export function createAttestor({
       const paid =
         (mined || o.status === "failed") && o.txHash !== null && o.fee !== null && !o.cancelled;
       if (!mined && o.status !== "failed") continue;
+      if (!mined && !failureIsEvidenced(o)) {
+        // Settled failed, the next block would be attested (and its gas booked) while this
+        // transaction may still mine: it stays requested, holding the chain's attestations.
+        log.error({
+          msg: "signer reported an attestation failed without a final block or an operator; it stays requested",
+          chain_id: chain.chainId,
+          attestation_id: Number(row.id),
+          request_id: o.requestId,
+          tx_hash: o.txHash,
+          error_code: o.errorCode,
+        });
+        continue;
+      }
       const ok = mined && o.receiptSuccess === true && !o.cancelled;
       await withTransaction(pool, async (c) => {
         if (paid) {
@@ -461,8 +501,8 @@ export function createAttestor({
               `attestation ${row.id}: gas booking refused (${JSON.stringify(result[0])})`,
             );
         }
-        // A failed request is final (the signer fails only at a final block or by an operator);
-        // a confirmed one is followed until finalized (follow above).
+        // A failed request is final (with evidence, above: a final block or an operator); a
+        // confirmed one is followed until finalized (follow above).
         await c.query(
           `UPDATE attest.attestations SET status = $2, tx_hash = $3, error = $4,
                   confirmed_at = CASE WHEN $2 = 'confirmed' THEN now() END,
@@ -672,8 +712,17 @@ export function createAttestor({
         detail: `${f.assetId}: the custody addresses hold ${f.reserves} at block ${run.block} but run ${run.id} counted ${recorded}`,
       };
     }
-    // An asset nobody holds and nobody is owed is not worth a transaction.
-    const due = all.filter((f) => f.reserves > 0n || f.liabilities > 0n);
+    // An asset nobody holds and nobody is owed is not worth a transaction, unless its last
+    // attestation held or owed something: customers' proofs and dApps would keep that figure, now
+    // wrong, for good. A fall to zero is attested once.
+    const due: AttestationFigures[] = [];
+    for (const f of all)
+      if (
+        f.reserves > 0n ||
+        f.liabilities > 0n ||
+        (await lastAttestedHeld(pool, chainId, f.assetId))
+      )
+        due.push(f);
     // The reserves' reads may take minutes: the checks above (in flight, due) are stale if the lock
     // went meanwhile, and another reconciler may have attested.
     stopIfLost();

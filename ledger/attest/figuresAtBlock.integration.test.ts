@@ -11,21 +11,32 @@
  *   attested, and nothing is requested from the signer;
  * - a confirmed attestation is followed until final (the signer's outcomes scripted here; its own
  *   reorg handling is signer/reorg.integration.test.ts): reorged out, its gas is unbooked and it is
- *   no longer served as confirmed; mined again, its gas is booked anew at the new fee.
+ *   no longer served as confirmed; mined again, its gas is booked anew at the new fee;
+ * - a `failed` the signer reports without evidence (no final block, no operator: failureIsEvidenced)
+ *   changes nothing: a requested attestation stays requested, a confirmed one keeps its gas and is
+ *   followed on (the signer's real outcomes, its request row set by SQL); an operator's fail settles it.
  */
 import { type Address, type Hex, zeroAddress, zeroHash } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
-import type { Pool } from "../../foundation/db.js";
+import { type Pool, withTransaction } from "../../foundation/db.js";
 import { recordContract } from "../../indexers/index.js";
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
+import { setTxRequestState } from "../../signer/testing/txRequestState.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { acknowledgeBreak } from "../recon/breakStates.js";
 import { createReconciler, type Reconciler } from "../recon/reconcile.js";
 import { transferId } from "../transferId.js";
-import { type Attestor, createAttestor, ensureSalts, requestIdOf } from "./attest.js";
+import {
+  ATTESTATION_KIND,
+  type Attestor,
+  createAttestor,
+  ensureSalts,
+  requestIdOf,
+} from "./attest.js";
 import { RESERVES_ATTESTOR } from "./deploy.js";
 import { buildMerkleSumTree } from "./merkleSum.js";
 import { liabilitiesProof } from "./proofs.js";
@@ -38,6 +49,7 @@ const HOT_A = freshAddress(501);
 const HOT_S = freshAddress(502);
 const OUTSIDER = freshAddress(599);
 const COLD_LATE = freshAddress(503);
+const ATTESTOR_A = freshAddress(504);
 
 let ctx: TestContext;
 let pool: Pool;
@@ -215,16 +227,14 @@ describe("attestation figures", () => {
 });
 
 describe("following an attestation until final", () => {
-  it("reorged out after confirmation: gas unbooked and not served; mined again: booked at its new fee; then final", async () => {
-    const chain = chainOf(A);
-    const assetId = ETH(A);
-    const block = 900_001;
-    const tx = `0x${"a7".repeat(32)}` as Hex;
+  const assetId = ETH(A);
+
+  /** An attestation of erin's 40 at `block`, stored `requested` as a tick stores one; its id. */
+  async function storedAttestation(block: number, requestId: string): Promise<string> {
     const salts = await ensureSalts(pool, assetId, ["erin"]);
     const tree = buildMerkleSumTree([
       { customerId: "erin", balance: 40n, salt: salts.get("erin")! },
     ]);
-    const requestId = requestIdOf(A, zeroAddress, block);
     const inserted = await pool.query<{ id: string }>(
       `INSERT INTO attest.attestations (chain_id, asset_id, token, block_number, run_id, contract,
          reserves, liabilities, liabilities_root, addresses_root, report_hash, leaf_count,
@@ -235,7 +245,7 @@ describe("following an attestation until final", () => {
         assetId,
         zeroAddress,
         block,
-        freshAddress(504).toLowerCase(),
+        ATTESTOR_A.toLowerCase(),
         tree.root.hash,
         zeroHash,
         requestId,
@@ -246,6 +256,33 @@ describe("following an attestation until final", () => {
       "INSERT INTO attest.leaves (attestation_id, customer_id, balance) VALUES ($1, 'erin', 40)",
       [id],
     );
+    return id;
+  }
+  const state = async (id: string) =>
+    (
+      await pool.query<{ status: string; final: boolean }>(
+        "SELECT status, final_at IS NOT NULL AS final FROM attest.attestations WHERE id = $1",
+        [id],
+      )
+    ).rows[0];
+  /** Gas booked for a transaction, less what was given back. */
+  const gasBooked = async (tx: Hex) =>
+    (
+      await pool.query<{ net: string }>(
+        `SELECT coalesce(sum(CASE WHEN d.name = 'fees:gas' THEN t.amount ELSE -t.amount END), 0)::text AS net
+           FROM ledger.transfers t JOIN ledger.accounts d ON d.id = t.debit_account_id
+          WHERE t.tx_hash = $1
+             OR t.reverses_id IN (SELECT id FROM ledger.transfers WHERE tx_hash = $1)`,
+        [tx],
+      )
+    ).rows[0]!.net;
+
+  it("reorged out after confirmation: gas unbooked and not served; mined again: booked at its new fee; then final", async () => {
+    const chain = chainOf(A);
+    const block = 900_001;
+    const tx = `0x${"a7".repeat(32)}` as Hex;
+    const requestId = requestIdOf(A, zeroAddress, block);
+    const id = await storedAttestation(block, requestId);
     const signerSays = (o: Partial<AttestationOutcome>) => {
       outcomes = [
         {
@@ -258,53 +295,116 @@ describe("following an attestation until final", () => {
           fee: 1000n,
           cancelled: false,
           errorCode: null,
+          nonce: 7n,
+          finalizedAt: null,
           reorgs: 0,
           ...o,
         },
       ];
     };
-    const state = async () =>
-      (
-        await pool.query<{ status: string; final: boolean }>(
-          "SELECT status, final_at IS NOT NULL AS final FROM attest.attestations WHERE id = $1",
-          [id],
-        )
-      ).rows[0];
-    /** Gas booked for the attestation's transaction, less what was given back. */
-    const gasBooked = async () =>
-      (
-        await pool.query<{ net: string }>(
-          `SELECT coalesce(sum(CASE WHEN d.name = 'fees:gas' THEN t.amount ELSE -t.amount END), 0)::text AS net
-             FROM ledger.transfers t JOIN ledger.accounts d ON d.id = t.debit_account_id
-            WHERE t.tx_hash = $1
-               OR t.reverses_id IN (SELECT id FROM ledger.transfers WHERE tx_hash = $1)`,
-          [tx],
-        )
-      ).rows[0]!.net;
     const served = async () =>
       (await liabilitiesProof(pool, { customerId: "erin", assetId })).found;
 
     signerSays({});
     await attestor.settle(chain);
-    expect(await state()).toEqual({ status: "confirmed", final: false });
-    expect([await gasBooked(), await served()]).toEqual(["1000", true]);
+    expect(await state(id)).toEqual({ status: "confirmed", final: false });
+    expect([await gasBooked(tx), await served()]).toEqual(["1000", true]);
 
     // A reorg above the final block takes the transaction out; the signer sends the same bytes again.
     signerSays({ status: "broadcast", reorgs: 1, receiptSuccess: null, fee: null });
     await attestor.settle(chain);
-    expect(await state()).toEqual({ status: "requested", final: false });
-    expect([await gasBooked(), await served()]).toEqual(["0", false]);
+    expect(await state(id)).toEqual({ status: "requested", final: false });
+    expect([await gasBooked(tx), await served()]).toEqual(["0", false]);
 
     // Mined again in another block, at another base fee.
     signerSays({ reorgs: 1, fee: 1200n });
     await attestor.settle(chain);
-    expect(await state()).toEqual({ status: "confirmed", final: false });
-    expect([await gasBooked(), await served()]).toEqual(["1200", true]);
+    expect(await state(id)).toEqual({ status: "confirmed", final: false });
+    expect([await gasBooked(tx), await served()]).toEqual(["1200", true]);
 
-    signerSays({ status: "finalized", reorgs: 1, fee: 1200n });
+    signerSays({ status: "finalized", reorgs: 1, fee: 1200n, finalizedAt: new Date() });
     await attestor.settle(chain);
     await attestor.settle(chain);
-    expect(await state()).toEqual({ status: "confirmed", final: true });
-    expect(await gasBooked()).toBe("1200");
+    expect(await state(id)).toEqual({ status: "confirmed", final: true });
+    expect(await gasBooked(tx)).toBe("1200");
+  });
+
+  it("a failure the signer reports without a final block or an operator changes nothing", async () => {
+    // The signer's own request intake and outcomes; its rows set to the states the tracker would
+    // record (signer/testing/txRequestState.ts): an unevidenced `failed` is a signer bug the real
+    // tracker cannot produce on anvil.
+    const chain = chainOf(A);
+    const withSigner = createAttestor({
+      common: ctx.common,
+      pool,
+      sender: { requestTransaction, getTxOutcomes },
+      chains: adapterPerChain(ctx.common),
+    });
+    const stored = async (block: number) => {
+      const requestId = requestIdOf(A, zeroAddress, block);
+      const id = await storedAttestation(block, requestId);
+      await withTransaction(pool, (c) =>
+        requestTransaction(c, {
+          id: requestId,
+          chainId: A,
+          from: HOT_A,
+          to: ATTESTOR_A,
+          value: 0n,
+          data: "0x",
+          kind: ATTESTATION_KIND,
+          refId: id,
+        }),
+      );
+      return { id, requestId };
+    };
+
+    // Requested, reported failed at a nonce with no final block: not settled (settled `failed`,
+    // the next block would be attested while this transaction may still mine).
+    const a = await stored(900_101);
+    await setTxRequestState(pool, a.requestId, {
+      status: "failed",
+      nonce: 41,
+      errorCode: "SOMETHING",
+    });
+    await withSigner.settle(chain);
+    await withSigner.settle(chain);
+    expect(await state(a.id)).toEqual({ status: "requested", final: false });
+    // An operator fails it (audited): that is evidence, and it settles failed.
+    await setTxRequestState(pool, a.requestId, {
+      status: "failed",
+      nonce: 41,
+      errorCode: "OPERATOR_FAILED",
+    });
+    await withSigner.settle(chain);
+    expect(await state(a.id)).toEqual({ status: "failed", final: true });
+
+    // Confirmed and its gas booked, then reported failed without evidence: the booking and the
+    // confirmation stand, followed on until final.
+    const b = await stored(900_102);
+    const tx = `0x${"b8".repeat(32)}` as Hex;
+    const mined = { txHash: tx, fee: 1000n, block: 900_200, nonce: 42 };
+    await setTxRequestState(pool, b.requestId, { status: "confirmed", ...mined });
+    await withSigner.settle(chain);
+    expect([await state(b.id), await gasBooked(tx)]).toEqual([
+      { status: "confirmed", final: false },
+      "1000",
+    ]);
+    await setTxRequestState(pool, b.requestId, {
+      status: "failed",
+      ...mined,
+      errorCode: "SOMETHING",
+    });
+    await withSigner.settle(chain);
+    await withSigner.settle(chain);
+    expect([await state(b.id), await gasBooked(tx)]).toEqual([
+      { status: "confirmed", final: false },
+      "1000",
+    ]);
+    await setTxRequestState(pool, b.requestId, { status: "confirmed", ...mined, finalized: true });
+    await withSigner.settle(chain);
+    expect([await state(b.id), await gasBooked(tx)]).toEqual([
+      { status: "confirmed", final: true },
+      "1000",
+    ]);
   });
 });

@@ -40,6 +40,10 @@ export type AttestationOutcome = {
   /** Whether the mined attempt was the signer's cancel of this nonce. */
   cancelled: boolean;
   errorCode: string | null;
+  /** The nonce it took; null: refused before one was taken (failureIsEvidenced reads these two). */
+  nonce: bigint | null;
+  /** When its block became final; null: not yet. */
+  finalizedAt: Date | null;
   /** Times a mined attempt of this request left the canonical chain (a reorg). */
   reorgs: number;
 };

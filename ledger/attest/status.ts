@@ -36,7 +36,8 @@ export type AttestationsInFlight = {
  * Attestations handed to the signer and not yet settled, per chain and the signer's status of
  * their transaction. While one is in flight its chain is not attested again (attest.ts `in_flight`),
  * so one stuck in receipt_unknown or needs_review stops the chain's attestation until an operator
- * works the request (the metric custody_attestations_in_flight and the AttestationStuck alert).
+ * works the request, as does one the signer reported failed without evidence the attestor settles
+ * on (the metric custody_attestations_in_flight and the AttestationStuck alert).
  */
 export async function attestationsInFlight(
   db: Pool | PoolClient,

@@ -11,6 +11,9 @@
  *   last-read balance. A movement nobody indexed (a leaked deposit key drained without a trace
  *   fact) is then in the attestation's read and not in the run's: published, it is a shortfall (or a
  *   surplus) no reconciliation of that block checked. Not attested (`reserves_differ`).
+ * - An asset nobody holds and nobody is owed is not attested, but one whose last attestation held
+ *   or owed something and that has fallen to zero is, once: otherwise customers' proofs and dApps
+ *   keep that last figure, now wrong, for good.
  */
 import { type Address, encodeFunctionData, getAddress, type Hex, zeroAddress } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -26,17 +29,21 @@ import {
   watch,
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
+import { setTxRequestState } from "../../signer/testing/txRequestState.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import { createReconciler } from "../recon/reconcile.js";
 import { transferId } from "../transferId.js";
 import { createAttestor, requestIdOf } from "./attest.js";
 import { RESERVES_ATTESTOR } from "./deploy.js";
+import { liabilitiesProof } from "./proofs.js";
 import type { AttestationSender } from "./sender.js";
 
-/** The listed-midway case's chain, and the reserves case's. */
+/** The listed-midway case's chain, the reserves case's, and the fall-to-zero case's. */
 const LISTED = 31341;
 const ID = 31342;
+const ZERO = 31343;
 const HOT = freshAddress(711);
 const DEP = freshAddress(712);
 
@@ -54,7 +61,9 @@ const sender: AttestationSender = {
 };
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: LISTED }, { chainId: ID }] });
+  ctx = await createTestContext({
+    chains: [{ chainId: LISTED }, { chainId: ID }, { chainId: ZERO }],
+  });
   pool = ctx.db.pool;
   ledger = createLedger({ common: ctx.common, pool });
   await ledger.ensureAssetsFromConfig(ctx.config.chains);
@@ -88,14 +97,16 @@ const reconcilerOf = (options: { inflowRotation?: number } = {}) =>
   });
 const attestor = () =>
   createAttestor({ common: ctx.common, pool, sender, chains: adapterPerChain(ctx.common) });
+const attestorAddress = (chainId: number) =>
+  freshAddress({ [LISTED]: 702, [ID]: 713 }[chainId] ?? 721) as Address;
 const recordAttestor = (chainId: number) =>
   recordContract(pool, {
     chainId,
     name: RESERVES_ATTESTOR,
-    address: freshAddress(chainId === LISTED ? 702 : 713) as Address,
+    address: attestorAddress(chainId),
     hotWallet: HOT as Address,
     initCodeHash: null,
-    deployTxHash: `0x${(chainId === LISTED ? "d1" : "d2").repeat(32)}`,
+    deployTxHash: `0x${({ [LISTED]: "d1", [ID]: "d2" }[chainId] ?? "d3").repeat(32)}`,
     blockNumber: 1n,
   });
 
@@ -215,5 +226,95 @@ describe("reserves the run did not read at its block", () => {
     const tick = await attestor().tick(chain, { everyBlocks: 1 });
     expect(tick).toMatchObject({ attested: [], skipped: "reserves_differ", runId: second.runId });
     expect(requested).toEqual([]);
+  });
+});
+
+describe("an asset whose reserves and liabilities fall to zero", () => {
+  it("is attested once at zero, then no more", async () => {
+    const chain = chainOf(ZERO);
+    const rpc = rpcs.get(ZERO)!;
+    const assetId = `${ZERO}:${zeroAddress}`;
+    // The signer's own request intake and outcomes; its rows set to what its tracker records once
+    // the attestation mines (signer/testing/txRequestState.ts): no signer runs here. (A new one
+    // per tick, like attestor(): the adapter's endpoint heads would be those of the first.)
+    const withSigner = () =>
+      createAttestor({
+        common: ctx.common,
+        pool,
+        sender: { requestTransaction, getTxOutcomes },
+        chains: adapterPerChain(ctx.common),
+      });
+    let nonce = 0;
+    /** Tick at a new final block after a clean full run; settle what it requested as mined. */
+    const attestNow = async () => {
+      const block = await finalBlock(ZERO);
+      const run = await reconcilerOf().run({ chain, block, full: true });
+      expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
+      const attestor = withSigner();
+      const tick = await attestor.tick(chain, { everyBlocks: 1 });
+      expect(tick).toMatchObject({ runId: run.runId, block });
+      for (const a of tick.attested) {
+        await setTxRequestState(pool, a.requestId, {
+          status: "confirmed",
+          txHash: `0x${(++nonce).toString(16).padStart(64, "0")}`,
+          block: block + 1,
+          nonce,
+        });
+        await attestor.settle(chain);
+      }
+      return tick.attested.map((a) => [a.token, a.reserves, a.liabilities, a.leafCount]);
+    };
+    const proofBalance = async () => {
+      const p = await liabilitiesProof(pool, { customerId: "alice", assetId });
+      return p.found ? [p.proof.block, p.proof.balance] : p.reason;
+    };
+
+    // Before anything is held or owed: nothing worth a transaction.
+    await rpc("anvil_setBalance", [HOT, "0x0"]);
+    await rpc("anvil_setBalance", [DEP, "0x0"]);
+    await recordAttestor(ZERO);
+    expect(await attestNow()).toEqual([]);
+
+    // Alice is owed 100 the hot wallet holds: attested.
+    await ledger.transfer({
+      id: transferId("fall to zero: alice in"),
+      assetId,
+      debit: `custody:hot:${HOT}`,
+      credit: "user:alice",
+      amount: 100n,
+      kind: "manual",
+    });
+    await rpc("anvil_setBalance", [HOT, "0x64"]);
+    expect(await attestNow()).toEqual([[zeroAddress, 100n, 100n, 1]]);
+    const held = await proofBalance();
+    expect(held).toMatchObject([expect.any(String), "100"]);
+
+    // She takes it all out: reserves and liabilities fall to 0. Attested at zero, so her proof
+    // says 0 (not the 100 of the last attestation).
+    await ledger.transfer({
+      id: transferId("fall to zero: alice out"),
+      assetId,
+      debit: "user:alice",
+      credit: `custody:hot:${HOT}`,
+      amount: 100n,
+      kind: "manual",
+    });
+    await rpc("anvil_setBalance", [HOT, "0x0"]);
+    expect(await attestNow()).toEqual([[zeroAddress, 0n, 0n, 1]]);
+    const zero = await proofBalance();
+    expect(zero).toMatchObject([expect.any(String), "0"]);
+    expect(Number((zero as string[])[0])).toBeGreaterThan(Number((held as string[])[0]));
+
+    // Still zero: once was enough.
+    expect(await attestNow()).toEqual([]);
+    const stored = await pool.query<{ reserves: bigint; liabilities: bigint; status: string }>(
+      `SELECT reserves, liabilities, status FROM attest.attestations
+        WHERE chain_id = $1 ORDER BY block_number`,
+      [ZERO],
+    );
+    expect(stored.rows).toEqual([
+      { reserves: 100n, liabilities: 100n, status: "confirmed" },
+      { reserves: 0n, liabilities: 0n, status: "confirmed" },
+    ]);
   });
 });
