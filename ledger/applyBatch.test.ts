@@ -7,6 +7,7 @@ import {
   type BatchState,
   firstDifference,
   type HoldState,
+  type TransferRow,
 } from "./applyBatch.js";
 import { transferId } from "./transferId.js";
 
@@ -103,6 +104,37 @@ describe("applyBatch", () => {
     expect(codes(out)).toEqual(["created", "exists", "LEDGER_TRANSFER_EXISTS_MISMATCH"]);
     expect(out.results[2]).toMatchObject({ field: "amount" });
     expect(out.inserts).toHaveLength(1);
+  });
+
+  it("takes a hold retried with another timeout (or none) for another request", () => {
+    const h = (timeoutSeconds?: number) =>
+      t("h", "user:1", HOT, 10n, {
+        type: "pending",
+        ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      });
+    const out = applyBatch([h(3600), h(3600), h(60), h()], state());
+    expect(codes(out)).toEqual([
+      "created",
+      "exists",
+      "LEDGER_TRANSFER_EXISTS_MISMATCH",
+      "LEDGER_TRANSFER_EXISTS_MISMATCH",
+    ]);
+    expect(out.results.slice(2)).toMatchObject([
+      { field: "timeoutSeconds" },
+      { field: "timeoutSeconds" },
+    ]);
+    // the same against a stored hold (read back with the timeout it was placed with)
+    const { postedDelta: _p, pendingDelta: _d, ...stored } = out.inserts[0] as TransferRow;
+    const again = applyBatch([h(3600), h(60), h()], {
+      ...state(),
+      existing: new Map([[id("h"), stored]]),
+    });
+    expect(codes(again)).toEqual([
+      "exists",
+      "LEDGER_TRANSFER_EXISTS_MISMATCH",
+      "LEDGER_TRANSFER_EXISTS_MISMATCH",
+    ]);
+    expect(again.inserts).toEqual([]);
   });
 
   it("returns a stored failure for a failed id even when it would now succeed", () => {
@@ -249,6 +281,7 @@ describe("firstDifference", () => {
       chainRef: { chainId: 1, txHash: "0xab", position: "tx" },
       reversesId: null,
       memo: null,
+      timeoutSeconds: null,
     };
     expect(firstDifference(base, { ...base })).toBeUndefined();
     expect(firstDifference(base, { ...base, kind: "manual" })).toBe("kind");
@@ -256,5 +289,6 @@ describe("firstDifference", () => {
       firstDifference(base, { ...base, chainRef: { ...base.chainRef, position: "log:1" } }),
     ).toBe("chainRef");
     expect(firstDifference(base, { ...base, creditAccountId: 3n })).toBe("credit");
+    expect(firstDifference(base, { ...base, timeoutSeconds: 60 })).toBe("timeoutSeconds");
   });
 });

@@ -55,12 +55,16 @@ export type StoredTransfer = {
   chainRef: ChainRef | null;
   reversesId: string | null;
   memo: string | null;
+  /**
+   * A hold's timeout as requested: when it expires and releases the funds, so a retry asking for
+   * another one is another request (TigerBeetle's `exists_with_different_timeout`).
+   */
+  timeoutSeconds: number | null;
 };
 
 export type TransferRow = StoredTransfer & {
   postedDelta: bigint;
   pendingDelta: bigint;
-  timeoutSeconds: number | null;
 };
 
 export type BatchState = {
@@ -96,6 +100,9 @@ export function accountKey(assetId: string, name: string): string {
 }
 
 type Failure = { code: FailureCode; detail?: string; field?: string };
+
+/** 2^31 − 1 (about 68 years): the largest timeout Postgres' int stores. */
+const MAX_TIMEOUT_SECONDS = 2_147_483_647;
 
 const fail = (code: FailureCode, detail?: string, field?: string): Failure => ({
   code,
@@ -184,10 +191,15 @@ export function validateTransfer(
         "timeoutSeconds is for pending transfers",
         "timeoutSeconds",
       );
-    if (!Number.isSafeInteger(t.timeoutSeconds) || t.timeoutSeconds <= 0)
+    // Stored as int4 (runBatch's WRITE): a larger one would fail the whole batch in Postgres.
+    if (
+      !Number.isSafeInteger(t.timeoutSeconds) ||
+      t.timeoutSeconds <= 0 ||
+      t.timeoutSeconds > MAX_TIMEOUT_SECONDS
+    )
       return fail(
         "LEDGER_INVALID_TRANSFER",
-        "timeoutSeconds must be a positive integer",
+        `timeoutSeconds must be a positive integer up to ${MAX_TIMEOUT_SECONDS}`,
         "timeoutSeconds",
       );
   }
@@ -216,6 +228,7 @@ export function firstDifference(
   if (!sameRef(stored.chainRef, wanted.chainRef)) return "chainRef";
   if (stored.reversesId !== wanted.reversesId) return "reverses";
   if (stored.memo !== wanted.memo) return "memo";
+  if (stored.timeoutSeconds !== wanted.timeoutSeconds) return "timeoutSeconds";
   return undefined;
 }
 
@@ -285,6 +298,7 @@ export function applyBatch(inputs: readonly BatchInput[], state: BatchState): Ba
           chainRef: "chainRef" in t ? (t.chainRef ?? null) : null,
           reversesId: null,
           memo: "memo" in t ? (t.memo ?? null) : null,
+          timeoutSeconds: null,
         };
         const field = firstDifference(stored, wanted);
         return field

@@ -1,7 +1,10 @@
 /**
  * The ledger check (`custody-node ledger check`): proves, per asset, that debits equal credits
  * (posted and pending), that every account's stored balance equals the sum of its transfers, that
- * every account's pending balance equals its open holds, and that no user account is negative.
+ * every account's pending balance equals its open holds, that no user account is negative, and that
+ * every post, void or expiry resolves a hold, one at most, posting no more than it held. The ledger's
+ * rules enforce all of this on write; the check finds what slipped past them (manual SQL, a bug, a
+ * restore).
  */
 import { formatAmount } from "../foundation/amounts.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
@@ -11,7 +14,10 @@ export type CheckProblem = {
     | "unbalanced_asset"
     | "account_balance_mismatch"
     | "holds_mismatch"
-    | "negative_user_account";
+    | "negative_user_account"
+    | "post_exceeds_hold"
+    | "hold_resolved_twice"
+    | "resolution_without_hold";
   assetId: string;
   account?: string;
   detail: string;
@@ -71,6 +77,26 @@ const NEGATIVE = `
 SELECT asset_id, name, credits_posted - debits_posted - debits_pending AS available
 FROM ledger.accounts
 WHERE kind = 'user' AND credits_posted - debits_posted - debits_pending < 0`;
+
+// Each hold with its resolutions, from the immutable transfers (the hold's amount is its pending
+// transfer's). One pass over the table and one group per hold, as BALANCES reads it; accounts are
+// joined for the groups reported only.
+const RESOLUTIONS = `
+WITH r AS (
+  SELECT COALESCE(pending_id, id) AS hold_id, max(debit_account_id) AS debit_account_id,
+    max(amount) FILTER (WHERE type = 'pending') AS held,
+    max(amount) FILTER (WHERE type = 'post') AS posted,
+    count(*) FILTER (WHERE type = 'pending')::int AS holds,
+    count(*) FILTER (WHERE type <> 'pending')::int AS resolutions
+  FROM ledger.transfers WHERE type <> 'single'
+  GROUP BY 1
+  HAVING count(*) FILTER (WHERE type = 'pending') = 0
+    OR count(*) FILTER (WHERE type <> 'pending') > 1
+    OR max(amount) FILTER (WHERE type = 'post') > max(amount) FILTER (WHERE type = 'pending')
+)
+SELECT r.hold_id::text, a.asset_id, a.name, r.held, r.posted, r.holds, r.resolutions
+FROM r LEFT JOIN ledger.accounts a ON a.id = r.debit_account_id
+ORDER BY r.hold_id`;
 
 /**
  * Runs in one REPEATABLE READ transaction so every query sees the same snapshot while transfers
@@ -145,6 +171,38 @@ export async function checkLedger(pool: Pool): Promise<CheckReport> {
           account: n.name,
           detail: `available ${n.available}`,
         });
+      }
+      const resolutions = await client.query<{
+        hold_id: string;
+        asset_id: string | null;
+        name: string | null;
+        held: bigint | null;
+        posted: bigint | null;
+        holds: number;
+        resolutions: number;
+      }>(RESOLUTIONS);
+      for (const r of resolutions.rows) {
+        const where = { assetId: r.asset_id ?? "(no account)", account: r.name ?? "(missing)" };
+        if (r.holds === 0) {
+          problems.push({
+            type: "resolution_without_hold",
+            ...where,
+            detail: `${r.resolutions} post, void or expire transfer(s) name ${r.hold_id}, which is no hold`,
+          });
+          continue;
+        }
+        if (r.resolutions > 1)
+          problems.push({
+            type: "hold_resolved_twice",
+            ...where,
+            detail: `hold ${r.hold_id} has ${r.resolutions} resolutions (post, void or expire)`,
+          });
+        if (r.held !== null && r.posted !== null && r.posted > r.held)
+          problems.push({
+            type: "post_exceeds_hold",
+            ...where,
+            detail: `hold ${r.hold_id} of ${r.held} posted ${r.posted}`,
+          });
       }
       return { totals: totals.rows, problems };
     },

@@ -29,7 +29,7 @@ export function registerCommands(program: Command): void {
   ledger
     .command("check")
     .description(
-      "prove per asset: debits = credits (posted and pending), balances = sum of transfers, holds match, no user account negative; exit 1 on any problem",
+      "prove per asset: debits = credits (posted and pending), balances = sum of transfers, holds match, no user account negative, each hold resolved at most once and never posted beyond its amount; exit 1 on any problem",
     )
     .option("--json", "print the report as JSON", false)
     .action(async (opts: { json: boolean }) => {

@@ -132,6 +132,20 @@ describe("transfers", () => {
       }),
       "LEDGER_INVALID_TRANSFER",
     );
+    // a timeout the database cannot store is refused as input, not met as a database error
+    const tooLong = await expectCode(
+      ledger.hold({
+        id: randomUUID(),
+        assetId: ETH,
+        debit: DEP,
+        credit: "user:x",
+        amount: 1n,
+        kind: "deposit",
+        timeoutSeconds: 2 ** 31,
+      }),
+      "LEDGER_INVALID_TRANSFER",
+    );
+    expect(tooLong.meta.field).toBe("timeoutSeconds");
   });
 
   it("keeps a chain reference on its asset's chain: the ledger refuses it, Postgres backs it", async () => {
@@ -476,5 +490,91 @@ describe("check", () => {
       "UPDATE ledger.accounts SET credits_posted = credits_posted - 1 WHERE name = 'user:a' AND asset_id = $1",
       [ETH],
     );
+  });
+
+  // Each violation is planted with balances kept consistent, so only the new checks can see it.
+  it("finds a post larger than its hold, a hold resolved twice, and a resolution of no hold", async () => {
+    const q = (sql: string, params: unknown[]) => ctx.db.pool.query(sql, params);
+    const types = async () => (await ledger.check()).problems.map((p) => p.type);
+    await fund("user:chk", 100n);
+    const place = async () => {
+      const id = randomUUID();
+      await ledger.hold({
+        id,
+        assetId: ETH,
+        debit: "user:chk",
+        credit: HOT,
+        amount: 10n,
+        kind: "withdrawal",
+      });
+      return id;
+    };
+    // partial and full posts, a void and an expiry: a clean ledger reports nothing
+    const h1 = await place();
+    const p1 = randomUUID();
+    await ledger.postPending({ id: p1, pendingId: h1 });
+    await ledger.postPending({ id: randomUUID(), pendingId: await place(), amount: 4n });
+    const h2 = await place();
+    await ledger.voidPending({ id: randomUUID(), pendingId: h2 });
+    const h3 = await place();
+    await q("UPDATE ledger.holds SET timeout_at = now() WHERE transfer_id = $1", [h3]);
+    expect(await ledger.expireHolds()).toBeGreaterThanOrEqual(1);
+    expect(await types()).toEqual([]);
+
+    // the post of h1 made 15 out of a hold of 10, both accounts moved to match
+    const bump = `UPDATE ledger.accounts SET debits_posted = debits_posted + $3
+      WHERE asset_id = $1 AND name = $2`;
+    const bumpCredit = `UPDATE ledger.accounts SET credits_posted = credits_posted + $3
+      WHERE asset_id = $1 AND name = $2`;
+    const overpost = async (by: bigint) => {
+      await q(
+        "UPDATE ledger.transfers SET amount = amount + $2, posted_delta = posted_delta + $2 WHERE id = $1",
+        [p1, by],
+      );
+      await q(bump, [ETH, "user:chk", by]);
+      await q(bumpCredit, [ETH, HOT, by]);
+    };
+    await overpost(5n);
+    const report = await ledger.check();
+    expect(report.problems).toEqual([
+      {
+        type: "post_exceeds_hold",
+        assetId: ETH,
+        account: "user:chk",
+        detail: `hold ${h1} of 10 posted 15`,
+      },
+    ]);
+    await overpost(-5n);
+
+    // a second resolution of h2 (voided already), with no effect on any balance
+    const plant = (id: string, pendingId: string) =>
+      q(
+        `INSERT INTO ledger.transfers (id, asset_id, debit_account_id, credit_account_id, amount,
+           type, pending_id, posted_delta, pending_delta, kind)
+         SELECT $1, asset_id, debit_account_id, credit_account_id, 0, 'void', $2, 0, 0, kind
+         FROM ledger.transfers WHERE id = $3`,
+        [id, pendingId, h2],
+      );
+    const twice = randomUUID();
+    await plant(twice, h2);
+    expect((await ledger.check()).problems).toEqual([
+      {
+        type: "hold_resolved_twice",
+        assetId: ETH,
+        account: "user:chk",
+        detail: `hold ${h2} has 2 resolutions (post, void or expire)`,
+      },
+    ]);
+    // a resolution naming a transfer that is no hold (here a deposit credit)
+    const orphan = randomUUID();
+    const single = await q(
+      "SELECT id::text FROM ledger.transfers WHERE type = 'single' AND asset_id = $1 LIMIT 1",
+      [ETH],
+    );
+    const notHold = (single.rows[0] as { id: string }).id;
+    await plant(orphan, notHold);
+    expect((await types()).sort()).toEqual(["hold_resolved_twice", "resolution_without_hold"]);
+    await q("DELETE FROM ledger.transfers WHERE id = ANY($1::uuid[])", [[twice, orphan]]);
+    expect(await types()).toEqual([]);
   });
 });

@@ -7,14 +7,17 @@
  *   hold committed in between names accounts the batch did not lock; the batch is redone, never
  *   failed whole (on the shared path that would reject every other caller's transfer in it);
  * - the same hold submitted at once by several callers (a retried withdrawal request): one places
- *   it, the others answer `exists`; none gets a database error.
+ *   it, the others answer `exists`; none gets a database error;
+ * - a hold retried with another timeout (or none, or one where it had none) is another request:
+ *   refused, on every path, and the hold keeps the timeout it was placed with.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool, type Pool, withTransaction } from "../foundation/db.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createLedger, type Ledger } from "./createLedger.js";
-import type { TransferInput, TransferResult } from "./types.js";
+import { transferId } from "./transferId.js";
+import type { NewTransfer, TransferInput, TransferResult } from "./types.js";
 
 const ETH = "31337:0x0000000000000000000000000000000000000000";
 const HOT = `custody:hot:0x${"33".repeat(20)}`;
@@ -45,10 +48,14 @@ async function submit(path: Path, t: TransferInput): Promise<TransferResult> {
     );
   return ledger.transfer(t).then(
     (status) => ({ id: t.id, status }),
-    (e: { code: TransferResult extends { code: infer C } ? C : never }) => ({
+    (e: {
+      code: TransferResult extends { code: infer C } ? C : never;
+      meta: { field?: string };
+    }) => ({
       id: t.id,
       status: "failed" as const,
       code: e.code,
+      ...(e.meta.field !== undefined ? { field: e.meta.field } : {}),
     }),
   );
 }
@@ -266,4 +273,47 @@ describe("a hold retried concurrently", () => {
     }
     expect(rejected).toEqual([]);
   }, 120_000);
+});
+
+describe("a hold retried with another timeout", () => {
+  it("is refused on every path, naming timeoutSeconds, and the hold keeps its timeout", async () => {
+    for (const path of ["own", "shared", "caller"] as Path[]) {
+      const user = `user:timeout-${path}`;
+      await fund(user);
+      const hold = (timeoutSeconds?: number): NewTransfer => ({
+        type: "pending",
+        id: transferId(`hold-timeout:${user}`),
+        assetId: ETH,
+        debit: user,
+        credit: HOT,
+        amount: 10n,
+        kind: "withdrawal",
+        ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      });
+      expect(await submit(path, hold(3600))).toEqual({ id: hold().id, status: "created" });
+      expect(await submit(path, hold(3600))).toEqual({ id: hold().id, status: "exists" });
+      for (const other of [60, 3601, undefined])
+        expect(await submit(path, hold(other)), `${path} ${other}`).toMatchObject({
+          status: "failed",
+          code: "LEDGER_TRANSFER_EXISTS_MISMATCH",
+          field: "timeoutSeconds",
+        });
+      // and the other way round: a hold placed without a timeout, retried with one
+      const open: NewTransfer = { ...hold(), id: randomUUID() };
+      expect(await submit(path, open)).toMatchObject({ status: "created" });
+      expect(await submit(path, { ...open, timeoutSeconds: 60 })).toMatchObject({
+        status: "failed",
+        code: "LEDGER_TRANSFER_EXISTS_MISMATCH",
+        field: "timeoutSeconds",
+      });
+      expect(await submit(path, open)).toMatchObject({ status: "exists" });
+      const h = await pool.query<{ secs: number }>(
+        `SELECT extract(epoch FROM timeout_at - now())::int AS secs FROM ledger.holds WHERE transfer_id = $1`,
+        [hold().id],
+      );
+      expect(h.rows[0]?.secs).toBeGreaterThan(3500);
+      expect((await ledger.balance({ assetId: ETH, name: user })).debitsPending).toBe(20n);
+    }
+    expect((await ledger.check()).problems).toEqual([]);
+  });
 });

@@ -62,9 +62,12 @@ type HoldRow = {
   timed_out: boolean;
 };
 
+// A hold's requested timeout is its timeout_at less its created_at: WRITE sets both from the
+// same now() (the transaction's start), and transfers are immutable.
 const READ_IDS = `
 SELECT u.id::text AS id, t.type, t.asset_id, t.debit_account_id::text, t.credit_account_id::text, t.amount,
   t.pending_id::text, t.kind, t.chain_id::text, t.tx_hash, t.position, t.reverses_id::text, t.memo,
+  extract(epoch FROM t.timeout_at - t.created_at)::int AS timeout_s,
   f.code AS failed_code, f.detail AS failed_detail
 FROM unnest($1::uuid[]) AS u(id)
 LEFT JOIN ledger.transfers t ON t.id = u.id
@@ -85,6 +88,7 @@ type IdRow = {
   position: string | null;
   reverses_id: string | null;
   memo: string | null;
+  timeout_s: number | null;
   failed_code: FailureCode | null;
   failed_detail: string | null;
 };
@@ -375,5 +379,6 @@ function toStored(r: IdRow): StoredTransfer {
     chainRef: chainRefOf(r),
     reversesId: r.reverses_id,
     memo: r.memo,
+    timeoutSeconds: r.timeout_s,
   };
 }

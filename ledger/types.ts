@@ -73,7 +73,7 @@ export type NewTransfer = Common & {
   credit: string;
   amount: bigint;
   kind: TransferKind;
-  /** Pending only: the hold expires (is voided by the expiry sweep) after this many seconds. */
+  /** Pending only: the hold expires (is voided by the expiry sweep) after this many seconds (at most 2^31 − 1). */
   timeoutSeconds?: number;
   /** This transfer compensates that one (e.g. a deposit credit orphaned by a deep reorg). */
   reverses?: string;
