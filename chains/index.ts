@@ -40,7 +40,7 @@ export {
   TRANSFER_TOPIC,
   type TracedBlock,
 } from "./evm/createEvmAdapter.js";
-export { feeFieldMissing, feePaid } from "./evm/feePaid.js";
+export { feeFieldMissing, feePaid, receiptFieldMissing } from "./evm/feePaid.js";
 export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";
 export { rpcMetrics } from "./metrics.js";
 export { type KnownChain, knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";

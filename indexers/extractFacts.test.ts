@@ -4,6 +4,7 @@ import {
   ChainDataInconsistentError,
   type RawBlock,
   type RawLog,
+  type RawReceipt,
   TRANSFER_TOPIC,
 } from "../chains/index.js";
 import { extractFacts, type RangeData } from "./extractFacts.js";
@@ -255,5 +256,14 @@ describe("extractFacts", () => {
     expect(() =>
       extractFacts(data({ blocks: [b], frames: [[]] }), { watched, tokens: [] }),
     ).toThrow(/no receipt/);
+  });
+
+  it("refuses a watched transaction's receipt without status (not known yet, never a failure)", () => {
+    const { b, hash, receipt } = watchedSend();
+    const { status: _dropped, ...noStatus } = receipt;
+    const receipts = new Map([[hash, noStatus as unknown as RawReceipt]]);
+    expect(() =>
+      extractFacts(data({ blocks: [b], receipts, frames: [[]] }), { watched, tokens: [] }),
+    ).toThrow(/has no status/);
   });
 });

@@ -140,6 +140,10 @@ export function extractFacts(
       if (!receipt)
         throw new ChainDataInconsistentError(`no receipt fetched for watched tx ${txHash}`);
       sameBlock(`receipt of ${txHash}`, blockNumber, receipt.blockHash);
+      // A receipt without its status (a node or proxy dropping fields) is not a failed transaction:
+      // read as one, a deposit would never be stored. Refetch instead.
+      if (typeof receipt.status !== "string")
+        throw new ChainDataInconsistentError(`receipt of ${txHash} has no status`);
       const txIndex = Number(BigInt(tx.transactionIndex));
       const value = BigInt(tx.value);
       if (receipt.status === "0x1" && value > 0n && to !== null) {

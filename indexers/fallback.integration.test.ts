@@ -80,10 +80,10 @@ function freshCommon(): Common {
   });
 }
 
-/** The proxy's receipts (both receipt reads) lose effectiveGasPrice, as from a proxy that drops fields it does not know. */
-function stripEffectiveGasPrice(proxy: FaultyProxy): void {
+/** The proxy's receipts (both receipt reads) lose `field`, as from a proxy that drops fields it does not know. */
+function stripReceiptField(proxy: FaultyProxy, field: string): void {
   const without = (r: unknown) => {
-    const { effectiveGasPrice: _dropped, ...rest } = r as Record<string, unknown>;
+    const { [field]: _dropped, ...rest } = r as Record<string, unknown>;
     return rest;
   };
   const stripped = (real: { result?: unknown }) => ({
@@ -93,6 +93,10 @@ function stripEffectiveGasPrice(proxy: FaultyProxy): void {
   });
   proxy.setMethodLie("eth_getBlockReceipts", stripped);
   proxy.setMethodLie("eth_getTransactionReceipt", stripped);
+}
+
+function stripEffectiveGasPrice(proxy: FaultyProxy): void {
+  stripReceiptField(proxy, "effectiveGasPrice");
 }
 
 /** Ranges the indexer refused for a receipt without effectiveGasPrice (it waited for a whole one). */
@@ -409,6 +413,45 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       )?.values.filter((v) => v.labels.field === "effectiveGasPrice");
       expect(passedOver?.map((v) => v.labels.endpoint)).toEqual([endpointLabel(primary.url)]);
       expect(passedOver?.[0]?.value).toBeGreaterThan(0);
+      await ingestor.stop();
+      for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
+      await expectCleanIndex(db.pool);
+    } finally {
+      await ingestor.stop();
+      await db.drop();
+    }
+  });
+
+  it("a deposit's receipt without status is not a failed deposit: refused while every endpoint sends it so, the next endpoint's taken", async () => {
+    const db = await createTestDatabase();
+    await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
+    const common = freshCommon();
+    const ingestor = await t.ingestor({ common, pool: db.pool });
+    try {
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+      stripReceiptField(primary, "status");
+      stripReceiptField(secondary, "status");
+      const liesBefore = primary.stats();
+      const paid = await sendAndMine(t.rpc, { from, to: D2, value: 9n });
+      const stored = async () =>
+        (await canonicalFacts(db.pool, CHAIN_ID)).filter(
+          (f) => f.tx_hash === paid.transactionHash.toLowerCase(),
+        );
+      // Not known yet: the block is refused, never stored without its deposit.
+      for (let pass = 1; pass <= 2; pass++)
+        await expect(ingestor.syncOnce()).rejects.toThrow(/status/);
+      expect(liesSince(liesBefore).length).toBeGreaterThan(0);
+      expect(await stored()).toEqual([]);
+      // One endpoint sends it whole: taken at once, the other passed over and counted.
+      for (const method of LIED_ABOUT) secondary.setMethodLie(method, null);
+      await ingestor.syncOnce();
+      expect((await stored()).map((f) => [f.position, f.to_address, f.amount])).toEqual([
+        ["tx", D2.toLowerCase(), 9n],
+      ]);
+      const passedOver = (
+        await common.metrics.registry.getSingleMetric("custody_rpc_incomplete_answers_total")?.get()
+      )?.values.filter((v) => v.labels.field === "status");
+      expect(passedOver?.map((v) => v.labels.endpoint)).toContain(endpointLabel(primary.url));
       await ingestor.stop();
       for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
       await expectCleanIndex(db.pool);

@@ -5,17 +5,20 @@
  * audit entry, `custody_chain_halted` 1 and readiness false. The real `custody-node chains halted`
  * lists it; `chains resume` closes the halt without a rollback when the node agrees again, refuses
  * while the reorg is still there, and with --accept-reorg rolls back once (audited) after which
- * the index equals a clean one.
+ * the index equals a clean one. Evidence that does not hold on a second read is none: a node whose
+ * `latest` was a sibling below the finalized block but whose block by number there is ours (a load
+ * balancer's lagging backends disagreeing) orphans nothing above it, final or not, and halts nothing.
  */
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChainConfig } from "../chains/index.js";
+import { type ChainConfig, ChainDataInconsistentError } from "../chains/index.js";
 import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
 import { spawnCli } from "../ops/testing/process.js";
+import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
 import { indexerHealthCheck } from "./health.js";
 import { readFinalized, readHalts } from "./index.js";
@@ -252,6 +255,58 @@ describe("halt below finality", () => {
 
     await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
     expect(ingestor.status().halted).toBeNull();
+    const reference = await freshIndex({ common: t.ctx.common, chain, sourcePool: t.ctx.db.pool });
+    expect(await canonicalBlocks(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
+    expect(await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);
+  });
+
+  it("a lagging node's `latest` on a sibling below the finalized block, its block by number ours: nothing orphaned, no halt, it waits", async () => {
+    for (let i = 0n; i < 3n; i++) await sendAndMine(t.rpc, { from, to: D1, value: 500n + i });
+    await syncToHead(ingestor, t.ctx.db.pool, t.rpc, CHAIN_ID);
+    const tip = (await loadTip(t.ctx.db.pool, CHAIN_ID))!;
+    const finalized = (await readFinalized(t.ctx.db.pool, CHAIN_ID))!;
+    expect(finalized.number).toBe(tip.number - 3n);
+    const blocksBefore = await canonicalBlocks(t.ctx.db.pool, CHAIN_ID);
+    const factsBefore = await canonicalFacts(t.ctx.db.pool, CHAIN_ID);
+    const orphanedBefore = await orphaned();
+    const reorgsBefore = await reorgs();
+    // The endpoint lags 5 blocks (below the finalized block), and its `latest` answer comes from a
+    // backend on a sibling at that height while its blocks by number come from one on our chain.
+    proxy.setLag(5);
+    proxy.setMethodLie("eth_getBlockByNumber", (real, params) => {
+      const block = real.result as { hash: Hex } | null;
+      if (params[0] !== "latest" || !block) return { result: real.result };
+      return { result: { ...block, hash: `0x${"5b".repeat(32)}` } };
+    });
+    const liesBefore = proxy.stats()["lie:eth_getBlockByNumber"] ?? 0;
+    try {
+      const passes: unknown[] = [];
+      for (let i = 0; i < 3; i++) passes.push(await ingestor.syncOnce().catch((e: unknown) => e));
+      expect(proxy.stats()["lie:eth_getBlockByNumber"] ?? 0).toBeGreaterThan(liesBefore);
+      expect(await orphaned()).toBe(orphanedBefore);
+      expect(await reorgs()).toBe(reorgsBefore);
+      expect(await canonicalBlocks(t.ctx.db.pool, CHAIN_ID)).toEqual(blocksBefore);
+      expect(await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).toEqual(factsBefore);
+      expect(await loadTip(t.ctx.db.pool, CHAIN_ID)).toEqual(tip);
+      expect(await readHalts(t.ctx.db.pool)).toEqual([]);
+      // Each pass waited: the evidence did not hold when read again.
+      expect(passes.map((p) => p instanceof ChainDataInconsistentError)).toEqual([
+        true,
+        true,
+        true,
+      ]);
+    } finally {
+      proxy.setLag(null);
+      proxy.setMethodLie("eth_getBlockByNumber", null);
+    }
+    await sendAndMine(t.rpc, { from, to: D1, value: 600n });
+    // The client asks the endpoint again once its lagging head is a probe interval old.
+    await waitFor("the stored tip at the head", async () => {
+      await ingestor.syncOnce().catch(() => {});
+      const head = await t.rpc<{ hash: Hex }>("eth_getBlockByNumber", ["latest", false]);
+      return (await loadTip(t.ctx.db.pool, CHAIN_ID))?.hash === head.hash.toLowerCase();
+    });
+    expect(await reorgs()).toBe(reorgsBefore);
     const reference = await freshIndex({ common: t.ctx.common, chain, sourcePool: t.ctx.db.pool });
     expect(await canonicalBlocks(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.blocks);
     expect(await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).toEqual(reference.facts);

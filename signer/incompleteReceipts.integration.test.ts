@@ -7,6 +7,8 @@
  *   waits (never `needs_review`: the receipt was seen) until a whole one comes.
  * - on a chain configured OP-stack, a receipt without `l1Fee` is as incomplete: the fee booked is
  *   gas plus the L1 data fee from the endpoint that sent it, never gas alone.
+ * - a receipt without `status` is not a revert: read as one, a paid withdrawal would fail and its
+ *   hold be released (a second payout); another endpoint's whole receipt is used.
  * Every such receipt left aside is counted (custody_rpc_receipt_fee_field_missing_total), so a node
  * that always leaves a field out shows on a metric, not only in logs.
  */
@@ -103,6 +105,29 @@ describe("incomplete receipts", () => {
       expect(done.effectiveGasPrice).toBe(receipt.effectiveGasPrice);
       // The proxy's receipts were left aside, and counted.
       expect(await countedMissing("effectiveGasPrice")).toBeGreaterThan(counted);
+    } finally {
+      proxy.setRewrite(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("never reads a receipt without status as reverted: another endpoint's receipt is used", async () => {
+    dropFromReceipts("status");
+    const counted = await countedMissing("status");
+    const signer = t.run(t.account, {
+      chain: { ...t.chain, rpcUrls: [proxy.url, anvil] },
+      settings: SETTINGS,
+    });
+    try {
+      await t.withdraw("status-other-endpoint", {
+        to: "0x000000000000000000000000000000000000e904",
+        value: 1n,
+      });
+      const done = await confirmedWith("status-other-endpoint", (o) =>
+        expect(o.receiptSuccess).not.toBe(false),
+      );
+      expect(done.receiptSuccess).toBe(true);
+      expect(await countedMissing("status")).toBeGreaterThan(counted);
     } finally {
       proxy.setRewrite(undefined);
       await signer.stop();

@@ -28,7 +28,7 @@ import {
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";
 import { createRpcClient, type ReadOptions, type RpcCall, type RpcClient } from "../rpc.js";
-import { feeFieldMissing } from "./feePaid.js";
+import { receiptFieldMissing } from "./feePaid.js";
 import {
   framesFromGeth,
   framesFromParity,
@@ -240,10 +240,11 @@ function blockRead(
 }
 
 /**
- * `incomplete` for receipt reads: the fee field (feeFieldMissing) a wanted receipt of the answer
- * lacks. Another endpoint may send it whole; if none does, the caller's own check refuses it.
+ * `incomplete` for receipt reads: the field a wanted receipt of the answer lacks: its `status`
+ * (without it a deposit would read as failed), or a fee field (receiptFieldMissing). Another endpoint
+ * may send it whole; if none does, the caller's own check refuses it.
  */
-function wantedFeeFieldMissing(
+function wantedFieldMissing(
   blocks: ReceiptsOfBlock[],
   chain: Pick<ChainConfig, "l1DataFee">,
 ): NonNullable<ReadOptions["incomplete"]> {
@@ -251,7 +252,7 @@ function wantedFeeFieldMissing(
   return (results) => {
     for (const r of results.flat() as (RawReceipt | null | undefined)[]) {
       if (!r || !wanted.has(r.transactionHash.toLowerCase())) continue;
-      const missing = feeFieldMissing(r, chain);
+      const missing = receiptFieldMissing(r, chain);
       if (missing !== null) return missing;
     }
     return null;
@@ -426,7 +427,7 @@ export function createEvmAdapter(
               new Map(blocks.map((b) => [numberToHex(b.number), b])),
               wholeReceipts,
             ),
-            wantedFeeFieldMissing(blocks, chain),
+            wantedFieldMissing(blocks, chain),
           ),
         );
         blockReceiptsSupported = true;
@@ -458,7 +459,7 @@ export function createEvmAdapter(
         blockRead(
           blocks.map((b) => b.number),
           lowestLacking<ReceiptsOfBlock, RawReceipt>(owner, inBlock),
-          wantedFeeFieldMissing(blocks, chain),
+          wantedFieldMissing(blocks, chain),
         ),
       ),
     );

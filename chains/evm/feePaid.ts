@@ -44,3 +44,17 @@ export function feeFieldMissing(
     return "l1Fee";
   return null;
 }
+
+/**
+ * The field a mined receipt lacks that reading it needs: its `status` (without it a success would
+ * read as a revert: a paid withdrawal as failed, a deposit as none), else a fee field
+ * (feeFieldMissing). Null: the receipt is whole. Callers take such a receipt as one this node does
+ * not have yet, and ask another endpoint.
+ */
+export function receiptFieldMissing(
+  receipt: { status?: unknown; effectiveGasPrice?: unknown; l1Fee?: unknown; type?: unknown },
+  chain: { l1DataFee?: "none" | "op-stack" | undefined },
+): "status" | "effectiveGasPrice" | "l1Fee" | null {
+  if (typeof receipt.status !== "string") return "status";
+  return feeFieldMissing(receipt, chain);
+}

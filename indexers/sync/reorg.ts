@@ -135,13 +135,22 @@ export async function handleReorg(ctx: SyncContext, tip: Tip, evidenceAt: bigint
   ctx.knownTip = null; // the checkpoint moves (or the chain halts): read it again
   ctx.finalizedTag = null; // it was checked against blocks that may now be orphaned
   const finalized = await readFinalized(pool, chainId);
+  const from = evidenceAt < tip.number ? evidenceAt : tip.number;
   const search = await findCommonAncestor(
     { pool, adapter, chainId },
-    evidenceAt < tip.number ? evidenceAt : tip.number,
+    from,
     finalized?.number ?? null,
   );
   if (search.kind === "below_floor") return haltChain(ctx, tip, finalized!, search);
   const { ancestor } = search;
+  // The walk starts at the evidence: our block there, read again (a load balancer's other backend,
+  // or the node itself since), is no evidence any more. Nothing above it was shown different, only
+  // not shown (a lagging node lacks it): orphaning it would take missing data as evidence, and with
+  // the evidence below the finalized block it would orphan final blocks past the halt. Read again.
+  if (ancestor !== null && ancestor.number === from)
+    throw new ChainDataInconsistentError(
+      `block ${from} differed from ours, then read again as ours: no reorg until a node shows one`,
+    );
   const lowest = search.lowest ?? BigInt(chain.startBlock);
   const ancestorNumber = ancestor ? ancestor.number : lowest - 1n;
   const newTip = await remoteHead(adapter);

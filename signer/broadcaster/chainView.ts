@@ -4,7 +4,7 @@
  * meet the confirmation and finality rules; on demand the mined count at the finalized height,
  * block hashes (only from nodes at or past the height), and receipts, through the fallback or asked
  * of every endpoint separately. A missing block or receipt is "not known here", never evidence; so
- * is a receipt without a field its fee is read from (feeFieldMissing).
+ * is a receipt without its status or a field its fee is read from (receiptFieldMissing).
  */
 import type { Registry } from "prom-client";
 import { type Hex, numberToHex } from "viem";
@@ -12,8 +12,8 @@ import { NoHealthyEndpointError } from "../../chains/errors.js";
 import {
   type ChainConfig,
   type ConfirmationRule,
-  feeFieldMissing,
   finalityRule,
+  receiptFieldMissing,
   rpcMetrics,
 } from "../../chains/index.js";
 import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
@@ -96,7 +96,7 @@ type RawReceiptWithLogs = {
   logs: { address: Hex; topics: Hex[]; data: Hex; logIndex: Hex | null }[];
 };
 
-/** A receipt feeFieldMissing found whole (it has effectiveGasPrice). */
+/** A receipt receiptFieldMissing found whole (it has its status and effectiveGasPrice). */
 function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
   return {
     txHash: r.transactionHash.toLowerCase() as Hex,
@@ -174,7 +174,8 @@ export function createChainView({
       if (!r?.blockHash || !r.blockNumber) continue;
       // Its fee would be booked from what the node left out (0 gas, no L1 data fee): this node
       // does not have the receipt yet; another endpoint, or a later tick, gives the whole one.
-      const missing = feeFieldMissing(r, chain);
+      // Or without its status: a paid withdrawal would read as reverted, its hold released.
+      const missing = receiptFieldMissing(r, chain);
       if (missing !== null) {
         incomplete++;
         feeFieldMissingTotal.inc({
@@ -183,7 +184,7 @@ export function createChainView({
           field: missing,
         });
         logger.warn({
-          msg: "a receipt without a field its fee is read from: not taken",
+          msg: "a receipt without its status or a field its fee is read from: not taken",
           tx_hash: r.transactionHash,
           missing,
           endpoints: client.endpoints,
