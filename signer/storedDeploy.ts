@@ -193,7 +193,19 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
       const final = await finalHeight(f);
       if (final !== null && receipt.blockNumber <= final) {
         const block = await client.getBlock({ blockNumber: receipt.blockNumber }).catch(() => null);
-        if (block?.hash === receipt.blockHash) {
+        // A receipt without its status, or a success without the contract's address (a node or
+        // proxy dropping fields), is not a revert: read as one, the next run would deploy a second
+        // contract. Read it again.
+        const whole =
+          receipt.status === "reverted" ||
+          (receipt.status === "success" && Boolean(receipt.contractAddress));
+        if (block?.hash === receipt.blockHash && !whole)
+          log.warn({
+            msg: "deploy receipt without its status or contract address: read again",
+            name: deploy.name,
+            tx_hash: deploy.hash,
+          });
+        else if (block?.hash === receipt.blockHash) {
           if (receipt.status !== "success" || !receipt.contractAddress) {
             // Final: it can never create the contract. The next run signs a new deploy.
             await end(f.lease, deploy, "reverted");

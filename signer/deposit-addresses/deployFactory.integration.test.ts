@@ -31,6 +31,7 @@ import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
 import { acquireLease, type Lease, leaseKey } from "../lease.js";
 import { storedDeploySender } from "../storedDeploy.js";
+import { startRpcProxy } from "../testing/rpcProxy.js";
 
 const DEPOSITOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
@@ -336,6 +337,71 @@ describe("contracts deploy CLI", () => {
     });
     expect((await publicClient.waitForTransactionReceipt({ hash: sweep })).status).toBe("success");
     expect(await publicClient.getBalance({ address: allocated.address })).toBe(0n);
+  });
+
+  it("a receipt without status is not a revert: the deploy waits for a whole one, then records the contract", async () => {
+    const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
+    const viaProxy = createPublicClient({ chain: foundry, transport: http(proxy.url) });
+    let stripped = 0;
+    proxy.setRewrite((call, result) => {
+      if (call.method !== "eth_getTransactionReceipt" || result === null) return result;
+      stripped++;
+      const { status: _dropped, ...rest } = result as Record<string, unknown>;
+      return rest;
+    });
+    const leases: Lease[] = [];
+    const send = storedDeploySender({
+      common: ctx.common,
+      databaseUrl: ctx.db.url,
+      chain: ctx.config.chains[0]!,
+      client: viaProxy as PublicClient,
+      account: hot,
+      sendRawTransaction: (raw) => viaProxy.sendRawTransaction({ serializedTransaction: raw }),
+      getFinalizedBlock: async () => null,
+      onLease: (lease) => leases.push(lease),
+      pollMs: 50,
+    });
+    try {
+      const before = await nonce();
+      let settled = false;
+      const deployed = send({ name: "NoStatus", data: "0x00" }).finally(() => {
+        settled = true;
+      });
+      // Mined, then final (8 blocks), and its receipt read without status many times after that.
+      await waitFor("the deploy mined", async () => {
+        await publicClient.request({ method: "evm_mine" as never, params: [] as never });
+        return (await nonce()) > before;
+      });
+      const head = async () =>
+        BigInt(
+          await publicClient.request({ method: "eth_blockNumber" as never, params: [] as never }),
+        );
+      const minedBy = await head();
+      for (let i = 0; i < 12; i++)
+        await publicClient.request({ method: "evm_mine" as never, params: [] as never });
+      // The deploy's client caches the head for its polling interval (4 s): past it, and the
+      // receipt read without status again after that.
+      await new Promise((r) => setTimeout(r, 5_000));
+      const strippedAtFinal = stripped;
+      await waitFor("receipts without status read after the deploy's block is final", async () => {
+        // Ended meanwhile (read as reverted, a second contract next run): fail with its answer.
+        if (settled) expect(await deployed.catch((e: Error) => e.message)).toBe("still waiting");
+        return stripped >= strippedAtFinal + 10 ? true : undefined;
+      });
+      expect(await head()).toBeGreaterThan(minedBy + 8n);
+      expect(settled).toBe(false);
+      proxy.setRewrite(undefined);
+      const done = await whileMining(deployed);
+      expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(before) }));
+      const { rows } = await ctx.db.pool.query(
+        "SELECT status FROM custody.hot_wallet_deploys WHERE name = 'NoStatus'",
+      );
+      expect(rows).toEqual([{ status: "broadcast" }]);
+    } finally {
+      proxy.setRewrite(undefined);
+      for (const lease of leases.splice(0)) await lease.release();
+      await proxy.close();
+    }
   });
 
   it("a deploy that reverted at a final block holds no later run: it is marked reverted and the next run signs a new one", async () => {
