@@ -4,13 +4,20 @@
  * says which one, and SIGTERM exits 0 (not the stop-timeout exit 1) during either outage. The
  * Redis here is a private redis-server the test stops and starts; the "Postgres" of the outage case
  * is a port that accepts connections and never answers (worse than a refused one). The service
- * runs with a `{…}` hash-tag REDIS_PREFIX, the form clustered ElastiCache needs.
+ * runs with a `{…}` hash-tag REDIS_PREFIX, the form clustered ElastiCache needs, and the example
+ * config's first chain pointed at an anvil mining a block a second: with the example's chains (no
+ * node on their ports) the indexers failed /readyz 3 block times after they started, so "ready"
+ * could be seen only in that window, and a loaded machine missed it.
  */
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultConfigPath } from "../foundation/config.js";
+import { type Anvil, startAnvil } from "./devstack/anvil.js";
 import { startRedisServer } from "./e2e/redisServer.js";
 import { createTestDatabase, type TestDatabase } from "./testing/database.js";
 import { type CliProcess, spawnCli } from "./testing/process.js";
@@ -34,6 +41,27 @@ async function probe(url: string): Promise<Probe | undefined> {
     };
   } catch {
     return undefined;
+  }
+}
+
+/** The first answer from `url` (a loaded service may take longer than one probe's 5 s). */
+function answer(url: string): Promise<Probe> {
+  return waitFor(`${url} to answer`, () => probe(url));
+}
+
+/**
+ * Polls /readyz until `until` holds, as waitFor does; on the deadline the error carries the last
+ * answer (which check failed, and why).
+ */
+async function readyzUntil(url: string, what: string, until: (p: Probe) => boolean) {
+  let last: Probe | undefined;
+  try {
+    return await waitFor(what, async () => {
+      last = await probe(`${url}/readyz`);
+      return last && until(last) ? last : undefined;
+    });
+  } catch (error) {
+    throw new Error(`${String(error)}; last /readyz: ${JSON.stringify(last)}`);
   }
 }
 
@@ -94,16 +122,35 @@ async function silentPort(): Promise<{ port: number; close: () => Promise<void> 
 
 describe("custody-node start through Redis and Postgres outages", () => {
   let db: TestDatabase;
+  let anvil: Anvil;
+  let dir: string;
+  let configPath: string;
   const tag = `{t${randomBytes(4).toString("hex")}}`;
   beforeAll(async () => {
     db = await createTestDatabase();
+    anvil = await startAnvil({ chainId: 31337, blockTime: 1 });
+    // The example config with its first chain on this anvil. Its blockTimeMs stays above anvil's
+    // 1 s: the head check fails after 3 block times without a new head, and on a loaded machine
+    // an indexer pass can take longer than 3 s.
+    const example = JSON.parse(readFileSync(defaultConfigPath, "utf8"));
+    dir = mkdtempSync(path.join(tmpdir(), "custody-outage-"));
+    configPath = path.join(dir, "config.json");
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        ...example,
+        chains: [{ ...example.chains[0], rpcUrls: [anvil.rpcUrl], blockTimeMs: 5000 }],
+      }),
+    );
   });
   afterAll(async () => {
+    await anvil?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
     await db?.drop();
   });
 
   const env = (redisUrl: string, databaseUrl = db.url) => ({
-    CUSTODY_CONFIG: defaultConfigPath,
+    CUSTODY_CONFIG: configPath,
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     REDIS_PREFIX: tag,
@@ -131,10 +178,10 @@ describe("custody-node start through Redis and Postgres outages", () => {
       expect(notReady.type).toContain("application/problem+json");
       expect(notReady.body).toMatchObject({ status: 503, code: "SERVICE_STARTING" });
       expect(notReady.body.checks?.redis?.ok).toBe(false);
-      const early = await probe(`${url}/v1/withdrawals`);
-      expect(early?.status).toBe(503);
-      expect(early?.type).toContain("application/problem+json");
-      expect(early?.body).toMatchObject({ status: 503, code: "SERVICE_STARTING" });
+      const early = await answer(`${url}/v1/withdrawals`);
+      expect(early.status).toBe(503);
+      expect(early.type).toContain("application/problem+json");
+      expect(early.body).toMatchObject({ status: 503, code: "SERVICE_STARTING" });
 
       await redisServer.start();
       await waitFor(
@@ -142,10 +189,11 @@ describe("custody-node start through Redis and Postgres outages", () => {
         () => cli.output().includes('"custody-node started"'),
         { timeoutMs: 90_000 },
       );
-      const back = await waitFor("/readyz to see Redis again", async () => {
-        const p = await probe(`${url}/readyz`);
-        return p?.body.checks?.redis?.ok ? p : undefined;
-      });
+      const back = await readyzUntil(
+        url,
+        "/readyz to answer ready with Redis again",
+        (p) => p.status === 200 && p.body.checks?.redis?.ok === true,
+      );
       expect(back.body.checks?.postgres?.ok).toBe(true);
       // Ready is not a problem: 200's body stays `{ status: "ready", checks }`.
       expect({ status: back.status, ready: back.body.status }).toEqual({
@@ -167,13 +215,14 @@ describe("custody-node start through Redis and Postgres outages", () => {
       }
 
       await redisServer.stop();
-      const outage = await waitFor("/readyz to report the Redis outage", async () => {
-        const p = await probe(`${url}/readyz`);
-        return p?.status === 503 && p.body.checks?.redis?.ok === false ? p : undefined;
-      });
+      const outage = await readyzUntil(
+        url,
+        "/readyz to report the Redis outage",
+        (p) => p.status === 503 && p.body.checks?.redis?.ok === false,
+      );
       expect(outage.type).toContain("application/problem+json");
       expect(outage.body).toMatchObject({ status: 503, code: "SERVICE_NOT_READY" });
-      expect((await probe(`${url}/healthz`))?.status).toBe(200);
+      expect((await answer(`${url}/healthz`)).status).toBe(200);
       const { exit, output } = await terminate(cli);
       expect({ code: exit.code, signal: exit.signal }, output.slice(-12000)).toEqual({
         code: 0,

@@ -11,6 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireSubgraphsInstall, subgraphsBin, subgraphsRoot } from "../testing/install.js";
 
 const run = promisify(execFile);
+/**
+ * `graph build` compiles AssemblyScript on the CPU: 15 s beside a simulation run, past 90 s beside
+ * CPU hogs and another test worker. The limit is for a hang, not for speed; the tests' vitest
+ * timeout is above it, so a hung build fails with graph's output.
+ */
+const GRAPH_TIMEOUT_MS = 300_000;
 const source = path.join(subgraphsRoot, "custody");
 const scratch: string[] = [];
 
@@ -27,7 +33,7 @@ async function graph(dir: string, args: string[]): Promise<string> {
   try {
     const { stdout, stderr } = await run(subgraphsBin("graph"), args, {
       cwd: dir,
-      timeout: 90_000,
+      timeout: GRAPH_TIMEOUT_MS,
       env: { ...process.env, NO_COLOR: "1" },
     });
     return stdout + stderr;
@@ -42,7 +48,7 @@ afterAll(async () => {
   for (const dir of scratch) await rm(dir, { recursive: true, force: true });
 });
 
-describe("subgraph build", () => {
+describe("subgraph build", { timeout: GRAPH_TIMEOUT_MS + 60_000 }, () => {
   let dir: string;
 
   it("codegen writes the entity and event classes", async () => {
