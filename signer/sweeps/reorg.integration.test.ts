@@ -1,16 +1,8 @@
-/**
- * A booked sweep is followed until final: a reorg that takes its transaction out after it was
- * booked (above the finalized height) reverses the booking; the signer re-sends the same bytes and
- * the sweep is booked again, once, when it mines again; it is final when its block is. Real anvil,
- * Postgres, Redis, KMS emulator, indexer, ledger crediting and signer.
- */
-import type { Hex } from "viem";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { sendAndMine } from "../../indexers/testing/chain.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { waitFor } from "../testing/harness.js";
 import { hotAccount } from "./bookings.js";
-import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+import { CHAIN_ID, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
 import { sweepableDrift } from "./testing/sweepable.js";
 
 let s: SweepStack;
@@ -43,16 +35,8 @@ afterEach(async () => {
 
 describe("a booked sweep reorged out", () => {
   it("is unbooked, booked again once when it mines again, and followed until final", async () => {
-    const address = await s.allocate("reorg-booked");
     const amount = 9n * 10n ** 17n;
-    await sendAndMine(s.rpc, {
-      from: DEPOSITOR.toLowerCase() as Hex,
-      to: address,
-      value: amount,
-      gas: 21_000n,
-    });
-    await s.mine(2);
-    await s.syncAndCredit();
+    const address = await s.creditedDeposit("reorg-booked", amount);
     const tick = await s.sweeper.tick(CHAIN_ID);
     expect(tick.started).toHaveLength(1);
     const id = tick.started[0]!.id;

@@ -176,16 +176,8 @@ describe("sweeps (acceptance)", () => {
   });
 
   it("a sweep that reverts on chain books only its gas, frees the address, and the retry books the sweep once", async () => {
-    const address = await s.allocate("bob");
     const amount = 5n * 10n ** 17n;
-    await sendAndMine(s.rpc, {
-      from: DEPOSITOR.toLowerCase() as Hex,
-      to: address,
-      value: amount,
-      gas: 21_000n,
-    });
-    await s.mine(2);
-    await s.syncAndCredit();
+    const address = await s.creditedDeposit("bob", amount);
     const feesBefore = await s.balanceOf(NATIVE, "fees:gas");
 
     // Hold the sweep in the mempool, then put code at the address: the CREATE2 collides and
@@ -232,16 +224,8 @@ describe("sweeps (acceptance)", () => {
   });
 
   it("a sweep reported failed without a final block stays open and books nothing; it is booked once when it confirms", async () => {
-    const address = await s.allocate("dave");
     const amount = 6n * 10n ** 17n;
-    await sendAndMine(s.rpc, {
-      from: DEPOSITOR.toLowerCase() as Hex,
-      to: address,
-      value: amount,
-      gas: 21_000n,
-    });
-    await s.mine(2);
-    await s.syncAndCredit();
+    const address = await s.creditedDeposit("dave", amount);
     const feesBefore = await s.balanceOf(NATIVE, "fees:gas");
     const tick = await s.sweeper.tick(31337);
     expect(tick.started).toHaveLength(1);
@@ -305,16 +289,8 @@ describe("sweeps (acceptance)", () => {
   });
 
   it("a sweep reorged out before its confirmations is re-mined by the signer and booked once", async () => {
-    const address = await s.allocate("carol");
     const amount = 7n * 10n ** 17n;
-    await sendAndMine(s.rpc, {
-      from: DEPOSITOR.toLowerCase() as Hex,
-      to: address,
-      value: amount,
-      gas: 21_000n,
-    });
-    await s.mine(2);
-    await s.syncAndCredit();
+    const address = await s.creditedDeposit("carol", amount);
     const tick = await s.sweeper.tick(31337);
     expect(tick.started).toHaveLength(1);
     const id = tick.started[0]!.id;
