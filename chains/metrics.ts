@@ -11,8 +11,8 @@ export type RpcMetrics = {
   endpointHead: Gauge<"chain_id" | "endpoint">;
   behind: Counter<"chain_id" | "endpoint">;
   /**
-   * Receipts not taken because their status (signer) or a field their fee is read from was missing
-   * (receiptFieldMissing, feeFieldMissing): the
+   * Receipts not taken because their status, a field their fee is read from, or (signer) their logs
+   * were missing (receiptFieldMissing, feeFieldMissing; the signer's logsMissing): the
    * signer's chain view and the indexer take such a receipt as one the node does not have yet, so
    * a node that always leaves the field out stalls confirmations or ingestion with no other signal.
    */
@@ -84,7 +84,7 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
       () =>
         new Counter({
           name: "custody_rpc_receipt_fee_field_missing_total",
-          help: "receipts not taken because a field their fee is read from, or (signer) their status, was missing (field: effectiveGasPrice, l1Fee or status; component: signer or indexer); read again later",
+          help: "receipts not taken because a field their fee is read from, or their status, or (signer) their logs, was missing (field: effectiveGasPrice, l1Fee, status or logs; component: signer or indexer); read again later",
           labelNames: ["chain_id", "component", "field"],
           registers: [registry],
         }),

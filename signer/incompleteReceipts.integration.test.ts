@@ -9,11 +9,15 @@
  *   gas plus the L1 data fee from the endpoint that sent it, never gas alone.
  * - a receipt without `status` is not a revert: read as one, a paid withdrawal would fail and its
  *   hold be released (a second payout); another endpoint's whole receipt is used.
+ * - a receipt without `logs` is not a transaction without Transfers: read as one, a token payment
+ *   would be recorded with no transfer position (never read again: its withdrawal held for ever);
+ *   another endpoint's whole receipt is used.
  * Every such receipt left aside is counted (custody_rpc_receipt_fee_field_missing_total), so a node
  * that always leaves a field out shows on a metric, not only in logs.
  */
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
@@ -28,6 +32,9 @@ let t: SignerTest<RpcProxy>;
 let proxy: RpcProxy;
 /** anvil itself, not through the proxy. */
 let anvil: string;
+/** A token the signer's wallet holds (deployed by anvil's first dev account). */
+let token: Hex;
+const DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" as Hex;
 
 beforeAll(async () => {
   t = await startSignerTest({
@@ -37,6 +44,13 @@ beforeAll(async () => {
   proxy = t.proxy!;
   anvil = t.ctx.config.chains[0]!.rpcUrls[0]!;
   await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
+  const rpc = anvilRpc(anvil);
+  token = await deploy(rpc, DEV, "TestToken", [10n ** 24n]);
+  await sendAndMine(rpc, {
+    from: DEV,
+    to: token,
+    data: call("TestToken", "transfer", [t.account.address, 10n ** 21n]),
+  });
 });
 
 afterAll(async () => {
@@ -128,6 +142,35 @@ describe("incomplete receipts", () => {
       );
       expect(done.receiptSuccess).toBe(true);
       expect(await countedMissing("status")).toBeGreaterThan(counted);
+    } finally {
+      proxy.setRewrite(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("never reads a receipt without logs as a payment without its Transfer: another endpoint's receipt is used", async () => {
+    dropFromReceipts("logs");
+    const counted = await countedMissing("logs");
+    const signer = t.run(t.account, {
+      chain: { ...t.chain, rpcUrls: [proxy.url, anvil] },
+      settings: SETTINGS,
+    });
+    try {
+      await t.withdraw("logs-other-endpoint", {
+        to: token,
+        value: 0n,
+        data: call("TestToken", "transfer", ["0x000000000000000000000000000000000000e905", 5n]),
+      });
+      const done = await confirmedWith("logs-other-endpoint", (o) =>
+        expect(o.transferPosition).not.toBeNull(),
+      );
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      const log = receipt.logs.find((l) => l.address.toLowerCase() === token.toLowerCase())!;
+      expect(done).toMatchObject({
+        transferPosition: "transfer:0",
+        transferLogIndex: log.logIndex,
+      });
+      expect(await countedMissing("logs")).toBeGreaterThan(counted);
     } finally {
       proxy.setRewrite(undefined);
       await signer.stop();

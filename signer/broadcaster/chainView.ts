@@ -4,7 +4,8 @@
  * meet the confirmation and finality rules; on demand the mined count at the finalized height,
  * block hashes (only from nodes at or past the height), and receipts, through the fallback or asked
  * of every endpoint separately. A missing block or receipt is "not known here", never evidence; so
- * is a receipt without its status or a field its fee is read from (receiptFieldMissing).
+ * is a receipt without its status or a field its fee is read from (receiptFieldMissing), or
+ * without its logs (logsMissing).
  */
 import type { Registry } from "prom-client";
 import { type Hex, numberToHex } from "viem";
@@ -96,7 +97,22 @@ type RawReceiptWithLogs = {
   logs: { address: Hex; topics: Hex[]; data: Hex; logIndex: Hex | null }[];
 };
 
-/** A receipt receiptFieldMissing found whole (it has its status and effectiveGasPrice). */
+/**
+ * "logs" when a mined receipt lacks its logs, or a log lacks what its transfer position is read
+ * from (null: whole). Read as none, a token payment would be recorded mined without its Transfer
+ * (no transfer position, and a mined receipt is never read again: its withdrawal held for ever).
+ */
+function logsMissing(r: { logs?: unknown }): "logs" | null {
+  if (!Array.isArray(r.logs)) return "logs";
+  const whole = (l: Partial<RawReceiptWithLogs["logs"][number]> | null) =>
+    typeof l?.address === "string" &&
+    Array.isArray(l.topics) &&
+    typeof l.data === "string" &&
+    typeof l.logIndex === "string";
+  return r.logs.every(whole) ? null : "logs";
+}
+
+/** A receipt receiptFieldMissing and logsMissing found whole (status, effectiveGasPrice, logs). */
 function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
   return {
     txHash: r.transactionHash.toLowerCase() as Hex,
@@ -106,7 +122,7 @@ function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
     gasUsed: BigInt(r.gasUsed),
     effectiveGasPrice: BigInt(r.effectiveGasPrice!),
     ...(r.l1Fee ? { l1Fee: r.l1Fee } : {}),
-    logs: (r.logs ?? []).map((l) => ({
+    logs: r.logs.map((l) => ({
       address: l.address,
       topics: l.topics,
       data: l.data,
@@ -174,8 +190,9 @@ export function createChainView({
       if (!r?.blockHash || !r.blockNumber) continue;
       // Its fee would be booked from what the node left out (0 gas, no L1 data fee): this node
       // does not have the receipt yet; another endpoint, or a later tick, gives the whole one.
-      // Or without its status: a paid withdrawal would read as reverted, its hold released.
-      const missing = receiptFieldMissing(r, chain);
+      // Or without its status: a paid withdrawal would read as reverted, its hold released. Or
+      // without its logs: a token payment would be recorded without its transfer position.
+      const missing = receiptFieldMissing(r, chain) ?? logsMissing(r);
       if (missing !== null) {
         incomplete++;
         feeFieldMissingTotal.inc({
@@ -184,7 +201,7 @@ export function createChainView({
           field: missing,
         });
         logger.warn({
-          msg: "a receipt without its status or a field its fee is read from: not taken",
+          msg: "a receipt without its status, its logs or a field its fee is read from: not taken",
           tx_hash: r.transactionHash,
           missing,
           endpoints: client.endpoints,
