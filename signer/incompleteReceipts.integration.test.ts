@@ -148,34 +148,47 @@ describe("incomplete receipts", () => {
     }
   });
 
-  it("never reads a receipt without logs as a payment without its Transfer: another endpoint's receipt is used", async () => {
-    dropFromReceipts("logs");
-    const counted = await countedMissing("logs");
-    const signer = t.run(t.account, {
-      chain: { ...t.chain, rpcUrls: [proxy.url, anvil] },
-      settings: SETTINGS,
-    });
-    try {
-      await t.withdraw("logs-other-endpoint", {
-        to: token,
-        value: 0n,
-        data: call("TestToken", "transfer", ["0x000000000000000000000000000000000000e905", 5n]),
+  it.each([
+    ["without logs", "logs-dropped", () => dropFromReceipts("logs")],
+    [
+      "with its logs emptied (its bloom kept)",
+      "logs-emptied",
+      () =>
+        proxy.setRewrite((call, result) =>
+          call.method === "eth_getTransactionReceipt" && result !== null
+            ? { ...(result as object), logs: [] }
+            : result,
+        ),
+    ],
+  ] as const)(
+    "never reads a receipt %s as a payment without its Transfer: another endpoint's receipt is used",
+    async (_name, id, lie) => {
+      lie();
+      const counted = await countedMissing("logs");
+      const signer = t.run(t.account, {
+        chain: { ...t.chain, rpcUrls: [proxy.url, anvil] },
+        settings: SETTINGS,
       });
-      const done = await confirmedWith("logs-other-endpoint", (o) =>
-        expect(o.transferPosition).not.toBeNull(),
-      );
-      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
-      const log = receipt.logs.find((l) => l.address.toLowerCase() === token.toLowerCase())!;
-      expect(done).toMatchObject({
-        transferPosition: "transfer:0",
-        transferLogIndex: log.logIndex,
-      });
-      expect(await countedMissing("logs")).toBeGreaterThan(counted);
-    } finally {
-      proxy.setRewrite(undefined);
-      await signer.stop();
-    }
-  });
+      try {
+        await t.withdraw(id, {
+          to: token,
+          value: 0n,
+          data: call("TestToken", "transfer", ["0x000000000000000000000000000000000000e905", 5n]),
+        });
+        const done = await confirmedWith(id, (o) => expect(o.transferPosition).not.toBeNull());
+        const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+        const log = receipt.logs.find((l) => l.address.toLowerCase() === token.toLowerCase())!;
+        expect(done).toMatchObject({
+          transferPosition: "transfer:0",
+          transferLogIndex: log.logIndex,
+        });
+        expect(await countedMissing("logs")).toBeGreaterThan(counted);
+      } finally {
+        proxy.setRewrite(undefined);
+        await signer.stop();
+      }
+    },
+  );
 
   it("waits while its only endpoint sends receipts without effectiveGasPrice, never needs_review, then books the fee", async () => {
     dropFromReceipts("effectiveGasPrice");

@@ -98,12 +98,15 @@ type RawReceiptWithLogs = {
 };
 
 /**
- * "logs" when a mined receipt lacks its logs, or a log lacks what its transfer position is read
- * from (null: whole). Read as none, a token payment would be recorded mined without its Transfer
+ * "logs" when a mined receipt lacks its logs (no field, or none where its bloom shows some), or a
+ * log lacks what its transfer position is read from (null: whole). Read as none, a token payment would be recorded mined without its Transfer
  * (no transfer position, and a mined receipt is never read again: its withdrawal held for ever).
  */
-function logsMissing(r: { logs?: unknown }): "logs" | null {
+function logsMissing(r: { logs?: unknown; logsBloom?: unknown }): "logs" | null {
   if (!Array.isArray(r.logs)) return "logs";
+  // No logs, but a bloom that says there are some: the entries were dropped, not absent.
+  if (r.logs.length === 0 && typeof r.logsBloom === "string" && !/^0x0*$/.test(r.logsBloom))
+    return "logs";
   const whole = (l: Partial<RawReceiptWithLogs["logs"][number]> | null) =>
     typeof l?.address === "string" &&
     Array.isArray(l.topics) &&
