@@ -26,3 +26,22 @@ export class ResumeInputError extends BaseError {
     });
   }
 }
+
+/**
+ * `chains resume`: the node disagrees with every stored block, down to the oldest one kept, and
+ * facts lie below it (their blocks were pruned). The common ancestor is somewhere below, where
+ * nothing can be compared: rolling back to the oldest stored block would keep those facts as if
+ * the node agreed with them (missing data is never evidence). Nothing is changed.
+ */
+export class ResumeAncestorPrunedError extends BaseError {
+  override name = "ResumeAncestorPrunedError";
+  constructor(chainId: number, lowest: bigint) {
+    super(
+      `chain ${chainId} cannot be resumed: the node disagrees with every stored block down to ${lowest}, and facts lie below it in pruned blocks, so the common ancestor cannot be found`,
+      {
+        code: "INDEXER_RESUME_ANCESTOR_PRUNED",
+        meta: { chain_id: chainId, lowest: lowest.toString() },
+      },
+    );
+  }
+}

@@ -1,16 +1,23 @@
 /**
  * Resuming a halted chain (`custody-node chains resume`). It re-checks the stored chain against
  * the node first: if they agree again (a node that lied or has recovered), the halt is closed and
- * nothing is rolled back. If the reorg is still there, it is described and refused unless the
- * operator accepts it (`--accept-reorg`): then the deep rollback runs once, in one transaction
- * with closing the halt and its audit entry; the published finalized block moves down to the
- * common ancestor (the only way it ever moves down).
+ * nothing is rolled back. A disagreement that does not hold when the ancestor search reads that
+ * height again is none: it fails (CHAIN_DATA_INCONSISTENT), changing nothing, accepted or not. If
+ * the reorg is still there, it is described and refused unless the operator accepts it
+ * (`--accept-reorg`): then the deep rollback runs once, in one transaction with closing the halt
+ * and its audit entry; the published finalized block moves down to the common ancestor (the only
+ * way it ever moves down).
  */
 
-import { type ChainConfig, type EvmAdapter, NoHealthyEndpointError } from "../chains/index.js";
+import {
+  type ChainConfig,
+  ChainDataInconsistentError,
+  type EvmAdapter,
+  NoHealthyEndpointError,
+} from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
-import { ResumeInputError } from "./errors.js";
+import { ResumeAncestorPrunedError, ResumeInputError } from "./errors.js";
 import { readFinalized } from "./finality.js";
 import { type ChainHalt, closeHalt, openHalt } from "./halts.js";
 import { canonicalHashes, loadTip, lockTip, type Tip } from "./store.js";
@@ -48,6 +55,15 @@ async function factsAbove(pool: Pool, chainId: number, ancestor: bigint) {
     [chainId, ancestor.toString()],
   );
   return { n: rows[0]?.n ?? 0, c: rows[0]?.c ?? 0 };
+}
+
+async function factsBelow(pool: Pool, chainId: number, lowest: bigint): Promise<boolean> {
+  const { rows } = await pool.query(
+    `SELECT 1 FROM chain.transfers
+      WHERE chain_id = $1 AND block_number < $2 AND status <> 'orphaned' LIMIT 1`,
+    [chainId, lowest.toString()],
+  );
+  return rows.length > 0;
 }
 
 export async function resumeChain({
@@ -115,7 +131,20 @@ export async function resumeChain({
 
   const search = await findCommonAncestor({ pool, adapter, chainId }, disagreeFrom, null);
   if (search.kind !== "ancestor") throw new Error("unreachable: no floor was given");
+  // The walk reads the disagreeing height again: our block there (a load balancer's other backend,
+  // or the node itself since) leaves no evidence, and the blocks above it were only not shown (the
+  // node lags). Nothing is described as a reorg, nor rolled back even with --accept-reorg: an
+  // operator accepts what a node shows, never what it lacks. Run it again.
+  if (search.ancestor !== null && search.ancestor.number === disagreeFrom)
+    throw new ChainDataInconsistentError(
+      `block ${disagreeFrom} differed from ours, then read again as ours: no reorg until a node shows one`,
+    );
   const lowest = search.lowest ?? BigInt(chain.startBlock);
+  // No stored block agrees, and facts lie below the oldest one (its older blocks were pruned): the
+  // ancestor is down there, where our hashes are gone. Rolling back to the oldest stored block
+  // would keep those facts as if the node agreed with them (a node on another chain, most likely).
+  if (search.ancestor === null && (await factsBelow(pool, chainId, lowest)))
+    throw new ResumeAncestorPrunedError(chainId, lowest);
   const ancestorNumber = search.ancestor ? search.ancestor.number : lowest - 1n;
   const finalized = await readFinalized(pool, chainId);
   if (!acceptReorg) {
