@@ -76,6 +76,9 @@ type RawBlockTx = {
   blockNumber: Hex;
 };
 
+/** A node's refusals of a re-sent transaction whose nonce another transaction already holds. */
+const DISPLACED = /replacement transaction underpriced|already known|nonce too low/i;
+
 export async function injectReorg(
   rpc: RpcCaller,
   options: InjectReorgOptions,
@@ -108,7 +111,7 @@ export async function injectReorg(
   const pairs: [unknown, number][] = [
     [{ from: options.marker.from, to: options.marker.to, value: "0x1" }, 0],
   ];
-  const rawSends: { raw?: Hex; request?: TxRequestJson; offset: number }[] = [];
+  const rawSends: { raw?: Hex; tx?: MinedTx; request?: TxRequestJson; offset: number }[] = [];
   const markerFrom = options.marker.from.toLowerCase();
   for (const tx of txs) {
     // Earlier markers in the range give way to this reorg's marker (same sender, fresh nonce).
@@ -122,7 +125,7 @@ export async function injectReorg(
     if (fate === "same") {
       const raw = await rpc<Hex>("eth_getRawTransactionByHash", [tx.hash]);
       pairs.push([raw, offset]);
-      rawSends.push({ raw, offset });
+      rawSends.push({ raw, tx, offset });
       kept.push(tx.hash);
       lastOffset.set(tx.from, offset);
       continue;
@@ -140,6 +143,7 @@ export async function injectReorg(
     broken.add(tx.from);
   }
 
+  const displaced = new Set<Hex>();
   if ((options.method ?? "reorg") === "reorg") {
     await rpc("anvil_reorg", [depth, pairs]);
   } else {
@@ -151,7 +155,13 @@ export async function injectReorg(
           { from: options.marker.from, to: options.marker.to, value: "0x1" },
         ]);
       for (const s of rawSends.filter((x) => x.offset === offset)) {
-        if (s.raw) await rpc("eth_sendRawTransaction", [s.raw]);
+        if (s.raw)
+          await rpc("eth_sendRawTransaction", [s.raw]).catch((error: unknown) => {
+            // The rollback put the sender's nonce free, and its owner (a signer running beside
+            // this) sent another transaction at it first: that one takes its place; this is dropped.
+            if (!DISPLACED.test(String((error as Error)?.message ?? error))) throw error;
+            displaced.add(s.tx!.hash);
+          });
         else await rpc("eth_sendTransaction", [s.request]);
       }
       await rpc("evm_mine");
@@ -174,8 +184,8 @@ export async function injectReorg(
     fromBlock: base,
     oldHead: head,
     newHead: BigInt(await rpc<Hex>("eth_blockNumber")),
-    kept,
-    dropped,
+    kept: kept.filter((h) => !displaced.has(h)),
+    dropped: [...dropped, ...txs.filter((t) => displaced.has(t.hash))],
     replaced: replaced.map((r) => ({
       old: r.old,
       replacement: bySenderNonce.get(`${r.old.from}:${r.old.nonce}`) ?? null,
