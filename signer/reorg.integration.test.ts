@@ -3,7 +3,8 @@
  * signer sees its block replaced, returns it to `broadcast`, resends the very same bytes (same
  * nonce), and it confirms again; the destination is paid exactly once, the wallet is not wedged
  * (the next request, signed while the reorged nonce was free, confirms too), and the request ends
- * `finalized` with the reorg on record.
+ * `finalized` with the reorg on record. A node that still answers its receipt from the orphaned
+ * block (a stale transaction index) does not keep it `mined` there: its bytes are resent.
  */
 import { type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -114,6 +115,59 @@ describe("a confirmed withdrawal reorged out", () => {
     expect(await paymentsTo(DEST, startBlock + 1n)).toEqual([first.txHash]);
     expect(await paymentsTo(NEXT, startBlock + 1n)).toHaveLength(1);
     expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(2);
+  });
+
+  it("does not take a receipt from the replaced block (a node's stale tx index) as mined: it resends", async () => {
+    // A node whose transaction index still points at the orphaned block after a reorg (the tx is
+    // in no canonical block) answers its receipt from that block. Taken as "mined" again, the
+    // request stayed `mined` at a block no node has while its nonce was free: its bytes were
+    // never resent and every later nonce of the wallet waited behind it, without an alert.
+    await t.rpc("anvil_mine", ["0x5"]);
+    const startBlock = await t.client.getBlockNumber();
+    const to = "0x000000000000000000000000000000000000d00f" as Hex;
+    await t.withdraw("staleIndex", { to, value: 7n });
+    const first = await waitFor("mined", async () => {
+      const o = await outcome("staleIndex");
+      return o.blockNumber !== null ? o : undefined;
+    });
+    const stale = await t.rpc<Record<string, unknown>>("eth_getTransactionReceipt", [first.txHash]);
+    expect(stale.blockHash).toBe(first.blockHash);
+    await t.rpc("anvil_mine", ["0x2"]);
+    await waitFor("confirmed", async () => (await outcome("staleIndex")).status === "confirmed");
+    // The node answers that receipt from the orphaned block for as long as it has no other.
+    proxy.setRewrite((call, result) =>
+      call.method === "eth_getTransactionReceipt" &&
+      String((call.params as unknown[])[0]).toLowerCase() === first.txHash!.toLowerCase() &&
+      result === null
+        ? stale
+        : result,
+    );
+    try {
+      await t.rpc("anvil_reorg", [5, []]);
+      const gone = await t.client.getBlock({ blockNumber: first.blockNumber! });
+      expect(gone.hash).not.toBe(first.blockHash);
+      await t.withdraw("afterStale", { to, value: 8n });
+      const back = await waitFor("re-mined in a canonical block and confirmed", async () => {
+        const o = await outcome("staleIndex");
+        if (o.status === "confirmed" && o.reorgs >= 1 && o.blockHash !== first.blockHash) return o;
+        await t.rpc("evm_mine");
+        return undefined;
+      });
+      expect(back.txHash).toBe(first.txHash);
+      await waitFor("the next request mined", async () => {
+        return (await outcome("afterStale")).blockNumber !== null;
+      });
+      const head = await t.client.getBlockNumber();
+      const paid: Hex[] = [];
+      for (let b = startBlock + 1n; b <= head; b++) {
+        const block = await t.client.getBlock({ blockNumber: b, includeTransactions: true });
+        for (const tx of block.transactions) if (tx.to?.toLowerCase() === to) paid.push(tx.hash);
+      }
+      expect(paid).toHaveLength(2); // each request once
+      expect(await t.client.getBalance({ address: to })).toBe(15n);
+    } finally {
+      proxy.setRewrite(undefined);
+    }
   });
 
   it("keeps a confirmed transaction watched until final, then stops", async () => {

@@ -17,8 +17,9 @@
  *   like any payment, with an `operator_fail_overridden` event and alert, and a reorg never sends
  *   its payment again.
  * - A different hash: the receipt is looked up again (re-included elsewhere: recorded, counted as
- *   a reorg). Not in the chain and the nonce free again: back to `broadcast` and the stored bytes
- *   are resent (same nonce). Nonce still used but no receipt: `receipt_unknown`.
+ *   a reorg; a receipt still placing it in a block replaced at that height, a node's stale index,
+ *   is not taken). Not in the chain and the nonce free again: back to `broadcast` and the stored
+ *   bytes are resent (same nonce). Nonce still used but no receipt: `receipt_unknown`.
  * Every such change is in custody.tx_request_events and bumps the outcome doorbell.
  */
 import type { Hex } from "viem";
@@ -458,9 +459,19 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       await heldByFinality(steps, new Map(inBlock.map((r) => [r.id, r])), snap),
     );
     if (moved.length === 0) return;
-    // Its block was replaced: where is it now?
+    // Its block was replaced: where is it now? Not in a block the nodes at its height have
+    // replaced: a node whose transaction index still points at the orphaned block answers the
+    // receipt from there (taken, the request stayed `mined` there while its nonce was free: never
+    // resent, and every later nonce waited behind it).
+    const current = (receipts: ReadonlyMap<Hex, TrackedReceipt>) =>
+      new Map(
+        [...receipts].filter(([, r]) => {
+          const hash = canonical.get(r.blockNumber);
+          return hash === undefined || hash === r.blockHash;
+        }),
+      );
     const hashes = moved.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash));
-    const found = await chainView.receipts(hashes);
+    const found = current(await chainView.receipts(hashes));
     for (const req of moved) {
       const mine = attempts.get(req.id) ?? [];
       const hit = mine.find((a) => found.has(a.txHash.toLowerCase() as Hex));
@@ -476,11 +487,13 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         await unmine(lease, req, mine);
         continue;
       }
-      const everywhere = await chainView.receiptsEverywhere(mine.map((a) => a.txHash));
-      const far = mine.find((a) => everywhere.found.has(a.txHash.toLowerCase() as Hex));
+      const everywhere = current(
+        (await chainView.receiptsEverywhere(mine.map((a) => a.txHash))).found,
+      );
+      const far = mine.find((a) => everywhere.has(a.txHash.toLowerCase() as Hex));
       if (far)
         await markMined(lease, [
-          { req, winner: far, receipt: everywhere.found.get(far.txHash.toLowerCase() as Hex)! },
+          { req, winner: far, receipt: everywhere.get(far.txHash.toLowerCase() as Hex)! },
         ]);
       else
         await receiptUnknown(lease, req, "reorged_out", {
