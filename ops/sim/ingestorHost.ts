@@ -138,7 +138,9 @@ export async function childIngestor(args: {
   };
   const start = async () => {
     const c = spawnChild(env);
-    const first = await nextLine(c, 60_000);
+    // Its start-up imports the indexer through tsx: beside a loaded machine's other work that took
+    // over 60 s (deposits seeds 54061, 57054: harness failures, their replays passed).
+    const first = await nextLine(c, 180_000);
     if (first !== "ready") throw new Error(`sim ingestor child said ${first}: ${c.stderr()}`);
     return c;
   };
