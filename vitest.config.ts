@@ -38,10 +38,11 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           pool: "forks",
-          // Two on CI's two cores. Three measured faster on an idle machine (session 28: 900 s wall
-          // against 725 s, the cores half idle with two), but under load beside it flaked files
-          // with fixed waits (a 100 ms connect, a 90 s build, readiness deadlines): kept at two.
-          maxWorkers: 2,
+          // Three on CI's two cores: the files mostly wait on anvil, Postgres and timers, and with
+          // two the cores sat half idle (session 28: 900 s wall against 725 s on an idle machine).
+          // The files that flaked beside load on fixed waits now wait for conditions (session 29);
+          // a fresh clone's run on three beside three simulations (load ~10) passed in 910 s.
+          maxWorkers: 3,
           // Each worker process runs its files one after another on one module cache. Isolated,
           // every file re-imported viem, pg, fastify, the AWS SDK and our modules in a fresh
           // process: 221 s of the integration files' 1,412 s on CI's two cores, 732 s wall against
