@@ -9,12 +9,7 @@
  * way it ever moves down).
  */
 
-import {
-  type ChainConfig,
-  ChainDataInconsistentError,
-  type EvmAdapter,
-  NoHealthyEndpointError,
-} from "../chains/index.js";
+import { type ChainConfig, type EvmAdapter, NoHealthyEndpointError } from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
 import { ResumeAncestorPrunedError, ResumeInputError } from "./errors.js";
@@ -129,16 +124,11 @@ export async function resumeChain({
     return { kind: "resumed", halt: closed ?? halt, rollback: null };
   }
 
+  // The walk reads the disagreeing height again: our block there throws (CHAIN_DATA_INCONSISTENT),
+  // nothing described as a reorg nor rolled back, even with --accept-reorg: an operator accepts
+  // what a node shows, never what it lacks.
   const search = await findCommonAncestor({ pool, adapter, chainId }, disagreeFrom, null);
   if (search.kind !== "ancestor") throw new Error("unreachable: no floor was given");
-  // The walk reads the disagreeing height again: our block there (a load balancer's other backend,
-  // or the node itself since) leaves no evidence, and the blocks above it were only not shown (the
-  // node lags). Nothing is described as a reorg, nor rolled back even with --accept-reorg: an
-  // operator accepts what a node shows, never what it lacks. Run it again.
-  if (search.ancestor !== null && search.ancestor.number === disagreeFrom)
-    throw new ChainDataInconsistentError(
-      `block ${disagreeFrom} differed from ours, then read again as ours: no reorg until a node shows one`,
-    );
   const lowest = search.lowest ?? BigInt(chain.startBlock);
   // No stored block agrees, and facts lie below the oldest one (its older blocks were pruned): the
   // ancestor is down there, where our hashes are gone. Rolling back to the oldest stored block

@@ -34,8 +34,13 @@ export type AncestorSearch =
   | { kind: "below_floor"; floor: bigint; remoteHash: string; storedHash: string };
 
 /**
- * Walk down from `from` comparing stored canonical hashes with the node's, 64 headers per batch.
- * With `floor`, stop there: disagreement at the floor means the reorg reaches it.
+ * Walk down from `from` (a height where a node showed a block other than ours) comparing stored
+ * canonical hashes with the node's, 64 headers per batch. With `floor`, stop there: disagreement
+ * at the floor means the reorg reaches it. Our block at `from` itself, read again (a load
+ * balancer's other backend, or the node since), leaves no evidence: nothing above it was shown
+ * different, only not shown (a lagging node lacks it), so it throws (read again) rather than name
+ * `from` the ancestor: orphaning above it would take missing data as evidence, and with `from`
+ * below the finalized block it would orphan final blocks past the halt.
  */
 export async function findCommonAncestor(
   deps: ReorgDeps,
@@ -61,7 +66,13 @@ export async function findCommonAncestor(
       if (hash === undefined)
         throw new ChainDataInconsistentError(`node returned no header ${n} it claims to have`);
       const mine = stored.get(n);
-      if (mine === hash) return { kind: "ancestor", ancestor: { number: n, hash }, lowest };
+      if (mine === hash) {
+        if (n === from)
+          throw new ChainDataInconsistentError(
+            `block ${from} differed from ours, then read again as ours: no reorg until a node shows one`,
+          );
+        return { kind: "ancestor", ancestor: { number: n, hash }, lowest };
+      }
       if (floor !== null && n <= floor)
         return { kind: "below_floor", floor: n, remoteHash: hash, storedHash: mine ?? "none" };
     }
@@ -143,14 +154,6 @@ export async function handleReorg(ctx: SyncContext, tip: Tip, evidenceAt: bigint
   );
   if (search.kind === "below_floor") return haltChain(ctx, tip, finalized!, search);
   const { ancestor } = search;
-  // The walk starts at the evidence: our block there, read again (a load balancer's other backend,
-  // or the node itself since), is no evidence any more. Nothing above it was shown different, only
-  // not shown (a lagging node lacks it): orphaning it would take missing data as evidence, and with
-  // the evidence below the finalized block it would orphan final blocks past the halt. Read again.
-  if (ancestor !== null && ancestor.number === from)
-    throw new ChainDataInconsistentError(
-      `block ${from} differed from ours, then read again as ours: no reorg until a node shows one`,
-    );
   const lowest = search.lowest ?? BigInt(chain.startBlock);
   const ancestorNumber = ancestor ? ancestor.number : lowest - 1n;
   const newTip = await remoteHead(adapter);
