@@ -35,7 +35,12 @@ export {
   TransferIdRaceError,
   TreasuryMoveError,
 } from "./errors.js";
-export { type FailureEvidence, failureIsEvidenced } from "./failureEvidence.js";
+export {
+  type FailureEvidence,
+  type FollowedOutcome,
+  failureIsEvidenced,
+  followAction,
+} from "./failureEvidence.js";
 export {
   gasBooking,
   gasReversal,

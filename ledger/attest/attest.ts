@@ -36,7 +36,7 @@ import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { getContract, listCustody, readFinalized } from "../../indexers/index.js";
 import { createLedger, type Ledger } from "../createLedger.js";
-import { failureIsEvidenced } from "../failureEvidence.js";
+import { failureIsEvidenced, followAction } from "../failureEvidence.js";
 import { gasTransfer, gasUnbooking } from "../gasBookings.js";
 import { customerLiabilitiesAtRun } from "../recon/customerLiabilities.js";
 import { unlessAborted } from "../recon/reconcile.js";
@@ -342,8 +342,8 @@ export function createAttestor({
    * transaction left the chain (the signer's reorg count grew past the booked one, or it is back in
    * no block) or that failed after all on evidence (failureIsEvidenced: a `failed` without it is a
    * signer bug, and the booking stands) has its gas booking reversed and is `requested` again, for
-   * the settlement below to book when it mines again. (The same rule as signer/sweeps'
-   * followAction: the ledger does not import the signer.)
+   * the settlement below to book when it mines again (followAction, the rule sweeps and cold moves
+   * follow too).
    */
   async function follow(chain: ChainConfig, ledger: Ledger): Promise<number> {
     const rows = await pool.query<{
@@ -367,9 +367,8 @@ export function createAttestor({
     for (const row of rows.rows) {
       const o = outcomes.get(row.request_id);
       if (!o) continue;
-      const unmined = o.status === "broadcast" || o.status === "receipt_unknown";
-      const failed = o.status === "failed";
-      if (failed && !failureIsEvidenced(o) && o.reorgs <= row.booked_generation)
+      const action = followAction(row.booked_generation, o);
+      if (o.status === "failed" && !action)
         log.error({
           msg: "signer reported a confirmed attestation failed without a final block or an operator; its gas booking stands",
           chain_id: chain.chainId,
@@ -378,8 +377,8 @@ export function createAttestor({
           tx_hash: o.txHash,
           error_code: o.errorCode,
         });
-      const left = o.reorgs > row.booked_generation || unmined || (failed && failureIsEvidenced(o));
-      if (!left && o.status !== "finalized") continue;
+      if (!action) continue;
+      const left = action === "unbook";
       const done = await withTransaction(pool, async (c) => {
         const now = await c.query<{ status: string; booked_generation: number; final: boolean }>(
           `SELECT status, booked_generation, final_at IS NOT NULL AS final

@@ -11,8 +11,8 @@
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
-import type { Ledger, NewTransfer } from "../../ledger/index.js";
-import { failureIsEvidenced, getTxOutcomes, type TxOutcome } from "../outcomes.js";
+import { followAction, type Ledger, type NewTransfer } from "../../ledger/index.js";
+import { getTxOutcomes } from "../outcomes.js";
 import { assertBooked, gasUnbooking, sweepUnbooking } from "./bookings.js";
 import { sweepUnbooked } from "./sweepable.js";
 
@@ -24,31 +24,10 @@ type BookedSweep = {
   booked_generation: number;
 };
 
+/** The rule a booking follows (ledger/failureEvidence.ts), re-exported where sweeps use it. */
+export { followAction };
+
 export type FollowedSweep = { id: string; action: "final" | "unbooked" };
-
-/** Outcomes of a request whose transaction is in no block (the signer is sending it again). */
-const UNMINED: ReadonlySet<TxOutcome["status"]> = new Set(["broadcast", "receipt_unknown"]);
-
-/**
- * What to do with a booking (a sweep's or a cold move's) given its outcome now: the booked
- * inclusion left the chain when the reorg count grew past the booked one or the outcome is back
- * to an unmined status (the signer counts each exit, so either says it; both are read), or it
- * failed after all on evidence (failureIsEvidenced): a `failed` without it is a signer bug and
- * the booking stands.
- */
-export function followAction(
-  bookedGeneration: number,
-  o: Pick<TxOutcome, "status" | "reorgs" | "nonce" | "finalizedAt" | "errorCode">,
-): "final" | "unbook" | undefined {
-  if (
-    o.reorgs > bookedGeneration ||
-    UNMINED.has(o.status) ||
-    (o.status === "failed" && failureIsEvidenced(o))
-  )
-    return "unbook";
-  if (o.status === "finalized") return "final";
-  return undefined;
-}
 
 export async function followSweeps({
   common,
