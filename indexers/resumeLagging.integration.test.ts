@@ -11,7 +11,7 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { ChainDataInconsistentError, createEvmAdapter } from "../chains/index.js";
+import { ChainDataInconsistentError, createEvmAdapter, type EvmAdapter } from "../chains/index.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { ResumeAncestorPrunedError } from "./errors.js";
 import { readFinalized } from "./finality.js";
@@ -49,6 +49,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
+
+/** The operator's resume of the halted chain (alice, "deep reorg confirmed"): its answer or error. */
+function resumeCaught(adapter: EvmAdapter, acceptReorg: boolean): Promise<unknown> {
+  return resumeChain({
+    pool: t.ctx.db.pool,
+    adapter,
+    chain: t.chain,
+    by: "alice",
+    reason: "deep reorg confirmed",
+    acceptReorg,
+  }).catch((error: unknown) => error);
+}
 
 it("does not close a halt on the word of a node below our tip", async () => {
   const ingestor = await t.ingestor({ options: { batchBlocks: 4 } });
@@ -104,14 +116,7 @@ it("does not roll back above a height the node read again as ours, even with --a
     // Neither described as a reorg of depth 8 nor rolled back when the operator accepts it.
     for (const acceptReorg of [false, true]) {
       lied = false;
-      const result = await resumeChain({
-        pool,
-        adapter,
-        chain: t.chain,
-        by: "alice",
-        reason: "deep reorg confirmed",
-        acceptReorg,
-      }).catch((error: unknown) => error);
+      const result = await resumeCaught(adapter, acceptReorg);
       expect(lied).toBe(true);
       expect(result).toBeInstanceOf(ChainDataInconsistentError);
       expect((result as Error).message).toMatch(/then read again as ours/);
@@ -155,14 +160,7 @@ it("does not roll back to the oldest stored block when the node disagrees with a
     proxy.setBackends([{ url: other.rpcUrl }]);
     const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
     for (const acceptReorg of [false, true]) {
-      const result = await resumeChain({
-        pool,
-        adapter,
-        chain: t.chain,
-        by: "alice",
-        reason: "deep reorg confirmed",
-        acceptReorg,
-      }).catch((error: unknown) => error);
+      const result = await resumeCaught(adapter, acceptReorg);
       expect(result).toBeInstanceOf(ResumeAncestorPrunedError);
       expect((result as Error).message).toContain(`down to ${tip.number - 9n}`);
     }
