@@ -121,6 +121,26 @@ async function whileMining<T>(work: Promise<T>): Promise<T> {
 
 const exitWhileMining = (run: CliProcess) => whileMining(run.exited);
 
+/** A stored-deploy sender of the hot wallet through `client`, and the release of the leases it took. */
+function deploySenderVia(client: PublicClient) {
+  const leases: Lease[] = [];
+  const send = storedDeploySender({
+    common: ctx.common,
+    databaseUrl: ctx.db.url,
+    chain: ctx.config.chains[0]!,
+    client,
+    account: hot,
+    sendRawTransaction: (raw) => client.sendRawTransaction({ serializedTransaction: raw }),
+    getFinalizedBlock: async () => null,
+    onLease: (lease) => leases.push(lease),
+    pollMs: 50,
+  });
+  const release = async () => {
+    for (const lease of leases.splice(0)) await lease.release();
+  };
+  return { send, release };
+}
+
 /** Deploy gas booked in the ledger (treasury gas moves), by transaction. */
 async function gasBooked(): Promise<{ tx_hash: string; amount: bigint }[]> {
   const { rows } = await ctx.db.pool.query(
@@ -349,18 +369,7 @@ describe("contracts deploy CLI", () => {
       const { status: _dropped, ...rest } = result as Record<string, unknown>;
       return rest;
     });
-    const leases: Lease[] = [];
-    const send = storedDeploySender({
-      common: ctx.common,
-      databaseUrl: ctx.db.url,
-      chain: ctx.config.chains[0]!,
-      client: viaProxy as PublicClient,
-      account: hot,
-      sendRawTransaction: (raw) => viaProxy.sendRawTransaction({ serializedTransaction: raw }),
-      getFinalizedBlock: async () => null,
-      onLease: (lease) => leases.push(lease),
-      pollMs: 50,
-    });
+    const { send, release } = deploySenderVia(viaProxy as PublicClient);
     try {
       const before = await nonce();
       let settled = false;
@@ -399,27 +408,13 @@ describe("contracts deploy CLI", () => {
       expect(rows).toEqual([{ status: "broadcast" }]);
     } finally {
       proxy.setRewrite(undefined);
-      for (const lease of leases.splice(0)) await lease.release();
+      await release();
       await proxy.close();
     }
   });
 
   it("a deploy that reverted at a final block holds no later run: it is marked reverted and the next run signs a new one", async () => {
-    const leases: Lease[] = [];
-    const send = storedDeploySender({
-      common: ctx.common,
-      databaseUrl: ctx.db.url,
-      chain: ctx.config.chains[0]!,
-      client: publicClient as PublicClient,
-      account: hot,
-      sendRawTransaction: (raw) => publicClient.sendRawTransaction({ serializedTransaction: raw }),
-      getFinalizedBlock: async () => null,
-      onLease: (lease) => leases.push(lease),
-      pollMs: 50,
-    });
-    const release = async () => {
-      for (const lease of leases.splice(0)) await lease.release();
-    };
+    const { send, release } = deploySenderVia(publicClient as PublicClient);
     const stored = async () =>
       (
         await ctx.db.pool.query(
