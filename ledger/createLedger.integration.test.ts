@@ -475,21 +475,21 @@ describe("caller's transaction, freeze, queries", () => {
 
 describe("check", () => {
   it("passes on a consistent ledger and finds a tampered balance", async () => {
+    await fund("user:tampered", 7n); // its own account: the case holds run alone too
     expect((await ledger.check()).problems).toEqual([]);
-    await ctx.db.pool.query(
-      "UPDATE ledger.accounts SET credits_posted = credits_posted + 1 WHERE name = 'user:a' AND asset_id = $1",
-      [ETH],
-    );
+    const tamper = (by: number) =>
+      ctx.db.pool.query(
+        "UPDATE ledger.accounts SET credits_posted = credits_posted + $2 WHERE name = 'user:tampered' AND asset_id = $1",
+        [ETH, by],
+      );
+    await tamper(1);
     const report = await ledger.check();
     expect(report.ok).toBe(false);
     expect(report.problems.map((p) => p.type).sort()).toEqual([
       "account_balance_mismatch",
       "unbalanced_asset",
     ]);
-    await ctx.db.pool.query(
-      "UPDATE ledger.accounts SET credits_posted = credits_posted - 1 WHERE name = 'user:a' AND asset_id = $1",
-      [ETH],
-    );
+    await tamper(-1);
   });
 
   // Each violation is planted with balances kept consistent, so only the new checks can see it.
