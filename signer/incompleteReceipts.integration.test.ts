@@ -11,15 +11,17 @@
  *   hold be released (a second payout); another endpoint's whole receipt is used.
  * - a receipt without `logs` is not a transaction without Transfers: read as one, a token payment
  *   would be recorded with no transfer position (never read again: its withdrawal held for ever);
- *   another endpoint's whole receipt is used.
+ *   another endpoint's whole receipt is used. So is one with some of its logs: its bloom has bits
+ *   no log it sent explains (a fee-on-transfer payment would lose its fee Transfer).
  * Every such receipt left aside is counted (custody_rpc_receipt_fee_field_missing_total), so a node
  * that always leaves a field out shows on a metric, not only in logs.
  */
-import { type Hex, parseEther } from "viem";
+import { encodeFunctionData, type Hex, pad, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import { deployFeeToken, FEE_COLLECTOR, FEE_TOKEN } from "./sweeps/testing/feeToken.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -189,6 +191,45 @@ describe("incomplete receipts", () => {
       }
     },
   );
+
+  it("never reads a receipt cut partway as the whole: a fee-on-transfer payment keeps its fee Transfer", async () => {
+    const abi = await deployFeeToken(anvilRpc(anvil));
+    await sendAndMine(anvilRpc(anvil), {
+      from: DEV,
+      to: FEE_TOKEN,
+      data: encodeFunctionData({ abi, functionName: "mint", args: [t.account.address, 10n ** 6n] }),
+    });
+    // The proxy sends the recipient's Transfer and leaves out the collector's (its bloom kept).
+    const collector = pad(FEE_COLLECTOR.toLowerCase() as Hex).toLowerCase();
+    proxy.setRewrite((call, result) => {
+      if (call.method !== "eth_getTransactionReceipt" || result === null) return result;
+      const r = result as { logs: { topics: string[] }[] };
+      return { ...r, logs: r.logs.filter((l) => l.topics[2]?.toLowerCase() !== collector) };
+    });
+    const counted = await countedMissing("logs");
+    const signer = t.run(t.account, {
+      chain: { ...t.chain, rpcUrls: [proxy.url, anvil] },
+      settings: SETTINGS,
+    });
+    try {
+      await t.withdraw("logs-cut", {
+        to: FEE_TOKEN,
+        value: 0n,
+        data: encodeFunctionData({ abi, functionName: "transfer", args: [DEV, 1_000n] }),
+      });
+      const done = await confirmedWith("logs-cut", (o) =>
+        expect(o.feeOnTransfer?.fees).not.toEqual([]),
+      );
+      expect(done.feeOnTransfer).toMatchObject({
+        received: { position: "transfer:0", amount: 990n },
+        fees: [{ position: "transfer:1", amount: 10n }],
+      });
+      expect(await countedMissing("logs")).toBeGreaterThan(counted);
+    } finally {
+      proxy.setRewrite(undefined);
+      await signer.stop();
+    }
+  });
 
   it("waits while its only endpoint sends receipts without effectiveGasPrice, never needs_review, then books the fee", async () => {
     dropFromReceipts("effectiveGasPrice");

@@ -5,12 +5,13 @@
  * block hashes (only from nodes at or past the height), and receipts, through the fallback or asked
  * of every endpoint separately. A missing block or receipt is "not known here", never evidence; so
  * is a receipt without its status or a field its fee is read from (receiptFieldMissing), or
- * without its logs (logsMissing).
+ * without its logs or some of them (logsMissing).
  */
 import type { Registry } from "prom-client";
-import { type Hex, numberToHex } from "viem";
+import { type Hex, hexToBytes, numberToHex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
 import {
+  bloomBits,
   type ChainConfig,
   type ConfirmationRule,
   finalityRule,
@@ -98,21 +99,39 @@ type RawReceiptWithLogs = {
 };
 
 /**
- * "logs" when a mined receipt lacks its logs (no field, or none where its bloom shows some), or a
- * log lacks what its transfer position is read from (null: whole). Read as none, a token payment would be recorded mined without its Transfer
- * (no transfer position, and a mined receipt is never read again: its withdrawal held for ever).
+ * "logs" when a mined receipt lacks its logs (no field, some of them: its bloom has a bit no log
+ * it sent explains), or a log lacks what its transfer position is read from (null: whole). Read
+ * as the whole, a token payment would be recorded mined without its Transfer, or a fee-on-transfer
+ * payment as a plain one (a mined receipt is never read again: its withdrawal held for ever, or
+ * its fee never booked).
  */
 function logsMissing(r: { logs?: unknown; logsBloom?: unknown }): "logs" | null {
   if (!Array.isArray(r.logs)) return "logs";
-  // No logs, but a bloom that says there are some: the entries were dropped, not absent.
-  if (r.logs.length === 0 && typeof r.logsBloom === "string" && !/^0x0*$/.test(r.logsBloom))
-    return "logs";
   const whole = (l: Partial<RawReceiptWithLogs["logs"][number]> | null) =>
     typeof l?.address === "string" &&
     Array.isArray(l.topics) &&
     typeof l.data === "string" &&
     typeof l.logIndex === "string";
-  return r.logs.every(whole) ? null : "logs";
+  if (!r.logs.every(whole)) return "logs";
+  return typeof r.logsBloom === "string" && !bloomExplained(r.logsBloom, r.logs) ? "logs" : null;
+}
+
+/**
+ * Whether every bit of a receipt's bloom is set by one of its logs' address or topics (yellow
+ * paper 4.3.1). A bit none explains is a log the answer left out. A bloom of another size is
+ * unknown: explained.
+ */
+function bloomExplained(
+  logsBloom: string,
+  logs: readonly { address: string; topics: readonly string[] }[],
+): boolean {
+  if (!/^0x[0-9a-fA-F]{512}$/.test(logsBloom)) return true;
+  const rebuilt = new Uint8Array(256);
+  for (const log of logs)
+    for (const item of [log.address, ...log.topics])
+      for (const bit of bloomBits(item as Hex)) rebuilt[255 - (bit >> 3)]! |= 1 << (bit & 7);
+  const bloom = hexToBytes(logsBloom as Hex);
+  return bloom.every((byte, i) => (byte & ~rebuilt[i]!) === 0);
 }
 
 /** A receipt receiptFieldMissing and logsMissing found whole (status, effectiveGasPrice, logs). */
