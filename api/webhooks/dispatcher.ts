@@ -6,8 +6,10 @@
  * that brings the delivery's attempts since its last re-drive (counted in Postgres, not by the
  * job) to `attempts` marks it dead (the dead-letter list, which the API shows and can re-drive).
  * Each configured endpoint has its own queue and worker, so one that hangs to its timeout holds
- * only its own deliveries. Receivers dedupe on `Webhook-Id`, and keep the newest state of a
- * subject by `sequence` (a forced re-drive can deliver an older event after a newer one).
+ * only its own deliveries; a job found in another queue than its endpoint's (the shared one, rung
+ * by a revision before per-endpoint queues) sends nothing. Receivers dedupe on `Webhook-Id`, and
+ * keep the newest state of a subject by `sequence` (a forced re-drive can deliver an older event
+ * after a newer one).
  */
 
 import { createHash } from "node:crypto";
@@ -21,8 +23,8 @@ import { apiMetrics } from "../metrics.js";
 import { signWebhook } from "./signature.js";
 
 /**
- * The shared queue: deliveries to an endpoint no longer configured (they fail and go dead), and
- * jobs a revision before per-endpoint queues rang (its worker drains them).
+ * The shared queue: deliveries to an endpoint no longer configured (they fail and go dead). Jobs a
+ * revision before per-endpoint queues rang here for a configured endpoint are drained unsent.
  */
 export const WEBHOOK_QUEUE = "webhooks";
 
@@ -157,6 +159,19 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   async function deliver(job: Job<DeliveryJob>): Promise<void> {
     const { eventId, endpoint } = job.data;
+    // A job a revision before per-endpoint queues rang into the shared queue, for an endpoint
+    // that has its own queue now: the sweep rings the delivery's job there (a jobId is unique per
+    // queue only), and two jobs would send it at once, count each failure twice and let a later
+    // event of its subject overtake it. Postgres still owes the delivery; its own job sends it.
+    if (job.queueName !== queueOf(endpoint)) {
+      log.info({
+        msg: "webhook job in a queue not its endpoint's; leaving it to the endpoint's queue",
+        event_id: eventId,
+        endpoint,
+        queue: job.queueName,
+      });
+      return;
+    }
     const { rows } = await pool.query<{
       status: string;
       redrives: number;
