@@ -1,8 +1,9 @@
 /**
  * Intake: a withdrawal request is validated at the edge, checked against the customer's block, the
- * custody's own addresses and the policy (rolling 24 h per customer and asset, serialised by an
- * advisory lock), held in the ledger, then waits for approvals or goes straight to the signer. One
- * transaction; a repeated idempotency key returns the stored withdrawal if it means the same request.
+ * custody's own addresses (on every configured chain) and the policy (rolling 24 h per customer and
+ * asset, serialised by an advisory lock), held in the ledger, then waits for approvals or goes
+ * straight to the signer. One transaction; a repeated idempotency key returns the stored withdrawal
+ * if it means the same request.
  */
 import { randomUUID } from "node:crypto";
 import { appendAudit } from "../../foundation/audit.js";
@@ -43,7 +44,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
     return factory?.hotWallet.toLowerCase();
   }
 
-  async function isCustodyAddress(client: PoolClient, chainId: number, address: string) {
+  async function isCustodyAddressOn(client: PoolClient, chainId: number, address: string) {
     const cold = config.chains.find((c) => c.chainId === chainId)?.coldAddress;
     if (cold && cold.toLowerCase() === address) return true;
     if (await isWatchedAddress(client, chainId, address)) return true;
@@ -54,6 +55,15 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
     )
       return true;
     return (await findDepositAddress(client, chainId, address)) !== undefined;
+  }
+
+  // On any configured chain, not only the one paid on: a hot wallet's key signs everywhere, and a
+  // customer who copies one of the custody's addresses from another network would pay the custody,
+  // where nothing watches that address, with their own money.
+  async function isCustodyAddress(client: PoolClient, address: string) {
+    for (const c of config.chains)
+      if (await isCustodyAddressOn(client, c.chainId, address)) return true;
+    return false;
   }
 
   async function create(caller: ApiKey, input: CreateWithdrawalInput, idempotencyKey: string) {
@@ -91,11 +101,11 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
           "body.customerId",
           "withdrawals of this customer are blocked until an operator clears it (a reorg removed a deposit they had already spent)",
         );
-      if (await isCustodyAddress(client, chain.chainId, to))
+      if (await isCustodyAddress(client, to))
         throw new PolicyViolationError(
           "DESTINATION_IS_CUSTODY",
           "body.to",
-          "destination is one of the custody's own addresses",
+          "destination is one of the custody's own addresses (on this or another chain)",
         );
       // Serialise withdrawals per customer and asset, so two concurrent requests cannot both pass
       // the rolling limit.
