@@ -2,7 +2,7 @@
  * `custody-node chains halted` and `custody-node chains resume <chain>`: what an operator does
  * when a reorg reached a final block and the indexer halted the chain (DESIGN "Finality and bad
  * days"). Inspect first; resume re-checks the node, and rolls back final blocks only with
- * --accept-reorg (audited, with who and why).
+ * --accept-reorg naming the common ancestor its refusal showed (audited, with who and why).
  */
 import type { Command } from "commander";
 import { chainSchema, createEvmAdapter } from "../chains/index.js";
@@ -57,16 +57,19 @@ export function registerCommands(program: Command): void {
   chains
     .command("resume <chain>")
     .description(
-      "resume a halted chain: re-check the node; with --accept-reorg roll back to the common ancestor once (audited)",
+      "resume a halted chain: re-check the node; with --accept-reorg <height>:<hash> (the common ancestor a refusal showed) roll back to it once (audited)",
     )
     .requiredOption("--by <who>", "the operator resuming the chain (recorded in the audit log)")
     .requiredOption("--reason <text>", "why (recorded in the audit log)")
-    .option("--accept-reorg", "orphan the reorged blocks, final ones included", false)
+    .option(
+      "--accept-reorg <height:hash>",
+      "orphan the blocks above this common ancestor, final ones included: the one the refusal printed (refused, nothing changed, if the node now shows another)",
+    )
     .option("--json", "print JSON", false)
     .action(
       async (
         key: string,
-        opts: { by: string; reason: string; acceptReorg: boolean; json: boolean },
+        opts: { by: string; reason: string; acceptReorg?: string; json: boolean },
       ) => {
         const { config, pool: db } = pool();
         const chain = chainByKey(config, key);
@@ -79,7 +82,7 @@ export function registerCommands(program: Command): void {
             chain,
             by: opts.by,
             reason: opts.reason,
-            acceptReorg: opts.acceptReorg,
+            acceptReorg: opts.acceptReorg ?? null,
           });
           if (opts.json)
             console.log(
@@ -91,7 +94,7 @@ export function registerCommands(program: Command): void {
           } else if (result.kind === "refused") {
             if (!opts.json)
               console.error(
-                `chain ${chain.key}: the reorg is still there: common ancestor ${result.ancestor}, depth ${result.depth}, finalized ${result.finalized ?? "none"}; ${result.factsAbove} facts above it (${result.confirmedFactsAbove} confirmed) would be orphaned. Nothing changed; re-run with --accept-reorg to roll back.`,
+                `chain ${chain.key}: the reorg is still there: common ancestor ${result.ancestor}, depth ${result.depth}, finalized ${result.finalized ?? "none"}; ${result.factsAbove} facts above it (${result.confirmedFactsAbove} confirmed) would be orphaned. Nothing changed; to roll back to it, re-run with --accept-reorg ${result.accept}`,
               );
             process.exitCode = 1;
           } else if (!opts.json) {

@@ -16,11 +16,18 @@ export class TipMovedError extends BaseError {
   }
 }
 
-/** `chains resume` without who (--by) or why (--reason): an operator decision is always audited. */
+/**
+ * `chains resume` without who (--by) or why (--reason): an operator decision is always audited. Or
+ * an --accept-reorg that names no common ancestor the way the refusal prints one.
+ */
 export class ResumeInputError extends BaseError {
   override name = "ResumeInputError";
-  constructor(chainId: number, field: "by" | "reason") {
-    super(`chain ${chainId} cannot be resumed: --${field} must not be empty`, {
+  constructor(
+    chainId: number,
+    field: "by" | "reason" | "accept-reorg",
+    problem = "must not be empty",
+  ) {
+    super(`chain ${chainId} cannot be resumed: --${field} ${problem}`, {
       code: "INDEXER_RESUME_INPUT",
       meta: { chain_id: chainId, field },
     });
@@ -41,6 +48,24 @@ export class ResumeAncestorPrunedError extends BaseError {
       {
         code: "INDEXER_RESUME_ANCESTOR_PRUNED",
         meta: { chain_id: chainId, lowest: lowest.toString() },
+      },
+    );
+  }
+}
+
+/**
+ * `chains resume --accept-reorg <height>:<hash>`: the common ancestor found now is not the one the
+ * operator accepted (the refusal they read showed another: the node changed endpoint or backend
+ * since, most likely). A rollback nobody was shown is none accepted: nothing is changed.
+ */
+export class ResumeAncestorChangedError extends BaseError {
+  override name = "ResumeAncestorChangedError";
+  constructor(chainId: number, accepted: string, found: string, depth: number) {
+    super(
+      `chain ${chainId} not resumed: the common ancestor is now ${found} (depth ${depth}), not ${accepted} as accepted; nothing changed. Check the node, then re-run with --accept-reorg ${found} to roll back to it`,
+      {
+        code: "INDEXER_RESUME_ANCESTOR_CHANGED",
+        meta: { chain_id: chainId, accepted, found, depth },
       },
     );
   }

@@ -4,8 +4,8 @@
  * that reaches it halts the chain: nothing orphaned, no reorg recorded, a chain.halts row and an
  * audit entry, `custody_chain_halted` 1 and readiness false. The real `custody-node chains halted`
  * lists it; `chains resume` closes the halt without a rollback when the node agrees again, refuses
- * while the reorg is still there, and with --accept-reorg rolls back once (audited) after which
- * the index equals a clean one. Evidence that does not hold on a second read is none: a node whose
+ * while the reorg is still there, and with --accept-reorg <the ancestor it showed> rolls back once
+ * (audited), after which the index equals a clean one. Evidence that does not hold on a second read is none: a node whose
  * `latest` was a sibling below the finalized block but whose block by number there is ours (a load
  * balancer's lagging backends disagreeing) orphans nothing above it, final or not, and halts nothing.
  */
@@ -220,6 +220,9 @@ describe("halt below finality", () => {
     expect(refused.code).toBe(1);
     expect(refused.out).toContain("the reorg is still there");
     expect(refused.out).toContain(`common ancestor ${tip.number - 6n}, depth 6`);
+    // The refusal names the exact acceptance: the ancestor it showed, height and hash.
+    const accept = refused.out.match(/re-run with --accept-reorg (\S+)/)?.[1];
+    expect(accept).toMatch(new RegExp(`^${tip.number - 6n}:0x[0-9a-f]{64}$`));
     expect(await readHalts(t.ctx.db.pool)).toHaveLength(1);
     expect(await orphaned()).toBe(orphanedBefore);
     expect(await loadTip(t.ctx.db.pool, CHAIN_ID)).toEqual(tip);
@@ -233,6 +236,7 @@ describe("halt below finality", () => {
       "--reason",
       "deep reorg confirmed with the node operator",
       "--accept-reorg",
+      accept!,
     ]);
     expect(accepted.out).toContain(`rolled back to block ${tip.number - 6n} (depth 6)`);
     expect(accepted.code).toBe(0);

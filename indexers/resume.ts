@@ -3,16 +3,23 @@
  * the node first: if they agree again (a node that lied or has recovered), the halt is closed and
  * nothing is rolled back. A disagreement that does not hold when the ancestor search reads that
  * height again is none: it fails (CHAIN_DATA_INCONSISTENT), changing nothing, accepted or not. If
- * the reorg is still there, it is described and refused unless the operator accepts it
- * (`--accept-reorg`): then the deep rollback runs once, in one transaction with closing the halt
- * and its audit entry; the published finalized block moves down to the common ancestor (the only
- * way it ever moves down).
+ * the reorg is still there, it is described and refused, naming the common ancestor found
+ * (`<height>:<hash>`), unless the operator accepts that ancestor (`--accept-reorg <height>:<hash>`):
+ * then the deep rollback runs once, in one transaction with closing the halt and its audit entry;
+ * the published finalized block moves down to the common ancestor (the only way it ever moves
+ * down). An acceptance names what the operator was shown: if the ancestor found now is another
+ * (the node changed endpoint or backend since), it fails (INDEXER_RESUME_ANCESTOR_CHANGED),
+ * changing nothing.
  */
 
 import { type ChainConfig, type EvmAdapter, NoHealthyEndpointError } from "../chains/index.js";
 import { appendAudit } from "../foundation/audit.js";
 import { type Pool, withTransaction } from "../foundation/db.js";
-import { ResumeAncestorPrunedError, ResumeInputError } from "./errors.js";
+import {
+  ResumeAncestorChangedError,
+  ResumeAncestorPrunedError,
+  ResumeInputError,
+} from "./errors.js";
 import { readFinalized } from "./finality.js";
 import { type ChainHalt, closeHalt, openHalt } from "./halts.js";
 import { canonicalHashes, loadTip, lockTip, type Tip } from "./store.js";
@@ -22,11 +29,13 @@ export type ResumeResult =
   | { kind: "not_halted" }
   /** The node agrees with the stored chain again: halt closed, nothing rolled back. */
   | { kind: "resumed"; halt: ChainHalt; rollback: null }
-  /** The reorg is still there: nothing changed; re-run with acceptReorg to roll back. */
+  /** The reorg is still there: nothing changed; re-run with acceptReorg = `accept` to roll back. */
   | {
       kind: "refused";
       halt: ChainHalt;
       ancestor: bigint;
+      /** The common ancestor as an acceptance names it: `<height>:<hash>` (`none`: no stored block agrees). */
+      accept: string;
       depth: number;
       finalized: bigint | null;
       factsAbove: number;
@@ -42,6 +51,9 @@ function noNodeAt(adapter: EvmAdapter, chainId: number, n: bigint): NoHealthyEnd
     .join(", ");
   return new NoHealthyEndpointError("chains resume", chainId, n, heads);
 }
+
+/** How an acceptance names a common ancestor; `none`: no stored block agrees (all are rolled back). */
+const ACCEPTANCE = /^\d+:(0x[0-9a-f]{64}|none)$/;
 
 async function factsAbove(pool: Pool, chainId: number, ancestor: bigint) {
   const { rows } = await pool.query<{ n: number; c: number }>(
@@ -74,7 +86,8 @@ export async function resumeChain({
   chain: ChainConfig;
   by: string;
   reason: string;
-  acceptReorg: boolean;
+  /** The common ancestor the operator accepts, as a refusal named it (`accept`); null: none. */
+  acceptReorg: string | null;
 }): Promise<ResumeResult> {
   const chainId = chain.chainId;
   // Closing a halt (and --accept-reorg's rollback of final blocks) is an operator decision: who
@@ -83,6 +96,13 @@ export async function resumeChain({
   const reason = reasonArg.trim();
   if (by === "") throw new ResumeInputError(chainId, "by");
   if (reason === "") throw new ResumeInputError(chainId, "reason");
+  const accepted = acceptReorg?.trim().toLowerCase() ?? null;
+  if (accepted !== null && !ACCEPTANCE.test(accepted))
+    throw new ResumeInputError(
+      chainId,
+      "accept-reorg",
+      "must name the common ancestor as the refusal printed it: <height>:<hash>",
+    );
   const halt = await openHalt(pool, chainId);
   if (!halt) return { kind: "not_halted" };
   const tip = await loadTip(pool, chainId);
@@ -137,18 +157,24 @@ export async function resumeChain({
     throw new ResumeAncestorPrunedError(chainId, lowest);
   const ancestorNumber = search.ancestor ? search.ancestor.number : lowest - 1n;
   const finalized = await readFinalized(pool, chainId);
-  if (!acceptReorg) {
+  const found = `${ancestorNumber}:${search.ancestor?.hash.toLowerCase() ?? "none"}`;
+  const depth = Number(tip.number - ancestorNumber);
+  if (accepted === null) {
     const above = await factsAbove(pool, chainId, ancestorNumber);
     return {
       kind: "refused",
       halt,
       ancestor: ancestorNumber,
-      depth: Number(tip.number - ancestorNumber),
+      accept: found,
+      depth,
       finalized: finalized?.number ?? null,
       factsAbove: above.n,
       confirmedFactsAbove: above.c,
     };
   }
+  // The operator accepted the rollback they were shown; a node that now shows another (deeper or
+  // shallower) has not been looked at by anyone.
+  if (accepted !== found) throw new ResumeAncestorChangedError(chainId, accepted, found, depth);
   const head = await adapter.getHead();
   const [headBlock] = await adapter.getHeaders([head]);
   // The new tip's hash is the next batch's parent check: a header not returned is not one.
@@ -173,6 +199,7 @@ export async function resumeChain({
         halt_id: halt.id,
         rollback: true,
         accept_reorg: true,
+        accepted_ancestor: accepted,
         common_ancestor: ancestorNumber.toString(),
         depth: rollback.depth,
         finalized_before: finalized?.number.toString() ?? null,

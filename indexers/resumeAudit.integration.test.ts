@@ -58,7 +58,7 @@ it("refuses a resume with a blank --by or --reason and changes nothing", async (
       chain: t.chain,
       by,
       reason,
-      acceptReorg: true,
+      acceptReorg: "1:none",
     }).catch((error: Error) => error);
     expect(result).toBeInstanceOf(Error);
     expect((result as Error).message).toMatch(/must not be empty/);

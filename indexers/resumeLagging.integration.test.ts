@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 /** The operator's resume of the halted chain (alice, "deep reorg confirmed"): its answer or error. */
-function resumeCaught(adapter: EvmAdapter, acceptReorg: boolean): Promise<unknown> {
+function resumeCaught(adapter: EvmAdapter, acceptReorg: string | null): Promise<unknown> {
   return resumeChain({
     pool: t.ctx.db.pool,
     adapter,
@@ -83,7 +83,7 @@ it("does not close a halt on the word of a node below our tip", async () => {
     chain: t.chain,
     by: "alice",
     reason: "node looks fine",
-    acceptReorg: false,
+    acceptReorg: null,
   }).catch((error: Error) => error);
   // The halt stays open: the node has not reached the blocks in question.
   expect(await readHalts(t.ctx.db.pool)).toHaveLength(1);
@@ -113,8 +113,14 @@ it("does not roll back above a height the node read again as ours, even with --a
   try {
     const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
     expect(await adapter.getHead()).toBe(tip.number - 8n);
-    // Neither described as a reorg of depth 8 nor rolled back when the operator accepts it.
-    for (const acceptReorg of [false, true]) {
+    // Neither described as a reorg of depth 8 nor rolled back when the operator accepts the
+    // ancestor that reading would give (our block just below it).
+    const below = tip.number - 9n;
+    const { rows } = await pool.query<{ hash: string }>(
+      "SELECT hash FROM chain.blocks WHERE chain_id = $1 AND number = $2 AND canonical",
+      [TEST_CHAIN_ID, below.toString()],
+    );
+    for (const acceptReorg of [null, `${below}:${rows[0]!.hash}`]) {
       lied = false;
       const result = await resumeCaught(adapter, acceptReorg);
       expect(lied).toBe(true);
@@ -159,7 +165,8 @@ it("does not roll back to the oldest stored block when the node disagrees with a
     await anvilRpc(other.rpcUrl)("anvil_mine", [`0x${(tip.number + 2n).toString(16)}`]);
     proxy.setBackends([{ url: other.rpcUrl }]);
     const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
-    for (const acceptReorg of [false, true]) {
+    // Not even when the operator accepts rolling back every stored block.
+    for (const acceptReorg of [null, `${tip.number - 10n}:none`]) {
       const result = await resumeCaught(adapter, acceptReorg);
       expect(result).toBeInstanceOf(ResumeAncestorPrunedError);
       expect((result as Error).message).toContain(`down to ${tip.number - 9n}`);

@@ -23,7 +23,13 @@ import { type Pool, withTransaction } from "../../foundation/db.js";
 import { recordContract } from "../../indexers/index.js";
 import { anvilRpc, freshAddress, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
-import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
+import {
+  failTxRequestByOperator,
+  getTxOutcomes,
+  nonceEvidenceFromChains,
+  requestTransaction,
+  TxRequestNotReviewableError,
+} from "../../signer/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { setTxRequestState } from "../../signer/testing/txRequestState.js";
 import { createLedger, type Ledger } from "../createLedger.js";
@@ -369,7 +375,17 @@ describe("following an attestation until final", () => {
     await withSigner.settle(chain);
     await withSigner.settle(chain);
     expect(await state(a.id)).toEqual({ status: "requested", final: false });
-    // An operator fails it (audited): that is evidence, and it settles failed.
+    // No operator decision clears it yet: `tx-requests fail` decides receipt_unknown and
+    // needs_review requests only (AttestationStuck step 4: escalate to the signer's owners).
+    const refused = await failTxRequestByOperator(
+      pool,
+      { requestId: a.requestId, by: "op", reason: "nothing of ours at its nonce" },
+      nonceEvidenceFromChains([chain]),
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(TxRequestNotReviewableError);
+    expect(await state(a.id)).toEqual({ status: "requested", final: false });
+    // An operator's fail (audited, OPERATOR_FAILED, as one from needs_review records it) is
+    // evidence, and it settles failed.
     await setTxRequestState(pool, a.requestId, {
       status: "failed",
       nonce: 41,

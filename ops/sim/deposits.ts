@@ -72,20 +72,26 @@ function depositAddress(customer: number, index: number): Hex {
   return `0x5e${customer.toString(16).padStart(2, "0")}${index.toString(16).padStart(2, "0")}${"0".repeat(33)}1` as Hex;
 }
 
-/** The operator's `custody-node chains resume <chain> --accept-reorg`, through its function. */
+/**
+ * The operator's `custody-node chains resume <chain>`, refused, then again with `--accept-reorg`
+ * naming the common ancestor the refusal showed, through its function.
+ */
 async function resumeAcceptingReorg(
   pool: Pool,
   chain: ChainConfig,
   adapter: EvmAdapter,
 ): Promise<string | null> {
-  const result = await resumeChain({
-    pool,
-    adapter,
-    chain,
-    by: "sim",
-    reason: "simulated deep reorg accepted by the operator",
-    acceptReorg: true,
-  });
+  const resume = (acceptReorg: string | null) =>
+    resumeChain({
+      pool,
+      adapter,
+      chain,
+      by: "sim",
+      reason: "simulated deep reorg accepted by the operator",
+      acceptReorg,
+    });
+  const shown = await resume(null);
+  const result = shown.kind === "refused" ? await resume(shown.accept) : shown;
   return result.kind === "resumed" ? null : `resumeChain answered ${result.kind}`;
 }
 
