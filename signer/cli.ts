@@ -198,7 +198,9 @@ export function registerCommands(program: Command): void {
 
   requests
     .command("retry <requestId>")
-    .description("send a needs_review request back to broadcast with a fresh cancel budget")
+    .description(
+      "send a needs_review request whose cancel was unsendable (CANCEL_UNSENDABLE) back to broadcast with a fresh cancel budget; refused for any other review reason",
+    )
     .requiredOption("--by <who>", "the operator deciding")
     .requiredOption("--reason <text>", "why (what was fixed)")
     .action(decision("retried", retryTxRequestByOperator));

@@ -110,6 +110,29 @@ export class TxRequestNotReviewableError extends BaseError {
 }
 
 /**
+ * An operator retried a `needs_review` request whose review reason a resend cannot fix: only a
+ * request whose cancel was unsendable (CANCEL_UNSENDABLE) is sent back to `broadcast`. Its nonce
+ * used at a final block by nothing we have a receipt for (NONCE_CONSUMED_NO_KNOWN_ATTEMPT) cannot
+ * be mined again: retried, it came back to needs_review, with an alert, every round.
+ */
+export class TxRequestNotRetryableError extends BaseError {
+  override name = "TxRequestNotRetryableError";
+  constructor(id: string, reviewReason: string | null) {
+    super(
+      `Transaction request ${id} is needs_review (${reviewReason ?? "no reason recorded"}); retry applies only to CANCEL_UNSENDABLE`,
+      {
+        code: "SIGNER_REQUEST_NOT_RETRYABLE",
+        details:
+          reviewReason === "NONCE_CONSUMED_NO_KNOWN_ATTEMPT"
+            ? "its nonce is used at a final block and no attempt of ours is found: a resend cannot mine; the signer keeps searching for its receipt, or fail it once the chain is checked (tx-requests fail)"
+            : undefined,
+        meta: { id, review_reason: reviewReason },
+      },
+    );
+  }
+}
+
+/**
  * The chain could not be asked what used a request's nonce (no node answered, a node without the
  * history, a chain not configured): an operator's failure waits, since absence is never evidence.
  */

@@ -293,6 +293,54 @@ describe("operator decisions", () => {
     }
   });
 
+  it("refuses to retry a request whose nonce was used at a final block by nothing we have a receipt for", async () => {
+    // Its own payment mined and every receipt is withheld: the nonce is used at a final block with
+    // no attempt of ours found (NONCE_CONSUMED_NO_KNOWN_ATTEMPT). Resending cannot mine at a used
+    // nonce: retried, it went back to broadcast, then receipt_unknown and needs_review again, an
+    // outcome change and an alert each round. The signer keeps searching from needs_review anyway.
+    const dest = "0x000000000000000000000000000000000000d0d0" as Hex;
+    const account = await t.wallet();
+    let hiding = true;
+    proxy.setIntercept((call) =>
+      hiding && call.method === "eth_getTransactionReceipt" ? { result: null } : undefined,
+    );
+    const signer = t.run(account, {
+      settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 },
+    });
+    try {
+      await t.withdraw("consumed", { from: account.address, to: dest, value: parseEther("1") });
+      await waitFor("needs_review", async () => {
+        const o = await outcome("consumed");
+        await t.rpc("evm_mine");
+        return o.status === "needs_review" ? o : undefined;
+      });
+      expect((await outcome("consumed")).reviewReason).toBe("NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
+      const decision = { requestId: "consumed", by: "alice", reason: "try again" };
+      await expect(retryTxRequestByOperator(t.ctx.db.pool, decision)).rejects.toMatchObject({
+        code: "SIGNER_REQUEST_NOT_RETRYABLE",
+        meta: { id: "consumed", review_reason: "NONCE_CONSUMED_NO_KNOWN_ATTEMPT" },
+      });
+      const viaCli = await cli(["retry", "consumed", "--by", "alice", "--reason", "try again"]);
+      expect(viaCli.code).not.toBe(0);
+      expect(viaCli.out).toContain("needs_review (NONCE_CONSUMED_NO_KNOWN_ATTEMPT)");
+      expect((await outcome("consumed")).status).toBe("needs_review");
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'consumed' AND actor LIKE 'operator:%'",
+      );
+      expect(rows).toEqual([]);
+      // Receipts come back: the signer records the payment from needs_review, with no retry.
+      hiding = false;
+      await waitFor("confirmed once receipts are back", async () => {
+        const o = await outcome("consumed");
+        if (o.status !== "confirmed" && o.status !== "finalized") await t.rpc("evm_mine");
+        return o.status === "confirmed" || o.status === "finalized";
+      });
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  });
+
   it("fails a request whose nonce another transaction used, once that block is final; not while no node can tell", async () => {
     const account = await t.wallet();
     const from = account.address.toLowerCase();

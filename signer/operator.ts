@@ -18,6 +18,10 @@
  *   decides (it is followed to confirmed, with an alert). The evidence is kept in the audit row.
  * - retry: a `needs_review` request whose cancel was unsendable (CANCEL_UNSENDABLE) goes back to
  *   `broadcast`, with a fresh budget of cancel attempts (after fixing the cause: funds, gas, node).
+ *   Any other review reason is refused: a nonce used at a final block by nothing we have a
+ *   receipt for (NONCE_CONSUMED_NO_KNOWN_ATTEMPT) cannot be mined by a resend (the request came
+ *   straight back to needs_review, alerting again), and the signer keeps searching for its receipt
+ *   from needs_review and frees it itself if the nonce is ever unused again.
  */
 import type { Hex } from "viem";
 import type { Pool, PoolClient } from "../foundation/db.js";
@@ -28,6 +32,7 @@ import {
   TxRequestMinedOnChainError,
   TxRequestNonceNotFinalError,
   TxRequestNotFoundError,
+  TxRequestNotRetryableError,
   TxRequestNotReviewableError,
 } from "./errors.js";
 import type { NonceEvidence, NonceEvidenceReader } from "./nonceEvidence.js";
@@ -214,17 +219,27 @@ export async function failTxRequestByOperator(
   );
 }
 
-/** Send a `needs_review` request back to `broadcast` with a fresh cancel budget (audited). */
+/** The review reasons a resend can fix: the cause (funds, gas, a node) was outside the chain. */
+const RETRYABLE_REVIEWS: ReadonlySet<string> = new Set(["CANCEL_UNSENDABLE"]);
+
+/**
+ * Send a `needs_review` request whose cancel was unsendable back to `broadcast` with a fresh
+ * cancel budget (audited); refused for any other review reason (see the header).
+ */
 export async function retryTxRequestByOperator(
   pool: Pool,
   d: OperatorDecision,
 ): Promise<OperatorDecisionResult> {
   return withTransaction(pool, (client) =>
-    decide(client, d, ["needs_review"], "operator_retry", async () => ({
-      update: `UPDATE custody.tx_requests
-          SET status = 'broadcast', review_reason = NULL, outcome_seq = outcome_seq + 1,
-              updated_at = now()`,
-    })),
+    decide(client, d, ["needs_review"], "operator_retry", async (row) => {
+      if (row.review_reason === null || !RETRYABLE_REVIEWS.has(row.review_reason))
+        throw new TxRequestNotRetryableError(d.requestId, row.review_reason);
+      return {
+        update: `UPDATE custody.tx_requests
+            SET status = 'broadcast', review_reason = NULL, outcome_seq = outcome_seq + 1,
+                updated_at = now()`,
+      };
+    }),
   );
 }
 

@@ -7,6 +7,9 @@
  * job is derived from Postgres and the chain each pass, never remembered in memory only. A request
  * an operator failed while its nonce was unused (cancel_requested_at, operator.ts; or `failed` by
  * an operator before migration 0107) never gets its own bytes back: only cancels use its nonce.
+ * Nothing is decided on a count from a node behind the best head seen (`atBestHead`): it is as of
+ * an older block, so a nonce the chain used since reads as unused (a cancel signed for it, stored
+ * bytes marked live again); the stage waits for a node at the head.
  */
 import type { Lease } from "../lease.js";
 import { type Attempt, attemptsOf, type WatchedRequest } from "./attempts.js";
@@ -37,6 +40,7 @@ export async function checkNonces(
   watched: readonly WatchedRequest[],
   snap: ChainSnapshot,
 ): Promise<NonceCheck> {
+  if (!snap.atBestHead) return { jobs: [], legacyFailed: new Set() };
   const open = watched.filter(
     (r) => (r.status === "signed" || r.status === "broadcast") && r.nonce >= snap.latestCount,
   );

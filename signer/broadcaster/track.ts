@@ -2,7 +2,8 @@
  * Track stage: follow every sent transaction to finality.
  *
  * - A used nonce (below the chain's mined count) gets its receipt looked up among ALL attempts of
- *   the request, rejected ones included (one node may refuse bytes another mines). Found: the
+ *   the request, rejected ones included (one node may refuse bytes another mines). Found, in a
+ *   block the nodes at its height still have (never from a node's stale index, as below): the
  *   request is `mined` with block, fee and transfer position recorded once. Not found: first the
  *   fallback client, then every endpoint on its own; still nothing after a grace period:
  *   `receipt_unknown` (still searched, never failed). Only when the nonce is used at a final block
@@ -393,6 +394,29 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   }
 
   /**
+   * The receipts whose block is the one the nodes at its height have (`known`: heights already
+   * read this pass). A node whose transaction index still points at a block replaced since answers
+   * the receipt from there: taken, the request is `mined` in an orphaned block, and the next hash
+   * check takes it out again (a flip-flop callers see; with the nonce free, never resent). No node
+   * at that height: kept, as no evidence either way.
+   */
+  async function onCanonicalBlocks(
+    receipts: ReadonlyMap<Hex, TrackedReceipt>,
+    known: ReadonlyMap<bigint, Hex> = new Map(),
+  ): Promise<Map<Hex, TrackedReceipt>> {
+    const heights = new Set([...receipts.values()].map((r) => r.blockNumber));
+    const ask = [...heights].filter((b) => !known.has(b));
+    const canonical = new Map(known);
+    if (ask.length > 0) for (const [b, h] of await chainView.blockHashes(ask)) canonical.set(b, h);
+    return new Map(
+      [...receipts].filter(([, r]) => {
+        const hash = canonical.get(r.blockNumber);
+        return hash === undefined || hash === r.blockHash;
+      }),
+    );
+  }
+
+  /**
    * Which mined requests to check against the canonical chain this pass: those about to change
    * (confirmation or finality reached), those whose nonce the chain says is free, and all of them
    * every `fullCheckMs` (a re-inclusion elsewhere keeps the nonce used, so only a hash check sees it).
@@ -460,18 +484,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     );
     if (moved.length === 0) return;
     // Its block was replaced: where is it now? Not in a block the nodes at its height have
-    // replaced: a node whose transaction index still points at the orphaned block answers the
-    // receipt from there (taken, the request stayed `mined` there while its nonce was free: never
-    // resent, and every later nonce waited behind it).
-    const current = (receipts: ReadonlyMap<Hex, TrackedReceipt>) =>
-      new Map(
-        [...receipts].filter(([, r]) => {
-          const hash = canonical.get(r.blockNumber);
-          return hash === undefined || hash === r.blockHash;
-        }),
-      );
+    // replaced (onCanonicalBlocks).
     const hashes = moved.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash));
-    const found = current(await chainView.receipts(hashes));
+    const found = await onCanonicalBlocks(await chainView.receipts(hashes), canonical);
     for (const req of moved) {
       const mine = attempts.get(req.id) ?? [];
       const hit = mine.find((a) => found.has(a.txHash.toLowerCase() as Hex));
@@ -487,8 +502,9 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         await unmine(lease, req, mine);
         continue;
       }
-      const everywhere = current(
+      const everywhere = await onCanonicalBlocks(
         (await chainView.receiptsEverywhere(mine.map((a) => a.txHash))).found,
+        canonical,
       );
       const far = mine.find((a) => everywhere.has(a.txHash.toLowerCase() as Hex));
       if (far)
@@ -554,8 +570,10 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       ctx,
       used.map((r) => r.id),
     );
-    const found = await chainView.receipts(
-      used.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash)),
+    const found = await onCanonicalBlocks(
+      await chainView.receipts(
+        used.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash)),
+      ),
     );
     const now = Date.now();
     const hits: Mined[] = [];
@@ -585,11 +603,12 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       if (now - (lastFullSearch.get(req.id) ?? 0) < settings.fullSearchIntervalMs) continue;
       lastFullSearch.set(req.id, now);
       const everywhere = await chainView.receiptsEverywhere(mine.map((a) => a.txHash));
-      const far = mine.find((a) => everywhere.found.has(a.txHash.toLowerCase() as Hex));
+      const current = await onCanonicalBlocks(everywhere.found);
+      const far = mine.find((a) => current.has(a.txHash.toLowerCase() as Hex));
       if (far) {
         lastFullSearch.delete(req.id);
         await markMined(lease, [
-          { req, winner: far, receipt: everywhere.found.get(far.txHash.toLowerCase() as Hex)! },
+          { req, winner: far, receipt: current.get(far.txHash.toLowerCase() as Hex)! },
         ]);
         continue;
       }

@@ -1,0 +1,90 @@
+/**
+ * nonces.ts and a lagging node (DESIGN: missing data is never evidence). Every attempt of a
+ * withdrawal was refused for good by our node, so its nonce is a cancel job while the chain has
+ * not used it; then its payment bytes mine anyway (another node's pool had them). While the only
+ * endpoint lags behind that block, its mined count says the nonce is still unused: a cancel signed
+ * then is signed for a used nonce (and, past the cancel budget, ends the request in needs_review
+ * with a cancel_unsendable alert). Nothing may be decided from that count: no cancel is signed
+ * until a node at the best head seen says the nonce is unused, and the payment is recorded.
+ * Real anvil behind the lying proxy, Postgres and the KMS emulator.
+ */
+import { type Hex, parseTransaction } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import { getTxRequest } from "./requests.js";
+import { waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+
+let t: SignerTest<LyingProxy>;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
+    proxy: (url) => startLyingProxy(url),
+  });
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function cancels(id: string): Promise<number> {
+  const { rows } = await t.ctx.db.pool.query(
+    "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel'",
+    [id],
+  );
+  return rows[0].n;
+}
+
+describe("a nonce without a live attempt while the node lags behind the block that used it", () => {
+  it("gets no cancel signed on the lagging count; the payment is recorded once the node is back", async () => {
+    const dest = "0x000000000000000000000000000000000000c0c0" as Hex;
+    const account = await t.wallet();
+    const from = account.address.toLowerCase();
+    const kept: Hex[] = [];
+    // Our node refuses the payment and every cancel for good (the payment's bytes are kept, as a
+    // node that refused them may have passed them on).
+    t.proxy!.setSendIntercept((raw) => {
+      const tx = parseTransaction(raw as Hex);
+      if (tx.to?.toLowerCase() === dest) {
+        kept.push(raw as Hex);
+        return "intrinsic gas too low";
+      }
+      return tx.to?.toLowerCase() === from ? "intrinsic gas too low" : undefined;
+    });
+    const signer = t.run(account, {
+      settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 400, maxCancelAttempts: 1_000 },
+    });
+    try {
+      await t.withdraw("lag-cancel", { from: account.address, to: dest, value: 3n });
+      await waitFor("a cancel refused", async () => (await cancels("lag-cancel")) > 0);
+      // The node falls 3 blocks behind (a head it had shown); the payment's bytes mine one block later.
+      await t.rpc("anvil_mine", ["0x5"]);
+      const seen = t.proxy!.requests();
+      await waitFor("the signer's next passes", async () => t.proxy!.requests() > seen + 5);
+      t.proxy!.setLag(3);
+      await t.rpc("eth_sendRawTransaction", [kept[0]]);
+      expect(await t.client.getBalance({ address: dest })).toBe(3n);
+      // A pass that read the count before the payment mined may still place its cancel.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const before = await cancels("lag-cancel");
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(await cancels("lag-cancel")).toBe(before);
+      // Not given up as unsendable either (no needs_review, no cancel_unsendable alert).
+      expect(["signed", "broadcast"]).toContain(
+        (await getTxRequest(t.ctx.db.pool, "lag-cancel"))!.status,
+      );
+      t.proxy!.setLag(null);
+      await waitFor("the payment recorded and confirmed", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "lag-cancel");
+        if (r?.status !== "confirmed") await t.rpc("evm_mine");
+        return r?.status === "confirmed";
+      });
+      expect(await t.client.getBalance({ address: dest })).toBe(3n);
+    } finally {
+      t.proxy!.setSendIntercept(null);
+      t.proxy!.setLag(null);
+      await signer.stop();
+    }
+  });
+});
