@@ -7,51 +7,25 @@
  * (INDEXER_RESUME_ANCESTOR_CHANGED) and changes nothing; accepting the new one rolls back once.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
 import { ResumeAncestorChangedError, ResumeInputError } from "./errors.js";
 import { readFinalized } from "./finality.js";
 import { readHalts } from "./halts.js";
-import { resumeChain } from "./resume.js";
 import { loadTip } from "./store.js";
-import {
-  canonicalBlocks,
-  canonicalFacts,
-  freshAddress,
-  sendAndMine,
-  syncToHead,
-} from "./testing/chain.js";
-import { type IndexerTest, startIndexerTest, TEST_CHAIN_ID } from "./testing/indexerTest.js";
+import { canonicalBlocks, canonicalFacts, sendAndMine, syncToHead } from "./testing/chain.js";
+import { type IndexerTest, TEST_CHAIN_ID } from "./testing/indexerTest.js";
+import { D1, resumeCaught, startResumeTest } from "./testing/resumeTest.js";
 
-const D1 = freshAddress(1);
 let t: IndexerTest;
 
 beforeAll(async () => {
-  t = await startIndexerTest({
-    chain: {
-      config: {
-        confirmations: { kind: "blocks", blocks: 2 },
-        finality: { kind: "blocks", blocks: 4 },
-        reorgWindow: 8,
-        traces: false,
-      },
-    },
-    watch: [{ address: D1 }],
-  });
+  t = await startResumeTest();
 });
 
 afterAll(async () => {
   await t?.stop();
 });
 
-const resume = (acceptReorg: string | null) =>
-  resumeChain({
-    pool: t.ctx.db.pool,
-    adapter: createEvmAdapter(t.chain, { common: t.ctx.common }),
-    chain: t.chain,
-    by: "alice",
-    reason: "deep reorg confirmed",
-    acceptReorg,
-  }).catch((error: unknown) => error);
+const resume = (acceptReorg: string | null) => resumeCaught(t, acceptReorg);
 
 it("rolls back only to the common ancestor the operator was shown", async () => {
   const pool = t.ctx.db.pool;

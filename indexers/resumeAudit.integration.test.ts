@@ -8,24 +8,14 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { createEvmAdapter } from "../chains/index.js";
 import { readHalts } from "./halts.js";
 import { resumeChain } from "./resume.js";
-import { freshAddress, sendAndMine, syncToHead } from "./testing/chain.js";
-import { type IndexerTest, startIndexerTest, TEST_CHAIN_ID } from "./testing/indexerTest.js";
+import { sendAndMine, syncToHead } from "./testing/chain.js";
+import { type IndexerTest, TEST_CHAIN_ID } from "./testing/indexerTest.js";
+import { D1, startResumeTest } from "./testing/resumeTest.js";
 
-const D1 = freshAddress(1);
 let t: IndexerTest;
 
 beforeAll(async () => {
-  t = await startIndexerTest({
-    chain: {
-      config: {
-        confirmations: { kind: "blocks", blocks: 2 },
-        finality: { kind: "blocks", blocks: 4 },
-        reorgWindow: 8,
-        traces: false,
-      },
-    },
-    watch: [{ address: D1 }],
-  });
+  t = await startResumeTest();
 });
 
 afterAll(async () => {

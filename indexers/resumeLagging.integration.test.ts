@@ -11,7 +11,7 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { ChainDataInconsistentError, createEvmAdapter, type EvmAdapter } from "../chains/index.js";
+import { ChainDataInconsistentError, createEvmAdapter } from "../chains/index.js";
 import { startAnvil } from "../ops/devstack/anvil.js";
 import { ResumeAncestorPrunedError } from "./errors.js";
 import { readFinalized } from "./finality.js";
@@ -22,45 +22,21 @@ import {
   anvilRpc,
   canonicalBlocks,
   canonicalFacts,
-  freshAddress,
   sendAndMine,
   syncToHead,
 } from "./testing/chain.js";
-import { type IndexerTest, startIndexerTest, TEST_CHAIN_ID } from "./testing/indexerTest.js";
+import { type IndexerTest, TEST_CHAIN_ID } from "./testing/indexerTest.js";
+import { D1, resumeCaught, startResumeTest } from "./testing/resumeTest.js";
 
-const D1 = freshAddress(1);
 let t: IndexerTest;
 
 beforeAll(async () => {
-  t = await startIndexerTest({
-    chain: {
-      config: {
-        confirmations: { kind: "blocks", blocks: 2 },
-        finality: { kind: "blocks", blocks: 4 },
-        reorgWindow: 8,
-        traces: false,
-      },
-    },
-    proxies: 1,
-    watch: [{ address: D1 }],
-  });
+  t = await startResumeTest({ proxies: 1 });
 });
 
 afterAll(async () => {
   await t?.stop();
 });
-
-/** The operator's resume of the halted chain (alice, "deep reorg confirmed"): its answer or error. */
-function resumeCaught(adapter: EvmAdapter, acceptReorg: string | null): Promise<unknown> {
-  return resumeChain({
-    pool: t.ctx.db.pool,
-    adapter,
-    chain: t.chain,
-    by: "alice",
-    reason: "deep reorg confirmed",
-    acceptReorg,
-  }).catch((error: unknown) => error);
-}
 
 it("does not close a halt on the word of a node below our tip", async () => {
   const ingestor = await t.ingestor({ options: { batchBlocks: 4 } });
@@ -122,7 +98,7 @@ it("does not roll back above a height the node read again as ours, even with --a
     );
     for (const acceptReorg of [null, `${below}:${rows[0]!.hash}`]) {
       lied = false;
-      const result = await resumeCaught(adapter, acceptReorg);
+      const result = await resumeCaught(t, acceptReorg, adapter);
       expect(lied).toBe(true);
       expect(result).toBeInstanceOf(ChainDataInconsistentError);
       expect((result as Error).message).toMatch(/then read again as ours/);
@@ -167,7 +143,7 @@ it("does not roll back to the oldest stored block when the node disagrees with a
     const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
     // Not even when the operator accepts rolling back every stored block.
     for (const acceptReorg of [null, `${tip.number - 10n}:none`]) {
-      const result = await resumeCaught(adapter, acceptReorg);
+      const result = await resumeCaught(t, acceptReorg, adapter);
       expect(result).toBeInstanceOf(ResumeAncestorPrunedError);
       expect((result as Error).message).toContain(`down to ${tip.number - 9n}`);
     }
