@@ -1,16 +1,17 @@
 /**
  * A booked cold move is followed until its block is final (DESIGN "money is followed until
  * final"), on the real stack (anvil, Postgres, Redis, KMS emulator). Its hold is posted when the
- * signer reports it confirmed; a reorg above the finalized height then takes its block out, and:
- *   - with the deposit and sweep that funded it (the re-sent bytes revert): the posting and its gas
- *     are reversed, the amount is held again and voided at the final block, the move ends
- *     `failed`, and only the reverted inclusion's gas stays booked;
- *   - alone (the re-sent bytes mine in another block, at another fee): the posting and its gas are
- *     reversed and the new hold is posted against the new inclusion, with its gas.
- * Either way the ledger's custody:cold and hot-wallet token balances equal the chain's, and the gas
- * booked for the move is what the chain charged for the inclusion that stands.
+ * signer reports it confirmed; a reorg above the finalized height then takes its block out (the
+ * sweep that funded it is final: a move waits for that, coldMoveUnfinalTokenSweep), and:
+ *   - the re-sent bytes mine in another block, at another fee: the posting and its gas are
+ *     reversed and the new hold is posted against the new inclusion, with its gas; the ledger's
+ *     custody:cold and hot-wallet token balances equal the chain's;
+ *   - the token took the wallet's tokens on the new fork (the re-sent bytes revert): the posting
+ *     and its gas are reversed, the amount is held again and voided at the final block, the move
+ *     ends `failed`, and only the reverted inclusion's gas stays booked.
+ * Either way the gas booked for the move is what the chain charged for the inclusion that stands.
  */
-import type { Hex } from "viem";
+import { encodeAbiParameters, type Hex, keccak256, pad, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
@@ -22,6 +23,7 @@ import { CHAIN_ID, DEPOSITOR, type SweepStack, startSweepStack, TOKEN } from "./
 
 const COLD = "0x000000000000000000000000000000000000c01d" as const;
 const REORG_WINDOW = 30;
+const CEILING = 1000n;
 
 let s: SweepStack;
 
@@ -30,7 +32,13 @@ beforeAll(async () => {
     reorgWindow: REORG_WINDOW,
     coldAddress: COLD,
     tokens: [
-      { address: TOKEN, symbol: "TT", decimals: 18, sweepThreshold: "1", hotCeiling: "1000" },
+      {
+        address: TOKEN,
+        symbol: "TT",
+        decimals: 18,
+        sweepThreshold: "1",
+        hotCeiling: CEILING.toString(),
+      },
     ],
   });
   await s.deployToken();
@@ -52,6 +60,7 @@ const onChainToken = (holder: Hex) =>
 type MoveRow = {
   id: string;
   status: string;
+  amount: bigint;
   tx_hash: string | null;
   fee: bigint | null;
   hold_generation: number;
@@ -60,7 +69,7 @@ type MoveRow = {
 
 async function coldMove(id: string): Promise<MoveRow> {
   const { rows } = await s.ctx.db.pool.query<MoveRow>(
-    "SELECT id, status, tx_hash, fee, hold_generation, final_at FROM custody.cold_moves WHERE id = $1",
+    "SELECT id, status, amount, tx_hash, fee, hold_generation, final_at FROM custody.cold_moves WHERE id = $1",
     [id],
   );
   return rows[0]!;
@@ -82,15 +91,19 @@ async function depositAndSweep(customerId: string, amount: bigint) {
   return BigInt(minted.blockNumber);
 }
 
-/** Tick until the (next) cold move of the token is booked; returns it as booked. */
+/** Tick until the next cold move of the token is booked; returns it as booked. */
 async function bookedColdMove(): Promise<MoveRow> {
+  const { rows: earlier } = await s.ctx.db.pool.query<{ id: string }>(
+    "SELECT id FROM custody.cold_moves",
+  );
   const id = await waitFor(
     "cold move booked",
     async () => {
       await s.sweeper.tick(CHAIN_ID);
       const { rows } = await s.ctx.db.pool.query<{ id: string; status: string }>(
-        "SELECT id, status FROM custody.cold_moves WHERE asset = $1 ORDER BY created_at DESC LIMIT 1",
-        [TOKEN.toLowerCase()],
+        `SELECT id, status FROM custody.cold_moves WHERE asset = $1 AND id <> ALL($2::text[])
+          ORDER BY created_at DESC LIMIT 1`,
+        [TOKEN.toLowerCase(), earlier.map((r) => r.id)],
       );
       if (rows[0]?.status === "booked") return rows[0].id;
       await s.mine(1);
@@ -142,57 +155,6 @@ async function chargedByChain(txHash: string): Promise<bigint> {
 }
 
 describe("a booked cold move reorged out", () => {
-  it("with its funding: reversed, held again and voided at the final block", async () => {
-    const mintBlock = await depositAndSweep("cold-reorg-failed", 5000n);
-    expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(5000n);
-    const booked = await bookedColdMove();
-    expect(await onChainToken(COLD)).toBe(4000n);
-    expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(4000n);
-
-    // The reorg (inside the reorg window, above the finalized height) takes out the deposit, the
-    // sweep and the cold move; the signer re-sends the sweep's and the cold move's bytes.
-    const depth = Number((await s.h.client.getBlockNumber()) - mintBlock) + 1;
-    expect(depth).toBeLessThan(REORG_WINDOW);
-    await s.rpc("anvil_reorg", [depth, []]);
-
-    const outcome = await followToFinal(booked.id);
-    // Nothing to move any more: the re-sent transfer reverted, and its block is final.
-    expect(outcome.status).toBe("failed");
-    expect(outcome.receiptSuccess).toBe(false);
-    const move = await coldMove(booked.id);
-    expect(move).toMatchObject({ status: "failed", hold_generation: 1 });
-    expect(move.final_at).not.toBeNull();
-    expect(await onChainToken(COLD)).toBe(0n);
-    await expectLedgerMatchesChain();
-
-    // The first posting and its gas are reversed; the second hold is voided; the gas that stands
-    // is the reverted inclusion's, as the chain charged it.
-    const gen0 = coldMoveTransferIds(booked.id, 0);
-    const gen1 = coldMoveTransferIds(booked.id, 1);
-    const ledger = await amounts({
-      post0: gen0.post,
-      unbook0: gen0.unbook,
-      hold1: gen1.hold,
-      post1: gen1.post,
-      void1: gen1.void,
-      gas0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}`),
-      gasUnbook0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}:unbook`),
-      gas1: transferId(`fee:${CHAIN_ID}:${outcome.txHash!.toLowerCase()}:g1`),
-    });
-    expect(ledger).toEqual({
-      post0: 4000n,
-      unbook0: 4000n,
-      hold1: 4000n,
-      post1: null,
-      void1: 0n,
-      gas0: booked.fee,
-      gasUnbook0: booked.fee,
-      gas1: outcome.fee,
-    });
-    expect(move.fee).toBe(outcome.fee);
-    expect(outcome.fee).toBe(await chargedByChain(outcome.txHash!));
-  });
-
   it("alone: reversed and posted again against the inclusion that stands", async () => {
     // Read before the deposit: the tick that settles the sweep also requests the cold move, and
     // the running signer may mine it before depositAndSweep returns (it did under load).
@@ -250,5 +212,68 @@ describe("a booked cold move reorged out", () => {
       [gen1.post],
     );
     expect(rows[0]!.tx_hash.toLowerCase()).toBe(outcome.txHash!.toLowerCase());
+  });
+  it("with its funding gone on the new fork: reversed, held again and voided at the final block", async () => {
+    // Funded by a sweep that is final (a cold move waits for that: coldMoveUnfinalTokenSweep).
+    await depositAndSweep("cold-reorg-failed", 5000n);
+    const booked = await bookedColdMove();
+    const [mined] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [booked.id] });
+    const coldBefore = await onChainToken(COLD);
+    const hotBooked = await s.balanceOf(TOKEN, hotAccount(s.hot));
+
+    // The cold move's block leaves the chain and, on the new fork, the token takes the wallet's
+    // tokens but its ceiling (a blocklist, a seizure) before the signer sends the bytes again:
+    // they revert.
+    const depth = Number((await s.h.client.getBlockNumber()) - mined!.blockNumber!) + 1;
+    expect(depth).toBeLessThan(REORG_WINDOW);
+    await s.signer!.stop();
+    await s.rpc("anvil_reorg", [depth, []]);
+    expect(CEILING).toBeLessThan(booked.amount);
+    await s.rpc("anvil_setStorageAt", [
+      TOKEN,
+      keccak256(encodeAbiParameters([{ type: "address" }, { type: "uint256" }], [s.hot, 0n])),
+      pad(toHex(CEILING)),
+    ]);
+    s.startSigner();
+
+    const outcome = await followToFinal(booked.id);
+    expect(outcome.status).toBe("failed");
+    expect(outcome.receiptSuccess).toBe(false);
+    const move = await coldMove(booked.id);
+    expect(move).toMatchObject({ status: "failed", hold_generation: 1 });
+    expect(move.final_at).not.toBeNull();
+    // Nothing reached cold; the hot wallet's booking is back to before the move, and what the
+    // token took is the difference reconciliation shows.
+    expect(await onChainToken(COLD)).toBe(coldBefore - booked.amount);
+    expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(coldBefore - booked.amount);
+    expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(hotBooked + booked.amount);
+    expect(await onChainToken(s.hot)).toBe(CEILING);
+
+    // The first posting and its gas are reversed; the second hold is voided; the gas that stands
+    // is the reverted inclusion's, as the chain charged it.
+    const gen0 = coldMoveTransferIds(booked.id, 0);
+    const gen1 = coldMoveTransferIds(booked.id, 1);
+    const ledger = await amounts({
+      post0: gen0.post,
+      unbook0: gen0.unbook,
+      hold1: gen1.hold,
+      post1: gen1.post,
+      void1: gen1.void,
+      gas0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}`),
+      gasUnbook0: transferId(`fee:${CHAIN_ID}:${booked.tx_hash!.toLowerCase()}:unbook`),
+      gas1: transferId(`fee:${CHAIN_ID}:${outcome.txHash!.toLowerCase()}:g1`),
+    });
+    expect(ledger).toEqual({
+      post0: booked.amount,
+      unbook0: booked.amount,
+      hold1: booked.amount,
+      post1: null,
+      void1: 0n,
+      gas0: booked.fee,
+      gasUnbook0: booked.fee,
+      gas1: outcome.fee,
+    });
+    expect(move.fee).toBe(outcome.fee);
+    expect(outcome.fee).toBe(await chargedByChain(outcome.txHash!));
   });
 });

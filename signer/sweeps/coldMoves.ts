@@ -114,13 +114,13 @@ export async function startColdMoves({
       // Unread is not 0: this asset waits for the next pass, while the others are still moved
       // and the sweeps after this step still planned (unreadBalance.ts).
       if (onChain === undefined) continue;
-      // Native value a sweep brought in whose block is not final is not counted: a reorg may take
-      // its deposit out, the re-sent sweep then brings less, but a cold move's bytes keep their
-      // value; a wallet that holds less than it is refused at every resend, its nonce never
-      // mines and every later request waits (a frozen wallet). A token move re-sent without its
-      // funding reverts and fails at its final block (coldMoveReorg.integration.test.ts).
-      const unfinal =
-        asset === zeroAddress ? await unfinalSweptIn(pool, chain.chainId, hot, asset) : 0n;
+      // Value a sweep brought in whose block is not final is not counted: a reorg may take its
+      // deposit out, the re-sent sweep then brings less, but a cold move's bytes keep their
+      // amount. Native: a wallet that holds less is refused at every resend, its nonce never
+      // mines and every later request waits (a frozen wallet). Token: the move reverts only if
+      // the wallet holds less; else it is paid with the tokens held for withdrawals, which are
+      // then left without them (coldMoveUnfinalTokenSweep.integration.test.ts).
+      const unfinal = await unfinalSweptIn(pool, chain.chainId, hot, asset);
       const sized = (ledgerAvailable: bigint) =>
         excessOverCeiling({
           ledgerAvailable: ledgerAvailable - unfinal,
