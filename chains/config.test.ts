@@ -41,4 +41,21 @@ describe("chainSchema in the config file", () => {
       { field: "config.webhooks.0.url", message: "must be a URL" },
     ]);
   });
+
+  it("refuses a native hot ceiling below one transfer's gas at the fee cap, naming the field", () => {
+    const ceiling = (nativeHotCeiling: string, maxFeePerGas?: string) => () =>
+      parseFileConfig(chainSchema, {
+        chains: [{ ...chain, nativeHotCeiling, ...(maxFeePerGas ? { maxFeePerGas } : {}) }],
+      }).chains[0]!.nativeHotCeiling;
+    // 21000 x the default cap (500 gwei) = 0.0105 ETH.
+    expect(configIssuesOf(ceiling("10000000000000000"))).toEqual([
+      {
+        field: "config.chains.0.nativeHotCeiling",
+        message:
+          "below one transfer's gas at the fee cap (21000 x maxFeePerGas = 10500000000000000 wei): a cold move of everything above it could not pay its own gas",
+      },
+    ]);
+    expect(ceiling("10500000000000000")()).toBe(10_500_000_000_000_000n);
+    expect(ceiling("21000", "1")()).toBe(21_000n);
+  });
 });

@@ -145,6 +145,16 @@ export const chainSchema = z
   .superRefine((chain, ctx) => {
     const problem = finalityProblem(chain);
     if (problem) ctx.addIssue({ code: "custom", path: ["finality"], message: problem });
+    // A native cold move sends all above the ceiling and pays its gas from what stays: below one
+    // transfer's gas at the fee cap, a node refuses it (value + gas > balance) at every resend and
+    // every later request of the wallet waits behind its nonce.
+    const moveGas = 21_000n * chain.maxFeePerGas;
+    if (chain.nativeHotCeiling !== undefined && chain.nativeHotCeiling < moveGas)
+      ctx.addIssue({
+        code: "custom",
+        path: ["nativeHotCeiling"],
+        message: `below one transfer's gas at the fee cap (21000 x maxFeePerGas = ${moveGas} wei): a cold move of everything above it could not pay its own gas`,
+      });
     // One entry per token: an asset's decimals, sweep threshold and hot ceiling come from one place.
     const tokens = new Set<string>();
     chain.tokens.forEach((t, i) => {

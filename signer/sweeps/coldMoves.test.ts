@@ -14,7 +14,7 @@ describe("hot ceilings", () => {
       reorgWindow: 4,
       blockTimeMs: 1000,
       feeModel: "eip1559",
-      nativeHotCeiling: "500",
+      nativeHotCeiling: "50000000000000000000",
       tokens: [
         {
           address: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
@@ -26,7 +26,7 @@ describe("hot ceilings", () => {
       ],
     });
     expect([...hotCeilings(chain)]).toEqual([
-      [zeroAddress, 500n],
+      [zeroAddress, 50n * 10n ** 18n],
       ["0x5fbdb2315678afecb367f032d93f642f64180aa3", 7n],
     ]);
   });
