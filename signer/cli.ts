@@ -190,7 +190,7 @@ export function registerCommands(program: Command): void {
   requests
     .command("fail <requestId>")
     .description(
-      "fail a receipt_unknown or needs_review request; refused when the chain shows one of its own transactions used its nonce, or cannot tell; when nothing used the nonce, it goes back to broadcast and fails once the signer's cancel of the nonce is final",
+      "fail a receipt_unknown or needs_review request, or a failed one without evidence (no final block, no operator); refused when the chain shows one of its own transactions used its nonce, or cannot tell; when nothing used the nonce, it goes back to broadcast and fails once the signer's cancel of the nonce is final",
     )
     .requiredOption("--by <who>", "the operator deciding")
     .requiredOption("--reason <text>", "why (what was checked on chain)")

@@ -14,6 +14,7 @@ import path from "node:path";
 import { type Hex, parseEther, parseTransaction, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { setPublishedFinalized } from "../indexers/testing/chain.js";
+import { failureIsEvidenced } from "../ledger/index.js";
 import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import { nonceEvidenceFromChains } from "./nonceEvidence.js";
@@ -577,6 +578,115 @@ describe("operator decisions", () => {
     } finally {
       proxy.setIntercept(undefined);
       await t.rpc("evm_setAutomine", [true]);
+      await signer.stop();
+    }
+  });
+
+  it("fails a request the signer marked failed without evidence: by cancel while its nonce is unused, at its own cancel's final block, never one with evidence", async () => {
+    const dest = "0x000000000000000000000000000000000000fa11" as Hex;
+    const account = await t.wallet();
+    const from = account.address.toLowerCase();
+    const pool = t.ctx.db.pool;
+    let refuseCancels = true;
+    proxy.setIntercept(
+      (call) =>
+        refusePayment(call, dest, () => {}) ??
+        (refuseCancels ? refuseCancel(call, from) : undefined),
+    );
+    // Cancels never given up on (no needs_review racing the test's own `failed`).
+    const signer = t.run(account, {
+      settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 1_000, maxCancelAttempts: 1_000 },
+    });
+    /** What a signer bug leaves: `failed` at a nonce, with no final block and no operator. */
+    const markFailed = async (id: string) => {
+      await waitFor("its payment refused for good", async () => {
+        const { rows } = await pool.query(
+          "SELECT 1 FROM custody.tx_attempts WHERE request_id = $1 AND status = 'rejected'",
+          [id],
+        );
+        return rows.length > 0;
+      });
+      const { rowCount } = await pool.query(
+        `UPDATE custody.tx_requests SET status = 'failed', error_code = 'SIGNER_BUG', updated_at = now()
+          WHERE id = $1 AND status IN ('signed', 'broadcast')`,
+        [id],
+      );
+      expect(rowCount).toBe(1);
+      expect(failureIsEvidenced(await outcome(id))).toBe(false);
+    };
+    const mineFinal = async () => {
+      await t.rpc("anvil_mine", [toHex(3)]);
+      await publishFinal();
+    };
+    try {
+      // Nonce 0, unused: failing it is a cancel, followed until the cancel's block is final.
+      await t.withdraw("op-unevidenced", { from: account.address, to: dest, value: 9n });
+      await markFailed("op-unevidenced");
+      const decision = { requestId: "op-unevidenced", by: "alice", reason: "signer bug, refund" };
+      expect(await operatorFail(decision)).toEqual({
+        from: "failed",
+        to: "broadcast",
+        cancelling: true,
+      });
+      expect(await outcome("op-unevidenced")).toMatchObject({
+        status: "broadcast",
+        errorCode: null,
+      });
+      refuseCancels = false;
+      const cancelled = await waitFor("failed at the cancel's final block", async () => {
+        const o = await outcome("op-unevidenced");
+        if (o.status !== "failed") await t.rpc("evm_mine");
+        return o.status === "failed" ? o : undefined;
+      });
+      expect(cancelled).toMatchObject({ errorCode: "OPERATOR_FAILED" });
+      expect(failureIsEvidenced(cancelled)).toBe(true);
+
+      // Nonce 1: the signer cancels a `failed` request's unused nonce on its own (nonces.ts); its
+      // cancel mined, not final yet, then final: the failure's evidence.
+      refuseCancels = true;
+      await t.withdraw("op-unevidenced-2", { from: account.address, to: dest, value: 9n });
+      await markFailed("op-unevidenced-2");
+      refuseCancels = false;
+      await waitFor("its cancel mined", async () => {
+        await t.rpc("evm_mine");
+        return (await t.client.getTransactionCount({ address: account.address })) === 2;
+      });
+      await publishFinal();
+      const second = { ...decision, requestId: "op-unevidenced-2" };
+      await expect(operatorFail(second)).rejects.toMatchObject({ code: "SIGNER_NONCE_NOT_FINAL" });
+      await mineFinal();
+      expect(await operatorFail(second)).toEqual({
+        from: "failed",
+        to: "failed",
+        cancelling: false,
+      });
+      const settled = await outcome("op-unevidenced-2");
+      expect(settled).toMatchObject({ errorCode: "OPERATOR_FAILED" });
+      expect(failureIsEvidenced(settled)).toBe(true);
+      const { rows } = await pool.query(
+        "SELECT actor, details FROM custody.tx_request_events WHERE request_id = 'op-unevidenced-2' AND event = 'operator_failed'",
+      );
+      expect(rows).toEqual([
+        {
+          actor: "operator:alice",
+          details: expect.objectContaining({
+            signer_error_code: "SIGNER_BUG",
+            chain_check: expect.objectContaining({
+              nonce: "1",
+              used: true,
+              used_by_own_cancel: true,
+            }),
+          }),
+        },
+      ]);
+      // A failure with evidence is not decided again.
+      await expect(operatorFail(second)).rejects.toMatchObject({
+        code: "SIGNER_REQUEST_NOT_REVIEWABLE",
+        meta: { status: "failed" },
+      });
+      expect(await t.client.getBalance({ address: dest })).toBe(0n);
+    } finally {
+      proxy.setIntercept(undefined);
       await signer.stop();
     }
   });

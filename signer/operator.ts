@@ -16,6 +16,10 @@
  *   sent again, the broadcaster places cancels on the nonce, and it fails at a cancel's final
  *   block; the caller keeps its hold until then. If one of its sends mines instead, the chain
  *   decides (it is followed to confirmed, with an alert). The evidence is kept in the audit row.
+ *   A `failed` request whose failure rests on no evidence (failureIsEvidenced: no final block, no
+ *   operator; a signer bug, its caller keeps its hold) is decided the same way, after the same
+ *   chain check: its own cancel (placed while it sat `failed`: nonces.ts) using the nonce at a
+ *   final block is evidence too, as nothing was paid. A `failed` request with evidence is refused.
  * - retry: a `needs_review` request whose cancel was unsendable (CANCEL_UNSENDABLE) goes back to
  *   `broadcast`, with a fresh budget of cancel attempts (after fixing the cause: funds, gas, node).
  *   Any other review reason is refused: a nonce used at a final block by nothing we have a
@@ -27,6 +31,7 @@ import type { Hex } from "viem";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { withTransaction } from "../foundation/db.js";
 import { readFinalized } from "../indexers/index.js";
+import { failureIsEvidenced } from "../ledger/index.js";
 import {
   OperatorDecisionIncompleteError,
   TxRequestMinedOnChainError,
@@ -43,6 +48,8 @@ export type OperatorDecision = { requestId: string; by: string; reason: string }
 export type OperatorDecisionResult = { from: string; to: string; cancelling: boolean };
 
 const FAILABLE = ["receipt_unknown", "needs_review"] as const;
+/** What failTxRequestByOperator decides, `failed` only without evidence (checked under the lock). */
+const FAILABLE_OR_UNEVIDENCED = [...FAILABLE, "failed"];
 /** Where a request an operator failed by cancel is until the chain decides. */
 const CANCELLING = ["signed", "broadcast", "mined"];
 
@@ -69,7 +76,7 @@ async function decide(
   if (!d.reason.trim()) throw new OperatorDecisionIncompleteError("reason");
   const { rows } = await client.query<RequestRow>(
     `SELECT status, review_reason, chain_id::text, from_address, nonce::text,
-            cancel_requested_at IS NOT NULL AS cancel_requested
+            cancel_requested_at IS NOT NULL AS cancel_requested, finalized_at, error_code
        FROM custody.tx_requests WHERE id = $1 FOR UPDATE`,
     [d.requestId],
   );
@@ -109,6 +116,8 @@ type RequestRow = {
   from_address: Hex;
   nonce: string | null;
   cancel_requested: boolean;
+  finalized_at: Date | null;
+  error_code: string | null;
 };
 
 /**
@@ -142,12 +151,15 @@ async function chainCheck(
         mined_count: evidence.latestCount.toString(),
       },
     };
-  // Any transaction we signed (hashes are stored lowercase), not only this request's.
-  const { rows: own } = await client.query<{ request_id: string }>(
-    "SELECT request_id FROM custody.tx_attempts WHERE tx_hash = $1",
+  // Any transaction we signed (hashes are stored lowercase), not only this request's, except the
+  // request's own cancel: it paid nothing, and at a final block it is the failure's evidence.
+  const { rows: own } = await client.query<{ request_id: string; purpose: string }>(
+    "SELECT request_id, purpose FROM custody.tx_attempts WHERE tx_hash = $1",
     [evidence.txHash],
   );
-  if (own.length > 0)
+  const ownCancel =
+    own.length > 0 && own.every((a) => a.request_id === requestId && a.purpose === "cancel");
+  if (own.length > 0 && !ownCancel)
     throw new TxRequestMinedOnChainError(requestId, evidence.txHash, evidence.blockNumber);
   if (!evidence.final)
     throw new TxRequestNonceNotFinalError(requestId, evidence.txHash, evidence.blockNumber);
@@ -156,6 +168,7 @@ async function chainCheck(
       nonce: nonce.toString(),
       used: true,
       used_by: evidence.txHash,
+      ...(ownCancel ? { used_by_own_cancel: true } : {}),
       block_number: evidence.blockNumber.toString(),
       block_hash: evidence.blockHash,
     },
@@ -176,9 +189,18 @@ const FAIL_BY_CANCEL = `UPDATE custody.tx_requests
         cancel_reason = COALESCE(cancel_reason, left($3, 500)),
         outcome_seq = outcome_seq + 1, updated_at = now()`;
 
+// A `failed` row going back to `broadcast` keeps neither the signer's error nor an inclusion it
+// recorded (its nonce is unused: that block left the chain; counted as the tracker counts a reorg).
+const FAILED_BY_CANCEL = `${FAIL_BY_CANCEL},
+        error_code = NULL, error_message = NULL, block_number = NULL, block_hash = NULL,
+        receipt_success = NULL, gas_used = NULL, effective_gas_price = NULL, fee = NULL,
+        transfer_position = NULL, transfer_log_index = NULL, fee_on_transfer = NULL,
+        reorg_count = reorg_count + (block_number IS NOT NULL)::int`;
+
 /**
- * Fail a `receipt_unknown` / `needs_review` request (audited), once the chain shows that none of
- * its own transactions used its nonce (see the header). When nothing used the nonce, the failure
+ * Fail a `receipt_unknown` / `needs_review` request, or a `failed` one without evidence
+ * (failureIsEvidenced), audited, once the chain shows that none of its own payments used its
+ * nonce (see the header). When nothing used the nonce, the failure
  * is a cancel: `{ to: "broadcast", cancelling: true }`, and the request fails at the cancel's
  * final block. Repeating it on a request already cancelling answers the same and changes nothing.
  */
@@ -191,10 +213,27 @@ export async function failTxRequestByOperator(
     decide(
       client,
       d,
-      FAILABLE,
+      FAILABLE_OR_UNEVIDENCED,
       "operator_failed",
       async (row) => {
-        const { used, ...details } = await chainCheck(client, d.requestId, row, readEvidence);
+        const failed = row.status === "failed";
+        if (
+          failed &&
+          failureIsEvidenced({
+            nonce: row.nonce === null ? null : BigInt(row.nonce),
+            finalizedAt: row.finalized_at,
+            errorCode: row.error_code,
+          })
+        )
+          // Status `failed` in meta: withdrawals fail (api/withdrawals/operatorFail.ts) reads it as
+          // decided already.
+          throw new TxRequestNotReviewableError(d.requestId, row.status, [
+            ...FAILABLE,
+            "failed without evidence",
+          ]);
+        const { used, ...checked } = await chainCheck(client, d.requestId, row, readEvidence);
+        // What the signer had said, kept in the audit row the operator's failure replaces it with.
+        const details = failed ? { ...checked, signer_error_code: row.error_code } : checked;
         if (used !== false) return { update: FAIL_NOW, params: [d.reason], details };
         // Its stored sends are never sent again (resync, stall and bump send only live attempts);
         // a live cancel (a second decision) stays live.
@@ -204,7 +243,7 @@ export async function failTxRequestByOperator(
           [d.requestId],
         );
         return {
-          update: FAIL_BY_CANCEL,
+          update: failed ? FAILED_BY_CANCEL : FAIL_BY_CANCEL,
           params: [d.reason],
           details: { ...details, cancelling: true },
           cancelling: true,

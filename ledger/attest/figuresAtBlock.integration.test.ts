@@ -14,7 +14,8 @@
  *   no longer served as confirmed; mined again, its gas is booked anew at the new fee;
  * - a `failed` the signer reports without evidence (no final block, no operator: failureIsEvidenced)
  *   changes nothing: a requested attestation stays requested, a confirmed one keeps its gas and is
- *   followed on (the signer's real outcomes, its request row set by SQL); an operator's fail settles it.
+ *   followed on (the signer's real outcomes, its request row set by SQL); an operator's fail (a
+ *   cancel, its nonce being unused) settles it once the cancel's block is final.
  */
 import { type Address, type Hex, zeroAddress, zeroHash } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,7 +29,6 @@ import {
   getTxOutcomes,
   nonceEvidenceFromChains,
   requestTransaction,
-  TxRequestNotReviewableError,
 } from "../../signer/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { setTxRequestState } from "../../signer/testing/txRequestState.js";
@@ -375,21 +375,24 @@ describe("following an attestation until final", () => {
     await withSigner.settle(chain);
     await withSigner.settle(chain);
     expect(await state(a.id)).toEqual({ status: "requested", final: false });
-    // No operator decision clears it yet: `tx-requests fail` decides receipt_unknown and
-    // needs_review requests only (AttestationStuck step 4: escalate to the signer's owners).
-    const refused = await failTxRequestByOperator(
+    // The operator's way out (AttestationStuck step 4): `tx-requests fail` checks the chain at
+    // its nonce. Nothing used nonce 41: the failure is a cancel, and the request is followed
+    // again (`broadcast`, its signer error cleared); still nothing settled while it may mine.
+    const decided = await failTxRequestByOperator(
       pool,
       { requestId: a.requestId, by: "op", reason: "nothing of ours at its nonce" },
       nonceEvidenceFromChains([chain]),
-    ).catch((error: unknown) => error);
-    expect(refused).toBeInstanceOf(TxRequestNotReviewableError);
+    );
+    expect(decided).toEqual({ from: "failed", to: "broadcast", cancelling: true });
+    await withSigner.settle(chain);
     expect(await state(a.id)).toEqual({ status: "requested", final: false });
-    // An operator's fail (audited, OPERATOR_FAILED, as one from needs_review records it) is
-    // evidence, and it settles failed.
+    // The cancel's block final (the tracker's record, signer/operator.integration.test.ts): the
+    // operator's failure (OPERATOR_FAILED) is evidence, and the attestation is settled failed.
     await setTxRequestState(pool, a.requestId, {
       status: "failed",
       nonce: 41,
       errorCode: "OPERATOR_FAILED",
+      finalized: true,
     });
     await withSigner.settle(chain);
     expect(await state(a.id)).toEqual({ status: "failed", final: true });

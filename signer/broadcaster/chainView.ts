@@ -261,10 +261,20 @@ export function createChainView({
 
   const view: ChainView = {
     async snapshot() {
-      const [headHex, countHex] = await rpc.batch<Hex>([
+      const calls = [
         { method: "eth_blockNumber", params: [] },
         { method: "eth_getTransactionCount", params: [from, "latest"] },
-      ]);
+      ];
+      // Asked of a node at the best head seen when one is there: the stages that act on the
+      // count (nonces, stall, bump) wait while it comes from a node behind, and a first endpoint
+      // that always trails another would hold them for as long as it trails.
+      const seen = rpc.bestHead();
+      const [headHex, countHex] = await rpc
+        .batch<Hex>(calls, seen === null ? {} : { atLeast: seen })
+        .catch((error: unknown) => {
+          if (!(error instanceof NoHealthyEndpointError)) throw error;
+          return rpc.batch<Hex>(calls);
+        });
       const head = BigInt(headHex!);
       const best = rpc.bestHead();
       const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";

@@ -12,6 +12,8 @@
  * - stall.ts: the lowest open nonce unmined while the node holds nothing executable at it (a send
  *   lost or wedged in a pool) gets its stored bytes again, then an early bump.
  * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
+ *   The nonce, stall and bump stages decide nothing on a count from a node behind the best head
+ *   seen (chainView.ts `atBestHead`).
  * - gaps.ts: the lowest unused nonce held by no request: a CLI deploy's stored bytes go out again,
  *   or, held by nothing of ours, a `nonce_gap` alert.
  * - feeOnTransferRecovery.ts: token payments mined before the tracker read a token's fee on
@@ -204,8 +206,15 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       if (watched.length > 0) {
         await tracker.track(lease, watched, snap);
         watched = await watchedSet.read();
-        const { jobs, legacyFailed } = await checkNonces(ctx, lease, watched, snap);
-        await canceller.run(lease, jobs);
+      }
+      // Also with nothing watched: a `failed` request outside the set whose nonce the chain has not
+      // used gets its cancels here (nonces.ts), or that nonce stays open while the wallet is idle.
+      const { jobs, legacyFailed } = await checkNonces(ctx, lease, watched, snap);
+      await canceller.run(lease, jobs);
+      // A count from a node behind the best head seen is as of an older block (nonces.ts): a
+      // nonce used since reads as open, and a replacement would be signed for it (a fee-cap
+      // alert raised for it). Both wait for a node at the head, as the nonce stage does.
+      if (snap.atBestHead && (watched.length > 0 || legacyFailed.size > 0)) {
         const bumpNow = await stallWatch.check(lease, watched, snap);
         await bump(ctx, lease, watched, snap.latestCount, bumpNow, legacyFailed);
       }
