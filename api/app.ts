@@ -63,6 +63,8 @@ export const errorStatus: Record<string, number> = {
   ROLLING_LIMIT_EXCEEDED: 422,
   INSUFFICIENT_AVAILABLE_BALANCE: 422,
   CUSTOMER_WITHDRAWALS_BLOCKED: 422,
+  // A reorg reached a final block on the withdrawal's chain: until an operator resumes it.
+  CHAIN_HALTED: 503,
   WITHDRAWAL_INVALID_STATE: 409,
   // An operator's failure the chain refuses (signer/operator.ts): one of the withdrawal's own
   // transactions used its nonce, another one did in a block not final yet, or no node can tell.

@@ -4,7 +4,8 @@
  * response, with another hash a 409 naming the key (and while the first is still in flight, a 409
  * IDEMPOTENCY_IN_PROGRESS until its lease lapses). Keys are per API key. Only 2xx answers are
  * stored: after a 4xx or 5xx the caller can fix the request and retry with the same key. Handlers that move money also make their own row unique on the key, so
- * even a lost stored response cannot cause a second effect.
+ * even a lost stored response cannot cause a second effect, and answer its retry with the result
+ * (a withdrawal's create, approve, reject and cancel).
  */
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";

@@ -107,6 +107,7 @@ export const problemResponses = {
   503: problemOf(
     "application/problem+json: not available now: DATABASE_UNAVAILABLE (with Retry-After), " +
       "NO_HOT_WALLET, RECON_NO_FINAL_BLOCK, SIGNER_CHAIN_CHECK_UNAVAILABLE, LEDGER_ID_RACE, " +
+      "CHAIN_HALTED (the withdrawal's chain, until an operator resumes it), " +
       "SERVICE_STARTING (the process is starting its roles; /readyz also answers " +
       "SERVICE_NOT_READY); " +
       "retry the same request with the same Idempotency-Key",

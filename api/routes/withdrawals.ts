@@ -269,7 +269,12 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         async (request) => {
           const caller = callerOf(request);
           const reason = request.body?.reason;
-          await deps.withdrawals[action](caller, request.params.id, reason);
+          await deps.withdrawals[action](
+            caller,
+            request.params.id,
+            reason,
+            idempotencyKeyOf(request),
+          );
           return full(request.params.id);
         },
       );

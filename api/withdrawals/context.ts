@@ -42,6 +42,12 @@ export type Transitions = {
     details?: Record<string, unknown>,
     fields?: MoveFields,
   ) => Promise<Withdrawal>;
+  /** An operator's failure by cancel on a withdrawal already moved on: no status change. */
+  recordFailRequest: (
+    client: PoolClient,
+    w: Withdrawal,
+    decision: { by: string; reason: string },
+  ) => Promise<Withdrawal>;
   handToSigner: (client: PoolClient, w: Withdrawal) => Promise<Withdrawal>;
 };
 

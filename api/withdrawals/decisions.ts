@@ -5,6 +5,11 @@
  * owner and email (apiKeys.ts `identitiesOf`): two keys sharing either are one person, so Anna's
  * personal key carrying anna@example.com and her SSO session are one approver. With console SSO
  * configured, a decider whose key names no email could be anyone, SSO users included: refused.
+ *
+ * Each decision is recorded under the caller's Idempotency-Key in its transaction
+ * (api.withdrawal_decisions), as a create is on its withdrawal: a retry whose stored answer was lost
+ * (a 5xx after the commit, a crash before it was stored) gets the withdrawal as the decision left
+ * it and moved on since, not ALREADY_DECIDED; the key with another request is IDEMPOTENCY_KEY_REUSED.
  */
 
 import { appendAudit } from "../../foundation/audit.js";
@@ -14,14 +19,66 @@ import { isWithdrawalBlocked } from "../../ledger/index.js";
 import { type ApiKey, countPersons, normalizeOwner, sharesPerson } from "../apiKeys.js";
 import {
   ApprovalError,
+  IdempotencyConflictError,
   NotFoundError,
   PolicyViolationError,
   WithdrawalStateError,
 } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
+import { refuseOnHaltedChain } from "./haltedChain.js";
 import { canMove, getWithdrawal, type Withdrawal } from "./store.js";
 
 type Decider = { decision: string; owner: string; email: string | null };
+
+type Action = "approve" | "reject" | "cancel";
+/** One decision as the caller asked it, under their Idempotency-Key. */
+type Asked = {
+  caller: ApiKey;
+  key: string;
+  id: string;
+  action: Action;
+  reason: string | undefined;
+};
+
+/**
+ * The withdrawal a decision already made under this key left (its answer lost on the way), or
+ * undefined for a new key. Taken under the key's lock (the one a create takes: a key is one
+ * request, whatever the route), before the withdrawal's row lock.
+ */
+async function decidedUnderKey(client: PoolClient, a: Asked): Promise<Withdrawal | undefined> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+    `withdrawal-key:${a.caller.id}:${a.key}`,
+  ]);
+  const { rows } = await client.query<{
+    withdrawal_id: string;
+    action: Action;
+    reason: string | null;
+  }>(
+    `SELECT withdrawal_id::text, action, reason FROM api.withdrawal_decisions
+      WHERE api_key_id = $1 AND idempotency_key = $2`,
+    [a.caller.id, a.key],
+  );
+  const earlier = rows[0];
+  if (!earlier) return undefined;
+  if (
+    earlier.withdrawal_id !== a.id ||
+    earlier.action !== a.action ||
+    earlier.reason !== (a.reason ?? null)
+  )
+    throw new IdempotencyConflictError(
+      a.key,
+      `POST /v1/withdrawals/${earlier.withdrawal_id}/${earlier.action}`,
+    );
+  return getWithdrawal(client, a.id);
+}
+
+async function recordDecision(client: PoolClient, a: Asked) {
+  await client.query(
+    `INSERT INTO api.withdrawal_decisions (api_key_id, idempotency_key, withdrawal_id, action, reason)
+     VALUES ($1, $2, $3, $4, $5)`,
+    [a.caller.id, a.key, a.id, a.action, a.reason ?? null],
+  );
+}
 
 /**
  * Who decided on the withdrawal so far (in the caller's transaction): each approver's owner
@@ -116,8 +173,21 @@ export function createDecisions({
     return w;
   }
 
-  async function approve(caller: ApiKey, id: string, reason?: string) {
+  /** `decision` in one transaction with its key's record, or the result a retry is owed. */
+  async function underKey(a: Asked, decision: (client: PoolClient) => Promise<Withdrawal>) {
     const result = await withTransaction(pool, async (client) => {
+      const earlier = await decidedUnderKey(client, a);
+      if (earlier) return earlier;
+      const w = await decision(client);
+      await recordDecision(client, a);
+      return w;
+    });
+    await ring();
+    return result;
+  }
+
+  async function approve(caller: ApiKey, id: string, reason: string | undefined, key: string) {
+    return underKey({ caller, key, id, action: "approve", reason }, async (client) => {
       let w = await decide(client, caller, id, "approve", reason);
       // A reorg that removed a deposit this customer had spent blocks their withdrawals: one that
       // was waiting for approvals then may be paying with that deposit. It keeps its hold and can
@@ -129,6 +199,8 @@ export function createDecisions({
           "withdrawals of this customer are blocked until an operator clears it (a reorg removed a deposit they had already spent): it cannot be approved now",
           { withdrawal_id: id },
         );
+      // Approving may hand it to the signer: not on a halted chain (haltedChain.ts).
+      await refuseOnHaltedChain(client, w.chainId);
       const approvals = countPersons(
         (await decidersOf(client, id)).filter((a) => a.decision === "approve"),
       );
@@ -138,24 +210,20 @@ export function createDecisions({
       }
       return w;
     });
-    await ring();
-    return result;
   }
 
-  async function reject(caller: ApiKey, id: string, reason?: string) {
-    const result = await withTransaction(pool, async (client) => {
+  async function reject(caller: ApiKey, id: string, reason: string | undefined, key: string) {
+    return underKey({ caller, key, id, action: "reject", reason }, async (client) => {
       const w = await decide(client, caller, id, "reject", reason);
       await holds.release(client, w);
       return move(client, w, "rejected", caller.owner, reason ? { reason } : {}, {
         failureReason: reason ?? "rejected",
       });
     });
-    await ring();
-    return result;
   }
 
-  async function cancel(caller: ApiKey, id: string, reason?: string) {
-    const result = await withTransaction(pool, async (client) => {
+  async function cancel(caller: ApiKey, id: string, reason: string | undefined, key: string) {
+    return underKey({ caller, key, id, action: "cancel", reason }, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w) throw new NotFoundError("withdrawal", id);
       if (normalizeOwner(w.requestedBy) !== caller.owner && !caller.scopes.includes("admin"))
@@ -170,8 +238,6 @@ export function createDecisions({
         failureReason: reason ?? "cancelled",
       });
     });
-    await ring();
-    return result;
   }
 
   return { approve, reject, cancel };

@@ -1,8 +1,8 @@
 /**
- * Intake: a withdrawal request is validated at the edge, checked against the customer's block, the
- * custody's own addresses (on every configured chain) and the policy (rolling 24 h per customer and
- * asset, serialised by an advisory lock), held in the ledger, then waits for approvals or goes
- * straight to the signer. One transaction; a repeated idempotency key returns the stored withdrawal
+ * Intake: a withdrawal request is validated at the edge, refused on a halted chain, checked against
+ * the customer's block, the custody's own addresses (on every configured chain) and the policy
+ * (rolling 24 h per customer and asset, serialised by an advisory lock), held in the ledger, then
+ * waits for approvals or goes straight to the signer. One transaction; a repeated idempotency key returns the stored withdrawal
  * if it means the same request.
  */
 import { randomUUID } from "node:crypto";
@@ -22,6 +22,7 @@ import type { ApiKey } from "../apiKeys.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import { IdempotencyConflictError, PolicyViolationError } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
+import { refuseOnHaltedChain } from "./haltedChain.js";
 import { evaluateWithdrawalPolicy } from "./policy.js";
 import { findByIdempotencyKey, fromRow, WITHDRAWAL_COLUMNS, type WithdrawalRow } from "./store.js";
 import { holdId } from "./transitions.js";
@@ -94,6 +95,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
         if (!same) throw new IdempotencyConflictError(idempotencyKey, "POST /v1/withdrawals");
         return existing;
       }
+      await refuseOnHaltedChain(client, chain.chainId);
       // A reorg removed a deposit this customer had already spent (ledger reorg hold shortfall).
       if (await isWithdrawalBlocked(client, input.customerId))
         throw new PolicyViolationError(

@@ -27,7 +27,14 @@ import type { WithdrawalStages } from "./context.js";
 import { getWithdrawal, type Withdrawal } from "./store.js";
 import { signerRequestId } from "./transitions.js";
 
-export function createOperatorFail({ pool, config, holds, move, ring }: WithdrawalStages) {
+export function createOperatorFail({
+  pool,
+  config,
+  holds,
+  move,
+  recordFailRequest,
+  ring,
+}: WithdrawalStages) {
   const readEvidence = nonceEvidenceFromChains(config.chains);
   /** What the signer reports for the withdrawal's request. */
   const signerOutcome = async (id: string): Promise<TxOutcome | undefined> =>
@@ -47,9 +54,21 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     if (!seen) throw new NotFoundError("withdrawal", id);
     if (byOperator(seen)) return seen;
     // Only needs_review: anything else can still be decided by the chain (or is being cancelled
-    // for an operator already: a repeat, answered as it is).
+    // for an operator already: a repeat, answered as it is, after recording the decision on the
+    // withdrawal if a crash after the signer's half left it unrecorded).
     if (seen.status !== "needs_review") {
-      if (seen.status === "broadcast" && (await signerOutcome(id))?.cancelRequestedAt) return seen;
+      if ((await signerOutcome(id))?.cancelRequestedAt) {
+        const w = await withTransaction(pool, async (client) => {
+          const locked = await getWithdrawal(client, id, { forUpdate: true });
+          if (!locked) throw new NotFoundError("withdrawal", id);
+          if (!locked.failRequested) return recordFailRequest(client, locked, decision);
+          if (locked.status !== "broadcast")
+            throw new WithdrawalStateError(id, locked.status, "fail");
+          return locked;
+        });
+        await ring();
+        return w;
+      }
       throw new WithdrawalStateError(id, seen.status, "fail");
     }
     // The signer's record first: if the chain moved the request meanwhile (it mined after all),
@@ -72,8 +91,10 @@ export function createOperatorFail({ pool, config, holds, move, ring }: Withdraw
     const result = await withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w) throw new NotFoundError("withdrawal", id);
-      // The outcome pass may have applied the signer's outcome in between: done already.
-      if (w.status === "failed" || (cancel && w.status === "broadcast")) return w;
+      // The outcome pass may have applied the signer's outcome in between (a cancel's back to
+      // `broadcast`, or on from there): the operator's decision is still recorded on it, once.
+      if (cancel && w.status !== "needs_review") return recordFailRequest(client, w, decision);
+      if (w.status === "failed") return w;
       if (w.status !== "needs_review") throw new WithdrawalStateError(id, w.status, "fail");
       if (cancel)
         // The hold stands: the signer's cancel (or the payment it races) decides, and the

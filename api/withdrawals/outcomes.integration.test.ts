@@ -6,10 +6,15 @@
  */
 import { type Hex, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Pool } from "../../foundation/db.js";
 import { anvilRpc } from "../../indexers/testing/chain.js";
 import type { Ledger } from "../../ledger/index.js";
 import { spawnCli } from "../../ops/testing/process.js";
-import { getTxOutcomes } from "../../signer/index.js";
+import {
+  failTxRequestByOperator,
+  getTxOutcomes,
+  nonceEvidenceFromChains,
+} from "../../signer/index.js";
 import { setTxRequestState, type TxRequestState } from "../../signer/testing/txRequestState.js";
 import {
   createWithdrawalApiTestContext,
@@ -557,5 +562,115 @@ describe("withdrawal outcomes from the signer", () => {
     expect(await ledger.getTransfer(withdrawalTransferIds(id, 0).post)).toMatchObject({
       chainRef: { chainId: 31337, txHash: TX_B, position: "tx" },
     });
+  });
+
+  /** needs_review with a nonce nothing used at the head: an operator's failure is a cancel. */
+  let aboveMined = 20; // nonces above the wallet's mined count, one per request (unique)
+  async function inReviewWithUnusedNonce(customer: string) {
+    const id = await withdraw(customer, ETH);
+    const nonce = (await hotWalletOf(id)).nonce + aboveMined++;
+    await signerRecords(id, {
+      status: "needs_review",
+      txHash: TX_A,
+      nonce,
+      reviewReason: "CANCEL_UNSENDABLE",
+    });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("needs_review");
+    return id;
+  }
+
+  /** The operator's decision on the withdrawal itself: failRequested, one audit entry, one event. */
+  async function expectFailRequestRecorded(id: string, by: string, reason: string) {
+    const w = await get(id);
+    expect(w).toMatchObject({ status: "broadcast", failRequested: { by, reason } });
+    const requested = w.history.filter(
+      (h: { actor: string; details?: { cancelling?: boolean } }) =>
+        h.actor === by && h.details?.cancelling === true,
+    );
+    expect(requested).toHaveLength(1);
+    expect(requested[0].details).toMatchObject({ by: "operator", reason });
+    const { rows } = await t.ctx.db.pool.query(
+      `SELECT payload->>'status' AS status, payload->'fail_requested' AS f FROM api.webhook_events
+        WHERE payload->>'withdrawal_id' = $1 AND type = 'withdrawal.fail_requested'`,
+      [id],
+    );
+    expect(rows).toEqual([{ status: "broadcast", f: w.failRequested }]);
+    return w;
+  }
+
+  it("an operator's fail by cancel that the outcome pass overtakes is still recorded on the withdrawal, once", async () => {
+    const id = await inReviewWithUnusedNonce("carol");
+    const held = (await balance("carol")).debitsPending;
+    // The operator's service on the same database, its next transaction held at the pool until
+    // the outcome pass has applied the signer's cancel (needs_review -> broadcast) in between.
+    const pool = t.ctx.db.pool;
+    let passDone!: () => void;
+    const passed = new Promise<void>((resolve) => {
+      passDone = resolve;
+    });
+    let inWindow!: () => void;
+    const window = new Promise<void>((resolve) => {
+      inWindow = resolve;
+    });
+    const cancelling = async () =>
+      (
+        await pool.query<{ c: boolean }>(
+          "SELECT cancel_requested_at IS NOT NULL AS c FROM custody.tx_requests WHERE id = $1",
+          [`withdrawal:${id}`],
+        )
+      ).rows[0]!.c;
+    const gated = new Proxy(pool, {
+      get(target, prop) {
+        if (prop === "connect")
+          return async () => {
+            if (await cancelling()) {
+              inWindow();
+              await passed;
+            }
+            return target.connect();
+          };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as Pool;
+    const operator = createWithdrawals({ common: t.ctx.common, pool: gated, ledger });
+    const reason = "every send refused; customer asked to cancel";
+    const failing = operator.failByOperator(id, { by: "ops-erin", reason });
+    await window;
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).failRequested).toBeNull(); // the pass moved it first
+    passDone();
+    const answered = await failing;
+    expect(answered).toMatchObject({
+      status: "broadcast",
+      failRequested: { by: "ops-erin", reason },
+    });
+    const w = await expectFailRequestRecorded(id, "ops-erin", reason);
+    // A repeat answers the same and records nothing more.
+    await operator.failByOperator(id, { by: "ops-erin", reason: "again" });
+    await expectFailRequestRecorded(id, "ops-erin", reason);
+    expect((await get(id)).failRequested.at).toBe(w.failRequested.at);
+    expect((await balance("carol")).debitsPending).toBe(held);
+  });
+
+  it("an operator's repeat after a crash between the signer's cancel and the withdrawal's record records it", async () => {
+    const id = await inReviewWithUnusedNonce("bob");
+    const held = (await balance("bob")).debitsPending;
+    const reason = "nonce unused, every send refused";
+    // The first try's signer half committed, then the process died; the pass ran meanwhile.
+    await failTxRequestByOperator(
+      t.ctx.db.pool,
+      { requestId: `withdrawal:${id}`, by: "ops-dana", reason },
+      nonceEvidenceFromChains(t.ctx.config.chains),
+    );
+    await withdrawals.syncOutcomes();
+    expect(await get(id)).toMatchObject({ status: "broadcast", failRequested: null });
+    const w = await withdrawals.failByOperator(id, { by: "ops-dana", reason });
+    expect(w.failRequested).toMatchObject({ by: "ops-dana", reason });
+    await expectFailRequestRecorded(id, "ops-dana", reason);
+    await withdrawals.failByOperator(id, { by: "ops-dana", reason });
+    await expectFailRequestRecorded(id, "ops-dana", reason);
+    expect((await balance("bob")).debitsPending).toBe(held);
   });
 });

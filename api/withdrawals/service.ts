@@ -25,15 +25,26 @@ import { createTransitions } from "./transitions.js";
 export type { CreateWithdrawalInput } from "./intake.js";
 export { holdId, signerRequestId } from "./transitions.js";
 
+type Decide = (
+  caller: ApiKey,
+  id: string,
+  reason: string | undefined,
+  idempotencyKey: string,
+) => Promise<Withdrawal>;
+
 export type Withdrawals = {
   create: (
     caller: ApiKey,
     input: CreateWithdrawalInput,
     idempotencyKey: string,
   ) => Promise<Withdrawal>;
-  approve: (caller: ApiKey, id: string, reason?: string) => Promise<Withdrawal>;
-  reject: (caller: ApiKey, id: string, reason?: string) => Promise<Withdrawal>;
-  cancel: (caller: ApiKey, id: string, reason?: string) => Promise<Withdrawal>;
+  /**
+   * Decisions before the signer has it, each under the caller's Idempotency-Key: a retry with the
+   * same key and request gets the withdrawal (decisions.ts), as a create's does.
+   */
+  approve: Decide;
+  reject: Decide;
+  cancel: Decide;
   /** Apply the signer's progress to withdrawals in flight; returns how many changed. */
   syncOutcomes: () => Promise<number>;
   /**

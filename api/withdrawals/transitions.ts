@@ -39,6 +39,32 @@ const EVENT_OF: Partial<Record<WithdrawalStatus, EventType>> = {
 };
 
 export function createTransitions({ config, log, metrics }: WithdrawalsContext): Transitions {
+  /** The withdrawal's webhook event of `type`, as it is now (`next`). */
+  async function emit(
+    client: PoolClient,
+    next: Withdrawal,
+    type: EventType,
+    extra: Record<string, unknown> = {},
+  ) {
+    await emitRepeatableEvent(client, config, {
+      type,
+      name: `withdrawal:${next.id}:${type.slice("withdrawal.".length)}`,
+      data: {
+        withdrawal_id: next.id,
+        customer_id: next.customerId,
+        chain_id: next.chainId,
+        asset: next.asset,
+        to: next.to,
+        amount: next.amount.toString(),
+        status: next.status,
+        tx_hash: next.txHash,
+        ...(next.failureReason ? { failure_reason: next.failureReason } : {}),
+        ...(next.failRequested ? { fail_requested: failRequestedOut(next) } : {}),
+        ...extra,
+      },
+    });
+  }
+
   async function move(
     client: PoolClient,
     w: Withdrawal,
@@ -97,28 +123,48 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
         ? "withdrawal.fail_requested"
         : EVENT_OF[to];
     if (type)
-      await emitRepeatableEvent(client, config, {
-        type,
-        name: `withdrawal:${w.id}:${type.slice("withdrawal.".length)}`,
-        data: {
-          withdrawal_id: w.id,
-          customer_id: w.customerId,
-          chain_id: w.chainId,
-          asset: w.asset,
-          to: w.to,
-          amount: w.amount.toString(),
-          status: to,
-          tx_hash: next.txHash,
-          ...(next.failureReason ? { failure_reason: next.failureReason } : {}),
-          ...(next.failRequested ? { fail_requested: failRequestedOut(next) } : {}),
-          ...(fields.reorged ? { reorgs: next.reorgCount } : {}),
-          ...(typeof details.review_reason === "string"
-            ? { review_reason: details.review_reason }
-            : {}),
-        },
+      await emit(client, next, type, {
+        ...(fields.reorged ? { reorgs: next.reorgCount } : {}),
+        ...(typeof details.review_reason === "string"
+          ? { review_reason: details.review_reason }
+          : {}),
       });
     log.info({ msg: "withdrawal status", withdrawal_id: w.id, from: w.status, to, actor });
     metrics.withdrawals.inc({ status: to });
+    return next;
+  }
+
+  /**
+   * An operator's failure by cancel, recorded on a withdrawal the outcome pass already moved on
+   * (to `broadcast`, or past it) between the signer's decision and this transaction: the same
+   * `failRequested`, audit entry and event as the move would have carried, without a status
+   * change (updated_at stays: it dates the status). Once: a recorded request is kept as it is.
+   */
+  async function recordFailRequest(
+    client: PoolClient,
+    w: Withdrawal,
+    decision: { by: string; reason: string },
+  ): Promise<Withdrawal> {
+    if (w.failRequested) return w;
+    const { rows } = await client.query<WithdrawalRow>(
+      `UPDATE api.withdrawals
+          SET fail_requested_at = COALESCE(fail_requested_at, now()),
+              fail_requested_by = COALESCE(fail_requested_by, $2),
+              fail_request_reason = COALESCE(fail_request_reason, $3)
+        WHERE id = $1
+        RETURNING ${WITHDRAWAL_COLUMNS}`,
+      [w.id, decision.by, decision.reason],
+    );
+    const next = fromRow(rows[0]!);
+    await appendAudit(client, {
+      actor: decision.by,
+      action: "withdrawal.fail_requested",
+      entityType: "withdrawal",
+      entityId: w.id,
+      details: { status: w.status, reason: decision.reason, by: "operator", cancelling: true },
+    });
+    await emit(client, next, "withdrawal.fail_requested");
+    log.info({ msg: "withdrawal fail requested", withdrawal_id: w.id, status: w.status });
     return next;
   }
 
@@ -144,5 +190,5 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
     return move(client, w, "signing", "system", { signer_request: signerRequestId(w.id) });
   }
 
-  return { move, handToSigner };
+  return { move, recordFailRequest, handToSigner };
 }
