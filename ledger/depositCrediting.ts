@@ -336,6 +336,19 @@ ORDER BY d.orphaned_block
 LIMIT $3
 FOR UPDATE OF d SKIP LOCKED`;
 
+// The accounts a page of credits' holds touch, resolved to ids without a lock (ids never change),
+// then locked by id in id order, the ledger's lock order (runBatch.ts), before the first credit's
+// hold: taken credit by credit (oldest first), a token credit older than a native one locked the
+// token's accounts before the native ones' lower ids, and a batch locking both in id order
+// (crediting new deposits, another worker's pass) deadlocked with it, one of them aborted and run
+// again after Postgres' deadlock timeout.
+const CREDIT_ACCOUNT_IDS = `
+SELECT a.id::text FROM ledger.accounts a
+JOIN unnest($1::text[], $2::text[]) AS u(asset_id, name) ON a.asset_id = u.asset_id AND a.name = u.name`;
+
+const LOCK_ACCOUNT_IDS = `
+SELECT 1 FROM ledger.accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
+
 const DEPOSIT_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM chain.watched_deposit_addresses`;
 
 const HELD_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM ledger.deposit_credits WHERE state = 'held'`;
@@ -546,6 +559,20 @@ export async function makeParkedDepositsDue(
       });
     return rows.map((r) => ({ txHash: r.tx_hash, position: r.position }));
   });
+}
+
+/** Lock the accounts the holds of these credits touch (user, custody:deposits, receivable), in id order. */
+async function lockCreditAccounts(client: PoolClient, credits: CreditRow[]) {
+  if (credits.length === 0) return;
+  const assets: string[] = [];
+  const names: string[] = [];
+  for (const c of credits)
+    for (const name of [`user:${c.owner}`, "custody:deposits", `receivable:reorg:${c.owner}`]) {
+      assets.push(assetIdOf(c.chain_id, c.asset));
+      names.push(name);
+    }
+  const ids = await client.query<{ id: string }>(CREDIT_ACCOUNT_IDS, [assets, names]);
+  await client.query(LOCK_ACCOUNT_IDS, [ids.rows.map((r) => r.id)]);
 }
 
 export function createDepositCrediting({
@@ -877,6 +904,7 @@ export function createDepositCrediting({
         ORPHANED_CREDITS,
         [chainId, limit, step.ancestor],
       );
+      await lockCreditAccounts(client, rows.rows);
       let held = 0;
       for (const c of rows.rows) if (await placeHold(client, c, c.new_orphaned_block)) held++;
       if (rows.rows.length < limit && held === rows.rows.length)
@@ -1135,6 +1163,7 @@ export function createDepositCrediting({
         RECONFIRMED,
         [chainId ?? null, limit],
       );
+      await lockCreditAccounts(client, rows.rows);
       let restored = 0;
       for (const c of rows.rows) {
         // Where the deposit is credited now, and the orphaned fact the hold was for.
@@ -1190,6 +1219,7 @@ export function createDepositCrediting({
           [id],
         );
         const rows = await client.query<CreditRow>(FINAL_HOLDS, [id, final.toString(), limit]);
+        await lockCreditAccounts(client, rows.rows);
         let n = 0;
         for (const c of rows.rows) {
           const fields = {
