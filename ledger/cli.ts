@@ -157,7 +157,10 @@ function treasuryCommand(parent: Command, name: string, move: TreasuryMove, desc
     .requiredOption("--wallet <address>", "the hot wallet")
     .requiredOption("--by <who>", "the operator")
     .requiredOption("--reason <text>", "why")
-    .option("--position <position>", "the fact's position (default tx / transfer:0 / fee)")
+    .option(
+      "--position <position>",
+      "the fact's position: tx, transfer:<n> or trace:<path> (default tx / transfer:0); gas: always fee",
+    )
     .action((opts: TreasuryOpts) => runTreasury(move, opts));
 }
 

@@ -8,7 +8,8 @@
  * Ids derive from chain id + tx hash + position, so a repeat answers `exists` and books nothing;
  * the first booking writes an audit row (who, why) in the same transaction.
  * When the indexer has the fact, the amount comes from it (a given amount must agree); when it does
- * not yet, the amount must be given, and reconciliation checks it once the fact is indexed.
+ * not yet, the amount must be given, and reconciliation checks it once the fact is indexed. A tx
+ * the indexer has without that position, or only as orphaned by a reorg, is refused.
  */
 
 import { appendAudit } from "../foundation/audit.js";
@@ -70,32 +71,45 @@ export function treasuryTransferId(
 
 type Fact = { from: string; to: string; asset: string; amount: bigint };
 
-async function findFact(
-  client: PoolClient,
-  chainId: number,
-  txHash: string,
-  position: string,
-): Promise<Fact | null> {
+/** What the indexer has of a transaction: its canonical facts by position, and whether a reorg orphaned any. */
+type TxFacts = { canonical: Map<string, Fact>; orphaned: boolean };
+
+async function loadTxFacts(client: PoolClient, chainId: number, txHash: string): Promise<TxFacts> {
   const r = await client.query<{
+    position: string;
     from_address: string;
     to_address: string;
     asset: string;
     amount: bigint;
+    status: string;
   }>(
-    `SELECT from_address, to_address, asset, amount FROM chain.facts
-      WHERE chain_id = $1 AND tx_hash = $2 AND position = $3 AND status <> 'orphaned'
-      ORDER BY id DESC LIMIT 1`,
-    [chainId, txHash, position],
+    `SELECT position, from_address, to_address, asset, amount, status FROM chain.facts
+      WHERE chain_id = $1 AND tx_hash = $2
+      ORDER BY id DESC`,
+    [chainId, txHash],
   );
-  const row = r.rows[0];
-  return row
-    ? {
+  const canonical = new Map<string, Fact>();
+  let orphaned = false;
+  for (const row of r.rows) {
+    if (row.status === "orphaned") orphaned = true;
+    else if (!canonical.has(row.position))
+      canonical.set(row.position, {
         from: row.from_address,
         to: row.to_address,
         asset: row.asset,
         amount: row.amount,
-      }
-    : null;
+      });
+  }
+  return { canonical, orphaned };
+}
+
+/** The positions the indexer gives a transfer's value (extractFacts.ts); `fee` is the gas. */
+const VALUE_POSITION = /^(tx|transfer:[0-9]+|trace:[0-9]+(\.[0-9]+)*)$/;
+
+function describeFacts(facts: Map<string, Fact>): string {
+  return [...facts]
+    .map(([position, f]) => `${position} (${f.asset} ${f.amount} from ${f.from} to ${f.to})`)
+    .join(", ");
 }
 
 export async function bookTreasuryMove(
@@ -124,6 +138,15 @@ export async function bookTreasuryMove(
     ["fee", args.fee],
   ] as const)
     if (v !== undefined && v <= 0n) throw new TreasuryMoveError(what, `${name} must be positive`);
+  // A position the indexer never writes finds no fact, so it read as "not indexed yet" and booked
+  // the given amount under an id of its own: a second booking of a booked move.
+  if (args.move === "gas" && args.position !== undefined && args.position !== "fee")
+    throw new TreasuryMoveError(what, "position of a gas move is always fee (the gas fact)");
+  if (args.move !== "gas" && args.position !== undefined && !VALUE_POSITION.test(args.position))
+    throw new TreasuryMoveError(
+      what,
+      `position must be tx, transfer:<n> or trace:<path>, not "${args.position}"`,
+    );
 
   const run = async (client: PoolClient): Promise<TreasuryBooking> => {
     const custody = await loadCustodyOf(client, args.chainId, [wallet]);
@@ -135,6 +158,14 @@ export async function bookTreasuryMove(
     const hotAccount = `custody:hot:${wallet}`;
     const transfers: NewTransfer[] = [];
     let factsIndexed = true;
+    const txFacts = await loadTxFacts(client, args.chainId, txHash);
+    // A reorg took it off our chain (a different block at its height, not a node's silence): it
+    // may never mine again, and a booking from the given amount would stand for value not there.
+    if (txFacts.canonical.size === 0 && txFacts.orphaned)
+      throw new TreasuryMoveError(
+        what,
+        `a reorg took ${txHash} off the chain and the indexer has not seen it mined again: book it once it is`,
+      );
 
     /** The amount of `position`'s fact, checked against what the caller says. */
     const amountOf = async (
@@ -143,8 +174,17 @@ export async function bookTreasuryMove(
       expect: { from?: string; to?: string; asset: string },
       label: string,
     ): Promise<bigint> => {
-      const fact = await findFact(client, args.chainId, txHash, position);
+      const fact = txFacts.canonical.get(position);
       if (!fact) {
+        // The indexer stores a transaction's facts together, so one it has without this position
+        // did not move value there: the tx hash, --token or --position is wrong (a token funding
+        // booked as native, a reverted defund's value). Internal transfers are the exception: a
+        // chain without traces never has them.
+        if (txFacts.canonical.size > 0 && !position.startsWith("trace:"))
+          throw new TreasuryMoveError(
+            what,
+            `the indexed transaction ${txHash} has no fact at ${position}; it has ${describeFacts(txFacts.canonical)}: check --token and --position`,
+          );
         factsIndexed = false;
         if (given === undefined)
           throw new TreasuryMoveError(

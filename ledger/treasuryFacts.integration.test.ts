@@ -1,0 +1,160 @@
+/**
+ * A treasury booking is only as good as the fact it names. Where the indexer has the transaction,
+ * a position it does not have is not "not indexed yet": the operator named the wrong thing, and
+ * the given amount was booked against nothing. A token funding booked without `--token` credited
+ * the hot wallet with native coin it never received; a reverted defund (gas only) booked value
+ * that never left; `gas --position tx` booked a defund's value as its gas; `--position TX` booked
+ * an already booked funding a second time; a funding a reorg took off the chain was booked from
+ * its `--amount`. Each is refused, naming what is wrong, and nothing is written.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestContext, type TestContext } from "../ops/testing/context.js";
+import { createLedger, type Ledger } from "./createLedger.js";
+import { bookTreasuryMove, type TreasuryMoveArgs } from "./treasury.js";
+
+const CHAIN = 31337;
+const ZERO = "0x0000000000000000000000000000000000000000";
+const ETH = `${CHAIN}:${ZERO}`;
+const HOT = `0x${"a2".repeat(20)}`;
+const OPERATOR = `0x${"0e".repeat(20)}`;
+const TOKEN = `0x${"70".repeat(20)}`;
+let ctx: TestContext;
+let ledger: Ledger;
+let txCounter = 0;
+const txHash = () => `0x${(++txCounter).toString(16).padStart(64, "f")}`;
+
+async function fact(f: {
+  tx: string;
+  position: string;
+  kind: "native" | "erc20" | "fee";
+  asset?: string;
+  from: string;
+  to: string;
+  amount: bigint;
+  status?: "seen" | "confirmed" | "orphaned";
+}) {
+  await ctx.db.pool.query(
+    `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
+       asset, from_address, to_address, amount, status)
+     VALUES ($1, 10, $2, $3, 0, $4, $5, $6, $7, $8, $9, $10)`,
+    [
+      CHAIN,
+      `0x${"b1".repeat(32)}`,
+      f.tx,
+      f.position,
+      f.kind,
+      f.asset ?? ZERO,
+      f.from,
+      f.to,
+      f.amount.toString(),
+      f.status ?? "seen",
+    ],
+  );
+}
+
+const written = async () => {
+  const [transfers, audits] = await Promise.all([
+    ctx.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM ledger.transfers"),
+    ctx.db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM audit.audit_log WHERE action LIKE 'treasury.%'",
+    ),
+  ]);
+  return {
+    transfers: transfers.rows[0]!.n,
+    audits: audits.rows[0]!.n,
+    hot: (await ledger.getAccount({ assetId: ETH, name: `custody:hot:${HOT}` }))?.available ?? 0n,
+  };
+};
+
+const book = (args: Omit<TreasuryMoveArgs, "chainId" | "wallet" | "by" | "reason">) =>
+  bookTreasuryMove(
+    { common: ctx.common, pool: ctx.db.pool, ledger },
+    { chainId: CHAIN, wallet: HOT, by: "ops", reason: "test", ...args },
+  );
+
+async function expectRefused(args: Parameters<typeof book>[0], message: RegExp): Promise<void> {
+  const before = await written();
+  await expect(book(args)).rejects.toMatchObject({
+    code: "TREASURY_MOVE_REFUSED",
+    message: expect.stringMatching(message),
+  });
+  expect(await written()).toEqual(before);
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  await ledger.ensureAssetsFromConfig(ctx.config.chains);
+  await ctx.db.pool.query(
+    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'hot', 'hot-1')`,
+    [CHAIN, HOT],
+  );
+});
+afterAll(async () => {
+  await ledger?.close();
+  await ctx?.cleanup();
+});
+
+describe("a treasury booking naming a position the indexed transaction does not have", () => {
+  it("a token funding booked as native (no --token) is refused, naming the facts the tx has", async () => {
+    const tx = txHash();
+    await fact({
+      tx,
+      position: "transfer:0",
+      kind: "erc20",
+      asset: TOKEN,
+      from: OPERATOR,
+      to: HOT,
+      amount: 5_000n,
+    });
+    await expectRefused(
+      { move: "fund", txHash: tx, amount: 5_000n },
+      new RegExp(`has no fact at tx.*transfer:0 \\(${TOKEN}`),
+    );
+  });
+
+  it("a reverted defund (its gas only) is refused for its value; its gas books alone", async () => {
+    const tx = txHash();
+    await fact({ tx, position: "fee", kind: "fee", from: HOT, to: ZERO, amount: 21n });
+    await expectRefused({ move: "defund", txHash: tx, amount: 1_000n }, /has no fact at tx/);
+    const gas = await book({ move: "gas", txHash: tx });
+    expect(gas.transfers.map((t) => `${t.kind} ${t.amount} ${t.status}`)).toEqual([
+      "fee 21 created",
+    ]);
+  });
+
+  it("gas is always the fee fact: another position is refused, not booked as gas", async () => {
+    const tx = txHash();
+    await fact({ tx, position: "tx", kind: "native", from: HOT, to: OPERATOR, amount: 1_000n });
+    await fact({ tx, position: "fee", kind: "fee", from: HOT, to: ZERO, amount: 21n });
+    await expectRefused({ move: "gas", txHash: tx, position: "tx" }, /position/);
+  });
+
+  it("a position not in the indexer's form (TX) cannot book a funding a second time", async () => {
+    const tx = txHash();
+    await fact({ tx, position: "tx", kind: "native", from: OPERATOR, to: HOT, amount: 7_000n });
+    const first = await book({ move: "fund", txHash: tx });
+    expect(first.transfers.map((t) => `${t.amount} ${t.status}`)).toEqual(["7000 created"]);
+    await expectRefused({ move: "fund", txHash: tx, position: "TX", amount: 7_000n }, /position/);
+    await expectRefused({ move: "fund", txHash: tx, position: "fee", amount: 7_000n }, /position/);
+  });
+
+  it("a funding the indexer saw orphaned, not on the chain again, is refused until it is", async () => {
+    const tx = txHash();
+    await fact({
+      tx,
+      position: "tx",
+      kind: "native",
+      from: OPERATOR,
+      to: HOT,
+      amount: 9_000n,
+      status: "orphaned",
+    });
+    await expectRefused({ move: "fund", txHash: tx, amount: 9_000n }, /orphaned|reorg/);
+  });
+
+  it("a transaction the indexer has nothing of still books from the given amount", async () => {
+    const booked = await book({ move: "fund", txHash: txHash(), amount: 3_000n });
+    expect([booked.factsIndexed, booked.transfers[0]!.status]).toEqual([false, "created"]);
+  });
+});
