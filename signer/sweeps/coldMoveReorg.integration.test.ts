@@ -13,13 +13,19 @@
  */
 import { encodeAbiParameters, type Hex, keccak256, pad, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testToken } from "../../chains/contracts/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
 import { transferId } from "../../ledger/index.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { waitFor } from "../testing/harness.js";
 import { coldAccount, coldMoveTransferIds, hotAccount } from "./bookings.js";
-import { CHAIN_ID, DEPOSITOR, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
+import {
+  CHAIN_ID,
+  DEPOSITOR,
+  onChainToken,
+  type SweepStack,
+  startTokenColdStack,
+  TOKEN,
+} from "./testing/stack.js";
 
 const COLD = "0x000000000000000000000000000000000000c01d" as const;
 const REORG_WINDOW = 30;
@@ -28,34 +34,12 @@ const CEILING = 1000n;
 let s: SweepStack;
 
 beforeAll(async () => {
-  s = await startSweepStack({
-    reorgWindow: REORG_WINDOW,
-    coldAddress: COLD,
-    tokens: [
-      {
-        address: TOKEN,
-        symbol: "TT",
-        decimals: 18,
-        sweepThreshold: "1",
-        hotCeiling: CEILING.toString(),
-      },
-    ],
-  });
-  await s.deployToken();
-  s.startSigner();
+  s = await startTokenColdStack({ coldAddress: COLD, reorgWindow: REORG_WINDOW, ceiling: CEILING });
 });
 
 afterAll(async () => {
   await s?.close();
 });
-
-const onChainToken = (holder: Hex) =>
-  s.h.client.readContract({
-    address: TOKEN,
-    abi: testToken.abi,
-    functionName: "balanceOf",
-    args: [holder],
-  }) as Promise<bigint>;
 
 type MoveRow = {
   id: string;
@@ -144,8 +128,8 @@ async function amounts(names: Record<string, string>): Promise<Record<string, bi
 
 /** The ledger's cold and hot token balances are the chain's. */
 async function expectLedgerMatchesChain() {
-  expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(await onChainToken(COLD));
-  expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(await onChainToken(s.hot));
+  expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(await onChainToken(s, COLD));
+  expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(await onChainToken(s, s.hot));
 }
 
 /** What the chain charged for the transaction: its receipt, read from the node. */
@@ -158,10 +142,10 @@ describe("a booked cold move reorged out", () => {
   it("alone: reversed and posted again against the inclusion that stands", async () => {
     // Read before the deposit: the tick that settles the sweep also requests the cold move, and
     // the running signer may mine it before depositAndSweep returns (it did under load).
-    const coldBefore = await onChainToken(COLD);
+    const coldBefore = await onChainToken(s, COLD);
     await depositAndSweep("cold-reorg-remined", 5000n);
     const booked = await bookedColdMove();
-    expect(await onChainToken(COLD)).toBe(coldBefore + 4000n);
+    expect(await onChainToken(s, COLD)).toBe(coldBefore + 4000n);
     const [mined] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [booked.id] });
 
     // Only the cold move's block and those after it leave the chain: the hot wallet still holds
@@ -182,7 +166,7 @@ describe("a booked cold move reorged out", () => {
       fee: outcome.fee,
     });
     expect(move.final_at).not.toBeNull();
-    expect(await onChainToken(COLD)).toBe(coldBefore + 4000n);
+    expect(await onChainToken(s, COLD)).toBe(coldBefore + 4000n);
     await expectLedgerMatchesChain();
 
     const gen0 = coldMoveTransferIds(booked.id, 0);
@@ -218,7 +202,7 @@ describe("a booked cold move reorged out", () => {
     await depositAndSweep("cold-reorg-failed", 5000n);
     const booked = await bookedColdMove();
     const [mined] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [booked.id] });
-    const coldBefore = await onChainToken(COLD);
+    const coldBefore = await onChainToken(s, COLD);
     const hotBooked = await s.balanceOf(TOKEN, hotAccount(s.hot));
 
     // The cold move's block leaves the chain and, on the new fork, the token takes the wallet's
@@ -244,10 +228,10 @@ describe("a booked cold move reorged out", () => {
     expect(move.final_at).not.toBeNull();
     // Nothing reached cold; the hot wallet's booking is back to before the move, and what the
     // token took is the difference reconciliation shows.
-    expect(await onChainToken(COLD)).toBe(coldBefore - booked.amount);
+    expect(await onChainToken(s, COLD)).toBe(coldBefore - booked.amount);
     expect(await s.balanceOf(TOKEN, coldAccount(COLD))).toBe(coldBefore - booked.amount);
     expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(hotBooked + booked.amount);
-    expect(await onChainToken(s.hot)).toBe(CEILING);
+    expect(await onChainToken(s, s.hot)).toBe(CEILING);
 
     // The first posting and its gas are reversed; the second hold is voided; the gas that stands
     // is the reverted inclusion's, as the chain charged it.

@@ -9,12 +9,18 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testToken } from "../../chains/contracts/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
 import { assetIdOf, transferId } from "../../ledger/index.js";
 import { waitFor } from "../testing/harness.js";
 import { coldAccount, hotAccount } from "./bookings.js";
-import { CHAIN_ID, DEPOSITOR, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
+import {
+  CHAIN_ID,
+  DEPOSITOR,
+  onChainToken,
+  type SweepStack,
+  startTokenColdStack,
+  TOKEN,
+} from "./testing/stack.js";
 
 const COLD = "0x000000000000000000000000000000000000c01d" as const;
 const REORG_WINDOW = 30;
@@ -23,34 +29,12 @@ const CEILING = 1000n;
 let s: SweepStack;
 
 beforeAll(async () => {
-  s = await startSweepStack({
-    reorgWindow: REORG_WINDOW,
-    coldAddress: COLD,
-    tokens: [
-      {
-        address: TOKEN,
-        symbol: "TT",
-        decimals: 18,
-        sweepThreshold: "1",
-        hotCeiling: CEILING.toString(),
-      },
-    ],
-  });
-  await s.deployToken();
-  s.startSigner();
+  s = await startTokenColdStack({ coldAddress: COLD, reorgWindow: REORG_WINDOW, ceiling: CEILING });
 });
 
 afterAll(async () => {
   await s?.close();
 });
-
-const onChainToken = (holder: Hex) =>
-  s.h.client.readContract({
-    address: TOKEN,
-    abi: testToken.abi,
-    functionName: "balanceOf",
-    args: [holder],
-  }) as Promise<bigint>;
 
 const hotAvailable = async () =>
   (await s.ledger.getAccount({ assetId: assetIdOf(CHAIN_ID, TOKEN), name: hotAccount(s.hot) }))!
@@ -133,9 +117,9 @@ describe("a token cold move and a sweep that is not final", () => {
 
     // Nothing left the wallet for cold: the wallet still holds what the withdrawal is owed.
     expect({
-      cold: await onChainToken(COLD),
+      cold: await onChainToken(s, COLD),
       coldBooked: await s.balanceOf(TOKEN, coldAccount(COLD)),
-      hot: await onChainToken(s.hot),
+      hot: await onChainToken(s, s.hot),
       hotAvailable: await hotAvailable(),
     }).toEqual({ cold: 0n, coldBooked: 0n, hot: CEILING + withdrawal, hotAvailable: CEILING });
   }, 180_000);

@@ -254,3 +254,40 @@ export async function startSweepStack(
   };
   return stack;
 }
+
+/**
+ * A stack with TOKEN listed (sweep threshold 1, hot ceiling `ceiling`) and value above it moved to
+ * `coldAddress`: the token deployed and the signer running (the token cold-move tests).
+ */
+export async function startTokenColdStack(args: {
+  coldAddress: Address;
+  reorgWindow: number;
+  ceiling: bigint;
+}): Promise<SweepStack> {
+  const s = await startSweepStack({
+    reorgWindow: args.reorgWindow,
+    coldAddress: args.coldAddress,
+    tokens: [
+      {
+        address: TOKEN,
+        symbol: "TT",
+        decimals: 18,
+        sweepThreshold: "1",
+        hotCeiling: args.ceiling.toString(),
+      },
+    ],
+  });
+  await s.deployToken();
+  s.startSigner();
+  return s;
+}
+
+/** TOKEN's balance of `holder` on the stack's chain. */
+export function onChainToken(s: SweepStack, holder: Hex): Promise<bigint> {
+  return s.h.client.readContract({
+    address: TOKEN,
+    abi: testToken.abi,
+    functionName: "balanceOf",
+    args: [holder],
+  }) as Promise<bigint>;
+}
