@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import { createDepositCrediting } from "./depositCrediting.js";
+import { doneOrWaitingForALock, gatedCrediting } from "./testing/gatedCrediting.js";
 
 const CHAIN = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -62,56 +63,9 @@ async function orphan(block: string, n: number) {
   );
 }
 
-/** Resolves once `work` is done or a statement of this database waits for a row lock. */
-async function doneOrWaitingForALock(work: Promise<unknown>): Promise<void> {
-  let done = false;
-  const finish = () => {
-    done = true;
-  };
-  void work.then(finish, finish);
-  while (!done) {
-    const { rows } = await ctx.db.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-    );
-    if (rows[0]!.n > 0) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/**
- * A crediting worker whose ledger counts its writes and stops before its `stopAt`-th one (1-based,
- * 0: never) until `release` (a slow round trip). A transaction Postgres aborts (a deadlock) is run
- * again, so a victim writes more often than its work needs.
- */
-function countingWorker(stopAt: number) {
-  let reachedIt!: () => void;
-  const reached = new Promise<void>((r) => {
-    reachedIt = r;
-  });
-  let release!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const writes = { n: 0 };
-  const slowLedger: Ledger = {
-    ...ledger,
-    createTransfers: async (transfers, options) => {
-      writes.n++;
-      if (writes.n === stopAt) {
-        reachedIt();
-        await gate;
-      }
-      return ledger.createTransfers(transfers, options);
-    },
-  };
-  const worker = createDepositCrediting({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    ledger: slowLedger,
-  });
-  return { worker, reached, release, writes };
-}
+/** A crediting worker stopping before its `stopAt`-th ledger write (1-based, 0: never) until released. */
+const countingWorker = (stopAt: number) =>
+  gatedCrediting({ common: ctx.common, pool: ctx.db.pool, ledger }, (_t, n) => n === stopAt);
 
 beforeAll(async () => {
   ctx = await createTestContext();
@@ -160,7 +114,7 @@ describe("passes over credits of two assets, concurrently", () => {
     // … while worker B credits the new deposits (a doorbell's range, or parked ones retried).
     const b = countingWorker(0);
     const creditingNew = b.worker.creditConfirmed({ chainId: CHAIN });
-    await doneOrWaitingForALock(creditingNew);
+    await doneOrWaitingForALock(ctx.db.pool, creditingNew);
     a.release();
     const [held, credited] = await Promise.allSettled([holding, creditingNew]);
     expect(held).toEqual({ status: "fulfilled", value: 2 });
@@ -198,7 +152,7 @@ describe("passes over credits of two assets, concurrently", () => {
     // … while worker B credits the new deposits.
     const b = countingWorker(0);
     const creditingNew = b.worker.creditConfirmed({ chainId: CHAIN });
-    await doneOrWaitingForALock(creditingNew);
+    await doneOrWaitingForALock(ctx.db.pool, creditingNew);
     a.release();
     const [restored, credited] = await Promise.allSettled([restoring, creditingNew]);
     expect(restored).toEqual({ status: "fulfilled", value: 2 });

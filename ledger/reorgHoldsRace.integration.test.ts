@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import { createDepositCrediting } from "./depositCrediting.js";
+import { doneOrWaitingForALock, gatedCrediting } from "./testing/gatedCrediting.js";
 
 const CHAIN = 31337;
 const ETH = `${CHAIN}:0x0000000000000000000000000000000000000000`;
@@ -52,53 +53,9 @@ async function orphan(block: string, tx = TX) {
   }
 }
 
-/** Resolves once `work` is done or a statement of this database waits for a row lock. */
-async function doneOrWaitingForALock(work: Promise<void>): Promise<void> {
-  let done = false;
-  const finish = () => {
-    done = true;
-  };
-  void work.then(finish, finish);
-  while (!done) {
-    const { rows } = await ctx.db.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-    );
-    if (rows[0]!.n > 0) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/**
- * A crediting worker whose ledger stops at the first write `stopsAt` picks (a slow round trip,
- * nothing else differs) until `release`; `reached` resolves when it stops there.
- */
-function slowWorker(stopsAt: (transfers: Parameters<Ledger["createTransfers"]>[0]) => boolean) {
-  let reachedIt!: () => void;
-  const reached = new Promise<void>((r) => {
-    reachedIt = r;
-  });
-  let release!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const slowLedger: Ledger = {
-    ...ledger,
-    createTransfers: async (transfers, options) => {
-      if (stopsAt(transfers)) {
-        reachedIt();
-        await gate;
-      }
-      return ledger.createTransfers(transfers, options);
-    },
-  };
-  const worker = createDepositCrediting({
-    common: ctx.common,
-    pool: ctx.db.pool,
-    ledger: slowLedger,
-  });
-  return { worker, reached, release };
-}
+/** A crediting worker stopping at the first ledger write `stopsAt` picks until released. */
+const slowWorker = (stopsAt: (transfers: Parameters<Ledger["createTransfers"]>[0]) => boolean) =>
+  gatedCrediting({ common: ctx.common, pool: ctx.db.pool, ledger }, stopsAt);
 
 beforeAll(async () => {
   ctx = await createTestContext();
@@ -134,7 +91,7 @@ describe("a restore racing a second reorg of the re-included deposit", () => {
     // … the indexer orphans block 12 (it commits, or waits for A's lock on the fact) and worker B's
     // hold pass runs in that window.
     const orphaning = orphan("0xb2");
-    await doneOrWaitingForALock(orphaning);
+    await doneOrWaitingForALock(ctx.db.pool, orphaning);
     await workerB.holdOrphaned({ chainId: CHAIN });
     a.release();
     expect(await restoring).toBe(1);
@@ -188,7 +145,10 @@ describe("a restore racing a second reorg of the re-included deposit", () => {
     // … when a copy of the deposit is mined (and confirmed) at block 22, and B credits new blocks.
     await confirmedFact("0xc2", 22, tx);
     const crediting = workerB.creditNew({ chainId: CHAIN });
-    await doneOrWaitingForALock(crediting.then(() => {}));
+    await doneOrWaitingForALock(
+      ctx.db.pool,
+      crediting.then(() => {}),
+    );
     a.release();
     expect(await finalizing).toBe(1);
     await crediting;
