@@ -27,7 +27,7 @@ export {
   RpcResponseError,
   RpcUnavailableError,
 } from "./errors.js";
-export { bloomBits, bloomHas, bloomMayContain } from "./evm/bloom.js";
+export { bloomBits, bloomHas, bloomMayContain, bloomOf } from "./evm/bloom.js";
 export { publicClientFor, watchNewHeads } from "./evm/clients.js";
 export {
   adapterPerChain,

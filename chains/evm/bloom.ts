@@ -11,6 +11,14 @@ export function bloomBits(item: Hex): number[] {
   return [0, 2, 4].map((i) => ((hash[i]! << 8) | hash[i + 1]!) & 2047);
 }
 
+/** The bloom the items set (each item's 3 bits), as a block or receipt carries it: 256 bytes. */
+export function bloomOf(items: Iterable<Hex>): Uint8Array {
+  const bloom = new Uint8Array(256);
+  for (const item of items)
+    for (const bit of bloomBits(item)) bloom[255 - (bit >> 3)]! |= 1 << (bit & 7);
+  return bloom;
+}
+
 export function bloomHas(bloom: Uint8Array, bits: number[]): boolean {
   if (bloom.length !== 256) return true; // unknown format: assume present
   return bits.every((bit) => (bloom[255 - (bit >> 3)]! & (1 << (bit & 7))) !== 0);

@@ -11,7 +11,7 @@ import type { Registry } from "prom-client";
 import { type Hex, hexToBytes, numberToHex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
 import {
-  bloomBits,
+  bloomOf,
   type ChainConfig,
   type ConfirmationRule,
   finalityRule,
@@ -126,10 +126,7 @@ function bloomExplained(
   logs: readonly { address: string; topics: readonly string[] }[],
 ): boolean {
   if (!/^0x[0-9a-fA-F]{512}$/.test(logsBloom)) return true;
-  const rebuilt = new Uint8Array(256);
-  for (const log of logs)
-    for (const item of [log.address, ...log.topics])
-      for (const bit of bloomBits(item as Hex)) rebuilt[255 - (bit >> 3)]! |= 1 << (bit & 7);
+  const rebuilt = bloomOf(logs.flatMap((log) => [log.address, ...log.topics] as Hex[]));
   const bloom = hexToBytes(logsBloom as Hex);
   return bloom.every((byte, i) => (byte & ~rebuilt[i]!) === 0);
 }
