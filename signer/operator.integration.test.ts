@@ -100,6 +100,45 @@ async function publishFinal(): Promise<void> {
 const untilNeedsReview = (id: string) =>
   waitFor("needs_review", async () => (await outcome(id)).status === "needs_review");
 
+/**
+ * `id` pays 1 ETH to `dest` and mines while every receipt is withheld from the signer; `during`
+ * runs once its status is one of `until`. Then receipts come back and the signer records the
+ * payment itself (confirmed), with nothing done by an operator.
+ */
+async function withReceiptsWithheld(
+  id: string,
+  dest: Hex,
+  until: string[],
+  during: () => Promise<void>,
+): Promise<void> {
+  const account = await t.wallet();
+  let hiding = true;
+  proxy.setIntercept((call) =>
+    hiding && call.method === "eth_getTransactionReceipt" ? { result: null } : undefined,
+  );
+  const signer = t.run(account, {
+    settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 },
+  });
+  try {
+    await t.withdraw(id, { from: account.address, to: dest, value: parseEther("1") });
+    await waitFor(until.join(" or "), async () => {
+      const o = await outcome(id);
+      await t.rpc("evm_mine");
+      return until.includes(o.status) ? o : undefined;
+    });
+    await during();
+    hiding = false;
+    await waitFor("confirmed once receipts are back", async () => {
+      const o = await outcome(id);
+      if (o.status !== "confirmed" && o.status !== "finalized") await t.rpc("evm_mine");
+      return o.status === "confirmed" || o.status === "finalized";
+    });
+  } finally {
+    proxy.setIntercept(undefined);
+    await signer.stop();
+  }
+}
+
 describe("operator decisions", () => {
   it("fails a needs_review request only by command, audited, and the wallet goes on", async () => {
     const account = await t.wallet();
@@ -232,89 +271,61 @@ describe("operator decisions", () => {
 
   it("refuses to fail a request whose own transaction mined while every receipt was withheld", async () => {
     const dest = "0x000000000000000000000000000000000000d00d" as Hex;
-    const account = await t.wallet();
-    let hiding = true;
-    proxy.setIntercept((call) =>
-      hiding && call.method === "eth_getTransactionReceipt" ? { result: null } : undefined,
+    await withReceiptsWithheld(
+      "paid-hidden",
+      dest,
+      ["receipt_unknown", "needs_review"],
+      async () => {
+        // The money left: the chain has the request's transaction.
+        expect(await t.client.getBalance({ address: dest })).toBe(parseEther("1"));
+        const { rows: attempts } = await t.ctx.db.pool.query<{ tx_hash: Hex }>(
+          "SELECT tx_hash FROM custody.tx_attempts WHERE request_id = 'paid-hidden'",
+        );
+        const receipts = await Promise.all(
+          attempts.map((a) =>
+            t.client.getTransactionReceipt({ hash: a.tx_hash }).catch(() => null),
+          ),
+        );
+        const mined = receipts.find((r) => r !== null)!;
+        expect(mined).toBeDefined();
+        await expect(
+          operatorFail({ requestId: "paid-hidden", by: "alice", reason: "no receipt anywhere" }),
+        ).rejects.toMatchObject({
+          code: "SIGNER_REQUEST_MINED_ON_CHAIN",
+          meta: { tx_hash: mined.transactionHash, block_number: String(mined.blockNumber) },
+        });
+        const viaCli = await cli([
+          "fail",
+          "paid-hidden",
+          "--by",
+          "alice",
+          "--reason",
+          "no receipt anywhere",
+        ]);
+        expect(viaCli.code).not.toBe(0);
+        expect(viaCli.out).toContain(`has its transaction ${mined.transactionHash} in block`);
+        // The operator changed nothing and nothing is audited for them. (The signer itself may have
+        // moved the request from receipt_unknown to needs_review meanwhile, once the nonce's block
+        // became final: session 16 saw it during the CLI call.)
+        expect(["receipt_unknown", "needs_review"]).toContain(
+          (await outcome("paid-hidden")).status,
+        );
+        const { rows } = await t.ctx.db.pool.query(
+          "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'paid-hidden' AND actor LIKE 'operator:%'",
+        );
+        expect(rows).toEqual([]);
+      },
     );
-    const signer = t.run(account, {
-      settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 },
-    });
-    try {
-      await t.withdraw("paid-hidden", { from: account.address, to: dest, value: parseEther("1") });
-      await waitFor("receipt_unknown or needs_review", async () => {
-        const o = await outcome("paid-hidden");
-        await t.rpc("evm_mine");
-        return o.status === "receipt_unknown" || o.status === "needs_review" ? o : undefined;
-      });
-      // The money left: the chain has the request's transaction.
-      expect(await t.client.getBalance({ address: dest })).toBe(parseEther("1"));
-      const { rows: attempts } = await t.ctx.db.pool.query<{ tx_hash: Hex }>(
-        "SELECT tx_hash FROM custody.tx_attempts WHERE request_id = 'paid-hidden'",
-      );
-      const receipts = await Promise.all(
-        attempts.map((a) => t.client.getTransactionReceipt({ hash: a.tx_hash }).catch(() => null)),
-      );
-      const mined = receipts.find((r) => r !== null)!;
-      expect(mined).toBeDefined();
-      await expect(
-        operatorFail({ requestId: "paid-hidden", by: "alice", reason: "no receipt anywhere" }),
-      ).rejects.toMatchObject({
-        code: "SIGNER_REQUEST_MINED_ON_CHAIN",
-        meta: { tx_hash: mined.transactionHash, block_number: String(mined.blockNumber) },
-      });
-      const viaCli = await cli([
-        "fail",
-        "paid-hidden",
-        "--by",
-        "alice",
-        "--reason",
-        "no receipt anywhere",
-      ]);
-      expect(viaCli.code).not.toBe(0);
-      expect(viaCli.out).toContain(`has its transaction ${mined.transactionHash} in block`);
-      // The operator changed nothing and nothing is audited for them. (The signer itself may have
-      // moved the request from receipt_unknown to needs_review meanwhile, once the nonce's block
-      // became final: session 16 saw it during the CLI call.)
-      expect(["receipt_unknown", "needs_review"]).toContain((await outcome("paid-hidden")).status);
-      const { rows } = await t.ctx.db.pool.query(
-        "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'paid-hidden' AND actor LIKE 'operator:%'",
-      );
-      expect(rows).toEqual([]);
-      // Receipts come back: the signer records the transaction itself.
-      hiding = false;
-      await waitFor("confirmed once receipts are back", async () => {
-        const o = await outcome("paid-hidden");
-        if (o.status !== "confirmed" && o.status !== "finalized") await t.rpc("evm_mine");
-        return o.status === "confirmed" || o.status === "finalized";
-      });
-    } finally {
-      proxy.setIntercept(undefined);
-      await signer.stop();
-    }
   });
 
   it("refuses to retry a request whose nonce was used at a final block by nothing we have a receipt for", async () => {
     // Its own payment mined and every receipt is withheld: the nonce is used at a final block with
     // no attempt of ours found (NONCE_CONSUMED_NO_KNOWN_ATTEMPT). Resending cannot mine at a used
     // nonce: retried, it went back to broadcast, then receipt_unknown and needs_review again, an
-    // outcome change and an alert each round. The signer keeps searching from needs_review anyway.
+    // outcome change and an alert each round. The signer keeps searching from needs_review anyway
+    // (the payment is recorded from needs_review once receipts are back, with no retry).
     const dest = "0x000000000000000000000000000000000000d0d0" as Hex;
-    const account = await t.wallet();
-    let hiding = true;
-    proxy.setIntercept((call) =>
-      hiding && call.method === "eth_getTransactionReceipt" ? { result: null } : undefined,
-    );
-    const signer = t.run(account, {
-      settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 },
-    });
-    try {
-      await t.withdraw("consumed", { from: account.address, to: dest, value: parseEther("1") });
-      await waitFor("needs_review", async () => {
-        const o = await outcome("consumed");
-        await t.rpc("evm_mine");
-        return o.status === "needs_review" ? o : undefined;
-      });
+    await withReceiptsWithheld("consumed", dest, ["needs_review"], async () => {
       expect((await outcome("consumed")).reviewReason).toBe("NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
       const decision = { requestId: "consumed", by: "alice", reason: "try again" };
       await expect(retryTxRequestByOperator(t.ctx.db.pool, decision)).rejects.toMatchObject({
@@ -329,17 +340,7 @@ describe("operator decisions", () => {
         "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'consumed' AND actor LIKE 'operator:%'",
       );
       expect(rows).toEqual([]);
-      // Receipts come back: the signer records the payment from needs_review, with no retry.
-      hiding = false;
-      await waitFor("confirmed once receipts are back", async () => {
-        const o = await outcome("consumed");
-        if (o.status !== "confirmed" && o.status !== "finalized") await t.rpc("evm_mine");
-        return o.status === "confirmed" || o.status === "finalized";
-      });
-    } finally {
-      proxy.setIntercept(undefined);
-      await signer.stop();
-    }
+    });
   });
 
   it("fails a request whose nonce another transaction used, once that block is final; not while no node can tell", async () => {

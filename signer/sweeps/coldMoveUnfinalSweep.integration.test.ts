@@ -10,9 +10,15 @@
 import { type Address, type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendAndMine } from "../../indexers/testing/chain.js";
-import { waitFor } from "../testing/harness.js";
 import { coldAccount } from "./bookings.js";
-import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+import {
+  CHAIN_ID,
+  DEPOSITOR,
+  NATIVE,
+  reorgFromAndSettle,
+  type SweepStack,
+  startSweepStack,
+} from "./testing/stack.js";
 
 const COLD: Address = "0x000000000000000000000000000000000000c01d";
 const REORG_WINDOW = 30;
@@ -32,16 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.close();
 });
-
-async function unsettled(): Promise<number> {
-  const { rows } = await s.ctx.db.pool.query<{ n: number }>(
-    `SELECT (SELECT count(*) FROM custody.sweeps
-              WHERE status = 'open' OR (status = 'booked' AND final_at IS NULL))::int
-          + (SELECT count(*) FROM custody.cold_moves
-              WHERE status = 'open' OR (status = 'booked' AND final_at IS NULL))::int AS n`,
-  );
-  return rows[0]!.n;
-}
 
 describe("a native cold move and a sweep that is not final", () => {
   it("moves nothing the reorg takes back: the wallet is not frozen", async () => {
@@ -66,30 +62,9 @@ describe("a native cold move and a sweep that is not final", () => {
       await s.sweeper.tick(CHAIN_ID);
     }
 
-    // The reorg (inside the window, above the finalized height) takes the deposit out.
-    const depth = Number((await s.h.client.getBlockNumber()) - depositBlock) + 1;
-    expect(depth).toBeLessThan(REORG_WINDOW);
-    await s.rpc("anvil_reorg", [depth, []]);
-
-    // Every sweep and cold move reaches a final block: no nonce of the wallet is stuck.
-    await waitFor(
-      "sweeps and cold moves final",
-      async () => {
-        await s.mine(1);
-        await s.syncAndCredit();
-        await s.sweeper.tick(CHAIN_ID);
-        return (await unsettled()) === 0;
-      },
-      { timeoutMs: 60_000, everyMs: 100 },
-    ).catch(async (err) => {
-      // What is stuck, in the failure: the requests not terminal and their attempts' last refusal.
-      const { rows } = await s.ctx.db.pool.query(
-        `SELECT r.kind, r.status, r.value::text, a.status AS attempt, a.last_error_class
-           FROM custody.tx_requests r LEFT JOIN custody.tx_attempts a ON a.request_id = r.id
-          WHERE r.status NOT IN ('confirmed', 'failed')`,
-      );
-      throw new Error(`${(err as Error).message}: ${JSON.stringify(rows)}`);
-    });
+    // The reorg (inside the window, above the finalized height) takes the deposit out; every
+    // sweep and cold move reaches a final block: no nonce of the wallet is stuck.
+    await reorgFromAndSettle(s, depositBlock, REORG_WINDOW, 60_000);
     const pending = await s.h.client.getTransactionCount({ address: s.hot, blockTag: "pending" });
     const mined = await s.h.client.getTransactionCount({ address: s.hot, blockTag: "latest" });
     expect(pending).toBe(mined);

@@ -17,9 +17,11 @@ import {
   CHAIN_ID,
   DEPOSITOR,
   onChainToken,
+  reorgFromAndSettle,
   type SweepStack,
   startTokenColdStack,
   TOKEN,
+  unsettledSweepsAndColdMoves,
 } from "./testing/stack.js";
 
 const COLD = "0x000000000000000000000000000000000000c01d" as const;
@@ -54,16 +56,6 @@ async function creditedTokens(customer: string, amount: bigint): Promise<bigint>
   return BigInt(minted.blockNumber);
 }
 
-async function unsettled(): Promise<number> {
-  const { rows } = await s.ctx.db.pool.query<{ n: number }>(
-    `SELECT (SELECT count(*) FROM custody.sweeps
-              WHERE status = 'open' OR (status = 'booked' AND final_at IS NULL))::int
-          + (SELECT count(*) FROM custody.cold_moves
-              WHERE status = 'open' OR (status = 'booked' AND final_at IS NULL))::int AS n`,
-  );
-  return rows[0]!.n;
-}
-
 describe("a token cold move and a sweep that is not final", () => {
   it("moves nothing the reorg takes back: the withdrawals owed keep their tokens", async () => {
     // The wallet's tokens, final: its ceiling and 2000 a customer's withdrawal holds.
@@ -75,7 +67,7 @@ describe("a token cold move and a sweep that is not final", () => {
       async () => {
         await s.mine(1);
         await s.sweeper.settle(CHAIN_ID);
-        return (await unsettled()) === 0;
+        return (await unsettledSweepsAndColdMoves(s)) === 0;
       },
       { timeoutMs: 60_000, everyMs: 100 },
     );
@@ -101,19 +93,7 @@ describe("a token cold move and a sweep that is not final", () => {
     }
 
     // The reorg (inside the window, above the finalized height) takes the deposit out.
-    const depth = Number((await s.h.client.getBlockNumber()) - depositBlock) + 1;
-    expect(depth).toBeLessThan(REORG_WINDOW);
-    await s.rpc("anvil_reorg", [depth, []]);
-    await waitFor(
-      "sweeps and cold moves final",
-      async () => {
-        await s.mine(1);
-        await s.syncAndCredit();
-        await s.sweeper.tick(CHAIN_ID);
-        return (await unsettled()) === 0;
-      },
-      { timeoutMs: 90_000, everyMs: 100 },
-    );
+    await reorgFromAndSettle(s, depositBlock, REORG_WINDOW, 90_000);
 
     // Nothing left the wallet for cold: the wallet still holds what the withdrawal is owed.
     expect({

@@ -291,3 +291,49 @@ export function onChainToken(s: SweepStack, holder: Hex): Promise<bigint> {
     args: [holder],
   }) as Promise<bigint>;
 }
+
+/** Sweeps and cold moves not settled: open, or booked and not final yet. */
+export async function unsettledSweepsAndColdMoves(s: SweepStack): Promise<number> {
+  const { rows } = await s.ctx.db.pool.query<{ n: number }>(
+    `SELECT (SELECT count(*) FROM custody.sweeps
+              WHERE status = 'open' OR (status = 'booked' AND final_at IS NULL))::int
+          + (SELECT count(*) FROM custody.cold_moves
+              WHERE status = 'open' OR (status = 'booked' AND final_at IS NULL))::int AS n`,
+  );
+  return rows[0]!.n;
+}
+
+/**
+ * A reorg that takes out every block from `fromBlock` up (it must stay inside `reorgWindow`, above
+ * the finalized height), then blocks mined, synced, credited and swept until every sweep and cold
+ * move has reached a final block. A wallet frozen behind a nonce fails it, naming the requests
+ * that are not terminal and their attempts' last refusal.
+ */
+export async function reorgFromAndSettle(
+  s: SweepStack,
+  fromBlock: bigint,
+  reorgWindow: number,
+  timeoutMs: number,
+): Promise<void> {
+  const depth = Number((await s.h.client.getBlockNumber()) - fromBlock) + 1;
+  if (depth >= reorgWindow)
+    throw new Error(`a reorg of ${depth} blocks is not inside the window of ${reorgWindow}`);
+  await s.rpc("anvil_reorg", [depth, []]);
+  await waitFor(
+    "sweeps and cold moves final",
+    async () => {
+      await s.mine(1);
+      await s.syncAndCredit();
+      await s.sweeper.tick(CHAIN_ID);
+      return (await unsettledSweepsAndColdMoves(s)) === 0;
+    },
+    { timeoutMs, everyMs: 100 },
+  ).catch(async (err) => {
+    const { rows } = await s.ctx.db.pool.query(
+      `SELECT r.kind, r.status, r.value::text, a.status AS attempt, a.last_error_class
+         FROM custody.tx_requests r LEFT JOIN custody.tx_attempts a ON a.request_id = r.id
+        WHERE r.status NOT IN ('confirmed', 'failed')`,
+    );
+    throw new Error(`${(err as Error).message}: ${JSON.stringify(rows)}`);
+  });
+}
