@@ -52,7 +52,7 @@ export {
 } from "./doorbell.js";
 export { type Fact, type FactKind, NATIVE_ASSET } from "./extractFacts.js";
 export { type FinalizedBlock, finalityRule, readFinalized } from "./finality.js";
-export { type ChainHalt, readHalts } from "./halts.js";
+export { type ChainHalt, openHalt, readHalts } from "./halts.js";
 export { indexerHealthCheck, unhealthyReasons } from "./health.js";
 export { indexedHeights } from "./indexedHeights.js";
 export { type ResumeResult, resumeChain } from "./resume.js";

@@ -74,6 +74,14 @@ function create(registry: Registry) {
       labelNames: [...labelNames, "action"],
       registers,
     }),
+    held: new Gauge({
+      name: "custody_signer_held_requests",
+      help:
+        "Requests the broadcaster holds back, by reason: chain_halted (the chain is halted: " +
+        "pending or signed requests wait, nothing new is sent until an operator resumes it)",
+      labelNames: [...labelNames, "reason"],
+      registers,
+    }),
     alerts: new Counter({
       name: "custody_signer_alerts_total",
       help: "Conditions needing a human, by alert: needs_review, cancel_unsendable, confirmed_tx_reorged_out, fee_cap, insufficient_funds, nonce_cancelled, nonce_gap, node_fee_cap",
@@ -95,6 +103,9 @@ export const SIGNER_ALERTS = [
   "node_fee_cap",
   "operator_fail_overridden",
 ] as const;
+
+/** The `reason` values of custody_signer_held_requests (broadcaster/halt.ts). */
+export const HELD_REASONS = ["chain_halted"] as const;
 
 /** The `action` values of custody_signer_stall_heals_total (broadcaster/stall.ts). */
 export const STALL_HEAL_ACTIONS = ["resend", "bump"] as const;

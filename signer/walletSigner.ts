@@ -19,6 +19,7 @@ import {
 import { LeaseLostError } from "./errors.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
 import {
+  HELD_REASONS,
   OPEN_TRANSACTION_STATUSES,
   SIGNER_ALERTS,
   STALL_HEAL_ACTIONS,
@@ -138,6 +139,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         // (a stale balance hides a drained wallet from HotWalletBelowFloor).
         metrics.balance.remove(labels);
         for (const status of OPEN_TRANSACTION_STATUSES) metrics.open.remove({ ...labels, status });
+        for (const reason of HELD_REASONS) metrics.held.remove({ ...labels, reason });
         await broadcaster.idle();
         await lease.release();
       }

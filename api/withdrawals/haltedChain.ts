@@ -2,7 +2,8 @@
  * No withdrawal is taken, nor handed to the signer, on a halted chain (docs/chain-halts.md): a
  * reorg reached a final block and nothing is orphaned until an operator resumes it, so a customer's
  * balance there may still count deposits the chain no longer has. Rejecting or cancelling one
- * sends nothing and stays allowed.
+ * sends nothing and stays allowed. One handed to the signer before the halt waits there unsent
+ * (signer/broadcaster/halt.ts).
  */
 import type { PoolClient } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";

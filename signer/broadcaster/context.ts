@@ -8,6 +8,7 @@ import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Logger } from "../../foundation/logger.js";
 import type { QueueFactory } from "../../foundation/queues.js";
+import type { ChainHalt } from "../../indexers/index.js";
 import type { KmsAccount } from "../kmsAccount.js";
 import type { SignerMetrics } from "../metrics.js";
 import type { ChainView } from "./chainView.js";
@@ -67,6 +68,8 @@ export type BroadcasterContext = {
      * until this time (ms), so a batch of them never hides the requests behind them (intake.ts).
      */
     unpaidUntil: Map<string, number>;
+    /** The chain's open halt as this tick read it (halt.ts): nothing new is signed or sent. */
+    halt: ChainHalt | null;
   };
 };
 

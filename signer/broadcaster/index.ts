@@ -11,6 +11,7 @@
  *   has a live attempt, or its stored bytes go out again, or a bounded cancel job uses it.
  * - stall.ts: the lowest open nonce unmined while the node holds nothing executable at it (a send
  *   lost or wedged in a pool) gets its stored bytes again, then an early bump.
+ * - halt.ts: on a halted chain nothing new is signed or sent (what is out is still followed).
  * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
  *   The nonce, stall and bump stages decide nothing on a count from a node behind the best head
  *   seen (chainView.ts `atBestHead`).
@@ -45,6 +46,7 @@ import { type CrashAt, createCrashPoints } from "./crashPoints.js";
 import { createDoorbells } from "./doorbells.js";
 import { createFeeOnTransferRecovery } from "./feeOnTransferRecovery.js";
 import { createGapWatch, deployNextNonce } from "./gaps.js";
+import { readHalt } from "./halt.js";
 import { intake } from "./intake.js";
 import { checkNonces } from "./nonces.js";
 import { resendLive } from "./send.js";
@@ -149,7 +151,7 @@ export function createBroadcasterContext(options: BroadcasterOptions): Broadcast
     },
     alert: createAlert(log, metrics, labels),
     crash: createCrashPoints(options.crashAt, log),
-    state: { nextNonce: undefined, unpaidUntil: new Map() },
+    state: { nextNonce: undefined, unpaidUntil: new Map(), halt: null },
   };
 }
 
@@ -195,9 +197,12 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
         chain_pending: String(pending),
       });
       const snap = await chainView.snapshot();
+      await readHalt(ctx);
       await resendLive(ctx, lease, { onlyUnsent: false, latestCount: snap.latestCount });
     },
     async tick(lease) {
+      // Once per tick: on a halted chain intake signs nothing and no first send goes out (halt.ts).
+      await readHalt(ctx);
       const signed = await intake(ctx, lease);
       const snap = await chainView.snapshot();
       await resendLive(ctx, lease, { onlyUnsent: true, latestCount: snap.latestCount });

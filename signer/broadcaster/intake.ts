@@ -51,6 +51,8 @@ async function inFlightCost(ctx: BroadcasterContext, latestCount: bigint): Promi
 export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<number> {
   const { chain, from, settings, state } = ctx;
   if (state.nextNonce === undefined) throw new Error("resync must run before intake");
+  // A halted chain: pending requests wait unsigned, no nonce taken, until the resume (halt.ts).
+  if (state.halt) return 0;
   // Requests the wallet could not pay wait out of the read for a while: a batch made only of them
   // would otherwise hide the ones behind them for good (a sweep refilling the wallet among them).
   const now = Date.now();

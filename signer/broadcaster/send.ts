@@ -11,6 +11,7 @@ import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText, type NodeErrorClass } from "../nodeErrors.js";
 import { type Attempt, liveAttempts, newestPerNonce } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
+import { sendableNow } from "./halt.js";
 
 /**
  * A node's answer to one send: no `cls` means accepted. `known` says the node answered "already
@@ -190,14 +191,15 @@ export async function resendLive(
   lease: Lease,
   { onlyUnsent, latestCount }: { onlyUnsent: boolean; latestCount: bigint },
 ): Promise<void> {
-  const newest = newestPerNonce(await liveAttempts(ctx, latestCount));
+  // On a halted chain, not the first send of a request (halt.ts).
+  const newest = await sendableNow(ctx, newestPerNonce(await liveAttempts(ctx, latestCount)));
   const toSend = onlyUnsent ? newest.filter((a) => a.status === "signed") : newest;
   if (toSend.length === 0) return;
   const results = await sendInOrder(ctx, lease, toSend);
   if (!onlyUnsent) return;
   // A node missing a lower nonce: give it every live attempt once (never recursively).
   if (results.some(({ r }) => r.cls === "nonce_gap")) {
-    const all = newestPerNonce(await liveAttempts(ctx, latestCount));
+    const all = await sendableNow(ctx, newestPerNonce(await liveAttempts(ctx, latestCount)));
     await sendInOrder(ctx, lease, all);
   }
 }

@@ -3,12 +3,16 @@
  * finished (sweeps, cold moves), then move hot-wallet value above its ceiling to cold, then
  * request new sweeps. Settling first frees the addresses of failed sweeps and makes booked amounts
  * count before the next plan. Every step re-reads Postgres, so a tick after a crash (or a lost
- * doorbell) finishes whatever was owed.
+ * doorbell) finishes whatever was owed. On a halted chain (docs/chain-halts.md) nothing new is
+ * planned: the ledger's balances there may count deposits the chain no longer has, so no sweep and
+ * no cold move is requested until an operator resumes it; what was requested before is followed
+ * and settled as usual (the signer holds back any of it not sent yet: broadcaster/halt.ts).
  */
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
+import { readHalts } from "../../indexers/index.js";
 import type { Ledger } from "../../ledger/index.js";
 import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";
 import { followColdMoves } from "./followColdMoves.js";
@@ -69,6 +73,16 @@ export function createSweeper({
       const settled = await settleSweeps(deps);
       await followColdMoves(deps);
       const coldSettled = await settleColdMoves(deps);
+      const [halt] = await readHalts(pool, { chainId });
+      if (halt) {
+        common.logger.warn({
+          msg: "chain halted: no sweep or cold move planned until an operator resumes it",
+          component: "sweeps",
+          chain_id: chainId,
+          halted_since: halt.haltedAt.toISOString(),
+        });
+        return { settled, coldSettled, coldStarted: [], started: [] };
+      }
       const coldStarted = await startColdMoves(deps);
       const started = await startSweeps({
         ...deps,

@@ -1,0 +1,66 @@
+/**
+ * Halt stage: on a halted chain (indexers/halts.ts, docs/chain-halts.md) nothing new leaves the hot
+ * wallet. A reorg reached a final block and, until an operator resumes the chain, the balances the
+ * requests were approved against may count deposits the chain no longer has. So, while the chain's
+ * halt is open:
+ *
+ * - intake signs nothing: pending requests keep no nonce and wait (neither failed nor cancelled);
+ * - the stored bytes of a request no node has taken yet (status `signed`) are not sent, at resync
+ *   or at any tick: its first broadcast waits too.
+ *
+ * What is already out is followed as before, and what only finishes it goes on: its stored bytes
+ * again (resync, stall, a reorg's resend), bumps (the same payload at the same nonce, re-signed: one
+ * of them mines, never both) and cancels (0 to ourselves): none moves value a node has not already
+ * been given, and holding them would only leave a sent payment stuck in a pool. The halt is read
+ * once per tick (one indexed query); the requests waiting on it are the gauge
+ * `custody_signer_held_requests{reason="chain_halted"}`, and a log line marks each halt seen and
+ * its end. After the resume the next tick takes them as usual.
+ */
+import type { ChainHalt } from "../../indexers/index.js";
+import { openHalt } from "../../indexers/index.js";
+import type { Attempt } from "./attempts.js";
+import type { BroadcasterContext } from "./context.js";
+
+/** Read the chain's open halt into `ctx.state.halt`; export how many requests wait on it. */
+export async function readHalt(ctx: BroadcasterContext): Promise<ChainHalt | null> {
+  const halt = await openHalt(ctx.pool, ctx.chain.chainId);
+  const was = ctx.state.halt;
+  ctx.state.halt = halt;
+  let held = 0;
+  if (halt) {
+    const { rows } = await ctx.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM custody.tx_requests
+        WHERE chain_id = $1 AND from_address = $2 AND status IN ('pending', 'signed')`,
+      [ctx.chain.chainId, ctx.from],
+    );
+    held = rows[0]!.n;
+    if (was?.id !== halt.id)
+      ctx.log.warn({
+        msg: "chain halted: no new transaction is signed or sent until an operator resumes it",
+        halted_since: halt.haltedAt.toISOString(),
+        reason: halt.reason,
+        held_requests: held,
+      });
+  } else if (was) {
+    ctx.log.info({ msg: "chain resumed: held requests go out", halted_since: was.haltedAt });
+  }
+  ctx.metrics.held.set({ ...ctx.labels, reason: "chain_halted" }, held);
+  return halt;
+}
+
+/**
+ * The attempts that may be sent now: on a halted chain, not the payment of a request no node has
+ * taken yet (status `signed`); everything else already went out once.
+ */
+export async function sendableNow(
+  ctx: BroadcasterContext,
+  attempts: readonly Attempt[],
+): Promise<Attempt[]> {
+  if (!ctx.state.halt || attempts.length === 0) return [...attempts];
+  const { rows } = await ctx.pool.query<{ id: string }>(
+    "SELECT id FROM custody.tx_requests WHERE id = ANY($1::text[]) AND status = 'signed'",
+    [[...new Set(attempts.map((a) => a.requestId))]],
+  );
+  const unsent = new Set(rows.map((r) => r.id));
+  return attempts.filter((a) => a.purpose !== "send" || !unsent.has(a.requestId));
+}

@@ -1,0 +1,166 @@
+/**
+ * A halted chain (docs/chain-halts.md): nothing new leaves the hot wallet. A request handed to the
+ * signer before the halt waits, neither failed nor cancelled: unsigned while pending, its stored
+ * bytes unsent while no node has taken them; the wait is exported
+ * (`custody_signer_held_requests{reason="chain_halted"}`). Once an operator resumes the chain it is
+ * sent, once. The halt is opened and closed with the indexer's own functions (indexers/halts.ts).
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../foundation/db.js";
+import { closeHalt, insertHalt } from "../indexers/halts.js";
+import type { KmsAccount } from "./kmsAccount.js";
+import { getTxRequest } from "./requests.js";
+import { waitFor } from "./testing/harness.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
+
+let t: SignerTest<RpcProxy>;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
+    proxy: startRpcProxy,
+  });
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+const halt = () =>
+  withTransaction(t.ctx.db.pool, (c) =>
+    insertHalt(c, { chainId: TEST_CHAIN_ID, reason: "test: deep reorg", details: {} }),
+  );
+const resume = () =>
+  withTransaction(t.ctx.db.pool, (c) =>
+    closeHalt(c, TEST_CHAIN_ID, { resumedBy: "test", reason: "test resume" }),
+  );
+
+/** The wallet's transactions the node has, mined or pooled (anvil, not through the proxy). */
+const sentBy = async (a: KmsAccount) =>
+  t.client.getTransactionCount({ address: a.address, blockTag: "pending" });
+
+/** Let the signer run at least `n` more ticks (each reads the head once). */
+async function ticks(n: number): Promise<void> {
+  const from = t.proxy!.calls("eth_blockNumber");
+  await waitFor(`${n} signer ticks`, async () => t.proxy!.calls("eth_blockNumber") >= from + n, {
+    timeoutMs: 20_000,
+    everyMs: 50,
+  });
+}
+
+async function heldGauge(wallet: Hex): Promise<number | undefined> {
+  const m = await t.ctx.common.metrics.registry
+    .getSingleMetric("custody_signer_held_requests")
+    ?.get();
+  return m?.values.find(
+    (v) => v.labels.wallet === wallet.toLowerCase() && v.labels.reason === "chain_halted",
+  )?.value;
+}
+
+async function attemptsOf(id: string): Promise<{ status: string }[]> {
+  const { rows } = await t.ctx.db.pool.query(
+    "SELECT status FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
+    [id],
+  );
+  return rows;
+}
+
+const confirmed = (id: string) =>
+  waitFor(
+    `${id} confirmed`,
+    async () => {
+      const r = await getTxRequest(t.ctx.db.pool, id);
+      return r?.status === "confirmed" ? r : undefined;
+    },
+    { timeoutMs: 20_000 },
+  );
+
+describe("a halted chain", () => {
+  it("leaves a pending request unsigned and waiting, and sends it once after the resume", async () => {
+    const account = await t.wallet();
+    await halt();
+    const signer = t.run(account);
+    try {
+      await t.withdraw("halted-pending", { from: account.address });
+      await ticks(10);
+      const waiting = (await getTxRequest(t.ctx.db.pool, "halted-pending"))!;
+      expect(waiting.status).toBe("pending");
+      expect(waiting.nonce).toBeNull();
+      expect(await attemptsOf("halted-pending")).toEqual([]);
+      expect(await sentBy(account)).toBe(0);
+      expect(await heldGauge(account.address)).toBe(1);
+
+      await resume();
+      const sent = await confirmed("halted-pending");
+      expect(sent.nonce).toBe(0n);
+      expect(await sentBy(account)).toBe(1);
+      expect(await attemptsOf("halted-pending")).toEqual([{ status: "mined" }]);
+      await waitFor("held gauge back to 0", async () => (await heldGauge(account.address)) === 0);
+    } finally {
+      await signer.stop();
+      await resume();
+    }
+  });
+
+  it("does not send the stored bytes of a request no node took before the halt", async () => {
+    const account = await t.wallet();
+    // Every send refused as node trouble: the bytes are stored, the request stays `signed`.
+    t.proxy!.setIntercept((call) =>
+      call.method === "eth_sendRawTransaction"
+        ? { error: { code: -32000, message: "503 temporarily unavailable" } }
+        : undefined,
+    );
+    const signer = t.run(account);
+    try {
+      await t.withdraw("halted-signed", { from: account.address });
+      await waitFor("stored, unsent", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "halted-signed");
+        return r?.status === "signed";
+      });
+      await halt();
+      // The halt is read once per tick: a tick under way may still send; the next ones see it.
+      await ticks(3);
+      t.proxy!.setIntercept(undefined);
+      await ticks(10);
+      expect((await getTxRequest(t.ctx.db.pool, "halted-signed"))!.status).toBe("signed");
+      expect(await attemptsOf("halted-signed")).toEqual([{ status: "signed" }]);
+      expect(await sentBy(account)).toBe(0);
+      expect(await heldGauge(account.address)).toBe(1);
+
+      await resume();
+      const sent = await confirmed("halted-signed");
+      expect(sent.nonce).toBe(0n);
+      expect(await sentBy(account)).toBe(1);
+      expect(await attemptsOf("halted-signed")).toEqual([{ status: "mined" }]);
+    } finally {
+      t.proxy!.setIntercept(undefined);
+      await signer.stop();
+      await resume();
+    }
+  });
+
+  it("keeps following what was already sent: a request broadcast before the halt is confirmed", async () => {
+    const account = await t.wallet();
+    await t.rpc("evm_setAutomine", [false]);
+    const signer = t.run(account);
+    try {
+      await t.withdraw("halted-out", { from: account.address });
+      await waitFor("broadcast", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "halted-out");
+        return r?.status === "broadcast";
+      });
+      await halt();
+      await t.rpc("evm_mine", []);
+      await t.rpc("evm_mine", []);
+      const out = await confirmed("halted-out");
+      expect(out.nonce).toBe(0n);
+      expect(await heldGauge(account.address)).toBe(0);
+    } finally {
+      await t.rpc("evm_setAutomine", [true]);
+      await signer.stop();
+      await resume();
+    }
+  });
+});
