@@ -22,6 +22,12 @@ export type RpcMetrics = {
    * without its fee fields), on which the read asked the next endpoint: the endpoint that drops it.
    */
   incomplete: Counter<"chain_id" | "endpoint" | "field">;
+  /**
+   * Best heads dropped as never reached (rpc.ts BEST_HEAD_UNREACHED_BLOCKS), by the endpoint that
+   * showed them: a head far above the chain (a lying proxy, a node of another network with the same
+   * chain id) that held the signer's nonce, stall and bump stages meanwhile.
+   */
+  bestHeadDropped: Counter<"chain_id" | "endpoint">;
 };
 
 export function rpcMetrics(registry: Registry): RpcMetrics {
@@ -96,6 +102,16 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           name: "custody_rpc_incomplete_answers_total",
           help: "answers without a field the read needs (field: effectiveGasPrice or l1Fee of a receipt); the read asked the next endpoint, and took such an answer only when none had it whole",
           labelNames: ["chain_id", "endpoint", "field"],
+          registers: [registry],
+        }),
+    ),
+    bestHeadDropped: get(
+      "custody_rpc_best_head_dropped_total",
+      () =>
+        new Counter({
+          name: "custody_rpc_best_head_dropped_total",
+          help: "best heads seen dropped because the endpoints advanced past the bound without reaching them (endpoint: the one that showed the head); the signer's nonce, stall and bump stages waited for that head until then",
+          labelNames: ["chain_id", "endpoint"],
           registers: [registry],
         }),
     ),

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcResponseError, RpcUnavailableError } from "./errors.js";
 import { isLogRangeLimit } from "./evm/createEvmAdapter.js";
 import { rpcMetrics } from "./metrics.js";
-import { createRpcClient, endpointLabel } from "./rpc.js";
+import { BEST_HEAD_UNREACHED_BLOCKS, createRpcClient, endpointLabel } from "./rpc.js";
 
 describe("endpointLabel", () => {
   it("keeps scheme, host and port and drops the path (API keys live there)", () => {
@@ -246,5 +246,83 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
       maxBatchSize: 2,
     });
     expect(await split.batch(calls)).toEqual(["0x2b", "0x2b", "0x2b"]);
+  });
+});
+
+describe("the best head seen", () => {
+  // Loopback nodes answering eth_blockNumber with the head the test sets per path (null: HTTP 500).
+  let server: Server;
+  let base: string;
+  const heads: Record<string, bigint | null> = {};
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on("end", () => {
+        const head = heads[req.url ?? ""];
+        if (head === null || head === undefined) return void res.writeHead(500).end("down");
+        const { id } = JSON.parse(body) as { id: number };
+        res.writeHead(200).end(`{"jsonrpc":"2.0","id":${id},"result":"0x${head.toString(16)}"}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const dropped = async (metrics: ReturnType<typeof rpcMetrics>) =>
+    (await metrics.bestHeadDropped.get()).values.map((v) => [v.labels.endpoint, v.value]);
+
+  it("is kept while a node below it advances fewer blocks than the bound, and dropped when it advances that many", async () => {
+    const metrics = rpcMetrics(new Registry());
+    const rpc = createRpcClient({ chainId: 1, urls: [`${base}/lagging`], metrics });
+    const headIs = async (head: bigint) => {
+      heads["/lagging"] = head;
+      await rpc.request("eth_blockNumber");
+    };
+    await headIs(1000n);
+    // A lagging node, catching up: the head it showed is reached again.
+    await headIs(990n);
+    await headIs(999n);
+    expect(rpc.bestHead()).toBe(1000n);
+    await headIs(1001n);
+    expect(rpc.bestHead()).toBe(1001n);
+    // Far behind it now: held while it advances fewer than the bound's blocks.
+    await headIs(900n);
+    await headIs(900n + BigInt(BEST_HEAD_UNREACHED_BLOCKS) - 1n);
+    expect(rpc.bestHead()).toBe(1001n);
+    expect(await dropped(metrics)).toEqual([]);
+    await headIs(900n + BigInt(BEST_HEAD_UNREACHED_BLOCKS));
+    expect(rpc.bestHead()).toBe(900n + BigInt(BEST_HEAD_UNREACHED_BLOCKS));
+    expect(await dropped(metrics)).toEqual([[endpointLabel(base), 1]]);
+  });
+
+  it("drops a head an endpoint showed once before it failed, once another has advanced the bound below it", async () => {
+    const metrics = rpcMetrics(new Registry());
+    const rpc = createRpcClient({
+      chainId: 1,
+      urls: [`${base}/liar`, `${base}/honest`],
+      metrics,
+      rounds: 1,
+    });
+    heads["/liar"] = 1_000_000n;
+    heads["/honest"] = 100n;
+    await rpc.request("eth_blockNumber");
+    expect(rpc.bestHead()).toBe(1_000_000n);
+    heads["/liar"] = null;
+    for (let head = 100n; head < 100n + BigInt(BEST_HEAD_UNREACHED_BLOCKS); head++) {
+      heads["/honest"] = head;
+      await rpc.request("eth_blockNumber");
+      expect(rpc.bestHead()).toBe(1_000_000n);
+    }
+    heads["/honest"] = 100n + BigInt(BEST_HEAD_UNREACHED_BLOCKS);
+    await rpc.request("eth_blockNumber");
+    expect(rpc.bestHead()).toBe(100n + BigInt(BEST_HEAD_UNREACHED_BLOCKS));
+    expect(await dropped(metrics)).toEqual([[endpointLabel(base), 1]]);
+    // The liar's head is not believed either: it is asked again before a read at a height.
+    expect(rpc.heads()[0]!.head).toBeNull();
   });
 });

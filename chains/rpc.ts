@@ -12,7 +12,9 @@
  * head is unknown or behind is asked eth_blockNumber first, at most once a second); an answer that
  * shows the block missing (`lacks`) lowers that endpoint's head and moves the call on. A lagging or
  * syncing node is never asked for what it lacks, so its missing data never looks like a reorg; with
- * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits.
+ * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits. The highest
+ * head shown (`bestHead`) is kept until reached, except one the endpoints pass
+ * BEST_HEAD_UNREACHED_BLOCKS blocks of their own below without reaching (a head from nowhere).
  *
  * What viem does here: the wire. Each endpoint has viem's HTTP JSON-RPC client (`getHttpRpcClient`,
  * the one under viem's `http()` transport): the JSON-RPC envelope of a single call or an explicit
@@ -92,7 +94,10 @@ export type RpcClient = {
   callCount: () => number;
   /** Each endpoint's last known head. */
   heads: () => EndpointHead[];
-  /** The highest head any endpoint has shown (null before any). */
+  /**
+   * The highest head any endpoint has shown (null before any), unless dropped as never reached
+   * (BEST_HEAD_UNREACHED_BLOCKS): then the highest head shown since.
+   */
   bestHead: () => bigint | null;
   endpoints: readonly string[];
 };
@@ -117,6 +122,8 @@ type Endpoint = {
   coolUntil: number;
   head: bigint | null;
   headAt: number;
+  /** Its first head below the best head seen since that head was shown or last reached. */
+  belowBest: bigint | null;
   /** It answered a JSON-RPC batch with one error object: its batches go as single requests. */
   batchesRefused: boolean;
   /**
@@ -126,6 +133,17 @@ type Endpoint = {
    */
   refused: Map<string, { until: number; times: number }>;
 };
+
+/**
+ * The best head seen (`bestHead`) holds the signer's nonce, stall and bump stages until a node is
+ * at it, so a lagging node's count is never taken for the chain's. A lagging node moves with the
+ * chain and reaches a head it trails within its lag; one that advances this many blocks of its own
+ * below that head without reaching it (nor any other endpoint meanwhile) is taken as a sign the head
+ * was never the chain's (a lying proxy, a node of another network with the same chain id, answering
+ * once far ahead): the head is dropped, counted and logged. A node further behind than this while
+ * every node at the head is gone is then believed (the bound on that safety).
+ */
+export const BEST_HEAD_UNREACHED_BLOCKS = 64;
 
 /** An endpoint whose head is unknown or behind is asked eth_blockNumber at most this often. */
 const HEAD_PROBE_INTERVAL_MS = 1_000;
@@ -234,23 +252,61 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     coolUntil: 0,
     head: null,
     headAt: 0,
+    belowBest: null,
     batchesRefused: false,
     refused: new Map(),
   }));
   let nextId = 1;
   let calls = 0;
   let best: bigint | null = null;
+  /** The endpoint that showed `best` (its label). */
+  let bestFrom = "";
 
   function observeHead(endpoint: Endpoint, head: bigint, authoritative = true): void {
     // A `lacks` answer only lowers a head; an eth_blockNumber/latest answer sets it.
     if (!authoritative && endpoint.head !== null && endpoint.head <= head) return;
     endpoint.head = head;
     endpoint.headAt = Date.now();
-    if (authoritative && (best === null || head > best)) best = head;
     options.metrics?.endpointHead.set(
       { chain_id: chainLabel, endpoint: endpoint.label },
       Number(head),
     );
+    if (authoritative) weighBest(endpoint, head);
+  }
+
+  /** The best head seen, given an endpoint's head: raised, reached, or dropped as never reached. */
+  function weighBest(endpoint: Endpoint, head: bigint): void {
+    if (best === null || head >= best) {
+      if (best === null || head > best) bestFrom = endpoint.label;
+      best = head;
+      for (const e of endpoints) e.belowBest = null;
+      return;
+    }
+    endpoint.belowBest ??= head;
+    if (head - endpoint.belowBest < BigInt(BEST_HEAD_UNREACHED_BLOCKS)) return;
+    const dropped = { head: best, from: bestFrom };
+    const advanced = `${endpoint.label}: ${endpoint.belowBest} to ${head}`;
+    best = head;
+    bestFrom = endpoint.label;
+    for (const e of endpoints) {
+      e.belowBest = null;
+      // An endpoint whose last answer was the dropped head is asked its head again before a read.
+      if (e.head !== null && e.head >= dropped.head) e.head = null;
+      else if (e.head !== null && e.head > best) {
+        best = e.head;
+        bestFrom = e.label;
+      }
+    }
+    options.metrics?.bestHeadDropped.inc({ chain_id: chainLabel, endpoint: dropped.from });
+    options.logger?.warn({
+      msg: "best head seen never reached: dropped (the signer's nonce, stall and bump stages waited for it)",
+      chain_id: options.chainId,
+      dropped: String(dropped.head),
+      shown_by: dropped.from,
+      best: String(best),
+      advanced,
+      blocks: BEST_HEAD_UNREACHED_BLOCKS,
+    });
   }
 
   /**
