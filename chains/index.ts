@@ -35,6 +35,7 @@ export {
   type EvmAdapter,
   type EvmAdapterOptions,
   isLogRangeLimit,
+  logKey,
   type ReceiptsOfBlock,
   readFinalizedBlock,
   TRANSFER_TOPIC,

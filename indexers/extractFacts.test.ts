@@ -7,7 +7,12 @@ import {
   type RawReceipt,
   TRANSFER_TOPIC,
 } from "../chains/index.js";
-import { extractFacts, type RangeData } from "./extractFacts.js";
+import {
+  directTransferRecipient,
+  extractFacts,
+  type RangeData,
+  transfersWithoutLog,
+} from "./extractFacts.js";
 
 const TOKEN = "0x00000000000000000000000000000000000000aa";
 const W: Hex = "0x0000000000000000000000000000000000000001";
@@ -265,5 +270,76 @@ describe("extractFacts", () => {
     expect(() =>
       extractFacts(data({ blocks: [b], receipts, frames: [[]] }), { watched, tokens: [] }),
     ).toThrow(/has no status/);
+  });
+});
+
+describe("transfersWithoutLog", () => {
+  const word = (a: string) => a.slice(2).padStart(64, "0");
+  const amount = "0".repeat(63) + "5";
+  const transferTo = (to: string) => `0xa9059cbb${word(to)}${amount}` as Hex;
+  const transferFromTo = (to: string) => `0x23b872dd${word(X)}${word(to)}${amount}` as Hex;
+  /** Block 1 with one call of `input` to `to` (tx TX_C). */
+  function withCall(input: Hex, to: Hex = TOKEN) {
+    const b = block(1);
+    b.transactions = [
+      {
+        hash: TX_C,
+        from: X,
+        to,
+        value: "0x0",
+        input,
+        transactionIndex: "0x0",
+        blockHash: b.hash,
+        blockNumber: b.number,
+      },
+    ];
+    return b;
+  }
+  const toW = (b: RawBlock) => log(1, b.hash, [TRANSFER_TOPIC, topic(X), topic(W)]);
+
+  it("reads the recipient of transfer and transferFrom calldata, nothing else", () => {
+    expect(directTransferRecipient(transferTo(W))).toBe(W);
+    expect(directTransferRecipient(transferFromTo(W))).toBe(W);
+    expect(directTransferRecipient(transferTo(W).slice(0, 74))).toBeNull(); // cut calldata
+    expect(directTransferRecipient("0x095ea7b3" + word(W) + amount)).toBeNull(); // approve
+    expect(directTransferRecipient(undefined)).toBeNull();
+  });
+
+  it("names a listed-token transfer to a watched address whose Transfer the logs lack", () => {
+    for (const input of [transferTo(W), transferFromTo(W)]) {
+      const b = withCall(input);
+      expect(
+        transfersWithoutLog({ blocks: [b], logs: [] }, { watched, tokens: [TOKEN] }).map((m) => [
+          m.txHash,
+          m.token,
+          m.to,
+        ]),
+      ).toEqual([[TX_C, TOKEN, W]]);
+      expect(
+        transfersWithoutLog({ blocks: [b], logs: [toW(b)] }, { watched, tokens: [TOKEN] }),
+      ).toEqual([]);
+    }
+  });
+
+  it("ignores calls to unwatched recipients, unlisted tokens and other logs of the tx", () => {
+    const other = "0x00000000000000000000000000000000000000bb" as Hex;
+    expect(
+      transfersWithoutLog(
+        { blocks: [withCall(transferTo(X))], logs: [] },
+        { watched, tokens: [TOKEN] },
+      ),
+    ).toEqual([]);
+    expect(
+      transfersWithoutLog(
+        { blocks: [withCall(transferTo(W), other)], logs: [] },
+        { watched, tokens: [TOKEN] },
+      ),
+    ).toEqual([]);
+    // A Transfer of the tx to someone else does not stand for the one to W.
+    const b = withCall(transferTo(W));
+    const toX = log(1, b.hash, [TRANSFER_TOPIC, topic(W), topic(X)]);
+    expect(
+      transfersWithoutLog({ blocks: [b], logs: [toX] }, { watched, tokens: [TOKEN] }),
+    ).toHaveLength(1);
   });
 });

@@ -74,6 +74,56 @@ export function txsNeedingReceipts(blocks: RawBlock[], watched: Watched): Set<st
   return out;
 }
 
+const TRANSFER_CALL = "0xa9059cbb"; // transfer(address to, uint256 value)
+const TRANSFER_FROM_CALL = "0x23b872dd"; // transferFrom(address from, address to, uint256 value)
+
+/** The recipient (lowercase) named by a direct ERC-20 transfer/transferFrom call's calldata, or null. */
+export function directTransferRecipient(input: string | undefined): string | null {
+  if (input === undefined || input.length < 10) return null;
+  const selector = input.slice(0, 10).toLowerCase();
+  const word = selector === TRANSFER_CALL ? 0 : selector === TRANSFER_FROM_CALL ? 1 : -1;
+  // Calldata too short for its arguments reverts in the token's ABI decoder: no log to expect.
+  if (word < 0 || input.length < 10 + 64 * (word + 2)) return null;
+  return `0x${input.slice(10 + 64 * word + 24, 10 + 64 * (word + 1))}`.toLowerCase();
+}
+
+/** A direct ERC-20 call of a listed token to a watched address (see transfersWithoutLog). */
+export type ExpectedTransfer = { block: RawBlock; txHash: string; token: string; to: string };
+
+/**
+ * Direct transfer()/transferFrom() calls of a listed token to a watched address whose Transfer
+ * (that token, to that address, in that transaction) is not among `logs`. Not evidence of anything
+ * by itself: the call may have reverted, or the logs answer was cut; only the receipt tells which.
+ * Cost: one pass over the transactions, and over the logs only when a candidate exists, with set
+ * lookups (the watched set can hold 100,000 addresses).
+ */
+export function transfersWithoutLog(
+  data: Pick<RangeData, "blocks" | "logs">,
+  { watched, tokens }: { watched: Watched; tokens: Address[] },
+): ExpectedTransfer[] {
+  if (tokens.length === 0) return [];
+  const listed = new Set(tokens.map((t) => t.toLowerCase()));
+  const expected = new Map<string, ExpectedTransfer>();
+  const txs = new Set<string>();
+  for (const block of data.blocks)
+    for (const tx of block.transactions) {
+      if (!tx.to || !listed.has(tx.to.toLowerCase())) continue;
+      const to = directTransferRecipient(tx.input);
+      if (to === null || !watched.has(to)) continue;
+      const txHash = tx.hash.toLowerCase();
+      const token = tx.to.toLowerCase();
+      expected.set(`${txHash}/${token}/${to}`, { block, txHash, token, to });
+      txs.add(txHash);
+    }
+  if (expected.size === 0) return [];
+  for (const log of data.logs) {
+    const txHash = log.transactionHash.toLowerCase();
+    if (!txs.has(txHash) || !isListedErc20Transfer(log, listed)) continue;
+    expected.delete(`${txHash}/${log.address.toLowerCase()}/${topicAddress(log.topics[2]!)}`);
+  }
+  return [...expected.values()];
+}
+
 /** Throws ChainDataInconsistentError unless the blocks form one chain. */
 export function checkBlocksLinked(blocks: RawBlock<unknown>[]): void {
   for (let i = 1; i < blocks.length; i++) {

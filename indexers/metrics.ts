@@ -68,6 +68,10 @@ export function indexerMetrics(registry: Registry) {
       "custody_indexer_recovered_logs_total",
       "Transfer logs a ranged eth_getLogs left out that the block bloom revealed (a bad provider)",
     ),
+    cutLogAnswers: counter(
+      "custody_indexer_cut_log_answers_total",
+      "blocks whose eth_getLogs answer lacked a Transfer a successful receipt holds (cut within the block), read again by hash",
+    ),
     rpcCallsPerBlock: writerGauge(
       "custody_indexer_rpc_calls_per_block",
       "JSON-RPC calls per stored block over the last batch",

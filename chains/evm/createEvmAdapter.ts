@@ -77,6 +77,11 @@ export type LogsAtBlockQuery = {
   number: bigint;
   address: Address | Address[];
   topics?: (Hex | Hex[] | null)[];
+  /**
+   * Logs known to be in the block (an earlier answer's, a receipt's): an answer without one of
+   * them is cut, not the block's logs, and the next endpoint is asked (rpc `incomplete`).
+   */
+  mustHold?: RawLog[];
 };
 
 export type EvmAdapter = {
@@ -122,9 +127,11 @@ export type EvmAdapter = {
    * Transfer logs of `tokens` in one block by hash (immune to range limits and to forks), block
    * `number`: only endpoints at or past it are asked. No logs is believed only from an endpoint
    * that shows it has the block (some answer an unknown hash with no logs): else the read moves on.
+   * `mustHold`: logs known to be in the block; an answer lacking one (cut) moves the read on too, and
+   * when no endpoint answers whole the first answer comes back for the caller to refuse.
    */
   getTransferLogsAtBlock: (
-    args: { blockHash: Hex; tokens: Address[]; number: bigint }[],
+    args: { blockHash: Hex; tokens: Address[]; number: bigint; mustHold?: RawLog[] }[],
   ) => Promise<RawLog[][]>;
   /**
    * Logs of `address` (optionally `topics`) in one block by hash, block `number`: as
@@ -254,6 +261,37 @@ function wantedFieldMissing(
       if (!r || !wanted.has(r.transactionHash.toLowerCase())) continue;
       const missing = receiptFieldMissing(r, chain);
       if (missing !== null) return missing;
+    }
+    return null;
+  };
+}
+
+/** A log's place: its transaction and block-wide index. */
+export function logKey(log: Pick<RawLog, "transactionHash" | "logIndex">): string {
+  return `${log.transactionHash.toLowerCase()}/${BigInt(log.logIndex)}`;
+}
+
+/**
+ * `incomplete` for logs read by block hash: "logs" when an answer lacks a log its query's
+ * `mustHold` names (that endpoint cut it; another may answer whole), else null. Undefined when no
+ * query names any.
+ */
+function lacksKnownLogs(queries: LogsAtBlockQuery[]): ReadOptions["incomplete"] {
+  const known = new Map<string, string[]>();
+  for (const q of queries)
+    if (q.mustHold && q.mustHold.length > 0)
+      known.set(q.blockHash.toLowerCase(), q.mustHold.map(logKey));
+  if (known.size === 0) return undefined;
+  return (results, calls) => {
+    for (let i = 0; i < calls.length; i++) {
+      if (calls[i]!.method !== "eth_getLogs") continue;
+      const filter = calls[i]!.params[0] as { blockHash?: string } | undefined;
+      const want = known.get(String(filter?.blockHash).toLowerCase());
+      if (!want) continue;
+      const answer = results[i];
+      if (!Array.isArray(answer)) return "logs";
+      const have = new Set((answer as RawLog[]).map(logKey));
+      if (!want.every((k) => have.has(k))) return "logs";
     }
     return null;
   };
@@ -486,9 +524,11 @@ export function createEvmAdapter(
         },
       ],
     });
+    const incomplete = lacksKnownLogs(queries);
     const answers = await rpc.batch<RawLog[] | null>(queries.map(logsCall), {
       atLeast: maxOf(queries.map((q) => q.number))!,
       refusalMovesOn: true,
+      ...(incomplete ? { incomplete } : {}),
     });
     const empty = queries.filter((_, i) => !answers[i]?.length);
     if (empty.length === 0) return answers as RawLog[][];
@@ -513,6 +553,7 @@ export function createEvmAdapter(
           });
           return lowest;
         },
+        incomplete,
       ),
     );
     const again = new Map(empty.map((q, k) => [q, checked[2 * k] as RawLog[]]));
@@ -614,6 +655,7 @@ export function createEvmAdapter(
           number: q.number,
           address: q.tokens,
           topics: [TRANSFER_TOPIC],
+          ...(q.mustHold ? { mustHold: q.mustHold } : {}),
         })),
       ),
     getLogsAtBlock,

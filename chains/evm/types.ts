@@ -9,6 +9,8 @@ export type RawTransaction = {
   from: Hex;
   to: Hex | null;
   value: Hex;
+  /** Calldata (read only to check a direct ERC-20 transfer's Transfer log is in the logs read). */
+  input?: Hex;
   transactionIndex: Hex;
   blockHash: Hex;
   blockNumber: Hex;
@@ -38,6 +40,8 @@ export type RawReceipt = {
   /** OP-stack chains: the L1 data fee the sender paid on top of gas (chains/evm/feePaid.ts). */
   l1Fee?: Hex;
   contractAddress: Hex | null;
+  /** The transaction's logs (read only to check a range's eth_getLogs answer is whole). */
+  logs?: RawLog[];
 };
 
 export type RawLog = {

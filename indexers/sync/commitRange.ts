@@ -23,7 +23,7 @@ import {
   type Tip,
 } from "../store.js";
 import { mergeChanges, observeIndexed, ring, type SyncContext } from "./context.js";
-import { fetchReceipts } from "./fetchRange.js";
+import { fetchReceipts, recoverCutLogs } from "./fetchRange.js";
 import { maybePrune } from "./prune.js";
 
 const NO_CHANGE: StatusChange = { count: 0, fromBlock: null, toBlock: null };
@@ -95,13 +95,18 @@ export async function commitRange(
   // The watched set may have grown since the fetch: top up receipts for newly watched txs.
   if (!opts.watchedCurrent) await watched.ensureCurrent(pool);
   await fetchReceipts(ctx, data.blocks, txsNeedingReceipts(data.blocks, watched), data.receipts);
-  const facts: Fact[] = extractFacts(data, {
-    watched,
-    tokens,
-    l1DataFee: ctx.chain.l1DataFee,
-    onFeeFieldMissing: (field) =>
-      ctx.metrics.receiptFeeFieldMissing.inc({ ...ctx.labels, component: "indexer", field }),
-  });
+  // Against the watched set as it is now, for both stages' answers (ranged or by hash).
+  const logs = await recoverCutLogs(ctx, data);
+  const facts: Fact[] = extractFacts(
+    { ...data, logs },
+    {
+      watched,
+      tokens,
+      l1DataFee: ctx.chain.l1DataFee,
+      onFeeFieldMissing: (field) =>
+        ctx.metrics.receiptFeeFieldMissing.inc({ ...ctx.labels, component: "indexer", field }),
+    },
+  );
   const headers: BlockHeader[] = data.blocks.map(headerOf);
   const last = headers[headers.length - 1]!;
   const newTip: Tip = { number: last.number, hash: last.hash };

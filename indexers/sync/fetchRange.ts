@@ -2,17 +2,25 @@
  * Fetch stage: everything a block range needs before it can be committed: blocks with
  * transactions, Transfer logs of listed tokens (ranged, with bloom-guided recovery of logs a
  * provider left out), receipts of watched transactions, and call frames where traces are on.
- * `fetchBlockData` does the same for one block the realtime poll already holds.
+ * `fetchBlockData` does the same for one block the realtime poll already holds; `recoverCutLogs`
+ * (run by the commit, against the current watched set) checks either answer was not cut.
  */
 import { type Address, type Hex, hexToBytes } from "viem";
 import {
   bloomHas,
   ChainDataInconsistentError,
+  logKey,
   type RawBlock,
   type RawLog,
   type RawReceipt,
+  TRANSFER_TOPIC,
 } from "../../chains/index.js";
-import { checkBlocksLinked, type RangeData, txsNeedingReceipts } from "../extractFacts.js";
+import {
+  checkBlocksLinked,
+  type RangeData,
+  transfersWithoutLog,
+  txsNeedingReceipts,
+} from "../extractFacts.js";
 import type { SyncContext } from "./context.js";
 
 export async function fetchReceipts(
@@ -138,4 +146,81 @@ async function recoverDroppedLogs(
     });
   }
   return [...logs, ...found];
+}
+
+/** A log the by-hash re-read of Transfers of `listed` tokens returns (any topic count, as eth_getLogs). */
+function isListedTransferLog(log: RawLog, listed: Set<string>): boolean {
+  return log.topics[0]?.toLowerCase() === TRANSFER_TOPIC && listed.has(log.address.toLowerCase());
+}
+
+/**
+ * An eth_getLogs answer can be cut within a block (a proxy, or a provider truncating at a size limit
+ * without an error), keeping some of its Transfers, so the bloom check passes. A direct
+ * transfer()/transferFrom() of a listed token to a watched address whose Transfer the answer lacks
+ * is checked against its receipt: reverted (or a success without that log), nothing is missing; a
+ * success holding it shows the answer cut. The block's Transfers are then read again by hash,
+ * required to hold every log already known (the first answer's and the receipts'): an endpoint
+ * cutting that too is passed over for the next (chains/rpc.ts `incomplete`), and when none answers
+ * whole the range is refused (ChainDataInconsistentError) and fetched again: the smaller answer is
+ * never taken. Costs nothing unless such a call lacks its log: then one receipts read, and one
+ * by-hash read per cut block. Returns the logs to extract facts from.
+ */
+export async function recoverCutLogs(ctx: SyncContext, data: RangeData): Promise<RawLog[]> {
+  const missing = transfersWithoutLog(data, { watched: ctx.watched, tokens: ctx.tokens });
+  if (missing.length === 0) return data.logs;
+  const receipts = new Map<string, RawReceipt>();
+  await fetchReceipts(
+    ctx,
+    [...new Set(missing.map((m) => m.block))],
+    new Set(missing.map((m) => m.txHash)),
+    receipts,
+  );
+  const listed = new Set(ctx.tokens.map((t) => t.toLowerCase()));
+  const cut = new Map<string, { block: RawBlock; known: Map<string, RawLog> }>();
+  for (const m of missing) {
+    const receipt = receipts.get(m.txHash);
+    // Missing data is never evidence: neither of a revert nor of a cut. Refetch.
+    if (!receipt || typeof receipt.status !== "string")
+      throw new ChainDataInconsistentError(`receipt of ${m.txHash} missing or without status`);
+    if (receipt.status !== "0x1") continue; // reverted: it moved nothing
+    if (!Array.isArray(receipt.logs))
+      throw new ChainDataInconsistentError(`receipt of ${m.txHash} has no logs`);
+    const transfers = receipt.logs.filter((l) => isListedTransferLog(l, listed));
+    const toTopic = (l: RawLog) => `0x${(l.topics[2] ?? "").slice(26)}`.toLowerCase();
+    if (!transfers.some((l) => l.address.toLowerCase() === m.token && toTopic(l) === m.to))
+      continue;
+    const hash = m.block.hash.toLowerCase();
+    const entry = cut.get(hash) ?? { block: m.block, known: new Map<string, RawLog>() };
+    cut.set(hash, entry);
+    for (const l of transfers) entry.known.set(logKey(l), l);
+  }
+  if (cut.size === 0) return data.logs;
+  for (const log of data.logs) cut.get(log.blockHash.toLowerCase())?.known.set(logKey(log), log);
+  const blocks = [...cut.values()];
+  const reread = await ctx.adapter.getTransferLogsAtBlock(
+    blocks.map(({ block, known }) => ({
+      blockHash: block.hash,
+      number: BigInt(block.number),
+      tokens: ctx.tokens,
+      mustHold: [...known.values()],
+    })),
+  );
+  blocks.forEach(({ block, known }, i) => {
+    const have = new Set(reread[i]!.map(logKey));
+    const lacking = [...known.keys()].filter((k) => !have.has(k)).length;
+    if (lacking > 0)
+      throw new ChainDataInconsistentError(
+        `eth_getLogs of block ${BigInt(block.number)} ${block.hash} lacks ${lacking} Transfer logs a receipt or the range answer holds (every endpoint cut it)`,
+      );
+  });
+  ctx.metrics.cutLogAnswers.inc(ctx.labels, blocks.length);
+  const rereadBlocks = new Set(cut.keys());
+  const kept = data.logs.filter((l) => !rereadBlocks.has(l.blockHash.toLowerCase()));
+  const found = reread.flat();
+  ctx.logger.warn({
+    msg: "eth_getLogs answer was cut within a block (a receipt holds a Transfer it lacked); read the block again by hash",
+    blocks: blocks.map(({ block }) => `${BigInt(block.number)}:${block.hash}`),
+    recovered_logs: kept.length + found.length - data.logs.length,
+  });
+  return [...kept, ...found];
 }
