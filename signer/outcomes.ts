@@ -67,6 +67,11 @@ export type TxOutcome = {
   reviewReason: string | null;
   /** When an operator failed it while its nonce was unused: its nonce is being cancelled. */
   cancelRequestedAt: Date | null;
+  /**
+   * Failed by an operator (`errorCode` OPERATOR_FAILED): who, as they named themselves (`--by`),
+   * from the decision's audit row. Null otherwise (and for a row failed so without one).
+   */
+  failedBy?: string | null;
   /** Times a mined attempt of this request left the canonical chain. */
   reorgs: number;
   /** When `status` (as defined here) last changed. */
@@ -94,6 +99,15 @@ export type GetTxOutcomesReturnType = TxOutcome[];
 /** The internal request status as callers see it (SQL function from signer/migrations/0101). */
 export const OUTCOME_STATUS_SQL = "custody.tx_outcome_status(r.status, r.finalized_at)";
 
+/**
+ * The operator of an OPERATOR_FAILED request: the decision that failed it at once (to `failed`),
+ * else the first that failed it by cancel (whose reason the request keeps, operator.ts).
+ */
+const FAILED_BY_SQL = `CASE WHEN r.error_code = 'OPERATOR_FAILED' THEN
+  (SELECT substr(e.actor, length('operator:') + 1) FROM custody.tx_request_events e
+    WHERE e.request_id = r.id AND e.event = 'operator_failed' AND e.actor LIKE 'operator:%'
+    ORDER BY e.to_status = 'failed' DESC, e.id LIMIT 1) END`;
+
 // value, gas_used, effective_gas_price and fee are NUMERIC(78,0): bigints from the connection.
 // nonce and block_number are int8, which pg gives as text (said here with ::text).
 const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_address, r.value,
@@ -102,7 +116,8 @@ const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_addres
   r.transfer_position, r.transfer_log_index, r.fee_on_transfer, r.error_code, r.error_message, r.review_reason,
   r.reorg_count, r.outcome_changed_at, r.finalized_at, r.cancel_requested_at,
   EXISTS (SELECT 1 FROM custody.tx_attempts a
-           WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled`;
+           WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled,
+  ${FAILED_BY_SQL} AS failed_by`;
 
 type OutcomeRow = {
   id: string;
@@ -133,6 +148,7 @@ type OutcomeRow = {
   finalized_at: Date | null;
   cancel_requested_at: Date | null;
   cancelled: boolean;
+  failed_by: string | null;
 };
 
 /** An int8 column as a bigint (int8, unlike NUMERIC, arrives as text). */
@@ -164,6 +180,7 @@ function fromRow(r: OutcomeRow): TxOutcome {
     errorMessage: r.error_message,
     reviewReason: r.review_reason,
     cancelRequestedAt: r.cancel_requested_at,
+    failedBy: r.failed_by,
     reorgs: r.reorg_count,
     changedAt: r.outcome_changed_at,
     finalizedAt: r.finalized_at,

@@ -161,3 +161,66 @@ describe("a decision retried after its answer was lost", () => {
     expect(await audit(id, "withdrawal.approved_by")).toBe(1);
   });
 });
+
+describe("a key first used for another operation, its answer lost", () => {
+  const count = async (sql: string, params: unknown[]) =>
+    (await t.ctx.db.pool.query<{ n: number }>(sql, params)).rows[0]!.n;
+  const withdrawalsUnder = (idem: string) =>
+    count("SELECT count(*)::int AS n FROM api.withdrawals WHERE idempotency_key = $1", [idem]);
+  const decisionsUnder = (idem: string) =>
+    count("SELECT count(*)::int AS n FROM api.withdrawal_decisions WHERE idempotency_key = $1", [
+      idem,
+    ]);
+
+  it("a create's key reused for a cancel or an approve is IDEMPOTENCY_KEY_REUSED; nothing changes", async () => {
+    // A key that may both create and decide (a backend that also approves others' requests).
+    const both = await t.newKey("ops-backend", ["withdrawals:write", "withdrawals:approve"]);
+    const pending = await awaitingApproval("alice"); // the requester's, to approve
+    for (const lose of [answerLostTo5xx, answerLostToCrash]) {
+      const idem = `create-then-decide-${lose.name}`;
+      const created = await post(
+        both,
+        "/v1/withdrawals",
+        { customerId: "alice", chain: "local-a", asset: "native", to: DEST, amount: "1000" },
+        idem,
+      );
+      expect(created.statusCode, created.body).toBe(201);
+      const own = created.json().id;
+      await lose(idem);
+      for (const url of [
+        `/v1/withdrawals/${own}/cancel`,
+        `/v1/withdrawals/${pending}/cancel`,
+        `/v1/withdrawals/${pending}/approve`,
+      ]) {
+        const res = await post(both, url, {}, idem);
+        expect(res.statusCode, `${url}: ${res.body}`).toBe(409);
+        expect(res.headers["content-type"]).toContain("application/problem+json");
+        expect(res.json().code).toBe("IDEMPOTENCY_KEY_REUSED");
+      }
+      expect(await decisionsUnder(idem)).toBe(0);
+      // Below the approval threshold: handed to the signer, where it stays.
+      const seen = await t.call(both, { method: "GET", url: `/v1/withdrawals/${own}` });
+      expect(seen.json().status).toBe("signing");
+    }
+    const seen = await t.call(anna, { method: "GET", url: `/v1/withdrawals/${pending}` });
+    expect(seen.json()).toMatchObject({ status: "pending_approval", approvals: [] });
+  });
+
+  it("a decision's key reused for a create is IDEMPOTENCY_KEY_REUSED; no withdrawal, no hold", async () => {
+    const id = await awaitingApproval("bob");
+    const c = await post(requester, `/v1/withdrawals/${id}/cancel`, {}, "decide-then-create");
+    expect(c.json().status).toBe("cancelled");
+    await answerLostTo5xx("decide-then-create");
+    const before = await balance("bob");
+    const res = await post(
+      requester,
+      "/v1/withdrawals",
+      { customerId: "bob", chain: "local-a", asset: "native", to: DEST, amount: "1000" },
+      "decide-then-create",
+    );
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json().code).toBe("IDEMPOTENCY_KEY_REUSED");
+    expect(await withdrawalsUnder("decide-then-create")).toBe(0);
+    expect(await balance("bob")).toEqual(before);
+  });
+});

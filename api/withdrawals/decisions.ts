@@ -26,7 +26,7 @@ import {
 } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
 import { refuseOnHaltedChain } from "./haltedChain.js";
-import { canMove, getWithdrawal, type Withdrawal } from "./store.js";
+import { canMove, findByIdempotencyKey, getWithdrawal, type Withdrawal } from "./store.js";
 
 type Decider = { decision: string; owner: string; email: string | null };
 
@@ -41,14 +41,14 @@ type Asked = {
 };
 
 /**
- * The withdrawal a decision already made under this key left (its answer lost on the way), or
- * undefined for a new key. Taken under the key's lock (the one a create takes: a key is one
- * request, whatever the route), before the withdrawal's row lock.
+ * The decision recorded under a caller's key, if any (in the caller's transaction, under the key's
+ * lock): a create checks it too, so a key is one request whatever the route.
  */
-async function decidedUnderKey(client: PoolClient, a: Asked): Promise<Withdrawal | undefined> {
-  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
-    `withdrawal-key:${a.caller.id}:${a.key}`,
-  ]);
+export async function decisionUnderKey(
+  client: PoolClient,
+  apiKeyId: string,
+  key: string,
+): Promise<{ withdrawal_id: string; action: Action; reason: string | null } | undefined> {
   const { rows } = await client.query<{
     withdrawal_id: string;
     action: Action;
@@ -56,9 +56,24 @@ async function decidedUnderKey(client: PoolClient, a: Asked): Promise<Withdrawal
   }>(
     `SELECT withdrawal_id::text, action, reason FROM api.withdrawal_decisions
       WHERE api_key_id = $1 AND idempotency_key = $2`,
-    [a.caller.id, a.key],
+    [apiKeyId, key],
   );
-  const earlier = rows[0];
+  return rows[0];
+}
+
+/**
+ * The withdrawal a decision already made under this key left (its answer lost on the way), or
+ * undefined for a new key. Taken under the key's lock (the one a create takes: a key is one
+ * request, whatever the route), before the withdrawal's row lock. A key a create used is
+ * refused, whatever became of that withdrawal.
+ */
+async function decidedUnderKey(client: PoolClient, a: Asked): Promise<Withdrawal | undefined> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+    `withdrawal-key:${a.caller.id}:${a.key}`,
+  ]);
+  if (await findByIdempotencyKey(client, a.caller.id, a.key))
+    throw new IdempotencyConflictError(a.key, "POST /v1/withdrawals");
+  const earlier = await decisionUnderKey(client, a.caller.id, a.key);
   if (!earlier) return undefined;
   if (
     earlier.withdrawal_id !== a.id ||

@@ -22,6 +22,7 @@ import type { ApiKey } from "../apiKeys.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import { IdempotencyConflictError, PolicyViolationError } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
+import { decisionUnderKey } from "./decisions.js";
 import { refuseOnHaltedChain } from "./haltedChain.js";
 import { evaluateWithdrawalPolicy } from "./policy.js";
 import { findByIdempotencyKey, fromRow, WITHDRAWAL_COLUMNS, type WithdrawalRow } from "./store.js";
@@ -95,6 +96,13 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
         if (!same) throw new IdempotencyConflictError(idempotencyKey, "POST /v1/withdrawals");
         return existing;
       }
+      // A key a decision used (its stored answer lost) is that decision's: refused here too.
+      const decided = await decisionUnderKey(client, caller.id, idempotencyKey);
+      if (decided)
+        throw new IdempotencyConflictError(
+          idempotencyKey,
+          `POST /v1/withdrawals/${decided.withdrawal_id}/${decided.action}`,
+        );
       await refuseOnHaltedChain(client, chain.chainId);
       // A reorg removed a deposit this customer had already spent (ledger reorg hold shortfall).
       if (await isWithdrawalBlocked(client, input.customerId))

@@ -450,6 +450,10 @@ describe("withdrawal outcomes from the signer", () => {
       failureReason: "OPERATOR_FAILED: every send refused; customer asked to cancel",
       failRequested: { at: requestedAt, by: "owner-admin" },
     });
+    // The failure is the operator's, though the cancel's final block decided when.
+    expect(
+      (await get(id)).history.find((h: { action: string }) => h.action === "withdrawal.failed"),
+    ).toMatchObject({ actor: "owner-admin", details: expect.objectContaining({ by: "operator" }) });
     expect((await balance("alice")).debitsPending).toBe(held - ETH);
     expect(await eventTypes(id)).toContain("withdrawal.failed");
   });
@@ -672,5 +676,34 @@ describe("withdrawal outcomes from the signer", () => {
     await withdrawals.failByOperator(id, { by: "ops-dana", reason });
     await expectFailRequestRecorded(id, "ops-dana", reason);
     expect((await balance("bob")).debitsPending).toBe(held);
+  });
+
+  it("an operator's fail that the outcome pass applies first is audited as the operator's", async () => {
+    const id = await withdraw("alice", ETH);
+    await signerRecords(id, { status: "needs_review", txHash: TX_B, reviewReason: "stuck" });
+    await withdrawals.syncOutcomes();
+    const reason = "nonce used by a foreign tx at a final block";
+    // The signer's half commits (failed now, no cancel); the pass applies it before the
+    // operator's own transaction runs (or after that process died).
+    await failTxRequestByOperator(
+      t.ctx.db.pool,
+      { requestId: `withdrawal:${id}`, by: "ops-frank", reason },
+      nonceEvidenceFromChains(t.ctx.config.chains),
+    );
+    await withdrawals.syncOutcomes();
+    const w = await get(id);
+    expect(w).toMatchObject({ status: "failed", failureReason: `OPERATOR_FAILED: ${reason}` });
+    const failed = () =>
+      w.history.filter((h: { action: string }) => h.action === "withdrawal.failed");
+    expect(failed()).toHaveLength(1);
+    expect(failed()[0]).toMatchObject({ actor: "ops-frank" });
+    // The operator's transaction then finds it failed: answered as it is, nothing more recorded.
+    expect((await withdrawals.failByOperator(id, { by: "ops-frank", reason })).status).toBe(
+      "failed",
+    );
+    const after = (await get(id)).history.filter(
+      (h: { action: string }) => h.action === "withdrawal.failed",
+    );
+    expect(after).toHaveLength(1);
   });
 });
