@@ -42,7 +42,7 @@ export function apiMetrics(registry: Registry): ApiMetrics {
       () =>
         new Counter({
           name: "custody_api_webhook_deliveries_total",
-          help: "Webhook delivery attempts by result (delivered, failed, dead)",
+          help: "Webhook delivery attempts by result (delivered, failed, dead; not_configured: a job for an endpoint this worker does not have, not attempted)",
           labelNames: ["result"],
           registers: [registry],
         }),

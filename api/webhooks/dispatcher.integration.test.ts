@@ -60,7 +60,14 @@ beforeAll(async () => {
     ],
     webhookSecrets: { WH_GOOD: "good-secret", WH_FLAKY: "flaky-secret", WH_STUCK: "stuck-secret" },
     // A held request must outlast the test's steps rather than time out as a failed attempt.
-    dispatcher: { attempts: 3, backoffMs: 20, sweepIntervalMs: 100, timeoutMs: 30_000 },
+    // An endpoint no worker has (removed) is dead-lettered after 4 s untouched, not 1 hour.
+    dispatcher: {
+      attempts: 3,
+      backoffMs: 20,
+      sweepIntervalMs: 100,
+      timeoutMs: 30_000,
+      unconfiguredDeadAfterMs: 4_000,
+    },
   });
 });
 afterAll(async () => {
@@ -312,15 +319,27 @@ describe("webhook delivery", () => {
     });
   });
 
-  it("dead-letters a delivery to an endpoint no longer configured", async () => {
-    // Emitted while the config still named it (an earlier deployment's config).
+  it("leaves owed, untried, a delivery to an endpoint this worker is not configured for; dead-letters it once nobody has sent it for the grace", async () => {
+    // Emitted while the config named it (an earlier deployment's, or a newer worker's config):
+    // a worker that has the endpoint sends it; this one neither sends nor fails it.
     const gone = `${t.receiverUrl}/gone`;
     const id = await emitEvent(
       t.ctx.db.pool,
       { webhooks: [{ url: gone, secretEnv: "WH_GONE", events: ["*"] }] },
       { type: "deposit.confirmed", name: "deposit:gone:confirmed", data: { deposit_id: "gone" } },
     );
-    await waitFor("dead letter", async () => (await deliveryOf(id, gone)).status === "dead");
-    expect(await deliveryOf(id, gone)).toEqual({ status: "dead", attempts: 3 });
+    // Many sweeps, far longer than the retry schedule that would have made it dead.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await deliveryOf(id, gone)).toEqual({ status: "pending", attempts: 0 });
+    // No worker has it (it was removed): dead-lettered, where operators see and can re-drive it.
+    await waitFor("dead letter", async () => (await deliveryOf(id, gone)).status === "dead", {
+      timeoutMs: 20_000,
+    });
+    expect(await deliveryOf(id, gone)).toEqual({ status: "dead", attempts: 0 });
+    const { rows } = await t.ctx.db.pool.query<{ last_error: string }>(
+      "SELECT last_error FROM api.webhook_deliveries WHERE event_id = $1 AND endpoint = $2",
+      [id, gone],
+    );
+    expect(rows[0]!.last_error).toContain("is not configured");
   });
 });

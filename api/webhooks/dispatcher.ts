@@ -7,7 +7,11 @@
  * job) to `attempts` marks it dead (the dead-letter list, which the API shows and can re-drive).
  * Each configured endpoint has its own queue and worker, so one that hangs to its timeout holds
  * only its own deliveries; a job found in another queue than its endpoint's (the shared one, rung
- * by a revision before per-endpoint queues) sends nothing. Receivers dedupe on `Webhook-Id`, and
+ * by a revision before per-endpoint queues) sends nothing. A delivery to an endpoint this worker's
+ * config does not have (a worker on the old config during a deploy that adds one, or an endpoint
+ * removed) is not this worker's to send or to fail: its sweep does not ring it and a job for it
+ * counts no attempt (logged, metric `result="not_configured"`); it stays owed in Postgres for a
+ * worker that has the endpoint. Receivers dedupe on `Webhook-Id`, and
  * keep the newest state of a subject by `sequence` (a forced re-drive can deliver an older event
  * after a newer one).
  */
@@ -23,8 +27,8 @@ import { apiMetrics } from "../metrics.js";
 import { signWebhook } from "./signature.js";
 
 /**
- * The shared queue: deliveries to an endpoint no longer configured (they fail and go dead). Jobs a
- * revision before per-endpoint queues rang here for a configured endpoint are drained unsent.
+ * The shared queue: rung by revisions before per-endpoint queues (and by earlier revisions for an
+ * endpoint not configured). Its jobs are drained unsent: each delivery's own queue sends it.
  */
 export const WEBHOOK_QUEUE = "webhooks";
 
@@ -45,6 +49,12 @@ export type WebhookDispatcherOptions = {
   backoffMs?: number;
   sweepIntervalMs?: number;
   timeoutMs?: number;
+  /**
+   * A delivery owed to an endpoint this worker's config does not have, untouched this long, is
+   * dead-lettered (default 1 hour: longer than any deploy; a worker that has the endpoint sends or
+   * retries it well within it).
+   */
+  unconfiguredDeadAfterMs?: number;
 };
 
 export type WebhookDispatcher = {
@@ -80,6 +90,61 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const idOf = (row: { event_id: string; endpoint: string; redrives: number }) =>
     jobId("wh", row.event_id, endpointTag(row.endpoint), row.redrives);
   const queueOf = (endpoint: string) => webhookQueueOf(common.config, endpoint);
+  /** Endpoints this worker can send to (config validation guarantees each one's secret). */
+  const configured = common.config.webhooks
+    .filter((w) => common.config.webhookSecrets[w.secretEnv])
+    .map((w) => w.url);
+  let lastUnconfiguredCheck = 0;
+  const unconfiguredDeadAfterMs = options.unconfiguredDeadAfterMs ?? 3_600_000;
+
+  /**
+   * Deliveries owed to endpoints this worker does not have: said at most once a minute (they wait
+   * for a worker that has the endpoint; none, if it was removed from every worker's config). One
+   * nobody has touched for `unconfiguredDeadAfterMs` (no worker that has the endpoint sent or
+   * retried it: it was removed) is dead-lettered, where operators see it and can re-drive it once
+   * the endpoint is back. Jobs waiting in such an endpoint's own queue while no worker anywhere
+   * consumes it would stay in Redis for good, counted as queue depth: they are drained. Nothing is
+   * lost: Postgres owes the deliveries, and a worker that has the endpoint rings them again.
+   */
+  async function unconfiguredEndpoints() {
+    if (Date.now() - lastUnconfiguredCheck < Math.min(60_000, unconfiguredDeadAfterMs)) return;
+    lastUnconfiguredCheck = Date.now();
+    const { rowCount: dead } = await pool.query(
+      `UPDATE api.webhook_deliveries
+          SET status = 'dead', updated_at = now(),
+              last_error = 'endpoint ' || endpoint || ' is not configured (no worker sent it within '
+                || $3::text || ' s)'
+        WHERE status = 'pending' AND endpoint <> ALL($1::text[])
+          AND updated_at < now() - make_interval(secs => $2::double precision)`,
+      [configured, unconfiguredDeadAfterMs / 1000, String(unconfiguredDeadAfterMs / 1000)],
+    );
+    if (dead) {
+      log.warn({ msg: "webhook deliveries to an endpoint no worker sent dead-lettered", dead });
+      metrics.deliveries.inc({ result: "dead" }, dead);
+    }
+    const { rows } = await pool.query<{ endpoint: string; pending: number }>(
+      `SELECT endpoint, count(*)::int AS pending FROM api.webhook_deliveries
+        WHERE status = 'pending' AND endpoint <> ALL($1::text[]) GROUP BY endpoint`,
+      [configured],
+    );
+    for (const row of rows) {
+      log.warn({
+        msg: "webhook deliveries owed to an endpoint this worker is not configured for; left to a worker that has it",
+        endpoint: row.endpoint,
+        pending: row.pending,
+      });
+      const own = queues.queue(`${WEBHOOK_QUEUE}-${endpointTag(row.endpoint)}`);
+      const { waiting = 0, delayed = 0 } = await own.getJobCounts("waiting", "delayed");
+      if (waiting + delayed === 0 || (await own.getWorkersCount()) > 0) continue;
+      await own.drain(true);
+      log.info({
+        msg: "drained jobs of an endpoint's queue no worker consumes",
+        endpoint: row.endpoint,
+        queue: own.name,
+        jobs: waiting + delayed,
+      });
+    }
+  }
 
   /**
    * A job that failed for good without recording it (Postgres away through all its attempts)
@@ -123,10 +188,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
                 d.updated_at < now() - make_interval(secs => $1::double precision / 1000) AS stale
            FROM api.webhook_deliveries d
            JOIN api.webhook_events e ON e.id = d.event_id
-          WHERE d.status = 'pending'
+          WHERE d.status = 'pending' AND d.endpoint = ANY($2::text[])
           ORDER BY d.endpoint, e.subject, e.sequence) oldest
         ORDER BY updated_at LIMIT 500`,
-      [staleMs],
+      [staleMs, configured],
+    );
+    await unconfiguredEndpoints().catch((err) =>
+      log.warn({ msg: "webhook sweep could not check unconfigured endpoints", err }),
     );
     await clearFailedJobs(rows.filter((r) => r.stale));
     const byQueue = new Map<string, DoorbellJob<DeliveryJob>[]>();
@@ -202,41 +270,50 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     }
     const config = common.config.webhooks.find((w) => w.url === endpoint);
     const secret = config ? common.config.webhookSecrets[config.secretEnv] : undefined;
-    let error: string | undefined;
     if (!secret) {
-      error = `endpoint ${endpoint} is no longer configured (or has no secret)`;
-    } else {
-      const body = JSON.stringify({
-        id: eventId,
-        type: row.type,
-        created_at: row.created_at.toISOString(),
-        // The receiver drops an event whose sequence is below one it applied for the subject (a
-        // dead event re-driven with force after later ones were delivered).
-        subject: row.subject,
-        sequence: row.sequence,
-        data: row.payload,
+      // Not this worker's to send (its config predates the endpoint, or dropped it): no attempt
+      // is counted, so a healthy receiver's delivery cannot go dead here. Postgres still owes it;
+      // a worker that has the endpoint rings it into the endpoint's own queue and sends it.
+      log.warn({
+        msg: "webhook job for an endpoint this worker is not configured for; left owed",
+        event_id: eventId,
+        endpoint,
+        queue: job.queueName,
       });
-      const timestamp = Math.floor(Date.now() / 1000);
-      try {
-        const res = await fetch(endpoint, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "webhook-id": eventId,
-            "webhook-timestamp": String(timestamp),
-            "webhook-signature": signWebhook(secret, eventId, timestamp, body),
-          },
-          body,
-          // A redirect is a failed attempt: following it would post the signed event to a URL
-          // nobody configured (and a 3xx is not `ok`, so it is retried and can go dead).
-          redirect: "manual",
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        await res.body?.cancel().catch(() => {});
-        if (!res.ok) error = `HTTP ${res.status}`;
-      } catch (e) {
-        error = (e as Error).message;
-      }
+      metrics.deliveries.inc({ result: "not_configured" });
+      return;
+    }
+    let error: string | undefined;
+    const body = JSON.stringify({
+      id: eventId,
+      type: row.type,
+      created_at: row.created_at.toISOString(),
+      // The receiver drops an event whose sequence is below one it applied for the subject (a
+      // dead event re-driven with force after later ones were delivered).
+      subject: row.subject,
+      sequence: row.sequence,
+      data: row.payload,
+    });
+    const timestamp = Math.floor(Date.now() / 1000);
+    try {
+      const res = await fetch(endpoint, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": eventId,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signWebhook(secret, eventId, timestamp, body),
+        },
+        body,
+        // A redirect is a failed attempt: following it would post the signed event to a URL
+        // nobody configured (and a 3xx is not `ok`, so it is retried and can go dead).
+        redirect: "manual",
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.body?.cancel().catch(() => {});
+      if (!res.ok) error = `HTTP ${res.status}`;
+    } catch (e) {
+      error = (e as Error).message;
     }
     if (error === undefined) {
       await pool.query(
