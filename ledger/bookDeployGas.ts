@@ -12,7 +12,7 @@ import {
 import type { Common } from "../foundation/common.js";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { createLedger } from "./createLedger.js";
-import { bookTreasuryMove } from "./treasury.js";
+import { bookTreasuryMove, DEPLOYS_ARE_NOT_REQUESTS } from "./treasury.js";
 
 /**
  * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
@@ -49,7 +49,7 @@ export async function bookDeployGas({
   try {
     await ledger.ensureAssetsFromConfig([chain]);
     await bookTreasuryMove(
-      { common, pool, ledger },
+      { common, pool, ledger, signerTransactions: DEPLOYS_ARE_NOT_REQUESTS },
       {
         move: "gas",
         chainId: chain.chainId,

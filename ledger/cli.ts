@@ -7,7 +7,14 @@ import { chainByKey, loadConfig } from "../foundation/config.js";
 import { createPool } from "../foundation/db.js";
 import { type CheckReport, checkLedger } from "./check.js";
 import { createLedger } from "./createLedger.js";
-import { bookTreasuryMove, type TreasuryBooking, type TreasuryMove } from "./treasury.js";
+import {
+  bookTreasuryMove,
+  type SignerTransactions,
+  type TreasuryBooking,
+  type TreasuryMove,
+  type TreasuryUnbooking,
+  unbookTreasuryMove,
+} from "./treasury.js";
 import { clearWithdrawalBlocks, listWithdrawalBlocks } from "./withdrawalBlocks.js";
 
 export function formatReport(report: CheckReport): string {
@@ -24,7 +31,13 @@ export function formatReport(report: CheckReport): string {
   return lines.join("\n");
 }
 
-export function registerCommands(program: Command): void {
+/**
+ * What the ledger's commands read of modules above it, given by the composition root
+ * (ops/commands.ts): the signer's transactions, which treasury bookings must not claim.
+ */
+export type LedgerCommandSources = { signerTransactions: SignerTransactions };
+
+export function registerCommands(program: Command, sources: LedgerCommandSources): void {
   const ledger = program.command("ledger").description("the double-entry ledger");
   ledger
     .command("check")
@@ -91,7 +104,7 @@ export function registerCommands(program: Command): void {
       }
     });
 
-  registerTreasuryCommands(program);
+  registerTreasuryCommands(program, sources);
 }
 
 type TreasuryOpts = {
@@ -106,7 +119,11 @@ type TreasuryOpts = {
   reason: string;
 };
 
-async function runTreasury(move: TreasuryMove, opts: TreasuryOpts): Promise<void> {
+async function runTreasury(
+  move: TreasuryMove,
+  opts: TreasuryOpts,
+  sources: LedgerCommandSources,
+): Promise<void> {
   const config = loadConfig(chainSchema);
   const chain = chainByKey(config, opts.chain);
   const common = createCommon(config);
@@ -118,7 +135,7 @@ async function runTreasury(move: TreasuryMove, opts: TreasuryOpts): Promise<void
   try {
     await ledger.ensureAssetsFromConfig([chain]);
     const booking = await bookTreasuryMove(
-      { common, pool, ledger },
+      { common, pool, ledger, signerTransactions: sources.signerTransactions },
       {
         move,
         chainId: chain.chainId,
@@ -148,7 +165,43 @@ export function treasuryLine(b: TreasuryBooking): string {
   return `treasury ${b.move} ${b.txHash} on chain ${b.chainId}: ${parts.join("; ")}${b.factsIndexed ? "" : " — chain fact not indexed yet: reconciliation checks the amount once it is"}`;
 }
 
-function treasuryCommand(parent: Command, name: string, move: TreasuryMove, description: string) {
+async function runUnbook(opts: { chain: string; tx: string; by: string; reason: string }) {
+  const config = loadConfig(chainSchema);
+  const chain = chainByKey(config, opts.chain);
+  const common = createCommon(config);
+  const pool = createPool(config.env.DATABASE_URL, {
+    max: 2,
+    applicationName: "custody-node treasury unbook",
+  });
+  const ledger = createLedger({ common, pool });
+  try {
+    const unbooking = await unbookTreasuryMove(
+      { common, pool, ledger },
+      { chainId: chain.chainId, txHash: opts.tx, by: opts.by, reason: opts.reason },
+    );
+    console.log(unbookLine(unbooking));
+  } finally {
+    await ledger.close();
+    await common.shutdown.kill("treasury done").catch(() => {});
+    await pool.end();
+  }
+}
+
+export function unbookLine(u: TreasuryUnbooking): string {
+  const parts = u.transfers.map(
+    (t) =>
+      `${t.status === "created" ? "reversed" : "already reversed"} ${t.kind} ${t.amount} (transfer ${t.reverses} by ${t.id})`,
+  );
+  return `treasury unbook ${u.txHash} on chain ${u.chainId} (orphaned at block ${u.orphanedBlock}, final at ${u.finalized}): ${parts.join("; ")}`;
+}
+
+function treasuryCommand(
+  parent: Command,
+  name: string,
+  move: TreasuryMove,
+  description: string,
+  sources: LedgerCommandSources,
+) {
   return parent
     .command(name)
     .description(description)
@@ -161,10 +214,10 @@ function treasuryCommand(parent: Command, name: string, move: TreasuryMove, desc
       "--position <position>",
       "the fact's position: tx, transfer:<n> or trace:<path> (default tx / transfer:0); gas: always fee",
     )
-    .action((opts: TreasuryOpts) => runTreasury(move, opts));
+    .action((opts: TreasuryOpts) => runTreasury(move, opts, sources));
 }
 
-function registerTreasuryCommands(program: Command): void {
+function registerTreasuryCommands(program: Command, sources: LedgerCommandSources): void {
   const treasury = program
     .command("treasury")
     .description(
@@ -175,6 +228,7 @@ function registerTreasuryCommands(program: Command): void {
     "fund",
     "fund",
     "book a hot wallet's funding: debit custody:hot, credit treasury",
+    sources,
   )
     .option("--token <address>", "ERC-20 token (default native)")
     .option("--amount <base units>", "required until the indexer has the fact; then must agree");
@@ -183,6 +237,7 @@ function registerTreasuryCommands(program: Command): void {
     "defund",
     "defund",
     "book value sent out of a hot wallet to the operator: debit treasury, credit custody:hot; and its gas",
+    sources,
   )
     .option("--token <address>", "ERC-20 token (default native)")
     .option("--amount <base units>", "required until the indexer has the fact; then must agree")
@@ -193,5 +248,16 @@ function registerTreasuryCommands(program: Command): void {
       name,
       "gas",
       "book the gas a hot wallet paid for an operator transaction (e.g. the factory deploy): debit fees:gas, credit custody:hot",
+      sources,
     ).option("--amount <wei>", "required until the indexer has the fee fact; then must agree");
+  treasury
+    .command("unbook")
+    .description(
+      "reverse the treasury bookings of a transaction a reorg took off the chain for good (every fact of it orphaned, the orphaned height final); audited; idempotent",
+    )
+    .requiredOption("--chain <chain>", "chain key or id")
+    .requiredOption("--tx <hash>", "the booked transaction")
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "why")
+    .action(runUnbook);
 }

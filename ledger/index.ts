@@ -62,11 +62,17 @@ export {
 } from "./transferId.js";
 export {
   bookTreasuryMove,
+  DEPLOYS_ARE_NOT_REQUESTS,
+  type SignerTransactions,
   TREASURY_MOVES,
   type TreasuryBooking,
+  type TreasuryDeps,
   type TreasuryMove,
   type TreasuryMoveArgs,
+  type TreasuryUnbooking,
   treasuryTransferId,
+  treasuryUnbookTransferId,
+  unbookTreasuryMove,
 } from "./treasury.js";
 export * from "./types.js";
 export {

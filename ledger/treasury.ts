@@ -9,13 +9,19 @@
  * the first booking writes an audit row (who, why) in the same transaction.
  * When the indexer has the fact, the amount comes from it (a given amount must agree); when it does
  * not yet, the amount must be given, and reconciliation checks it once the fact is indexed. A tx
- * the indexer has without that position, or only as orphaned by a reorg, is refused.
+ * the indexer has without that position, or only as orphaned by a reorg, is refused; so is a
+ * transaction our signer sent (any attempt of a tx request, posted by its flow or not yet): its
+ * withdrawal, sweep or cold move books it.
+ * `unbookTreasuryMove` (`custody-node treasury unbook`) reverses a booking whose transaction a
+ * reorg took off the chain for good: every fact of it orphaned and the orphaned height final
+ * (chain.facts and the published finalized block: never a node's silence). Reversals are
+ * compensations with ids derived from the booking's (`…:unbook`), audited like the booking.
  */
 
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
-import { loadCustodyOf } from "../indexers/index.js";
+import { loadCustodyOf, readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { TransferFailedError, TreasuryMoveError } from "./errors.js";
 import { gasBooking } from "./gasBookings.js";
@@ -69,6 +75,43 @@ export function treasuryTransferId(
   return transferId(`treasury:${part}:${chainId}:${txHash.toLowerCase()}:${position}`);
 }
 
+/** The reversal of a treasury booking (`treasury unbook`): the booking's name with `:unbook`. */
+export function treasuryUnbookTransferId(
+  part: "fund" | "defund" | "gas",
+  chainId: number,
+  txHash: string,
+  position: string,
+): string {
+  return transferId(`treasury:${part}:${chainId}:${txHash.toLowerCase()}:${position}:unbook`);
+}
+
+/**
+ * What the treasury reads of the signer (above the ledger: given by the caller, as reconciliation
+ * is given its SweepReader): the tx requests a transaction hash is an attempt of. signer/requests'
+ * `signerTransactions` in production and in tests.
+ */
+export type SignerTransactions = {
+  requestsOfTransaction(
+    client: PoolClient,
+    args: { chainId: number; txHash: string },
+  ): Promise<{ requestId: string; kind: string; refId: string }[]>;
+};
+
+/**
+ * For `bookDeployGas`: a contract deploy from a hot wallet is signed and stored outside tx
+ * requests (custody.hot_wallet_deploys), so no request can claim it.
+ */
+export const DEPLOYS_ARE_NOT_REQUESTS: SignerTransactions = {
+  requestsOfTransaction: async () => [],
+};
+
+export type TreasuryDeps = {
+  common: Common;
+  pool: Pool;
+  ledger: Ledger;
+  signerTransactions: SignerTransactions;
+};
+
 type Fact = { from: string; to: string; asset: string; amount: bigint };
 
 /** What the indexer has of a transaction: its canonical facts by position, and whether a reorg orphaned any. */
@@ -113,7 +156,7 @@ function describeFacts(facts: Map<string, Fact>): string {
 }
 
 export async function bookTreasuryMove(
-  { common, pool, ledger }: { common: Common; pool: Pool; ledger: Ledger },
+  { common, pool, ledger, signerTransactions }: TreasuryDeps,
   args: TreasuryMoveArgs,
   options: { client?: PoolClient } = {},
 ): Promise<TreasuryBooking> {
@@ -155,6 +198,19 @@ export async function bookTreasuryMove(
         what,
         `${wallet} is not a hot wallet of chain ${args.chainId} (deploy the factory from it, or register it, first)`,
       );
+    // Our signer's transaction belongs to its request's flow, which books its value and gas once
+    // it is final enough: booked here first (mined, not yet posted), the flow's post booked it again.
+    const requests = await signerTransactions.requestsOfTransaction(client, {
+      chainId: args.chainId,
+      txHash,
+    });
+    if (requests.length > 0) {
+      const r = requests[0]!;
+      throw new TreasuryMoveError(
+        what,
+        `${txHash} was sent by the custody's signer for tx request ${r.requestId} (${r.kind} ${r.refId}): its flow books it, posted or not yet; not an operator move`,
+      );
+    }
     const hotAccount = `custody:hot:${wallet}`;
     const transfers: NewTransfer[] = [];
     let factsIndexed = true;
@@ -288,6 +344,19 @@ export async function bookTreasuryMove(
         what,
         `the chain fact ${txHash}:${claimed.position} is already booked as ${claimed.kind} (transfer ${claimed.id}): not an operator move`,
       );
+    // An unbooked booking keeps its id: booking it again would answer `exists` for value the
+    // reversal took out, and "already booked" would be false.
+    const unbooked = (
+      await client.query<{ id: string; reverses_id: string }>(
+        `SELECT id::text, reverses_id::text FROM ledger.transfers WHERE reverses_id = ANY($1::uuid[]) LIMIT 1`,
+        [transfers.map((t) => t.id)],
+      )
+    ).rows[0];
+    if (unbooked)
+      throw new TreasuryMoveError(
+        what,
+        `its booking (transfer ${unbooked.reverses_id}) was reversed by treasury unbook (transfer ${unbooked.id}) after a reorg took it off the chain: a transaction mined again after that is not booked again by this command: escalate (docs/runbooks/ReconciliationBreaksOpen.md)`,
+      );
     // All or nothing: a funding without its gas (or the reverse) would be half a booking.
     const linked = transfers.map((t, i) => (i < transfers.length - 1 ? { ...t, linked: true } : t));
     const results = await ledger.createTransfers(linked, { client });
@@ -340,4 +409,179 @@ export async function bookTreasuryMove(
     reason,
   });
   return booking;
+}
+
+export type TreasuryUnbookArgs = { chainId: number; txHash: string; by: string; reason: string };
+
+export type TreasuryUnbooking = {
+  chainId: number;
+  txHash: string;
+  /** The highest block the transaction's facts were orphaned from, and the finalized height. */
+  orphanedBlock: bigint;
+  finalized: bigint;
+  transfers: {
+    id: string;
+    reverses: string;
+    kind: "treasury" | "fee";
+    amount: bigint;
+    status: "created" | "exists";
+  }[];
+};
+
+const PARTS = ["fund", "defund", "gas"] as const;
+
+/**
+ * Reverse the treasury bookings of a transaction a reorg took off the chain for good (`treasury
+ * unbook`): refused unless the indexer has facts of it, every one orphaned, and the published
+ * finalized height is at or past the highest block they were orphaned from. A node that does not
+ * return the transaction proves nothing, so no facts (or no finalized height) is a refusal too.
+ * Idempotent: the reversals' ids derive from the bookings', a retry answers `exists`.
+ */
+export async function unbookTreasuryMove(
+  { common, pool, ledger }: Omit<TreasuryDeps, "signerTransactions">,
+  args: TreasuryUnbookArgs,
+  options: { client?: PoolClient } = {},
+): Promise<TreasuryUnbooking> {
+  const txHash = args.txHash.toLowerCase();
+  const what = `treasury unbook ${txHash}`;
+  if (!/^0x[0-9a-f]{64}$/.test(txHash))
+    throw new TreasuryMoveError(what, "tx hash must be 0x + 64 hex");
+  const by = args.by.trim();
+  const reason = args.reason.trim();
+  if (by === "" || reason === "")
+    throw new TreasuryMoveError(what, "who (by) and why (reason) are required");
+
+  const run = async (client: PoolClient): Promise<TreasuryUnbooking> => {
+    const booked = (
+      await client.query<{
+        id: string;
+        kind: "treasury" | "fee";
+        asset_id: string;
+        amount: bigint;
+        position: string;
+        debit: string;
+        credit: string;
+      }>(
+        `SELECT t.id::text, t.kind, t.asset_id, t.amount, t.position, d.name AS debit, c.name AS credit
+           FROM ledger.transfers t
+           JOIN ledger.accounts d ON d.id = t.debit_account_id
+           JOIN ledger.accounts c ON c.id = t.credit_account_id
+          WHERE t.chain_id = $1 AND t.tx_hash = $2 AND t.kind IN ('treasury', 'fee')
+          ORDER BY t.seq`,
+        [args.chainId, txHash],
+      )
+    ).rows.flatMap((t) => {
+      // Only the treasury's own bookings (a withdrawal's gas is a fee on the same reference).
+      const part = PARTS.find(
+        (p) => treasuryTransferId(p, args.chainId, txHash, t.position) === t.id,
+      );
+      return part ? [{ ...t, part }] : [];
+    });
+    if (booked.length === 0)
+      throw new TreasuryMoveError(
+        what,
+        `no treasury booking of ${txHash} on chain ${args.chainId}`,
+      );
+
+    const facts = (
+      await client.query<{ status: string; block_number: string }>(
+        `SELECT status, block_number::text FROM chain.facts WHERE chain_id = $1 AND tx_hash = $2`,
+        [args.chainId, txHash],
+      )
+    ).rows;
+    if (facts.length === 0)
+      throw new TreasuryMoveError(
+        what,
+        `the indexer has no fact of ${txHash}: a transaction a node does not return is not known to be gone; unbook once the indexer has seen it orphaned by a reorg and its height is final`,
+      );
+    const standing = facts.find((f) => f.status !== "orphaned");
+    if (standing)
+      throw new TreasuryMoveError(
+        what,
+        `${txHash} is on the chain (a ${standing.status} fact at block ${standing.block_number}): its booking stands`,
+      );
+    const orphanedBlock = facts.reduce((m, f) => {
+      const b = BigInt(f.block_number);
+      return b > m ? b : m;
+    }, 0n);
+    const final = await readFinalized(client, args.chainId);
+    if (final === null || final.number < orphanedBlock)
+      throw new TreasuryMoveError(
+        what,
+        `a reorg took ${txHash} off the chain at block ${orphanedBlock}, but ${final === null ? "no finalized height is published yet" : `the finalized height is ${final.number}`}: it may still mine again; unbook once block ${orphanedBlock} is final without it`,
+      );
+
+    const reversals: NewTransfer[] = booked.map((t, i) => ({
+      id: treasuryUnbookTransferId(t.part, args.chainId, txHash, t.position),
+      reverses: t.id,
+      assetId: t.asset_id,
+      debit: t.credit,
+      credit: t.debit,
+      amount: t.amount,
+      kind: "compensation",
+      memo: `treasury ${t.part} ${txHash}:${t.position} unbooked by ${by} (reorged out, final without it at ${final.number}): ${reason}`,
+      ...(i < booked.length - 1 ? { linked: true } : {}),
+    }));
+    const results = await ledger.createTransfers(reversals, { client });
+    const out: TreasuryUnbooking["transfers"] = [];
+    results.forEach((r: TransferResult, i) => {
+      const t = reversals[i]!;
+      if (r.status === "failed") throw new TransferFailedError(t.id, r.code, r.detail);
+      out.push({
+        id: t.id,
+        reverses: booked[i]!.id,
+        kind: booked[i]!.kind,
+        amount: t.amount,
+        status: r.status,
+      });
+    });
+    // As a booking's row has them (GET /v1/treasury/moves lists both): the hot wallet and the
+    // asset of the first reversal (the value before its gas).
+    const wallet = [booked[0]!.debit, booked[0]!.credit]
+      .find((n) => n.startsWith("custody:hot:"))
+      ?.slice("custody:hot:".length);
+    if (out.some((t) => t.status === "created"))
+      await appendAudit(client, {
+        actor: by,
+        action: "treasury.unbook",
+        entityType: "treasury",
+        entityId: `${args.chainId}:${txHash}`,
+        details: {
+          reason,
+          ...(wallet !== undefined ? { wallet } : {}),
+          asset: booked[0]!.asset_id,
+          orphaned_block: orphanedBlock.toString(),
+          finalized: final.number.toString(),
+          transfers: out.map((t) => ({
+            id: t.id,
+            reverses: t.reverses,
+            kind: t.kind,
+            amount: t.amount.toString(),
+          })),
+        },
+      });
+    return {
+      chainId: args.chainId,
+      txHash,
+      orphanedBlock,
+      finalized: final.number,
+      transfers: out,
+    };
+  };
+
+  const unbooking = options.client ? await run(options.client) : await withTransaction(pool, run);
+  common.logger.warn({
+    msg: unbooking.transfers.some((t) => t.status === "created")
+      ? "treasury booking unbooked: its transaction is final off the chain"
+      : "treasury booking already unbooked",
+    component: "treasury",
+    chain_id: unbooking.chainId,
+    tx_hash: unbooking.txHash,
+    orphaned_block: unbooking.orphanedBlock.toString(),
+    finalized: unbooking.finalized.toString(),
+    transfers: unbooking.transfers.map((t) => `${t.kind}:${t.id}:${t.amount}`),
+    by,
+    reason,
+  });
+  return unbooking;
 }

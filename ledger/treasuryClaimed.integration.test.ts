@@ -7,8 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createLedger, type Ledger } from "./createLedger.js";
+import type { Ledger } from "./createLedger.js";
 import { gasBooking } from "./gasBookings.js";
+import { startTreasuryTest, type TreasuryTest } from "./testing/treasury.js";
 import { transferId } from "./transferId.js";
 import { bookTreasuryMove } from "./treasury.js";
 
@@ -17,19 +18,16 @@ const ETH = `${CHAIN}:0x0000000000000000000000000000000000000000`;
 const HOT = `0x${"a1".repeat(20)}`;
 const TX = `0x${"ab".repeat(32)}`;
 let ctx: TestContext;
+let t: TreasuryTest;
 let ledger: Ledger;
 
 beforeAll(async () => {
   ctx = await createTestContext();
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(ctx.config.chains);
-  await ctx.db.pool.query(
-    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'hot', 'hot-1')`,
-    [CHAIN, HOT],
-  );
+  t = await startTreasuryTest(ctx, HOT, CHAIN);
+  ledger = t.ledger;
 });
 afterAll(async () => {
-  await ledger?.close();
+  await t?.close();
   await ctx?.cleanup();
 });
 
@@ -80,7 +78,7 @@ describe("a treasury booking of a fact another flow booked", () => {
         )
       ).rows[0]!.n;
 
-    const deps = { common: ctx.common, pool: ctx.db.pool, ledger };
+    const deps = t.deps;
     const by = { by: "ops", reason: "gas of the withdrawal tx, by mistake" };
     await expect(
       bookTreasuryMove(deps, {

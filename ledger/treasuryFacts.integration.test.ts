@@ -9,89 +9,37 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createLedger, type Ledger } from "./createLedger.js";
+import { startTreasuryTest, type TreasuryTest, ZERO } from "./testing/treasury.js";
 import { bookTreasuryMove, type TreasuryMoveArgs } from "./treasury.js";
 
 const CHAIN = 31337;
-const ZERO = "0x0000000000000000000000000000000000000000";
-const ETH = `${CHAIN}:${ZERO}`;
 const HOT = `0x${"a2".repeat(20)}`;
 const OPERATOR = `0x${"0e".repeat(20)}`;
 const TOKEN = `0x${"70".repeat(20)}`;
 let ctx: TestContext;
-let ledger: Ledger;
+let t: TreasuryTest;
 let txCounter = 0;
 const txHash = () => `0x${(++txCounter).toString(16).padStart(64, "f")}`;
-
-async function fact(f: {
-  tx: string;
-  position: string;
-  kind: "native" | "erc20" | "fee";
-  asset?: string;
-  from: string;
-  to: string;
-  amount: bigint;
-  status?: "seen" | "confirmed" | "orphaned";
-}) {
-  await ctx.db.pool.query(
-    `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind,
-       asset, from_address, to_address, amount, status)
-     VALUES ($1, 10, $2, $3, 0, $4, $5, $6, $7, $8, $9, $10)`,
-    [
-      CHAIN,
-      `0x${"b1".repeat(32)}`,
-      f.tx,
-      f.position,
-      f.kind,
-      f.asset ?? ZERO,
-      f.from,
-      f.to,
-      f.amount.toString(),
-      f.status ?? "seen",
-    ],
-  );
-}
-
-const written = async () => {
-  const [transfers, audits] = await Promise.all([
-    ctx.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM ledger.transfers"),
-    ctx.db.pool.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM audit.audit_log WHERE action LIKE 'treasury.%'",
-    ),
-  ]);
-  return {
-    transfers: transfers.rows[0]!.n,
-    audits: audits.rows[0]!.n,
-    hot: (await ledger.getAccount({ assetId: ETH, name: `custody:hot:${HOT}` }))?.available ?? 0n,
-  };
-};
+const fact = (f: Parameters<TreasuryTest["fact"]>[0]) => t.fact(f);
 
 const book = (args: Omit<TreasuryMoveArgs, "chainId" | "wallet" | "by" | "reason">) =>
-  bookTreasuryMove(
-    { common: ctx.common, pool: ctx.db.pool, ledger },
-    { chainId: CHAIN, wallet: HOT, by: "ops", reason: "test", ...args },
-  );
+  bookTreasuryMove(t.deps, { chainId: CHAIN, wallet: HOT, by: "ops", reason: "test", ...args });
 
 async function expectRefused(args: Parameters<typeof book>[0], message: RegExp): Promise<void> {
-  const before = await written();
+  const before = await t.written();
   await expect(book(args)).rejects.toMatchObject({
     code: "TREASURY_MOVE_REFUSED",
     message: expect.stringMatching(message),
   });
-  expect(await written()).toEqual(before);
+  expect(await t.written()).toEqual(before);
 }
 
 beforeAll(async () => {
   ctx = await createTestContext();
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(ctx.config.chains);
-  await ctx.db.pool.query(
-    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'hot', 'hot-1')`,
-    [CHAIN, HOT],
-  );
+  t = await startTreasuryTest(ctx, HOT, CHAIN);
 });
 afterAll(async () => {
-  await ledger?.close();
+  await t?.close();
   await ctx?.cleanup();
 });
 

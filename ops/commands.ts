@@ -38,7 +38,14 @@ export const MODULE_COMMANDS: readonly ModuleCommands[] = [
   },
   {
     commands: ["ledger", "treasury"],
-    register: async (program) => (await import("../ledger/cli.js")).registerCommands(program),
+    register: async (program) => {
+      const [{ registerCommands }, { signerTransactions }] = await Promise.all([
+        import("../ledger/cli.js"),
+        // The signer's reads of its own transactions (signer/requests.ts), without the signer role.
+        import("../signer/requests.js"),
+      ]);
+      registerCommands(program, { signerTransactions });
+    },
   },
   {
     commands: ["ledger"],

@@ -24,6 +24,7 @@ import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createReconciler, withChainRunLock } from "../ledger/recon/index.js";
 import { startKmsEmulator } from "../signer/kms-emulator/server.js";
+import { signerTransactions } from "../signer/requests.js";
 import { sweepReader } from "../signer/sweeps/sweepReads.js";
 import { type PreparedCustody, prepareCustody } from "./devstack/custody.js";
 import { demoPolicies, runScenario } from "./devstack/scenario.js";
@@ -59,7 +60,7 @@ async function bookDemoFunding(
   const ledger = createLedger({ common, pool });
   try {
     await bookTreasuryMove(
-      { common, pool, ledger },
+      { common, pool, ledger, signerTransactions },
       {
         move: "fund",
         chainId: chain.chainId,

@@ -21,6 +21,7 @@ import { createPool } from "../foundation/db.js";
 import { ROLE_NAMES } from "../foundation/roles.js";
 import { bookTreasuryMove, createLedger } from "../ledger/index.js";
 import { createKmsAccount, createKmsClient } from "../signer/kmsAccount.js";
+import { signerTransactions } from "../signer/requests.js";
 import { deployFactoryWatchingHotWallet, fundFromAnvil } from "./devstack/custody.js";
 import { startDevStack } from "./devstack/stack.js";
 import { startService } from "./start.js";
@@ -123,7 +124,7 @@ export async function runDev(
         );
         // `custody-node treasury fund`: the same booking again changes nothing.
         await bookTreasuryMove(
-          { common, pool, ledger },
+          { common, pool, ledger, signerTransactions },
           {
             move: "fund",
             chainId: chain.chainId,

@@ -52,7 +52,9 @@ export {
 export {
   getTxRequest,
   normaliseTxRequest,
+  requestsOfTransaction,
   requestTransaction,
+  signerTransactions,
   TX_OUTCOMES_QUEUE,
   TX_REQUESTS_CHANNEL,
   type TxOutcomeJob,

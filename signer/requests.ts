@@ -265,3 +265,31 @@ export async function storedNextNonce(
   const max = rows[0]!.max;
   return max === null ? 0n : BigInt(max) + 1n;
 }
+
+/**
+ * The requests a transaction hash is an attempt of (a send or a cancel, mined or not, in any
+ * state): ledger/treasury's `SignerTransactions`, injected by the composition root (the ledger sits
+ * below the signer and never names custody.*). A transaction we signed belongs to its request's
+ * flow (withdrawal, sweep, cold move), which books it, whether or not it has yet. `txHash` lowercase.
+ */
+export async function requestsOfTransaction(
+  client: Pick<PoolClient, "query">,
+  args: { chainId: number; txHash: string },
+): Promise<{ requestId: string; kind: string; refId: string; purpose: string }[]> {
+  const { rows } = await client.query<{
+    id: string;
+    kind: string;
+    ref_id: string;
+    purpose: string;
+  }>(
+    `SELECT r.id, r.kind, r.ref_id, a.purpose FROM custody.tx_attempts a
+       JOIN custody.tx_requests r ON r.id = a.request_id
+      WHERE a.chain_id = $1 AND a.tx_hash = $2
+      ORDER BY a.id`,
+    [args.chainId, args.txHash],
+  );
+  return rows.map((r) => ({ requestId: r.id, kind: r.kind, refId: r.ref_id, purpose: r.purpose }));
+}
+
+/** The signer's implementation of ledger/treasury's `SignerTransactions`. */
+export const signerTransactions = { requestsOfTransaction };

@@ -10,6 +10,7 @@ import { getAddress } from "viem";
 import { type AuditEntry, auditEntryExists, listAudit } from "../../foundation/audit.js";
 import type { Pool } from "../../foundation/db.js";
 import { bookTreasuryMove, TREASURY_MOVES, TreasuryMoveError } from "../../ledger/index.js";
+import { signerTransactions } from "../../signer/index.js";
 import { callerOf } from "../auth.js";
 import {
   Address,
@@ -29,7 +30,9 @@ const Text = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000]*$
 
 const TreasuryMoveOut = Type.Object({
   id: Type.String({ description: "the booking's audit row id (the list's cursor)" }),
-  move: Type.String({ description: "fund | defund | gas" }),
+  move: Type.String({
+    description: "fund | defund | gas | unbook (a booking reversed by `treasury unbook`)",
+  }),
   chainId: Type.Integer(),
   txHash: Type.String(),
   wallet: Type.String(),
@@ -167,7 +170,7 @@ export function treasuryRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         );
         if (!chain) throw new TreasuryMoveError(`treasury ${b.move}`, `unknown chain "${b.chain}"`);
         const booking = await bookTreasuryMove(
-          { common: deps.common, pool: deps.pool, ledger: deps.ledger },
+          { common: deps.common, pool: deps.pool, ledger: deps.ledger, signerTransactions },
           {
             move: b.move,
             chainId: chain.chainId,

@@ -161,6 +161,25 @@ describe("matchFactsToEntries", () => {
     expect([...r.matchedEntry]).toEqual([2]);
   });
 
+  it("lets a treasury booking reversed by `treasury unbook` (its tx final off the chain) claim no fact", () => {
+    const fund = { kind: "treasury" as const, debit: `custody:hot:${HOT}`, credit: "treasury" };
+    const facts = [fact({ txHash: tx(1), to: HOT, amount: 50n, status: "orphaned" })];
+    const entries = [
+      entry({ ...fund, id: "fund", amount: 50n, txHash: tx(1), position: "tx" }),
+      entry({
+        ...fund,
+        id: "unbook",
+        kind: "compensation",
+        amount: 50n,
+        reversesId: "fund",
+        debit: fund.credit,
+        credit: fund.debit,
+      }),
+    ];
+    const r = matchFactsToEntries({ facts, entries, custody });
+    expect(r.breaks).toEqual([]);
+  });
+
   it("keeps the agreeing entry as the match when a wrong one came first", () => {
     const entries = [
       entry({ id: "wrong", amount: 90n, txHash: tx(1), position: "tx" }),

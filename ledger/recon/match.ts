@@ -102,10 +102,11 @@ export function matchFactsToEntries(input: MatchInput): MatchResult {
   // A withdrawal's, cold move's or sweep's booking, or its gas, reversed after a reorg
   // (api/withdrawals/holds.ts, signer/sweeps/followColdMoves.ts, followSweeps.ts) claims no fact:
   // the booking that stands is the one made when the tx mined again (often the same signed bytes:
-  // the same fact).
+  // the same fact). So does a treasury booking reversed by `treasury unbook` (ledger/treasury.ts:
+  // its tx final off the chain; mined again after all, its fact is unbooked, not this booking's).
   const reversed = new Set<string>();
   for (const entry of entries) if (entry.reversesId !== null) reversed.add(entry.reversesId);
-  const reversible = new Set(["withdrawal", "cold_move", "sweep", "fee"]);
+  const reversible = new Set(["withdrawal", "cold_move", "sweep", "fee", "treasury"]);
 
   for (let e = 0; e < entries.length; e++) {
     const entry = entries[e]!;

@@ -24,6 +24,7 @@ import { anvilRpc, type Rpc, sendAndMine } from "../../indexers/testing/chain.js
 import { assetIdOf, bookTreasuryMove, createLedger, type Ledger } from "../../ledger/index.js";
 import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { signerTransactions } from "../../signer/requests.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { deployFeeToken, FEE_COLLECTOR, FEE_TOKEN } from "../../signer/sweeps/testing/feeToken.js";
 import { type Service, startService } from "../start.js";
@@ -79,7 +80,7 @@ beforeAll(async () => {
   FEE = assetIdOf(chain.chainId, FEE_TOKEN);
 
   // The operator's float, booked as treasury moves: 100 ETH and 50,000 FEE (the mint's Transfer).
-  const treasury = { common: ctx.common, pool: ctx.db.pool, ledger };
+  const treasury = { common: ctx.common, pool: ctx.db.pool, ledger, signerTransactions };
   const by = { by: "ops-anna", reason: "hot wallet float" };
   await bookTreasuryMove(treasury, {
     move: "fund",

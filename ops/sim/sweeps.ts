@@ -49,6 +49,7 @@ import {
   startWalletSigner,
 } from "../../signer/index.js";
 import { getTxOutcomes } from "../../signer/outcomes.js";
+import { signerTransactions } from "../../signer/requests.js";
 import {
   coldAccount,
   createSweeper,
@@ -238,7 +239,7 @@ export async function runSweeps(
     await ledger.ensureAssetsFromConfig([chain]);
     // The operator books the funding (amount given: the indexer has not seen it yet).
     await bookTreasuryMove(
-      { common: world.common, pool, ledger },
+      { common: world.common, pool, ledger, signerTransactions },
       {
         move: "fund",
         chainId: CHAIN_ID,

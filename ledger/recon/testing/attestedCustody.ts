@@ -12,6 +12,7 @@ import type { DeployedContract } from "../../../indexers/index.js";
 import type { PreparedCustody } from "../../../ops/e2e/setup.js";
 import { waitFor } from "../../../ops/testing/wait.js";
 import { createKmsAccount, createKmsClient } from "../../../signer/kmsAccount.js";
+import { signerTransactions } from "../../../signer/requests.js";
 import { deployReservesAttestor } from "../../attest/deploy.js";
 import { createLedger } from "../../createLedger.js";
 import { bookTreasuryMove } from "../../treasury.js";
@@ -35,7 +36,7 @@ export async function fundAndDeployAttestor({
   const ledger = createLedger({ common, pool });
   try {
     await bookTreasuryMove(
-      { common, pool, ledger },
+      { common, pool, ledger, signerTransactions },
       {
         move: "fund",
         chainId: chain.chainId,
