@@ -265,7 +265,10 @@ describe("deposit crediting", () => {
   it("compares recipient, asset and amount, never the position alone", async () => {
     const tx = txHash();
     // Two ERC-20 facts of one tx: the batch payout re-included with the same ordinals but the
-    // recipients swapped is two new deposits, each credited once.
+    // recipients swapped credits each fact at its own position, once (reconciliation pairs a
+    // transfer with each fact): the identity alone is never the same deposit. Each is the return
+    // of the other position's held credit (same tx, recipient, asset, amount), which is closed
+    // against it in the same sweep (hold posted, nothing left to finalize).
     await fact({
       tx,
       block: "0xe1",
@@ -309,8 +312,19 @@ describe("deposit crediting", () => {
       status: "confirmed",
     });
     expect(await crediting.sweep()).toMatchObject({ credited: 2, held: 2, restored: 0 });
+    const returned = await ctx.db.pool.query<{ state: string; returned: boolean }>(
+      `SELECT state, returned_credit_id IS NOT NULL AS returned FROM ledger.deposit_credits
+        WHERE tx_hash = $1 ORDER BY created_at, position`,
+      [tx],
+    );
+    expect(returned.rows.map((r) => [r.state, r.returned])).toEqual([
+      ["final", true],
+      ["final", true],
+      ["credited", false],
+      ["credited", false],
+    ]);
     await setFinalized(30);
-    expect((await crediting.sweep()).finalized).toBe(2);
+    expect((await crediting.sweep()).finalized).toBe(0);
     for (const [owner, amount] of [
       ["carol", 7n],
       ["dave", 9n],

@@ -8,11 +8,20 @@
  *   available balance cannot cover is held on `receivable:reorg:<id>`, the customer's withdrawals
  *   are blocked, and an alert fires;
  * - the same deposit confirming again voids the hold (no second credit);
- * - the orphaned block's height becoming final without the deposit posts the hold.
+ * - the orphaned block's height becoming final without the deposit posts the hold;
+ * - the deposit coming back as another fact of its transaction (the same signed tx re-executed
+ *   on the new branch's state: another Transfer before it moves its ordinal), or after its hold
+ *   was posted, is its **return** (pairReturns, settleReturn): the fact that came back is credited
+ *   at its own identity (reconciliation pairs one transfer with each fact), and in the same
+ *   transaction the old credit is closed against it: its hold posted, the shortfall it booked on
+ *   `receivable:reorg:<id>` paid out of the return, its withdrawal block lifted, state `final`
+ *   with `returned_credit_id`. The customer ends with one deposit and owes nothing.
  *
  * "The same deposit" is the fact's identity (chain, tx hash, position: `tx`, `transfer:<n>`,
  * `trace:<path>`) AND its recipient, asset and amount, never the position alone: a replacement
- * (another tx, or the same tx paying another amount) is a new deposit. Runs from the `chain-facts`
+ * (another tx, or the same tx paying another amount) is a new deposit. A return is the same tx
+ * hash, sender, recipient, asset, amount and owner at any position, matched one to one (a tx
+ * paying a customer the same amount twice returns each credit once). Runs from the `chain-facts`
  * doorbell and from a periodic sweep (doorbells can be lost); both are idempotent because every id
  * derives from the fact or the credit, and rows are claimed with SKIP LOCKED.
  *
@@ -114,8 +123,15 @@ export const DEFAULT_CATCHUP_BLOCKS = 1_000;
 /** Facts (of any kind) the catch-up pass reads per step at most, whatever the block window. */
 export const DEFAULT_CATCHUP_FACTS = 2_000;
 
-/** The name of the reorg hold's transfers for a credit; `n` counts earlier holds of it. */
-export function reorgHoldName(creditId: string, part: "hold" | "shortfall", n = 0): string {
+/**
+ * The name of the reorg hold's transfers for a credit; `n` counts earlier holds of it. `settle`:
+ * the customer pays the shortfall out of the deposit's return (once per credit: it returns once).
+ */
+export function reorgHoldName(
+  creditId: string,
+  part: "hold" | "shortfall" | "settle",
+  n = 0,
+): string {
   const base = `reorg-${part}:${creditId}`;
   return n === 0 ? base : `${base}:${n}`;
 }
@@ -143,7 +159,7 @@ const FACT_CREDITS = `LATERAL (
 // orphan it between our read and our credit: a fact orphaned before crediting is never credited.
 const UNCREDITED = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount, ca.owner, c.credits
+  f.position, f.asset, f.from_address, f.to_address, f.amount, ca.owner, c.credits
 FROM chain.facts f
 JOIN chain.watched_deposit_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address
 CROSS JOIN ${FACT_CREDITS}
@@ -168,7 +184,7 @@ FOR SHARE OF f`;
 // less far). A concurrent credit of the same fact is found the same way (its id exists).
 const UNCREDITED_FIRST = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount, ca.owner, 0 AS credits
+  f.position, f.asset, f.from_address, f.to_address, f.amount, ca.owner, 0 AS credits
 FROM chain.facts f
 JOIN chain.watched_deposit_addresses ca ON ca.chain_id = f.chain_id AND ca.address = f.to_address
 WHERE f.status = 'confirmed' AND f.kind IN ('native', 'erc20', 'internal') AND f.amount > 0
@@ -183,7 +199,7 @@ FOR SHARE OF f`;
 // been orphaned, or credited another way, meanwhile).
 const PARKED_DUE = `
 SELECT f.id::text AS fact_id, f.chain_id::int AS chain_id, f.block_hash, f.block_number::text, f.tx_hash,
-  f.position, f.asset, f.to_address, f.amount, p.owner, p.attempts, c.credits,
+  f.position, f.asset, f.from_address, f.to_address, f.amount, p.owner, p.attempts, c.credits,
   (f.status = 'confirmed' AND c.standing = 0) AS owed
 FROM ledger.parked_deposits p
 JOIN chain.facts f ON f.id = p.fact_id
@@ -336,6 +352,26 @@ ORDER BY d.orphaned_block
 LIMIT $3
 FOR UPDATE OF d SKIP LOCKED`;
 
+// Reorged credits (held, or final: hold posted) of a page's transactions that no fact has come back
+// as yet: a page's fact may be the return of one (pairReturns). A held credit whose own fact is
+// canonical again, or re-mined and waiting for its confirmations, is restoreReconfirmed's (or
+// finalizeHolds'). Locked before any account, as the hold passes lock (credit rows, then accounts):
+// a concurrent crediting pass waits here and then finds the credit returned. No SKIP LOCKED: a
+// skipped credit would be credited a second time. `from_address`: the sender of the fact it
+// credited (NULL if that row cannot be read: then it is no match; missing data is no evidence).
+const RETURNABLE = `
+SELECT ${CREDIT_COLUMNS}, d.state, o.from_address
+FROM ledger.deposit_credits d
+LEFT JOIN LATERAL (SELECT o.from_address FROM chain.facts o WHERE o.chain_id = d.chain_id
+  AND o.tx_hash = d.tx_hash AND o.position = d.position AND o.block_hash = d.block_hash LIMIT 1) o
+  ON true
+WHERE (d.chain_id, d.tx_hash) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))
+  AND d.state IN ('held', 'final') AND d.returned_credit_id IS NULL
+  AND NOT (d.state = 'held' AND EXISTS (SELECT 1 FROM chain.facts f WHERE ${SAME_DEPOSIT}
+    AND f.status <> 'orphaned'))
+ORDER BY d.chain_id, d.tx_hash, d.created_at, d.credit_id
+FOR UPDATE OF d`;
+
 // The accounts a page of credits' holds touch, resolved to ids without a lock (ids never change),
 // then locked by id in id order, the ledger's lock order (runBatch.ts), before the first credit's
 // hold: taken credit by credit (oldest first), a token credit older than a native one locked the
@@ -383,6 +419,7 @@ type FactRow = {
   tx_hash: string;
   position: string;
   asset: string;
+  from_address: string;
   to_address: string;
   amount: bigint;
   owner: string;
@@ -456,7 +493,7 @@ function reorgMetrics(common: Common) {
     (registry.getSingleMetric("custody_ledger_reorg_holds_total") as Counter<string> | undefined) ??
     new Counter({
       name: "custody_ledger_reorg_holds_total",
-      help: "Reorg holds on credited deposits, by chain and action (placed, voided, posted)",
+      help: "Reorg holds on credited deposits, by chain and action (placed, voided, posted, returned: closed against the deposit's return)",
       labelNames: ["chain_id", "action"],
       registers: [registry],
     });
@@ -562,7 +599,10 @@ export async function makeParkedDepositsDue(
 }
 
 /** Lock the accounts the holds of these credits touch (user, custody:deposits, receivable), in id order. */
-async function lockCreditAccounts(client: PoolClient, credits: CreditRow[]) {
+async function lockCreditAccounts(
+  client: PoolClient,
+  credits: Pick<CreditRow, "chain_id" | "asset" | "owner">[],
+) {
   if (credits.length === 0) return;
   const assets: string[] = [];
   const names: string[] = [];
@@ -573,6 +613,56 @@ async function lockCreditAccounts(client: PoolClient, credits: CreditRow[]) {
     }
   const ids = await client.query<{ id: string }>(CREDIT_ACCOUNT_IDS, [assets, names]);
   await client.query(LOCK_ACCOUNT_IDS, [ids.rows.map((r) => r.id)]);
+}
+
+type ReturnableRow = CreditRow & { state: "held" | "final"; from_address: string | null };
+
+const byPosition = (a: string, b: string) => a.localeCompare(b, "en", { numeric: true });
+
+/**
+ * Which fact of a page is the return of which reorged credit, one to one: the same deposit (chain,
+ * tx hash, sender, recipient, asset, amount, owner) at any position of the transaction. A credit
+ * back at its own position (after its hold was posted) pairs with that fact first; the rest pair in
+ * position order (transfer:1 before transfer:2), so a transaction paying the same customer the same
+ * amount twice returns each credit once, the same way on every pass. Returns fact index → credit.
+ */
+function pairReturns(facts: FactRow[], credits: ReturnableRow[]): Map<number, ReturnableRow> {
+  const out = new Map<number, ReturnableRow>();
+  if (credits.length === 0) return out;
+  const key = (x: {
+    chain_id: number;
+    tx_hash: string;
+    to_address: string;
+    asset: string;
+    amount: bigint;
+    owner: string;
+  }) => [x.chain_id, x.tx_hash.toLowerCase(), x.to_address, x.asset, x.amount, x.owner].join("|");
+  const waiting = new Map<string, ReturnableRow[]>();
+  for (const c of [...credits].sort((a, b) => byPosition(a.position, b.position))) {
+    if (c.from_address === null) continue;
+    const k = `${key(c)}|${c.from_address}`;
+    waiting.set(k, [...(waiting.get(k) ?? []), c]);
+  }
+  const groups = new Map<string, number[]>();
+  facts.forEach((f, i) => {
+    const k = `${key(f)}|${f.from_address}`;
+    if (waiting.has(k)) groups.set(k, [...(groups.get(k) ?? []), i]);
+  });
+  for (const [k, indexes] of groups) {
+    const left = waiting.get(k)!;
+    const rest: number[] = [];
+    for (const i of indexes.sort((a, b) => byPosition(facts[a]!.position, facts[b]!.position))) {
+      const same = left.findIndex((c) => c.position === facts[i]!.position);
+      if (same === -1) rest.push(i);
+      else out.set(i, left.splice(same, 1)[0]!);
+    }
+    for (const i of rest) {
+      const c = left.shift();
+      if (c === undefined) break;
+      out.set(i, c);
+    }
+  }
+  return out;
 }
 
 export function createDepositCrediting({
@@ -671,6 +761,20 @@ export function createDepositCrediting({
       kind: "deposit",
       chainRef: { chainId: f.chain_id, txHash: f.tx_hash.toLowerCase(), position: f.position },
     }));
+    // A fact that is the return of a reorged credit is credited like any other (reconciliation
+    // pairs one transfer with each fact), and that credit is closed against it (settleReturn). Its
+    // row, then every account of the page, in id order, are locked first: the credits' batch and the
+    // settlements then take no lock out of the ledger's order.
+    const returns = pairReturns(
+      facts,
+      (
+        await client.query<ReturnableRow>(RETURNABLE, [
+          facts.map((f) => f.chain_id),
+          facts.map((f) => f.tx_hash.toLowerCase()),
+        ])
+      ).rows,
+    );
+    if (returns.size > 0) await lockCreditAccounts(client, facts);
     // Facts with no standing credit almost never have a ledger transfer yet: the ledger skips
     // reading the ids first, and redoes the batch the ordinary way if one exists after all.
     const results =
@@ -709,6 +813,10 @@ export function createDepositCrediting({
         booked.map((f) => f.tx_hash),
         booked.map((f) => assetIdOf(f.chain_id, f.asset)),
       ]);
+    for (const [i, c] of returns) {
+      const r = results[i]!;
+      if (r.status === "created") await settleReturn(client, c, facts[i]!, r.id);
+    }
     if (refused.length > 0) {
       // Parked, not dropped: the fact stays uncredited (reconciliation shows a missing credit),
       // is listed for operators with the ledger's reason, and is tried again with backoff.
@@ -1149,6 +1257,60 @@ export function createDepositCrediting({
         out.push({ type, id: transferId(`reorg-${type}:${pendingId}`), pendingId });
     if (out.length === 2) out[0] = { ...out[0]!, linked: true };
     return out;
+  }
+
+  /**
+   * Close a reorged credit against the credit of its return (fact `f`, credited as `creditId` in
+   * this transaction): post its hold if still pending (the deposit is the new credit's now), pay the
+   * shortfall it booked on `receivable:reorg:<owner>` out of the returned amount, lift the
+   * withdrawal block, mark it `final` and returned. One linked chain with deterministic ids
+   * (`reorg-post:<holdId>`, `reorg-settle:<creditId>`), so a retry books nothing twice. Refused,
+   * the credit is left as it was (its hold follows the usual passes) and the refusal logged.
+   */
+  async function settleReturn(client: PoolClient, c: ReturnableRow, f: FactRow, creditId: string) {
+    const shortfall = c.shortfall_amount ?? 0n;
+    const transfers: TransferInput[] = c.state === "held" ? resolveHolds(c, "post") : [];
+    if (shortfall > 0n)
+      transfers.push({
+        id: transferId(reorgHoldName(c.credit_id, "settle")),
+        assetId: assetIdOf(c.chain_id, c.asset),
+        debit: `user:${c.owner}`,
+        credit: `receivable:reorg:${c.owner}`,
+        amount: shortfall,
+        kind: "reorg_hold",
+        reverses: c.credit_id,
+        chainRef: { chainId: c.chain_id, txHash: c.tx_hash, position: c.position },
+        memo: "reorged deposit came back: the shortfall it left is paid out of its return",
+      });
+    const fields = {
+      ...creditPayload(c),
+      held_block_hash: c.block_hash,
+      block_number: f.block_number,
+      block_hash: f.block_hash,
+      restored_position: f.position,
+      restored_credit_id: creditId,
+      was: c.state,
+      shortfall_settled: formatAmount(shortfall),
+    };
+    const linked = transfers.map((t, i) => (i < transfers.length - 1 ? { ...t, linked: true } : t));
+    if (!(await apply(client, linked, "reorg return", fields))) return;
+    await client.query(
+      `UPDATE ledger.deposit_credits SET state = 'final', returned_credit_id = $2, updated_at = now()
+        WHERE credit_id = $1`,
+      [c.credit_id, creditId],
+    );
+    await clearCreditBlock(client, c.credit_id, "the deposit came back: shortfall settled");
+    // A held credit's hold ends here: told as restored (the deposit is back, carried by the new
+    // credit). A posted one was told reversed; the new credit's deposit.credited tells the rest.
+    if (c.state === "held")
+      await insertEvents(client, "deposit.reorg_restored", [
+        { transferId: c.credit_id, payload: fields },
+      ]);
+    metrics.holds.inc({ chain_id: String(c.chain_id), action: "returned" });
+    log.warn({
+      msg: "reorged deposit came back as another credit: old credit closed, shortfall settled",
+      ...fields,
+    });
   }
 
   async function restoreReconfirmed({

@@ -41,7 +41,8 @@ export type DepositFactRow = {
  *             mined again and still short of its confirmations shows its deposit held too)
  *   reversed  its height became final without it: hold posted (or compensated before holds), gone
  *   restored  this fact is orphaned, but the deposit confirmed again in another block, whose fact
- *             carries the credit (hold voided)
+ *             carries the credit (hold voided), or came back as another fact of the transaction
+ *             (another position, or after its hold was posted), whose own credit carries it
  */
 export type DepositCreditState = "none" | "credited" | "held" | "reversed" | "restored";
 
@@ -86,6 +87,7 @@ export async function listDeposits(
   const creditState = `coalesce((SELECT CASE
                   WHEN d.state = 'credited' AND t.status = 'orphaned' AND d.block_hash <> t.block_hash
                     THEN 'restored'
+                  WHEN d.returned_credit_id IS NOT NULL AND t.status = 'orphaned' THEN 'restored'
                   WHEN d.state IN ('credited', 'held') THEN d.state
                   ELSE 'reversed' END
                 FROM ledger.transfers lt JOIN ledger.deposit_credits d ON d.credit_id = lt.id

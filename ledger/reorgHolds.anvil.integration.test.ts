@@ -28,6 +28,7 @@ const D_ALICE = freshAddress(401);
 const D_BOB = freshAddress(402);
 const D_CAROL = freshAddress(403);
 const D_DAN = freshAddress(404);
+const D_ERIN = freshAddress(405);
 
 let t: ApiTestContext;
 let s: ReorgScenario;
@@ -67,6 +68,7 @@ beforeAll(async () => {
     { address: D_BOB, owner: "bob" },
     { address: D_CAROL, owner: "carol" },
     { address: D_DAN, owner: "dan" },
+    { address: D_ERIN, owner: "erin" },
   ]);
 });
 
@@ -185,6 +187,48 @@ describe("reorg holds on anvil", () => {
     ).toMatch(/custody_ledger_reorg_shortfalls_total\{chain_id="31337"[^}]*\} 1/);
     // Another customer is not blocked.
     expect(await isWithdrawalBlocked(t.ctx.db.pool, "dan")).toBe(false);
+    expect((await s.ledger.check()).problems).toEqual([]);
+  });
+
+  it("a reorged deposit back after its hold was posted is its return: credited once more, the shortfall it left paid out of it, withdrawals unblocked", async () => {
+    const amount = 15n * E17;
+    const { txHash, raw, swept } = await s.creditThenReorg(D_ERIN, amount, {
+      beforeReorg: async () => {
+        expect((await withdraw("erin", 14n * E17)).statusCode).toBe(201);
+      },
+    });
+    expect(swept.held).toBe(1);
+    await s.mine(41);
+    expect((await s.settle()).finalized).toBeGreaterThan(0); // erin's (and carol's, above)
+    const owed = await s.ledger.balance({ assetId: ETH, name: "receivable:reorg:erin" });
+    expect(owed.debitsPosted - owed.creditsPosted).toBe(14n * E17);
+    expect(await isWithdrawalBlocked(t.ctx.db.pool, "erin")).toBe(true);
+
+    // The same signed transaction mined long after its hold was posted, and confirmed.
+    await s.rpc("eth_sendRawTransaction", [raw]);
+    await s.mine(3);
+    expect(await s.settle()).toMatchObject({ credited: 1 });
+    expect(await creditsOf(txHash)).toBe(2); // the reversed credit and its return's
+    const erin = await account("erin");
+    // One deposit of 1.5 and the withdrawal of 1.4 still pending: 0.1 available.
+    expect([erin.creditsPosted - erin.debitsPosted, erin.debitsPending, erin.available]).toEqual([
+      amount,
+      14n * E17,
+      1n * E17,
+    ]);
+    const settled = await s.ledger.balance({ assetId: ETH, name: "receivable:reorg:erin" });
+    expect([settled.debitsPosted - settled.creditsPosted, settled.debitsPending]).toEqual([0n, 0n]);
+    expect(await isWithdrawalBlocked(t.ctx.db.pool, "erin")).toBe(false);
+    const states = await t.ctx.db.pool.query<{ state: string; returned: boolean }>(
+      `SELECT state, returned_credit_id IS NOT NULL AS returned FROM ledger.deposit_credits
+        WHERE tx_hash = $1 ORDER BY created_at`,
+      [txHash],
+    );
+    expect(states.rows.map((r) => [r.state, r.returned])).toEqual([
+      ["final", true],
+      ["credited", false],
+    ]);
+    expect(await s.settle()).toMatchObject({ credited: 0, finalized: 0 });
     expect((await s.ledger.check()).problems).toEqual([]);
   });
 });

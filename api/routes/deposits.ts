@@ -62,7 +62,8 @@ const DepositOut = Type.Object({
       "pending, the amount is held from the customer and it may still come back; GET " +
       "/v1/deposits/holds; a re-mined copy still short of its confirmations shows it too), reversed (its block is final without it: the credit was taken back " +
       "for good), restored (orphaned here, but the same deposit confirmed again in another " +
-      "block, whose deposit carries the credit)",
+      "block, whose deposit carries the credit; or came back there as another transfer of the " +
+      "transaction, or after its hold was posted, and that deposit's own credit carries it)",
   ),
   detectedAt: Type.String(),
   confirmedAt: Type.Union([Type.String(), Type.Null()]),

@@ -26,7 +26,8 @@ const TYPE_OF: Record<string, EventType> = {
 };
 
 // The fact a deposit event is about (the orphaned one: its block is `held_block_hash` on a restore,
-// `block_hash` otherwise), and on a restore the fact that carries the credit now.
+// `block_hash` otherwise), and on a restore the fact that carries the credit now (at
+// `restored_position` when the deposit came back as another transfer of its transaction).
 const DUE = `
 SELECT e.id::text, e.type, e.transfer_id::text, e.payload,
        f.id::text AS deposit_id, f.from_address, f.block_number::text AS block_number,
@@ -47,7 +48,8 @@ SELECT e.id::text, e.type, e.transfer_id::text, e.payload,
    AND f.block_hash = coalesce(e.payload->>'held_block_hash', e.payload->>'block_hash')
   LEFT JOIN chain.deposit_facts r
     ON e.type = 'deposit.reorg_restored' AND r.chain_id = (e.payload->>'chain_id')::bigint
-   AND r.tx_hash = e.payload->>'tx_hash' AND r.position = e.payload->>'position'
+   AND r.tx_hash = e.payload->>'tx_hash'
+   AND r.position = coalesce(e.payload->>'restored_position', e.payload->>'position')
    AND r.block_hash = e.payload->>'block_hash'
  WHERE NOT EXISTS (SELECT 1 FROM api.ledger_event_marks m WHERE m.ledger_event_id = e.id)
  ORDER BY e.id
@@ -103,6 +105,9 @@ function dataOf(row: DueRow): Record<string, unknown> {
       ...deposit,
       block_hash: text(p.held_block_hash),
       restored_deposit_id: row.restored_deposit_id,
+      // The credit that carries the deposit now: this one, or (back as another transfer of its
+      // transaction) the credit of that deposit, whose deposit.credited names it.
+      restored_credit_id: text(p.restored_credit_id) ?? row.transfer_id,
       restored_block_number: text(p.block_number),
       restored_block_hash: text(p.block_hash),
     };

@@ -29,6 +29,18 @@ contract TestToken {
         }
     }
 
+    // A best-effort payout: pays each recipient the sender can still cover and skips the others
+    // (no revert), so the same signed tx re-executed on other state emits other Transfer logs: a
+    // deposit in it comes back at another ordinal (reorg-return tests).
+    function payout(address[] calldata to, uint256[] calldata values) external {
+        for (uint256 i = 0; i < to.length; i++) {
+            if (balanceOf[msg.sender] < values[i]) continue;
+            balanceOf[msg.sender] -= values[i];
+            balanceOf[to[i]] += values[i];
+            emit Transfer(msg.sender, to[i], values[i]);
+        }
+    }
+
     // Benchmark seeding: n Transfer events (value 1) to base+((start+i) % modulo), no state change,
     // so one transaction emits thousands of logs cheaply.
     function spray(uint160 base, uint256 start, uint256 n, uint256 modulo) external {
