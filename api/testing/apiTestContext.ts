@@ -209,3 +209,30 @@ export async function createWithdrawalApiTestContext(
     throw error;
   }
 }
+
+/**
+ * A withdrawal api test context whose native withdrawals above `approvalThreshold` wait for two
+ * approvers, with the three keys such tests use: `requester` (withdrawals:write, owner
+ * exchange-backend) and two approvers, `anna` and `ben` (withdrawals:approve, owners ops-anna and
+ * ops-ben).
+ */
+export async function createTwoApproverTestContext(options: {
+  policy: { perTransaction: bigint; rolling24h: bigint; approvalThreshold: bigint };
+  fund: { customers: string[]; amount: bigint };
+}): Promise<{ t: WithdrawalApiTestContext; requester: string; anna: string; ben: string }> {
+  const t = await createWithdrawalApiTestContext({
+    policy: { ...options.policy, requiredApprovals: 2 },
+    fund: options.fund,
+  });
+  try {
+    return {
+      t,
+      requester: await t.newKey("exchange-backend", ["withdrawals:write"]),
+      anna: await t.newKey("ops-anna", ["withdrawals:approve"]),
+      ben: await t.newKey("ops-ben", ["withdrawals:approve"]),
+    };
+  } catch (error) {
+    await t.cleanup();
+    throw error;
+  }
+}

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDepositCrediting, isWithdrawalBlocked } from "../../ledger/index.js";
 import {
-  createWithdrawalApiTestContext,
+  createTwoApproverTestContext,
   type WithdrawalApiTestContext,
 } from "../testing/apiTestContext.js";
 
@@ -28,18 +28,10 @@ let ben: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await createWithdrawalApiTestContext({
-    policy: {
-      perTransaction: 10n * ETH,
-      rolling24h: 20n * ETH,
-      approvalThreshold: ETH,
-      requiredApprovals: 2,
-    },
+  ({ t, requester, anna, ben } = await createTwoApproverTestContext({
+    policy: { perTransaction: 10n * ETH, rolling24h: 20n * ETH, approvalThreshold: ETH },
     fund: { customers: [], amount: 0n },
-  });
-  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
-  anna = await t.newKey("ops-anna", ["withdrawals:approve"]);
-  ben = await t.newKey("ops-ben", ["withdrawals:approve"]);
+  }));
   await t.ctx.db.pool.query(
     `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner)
      VALUES ($1, $2, 'deposit', 'alice')`,

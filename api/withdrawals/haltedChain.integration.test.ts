@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  createWithdrawalApiTestContext,
+  createTwoApproverTestContext,
   type WithdrawalApiTestContext,
 } from "../testing/apiTestContext.js";
 
@@ -24,18 +24,10 @@ let ben: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await createWithdrawalApiTestContext({
-    policy: {
-      perTransaction: 10n * ETH,
-      rolling24h: 50n * ETH,
-      approvalThreshold: ETH,
-      requiredApprovals: 2,
-    },
+  ({ t, requester, anna, ben } = await createTwoApproverTestContext({
+    policy: { perTransaction: 10n * ETH, rolling24h: 50n * ETH, approvalThreshold: ETH },
     fund: { customers: ["alice"], amount: 20n * ETH },
-  });
-  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
-  anna = await t.newKey("ops-anna", ["withdrawals:approve"]);
-  ben = await t.newKey("ops-ben", ["withdrawals:approve"]);
+  }));
 }, 120_000);
 afterAll(async () => {
   await t?.cleanup();

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  createWithdrawalApiTestContext,
+  createTwoApproverTestContext,
   type WithdrawalApiTestContext,
 } from "../testing/apiTestContext.js";
 
@@ -21,18 +21,10 @@ let ben: string;
 let n = 0;
 
 beforeAll(async () => {
-  t = await createWithdrawalApiTestContext({
-    policy: {
-      perTransaction: 10n * ETH,
-      rolling24h: 12n * ETH,
-      approvalThreshold: ETH,
-      requiredApprovals: 2,
-    },
+  ({ t, requester, anna, ben } = await createTwoApproverTestContext({
+    policy: { perTransaction: 10n * ETH, rolling24h: 12n * ETH, approvalThreshold: ETH },
     fund: { customers: ["alice", "bob"], amount: 50n * ETH },
-  });
-  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
-  anna = await t.newKey("ops-anna", ["withdrawals:approve"]);
-  ben = await t.newKey("ops-ben", ["withdrawals:approve"]);
+  }));
 });
 afterAll(async () => {
   await t?.cleanup();
