@@ -81,7 +81,8 @@ export type ChainView = {
   /**
    * The heights of `blocks` (height to our block's hash) one node shows together with a block at
    * `height` (one batch of one node at or past it): each is then `height - n + 1` deep on that
-   * node's chain. No node at `height` now: none of them.
+   * node's chain (the confirmation and the blocks finality rule are met so, never from a head
+   * alone). No node at `height` now: none of them.
    */
   underHeight: (height: bigint, blocks: ReadonlyMap<bigint, Hex>) => Promise<Set<bigint>>;
 };
@@ -399,7 +400,7 @@ export function createChainView({
       const held = new Set<bigint>();
       if (!hashAt.has(height)) {
         logger.warn({
-          msg: "no node shows our blocks with the block that makes them final: nothing final",
+          msg: "no node shows our blocks with the block the rule counts from: none that deep yet",
           height: String(height),
         });
         return held;

@@ -10,8 +10,9 @@
  *   and every endpoint answered without any attempt of ours: `needs_review` and an alert.
  * - A mined request is re-checked against the canonical block hash at its height (asked only of
  *   nodes at or past that height): same hash, it moves to `confirmed` at the confirmation rule and
- *   is finalized at the finality rule (`finalized_at`, terminal), where one node shows its block
- *   with the block that rule counts from (the tag's, or the one that many blocks above). A
+ *   is finalized at the finality rule (`finalized_at`, terminal), each only where one node shows
+ *   its block with the block that rule counts from (the tag's, or the one that many blocks above;
+ *   never from a head alone, which one bogus answer may put far above the chain). A
  *   reverted or cancelled attempt stays `mined` until final and only then fails the request. A
  *   request an operator failed while its nonce was unused (cancel_requested, operator.ts) fails as
  *   OPERATOR_FAILED at its cancel's final block; if its own send mined instead, it is followed
@@ -28,7 +29,7 @@ import { feePaid, finalityRule } from "../../chains/index.js";
 import type { Lease } from "../lease.js";
 import { feeOnTransfer, feeOnTransferJson, transferPosition } from "../transferPosition.js";
 import { type Attempt, attemptsOf, recordEvent, type WatchedRequest } from "./attempts.js";
-import type { ChainSnapshot, TrackedReceipt } from "./chainView.js";
+import type { ChainSnapshot, FinalizedTag, TrackedReceipt } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendRaw } from "./send.js";
 
@@ -44,6 +45,11 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   const finality = finalityRule(ctx.chain);
   /** Under a blocks finality rule: how deep a block is when final (the block itself counts). */
   const finalDepth = finality.kind === "blocks" ? BigInt(Math.max(1, finality.blocks)) : null;
+  /** Under a blocks confirmation rule: how deep a block is when confirmed (null: the tag rule). */
+  const confirmDepth =
+    ctx.chain.confirmations.kind === "blocks"
+      ? BigInt(Math.max(1, ctx.chain.confirmations.blocks))
+      : null;
   /** Last full (every endpoint) search per request. */
   const lastFullSearch = new Map<string, number>();
   /** A confirmed tx whose height no node has any more and whose nonce is free: first seen at. */
@@ -320,36 +326,59 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   }
 
   /**
-   * Steps the finality rule decided hold only for requests whose block one node shows with the
-   * block that rule counts from: the node's finalized tag's block (chainView.onTagChain), or under
-   * a blocks rule the block that many heights above it (chainView.underHeight: the head came from
-   * one node and the block's hash maybe from another, on a fork where it is one block deep). The
-   * others are not final this pass (a confirmation by block count stands, without finality).
+   * The heights of the steps' blocks one node shows, in one batch, together with the block `rule`
+   * counts from: the node's finalized tag's block (chainView.onTagChain), or under a rule of
+   * `depth` blocks the block that many heights above the highest of them (chainView.underHeight).
+   * The heights the steps were chosen by came from the head of one answer (maybe a bogus one, far
+   * above the chain), and a block's hash maybe from another node, on a fork where it is one deep.
    */
-  async function heldByFinality(
+  async function shownWith(
+    rule: { tag: FinalizedTag } | { depth: bigint },
     steps: readonly Step[],
     byId: ReadonlyMap<string, WatchedRequest>,
-    snap: ChainSnapshot,
-  ): Promise<Step[]> {
-    const tag = snap.finalizedTag;
-    if (!tag && finalDepth === null) return [...steps];
-    const confirmByTag = tag !== null && ctx.chain.confirmations.kind === "finalized";
-    const byRule = (x: Step) => x.do !== "confirm" || x.final || confirmByTag;
+  ): Promise<Set<bigint>> {
     const blocks = new Map<bigint, Hex>();
     let highest = 0n;
-    for (const x of steps.filter(byRule)) {
+    for (const x of steps) {
       const req = byId.get(x.id)!;
       blocks.set(req.blockNumber!, req.blockHash!);
       if (req.blockNumber! > highest) highest = req.blockNumber!;
     }
-    if (blocks.size === 0) return [...steps];
-    const held = tag
-      ? await chainView.onTagChain(tag, blocks)
-      : await chainView.underHeight(highest + finalDepth! - 1n, blocks);
-    return steps.flatMap((x): Step[] => {
-      if (!byRule(x) || held.has(byId.get(x.id)!.blockNumber!)) return [x];
-      return x.do === "confirm" && !confirmByTag ? [{ ...x, final: false }] : [];
+    if (blocks.size === 0) return new Set();
+    return "tag" in rule
+      ? chainView.onTagChain(rule.tag, blocks)
+      : chainView.underHeight(highest + rule.depth - 1n, blocks);
+  }
+
+  /**
+   * The steps that stand. A step the finality rule decided (finalize, fail, a confirmation made
+   * final) only where shownWith that rule; a confirmation it did not make final stays one without
+   * finality, and stands only where shownWith the confirmation rule (a confirmation posts a
+   * withdrawal: a head no node has, one bogus answer, confirms nothing). A final block is
+   * confirmed too (finality is never shallower); under the tag rule what the tag did not make
+   * final is not confirmed. At most one batch for each rule per pass.
+   */
+  async function heldByRules(
+    steps: readonly Step[],
+    byId: ReadonlyMap<string, WatchedRequest>,
+    snap: ChainSnapshot,
+  ): Promise<Step[]> {
+    const blockOf = (x: Step) => byId.get(x.id)!.blockNumber!;
+    // A tag is read only when the finality rule is the tag (confirmations by tag imply it).
+    const tag = snap.finalizedTag;
+    const finalBy = tag ? { tag } : finalDepth !== null ? { depth: finalDepth } : null;
+    const byFinality = (x: Step) => x.do !== "confirm" || x.final;
+    const final = finalBy && (await shownWith(finalBy, steps.filter(byFinality), byId));
+    const afterFinality = steps.flatMap((x): Step[] => {
+      if (!byFinality(x) || final === null || final.has(blockOf(x))) return [x];
+      return x.do === "confirm" ? [{ ...x, final: false }] : [];
     });
+    const unfinal = afterFinality.filter((x) => x.do === "confirm" && !x.final);
+    const confirmed =
+      confirmDepth === null
+        ? new Set<bigint>()
+        : await shownWith({ depth: confirmDepth }, unfinal, byId);
+    return afterFinality.filter((x) => x.do !== "confirm" || x.final || confirmed.has(blockOf(x)));
   }
 
   /** Apply confirmation/finality steps: a few set-based statements in one transaction. */
@@ -478,10 +507,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
       moved.push(req);
     }
-    await applySteps(
-      lease,
-      await heldByFinality(steps, new Map(inBlock.map((r) => [r.id, r])), snap),
-    );
+    await applySteps(lease, await heldByRules(steps, new Map(inBlock.map((r) => [r.id, r])), snap));
     if (moved.length === 0) return;
     // Its block was replaced: where is it now? Not in a block the nodes at its height have
     // replaced (onCanonicalBlocks).
