@@ -72,17 +72,18 @@ describe("finality rule", () => {
 });
 
 describe("finalizedHeight", () => {
-  it("counts N blocks below the best head, never above the stored tip", () => {
+  it("counts N blocks below the stored tip (no head a node reported: it may be bogus)", () => {
     const rule = { kind: "blocks", blocks: 8 } as const;
-    expect(finalizedHeight(rule, { head: 100n, tip: 100n, nodeFinalized: null })).toBe(93n);
-    expect(finalizedHeight(rule, { head: 100n, tip: 50n, nodeFinalized: null })).toBe(50n);
-    expect(finalizedHeight(rule, { head: 5n, tip: 5n, nodeFinalized: null })).toBeNull();
+    expect(finalizedHeight(rule, { tip: 100n, nodeFinalized: null })).toBe(93n);
+    expect(finalizedHeight(rule, { tip: 50n, nodeFinalized: null })).toBe(43n);
+    expect(finalizedHeight(rule, { tip: 8n, nodeFinalized: null })).toBe(1n);
+    expect(finalizedHeight(rule, { tip: 5n, nodeFinalized: null })).toBeNull();
   });
 
-  it("follows the node's finalized tag for the finalized rule", () => {
+  it("follows the node's finalized tag for the finalized rule, never above the stored tip", () => {
     const rule = { kind: "finalized" } as const;
-    expect(finalizedHeight(rule, { head: 100n, tip: 100n, nodeFinalized: 36n })).toBe(36n);
-    expect(finalizedHeight(rule, { head: 100n, tip: 20n, nodeFinalized: 36n })).toBe(20n);
-    expect(finalizedHeight(rule, { head: 100n, tip: 100n, nodeFinalized: null })).toBeNull();
+    expect(finalizedHeight(rule, { tip: 100n, nodeFinalized: 36n })).toBe(36n);
+    expect(finalizedHeight(rule, { tip: 20n, nodeFinalized: 36n })).toBe(20n);
+    expect(finalizedHeight(rule, { tip: 100n, nodeFinalized: null })).toBeNull();
   });
 });

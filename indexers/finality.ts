@@ -93,16 +93,18 @@ export async function saveTipAndPublishFinalized(
 }
 
 /**
- * Pure: the finalized height implied by the rule, given the best known head and the stored tip
- * (never above the tip: only stored blocks are published). `nodeFinalized` is the node's
- * `finalized` tag (null when unknown), used by the `finalized` rule.
+ * Pure: the finalized height implied by the rule, given the stored tip (never above it: only
+ * stored blocks are published). A `blocks` rule counts from the tip, not from a head a node
+ * reported: a head is one answer, not a block we fetched and linked, and missing or bogus data is
+ * never evidence of finality. `nodeFinalized` is the node's `finalized` tag (null when unknown,
+ * checked by the caller against our block at its height), used by the `finalized` rule.
  */
 export function finalizedHeight(
   rule: ConfirmationRule,
-  { head, tip, nodeFinalized }: { head: bigint; tip: bigint; nodeFinalized: bigint | null },
+  { tip, nodeFinalized }: { tip: bigint; nodeFinalized: bigint | null },
 ): bigint | null {
   let h: bigint | null;
-  if (rule.kind === "blocks") h = head - BigInt(Math.max(rule.blocks, 1)) + 1n;
+  if (rule.kind === "blocks") h = tip - BigInt(Math.max(rule.blocks, 1)) + 1n;
   else h = nodeFinalized;
   if (h === null || h < 0n) return null;
   return h < tip ? h : tip;

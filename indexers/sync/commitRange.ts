@@ -68,12 +68,14 @@ export async function rulesUpTo(
   const needsTag =
     ctx.chain.confirmations.kind === "finalized" || ctx.finality.kind === "finalized";
   const tag = needsTag ? await nodeFinalized(ctx, range) : null;
-  // Confirmations count from the stored tip; finality from the best head (a block far below the
-  // head is final even while backfill has just stored it).
-  const head = ctx.state.head !== null && ctx.state.head > tip ? ctx.state.head : tip;
+  // Both count from the stored tip (the highest block a node served us and we linked to our chain
+  // by parent hash), never from the head: that is one eth_blockNumber or `latest` answer, a number
+  // any endpoint can say (a lying proxy, a node of another network), and a bogus one would make
+  // every block a backfill stores final. So finality trails the stored tip by N - 1 blocks during a
+  // backfill too, and reaches head - N + 1 at the head.
   return {
-    confirmed: finalizedHeight(ctx.chain.confirmations, { head: tip, tip, nodeFinalized: tag }),
-    final: finalizedHeight(ctx.finality, { head, tip, nodeFinalized: tag }),
+    confirmed: finalizedHeight(ctx.chain.confirmations, { tip, nodeFinalized: tag }),
+    final: finalizedHeight(ctx.finality, { tip, nodeFinalized: tag }),
   };
 }
 
