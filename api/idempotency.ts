@@ -3,9 +3,14 @@
  * a hash of what it asked (route, params, body); a repeat with the same hash gets the stored
  * response, with another hash a 409 naming the key (and while the first is still in flight, a 409
  * IDEMPOTENCY_IN_PROGRESS until its lease lapses). Keys are per API key. Only 2xx answers are
- * stored: after a 4xx or 5xx the caller can fix the request and retry with the same key. Handlers that move money also make their own row unique on the key, so
- * even a lost stored response cannot cause a second effect, and answer its retry with the result
- * (a withdrawal's create, approve, reject and cancel).
+ * stored: after a 4xx (which changed nothing) the caller can fix the request and retry with the
+ * same key. A 5xx may come after the effect committed: its key stays bound to its request,
+ * unanswered, as a crash leaves it, so only that same request may take it over and run again.
+ * Each handler is idempotent by its own ids when run again (a treasury move by chain id + tx
+ * hash, a deposit address by customer + chain, an operator's fail by the withdrawal's state, a
+ * break's acknowledgement or resolution and a re-drive by theirs); those that move money also make
+ * their own row unique on the key and answer its retry with the result (a withdrawal's create,
+ * approve, reject and cancel), which holds even for an answer lost some other way.
  */
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -130,7 +135,7 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
       [apiKeyId, key],
     );
     const row = rows[0];
-    if (!row) throw new IdempotencyInProgressError(key); // deleted after a 5xx just now: retry
+    if (!row) throw new IdempotencyInProgressError(key); // deleted after a 4xx just now: retry
     if (row.request_hash !== hash) throw new IdempotencyConflictError(key, row.route);
     if (row.status_code === null) {
       if (!row.abandoned) throw new IdempotencyInProgressError(key);
@@ -159,8 +164,22 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
   app.addHook("onSend", async (request, reply, payload) => {
     const idem = request.idempotency;
     if (!idem || idem.replayed || !request.apiKey) return payload;
-    // Only a success is remembered: a refused request changed nothing, so its key stays free (and
-    // a bad request leaves no row behind in any table).
+    // A failure of ours (5xx) may come after the request's effect committed (a connection lost
+    // on the way back), so it frees nothing: the key stays this request's, unanswered, its lease
+    // lapsed. The same request sent again takes it over at once and runs again (each route is
+    // idempotent by its own ids); another request under the key, on any route, is
+    // IDEMPOTENCY_KEY_REUSED, as it is after a crash.
+    if (reply.statusCode >= 500) {
+      release(request.apiKey.id, idem.key); // not renewed by a tick before onResponse
+      await pool.query(
+        `UPDATE api.idempotency_keys SET lease_until = now() - interval '1 second'
+          WHERE api_key_id = $1 AND idempotency_key = $2 AND status_code IS NULL`,
+        [request.apiKey.id, idem.key],
+      );
+      return payload;
+    }
+    // Only a success is remembered: a refused request (4xx) changed nothing, so its key stays free
+    // (and a bad request leaves no row behind in any table).
     if (reply.statusCode >= 400) {
       await pool.query(
         `DELETE FROM api.idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2`,

@@ -1,7 +1,7 @@
 /**
  * Approve, reject and cancel retried with the same Idempotency-Key after their stored answer was
- * lost (a 5xx after the decision committed deletes it; a crash before it was stored leaves it
- * unanswered until its lease lapses): the retry gets the decision's result, as a create's retry
+ * lost (a crash before it was stored, or a 5xx after the decision committed, leaves it unanswered;
+ * an older revision's 5xx deleted it): the retry gets the decision's result, as a create's retry
  * gets its withdrawal, never ALREADY_DECIDED or WITHDRAWAL_INVALID_STATE, and the decision is made
  * once. The same key with another body or on another withdrawal is IDEMPOTENCY_KEY_REUSED. Real
  * Postgres and ledger, through /v1.
@@ -48,7 +48,11 @@ async function awaitingApproval(customerId: string): Promise<string> {
   return res.json().id;
 }
 
-/** The answer to `idem` is lost: a 5xx after the commit deletes the stored record. */
+/**
+ * The stored record of `idem` is gone, as a 5xx after the commit left it on a revision before
+ * api/idempotency.ts kept a 5xx's key (a rolling deploy runs both): only the decision's own
+ * record is left to answer.
+ */
 async function answerLostTo5xx(idem: string) {
   await t.ctx.db.pool.query("DELETE FROM api.idempotency_keys WHERE idempotency_key = $1", [idem]);
 }
