@@ -3,7 +3,8 @@
  * ingestion instead (nothing orphaned). A halt stays open until an operator resumes the chain with
  * `custody-node chains resume`; each open and resume is also written to the audit log.
  */
-import type { Pool, PoolClient } from "../foundation/db.js";
+import type { QueryResult, QueryResultRow } from "pg";
+import type { PoolClient } from "../foundation/db.js";
 
 export type ChainHalt = {
   id: string;
@@ -16,7 +17,10 @@ export type ChainHalt = {
   resumeReason: string | null;
 };
 
-type Queryable = Pick<Pool | PoolClient, "query">;
+/** What the reads need: a pool, a client, or any connection that runs SQL (the signer's lease). */
+type Queryable = {
+  query: <R extends QueryResultRow>(sql: string, params?: unknown[]) => Promise<QueryResult<R>>;
+};
 
 type HaltRow = {
   id: string;

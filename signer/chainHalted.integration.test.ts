@@ -12,6 +12,7 @@ import { closeHalt, insertHalt } from "../indexers/halts.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
+import { killedDeploy } from "./testing/killedDeploy.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
 
@@ -161,6 +162,47 @@ describe("a halted chain", () => {
       await t.rpc("evm_setAutomine", [true]);
       await signer.stop();
       await resume();
+    }
+  });
+
+  it("does not send the stored bytes of a CLI deploy no node took before the halt; sends them once resumed", async () => {
+    const account = await t.wallet();
+    const first = await sentBy(account);
+    // `contracts deploy` killed after storing its signed bytes, before sending them (before the halt).
+    await killedDeploy({
+      common: t.ctx.common,
+      databaseUrl: t.ctx.db.url,
+      chain: t.chain,
+      client: t.client,
+      account,
+      name: "HaltedDeploy",
+      point: "deploy_after_commit",
+    });
+    const stored = async () =>
+      (
+        await t.ctx.db.pool.query<{ tx_hash: Hex; status: string }>(
+          "SELECT tx_hash, status FROM custody.hot_wallet_deploys WHERE name = 'HaltedDeploy'",
+        )
+      ).rows;
+    expect(await stored()).toEqual([{ tx_hash: expect.any(String), status: "signed" }]);
+    await halt();
+    const signer = t.run(account);
+    try {
+      await ticks(20);
+      expect(await sentBy(account)).toBe(first);
+      expect(await stored()).toEqual([{ tx_hash: expect.any(String), status: "signed" }]);
+
+      await resume();
+      await waitFor("the stored deploy sent", async () => (await sentBy(account)) > first, {
+        timeoutMs: 20_000,
+      });
+      const [deploy] = await stored();
+      expect(deploy!.status).toBe("broadcast");
+      const receipt = await t.client.getTransactionReceipt({ hash: deploy!.tx_hash });
+      expect(receipt.status).toBe("success");
+      expect(await sentBy(account)).toBe(first + 1);
+    } finally {
+      await signer.stop();
     }
   });
 });

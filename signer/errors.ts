@@ -182,3 +182,26 @@ export class TxRequestNonceNotFinalError extends BaseError {
     );
   }
 }
+
+/**
+ * A hot wallet's contract deploy (`contracts deploy`, `por deploy`) on a halted chain
+ * (docs/chain-halts.md): nothing new leaves a hot wallet until an operator resumes the chain, so
+ * neither a new deploy nor a stored one no node has taken yet is signed or sent. Nothing changed.
+ */
+export class ChainHaltedDeployError extends BaseError {
+  override name = "ChainHaltedDeployError";
+  constructor(chain: { key: string; chainId: number }, halt: { haltedAt: Date; reason: string }) {
+    super(
+      `chain ${chain.key} (${chain.chainId}) is halted since ${halt.haltedAt.toISOString()} (${halt.reason}): no deploy is signed or sent from its hot wallet until an operator resumes it (docs/chain-halts.md); nothing was signed or sent`,
+      {
+        code: "SIGNER_CHAIN_HALTED",
+        meta: {
+          chain: chain.key,
+          chain_id: chain.chainId,
+          halted_since: halt.haltedAt.toISOString(),
+          reason: halt.reason,
+        },
+      },
+    );
+  }
+}

@@ -90,6 +90,7 @@ export async function deployFromHotWallet(
         databaseUrl: config.env.DATABASE_URL,
         chain,
         client: adapter.client,
+        rpc: adapter.rpc,
         account,
         sendRawTransaction: async (raw) => {
           const hash = await adapter.sendRawTransaction(raw);

@@ -11,14 +11,22 @@
  * another transaction at a final block is the stored deploy `dropped` and a new one signed.
  * A signer started meanwhile gives a live stored deploy's nonce to no request and sends its stored
  * bytes when no node has them (broadcaster/gaps.ts): the wallet never waits behind it.
+ *
+ * A deploy ends (recorded, or `reverted`) only where one node shows its block together with the
+ * block the finality rule counts from (chainView.underHeight/onTagChain, as the signer's tracker):
+ * never from a head alone, which one bogus answer may put far above the chain. On a halted chain
+ * (docs/chain-halts.md) nothing new leaves the hot wallet: a new deploy, or a stored one no node
+ * has taken yet (`signed`), is refused (SIGNER_CHAIN_HALTED); a sent one is followed as before.
  */
 import { type Account, type Address, getAddress, type Hex, type PublicClient } from "viem";
 import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contracts/sendDeploy.js";
-import { type ChainConfig, feePaid, finalityRule } from "../chains/index.js";
+import { type ChainConfig, feePaid, finalityRule, type RpcClient } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
 import type { Logger } from "../foundation/logger.js";
-import { heightMeeting } from "./broadcaster/chainView.js";
+import { openHalt } from "../indexers/index.js";
+import { type ChainView, createChainView, heightMeeting } from "./broadcaster/chainView.js";
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
+import { ChainHaltedDeployError } from "./errors.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
 import { classifyNodeError, errorText } from "./nodeErrors.js";
 import { storedNextNonce } from "./requests.js";
@@ -43,6 +51,7 @@ export function storedDeploySender({
   databaseUrl,
   chain,
   client,
+  rpc,
   account,
   sendRawTransaction,
   getFinalizedBlock,
@@ -54,16 +63,26 @@ export function storedDeploySender({
   databaseUrl: string;
   chain: ChainConfig;
   client: PublicClient;
+  /** The chain's endpoints (the adapter's): a deploy's block is shown final on one of them. */
+  rpc: RpcClient;
   account: Account;
   sendRawTransaction: (raw: Hex) => Promise<Hex>;
   /** The node's `finalized` block (the adapter's), for chains whose finality rule is the tag. */
-  getFinalizedBlock: () => Promise<{ number: bigint } | null>;
+  getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   onLease: (lease: Lease) => void;
   crash?: (point: CrashPoint) => void;
   pollMs?: number;
 }): DeploySender {
   const log = common.logger.child({ component: "deploy", chain_id: chain.chainId });
   const from = getAddress(account.address);
+  const chainView = createChainView({
+    chain,
+    from,
+    rpc,
+    getFinalizedBlock,
+    logger: log,
+    registry: common.metrics.registry,
+  });
   return async ({ name, data, onSent }) => {
     const lease = await takeDeployLease({ databaseUrl, chain, address: from });
     onLease(lease);
@@ -97,6 +116,12 @@ export function storedDeploySender({
           deploy = undefined;
         }
       }
+    }
+    // Nothing new leaves a hot wallet on a halted chain: neither a new deploy nor stored bytes no
+    // node has taken yet. One already sent is followed (only finishing it: the same bytes).
+    if (!deploy || deploy.status === "signed") {
+      const halt = await openHalt(lease, chain.chainId);
+      if (halt) throw new ChainHaltedDeployError(chain, halt);
     }
     if (!deploy) {
       const nonce = await freshDeployNonce(lease, client, chain, from);
@@ -134,7 +159,16 @@ export function storedDeploySender({
       await send(lease, deploy, sendRawTransaction);
     }
     onSent?.(deploy.hash);
-    const follow = { chain, client, getFinalizedBlock, lease, sendRawTransaction, log, pollMs };
+    const follow = {
+      chain,
+      client,
+      chainView,
+      getFinalizedBlock,
+      lease,
+      sendRawTransaction,
+      log,
+      pollMs,
+    };
     try {
       return await followUntilFinal(follow, deploy);
     } catch (error) {
@@ -152,7 +186,8 @@ const PROGRESS_LOG_MS = 30_000;
 type Follow = {
   chain: ChainConfig;
   client: PublicClient;
-  getFinalizedBlock: () => Promise<{ number: bigint } | null>;
+  chainView: Pick<ChainView, "underHeight" | "onTagChain">;
+  getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   lease: Lease;
   sendRawTransaction: (raw: Hex) => Promise<Hex>;
   log: Logger;
@@ -191,21 +226,20 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
       // Mined, so out, though a run killed after sending could not say so.
       await markBroadcast(f.lease, deploy);
       const final = await finalHeight(f);
-      if (final !== null && receipt.blockNumber <= final) {
-        const block = await client.getBlock({ blockNumber: receipt.blockNumber }).catch(() => null);
+      if (final !== null && receipt.blockNumber <= final && (await shownFinal(f, receipt))) {
         // A receipt without its status, or a success without the contract's address (a node or
         // proxy dropping fields), is not a revert: read as one, the next run would deploy a second
         // contract. Read it again.
         const whole =
           receipt.status === "reverted" ||
           (receipt.status === "success" && Boolean(receipt.contractAddress));
-        if (block?.hash === receipt.blockHash && !whole)
+        if (!whole)
           log.warn({
             msg: "deploy receipt without its status or contract address: read again",
             name: deploy.name,
             tx_hash: deploy.hash,
           });
-        else if (block?.hash === receipt.blockHash) {
+        else {
           if (receipt.status !== "success" || !receipt.contractAddress) {
             // Final: it can never create the contract. The next run signs a new deploy.
             await end(f.lease, deploy, "reverted");
@@ -254,6 +288,32 @@ async function finalHeight(
   const head = await f.client.getBlockNumber();
   const tag = rule.kind === "finalized" ? await f.getFinalizedBlock() : null;
   return heightMeeting(rule, head, tag?.number ?? null);
+}
+
+/**
+ * Whether the receipt's block is final on our chain: one node shows it (its hash) together with
+ * the block the finality rule counts from, the node's finalized tag's block or the block `blocks`
+ * deep from it (chainView.onTagChain/underHeight, as the signer's tracker). The height finalHeight
+ * gave came from the head of one answer (maybe a bogus one, far above the chain).
+ */
+async function shownFinal(
+  f: Pick<Follow, "chain" | "chainView" | "getFinalizedBlock">,
+  receipt: { blockNumber: bigint; blockHash: Hex },
+): Promise<boolean> {
+  const rule = finalityRule(f.chain);
+  const ours = new Map([[receipt.blockNumber, receipt.blockHash.toLowerCase() as Hex]]);
+  if (rule.kind === "finalized") {
+    const tag = await f.getFinalizedBlock();
+    if (!tag || tag.number < receipt.blockNumber) return false;
+    const shown = await f.chainView.onTagChain(
+      { number: tag.number, hash: tag.hash.toLowerCase() },
+      ours,
+    );
+    return shown.has(receipt.blockNumber);
+  }
+  const depth = BigInt(Math.max(1, rule.blocks));
+  const shown = await f.chainView.underHeight(receipt.blockNumber + depth - 1n, ours);
+  return shown.has(receipt.blockNumber);
 }
 
 /** The wallet's lease, asked once: refused while a signer (active or standby) holds it. */

@@ -13,6 +13,9 @@
  *    stored deploy to final); until then reconciliation shows the gas as the wallet's break. Bytes
  *    the node refuses (the base fee above their max fee, funds short) hold every later nonce and
  *    cannot be re-signed here: refused again `stallResendMs` later, they raise `nonce_gap` too.
+ *    On a halted chain (halt.ts) the bytes of a stored deploy no node has taken yet (`signed`) are
+ *    not sent until an operator resumes it: nothing new leaves the hot wallet. One a node took
+ *    (`broadcast`) and dropped is sent again as before (only finishing it: the same bytes).
  * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
  *    at it: a transaction of the wallet's key from outside custody, dropped. Nothing of ours may
  *    fill it without a person's decision: alert `nonce_gap`, again every `GAP_ALERT_EVERY_MS` while
@@ -41,7 +44,14 @@ const NOT_A_REFUSAL: ReadonlySet<NodeErrorClass> = new Set([
   "nonce_too_low",
 ]);
 
-type LiveDeploy = { id: string; name: string; nonce: bigint; txHash: Hex; raw: Hex };
+type LiveDeploy = {
+  id: string;
+  name: string;
+  nonce: bigint;
+  txHash: Hex;
+  raw: Hex;
+  status: "signed" | "broadcast";
+};
 
 /**
  * The nonce after the wallet's highest live stored deploy (0 when none): resync never gives a
@@ -82,13 +92,21 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
   }
 
   async function liveDeployAt(nonce: bigint): Promise<LiveDeploy | undefined> {
-    const { rows } = await ctx.pool.query<{ id: string; name: string; tx_hash: Hex; raw_tx: Hex }>(
-      `SELECT id, name, tx_hash, raw_tx FROM custody.hot_wallet_deploys
+    const { rows } = await ctx.pool.query<{
+      id: string;
+      name: string;
+      tx_hash: Hex;
+      raw_tx: Hex;
+      status: LiveDeploy["status"];
+    }>(
+      `SELECT id, name, tx_hash, raw_tx, status FROM custody.hot_wallet_deploys
         WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('signed', 'broadcast')`,
       [ctx.chain.chainId, ctx.from, nonce.toString()],
     );
     const r = rows[0];
-    return r && { id: r.id, name: r.name, nonce, txHash: r.tx_hash, raw: r.raw_tx };
+    return (
+      r && { id: r.id, name: r.name, nonce, txHash: r.tx_hash, raw: r.raw_tx, status: r.status }
+    );
   }
 
   /** Sends the stored bytes; returns the node's refusal class (none: accepted or already known). */
@@ -135,6 +153,12 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
       const deploy = await liveDeployAt(nonce);
       const now = Date.now();
       if (deploy) {
+        // Halted: bytes no node has taken yet wait for the resume (halt.ts), and so does every
+        // later nonce, as behind a request's unsent bytes: nothing a person must decide.
+        if (ctx.state.halt && deploy.status === "signed") {
+          unheld = null;
+          return;
+        }
         if (now - (deploySentAt.get(deploy.id) ?? 0) < T) return;
         const pending = await ctx.chainView.pendingCount();
         if (pending > nonce) {

@@ -19,11 +19,15 @@ import {
   http,
   type PublicClient,
   parseEther,
+  toHex,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { depositAddressOf, depositSalt, forwarderFactory } from "../../chains/contracts/index.js";
+import { createRpcClient } from "../../chains/rpc.js";
+import { withTransaction } from "../../foundation/db.js";
+import { closeHalt, insertHalt } from "../../indexers/halts.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { type CliProcess, spawnCli, spawnScript } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
@@ -31,7 +35,8 @@ import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
 import { acquireLease, type Lease, leaseKey } from "../lease.js";
 import { storedDeploySender } from "../storedDeploy.js";
-import { startRpcProxy } from "../testing/rpcProxy.js";
+import { killedDeploy, TINY_CONTRACT } from "../testing/killedDeploy.js";
+import { type RpcProxy, startRpcProxy } from "../testing/rpcProxy.js";
 
 const DEPOSITOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
@@ -121,14 +126,18 @@ async function whileMining<T>(work: Promise<T>): Promise<T> {
 
 const exitWhileMining = (run: CliProcess) => whileMining(run.exited);
 
-/** A stored-deploy sender of the hot wallet through `client`, and the release of the leases it took. */
-function deploySenderVia(client: PublicClient) {
+/**
+ * A stored-deploy sender of the hot wallet through `client` (and `rpcUrl`, the node it reads the
+ * chain from), and the release of the leases it took.
+ */
+function deploySenderVia(client: PublicClient, rpcUrl = ctx.anvils[0]!.rpcUrl) {
   const leases: Lease[] = [];
   const send = storedDeploySender({
     common: ctx.common,
     databaseUrl: ctx.db.url,
     chain: ctx.config.chains[0]!,
     client,
+    rpc: createRpcClient({ chainId: 31337, urls: [rpcUrl] }),
     account: hot,
     sendRawTransaction: (raw) => client.sendRawTransaction({ serializedTransaction: raw }),
     getFinalizedBlock: async () => null,
@@ -149,7 +158,91 @@ async function gasBooked(): Promise<{ tx_hash: string; amount: bigint }[]> {
   return rows.map((r) => ({ tx_hash: r.tx_hash, amount: BigInt(r.amount) }));
 }
 
+const halt = () =>
+  withTransaction(ctx.db.pool, (c) =>
+    insertHalt(c, { chainId: 31337, reason: "test: deep reorg", details: {} }),
+  );
+const resume = () =>
+  withTransaction(ctx.db.pool, (c) =>
+    closeHalt(c, 31337, { resumedBy: "test", reason: "test resume" }),
+  );
+
+/**
+ * Through a proxy that answers one eth_blockNumber far above the chain (a proxy's bug, a node of
+ * another network with the same chain id), the first one asked after a receipt of the deploy came
+ * back; every other call reaches anvil unchanged.
+ */
+async function headFromNowhereOnce(): Promise<{
+  proxy: RpcProxy;
+  client: PublicClient;
+  lied: () => boolean;
+}> {
+  const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
+  let mined = false;
+  let lied = false;
+  proxy.setRewrite((call, result) => {
+    if (call.method === "eth_getTransactionReceipt" && result !== null) mined = true;
+    if (call.method !== "eth_blockNumber" || !mined || lied) return result;
+    lied = true;
+    return toHex(BigInt(result as Hex) + 1_000_000n);
+  });
+  const client = createPublicClient({ chain: foundry, transport: http(proxy.url) });
+  return { proxy, client: client as PublicClient, lied: () => lied };
+}
+
 describe("contracts deploy CLI", () => {
+  it("on a halted chain: refused naming the chain, nothing signed or sent; a deploy stored unsent before the halt is not sent until the resume", async () => {
+    const before = await nonce();
+    // Stored, killed before sending, before the halt.
+    await killedDeploy({
+      common: ctx.common,
+      databaseUrl: ctx.db.url,
+      chain: ctx.config.chains[0]!,
+      client: publicClient as PublicClient,
+      account: hot,
+      name: "HaltedUnsent",
+      point: "deploy_after_commit",
+    });
+    const stored = async () =>
+      (
+        await ctx.db.pool.query(
+          "SELECT name, status FROM custody.hot_wallet_deploys WHERE name IN ('HaltedUnsent', 'ForwarderFactory') ORDER BY id",
+        )
+      ).rows;
+    expect(await stored()).toEqual([{ name: "HaltedUnsent", status: "signed" }]);
+    await halt();
+    try {
+      const run = spawnCli(["contracts", "deploy", "--chain", "local"], env);
+      expect((await run.exited).code, run.output()).not.toBe(0);
+      expect(run.output()).toContain("chain local (31337) is halted");
+      const { send, release } = deploySenderVia(publicClient as PublicClient);
+      const unsent = await send({ name: "HaltedUnsent", data: TINY_CONTRACT.init }).catch(
+        (e: unknown) => e as Error,
+      );
+      await release();
+      expect(unsent).toBeInstanceOf(Error);
+      expect((unsent as Error).message).toContain(
+        `chain ${ctx.config.chains[0]!.key} (31337) is halted`,
+      );
+      expect(await nonce()).toBe(before);
+      expect(await stored()).toEqual([{ name: "HaltedUnsent", status: "signed" }]);
+      expect(
+        await publicClient.getTransactionCount({ address: hot.address, blockTag: "pending" }),
+      ).toBe(before);
+    } finally {
+      await resume();
+    }
+    // Resumed: the stored bytes go out and are followed to final.
+    const { send, release } = deploySenderVia(publicClient as PublicClient);
+    try {
+      const done = await whileMining(send({ name: "HaltedUnsent", data: TINY_CONTRACT.init }));
+      expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(before) }));
+    } finally {
+      await release();
+    }
+    expect(await nonce()).toBe(before + 1);
+  });
+
   it("takes no nonce of the signer's: refused while the signer holds the wallet's lease, its nonces are unmined or the pool holds one; nothing sent", async () => {
     const before = await nonce();
     const deploy = async (expected: string) => {
@@ -369,7 +462,7 @@ describe("contracts deploy CLI", () => {
       const { status: _dropped, ...rest } = result as Record<string, unknown>;
       return rest;
     });
-    const { send, release } = deploySenderVia(viaProxy as PublicClient);
+    const { send, release } = deploySenderVia(viaProxy as PublicClient, proxy.url);
     try {
       const before = await nonce();
       let settled = false;
@@ -454,5 +547,82 @@ describe("contracts deploy CLI", () => {
       { nonce: before, status: "reverted" },
       { nonce: before + 1, status: "broadcast" },
     ]);
+  });
+
+  it("a head from nowhere finalizes nothing: a deploy 1 block deep is not recorded, and one that reverted is not ended as reverted, until its block is final", async () => {
+    // Succeeded, 1 block deep (anvil mines it at once).
+    const ok = await headFromNowhereOnce();
+    const okSender = deploySenderVia(ok.client, ok.proxy.url);
+    try {
+      const before = await nonce();
+      let settled = false;
+      const deployed = okSender.send({ name: "Shallow", data: TINY_CONTRACT.init }).finally(() => {
+        settled = true;
+      });
+      await waitFor("the lie told", async () => ok.lied());
+      const asked = ok.proxy.calls("eth_getTransactionReceipt");
+      // Ended meanwhile (recorded or marked reverted at 1 block deep): fail with its answer.
+      await waitFor(
+        "more polls",
+        async () => settled || ok.proxy.calls("eth_getTransactionReceipt") > asked + 10,
+      );
+      if (settled) expect(await deployed.catch((e: Error) => e.message)).toBe("still waiting");
+      expect(await nonce()).toBe(before + 1);
+      const done = await whileMining(deployed);
+      expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(before) }));
+    } finally {
+      await okSender.release();
+      await ok.proxy.close();
+    }
+
+    // Reverted (something already at the contract's address), 1 block deep.
+    const bad = await headFromNowhereOnce();
+    const badSender = deploySenderVia(bad.client, bad.proxy.url);
+    const status = async () =>
+      (
+        await ctx.db.pool.query(
+          "SELECT status FROM custody.hot_wallet_deploys WHERE name = 'ShallowRevert'",
+        )
+      ).rows;
+    try {
+      const before = await nonce();
+      await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
+      let settled = false;
+      const first = badSender
+        .send({ name: "ShallowRevert", data: "0x00" })
+        .catch((e: unknown) => e as Error)
+        .finally(() => {
+          settled = true;
+        });
+      await waitFor(
+        "the deploy in the pool",
+        async () =>
+          (await publicClient.getTransactionCount({ address: hot.address, blockTag: "pending" })) >
+          before,
+      );
+      await publicClient.request({
+        method: "anvil_setCode" as never,
+        params: [getContractAddress({ from: hot.address, nonce: BigInt(before) }), "0x00"] as never,
+      });
+      await publicClient.request({ method: "evm_mine" as never, params: [] as never });
+      await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
+      await waitFor("the lie told", async () => bad.lied());
+      const asked = bad.proxy.calls("eth_getTransactionReceipt");
+      // Ended meanwhile (recorded or marked reverted at 1 block deep): fail with its answer.
+      await waitFor(
+        "more polls",
+        async () => settled || bad.proxy.calls("eth_getTransactionReceipt") > asked + 10,
+      );
+      if (settled) expect(String(await first)).toBe("still waiting");
+      expect(await status()).toEqual([{ status: "broadcast" }]);
+      const failed = await whileMining(first);
+      expect(failed).toBeInstanceOf(Error);
+      expect((failed as Error).message).toContain("reverted");
+      expect(await status()).toEqual([{ status: "reverted" }]);
+    } finally {
+      await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
+      await badSender.release();
+      await bad.proxy.close();
+    }
   });
 });

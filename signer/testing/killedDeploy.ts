@@ -5,7 +5,7 @@
  * in hotWalletDeploy.ts, right after the sender's `onSent`). Its lease is released either way.
  */
 import type { Account, Hex, PublicClient } from "viem";
-import type { ChainConfig } from "../../chains/index.js";
+import { type ChainConfig, createRpcClient } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Lease } from "../lease.js";
 import { storedDeploySender } from "../storedDeploy.js";
@@ -47,6 +47,7 @@ export async function killedDeploy({
       databaseUrl,
       chain,
       client,
+      rpc: createRpcClient({ chainId: chain.chainId, urls: chain.rpcUrls }),
       account,
       sendRawTransaction: (raw) => client.sendRawTransaction({ serializedTransaction: raw }),
       getFinalizedBlock: () => client.getBlock({ blockTag: "finalized" }),
