@@ -62,8 +62,11 @@ export type ChainView = {
   snapshot: () => Promise<ChainSnapshot>;
   /** Pending-inclusive count of the endpoint that answers (the stall check: what the node we send to holds). */
   pendingCount: () => Promise<bigint>;
-  /** Resync's next nonce from the chain: the answering node's pending count or any endpoint's mined count, the highest. */
-  highestPendingCount: () => Promise<bigint>;
+  /**
+   * Resync's next nonce from the chain: the answering node's pending count or any endpoint's mined
+   * count, the highest; only nodes at or past `atLeast` are asked (none there: it fails).
+   */
+  highestPendingCount: (atLeast?: bigint) => Promise<bigint>;
   /** Receipts through the fallback client; hashes without one are absent. */
   receipts: (hashes: readonly Hex[], atLeast?: bigint) => Promise<Map<Hex, TrackedReceipt>>;
   /** Receipts asked of each endpoint on its own (an endpoint that fails is skipped and counted). */
@@ -308,7 +311,7 @@ export function createChainView({
     async pendingCount() {
       return BigInt(await rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]));
     },
-    async highestPendingCount() {
+    async highestPendingCount(atLeast) {
       // A node behind lacks the wallet's newest transactions (one sent outside the signer's
       // requests, as a contract deploy is), and its lower count taken for the next nonce signs a
       // request at a used nonce (nonce too low, needs_review). So: the answering node's pending
@@ -316,11 +319,13 @@ export function createChainView({
       // the others: a transaction of our key only in some node's pool (a dropped deploy, a stale
       // mempool) would push the next nonce past a nonce nothing fills: no stage fills a nonce with
       // no stored request (nonces.ts; gaps.ts sends a stored deploy's bytes, else only alerts). An
-      // endpoint that fails is skipped; none answering fails the read.
+      // endpoint that fails is skipped; none answering fails the read. A node below `atLeast` (a
+      // syncing node at head 0) is not asked: its count is as of a block before ones we hold.
+      const read = atLeast === undefined ? {} : { atLeast };
       const answers = await Promise.allSettled([
-        rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]),
+        rpc.request<Hex>("eth_getTransactionCount", [from, "pending"], read),
         ...endpoints().map((client) =>
-          client.request<Hex>("eth_getTransactionCount", [from, "latest"]),
+          client.request<Hex>("eth_getTransactionCount", [from, "latest"], read),
         ),
       ]);
       let highest: bigint | undefined;

@@ -29,6 +29,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { QueueFactory } from "../../foundation/queues.js";
+import { indexedHeights } from "../../indexers/index.js";
 import type { Lease } from "../lease.js";
 import { OPEN_TRANSACTION_STATUSES, signerMetrics } from "../metrics.js";
 import { storedNextNonce } from "../requests.js";
@@ -185,7 +186,12 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       // A CLI deploy killed after storing its bytes holds its nonce whether or not a node has them
       // (gaps.ts sends them when it is the lowest unused one): no request is given it.
       const deployed = await deployNextNonce(lease, chain.chainId, from);
-      const pending = await chainView.highestPendingCount();
+      // Only nodes at or past the indexed tip are asked: one behind it (syncing, lagging) may lack
+      // the wallet's newest transaction, one no request of ours holds (a factory deploy sent
+      // outside the signer), and its lower count would sign a request at a used nonce (nonce too
+      // low, then needs_review). No node there: the resync fails and the session starts again.
+      const tip = (await indexedHeights(ctx.pool)).get(chain.chainId);
+      const pending = await chainView.highestPendingCount(tip);
       let next = stored;
       for (const n of [deployed, pending]) if (n > next) next = n;
       ctx.state.nextNonce = next;

@@ -1,0 +1,92 @@
+/**
+ * The signer's first nonce is not taken from a node below the indexed tip (DESIGN: missing data is
+ * never evidence; a node behind our stored tip is not asked for what it lacks). The hot wallet's
+ * first transaction is its ForwarderFactory deploy, outside the signer's requests. The signer
+ * (re)starts while its first endpoint is down and the other is syncing (head 0): the only count it
+ * can read is 0, as of block 0, while the chain (and the index, past the deploy's block) has used
+ * nonce 0. Taken as the next nonce, a request signed at 0 is refused "nonce too low", its nonce is
+ * consumed by a transaction it does not know, and it ends in needs_review. Found by
+ * `npm run sim -- sweeps --seed 74001` (laggingNodeNonce.integration.test.ts: one node lagging).
+ */
+import { type Hex, parseEther } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../chains/index.js";
+import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import { createFactsDoorbell, createIngestor, type Ingestor } from "../indexers/index.js";
+import { anvilRpc, syncToHead } from "../indexers/testing/chain.js";
+import { deployForwarderFactory } from "./deposit-addresses/index.js";
+import { getTxRequest } from "./requests.js";
+import { waitFor } from "./testing/harness.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+
+let t: SignerTest;
+let down: LyingProxy;
+let syncing: LyingProxy;
+let ingestor: Ingestor;
+const DEST = "0x000000000000000000000000000000000000d1d2" as Hex;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 64 } },
+  });
+  const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
+  const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
+  await deployForwarderFactory({
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    chain: t.chain,
+    client: adapter.client,
+    account: t.account,
+    sendRawTransaction: adapter.sendRawTransaction,
+  });
+  await t.rpc("anvil_mine", ["0x3"]);
+  // The indexer has ingested past the deploy's block.
+  ingestor = await createIngestor({
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    adapter,
+    doorbell: createFactsDoorbell(t.ctx.queues),
+    options: { batchBlocks: 8 },
+  });
+  await syncToHead(ingestor, t.ctx.db.pool, anvilRpc(anvilUrl), t.chain.chainId);
+  down = await startLyingProxy(anvilUrl);
+  down.setFault("http500");
+  syncing = await startLyingProxy(anvilUrl);
+  syncing.setLag("syncing");
+  t.chain = { ...t.chain, rpcUrls: [down.url, syncing.url] };
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await t?.stop();
+  await down?.close();
+  await syncing?.close();
+});
+
+describe("a signer started while its only answering node is syncing", () => {
+  it("signs nothing until a node at the indexed tip answers, then the chain's next nonce", async () => {
+    expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(1);
+    t.signer = t.run();
+    await t.withdraw("while-syncing", { to: DEST, value: parseEther("1") });
+    // Long enough for several resync attempts (a failed session restarts after 1 s).
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect((await getTxRequest(t.ctx.db.pool, "while-syncing"))?.nonce ?? null).toBeNull();
+
+    down.setFault("none");
+    const signed = await waitFor("signed", async () => {
+      const r = await getTxRequest(t.ctx.db.pool, "while-syncing");
+      return r?.nonce != null ? r : undefined;
+    });
+    expect(signed.nonce).toBe(1n);
+    const done = await waitFor(
+      "confirmed",
+      async () => {
+        await t.rpc("evm_mine");
+        const r = (await getTxRequest(t.ctx.db.pool, "while-syncing"))!;
+        return ["confirmed", "needs_review", "failed"].includes(r.status) ? r : undefined;
+      },
+      { everyMs: 200 },
+    );
+    expect(done.status).toBe("confirmed");
+  });
+});
