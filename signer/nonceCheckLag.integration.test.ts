@@ -34,6 +34,12 @@ afterAll(async () => {
   await t?.stop();
 });
 
+/** Sends `raw` straight to anvil and waits for its block: anvil's automine mines after the answer. */
+async function minedNow(raw: Hex): Promise<void> {
+  const hash = await t.rpc<Hex>("eth_sendRawTransaction", [raw]);
+  await t.client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+}
+
 async function sends(id: string): Promise<number> {
   const { rows } = await t.ctx.db.pool.query(
     "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'send'",
@@ -77,7 +83,7 @@ describe("a nonce without a live attempt while the node lags behind the block th
       const seen = t.proxy!.requests();
       await waitFor("the signer's next passes", async () => t.proxy!.requests() > seen + 5);
       t.proxy!.setLag(3);
-      await t.rpc("eth_sendRawTransaction", [kept[0]]);
+      await minedNow(kept[0]!);
       expect(await t.client.getBalance({ address: dest })).toBe(3n);
       // A pass that read the count before the payment mined may still place its cancel.
       await new Promise((r) => setTimeout(r, 1_000));
@@ -127,7 +133,7 @@ describe("a payment bumped while the node lags behind the block that mined it", 
       const seen = t.proxy!.requests();
       await waitFor("the signer's next passes", async () => t.proxy!.requests() > seen + 5);
       t.proxy!.setLag(3);
-      await t.rpc("eth_sendRawTransaction", [kept[0]]);
+      await minedNow(kept[0]!);
       expect(await t.client.getBalance({ address: dest })).toBe(4n);
       // A pass that read the count before the payment mined may still sign its replacement.
       await new Promise((r) => setTimeout(r, 1_000));
