@@ -13,7 +13,7 @@ import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import { type Common, createCommon } from "../foundation/common.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
-import { createTestDatabase } from "../ops/testing/database.js";
+import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import type { Ingestor } from "./createIngestor.js";
 import {
   call,
@@ -113,6 +113,35 @@ async function mineTransfers(
   return hashes;
 }
 
+type Case = { common: Common; db: TestDatabase; ingestor: Ingestor; deposit: Hex };
+
+/**
+ * Runs `body` with a fresh database watching a fresh deposit address and its ingestor (on
+ * `rpcUrls`, else the chain's endpoints, with its own metrics); then stops the ingestor before its
+ * database is dropped (it holds the chain's lease there).
+ */
+async function withIngestor(
+  rpcUrls: string[] | undefined,
+  body: (c: Case) => Promise<void>,
+): Promise<void> {
+  const deposit = freshAddress(seed++);
+  const common = freshCommon();
+  const db = await createTestDatabase();
+  let ingestor: Ingestor | undefined;
+  try {
+    await watch(db.pool, CHAIN_ID, [{ address: deposit }]);
+    ingestor = await t.ingestor({
+      common,
+      pool: db.pool,
+      chain: rpcUrls === undefined ? chain : { ...chain, rpcUrls },
+    });
+    await body({ common, db, ingestor, deposit });
+  } finally {
+    await ingestor?.stop();
+    await db.drop();
+  }
+}
+
 /** The erc20 facts to `to` stored in `pool`. */
 async function erc20To(pool: Parameters<typeof canonicalFacts>[0], to: Hex) {
   return (await canonicalFacts(pool, CHAIN_ID)).filter(
@@ -123,20 +152,11 @@ async function erc20To(pool: Parameters<typeof canonicalFacts>[0], to: Hex) {
 describe("an eth_getLogs answer cut within a block", () => {
   for (const path of ["backfill", "realtime"] as const)
     it(`a deposit whose Transfer the answer left out is stored once (${path})`, async () => {
-      const deposit = freshAddress(seed++);
       const others = [freshAddress(seed++), freshAddress(seed++)];
-      const common = freshCommon();
-      const db = await createTestDatabase();
-      let ingestor: Ingestor | undefined;
-      try {
-        await watch(db.pool, CHAIN_ID, [{ address: deposit }]);
-        // Realtime: the preferred endpoint cuts every answer, by hash too; the re-read moves on to
-        // the other endpoint. Backfill: the only endpoint cuts ranged answers (by hash is whole).
-        ingestor = await t.ingestor({
-          common,
-          pool: db.pool,
-          chain: path === "realtime" ? chain : { ...chain, rpcUrls: [primary.url] },
-        });
+      // Realtime: the preferred endpoint cuts every answer, by hash too; the re-read moves on to
+      // the other endpoint. Backfill: the only endpoint cuts ranged answers (by hash is whole).
+      const urls = path === "realtime" ? undefined : [primary.url];
+      await withIngestor(urls, async ({ common, db, ingestor, deposit }) => {
         if (path === "realtime") await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
         const cut = cutTransfersTo(primary, deposit, { byHash: path === "realtime" });
         await mineTransfers([
@@ -169,25 +189,11 @@ describe("an eth_getLogs answer cut within a block", () => {
           sourcePool: db.pool,
         });
         expect(await canonicalFacts(db.pool, CHAIN_ID)).toEqual(reference.facts);
-      } finally {
-        // Stopped before its database is dropped (it holds the chain's lease there).
-        await ingestor?.stop();
-        await db.drop();
-      }
+      });
     });
 
   it("a re-read by hash cut as well is not taken: nothing is stored until a whole answer comes", async () => {
-    const deposit = freshAddress(seed++);
-    const common = freshCommon();
-    const db = await createTestDatabase();
-    let ingestor: Ingestor | undefined;
-    try {
-      await watch(db.pool, CHAIN_ID, [{ address: deposit }]);
-      ingestor = await t.ingestor({
-        common,
-        pool: db.pool,
-        chain: { ...chain, rpcUrls: [primary.url] },
-      });
+    await withIngestor([primary.url], async ({ db, ingestor, deposit }) => {
       await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
       const tip = await t.rpc<Hex>("eth_blockNumber");
       cutTransfersTo(primary, deposit, { byHash: true });
@@ -205,25 +211,12 @@ describe("an eth_getLogs answer cut within a block", () => {
       await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
       await ingestor.stop();
       expect((await erc20To(db.pool, deposit)).map((f) => f.amount)).toEqual([5n]);
-    } finally {
-      await ingestor?.stop();
-      await db.drop();
-    }
+    });
   });
 
   for (const path of ["backfill", "realtime"] as const)
     it(`a reverted transfer() to a watched address costs one receipt read, no re-reading (${path})`, async () => {
-      const deposit = freshAddress(seed++);
-      const common = freshCommon();
-      const db = await createTestDatabase();
-      let ingestor: Ingestor | undefined;
-      try {
-        await watch(db.pool, CHAIN_ID, [{ address: deposit }]);
-        ingestor = await t.ingestor({
-          common,
-          pool: db.pool,
-          chain: { ...chain, rpcUrls: [primary.url] },
-        });
+      await withIngestor([primary.url], async ({ common, db, ingestor, deposit }) => {
         if (path === "realtime") await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
         let byHash = 0;
         primary.setMethodLie("eth_getLogs", (real, params) => {
@@ -250,10 +243,6 @@ describe("an eth_getLogs answer cut within a block", () => {
         // Realtime reads the block's logs by hash once (its bloom holds the token); backfill not at all.
         expect(byHash).toBe(path === "realtime" ? 1 : 0);
         expect(receiptReads).toBe(1);
-      } finally {
-        // Stopped before its database is dropped (it holds the chain's lease there).
-        await ingestor?.stop();
-        await db.drop();
-      }
+      });
     });
 });
