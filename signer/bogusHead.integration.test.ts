@@ -11,18 +11,14 @@
 import { type Hex, parseTransaction, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BEST_HEAD_UNREACHED_BLOCKS } from "../chains/rpc.js";
-import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
-import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 
-let t: SignerTest<LyingProxy>;
+let t: LyingSignerTest;
 
 beforeAll(async () => {
-  t = await startSignerTest({
-    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
-    proxy: (url) => startLyingProxy(url),
-  });
+  t = await startLyingSignerTest(1);
 });
 
 afterAll(async () => {

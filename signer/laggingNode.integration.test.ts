@@ -8,21 +8,16 @@
  */
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
-import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 
-let t: SignerTest<LyingProxy>;
+let t: LyingSignerTest;
 const DEST = "0x000000000000000000000000000000000000d0d0" as Hex;
 
 beforeAll(async () => {
-  t = await startSignerTest({
-    chain: { config: { confirmations: { kind: "blocks", blocks: 3 }, reorgWindow: 64 } },
-    proxy: (url) => startLyingProxy(url),
-    signer: {},
-  });
+  t = await startLyingSignerTest(3, { chain: { reorgWindow: 64 }, signer: {} });
 });
 afterAll(async () => {
   await t?.stop();

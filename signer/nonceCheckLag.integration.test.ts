@@ -15,19 +15,16 @@ import { Registry } from "prom-client";
 import { type Hex, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRpcClient } from "../chains/rpc.js";
-import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import { startLyingProxy } from "../chains/testing/lyingChain/index.js";
 import { createChainView } from "./broadcaster/chainView.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
-import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 
-let t: SignerTest<LyingProxy>;
+let t: LyingSignerTest;
 
 beforeAll(async () => {
-  t = await startSignerTest({
-    chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
-    proxy: (url) => startLyingProxy(url),
-  });
+  t = await startLyingSignerTest(1);
 });
 
 afterAll(async () => {

@@ -6,6 +6,7 @@
  * proxy, harness, context). What a test does with them stays in the test. Test-only.
  */
 import type { ChainConfig } from "../../chains/index.js";
+import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/index.js";
 import {
   createTestContext,
   type TestChainSpec,
@@ -102,4 +103,21 @@ export async function startSignerTest<P extends Proxy = Proxy>(
   };
   if (options.signer) test.signer = test.run(h.account, options.signer);
   return test;
+}
+
+export type LyingSignerTest = SignerTest<LyingProxy>;
+
+/**
+ * A signer test whose chain goes through the lying proxy (chains/testing/lyingChain: a lagging or
+ * syncing node, bogus heads, refused or lost sends), confirming after `blocks` blocks.
+ */
+export function startLyingSignerTest(
+  blocks: number,
+  options: { chain?: TestChainSpec["config"]; signer?: TestSignerOptions } = {},
+): Promise<LyingSignerTest> {
+  return startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks }, ...options.chain } },
+    proxy: (url) => startLyingProxy(url),
+    ...(options.signer && { signer: options.signer }),
+  });
 }
