@@ -1,12 +1,12 @@
 /** `custody-node ledger check`: the ledger's invariants, runnable any time against the live database. */
 import type { Command } from "commander";
-import { chainSchema } from "../chains/index.js";
+import { type ChainConfig, chainSchema } from "../chains/index.js";
 import { parseAmount } from "../foundation/amounts.js";
-import { createCommon } from "../foundation/common.js";
+import { type Common, createCommon } from "../foundation/common.js";
 import { chainByKey, loadConfig } from "../foundation/config.js";
-import { createPool } from "../foundation/db.js";
+import { createPool, type Pool } from "../foundation/db.js";
 import { type CheckReport, checkLedger } from "./check.js";
-import { createLedger } from "./createLedger.js";
+import { createLedger, type Ledger } from "./createLedger.js";
 import {
   bookTreasuryMove,
   type SignerTransactions,
@@ -124,15 +124,7 @@ async function runTreasury(
   opts: TreasuryOpts,
   sources: LedgerCommandSources,
 ): Promise<void> {
-  const config = loadConfig(chainSchema);
-  const chain = chainByKey(config, opts.chain);
-  const common = createCommon(config);
-  const pool = createPool(config.env.DATABASE_URL, {
-    max: 2,
-    applicationName: `custody-node treasury ${move}`,
-  });
-  const ledger = createLedger({ common, pool });
-  try {
+  await withTreasuryLedger(move, opts.chain, async ({ chain, common, pool, ledger }) => {
     await ledger.ensureAssetsFromConfig([chain]);
     const booking = await bookTreasuryMove(
       { common, pool, ledger, signerTransactions: sources.signerTransactions },
@@ -150,6 +142,25 @@ async function runTreasury(
       },
     );
     console.log(treasuryLine(booking));
+  });
+}
+
+/** Runs a treasury command's `body` with the chain named by --chain and a ledger, then closes them. */
+async function withTreasuryLedger(
+  command: string,
+  chainKey: string,
+  body: (deps: { chain: ChainConfig; common: Common; pool: Pool; ledger: Ledger }) => Promise<void>,
+): Promise<void> {
+  const config = loadConfig(chainSchema);
+  const chain = chainByKey(config, chainKey);
+  const common = createCommon(config);
+  const pool = createPool(config.env.DATABASE_URL, {
+    max: 2,
+    applicationName: `custody-node treasury ${command}`,
+  });
+  const ledger = createLedger({ common, pool });
+  try {
+    await body({ chain, common, pool, ledger });
   } finally {
     await ledger.close();
     await common.shutdown.kill("treasury done").catch(() => {});
@@ -166,25 +177,13 @@ export function treasuryLine(b: TreasuryBooking): string {
 }
 
 async function runUnbook(opts: { chain: string; tx: string; by: string; reason: string }) {
-  const config = loadConfig(chainSchema);
-  const chain = chainByKey(config, opts.chain);
-  const common = createCommon(config);
-  const pool = createPool(config.env.DATABASE_URL, {
-    max: 2,
-    applicationName: "custody-node treasury unbook",
-  });
-  const ledger = createLedger({ common, pool });
-  try {
+  await withTreasuryLedger("unbook", opts.chain, async ({ chain, common, pool, ledger }) => {
     const unbooking = await unbookTreasuryMove(
       { common, pool, ledger },
       { chainId: chain.chainId, txHash: opts.tx, by: opts.by, reason: opts.reason },
     );
     console.log(unbookLine(unbooking));
-  } finally {
-    await ledger.close();
-    await common.shutdown.kill("treasury done").catch(() => {});
-    await pool.end();
-  }
+  });
 }
 
 export function unbookLine(u: TreasuryUnbooking): string {
