@@ -57,6 +57,7 @@ export { indexerHealthCheck, unhealthyReasons } from "./health.js";
 export { indexedHeights } from "./indexedHeights.js";
 export { type ResumeResult, resumeChain } from "./resume.js";
 export { indexerRole } from "./role.js";
+export { holdFactWrites } from "./store.js";
 export {
   addWatchedAddresses,
   notifyWatchedAddress,

@@ -62,6 +62,22 @@ export async function lockTip(
     throw new TipMovedError(expected, actual);
 }
 
+/**
+ * Hold off the indexer's writes of `chainId`'s facts until the caller's transaction ends: every
+ * transaction that stores, revives or orphans facts (a batch, a reorg, a resume) locks the
+ * checkpoint row first (lockTip), and this share lock conflicts with that. For a module above that
+ * decides from facts being absent or all orphaned (the treasury's `unbook`): read after this, no
+ * fact the indexer is storing meanwhile is missed (it commits first, and is read, or waits for the
+ * caller). Take it before any other lock of the transaction: the indexer takes it first too.
+ * Without a checkpoint row (nothing indexed yet, no finalized height) it locks nothing.
+ */
+export async function holdFactWrites(
+  client: Pick<PoolClient, "query">,
+  chainId: number,
+): Promise<void> {
+  await client.query("SELECT 1 FROM chain.checkpoints WHERE chain_id = $1 FOR SHARE", [chainId]);
+}
+
 /** Returns true when every block is new (then none of its facts can exist yet). */
 export async function insertBlocks(
   client: PoolClient,

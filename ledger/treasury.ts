@@ -15,13 +15,15 @@
  * `unbookTreasuryMove` (`custody-node treasury unbook`) reverses a booking whose transaction a
  * reorg took off the chain for good: every fact of it orphaned and the orphaned height final
  * (chain.facts and the published finalized block: never a node's silence). Reversals are
- * compensations with ids derived from the booking's (`…:unbook`), audited like the booking.
+ * compensations with ids derived from the booking's (`…:unbook`), audited like the booking; the
+ * check and the reversal hold off the indexer's writes of the chain's facts (`holdFactWrites`),
+ * so a transaction being stored as mined again is read, never missed.
  */
 
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
-import { loadCustodyOf, readFinalized } from "../indexers/index.js";
+import { holdFactWrites, loadCustodyOf, readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { TransferFailedError, TreasuryMoveError } from "./errors.js";
 import { gasBooking } from "./gasBookings.js";
@@ -155,25 +157,37 @@ function describeFacts(facts: Map<string, Fact>): string {
     .join(", ");
 }
 
+/**
+ * What every treasury command checks first: the tx hash (lowercased), who and why (trimmed), and
+ * the name its refusals carry (`treasury <command> <tx>`).
+ */
+function operatorArgs(
+  command: TreasuryMove | "unbook",
+  args: { txHash: string; by: string; reason: string },
+): { txHash: string; what: string; by: string; reason: string } {
+  const txHash = args.txHash.toLowerCase();
+  const what = `treasury ${command} ${txHash}`;
+  if (!/^0x[0-9a-f]{64}$/.test(txHash))
+    throw new TreasuryMoveError(what, "tx hash must be 0x + 64 hex");
+  const by = args.by.trim();
+  const reason = args.reason.trim();
+  if (by === "" || reason === "")
+    throw new TreasuryMoveError(what, "who (by) and why (reason) are required");
+  return { txHash, what, by, reason };
+}
+
 export async function bookTreasuryMove(
   { common, pool, ledger, signerTransactions }: TreasuryDeps,
   args: TreasuryMoveArgs,
   options: { client?: PoolClient } = {},
 ): Promise<TreasuryBooking> {
-  const txHash = args.txHash.toLowerCase();
+  const { txHash, what, by, reason } = operatorArgs(args.move, args);
   const wallet = args.wallet.toLowerCase();
   const token = (args.token ?? NATIVE).toLowerCase();
-  const what = `treasury ${args.move} ${txHash}`;
-  if (!/^0x[0-9a-f]{64}$/.test(txHash))
-    throw new TreasuryMoveError(what, "tx hash must be 0x + 64 hex");
   if (!/^0x[0-9a-f]{40}$/.test(wallet))
     throw new TreasuryMoveError(what, "wallet must be an address");
   if (!/^0x[0-9a-f]{40}$/.test(token))
     throw new TreasuryMoveError(what, "token must be an address");
-  const by = args.by.trim();
-  const reason = args.reason.trim();
-  if (by === "" || reason === "")
-    throw new TreasuryMoveError(what, "who (by) and why (reason) are required");
   if (args.move === "gas" && token !== NATIVE)
     throw new TreasuryMoveError(what, "gas is paid in the native asset");
   for (const [name, v] of [
@@ -442,16 +456,14 @@ export async function unbookTreasuryMove(
   args: TreasuryUnbookArgs,
   options: { client?: PoolClient } = {},
 ): Promise<TreasuryUnbooking> {
-  const txHash = args.txHash.toLowerCase();
-  const what = `treasury unbook ${txHash}`;
-  if (!/^0x[0-9a-f]{64}$/.test(txHash))
-    throw new TreasuryMoveError(what, "tx hash must be 0x + 64 hex");
-  const by = args.by.trim();
-  const reason = args.reason.trim();
-  if (by === "" || reason === "")
-    throw new TreasuryMoveError(what, "who (by) and why (reason) are required");
+  const { txHash, what, by, reason } = operatorArgs("unbook", args);
 
   const run = async (client: PoolClient): Promise<TreasuryUnbooking> => {
+    // The check below reads "every fact orphaned": the indexer storing the transaction mined again
+    // meanwhile (its batch not committed yet) would not be read, and the booking reversed although
+    // the transaction is back. Held off until this transaction ends (or waited for: its fact is then
+    // read), before any other lock, as the indexer takes it.
+    await holdFactWrites(client, args.chainId);
     const booked = (
       await client.query<{
         id: string;
