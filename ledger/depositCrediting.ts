@@ -14,8 +14,9 @@
  *   was posted, is its **return** (pairReturns, settleReturn): the fact that came back is credited
  *   at its own identity (reconciliation pairs one transfer with each fact), and in the same
  *   transaction the old credit is closed against it: its hold posted, the shortfall it booked on
- *   `receivable:reorg:<id>` paid out of the return, its withdrawal block lifted, state `final`
- *   with `returned_credit_id`. The customer ends with one deposit and owes nothing.
+ *   `receivable:reorg:<id>` paid out of the return (no more than is still owed on it), its
+ *   withdrawal block lifted, state `final` with `returned_credit_id`. The customer ends with one
+ *   deposit and owes nothing.
  *
  * "The same deposit" is the fact's identity (chain, tx hash, position: `tx`, `transfer:<n>`,
  * `trace:<path>`) AND its recipient, asset and amount, never the position alone: a replacement
@@ -1262,13 +1263,30 @@ export function createDepositCrediting({
   /**
    * Close a reorged credit against the credit of its return (fact `f`, credited as `creditId` in
    * this transaction): post its hold if still pending (the deposit is the new credit's now), pay the
-   * shortfall it booked on `receivable:reorg:<owner>` out of the returned amount, lift the
+   * shortfall it booked on `receivable:reorg:<owner>` out of the returned amount (no more than is
+   * still owed on that receivable: part of it may have been paid down meanwhile), lift the
    * withdrawal block, mark it `final` and returned. One linked chain with deterministic ids
    * (`reorg-post:<holdId>`, `reorg-settle:<creditId>`), so a retry books nothing twice. Refused,
    * the credit is left as it was (its hold follows the usual passes) and the refusal logged.
    */
   async function settleReturn(client: PoolClient, c: ReturnableRow, f: FactRow, creditId: string) {
-    const shortfall = c.shortfall_amount ?? 0n;
+    const booked = c.shortfall_amount ?? 0n;
+    // Paid out of the return up to what is still owed on the receivable, never more: part of it
+    // may have been paid down meanwhile (an operator's transfer crediting it), and paying the
+    // shortfall in full then would take the customer's money twice and leave the receivable
+    // negative. Its row is locked (lockCreditAccounts, before the page's credits), so the balance
+    // read here is the one the settlement applies to. A held credit's own shortfall is still
+    // pending: posted in this chain first, it is owed too.
+    let shortfall = 0n;
+    if (booked > 0n) {
+      const r = await client.query<{ owed: bigint }>(
+        `SELECT debits_posted - credits_posted AS owed FROM ledger.accounts
+          WHERE asset_id = $1 AND name = $2`,
+        [assetIdOf(c.chain_id, c.asset), `receivable:reorg:${c.owner}`],
+      );
+      const owed = (r.rows[0]?.owed ?? 0n) + (c.state === "held" ? booked : 0n);
+      shortfall = owed <= 0n ? 0n : owed < booked ? owed : booked;
+    }
     const transfers: TransferInput[] = c.state === "held" ? resolveHolds(c, "post") : [];
     if (shortfall > 0n)
       transfers.push({
@@ -1310,6 +1328,8 @@ export function createDepositCrediting({
     log.warn({
       msg: "reorged deposit came back as another credit: old credit closed, shortfall settled",
       ...fields,
+      // Less than it booked: the rest was paid down before it came back.
+      ...(shortfall < booked ? { shortfall_booked: formatAmount(booked) } : {}),
     });
   }
 

@@ -18,12 +18,14 @@ import { artifacts, call, deploy, freshAddress, sendAndMine } from "../indexers/
 import { sweepReader } from "../signer/sweeps/sweepReads.js";
 import { listDeposits } from "./deposits.js";
 import { createReconciler } from "./recon/reconcile.js";
+import { getRunReport } from "./recon/report.js";
 import {
   REORG_CHAIN,
   REORG_CHAIN_ID,
   type ReorgScenario,
   startReorgScenario,
 } from "./testing/reorgScenario.js";
+import { transferId } from "./transferId.js";
 import { isWithdrawalBlocked } from "./withdrawalBlocks.js";
 
 // anvil's dev accounts 6 and 7 (well-known, never real keys): 6 deploys the token (its nonce 0, so
@@ -37,6 +39,7 @@ const DEST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const OUTSIDER = freshAddress(599);
 const D_ANN = freshAddress(501);
 const D_BEN = freshAddress(502);
+const D_CAL = freshAddress(503);
 
 let t: ApiTestContext;
 let s: ReorgScenario;
@@ -121,6 +124,7 @@ beforeAll(async () => {
   s = await startReorgScenario(t.ctx, [
     { address: D_ANN, owner: "ann" },
     { address: D_BEN, owner: "ben" },
+    { address: D_CAL, owner: "cal" },
   ]);
   expect(await deploy(s.rpc, DEPLOYER, "TestToken", [10n ** 24n])).toBe(TOKEN);
   expect(artifacts.TestToken.abi.some((x) => "name" in x && x.name === "payout")).toBe(true);
@@ -241,6 +245,17 @@ describe("a reorged deposit back at another position of its transaction", () => 
     });
     const run = await reconciler.run({ chain: s.chain, block, full: true });
     expect(run.breaks.filter((b) => b.key.startsWith(txHash) || b.assetId === TT)).toEqual([]);
+    // Its report lists the old credit as returned, naming the credit that carries it: not as a
+    // hold posted at finality with a receivable to recover from the customer.
+    expect(
+      run.holds.filter((h) => h.txHash === txHash).map((h) => [h.position, h.state, h.returned]),
+    ).toEqual([["transfer:0", "final", { creditId: newCredit, position: "transfer:1" }]]);
+    const report = await getRunReport(t.ctx.db.pool, run.runId);
+    expect(report.json.verdict).toMatch(
+      /1 reorg hold \(0 open, 0 posted at finality, 1 returned\)/,
+    );
+    expect(report.csv).toContain(`came back as ${txHash}:transfer:1 (credit ${newCredit})`);
+    expect(report.csv).not.toContain("recover the receivable");
   });
 
   it("a payout paying the same customer the same amount twice returns each credit once", async () => {
@@ -271,6 +286,73 @@ describe("a reorged deposit back at another position of its transaction", () => 
       2n * amount,
     ]);
     expect(await s.settle()).toMatchObject({ credited: 0, held: 0, restored: 0, finalized: 0 });
+    expect((await s.ledger.check()).problems).toEqual([]);
+  });
+
+  it("a return after part of the receivable was paid down pays only what is still owed on it", async () => {
+    const amount = 15n * E18;
+    await sendAndMine(s.rpc, {
+      from: DEPLOYER,
+      to: TOKEN,
+      data: call("TestToken", "transfer", [PAYER, amount]),
+    });
+    // Cal's deposit, credited, 14 of it spent; then a branch without it: hold 1, shortfall 14.
+    const snapshot = await s.rpc<Hex>("evm_snapshot");
+    const paid = await sendAndMine(s.rpc, {
+      from: PAYER,
+      to: TOKEN,
+      data: call("TestToken", "transfer", [D_CAL, amount]),
+    });
+    const txHash = paid.transactionHash.toLowerCase() as Hex;
+    const raw = await s.rpc<Hex>("eth_getRawTransactionByHash", [txHash]);
+    await s.mine(3);
+    expect((await s.settle()).credited).toBe(1);
+    expect((await withdrawToken("cal", 14n * E18)).statusCode).toBe(201);
+    const tip = BigInt(await s.rpc<Hex>("eth_blockNumber"));
+    await s.rpc("evm_revert", [snapshot]);
+    while (BigInt(await s.rpc<Hex>("eth_blockNumber")) <= tip + 1n) await s.mine(1);
+    expect(await s.settle()).toMatchObject({ held: 1 });
+    // Final without it: the hold and the shortfall are posted, cal owes 14.
+    await s.mine(45);
+    expect(await s.settle()).toMatchObject({ finalized: 1 });
+    const owed = async () => {
+      const r = await account("receivable:reorg:cal");
+      return r.debitsPosted - r.creditsPosted;
+    };
+    expect(await owed()).toBe(14n * E18);
+    // 4 of it repaid (off-chain, say), booked by an operator.
+    const [repaid] = await s.ledger.createTransfers([
+      {
+        id: transferId("test:cal-repaid-part-of-the-shortfall"),
+        assetId: TT,
+        debit: "treasury",
+        credit: "receivable:reorg:cal",
+        amount: 4n * E18,
+        kind: "compensation",
+        memo: "cal repaid 4 of the reorg shortfall",
+      },
+    ]);
+    expect(repaid?.status).toBe("created");
+    expect(await owed()).toBe(10n * E18);
+
+    // The same transaction mined after all: its return pays the 10 still owed, not the 14 booked.
+    expect(await s.rpc<Hex>("eth_sendRawTransaction", [raw])).toBe(txHash);
+    await s.mine(4);
+    expect(await s.settle()).toMatchObject({ credited: 1 });
+    expect(await creditsOf(txHash)).toEqual([
+      ["transfer:0", "final", "transfer:0"],
+      ["transfer:0", "credited", null],
+    ]);
+    expect(await owed()).toBe(0n);
+    const cal = await account("user:cal");
+    // 15 + 15 in, the hold's 1 and the 10 owed out; the withdrawal of 14 still pending: the 4 cal
+    // repaid is cal's again.
+    expect([cal.creditsPosted - cal.debitsPosted, cal.debitsPending, cal.available]).toEqual([
+      19n * E18,
+      14n * E18,
+      5n * E18,
+    ]);
+    expect(await isWithdrawalBlocked(t.ctx.db.pool, "cal")).toBe(false);
     expect((await s.ledger.check()).problems).toEqual([]);
   });
 });

@@ -24,7 +24,7 @@ import {
 } from "./breakStates.js";
 import { creditInflow } from "./creditInflow.js";
 import { createReconciler } from "./reconcile.js";
-import { breakStateText, getRunReport, type RenderedReport } from "./report.js";
+import { breakStateText, getRunReport, holdState, type RenderedReport } from "./report.js";
 import { withChainRunLock } from "./runLock.js";
 import type { ReconSources } from "./sources.js";
 import { listAuditAnchors, listRuns } from "./store.js";
@@ -52,7 +52,7 @@ function render(report: RenderedReport, format: Format): string {
     lines.push(`  audit log head: seq ${r.run.auditHead.seq} ${r.run.auditHead.hash}`);
   for (const h of r.holds)
     lines.push(
-      `  reorg hold (${h.state}) ${h.txHash}:${h.position} user:${h.owner} ${h.amount} (held ${h.holdAmount}, receivable ${h.shortfallAmount})`,
+      `  reorg hold (${holdState(h)}) ${h.txHash}:${h.position} user:${h.owner} ${h.amount} (held ${h.holdAmount}, receivable ${h.shortfallAmount}${h.returned ? `; returned as ${h.txHash}:${h.returned.position}, credit ${h.returned.creditId}` : ""})`,
     );
   return `${lines.join("\n")}\n`;
 }

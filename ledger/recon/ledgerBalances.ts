@@ -60,9 +60,12 @@ export async function loadReorgHolds(client: PoolClient, chainId: number): Promi
     shortfall_amount: bigint | null;
     orphaned_block: string | null;
     updated_at: Date;
+    returned_credit_id: string | null;
+    returned_position: string | null;
   }>(
     `SELECT credit_id::text, owner, asset, tx_hash, position, to_address, amount, state,
-       hold_amount, shortfall_amount, orphaned_block::text, updated_at
+       hold_amount, shortfall_amount, orphaned_block::text, updated_at,
+       returned_credit_id::text, returned_position
      FROM ledger.reorged_deposit_credits WHERE chain_id = $1
      ORDER BY updated_at, credit_id`,
     [chainId],
@@ -80,5 +83,8 @@ export async function loadReorgHolds(client: PoolClient, chainId: number): Promi
     shortfallAmount: x.shortfall_amount ?? 0n,
     orphanedBlock: x.orphaned_block === null ? null : Number(x.orphaned_block),
     updatedAt: x.updated_at,
+    ...(x.returned_credit_id !== null
+      ? { returned: { creditId: x.returned_credit_id, position: x.returned_position ?? "?" } }
+      : {}),
   }));
 }

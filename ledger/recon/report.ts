@@ -31,7 +31,7 @@ export type RunReport = {
   summary: AssetSummary[];
   balances: StoredRun["balances"];
   breaks: StoredRun["breaks"];
-  /** Reorg holds (handled reorgs, not breaks): open ones, and ones posted since the previous run. */
+  /** Reorg holds (handled reorgs, not breaks): open ones, and ones posted (at finality, or against their return) since the previous run. */
   holds: NonNullable<StoredRun["holds"]>;
 };
 
@@ -65,9 +65,10 @@ export function buildReport(
           ? `No breaks: chain ${stored.chainId} at block ${stored.block} matches the ledger (${stored.matched} facts matched, balances agree).`
           : `${breaks.length} break${breaks.length === 1 ? "" : "s"} on chain ${stored.chainId} at block ${stored.block}: ${typeCounts(breaks)}${stateNote(breaks)}.`;
   const open = holds.filter((h) => h.state === "held").length;
+  const returned = holds.filter((h) => h.returned !== undefined).length;
   const holdNote =
     stored.status === "completed" && holds.length > 0
-      ? ` ${holds.length} reorg hold${holds.length === 1 ? "" : "s"} (${open} open, ${holds.length - open} posted at finality).`
+      ? ` ${holds.length} reorg hold${holds.length === 1 ? "" : "s"} (${open} open, ${holds.length - open - returned} posted at finality${returned > 0 ? `, ${returned} returned` : ""}).`
       : "";
   return { run, clean, verdict: verdict + holdNote, summary, balances, breaks, holds };
 }
@@ -166,7 +167,7 @@ export function reportCsv(report: RunReport): string {
         "",
         h.creditId,
         holdAction(h),
-        h.state,
+        holdState(h),
         "",
       ]
         .map(csvCell)
@@ -176,7 +177,15 @@ export function reportCsv(report: RunReport): string {
   return `${lines.join("\r\n")}\r\n`;
 }
 
+/** A hold's state as reports show it: a credit closed by its deposit's return is `returned`. */
+export function holdState(h: RunReport["holds"][number]): string {
+  return h.returned !== undefined ? "returned" : h.state;
+}
+
 function holdAction(h: RunReport["holds"][number]): string {
+  // Closed against its return: nothing is owed any more and nothing is left to do.
+  if (h.returned !== undefined)
+    return `deposit to ${h.toAddress} came back as ${h.txHash}:${h.returned.position} (credit ${h.returned.creditId}): that credit carries it; hold posted against it${BigInt(h.shortfallAmount) > 0n ? `, receivable:reorg:${h.owner} paid out of it (up to what was still owed), withdrawals unblocked` : ""}`;
   const shortfall = BigInt(h.shortfallAmount) > 0n;
   const parts = `${h.holdAmount} held from user:${h.owner}${shortfall ? `, ${h.shortfallAmount} on receivable:reorg:${h.owner} (withdrawals blocked)` : ""}`;
   return h.state === "held"
@@ -294,7 +303,7 @@ export function reportHtml(report: RunReport): string {
   const holdRows = report.holds
     .map(
       (h) =>
-        `<tr${BigInt(h.shortfallAmount) > 0n ? ' class="bad"' : ""}><td>${esc(h.state)}</td><td>${esc(h.owner)}</td><td>${esc(symbolOf(h.assetId))}</td><td><code>${esc(`${h.txHash}:${h.position}`)}</code><br><small>to ${esc(h.toAddress)}</small></td><td class="num">${amt(h.assetId, h.amount)}</td><td class="num">${amt(h.assetId, h.holdAmount)}</td><td class="num">${amt(h.assetId, h.shortfallAmount)}</td><td>${esc(h.orphanedBlock ?? "")}</td><td>${esc(holdAction(h))}</td></tr>`,
+        `<tr${BigInt(h.shortfallAmount) > 0n && h.returned === undefined ? ' class="bad"' : ""}><td>${esc(holdState(h))}</td><td>${esc(h.owner)}</td><td>${esc(symbolOf(h.assetId))}</td><td><code>${esc(`${h.txHash}:${h.position}`)}</code><br><small>to ${esc(h.toAddress)}</small></td><td class="num">${amt(h.assetId, h.amount)}</td><td class="num">${amt(h.assetId, h.holdAmount)}</td><td class="num">${amt(h.assetId, h.shortfallAmount)}</td><td>${esc(h.orphanedBlock ?? "")}</td><td>${esc(holdAction(h))}</td></tr>`,
     )
     .join("");
   return `<!doctype html>

@@ -43,7 +43,8 @@ export type LedgerEntry = {
 
 /**
  * A deposit credit whose fact a reorg removed, handled by a reorg hold (ledger/depositCrediting.ts):
- * `held` while the hold is pending, `final` once posted. Not a break: reports list them.
+ * `held` while the hold is pending, `final` once posted (at finality, or against its return). Not a
+ * break: reports list them.
  */
 export type ReorgHold = {
   creditId: string;
@@ -60,6 +61,12 @@ export type ReorgHold = {
   shortfallAmount: bigint;
   orphanedBlock: number | null;
   updatedAt: Date;
+  /**
+   * `final` by the deposit's return (the same transaction's fact came back after all): the credit
+   * of that fact and its position; its shortfall was paid out of it. Absent: not returned (and in
+   * runs stored before returns were told apart).
+   */
+  returned?: { creditId: string; position: string };
 };
 
 export const BREAK_TYPES = [
