@@ -10,32 +10,19 @@
  */
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
-import { deployForwarderFactory } from "./deposit-addresses/index.js";
 import { getTxRequest } from "./requests.js";
+import { startFactoryDeployedSignerTest } from "./testing/factoryDeployed.js";
 import { waitFor } from "./testing/harness.js";
-import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+import type { SignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
 let lagging: LyingProxy;
 const DEST = "0x000000000000000000000000000000000000d1d1" as Hex;
 
 beforeAll(async () => {
-  t = await startSignerTest({
-    chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 64 } },
-  });
-  const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
-  const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
-  await deployForwarderFactory({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    chain: t.chain,
-    client: adapter.client,
-    account: t.account,
-    sendRawTransaction: adapter.sendRawTransaction,
-  });
-  await t.rpc("anvil_mine", ["0x3"]);
+  const { t: test, anvilUrl } = await startFactoryDeployedSignerTest();
+  t = test;
   // The first endpoint answers as if its head were 10 blocks back: before the deploy.
   lagging = await startLyingProxy(anvilUrl);
   lagging.setLag(10);

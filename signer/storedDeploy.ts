@@ -344,11 +344,12 @@ async function takeDeployLease({
 /**
  * The hot wallet's nonces have one owner, the broadcaster (DESIGN, principle 6). A new deploy
  * takes its nonce holding the broadcaster's lease, and only when nothing of the wallet's is open:
- * every nonce the signer stored is mined at latest, and the node's pool holds no transaction of
- * the wallet's. Otherwise it is refused, saying what to do, and nothing is sent: a deploy at the
- * pending nonce beside a running signer, or at a nonce the signer stored but has not sent yet,
- * would take a withdrawal's nonce (its bytes refused "nonce too low", then receipt_unknown and
- * needs_review: a customer's money held until an operator acts).
+ * every nonce the signer stored is mined at latest, no other stored deploy is at or above the
+ * node's count, and the node's pool holds no transaction of the wallet's. Otherwise it is refused,
+ * saying what to do, and nothing is sent: a deploy at the pending nonce beside a running signer,
+ * or at a nonce the signer stored but has not sent yet, would take a withdrawal's nonce (its bytes
+ * refused "nonce too low", then receipt_unknown and needs_review: a customer's money held until an
+ * operator acts).
  */
 async function freshDeployNonce(
   lease: Lease,
@@ -366,12 +367,44 @@ async function freshDeployNonce(
       `hot wallet ${from} on chain ${chain.key} has signer transactions not mined yet (nonces ${latest} to ${storedNext - 1}): run the signer until they are mined, stop it, then deploy`,
     );
   }
+  // A stored deploy (another contract's: this one's live deploy is followed, never signed anew)
+  // at a nonce the node counts unused holds it (live: its bytes not mined yet) or used it at a
+  // final block the node is behind (reverted, dropped): signed there, this deploy would break the
+  // one-deploy-per-nonce index (a raw duplicate-key error) or be refused "nonce too low".
+  const held = await storedDeployFrom(lease, chain.chainId, from, latest);
+  if (held) {
+    const at = `hot wallet ${from} on chain ${chain.key} has a stored ${held.name} deploy at nonce ${held.nonce}`;
+    throw new Error(
+      held.status === "signed" || held.status === "broadcast"
+        ? `${at} (${held.status}, tx ${held.tx_hash}) not mined yet: run its deploy command again (custody-node contracts deploy for ForwarderFactory, custody-node por deploy for ReservesAttestor; --chain ${chain.key}) to follow it until its contract is recorded, then deploy`
+        : `${at} (${held.status}, tx ${held.tx_hash}: its nonce used at a final block) that the node counts unused (nonce count ${latest}): the node is behind; deploy once it has caught up`,
+    );
+  }
   if (pending > latest) {
     throw new Error(
       `the node's pool holds a transaction from hot wallet ${from} on chain ${chain.key} (nonce ${latest}; an earlier deploy may still mine): wait until it is mined, then deploy`,
     );
   }
   return latest;
+}
+
+/**
+ * A stored deploy of the wallet at or above `nonce`, whatever its status: a live one first (the
+ * one to follow), else the highest.
+ */
+async function storedDeployFrom(
+  lease: Lease,
+  chainId: number,
+  from: Address,
+  nonce: number,
+): Promise<{ name: string; nonce: string; status: string; tx_hash: Hex } | undefined> {
+  const { rows } = await lease.query<{ name: string; nonce: string; status: string; tx_hash: Hex }>(
+    `SELECT name, nonce::text, status, tx_hash FROM custody.hot_wallet_deploys
+      WHERE chain_id = $1 AND from_address = $2 AND nonce >= $3
+      ORDER BY status IN ('signed', 'broadcast') DESC, nonce DESC LIMIT 1`,
+    [chainId, from.toLowerCase(), nonce],
+  );
+  return rows[0];
 }
 
 async function liveDeploy(

@@ -23,8 +23,9 @@
  *
  * A node that holds something executable at the nonce (pending count above it) decides nothing:
  * it is only waited for; nor does a count from a node behind the best head seen (`atBestHead`),
- * which shows nonces used long ago as unused. The state is per process and only paces sends and
- * alerts.
+ * which shows nonces used long ago as unused, nor one under a stored deploy that ended (reverted,
+ * dropped) at the nonce: a final block used it, so that node is behind. The state is per process
+ * and only paces sends and alerts.
  */
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
@@ -54,8 +55,11 @@ type LiveDeploy = {
 };
 
 /**
- * The nonce after the wallet's highest live stored deploy (0 when none): resync never gives a
- * request a nonce a deploy holds, whether or not a node has its bytes.
+ * The nonce after the wallet's highest stored deploy, whatever its status (0 when none): resync
+ * never gives a request a nonce a deploy holds (signed/broadcast: whether or not a node has its
+ * bytes) or used (reverted: mined at a final block; dropped: another transaction used it at a
+ * final block). A node behind that block counts it unused, and only nodes at the indexed tip are
+ * asked (index.ts): a request signed there would be refused "nonce too low" and end in needs_review.
  */
 export async function deployNextNonce(
   db: Pick<Lease, "query">,
@@ -64,7 +68,7 @@ export async function deployNextNonce(
 ): Promise<bigint> {
   const { rows } = await db.query<{ max: string | null }>(
     `SELECT max(nonce)::text AS max FROM custody.hot_wallet_deploys
-      WHERE chain_id = $1 AND from_address = $2 AND status IN ('signed', 'broadcast')`,
+      WHERE chain_id = $1 AND from_address = $2`,
     [chainId, from],
   );
   const max = rows[0]!.max;
@@ -86,6 +90,20 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
     if (watched.some((r) => r.nonce === nonce)) return true;
     const { rows } = await ctx.pool.query(
       `SELECT 1 FROM custody.tx_requests WHERE chain_id = $1 AND from_address = $2 AND nonce = $3`,
+      [ctx.chain.chainId, ctx.from, nonce.toString()],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * A stored deploy that ended at the nonce (reverted: mined at a final block; dropped: another
+   * transaction used the nonce at a final block): the nonce is used, and a node counting it unused
+   * is behind that block (a signer started with only such a node has seen no head above it).
+   */
+  async function endedDeployAt(nonce: bigint) {
+    const { rows } = await ctx.pool.query(
+      `SELECT 1 FROM custody.hot_wallet_deploys
+        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('reverted', 'dropped')`,
       [ctx.chain.chainId, ctx.from, nonce.toString()],
     );
     return rows.length > 0;
@@ -145,7 +163,8 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         next === undefined ||
         nonce >= next ||
         !snap.atBestHead ||
-        (await requestHolds(nonce, watched))
+        (await requestHolds(nonce, watched)) ||
+        (await endedDeployAt(nonce))
       ) {
         unheld = null;
         return;

@@ -36,6 +36,7 @@ import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccoun
 import { acquireLease, type Lease, leaseKey } from "../lease.js";
 import { storedDeploySender } from "../storedDeploy.js";
 import { killedDeploy, TINY_CONTRACT } from "../testing/killedDeploy.js";
+import { deployWillRevert } from "../testing/revertingDeploy.js";
 import { type RpcProxy, startRpcProxy } from "../testing/rpcProxy.js";
 
 const DEPOSITOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
@@ -236,6 +237,50 @@ describe("contracts deploy CLI", () => {
     const { send, release } = deploySenderVia(publicClient as PublicClient);
     try {
       const done = await whileMining(send({ name: "HaltedUnsent", data: TINY_CONTRACT.init }));
+      expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(before) }));
+    } finally {
+      await release();
+    }
+    expect(await nonce()).toBe(before + 1);
+  });
+
+  it("refused while another contract's stored deploy holds the wallet's next nonce, naming that deploy and what to do; nothing signed, stored or sent", async () => {
+    const before = await nonce();
+    // Stored, killed before sending: its nonce is the chain's next one, and no node has it.
+    await killedDeploy({
+      common: ctx.common,
+      databaseUrl: ctx.db.url,
+      chain: ctx.config.chains[0]!,
+      client: publicClient as PublicClient,
+      account: hot,
+      name: "HeldNonce",
+      point: "deploy_after_commit",
+    });
+    const stored = async () =>
+      (
+        await ctx.db.pool.query(
+          "SELECT name, nonce::int, status FROM custody.hot_wallet_deploys WHERE name IN ('HeldNonce', 'ForwarderFactory') ORDER BY id",
+        )
+      ).rows;
+    expect(await stored()).toEqual([{ name: "HeldNonce", nonce: before, status: "signed" }]);
+
+    const run = spawnCli(["contracts", "deploy", "--chain", "local"], env);
+    expect((await run.exited).code, run.output()).not.toBe(0);
+    expect(run.output()).toContain(
+      `hot wallet ${hot.address} on chain local has a stored HeldNonce deploy at nonce ${before} (signed, tx 0x`,
+    );
+    expect(run.output()).toContain("run its deploy command again");
+    expect(run.output()).not.toContain("duplicate key");
+    expect(await stored()).toEqual([{ name: "HeldNonce", nonce: before, status: "signed" }]);
+    expect(await nonce()).toBe(before);
+    expect(
+      await publicClient.getTransactionCount({ address: hot.address, blockTag: "pending" }),
+    ).toBe(before);
+
+    // Followed until final (its stored bytes sent), it holds nothing any more.
+    const { send, release } = deploySenderVia(publicClient as PublicClient);
+    try {
+      const done = await whileMining(send({ name: "HeldNonce", data: TINY_CONTRACT.init }));
       expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(before) }));
     } finally {
       await release();
@@ -518,20 +563,11 @@ describe("contracts deploy CLI", () => {
     const emptyInitCode = "0x00"; // STOP: a contract without code
 
     // Something is at the contract's address before the deploy mines: the creation reverts.
-    await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
-    const first = send({ name: "Empty", data: emptyInitCode }).catch((e: unknown) => e as Error);
-    await waitFor(
-      "the deploy in the pool",
-      async () =>
-        (await publicClient.getTransactionCount({ address: hot.address, blockTag: "pending" })) >
-        before,
+    const { outcome } = await deployWillRevert(publicClient as PublicClient, hot.address, () =>
+      send({ name: "Empty", data: emptyInitCode }),
     );
-    await publicClient.request({
-      method: "anvil_setCode" as never,
-      params: [getContractAddress({ from: hot.address, nonce: BigInt(before) }), "0x00"] as never,
-    });
     await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
-    const failed = await whileMining(first);
+    const failed = await whileMining(outcome);
     await release();
     expect(failed).toBeInstanceOf(Error);
     expect((failed as Error).message).toContain("reverted");
@@ -585,25 +621,15 @@ describe("contracts deploy CLI", () => {
         )
       ).rows;
     try {
-      const before = await nonce();
-      await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
       let settled = false;
-      const first = badSender
-        .send({ name: "ShallowRevert", data: "0x00" })
-        .catch((e: unknown) => e as Error)
-        .finally(() => {
-          settled = true;
-        });
-      await waitFor(
-        "the deploy in the pool",
-        async () =>
-          (await publicClient.getTransactionCount({ address: hot.address, blockTag: "pending" })) >
-          before,
+      const { outcome: first } = await deployWillRevert(
+        publicClient as PublicClient,
+        hot.address,
+        () =>
+          badSender.send({ name: "ShallowRevert", data: "0x00" }).finally(() => {
+            settled = true;
+          }),
       );
-      await publicClient.request({
-        method: "anvil_setCode" as never,
-        params: [getContractAddress({ from: hot.address, nonce: BigInt(before) }), "0x00"] as never,
-      });
       await publicClient.request({ method: "evm_mine" as never, params: [] as never });
       await publicClient.request({ method: "evm_setAutomine" as never, params: [true] as never });
       await waitFor("the lie told", async () => bad.lied());

@@ -1,0 +1,141 @@
+/**
+ * A stored deploy's nonce is used or held whatever its row's status (DESIGN: missing data is never
+ * evidence). The hot wallet's newest transaction is a CLI deploy (signer/storedDeploy.ts) that
+ * reverted at a final block: its row is `reverted`, its nonce used on chain, and no request holds
+ * it. The signer (re)starts while its only node is behind that deploy's block, though at the
+ * indexed tip (the indexer behind too), so resync asks it (77afca9): its count leaves the deploy's
+ * nonce out. Taken as the next nonce, a withdrawal signed there is refused "nonce too low", its
+ * nonce consumed by a transaction it does not know, and it ends in needs_review: a customer's
+ * withdrawal held until an operator acts. The stored deploy must keep resync above it; nor may the
+ * gap stage read that node's count as the deploy's nonce left unused (a `nonce_gap` sending a
+ * person to look for a transaction of the key from outside custody).
+ */
+import { type Hex, parseEther } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRpcClient } from "../chains/index.js";
+import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import { createFactsDoorbell, createIngestor, type Ingestor } from "../indexers/index.js";
+import { anvilRpc, syncToHead } from "../indexers/testing/chain.js";
+import type { Lease } from "./lease.js";
+import { getTxRequest } from "./requests.js";
+import { storedDeploySender } from "./storedDeploy.js";
+import { startFactoryDeployedSignerTest } from "./testing/factoryDeployed.js";
+import { waitFor } from "./testing/harness.js";
+import { deployWillRevert } from "./testing/revertingDeploy.js";
+import type { SignerTest } from "./testing/signerTest.js";
+
+let t: SignerTest;
+let lagging: LyingProxy;
+let ingestor: Ingestor;
+let deployNonce: number;
+let deployBlock: bigint;
+const DEST = "0x000000000000000000000000000000000000d1d3" as Hex;
+
+beforeAll(async () => {
+  const { t: test, anvilUrl, adapter } = await startFactoryDeployedSignerTest();
+  t = test;
+  // The indexer ingests up to here: the deploy's block will be above its tip.
+  ingestor = await createIngestor({
+    common: t.ctx.common,
+    pool: t.ctx.db.pool,
+    adapter,
+    doorbell: createFactsDoorbell(t.ctx.queues),
+    options: { batchBlocks: 8 },
+  });
+  await syncToHead(ingestor, t.ctx.db.pool, anvilRpc(anvilUrl), t.chain.chainId);
+  const tip = await t.client.getBlockNumber();
+
+  // The wallet's next transaction: the CLI's stored deploy, reverted, followed until final.
+  let lease: Lease | undefined;
+  const send = storedDeploySender({
+    common: t.ctx.common,
+    databaseUrl: t.ctx.db.url,
+    chain: t.chain,
+    client: t.client,
+    rpc: createRpcClient({ chainId: t.chain.chainId, urls: [anvilUrl] }),
+    account: t.account,
+    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
+    getFinalizedBlock: async () => null,
+    onLease: (l) => {
+      lease = l;
+    },
+    pollMs: 50,
+  });
+  let ended = false;
+  const reverting = await deployWillRevert(t.client, t.account.address, () =>
+    send({ name: "Reverting", data: "0x00" }).finally(() => {
+      ended = true;
+    }),
+  );
+  deployNonce = reverting.nonce;
+  await t.rpc("evm_setAutomine", [true]);
+  await waitFor("the deploy followed to final", async () => {
+    await t.rpc("evm_mine");
+    return ended;
+  });
+  await lease?.release();
+  const failed = await reverting.outcome;
+  expect(String(failed)).toContain("reverted");
+  const { rows } = await t.ctx.db.pool.query<{ nonce: number; tx_hash: Hex; status: string }>(
+    "SELECT nonce::int, tx_hash, status FROM custody.hot_wallet_deploys",
+  );
+  expect(rows).toMatchObject([{ nonce: deployNonce, status: "reverted" }]);
+  deployBlock = (await t.client.getTransactionReceipt({ hash: rows[0]!.tx_hash })).blockNumber;
+  expect(deployBlock).toBeGreaterThan(tip);
+
+  // The signer's only node answers as if its head were the block before the deploy's: at or past
+  // the indexed tip, so resync asks it.
+  lagging = await startLyingProxy(anvilUrl);
+  lagging.setLag(Number((await t.client.getBlockNumber()) - deployBlock + 1n));
+  t.chain = { ...t.chain, rpcUrls: [lagging.url] };
+});
+
+afterAll(async () => {
+  await ingestor?.stop();
+  await t?.stop();
+  await lagging?.close();
+});
+
+describe("a wallet whose newest transaction is a stored deploy that reverted", () => {
+  it("gets its next request signed above the deploy's nonce while the only node is behind it, which confirms", async () => {
+    expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(
+      deployNonce + 1,
+    );
+    t.signer = t.run();
+    await t.withdraw("after-reverted-deploy", { to: DEST, value: parseEther("1") });
+    const signed = await waitFor("signed", async () => {
+      const r = await getTxRequest(t.ctx.db.pool, "after-reverted-deploy");
+      return r?.nonce != null ? r : undefined;
+    });
+    expect(signed.nonce).toBe(BigInt(deployNonce + 1));
+
+    lagging.setLag(null);
+    const done = await waitFor(
+      "confirmed",
+      async () => {
+        await t.rpc("evm_mine");
+        const r = (await getTxRequest(t.ctx.db.pool, "after-reverted-deploy"))!;
+        return ["confirmed", "needs_review", "failed"].includes(r.status) ? r : undefined;
+      },
+      { everyMs: 200 },
+    );
+    expect(done.status).toBe("confirmed");
+  });
+
+  it("raises no nonce_gap for the deploy's nonce on a signer started while its only node is behind the deploy", async () => {
+    await t.signer?.stop();
+    // A new signer (its rpc client has seen no head above the lagging node's) with a short stall
+    // time: the gap stage would alert on the deploy's nonce within 300 ms.
+    lagging.setLag(Number((await t.client.getBlockNumber()) - deployBlock + 1n));
+    const wallet = t.account.address;
+    const before = await t.alertCount("nonce_gap", wallet);
+    t.signer = t.run(t.account, { settings: { stallResendMs: 300 } });
+    try {
+      await waitFor("the lease held", async () => t.signer!.isActive());
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(await t.alertCount("nonce_gap", wallet)).toBe(before);
+    } finally {
+      lagging.setLag(null);
+    }
+  });
+});

@@ -1,0 +1,40 @@
+/**
+ * The set-up of the tests of where a (re)started signer takes its first nonce from
+ * (signer/*NodeNonce*): a signer test (no signer running yet) whose hot wallet's first transaction
+ * is its ForwarderFactory deploy, sent outside the signer's requests (as the dev stack's and the
+ * tests' deploy is, and as no tx_requests row holds), then 3 more blocks mined. Test-only.
+ */
+import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { deployForwarderFactory } from "../deposit-addresses/index.js";
+import { type SignerTest, startSignerTest } from "./signerTest.js";
+
+export type FactoryDeployedSignerTest = {
+  t: SignerTest;
+  /** The anvil's own URL (the chain's first endpoint before a test puts proxies in front of it). */
+  anvilUrl: string;
+  /** The chain's adapter (straight to the anvil): the deploy's, and an indexer's when a test runs one. */
+  adapter: EvmAdapter;
+};
+
+export async function startFactoryDeployedSignerTest(): Promise<FactoryDeployedSignerTest> {
+  const t = await startSignerTest({
+    chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 64 } },
+  });
+  try {
+    const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
+    const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
+    await deployForwarderFactory({
+      common: t.ctx.common,
+      pool: t.ctx.db.pool,
+      chain: t.chain,
+      client: adapter.client,
+      account: t.account,
+      sendRawTransaction: adapter.sendRawTransaction,
+    });
+    await t.rpc("anvil_mine", ["0x3"]);
+    return { t, anvilUrl, adapter };
+  } catch (error) {
+    await t.stop();
+    throw error;
+  }
+}
