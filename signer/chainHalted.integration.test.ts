@@ -5,10 +5,15 @@
  * (`custody_signer_held_requests{reason="chain_halted"}`). Once an operator resumes the chain it is
  * sent, once. The halt is opened and closed with the indexer's own functions (indexers/halts.ts).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../foundation/db.js";
 import { closeHalt, insertHalt } from "../indexers/halts.js";
+import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
+import { within } from "../ops/testing/wait.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
@@ -17,17 +22,34 @@ import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
 
 let t: SignerTest<RpcProxy>;
+let dir: string;
+let configFile: string;
 
 beforeAll(async () => {
   t = await startSignerTest({
     chain: { config: { confirmations: { kind: "blocks", blocks: 1 } } },
     proxy: startRpcProxy,
   });
+  dir = mkdtempSync(path.join(tmpdir(), "signer-halted-"));
+  configFile = writeChainConfig(path.join(dir, "config.json"), t.chain);
 });
 
 afterAll(async () => {
   await t?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/** `custody-node tx-requests held`: the requests a halted chain holds, one line each. */
+async function heldList(): Promise<string[]> {
+  const p = spawnCli(["tx-requests", "held"], {
+    DATABASE_URL: t.ctx.db.url,
+    CUSTODY_CONFIG: configFile,
+    LOG_LEVEL: "silent",
+  });
+  const { code } = await within("custody-node tx-requests held", p.exited, 60_000);
+  expect(code, p.output()).toBe(0);
+  return p.output().split("\n").filter(Boolean);
+}
 
 const halt = () =>
   withTransaction(t.ctx.db.pool, (c) =>
@@ -137,6 +159,101 @@ describe("a halted chain", () => {
       expect(await attemptsOf("halted-signed")).toEqual([{ status: "mined" }]);
     } finally {
       t.proxy!.setIntercept(undefined);
+      await signer.stop();
+      await resume();
+    }
+  });
+
+  it("does not send or replace a request whose only sends a node refused as underpriced", async () => {
+    const account = await t.wallet();
+    // Every send refused for its fees: the node takes nothing; the bump stage re-signs each pass.
+    t.proxy!.setIntercept((call) =>
+      call.method === "eth_sendRawTransaction"
+        ? { error: { code: -32000, message: "transaction underpriced" } }
+        : undefined,
+    );
+    // The stall stage resends a stuck lowest nonce's bytes (here 400 ms after its last send, once
+    // the halt is seen): it must hold them as well.
+    const signer = t.run(account, { settings: { stallResendMs: 400 } });
+    try {
+      await t.withdraw("halted-underpriced", { from: account.address });
+      await waitFor("a send refused as underpriced", async () => {
+        const { rows } = await t.ctx.db.pool.query(
+          "SELECT 1 FROM custody.tx_attempts WHERE request_id = $1 AND last_error_class = 'underpriced'",
+          ["halted-underpriced"],
+        );
+        return rows.length > 0;
+      });
+      await halt();
+      // The halt is read once per tick: a tick under way may still bump; the next ones see it.
+      await ticks(3);
+      const before = (await attemptsOf("halted-underpriced")).length;
+      const tried = t.proxy!.calls("eth_sendRawTransaction");
+      // The node would now take whatever is sent: nothing may be, nor signed.
+      t.proxy!.setIntercept(undefined);
+      await ticks(30);
+      expect(await sentBy(account)).toBe(0);
+      expect(t.proxy!.calls("eth_sendRawTransaction")).toBe(tried);
+      expect(await attemptsOf("halted-underpriced")).toHaveLength(before);
+      // No node took it: it is held like any request not out yet (callers see `signing`).
+      expect((await getTxRequest(t.ctx.db.pool, "halted-underpriced"))!.status).toBe("signed");
+      expect(await heldGauge(account.address)).toBe(1);
+      // The operator sees which requests wait, not only how many.
+      expect(await heldList()).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^halted-underpriced\tsigned\tchain ${TEST_CHAIN_ID}\t${account.address.toLowerCase()}\tnonce 0\t`,
+          ),
+        ),
+      ]);
+
+      await resume();
+      const sent = await confirmed("halted-underpriced");
+      expect(sent.nonce).toBe(0n);
+      expect(await sentBy(account)).toBe(1);
+    } finally {
+      t.proxy!.setIntercept(undefined);
+      await signer.stop();
+      await resume();
+    }
+  });
+
+  it("keeps bumping a request a node took before the halt, even after its resend is refused as underpriced", async () => {
+    const account = await t.wallet();
+    await t.rpc("evm_setAutomine", [false]);
+    const signer = t.run(account, { chain: { ...t.chain, bumpIntervalMs: 300 } });
+    const sends = async () =>
+      (
+        await t.ctx.db.pool.query(
+          "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'send'",
+          ["halted-taken"],
+        )
+      ).rows[0].n as number;
+    try {
+      await t.withdraw("halted-taken", { from: account.address });
+      await waitFor("taken", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "halted-taken");
+        return r?.status === "broadcast";
+      });
+      await halt();
+      await ticks(3);
+      // The node now refuses what it is sent as underpriced: the request was taken all the same.
+      t.proxy!.setIntercept((call) =>
+        call.method === "eth_sendRawTransaction"
+          ? { error: { code: -32000, message: "transaction underpriced" } }
+          : undefined,
+      );
+      const seen = await sends();
+      await waitFor("bumped while halted", async () => (await sends()) > seen + 1);
+      t.proxy!.setIntercept(undefined);
+      await t.rpc("evm_mine", []);
+      await t.rpc("evm_mine", []);
+      const out = await confirmed("halted-taken");
+      expect(out.nonce).toBe(0n);
+      expect(await heldGauge(account.address)).toBe(0);
+    } finally {
+      t.proxy!.setIntercept(undefined);
+      await t.rpc("evm_setAutomine", [true]);
       await signer.stop();
       await resume();
     }

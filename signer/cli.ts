@@ -2,7 +2,7 @@
  * `custody-node keys create|list|address` (hot-wallet keys in KMS or the emulator, by
  * AWS_ENDPOINT_URL_KMS), `custody-node kms-local` (the emulator, dev/test only) and
  * `custody-node tx-requests review|fail|retry` (operator decisions the signer never takes alone;
- * audited with who and why).
+ * audited with who and why) and `tx-requests held` (what a halted chain holds: no decision owed).
  */
 import {
   CreateAliasCommand,
@@ -21,6 +21,7 @@ import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { type NonceEvidenceReader, nonceEvidenceFromChains } from "./nonceEvidence.js";
 import {
   failTxRequestByOperator,
+  listHeldTxRequests,
   listTxRequestsForReview,
   type OperatorDecision,
   type OperatorDecisionResult,
@@ -153,7 +154,9 @@ export function registerCommands(program: Command): void {
 
   const requests = program
     .command("tx-requests")
-    .description("signer transaction requests waiting for a human: review, fail, retry (audited)");
+    .description(
+      "signer transaction requests waiting for a human: review, fail, retry (audited); held by a halted chain: held",
+    );
 
   requests
     .command("review")
@@ -163,6 +166,20 @@ export function registerCommands(program: Command): void {
         for (const r of await listTxRequestsForReview(pool))
           console.log(
             `${r.requestId}\t${r.status}\t${r.reviewReason ?? "-"}\tchain ${r.chainId}\t${r.from}\tnonce ${r.nonce ?? "-"}\t${r.kind} ${r.refId}\tsince ${r.since.toISOString()}`,
+          );
+      });
+    });
+
+  requests
+    .command("held")
+    .description(
+      "list requests a halted chain holds (pending, or signed and taken by no node): they go out by themselves after `chains resume`",
+    )
+    .action(async () => {
+      await withPool(async (pool) => {
+        for (const r of await listHeldTxRequests(pool))
+          console.log(
+            `${r.requestId}\t${r.status}\tchain ${r.chainId}\t${r.from}\tnonce ${r.nonce ?? "-"}\t${r.kind} ${r.refId}\trequested ${r.requestedAt.toISOString()}\thalted since ${r.haltedSince.toISOString()}`,
           );
       });
     });

@@ -30,7 +30,7 @@
 import type { Hex } from "viem";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { withTransaction } from "../foundation/db.js";
-import { readFinalized } from "../indexers/index.js";
+import { readFinalized, readHalts } from "../indexers/index.js";
 import { failureIsEvidenced } from "../ledger/index.js";
 import {
   OperatorDecisionIncompleteError,
@@ -293,6 +293,46 @@ export type ReviewItem = {
   reviewReason: string | null;
   since: Date;
 };
+
+export type HeldItem = {
+  requestId: string;
+  kind: string;
+  refId: string;
+  chainId: number;
+  from: string;
+  nonce: bigint | null;
+  /** `pending` (unsigned, no nonce) or `signed` (no node has taken any attempt of it). */
+  status: string;
+  requestedAt: Date;
+  haltedSince: Date;
+};
+
+/**
+ * Requests a halted chain holds (broadcaster/halt.ts): `pending` or `signed` on a chain with an
+ * open halt. No decision is owed on them: they go out by themselves after the resume.
+ */
+export async function listHeldTxRequests(pool: Pool): Promise<HeldItem[]> {
+  const halts = await readHalts(pool);
+  if (halts.length === 0) return [];
+  const since = new Map(halts.map((h) => [h.chainId, h.haltedAt]));
+  const { rows } = await pool.query(
+    `SELECT id, kind, ref_id, chain_id, from_address, nonce::text, status, created_at
+       FROM custody.tx_requests WHERE chain_id = ANY($1::bigint[]) AND status IN ('pending', 'signed')
+      ORDER BY chain_id, from_address, nonce NULLS LAST, created_at`,
+    [[...since.keys()]],
+  );
+  return rows.map((r) => ({
+    requestId: r.id,
+    kind: r.kind,
+    refId: r.ref_id,
+    chainId: Number(r.chain_id),
+    from: r.from_address,
+    nonce: r.nonce === null ? null : BigInt(r.nonce), // int8 text, not NUMERIC
+    status: r.status,
+    requestedAt: r.created_at,
+    haltedSince: since.get(Number(r.chain_id))!,
+  }));
+}
 
 /** Requests waiting for a human or for data: `receipt_unknown` and `needs_review`. */
 export async function listTxRequestsForReview(pool: Pool): Promise<ReviewItem[]> {

@@ -3,7 +3,8 @@
  * callers (withdrawals, sweeps, cold moves) instead of fetching receipts themselves or naming the
  * custody tables. A status can go back: a reorg takes `confirmed` to `broadcast` (see `reorgs`).
  *
- *   signing          not yet handed to a node (no nonce yet, or signed and stored but unsent)
+ *   signing          not yet taken by a node (no nonce yet, signed and stored but unsent, or
+ *                    refused for its fees: underpriced, being bumped)
  *   broadcast        sent; not mined, or mined without the confirmation rule met yet (a reverted or
  *                    cancelled attempt stays here until its block is final). A request an operator
  *                    failed while its nonce was unused is here too (`cancelRequestedAt`) until its

@@ -6,13 +6,15 @@
  * fires and the capped attempt is resent as is (so is a due attempt while fees cannot be read). A
  * failed re-signature (KMS) is retried on a later pass. A request an operator failed has only its
  * cancels bumped, including one failed outright before migration 0107, which is not followed
- * (nonces.ts names those whose nonce is still unused).
+ * (nonces.ts names those whose nonce is still unused). On a halted chain the payment of a request
+ * no node has taken is not replaced (halt.ts).
  */
 import { LeaseLostError } from "../errors.js";
 import { type BumpResult, bumpFees, estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import { liveAttempts, newestPerNonce, storeAttempt, type WatchedRequest } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
+import { sendableNow } from "./halt.js";
 import { sendInOrder, sendRaw, signTx } from "./send.js";
 
 export async function bump(
@@ -30,7 +32,7 @@ export async function bump(
   const inFlight = new Map(
     watched.filter((r) => r.status === "signed" || r.status === "broadcast").map((r) => [r.id, r]),
   );
-  const due = newestPerNonce(await liveAttempts(ctx, latestCount)).filter(
+  const candidates = newestPerNonce(await liveAttempts(ctx, latestCount)).filter(
     (a) =>
       // An operator failed it: its payment is never signed again, only its cancel is bumped.
       (inFlight.has(a.requestId)
@@ -40,6 +42,9 @@ export async function bump(
         early.has(a.id) ||
         (a.status === "broadcast" && now - (a.sentAt ?? a.createdAt) >= chain.bumpIntervalMs)),
   );
+  // On a halted chain a request no node has taken (refused as underpriced, say) is neither
+  // replaced nor resent: its replacement would be its first send (halt.ts). What is out is bumped.
+  const due = await sendableNow(ctx, candidates);
   if (due.length === 0) return;
   // Fees are needed only to sign a replacement: a node that cannot tell them gets the due
   // attempts' stored bytes again (as at the cap), and the tick goes on to its doorbells.

@@ -5,8 +5,11 @@
  * halt is open:
  *
  * - intake signs nothing: pending requests keep no nonce and wait (neither failed nor cancelled);
- * - the stored bytes of a request no node has taken yet (status `signed`) are not sent, at resync
- *   or at any tick: its first broadcast waits too.
+ * - a request no node has taken yet (status `signed`: none of its attempts was accepted, pooled or
+ *   mined; a node refusing one as underpriced or as a nonce gap took nothing, send.ts) sends
+ *   nothing: not its stored bytes (resync, each tick, a nonce gap, the stall stage) and no
+ *   replacement of them (bump stage), which would be its first broadcast. sendInOrder and the
+ *   bump stage ask `sendableNow`.
  *
  * What is already out is followed as before, and what only finishes it goes on: its stored bytes
  * again (resync, stall, a reorg's resend), bumps (the same payload at the same nonce, re-signed: one
@@ -49,8 +52,9 @@ export async function readHalt(ctx: BroadcasterContext): Promise<ChainHalt | nul
 }
 
 /**
- * The attempts that may be sent now: on a halted chain, not the payment of a request no node has
- * taken yet (status `signed`); everything else already went out once.
+ * The attempts that may be sent (or replaced) now: on a halted chain, not the payment of a request
+ * no node has taken yet (status `signed`); the rest only finishes what a node already has, and a
+ * cancel moves no value.
  */
 export async function sendableNow(
   ctx: BroadcasterContext,

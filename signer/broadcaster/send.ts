@@ -111,7 +111,11 @@ async function recordRefusal(
      WHERE id = $1`,
     [attempt.id, status, cls ?? null, message ?? null],
   );
-  if (status === "broadcast") {
+  // The request is out only once a node took some attempt of it. An `underpriced` or `nonce_gap`
+  // refusal hands the attempt to the bump or nonce stages (status `broadcast`) but no node has it:
+  // the request stays `signed` (callers see `signing`), which is what a halted chain holds
+  // (halt.ts). A refusal with no class here is an answer that the nonce is pooled or used.
+  if (status === "broadcast" && cls === undefined) {
     await lease.query(
       `UPDATE custody.tx_requests SET status = 'broadcast', updated_at = now()
        WHERE id = $1 AND status = 'signed'`,
@@ -135,8 +139,12 @@ export async function sendInOrder(
 ): Promise<{ a: Attempt; r: SendResult }[]> {
   if (attempts.length === 0) return [];
   if (!lease.isHeld()) throw new LeaseLostError(lease.key);
+  // Every stage sends through here (resync, a nonce gap, stall, nonce stage, cancels, bumps): on a
+  // halted chain none sends an attempt of a request no node has taken (halt.ts).
+  const sendable = await sendableNow(ctx, attempts);
+  if (sendable.length === 0) return [];
   const results = await Promise.all(
-    attempts.map(async (a) => ({ a, r: await sendRaw(ctx, lease, a.raw) })),
+    sendable.map(async (a) => ({ a, r: await sendRaw(ctx, lease, a.raw) })),
   );
   afterSend?.();
   await lease.transaction(async () => {
@@ -191,15 +199,15 @@ export async function resendLive(
   lease: Lease,
   { onlyUnsent, latestCount }: { onlyUnsent: boolean; latestCount: bigint },
 ): Promise<void> {
-  // On a halted chain, not the first send of a request (halt.ts).
-  const newest = await sendableNow(ctx, newestPerNonce(await liveAttempts(ctx, latestCount)));
+  // On a halted chain sendInOrder holds the attempts of a request no node has taken (halt.ts).
+  const newest = newestPerNonce(await liveAttempts(ctx, latestCount));
   const toSend = onlyUnsent ? newest.filter((a) => a.status === "signed") : newest;
   if (toSend.length === 0) return;
   const results = await sendInOrder(ctx, lease, toSend);
   if (!onlyUnsent) return;
   // A node missing a lower nonce: give it every live attempt once (never recursively).
   if (results.some(({ r }) => r.cls === "nonce_gap")) {
-    const all = await sendableNow(ctx, newestPerNonce(await liveAttempts(ctx, latestCount)));
+    const all = newestPerNonce(await liveAttempts(ctx, latestCount));
     await sendInOrder(ctx, lease, all);
   }
 }

@@ -4,11 +4,15 @@
  * is not sent by the signer (it waits, pending); after the resume both go out, each once, and are
  * booked. The halt is opened and closed with the indexer's own functions (indexers/halts.ts).
  */
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvmAdapter } from "../../chains/index.js";
 import { withTransaction } from "../../foundation/db.js";
+import { createLogger } from "../../foundation/logger.js";
 import { closeHalt, insertHalt } from "../../indexers/halts.js";
 import { getTxRequest } from "../requests.js";
 import { waitFor } from "../testing/harness.js";
+import { createSweeper, type Sweeper } from "./createSweeper.js";
 import { CHAIN_ID, type SweepStack, startSweepStack } from "./testing/stack.js";
 
 let s: SweepStack;
@@ -30,7 +34,60 @@ async function heldGauge(): Promise<number | undefined> {
   )?.value;
 }
 
+const halt = (reason: string) =>
+  withTransaction(s.ctx.db.pool, (c) => insertHalt(c, { chainId: CHAIN_ID, reason, details: {} }));
+const resume = () =>
+  withTransaction(s.ctx.db.pool, (c) =>
+    closeHalt(c, CHAIN_ID, { resumedBy: "test", reason: "test resume" }),
+  );
+
+/** The stack's sweeper, logging to `lines` (the messages it logged, in order). */
+function loggedSweeper(): { sweeper: Sweeper; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split("\n").filter(Boolean))
+        lines.push((JSON.parse(line) as { msg: string }).msg);
+      done();
+    },
+  });
+  const common = { ...s.ctx.common, logger: createLogger("info", sink) };
+  const chain = s.ctx.config.chains[0]!;
+  const adapter = createEvmAdapter(chain, { common });
+  const sweeper = createSweeper({
+    common,
+    pool: s.ctx.db.pool,
+    ledger: s.ledger,
+    chains: s.ctx.config.chains,
+    adapterFor: () => adapter,
+  });
+  return { sweeper, lines };
+}
+
 describe("a halted chain", () => {
+  it("logs the halt once, however many ticks it lasts, and its end once", async () => {
+    const { sweeper, lines } = loggedSweeper();
+    const said = (start: string) => lines.filter((l) => l.startsWith(start)).length;
+    await sweeper.tick(CHAIN_ID);
+    await halt("test: deep reorg");
+    try {
+      for (let i = 0; i < 3; i++) expect((await sweeper.tick(CHAIN_ID)).started).toEqual([]);
+      expect(said("chain halted")).toBe(1);
+      expect(said("chain resumed")).toBe(0);
+      await resume();
+      await sweeper.tick(CHAIN_ID);
+      await sweeper.tick(CHAIN_ID);
+      expect(said("chain halted")).toBe(1);
+      expect(said("chain resumed")).toBe(1);
+      // Another halt is another line.
+      await halt("test: deep reorg again");
+      await sweeper.tick(CHAIN_ID);
+      expect(said("chain halted")).toBe(2);
+    } finally {
+      await resume();
+    }
+  });
+
   it("plans no sweep, holds the one planned before the halt, and sends both once after the resume", async () => {
     const sentByHot = () => s.h.client.getTransactionCount({ address: s.hot, blockTag: "pending" });
     await s.creditedDeposit("halt-before", 9n * 10n ** 17n);

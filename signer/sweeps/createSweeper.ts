@@ -12,7 +12,7 @@ import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
-import { readHalts } from "../../indexers/index.js";
+import { openHalt } from "../../indexers/index.js";
 import type { Ledger } from "../../ledger/index.js";
 import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";
 import { followColdMoves } from "./followColdMoves.js";
@@ -58,6 +58,8 @@ export function createSweeper({
     if (!chain) throw new Error(`chain ${chainId} is not served by this sweeper`);
     return { common, pool, ledger, chain, adapter: adapterFor(chain) };
   };
+  /** Per chain, the open halt the last tick saw: each halt is logged once, and its end once. */
+  const haltSeen = new Map<number, string>();
   return {
     async settle(chainId) {
       const deps = depsFor(chainId);
@@ -73,15 +75,29 @@ export function createSweeper({
       const settled = await settleSweeps(deps);
       await followColdMoves(deps);
       const coldSettled = await settleColdMoves(deps);
-      const [halt] = await readHalts(pool, { chainId });
+      const halt = await openHalt(pool, chainId);
+      const seen = haltSeen.get(chainId);
       if (halt) {
-        common.logger.warn({
-          msg: "chain halted: no sweep or cold move planned until an operator resumes it",
+        // Once per halt, not per tick (the gauge custody_chain_halted says it all along).
+        if (seen !== halt.id) {
+          haltSeen.set(chainId, halt.id);
+          common.logger.warn({
+            msg: "chain halted: no sweep or cold move planned until an operator resumes it",
+            component: "sweeps",
+            chain_id: chainId,
+            halted_since: halt.haltedAt.toISOString(),
+            reason: halt.reason,
+          });
+        }
+        return { settled, coldSettled, coldStarted: [], started: [] };
+      }
+      if (seen !== undefined) {
+        haltSeen.delete(chainId);
+        common.logger.info({
+          msg: "chain resumed: sweeps and cold moves planned again",
           component: "sweeps",
           chain_id: chainId,
-          halted_since: halt.haltedAt.toISOString(),
         });
-        return { settled, coldSettled, coldStarted: [], started: [] };
       }
       const coldStarted = await startColdMoves(deps);
       const started = await startSweeps({
