@@ -82,6 +82,16 @@ async function heldGauge(wallet: Hex): Promise<number | undefined> {
   )?.value;
 }
 
+/** custody_signer_stall_heals_total for `wallet`, both actions. */
+async function stallHeals(wallet: Hex): Promise<number> {
+  const m = await t.ctx.common.metrics.registry
+    .getSingleMetric("custody_signer_stall_heals_total")
+    ?.get();
+  return (m?.values ?? [])
+    .filter((v) => v.labels.wallet === wallet.toLowerCase())
+    .reduce((n, v) => n + v.value, 0);
+}
+
 async function attemptsOf(id: string): Promise<{ status: string }[]> {
   const { rows } = await t.ctx.db.pool.query(
     "SELECT status FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
@@ -189,11 +199,14 @@ describe("a halted chain", () => {
       await ticks(3);
       const before = (await attemptsOf("halted-underpriced")).length;
       const tried = t.proxy!.calls("eth_sendRawTransaction");
+      const heals = await stallHeals(account.address);
       // The node would now take whatever is sent: nothing may be, nor signed.
       t.proxy!.setIntercept(undefined);
       await ticks(30);
       expect(await sentBy(account)).toBe(0);
       expect(t.proxy!.calls("eth_sendRawTransaction")).toBe(tried);
+      // Nor does the stall stage count (or log) a heal it does not attempt.
+      expect(await stallHeals(account.address)).toBe(heals);
       expect(await attemptsOf("halted-underpriced")).toHaveLength(before);
       // No node took it: it is held like any request not out yet (callers see `signing`).
       expect((await getTxRequest(t.ctx.db.pool, "halted-underpriced"))!.status).toBe("signed");

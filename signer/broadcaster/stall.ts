@@ -28,6 +28,7 @@ import {
 } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
+import { sendableNow } from "./halt.js";
 import { sendInOrder } from "./send.js";
 
 export type StallWatch = {
@@ -87,6 +88,12 @@ export function createStallWatch(ctx: BroadcasterContext): StallWatch {
         return early;
       }
       if (watch.bumped === a.id) return early;
+      // On a halted chain a request no node has taken sends nothing, resent or bumped (halt.ts):
+      // nothing to heal until the resume, and no heal to log or count.
+      if ((await sendableNow(ctx, [a])).length === 0) {
+        watch.nextCheckAt = now + T;
+        return early;
+      }
       const pending = await ctx.chainView.pendingCount();
       const fields = {
         request_id: a.requestId,
