@@ -11,13 +11,12 @@ import { createRpcClient } from "../chains/index.js";
 import { BaseError } from "../foundation/errors.js";
 import { createHealth } from "../foundation/health.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { setTxRequestState } from "../signer/testing/txRequestState.js";
 import { buildApp } from "./app.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
 } from "./testing/apiTestContext.js";
-import { createWithdrawals } from "./withdrawals/service.js";
+import { withdrawalInReview } from "./testing/lostAnswer.js";
 
 const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
@@ -154,22 +153,8 @@ describe("POST /v1/withdrawals/{id}/fail while the chain's node is down", () => 
   });
 
   it("answers 503 SIGNER_CHAIN_CHECK_UNAVAILABLE (retry later), fails nothing and keeps the hold", async () => {
-    const { id } = await t.withdrawNative(t.keys["withdrawals:write"], "gus", 2n * ETH);
-    const withdrawals = createWithdrawals({
-      common: t.ctx.common,
-      pool: t.ctx.db.pool,
-      ledger: t.ledger,
-    });
     // The signer's tracker gave up finding a receipt for nonce 0: an operator must decide.
-    for (const status of ["broadcast", "receipt_unknown", "needs_review"]) {
-      await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
-        status,
-        txHash: `0x${"e5".repeat(32)}`,
-        nonce: 0,
-        ...(status === "needs_review" ? { reviewReason: "no receipt on any endpoint" } : {}),
-      });
-      await withdrawals.syncOutcomes();
-    }
+    const id = await withdrawalInReview(t, "gus", 2n * ETH, 0);
     const statusOf = async () =>
       (
         await t.ctx.db.pool.query<{ status: string }>(

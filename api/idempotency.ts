@@ -7,10 +7,12 @@
  * same key. A 5xx may come after the effect committed: its key stays bound to its request,
  * unanswered, as a crash leaves it, so only that same request may take it over and run again.
  * Each handler is idempotent by its own ids when run again (a treasury move by chain id + tx
- * hash, a deposit address by customer + chain, an operator's fail by the withdrawal's state, a
- * break's acknowledgement or resolution and a re-drive by theirs); those that move money also make
- * their own row unique on the key and answer its retry with the result (a withdrawal's create,
- * approve, reject and cancel), which holds even for an answer lost some other way.
+ * hash, a deposit address by customer + chain, an operator's fail by the withdrawal's state);
+ * those that move money, and those that decide from a state that may have moved on by the retry
+ * (a break a later run reopened, a re-driven delivery that died again), also make their own row
+ * unique on the key and answer its retry with the result (a withdrawal's create, approve, reject
+ * and cancel; a break's acknowledgement or resolution; a re-drive), which holds even for an answer
+ * lost some other way.
  */
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";

@@ -4,15 +4,22 @@
  * request's whatever the route, so a create, a deposit address or the fail with another reason
  * under it is IDEMPOTENCY_KEY_REUSED and changes nothing, and the same request sent again runs
  * once more, answered by its route's own ids (an operator's fail: the withdrawal as it is, audited
- * once; a deposit address: the address, allocated once). Real Postgres, anvil and ledger, through
- * /v1.
+ * once; a deposit address: the address, allocated once). And an operator's fail refused (409: its
+ * key freed, nothing changed) only before the signer's request is failed, even when the outcome
+ * pass moves the withdrawal in between. Real Postgres, anvil and ledger, through /v1.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../ops/testing/wait.js";
 import { setTxRequestState } from "../signer/testing/txRequestState.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
 } from "./testing/apiTestContext.js";
+import {
+  answeredWith5xxAfterCommit,
+  answerLost,
+  withdrawalInReview,
+} from "./testing/lostAnswer.js";
 import { createWithdrawals } from "./withdrawals/service.js";
 
 const ETH = 10n ** 18n;
@@ -34,58 +41,7 @@ const count = async (sql: string, params: unknown[]) =>
   (await t.ctx.db.pool.query<{ n: number }>(sql, params)).rows[0]!.n;
 
 /** A withdrawal of gus the signer's tracker gave up on (its nonce 99 unused): needs_review. */
-async function inReview(): Promise<string> {
-  const { id } = await t.withdrawNative(t.keys["withdrawals:write"], "gus", ETH);
-  const withdrawals = createWithdrawals({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    ledger: t.ledger,
-  });
-  for (const status of ["broadcast", "receipt_unknown", "needs_review"]) {
-    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
-      status,
-      txHash: `0x${"e5".repeat(32)}`,
-      nonce: 99,
-      ...(status === "needs_review" ? { reviewReason: "no receipt on any endpoint" } : {}),
-    });
-    await withdrawals.syncOutcomes();
-  }
-  return id;
-}
-
-/**
- * `send` with its answer lost after the commit: while it runs, api.withdrawal_approvals is locked
- * (the fail never touches it); the read of the approvals for the answer waits, and its backend is
- * terminated (a connection lost on the way back), so the request answers 503.
- */
-async function answeredWith5xxAfterCommit<T>(send: () => Promise<T>): Promise<T> {
-  const locker = await t.ctx.db.pool.connect();
-  try {
-    await locker.query("BEGIN");
-    await locker.query("LOCK TABLE api.withdrawal_approvals IN ACCESS EXCLUSIVE MODE");
-    // inject() sends when awaited: start it now, lock held.
-    const answer = (async () => await send())();
-    const start = Date.now();
-    // Watched from another session: the locker's transaction sees one snapshot of the activity.
-    for (;;) {
-      const { rows } = await t.ctx.db.pool.query<{ pid: number }>(
-        `SELECT pid FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock'
-            AND query LIKE '%FROM api.withdrawal_approvals%'`,
-      );
-      if (rows[0]) {
-        await t.ctx.db.pool.query("SELECT pg_terminate_backend($1)", [rows[0].pid]);
-        break;
-      }
-      if (Date.now() - start > 20_000) throw new Error("the answer never read the approvals");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    await locker.query("ROLLBACK");
-    return await answer;
-  } finally {
-    locker.release();
-  }
-}
+const inReview = () => withdrawalInReview(t, "gus", ETH, 99);
 
 describe("a key whose request answered a 5xx after its commit", () => {
   it("an operator's fail: another route under its key is IDEMPOTENCY_KEY_REUSED; its retry gets the withdrawal, audited once", async () => {
@@ -98,7 +54,8 @@ describe("a key whose request answered a 5xx after its commit", () => {
         headers: { "idempotency-key": idem },
         payload: { reason: "nonce 99 checked on chain" },
       });
-    const lost = await answeredWith5xxAfterCommit(fail);
+    // The fail never touches api.withdrawal_approvals; its answer reads it after the commit.
+    const lost = await answeredWith5xxAfterCommit(t.ctx.db.pool, "api.withdrawal_approvals", fail);
     expect(lost.statusCode, lost.body).toBe(503);
     expect(lost.json().code).toBe("DATABASE_UNAVAILABLE");
     // The fail committed: nonce 99 is unused, so the signer cancels it and the withdrawal waits.
@@ -166,14 +123,7 @@ describe("a key whose request answered a 5xx after its commit", () => {
     const first = await allocate();
     expect(first.statusCode, first.body).toBe(200);
     expect(first.json().created).toBe(true);
-    const { rowCount } = await t.ctx.db.pool.query(
-      `UPDATE api.idempotency_keys
-          SET status_code = NULL, response_body = NULL, content_type = NULL, completed_at = NULL,
-              lease_until = now() - interval '1 second'
-        WHERE idempotency_key = $1`,
-      [idem],
-    );
-    expect(rowCount).toBe(1);
+    await answerLost(t.ctx.db.pool, idem);
     const create = await t.call(admin, {
       method: "POST",
       url: "/v1/withdrawals",
@@ -192,5 +142,65 @@ describe("a key whose request answered a 5xx after its commit", () => {
         [],
       ),
     ).toBe(1);
+  });
+});
+
+describe("an operator's fail racing the outcome pass", () => {
+  it("refused (409) only before the signer's request is failed: the refusal changes nothing", async () => {
+    // Never signed (no nonce): the chain check lets the signer fail it now.
+    const id = await withdrawalInReview(t, "gus", ETH, null);
+    const pool = t.ctx.db.pool;
+    // The signer's tracker is at it again: its request is receipt_unknown, not yet applied.
+    await setTxRequestState(pool, `withdrawal:${id}`, {
+      status: "receipt_unknown",
+      txHash: `0x${"e5".repeat(32)}`,
+    });
+    const waiting = async (n: number) =>
+      (
+        await pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'
+              AND query LIKE '%FROM api.withdrawals%'`,
+        )
+      ).rows[0]!.n >= n;
+    const locker = await pool.connect();
+    let pass: Promise<number> | undefined;
+    let fail: Promise<Awaited<ReturnType<typeof t.call>>> | undefined;
+    try {
+      await locker.query("BEGIN");
+      await locker.query("SELECT 1 FROM api.withdrawals WHERE id = $1 FOR UPDATE", [id]);
+      // The outcome pass reads receipt_unknown, then waits for the withdrawal's row...
+      pass = createWithdrawals({ common: t.ctx.common, pool, ledger: t.ledger }).syncOutcomes();
+      await waitFor("the outcome pass waiting for the withdrawal", () => waiting(1));
+      // ...and the operator's fail queues behind it.
+      fail = (async () =>
+        await t.call(admin, {
+          method: "POST",
+          url: `/v1/withdrawals/${id}/fail`,
+          headers: { "idempotency-key": "fail-racing-pass" },
+          payload: { reason: "never signed" },
+        }))();
+      await waitFor("the fail waiting for the withdrawal", () => waiting(2));
+      await locker.query("ROLLBACK");
+    } finally {
+      locker.release();
+    }
+    await pass;
+    const res = await fail!;
+    // The pass moved it first (receipt_unknown): the fail is refused, and the refusal (its key
+    // freed: nothing changed) must leave the signer's request as it was.
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json().code).toBe("WITHDRAWAL_INVALID_STATE");
+    const signer = await pool.query<{ status: string; error_code: string | null }>(
+      "SELECT status, error_code FROM custody.tx_requests WHERE id = $1",
+      [`withdrawal:${id}`],
+    );
+    expect(signer.rows[0]).toEqual({ status: "receipt_unknown", error_code: null });
+    expect(
+      await count(
+        `SELECT count(*)::int AS n FROM audit.audit_log WHERE actor = 'ops-dana' AND entity_id LIKE $1`,
+        [`%${id}%`],
+      ),
+    ).toBe(0);
   });
 });

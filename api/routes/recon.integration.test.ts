@@ -2,11 +2,18 @@
  * GET /v1/recon/breaks pages with a cursor (`after` = the last identity of the previous page), as
  * the other lists do: a list cut at its limit goes on where it stopped, however many runs see the
  * same breaks again meanwhile (each one touches every open break of its chain). Read test: the
- * runs and break states are what the reconciler stores (real Postgres).
+ * runs and break states are what the reconciler stores (real Postgres). An acknowledgement or a
+ * resolution retried under its Idempotency-Key after its answer was lost gets the decision's
+ * answer, even when a later run reopened the break meanwhile: it is not applied to a difference
+ * the operator never saw.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withTransaction } from "../../foundation/db.js";
+import { trackBreakStates } from "../../ledger/recon/breakStates.js";
+import type { Break } from "../../ledger/recon/types.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
+import { answerLost } from "../testing/lostAnswer.js";
 
 let t: ApiTestContext;
 beforeAll(async () => {
@@ -139,5 +146,97 @@ describe("POST /v1/recon/breaks/:break/resolve --fixed-by a chain fact", () => {
     const res = await resolve(identity!, `${tx}:fee`);
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json()).toMatchObject({ state: "resolved", resolvedRef: `fact:${tx}:fee` });
+  });
+});
+
+describe("an acknowledgement or resolution retried after its answer was lost", () => {
+  const decide = (
+    identity: string,
+    action: "acknowledge" | "resolve",
+    idem: string,
+    payload: object,
+  ) =>
+    t.call(t.keys.admin, {
+      method: "POST",
+      url: `/v1/recon/breaks/${encodeURIComponent(identity)}/${action}`,
+      payload,
+      headers: { "idempotency-key": idem },
+    });
+  /** A later completed run of chain 31337 that finds the break again, with `difference`. */
+  const foundAgain = async (identity: string, difference: bigint) => {
+    const runId = await run(31337);
+    const [type, , assetId, key] = identity.split("|") as [string, string, string, string];
+    const found: Break = {
+      type: type as Break["type"],
+      assetId,
+      key,
+      facts: [],
+      entries: [],
+      chainAmount: 0n,
+      ledgerAmount: difference,
+      difference,
+      action: "look at it",
+    };
+    await withTransaction(t.ctx.db.pool, (client) =>
+      trackBreakStates(client, { runId, chainId: 31337, breaks: [found], identities: [identity] }),
+    );
+    return runId;
+  };
+  const stateOf = async (identity: string) =>
+    (
+      await t.ctx.db.pool.query<{ state: string; last_run_id: string }>(
+        "SELECT state, last_run_id FROM recon.break_states WHERE identity = $1",
+        [identity],
+      )
+    ).rows[0];
+  const audited = async (identity: string, action: string) =>
+    (
+      await t.ctx.db.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM audit.audit_log WHERE entity_id = $1 AND action = $2",
+        [identity, action],
+      )
+    ).rows[0]!.n;
+
+  it("resolve: a later run reopened the break; the retry gets the resolution, the break stays open", async () => {
+    const [identity] = await breaks(31337, await run(31337), 1);
+    const tx = `0x${"ef".repeat(32)}`;
+    await t.ctx.db.pool.query(
+      `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+         kind, asset, from_address, to_address, amount, status)
+       VALUES (31337, 903, $1, $2, 0, 'fee', 'fee', '0x0000000000000000000000000000000000000000',
+         '0x00000000000000000000000000000000000000aa', '0x0000000000000000000000000000000000000000',
+         21000, 'confirmed')`,
+      [`0x${(903).toString(16).padStart(64, "0")}`, tx],
+    );
+    const body = { reason: "gas booked", fixedBy: `${tx}:fee` };
+    const first = await decide(identity!, "resolve", "resolve-lost", body);
+    expect(first.statusCode, first.body).toBe(200);
+    expect(first.json().state).toBe("resolved");
+    await answerLost(t.ctx.db.pool, "resolve-lost");
+    const reopenedBy = await foundAgain(identity!, 7n);
+    expect(await stateOf(identity!)).toMatchObject({ state: "open" });
+
+    const retry = await decide(identity!, "resolve", "resolve-lost", body);
+    expect(retry.statusCode, retry.body).toBe(200);
+    expect(retry.json()).toEqual(first.json());
+    expect(await stateOf(identity!)).toEqual({ state: "open", last_run_id: String(reopenedBy) });
+    expect(await audited(identity!, "recon.break.resolved")).toBe(1);
+  });
+
+  it("acknowledge: a later run found another difference; the retry gets the acknowledgement, the break stays open", async () => {
+    const [identity] = await breaks(31337, await run(31337), 1);
+    const body = { reason: "known, booked tomorrow" };
+    const first = await decide(identity!, "acknowledge", "ack-lost", body);
+    expect(first.statusCode, first.body).toBe(200);
+    expect(first.json()).toMatchObject({ state: "acknowledged", acknowledgedDifference: "1" });
+    await answerLost(t.ctx.db.pool, "ack-lost");
+    await foundAgain(identity!, 9n);
+    expect(await stateOf(identity!)).toMatchObject({ state: "open" });
+
+    const retry = await decide(identity!, "acknowledge", "ack-lost", body);
+    expect(retry.statusCode, retry.body).toBe(200);
+    expect(retry.json()).toEqual(first.json());
+    expect(await stateOf(identity!)).toMatchObject({ state: "open" });
+    expect(await audited(identity!, "recon.break.acknowledged")).toBe(1);
   });
 });

@@ -1,7 +1,12 @@
-/** Reconciliation runs and their reports (JSON, CSV, HTML), read from the recon module. */
+/**
+ * Reconciliation runs and their reports (JSON, CSV, HTML), read from the recon module; an
+ * operator's acknowledgement or resolution of a break, recorded under its Idempotency-Key.
+ */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
-  acknowledgeBreak,
+  acknowledgeBreakIn,
   BREAK_STATES,
   type BreakState,
   type BreakStateName,
@@ -9,9 +14,11 @@ import {
   getRunReport,
   listBreakStates,
   listRuns,
-  resolveBreak,
+  resolveBreakIn,
 } from "../../ledger/recon/index.js";
 import { callerOf } from "../auth.js";
+import { IdempotencyConflictError } from "../errors.js";
+import { idempotencyKeyOf, requestHash } from "../idempotency.js";
 import { Limit, pageLimit, problemResponses, requirePageCursor } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
@@ -49,6 +56,59 @@ const BreakStateOut = Type.Object({
 const Text = Type.String({ minLength: 1, maxLength: 500, pattern: "^[^\\u0000]*$" });
 /** `<run id>:<n>` or a break identity (`type|chain|asset|key`). */
 const BreakRef = Type.String({ minLength: 3, maxLength: 300, pattern: "^[^\\s\\u0000]+$" });
+
+/**
+ * An operator's decision on a break in one transaction with its record under the caller's
+ * Idempotency-Key (api migration 0018). After a 5xx the key stays bound to the request and the
+ * same request may run again (api/idempotency.ts): the decision is made from the break's state
+ * as it is then, so a later run that reopened the break (or found another difference) would have
+ * it applied to what the operator never saw. Recorded, the retry is answered with what the
+ * decision answered.
+ */
+async function decideUnderKey(
+  deps: V1Deps,
+  request: FastifyRequest,
+  ref: string,
+  action: "acknowledge" | "resolve",
+  decide: (client: PoolClient) => Promise<BreakState>,
+): Promise<BreakState> {
+  const caller = callerOf(request);
+  const key = idempotencyKeyOf(request);
+  const hash = requestHash(request);
+  return withTransaction(deps.pool, async (client) => {
+    // Two takers of one key (a lease lapsed under a slow first attempt) decide one at a time.
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+      `recon-break-key:${caller.id}:${key}`,
+    ]);
+    const { rows } = await client.query<{
+      request_hash: string;
+      action: string;
+      break_ref: string;
+      result: BreakState;
+    }>(
+      `SELECT request_hash, action, break_ref, result FROM api.recon_break_decisions
+        WHERE api_key_id = $1 AND idempotency_key = $2`,
+      [caller.id, key],
+    );
+    const earlier = rows[0];
+    if (earlier) {
+      if (earlier.request_hash !== hash)
+        throw new IdempotencyConflictError(
+          key,
+          `POST /v1/recon/breaks/${earlier.break_ref}/${earlier.action}`,
+        );
+      return earlier.result;
+    }
+    const state = await decide(client);
+    await client.query(
+      `INSERT INTO api.recon_break_decisions
+         (api_key_id, idempotency_key, request_hash, action, break_ref, result)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [caller.id, key, hash, action, ref, JSON.stringify(state)],
+    );
+    return state;
+  });
+}
 
 export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -110,11 +170,13 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         },
       },
       async (request): Promise<BreakState> =>
-        acknowledgeBreak(deps.pool, {
-          ref: request.params.break,
-          by: callerOf(request).owner,
-          reason: request.body.reason,
-        }),
+        decideUnderKey(deps, request, request.params.break, "acknowledge", (client) =>
+          acknowledgeBreakIn(client, {
+            ref: request.params.break,
+            by: callerOf(request).owner,
+            reason: request.body.reason,
+          }),
+        ),
     );
 
     app.post(
@@ -138,12 +200,14 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         },
       },
       async (request): Promise<BreakState> =>
-        resolveBreak(deps.pool, {
-          ref: request.params.break,
-          by: callerOf(request).owner,
-          reason: request.body.reason,
-          fixedBy: request.body.fixedBy,
-        }),
+        decideUnderKey(deps, request, request.params.break, "resolve", (client) =>
+          resolveBreakIn(client, {
+            ref: request.params.break,
+            by: callerOf(request).owner,
+            reason: request.body.reason,
+            fixedBy: request.body.fixedBy,
+          }),
+        ),
     );
 
     app.get(

@@ -1,6 +1,8 @@
 /** Webhook deliveries: the dead-letter list and re-drive (admin). */
 import { type FastifyPluginAsyncTypebox, Type } from "@fastify/type-provider-typebox";
 import { BaseError } from "../../foundation/errors.js";
+import { callerOf } from "../auth.js";
+import { idempotencyKeyOf, requestHash } from "../idempotency.js";
 import { IdempotencyHeaders, Limit, pageLimit, problemResponses, Uuid } from "../schemas.js";
 import { EVENT_TYPES, listDeliveries, redriveDeliveries } from "../webhooks/events.js";
 import type { V1Deps } from "./deps.js";
@@ -96,7 +98,15 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         const { redriven: rows, later } = await redriveDeliveries(
           deps.pool,
           request.params.eventId,
-          { endpoint: request.body?.endpoint, force: request.body?.force },
+          {
+            endpoint: request.body?.endpoint,
+            force: request.body?.force,
+            under: {
+              apiKeyId: callerOf(request).id,
+              key: idempotencyKeyOf(request),
+              requestHash: requestHash(request),
+            },
+          },
         );
         if (later.length > 0)
           throw new BaseError(

@@ -6,6 +6,7 @@
  */
 import { type Config, WEBHOOK_EVENT_TYPES } from "../../foundation/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
+import { IdempotencyConflictError } from "../errors.js";
 import { eventIdOf } from "./eventId.js";
 
 export const EVENT_TYPES = WEBHOOK_EVENT_TYPES;
@@ -162,10 +163,56 @@ const REDRIVE_TARGETS = `
 export async function redriveDeliveries(
   pool: Pool,
   eventId: string,
-  options: { endpoint?: string | undefined; force?: boolean | undefined } = {},
+  options: {
+    endpoint?: string | undefined;
+    force?: boolean | undefined;
+    /**
+     * The API request asking, by its Idempotency-Key: a re-drive is recorded under it in its
+     * transaction (api migration 0018), and the same request run again after its answer was lost
+     * (a 5xx after the commit) gets the deliveries as that re-drive left them. Decided again, it
+     * would find them under way (nothing dead: DEAD_LETTER_NOT_FOUND) or dead again, and re-drive
+     * them a second time.
+     */
+    under?: { apiKeyId: string; key: string; requestHash: string };
+  } = {},
 ): Promise<{ redriven: DeliveryRow[]; later: LaterDelivery[] }> {
   const params = [eventId, options.endpoint ?? null];
+  const under = options.under;
   return withTransaction(pool, async (client) => {
+    if (under) {
+      // Two takers of one key (a lease lapsed under a slow first attempt) decide one at a time.
+      await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+        `webhook-redrive-key:${under.apiKeyId}:${under.key}`,
+      ]);
+      const { rows } = await client.query<{
+        request_hash: string;
+        event_id: string;
+        redriven: (Omit<DeliveryRow, "createdAt" | "updatedAt"> & {
+          createdAt: string;
+          updatedAt: string;
+        })[];
+      }>(
+        `SELECT request_hash, event_id::text, redriven FROM api.webhook_redrives
+          WHERE api_key_id = $1 AND idempotency_key = $2`,
+        [under.apiKeyId, under.key],
+      );
+      const earlier = rows[0];
+      if (earlier) {
+        if (earlier.request_hash !== under.requestHash)
+          throw new IdempotencyConflictError(
+            under.key,
+            `POST /v1/webhooks/dead-letters/${earlier.event_id}/redrive`,
+          );
+        return {
+          redriven: earlier.redriven.map((d) => ({
+            ...d,
+            createdAt: new Date(d.createdAt),
+            updatedAt: new Date(d.updatedAt),
+          })),
+          later: [],
+        };
+      }
+    }
     await client.query(
       `SELECT pg_advisory_xact_lock(hashtextextended('api.webhook_subject:' || subject, 0))
          FROM api.webhook_events WHERE id = $1`,
@@ -183,8 +230,18 @@ export async function redriveDeliveries(
        SELECT d.*, e.type, e.created_at FROM d JOIN api.webhook_events e ON e.id = d.event_id`,
       [...params, options.force === true],
     );
-    if (rows.length > 0 || options.force === true)
-      return { redriven: rows.map(fromRaw), later: [] };
+    if (rows.length > 0 || options.force === true) {
+      const redriven = rows.map(fromRaw);
+      // Only a re-drive that re-drove something is answered 2xx, and so recorded.
+      if (under && redriven.length > 0)
+        await client.query(
+          `INSERT INTO api.webhook_redrives
+             (api_key_id, idempotency_key, request_hash, event_id, redriven)
+           VALUES ($1, $2, $3, $4, $5)`,
+          [under.apiKeyId, under.key, under.requestHash, eventId, JSON.stringify(redriven)],
+        );
+      return { redriven, later: [] };
+    }
     const later = await client.query<{
       endpoint: string;
       event_id: string;

@@ -11,6 +11,7 @@ import {
   createTwoApproverTestContext,
   type WithdrawalApiTestContext,
 } from "../testing/apiTestContext.js";
+import { answerLost } from "../testing/lostAnswer.js";
 
 const ETH = 10n ** 18n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
@@ -57,16 +58,7 @@ async function answerLostTo5xx(idem: string) {
   await t.ctx.db.pool.query("DELETE FROM api.idempotency_keys WHERE idempotency_key = $1", [idem]);
 }
 /** The process died after the commit, before storing the answer; its lease has lapsed. */
-async function answerLostToCrash(idem: string) {
-  const { rowCount } = await t.ctx.db.pool.query(
-    `UPDATE api.idempotency_keys
-        SET status_code = NULL, response_body = NULL, content_type = NULL, completed_at = NULL,
-            lease_until = now() - interval '1 second'
-      WHERE idempotency_key = $1`,
-    [idem],
-  );
-  expect(rowCount).toBe(1);
-}
+const answerLostToCrash = (idem: string) => answerLost(t.ctx.db.pool, idem);
 
 async function audit(id: string, action: string) {
   const { rows } = await t.ctx.db.pool.query(

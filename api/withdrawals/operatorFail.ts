@@ -2,7 +2,8 @@
  * An operator fails a withdrawal in `needs_review` (audited, with a reason): the signer's request
  * is failed first (its own audited record, refused if the chain moved it meanwhile, or if the chain
  * shows one of its own transactions used its nonce: the money left and only its receipt is
- * missing), then the withdrawal.
+ * missing), then the withdrawal, whose row lock is held across both: every refusal comes before
+ * the signer's record changes.
  *
  * - The nonce was used by another transaction in a final block (or never taken): the withdrawal
  *   fails now and its hold is released.
@@ -72,30 +73,33 @@ export function createOperatorFail({
       throw new WithdrawalStateError(id, seen.status, "fail");
     }
     // The signer's record first: if the chain moved the request meanwhile (it mined after all),
-    // this refuses and no hold is released. Already failed: a repeat after a crash.
-    let cancel = false;
-    /** The signer's request failed already (a repeat, or its cancel's final block decided). */
-    let signerFailed: TxOutcome | undefined;
-    try {
-      const decided = await failTxRequestByOperator(
-        pool,
-        { requestId: signerRequestId(id), by: decision.by, reason: decision.reason },
-        readEvidence,
-      );
-      cancel = decided.cancelling;
-    } catch (error) {
-      if (!(error instanceof TxRequestNotReviewableError && error.meta?.status === "failed"))
-        throw error;
-      signerFailed = await signerOutcome(id);
-    }
+    // this refuses and no hold is released. Already failed: a repeat after a crash. All of it under
+    // the withdrawal's row lock, taken before the signer's record changes and checked then: nothing
+    // moves the withdrawal between the two (the outcome pass applying an outcome it read before the
+    // signer's change), so a refusal (409, which frees the request's key: "nothing changed") comes
+    // before the signer's record is failed, never after it committed.
     const result = await withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w) throw new NotFoundError("withdrawal", id);
-      // The outcome pass may have applied the signer's outcome in between (a cancel's back to
-      // `broadcast`, or on from there): the operator's decision is still recorded on it, once.
-      if (cancel && w.status !== "needs_review") return recordFailRequest(client, w, decision);
-      if (w.status === "failed") return w;
+      if (byOperator(w)) return w;
       if (w.status !== "needs_review") throw new WithdrawalStateError(id, w.status, "fail");
+      let cancel = false;
+      /** The signer's request failed already (a repeat, or its cancel's final block decided). */
+      let signerFailed: TxOutcome | undefined;
+      try {
+        // Its own transaction (it reads the chain under the request's row lock): a crash after it
+        // commits leaves the withdrawal in needs_review, and a repeat finishes the job.
+        const decided = await failTxRequestByOperator(
+          pool,
+          { requestId: signerRequestId(id), by: decision.by, reason: decision.reason },
+          readEvidence,
+        );
+        cancel = decided.cancelling;
+      } catch (error) {
+        if (!(error instanceof TxRequestNotReviewableError && error.meta?.status === "failed"))
+          throw error;
+        signerFailed = await signerOutcome(id);
+      }
       if (cancel)
         // The hold stands: the signer's cancel (or the payment it races) decides, and the
         // outcome pass applies it.

@@ -6,10 +6,11 @@
  */
 import { type Hex, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Pool } from "../../foundation/db.js";
+import type { Pool, PoolClient } from "../../foundation/db.js";
 import { anvilRpc } from "../../indexers/testing/chain.js";
 import type { Ledger } from "../../ledger/index.js";
 import { spawnCli } from "../../ops/testing/process.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import {
   failTxRequestByOperator,
   getTxOutcomes,
@@ -603,15 +604,15 @@ describe("withdrawal outcomes from the signer", () => {
     return w;
   }
 
-  it("an operator's fail by cancel that the outcome pass overtakes is still recorded on the withdrawal, once", async () => {
+  it("an outcome pass between an operator's fail by cancel and its record on the withdrawal waits for it: recorded once, nothing overtaken", async () => {
     const id = await inReviewWithUnusedNonce("carol");
     const held = (await balance("carol")).debitsPending;
-    // The operator's service on the same database, its next transaction held at the pool until
-    // the outcome pass has applied the signer's cancel (needs_review -> broadcast) in between.
+    // The operator's service on the same database: once the signer's cancel committed, its next
+    // statement on the withdrawal's transaction is held until an outcome pass runs in between.
     const pool = t.ctx.db.pool;
-    let passDone!: () => void;
-    const passed = new Promise<void>((resolve) => {
-      passDone = resolve;
+    let passWaits!: () => void;
+    const passWaiting = new Promise<void>((resolve) => {
+      passWaits = resolve;
     });
     let inWindow!: () => void;
     const window = new Promise<void>((resolve) => {
@@ -624,16 +625,26 @@ describe("withdrawal outcomes from the signer", () => {
           [`withdrawal:${id}`],
         )
       ).rows[0]!.c;
+    let gate = true;
+    const gatedClient = (client: PoolClient) =>
+      new Proxy(client, {
+        get(target, prop) {
+          if (prop === "query")
+            return async (...args: Parameters<PoolClient["query"]>) => {
+              if (gate && (await cancelling())) {
+                gate = false;
+                inWindow();
+                await passWaiting;
+              }
+              return (target.query as (...a: unknown[]) => unknown)(...args);
+            };
+          const value = Reflect.get(target, prop, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
     const gated = new Proxy(pool, {
       get(target, prop) {
-        if (prop === "connect")
-          return async () => {
-            if (await cancelling()) {
-              inWindow();
-              await passed;
-            }
-            return target.connect();
-          };
+        if (prop === "connect") return async () => gatedClient(await target.connect());
         const value = Reflect.get(target, prop, target);
         return typeof value === "function" ? value.bind(target) : value;
       },
@@ -642,14 +653,26 @@ describe("withdrawal outcomes from the signer", () => {
     const reason = "every send refused; customer asked to cancel";
     const failing = operator.failByOperator(id, { by: "ops-erin", reason });
     await window;
-    await withdrawals.syncOutcomes();
-    expect((await get(id)).failRequested).toBeNull(); // the pass moved it first
-    passDone();
+    // The pass reads the signer's cancel (back to broadcast) and waits for the withdrawal's row,
+    // which the operator's transaction holds from before the signer's record was changed.
+    const pass = withdrawals.syncOutcomes();
+    await waitFor(
+      "the outcome pass waiting for the withdrawal",
+      async () =>
+        (
+          await pool.query(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+              AND wait_event_type = 'Lock' AND query LIKE '%FROM api.withdrawals%'`,
+          )
+        ).rows.length > 0,
+    );
+    passWaits();
     const answered = await failing;
     expect(answered).toMatchObject({
       status: "broadcast",
       failRequested: { by: "ops-erin", reason },
     });
+    await pass;
     const w = await expectFailRequestRecorded(id, "ops-erin", reason);
     // A repeat answers the same and records nothing more.
     await operator.failByOperator(id, { by: "ops-erin", reason: "again" });

@@ -284,48 +284,58 @@ export async function acknowledgeBreak(
   pool: Pool,
   args: { ref: string; by: string; reason: string },
 ): Promise<BreakState> {
+  return withTransaction(pool, (client) => acknowledgeBreakIn(client, args));
+}
+
+/**
+ * acknowledgeBreak in the caller's transaction: the API records the request it answers beside it,
+ * so a retry of that request is answered from the record, not decided again on what a later run
+ * found (api/routes/recon.ts).
+ */
+export async function acknowledgeBreakIn(
+  client: PoolClient,
+  args: { ref: string; by: string; reason: string },
+): Promise<BreakState> {
   const by = requireText(args.ref, "by", args.by);
   const reason = requireText(args.ref, "reason", args.reason);
-  return withTransaction(pool, async (client) => {
-    const row = await lockBreak(client, args.ref);
-    if (row.state === "resolved")
-      throw new BreakStateError(
-        args.ref,
-        "it is resolved (a later run reopens it if it is found again)",
-      );
-    // Named as a report printed it: the operator saw that run's difference. A later run that found
-    // another one (more money missing, or less) has not been looked at: acknowledging it silently
-    // would keep that run's break from alerting.
-    if (row.seen && row.seen.difference !== row.last_difference)
-      throw new BreakStateError(
-        args.ref,
-        `run ${row.seen.runId} found a difference of ${formatAmount(row.seen.difference)}, the latest run ${row.last_run_id} found ${formatAmount(row.last_difference)}: look at that run's break`,
-      );
-    if (row.state === "acknowledged" && row.acknowledged_difference === row.last_difference)
-      return toState(row);
-    await client.query(
-      `UPDATE recon.break_states SET state = 'acknowledged', acknowledged_by = $2,
-         acknowledged_reason = $3, acknowledged_at = now(), acknowledged_difference = last_difference,
-         updated_at = now()
-       WHERE identity = $1`,
-      [row.identity, by, reason],
+  const row = await lockBreak(client, args.ref);
+  if (row.state === "resolved")
+    throw new BreakStateError(
+      args.ref,
+      "it is resolved (a later run reopens it if it is found again)",
     );
-    await appendAudit(client, {
-      actor: by,
-      action: "recon.break.acknowledged",
-      entityType: "recon_break",
-      entityId: row.identity,
-      details: {
-        reason,
-        difference: formatAmount(row.last_difference),
-        run_id: Number(row.last_run_id),
-      },
-    });
-    return toState(
-      (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))
-        .rows[0]!,
+  // Named as a report printed it: the operator saw that run's difference. A later run that found
+  // another one (more money missing, or less) has not been looked at: acknowledging it silently
+  // would keep that run's break from alerting.
+  if (row.seen && row.seen.difference !== row.last_difference)
+    throw new BreakStateError(
+      args.ref,
+      `run ${row.seen.runId} found a difference of ${formatAmount(row.seen.difference)}, the latest run ${row.last_run_id} found ${formatAmount(row.last_difference)}: look at that run's break`,
     );
+  if (row.state === "acknowledged" && row.acknowledged_difference === row.last_difference)
+    return toState(row);
+  await client.query(
+    `UPDATE recon.break_states SET state = 'acknowledged', acknowledged_by = $2,
+       acknowledged_reason = $3, acknowledged_at = now(), acknowledged_difference = last_difference,
+       updated_at = now()
+     WHERE identity = $1`,
+    [row.identity, by, reason],
+  );
+  await appendAudit(client, {
+    actor: by,
+    action: "recon.break.acknowledged",
+    entityType: "recon_break",
+    entityId: row.identity,
+    details: {
+      reason,
+      difference: formatAmount(row.last_difference),
+      run_id: Number(row.last_run_id),
+    },
   });
+  return toState(
+    (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))
+      .rows[0]!,
+  );
 }
 
 /**
@@ -336,32 +346,38 @@ export async function resolveBreak(
   pool: Pool,
   args: { ref: string; by: string; reason: string; fixedBy: string },
 ): Promise<BreakState> {
+  return withTransaction(pool, (client) => resolveBreakIn(client, args));
+}
+
+/** resolveBreak in the caller's transaction (as acknowledgeBreakIn). */
+export async function resolveBreakIn(
+  client: PoolClient,
+  args: { ref: string; by: string; reason: string; fixedBy: string },
+): Promise<BreakState> {
   const by = requireText(args.ref, "by", args.by);
   const reason = requireText(args.ref, "reason", args.reason);
   const fixedBy = requireText(args.ref, "fixedBy", args.fixedBy);
-  return withTransaction(pool, async (client) => {
-    const row = await lockBreak(client, args.ref);
-    if (row.state === "resolved") return toState(row);
-    const link = await checkFix(client, Number(row.chain_id), args.ref, fixedBy);
-    if (!link) throw new BreakFixUnknownError(args.ref, fixedBy, Number(row.chain_id));
-    await client.query(
-      `UPDATE recon.break_states SET state = 'resolved', resolved_by = $2, resolved_reason = $3,
-         resolved_ref = $4, resolved_at = now(), updated_at = now()
-       WHERE identity = $1`,
-      [row.identity, by, reason, link],
-    );
-    await appendAudit(client, {
-      actor: by,
-      action: "recon.break.resolved",
-      entityType: "recon_break",
-      entityId: row.identity,
-      details: { reason, fixed_by: link, difference: formatAmount(row.last_difference) },
-    });
-    return toState(
-      (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))
-        .rows[0]!,
-    );
+  const row = await lockBreak(client, args.ref);
+  if (row.state === "resolved") return toState(row);
+  const link = await checkFix(client, Number(row.chain_id), args.ref, fixedBy);
+  if (!link) throw new BreakFixUnknownError(args.ref, fixedBy, Number(row.chain_id));
+  await client.query(
+    `UPDATE recon.break_states SET state = 'resolved', resolved_by = $2, resolved_reason = $3,
+       resolved_ref = $4, resolved_at = now(), updated_at = now()
+     WHERE identity = $1`,
+    [row.identity, by, reason, link],
+  );
+  await appendAudit(client, {
+    actor: by,
+    action: "recon.break.resolved",
+    entityType: "recon_break",
+    entityId: row.identity,
+    details: { reason, fixed_by: link, difference: formatAmount(row.last_difference) },
   });
+  return toState(
+    (await client.query<StateRow>(`${STATE_SELECT} WHERE s.identity = $1`, [row.identity]))
+      .rows[0]!,
+  );
 }
 
 /**

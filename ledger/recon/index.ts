@@ -17,6 +17,7 @@ export {
 } from "./balances.js";
 export {
   acknowledgeBreak,
+  acknowledgeBreakIn,
   BREAK_STATES,
   type BreakState,
   type BreakStateName,
@@ -24,6 +25,7 @@ export {
   breakStatesOf,
   listBreakStates,
   resolveBreak,
+  resolveBreakIn,
 } from "./breakStates.js";
 export { type CreditInflowResult, creditInflow, parseBreakId } from "./creditInflow.js";
 export {
