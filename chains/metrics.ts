@@ -28,6 +28,12 @@ export type RpcMetrics = {
    * chain id) that held the signer's nonce, stall and bump stages meanwhile.
    */
   bestHeadDropped: Counter<"chain_id" | "endpoint">;
+  /**
+   * Answers an endpoint gave for another chain than ours (rpc.ts ReadOptions.otherChain: its block
+   * at our final height is another block), by that endpoint: it was set aside a while
+   * (OTHER_CHAIN_ASIDE_MS), its head not counted, and the read asked another.
+   */
+  otherChain: Counter<"chain_id" | "endpoint">;
 };
 
 export function rpcMetrics(registry: Registry): RpcMetrics {
@@ -111,6 +117,16 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
         new Counter({
           name: "custody_rpc_best_head_dropped_total",
           help: "best heads seen dropped because the endpoints advanced past the bound without reaching them (endpoint: the one that showed the head); the signer's nonce, stall and bump stages waited for that head until then",
+          labelNames: ["chain_id", "endpoint"],
+          registers: [registry],
+        }),
+    ),
+    otherChain: get(
+      "custody_rpc_endpoint_other_chain_total",
+      () =>
+        new Counter({
+          name: "custody_rpc_endpoint_other_chain_total",
+          help: "answers of an endpoint that showed another block than ours at our final height (a node of another network with our chain id): the endpoint was set aside a while, its head not counted, and another asked",
           labelNames: ["chain_id", "endpoint"],
           registers: [registry],
         }),

@@ -15,6 +15,9 @@
  * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits. The highest
  * head shown (`bestHead`) is kept until reached, except one the endpoints pass
  * BEST_HEAD_UNREACHED_BLOCKS blocks of their own below without reaching (a head from nowhere).
+ * An answer the caller shows is of another chain (`otherChain`: a block it holds as final, another
+ * block there) sets its endpoint aside a while (OTHER_CHAIN_ASIDE_MS): not asked, its head not
+ * counted; the best head it showed is dropped.
  *
  * What viem does here: the wire. Each endpoint has viem's HTTP JSON-RPC client (`getHttpRpcClient`,
  * the one under viem's `http()` transport): the JSON-RPC envelope of a single call or an explicit
@@ -80,6 +83,14 @@ export type ReadOptions = {
    * decides (its fields are missing data, never a value).
    */
   incomplete?: (results: unknown[], calls: RpcCall[]) => string | null;
+  /**
+   * Given the answer, why it is of another chain than the caller's (e.g. a block the caller holds
+   * as final, answered with another hash: a node of another network with the same chain id), or
+   * null. Such an endpoint is set aside for OTHER_CHAIN_ASIDE_MS (not asked, its heads not
+   * counted, the best head it showed dropped), counted and logged; the next endpoint is asked.
+   * A missing block is not another chain (`lacks`, or the caller's own check).
+   */
+  otherChain?: (results: unknown[], calls: RpcCall[]) => string | null;
 };
 
 export type RpcClient = {
@@ -124,6 +135,10 @@ type Endpoint = {
   headAt: number;
   /** Its first head below the best head seen since that head was shown or last reached. */
   belowBest: bigint | null;
+  /** Its last head from eth_blockNumber or a `latest` block (`head` may be lowered by a `lacks`). */
+  shown: bigint | null;
+  /** Set aside until then: an answer of it was of another chain (ReadOptions.otherChain). */
+  asideUntil: number;
   /** It answered a JSON-RPC batch with one error object: its batches go as single requests. */
   batchesRefused: boolean;
   /**
@@ -145,6 +160,15 @@ type Endpoint = {
  */
 export const BEST_HEAD_UNREACHED_BLOCKS = 64;
 
+/**
+ * How long an endpoint whose answer was of another chain (ReadOptions.otherChain) is set aside.
+ * Not for ever: a URL repointed at a node of ours (or a provider's backend fixed) comes back by
+ * itself, and one still on the other network is caught again by the next such read (the signer's
+ * snapshot asks its block at our final height in the same batch), counted again (the alert stays
+ * up while it lasts).
+ */
+export const OTHER_CHAIN_ASIDE_MS = 5 * 60_000;
+
 /** An endpoint whose head is unknown or behind is asked eth_blockNumber at most this often. */
 const HEAD_PROBE_INTERVAL_MS = 1_000;
 
@@ -162,6 +186,13 @@ function readKind(call: { method: string; params: unknown[] }): string {
 class EndpointBehind extends Error {
   constructor(readonly lacking: bigint) {
     super(`endpoint lacks block ${lacking}`);
+  }
+}
+
+/** An answer the caller showed is of another chain (ReadOptions.otherChain). */
+class OtherChainAnswer extends Error {
+  constructor(readonly reason: string) {
+    super(`answer of another chain: ${reason}`);
   }
 }
 
@@ -253,6 +284,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     head: null,
     headAt: 0,
     belowBest: null,
+    shown: null,
+    asideUntil: 0,
     batchesRefused: false,
     refused: new Map(),
   }));
@@ -271,7 +304,45 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       { chain_id: chainLabel, endpoint: endpoint.label },
       Number(head),
     );
-    if (authoritative) weighBest(endpoint, head);
+    if (!authoritative) return;
+    endpoint.shown = head;
+    // An answer in flight when its endpoint was set aside: its head is not the best head's.
+    if (endpoint.asideUntil <= Date.now()) weighBest(endpoint, head);
+  }
+
+  /**
+   * An answer of the endpoint was of another chain: it is not asked for OTHER_CHAIN_ASIDE_MS and
+   * its heads are not counted. A best head it showed was never our chain's: the best head is the
+   * highest one the other endpoints last showed (none: unknown until one answers).
+   */
+  function setAside(endpoint: Endpoint, reason: string): void {
+    endpoint.asideUntil = Date.now() + OTHER_CHAIN_ASIDE_MS;
+    endpoint.head = null;
+    endpoint.shown = null;
+    endpoint.belowBest = null;
+    const dropped = bestFrom === endpoint.label ? best : null;
+    if (dropped !== null) {
+      best = null;
+      bestFrom = "";
+      for (const e of endpoints) {
+        e.belowBest = null;
+        if (e.asideUntil > Date.now() || e.shown === null) continue;
+        if (best === null || e.shown > best) {
+          best = e.shown;
+          bestFrom = e.label;
+        }
+      }
+    }
+    options.metrics?.otherChain.inc({ chain_id: chainLabel, endpoint: endpoint.label });
+    options.logger?.warn({
+      msg: "rpc endpoint answered for another chain with our chain id: set aside (not asked, its head not counted)",
+      chain_id: options.chainId,
+      endpoint: endpoint.label,
+      reason,
+      dropped_best_head: dropped === null ? null : String(dropped),
+      best: best === null ? null : String(best),
+      aside_ms: OTHER_CHAIN_ASIDE_MS,
+    });
   }
 
   /** The best head seen, given an endpoint's head: raised, reached, or dropped as never reached. */
@@ -341,17 +412,16 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
 
   // Healthy endpoints in priority order first (those that refused this kind of read lately after
   // the others), then cooling ones (soonest back first): we never refuse to try when everything is
-  // cooling down or refusing.
+  // cooling down or refusing. Endpoints set aside (another chain) are not asked at all.
   function order(kinds: string[]): Endpoint[] {
     const now = Date.now();
-    const healthy = endpoints.filter((e) => e.coolUntil <= now);
+    const ours = endpoints.filter((e) => e.asideUntil <= now);
+    const healthy = ours.filter((e) => e.coolUntil <= now);
     const answering = healthy.filter((e) => refusedUntil(e, kinds) <= now);
     const refusing = healthy
       .filter((e) => refusedUntil(e, kinds) > now)
       .sort((a, b) => refusedUntil(a, kinds) - refusedUntil(b, kinds));
-    const cooling = endpoints
-      .filter((e) => e.coolUntil > now)
-      .sort((a, b) => a.coolUntil - b.coolUntil);
+    const cooling = ours.filter((e) => e.coolUntil > now).sort((a, b) => a.coolUntil - b.coolUntil);
     return [...answering, ...refusing, ...cooling];
   }
 
@@ -478,10 +548,14 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     let behind = 0;
     for (let round = 0; round < rounds; round++) {
       behind = 0;
+      let aside = 0;
       let failed = 0;
       let refusals = 0;
       let partial = 0;
-      for (const endpoint of order(kinds)) {
+      const asked = order(kinds);
+      // Every endpoint set aside (another chain): none of ours to ask.
+      if (asked.length === 0) break;
+      for (const endpoint of asked) {
         try {
           if (atLeast !== undefined && !(await reaches(endpoint, atLeast, !!read.lacks))) {
             behind++;
@@ -501,6 +575,12 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
             observeHead(endpoint, error.lacking - 1n, false);
             options.metrics?.behind.inc({ chain_id: chainLabel, endpoint: endpoint.label });
             behind++;
+            continue;
+          }
+          if (error instanceof OtherChainAnswer) {
+            // Not our chain's answer, whatever it says: another endpoint is asked.
+            setAside(endpoint, error.reason);
+            aside++;
             continue;
           }
           if (error instanceof IncompleteAnswer) {
@@ -533,7 +613,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         }
       }
       // Every endpoint answered, none has the block yet (or would give it): the caller decides.
-      if (behind + refusals + partial > 0 && failed === 0) break;
+      if (behind + refusals + partial + aside > 0 && failed === 0) break;
       if (round < rounds - 1) {
         const delay = backoffMs(round, { baseMs: 200, maxMs: 5_000, jitter: "equal" });
         await new Promise((r) => setTimeout(r, delay));
@@ -607,6 +687,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         watchHead(endpoint, call, result);
         const lacking = read.lacks?.([result], [call]) ?? null;
         if (lacking !== null) throw new EndpointBehind(lacking);
+        const other = read.otherChain?.([result], [call]) ?? null;
+        if (other !== null) throw new OtherChainAnswer(other);
         const field = read.incomplete?.([result], [call]) ?? null;
         if (field !== null) throw new IncompleteAnswer(result, field);
         return result as T;
@@ -642,6 +724,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         });
         const lacking = read.lacks?.(results, list) ?? null;
         if (lacking !== null) throw new EndpointBehind(lacking);
+        const other = read.otherChain?.(results, list) ?? null;
+        if (other !== null) throw new OtherChainAnswer(other);
         const field = read.incomplete?.(results, list) ?? null;
         if (field !== null) throw new IncompleteAnswer(results, field);
         return results;

@@ -4,12 +4,16 @@
  * `readFinalized`; only the ingestor writes it, and it never moves down.
  */
 
+import type { QueryResult, QueryResultRow } from "pg";
 import { type ConfirmationRule, finalityRule } from "../chains/index.js";
-import type { Pool, PoolClient } from "../foundation/db.js";
+import type { PoolClient } from "../foundation/db.js";
 
 export type FinalizedBlock = { number: bigint; hash: string };
 
-type Queryable = Pick<Pool | PoolClient, "query">;
+/** What readFinalized needs: a pool, a client, or any connection that runs SQL (the signer's lease). */
+type Queryable = {
+  query: <R extends QueryResultRow>(sql: string, params?: unknown[]) => Promise<QueryResult<R>>;
+};
 
 /** The chain's published finalized block, or null before the indexer has computed one. */
 export async function readFinalized(

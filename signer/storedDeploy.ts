@@ -23,7 +23,7 @@ import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contra
 import { type ChainConfig, feePaid, finalityRule, type RpcClient } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
 import type { Logger } from "../foundation/logger.js";
-import { openHalt } from "../indexers/index.js";
+import { openHalt, readFinalized } from "../indexers/index.js";
 import { type ChainView, createChainView, heightMeeting } from "./broadcaster/chainView.js";
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
 import { ChainHaltedDeployError } from "./errors.js";
@@ -468,8 +468,9 @@ async function markBroadcast(lease: Lease, deploy: StoredDeploy): Promise<void> 
 
 /**
  * Whether a stored deploy whose nonce is used at latest, with no receipt on the node, can never
- * mine: `dropped` only when its nonce is used at the chain's final height (finality rule) and that
- * block has no code at the contract's address (only these bytes can create a contract there; it is
+ * mine: `dropped` only when its nonce is used at the chain's final block (the indexer's published
+ * one, read by its hash; before there is one, the finality rule's height) and that block has no
+ * code at the contract's address (only these bytes can create a contract there; it is
  * then marked dropped). `mined` when the code is there (its receipt is late); `unknown` when the
  * final height does not cover the nonce yet. Missing data is never evidence.
  */
@@ -478,16 +479,30 @@ async function usedElsewhere(
   deploy: StoredDeploy,
 ): Promise<"dropped" | "mined" | "unknown"> {
   const { client } = f;
-  const final = await finalHeight(f);
-  if (final === null) return "unknown";
   const from = getAddress(deploy.fromAddress);
-  const countAtFinal = await client.getTransactionCount({
-    address: from,
-    blockNumber: final,
-  });
-  if (countAtFinal <= deploy.nonce) return "unknown";
-  const code = await client.getCode({ address: deploy.address, blockNumber: final });
-  if (code !== undefined && code !== "0x") return "mined";
+  // Our final block, when the indexer has published one: the count and the code are read at its
+  // HASH (EIP-1898), so only a node that has our block answers them. A node of another network
+  // with our chain id (a misconfigured URL) has no block with that hash: its error is no answer
+  // ("unknown"), never its count; and no extra call. Before the indexer publishes one (a deploy
+  // before the first ingest): the height the finality rule gives from a node's head, as before,
+  // from a node not shown to be on our chain.
+  const ourFinal = ((await readFinalized(f.lease, f.chain.chainId))?.hash ?? null) as Hex | null;
+  const final = ourFinal === null ? await finalHeight(f) : null;
+  if (ourFinal === null && final === null) return "unknown";
+  const at = ourFinal !== null ? { blockHash: ourFinal } : (`0x${final!.toString(16)}` as Hex);
+  let code: Hex;
+  try {
+    const countAtFinal = BigInt(
+      await client.request({ method: "eth_getTransactionCount", params: [from, at] }),
+    );
+    if (countAtFinal <= deploy.nonce) return "unknown";
+    code = await client.request({ method: "eth_getCode", params: [deploy.address, at] });
+  } catch (error) {
+    // A node without our final block answers an error: missing data, never evidence.
+    if (ourFinal !== null) return "unknown";
+    throw error;
+  }
+  if (code && code !== "0x") return "mined";
   await end(f.lease, deploy, "dropped");
   return "dropped";
 }

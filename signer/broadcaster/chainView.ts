@@ -38,7 +38,8 @@ export type ChainSnapshot = {
   head: bigint;
   /**
    * Whether the node that answered is at the highest head any endpoint has shown: a count from a
-   * node behind it is as of an older block, so it is no evidence that a nonce is free.
+   * node behind it is as of an older block, so it is no evidence that a nonce is free. Also false
+   * when our final block was known and the node did not show it (not shown on our chain).
    */
   atBestHead: boolean;
   /** The wallet's mined transaction count at the latest block: every nonce below it is used. */
@@ -154,6 +155,30 @@ function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
   };
 }
 
+/**
+ * Our final block asked in a batch (at `index`), and the check that its answer is of our chain:
+ * another block there is another chain (rpc.ts otherChain sets the endpoint aside); a missing one
+ * is only missing (the caller's to weigh). No final block known yet: nothing asked or checked.
+ */
+function finalBlockCheck(
+  final: { number: bigint; hash: string } | null,
+  index: number,
+): {
+  calls: { method: string; params: unknown[] }[];
+  otherChain: (results: unknown[]) => string | null;
+} {
+  if (final === null) return { calls: [], otherChain: () => null };
+  const ours = final.hash.toLowerCase();
+  return {
+    calls: [{ method: "eth_getBlockByNumber", params: [numberToHex(final.number), false] }],
+    otherChain(results) {
+      const block = results[index] as { hash?: unknown } | null | undefined;
+      if (typeof block?.hash !== "string" || block.hash.toLowerCase() === ours) return null;
+      return `block ${final.number} is ${block.hash}, our final block there is ${ours}`;
+    },
+  };
+}
+
 /** The highest block meeting `rule` given the head (blocks: the block itself counts as one). */
 export function heightMeeting(
   rule: ConfirmationRule,
@@ -170,12 +195,19 @@ export function createChainView({
   from,
   rpc,
   getFinalizedBlock,
+  ourFinalBlock,
   logger,
   registry,
 }: {
   chain: ChainConfig;
   from: Hex;
   rpc: RpcClient;
+  /**
+   * Our final block (the indexer's published finalized block: number, hash), or null before there
+   * is one. The snapshot is taken only from a node that shows it (see snapshot). Not given: not
+   * checked.
+   */
+  ourFinalBlock?: () => Promise<{ number: bigint; hash: string } | null>;
   /** The node's `finalized` block (number, lowercase hash), or null when it does not know one. */
   getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   logger: Logger;
@@ -262,30 +294,46 @@ export function createChainView({
 
   const view: ChainView = {
     async snapshot() {
+      // Our final block, asked in the same batch: the count and head are taken only from a node
+      // on our chain. A node of another network with our chain id (a misconfigured URL: a devnet
+      // or fork of the chain, a provider serving another network under the id) answering a higher
+      // head is always "at the best head": its count would decide nonces, stalls, bumps and
+      // cancels. One showing another block there is set aside (rpc.ts otherChain: not asked, its
+      // head not counted) and another node answers. Compared at a FINAL height, not at the
+      // indexed tip: a node of ours may reorg above the final block (it is then not another
+      // network), never below it by our finality rule (a reorg there halts the chain, and a node
+      // showing it is no node we follow then either), so one answer there is enough to tell.
+      const final = (await ourFinalBlock?.()) ?? null;
+      const check = finalBlockCheck(final, 2);
       const calls = [
         { method: "eth_blockNumber", params: [] },
         { method: "eth_getTransactionCount", params: [from, "latest"] },
+        ...check.calls,
       ];
+      const { otherChain } = check;
       // Asked of a node at the best head seen when one is there: the stages that act on the
       // count (nonces, stall, bump) wait while it comes from a node behind, and a first endpoint
       // that always trails another would hold them for as long as it trails.
       const seen = rpc.bestHead();
-      const [headHex, countHex] = await rpc
-        .batch<Hex>(calls, seen === null ? {} : { atLeast: seen })
+      const [headHex, countHex, finalBlock] = await rpc
+        .batch<unknown>(calls, seen === null ? { otherChain } : { atLeast: seen, otherChain })
         .catch((error: unknown) => {
           if (!(error instanceof NoHealthyEndpointError)) throw error;
-          return rpc.batch<Hex>(calls);
+          return rpc.batch<unknown>(calls, { otherChain });
         });
-      const head = BigInt(headHex!);
+      const head = BigInt(headHex as Hex);
       const best = rpc.bestHead();
+      // A node without our final block (one far behind, or answering without it) is not shown
+      // on our chain: missing data is no evidence either way, so its count decides nothing.
+      const shownOurs = final === null || (finalBlock ?? null) !== null;
       const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
       const tag = needsTag ? await nodeFinalized() : null;
       const finalizedHeight = heightMeeting(finality, head, tag?.number ?? null);
       let finalizedCount: Promise<bigint | null> | undefined;
       return {
         head,
-        atBestHead: best === null || head >= best,
-        latestCount: BigInt(countHex!),
+        atBestHead: shownOurs && (best === null || head >= best),
+        latestCount: BigInt(countHex as Hex),
         confirmedHeight: heightMeeting(chain.confirmations, head, tag?.number ?? null),
         finalizedTag: tag,
         finalizedHeight,
@@ -321,12 +369,24 @@ export function createChainView({
       // no stored request (nonces.ts; gaps.ts sends a stored deploy's bytes, else only alerts). An
       // endpoint that fails is skipped; none answering fails the read. A node below `atLeast` (a
       // syncing node at head 0) is not asked: its count is as of a block before ones we hold.
+      // Each count with our final block, in one batch of the node that counts (as the snapshot):
+      // a node of another network with our chain id is set aside and its count not taken, nor
+      // one from a node that does not show the block (a count not shown to be our chain's).
+      const final = (await ourFinalBlock?.()) ?? null;
+      const check = finalBlockCheck(final, 1);
       const read = atLeast === undefined ? {} : { atLeast };
+      const countOn = async (client: RpcClient, tag: "pending" | "latest"): Promise<Hex> => {
+        const [count, block] = await client.batch<unknown>(
+          [{ method: "eth_getTransactionCount", params: [from, tag] }, ...check.calls],
+          { ...read, otherChain: check.otherChain },
+        );
+        if (final !== null && (block ?? null) === null)
+          throw new Error(`the node does not show our final block ${final.number}`);
+        return count as Hex;
+      };
       const answers = await Promise.allSettled([
-        rpc.request<Hex>("eth_getTransactionCount", [from, "pending"], read),
-        ...endpoints().map((client) =>
-          client.request<Hex>("eth_getTransactionCount", [from, "latest"], read),
-        ),
+        countOn(rpc, "pending"),
+        ...endpoints().map((client) => countOn(client, "latest")),
       ]);
       let highest: bigint | undefined;
       for (const a of answers)

@@ -29,7 +29,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { QueueFactory } from "../../foundation/queues.js";
-import { indexedHeights } from "../../indexers/index.js";
+import { indexedHeights, readFinalized } from "../../indexers/index.js";
 import type { Lease } from "../lease.js";
 import { OPEN_TRANSACTION_STATUSES, signerMetrics } from "../metrics.js";
 import { storedNextNonce } from "../requests.js";
@@ -127,6 +127,8 @@ export function createBroadcasterContext(options: BroadcasterOptions): Broadcast
     from,
     rpc: adapter.rpc,
     getFinalizedBlock: adapter.getFinalizedBlock,
+    // The snapshot's count and head come only from a node that shows our final block.
+    ourFinalBlock: () => readFinalized(pool, chain.chainId),
     logger: log,
     registry: common.metrics.registry,
   });
