@@ -5,7 +5,9 @@
  * email): approvals count distinct persons (`sharesPerson`).
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Pool, PoolClient } from "../foundation/db.js";
+import { appendAudit } from "../foundation/audit.js";
+import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
+import { ApiKeyEmailChangeRefusedError } from "./errors.js";
 
 export const SCOPES = [
   "deposits:read",
@@ -158,9 +160,110 @@ export async function revokeApiKey(db: Pool | PoolClient, id: string): Promise<b
   return (rowCount ?? 0) > 0;
 }
 
+/**
+ * Sets the person (email) behind a key: `custody-node apikeys set-email`, audited
+ * (`apikey.email_set`: who, why, from, to). Refused, changing nothing, for an unknown or revoked
+ * key, a console session's key (it carries its parent's or its SSO sign-in's email), an address
+ * that is not one, and for a change that drops the key's earlier email while it requested or
+ * decided on a withdrawal still waiting for approvals.
+ *
+ * Why a person cannot approve their own request (or approve twice) through a change: decisions
+ * compare persons at decision time, reading the requester's and earlier deciders' emails from their
+ * key rows as they are then (api/withdrawals/decisions.ts). A change that only adds an identity (no
+ * email before) joins more deciders into one person, never fewer, so it is always safe. A change
+ * from one email to another would make the key's past request or decision on a pending withdrawal
+ * read as someone else (Anna's request re-read as Ben's lets Anna approve it through SSO): refused
+ * while any such withdrawal waits. The key row is held FOR UPDATE to the end; a decision holds its
+ * caller's key row FOR SHARE and reads the email under it, so a decision is either committed before
+ * this check (and seen by it) or made with the new email; a withdrawal settled (approved, rejected,
+ * cancelled) is not decided on again, so its old decisions are never recounted.
+ */
+export async function setApiKeyEmail(
+  pool: Pool,
+  args: { id: string; email: string; by: string; reason: string },
+): Promise<{ key: ApiKey; previous: string | null; changed: boolean }> {
+  let email: string;
+  try {
+    email = parseEmail(args.email);
+  } catch (error) {
+    throw new ApiKeyEmailChangeRefusedError("email", (error as Error).message);
+  }
+  const by = args.by.trim();
+  const reason = args.reason.trim();
+  if (!by) throw new ApiKeyEmailChangeRefusedError("by", "must name the operator (not empty)");
+  if (!reason) throw new ApiKeyEmailChangeRefusedError("reason", "must say why (not empty)");
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<Row & { session: boolean }>(
+      `SELECT k.*, EXISTS (SELECT 1 FROM api.console_sessions s WHERE s.key_id = k.id) AS session
+         FROM api.api_keys k WHERE k.id = $1 FOR UPDATE OF k`,
+      [args.id],
+    );
+    const row = rows[0];
+    if (!row) throw new ApiKeyEmailChangeRefusedError("id", `no API key ${args.id}`);
+    if (row.revoked_at)
+      throw new ApiKeyEmailChangeRefusedError(
+        "id",
+        `API key ${args.id} is revoked (since ${row.revoked_at.toISOString()}): create a new one with --email`,
+      );
+    if (row.session)
+      throw new ApiKeyEmailChangeRefusedError(
+        "id",
+        `${args.id} is a console session's key: it carries the email of the key or SSO sign-in it came from; set the email of that key`,
+      );
+    const previous = row.email ?? null;
+    if (previous === email) return { key: fromRow(row), previous, changed: false };
+    if (previous !== null) {
+      const { rows: waiting } = await client.query<{ id: string }>(
+        `SELECT w.id::text FROM api.withdrawals w
+          WHERE w.status = 'pending_approval'
+            AND (w.api_key_id = $1 OR EXISTS (SELECT 1 FROM api.withdrawal_approvals a
+                                               WHERE a.withdrawal_id = w.id AND a.api_key_id = $1))
+          ORDER BY w.id LIMIT 5`,
+        [args.id],
+      );
+      if (waiting.length > 0)
+        throw new ApiKeyEmailChangeRefusedError(
+          "id",
+          `API key ${args.id} (${previous}) requested or decided on withdrawals still waiting for approvals (${waiting.map((w) => w.id).join(", ")}): changing its person now would re-read those as another person's; retry once they are decided, or create a new key with --email`,
+        );
+    }
+    const { rows: updated } = await client.query<Row>(
+      "UPDATE api.api_keys SET email = $2 WHERE id = $1 RETURNING *",
+      [args.id, email],
+    );
+    await appendAudit(client, {
+      actor: by,
+      action: "apikey.email_set",
+      entityType: "api_key",
+      entityId: args.id,
+      details: { owner: normalizeOwner(row.owner), from: previous, to: email, reason },
+    });
+    return { key: fromRow(updated[0]!), previous, changed: true };
+  });
+}
+
 export async function listApiKeys(db: Pool | PoolClient): Promise<ApiKey[]> {
   const { rows } = await db.query<Row>(`SELECT * FROM api.api_keys ORDER BY created_at, id`);
   return rows.map(fromRow);
+}
+
+/**
+ * Active keys that can approve (`withdrawals:approve` or `admin`) but name no person (no email):
+ * with console SSO configured each of their decisions is refused (APPROVER_PERSON_UNKNOWN), so the
+ * api role names them at start. A console session's key is left out: it copies its parent key's
+ * email (or the SSO sign-in's) and ends with its session; the parent is what an operator fixes.
+ */
+export async function approvingKeysWithoutEmail(
+  db: Pool | PoolClient,
+): Promise<{ id: string; owner: string; description: string }[]> {
+  const { rows } = await db.query<{ id: string; owner: string; description: string }>(
+    `SELECT k.id, k.owner, k.description FROM api.api_keys k
+      WHERE k.revoked_at IS NULL AND k.email IS NULL
+        AND k.scopes && ARRAY['withdrawals:approve', 'admin']::text[]
+        AND NOT EXISTS (SELECT 1 FROM api.console_sessions s WHERE s.key_id = k.id)
+      ORDER BY k.created_at, k.id`,
+  );
+  return rows.map((r) => ({ ...r, owner: normalizeOwner(r.owner) }));
 }
 
 /**

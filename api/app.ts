@@ -342,6 +342,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.common.logger.child({ component: "api" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
+    // `api.trustProxy` (foundation/config.ts): which hops' X-Forwarded-For / -Proto to believe, so
+    // `request.ip` (the failed-authentication limits of /v1 and the console's sign-in count per
+    // address) is the client's, not the load balancer's. Default false: the connection's address.
+    trustProxy: deps.common.config.api?.trustProxy ?? false,
     // Customer ids are up to 128 characters; percent-encoded, a non-ASCII one takes up to 12
     // bytes per character. Longer parameters are refused with 414 URI_TOO_LONG (problem+json).
     routerOptions: { maxParamLength: 2048 },

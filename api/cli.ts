@@ -1,4 +1,4 @@
-/** `custody-node apikeys create|revoke|list`: the only way API keys are made (no bootstrap route). */
+/** `custody-node apikeys create|revoke|list|set-email`: the only way API keys are made (no bootstrap route). */
 
 import type { Command } from "commander";
 import { chainSchema } from "../chains/index.js";
@@ -12,6 +12,7 @@ import {
   parseScopes,
   revokeApiKey,
   SCOPES,
+  setApiKeyEmail,
 } from "./apiKeys.js";
 import { ApiKeyEmailRequiredError, NotFoundError } from "./errors.js";
 import { registerWithdrawalCommands } from "./withdrawals/cli.js";
@@ -30,7 +31,9 @@ async function withPool<T>(
 
 export function registerCommands(program: Command): void {
   registerWithdrawalCommands(program);
-  const apikeys = program.command("apikeys").description("create, revoke and list API keys");
+  const apikeys = program
+    .command("apikeys")
+    .description("create, revoke and list API keys, and set the person (email) behind one");
 
   apikeys
     .command("create")
@@ -105,6 +108,26 @@ export function registerCommands(program: Command): void {
           entityId: id,
         });
         console.log(`revoked ${id}`);
+      });
+    });
+
+  apikeys
+    .command("set-email")
+    .description(
+      "set the person behind a key (their SSO email; audited: who and why): instead of re-issuing a key created without --email. Refused for a revoked key, and for a change of email while the key requested or decided on a withdrawal still waiting for approvals",
+    )
+    .requiredOption("--id <id>", "the key's id (custody-node apikeys list)")
+    .requiredOption("--email <address>", "the person's email (their SSO email)")
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "why (e.g. who confirmed the key is theirs)")
+    .action(async (opts: { id: string; email: string; by: string; reason: string }) => {
+      await withPool(async (pool) => {
+        const { key, previous, changed } = await setApiKeyEmail(pool, opts);
+        console.log(
+          changed
+            ? `${key.id}  ${key.owner} <${key.email}>  (was ${previous ? `<${previous}>` : "no email"}; set by ${opts.by})`
+            : `${key.id}  ${key.owner} <${key.email}>  (unchanged)`,
+        );
       });
     });
 

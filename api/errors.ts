@@ -119,6 +119,17 @@ export class ApiKeyEmailRequiredError extends BaseError {
   }
 }
 
+/**
+ * `apikeys set-email` refused (the field that is wrong: `id`, `email`, `by` or `reason`); nothing
+ * changed.
+ */
+export class ApiKeyEmailChangeRefusedError extends BaseError {
+  override name = "ApiKeyEmailChangeRefusedError";
+  constructor(field: "id" | "email" | "by" | "reason", message: string) {
+    super(`--${field}: ${message}`, { code: "APIKEY_EMAIL_CHANGE_REFUSED", meta: { field } });
+  }
+}
+
 export class ApprovalError extends BaseError {
   override name = "ApprovalError";
   constructor(code: string, message: string, meta: Record<string, unknown> = {}) {

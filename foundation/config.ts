@@ -5,6 +5,7 @@
  * caller passes it in (`loadConfig(chainSchema)`), so foundation imports nothing of ours.
  */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { getAddress, isAddress } from "viem";
@@ -214,6 +215,40 @@ export const consoleOidcSchema = z
   })
   .strict();
 
+/** proxy-addr's names for address ranges (Fastify's `trustProxy` list accepts them too). */
+const PROXY_RANGE_NAMES = ["loopback", "linklocal", "uniquelocal"];
+/** An IP address or a CIDR range (`10.0.0.0/8`, `fd00::/8`), or one of `PROXY_RANGE_NAMES`. */
+const trustedProxy = z.string().refine(
+  (v) => {
+    if (PROXY_RANGE_NAMES.includes(v)) return true;
+    const [ip = "", bits, ...rest] = v.split("/");
+    const family = isIP(ip);
+    if (family === 0 || rest.length > 0) return false;
+    if (bits === undefined) return true;
+    return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+  },
+  `must be an IP address, a CIDR range (10.0.0.0/8) or one of ${PROXY_RANGE_NAMES.join(", ")}`,
+);
+
+/**
+ * Which hops in front of the api role to believe about the client (Fastify's `trustProxy`): its
+ * address from `X-Forwarded-For`, its protocol from `X-Forwarded-Proto`. The address is what the
+ * failed-authentication limits (/v1 and the console's sign-in) count per client; behind a load
+ * balancer without this, they count the balancer, so one client's failures lock out everyone.
+ * `false` (default): the connection's address. A list: the balancers' addresses or ranges (the
+ * safe choice: a forwarded header from anyone else is ignored). `true`: every hop, so the client
+ * names itself: only when nothing else can reach the port. No hop count: Fastify (5.12) takes a
+ * number and then trusts no hop at all (it cannot check the connection's peer), so a number would
+ * look configured and change nothing; it is refused.
+ */
+export const trustProxySchema = z.union(
+  [z.boolean(), z.array(trustedProxy).min(1, "must list at least one address (or be false)")],
+  {
+    error: () =>
+      "must be false, true or a list of the proxies' addresses/CIDR ranges (a number of hops is not taken: Fastify 5.12 trusts no hop for one)",
+  },
+);
+
 /** The /v1 API's own settings; the defaults are what every deployment got before they existed. */
 export const DEFAULT_API_RATE_LIMIT = { max: 600, windowMs: 60_000 } as const;
 export const apiConfigSchema = z
@@ -231,6 +266,8 @@ export const apiConfigSchema = z
       })
       .strict()
       .default({ ...DEFAULT_API_RATE_LIMIT }),
+    /** Trusted proxies in front of the api role (`trustProxySchema`); default false. */
+    trustProxy: trustProxySchema.default(false),
     /** The operator console at /console (api/console, docs/console.md). */
     console: z
       .object({
@@ -266,7 +303,7 @@ export function makeFileConfigSchema(chainSchema: ChainSchema) {
         },
       }),
       webhooks: z.array(webhookSchema).default([]),
-      api: apiConfigSchema.default({ rateLimit: { ...DEFAULT_API_RATE_LIMIT } }),
+      api: apiConfigSchema.default({ rateLimit: { ...DEFAULT_API_RATE_LIMIT }, trustProxy: false }),
     })
     .strict()
     .superRefine((cfg, ctx) => {

@@ -21,6 +21,7 @@ import type { Pool } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { ConfigError } from "../../foundation/errors.js";
 import { normalizeOwner, parseEmail, SCOPES, type Scope } from "../apiKeys.js";
+import { createAuthFailureLimiter, DEFAULT_AUTH_FAILURE_LIMIT } from "../auth.js";
 import { esc, html, layout, setSecurityHeaders } from "./html.js";
 import { mintSession } from "./sessions.js";
 
@@ -33,6 +34,11 @@ export type OidcRoutesOptions = {
   secureCookie?: boolean | undefined;
   /** The console's session cookie name (plugin.ts). */
   sessionCookie: string;
+  /**
+   * Failed sign-ins per client address, shared with the API-key sign-in form (plugin.ts): a
+   * refused callback counts, and past the limit the callback is refused before any work.
+   */
+  signInFailures?: ReturnType<typeof createAuthFailureLimiter> | undefined;
 };
 
 const FLOW_COOKIE = "cn_console_oidc";
@@ -112,6 +118,7 @@ export function ownerOf(
 export function createOidcRoutes(o: OidcRoutesOptions) {
   const { oidc } = o;
   checkOidcScopes(oidc);
+  const failures = o.signInFailures ?? createAuthFailureLimiter(DEFAULT_AUTH_FAILURE_LIMIT);
   const issuerUrl = new URL(oidc.issuer);
   const insecure = issuerUrl.protocol === "http:";
   // Discovery once, at first use; a failure is not cached (the provider may be back next time).
@@ -203,10 +210,29 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
     });
 
     app.get(`${FLOW_PATH}/callback`, async (request, reply) => {
+      // The provider guards its own login, but not this route: a client replaying forged or stale
+      // responses makes the console call the token endpoint (and write audit entries) each time.
+      // Failed callbacks count per address with the API-key form's failures; past the limit the
+      // callback is refused before anything is read or sent, a good response included.
+      const wait = failures.blockedFor(request.ip);
+      if (wait > 0) {
+        reply.header("retry-after", String(wait));
+        return refuse(
+          request,
+          reply,
+          429,
+          "AUTH_RATE_LIMITED",
+          `too many failed sign-ins from this address; try again in ${wait} s`,
+        );
+      }
+      const refuseCounted: typeof refuse = (request, reply, status, code, message) => {
+        failures.fail(request.ip);
+        return refuse(request, reply, status, code, message);
+      };
       const query = request.query as Record<string, unknown>;
       const flow = flowOf(request);
       if (!flow)
-        return refuse(
+        return refuseCounted(
           request,
           reply,
           400,
@@ -214,7 +240,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
           "this sign-in was not started in this browser or took longer than 10 minutes; start again",
         );
       if (typeof query.error === "string")
-        return refuse(
+        return refuseCounted(
           request,
           reply,
           401,
@@ -222,7 +248,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
           `the identity provider refused: ${query.error}${typeof query.error_description === "string" ? ` (${query.error_description})` : ""}`,
         );
       if (query.state !== flow.state)
-        return refuse(
+        return refuseCounted(
           request,
           reply,
           400,
@@ -245,7 +271,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
         claims = (tokens.claims() ?? {}) as Record<string, unknown>;
       } catch (error) {
         request.log.warn({ msg: "OIDC code exchange failed", issuer: oidc.issuer, err: error });
-        return refuse(
+        return refuseCounted(
           request,
           reply,
           401,
@@ -271,7 +297,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
           entityId: `${issuer} ${subject}`,
           details: { via: "oidc", issuer, subject, groups: groups ?? null, reason },
         });
-        return refuse(request, reply, 403, "CONSOLE_OIDC_NO_SCOPES", String(reason));
+        return refuseCounted(request, reply, 403, "CONSOLE_OIDC_NO_SCOPES", String(reason));
       }
       const session = await withTransaction(o.pool, (c) =>
         mintSession(c, {

@@ -13,6 +13,7 @@ import { parseTokenAmount } from "../../foundation/amounts.js";
 import { verifyAuditChain } from "../../foundation/audit.js";
 import type { Pool } from "../../foundation/db.js";
 import { listAuditAnchors } from "../../ledger/recon/index.js";
+import { approvingKeysWithoutEmail } from "../apiKeys.js";
 import {
   type AuthFailureLimit,
   createAuthFailureLimiter,
@@ -156,6 +157,17 @@ export function createConsolePlugin(options: ConsoleOptions) {
     const problemText = (r: V1Result) =>
       `${String(r.body.code ?? r.status)}: ${String(r.body.detail ?? r.body.title ?? "refused")}`;
 
+    // With SSO on, a decision by a key naming no person is refused (APPROVER_PERSON_UNKNOWN):
+    // say at start which approving keys that is, by id and owner (never a secret), so the operator
+    // gives them an email (`apikeys set-email`) before someone's approval is refused.
+    if (options.oidc) {
+      const keys = await approvingKeysWithoutEmail(options.pool);
+      if (keys.length > 0)
+        app.log.warn({
+          msg: "console SSO is configured and these API keys can approve but name no person (no email): their decisions are refused (APPROVER_PERSON_UNKNOWN); custody-node apikeys set-email gives them one",
+          keys: keys.map((k) => `${k.id} (${k.owner})`),
+        });
+    }
     // SSO routes sit outside the session guard below (nobody has a session yet).
     if (options.oidc)
       await app.register(
@@ -164,6 +176,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
           oidc: options.oidc,
           idleTimeoutMs,
           sessionCookie: SESSION_COOKIE,
+          signInFailures,
         }),
       );
     await app.register(async (c) => {

@@ -135,7 +135,7 @@ export function createDecisions({
   const personRequired = Boolean(config.api?.console?.oidc);
   async function decide(
     client: PoolClient,
-    caller: ApiKey,
+    asAuthenticated: ApiKey,
     id: string,
     decision: "approve" | "reject",
     reason: string | undefined,
@@ -143,6 +143,15 @@ export function createDecisions({
     const w = await getWithdrawal(client, id, { forUpdate: true });
     if (!w) throw new NotFoundError("withdrawal", id);
     if (w.status !== "pending_approval") throw new WithdrawalStateError(id, w.status, decision);
+    // The caller's person as their key row says now, held FOR SHARE to the commit: `apikeys
+    // set-email` (apiKeys.ts setApiKeyEmail) holds it FOR UPDATE while it checks that the key
+    // decided on no withdrawal still waiting, so this decision is either seen by that check or
+    // made with the new email, never made with the old one and re-read later as the new one.
+    const { rows: held } = await client.query<{ email: string | null }>(
+      "SELECT email FROM api.api_keys WHERE id = $1 FOR SHARE",
+      [asAuthenticated.id],
+    );
+    const caller = { ...asAuthenticated, email: held[0]?.email ?? null };
     if (personRequired && !caller.email)
       throw new ApprovalError(
         "APPROVER_PERSON_UNKNOWN",
