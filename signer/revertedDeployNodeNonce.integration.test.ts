@@ -14,8 +14,7 @@ import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRpcClient } from "../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
-import { createFactsDoorbell, createIngestor, type Ingestor } from "../indexers/index.js";
-import { anvilRpc, syncToHead } from "../indexers/testing/chain.js";
+import type { Ingestor } from "../indexers/index.js";
 import type { Lease } from "./lease.js";
 import { getTxRequest } from "./requests.js";
 import { storedDeploySender } from "./storedDeploy.js";
@@ -26,23 +25,16 @@ import type { SignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
 let lagging: LyingProxy;
-let ingestor: Ingestor;
+let ingestor: Ingestor | undefined;
 let deployNonce: number;
 let deployBlock: bigint;
 const DEST = "0x000000000000000000000000000000000000d1d3" as Hex;
 
 beforeAll(async () => {
-  const { t: test, anvilUrl, adapter } = await startFactoryDeployedSignerTest();
-  t = test;
   // The indexer ingests up to here: the deploy's block will be above its tip.
-  ingestor = await createIngestor({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    adapter,
-    doorbell: createFactsDoorbell(t.ctx.queues),
-    options: { batchBlocks: 8 },
-  });
-  await syncToHead(ingestor, t.ctx.db.pool, anvilRpc(anvilUrl), t.chain.chainId);
+  const set = await startFactoryDeployedSignerTest({ indexed: true });
+  ({ t, ingestor } = set);
+  const { anvilUrl, adapter } = set;
   const tip = await t.client.getBlockNumber();
 
   // The wallet's next transaction: the CLI's stored deploy, reverted, followed until final.

@@ -11,8 +11,7 @@
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
-import { createFactsDoorbell, createIngestor, type Ingestor } from "../indexers/index.js";
-import { anvilRpc, syncToHead } from "../indexers/testing/chain.js";
+import type { Ingestor } from "../indexers/index.js";
 import { getTxRequest } from "./requests.js";
 import { startFactoryDeployedSignerTest } from "./testing/factoryDeployed.js";
 import { waitFor } from "./testing/harness.js";
@@ -21,21 +20,14 @@ import type { SignerTest } from "./testing/signerTest.js";
 let t: SignerTest;
 let down: LyingProxy;
 let syncing: LyingProxy;
-let ingestor: Ingestor;
+let ingestor: Ingestor | undefined;
 const DEST = "0x000000000000000000000000000000000000d1d2" as Hex;
 
 beforeAll(async () => {
-  const { t: test, anvilUrl, adapter } = await startFactoryDeployedSignerTest();
-  t = test;
   // The indexer has ingested past the deploy's block.
-  ingestor = await createIngestor({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    adapter,
-    doorbell: createFactsDoorbell(t.ctx.queues),
-    options: { batchBlocks: 8 },
-  });
-  await syncToHead(ingestor, t.ctx.db.pool, anvilRpc(anvilUrl), t.chain.chainId);
+  const set = await startFactoryDeployedSignerTest({ indexed: true });
+  ({ t, ingestor } = set);
+  const { anvilUrl } = set;
   down = await startLyingProxy(anvilUrl);
   down.setFault("http500");
   syncing = await startLyingProxy(anvilUrl);

@@ -2,9 +2,13 @@
  * The set-up of the tests of where a (re)started signer takes its first nonce from
  * (signer/*NodeNonce*): a signer test (no signer running yet) whose hot wallet's first transaction
  * is its ForwarderFactory deploy, sent outside the signer's requests (as the dev stack's and the
- * tests' deploy is, and as no tx_requests row holds), then 3 more blocks mined. Test-only.
+ * tests' deploy is, and as no tx_requests row holds), then 3 more blocks mined; with `indexed`, an
+ * indexer (straight to the anvil) has ingested up to there, its tip past the deploy's block.
+ * Test-only.
  */
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { createFactsDoorbell, createIngestor, type Ingestor } from "../../indexers/index.js";
+import { anvilRpc, syncToHead } from "../../indexers/testing/chain.js";
 import { deployForwarderFactory } from "../deposit-addresses/index.js";
 import { type SignerTest, startSignerTest } from "./signerTest.js";
 
@@ -14,12 +18,19 @@ export type FactoryDeployedSignerTest = {
   anvilUrl: string;
   /** The chain's adapter (straight to the anvil): the deploy's, and an indexer's when a test runs one. */
   adapter: EvmAdapter;
+  /** With `indexed`: the indexer, synced to the head (stop it before `t`). */
+  ingestor: Ingestor | undefined;
 };
 
-export async function startFactoryDeployedSignerTest(): Promise<FactoryDeployedSignerTest> {
+export async function startFactoryDeployedSignerTest({
+  indexed = false,
+}: {
+  indexed?: boolean;
+} = {}): Promise<FactoryDeployedSignerTest> {
   const t = await startSignerTest({
     chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 64 } },
   });
+  let ingestor: Ingestor | undefined;
   try {
     const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
     const adapter = createEvmAdapter(t.chain, { common: t.ctx.common });
@@ -32,8 +43,18 @@ export async function startFactoryDeployedSignerTest(): Promise<FactoryDeployedS
       sendRawTransaction: adapter.sendRawTransaction,
     });
     await t.rpc("anvil_mine", ["0x3"]);
-    return { t, anvilUrl, adapter };
+    if (!indexed) return { t, anvilUrl, adapter, ingestor: undefined };
+    ingestor = await createIngestor({
+      common: t.ctx.common,
+      pool: t.ctx.db.pool,
+      adapter,
+      doorbell: createFactsDoorbell(t.ctx.queues),
+      options: { batchBlocks: 8 },
+    });
+    await syncToHead(ingestor, t.ctx.db.pool, anvilRpc(anvilUrl), t.chain.chainId);
+    return { t, anvilUrl, adapter, ingestor };
   } catch (error) {
+    await ingestor?.stop();
     await t.stop();
     throw error;
   }
