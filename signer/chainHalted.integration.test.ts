@@ -323,11 +323,13 @@ describe("a halted chain", () => {
       expect(await stored()).toEqual([{ tx_hash: expect.any(String), status: "signed" }]);
 
       await resume();
-      await waitFor("the stored deploy sent", async () => (await sentBy(account)) > first, {
-        timeoutMs: 20_000,
-      });
+      // Mined (the node counts it) and then recorded as sent (after the node's answer).
+      await waitFor(
+        "the stored deploy sent",
+        async () => (await sentBy(account)) > first && (await stored())[0]?.status === "broadcast",
+        { timeoutMs: 20_000 },
+      );
       const [deploy] = await stored();
-      expect(deploy!.status).toBe("broadcast");
       const receipt = await t.client.getTransactionReceipt({ hash: deploy!.tx_hash });
       expect(receipt.status).toBe("success");
       expect(await sentBy(account)).toBe(first + 1);
