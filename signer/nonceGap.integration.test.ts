@@ -175,7 +175,9 @@ describe("a nonce no request holds", () => {
     }
   });
 
-  it("held by a deploy whose stored bytes no node takes (the base fee rose past its max fee): the wallet waits behind it, and a person is told (nonce_gap)", async () => {
+  // Priced out under a cap that leaves room is replaced with raised fees and mines
+  // (pricedOutDeploy.integration.test.ts); here the chain's cap leaves no room for a replacement.
+  it("held by a deploy whose stored bytes no node takes (the base fee rose past its max fee) and the fee cap leaves no room to replace them: the wallet waits behind it, and a person is told (nonce_gap)", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
     const deploy = await killed(account, "Priced", "deploy_after_commit");
@@ -198,7 +200,11 @@ describe("a nonce no request holds", () => {
     await rpc("evm_mine");
 
     await t.withdraw(["gap-priced"], { from: account.address });
-    const signer = t.run(account, { settings: { stallResendMs: 300 } });
+    // The cap at the stored bytes' max fee: no replacement (+10%) fits under it.
+    const signer = t.run(account, {
+      settings: { stallResendMs: 300 },
+      chain: { ...t.chain, maxFeePerGas: maxFeePerGas! },
+    });
     try {
       await waitFor("the withdrawal signed", async () => {
         const r = await getTxRequest(t.ctx.db.pool, "gap-priced");
@@ -212,6 +218,13 @@ describe("a nonce no request holds", () => {
         { timeoutMs: 5_000 },
       );
       expect(await mined(account.address)).toBe(Number(first));
+      // Its stored bytes stay (the gap stage tried to replace them at the first refusal, before
+      // nonce_gap): nothing was signed over the cap.
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT tx_hash, earlier_tx_hashes FROM custody.hot_wallet_deploys WHERE tx_hash = $1",
+        [deploy.hash],
+      );
+      expect(rows).toEqual([{ tx_hash: deploy.hash, earlier_tx_hashes: [] }]);
     } finally {
       await signer.stop();
       await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(maxFeePerGas! / 2n)]);

@@ -9,6 +9,10 @@
  * while the nonce is unused) and records that contract, so no second contract is deployed and its
  * gas is booked once (bookDeployGas is idempotent by transaction). Only when its nonce was used by
  * another transaction at a final block is the stored deploy `dropped` and a new one signed.
+ * A stored deploy priced out of the market is replaced at its nonce with raised fees by the
+ * signer's gap stage (broadcaster/gaps.ts), which keeps every hash it replaced (earlier_tx_hashes,
+ * migration 0113): bytes a node took before may still mine, so the deploy is followed by a receipt
+ * of any of its hashes, and the contract recorded (its gas booked) from whichever mined.
  * A signer started meanwhile gives a live stored deploy's nonce to no request and sends its stored
  * bytes when no node has them (broadcaster/gaps.ts): the wallet never waits behind it.
  *
@@ -40,6 +44,8 @@ type StoredDeploy = {
   raw: Hex;
   address: Address;
   status: "signed" | "broadcast";
+  /** Hashes of bytes the deploy was signed with before `hash`'s (replaced: gaps.ts), oldest first. */
+  earlier: Hex[];
 };
 
 /**
@@ -98,7 +104,7 @@ export function storedDeploySender({
         tx_hash: deploy.hash,
         nonce: deploy.nonce,
       });
-      const mined = await client.getTransactionReceipt({ hash: deploy.hash }).catch(() => null);
+      const mined = await receiptOfAny(client, deploy);
       const latest = await client.getTransactionCount({ address: from, blockTag: "latest" });
       if (!mined && latest > deploy.nonce) {
         const used = await usedElsewhere({ chain, client, getFinalizedBlock, lease }, deploy);
@@ -153,6 +159,7 @@ export function storedDeploySender({
           raw: signed.raw,
           address: signed.address,
           status: "signed" as const,
+          earlier: [],
         };
       });
       crash("deploy_after_commit");
@@ -221,8 +228,10 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
         block_number: waiting === undefined ? null : String(waiting),
       });
     }
-    const receipt = await client.getTransactionReceipt({ hash: deploy.hash }).catch(() => null);
+    const receipt = await receiptOfAny(client, deploy);
     if (receipt) {
+      // The bytes that mined: the row's, or ones it replaced (gaps.ts) that a node had taken.
+      const hash = receipt.transactionHash.toLowerCase() as Hex;
       // Mined, so out, though a run killed after sending could not say so.
       await markBroadcast(f.lease, deploy);
       const final = await finalHeight(f);
@@ -237,17 +246,17 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
           log.warn({
             msg: "deploy receipt without its status or contract address: read again",
             name: deploy.name,
-            tx_hash: deploy.hash,
+            tx_hash: hash,
           });
         else {
           if (receipt.status !== "success" || !receipt.contractAddress) {
             // Final: it can never create the contract. The next run signs a new deploy.
             await end(f.lease, deploy, "reverted");
             throw new Error(
-              `${deploy.name} deploy ${deploy.hash} reverted (block ${receipt.blockNumber}, final); its gas (${feePaid(receipt)} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${deploy.hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
+              `${deploy.name} deploy ${hash} reverted (block ${receipt.blockNumber}, final); its gas (${feePaid(receipt)} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
             );
           }
-          return { hash: deploy.hash, receipt, address: getAddress(receipt.contractAddress) };
+          return { hash, receipt, address: getAddress(receipt.contractAddress) };
         }
       }
       if (waiting !== receipt.blockNumber) {
@@ -255,7 +264,7 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
         log.info({
           msg: "deploy mined, waiting until its block is final",
           name: deploy.name,
-          tx_hash: deploy.hash,
+          tx_hash: hash,
           block_number: String(receipt.blockNumber),
         });
       }
@@ -278,6 +287,18 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
     }
     await new Promise((r) => setTimeout(r, f.pollMs));
   }
+}
+
+/**
+ * The receipt of the deploy's bytes that mined, if the node has one: its stored bytes', or those
+ * of bytes it replaced (newest first). At most one of them can mine (one nonce).
+ */
+async function receiptOfAny(client: PublicClient, deploy: StoredDeploy) {
+  for (const hash of [deploy.hash, ...[...deploy.earlier].reverse()]) {
+    const receipt = await client.getTransactionReceipt({ hash }).catch(() => null);
+    if (receipt) return receipt;
+  }
+  return null;
 }
 
 /** The highest block final by the chain's finality rule (N blocks, or the node's finalized tag). */
@@ -421,8 +442,10 @@ async function liveDeploy(
     raw_tx: Hex;
     contract_address: string;
     status: "signed" | "broadcast";
+    earlier_tx_hashes: Hex[];
   }>(
-    `SELECT id, name, from_address, nonce::text, tx_hash, raw_tx, contract_address, status
+    `SELECT id, name, from_address, nonce::text, tx_hash, raw_tx, contract_address, status,
+            earlier_tx_hashes
        FROM custody.hot_wallet_deploys
       WHERE chain_id = $1 AND name = $2 AND status IN ('signed', 'broadcast')`,
     [chainId, name],
@@ -438,6 +461,7 @@ async function liveDeploy(
     raw: r.raw_tx,
     address: getAddress(r.contract_address),
     status: r.status,
+    earlier: r.earlier_tx_hashes,
   };
 }
 

@@ -32,7 +32,8 @@
  *    (signer/storedDeploy.ts) for a tiny contract from the hot wallet and kills it after storing
  *    its bytes (`after_commit`) or after sending them (`after_send`: the node then drops them once
  *    the signer is back), and starts the signer again while withdrawals keep coming. The deploy's
- *    stored transaction must be in a final block, its contract at getContractAddress(hot, nonce),
+ *    stored transaction (or its replacement at the nonce, re-signed by the signer when priced out:
+ *    refused as underpriced, or unmined past the bump interval) must be in a final block, its contract at getContractAddress(hot, nonce),
  *    and no withdrawal request or attempt may hold its nonce (signer/broadcaster/gaps.ts).
  */
 
@@ -401,6 +402,28 @@ export async function runWithdrawals(
       const head = BigInt(await rpc<Hex>("eth_blockNumber"));
       return !!receipt && BigInt(receipt.blockNumber) <= head - BigInt(finality) + 1n;
     };
+    /**
+     * The killed deploy's hash that mined (its stored bytes, or a replacement the signer signed at
+     * its nonce when they were priced out: gaps.ts), with its receipt; else its newest hash.
+     */
+    const deployMined = async (stored: {
+      nonce: bigint;
+      hash: Hex;
+    }): Promise<{ hash: Hex; receipt: { blockNumber: Hex; status: Hex } | null }> => {
+      const { rows } = await pool.query<{ tx_hash: Hex; earlier_tx_hashes: Hex[] }>(
+        "SELECT tx_hash, earlier_tx_hashes FROM custody.hot_wallet_deploys WHERE chain_id = $1 AND from_address = $2 AND nonce = $3",
+        [CHAIN_ID, hot, stored.nonce.toString()],
+      );
+      const hashes = rows[0] ? [rows[0].tx_hash, ...rows[0].earlier_tx_hashes] : [stored.hash];
+      for (const hash of hashes) {
+        const receipt = await rpc<{ blockNumber: Hex; status: Hex } | null>(
+          "eth_getTransactionReceipt",
+          [hash],
+        );
+        if (receipt) return { hash, receipt };
+      }
+      return { hash: hashes[0]!, receipt: null };
+    };
     const clearFaults = () => {
       for (const p of [pA, pB]) {
         p.setFault("none");
@@ -488,8 +511,18 @@ export async function runWithdrawals(
           15_000,
         );
         await new Promise((r) => setTimeout(r, 500));
-        await rpc("anvil_dropTransaction", [row.hash]);
-        const pending = BigInt(await rpc<Hex>("eth_getTransactionCount", [hot, "pending"]));
+        // Every version of its bytes: the signer replaces a deploy its node holds unmined past
+        // the bump interval (gaps.ts), and may do so between a read of the row and the drop.
+        let pending = stored.nonce + 1n;
+        for (let round = 0; round < 5 && pending !== stored.nonce; round++) {
+          const { rows: versions } = await pool.query<{ tx_hash: Hex; earlier_tx_hashes: Hex[] }>(
+            "SELECT tx_hash, earlier_tx_hashes FROM custody.hot_wallet_deploys WHERE chain_id = $1 AND from_address = $2 AND nonce = $3",
+            [CHAIN_ID, hot, row.nonce],
+          );
+          for (const h of versions.flatMap((v) => [v.tx_hash, ...v.earlier_tx_hashes]))
+            await rpc("anvil_dropTransaction", [h]);
+          pending = BigInt(await rpc<Hex>("eth_getTransactionCount", [hot, "pending"]));
+        }
         if (pending !== stored.nonce)
           fail(
             "deploy",
@@ -732,7 +765,7 @@ export async function runWithdrawals(
       if (
         [...statuses.values()].every((s) => terminal.has(s)) &&
         (!d || statuses.get(d.id) !== "needs_review") &&
-        (!stored || (await finalReceipt(stored.hash)))
+        (!stored || (await finalReceipt((await deployMined(stored)).hash)))
       )
         break;
     }
@@ -753,11 +786,10 @@ export async function runWithdrawals(
     // Invariant: the killed deploy mined from its stored bytes at its stored nonce, in a final
     // block, and no withdrawal was given that nonce (signer/broadcaster/gaps.ts).
     if (stored) {
-      const { nonce, hash } = stored;
-      const receipt = await rpc<{ blockNumber: Hex; status: Hex } | null>(
-        "eth_getTransactionReceipt",
-        [hash],
-      );
+      const { nonce } = stored;
+      // Its stored bytes, or a replacement of them at the same nonce (the signer re-signs a
+      // deploy priced out: gaps.ts): whichever mined (one at most, one nonce).
+      const { hash, receipt } = await deployMined(stored);
       if (!receipt)
         fail("deploy", `the stored deploy ${hash} (nonce ${nonce}) is not on the final chain`);
       else if (receipt.status !== "0x1")

@@ -7,15 +7,24 @@
  * dropped from the pools after the signer counted them pending) nothing else would fill it. Here:
  *
  * 1. A live stored deploy (signed/broadcast) at the lowest unused nonce, while the node's pending
- *    count is not above it: its stored bytes, only those (KMS signatures are not deterministic:
- *    re-signing would make a second contract), are sent again, at most once per `stallResendMs`.
- *    The contract is recorded, and its gas booked, by the deploy command's next run (it follows the
- *    stored deploy to final); until then reconciliation shows the gas as the wallet's break. Bytes
- *    the node refuses (the base fee above their max fee, funds short) hold every later nonce and
- *    cannot be re-signed here: refused again `stallResendMs` later, they raise `nonce_gap` too.
- *    On a halted chain (halt.ts) the bytes of a stored deploy no node has taken yet (`signed`) are
- *    not sent until an operator resumes it: nothing new leaves the hot wallet. One a node took
- *    (`broadcast`) and dropped is sent again as before (only finishing it: the same bytes).
+ *    count is not above it: its stored bytes, only those, are sent again, at most once per
+ *    `stallResendMs`. The contract is recorded, and its gas booked, by the deploy command's next
+ *    run (it follows the stored deploy to final); until then reconciliation shows the gas as the
+ *    wallet's break. Bytes whose fees fell below the market (the node refuses them as underpriced,
+ *    or a node took them and they have not mined within the chain's bump interval) would hold
+ *    every later nonce for ever: they are replaced at the same nonce, as a request's attempt is
+ *    bumped (bump.ts, fees.ts): the same creation (data, value, gas limit) with fees raised by the
+ *    replacement minimum, never above the chain's cap (`fee_cap` at it, and the bytes resent as
+ *    they are). The new bytes and hash take the row's place and the old hash is kept
+ *    (earlier_tx_hashes, migration 0113) in the one statement that stores them, before they are
+ *    sent: bytes a node took earlier may still mine, and the deploy's follower records whichever
+ *    did. Any of them creates the same contract (its address follows from the sender and the
+ *    nonce), and only one can mine at the nonce. Bytes refused for another reason (funds short)
+ *    cannot be mended here: refused again `stallResendMs` later, they raise `nonce_gap` too.
+ *    On a halted chain (halt.ts) nothing is re-signed, and the bytes of a stored deploy no node has
+ *    taken yet (`signed`) are not sent until an operator resumes it: nothing new leaves the hot
+ *    wallet. One a node took (`broadcast`) and dropped is sent again as before (only finishing it:
+ *    the same bytes).
  * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
  *    at it: a transaction of the wallet's key from outside custody, dropped. Nothing of ours may
  *    fill it without a person's decision: alert `nonce_gap`, again every `GAP_ALERT_EVERY_MS` while
@@ -27,7 +36,9 @@
  * dropped) at the nonce: a final block used it, so that node is behind. The state is per process
  * and only paces sends and alerts.
  */
-import type { Hex } from "viem";
+import { type Hex, keccak256, parseTransaction, type TransactionSerializable } from "viem";
+import { LeaseLostError } from "../errors.js";
+import { bumpFees, estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import type { NodeErrorClass } from "../nodeErrors.js";
 import type { WatchedRequest } from "./attempts.js";
@@ -52,6 +63,7 @@ type LiveDeploy = {
   txHash: Hex;
   raw: Hex;
   status: "signed" | "broadcast";
+  broadcastAt: Date | null;
 };
 
 /**
@@ -116,15 +128,127 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
       tx_hash: Hex;
       raw_tx: Hex;
       status: LiveDeploy["status"];
+      broadcast_at: Date | null;
     }>(
-      `SELECT id, name, tx_hash, raw_tx, status FROM custody.hot_wallet_deploys
+      `SELECT id, name, tx_hash, raw_tx, status, broadcast_at FROM custody.hot_wallet_deploys
         WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('signed', 'broadcast')`,
       [ctx.chain.chainId, ctx.from, nonce.toString()],
     );
     const r = rows[0];
     return (
-      r && { id: r.id, name: r.name, nonce, txHash: r.tx_hash, raw: r.raw_tx, status: r.status }
+      r && {
+        id: r.id,
+        name: r.name,
+        nonce,
+        txHash: r.tx_hash,
+        raw: r.raw_tx,
+        status: r.status,
+        broadcastAt: r.broadcast_at,
+      }
     );
+  }
+
+  /**
+   * Replace the deploy's bytes with the same creation at the same nonce, fees raised (bumpFees:
+   * the replacement minimum or the market, never above the cap). The new bytes are stored, and the
+   * hash they replace kept, in one statement holding the lease, before they are sent; only while
+   * the row still holds the bytes read. Nothing (undefined) when fees cannot be read, the cap
+   * leaves no room (`fee_cap`), KMS fails, or the row changed: the stored bytes stay, resent.
+   */
+  async function replaceDeploy(lease: Lease, deploy: LiveDeploy): Promise<LiveDeploy | undefined> {
+    const tx = parseTransaction(deploy.raw);
+    const previous: Fees | undefined =
+      tx.type === "legacy" && tx.gasPrice !== undefined
+        ? { type: "legacy", gasPrice: tx.gasPrice }
+        : tx.type === "eip1559" &&
+            tx.maxFeePerGas !== undefined &&
+            tx.maxPriorityFeePerGas !== undefined
+          ? {
+              type: "eip1559",
+              maxFeePerGas: tx.maxFeePerGas,
+              maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
+            }
+          : undefined;
+    if (previous === undefined || tx.gas === undefined || tx.to) {
+      // Not bytes signDeploy makes: nothing here may guess how to sign them again.
+      ctx.log.warn({
+        msg: "stored deploy not replaced: its bytes are not a 1559/legacy creation",
+        name: deploy.name,
+        tx_hash: deploy.txHash,
+      });
+      return undefined;
+    }
+    let market: Fees;
+    try {
+      market = await estimateFees(ctx.client, ctx.chain);
+    } catch (error) {
+      ctx.log.warn({
+        msg: "fees not known, stored deploy not replaced",
+        name: deploy.name,
+        err: error,
+      });
+      return undefined;
+    }
+    const result = bumpFees(previous, market, ctx.chain.maxFeePerGas);
+    if (result.capped) {
+      ctx.metrics.feeCapHits.inc(ctx.labels);
+      ctx.alert("fee_cap", {
+        deploy: deploy.name,
+        tx_hash: deploy.txHash,
+        nonce: String(deploy.nonce),
+        cap: ctx.chain.maxFeePerGas.toString(),
+      });
+    }
+    if (!result.replace) return undefined;
+    // A task that lost the lease signs nothing: a standby may own this nonce now.
+    if (!lease.isHeld()) throw new LeaseLostError(lease.key);
+    const fees = result.fees;
+    // A contract creation: no `to` (send.ts's signTx always sets one).
+    const base = {
+      chainId: ctx.chain.chainId,
+      nonce: Number(deploy.nonce),
+      value: tx.value ?? 0n,
+      data: tx.data ?? "0x",
+      gas: tx.gas,
+    };
+    const serializable: TransactionSerializable =
+      fees.type === "legacy"
+        ? { ...base, type: "legacy", gasPrice: fees.gasPrice }
+        : {
+            ...base,
+            type: "eip1559",
+            maxFeePerGas: fees.maxFeePerGas,
+            maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+          };
+    let raw: Hex;
+    try {
+      raw = (await ctx.account.signTransaction(serializable)) as Hex;
+    } catch (error) {
+      ctx.log.warn({
+        msg: "KMS signing of a stored deploy's replacement failed; retried later",
+        err: error,
+      });
+      return undefined;
+    }
+    const hash = keccak256(raw);
+    const { rows } = await lease.transaction(() =>
+      lease.query(
+        `UPDATE custody.hot_wallet_deploys
+            SET tx_hash = $3, raw_tx = $4, earlier_tx_hashes = array_append(earlier_tx_hashes, tx_hash)
+          WHERE id = $1 AND tx_hash = $2 AND status IN ('signed', 'broadcast') RETURNING id`,
+        [deploy.id, deploy.txHash.toLowerCase(), hash.toLowerCase(), raw.toLowerCase()],
+      ),
+    );
+    if (rows.length === 0) return undefined;
+    ctx.log.warn({
+      msg: "stored deploy priced out: replaced at its nonce with raised fees",
+      name: deploy.name,
+      nonce: String(deploy.nonce),
+      replaced_tx_hash: deploy.txHash,
+      tx_hash: hash,
+      capped: result.capped,
+    });
+    return { ...deploy, txHash: hash, raw };
   }
 
   /** Sends the stored bytes; returns the node's refusal class (none: accepted or already known). */
@@ -181,18 +305,40 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         if (now - (deploySentAt.get(deploy.id) ?? 0) < T) return;
         const pending = await ctx.chainView.pendingCount();
         if (pending > nonce) {
-          unheld = null; // the node holds something at it: wait
+          // The node holds something at it: wait; but bytes of ours taken and not mined within
+          // the bump interval are priced out (as bump.ts reads a request's attempt): replaced.
+          unheld = null;
+          const sentAt = deploySentAt.get(deploy.id) ?? deploy.broadcastAt?.getTime();
+          if (
+            !ctx.state.halt &&
+            deploy.status === "broadcast" &&
+            sentAt !== undefined &&
+            now - sentAt >= ctx.chain.bumpIntervalMs
+          ) {
+            const replaced = await replaceDeploy(lease, deploy);
+            // At the cap (or no fees known) the stored bytes are sent again as they are.
+            await sendDeploy(lease, replaced ?? deploy, pending);
+          }
           return;
         }
-        const { cls, message } = await sendDeploy(lease, deploy, pending);
+        let sent = deploy;
+        let { cls, message } = await sendDeploy(lease, sent, pending);
+        if (cls === "underpriced" && !ctx.state.halt) {
+          // Refused for its fees: replaced with raised ones (never on a halted chain) and sent.
+          const replaced = await replaceDeploy(lease, deploy);
+          if (replaced) {
+            sent = replaced;
+            ({ cls, message } = await sendDeploy(lease, sent, pending));
+          }
+        }
         // Accepted; or no answer about these bytes (node trouble), a better-paying transaction at
         // the nonce in the node's pool, the nonce used on chain: nothing a person must decide yet.
         if (!cls || NOT_A_REFUSAL.has(cls)) {
           unheld = null;
           return;
         }
-        // Refused (the base fee above its max fee, funds short, ...): the signer cannot re-sign
-        // it, and every later nonce waits. Refused again `T` later: a person is told.
+        // Refused (funds short, its replacement refused too, fees at the cap, ...): every later
+        // nonce waits. Refused again `T` later: a person is told.
         if (unheld?.nonce !== nonce) unheld = { nonce, since: now };
         if (!alertDue(Date.now())) return;
         unheld.alertedAt = Date.now();
@@ -200,12 +346,12 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
           nonce: String(nonce),
           next_nonce: String(next),
           node_pending_count: String(pending),
-          deploy: deploy.name,
-          tx_hash: deploy.txHash,
+          deploy: sent.name,
+          tx_hash: sent.txHash,
           class: cls,
           error: message,
           reason:
-            "the wallet's lowest unused nonce is held by a stored CLI deploy whose bytes the node refuses: every later nonce waits, and the signer cannot re-sign them",
+            "the wallet's lowest unused nonce is held by a stored CLI deploy whose bytes the node refuses (and no replacement under the fee cap was taken): every later nonce waits",
         });
         return;
       }
