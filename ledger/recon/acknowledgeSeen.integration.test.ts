@@ -1,13 +1,15 @@
 /**
  * An operator acknowledges a break as a report printed it (`<run id>:<n>`): at the difference that
  * run found. A later run may already have found another difference for the same break (runs go on
- * every minute while the operator reads); acknowledging the old report must not silence it.
+ * every minute while the operator reads); acknowledging or resolving the old report must not
+ * silence it.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
-import { acknowledgeBreak } from "./breakStates.js";
+import { transferId } from "../transferId.js";
+import { acknowledgeBreak, resolveBreak } from "./breakStates.js";
 import type { Reconciler, RunSummary } from "./reconcile.js";
 import { ETH, type LedgerOnlyRecon, startLedgerOnlyRecon } from "./testing/ledgerOnly.js";
 
@@ -64,5 +66,38 @@ describe("acknowledging a break from a run's report", () => {
     });
     expect([acked.state, acked.acknowledgedDifference]).toEqual(["acknowledged", "-800"]);
     expect(shortfall(await reconciler.run({ chain })).break.state).toBe("acknowledged");
+  });
+
+  it("does not resolve a difference a later run found: that break stays open", async () => {
+    // The same solvency break, at whatever difference the first case left it.
+    const before = await reconciler.run({ chain });
+    const base = shortfall(before).break.difference;
+    await deposit("carol", 200n);
+    const first = await reconciler.run({ chain });
+    const seen = shortfall(first);
+    expect(seen.break.difference).toBe(base - 200n);
+    await deposit("dave", 100n);
+    const second = await reconciler.run({ chain });
+    expect(shortfall(second).break.difference).toBe(base - 300n);
+    // The operator resolves what the first run's report showed, linking the carol deposit.
+    const fix = transferId("acknowledge test deposit 3");
+    await expect(
+      resolveBreak(pool, {
+        ref: `${first.runId}:${seen.n}`,
+        by: "ops-ann",
+        reason: "carol's 200 was booked twice",
+        fixedBy: fix,
+      }),
+    ).rejects.toMatchObject({ code: "RECON_BREAK_STATE" });
+    const third = await reconciler.run({ chain });
+    expect(shortfall(third).break.state).not.toBe("resolved");
+    // Named from the latest run's report, it resolves.
+    const resolved = await resolveBreak(pool, {
+      ref: `${third.runId}:${shortfall(third).n}`,
+      by: "ops-ann",
+      reason: "both booked twice",
+      fixedBy: fix,
+    });
+    expect(resolved.state).toBe("resolved");
   });
 });

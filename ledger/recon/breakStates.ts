@@ -272,6 +272,19 @@ async function lockBreak(
   return seen ? { ...row, seen } : row;
 }
 
+/**
+ * Named as a report printed it, the operator saw that run's difference. A later run that found
+ * another one (more money missing, or less) has not been looked at: acknowledging or resolving it
+ * silently would keep that run's break from alerting.
+ */
+function refuseChangedSince(ref: string, row: Awaited<ReturnType<typeof lockBreak>>): void {
+  if (row.seen && row.seen.difference !== row.last_difference)
+    throw new BreakStateError(
+      ref,
+      `run ${row.seen.runId} found a difference of ${formatAmount(row.seen.difference)}, the latest run ${row.last_run_id} found ${formatAmount(row.last_difference)}: look at that run's break`,
+    );
+}
+
 function requireText(ref: string, what: string, value: string): string {
   const v = value.trim();
   if (v === "" || v.includes("\u0000"))
@@ -304,14 +317,7 @@ export async function acknowledgeBreakIn(
       args.ref,
       "it is resolved (a later run reopens it if it is found again)",
     );
-  // Named as a report printed it: the operator saw that run's difference. A later run that found
-  // another one (more money missing, or less) has not been looked at: acknowledging it silently
-  // would keep that run's break from alerting.
-  if (row.seen && row.seen.difference !== row.last_difference)
-    throw new BreakStateError(
-      args.ref,
-      `run ${row.seen.runId} found a difference of ${formatAmount(row.seen.difference)}, the latest run ${row.last_run_id} found ${formatAmount(row.last_difference)}: look at that run's break`,
-    );
+  refuseChangedSince(args.ref, row);
   if (row.state === "acknowledged" && row.acknowledged_difference === row.last_difference)
     return toState(row);
   await client.query(
@@ -359,6 +365,7 @@ export async function resolveBreakIn(
   const fixedBy = requireText(args.ref, "fixedBy", args.fixedBy);
   const row = await lockBreak(client, args.ref);
   if (row.state === "resolved") return toState(row);
+  refuseChangedSince(args.ref, row);
   const link = await checkFix(client, Number(row.chain_id), args.ref, fixedBy);
   if (!link) throw new BreakFixUnknownError(args.ref, fixedBy, Number(row.chain_id));
   await client.query(
