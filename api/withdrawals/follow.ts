@@ -136,11 +136,18 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
     }
   }
 
-  /** Applies one outcome if the withdrawal is still where the pass saw it. */
-  async function applyOutcome(id: string, seen: WithdrawalStatus, o: TxOutcome): Promise<boolean> {
+  /**
+   * Applies the request's outcome if the withdrawal is still where the pass saw it. The outcome is
+   * read again under the withdrawal's row lock: the one the pass read may be a page (or a lock
+   * wait) old, and a reorg or the signer's next step meanwhile would have it post a payment that
+   * is no longer mined (a `confirmed` webhook, then a `reorged` one, for nothing).
+   */
+  async function applyOutcome(id: string, seen: WithdrawalStatus): Promise<boolean> {
     return withTransaction(pool, async (client) => {
       let w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w || w.status !== seen) return false;
+      const o = (await getTxOutcomes(client, { requestIds: [signerRequestId(id)] }))[0];
+      if (!o) return false;
       const moves = planOutcome(w.status, o.status, o.txHash !== null, minedAgainElsewhere(w, o));
       for (const m of moves) w = await step(client, w, m, o);
       return moves.length > 0;
@@ -170,7 +177,7 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
       );
       if (moves.length === 0) continue;
       try {
-        if (await applyOutcome(id, status, o)) changed++;
+        if (await applyOutcome(id, status)) changed++;
       } catch (err) {
         log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });
       }

@@ -681,6 +681,48 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await balance("carol")).debitsPending).toBe(held);
   });
 
+  it("an outcome read before a reorg is not applied after it: the pass decides on the signer's record under the withdrawal's lock", async () => {
+    const id = await withdraw("bob", ETH);
+    await signerRecords(id, { status: "broadcast", txHash: TX_B });
+    await withdrawals.syncOutcomes();
+    const held = await balance("bob");
+    await signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 21_000n * GWEI, block: 20 });
+    // Another transaction holds the withdrawal's row (an API decision, another task's pass), so the
+    // pass reads `confirmed` and then waits; meanwhile a reorg takes the block out.
+    const pool = t.ctx.db.pool;
+    const locker = await pool.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("SELECT 1 FROM api.withdrawals WHERE id = $1 FOR UPDATE", [id]);
+      const pass = withdrawals.syncOutcomes();
+      await waitFor(
+        "the outcome pass waiting for the withdrawal",
+        async () =>
+          (
+            await pool.query(
+              `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+                AND wait_event_type = 'Lock' AND query LIKE '%FROM api.withdrawals%'`,
+            )
+          ).rows.length > 0,
+      );
+      await signerRecords(id, { status: "broadcast", txHash: TX_B, reorgs: 1 });
+      await locker.query("COMMIT");
+      await pass;
+    } finally {
+      locker.release();
+    }
+    const w = await get(id);
+    expect(w.status).toBe("broadcast");
+    expect(w.fee).toBeNull();
+    const after = await balance("bob");
+    expect([after.debitsPending, after.debitsPosted]).toEqual([
+      held.debitsPending,
+      held.debitsPosted,
+    ]);
+    expect(await eventTypes(id)).not.toContain("withdrawal.confirmed");
+    expect((await ledger.check()).ok).toBe(true);
+  });
+
   it("an operator's repeat after a crash between the signer's cancel and the withdrawal's record records it", async () => {
     const id = await inReviewWithUnusedNonce("bob");
     const held = (await balance("bob")).debitsPending;
