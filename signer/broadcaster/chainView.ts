@@ -221,8 +221,17 @@ export function createChainView({
   let checkedTag: { number: bigint; hash: string } | undefined;
 
   function endpoints(): RpcClient[] {
+    // With the process's metrics and logger: an endpoint one of these sets aside (another network,
+    // a best head dropped) is counted and logged as the fallback client's are, not silent.
     perEndpoint ??= chain.rpcUrls.map((url) =>
-      createRpcClient({ chainId: chain.chainId, urls: [url], rounds: 1, timeoutMs: 5_000 }),
+      createRpcClient({
+        chainId: chain.chainId,
+        urls: [url],
+        rounds: 1,
+        timeoutMs: 5_000,
+        metrics: rpcMetrics(registry),
+        logger,
+      }),
     );
     return perEndpoint;
   }
