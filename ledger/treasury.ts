@@ -11,7 +11,8 @@
  * not yet, the amount must be given, and reconciliation checks it once the fact is indexed. A tx
  * the indexer has without that position, or only as orphaned by a reorg, is refused; so is a
  * transaction our signer sent (any attempt of a tx request, posted by its flow or not yet): its
- * withdrawal, sweep or cold move books it.
+ * withdrawal, sweep or cold move books it. A booking reads the facts holding off the indexer's
+ * writes of them (`holdFactWrites`, below), so a batch storing the transaction is read, not missed.
  * `unbookTreasuryMove` (`custody-node treasury unbook`) reverses a booking whose transaction a
  * reorg took off the chain for good: every fact of it orphaned and the orphaned height final
  * (chain.facts and the published finalized block: never a node's silence). Reversals are
@@ -206,6 +207,12 @@ export async function bookTreasuryMove(
     );
 
   const run = async (client: PoolClient): Promise<TreasuryBooking> => {
+    // What is booked rests on the facts read below: none read as "not indexed yet" books the given
+    // amounts unchecked, and the indexer's batch storing the transaction meanwhile (uncommitted)
+    // would not be read (a reverted defund's value, gas other than the fee fact, booked). Held off
+    // until this transaction ends (or waited for: its facts are then read and checked), before any
+    // other lock, as the indexer takes it.
+    await holdFactWrites(client, args.chainId);
     const custody = await loadCustodyOf(client, args.chainId, [wallet]);
     if (custody.get(wallet) !== "hot")
       throw new TreasuryMoveError(

@@ -6,10 +6,9 @@
  * audited. It is refused, naming the booking that holds the fact, and nothing is written.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import type { Ledger } from "./createLedger.js";
 import { gasBooking } from "./gasBookings.js";
-import { startTreasuryTest, type TreasuryTest } from "./testing/treasury.js";
+import { startTreasuryFileTest, type TreasuryFileTest } from "./testing/treasury.js";
 import { transferId } from "./transferId.js";
 import { bookTreasuryMove } from "./treasury.js";
 
@@ -17,18 +16,15 @@ const CHAIN = 31337;
 const ETH = `${CHAIN}:0x0000000000000000000000000000000000000000`;
 const HOT = `0x${"a1".repeat(20)}`;
 const TX = `0x${"ab".repeat(32)}`;
-let ctx: TestContext;
-let t: TreasuryTest;
+let t: TreasuryFileTest;
 let ledger: Ledger;
 
 beforeAll(async () => {
-  ctx = await createTestContext();
-  t = await startTreasuryTest(ctx, HOT, CHAIN);
+  t = await startTreasuryFileTest(HOT, CHAIN);
   ledger = t.ledger;
 });
 afterAll(async () => {
   await t?.close();
-  await ctx?.cleanup();
 });
 
 describe("a treasury booking of a fact another flow booked", () => {
@@ -73,7 +69,7 @@ describe("a treasury booking of a fact another flow booked", () => {
     const before = await ledger.balance(hot);
     const audits = async () =>
       (
-        await ctx.db.pool.query<{ n: number }>(
+        await t.ctx.db.pool.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM audit.audit_log WHERE action LIKE 'treasury.%'",
         )
       ).rows[0]!.n;

@@ -8,15 +8,13 @@
  * its `--amount`. Each is refused, naming what is wrong, and nothing is written.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { startTreasuryTest, type TreasuryTest, ZERO } from "./testing/treasury.js";
+import { startTreasuryFileTest, type TreasuryTest, ZERO } from "./testing/treasury.js";
 import { bookTreasuryMove, type TreasuryMoveArgs } from "./treasury.js";
 
 const CHAIN = 31337;
 const HOT = `0x${"a2".repeat(20)}`;
 const OPERATOR = `0x${"0e".repeat(20)}`;
 const TOKEN = `0x${"70".repeat(20)}`;
-let ctx: TestContext;
 let t: TreasuryTest;
 let txCounter = 0;
 const txHash = () => `0x${(++txCounter).toString(16).padStart(64, "f")}`;
@@ -35,12 +33,10 @@ async function expectRefused(args: Parameters<typeof book>[0], message: RegExp):
 }
 
 beforeAll(async () => {
-  ctx = await createTestContext();
-  t = await startTreasuryTest(ctx, HOT, CHAIN);
+  t = await startTreasuryFileTest(HOT, CHAIN);
 });
 afterAll(async () => {
   await t?.close();
-  await ctx?.cleanup();
 });
 
 describe("a treasury booking naming a position the indexed transaction does not have", () => {

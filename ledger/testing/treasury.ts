@@ -1,36 +1,56 @@
 /**
  * For treasury booking tests: a ledger on the test context with one hot wallet registered, the
  * production deps of `bookTreasuryMove` (the signer's `signerTransactions`), chain facts inserted
- * as the indexer stores them (for tests that run no indexer), and what a refusal must leave
- * unchanged. The caller owns the test context. Test-only.
+ * as the indexer stores them (for tests that run no indexer), an indexer batch held open while a
+ * command runs (the race tests), and what a refusal must leave unchanged. Test-only.
  */
-import type { TestContext } from "../../ops/testing/context.js";
+import type { Fact } from "../../indexers/extractFacts.js";
+import { insertFacts, loadTip, lockTip } from "../../indexers/store.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { signerTransactions } from "../../signer/requests.js";
 import { createLedger, type Ledger } from "../createLedger.js";
 import type { TreasuryDeps } from "../treasury.js";
+import { doneOrWaitingForALock } from "./gatedCrediting.js";
 
 export const ZERO = "0x0000000000000000000000000000000000000000";
+
+/** A chain fact as a test names it (default block 10, status seen, native asset). */
+export type TestFact = {
+  tx: string;
+  position: string;
+  kind: "native" | "erc20" | "fee";
+  asset?: string;
+  from: string;
+  to: string;
+  amount: bigint;
+  status?: "seen" | "confirmed" | "orphaned";
+  block?: number;
+};
 
 export type TreasuryTest = {
   ledger: Ledger;
   deps: TreasuryDeps;
   /** Insert a chain fact of `chainId` (default the context's first chain) as the indexer stores it. */
-  fact: (f: {
-    tx: string;
-    position: string;
-    kind: "native" | "erc20" | "fee";
-    asset?: string;
-    from: string;
-    to: string;
-    amount: bigint;
-    status?: "seen" | "confirmed" | "orphaned";
-    block?: number;
-  }) => Promise<void>;
+  fact: (f: TestFact) => Promise<void>;
+  /** The chain's checkpoint: the stored tip, and the published finalized block if given. */
+  checkpoint: (tip: number, finalized?: number) => Promise<void>;
+  /**
+   * The indexer's batch storing `facts` (its own writes: lockTip, insertFacts, as seen facts) held
+   * open on a second connection while `command` runs, committed once the command is done or waits
+   * for a lock. What the command settled to. Needs the checkpoint row (`checkpoint`).
+   */
+  whileIndexerStores: <T>(
+    facts: Omit<TestFact, "status">[],
+    command: () => Promise<T>,
+  ) => Promise<{ ok: T } | { err: unknown }>;
   /** Ledger transfers, treasury audit rows and the hot wallet's native balance: what a refusal leaves. */
   written: () => Promise<{ transfers: number; audits: number; hot: bigint }>;
   close: () => Promise<void>;
 };
 
+const blockHash = (block: number) => `0x${block.toString(16).padStart(64, "b")}`;
+
+/** The treasury test on the caller's test context (which the caller owns). */
 export async function startTreasuryTest(
   ctx: TestContext,
   hot: string,
@@ -66,6 +86,56 @@ export async function startTreasuryTest(
         ],
       );
     },
+    async checkpoint(tip, finalized) {
+      await ctx.db.pool.query(
+        `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
+         VALUES ($1, $2, $3, $4, $5)`,
+        [
+          chainId,
+          tip,
+          blockHash(tip),
+          finalized ?? null,
+          finalized === undefined ? null : blockHash(finalized),
+        ],
+      );
+    },
+    async whileIndexerStores(facts, command) {
+      const indexer = await ctx.db.pool.connect();
+      try {
+        await indexer.query("BEGIN");
+        await lockTip(indexer, chainId, await loadTip(indexer, chainId));
+        await insertFacts(
+          indexer,
+          chainId,
+          facts.map(
+            (f): Fact => ({
+              blockNumber: BigInt(f.block ?? 10),
+              blockHash: blockHash(f.block ?? 10),
+              txHash: f.tx,
+              txIndex: 0,
+              position: f.position,
+              kind: f.kind,
+              asset: f.asset ?? ZERO,
+              from: f.from.toLowerCase(),
+              to: f.to.toLowerCase(),
+              amount: f.amount,
+            }),
+          ),
+          null,
+        );
+        const outcome = command().then(
+          (ok) => ({ ok }),
+          (err: unknown) => ({ err }),
+        );
+        // Either it finished (reading the facts without the batch's) or it waits for the batch.
+        await doneOrWaitingForALock(ctx.db.pool, outcome);
+        await indexer.query("COMMIT");
+        return await outcome;
+      } finally {
+        await indexer.query("ROLLBACK").catch(() => {});
+        indexer.release();
+      }
+    },
     async written() {
       const [transfers, audits, hotAccount] = await Promise.all([
         ctx.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM ledger.transfers"),
@@ -85,4 +155,32 @@ export async function startTreasuryTest(
     },
     close: () => ledger.close(),
   };
+}
+
+/** A treasury test with a test context of its own: `close` ends both. */
+export type TreasuryFileTest = TreasuryTest & { ctx: TestContext };
+
+/**
+ * For a test file that needs nothing else of its context: a test context of its own (no anvil)
+ * with the treasury test on it.
+ */
+export async function startTreasuryFileTest(
+  hot: string,
+  chainId: number,
+): Promise<TreasuryFileTest> {
+  const ctx = await createTestContext();
+  try {
+    const t = await startTreasuryTest(ctx, hot, chainId);
+    return {
+      ...t,
+      ctx,
+      async close() {
+        await t.close();
+        await ctx.cleanup();
+      },
+    };
+  } catch (error) {
+    await ctx.cleanup();
+    throw error;
+  }
 }
