@@ -118,7 +118,9 @@ export type AttestTickOptions = {
   /**
    * Aborts when the chain's lock the tick runs under is lost (the reconciler role's loop): the
    * tick stops with ATTEST_LOCK_LOST before it stores or requests an attestation, or rolls that
-   * back, since another reconciler may be attesting the chain by then.
+   * back, since another reconciler may be attesting the chain by then. A loss not heard of before
+   * the commit costs nothing either: the committing transaction checks again, under the chain's
+   * attestation write lock, that nothing is in flight and the block is due.
    */
   signal?: AbortSignal;
 };
@@ -725,7 +727,34 @@ export function createAttestor({
     // The reserves' reads may take minutes: the checks above (in flight, due) are stale if the lock
     // went meanwhile, and another reconciler may have attested.
     stopIfLost();
-    const attested = await withTransaction(pool, async (c) => {
+    const written = await withTransaction(pool, async (c) => {
+      // The chain's lock alone does not keep two ticks from committing: it can go between the
+      // check above and the commit, or unheard for up to its lost-after time, and a reconciler that
+      // took it meanwhile finds nothing in flight (this tick's request is not committed yet). Both
+      // would request, and gas be paid twice. Under this lock the checks are made again against
+      // what is committed: of two ticks, the later one finds the first's request.
+      await c.query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('attest.attestations:' || $1::text, 0))",
+        [chainId],
+      );
+      const now = (
+        await c.query<{ in_flight: boolean; last: string | null }>(
+          `SELECT coalesce(bool_or(status = 'requested'), false) AS in_flight,
+                  max(block_number)::text AS last
+             FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'`,
+          [chainId],
+        )
+      ).rows[0]!;
+      if (now.in_flight)
+        return {
+          skipped: "in_flight" as const,
+          detail: "another tick requested an attestation meanwhile; it is still being sent",
+        };
+      if (now.last !== null && run.block < Number(now.last) + schedule.everyBlocks)
+        return {
+          skipped: "not_due" as const,
+          detail: `another tick attested block ${now.last} meanwhile, next at ${Number(now.last) + schedule.everyBlocks}`,
+        };
       const out: AttestationRecord[] = [];
       for (const f of due) {
         const requestId = requestIdOf(chainId, f.token, f.block);
@@ -793,8 +822,19 @@ export function createAttestor({
       }
       // Last, before the commit: a lock lost while writing rolls the attestations back.
       stopIfLost();
-      return out;
+      return { out };
     });
+    if (!("out" in written)) {
+      log.info({
+        msg: "not attested: another tick attested meanwhile",
+        chain_id: chainId,
+        run_id: run.id,
+        block: run.block,
+        detail: written.detail,
+      });
+      return { attested: [], ...written, runId: run.id, block: run.block };
+    }
+    const attested = written.out;
     for (const a of attested)
       log.info({
         msg: "attestation requested",

@@ -5,29 +5,23 @@
  * does both. Real Postgres, anvil, the signer's request intake, and an RPC proxy that slows the
  * reserves read.
  */
-import { type Hex, zeroAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createHealth } from "../../foundation/health.js";
 import type { RoleHandle } from "../../foundation/roles.js";
-import { readFinalized, recordContract } from "../../indexers/index.js";
 import { freshAddress } from "../../indexers/testing/chain.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
-import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { createReconciler } from "../recon/reconcile.js";
-import { type SlowNodeChain, startSlowNodeChain } from "../recon/testing/slowNodeChain.js";
-import { transferId } from "../transferId.js";
 import { createAttestor } from "./attest.js";
-import { RESERVES_ATTESTOR } from "./deploy.js";
 import { createAttestRole } from "./role.js";
+import { type AttestableChain, startAttestableChain } from "./testing/attestableChain.js";
 
 const CHAIN_ID = 31337;
 /** The attestation step's lock key for the chain (role.ts LOCK_BASE + chain id). */
 const ATTEST_LOCK = BigInt(0x6174_7374_0000 + CHAIN_ID);
 const HOT = freshAddress(601);
 
-let t: SlowNodeChain;
+let t: AttestableChain;
 /** The block of the clean, final reconciliation run the role attests. */
 let block: number;
 
@@ -57,39 +51,8 @@ function startRole(): Promise<RoleHandle> {
 }
 
 beforeAll(async () => {
-  t = await startSlowNodeChain(() => [{ address: HOT, kind: "hot", owner: "hot-1" }]);
-  await recordContract(t.ctx.db.pool, {
-    chainId: CHAIN_ID,
-    name: RESERVES_ATTESTOR,
-    address: freshAddress(602),
-    hotWallet: HOT,
-    initCodeHash: null,
-    deployTxHash: `0x${"d1".repeat(32)}`,
-    blockNumber: 1n,
-  });
-  // The hot wallet holds what alice is owed: a clean run, with reserves to attest.
-  await t.ledger.transfer({
-    id: transferId("attest under lock: alice"),
-    assetId: `${CHAIN_ID}:${zeroAddress}`,
-    debit: `custody:hot:${HOT}`,
-    credit: "user:alice",
-    amount: 100n,
-    kind: "manual",
-  });
-  await t.rpc("anvil_setBalance", [HOT, "0x64"]);
-  await t.mineAndSync(5);
-  block = Number(BigInt(await t.rpc<Hex>("eth_blockNumber"))) - 2;
-  const run = await createReconciler({
-    sweeps: sweepReader,
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    chains: adapterPerChain(t.ctx.common),
-  }).run({ chain: t.chain, block, full: true });
-  expect(run.breaks.map((b) => `${b.type}: ${b.action}`)).toEqual([]);
-  await waitFor(`block ${block} published final`, async () => {
-    await t.mineAndSync(8);
-    return Number((await readFinalized(t.ctx.db.pool, CHAIN_ID))?.number ?? -1) >= block;
-  });
+  t = await startAttestableChain({ hot: HOT, attestor: freshAddress(602) });
+  block = await t.finalRun();
 }, 120_000);
 
 afterAll(async () => {

@@ -3,8 +3,10 @@
  * schedule, settle attestations in flight and attest the newest reconciliation run's block when
  * it is clean and due (attest.ts). Its own loop beside the reconciliation runs, so a slow chain
  * read here never delays reconciliation; a Postgres advisory lock per chain keeps two reconciler
- * processes from attesting the same chain at once (the standby skips). The signer's request intake
- * and outcomes come from the composition root (ops/roles.ts): the ledger never imports the signer.
+ * processes from attesting the same chain at once (the standby skips), and a tick whose lock went
+ * unheard is fenced at its commit (attest.ts: its checks made again under a transaction lock).
+ * The signer's request intake and outcomes come from the composition root (ops/roles.ts): the
+ * ledger never imports the signer.
  */
 import type { Common } from "../../foundation/common.js";
 import type { RoleDefinition } from "../../foundation/roles.js";
