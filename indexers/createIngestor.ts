@@ -56,7 +56,10 @@ export async function createIngestor({
     watched,
     doorbell,
     options,
-    stopping: () => stopping,
+    // A process stop aborts the shutdown signal first, and every RPC call with it (the adapter's),
+    // before the roles' stop callbacks run: a pass failing with the abort is the stop, not a
+    // failure to log and retry.
+    stopping: () => stopping || common.shutdown.isShuttingDown(),
   });
   // Polling: paced by the block time from each pass's start (sync/loop.ts), about one `latest`
   // poll a block. With a WS URL, new heads wake the loop at once and polling is only the backstop.

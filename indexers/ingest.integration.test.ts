@@ -3,9 +3,13 @@
  * and out, failed transactions, several transfers in one block, unwatched and unlisted transfers;
  * each stored exactly once, with fees, confirmations and the chain-facts doorbell.
  */
+import { Writable } from "node:stream";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCommon } from "../foundation/common.js";
 import { createPool } from "../foundation/db.js";
+import { createLogger } from "../foundation/logger.js";
+import { createMetrics } from "../foundation/metrics.js";
 import { startTcpProxy } from "../ops/testing/tcpProxy.js";
 import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
@@ -444,6 +448,41 @@ describe("the chain's lease", () => {
       await proxy.close();
       await (stopping ?? cut.stop());
       void cutPool.end();
+    }
+  });
+});
+
+describe("stopping", () => {
+  it("a process stop during ingest ends the loop quietly: no failure logged, no retry", async () => {
+    // `custody-node start` stops by aborting the process's shutdown signal first: every RPC call
+    // in flight or made after it fails with the abort's reason ("stop"), before the role's stop
+    // callback stops the loop. That is the stop, not a failure to retry and log.
+    const logged: { level: number; msg: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split("\n").filter(Boolean))
+          logged.push(JSON.parse(line) as { level: number; msg: string });
+        done();
+      },
+    });
+    const common = createCommon(t.ctx.config, {
+      logger: createLogger("info", sink),
+      metrics: createMetrics({ defaults: false }),
+    });
+    const stopped = await t.ingestor({ common, options: { pollIntervalMs: 100 } });
+    try {
+      stopped.start();
+      await waitFor("the ingestor to hold the chain's lease", () =>
+        stopped.status().leaseHeld ? true : undefined,
+      );
+      await common.shutdown.kill("stop");
+      await waitFor("the loop to end (its lease given back) or a failure logged", () =>
+        !stopped.status().leaseHeld || logged.some((l) => l.level >= 40) ? true : undefined,
+      );
+      expect(logged.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual([]);
+      expect(stopped.status().lastError).toBeNull();
+    } finally {
+      await stopped.stop();
     }
   });
 });
