@@ -8,12 +8,15 @@
  * consumed by a transaction it does not know, and it ends in needs_review: a sweep (or a
  * withdrawal) held until an operator acts. Found by `npm run sim -- sweeps --seed 10`.
  */
-import { type Hex, parseEther } from "viem";
+import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
-import { getTxRequest } from "./requests.js";
-import { startFactoryDeployedSignerTest } from "./testing/factoryDeployed.js";
-import { waitFor } from "./testing/harness.js";
+import {
+  minedStatus,
+  signedNonce,
+  startFactoryDeployedSignerTest,
+  startSignerAndWithdraw,
+} from "./testing/factoryDeployed.js";
 import type { SignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
@@ -37,22 +40,8 @@ afterAll(async () => {
 describe("a wallet whose newest transaction a lagging node does not have yet", () => {
   it("gets its first request signed at the chain's next nonce, which confirms", async () => {
     expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(1);
-    t.signer = t.run();
-    await t.withdraw("after-deploy", { to: DEST, value: parseEther("1") });
-    const signed = await waitFor("signed", async () => {
-      const r = await getTxRequest(t.ctx.db.pool, "after-deploy");
-      return r?.nonce != null ? r : undefined;
-    });
-    expect(signed.nonce).toBe(1n);
-    const done = await waitFor(
-      "confirmed",
-      async () => {
-        await t.rpc("evm_mine");
-        const r = (await getTxRequest(t.ctx.db.pool, "after-deploy"))!;
-        return ["confirmed", "needs_review", "failed"].includes(r.status) ? r : undefined;
-      },
-      { everyMs: 200 },
-    );
-    expect(done.status).toBe("confirmed");
+    await startSignerAndWithdraw(t, "after-deploy", DEST);
+    expect(await signedNonce(t, "after-deploy")).toBe(1n);
+    expect(await minedStatus(t, "after-deploy")).toBe("confirmed");
   });
 });

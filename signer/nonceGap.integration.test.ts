@@ -8,12 +8,16 @@
  * Real anvil, Postgres and the KMS emulator; the deploy is the CLI's own sender, stopped at its
  * crash points.
  */
-import { getContractAddress, type Hex, numberToHex, parseGwei, parseTransaction } from "viem";
+import { getContractAddress, type Hex, parseGwei } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
-import { type DeployKillPoint, killedDeploy, TINY_CONTRACT } from "./testing/killedDeploy.js";
+import {
+  priceOut,
+  restoreBaseFee,
+  storeKilledDeploy,
+  TINY_CONTRACT,
+} from "./testing/killedDeploy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
@@ -35,27 +39,6 @@ const mined = (address: Hex) => t.client.getTransactionCount({ address });
 const pendingCount = (address: Hex) =>
   t.client.getTransactionCount({ address, blockTag: "pending" });
 
-/** The CLI's deploy sender for `account`, killed at `point`: the deploy it stored. */
-async function killed(account: KmsAccount, name: string, point: DeployKillPoint) {
-  const { common, db } = t.ctx;
-  await killedDeploy({
-    common,
-    databaseUrl: db.url,
-    chain: t.chain,
-    client: t.client,
-    account,
-    name,
-    point,
-  });
-  const { rows } = await t.ctx.db.pool.query<{ nonce: string; tx_hash: Hex; status: string }>(
-    `SELECT nonce::text, tx_hash, status FROM custody.hot_wallet_deploys
-      WHERE from_address = $1 AND name = $2`,
-    [account.address.toLowerCase(), name],
-  );
-  expect(rows).toHaveLength(1);
-  return { nonce: BigInt(rows[0]!.nonce), hash: rows[0]!.tx_hash, status: rows[0]!.status };
-}
-
 async function confirmed(id: string) {
   await waitFor(`${id} confirmed`, async () => {
     return (await getTxRequest(t.ctx.db.pool, id))?.status === "confirmed";
@@ -67,7 +50,7 @@ describe("a nonce no request holds", () => {
   it("held by a deploy killed before sending: no withdrawal takes it, and the signer sends the stored bytes", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    const deploy = await killed(account, "Unsent", "deploy_after_commit");
+    const deploy = await storeKilledDeploy(t, account, "Unsent");
     expect(deploy).toMatchObject({ nonce: first, status: "signed" });
     expect(await pendingCount(account.address)).toBe(Number(first));
 
@@ -77,14 +60,14 @@ describe("a nonce no request holds", () => {
       const request = await confirmed("gap-unsent");
       expect(request.nonce).toBe(first + 1n);
       // The deploy mined at its own nonce, from its stored bytes: the contract is there.
-      const receipt = await t.client.getTransactionReceipt({ hash: deploy.hash });
+      const receipt = await t.client.getTransactionReceipt({ hash: deploy.txHash });
       expect(receipt.status).toBe("success");
       const address = getContractAddress({ from: account.address, nonce: first });
       expect(await t.client.getCode({ address })).toBe(TINY_CONTRACT.runtime);
       expect(await mined(account.address)).toBe(Number(first) + 2);
       const { rows } = await t.ctx.db.pool.query(
         "SELECT status FROM custody.hot_wallet_deploys WHERE tx_hash = $1",
-        [deploy.hash],
+        [deploy.txHash],
       );
       expect(rows).toEqual([{ status: "broadcast" }]);
     } finally {
@@ -97,7 +80,7 @@ describe("a nonce no request holds", () => {
     const first = BigInt(await mined(account.address));
     await automine(false);
     try {
-      const deploy = await killed(account, "Dropped", "deploy_after_send");
+      const deploy = await storeKilledDeploy(t, account, "Dropped", "deploy_after_send");
       expect(deploy).toMatchObject({ nonce: first, status: "broadcast" });
       expect(await pendingCount(account.address)).toBe(Number(first) + 1);
 
@@ -110,12 +93,12 @@ describe("a nonce no request holds", () => {
         });
         expect((await getTxRequest(t.ctx.db.pool, "gap-dropped"))!.nonce).toBe(first + 1n);
         // The node loses the deploy; blocks come again.
-        await rpc("anvil_dropTransaction", [deploy.hash]);
+        await rpc("anvil_dropTransaction", [deploy.txHash]);
         await automine(true);
         await rpc("evm_mine");
         const request = await confirmed("gap-dropped");
         expect(request.nonce).toBe(first + 1n);
-        const receipt = await t.client.getTransactionReceipt({ hash: deploy.hash });
+        const receipt = await t.client.getTransactionReceipt({ hash: deploy.txHash });
         expect(receipt.status).toBe("success");
         expect(await mined(account.address)).toBe(Number(first) + 2);
       } finally {
@@ -180,30 +163,18 @@ describe("a nonce no request holds", () => {
   it("held by a deploy whose stored bytes no node takes (the base fee rose past its max fee) and the fee cap leaves no room to replace them: the wallet waits behind it, and a person is told (nonce_gap)", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    const deploy = await killed(account, "Priced", "deploy_after_commit");
+    const deploy = await storeKilledDeploy(t, account, "Priced");
     expect(deploy).toMatchObject({ nonce: first, status: "signed" });
-    const tx = await t.client.getTransaction({ hash: deploy.hash }).catch(() => null);
+    const tx = await t.client.getTransaction({ hash: deploy.txHash }).catch(() => null);
     expect(tx).toBeNull(); // never sent
-    // The base fee rises to 4x the stored bytes' max fee (an empty block lowers it by 1/8 at most),
-    // within the chain's cap for new signatures: the withdrawal can pay it, the deploy cannot.
-    const { maxFeePerGas } = parseTransaction(
-      (
-        await t.ctx.db.pool.query<{ raw_tx: Hex }>(
-          "SELECT raw_tx FROM custody.hot_wallet_deploys WHERE tx_hash = $1",
-          [deploy.hash],
-        )
-      ).rows[0]!.raw_tx,
-    );
-    const baseFee = maxFeePerGas! * 4n;
-    expect(baseFee * 2n).toBeLessThan(t.chain.maxFeePerGas);
-    await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(baseFee)]);
-    await rpc("evm_mine");
+    // The withdrawal can pay the raised base fee, the deploy cannot.
+    const maxFeePerGas = await priceOut(t.client, t.chain, deploy.rawTx);
 
     await t.withdraw(["gap-priced"], { from: account.address });
     // The cap at the stored bytes' max fee: no replacement (+10%) fits under it.
     const signer = t.run(account, {
       settings: { stallResendMs: 300 },
-      chain: { ...t.chain, maxFeePerGas: maxFeePerGas! },
+      chain: { ...t.chain, maxFeePerGas },
     });
     try {
       await waitFor("the withdrawal signed", async () => {
@@ -222,13 +193,12 @@ describe("a nonce no request holds", () => {
       // nonce_gap): nothing was signed over the cap.
       const { rows } = await t.ctx.db.pool.query(
         "SELECT tx_hash, earlier_tx_hashes FROM custody.hot_wallet_deploys WHERE tx_hash = $1",
-        [deploy.hash],
+        [deploy.txHash],
       );
-      expect(rows).toEqual([{ tx_hash: deploy.hash, earlier_tx_hashes: [] }]);
+      expect(rows).toEqual([{ tx_hash: deploy.txHash, earlier_tx_hashes: [] }]);
     } finally {
       await signer.stop();
-      await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(maxFeePerGas! / 2n)]);
-      await rpc("evm_mine");
+      await restoreBaseFee(t.client, maxFeePerGas);
     }
   });
 });

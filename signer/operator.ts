@@ -282,7 +282,8 @@ export async function retryTxRequestByOperator(
   );
 }
 
-export type ReviewItem = {
+/** What both listings show of a request: which it is, the wallet and nonce it holds, its status. */
+export type TxRequestItem = {
   requestId: string;
   kind: string;
   refId: string;
@@ -290,22 +291,44 @@ export type ReviewItem = {
   from: string;
   nonce: bigint | null;
   status: string;
+};
+
+export type ReviewItem = TxRequestItem & {
   reviewReason: string | null;
   since: Date;
 };
 
-export type HeldItem = {
-  requestId: string;
-  kind: string;
-  refId: string;
-  chainId: number;
-  from: string;
-  nonce: bigint | null;
-  /** `pending` (unsigned, no nonce) or `signed` (no node has taken any attempt of it). */
-  status: string;
+/**
+ * A request a halted chain holds: its status is `pending` (unsigned, no nonce) or `signed` (no node
+ * has taken any attempt of it).
+ */
+export type HeldItem = TxRequestItem & {
   requestedAt: Date;
   haltedSince: Date;
 };
+
+type TxRequestItemRow = {
+  id: string;
+  kind: string;
+  ref_id: string;
+  chain_id: string;
+  from_address: string;
+  nonce: string | null;
+  status: string;
+};
+
+/** The columns both listings select (`nonce::text`), as a TxRequestItem. */
+function txRequestItem(r: TxRequestItemRow): TxRequestItem {
+  return {
+    requestId: r.id,
+    kind: r.kind,
+    refId: r.ref_id,
+    chainId: Number(r.chain_id),
+    from: r.from_address,
+    nonce: r.nonce === null ? null : BigInt(r.nonce), // int8 text, not NUMERIC
+    status: r.status,
+  };
+}
 
 /**
  * Requests a halted chain holds (broadcaster/halt.ts): `pending` or `signed` on a chain with an
@@ -322,13 +345,7 @@ export async function listHeldTxRequests(pool: Pool): Promise<HeldItem[]> {
     [[...since.keys()]],
   );
   return rows.map((r) => ({
-    requestId: r.id,
-    kind: r.kind,
-    refId: r.ref_id,
-    chainId: Number(r.chain_id),
-    from: r.from_address,
-    nonce: r.nonce === null ? null : BigInt(r.nonce), // int8 text, not NUMERIC
-    status: r.status,
+    ...txRequestItem(r),
     requestedAt: r.created_at,
     haltedSince: since.get(Number(r.chain_id))!,
   }));
@@ -342,13 +359,7 @@ export async function listTxRequestsForReview(pool: Pool): Promise<ReviewItem[]>
       ORDER BY outcome_changed_at`,
   );
   return rows.map((r) => ({
-    requestId: r.id,
-    kind: r.kind,
-    refId: r.ref_id,
-    chainId: Number(r.chain_id),
-    from: r.from_address,
-    nonce: r.nonce === null ? null : BigInt(r.nonce), // int8 text, not NUMERIC
-    status: r.status,
+    ...txRequestItem(r),
     reviewReason: r.review_reason,
     since: r.outcome_changed_at,
   }));

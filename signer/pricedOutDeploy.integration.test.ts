@@ -14,7 +14,14 @@ import type { Lease } from "./lease.js";
 import { getTxRequest } from "./requests.js";
 import { storedDeploySender } from "./storedDeploy.js";
 import { waitFor } from "./testing/harness.js";
-import { killedDeploy, TINY_CONTRACT } from "./testing/killedDeploy.js";
+import {
+  priceOut,
+  readStoredDeploy,
+  restoreBaseFee,
+  type StoredDeploy,
+  storeKilledDeploy,
+  TINY_CONTRACT,
+} from "./testing/killedDeploy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
@@ -34,31 +41,8 @@ const rpc = (method: string, params: unknown[] = []) =>
   t.client.request({ method: method as never, params: params as never });
 const mined = (address: Hex) => t.client.getTransactionCount({ address });
 
-type Row = { nonce: string; tx_hash: Hex; raw_tx: Hex; earlier_tx_hashes: Hex[]; status: string };
-async function deployRow(account: KmsAccount, name: string): Promise<Row> {
-  const { rows } = await t.ctx.db.pool.query<Row>(
-    `SELECT nonce::text, tx_hash, raw_tx, to_jsonb(earlier_tx_hashes) AS earlier_tx_hashes, status
-       FROM custody.hot_wallet_deploys WHERE from_address = $1 AND name = $2`,
-    [account.address.toLowerCase(), name],
-  );
-  expect(rows).toHaveLength(1);
-  return rows[0]!;
-}
-
-/** A deploy stored (signed, never sent) by the CLI killed after its commit. */
-async function storedUnsent(account: KmsAccount, name: string): Promise<Row> {
-  const { common, db } = t.ctx;
-  await killedDeploy({
-    common,
-    databaseUrl: db.url,
-    chain: t.chain,
-    client: t.client,
-    account,
-    name,
-    point: "deploy_after_commit",
-  });
-  return deployRow(account, name);
-}
+const deployRow = (account: KmsAccount, name: string) =>
+  readStoredDeploy(t.ctx.db.pool, account.address, name);
 
 /** The CLI's sender run to its end (the deploy followed until final): what it records. */
 async function follow(account: KmsAccount, name: string) {
@@ -85,28 +69,13 @@ async function follow(account: KmsAccount, name: string) {
   }
 }
 
-/** The base fee raised to 4x the stored bytes' max fee, within the chain's cap for new signatures. */
-async function priceOut(raw: Hex): Promise<bigint> {
-  const { maxFeePerGas } = parseTransaction(raw);
-  const baseFee = maxFeePerGas! * 4n;
-  expect(baseFee * 2n).toBeLessThan(t.chain.maxFeePerGas);
-  await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(baseFee)]);
-  await rpc("evm_mine");
-  return maxFeePerGas!;
-}
-
-async function restoreFees(maxFeePerGas: bigint) {
-  await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(maxFeePerGas / 2n)]);
-  await rpc("evm_mine");
-}
-
 describe("a stored deploy priced out of the market", () => {
   it("is replaced with raised fees: it mines, the later withdrawal goes out, and the contract is recorded", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    const stored = await storedUnsent(account, "PricedOut");
-    expect(stored).toMatchObject({ nonce: String(first), status: "signed", earlier_tx_hashes: [] });
-    const oldFee = await priceOut(stored.raw_tx);
+    const stored = await storeKilledDeploy(t, account, "PricedOut");
+    expect(stored).toMatchObject({ nonce: first, status: "signed", earlierTxHashes: [] });
+    const oldFee = await priceOut(t.client, t.chain, stored.rawTx);
     try {
       await t.withdraw(["priced-out"], { from: account.address });
       const signer = t.run(account, { settings: { stallResendMs: 300 } });
@@ -119,24 +88,24 @@ describe("a stored deploy priced out of the market", () => {
       }
       expect((await getTxRequest(t.ctx.db.pool, "priced-out"))!.nonce).toBe(first + 1n);
       const row = await deployRow(account, "PricedOut");
-      expect(row.tx_hash).not.toBe(stored.tx_hash);
-      expect(row.earlier_tx_hashes).toEqual([stored.tx_hash]);
-      const replacement = parseTransaction(row.raw_tx);
+      expect(row.txHash).not.toBe(stored.txHash);
+      expect(row.earlierTxHashes).toEqual([stored.txHash]);
+      const replacement = parseTransaction(row.rawTx);
       expect(replacement.to ?? null).toBeNull(); // still a contract creation
       expect(replacement.nonce).toBe(Number(first));
       expect(replacement.data).toBe(TINY_CONTRACT.init);
       expect(replacement.maxFeePerGas!).toBeGreaterThan(oldFee);
       expect(replacement.maxFeePerGas!).toBeLessThanOrEqual(t.chain.maxFeePerGas);
-      const receipt = await t.client.getTransactionReceipt({ hash: row.tx_hash });
+      const receipt = await t.client.getTransactionReceipt({ hash: row.txHash });
       expect(receipt.status).toBe("success");
       const address = getContractAddress({ from: account.address, nonce: first });
       expect(await t.client.getCode({ address })).toBe(TINY_CONTRACT.runtime);
 
       // The CLI's next run follows the replacement to final and records that contract.
       const sent = await follow(account, "PricedOut");
-      expect(sent).toMatchObject({ hash: row.tx_hash, address });
+      expect(sent).toMatchObject({ hash: row.txHash, address });
     } finally {
-      await restoreFees(oldFee);
+      await restoreBaseFee(t.client, oldFee);
     }
   });
 
@@ -146,19 +115,9 @@ describe("a stored deploy priced out of the market", () => {
     // No blocks: the node holds the deploy (and later the withdrawal) in its pool, unmined.
     await rpc("evm_setAutomine", [false]);
     try {
-      const { common, db } = t.ctx;
-      await killedDeploy({
-        common,
-        databaseUrl: db.url,
-        chain: t.chain,
-        client: t.client,
-        account,
-        name: "HeldUnmined",
-        point: "deploy_after_send",
-      });
-      const sent = await deployRow(account, "HeldUnmined");
-      expect(sent).toMatchObject({ nonce: String(first), status: "broadcast" });
-      expect(await t.client.getTransaction({ hash: sent.tx_hash })).toMatchObject({
+      const sent = await storeKilledDeploy(t, account, "HeldUnmined", "deploy_after_send");
+      expect(sent).toMatchObject({ nonce: first, status: "broadcast" });
+      expect(await t.client.getTransaction({ hash: sent.txHash })).toMatchObject({
         blockNumber: null,
       });
       await t.withdraw(["held-unmined"], { from: account.address });
@@ -169,11 +128,11 @@ describe("a stored deploy priced out of the market", () => {
       try {
         const row = await waitFor("the deploy replaced", async () => {
           const r = await deployRow(account, "HeldUnmined");
-          return r.tx_hash !== sent.tx_hash ? r : undefined;
+          return r.txHash !== sent.txHash ? r : undefined;
         });
-        expect(row.earlier_tx_hashes[0]).toBe(sent.tx_hash);
-        expect(parseTransaction(row.raw_tx).maxFeePerGas!).toBeGreaterThan(
-          parseTransaction(sent.raw_tx).maxFeePerGas!,
+        expect(row.earlierTxHashes[0]).toBe(sent.txHash);
+        expect(parseTransaction(row.rawTx).maxFeePerGas!).toBeGreaterThan(
+          parseTransaction(sent.rawTx).maxFeePerGas!,
         );
         await rpc("evm_setAutomine", [true]);
         await rpc("evm_mine");
@@ -185,10 +144,10 @@ describe("a stored deploy priced out of the market", () => {
       }
       expect((await getTxRequest(t.ctx.db.pool, "held-unmined"))!.nonce).toBe(first + 1n);
       const row = await deployRow(account, "HeldUnmined");
-      const receipt = await t.client.getTransactionReceipt({ hash: row.tx_hash });
+      const receipt = await t.client.getTransactionReceipt({ hash: row.txHash });
       expect(receipt.status).toBe("success");
       const address = getContractAddress({ from: account.address, nonce: first });
-      expect(await follow(account, "HeldUnmined")).toMatchObject({ hash: row.tx_hash, address });
+      expect(await follow(account, "HeldUnmined")).toMatchObject({ hash: row.txHash, address });
     } finally {
       await rpc("evm_setAutomine", [true]);
     }
@@ -197,31 +156,31 @@ describe("a stored deploy priced out of the market", () => {
   it("whose bytes from before the replacement mine: the follower records the deploy from that hash", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    const stored = await storedUnsent(account, "OldMines");
-    const oldFee = await priceOut(stored.raw_tx);
-    let replaced: Row;
+    const stored = await storeKilledDeploy(t, account, "OldMines");
+    const oldFee = await priceOut(t.client, t.chain, stored.rawTx);
+    let replaced: StoredDeploy;
     await rpc("evm_setAutomine", [false]);
     try {
       const signer = t.run(account, { settings: { stallResendMs: 300 } });
       try {
         replaced = await waitFor("the deploy replaced", async () => {
           const row = await deployRow(account, "OldMines");
-          return row.tx_hash !== stored.tx_hash ? row : undefined;
+          return row.txHash !== stored.txHash ? row : undefined;
         });
       } finally {
         await signer.stop();
       }
-      expect(replaced.earlier_tx_hashes).toEqual([stored.tx_hash]);
+      expect(replaced.earlierTxHashes).toEqual([stored.txHash]);
       // The replacement is lost; the old bytes, held by some node, mine once the base fee falls.
-      await rpc("anvil_dropTransaction", [replaced.tx_hash]);
-      await restoreFees(oldFee);
-      await t.client.sendRawTransaction({ serializedTransaction: stored.raw_tx });
+      await rpc("anvil_dropTransaction", [replaced.txHash]);
+      await restoreBaseFee(t.client, oldFee);
+      await t.client.sendRawTransaction({ serializedTransaction: stored.rawTx });
       await rpc("evm_mine");
     } finally {
       await rpc("evm_setAutomine", [true]);
     }
     await rpc("evm_mine");
-    const receipt = await t.client.getTransactionReceipt({ hash: stored.tx_hash });
+    const receipt = await t.client.getTransactionReceipt({ hash: stored.txHash });
     expect(receipt.status).toBe("success");
     expect(await mined(account.address)).toBe(Number(first) + 1);
 
@@ -239,7 +198,7 @@ describe("a stored deploy priced out of the market", () => {
     await waitFor("the follower's answer", async () => sent ?? failed);
     expect(failed).toBeUndefined();
     const address = getContractAddress({ from: account.address, nonce: first });
-    expect(sent).toMatchObject({ hash: stored.tx_hash, address });
-    expect(sent!.receipt.transactionHash).toBe(stored.tx_hash);
+    expect(sent).toMatchObject({ hash: stored.txHash, address });
+    expect(sent!.receipt.transactionHash).toBe(stored.txHash);
   });
 });

@@ -10,15 +10,19 @@
  * gap stage read that node's count as the deploy's nonce left unused (a `nonce_gap` sending a
  * person to look for a transaction of the key from outside custody).
  */
-import { type Hex, parseEther } from "viem";
+import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRpcClient } from "../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
 import type { Ingestor } from "../indexers/index.js";
 import type { Lease } from "./lease.js";
-import { getTxRequest } from "./requests.js";
 import { storedDeploySender } from "./storedDeploy.js";
-import { startFactoryDeployedSignerTest } from "./testing/factoryDeployed.js";
+import {
+  minedStatus,
+  signedNonce,
+  startFactoryDeployedSignerTest,
+  startSignerAndWithdraw,
+} from "./testing/factoryDeployed.js";
 import { waitFor } from "./testing/harness.js";
 import { deployWillRevert } from "./testing/revertingDeploy.js";
 import type { SignerTest } from "./testing/signerTest.js";
@@ -34,7 +38,7 @@ beforeAll(async () => {
   // The indexer ingests up to here: the deploy's block will be above its tip.
   const set = await startFactoryDeployedSignerTest({ indexed: true });
   ({ t, ingestor } = set);
-  const { anvilUrl, adapter } = set;
+  const { anvilUrl } = set;
   const tip = await t.client.getBlockNumber();
 
   // The wallet's next transaction: the CLI's stored deploy, reverted, followed until final.
@@ -93,25 +97,11 @@ describe("a wallet whose newest transaction is a stored deploy that reverted", (
     expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(
       deployNonce + 1,
     );
-    t.signer = t.run();
-    await t.withdraw("after-reverted-deploy", { to: DEST, value: parseEther("1") });
-    const signed = await waitFor("signed", async () => {
-      const r = await getTxRequest(t.ctx.db.pool, "after-reverted-deploy");
-      return r?.nonce != null ? r : undefined;
-    });
-    expect(signed.nonce).toBe(BigInt(deployNonce + 1));
+    await startSignerAndWithdraw(t, "after-reverted-deploy", DEST);
+    expect(await signedNonce(t, "after-reverted-deploy")).toBe(BigInt(deployNonce + 1));
 
     lagging.setLag(null);
-    const done = await waitFor(
-      "confirmed",
-      async () => {
-        await t.rpc("evm_mine");
-        const r = (await getTxRequest(t.ctx.db.pool, "after-reverted-deploy"))!;
-        return ["confirmed", "needs_review", "failed"].includes(r.status) ? r : undefined;
-      },
-      { everyMs: 200 },
-    );
-    expect(done.status).toBe("confirmed");
+    expect(await minedStatus(t, "after-reverted-deploy")).toBe("confirmed");
   });
 
   it("raises no nonce_gap for the deploy's nonce on a signer started while its only node is behind the deploy", async () => {

@@ -8,13 +8,17 @@
  * consumed by a transaction it does not know, and it ends in needs_review. Found by
  * `npm run sim -- sweeps --seed 74001` (laggingNodeNonce.integration.test.ts: one node lagging).
  */
-import { type Hex, parseEther } from "viem";
+import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
 import type { Ingestor } from "../indexers/index.js";
 import { getTxRequest } from "./requests.js";
-import { startFactoryDeployedSignerTest } from "./testing/factoryDeployed.js";
-import { waitFor } from "./testing/harness.js";
+import {
+  minedStatus,
+  signedNonce,
+  startFactoryDeployedSignerTest,
+  startSignerAndWithdraw,
+} from "./testing/factoryDeployed.js";
 import type { SignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
@@ -45,27 +49,13 @@ afterAll(async () => {
 describe("a signer started while its only answering node is syncing", () => {
   it("signs nothing until a node at the indexed tip answers, then the chain's next nonce", async () => {
     expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(1);
-    t.signer = t.run();
-    await t.withdraw("while-syncing", { to: DEST, value: parseEther("1") });
+    await startSignerAndWithdraw(t, "while-syncing", DEST);
     // Long enough for several resync attempts (a failed session restarts after 1 s).
     await new Promise((r) => setTimeout(r, 3_000));
     expect((await getTxRequest(t.ctx.db.pool, "while-syncing"))?.nonce ?? null).toBeNull();
 
     down.setFault("none");
-    const signed = await waitFor("signed", async () => {
-      const r = await getTxRequest(t.ctx.db.pool, "while-syncing");
-      return r?.nonce != null ? r : undefined;
-    });
-    expect(signed.nonce).toBe(1n);
-    const done = await waitFor(
-      "confirmed",
-      async () => {
-        await t.rpc("evm_mine");
-        const r = (await getTxRequest(t.ctx.db.pool, "while-syncing"))!;
-        return ["confirmed", "needs_review", "failed"].includes(r.status) ? r : undefined;
-      },
-      { everyMs: 200 },
-    );
-    expect(done.status).toBe("confirmed");
+    expect(await signedNonce(t, "while-syncing")).toBe(1n);
+    expect(await minedStatus(t, "while-syncing")).toBe("confirmed");
   });
 });

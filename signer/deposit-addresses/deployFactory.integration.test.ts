@@ -35,7 +35,7 @@ import { type KmsEmulator, startKmsEmulator } from "../kms-emulator/server.js";
 import { createKmsAccount, createKmsClient, type KmsAccount } from "../kmsAccount.js";
 import { acquireLease, type Lease, leaseKey } from "../lease.js";
 import { storedDeploySender } from "../storedDeploy.js";
-import { killedDeploy, TINY_CONTRACT } from "../testing/killedDeploy.js";
+import { type DeploySite, storeKilledDeploy, TINY_CONTRACT } from "../testing/killedDeploy.js";
 import { deployWillRevert } from "../testing/revertingDeploy.js";
 import { type RpcProxy, startRpcProxy } from "../testing/rpcProxy.js";
 
@@ -159,6 +159,34 @@ async function gasBooked(): Promise<{ tx_hash: string; amount: bigint }[]> {
   return rows.map((r) => ({ tx_hash: r.tx_hash, amount: BigInt(r.amount) }));
 }
 
+/** The hot wallet's deploys from the test's own node. */
+const site = (): DeploySite => ({
+  ctx,
+  chain: ctx.config.chains[0]!,
+  client: publicClient as PublicClient,
+});
+
+/** The stored deploys of `name`, and of the ForwarderFactory, which a refused CLI run would store. */
+const storedDeploys = async (name: string) =>
+  (
+    await ctx.db.pool.query(
+      "SELECT name, nonce::int, status FROM custody.hot_wallet_deploys WHERE name IN ($1, 'ForwarderFactory') ORDER BY id",
+      [name],
+    )
+  ).rows;
+
+/** The stored deploy `name`, at the wallet's nonce `at`, followed until final (its bytes sent). */
+async function followStored(name: string, at: number) {
+  const { send, release } = deploySenderVia(publicClient as PublicClient);
+  try {
+    const done = await whileMining(send({ name, data: TINY_CONTRACT.init }));
+    expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(at) }));
+  } finally {
+    await release();
+  }
+  expect(await nonce()).toBe(at + 1);
+}
+
 const halt = () =>
   withTransaction(ctx.db.pool, (c) =>
     insertHalt(c, { chainId: 31337, reason: "test: deep reorg", details: {} }),
@@ -195,22 +223,9 @@ describe("contracts deploy CLI", () => {
   it("on a halted chain: refused naming the chain, nothing signed or sent; a deploy stored unsent before the halt is not sent until the resume", async () => {
     const before = await nonce();
     // Stored, killed before sending, before the halt.
-    await killedDeploy({
-      common: ctx.common,
-      databaseUrl: ctx.db.url,
-      chain: ctx.config.chains[0]!,
-      client: publicClient as PublicClient,
-      account: hot,
-      name: "HaltedUnsent",
-      point: "deploy_after_commit",
-    });
-    const stored = async () =>
-      (
-        await ctx.db.pool.query(
-          "SELECT name, status FROM custody.hot_wallet_deploys WHERE name IN ('HaltedUnsent', 'ForwarderFactory') ORDER BY id",
-        )
-      ).rows;
-    expect(await stored()).toEqual([{ name: "HaltedUnsent", status: "signed" }]);
+    await storeKilledDeploy(site(), hot, "HaltedUnsent");
+    const stored = () => storedDeploys("HaltedUnsent");
+    expect(await stored()).toEqual([{ name: "HaltedUnsent", nonce: before, status: "signed" }]);
     await halt();
     try {
       const run = spawnCli(["contracts", "deploy", "--chain", "local"], env);
@@ -226,7 +241,7 @@ describe("contracts deploy CLI", () => {
         `chain ${ctx.config.chains[0]!.key} (31337) is halted`,
       );
       expect(await nonce()).toBe(before);
-      expect(await stored()).toEqual([{ name: "HaltedUnsent", status: "signed" }]);
+      expect(await stored()).toEqual([{ name: "HaltedUnsent", nonce: before, status: "signed" }]);
       expect(
         await publicClient.getTransactionCount({ address: hot.address, blockTag: "pending" }),
       ).toBe(before);
@@ -234,34 +249,14 @@ describe("contracts deploy CLI", () => {
       await resume();
     }
     // Resumed: the stored bytes go out and are followed to final.
-    const { send, release } = deploySenderVia(publicClient as PublicClient);
-    try {
-      const done = await whileMining(send({ name: "HaltedUnsent", data: TINY_CONTRACT.init }));
-      expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(before) }));
-    } finally {
-      await release();
-    }
-    expect(await nonce()).toBe(before + 1);
+    await followStored("HaltedUnsent", before);
   });
 
   it("refused while another contract's stored deploy holds the wallet's next nonce, naming that deploy and what to do; nothing signed, stored or sent", async () => {
     const before = await nonce();
     // Stored, killed before sending: its nonce is the chain's next one, and no node has it.
-    await killedDeploy({
-      common: ctx.common,
-      databaseUrl: ctx.db.url,
-      chain: ctx.config.chains[0]!,
-      client: publicClient as PublicClient,
-      account: hot,
-      name: "HeldNonce",
-      point: "deploy_after_commit",
-    });
-    const stored = async () =>
-      (
-        await ctx.db.pool.query(
-          "SELECT name, nonce::int, status FROM custody.hot_wallet_deploys WHERE name IN ('HeldNonce', 'ForwarderFactory') ORDER BY id",
-        )
-      ).rows;
+    await storeKilledDeploy(site(), hot, "HeldNonce");
+    const stored = () => storedDeploys("HeldNonce");
     expect(await stored()).toEqual([{ name: "HeldNonce", nonce: before, status: "signed" }]);
 
     const run = spawnCli(["contracts", "deploy", "--chain", "local"], env);
@@ -278,14 +273,7 @@ describe("contracts deploy CLI", () => {
     ).toBe(before);
 
     // Followed until final (its stored bytes sent), it holds nothing any more.
-    const { send, release } = deploySenderVia(publicClient as PublicClient);
-    try {
-      const done = await whileMining(send({ name: "HeldNonce", data: TINY_CONTRACT.init }));
-      expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(before) }));
-    } finally {
-      await release();
-    }
-    expect(await nonce()).toBe(before + 1);
+    await followStored("HeldNonce", before);
   });
 
   it("takes no nonce of the signer's: refused while the signer holds the wallet's lease, its nonces are unmined or the pool holds one; nothing sent", async () => {

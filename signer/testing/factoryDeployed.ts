@@ -4,12 +4,16 @@
  * is its ForwarderFactory deploy, sent outside the signer's requests (as the dev stack's and the
  * tests' deploy is, and as no tx_requests row holds), then 3 more blocks mined; with `indexed`, an
  * indexer (straight to the anvil) has ingested up to there, its tip past the deploy's block.
- * Test-only.
+ * Then what each of those tests does once its nodes are set: start the signer, request a
+ * withdrawal, wait for its nonce and mine until it ends. Test-only.
  */
+import { type Hex, parseEther } from "viem";
 import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
 import { createFactsDoorbell, createIngestor, type Ingestor } from "../../indexers/index.js";
 import { anvilRpc, syncToHead } from "../../indexers/testing/chain.js";
 import { deployForwarderFactory } from "../deposit-addresses/index.js";
+import { getTxRequest } from "../requests.js";
+import { waitFor } from "./harness.js";
 import { type SignerTest, startSignerTest } from "./signerTest.js";
 
 export type FactoryDeployedSignerTest = {
@@ -58,4 +62,36 @@ export async function startFactoryDeployedSignerTest({
     await t.stop();
     throw error;
   }
+}
+
+/** Starts the signer (as `t.signer`) and requests withdrawal `id`: 1 ETH to `to`. */
+export async function startSignerAndWithdraw(t: SignerTest, id: string, to: Hex): Promise<void> {
+  t.signer = t.run();
+  await t.withdraw(id, { to, value: parseEther("1") });
+}
+
+/** Waits until request `id` holds a nonce: that nonce. */
+export async function signedNonce(t: SignerTest, id: string): Promise<bigint> {
+  const signed = await waitFor("signed", async () => {
+    const r = await getTxRequest(t.ctx.db.pool, id);
+    return r?.nonce != null ? r : undefined;
+  });
+  return signed.nonce!;
+}
+
+/**
+ * Mines a block every 200 ms until request `id` ends (confirmed, needs_review or failed): its
+ * status then (anvil mines only on a transaction: the blocks confirmations wait for come from here).
+ */
+export async function minedStatus(t: SignerTest, id: string): Promise<string> {
+  const done = await waitFor(
+    "confirmed",
+    async () => {
+      await t.rpc("evm_mine");
+      const r = (await getTxRequest(t.ctx.db.pool, id))!;
+      return ["confirmed", "needs_review", "failed"].includes(r.status) ? r : undefined;
+    },
+    { everyMs: 200 },
+  );
+  return done.status;
 }
