@@ -1,5 +1,6 @@
+import { parseTransaction, serializeTransaction } from "viem";
 import { describe, expect, it } from "vitest";
-import { bumpFees, type Fees } from "./fees.js";
+import { bumpFees, type Fees, feesOf, withFees } from "./fees.js";
 
 const gwei = (n: number) => BigInt(Math.round(n * 1e9));
 const e = (fee: bigint, tip: bigint): Fees => ({
@@ -79,5 +80,25 @@ describe("bumpFees", () => {
       replace: false,
       capped: true,
     });
+  });
+});
+
+describe("withFees and feesOf", () => {
+  const creation = { chainId: 31337, nonce: 7, value: 5n, data: "0x6000" as const, gas: 60_000n };
+
+  it("signs each fee model's payload and reads the same fees back from its bytes", () => {
+    for (const fees of [e(gwei(30), gwei(2)), { type: "legacy", gasPrice: gwei(30) } as Fees]) {
+      const bytes = serializeTransaction(withFees(creation, fees));
+      const parsed = parseTransaction(bytes);
+      expect(parsed).toMatchObject({ ...creation, type: fees.type });
+      expect(parsed.to ?? null).toBeNull(); // no `to`: still a contract creation
+      expect(feesOf(parsed)).toEqual(fees);
+    }
+  });
+
+  it("reads no fees from a kind of transaction nothing here signs", () => {
+    expect(
+      feesOf({ ...creation, type: "eip2930", gasPrice: gwei(30), accessList: [] }),
+    ).toBeUndefined();
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Fees: EIP-1559 from eth_feeHistory percentiles (legacy gas price where the chain has no 1559),
- * always clamped to the chain's cap, and the replacement rule for a stuck transaction.
+ * always clamped to the chain's cap, the replacement rule for a stuck transaction, and the fee
+ * fields of a payload to sign (`withFees`) or of signed bytes (`feesOf`).
  */
-import type { PublicClient } from "viem";
+import type { Address, Hex, PublicClient, TransactionSerializable } from "viem";
 
 export type Fees =
   | { type: "eip1559"; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
@@ -81,4 +82,47 @@ export function bumpFees(previous: Fees, market: Fees, cap: bigint): BumpResult 
     fees: { type: "eip1559", maxFeePerGas: fee, maxPriorityFeePerGas: tip },
     capped: wantedFee > cap,
   };
+}
+
+/** A payload to sign without its fee fields; no `to` is a contract creation. */
+export type FeelessTx = {
+  chainId: number;
+  nonce: number;
+  to?: Address;
+  value: bigint;
+  data: Hex;
+  gas: bigint;
+};
+
+/** The payload signed with `fees`: a legacy or a 1559 transaction, as the fees are. */
+export function withFees(base: FeelessTx, fees: Fees): TransactionSerializable {
+  return fees.type === "legacy"
+    ? { ...base, type: "legacy", gasPrice: fees.gasPrice }
+    : {
+        ...base,
+        type: "eip1559",
+        maxFeePerGas: fees.maxFeePerGas,
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+      };
+}
+
+/**
+ * The fees signed bytes pay (their parsed payload: viem's parseTransaction), the `previous` of a
+ * replacement (bumpFees); undefined for any other kind of transaction (2930, 4844, 7702), which
+ * nothing here signs.
+ */
+export function feesOf(tx: TransactionSerializable): Fees | undefined {
+  if (tx.type === "legacy" && tx.gasPrice !== undefined)
+    return { type: "legacy", gasPrice: tx.gasPrice };
+  if (
+    tx.type === "eip1559" &&
+    tx.maxFeePerGas !== undefined &&
+    tx.maxPriorityFeePerGas !== undefined
+  )
+    return {
+      type: "eip1559",
+      maxFeePerGas: tx.maxFeePerGas,
+      maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
+    };
+  return undefined;
 }

@@ -3,12 +3,17 @@
  * wallet's lowest unused nonce: every later request waits behind it. The signer's gap stage
  * (broadcaster/gaps.ts) replaces it at its nonce with raised fees (never above the chain's cap),
  * keeping the hash it replaced; the deploy's follower then records whichever of its bytes mined,
- * including bytes signed before the replacement. Real anvil, Postgres and the KMS emulator; the
- * deploy is the CLI's own sender, stopped at its crash point.
+ * including bytes signed before the replacement. The deploy command's own follower, run while its
+ * stored bytes are priced out and no signer runs (it holds the lease the signer would need),
+ * replaces them by the same rule itself. Real anvil, Postgres and the KMS emulator; the deploy is
+ * the CLI's own sender, stopped at its crash point.
  */
 import { getContractAddress, type Hex, numberToHex, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRpcClient } from "../chains/index.js";
+import { FORWARDER_FACTORY, getContract } from "../indexers/index.js";
+import type { CrashPoint } from "./broadcaster/crashPoints.js";
+import { deployForwarderFactory } from "./deposit-addresses/deployFactory.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import type { Lease } from "./lease.js";
 import { getTxRequest } from "./requests.js";
@@ -44,15 +49,32 @@ const mined = (address: Hex) => t.client.getTransactionCount({ address });
 const deployRow = (account: KmsAccount, name: string) =>
   readStoredDeploy(t.ctx.db.pool, account.address, name);
 
+/**
+ * The receipt of whichever of the row's bytes mined: a replacer with a short bump interval may
+ * have stored (and sent) newer bytes while older ones were mined.
+ */
+async function minedOf(row: StoredDeploy) {
+  for (const hash of [row.txHash, ...row.earlierTxHashes]) {
+    const receipt = await t.client.getTransactionReceipt({ hash }).catch(() => null);
+    if (receipt) return receipt;
+  }
+  throw new Error(`none of ${row.txHash}, ${row.earlierTxHashes.join(", ")} mined`);
+}
+
 /** The CLI's sender run to its end (the deploy followed until final): what it records. */
 async function follow(account: KmsAccount, name: string) {
   await rpc("anvil_mine", [numberToHex(t.chain.reorgWindow)]);
+  return followOn(account, name);
+}
+
+/** The CLI's sender on `chain`, run until the deploy is final (the caller mines). */
+async function followOn(account: KmsAccount, name: string, chain = t.chain) {
   let lease: Lease | undefined;
   try {
     const send = storedDeploySender({
       common: t.ctx.common,
       databaseUrl: t.ctx.db.url,
-      chain: t.chain,
+      chain,
       client: t.client,
       rpc: createRpcClient({ chainId: t.chain.chainId, urls: t.chain.rpcUrls }),
       account,
@@ -67,6 +89,72 @@ async function follow(account: KmsAccount, name: string) {
   } finally {
     await lease?.release().catch(() => {});
   }
+}
+
+/**
+ * `custody-node contracts deploy`'s body in process (deployForwarderFactory with the CLI's stored
+ * sender), "killed" (thrown out) at `killAt` when given.
+ */
+async function deployFactory(account: KmsAccount, killAt?: CrashPoint) {
+  let lease: Lease | undefined;
+  try {
+    return await deployForwarderFactory({
+      common: t.ctx.common,
+      pool: t.ctx.db.pool,
+      chain: t.chain,
+      client: t.client,
+      account,
+      sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
+      send: storedDeploySender({
+        common: t.ctx.common,
+        databaseUrl: t.ctx.db.url,
+        chain: t.chain,
+        client: t.client,
+        rpc: createRpcClient({ chainId: t.chain.chainId, urls: t.chain.rpcUrls }),
+        account,
+        sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
+        getFinalizedBlock: () => t.client.getBlock({ blockTag: "finalized" }),
+        onLease: (l) => {
+          lease = l;
+        },
+        crash: (point) => {
+          if (point === killAt) throw new Error(`killed at ${point}`);
+        },
+        pollMs: 100,
+      }),
+    });
+  } finally {
+    await lease?.release().catch(() => {});
+  }
+}
+
+/**
+ * Settles `work` while blocks are mined, each with the base fee at `baseFee` when given (an empty
+ * block would lower it, and bytes priced out would mine after a dozen blocks): the market stays
+ * above them.
+ */
+async function whileMining<T>(work: Promise<T>, baseFee?: bigint): Promise<T> {
+  let done = false;
+  const settled = work.finally(() => {
+    done = true;
+  });
+  const deadline = Date.now() + 60_000;
+  while (!done) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the deploy command's end");
+    if (baseFee !== undefined) await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(baseFee)]);
+    await rpc("evm_mine");
+    await Promise.race([settled.catch(() => {}), new Promise((r) => setTimeout(r, 100))]);
+  }
+  return settled;
+}
+
+/** Deploy gas booked in the ledger for `txHash` (fee transfers). */
+async function gasBooked(txHash: Hex): Promise<bigint[]> {
+  const { rows } = await t.ctx.db.pool.query<{ amount: string }>(
+    "SELECT amount::text FROM ledger.transfers WHERE kind = 'fee' AND tx_hash = $1",
+    [txHash.toLowerCase()],
+  );
+  return rows.map((r) => BigInt(r.amount));
 }
 
 describe("a stored deploy priced out of the market", () => {
@@ -143,11 +231,14 @@ describe("a stored deploy priced out of the market", () => {
         await signer.stop();
       }
       expect((await getTxRequest(t.ctx.db.pool, "held-unmined"))!.nonce).toBe(first + 1n);
-      const row = await deployRow(account, "HeldUnmined");
-      const receipt = await t.client.getTransactionReceipt({ hash: row.txHash });
+      const receipt = await minedOf(await deployRow(account, "HeldUnmined"));
+      expect(receipt.transactionHash).not.toBe(sent.txHash); // a replacement mined
       expect(receipt.status).toBe("success");
       const address = getContractAddress({ from: account.address, nonce: first });
-      expect(await follow(account, "HeldUnmined")).toMatchObject({ hash: row.txHash, address });
+      expect(await follow(account, "HeldUnmined")).toMatchObject({
+        hash: receipt.transactionHash,
+        address,
+      });
     } finally {
       await rpc("evm_setAutomine", [true]);
     }
@@ -200,5 +291,88 @@ describe("a stored deploy priced out of the market", () => {
     const address = getContractAddress({ from: account.address, nonce: first });
     expect(sent).toMatchObject({ hash: stored.txHash, address });
     expect(sent!.receipt.transactionHash).toBe(stored.txHash);
+  });
+});
+
+describe("the deploy command run while its stored deploy is priced out", () => {
+  it("replaces the bytes itself at their nonce, no signer running: the factory recorded from the replacement, its gas booked once", async () => {
+    const account = await t.wallet();
+    const first = BigInt(await mined(account.address));
+    await expect(deployFactory(account, "deploy_after_commit")).rejects.toThrow(
+      "killed at deploy_after_commit",
+    );
+    const stored = await deployRow(account, FORWARDER_FACTORY);
+    expect(stored).toMatchObject({ nonce: first, status: "signed", earlierTxHashes: [] });
+    const oldFee = parseTransaction(stored.rawTx).maxFeePerGas!;
+    const market = oldFee * 4n;
+    expect(market * 2n).toBeLessThan(t.chain.maxFeePerGas);
+    try {
+      const { contract, deployed } = await whileMining(deployFactory(account), market);
+      const row = await deployRow(account, FORWARDER_FACTORY);
+      expect(row.txHash).not.toBe(stored.txHash);
+      expect(row.earlierTxHashes).toEqual([stored.txHash]);
+      const replacement = parseTransaction(row.rawTx);
+      expect(replacement.to ?? null).toBeNull();
+      expect(replacement.nonce).toBe(Number(first));
+      expect(replacement.data).toBe(parseTransaction(stored.rawTx).data);
+      expect(replacement.maxFeePerGas!).toBeGreaterThan(oldFee);
+      expect(replacement.maxFeePerGas!).toBeLessThanOrEqual(t.chain.maxFeePerGas);
+
+      const address = getContractAddress({ from: account.address, nonce: first });
+      expect(deployed).toBe(true);
+      expect(contract).toMatchObject({ address, deployTxHash: row.txHash });
+      expect(await getContract(t.ctx.db.pool, t.chain.chainId, FORWARDER_FACTORY)).toMatchObject({
+        address,
+        deployTxHash: row.txHash,
+      });
+      const receipt = await t.client.getTransactionReceipt({ hash: row.txHash });
+      expect(receipt.status).toBe("success");
+      expect(await gasBooked(row.txHash)).toEqual([receipt.gasUsed * receipt.effectiveGasPrice]);
+      expect(await gasBooked(stored.txHash)).toEqual([]);
+      expect(await mined(account.address)).toBe(Number(first) + 1);
+
+      // Run again: the factory is kept, its gas not booked a second time.
+      expect(await deployFactory(account)).toMatchObject({ deployed: false });
+      expect(await gasBooked(row.txHash)).toHaveLength(1);
+    } finally {
+      await restoreBaseFee(t.client, oldFee);
+    }
+  });
+
+  it("whose bytes a node holds unmined past the chain's bump interval: replaced by the command's follower, which records the contract", async () => {
+    const account = await t.wallet();
+    const first = BigInt(await mined(account.address));
+    // No blocks: the node holds the deploy in its pool, unmined.
+    await rpc("evm_setAutomine", [false]);
+    try {
+      const sent = await storeKilledDeploy(t, account, "HeldByNode", "deploy_after_send");
+      expect(sent).toMatchObject({ nonce: first, status: "broadcast" });
+      expect(await t.client.getTransaction({ hash: sent.txHash })).toMatchObject({
+        blockNumber: null,
+      });
+      const run = followOn(account, "HeldByNode", { ...t.chain, bumpIntervalMs: 300 });
+      run.catch(() => {}); // awaited below; a failure before then must not go unhandled
+      const row = await waitFor(
+        "the deploy replaced by its follower",
+        async () => {
+          const r = await deployRow(account, "HeldByNode");
+          return r.txHash !== sent.txHash ? r : undefined;
+        },
+        { timeoutMs: 20_000 },
+      );
+      expect(row.earlierTxHashes).toEqual([sent.txHash]);
+      expect(parseTransaction(row.rawTx).maxFeePerGas!).toBeGreaterThan(
+        parseTransaction(sent.rawTx).maxFeePerGas!,
+      );
+      await rpc("evm_setAutomine", [true]);
+      const result = await whileMining(run);
+      const receipt = await minedOf(await deployRow(account, "HeldByNode"));
+      expect(receipt.transactionHash).not.toBe(sent.txHash); // a replacement mined
+      const address = getContractAddress({ from: account.address, nonce: first });
+      expect(result).toMatchObject({ hash: receipt.transactionHash, address });
+      expect(await mined(account.address)).toBe(Number(first) + 1);
+    } finally {
+      await rpc("evm_setAutomine", [true]);
+    }
   });
 });

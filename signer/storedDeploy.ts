@@ -9,10 +9,12 @@
  * while the nonce is unused) and records that contract, so no second contract is deployed and its
  * gas is booked once (bookDeployGas is idempotent by transaction). Only when its nonce was used by
  * another transaction at a final block is the stored deploy `dropped` and a new one signed.
- * A stored deploy priced out of the market is replaced at its nonce with raised fees by the
- * signer's gap stage (broadcaster/gaps.ts), which keeps every hash it replaced (earlier_tx_hashes,
- * migration 0113): bytes a node took before may still mine, so the deploy is followed by a receipt
- * of any of its hashes, and the contract recorded (its gas booked) from whichever mined.
+ * A stored deploy priced out of the market is replaced at its nonce with raised fees
+ * (replaceStoredDeploy) by whichever holds the wallet's lease: this command's follower while it
+ * runs, the signer's gap stage (broadcaster/gaps.ts) otherwise. Every hash it replaced is kept
+ * (earlier_tx_hashes, migration 0113): bytes a node took before may still mine, so the deploy is
+ * followed by a receipt of any of its hashes, and the contract recorded (its gas booked) from
+ * whichever mined.
  * A signer started meanwhile gives a live stored deploy's nonce to no request and sends its stored
  * bytes when no node has them (broadcaster/gaps.ts): the wallet never waits behind it.
  *
@@ -22,7 +24,16 @@
  * (docs/chain-halts.md) nothing new leaves the hot wallet: a new deploy, or a stored one no node
  * has taken yet (`signed`), is refused (SIGNER_CHAIN_HALTED); a sent one is followed as before.
  */
-import { type Account, type Address, getAddress, type Hex, type PublicClient } from "viem";
+import {
+  type Account,
+  type Address,
+  getAddress,
+  type Hex,
+  keccak256,
+  type PublicClient,
+  parseTransaction,
+  type TransactionSerializable,
+} from "viem";
 import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contracts/sendDeploy.js";
 import { type ChainConfig, feePaid, finalityRule, type RpcClient } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
@@ -30,7 +41,8 @@ import type { Logger } from "../foundation/logger.js";
 import { openHalt, readFinalized } from "../indexers/index.js";
 import { type ChainView, createChainView, heightMeeting } from "./broadcaster/chainView.js";
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
-import { ChainHaltedDeployError } from "./errors.js";
+import { ChainHaltedDeployError, LeaseLostError } from "./errors.js";
+import { bumpFees, estimateFees, type Fees, feesOf, withFees } from "./fees.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
 import { classifyNodeError, errorText } from "./nodeErrors.js";
 import { storedNextNonce } from "./requests.js";
@@ -44,8 +56,10 @@ type StoredDeploy = {
   raw: Hex;
   address: Address;
   status: "signed" | "broadcast";
-  /** Hashes of bytes the deploy was signed with before `hash`'s (replaced: gaps.ts), oldest first. */
+  /** Hashes of the deploy's bytes before `hash`'s (replaceStoredDeploy), oldest first. */
   earlier: Hex[];
+  /** When a node first took its bytes (null: none yet, as far as any run could tell). */
+  broadcastAt: Date | null;
 };
 
 /**
@@ -160,6 +174,7 @@ export function storedDeploySender({
           address: signed.address,
           status: "signed" as const,
           earlier: [],
+          broadcastAt: null,
         };
       });
       crash("deploy_after_commit");
@@ -169,6 +184,11 @@ export function storedDeploySender({
     const follow = {
       chain,
       client,
+      sign: async (tx: TransactionSerializable) => {
+        if (!account.signTransaction)
+          throw new Error("the hot wallet account cannot sign transactions");
+        return account.signTransaction(tx);
+      },
       chainView,
       getFinalizedBlock,
       lease,
@@ -187,12 +207,118 @@ export function storedDeploySender({
   };
 }
 
+/**
+ * Replace a priced-out stored deploy's bytes (a node refuses them as underpriced, or holds them
+ * unmined past the chain's bump interval) with the same creation at the same nonce, fees raised
+ * (bumpFees: the replacement minimum or the market, never above the chain's cap), as a request's
+ * attempt is bumped. The one code for it: the signer's gap stage (broadcaster/gaps.ts) and the
+ * deploy command's follower (followUntilFinal) both call it. The new bytes are stored, and the hash
+ * they replace kept (earlier_tx_hashes: bytes a node took may still mine, and any of them creates
+ * the same contract), in one statement holding the lease, before they are sent; only while the row
+ * still holds the bytes read. Nothing (undefined) on a halted chain (nothing new leaves the hot
+ * wallet), when fees cannot be read, the cap leaves no room (`onCapped`, also told when it clamped
+ * the new fees), KMS fails, or the row changed: the caller sends the stored bytes as they are.
+ */
+export async function replaceStoredDeploy(
+  {
+    chain,
+    client,
+    lease,
+    sign,
+    log,
+    onCapped,
+  }: {
+    chain: Pick<ChainConfig, "chainId" | "feeModel" | "maxFeePerGas">;
+    client: PublicClient;
+    lease: Lease;
+    sign: (tx: TransactionSerializable) => Promise<Hex>;
+    log: Logger;
+    onCapped: () => void;
+  },
+  deploy: Pick<StoredDeploy, "id" | "name" | "nonce" | "hash" | "raw">,
+): Promise<{ hash: Hex; raw: Hex } | undefined> {
+  const tx = parseTransaction(deploy.raw);
+  const previous = feesOf(tx);
+  if (previous === undefined || tx.gas === undefined || tx.to) {
+    // Not bytes signDeploy makes: nothing here may guess how to sign them again.
+    log.warn({
+      msg: "stored deploy not replaced: its bytes are not a 1559/legacy creation",
+      name: deploy.name,
+      tx_hash: deploy.hash,
+    });
+    return undefined;
+  }
+  if (await openHalt(lease, chain.chainId)) {
+    log.warn({
+      msg: "stored deploy not replaced: the chain is halted",
+      name: deploy.name,
+      tx_hash: deploy.hash,
+    });
+    return undefined;
+  }
+  let market: Fees;
+  try {
+    market = await estimateFees(client, chain);
+  } catch (error) {
+    log.warn({ msg: "fees not known, stored deploy not replaced", name: deploy.name, err: error });
+    return undefined;
+  }
+  const result = bumpFees(previous, market, chain.maxFeePerGas);
+  if (result.capped) onCapped();
+  if (!result.replace) return undefined;
+  // A task that lost the lease signs nothing: a standby may own this nonce now.
+  if (!lease.isHeld()) throw new LeaseLostError(lease.key);
+  let raw: Hex;
+  try {
+    // A contract creation: no `to`.
+    raw = await sign(
+      withFees(
+        {
+          chainId: chain.chainId,
+          nonce: deploy.nonce,
+          value: tx.value ?? 0n,
+          data: tx.data ?? "0x",
+          gas: tx.gas,
+        },
+        result.fees,
+      ),
+    );
+  } catch (error) {
+    log.warn({
+      msg: "KMS signing of a stored deploy's replacement failed; retried later",
+      err: error,
+    });
+    return undefined;
+  }
+  const hash = keccak256(raw);
+  const { rows } = await lease.transaction(() =>
+    lease.query(
+      `UPDATE custody.hot_wallet_deploys
+          SET tx_hash = $3, raw_tx = $4, earlier_tx_hashes = array_append(earlier_tx_hashes, tx_hash)
+        WHERE id = $1 AND tx_hash = $2 AND status IN ('signed', 'broadcast') RETURNING id`,
+      [deploy.id, deploy.hash.toLowerCase(), hash.toLowerCase(), raw.toLowerCase()],
+    ),
+  );
+  if (rows.length === 0) return undefined;
+  log.warn({
+    msg: "stored deploy priced out: replaced at its nonce with raised fees",
+    name: deploy.name,
+    nonce: String(deploy.nonce),
+    replaced_tx_hash: deploy.hash,
+    tx_hash: hash,
+    capped: result.capped,
+  });
+  return { hash, raw };
+}
+
 /** The longest a deploy being followed goes without a log line saying it still waits. */
 const PROGRESS_LOG_MS = 30_000;
 
 type Follow = {
   chain: ChainConfig;
   client: PublicClient;
+  /** Signs a priced-out deploy's replacement (the hot wallet's key). */
+  sign: (tx: TransactionSerializable) => Promise<Hex>;
   chainView: Pick<ChainView, "underHeight" | "onTagChain">;
   getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   lease: Lease;
@@ -207,11 +333,31 @@ type Follow = {
  * the wallet's lease released. A reorg that takes the deploy out before that leaves its nonce
  * unused: the same bytes are sent again while no node holds them (a signer started after a
  * recorded-but-unmined deploy would give its nonce to a withdrawal, and the contract's address,
- * with every deposit address derived from it, could never be deployed again).
+ * with every deposit address derived from it, could never be deployed again). Bytes priced out
+ * of the market (a node refuses them as underpriced, or holds them unmined past the chain's bump
+ * interval) are replaced at the nonce with raised fees (replaceStoredDeploy, the signer's rule):
+ * this run holds the lease, so no signer can do it meanwhile.
  */
-async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDeploy> {
+async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDeploy> {
   const { chain, client, log } = f;
-  const from = getAddress(deploy.fromAddress);
+  const from = getAddress(stored.fromAddress);
+  let deploy = stored;
+  // Whether a node took bytes of this deploy, and when bytes were last given to a node: held
+  // unmined a bump interval after that, they are priced out (as the gap stage reads it).
+  let taken = deploy.status === "broadcast";
+  let sentAt = deploy.broadcastAt?.getTime() ?? Date.now();
+  const sendNow = async (what: string) => {
+    // Counted from the attempt, taken or not: a refused replacement is not replaced again at once.
+    sentAt = Date.now();
+    try {
+      await send(f.lease, deploy, f.sendRawTransaction);
+      taken = true;
+      return undefined;
+    } catch (error) {
+      log.warn({ msg: `${what} refused`, tx_hash: deploy.hash, err: errorText(error) });
+      return error;
+    }
+  };
   let waiting: bigint | undefined;
   let progressAt = Date.now();
   for (;;) {
@@ -276,9 +422,23 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
       if (latest <= deploy.nonce && pending <= deploy.nonce) {
         // Its nonce is unused and nothing of ours waits at it: these bytes (only these) go out again.
         log.warn({ msg: "deploy not mined and not pending: sent again", tx_hash: deploy.hash });
-        await send(f.lease, deploy, f.sendRawTransaction).catch((error: unknown) =>
-          log.warn({ msg: "deploy resend refused", tx_hash: deploy.hash, err: errorText(error) }),
-        );
+        const refused = await sendNow("deploy resend");
+        if (refused !== undefined && classifyNodeError(refused) === "underpriced") {
+          // Refused for its fees: replaced with raised ones and sent.
+          const replaced = await replaceDeploy(f, deploy);
+          if (replaced !== deploy) {
+            deploy = replaced;
+            await sendNow("deploy replacement");
+          }
+        }
+      } else if (latest <= deploy.nonce) {
+        // A node holds something at the nonce: wait; but bytes of ours taken and not mined within
+        // the bump interval are priced out: replaced (at the cap, or without fees known, the
+        // stored bytes are sent again as they are).
+        if (taken && Date.now() - sentAt >= chain.bumpIntervalMs) {
+          deploy = await replaceDeploy(f, deploy);
+          await sendNow("deploy replacement");
+        }
       } else if (latest > deploy.nonce && (await usedElsewhere(f, deploy)) === "dropped") {
         throw new Error(
           `its nonce was used by another transaction of ${from} at a final block (is the key used elsewhere?): run the command again to sign a new deploy`,
@@ -287,6 +447,29 @@ async function followUntilFinal(f: Follow, deploy: StoredDeploy): Promise<SentDe
     }
     await new Promise((r) => setTimeout(r, f.pollMs));
   }
+}
+
+/** The deploy with its bytes replaced (replaceStoredDeploy), or as it is when they were not. */
+async function replaceDeploy(f: Follow, deploy: StoredDeploy): Promise<StoredDeploy> {
+  const replaced = await replaceStoredDeploy(
+    {
+      chain: f.chain,
+      client: f.client,
+      lease: f.lease,
+      sign: f.sign,
+      log: f.log,
+      onCapped: () =>
+        f.log.warn({
+          msg: "the deploy's replacement fees reach the chain's fee cap (maxFeePerGas)",
+          name: deploy.name,
+          tx_hash: deploy.hash,
+          cap: f.chain.maxFeePerGas.toString(),
+        }),
+    },
+    deploy,
+  );
+  if (!replaced) return deploy;
+  return { ...deploy, ...replaced, earlier: [...deploy.earlier, deploy.hash] };
 }
 
 /**
@@ -443,9 +626,10 @@ async function liveDeploy(
     contract_address: string;
     status: "signed" | "broadcast";
     earlier_tx_hashes: Hex[];
+    broadcast_at: Date | null;
   }>(
     `SELECT id, name, from_address, nonce::text, tx_hash, raw_tx, contract_address, status,
-            earlier_tx_hashes
+            earlier_tx_hashes, broadcast_at
        FROM custody.hot_wallet_deploys
       WHERE chain_id = $1 AND name = $2 AND status IN ('signed', 'broadcast')`,
     [chainId, name],
@@ -462,6 +646,7 @@ async function liveDeploy(
     address: getAddress(r.contract_address),
     status: r.status,
     earlier: r.earlier_tx_hashes,
+    broadcastAt: r.broadcast_at,
   };
 }
 

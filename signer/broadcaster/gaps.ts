@@ -12,9 +12,10 @@
  *    run (it follows the stored deploy to final); until then reconciliation shows the gas as the
  *    wallet's break. Bytes whose fees fell below the market (the node refuses them as underpriced,
  *    or a node took them and they have not mined within the chain's bump interval) would hold
- *    every later nonce for ever: they are replaced at the same nonce, as a request's attempt is
- *    bumped (bump.ts, fees.ts): the same creation (data, value, gas limit) with fees raised by the
- *    replacement minimum, never above the chain's cap (`fee_cap` at it, and the bytes resent as
+ *    every later nonce for ever: they are replaced at the same nonce (storedDeploy.ts's
+ *    replaceStoredDeploy, which the deploy command's follower calls too), as a request's attempt
+ *    is bumped (bump.ts, fees.ts): the same creation (data, value, gas limit) with fees raised by
+ *    the replacement minimum, never above the chain's cap (`fee_cap` at it, and the bytes resent as
  *    they are). The new bytes and hash take the row's place and the old hash is kept
  *    (earlier_tx_hashes, migration 0113) in the one statement that stores them, before they are
  *    sent: bytes a node took earlier may still mine, and the deploy's follower records whichever
@@ -36,11 +37,10 @@
  * dropped) at the nonce: a final block used it, so that node is behind. The state is per process
  * and only paces sends and alerts.
  */
-import { type Hex, keccak256, parseTransaction, type TransactionSerializable } from "viem";
-import { LeaseLostError } from "../errors.js";
-import { bumpFees, estimateFees, type Fees } from "../fees.js";
+import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
 import type { NodeErrorClass } from "../nodeErrors.js";
+import { replaceStoredDeploy } from "../storedDeploy.js";
 import type { WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
@@ -148,107 +148,28 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
     );
   }
 
-  /**
-   * Replace the deploy's bytes with the same creation at the same nonce, fees raised (bumpFees:
-   * the replacement minimum or the market, never above the cap). The new bytes are stored, and the
-   * hash they replace kept, in one statement holding the lease, before they are sent; only while
-   * the row still holds the bytes read. Nothing (undefined) when fees cannot be read, the cap
-   * leaves no room (`fee_cap`), KMS fails, or the row changed: the stored bytes stay, resent.
-   */
+  /** The deploy's bytes replaced (storedDeploy.ts's replaceStoredDeploy), or nothing. */
   async function replaceDeploy(lease: Lease, deploy: LiveDeploy): Promise<LiveDeploy | undefined> {
-    const tx = parseTransaction(deploy.raw);
-    const previous: Fees | undefined =
-      tx.type === "legacy" && tx.gasPrice !== undefined
-        ? { type: "legacy", gasPrice: tx.gasPrice }
-        : tx.type === "eip1559" &&
-            tx.maxFeePerGas !== undefined &&
-            tx.maxPriorityFeePerGas !== undefined
-          ? {
-              type: "eip1559",
-              maxFeePerGas: tx.maxFeePerGas,
-              maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
-            }
-          : undefined;
-    if (previous === undefined || tx.gas === undefined || tx.to) {
-      // Not bytes signDeploy makes: nothing here may guess how to sign them again.
-      ctx.log.warn({
-        msg: "stored deploy not replaced: its bytes are not a 1559/legacy creation",
-        name: deploy.name,
-        tx_hash: deploy.txHash,
-      });
-      return undefined;
-    }
-    let market: Fees;
-    try {
-      market = await estimateFees(ctx.client, ctx.chain);
-    } catch (error) {
-      ctx.log.warn({
-        msg: "fees not known, stored deploy not replaced",
-        name: deploy.name,
-        err: error,
-      });
-      return undefined;
-    }
-    const result = bumpFees(previous, market, ctx.chain.maxFeePerGas);
-    if (result.capped) {
-      ctx.metrics.feeCapHits.inc(ctx.labels);
-      ctx.alert("fee_cap", {
-        deploy: deploy.name,
-        tx_hash: deploy.txHash,
-        nonce: String(deploy.nonce),
-        cap: ctx.chain.maxFeePerGas.toString(),
-      });
-    }
-    if (!result.replace) return undefined;
-    // A task that lost the lease signs nothing: a standby may own this nonce now.
-    if (!lease.isHeld()) throw new LeaseLostError(lease.key);
-    const fees = result.fees;
-    // A contract creation: no `to` (send.ts's signTx always sets one).
-    const base = {
-      chainId: ctx.chain.chainId,
-      nonce: Number(deploy.nonce),
-      value: tx.value ?? 0n,
-      data: tx.data ?? "0x",
-      gas: tx.gas,
-    };
-    const serializable: TransactionSerializable =
-      fees.type === "legacy"
-        ? { ...base, type: "legacy", gasPrice: fees.gasPrice }
-        : {
-            ...base,
-            type: "eip1559",
-            maxFeePerGas: fees.maxFeePerGas,
-            maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-          };
-    let raw: Hex;
-    try {
-      raw = (await ctx.account.signTransaction(serializable)) as Hex;
-    } catch (error) {
-      ctx.log.warn({
-        msg: "KMS signing of a stored deploy's replacement failed; retried later",
-        err: error,
-      });
-      return undefined;
-    }
-    const hash = keccak256(raw);
-    const { rows } = await lease.transaction(() =>
-      lease.query(
-        `UPDATE custody.hot_wallet_deploys
-            SET tx_hash = $3, raw_tx = $4, earlier_tx_hashes = array_append(earlier_tx_hashes, tx_hash)
-          WHERE id = $1 AND tx_hash = $2 AND status IN ('signed', 'broadcast') RETURNING id`,
-        [deploy.id, deploy.txHash.toLowerCase(), hash.toLowerCase(), raw.toLowerCase()],
-      ),
+    const replaced = await replaceStoredDeploy(
+      {
+        chain: ctx.chain,
+        client: ctx.client,
+        lease,
+        sign: async (tx) => (await ctx.account.signTransaction(tx)) as Hex,
+        log: ctx.log,
+        onCapped: () => {
+          ctx.metrics.feeCapHits.inc(ctx.labels);
+          ctx.alert("fee_cap", {
+            deploy: deploy.name,
+            tx_hash: deploy.txHash,
+            nonce: String(deploy.nonce),
+            cap: ctx.chain.maxFeePerGas.toString(),
+          });
+        },
+      },
+      { ...deploy, nonce: Number(deploy.nonce), hash: deploy.txHash },
     );
-    if (rows.length === 0) return undefined;
-    ctx.log.warn({
-      msg: "stored deploy priced out: replaced at its nonce with raised fees",
-      name: deploy.name,
-      nonce: String(deploy.nonce),
-      replaced_tx_hash: deploy.txHash,
-      tx_hash: hash,
-      capped: result.capped,
-    });
-    return { ...deploy, txHash: hash, raw };
+    return replaced && { ...deploy, txHash: replaced.hash, raw: replaced.raw };
   }
 
   /** Sends the stored bytes; returns the node's refusal class (none: accepted or already known). */

@@ -4,9 +4,9 @@
  * their nonce (another live attempt, or a cancel) is the nonce stage's job on the next pass, never
  * a recursive call from here, so one refusal can never turn into a loop.
  */
-import { type Hex, keccak256, type TransactionSerializable } from "viem";
+import { type Hex, keccak256 } from "viem";
 import { LeaseLostError } from "../errors.js";
-import type { Fees } from "../fees.js";
+import { type Fees, withFees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText, type NodeErrorClass } from "../nodeErrors.js";
 import { type Attempt, liveAttempts, newestPerNonce } from "./attempts.js";
@@ -35,23 +35,17 @@ export async function signTx(
   tx: UnsignedTx,
   fees: Fees,
 ): Promise<{ raw: Hex; hash: Hex }> {
-  const base = {
-    chainId: ctx.chain.chainId,
-    nonce: Number(tx.nonce),
-    to: tx.to,
-    value: tx.value,
-    data: tx.data,
-    gas: tx.gasLimit,
-  };
-  const serializable: TransactionSerializable =
-    fees.type === "legacy"
-      ? { ...base, type: "legacy", gasPrice: fees.gasPrice }
-      : {
-          ...base,
-          type: "eip1559",
-          maxFeePerGas: fees.maxFeePerGas,
-          maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-        };
+  const serializable = withFees(
+    {
+      chainId: ctx.chain.chainId,
+      nonce: Number(tx.nonce),
+      to: tx.to,
+      value: tx.value,
+      data: tx.data,
+      gas: tx.gasLimit,
+    },
+    fees,
+  );
   const raw = (await ctx.account.signTransaction(serializable)) as Hex;
   return { raw, hash: keccak256(raw) };
 }
