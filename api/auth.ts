@@ -5,6 +5,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Pool } from "../foundation/db.js";
+import type { Logger } from "../foundation/logger.js";
+import type { Redis } from "../foundation/redis.js";
 import { type ApiKey, hasScope, type Scope, verifyApiKey } from "./apiKeys.js";
 import { AuthRateLimitedError, ForbiddenScopeError, UnauthorizedError } from "./errors.js";
 
@@ -38,11 +40,10 @@ export const DEFAULT_AUTH_FAILURE_LIMIT: AuthFailureLimit = Object.freeze({
 });
 
 /**
- * Failed authentications per client address in a fixed window. Past `max`, the address is refused
- * (429 AUTH_RATE_LIMITED with Retry-After) before its key is looked up, so guessing keys costs no
- * database work. In memory, per process: a fleet of N api tasks allows N × max per window.
+ * This process's failed authentications per client address in a fixed window, in memory; at most
+ * `maxClients` addresses (the oldest windows are forgotten first).
  */
-export function createAuthFailureLimiter(limit: AuthFailureLimit, maxClients = 10_000) {
+function createLocalFailureCount(limit: AuthFailureLimit, maxClients: number) {
   const windows = new Map<string, { failures: number; resetAt: number }>();
   const current = (ip: string, now: number) => {
     const w = windows.get(ip);
@@ -51,12 +52,11 @@ export function createAuthFailureLimiter(limit: AuthFailureLimit, maxClients = 1
     return undefined;
   };
   return {
-    /** Seconds until this address may try again (0: it may try now). */
-    blockedFor(ip: string, now = Date.now()): number {
+    blockedFor(ip: string, now: number): number {
       const w = current(ip, now);
       return w && w.failures >= limit.max ? Math.max(1, Math.ceil((w.resetAt - now) / 1000)) : 0;
     },
-    fail(ip: string, now = Date.now()): void {
+    fail(ip: string, now: number): void {
       const w = current(ip, now);
       if (w) {
         w.failures++;
@@ -75,12 +75,96 @@ export function createAuthFailureLimiter(limit: AuthFailureLimit, maxClients = 1
   };
 }
 
+// One key per address, created by its window's first failure with the window as its expiry. The
+// expiry is set whenever the key has none, so no key outlives a window whatever happened before.
+const FAIL_SCRIPT = `local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+const COUNT_SCRIPT = `return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1])}`;
+
+export type AuthFailureLimiter = {
+  /** Seconds until this address may try again (0: it may try now). */
+  blockedFor(ip: string): Promise<number>;
+  /** Count one failed authentication from this address. */
+  fail(ip: string): Promise<void>;
+};
+
+/**
+ * Failed authentications per client address in a fixed window. Past `max`, the address is refused
+ * (429 AUTH_RATE_LIMITED with Retry-After) before its key is looked up, so guessing keys costs no
+ * database work.
+ *
+ * With `shared`, the count is kept in Redis under `keyPrefix` + address, so every api task behind
+ * the balancer adds to one count (in memory alone, N tasks would allow N × max per window). Each
+ * process counts its own failures in memory too, and an address is refused when either count is
+ * past `max`. When Redis does not answer (not connected, or no reply within the connection's
+ * command timeout), the process's own count decides: sign-in keeps working, limited to max per task
+ * (failures seen before the outage included), rather than letting every guess through or refusing
+ * everyone. That is logged once as AUTH_LIMIT_PER_PROCESS, and once again when Redis answers.
+ * Without `shared` (a part tested alone), the process's count is the limit.
+ */
+export function createAuthFailureLimiter(options: {
+  limit: AuthFailureLimit;
+  /** A fail-fast connection (`createFailFastRedis`), the key prefix and which count it is. */
+  shared?: { redis: Redis; keyPrefix: string; name: string; logger: Logger };
+  maxClients?: number;
+}): AuthFailureLimiter {
+  const { limit, shared } = options;
+  const local = createLocalFailureCount(limit, options.maxClients ?? 10_000);
+  let unshared = false;
+  /** `command`'s answer on the address's key, or undefined when Redis did not give one. */
+  const ask = async <T>(
+    ip: string,
+    command: (redis: Redis, key: string) => Promise<T>,
+  ): Promise<T | undefined> => {
+    if (!shared) return undefined;
+    try {
+      // Not connected: answer from this process at once rather than wait on a reconnection.
+      if (shared.redis.status !== "ready")
+        throw new Error(`Redis connection is ${shared.redis.status}`);
+      const answer = await command(shared.redis, `${shared.keyPrefix}${ip}`);
+      if (unshared) {
+        unshared = false;
+        shared.logger.info({
+          msg: "Redis answers again: failed authentications are counted across api tasks",
+          limiter: shared.name,
+        });
+      }
+      return answer;
+    } catch (error) {
+      if (!unshared) {
+        unshared = true;
+        shared.logger.warn({
+          msg: "Redis did not answer: failed authentications are counted per api process until it does (each task allows the limit)",
+          code: "AUTH_LIMIT_PER_PROCESS",
+          limiter: shared.name,
+          err: error,
+        });
+      }
+      return undefined;
+    }
+  };
+  return {
+    async blockedFor(ip) {
+      const mine = local.blockedFor(ip, Date.now());
+      const count = await ask(ip, (redis, key) => redis.eval(COUNT_SCRIPT, 1, key));
+      if (!Array.isArray(count)) return mine;
+      const [failures = 0, ttlMs = 0] = count as number[];
+      const all = failures >= limit.max && ttlMs > 0 ? Math.max(1, Math.ceil(ttlMs / 1000)) : 0;
+      return Math.max(mine, all);
+    },
+    async fail(ip) {
+      local.fail(ip, Date.now());
+      await ask(ip, (redis, key) => redis.eval(FAIL_SCRIPT, 1, key, String(limit.windowMs)));
+    },
+  };
+}
+
 export async function registerAuth(
   app: FastifyInstance,
   pool: Pool,
-  failureLimit: AuthFailureLimit = DEFAULT_AUTH_FAILURE_LIMIT,
+  failures: AuthFailureLimiter,
 ): Promise<void> {
-  const failures = createAuthFailureLimiter(failureLimit);
   app.decorateRequest("apiKey", null);
   app.addHook("onRoute", (route) => {
     const scopes = (route.config as { scopes?: readonly Scope[] } | undefined)?.scopes;
@@ -90,19 +174,19 @@ export async function registerAuth(
     route.schema = { ...route.schema, security: [{ apiKey: [...scopes] }] };
   });
   app.addHook("onRequest", async (request, reply) => {
-    const wait = failures.blockedFor(request.ip);
+    const wait = await failures.blockedFor(request.ip);
     if (wait > 0) {
       reply.header("retry-after", String(wait));
       throw new AuthRateLimitedError(wait);
     }
     const plaintext = presentedKey(request);
     if (!plaintext) {
-      failures.fail(request.ip);
+      await failures.fail(request.ip);
       throw new UnauthorizedError("send the key as `Authorization: Bearer cn_…` or `X-Api-Key`");
     }
     const result = await verifyApiKey(pool, plaintext);
     if (!result.ok) {
-      failures.fail(request.ip);
+      await failures.fail(request.ip);
       throw new UnauthorizedError(result.reason);
     }
     request.apiKey = result.key;

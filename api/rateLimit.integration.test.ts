@@ -5,30 +5,13 @@
  * AUTH_RATE_LIMITED as problem+json, before the key is looked up.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chainSchema } from "../chains/index.js";
-import { type Config, loadConfig } from "../foundation/config.js";
-import { ConfigError } from "../foundation/errors.js";
-import { consoleSignIn, cookieOf } from "./console/testing/inject.js";
+import { consoleSignIn } from "./console/testing/inject.js";
+import { loadApiConfig, refusedApiConfig } from "./testing/apiConfig.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
-
-const chain = {
-  key: "local",
-  chainId: 31337,
-  name: "local",
-  rpcUrls: ["http://127.0.0.1:8545"],
-  confirmations: { kind: "blocks", blocks: 2 },
-  reorgWindow: 8,
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
-};
-const env = (file: unknown) => ({
-  DATABASE_URL: "postgres://postgres@127.0.0.1:5432/unused",
-  CUSTODY_CONFIG_JSON: JSON.stringify(file),
-});
 
 describe("api.rateLimit in the config", () => {
   it("defaults to 600 per minute and refuses bad values naming the field", () => {
-    expect(loadConfig(chainSchema, env({ chains: [chain] })).api?.rateLimit).toEqual({
+    expect(loadApiConfig(undefined)?.rateLimit).toEqual({
       max: 600,
       windowMs: 60_000,
     });
@@ -38,16 +21,9 @@ describe("api.rateLimit in the config", () => {
       [{ windowMs: 10 }, "api.rateLimit.windowMs"],
       [{ max: 5, perMinute: 5 }, "api.rateLimit"],
     ] as const) {
-      let error: unknown;
-      try {
-        loadConfig(chainSchema, env({ chains: [chain], api: { rateLimit } }));
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(ConfigError);
-      const issues = (error as ConfigError).issues.map((i) => i.field);
-      expect(issues).toEqual([`env:CUSTODY_CONFIG_JSON.${field}`]);
-      expect((error as ConfigError).message).toContain(field);
+      const error = refusedApiConfig({ rateLimit });
+      expect(error.issues.map((i) => i.field)).toEqual([`env:CUSTODY_CONFIG_JSON.${field}`]);
+      expect(error.message).toContain(field);
     }
   });
 });
@@ -56,15 +32,8 @@ describe("a low configured limit", () => {
   let t: ApiTestContext;
   beforeAll(async () => {
     t = await createApiTestContext({
-      // The limit as loadConfig reads it from a file, on the test context's config.
-      configure: (ctx) => {
-        const { api } = loadConfig(
-          chainSchema,
-          env({ chains: [chain], api: { rateLimit: { max: 3 } } }),
-        );
-        const config: Config = Object.freeze({ ...ctx.config, ...(api ? { api } : {}) });
-        return { ...ctx, config, common: { ...ctx.common, config } };
-      },
+      // The limit from the config file, read through the file schema as loadConfig reads it.
+      file: { api: { rateLimit: { max: 3 } } },
       v1: { authFailureLimit: { max: 3, windowMs: 60_000 } },
     });
   });
@@ -86,24 +55,8 @@ describe("a low configured limit", () => {
   });
 
   it("refuses console sign-in from an address past 3 failures with 429 problem+json, even with a good key", async () => {
-    const from = "10.0.0.9";
-    const page = await t.app.inject({
-      method: "GET",
-      url: "/console/sign-in",
-      remoteAddress: from,
-    });
-    const login = cookieOf(page.headers["set-cookie"], "cn_console_login")!;
-    const signIn = (apiKey: string) =>
-      t.app.inject({
-        method: "POST",
-        url: "/console/sign-in",
-        remoteAddress: from,
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          cookie: `cn_console_login=${login}`,
-        },
-        payload: new URLSearchParams({ _csrf: login, apiKey }).toString(),
-      });
+    const signIn = async (apiKey: string) =>
+      (await consoleSignIn(t.app, apiKey, { remoteAddress: "10.0.0.9" })).res;
     const sessions = async () =>
       (await t.ctx.db.pool.query("SELECT count(*)::int AS n FROM api.console_sessions")).rows[0].n;
     const before = await sessions();

@@ -6,34 +6,17 @@
  * through `inject` with the connection's address set.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chainSchema } from "../chains/index.js";
-import { type Config, loadConfig } from "../foundation/config.js";
-import { ConfigError } from "../foundation/errors.js";
-import { cookieOf } from "./console/testing/inject.js";
+import { consoleSignIn } from "./console/testing/inject.js";
+import { loadApiConfig, refusedApiConfig } from "./testing/apiConfig.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
-
-const chain = {
-  key: "local",
-  chainId: 31337,
-  name: "local",
-  rpcUrls: ["http://127.0.0.1:8545"],
-  confirmations: { kind: "blocks", blocks: 2 },
-  reorgWindow: 8,
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
-};
-const env = (api: unknown) => ({
-  DATABASE_URL: "postgres://postgres@127.0.0.1:5432/unused",
-  CUSTODY_CONFIG_JSON: JSON.stringify({ chains: [chain], ...(api ? { api } : {}) }),
-});
 
 const BALANCER = "10.0.0.1";
 
 describe("api.trustProxy in the config", () => {
   it("defaults to false, takes true or a list of addresses and ranges, refuses the rest naming the field", () => {
-    expect(loadConfig(chainSchema, env(undefined)).api?.trustProxy).toBe(false);
+    expect(loadApiConfig(undefined)?.trustProxy).toBe(false);
     for (const ok of [true, ["10.0.0.1", "10.1.0.0/16", "fd00::/8", "loopback"]])
-      expect(loadConfig(chainSchema, env({ trustProxy: ok })).api?.trustProxy).toEqual(ok);
+      expect(loadApiConfig({ trustProxy: ok })?.trustProxy).toEqual(ok);
     for (const [trustProxy, field] of [
       ["yes", "api.trustProxy"],
       [1, "api.trustProxy"],
@@ -42,28 +25,18 @@ describe("api.trustProxy in the config", () => {
       [["10.0.0.0/33"], "api.trustProxy.0"],
       [["lb.example.com"], "api.trustProxy.0"],
     ] as const) {
-      let error: unknown;
-      try {
-        loadConfig(chainSchema, env({ trustProxy }));
-      } catch (e) {
-        error = e;
-      }
-      expect(error, JSON.stringify(trustProxy)).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).issues.map((i) => i.field)).toEqual([
-        `env:CUSTODY_CONFIG_JSON.${field}`,
-      ]);
+      expect(
+        refusedApiConfig({ trustProxy }).issues.map((i) => i.field),
+        JSON.stringify(trustProxy),
+      ).toEqual([`env:CUSTODY_CONFIG_JSON.${field}`]);
     }
   });
 });
 
-/** An api test context with `api` as loadConfig reads it and 2 failed authentications a minute. */
-async function contextWith(api: unknown): Promise<ApiTestContext> {
+/** An api test context with `api` in its config file and 2 failed authentications a minute. */
+async function contextWith(api: Record<string, unknown>): Promise<ApiTestContext> {
   return createApiTestContext({
-    configure: (ctx) => {
-      const loaded = loadConfig(chainSchema, env(api)).api;
-      const config: Config = Object.freeze({ ...ctx.config, ...(loaded ? { api: loaded } : {}) });
-      return { ...ctx, config, common: { ...ctx.common, config } };
-    },
+    file: { api },
     v1: { authFailureLimit: { max: 2, windowMs: 60_000 } },
   });
 }
@@ -82,7 +55,7 @@ describe("failed authentications behind a load balancer", () => {
   let untrusted: ApiTestContext;
   beforeAll(async () => {
     trusted = await contextWith({ trustProxy: [BALANCER] });
-    untrusted = await contextWith(undefined);
+    untrusted = await contextWith({});
   }, 120_000);
   afterAll(async () => {
     await trusted?.cleanup();
@@ -114,30 +87,13 @@ describe("failed authentications behind a load balancer", () => {
   });
 
   it("with the balancer trusted, the console's sign-in limit counts each client too", async () => {
-    const signIn = async (client: string) => {
-      const headers = { "x-forwarded-for": client };
-      const page = await trusted.app.inject({
-        method: "GET",
-        url: "/console/sign-in",
-        remoteAddress: BALANCER,
-        headers,
-      });
-      const login = cookieOf(page.headers["set-cookie"], "cn_console_login")!;
-      return trusted.app.inject({
-        method: "POST",
-        url: "/console/sign-in",
-        remoteAddress: BALANCER,
-        headers: {
-          ...headers,
-          "content-type": "application/x-www-form-urlencoded",
-          cookie: `cn_console_login=${login}`,
-        },
-        payload: new URLSearchParams({
-          _csrf: login,
-          apiKey: "cn_0000000000000000_nope",
-        }).toString(),
-      });
-    };
+    const signIn = async (client: string) =>
+      (
+        await consoleSignIn(trusted.app, "cn_0000000000000000_nope", {
+          remoteAddress: BALANCER,
+          headers: { "x-forwarded-for": client },
+        })
+      ).res;
     for (let i = 0; i < 2; i++) expect((await signIn("203.0.113.8")).statusCode).toBe(401);
     expect((await signIn("203.0.113.8")).statusCode).toBe(429);
     expect((await signIn("203.0.113.9")).statusCode).toBe(401);

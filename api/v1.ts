@@ -10,8 +10,14 @@ import type { Redis } from "ioredis";
 import type { Common } from "../foundation/common.js";
 import { DEFAULT_API_RATE_LIMIT } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
+import { closeRedis, createFailFastRedis } from "../foundation/redis.js";
 import { createLedger, type Ledger } from "../ledger/index.js";
-import { type AuthFailureLimit, registerAuth } from "./auth.js";
+import {
+  type AuthFailureLimit,
+  createAuthFailureLimiter,
+  DEFAULT_AUTH_FAILURE_LIMIT,
+  registerAuth,
+} from "./auth.js";
 import { type ChainHeads, createChainHeads } from "./chainStatus.js";
 import { createConsolePlugin } from "./console/plugin.js";
 import { RateLimitedError } from "./errors.js";
@@ -36,7 +42,10 @@ export type V1Options = {
   redis: Redis;
   /** Requests per API key per window (default: the config's `api.rateLimit`, 600 per minute). */
   rateLimit?: { max: number; timeWindowMs: number };
-  /** Failed authentications per client address per window (default 20 per minute). */
+  /**
+   * Failed authentications per client address per window, counted across api tasks in Redis
+   * (default 20 per minute); the console's sign-in has its own count with the same limit.
+   */
   authFailureLimit?: AuthFailureLimit;
   /** Called after committing webhook events so the dispatcher sends them without waiting. */
   ringWebhooks?: () => Promise<unknown>;
@@ -76,6 +85,32 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         asset_id: assetId,
         field: "policies.withdrawals.limits",
       });
+    // A connection of its own that fails fast: with Redis down or silent, the per-key limiter
+    // lets requests through (skipOnError) and the failed-authentication limits count per process
+    // (auth.ts), instead of queueing requests for the whole outage; auth and money live in Postgres.
+    const limiterRedis = createFailFastRedis(deps.redis);
+    // Start counting from the first request when Redis is up; never block start-up on it.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      limiterRedis.once("ready", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    root.addHook("onClose", async () => {
+      await closeRedis(limiterRedis);
+    });
+    const prefix = deps.common.config.env.REDIS_PREFIX;
+    const authFailures = (name: "v1" | "console") =>
+      createAuthFailureLimiter({
+        limit: options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT,
+        shared: {
+          redis: limiterRedis,
+          keyPrefix: `${prefix}:authfail:${name}:`,
+          name,
+          logger: deps.common.logger,
+        },
+      });
     await root.register(
       async (app) => {
         const v1 = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -90,26 +125,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
             reply.elapsedTime / 1000,
           );
         });
-        await registerAuth(v1, deps.pool, options.authFailureLimit);
-        // A connection of its own that fails fast: with Redis down the limiter lets requests
-        // through (skipOnError) instead of queueing them forever; auth and money live in Postgres.
-        const limiterRedis = deps.redis.duplicate({
-          maxRetriesPerRequest: 1,
-          enableOfflineQueue: false,
-          lazyConnect: false,
-        });
-        limiterRedis.on("error", () => {});
-        // Start counting from the first request when Redis is up; never block start-up on it.
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 2000);
-          limiterRedis.once("ready", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-        app.addHook("onClose", async () => {
-          await limiterRedis.quit().catch(() => limiterRedis.disconnect());
-        });
+        await registerAuth(v1, deps.pool, authFailures("v1"));
         // After auth (onRequest), so the limit is per key; before parsing, so oversized or
         // malformed bodies count too.
         await v1.register(rateLimit, {
@@ -142,7 +158,7 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
         pool: options.pool,
         chains: options.common.config.chains,
         ...(consoleConfig?.idleTimeoutMs ? { idleTimeoutMs: consoleConfig.idleTimeoutMs } : {}),
-        ...(options.authFailureLimit ? { authFailureLimit: options.authFailureLimit } : {}),
+        signInFailures: authFailures("console"),
         ...(consoleConfig?.secureCookie !== undefined
           ? { secureCookie: consoleConfig.secureCookie }
           : {}),

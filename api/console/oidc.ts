@@ -21,7 +21,11 @@ import type { Pool } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { ConfigError } from "../../foundation/errors.js";
 import { normalizeOwner, parseEmail, SCOPES, type Scope } from "../apiKeys.js";
-import { createAuthFailureLimiter, DEFAULT_AUTH_FAILURE_LIMIT } from "../auth.js";
+import {
+  type AuthFailureLimiter,
+  createAuthFailureLimiter,
+  DEFAULT_AUTH_FAILURE_LIMIT,
+} from "../auth.js";
 import { esc, html, layout, setSecurityHeaders } from "./html.js";
 import { mintSession } from "./sessions.js";
 
@@ -38,7 +42,7 @@ export type OidcRoutesOptions = {
    * Failed sign-ins per client address, shared with the API-key sign-in form (plugin.ts): a
    * refused callback counts, and past the limit the callback is refused before any work.
    */
-  signInFailures?: ReturnType<typeof createAuthFailureLimiter> | undefined;
+  signInFailures?: AuthFailureLimiter | undefined;
 };
 
 const FLOW_COOKIE = "cn_console_oidc";
@@ -118,7 +122,8 @@ export function ownerOf(
 export function createOidcRoutes(o: OidcRoutesOptions) {
   const { oidc } = o;
   checkOidcScopes(oidc);
-  const failures = o.signInFailures ?? createAuthFailureLimiter(DEFAULT_AUTH_FAILURE_LIMIT);
+  const failures =
+    o.signInFailures ?? createAuthFailureLimiter({ limit: DEFAULT_AUTH_FAILURE_LIMIT });
   const issuerUrl = new URL(oidc.issuer);
   const insecure = issuerUrl.protocol === "http:";
   // Discovery once, at first use; a failure is not cached (the provider may be back next time).
@@ -214,7 +219,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
       // responses makes the console call the token endpoint (and write audit entries) each time.
       // Failed callbacks count per address with the API-key form's failures; past the limit the
       // callback is refused before anything is read or sent, a good response included.
-      const wait = failures.blockedFor(request.ip);
+      const wait = await failures.blockedFor(request.ip);
       if (wait > 0) {
         reply.header("retry-after", String(wait));
         return refuse(
@@ -225,9 +230,9 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
           `too many failed sign-ins from this address; try again in ${wait} s`,
         );
       }
-      const refuseCounted: typeof refuse = (request, reply, status, code, message) => {
-        failures.fail(request.ip);
-        return refuse(request, reply, status, code, message);
+      const refuseCounted = async (...args: Parameters<typeof refuse>) => {
+        await failures.fail(args[0].ip);
+        return refuse(...args);
       };
       const query = request.query as Record<string, unknown>;
       const flow = flowOf(request);

@@ -15,7 +15,7 @@ import type { Pool } from "../../foundation/db.js";
 import { listAuditAnchors } from "../../ledger/recon/index.js";
 import { approvingKeysWithoutEmail } from "../apiKeys.js";
 import {
-  type AuthFailureLimit,
+  type AuthFailureLimiter,
   createAuthFailureLimiter,
   DEFAULT_AUTH_FAILURE_LIMIT,
 } from "../auth.js";
@@ -56,11 +56,13 @@ export type ConsoleOptions = {
   /** Sign-in through OpenID Connect (oidc.ts); absent: API-key sign-in only. */
   oidc?: OidcOptions | undefined;
   /**
-   * Failed API-key sign-ins per client address per window (default: /v1's, 20 per minute); past
-   * it, 429 AUTH_RATE_LIMITED before the key is looked up. Counted apart from /v1's failures: the
-   * console calls /v1 in-process from 127.0.0.1, which a burst of bad sign-ins must not lock out.
+   * Failed sign-ins per client address (API-key form and SSO callback together); past the limit,
+   * 429 AUTH_RATE_LIMITED before the key is looked up. Counted apart from /v1's failures (v1.ts
+   * builds both, shared across api tasks in Redis): the console calls /v1 in-process from
+   * 127.0.0.1, which a burst of bad sign-ins must not lock out. Default: this process's own count
+   * at /v1's limit, 20 per minute.
    */
-  authFailureLimit?: AuthFailureLimit | undefined;
+  signInFailures?: AuthFailureLimiter | undefined;
 };
 
 export const SESSION_COOKIE = "cn_console";
@@ -98,9 +100,8 @@ export function createConsolePlugin(options: ConsoleOptions) {
   const idleTimeoutMs = options.idleTimeoutMs ?? 15 * 60_000;
   // API-key sessions end when SSO sessions do (the OIDC config's absolute timeout, default 8 h).
   const absoluteTimeoutMs = options.oidc?.absoluteTimeoutMs ?? DEFAULT_ABSOLUTE_TIMEOUT_MS;
-  const signInFailures = createAuthFailureLimiter(
-    options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT,
-  );
+  const signInFailures =
+    options.signInFailures ?? createAuthFailureLimiter({ limit: DEFAULT_AUTH_FAILURE_LIMIT });
   return async (app: FastifyInstance) => {
     const cookie = (request: FastifyRequest, name: string, value: string, maxAgeS: number) => {
       const secure = options.secureCookie ?? request.protocol === "https";
@@ -421,7 +422,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
             ),
           );
         // Before the key is looked up, as /v1's auth does: guessing keys costs no database work.
-        const wait = signInFailures.blockedFor(request.ip);
+        const wait = await signInFailures.blockedFor(request.ip);
         if (wait > 0) {
           reply.header("retry-after", String(wait));
           throw new AuthRateLimitedError(wait);
@@ -433,7 +434,7 @@ export function createConsolePlugin(options: ConsoleOptions) {
           absoluteTimeoutMs,
         );
         if (!result.ok) {
-          signInFailures.fail(request.ip);
+          await signInFailures.fail(request.ip);
           return send(
             reply,
             401,

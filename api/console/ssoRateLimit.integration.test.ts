@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
-import { cookieOf } from "./testing/inject.js";
+import { consoleSignIn } from "./testing/inject.js";
 
 const OIDC = {
   issuer: "https://login.example.com",
@@ -52,22 +52,7 @@ describe("failed SSO sign-ins per address", () => {
     expect(String(limited.headers["set-cookie"])).toMatch(/^cn_console_oidc=; .*Max-Age=0/);
 
     // The API-key sign-in form from that address is past the same limit, a good key included.
-    const page = await t.app.inject({
-      method: "GET",
-      url: "/console/sign-in",
-      remoteAddress: from,
-    });
-    const login = cookieOf(page.headers["set-cookie"], "cn_console_login")!;
-    const form = await t.app.inject({
-      method: "POST",
-      url: "/console/sign-in",
-      remoteAddress: from,
-      headers: {
-        "content-type": "application/x-www-form-urlencoded",
-        cookie: `cn_console_login=${login}`,
-      },
-      payload: new URLSearchParams({ _csrf: login, apiKey: t.keys.admin }).toString(),
-    });
+    const form = (await consoleSignIn(t.app, t.keys.admin, { remoteAddress: from })).res;
     expect(form.statusCode).toBe(429);
     expect(form.json()).toMatchObject({ code: "AUTH_RATE_LIMITED" });
 

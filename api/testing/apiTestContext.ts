@@ -5,7 +5,9 @@
  * policy and customers funded in the ledger.
  */
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import type { Common } from "../../foundation/common.js";
 import { createHealth } from "../../foundation/health.js";
+import type { Redis } from "../../foundation/redis.js";
 import { createLedger, type Ledger, transferId } from "../../ledger/index.js";
 import {
   createTestContext,
@@ -24,6 +26,16 @@ export type ApiTestContext = {
   keys: Record<Scope, string>;
   keyRows: Record<Scope, ApiKey>;
   newKey: (owner: string, scopes: Scope[]) => Promise<string>;
+  /**
+   * Another api task on the same database and Redis prefix (ECS runs several behind the balancer),
+   * built with this context's /v1 options and `v1`, on `redis` or `common` where given; `cleanup`
+   * closes it.
+   */
+  addApp: (options?: {
+    v1?: ApiTestOptions["v1"];
+    redis?: Redis;
+    common?: Common;
+  }) => Promise<FastifyInstance>;
   call: (key: string | null, opts: InjectOptions) => Promise<LightMyRequestResponse>;
   cleanup: () => Promise<void>;
 };
@@ -46,20 +58,26 @@ export async function createApiTestContext(options: ApiTestOptions = {}): Promis
     ...(options.file ? { file: options.file } : {}),
   });
   const ctx = options.configure ? options.configure(base) : base;
-  const app = await buildApp({
-    common: ctx.common,
-    health: createHealth(),
-    plugins: [
-      createV1Plugin({
-        common: ctx.common,
-        pool: ctx.db.pool,
-        redis: ctx.redis.redis,
-        // Tests call from one address and many expect 401s; the limiter's own test sets its limit.
-        authFailureLimit: { max: 1_000_000, windowMs: 60_000 },
-        ...options.v1,
-      }),
-    ],
-  });
+  const build = (task: Parameters<ApiTestContext["addApp"]>[0] = {}) => {
+    const common = task.common ?? ctx.common;
+    return buildApp({
+      common,
+      health: createHealth(),
+      plugins: [
+        createV1Plugin({
+          common,
+          pool: ctx.db.pool,
+          redis: task.redis ?? ctx.redis.redis,
+          // Tests call from one address and many expect 401s; the limiter's own test sets its limit.
+          authFailureLimit: { max: 1_000_000, windowMs: 60_000 },
+          ...options.v1,
+          ...task.v1,
+        }),
+      ],
+    });
+  };
+  const app = await build();
+  const others: FastifyInstance[] = [];
   const keys = {} as Record<Scope, string>;
   const keyRows = {} as Record<Scope, ApiKey>;
   for (const scope of SCOPES) {
@@ -78,6 +96,11 @@ export async function createApiTestContext(options: ApiTestOptions = {}): Promis
     async newKey(owner, scopes) {
       return (await createApiKey(ctx.db.pool, { owner, scopes })).plaintext;
     },
+    async addApp(options) {
+      const another = await build(options);
+      others.push(another);
+      return another;
+    },
     call(key, opts) {
       return app.inject({
         ...opts,
@@ -85,6 +108,7 @@ export async function createApiTestContext(options: ApiTestOptions = {}): Promis
       });
     },
     async cleanup() {
+      for (const another of others) await another.close();
       await app.close();
       await base.cleanup();
     },

@@ -11,14 +11,23 @@ export const cookieOf = (setCookie: string | string[] | undefined, name: string)
   return hit ? decodeURIComponent(hit.slice(name.length + 1).split(";")[0]!) : undefined;
 };
 
-/** The sign-in form posted with `key`: the answer, the login CSRF token and the session key. */
-export async function consoleSignIn(app: FastifyInstance, key: string) {
-  const page = await app.inject({ method: "GET", url: "/console/sign-in" });
+/**
+ * The sign-in form posted with `key` (both requests from `from`: the connection's address and
+ * headers such as X-Forwarded-For): the answer, the login CSRF token and the session key.
+ */
+export async function consoleSignIn(
+  app: FastifyInstance,
+  key: string,
+  from: { remoteAddress?: string; headers?: Record<string, string> } = {},
+) {
+  const page = await app.inject({ method: "GET", url: "/console/sign-in", ...from });
   const login = cookieOf(page.headers["set-cookie"], "cn_console_login")!;
   const res = await app.inject({
     method: "POST",
     url: "/console/sign-in",
+    ...(from.remoteAddress ? { remoteAddress: from.remoteAddress } : {}),
     headers: {
+      ...from.headers,
       "content-type": "application/x-www-form-urlencoded",
       cookie: `cn_console_login=${login}`,
     },
