@@ -61,6 +61,14 @@ async function minedOf(row: StoredDeploy) {
   throw new Error(`none of ${row.txHash}, ${row.earlierTxHashes.join(", ")} mined`);
 }
 
+/** A deploy the CLI sent and was killed after (automine off: the node holds it unmined). */
+async function sentUnmined(account: KmsAccount, name: string, nonce: bigint) {
+  const sent = await storeKilledDeploy(t, account, name, "deploy_after_send");
+  expect(sent).toMatchObject({ nonce, status: "broadcast" });
+  expect(await t.client.getTransaction({ hash: sent.txHash })).toMatchObject({ blockNumber: null });
+  return sent;
+}
+
 /** The CLI's sender run to its end (the deploy followed until final): what it records. */
 async function follow(account: KmsAccount, name: string) {
   await rpc("anvil_mine", [numberToHex(t.chain.reorgWindow)]);
@@ -203,11 +211,7 @@ describe("a stored deploy priced out of the market", () => {
     // No blocks: the node holds the deploy (and later the withdrawal) in its pool, unmined.
     await rpc("evm_setAutomine", [false]);
     try {
-      const sent = await storeKilledDeploy(t, account, "HeldUnmined", "deploy_after_send");
-      expect(sent).toMatchObject({ nonce: first, status: "broadcast" });
-      expect(await t.client.getTransaction({ hash: sent.txHash })).toMatchObject({
-        blockNumber: null,
-      });
+      const sent = await sentUnmined(account, "HeldUnmined", first);
       await t.withdraw(["held-unmined"], { from: account.address });
       const signer = t.run(account, {
         settings: { stallResendMs: 300 },
@@ -345,11 +349,7 @@ describe("the deploy command run while its stored deploy is priced out", () => {
     // No blocks: the node holds the deploy in its pool, unmined.
     await rpc("evm_setAutomine", [false]);
     try {
-      const sent = await storeKilledDeploy(t, account, "HeldByNode", "deploy_after_send");
-      expect(sent).toMatchObject({ nonce: first, status: "broadcast" });
-      expect(await t.client.getTransaction({ hash: sent.txHash })).toMatchObject({
-        blockNumber: null,
-      });
+      const sent = await sentUnmined(account, "HeldByNode", first);
       const run = followOn(account, "HeldByNode", { ...t.chain, bumpIntervalMs: 300 });
       run.catch(() => {}); // awaited below; a failure before then must not go unhandled
       const row = await waitFor(

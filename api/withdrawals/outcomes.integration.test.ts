@@ -98,6 +98,19 @@ async function eventTypes(id: string): Promise<string[]> {
   return rows.map((r) => r.type);
 }
 
+/** Until an outcome pass waits for a withdrawal's row lock another transaction holds. */
+const passWaitsForWithdrawal = () =>
+  waitFor(
+    "the outcome pass waiting for the withdrawal",
+    async () =>
+      (
+        await t.ctx.db.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+            AND wait_event_type = 'Lock' AND query LIKE '%FROM api.withdrawals%'`,
+        )
+      ).rows.length > 0,
+  );
+
 describe("withdrawal outcomes from the signer", () => {
   it("confirmed posts; a reorg reverts the posting to a hold; confirmed again posts once more; finalized is terminal", async () => {
     const gasBefore = await gasAccount(); // the factory deploy's gas, booked by the test set-up
@@ -656,16 +669,7 @@ describe("withdrawal outcomes from the signer", () => {
     // The pass reads the signer's cancel (back to broadcast) and waits for the withdrawal's row,
     // which the operator's transaction holds from before the signer's record was changed.
     const pass = withdrawals.syncOutcomes();
-    await waitFor(
-      "the outcome pass waiting for the withdrawal",
-      async () =>
-        (
-          await pool.query(
-            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
-              AND wait_event_type = 'Lock' AND query LIKE '%FROM api.withdrawals%'`,
-          )
-        ).rows.length > 0,
-    );
+    await passWaitsForWithdrawal();
     passWaits();
     const answered = await failing;
     expect(answered).toMatchObject({
@@ -695,16 +699,7 @@ describe("withdrawal outcomes from the signer", () => {
       await locker.query("BEGIN");
       await locker.query("SELECT 1 FROM api.withdrawals WHERE id = $1 FOR UPDATE", [id]);
       const pass = withdrawals.syncOutcomes();
-      await waitFor(
-        "the outcome pass waiting for the withdrawal",
-        async () =>
-          (
-            await pool.query(
-              `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
-                AND wait_event_type = 'Lock' AND query LIKE '%FROM api.withdrawals%'`,
-            )
-          ).rows.length > 0,
-      );
+      await passWaitsForWithdrawal();
       await signerRecords(id, { status: "broadcast", txHash: TX_B, reorgs: 1 });
       await locker.query("COMMIT");
       await pass;
