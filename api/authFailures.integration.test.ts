@@ -86,6 +86,18 @@ describe("failed authentications across two api tasks", () => {
     expect((await goodKey(a, "10.1.0.2", t.keys.admin)).statusCode).toBe(200);
   });
 
+  it("/v1: a task that has not seen the address fail asks nothing, counts its first failure, then refuses", async () => {
+    const from = "10.1.0.4";
+    for (let i = 0; i < LIMIT.max; i++) expect((await badKey(a, from)).statusCode).toBe(401);
+    expectApiLimited(await badKey(a, from), 60);
+    // Task b has seen nothing from it: a good key goes through without a round trip to Redis, a bad
+    // one is counted (max + 1 across two tasks: the bound is max + tasks - 1), then b refuses too.
+    expect((await goodKey(b, from, t.keys.admin)).statusCode).toBe(200);
+    expect((await badKey(b, from)).statusCode).toBe(401);
+    expectApiLimited(await badKey(b, from), 60);
+    expectApiLimited(await goodKey(b, from, t.keys.admin), 60);
+  });
+
   it("console: the sign-in form on one task and the SSO callback on the other share one count", async () => {
     const from = "10.1.0.3";
     const form = async (app: FastifyInstance, key: string) =>
