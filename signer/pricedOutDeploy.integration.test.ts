@@ -13,13 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRpcClient } from "../chains/index.js";
 import { FORWARDER_FACTORY, getContract } from "../indexers/index.js";
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
-import { deployForwarderFactory } from "./deposit-addresses/deployFactory.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import type { Lease } from "./lease.js";
 import { getTxRequest } from "./requests.js";
 import { storedDeploySender } from "./storedDeploy.js";
 import { waitFor } from "./testing/harness.js";
 import {
+  deployFactoryStored,
   priceOut,
   readStoredDeploy,
   restoreBaseFee,
@@ -99,42 +99,9 @@ async function followOn(account: KmsAccount, name: string, chain = t.chain) {
   }
 }
 
-/**
- * `custody-node contracts deploy`'s body in process (deployForwarderFactory with the CLI's stored
- * sender), "killed" (thrown out) at `killAt` when given.
- */
-async function deployFactory(account: KmsAccount, killAt?: CrashPoint) {
-  let lease: Lease | undefined;
-  try {
-    return await deployForwarderFactory({
-      common: t.ctx.common,
-      pool: t.ctx.db.pool,
-      chain: t.chain,
-      client: t.client,
-      account,
-      sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
-      send: storedDeploySender({
-        common: t.ctx.common,
-        databaseUrl: t.ctx.db.url,
-        chain: t.chain,
-        client: t.client,
-        rpc: createRpcClient({ chainId: t.chain.chainId, urls: t.chain.rpcUrls }),
-        account,
-        sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
-        getFinalizedBlock: () => t.client.getBlock({ blockTag: "finalized" }),
-        onLease: (l) => {
-          lease = l;
-        },
-        crash: (point) => {
-          if (point === killAt) throw new Error(`killed at ${point}`);
-        },
-        pollMs: 100,
-      }),
-    });
-  } finally {
-    await lease?.release().catch(() => {});
-  }
-}
+/** `custody-node contracts deploy`'s body in process, "killed" at `killAt` when given. */
+const deployFactory = (account: KmsAccount, killAt?: CrashPoint) =>
+  deployFactoryStored(t, account, killAt ? { killAt } : {});
 
 /**
  * Settles `work` while blocks are mined, each with the base fee at `baseFee` when given (an empty
@@ -373,6 +340,56 @@ describe("the deploy command run while its stored deploy is priced out", () => {
       expect(await mined(account.address)).toBe(Number(first) + 1);
     } finally {
       await rpc("evm_setAutomine", [true]);
+    }
+  });
+
+  it("whose nonce another transaction of the key used after its follower replaced the bytes: the error names the current bytes and the earlier ones", async () => {
+    const account = await t.wallet();
+    const first = BigInt(await mined(account.address));
+    // No blocks: the node holds the replacement in its pool, where another transaction takes it.
+    await rpc("evm_setAutomine", [false]);
+    const stored = await storeKilledDeploy(t, account, "UsedElsewhere");
+    expect(stored).toMatchObject({ nonce: first, status: "signed" });
+    const oldFee = await priceOut(t.client, t.chain, stored.rawTx);
+    try {
+      // No second replacement while the node holds the first (bump interval long past the test).
+      const run = followOn(account, "UsedElsewhere", { ...t.chain, bumpIntervalMs: 600_000 });
+      run.catch(() => {}); // awaited below; a failure before then must not go unhandled
+      const row = await waitFor("the deploy replaced by its follower", async () => {
+        const r = await deployRow(account, "UsedElsewhere");
+        return r.txHash !== stored.txHash ? r : undefined;
+      });
+      expect(row.earlierTxHashes).toEqual([stored.txHash]);
+      // The key used elsewhere: a transfer at the deploy's nonce outbids the replacement and mines.
+      const replacement = parseTransaction(row.rawTx);
+      const tip = replacement.maxPriorityFeePerGas! * 2n + 1_000_000_000n;
+      const other = await account.signTransaction({
+        chainId: t.chain.chainId,
+        nonce: Number(first),
+        to: account.address,
+        value: 0n,
+        gas: 21_000n,
+        maxFeePerGas: replacement.maxFeePerGas! * 2n + tip,
+        maxPriorityFeePerGas: tip,
+      });
+      const otherHash = await t.client.sendRawTransaction({ serializedTransaction: other });
+      await rpc("evm_setAutomine", [true]);
+      const failed = await whileMining(
+        run.then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        ),
+      );
+      expect((await t.client.getTransactionReceipt({ hash: otherHash })).status).toBe("success");
+      expect(failed?.message).toMatch(
+        new RegExp(
+          `^UsedElsewhere deploy ${row.txHash} \\(nonce ${first}, contract 0x[0-9a-fA-F]{40}; replacing ${stored.txHash}\\): its nonce was used by another transaction`,
+        ),
+      );
+      expect((await deployRow(account, "UsedElsewhere")).status).toBe("dropped");
+    } finally {
+      await rpc("evm_setAutomine", [true]);
+      await restoreBaseFee(t.client, oldFee);
     }
   });
 });

@@ -23,6 +23,7 @@
  * never from a head alone, which one bogus answer may put far above the chain. On a halted chain
  * (docs/chain-halts.md) nothing new leaves the hot wallet: a new deploy, or a stored one no node
  * has taken yet (`signed`), is refused (SIGNER_CHAIN_HALTED); a sent one is followed as before.
+ * A halt opened while the command runs holds bytes no node has taken the same way (haltHolding).
  */
 import {
   type Account,
@@ -38,7 +39,7 @@ import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contra
 import { type ChainConfig, feePaid, finalityRule, type RpcClient } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
 import type { Logger } from "../foundation/logger.js";
-import { openHalt, readFinalized } from "../indexers/index.js";
+import { type ChainHalt, openHalt, readFinalized } from "../indexers/index.js";
 import { type ChainView, createChainView, heightMeeting } from "./broadcaster/chainView.js";
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
 import { ChainHaltedDeployError, LeaseLostError } from "./errors.js";
@@ -124,7 +125,7 @@ export function storedDeploySender({
         const used = await usedElsewhere({ chain, client, getFinalizedBlock, lease }, deploy);
         if (used === "unknown")
           throw new Error(
-            `the stored ${name} deploy ${deploy.hash} (nonce ${deploy.nonce}) on chain ${chain.key} has no receipt on the node, and its nonce is used but not yet at a final block: run again once that block is final`,
+            `the stored ${deployNamed(deploy)} on chain ${chain.key} has no receipt on the node, and its nonce is used but not yet at a final block: run again once that block is final`,
           );
         if (used === "dropped") {
           log.warn({
@@ -139,10 +140,8 @@ export function storedDeploySender({
     }
     // Nothing new leaves a hot wallet on a halted chain: neither a new deploy nor stored bytes no
     // node has taken yet. One already sent is followed (only finishing it: the same bytes).
-    if (!deploy || deploy.status === "signed") {
-      const halt = await openHalt(lease, chain.chainId);
-      if (halt) throw new ChainHaltedDeployError(chain, halt);
-    }
+    const halt = await haltHolding(lease, chain.chainId, deploy?.status === "broadcast");
+    if (halt) throw new ChainHaltedDeployError(chain, halt);
     if (!deploy) {
       const nonce = await freshDeployNonce(lease, client, chain, from);
       const signed = await signDeploy({ chain, client, account, data, nonce });
@@ -196,15 +195,33 @@ export function storedDeploySender({
       log,
       pollMs,
     };
-    try {
-      return await followUntilFinal(follow, deploy);
-    } catch (error) {
-      throw new Error(
-        `${name} deploy ${deploy.hash} (nonce ${deploy.nonce}, contract ${deploy.address}): ${errorText(error)}`,
-        { cause: error },
-      );
-    }
+    return followUntilFinal(follow, deploy);
   };
+}
+
+/**
+ * The chain's open halt when it keeps a deploy's bytes from the nodes: on a halted chain nothing
+ * new leaves the hot wallet, and bytes no node has taken yet would be new (the signer's rule for a
+ * request's bytes, broadcaster/halt.ts). Bytes a node took only finish what is out: never held.
+ * The command's start and its follower ask this, one rule for both.
+ */
+async function haltHolding(
+  lease: Lease,
+  chainId: number,
+  taken: boolean,
+): Promise<ChainHalt | null> {
+  return taken ? null : openHalt(lease, chainId);
+}
+
+/**
+ * The deploy as a message names it: its current bytes' hash and, after a replacement, the hashes
+ * of the bytes they replaced (any of them may still mine).
+ */
+function deployNamed(
+  deploy: Pick<StoredDeploy, "name" | "hash" | "nonce" | "address" | "earlier">,
+) {
+  const replacing = deploy.earlier.length > 0 ? `; replacing ${deploy.earlier.join(", ")}` : "";
+  return `${deploy.name} deploy ${deploy.hash} (nonce ${deploy.nonce}, contract ${deploy.address}${replacing})`;
 }
 
 /**
@@ -336,7 +353,10 @@ type Follow = {
  * with every deposit address derived from it, could never be deployed again). Bytes priced out
  * of the market (a node refuses them as underpriced, or holds them unmined past the chain's bump
  * interval) are replaced at the nonce with raised fees (replaceStoredDeploy, the signer's rule):
- * this run holds the lease, so no signer can do it meanwhile.
+ * this run holds the lease, so no signer can do it meanwhile. A chain halted meanwhile keeps bytes
+ * no node has taken from the nodes, as at the command's start (haltHolding): they are followed (if
+ * they mine anyway, the contract is recorded as usual) and sent once an operator resumes the chain.
+ * Its errors name the bytes it follows then (deployNamed): a replacement's, and those it replaced.
  */
 async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDeploy> {
   const { chain, client, log } = f;
@@ -358,94 +378,125 @@ async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDe
       return error;
     }
   };
+  // The halt keeping bytes no node has taken from the nodes: told once per halt, and at its end.
+  let heldBy: string | undefined;
+  const heldByHalt = async () => {
+    const halt = await haltHolding(f.lease, chain.chainId, taken);
+    if (halt) {
+      if (heldBy !== halt.id)
+        log.warn({
+          msg: "chain halted: the deploy's bytes no node has taken are not sent until an operator resumes it",
+          name: deploy.name,
+          nonce: deploy.nonce,
+          tx_hash: deploy.hash,
+          halted_since: halt.haltedAt.toISOString(),
+          reason: halt.reason,
+        });
+      heldBy = halt.id;
+      return true;
+    }
+    if (heldBy !== undefined)
+      log.info({ msg: "chain resumed: the deploy's bytes are sent", name: deploy.name });
+    heldBy = undefined;
+    return false;
+  };
   let waiting: bigint | undefined;
   let progressAt = Date.now();
-  for (;;) {
-    if (Date.now() - progressAt >= PROGRESS_LOG_MS) {
-      // A deploy can wait a long time (finality, a full pool): say it is alive, at most this often.
-      progressAt = Date.now();
-      const head = await client.getBlockNumber().catch(() => null);
-      log.info({
-        msg: "deploy waiting for final",
-        name: deploy.name,
-        nonce: deploy.nonce,
-        tx_hash: deploy.hash,
-        head: head === null ? null : String(head),
-        block_number: waiting === undefined ? null : String(waiting),
-      });
-    }
-    const receipt = await receiptOfAny(client, deploy);
-    if (receipt) {
-      // The bytes that mined: the row's, or ones it replaced (gaps.ts) that a node had taken.
-      const hash = receipt.transactionHash.toLowerCase() as Hex;
-      // Mined, so out, though a run killed after sending could not say so.
-      await markBroadcast(f.lease, deploy);
-      const final = await finalHeight(f);
-      if (final !== null && receipt.blockNumber <= final && (await shownFinal(f, receipt))) {
-        // A receipt without its status, or a success without the contract's address (a node or
-        // proxy dropping fields), is not a revert: read as one, the next run would deploy a second
-        // contract. Read it again.
-        const whole =
-          receipt.status === "reverted" ||
-          (receipt.status === "success" && Boolean(receipt.contractAddress));
-        if (!whole)
-          log.warn({
-            msg: "deploy receipt without its status or contract address: read again",
-            name: deploy.name,
-            tx_hash: hash,
-          });
-        else {
-          if (receipt.status !== "success" || !receipt.contractAddress) {
-            // Final: it can never create the contract. The next run signs a new deploy.
-            await end(f.lease, deploy, "reverted");
-            throw new Error(
-              `${deploy.name} deploy ${hash} reverted (block ${receipt.blockNumber}, final); its gas (${feePaid(receipt)} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
-            );
-          }
-          return { hash, receipt, address: getAddress(receipt.contractAddress) };
-        }
-      }
-      if (waiting !== receipt.blockNumber) {
-        waiting = receipt.blockNumber;
+  try {
+    for (;;) {
+      if (Date.now() - progressAt >= PROGRESS_LOG_MS) {
+        // A deploy can wait a long time (finality, a full pool): say it is alive, at most this often.
+        progressAt = Date.now();
+        const head = await client.getBlockNumber().catch(() => null);
         log.info({
-          msg: "deploy mined, waiting until its block is final",
+          msg: "deploy waiting for final",
           name: deploy.name,
-          tx_hash: hash,
-          block_number: String(receipt.blockNumber),
+          nonce: deploy.nonce,
+          tx_hash: deploy.hash,
+          earlier_tx_hashes: deploy.earlier,
+          head: head === null ? null : String(head),
+          block_number: waiting === undefined ? null : String(waiting),
         });
       }
-    } else {
-      const [latest, pending] = await Promise.all([
-        client.getTransactionCount({ address: from, blockTag: "latest" }),
-        client.getTransactionCount({ address: from, blockTag: "pending" }),
-      ]);
-      if (latest <= deploy.nonce && pending <= deploy.nonce) {
-        // Its nonce is unused and nothing of ours waits at it: these bytes (only these) go out again.
-        log.warn({ msg: "deploy not mined and not pending: sent again", tx_hash: deploy.hash });
-        const refused = await sendNow("deploy resend");
-        if (refused !== undefined && classifyNodeError(refused) === "underpriced") {
-          // Refused for its fees: replaced with raised ones and sent.
-          const replaced = await replaceDeploy(f, deploy);
-          if (replaced !== deploy) {
-            deploy = replaced;
-            await sendNow("deploy replacement");
+      const receipt = await receiptOfAny(client, deploy);
+      if (receipt) {
+        // The bytes that mined: the row's, or ones it replaced (gaps.ts) that a node had taken.
+        const hash = receipt.transactionHash.toLowerCase() as Hex;
+        // Mined, so out, though a run killed after sending could not say so: a node took it.
+        await markBroadcast(f.lease, deploy);
+        taken = true;
+        const final = await finalHeight(f);
+        if (final !== null && receipt.blockNumber <= final && (await shownFinal(f, receipt))) {
+          // A receipt without its status, or a success without the contract's address (a node or
+          // proxy dropping fields), is not a revert: read as one, the next run would deploy a second
+          // contract. Read it again.
+          const whole =
+            receipt.status === "reverted" ||
+            (receipt.status === "success" && Boolean(receipt.contractAddress));
+          if (!whole)
+            log.warn({
+              msg: "deploy receipt without its status or contract address: read again",
+              name: deploy.name,
+              tx_hash: hash,
+            });
+          else {
+            if (receipt.status !== "success" || !receipt.contractAddress) {
+              // Final: it can never create the contract. The next run signs a new deploy.
+              await end(f.lease, deploy, "reverted");
+              throw new Error(
+                `${deploy.name} deploy ${hash} reverted (block ${receipt.blockNumber}, final); its gas (${feePaid(receipt)} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
+              );
+            }
+            return { hash, receipt, address: getAddress(receipt.contractAddress) };
           }
         }
-      } else if (latest <= deploy.nonce) {
-        // A node holds something at the nonce: wait; but bytes of ours taken and not mined within
-        // the bump interval are priced out: replaced (at the cap, or without fees known, the
-        // stored bytes are sent again as they are).
-        if (taken && Date.now() - sentAt >= chain.bumpIntervalMs) {
-          deploy = await replaceDeploy(f, deploy);
-          await sendNow("deploy replacement");
+        if (waiting !== receipt.blockNumber) {
+          waiting = receipt.blockNumber;
+          log.info({
+            msg: "deploy mined, waiting until its block is final",
+            name: deploy.name,
+            tx_hash: hash,
+            block_number: String(receipt.blockNumber),
+          });
         }
-      } else if (latest > deploy.nonce && (await usedElsewhere(f, deploy)) === "dropped") {
-        throw new Error(
-          `its nonce was used by another transaction of ${from} at a final block (is the key used elsewhere?): run the command again to sign a new deploy`,
-        );
+      } else {
+        const [latest, pending] = await Promise.all([
+          client.getTransactionCount({ address: from, blockTag: "latest" }),
+          client.getTransactionCount({ address: from, blockTag: "pending" }),
+        ]);
+        if (latest <= deploy.nonce && pending <= deploy.nonce) {
+          // Its nonce is unused and nothing of ours waits at it: these bytes (only these) go out
+          // again; not while the chain is halted and no node has taken them yet (heldByHalt).
+          if (!(await heldByHalt())) {
+            log.warn({ msg: "deploy not mined and not pending: sent again", tx_hash: deploy.hash });
+            const refused = await sendNow("deploy resend");
+            if (refused !== undefined && classifyNodeError(refused) === "underpriced") {
+              // Refused for its fees: replaced with raised ones and sent.
+              const replaced = await replaceDeploy(f, deploy);
+              if (replaced !== deploy) {
+                deploy = replaced;
+                await sendNow("deploy replacement");
+              }
+            }
+          }
+        } else if (latest <= deploy.nonce) {
+          // A node holds something at the nonce: wait; but bytes of ours taken and not mined within
+          // the bump interval are priced out: replaced (at the cap, or without fees known, the
+          // stored bytes are sent again as they are).
+          if (taken && Date.now() - sentAt >= chain.bumpIntervalMs) {
+            deploy = await replaceDeploy(f, deploy);
+            await sendNow("deploy replacement");
+          }
+        } else if (latest > deploy.nonce && (await usedElsewhere(f, deploy)) === "dropped") {
+          throw new Error(
+            `its nonce was used by another transaction of ${from} at a final block (is the key used elsewhere?): run the command again to sign a new deploy`,
+          );
+        }
       }
+      await new Promise((r) => setTimeout(r, f.pollMs));
     }
-    await new Promise((r) => setTimeout(r, f.pollMs));
+  } catch (error) {
+    throw new Error(`${deployNamed(deploy)}: ${errorText(error)}`, { cause: error });
   }
 }
 

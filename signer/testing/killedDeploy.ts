@@ -16,6 +16,8 @@ import {
 import { type ChainConfig, createRpcClient } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
+import type { CrashPoint } from "../broadcaster/crashPoints.js";
+import { deployForwarderFactory } from "../deposit-addresses/deployFactory.js";
 import type { Lease } from "../lease.js";
 import { storedDeploySender } from "../storedDeploy.js";
 
@@ -89,6 +91,56 @@ export type DeploySite = {
   chain: ChainConfig;
   client: PublicClient;
 };
+
+/**
+ * `custody-node contracts deploy`'s body in process on `site` (deployForwarderFactory with the CLI's
+ * stored sender, following every 100 ms), "killed" (thrown out) at `killAt` when given. `chain`
+ * (default the site's: e.g. another fee cap) and `common` (e.g. a logger the test reads) are the
+ * command's.
+ */
+export async function deployFactoryStored(
+  site: DeploySite,
+  account: Account,
+  {
+    killAt,
+    chain = site.chain,
+    common = site.ctx.common,
+  }: { killAt?: CrashPoint; chain?: ChainConfig; common?: Common } = {},
+) {
+  const { client } = site;
+  const sendRawTransaction = (raw: Hex) =>
+    client.sendRawTransaction({ serializedTransaction: raw });
+  let lease: Lease | undefined;
+  try {
+    return await deployForwarderFactory({
+      common,
+      pool: site.ctx.db.pool,
+      chain,
+      client,
+      account,
+      sendRawTransaction,
+      send: storedDeploySender({
+        common,
+        databaseUrl: site.ctx.db.url,
+        chain,
+        client,
+        rpc: createRpcClient({ chainId: chain.chainId, urls: chain.rpcUrls }),
+        account,
+        sendRawTransaction,
+        getFinalizedBlock: () => client.getBlock({ blockTag: "finalized" }),
+        onLease: (l) => {
+          lease = l;
+        },
+        crash: (point) => {
+          if (point === killAt) throw new Error(`killed at ${point}`);
+        },
+        pollMs: 100,
+      }),
+    });
+  } finally {
+    await lease?.release().catch(() => {});
+  }
+}
 
 /** A deploy's custody.hot_wallet_deploys row. */
 export type StoredDeploy = {
