@@ -200,13 +200,25 @@ export function runChecked(
  * The newest block of the chain attested or being attested (a failed one does not count: a later
  * block is attested instead); null before the first. Asked on every attestor pass.
  */
-export async function lastAttestedBlock(pool: Pool, chainId: number): Promise<number | null> {
-  const { rows } = await pool.query<{ block: string | null }>(
+export async function lastAttestedBlock(
+  db: Pick<Pool, "query">,
+  chainId: number,
+): Promise<number | null> {
+  const { rows } = await db.query<{ block: string | null }>(
     "SELECT max(block_number)::text AS block FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'",
     [chainId],
   );
   const block = rows[0]?.block;
   return block === null || block === undefined ? null : Number(block);
+}
+
+/** An attestation of the chain is requested and not settled yet (its transaction still out). */
+async function attestationInFlight(db: Pick<Pool, "query">, chainId: number): Promise<boolean> {
+  const { rows } = await db.query(
+    "SELECT 1 FROM attest.attestations WHERE chain_id = $1 AND status = 'requested' LIMIT 1",
+    [chainId],
+  );
+  return rows.length > 0;
 }
 
 /**
@@ -594,11 +606,7 @@ export function createAttestor({
         skipped: "no_contract",
         detail: "no ReservesAttestor deployed on this chain",
       };
-    const inFlight = await pool.query(
-      "SELECT 1 FROM attest.attestations WHERE chain_id = $1 AND status = 'requested' LIMIT 1",
-      [chainId],
-    );
-    if (inFlight.rows.length > 0)
+    if (await attestationInFlight(pool, chainId))
       return { attested: [], skipped: "in_flight", detail: "an attestation is still being sent" };
     // Runs are at the confirmation rule's block; an attestation is for good (the contract takes no
     // block twice), so only a run at a block the indexer has published final (the finality rule)
@@ -737,23 +745,16 @@ export function createAttestor({
         "SELECT pg_advisory_xact_lock(hashtextextended('attest.attestations:' || $1::text, 0))",
         [chainId],
       );
-      const now = (
-        await c.query<{ in_flight: boolean; last: string | null }>(
-          `SELECT coalesce(bool_or(status = 'requested'), false) AS in_flight,
-                  max(block_number)::text AS last
-             FROM attest.attestations WHERE chain_id = $1 AND status <> 'failed'`,
-          [chainId],
-        )
-      ).rows[0]!;
-      if (now.in_flight)
+      if (await attestationInFlight(c, chainId))
         return {
           skipped: "in_flight" as const,
           detail: "another tick requested an attestation meanwhile; it is still being sent",
         };
-      if (now.last !== null && run.block < Number(now.last) + schedule.everyBlocks)
+      const last = await lastAttestedBlock(c, chainId);
+      if (last !== null && run.block < last + schedule.everyBlocks)
         return {
           skipped: "not_due" as const,
-          detail: `another tick attested block ${now.last} meanwhile, next at ${Number(now.last) + schedule.everyBlocks}`,
+          detail: `another tick attested block ${last} meanwhile, next at ${last + schedule.everyBlocks}`,
         };
       const out: AttestationRecord[] = [];
       for (const f of due) {
