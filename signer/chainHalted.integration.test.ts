@@ -10,12 +10,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../foundation/db.js";
-import { closeHalt, insertHalt } from "../indexers/halts.js";
 import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
+import { haltChain, resumeChain } from "./testing/chainHalt.js";
 import { waitFor } from "./testing/harness.js";
 import { killedDeploy } from "./testing/killedDeploy.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
@@ -51,14 +50,8 @@ async function heldList(): Promise<string[]> {
   return p.output().split("\n").filter(Boolean);
 }
 
-const halt = () =>
-  withTransaction(t.ctx.db.pool, (c) =>
-    insertHalt(c, { chainId: TEST_CHAIN_ID, reason: "test: deep reorg", details: {} }),
-  );
-const resume = () =>
-  withTransaction(t.ctx.db.pool, (c) =>
-    closeHalt(c, TEST_CHAIN_ID, { resumedBy: "test", reason: "test resume" }),
-  );
+const halt = () => haltChain(t.ctx.db.pool, TEST_CHAIN_ID);
+const resume = () => resumeChain(t.ctx.db.pool, TEST_CHAIN_ID);
 
 /** The wallet's transactions the node has, mined or pooled (anvil, not through the proxy). */
 const sentBy = async (a: KmsAccount) =>

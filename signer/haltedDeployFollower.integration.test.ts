@@ -16,10 +16,9 @@ import {
   parseTransaction,
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../foundation/db.js";
 import { createLogger } from "../foundation/logger.js";
-import { closeHalt, insertHalt } from "../indexers/halts.js";
 import { FORWARDER_FACTORY, getContract } from "../indexers/index.js";
+import { haltChain, resumeChain } from "./testing/chainHalt.js";
 import { waitFor } from "./testing/harness.js";
 import {
   deployFactoryStored,
@@ -44,14 +43,8 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const halt = () =>
-  withTransaction(t.ctx.db.pool, (c) =>
-    insertHalt(c, { chainId: TEST_CHAIN_ID, reason: "test: deep reorg", details: {} }),
-  );
-const resume = () =>
-  withTransaction(t.ctx.db.pool, (c) =>
-    closeHalt(c, TEST_CHAIN_ID, { resumedBy: "test", reason: "test resume" }),
-  );
+const halt = () => haltChain(t.ctx.db.pool, TEST_CHAIN_ID);
+const resume = () => resumeChain(t.ctx.db.pool, TEST_CHAIN_ID);
 
 const sends = () => t.proxy!.calls("eth_sendRawTransaction");
 

@@ -7,10 +7,9 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
-import { withTransaction } from "../../foundation/db.js";
 import { createLogger } from "../../foundation/logger.js";
-import { closeHalt, insertHalt } from "../../indexers/halts.js";
 import { getTxRequest } from "../requests.js";
+import { haltChain, resumeChain } from "../testing/chainHalt.js";
 import { waitFor } from "../testing/harness.js";
 import { createSweeper, type Sweeper } from "./createSweeper.js";
 import { CHAIN_ID, type SweepStack, startSweepStack } from "./testing/stack.js";
@@ -34,12 +33,8 @@ async function heldGauge(): Promise<number | undefined> {
   )?.value;
 }
 
-const halt = (reason: string) =>
-  withTransaction(s.ctx.db.pool, (c) => insertHalt(c, { chainId: CHAIN_ID, reason, details: {} }));
-const resume = () =>
-  withTransaction(s.ctx.db.pool, (c) =>
-    closeHalt(c, CHAIN_ID, { resumedBy: "test", reason: "test resume" }),
-  );
+const halt = (reason: string) => haltChain(s.ctx.db.pool, CHAIN_ID, reason);
+const resume = () => resumeChain(s.ctx.db.pool, CHAIN_ID);
 
 /** The stack's sweeper, logging to `lines` (the messages it logged, in order). */
 function loggedSweeper(): { sweeper: Sweeper; lines: string[] } {
@@ -97,9 +92,7 @@ describe("a halted chain", () => {
     await s.creditedDeposit("halt-during", 9n * 10n ** 17n);
     const nonce = await sentByHot();
 
-    await withTransaction(s.ctx.db.pool, (c) =>
-      insertHalt(c, { chainId: CHAIN_ID, reason: "test: deep reorg", details: {} }),
-    );
+    await halt("test: deep reorg");
     const halted = await s.sweeper.tick(CHAIN_ID);
     expect(halted.started).toEqual([]);
     expect(halted.coldStarted).toEqual([]);
@@ -110,9 +103,7 @@ describe("a halted chain", () => {
     expect(await sentByHot()).toBe(nonce);
     expect((await s.sweeper.tick(CHAIN_ID)).started).toEqual([]);
 
-    await withTransaction(s.ctx.db.pool, (c) =>
-      closeHalt(c, CHAIN_ID, { resumedBy: "test", reason: "test resume" }),
-    );
+    await resume();
     const resumed = await s.sweeper.tick(CHAIN_ID);
     expect(resumed.started).toHaveLength(1);
     const second = resumed.started[0]!.id;
