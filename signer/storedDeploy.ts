@@ -23,7 +23,9 @@
  * never from a head alone, which one bogus answer may put far above the chain. On a halted chain
  * (docs/chain-halts.md) nothing new leaves the hot wallet: a new deploy, or a stored one no node
  * has taken yet (`signed`), is refused (SIGNER_CHAIN_HALTED); a sent one is followed as before.
- * A halt opened while the command runs holds bytes no node has taken the same way (haltHolding).
+ * A halt opened while the command runs holds bytes no node has taken the same way (haltHolding),
+ * read again right before their first send: a new deploy's bytes, signed (KMS) after the start's
+ * read, are then stored and followed, sent once an operator resumes the chain.
  */
 import {
   type Account,
@@ -177,7 +179,10 @@ export function storedDeploySender({
         };
       });
       crash("deploy_after_commit");
-      await send(lease, deploy, sendRawTransaction);
+      // The start's halt read came before the KMS signature: a halt opened since holds these
+      // bytes, stored and `signed`, as the follower holds them (heldByHalt: sent after the resume).
+      if (!(await haltHolding(lease, chain.chainId, false)))
+        await send(lease, deploy, sendRawTransaction);
     }
     onSent?.(deploy.hash);
     const follow = {
@@ -475,7 +480,8 @@ async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDe
               const replaced = await replaceDeploy(f, deploy);
               if (replaced !== deploy) {
                 deploy = replaced;
-                await sendNow("deploy replacement");
+                // A halt opened while KMS signed the replacement holds it as well.
+                if (!(await heldByHalt())) await sendNow("deploy replacement");
               }
             }
           }

@@ -24,8 +24,9 @@
  *    cannot be mended here: refused again `stallResendMs` later, they raise `nonce_gap` too.
  *    On a halted chain (halt.ts) nothing is re-signed, and the bytes of a stored deploy no node has
  *    taken yet (`signed`) are not sent until an operator resumes it: nothing new leaves the hot
- *    wallet. One a node took (`broadcast`) and dropped is sent again as before (only finishing it:
- *    the same bytes).
+ *    wallet (the halt is read again right before they are sent, not only at the tick's start).
+ *    One a node took (`broadcast`) and dropped is sent again as before (only finishing it: the
+ *    same bytes).
  * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
  *    at it: a transaction of the wallet's key from outside custody, dropped. Nothing of ours may
  *    fill it without a person's decision: alert `nonce_gap`, again every `GAP_ALERT_EVERY_MS` while
@@ -44,6 +45,7 @@ import { replaceStoredDeploy } from "../storedDeploy.js";
 import type { WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
+import { freshHalt } from "./halt.js";
 import { sendRaw } from "./send.js";
 
 /** While a nonce gap no one holds lasts, its alert is raised again this often (the rule's window is 15 min). */
@@ -172,6 +174,11 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
     return replaced && { ...deploy, txHash: replaced.hash, raw: replaced.raw };
   }
 
+  /** Whether the chain's halt, read now (halt.ts), holds the deploy's bytes: no node took them. */
+  async function heldNow(deploy: LiveDeploy): Promise<boolean> {
+    return deploy.status === "signed" && (await freshHalt(ctx)) !== null;
+  }
+
   /** Sends the stored bytes; returns the node's refusal class (none: accepted or already known). */
   async function sendDeploy(lease: Lease, deploy: LiveDeploy, pending: bigint) {
     ctx.log.warn({
@@ -242,11 +249,22 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
           }
           return;
         }
+        // The tick's halt read is older than this send (intake's KMS signatures and the other
+        // stages came between): bytes no node has taken go out only if the halt read now allows.
+        if (await heldNow(deploy)) {
+          unheld = null;
+          return;
+        }
         let sent = deploy;
         let { cls, message } = await sendDeploy(lease, sent, pending);
         if (cls === "underpriced" && !ctx.state.halt) {
-          // Refused for its fees: replaced with raised ones (never on a halted chain) and sent.
+          // Refused for its fees: replaced with raised ones (never on a halted chain) and sent,
+          // unless a halt opened while KMS signed the replacement.
           const replaced = await replaceDeploy(lease, deploy);
+          if (replaced && (await heldNow(deploy))) {
+            unheld = null;
+            return;
+          }
           if (replaced) {
             sent = replaced;
             ({ cls, message } = await sendDeploy(lease, sent, pending));

@@ -14,10 +14,16 @@
  * What is already out is followed as before, and what only finishes it goes on: its stored bytes
  * again (resync, stall, a reorg's resend), bumps (the same payload at the same nonce, re-signed: one
  * of them mines, never both) and cancels (0 to ourselves): none moves value a node has not already
- * been given, and holding them would only leave a sent payment stuck in a pool. The halt is read
- * once per tick (one indexed query); the requests waiting on it are the gauge
- * `custody_signer_held_requests{reason="chain_halted"}`, and a log line marks each halt seen and
- * its end. After the resume the next tick takes them as usual.
+ * been given, and holding them would only leave a sent payment stuck in a pool.
+ *
+ * Where the halt is read: at each tick's start (readHalt: intake signs nothing, the gauge), and
+ * again right before each batch of payments is sent (sendableNow, one indexed query per batch):
+ * between the two lie gas estimates, KMS signatures (hundreds of ms, more when KMS is slow) and the
+ * other stages, and a halt the indexer opens meanwhile must hold bytes no node has taken yet, the
+ * batch intake has just stored among them (they stay `signed`, sent after the resume). The
+ * requests waiting on it are the gauge `custody_signer_held_requests{reason="chain_halted"}`, and a
+ * log line marks each halt seen and its end, once each, whichever read saw it. After the resume
+ * the next tick takes them as usual.
  */
 import type { ChainHalt } from "../../indexers/index.js";
 import { openHalt } from "../../indexers/index.js";
@@ -27,6 +33,22 @@ import type { BroadcasterContext } from "./context.js";
 /** Read the chain's open halt into `ctx.state.halt`; export how many requests wait on it. */
 export async function readHalt(ctx: BroadcasterContext): Promise<ChainHalt | null> {
   const halt = await openHalt(ctx.pool, ctx.chain.chainId);
+  await noteHalt(ctx, halt);
+  return halt;
+}
+
+/**
+ * The chain's open halt read now, not as the tick began: a halt opened since is taken into
+ * `ctx.state.halt` (logged and exported as at a tick's start), so the rest of the tick holds too.
+ */
+export async function freshHalt(ctx: BroadcasterContext): Promise<ChainHalt | null> {
+  const halt = await openHalt(ctx.pool, ctx.chain.chainId);
+  if (halt?.id !== ctx.state.halt?.id) await noteHalt(ctx, halt);
+  return halt;
+}
+
+/** Keep `halt` as the chain's; log a halt first seen and its end (once each); export the gauge. */
+async function noteHalt(ctx: BroadcasterContext, halt: ChainHalt | null): Promise<void> {
   const was = ctx.state.halt;
   ctx.state.halt = halt;
   let held = 0;
@@ -48,19 +70,20 @@ export async function readHalt(ctx: BroadcasterContext): Promise<ChainHalt | nul
     ctx.log.info({ msg: "chain resumed: held requests go out", halted_since: was.haltedAt });
   }
   ctx.metrics.held.set({ ...ctx.labels, reason: "chain_halted" }, held);
-  return halt;
 }
 
 /**
  * The attempts that may be sent (or replaced) now: on a halted chain, not the payment of a request
  * no node has taken yet (status `signed`); the rest only finishes what a node already has, and a
- * cancel moves no value.
+ * cancel moves no value. The halt is read fresh (freshHalt) whenever a payment is among them: the
+ * tick's read may be older than the KMS signature of the bytes about to go out.
  */
 export async function sendableNow(
   ctx: BroadcasterContext,
   attempts: readonly Attempt[],
 ): Promise<Attempt[]> {
-  if (!ctx.state.halt || attempts.length === 0) return [...attempts];
+  if (!attempts.some((a) => a.purpose === "send")) return [...attempts];
+  if (!(await freshHalt(ctx))) return [...attempts];
   const { rows } = await ctx.pool.query<{ id: string }>(
     "SELECT id FROM custody.tx_requests WHERE id = ANY($1::text[]) AND status = 'signed'",
     [[...new Set(attempts.map((a) => a.requestId))]],

@@ -209,7 +209,8 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       await resendLive(ctx, lease, { onlyUnsent: false, latestCount: snap.latestCount });
     },
     async tick(lease) {
-      // Once per tick: on a halted chain intake signs nothing and no first send goes out (halt.ts).
+      // At the tick's start: on a halted chain intake signs nothing; every send of bytes no node
+      // has taken reads it again (halt.ts), so a halt opened during the tick holds them too.
       await readHalt(ctx);
       const signed = await intake(ctx, lease);
       const snap = await chainView.snapshot();

@@ -225,6 +225,8 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   state.nextNonce = base + BigInt(prefix.length);
   ctx.metrics.attempts.inc({ ...ctx.labels, kind: "first" }, prefix.length);
   ctx.crash("after_commit");
+  // The halt is read again before these go out (halt.ts): one opened while they were signed
+  // leaves them stored and `signed`, sent after the resume.
   const results = await sendInOrder(ctx, lease, stored, {
     afterSend: () => ctx.crash("after_send"),
   });

@@ -134,7 +134,8 @@ export async function sendInOrder(
   if (attempts.length === 0) return [];
   if (!lease.isHeld()) throw new LeaseLostError(lease.key);
   // Every stage sends through here (resync, a nonce gap, stall, nonce stage, cancels, bumps): on a
-  // halted chain none sends an attempt of a request no node has taken (halt.ts).
+  // halted chain none sends an attempt of a request no node has taken (halt.ts), the halt read
+  // now, not as the tick began.
   const sendable = await sendableNow(ctx, attempts);
   if (sendable.length === 0) return [];
   const results = await Promise.all(

@@ -1,8 +1,9 @@
 /**
  * A loopback HTTP proxy in front of the KMS emulator that fails chosen KMS calls the way AWS KMS
  * does on a bad day: HTTP 500 KMSInternalException (the AWS SDK's adaptive retry retries those) or
- * HTTP 400 KMSInvalidStateException (not retried: the caller sees it); every other call reaches
- * the emulator unchanged. A fault injector for tests, not a mock.
+ * HTTP 400 KMSInvalidStateException (not retried: the caller sees it), or holds one until the
+ * test lets it through (a slow KMS); every other call reaches the emulator unchanged. A fault
+ * injector for tests, not a mock.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -27,6 +28,11 @@ export type KmsProxy = {
   failDigest: (digest: string) => void;
   /** Sign calls failed by failDigest. */
   digestFailures: () => number;
+  /**
+   * Hold the next call of `operation` before it reaches the emulator, as a slow KMS would:
+   * `reached` resolves once it has arrived, `release()` lets it through (then answered as usual).
+   */
+  holdNext: (operation: string) => { reached: Promise<void>; release: () => void };
   /** Calls seen per operation, failed ones included. */
   calls: (operation: string) => number;
   failed: () => number;
@@ -40,6 +46,7 @@ export async function startKmsProxy(target: string): Promise<KmsProxy> {
   let failed = 0;
   const digests = new Set<string>();
   let digestFailed = 0;
+  const holds = new Map<string, { arrived: () => void; released: Promise<void> }>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -78,6 +85,12 @@ export async function startKmsProxy(target: string): Promise<KmsProxy> {
         res.end(JSON.stringify({ __type: f.type, message: "injected failure" }));
         return;
       }
+      const hold = holds.get(operation);
+      if (hold) {
+        holds.delete(operation);
+        hold.arrived();
+        await hold.released;
+      }
       try {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers))
@@ -111,6 +124,18 @@ export async function startKmsProxy(target: string): Promise<KmsProxy> {
       digests.add(digest.toLowerCase());
     },
     digestFailures: () => digestFailed,
+    holdNext(operation) {
+      let arrived = () => {};
+      let release = () => {};
+      const reached = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      holds.set(operation, { arrived, released });
+      return { reached, release };
+    },
     calls: (operation) => counts.get(operation) ?? 0,
     failed: () => failed,
     async close() {

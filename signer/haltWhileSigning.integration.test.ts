@@ -1,0 +1,186 @@
+/**
+ * A halt opened while new bytes are being signed (docs/chain-halts.md): the halt was read before
+ * the KMS signature (the broadcaster's tick, the deploy command's start), and KMS took long enough
+ * for the indexer to open one meanwhile. Nothing new leaves the hot wallet: the bytes are stored,
+ * no node receives them while the halt is open, and they are sent once an operator resumes the
+ * chain. A slow KMS is the KMS emulator behind a proxy holding one Sign call; what the node
+ * receives is counted by a proxy in front of anvil; the halt is opened and closed with the
+ * indexer's own functions.
+ */
+import { createPublicClient, getContractAddress, http, type PublicClient, parseEther } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FORWARDER_FACTORY, getContract } from "../indexers/index.js";
+import { createKmsClient, type KmsAccount } from "./kmsAccount.js";
+import { getTxRequest } from "./requests.js";
+import { haltChain, resumeChain } from "./testing/chainHalt.js";
+import { waitFor } from "./testing/harness.js";
+import { deployFactoryStored, readStoredDeploy } from "./testing/killedDeploy.js";
+import { type KmsProxy, startKmsProxy } from "./testing/kmsProxy.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
+
+let t: SignerTest<RpcProxy>;
+let kmsProxy: KmsProxy;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    // Final (the deploy command ends) 4 blocks deep.
+    chain: { config: { confirmations: { kind: "blocks", blocks: 1 }, reorgWindow: 4 } },
+    proxy: startRpcProxy,
+  });
+  kmsProxy = await startKmsProxy(t.kmsUrl);
+});
+
+afterAll(async () => {
+  await kmsProxy?.close();
+  await t?.stop();
+});
+
+const halt = () => haltChain(t.ctx.db.pool, TEST_CHAIN_ID);
+const resume = () => resumeChain(t.ctx.db.pool, TEST_CHAIN_ID);
+
+/** Sends the node received (through the proxy). */
+const sends = () => t.proxy!.calls("eth_sendRawTransaction");
+
+/** The wallet's transactions the node has, mined or pooled (anvil, not through the proxy). */
+const sentBy = (a: KmsAccount) =>
+  t.client.getTransactionCount({ address: a.address, blockTag: "pending" });
+
+/** A funded wallet whose KMS calls go through the proxy. */
+async function slowKmsWallet(): Promise<{ account: KmsAccount; close: () => void }> {
+  const kms = createKmsClient({ region: "us-east-1", endpoint: kmsProxy.url });
+  const account = await t.wallet(parseEther("10"), kms);
+  return { account, close: () => kms.destroy() };
+}
+
+/** Let `n` more rounds pass, each asking the node `method` once (a tick's head, a pass's receipt). */
+async function rounds(method: string, n: number): Promise<void> {
+  const from = t.proxy!.calls(method);
+  await waitFor(`${n} more ${method} calls`, async () => t.proxy!.calls(method) >= from + n, {
+    timeoutMs: 20_000,
+    everyMs: 20,
+  });
+}
+
+async function heldGauge(wallet: string): Promise<number | undefined> {
+  const m = await t.ctx.common.metrics.registry
+    .getSingleMetric("custody_signer_held_requests")
+    ?.get();
+  return m?.values.find(
+    (v) => v.labels.wallet === wallet.toLowerCase() && v.labels.reason === "chain_halted",
+  )?.value;
+}
+
+describe("a halt opened while new bytes are signed", () => {
+  it("holds the signer's batch: stored, not sent until the resume, then sent once", async () => {
+    const wallet = await slowKmsWallet();
+    const { account } = wallet;
+    const id = "halt-while-signing";
+    const sign = kmsProxy.holdNext("Sign");
+    const signer = t.run(account);
+    let haltOpen = false;
+    try {
+      const before = sends();
+      await t.withdraw(id, { from: account.address });
+      // The tick read no halt; intake estimated gas and fees and is now waiting on KMS.
+      await sign.reached;
+      await halt();
+      haltOpen = true;
+      sign.release();
+      await waitFor("the signed bytes stored", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, id);
+        return r?.status !== "pending";
+      });
+      // The negative over a bounded window: 10 more ticks, none of which may send.
+      await rounds("eth_blockNumber", 10);
+      expect(await sentBy(account)).toBe(0);
+      expect(sends()).toBe(before);
+      const held = (await getTxRequest(t.ctx.db.pool, id))!;
+      expect(held.status).toBe("signed");
+      expect(held.nonce).toBe(0n);
+      expect(await heldGauge(account.address)).toBe(1);
+
+      await resume();
+      haltOpen = false;
+      const sent = await waitFor(
+        `${id} confirmed`,
+        async () => {
+          const r = await getTxRequest(t.ctx.db.pool, id);
+          return r?.status === "confirmed" ? r : undefined;
+        },
+        { timeoutMs: 20_000 },
+      );
+      // The bytes stored while halted, once: no second signature at another nonce.
+      expect(sent.nonce).toBe(0n);
+      expect(sent.txHash).toBe(held.txHash);
+      expect(await sentBy(account)).toBe(1);
+    } finally {
+      sign.release();
+      await signer.stop();
+      if (haltOpen) await resume();
+      wallet.close();
+    }
+  });
+
+  it("holds a new deploy's first send: stored, sent once resumed, the factory recorded", async () => {
+    const wallet = await slowKmsWallet();
+    const { account } = wallet;
+    const first = await t.client.getTransactionCount({ address: account.address });
+    // The command's reads and sends go through the counting proxy.
+    const site = {
+      ...t,
+      client: createPublicClient({
+        cacheTime: 0,
+        transport: http(t.chain.rpcUrls[0]),
+      }) as PublicClient,
+    };
+    const sign = kmsProxy.holdNext("Sign");
+    let haltOpen = false;
+    try {
+      const before = sends();
+      const run = deployFactoryStored(site, account);
+      run.catch(() => {}); // awaited below; a failure before then must not go unhandled
+      // The command checked for a halt at its start and is now waiting on KMS for the deploy.
+      await sign.reached;
+      await halt();
+      haltOpen = true;
+      sign.release();
+      const stored = await waitFor("the deploy's bytes stored", async () =>
+        readStoredDeploy(t.ctx.db.pool, account.address, FORWARDER_FACTORY).catch(() => undefined),
+      );
+      expect(stored).toMatchObject({ nonce: BigInt(first), status: "signed" });
+      // The negative over a bounded window: 10 more passes of the follower, none of which may send.
+      await rounds("eth_getTransactionReceipt", 10);
+      expect(sends()).toBe(before);
+      expect(await sentBy(account)).toBe(first);
+      expect(
+        (await readStoredDeploy(t.ctx.db.pool, account.address, FORWARDER_FACTORY)).status,
+      ).toBe("signed");
+
+      await resume();
+      haltOpen = false;
+      await waitFor("the stored bytes sent after the resume", async () => sends() > before);
+      // Blocks until the deploy is final (anvil mines only on a transaction).
+      let done = false;
+      const settled = run.finally(() => {
+        done = true;
+      });
+      await waitFor("the deploy command's end", async () => {
+        if (!done) await t.rpc("evm_mine");
+        return done;
+      });
+      const { contract, deployed } = await settled;
+      const address = getContractAddress({ from: account.address, nonce: BigInt(first) });
+      expect(deployed).toBe(true);
+      expect(contract).toMatchObject({ address, deployTxHash: stored.txHash });
+      expect(await getContract(t.ctx.db.pool, t.chain.chainId, FORWARDER_FACTORY)).toMatchObject({
+        address,
+        deployTxHash: stored.txHash,
+      });
+    } finally {
+      sign.release();
+      if (haltOpen) await resume();
+      wallet.close();
+    }
+  });
+});
