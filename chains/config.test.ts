@@ -1,18 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { parseFileConfig } from "../foundation/config.js";
-import { configIssuesOf } from "../ops/testing/configFile.js";
+import { configIssuesOf, minimalChain } from "../ops/testing/configFile.js";
 import { chainSchema, finalityRule } from "./config.js";
 
-const chain = {
-  key: "a",
-  chainId: 1,
-  name: "a",
-  rpcUrls: ["http://127.0.0.1:1"],
-  confirmations: { kind: "blocks", blocks: 12 },
-  reorgWindow: 5,
-  blockTimeMs: 1000,
-  feeModel: "legacy",
-};
+const chain = { ...minimalChain, confirmations: { kind: "blocks", blocks: 12 } };
 
 describe("chainSchema in the config file", () => {
   it("applies the chain defaults and checksums addresses", () => {

@@ -9,19 +9,10 @@
 import { zeroAddress } from "viem";
 import { describe, expect, it } from "vitest";
 import { parseFileConfig } from "../foundation/config.js";
-import { configIssuesOf } from "../ops/testing/configFile.js";
+import { configIssuesOf, minimalChain } from "../ops/testing/configFile.js";
 import { chainSchema } from "./config.js";
 
-const chain = {
-  key: "a",
-  chainId: 1,
-  name: "a",
-  rpcUrls: ["http://127.0.0.1:1"],
-  confirmations: { kind: "blocks", blocks: 12 },
-  reorgWindow: 5,
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
-};
+const chain = { ...minimalChain, feeModel: "eip1559" };
 const USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
 
 describe("unsafe configs are refused", () => {

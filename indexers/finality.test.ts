@@ -1,16 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { chainSchema, finalityProblem } from "../chains/index.js";
 import { ConfigError } from "../foundation/errors.js";
+import { minimalChain } from "../ops/testing/configFile.js";
 import { finalityRule, finalizedHeight } from "./finality.js";
-
-const base = {
-  key: "t",
-  chainId: 1,
-  name: "t",
-  rpcUrls: ["http://127.0.0.1:8545"],
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
-};
 
 describe("finality rule", () => {
   it("defaults to max(confirmations, reorgWindow) blocks, or the finalized tag", () => {
@@ -34,7 +26,7 @@ describe("finality rule", () => {
 
   it("refuses a finality rule shallower than confirmations, naming the field", () => {
     const parsed = chainSchema.safeParse({
-      ...base,
+      ...minimalChain,
       confirmations: { kind: "blocks", blocks: 12 },
       finality: { kind: "blocks", blocks: 6 },
       reorgWindow: 4,
@@ -58,15 +50,18 @@ describe("finality rule", () => {
     ).toThrow(ConfigError);
     // Equal depth is allowed, and an absent rule parses to absent (resolved by finalityRule).
     const ok = chainSchema.parse({
-      ...base,
+      ...minimalChain,
       confirmations: { kind: "blocks", blocks: 6 },
       finality: { kind: "blocks", blocks: 6 },
       reorgWindow: 4,
     });
     expect(ok.finality).toEqual({ kind: "blocks", blocks: 6 });
     expect(
-      chainSchema.parse({ ...base, confirmations: { kind: "blocks", blocks: 6 }, reorgWindow: 4 })
-        .finality,
+      chainSchema.parse({
+        ...minimalChain,
+        confirmations: { kind: "blocks", blocks: 6 },
+        reorgWindow: 4,
+      }).finality,
     ).toBeUndefined();
   });
 });

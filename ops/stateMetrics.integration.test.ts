@@ -7,21 +7,17 @@ import { seedYearOfAttestations } from "../ledger/recon/testing/attestedCustody.
 import { requestTransaction } from "../signer/index.js";
 import { setTxRequestState } from "../signer/testing/txRequestState.js";
 import { registerStateMetrics } from "./stateMetrics.js";
+import { minimalChain } from "./testing/configFile.js";
 import { createTestDatabase, type TestDatabase, tablePagesRead } from "./testing/database.js";
 
 const zero = `0x${"0".repeat(40)}`;
 const to = `0x${"1".repeat(40)}`;
 
-/** A chain entry of the config file (1 s blocks, 2 confirmations); `extra` adds or overrides fields. */
+/** A chain entry of the config file (minimalChain's 1 s blocks); `extra` adds or overrides fields. */
 const chainEntry = (chainId: number, extra: Record<string, unknown> = {}) => ({
+  ...minimalChain,
   key: `chain-${chainId}`,
   chainId,
-  name: "Local",
-  rpcUrls: ["http://127.0.0.1:8545"],
-  confirmations: { kind: "blocks", blocks: 2 },
-  reorgWindow: 10,
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
   ...extra,
 });
 

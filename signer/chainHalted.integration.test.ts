@@ -16,7 +16,7 @@ import type { KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
 import { haltChain, resumeChain } from "./testing/chainHalt.js";
 import { waitFor } from "./testing/harness.js";
-import { killedDeploy } from "./testing/killedDeploy.js";
+import { readStoredDeploy, storeKilledDeploy } from "./testing/killedDeploy.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
 
@@ -292,38 +292,23 @@ describe("a halted chain", () => {
     const account = await t.wallet();
     const first = await sentBy(account);
     // `contracts deploy` killed after storing its signed bytes, before sending them (before the halt).
-    await killedDeploy({
-      common: t.ctx.common,
-      databaseUrl: t.ctx.db.url,
-      chain: t.chain,
-      client: t.client,
-      account,
-      name: "HaltedDeploy",
-      point: "deploy_after_commit",
-    });
-    const stored = async () =>
-      (
-        await t.ctx.db.pool.query<{ tx_hash: Hex; status: string }>(
-          "SELECT tx_hash, status FROM custody.hot_wallet_deploys WHERE name = 'HaltedDeploy'",
-        )
-      ).rows;
-    expect(await stored()).toEqual([{ tx_hash: expect.any(String), status: "signed" }]);
+    expect(await storeKilledDeploy(t, account, "HaltedDeploy")).toMatchObject({ status: "signed" });
+    const stored = () => readStoredDeploy(t.ctx.db.pool, account.address, "HaltedDeploy");
     await halt();
     const signer = t.run(account);
     try {
       await ticks(20);
       expect(await sentBy(account)).toBe(first);
-      expect(await stored()).toEqual([{ tx_hash: expect.any(String), status: "signed" }]);
+      expect(await stored()).toMatchObject({ status: "signed" });
 
       await resume();
       // Mined (the node counts it) and then recorded as sent (after the node's answer).
       await waitFor(
         "the stored deploy sent",
-        async () => (await sentBy(account)) > first && (await stored())[0]?.status === "broadcast",
+        async () => (await sentBy(account)) > first && (await stored()).status === "broadcast",
         { timeoutMs: 20_000 },
       );
-      const [deploy] = await stored();
-      const receipt = await t.client.getTransactionReceipt({ hash: deploy!.tx_hash });
+      const receipt = await t.client.getTransactionReceipt({ hash: (await stored()).txHash });
       expect(receipt.status).toBe("success");
       expect(await sentBy(account)).toBe(first + 1);
     } finally {

@@ -9,7 +9,7 @@ import { type Hex, parseGwei } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
-import { killedDeploy } from "./testing/killedDeploy.js";
+import { readStoredDeploy, storeKilledDeploy } from "./testing/killedDeploy.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 
 let t: LyingSignerTest;
@@ -90,15 +90,7 @@ describe("a lagging node's count under the wallet's used nonces", () => {
   it("a stored deploy mined long ago (its row stays broadcast): neither its bytes sent again nor nonce_gap while the node lags behind it", async () => {
     const account = await t.wallet();
     const first = BigInt(await mined(account.address));
-    await killedDeploy({
-      common: t.ctx.common,
-      databaseUrl: t.ctx.db.url,
-      chain: t.chain,
-      client: t.client,
-      account,
-      name: "Lagged",
-      point: "deploy_after_commit",
-    });
+    await storeKilledDeploy(t, account, "Lagged");
     await t.withdraw(["lag-deploy"], { from: account.address });
     const signer = t.run(account, { settings: { stallResendMs: 300 } });
     try {
@@ -107,12 +99,9 @@ describe("a lagging node's count under the wallet's used nonces", () => {
         return r?.status === "confirmed";
       });
       expect((await getTxRequest(t.ctx.db.pool, "lag-deploy"))!.nonce).toBe(first + 1n);
-      const { rows } = await t.ctx.db.pool.query<{ tx_hash: Hex; status: string }>(
-        "SELECT tx_hash, status FROM custody.hot_wallet_deploys WHERE from_address = $1",
-        [account.address.toLowerCase()],
-      );
-      expect(rows).toMatchObject([{ status: "broadcast" }]);
-      const block = (await t.client.getTransactionReceipt({ hash: rows[0]!.tx_hash })).blockNumber;
+      const deploy = await readStoredDeploy(t.ctx.db.pool, account.address, "Lagged");
+      expect(deploy.status).toBe("broadcast");
+      const block = (await t.client.getTransactionReceipt({ hash: deploy.txHash })).blockNumber;
       for (let i = 0; i < 3; i++) await rpc("evm_mine");
       const seen = await lagBefore(block, 3_000, account.address);
       expect(seen).toEqual({ alerts: 0, refused: 0 });

@@ -14,7 +14,7 @@ import { createRpcClient } from "../chains/rpc.js";
 import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
 import type { Lease } from "./lease.js";
 import { storedDeploySender } from "./storedDeploy.js";
-import { killedDeploy, TINY_CONTRACT } from "./testing/killedDeploy.js";
+import { readStoredDeploy, storeKilledDeploy, TINY_CONTRACT } from "./testing/killedDeploy.js";
 import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
 
 let t: SignerTest;
@@ -36,22 +36,11 @@ describe("a stored deploy followed through a node of another network with our ch
     const chain = t.ctx.config.chains[0]!;
     const ours = createPublicClient({ chain: foundry, transport: http(chain.rpcUrls[0]!) });
     // Our chain: the deploy's bytes stored at the wallet's next nonce, never sent.
-    await killedDeploy({
-      common: t.ctx.common,
-      databaseUrl: t.ctx.db.url,
-      chain,
-      client: ours as PublicClient,
+    const { nonce } = await storeKilledDeploy(
+      { ctx: t.ctx, chain, client: ours as PublicClient },
       account,
-      name: "OtherNetwork",
-      point: "deploy_after_commit",
-    });
-    const stored = async () =>
-      (
-        await t.ctx.db.pool.query(
-          "SELECT nonce::int, status FROM custody.hot_wallet_deploys WHERE name = 'OtherNetwork' ORDER BY id",
-        )
-      ).rows;
-    const [{ nonce }] = await stored();
+      "OtherNetwork",
+    );
     // The indexer's published final block: ours, a few blocks on.
     await t.rpc("anvil_mine", [toHex(5)]);
     const final = await t.rpc<{ number: Hex; hash: Hex }>("eth_getBlockByNumber", [
@@ -71,7 +60,7 @@ describe("a stored deploy followed through a node of another network with our ch
         jsonrpc: "2.0",
         id: 1,
         method: "anvil_setNonce",
-        params: [account.address, toHex(nonce + 50)],
+        params: [account.address, toHex(nonce + 50n)],
       }),
     });
     const wrong = createPublicClient({ chain: foundry, transport: http(other.rpcUrl) });
@@ -99,6 +88,9 @@ describe("a stored deploy followed through a node of another network with our ch
     );
     for (const l of leases) await l.release();
     expect(String(error)).toContain("its nonce is used but not yet at a final block");
-    expect(await stored()).toEqual([{ nonce, status: "signed" }]);
+    expect(await readStoredDeploy(t.ctx.db.pool, account.address, "OtherNetwork")).toMatchObject({
+      nonce,
+      status: "signed",
+    });
   });
 });

@@ -5,23 +5,16 @@
 import { chainSchema } from "../../chains/index.js";
 import { type Config, loadConfig } from "../../foundation/config.js";
 import { ConfigError } from "../../foundation/errors.js";
-
-const chain = {
-  key: "local",
-  chainId: 31337,
-  name: "local",
-  rpcUrls: ["http://127.0.0.1:8545"],
-  confirmations: { kind: "blocks", blocks: 2 },
-  reorgWindow: 8,
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
-};
+import { minimalChain } from "../../ops/testing/configFile.js";
 
 /** `api` in the file (absent when undefined), through `loadConfig` as the process reads it. */
 const load = (api: unknown) =>
   loadConfig(chainSchema, {
     DATABASE_URL: "postgres://postgres@127.0.0.1:5432/unused",
-    CUSTODY_CONFIG_JSON: JSON.stringify({ chains: [chain], ...(api !== undefined ? { api } : {}) }),
+    CUSTODY_CONFIG_JSON: JSON.stringify({
+      chains: [minimalChain],
+      ...(api !== undefined ? { api } : {}),
+    }),
   });
 
 export function loadApiConfig(api: unknown): Config["api"] {

@@ -12,6 +12,7 @@ import {
   transferId,
 } from "../../ledger/index.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { gate } from "../../ops/testing/gate.js";
 import { startTcpProxy } from "../../ops/testing/tcpProxy.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { produceDepositEvents } from "./depositEvents.js";
@@ -346,11 +347,8 @@ describe("deposit events", () => {
       await createDepositCrediting({ common, pool: ctx.db.pool, ledger }).creditConfirmed(),
     ).toBe(1);
 
-    // A's pool: its lock session connects; its transactions' connections wait for `open`.
-    let open: () => void = () => {};
-    const opened = new Promise<void>((r) => {
-      open = r;
-    });
+    // A's pool: its lock session connects; its transactions' connections wait at `opened`.
+    const opened = gate();
     let connects = 0;
     let waiting = false;
     const real = ctx.db.pool;
@@ -360,7 +358,7 @@ describe("deposit events", () => {
           return async () => {
             if (++connects > 1) {
               waiting = true;
-              await opened;
+              await opened.wait;
             }
             return target.connect();
           };
@@ -383,7 +381,7 @@ describe("deposit events", () => {
       );
       await waitFor("worker B to pass with the lock", async () => (await produce()) > 0);
     } finally {
-      open();
+      opened.open();
     }
     await a;
     await produce();

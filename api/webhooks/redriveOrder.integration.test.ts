@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../../foundation/db.js";
+import { gate } from "../../ops/testing/gate.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { emitEvent, redriveDeliveries } from "./events.js";
 import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
@@ -110,16 +111,14 @@ describe("re-drive order against deliveries under way", () => {
     // An emitter of the same withdrawal, not yet committed (it holds the subject's lock), while
     // the re-drive runs: the re-drive must not decide on a view without that event.
     let broadcast = "";
-    let committed!: () => void;
+    const committed = gate();
     const emitting = withTransaction(t.ctx.db.pool, async (client) => {
       broadcast = await emitEvent(client, t.ctx.common.config, {
         type: "withdrawal.broadcast",
         name: "withdrawal:w-emit:broadcast:2",
         data: { withdrawal_id: "w-emit" },
       });
-      await new Promise<void>((r) => {
-        committed = r;
-      });
+      await committed.wait;
     });
     await waitFor("the emitter's insert", async () => broadcast !== "");
     let settled = false;
@@ -137,7 +136,7 @@ describe("re-drive order against deliveries under way", () => {
           )
         ).rows.length > 0,
     );
-    committed();
+    committed.open();
     await emitting;
     const redrive = await redriving;
     expect(redrive.later).toEqual([

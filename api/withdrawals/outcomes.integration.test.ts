@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pool, PoolClient } from "../../foundation/db.js";
 import { anvilRpc } from "../../indexers/testing/chain.js";
 import type { Ledger } from "../../ledger/index.js";
+import { gate } from "../../ops/testing/gate.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import {
@@ -623,14 +624,8 @@ describe("withdrawal outcomes from the signer", () => {
     // The operator's service on the same database: once the signer's cancel committed, its next
     // statement on the withdrawal's transaction is held until an outcome pass runs in between.
     const pool = t.ctx.db.pool;
-    let passWaits!: () => void;
-    const passWaiting = new Promise<void>((resolve) => {
-      passWaits = resolve;
-    });
-    let inWindow!: () => void;
-    const window = new Promise<void>((resolve) => {
-      inWindow = resolve;
-    });
+    const passWaiting = gate();
+    const inWindow = gate();
     const cancelling = async () =>
       (
         await pool.query<{ c: boolean }>(
@@ -638,16 +633,16 @@ describe("withdrawal outcomes from the signer", () => {
           [`withdrawal:${id}`],
         )
       ).rows[0]!.c;
-    let gate = true;
+    let holdOnce = true;
     const gatedClient = (client: PoolClient) =>
       new Proxy(client, {
         get(target, prop) {
           if (prop === "query")
             return async (...args: Parameters<PoolClient["query"]>) => {
-              if (gate && (await cancelling())) {
-                gate = false;
-                inWindow();
-                await passWaiting;
+              if (holdOnce && (await cancelling())) {
+                holdOnce = false;
+                inWindow.open();
+                await passWaiting.wait;
               }
               return (target.query as (...a: unknown[]) => unknown)(...args);
             };
@@ -665,12 +660,12 @@ describe("withdrawal outcomes from the signer", () => {
     const operator = createWithdrawals({ common: t.ctx.common, pool: gated, ledger });
     const reason = "every send refused; customer asked to cancel";
     const failing = operator.failByOperator(id, { by: "ops-erin", reason });
-    await window;
+    await inWindow.wait;
     // The pass reads the signer's cancel (back to broadcast) and waits for the withdrawal's row,
     // which the operator's transaction holds from before the signer's record was changed.
     const pass = withdrawals.syncOutcomes();
     await passWaitsForWithdrawal();
-    passWaits();
+    passWaiting.open();
     const answered = await failing;
     expect(answered).toMatchObject({
       status: "broadcast",

@@ -12,6 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain, type EvmAdapter } from "../../chains/index.js";
 import { freshAddress } from "../../indexers/testing/chain.js";
+import { gate } from "../../ops/testing/gate.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { type AttestChainReaders, createAttestor } from "./attest.js";
 import { type AttestableChain, startAttestableChain } from "./testing/attestableChain.js";
@@ -23,19 +24,13 @@ let t: AttestableChain;
 /** The node's readers, whose reserves reads wait at a gate: `reached` once one does. */
 function gatedReaders() {
   const direct = adapterPerChain(t.ctx.common);
-  let reachedIt!: () => void;
-  const reached = new Promise<void>((r) => {
-    reachedIt = r;
-  });
-  let release!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
+  const reached = gate();
+  const held = gate();
   const readers: AttestChainReaders = (chain) => {
     const a = direct(chain);
     const batch: EvmAdapter["rpc"]["batch"] = async (...args) => {
-      reachedIt();
-      await gate;
+      reached.open();
+      await held.wait;
       return a.rpc.batch(...args);
     };
     return {
@@ -45,7 +40,7 @@ function gatedReaders() {
       }),
     };
   };
-  return { readers, reached, release };
+  return { readers, reached: reached.wait, release: held.open };
 }
 
 const attestor = (chains: AttestChainReaders) =>

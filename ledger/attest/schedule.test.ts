@@ -2,26 +2,17 @@ import { describe, expect, it } from "vitest";
 import { chainSchema } from "../../chains/index.js";
 import { parseFileConfig } from "../../foundation/config.js";
 import { ConfigError } from "../../foundation/errors.js";
-
-const chain = {
-  key: "local-a",
-  chainId: 31337,
-  name: "local",
-  rpcUrls: ["http://127.0.0.1:8545"],
-  confirmations: { kind: "blocks", blocks: 2 },
-  reorgWindow: 8,
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
-};
+import { minimalChain } from "../../ops/testing/configFile.js";
 
 describe("chains[].attestation (the proof-of-reserves schedule)", () => {
   it("is optional; when given, intervalMs defaults to a minute", () => {
     expect(
-      parseFileConfig(chainSchema, { chains: [chain] }).chains[0]!.attestation,
+      parseFileConfig(chainSchema, { chains: [minimalChain] }).chains[0]!.attestation,
     ).toBeUndefined();
     expect(
-      parseFileConfig(chainSchema, { chains: [{ ...chain, attestation: { everyBlocks: 100 } }] })
-        .chains[0]!.attestation,
+      parseFileConfig(chainSchema, {
+        chains: [{ ...minimalChain, attestation: { everyBlocks: 100 } }],
+      }).chains[0]!.attestation,
     ).toEqual({ everyBlocks: 100, intervalMs: 60_000 });
   });
 
@@ -35,7 +26,7 @@ describe("chains[].attestation (the proof-of-reserves schedule)", () => {
     ] as const) {
       let error: unknown;
       try {
-        parseFileConfig(chainSchema, { chains: [{ ...chain, attestation }] });
+        parseFileConfig(chainSchema, { chains: [{ ...minimalChain, attestation }] });
       } catch (e) {
         error = e;
       }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { createPool } from "../../foundation/db.js";
 import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
+import { gate } from "../../ops/testing/gate.js";
 import { startTcpProxy } from "../../ops/testing/tcpProxy.js";
 import { waitFor, within } from "../../ops/testing/wait.js";
 import { startLockedChainLoop } from "./chainLoop.js";
@@ -26,14 +27,8 @@ describe("startLockedChainLoop", () => {
     const cutPool = createPool(proxy.urlFor(db.url), { applicationName: "recon-cut" });
     const chain = { chainId: 31337 } as ChainConfig;
     const lockBase = 7_000_000;
-    let started!: () => void;
-    const running = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    let finish!: () => void;
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
+    const running = gate();
+    const finish = gate();
     const passes: boolean[] = [];
     let held: AbortSignal | undefined;
     const loop = startLockedChainLoop({
@@ -44,14 +39,14 @@ describe("startLockedChainLoop", () => {
       lockLostAfterMs: 1_000,
       run: async (_chain, signal) => {
         held = signal;
-        started();
-        await finished;
+        running.open();
+        await finish.wait;
       },
       onError: () => true,
       afterPass: (ok) => passes.push(ok),
     });
     try {
-      await running;
+      await running.wait;
       proxy.blackhole();
       // Another reconciler gets the chain: Postgres ended the silent session holding its lock.
       await waitFor(
@@ -70,12 +65,12 @@ describe("startLockedChainLoop", () => {
       // The cut-off run was told before the lock was free for another: it stops writing first.
       expect(held?.aborted).toBe(true);
       // The cut-off loop does not hang on its unlock: the pass ends.
-      finish();
+      finish.open();
       await waitFor("the cut-off loop's pass to end", async () => passes.length > 0, {
         timeoutMs: 30_000,
       });
     } finally {
-      finish();
+      finish.open();
       await proxy.close(); // the next pass's connect through the proxy fails, so the loop stops
       await loop.stop();
       void cutPool.end();
@@ -84,14 +79,8 @@ describe("startLockedChainLoop", () => {
   }, 90_000);
 
   it("stopped during a pass, stops when the pass ends, not an interval later", async () => {
-    let started!: () => void;
-    const running = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    let finish!: () => void;
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
+    const running = gate();
+    const finish = gate();
     const passes: boolean[] = [];
     const loop = startLockedChainLoop({
       pool: db.pool,
@@ -100,15 +89,15 @@ describe("startLockedChainLoop", () => {
       // The reconciler's interval is a minute, an attestation schedule's may be hours.
       intervalMs: 600_000,
       run: async () => {
-        started();
-        await finished;
+        running.open();
+        await finish.wait;
       },
       onError: () => true,
       afterPass: (ok) => passes.push(ok),
     });
-    await running;
+    await running.wait;
     const stopped = loop.stop();
-    finish();
+    finish.open();
     await within("the loop to stop after its pass", stopped, 10_000);
     expect(passes).toEqual([true]);
   }, 30_000);

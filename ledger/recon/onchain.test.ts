@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { chainSchema } from "../../chains/index.js";
 import { loadConfig } from "../../foundation/config.js";
 import { ConfigError } from "../../foundation/errors.js";
+import { minimalChain } from "../../ops/testing/configFile.js";
 import {
   BALANCE_LOOP_MAX,
   BALANCE_OF,
@@ -22,17 +23,7 @@ import {
   tokenBalanceLoopCode,
 } from "./onchain.js";
 
-const chain = (recon: unknown) => ({
-  key: "a",
-  chainId: 31337,
-  name: "a",
-  rpcUrls: ["http://127.0.0.1:8545"],
-  confirmations: { kind: "blocks", blocks: 2 },
-  reorgWindow: 8,
-  blockTimeMs: 1000,
-  feeModel: "eip1559",
-  recon,
-});
+const chain = (recon: unknown) => ({ ...minimalChain, recon });
 
 const load = (recon: unknown) =>
   loadConfig(chainSchema, { CUSTODY_CONFIG_JSON: JSON.stringify({ chains: [chain(recon)] }) });

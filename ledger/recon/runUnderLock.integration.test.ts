@@ -11,6 +11,7 @@ import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createPool } from "../../foundation/db.js";
 import { createHealth } from "../../foundation/health.js";
 import { freshAddress, sendAndMine } from "../../indexers/testing/chain.js";
+import { gate } from "../../ops/testing/gate.js";
 import { chainCli, spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
@@ -162,17 +163,11 @@ describe("a reconciliation run", () => {
 
     // The role's run takes its snapshot (the credit not yet booked), then is held in its load at
     // its read of booked sweeps (a slow statement, a busy database) until the test lets it go on.
-    let reached!: () => void;
-    const inLoad = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const inLoad = gate();
+    const goOn = gate();
     const held = async <T>(read: () => Promise<T>) => {
-      reached();
-      await gate;
+      inLoad.open();
+      await goOn.wait;
       return read();
     };
     const before = (await runs()).length;
@@ -183,7 +178,7 @@ describe("a reconciliation run", () => {
     });
     const cli = chainCli({ databaseUrl: t.ctx.db.url, chain: t.chain });
     try {
-      await inLoad;
+      await inLoad.wait;
       const role = (await runs()).slice(before).find((r) => r.status === "running")!;
       expect(role).toBeDefined();
       // Meanwhile the deposit is credited, and an operator reconciles the chain by hand.
@@ -206,7 +201,7 @@ describe("a reconciliation run", () => {
           everyMs: 50,
         },
       );
-      release();
+      goOn.open();
       const exited = await run.exited;
       expect([0, 3], run.output()).toContain(exited.code); // 3: the hot wallet's unbooked float
       await waitFor(
@@ -227,7 +222,7 @@ describe("a reconciliation run", () => {
       // The operator was told why the command waited, naming the chain.
       expect(run.stderr()).toContain(`chain ${t.chain.key} (${CHAIN_ID})`);
     } finally {
-      release();
+      goOn.open();
       cli.remove();
       await handle.stop();
     }

@@ -5,6 +5,7 @@
  */
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
+import { gate } from "../../ops/testing/gate.js";
 import { createDepositCrediting } from "../depositCrediting.js";
 import type { Ledger } from "../index.js";
 
@@ -20,28 +21,22 @@ export function gatedCrediting(
   deps: { common: Common; pool: Pool; ledger: Ledger },
   stopsAt: (transfers: Transfers, write: number) => boolean,
 ) {
-  let reachedIt!: () => void;
-  const reached = new Promise<void>((r) => {
-    reachedIt = r;
-  });
-  let release!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
+  const reached = gate();
+  const held = gate();
   const writes = { n: 0 };
   const gated: Ledger = {
     ...deps.ledger,
     createTransfers: async (transfers, options) => {
       writes.n++;
       if (stopsAt(transfers, writes.n)) {
-        reachedIt();
-        await gate;
+        reached.open();
+        await held.wait;
       }
       return deps.ledger.createTransfers(transfers, options);
     },
   };
   const worker = createDepositCrediting({ common: deps.common, pool: deps.pool, ledger: gated });
-  return { worker, reached, release, writes };
+  return { worker, reached: reached.wait, release: held.open, writes };
 }
 
 /** Resolves once `work` is done or a statement of this database waits for a row lock. */

@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { gate } from "../../ops/testing/gate.js";
 
 export type FailureKind = "internal" | "invalid_state";
 
@@ -125,16 +126,10 @@ export async function startKmsProxy(target: string): Promise<KmsProxy> {
     },
     digestFailures: () => digestFailed,
     holdNext(operation) {
-      let arrived = () => {};
-      let release = () => {};
-      const reached = new Promise<void>((resolve) => {
-        arrived = resolve;
-      });
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      holds.set(operation, { arrived, released });
-      return { reached, release };
+      const arrived = gate();
+      const released = gate();
+      holds.set(operation, { arrived: arrived.open, released: released.wait });
+      return { reached: arrived.wait, release: released.open };
     },
     calls: (operation) => counts.get(operation) ?? 0,
     failed: () => failed,
