@@ -120,6 +120,8 @@ export type RpcClientOptions = {
   /** Full passes over every endpoint before giving up. */
   rounds?: number;
   maxBatchSize?: number;
+  /** Longest cool-down of a failing endpoint (it doubles from 250 ms with each failure; default 30 s). */
+  maxCoolDownMs?: number;
   metrics?: RpcMetrics;
   logger?: Logger;
   signal?: AbortSignal;
@@ -269,6 +271,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const rounds = options.rounds ?? 4;
   const maxBatchSize = options.maxBatchSize ?? 100;
+  const maxCoolDownMs = options.maxCoolDownMs ?? 30_000;
   const chainLabel = String(options.chainId);
   const endpoints: Endpoint[] = options.urls.map((url) => ({
     url,
@@ -510,7 +513,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     endpoint.failures++;
     const backoff = backoffMs(endpoint.failures - 1, {
       baseMs: 250,
-      maxMs: 30_000,
+      maxMs: maxCoolDownMs,
       maxDoublings: 7,
     });
     endpoint.coolUntil = Date.now() + Math.max(backoff, failure.retryAfterMs ?? 0);

@@ -56,8 +56,10 @@ describe("healthy nodes only", () => {
     await watch(t.ctx.db.pool, CHAIN_ID, [{ address: D1 }]);
     fallback.setLag(8);
     await deposits(12, 1000n);
+    // The primary's cool-down grows with each failure while it answers 500 (30 s at most by
+    // default): capped at 2 s, its return is noticed within 2 s rather than waited out for 15 s.
     const ingestor = await t.ingestor({
-      adapterOptions: { timeoutMs: 2000 },
+      adapterOptions: { timeoutMs: 2000, maxCoolDownMs: 2000 },
       options: { pollIntervalMs: 100, batchBlocks: 4 },
     });
     const health = indexerHealthCheck({ chain, ingestor });

@@ -19,11 +19,17 @@ import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { waitFor } from "../ops/testing/wait.js";
 import { CHAIN_FACTS_QUEUE, type ChainFactsJob } from "./doorbell.js";
 import { closeHalt, insertHalt } from "./halts.js";
-import { indexerRole } from "./role.js";
+import { createIndexerRole, indexerRole } from "./role.js";
 import { INDEXER_LEASE_NAMESPACE } from "./sync/loop.js";
 import { anvilRpc, freshAddress, type Rpc, sendTx, watch } from "./testing/chain.js";
 
 const CHAIN_ID = 31337;
+/**
+ * For the halt cases: the role as production runs it, but a halt another process opens is read
+ * within 200 ms rather than the default 5 s (sync/loop.ts `haltRecheckMs`), which each case would
+ * otherwise wait out. Its lease watch keeps the default `leaseLostAfterMs`, as production.
+ */
+const haltRole = createIndexerRole({ haltRecheckMs: 200 });
 let ctx: TestContext;
 let rpc: Rpc;
 const handles: RoleHandle[] = [];
@@ -242,7 +248,7 @@ it("a task that loses its lease exports none of the writer's gauges; stopped tas
   await rpc("evm_setAutomine", [false]);
   await rpc("evm_setIntervalMining", [1]);
   // Two instances in one process (dev mode): one writes, one stands by.
-  for (let i = 0; i < 2; i++) handles.push(await indexerRole.start(roleContext(createHealth())));
+  for (let i = 0; i < 2; i++) handles.push(await haltRole.start(roleContext(createHealth())));
   await waitFor("a writer", async () => ((await leaseHeld()) === "1" ? true : undefined));
   await waitFor("the writer's gauges", async () =>
     (await Promise.all(WRITER_GAUGES.map(exported))).every((v) => v !== undefined)
@@ -314,7 +320,7 @@ it("a task whose lease connection died reports none of the writer's readiness re
   for (const h of handles.splice(0)) await h.stop();
   await rpc("evm_setIntervalMining", [1]);
   const health = createHealth();
-  handles.push(await indexerRole.start(roleContext(health)));
+  handles.push(await haltRole.start(roleContext(health)));
   const check = `indexer:test-${CHAIN_ID}`;
   await waitFor("a writer", async () => ((await leaseHeld()) === "1" ? true : undefined));
   await withHalt(async () => {
@@ -341,7 +347,7 @@ it("a task whose lease connection died reports none of the writer's readiness re
 it("a task re-taking the lease exports the halt it reads then, not the one it saw before", async () => {
   for (const h of handles.splice(0)) await h.stop();
   await rpc("evm_setIntervalMining", [1]);
-  handles.push(await indexerRole.start(roleContext(createHealth())));
+  handles.push(await haltRole.start(roleContext(createHealth())));
   await waitFor("a writer", async () => ((await leaseHeld()) === "1" ? true : undefined));
   const other = await ctx.db.pool.connect();
   other.on("error", () => {});

@@ -173,6 +173,8 @@ export type EvmAdapter = {
 export type EvmAdapterOptions = {
   timeoutMs?: number;
   maxBatchSize?: number;
+  /** Longest cool-down of a failing endpoint (chains/rpc.ts; default 30 s). */
+  maxCoolDownMs?: number;
   /** Largest eth_getLogs span in blocks. */
   maxLogRange?: number;
   /** Force a trace method (default: trace_block, then debug_traceBlockByHash if not served). */
@@ -370,6 +372,7 @@ export function createEvmAdapter(
     urls: chain.rpcUrls,
     timeoutMs: options.timeoutMs ?? 10_000,
     maxBatchSize: options.maxBatchSize ?? 100,
+    ...(options.maxCoolDownMs !== undefined ? { maxCoolDownMs: options.maxCoolDownMs } : {}),
     metrics: rpcMetrics(common.metrics.registry),
     logger,
     signal: common.shutdown.signal,

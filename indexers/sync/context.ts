@@ -23,6 +23,9 @@ export type FactsDoorbell = (range: {
   tipHash: string;
 }) => Promise<void>;
 
+/** While running, the halts table is re-read this often anyway (belt and braces). */
+const HALT_RECHECK_MS = 5000;
+
 export type IngestorOptions = {
   /** Most blocks per batch (one transaction). */
   batchBlocks?: number;
@@ -40,6 +43,11 @@ export type IngestorOptions = {
   pruneIntervalMs?: number;
   /** The chain's lease connection silent this long is counted lost (foundation/sessionLock.ts). */
   leaseLostAfterMs?: number;
+  /**
+   * While running, the halts table is re-read at least this often (default 5 s): how soon a halt
+   * another process opened is seen (sync/loop.ts).
+   */
+  haltRecheckMs?: number;
 };
 
 export type IngestorStatus = {
@@ -81,6 +89,7 @@ export type SyncContext = {
   progressIntervalMs: number;
   /** The chain's lease connection silent this long is counted lost (foundation/sessionLock.ts). */
   leaseLostAfterMs: number;
+  haltRecheckMs: number;
   /** Bloom bits of the Transfer topic and of each listed token (to skip eth_getLogs). */
   bloom: { transfer: number[]; tokens: { token: Address; bits: number[] }[] };
   state: IngestorStatus;
@@ -138,6 +147,7 @@ export function createSyncContext(args: {
     concurrency: args.options.concurrency ?? 3,
     progressIntervalMs: args.options.progressIntervalMs ?? 5000,
     leaseLostAfterMs: args.options.leaseLostAfterMs ?? LOCK_LOST_AFTER_MS,
+    haltRecheckMs: args.options.haltRecheckMs ?? HALT_RECHECK_MS,
     bloom: {
       transfer: bloomBits(TRANSFER_TOPIC),
       tokens: tokens.map((token) => ({ token, bits: bloomBits(token) })),

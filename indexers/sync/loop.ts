@@ -23,8 +23,6 @@ import { type PassResult, syncPass, watchHeads } from "./realtime.js";
 
 /** First key of the per-chain advisory lock (the second is the chain id). */
 export const INDEXER_LEASE_NAMESPACE = 0x636e6478; // "cndx" (1668179064)
-/** While running, the halts table is re-read this often anyway (belt and braces). */
-const HALT_RECHECK_MS = 5000;
 
 export type IngestLoop = {
   start: () => void;
@@ -48,7 +46,7 @@ export function createIngestLoop(
   /**
    * Is the chain halted? Only this chain's lease holder opens a halt (sync/reorg.ts, which sets
    * `state.halted` itself), and the resume command runs in another process: so while halted it is
-   * read each pass, and while running at most every HALT_RECHECK_MS (and on taking the lease), not
+   * read each pass, and while running at most every `haltRecheckMs` (and on taking the lease), not
    * one more round trip per block.
    */
   let haltCheckedAt = 0;
@@ -60,7 +58,7 @@ export function createIngestLoop(
     return halt !== null;
   }
   async function halted(): Promise<boolean> {
-    if (state.halted === null && Date.now() - haltCheckedAt < HALT_RECHECK_MS) return false;
+    if (state.halted === null && Date.now() - haltCheckedAt < ctx.haltRecheckMs) return false;
     return checkHalt();
   }
 

@@ -28,7 +28,12 @@ import {
 } from "./testing/stack.js";
 
 const COLD = "0x000000000000000000000000000000000000c01d" as const;
-const REORG_WINDOW = 30;
+/**
+ * Also the finality depth (chains/config.ts finalityRule), which each case mines through twice (the
+ * funding sweep's, then the move's): 16 keeps every reorg here (the move's block and the few
+ * mined while it was confirmed and booked) well inside it, without mining 30 blocks each time.
+ */
+const REORG_WINDOW = 16;
 const CEILING = 1000n;
 
 let s: SweepStack;
