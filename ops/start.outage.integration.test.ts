@@ -23,7 +23,14 @@ import { createTestDatabase, type TestDatabase } from "./testing/database.js";
 import { type CliProcess, spawnCli } from "./testing/process.js";
 import { waitFor, within } from "./testing/wait.js";
 
-const SHUTDOWN_TIMEOUT_S = 20;
+/**
+ * The production default. During a Redis outage the BullMQ workers cannot close, so the stop waits
+ * for the abandon deadline (this minus the 5 s close reserve, ops/start.ts) and then closes Redis
+ * and Postgres within the reserve; that reserve is 5 s at any timeout, so a longer one (it was 20)
+ * only made each SIGTERM here wait longer before the same abandon. Without the deadline the stop
+ * hangs until the service's own timer exits 1, which these cases still catch.
+ */
+const SHUTDOWN_TIMEOUT_S = 8;
 
 type Probe = {
   status: number;
