@@ -387,6 +387,9 @@ export function createEvmAdapter(
       decimals: chain.nativeDecimals,
     },
     rpcUrls: { default: { http: [...chain.rpcUrls] } },
+    // viem caches a head read and polls (receipts, heads) at half a block time, 500 ms to 4 s;
+    // without it, 4 s whatever the chain (a deploy followed on a 250 ms chain saw its head late).
+    blockTime: chain.blockTimeMs,
     ...(multicall3 ? { contracts: { multicall3: { address: multicall3 } } } : {}),
   });
   const client = createPublicClient({
