@@ -59,7 +59,10 @@ beforeAll(async () => {
   const keyId = created.KeyMetadata!.KeyId!;
   hot = await createKmsAccount({ kms, keyId });
   const rpcUrl = ctx.anvils[0]!.rpcUrl;
-  publicClient = createPublicClient({ chain: foundry, transport: http(rpcUrl) });
+  // Also the in-process deploy sender's client (deploySenderVia): with viem's default, the head
+  // it reads is cached for the polling interval (4 s), and each wait for a final block took 4 s
+  // more whatever the test mined.
+  publicClient = createPublicClient({ cacheTime: 0, chain: foundry, transport: http(rpcUrl) });
   await publicClient.request({
     method: "anvil_setBalance" as never,
     params: [hot.address, `0x${parseEther("10").toString(16)}`] as never,
@@ -487,9 +490,18 @@ describe("contracts deploy CLI", () => {
 
   it("a receipt without status is not a revert: the deploy waits for a whole one, then records the contract", async () => {
     const proxy = await startRpcProxy(ctx.anvils[0]!.rpcUrl);
-    const viaProxy = createPublicClient({ chain: foundry, transport: http(proxy.url) });
+    const viaProxy = createPublicClient({
+      cacheTime: 0,
+      chain: foundry,
+      transport: http(proxy.url),
+    });
     let stripped = 0;
+    let headRead = 0n;
     proxy.setRewrite((call, result) => {
+      if (call.method === "eth_blockNumber") {
+        if (BigInt(result as Hex) > headRead) headRead = BigInt(result as Hex);
+        return result;
+      }
       if (call.method !== "eth_getTransactionReceipt" || result === null) return result;
       stripped++;
       const { status: _dropped, ...rest } = result as Record<string, unknown>;
@@ -514,9 +526,12 @@ describe("contracts deploy CLI", () => {
       const minedBy = await head();
       for (let i = 0; i < 12; i++)
         await publicClient.request({ method: "evm_mine" as never, params: [] as never });
-      // The deploy's client caches the head for its polling interval (4 s): past it, and the
-      // receipt read without status again after that.
-      await new Promise((r) => setTimeout(r, 5_000));
+      // The deploy's sender has read that head (its block final there), and the receipt read
+      // without status again after that.
+      const minedTo = await head();
+      await waitFor("the deploy's sender to read the head its block is final at", async () =>
+        headRead >= minedTo ? true : undefined,
+      );
       const strippedAtFinal = stripped;
       await waitFor("receipts without status read after the deploy's block is final", async () => {
         // Ended meanwhile (read as reverted, a second contract next run): fail with its answer.
