@@ -14,10 +14,10 @@ import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
-import { haltChain, resumeChain } from "./testing/chainHalt.js";
+import { haltChain, heldGauge, resumeChain } from "./testing/chainHalt.js";
 import { waitFor } from "./testing/harness.js";
 import { readStoredDeploy, storeKilledDeploy } from "./testing/killedDeploy.js";
-import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { moreCalls, type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
 
 let t: SignerTest<RpcProxy>;
@@ -58,22 +58,9 @@ const sentBy = async (a: KmsAccount) =>
   t.client.getTransactionCount({ address: a.address, blockTag: "pending" });
 
 /** Let the signer run at least `n` more ticks (each reads the head once). */
-async function ticks(n: number): Promise<void> {
-  const from = t.proxy!.calls("eth_blockNumber");
-  await waitFor(`${n} signer ticks`, async () => t.proxy!.calls("eth_blockNumber") >= from + n, {
-    timeoutMs: 20_000,
-    everyMs: 50,
-  });
-}
+const ticks = (n: number) => moreCalls(t.proxy!, "eth_blockNumber", n);
 
-async function heldGauge(wallet: Hex): Promise<number | undefined> {
-  const m = await t.ctx.common.metrics.registry
-    .getSingleMetric("custody_signer_held_requests")
-    ?.get();
-  return m?.values.find(
-    (v) => v.labels.wallet === wallet.toLowerCase() && v.labels.reason === "chain_halted",
-  )?.value;
-}
+const held = (wallet: Hex) => heldGauge(t.ctx.common.metrics.registry, wallet);
 
 /** custody_signer_stall_heals_total for `wallet`, both actions. */
 async function stallHeals(wallet: Hex): Promise<number> {
@@ -116,14 +103,14 @@ describe("a halted chain", () => {
       expect(waiting.nonce).toBeNull();
       expect(await attemptsOf("halted-pending")).toEqual([]);
       expect(await sentBy(account)).toBe(0);
-      expect(await heldGauge(account.address)).toBe(1);
+      expect(await held(account.address)).toBe(1);
 
       await resume();
       const sent = await confirmed("halted-pending");
       expect(sent.nonce).toBe(0n);
       expect(await sentBy(account)).toBe(1);
       expect(await attemptsOf("halted-pending")).toEqual([{ status: "mined" }]);
-      await waitFor("held gauge back to 0", async () => (await heldGauge(account.address)) === 0);
+      await waitFor("held gauge back to 0", async () => (await held(account.address)) === 0);
     } finally {
       await signer.stop();
       await resume();
@@ -153,7 +140,7 @@ describe("a halted chain", () => {
       expect((await getTxRequest(t.ctx.db.pool, "halted-signed"))!.status).toBe("signed");
       expect(await attemptsOf("halted-signed")).toEqual([{ status: "signed" }]);
       expect(await sentBy(account)).toBe(0);
-      expect(await heldGauge(account.address)).toBe(1);
+      expect(await held(account.address)).toBe(1);
 
       await resume();
       const sent = await confirmed("halted-signed");
@@ -203,7 +190,7 @@ describe("a halted chain", () => {
       expect(await attemptsOf("halted-underpriced")).toHaveLength(before);
       // No node took it: it is held like any request not out yet (callers see `signing`).
       expect((await getTxRequest(t.ctx.db.pool, "halted-underpriced"))!.status).toBe("signed");
-      expect(await heldGauge(account.address)).toBe(1);
+      expect(await held(account.address)).toBe(1);
       // The operator sees which requests wait, not only how many.
       expect(await heldList()).toEqual([
         expect.stringMatching(
@@ -256,7 +243,7 @@ describe("a halted chain", () => {
       await t.rpc("evm_mine", []);
       const out = await confirmed("halted-taken");
       expect(out.nonce).toBe(0n);
-      expect(await heldGauge(account.address)).toBe(0);
+      expect(await held(account.address)).toBe(0);
     } finally {
       t.proxy!.setIntercept(undefined);
       await t.rpc("evm_setAutomine", [true]);
@@ -280,7 +267,7 @@ describe("a halted chain", () => {
       await t.rpc("evm_mine", []);
       const out = await confirmed("halted-out");
       expect(out.nonce).toBe(0n);
-      expect(await heldGauge(account.address)).toBe(0);
+      expect(await held(account.address)).toBe(0);
     } finally {
       await t.rpc("evm_setAutomine", [true]);
       await signer.stop();

@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FORWARDER_FACTORY, getContract } from "../indexers/index.js";
 import { createKmsClient, type KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
-import { haltChain, resumeChain } from "./testing/chainHalt.js";
+import { haltChain, heldGauge, resumeChain } from "./testing/chainHalt.js";
 import { waitFor } from "./testing/harness.js";
-import { deployFactoryStored, readStoredDeploy } from "./testing/killedDeploy.js";
+import { deployFactoryStored, readStoredDeploy, whileMining } from "./testing/killedDeploy.js";
 import { type KmsProxy, startKmsProxy } from "./testing/kmsProxy.js";
-import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { moreCalls, type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
 
 let t: SignerTest<RpcProxy>;
@@ -54,22 +54,9 @@ async function slowKmsWallet(): Promise<{ account: KmsAccount; close: () => void
 }
 
 /** Let `n` more rounds pass, each asking the node `method` once (a tick's head, a pass's receipt). */
-async function rounds(method: string, n: number): Promise<void> {
-  const from = t.proxy!.calls(method);
-  await waitFor(`${n} more ${method} calls`, async () => t.proxy!.calls(method) >= from + n, {
-    timeoutMs: 20_000,
-    everyMs: 20,
-  });
-}
+const rounds = (method: string, n: number) => moreCalls(t.proxy!, method, n);
 
-async function heldGauge(wallet: string): Promise<number | undefined> {
-  const m = await t.ctx.common.metrics.registry
-    .getSingleMetric("custody_signer_held_requests")
-    ?.get();
-  return m?.values.find(
-    (v) => v.labels.wallet === wallet.toLowerCase() && v.labels.reason === "chain_halted",
-  )?.value;
-}
+const heldNow = (wallet: string) => heldGauge(t.ctx.common.metrics.registry, wallet);
 
 describe("a halt opened while new bytes are signed", () => {
   it("holds the signer's batch: stored, not sent until the resume, then sent once", async () => {
@@ -98,7 +85,7 @@ describe("a halt opened while new bytes are signed", () => {
       const held = (await getTxRequest(t.ctx.db.pool, id))!;
       expect(held.status).toBe("signed");
       expect(held.nonce).toBe(0n);
-      expect(await heldGauge(account.address)).toBe(1);
+      expect(await heldNow(account.address)).toBe(1);
 
       await resume();
       haltOpen = false;
@@ -160,16 +147,7 @@ describe("a halt opened while new bytes are signed", () => {
       await resume();
       haltOpen = false;
       await waitFor("the stored bytes sent after the resume", async () => sends() > before);
-      // Blocks until the deploy is final (anvil mines only on a transaction).
-      let done = false;
-      const settled = run.finally(() => {
-        done = true;
-      });
-      await waitFor("the deploy command's end", async () => {
-        if (!done) await t.rpc("evm_mine");
-        return done;
-      });
-      const { contract, deployed } = await settled;
+      const { contract, deployed } = await whileMining(t.client, run);
       const address = getContractAddress({ from: account.address, nonce: BigInt(first) });
       expect(deployed).toBe(true);
       expect(contract).toMatchObject({ address, deployTxHash: stored.txHash });

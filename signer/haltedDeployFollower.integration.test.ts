@@ -25,8 +25,9 @@ import {
   priceOut,
   readStoredDeploy,
   restoreBaseFee,
+  whileMining,
 } from "./testing/killedDeploy.js";
-import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { moreCalls, type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest, TEST_CHAIN_ID } from "./testing/signerTest.js";
 
 let t: SignerTest<RpcProxy>;
@@ -49,14 +50,7 @@ const resume = () => resumeChain(t.ctx.db.pool, TEST_CHAIN_ID);
 const sends = () => t.proxy!.calls("eth_sendRawTransaction");
 
 /** Let the follower run at least `n` more passes (each asks the node for the deploy's receipt). */
-async function passes(n: number): Promise<void> {
-  const from = t.proxy!.calls("eth_getTransactionReceipt");
-  await waitFor(
-    `${n} follower passes`,
-    async () => t.proxy!.calls("eth_getTransactionReceipt") >= from + n,
-    { timeoutMs: 20_000, everyMs: 20 },
-  );
-}
+const passes = (n: number) => moreCalls(t.proxy!, "eth_getTransactionReceipt", n);
 
 describe("the deploy command following bytes no node has taken when the chain halts", () => {
   it("sends nothing while the halt is open, keeps following, and sends them once resumed: the factory recorded", async () => {
@@ -125,16 +119,7 @@ describe("the deploy command following bytes no node has taken when the chain ha
       await resume();
       haltOpen = false;
       await waitFor("the stored bytes sent after the resume", async () => sends() > atHalt);
-      // Blocks until the deploy is final (anvil mines only on a transaction).
-      let done = false;
-      const settled = run.finally(() => {
-        done = true;
-      });
-      await waitFor("the deploy command's end", async () => {
-        if (!done) await t.rpc("evm_mine");
-        return done;
-      });
-      const { contract, deployed } = await settled;
+      const { contract, deployed } = await whileMining(t.client, run);
       const address = getContractAddress({ from: account.address, nonce: BigInt(first) });
       expect(deployed).toBe(true);
       // The stored bytes themselves: no replacement was signed, halted or not.

@@ -26,6 +26,7 @@ import {
   type StoredDeploy,
   storeKilledDeploy,
   TINY_CONTRACT,
+  whileMining,
 } from "./testing/killedDeploy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
@@ -102,26 +103,6 @@ async function followOn(account: KmsAccount, name: string, chain = t.chain) {
 /** `custody-node contracts deploy`'s body in process, "killed" at `killAt` when given. */
 const deployFactory = (account: KmsAccount, killAt?: CrashPoint) =>
   deployFactoryStored(t, account, killAt ? { killAt } : {});
-
-/**
- * Settles `work` while blocks are mined, each with the base fee at `baseFee` when given (an empty
- * block would lower it, and bytes priced out would mine after a dozen blocks): the market stays
- * above them.
- */
-async function whileMining<T>(work: Promise<T>, baseFee?: bigint): Promise<T> {
-  let done = false;
-  const settled = work.finally(() => {
-    done = true;
-  });
-  const deadline = Date.now() + 60_000;
-  while (!done) {
-    if (Date.now() > deadline) throw new Error("timed out waiting for the deploy command's end");
-    if (baseFee !== undefined) await rpc("anvil_setNextBlockBaseFeePerGas", [numberToHex(baseFee)]);
-    await rpc("evm_mine");
-    await Promise.race([settled.catch(() => {}), new Promise((r) => setTimeout(r, 100))]);
-  }
-  return settled;
-}
 
 /** Deploy gas booked in the ledger for `txHash` (fee transfers). */
 async function gasBooked(txHash: Hex): Promise<bigint[]> {
@@ -278,7 +259,7 @@ describe("the deploy command run while its stored deploy is priced out", () => {
     const market = oldFee * 4n;
     expect(market * 2n).toBeLessThan(t.chain.maxFeePerGas);
     try {
-      const { contract, deployed } = await whileMining(deployFactory(account), market);
+      const { contract, deployed } = await whileMining(t.client, deployFactory(account), market);
       const row = await deployRow(account, FORWARDER_FACTORY);
       expect(row.txHash).not.toBe(stored.txHash);
       expect(row.earlierTxHashes).toEqual([stored.txHash]);
@@ -332,7 +313,7 @@ describe("the deploy command run while its stored deploy is priced out", () => {
         parseTransaction(sent.rawTx).maxFeePerGas!,
       );
       await rpc("evm_setAutomine", [true]);
-      const result = await whileMining(run);
+      const result = await whileMining(t.client, run);
       const receipt = await minedOf(await deployRow(account, "HeldByNode"));
       expect(receipt.transactionHash).not.toBe(sent.txHash); // a replacement mined
       const address = getContractAddress({ from: account.address, nonce: first });
@@ -375,6 +356,7 @@ describe("the deploy command run while its stored deploy is priced out", () => {
       const otherHash = await t.client.sendRawTransaction({ serializedTransaction: other });
       await rpc("evm_setAutomine", [true]);
       const failed = await whileMining(
+        t.client,
         run.then(
           () => undefined,
           (e: unknown) => e as Error,

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
 import { createLogger } from "../../foundation/logger.js";
 import { getTxRequest } from "../requests.js";
-import { haltChain, resumeChain } from "../testing/chainHalt.js";
+import { haltChain, heldGauge, resumeChain } from "../testing/chainHalt.js";
 import { waitFor } from "../testing/harness.js";
 import { createSweeper, type Sweeper } from "./createSweeper.js";
 import { CHAIN_ID, type SweepStack, startSweepStack } from "./testing/stack.js";
@@ -24,14 +24,7 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function heldGauge(): Promise<number | undefined> {
-  const m = await s.ctx.common.metrics.registry
-    .getSingleMetric("custody_signer_held_requests")
-    ?.get();
-  return m?.values.find(
-    (v) => v.labels.wallet === s.hot.toLowerCase() && v.labels.reason === "chain_halted",
-  )?.value;
-}
+const held = () => heldGauge(s.ctx.common.metrics.registry, s.hot);
 
 const halt = (reason: string) => haltChain(s.ctx.db.pool, CHAIN_ID, reason);
 const resume = () => resumeChain(s.ctx.db.pool, CHAIN_ID);
@@ -97,7 +90,7 @@ describe("a halted chain", () => {
     expect(halted.started).toEqual([]);
     expect(halted.coldStarted).toEqual([]);
     s.startSigner();
-    await waitFor("the signer holding the sweep", async () => (await heldGauge()) === 1);
+    await waitFor("the signer holding the sweep", async () => (await held()) === 1);
     await new Promise((r) => setTimeout(r, 1_000)); // ~20 more ticks
     expect((await getTxRequest(s.ctx.db.pool, first))!.status).toBe("pending");
     expect(await sentByHot()).toBe(nonce);

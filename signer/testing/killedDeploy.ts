@@ -234,3 +234,28 @@ export async function restoreBaseFee(client: PublicClient, maxFeePerGas: bigint)
 
 const anvil = (client: PublicClient, method: string, params: unknown[]) =>
   client.request({ method: method as never, params: params as never });
+
+/**
+ * Settles `work` (a deploy command's run: it ends once its block is final) while blocks are mined,
+ * as anvil mines only on a transaction; each block with the base fee at `baseFee` when given (an
+ * empty block would lower it, and bytes priced out would mine after a dozen blocks).
+ */
+export async function whileMining<T>(
+  client: PublicClient,
+  work: Promise<T>,
+  baseFee?: bigint,
+): Promise<T> {
+  let done = false;
+  const settled = work.finally(() => {
+    done = true;
+  });
+  const deadline = Date.now() + 60_000;
+  while (!done) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the deploy command's end");
+    if (baseFee !== undefined)
+      await anvil(client, "anvil_setNextBlockBaseFeePerGas", [numberToHex(baseFee)]);
+    await anvil(client, "evm_mine", []);
+    await Promise.race([settled.catch(() => {}), new Promise((r) => setTimeout(r, 100))]);
+  }
+  return settled;
+}

@@ -6,6 +6,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { waitFor } from "../../ops/testing/wait.js";
 
 export type RpcCallIn = {
   jsonrpc: "2.0";
@@ -118,4 +119,16 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Let the code behind the proxy ask the node `method` at least `n` more times: a bounded window of
+ * its rounds (a signer tick's head read, a deploy follower's receipt read) for a negative check.
+ */
+export async function moreCalls(proxy: RpcProxy, method: string, n: number): Promise<void> {
+  const from = proxy.calls(method);
+  await waitFor(`${n} more ${method} calls`, async () => proxy.calls(method) >= from + n, {
+    timeoutMs: 20_000,
+    everyMs: 20,
+  });
 }
