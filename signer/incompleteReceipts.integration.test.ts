@@ -28,7 +28,16 @@ import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 /** A GasPriceOracle stand-in (signer/gas.integration.test.ts): getL1Fee(bytes) = size x 1000 wei. */
 const ORACLE_RUNTIME: Hex = "0x366103e80260005260206000f3";
-const SETTINGS = { receiptGraceMs: 1_000, fullSearchIntervalMs: 1_000 };
+/**
+ * An incomplete receipt counts as none: another endpoint's is read once the grace is over (the
+ * full search). A short grace: the cases below only wait it out before that search.
+ */
+const SETTINGS = { receiptGraceMs: 250, fullSearchIntervalMs: 250 };
+/**
+ * The stall case's: with a block mined every 300 ms, a full search every few blocks, so several run
+ * on the final nonce within its 8 blocks (where needs_review would be decided).
+ */
+const STALL_SETTINGS = { receiptGraceMs: 1_000, fullSearchIntervalMs: 1_000 };
 
 let t: SignerTest<RpcProxy>;
 let proxy: RpcProxy;
@@ -234,7 +243,7 @@ describe("incomplete receipts", () => {
   it("waits while its only endpoint sends receipts without effectiveGasPrice, never needs_review, then books the fee", async () => {
     dropFromReceipts("effectiveGasPrice");
     const counted = await countedMissing("effectiveGasPrice");
-    const signer = t.run(t.account, { settings: SETTINGS });
+    const signer = t.run(t.account, { settings: STALL_SETTINGS });
     const seen = new Set<string>();
     try {
       await t.withdraw("egp-only-endpoint", {

@@ -63,8 +63,10 @@ describe("the attestation step under its chain lock", () => {
   // First: the tests below leave an attestation in flight, which a tick waits out before reading.
   it("a tick stops at its lock's loss while the reserves are still being read, not after the read", async () => {
     // A read at scale takes minutes; here one answer of the slow node, under the RPC timeout (10 s).
+    // Only the reserves read is slow: the tick's calls before it (waited out, not under test)
+    // answer at once.
     const READ_MS = 8_000;
-    t.proxy.setDelay(READ_MS);
+    t.proxy.setDelay(READ_MS, ["eth_getBalance"]);
     const attestor = createAttestor({
       common: t.ctx.common,
       pool: t.ctx.db.pool,

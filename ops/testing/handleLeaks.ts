@@ -6,7 +6,17 @@
  * file when the process still holds more of any kind of resource than when the file started, once
  * the file's closes have had SETTLE_MS to finish.
  */
-import { afterAll } from "vitest";
+import { afterAll, inject } from "vitest";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /**
+     * SETTLE_MS for a project whose files open no fetch connection (the check's own fixtures,
+     * ops/testing/fixtures/leaks): their closes finish at once, so a leak shows as soon as waited for.
+     */
+    handleLeaksSettleMs?: number;
+  }
+}
 
 /** Open resources by kind (`process.getActiveResourcesInfo()`: TCPSocketWrap, Timeout, ProcessWrap…). */
 type ResourceCounts = Map<string, number>;
@@ -29,7 +39,7 @@ function grownResources(before: ResourceCounts, now: ResourceCounts): string[] {
  * Closes finish after afterAll returns: a socket's close event, and fetch's idle keep-alive
  * connections (undici closes them after 4 s). Longer than that is a leak.
  */
-const SETTLE_MS = 10_000;
+const SETTLE_MS = inject("handleLeaksSettleMs") ?? 10_000;
 const POLL_MS = 100;
 
 const current = () => countResources(process.getActiveResourcesInfo());

@@ -26,8 +26,12 @@ export type RpcProxy = {
   setRewrite: (fn: Rewrite | undefined) => void;
   /** Calls seen per method (passed or answered). */
   calls: (method: string) => number;
-  /** Answer every request this much later (a distant or slow node); 0 (the default): at once. */
-  setDelay: (ms: number) => void;
+  /**
+   * Answer every request this much later (a distant or slow node); 0 (the default): at once. With
+   * `methods`, only requests (a batch is one) holding a call of one of them: one slow read, and
+   * the calls before it at full speed.
+   */
+  setDelay: (ms: number, methods?: readonly string[]) => void;
   /** The most requests (HTTP requests: a batch is one) this proxy was answering at once. */
   mostInFlight: () => number;
   close: () => Promise<void>;
@@ -38,6 +42,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
   let rewrite: Rewrite | undefined;
   const counts = new Map<string, number>();
   let delayMs = 0;
+  let delayed: readonly string[] | undefined;
   let inFlight = 0;
   let mostInFlight = 0;
 
@@ -89,7 +94,9 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
       try {
         const parsed = JSON.parse(Buffer.concat(chunks).toString()) as RpcCallIn | RpcCallIn[];
         const out = await handle(parsed);
-        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+        const calls = Array.isArray(parsed) ? parsed : [parsed];
+        if (delayMs > 0 && (!delayed || calls.some((c) => delayed?.includes(c.method))))
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(out));
       } catch (error) {
@@ -110,8 +117,9 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
       rewrite = fn;
     },
     calls: (method) => counts.get(method) ?? 0,
-    setDelay(ms) {
+    setDelay(ms, methods) {
       delayMs = ms;
+      delayed = methods;
     },
     mostInFlight: () => mostInFlight,
     async close() {
