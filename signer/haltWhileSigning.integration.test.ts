@@ -7,9 +7,18 @@
  * receives is counted by a proxy in front of anvil; the halt is opened and closed with the
  * indexer's own functions.
  */
-import { createPublicClient, getContractAddress, http, type PublicClient, parseEther } from "viem";
+import {
+  createPublicClient,
+  getContractAddress,
+  type Hex,
+  http,
+  type PublicClient,
+  parseEther,
+  parseTransaction,
+} from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FORWARDER_FACTORY, getContract } from "../indexers/index.js";
+import { estimateFees } from "./fees.js";
 import { createKmsClient, type KmsAccount } from "./kmsAccount.js";
 import { getTxRequest } from "./requests.js";
 import { haltChain, heldGauge, resumeChain } from "./testing/chainHalt.js";
@@ -157,6 +166,82 @@ describe("a halt opened while new bytes are signed", () => {
       });
     } finally {
       sign.release();
+      if (haltOpen) await resume();
+      wallet.close();
+    }
+  });
+  it("holds the capped resend of a request no node took, in the bump pass whose signature outlived the tick's read", async () => {
+    const wallet = await slowKmsWallet();
+    const { account } = wallet;
+    // Nothing mines: nonce 0 stays in the pool (taken, bumped each interval).
+    await t.rpc("evm_setAutomine", [false]);
+    // A cap twice the market: nonce 1, refused as underpriced and replaced each pass, reaches it
+    // in a few passes; nonce 0, replaced once a second, is still under it.
+    const market = await estimateFees(t.client, { ...t.chain, maxFeePerGas: 10n ** 30n });
+    if (market.type !== "eip1559") throw new Error("the test chain prices in eip1559");
+    const cap = market.maxFeePerGas * 2n;
+    // The node takes nonce 0 and refuses nonce 1 as underpriced; what it is sent at nonce 1 once
+    // the halt is open is counted.
+    let haltOpen = false;
+    let sentWhileHalted = 0;
+    t.proxy!.setIntercept((call) => {
+      if (call.method !== "eth_sendRawTransaction") return undefined;
+      if (parseTransaction((call.params as Hex[])[0]!).nonce !== 1) return undefined;
+      if (haltOpen) sentWhileHalted++;
+      return { error: { code: -32000, message: "transaction underpriced" } };
+    });
+    const signer = t.run(account, {
+      chain: { ...t.chain, maxFeePerGas: cap, bumpIntervalMs: 1_000 },
+    });
+    const byNonce = async (nonce: bigint) => {
+      const { rows } = await t.ctx.db.pool.query<{ id: string }>(
+        "SELECT id FROM custody.tx_requests WHERE from_address = $1 AND nonce = $2",
+        [account.address.toLowerCase(), nonce.toString()],
+      );
+      return rows[0] ? getTxRequest(t.ctx.db.pool, rows[0].id) : undefined;
+    };
+    let sign: { reached: Promise<void>; release: () => void } | undefined;
+    try {
+      await t.withdraw(["capped-taken", "capped-refused"], { from: account.address });
+      // Nonce 1 at the cap: no replacement of it fits under it, its bytes are resent as is.
+      await waitFor("nonce 0 taken, nonce 1 at the cap", async () => {
+        const taken = await byNonce(0n);
+        const { rows } = await t.ctx.db.pool.query(
+          `SELECT 1 FROM custody.tx_requests
+            WHERE from_address = $1 AND nonce = 1 AND fee_capped_at IS NOT NULL`,
+          [account.address.toLowerCase()],
+        );
+        return taken?.status === "broadcast" && rows.length > 0;
+      });
+      // The next signature is nonce 0's bump: the halt opens while KMS holds it, after the pass
+      // read it (nonce 1 is resent unchanged after that signature, in the same pass).
+      sign = kmsProxy.holdNext("Sign");
+      await sign.reached;
+      await halt();
+      haltOpen = true;
+      sign.release();
+      // The negative over a bounded window: 10 more ticks, none of which may send nonce 1.
+      await rounds("eth_blockNumber", 10);
+      expect(sentWhileHalted).toBe(0);
+      expect((await byNonce(1n))!.status).toBe("signed");
+
+      await resume();
+      haltOpen = false;
+      t.proxy!.setIntercept(undefined);
+      await waitFor(
+        "both confirmed",
+        async () => {
+          await t.rpc("evm_mine", []);
+          return (await byNonce(1n))?.status === "confirmed";
+        },
+        { timeoutMs: 20_000 },
+      );
+      expect(await sentBy(account)).toBe(2);
+    } finally {
+      sign?.release();
+      t.proxy!.setIntercept(undefined);
+      await t.rpc("evm_setAutomine", [true]);
+      await signer.stop();
       if (haltOpen) await resume();
       wallet.close();
     }

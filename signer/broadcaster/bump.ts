@@ -7,7 +7,8 @@
  * failed re-signature (KMS) is retried on a later pass. A request an operator failed has only its
  * cancels bumped, including one failed outright before migration 0107, which is not followed
  * (nonces.ts names those whose nonce is still unused). On a halted chain the payment of a request
- * no node has taken is not replaced (halt.ts).
+ * no node has taken is neither replaced nor resent (halt.ts); the halt is read again after a KMS
+ * signature of the pass.
  */
 import { LeaseLostError } from "../errors.js";
 import { type BumpResult, bumpFees, estimateFees, type Fees } from "../fees.js";
@@ -58,10 +59,21 @@ export async function bump(
       err: error,
     });
   }
-  for (const a of due) {
+  // `due` is as of the halt read before the loop; a replacement's KMS signature (hundreds of ms,
+  // more when KMS is slow) leaves time for the indexer to open a halt, and the capped resend
+  // below sends without sendInOrder. So after a signature the halt is read again (sendableNow)
+  // before the next payment is resent or replaced: one read per signature, not per attempt.
+  let signedSinceRead = false;
+  let sendable: ReadonlySet<string> | undefined;
+  for (const [i, a] of due.entries()) {
     // A task that lost the lease neither resends nor signs: a standby may own this nonce now, and
     // a replacement signed here could never be stored (its store goes through the lost lease).
     if (!lease.isHeld()) throw new LeaseLostError(lease.key);
+    if (signedSinceRead && a.purpose === "send") {
+      sendable = new Set((await sendableNow(ctx, due.slice(i))).map((d) => d.id));
+      signedSinceRead = false;
+    }
+    if (sendable && !sendable.has(a.id)) continue;
     const result: BumpResult =
       market === undefined
         ? { replace: false, capped: false }
@@ -95,6 +107,7 @@ export async function bump(
         ? { nonce: a.nonce, to: ctx.from, value: 0n, data: "0x" as const, gasLimit: a.gasLimit }
         : { nonce: a.nonce, to: req.to, value: req.value, data: req.data, gasLimit: a.gasLimit };
     let signed: { raw: `0x${string}`; hash: `0x${string}` };
+    signedSinceRead = true;
     try {
       signed = await signTx(ctx, tx, result.fees);
     } catch (error) {
