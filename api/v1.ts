@@ -47,6 +47,11 @@ export type V1Options = {
    * (default 20 per minute); the console's sign-in has its own count with the same limit.
    */
   authFailureLimit?: AuthFailureLimit;
+  /**
+   * How long the limits' Redis connection waits for a reply before the limits count per process
+   * (default 2 s, `failFastOptions`); an outage costs a request up to twice this.
+   */
+  limiterRedisTimeoutMs?: number;
   /** Called after committing webhook events so the dispatcher sends them without waiting. */
   ringWebhooks?: () => Promise<unknown>;
   heads?: ChainHeads;
@@ -88,7 +93,12 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
     // A connection of its own that fails fast: with Redis down or silent, the per-key limiter
     // lets requests through (skipOnError) and the failed-authentication limits count per process
     // (auth.ts), instead of queueing requests for the whole outage; auth and money live in Postgres.
-    const limiterRedis = createFailFastRedis(deps.redis);
+    const limiterRedis = createFailFastRedis(
+      deps.redis,
+      options.limiterRedisTimeoutMs !== undefined
+        ? { commandTimeoutMs: options.limiterRedisTimeoutMs }
+        : {},
+    );
     // Start counting from the first request when Redis is up; never block start-up on it.
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2000);

@@ -29,9 +29,19 @@ export const failFastOptions = {
   commandTimeout: 2000,
 } as const satisfies RedisOptions;
 
-/** A fail-fast sibling of `redis` (same server and credentials). */
-export function createFailFastRedis(redis: Redis): Redis {
-  const connection = redis.duplicate({ ...failFastOptions, lazyConnect: false });
+/**
+ * A fail-fast sibling of `redis` (same server and credentials). `commandTimeoutMs` replaces the
+ * 2 s wait for a reply (tests of an outage wait it out once per command).
+ */
+export function createFailFastRedis(
+  redis: Redis,
+  options: { commandTimeoutMs?: number } = {},
+): Redis {
+  const connection = redis.duplicate({
+    ...failFastOptions,
+    ...(options.commandTimeoutMs !== undefined ? { commandTimeout: options.commandTimeoutMs } : {}),
+    lazyConnect: false,
+  });
   connection.on("error", () => {});
   return connection;
 }

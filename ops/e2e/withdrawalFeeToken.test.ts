@@ -59,6 +59,11 @@ beforeAll(async () => {
         config: {
           confirmations: { kind: "blocks", blocks: 2 },
           reorgWindow: 8,
+          // The test mines a block per look (every 50 ms) until what it waits for is final; the
+          // indexer polls once a block time (at least 100 ms), and at the default 1 s each wait
+          // for a final block (reorgWindow blocks on) took seconds. No timer of the service's that
+          // a case waits out scales with it (the signer's floors are 1-5 s; no halt is time-based).
+          blockTimeMs: 100,
           tokens: [
             { address: FEE_TOKEN, symbol: "FEE", decimals: 18 },
             { address: BURN_TOKEN, symbol: "BURN", decimals: 18 },
@@ -130,7 +135,7 @@ beforeAll(async () => {
       await mineOne();
       return (await alice()).available === 10_000n || undefined;
     },
-    { timeoutMs: 60_000, everyMs: 200 },
+    { timeoutMs: 60_000, everyMs: 50 },
   );
 }, 180_000);
 afterAll(async () => {
@@ -208,7 +213,7 @@ async function untilStatus(id: string, status: string, { mine }: { mine: boolean
       if (mine) await mineOne();
       return undefined;
     },
-    { timeoutMs: 30_000, everyMs: 200 },
+    { timeoutMs: 30_000, everyMs: 50 },
   ).catch((err: Error) => {
     throw new Error(`${err.message}; the withdrawal is ${seen.status}`);
   });
@@ -238,7 +243,7 @@ async function reconcileAtFinal() {
       );
       return Number(r.rows[0]?.block_number ?? -1) - chain.reorgWindow >= head || undefined;
     },
-    { timeoutMs: 60_000, everyMs: 200 },
+    { timeoutMs: 60_000, everyMs: 50 },
   );
   return createReconciler({
     sweeps: sweepReader,
@@ -258,7 +263,7 @@ describe("withdrawing a fee-on-transfer token", () => {
         await mineOne();
         return (await tokenBalance(DEST)) > 0n || undefined;
       },
-      { timeoutMs: 60_000, everyMs: 200 },
+      { timeoutMs: 60_000, everyMs: 50 },
     );
     const final = await untilStatus(id, "finalized", { mine: true });
 
@@ -289,7 +294,7 @@ describe("withdrawing a fee-on-transfer token", () => {
         const got = await api("GET", `/v1/withdrawals/${id}`);
         return got.txHash ? (got.txHash as Hex) : undefined;
       },
-      { timeoutMs: 30_000, everyMs: 200 },
+      { timeoutMs: 30_000, everyMs: 50 },
     );
     const mined = await waitFor(
       "mined",
@@ -298,7 +303,7 @@ describe("withdrawing a fee-on-transfer token", () => {
         if (!r) await mineOne();
         return r ?? undefined;
       },
-      { timeoutMs: 30_000, everyMs: 200 },
+      { timeoutMs: 30_000, everyMs: 50 },
     );
     // Just enough for the confirmation rule, then nothing mined until the API has seen it.
     const height = BigInt(mined.blockNumber);
@@ -357,7 +362,7 @@ describe("withdrawing a fee-on-transfer token", () => {
         );
         return rows[0];
       },
-      { timeoutMs: 60_000, everyMs: 200 },
+      { timeoutMs: 60_000, everyMs: 50 },
     );
     // What that revision left: paid out and final, nothing to book it from; the hold stands.
     expect(request).toMatchObject({
@@ -426,7 +431,7 @@ describe("withdrawing a fee-on-transfer token", () => {
         await mineOne();
         return (await alice(BURN)).available === 10_000n || undefined;
       },
-      { timeoutMs: 60_000, everyMs: 200 },
+      { timeoutMs: 60_000, everyMs: 50 },
     );
     const id = await withdraw(1_000n, BURN_TOKEN);
     const final = await untilStatus(id, "finalized", { mine: true });
