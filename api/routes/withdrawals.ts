@@ -269,13 +269,15 @@ export function withdrawalsRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
         async (request) => {
           const caller = callerOf(request);
           const reason = request.body?.reason;
-          await deps.withdrawals[action](
+          // The withdrawal as this decision left it (its transaction's), not as read afterwards: a
+          // second approver committing meanwhile would have the first approval answer `signing`.
+          const w = await deps.withdrawals[action](
             caller,
             request.params.id,
             reason,
             idempotencyKeyOf(request),
           );
-          return full(request.params.id);
+          return withdrawalOut(w, await approvalsOf(deps.pool, w.id));
         },
       );
     }
