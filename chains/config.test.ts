@@ -33,6 +33,32 @@ describe("chainSchema in the config file", () => {
     ]);
   });
 
+  it("gives a listed public chain its L1 data fee model when the file leaves it out, and refuses the other one naming the field", () => {
+    const parsed = (fields: Record<string, unknown>) =>
+      parseFileConfig(chainSchema, { chains: [{ ...chain, ...fields }] }).chains[0]!;
+    expect(parsed({ chainId: 8453 }).l1DataFee).toBe("op-stack");
+    expect(parsed({ chainId: 10 }).l1DataFee).toBe("op-stack");
+    expect(parsed({ chainId: 1 }).l1DataFee).toBe("none");
+    expect(parsed({ chainId: 8453, l1DataFee: "op-stack" }).l1DataFee).toBe("op-stack");
+    // A chain the registry does not define keeps what the file says, or nothing.
+    expect(parsed({ chainId: 31337 }).l1DataFee).toBeUndefined();
+    expect(parsed({ chainId: 7777777, l1DataFee: "op-stack" }).l1DataFee).toBe("op-stack");
+    expect(configIssuesOf(() => parsed({ chainId: 8453, l1DataFee: "none" }))).toEqual([
+      {
+        field: "config.chains.0.l1DataFee",
+        message:
+          'chain 8453 is an OP-stack chain: it charges an L1 data fee outside gas, so l1DataFee must be "op-stack" (or left out)',
+      },
+    ]);
+    expect(configIssuesOf(() => parsed({ chainId: 42161, l1DataFee: "op-stack" }))).toEqual([
+      {
+        field: "config.chains.0.l1DataFee",
+        message:
+          'chain 42161 charges no L1 data fee outside gas (its receipts carry no l1Fee): l1DataFee must be "none" (or left out)',
+      },
+    ]);
+  });
+
   it("refuses a native hot ceiling below one transfer's gas at the fee cap, naming the field", () => {
     const ceiling = (nativeHotCeiling: string, maxFeePerGas?: string) => () =>
       parseFileConfig(chainSchema, {

@@ -17,6 +17,25 @@ import { ConfigError } from "../foundation/errors.js";
 /** The native asset's token address (assets are keyed chain id + token). */
 const NATIVE = "0x0000000000000000000000000000000000000000";
 
+type L1DataFee = "none" | "op-stack";
+
+/**
+ * The L1 data fee model of the public chains the registry defines (chains/registry.ts; its test
+ * holds this to viem's definitions): an OP-stack chain charges every transaction an L1 fee outside
+ * gas, the others none. A file that leaves `l1DataFee` out for one of them gets its model, not
+ * `none`; the other model is refused. On Base with `none` the signer's budget leaves the L1 fee
+ * out (the node refuses a send the wallet cannot pay for, its nonce taken) and a receipt missing
+ * `l1Fee` reads as a fee without it; on an L1 with `op-stack` no receipt would ever be whole.
+ */
+export const KNOWN_L1_DATA_FEE: ReadonlyMap<number, L1DataFee> = new Map([
+  [1, "none"],
+  [56, "none"],
+  [137, "none"],
+  [42161, "none"],
+  [10, "op-stack"],
+  [8453, "op-stack"],
+]);
+
 export const tokenSchema = z
   .object({
     address,
@@ -145,6 +164,16 @@ export const chainSchema = z
   .superRefine((chain, ctx) => {
     const problem = finalityProblem(chain);
     if (problem) ctx.addIssue({ code: "custom", path: ["finality"], message: problem });
+    const l1DataFee = KNOWN_L1_DATA_FEE.get(chain.chainId);
+    if (l1DataFee && chain.l1DataFee && chain.l1DataFee !== l1DataFee)
+      ctx.addIssue({
+        code: "custom",
+        path: ["l1DataFee"],
+        message:
+          l1DataFee === "op-stack"
+            ? `chain ${chain.chainId} is an OP-stack chain: it charges an L1 data fee outside gas, so l1DataFee must be "op-stack" (or left out)`
+            : `chain ${chain.chainId} charges no L1 data fee outside gas (its receipts carry no l1Fee): l1DataFee must be "none" (or left out)`,
+      });
     // A native cold move sends all above the ceiling and pays its gas from what stays: below one
     // transfer's gas at the fee cap, a node refuses it (value + gas > balance) at every resend and
     // every later request of the wallet waits behind its nonce.
@@ -173,6 +202,11 @@ export const chainSchema = z
         });
       tokens.add(token);
     });
+  })
+  // A listed public chain's own L1 data fee model where the file leaves it out (KNOWN_L1_DATA_FEE).
+  .transform((chain) => {
+    const l1DataFee = chain.l1DataFee ?? KNOWN_L1_DATA_FEE.get(chain.chainId);
+    return l1DataFee ? { ...chain, l1DataFee } : chain;
   });
 
 export type ConfirmationRule = z.output<typeof confirmationRuleSchema>;

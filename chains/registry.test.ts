@@ -1,6 +1,7 @@
 import { getAddress } from "viem";
 import { arbitrum, base, bsc, mainnet, optimism, polygon } from "viem/chains";
 import { describe, expect, it } from "vitest";
+import { KNOWN_L1_DATA_FEE } from "./config.js";
 import { knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";
 
 describe("knownChains", () => {
@@ -33,6 +34,10 @@ describe("knownChains", () => {
       expect(c.viemChain?.contracts?.multicall3?.blockCreated, key).toBeGreaterThan(0);
       expect(c.viemChain?.blockExplorers?.default.url, key).toMatch(/^https:\/\//);
       expect(c.definition.rpcUrls, key).toEqual([expect.stringMatching(/publicnode\.com$/)]);
+      // viem's OP-stack chains carry the GasPriceOracle: the L1 data fee model config.ts assumes.
+      const l1DataFee = v.contracts && "gasPriceOracle" in v.contracts ? "op-stack" : "none";
+      expect(KNOWN_L1_DATA_FEE.get(v.id), key).toBe(l1DataFee);
+      expect(c.definition.l1DataFee, key).toBe(l1DataFee);
     }
     expect(knownChains["local-a"]!.viemChain).toBeUndefined();
   });
