@@ -29,8 +29,8 @@ export type RpcMetrics = {
    */
   bestHeadDropped: Counter<"chain_id" | "endpoint">;
   /**
-   * Answers an endpoint gave for another chain than ours (rpc.ts ReadOptions.otherChain: its block
-   * at our final height is another block), by that endpoint: it was set aside a while
+   * Answers an endpoint gave for another chain than ours (its `eth_chainId`, or rpc.ts
+   * ReadOptions.otherChain: its block at our final height is another block), by that endpoint: it was set aside a while
    * (OTHER_CHAIN_ASIDE_MS), its head not counted, and the read asked another.
    */
   otherChain: Counter<"chain_id" | "endpoint">;
@@ -126,7 +126,7 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
       () =>
         new Counter({
           name: "custody_rpc_endpoint_other_chain_total",
-          help: "answers of an endpoint that showed another block than ours at our final height (a node of another network with our chain id): the endpoint was set aside a while, its head not counted, and another asked",
+          help: "answers of an endpoint of another network (its eth_chainId not ours, or another block than ours at our final height): the endpoint was set aside a while, its head not counted, and another asked",
           labelNames: ["chain_id", "endpoint"],
           registers: [registry],
         }),

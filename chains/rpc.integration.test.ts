@@ -3,14 +3,16 @@
  * is not asked for blocks it lacks (not even first in priority), one answering null for a block is
  * marked behind and the read moves on, eth_getLogs never goes to an endpoint below the range's end
  * (it would answer "no logs"), and with no endpoint at the block the read fails with
- * NoHealthyEndpointError instead of returning nothing.
+ * NoHealthyEndpointError instead of returning nothing. An endpoint of another chain (its
+ * eth_chainId) is never asked a read.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { anvilRpc, call, deploy, type Rpc, sendAndMine } from "../indexers/testing/chain.js";
+import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import type { ChainConfig } from "./config.js";
-import { createEvmAdapter, NoHealthyEndpointError } from "./index.js";
+import { createEvmAdapter, NoHealthyEndpointError, RpcUnavailableError } from "./index.js";
 import { type FaultyProxy, startFaultyProxy } from "./testing/faultyProxy.js";
 
 let ctx: TestContext;
@@ -52,7 +54,7 @@ it("tracks each endpoint's head and skips the lagging one for blocks it lacks", 
   const [block] = await adapter.getBlocks([head]);
   expect(BigInt(block!.number)).toBe(head);
   expect(lagging.requests()).toBe(before.lagging); // not asked at all
-  expect(good.requests()).toBe(before.good + 1);
+  expect(good.requests()).toBe(before.good + 2); // its chain id (first use), then the block
   // It still serves what it has, in priority order.
   const [old] = await adapter.getBlocks([head - 5n]);
   expect(BigInt(old!.number)).toBe(head - 5n);
@@ -85,4 +87,39 @@ it("with no endpoint at the block, the read fails with NoHealthyEndpointError", 
   const error = await adapter.getBlocks([head]).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(NoHealthyEndpointError);
   expect((error as NoHealthyEndpointError).code).toBe("CHAIN_NO_HEALTHY_ENDPOINT");
+});
+
+it("an endpoint of another chain (its eth_chainId) is set aside before any read, counted, and never answers one", async () => {
+  // A testnet's URL first in the list: its blocks would be ingested as ours.
+  let testnet: Anvil | undefined;
+  try {
+    testnet = await startAnvil({ chainId: 11155111, port: 0 });
+    const otherChain = async () =>
+      (
+        await ctx.common.metrics.registry
+          .getSingleMetric("custody_rpc_endpoint_other_chain_total")
+          ?.get()
+      )?.values
+        .filter((v) => v.labels.chain_id === "31337")
+        .reduce((n, v) => n + v.value, 0) ?? 0;
+    const before = await otherChain();
+    const adapter = createEvmAdapter(
+      { ...chain, rpcUrls: [testnet.rpcUrl, good.url] },
+      { common: ctx.common },
+    );
+    // The testnet is at block 0; our chain is at `head`.
+    expect(await adapter.getHead()).toBe(head);
+    const [block] = await adapter.getBlocks([head]);
+    expect(BigInt(block!.number)).toBe(head);
+    expect(adapter.rpc.heads().map((h) => h.head)).toEqual([null, head]);
+    expect((await otherChain()) - before).toBe(1);
+
+    // Alone, it answers nothing: the read fails rather than return the other chain's head.
+    const alone = createEvmAdapter({ ...chain, rpcUrls: [testnet.rpcUrl] }, { common: ctx.common });
+    const error = await alone.getHead().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RpcUnavailableError);
+    expect((await otherChain()) - before).toBe(2);
+  } finally {
+    await testnet?.stop();
+  }
 });

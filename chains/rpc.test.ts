@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcResponseError, RpcUnavailableError } from "./errors.js";
@@ -37,6 +37,23 @@ describe("isLogRangeLimit", () => {
     expect(isLogRangeLimit(new Error("boom"))).toBe(false);
   });
 });
+
+/**
+ * Every node below is of chain 1, as the client asks before an endpoint's first use (answered
+ * here whatever the path, so each path's behaviour is about the reads it serves).
+ */
+function answersChainId(body: string, res: ServerResponse, refuse = false): boolean {
+  const call = JSON.parse(body) as { id: number; method?: string };
+  if (Array.isArray(call) || call.method !== "eth_chainId") return false;
+  res
+    .writeHead(200)
+    .end(
+      refuse
+        ? `{"jsonrpc":"2.0","id":${call.id},"error":{"code":-32601,"message":"the method does not exist"}}`
+        : `{"jsonrpc":"2.0","id":${call.id},"result":"0x1"}`,
+    );
+  return true;
+}
 
 describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
   // A loopback server answering by path: each path is one way a provider answers.
@@ -87,6 +104,7 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
   let refusedBatches = 0;
   let hits = 0;
   let refusingLogs = true;
+  let muteChainId = true;
 
   beforeAll(async () => {
     server = createServer((req, res) => {
@@ -95,6 +113,8 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
         body += c.toString();
       });
       req.on("end", () => {
+        if (answersChainId(body, res, req.url === "/mute" && muteChainId)) return;
+        if (req.url === "/mute") req.url = "/ok";
         if (req.url?.startsWith("/nobatch")) {
           if (body.startsWith("[")) {
             refusedBatches++;
@@ -130,7 +150,7 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
     expect(await rpc.request("eth_blockNumber")).toBe("0x2a");
     const calls = Array.from({ length: 5 }, () => ({ method: "eth_blockNumber", params: [] }));
     expect(await rpc.batch(calls)).toEqual(Array(5).fill("0x2a"));
-    expect(rpc.callCount()).toBe(6);
+    expect(rpc.callCount()).toBe(7); // and eth_chainId before the first
     expect(rpc.bestHead()).toBe(42n);
   });
 
@@ -215,6 +235,18 @@ describe("the wire (viem's HTTP JSON-RPC client) and our failure kinds", () => {
     expect(await none.request("eth_getTransactionReceipt", ["0x01"])).toBe("0x2a");
   });
 
+  it("does not use an endpoint that will not tell its chain id (a failure, never a yes), and asks it again after its cool-down", async () => {
+    const registry = new Registry();
+    const metrics = rpcMetrics(registry);
+    const rpc = createRpcClient({ chainId: 1, urls: [`${base}/mute`, `${base}/other`], metrics });
+    expect(await rpc.request("eth_blockNumber")).toBe("0x2b");
+    expect((await metrics.errors.get()).values.map((v) => v.labels.kind)).toEqual(["bad_body"]);
+    // It tells now: past the cool-down (250 ms after one failure) it answers first again.
+    muteChainId = false;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await rpc.request("eth_blockNumber")).toBe("0x2a");
+  });
+
   it("sends single calls from the first refused batch on", async () => {
     const rpc = createRpcClient({ chainId: 1, urls: [`${base}/nobatch`] });
     const calls = Array.from({ length: 3 }, () => ({ method: "eth_blockNumber", params: [] }));
@@ -262,6 +294,7 @@ describe("the best head seen", () => {
         body += c.toString();
       });
       req.on("end", () => {
+        if (answersChainId(body, res)) return;
         const head = heads[req.url ?? ""];
         if (head === null || head === undefined) return void res.writeHead(500).end("down");
         const { id } = JSON.parse(body) as { id: number };

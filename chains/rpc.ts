@@ -17,7 +17,10 @@
  * BEST_HEAD_UNREACHED_BLOCKS blocks of their own below without reaching (a head from nowhere).
  * An answer the caller shows is of another chain (`otherChain`: a block it holds as final, another
  * block there) sets its endpoint aside a while (OTHER_CHAIN_ASIDE_MS): not asked, its head not
- * counted; the best head it showed is dropped.
+ * counted; the best head it showed is dropped. So does an endpoint whose `eth_chainId` is not ours
+ * (a URL of a testnet or of another chain in the list: its blocks would be ingested as ours, a
+ * deposit on a testnet credited as real money): each endpoint is asked its chain id before its
+ * first use, and again after a set-aside; one that cannot tell is not used until it does.
  *
  * What viem does here: the wire. Each endpoint has viem's HTTP JSON-RPC client (`getHttpRpcClient`,
  * the one under viem's `http()` transport): the JSON-RPC envelope of a single call or an explicit
@@ -141,6 +144,9 @@ type Endpoint = {
   shown: bigint | null;
   /** Set aside until then: an answer of it was of another chain (ReadOptions.otherChain). */
   asideUntil: number;
+  /** Its `eth_chainId` was ours (since it was last set aside); in flight: `checking`. */
+  chainChecked: boolean;
+  checking: Promise<void> | null;
   /** It answered a JSON-RPC batch with one error object: its batches go as single requests. */
   batchesRefused: boolean;
   /**
@@ -289,6 +295,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     belowBest: null,
     shown: null,
     asideUntil: 0,
+    chainChecked: false,
+    checking: null,
     batchesRefused: false,
     refused: new Map(),
   }));
@@ -320,6 +328,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
    */
   function setAside(endpoint: Endpoint, reason: string): void {
     endpoint.asideUntil = Date.now() + OTHER_CHAIN_ASIDE_MS;
+    // Back from the set-aside, it is asked its chain id again before anything else.
+    endpoint.chainChecked = false;
     endpoint.head = null;
     endpoint.shown = null;
     endpoint.belowBest = null;
@@ -338,7 +348,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     }
     options.metrics?.otherChain.inc({ chain_id: chainLabel, endpoint: endpoint.label });
     options.logger?.warn({
-      msg: "rpc endpoint answered for another chain with our chain id: set aside (not asked, its head not counted)",
+      msg: "rpc endpoint answered for another chain: set aside (not asked, its head not counted)",
       chain_id: options.chainId,
       endpoint: endpoint.label,
       reason,
@@ -381,6 +391,39 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       advanced,
       blocks: BEST_HEAD_UNREACHED_BLOCKS,
     });
+  }
+
+  /**
+   * Is the endpoint on our chain by its own word? Asked once (and again after a set-aside): its
+   * `eth_chainId` not ours is another chain (OtherChainAnswer); no answer, or a refusal, is a
+   * transport failure (the endpoint cools down and is asked again later), never a yes.
+   */
+  async function checkChain(endpoint: Endpoint): Promise<void> {
+    if (endpoint.chainChecked) return;
+    endpoint.checking ??= (async () => {
+      const json = await post(
+        endpoint,
+        { jsonrpc: "2.0", id: nextId++, method: "eth_chainId", params: [] },
+        ["eth_chainId"],
+      );
+      if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+      if (json.error) {
+        const { message } = json.error;
+        throw RATE_LIMIT_MESSAGE.test(message)
+          ? new TransportFailure("rate_limited", message)
+          : new TransportFailure("bad_body", `eth_chainId refused: ${message.slice(0, 200)}`);
+      }
+      const answer = json.result;
+      if (typeof answer !== "string" || !/^0x[0-9a-fA-F]+$/.test(answer))
+        throw new TransportFailure("bad_body", `eth_chainId answered ${String(answer)}`);
+      const id = BigInt(answer);
+      if (id !== BigInt(options.chainId))
+        throw new OtherChainAnswer(`eth_chainId is ${id}, ours is ${options.chainId}`);
+      endpoint.chainChecked = true;
+    })().finally(() => {
+      endpoint.checking = null;
+    });
+    return endpoint.checking;
   }
 
   /**
@@ -560,6 +603,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       if (asked.length === 0) break;
       for (const endpoint of asked) {
         try {
+          await checkChain(endpoint);
           if (atLeast !== undefined && !(await reaches(endpoint, atLeast, !!read.lacks))) {
             behind++;
             continue;
@@ -581,8 +625,9 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
             continue;
           }
           if (error instanceof OtherChainAnswer) {
-            // Not our chain's answer, whatever it says: another endpoint is asked.
-            setAside(endpoint, error.reason);
+            // Not our chain's answer, whatever it says: another endpoint is asked. (Reads that
+            // shared one chain id check are told its answer together: set aside once.)
+            if (endpoint.asideUntil <= Date.now()) setAside(endpoint, error.reason);
             aside++;
             continue;
           }

@@ -147,9 +147,10 @@ describe("RPC fallback", () => {
       const adapter = createEvmAdapter(chain, { common: t.ctx.common }, { timeoutMs: TIMEOUT_MS });
       const [primaryBefore, secondaryBefore] = [primary.requests(), secondary.requests()];
       expect(await adapter.getHead()).toBe(BigInt(await t.rpc<Hex>("eth_blockNumber")));
-      // Asked the preferred endpoint once, then the next one once.
+      // Asked the preferred endpoint once (its chain id, before its first read: failed), then the
+      // next one its chain id and the head.
       expect(primary.requests()).toBe(primaryBefore + 1);
-      expect(secondary.requests()).toBe(secondaryBefore + 1);
+      expect(secondary.requests()).toBe(secondaryBefore + 2);
     });
   }
 
@@ -164,7 +165,8 @@ describe("RPC fallback", () => {
     await new Promise((r) => setTimeout(r, 300));
     const [primaryBefore, secondaryBefore] = [primary.requests(), secondary.requests()];
     await adapter.getHead();
-    expect(primary.requests()).toBe(primaryBefore + 1);
+    // Its chain id (never told yet: its first ask failed), then the head.
+    expect(primary.requests()).toBe(primaryBefore + 2);
     expect(secondary.requests()).toBe(secondaryBefore);
   });
 
@@ -205,7 +207,8 @@ describe("RPC fallback", () => {
     const before = secondary.requests();
     const headers = await adapter.getHeaders([1n, 2n, 3n]);
     expect(headers.map((h) => h && BigInt(h.number))).toEqual([1n, 2n, 3n]);
-    expect(secondary.requests()).toBe(before + 4); // the refused batch, then 3 single calls
+    // Its chain id (first use), the refused batch, then 3 single calls.
+    expect(secondary.requests()).toBe(before + 5);
   });
 
   it("recovers logs a provider silently leaves out of ranged eth_getLogs (block bloom check)", async () => {

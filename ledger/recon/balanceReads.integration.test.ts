@@ -74,10 +74,15 @@ async function fact(to: string, amount: bigint) {
   );
 }
 
-/** Counts the JSON-RPC calls of one adapter (a batch counts each call). */
-function counted(chain: ChainConfig): { adapter: EvmAdapter; calls: () => number } {
+/**
+ * Counts the JSON-RPC calls of one adapter (a batch counts each call) after its endpoint told its
+ * chain id (asked once, before the endpoint's first read).
+ */
+async function counted(chain: ChainConfig): Promise<{ adapter: EvmAdapter; calls: () => number }> {
   const adapter = createEvmAdapter(chain, { common: ctx.common });
-  return { adapter, calls: () => adapter.rpc.callCount() };
+  await adapter.rpc.request("eth_chainId");
+  const before = adapter.rpc.callCount();
+  return { adapter, calls: () => adapter.rpc.callCount() - before };
 }
 
 type ReconSettings = NonNullable<ChainConfig["recon"]>;
@@ -134,7 +139,7 @@ describe("balance reads", () => {
       multicall3,
       balanceLoop: false,
     });
-    const { adapter, calls } = counted(chain);
+    const { adapter, calls } = await counted(chain);
     const run = await createReconciler({
       sweeps: sweepReader,
       common: ctx.common,
@@ -156,7 +161,7 @@ describe("balance reads", () => {
       multicall3,
       balanceLoop: true,
     });
-    const { adapter, calls } = counted(chain);
+    const { adapter, calls } = await counted(chain);
     const reconciler = createReconciler({
       sweeps: sweepReader,
       common: ctx.common,
@@ -199,7 +204,7 @@ describe("balance reads", () => {
       requestsPerSecond: 1000,
       balanceLoop: false,
     });
-    const { adapter, calls } = counted(chain);
+    const { adapter, calls } = await counted(chain);
     const run = await createReconciler({
       sweeps: sweepReader,
       common: ctx.common,
@@ -220,7 +225,7 @@ describe("balance reads", () => {
       multicall3,
       balanceLoop: true,
     });
-    const { adapter, calls } = counted(chain);
+    const { adapter, calls } = await counted(chain);
     const t0 = performance.now();
     await createReconciler({
       sweeps: sweepReader,
@@ -263,7 +268,7 @@ describe("balance reads", () => {
       requestsPerSecond: 1000,
       balanceLoop: true,
     });
-    const { adapter, calls } = counted(chain);
+    const { adapter, calls } = await counted(chain);
     const read = await readCustodyBalances(adapter, {
       addresses: new Map(addresses.map((a) => [a, "deposit" as const])),
       tokens,
