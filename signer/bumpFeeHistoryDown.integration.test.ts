@@ -9,7 +9,7 @@ import { type Hex, keccak256, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
-import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { moreCalls, type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest<RpcProxy>;
@@ -100,6 +100,73 @@ describe("eth_feeHistory failing while a bump is due", () => {
     } finally {
       await signer.stop();
       t.proxy!.setIntercept(undefined);
+    }
+  });
+
+  it("records the unchanged resend a node takes: the request is out, its attempt no longer underpriced", async () => {
+    const account = await t.wallet(parseEther("10"));
+    // Nothing mines: what the node takes stays pooled, so only the signer's record can say so.
+    await t.rpc("evm_setAutomine", [false]);
+    // The stall stage's resend (which records the node's answer) kept out of the bump's way.
+    const signer = t.run(account, { settings: { stallResendMs: 600_000 } });
+    const attempts = async () => {
+      const { rows } = await t.ctx.db.pool.query<{ status: string; err: string | null }>(
+        "SELECT status, last_error_class AS err FROM custody.tx_attempts WHERE request_id = 'bf-refused' ORDER BY id",
+      );
+      return rows;
+    };
+    let feesDown = false;
+    try {
+      // Every send refused for its fees: the node takes nothing, the request stays `signed`.
+      t.proxy!.setIntercept((call) => {
+        if (feesDown && call.method === "eth_feeHistory")
+          return { error: { code: -32603, message: "feeHistory: backend unavailable" } };
+        if (call.method !== "eth_sendRawTransaction") return undefined;
+        return { error: { code: -32000, message: "transaction underpriced" } };
+      });
+      await t.withdraw(["bf-refused"], { from: account.address });
+      await waitFor("a send refused as underpriced", async () =>
+        (await attempts()).some((a) => a.err === "underpriced"),
+      );
+      // Fees cannot be read: the refused attempt is resent unchanged each pass, and taken.
+      feesDown = true;
+      await moreCalls(t.proxy!, "eth_feeHistory", 2);
+      const signed = (await attempts()).length;
+      t.proxy!.setIntercept((call) =>
+        call.method === "eth_feeHistory"
+          ? { error: { code: -32603, message: "feeHistory: backend unavailable" } }
+          : undefined,
+      );
+      await waitFor(
+        "the node holds it",
+        async () =>
+          (await t.client.getTransactionCount({
+            address: account.address,
+            blockTag: "pending",
+          })) === 1,
+      );
+      await waitFor(
+        "the request recorded as out",
+        async () => (await getTxRequest(t.ctx.db.pool, "bf-refused"))?.status === "broadcast",
+        { timeoutMs: 5_000 },
+      );
+      const list = await attempts();
+      expect(list).toHaveLength(signed);
+      expect(list.at(-1)).toEqual({ status: "broadcast", err: null });
+      t.proxy!.setIntercept(undefined);
+      await t.rpc("evm_setAutomine", [true]);
+      await waitFor(
+        "confirmed",
+        async () => {
+          await t.rpc("evm_mine");
+          return (await getTxRequest(t.ctx.db.pool, "bf-refused"))?.status === "confirmed";
+        },
+        { timeoutMs: 15_000 },
+      );
+    } finally {
+      t.proxy!.setIntercept(undefined);
+      await t.rpc("evm_setAutomine", [true]);
+      await signer.stop();
     }
   });
 });

@@ -211,6 +211,63 @@ describe("a halted chain", () => {
     }
   });
 
+  it("does not cancel the nonce of a request no node took: the cancel goes out after the resume", async () => {
+    const account = await t.wallet();
+    // Every send refused for good: the payment, then each cancel of its nonce (the nonce stage's
+    // job, retried after a backoff), is `rejected`; no node takes anything.
+    t.proxy!.setIntercept((call) =>
+      call.method === "eth_sendRawTransaction"
+        ? { error: { code: -32000, message: "intrinsic gas too low" } }
+        : undefined,
+    );
+    const signer = t.run(account, {
+      settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 400, maxCancelAttempts: 1_000 },
+    });
+    try {
+      await t.withdraw("halted-dead", { from: account.address });
+      await waitFor("a cancel of its nonce refused", async () => {
+        const { rows } = await t.ctx.db.pool.query(
+          "SELECT 1 FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel'",
+          ["halted-dead"],
+        );
+        return rows.length > 0;
+      });
+      await halt();
+      // The halt is read once per tick: a tick under way may still cancel; the next ones see it.
+      await ticks(3);
+      const before = (await attemptsOf("halted-dead")).length;
+      // The node would now take whatever is sent: over several cancel backoffs, nothing may be
+      // signed or sent.
+      t.proxy!.setIntercept(undefined);
+      const since = Date.now();
+      await ticks(20);
+      await waitFor("two maximum cancel backoffs", async () => Date.now() - since >= 800);
+      await ticks(3);
+      expect(await sentBy(account)).toBe(0);
+      expect(await attemptsOf("halted-dead")).toHaveLength(before);
+      expect((await getTxRequest(t.ctx.db.pool, "halted-dead"))!.status).toBe("signed");
+      expect(await held(account.address)).toBe(1);
+
+      await resume();
+      await waitFor(
+        "its cancel mined after the resume",
+        async () => {
+          const { rows } = await t.ctx.db.pool.query(
+            "SELECT 1 FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel' AND status = 'mined'",
+            ["halted-dead"],
+          );
+          return rows.length > 0;
+        },
+        { timeoutMs: 20_000 },
+      );
+      expect(await sentBy(account)).toBe(1);
+    } finally {
+      t.proxy!.setIntercept(undefined);
+      await signer.stop();
+      await resume();
+    }
+  });
+
   it("keeps bumping a request a node took before the halt, even after its resend is refused as underpriced", async () => {
     const account = await t.wallet();
     await t.rpc("evm_setAutomine", [false]);

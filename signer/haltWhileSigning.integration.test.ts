@@ -170,6 +170,66 @@ describe("a halt opened while new bytes are signed", () => {
       wallet.close();
     }
   });
+  it("holds a cancel of a request no node took, signed as the halt opened: sent after the resume", async () => {
+    const wallet = await slowKmsWallet();
+    const { account } = wallet;
+    const id = "cancel-while-signing";
+    // Every send refused for good: the payment, then each cancel of its nonce (after a backoff).
+    t.proxy!.setIntercept((call) =>
+      call.method === "eth_sendRawTransaction"
+        ? { error: { code: -32000, message: "intrinsic gas too low" } }
+        : undefined,
+    );
+    const signer = t.run(account, {
+      settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 400, maxCancelAttempts: 1_000 },
+    });
+    const cancels = async () => {
+      const { rows } = await t.ctx.db.pool.query<{ status: string }>(
+        "SELECT status FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel' ORDER BY id",
+        [id],
+      );
+      return rows.map((r) => r.status);
+    };
+    let sign: { reached: Promise<void>; release: () => void } | undefined;
+    let haltOpen = false;
+    try {
+      await t.withdraw(id, { from: account.address });
+      await waitFor("a cancel of its nonce refused", async () => (await cancels()).length > 0);
+      // The next signature is the next cancel's (after its backoff): the halt opens while KMS
+      // holds it, after the tick read no halt; the node would now take it.
+      sign = kmsProxy.holdNext("Sign");
+      await sign.reached;
+      await halt();
+      haltOpen = true;
+      t.proxy!.setIntercept(undefined);
+      const before = sends();
+      const refused = (await cancels()).length;
+      sign.release();
+      await waitFor("the cancel stored", async () => (await cancels()).length > refused);
+      // The negative over a bounded window: 10 more ticks, none of which may send.
+      await rounds("eth_blockNumber", 10);
+      expect(sends()).toBe(before);
+      expect(await sentBy(account)).toBe(0);
+      expect((await cancels()).slice(refused)).toEqual(["signed"]);
+      expect((await getTxRequest(t.ctx.db.pool, id))!.status).toBe("signed");
+
+      await resume();
+      haltOpen = false;
+      await waitFor("the stored cancel mined", async () => (await cancels()).includes("mined"), {
+        timeoutMs: 20_000,
+      });
+      // That stored cancel, once: no other signed after the resume.
+      expect((await cancels()).slice(refused)).toEqual(["mined"]);
+      expect(await sentBy(account)).toBe(1);
+    } finally {
+      sign?.release();
+      t.proxy!.setIntercept(undefined);
+      await signer.stop();
+      if (haltOpen) await resume();
+      wallet.close();
+    }
+  });
+
   it("holds the capped resend of a request no node took, in the bump pass whose signature outlived the tick's read", async () => {
     const wallet = await slowKmsWallet();
     const { account } = wallet;

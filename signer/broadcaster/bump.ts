@@ -3,11 +3,12 @@
  * refused as underpriced, or named by the stall stage: the node holds nothing executable at the
  * lowest nonce even after its stored bytes were resent) is replaced at the same nonce with fees
  * raised by at least the replacement minimum (fees.ts), never above the cap; at the cap an alert
- * fires and the capped attempt is resent as is (so is a due attempt while fees cannot be read). A
- * failed re-signature (KMS) is retried on a later pass. A request an operator failed has only its
- * cancels bumped, including one failed outright before migration 0107, which is not followed
- * (nonces.ts names those whose nonce is still unused). On a halted chain the payment of a request
- * no node has taken is neither replaced nor resent (halt.ts); the halt is read again after a KMS
+ * fires and the capped attempt is resent as is (so is a due attempt while fees cannot be read),
+ * through sendInOrder like every send, so the node's answer is recorded. A failed re-signature
+ * (KMS) is retried on a later pass. A request an operator failed has only its cancels bumped,
+ * including one failed outright before migration 0107, which is not followed (nonces.ts names
+ * those whose nonce is still unused). On a halted chain no attempt of a request no node has taken
+ * (its payment or a cancel) is replaced or resent (halt.ts); the halt is read again after a KMS
  * signature of the pass.
  */
 import { LeaseLostError } from "../errors.js";
@@ -16,7 +17,7 @@ import type { Lease } from "../lease.js";
 import { liveAttempts, newestPerNonce, storeAttempt, type WatchedRequest } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendableNow } from "./halt.js";
-import { sendInOrder, sendRaw, signTx } from "./send.js";
+import { sendInOrder, signTx } from "./send.js";
 
 export async function bump(
   ctx: BroadcasterContext,
@@ -60,16 +61,16 @@ export async function bump(
     });
   }
   // `due` is as of the halt read before the loop; a replacement's KMS signature (hundreds of ms,
-  // more when KMS is slow) leaves time for the indexer to open a halt, and the capped resend
-  // below sends without sendInOrder. So after a signature the halt is read again (sendableNow)
-  // before the next payment is resent or replaced: one read per signature, not per attempt.
+  // more when KMS is slow) leaves time for the indexer to open a halt. So after a signature the
+  // halt is read again (sendableNow) before the next attempt is replaced: none is re-signed for a
+  // request the halt now holds (sendInOrder would hold its bytes, but KMS signed new ones).
   let signedSinceRead = false;
   let sendable: ReadonlySet<string> | undefined;
   for (const [i, a] of due.entries()) {
     // A task that lost the lease neither resends nor signs: a standby may own this nonce now, and
     // a replacement signed here could never be stored (its store goes through the lost lease).
     if (!lease.isHeld()) throw new LeaseLostError(lease.key);
-    if (signedSinceRead && a.purpose === "send") {
+    if (signedSinceRead) {
       sendable = new Set((await sendableNow(ctx, due.slice(i))).map((d) => d.id));
       signedSinceRead = false;
     }
@@ -92,11 +93,15 @@ export async function bump(
     }
     if (!result.replace) {
       // No valid replacement under the cap, or no fees known: keep the current attempt, resend
-      // it, wait.
-      await sendRaw(ctx, lease, a.raw);
-      await lease.query("UPDATE custody.tx_attempts SET broadcast_at = now() WHERE id = $1", [
-        a.id,
-      ]);
+      // it, wait. Through sendInOrder, as every stage sends: the halt read now, and the node's
+      // answer recorded (bytes refused as underpriced and taken now put the request out, and are
+      // no longer due every pass; a refusal gets its class's response). Its clock restarts: at
+      // the cap it is resent once per bump interval, not every pass.
+      const [sent] = await sendInOrder(ctx, lease, [a]);
+      if (sent)
+        await lease.query("UPDATE custody.tx_attempts SET broadcast_at = now() WHERE id = $1", [
+          a.id,
+        ]);
       continue;
     }
     // Same nonce, same gas limit; a cancel stays a cancel. A payment is re-signed only for a

@@ -6,6 +6,8 @@
  * cancels (counted in Postgres, so restarts do not reset it; an operator retry does) the request
  * is `needs_review` with an alert, and no further cancel is tried. A request an operator already
  * failed has no one left to decide: its cancels go on, slowly, with a `nonce_gap` alert each time.
+ * On a halted chain the nonce of a request no node has taken (still `signed`) is not cancelled
+ * until the resume (halt.ts).
  */
 import { backoffMs } from "../../foundation/backoff.js";
 import { bumpFees, estimateFees, type Fees } from "../fees.js";
@@ -109,6 +111,9 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
     }
     const b = backoff.get(job.requestId);
     if (b && Date.now() < b.nextAt) return;
+    // On a halted chain a request no node has taken waits, neither failed nor cancelled (halt.ts):
+    // its cancel would be the first bytes of it to leave. Cancelled on a pass after the resume.
+    if (ctx.state.halt && job.status === "signed") return;
     // Failed by an operator already: no one else decides; keep trying slowly, alerting each try.
     if (exhausted) ctx.alert("nonce_gap", { request_id: job.requestId, nonce: String(job.nonce) });
     let stored: Awaited<ReturnType<typeof storeAttempt>>;
@@ -149,7 +154,9 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
     ctx.metrics.attempts.inc({ ...ctx.labels, kind: "cancel" });
     ctx.crash("after_cancel_commit");
     const [result] = await sendInOrder(ctx, lease, [stored]);
-    if (result?.r.cls && DEAD.has(result.r.cls)) {
+    // Held: a halt opened while KMS signed it (halt.ts). Stored, it goes out after the resume.
+    if (!result) return;
+    if (result.r.cls && DEAD.has(result.r.cls)) {
       failed(job.requestId, `cancel refused: ${result.r.cls}`);
       return;
     }

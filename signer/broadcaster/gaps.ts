@@ -24,7 +24,7 @@
  *    cannot be mended here: refused again `stallResendMs` later, they raise `nonce_gap` too.
  *    On a halted chain (halt.ts) nothing is re-signed, and the bytes of a stored deploy no node has
  *    taken yet (`signed`) are not sent until an operator resumes it: nothing new leaves the hot
- *    wallet (the halt is read again right before they are sent, not only at the tick's start).
+ *    wallet (the halt is read when they would be sent, not as the tick began).
  *    One a node took (`broadcast`) and dropped is sent again as before (only finishing it: the
  *    same bytes).
  * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
@@ -225,8 +225,10 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
       const now = Date.now();
       if (deploy) {
         // Halted: bytes no node has taken yet wait for the resume (halt.ts), and so does every
-        // later nonce, as behind a request's unsent bytes: nothing a person must decide.
-        if (ctx.state.halt && deploy.status === "signed") {
+        // later nonce, as behind a request's unsent bytes: nothing a person must decide. The halt
+        // is read now, not as the tick began (intake's KMS signatures and the other stages came
+        // between): what follows sends them.
+        if (await heldNow(deploy)) {
           unheld = null;
           return;
         }
@@ -247,12 +249,6 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
             // At the cap (or no fees known) the stored bytes are sent again as they are.
             await sendDeploy(lease, replaced ?? deploy, pending);
           }
-          return;
-        }
-        // The tick's halt read is older than this send (intake's KMS signatures and the other
-        // stages came between): bytes no node has taken go out only if the halt read now allows.
-        if (await heldNow(deploy)) {
-          unheld = null;
           return;
         }
         let sent = deploy;

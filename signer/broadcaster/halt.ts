@@ -7,23 +7,26 @@
  * - intake signs nothing: pending requests keep no nonce and wait (neither failed nor cancelled);
  * - a request no node has taken yet (status `signed`: none of its attempts was accepted, pooled or
  *   mined; a node refusing one as underpriced or as a nonce gap took nothing, send.ts) sends
- *   nothing: not its stored bytes (resync, each tick, a nonce gap, the stall stage) and no
- *   replacement of them (bump stage), which would be its first broadcast. sendInOrder and the
- *   bump stage ask `sendableNow`.
+ *   nothing: not its stored bytes (resync, each tick, a nonce gap, the stall stage), no
+ *   replacement of them (bump stage), which would be its first broadcast, and no cancel of its
+ *   nonce (its payment refused for good: cancel.ts signs none while the halt is open, and one
+ *   signed as the halt opened waits, stored): a cancel is new bytes too, and it would spend gas
+ *   and the nonce on a request the resume would otherwise just send. sendInOrder and the bump
+ *   stage ask `sendableNow`.
  *
  * What is already out is followed as before, and what only finishes it goes on: its stored bytes
  * again (resync, stall, a reorg's resend), bumps (the same payload at the same nonce, re-signed: one
- * of them mines, never both) and cancels (0 to ourselves): none moves value a node has not already
- * been given, and holding them would only leave a sent payment stuck in a pool.
+ * of them mines, never both) and its cancels (0 to ourselves): none moves value a node has not
+ * already been given, and holding them would only leave a sent payment stuck in a pool.
  *
- * Where the halt is read: at each tick's start (readHalt: intake signs nothing, the gauge), and
- * again right before each batch of payments is sent (sendableNow, one indexed query per batch):
- * between the two lie gas estimates, KMS signatures (hundreds of ms, more when KMS is slow) and the
- * other stages, and a halt the indexer opens meanwhile must hold bytes no node has taken yet, the
- * batch intake has just stored among them (they stay `signed`, sent after the resume). The
- * requests waiting on it are the gauge `custody_signer_held_requests{reason="chain_halted"}`, and a
- * log line marks each halt seen and its end, once each, whichever read saw it. After the resume
- * the next tick takes them as usual.
+ * Where the halt is read: at each tick's start (readHalt: intake and the cancel stage sign nothing
+ * new, the gauge), and again right before each batch of stored bytes is sent (sendableNow, one
+ * indexed query per batch): between the two lie gas estimates, KMS signatures (hundreds of ms,
+ * more when KMS is slow) and the other stages, and a halt the indexer opens meanwhile must hold
+ * bytes no node has taken yet, the batch intake (or a cancel) has just stored among them (they
+ * stay `signed`, sent after the resume). The requests waiting on it are the gauge
+ * `custody_signer_held_requests{reason="chain_halted"}`, and a log line marks each halt seen and
+ * its end, once each, whichever read saw it. After the resume the next tick takes them as usual.
  */
 import type { ChainHalt } from "../../indexers/index.js";
 import { openHalt } from "../../indexers/index.js";
@@ -73,21 +76,21 @@ async function noteHalt(ctx: BroadcasterContext, halt: ChainHalt | null): Promis
 }
 
 /**
- * The attempts that may be sent (or replaced) now: on a halted chain, not the payment of a request
- * no node has taken yet (status `signed`); the rest only finishes what a node already has, and a
- * cancel moves no value. The halt is read fresh (freshHalt) whenever a payment is among them: the
- * tick's read may be older than the KMS signature of the bytes about to go out.
+ * The attempts that may be sent (or replaced) now: on a halted chain, none of a request no node
+ * has taken yet (status `signed`: its payment, or a cancel of its nonce); the rest only finishes
+ * what a node already has. The halt is read fresh (freshHalt): the tick's read may be older than
+ * the KMS signature of the bytes about to go out.
  */
 export async function sendableNow(
   ctx: BroadcasterContext,
   attempts: readonly Attempt[],
 ): Promise<Attempt[]> {
-  if (!attempts.some((a) => a.purpose === "send")) return [...attempts];
+  if (attempts.length === 0) return [];
   if (!(await freshHalt(ctx))) return [...attempts];
   const { rows } = await ctx.pool.query<{ id: string }>(
     "SELECT id FROM custody.tx_requests WHERE id = ANY($1::text[]) AND status = 'signed'",
     [[...new Set(attempts.map((a) => a.requestId))]],
   );
   const unsent = new Set(rows.map((r) => r.id));
-  return attempts.filter((a) => a.purpose !== "send" || !unsent.has(a.requestId));
+  return attempts.filter((a) => !unsent.has(a.requestId));
 }
