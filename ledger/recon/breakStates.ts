@@ -242,6 +242,42 @@ export async function breakStatesOf(
   return new Map(r.rows.map((x) => [x.identity, toState(x)]));
 }
 
+/** Breaks not resolved, counted by chain, state (open or acknowledged) and type. */
+export type UnresolvedBreakCount = {
+  chainId: number;
+  state: "open" | "acknowledged";
+  type: string;
+  count: number;
+};
+
+/**
+ * The unresolved breaks of the given chains, counted (the break gauges' read at a scrape). One
+ * range of `break_states_chain` per chain and state: resolved states (every break ever found) are
+ * not read.
+ */
+export async function countUnresolvedBreaks(
+  db: Pool | PoolClient,
+  chainIds: readonly number[],
+): Promise<UnresolvedBreakCount[]> {
+  const r = await db.query<{
+    chain_id: string;
+    state: "open" | "acknowledged";
+    type: string;
+    n: number;
+  }>(
+    `SELECT chain_id::text, state, type, count(*)::int AS n FROM recon.break_states
+      WHERE chain_id = ANY($1::bigint[]) AND state IN ('open', 'acknowledged')
+      GROUP BY chain_id, state, type`,
+    [chainIds],
+  );
+  return r.rows.map((x) => ({
+    chainId: Number(x.chain_id),
+    state: x.state,
+    type: x.type,
+    count: x.n,
+  }));
+}
+
 /**
  * A break by its identity or by `<run id>:<n>` (as reports print), locked for update; with the
  * latter, `seen` is the difference that run's report showed.

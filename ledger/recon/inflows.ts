@@ -11,7 +11,8 @@
  * A balance above that is an `unattributed_inflow` break; `creditInflow` (the CLI's
  * `recon credit-inflow`) credits it to the address's customer, audited, exactly once.
  * A run checks the addresses with activity since the previous run, the addresses of its open
- * inflow breaks, and a rotating slice of all deposit addresses (all of them in a full run).
+ * inflow breaks and of every inflow break still open or acknowledged (whichever run found it), and
+ * a rotating slice of all deposit addresses (all of them in a full run).
  */
 import type { PoolClient } from "../../foundation/db.js";
 import type { OnchainBalance } from "./balances.js";
@@ -61,7 +62,11 @@ export async function selectInflowAddresses(
   // reorg detected since, or orphaned since (runs stand at the confirmation rule's block, and a
   // reorg within the finality rule can replace blocks below the previous run's: an address it
   // touched holds what the new branch says, not the balance read on the old one), booked sweeps
-  // and operator credits since its snapshot, its open inflow breaks, the addresses of sweeps it
+  // and operator credits since its snapshot, its open inflow breaks and every inflow break still
+  // open or acknowledged whichever run found it (a CLI run at a higher block is not the run the
+  // role's next one continues from when a role run below it came between; a run that did not read
+  // the address resolved its break on no evidence: trackBreakStates resolves what a run does not
+  // find), the addresses of sweeps it
   // found booked but not yet mined at its block (settled since an earlier snapshot, they are no
   // activity by then, and no fact shows a native sweep without traces), and the addresses whose last
   // read is of a block above this run's (a run at a lower block than an earlier one: counted at
@@ -83,6 +88,8 @@ export async function selectInflowAddresses(
        UNION SELECT unnest($6::text[])
        UNION SELECT address FROM ledger.credited_inflows WHERE chain_id = $1 AND created_at >= $4
        UNION SELECT substr(key, 8) FROM recon.breaks WHERE run_id = $5 AND type = 'unattributed_inflow'
+       UNION SELECT substr(key, 8) FROM recon.break_states
+         WHERE chain_id = $1 AND state IN ('open', 'acknowledged') AND type = 'unattributed_inflow'
        UNION SELECT jsonb_array_elements_text(inputs->'swept_unmined') FROM recon.runs
          WHERE id = $5 AND jsonb_typeof(inputs->'swept_unmined') = 'array'
        UNION SELECT address FROM recon.onchain_balances

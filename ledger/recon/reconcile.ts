@@ -3,7 +3,7 @@
  * completed run exists), match, read on-chain balances at the block, check balances, store the run
  * and its breaks, raise metrics, and log an error-level alert when there is any break.
  */
-import { Counter, Gauge } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import type { ChainConfig } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
@@ -12,6 +12,7 @@ import { readFinalized } from "../../indexers/finality.js";
 import { loadTip } from "../../indexers/store.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
 import { type BalanceCheck, checkBalances } from "./balances.js";
+import { countUnresolvedBreaks, type UnresolvedBreakCount } from "./breakStates.js";
 import { BlockNotFinalError, NoFinalBlockError, RunLockLostError } from "./errors.js";
 import { DEFAULT_INFLOW_ROTATION, findUnattributedInflows } from "./inflows.js";
 import {
@@ -462,6 +463,104 @@ function report(logger: Common["logger"], s: RunSummary): void {
   });
 }
 
+/**
+ * Where the break gauges read at a scrape, per registry (exportStoredBreaks): the reconciler role's
+ * chains. Without one (the CLI, the demo, simulations) the gauges keep what the process's own latest
+ * run found.
+ */
+const storedBreakSources = new WeakMap<Registry, Set<StoredBreakSource>>();
+type StoredBreakSource = {
+  chainIds: readonly number[];
+  /** Every type a read has shown (a newer revision's too): each is set again, to 0 once gone. */
+  types: Set<string>;
+  /** The counts, or undefined when Postgres failed or was slower than the scrape's timeout. */
+  read: () => Promise<UnresolvedBreakCount[] | undefined>;
+};
+
+/**
+ * Makes the process's break gauges say what the stored break states of `chains` say at each
+ * scrape (the reconciler role, for the chains it serves); the returned function stops it. A run
+ * stores its breaks' states, so the gauges follow every run of the chain, wherever it ran: a break
+ * the CLI's run found (an operator's, the nightly `--full`) pages at the next scrape, where the
+ * role's own runs showed it only once one of them found it too: its next pass (up to
+ * RECON_INTERVAL_MS away) and the run's time, or a pass later when that run's block, its grace
+ * period behind the newest final block, is below the CLI's. An operator's acknowledgement or
+ * resolution shows at the next scrape too.
+ */
+export function exportStoredBreaks(
+  common: Common,
+  {
+    pool,
+    chains,
+    timeoutMs = 2000,
+  }: { pool: Pool; chains: readonly Pick<ChainConfig, "chainId">[]; timeoutMs?: number },
+): () => void {
+  const registry = common.metrics.registry;
+  reconMetrics(common);
+  const chainIds = chains.map((c) => c.chainId);
+  // One query at a time: both gauges collect at once in a scrape (the registry collects every
+  // metric in parallel) and share it, and a query Postgres has not answered by the next scrape is
+  // waited on again rather than joined by another (a stalled server holds one of the pool's
+  // clients for the gauges, not one more per scrape).
+  let reading: Promise<UnresolvedBreakCount[]> | undefined;
+  const source: StoredBreakSource = {
+    chainIds,
+    types: new Set(BREAK_TYPES),
+    read: () => {
+      reading ??= countUnresolvedBreaks(pool, chainIds).finally(() => {
+        reading = undefined;
+      });
+      return withinTimeout(reading, timeoutMs);
+    },
+  };
+  let sources = storedBreakSources.get(registry);
+  if (!sources) {
+    sources = new Set();
+    storedBreakSources.set(registry, sources);
+  }
+  sources.add(source);
+  return () => {
+    sources.delete(source);
+  };
+}
+
+/**
+ * One of the break gauges from the stored states. A read that fails or times out leaves the
+ * figures as they were (the last read's, or the run's): no figure is no evidence the breaks are
+ * gone, and a zero or an empty series would end a page; the scrape still answers in time.
+ */
+async function setFromStoredStates(
+  registry: Registry,
+  gauge: Gauge,
+  state: UnresolvedBreakCount["state"],
+): Promise<void> {
+  for (const source of storedBreakSources.get(registry) ?? []) {
+    const counts = await source.read();
+    if (!counts) continue;
+    for (const c of counts) source.types.add(c.type);
+    for (const chainId of source.chainIds) {
+      const chain_id = String(chainId);
+      const byType = new Map<string, number>([...source.types].map((t) => [t, 0]));
+      for (const c of counts)
+        if (c.chainId === chainId && c.state === state) byType.set(c.type, c.count);
+      for (const [type, n] of byType) gauge.set({ chain_id, type }, n);
+    }
+  }
+}
+
+/** `read`'s result, or undefined when it fails or is slower than `timeoutMs`. */
+async function withinTimeout<T>(read: Promise<T>, timeoutMs: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    read,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    }),
+  ])
+    .catch(() => undefined)
+    .finally(() => clearTimeout(timer));
+}
+
 function reconMetrics(common: Common) {
   const registry = common.metrics.registry;
   const get = <T>(name: string, make: () => T): T =>
@@ -471,9 +570,12 @@ function reconMetrics(common: Common) {
     () =>
       new Gauge({
         name: "custody_recon_breaks",
-        help: "Alerting (open) breaks found by the latest reconciliation run, by chain and type; acknowledged ones are in custody_recon_breaks_acknowledged",
+        help: "Alerting (open) breaks by chain and type, as stored now (read at scrape by the reconciler role; else as this process's latest run found them); acknowledged ones are in custody_recon_breaks_acknowledged",
         labelNames: ["chain_id", "type"],
         registers: [registry],
+        async collect() {
+          await setFromStoredStates(registry, this, "open");
+        },
       }),
   );
   const acknowledged = get(
@@ -481,9 +583,12 @@ function reconMetrics(common: Common) {
     () =>
       new Gauge({
         name: "custody_recon_breaks_acknowledged",
-        help: "Breaks of the latest run an operator acknowledged at their current difference (not alerting), by chain and type",
+        help: "Breaks an operator acknowledged at their current difference (not alerting), by chain and type, as stored now (read at scrape by the reconciler role; else as this process's latest run found them)",
         labelNames: ["chain_id", "type"],
         registers: [registry],
+        async collect() {
+          await setFromStoredStates(registry, this, "acknowledged");
+        },
       }),
   );
   const runs = get(

@@ -6,7 +6,7 @@
 import type { RoleDefinition } from "../../foundation/roles.js";
 import { startLockedChainLoop } from "./chainLoop.js";
 import { NoFinalBlockError, RunLockLostError } from "./errors.js";
-import { createReconciler } from "./reconcile.js";
+import { createReconciler, exportStoredBreaks } from "./reconcile.js";
 import { RECON_LOCK_BASE } from "./runLock.js";
 import type { ReconSources } from "./sources.js";
 
@@ -39,9 +39,13 @@ export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
       },
     });
 
+    // The break gauges (ReconciliationBreaksOpen) read the stored break states at each scrape:
+    // breaks found by runs elsewhere (the CLI's) and operators' acknowledgements show at once.
+    const unexport = exportStoredBreaks(ctx.common, { pool: ctx.pool, chains: ctx.chains });
+
     // A run in flight finishes when stopped (it is read-mostly and short); a kill -9 leaves it
     // 'running', which no later run depends on.
-    return startLockedChainLoop({
+    const loop = startLockedChainLoop({
       pool: ctx.pool,
       chains: ctx.chains,
       lockBase: RECON_LOCK_BASE,
@@ -73,5 +77,11 @@ export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
         if (ok) lastOk = Date.now();
       },
     });
+    return {
+      async stop() {
+        await loop.stop();
+        unexport();
+      },
+    };
   },
 });
