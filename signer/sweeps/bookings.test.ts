@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { transferId } from "../../ledger/index.js";
 import {
   coldMoveHold,
+  coldMoveTokenFee,
+  coldMoveTokenFeeUnbooking,
   coldMoveTransferIds,
   coldMoveUnbooking,
   gasTransfer,
@@ -122,6 +124,36 @@ describe("cold move bookings", () => {
     expect(coldMoveTransferIds("m1", 2)).toMatchObject({
       post: transferId("cold_move:m1:post:g2"),
       void: transferId("cold_move:m1:void:g2"),
+    });
+  });
+
+  it("books a token's fee on a cold move as an expense against its Transfer, reversed with the post", () => {
+    const fee = { ...move, asset: addr, index: 1, fee: 2n };
+    expect(
+      coldMoveTokenFee({
+        ...fee,
+        generation: 0,
+        chainRef: { chainId: 31337, txHash: tx, position: "transfer:2" },
+      }),
+    ).toStrictEqual({
+      id: transferId("cold_move:m1:token_fee:1"),
+      assetId: `31337:${addr}`,
+      debit: "fees:gas",
+      credit: `custody:hot:${hot}`,
+      amount: 2n,
+      kind: "cold_move",
+      chainRef: { chainId: 31337, txHash: tx, position: "transfer:2" },
+      memo: "fee the token took on cold move m1",
+    });
+    expect(coldMoveTokenFeeUnbooking({ ...fee, generation: 1 })).toStrictEqual({
+      id: transferId("cold_move:m1:token_fee:1:g1:unbook"),
+      reverses: transferId("cold_move:m1:token_fee:1:g1"),
+      assetId: `31337:${addr}`,
+      debit: `custody:hot:${hot}`,
+      credit: "fees:gas",
+      amount: 2n,
+      kind: "compensation",
+      memo: "cold move m1 reorged out after booking: the token's fee reversed",
     });
   });
 });

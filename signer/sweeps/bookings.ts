@@ -9,7 +9,10 @@
  *   cold move `cold_move:<moveId>` (hold) → `cold_move:<moveId>:post` | `cold_move:<moveId>:void`,
  *             gas as above; a move reorged out after its post has the post and gas reversed
  *             (`:unbook`) and is held again: hold `cold_move:<moveId>:hold:g<n>` → `…:post:g<n>` |
- *             `…:void:g<n>`, gas `fee:<chainId>:<txHash>:g<n>`, n the move's hold generation
+ *             `…:void:g<n>`, gas `fee:<chainId>:<txHash>:g<n>`, n the move's hold generation;
+ *             a token that takes a fee on transfer: the post is what left less the token's fees,
+ *             and each fee `cold_move:<moveId>:token_fee:<i>[:g<n>]` (debit fees:gas, credit
+ *             custody:hot:<hot>, in the token), reversed with the post (`:unbook`)
  * Each carries the chain reference of the fact it explains, for reconciliation.
  */
 import {
@@ -102,6 +105,15 @@ export function coldMoveTransferIds(moveId: string, generation: number) {
   };
 }
 
+/**
+ * The ids of the `index`-th fee (0-based, one per fee Transfer) a fee-on-transfer token took on a
+ * cold move, booked with the post of `generation`, and of its reversal.
+ */
+export function coldMoveTokenFeeIds(moveId: string, generation: number, index: number) {
+  const name = `cold_move:${moveId}:token_fee:${index}${generationSuffix(generation)}`;
+  return { charge: transferId(name), unbook: transferId(`${name}:unbook`) };
+}
+
 type ColdMoveFields = {
   chainId: number;
   moveId: string;
@@ -129,7 +141,50 @@ export function coldMoveHold(args: ColdMoveFields): NewTransfer {
   };
 }
 
-/** The reversal of a cold move's posted hold of `generation`, `:unbook` after the post's name. */
+type ColdMoveTokenFee = Omit<ColdMoveFields, "coldAddress" | "amount"> & {
+  /** Which fee Transfer of the move's transaction (0-based, in log order). */
+  index: number;
+  /** What the token took. */
+  fee: bigint;
+};
+
+/**
+ * A fee a token took on a cold move's transfer, out of the hot wallet (to its collector, or a
+ * burn): the custody's cost of the move, an expense as its gas is (fees:gas, in the token),
+ * against the fee's own Transfer.
+ */
+export function coldMoveTokenFee(args: ColdMoveTokenFee & { chainRef: ChainRef }): NewTransfer {
+  return {
+    id: coldMoveTokenFeeIds(args.moveId, args.generation, args.index).charge,
+    assetId: assetIdOf(args.chainId, args.asset),
+    debit: "fees:gas",
+    credit: hotAccount(args.hotWallet),
+    amount: args.fee,
+    kind: "cold_move",
+    chainRef: args.chainRef,
+    memo: `fee the token took on cold move ${args.moveId}`,
+  };
+}
+
+/** The reversal of a token fee booked with a cold move's post of `generation`. */
+export function coldMoveTokenFeeUnbooking(args: ColdMoveTokenFee): NewTransfer {
+  const ids = coldMoveTokenFeeIds(args.moveId, args.generation, args.index);
+  return {
+    id: ids.unbook,
+    reverses: ids.charge,
+    assetId: assetIdOf(args.chainId, args.asset),
+    debit: hotAccount(args.hotWallet),
+    credit: "fees:gas",
+    amount: args.fee,
+    kind: "compensation",
+    memo: `cold move ${args.moveId} reorged out after booking: the token's fee reversed`,
+  };
+}
+
+/**
+ * The reversal of a cold move's posted hold of `generation`, `:unbook` after the post's name;
+ * `amount` is what was posted (less than the move for a token that took a fee on it).
+ */
 export function coldMoveUnbooking(args: ColdMoveFields): NewTransfer {
   const ids = coldMoveTransferIds(args.moveId, args.generation);
   return {

@@ -2,9 +2,11 @@
  * Hot/cold: a hot wallet keeps at most its per-asset ceiling; above it, the excess goes to the
  * chain's cold address through the same rails as a withdrawal: a ledger hold (custody:hot →
  * custody:cold) and a signer request in one transaction, then post on confirmation or void on
- * failure, and the gas booked either way. A booked move is followed until its block is final
- * (followColdMoves.ts): reorged out, it is held and open again. One move per (chain, hot wallet,
- * asset) in flight (open, or booked and not final yet); the next is sized after it is final.
+ * failure, and the gas booked either way (a token that takes a fee on transfer: the post is the
+ * amount less the token's fees, each fee booked as the move's cost against its own Transfer). A
+ * booked move is followed until its block is final (followColdMoves.ts): reorged out, it is held
+ * and open again. One move per (chain, hot wallet, asset) in flight (open, or booked and not final
+ * yet); the next is sized after it is final.
  */
 import { randomUUID } from "node:crypto";
 import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
@@ -23,6 +25,7 @@ import { requestTransaction } from "../requests.js";
 import {
   assertBooked,
   coldMoveHold,
+  coldMoveTokenFee,
   coldMoveTransferIds,
   gasTransfer,
   hotAccount,
@@ -275,10 +278,17 @@ export async function settleColdMoves({
     const position = success
       ? (o.transferPosition ?? (m.asset === zeroAddress ? "tx" : null))
       : undefined;
-    if (success && !position) {
-      // The transfer is not where the request says (a token that takes a fee on transfer logs
-      // less than was sent): this move waits for an operator, its hold standing. Thrown, it failed
-      // every tick of the chain before any new sweep was planned.
+    // A token that took a fee on the transfer logs less than was sent to the cold address, so no
+    // fact carries the whole amount: the signer records where each part went, and each is booked
+    // against its own fact (as a withdrawal of such a token is). Left open instead, its hold never
+    // posted and no later move of the asset could start (one open move per asset).
+    const charged = success && !position ? (o.feeOnTransfer ?? null) : null;
+    const tokenFees = charged?.fees.reduce((sum, f) => sum + f.amount, 0n) ?? 0n;
+    if (success && (!o.txHash || (!position && !charged) || tokenFees >= m.amount)) {
+      // Neither a position nor the token's fee (a signer that has not read them yet: the
+      // broadcaster's fee-on-transfer recovery fills them), or fees as large as the move: it
+      // waits, its hold standing. Thrown, it failed every tick of the chain before any new sweep
+      // was planned.
       log.error({
         msg: "the signer recorded no Transfer position for the cold move; it stays open, its hold kept",
         cold_move_id: m.id,
@@ -298,17 +308,42 @@ export async function settleColdMoves({
       const now = lock.rows[0];
       if (now?.status !== "open" || now.hold_generation !== m.hold_generation) return undefined;
       const ids = coldMoveTransferIds(m.id, m.hold_generation);
-      const transfers: TransferInput[] = [
-        holdSettlement({
+      const ref = (at: string) => ({ chainId: chain.chainId, txHash: o.txHash!, position: at });
+      const transfers: TransferInput[] = [];
+      if (charged) {
+        // What left the hot wallet, less the token's fees, went to the cold address; the rest of
+        // the hold is released and booked as those fees, the custody's cost of the move.
+        transfers.push({
+          type: "post",
+          id: ids.post,
           pendingId: ids.hold,
-          postId: ids.post,
-          voidId: ids.void,
-          chainRef:
-            success && o.txHash && position
-              ? { chainId: chain.chainId, txHash: o.txHash, position }
-              : undefined,
-        }),
-      ];
+          amount: m.amount - tokenFees,
+          chainRef: ref(charged.received.position),
+        });
+        charged.fees.forEach((f, index) => {
+          transfers.push(
+            coldMoveTokenFee({
+              chainId: chain.chainId,
+              moveId: m.id,
+              hotWallet: m.hot_wallet,
+              asset: m.asset,
+              generation: m.hold_generation,
+              index,
+              fee: f.amount,
+              chainRef: ref(f.position),
+            }),
+          );
+        });
+      } else {
+        transfers.push(
+          holdSettlement({
+            pendingId: ids.hold,
+            postId: ids.post,
+            voidId: ids.void,
+            chainRef: success && position ? ref(position) : undefined,
+          }),
+        );
+      }
       const fee = o.fee ?? 0n;
       if (o.txHash && fee > 0n) {
         transfers.push(

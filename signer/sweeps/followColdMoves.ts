@@ -5,17 +5,26 @@
  * can still take that transaction out, and the re-sent bytes may then mine in another block at
  * another fee, or revert. When the signer's outcome shows the booked inclusion left the chain
  * (followAction), the post and the gas booked with it are reversed (compensating transfers that
- * `reverses` the originals), the amount is held again under the next hold generation and the move
- * is open again: settleColdMoves posts that hold when the transaction mines again, or voids it
- * when the signer fails the request at a final block. Nothing is released here. A booked move
- * whose outcome is finalized in the booked inclusion is final and no longer followed.
+ * `reverses` the originals; a fee-on-transfer token's fees booked with the post too), the amount
+ * is held again under the next hold generation and the move is open again: settleColdMoves posts
+ * that hold when the transaction mines again, or voids it when the signer fails the request at a
+ * final block. Nothing is released here. A booked move whose outcome is finalized in the booked
+ * inclusion is final and no longer followed.
  */
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { Ledger, NewTransfer } from "../../ledger/index.js";
 import { getTxOutcomes } from "../outcomes.js";
-import { assertBooked, coldMoveHold, coldMoveUnbooking, gasUnbooking } from "./bookings.js";
+import {
+  assertBooked,
+  coldMoveHold,
+  coldMoveTokenFeeIds,
+  coldMoveTokenFeeUnbooking,
+  coldMoveTransferIds,
+  coldMoveUnbooking,
+  gasUnbooking,
+} from "./bookings.js";
 import { followAction } from "./followSweeps.js";
 
 type BookedMove = {
@@ -106,9 +115,28 @@ export async function followColdMoves({
         amount: row.amount,
       };
       // What was booked, under the generation it was booked in; then the next generation's hold.
+      // A token that took a fee on the move had its post short of the move by the fees booked
+      // beside it (settleColdMoves): each is reversed too. Booked in an earlier pass, so committed.
+      const { post } = coldMoveTransferIds(row.id, row.hold_generation);
+      const posted = (await ledger.getTransfer(post))?.postedDelta ?? row.amount;
       const transfers: NewTransfer[] = [
-        coldMoveUnbooking({ ...move, generation: row.hold_generation }),
+        coldMoveUnbooking({ ...move, amount: posted, generation: row.hold_generation }),
       ];
+      for (let index = 0, charged = posted; charged < row.amount; index++) {
+        const tokenFee = await ledger.getTransfer(
+          coldMoveTokenFeeIds(row.id, row.hold_generation, index).charge,
+        );
+        if (!tokenFee) break;
+        transfers.push(
+          coldMoveTokenFeeUnbooking({
+            ...move,
+            generation: row.hold_generation,
+            index,
+            fee: tokenFee.amount,
+          }),
+        );
+        charged += tokenFee.amount;
+      }
       const fee = row.fee ?? 0n;
       if (row.tx_hash && fee > 0n) {
         transfers.push(
