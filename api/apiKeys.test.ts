@@ -1,6 +1,13 @@
 /** Who a key's holder is, as approvals count them: owner and email, normalised (pure). */
 import { describe, expect, it } from "vitest";
-import { countPersons, parseEmail, sharesPerson } from "./apiKeys.js";
+import { parseEmail, personsAmong } from "./apiKeys.js";
+
+type Key = { owner: string; email?: string | null };
+const sharesPerson = (a: Key, b: Key) => {
+  const personOf = personsAmong([a, b]);
+  return personOf(a) === personOf(b);
+};
+const countPersons = (keys: Key[]) => new Set(keys.map(personsAmong(keys))).size;
 
 describe("persons behind API keys", () => {
   it("one person shares an owner or an email, whatever the spelling", () => {

@@ -2,7 +2,7 @@
  * API keys: `cn_<id>_<secret>`. Only SHA-256(secret) is stored; the full key is shown once, at
  * creation. Scopes gate routes; `admin` implies every scope. `owner` names the person or service
  * behind the key; `email`, when set, names the person (the same one as an SSO sign-in with that
- * email): approvals count distinct persons (`sharesPerson`).
+ * email): approvals count distinct persons (`personsAmong`).
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { appendAudit } from "../foundation/audit.js";
@@ -64,7 +64,7 @@ type Row = {
 
 /**
  * A key owner's identity: Unicode NFKC, case-folded, trimmed, so `anna`, ` ANNA ` and fullwidth
- * `ａｎｎａ` are one approver (approvals count distinct persons: `sharesPerson`).
+ * `ａｎｎａ` are one approver (approvals count distinct persons: `personsAmong`).
  */
 export function normalizeOwner(owner: string): string {
   return owner.normalize("NFKC").toLowerCase().normalize("NFKC").trim();
@@ -87,30 +87,24 @@ export function identitiesOf(k: { owner: string; email?: string | null }): strin
   return k.email ? [owner, normalizeOwner(k.email)] : [owner];
 }
 
-export function sharesPerson(
-  a: { owner: string; email?: string | null },
-  b: { owner: string; email?: string | null },
-): boolean {
-  const mine = identitiesOf(a);
-  return identitiesOf(b).some((i) => mine.includes(i));
-}
-
 /**
- * How many persons these deciders are: deciders sharing an identity are one, even through a third
- * (a row the previous revision wrote during a rolling deploy may join two that share nothing).
+ * Who is one person among these keys: two sharing an owner or an email are one, and so are two
+ * sharing neither that others join (`a` and `c` through `b`, who shares an identity with each).
+ * Returns each key's person: the one identity its group is known by (a key not among `keys`: its
+ * own owner's group, or its owner alone).
  */
-export function countPersons(deciders: readonly { owner: string; email?: string | null }[]) {
-  let persons: Set<string>[] = [];
-  for (const d of deciders) {
-    const merged = new Set(identitiesOf(d));
-    persons = persons.filter((p) => {
-      if (![...p].some((i) => merged.has(i))) return true;
-      for (const i of p) merged.add(i);
-      return false;
-    });
-    persons.push(merged);
+export function personsAmong(keys: readonly { owner: string; email?: string | null }[]) {
+  const parent = new Map<string, string>();
+  const root = (identity: string): string => {
+    let r = identity;
+    for (let up = parent.get(r); up !== undefined; up = parent.get(r)) r = up;
+    return r;
+  };
+  for (const k of keys) {
+    const [first, ...rest] = identitiesOf(k).map(root);
+    for (const r of rest) if (r !== first) parent.set(r, first!);
   }
-  return persons.length;
+  return (k: { owner: string }) => root(normalizeOwner(k.owner));
 }
 
 function fromRow(row: Row): ApiKey {

@@ -35,6 +35,7 @@ export {
 } from "./nonceEvidence.js";
 export {
   failTxRequestByOperator,
+  failTxRequestByOperatorIn,
   listTxRequestsForReview,
   type OperatorDecision,
   type OperatorDecisionResult,

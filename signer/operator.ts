@@ -209,52 +209,64 @@ export async function failTxRequestByOperator(
   d: OperatorDecision,
   readEvidence: NonceEvidenceReader,
 ): Promise<OperatorDecisionResult> {
-  return withTransaction(pool, (client) =>
-    decide(
-      client,
-      d,
-      FAILABLE_OR_UNEVIDENCED,
-      "operator_failed",
-      async (row) => {
-        const failed = row.status === "failed";
-        if (
-          failed &&
-          failureIsEvidenced({
-            nonce: row.nonce === null ? null : BigInt(row.nonce),
-            finalizedAt: row.finalized_at,
-            errorCode: row.error_code,
-          })
-        )
-          // Status `failed` in meta: withdrawals fail (api/withdrawals/operatorFail.ts) reads it as
-          // decided already.
-          throw new TxRequestNotReviewableError(d.requestId, row.status, [
-            ...FAILABLE,
-            "failed without evidence",
-          ]);
-        const { used, ...checked } = await chainCheck(client, d.requestId, row, readEvidence);
-        // What the signer had said, kept in the audit row the operator's failure replaces it with.
-        const details = failed ? { ...checked, signer_error_code: row.error_code } : checked;
-        if (used !== false) return { update: FAIL_NOW, params: [d.reason], details };
-        // Its stored sends are never sent again (resync, stall and bump send only live attempts);
-        // a live cancel (a second decision) stays live.
-        await client.query(
-          `UPDATE custody.tx_attempts SET status = 'replaced'
+  return withTransaction(pool, (client) => failTxRequestByOperatorIn(client, d, readEvidence));
+}
+
+/**
+ * failTxRequestByOperator in the caller's open transaction, committed (or rolled back) with the
+ * caller's own change: a withdrawal's fail decides under the withdrawal's row lock on the one
+ * connection it holds (api/withdrawals/operatorFail.ts). Waiting for a second connection of the
+ * pool there would deadlock a pool whose connections all wait so, one per operator failing.
+ */
+export async function failTxRequestByOperatorIn(
+  client: PoolClient,
+  d: OperatorDecision,
+  readEvidence: NonceEvidenceReader,
+): Promise<OperatorDecisionResult> {
+  return decide(
+    client,
+    d,
+    FAILABLE_OR_UNEVIDENCED,
+    "operator_failed",
+    async (row) => {
+      const failed = row.status === "failed";
+      if (
+        failed &&
+        failureIsEvidenced({
+          nonce: row.nonce === null ? null : BigInt(row.nonce),
+          finalizedAt: row.finalized_at,
+          errorCode: row.error_code,
+        })
+      )
+        // Status `failed` in meta: withdrawals fail (api/withdrawals/operatorFail.ts) reads it as
+        // decided already.
+        throw new TxRequestNotReviewableError(d.requestId, row.status, [
+          ...FAILABLE,
+          "failed without evidence",
+        ]);
+      const { used, ...checked } = await chainCheck(client, d.requestId, row, readEvidence);
+      // What the signer had said, kept in the audit row the operator's failure replaces it with.
+      const details = failed ? { ...checked, signer_error_code: row.error_code } : checked;
+      if (used !== false) return { update: FAIL_NOW, params: [d.reason], details };
+      // Its stored sends are never sent again (resync, stall and bump send only live attempts);
+      // a live cancel (a second decision) stays live.
+      await client.query(
+        `UPDATE custody.tx_attempts SET status = 'replaced'
             WHERE request_id = $1 AND purpose = 'send' AND status IN ('signed', 'broadcast')`,
-          [d.requestId],
-        );
-        return {
-          update: failed ? FAILED_BY_CANCEL : FAIL_BY_CANCEL,
-          params: [d.reason],
-          details: { ...details, cancelling: true },
-          cancelling: true,
-        };
-      },
-      // Still cancelling (its cancel may be mined, not final yet): a repeat.
-      (row) =>
-        row.cancel_requested && CANCELLING.includes(row.status)
-          ? { from: row.status, to: row.status, cancelling: true }
-          : undefined,
-    ),
+        [d.requestId],
+      );
+      return {
+        update: failed ? FAILED_BY_CANCEL : FAIL_BY_CANCEL,
+        params: [d.reason],
+        details: { ...details, cancelling: true },
+        cancelling: true,
+      };
+    },
+    // Still cancelling (its cancel may be mined, not final yet): a repeat.
+    (row) =>
+      row.cancel_requested && CANCELLING.includes(row.status)
+        ? { from: row.status, to: row.status, cancelling: true }
+        : undefined,
   );
 }
 

@@ -2,9 +2,10 @@
  * Decisions on a withdrawal before the signer has it: approve / reject (M-of-N distinct persons,
  * never the requester) and cancel (the requester or an admin). Each is one transaction holding the
  * withdrawal's row lock; reject and cancel release the hold. A person is known by their keys'
- * owner and email (apiKeys.ts `identitiesOf`): two keys sharing either are one person, so Anna's
- * personal key carrying anna@example.com and her SSO session are one approver. With console SSO
- * configured, a decider whose key names no email could be anyone, SSO users included: refused.
+ * owner and email (apiKeys.ts `personsAmong`): two keys sharing either are one person, as are two
+ * that other keys join (`personsOf`), so Anna's personal key carrying anna@example.com and her SSO
+ * session are one approver. With console SSO configured, a decider whose key names no email could
+ * be anyone, SSO users included: refused.
  *
  * Each decision is recorded under the caller's Idempotency-Key in its transaction
  * (api.withdrawal_decisions), as a create is on its withdrawal: a retry whose stored answer was lost
@@ -16,7 +17,7 @@ import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { isWithdrawalBlocked } from "../../ledger/index.js";
-import { type ApiKey, countPersons, normalizeOwner, sharesPerson } from "../apiKeys.js";
+import { type ApiKey, normalizeOwner, personsAmong } from "../apiKeys.js";
 import {
   ApprovalError,
   IdempotencyConflictError,
@@ -113,6 +114,23 @@ async function decidersOf(client: PoolClient, id: string): Promise<Decider[]> {
   }));
 }
 
+type Party = { owner: string; email?: string | null };
+
+/**
+ * Who is one person (in the caller's transaction): two keys sharing an owner or an email are one,
+ * and so are two sharing neither when other keys join them (bob's old key, and the key of `robert`
+ * carrying bob's new email, are one person through bob's new key): comparing the deciding keys
+ * alone would count that person twice, or let them approve their own request. The links are every
+ * active key's (api.api_keys) and the parties' own (the deciders' and the requester's keys,
+ * revoked since or not). Returns each party's person: the one identity its group is known by.
+ */
+async function personsOf(client: PoolClient, parties: readonly Party[]) {
+  const { rows } = await client.query<Party>(
+    "SELECT DISTINCT owner, email FROM api.api_keys WHERE revoked_at IS NULL",
+  );
+  return personsAmong([...rows, ...parties]);
+}
+
 /** The requester as a person: the owner stored on the withdrawal, and its key's email. */
 async function requesterOf(client: PoolClient, w: Withdrawal) {
   const { rows } = await client.query<{ email: string | null }>(
@@ -160,14 +178,16 @@ export function createDecisions({
       );
     // Owners are compared normalised (apiKeys.ts): rows written before owners were normalised
     // keep the spelling of their day, and "Anna" must not approve what "anna" requested.
-    if (sharesPerson(caller, await requesterOf(client, w)))
+    const requester = await requesterOf(client, w);
+    const earlier = await decidersOf(client, id);
+    const personOf = await personsOf(client, [caller, requester, ...earlier]);
+    if (personOf(caller) === personOf(requester))
       throw new ApprovalError(
         "APPROVER_IS_REQUESTER",
         "the requester of a withdrawal cannot approve or reject it",
         { withdrawal_id: id, approver: caller.owner },
       );
-    const earlier = await decidersOf(client, id);
-    const inserted = earlier.some((a) => sharesPerson(a, caller))
+    const inserted = earlier.some((a) => personOf(a) === personOf(caller))
       ? { rowCount: 0 }
       : await client.query(
           `INSERT INTO api.withdrawal_approvals (withdrawal_id, approver, api_key_id, decision, reason)
@@ -225,9 +245,9 @@ export function createDecisions({
         );
       // Approving may hand it to the signer: not on a halted chain (haltedChain.ts).
       await refuseOnHaltedChain(client, w.chainId);
-      const approvals = countPersons(
-        (await decidersOf(client, id)).filter((a) => a.decision === "approve"),
-      );
+      const approvers = (await decidersOf(client, id)).filter((a) => a.decision === "approve");
+      const personOf = await personsOf(client, approvers);
+      const approvals = new Set(approvers.map(personOf)).size;
       if (approvals >= w.requiredApprovals) {
         w = await move(client, w, "approved", caller.owner, { approvals });
         w = await handToSigner(client, w);

@@ -2,7 +2,8 @@
  * Policies fail closed and approvers are people: through /v1 on real Postgres and Redis, a listed
  * asset with no explicit withdrawal policy is refused (422 WITHDRAWAL_POLICY_MISSING, no row, no
  * hold) and the api role warns about it at start; approver identities are normalised (case, spaces,
- * NFKC), so `anna`, ` ANNA ` and fullwidth `ａｎｎａ` count once; a customer id that is an Object
+ * NFKC), so `anna`, ` ANNA ` and fullwidth `ａｎｎａ` count once, and keys that share nothing but
+ * that another key of the person joins are that one person too; a customer id that is an Object
  * member name has no allowlist of its own and gets a clean answer, never a 500.
  */
 import { Writable } from "node:stream";
@@ -10,6 +11,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealth } from "../../foundation/health.js";
 import { type Ledger, transferId } from "../../ledger/index.js";
+import { createApiKey, type Scope } from "../apiKeys.js";
 import { buildApp } from "../app.js";
 import {
   createWithdrawalApiTestContext,
@@ -42,7 +44,10 @@ beforeAll(async () => {
       customerAllowlists: { alice: [DEST, OTHER] },
       requiredApprovals: 2,
     },
-    fund: { customers: ["alice", "constructor", "__proto__", "toString"], amount: 5n * ETH },
+    fund: {
+      customers: ["alice", "constructor", "__proto__", "toString", "dave"],
+      amount: 5n * ETH,
+    },
   });
   ledger = t.ledger;
   await ledger.transfer({
@@ -134,6 +139,45 @@ describe("approver identity", () => {
     );
     expect(rows).toEqual([{ approver: "anna" }]);
     expect((await post(ben, url)).json()).toMatchObject({ status: "signing" });
+  });
+
+  it("keys sharing nothing that a third key joins are one person: one approval, and not the requester's", async () => {
+    const keyOf = async (owner: string, email: string, scopes: Scope[]) =>
+      (await createApiKey(t.ctx.db.pool, { owner, email, scopes })).plaintext;
+    // Bob's old key and his new one share the owner; `robert` carries his new email: one person.
+    const bobOld = await keyOf("bob", "bob@old.example", ["withdrawals:approve"]);
+    await keyOf("bob", "bob@new.example", ["withdrawals:approve"]);
+    const robert = await keyOf("robert", "bob@new.example", ["withdrawals:approve"]);
+    const carl = await keyOf("carl", "carl@example.com", ["withdrawals:approve"]);
+    const created = await withdraw({ customerId: "dave", amount: (2n * ETH).toString() });
+    const w = created.json();
+    const url = `/v1/withdrawals/${w.id}/approve`;
+    expect((await post(bobOld, url)).json()).toMatchObject({ status: "pending_approval" });
+    const twice = await post(robert, url);
+    expect(twice.statusCode, twice.body).toBe(409);
+    expect(twice.json()).toMatchObject({ code: "ALREADY_DECIDED", approver: "robert" });
+    const { rows } = await t.ctx.db.pool.query(
+      "SELECT approver FROM api.withdrawal_approvals WHERE withdrawal_id = $1",
+      [w.id],
+    );
+    expect(rows).toEqual([{ approver: "bob" }]);
+    expect((await post(carl, url)).json()).toMatchObject({ status: "signing" });
+
+    // Bob requests under his old key: his `robert` key may not decide on it either.
+    const bobBackend = await keyOf("bob", "bob@old.example", ["withdrawals:write"]);
+    const mine = await post(bobBackend, "/v1/withdrawals", {
+      customerId: "dave",
+      chain: "local-a",
+      asset: "native",
+      to: DEST,
+      amount: (2n * ETH).toString(),
+    });
+    expect(mine.statusCode, mine.body).toBe(201);
+    for (const action of ["approve", "reject"]) {
+      const res = await post(robert, `/v1/withdrawals/${mine.json().id}/${action}`);
+      expect(res.statusCode, action).toBe(403);
+      expect(res.json()).toMatchObject({ code: "APPROVER_IS_REQUESTER" });
+    }
   });
 
   it("the requester under another spelling is still the requester", async () => {

@@ -96,8 +96,8 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
         const fee = o.fee ?? 0n;
         await holds.bookFee(client, w, fee, o.txHash);
         await holds.release(client, w);
-        // An operator's failure is audited as theirs, also when this pass applies it before the
-        // operator's own transaction does (operatorFail.ts) or at its cancel's final block.
+        // An operator's failure is audited as theirs, also when this pass applies it: decided on
+        // the signer's request alone (`tx-requests fail`), or at its cancel's final block.
         const operator =
           o.errorCode === "OPERATOR_FAILED" ? (o.failedBy ?? w.failRequested?.by) : undefined;
         return move(

@@ -2,8 +2,10 @@
  * An operator fails a withdrawal in `needs_review` (audited, with a reason): the signer's request
  * is failed first (its own audited record, refused if the chain moved it meanwhile, or if the chain
  * shows one of its own transactions used its nonce: the money left and only its receipt is
- * missing), then the withdrawal, whose row lock is held across both: every refusal comes before
- * the signer's record changes.
+ * missing), then the withdrawal, in one transaction holding the withdrawal's row lock: every
+ * refusal comes before anything changes, and both records commit together. One connection: a
+ * second one, waited for while the first is held, would deadlock a pool whose connections are all
+ * held so (as many operators failing at once as the pool has connections).
  *
  * - The nonce was used by another transaction in a final block (or never taken): the withdrawal
  *   fails now and its hold is released.
@@ -14,10 +16,10 @@
  *
  * Repeating it after a crash, or while the cancel runs, finishes the job or answers as it is.
  */
-import { withTransaction } from "../../foundation/db.js";
+import { type PoolClient, withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import {
-  failTxRequestByOperator,
+  failTxRequestByOperatorIn,
   getTxOutcomes,
   nonceEvidenceFromChains,
   type TxOutcome,
@@ -37,9 +39,12 @@ export function createOperatorFail({
   ring,
 }: WithdrawalStages) {
   const readEvidence = nonceEvidenceFromChains(config.chains);
-  /** What the signer reports for the withdrawal's request. */
-  const signerOutcome = async (id: string): Promise<TxOutcome | undefined> =>
-    (await getTxOutcomes(pool, { requestIds: [signerRequestId(id)] }))[0];
+  /** What the signer reports for the withdrawal's request (read on `client`, or the pool). */
+  const signerOutcome = async (
+    id: string,
+    client: Pick<PoolClient, "query"> = pool,
+  ): Promise<TxOutcome | undefined> =>
+    (await getTxOutcomes(client, { requestIds: [signerRequestId(id)] }))[0];
 
   async function failByOperator(
     id: string,
@@ -56,7 +61,8 @@ export function createOperatorFail({
     if (byOperator(seen)) return seen;
     // Only needs_review: anything else can still be decided by the chain (or is being cancelled
     // for an operator already: a repeat, answered as it is, after recording the decision on the
-    // withdrawal if a crash after the signer's half left it unrecorded).
+    // withdrawal if the signer's half was decided alone, by `tx-requests fail`, leaving it
+    // unrecorded).
     if (seen.status !== "needs_review") {
       if ((await signerOutcome(id))?.cancelRequestedAt) {
         const w = await withTransaction(pool, async (client) => {
@@ -73,11 +79,11 @@ export function createOperatorFail({
       throw new WithdrawalStateError(id, seen.status, "fail");
     }
     // The signer's record first: if the chain moved the request meanwhile (it mined after all),
-    // this refuses and no hold is released. Already failed: a repeat after a crash. All of it under
-    // the withdrawal's row lock, taken before the signer's record changes and checked then: nothing
-    // moves the withdrawal between the two (the outcome pass applying an outcome it read before the
-    // signer's change), so a refusal (409, which frees the request's key: "nothing changed") comes
-    // before the signer's record is failed, never after it committed.
+    // this refuses and no hold is released. Already failed: decided alone (`tx-requests fail`), or
+    // by its cancel's final block. All of it in the transaction holding the withdrawal's row lock,
+    // taken before the signer's record changes and checked then: nothing moves the withdrawal
+    // between the two (the outcome pass applying an outcome it read before the signer's change),
+    // and a refusal (409, which frees the request's key: "nothing changed") changes nothing.
     const result = await withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
       if (!w) throw new NotFoundError("withdrawal", id);
@@ -87,10 +93,10 @@ export function createOperatorFail({
       /** The signer's request failed already (a repeat, or its cancel's final block decided). */
       let signerFailed: TxOutcome | undefined;
       try {
-        // Its own transaction (it reads the chain under the request's row lock): a crash after it
-        // commits leaves the withdrawal in needs_review, and a repeat finishes the job.
-        const decided = await failTxRequestByOperator(
-          pool,
+        // In this transaction (it reads the chain under the request's row lock): committed with
+        // the withdrawal's change below, or not at all.
+        const decided = await failTxRequestByOperatorIn(
+          client,
           { requestId: signerRequestId(id), by: decision.by, reason: decision.reason },
           readEvidence,
         );
@@ -98,7 +104,7 @@ export function createOperatorFail({
       } catch (error) {
         if (!(error instanceof TxRequestNotReviewableError && error.meta?.status === "failed"))
           throw error;
-        signerFailed = await signerOutcome(id);
+        signerFailed = await signerOutcome(id, client);
       }
       if (cancel)
         // The hold stands: the signer's cancel (or the payment it races) decides, and the

@@ -6,12 +6,12 @@
  */
 import { type Hex, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Pool, PoolClient } from "../../foundation/db.js";
+import { createPool, type Pool, type PoolClient } from "../../foundation/db.js";
 import { anvilRpc } from "../../indexers/testing/chain.js";
-import type { Ledger } from "../../ledger/index.js";
+import { createLedger, type Ledger } from "../../ledger/index.js";
 import { gate } from "../../ops/testing/gate.js";
 import { spawnCli } from "../../ops/testing/process.js";
-import { waitFor } from "../../ops/testing/wait.js";
+import { waitFor, within } from "../../ops/testing/wait.js";
 import {
   failTxRequestByOperator,
   getTxOutcomes,
@@ -618,13 +618,13 @@ describe("withdrawal outcomes from the signer", () => {
     return w;
   }
 
-  it("an outcome pass between an operator's fail by cancel and its record on the withdrawal waits for it: recorded once, nothing overtaken", async () => {
+  it("an outcome pass between an operator's fail by cancel and its record on the withdrawal sees neither: recorded once, nothing overtaken", async () => {
     const id = await inReviewWithUnusedNonce("carol");
     const held = (await balance("carol")).debitsPending;
-    // The operator's service on the same database: once the signer's cancel committed, its next
-    // statement on the withdrawal's transaction is held until an outcome pass runs in between.
+    // The operator's service on the same database: once the signer's cancel is written, the
+    // withdrawal's record in the same transaction is held until an outcome pass runs in between.
     const pool = t.ctx.db.pool;
-    const passWaiting = gate();
+    const passDone = gate();
     const inWindow = gate();
     const cancelling = async () =>
       (
@@ -639,10 +639,10 @@ describe("withdrawal outcomes from the signer", () => {
         get(target, prop) {
           if (prop === "query")
             return async (...args: Parameters<PoolClient["query"]>) => {
-              if (holdOnce && (await cancelling())) {
+              if (holdOnce && String(args[0]).trimStart().startsWith("UPDATE api.withdrawals")) {
                 holdOnce = false;
                 inWindow.open();
-                await passWaiting.wait;
+                await passDone.wait;
               }
               return (target.query as (...a: unknown[]) => unknown)(...args);
             };
@@ -661,17 +661,19 @@ describe("withdrawal outcomes from the signer", () => {
     const reason = "every send refused; customer asked to cancel";
     const failing = operator.failByOperator(id, { by: "ops-erin", reason });
     await inWindow.wait;
-    // The pass reads the signer's cancel (back to broadcast) and waits for the withdrawal's row,
-    // which the operator's transaction holds from before the signer's record was changed.
-    const pass = withdrawals.syncOutcomes();
-    await passWaitsForWithdrawal();
-    passWaiting.open();
+    // The signer's cancel commits with the withdrawal's record, not before it: the pass reads the
+    // request as it was (needs_review), so it has nothing to apply, and moves nothing meanwhile.
+    expect(await cancelling()).toBe(false);
+    await withdrawals.syncOutcomes();
+    expect(await get(id)).toMatchObject({ status: "needs_review", failRequested: null });
+    passDone.open();
     const answered = await failing;
     expect(answered).toMatchObject({
       status: "broadcast",
       failRequested: { by: "ops-erin", reason },
     });
-    await pass;
+    expect(await cancelling()).toBe(true);
+    await withdrawals.syncOutcomes();
     const w = await expectFailRequestRecorded(id, "ops-erin", reason);
     // A repeat answers the same and records nothing more.
     await operator.failByOperator(id, { by: "ops-erin", reason: "again" });
@@ -713,11 +715,12 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await ledger.check()).ok).toBe(true);
   });
 
-  it("an operator's repeat after a crash between the signer's cancel and the withdrawal's record records it", async () => {
+  it("an operator's repeat after the signer's cancel was decided alone (tx-requests fail) records it", async () => {
     const id = await inReviewWithUnusedNonce("bob");
     const held = (await balance("bob")).debitsPending;
     const reason = "nonce unused, every send refused";
-    // The first try's signer half committed, then the process died; the pass ran meanwhile.
+    // The signer's half decided alone (`custody-node tx-requests fail` on the withdrawal's
+    // request, or a fail from before both halves were one transaction); the pass ran meanwhile.
     await failTxRequestByOperator(
       t.ctx.db.pool,
       { requestId: `withdrawal:${id}`, by: "ops-dana", reason },
@@ -733,13 +736,61 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await balance("bob")).debitsPending).toBe(held);
   });
 
+  it("operators failing as many withdrawals at once as the pool has connections: each is answered, none waits for a second connection", async () => {
+    const ids = [await inReviewWithUnusedNonce("alice"), await inReviewWithUnusedNonce("carol")];
+    const reason = "every send refused; nonce unused";
+    // The api's service and ledger on one pool (20 connections there), with as many operators
+    // failing at once (console tabs, a script over the review list): here 2 of each.
+    const pool = createPool(t.ctx.db.url, { max: ids.length, applicationName: "operator-fails" });
+    const own = createLedger({ common: t.ctx.common, pool });
+    const locker = await t.ctx.db.pool.connect();
+    try {
+      await own.ensureAssetsFromConfig(t.ctx.config.chains);
+      const operator = createWithdrawals({ common: t.ctx.common, pool, ledger: own });
+      // Both in their transactions at once: another session (an outcome pass, a console read for
+      // update) holds the two rows until both operators wait for them.
+      await locker.query("BEGIN");
+      await locker.query("SELECT 1 FROM api.withdrawals WHERE id = ANY($1::uuid[]) FOR UPDATE", [
+        ids,
+      ]);
+      const failing = Promise.all(
+        ids.map((id) => operator.failByOperator(id, { by: "ops-gil", reason })),
+      );
+      failing.catch(() => {});
+      await waitFor(
+        "both operators waiting for their withdrawal",
+        async () =>
+          (
+            await t.ctx.db.pool.query(
+              `SELECT 1 FROM pg_stat_activity WHERE application_name = 'operator-fails'
+                AND wait_event_type = 'Lock' AND query LIKE '%FROM api.withdrawals%'`,
+            )
+          ).rows.length === ids.length,
+      );
+      await locker.query("COMMIT");
+      const answered = await within("both operators' fails", failing, 30_000);
+      expect(answered.map((w) => w.status)).toEqual(["broadcast", "broadcast"]);
+      for (const id of ids) await expectFailRequestRecorded(id, "ops-gil", reason);
+    } finally {
+      locker.release();
+      // A hang leaves both sessions in their transactions, holding the withdrawals' rows.
+      await t.ctx.db.pool.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE application_name = 'operator-fails' AND state = 'idle in transaction'`,
+      );
+      // Their clients are then never given back, and that pool is left to the process's exit.
+      await own.close();
+      await within("the operators' pool to close", pool.end(), 5_000).catch(() => {});
+    }
+  });
+
   it("an operator's fail that the outcome pass applies first is audited as the operator's", async () => {
     const id = await withdraw("alice", ETH);
     await signerRecords(id, { status: "needs_review", txHash: TX_B, reviewReason: "stuck" });
     await withdrawals.syncOutcomes();
     const reason = "nonce used by a foreign tx at a final block";
-    // The signer's half commits (failed now, no cancel); the pass applies it before the
-    // operator's own transaction runs (or after that process died).
+    // The signer's half decided alone (failed now, no cancel: `tx-requests fail`); the pass
+    // applies it before the operator fails the withdrawal.
     await failTxRequestByOperator(
       t.ctx.db.pool,
       { requestId: `withdrawal:${id}`, by: "ops-frank", reason },

@@ -50,7 +50,7 @@ export type Withdrawals = {
   /**
    * An operator fails a withdrawal in `needs_review` and releases its hold (audited, with a
    * reason): the signer's request is failed first (its own audited record, refused if the chain
-   * moved it meanwhile), then the withdrawal. Repeating it after a crash finishes the job.
+   * moved it meanwhile), then the withdrawal, in one transaction. Repeating it finishes the job.
    */
   failByOperator: (id: string, decision: { by: string; reason: string }) => Promise<Withdrawal>;
 };

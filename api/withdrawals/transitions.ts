@@ -136,7 +136,8 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
 
   /**
    * An operator's failure by cancel, recorded on a withdrawal the outcome pass already moved on
-   * (to `broadcast`, or past it) between the signer's decision and this transaction: the same
+   * (to `broadcast`, or past it) after the signer's request was decided alone (`tx-requests
+   * fail`; `withdrawals fail` decides both in one transaction): the same
    * `failRequested`, audit entry and event as the move would have carried, without a status
    * change (updated_at stays: it dates the status). Once: a recorded request is kept as it is.
    */
