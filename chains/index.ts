@@ -27,6 +27,7 @@ export {
   RpcResponseError,
   RpcUnavailableError,
 } from "./errors.js";
+export { EMPTY_TRANSACTIONS_ROOT, transactionsLeftOut } from "./evm/blockBody.js";
 export { bloomBits, bloomHas, bloomMayContain, bloomOf } from "./evm/bloom.js";
 export { publicClientFor, watchNewHeads } from "./evm/clients.js";
 export {

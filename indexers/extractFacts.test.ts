@@ -2,6 +2,7 @@ import type { Hex } from "viem";
 import { describe, expect, it } from "vitest";
 import {
   ChainDataInconsistentError,
+  EMPTY_TRANSACTIONS_ROOT,
   type RawBlock,
   type RawLog,
   type RawReceipt,
@@ -187,6 +188,18 @@ describe("extractFacts", () => {
     expect(() =>
       extractFacts(data({ blocks: [block(1), block(2, "b")] }), { watched, tokens: [TOKEN] }),
     ).toThrow(ChainDataInconsistentError);
+  });
+
+  it("refuses a block answered without its transactions while its header holds some (a node missing the body); an empty block or one without a root is taken", () => {
+    const bare = { ...block(2), transactionsRoot: `0x${"1".repeat(64)}` as Hex };
+    expect(() =>
+      extractFacts(data({ blocks: [block(1), bare] }), { watched, tokens: [TOKEN] }),
+    ).toThrow(/block 2 .* without its transactions/);
+    const empty = { ...block(2), transactionsRoot: EMPTY_TRANSACTIONS_ROOT };
+    for (const b of [empty, block(2)])
+      expect(extractFacts(data({ blocks: [block(1), b] }), { watched, tokens: [TOKEN] })).toEqual(
+        [],
+      );
   });
 
   it("refuses a log from another fork of a fetched height", () => {

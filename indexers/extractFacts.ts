@@ -14,6 +14,7 @@ import {
   type RawBlock,
   type RawLog,
   type RawReceipt,
+  transactionsLeftOut,
 } from "../chains/index.js";
 
 export const NATIVE_ASSET = "0x0000000000000000000000000000000000000000";
@@ -124,8 +125,17 @@ export function transfersWithoutLog(
   return [...expected.values()];
 }
 
-/** Throws ChainDataInconsistentError unless the blocks form one chain. */
+/**
+ * Throws ChainDataInconsistentError unless the blocks form one chain, each with its body: a block
+ * answered without its transactions while its header holds some is one the node has not got whole
+ * (chains/evm/blockBody.ts), and stored so, its deposits would never be read again.
+ */
 export function checkBlocksLinked(blocks: RawBlock<unknown>[]): void {
+  for (const block of blocks)
+    if (transactionsLeftOut(block))
+      throw new ChainDataInconsistentError(
+        `block ${BigInt(block.number)} ${block.hash} answered without its transactions (its transactionsRoot ${block.transactionsRoot} holds some)`,
+      );
   for (let i = 1; i < blocks.length; i++) {
     const prev = blocks[i - 1]!;
     const block = blocks[i]!;

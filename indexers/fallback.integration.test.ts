@@ -3,7 +3,8 @@
  * times out, drops connections or refuses wide eth_getLogs ranges; the adapter falls back to the
  * next endpoint (or shrinks the range) and the indexer's result equals a clean index. The same when
  * the first endpoint answers a chain-data read with a JSON-RPC error, leaves receipts out or answers
- * with another block's receipts: that answer is never evidence, the read moves on. A receipt
+ * with another block's receipts, or a block without its transactions: that answer is never
+ * evidence, the read moves on. A receipt
  * without the field its fee is read from is not known yet either: the next endpoint's is taken
  * (the endpoint counted in custody_rpc_incomplete_answers_total); from the only endpoint, nothing is
  * stored from it, and it is counted (custody_rpc_receipt_fee_field_missing_total) so an operator
@@ -19,6 +20,7 @@ import type { Pool } from "../foundation/db.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
 import { createTestDatabase } from "../ops/testing/database.js";
+import { loadTip } from "./store.js";
 import {
   call,
   canonicalFacts,
@@ -93,6 +95,19 @@ function stripReceiptField(proxy: FaultyProxy, field: string): void {
   });
   proxy.setMethodLie("eth_getBlockReceipts", stripped);
   proxy.setMethodLie("eth_getTransactionReceipt", stripped);
+}
+
+/**
+ * The proxy's blocks with their transactions (eth_getBlockByNumber, hydrated) come without them,
+ * their header (transactionsRoot) unchanged: a node missing the block's body (a fast-synced geth
+ * answers so for blocks whose bodies it has not downloaded).
+ */
+function withoutTransactions(proxy: FaultyProxy): void {
+  proxy.setMethodLie("eth_getBlockByNumber", (real, params) => {
+    const block = real.result as { transactions?: unknown[] } | null | undefined;
+    if (params[1] !== true || !block || !block.transactions?.length) return { result: real.result };
+    return { result: { ...block, transactions: [] } };
+  });
 }
 
 function stripEffectiveGasPrice(proxy: FaultyProxy): void {
@@ -539,6 +554,53 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       traces: true,
       tracesMethod: "trace_block",
     });
+  });
+
+  it("a block whose transactions the preferred endpoint leaves out (its header holds some): the next endpoint's block, block by block and in ranges", async () => {
+    for (const blockByBlock of [true, false])
+      await ingestThroughLie(() => withoutTransactions(primary), {}, 0, blockByBlock);
+  });
+
+  it("a block without its transactions from the only endpoint: refused (its native deposit never dropped), stored once whole", async () => {
+    const db = await createTestDatabase();
+    await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
+    const common = freshCommon();
+    const ingestor = await t.ingestor({
+      common,
+      pool: db.pool,
+      chain: { ...chain, rpcUrls: [primary.url] },
+    });
+    try {
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+      const tipBefore = await loadTip(db.pool, CHAIN_ID);
+      withoutTransactions(primary);
+      const liesBefore = primary.stats();
+      const paid = await sendAndMine(t.rpc, { from, to: D2, value: 11n });
+      const stored = async () =>
+        (await canonicalFacts(db.pool, CHAIN_ID)).filter(
+          (f) => f.tx_hash === paid.transactionHash.toLowerCase(),
+        );
+      // Not known yet: the block is refused, never stored without its deposit.
+      for (let pass = 1; pass <= 2; pass++)
+        await expect(ingestor.syncOnce()).rejects.toThrow(/transactions/);
+      expect(liesSince(liesBefore).length).toBeGreaterThan(0);
+      expect(await loadTip(db.pool, CHAIN_ID)).toEqual(tipBefore);
+      expect(await stored()).toEqual([]);
+      const passedOver = (
+        await common.metrics.registry.getSingleMetric("custody_rpc_incomplete_answers_total")?.get()
+      )?.values.filter((v) => v.labels.field === "transactions");
+      expect(passedOver?.map((v) => v.labels.endpoint)).toContain(endpointLabel(primary.url));
+      for (const method of LIED_ABOUT) primary.setMethodLie(method, null);
+      await syncToHead(ingestor, db.pool, t.rpc, CHAIN_ID);
+      expect((await stored()).map((f) => [f.position, f.to_address, f.amount])).toEqual([
+        ["tx", D2.toLowerCase(), 11n],
+      ]);
+      await ingestor.stop();
+      await expectCleanIndex(db.pool);
+    } finally {
+      await ingestor.stop();
+      await db.drop();
+    }
   });
 
   it("the finalized tag refused by the preferred endpoint: the next endpoint's tag confirms", async () => {

@@ -28,6 +28,7 @@ import {
 import { rpcMetrics } from "../metrics.js";
 import { multicall3For } from "../registry.js";
 import { createRpcClient, type ReadOptions, type RpcCall, type RpcClient } from "../rpc.js";
+import { transactionsLeftOut } from "./blockBody.js";
 import { receiptFieldMissing } from "./feePaid.js";
 import {
   framesFromGeth,
@@ -92,7 +93,8 @@ export type EvmAdapter = {
   getHead: () => Promise<bigint>;
   /**
    * The node's `latest` block with full transactions (one call: the realtime poll), from an
-   * endpoint at or past `atLeast`; NoHealthyEndpointError when none is.
+   * endpoint at or past `atLeast`; NoHealthyEndpointError when none is. A `latest` without its
+   * transactions is passed over as getBlocks does.
    */
   getLatestBlock: (atLeast?: bigint) => Promise<RawBlock>;
   /** The `finalized` block's number and hash (lowercase), or null when the node does not know the tag. */
@@ -100,7 +102,10 @@ export type EvmAdapter = {
   /**
    * Blocks with full transactions, in the order asked. Only endpoints at or past the highest number
    * are asked; one answering null for a block moves the read on (it is behind, not reorged), and
-   * with none left the read fails with NoHealthyEndpointError.
+   * with none left the read fails with NoHealthyEndpointError. So does one answering a block
+   * without its transactions while its header holds some (a node missing the body, blockBody.ts:
+   * counted as incomplete, `field="transactions"`); when every endpoint answers so, that answer
+   * is returned and the caller refuses it.
    */
   getBlocks: (numbers: bigint[]) => Promise<(RawBlock | null)[]>;
   /** Block headers (no transactions), in the order asked; same endpoint rule as getBlocks. */
@@ -246,6 +251,16 @@ function blockRead(
     refusalMovesOn: true,
     ...(incomplete ? { incomplete } : {}),
   };
+}
+
+/**
+ * `incomplete` for reads of blocks with their transactions: "transactions" when an answer's block
+ * has none while its header holds some (blockBody.ts): that node lacks the body, another may not.
+ */
+function bodyLeftOut(results: unknown[]): string | null {
+  for (const b of results as (RawBlock | null | undefined)[])
+    if (b && transactionsLeftOut(b)) return "transactions";
+  return null;
 }
 
 /**
@@ -639,12 +654,13 @@ export function createEvmAdapter(
           const n = BigInt((block as RawBlock).number);
           return atLeast !== undefined && n < atLeast ? n + 1n : null;
         },
+        incomplete: bodyLeftOut,
       }),
     getFinalizedBlock: () => readFinalizedBlock(rpc),
     getBlocks: (numbers) =>
       rpc.batch<RawBlock | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), true] })),
-        blockRead(numbers),
+        blockRead(numbers, nullBlock, bodyLeftOut),
       ),
     getHeaders: (numbers) =>
       rpc.batch<RawBlock<Hex> | null>(

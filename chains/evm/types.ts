@@ -22,6 +22,8 @@ export type RawBlock<T = RawTransaction> = {
   parentHash: Hex;
   timestamp: Hex;
   logsBloom?: Hex;
+  /** The header's root of the block's transactions (chains/evm/blockBody.ts: is the body whole?). */
+  transactionsRoot?: Hex;
   transactions: T[];
 };
 
