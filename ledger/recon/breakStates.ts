@@ -103,10 +103,12 @@ export async function trackBreakStates(
        resolved_at = CASE WHEN s.state = 'resolved' THEN NULL ELSE s.resolved_at END`,
     [runId, chainId, JSON.stringify(rows.filter((r) => !r.keep).map(({ keep, ...r }) => r))],
   );
-  // What this completed run no longer finds is resolved: the run is the evidence. Only of breaks
-  // last found at or below its block: a run at a lower block (the role's, its grace period behind
-  // a CLI run; `--block`) cannot see the facts and balances above it, and not finding a break
-  // there is no evidence it was fixed (resolving it dropped its acknowledgement: the next run paged).
+  // What this completed run no longer finds is resolved: the run is the evidence, having examined
+  // the items of every unresolved break (store.ts findPreviousRun; inflows.ts for inflow breaks'
+  // addresses), whichever run found it. Only of breaks last found at or below its block: a run at
+  // a lower block (the role's, its grace period behind a CLI run; `--block`) cannot see the facts
+  // and balances above it, and not finding a break there is no evidence it was fixed (resolving it
+  // dropped its acknowledgement: the next run paged).
   await client.query(
     `UPDATE recon.break_states s SET state = 'resolved', resolved_by = 'reconciler',
        resolved_reason = 'not found by run ' || $1::text, resolved_ref = 'run:' || $1::text,

@@ -3,9 +3,9 @@
  * (`ledger.transfers`), custody addresses and ledger balances, all in the caller's transaction (a
  * REPEATABLE READ snapshot, so both sides are read at the same instant). Full runs read facts and
  * entries range by range while matching (stream.ts); incremental runs read what changed since the
- * previous run's watermarks, the items its breaks named, and everything sharing a chain reference
- * with those (changes.ts). The parts: watermarks.ts, seqGaps.ts, custodyAddresses.ts,
- * factEntryRows.ts, claimants.ts, ledgerBalances.ts.
+ * previous run's watermarks, the items its breaks (and every break still unresolved) named, and
+ * everything sharing a chain reference with those (changes.ts). The parts: watermarks.ts,
+ * seqGaps.ts, custodyAddresses.ts, factEntryRows.ts, claimants.ts, ledgerBalances.ts.
  */
 import type { PoolClient } from "../../foundation/db.js";
 import { accountKey } from "./balances.js";

@@ -1,6 +1,7 @@
 /**
  * Run storage in schema `recon`: a run row (inputs, block, watermarks, balance checks, counts) and
- * one row per break. Breaks of the last completed run are the open items the next run re-examines.
+ * one row per break. Breaks of the last completed run, and every break still open or acknowledged,
+ * are the open items the next run re-examines.
  */
 import { formatAmount } from "../../foundation/amounts.js";
 import type { AuditHead } from "../../foundation/audit.js";
@@ -15,6 +16,7 @@ import {
   storeExpectedFacts,
 } from "./expectedBalances.js";
 import { type LiabilityUpdate, storeLiabilities } from "./liabilities.js";
+import { factKey } from "./match.js";
 import type { SeqGap } from "./seqGaps.js";
 import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
 import type { PreviousRun, Watermarks } from "./watermarks.js";
@@ -50,7 +52,10 @@ export async function createRun(
   return Number(r.rows[0]!.id);
 }
 
-/** The newest completed run of the chain at or below `block`, with the items its breaks named. */
+/**
+ * The newest completed run of the chain at or below `block`, with the items its breaks named and
+ * those of every break of the chain still open or acknowledged, whichever run last found it.
+ */
 export async function findPreviousRun(
   pool: Pool,
   chainId: number,
@@ -73,22 +78,37 @@ export async function findPreviousRun(
   );
   const row = r.rows[0];
   if (!row) return null;
+  // Not only the previous run's breaks: a run resolves what it does not find (trackBreakStates),
+  // so it must examine every unresolved break's items, also one found by a run it does not continue
+  // from. The CLI's full run at the newest final block finds what no incremental run was shown (a
+  // booking whose seq gap aged out before it committed, seqGaps.ts); the role's next run, its grace
+  // period below that block, continues from the role's own run, and the run after from that one:
+  // neither read the booking, and the second resolved the break on no evidence. Unresolved breaks
+  // are few (one range of `break_states_chain`, each joined to its row of the run that last found it).
   const open = await pool.query<{
     tx_hash: string | null;
     position: string | null;
     entry_ids: string[];
-  }>("SELECT tx_hash, position, entry_ids FROM recon.breaks WHERE run_id = $1", [row.id]);
-  const openKeys: PreviousRun["openKeys"] = [];
+  }>(
+    `SELECT tx_hash, position, entry_ids FROM recon.breaks WHERE run_id = $1
+     UNION ALL
+     SELECT b.tx_hash, b.position, b.entry_ids FROM recon.break_states s
+       JOIN recon.breaks b ON b.run_id = s.last_run_id AND b.identity = s.identity
+      WHERE s.chain_id = $2 AND s.state IN ('open', 'acknowledged')`,
+    [row.id, chainId],
+  );
+  const keys = new Map<string, PreviousRun["openKeys"][number]>();
   const openEntryIds = new Set<string>();
   for (const b of open.rows) {
     if (b.tx_hash !== null && b.position !== null)
-      openKeys.push({ txHash: b.tx_hash, position: b.position });
+      keys.set(factKey(b.tx_hash, b.position), { txHash: b.tx_hash, position: b.position });
     for (const id of b.entry_ids) openEntryIds.add(id);
   }
   for (const [id, txHash, position] of row.deferred_entries) {
-    openKeys.push({ txHash, position });
+    keys.set(factKey(txHash, position), { txHash, position });
     openEntryIds.add(id);
   }
+  const openKeys = [...keys.values()];
   return {
     id: Number(row.id),
     block: Number(row.block_number),

@@ -14,7 +14,10 @@ export type PreviousRun = {
   factWatermark: number;
   entryWatermark: number;
   snapshotAt: Date;
-  /** Chain references and entry ids named by the previous run's breaks. */
+  /**
+   * Chain references and entry ids named by the previous run's breaks and deferred entries, and by
+   * every break of the chain still open or acknowledged (store.ts findPreviousRun).
+   */
   openKeys: { txHash: string; position: string }[];
   openEntryIds: string[];
   entryGaps: SeqGap[];

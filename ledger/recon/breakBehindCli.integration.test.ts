@@ -1,0 +1,168 @@
+/**
+ * A transaction break the CLI's full run found stays a break until a run examines its subject
+ * again. An incremental run examines what changed since the run it continues from and that run's
+ * breaks; a booking its watermarks never showed (a ledger transaction that held its seq past the
+ * gap's hour, seqGaps.ts) is none of these, and only a full run finds the break it makes. The
+ * scheduled role runs its grace period behind the newest final block, so after an operator's
+ * `custody-node reconcile --full` at block B its next run is often below B, and the run after
+ * that continues from that one, not from the CLI's: a run that never examined the subject must not
+ * resolve its break (principle 8: not looking is no evidence). Real indexer, ledger and crediting,
+ * two reconcilers (the role's and the CLI's) on real Postgres and anvil.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChainConfig } from "../../chains/index.js";
+import { adapterPerChain } from "../../chains/index.js";
+import {
+  anvilRpc,
+  freshAddress,
+  type Rpc,
+  sendAndMine,
+  syncToHead,
+  watch,
+} from "../../indexers/testing/chain.js";
+import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
+import { transferId } from "../transferId.js";
+import { breakIdentity, breakStatesOf } from "./breakStates.js";
+import { createReconciler, type Reconciler } from "./reconcile.js";
+import type { SeqGap } from "./seqGaps.js";
+import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
+
+const CHAIN_ID = 31337;
+const E18 = 10n ** 18n;
+const ETH = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
+const D_ALICE = freshAddress(731);
+
+let ctx: TestContext;
+let chain: ChainConfig;
+let rpc: Rpc;
+let customer: Hex;
+let hot: Hex;
+let stack: ReconciledChain;
+let role: Reconciler;
+let operator: Reconciler;
+
+const settle = async () => {
+  for (let i = 0; i < 3; i++) await rpc("evm_mine");
+  await syncToHead(stack.ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  await stack.crediting.sweep({ chainId: CHAIN_ID });
+};
+
+beforeAll(async () => {
+  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
+  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  const accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
+  customer = accounts[0]!;
+  hot = accounts[1]!;
+  chain = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks", blocks: 2 }, tokens: [] };
+  await watch(ctx.db.pool, CHAIN_ID, [
+    { address: hot, kind: "hot", owner: "hot-1" },
+    { address: D_ALICE, owner: "alice" },
+  ]);
+  stack = await startReconciledChain(ctx, chain);
+  await stack.bookHotOpening(hot);
+  const reconciler = () =>
+    createReconciler({
+      sweeps: sweepReader,
+      common: ctx.common,
+      pool: ctx.db.pool,
+      chains: adapterPerChain(ctx.common, () => stack.adapter),
+    });
+  role = reconciler();
+  operator = reconciler();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await ctx?.cleanup();
+});
+
+const gapsOf = async (runId: number) =>
+  (
+    await ctx.db.pool.query<{ entry_gaps: SeqGap[] }>(
+      "SELECT entry_gaps FROM recon.runs WHERE id = $1",
+      [runId],
+    )
+  ).rows[0]!.entry_gaps;
+
+describe("a double credit found only by the CLI's full run", () => {
+  it("is not resolved by the role's later run that never examined it", async () => {
+    const deposit = await sendAndMine(rpc, { from: customer, to: D_ALICE, value: E18 });
+    const txHash = deposit.transactionHash.toLowerCase();
+    await settle();
+    const first = await role.run({ chain });
+    expect(first.clean).toBe(true);
+
+    // Alice's deposit credited a second time by a writer whose transaction stays open, while a
+    // later transfer (a later seq) commits: the role's runs see a seq gap where it is.
+    const writer = await ctx.db.pool.connect();
+    let open = true;
+    try {
+      await writer.query("BEGIN");
+      await stack.ledger.transfer(
+        {
+          id: transferId("slow write: alice again"),
+          assetId: ETH,
+          debit: "custody:deposits",
+          credit: "user:alice",
+          amount: E18,
+          kind: "deposit",
+          chainRef: { chainId: CHAIN_ID, txHash: deposit.transactionHash, position: "tx" },
+        },
+        { client: writer },
+      );
+      await stack.ledger.transfer({
+        id: transferId("treasury note"),
+        assetId: ETH,
+        debit: "suspense",
+        credit: "treasury",
+        amount: 1n,
+        kind: "manual",
+      });
+      const gapped = await role.run({ chain });
+      const [gap] = await gapsOf(gapped.runId);
+      expect(gap).toBeDefined();
+      // An hour goes by with the writer still open (not waited out here: the gap's first-seen
+      // time is moved an hour back). A gap that old is taken for a rolled-back transaction.
+      await ctx.db.pool.query("UPDATE recon.runs SET entry_gaps = $2::jsonb WHERE id = $1", [
+        gapped.runId,
+        JSON.stringify([[gap![0], gap![1], gap![2] - 61 * 60_000]]),
+      ]);
+      const aged = await role.run({ chain });
+      expect(await gapsOf(aged.runId)).toEqual([]);
+      // … and then it commits: its seq is below every later run's watermark, in no gap.
+      await writer.query("COMMIT");
+      open = false;
+    } finally {
+      if (open) await writer.query("ROLLBACK").catch(() => {});
+      writer.release();
+    }
+    // Where the role's next run will stand: its grace period behind the final block the CLI uses.
+    const behind = await role.finalBlock(chain);
+    await settle();
+
+    // The operator's (or the nightly) full run reads every fact and entry: the double credit.
+    const cli = await operator.run({ chain, full: true });
+    const double = cli.breaks.find((b) => b.type === "double_credit");
+    expect(double?.key).toBe(`${txHash}:tx`);
+    const identity = breakIdentity(CHAIN_ID, double!);
+    const state = async () => (await breakStatesOf(ctx.db.pool, [identity])).get(identity)?.state;
+    expect(await state()).toBe("open");
+
+    // The role's next run stands below the CLI's block.
+    const below = await role.run({ chain, block: behind });
+    expect(below.mode).toBe("incremental");
+    expect(below.block).toBeLessThan(cli.block);
+    expect(await state()).toBe("open");
+
+    // The run after stands at or above it, continuing from the run below: it examines the
+    // double credit again and finds it.
+    await settle();
+    const next = await role.run({ chain });
+    expect(next.mode).toBe("incremental");
+    expect(next.block).toBeGreaterThanOrEqual(cli.block);
+    expect(await state()).toBe("open");
+    expect(next.breaks.find((b) => b.key === `${txHash}:tx`)?.type).toBe("double_credit");
+  }, 120_000);
+});
