@@ -24,9 +24,9 @@ import {
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { transferId } from "../transferId.js";
-import { breakIdentity, breakStatesOf } from "./breakStates.js";
 import { createReconciler, type Reconciler } from "./reconcile.js";
 import type { SeqGap } from "./seqGaps.js";
+import { expectFoundAgainBehindCli } from "./testing/behindCliRun.js";
 import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
 
 const CHAIN_ID = 31337;
@@ -142,27 +142,15 @@ describe("a double credit found only by the CLI's full run", () => {
     const behind = await role.finalBlock(chain);
     await settle();
 
-    // The operator's (or the nightly) full run reads every fact and entry: the double credit.
-    const cli = await operator.run({ chain, full: true });
-    const double = cli.breaks.find((b) => b.type === "double_credit");
-    expect(double?.key).toBe(`${txHash}:tx`);
-    const identity = breakIdentity(CHAIN_ID, double!);
-    const state = async () => (await breakStatesOf(ctx.db.pool, [identity])).get(identity)?.state;
-    expect(await state()).toBe("open");
-
-    // The role's next run stands below the CLI's block.
-    const below = await role.run({ chain, block: behind });
-    expect(below.mode).toBe("incremental");
-    expect(below.block).toBeLessThan(cli.block);
-    expect(await state()).toBe("open");
-
-    // The run after stands at or above it, continuing from the run below: it examines the
-    // double credit again and finds it.
-    await settle();
-    const next = await role.run({ chain });
-    expect(next.mode).toBe("incremental");
-    expect(next.block).toBeGreaterThanOrEqual(cli.block);
-    expect(await state()).toBe("open");
-    expect(next.breaks.find((b) => b.key === `${txHash}:tx`)?.type).toBe("double_credit");
+    await expectFoundAgainBehindCli({
+      pool: ctx.db.pool,
+      chain,
+      role,
+      operator,
+      behind,
+      settle,
+      key: `${txHash}:tx`,
+      type: "double_credit",
+    });
   }, 120_000);
 });

@@ -25,8 +25,8 @@ import {
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { breakIdentity, breakStatesOf } from "./breakStates.js";
 import { createReconciler, type Reconciler } from "./reconcile.js";
+import { expectFoundAgainBehindCli } from "./testing/behindCliRun.js";
 import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
 
 const CHAIN_ID = 31337;
@@ -110,26 +110,16 @@ describe("an unattributed inflow found by the CLI's run", () => {
     expect(paid.status).toBe("0x1");
     await settle();
 
-    // The operator's (or the nightly) full run reads every deposit address: the break.
-    const cli = await operator.run({ chain, full: true });
-    const inflow = cli.breaks.find((b) => b.key === `inflow:${TARGET}`);
-    expect(inflow?.type).toBe("unattributed_inflow");
-    const identity = breakIdentity(CHAIN_ID, inflow!);
-    const state = async () => (await breakStatesOf(ctx.db.pool, [identity])).get(identity)?.state;
-    expect(await state()).toBe("open");
-
-    // The role's next run stands below the CLI's block, before the payment.
-    const below = await role.run({ chain, block: behind });
-    expect(below.mode).toBe("incremental");
-    expect(below.block).toBeLessThan(cli.block);
-    expect(await state()).toBe("open");
-
-    // The run after stands at or above it, continuing from the run below.
-    await settle();
-    const next = await role.run({ chain });
-    expect(next.mode).toBe("incremental");
-    expect(next.block).toBeGreaterThanOrEqual(cli.block);
-    expect(await state()).toBe("open");
-    expect(next.breaks.find((b) => b.key === `inflow:${TARGET}`)?.difference).toBe(-7n * E17);
+    const again = await expectFoundAgainBehindCli({
+      pool: ctx.db.pool,
+      chain,
+      role,
+      operator,
+      behind,
+      settle,
+      key: `inflow:${TARGET}`,
+      type: "unattributed_inflow",
+    });
+    expect(again?.difference).toBe(-7n * E17);
   }, 120_000);
 });
