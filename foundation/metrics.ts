@@ -147,3 +147,23 @@ async function queueCounts(deps: {
     }),
   );
 }
+
+/**
+ * A scrape-time read of Postgres (a gauge's `collect`), or undefined when it fails or is slower
+ * than `timeoutMs`: /metrics answers in time, and the caller keeps its last figures (no read is
+ * no evidence).
+ */
+export async function withinTimeout<T>(
+  read: Promise<T>,
+  timeoutMs: number,
+): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    read,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    }),
+  ])
+    .catch(() => undefined)
+    .finally(() => clearTimeout(timer));
+}

@@ -20,6 +20,7 @@ import {
 import type { ChainConfig } from "../chains/index.js";
 import type { HotWalletConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
+import { withinTimeout } from "../foundation/metrics.js";
 import {
   attestationOverdueAfterSeconds,
   attestationsInFlight,
@@ -248,19 +249,6 @@ function openWithdrawals(
   timeoutMs: number,
 ): Promise<Map<string, WithdrawalStatusCount> | undefined> {
   return withinTimeout(withdrawalsByStatus(pool, OPEN_WITHDRAWAL_STATUSES), timeoutMs);
-}
-
-/** A scrape-time read, or undefined when it fails or is slower than `timeoutMs`. */
-async function withinTimeout<T>(read: Promise<T>, timeoutMs: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    read,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    }),
-  ])
-    .catch(() => undefined)
-    .finally(() => clearTimeout(timer));
 }
 
 /** The withdrawal gauges collect in the same scrape: one query serves them. */

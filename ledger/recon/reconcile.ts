@@ -8,6 +8,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, snapshotPeer, withTransaction } from "../../foundation/db.js";
+import { withinTimeout } from "../../foundation/metrics.js";
 import { readFinalized } from "../../indexers/finality.js";
 import { loadTip } from "../../indexers/store.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
@@ -546,19 +547,6 @@ async function setFromStoredStates(
       for (const [type, n] of byType) gauge.set({ chain_id, type }, n);
     }
   }
-}
-
-/** `read`'s result, or undefined when it fails or is slower than `timeoutMs`. */
-async function withinTimeout<T>(read: Promise<T>, timeoutMs: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    read,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    }),
-  ])
-    .catch(() => undefined)
-    .finally(() => clearTimeout(timer));
 }
 
 function reconMetrics(common: Common) {
