@@ -6,7 +6,8 @@
  * amount less the token's fees, each fee booked as the move's cost against its own Transfer). A
  * booked move is followed until its block is final (followColdMoves.ts): reorged out, it is held
  * and open again. One move per (chain, hot wallet, asset) in flight (open, or booked and not final
- * yet); the next is sized after it is final.
+ * yet); the next is sized after it is final. After a failed move (a cold address that reverts, a
+ * gas estimate the node refuses) the next waits out a retry window, as sweeps do.
  */
 import { randomUUID } from "node:crypto";
 import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
@@ -58,20 +59,31 @@ export function excessOverCeiling(args: {
 /** pg_advisory_xact_lock(COLD_MOVE_LOCK, chainId): one cold move requested per chain at a time. */
 const COLD_MOVE_LOCK = 0x434f_4c44; // "COLD"
 
-/** A move of this (chain, hot wallet, asset) is open, or booked and not final yet. */
+/**
+ * A move of this (chain, hot wallet, asset) is open, or booked and not final yet, or failed less
+ * than `failedRetryAfterMs` ago. One statement, each arm on its own partial index (migrations 0100,
+ * 0108, 0114).
+ */
 async function moveInFlight(
   client: Pick<Pool, "query">,
   chainId: number,
   hot: string,
   asset: string,
+  failedRetryAfterMs: number,
 ): Promise<boolean> {
   // A booked move not final yet may be reorged out and open again (one open move per asset);
-  // and the ledger is sure of the hot balance only once it is final.
+  // and the ledger is sure of the hot balance only once it is final. A move that failed (refused
+  // before a nonce: a cold address that reverts, a gas estimate the node refuses; or reverted at a
+  // final block) most likely fails again while its cause stands: retried every tick it would only
+  // pile up moves, holds and voids (and burn gas when it reverts on chain), as a failed sweep would.
   const { rowCount } = await client.query(
     `SELECT 1 FROM custody.cold_moves
       WHERE chain_id = $1 AND hot_wallet = $2 AND asset = $3
-        AND (status = 'open' OR (status = 'booked' AND final_at IS NULL))`,
-    [chainId, hot, asset],
+        AND (status = 'open' OR (status = 'booked' AND final_at IS NULL)
+             OR (status = 'failed'
+                 AND settled_at > now() - make_interval(secs => $4::double precision / 1000)))
+      LIMIT 1`,
+    [chainId, hot, asset, failedRetryAfterMs],
   );
   return (rowCount ?? 0) > 0;
 }
@@ -86,7 +98,11 @@ export async function startColdMoves({
   ledger,
   adapter,
   chain,
-}: Deps): Promise<StartedColdMove[]> {
+  failedRetryAfterMs = chain.sweepIntervalMs * 10,
+}: Deps & {
+  /** Back-off for a (hot wallet, asset) whose last move failed (default ten sweep intervals). */
+  failedRetryAfterMs?: number;
+}): Promise<StartedColdMove[]> {
   const ceilings = hotCeilings(chain);
   if (ceilings.size === 0 || !chain.coldAddress) return [];
   const cold = chain.coldAddress.toLowerCase();
@@ -94,7 +110,7 @@ export async function startColdMoves({
   // The hot wallets that accumulate swept value on this chain (the factories' destinations).
   for (const hot of await contractHotWallets(pool, chain.chainId)) {
     for (const [asset, ceiling] of ceilings) {
-      if (await moveInFlight(pool, chain.chainId, hot, asset)) continue;
+      if (await moveInFlight(pool, chain.chainId, hot, asset, failedRetryAfterMs)) continue;
       const assetId = assetIdOf(chain.chainId, asset);
       // No account yet (nothing swept to this wallet in this asset): nothing to move.
       const available = (client?: PoolClient) =>
@@ -139,7 +155,9 @@ export async function startColdMoves({
         // again under a per-chain lock, the hold below sized on the lower ledger balance: the
         // value is never held twice, and the wallet keeps its ceiling.
         await client.query("SELECT pg_advisory_xact_lock($1, $2)", [COLD_MOVE_LOCK, chain.chainId]);
-        if (await moveInFlight(client, chain.chainId, hot, asset)) return undefined;
+        if (await moveInFlight(client, chain.chainId, hot, asset, failedRetryAfterMs)) {
+          return undefined;
+        }
         const now = await available(client);
         // biome-ignore lint/complexity/useMathMinMax: Math.min does not take bigints
         const amount = sized(now < balance ? now : balance);
@@ -377,12 +395,19 @@ export async function settleColdMoves({
     });
     if (!status) continue;
     settled.push({ id: m.id, status });
-    log.info({
-      msg: status === "booked" ? "cold move booked" : "cold move failed (hold voided)",
-      cold_move_id: m.id,
-      tx_hash: o.txHash,
-      hold_generation: m.hold_generation,
-    });
+    const fields = { cold_move_id: m.id, tx_hash: o.txHash, hold_generation: m.hold_generation };
+    if (status === "booked") {
+      log.info({ msg: "cold move booked", ...fields });
+    } else {
+      // Once per failed move, so once per retry window: no move of the asset is requested in it.
+      log.warn({
+        msg: "cold move failed (hold voided); the asset is not moved again until the retry window has passed",
+        ...fields,
+        asset: m.asset,
+        cold_address: m.cold_address,
+        error_code: o.errorCode,
+      });
+    }
   }
   return settled;
 }

@@ -48,7 +48,10 @@ export function createSweeper({
   ledger: Ledger;
   chains: readonly ChainConfig[];
   adapterFor: (chain: ChainConfig) => EvmAdapter;
-  /** Back-off for addresses of a failed sweep (default ten of the chain's sweep intervals). */
+  /**
+   * Back-off for addresses of a failed sweep, and for a (hot wallet, asset) whose cold move failed
+   * (default ten of the chain's sweep intervals).
+   */
   failedRetryAfterMs?: number;
   /** Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals). */
   emptyRetryAfterMs?: number;
@@ -99,7 +102,10 @@ export function createSweeper({
           chain_id: chainId,
         });
       }
-      const coldStarted = await startColdMoves(deps);
+      const coldStarted = await startColdMoves({
+        ...deps,
+        ...(failedRetryAfterMs !== undefined ? { failedRetryAfterMs } : {}),
+      });
       const started = await startSweeps({
         ...deps,
         ...(failedRetryAfterMs !== undefined ? { failedRetryAfterMs } : {}),
