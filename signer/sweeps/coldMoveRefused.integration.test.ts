@@ -65,20 +65,7 @@ describe("a cold move refused before a nonce", () => {
     await s.sweeper.tick(CHAIN_ID);
     await s.settleAll();
     // Native value is moved only once the sweep that brought it is final.
-    const { rows: sweeps } = await s.ctx.db.pool.query<{ id: string }>(
-      "SELECT id FROM custody.sweeps",
-    );
-    await waitFor(
-      "sweep final",
-      async () => {
-        await s.mine(1);
-        const outcomes = await getTxOutcomes(s.ctx.db.pool, {
-          requestIds: sweeps.map((r) => r.id),
-        });
-        return outcomes.every((o) => o.status === "finalized");
-      },
-      { timeoutMs: 60_000, everyMs: 100 },
-    );
+    await s.sweepsFinal();
     await s.sweeper.tick(CHAIN_ID);
 
     // A sweeper whose retry window cannot pass during the test.

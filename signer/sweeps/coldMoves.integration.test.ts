@@ -7,7 +7,6 @@ import type { Address, Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
-import { getTxOutcomes } from "../outcomes.js";
 import { getTxRequest } from "../requests.js";
 import { waitFor } from "../testing/harness.js";
 import { coldAccount, hotAccount } from "./bookings.js";
@@ -67,20 +66,7 @@ describe("hot wallet ceiling", () => {
     await s.sweeper.tick(31337);
     await s.settleAll();
     // Native value is moved only once the sweep that brought it is final (a reorg may take it back).
-    const { rows: sweeps } = await s.ctx.db.pool.query<{ id: string }>(
-      "SELECT id FROM custody.sweeps",
-    );
-    await waitFor(
-      "sweeps final",
-      async () => {
-        await s.mine(1);
-        const outcomes = await getTxOutcomes(s.ctx.db.pool, {
-          requestIds: sweeps.map((r) => r.id),
-        });
-        return outcomes.every((o) => o.status === "finalized");
-      },
-      { timeoutMs: 60_000, everyMs: 100 },
-    );
+    await s.sweepsFinal();
 
     expect(await s.balanceOf(TOKEN, hotAccount(s.hot))).toBe(tokens);
     // The next tick sees both assets above their ceilings (the token move may have started, and

@@ -21,6 +21,7 @@ import {
   type TestContext,
 } from "../../../ops/testing/context.js";
 import { deployForwarderFactory } from "../../deposit-addresses/index.js";
+import { getTxOutcomes } from "../../outcomes.js";
 import { createSignerHarness, type SignerHarness, waitFor } from "../../testing/harness.js";
 import { startWalletSigner, type WalletSigner } from "../../walletSigner.js";
 import { createSweeper, type Sweeper } from "../createSweeper.js";
@@ -67,6 +68,11 @@ export type SweepStack = {
   userCredited: (asset: string, customerId: string) => Promise<bigint>;
   /** Mine and tick until no sweep (or none of `ids`) is open. */
   settleAll: (ids?: string[]) => Promise<void>;
+  /**
+   * Mine until every sweep's transaction is final (native value a sweep brought in is moved to
+   * cold only then: a reorg may take it back).
+   */
+  sweepsFinal: () => Promise<void>;
   close: () => Promise<void>;
 };
 
@@ -241,6 +247,18 @@ export async function startSweepStack(
           return rows[0].n === 0;
         },
         { timeoutMs: 90_000, everyMs: 200 },
+      );
+    },
+    async sweepsFinal() {
+      const { rows } = await ctx.db.pool.query<{ id: string }>("SELECT id FROM custody.sweeps");
+      await waitFor(
+        "sweeps final",
+        async () => {
+          await mine(1);
+          const outcomes = await getTxOutcomes(ctx.db.pool, { requestIds: rows.map((r) => r.id) });
+          return outcomes.every((o) => o.status === "finalized");
+        },
+        { timeoutMs: 60_000, everyMs: 100 },
       );
     },
     async close() {
