@@ -47,6 +47,8 @@ export {
   type GetTxOutcomesParameters,
   type GetTxOutcomesReturnType,
   getTxOutcomes,
+  type PaidTransfer,
+  paidTransfer,
   type TxOutcome,
   type TxOutcomeStatus,
 } from "./outcomes.js";

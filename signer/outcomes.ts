@@ -17,7 +17,7 @@
  *   failed           terminal: refused before a nonce was taken, reverted or cancelled in a final
  *                    block, or failed by an operator (audited). `errorCode` says which.
  */
-import type { Hex } from "viem";
+import { type Hex, zeroAddress } from "viem";
 import type { PoolClient } from "../foundation/db.js";
 import { type FeeOnTransfer, feeOnTransferFromRow } from "./transferPosition.js";
 
@@ -79,6 +79,34 @@ export type TxOutcome = {
   changedAt: Date;
   finalizedAt: Date | null;
 };
+
+/** A mined payment's value transfer as its caller books it (paidTransfer). */
+export type PaidTransfer = {
+  txHash: Hex;
+  /** The fact of the whole amount (`tx` for native, else the signer's `transfer:<n>`), or null… */
+  position: string | null;
+  /** …when a token took a fee on the transfer: the recipient's Transfer and the fee Transfers. */
+  charged: FeeOnTransfer | null;
+  /** The sum of those fees (0 without them). */
+  tokenFees: bigint;
+};
+
+/**
+ * What a mined payment of `amount` of `asset` moved, for booking its post (a withdrawal's, a cold
+ * move's): the fact carrying the whole amount, or the parts of a token that took a fee on it (each
+ * booked against its own fact). Null while it cannot be booked yet: no transaction, neither a
+ * position nor the parts (a signer that has not read them yet), or fees as large as the amount.
+ */
+export function paidTransfer(
+  o: Pick<TxOutcome, "txHash" | "transferPosition" | "feeOnTransfer">,
+  payment: { asset: string; amount: bigint },
+): PaidTransfer | null {
+  const position = o.transferPosition ?? (payment.asset === zeroAddress ? "tx" : null);
+  const charged = position === null ? (o.feeOnTransfer ?? null) : null;
+  const tokenFees = charged?.fees.reduce((sum, f) => sum + f.amount, 0n) ?? 0n;
+  if (!o.txHash || (!position && !charged) || tokenFees >= payment.amount) return null;
+  return { txHash: o.txHash, position, charged, tokenFees };
+}
 
 export type GetTxOutcomesParameters =
   | { requestIds: readonly string[]; since?: undefined }

@@ -5,11 +5,15 @@
  * reverted in a final block, or by an operator) voids it. Between full scans (the safety net) only
  * outcomes that changed since the last pass are read.
  */
-import { zeroAddress } from "viem";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
-import { failureIsEvidenced, getTxOutcomes, type TxOutcome } from "../../signer/index.js";
+import {
+  failureIsEvidenced,
+  getTxOutcomes,
+  paidTransfer,
+  type TxOutcome,
+} from "../../signer/index.js";
 import type { WithdrawalStages } from "./context.js";
 import { type Move, minedAgainElsewhere, planOutcome } from "./outcome.js";
 import {
@@ -37,29 +41,28 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
     const txHash = o.txHash ?? undefined;
     switch (m.ledger) {
       case "post": {
-        const position = o.transferPosition ?? (w.asset === zeroAddress ? "tx" : null);
         // A token that took a fee on the transfer has no fact of the whole amount: its parts are
         // booked against their own facts (holds.postFeeOnTransfer), so its mined payment is
         // followed like any other instead of staying held.
-        const charged = position === null ? (o.feeOnTransfer ?? null) : null;
-        const tokenFees = charged?.fees.reduce((sum, f) => sum + f.amount, 0n) ?? 0n;
+        const paid = paidTransfer(o, w);
         // Without the fact's reference reconciliation could not pair the post: retry next pass.
-        if (!o.txHash || (!position && !charged) || tokenFees >= w.amount)
+        if (!paid)
           throw new BaseError(
             `signer outcome of withdrawal ${w.id} has no tx or transfer position`,
             { code: "WITHDRAWAL_OUTCOME_INCOMPLETE", meta: { withdrawal_id: w.id } },
           );
+        const { position, charged, tokenFees } = paid;
         const fee = o.fee ?? 0n;
         if (position)
-          await holds.post(client, w, { chainId: w.chainId, txHash: o.txHash, position }, fee);
-        else if (charged) await holds.postFeeOnTransfer(client, w, o.txHash, charged, fee);
+          await holds.post(client, w, { chainId: w.chainId, txHash: paid.txHash, position }, fee);
+        else if (charged) await holds.postFeeOnTransfer(client, w, paid.txHash, charged, fee);
         return move(
           client,
           w,
           m.to,
           "signer",
           {
-            tx_hash: o.txHash,
+            tx_hash: paid.txHash,
             block: o.blockNumber?.toString(),
             // The recipient got less than the customer paid: the audit says why.
             ...(charged
@@ -67,7 +70,7 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
               : {}),
           },
           {
-            txHash: o.txHash,
+            txHash: paid.txHash,
             fee,
           },
         );

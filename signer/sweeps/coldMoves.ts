@@ -21,7 +21,7 @@ import {
   notifyWatchedAddress,
 } from "../../indexers/index.js";
 import { assetIdOf, holdSettlement, type Ledger, type TransferInput } from "../../ledger/index.js";
-import { failureIsEvidenced, getTxOutcomes } from "../outcomes.js";
+import { failureIsEvidenced, getTxOutcomes, type PaidTransfer, paidTransfer } from "../outcomes.js";
 import { requestTransaction } from "../requests.js";
 import {
   assertBooked,
@@ -292,17 +292,13 @@ export async function settleColdMoves({
       });
       continue;
     }
-    // The signer records the fact position of the value transfer (`tx` or `transfer:<n>`).
-    const position = success
-      ? (o.transferPosition ?? (m.asset === zeroAddress ? "tx" : null))
-      : undefined;
-    // A token that took a fee on the transfer logs less than was sent to the cold address, so no
+    // The signer records the fact position of the value transfer (`tx` or `transfer:<n>`). A
+    // token that took a fee on the transfer logs less than was sent to the cold address, so no
     // fact carries the whole amount: the signer records where each part went, and each is booked
     // against its own fact (as a withdrawal of such a token is). Left open instead, its hold never
     // posted and no later move of the asset could start (one open move per asset).
-    const charged = success && !position ? (o.feeOnTransfer ?? null) : null;
-    const tokenFees = charged?.fees.reduce((sum, f) => sum + f.amount, 0n) ?? 0n;
-    if (success && (!o.txHash || (!position && !charged) || tokenFees >= m.amount)) {
+    const paid = success ? paidTransfer(o, m) : undefined;
+    if (paid === null) {
       // Neither a position nor the token's fee (a signer that has not read them yet: the
       // broadcaster's fee-on-transfer recovery fills them), or fees as large as the move: it
       // waits, its hold standing. Thrown, it failed every tick of the chain before any new sweep
@@ -326,17 +322,22 @@ export async function settleColdMoves({
       const now = lock.rows[0];
       if (now?.status !== "open" || now.hold_generation !== m.hold_generation) return undefined;
       const ids = coldMoveTransferIds(m.id, m.hold_generation);
-      const ref = (at: string) => ({ chainId: chain.chainId, txHash: o.txHash!, position: at });
+      const ref = (p: PaidTransfer, at: string) => ({
+        chainId: chain.chainId,
+        txHash: p.txHash,
+        position: at,
+      });
       const transfers: TransferInput[] = [];
-      if (charged) {
+      if (paid?.charged) {
+        const { charged } = paid;
         // What left the hot wallet, less the token's fees, went to the cold address; the rest of
         // the hold is released and booked as those fees, the custody's cost of the move.
         transfers.push({
           type: "post",
           id: ids.post,
           pendingId: ids.hold,
-          amount: m.amount - tokenFees,
-          chainRef: ref(charged.received.position),
+          amount: m.amount - paid.tokenFees,
+          chainRef: ref(paid, charged.received.position),
         });
         charged.fees.forEach((f, index) => {
           transfers.push(
@@ -348,7 +349,7 @@ export async function settleColdMoves({
               generation: m.hold_generation,
               index,
               fee: f.amount,
-              chainRef: ref(f.position),
+              chainRef: ref(paid, f.position),
             }),
           );
         });
@@ -358,7 +359,7 @@ export async function settleColdMoves({
             pendingId: ids.hold,
             postId: ids.post,
             voidId: ids.void,
-            chainRef: success && position ? ref(position) : undefined,
+            chainRef: paid?.position ? ref(paid, paid.position) : undefined,
           }),
         );
       }
