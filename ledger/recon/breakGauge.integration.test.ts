@@ -8,13 +8,9 @@
  * real CLI, real Postgres and anvil.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
-import { createHealth } from "../../foundation/health.js";
 import { freshAddress, sendAndMine } from "../../indexers/testing/chain.js";
 import { chainCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
-import { sweepReader } from "../../signer/sweeps/sweepReads.js";
-import { reconcilerRole } from "./role.js";
 import { type SlowNodeChain, startSlowNodeChain } from "./testing/slowNodeChain.js";
 
 const CHAIN_ID = 31337;
@@ -58,22 +54,8 @@ afterAll(async () => {
 
 describe("the reconciler role's break gauges", () => {
   it("show a break the CLI's run found, and its acknowledgement, before the role runs again; a scrape Postgres cannot answer keeps them", async () => {
-    const handle = await reconcilerRole({
-      sweeps: sweepReader,
-      chains: (common) =>
-        adapterPerChain(common, (c) =>
-          createEvmAdapter({ ...c, rpcUrls: [t.proxy.url] }, { common }),
-        ),
-    }).start({
-      common: t.ctx.common,
-      pool: t.ctx.db.pool,
-      redis: t.ctx.redis.redis,
-      queues: t.ctx.queues,
-      health: createHealth(),
-      // 30 s blocks: the role's grace period is one block.
-      chains: [{ ...t.chain, blockTimeMs: 30_000 }],
-      httpPlugins: [],
-    });
+    // 30 s blocks: the role's grace period is one block.
+    const handle = await t.startRole();
     const cli = chainCli({ databaseUrl: t.ctx.db.url, chain: t.chain });
     try {
       // The role's first pass (at start); its next one is a minute away (RECON_INTERVAL_MS).

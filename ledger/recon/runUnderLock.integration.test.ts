@@ -9,7 +9,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { createPool } from "../../foundation/db.js";
-import { createHealth } from "../../foundation/health.js";
 import { freshAddress, sendAndMine } from "../../indexers/testing/chain.js";
 import { gate } from "../../ops/testing/gate.js";
 import { chainCli, spawnCli } from "../../ops/testing/process.js";
@@ -18,9 +17,7 @@ import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { createDepositCrediting } from "../depositCrediting.js";
 import { breakIdentity, breakStatesOf } from "./breakStates.js";
 import { createReconciler } from "./reconcile.js";
-import { reconcilerRole } from "./role.js";
 import { RECON_LOCK_BASE } from "./runLock.js";
-import type { SweepReader } from "./sources.js";
 import { type SlowNodeChain, startSlowNodeChain } from "./testing/slowNodeChain.js";
 
 const CHAIN_ID = 31337;
@@ -48,25 +45,6 @@ const runs = async () =>
       [CHAIN_ID],
     )
   ).rows;
-
-/** The reconciler role on the chain, reading it through the proxy. */
-const startRole = (sweeps: SweepReader = sweepReader) =>
-  reconcilerRole({
-    sweeps,
-    chains: (common) =>
-      adapterPerChain(common, (c) =>
-        createEvmAdapter({ ...c, rpcUrls: [t.proxy.url] }, { common }),
-      ),
-  }).start({
-    common: t.ctx.common,
-    pool: t.ctx.db.pool,
-    redis: t.ctx.redis.redis,
-    queues: t.ctx.queues,
-    health: createHealth(),
-    // 30 s blocks: the role's grace period is one block.
-    chains: [{ ...t.chain, blockTimeMs: 30_000 }],
-    httpPlugins: [],
-  });
 
 beforeAll(async () => {
   // Custody addresses, so a run reads on-chain balances (through the proxy).
@@ -112,7 +90,7 @@ describe("a reconciliation run", () => {
     await t.mineAndSync(5);
     const before = (await runs()).length;
     t.proxy.setDelay(4_000); // the run is still reading when its lock goes
-    const handle = await startRole();
+    const handle = await t.startRole();
     try {
       const run = await waitFor(
         "the role's run to start",
@@ -171,7 +149,7 @@ describe("a reconciliation run", () => {
       return read();
     };
     const before = (await runs()).length;
-    const handle = await startRole({
+    const handle = await t.startRole({
       sweptAddressesSince: (client, args) =>
         held(() => sweepReader.sweptAddressesSince(client, args)),
       bookedSweepItems: (client, args) => held(() => sweepReader.bookedSweepItems(client, args)),

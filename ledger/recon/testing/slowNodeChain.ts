@@ -2,16 +2,22 @@
  * Test set-up shared by the tests of the reconciler role's per-chain locks (a run, an attestation
  * tick): one anvil chain (31337) indexed by the real ingestor, the ledger with the chain's assets,
  * and an RPC proxy in front of the node whose delay a test sets (a slow node, so a lock can be lost
- * mid-read). `stop` ends all of it.
+ * mid-read). `startRole` runs the reconciler role on it, reading the chain through the proxy.
+ * `stop` ends all of it.
  */
 import type { Hex } from "viem";
-import type { ChainConfig } from "../../../chains/index.js";
+import { adapterPerChain, type ChainConfig, createEvmAdapter } from "../../../chains/index.js";
+import { createHealth } from "../../../foundation/health.js";
+import type { RoleHandle } from "../../../foundation/roles.js";
 import type { Ingestor } from "../../../indexers/index.js";
 import { type Rpc, syncToHead, watch } from "../../../indexers/testing/chain.js";
 import { startIndexerTest, TEST_CHAIN_ID } from "../../../indexers/testing/indexerTest.js";
 import type { TestContext } from "../../../ops/testing/context.js";
+import { sweepReader } from "../../../signer/sweeps/sweepReads.js";
 import { type RpcProxy, startRpcProxy } from "../../../signer/testing/rpcProxy.js";
 import { createLedger, type Ledger } from "../../createLedger.js";
+import { reconcilerRole } from "../role.js";
+import type { SweepReader } from "../sources.js";
 
 export type SlowNodeChain = {
   ctx: TestContext;
@@ -26,6 +32,8 @@ export type SlowNodeChain = {
   ledger: Ledger;
   /** Mine `n` blocks and index to the new head. */
   mineAndSync: (n: number) => Promise<void>;
+  /** The reconciler role on the chain (30 s blocks: its grace period is one block), through the proxy. */
+  startRole: (sweeps?: SweepReader) => Promise<RoleHandle>;
   stop: () => Promise<void>;
 };
 
@@ -43,6 +51,7 @@ export async function startSlowNodeChain(
   };
   try {
     proxy = await startRpcProxy(t.chain.rpcUrls[0]!);
+    const throughProxy = proxy.url;
     await watch(t.ctx.db.pool, TEST_CHAIN_ID, custody(t.accounts));
     const ingestor = await t.ingestor();
     ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
@@ -59,6 +68,22 @@ export async function startSlowNodeChain(
         await t.rpc("anvil_mine", [`0x${n.toString(16)}`]);
         await syncToHead(ingestor, t.ctx.db.pool, t.rpc, TEST_CHAIN_ID);
       },
+      startRole: (sweeps = sweepReader) =>
+        reconcilerRole({
+          sweeps,
+          chains: (common) =>
+            adapterPerChain(common, (c) =>
+              createEvmAdapter({ ...c, rpcUrls: [throughProxy] }, { common }),
+            ),
+        }).start({
+          common: t.ctx.common,
+          pool: t.ctx.db.pool,
+          redis: t.ctx.redis.redis,
+          queues: t.ctx.queues,
+          health: createHealth(),
+          chains: [{ ...t.chain, blockTimeMs: 30_000 }],
+          httpPlugins: [],
+        }),
       stop,
     };
   } catch (error) {
