@@ -298,6 +298,7 @@ export async function runDeposits(
       faultStream,
       finality,
       trace,
+      cutLogs: true,
     });
     const changeFaults = () => {
       stats.faults = Number(stats.faults) + 1;
@@ -655,6 +656,10 @@ export async function runDeposits(
       "null_receipts",
     ])
       stats[kind] = lies.reduce((sum, s) => sum + (s[kind] ?? 0), 0);
+    // Answers that went through a data lie (blocks without transactions, cut or empty logs).
+    stats.bodiless = lies.reduce((sum, s) => sum + (s["lie:eth_getBlockByNumber"] ?? 0), 0);
+    stats.cut_logs = lies.reduce((sum, s) => sum + (s["lie:eth_getLogs"] ?? 0), 0);
+    stats.dropped_logs = lies.reduce((sum, s) => sum + (s.dropped_logs ?? 0), 0);
   } catch (error) {
     fail("scenario", `the scenario itself failed: ${(error as Error).stack ?? String(error)}`);
   } finally {

@@ -1,10 +1,14 @@
 /**
  * The lies a scenario's two endpoints tell about the chain (not about sends): a flaky or down
- * primary, a lagging or syncing node, receipts withheld, a load balancer whose backends disagree.
- * `change` draws one from the scenario's schedule (`rng`; flaky rates from their own stream) and
- * applies it; `clear` makes both endpoints honest again.
+ * primary, a lagging or syncing node, receipts withheld, a load balancer whose backends disagree,
+ * and a primary whose answers lose data without an error: blocks without their transactions (their
+ * header says otherwise), ranged eth_getLogs answered empty, and (with `cutLogs`) ranged answers cut
+ * short by their last log. Each is one the indexer is built to see through (transactionsRoot, the
+ * block's bloom, the receipt of a direct transfer() to a watched address); the scenario then checks
+ * that nothing was lost. `change` draws one from the scenario's schedule (`rng`; flaky rates from
+ * their own stream) and applies it; `clear` makes both endpoints honest again.
  */
-import type { LyingProxy } from "../../chains/testing/lyingChain/proxy.js";
+import type { LyingProxy, MethodLie } from "../../chains/testing/lyingChain/proxy.js";
 import type { Random } from "./random.js";
 
 export type EndpointFaults = {
@@ -12,6 +16,10 @@ export type EndpointFaults = {
   change: () => string;
   clear: () => void;
 };
+
+/** The real node's answer, passed on unchanged. */
+const answered = (real: Parameters<MethodLie>[0]) =>
+  real.error ? { error: real.error } : { result: real.result };
 
 export function endpointFaults({
   primary,
@@ -21,6 +29,7 @@ export function endpointFaults({
   faultStream,
   finality,
   trace,
+  cutLogs = false,
 }: {
   primary: LyingProxy;
   fallback: LyingProxy;
@@ -30,12 +39,21 @@ export function endpointFaults({
   faultStream: Random;
   finality: number;
   trace: (line: string) => void;
+  /**
+   * Also draw `primaryCutsLogs`. Only where every log a custody address must see comes from a
+   * direct transfer() (deposits): a cut log of a contract's inner transfer (a sweep) leaves no
+   * trace an indexer could check, so a scenario with sweeps would report a lie, not a bug.
+   */
+  cutLogs?: boolean;
 }): EndpointFaults {
   const clear = () => {
     for (const p of [primary, fallback]) {
       p.setFault("none");
       p.setFaultRates(null);
       p.setBackends([{ url: anvilUrl }]);
+      p.setDropRangeLogs(false);
+      p.setMethodLie("eth_getBlockByNumber", null);
+      p.setMethodLie("eth_getLogs", null);
     }
   };
   const change = () => {
@@ -48,6 +66,9 @@ export function endpointFaults({
       fallbackSyncing: 1,
       fallbackDisagree: 2,
       fallbackNullReceipts: 1,
+      primaryBodiless: 1,
+      primaryDropsLogs: 1,
+      primaryCutsLogs: cutLogs ? 1 : 0,
       clear: 2,
     });
     const lag = rng.int(1, finality + 6);
@@ -85,6 +106,24 @@ export function endpointFaults({
         break;
       case "fallbackNullReceipts":
         fallback.setBackends([{ url: anvilUrl, nullReceipts: true }]);
+        break;
+      case "primaryBodiless":
+        primary.setMethodLie("eth_getBlockByNumber", (real, params) => {
+          const block = real.result as { transactions?: unknown[] } | null | undefined;
+          if (params[1] !== true || !block?.transactions?.length) return answered(real);
+          return { result: { ...block, transactions: [] } };
+        });
+        break;
+      case "primaryDropsLogs":
+        primary.setDropRangeLogs(true);
+        break;
+      case "primaryCutsLogs":
+        primary.setMethodLie("eth_getLogs", (real, params) => {
+          const ranged = (params[0] as { blockHash?: string } | undefined)?.blockHash === undefined;
+          if (!ranged || !Array.isArray(real.result) || real.result.length < 2)
+            return answered(real);
+          return { result: real.result.slice(0, -1) };
+        });
         break;
       case "clear":
         clear();

@@ -85,8 +85,8 @@ export type LyingProxy = {
   requests: () => number;
   logRanges: () => number[];
   /**
-   * Requests per injected fault kind and per lie ("lagging", "syncing", "null_receipts"), and calls
-   * per rewritten method ("lie:<method>").
+   * Requests per injected fault kind and per lie ("lagging", "syncing", "null_receipts",
+   * "dropped_logs"), and calls per rewritten method ("lie:<method>").
    */
   stats: () => Record<string, number>;
   close: () => Promise<void>;
@@ -240,6 +240,7 @@ export async function startLyingProxy(target: string | Backend[]): Promise<Lying
       if (!Array.isArray(parsed) && parsed.method === "eth_getLogs") {
         const filter = (parsed.params?.[0] ?? {}) as { fromBlock?: string; toBlock?: string };
         if (dropRangeLogs && filter.fromBlock !== undefined) {
+          bump("dropped_logs");
           res.writeHead(200, { "content-type": "application/json" });
           return void res.end(JSON.stringify({ jsonrpc: "2.0", id: parsed.id, result: [] }));
         }
