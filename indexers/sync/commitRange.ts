@@ -34,7 +34,8 @@ const NO_CHANGE: StatusChange = { count: 0, fromBlock: null, toBlock: null };
  * It counts only when its block is our canonical block at that height (stored, or in `range`, the
  * blocks being committed): the endpoint that answered may be on another fork than the one that
  * served our blocks, and its finalized chain then says nothing about ours. A tag above our blocks
- * cannot be checked yet, so it is not used until we reach it.
+ * cannot be checked yet, so it is not used until we reach it. A commit that fails drops the cache
+ * (commitRange): `range` never landed, so a check against it says nothing about the next commit.
  */
 async function nodeFinalized(ctx: SyncContext, range: BlockHeader[]): Promise<bigint | null> {
   const head = ctx.state.head ?? 0n;
@@ -128,7 +129,12 @@ export async function commitRange(
       const finalized = await saveTipAndPublishFinalized(client, chainId, newTip, final);
       return { inserted, confirmed, finalized };
     },
-  );
+  ).catch((error: unknown) => {
+    // The cached tag may have been checked against these blocks, which were not stored: the next
+    // commit may be of another fork's blocks at those heights, so it asks the node again.
+    ctx.finalizedTag = null;
+    throw error;
+  });
   ctx.metrics.blocks.inc(ctx.labels, headers.length);
   const byKind = new Map<string, number>();
   for (const f of facts) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
