@@ -31,13 +31,18 @@ async function failBeforeNonce(lease: Lease, id: string, code: string, message: 
 
 /**
  * The most the wallet's unmined nonces (from `latestCount`) can still take from its balance: per
- * nonce, the dearest of its live attempts (value, 0 for a cancel, + gas limit x max fee).
+ * nonce, the dearest of its live attempts (value, 0 for a cancel, + gas limit x max fee + the
+ * request's L1 data fee). An OP-stack chain takes the L1 fee on inclusion as it takes gas: left
+ * out, the fees of many sends in flight leave less than the budget believes, and the next send
+ * is refused for insufficient funds with its nonce taken. A cancel's L1 fee is counted as its
+ * request's (a 0-value self-transfer without data is never larger).
  */
 async function inFlightCost(ctx: BroadcasterContext, latestCount: bigint): Promise<bigint> {
   const { rows } = await ctx.pool.query<{ total: bigint }>(
     `SELECT COALESCE(sum(cost), 0) AS total FROM (
        SELECT max(CASE WHEN a.purpose = 'cancel' THEN 0 ELSE r.value END
-                  + a.gas_limit * COALESCE(a.max_fee_per_gas, a.gas_price)) AS cost
+                  + a.gas_limit * COALESCE(a.max_fee_per_gas, a.gas_price)
+                  + COALESCE(r.l1_fee, 0)) AS cost
          FROM custody.tx_attempts a JOIN custody.tx_requests r ON r.id = a.request_id
         WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ('signed', 'broadcast')
           AND a.nonce >= $3
@@ -190,14 +195,17 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     const upd = await lease.query(
       `UPDATE custody.tx_requests r
          SET status = 'signed', nonce = v.nonce, tx_hash = v.hash,
-             gas_limit = COALESCE(r.gas_limit, v.gas), updated_at = now()
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::numeric[]) AS v(id, nonce, hash, gas)
+             gas_limit = COALESCE(r.gas_limit, v.gas), l1_fee = v.l1_fee, updated_at = now()
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::numeric[], $5::numeric[])
+         AS v(id, nonce, hash, gas, l1_fee)
        WHERE r.id = v.id AND r.status = 'pending'`,
       [
         prefix.map((p) => p.id),
         prefix.map((p) => p.nonce.toString()),
         prefix.map((p) => p.hash),
         prefix.map((p) => p.gasLimit.toString()),
+        // What its budget counted on L1: what inFlightCost counts while it is in flight.
+        prefix.map((p) => p.l1Fee.toString()),
       ],
     );
     if (upd.rowCount !== prefix.length) throw new Error("a request is no longer pending");
