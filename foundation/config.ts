@@ -130,6 +130,12 @@ export const WEBHOOK_EVENT_TYPES = [
   "withdrawal.rejected",
   "withdrawal.cancelled",
 ] as const;
+/** The events that tell a backend a credited deposit's credit was held, restored or reversed. */
+const CREDIT_TAKEN_BACK_BY = [
+  "deposit.reorg_held",
+  "deposit.reorg_restored",
+  "deposit.reorg_reversed",
+] as const;
 const webhookEventPatterns = new Set<string>([
   "*",
   ...WEBHOOK_EVENT_TYPES,
@@ -152,7 +158,22 @@ export const webhookSchema = z
       )
       .default(["*"]),
   })
-  .strict();
+  .strict()
+  .superRefine((w, ctx) => {
+    // A backend told a deposit was credited must be told when a reorg takes the credit back (held,
+    // then restored or reversed): subscribed to `deposit.credited` alone, it would keep crediting
+    // the customer for a deposit the chain dropped and the ledger holds back.
+    const wants = (type: string) =>
+      w.events.some((e) => e === "*" || e === type || e === `${type.split(".")[0]}.*`);
+    if (!wants("deposit.credited")) return;
+    const missing = CREDIT_TAKEN_BACK_BY.filter((type) => !wants(type));
+    if (missing.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["events"],
+        message: `deposit.credited without the events that take a credit back: add ${missing.join(", ")} (or deposit.*)`,
+      });
+  });
 
 const isLoopbackHttp = (u: URL) =>
   u.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(u.hostname);

@@ -19,7 +19,7 @@ const load = (events: string[]) => {
 describe("webhook endpoint events", () => {
   it("refuses event names the service never sends, naming each", () => {
     const issues = configIssuesOf(
-      load(["deposit.credited", "withdrawal.reorg", "deposits.*", "deposit.credted"]),
+      load(["deposit.confirmed", "withdrawal.reorg", "deposits.*", "deposit.credted"]),
     );
     expect(issues.map((i) => i.field.replace(/^.*\.json\./, ""))).toEqual([
       "webhooks.0.events.1",
@@ -34,5 +34,24 @@ describe("webhook endpoint events", () => {
       load(["*", "deposit.*", "withdrawal.*", "withdrawal.reorged", "deposit.orphaned"])()
         .webhooks[0]!.events,
     ).toHaveLength(5);
+  });
+
+  it("refuses an endpoint told deposit.credited but not the reorg events that take a credit back", () => {
+    // Its backend would credit the customer and never hear that a reorg held or reversed it.
+    const issues = configIssuesOf(load(["deposit.credited", "withdrawal.*"]));
+    expect(issues.map((i) => i.field.replace(/^.*\.json\./, ""))).toEqual(["webhooks.0.events"]);
+    expect(issues[0]!.message).toMatch(
+      /deposit\.reorg_held, deposit\.reorg_restored, deposit\.reorg_reversed/,
+    );
+    expect(configIssuesOf(load(["deposit.credited", "deposit.reorg_held"]))[0]!.message).toMatch(
+      /deposit\.reorg_restored, deposit\.reorg_reversed/,
+    );
+  });
+
+  it("accepts deposit.credited with the reorg events, and endpoints not told credits", () => {
+    const told = ["deposit.credited", "deposit.reorg_held", "deposit.reorg_restored"];
+    expect(load([...told, "deposit.reorg_reversed"])().webhooks[0]!.events).toHaveLength(4);
+    expect(load(["deposit.detected", "deposit.confirmed", "inflow.*"])().webhooks).toHaveLength(1);
+    expect(load(["deposit.*"])().webhooks).toHaveLength(1);
   });
 });

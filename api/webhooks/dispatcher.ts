@@ -183,6 +183,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       // later one waits until it is delivered (or dead), so a retried `credited` is never
       // overtaken by the `orphaned` after it (a backend applying them as they come would end
       // credited).
+      // The 500 are shared out among endpoints (each one's oldest first, then each one's second…):
+      // taken oldest first across all of them, an endpoint that hangs on its timeout while its
+      // events keep coming filled every sweep with deliveries already waiting in its queue, and
+      // the other endpoints' newer events were never rung (their receivers heard nothing).
       `SELECT event_id, endpoint, redrives, stale FROM (
          SELECT DISTINCT ON (d.endpoint, e.subject) d.event_id, d.endpoint, d.redrives, d.updated_at,
                 d.updated_at < now() - make_interval(secs => $1::double precision / 1000) AS stale
@@ -190,7 +194,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
            JOIN api.webhook_events e ON e.id = d.event_id
           WHERE d.status = 'pending' AND d.endpoint = ANY($2::text[])
           ORDER BY d.endpoint, e.subject, e.sequence) oldest
-        ORDER BY updated_at LIMIT 500`,
+        ORDER BY row_number() OVER (PARTITION BY endpoint ORDER BY updated_at), updated_at
+        LIMIT 500`,
       [staleMs, configured],
     );
     await unconfiguredEndpoints().catch((err) =>
