@@ -3,8 +3,10 @@
  * reverts on receiving ETH, so the move's gas estimate reverts) is voided, and the (chain, hot
  * wallet, asset) then waits out the back-off sweeps use for failed sweeps before a new move is
  * requested: the cause is still there at the next tick, and a move every sweep interval would only
- * pile up rows and hold/void transfers (2,880 a day at the 30 s default). Real anvil, Postgres,
- * Redis, KMS emulator, indexer, crediting, signer.
+ * pile up rows and hold/void transfers (2,880 a day at the 30 s default). Each failed move is
+ * counted (custody_cold_moves_failed_total, the ColdMoveFailed alert): the value above the ceiling
+ * stays hot meanwhile, and the custody team is told. Real anvil, Postgres, Redis, KMS emulator,
+ * indexer, crediting, signer.
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -51,8 +53,20 @@ async function coldMoves(): Promise<MoveRow[]> {
   return rows;
 }
 
+/** custody_cold_moves_failed_total of the chain's native asset; undefined: no such series. */
+async function failedMovesCounted(): Promise<number | undefined> {
+  const metric = await s.ctx.common.metrics.registry
+    .getSingleMetric("custody_cold_moves_failed_total")
+    ?.get();
+  return metric?.values.find(
+    (v) => v.labels.chain_id === String(CHAIN_ID) && v.labels.asset === NATIVE,
+  )?.value;
+}
+
 describe("a cold move refused before a nonce", () => {
   it("is voided, and no new move of that asset is requested until the retry window has passed", async () => {
+    // Named at 0 before any failure: the alert's increase() sees the first one too.
+    expect(await failedMovesCounted()).toBe(0);
     const address = await s.allocate("cold-refused");
     await sendAndMine(s.rpc, {
       from: DEPOSITOR.toLowerCase() as Hex,
@@ -88,6 +102,8 @@ describe("a cold move refused before a nonce", () => {
     );
     const [outcome] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [first.id] });
     expect(outcome).toMatchObject({ status: "failed", errorCode: "ESTIMATE_REVERTED" });
+    // The value stays hot: counted once, for the alert (ColdMoveFailed).
+    expect(await failedMovesCounted()).toBe(1);
 
     // The cause is still there: within the window, ticks (the one that voided it among them)
     // request nothing more.
@@ -96,6 +112,7 @@ describe("a cold move refused before a nonce", () => {
       expect((await patient.tick(CHAIN_ID)).coldStarted).toEqual([]);
     }
     expect((await coldMoves()).map((m) => m.id)).toEqual([first.id]);
+    expect(await failedMovesCounted()).toBe(1);
     const { rows: transfers } = await s.ctx.db.pool.query<{ type: string }>(
       "SELECT type FROM ledger.transfers WHERE kind = 'cold_move' ORDER BY seq",
     );

@@ -10,6 +10,7 @@
  * gas estimate the node refuses) the next waits out a retry window, as sweeps do.
  */
 import { randomUUID } from "node:crypto";
+import { Counter } from "prom-client";
 import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
@@ -54,6 +55,44 @@ export function excessOverCeiling(args: {
   // biome-ignore lint/complexity/useMathMinMax: Math.min does not take bigints
   const held = args.ledgerAvailable < args.onChain ? args.ledgerAvailable : args.onChain;
   return held > args.ceiling ? held - args.ceiling : 0n;
+}
+
+/**
+ * custody_cold_moves_failed_total, registered once per registry. A failed move leaves the value
+ * above the ceiling in the hot wallet, and no move of its asset is requested for the retry window
+ * (then most likely fails the same way): a warn line alone told no one (the ColdMoveFailed alert).
+ */
+export function coldMoveFailedCounter(
+  common: Pick<Common, "metrics">,
+): Counter<"chain_id" | "asset"> {
+  const registry = common.metrics.registry;
+  return (
+    (registry.getSingleMetric("custody_cold_moves_failed_total") as
+      | Counter<"chain_id" | "asset">
+      | undefined) ??
+    new Counter({
+      name: "custody_cold_moves_failed_total",
+      help: "Moves of hot-wallet value above its ceiling to cold that failed (hold voided: a cold address that reverts, a refused gas estimate, an operator's fail), by chain and asset; the value stays hot and the asset is not moved again for the retry window",
+      labelNames: ["chain_id", "asset"],
+      registers: [registry],
+    })
+  );
+}
+
+/**
+ * Names every (chain, asset) a move can fail for at 0: a series first seen at 1 is no increase to
+ * Prometheus, so the first failure after a start would not fire ColdMoveFailed.
+ */
+export function nameColdMoveFailures(
+  common: Pick<Common, "metrics">,
+  chains: readonly ChainConfig[],
+): void {
+  const counter = coldMoveFailedCounter(common);
+  for (const chain of chains) {
+    if (!chain.coldAddress) continue;
+    for (const asset of hotCeilings(chain).keys())
+      counter.inc({ chain_id: String(chain.chainId), asset }, 0);
+  }
 }
 
 /** pg_advisory_xact_lock(COLD_MOVE_LOCK, chainId): one cold move requested per chain at a time. */
@@ -401,6 +440,7 @@ export async function settleColdMoves({
       log.info({ msg: "cold move booked", ...fields });
     } else {
       // Once per failed move, so once per retry window: no move of the asset is requested in it.
+      coldMoveFailedCounter(common).inc({ chain_id: String(chain.chainId), asset: m.asset });
       log.warn({
         msg: "cold move failed (hold voided); the asset is not moved again until the retry window has passed",
         ...fields,

@@ -14,7 +14,12 @@ import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import { openHalt } from "../../indexers/index.js";
 import type { Ledger } from "../../ledger/index.js";
-import { type StartedColdMove, settleColdMoves, startColdMoves } from "./coldMoves.js";
+import {
+  nameColdMoveFailures,
+  type StartedColdMove,
+  settleColdMoves,
+  startColdMoves,
+} from "./coldMoves.js";
 import { followColdMoves } from "./followColdMoves.js";
 import { followSweeps } from "./followSweeps.js";
 import { type SettledSweep, settleSweeps } from "./settleSweeps.js";
@@ -61,6 +66,7 @@ export function createSweeper({
     if (!chain) throw new Error(`chain ${chainId} is not served by this sweeper`);
     return { common, pool, ledger, chain, adapter: adapterFor(chain) };
   };
+  nameColdMoveFailures(common, chains);
   /** Per chain, the open halt the last tick saw: each halt is logged once, and its end once. */
   const haltSeen = new Map<number, string>();
   return {
