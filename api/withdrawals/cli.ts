@@ -48,6 +48,12 @@ export function registerWithdrawalCommands(program: Command): void {
               failRequested: w.failRequested,
             }),
           );
+        else if (w.status === "failed" && !(w.failureReason ?? "").startsWith("OPERATOR_FAILED"))
+          // The chain decided before the operator did (reverted, or its nonce cancelled, at a
+          // final block): not theirs to be told they failed it.
+          console.log(
+            `withdrawal ${w.id} had already failed on chain (${w.failureReason}, tx ${w.txHash ?? "none"}); recorded as the chain's, hold released`,
+          );
         else if (w.status === "failed")
           console.log(`withdrawal ${w.id} failed by ${opts.by}; hold released`);
         else

@@ -120,6 +120,28 @@ export function createOperatorFail({
       // A cancel that decided it was paid for by the hot wallet: booked as the outcome pass would.
       if (signerFailed) await holds.bookFee(client, w, signerFailed.fee ?? 0n, signerFailed.txHash);
       await holds.release(client, w);
+      // Failed by the chain, not by an operator (its receipt found from needs_review: reverted, or
+      // its nonce cancelled, at a final block) while the outcome pass lagged: recorded as the pass
+      // would record it. Said to be the operator's, the custody team (API, audit, webhook) would be
+      // told a payment was abandoned when the chain took its gas and reverted it.
+      if (signerFailed && signerFailed.errorCode !== "OPERATOR_FAILED")
+        return move(
+          client,
+          w,
+          "failed",
+          "signer",
+          {
+            error_code: signerFailed.errorCode,
+            error: signerFailed.errorMessage,
+            fail_requested_by: decision.by,
+            fail_request_reason: decision.reason,
+          },
+          {
+            ...(signerFailed.txHash ? { txHash: signerFailed.txHash } : {}),
+            fee: signerFailed.fee ?? 0n,
+            failureReason: signerFailed.errorCode ?? "failed",
+          },
+        );
       return move(
         client,
         w,

@@ -497,6 +497,54 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await balance("bob")).debitsPending).toBe(before.debitsPending - ETH);
   });
 
+  it("an operator's fail while the outcome pass lags behind a revert at a final block records the chain's outcome, not the operator's", async () => {
+    const id = await withdraw("carol", ETH);
+    const before = await balance("carol");
+    await signerRecords(id, { status: "needs_review", txHash: TX_A, nonce: 62 });
+    await withdrawals.syncOutcomes();
+    // The signer found the receipt after all: its transaction reverted, and that block is final.
+    // The outcome pass has not applied it yet when the operator fails the withdrawal.
+    await signerRecords(id, {
+      status: "failed",
+      txHash: TX_A,
+      nonce: 62,
+      errorCode: "REVERTED",
+      finalized: true,
+      fee: 21_000n * GWEI,
+    });
+    const failed = spawnCli(
+      ["withdrawals", "fail", id, "--by", "ops-hal", "--reason", "looked stuck"],
+      { DATABASE_URL: t.ctx.db.url, LOG_LEVEL: "silent" },
+    );
+    expect((await failed.exited).code, failed.output()).toBe(0);
+    // The chain decided, not the operator: the custody team (CLI, API, audit, webhook) is told so.
+    expect(failed.output()).toContain("had already failed on chain (REVERTED");
+    const w = await get(id);
+    expect(w).toMatchObject({
+      status: "failed",
+      failureReason: "REVERTED",
+      txHash: TX_A,
+      fee: (21_000n * GWEI).toString(),
+    });
+    const audit = w.history.filter((h: { action: string }) => h.action === "withdrawal.failed");
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({
+      actor: "signer",
+      details: expect.objectContaining({ error_code: "REVERTED", fail_requested_by: "ops-hal" }),
+    });
+    const { rows: ev } = await t.ctx.db.pool.query(
+      "SELECT payload FROM api.webhook_events WHERE id = $1",
+      [eventIdOf(`withdrawal:${id}:failed`)],
+    );
+    expect(ev[0]?.payload).toMatchObject({ failure_reason: "REVERTED", tx_hash: TX_A });
+    // The money is as the outcome pass would have left it: gas booked, the hold released.
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 0).fee)).toMatchObject({
+      amount: 21_000n * GWEI,
+      chainRef: { txHash: TX_A },
+    });
+    expect((await balance("carol")).debitsPending).toBe(before.debitsPending - ETH);
+  });
+
   it("the OpenAPI document lists every withdrawal status", async () => {
     const doc = (await t.app.inject({ method: "GET", url: "/docs/json" })).json();
     const schema =
