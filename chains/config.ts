@@ -175,8 +175,10 @@ export const chainSchema = z
             : `chain ${chain.chainId} charges no L1 data fee outside gas (its receipts carry no l1Fee): l1DataFee must be "none" (or left out)`,
       });
     // A native cold move sends all above the ceiling and pays its gas from what stays: below one
-    // transfer's gas at the fee cap, a node refuses it (value + gas > balance) at every resend and
-    // every later request of the wallet waits behind its nonce.
+    // transfer's gas at the fee cap, it could never pay its own gas. (The signer's intake budget
+    // keeps such a move unsigned, with an insufficient_funds alert, rather than taking a nonce; this
+    // refuses the config that would make every move wait. A contract cold address's extra gas and
+    // an OP-stack L1 fee are left to that budget: they are not known from the config.)
     const moveGas = 21_000n * chain.maxFeePerGas;
     if (chain.nativeHotCeiling !== undefined && chain.nativeHotCeiling < moveGas)
       ctx.addIssue({
