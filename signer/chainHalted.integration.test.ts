@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import type { KmsAccount } from "./kmsAccount.js";
+import { nonceEvidenceFromChains } from "./nonceEvidence.js";
+import { failTxRequestByOperator, retryTxRequestByOperator } from "./operator.js";
 import { getTxRequest } from "./requests.js";
 import { haltChain, heldGauge, resumeChain } from "./testing/chainHalt.js";
 import { waitFor } from "./testing/harness.js";
@@ -267,6 +269,71 @@ describe("a halted chain", () => {
       await resume();
     }
   });
+
+  for (const decision of ["fail", "retry"] as const)
+    it(`an operator's ${decision} of a request no node took, made while halted, sends no cancel until the resume; then its nonce is used`, async () => {
+      const account = await t.wallet();
+      const id = `halted-review-${decision}`;
+      // Every send refused for good: the payment, then its cancels (budget 2): needs_review.
+      t.proxy!.setIntercept((call) =>
+        call.method === "eth_sendRawTransaction"
+          ? { error: { code: -32000, message: "intrinsic gas too low" } }
+          : undefined,
+      );
+      const signer = t.run(account, {
+        settings: { cancelBackoffMs: 200, maxCancelBackoffMs: 400, maxCancelAttempts: 2 },
+      });
+      try {
+        await t.withdraw(id, { from: account.address });
+        await waitFor("needs_review", async () => {
+          const r = await getTxRequest(t.ctx.db.pool, id);
+          return r?.status === "needs_review";
+        });
+        await halt();
+        await ticks(3);
+        // The operator decides while the chain is halted (`tx-requests fail|retry`).
+        const d = { requestId: id, by: "ops", reason: "test: decided during a halt" };
+        const decided =
+          decision === "fail"
+            ? await failTxRequestByOperator(t.ctx.db.pool, d, nonceEvidenceFromChains([t.chain]))
+            : await retryTxRequestByOperator(t.ctx.db.pool, d);
+        expect(decided.from).toBe("needs_review");
+        const before = (await attemptsOf(id)).length;
+        // The node would now take whatever is sent: over several cancel backoffs, nothing may be
+        // signed or sent (a cancel is new bytes: its gas and the nonce, on a halted chain).
+        t.proxy!.setIntercept(undefined);
+        const since = Date.now();
+        await ticks(20);
+        await waitFor("two maximum cancel backoffs", async () => Date.now() - since >= 800);
+        await ticks(3);
+        expect(await sentBy(account)).toBe(0);
+        expect(await attemptsOf(id)).toHaveLength(before);
+        // Held like any request no node has taken: counted and listed as such.
+        expect((await getTxRequest(t.ctx.db.pool, id))!.status).toBe("signed");
+        expect(await held(account.address)).toBe(1);
+
+        await resume();
+        // After the resume its nonce is used by a cancel, so the wallet's later nonces are free.
+        await waitFor(
+          "its cancel mined after the resume",
+          async () => {
+            const { rows } = await t.ctx.db.pool.query(
+              "SELECT 1 FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel' AND status = 'mined'",
+              [id],
+            );
+            return rows.length > 0;
+          },
+          { timeoutMs: 20_000 },
+        );
+        expect(await sentBy(account)).toBe(1);
+        expect((await getTxRequest(t.ctx.db.pool, id))!.status).not.toBe("signed");
+        await waitFor("held gauge back to 0", async () => (await held(account.address)) === 0);
+      } finally {
+        t.proxy!.setIntercept(undefined);
+        await signer.stop();
+        await resume();
+      }
+    });
 
   it("keeps bumping a request a node took before the halt, even after its resend is refused as underpriced", async () => {
     const account = await t.wallet();

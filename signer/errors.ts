@@ -111,7 +111,7 @@ export class TxRequestNotReviewableError extends BaseError {
 
 /**
  * An operator retried a `needs_review` request whose review reason a resend cannot fix: only a
- * request whose cancel was unsendable (CANCEL_UNSENDABLE) is sent back to `broadcast`. Its nonce
+ * request whose cancel was unsendable (CANCEL_UNSENDABLE) is sent back to the broadcaster. Its nonce
  * used at a final block by nothing we have a receipt for (NONCE_CONSUMED_NO_KNOWN_ATTEMPT) cannot
  * be mined again: retried, it came back to needs_review, with an alert, every round.
  */

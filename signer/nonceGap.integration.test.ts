@@ -10,6 +10,7 @@
  */
 import { getContractAddress, type Hex, parseGwei } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getTxOutcomes } from "./outcomes.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
 import {
@@ -155,6 +156,55 @@ describe("a nonce no request holds", () => {
       }
     } finally {
       await automine(true);
+    }
+  });
+
+  it("held by a finalized request whose block a deep reorg the operator accepted took away (its bytes not mined again): nonce_gap raised, nothing signed at the gap", async () => {
+    const account = await t.wallet();
+    const first = await mined(account.address);
+    // The chain before the payment: what a deep reorg, accepted at the resume, goes back to.
+    const ancestor = await rpc("evm_snapshot");
+    const signer = t.run(account, { settings: { stallResendMs: 300 } });
+    try {
+      await t.withdraw(["gap-final"], { from: account.address });
+      const paid = await waitFor("gap-final final", async () => {
+        const [o] = await getTxOutcomes(t.ctx.db.pool, { requestIds: ["gap-final"] });
+        if (o?.status === "finalized") return o;
+        await rpc("evm_mine");
+        return undefined;
+      });
+      expect(paid.nonce).toBe(BigInt(first));
+      const head = await t.client.getBlockNumber();
+      // The new branch: without the payment (no node re-mined its bytes), longer than the old.
+      await rpc("evm_revert", [ancestor]);
+      await rpc("anvil_dropTransaction", [paid.txHash]).catch(() => {});
+      while ((await t.client.getBlockNumber()) <= head + 2n) await rpc("evm_mine");
+      expect(await mined(account.address)).toBe(first);
+      // The next withdrawal gets the nonce after it and waits behind the hole for ever.
+      await t.withdraw(["gap-after-final"], { from: account.address });
+      await waitFor("the next withdrawal sent", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, "gap-after-final");
+        return r?.status === "broadcast" ? r : undefined;
+      });
+      expect((await getTxRequest(t.ctx.db.pool, "gap-after-final"))!.nonce).toBe(
+        BigInt(first) + 1n,
+      );
+      // A person is told: nothing of ours will use that nonce again on its own.
+      const since = Date.now();
+      await waitFor("3 s of signer passes", async () => {
+        await rpc("evm_mine");
+        return Date.now() - since >= 3_000;
+      });
+      expect(await t.alertCount("nonce_gap", account.address)).toBeGreaterThanOrEqual(1);
+      // Nothing was signed at the gap: the finalized request's money decision is a person's.
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT count(*)::int AS n FROM custody.tx_attempts WHERE from_address = $1 AND nonce = $2",
+        [account.address.toLowerCase(), first],
+      );
+      expect(rows[0].n).toBe(1);
+      expect(await mined(account.address)).toBe(first);
+    } finally {
+      await signer.stop();
     }
   });
 

@@ -173,10 +173,11 @@ describe("operator decisions", () => {
         "bytes can never be mined; customer refunded",
       ]);
       expect(failed.code, failed.out).toBe(0);
-      // Nothing used its nonce: the failure is a cancel, and the request stays followed.
-      expect(failed.out).toContain("cancelling op-dead: needs_review -> broadcast");
+      // Nothing used its nonce: the failure is a cancel, and the request stays followed. No node
+      // ever took any of its bytes: `signed` (callers see `signing`), as a halted chain holds it.
+      expect(failed.out).toContain("cancelling op-dead: needs_review -> signed");
       const cancelling = await outcome("op-dead");
-      expect(cancelling).toMatchObject({ status: "broadcast", errorCode: null });
+      expect(cancelling).toMatchObject({ status: "signing", errorCode: null });
       expect(cancelling.cancelRequestedAt).toBeInstanceOf(Date);
       const { rows } = await t.ctx.db.pool.query(
         `SELECT from_status, to_status, event, actor, reason FROM custody.tx_request_events
@@ -185,7 +186,7 @@ describe("operator decisions", () => {
       expect(rows).toEqual([
         {
           from_status: "needs_review",
-          to_status: "broadcast",
+          to_status: "signed",
           event: "operator_failed",
           actor: "operator:alice",
           reason: "bytes can never be mined; customer refunded",
@@ -205,7 +206,7 @@ describe("operator decisions", () => {
       expect(repeat.code, repeat.out).toBe(0);
       const again = await cli(["retry", "op-dead", "--by", "bob", "--reason", "too late"]);
       expect(again.code).not.toBe(0);
-      expect(again.out).toContain("op-dead is broadcast; this command applies to needs_review");
+      expect(again.out).toContain("op-dead is signed; this command applies to needs_review");
       // Still unsendable: the signer keeps placing cancels past its budget (2) and never puts the
       // request back in needs_review (the operator decided); its send is never tried again.
       await waitFor(
@@ -218,7 +219,7 @@ describe("operator decisions", () => {
           ).rowCount! >= 5,
         { timeoutMs: 30_000 },
       );
-      expect((await outcome("op-dead")).status).toBe("broadcast");
+      expect((await outcome("op-dead")).status).toBe("signing");
       const { rows: sends } = await t.ctx.db.pool.query(
         "SELECT status FROM custody.tx_attempts WHERE request_id = 'op-dead' AND purpose = 'send'",
       );
@@ -444,7 +445,7 @@ describe("operator decisions", () => {
       await untilNeedsReview("op-late");
       expect(
         await operatorFail({ requestId: "op-late", by: "alice", reason: "refused everywhere" }),
-      ).toEqual({ from: "needs_review", to: "broadcast", cancelling: true });
+      ).toEqual({ from: "needs_review", to: "signed", cancelling: true });
       // The bytes mine after all (another node's pool); no cancel got through.
       await t.rpc("eth_sendRawTransaction", [payments[0]]);
       await t.rpc("evm_mine");
@@ -496,7 +497,7 @@ describe("operator decisions", () => {
       await untilNeedsReview("op-outbid");
       expect(
         await operatorFail({ requestId: "op-outbid", by: "alice", reason: "customer cancelled" }),
-      ).toMatchObject({ to: "broadcast", cancelling: true });
+      ).toMatchObject({ to: "signed", cancelling: true });
       refuseCancels = false;
       // The first cancel the node sees replaces the payment in its pool at once.
       await waitFor(
@@ -626,11 +627,11 @@ describe("operator decisions", () => {
       const decision = { requestId: "op-unevidenced", by: "alice", reason: "signer bug, refund" };
       expect(await operatorFail(decision)).toEqual({
         from: "failed",
-        to: "broadcast",
+        to: "signed",
         cancelling: true,
       });
       expect(await outcome("op-unevidenced")).toMatchObject({
-        status: "broadcast",
+        status: "signing",
         errorCode: null,
       });
       refuseCancels = false;

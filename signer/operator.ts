@@ -12,7 +12,8 @@
  *   block, shown by that same node), and when the nodes cannot tell. Used by another transaction in a final
  *   block (or never signed): `failed` now, and the caller may release its hold. Unused at the
  *   head: one of its signed sends may still be in some node's pool, so failing is a cancel. The
- *   request goes back to `broadcast` (cancel_requested_at, migration 0107), its sends are never
+ *   request goes back to `broadcast` (cancel_requested_at, migration 0107; `signed` if no node ever
+ *   took it, so a halted chain holds its cancel: BACK_TO_BROADCASTER), its sends are never
  *   sent again, the broadcaster places cancels on the nonce, and it fails at a cancel's final
  *   block; the caller keeps its hold until then. If one of its sends mines instead, the chain
  *   decides (it is followed to confirmed, with an alert). The evidence is kept in the audit row.
@@ -21,7 +22,8 @@
  *   chain check: its own cancel (placed while it sat `failed`: nonces.ts) using the nonce at a
  *   final block is evidence too, as nothing was paid. A `failed` request with evidence is refused.
  * - retry: a `needs_review` request whose cancel was unsendable (CANCEL_UNSENDABLE) goes back to
- *   `broadcast`, with a fresh budget of cancel attempts (after fixing the cause: funds, gas, node).
+ *   `broadcast` (or `signed`, as a fail does), with a fresh budget of cancel attempts (after
+ *   fixing the cause: funds, gas, node).
  *   Any other review reason is refused: a nonce used at a final block by nothing we have a
  *   receipt for (NONCE_CONSUMED_NO_KNOWN_ATTEMPT) cannot be mined by a resend (the request came
  *   straight back to needs_review, alerting again), and the signer keeps searching for its receipt
@@ -180,11 +182,29 @@ const FAIL_NOW = `UPDATE custody.tx_requests
     SET status = 'failed', error_code = 'OPERATOR_FAILED', error_message = left($3, 500),
         outcome_seq = outcome_seq + 1, updated_at = now()`;
 
-// The nonce is unused: one of the request's sends may still mine. Back to `broadcast`, stamped;
-// the broadcaster cancels the nonce and the tracker fails the request at the cancel's final block.
-// A second decision (after the request went through receipt_unknown again) keeps the first's.
+/**
+ * The status a request an operator hands back to the broadcaster (a fail by cancel, a retry) goes
+ * to: `signed` when its audit trail shows that no node ever took it (it went to review from
+ * `signed`, and never left a status only a node's taking gives: `broadcast`, `mined`,
+ * `confirmed`), else `broadcast`. `signed` says "no node has taken it" to every stage: on a
+ * halted chain its cancel is the first of its bytes to leave, and is held until the resume like
+ * the nonce stage's own (broadcaster/halt.ts, cancel.ts); as `broadcast` its cancels (new bytes,
+ * gas, the nonce) would go out while the halt is open. A node taking a cancel makes it `broadcast`
+ * (send.ts). No trail either way (rows older than the events): `broadcast`, as before.
+ */
+const BACK_TO_BROADCASTER = `CASE
+      WHEN EXISTS (SELECT 1 FROM custody.tx_request_events e
+                    WHERE e.request_id = $1 AND e.from_status = 'signed')
+       AND NOT EXISTS (SELECT 1 FROM custody.tx_request_events e
+                        WHERE e.request_id = $1 AND e.from_status IN ('broadcast', 'mined', 'confirmed'))
+      THEN 'signed' ELSE 'broadcast' END`;
+
+// The nonce is unused: one of the request's sends may still mine. Back to the broadcaster
+// (BACK_TO_BROADCASTER), stamped; the broadcaster cancels the nonce and the tracker fails the
+// request at the cancel's final block. A second decision (after the request went through
+// receipt_unknown again) keeps the first's.
 const FAIL_BY_CANCEL = `UPDATE custody.tx_requests
-    SET status = 'broadcast', review_reason = NULL,
+    SET status = ${BACK_TO_BROADCASTER}, review_reason = NULL,
         cancel_requested_at = COALESCE(cancel_requested_at, now()),
         cancel_reason = COALESCE(cancel_reason, left($3, 500)),
         outcome_seq = outcome_seq + 1, updated_at = now()`;
@@ -274,7 +294,8 @@ export async function failTxRequestByOperatorIn(
 const RETRYABLE_REVIEWS: ReadonlySet<string> = new Set(["CANCEL_UNSENDABLE"]);
 
 /**
- * Send a `needs_review` request whose cancel was unsendable back to `broadcast` with a fresh
+ * Send a `needs_review` request whose cancel was unsendable back to the broadcaster
+ * (BACK_TO_BROADCASTER: `broadcast`, or `signed` if no node ever took it) with a fresh
  * cancel budget (audited); refused for any other review reason (see the header).
  */
 export async function retryTxRequestByOperator(
@@ -287,8 +308,8 @@ export async function retryTxRequestByOperator(
         throw new TxRequestNotRetryableError(d.requestId, row.review_reason);
       return {
         update: `UPDATE custody.tx_requests
-            SET status = 'broadcast', review_reason = NULL, outcome_seq = outcome_seq + 1,
-                updated_at = now()`,
+            SET status = ${BACK_TO_BROADCASTER}, review_reason = NULL,
+                outcome_seq = outcome_seq + 1, updated_at = now()`,
       };
     }),
   );

@@ -8,7 +8,8 @@
  *   broadcast        sent; not mined, or mined without the confirmation rule met yet (a reverted or
  *                    cancelled attempt stays here until its block is final). A request an operator
  *                    failed while its nonce was unused is here too (`cancelRequestedAt`) until its
- *                    cancel's block is final (then `failed`, OPERATOR_FAILED) or its payment mined
+ *                    cancel's block is final (then `failed`, OPERATOR_FAILED) or its payment mined;
+ *                    in `signing` while no node has taken any of its bytes (signer/operator.ts)
  *   confirmed        mined and successful, the chain's confirmation rule met; still watched
  *   finalized        confirmed and its block final under the chain's finality rule: terminal
  *   receipt_unknown  its nonce is used on chain but no receipt of any attempt was found yet

@@ -30,7 +30,10 @@
  * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
  *    at it: a transaction of the wallet's key from outside custody, dropped. Nothing of ours may
  *    fill it without a person's decision: alert `nonce_gap`, again every `GAP_ALERT_EVERY_MS` while
- *    it lasts (SignerNeedsHuman runbook).
+ *    it lasts (SignerNeedsHuman runbook). So too when the request at it is finalized (a deep reorg
+ *    accepted at the chain's resume undid its block, and its bytes did not mine again): no stage
+ *    follows it any more, so counted as holding the nonce it would leave the wallet waiting
+ *    behind it in silence.
  *
  * A node that holds something executable at the nonce (pending count above it) decides nothing:
  * it is only waited for; nor does a count from a node behind the best head seen (`atBestHead`),
@@ -100,13 +103,29 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
   /** Stored deploys this process sent, by id: when. */
   const deploySentAt = new Map<string, number>();
 
-  async function requestHolds(nonce: bigint, watched: readonly WatchedRequest[]) {
-    if (watched.some((r) => r.nonce === nonce)) return true;
-    const { rows } = await ctx.pool.query(
-      `SELECT 1 FROM custody.tx_requests WHERE chain_id = $1 AND from_address = $2 AND nonce = $3`,
-      [ctx.chain.chainId, ctx.from, nonce.toString()],
+  /**
+   * The request of ours at the nonce, if any. One still followed fills it (the nonce, stall and
+   * bump stages send or cancel at it), and so does a `failed` one (its nonce cancelled, nonces.ts);
+   * a finalized one is followed no more (`final`): its nonce unused, as counted by a node whose
+   * head is at or above the request's block, means a final block was undone (a deep reorg accepted
+   * at a chain's resume, docs/chain-halts.md) and its bytes did not mine again on the new branch.
+   * Nothing of ours fills it then, and every later nonce waits. A node below that block is only
+   * behind it (no evidence): the request still counts as holding the nonce there.
+   */
+  async function requestAt(
+    nonce: bigint,
+    watched: readonly WatchedRequest[],
+    head: bigint,
+  ): Promise<{ id: string; final: boolean } | undefined> {
+    const w = watched.find((r) => r.nonce === nonce);
+    if (w) return { id: w.id, final: false };
+    const { rows } = await ctx.pool.query<{ id: string; final: boolean }>(
+      `SELECT id, (status = 'confirmed' AND finalized_at IS NOT NULL AND block_number <= $4) AS final
+         FROM custody.tx_requests WHERE chain_id = $1 AND from_address = $2 AND nonce = $3
+        ORDER BY final LIMIT 1`,
+      [ctx.chain.chainId, ctx.from, nonce.toString(), head.toString()],
     );
-    return rows.length > 0;
+    return rows[0];
   }
 
   /**
@@ -211,13 +230,12 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
       const nonce = snap.latestCount;
       // A count from a node behind the best head seen is as of an older block: no evidence that
       // a nonce is unused (a lagging node shows nonces used long ago as free).
-      if (
-        next === undefined ||
-        nonce >= next ||
-        !snap.atBestHead ||
-        (await requestHolds(nonce, watched)) ||
-        (await endedDeployAt(nonce))
-      ) {
+      if (next === undefined || nonce >= next || !snap.atBestHead) {
+        unheld = null;
+        return;
+      }
+      const request = await requestAt(nonce, watched, snap.head);
+      if ((request && !request.final) || (await endedDeployAt(nonce))) {
         unheld = null;
         return;
       }
@@ -299,8 +317,16 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         nonce: String(nonce),
         next_nonce: String(next),
         node_pending_count: String(pending),
-        reason:
-          "no stored request or deploy holds the wallet's lowest unused nonce and the node holds nothing at it: every later nonce waits (a transaction of this key sent outside custody?)",
+        ...(request
+          ? {
+              request_id: request.id,
+              reason:
+                "the wallet's lowest unused nonce is a finalized request's whose block was undone (a deep reorg accepted at the chain's resume?) and the node holds nothing at it: every later nonce waits; its payment is booked as made",
+            }
+          : {
+              reason:
+                "no stored request or deploy holds the wallet's lowest unused nonce and the node holds nothing at it: every later nonce waits (a transaction of this key sent outside custody?)",
+            }),
       });
     },
   };
