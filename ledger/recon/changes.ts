@@ -155,18 +155,29 @@ async function loadChangedFacts(
     after = Number(page.rows[page.rows.length - 1]!.id);
   }
   // Rows at heights the previous run did not cover (or above a reorg's common ancestor) that were
-  // already there at its snapshot; the newer ones came with the pages above.
+  // already there at its snapshot; the newer ones came with the pages above. The reorgs are those
+  // recorded after the previous run's reorg watermark (by id: a reorg stamped long before its
+  // snapshot may have committed after it), or by time for a run stored without one.
   const r = await client.query<FactRow>(
     `SELECT ${FACT_COLUMNS} FROM chain.facts
        WHERE chain_id = $1 AND block_number <= $2 AND id <= $6 AND block_number > LEAST($3::bigint, (
          SELECT min(common_ancestor) FROM chain.reorg_log
-         WHERE chain_id = $1 AND detected_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)))
+         WHERE chain_id = $1 AND (id > $7::bigint OR ($7::bigint IS NULL
+           AND detected_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)))))
      UNION ALL
      SELECT ${FACT_COLUMNS} FROM chain.facts
        WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $2
          AND orphaned_at >= $4::timestamptz - make_interval(secs => $5::float8 / 1000)
 `,
-    [chainId, block, prev.block, prev.snapshotAt, lookbackMs, prev.factWatermark],
+    [
+      chainId,
+      block,
+      prev.block,
+      prev.snapshotAt,
+      lookbackMs,
+      prev.factWatermark,
+      prev.reorgWatermark,
+    ],
   );
   for (const row of r.rows) byId.set(row.id, row);
   return [...byId.values()].map((row) => toFact(chainId, row));

@@ -72,16 +72,21 @@ export async function selectInflowAddresses(
   // read is of a block above this run's (a run at a lower block than an earlier one: counted at
   // their last read, they would hold what a later block says). Both ends of a fact come
   // from one read of it (two UNIONed reads of the block range read 10,000 new facts twice).
+  const lookbackMs = args.lookbackMs ?? DEFAULT_LOOKBACK_MS;
+  // Settled since the lookback before the previous snapshot: the signer stamps `settled_at` when
+  // its transaction starts (signer/sweeps/settleSweeps.ts), which may commit after that snapshot;
+  // a native sweep without traces has no fact at the address to make it active otherwise.
   const swept = await args.sweeps.sweptAddressesSince(client, {
     chainId,
-    since: previous.snapshotAt,
+    since: new Date(previous.snapshotAt.getTime() - lookbackMs),
   });
   const active = await client.query<{ address: string }>(
     `SELECT a.address FROM (
        SELECT unnest(ARRAY[to_address, from_address]) AS address FROM chain.facts
          WHERE chain_id = $1 AND block_number <= $3 AND block_number > LEAST($2::bigint, (
            SELECT min(common_ancestor) FROM chain.reorg_log
-            WHERE chain_id = $1 AND detected_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000)))
+            WHERE chain_id = $1 AND (id > $8::bigint OR ($8::bigint IS NULL
+              AND detected_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000)))))
        UNION SELECT unnest(ARRAY[to_address, from_address]) FROM chain.facts
          WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $3
            AND orphaned_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000)
@@ -103,7 +108,8 @@ export async function selectInflowAddresses(
       previous.snapshotAt,
       previous.id,
       swept,
-      args.lookbackMs ?? DEFAULT_LOOKBACK_MS,
+      lookbackMs,
+      previous.reorgWatermark,
     ],
   );
   for (const r of active.rows) picked.add(r.address);

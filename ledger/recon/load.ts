@@ -24,7 +24,10 @@ import { type PreviousRun, readWatermarks, type Watermarks } from "./watermarks.
 
 /**
  * Facts orphaned this long before the previous run's snapshot are re-read: the indexer's
- * transaction stamps `orphaned_at` when it starts, and may commit after our snapshot.
+ * transaction stamps `orphaned_at` when it starts, and may commit after our snapshot. Not the
+ * bound of what is found: every orphaning comes with a reorg, found by its id past the previous
+ * run's reorg watermark however long its transaction took (changes.ts); by `detected_at` within
+ * this lookback only after a run stored without that watermark.
  */
 export const DEFAULT_LOOKBACK_MS = 5 * 60_000;
 
@@ -74,7 +77,13 @@ export async function loadRunInputs(
   const lookbackMs = args.lookbackMs ?? DEFAULT_LOOKBACK_MS;
   const watermarks = await readWatermarks(client, chainId);
   const now = watermarks.snapshotAt.getTime();
-  watermarks.entryGaps = await entryGapsAt(client, previous, watermarks.entry, now);
+  watermarks.entryGaps = await entryGapsAt(
+    client,
+    previous,
+    watermarks.entry,
+    now,
+    watermarks.xids,
+  );
   const { custody } = args;
   // A full run matches in tx-hash ranges while it reads them (stream.ts): nothing loaded here.
   const changes = previous

@@ -19,6 +19,13 @@ describe("splitGaps", () => {
     ]);
   });
 
+  it("keeps each remainder's snapshot xmax", () => {
+    expect(splitGaps([[10, 12, 1, 900]], [11])).toEqual([
+      [10, 10, 1, 900],
+      [12, 12, 1, 900],
+    ]);
+  });
+
   it("keeps gaps untouched when nothing filled them", () => {
     expect(splitGaps([[5, 7, 1]], [])).toEqual([[5, 7, 1]]);
   });

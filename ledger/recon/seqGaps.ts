@@ -2,22 +2,31 @@
  * Sequence gaps of `ledger.transfers`: seq values missing at a run's snapshot (taken by a
  * transaction that had not committed, or rolled back). Many writers share the identity, so a seq
  * below the entry watermark can become visible after the run; the next run re-reads exactly these
- * ranges until they fill or age out.
+ * ranges until they fill or every transaction that could fill them has ended.
  */
 import type { PoolClient } from "../../foundation/db.js";
 
 /** A full run records the seq gaps among this many newest seq values. */
 const GAP_SCAN_ROWS = 100_000;
-/** A gap still unfilled after this long is a rolled-back transaction, not a slow one. */
-const GAP_MAX_AGE_MS = 60 * 60_000;
+
+/**
+ * Where a snapshot stood among transaction ids (`pg_current_snapshot()`): `xmin`, the oldest
+ * transaction still running (every older one had ended); `xmax`, the first not yet started.
+ */
+export type SnapshotXids = { xmin: number; xmax: number };
 
 /**
  * A range of `ledger.transfers.seq` values missing at a snapshot: taken by a transaction that had
  * not committed (or rolled back). Many writers share the identity, so a seq below the watermark
  * can become visible after the run; the next run re-reads exactly these ranges.
- * `[from, to, firstSeenMs]`.
+ * `[from, to, firstSeenMs, xmax]`: `xmax` is the snapshot's that first saw the gap (absent in runs
+ * stored before it was kept). A writer takes its seq inside a transaction that already has an id
+ * (a batch locks its accounts FOR UPDATE first, ledger/runBatch.ts), so the transaction holding a
+ * gap's seq has an id below that `xmax`: once a snapshot's `xmin` reaches it, that transaction
+ * has ended, and what is still missing then was rolled back. Not a time: a transaction may hold its
+ * seq for an hour (queued on a lock behind a migration) and then commit below every watermark.
  */
-export type SeqGap = [number, number, number];
+export type SeqGap = [from: number, to: number, firstSeenMs: number, xmax?: number];
 
 /**
  * The gaps a run records at its snapshot (`entry`: the highest seq, `now`: the snapshot's time):
@@ -29,13 +38,14 @@ export async function entryGapsAt(
   previous: { entryWatermark: number; entryGaps: SeqGap[] } | null,
   entry: number,
   now: number,
+  xids: SnapshotXids,
 ): Promise<SeqGap[]> {
   return previous
     ? [
-        ...(await stillMissing(client, previous.entryGaps, now)),
-        ...(await findSeqGaps(client, previous.entryWatermark, entry, now)),
+        ...(await stillMissing(client, previous.entryGaps, xids)),
+        ...(await findSeqGaps(client, previous.entryWatermark, entry, now, xids)),
       ]
-    : await findSeqGaps(client, Math.max(0, entry - GAP_SCAN_ROWS), entry, now);
+    : await findSeqGaps(client, Math.max(0, entry - GAP_SCAN_ROWS), entry, now, xids);
 }
 
 /**
@@ -58,6 +68,7 @@ async function findSeqGaps(
   after: number,
   upTo: number,
   now: number,
+  xids: SnapshotXids,
 ): Promise<SeqGap[]> {
   if (upTo <= after) return [];
   const r = await client.query<{ a: string; b: string }>(
@@ -67,13 +78,23 @@ async function findSeqGaps(
      WHERE seq > prev + 1`,
     [after, upTo],
   );
-  return r.rows.map((x) => [Number(x.a), Number(x.b), now]);
+  return r.rows.map((x) => [Number(x.a), Number(x.b), now, xids.xmax]);
 }
 
-/** The parts of earlier gaps still missing now (younger than GAP_MAX_AGE_MS). */
-async function stillMissing(client: PoolClient, gaps: SeqGap[], now: number): Promise<SeqGap[]> {
-  const live = gaps.filter((g) => now - g[2] < GAP_MAX_AGE_MS);
-  if (live.length === 0) return [];
+/**
+ * The parts of earlier gaps still missing at this snapshot, but for those no transaction can fill
+ * any more: every transaction running when the gap was first seen had ended before this snapshot
+ * (its `xmin` is at or past the gap's `xmax`), so a value it committed is visible here and one
+ * still missing was rolled back. A gap stored without its `xmax` takes this snapshot's (every
+ * transaction that could fill it is running now or has ended).
+ */
+async function stillMissing(
+  client: PoolClient,
+  gaps: SeqGap[],
+  xids: SnapshotXids,
+): Promise<SeqGap[]> {
+  if (gaps.length === 0) return [];
+  const live: SeqGap[] = gaps.map(([from, to, seen, xmax]) => [from, to, seen, xmax ?? xids.xmax]);
   const present: number[] = [];
   for (const { where, params } of seqRangeBatches("t.seq", live, 1)) {
     const r = await client.query<{ seq: string }>(
@@ -82,7 +103,7 @@ async function stillMissing(client: PoolClient, gaps: SeqGap[], now: number): Pr
     );
     for (const x of r.rows) present.push(Number(x.seq));
   }
-  return splitGaps(live, present);
+  return splitGaps(live, present).filter(([, , , xmax]) => xids.xmin < (xmax ?? xids.xmax));
 }
 
 /** Ranges per statement: two parameters and one index range scan each. */
@@ -113,18 +134,21 @@ export function seqRangeBatches(
   return out;
 }
 
-/** Remove the now-present values from the gaps, keeping each remainder's first-seen time. */
+/**
+ * Remove the now-present values from the gaps, keeping each remainder's first-seen time (and
+ * `xmax`).
+ */
 export function splitGaps(gaps: readonly SeqGap[], present: readonly number[]): SeqGap[] {
   const sorted = [...present].sort((a, b) => a - b);
   const out: SeqGap[] = [];
-  for (const [from, to, seen] of gaps) {
+  for (const [from, to, ...seen] of gaps) {
     let start = from;
     for (const p of sorted) {
       if (p < start || p > to) continue;
-      if (p > start) out.push([start, p - 1, seen]);
+      if (p > start) out.push([start, p - 1, ...seen]);
       start = p + 1;
     }
-    if (start <= to) out.push([start, to, seen]);
+    if (start <= to) out.push([start, to, ...seen]);
   }
   return out;
 }

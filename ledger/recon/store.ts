@@ -67,11 +67,12 @@ export async function findPreviousRun(
     fact_watermark: string;
     entry_watermark: string;
     snapshot_at: Date;
+    reorg_watermark: string | null;
     entry_gaps: SeqGap[];
     deferred_entries: [string, string, string][];
   }>(
-    `SELECT id, block_number, fact_watermark, entry_watermark, snapshot_at, entry_gaps,
-       deferred_entries FROM recon.runs
+    `SELECT id, block_number, fact_watermark, entry_watermark, snapshot_at, reorg_watermark,
+       entry_gaps, deferred_entries FROM recon.runs
      WHERE chain_id = $1 AND status = 'completed' AND block_number <= $2
      ORDER BY id DESC LIMIT 1`,
     [chainId, block],
@@ -81,7 +82,7 @@ export async function findPreviousRun(
   // Not only the previous run's breaks: a run resolves what it does not find (trackBreakStates),
   // so it must examine every unresolved break's items, also one found by a run it does not continue
   // from. The CLI's full run at the newest final block finds what no incremental run was shown (a
-  // booking whose seq gap aged out before it committed, seqGaps.ts); the role's next run, its grace
+  // booking whose seq gap a run lost track of before it committed); the role's next run, its grace
   // period below that block, continues from the role's own run, and the run after from that one:
   // neither read the booking, and the second resolved the break on no evidence. Unresolved breaks
   // are few (one range of `break_states_chain`, each joined to its row of the run that last found it).
@@ -115,6 +116,7 @@ export async function findPreviousRun(
     factWatermark: Number(row.fact_watermark),
     entryWatermark: Number(row.entry_watermark),
     snapshotAt: row.snapshot_at,
+    reorgWatermark: row.reorg_watermark === null ? null : Number(row.reorg_watermark),
     openKeys,
     openEntryIds: [...openEntryIds],
     entryGaps: row.entry_gaps,
@@ -274,7 +276,7 @@ export async function completeRun<R extends RunResult>(
            entry_watermark = $3, snapshot_at = $4, facts_examined = $5, entries_examined = $6,
            matched = $7, break_count = $8, balances = $9, inputs = inputs || $10::jsonb,
            entry_gaps = $11::jsonb, deferred_entries = $12::jsonb, holds = $13::jsonb,
-           audit_head = $14::jsonb, alerting_count = $15
+           audit_head = $14::jsonb, alerting_count = $15, reorg_watermark = $16
          WHERE id = $1`,
         [
           runId,
@@ -292,6 +294,7 @@ export async function completeRun<R extends RunResult>(
           JSON.stringify((result.holds ?? []).map(holdJson)),
           result.auditHead ? JSON.stringify(result.auditHead) : null,
           alerting,
+          result.watermarks.reorg,
         ],
       );
       return { result, states, alerting, memory };

@@ -172,6 +172,7 @@ describe("booked sweeps through the SweepReader", () => {
         factWatermark: 0,
         entryWatermark: 0,
         snapshotAt: new Date("2026-01-02T12:00:00Z"),
+        reorgWatermark: 0,
         openKeys: [],
         openEntryIds: [],
         entryGaps: [],
