@@ -11,6 +11,8 @@ import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import {
+  contractHotWallet,
+  contractHotWallets,
   FORWARDER_FACTORY,
   findDepositAddress,
   getContract,
@@ -50,12 +52,11 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
     const cold = config.chains.find((c) => c.chainId === chainId)?.coldAddress;
     if (cold && cold.toLowerCase() === address) return true;
     if (await isWatchedAddress(client, chainId, address)) return true;
-    const factory = await getContract(client, chainId, FORWARDER_FACTORY);
-    if (
-      factory &&
-      (factory.address.toLowerCase() === address || factory.hotWallet.toLowerCase() === address)
-    )
-      return true;
+    // Any contract of ours (the forwarder factory, the reserves attestor whose address dApps show
+    // customers) and the hot wallet each was recorded with: neither contract has a way to send
+    // value on, so a token paid to one is lost to the customer and to us alike.
+    if ((await contractHotWallet(client, chainId, address)) !== undefined) return true;
+    if ((await contractHotWallets(client, chainId)).includes(address)) return true;
     return (await findDepositAddress(client, chainId, address)) !== undefined;
   }
 
