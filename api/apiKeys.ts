@@ -207,18 +207,14 @@ export async function setApiKeyEmail(
     const previous = row.email ?? null;
     if (previous === email) return { key: fromRow(row), previous, changed: false };
     if (previous !== null) {
-      const { rows: waiting } = await client.query<{ id: string }>(
-        `SELECT w.id::text FROM api.withdrawals w
-          WHERE w.status = 'pending_approval'
-            AND (w.api_key_id = $1 OR EXISTS (SELECT 1 FROM api.withdrawal_approvals a
-                                               WHERE a.withdrawal_id = w.id AND a.api_key_id = $1))
-          ORDER BY w.id LIMIT 5`,
-        [args.id],
-      );
+      // Taken after the key's row, as a decision takes its shared form after its caller's row:
+      // a decision by another key of this person is committed before this check or sees the change.
+      await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [PERSONS_LOCK]);
+      const waiting = await waitingOnPersonOf(client, args.id, row);
       if (waiting.length > 0)
         throw new ApiKeyEmailChangeRefusedError(
           "id",
-          `API key ${args.id} (${previous}) requested or decided on withdrawals still waiting for approvals (${waiting.map((w) => w.id).join(", ")}): changing its person now would re-read those as another person's; retry once they are decided, or create a new key with --email`,
+          `API key ${args.id} (${previous}) or another key of its person requested or decided on withdrawals still waiting for approvals (${waiting.join(", ")}): changing its person now would re-read those as another person's; retry once they are decided, or create a new key with --email`,
         );
     }
     const { rows: updated } = await client.query<Row>(
@@ -234,6 +230,55 @@ export async function setApiKeyEmail(
     });
     return { key: fromRow(updated[0]!), previous, changed: true };
   });
+}
+
+/**
+ * Decisions hold this advisory lock shared while they compare persons, and `setApiKeyEmail` holds
+ * it exclusively while it checks and changes one: a change cannot slip between a decision by
+ * another key of the person and its commit.
+ */
+export const PERSONS_LOCK = "api.persons";
+
+/**
+ * The withdrawals still waiting for approvals (up to 5 ids) that this key, or another key of its
+ * person, requested or decided on, counting persons as a decision on each does
+ * (api/withdrawals/decisions.ts `personsOf`: active keys, keys revoked since the oldest of them was
+ * requested, and the parties' own). Not only the key's own: a key that joins two of a person's
+ * identities (`anna` with no email and `anna.smith` <anna@…>, through `anna` <anna@…>) re-pointed
+ * to another email would split them, letting Anna approve what she requested under her `anna` key.
+ */
+async function waitingOnPersonOf(
+  client: PoolClient,
+  id: string,
+  key: { owner: string; email?: string | null },
+): Promise<string[]> {
+  const { rows: parties } = await client.query<{
+    withdrawal_id: string;
+    key_id: string;
+    owner: string;
+    email: string | null;
+  }>(
+    `SELECT w.id::text AS withdrawal_id, w.api_key_id AS key_id, w.requested_by AS owner, k.email
+       FROM api.withdrawals w LEFT JOIN api.api_keys k ON k.id = w.api_key_id
+      WHERE w.status = 'pending_approval'
+     UNION ALL
+     SELECT w.id::text, a.api_key_id, a.approver, k.email
+       FROM api.withdrawals w JOIN api.withdrawal_approvals a ON a.withdrawal_id = w.id
+       LEFT JOIN api.api_keys k ON k.id = a.api_key_id
+      WHERE w.status = 'pending_approval'`,
+  );
+  if (parties.length === 0) return [];
+  const { rows: links } = await client.query<{ owner: string; email: string | null }>(
+    `SELECT DISTINCT owner, email FROM api.api_keys
+      WHERE revoked_at IS NULL
+         OR revoked_at > (SELECT min(created_at) FROM api.withdrawals WHERE status = 'pending_approval')`,
+  );
+  const personOf = personsAmong([...links, key, ...parties]);
+  const mine = personOf(key);
+  const waiting = new Set(
+    parties.filter((p) => p.key_id === id || personOf(p) === mine).map((p) => p.withdrawal_id),
+  );
+  return [...waiting].sort().slice(0, 5);
 }
 
 export async function listApiKeys(db: Pool | PoolClient): Promise<ApiKey[]> {
@@ -271,13 +316,24 @@ export async function verifyApiKey(
   db: Pool | PoolClient,
   plaintext: string,
   options: { consoleSessionOver?: "refuse" | "accept" } = {},
-): Promise<{ ok: true; key: ApiKey } | { ok: false; reason: string }> {
+): Promise<
+  | {
+      ok: true;
+      key: ApiKey;
+      /** An SSO console session's key: the groups it signed in with (api/auth.ts maps them). */
+      sso: { groups: unknown } | null;
+    }
+  | { ok: false; reason: string }
+> {
   const match = KEY_FORMAT.exec(plaintext);
   if (!match) return { ok: false, reason: "malformed API key" };
-  const { rows } = await db.query<Row & { console_session_over: boolean }>(
+  const { rows } = await db.query<
+    Row & { console_session_over: boolean; sso: boolean; oidc_groups: unknown }
+  >(
     `SELECT k.*, COALESCE(s.ended_at IS NOT NULL OR s.idle_expires_at <= now()
                           OR s.expires_at <= now() OR p.revoked_at IS NOT NULL, false)
-                 AS console_session_over
+                 AS console_session_over,
+            COALESCE(s.oidc_issuer IS NOT NULL, false) AS sso, s.oidc_groups
        FROM api.api_keys k LEFT JOIN api.console_sessions s ON s.key_id = k.id
        LEFT JOIN api.api_keys p ON p.id = s.signed_in_with
       WHERE k.id = $1`,
@@ -291,5 +347,5 @@ export async function verifyApiKey(
   if (row.revoked_at) return { ok: false, reason: "revoked API key" };
   if (row.console_session_over && options.consoleSessionOver !== "accept")
     return { ok: false, reason: "console session ended (idle, expired or signed out)" };
-  return { ok: true, key: fromRow(row) };
+  return { ok: true, key: fromRow(row), sso: row.sso ? { groups: row.oidc_groups ?? null } : null };
 }

@@ -174,6 +174,11 @@ export async function registerAuth(
   app: FastifyInstance,
   pool: Pool,
   failures: AuthFailureLimiter,
+  /**
+   * The scopes an SSO console session's groups map to under the configuration this task runs with
+   * (api/console/oidc.ts scopesForGroups); absent: SSO is not configured, they map to none.
+   */
+  ssoScopes: (groups: unknown) => readonly Scope[] = () => [],
 ): Promise<void> {
   app.decorateRequest("apiKey", null);
   app.addHook("onRoute", (route) => {
@@ -199,9 +204,15 @@ export async function registerAuth(
       await failures.fail(request.ip);
       throw new UnauthorizedError(result.reason);
     }
-    request.apiKey = result.key;
+    // An SSO session's scopes were granted by its groups under the mapping of its sign-in: it keeps
+    // only those its groups still map to now, so a mapping reduced (or SSO turned off) and the api
+    // restarted takes effect for sessions already signed in, not up to absoluteTimeoutMs later.
+    const granted = result.sso ? ssoScopes(result.sso.groups) : undefined;
+    const key = granted
+      ? { ...result.key, scopes: result.key.scopes.filter((s) => granted.includes(s)) }
+      : result.key;
+    request.apiKey = key;
     const scopes = request.routeOptions.config.scopes ?? [];
-    if (!scopes.some((s) => hasScope(result.key, s)))
-      throw new ForbiddenScopeError(scopes.join(" or "));
+    if (!scopes.some((s) => hasScope(key, s))) throw new ForbiddenScopeError(scopes.join(" or "));
   });
 }

@@ -19,6 +19,7 @@ import {
   registerAuth,
 } from "./auth.js";
 import { type ChainHeads, createChainHeads } from "./chainStatus.js";
+import { scopesForGroups } from "./console/oidc.js";
 import { createConsolePlugin } from "./console/plugin.js";
 import { RateLimitedError } from "./errors.js";
 import { registerIdempotency } from "./idempotency.js";
@@ -135,7 +136,10 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
             reply.elapsedTime / 1000,
           );
         });
-        await registerAuth(v1, deps.pool, authFailures("v1"));
+        await registerAuth(v1, deps.pool, authFailures("v1"), (groups) => {
+          const oidc = options.common.config.api?.console?.oidc;
+          return oidc ? scopesForGroups(oidc.groups, groups) : [];
+        });
         // After auth (onRequest), so the limit is per key; before parsing, so oversized or
         // malformed bodies count too.
         await v1.register(rateLimit, {

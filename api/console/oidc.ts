@@ -309,7 +309,7 @@ export function createOidcRoutes(o: OidcRoutesOptions) {
           owner: owner.owner,
           email: verifiedEmailOf(claims),
           scopes,
-          origin: { kind: "oidc", issuer, subject },
+          origin: { kind: "oidc", issuer, subject, groups },
           idleTimeoutMs: o.idleTimeoutMs,
           absoluteTimeoutMs: oidc.absoluteTimeoutMs,
           auditDetails: { groups: groups ?? null },

@@ -32,7 +32,13 @@ export function csrfMatches(sessionPlaintext: string, presented: unknown): boole
 /** Where a session came from: an API key pasted on the sign-in page, or an OIDC ID token. */
 export type SessionOrigin =
   | { kind: "apiKey"; apiKeyId: string }
-  | { kind: "oidc"; issuer: string; subject: string };
+  | {
+      kind: "oidc";
+      issuer: string;
+      subject: string;
+      /** The ID token's groups claim as given: /v1 maps it to scopes per request (api/auth.ts). */
+      groups: unknown;
+    };
 
 const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60_000;
 /** A session ends this long after sign-in however active (the OIDC config's default too). */
@@ -70,10 +76,11 @@ export async function mintSession(
   const csrf = csrfTokenOf(plaintext);
   await c.query(
     `INSERT INTO api.console_sessions
-       (key_id, signed_in_with, oidc_issuer, oidc_subject, csrf_hash, idle_expires_at, expires_at)
+       (key_id, signed_in_with, oidc_issuer, oidc_subject, csrf_hash, idle_expires_at, expires_at,
+        oidc_groups)
      VALUES ($1, $2, $3, $4, $5,
              now() + make_interval(secs => $6::double precision / 1000),
-             now() + make_interval(secs => $7::double precision / 1000))`,
+             now() + make_interval(secs => $7::double precision / 1000), $8::jsonb)`,
     [
       key.id,
       origin.kind === "apiKey" ? origin.apiKeyId : null,
@@ -82,6 +89,7 @@ export async function mintSession(
       sha256(csrf),
       input.idleTimeoutMs,
       input.absoluteTimeoutMs,
+      origin.kind === "oidc" ? JSON.stringify(origin.groups ?? null) : null,
     ],
   );
   await appendAudit(c, {

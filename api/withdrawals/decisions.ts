@@ -17,7 +17,7 @@ import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { isWithdrawalBlocked } from "../../ledger/index.js";
-import { type ApiKey, normalizeOwner, personsAmong } from "../apiKeys.js";
+import { type ApiKey, normalizeOwner, PERSONS_LOCK, personsAmong } from "../apiKeys.js";
 import {
   ApprovalError,
   IdempotencyConflictError,
@@ -117,16 +117,24 @@ async function decidersOf(client: PoolClient, id: string): Promise<Decider[]> {
 type Party = { owner: string; email?: string | null };
 
 /**
- * Who is one person (in the caller's transaction): two keys sharing an owner or an email are one,
- * and so are two sharing neither when other keys join them (bob's old key, and the key of `robert`
- * carrying bob's new email, are one person through bob's new key): comparing the deciding keys
- * alone would count that person twice, or let them approve their own request. The links are every
- * active key's (api.api_keys) and the parties' own (the deciders' and the requester's keys,
- * revoked since or not). Returns each party's person: the one identity its group is known by.
+ * Who is one person for this withdrawal (in the caller's transaction): two keys sharing an owner or
+ * an email are one, and so are two sharing neither when other keys join them (bob's old key, and
+ * the key of `robert` carrying bob's new email, are one person through bob's new key): comparing
+ * the deciding keys alone would count that person twice, or let them approve their own request.
+ * The links are every active key's (api.api_keys), every key's revoked since the withdrawal was
+ * requested, and the parties' own (the deciders' and the requester's keys, revoked since or not):
+ * a key that joined two of a person's identities while the withdrawal waited keeps joining them for
+ * it, so revoking it (a key rotated) cannot split the requester from their own approving key, or
+ * a person's first approval from their second. (`apikeys set-email` refuses to re-point such a
+ * key's email meanwhile: apiKeys.ts.) Returns each party's person: the one identity its group is
+ * known by.
  */
-async function personsOf(client: PoolClient, parties: readonly Party[]) {
+async function personsOf(client: PoolClient, w: Withdrawal, parties: readonly Party[]) {
   const { rows } = await client.query<Party>(
-    "SELECT DISTINCT owner, email FROM api.api_keys WHERE revoked_at IS NULL",
+    `SELECT DISTINCT owner, email FROM api.api_keys
+      WHERE revoked_at IS NULL
+         OR revoked_at > (SELECT created_at FROM api.withdrawals WHERE id = $1)`,
+    [w.id],
   );
   return personsAmong([...rows, ...parties]);
 }
@@ -170,6 +178,11 @@ export function createDecisions({
       [asAuthenticated.id],
     );
     const caller = { ...asAuthenticated, email: held[0]?.email ?? null };
+    // Persons are compared through other keys too (personsOf): `set-email` on one of those waits
+    // for this decision's commit, or this decision sees its change (apiKeys.ts PERSONS_LOCK).
+    await client.query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", [
+      PERSONS_LOCK,
+    ]);
     if (personRequired && !caller.email)
       throw new ApprovalError(
         "APPROVER_PERSON_UNKNOWN",
@@ -180,7 +193,7 @@ export function createDecisions({
     // keep the spelling of their day, and "Anna" must not approve what "anna" requested.
     const requester = await requesterOf(client, w);
     const earlier = await decidersOf(client, id);
-    const personOf = await personsOf(client, [caller, requester, ...earlier]);
+    const personOf = await personsOf(client, w, [caller, requester, ...earlier]);
     if (personOf(caller) === personOf(requester))
       throw new ApprovalError(
         "APPROVER_IS_REQUESTER",
@@ -246,7 +259,7 @@ export function createDecisions({
       // Approving may hand it to the signer: not on a halted chain (haltedChain.ts).
       await refuseOnHaltedChain(client, w.chainId);
       const approvers = (await decidersOf(client, id)).filter((a) => a.decision === "approve");
-      const personOf = await personsOf(client, approvers);
+      const personOf = await personsOf(client, w, approvers);
       const approvals = new Set(approvers.map(personOf)).size;
       if (approvals >= w.requiredApprovals) {
         w = await move(client, w, "approved", caller.owner, { approvals });
