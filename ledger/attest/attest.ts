@@ -14,7 +14,8 @@
  *   reportHash   keccak256 of the attestation report (reportOf): run, block, per-address balances
  * stored with its leaves and handed to the signer as a normal request (`attest:<chain>:<asset>:<block>`)
  * in one transaction, through the `AttestationSender` its caller injects (sender.ts). `settle`
- * follows the requests: once mined and confirmed, the gas the hot wallet paid is booked (debit
+ * follows the requests: once mined and confirmed (or failed at a final block: reverted, or its nonce
+ * cancelled by the signer), the gas the hot wallet paid is booked (debit
  * fees:gas, credit custody:hot, fact `fee`) so reconciliation pairs it. A confirmed attestation is
  * followed until the signer reports it finalized: if a reorg takes its transaction out (the signer
  * counts it and sends the same bytes again), its gas booking is reversed and it is `requested`
@@ -476,8 +477,10 @@ export function createAttestor({
       const row = pending.rows.find((r) => r.request_id === o.requestId)!;
       const mined = o.status === "confirmed" || o.status === "finalized";
       // A fee is owed for any attempt that mined (reverted included); `failed` before a nonce has none.
-      const paid =
-        (mined || o.status === "failed") && o.txHash !== null && o.fee !== null && !o.cancelled;
+      // A cancel mined at the attestation's nonce is one too: the hot wallet paid its gas (txHash
+      // and fee are the cancel's), and the chain's `fee` fact of it pairs only with this booking,
+      // as sweeps, cold moves and withdrawals book theirs.
+      const paid = (mined || o.status === "failed") && o.txHash !== null && o.fee !== null;
       if (!mined && o.status !== "failed") continue;
       if (!mined && !failureIsEvidenced(o)) {
         // Settled failed, the next block would be attested (and its gas booked) while this
@@ -493,7 +496,25 @@ export function createAttestor({
         continue;
       }
       const ok = mined && o.receiptSuccess === true && !o.cancelled;
-      await withTransaction(pool, async (c) => {
+      const done = await withTransaction(pool, async (c) => {
+        // Settling runs beside another reconciler's (outside the chain's lock): under the row's
+        // lock, only a row still requested, on the outcome the signer reports now. The one read
+        // above may be stale: another settled it meanwhile, or a reorg took that transaction out
+        // and a bumped attempt mined; booking its gas then pays a fee the chain never took.
+        const now = await c.query<{ status: string }>(
+          "SELECT status FROM attest.attestations WHERE id = $1 FOR UPDATE",
+          [row.id],
+        );
+        if (now.rows[0]?.status !== "requested") return false;
+        const [fresh] = await sender.getTxOutcomes(c, { requestIds: [o.requestId] });
+        if (
+          fresh?.status !== o.status ||
+          fresh.txHash !== o.txHash ||
+          fresh.fee !== o.fee ||
+          fresh.reorgs !== o.reorgs ||
+          fresh.cancelled !== o.cancelled
+        )
+          return false; // the next pass settles on what the signer reports then
         if (paid) {
           const result = await ledger.createTransfers(
             [
@@ -532,7 +553,9 @@ export function createAttestor({
             o.status === "finalized",
           ],
         );
+        return true;
       });
+      if (!done) continue;
       settled++;
       log[ok ? "info" : "warn"]({
         msg: ok ? "attestation confirmed" : "attestation failed",
