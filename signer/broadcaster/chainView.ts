@@ -74,8 +74,12 @@ export type ChainView = {
   receiptsEverywhere: (
     hashes: readonly Hex[],
   ) => Promise<{ found: Map<Hex, TrackedReceipt>; answered: number; endpoints: number }>;
-  /** Canonical hash per height from nodes at or past it; absent when no node has it now. */
-  blockHashes: (numbers: readonly bigint[]) => Promise<Map<bigint, Hex>>;
+  /**
+   * Canonical hash per height from nodes at or past it (and at or past `atLeast` when given: a
+   * node as far as the one a count came from, not one stuck below it on another fork); absent
+   * when no node has it now.
+   */
+  blockHashes: (numbers: readonly bigint[], atLeast?: bigint) => Promise<Map<bigint, Hex>>;
   /**
    * The heights of `blocks` (height to our block's hash) on the tag's chain: asked in one batch of
    * one node, which must show the tag's block and ours (a block's hash names its ancestors). A node
@@ -429,15 +433,16 @@ export function createChainView({
       );
       return { found, answered, endpoints: clients.length };
     },
-    async blockHashes(numbers) {
+    async blockHashes(numbers, atLeast) {
       const out = new Map<bigint, Hex>();
       const list = [...new Set(numbers)].sort((a, b) => (a < b ? -1 : 1));
       if (list.length === 0) return out;
+      const highest = list.at(-1)!;
       try {
         const blocks = await rpc.batch<{ hash: Hex; number: Hex } | null>(
           list.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
           {
-            atLeast: list.at(-1)!,
+            atLeast: atLeast !== undefined && atLeast > highest ? atLeast : highest,
             lacks: (results, calls) => {
               const i = results.indexOf(null);
               return i < 0 ? null : BigInt(calls[i]!.params[0] as Hex);

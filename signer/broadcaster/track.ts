@@ -21,10 +21,13 @@
  * - A different hash: the receipt is looked up again (re-included elsewhere: recorded, counted as
  *   a reorg; a receipt still placing it in a block replaced at that height, a node's stale index,
  *   is not taken). Not in the chain and the nonce free again: back to `broadcast` and the stored
- *   bytes are resent (same nonce). Nonce still used but no receipt: `receipt_unknown`.
+ *   bytes are resent (same nonce). Nonce still used but no receipt: `receipt_unknown`. Our hash,
+ *   but the count says the nonce is free: the hash is asked again of a node at the count's head
+ *   (a node stuck on the losing fork keeps showing our orphaned block), and its answer decides.
  * Every such change is in custody.tx_request_events and bumps the outcome doorbell.
  */
 import type { Hex } from "viem";
+import { NoHealthyEndpointError } from "../../chains/errors.js";
 import { feePaid, finalityRule } from "../../chains/index.js";
 import type { Lease } from "../lease.js";
 import { feeOnTransfer, feeOnTransferJson, transferPosition } from "../transferPosition.js";
@@ -423,20 +426,41 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   }
 
   /**
+   * Receipts from a node at or past `head` (the snapshot's), for the reason onCanonicalBlocks
+   * asks hashes there. No node there right now: none found this pass (missing, not evidence).
+   */
+  async function receiptsAt(
+    hashes: readonly Hex[],
+    head: bigint,
+  ): Promise<Map<Hex, TrackedReceipt>> {
+    try {
+      return await chainView.receipts(hashes, head);
+    } catch (error) {
+      if (!(error instanceof NoHealthyEndpointError)) throw error;
+      return new Map();
+    }
+  }
+
+  /**
    * The receipts whose block is the one the nodes at its height have (`known`: heights already
-   * read this pass). A node whose transaction index still points at a block replaced since answers
-   * the receipt from there: taken, the request is `mined` in an orphaned block, and the next hash
-   * check takes it out again (a flip-flop callers see; with the nonce free, never resent). No node
-   * at that height: kept, as no evidence either way.
+   * read this pass), asked of a node at or past `head` (the snapshot's: where its count came
+   * from). A node whose transaction index still points at a block replaced since answers the
+   * receipt from there: taken, the request is `mined` in an orphaned block, and the next hash
+   * check takes it out again (a flip-flop callers see; with the nonce free, never resent). A node
+   * stuck below the head on the losing fork shows that orphaned block at its height for as long as
+   * it is stuck: asked, it would keep the receipt (and the request confirmed there, never final).
+   * No node there: kept, as no evidence either way.
    */
   async function onCanonicalBlocks(
     receipts: ReadonlyMap<Hex, TrackedReceipt>,
+    head: bigint,
     known: ReadonlyMap<bigint, Hex> = new Map(),
   ): Promise<Map<Hex, TrackedReceipt>> {
     const heights = new Set([...receipts.values()].map((r) => r.blockNumber));
     const ask = [...heights].filter((b) => !known.has(b));
     const canonical = new Map(known);
-    if (ask.length > 0) for (const [b, h] of await chainView.blockHashes(ask)) canonical.set(b, h);
+    if (ask.length > 0)
+      for (const [b, h] of await chainView.blockHashes(ask, head)) canonical.set(b, h);
     return new Map(
       [...receipts].filter(([, r]) => {
         const hash = canonical.get(r.blockNumber);
@@ -473,6 +497,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     );
     const moved: WatchedRequest[] = [];
     const steps: Step[] = [];
+    /** Our block at its height, yet the count says the nonce is free: two nodes disagree. */
+    const disputed: WatchedRequest[] = [];
     for (const req of inBlock) {
       const mine = attempts.get(req.id) ?? [];
       const hash = canonical.get(req.blockNumber!);
@@ -481,8 +507,11 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const nonceFree = snap.latestCount <= req.nonce && snap.head >= req.blockNumber!;
       if (hash === req.blockHash) {
         shortChainSince.delete(req.id);
-        // The block holds it but the count says the nonce is free: two nodes disagree; wait.
-        if (nonceFree) continue;
+        // The block holds it but the count says the nonce is free: two nodes disagree (below).
+        if (nonceFree) {
+          disputed.push(req);
+          continue;
+        }
         const step = nextStep(
           req,
           mine.find((a) => a.txHash === req.txHash),
@@ -508,11 +537,34 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       moved.push(req);
     }
     await applySteps(lease, await heldByRules(steps, new Map(inBlock.map((r) => [r.id, r])), snap));
+    if (disputed.length > 0) {
+      // The hash came from the first node at the block's height; the count from a node at the
+      // snapshot's head. A node stuck on the losing fork (its consensus client gone) is at that
+      // height for ever and shows our orphaned block there, so "wait" would hold the request
+      // `confirmed` and its nonce unused (every later nonce behind it) for as long as it stays
+      // stuck. Asked again of a node at or past the head the count came from: another block
+      // there is the reorg (handled as any replaced block below); ours again, or no node there
+      // now, decides nothing and it waits.
+      const atHead = await chainView.blockHashes(
+        disputed.map((r) => r.blockNumber!),
+        snap.head,
+      );
+      for (const req of disputed) {
+        const hash = atHead.get(req.blockNumber!);
+        if (hash === undefined || hash === req.blockHash) continue;
+        canonical.set(req.blockNumber!, hash);
+        moved.push(req);
+      }
+    }
     if (moved.length === 0) return;
     // Its block was replaced: where is it now? Not in a block the nodes at its height have
     // replaced (onCanonicalBlocks).
     const hashes = moved.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash));
-    const found = await onCanonicalBlocks(await chainView.receipts(hashes), canonical);
+    const found = await onCanonicalBlocks(
+      await receiptsAt(hashes, snap.head),
+      snap.head,
+      canonical,
+    );
     for (const req of moved) {
       const mine = attempts.get(req.id) ?? [];
       const hit = mine.find((a) => found.has(a.txHash.toLowerCase() as Hex));
@@ -530,6 +582,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
       const everywhere = await onCanonicalBlocks(
         (await chainView.receiptsEverywhere(mine.map((a) => a.txHash))).found,
+        snap.head,
         canonical,
       );
       const far = mine.find((a) => everywhere.has(a.txHash.toLowerCase() as Hex));
@@ -597,9 +650,11 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       used.map((r) => r.id),
     );
     const found = await onCanonicalBlocks(
-      await chainView.receipts(
+      await receiptsAt(
         used.flatMap((r) => (attempts.get(r.id) ?? []).map((a) => a.txHash)),
+        snap.head,
       ),
+      snap.head,
     );
     const now = Date.now();
     const hits: Mined[] = [];
@@ -629,7 +684,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       if (now - (lastFullSearch.get(req.id) ?? 0) < settings.fullSearchIntervalMs) continue;
       lastFullSearch.set(req.id, now);
       const everywhere = await chainView.receiptsEverywhere(mine.map((a) => a.txHash));
-      const current = await onCanonicalBlocks(everywhere.found);
+      const current = await onCanonicalBlocks(everywhere.found, snap.head);
       const far = mine.find((a) => current.has(a.txHash.toLowerCase() as Hex));
       if (far) {
         lastFullSearch.delete(req.id);
