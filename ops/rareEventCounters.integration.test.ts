@@ -1,6 +1,6 @@
 /**
  * The alerts on rare events (ReorgHoldShortfall, ReorgBeyondWindow, HotWalletInsufficientFunds,
- * SignerNeedsHuman, FeeCapReached, ReconciliationFailing, WebhookDeadLetters) are
+ * SignerNeedsHuman, FeeCapReached, ReconciliationFailing, WebhookDeadLetters, KmsKeyUnusable) are
  * `increase(counter[…]) > 0` (SignerSendsLost and KmsThrottling count increases the same way). Prometheus computes increase()
  * from the samples it has: a labelled counter that first appears at 1 (prom-client exports no
  * series before the first inc()) shows no increase, so the first such event of a process never
@@ -95,5 +95,10 @@ describe("a wallet signer", () => {
       );
     // KmsThrottling: unlabelled, so prom-client exports it at 0 once the KMS account is made.
     expect(sample(text, "custody_kms_throttles_total", {})).toBe("0");
+    // KmsKeyUnusable: per key and reason, from the moment the key is loaded.
+    for (const reason of ["disabled", "invalid_state", "not_found", "access_denied", "other_key"])
+      expect(sample(text, "custody_kms_key_refusals_total", { key: t.keyId, reason }), reason).toBe(
+        "0",
+      );
   });
 });

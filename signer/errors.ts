@@ -48,6 +48,23 @@ export class KmsSignatureError extends BaseError {
   }
 }
 
+/**
+ * A configured hot wallet key now has another address than when the signer first loaded it (its
+ * alias moved to another key): refused, never served as the wallet (signer/hotWalletKeys.ts).
+ */
+export class KmsKeyMovedError extends BaseError {
+  override name = "KmsKeyMovedError";
+  constructor(keyId: string, chainId: number, pinned: string, now: string) {
+    super(
+      `KMS key ${keyId} is now the account ${now}, not the hot wallet ${pinned} it was on chain ${chainId}: its alias points at another key`,
+      {
+        code: "SIGNER_KMS_KEY_MOVED",
+        meta: { key_id: keyId, chain_id: chainId, hot_wallet: pinned, address: now },
+      },
+    );
+  }
+}
+
 /** KMS kept throttling after every retry. */
 export class KmsThrottledError extends BaseError {
   override name = "KmsThrottledError";

@@ -8,9 +8,11 @@ import path from "node:path";
 import {
   CreateAliasCommand,
   CreateKeyCommand,
+  DeleteAliasCommand,
   GetPublicKeyCommand,
   type KMSClient,
   SignCommand,
+  UpdateAliasCommand,
 } from "@aws-sdk/client-kms";
 import { Registry } from "prom-client";
 import {
@@ -213,6 +215,58 @@ describe("KMS account", () => {
         name: "NotFoundException",
       });
       expect(proxy.calls("GetPublicKey") - lookups).toBe(1);
+    } finally {
+      client.destroy();
+      await proxy.close();
+    }
+  });
+});
+
+describe("a hot wallet key KMS will not sign with", () => {
+  /** custody_kms_key_refusals_total{key, reason}; "absent" when no such series is exported. */
+  async function refusals(registry: Registry, key: string, reason: string): Promise<string> {
+    const m = await registry.getSingleMetric("custody_kms_key_refusals_total")?.get();
+    const v = m?.values.find((x) => x.labels.key === key && x.labels.reason === reason);
+    return v === undefined ? "absent" : String(v.value);
+  }
+
+  it("counts a disabled or pending-deletion key, a deleted alias and an alias re-pointed to another key (KmsKeyUnusable), and signs nothing", async () => {
+    const proxy = await startKmsProxy(emulator.url);
+    const client = createKmsClient({ region: "us-east-1", endpoint: proxy.url });
+    try {
+      const registry = new Registry();
+      const alias = "alias/hot-refused";
+      await client.send(
+        new CreateAliasCommand({ AliasName: alias, TargetKeyId: await createKey(client) }),
+      );
+      const account = await createKmsAccount({ kms: client, keyId: alias, registry });
+      // Exported at 0 once the key is loaded: the alert's increase() sees the first refusal.
+      for (const reason of ["disabled", "invalid_state", "not_found", "access_denied", "other_key"])
+        expect(await refusals(registry, alias, reason), reason).toBe("0");
+      await account.signMessage({ message: "fine" });
+
+      // Pending deletion (or disabled, or pending import): KMSInvalidStateException.
+      proxy.failNth("Sign", proxy.calls("Sign") + 1, "invalid_state");
+      await expect(account.signMessage({ message: "pending deletion" })).rejects.toMatchObject({
+        name: "KMSInvalidStateException",
+      });
+      expect(await refusals(registry, alias, "invalid_state")).toBe("1");
+
+      // The alias moved to another key: KMS signs, as that key; refused, never returned.
+      await client.send(
+        new UpdateAliasCommand({ AliasName: alias, TargetKeyId: await createKey(client) }),
+      );
+      await expect(account.signMessage({ message: "other key" })).rejects.toMatchObject({
+        code: "SIGNER_KMS_BAD_SIGNATURE",
+      });
+      expect(await refusals(registry, alias, "other_key")).toBe("1");
+
+      // The alias deleted: NotFoundException.
+      await client.send(new DeleteAliasCommand({ AliasName: alias }));
+      await expect(account.signMessage({ message: "no alias" })).rejects.toMatchObject({
+        name: "NotFoundException",
+      });
+      expect(await refusals(registry, alias, "not_found")).toBe("1");
     } finally {
       client.destroy();
       await proxy.close();

@@ -37,7 +37,25 @@ export type KmsAccount = LocalAccount<"kms"> & {
   signDigest: (digest: Hex) => Promise<Signature>;
 };
 
-export type KmsMetrics = { signSeconds: Histogram; throttles: Counter };
+export type KmsMetrics = {
+  signSeconds: Histogram;
+  throttles: Counter;
+  keyRefusals: Counter<"key" | "reason">;
+};
+
+/**
+ * KMS errors that say the key itself cannot sign (not a passing failure), by the `reason` of
+ * custody_kms_key_refusals_total. KMSInvalidStateException is a key pending deletion (or pending
+ * import, or unavailable): past its waiting period the key, and what its address holds, is gone.
+ */
+const KEY_REFUSALS: Record<string, string> = {
+  DisabledException: "disabled",
+  KMSInvalidStateException: "invalid_state",
+  NotFoundException: "not_found",
+  AccessDeniedException: "access_denied",
+};
+/** The reasons exported at 0 per key; `other_key`: a signature that is not our key's. */
+export const KEY_REFUSAL_REASONS = [...Object.values(KEY_REFUSALS), "other_key"] as const;
 
 const kmsMetricsByRegistry = new WeakMap<Registry, KmsMetrics>();
 
@@ -55,6 +73,12 @@ export function kmsMetrics(registry: Registry): KmsMetrics {
       throttles: new Counter({
         name: "custody_kms_throttles_total",
         help: "KMS Sign calls answered with throttling",
+        registers: [registry],
+      }),
+      keyRefusals: new Counter({
+        name: "custody_kms_key_refusals_total",
+        help: "KMS calls for a hot wallet key refused for the key itself (disabled, pending deletion, not found, access denied) or answered by another key (an alias re-pointed): nothing is signed with it",
+        labelNames: ["key", "reason"],
         registers: [registry],
       }),
     };
@@ -92,6 +116,19 @@ export function isKmsEmulatorEndpoint(endpoint: string | undefined, emulator = f
 export const KMS_MAX_ATTEMPTS = 9;
 
 /**
+ * Each try of a KMS call is given up after this long (a connection after KMS_CONNECT_TIMEOUT_MS)
+ * and retried on a fresh connection. Without it the SDK waits on a silent connection for its
+ * 5-minute socket idle timeout per try, 9 tries: a KMS endpoint that swallows a call (a
+ * black-holed VPC endpoint, a dropped connection) held the wallet's tick that long, and the tick
+ * follows the sent transactions only after it has signed the new ones (mined withdrawals not
+ * confirmed, reorged ones not re-sent, stuck ones not bumped), with its lease held so no standby
+ * could step in. KMS answers Sign in milliseconds. A try given up after KMS signed loses nothing:
+ * those bytes never reached us, and only bytes stored before sending are ever sent.
+ */
+export const KMS_REQUEST_TIMEOUT_MS = 5_000;
+export const KMS_CONNECT_TIMEOUT_MS = 3_000;
+
+/**
  * A KMS client that retries throttling and transient failures itself: the AWS SDK's adaptive
  * mode (full-jitter exponential backoff, throttling on a longer base, and a client-side rate
  * limiter that slows every call of this client once KMS throttles, so the signers of a process
@@ -110,6 +147,12 @@ export function createKmsClient(options: {
     region: options.region,
     retryMode: "adaptive",
     maxAttempts: KMS_MAX_ATTEMPTS,
+    // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes.
+    requestHandler: {
+      connectionTimeout: KMS_CONNECT_TIMEOUT_MS,
+      requestTimeout: KMS_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
   };
   if (options.endpoint) config.endpoint = options.endpoint;
   if (isKmsEmulatorEndpoint(options.endpoint, options.emulator)) {
@@ -171,6 +214,8 @@ export async function createKmsAccount({
   registry?: Registry;
 }): Promise<KmsAccount> {
   const metrics = registry ? kmsMetrics(registry) : undefined;
+  // At 0 from the start: KmsKeyUnusable is increase() > 0 (a series first seen at 1 never fires).
+  for (const reason of KEY_REFUSAL_REASONS) metrics?.keyRefusals.inc({ key: keyId, reason }, 0);
 
   // The client retries (createKmsClient). We count every throttled answer: a middleware on the
   // command runs inside the SDK's retry loop, once per attempt.
@@ -189,8 +234,12 @@ export async function createKmsAccount({
     return command;
   }
   // A throttle that outlasted every retry gets our code; anything else (a missing or disabled
-  // key, an exhausted transient failure) reaches the caller as the SDK raised it.
+  // key, an exhausted transient failure) reaches the caller as the SDK raised it. A key KMS will
+  // not use is counted (KmsKeyUnusable): the signer only logs it and retries, so without the
+  // count a disabled or pending-deletion key was seen only when withdrawals had waited an hour.
   function rethrow(error: unknown): never {
+    const refused = KEY_REFUSALS[(error as { name?: string })?.name ?? ""];
+    if (refused) metrics?.keyRefusals.inc({ key: keyId, reason: refused });
     if (!isThrottle(error)) throw error;
     const attempts = (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
     throw new KmsThrottledError(keyId, attempts, error);
@@ -250,6 +299,9 @@ export async function createKmsAccount({
     try {
       yParity = yParityFor(digest, r, s, publicKey);
     } catch (error) {
+      // Not our key's signature: KMS signed with another key, an alias re-pointed since we read
+      // our public key (refused: never a transaction from an address we do not serve).
+      metrics?.keyRefusals.inc({ key: keyId, reason: "other_key" });
       throw new KmsSignatureError(keyId, (error as Error).message, error);
     }
     return {

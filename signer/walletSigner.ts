@@ -16,7 +16,9 @@ import {
   createBroadcaster,
   type SignerAccount,
 } from "./broadcaster/index.js";
-import { LeaseLostError } from "./errors.js";
+import { KmsKeyMovedError, LeaseLostError } from "./errors.js";
+import { checkHotWalletKey } from "./hotWalletKeys.js";
+import { kmsMetrics } from "./kmsAccount.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
 import {
   HELD_REASONS,
@@ -79,7 +81,23 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
     let account: SignerAccount | undefined;
     while (!controller.signal.aborted && !account) {
       try {
-        account = await options.account();
+        const loaded = await options.account();
+        // A KMS key must still be the hot wallet it was (its alias not moved to another key):
+        // another address has none of the wallet's requests, and serving it looked like serving
+        // the wallet. Refused, it is not loaded: readiness fails, HotWalletNotServed fires.
+        if (loaded.keyId !== undefined) {
+          try {
+            await checkHotWalletKey(options.pool, chain.chainId, loaded.keyId, loaded.address);
+          } catch (error) {
+            if (error instanceof KmsKeyMovedError)
+              kmsMetrics(common.metrics.registry).keyRefusals.inc({
+                key: loaded.keyId,
+                reason: "other_key",
+              });
+            throw error;
+          }
+        }
+        account = loaded;
       } catch (error) {
         log.error({ msg: "cannot load the hot wallet's KMS key; retrying", err: error });
         await sleep(5000);

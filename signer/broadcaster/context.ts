@@ -14,7 +14,9 @@ import type { SignerMetrics } from "../metrics.js";
 import type { ChainView } from "./chainView.js";
 import type { CrashPoint } from "./crashPoints.js";
 
-export type SignerAccount = Pick<KmsAccount, "address" | "signTransaction">;
+/** `keyId`: the KMS key as configured, pinned to its address on first load (hotWalletKeys.ts). */
+export type SignerAccount = Pick<KmsAccount, "address" | "signTransaction"> &
+  Partial<Pick<KmsAccount, "keyId">>;
 
 export type BroadcasterSettings = {
   /** Requests taken per intake round. */

@@ -73,8 +73,10 @@ export function createKeyStore({
       return key;
     },
     resolve(id) {
+      // Only an alias ARN loses its prefix; a key ARN is matched whole below (stripped, it left
+      // `key/<id>`, which matched no key: a key configured by its ARN was "not found").
       let keyId = id;
-      if (id.startsWith(aliasPrefix)) keyId = id.slice(aliasPrefix.length);
+      if (id.startsWith(`${aliasPrefix}alias/`)) keyId = id.slice(aliasPrefix.length);
       if (keyId.startsWith("alias/")) {
         const target = state.aliases[keyId];
         if (!target) return undefined;

@@ -5,9 +5,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { CreateKeyCommand, GetPublicKeyCommand } from "@aws-sdk/client-kms";
+import { CreateAliasCommand, CreateKeyCommand, GetPublicKeyCommand } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKmsClient } from "../kmsAccount.js";
+import { createKmsAccount, createKmsClient } from "../kmsAccount.js";
 import { startKmsEmulator } from "./server.js";
 
 let dir: string;
@@ -41,4 +41,31 @@ describe("KMS emulator endpoint", () => {
       }
     });
   }
+
+  it("finds a key by its id, key ARN, alias name and alias ARN, as KMS does", async () => {
+    const emulator = await startKmsEmulator({ file: path.join(dir, "arn.json") });
+    const kms = createKmsClient({ region: "us-east-1", endpoint: emulator.url });
+    try {
+      const created = await kms.send(
+        new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+      );
+      const { KeyId: keyId, Arn: arn } = created.KeyMetadata!;
+      expect(arn).toBe(`arn:aws:kms:us-east-1:000000000000:key/${keyId}`);
+      await kms.send(new CreateAliasCommand({ AliasName: "alias/arn-test", TargetKeyId: keyId }));
+      const address = (await createKmsAccount({ kms, keyId: keyId! })).address;
+      // The config takes a key id, ARN or alias (hotWallets[].kmsKeyId): each one the same key.
+      for (const id of [
+        arn!,
+        "alias/arn-test",
+        "arn:aws:kms:us-east-1:000000000000:alias/arn-test",
+      ]) {
+        const account = await createKmsAccount({ kms, keyId: id });
+        expect(account.address, id).toBe(address);
+        await account.signMessage({ message: "by ARN" });
+      }
+    } finally {
+      kms.destroy();
+      await emulator.stop();
+    }
+  });
 });

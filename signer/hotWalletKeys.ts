@@ -1,0 +1,34 @@
+/**
+ * Each configured hot wallet key is pinned to the address it had when a signer first loaded it on
+ * the chain (custody.hot_wallet_keys). A KMS alias can be moved to another key: a signer restarted
+ * after that got another address from the same `kmsKeyId` and served it, an address that holds
+ * none of the wallet's funds, withdrawals, sweeps or in-flight sends, while it reported the wallet
+ * loaded and active. The wallet's own requests then waited unsigned and its sent transactions went
+ * unfollowed. A key whose address is not its pinned one is refused; the alias must point back.
+ */
+import type pg from "pg";
+import { KmsKeyMovedError } from "./errors.js";
+
+type Queryable = Pick<pg.ClientBase, "query">;
+
+/** Pin `address` for (chain, key) on first sight; throw KmsKeyMovedError if another one is pinned. */
+export async function checkHotWalletKey(
+  db: Queryable,
+  chainId: number,
+  keyId: string,
+  address: string,
+): Promise<void> {
+  const now = address.toLowerCase();
+  await db.query(
+    `INSERT INTO custody.hot_wallet_keys (chain_id, key_id, address) VALUES ($1, $2, $3)
+     ON CONFLICT (chain_id, key_id) DO NOTHING`,
+    [chainId, keyId, now],
+  );
+  const { rows } = await db.query<{ address: string }>(
+    "SELECT address FROM custody.hot_wallet_keys WHERE chain_id = $1 AND key_id = $2",
+    [chainId, keyId],
+  );
+  const pinned = rows[0]?.address;
+  if (pinned !== undefined && pinned !== now)
+    throw new KmsKeyMovedError(keyId, chainId, pinned, now);
+}
