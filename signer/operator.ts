@@ -215,7 +215,7 @@ const FAILED_BY_CANCEL = `${FAIL_BY_CANCEL},
         error_code = NULL, error_message = NULL, block_number = NULL, block_hash = NULL,
         receipt_success = NULL, gas_used = NULL, effective_gas_price = NULL, fee = NULL,
         transfer_position = NULL, transfer_log_index = NULL, fee_on_transfer = NULL,
-        reorg_count = reorg_count + (block_number IS NOT NULL)::int`;
+        transfer_moved_nothing = false, reorg_count = reorg_count + (block_number IS NOT NULL)::int`;
 
 /**
  * Fail a `receipt_unknown` / `needs_review` request, or a `failed` one without evidence

@@ -6,17 +6,19 @@
  *   signing          not yet taken by a node (no nonce yet, signed and stored but unsent, or
  *                    refused for its fees: underpriced, being bumped)
  *   broadcast        sent; not mined, or mined without the confirmation rule met yet (a reverted or
- *                    cancelled attempt stays here until its block is final). A request an operator
- *                    failed while its nonce was unused is here too (`cancelRequestedAt`) until its
- *                    cancel's block is final (then `failed`, OPERATOR_FAILED) or its payment mined;
- *                    in `signing` while no node has taken any of its bytes (signer/operator.ts)
+ *                    cancelled attempt, or a token transfer() that moved nothing, stays here until
+ *                    its block is final). A request an operator failed while its nonce was unused
+ *                    is here too (`cancelRequestedAt`) until its cancel's block is final (then
+ *                    `failed`, OPERATOR_FAILED) or its payment mined; in `signing` while no node
+ *                    has taken any of its bytes (signer/operator.ts)
  *   confirmed        mined and successful, the chain's confirmation rule met; still watched
  *   finalized        confirmed and its block final under the chain's finality rule: terminal
  *   receipt_unknown  its nonce is used on chain but no receipt of any attempt was found yet
  *   needs_review     a human must look (nonce consumed at a final block with none of our attempts
  *                    found, or the nonce cannot be used); still watched; only an operator fails it
  *   failed           terminal: refused before a nonce was taken, reverted or cancelled in a final
- *                    block, or failed by an operator (audited). `errorCode` says which.
+ *                    block (or a token transfer() that moved nothing: TRANSFER_MOVED_NOTHING), or
+ *                    failed by an operator (audited). `errorCode` says which.
  */
 import { type Hex, zeroAddress } from "viem";
 import type { PoolClient } from "../foundation/db.js";

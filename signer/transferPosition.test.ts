@@ -1,6 +1,6 @@
 import { encodeFunctionData, erc20Abi, pad, toHex } from "viem";
 import { describe, expect, it } from "vitest";
-import { feeOnTransfer, transferPosition } from "./transferPosition.js";
+import { feeOnTransfer, transferMovedNothing, transferPosition } from "./transferPosition.js";
 
 const TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 const WALLET = "0x1111111111111111111111111111111111111111";
@@ -123,5 +123,39 @@ describe("feeOnTransfer", () => {
       received: { position: "transfer:0", logIndex: 1, amount: 990n },
       fees: [{ position: "transfer:1", logIndex: 2, amount: 20n }],
     });
+  });
+});
+
+describe("transferMovedNothing", () => {
+  const tx = { from: WALLET, to: TOKEN, value: 0n, data: transferData(TO, 7n) };
+
+  it("is true for a transfer() whose token logged no Transfer out of the wallet (it returned false)", () => {
+    expect(transferMovedNothing(tx, [])).toBe(true);
+    // Other tokens' Transfers, or the token's into the wallet, are not the payment.
+    expect(
+      transferMovedNothing(tx, [log(OTHER, WALLET, TO, 7n, 1), log(TOKEN, TO, WALLET, 7n, 2)]),
+    ).toBe(true);
+  });
+
+  it("is false when the token logged any Transfer out of the wallet, of any shape or recipient", () => {
+    expect(transferMovedNothing(tx, [log(TOKEN, WALLET, TO, 7n, 1)])).toBe(false);
+    // A fee Transfer alone, or an odd amount: left unbooked for a human, never failed.
+    expect(transferMovedNothing(tx, [log(TOKEN, WALLET, OTHER, 1n, 1)])).toBe(false);
+    expect(transferMovedNothing(tx, [log(TOKEN, WALLET, TO, 9n, 1)])).toBe(false);
+    // A Transfer with its amount indexed (4 topics, no data) still moved value.
+    const indexed = log(TOKEN, WALLET, TO, 7n, 1);
+    expect(
+      transferMovedNothing(tx, [
+        { ...indexed, topics: [...indexed.topics, pad(toHex(7n))], data: "0x" },
+      ]),
+    ).toBe(false);
+  });
+
+  it("is false for a native transfer, a cancel or any other call", () => {
+    expect(transferMovedNothing({ from: WALLET, to: TO, value: 5n, data: "0x" }, [])).toBe(false);
+    expect(transferMovedNothing({ from: WALLET, to: WALLET, value: 0n, data: "0x" }, [])).toBe(
+      false,
+    );
+    expect(transferMovedNothing({ ...tx, data: "0x12345678" }, [])).toBe(false);
   });
 });

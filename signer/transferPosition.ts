@@ -11,6 +11,7 @@
  * `feeOnTransfer` says where each part went, so a caller books one transfer per fact.
  */
 import { decodeFunctionData, erc20Abi, type Hex, pad } from "viem";
+import { TRANSFER_TOPIC } from "../chains/evm/createEvmAdapter.js";
 import { transferPositions } from "../chains/evm/transferPosition.js";
 
 export type TransferPosition = { position: string; logIndex: number | null };
@@ -111,6 +112,28 @@ export function feeOnTransfer(
     amount,
   });
   return { received: strip(received), fees: fees.map(strip) };
+}
+
+/**
+ * Whether a successful `transfer()` call moved nothing: the called token logged no Transfer out of
+ * the wallet at all (any shape, to anyone), as a token that returns false instead of reverting
+ * (paused, a blacklist, a short balance) does. ERC-20 requires the event on every transfer, and
+ * deposits are credited from it, so a token that moves value without it is not one the custody can
+ * list. Any Transfer out of the wallet (a fee-on-transfer token's fee alone, a recipient's of an
+ * odd amount) is not this: the payment stays unbooked for a human (WITHDRAWAL_OUTCOME_INCOMPLETE),
+ * never failed, so a payment that did move value never has its hold released. The receipt's logs
+ * must be whole (chainView takes none without them). False for any other call.
+ */
+export function transferMovedNothing(tx: SentTx, logs: readonly ReceiptLogLike[]): boolean {
+  if (tx.data === "0x" || !walletTransfers(tx, logs, [])) return false;
+  const token = tx.to.toLowerCase();
+  const from = pad(tx.from.toLowerCase() as Hex).toLowerCase();
+  return !logs.some(
+    (l) =>
+      l.address.toLowerCase() === token &&
+      l.topics[0]?.toLowerCase() === TRANSFER_TOPIC &&
+      l.topics[1]?.toLowerCase() === from,
+  );
 }
 
 /** As custody.tx_requests.fee_on_transfer stores it (amounts as decimal strings). */

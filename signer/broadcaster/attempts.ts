@@ -40,6 +40,8 @@ export type WatchedRequest = {
   blockNumber: bigint | null;
   blockHash: Hex | null;
   receiptSuccess: boolean | null;
+  /** A token transfer() that mined with status 1 and moved nothing (migration 0117). */
+  transferMovedNothing: boolean;
   finalized: boolean;
   receiptMissingSince: number | null;
   reviewReason: string | null;
@@ -180,7 +182,8 @@ export function newestPerNonce(attempts: readonly Attempt[]): Attempt[] {
 
 // nonce and block_number are int8 (strings from pg); value is NUMERIC(78,0) (a bigint); times float8 ms.
 export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, value, data, tx_hash,
-  block_number::text, block_hash, receipt_success, finalized_at IS NOT NULL AS finalized,
+  block_number::text, block_hash, receipt_success, transfer_moved_nothing,
+  finalized_at IS NOT NULL AS finalized,
   (extract(epoch from receipt_missing_since) * 1000)::float8 AS missing_since, review_reason,
   cancel_requested_at IS NOT NULL AS cancel_requested,
   (extract(epoch from created_at) * 1000)::float8 AS created_at`;
@@ -220,6 +223,7 @@ export type WatchedRow = {
   block_number: string | null;
   block_hash: Hex | null;
   receipt_success: boolean | null;
+  transfer_moved_nothing: boolean;
   finalized: boolean;
   missing_since: number | null;
   review_reason: string | null;
@@ -241,6 +245,7 @@ export function watchedFromRow(r: WatchedRow): WatchedRequest {
     blockNumber: r.block_number === null ? null : BigInt(r.block_number), // int8 text
     blockHash: r.block_hash,
     receiptSuccess: r.receipt_success,
+    transferMovedNothing: r.transfer_moved_nothing,
     finalized: r.finalized,
     receiptMissingSince: r.missing_since,
     reviewReason: r.review_reason,

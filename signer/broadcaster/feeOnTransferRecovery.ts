@@ -7,7 +7,11 @@
  * the block the request records, `fee_on_transfer` is filled from its logs as markMined would
  * (track.ts), under the lease, with an event; the caller books the payment from there.
  *
- * Only data is added: no status changes and no hold is released. A receipt the node does not
+ * Only data is added: no status changes and no hold is released. One exception: a payment whose
+ * token logged no Transfer out of the wallet at all moved nothing (a token whose transfer()
+ * returned false; recorded paid by a tracker before migration 0117, its caller never booked it):
+ * it is put back to `mined` with `transfer_moved_nothing`, and the tracker fails it at its final
+ * block (TRANSFER_MOVED_NOTHING) as it now does on first sight. A receipt the node does not
  * return, or one from another block (a re-inclusion: the tracker records it, fee included), is
  * missing data: the row is read again, never given up. Each pass reads on from the last nonce
  * the one before read, back to the lowest once a pass reaches the end, so rows whose receipts
@@ -16,7 +20,7 @@
  */
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
-import { feeOnTransfer, feeOnTransferJson } from "../transferPosition.js";
+import { feeOnTransfer, feeOnTransferJson, transferMovedNothing } from "../transferPosition.js";
 import { recordEvent } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 
@@ -44,6 +48,8 @@ SELECT r.id, r.nonce, r.status, r.to_address, r.value, r.data, r.tx_hash, r.bloc
  WHERE r.chain_id = $1 AND r.from_address = $2
    AND r.status IN ('mined', 'confirmed') AND r.receipt_success AND r.transfer_position IS NULL
    AND r.fee_on_transfer IS NULL AND r.data LIKE '0xa9059cbb%'
+   -- A transfer() that moved nothing (migration 0117) was read whole: it fails at its final block.
+   AND NOT r.transfer_moved_nothing
    AND NOT (r.id = ANY($3::text[]))
    AND ($5::bigint IS NULL OR r.nonce > $5::bigint)
    AND EXISTS (SELECT 1 FROM custody.tx_attempts a
@@ -75,6 +81,40 @@ export function createFeeOnTransferRecovery(
       ])
     ).rows;
 
+  /**
+   * A payment recorded paid whose receipt shows it moved nothing: back to `mined` (not final, not
+   * confirmed), so the tracker fails it at its final block. Only the row as read, and only while
+   * no caller could have booked it (no position, no fee on transfer: callers book neither).
+   */
+  async function movedNothing(lease: Lease, req: UnreadRow): Promise<void> {
+    const moved = await lease.transaction(async () => {
+      const { rowCount } = await lease.query(
+        `UPDATE custody.tx_requests
+            SET status = 'mined', finalized_at = NULL, transfer_moved_nothing = true,
+                outcome_seq = outcome_seq + 1, updated_at = now()
+          WHERE id = $1 AND tx_hash = $2 AND block_hash = $3
+            AND status IN ('mined', 'confirmed') AND receipt_success
+            AND transfer_position IS NULL AND fee_on_transfer IS NULL`,
+        [req.id, req.tx_hash, req.block_hash],
+      );
+      if (rowCount !== 1) return false;
+      await recordEvent(lease, {
+        requestId: req.id,
+        from: req.status,
+        to: "mined",
+        event: "transfer_moved_nothing_recovered",
+        details: { tx_hash: req.tx_hash, block_hash: req.block_hash },
+      });
+      return true;
+    });
+    if (moved)
+      ctx.log.warn({
+        msg: "a token payment recorded paid moved nothing (no Transfer out of the wallet): it fails at its final block",
+        request_id: req.id,
+        tx_hash: req.tx_hash,
+      });
+  }
+
   return {
     async run(lease) {
       if (Date.now() < nextLookAt) return;
@@ -95,6 +135,10 @@ export function createFeeOnTransferRecovery(
         }
         const sent = { from: ctx.from, to: req.to_address, value: req.value, data: req.data };
         const charged = feeOnTransfer(sent, receipt.logs, listed);
+        if (!charged && transferMovedNothing(sent, receipt.logs)) {
+          await movedNothing(lease, req);
+          continue;
+        }
         if (!charged) {
           notCharged.add(req.id);
           ctx.log.warn({

@@ -13,7 +13,9 @@
  *   is finalized at the finality rule (`finalized_at`, terminal), each only where one node shows
  *   its block with the block that rule counts from (the tag's, or the one that many blocks above;
  *   never from a head alone, which one bogus answer may put far above the chain). A
- *   reverted or cancelled attempt stays `mined` until final and only then fails the request. A
+ *   reverted or cancelled attempt stays `mined` until final and only then fails the request; so
+ *   does a token transfer() that mined with status 1 but moved nothing (the token returned false
+ *   and logged no Transfer out of the wallet: TRANSFER_MOVED_NOTHING), never `confirmed`. A
  *   request an operator failed while its nonce was unused (cancel_requested, operator.ts) fails as
  *   OPERATOR_FAILED at its cancel's final block; if its own send mined instead, it is followed
  *   like any payment, with an `operator_fail_overridden` event and alert, and a reorg never sends
@@ -30,7 +32,12 @@ import type { Hex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
 import { feePaid, finalityRule } from "../../chains/index.js";
 import type { Lease } from "../lease.js";
-import { feeOnTransfer, feeOnTransferJson, transferPosition } from "../transferPosition.js";
+import {
+  feeOnTransfer,
+  feeOnTransferJson,
+  transferMovedNothing,
+  transferPosition,
+} from "../transferPosition.js";
 import { type Attempt, attemptsOf, recordEvent, type WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot, FinalizedTag, TrackedReceipt } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
@@ -70,8 +77,11 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const listed = ctx.chain.tokens.map((t) => t.address);
       const position = paid ? transferPosition(sent, receipt.logs, listed) : null;
       const charged = paid && !position ? feeOnTransfer(sent, receipt.logs, listed) : null;
+      // A token whose transfer() returned false instead of reverting: status 1, nothing moved.
+      // Not a payment: it fails at its final block like a revert (nextStep), never confirmed.
+      const nothing = paid && !position && !charged && transferMovedNothing(sent, receipt.logs);
       const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
-      return { req, winner, receipt, position, charged, rechained };
+      return { req, winner, receipt, position, charged, nothing, rechained };
     });
     /** Requests an operator failed whose own send mined (not recorded yet: once each). */
     const overridden = new Set<string>();
@@ -104,13 +114,13 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
            SET status = 'mined', tx_hash = v.hash, block_number = v.bn, block_hash = v.bh,
                receipt_success = v.ok, gas_used = v.gu, effective_gas_price = v.egp, fee = v.fee,
                transfer_position = v.pos, transfer_log_index = v.li, fee_on_transfer = v.fot,
-               receipt_missing_since = NULL,
+               transfer_moved_nothing = v.nothing, receipt_missing_since = NULL,
                review_reason = NULL, reorg_count = r.reorg_count + v.reorg,
                outcome_seq = r.outcome_seq + v.seq, updated_at = now()
           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bool[], $6::numeric[],
                       $7::numeric[], $8::numeric[], $9::text[], $10::int[], $11::int[], $12::int[],
-                      $13::jsonb[])
-               AS v(id, hash, bn, bh, ok, gu, egp, fee, pos, li, reorg, seq, fot)
+                      $13::jsonb[], $14::bool[])
+               AS v(id, hash, bn, bh, ok, gu, egp, fee, pos, li, reorg, seq, fot, nothing)
          WHERE r.id = v.id`,
         [
           rows.map((x) => x.req.id),
@@ -126,6 +136,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
           rows.map((x) => (x.rechained ? 1 : 0)),
           rows.map((x) => (RUNG.has(x.req.status) ? 1 : 0)),
           rows.map((x) => (x.charged ? feeOnTransferJson(x.charged) : null)),
+          rows.map((x) => x.nothing),
         ],
       );
       await lease.query(
@@ -209,7 +220,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         `UPDATE custody.tx_requests
            SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
                gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
-               transfer_log_index = NULL, fee_on_transfer = NULL, reorg_count = reorg_count + 1,
+               transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
+               reorg_count = reorg_count + 1,
                outcome_seq = outcome_seq + $2, updated_at = now()
          WHERE id = $1`,
         [req.id, RUNG.has(req.status) ? 1 : 0],
@@ -252,7 +264,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
            SET status = 'receipt_unknown', block_number = NULL, block_hash = NULL,
                receipt_success = NULL, gas_used = NULL, effective_gas_price = NULL, fee = NULL,
                transfer_position = NULL, transfer_log_index = NULL, fee_on_transfer = NULL,
-               reorg_count = reorg_count + $2, receipt_missing_since = COALESCE(receipt_missing_since, now()),
+               transfer_moved_nothing = false, reorg_count = reorg_count + $2, receipt_missing_since = COALESCE(receipt_missing_since, now()),
                outcome_seq = outcome_seq + 1, updated_at = now()
          WHERE id = $1 AND status = $3`,
         [req.id, req.blockHash !== null ? 1 : 0, req.status],
@@ -301,7 +313,11 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   type Step =
     | { do: "finalize"; id: string }
     | { do: "confirm"; id: string; final: boolean }
-    | { do: "fail"; id: string; code: "CANCELLED" | "REVERTED" | "OPERATOR_FAILED" };
+    | {
+        do: "fail";
+        id: string;
+        code: "CANCELLED" | "REVERTED" | "TRANSFER_MOVED_NOTHING" | "OPERATOR_FAILED";
+      };
 
   /** Confirmation and finality of a request still in its recorded block. */
   function nextStep(
@@ -312,19 +328,27 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     const b = req.blockNumber!;
     const final = snap.finalizedHeight !== null && b <= snap.finalizedHeight;
     if (req.status === "confirmed") return final ? { do: "finalize", id: req.id } : undefined;
-    const paid = winner?.purpose !== "cancel" && req.receiptSuccess === true;
+    const paid =
+      winner?.purpose !== "cancel" && req.receiptSuccess === true && !req.transferMovedNothing;
     if (paid) {
       if (snap.confirmedHeight === null || b > snap.confirmedHeight) return undefined;
       return { do: "confirm", id: req.id, final };
     }
-    // Reverted or cancelled: the request fails only once that block is final.
+    // Reverted, cancelled, or a token transfer() that moved nothing (returned false): the request
+    // fails only once that block is final.
     if (!final) return undefined;
     // A cancel an operator asked for fails the request as theirs (its reason is cancel_reason).
     const cancelled = winner?.purpose === "cancel";
     return {
       do: "fail",
       id: req.id,
-      code: !cancelled ? "REVERTED" : req.cancelRequested ? "OPERATOR_FAILED" : "CANCELLED",
+      code: cancelled
+        ? req.cancelRequested
+          ? "OPERATOR_FAILED"
+          : "CANCELLED"
+        : req.transferMovedNothing
+          ? "TRANSFER_MOVED_NOTHING"
+          : "REVERTED",
     };
   }
 
@@ -411,6 +435,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
           `UPDATE custody.tx_requests r
               SET status = 'failed', error_code = v.code, finalized_at = now(),
                   error_message = CASE WHEN v.code = 'OPERATOR_FAILED' THEN r.cancel_reason
+                                       WHEN v.code = 'TRANSFER_MOVED_NOTHING' THEN
+                                         'the token''s transfer() mined without a Transfer out of the wallet (it returned false): nothing moved'
                                        ELSE r.error_message END,
                   outcome_seq = r.outcome_seq + 1, updated_at = now()
              FROM unnest($1::text[], $2::text[]) AS v(id, code)
