@@ -2,7 +2,8 @@
  * Customers whose withdrawals are refused (shared contract 3): a reorg hold the customer's available
  * balance could not cover blocks them until the deposit confirms again (cleared automatically) or
  * an operator clears it (audited: who, why). The API asks `isWithdrawalBlocked` before placing a
- * withdrawal's hold.
+ * withdrawal's hold and before an approval hands one to the signer, and its worker pulls back the
+ * blocked customers' withdrawals the signer has not signed yet (api/withdrawals/blocked.ts).
  */
 import { appendAudit } from "../foundation/audit.js";
 import { type Pool, withTransaction } from "../foundation/db.js";

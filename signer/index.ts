@@ -64,6 +64,7 @@ export {
   type TxRequestInput,
   type TxRequestRow,
   type TxRequestStatus,
+  withdrawTxRequest,
 } from "./requests.js";
 export { signerRole } from "./role.js";
 export type { FeeOnTransfer } from "./transferPosition.js";

@@ -168,6 +168,43 @@ export async function requestTransaction(
   return { id: r.id, created: false };
 }
 
+/**
+ * The caller takes back a request the signer has not signed yet (`pending`: no nonce taken, nothing
+ * signed or sent), in the caller's own transaction: it fails with `error_code` WITHDRAWN (nonce
+ * NULL: evidence enough to release what the caller holds for it), audited in
+ * custody.tx_request_events with who and why. The caller decides (a policy the signer does not
+ * know, e.g. the customer's withdrawals were blocked by a reorg); the signer only refuses to sign.
+ * The guarded UPDATE holds the row to the caller's commit: the broadcaster's intake, storing its
+ * signature of the same request, then finds it no longer pending and stores none of its batch (the
+ * signatures are thrown away unsent, no nonce taken). `withdrawn: false` with the status the
+ * request has: signed already (or further), it can no longer be stopped here.
+ */
+export async function withdrawTxRequest(
+  client: PoolClient,
+  args: { requestId: string; by: string; reason: string },
+): Promise<{ withdrawn: boolean; status: TxRequestStatus | undefined }> {
+  const upd = await client.query(
+    `UPDATE custody.tx_requests
+        SET status = 'failed', error_code = 'WITHDRAWN', error_message = left($2, 500),
+            outcome_seq = outcome_seq + 1, updated_at = now()
+      WHERE id = $1 AND status = 'pending' AND nonce IS NULL`,
+    [args.requestId, args.reason],
+  );
+  if (upd.rowCount === 1) {
+    await client.query(
+      `INSERT INTO custody.tx_request_events (request_id, from_status, to_status, event, actor, reason)
+       VALUES ($1, 'pending', 'failed', 'withdrawn', $2, $3)`,
+      [args.requestId, args.by, args.reason],
+    );
+    return { withdrawn: true, status: "failed" };
+  }
+  const { rows } = await client.query<{ status: TxRequestStatus }>(
+    "SELECT status FROM custody.tx_requests WHERE id = $1",
+    [args.requestId],
+  );
+  return { withdrawn: false, status: rows[0]?.status };
+}
+
 export type TxRequestRow = {
   id: string;
   chainId: number;

@@ -3,7 +3,8 @@
  * finality: confirmed posts the hold and books the gas; a reorg reverts the posting to a hold;
  * finalized is terminal; receipt_unknown and needs_review keep the hold; failed (before broadcast,
  * reverted in a final block, or by an operator) voids it. Between full scans (the safety net) only
- * outcomes that changed since the last pass are read.
+ * outcomes that changed since the last pass are read. Each pass first pulls back the withdrawals of
+ * customers a reorg shortfall blocked that the signer has not signed yet (blocked.ts).
  */
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
@@ -14,6 +15,7 @@ import {
   paidTransfer,
   type TxOutcome,
 } from "../../signer/index.js";
+import { createBlockedPullBack } from "./blocked.js";
 import type { WithdrawalStages } from "./context.js";
 import { type Move, minedAgainElsewhere, planOutcome } from "./outcome.js";
 import {
@@ -35,7 +37,9 @@ type FollowedRow = {
 };
 const FOLLOWED_COLUMNS = "id::text, status, tx_hash, fee::text";
 
-export function createOutcomeFollower({ pool, log, holds, move, ring }: WithdrawalStages) {
+export function createOutcomeFollower(stages: WithdrawalStages) {
+  const { pool, log, holds, move, ring } = stages;
+  const { pullBackBlocked } = createBlockedPullBack(stages);
   /** One planned move: its ledger step, then the status change (same transaction). */
   async function step(client: PoolClient, w: Withdrawal, m: Move, o: TxOutcome) {
     const txHash = o.txHash ?? undefined;
@@ -220,11 +224,13 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
   let lastFullScan = 0;
 
   async function syncOutcomes(): Promise<number> {
-    let changed = 0;
+    // First, what a reorg shortfall blocked since the last pass and the signer has not signed yet
+    // is pulled back (blocked.ts): the next signer tick may sign it.
+    let changed = await pullBackBlocked();
     if (since === undefined || Date.now() - lastFullScan >= FULL_SCAN_EVERY_MS) {
       const { rows } = await pool.query<{ now: Date }>("SELECT now() AS now");
       lastFullScan = Date.now();
-      changed = await fullScan();
+      changed += await fullScan();
       since = rows[0]!.now;
     } else {
       const changes = await getTxOutcomes(pool, {
@@ -242,7 +248,7 @@ export function createOutcomeFollower({ pool, log, holds, move, ring }: Withdraw
             WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[])`,
           [ids, FOLLOWED_STATUSES],
         );
-        changed = await applyOutcomes(rows, byRequest(changes));
+        changed += await applyOutcomes(rows, byRequest(changes));
       }
       for (const o of changes) if (o.changedAt > since) since = o.changedAt;
     }

@@ -192,6 +192,19 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   ctx.crash("after_sign");
   // One statement each for the whole batch: the nonces and the signed bytes commit together.
   const stored = await lease.transaction(async () => {
+    // A caller may have taken a request back while it was signed (requests.ts withdrawTxRequest):
+    // its row is no longer pending. Only the requests before the first one taken back are stored
+    // (their nonces stay gap-free); its signature and the ones after it are thrown away unsent,
+    // and those requests are read again next round. Locked here, so none is taken back meanwhile.
+    const { rows: still } = await lease.query<{ id: string }>(
+      `SELECT id FROM custody.tx_requests
+        WHERE id = ANY($1::text[]) AND status = 'pending' ORDER BY id FOR UPDATE`,
+      [prefix.map((p) => p.id)],
+    );
+    const pending = new Set(still.map((r) => r.id));
+    const taken = prefix.findIndex((p) => !pending.has(p.id));
+    if (taken !== -1) prefix.splice(taken);
+    if (prefix.length === 0) return [];
     const upd = await lease.query(
       `UPDATE custody.tx_requests r
          SET status = 'signed', nonce = v.nonce, tx_hash = v.hash,
@@ -230,6 +243,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     );
     return ins.rows.map(attemptFromRow).sort((x, y) => (x.nonce < y.nonce ? -1 : 1));
   });
+  if (prefix.length === 0) return 0;
   state.nextNonce = base + BigInt(prefix.length);
   ctx.metrics.attempts.inc({ ...ctx.labels, kind: "first" }, prefix.length);
   ctx.crash("after_commit");
