@@ -2,7 +2,12 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
 import { configIssuesOf, minimalChain, writeConfigFile } from "../ops/testing/configFile.js";
-import { defaultConfigPath, loadConfig, parseFileConfig } from "./config.js";
+import {
+  activeHotWalletAddress,
+  defaultConfigPath,
+  loadConfig,
+  parseFileConfig,
+} from "./config.js";
 
 describe("loadConfig", () => {
   it("loads the shipped example config with defaults applied", () => {
@@ -78,6 +83,37 @@ describe("loadConfig", () => {
       "config.chains.1.chainId",
       "config.hotWallets.0.chain",
     ]);
+  });
+
+  it("names the wallet that takes new withdrawals once a hot wallet is retiring (rotation)", () => {
+    const hot = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    const issuesFor = (hotWallets: object[]) =>
+      configIssuesOf(() => parseFileConfig(chainSchema, { chains: [minimalChain], hotWallets }))
+        .map((i) => i.field)
+        .sort();
+    // Every wallet retiring: new withdrawals would have none.
+    expect(issuesFor([{ chain: "a", kmsKeyId: "old", retiring: true }])).toEqual([
+      "config.hotWallets.0.retiring",
+    ]);
+    // The active one without its address: the api could only fall back to the retiring one.
+    expect(
+      issuesFor([
+        { chain: "a", kmsKeyId: "old", retiring: true },
+        { chain: "a", kmsKeyId: "older", retiring: true },
+        { chain: "a", kmsKeyId: "new" },
+      ]),
+    ).toEqual(["config.hotWallets.2.address"]);
+    const ok = parseFileConfig(chainSchema, {
+      chains: [minimalChain],
+      hotWallets: [
+        { chain: "a", kmsKeyId: "old", retiring: true },
+        { chain: "a", kmsKeyId: "new", address: hot.toLowerCase() },
+      ],
+    });
+    expect(activeHotWalletAddress(ok.hotWallets, "a")).toBe(hot.toLowerCase());
+    expect(ok.hotWallets[1]!.address).toBe(hot);
+    // No rotation: the config names no address, the registered hot wallet is used as before.
+    expect(activeHotWalletAddress([{ chain: "a", kmsKeyId: "k" }], "a")).toBeUndefined();
   });
 
   it("rejects withdrawal limits given twice for one asset under two spellings", () => {

@@ -56,8 +56,32 @@ export const hotWalletSchema = z
     chain: z.string().min(1),
     /** KMS key id, ARN or alias (alias/…). No private key is ever configured. */
     kmsKeyId: z.string().min(1),
+    /**
+     * The address the key signs for (`custody-node keys address <key>`). The api, which has no
+     * KMS access, knows the wallet that takes new withdrawals by it; the signer refuses a key
+     * whose address differs, so no withdrawal is recorded with an address nothing signs for.
+     */
+    address: address.optional(),
+    /**
+     * Rotation (docs/deploy.md, "Rotating a hot wallet's key"): takes no new withdrawals. Its signer still
+     * sends, bumps and follows what it was given (and sweeps, if the ForwarderFactory is its).
+     */
+    retiring: z.boolean().optional(),
   })
   .strict();
+
+/**
+ * The chain's hot wallet for new withdrawals: the first in `hotWallets[]` not retiring. Its address
+ * when the config gives it; `undefined` when the config gives none for the chain, or a first
+ * active one without an address (then the first registered hot wallet, as before rotation
+ * existed; the schema refuses that on a chain with a retiring wallet).
+ */
+export function activeHotWalletAddress(
+  hotWallets: readonly z.output<typeof hotWalletSchema>[],
+  chainKey: string,
+): string | undefined {
+  return hotWallets.find((w) => w.chain === chainKey && !w.retiring)?.address?.toLowerCase();
+}
 
 export const policiesSchema = z
   .object({
@@ -356,6 +380,25 @@ export function makeFileConfigSchema(chainSchema: ChainSchema) {
             message: `hot wallet ${w.kmsKeyId} is listed twice on chain "${w.chain}"`,
           });
         wallets.add(wallet);
+        // Which wallet takes new withdrawals must be certain once one is retiring: the api knows
+        // it only by the address (it never reads KMS), and the registered-first fallback would be
+        // the wallet being retired.
+        const firstRetiring = cfg.hotWallets.findIndex((o) => o.chain === w.chain && o.retiring);
+        if (firstRetiring === i) {
+          const active = cfg.hotWallets.find((o) => o.chain === w.chain && !o.retiring);
+          if (!active)
+            ctx.addIssue({
+              code: "custom",
+              path: ["hotWallets", i, "retiring"],
+              message: `every hot wallet of chain "${w.chain}" is retiring: new withdrawals would have no wallet`,
+            });
+          else if (!active.address)
+            ctx.addIssue({
+              code: "custom",
+              path: ["hotWallets", cfg.hotWallets.indexOf(active), "address"],
+              message: `chain "${w.chain}" has a retiring hot wallet: the wallet that takes new withdrawals (${active.kmsKeyId}) must give its address`,
+            });
+        }
         if (!keys.has(w.chain))
           ctx.addIssue({
             code: "custom",

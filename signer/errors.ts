@@ -35,6 +35,17 @@ export class KmsKeyUnsuitableError extends BaseError {
   }
 }
 
+/** The config's `hotWallets[].address` is not the address the wallet's KMS key signs for. */
+export class HotWalletAddressMismatchError extends BaseError {
+  override name = "HotWalletAddressMismatchError";
+  constructor(keyId: string, configured: string, actual: string) {
+    super(`KMS key ${keyId} signs for ${actual}, not the configured hot wallet ${configured}`, {
+      code: "SIGNER_HOT_WALLET_ADDRESS_MISMATCH",
+      meta: { key_id: keyId, configured, actual },
+    });
+  }
+}
+
 /** KMS answered with something we cannot turn into a valid signature for our address. */
 export class KmsSignatureError extends BaseError {
   override name = "KmsSignatureError";

@@ -61,8 +61,11 @@ export async function deployFromHotWallet(
 ): Promise<void> {
   const config = loadConfig(chainSchema);
   const chain = chainByKey(config, opts.chain);
+  // A retiring wallet (a rotation) deploys nothing new: the first one that is not.
   const keyId =
-    opts.key ?? config.hotWallets.find((w) => w.chain === chain.key)?.kmsKeyId ?? undefined;
+    opts.key ??
+    config.hotWallets.find((w) => w.chain === chain.key && !w.retiring)?.kmsKeyId ??
+    undefined;
   if (!keyId) {
     throw new Error(`no hot wallet configured for chain ${chain.key} (hotWallets[].kmsKeyId)`);
   }

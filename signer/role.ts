@@ -1,8 +1,13 @@
 /**
  * The `signer` role: one wallet signer per configured hot wallet on the chains this process
- * serves. Several processes may run it; per wallet one holds the lease, the others stand by.
+ * serves (retiring ones too: they finish what they were given). Several processes may run it; per
+ * wallet one holds the lease, the others stand by.
  */
+import { getAddress } from "viem";
+import { withTransaction } from "../foundation/db.js";
 import type { RoleDefinition } from "../foundation/roles.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../indexers/index.js";
+import { HotWalletAddressMismatchError } from "./errors.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 
@@ -28,8 +33,41 @@ export const signerRole: RoleDefinition = {
           queues: ctx.queues,
           chain,
           databaseUrl: env.DATABASE_URL,
-          account: () =>
-            createKmsAccount({ kms, keyId: wallet.kmsKeyId, registry: common.metrics.registry }),
+          account: async () => {
+            const account = await createKmsAccount({
+              kms,
+              keyId: wallet.kmsKeyId,
+              registry: common.metrics.registry,
+            });
+            // The api records new withdrawals with the configured address: a key that signs for
+            // another would leave them with no signer (loading it is retried, HotWalletNotServed).
+            if (wallet.address && getAddress(account.address) !== getAddress(wallet.address))
+              throw new HotWalletAddressMismatchError(
+                wallet.kmsKeyId,
+                wallet.address,
+                getAddress(account.address),
+              );
+            // A configured wallet is a custody hot wallet whether or not it deployed a contract (a
+            // rotation's new wallet): watched, its funding is a fact a treasury booking pairs with
+            // and reconciliation counts its balance. Registered before it can send anything.
+            await withTransaction(ctx.pool, async (c) => {
+              const added = await addWatchedAddresses(
+                c,
+                [
+                  {
+                    chainId: chain.chainId,
+                    address: account.address.toLowerCase(),
+                    kind: "hot",
+                    owner: `hot:${chain.key}`,
+                  },
+                ],
+                { ifAbsent: true },
+              );
+              if (added.length > 0)
+                await notifyWatchedAddress(c, chain.chainId, [account.address.toLowerCase()]);
+            });
+            return account;
+          },
         }),
       );
     }

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { appendAudit } from "../../foundation/audit.js";
+import { activeHotWalletAddress } from "../../foundation/config.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
@@ -18,6 +19,7 @@ import {
   getContract,
   hotWalletOf,
   isWatchedAddress,
+  loadCustodyOf,
 } from "../../indexers/index.js";
 import { isWithdrawalBlocked, TransferFailedError } from "../../ledger/index.js";
 import type { ApiKey } from "../apiKeys.js";
@@ -40,7 +42,24 @@ export type CreateWithdrawalInput = {
 };
 
 export function createIntake({ pool, config, ledger, move, handToSigner, ring }: WithdrawalStages) {
-  async function hotWalletFor(client: PoolClient, chainId: number): Promise<string | undefined> {
+  async function hotWalletFor(
+    client: PoolClient,
+    chain: { chainId: number; key: string },
+  ): Promise<string | undefined> {
+    // The config names it once a rotation began (the first wallet not retiring, by its address):
+    // the first registered one is then the wallet being retired (drained, or its key disabled).
+    const active = activeHotWalletAddress(config.hotWallets, chain.key);
+    if (active) {
+      // Only once its signer loaded a key that signs for it (signer/role.ts registers it then): a
+      // withdrawal recorded with an address no key signs for would wait for ever, its money held.
+      if ((await loadCustodyOf(client, chain.chainId, [active])).get(active) === "hot")
+        return active;
+      throw new BaseError(
+        `The hot wallet that takes new withdrawals on ${chain.key} (${active}) is not registered: its signer has not loaded a key that signs for it`,
+        { code: "NO_HOT_WALLET", meta: { chain_id: chain.chainId, hot_wallet: active } },
+      );
+    }
+    const chainId = chain.chainId;
     // A hot wallet is registered in the watched set (kind hot); the factory's deployer is one too.
     const hot = await hotWalletOf(client, chainId);
     if (hot) return hot;
@@ -64,6 +83,8 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
   // customer who copies one of the custody's addresses from another network would pay the custody,
   // where nothing watches that address, with their own money.
   async function isCustodyAddress(client: PoolClient, address: string) {
+    // A configured hot wallet is ours before its signer first loads its key and registers it.
+    if (config.hotWallets.some((w) => w.address?.toLowerCase() === address)) return true;
     for (const c of config.chains)
       if (await isCustodyAddressOn(client, c.chainId, address)) return true;
     return false;
@@ -146,7 +167,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
         amount,
         rolling24h: sums[0]!.total,
       });
-      const hot = await hotWalletFor(client, chain.chainId);
+      const hot = await hotWalletFor(client, chain);
       if (!hot)
         throw new BaseError(`No hot wallet is registered on ${chain.key}`, {
           code: "NO_HOT_WALLET",

@@ -131,7 +131,10 @@ export function registerCommands(program: Command): void {
       "deploy the ReservesAttestor with the chain's hot wallet (KMS) as attester and record it; run it before the signer sends for that wallet",
     )
     .requiredOption("--chain <chain>", "chain key or id from the config")
-    .option("--key <kmsKeyId>", "hot wallet KMS key (default: the chain's first hot wallet)")
+    .option(
+      "--key <kmsKeyId>",
+      "hot wallet KMS key (default: the chain's first hot wallet not retiring)",
+    )
     .action((opts: { chain: string; key?: string }) =>
       deployFromHotWallet(opts, {
         command: "por deploy",

@@ -13,7 +13,10 @@ export function registerContractsCommands(program: Command): void {
     .command("deploy")
     .description("deploy the deposit-address ForwarderFactory from the chain's hot wallet (KMS)")
     .requiredOption("--chain <chain>", "chain key or id from the config")
-    .option("--key <kmsKeyId>", "hot wallet KMS key (default: the chain's first hot wallet)")
+    .option(
+      "--key <kmsKeyId>",
+      "hot wallet KMS key (default: the chain's first hot wallet not retiring)",
+    )
     .action((opts: { chain: string; key?: string }) =>
       deployFromHotWallet(opts, {
         command: "contracts deploy",
