@@ -40,6 +40,7 @@ export const tokenSchema = z
   .object({
     address,
     symbol: z.string().min(1).max(16),
+    /** Checked at start against the contract's decimals() (chains/tokenCheck.ts, ops/tokenConfig.ts). */
     decimals: z.number().int().min(0).max(36),
     /** Sweep a deposit address once its credited balance of this token reaches this (base units). */
     sweepThreshold: decimalString.optional(),

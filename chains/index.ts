@@ -54,3 +54,4 @@ export {
   type RpcCall,
   type RpcClient,
 } from "./rpc.js";
+export { checkTokens, type TokenCheck } from "./tokenCheck.js";

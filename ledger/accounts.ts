@@ -49,9 +49,15 @@ export function createAccounts({
   async function ensureAsset(asset: Omit<Asset, "id">): Promise<Asset> {
     const token = asset.token.toLowerCase() as `0x${string}`;
     const id = assetIdOf(asset.chainId, token);
+    // The config is the truth at run time (its decimals checked against the chain at start,
+    // ops/tokenConfig.ts): a corrected symbol or decimals replaces the stored one, which the
+    // reconciliation report formats amounts with (kept as first stored, a wrong first listing
+    // showed every amount of the token 10^n off for ever). No write when nothing changed.
     await pool.query(
       `INSERT INTO ledger.assets (id, chain_id, token, symbol, decimals) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (id) DO NOTHING`,
+       ON CONFLICT (id) DO UPDATE SET symbol = EXCLUDED.symbol, decimals = EXCLUDED.decimals
+        WHERE (ledger.assets.symbol, ledger.assets.decimals)
+              IS DISTINCT FROM (EXCLUDED.symbol, EXCLUDED.decimals)`,
       [id, asset.chainId, token, asset.symbol, asset.decimals],
     );
     const r = await pool.query<{ symbol: string; decimals: number }>(

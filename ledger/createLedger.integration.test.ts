@@ -578,3 +578,30 @@ describe("check", () => {
     expect(await types()).toEqual([]);
   });
 });
+
+describe("assets", () => {
+  it("a listed token's corrected decimals and symbol replace the stored ones (the reconciliation report reads them)", async () => {
+    // A 6-decimals token first listed with 18 (its amounts in every report 10^12 too small),
+    // then corrected in the config: the config is the truth at run time (and checked against the
+    // chain at start, ops/tokenConfig.ts), so the stored asset follows it.
+    const token = `0x${"c6".repeat(20)}` as const;
+    const chain = ctx.config.chains[0]!;
+    const listed = (decimals: number, symbol: string) => [
+      { ...chain, tokens: [{ address: token, symbol, decimals }] },
+    ];
+    await ledger.ensureAssetsFromConfig(listed(18, "USDC.e"));
+    await ledger.ensureAssetsFromConfig(listed(6, "USDC"));
+    const r = await ctx.db.pool.query<{ symbol: string; decimals: number }>(
+      "SELECT symbol, decimals FROM ledger.asset_list WHERE id = $1",
+      [`${chain.chainId}:${token}`],
+    );
+    expect(r.rows).toEqual([{ symbol: "USDC", decimals: 6 }]);
+    const again = await ledger.ensureAsset({
+      chainId: chain.chainId,
+      token,
+      symbol: "USDC",
+      decimals: 6,
+    });
+    expect(again).toMatchObject({ symbol: "USDC", decimals: 6 });
+  });
+});

@@ -6,7 +6,8 @@
  * The port is bound before anything else: /healthz answers 200 while Postgres, Redis or the RPC
  * nodes are still out (an ECS liveness check must not restart a task for a dependency's outage),
  * /readyz answers 503 SERVICE_STARTING with the checks registered so far, and once the roles are up
- * the same server hands every request to the Fastify app.
+ * the same server hands every request to the Fastify app. Before any role starts, the listed
+ * tokens are checked against their contracts (ops/tokenConfig.ts).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -24,6 +25,7 @@ import type { RoleContext, RoleName } from "../foundation/roles.js";
 import { migrate } from "./migrate.js";
 import { ROLES } from "./roles.js";
 import { registerStateMetrics } from "./stateMetrics.js";
+import { checkTokenConfig } from "./tokenConfig.js";
 
 export type StartOptions = {
   roles: RoleName[];
@@ -113,6 +115,9 @@ export async function startService(config: Config, options: StartOptions): Promi
 
   const ctx: RoleContext = { common, pool, redis, queues, health, chains, httpPlugins: [] };
   try {
+    // Before any role: the listed tokens' config against their contracts (wrong decimals show
+    // every amount of the token wrong; a token address without code sees no deposit).
+    await checkTokenConfig({ common, config, chains, health });
     for (const role of options.roles) {
       const defs = ROLES[role];
       if (defs.length === 0)
