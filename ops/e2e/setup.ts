@@ -3,15 +3,19 @@
  * (`startCustodyTest`), and `prepareCustody` (ops/devstack/custody.ts, what the demo and
  * `custody-node dev` run) on it.
  */
-import { createPublicClient, http, type PublicClient } from "viem";
-import type { ChainConfig } from "../../chains/index.js";
+import { createPublicClient, type Hex, http, type PublicClient } from "viem";
+import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Config } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
+import type { Rpc } from "../../indexers/testing/chain.js";
+import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
+import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { type PreparedCustody, prepareCustody } from "../devstack/custody.js";
 import { demoPolicies } from "../devstack/scenario.js";
 import { createTestContext, type TestChainSpec, type TestContext } from "../testing/context.js";
+import { waitFor } from "../testing/wait.js";
 
 export type { PreparedCustody } from "../devstack/custody.js";
 
@@ -83,4 +87,38 @@ export async function startCustodyTest(spec = CUSTODY_TEST_CHAIN): Promise<Custo
       await ctx.cleanup();
     },
   };
+}
+
+/**
+ * A full reconciliation at the chain's head once the index has made that block final, mining a
+ * block per look (the e2e chains mine only when told).
+ */
+export async function reconcileAtFinal({
+  ctx,
+  chain,
+  rpc,
+}: {
+  ctx: { common: Common; db: { pool: Pool } };
+  chain: ChainConfig;
+  rpc: Rpc;
+}) {
+  const head = Number(BigInt(await rpc<Hex>("eth_blockNumber")));
+  await waitFor(
+    `block ${head} final in the index`,
+    async () => {
+      await rpc("evm_mine");
+      const r = await ctx.db.pool.query<{ block_number: string }>(
+        "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
+        [chain.chainId],
+      );
+      return Number(r.rows[0]?.block_number ?? -1) - chain.reorgWindow >= head || undefined;
+    },
+    { timeoutMs: 60_000, everyMs: 50 },
+  );
+  return createReconciler({
+    sweeps: sweepReader,
+    common: ctx.common,
+    pool: ctx.db.pool,
+    chains: adapterPerChain(ctx.common),
+  }).run({ chain, block: head, full: true });
 }

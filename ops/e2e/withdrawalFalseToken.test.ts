@@ -16,19 +16,17 @@ import { randomUUID } from "node:crypto";
 import { type Abi, type Address, encodeFunctionData, getAddress, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
-import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
+import type { ChainConfig } from "../../chains/index.js";
 import { ROLE_NAMES } from "../../foundation/roles.js";
 import { anvilRpc, type Rpc, sendAndMine } from "../../indexers/testing/chain.js";
 import { assetIdOf, bookTreasuryMove, createLedger, type Ledger } from "../../ledger/index.js";
-import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { signerTransactions } from "../../signer/requests.js";
-import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { deployFalseToken, FALSE_TOKEN } from "../../signer/testing/falseToken.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
-import { prepareTestCustody } from "./setup.js";
+import { prepareTestCustody, reconcileAtFinal } from "./setup.js";
 
 const DEST = getAddress("0x000000000000000000000000000000000000beef");
 /** anvil dev account 3: mints and pauses the token (anyone may). */
@@ -199,28 +197,7 @@ async function untilStatus(id: string, status: string) {
   return { seen, statuses };
 }
 
-/** Reconciliation at a block the index has made final. */
-async function reconcileAtFinal() {
-  const head = Number(BigInt(await rpc<Hex>("eth_blockNumber")));
-  await waitFor(
-    `block ${head} final in the index`,
-    async () => {
-      await mineOne();
-      const r = await ctx.db.pool.query<{ block_number: string }>(
-        "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
-        [chain.chainId],
-      );
-      return Number(r.rows[0]?.block_number ?? -1) - chain.reorgWindow >= head || undefined;
-    },
-    { timeoutMs: 60_000, everyMs: 50 },
-  );
-  return createReconciler({
-    sweeps: sweepReader,
-    common: ctx.common,
-    pool: ctx.db.pool,
-    chains: adapterPerChain(ctx.common),
-  }).run({ chain, block: head, full: true });
-}
+const reconcileAtFinalBlock = () => reconcileAtFinal({ ctx, chain, rpc });
 
 describe("withdrawing a token whose transfer() returns false", () => {
   it("mined with status 1 and nothing moved: failed at its final block, the hold released, the gas booked, no break", async () => {
@@ -246,7 +223,7 @@ describe("withdrawing a token whose transfer() returns false", () => {
     expect(await gasBooked()).toBeGreaterThan(gasBefore);
     expect((await ledger.check()).ok).toBe(true);
 
-    const run = await reconcileAtFinal();
+    const run = await reconcileAtFinalBlock();
     expect(run.breaks.map((b) => [b.type, b.key, b.action])).toEqual([]);
   }, 180_000);
 
@@ -301,7 +278,7 @@ describe("withdrawing a token whose transfer() returns false", () => {
     expect(await hotWalletBooked()).toBe(50_000n);
     expect((await ledger.check()).ok).toBe(true);
 
-    const run = await reconcileAtFinal();
+    const run = await reconcileAtFinalBlock();
     expect(run.breaks.map((b) => [b.type, b.key, b.action])).toEqual([]);
   }, 240_000);
 });

@@ -18,20 +18,18 @@ import { randomUUID } from "node:crypto";
 import { type Abi, type Address, encodeFunctionData, getAddress, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../api/apiKeys.js";
-import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
+import type { ChainConfig } from "../../chains/index.js";
 import { ROLE_NAMES } from "../../foundation/roles.js";
 import { anvilRpc, type Rpc, sendAndMine } from "../../indexers/testing/chain.js";
 import { assetIdOf, bookTreasuryMove, createLedger, type Ledger } from "../../ledger/index.js";
-import { createReconciler } from "../../ledger/recon/index.js";
 import { type KmsEmulator, startKmsEmulator } from "../../signer/kms-emulator/server.js";
 import { signerTransactions } from "../../signer/requests.js";
-import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { deployFeeToken, FEE_COLLECTOR, FEE_TOKEN } from "../../signer/sweeps/testing/feeToken.js";
 import { type Service, startService } from "../start.js";
 import { createTestContext, type TestContext } from "../testing/context.js";
 import { waitFor } from "../testing/wait.js";
 import { BURN_COLLECTOR, BURN_TOKEN, deployBurningFeeToken } from "./burningFeeToken.js";
-import { prepareTestCustody } from "./setup.js";
+import { prepareTestCustody, reconcileAtFinal } from "./setup.js";
 
 const DEST = getAddress("0x000000000000000000000000000000000000beef");
 /** anvil dev account 3: mints the customer's deposit (anyone may mint the test token). */
@@ -230,28 +228,7 @@ async function claims(txHash: string) {
   return rows;
 }
 
-/** Reconciliation at a block the index has made final. */
-async function reconcileAtFinal() {
-  const head = Number(BigInt(await rpc<Hex>("eth_blockNumber")));
-  await waitFor(
-    `block ${head} final in the index`,
-    async () => {
-      await mineOne();
-      const r = await ctx.db.pool.query<{ block_number: string }>(
-        "SELECT block_number FROM chain.checkpoints WHERE chain_id = $1",
-        [chain.chainId],
-      );
-      return Number(r.rows[0]?.block_number ?? -1) - chain.reorgWindow >= head || undefined;
-    },
-    { timeoutMs: 60_000, everyMs: 50 },
-  );
-  return createReconciler({
-    sweeps: sweepReader,
-    common: ctx.common,
-    pool: ctx.db.pool,
-    chains: adapterPerChain(ctx.common),
-  }).run({ chain, block: head, full: true });
-}
+const reconcileAtFinalBlock = () => reconcileAtFinal({ ctx, chain, rpc });
 
 describe("withdrawing a fee-on-transfer token", () => {
   it("is followed to finalized, the customer pays the whole amount, and reconciles with no break", async () => {
@@ -282,7 +259,7 @@ describe("withdrawing a fee-on-transfer token", () => {
     ]);
     expect((await ledger.check()).ok).toBe(true);
 
-    const run = await reconcileAtFinal();
+    const run = await reconcileAtFinalBlock();
     expect(run.breaks.map((b) => [b.type, b.key, b.action])).toEqual([]);
   }, 180_000);
 
@@ -331,7 +308,7 @@ describe("withdrawing a fee-on-transfer token", () => {
     expect(await hotWalletBooked()).toBe(47_000n);
     expect((await ledger.check()).ok).toBe(true);
 
-    const run = await reconcileAtFinal();
+    const run = await reconcileAtFinalBlock();
     expect(run.breaks.map((b) => [b.type, b.key, b.action])).toEqual([]);
   }, 180_000);
 
@@ -417,7 +394,7 @@ describe("withdrawing a fee-on-transfer token", () => {
     ]);
     expect((await ledger.check()).ok).toBe(true);
 
-    const run = await reconcileAtFinal();
+    const run = await reconcileAtFinalBlock();
     expect(run.breaks.map((b) => [b.type, b.key, b.action])).toEqual([]);
   }, 240_000);
 
@@ -456,7 +433,7 @@ describe("withdrawing a fee-on-transfer token", () => {
     // than it carries, and the hot wallet's balance (equal on both sides) moved by 10 that no fact
     // explains (the balance check takes the mismatching fact as the chain's word, so the burn
     // shows there as an unindexed movement).
-    const run = await reconcileAtFinal();
+    const run = await reconcileAtFinalBlock();
     expect(
       run.breaks.map((b) => [b.type, b.key, b.chainAmount, b.ledgerAmount, b.difference]),
     ).toEqual([
