@@ -1,4 +1,5 @@
 import path from "node:path";
+import { getAddress } from "viem";
 import { describe, expect, it } from "vitest";
 import { chainSchema } from "../chains/index.js";
 import { configIssuesOf, minimalChain, writeConfigFile } from "../ops/testing/configFile.js";
@@ -135,6 +136,65 @@ describe("loadConfig", () => {
     expect(issues.map((i) => i.field)).toEqual([
       `config.policies.withdrawals.limits.1:${token.toLowerCase()}`,
     ]);
+  });
+
+  it("refuses a mixed-case address whose EIP-55 checksum is wrong, naming the field (a typo)", () => {
+    // Anvil's accounts 2-4 and USDC, each with its last character mistyped: the checksum of a
+    // mixed-case address catches that; all-lowercase has none to check (viem's isAddress strict).
+    const cold = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BD"; // …BC
+    const hot = "0x90F79bf6EB2c4f870365E785982E1f101E93b905"; // …06
+    const payee = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A66"; // …65
+    const token = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB49"; // …48
+    const limits = { perTransaction: "10", rolling24h: "100", approvalThreshold: "5" };
+    const fileWith = (a: { cold: string; hot: string; payee: string; token: string }) => ({
+      chains: [
+        {
+          ...minimalChain,
+          coldAddress: a.cold,
+          tokens: [{ address: a.token, symbol: "USDC", decimals: 6 }],
+          recon: { multicall3: a.payee },
+        },
+      ],
+      hotWallets: [{ chain: "a", kmsKeyId: "hot", address: a.hot }],
+      policies: {
+        withdrawals: {
+          globalAllowlist: [a.payee],
+          customerAllowlists: { c1: [a.payee] },
+          limits: { [`1:${a.token}`]: limits },
+        },
+      },
+    });
+    const issues = configIssuesOf(() =>
+      parseFileConfig(chainSchema, fileWith({ cold, hot, payee, token })),
+    );
+    expect(issues.map((i) => i.field).sort()).toEqual(
+      [
+        "config.chains.0.coldAddress",
+        "config.chains.0.tokens.0.address",
+        "config.chains.0.recon.multicall3",
+        "config.hotWallets.0.address",
+        "config.policies.withdrawals.globalAllowlist.0",
+        "config.policies.withdrawals.customerAllowlists.c1.0",
+        `config.policies.withdrawals.limits.1:${token}`,
+      ].sort(),
+    );
+    for (const issue of issues) expect(issue.message).toMatch(/EIP-55 checksum/);
+    // All lowercase (no checksum) and correctly checksummed are taken, stored checksummed.
+    const lower = parseFileConfig(
+      chainSchema,
+      fileWith({
+        cold: cold.toLowerCase(),
+        hot: hot.toLowerCase(),
+        payee: payee.toLowerCase(),
+        token: token.toLowerCase(),
+      }),
+    );
+    expect(lower.chains[0]!.coldAddress).toBe(getAddress(cold));
+    const good = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+    expect(
+      parseFileConfig(chainSchema, { chains: [{ ...minimalChain, coldAddress: good }] }).chains[0]!
+        .coldAddress,
+    ).toBe(good);
   });
 
   it("reports unreadable and malformed files naming CUSTODY_CONFIG", () => {

@@ -15,10 +15,27 @@ import { ConfigError, type FieldIssue } from "./errors.js";
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const defaultConfigPath = path.join(repoRoot, "ops", "config.example.json");
 
+/**
+ * Why a config address is refused, or undefined when it is taken. A mixed-case address must match
+ * its EIP-55 checksum (viem's `isAddress` strict): one mistyped character in a cold address, a
+ * token or an allowlist entry would otherwise send funds to an address nobody owns. All lowercase
+ * has no checksum to check and is taken (all uppercase is mixed-case to viem: refused unless it
+ * happens to be the checksum). The checksummed spelling is not suggested: it is the typo's.
+ */
+export function configAddressProblem(v: string): string | undefined {
+  if (!isAddress(v, { strict: false })) return "must be a 0x-prefixed 20-byte hex address";
+  if (!isAddress(v, { strict: true }))
+    return "mixed-case address whose EIP-55 checksum does not match: a mistyped character? Check it against its source and write it checksummed (or all lowercase)";
+  return undefined;
+}
+
 /** Config field schemas every section uses (chains/config.ts's too). */
 export const addressSchema = z
   .string()
-  .refine((v) => isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte hex address")
+  .superRefine((v, ctx) => {
+    const problem = configAddressProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
   .transform((v) => getAddress(v));
 const address = addressSchema;
 
@@ -109,6 +126,9 @@ export const policiesSchema = z
             // asset would leave which limits apply to the order of the file.
             const seen = new Map<string, string>();
             for (const key of Object.keys(limits)) {
+              // The key's token address is checked like every other config address.
+              const problem = configAddressProblem(key.slice(key.indexOf(":") + 1));
+              if (problem) ctx.addIssue({ code: "custom", path: [key], message: problem });
               const other = seen.get(key.toLowerCase());
               if (other !== undefined)
                 ctx.addIssue({

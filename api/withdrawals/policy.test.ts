@@ -134,7 +134,7 @@ describe("evaluateWithdrawalPolicy", () => {
   });
 
   it("matches limit keys case-insensitively", () => {
-    const token = "31337:0xAbCdEf0000000000000000000000000000000001";
+    const token = "31337:0xaBCdEf0000000000000000000000000000000001";
     const p = policiesSchema.parse({
       withdrawals: {
         limits: { [token]: { perTransaction: "5", rolling24h: "5", approvalThreshold: "5" } },

@@ -24,9 +24,9 @@ import {
 
 const COLD: Address = "0x000000000000000000000000000000000000c01d";
 /** Listed, never deployed on this chain. */
-const NO_CODE: Address = "0x00000000000000000000000000000000000DeaD1";
+const NO_CODE: Address = "0x00000000000000000000000000000000000DEaD1";
 /** Listed, a contract without balanceOf (its code reverts every call). */
-const NOT_A_TOKEN: Address = "0x00000000000000000000000000000000000DeaD2";
+const NOT_A_TOKEN: Address = "0x00000000000000000000000000000000000dead2";
 /** A second test token (the deployer's nonce 1), whose code a node may lack. */
 const TOKEN2: Address = getContractAddress({ from: TOKEN_DEPLOYER, nonce: 1n });
 

@@ -49,7 +49,7 @@ import { deploymentFromDatabase } from "./fromDatabase.js";
 const TOKEN_DEPLOYER: Address = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 const TOKEN = getContractAddress({ from: TOKEN_DEPLOYER, nonce: 0n });
 /** An address no one holds a key to in this test: the chain's cold wallet. */
-const COLD: Address = "0x00000000000000000000000000000000000C01D0";
+const COLD: Address = "0x00000000000000000000000000000000000c01D0";
 const CARGO = parseEther("50");
 const HOT_CEILING = parseEther("10");
 
