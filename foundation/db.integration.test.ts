@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../ops/testing/database.js";
 import { startTcpProxy } from "../ops/testing/tcpProxy.js";
 import { waitFor } from "../ops/testing/wait.js";
-import { createPool, type Pool, snapshotPeer, withTransaction } from "./db.js";
+import { afterCommit, createPool, type Pool, snapshotPeer, withTransaction } from "./db.js";
 
 let db: TestDatabase;
 let pool: Pool;
@@ -83,6 +83,56 @@ describe("withTransaction settings", () => {
     await expect(
       withTransaction(pool, async () => 1, { settings: { "x; DROP TABLE y": "1" } }),
     ).rejects.toThrow(/bad setting name/);
+  });
+});
+
+// What a transaction tells (a log line, a metric) waits for its COMMIT (afterCommit).
+describe("withTransaction afterCommit", () => {
+  const serializationFailure = `DO $$ BEGIN
+    RAISE EXCEPTION 'could not serialize access (test)' USING ERRCODE = 'serialization_failure';
+  END $$`;
+
+  it("runs after COMMIT, once, for the attempt that committed only; none for a rollback", async () => {
+    const told: string[] = [];
+    let attempt = 0;
+    const result = await withTransaction(pool, async (client) => {
+      attempt++;
+      afterCommit(client, () => told.push(`attempt ${attempt}`));
+      expect(told).toEqual([]); // not before COMMIT
+      if (attempt === 1) await client.query(serializationFailure); // retried by withTransaction
+      return attempt;
+    });
+    expect(result).toBe(2);
+    expect(told).toEqual(["attempt 2"]);
+
+    await expect(
+      withTransaction(pool, async (client) => {
+        afterCommit(client, () => told.push("rolled back"));
+        throw new Error("a later step failed");
+      }),
+    ).rejects.toThrow("a later step failed");
+    expect(told).toEqual(["attempt 2"]);
+  });
+
+  it("a throwing effect does not fail the committed transaction; outside one it runs at once", async () => {
+    const told: string[] = [];
+    await expect(
+      withTransaction(pool, async (client) => {
+        afterCommit(client, () => {
+          throw new Error("log sink down");
+        });
+        afterCommit(client, () => told.push("second"));
+        return 1;
+      }),
+    ).resolves.toBe(1);
+    expect(told).toEqual(["second"]);
+    const client = await pool.connect();
+    try {
+      afterCommit(client, () => told.push("no transaction"));
+      expect(told).toEqual(["second", "no transaction"]);
+    } finally {
+      client.release();
+    }
   });
 });
 

@@ -126,9 +126,27 @@ async function applySettings(client: PoolClient, settings: [string, string][]): 
     await client.query("SELECT set_config($1, $2, true)", [name, value]);
 }
 
+/** The after-commit work of each client's open `withTransaction` attempt (`afterCommit`). */
+const committed = new WeakMap<PoolClient, (() => void)[]>();
+
+/**
+ * Run `effect` once `client`'s transaction has committed: the metric or log line that tells of a
+ * change, never for one rolled back (a later step failing, or an attempt that withTransaction
+ * retries after a serialization failure or deadlock, whose effects would otherwise be told once per
+ * attempt, or once per pass while a step keeps failing). Dropped if the transaction rolls back;
+ * an effect that throws is ignored (the change is committed; the caller must not retry it). Outside
+ * a `withTransaction` (a client the caller runs itself) it runs at once.
+ */
+export function afterCommit(client: PoolClient, effect: () => void): void {
+  const pending = committed.get(client);
+  if (pending) pending.push(effect);
+  else effect();
+}
+
 /**
  * Run `fn` inside BEGIN/COMMIT on one client. Retries serialization failures and deadlocks with
- * jittered backoff; any other error rolls back and is rethrown. `fn` must be safe to re-run.
+ * jittered backoff; any other error rolls back and is rethrown. `fn` must be safe to re-run. What
+ * `fn` hands to `afterCommit` runs after COMMIT, once, and only for the attempt that committed.
  */
 export async function withTransaction<T>(
   pool: Pool,
@@ -145,11 +163,21 @@ export async function withTransaction<T>(
   for (let attempt = 1; ; attempt++) {
     const client = await pool.connect();
     let broken = false;
+    const pending: (() => void)[] = [];
+    committed.set(client, pending);
     try {
       await client.query(begin);
       await applySettings(client, settings);
       const result = await fn(client);
       await client.query("COMMIT");
+      committed.delete(client);
+      for (const effect of pending) {
+        try {
+          effect();
+        } catch {
+          // Committed: a failing log or metric must not make the caller retry the change.
+        }
+      }
       return result;
     } catch (error) {
       try {
@@ -165,6 +193,7 @@ export async function withTransaction<T>(
       }
       throw error;
     } finally {
+      committed.delete(client);
       client.release(broken);
     }
   }

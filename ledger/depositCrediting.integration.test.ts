@@ -12,6 +12,7 @@ import { chainSchema } from "../chains/index.js";
 import { listAudit } from "../foundation/audit.js";
 import { defaultConfigPath, loadConfig } from "../foundation/config.js";
 import type { ConfigError } from "../foundation/errors.js";
+import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import { chainCli, spawnCli } from "../ops/testing/process.js";
@@ -451,6 +452,75 @@ describe("deposit crediting", () => {
       (await ledger.balance({ assetId: ETH, name: "receivable:reorg:frank" })).debitsPending,
     ).toBe(0n);
     expect((await balance("frank")).creditsPosted).toBe(80n);
+  });
+
+  it("a reorg hold whose first COMMIT fails with a serialization failure is told once: one shortfall alert, one log line", async () => {
+    const D_GINA = `0x${"d7".repeat(20)}`;
+    await ctx.db.pool.query(
+      "INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'deposit', 'gina')",
+      [CHAIN, D_GINA],
+    );
+    // Its own worker: a registry and a log the assertions read.
+    const lines: Record<string, unknown>[] = [];
+    const worker = {
+      ...ctx.common,
+      metrics: createMetrics({ defaults: false }),
+      logger: createLogger("info", { write: (line: string) => void lines.push(JSON.parse(line)) }),
+    };
+    const ginaCrediting = createDepositCrediting({ common: worker, pool: ctx.db.pool, ledger });
+    const tx = txHash();
+    await fact({ tx, block: "0xf7", number: 60, to: D_GINA, amount: 150n, status: "confirmed" });
+    await ginaCrediting.sweep();
+    await ledger.hold({
+      id: transferId("withdrawal:gina-1"),
+      assetId: ETH,
+      debit: "user:gina",
+      credit: `custody:hot:${HOT}`,
+      amount: 140n,
+      kind: "withdrawal",
+    });
+    await setStatus(tx, "0xf7", "orphaned", true);
+    // Postgres fails the first COMMIT that holds gina's credit with 40001 (a deferred trigger, as
+    // SERIALIZABLE's commit-time check would): withTransaction retries the pass.
+    await ctx.db.pool.query(`
+      CREATE SEQUENCE public.fail_once;
+      CREATE FUNCTION public.fail_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('public.fail_once') = 1 THEN
+          RAISE EXCEPTION 'could not serialize access (test)' USING ERRCODE = 'serialization_failure';
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER fail_first_commit AFTER UPDATE ON ledger.deposit_credits
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+        WHEN (NEW.state = 'held' AND NEW.tx_hash = '${tx}')
+        EXECUTE FUNCTION public.fail_first_commit();`);
+    try {
+      expect((await ginaCrediting.sweep()).held).toBe(1);
+      const { rows } = await ctx.db.pool.query<{ n: string }>(
+        "SELECT last_value::text AS n FROM public.fail_once",
+      );
+      expect(rows[0]!.n).toBe("2"); // the first commit failed, the retry committed
+    } finally {
+      await ctx.db.pool.query(
+        "DROP TRIGGER fail_first_commit ON ledger.deposit_credits; DROP FUNCTION public.fail_first_commit(); DROP SEQUENCE public.fail_once",
+      );
+    }
+    expect(
+      (await ledger.balance({ assetId: ETH, name: "receivable:reorg:gina" })).debitsPending,
+    ).toBe(140n);
+    const counted = async (name: string) =>
+      ((await worker.metrics.registry.getSingleMetric(name)?.get())?.values ?? [])
+        .filter((v) => v.labels.chain_id === String(CHAIN))
+        .filter((v) => name !== "custody_ledger_reorg_holds_total" || v.labels.action === "placed")
+        .reduce((sum, v) => sum + v.value, 0);
+    expect(await counted("custody_ledger_reorg_shortfalls_total")).toBe(1);
+    expect(await counted("custody_ledger_reorg_holds_total")).toBe(1);
+    expect(lines.filter((l) => l.alert === "reorg_shortfall").length).toBe(1);
+    expect(
+      lines.filter((l) => l.msg === "credited deposit orphaned by a reorg: reorg hold placed")
+        .length,
+    ).toBe(1);
   });
 
   it("parks 600 deposits in a row the ledger refuses and credits the good ones behind them; retries the parked ones until the ledger takes them", async () => {

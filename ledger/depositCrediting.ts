@@ -42,7 +42,7 @@ import { Counter, Gauge } from "prom-client";
 import { formatAmount } from "../foundation/amounts.js";
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
-import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
+import { afterCommit, type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
 import { readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { ParkedRetryInputError } from "./errors.js";
@@ -837,28 +837,36 @@ export function createDepositCrediting({
         parkedRetryMs,
       ]);
       for (const x of refused) parkedSince.add(x.f.chain_id);
-      for (const { f, code, detail } of refused.slice(0, 20))
-        log.error({
-          msg: "deposit credit refused: parked",
-          code,
-          detail,
-          fact_id: f.fact_id,
-          ...factPayload(f, assetIdOf(f.chain_id, f.asset)),
-        });
-      if (refused.length > 20)
-        log.error({ msg: "deposit credits refused: parked", more: refused.length - 20 });
+      // Told once committed (as every log line and metric of a change here): a retried attempt
+      // (serialization failure, deadlock) or a later step failing would tell it again, or of
+      // nothing.
+      afterCommit(client, () => {
+        for (const { f, code, detail } of refused.slice(0, 20))
+          log.error({
+            msg: "deposit credit refused: parked",
+            code,
+            detail,
+            fact_id: f.fact_id,
+            ...factPayload(f, assetIdOf(f.chain_id, f.asset)),
+          });
+        if (refused.length > 20)
+          log.error({ msg: "deposit credits refused: parked", more: refused.length - 20 });
+      });
     }
     let credited = 0;
     const logged = log.isLevelEnabled("info");
     booked.forEach((f, i) => {
       if (!created[i]) return;
       credited++;
+      // A retried attempt would otherwise log one credit twice: read as a double credit.
       if (logged)
-        log.info({
-          msg: "deposit credited",
-          transfer_id: bookedIds[i],
-          ...factPayload(f, assetIdOf(f.chain_id, f.asset)),
-        });
+        afterCommit(client, () =>
+          log.info({
+            msg: "deposit credited",
+            transfer_id: bookedIds[i],
+            ...factPayload(f, assetIdOf(f.chain_id, f.asset)),
+          }),
+        );
     });
     return { credited, refused: new Set(refused.map((x) => x.f.fact_id)) };
   }
@@ -1229,8 +1237,10 @@ export function createDepositCrediting({
       shortfall_amount: shortfall.toString(),
     };
     await insertEvents(client, "deposit.reorg_held", [{ transferId: c.credit_id, payload }]);
-    metrics.holds.inc({ chain_id: String(c.chain_id), action: "placed" });
-    log.warn({ msg: "credited deposit orphaned by a reorg: reorg hold placed", ...payload });
+    afterCommit(client, () => {
+      metrics.holds.inc({ chain_id: String(c.chain_id), action: "placed" });
+      log.warn({ msg: "credited deposit orphaned by a reorg: reorg hold placed", ...payload });
+    });
     if (shortfall > 0n) {
       await blockWithdrawals(client, {
         customerId: c.owner,
@@ -1238,13 +1248,15 @@ export function createDepositCrediting({
         creditId: c.credit_id,
         details: payload,
       });
-      metrics.shortfalls.inc({ chain_id: String(c.chain_id) });
-      // The alert: the customer already spent money a reorg removed.
-      log.error({
-        msg: "reorg hold exceeds the customer's available balance: shortfall booked to receivable, withdrawals blocked",
-        alert: "reorg_shortfall",
-        receivable: `receivable:reorg:${c.owner}`,
-        ...payload,
+      // The alert: the customer already spent money a reorg removed. Only once it is booked.
+      afterCommit(client, () => {
+        metrics.shortfalls.inc({ chain_id: String(c.chain_id) });
+        log.error({
+          msg: "reorg hold exceeds the customer's available balance: shortfall booked to receivable, withdrawals blocked",
+          alert: "reorg_shortfall",
+          receivable: `receivable:reorg:${c.owner}`,
+          ...payload,
+        });
       });
     }
     return true;
@@ -1324,12 +1336,14 @@ export function createDepositCrediting({
       await insertEvents(client, "deposit.reorg_restored", [
         { transferId: c.credit_id, payload: fields },
       ]);
-    metrics.holds.inc({ chain_id: String(c.chain_id), action: "returned" });
-    log.warn({
-      msg: "reorged deposit came back as another credit: old credit closed, shortfall settled",
-      ...fields,
-      // Less than it booked: the rest was paid down before it came back.
-      ...(shortfall < booked ? { shortfall_booked: formatAmount(booked) } : {}),
+    afterCommit(client, () => {
+      metrics.holds.inc({ chain_id: String(c.chain_id), action: "returned" });
+      log.warn({
+        msg: "reorged deposit came back as another credit: old credit closed, shortfall settled",
+        ...fields,
+        // Less than it booked: the rest was paid down before it came back.
+        ...(shortfall < booked ? { shortfall_booked: formatAmount(booked) } : {}),
+      });
     });
   }
 
@@ -1366,8 +1380,10 @@ export function createDepositCrediting({
         await insertEvents(client, "deposit.reorg_restored", [
           { transferId: c.credit_id, payload: fields },
         ]);
-        metrics.holds.inc({ chain_id: String(c.chain_id), action: "voided" });
-        log.info({ msg: "reorged deposit confirmed again: reorg hold voided", ...fields });
+        afterCommit(client, () => {
+          metrics.holds.inc({ chain_id: String(c.chain_id), action: "voided" });
+          log.info({ msg: "reorged deposit confirmed again: reorg hold voided", ...fields });
+        });
         restored++;
       }
       return restored;
@@ -1421,15 +1437,20 @@ export function createDepositCrediting({
             shortfall_amount: c.shortfall_amount === null ? null : formatAmount(c.shortfall_amount),
           };
           await insertEvents(client, "deposit.reorg_final", [{ transferId: c.credit_id, payload }]);
-          metrics.holds.inc({ chain_id: String(c.chain_id), action: "posted" });
-          if (c.shortfall_amount !== null && c.shortfall_amount > 0n)
-            log.error({
-              msg: "reorged deposit is final without it: reorg hold posted, the customer owes the shortfall",
-              alert: "reorg_shortfall",
-              ...payload,
-            });
-          else
-            log.warn({ msg: "reorged deposit is final without it: reorg hold posted", ...payload });
+          afterCommit(client, () => {
+            metrics.holds.inc({ chain_id: String(c.chain_id), action: "posted" });
+            if (c.shortfall_amount !== null && c.shortfall_amount > 0n)
+              log.error({
+                msg: "reorged deposit is final without it: reorg hold posted, the customer owes the shortfall",
+                alert: "reorg_shortfall",
+                ...payload,
+              });
+            else
+              log.warn({
+                msg: "reorged deposit is final without it: reorg hold posted",
+                ...payload,
+              });
+          });
           n++;
         }
         return n;

@@ -14,7 +14,7 @@
  * process with an error log (alert `blocked_customer_withdrawal_in_flight`): it adds to what the
  * customer owes.
  */
-import { withTransaction } from "../../foundation/db.js";
+import { afterCommit, withTransaction } from "../../foundation/db.js";
 import { isWithdrawalBlocked, listWithdrawalBlocks } from "../../ledger/index.js";
 import { withdrawTxRequest } from "../../signer/index.js";
 import type { WithdrawalStages } from "./context.js";
@@ -58,12 +58,14 @@ export function createBlockedPullBack({ pool, log, holds, move }: WithdrawalStag
         { reason, signer_request: signerRequestId(id), error_code: BLOCKED_FAILURE },
         { failureReason: BLOCKED_FAILURE },
       );
-      log.warn({
-        msg: "blocked customer's withdrawal pulled back before signing: hold released",
-        withdrawal_id: id,
-        customer_id: w.customerId,
-        amount: w.amount.toString(),
-      });
+      afterCommit(client, () =>
+        log.warn({
+          msg: "blocked customer's withdrawal pulled back before signing: hold released",
+          withdrawal_id: id,
+          customer_id: w.customerId,
+          amount: w.amount.toString(),
+        }),
+      );
       return true;
     });
   }

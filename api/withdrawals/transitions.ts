@@ -1,11 +1,12 @@
 /**
- * The one way a withdrawal changes status: the row, its audit entry, its webhook event, the log line
- * and the metric, in the caller's transaction (which holds the row lock); and the hand-over to the
- * signer (approved -> signing), whose request is inserted in the same transaction.
+ * The one way a withdrawal changes status: the row, its audit entry and its webhook event, in the
+ * caller's transaction (which holds the row lock), the log line and the metric once it commits; and
+ * the hand-over to the signer (approved -> signing), whose request is inserted in the same
+ * transaction.
  */
 import { encodeFunctionData, erc20Abi, zeroAddress } from "viem";
 import { appendAudit } from "../../foundation/audit.js";
-import type { PoolClient } from "../../foundation/db.js";
+import { afterCommit, type PoolClient } from "../../foundation/db.js";
 import { requestTransaction } from "../../signer/index.js";
 import { WithdrawalStateError } from "../errors.js";
 import { type EventType, emitRepeatableEvent } from "../webhooks/events.js";
@@ -129,8 +130,12 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
           ? { review_reason: details.review_reason }
           : {}),
       });
-    log.info({ msg: "withdrawal status", withdrawal_id: w.id, from: w.status, to, actor });
-    metrics.withdrawals.inc({ status: to });
+    // Told once committed: a later step of this transaction failing (an outcome pass's next move)
+    // or a retried attempt (serialization failure) would count moves that never happened.
+    afterCommit(client, () => {
+      log.info({ msg: "withdrawal status", withdrawal_id: w.id, from: w.status, to, actor });
+      metrics.withdrawals.inc({ status: to });
+    });
     return next;
   }
 
@@ -165,7 +170,9 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
       details: { status: w.status, reason: decision.reason, by: "operator", cancelling: true },
     });
     await emit(client, next, "withdrawal.fail_requested");
-    log.info({ msg: "withdrawal fail requested", withdrawal_id: w.id, status: w.status });
+    afterCommit(client, () =>
+      log.info({ msg: "withdrawal fail requested", withdrawal_id: w.id, status: w.status }),
+    );
     return next;
   }
 
