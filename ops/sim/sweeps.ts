@@ -292,6 +292,8 @@ export async function runSweeps(
         adapterFor: () => adapter,
         failedRetryAfterMs: 500,
         emptyRetryAfterMs: 500,
+        // Not grown: a run converges in seconds, and no simulated token blacklists an address.
+        emptyRetryMaxMs: 500,
       });
     const sweeper = sweeperOn(pool, ledger);
 

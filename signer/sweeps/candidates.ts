@@ -35,19 +35,29 @@ WHERE c.chain_id = $1 AND c.positive AND c.balance >= t.threshold
     WHERE fi.chain_id = $1 AND fi.address = c.address AND fs.status = 'failed'
       AND fs.settled_at > now() - make_interval(secs => $2::double precision / 1000)
   )
-  -- an (address, asset) whose latest booked sweep moved none of it waits: the chain did not let it
-  -- move (a paused or blocklisting token, value gone before the sweep mined), and sweeping it
-  -- again every interval would only burn gas
+  -- an (address, asset) whose latest booked sweeps moved none of it waits: the chain did not let
+  -- it move (a token that blacklisted or paused the address, value gone before the sweep mined),
+  -- and sweeping it again every interval would only burn gas. The wait doubles with each such
+  -- sweep in a row since the last one that moved some of it ($3 after one, capped at $7): a
+  -- blacklisted address is tried ever more rarely, never given up (the issuer may lift it).
   AND NOT EXISTS (
     SELECT 1 FROM (
-      SELECT ei.swept, es.settled_at
+      SELECT count(*) AS streak, max(es.settled_at) AS last
       FROM custody.sweep_items ei JOIN custody.sweeps es ON es.id = ei.sweep_id
       WHERE ei.chain_id = $1 AND ei.address = c.address AND ei.asset = c.asset
-        AND es.status = 'booked' AND ei.planned > 0
-      ORDER BY es.settled_at DESC LIMIT 1
-    ) last
-    WHERE last.swept = 0
-      AND last.settled_at > now() - make_interval(secs => $3::double precision / 1000)
+        AND es.status = 'booked' AND ei.planned > 0 AND ei.swept = 0
+        AND es.settled_at > COALESCE((
+          SELECT max(ms.settled_at)
+          FROM custody.sweep_items mi JOIN custody.sweeps ms ON ms.id = mi.sweep_id
+          WHERE mi.chain_id = $1 AND mi.address = c.address AND mi.asset = c.asset
+            AND ms.status = 'booked' AND mi.swept > 0
+        ), '-infinity')
+    ) empty
+    WHERE empty.streak > 0
+      AND empty.last > now() - make_interval(secs => LEAST(
+        $7::double precision,
+        $3::double precision * power(2, LEAST(empty.streak - 1, 40))
+      ) / 1000)
   )
 ORDER BY c.address, c.asset
 LIMIT $6`;
@@ -57,12 +67,17 @@ export async function readSweepCandidates(
   chainId: number,
   /** Addresses of a sweep that failed less than this long ago are left out. */
   failedRetryAfterMs: number,
-  /** (address, asset) pairs whose latest booked sweep moved nothing this long ago are left out. */
+  /**
+   * (address, asset) pairs whose latest booked sweep moved nothing this long ago are left out,
+   * twice as long for each such sweep in a row before it…
+   */
   emptyRetryAfterMs: number,
   /** Per lowercase asset, the least balance worth sweeping; other assets are not read. */
   thresholds: ReadonlyMap<string, bigint>,
   /** At most this many pairs per pass (the next pass takes the next ones). */
   limit: number,
+  /** …but never longer than this. */
+  emptyRetryMaxMs: number,
 ): Promise<SweepCandidate[]> {
   const { rows } = await client.query<{
     address: string;
@@ -77,6 +92,7 @@ export async function readSweepCandidates(
     [...thresholds.keys()],
     [...thresholds.values()].map(String),
     limit,
+    emptyRetryMaxMs,
   ]);
   return rows.map((r) => ({
     address: r.address,

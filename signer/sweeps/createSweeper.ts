@@ -22,6 +22,7 @@ import {
 } from "./coldMoves.js";
 import { followColdMoves } from "./followColdMoves.js";
 import { followSweeps } from "./followSweeps.js";
+import { nameSweepsMovedNothing } from "./movedNothing.js";
 import { type SettledSweep, settleSweeps } from "./settleSweeps.js";
 import { type StartedSweep, startSweeps } from "./startSweeps.js";
 
@@ -47,6 +48,7 @@ export function createSweeper({
   adapterFor,
   failedRetryAfterMs,
   emptyRetryAfterMs,
+  emptyRetryMaxMs,
 }: {
   common: Common;
   pool: Pool;
@@ -58,8 +60,13 @@ export function createSweeper({
    * (default ten of the chain's sweep intervals).
    */
   failedRetryAfterMs?: number;
-  /** Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals). */
+  /**
+   * Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals),
+   * doubled for each further sweep in a row that moved nothing of it, up to emptyRetryMaxMs
+   * (default a day).
+   */
   emptyRetryAfterMs?: number;
+  emptyRetryMaxMs?: number;
 }): Sweeper {
   const depsFor = (chainId: number) => {
     const chain = chains.find((c) => c.chainId === chainId);
@@ -67,6 +74,7 @@ export function createSweeper({
     return { common, pool, ledger, chain, adapter: adapterFor(chain) };
   };
   nameColdMoveFailures(common, chains);
+  nameSweepsMovedNothing(common, chains);
   /** Per chain, the open halt the last tick saw: each halt is logged once, and its end once. */
   const haltSeen = new Map<number, string>();
   return {
@@ -116,6 +124,7 @@ export function createSweeper({
         ...deps,
         ...(failedRetryAfterMs !== undefined ? { failedRetryAfterMs } : {}),
         ...(emptyRetryAfterMs !== undefined ? { emptyRetryAfterMs } : {}),
+        ...(emptyRetryMaxMs !== undefined ? { emptyRetryMaxMs } : {}),
       });
       return { settled, coldSettled, coldStarted, started };
     },

@@ -92,7 +92,7 @@ export async function measureSweepPlanning({
       await client.query("SAVEPOINT pass");
       const t = performance.now();
       const read = () =>
-        readSweepCandidates(client, chainId, 300_000, 300_000, thresholds, batchSize * 10);
+        readSweepCandidates(client, chainId, 300_000, 300_000, thresholds, batchSize * 10, 300_000);
       const seen = await read();
       await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK, chainId]);
       const found = unchangedSince(await read(), seen);

@@ -32,6 +32,7 @@ import type { ChainRef, Ledger, NewTransfer } from "../../ledger/index.js";
 import { failureIsEvidenced, getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, gasTransfer, sweepTransfer } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
+import { sweepMovedNothingCounter } from "./movedNothing.js";
 import { sweepBooked } from "./sweepable.js";
 
 export type SweptAmount = { address: string; asset: string; amount: bigint; chainRef?: ChainRef };
@@ -155,8 +156,13 @@ export async function settleSweeps({
         );
       }
       // What the Swept events do not name did not move: recorded as 0, which backs the pair off.
-      await client.query(
-        "UPDATE custody.sweep_items SET swept = 0 WHERE sweep_id = $1 AND swept IS NULL",
+      const { rows: empty } = await client.query<{
+        address: string;
+        asset: string;
+        planned: string;
+      }>(
+        `UPDATE custody.sweep_items SET swept = 0 WHERE sweep_id = $1 AND swept IS NULL
+         RETURNING address, asset, planned::text`,
         [row.id],
       );
       await client.query(
@@ -174,10 +180,25 @@ export async function settleSweeps({
         ],
       );
       if (status === "booked") await sweepBooked(client, row.id);
-      return { id: row.id, status, transfers: transfers.length } as const;
+      return { id: row.id, status, transfers: transfers.length, empty } as const;
     });
     if (!result) continue;
-    settled.push(result);
+    settled.push({ id: result.id, status: result.status, transfers: result.transfers });
+    if (result.status === "booked") {
+      // Mined, and the chain did not let these pairs move (a blacklisting token): counted and
+      // named, since one that never moves is a loss the custody team takes up with the issuer.
+      for (const e of result.empty.filter((i) => BigInt(i.planned) > 0n)) {
+        sweepMovedNothingCounter(common).inc({ chain_id: String(chain.chainId), asset: e.asset });
+        log.warn({
+          msg: "a deposit address's sweep moved none of an asset; the pair backs off, longer each time in a row",
+          sweep_id: row.id,
+          tx_hash: outcome.txHash,
+          address: e.address,
+          asset: e.asset,
+          planned: e.planned,
+        });
+      }
+    }
     const fields = {
       chain_id: chain.chainId,
       sweep_id: row.id,

@@ -34,6 +34,12 @@ import { isUnreadBalance, reportUnreadBalance } from "./unreadBalance.js";
 /** pg_advisory_xact_lock(SWEEP_LOCK, chainId): one planner per chain at a time. */
 export const SWEEP_LOCK = 0x5357_4550; // "SWEP"
 
+/**
+ * The longest a pair whose sweeps keep moving nothing (a blacklisted address) waits between
+ * tries: one sweep's gas a day, and a lifted blacklist is swept within a day.
+ */
+export const EMPTY_RETRY_MAX_MS = 24 * 60 * 60 * 1000;
+
 export type StartedSweep = { id: string; addresses: number; items: number; tokens: string[] };
 
 export async function startSweeps({
@@ -43,6 +49,7 @@ export async function startSweeps({
   adapter,
   failedRetryAfterMs = chain.sweepIntervalMs * 10,
   emptyRetryAfterMs = chain.sweepIntervalMs * 10,
+  emptyRetryMaxMs = Math.max(emptyRetryAfterMs, EMPTY_RETRY_MAX_MS),
   maxCandidates = chain.sweepBatchSize * 10,
 }: {
   common: Common;
@@ -51,8 +58,13 @@ export async function startSweeps({
   adapter: Pick<EvmAdapter, "rpc" | "getTokenBalances">;
   /** Back-off for addresses of a failed sweep (default ten sweep intervals). */
   failedRetryAfterMs?: number;
-  /** Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals). */
+  /**
+   * Back-off for an (address, asset) whose last sweep moved nothing (default ten sweep intervals),
+   * doubled for each further sweep in a row that moved nothing of it…
+   */
   emptyRetryAfterMs?: number;
+  /** …up to this (default a day, or emptyRetryAfterMs if longer). */
+  emptyRetryMaxMs?: number;
   /** (address, asset) pairs planned per pass at most (default ten batches); the next pass takes the next ones. */
   maxCandidates?: number;
 }): Promise<StartedSweep[]> {
@@ -67,6 +79,7 @@ export async function startSweeps({
       emptyRetryAfterMs,
       thresholds,
       maxCandidates,
+      emptyRetryMaxMs,
     );
   const seen = await candidatesOf(pool);
   if (seen.length === 0) return [];
