@@ -48,9 +48,10 @@ it("refuses an empty trace answer for a block with transactions", async () => {
     value: AMOUNT,
     data: call("Forwarder", "forward", [DEPOSIT]),
   });
-  // The other node: empty blocks at the same heights (a sibling chain, past ours).
+  // The other node: empty blocks at the same heights, up to our head (a sibling chain; not past
+  // ours, or the realtime poll, which asks a node at the best head, would follow it instead).
   const otherRpc = anvilRpc(other.rpcUrl);
-  await otherRpc("anvil_mine", ["0x14"]);
+  await otherRpc("anvil_mine", [r.blockNumber]);
   expect(await otherRpc("trace_block", [r.blockNumber])).toEqual([]);
 
   const ingestor = await t.ingestor({ chain: { ...t.chain, rpcUrls: [proxy.url, other.rpcUrl] } });

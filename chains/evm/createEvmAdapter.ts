@@ -108,8 +108,12 @@ export type EvmAdapter = {
    * is returned and the caller refuses it.
    */
   getBlocks: (numbers: bigint[]) => Promise<(RawBlock | null)[]>;
-  /** Block headers (no transactions), in the order asked; same endpoint rule as getBlocks. */
-  getHeaders: (numbers: bigint[]) => Promise<(RawBlock<Hex> | null)[]>;
+  /**
+   * Block headers (no transactions), in the order asked; same endpoint rule as getBlocks, and only
+   * endpoints at or past `atLeast` when given (a node as far as the one that showed a reorg, not
+   * one stuck below it on the losing fork).
+   */
+  getHeaders: (numbers: bigint[], atLeast?: bigint) => Promise<(RawBlock<Hex> | null)[]>;
   /**
    * Receipts of the transactions `txHashes` of each block (`hash`, with `txCount` transactions):
    * eth_getBlockReceipts where served, else (or when every endpoint at the block refuses it) one
@@ -662,10 +666,10 @@ export function createEvmAdapter(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), true] })),
         blockRead(numbers, nullBlock, bodyLeftOut),
       ),
-    getHeaders: (numbers) =>
+    getHeaders: (numbers, atLeast) =>
       rpc.batch<RawBlock<Hex> | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
-        blockRead(numbers),
+        blockRead(atLeast === undefined ? numbers : [...numbers, atLeast]),
       ),
     getBlockReceipts,
     getTransferLogs,

@@ -1,6 +1,7 @@
 /**
  * Realtime stage: one pass of following the head. The poll is one call, `latest` block with its
- * transactions, from an endpoint at or past our stored tip:
+ * transactions, from an endpoint at or past the best head seen, else at or past our stored tip (and
+ * past it when our tip has been the head for a block time: see poll, a node stuck on a fork):
  * - same block as our tip: nothing to do (no second call to re-check the tip's hash: the poll did);
  * - the next block on our tip: stored with its logs by block hash (only when its bloom may hold a
  *   listed token's Transfer), receipts of watched txs and traces where on: ~2 calls per block;
@@ -39,7 +40,7 @@ export async function syncPass(ctx: SyncContext): Promise<PassResult> {
   }
   let latest: RawBlock;
   try {
-    latest = await ctx.adapter.getLatestBlock(tip.number);
+    latest = await poll(ctx, tip);
   } catch (error) {
     if (error instanceof NoHealthyEndpointError) return behindTip(ctx, tip, error);
     throw error;
@@ -66,6 +67,37 @@ export async function syncPass(ctx: SyncContext): Promise<PassResult> {
   }
   await backfill(ctx, tip, n);
   return "behind";
+}
+
+/**
+ * The `latest` block, from a node at or past the best head seen when one is there, else at or
+ * past our tip. A node stuck on a losing fork (its consensus client gone: its head stopped, it
+ * keeps answering the orphaned blocks) is at or past our tip for ever: asked first, its `latest`
+ * is our tip ("nothing new", while the chain moves on and a deposit in an orphaned block stays
+ * credited), or a block of its fork above ours that the historical stage would store. So our tip
+ * for a block time already is asked once more of a node past it (how the best head is learned
+ * when the first endpoint never falls behind); none there: our tip. No node at the best head now
+ * (a head from nowhere, dropped by rpc.ts in time): as before, any node at our tip.
+ */
+async function poll(ctx: SyncContext, tip: Tip): Promise<RawBlock> {
+  const orOnNoNode =
+    <T>(fallback: T) =>
+    (error: unknown) => {
+      if (error instanceof NoHealthyEndpointError) return fallback;
+      throw error;
+    };
+  const best = ctx.adapter.rpc.bestHead();
+  if (best !== null && best > tip.number) {
+    const atBest = await ctx.adapter.getLatestBlock(best).catch(orOnNoNode(null));
+    if (atBest) return atBest;
+  }
+  const latest = await ctx.adapter.getLatestBlock(tip.number);
+  if (
+    BigInt(latest.number) !== tip.number ||
+    Date.now() - ctx.state.headChangedAt < ctx.chain.blockTimeMs
+  )
+    return latest;
+  return ctx.adapter.getLatestBlock(tip.number + 1n).catch(orOnNoNode(latest));
 }
 
 async function behindTip(

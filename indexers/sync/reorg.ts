@@ -7,7 +7,11 @@
  * readiness false), and only an operator's `custody-node chains resume --accept-reorg` rolls back.
  */
 
-import { ChainDataInconsistentError, type EvmAdapter } from "../../chains/index.js";
+import {
+  ChainDataInconsistentError,
+  type EvmAdapter,
+  NoHealthyEndpointError,
+} from "../../chains/index.js";
 import { appendAudit } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { type FinalizedBlock, readFinalized } from "../finality.js";
@@ -58,8 +62,17 @@ export async function findCommonAncestor(
     const stored = await canonicalHashes(deps.pool, deps.chainId, lo, hi);
     const numbers: bigint[] = [];
     for (let n = hi; n >= lo; n--) numbers.push(n);
-    // Only endpoints at or past `hi` answer; a null header from one is refetched (rpc.ts).
-    const remote = await deps.adapter.getHeaders(numbers);
+    // Only endpoints at or past `hi` answer; a null header from one is refetched (rpc.ts). First
+    // those at or past the best head seen: a node stuck on the losing fork (its head stopped at or
+    // above `hi`) shows our orphaned blocks there, and read again "as ours" no reorg was ever
+    // handled while it stayed first. No node there now (a head from nowhere): any at `hi`.
+    const best = deps.adapter.rpc.bestHead();
+    const remote = await (best !== null && best > hi
+      ? deps.adapter.getHeaders(numbers, best).catch((error: unknown) => {
+          if (!(error instanceof NoHealthyEndpointError)) throw error;
+          return deps.adapter.getHeaders(numbers);
+        })
+      : deps.adapter.getHeaders(numbers));
     for (let i = 0; i < numbers.length; i++) {
       const n = numbers[i]!;
       const hash = remote[i]?.hash.toLowerCase();

@@ -70,10 +70,15 @@ export type ChainView = {
   highestPendingCount: (atLeast?: bigint) => Promise<bigint>;
   /** Receipts through the fallback client; hashes without one are absent. */
   receipts: (hashes: readonly Hex[], atLeast?: bigint) => Promise<Map<Hex, TrackedReceipt>>;
-  /** Receipts asked of each endpoint on its own (an endpoint that fails is skipped and counted). */
+  /**
+   * Receipts asked of each endpoint on its own (an endpoint that fails is skipped and counted).
+   * Every endpoint's receipt of a hash is kept (one per block, in endpoint order): a node stuck on
+   * a losing fork answers our transaction in its orphaned block, another node the same one in the
+   * canonical block; the caller takes the one on the chain (track.ts onCanonicalBlocks).
+   */
   receiptsEverywhere: (
     hashes: readonly Hex[],
-  ) => Promise<{ found: Map<Hex, TrackedReceipt>; answered: number; endpoints: number }>;
+  ) => Promise<{ found: Map<Hex, TrackedReceipt[]>; answered: number; endpoints: number }>;
   /**
    * Canonical hash per height from nodes at or past it (and at or past `atLeast` when given: a
    * node as far as the one a count came from, not one stuck below it on another fork); absent
@@ -411,26 +416,35 @@ export function createChainView({
     },
     receipts: async (hashes, atLeast) => (await receiptsFrom(rpc, hashes, atLeast)).found,
     async receiptsEverywhere(hashes) {
-      const found = new Map<Hex, TrackedReceipt>();
       let answered = 0;
       const clients = endpoints();
-      await Promise.all(
+      const each = await Promise.all(
         clients.map(async (client) => {
           try {
             const from = await receiptsFrom(client, hashes);
-            for (const [h, r] of from.found) found.set(h, r);
             // An endpoint that sent a receipt it left a fee field out of has not told us whether
             // our attempts mined there: no evidence towards "no known attempt" (needs_review).
             if (from.incomplete === 0) answered++;
+            return from.found;
           } catch (error) {
             logger.warn({
               msg: "receipt search: an endpoint did not answer",
               endpoint: client.endpoints[0],
               err: error,
             });
+            return new Map<Hex, TrackedReceipt>();
           }
         }),
       );
+      // All of them, not the last answer per hash: a stuck node's receipt in its orphaned block,
+      // answering last, hid the canonical one (a paid request searched as receipt_unknown).
+      const found = new Map<Hex, TrackedReceipt[]>();
+      for (const answer of each)
+        for (const [h, r] of answer) {
+          const list = found.get(h) ?? [];
+          if (!list.some((o) => o.blockHash === r.blockHash)) list.push(r);
+          found.set(h, list);
+        }
       return { found, answered, endpoints: clients.length };
     },
     async blockHashes(numbers, atLeast) {

@@ -475,24 +475,29 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
    * check takes it out again (a flip-flop callers see; with the nonce free, never resent). A node
    * stuck below the head on the losing fork shows that orphaned block at its height for as long as
    * it is stuck: asked, it would keep the receipt (and the request confirmed there, never final).
-   * No node there: kept, as no evidence either way.
+   * No node there: kept, as no evidence either way. Several receipts of one hash (each endpoint's,
+   * receiptsEverywhere): the one in the block the nodes at its height have, before one at a
+   * height no node has now; the stuck node's orphaned one never hides the canonical one.
    */
   async function onCanonicalBlocks(
-    receipts: ReadonlyMap<Hex, TrackedReceipt>,
+    receipts: ReadonlyMap<Hex, TrackedReceipt | readonly TrackedReceipt[]>,
     head: bigint,
     known: ReadonlyMap<bigint, Hex> = new Map(),
   ): Promise<Map<Hex, TrackedReceipt>> {
-    const heights = new Set([...receipts.values()].map((r) => r.blockNumber));
+    const candidates = [...receipts].map(([h, r]) => [h, Array.isArray(r) ? r : [r]] as const);
+    const heights = new Set(candidates.flatMap(([, rs]) => rs.map((r) => r.blockNumber)));
     const ask = [...heights].filter((b) => !known.has(b));
     const canonical = new Map(known);
     if (ask.length > 0)
       for (const [b, h] of await chainView.blockHashes(ask, head)) canonical.set(b, h);
-    return new Map(
-      [...receipts].filter(([, r]) => {
-        const hash = canonical.get(r.blockNumber);
-        return hash === undefined || hash === r.blockHash;
-      }),
-    );
+    const out = new Map<Hex, TrackedReceipt>();
+    for (const [h, rs] of candidates) {
+      const taken =
+        rs.find((r) => canonical.get(r.blockNumber) === r.blockHash) ??
+        rs.find((r) => canonical.get(r.blockNumber) === undefined);
+      if (taken) out.set(h, taken);
+    }
+    return out;
   }
 
   /**
