@@ -115,6 +115,11 @@ export type DepositCrediting = {
   restoreReconfirmed: (options?: { chainId?: number; limit?: number }) => Promise<number>;
   /** Post the holds whose orphaned block is final without the deposit; returns how many. */
   finalizeHolds: (options?: { chainId?: number; limit?: number }) => Promise<number>;
+  /**
+   * Apply blocked customers' available balances to the reorg receivables their final reorg holds
+   * left, lifting the blocks of those paid in full; returns how many customers paid something.
+   */
+  repayReceivables: (options?: { chainId?: number }) => Promise<number>;
   /** All of the above until nothing is left. */
   sweep: (options?: CreditScope) => Promise<SweepResult>;
 };
@@ -135,6 +140,15 @@ export function reorgHoldName(
 ): string {
   const base = `reorg-${part}:${creditId}`;
   return n === 0 ? base : `${base}:${n}`;
+}
+
+/**
+ * The name of a repayment of `receivable:reorg:<owner>` out of the customer's balance: `paid` is
+ * what had been paid into the receivable before it (its credits posted, read under its row lock),
+ * so a retry of the same repayment has the same id and the next one another.
+ */
+export function reorgRepayName(assetId: string, owner: string, paid: bigint): string {
+  return `reorg-repay:${assetId}:${owner}:${paid}`;
 }
 
 // A standing credit of the same deposit: same identity, recipient, asset and amount, and not
@@ -385,6 +399,23 @@ JOIN unnest($1::text[], $2::text[]) AS u(asset_id, name) ON a.asset_id = u.asset
 
 const LOCK_ACCOUNT_IDS = `
 SELECT 1 FROM ledger.accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
+
+// Customers (and asset) with an open block from a credit whose reorg hold is posted: the receivable
+// it booked is owed for good (the deposit can no longer confirm again; its return settles by itself).
+// Read without locks through the open-blocks index; each is locked and read again before paying.
+const REPAYABLE = `
+SELECT DISTINCT d.chain_id::int AS chain_id, d.asset, d.owner
+  FROM ledger.withdrawal_blocks b JOIN ledger.deposit_credits d ON d.credit_id = b.credit_id
+ WHERE b.cleared_at IS NULL AND d.state = 'final' AND ($1::bigint IS NULL OR d.chain_id = $1)`;
+
+// Lift the blocks of a customer's final credits of one asset (its receivable is paid).
+const CLEAR_REPAID_BLOCKS = `
+UPDATE ledger.withdrawal_blocks b SET cleared_at = now(), cleared_by = 'deposit-crediting',
+       clear_reason = 'the reorg receivable was repaid from the customer''s balance'
+  FROM ledger.deposit_credits d
+ WHERE d.credit_id = b.credit_id AND b.cleared_at IS NULL AND d.state = 'final'
+   AND d.chain_id = $1 AND d.asset = $2 AND d.owner = $3
+RETURNING b.id::text`;
 
 const DEPOSIT_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM chain.watched_deposit_addresses`;
 
@@ -1459,6 +1490,123 @@ export function createDepositCrediting({
     return finalized;
   }
 
+  /**
+   * Money that comes back to a blocked customer (a withdrawal's hold released: pulled back,
+   * rejected, cancelled, failed; a new deposit credited) pays what their posted reorg holds left on
+   * `receivable:reorg:<owner>` (DESIGN "Money flows"): one transfer `user:<owner>` →
+   * `receivable:reorg:<owner>` of what is available, up to what is owed (deterministic id:
+   * reorgRepayName), audited. Once nothing is owed on the asset, the blocks of its final credits are
+   * lifted (a held credit's block stays: its deposit may still confirm again, so nothing is taken
+   * for it while its hold is pending). Without this the money sat on the blocked balance and the
+   * receivable stood: an operator clearing the block let the customer withdraw what they owed.
+   */
+  async function repayReceivables({ chainId }: { chainId?: number } = {}) {
+    const { rows } = await pool.query<{ chain_id: number; asset: string; owner: string }>(
+      REPAYABLE,
+      [chainId ?? null],
+    );
+    let repaid = 0;
+    for (const r of rows) {
+      const assetId = assetIdOf(r.chain_id, r.asset);
+      const user = `user:${r.owner}`;
+      const receivable = `receivable:reorg:${r.owner}`;
+      const paid = await withTransaction(pool, async (client) => {
+        // Both rows locked in id order (the ledger's lock order) before reading: a withdrawal hold
+        // or a reorg hold placed concurrently is either seen here or sees this repayment.
+        const ids = await client.query<{ id: string }>(CREDIT_ACCOUNT_IDS, [
+          [assetId, assetId],
+          [user, receivable],
+        ]);
+        await client.query(LOCK_ACCOUNT_IDS, [ids.rows.map((x) => x.id)]);
+        const acct = await client.query<{
+          name: string;
+          available: bigint;
+          owed: bigint;
+          paid: bigint;
+          frozen: boolean;
+        }>(
+          `SELECT name, credits_posted - debits_posted - debits_pending AS available,
+                  debits_posted - credits_posted AS owed, credits_posted AS paid, frozen
+             FROM ledger.accounts WHERE asset_id = $1 AND name = ANY($2::text[])`,
+          [assetId, [user, receivable]],
+        );
+        const u = acct.rows.find((x) => x.name === user);
+        const rec = acct.rows.find((x) => x.name === receivable);
+        // A frozen account takes no new debits (an operator's decision). Kind reorg_hold is exempt
+        // so that a deposit the chain no longer has is held whatever the state; collecting the
+        // receivable is not that, so a frozen balance waits for the unfreeze.
+        if (u === undefined || rec === undefined || u.frozen) return false;
+        const owed = rec.owed;
+        // What is available, up to what is owed (nothing if either is none).
+        let amount = owed;
+        if (u.available < amount) amount = u.available;
+        if (amount < 0n) amount = 0n;
+        const id = transferId(reorgRepayName(assetId, r.owner, rec.paid));
+        const fields = {
+          customer_id: r.owner,
+          asset_id: assetId,
+          receivable,
+          owed: formatAmount(owed),
+          amount: formatAmount(amount),
+        };
+        if (amount > 0n) {
+          const ok = await apply(
+            client,
+            [
+              {
+                id,
+                assetId,
+                debit: user,
+                credit: receivable,
+                amount,
+                kind: "reorg_hold",
+                memo: "reorg receivable repaid from the customer's available balance",
+              },
+            ],
+            "reorg receivable repayment",
+            fields,
+          );
+          if (!ok) return false;
+        }
+        const stillOwed = owed - amount;
+        const cleared =
+          stillOwed <= 0n
+            ? (
+                await client.query<{ id: string }>(CLEAR_REPAID_BLOCKS, [
+                  r.chain_id,
+                  r.asset,
+                  r.owner,
+                ])
+              ).rows
+            : [];
+        if (amount === 0n && cleared.length === 0) return false;
+        const details = {
+          ...fields,
+          transfer_id: amount > 0n ? id : null,
+          still_owed: formatAmount(stillOwed > 0n ? stillOwed : 0n),
+          blocks_cleared: cleared.map((x) => Number(x.id)),
+        };
+        await appendAudit(client, {
+          actor: "deposit-crediting",
+          action: "ledger.reorg_receivable.repaid",
+          entityType: "customer",
+          entityId: r.owner,
+          details,
+        });
+        log.warn({
+          msg:
+            cleared.length > 0
+              ? "reorg receivable repaid from the customer's balance: withdrawals unblocked"
+              : "reorg receivable partly repaid from the customer's balance: withdrawals stay blocked",
+          ...details,
+        });
+        return amount > 0n;
+      });
+      if (paid) repaid++;
+    }
+    return repaid;
+  }
+
   return {
     creditConfirmed,
     creditNew,
@@ -1468,6 +1616,7 @@ export function createDepositCrediting({
     holdOrphaned,
     restoreReconfirmed,
     finalizeHolds,
+    repayReceivables,
     async sweep(range: CreditScope = {}) {
       const scope = range.chainId === undefined ? {} : { chainId: range.chainId };
       const out: SweepResult = { credited: 0, held: 0, restored: 0, finalized: 0 };
@@ -1518,6 +1667,8 @@ export function createDepositCrediting({
           out.credited += (await catchUp({ chainId, maxBlocks: catchupBlocks(chainId) })).credited;
       }
       if (held) out.finalized = await drain(() => finalizeHolds(scope));
+      // After crediting and posting: a deposit credited or a hold posted in this pass counts.
+      await repayReceivables(scope);
       return out;
     },
   };

@@ -190,7 +190,7 @@ function holdAction(h: RunReport["holds"][number]): string {
   const parts = `${h.holdAmount} held from user:${h.owner}${shortfall ? `, ${h.shortfallAmount} on receivable:reorg:${h.owner} (withdrawals blocked)` : ""}`;
   return h.state === "held"
     ? `deposit to ${h.toAddress} orphaned at block ${h.orphanedBlock ?? "?"}: ${parts}; voided if it confirms again, posted when that height is final`
-    : `deposit to ${h.toAddress} final without it: ${parts} posted${shortfall ? "; recover the receivable from the customer, then clear the block" : ""}`;
+    : `deposit to ${h.toAddress} final without it: ${parts} posted${shortfall ? "; recover the receivable from the customer (what becomes available on their balance repays it automatically; the block lifts when nothing is owed)" : ""}`;
 }
 
 function esc(value: unknown): string {
