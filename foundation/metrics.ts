@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type { Pool } from "pg";
-import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { QueueFactory } from "./queues.js";
 
 export type Metrics = { registry: Registry };
@@ -19,6 +19,20 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}):
   if (defaults) collectDefaultMetrics({ register: registry });
   buildInfo(registry);
   return { registry };
+}
+
+/**
+ * The counter `name` of `registry`, registered on first use: modules built more than once per
+ * process (per chain, per test) share one series set instead of failing on a second registration.
+ */
+export function counterOnce<L extends string>(
+  registry: Registry,
+  config: { name: string; help: string; labelNames: readonly L[] },
+): Counter<L> {
+  return (
+    (registry.getSingleMetric(config.name) as Counter<L> | undefined) ??
+    new Counter({ ...config, registers: [registry] })
+  );
 }
 
 export type BuildInfo = { version: string; commit: string; node: string };

@@ -10,12 +10,13 @@
  * gas estimate the node refuses) the next waits out a retry window, as sweeps do.
  */
 import { randomUUID } from "node:crypto";
-import { Counter } from "prom-client";
+import type { Counter } from "prom-client";
 import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
+import { counterOnce } from "../../foundation/metrics.js";
 import {
   addWatchedAddresses,
   contractHotWallets,
@@ -65,18 +66,11 @@ export function excessOverCeiling(args: {
 export function coldMoveFailedCounter(
   common: Pick<Common, "metrics">,
 ): Counter<"chain_id" | "asset"> {
-  const registry = common.metrics.registry;
-  return (
-    (registry.getSingleMetric("custody_cold_moves_failed_total") as
-      | Counter<"chain_id" | "asset">
-      | undefined) ??
-    new Counter({
-      name: "custody_cold_moves_failed_total",
-      help: "Moves of hot-wallet value above its ceiling to cold that failed (hold voided: a cold address that reverts, a refused gas estimate, an operator's fail), by chain and asset; the value stays hot and the asset is not moved again for the retry window",
-      labelNames: ["chain_id", "asset"],
-      registers: [registry],
-    })
-  );
+  return counterOnce(common.metrics.registry, {
+    name: "custody_cold_moves_failed_total",
+    help: "Moves of hot-wallet value above its ceiling to cold that failed (hold voided: a cold address that reverts, a refused gas estimate, an operator's fail), by chain and asset; the value stays hot and the asset is not moved again for the retry window",
+    labelNames: ["chain_id", "asset"],
+  });
 }
 
 /**

@@ -6,27 +6,21 @@
  * backs off longer after each such sweep (candidates.ts), and each one is counted and logged by
  * address, so the custody team sees it (the SweepMovedNothing alert), not a warn line only.
  */
-import { Counter } from "prom-client";
+import type { Counter } from "prom-client";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
+import { counterOnce } from "../../foundation/metrics.js";
 import { sweepThresholds } from "./planSweeps.js";
 
 /** custody_sweep_moved_nothing_total, registered once per registry. */
 export function sweepMovedNothingCounter(
   common: Pick<Common, "metrics">,
 ): Counter<"chain_id" | "asset"> {
-  const registry = common.metrics.registry;
-  return (
-    (registry.getSingleMetric("custody_sweep_moved_nothing_total") as
-      | Counter<"chain_id" | "asset">
-      | undefined) ??
-    new Counter({
-      name: "custody_sweep_moved_nothing_total",
-      help: "Deposit addresses whose booked sweep moved none of an asset it was planned for (a token that blacklisted or paused the address), by chain and asset; the pair backs off, longer after each such sweep in a row",
-      labelNames: ["chain_id", "asset"],
-      registers: [registry],
-    })
-  );
+  return counterOnce(common.metrics.registry, {
+    name: "custody_sweep_moved_nothing_total",
+    help: "Deposit addresses whose booked sweep moved none of an asset it was planned for (a token that blacklisted or paused the address), by chain and asset; the pair backs off, longer after each such sweep in a row",
+    labelNames: ["chain_id", "asset"],
+  });
 }
 
 /**

@@ -8,9 +8,10 @@
  * answers) still fails the pass. Each skip is logged and counted, so a token that never reads
  * is seen, not a chain whose sweeps silently stopped.
  */
-import { Counter } from "prom-client";
+import type { Counter } from "prom-client";
 import { BalanceUnknownError, RpcResponseError } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
+import { counterOnce } from "../../foundation/metrics.js";
 
 /** The node's answer says nothing of this asset's balance (never of the chain's other assets). */
 export function isUnreadBalance(error: unknown): error is BalanceUnknownError | RpcResponseError {
@@ -24,18 +25,11 @@ export function isUnreadBalance(error: unknown): error is BalanceUnknownError | 
 export function unreadBalanceCounter(
   common: Pick<Common, "metrics">,
 ): Counter<"chain_id" | "asset" | "pass"> {
-  const registry = common.metrics.registry;
-  return (
-    (registry.getSingleMetric("custody_sweep_balance_unread_total") as
-      | Counter<"chain_id" | "asset" | "pass">
-      | undefined) ??
-    new Counter({
-      name: "custody_sweep_balance_unread_total",
-      help: "Balance reads of a listed asset a sweep pass could not use (no code at the token, a refused read), by chain, asset and pass (sweep, cold_move); that asset waits for the next pass",
-      labelNames: ["chain_id", "asset", "pass"],
-      registers: [registry],
-    })
-  );
+  return counterOnce(common.metrics.registry, {
+    name: "custody_sweep_balance_unread_total",
+    help: "Balance reads of a listed asset a sweep pass could not use (no code at the token, a refused read), by chain, asset and pass (sweep, cold_move); that asset waits for the next pass",
+    labelNames: ["chain_id", "asset", "pass"],
+  });
 }
 
 export function reportUnreadBalance(
