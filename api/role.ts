@@ -11,6 +11,7 @@ import { TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "../signer/index.js";
 import { createV1Plugin } from "./v1.js";
 import { produceDepositEvents } from "./webhooks/depositEvents.js";
 import { createWebhookDispatcher } from "./webhooks/dispatcher.js";
+import { registerWebhookEndpoints } from "./webhooks/events.js";
 import { createWithdrawals } from "./withdrawals/service.js";
 
 export const apiRole: RoleDefinition = {
@@ -18,6 +19,12 @@ export const apiRole: RoleDefinition = {
   description:
     "the /v1 API (auth, idempotency, rate limits, deposits, withdrawals, webhooks admin)",
   async start(ctx) {
+    // Its endpoints are registered for every task's emitters before it takes a request (an old
+    // task's events reach an endpoint a deploy adds: events.ts); the ring's sweeps keep them so.
+    // Without Postgres now, the first ring registers them.
+    await registerWebhookEndpoints(ctx.pool, ctx.common.config).catch((err) =>
+      ctx.common.logger.warn({ msg: "could not register the webhook endpoints at start", err }),
+    );
     // Only the ring (enqueue pending deliveries) runs here; delivery is the worker's.
     const webhooks = createWebhookDispatcher({
       common: ctx.common,
@@ -73,18 +80,20 @@ export const apiWorkerRole: RoleDefinition = {
         fn: () => withdrawals.syncOutcomes(),
       }),
     ];
-    if (ctx.common.config.webhooks.length > 0)
-      loops.push(
-        startLoop({
-          name: "deposit events",
-          intervalMs: 1000,
-          logger,
-          fn: async () => {
-            if ((await produceDepositEvents({ common: ctx.common, pool: ctx.pool })) > 0)
-              await webhooks.ring();
-          },
-        }),
-      );
+    // With no endpoint configured too: the events are stored as things happen, and an endpoint
+    // added later is sent those from then on. Produced only once one was, the first endpoint was
+    // sent the events of every deposit ever made (the API tells history: GET /v1/deposits).
+    loops.push(
+      startLoop({
+        name: "deposit events",
+        intervalMs: 1000,
+        logger,
+        fn: async () => {
+          if ((await produceDepositEvents({ common: ctx.common, pool: ctx.pool })) > 0)
+            await webhooks.ring();
+        },
+      }),
+    );
     return {
       async stop() {
         await outcomes.close();

@@ -180,6 +180,11 @@ const CREDIT_TAKEN_BACK_BY = [
   "deposit.reorg_restored",
   "deposit.reorg_reversed",
 ] as const;
+/**
+ * The events that undo a withdrawal's `withdrawal.confirmed` (a reorg takes it back to broadcast)
+ * and end it otherwise after one (it fails, the customer has the money again).
+ */
+const CONFIRMATION_UNDONE_BY = ["withdrawal.reorged", "withdrawal.failed"] as const;
 const webhookEventPatterns = new Set<string>([
   "*",
   ...WEBHOOK_EVENT_TYPES,
@@ -209,13 +214,25 @@ export const webhookSchema = z
     // the customer for a deposit the chain dropped and the ledger holds back.
     const wants = (type: string) =>
       w.events.some((e) => e === "*" || e === type || e === `${type.split(".")[0]}.*`);
-    if (!wants("deposit.credited")) return;
-    const missing = CREDIT_TAKEN_BACK_BY.filter((type) => !wants(type));
-    if (missing.length > 0)
+    const creditMissing = wants("deposit.credited")
+      ? CREDIT_TAKEN_BACK_BY.filter((type) => !wants(type))
+      : [];
+    if (creditMissing.length > 0)
       ctx.addIssue({
         code: "custom",
         path: ["events"],
-        message: `deposit.credited without the events that take a credit back: add ${missing.join(", ")} (or deposit.*)`,
+        message: `deposit.credited without the events that take a credit back: add ${creditMissing.join(", ")} (or deposit.*)`,
+      });
+    // Likewise a backend told a withdrawal was confirmed must be told when a reorg undoes it, and
+    // how it ends then: it would keep the withdrawal paid while the customer has the money again.
+    const confirmedMissing = wants("withdrawal.confirmed")
+      ? CONFIRMATION_UNDONE_BY.filter((type) => !wants(type))
+      : [];
+    if (confirmedMissing.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["events"],
+        message: `withdrawal.confirmed without the events that undo it: add ${confirmedMissing.join(", ")} (or withdrawal.*)`,
       });
   });
 

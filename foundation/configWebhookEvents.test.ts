@@ -54,4 +54,25 @@ describe("webhook endpoint events", () => {
     expect(load(["deposit.detected", "deposit.confirmed", "inflow.*"])().webhooks).toHaveLength(1);
     expect(load(["deposit.*"])().webhooks).toHaveLength(1);
   });
+
+  it("refuses an endpoint told withdrawal.confirmed but not the events that undo or end it after a reorg", () => {
+    // Its backend would mark the withdrawal paid and never hear that a reorg took it back to
+    // broadcast (withdrawal.reorged), nor that it then failed (withdrawal.failed) and the customer
+    // has the money again. Old code: "Error: expected a ConfigError" (the config was accepted).
+    const issues = configIssuesOf(load(["withdrawal.confirmed", "deposit.*"]));
+    expect(issues.map((i) => i.field.replace(/^.*\.json\./, ""))).toEqual(["webhooks.0.events"]);
+    expect(issues[0]!.message).toMatch(
+      /withdrawal\.confirmed without the events that undo it: add withdrawal\.reorged, withdrawal\.failed/,
+    );
+    expect(configIssuesOf(load(["withdrawal.confirmed", "withdrawal.failed"]))[0]!.message).toMatch(
+      /add withdrawal\.reorged \(or withdrawal\.\*\)/,
+    );
+  });
+
+  it("accepts withdrawal.confirmed with reorged and failed, and endpoints not told confirmations", () => {
+    const told = ["withdrawal.confirmed", "withdrawal.reorged", "withdrawal.failed"];
+    expect(load(told)().webhooks[0]!.events).toHaveLength(3);
+    expect(load(["withdrawal.*"])().webhooks).toHaveLength(1);
+    expect(load(["withdrawal.approved", "withdrawal.broadcast"])().webhooks).toHaveLength(1);
+  });
 });

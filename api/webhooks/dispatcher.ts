@@ -24,6 +24,7 @@ import type { Pool } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import { type DoorbellJob, jobId, type QueueFactory } from "../../foundation/queues.js";
 import { apiMetrics } from "../metrics.js";
+import { registerWebhookEndpoints, SUBSCRIPTION_REGISTER_EVERY_MS } from "./events.js";
 import { signWebhook } from "./signature.js";
 
 /**
@@ -95,6 +96,17 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     .filter((w) => common.config.webhookSecrets[w.secretEnv])
     .map((w) => w.url);
   let lastUnconfiguredCheck = 0;
+  let lastRegistered = 0;
+
+  /**
+   * This worker's endpoints, registered for every task's emitters (events.ts): at its first sweep
+   * and every minute after, so they stay current while a task has them.
+   */
+  async function register() {
+    if (Date.now() - lastRegistered < SUBSCRIPTION_REGISTER_EVERY_MS) return;
+    await registerWebhookEndpoints(pool, common.config);
+    lastRegistered = Date.now();
+  }
   const unconfiguredDeadAfterMs = options.unconfiguredDeadAfterMs ?? 3_600_000;
 
   /**
@@ -173,6 +185,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   }
 
   async function sweep(): Promise<number> {
+    await register().catch((err) =>
+      log.warn({ msg: "webhook sweep could not register this task's endpoints", err }),
+    );
     const { rows } = await pool.query<{
       event_id: string;
       endpoint: string;

@@ -14,9 +14,45 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 export type WebhookEndpoint = Config["webhooks"][number];
 
+const patternWants = (pattern: string, type: string) =>
+  pattern === "*" ||
+  pattern === type ||
+  (pattern.endsWith(".*") && type.startsWith(pattern.slice(0, -1)));
+
 export function endpointWants(endpoint: WebhookEndpoint, type: string): boolean {
-  return endpoint.events.some(
-    (e) => e === "*" || e === type || (e.endsWith(".*") && type.startsWith(e.slice(0, -1))),
+  return endpoint.events.some((e) => patternWants(e, type));
+}
+
+/**
+ * A subscription (api.webhook_subscriptions, api migration 0020) that no task has registered for
+ * this long less than the newest registration is stale: its endpoint was removed from every
+ * task's config, and events get no delivery to it any more. Tasks register every
+ * `SUBSCRIPTION_REGISTER_EVERY_MS`.
+ */
+export const SUBSCRIPTION_STALE_AFTER_MS = 10 * 60_000;
+export const SUBSCRIPTION_REGISTER_EVERY_MS = 60_000;
+
+/**
+ * Records this task's endpoints and the event patterns each is given, shared with every task's
+ * emitters (api migration 0020), and that a task runs at all (the '' row, whatever its config).
+ * A subscription found stale starts again from now (`added_at`).
+ */
+export async function registerWebhookEndpoints(
+  db: Pool | PoolClient,
+  config: Pick<Config, "webhooks">,
+): Promise<void> {
+  const rows = [["", ""], ...config.webhooks.flatMap((w) => w.events.map((e) => [w.url, e]))];
+  // In order, so two tasks registering at once lock the rows in one order.
+  await db.query(
+    `INSERT INTO api.webhook_subscriptions AS s (endpoint, pattern)
+     SELECT DISTINCT endpoint, pattern FROM unnest($1::text[], $2::text[]) AS r(endpoint, pattern)
+      ORDER BY endpoint, pattern
+     ON CONFLICT (endpoint, pattern) DO UPDATE
+        SET seen_at = now(),
+            added_at = CASE WHEN s.seen_at < (SELECT max(seen_at) FROM api.webhook_subscriptions)
+                              - make_interval(secs => $3::double precision / 1000)
+                            THEN now() ELSE s.added_at END`,
+    [rows.map((r) => r[0]), rows.map((r) => r[1]), SUBSCRIPTION_STALE_AFTER_MS],
   );
 }
 
@@ -24,6 +60,13 @@ export function endpointWants(endpoint: WebhookEndpoint, type: string): boolean 
  * Stores the event and one pending delivery per interested endpoint; returns the event id. The
  * database gives the event its subject (the deposit's or withdrawal's) and the subject's next
  * `sequence` (api migration 0014's trigger).
+ *
+ * The interested endpoints are this task's config's and every current subscription that any task
+ * registered (api migration 0020): during a rolling deploy that adds an endpoint, an old task's
+ * event is delivered to it too (it was not, its config not naming it: the receiver missed events,
+ * an `orphaned` after a `credited` among them). They are read after the event's insert, which
+ * holds its subject's lock until commit: the next event of the subject reads them after this one
+ * committed, so once an endpoint gets a subject's events it gets every later one.
  */
 export async function emitEvent(
   client: Pool | PoolClient,
@@ -37,14 +80,23 @@ export async function emitEvent(
     [id, event.type, event.data],
   );
   if (inserted.rowCount === 1) {
-    for (const endpoint of config.webhooks) {
-      if (!endpointWants(endpoint, event.type)) continue;
+    const { rows } = await client.query<{ endpoint: string; pattern: string }>(
+      `SELECT endpoint, pattern FROM api.webhook_subscriptions
+        WHERE endpoint <> '' AND seen_at >= (SELECT max(seen_at) FROM api.webhook_subscriptions)
+                - make_interval(secs => $1::double precision / 1000)`,
+      [SUBSCRIPTION_STALE_AFTER_MS],
+    );
+    const endpoints = new Set([
+      ...config.webhooks.filter((w) => endpointWants(w, event.type)).map((w) => w.url),
+      ...rows.filter((r) => patternWants(r.pattern, event.type)).map((r) => r.endpoint),
+    ]);
+    if (endpoints.size > 0)
       await client.query(
-        `INSERT INTO api.webhook_deliveries (event_id, endpoint) VALUES ($1, $2)
+        `INSERT INTO api.webhook_deliveries (event_id, endpoint)
+         SELECT $1, endpoint FROM unnest($2::text[]) AS e(endpoint)
          ON CONFLICT DO NOTHING`,
-        [id, endpoint.url],
+        [id, [...endpoints].sort()],
       );
-    }
   }
   return id;
 }
