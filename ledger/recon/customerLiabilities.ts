@@ -9,7 +9,7 @@
  *   compensations `loadEntriesByKeys` brings along, as `loadLateEntries` did);
  * - reorg holds pending at its snapshot, taken out as the run's balances took them out.
  * Their sum is the run's solvency liabilities for the asset when nothing the run recorded has gone
- * (a seq gap older than seqGaps' age limit that fills later is not in its record): the caller
+ * (every seq the run could not see is in its record, seqGaps.ts): the caller
  * compares the two and does not attest on a difference.
  *
  * Read in one REPEATABLE READ snapshot (the caller's): the balances now and the entries since

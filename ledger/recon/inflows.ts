@@ -68,8 +68,9 @@ export async function selectInflowAddresses(
   // the address resolved its break on no evidence: trackBreakStates resolves what a run does not
   // find), the addresses of sweeps it
   // found booked but not yet mined at its block (settled since an earlier snapshot, they are no
-  // activity by then, and no fact shows a native sweep without traces), and the addresses whose last
-  // read is of a block above this run's (a run at a lower block than an earlier one: counted at
+  // activity by then, and no fact shows a native sweep without traces), the addresses whose last
+  // read is of a block a reorg since undid, and the addresses whose last read is of a block above
+  // this run's (a run at a lower block than an earlier one: counted at
   // their last read, they would hold what a later block says). Both ends of a fact come
   // from one read of it (two UNIONed reads of the block range read 10,000 new facts twice).
   const lookbackMs = args.lookbackMs ?? DEFAULT_LOOKBACK_MS;
@@ -80,13 +81,20 @@ export async function selectInflowAddresses(
     chainId,
     since: new Date(previous.snapshotAt.getTime() - lookbackMs),
   });
+  // Reorgs since the previous run undid the blocks above their common ancestor: an address whose
+  // balance was last read at one of them counts at what the old branch said. No fact of those
+  // blocks need name it (a native sweep without traces moves value inside the hot wallet's call,
+  // and its reversed booking leaves no settled sweep), so its read is taken again; only when some
+  // read is above the ancestor (recon.onchain_balance_state.max_block) is the table looked at.
   const active = await client.query<{ address: string }>(
-    `SELECT a.address FROM (
+    `WITH undone AS (
+       SELECT min(common_ancestor) AS ancestor FROM chain.reorg_log
+        WHERE chain_id = $1 AND (id > $8::bigint OR ($8::bigint IS NULL
+          AND detected_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000))))
+     SELECT a.address FROM (
        SELECT unnest(ARRAY[to_address, from_address]) AS address FROM chain.facts
-         WHERE chain_id = $1 AND block_number <= $3 AND block_number > LEAST($2::bigint, (
-           SELECT min(common_ancestor) FROM chain.reorg_log
-            WHERE chain_id = $1 AND (id > $8::bigint OR ($8::bigint IS NULL
-              AND detected_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000)))))
+         WHERE chain_id = $1 AND block_number <= $3
+           AND block_number > LEAST($2::bigint, (SELECT ancestor FROM undone))
        UNION SELECT unnest(ARRAY[to_address, from_address]) FROM chain.facts
          WHERE chain_id = $1 AND status = 'orphaned' AND block_number <= $3
            AND orphaned_at >= $4::timestamptz - make_interval(secs => $7::float8 / 1000)
@@ -100,6 +108,11 @@ export async function selectInflowAddresses(
        UNION SELECT address FROM recon.onchain_balances
          WHERE chain_id = $1 AND block_number > $3 AND NOT EXISTS (
            SELECT 1 FROM recon.onchain_balance_state WHERE chain_id = $1 AND max_block <= $3)
+       UNION SELECT address FROM recon.onchain_balances
+         WHERE chain_id = $1 AND block_number > (SELECT ancestor FROM undone)
+           AND (SELECT ancestor FROM undone) IS NOT NULL AND NOT EXISTS (
+             SELECT 1 FROM recon.onchain_balance_state
+              WHERE chain_id = $1 AND max_block <= (SELECT ancestor FROM undone))
      ) a JOIN chain.watched_addresses c ON c.chain_id = $1 AND c.address = a.address AND c.kind = 'deposit'`,
     [
       chainId,

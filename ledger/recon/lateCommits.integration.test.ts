@@ -148,6 +148,70 @@ describe("late commits and incremental runs", () => {
     expect(next.alerting).toBeGreaterThan(0);
   }, 120_000);
 
+  it("a booking whose seq a full run saw missing far below its watermark is a break in the next incremental run", async () => {
+    // old code: expected [ …(the full run's breaks) ] to include 'double_credit 0x…:tx' — the full
+    // run recorded the seq gaps among its newest 100,000 seq values only, so the runs continuing
+    // from it never read the booking that filled an older gap.
+    const txHash = await creditedDeposit(D_ALICE, 3n * E18);
+    expect(
+      (await reconciler.run({ chain })).breaks.filter((b) => b.key === `${txHash}:tx`),
+    ).toEqual([]);
+    const writer = await t.ctx.db.pool.connect();
+    let open = true;
+    try {
+      await writer.query("BEGIN");
+      await ledger.transfer(
+        {
+          id: transferId("slow write under a full run: alice again"),
+          assetId: ETH,
+          debit: "custody:deposits",
+          credit: "user:alice",
+          amount: 3n * E18,
+          kind: "deposit",
+          chainRef: { chainId: CHAIN_ID, txHash: txHash as Hex, position: "tx" },
+        },
+        { client: writer },
+      );
+      await ledger.transfer({
+        id: transferId("late commits: treasury note over the writer"),
+        assetId: ETH,
+        debit: "suspense",
+        credit: "treasury",
+        amount: 1n,
+        kind: "manual",
+      });
+      const gapped = await reconciler.run({ chain });
+      expect((await runRow(gapped.runId)).entry_gaps).not.toEqual([]);
+      // Over 100,000 seq values are taken while the writer stays open (the identity is moved on
+      // rather than 100,000 transfers written), then the nightly full run.
+      await t.ctx.db.pool.query(
+        `SELECT setval(pg_get_serial_sequence('ledger.transfers', 'seq'),
+                (SELECT max(seq) FROM ledger.transfers) + 200000)`,
+      );
+      await ledger.transfer({
+        id: transferId("late commits: treasury note after the jump"),
+        assetId: ETH,
+        debit: "suspense",
+        credit: "treasury",
+        amount: 1n,
+        kind: "manual",
+      });
+      const full = await reconciler.run({ chain, full: true });
+      expect(full.mode).toBe("full");
+      await writer.query("COMMIT");
+      open = false;
+    } finally {
+      if (open) await writer.query("ROLLBACK").catch(() => {});
+      writer.release();
+    }
+    await mine(3);
+    await settle();
+
+    const next = await reconciler.run({ chain });
+    expect(next.mode).toBe("incremental");
+    expect(next.breaks.map((b) => `${b.type} ${b.key}`)).toContain(`double_credit ${txHash}:tx`);
+  }, 120_000);
+
   it("a credit orphaned by a reorg stamped before the previous run's snapshot is a break in the next incremental run", async () => {
     const snapshot = await t.rpc<Hex>("evm_snapshot");
     await mine(1);

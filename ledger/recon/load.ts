@@ -18,7 +18,7 @@ import {
   liabilitiesAt,
   liabilityMoves,
 } from "./liabilities.js";
-import { entryGapsAt } from "./seqGaps.js";
+import { entryGapsAt, type JournalRecord } from "./seqGaps.js";
 import type { ChainFact, CustodyKind, LedgerEntry, ReorgHold } from "./types.js";
 import { type PreviousRun, readWatermarks, type Watermarks } from "./watermarks.js";
 
@@ -71,6 +71,11 @@ export async function loadRunInputs(
     custody: Map<string, CustodyKind>;
     /** An incremental run's changed entries, when the caller reads them on another client. */
     changedEntries?: Promise<LedgerEntry[]> | undefined;
+    /**
+     * A full run's: the seq record it continues its gaps from (store.ts findJournalRecord); an
+     * incremental run continues `previous`'s.
+     */
+    journal?: JournalRecord | null | undefined;
   },
 ): Promise<RunInputs> {
   const { chainId, block, previous } = args;
@@ -79,7 +84,7 @@ export async function loadRunInputs(
   const now = watermarks.snapshotAt.getTime();
   watermarks.entryGaps = await entryGapsAt(
     client,
-    previous,
+    previous ?? args.journal ?? null,
     watermarks.entry,
     now,
     watermarks.xids,

@@ -29,6 +29,7 @@ import {
   completeRun,
   createRun,
   failRun,
+  findJournalRecord,
   findPreviousRun,
   type RunMode,
 } from "./store.js";
@@ -221,6 +222,8 @@ export function createReconciler({
     const { signal } = options;
     if (signal?.aborted) throw new RunLockLostError(chainId, undefined);
     const previous = options.full ? null : await findPreviousRun(pool, chainId, block);
+    // A full run matches everything it sees, but the runs after it continue from its seq gaps.
+    const journal = previous === null ? await findJournalRecord(pool, chainId) : null;
     const mode: RunMode = previous ? "incremental" : "full";
     const hash = await canonicalHash(chainId, block);
     const tokens = await assetTokens(pool, chain);
@@ -260,6 +263,7 @@ export function createReconciler({
               chainId,
               block,
               previous,
+              journal,
               rotation: reads.rotation,
               chainBackedKinds: chain.traces ? undefined : WITHOUT_TRACES,
               carried,

@@ -22,6 +22,7 @@ import { expectedFactBalances } from "./expectedBalances.js";
 import { loadExpectedAdjustments, selectInflowAddresses } from "./inflows.js";
 import { loadRunInputs } from "./load.js";
 import { matchFactsToEntries } from "./match.js";
+import type { JournalRecord } from "./seqGaps.js";
 import type { SweepReader, SweptItem } from "./sources.js";
 import type { ChainMemory } from "./store.js";
 import { matchFullStream } from "./stream.js";
@@ -34,6 +35,8 @@ export async function loadRunSnapshot(
     chainId: number;
     block: number;
     previous: PreviousRun | null;
+    /** A full run's: the seq record it continues its gaps from (load.ts). */
+    journal?: JournalRecord | null | undefined;
     /** Deposit addresses beyond the active ones whose balances and inflows the run checks. */
     rotation: number;
     /** Kinds backed by a chain fact; undefined: all of CHAIN_BACKED_KINDS (see MatchInput). */
@@ -100,6 +103,7 @@ export async function loadRunSnapshot(
     previous,
     custody,
     changedEntries,
+    journal: args.journal,
     ...(lookbackMs !== undefined ? { lookbackMs } : {}),
   });
   if (previous !== null) {

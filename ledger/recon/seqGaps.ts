@@ -6,7 +6,7 @@
  */
 import type { PoolClient } from "../../foundation/db.js";
 
-/** A full run records the seq gaps among this many newest seq values. */
+/** A chain's first run records the seq gaps among this many newest seq values. */
 const GAP_SCAN_ROWS = 100_000;
 
 /**
@@ -28,14 +28,20 @@ export type SnapshotXids = { xmin: number; xmax: number };
  */
 export type SeqGap = [from: number, to: number, firstSeenMs: number, xmax?: number];
 
+/** What a completed run saw of the journal: its entry seq watermark and its seq gaps. */
+export type JournalRecord = { entryWatermark: number; entryGaps: SeqGap[] };
+
 /**
  * The gaps a run records at its snapshot (`entry`: the highest seq, `now`: the snapshot's time):
- * after an earlier run, the parts of its gaps still missing and the gaps above its watermark; in a
- * full run, the gaps among the newest GAP_SCAN_ROWS seq values.
+ * after an earlier run, the parts of its gaps still missing and the gaps above its watermark, so
+ * that every seq a later run may see commit is in the record, however old; a full run continues
+ * the chain's newest completed run the same way (store.ts findJournalRecord): keeping only the
+ * newest GAP_SCAN_ROWS seq values there lost the gap of a writer open across the run, and the runs
+ * after it never read its booking. Only a chain's first run scans the newest GAP_SCAN_ROWS.
  */
 export async function entryGapsAt(
   client: PoolClient,
-  previous: { entryWatermark: number; entryGaps: SeqGap[] } | null,
+  previous: JournalRecord | null,
   entry: number,
   now: number,
   xids: SnapshotXids,

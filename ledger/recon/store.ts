@@ -17,7 +17,7 @@ import {
 } from "./expectedBalances.js";
 import { type LiabilityUpdate, storeLiabilities } from "./liabilities.js";
 import { factKey } from "./match.js";
-import type { SeqGap } from "./seqGaps.js";
+import type { JournalRecord, SeqGap } from "./seqGaps.js";
 import type { Break, ChainFact, LedgerEntry, ReorgHold } from "./types.js";
 import type { PreviousRun, Watermarks } from "./watermarks.js";
 
@@ -121,6 +121,23 @@ export async function findPreviousRun(
     openEntryIds: [...openEntryIds],
     entryGaps: row.entry_gaps,
   };
+}
+
+/**
+ * The seq record of the chain's newest completed run (at any block): where a full run continues
+ * its seq gaps from. Null before the chain's first completed run.
+ */
+export async function findJournalRecord(
+  pool: Pool,
+  chainId: number,
+): Promise<JournalRecord | null> {
+  const r = await pool.query<{ entry_watermark: string; entry_gaps: SeqGap[] }>(
+    `SELECT entry_watermark, entry_gaps FROM recon.runs
+      WHERE chain_id = $1 AND status = 'completed' ORDER BY id DESC LIMIT 1`,
+    [chainId],
+  );
+  const row = r.rows[0];
+  return row ? { entryWatermark: Number(row.entry_watermark), entryGaps: row.entry_gaps } : null;
 }
 
 /**

@@ -13,6 +13,8 @@ import { type Abi, type Address, encodeFunctionData, getContractAddress, type He
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
+import { getTxOutcomes } from "../outcomes.js";
+import { waitFor } from "../testing/harness.js";
 import { createSweeper, type Sweeper } from "./createSweeper.js";
 import { deployTestContract } from "./testing/feeToken.js";
 import { CHAIN_ID, DEPOSITOR, type SweepStack, startSweepStack } from "./testing/stack.js";
@@ -156,5 +158,53 @@ describe("a deposit address the token blacklisted", () => {
       swept: 5_000_000n,
     });
     expect(await movedNothing()).toBe(3);
+  });
+
+  it("is counted once for a sweep reorged out and booked again", async () => {
+    // old code: "expected 5 to be 4" — booked again after the reorg, the sweep's nothing-moved
+    // pair was counted a second time (the unbooking resets the items, settlement counted anew).
+    const address = await s.allocate("blacklisted-reorged");
+    await call("mint", [address, 7_000_000n]);
+    await s.mine(2);
+    await s.syncAndCredit();
+    await call("blacklist", [address, true]);
+    const sweeper = sweeperWith(60_000, 150_000);
+    const counted = await movedNothing();
+    const item = async (id: string) =>
+      (
+        await s.ctx.db.pool.query<{ swept: bigint | null; status: string; g: number }>(
+          `SELECT i.swept, w.status, w.booked_generation AS g FROM custody.sweep_items i
+             JOIN custody.sweeps w ON w.id = i.sweep_id WHERE i.sweep_id = $1 AND i.address = $2`,
+          [id, address.toLowerCase()],
+        )
+      ).rows[0]!;
+    const tick = await sweeper.tick(CHAIN_ID);
+    expect(tick.started).toHaveLength(1);
+    const id = tick.started[0]!.id;
+    expect(await s.settleOne(sweeper, id)).toBe("booked");
+    expect(await item(id)).toMatchObject({ swept: 0n, g: 0 });
+    expect(await movedNothing()).toBe(counted + 1);
+
+    // The sweep's block (and those on top) taken out: the booking is reversed, the signer re-sends
+    // the same bytes, and the sweep is booked again in the new generation, moving nothing again.
+    const [outcome] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [id] });
+    const depth = Number((await s.h.client.getBlockNumber()) - outcome!.blockNumber!) + 1;
+    await s.rpc("anvil_reorg", [depth, []]);
+    await waitFor(
+      "booked again",
+      async () => {
+        await sweeper.settle(CHAIN_ID);
+        const now = await item(id);
+        if (now.status === "booked" && now.g >= 1) return true;
+        await s.mine(1);
+        return false;
+      },
+      { timeoutMs: 90_000, everyMs: 200 },
+    );
+    expect(await item(id)).toMatchObject({ swept: 0n, status: "booked" });
+    expect(await movedNothing()).toBe(counted + 1);
+    // One sweep that moved nothing, not two in a row: backed off for the base window only.
+    await settledAgo(address, 61);
+    expect((await sweeper.tick(CHAIN_ID)).started).toHaveLength(1);
   });
 });

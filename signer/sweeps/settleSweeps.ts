@@ -156,14 +156,21 @@ export async function settleSweeps({
         );
       }
       // What the Swept events do not name did not move: recorded as 0, which backs the pair off.
+      // `counted`: the item was counted as moving nothing when this sweep was booked before (it
+      // was reorged out, unbooked and is booked again now): counted once per sweep, not per booking.
       const { rows: empty } = await client.query<{
         address: string;
         asset: string;
         planned: string;
+        counted: boolean;
       }>(
-        `UPDATE custody.sweep_items SET swept = 0 WHERE sweep_id = $1 AND swept IS NULL
-         RETURNING address, asset, planned::text`,
-        [row.id],
+        `UPDATE custody.sweep_items i SET swept = 0,
+           moved_nothing_counted = i.moved_nothing_counted OR ($2 AND i.planned > 0)
+           FROM custody.sweep_items o
+          WHERE i.sweep_id = $1 AND i.swept IS NULL
+            AND o.sweep_id = i.sweep_id AND o.address = i.address AND o.asset = i.asset
+         RETURNING i.address, i.asset, i.planned::text, o.moved_nothing_counted AS counted`,
+        [row.id, status === "booked"],
       );
       await client.query(
         `UPDATE custody.sweeps SET status = $2, tx_hash = $3, fee = $4, settled_at = now(),
@@ -187,7 +194,7 @@ export async function settleSweeps({
     if (result.status === "booked") {
       // Mined, and the chain did not let these pairs move (a blacklisting token): counted and
       // named, since one that never moves is a loss the custody team takes up with the issuer.
-      for (const e of result.empty.filter((i) => BigInt(i.planned) > 0n)) {
+      for (const e of result.empty.filter((i) => BigInt(i.planned) > 0n && !i.counted)) {
         sweepMovedNothingCounter(common).inc({ chain_id: String(chain.chainId), asset: e.asset });
         log.warn({
           msg: "a deposit address's sweep moved none of an asset; the pair backs off, longer each time in a row",
