@@ -1,5 +1,6 @@
 /** The api module's Prometheus metrics, registered once per registry (several factories share it). */
 import { Counter, Histogram, type Registry } from "prom-client";
+import { counterOnce } from "../foundation/metrics.js";
 
 function once<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
@@ -9,6 +10,7 @@ export type ApiMetrics = {
   requests: Histogram<"method" | "route" | "status">;
   withdrawals: Counter<"status">;
   deliveries: Counter<"result">;
+  blockedWithdrawals: Counter<"outcome">;
 };
 
 export function apiMetrics(registry: Registry): ApiMetrics {
@@ -47,5 +49,11 @@ export function apiMetrics(registry: Registry): ApiMetrics {
           registers: [registry],
         }),
     ),
+    // A blocked customer's withdrawal in flight (api/withdrawals/blocked.ts), by what became of it.
+    blockedWithdrawals: counterOnce(registry, {
+      name: "custody_api_blocked_withdrawals_total",
+      help: "Withdrawals of a customer whose withdrawals a reorg shortfall blocked, found in flight by the api worker: pulled_back (unsigned: failed CUSTOMER_WITHDRAWALS_BLOCKED, hold released) or in_flight (already signed: cannot be stopped and may pay out; counted once per worker)",
+      labelNames: ["outcome"],
+    }),
   };
 }

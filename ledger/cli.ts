@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { type ChainConfig, chainSchema } from "../chains/index.js";
 import { parseAmount } from "../foundation/amounts.js";
 import { type Common, createCommon } from "../foundation/common.js";
-import { chainByKey, loadConfig } from "../foundation/config.js";
+import { type Config, chainByKey, loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
 import { type CheckReport, checkLedger } from "./check.js";
 import { createLedger, type Ledger } from "./createLedger.js";
@@ -33,9 +33,18 @@ export function formatReport(report: CheckReport): string {
 
 /**
  * What the ledger's commands read of modules above it, given by the composition root
- * (ops/commands.ts): the signer's transactions, which treasury bookings must not claim.
+ * (ops/commands.ts): the signer's transactions, which treasury bookings must not claim, and the
+ * start's check of the chain's listed tokens against their contracts (ops/tokenConfig.ts), run
+ * before the chain's assets are stored (a contradiction throws CONFIG_INVALID).
  */
-export type LedgerCommandSources = { signerTransactions: SignerTransactions };
+export type LedgerCommandSources = {
+  signerTransactions: SignerTransactions;
+  checkTokens: (args: {
+    common: Common;
+    config: Pick<Config, "chains">;
+    chain: ChainConfig;
+  }) => Promise<void>;
+};
 
 export function registerCommands(program: Command, sources: LedgerCommandSources): void {
   const ledger = program.command("ledger").description("the double-entry ledger");
@@ -124,7 +133,10 @@ async function runTreasury(
   opts: TreasuryOpts,
   sources: LedgerCommandSources,
 ): Promise<void> {
-  await withTreasuryLedger(move, opts.chain, async ({ chain, common, pool, ledger }) => {
+  await withTreasuryLedger(move, opts.chain, async ({ chain, config, common, pool, ledger }) => {
+    // Stored decimals are what the reports format amounts with: not from a config the chain
+    // contradicts (the start refuses it; this command ran without it).
+    await sources.checkTokens({ common, config, chain });
     await ledger.ensureAssetsFromConfig([chain]);
     const booking = await bookTreasuryMove(
       { common, pool, ledger, signerTransactions: sources.signerTransactions },
@@ -149,7 +161,13 @@ async function runTreasury(
 async function withTreasuryLedger(
   command: string,
   chainKey: string,
-  body: (deps: { chain: ChainConfig; common: Common; pool: Pool; ledger: Ledger }) => Promise<void>,
+  body: (deps: {
+    chain: ChainConfig;
+    config: Config;
+    common: Common;
+    pool: Pool;
+    ledger: Ledger;
+  }) => Promise<void>,
 ): Promise<void> {
   const config = loadConfig(chainSchema);
   const chain = chainByKey(config, chainKey);
@@ -160,7 +178,7 @@ async function withTreasuryLedger(
   });
   const ledger = createLedger({ common, pool });
   try {
-    await body({ chain, common, pool, ledger });
+    await body({ chain, config, common, pool, ledger });
   } finally {
     await ledger.close();
     await common.shutdown.kill("treasury done").catch(() => {});

@@ -39,12 +39,15 @@ export const MODULE_COMMANDS: readonly ModuleCommands[] = [
   {
     commands: ["ledger", "treasury"],
     register: async (program) => {
-      const [{ registerCommands }, { signerTransactions }] = await Promise.all([
-        import("../ledger/cli.js"),
-        // The signer's reads of its own transactions (signer/requests.ts), without the signer role.
-        import("../signer/requests.js"),
-      ]);
-      registerCommands(program, { signerTransactions });
+      const [{ registerCommands }, { signerTransactions }, { checkChainTokens }] =
+        await Promise.all([
+          import("../ledger/cli.js"),
+          // The signer's reads of its own transactions (signer/requests.ts), without the signer role.
+          import("../signer/requests.js"),
+          // The start's token check, before a treasury command stores the chain's assets.
+          import("./tokenConfig.js"),
+        ]);
+      registerCommands(program, { signerTransactions, checkTokens: checkChainTokens });
     },
   },
   {

@@ -1,6 +1,7 @@
 /**
  * The alerts on rare events (ReorgHoldShortfall, ReorgBeyondWindow, HotWalletInsufficientFunds,
- * SignerNeedsHuman, FeeCapReached, ReconciliationFailing, WebhookDeadLetters, KmsKeyUnusable) are
+ * SignerNeedsHuman, FeeCapReached, ReconciliationFailing, WebhookDeadLetters, KmsKeyUnusable,
+ * BlockedWithdrawalInFlight) are
  * `increase(counter[…]) > 0` (SignerSendsLost and KmsThrottling count increases the same way). Prometheus computes increase()
  * from the samples it has: a labelled counter that first appears at 1 (prom-client exports no
  * series before the first inc()) shows no increase, so the first such event of a process never
@@ -60,6 +61,10 @@ describe("a service running the indexer, worker, reconciler and api roles", () =
       "0",
     );
     expect(sample(text, "custody_api_webhook_deliveries_total", { result: "dead" })).toBe("0");
+    // BlockedWithdrawalInFlight reads this.
+    expect(sample(text, "custody_api_blocked_withdrawals_total", { outcome: "in_flight" })).toBe(
+      "0",
+    );
   });
 });
 

@@ -14,10 +14,12 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ChainConfig } from "../chains/index.js";
 import type { Config } from "../foundation/config.js";
 import { anvilRpc, freshAddress } from "../indexers/testing/chain.js";
+import { createLedger } from "../ledger/index.js";
 import { deployTestContract } from "../signer/sweeps/testing/feeToken.js";
 import { migrate } from "./migrate.js";
 import { type Service, startService } from "./start.js";
 import { createTestContext, type TestContext } from "./testing/context.js";
+import { chainCli } from "./testing/process.js";
 import { waitFor } from "./testing/wait.js";
 
 /** anvil dev account 5 deploys the 6-decimals token at nonce 0. */
@@ -187,3 +189,49 @@ it("a node that does not answer is no evidence: it starts, tokens:<chain> degrad
     await new Promise<void>((r) => proxy.close(() => r()));
   }
 }, 90_000);
+
+it("a CLI command that stores the chain's assets (treasury fund) runs the same check: a token listed with wrong decimals is refused naming the field, and the stored decimals stay", async () => {
+  // old code: expected 18 to be 6: `treasury fund` wrote the config's decimals over the ones the
+  // checked start had stored (the reconciliation report then showed every USDC amount 10^12 off),
+  // whatever the chain said, and failed only afterwards on the booking itself.
+  const ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
+  try {
+    await ledger.ensureAsset({ chainId: chain.chainId, token: USDC, symbol: "USDC", decimals: 6 });
+  } finally {
+    await ledger.close();
+  }
+  const stored = async () =>
+    (
+      await ctx.db.pool.query<{ decimals: number }>(
+        "SELECT decimals FROM ledger.assets WHERE chain_id = $1 AND token = $2",
+        [chain.chainId, USDC.toLowerCase()],
+      )
+    ).rows[0]?.decimals;
+  const cli = chainCli({
+    databaseUrl: ctx.db.url,
+    chain,
+    entry: { tokens: [{ address: USDC, symbol: "USDC", decimals: 18 }] },
+  });
+  try {
+    const run = await cli.run([
+      "treasury",
+      "fund",
+      "--chain",
+      chain.key,
+      "--tx",
+      `0x${"ab".repeat(32)}`,
+      "--wallet",
+      freshAddress(78),
+      "--by",
+      "ops-test",
+      "--reason",
+      "token check",
+    ]);
+    expect(await stored()).toBe(6);
+    expect(run.code, run.out).not.toBe(0);
+    expect(run.out).toMatch(/chains\[0\]\.tokens\[0\]\.decimals/);
+    expect(run.out).toMatch(/18.*decimals\(\) of .* is 6/);
+  } finally {
+    cli.remove();
+  }
+}, 60_000);

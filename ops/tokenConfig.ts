@@ -6,7 +6,8 @@
  * lists `tokens:<chain>` as degraded ("not checked yet": not failing, which would take an api task
  * out of the ALB during an RPC outage) and the check is asked again every RETRY_MS until a node
  * answers. A contradiction found then keeps `tokens:<chain>` failing, naming the fields, and is
- * logged (TOKEN_CONFIG_MISMATCH); the next start is refused.
+ * logged (TOKEN_CONFIG_MISMATCH); the next start is refused. A CLI command that stores the
+ * chain's assets (`treasury …`) runs the same check first (`checkChainTokens`).
  */
 import { type ChainConfig, checkTokens, createEvmAdapter } from "../chains/index.js";
 import type { Common } from "../foundation/common.js";
@@ -124,4 +125,45 @@ export async function checkTokenConfig(args: {
   clearTimeout(timer);
   // What was answered by now decides; a chain still unanswered is left to /readyz (and the log).
   if (wrong.length > 0) throw new ConfigError([...wrong]);
+}
+
+/**
+ * The start's check for a CLI command that stores one chain's assets (ledger/cli.ts `treasury …`,
+ * given by ops/commands.ts): storing them writes the config's decimals over the ones the checked
+ * start stored, which the reconciliation report formats amounts with. A contradiction refuses the
+ * command (CONFIG_INVALID naming the fields) before anything is stored. Nodes that do not answer
+ * within START_WAIT_MS are no evidence either way: it goes on, as the start does (logged).
+ */
+export async function checkChainTokens({
+  common,
+  config,
+  chain,
+}: {
+  common: Common;
+  config: Pick<Config, "chains">;
+  chain: ChainConfig;
+}): Promise<void> {
+  if (chain.tokens.length === 0) return;
+  const prefix = `chains[${config.chains.findIndex((c) => c.chainId === chain.chainId)}].`;
+  const rpc = createEvmAdapter(chain, { common }).rpc;
+  let timer: NodeJS.Timeout | undefined;
+  const answer = await Promise.race([
+    checkTokens(rpc, chain.tokens).catch((error: unknown) => error as Error),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), START_WAIT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (answer === undefined || answer instanceof Error) {
+    common.logger.warn({
+      msg: "listed tokens not checked: no node answered; going on",
+      chain_id: chain.chainId,
+      ...(answer ? { err: answer } : {}),
+    });
+    return;
+  }
+  if (answer.problems.length > 0)
+    throw new ConfigError(
+      answer.problems.map((p) => ({ field: prefix + p.field, message: p.message })),
+    );
 }

@@ -11,6 +11,7 @@ import { chainByKey, loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
 import type { DeployedContract } from "../indexers/index.js";
 import { type CrashAt, createCrashPoints } from "./broadcaster/crashPoints.js";
+import { checkHotWalletKey } from "./hotWalletKeys.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import type { Lease } from "./lease.js";
 import { storedDeploySender } from "./storedDeploy.js";
@@ -36,7 +37,8 @@ export type HotWalletDeployArgs = {
  * The body of a `<command> --chain X [--key K]` deploy: the chain's hot wallet (its KMS key, or
  * `--key`) deploys the contract with `deploy`, and one line tells what was deployed or kept. The
  * deploy is stored before it is sent and a re-run follows it (signer/storedDeploy.ts); the
- * wallet's lease is held until the contract is recorded.
+ * wallet's lease is held until the contract is recorded. The key is checked against its pinned
+ * address first (signer/hotWalletKeys.ts), as the signer checks it.
  */
 export async function deployFromHotWallet(
   opts: { chain: string; key?: string },
@@ -80,6 +82,10 @@ export async function deployFromHotWallet(
   let lease: Lease | undefined;
   try {
     const account = await createKmsAccount({ kms, keyId });
+    // The key must still be the hot wallet it was on this chain, as the signer refuses it
+    // (SIGNER_KMS_KEY_MOVED): an alias moved to another key deployed from an address that holds
+    // none of the wallet's funds or nonces, and recorded the contract as that address's.
+    await checkHotWalletKey(pool, chain.chainId, keyId, account.address);
     const adapter = createEvmAdapter(chain, { common });
     const { contract, deployed } = await deploy({
       common,

@@ -8,6 +8,7 @@ import { withTransaction } from "../foundation/db.js";
 import type { RoleDefinition } from "../foundation/roles.js";
 import { addWatchedAddresses, notifyWatchedAddress } from "../indexers/index.js";
 import { HotWalletAddressMismatchError } from "./errors.js";
+import { checkHotWalletKey } from "./hotWalletKeys.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 
@@ -47,6 +48,10 @@ export const signerRole: RoleDefinition = {
                 wallet.address,
                 getAddress(account.address),
               );
+            // Still the key it was (its alias not moved: SIGNER_KMS_KEY_MOVED) before its address
+            // is registered: another key's address is no hot wallet of ours (walletSigner.ts
+            // refuses it too, and counts the refusal).
+            await checkHotWalletKey(ctx.pool, chain.chainId, wallet.kmsKeyId, account.address);
             // A configured wallet is a custody hot wallet whether or not it deployed a contract (a
             // rotation's new wallet): watched, its funding is a fact a treasury booking pairs with
             // and reconciliation counts its balance. Registered before it can send anything.

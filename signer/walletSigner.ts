@@ -85,20 +85,17 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         // A KMS key must still be the hot wallet it was (its alias not moved to another key):
         // another address has none of the wallet's requests, and serving it looked like serving
         // the wallet. Refused, it is not loaded: readiness fails, HotWalletNotServed fires.
-        if (loaded.keyId !== undefined) {
-          try {
-            await checkHotWalletKey(options.pool, chain.chainId, loaded.keyId, loaded.address);
-          } catch (error) {
-            if (error instanceof KmsKeyMovedError)
-              kmsMetrics(common.metrics.registry).keyRefusals.inc({
-                key: loaded.keyId,
-                reason: "other_key",
-              });
-            throw error;
-          }
-        }
+        if (loaded.keyId !== undefined)
+          await checkHotWalletKey(options.pool, chain.chainId, loaded.keyId, loaded.address);
         account = loaded;
       } catch (error) {
+        // Refused here or by `account` itself (the signer role checks before it registers the
+        // address as a hot wallet).
+        if (error instanceof KmsKeyMovedError)
+          kmsMetrics(common.metrics.registry).keyRefusals.inc({
+            key: String(error.meta.key_id),
+            reason: "other_key",
+          });
         log.error({ msg: "cannot load the hot wallet's KMS key; retrying", err: error });
         await sleep(5000);
       }

@@ -11,8 +11,9 @@
  *
  * One the signer already signed (or sent, or mined) cannot be stopped: its bytes may be in a node's
  * pool. It is left to the chain (hold standing, followed as any other) and reported once per
- * process with an error log (alert `blocked_customer_withdrawal_in_flight`): it adds to what the
- * customer owes.
+ * process with an error log (alert `blocked_customer_withdrawal_in_flight`) and
+ * custody_api_blocked_withdrawals_total{outcome="in_flight"} (BlockedWithdrawalInFlight): it adds
+ * to what the customer owes. Each one pulled back is counted as outcome="pulled_back".
  */
 import { afterCommit, withTransaction } from "../../foundation/db.js";
 import { isWithdrawalBlocked, listWithdrawalBlocks } from "../../ledger/index.js";
@@ -27,9 +28,12 @@ export const BLOCKED_FAILURE = "CUSTOMER_WITHDRAWALS_BLOCKED";
 /** Statuses in which a blocked customer's withdrawal may still pay out (sent, or about to be). */
 const IN_FLIGHT = ["signing", "broadcast", "receipt_unknown", "needs_review"];
 
-export function createBlockedPullBack({ pool, log, holds, move }: WithdrawalStages) {
+export function createBlockedPullBack({ pool, log, metrics, holds, move }: WithdrawalStages) {
   /** Withdrawals reported as past stopping, so each is reported once by this process. */
   const reported = new Set<string>();
+  // Exported at 0 from the start: the alert's increase() sees the first one.
+  for (const outcome of ["pulled_back", "in_flight"])
+    metrics.blockedWithdrawals.inc({ outcome }, 0);
 
   /** Pull back one withdrawal if it is still unsigned; returns whether it was. */
   async function pullBack(id: string): Promise<boolean> {
@@ -58,14 +62,15 @@ export function createBlockedPullBack({ pool, log, holds, move }: WithdrawalStag
         { reason, signer_request: signerRequestId(id), error_code: BLOCKED_FAILURE },
         { failureReason: BLOCKED_FAILURE },
       );
-      afterCommit(client, () =>
+      afterCommit(client, () => {
+        metrics.blockedWithdrawals.inc({ outcome: "pulled_back" });
         log.warn({
           msg: "blocked customer's withdrawal pulled back before signing: hold released",
           withdrawal_id: id,
           customer_id: w.customerId,
           amount: w.amount.toString(),
-        }),
-      );
+        });
+      });
       return true;
     });
   }
@@ -73,6 +78,7 @@ export function createBlockedPullBack({ pool, log, holds, move }: WithdrawalStag
   function report(id: string, customerId: string, status: string) {
     if (reported.has(id)) return;
     reported.add(id);
+    metrics.blockedWithdrawals.inc({ outcome: "in_flight" });
     log.error({
       msg: "blocked customer's withdrawal was already signed when the block was placed: it cannot be stopped and may pay out",
       alert: "blocked_customer_withdrawal_in_flight",

@@ -110,6 +110,15 @@ function startSigner(account: SignerAccount = privateKeyToAccount(ANVIL_KEY_0)) 
   return signer;
 }
 
+/** custody_api_blocked_withdrawals_total{outcome}: what the custody team's alert reads. */
+async function blockedCount(outcome: "pulled_back" | "in_flight"): Promise<number> {
+  const metric = t.ctx.common.metrics.registry.getSingleMetric(
+    "custody_api_blocked_withdrawals_total",
+  );
+  const values = (await metric?.get())?.values ?? [];
+  return values.find((v) => v.labels.outcome === outcome)?.value ?? -1;
+}
+
 async function get(id: string) {
   const res = await t.call(t.keys["withdrawals:write"], {
     method: "GET",
@@ -169,6 +178,10 @@ describe("a withdrawal handed to the signer when a reorg blocks its customer", (
     // The next pass leaves it as it is.
     await withdrawals.syncOutcomes();
     expect((await get(w.id)).status).toBe("failed");
+    // Counted once, for the custody team's dashboard (old code: expected -1 to be 1: no metric,
+    // only a log line).
+    expect(await blockedCount("pulled_back")).toBe(1);
+    expect(await blockedCount("in_flight")).toBe(0);
   });
 
   it("one the signer already signed is left to the chain: its hold stands, it is followed", async () => {
@@ -187,6 +200,12 @@ describe("a withdrawal handed to the signer when a reorg blocks its customer", (
     expect((await get(w.id)).status).not.toBe("failed");
     const balance = await t.ledger.balance({ assetId: NATIVE, name: "user:bob" });
     expect(balance.debitsPending + balance.debitsPosted).toBeGreaterThanOrEqual(5n * ETH);
+    // It may pay out money the reorg took: counted for the BlockedWithdrawalInFlight alert, once
+    // per worker however many passes see it (old code: expected -1 to be 1: a log line only).
+    expect(await blockedCount("in_flight")).toBe(1);
+    await withdrawals.syncOutcomes();
+    expect(await blockedCount("in_flight")).toBe(1);
+    expect(await blockedCount("pulled_back")).toBe(1);
   });
 
   it("taken back while the signer signs it: its signature is thrown away, the rest of the batch is sent without a nonce gap", async () => {

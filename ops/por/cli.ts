@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { configAddressProblem } from "../../foundation/config.js";
 import { deployReservesAttestor } from "../../ledger/attest/deploy.js";
 import { deployFromHotWallet } from "../../signer/hotWalletDeploy.js";
 import {
@@ -66,6 +67,11 @@ export async function runPorVerify(
       code: 2,
       out: "--rpc needs --contract <address>: the custodian's published ReservesAttestor (a proof's own contract is not evidence)",
     };
+  // The address a customer copied from the custodian's publication: a mistyped character read as
+  // another address found "no Attested event" there, as if the custodian had not attested.
+  const contractProblem =
+    opts.contract !== undefined ? configAddressProblem(opts.contract) : undefined;
+  if (contractProblem) return { code: 2, out: `--contract ${opts.contract}: ${contractProblem}` };
   let attestation: AttestationFromSource;
   try {
     attestation = opts.graphql

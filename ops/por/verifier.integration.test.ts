@@ -18,6 +18,7 @@ import {
   getAddress,
   type Hex,
   http,
+  isAddress,
   keccak256,
   type PublicClient,
   toHex,
@@ -344,6 +345,29 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
       "root hash matches the attested liabilitiesRoot",
       "root sum equals the attested liabilities",
     ]);
+  }, 60_000);
+
+  it("--contract with a mistyped character (its EIP-55 checksum does not match) is refused naming the option, before any read", async () => {
+    // old code: expected 'cannot read the attestation: no Attested event for asset 0x0… from
+    // 0x…' to contain '--contract': the typo was read as another address, and the customer was
+    // told the custodian had not attested.
+    const published = getAddress(contract);
+    // One character changed, as a customer copying the published address by hand might: the
+    // checksummed spelling of the original no longer matches.
+    const at = 2 + published.slice(2).search(/[0-9]/u);
+    const typo = `${published.slice(0, at)}${published[at] === "7" ? "8" : "7"}${published.slice(at + 1)}`;
+    expect(typo.toLowerCase()).not.toBe(published.toLowerCase());
+    expect(isAddress(typo, { strict: true })).toBe(false);
+    const file = path.join(dir, "typo.json");
+    writeFileSync(file, JSON.stringify(proofOf("customer-0", blocks.honest)));
+    const out = await runPorVerify(file, { rpc: anvil.rpcUrl, contract: typo });
+    expect(out.code).toBe(2);
+    expect(out.out).toContain(
+      `--contract ${typo}: mixed-case address whose EIP-55 checksum does not match`,
+    );
+    // Checksummed or all lowercase, the published address verifies.
+    for (const spelling of [published, published.toLowerCase()])
+      expect((await runPorVerify(file, { rpc: anvil.rpcUrl, contract: spelling })).code).toBe(0);
   }, 60_000);
 
   it("--rpc does not verify against an Attested event in a block the chain has not finalized (a reorg can still take it), until it is final", async () => {

@@ -207,14 +207,6 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
    * A request an operator failed (cancel_requested) gets only its cancels back: never its payment.
    */
   async function unmine(lease: Lease, req: WatchedRequest, attempts: Attempt[]): Promise<void> {
-    ctx.log.warn({
-      msg: "mined transaction reorged out, resending its bytes",
-      request_id: req.id,
-      tx_hash: req.txHash,
-      was: req.status,
-    });
-    if (req.status === "confirmed")
-      ctx.alert("confirmed_tx_reorged_out", { request_id: req.id, tx_hash: req.txHash });
     await lease.transaction(async () => {
       await lease.query(
         `UPDATE custody.tx_requests
@@ -243,6 +235,16 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         },
       });
     });
+    // Told once the move committed: a pass rolled back (a lease lost, a failed insert) changed
+    // nothing, and the next pass sees the same reorg.
+    ctx.log.warn({
+      msg: "mined transaction reorged out, resending its bytes",
+      request_id: req.id,
+      tx_hash: req.txHash,
+      was: req.status,
+    });
+    if (req.status === "confirmed")
+      ctx.alert("confirmed_tx_reorged_out", { request_id: req.id, tx_hash: req.txHash });
     const winner = attempts.find((a) => a.txHash === req.txHash);
     if (winner && (winner.purpose === "cancel" || !req.cancelRequested))
       await sendRaw(ctx, lease, winner.raw);

@@ -9,7 +9,12 @@
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { CreateKeyCommand, type KMSClient } from "@aws-sdk/client-kms";
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  type KMSClient,
+  UpdateAliasCommand,
+} from "@aws-sdk/client-kms";
 import {
   createPublicClient,
   createWalletClient,
@@ -321,6 +326,40 @@ describe("contracts deploy CLI", () => {
     const { rows } = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.contracts");
     expect(rows[0].n).toBe(0);
     expect(await nonce()).toBe(before + 1);
+  });
+
+  it("refused when the hot wallet's KMS alias now points at another key (SIGNER_KMS_KEY_MOVED), as the signer refuses it; nothing signed, stored or sent", async () => {
+    // old code: expected '... insufficient funds ...' to contain 'its alias points at another
+    // key': the CLI deployed from whatever key the alias named, the address that holds none of
+    // the wallet's funds or nonces, and a funded one would have recorded the factory as its own.
+    const alias = "alias/hot-deploy-moved";
+    await kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: hot.keyId }));
+    // The signer loaded the wallet under this alias once (signer/hotWalletKeys.ts pins it).
+    await ctx.db.pool.query(
+      "INSERT INTO custody.hot_wallet_keys (chain_id, key_id, address) VALUES (31337, $1, $2)",
+      [alias, hot.address.toLowerCase()],
+    );
+    const other = (
+      await kms.send(new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }))
+    ).KeyMetadata!.KeyId!;
+    await kms.send(new UpdateAliasCommand({ AliasName: alias, TargetKeyId: other }));
+    const moved = await createKmsAccount({ kms, keyId: other });
+    const before = await storedDeploys("none");
+
+    const run = spawnCli(["contracts", "deploy", "--chain", "local", "--key", alias], env);
+    expect((await run.exited).code, run.output()).not.toBe(0);
+    expect(run.output()).toContain(
+      `KMS key ${alias} is now the account ${moved.address.toLowerCase()}, not the hot wallet ${hot.address.toLowerCase()} it was on chain 31337: its alias points at another key`,
+    );
+    expect(await storedDeploys("none")).toEqual(before);
+    expect(
+      await publicClient.getTransactionCount({ address: moved.address, blockTag: "pending" }),
+    ).toBe(0);
+    const { rows } = await ctx.db.pool.query(
+      "SELECT address FROM custody.hot_wallet_keys WHERE chain_id = 31337 AND key_id = $1",
+      [alias],
+    );
+    expect(rows).toEqual([{ address: hot.address.toLowerCase() }]);
   });
 
   it("a deploy killed after sending, before recording: the re-run follows that transaction (one contract, its gas booked once); a stored deploy whose nonce another transaction used is signed anew only once that is final", async () => {
