@@ -19,6 +19,11 @@ describe("classifyAccount", () => {
       normal: "debit",
       debitsMustNotExceedCredits: false,
     });
+    expect(classifyAccount("expense:reorg_loss")).toMatchObject({
+      kind: "expense",
+      normal: "debit",
+      debitsMustNotExceedCredits: false,
+    });
   });
 
   it("rejects names outside the chart", () => {
@@ -29,6 +34,7 @@ describe("classifyAccount", () => {
     expect(classifyAccount("treasury:ops")).toBeUndefined();
     expect(classifyAccount("receivable:reorg:")).toBeUndefined();
     expect(classifyAccount("receivable:42")).toBeUndefined();
+    expect(classifyAccount("expense:other")).toBeUndefined();
   });
 });
 

@@ -1,7 +1,7 @@
 import type { AccountFlags } from "./types.js";
 
 export type AccountClass = AccountFlags & {
-  kind: "user" | "custody" | "fees" | "suspense" | "receivable" | "treasury";
+  kind: "user" | "custody" | "fees" | "suspense" | "receivable" | "treasury" | "expense";
   normal: "credit" | "debit";
 };
 
@@ -43,6 +43,17 @@ const NAMES: [RegExp, AccountClass][] = [
     /^receivable:reorg:[^\s:][^\s]{0,127}$/,
     {
       kind: "receivable",
+      normal: "debit",
+      debitsMustNotExceedCredits: false,
+      creditsMustNotExceedDebits: false,
+    },
+  ],
+  // What the custody lost when the treasury wrote off a reorg receivable it will not recover
+  // (ledger/reorgWriteOff.ts): an expense, debit-normal, no limit; each booking is audited.
+  [
+    /^expense:reorg_loss$/,
+    {
+      kind: "expense",
       normal: "debit",
       debitsMustNotExceedCredits: false,
       creditsMustNotExceedDebits: false,

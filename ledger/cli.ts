@@ -8,6 +8,11 @@ import { createPool, type Pool } from "../foundation/db.js";
 import { type CheckReport, checkLedger } from "./check.js";
 import { createLedger, type Ledger } from "./createLedger.js";
 import {
+  listReorgReceivables,
+  type ReorgWriteOff,
+  writeOffReorgReceivable,
+} from "./reorgReceivables.js";
+import {
   bookTreasuryMove,
   type SignerTransactions,
   type TreasuryBooking,
@@ -113,7 +118,79 @@ export function registerCommands(program: Command, sources: LedgerCommandSources
       }
     });
 
+  const receivables = ledger
+    .command("receivables")
+    .description(
+      "reorg receivables: what customers owe after a reorg removed a deposit they had spent",
+    );
+  receivables
+    .command("list")
+    .description("receivables with anything owed (posted) or pending (reorg hold not final yet)")
+    .option("--customer <id>", "one customer")
+    .action(async (opts: { customer?: string }) => {
+      const config = loadConfig(chainSchema);
+      const pool = createPool(config.env.DATABASE_URL, {
+        max: 1,
+        applicationName: "custody-node ledger",
+      });
+      try {
+        for (const r of await listReorgReceivables(pool, opts.customer))
+          console.log(
+            `${r.customerId}\t${r.assetId}\towed ${r.owed}\tpending ${r.pending}\trepaid or written off ${r.settled}`,
+          );
+      } finally {
+        await pool.end();
+      }
+    });
+  receivables
+    .command("write-off <customer>")
+    .description(
+      "write off what a customer owes on receivable:reorg:<customer> to expense:reorg_loss (the treasury decided it will not come back); audited; idempotent per --ref; lifts the asset's withdrawal blocks once nothing is owed",
+    )
+    .requiredOption("--chain <chain>", "chain key or id")
+    .option("--token <address>", "ERC-20 token (default native)")
+    .option("--amount <base units>", "default: everything owed now")
+    .requiredOption("--ref <id>", "the treasury's reference for the decision (the write-off's id)")
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "why")
+    .action(
+      async (
+        customer: string,
+        opts: {
+          chain: string;
+          token?: string;
+          amount?: string;
+          ref: string;
+          by: string;
+          reason: string;
+        },
+      ) => {
+        await withChainLedger("custody-node ledger receivables", opts.chain, async (deps) => {
+          await deps.ledger.ensureAssetsFromConfig([deps.chain]);
+          const w = await writeOffReorgReceivable(deps, {
+            chainId: deps.chain.chainId,
+            asset: opts.token ?? "0x0000000000000000000000000000000000000000",
+            customerId: customer,
+            ...(opts.amount !== undefined ? { amount: parseAmount(opts.amount, "--amount") } : {}),
+            ref: opts.ref,
+            by: opts.by,
+            reason: opts.reason,
+          });
+          console.log(writeOffLine(w));
+        });
+      },
+    );
+
   registerTreasuryCommands(program, sources);
+}
+
+export function writeOffLine(w: ReorgWriteOff): string {
+  const head = `${w.status === "created" ? "wrote off" : "already wrote off"} ${w.amount} of receivable:reorg:${w.customerId} (${w.assetId}) to expense:reorg_loss (transfer ${w.transferId})`;
+  const rest =
+    w.stillOwed > 0n
+      ? `; ${w.stillOwed} still owed, withdrawals stay blocked`
+      : `; nothing owed${w.blocksCleared.length > 0 ? `, withdrawal block(s) ${w.blocksCleared.join(", ")} lifted` : ""}`;
+  return head + rest;
 }
 
 type TreasuryOpts = {
@@ -158,8 +235,23 @@ async function runTreasury(
 }
 
 /** Runs a treasury command's `body` with the chain named by --chain and a ledger, then closes them. */
-async function withTreasuryLedger(
+function withTreasuryLedger(
   command: string,
+  chainKey: string,
+  body: (deps: {
+    chain: ChainConfig;
+    config: Config;
+    common: Common;
+    pool: Pool;
+    ledger: Ledger;
+  }) => Promise<void>,
+): Promise<void> {
+  return withChainLedger(`custody-node treasury ${command}`, chainKey, body);
+}
+
+/** Runs a command's `body` with the chain named by --chain and a ledger, then closes them. */
+async function withChainLedger(
+  applicationName: string,
   chainKey: string,
   body: (deps: {
     chain: ChainConfig;
@@ -172,16 +264,13 @@ async function withTreasuryLedger(
   const config = loadConfig(chainSchema);
   const chain = chainByKey(config, chainKey);
   const common = createCommon(config);
-  const pool = createPool(config.env.DATABASE_URL, {
-    max: 2,
-    applicationName: `custody-node treasury ${command}`,
-  });
+  const pool = createPool(config.env.DATABASE_URL, { max: 2, applicationName });
   const ledger = createLedger({ common, pool });
   try {
     await body({ chain, config, common, pool, ledger });
   } finally {
     await ledger.close();
-    await common.shutdown.kill("treasury done").catch(() => {});
+    await common.shutdown.kill("command done").catch(() => {});
     await pool.end();
   }
 }

@@ -43,6 +43,7 @@ import { formatAmount } from "../foundation/amounts.js";
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { afterCommit, type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
+import { counterOnce } from "../foundation/metrics.js";
 import { readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { ParkedRetryInputError } from "./errors.js";
@@ -402,11 +403,19 @@ SELECT 1 FROM ledger.accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDAT
 
 // Customers (and asset) with an open block from a credit whose reorg hold is posted: the receivable
 // it booked is owed for good (the deposit can no longer confirm again; its return settles by itself).
+// Only those with something to do: money available on an unfrozen balance to repay with, or nothing
+// owed any more (the blocks to lift). A blocked customer who owes and has nothing available (the
+// usual case, for weeks) costs each pass two index probes, not a transaction locking their rows.
 // Read without locks through the open-blocks index; each is locked and read again before paying.
 const REPAYABLE = `
 SELECT DISTINCT d.chain_id::int AS chain_id, d.asset, d.owner
   FROM ledger.withdrawal_blocks b JOIN ledger.deposit_credits d ON d.credit_id = b.credit_id
- WHERE b.cleared_at IS NULL AND d.state = 'final' AND ($1::bigint IS NULL OR d.chain_id = $1)`;
+  JOIN ledger.accounts r ON r.asset_id = d.chain_id || ':' || lower(d.asset)
+   AND r.name = 'receivable:reorg:' || d.owner
+  LEFT JOIN ledger.accounts u ON u.asset_id = r.asset_id AND u.name = 'user:' || d.owner
+ WHERE b.cleared_at IS NULL AND d.state = 'final' AND ($1::bigint IS NULL OR d.chain_id = $1)
+   AND (r.debits_posted <= r.credits_posted
+        OR (NOT u.frozen AND u.credits_posted - u.debits_posted - u.debits_pending > 0))`;
 
 // Lift the blocks of a customer's final credits of one asset (its receivable is paid).
 const CLEAR_REPAID_BLOCKS = `
@@ -539,6 +548,11 @@ function reorgMetrics(common: Common) {
       labelNames: ["chain_id"],
       registers: [registry],
     });
+  const repaid = counterOnce(registry, {
+    name: "custody_ledger_reorg_receivable_repaid_total",
+    help: "Repayments of reorg receivables out of the customer's available balance (crediting's repayReceivables), by chain",
+    labelNames: ["chain_id"],
+  });
   const parked =
     (registry.getSingleMetric("custody_ledger_parked_deposits") as Gauge<string> | undefined) ??
     new Gauge({
@@ -560,7 +574,7 @@ function reorgMetrics(common: Common) {
   // ReorgHoldShortfall is increase() > 0: a series first exported at 1 shows no increase, so
   // each chain's starts at 0 (the first shortfall must fire).
   for (const chain of common.config.chains) shortfalls.inc({ chain_id: String(chain.chainId) }, 0);
-  return { holds, shortfalls, parked, catchupCredits };
+  return { holds, shortfalls, repaid, parked, catchupCredits };
 }
 
 /** Parked (refused) deposits, oldest first (operators: `custody-node ledger parked-deposits`). */
@@ -1586,6 +1600,8 @@ export function createDepositCrediting({
           still_owed: formatAmount(stillOwed > 0n ? stillOwed : 0n),
           blocks_cleared: cleared.map((x) => Number(x.id)),
         };
+        if (amount > 0n)
+          afterCommit(client, () => metrics.repaid.inc({ chain_id: String(r.chain_id) }));
         await appendAudit(client, {
           actor: "deposit-crediting",
           action: "ledger.reorg_receivable.repaid",

@@ -82,3 +82,27 @@ export class ParkedRetryInputError extends BaseError {
     });
   }
 }
+
+/**
+ * `ledger receivables write-off` refused, nothing booked: `LEDGER_REORG_WRITEOFF_INPUT` (a field
+ * empty or malformed, an unknown asset, or a reference already used for another amount: `field`
+ * names it), `LEDGER_REORG_NOTHING_OWED` (nothing is posted on the receivable: repaid, written off,
+ * or its reorg hold still pending), `LEDGER_REORG_WRITEOFF_EXCEEDS_OWED` (more than is owed).
+ */
+export class ReorgWriteOffError extends BaseError {
+  override name = "ReorgWriteOffError";
+  constructor(
+    code:
+      | "LEDGER_REORG_WRITEOFF_INPUT"
+      | "LEDGER_REORG_NOTHING_OWED"
+      | "LEDGER_REORG_WRITEOFF_EXCEEDS_OWED",
+    customerId: string,
+    detail: string,
+    meta: Record<string, unknown> = {},
+  ) {
+    super(`the reorg receivable of ${customerId} cannot be written off: ${detail}`, {
+      code,
+      meta: { customer_id: customerId, ...meta },
+    });
+  }
+}

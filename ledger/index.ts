@@ -4,7 +4,8 @@
  * (TigerBeetle's model: exists / mismatch / sticky failures, pending → post/void/expire, linked
  * chains, balance limits), batched application under ordered row locks, balance and history
  * queries, the ledger check, deposit crediting from the indexer's confirmed facts with reorg holds
- * (DESIGN "Money flows"), and the customers whose withdrawals are blocked.
+ * (DESIGN "Money flows"), the reorg receivables (repaid by crediting, written off by an operator),
+ * and the customers whose withdrawals are blocked.
  * Reconciliation (`ledger/recon/`) reads them through the views published in ledger/migrations.
  */
 export { bookDeployGas } from "./bookDeployGas.js";
@@ -52,6 +53,16 @@ export {
 } from "./gasBookings.js";
 export { bookInflowCredit, type InflowCredit } from "./inflowCredits.js";
 export { accountTransferSeqExists } from "./queries.js";
+export {
+  listReorgReceivables,
+  outstandingReorgReceivables,
+  REORG_LOSS_ACCOUNT,
+  type ReorgReceivable,
+  type ReorgWriteOff,
+  type ReorgWriteOffArgs,
+  reorgWriteOffName,
+  writeOffReorgReceivable,
+} from "./reorgReceivables.js";
 export { creditingRole } from "./role.js";
 export {
   assetIdOf,

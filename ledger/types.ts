@@ -22,6 +22,7 @@ export const TRANSFER_KINDS = [
   "reorg_hold",
   "inflow_credit",
   "treasury",
+  "reorg_writeoff",
 ] as const;
 export type TransferKind = (typeof TRANSFER_KINDS)[number];
 
@@ -36,7 +37,7 @@ export type AccountFlags = {
 export type Account = AccountRef &
   AccountFlags & {
     id: bigint;
-    kind: "user" | "custody" | "fees" | "suspense" | "receivable" | "treasury";
+    kind: "user" | "custody" | "fees" | "suspense" | "receivable" | "treasury" | "expense";
     normal: "credit" | "debit";
     frozen: boolean;
   } & Balance;

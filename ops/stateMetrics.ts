@@ -6,7 +6,9 @@
  * Postgres at scrape time, with the age past which it is overdue from the config; and
  * each chain's hot wallet floor and ceiling from the config, so a rule can compare them with
  * `custody_signer_hot_wallet_balance_wei` (`on(chain_id)`); and how many hot wallets each chain
- * has configured, so a rule can find the ones no signer task reports (HotWalletNotServed).
+ * has configured, so a rule can find the ones no signer task reports (HotWalletNotServed); and
+ * per chain and asset how many customers owe a reorg receivable and for how long
+ * (ReorgReceivableOutstanding).
  *
  * Registered by the api role's process only: the rows are deployment-wide, and one exporter keeps
  * `sum()` over tasks meaningful.
@@ -26,6 +28,7 @@ import {
   attestationsInFlight,
   newestConfirmedAttestationAges,
 } from "../ledger/attest/status.js";
+import { outstandingReorgReceivables } from "../ledger/index.js";
 import { getTxOutcomes } from "../signer/index.js";
 
 /** Statuses a withdrawal can still leave: the ones an operator watches for age. */
@@ -194,6 +197,46 @@ export function registerStateMetrics(
   );
   for (const c of attested)
     overdueAfter.set({ chain_id: String(c.chainId) }, attestationOverdueAfterSeconds(c)!);
+
+  // What customers owe for good after a reorg removed a deposit they had spent: repaid by money
+  // that comes back to them, or written off by the treasury (`custody-node ledger receivables`).
+  // One owed for a week is the ReorgReceivableOutstanding alert. Both from one read per scrape.
+  const receivables = cachedPerScrape(() =>
+    withinTimeout(outstandingReorgReceivables(deps.pool), timeoutMs),
+  );
+  const byReceivableAsset = (
+    name: string,
+    help: string,
+    figure: (r: { customers: number; oldestSeconds: number }) => number,
+  ) =>
+    once(
+      registry,
+      name,
+      () =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ["chain_id", "asset_id"],
+          registers: [registry],
+          async collect() {
+            this.reset();
+            const rows = await receivables();
+            if (!rows) return; // Postgres out: no figure rather than a false zero
+            for (const r of rows)
+              this.set({ chain_id: String(r.chainId), asset_id: r.assetId }, figure(r));
+          },
+        }),
+    );
+  byReceivableAsset(
+    "custody_ledger_reorg_receivables_outstanding",
+    "Customers owing something posted on receivable:reorg:<id>, by chain and asset (repaid or written off brings it down); read from Postgres at scrape",
+    (r) => r.customers,
+  );
+  byReceivableAsset(
+    "custody_ledger_reorg_receivable_oldest_seconds",
+    "Seconds the longest-owed reorg receivable of the chain and asset has been owed (since its first posting after it was last settled to zero); read from Postgres at scrape",
+    (r) => r.oldestSeconds,
+  );
 
   const floor = once(
     registry,
