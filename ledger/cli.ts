@@ -353,7 +353,7 @@ function registerTreasuryCommands(program: Command, sources: LedgerCommandSource
       treasury,
       name,
       "gas",
-      "book the gas a hot wallet paid for an operator transaction (e.g. the factory deploy): debit fees:gas, credit custody:hot",
+      "book the gas a hot wallet paid for an operator transaction (e.g. the factory deploy, a `tx-requests fill-nonce`): debit fees:gas, credit custody:hot",
       sources,
     ).option("--amount <wei>", "required until the indexer has the fee fact; then must agree");
   treasury

@@ -3,7 +3,8 @@
  * chain fact that made it, so reconciliation pairs them like any other movement:
  *   fund    value into a hot wallet:  debit custody:hot:<w>, credit treasury   (kind treasury, fact `tx` / `transfer:<n>`)
  *   defund  value out of a hot wallet: debit treasury, credit custody:hot:<w>  (and its gas, below)
- *   gas     gas a hot wallet paid for an operator transaction (the factory deploy, a defund):
+ *   gas     gas a hot wallet paid for an operator transaction (the factory deploy, a defund, a
+ *           nonce fill: `tx-requests fill-nonce`):
  *           debit fees:gas, credit custody:hot:<w> (kind fee, fact `fee`)
  * Ids derive from chain id + tx hash + position, so a repeat answers `exists` and books nothing;
  * the first booking writes an audit row (who, why) in the same transaction.
@@ -149,6 +150,12 @@ async function loadTxFacts(client: PoolClient, chainId: number, txHash: string):
   return { canonical, orphaned };
 }
 
+/**
+ * Signer request kinds no flow books, sent by an operator's decision: `nonce_fill`
+ * (signer/operator.ts, `tx-requests fill-nonce`). Their gas is booked with `treasury gas`.
+ */
+const OPERATOR_REQUEST_KINDS: ReadonlySet<string> = new Set(["nonce_fill"]);
+
 /** The positions the indexer gives a transfer's value (extractFacts.ts); `fee` is the gas. */
 const VALUE_POSITION = /^(tx|transfer:[0-9]+|trace:[0-9]+(\.[0-9]+)*)$/;
 
@@ -225,8 +232,13 @@ export async function bookTreasuryMove(
       chainId: args.chainId,
       txHash,
     });
-    if (requests.length > 0) {
-      const r = requests[0]!;
+    // An operator's nonce fill (a 0-value transfer of the wallet to itself) has no flow: its gas
+    // is the operator's, booked here; nothing else of it is.
+    const ownedByFlow = requests.filter(
+      (r) => !(args.move === "gas" && OPERATOR_REQUEST_KINDS.has(r.kind)),
+    );
+    if (ownedByFlow.length > 0) {
+      const r = ownedByFlow[0]!;
       throw new TreasuryMoveError(
         what,
         `${txHash} was sent by the custody's signer for tx request ${r.requestId} (${r.kind} ${r.refId}): its flow books it, posted or not yet; not an operator move`,

@@ -1,8 +1,9 @@
 /**
  * `custody-node keys create|list|address` (hot-wallet keys in KMS or the emulator, by
  * AWS_ENDPOINT_URL_KMS), `custody-node kms-local` (the emulator, dev/test only) and
- * `custody-node tx-requests review|fail|retry` (operator decisions the signer never takes alone;
- * audited with who and why) and `tx-requests held` (what a halted chain holds: no decision owed).
+ * `custody-node tx-requests review|fail|retry|fill-nonce` (operator decisions the signer never takes
+ * alone; audited with who and why) and `tx-requests held` (what a halted chain holds: no decision
+ * owed).
  */
 import {
   CreateAliasCommand,
@@ -13,14 +14,19 @@ import {
 } from "@aws-sdk/client-kms";
 import type { Command } from "commander";
 import { getAddress } from "viem";
-import { chainSchema } from "../chains/index.js";
+import { type ChainConfig, chainSchema } from "../chains/index.js";
 import { loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
 import { DEFAULT_EMULATOR_FILE, startKmsEmulator } from "./kms-emulator/server.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
-import { type NonceEvidenceReader, nonceEvidenceFromChains } from "./nonceEvidence.js";
+import {
+  type NonceEvidenceReader,
+  nonceEvidenceFromChains,
+  nonceUnusedFromChains,
+} from "./nonceEvidence.js";
 import {
   failTxRequestByOperator,
+  fillNonceByOperator,
   listHeldTxRequests,
   listTxRequestsForReview,
   type OperatorDecision,
@@ -29,7 +35,7 @@ import {
 } from "./operator.js";
 
 async function withPool<T>(
-  fn: (pool: Pool, readEvidence: NonceEvidenceReader) => Promise<T>,
+  fn: (pool: Pool, readEvidence: NonceEvidenceReader, chains: readonly ChainConfig[]) => Promise<T>,
 ): Promise<T> {
   const config = loadConfig(chainSchema);
   const pool = createPool(config.env.DATABASE_URL, {
@@ -37,7 +43,7 @@ async function withPool<T>(
     applicationName: "custody-node signer",
   });
   try {
-    return await fn(pool, nonceEvidenceFromChains(config.chains));
+    return await fn(pool, nonceEvidenceFromChains(config.chains), config.chains);
   } finally {
     await pool.end();
   }
@@ -155,7 +161,7 @@ export function registerCommands(program: Command): void {
   const requests = program
     .command("tx-requests")
     .description(
-      "signer transaction requests waiting for a human: review, fail, retry (audited); held by a halted chain: held",
+      "signer transaction requests waiting for a human: review, fail, retry, fill-nonce (audited); held by a halted chain: held",
     );
 
   requests
@@ -221,4 +227,47 @@ export function registerCommands(program: Command): void {
     .requiredOption("--by <who>", "the operator deciding")
     .requiredOption("--reason <text>", "why (what was fixed)")
     .action(decision("retried", retryTxRequestByOperator));
+
+  requests
+    .command("fill-nonce")
+    .description(
+      "fill a hot wallet's nonce that nothing holds (nonce_gap: the key used outside custody, that transaction dropped) with a 0-value transfer of the wallet to itself, signed and followed to final by the signer; refused on a halted chain, for a nonce a request or deploy of ours holds, at or above the wallet's next nonce, and unless every configured node shows it unused (mined and pending) at the best head",
+    )
+    .requiredOption("--chain <chain>", "the chain's key or chain id")
+    .requiredOption("--wallet <address>", "the hot wallet")
+    .requiredOption("--nonce <n>", "the nonce to fill")
+    .requiredOption("--by <who>", "the operator deciding")
+    .requiredOption("--reason <text>", "why (what was checked: who used the key, that it is gone)")
+    .action(
+      async (opts: {
+        chain: string;
+        wallet: string;
+        nonce: string;
+        by: string;
+        reason: string;
+      }) => {
+        await withPool(async (pool, _readEvidence, chains) => {
+          const chain = chains.find(
+            (c) => c.key === opts.chain || String(c.chainId) === opts.chain,
+          );
+          if (!chain) throw new Error(`chain ${opts.chain} is not in the configuration`);
+          if (!/^[0-9]+$/.test(opts.nonce))
+            throw new Error("--nonce must be a non-negative integer");
+          const out = await fillNonceByOperator(
+            pool,
+            {
+              chainId: chain.chainId,
+              from: opts.wallet,
+              nonce: BigInt(opts.nonce),
+              by: opts.by,
+              reason: opts.reason,
+            },
+            nonceUnusedFromChains(chains),
+          );
+          console.log(
+            `${out.repeated ? "already filling" : "filling"} nonce ${out.nonce} of ${opts.wallet.toLowerCase()} on chain ${chain.chainId}: request ${out.requestId}; the signer signs it at that nonce and follows it to final (by ${opts.by}: ${opts.reason})`,
+          );
+        });
+      },
+    );
 }

@@ -162,12 +162,19 @@ export class TxRequestNotRetryableError extends BaseError {
 
 /**
  * The chain could not be asked what used a request's nonce (no node answered, a node without the
- * history, a chain not configured): an operator's failure waits, since absence is never evidence.
+ * history, a chain not configured), or whether a nonce is unused on every node (a node did not
+ * answer, or answered from behind the best head): an operator's failure or fill waits, since
+ * absence is never evidence.
  */
 export class ChainEvidenceUnavailableError extends BaseError {
   override name = "ChainEvidenceUnavailableError";
-  constructor(chainId: number, why: string, cause?: unknown) {
-    super(`Cannot read from chain ${chainId} what used the request's nonce: ${why}`, {
+  constructor(
+    chainId: number,
+    why: string,
+    cause?: unknown,
+    what = "what used the request's nonce",
+  ) {
+    super(`Cannot read from chain ${chainId} ${what}: ${why}`, {
       code: "SIGNER_CHAIN_CHECK_UNAVAILABLE",
       retryable: true,
       cause,
@@ -228,6 +235,108 @@ export class ChainHaltedDeployError extends BaseError {
           chain_id: chain.chainId,
           halted_since: halt.haltedAt.toISOString(),
           reason: halt.reason,
+        },
+      },
+    );
+  }
+}
+
+/**
+ * `tx-requests fill-nonce` on a halted chain (docs/chain-halts.md): nothing new leaves a hot wallet
+ * until an operator resumes the chain. Nothing changed.
+ */
+export class ChainHaltedFillError extends BaseError {
+  override name = "ChainHaltedFillError";
+  constructor(chainId: number, halt: { haltedAt: Date; reason: string }) {
+    super(
+      `chain ${chainId} is halted since ${halt.haltedAt.toISOString()} (${halt.reason}): no nonce is filled until an operator resumes it (docs/chain-halts.md); nothing changed`,
+      {
+        code: "SIGNER_CHAIN_HALTED",
+        meta: {
+          chain_id: chainId,
+          halted_since: halt.haltedAt.toISOString(),
+          reason: halt.reason,
+        },
+      },
+    );
+  }
+}
+
+/**
+ * `tx-requests fill-nonce`: a request of ours (or a stored CLI deploy) holds the nonce. Only its
+ * own stored bytes may use it (a finalized request's payment is booked as made; a live one is
+ * followed by the signer). Nothing changed.
+ */
+export class NonceHeldError extends BaseError {
+  override name = "NonceHeldError";
+  constructor(
+    chainId: number,
+    from: string,
+    nonce: bigint,
+    holder: { requestId: string; status: string } | { deploy: string; status: string },
+  ) {
+    super(
+      "requestId" in holder
+        ? `nonce ${nonce} of ${from} on chain ${chainId} is held by tx request ${holder.requestId} (${holder.status}): only its own stored bytes may use it; nothing changed`
+        : `nonce ${nonce} of ${from} on chain ${chainId} is held by the stored deploy ${holder.deploy} (${holder.status}): the signer sends its stored bytes; nothing changed`,
+      {
+        code: "SIGNER_NONCE_HELD",
+        meta: {
+          chain_id: chainId,
+          from,
+          nonce: nonce.toString(),
+          ...("requestId" in holder ? { request_id: holder.requestId } : { deploy: holder.deploy }),
+          status: holder.status,
+        },
+      },
+    );
+  }
+}
+
+/**
+ * `tx-requests fill-nonce` at or above the wallet's next nonce: custody has given out no nonce
+ * above it, so nothing waits behind it (the signer gives it to the next request). Nothing changed.
+ */
+export class NonceNotAGapError extends BaseError {
+  override name = "NonceNotAGapError";
+  constructor(chainId: number, from: string, nonce: bigint, next: bigint) {
+    super(
+      `nonce ${nonce} of ${from} on chain ${chainId} is not below the wallet's next nonce ${next}: no nonce of ours waits behind it; nothing changed`,
+      {
+        code: "SIGNER_NONCE_NOT_A_GAP",
+        meta: { chain_id: chainId, from, nonce: nonce.toString(), next_nonce: next.toString() },
+      },
+    );
+  }
+}
+
+/**
+ * `tx-requests fill-nonce`: a node at the head counts the nonce used, or holds a transaction of the
+ * wallet at it in its pool (its pending count is past it). Nothing changed.
+ */
+export class NonceInUseError extends BaseError {
+  override name = "NonceInUseError";
+  constructor(
+    chainId: number,
+    from: string,
+    nonce: bigint,
+    node: { endpoint: string; latestCount: bigint; pendingCount: bigint },
+  ) {
+    const mined = node.latestCount > nonce;
+    super(
+      mined
+        ? `nonce ${nonce} of ${from} on chain ${chainId} is used: ${node.endpoint} counts ${node.latestCount} mined transactions; nothing changed`
+        : `nonce ${nonce} of ${from} on chain ${chainId} is taken by a transaction in ${node.endpoint}'s pool (pending count ${node.pendingCount}): wait for it to mine or drop; nothing changed`,
+      {
+        code: "SIGNER_NONCE_IN_USE",
+        retryable: !mined,
+        meta: {
+          chain_id: chainId,
+          from,
+          nonce: nonce.toString(),
+          endpoint: node.endpoint,
+          latest_count: node.latestCount.toString(),
+          pending_count: node.pendingCount.toString(),
         },
       },
     );

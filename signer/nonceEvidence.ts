@@ -16,7 +16,7 @@
 import { type Hex, numberToHex } from "viem";
 import type { ChainConfig } from "../chains/index.js";
 import { createRpcClient, endpointLabel, type RpcClient } from "../chains/rpc.js";
-import { ChainEvidenceUnavailableError } from "./errors.js";
+import { ChainEvidenceUnavailableError, NonceInUseError } from "./errors.js";
 
 export type NonceEvidence =
   | { kind: "unused"; head: bigint; latestCount: bigint }
@@ -167,5 +167,94 @@ export function nonceEvidenceFromChains(chains: readonly ChainConfig[]): NonceEv
         error,
       );
     }
+  };
+}
+
+/** What one node showed of a nonce it counts unused: its head and the wallet's counts there. */
+export type NodeNonceView = {
+  endpoint: string;
+  head: bigint;
+  latestCount: bigint;
+  pendingCount: bigint;
+};
+
+/**
+ * Checks that `nonce` of `from` is unused on every configured node (for an operator about to fill
+ * it, `tx-requests fill-nonce`): each endpoint answers its head with the wallet's mined and pending
+ * counts in one batch. Any endpoint that does not answer, or answers from behind the best head any
+ * of them (or the client) showed, refuses (ChainEvidenceUnavailableError: a lagging node shows
+ * nonces used since as unused); a count past the nonce, mined or pending, refuses
+ * (NonceInUseError). Returns every node's view, for the audit row.
+ */
+export type NonceUnusedReader = (req: {
+  chainId: number;
+  from: Hex;
+  nonce: bigint;
+}) => Promise<NodeNonceView[]>;
+
+const UNUSED_WHAT = "whether the nonce is unused on every node";
+
+export async function readNonceUnused(
+  chain: ChainConfig,
+  from: Hex,
+  nonce: bigint,
+): Promise<NodeNonceView[]> {
+  const wallet = from.toLowerCase() as Hex;
+  const views = await Promise.all(
+    chain.rpcUrls.map(async (url): Promise<NodeNonceView> => {
+      const endpoint = endpointLabel(url);
+      const node = createRpcClient({
+        chainId: chain.chainId,
+        urls: [url],
+        rounds: 1,
+        timeoutMs: 10_000,
+      });
+      let answers: Hex[];
+      try {
+        answers = await node.batch<Hex>([
+          { method: "eth_blockNumber", params: [] },
+          { method: "eth_getTransactionCount", params: [wallet, "latest"] },
+          { method: "eth_getTransactionCount", params: [wallet, "pending"] },
+        ]);
+      } catch (error) {
+        throw new ChainEvidenceUnavailableError(
+          chain.chainId,
+          `${endpoint} did not answer`,
+          error,
+          UNUSED_WHAT,
+        );
+      }
+      const [head, latest, pending] = answers.map((a) => BigInt(a));
+      return { endpoint, head: head!, latestCount: latest!, pendingCount: pending! };
+    }),
+  );
+  let best = 0n;
+  for (const v of views) if (v.head > best) best = v.head;
+  for (const v of views)
+    if (v.head < best)
+      throw new ChainEvidenceUnavailableError(
+        chain.chainId,
+        `${v.endpoint} is at block ${v.head}, behind the best head ${best}: its counts are as of an older block`,
+        undefined,
+        UNUSED_WHAT,
+      );
+  for (const v of views)
+    if (v.latestCount > nonce || v.pendingCount > nonce)
+      throw new NonceInUseError(chain.chainId, wallet, nonce, v);
+  return views;
+}
+
+/** A NonceUnusedReader over the configured chains (a chain not configured: unavailable). */
+export function nonceUnusedFromChains(chains: readonly ChainConfig[]): NonceUnusedReader {
+  return async ({ chainId, from, nonce }) => {
+    const chain = chains.find((c) => c.chainId === chainId);
+    if (!chain)
+      throw new ChainEvidenceUnavailableError(
+        chainId,
+        "the chain is not in this configuration",
+        undefined,
+        UNUSED_WHAT,
+      );
+    return readNonceUnused(chain, from, nonce);
   };
 }

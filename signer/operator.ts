@@ -28,13 +28,28 @@
  *   receipt for (NONCE_CONSUMED_NO_KNOWN_ATTEMPT) cannot be mined by a resend (the request came
  *   straight back to needs_review, alerting again), and the signer keeps searching for its receipt
  *   from needs_review and frees it itself if the nonce is ever unused again.
+ * - fill a nonce: a nonce below the wallet's next that nothing of ours holds and no node has used
+ *   (the key used outside custody and that transaction dropped: `nonce_gap`) holds every later
+ *   withdrawal of the wallet for ever. An operator fills it with a 0-value transfer to the wallet
+ *   itself, as a cancel is built (broadcaster/cancel.ts): a request of kind `nonce_fill` is stored
+ *   `pending` with that nonce, audited, and the broadcaster signs it at that nonce (fills.ts);
+ *   from then on it is followed like any request (bumped, confirmed, finalized). Refused on a
+ *   halted chain, for a nonce a request or stored deploy of ours holds (only its own bytes may use
+ *   it), at or above the wallet's next nonce (nothing waits behind it), and unless every
+ *   configured node answers from the best head that the nonce is unused, mined or pending.
  */
+import { randomUUID } from "node:crypto";
 import type { Hex } from "viem";
 import type { Pool, PoolClient } from "../foundation/db.js";
 import { withTransaction } from "../foundation/db.js";
-import { readFinalized, readHalts } from "../indexers/index.js";
+import { openHalt, readFinalized, readHalts } from "../indexers/index.js";
 import { failureIsEvidenced } from "../ledger/index.js";
+import { deployNextNonce } from "./broadcaster/gaps.js";
 import {
+  ChainHaltedFillError,
+  InvalidTxRequestError,
+  NonceHeldError,
+  NonceNotAGapError,
   OperatorDecisionIncompleteError,
   TxRequestMinedOnChainError,
   TxRequestNonceNotFinalError,
@@ -42,7 +57,8 @@ import {
   TxRequestNotRetryableError,
   TxRequestNotReviewableError,
 } from "./errors.js";
-import type { NonceEvidence, NonceEvidenceReader } from "./nonceEvidence.js";
+import type { NonceEvidence, NonceEvidenceReader, NonceUnusedReader } from "./nonceEvidence.js";
+import { storedNextNonce, TX_REQUESTS_CHANNEL } from "./requests.js";
 
 export type OperatorDecision = { requestId: string; by: string; reason: string };
 
@@ -396,4 +412,111 @@ export async function listTxRequestsForReview(pool: Pool): Promise<ReviewItem[]>
     reviewReason: r.review_reason,
     since: r.outcome_changed_at,
   }));
+}
+
+/** The request kind of an operator's nonce fill (a 0-value transfer of the wallet to itself). */
+export const NONCE_FILL_KIND = "nonce_fill";
+
+export type NonceFill = {
+  chainId: number;
+  /** The hot wallet. */
+  from: string;
+  nonce: bigint;
+  by: string;
+  reason: string;
+};
+
+/** The fill's request (`repeated`: a live fill of that nonce was there already, nothing changed). */
+export type NonceFillResult = { requestId: string; nonce: bigint; repeated: boolean };
+
+/**
+ * Fill a nonce of a hot wallet that nothing holds (see the header), audited: a `nonce_fill`
+ * request at that nonce, which the broadcaster signs and follows. Refused (nothing changed) on a
+ * halted chain, for a nonce a request or stored deploy of ours holds, for one at or above the
+ * wallet's next nonce, and unless every configured node shows it unused at the best head
+ * (`checkUnused`). A repeat while the first fill is live answers its request.
+ */
+export async function fillNonceByOperator(
+  pool: Pool,
+  f: NonceFill,
+  checkUnused: NonceUnusedReader,
+): Promise<NonceFillResult> {
+  if (!f.by.trim()) throw new OperatorDecisionIncompleteError("by");
+  if (!f.reason.trim()) throw new OperatorDecisionIncompleteError("reason");
+  if (!/^0x[0-9a-fA-F]{40}$/.test(f.from))
+    throw new InvalidTxRequestError("from", "must be a 0x-prefixed 20-byte hex address");
+  if (f.nonce < 0n) throw new InvalidTxRequestError("nonce", "must be a non-negative integer");
+  const from = f.from.toLowerCase() as Hex;
+  return withTransaction(pool, async (client) => {
+    // One fill decision per wallet at a time; a request taking the nonce meanwhile is refused by
+    // the unique (chain, wallet, nonce) index.
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [
+      `nonce_fill:${f.chainId}:${from}`,
+    ]);
+    const halt = await openHalt(client, f.chainId);
+    if (halt) throw new ChainHaltedFillError(f.chainId, halt);
+    const { rows: held } = await client.query<{ id: string; kind: string; status: string }>(
+      `SELECT id, kind, status FROM custody.tx_requests
+        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3`,
+      [f.chainId, from, f.nonce.toString()],
+    );
+    const request = held[0];
+    if (request?.kind === NONCE_FILL_KIND && request.status !== "failed")
+      return { requestId: request.id, nonce: f.nonce, repeated: true };
+    if (request)
+      throw new NonceHeldError(f.chainId, from, f.nonce, {
+        requestId: request.id,
+        status: request.status,
+      });
+    const { rows: deploys } = await client.query<{ name: string; status: string }>(
+      `SELECT name, status FROM custody.hot_wallet_deploys
+        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3`,
+      [f.chainId, from, f.nonce.toString()],
+    );
+    if (deploys[0])
+      throw new NonceHeldError(f.chainId, from, f.nonce, {
+        deploy: deploys[0].name,
+        status: deploys[0].status,
+      });
+    // As the broadcaster's resync counts it (bigints: no Math.max).
+    let next = await storedNextNonce(client, f.chainId, from);
+    const deployed = await deployNextNonce(client, f.chainId, from);
+    if (deployed > next) next = deployed;
+    if (f.nonce >= next) throw new NonceNotAGapError(f.chainId, from, f.nonce, next);
+    const nodes = await checkUnused({ chainId: f.chainId, from, nonce: f.nonce });
+    const requestId = `${NONCE_FILL_KIND}:${f.chainId}:${from}:${f.nonce}:${randomUUID()}`;
+    await client.query(
+      `INSERT INTO custody.tx_requests (id, chain_id, from_address, to_address, value, data, kind, ref_id, nonce)
+       VALUES ($1, $2, $3, $3, 0, '0x', $4, $5, $6)`,
+      [
+        requestId,
+        f.chainId,
+        from,
+        NONCE_FILL_KIND,
+        `${f.chainId}:${from}:${f.nonce}`,
+        f.nonce.toString(),
+      ],
+    );
+    await client.query(
+      `INSERT INTO custody.tx_request_events (request_id, from_status, to_status, event, actor, reason, details)
+       VALUES ($1, NULL, 'pending', 'operator_nonce_fill', $2, $3, $4)`,
+      [
+        requestId,
+        `operator:${f.by.trim()}`,
+        f.reason.trim(),
+        JSON.stringify({
+          nonce: f.nonce.toString(),
+          next_nonce: next.toString(),
+          chain_check: nodes.map((n) => ({
+            endpoint: n.endpoint,
+            head: n.head.toString(),
+            mined_count: n.latestCount.toString(),
+            pending_count: n.pendingCount.toString(),
+          })),
+        }),
+      ],
+    );
+    await client.query("SELECT pg_notify($1, $2)", [TX_REQUESTS_CHANNEL, `${f.chainId}:${from}`]);
+    return { requestId, nonce: f.nonce, repeated: false };
+  });
 }

@@ -17,6 +17,8 @@
  *   seen (chainView.ts `atBestHead`).
  * - gaps.ts: the lowest unused nonce held by no request: a CLI deploy's stored bytes go out again,
  *   or, held by nothing of ours, a `nonce_gap` alert.
+ * - fills.ts: an operator's nonce fill (`tx-requests fill-nonce`) signed at the nonce it fills;
+ *   then followed like any request.
  * - feeOnTransferRecovery.ts: token payments mined before the tracker read a token's fee on
  *   transfer get their receipt read again, so their callers can book them.
  * - doorbells.ts: tx-outcomes rung for what callers must act on, never waiting on Redis.
@@ -46,6 +48,7 @@ import {
 import { type CrashAt, createCrashPoints } from "./crashPoints.js";
 import { createDoorbells } from "./doorbells.js";
 import { createFeeOnTransferRecovery } from "./feeOnTransferRecovery.js";
+import { fillNonces } from "./fills.js";
 import { createGapWatch, deployNextNonce } from "./gaps.js";
 import { readHalt } from "./halt.js";
 import { intake } from "./intake.js";
@@ -214,6 +217,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       await readHalt(ctx);
       const signed = await intake(ctx, lease);
       const snap = await chainView.snapshot();
+      await fillNonces(ctx, lease, snap);
       await resendLive(ctx, lease, { onlyUnsent: true, latestCount: snap.latestCount });
       // Only rows that changed since the last tick are read (watchedSet.ts).
       let watched = await watchedSet.read();

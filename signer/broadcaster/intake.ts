@@ -52,7 +52,11 @@ async function inFlightCost(ctx: BroadcasterContext, latestCount: bigint): Promi
   return rows[0]!.total;
 }
 
-/** Take pending requests: gas, nonces, sign, store, then send. Returns how many were stored. */
+/**
+ * Take pending requests: gas, nonces, sign, store, then send. Returns how many were stored. A
+ * pending request with a nonce already is an operator's nonce fill: the fill stage signs it at
+ * that nonce (fills.ts).
+ */
 export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<number> {
   const { chain, from, settings, state } = ctx;
   if (state.nextNonce === undefined) throw new Error("resync must run before intake");
@@ -72,7 +76,8 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   }>(
     `SELECT id, to_address, value, data, gas_limit
      FROM custody.tx_requests
-     WHERE chain_id = $1 AND from_address = $2 AND status = 'pending' AND id <> ALL($4::text[])
+     WHERE chain_id = $1 AND from_address = $2 AND status = 'pending' AND nonce IS NULL
+       AND id <> ALL($4::text[])
      ORDER BY created_at, id LIMIT $3`,
     [chain.chainId, from, settings.batchSize, [...state.unpaidUntil.keys()]],
   );
