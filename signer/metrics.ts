@@ -84,7 +84,7 @@ function create(registry: Registry) {
     }),
     alerts: new Counter({
       name: "custody_signer_alerts_total",
-      help: "Conditions needing a human, by alert: needs_review, cancel_unsendable, confirmed_tx_reorged_out, fee_cap, insufficient_funds, nonce_cancelled, nonce_gap, node_fee_cap",
+      help: "Conditions needing a human, by alert: needs_review, cancel_unsendable, confirmed_tx_reorged_out, fee_cap, insufficient_funds, nonce_cancelled, nonce_gap, node_fee_cap, operator_fail_overridden, failed_request_paid",
       labelNames: [...labelNames, "alert"],
       registers,
     }),
@@ -102,6 +102,7 @@ export const SIGNER_ALERTS = [
   "nonce_gap",
   "node_fee_cap",
   "operator_fail_overridden",
+  "failed_request_paid",
 ] as const;
 
 /** The `reason` values of custody_signer_held_requests (broadcaster/halt.ts). */

@@ -18,7 +18,10 @@
  *                    found, or the nonce cannot be used); still watched; only an operator fails it
  *   failed           terminal: refused before a nonce was taken, reverted or cancelled in a final
  *                    block (or a token transfer() that moved nothing: TRANSFER_MOVED_NOTHING), or
- *                    failed by an operator (audited). `errorCode` says which.
+ *                    failed by an operator (audited). `errorCode` says which. Only a deep reorg
+ *                    an operator accepted at the chain's resume can take one decided at a final
+ *                    block back to `broadcast` (broadcaster/undone.ts: cancels only; its payment
+ *                    found mined instead is followed as paid, `failed_request_paid`)
  */
 import { type Hex, zeroAddress } from "viem";
 import type { PoolClient } from "../foundation/db.js";

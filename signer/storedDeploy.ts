@@ -447,7 +447,7 @@ async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDe
           else {
             if (receipt.status !== "success" || !receipt.contractAddress) {
               // Final: it can never create the contract. The next run signs a new deploy.
-              await end(f.lease, deploy, "reverted");
+              await end(f.lease, deploy, "reverted", receipt.blockNumber);
               throw new Error(
                 `${deploy.name} deploy ${hash} reverted (block ${receipt.blockNumber}, final); its gas (${feePaid(receipt)} wei) is not booked: book it with custody-node treasury deploy-gas --chain ${chain.key} --tx ${hash} --wallet ${from} --by <you> --reason <why>; a new run signs a new deploy`,
               );
@@ -752,7 +752,8 @@ async function usedElsewhere(
   // ("unknown"), never its count; and no extra call. Before the indexer publishes one (a deploy
   // before the first ingest): the height the finality rule gives from a node's head, as before,
   // from a node not shown to be on our chain.
-  const ourFinal = ((await readFinalized(f.lease, f.chain.chainId))?.hash ?? null) as Hex | null;
+  const published = await readFinalized(f.lease, f.chain.chainId);
+  const ourFinal = (published?.hash ?? null) as Hex | null;
   const final = ourFinal === null ? await finalHeight(f) : null;
   if (ourFinal === null && final === null) return "unknown";
   const at = ourFinal !== null ? { blockHash: ourFinal } : (`0x${final!.toString(16)}` as Hex);
@@ -769,18 +770,24 @@ async function usedElsewhere(
     throw error;
   }
   if (code && code !== "0x") return "mined";
-  await end(f.lease, deploy, "dropped");
+  await end(f.lease, deploy, "dropped", published?.number ?? final!);
   return "dropped";
 }
 
-/** A stored deploy that can never create its contract is no longer live. */
+/**
+ * A stored deploy that can never create its contract is no longer live. `block`: the final block
+ * that said so (its receipt's, or the one its nonce was read used at): a node at or above it that
+ * counts the nonce unused is not behind it, a deep reorg took it away (broadcaster/gaps.ts).
+ */
 async function end(
   lease: Lease,
   deploy: StoredDeploy,
   status: "reverted" | "dropped",
+  block: bigint,
 ): Promise<void> {
   await lease.query(
-    `UPDATE custody.hot_wallet_deploys SET status = $2, ended_at = now() WHERE id = $1`,
-    [deploy.id, status],
+    `UPDATE custody.hot_wallet_deploys SET status = $2, ended_at = now(), ended_block_number = $3
+      WHERE id = $1`,
+    [deploy.id, status, block.toString()],
   );
 }

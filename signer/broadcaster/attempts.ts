@@ -47,8 +47,21 @@ export type WatchedRequest = {
   reviewReason: string | null;
   /** An operator failed it while its nonce was unused: only cancels may use that nonce now. */
   cancelRequested: boolean;
+  /**
+   * It had failed at a final block a deep reorg accepted at the chain's resume took away
+   * (undone.ts, migration 0119): its caller released its hold, so only cancels may use its nonce.
+   */
+  failureUndone: boolean;
   createdAt: number;
 };
+
+/**
+ * Only cancels may use its nonce, never its payment again: an operator failed it while its nonce
+ * was unused, or its caller released its hold on a failure a deep reorg undid (undone.ts).
+ */
+export function cancelsOnly(req: Pick<WatchedRequest, "cancelRequested" | "failureUndone">) {
+  return req.cancelRequested || req.failureUndone;
+}
 
 // id and nonce are int8 (pg gives int8 as a string: `::text` says so); the gas and fee columns
 // are NUMERIC(78,0), which the connection parses to bigint; the epoch times are float8 (ms).
@@ -185,7 +198,7 @@ export const WATCHED_COLUMNS = `id, kind, ref_id, status, nonce, to_address, val
   block_number::text, block_hash, receipt_success, transfer_moved_nothing,
   finalized_at IS NOT NULL AS finalized,
   (extract(epoch from receipt_missing_since) * 1000)::float8 AS missing_since, review_reason,
-  cancel_requested_at IS NOT NULL AS cancel_requested,
+  cancel_requested_at IS NOT NULL AS cancel_requested, failure_undone_at IS NOT NULL AS failure_undone,
   (extract(epoch from created_at) * 1000)::float8 AS created_at`;
 
 /**
@@ -228,6 +241,7 @@ export type WatchedRow = {
   missing_since: number | null;
   review_reason: string | null;
   cancel_requested: boolean;
+  failure_undone: boolean;
   created_at: number;
 };
 
@@ -250,6 +264,7 @@ export function watchedFromRow(r: WatchedRow): WatchedRequest {
     receiptMissingSince: r.missing_since,
     reviewReason: r.review_reason,
     cancelRequested: r.cancel_requested,
+    failureUndone: r.failure_undone,
     createdAt: r.created_at,
   };
 }

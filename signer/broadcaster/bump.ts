@@ -5,7 +5,8 @@
  * raised by at least the replacement minimum (fees.ts), never above the cap; at the cap an alert
  * fires and the capped attempt is resent as is (so is a due attempt while fees cannot be read),
  * through sendInOrder like every send, so the node's answer is recorded. A failed re-signature
- * (KMS) is retried on a later pass. A request an operator failed has only its cancels bumped,
+ * (KMS) is retried on a later pass. A request an operator failed (or one whose failure a deep
+ * reorg undid, undone.ts) has only its cancels bumped,
  * including one failed outright before migration 0107, which is not followed (nonces.ts names
  * those whose nonce is still unused). On a halted chain no attempt of a request no node has taken
  * (its payment or a cancel) is replaced or resent (halt.ts); the halt is read again after a KMS
@@ -14,7 +15,13 @@
 import { LeaseLostError } from "../errors.js";
 import { type BumpResult, bumpFees, estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";
-import { liveAttempts, newestPerNonce, storeAttempt, type WatchedRequest } from "./attempts.js";
+import {
+  cancelsOnly,
+  liveAttempts,
+  newestPerNonce,
+  storeAttempt,
+  type WatchedRequest,
+} from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendableNow } from "./halt.js";
 import { sendInOrder, signTx } from "./send.js";
@@ -38,7 +45,7 @@ export async function bump(
     (a) =>
       // An operator failed it: its payment is never signed again, only its cancel is bumped.
       (inFlight.has(a.requestId)
-        ? a.purpose === "cancel" || !inFlight.get(a.requestId)!.cancelRequested
+        ? a.purpose === "cancel" || !cancelsOnly(inFlight.get(a.requestId)!)
         : a.purpose === "cancel" && cancelsOf.has(a.requestId)) &&
       (a.lastErrorClass === "underpriced" ||
         early.has(a.id) ||

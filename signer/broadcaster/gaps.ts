@@ -38,7 +38,10 @@
  * A node that holds something executable at the nonce (pending count above it) decides nothing:
  * it is only waited for; nor does a count from a node behind the best head seen (`atBestHead`),
  * which shows nonces used long ago as unused, nor one under a stored deploy that ended (reverted,
- * dropped) at the nonce: a final block used it, so that node is behind. The state is per process
+ * dropped) at the nonce: a final block used it, so that node is behind, when its head is below
+ * that block (`ended_block_number`, migration 0119). At or above it, a deep reorg accepted at the
+ * resume took the block away and nothing of ours fills the nonce: `nonce_gap` naming the deploy,
+ * as for a finalized request (rows ended before 0119 have no block: the node is taken as behind). The state is per process
  * and only paces sends and alerts.
  */
 import type { Hex } from "viem";
@@ -133,13 +136,25 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
    * transaction used the nonce at a final block): the nonce is used, and a node counting it unused
    * is behind that block (a signer started with only such a node has seen no head above it).
    */
-  async function endedDeployAt(nonce: bigint) {
-    const { rows } = await ctx.pool.query(
-      `SELECT 1 FROM custody.hot_wallet_deploys
-        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('reverted', 'dropped')`,
-      [ctx.chain.chainId, ctx.from, nonce.toString()],
+  async function endedDeployAt(
+    nonce: bigint,
+    head: bigint,
+  ): Promise<{ name: string; txHash: Hex; status: string; undone: boolean } | undefined> {
+    const { rows } = await ctx.pool.query<{
+      name: string;
+      tx_hash: Hex;
+      status: string;
+      undone: boolean;
+    }>(
+      `SELECT name, tx_hash, status,
+              COALESCE(ended_block_number <= $4, false) AS undone
+         FROM custody.hot_wallet_deploys
+        WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('reverted', 'dropped')
+        ORDER BY undone LIMIT 1`,
+      [ctx.chain.chainId, ctx.from, nonce.toString(), head.toString()],
     );
-    return rows.length > 0;
+    const r = rows[0];
+    return r && { name: r.name, txHash: r.tx_hash, status: r.status, undone: r.undone };
   }
 
   async function liveDeployAt(nonce: bigint): Promise<LiveDeploy | undefined> {
@@ -235,7 +250,14 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         return;
       }
       const request = await requestAt(nonce, watched, snap.head);
-      if ((request && !request.final) || (await endedDeployAt(nonce))) {
+      if (request && !request.final) {
+        unheld = null;
+        return;
+      }
+      // Ended at a final block: a node below that block is behind it; one at or above it shows
+      // the block undone (a deep reorg accepted at the resume), and nothing of ours fills it.
+      const ended = request ? undefined : await endedDeployAt(nonce, snap.head);
+      if (ended && !ended.undone) {
         unheld = null;
         return;
       }
@@ -317,16 +339,22 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         nonce: String(nonce),
         next_nonce: String(next),
         node_pending_count: String(pending),
-        ...(request
+        ...(ended
           ? {
-              request_id: request.id,
-              reason:
-                "the wallet's lowest unused nonce is a finalized request's whose block was undone (a deep reorg accepted at the chain's resume?) and the node holds nothing at it: every later nonce waits; its payment is booked as made",
+              deploy: ended.name,
+              tx_hash: ended.txHash,
+              reason: `the wallet's lowest unused nonce is a stored CLI deploy's that ended (${ended.status}) at a final block a deep reorg accepted at the chain's resume undid, and the node holds nothing at it: every later nonce waits`,
             }
-          : {
-              reason:
-                "no stored request or deploy holds the wallet's lowest unused nonce and the node holds nothing at it: every later nonce waits (a transaction of this key sent outside custody?)",
-            }),
+          : request
+            ? {
+                request_id: request.id,
+                reason:
+                  "the wallet's lowest unused nonce is a finalized request's whose block was undone (a deep reorg accepted at the chain's resume?) and the node holds nothing at it: every later nonce waits; its payment is booked as made",
+              }
+            : {
+                reason:
+                  "no stored request or deploy holds the wallet's lowest unused nonce and the node holds nothing at it: every later nonce waits (a transaction of this key sent outside custody?)",
+              }),
       });
     },
   };

@@ -15,6 +15,8 @@
  * - bump.ts: replacements at the same nonce with higher fees, never above the cap.
  *   The nonce, stall and bump stages decide nothing on a count from a node behind the best head
  *   seen (chainView.ts `atBestHead`).
+ * - undone.ts: a request failed at a final block a deep reorg accepted at the chain's resume took
+ *   away is followed again (its payment may have mined instead: `failed_request_paid`).
  * - gaps.ts: the lowest unused nonce held by no request: a CLI deploy's stored bytes go out again,
  *   or, held by nothing of ours, a `nonce_gap` alert.
  * - fills.ts: an operator's nonce fill (`tx-requests fill-nonce`) signed at the nonce it fills;
@@ -56,6 +58,7 @@ import { checkNonces } from "./nonces.js";
 import { resendLive } from "./send.js";
 import { createStallWatch } from "./stall.js";
 import { createTracker } from "./track.js";
+import { createUndoneFailures } from "./undone.js";
 import { createWatchedSet } from "./watchedSet.js";
 
 export type { BroadcasterSettings, SignerAccount } from "./context.js";
@@ -171,6 +174,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
   const stallWatch = createStallWatch(ctx);
   const gapWatch = createGapWatch(ctx);
   const feeOnTransferRecovery = createFeeOnTransferRecovery(ctx);
+  const undoneFailures = createUndoneFailures(ctx);
   let lastBalanceAt = 0;
 
   async function observe(watched: readonly WatchedRequest[]) {
@@ -219,6 +223,8 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       const snap = await chainView.snapshot();
       await fillNonces(ctx, lease, snap);
       await resendLive(ctx, lease, { onlyUnsent: true, latestCount: snap.latestCount });
+      // Before the watched set is read: a failure a deep reorg undid is followed again (undone.ts).
+      await undoneFailures.check(lease, snap);
       // Only rows that changed since the last tick are read (watchedSet.ts).
       let watched = await watchedSet.read();
       if (watched.length > 0) {

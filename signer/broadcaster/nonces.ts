@@ -6,13 +6,14 @@
  * nonce whose cancel failed (KMS or RPC error, kill -9 between the refusal and the cancel): the
  * job is derived from Postgres and the chain each pass, never remembered in memory only. A request
  * an operator failed while its nonce was unused (cancel_requested_at, operator.ts; or `failed` by
- * an operator before migration 0107) never gets its own bytes back: only cancels use its nonce.
+ * an operator before migration 0107) never gets its own bytes back: only cancels use its nonce;
+ * nor does one whose failure at a final block a deep reorg undid (failure_undone_at, undone.ts).
  * Nothing is decided on a count from a node behind the best head seen (`atBestHead`): it is as of
  * an older block, so a nonce the chain used since reads as unused (a cancel signed for it, stored
  * bytes marked live again); the stage waits for a node at the head.
  */
 import type { Lease } from "../lease.js";
-import { type Attempt, attemptsOf, type WatchedRequest } from "./attempts.js";
+import { type Attempt, attemptsOf, cancelsOnly, type WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendInOrder } from "./send.js";
@@ -57,6 +58,7 @@ export async function checkNonces(
     nonce: BigInt(r.nonce), // int8 text, not NUMERIC
     status: "failed",
     cancelRequested: true,
+    failureUndone: false,
   }));
   const legacyFailed = new Set(failed.map((r) => r.id));
   const ids = [...open.map((r) => r.id), ...failed.map((r) => r.id)];
@@ -78,13 +80,16 @@ export async function checkNonces(
     if (mine.some((a) => a.status === "signed" || a.status === "broadcast")) continue;
     // Newest first: the best-paying bytes that no node refused for good.
     const usable = mine.find((a) => a.status !== "rejected");
-    if (usable && !req.cancelRequested) revive.push(usable);
+    // Failed by an operator, or failed at a final block a deep reorg undid (its caller released
+    // its hold, undone.ts): its payment is never sent again, and no one is left to decide.
+    const onlyCancels = cancelsOnly(req);
+    if (usable && !onlyCancels) revive.push(usable);
     else
       jobs.push({
         requestId: req.id,
         nonce: req.nonce,
         status: req.status,
-        byOperator: req.cancelRequested,
+        byOperator: onlyCancels,
       });
   }
   if (revive.length > 0) {

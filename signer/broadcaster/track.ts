@@ -19,7 +19,8 @@
  *   request an operator failed while its nonce was unused (cancel_requested, operator.ts) fails as
  *   OPERATOR_FAILED at its cancel's final block; if its own send mined instead, it is followed
  *   like any payment, with an `operator_fail_overridden` event and alert, and a reorg never sends
- *   its payment again.
+ *   its payment again. So is a request whose failure at a final block a deep reorg undid
+ *   (undone.ts) whose own send mined on the new branch: `failed_request_paid`, event and alert.
  * - A different hash: the receipt is looked up again (re-included elsewhere: recorded, counted as
  *   a reorg; a receipt still placing it in a block replaced at that height, a node's stale index,
  *   is not taken). Not in the chain and the nonce free again: back to `broadcast` and the stored
@@ -38,7 +39,13 @@ import {
   transferMovedNothing,
   transferPosition,
 } from "../transferPosition.js";
-import { type Attempt, attemptsOf, recordEvent, type WatchedRequest } from "./attempts.js";
+import {
+  type Attempt,
+  attemptsOf,
+  cancelsOnly,
+  recordEvent,
+  type WatchedRequest,
+} from "./attempts.js";
 import type { ChainSnapshot, FinalizedTag, TrackedReceipt } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendRaw } from "./send.js";
@@ -83,8 +90,11 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
       return { req, winner, receipt, position, charged, nothing, rechained };
     });
-    /** Requests an operator failed whose own send mined (not recorded yet: once each). */
-    const overridden = new Set<string>();
+    /**
+     * Requests an operator failed whose own send mined, and requests whose failure a deep reorg
+     * undid whose own send mined (not recorded yet: once each): the event each gets.
+     */
+    const overridden = new Map<string, "operator_fail_overridden" | "failed_request_paid">();
     await lease.transaction(async () => {
       // A payment mined for a request an operator failed, or one an operator may have decided
       // since the watched row was read (decisions apply only to these statuses); every other
@@ -93,21 +103,31 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         .filter(
           (x) =>
             x.winner.purpose === "send" &&
-            (x.req.cancelRequested ||
+            (cancelsOnly(x.req) ||
               x.req.status === "receipt_unknown" ||
               x.req.status === "needs_review"),
         )
         .map((x) => x.req.id);
       if (sends.length > 0) {
         // Read here, not from the watched row: the operator's decision may be newer than it.
-        const { rows: o } = await lease.query<{ id: string }>(
-          `SELECT r.id FROM custody.tx_requests r
-            WHERE r.id = ANY($1::text[]) AND r.cancel_requested_at IS NOT NULL
+        // An operator's decision first: a request both failed by one and undone is theirs.
+        const { rows: o } = await lease.query<{ id: string; operator: boolean }>(
+          `SELECT r.id, r.cancel_requested_at IS NOT NULL AS operator FROM custody.tx_requests r
+            WHERE r.id = ANY($1::text[])
+              AND (r.cancel_requested_at IS NOT NULL OR r.failure_undone_at IS NOT NULL)
               AND NOT EXISTS (SELECT 1 FROM custody.tx_request_events e
-                               WHERE e.request_id = r.id AND e.event = 'operator_fail_overridden')`,
+                               WHERE e.request_id = r.id
+                                 AND e.event IN ('operator_fail_overridden', 'failed_request_paid'))`,
           [sends],
         );
-        for (const r of o) overridden.add(r.id);
+        // A send of an undone failure that reverted again (or moved nothing) paid no one: it
+        // fails again at its final block, as before.
+        const moved = new Set(
+          rows.filter((x) => x.receipt.success && !x.nothing).map((x) => x.req.id),
+        );
+        for (const r of o)
+          if (r.operator) overridden.set(r.id, "operator_fail_overridden");
+          else if (moved.has(r.id)) overridden.set(r.id, "failed_request_paid");
       }
       await lease.query(
         `UPDATE custody.tx_requests r
@@ -149,7 +169,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         [rows.map((x) => x.req.id), rows.map((x) => x.winner.id)],
       );
       for (const { req, winner, receipt, rechained } of rows) {
-        const override = overridden.has(req.id);
+        const override = overridden.get(req.id);
         if (
           !rechained &&
           !override &&
@@ -161,7 +181,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
           requestId: req.id,
           from: req.status,
           to: "mined",
-          event: override ? "operator_fail_overridden" : rechained ? "rechained" : "receipt_found",
+          event: override ?? (rechained ? "rechained" : "receipt_found"),
           details: {
             tx_hash: winner.txHash,
             block_number: receipt.blockNumber.toString(),
@@ -173,7 +193,27 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       }
     });
     for (const { req, winner, receipt, rechained } of rows) {
-      if (overridden.has(req.id)) {
+      const override = overridden.get(req.id);
+      if (override === "failed_request_paid") {
+        // Its caller took the failure (a final block said so) and released what it held; the
+        // branch an operator accepted at the chain's resume holds its payment instead.
+        ctx.log.error({
+          msg: "a request that had failed at a final block was paid: a deep reorg undid the block, and its own send mined instead",
+          request_id: req.id,
+          kind: req.kind,
+          ref_id: req.refId,
+          tx_hash: winner.txHash,
+          block_number: String(receipt.blockNumber),
+        });
+        ctx.alert("failed_request_paid", {
+          request_id: req.id,
+          kind: req.kind,
+          ref_id: req.refId,
+          tx_hash: winner.txHash,
+          block_number: String(receipt.blockNumber),
+        });
+      }
+      if (override === "operator_fail_overridden") {
         // The operator's failure was a cancel; the payment it raced mined first: the money left.
         ctx.log.error({
           msg: "a request an operator failed was paid: its own send mined before the cancel",
@@ -204,7 +244,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
 
   /**
    * The tx left the chain and its nonce is free: back to broadcast, resend the bytes that mined.
-   * A request an operator failed (cancel_requested) gets only its cancels back: never its payment.
+   * A request an operator failed (cancel_requested), or whose failure a deep reorg undid
+   * (failure_undone, undone.ts), gets only its cancels back: never its payment.
    */
   async function unmine(lease: Lease, req: WatchedRequest, attempts: Attempt[]): Promise<void> {
     await lease.transaction(async () => {
@@ -221,7 +262,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       await lease.query(
         `UPDATE custody.tx_attempts SET status = 'broadcast', broadcast_at = now()
          WHERE request_id = $1 AND status IN ('mined', 'replaced') AND (purpose = 'cancel' OR NOT $2)`,
-        [req.id, req.cancelRequested],
+        [req.id, cancelsOnly(req)],
       );
       await recordEvent(lease, {
         requestId: req.id,
@@ -246,7 +287,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     if (req.status === "confirmed")
       ctx.alert("confirmed_tx_reorged_out", { request_id: req.id, tx_hash: req.txHash });
     const winner = attempts.find((a) => a.txHash === req.txHash);
-    if (winner && (winner.purpose === "cancel" || !req.cancelRequested))
+    if (winner && (winner.purpose === "cancel" || !cancelsOnly(req)))
       await sendRaw(ctx, lease, winner.raw);
   }
 
