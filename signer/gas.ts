@@ -6,8 +6,14 @@
  * that fee is estimated too, so the wallet's budget for a send is value + gas x max fee + L1 fee.
  * A gas limit a node would refuse for intrinsic gas is refused here with a clear error.
  */
-import { type Hex, isHex, type PublicClient } from "viem";
-import { estimateL1Fee } from "viem/op-stack";
+import {
+  type Hex,
+  isHex,
+  type PublicClient,
+  parseAbi,
+  parseGwei,
+  serializeTransaction,
+} from "viem";
 import { BaseError } from "../foundation/errors.js";
 import type { Fees } from "./fees.js";
 
@@ -119,6 +125,7 @@ export async function estimateTxGas(
   client: PublicClient,
   policy: GasPolicy,
   tx: TxGasRequest,
+  l1At?: L1FeeAt | undefined,
 ): Promise<TxGasEstimate> {
   let gasLimit: bigint;
   let estimated: bigint | null = null;
@@ -138,30 +145,63 @@ export async function estimateTxGas(
     });
     gasLimit = gasLimitFor(estimated, policy, tx.data);
   }
-  const l1Fee = await estimateL1DataFee(client, policy, tx);
+  const l1Fee = await estimateL1DataFee(client, policy, tx, l1At);
   return { gasLimit, estimated, l1Fee };
 }
 
+/** The GasPriceOracle's fee read (viem's `estimateL1Fee` reads it too, but never at a given block). */
+const GAS_PRICE_ORACLE_ABI = parseAbi(["function getL1Fee(bytes) view returns (uint256)"]);
+
+/** Where the L1 data fees one intake round compares are read: one block, one L1 price. */
+export type L1FeeAt = { blockNumber: bigint };
+
 /**
  * The L1 data fee a chain charges outside gas for this transaction (0 where it has none). On the
- * OP stack it is `GasPriceOracle.getL1Fee(serialized tx)`; viem serialises the transaction with
- * stub gas and fee fields, which changes the size by a few bytes at most.
+ * OP stack it is `GasPriceOracle.getL1Fee(serialized tx)`, serialised as viem's `estimateL1Fee`
+ * does (stub gas and fee fields, a few bytes off at most; the oracle pads for the signature),
+ * at `at`'s block when given (latest otherwise).
  */
 export async function estimateL1DataFee(
   client: PublicClient,
   policy: GasPolicy,
   tx: { from: Hex; to: Hex; value: bigint; data: Hex },
+  at?: L1FeeAt | undefined,
 ): Promise<bigint> {
   if ((policy.l1DataFee ?? "none") === "none") return 0n;
-  return estimateL1Fee(client, {
-    account: tx.from,
-    // No viem chain: the oracle address is given, and the chain id only sizes the stub tx.
-    chain: null,
+  const serialized = serializeTransaction({
+    type: "eip1559",
+    chainId: policy.chainId,
     to: tx.to,
     value: tx.value,
     ...(tx.data !== "0x" ? { data: tx.data } : {}),
-    gasPriceOracleAddress: OP_GAS_PRICE_ORACLE,
+    gas: tx.data !== "0x" ? 300_000n : 21_000n,
+    maxFeePerGas: parseGwei("5"),
+    maxPriorityFeePerGas: parseGwei("1"),
+    nonce: 1,
   });
+  return client.readContract({
+    address: OP_GAS_PRICE_ORACLE,
+    abi: GAS_PRICE_ORACLE_ABI,
+    functionName: "getL1Fee",
+    args: [serialized],
+    ...(at ? { blockNumber: at.blockNumber } : {}),
+  });
+}
+
+/**
+ * The L1 data fee at `at` of a cancel of `from` (a 0-value self-transfer without data): the
+ * yardstick of the L1 price. The OP stack's fee is the transaction's size term times one price
+ * (the L1 base and blob fees and the chain's scalars), so a fee stored with the yardstick read at
+ * the same block scales to the price now as fee x yardstick now / yardstick then (intake.ts
+ * `inFlightCost`): one oracle read a round for every send in flight.
+ */
+export function l1FeeYardstick(
+  client: PublicClient,
+  policy: GasPolicy,
+  from: Hex,
+  at: L1FeeAt,
+): Promise<bigint> {
+  return estimateL1DataFee(client, policy, { from, to: from, value: 0n, data: "0x" }, at);
 }
 
 /** The most a send can take from the wallet: value + gas limit x max fee + the L1 data fee. */

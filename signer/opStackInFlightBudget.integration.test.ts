@@ -17,8 +17,11 @@ import { getTxRequest } from "./requests.js";
 import { RECIPIENT, waitFor } from "./testing/harness.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
-/** A GasPriceOracle stand-in: getL1Fee(bytes) returns calldata size x 10^15 wei (~0.2 ETH a send). */
-const ORACLE_RUNTIME: Hex = "0x3666038d7ea4c680000260005260206000f3";
+/** A GasPriceOracle stand-in: getL1Fee(bytes) returns calldata size x `weiPerByte` (its L1 price). */
+const oracleRuntime = (weiPerByte: bigint): Hex =>
+  `0x367f${weiPerByte.toString(16).padStart(64, "0")}0260005260206000f3`;
+/** 10^15 wei a calldata byte: ~0.2 ETH a send. */
+const ORACLE_RUNTIME = oracleRuntime(10n ** 15n);
 
 let t: SignerTest;
 
@@ -79,6 +82,87 @@ describe("intake budget on an OP-stack chain", () => {
         { timeoutMs: 15_000 },
       );
       expect(sent.nonce).toBe(1n);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("counts the sends in flight at the L1 fee the oracle asks now: a spike after they were signed", async () => {
+    // On the OP stack the L1 fee is charged at inclusion, at the L1 price then, not at the price
+    // when the send was signed: stored at signing, a spike while it is in flight makes it take
+    // more than counted, and the next send takes a nonce the wallet cannot pay.
+    // old code: expected 'broadcast' to be 'pending' (the first's L1 fee counted as stored, at 1x).
+    await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
+    const balance = parseEther("1");
+    const account = await t.wallet(balance);
+    const feeNow = () =>
+      estimateL1DataFee(t.client, t.chain, {
+        from: account.address,
+        to: RECIPIENT,
+        value: parseEther("0.4"),
+        data: "0x",
+      });
+    const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
+    try {
+      await t.withdraw("spike-first", { from: account.address, value: parseEther("0.4") });
+      await waitFor(
+        "first sent",
+        async () => (await getTxRequest(t.ctx.db.pool, "spike-first"))?.status === "broadcast",
+      );
+      const stored = await feeNow();
+      // The L1 price doubles while the first is in flight: it will pay 2 x what was stored.
+      await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, oracleRuntime(2n * 10n ** 15n)]);
+      const spiked = await feeNow();
+      expect(spiked).toBe(2n * stored);
+      // Fits after the first at its stored L1 fee (0.05 ETH to spare), not at the fee now: the
+      // second needs its own L1 fee now too.
+      const second = balance - parseEther("0.4") - stored - spiked - parseEther("0.05");
+      await t.withdraw("spike-second", { from: account.address, value: second });
+      await new Promise((r) => setTimeout(r, 1_500));
+      const waiting = (await getTxRequest(t.ctx.db.pool, "spike-second"))!;
+      expect(waiting.status).toBe("pending");
+      expect(waiting.nonce).toBeNull();
+      expect(await t.alertCount("insufficient_funds", account.address)).toBeGreaterThan(0);
+      // Once the first mined, the second fits and is signed at the next nonce.
+      await t.rpc("evm_mine");
+      const sent = await waitFor(
+        "second signed after the first mined",
+        async () => {
+          const r = await getTxRequest(t.ctx.db.pool, "spike-second");
+          return r?.nonce !== null && r?.nonce !== undefined ? r : undefined;
+        },
+        { timeoutMs: 15_000 },
+      );
+      expect(sent.nonce).toBe(1n);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("an oracle that does not answer leaves requests pending: no nonce on a guess, none failed", async () => {
+    // Without the L1 price now, the sends in flight could take more than stored: nothing is
+    // signed, and the request is not failed for the oracle's answer (it is no fact about it).
+    // old code: expected 'failed' to be 'pending' (ESTIMATE_REVERTED from the oracle's revert).
+    await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, "0x60006000fd"]);
+    const account = await t.wallet(parseEther("1"));
+    const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
+    try {
+      await t.withdraw("oracle-down", { from: account.address, value: parseEther("0.1") });
+      await new Promise((r) => setTimeout(r, 1_500));
+      const waiting = (await getTxRequest(t.ctx.db.pool, "oracle-down"))!;
+      expect(waiting.status).toBe("pending");
+      expect(waiting.nonce).toBeNull();
+      // The oracle answers again: the request is signed.
+      await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
+      const sent = await waitFor(
+        "signed once the oracle answers",
+        async () => {
+          const r = await getTxRequest(t.ctx.db.pool, "oracle-down");
+          return r?.nonce !== null && r?.nonce !== undefined ? r : undefined;
+        },
+        { timeoutMs: 15_000 },
+      );
+      expect(sent.nonce).toBe(0n);
     } finally {
       await signer.stop();
     }

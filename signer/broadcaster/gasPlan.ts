@@ -6,7 +6,7 @@
  * 21,000 (on Arbitrum a plain transfer costs more: the L1 cost is charged as gas).
  */
 import type { Hex } from "viem";
-import { estimateTxGas, type TxGasEstimate } from "../gas.js";
+import { estimateTxGas, type L1FeeAt, type TxGasEstimate } from "../gas.js";
 import type { BroadcasterContext } from "./context.js";
 
 /** Kept for callers that pass one; estimates are not cached (each request is estimated). */
@@ -15,20 +15,27 @@ export type GasCache = Map<string, Promise<Hex | undefined>>;
 /**
  * Gas for a request: the caller's limit checked against intrinsic gas (IntrinsicGasTooLowError),
  * else eth_estimateGas with the chain's margin and floor; plus the L1 data fee where the chain
- * charges one outside gas. Node errors propagate to intake, which classifies them.
+ * charges one outside gas (at `l1At`'s block: intake reads its yardstick there). Node errors
+ * propagate to intake, which classifies them.
  */
 export async function requestGas(
   ctx: BroadcasterContext,
   r: { id: string; to: Hex; value: bigint; data: Hex; gasLimit: bigint | null },
+  l1At?: L1FeeAt | undefined,
 ): Promise<TxGasEstimate> {
-  return estimateTxGas(ctx.client, ctx.chain, {
-    from: ctx.from,
-    to: r.to,
-    value: r.value,
-    data: r.data,
-    gasLimit: r.gasLimit,
-    requestId: r.id,
-  });
+  return estimateTxGas(
+    ctx.client,
+    ctx.chain,
+    {
+      from: ctx.from,
+      to: r.to,
+      value: r.value,
+      data: r.data,
+      gasLimit: r.gasLimit,
+      requestId: r.id,
+    },
+    l1At,
+  );
 }
 
 /** Gas limit for a request without a caller-given one (estimate errors propagate to intake). */

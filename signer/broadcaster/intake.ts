@@ -7,7 +7,13 @@
 import type { Hex } from "viem";
 import { mapLimit } from "../../foundation/mapLimit.js";
 import { estimateFees, type Fees } from "../fees.js";
-import { affordable, IntrinsicGasTooLowError, maxCost } from "../gas.js";
+import {
+  affordable,
+  IntrinsicGasTooLowError,
+  type L1FeeAt,
+  l1FeeYardstick,
+  maxCost,
+} from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
 import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js";
@@ -36,18 +42,32 @@ async function failBeforeNonce(lease: Lease, id: string, code: string, message: 
  * out, the fees of many sends in flight leave less than the budget believes, and the next send
  * is refused for insufficient funds with its nonce taken. A cancel's L1 fee is counted as its
  * request's (a 0-value self-transfer without data is never larger).
+ *
+ * The L1 fee is charged at the L1 price at inclusion, not at signing: each is counted as the larger
+ * of the fee stored at signing and that fee scaled to the price now, `l1Yardstick` (gas.ts
+ * `l1FeeYardstick`, read this round) over `l1_fee_yardstick` (read at the block its fee was
+ * estimated at), rounded up. A request signed before the yardstick was stored counts its fee as
+ * stored. A price fallen since counts the stored fee (the node may still include it at that price).
  */
-async function inFlightCost(ctx: BroadcasterContext, latestCount: bigint): Promise<bigint> {
+async function inFlightCost(
+  ctx: BroadcasterContext,
+  latestCount: bigint,
+  l1Yardstick: bigint | null,
+): Promise<bigint> {
   const { rows } = await ctx.pool.query<{ total: bigint }>(
     `SELECT COALESCE(sum(cost), 0) AS total FROM (
        SELECT max(CASE WHEN a.purpose = 'cancel' THEN 0 ELSE r.value END
                   + a.gas_limit * COALESCE(a.max_fee_per_gas, a.gas_price)
-                  + COALESCE(r.l1_fee, 0)) AS cost
+                  + CASE WHEN $4::numeric IS NULL OR COALESCE(r.l1_fee_yardstick, 0) = 0
+                         THEN COALESCE(r.l1_fee, 0)
+                         ELSE GREATEST(r.l1_fee, div(r.l1_fee * $4::numeric + r.l1_fee_yardstick - 1,
+                                                     r.l1_fee_yardstick))
+                    END) AS cost
          FROM custody.tx_attempts a JOIN custody.tx_requests r ON r.id = a.request_id
         WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ('signed', 'broadcast')
           AND a.nonce >= $3
         GROUP BY a.nonce) n`,
-    [ctx.chain.chainId, ctx.from, latestCount.toString()],
+    [ctx.chain.chainId, ctx.from, latestCount.toString(), l1Yardstick?.toString() ?? null],
   );
   return rows[0]!.total;
 }
@@ -84,9 +104,18 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   if (rows.length === 0) return 0;
   // Fees are needed only to sign new bytes: a node that cannot tell them leaves these requests
   // pending (no nonce taken) and must not end the tick before the sent ones are tracked.
+  // On an OP-stack chain the L1 price is part of the fees: every L1 fee of this round (each
+  // request's and the yardstick that scales the sends in flight to the price now) is read at one
+  // block. An oracle that does not answer leaves them pending too: never a budget on a guess.
   let fees: Fees;
+  let l1At: L1FeeAt | undefined;
+  let l1Yardstick: bigint | null = null;
   try {
     fees = await estimateFees(ctx.client, chain);
+    if ((chain.l1DataFee ?? "none") !== "none") {
+      l1At = { blockNumber: await ctx.client.getBlockNumber({ cacheTime: 0 }) };
+      l1Yardstick = await l1FeeYardstick(ctx.client, chain, from, l1At);
+    }
   } catch (error) {
     ctx.log.warn({
       msg: "fees not known, requests stay pending",
@@ -100,7 +129,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     const req = { to: r.to_address, value: r.value, data: r.data };
     try {
       const gasLimit = r.gas_limit;
-      const gas = await requestGas(ctx, { id: r.id, ...req, gasLimit });
+      const gas = await requestGas(ctx, { id: r.id, ...req, gasLimit }, l1At);
       ready.push({ id: r.id, ...req, gasLimit: gas.gasLimit, l1Fee: gas.l1Fee });
     } catch (error) {
       const cls = classifyNodeError(error);
@@ -158,7 +187,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     }
     const candidates = ready.filter((_, i) => withTokens[i]);
     const balance = await ctx.client.getBalance({ address: from });
-    const committed = await inFlightCost(ctx, BigInt(latestCount));
+    const committed = await inFlightCost(ctx, BigInt(latestCount), l1Yardstick);
     const fits = affordable(
       candidates.map((r) => maxCost({ ...r, fees })),
       balance - committed,
@@ -213,7 +242,8 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     const upd = await lease.query(
       `UPDATE custody.tx_requests r
          SET status = 'signed', nonce = v.nonce, tx_hash = v.hash,
-             gas_limit = COALESCE(r.gas_limit, v.gas), l1_fee = v.l1_fee, updated_at = now()
+             gas_limit = COALESCE(r.gas_limit, v.gas), l1_fee = v.l1_fee,
+             l1_fee_yardstick = $6, updated_at = now()
        FROM unnest($1::text[], $2::bigint[], $3::text[], $4::numeric[], $5::numeric[])
          AS v(id, nonce, hash, gas, l1_fee)
        WHERE r.id = v.id AND r.status = 'pending'`,
@@ -224,6 +254,8 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
         prefix.map((p) => p.gasLimit.toString()),
         // What its budget counted on L1: what inFlightCost counts while it is in flight.
         prefix.map((p) => p.l1Fee.toString()),
+        // The L1 price they were estimated at (same block): scales them to the price later.
+        l1Yardstick?.toString() ?? null,
       ],
     );
     if (upd.rowCount !== prefix.length) throw new Error("a request is no longer pending");
