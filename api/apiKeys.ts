@@ -70,6 +70,15 @@ export function normalizeOwner(owner: string): string {
   return owner.normalize("NFKC").toLowerCase().normalize("NFKC").trim();
 }
 
+/**
+ * Whose Idempotency-Keys a key's requests use (api/idempotency.ts): its owner, the service or
+ * person the key belongs to, not the key itself, so a retry under a rotated key (old and new both
+ * valid during the rotation) is the same request, answered once, never a second withdrawal.
+ */
+export function principalOf(key: Pick<ApiKey, "owner">): string {
+  return normalizeOwner(key.owner);
+}
+
 /** An email as a person's identity (normalised as owners are), or why it is not one. */
 export function parseEmail(value: string): string {
   const email = normalizeOwner(value);

@@ -2,10 +2,13 @@
  * Idempotency for every POST under /v1: the first request with an `Idempotency-Key` is recorded with
  * a hash of what it asked (route, params, body); a repeat with the same hash gets the stored
  * response, with another hash a 409 naming the key (and while the first is still in flight, a 409
- * IDEMPOTENCY_IN_PROGRESS until its lease lapses). Keys are per API key. Only 2xx answers are
- * stored: after a 4xx (which changed nothing) the caller can fix the request and retry with the
- * same key. A 5xx may come after the effect committed: its key stays bound to its request,
- * unanswered, as a crash leaves it, so only that same request may take it over and run again.
+ * IDEMPOTENCY_IN_PROGRESS until its lease lapses). Keys are the calling principal's (the API
+ * keys' owner, `principalOf`), not one API key's: a retry under a rotated key of the same service
+ * is the same request (a row with no principal, from before api migration 0021 or the previous
+ * revision, stays its API key's). Only 2xx answers are stored: after a 4xx (which changed
+ * nothing) the caller can fix the request and retry with the same key. A 5xx may come after the
+ * effect committed: its key stays bound to its request, unanswered, as a crash leaves it, so only
+ * that same request may take it over and run again.
  * Each handler is idempotent by its own ids when run again (a treasury move by chain id + tx
  * hash, a deposit address by customer + chain, an operator's fail by the withdrawal's state);
  * those that move money, and those that decide from a state that may have moved on by the retry
@@ -17,6 +20,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Pool } from "../foundation/db.js";
+import { principalOf } from "./apiKeys.js";
 import {
   IdempotencyConflictError,
   IdempotencyInProgressError,
@@ -26,7 +30,11 @@ import {
 
 declare module "fastify" {
   interface FastifyRequest {
-    idempotency: { key: string; replayed: boolean } | null;
+    /**
+     * `holder`: the API key its row is recorded under (the first request's: maybe another key of
+     * the caller's principal, for a retry under a rotated key).
+     */
+    idempotency: { key: string; holder: string; replayed: boolean } | null;
   }
 }
 
@@ -90,10 +98,10 @@ type StoredRow = {
 export async function registerIdempotency(app: FastifyInstance, pool: Pool): Promise<void> {
   app.decorateRequest("idempotency", null);
   // Keys this process holds in flight, renewed together (one UPDATE per tick, none when idle).
+  // A row is named by its primary key: the API key it is recorded under and the Idempotency-Key.
   const held = new Map<string, [string, string]>();
-  const hold = (apiKeyId: string, key: string) =>
-    held.set(`${apiKeyId}\u0000${key}`, [apiKeyId, key]);
-  const release = (apiKeyId: string, key: string) => held.delete(`${apiKeyId}\u0000${key}`);
+  const hold = (holder: string, key: string) => held.set(`${holder}\u0000${key}`, [holder, key]);
+  const release = (holder: string, key: string) => held.delete(`${holder}\u0000${key}`);
   const renew = setInterval(() => {
     if (held.size === 0) return;
     const rows = [...held.values()];
@@ -110,7 +118,7 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
   renew.unref();
   app.addHook("onClose", async () => clearInterval(renew));
   app.addHook("onResponse", async (request) => {
-    if (request.idempotency && request.apiKey) release(request.apiKey.id, request.idempotency.key);
+    if (request.idempotency) release(request.idempotency.holder, request.idempotency.key);
   });
 
   app.addHook("preHandler", async (request, reply) => {
@@ -119,22 +127,26 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
     const hash = requestHash(request);
     const route = `${request.method} ${request.routeOptions.url}`;
     const apiKeyId = request.apiKey.id;
+    const principal = principalOf(request.apiKey);
+    // Taken if neither this API key nor another of its principal holds the key (either unique).
     const inserted = await pool.query(
       `INSERT INTO api.idempotency_keys
-         (api_key_id, idempotency_key, method, route, request_hash, lease_until)
-       VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) ON CONFLICT DO NOTHING`,
-      [apiKeyId, key, request.method, route, hash, LEASE_S],
+         (api_key_id, principal, idempotency_key, method, route, request_hash, lease_until)
+       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7)) ON CONFLICT DO NOTHING`,
+      [apiKeyId, principal, key, request.method, route, hash, LEASE_S],
     );
     if (inserted.rowCount === 1) {
-      request.idempotency = { key, replayed: false };
+      request.idempotency = { key, holder: apiKeyId, replayed: false };
       hold(apiKeyId, key);
       return;
     }
-    const { rows } = await pool.query<StoredRow>(
-      `SELECT request_hash, method, route, status_code, response_body, content_type,
-              ${ABANDONED} AS abandoned
-         FROM api.idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2`,
-      [apiKeyId, key],
+    const { rows } = await pool.query<StoredRow & { holder: string }>(
+      `SELECT api_key_id AS holder, request_hash, method, route, status_code, response_body,
+              content_type, ${ABANDONED} AS abandoned
+         FROM api.idempotency_keys
+        WHERE idempotency_key = $2 AND (principal = $1 OR api_key_id = $3)
+        ORDER BY api_key_id = $3 DESC LIMIT 1`,
+      [principal, key, apiKeyId],
     );
     const row = rows[0];
     if (!row) throw new IdempotencyInProgressError(key); // deleted after a 4xx just now: retry
@@ -148,14 +160,14 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
             SET created_at = now(), lease_until = now() + make_interval(secs => $3)
           WHERE api_key_id = $1 AND idempotency_key = $2 AND status_code IS NULL
             AND ${ABANDONED}`,
-        [apiKeyId, key, LEASE_S],
+        [row.holder, key, LEASE_S],
       );
       if (taken.rowCount !== 1) throw new IdempotencyInProgressError(key);
-      request.idempotency = { key, replayed: false };
-      hold(apiKeyId, key);
+      request.idempotency = { key, holder: row.holder, replayed: false };
+      hold(row.holder, key);
       return;
     }
-    request.idempotency = { key, replayed: true };
+    request.idempotency = { key, holder: row.holder, replayed: true };
     reply
       .status(row.status_code)
       .header("idempotent-replayed", "true")
@@ -165,18 +177,18 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
 
   app.addHook("onSend", async (request, reply, payload) => {
     const idem = request.idempotency;
-    if (!idem || idem.replayed || !request.apiKey) return payload;
+    if (!idem || idem.replayed) return payload;
     // A failure of ours (5xx) may come after the request's effect committed (a connection lost
     // on the way back), so it frees nothing: the key stays this request's, unanswered, its lease
     // lapsed. The same request sent again takes it over at once and runs again (each route is
     // idempotent by its own ids); another request under the key, on any route, is
     // IDEMPOTENCY_KEY_REUSED, as it is after a crash.
     if (reply.statusCode >= 500) {
-      release(request.apiKey.id, idem.key); // not renewed by a tick before onResponse
+      release(idem.holder, idem.key); // not renewed by a tick before onResponse
       await pool.query(
         `UPDATE api.idempotency_keys SET lease_until = now() - interval '1 second'
           WHERE api_key_id = $1 AND idempotency_key = $2 AND status_code IS NULL`,
-        [request.apiKey.id, idem.key],
+        [idem.holder, idem.key],
       );
       return payload;
     }
@@ -185,7 +197,7 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
     if (reply.statusCode >= 400) {
       await pool.query(
         `DELETE FROM api.idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2`,
-        [request.apiKey.id, idem.key],
+        [idem.holder, idem.key],
       );
       return payload;
     }
@@ -194,7 +206,7 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
           SET status_code = $3, response_body = $4, content_type = $5, completed_at = now()
         WHERE api_key_id = $1 AND idempotency_key = $2`,
       [
-        request.apiKey.id,
+        idem.holder,
         idem.key,
         reply.statusCode,
         typeof payload === "string" ? payload : payload == null ? "" : String(payload),

@@ -69,6 +69,10 @@ async function audit(id: string, action: string) {
 }
 const balance = (customer: string) =>
   t.ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
+const count = async (sql: string, params: unknown[]) =>
+  (await t.ctx.db.pool.query<{ n: number }>(sql, params)).rows[0]!.n;
+const withdrawalsUnder = (idem: string) =>
+  count("SELECT count(*)::int AS n FROM api.withdrawals WHERE idempotency_key = $1", [idem]);
 
 describe("a decision retried after its answer was lost", () => {
   it("approve: the retry gets the withdrawal, one approval counted; the last approver's retry too", async () => {
@@ -151,10 +155,6 @@ describe("a decision retried after its answer was lost", () => {
 });
 
 describe("a key first used for another operation, its answer lost", () => {
-  const count = async (sql: string, params: unknown[]) =>
-    (await t.ctx.db.pool.query<{ n: number }>(sql, params)).rows[0]!.n;
-  const withdrawalsUnder = (idem: string) =>
-    count("SELECT count(*)::int AS n FROM api.withdrawals WHERE idempotency_key = $1", [idem]);
   const decisionsUnder = (idem: string) =>
     count("SELECT count(*)::int AS n FROM api.withdrawal_decisions WHERE idempotency_key = $1", [
       idem,
@@ -210,5 +210,51 @@ describe("a key first used for another operation, its answer lost", () => {
     expect(res.json().code).toBe("IDEMPOTENCY_KEY_REUSED");
     expect(await withdrawalsUnder("decide-then-create")).toBe(0);
     expect(await balance("bob")).toEqual(before);
+  });
+});
+
+describe("a decision retried under the rotated key of the same owner (old and new both valid)", () => {
+  it("cancel and approve: the retry gets the decision's result, made once; a create under the key is IDEMPOTENCY_KEY_REUSED", async () => {
+    // old code: expected 409 to be 200 ({"code":"WITHDRAWAL_INVALID_STATE"}: the cancel decided
+    // again under the new key, its result lost to the caller)
+    const rotatedRequester = await t.newKey("exchange-backend", ["withdrawals:write"]);
+    const rotatedAnna = await t.newKey("ops-anna", ["withdrawals:approve"]);
+    const cancelled = await awaitingApproval("alice");
+    const c = await post(requester, `/v1/withdrawals/${cancelled}/cancel`, {}, "rot-cancel");
+    expect(c.json().status).toBe("cancelled");
+    await answerLostTo5xx("rot-cancel");
+    const c2 = await post(
+      rotatedRequester,
+      `/v1/withdrawals/${cancelled}/cancel`,
+      {},
+      "rot-cancel",
+    );
+    expect(c2.statusCode, c2.body).toBe(200);
+    expect(c2.json()).toMatchObject({ id: cancelled, status: "cancelled" });
+    expect(await audit(cancelled, "withdrawal.cancelled")).toBe(1);
+    const before = await balance("alice");
+    const create = await post(
+      rotatedRequester,
+      "/v1/withdrawals",
+      { customerId: "alice", chain: "local-a", asset: "native", to: DEST, amount: "1000" },
+      "rot-cancel",
+    );
+    expect(create.statusCode, create.body).toBe(409);
+    expect(create.json().code).toBe("IDEMPOTENCY_KEY_REUSED");
+    expect(await withdrawalsUnder("rot-cancel")).toBe(0);
+    expect(await balance("alice")).toEqual(before);
+
+    const approved = await awaitingApproval("alice");
+    const url = `/v1/withdrawals/${approved}/approve`;
+    const a = await post(anna, url, { reason: "checked" }, "rot-approve");
+    expect(a.statusCode, a.body).toBe(200);
+    await answerLostToCrash("rot-approve");
+    const a2 = await post(rotatedAnna, url, { reason: "checked" }, "rot-approve");
+    expect(a2.statusCode, a2.body).toBe(200);
+    expect(a2.json()).toMatchObject({
+      status: "pending_approval",
+      approvals: [{ approver: "ops-anna" }],
+    });
+    expect(await audit(approved, "withdrawal.approved_by")).toBe(1);
   });
 });

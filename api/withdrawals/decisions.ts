@@ -17,7 +17,13 @@ import { appendAudit } from "../../foundation/audit.js";
 import type { PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { isWithdrawalBlocked } from "../../ledger/index.js";
-import { type ApiKey, normalizeOwner, PERSONS_LOCK, personsAmong } from "../apiKeys.js";
+import {
+  type ApiKey,
+  normalizeOwner,
+  PERSONS_LOCK,
+  personsAmong,
+  principalOf,
+} from "../apiKeys.js";
 import {
   ApprovalError,
   IdempotencyConflictError,
@@ -27,7 +33,13 @@ import {
 } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
 import { refuseOnHaltedChain } from "./haltedChain.js";
-import { canMove, findByIdempotencyKey, getWithdrawal, type Withdrawal } from "./store.js";
+import {
+  canMove,
+  findByIdempotencyKey,
+  getWithdrawal,
+  lockIdempotencyKey,
+  type Withdrawal,
+} from "./store.js";
 
 type Decider = { decision: string; owner: string; email: string | null };
 
@@ -43,11 +55,13 @@ type Asked = {
 
 /**
  * The decision recorded under a caller's key, if any (in the caller's transaction, under the key's
- * lock): a create checks it too, so a key is one request whatever the route.
+ * lock): a create checks it too, so a key is one request whatever the route. The key is the
+ * caller's principal's (any of its API keys: `principalOf`), or the API key's own for a decision
+ * a revision before principals recorded.
  */
 export async function decisionUnderKey(
   client: PoolClient,
-  apiKeyId: string,
+  caller: Pick<ApiKey, "id" | "owner">,
   key: string,
 ): Promise<{ withdrawal_id: string; action: Action; reason: string | null } | undefined> {
   const { rows } = await client.query<{
@@ -56,8 +70,9 @@ export async function decisionUnderKey(
     reason: string | null;
   }>(
     `SELECT withdrawal_id::text, action, reason FROM api.withdrawal_decisions
-      WHERE api_key_id = $1 AND idempotency_key = $2`,
-    [apiKeyId, key],
+      WHERE idempotency_key = $2 AND (principal = $1 OR api_key_id = $3)
+      ORDER BY api_key_id = $3 DESC LIMIT 1`,
+    [principalOf(caller), key, caller.id],
   );
   return rows[0];
 }
@@ -69,12 +84,10 @@ export async function decisionUnderKey(
  * refused, whatever became of that withdrawal.
  */
 async function decidedUnderKey(client: PoolClient, a: Asked): Promise<Withdrawal | undefined> {
-  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
-    `withdrawal-key:${a.caller.id}:${a.key}`,
-  ]);
-  if (await findByIdempotencyKey(client, a.caller.id, a.key))
+  await lockIdempotencyKey(client, a.caller, a.key);
+  if (await findByIdempotencyKey(client, a.caller, a.key))
     throw new IdempotencyConflictError(a.key, "POST /v1/withdrawals");
-  const earlier = await decisionUnderKey(client, a.caller.id, a.key);
+  const earlier = await decisionUnderKey(client, a.caller, a.key);
   if (!earlier) return undefined;
   if (
     earlier.withdrawal_id !== a.id ||
@@ -90,9 +103,10 @@ async function decidedUnderKey(client: PoolClient, a: Asked): Promise<Withdrawal
 
 async function recordDecision(client: PoolClient, a: Asked) {
   await client.query(
-    `INSERT INTO api.withdrawal_decisions (api_key_id, idempotency_key, withdrawal_id, action, reason)
-     VALUES ($1, $2, $3, $4, $5)`,
-    [a.caller.id, a.key, a.id, a.action, a.reason ?? null],
+    `INSERT INTO api.withdrawal_decisions
+       (api_key_id, idempotency_key, withdrawal_id, action, reason, principal)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [a.caller.id, a.key, a.id, a.action, a.reason ?? null, principalOf(a.caller)],
   );
 }
 

@@ -22,14 +22,20 @@ import {
   loadCustodyOf,
 } from "../../indexers/index.js";
 import { isWithdrawalBlocked, TransferFailedError } from "../../ledger/index.js";
-import type { ApiKey } from "../apiKeys.js";
+import { type ApiKey, principalOf } from "../apiKeys.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import { IdempotencyConflictError, PolicyViolationError } from "../errors.js";
 import type { WithdrawalStages } from "./context.js";
 import { decisionUnderKey } from "./decisions.js";
 import { refuseOnHaltedChain } from "./haltedChain.js";
 import { evaluateWithdrawalPolicy } from "./policy.js";
-import { findByIdempotencyKey, fromRow, WITHDRAWAL_COLUMNS, type WithdrawalRow } from "./store.js";
+import {
+  findByIdempotencyKey,
+  fromRow,
+  lockIdempotencyKey,
+  WITHDRAWAL_COLUMNS,
+  type WithdrawalRow,
+} from "./store.js";
 import { holdId } from "./transitions.js";
 import { checkedAmount, checkedDestination } from "./validate.js";
 
@@ -102,10 +108,9 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
       // One create per key at a time (taken before the customer's lock below, always in that
       // order): a retry that took over a lapsed lease while the first request still runs waits
       // for it and finds its withdrawal, instead of failing on the key's unique index (a 500).
-      await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
-        `withdrawal-key:${caller.id}:${idempotencyKey}`,
-      ]);
-      const existing = await findByIdempotencyKey(client, caller.id, idempotencyKey);
+      // The key is the caller's principal's: a retry under a rotated API key is the same request.
+      await lockIdempotencyKey(client, caller, idempotencyKey);
+      const existing = await findByIdempotencyKey(client, caller, idempotencyKey);
       if (existing) {
         // Reached only if the stored HTTP answer was lost (a 5xx after commit): the same key must
         // still mean the same request.
@@ -119,7 +124,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
         return existing;
       }
       // A key a decision used (its stored answer lost) is that decision's: refused here too.
-      const decided = await decisionUnderKey(client, caller.id, idempotencyKey);
+      const decided = await decisionUnderKey(client, caller, idempotencyKey);
       if (decided)
         throw new IdempotencyConflictError(
           idempotencyKey,
@@ -176,8 +181,8 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
       const id = randomUUID();
       const { rows } = await client.query<WithdrawalRow>(
         `INSERT INTO api.withdrawals (id, customer_id, chain_id, asset, to_address, amount, status,
-           required_approvals, requested_by, api_key_id, idempotency_key, from_address)
-         VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9, $10, $11)
+           required_approvals, requested_by, api_key_id, idempotency_key, from_address, principal)
+         VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9, $10, $11, $12)
          RETURNING ${WITHDRAWAL_COLUMNS}`,
         [
           id,
@@ -191,6 +196,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
           caller.id,
           idempotencyKey,
           hot,
+          principalOf(caller),
         ],
       );
       let w = fromRow(rows[0]!);
