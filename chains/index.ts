@@ -35,6 +35,7 @@ export {
   createEvmAdapter,
   type EvmAdapter,
   type EvmAdapterOptions,
+  type HeightRead,
   isLogRangeLimit,
   logKey,
   type ReceiptsOfBlock,

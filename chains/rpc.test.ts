@@ -358,4 +358,26 @@ describe("the best head seen", () => {
     // The liar's head is not believed either: it is asked again before a read at a height.
     expect(rpc.heads()[0]!.head).toBeNull();
   });
+
+  it("a read preferring it asks a node there before a first endpoint stuck below; none there, the first at the read's height", async () => {
+    // Every answer here is the answering node's head: it tells which node answered.
+    const rpc = createRpcClient({
+      chainId: 1,
+      urls: [`${base}/stuck`, `${base}/ahead`],
+      rounds: 1,
+    });
+    heads["/stuck"] = 500n;
+    heads["/ahead"] = 510n;
+    await rpc.request("eth_blockNumber");
+    expect(await rpc.request("eth_getBalance", [], { atLeast: 501n })).toBe("0x1fe");
+    expect(rpc.bestHead()).toBe(510n);
+    // At or below the stuck node's head: the first endpoint, unless the best head is preferred.
+    expect(await rpc.request("eth_getBalance", [], { atLeast: 400n })).toBe("0x1f4");
+    const preferred = { atLeast: 400n, preferBestHead: true };
+    expect(await rpc.request("eth_getBalance", [], preferred)).toBe("0x1fe");
+    expect(await rpc.request("eth_getBalance", [], { preferBestHead: true })).toBe("0x1fe");
+    // The node at the best head gone: the read as asked.
+    heads["/ahead"] = null;
+    expect(await rpc.request("eth_getBalance", [], preferred)).toBe("0x1f4");
+  });
 });

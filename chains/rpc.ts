@@ -12,8 +12,10 @@
  * head is unknown or behind is asked eth_blockNumber first, at most once a second); an answer that
  * shows the block missing (`lacks`) lowers that endpoint's head and moves the call on. A lagging or
  * syncing node is never asked for what it lacks, so its missing data never looks like a reorg; with
- * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits. The highest
- * head shown (`bestHead`) is kept until reached, except one the endpoints pass
+ * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits. A read that
+ * prefers the best head (`preferBestHead`) is asked first of endpoints at it, and only when none
+ * is there of those at N (a node stuck on a losing fork is "at N" for every N up to its head).
+ * The highest head shown (`bestHead`) is kept until reached, except one the endpoints pass
  * BEST_HEAD_UNREACHED_BLOCKS blocks of their own below without reaching (a head from nowhere).
  * An answer the caller shows is of another chain (`otherChain`: a block it holds as final, another
  * block there) sets its endpoint aside a while (OTHER_CHAIN_ASIDE_MS): not asked, its head not
@@ -66,10 +68,20 @@ export type ReadOptions = {
   /** Highest block the call reads: only endpoints at or past it are asked. */
   atLeast?: bigint;
   /**
-   * Given the answer (the results of a batch, in call order), the lowest block it shows missing
-   * (a null block, header or receipts), or null when the answer is whole.
+   * Asked first only of endpoints at or past the best head seen (`bestHead`, when it is above
+   * `atLeast`); when none is there now (NoHealthyEndpointError), as `atLeast` says. A node stuck on
+   * a losing fork (its head stopped, it keeps answering the orphaned blocks) is at or past every
+   * height up to its head: asked first, it answers those heights with its fork's blocks for as long
+   * as it stays stuck. A node at the best head is on the chain that moved on. No node there (a
+   * head from nowhere, dropped in time, see BEST_HEAD_UNREACHED_BLOCKS): any node as before.
    */
-  lacks?: (results: unknown[], calls: RpcCall[]) => bigint | null;
+  preferBestHead?: boolean;
+  /**
+   * Given the answer (the results of a batch, in call order), the lowest block it shows missing
+   * (a null block, header or receipts), or null when the answer is whole. `atLeast`: the height
+   * the endpoint was asked at (the best head when `preferBestHead` raised it).
+   */
+  lacks?: (results: unknown[], calls: RpcCall[], atLeast: bigint | undefined) => bigint | null;
   /**
    * A JSON-RPC error from an endpoint is not the answer (reads of chain data: a node's refusal says
    * nothing about the chain): the next endpoint at the block is asked, and for a cool-down that
@@ -719,11 +731,35 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       observeHead(endpoint, BigInt((result as { number: string }).number));
   }
 
+  /**
+   * A read at the best head seen first, when the caller prefers it (ReadOptions.preferBestHead)
+   * and it is above the read's own height; no endpoint there: the read as asked.
+   */
+  async function preferringBestHead<T>(
+    read: ReadOptions,
+    run: (read: ReadOptions) => Promise<T>,
+  ): Promise<T> {
+    const { preferBestHead, ...asked } = read;
+    const at = best;
+    if (preferBestHead && at !== null && (asked.atLeast === undefined || at > asked.atLeast)) {
+      try {
+        return await run({ ...asked, atLeast: at });
+      } catch (error) {
+        if (!(error instanceof NoHealthyEndpointError)) throw error;
+      }
+    }
+    return run(asked);
+  }
+
   async function request<T>(
     method: string,
     params: unknown[] = [],
     read: ReadOptions = {},
   ): Promise<T> {
+    return preferringBestHead(read, (r) => requestAt<T>(method, params, r));
+  }
+
+  async function requestAt<T>(method: string, params: unknown[], read: ReadOptions): Promise<T> {
     const id = nextId++;
     const call = { method, params };
     return send(
@@ -733,7 +769,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
         const result = unwrap(method, json, endpoint.label);
         watchHead(endpoint, call, result);
-        const lacking = read.lacks?.([result], [call]) ?? null;
+        const lacking = read.lacks?.([result], [call], read.atLeast) ?? null;
         if (lacking !== null) throw new EndpointBehind(lacking);
         const other = read.otherChain?.([result], [call]) ?? null;
         if (other !== null) throw new OtherChainAnswer(other);
@@ -747,7 +783,11 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
 
   async function batch<T>(list: RpcCall[], read: ReadOptions): Promise<T[]> {
     if (list.length === 0) return [];
-    if (list.length === 1) return [await request<T>(list[0]!.method, list[0]!.params, read)];
+    return preferringBestHead(read, (r) => batchAt<T>(list, r));
+  }
+
+  async function batchAt<T>(list: RpcCall[], read: ReadOptions): Promise<T[]> {
+    if (list.length === 1) return [await requestAt<T>(list[0]!.method, list[0]!.params, read)];
     const first = nextId;
     nextId += list.length;
     const body = list.map((c, i) => ({
@@ -770,7 +810,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
           watchHead(endpoint, c, result);
           return result as T;
         });
-        const lacking = read.lacks?.(results, list) ?? null;
+        const lacking = read.lacks?.(results, list, read.atLeast) ?? null;
         if (lacking !== null) throw new EndpointBehind(lacking);
         const other = read.otherChain?.(results, list) ?? null;
         if (other !== null) throw new OtherChainAnswer(other);

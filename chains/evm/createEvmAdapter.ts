@@ -85,18 +85,26 @@ export type LogsAtBlockQuery = {
   mustHold?: RawLog[];
 };
 
+/**
+ * How a read by block number picks its endpoint, beyond "at or past the height": `preferBestHead`
+ * asks a node at the best head seen first, any node at the height only when none is there
+ * (rpc.ts ReadOptions.preferBestHead: a node stuck on a losing fork answers every height up to
+ * its head with its fork's blocks).
+ */
+export type HeightRead = { preferBestHead?: boolean };
+
 export type EvmAdapter = {
   chain: ChainConfig;
   rpc: RpcClient;
   /** viem client over the fallback transport (retries happen below it). */
   client: PublicClient;
-  getHead: () => Promise<bigint>;
+  getHead: (read?: HeightRead) => Promise<bigint>;
   /**
    * The node's `latest` block with full transactions (one call: the realtime poll), from an
    * endpoint at or past `atLeast`; NoHealthyEndpointError when none is. A `latest` without its
    * transactions is passed over as getBlocks does.
    */
-  getLatestBlock: (atLeast?: bigint) => Promise<RawBlock>;
+  getLatestBlock: (atLeast?: bigint, read?: HeightRead) => Promise<RawBlock>;
   /** The `finalized` block's number and hash (lowercase), or null when the node does not know the tag. */
   getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   /**
@@ -107,13 +115,9 @@ export type EvmAdapter = {
    * counted as incomplete, `field="transactions"`); when every endpoint answers so, that answer
    * is returned and the caller refuses it.
    */
-  getBlocks: (numbers: bigint[]) => Promise<(RawBlock | null)[]>;
-  /**
-   * Block headers (no transactions), in the order asked; same endpoint rule as getBlocks, and only
-   * endpoints at or past `atLeast` when given (a node as far as the one that showed a reorg, not
-   * one stuck below it on the losing fork).
-   */
-  getHeaders: (numbers: bigint[], atLeast?: bigint) => Promise<(RawBlock<Hex> | null)[]>;
+  getBlocks: (numbers: bigint[], read?: HeightRead) => Promise<(RawBlock | null)[]>;
+  /** Block headers (no transactions), in the order asked; same endpoint rule as getBlocks. */
+  getHeaders: (numbers: bigint[], read?: HeightRead) => Promise<(RawBlock<Hex> | null)[]>;
   /**
    * Receipts of the transactions `txHashes` of each block (`hash`, with `txCount` transactions):
    * eth_getBlockReceipts where served, else (or when every endpoint at the block refuses it) one
@@ -127,11 +131,14 @@ export type EvmAdapter = {
    * halved when a provider refuses it (result limits, response size, timeouts) and grown back
    * after successes.
    */
-  getTransferLogs: (args: {
-    fromBlock: bigint;
-    toBlock: bigint;
-    tokens: Address[];
-  }) => Promise<RawLog[]>;
+  getTransferLogs: (
+    args: {
+      fromBlock: bigint;
+      toBlock: bigint;
+      tokens: Address[];
+    },
+    read?: HeightRead,
+  ) => Promise<RawLog[]>;
   /**
    * Transfer logs of `tokens` in one block by hash (immune to range limits and to forks), block
    * `number`: only endpoints at or past it are asked. No logs is believed only from an endpoint
@@ -197,6 +204,11 @@ const MULTICALL_CHUNK = 500;
 const LOG_LIMIT =
   /more than|too many|limit|too large|range|exceed|response size|timeout|timed out|query returned/i;
 
+/** HeightRead as rpc.ts ReadOptions (nothing when not preferred). */
+function preferring(read: HeightRead): Pick<ReadOptions, "preferBestHead"> {
+  return read.preferBestHead ? { preferBestHead: true } : {};
+}
+
 /** Per-transaction answers back into one list per block. */
 function unflatten<T>(blocks: { txHashes: Hex[] }[], flat: T[]): T[][] {
   let i = 0;
@@ -247,6 +259,7 @@ function blockRead(
   numbers: bigint[],
   lacks: ReadOptions["lacks"] = nullBlock,
   incomplete?: ReadOptions["incomplete"],
+  read: HeightRead = {},
 ): ReadOptions {
   const atLeast = maxOf(numbers);
   return {
@@ -254,6 +267,7 @@ function blockRead(
     lacks,
     refusalMovesOn: true,
     ...(incomplete ? { incomplete } : {}),
+    ...preferring(read),
   };
 }
 
@@ -438,15 +452,18 @@ export function createEvmAdapter(
   let blockReceiptsSupported: boolean | undefined;
   let traceMethod = options.traceMethod ?? traceMethodFor(chain);
 
-  async function getTransferLogs({
-    fromBlock,
-    toBlock,
-    tokens,
-  }: {
-    fromBlock: bigint;
-    toBlock: bigint;
-    tokens: Address[];
-  }): Promise<RawLog[]> {
+  async function getTransferLogs(
+    {
+      fromBlock,
+      toBlock,
+      tokens,
+    }: {
+      fromBlock: bigint;
+      toBlock: bigint;
+      tokens: Address[];
+    },
+    read: HeightRead = {},
+  ): Promise<RawLog[]> {
     if (tokens.length === 0 || toBlock < fromBlock) return [];
     const logs: RawLog[] = [];
     let from = fromBlock;
@@ -464,7 +481,7 @@ export function createEvmAdapter(
               topics: [TRANSFER_TOPIC],
             },
           ],
-          { atLeast: to, refusalMovesOn: true },
+          { atLeast: to, refusalMovesOn: true, ...preferring(read) },
         );
         for (const log of part) logs.push(log);
         from = to + 1n;
@@ -648,28 +665,31 @@ export function createEvmAdapter(
     chain,
     rpc,
     client,
-    getHead: async () => BigInt(await rpc.request<Hex>("eth_blockNumber")),
-    getLatestBlock: (atLeast) =>
+    getHead: async (read = {}) =>
+      BigInt(await rpc.request<Hex>("eth_blockNumber", [], preferring(read))),
+    getLatestBlock: (atLeast, read = {}) =>
       rpc.request<RawBlock>("eth_getBlockByNumber", ["latest", true], {
         ...(atLeast === undefined ? {} : { atLeast }),
         refusalMovesOn: true,
-        lacks: ([block]) => {
-          if (block === null || block === undefined) return atLeast ?? 0n;
+        // `asked`: the height this endpoint was asked at (the best head, when preferred).
+        lacks: ([block], _, asked) => {
+          if (block === null || block === undefined) return asked ?? 0n;
           const n = BigInt((block as RawBlock).number);
-          return atLeast !== undefined && n < atLeast ? n + 1n : null;
+          return asked !== undefined && n < asked ? n + 1n : null;
         },
         incomplete: bodyLeftOut,
+        ...preferring(read),
       }),
     getFinalizedBlock: () => readFinalizedBlock(rpc),
-    getBlocks: (numbers) =>
+    getBlocks: (numbers, read) =>
       rpc.batch<RawBlock | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), true] })),
-        blockRead(numbers, nullBlock, bodyLeftOut),
+        blockRead(numbers, nullBlock, bodyLeftOut, read),
       ),
-    getHeaders: (numbers, atLeast) =>
+    getHeaders: (numbers, read) =>
       rpc.batch<RawBlock<Hex> | null>(
         numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
-        blockRead(atLeast === undefined ? numbers : [...numbers, atLeast]),
+        blockRead(numbers, nullBlock, undefined, read),
       ),
     getBlockReceipts,
     getTransferLogs,

@@ -62,8 +62,12 @@ export async function fetchRange(ctx: SyncContext, from: bigint, to: bigint): Pr
   const numbers: bigint[] = [];
   for (let n = from; n <= to; n++) numbers.push(n);
   // Only endpoints at or past `to` are asked (chains/rpc.ts): a null here is a node that lost
-  // the block between its head answer and ours, so refetch, never conclude anything.
-  const maybeBlocks = await ctx.adapter.getBlocks(numbers);
+  // the block between its head answer and ours, so refetch, never conclude anything. Those at the
+  // best head first: a node stuck on a losing fork is "at" every height up to its head, and after
+  // a rollback to the common ancestor its orphaned blocks are the next ranges (the blocks, and the
+  // logs by number, are read as the chain that won has them).
+  const atBest = { preferBestHead: true };
+  const maybeBlocks = await ctx.adapter.getBlocks(numbers, atBest);
   const blocks = maybeBlocks.map((b, i) => {
     if (!b) throw new ChainDataInconsistentError(`node has no block ${numbers[i]} (behind)`);
     return b;
@@ -71,7 +75,7 @@ export async function fetchRange(ctx: SyncContext, from: bigint, to: bigint): Pr
   checkBlocksLinked(blocks);
   const receipts = new Map<string, RawReceipt>();
   const [logs, frames] = await Promise.all([
-    ctx.adapter.getTransferLogs({ fromBlock: from, toBlock: to, tokens: ctx.tokens }),
+    ctx.adapter.getTransferLogs({ fromBlock: from, toBlock: to, tokens: ctx.tokens }, atBest),
     callFrames(ctx, blocks),
     fetchReceipts(ctx, blocks, txsNeedingReceipts(blocks, ctx.watched), receipts),
   ]);

@@ -71,33 +71,24 @@ export async function syncPass(ctx: SyncContext): Promise<PassResult> {
 
 /**
  * The `latest` block, from a node at or past the best head seen when one is there, else at or
- * past our tip. A node stuck on a losing fork (its consensus client gone: its head stopped, it
- * keeps answering the orphaned blocks) is at or past our tip for ever: asked first, its `latest`
- * is our tip ("nothing new", while the chain moves on and a deposit in an orphaned block stays
- * credited), or a block of its fork above ours that the historical stage would store. So our tip
- * for a block time already is asked once more of a node past it (how the best head is learned
- * when the first endpoint never falls behind); none there: our tip. No node at the best head now
- * (a head from nowhere, dropped by rpc.ts in time): as before, any node at our tip.
+ * past our tip (preferBestHead). A node stuck on a losing fork (its consensus client gone: its
+ * head stopped, it keeps answering the orphaned blocks) is at or past our tip for ever: asked
+ * first, its `latest` is our tip ("nothing new", while the chain moves on and a deposit in an
+ * orphaned block stays credited), or a block of its fork above ours that the historical stage
+ * would store. So our tip for a block time already is asked once more of a node past it (how the
+ * best head is learned when the first endpoint never falls behind); none there: our tip.
  */
 async function poll(ctx: SyncContext, tip: Tip): Promise<RawBlock> {
-  const orOnNoNode =
-    <T>(fallback: T) =>
-    (error: unknown) => {
-      if (error instanceof NoHealthyEndpointError) return fallback;
-      throw error;
-    };
-  const best = ctx.adapter.rpc.bestHead();
-  if (best !== null && best > tip.number) {
-    const atBest = await ctx.adapter.getLatestBlock(best).catch(orOnNoNode(null));
-    if (atBest) return atBest;
-  }
-  const latest = await ctx.adapter.getLatestBlock(tip.number);
+  const latest = await ctx.adapter.getLatestBlock(tip.number, { preferBestHead: true });
   if (
     BigInt(latest.number) !== tip.number ||
     Date.now() - ctx.state.headChangedAt < ctx.chain.blockTimeMs
   )
     return latest;
-  return ctx.adapter.getLatestBlock(tip.number + 1n).catch(orOnNoNode(latest));
+  return ctx.adapter.getLatestBlock(tip.number + 1n).catch((error: unknown) => {
+    if (error instanceof NoHealthyEndpointError) return latest;
+    throw error;
+  });
 }
 
 async function behindTip(

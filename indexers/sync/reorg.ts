@@ -7,11 +7,7 @@
  * readiness false), and only an operator's `custody-node chains resume --accept-reorg` rolls back.
  */
 
-import {
-  ChainDataInconsistentError,
-  type EvmAdapter,
-  NoHealthyEndpointError,
-} from "../../chains/index.js";
+import { ChainDataInconsistentError, type EvmAdapter } from "../../chains/index.js";
 import { appendAudit } from "../../foundation/audit.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { type FinalizedBlock, readFinalized } from "../finality.js";
@@ -66,13 +62,7 @@ export async function findCommonAncestor(
     // those at or past the best head seen: a node stuck on the losing fork (its head stopped at or
     // above `hi`) shows our orphaned blocks there, and read again "as ours" no reorg was ever
     // handled while it stayed first. No node there now (a head from nowhere): any at `hi`.
-    const best = deps.adapter.rpc.bestHead();
-    const remote = await (best !== null && best > hi
-      ? deps.adapter.getHeaders(numbers, best).catch((error: unknown) => {
-          if (!(error instanceof NoHealthyEndpointError)) throw error;
-          return deps.adapter.getHeaders(numbers);
-        })
-      : deps.adapter.getHeaders(numbers));
+    const remote = await deps.adapter.getHeaders(numbers, { preferBestHead: true });
     for (let i = 0; i < numbers.length; i++) {
       const n = numbers[i]!;
       const hash = remote[i]?.hash.toLowerCase();
@@ -94,10 +84,14 @@ export async function findCommonAncestor(
   return { kind: "ancestor", ancestor: null, lowest };
 }
 
-/** The node's head block (for the record; "unknown" if it cannot be read right now). */
+/**
+ * The chain's head block (for the record; "unknown" if it cannot be read right now), from a node
+ * at the best head seen: a first endpoint stuck on the losing fork named its own head and its
+ * orphaned block there as the reorg's new tip.
+ */
 async function remoteHead(adapter: EvmAdapter): Promise<Tip> {
-  const head = await adapter.getHead();
-  const [block] = await adapter.getHeaders([head]).catch(() => [null]);
+  const head = await adapter.getHead({ preferBestHead: true });
+  const [block] = await adapter.getHeaders([head], { preferBestHead: true }).catch(() => [null]);
   return { number: head, hash: block?.hash.toLowerCase() ?? "unknown" };
 }
 

@@ -15,6 +15,7 @@ import {
   type ChainConfig,
   type ConfirmationRule,
   finalityRule,
+  type HeightRead,
   receiptFieldMissing,
   rpcMetrics,
 } from "../../chains/index.js";
@@ -81,10 +82,15 @@ export type ChainView = {
   ) => Promise<{ found: Map<Hex, TrackedReceipt[]>; answered: number; endpoints: number }>;
   /**
    * Canonical hash per height from nodes at or past it (and at or past `atLeast` when given: a
-   * node as far as the one a count came from, not one stuck below it on another fork); absent
-   * when no node has it now.
+   * node as far as the one a count came from, not one stuck below it on another fork), and with
+   * `preferBestHead` from a node at the best head seen first (one stuck on another fork at or
+   * past the height shows its own block there); absent when no node has it now.
    */
-  blockHashes: (numbers: readonly bigint[], atLeast?: bigint) => Promise<Map<bigint, Hex>>;
+  blockHashes: (
+    numbers: readonly bigint[],
+    atLeast?: bigint,
+    read?: HeightRead,
+  ) => Promise<Map<bigint, Hex>>;
   /**
    * The heights of `blocks` (height to our block's hash) on the tag's chain: asked in one batch of
    * one node, which must show the tag's block and ours (a block's hash names its ancestors). A node
@@ -332,13 +338,10 @@ export function createChainView({
       // Asked of a node at the best head seen when one is there: the stages that act on the
       // count (nonces, stall, bump) wait while it comes from a node behind, and a first endpoint
       // that always trails another would hold them for as long as it trails.
-      const seen = rpc.bestHead();
-      const [headHex, countHex, finalBlock] = await rpc
-        .batch<unknown>(calls, seen === null ? { otherChain } : { atLeast: seen, otherChain })
-        .catch((error: unknown) => {
-          if (!(error instanceof NoHealthyEndpointError)) throw error;
-          return rpc.batch<unknown>(calls, { otherChain });
-        });
+      const [headHex, countHex, finalBlock] = await rpc.batch<unknown>(calls, {
+        otherChain,
+        preferBestHead: true,
+      });
       const head = BigInt(headHex as Hex);
       const best = rpc.bestHead();
       // A node without our final block (one far behind, or answering without it) is not shown
@@ -447,7 +450,7 @@ export function createChainView({
         }
       return { found, answered, endpoints: clients.length };
     },
-    async blockHashes(numbers, atLeast) {
+    async blockHashes(numbers, atLeast, read = {}) {
       const out = new Map<bigint, Hex>();
       const list = [...new Set(numbers)].sort((a, b) => (a < b ? -1 : 1));
       if (list.length === 0) return out;
@@ -457,6 +460,7 @@ export function createChainView({
           list.map((n) => ({ method: "eth_getBlockByNumber", params: [numberToHex(n), false] })),
           {
             atLeast: atLeast !== undefined && atLeast > highest ? atLeast : highest,
+            ...(read.preferBestHead ? { preferBestHead: true } : {}),
             lacks: (results, calls) => {
               const i = results.indexOf(null);
               return i < 0 ? null : BigInt(calls[i]!.params[0] as Hex);

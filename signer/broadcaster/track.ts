@@ -564,7 +564,14 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     const inBlock = all.filter((r) => dueForCheck(r, snap, full));
     if (full) lastFullCheck = Date.now();
     if (inBlock.length === 0) return;
-    const canonical = await chainView.blockHashes(inBlock.map((r) => r.blockNumber!));
+    // From a node at the best head first: one stuck on a losing fork is "at" every height up to
+    // its head and shows its orphaned block there (a withdrawal re-included in another block, its
+    // nonce still used, stayed recorded in the orphaned block while that node was first).
+    const canonical = await chainView.blockHashes(
+      inBlock.map((r) => r.blockNumber!),
+      undefined,
+      { preferBestHead: true },
+    );
     const attempts = await attemptsOf(
       ctx,
       inBlock.map((r) => r.id),
@@ -612,9 +619,10 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     }
     await applySteps(lease, await heldByRules(steps, new Map(inBlock.map((r) => [r.id, r])), snap));
     if (disputed.length > 0) {
-      // The hash came from the first node at the block's height; the count from a node at the
-      // snapshot's head. A node stuck on the losing fork (its consensus client gone) is at that
-      // height for ever and shows our orphaned block there, so "wait" would hold the request
+      // The hash came from a node at the best head seen, else the first node at the block's
+      // height; the count from a node at the snapshot's head. A node stuck on the losing fork (its
+      // consensus client gone) is at that height for ever and shows our orphaned block there
+      // (asked when no node at the best head answered), so "wait" would hold the request
       // `confirmed` and its nonce unused (every later nonce behind it) for as long as it stays
       // stuck. Asked again of a node at or past the head the count came from: another block
       // there is the reorg (handled as any replaced block below); ours again, or no node there
