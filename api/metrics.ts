@@ -1,10 +1,6 @@
 /** The api module's Prometheus metrics, registered once per registry (several factories share it). */
 import { Counter, Histogram, type Registry } from "prom-client";
-import { counterOnce } from "../foundation/metrics.js";
-
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
+import { counterOnce, metricOnce } from "../foundation/metrics.js";
 
 export type ApiMetrics = {
   requests: Histogram<"method" | "route" | "status">;
@@ -15,7 +11,7 @@ export type ApiMetrics = {
 
 export function apiMetrics(registry: Registry): ApiMetrics {
   return {
-    requests: once(
+    requests: metricOnce(
       registry,
       "custody_api_request_duration_seconds",
       () =>
@@ -27,7 +23,7 @@ export function apiMetrics(registry: Registry): ApiMetrics {
           registers: [registry],
         }),
     ),
-    withdrawals: once(
+    withdrawals: metricOnce(
       registry,
       "custody_api_withdrawal_transitions_total",
       () =>
@@ -38,7 +34,7 @@ export function apiMetrics(registry: Registry): ApiMetrics {
           registers: [registry],
         }),
     ),
-    deliveries: once(
+    deliveries: metricOnce(
       registry,
       "custody_api_webhook_deliveries_total",
       () =>

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { metricOnce } from "../foundation/metrics.js";
 
 /**
  * RPC metrics, shared by every adapter on a registry (the signer and the indexer may both build an
@@ -37,10 +38,9 @@ export type RpcMetrics = {
 };
 
 export function rpcMetrics(registry: Registry): RpcMetrics {
-  const get = <T>(name: string, make: () => T): T =>
-    (registry.getSingleMetric(name) as T | undefined) ?? make();
   return {
-    requests: get(
+    requests: metricOnce(
+      registry,
       "custody_rpc_requests_total",
       () =>
         new Counter({
@@ -50,7 +50,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    errors: get(
+    errors: metricOnce(
+      registry,
       "custody_rpc_errors_total",
       () =>
         new Counter({
@@ -60,7 +61,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    latency: get(
+    latency: metricOnce(
+      registry,
       "custody_rpc_request_duration_seconds",
       () =>
         new Histogram({
@@ -71,7 +73,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    endpointHead: get(
+    endpointHead: metricOnce(
+      registry,
       "custody_rpc_endpoint_head",
       () =>
         new Gauge({
@@ -81,7 +84,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    behind: get(
+    behind: metricOnce(
+      registry,
       "custody_rpc_endpoint_behind_total",
       () =>
         new Counter({
@@ -91,7 +95,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    receiptFeeFieldMissing: get(
+    receiptFeeFieldMissing: metricOnce(
+      registry,
       "custody_rpc_receipt_fee_field_missing_total",
       () =>
         new Counter({
@@ -101,7 +106,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    incomplete: get(
+    incomplete: metricOnce(
+      registry,
       "custody_rpc_incomplete_answers_total",
       () =>
         new Counter({
@@ -111,7 +117,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    bestHeadDropped: get(
+    bestHeadDropped: metricOnce(
+      registry,
       "custody_rpc_best_head_dropped_total",
       () =>
         new Counter({
@@ -121,7 +128,8 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
           registers: [registry],
         }),
     ),
-    otherChain: get(
+    otherChain: metricOnce(
+      registry,
       "custody_rpc_endpoint_other_chain_total",
       () =>
         new Counter({

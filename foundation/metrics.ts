@@ -22,17 +22,28 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}):
 }
 
 /**
- * The counter `name` of `registry`, registered on first use: modules built more than once per
- * process (per chain, per test) share one series set instead of failing on a second registration.
+ * The metric `name` of `registry`, made by `make` (which registers it) on first use: modules built
+ * more than once per process (per chain, per test) share one series set instead of failing on a
+ * second registration.
  */
+export function metricOnce<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+/** The counter `config.name` of `registry`, registered on first use (metricOnce). */
 export function counterOnce<L extends string>(
   registry: Registry,
   config: { name: string; help: string; labelNames: readonly L[] },
 ): Counter<L> {
-  return (
-    (registry.getSingleMetric(config.name) as Counter<L> | undefined) ??
-    new Counter({ ...config, registers: [registry] })
-  );
+  return metricOnce(registry, config.name, () => new Counter({ ...config, registers: [registry] }));
+}
+
+/** The gauge `config.name` of `registry`, registered on first use (metricOnce). */
+export function gaugeOnce<L extends string>(
+  registry: Registry,
+  config: { name: string; help: string; labelNames: readonly L[] },
+): Gauge<L> {
+  return metricOnce(registry, config.name, () => new Gauge({ ...config, registers: [registry] }));
 }
 
 export type BuildInfo = { version: string; commit: string; node: string };
@@ -69,12 +80,8 @@ export function readBuildInfo(): BuildInfo {
   return cachedBuild;
 }
 
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
-
 function buildInfo(registry: Registry): void {
-  once(registry, "custody_build_info", () => {
+  metricOnce(registry, "custody_build_info", () => {
     const g = new Gauge({
       name: "custody_build_info",
       help: "Always 1; the labels say which build runs (version, git commit, Node version)",
@@ -98,7 +105,7 @@ export function registerRuntimeMetrics(
   registry: Registry,
   deps: { pool: Pool; redis: Redis; prefix: string; queues: QueueFactory; timeoutMs?: number },
 ): void {
-  once(
+  metricOnce(
     registry,
     "custody_db_pool_clients",
     () =>
@@ -115,7 +122,7 @@ export function registerRuntimeMetrics(
       }),
   );
   const timeoutMs = deps.timeoutMs ?? 2000;
-  once(
+  metricOnce(
     registry,
     "custody_queue_jobs",
     () =>

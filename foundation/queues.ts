@@ -10,9 +10,10 @@
 
 import { type JobsOptions, type Processor, Queue, Worker, type WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
-import { Counter, type Registry } from "prom-client";
+import type { Counter, Registry } from "prom-client";
 import { BaseError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { counterOnce } from "./metrics.js";
 import { createFailFastRedis } from "./redis.js";
 
 /** One job of a doorbell ring; `jobId` is required so a re-rung bell is one job. */
@@ -60,16 +61,11 @@ export const DEFAULT_RING_TIMEOUT_MS = 1000;
 const WARN_EVERY_MS = 10_000;
 
 function ringCounter(registry: Registry): Counter<"queue" | "result"> {
-  const name = "custody_queue_doorbell_rings_total";
-  return (
-    (registry.getSingleMetric(name) as Counter<"queue" | "result"> | undefined) ??
-    new Counter({
-      name,
-      help: "Doorbell rings by queue and result (failed: Redis did not take it; the periodic pass will)",
-      labelNames: ["queue", "result"],
-      registers: [registry],
-    })
-  );
+  return counterOnce(registry, {
+    name: "custody_queue_doorbell_rings_total",
+    help: "Doorbell rings by queue and result (failed: Redis did not take it; the periodic pass will)",
+    labelNames: ["queue", "result"],
+  });
 }
 
 export function createQueueFactory({

@@ -1,21 +1,25 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { rpcMetrics } from "../chains/index.js";
+import { metricOnce } from "../foundation/metrics.js";
 
 /** Indexer metrics (one set per process; every series is labelled by chain). */
 export type IndexerMetrics = ReturnType<typeof indexerMetrics>;
 
 export function indexerMetrics(registry: Registry) {
-  const get = <T>(name: string, make: () => T): T =>
-    (registry.getSingleMetric(name) as T | undefined) ?? make();
   const counter = (name: string, help: string, labelNames: string[] = ["chain_id"]) =>
-    get(name, () => new Counter({ name, help, labelNames, registers: [registry] }));
+    metricOnce(
+      registry,
+      name,
+      () => new Counter({ name, help, labelNames, registers: [registry] }),
+    );
   // What only the chain's writer knows, recomputed at every scrape from the instances of the chain
   // in this process that write it now (indexerSources): a task that stands by or lost its lease
   // exports no series (its last values are stale: a 1 would keep ChainHalted firing after the
   // resume, a 0 would say "running" for a chain nobody here follows), and a stopped one is gone.
   // Several writers (syncOnce-driven tools and tests) combine by max.
   const writerGauge = (name: string, help: string, value: (w: WriterView) => number | null) =>
-    get(
+    metricOnce(
+      registry,
       name,
       () =>
         new Gauge({
@@ -85,7 +89,8 @@ export function indexerMetrics(registry: Registry) {
     receiptFeeFieldMissing: rpcMetrics(registry).receiptFeeFieldMissing,
     // Recomputed at every scrape (indexers/health.ts registers one update per chain): in
     // production nothing asks an indexer task's /readyz, and the alerts read this gauge.
-    unhealthy: get(
+    unhealthy: metricOnce(
+      registry,
       "custody_indexer_unhealthy",
       () =>
         new Gauge({
@@ -109,7 +114,8 @@ export function indexerMetrics(registry: Registry) {
     // Also recomputed at every scrape. A standby reports no unhealthy reason (the writer answers
     // for the chain), so while no task holds the lease (every task standing by, e.g. behind a dead
     // task's session that still holds the lock) only this says the chain is not indexed.
-    leaseHeld: get(
+    leaseHeld: metricOnce(
+      registry,
       "custody_indexer_lease_held",
       () =>
         new Gauge({

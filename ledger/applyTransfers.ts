@@ -3,9 +3,9 @@
  * race is redone without aborting it) or in a transaction of its own (missing accounts created
  * outside it first); every result is counted.
  */
-import { Counter } from "prom-client";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
+import { counterOnce } from "../foundation/metrics.js";
 import type { BatchInput } from "./applyBatch.js";
 import { TransferIdRaceError } from "./errors.js";
 import { runBatch } from "./runBatch.js";
@@ -61,14 +61,11 @@ export function createApplyTransfers({
   knownAssets: Set<string>;
 }): ApplyTransfers {
   const registry = common.metrics.registry;
-  const transfersTotal =
-    (registry.getSingleMetric("custody_ledger_transfers_total") as Counter<"status"> | undefined) ??
-    new Counter({
-      name: "custody_ledger_transfers_total",
-      help: "Transfers submitted to the ledger, by result",
-      labelNames: ["status"],
-      registers: [registry],
-    });
+  const transfersTotal = counterOnce(registry, {
+    name: "custody_ledger_transfers_total",
+    help: "Transfers submitted to the ledger, by result",
+    labelNames: ["status"],
+  });
   const count = (results: TransferResult[]) => {
     for (const r of results)
       transfersTotal.inc({ status: r.status === "failed" ? r.code : r.status });

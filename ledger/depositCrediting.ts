@@ -38,12 +38,11 @@
  * chain.facts (a locking clause on chain.deposit_facts would lock the address's row too).
  */
 import type { QueryResultRow } from "pg";
-import { Counter, Gauge } from "prom-client";
 import { formatAmount } from "../foundation/amounts.js";
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { afterCommit, type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
-import { counterOnce } from "../foundation/metrics.js";
+import { counterOnce, gaugeOnce } from "../foundation/metrics.js";
 import { readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { ParkedRetryInputError } from "./errors.js";
@@ -530,47 +529,31 @@ function creditPayload(c: CreditRow) {
 
 function reorgMetrics(common: Common) {
   const registry = common.metrics.registry;
-  const holds =
-    (registry.getSingleMetric("custody_ledger_reorg_holds_total") as Counter<string> | undefined) ??
-    new Counter({
-      name: "custody_ledger_reorg_holds_total",
-      help: "Reorg holds on credited deposits, by chain and action (placed, voided, posted, returned: closed against the deposit's return)",
-      labelNames: ["chain_id", "action"],
-      registers: [registry],
-    });
-  const shortfalls =
-    (registry.getSingleMetric("custody_ledger_reorg_shortfalls_total") as
-      | Counter<string>
-      | undefined) ??
-    new Counter({
-      name: "custody_ledger_reorg_shortfalls_total",
-      help: "Reorg holds the customer's available balance could not cover (receivable booked, withdrawals blocked); each one is an alert",
-      labelNames: ["chain_id"],
-      registers: [registry],
-    });
+  const holds = counterOnce(registry, {
+    name: "custody_ledger_reorg_holds_total",
+    help: "Reorg holds on credited deposits, by chain and action (placed, voided, posted, returned: closed against the deposit's return)",
+    labelNames: ["chain_id", "action"],
+  });
+  const shortfalls = counterOnce(registry, {
+    name: "custody_ledger_reorg_shortfalls_total",
+    help: "Reorg holds the customer's available balance could not cover (receivable booked, withdrawals blocked); each one is an alert",
+    labelNames: ["chain_id"],
+  });
   const repaid = counterOnce(registry, {
     name: "custody_ledger_reorg_receivable_repaid_total",
     help: "Repayments of reorg receivables out of the customer's available balance (crediting's repayReceivables), by chain",
     labelNames: ["chain_id"],
   });
-  const parked =
-    (registry.getSingleMetric("custody_ledger_parked_deposits") as Gauge<string> | undefined) ??
-    new Gauge({
-      name: "custody_ledger_parked_deposits",
-      help: "Confirmed deposits the ledger refused to credit, parked for retry (custody-node ledger parked-deposits), by chain",
-      labelNames: ["chain_id"],
-      registers: [registry],
-    });
-  const catchupCredits =
-    (registry.getSingleMetric("custody_crediting_catchup_credits_total") as
-      | Counter<string>
-      | undefined) ??
-    new Counter({
-      name: "custody_crediting_catchup_credits_total",
-      help: "Deposits the catch-up pass credited below the crediting watermark (something upstream skipped them), by chain",
-      labelNames: ["chain_id"],
-      registers: [registry],
-    });
+  const parked = gaugeOnce(registry, {
+    name: "custody_ledger_parked_deposits",
+    help: "Confirmed deposits the ledger refused to credit, parked for retry (custody-node ledger parked-deposits), by chain",
+    labelNames: ["chain_id"],
+  });
+  const catchupCredits = counterOnce(registry, {
+    name: "custody_crediting_catchup_credits_total",
+    help: "Deposits the catch-up pass credited below the crediting watermark (something upstream skipped them), by chain",
+    labelNames: ["chain_id"],
+  });
   // ReorgHoldShortfall is increase() > 0: a series first exported at 1 shows no increase, so
   // each chain's starts at 0 (the first shortfall must fire).
   for (const chain of common.config.chains) shortfalls.inc({ chain_id: String(chain.chainId) }, 0);

@@ -22,7 +22,7 @@ import {
 import type { ChainConfig } from "../chains/index.js";
 import type { HotWalletConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
-import { withinTimeout } from "../foundation/metrics.js";
+import { metricOnce, withinTimeout } from "../foundation/metrics.js";
 import {
   attestationOverdueAfterSeconds,
   attestationsInFlight,
@@ -43,10 +43,6 @@ export const OPEN_WITHDRAWAL_STATUSES = [
   "needs_review",
 ] as const;
 
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
-
 export function registerStateMetrics(
   registry: Registry,
   deps: {
@@ -66,7 +62,7 @@ export function registerStateMetrics(
     help: string,
     figure: (s: WithdrawalStatusCount) => number,
   ) =>
-    once(
+    metricOnce(
       registry,
       name,
       () =>
@@ -108,7 +104,7 @@ export function registerStateMetrics(
   // Per chain, not per status: a withdrawal flipping between broadcast and receipt_unknown would
   // otherwise move its age from one series to the other, and an alert's `for` would restart with
   // each flip (WithdrawalStuck).
-  once(
+  metricOnce(
     registry,
     "custody_withdrawal_oldest_unmined_seconds",
     () =>
@@ -130,7 +126,7 @@ export function registerStateMetrics(
 
   // One in flight holds back every later attestation of its chain (attest.ts `in_flight`): one
   // stuck in receipt_unknown or needs_review is the AttestationStuck alert.
-  once(
+  metricOnce(
     registry,
     "custody_attestations_in_flight",
     () =>
@@ -156,7 +152,7 @@ export function registerStateMetrics(
   // contract, a stuck request: the attestor only logs most of them), its age grows past the bound
   // from its schedule: the AttestationOverdue alert.
   const attested = deps.chains.filter((c) => c.attestation !== undefined);
-  once(
+  metricOnce(
     registry,
     "custody_attestation_age_seconds",
     () =>
@@ -184,7 +180,7 @@ export function registerStateMetrics(
         },
       }),
   );
-  const overdueAfter = once(
+  const overdueAfter = metricOnce(
     registry,
     "custody_attestation_overdue_after_seconds",
     () =>
@@ -209,7 +205,7 @@ export function registerStateMetrics(
     help: string,
     figure: (r: { customers: number; oldestSeconds: number }) => number,
   ) =>
-    once(
+    metricOnce(
       registry,
       name,
       () =>
@@ -238,7 +234,7 @@ export function registerStateMetrics(
     (r) => r.oldestSeconds,
   );
 
-  const floor = once(
+  const floor = metricOnce(
     registry,
     "custody_hot_wallet_floor_wei",
     () =>
@@ -249,7 +245,7 @@ export function registerStateMetrics(
         registers: [registry],
       }),
   );
-  const ceiling = once(
+  const ceiling = metricOnce(
     registry,
     "custody_hot_wallet_ceiling_wei",
     () =>
@@ -263,7 +259,7 @@ export function registerStateMetrics(
   // A signer task exports a wallet only once its KMS key is loaded: a key it cannot load (a key
   // policy changed) or a chain whose signer tasks are all gone leaves nothing NoActiveBroadcaster
   // could sum. What the config says each chain has is the count to compare with.
-  const hotWallets = once(
+  const hotWallets = metricOnce(
     registry,
     "custody_hot_wallets_configured",
     () =>

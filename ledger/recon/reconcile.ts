@@ -8,7 +8,7 @@ import type { ChainConfig } from "../../chains/index.js";
 import { readAuditHead } from "../../foundation/audit.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, snapshotPeer, withTransaction } from "../../foundation/db.js";
-import { withinTimeout } from "../../foundation/metrics.js";
+import { metricOnce, withinTimeout } from "../../foundation/metrics.js";
 import { readFinalized } from "../../indexers/finality.js";
 import { loadTip } from "../../indexers/store.js";
 import { MEMORY_MAX_ROWS } from "./balanceCache.js";
@@ -555,9 +555,8 @@ async function setFromStoredStates(
 
 function reconMetrics(common: Common) {
   const registry = common.metrics.registry;
-  const get = <T>(name: string, make: () => T): T =>
-    (registry.getSingleMetric(name) as T | undefined) ?? make();
-  const breaks = get(
+  const breaks = metricOnce(
+    registry,
     "custody_recon_breaks",
     () =>
       new Gauge({
@@ -570,7 +569,8 @@ function reconMetrics(common: Common) {
         },
       }),
   );
-  const acknowledged = get(
+  const acknowledged = metricOnce(
+    registry,
     "custody_recon_breaks_acknowledged",
     () =>
       new Gauge({
@@ -583,7 +583,8 @@ function reconMetrics(common: Common) {
         },
       }),
   );
-  const runs = get(
+  const runs = metricOnce(
+    registry,
     "custody_recon_runs_total",
     () =>
       new Counter({
@@ -593,7 +594,8 @@ function reconMetrics(common: Common) {
         registers: [registry],
       }),
   );
-  const lastBlock = get(
+  const lastBlock = metricOnce(
+    registry,
     "custody_recon_last_block",
     () =>
       new Gauge({
@@ -603,7 +605,8 @@ function reconMetrics(common: Common) {
         registers: [registry],
       }),
   );
-  const unexplained = get(
+  const unexplained = metricOnce(
+    registry,
     "custody_recon_unexplained_difference",
     () =>
       new Gauge({
