@@ -19,8 +19,8 @@
  */
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Pool } from "../foundation/db.js";
-import { principalOf } from "./apiKeys.js";
+import type { Pool, PoolClient } from "../foundation/db.js";
+import { type ApiKey, principalOf } from "./apiKeys.js";
 import {
   IdempotencyConflictError,
   IdempotencyInProgressError,
@@ -85,6 +85,43 @@ export function idempotencyKeyOf(request: FastifyRequest): string {
   return key;
 }
 
+/**
+ * The row a caller recorded under an Idempotency-Key, in a table with `principal`, `api_key_id`
+ * and `idempotency_key` (a request's record, a withdrawal, a decision, a break's decision, a
+ * re-drive): its principal's (any of its API keys: `principalOf`), or the API key's own for a row
+ * with no principal (before api migration 0021/0022, or by the previous revision). A WHERE clause
+ * with its order, for the parameters `callersKeyParams` gives ($1 to $3).
+ */
+export const CALLERS_KEY = `idempotency_key = $2 AND (principal = $1 OR api_key_id = $3)
+  ORDER BY api_key_id = $3 DESC LIMIT 1`;
+
+export function callersKeyParams(
+  caller: Pick<ApiKey, "id" | "owner">,
+  key: string,
+): [principal: string, key: string, apiKeyId: string] {
+  return [principalOf(caller), key, caller.id];
+}
+
+/**
+ * Takes the lock of a caller's Idempotency-Key for a route that records what it decided under it
+ * (`scope` names the route's locks: `withdrawal-key`, `recon-break-key`, `webhook-redrive-key`),
+ * in the caller's transaction, before any other lock: the principal's (`principalOf`: a retry
+ * under a rotated key of the same service waits for the first request), then the API key's own,
+ * which a revision before principals takes (a rolling deploy runs both).
+ */
+export async function lockCallersKey(
+  client: PoolClient,
+  scope: string,
+  caller: Pick<ApiKey, "id" | "owner">,
+  key: string,
+): Promise<void> {
+  for (const name of [
+    `${scope}:principal:${principalOf(caller)}:${key}`,
+    `${scope}:${caller.id}:${key}`,
+  ])
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [name]);
+}
+
 type StoredRow = {
   request_hash: string;
   method: string;
@@ -143,10 +180,8 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
     const { rows } = await pool.query<StoredRow & { holder: string }>(
       `SELECT api_key_id AS holder, request_hash, method, route, status_code, response_body,
               content_type, ${ABANDONED} AS abandoned
-         FROM api.idempotency_keys
-        WHERE idempotency_key = $2 AND (principal = $1 OR api_key_id = $3)
-        ORDER BY api_key_id = $3 DESC LIMIT 1`,
-      [principal, key, apiKeyId],
+         FROM api.idempotency_keys WHERE ${CALLERS_KEY}`,
+      callersKeyParams(request.apiKey, key),
     );
     const row = rows[0];
     if (!row) throw new IdempotencyInProgressError(key); // deleted after a 4xx just now: retry

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../../foundation/db.js";
 import { trackBreakStates } from "../../ledger/recon/breakStates.js";
 import type { Break } from "../../ledger/recon/types.js";
+import { revokeApiKey } from "../apiKeys.js";
 import { type ApiTestContext, createApiTestContext } from "../testing/apiTestContext.js";
 import { answerLost } from "../testing/lostAnswer.js";
 
@@ -155,8 +156,9 @@ describe("an acknowledgement or resolution retried after its answer was lost", (
     action: "acknowledge" | "resolve",
     idem: string,
     payload: object,
+    key = t.keys.admin,
   ) =>
-    t.call(t.keys.admin, {
+    t.call(key, {
       method: "POST",
       url: `/v1/recon/breaks/${encodeURIComponent(identity)}/${action}`,
       payload,
@@ -238,5 +240,65 @@ describe("an acknowledgement or resolution retried after its answer was lost", (
     expect(retry.json()).toEqual(first.json());
     expect(await stateOf(identity!)).toMatchObject({ state: "open" });
     expect(await audited(identity!, "recon.break.acknowledged")).toBe(1);
+  });
+
+  it("resolve retried under the rotated key of the same owner (the old one revoked since): the resolution's answer, the reopened break stays open", async () => {
+    // old code: expected { last_run_id: '10', state: 'resolved' } to deeply equal { state: 'open',
+    // last_run_id: '10' } (the retry under the new key found no record under it: it resolved the
+    // reopened break again, a difference the operator never saw)
+    const old = await t.newKey("ops-rotating-a", ["admin"]);
+    const rotated = await t.newKey("ops-rotating-a", ["admin"]);
+    const [identity] = await breaks(31337, await run(31337), 1);
+    const tx = `0x${"e1".repeat(32)}`;
+    await t.ctx.db.pool.query(
+      `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position,
+         kind, asset, from_address, to_address, amount, status)
+       VALUES (31337, 904, $1, $2, 0, 'fee', 'fee', '0x0000000000000000000000000000000000000000',
+         '0x00000000000000000000000000000000000000aa', '0x0000000000000000000000000000000000000000',
+         21000, 'confirmed')`,
+      [`0x${(904).toString(16).padStart(64, "0")}`, tx],
+    );
+    const body = { reason: "gas booked", fixedBy: `${tx}:fee` };
+    const first = await decide(identity!, "resolve", "rot-resolve-lost", body, old);
+    expect(first.statusCode, first.body).toBe(200);
+    await answerLost(t.ctx.db.pool, "rot-resolve-lost");
+    const reopenedBy = await foundAgain(identity!, 7n);
+    expect(await revokeApiKey(t.ctx.db.pool, /^cn_([0-9a-f]{16})_/.exec(old)![1]!)).toBe(true);
+
+    const retry = await decide(identity!, "resolve", "rot-resolve-lost", body, rotated);
+    expect(retry.statusCode, retry.body).toBe(200);
+    expect(await stateOf(identity!)).toEqual({ state: "open", last_run_id: String(reopenedBy) });
+    expect(retry.json()).toEqual(first.json());
+    expect(await audited(identity!, "recon.break.resolved")).toBe(1);
+  });
+
+  it("acknowledge under the rotated key: its answer; with another body IDEMPOTENCY_KEY_REUSED from the decision's own record; another owner's same key is its own", async () => {
+    // old code: expected 200 to be 409 (the other body, its HTTP record gone, acknowledged the
+    // break again under the new key: acknowledgedDifference 9, a second audit entry)
+    const old = await t.newKey("ops-rotating-b", ["admin"]);
+    const rotated = await t.newKey("ops-rotating-b", ["admin"]);
+    const [identity] = await breaks(31337, await run(31337), 1);
+    const body = { reason: "known, booked tomorrow" };
+    const first = await decide(identity!, "acknowledge", "rot-ack", body, old);
+    expect(first.statusCode, first.body).toBe(200);
+    await foundAgain(identity!, 9n);
+    // The HTTP record gone (as a revision before api/idempotency.ts kept a 5xx's key left it):
+    // only the decision's own record can tell.
+    await t.ctx.db.pool.query("DELETE FROM api.idempotency_keys WHERE idempotency_key = $1", [
+      "rot-ack",
+    ]);
+    const other = await decide(identity!, "acknowledge", "rot-ack", { reason: "other" }, rotated);
+    expect(other.statusCode, other.body).toBe(409);
+    expect(other.json().code).toBe("IDEMPOTENCY_KEY_REUSED");
+    const retry = await decide(identity!, "acknowledge", "rot-ack", body, rotated);
+    expect(retry.statusCode, retry.body).toBe(200);
+    expect(retry.json()).toEqual(first.json());
+    expect(await stateOf(identity!)).toMatchObject({ state: "open" });
+    expect(await audited(identity!, "recon.break.acknowledged")).toBe(1);
+
+    const theirs = await t.newKey("ops-other", ["admin"]);
+    const own = await decide(identity!, "acknowledge", "rot-ack", body, theirs);
+    expect(own.statusCode, own.body).toBe(200);
+    expect(own.json()).toMatchObject({ state: "acknowledged", acknowledgedDifference: "9" });
   });
 });

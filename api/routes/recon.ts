@@ -16,9 +16,16 @@ import {
   listRuns,
   resolveBreakIn,
 } from "../../ledger/recon/index.js";
+import { principalOf } from "../apiKeys.js";
 import { callerOf } from "../auth.js";
 import { IdempotencyConflictError } from "../errors.js";
-import { idempotencyKeyOf, requestHash } from "../idempotency.js";
+import {
+  CALLERS_KEY,
+  callersKeyParams,
+  idempotencyKeyOf,
+  lockCallersKey,
+  requestHash,
+} from "../idempotency.js";
 import { Limit, pageLimit, problemResponses, requirePageCursor } from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
@@ -59,10 +66,11 @@ const BreakRef = Type.String({ minLength: 3, maxLength: 300, pattern: "^[^\\s\\u
 
 /**
  * An operator's decision on a break in one transaction with its record under the caller's
- * Idempotency-Key (api migration 0018). After a 5xx the key stays bound to the request and the
- * same request may run again (api/idempotency.ts): the decision is made from the break's state
- * as it is then, so a later run that reopened the break (or found another difference) would have
- * it applied to what the operator never saw. Recorded, the retry is answered with what the
+ * Idempotency-Key (api migration 0018), the caller's principal's (any of its API keys: 0022), so
+ * a retry under a rotated key is the same request. After a 5xx the key stays bound to the request
+ * and the same request may run again (api/idempotency.ts): the decision is made from the break's
+ * state as it is then, so a later run that reopened the break (or found another difference) would
+ * have it applied to what the operator never saw. Recorded, the retry is answered with what the
  * decision answered.
  */
 async function decideUnderKey(
@@ -76,10 +84,9 @@ async function decideUnderKey(
   const key = idempotencyKeyOf(request);
   const hash = requestHash(request);
   return withTransaction(deps.pool, async (client) => {
-    // Two takers of one key (a lease lapsed under a slow first attempt) decide one at a time.
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-      `recon-break-key:${caller.id}:${key}`,
-    ]);
+    // Two takers of one key (a lease lapsed under a slow first attempt, or a retry under a
+    // rotated key of the same owner) decide one at a time.
+    await lockCallersKey(client, "recon-break-key", caller, key);
     const { rows } = await client.query<{
       request_hash: string;
       action: string;
@@ -87,8 +94,8 @@ async function decideUnderKey(
       result: BreakState;
     }>(
       `SELECT request_hash, action, break_ref, result FROM api.recon_break_decisions
-        WHERE api_key_id = $1 AND idempotency_key = $2`,
-      [caller.id, key],
+        WHERE ${CALLERS_KEY}`,
+      callersKeyParams(caller, key),
     );
     const earlier = rows[0];
     if (earlier) {
@@ -102,9 +109,9 @@ async function decideUnderKey(
     const state = await decide(client);
     await client.query(
       `INSERT INTO api.recon_break_decisions
-         (api_key_id, idempotency_key, request_hash, action, break_ref, result)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [caller.id, key, hash, action, ref, JSON.stringify(state)],
+         (api_key_id, idempotency_key, request_hash, action, break_ref, result, principal)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [caller.id, key, hash, action, ref, JSON.stringify(state), principalOf(caller)],
     );
     return state;
   });

@@ -102,7 +102,7 @@ export function webhooksRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
             endpoint: request.body?.endpoint,
             force: request.body?.force,
             under: {
-              apiKeyId: callerOf(request).id,
+              caller: callerOf(request),
               key: idempotencyKeyOf(request),
               requestHash: requestHash(request),
             },

@@ -6,7 +6,9 @@
  */
 import { type Config, WEBHOOK_EVENT_TYPES } from "../../foundation/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
+import { type ApiKey, principalOf } from "../apiKeys.js";
 import { IdempotencyConflictError } from "../errors.js";
+import { CALLERS_KEY, callersKeyParams, lockCallersKey } from "../idempotency.js";
 import { eventIdOf } from "./eventId.js";
 
 export const EVENT_TYPES = WEBHOOK_EVENT_TYPES;
@@ -220,22 +222,22 @@ export async function redriveDeliveries(
     force?: boolean | undefined;
     /**
      * The API request asking, by its Idempotency-Key: a re-drive is recorded under it in its
-     * transaction (api migration 0018), and the same request run again after its answer was lost
-     * (a 5xx after the commit) gets the deliveries as that re-drive left them. Decided again, it
-     * would find them under way (nothing dead: DEAD_LETTER_NOT_FOUND) or dead again, and re-drive
-     * them a second time.
+     * transaction (api migration 0018), the caller's principal's (any of its API keys: 0022), and
+     * the same request run again after its answer was lost (a 5xx after the commit), under any of
+     * them, gets the deliveries as that re-drive left them. Decided again, it would find them
+     * under way (nothing dead: DEAD_LETTER_NOT_FOUND) or dead again, and re-drive them a second
+     * time.
      */
-    under?: { apiKeyId: string; key: string; requestHash: string };
+    under?: { caller: Pick<ApiKey, "id" | "owner">; key: string; requestHash: string };
   } = {},
 ): Promise<{ redriven: DeliveryRow[]; later: LaterDelivery[] }> {
   const params = [eventId, options.endpoint ?? null];
   const under = options.under;
   return withTransaction(pool, async (client) => {
     if (under) {
-      // Two takers of one key (a lease lapsed under a slow first attempt) decide one at a time.
-      await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-        `webhook-redrive-key:${under.apiKeyId}:${under.key}`,
-      ]);
+      // Two takers of one key (a lease lapsed under a slow first attempt, or a retry under a
+      // rotated key of the same owner) decide one at a time.
+      await lockCallersKey(client, "webhook-redrive-key", under.caller, under.key);
       const { rows } = await client.query<{
         request_hash: string;
         event_id: string;
@@ -245,8 +247,8 @@ export async function redriveDeliveries(
         })[];
       }>(
         `SELECT request_hash, event_id::text, redriven FROM api.webhook_redrives
-          WHERE api_key_id = $1 AND idempotency_key = $2`,
-        [under.apiKeyId, under.key],
+          WHERE ${CALLERS_KEY}`,
+        callersKeyParams(under.caller, under.key),
       );
       const earlier = rows[0];
       if (earlier) {
@@ -288,9 +290,16 @@ export async function redriveDeliveries(
       if (under && redriven.length > 0)
         await client.query(
           `INSERT INTO api.webhook_redrives
-             (api_key_id, idempotency_key, request_hash, event_id, redriven)
-           VALUES ($1, $2, $3, $4, $5)`,
-          [under.apiKeyId, under.key, under.requestHash, eventId, JSON.stringify(redriven)],
+             (api_key_id, idempotency_key, request_hash, event_id, redriven, principal)
+           VALUES ($1, $2, $3, $4, $5, $6)`,
+          [
+            under.caller.id,
+            under.key,
+            under.requestHash,
+            eventId,
+            JSON.stringify(redriven),
+            principalOf(under.caller),
+          ],
         );
       return { redriven, later: [] };
     }

@@ -56,8 +56,8 @@ async function deadEvent(withdrawalId: string): Promise<string> {
   return id;
 }
 
-const redrive = (eventId: string, idem: string) =>
-  t.call(t.keys.admin, {
+const redrive = (eventId: string, idem: string, key = t.keys.admin) =>
+  t.call(key, {
     method: "POST",
     url: `/v1/webhooks/dead-letters/${eventId}/redrive`,
     headers: { "idempotency-key": idem },
@@ -99,5 +99,39 @@ describe("a re-drive retried after its answer was lost", () => {
     const again = await redrive(id, "redrive-again");
     expect(again.statusCode, again.body).toBe(200);
     expect(again.json().redriven).toMatchObject([{ eventId: id, redrives: 2 }]);
+  });
+
+  it("under the rotated key of the same owner, after its delivery died again: the re-drive's answer, nothing re-driven again", async () => {
+    // old code: expected { redriven: [ { …(9) } ] } to deeply equal { redriven: [ { …(9) } ] }
+    // (redrives 2, not 1: the retry under the new key found no record under it and re-drove the
+    // dead delivery a second time)
+    const old = await t.newKey("ops-rotating", ["admin"]);
+    const rotated = await t.newKey("ops-rotating", ["admin"]);
+    const id = await deadEvent("w-rotated");
+    const first = await redrive(id, "redrive-rotated", old);
+    expect(first.statusCode, first.body).toBe(200);
+    await waitFor("the re-driven delivery dead again", async () => {
+      const d = await delivery(id);
+      return d?.status === "dead" && d.redrives === 1;
+    });
+    await answerLost(t.ctx.db.pool, "redrive-rotated");
+
+    const retry = await redrive(id, "redrive-rotated", rotated);
+    expect(retry.statusCode, retry.body).toBe(200);
+    expect(retry.json()).toEqual(first.json());
+    expect(await delivery(id)).toEqual({ status: "dead", redrives: 1 });
+    // Its HTTP record gone too: the re-drive's own record still answers, and refuses another body.
+    await t.ctx.db.pool.query("DELETE FROM api.idempotency_keys WHERE idempotency_key = $1", [
+      "redrive-rotated",
+    ]);
+    const other = await t.call(rotated, {
+      method: "POST",
+      url: `/v1/webhooks/dead-letters/${id}/redrive`,
+      headers: { "idempotency-key": "redrive-rotated" },
+      payload: { force: true },
+    });
+    expect(other.statusCode, other.body).toBe(409);
+    expect(other.json().code).toBe("IDEMPOTENCY_KEY_REUSED");
+    expect(await delivery(id)).toEqual({ status: "dead", redrives: 1 });
   });
 });

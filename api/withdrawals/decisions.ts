@@ -31,15 +31,10 @@ import {
   PolicyViolationError,
   WithdrawalStateError,
 } from "../errors.js";
+import { CALLERS_KEY, callersKeyParams, lockCallersKey } from "../idempotency.js";
 import type { WithdrawalStages } from "./context.js";
 import { refuseOnHaltedChain } from "./haltedChain.js";
-import {
-  canMove,
-  findByIdempotencyKey,
-  getWithdrawal,
-  lockIdempotencyKey,
-  type Withdrawal,
-} from "./store.js";
+import { canMove, findByIdempotencyKey, getWithdrawal, type Withdrawal } from "./store.js";
 
 type Decider = { decision: string; owner: string; email: string | null };
 
@@ -70,9 +65,8 @@ export async function decisionUnderKey(
     reason: string | null;
   }>(
     `SELECT withdrawal_id::text, action, reason FROM api.withdrawal_decisions
-      WHERE idempotency_key = $2 AND (principal = $1 OR api_key_id = $3)
-      ORDER BY api_key_id = $3 DESC LIMIT 1`,
-    [principalOf(caller), key, caller.id],
+      WHERE ${CALLERS_KEY}`,
+    callersKeyParams(caller, key),
   );
   return rows[0];
 }
@@ -84,7 +78,7 @@ export async function decisionUnderKey(
  * refused, whatever became of that withdrawal.
  */
 async function decidedUnderKey(client: PoolClient, a: Asked): Promise<Withdrawal | undefined> {
-  await lockIdempotencyKey(client, a.caller, a.key);
+  await lockCallersKey(client, "withdrawal-key", a.caller, a.key);
   if (await findByIdempotencyKey(client, a.caller, a.key))
     throw new IdempotencyConflictError(a.key, "POST /v1/withdrawals");
   const earlier = await decisionUnderKey(client, a.caller, a.key);

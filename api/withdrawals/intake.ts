@@ -25,17 +25,12 @@ import { isWithdrawalBlocked, TransferFailedError } from "../../ledger/index.js"
 import { type ApiKey, principalOf } from "../apiKeys.js";
 import { resolveAsset, resolveChain } from "../chainStatus.js";
 import { IdempotencyConflictError, PolicyViolationError } from "../errors.js";
+import { lockCallersKey } from "../idempotency.js";
 import type { WithdrawalStages } from "./context.js";
 import { decisionUnderKey } from "./decisions.js";
 import { refuseOnHaltedChain } from "./haltedChain.js";
 import { evaluateWithdrawalPolicy } from "./policy.js";
-import {
-  findByIdempotencyKey,
-  fromRow,
-  lockIdempotencyKey,
-  WITHDRAWAL_COLUMNS,
-  type WithdrawalRow,
-} from "./store.js";
+import { findByIdempotencyKey, fromRow, WITHDRAWAL_COLUMNS, type WithdrawalRow } from "./store.js";
 import { holdId } from "./transitions.js";
 import { checkedAmount, checkedDestination } from "./validate.js";
 
@@ -109,7 +104,7 @@ export function createIntake({ pool, config, ledger, move, handToSigner, ring }:
       // order): a retry that took over a lapsed lease while the first request still runs waits
       // for it and finds its withdrawal, instead of failing on the key's unique index (a 500).
       // The key is the caller's principal's: a retry under a rotated API key is the same request.
-      await lockIdempotencyKey(client, caller, idempotencyKey);
+      await lockCallersKey(client, "withdrawal-key", caller, idempotencyKey);
       const existing = await findByIdempotencyKey(client, caller, idempotencyKey);
       if (existing) {
         // Reached only if the stored HTTP answer was lost (a 5xx after commit): the same key must

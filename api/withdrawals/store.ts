@@ -1,7 +1,8 @@
 /** Withdrawal rows (api.withdrawals, api.withdrawal_approvals) and their JSON shape. */
 import { getAddress } from "viem";
 import type { Pool, PoolClient } from "../../foundation/db.js";
-import { type ApiKey, principalOf } from "../apiKeys.js";
+import type { ApiKey } from "../apiKeys.js";
+import { CALLERS_KEY, callersKeyParams } from "../idempotency.js";
 
 export const WITHDRAWAL_STATUSES = [
   "requested",
@@ -157,24 +158,6 @@ export async function getWithdrawal(
 }
 
 /**
- * Takes the lock of a caller's Idempotency-Key for a withdrawal's create or decision (in the
- * caller's transaction, before any other lock): the principal's (`principalOf`: a retry under a
- * rotated key of the same service waits for the first request), then the API key's own, which a
- * revision before principals takes (a rolling deploy runs both).
- */
-export async function lockIdempotencyKey(
-  client: PoolClient,
-  caller: Pick<ApiKey, "id" | "owner">,
-  key: string,
-): Promise<void> {
-  for (const name of [
-    `withdrawal-key:principal:${principalOf(caller)}:${key}`,
-    `withdrawal-key:${caller.id}:${key}`,
-  ])
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [name]);
-}
-
-/**
  * The withdrawal created under this Idempotency-Key by the caller's principal (any of its API
  * keys), or by the caller's API key itself (a row of a revision before principals).
  */
@@ -184,9 +167,8 @@ export async function findByIdempotencyKey(
   key: string,
 ): Promise<Withdrawal | undefined> {
   const { rows } = await db.query<WithdrawalRow>(
-    `${SELECT} WHERE idempotency_key = $2 AND (principal = $1 OR api_key_id = $3)
-      ORDER BY api_key_id = $3 DESC LIMIT 1`,
-    [principalOf(caller), key, caller.id],
+    `${SELECT} WHERE ${CALLERS_KEY}`,
+    callersKeyParams(caller, key),
   );
   return rows[0] ? fromRow(rows[0]) : undefined;
 }
