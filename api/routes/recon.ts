@@ -26,7 +26,13 @@ import {
   lockCallersKey,
   requestHash,
 } from "../idempotency.js";
-import { Limit, pageLimit, problemResponses, requirePageCursor } from "../schemas.js";
+import {
+  IdempotencyHeaders,
+  Limit,
+  pageLimit,
+  problemResponses,
+  requirePageCursor,
+} from "../schemas.js";
 import type { V1Deps } from "./deps.js";
 
 const RunOut = Type.Object({
@@ -172,6 +178,7 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           summary:
             "Acknowledge a break (who = the key's owner, why): not re-alerted while its difference stays the same",
           params: Type.Object({ break: BreakRef }),
+          headers: IdempotencyHeaders,
           body: Type.Object({ reason: Text }, { additionalProperties: false }),
           response: { 200: BreakStateOut, ...problemResponses },
         },
@@ -196,6 +203,7 @@ export function reconRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           summary:
             "Resolve a break, linked to the ledger transfer id or chain fact (<tx hash>:<position>) that fixed it",
           params: Type.Object({ break: BreakRef }),
+          headers: IdempotencyHeaders,
           body: Type.Object(
             {
               reason: Text,

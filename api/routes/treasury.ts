@@ -17,6 +17,7 @@ import {
   Amount,
   BaseUnits,
   ChainRef,
+  IdempotencyHeaders,
   Limit,
   pageLimit,
   problemResponses,
@@ -131,6 +132,7 @@ export function treasuryRoutes(deps: V1Deps): FastifyPluginAsyncTypebox {
           tags: ["treasury"],
           operationId: "bookTreasuryMove",
           summary: "Book a hot wallet's funding, defunding, or operator gas against its chain fact",
+          headers: IdempotencyHeaders,
           body: Type.Object(
             {
               move: Type.Union(TREASURY_MOVES.map((m) => Type.Literal(m))),
