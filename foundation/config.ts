@@ -171,6 +171,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "withdrawal.needs_review",
   "withdrawal.fail_requested",
   "withdrawal.failed",
+  "withdrawal.failure_undone",
   "withdrawal.rejected",
   "withdrawal.cancelled",
 ] as const;
@@ -185,6 +186,11 @@ const CREDIT_TAKEN_BACK_BY = [
  * and end it otherwise after one (it fails, the customer has the money again).
  */
 const CONFIRMATION_UNDONE_BY = ["withdrawal.reorged", "withdrawal.failed"] as const;
+/**
+ * The event that undoes a withdrawal's `withdrawal.failed` (a deep reorg an operator accepted took
+ * the failure's final block away: back to broadcast, held again).
+ */
+const FAILURE_UNDONE_BY = ["withdrawal.failure_undone"] as const;
 const webhookEventPatterns = new Set<string>([
   "*",
   ...WEBHOOK_EVENT_TYPES,
@@ -233,6 +239,17 @@ export const webhookSchema = z
         code: "custom",
         path: ["events"],
         message: `withdrawal.confirmed without the events that undo it: add ${confirmedMissing.join(", ")} (or withdrawal.*)`,
+      });
+    // And one told a withdrawal failed (that gave the customer the money back) must be told when
+    // a deep reorg undoes the failure: it would keep the refund while the payment may be mined.
+    const failedMissing = wants("withdrawal.failed")
+      ? FAILURE_UNDONE_BY.filter((type) => !wants(type))
+      : [];
+    if (failedMissing.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["events"],
+        message: `withdrawal.failed without the event that undoes it: add ${failedMissing.join(", ")} (or withdrawal.*)`,
       });
   });
 

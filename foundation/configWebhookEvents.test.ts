@@ -69,9 +69,24 @@ describe("webhook endpoint events", () => {
     );
   });
 
-  it("accepts withdrawal.confirmed with reorged and failed, and endpoints not told confirmations", () => {
-    const told = ["withdrawal.confirmed", "withdrawal.reorged", "withdrawal.failed"];
-    expect(load(told)().webhooks[0]!.events).toHaveLength(3);
+  it("refuses an endpoint told withdrawal.failed but not withdrawal.failure_undone", () => {
+    // Its backend would keep the customer refunded and never hear that a deep reorg undid the
+    // failure (held again, maybe paid). Old code: "Error: expected a ConfigError".
+    const issues = configIssuesOf(load(["withdrawal.failed"]));
+    expect(issues.map((i) => i.field.replace(/^.*\.json\./, ""))).toEqual(["webhooks.0.events"]);
+    expect(issues[0]!.message).toMatch(
+      /withdrawal\.failed without the event that undoes it: add withdrawal\.failure_undone/,
+    );
+  });
+
+  it("accepts withdrawal.confirmed with reorged, failed and failure_undone, and endpoints not told confirmations", () => {
+    const told = [
+      "withdrawal.confirmed",
+      "withdrawal.reorged",
+      "withdrawal.failed",
+      "withdrawal.failure_undone",
+    ];
+    expect(load(told)().webhooks[0]!.events).toHaveLength(4);
     expect(load(["withdrawal.*"])().webhooks).toHaveLength(1);
     expect(load(["withdrawal.approved", "withdrawal.broadcast"])().webhooks).toHaveLength(1);
   });

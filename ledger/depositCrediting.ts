@@ -46,10 +46,11 @@ import { counterOnce, gaugeOnce } from "../foundation/metrics.js";
 import { readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { ParkedRetryInputError } from "./errors.js";
+import { coverReorgHold, recordReorgShortfall, reorgShortfallCounter } from "./reorgShortfall.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, depositTransferName, transferId } from "./transferId.js";
 import type { NewTransfer, ResolveTransfer, TransferInput, TransferResult } from "./types.js";
-import { blockWithdrawals, clearCreditBlock } from "./withdrawalBlocks.js";
+import { clearCreditBlock } from "./withdrawalBlocks.js";
 
 /** Which facts to look at: a chain, and optionally a block range (a doorbell's). */
 export type CreditScope = { chainId?: number; fromBlock?: number; toBlock?: number };
@@ -534,11 +535,7 @@ function reorgMetrics(common: Common) {
     help: "Reorg holds on credited deposits, by chain and action (placed, voided, posted, returned: closed against the deposit's return)",
     labelNames: ["chain_id", "action"],
   });
-  const shortfalls = counterOnce(registry, {
-    name: "custody_ledger_reorg_shortfalls_total",
-    help: "Reorg holds the customer's available balance could not cover (receivable booked, withdrawals blocked); each one is an alert",
-    labelNames: ["chain_id"],
-  });
+  const shortfalls = reorgShortfallCounter(registry);
   const repaid = counterOnce(registry, {
     name: "custody_ledger_reorg_receivable_repaid_total",
     help: "Repayments of reorg receivables out of the customer's available balance (crediting's repayReceivables), by chain",
@@ -1182,18 +1179,14 @@ export function createDepositCrediting({
   async function placeHold(client: PoolClient, c: CreditRow, orphanedBlock: string) {
     const assetId = assetIdOf(c.chain_id, c.asset);
     const user = `user:${c.owner}`;
-    const amount = c.amount;
     // The user's row lock (taken with custody:deposits in id order, the ledger's lock order): a
     // withdrawal hold placed concurrently is either seen here or sees ours.
-    const acct = await client.query<{ name: string; available: bigint }>(
-      `SELECT name, credits_posted - debits_posted - debits_pending AS available
-         FROM ledger.accounts WHERE asset_id = $1 AND name IN ($2, 'custody:deposits')
-        ORDER BY id FOR UPDATE`,
-      [assetId, user],
-    );
-    const available = acct.rows.find((r) => r.name === user)?.available ?? 0n;
-    const holdAmount = available <= 0n ? 0n : available < amount ? available : amount;
-    const shortfall = amount - holdAmount;
+    const { covered: holdAmount, shortfall } = await coverReorgHold(client, {
+      assetId,
+      owner: c.owner,
+      counterparty: "custody:deposits",
+      amount: c.amount,
+    });
     const chainRef = { chainId: c.chain_id, txHash: c.tx_hash, position: c.position };
     // A failed id stays failed (docs/errors.md: use a new id): a hold refused before reorg holds
     // were exempt from freezing would be refused under its name on every pass. Take the next name.
@@ -1269,24 +1262,17 @@ export function createDepositCrediting({
       metrics.holds.inc({ chain_id: String(c.chain_id), action: "placed" });
       log.warn({ msg: "credited deposit orphaned by a reorg: reorg hold placed", ...payload });
     });
-    if (shortfall > 0n) {
-      await blockWithdrawals(client, {
-        customerId: c.owner,
-        reason: "reorg_shortfall",
+    // The alert: the customer already spent money a reorg removed. Only once it is booked.
+    if (shortfall > 0n)
+      await recordReorgShortfall(client, {
+        owner: c.owner,
+        chainId: c.chain_id,
         creditId: c.credit_id,
         details: payload,
+        msg: "reorg hold exceeds the customer's available balance: shortfall booked to receivable, withdrawals blocked",
+        counter: metrics.shortfalls,
+        log,
       });
-      // The alert: the customer already spent money a reorg removed. Only once it is booked.
-      afterCommit(client, () => {
-        metrics.shortfalls.inc({ chain_id: String(c.chain_id) });
-        log.error({
-          msg: "reorg hold exceeds the customer's available balance: shortfall booked to receivable, withdrawals blocked",
-          alert: "reorg_shortfall",
-          receivable: `receivable:reorg:${c.owner}`,
-          ...payload,
-        });
-      });
-    }
     return true;
   }
 

@@ -63,6 +63,12 @@ export {
   reorgWriteOffName,
   writeOffReorgReceivable,
 } from "./reorgReceivables.js";
+export {
+  coverReorgHold,
+  REORG_SHORTFALL_BLOCK,
+  recordReorgShortfall,
+  reorgShortfallCounter,
+} from "./reorgShortfall.js";
 export { creditingRole } from "./role.js";
 export {
   assetIdOf,
@@ -89,6 +95,7 @@ export * from "./types.js";
 export {
   blockWithdrawals,
   clearWithdrawalBlocks,
+  clearWithdrawalShortfallBlock,
   isWithdrawalBlocked,
   listWithdrawalBlocks,
   type WithdrawalBlock,

@@ -90,6 +90,25 @@ export async function clearCreditBlock(
 }
 
 /**
+ * Clear the open block a withdrawal's own reorg shortfall caused (its hold placed again after a
+ * deep reorg undid its failure, api/withdrawals/holds.ts; `details.withdrawal_id` names it): it
+ * failed again, and what it had booked on the receivable is given back.
+ */
+export async function clearWithdrawalShortfallBlock(
+  db: Queryable,
+  args: { customerId: string; withdrawalId: string; reason: string },
+): Promise<number> {
+  const r = await db.query(
+    `UPDATE ledger.withdrawal_blocks SET cleared_at = now(), cleared_by = 'withdrawals',
+       clear_reason = $3
+     WHERE customer_id = $1 AND cleared_at IS NULL AND credit_id IS NULL
+       AND details->>'withdrawal_id' = $2`,
+    [args.customerId, args.withdrawalId, args.reason],
+  );
+  return r.rowCount ?? 0;
+}
+
+/**
  * An operator clears every open block of a customer (who and why required, audited in the same
  * transaction: it lets a customer who owes a reorg receivable withdraw again); returns how many
  * were cleared.

@@ -79,6 +79,11 @@ export type TxOutcome = {
    * from the decision's audit row. Null otherwise (and for a row failed so without one).
    */
   failedBy?: string | null;
+  /**
+   * When a deep reorg an operator accepted took away the final block at which it had failed
+   * (broadcaster/undone.ts): followed again since, whatever its status now. Absent or null: never.
+   */
+  failureUndoneAt?: Date | null;
   /** Times a mined attempt of this request left the canonical chain. */
   reorgs: number;
   /** When `status` (as defined here) last changed. */
@@ -127,6 +132,17 @@ export type GetTxOutcomesParameters =
       /** Only requests of this kind (`withdrawal`, `sweep`, …). */
       kind?: string;
       limit?: number;
+    }
+  | {
+      /**
+       * Every request whose failure at a final block a deep reorg undid (`failureUndoneAt`), of
+       * this kind: a handful (partial index tx_requests_failure_undone), for a caller's full
+       * scan to find what it released on that failure.
+       */
+      failureUndone: true;
+      kind: string;
+      requestIds?: undefined;
+      since?: undefined;
     };
 
 export type GetTxOutcomesReturnType = TxOutcome[];
@@ -149,7 +165,7 @@ const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_addres
   ${OUTCOME_STATUS_SQL} AS outcome, r.nonce::text, r.tx_hash, r.block_number::text, r.block_hash,
   r.receipt_success, r.gas_used, r.effective_gas_price, r.fee,
   r.transfer_position, r.transfer_log_index, r.fee_on_transfer, r.error_code, r.error_message, r.review_reason,
-  r.reorg_count, r.outcome_changed_at, r.finalized_at, r.cancel_requested_at,
+  r.reorg_count, r.outcome_changed_at, r.finalized_at, r.cancel_requested_at, r.failure_undone_at,
   EXISTS (SELECT 1 FROM custody.tx_attempts a
            WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled,
   ${FAILED_BY_SQL} AS failed_by`;
@@ -182,6 +198,7 @@ type OutcomeRow = {
   outcome_changed_at: Date;
   finalized_at: Date | null;
   cancel_requested_at: Date | null;
+  failure_undone_at: Date | null;
   cancelled: boolean;
   failed_by: string | null;
 };
@@ -216,6 +233,7 @@ function fromRow(r: OutcomeRow): TxOutcome {
     reviewReason: r.review_reason,
     cancelRequestedAt: r.cancel_requested_at,
     failedBy: r.failed_by,
+    failureUndoneAt: r.failure_undone_at,
     reorgs: r.reorg_count,
     changedAt: r.outcome_changed_at,
     finalizedAt: r.finalized_at,
@@ -238,6 +256,14 @@ export async function getTxOutcomes(
     const { rows } = await client.query<OutcomeRow>(
       `SELECT ${COLUMNS} FROM custody.tx_requests r WHERE r.id = ANY($1::text[]) ORDER BY r.id`,
       [params.requestIds],
+    );
+    return rows.map(fromRow);
+  }
+  if ("failureUndone" in params) {
+    const { rows } = await client.query<OutcomeRow>(
+      `SELECT ${COLUMNS} FROM custody.tx_requests r
+        WHERE r.failure_undone_at IS NOT NULL AND r.kind = $1 ORDER BY r.id`,
+      [params.kind],
     );
     return rows.map(fromRow);
   }

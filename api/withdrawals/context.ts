@@ -28,6 +28,11 @@ export type MoveFields = {
   fee?: bigint;
   failureReason?: string;
   reorged?: boolean;
+  /**
+   * A `failed` withdrawal back to `broadcast`: a deep reorg undid its failure (the next hold
+   * epoch; its failure reason and fee cleared).
+   */
+  failureUndone?: boolean;
   /** An operator's failure that the signer carries out by cancelling the nonce (set once). */
   failRequested?: { by: string; reason: string };
 };

@@ -2,13 +2,17 @@
  * Following the signer's outcome (`getTxOutcomes`, never receipts or the custody tables) to
  * finality: confirmed posts the hold and books the gas; a reorg reverts the posting to a hold;
  * finalized is terminal; receipt_unknown and needs_review keep the hold; failed (before broadcast,
- * reverted in a final block, or by an operator) voids it. Between full scans (the safety net) only
- * outcomes that changed since the last pass are read. Each pass first pulls back the withdrawals of
- * customers a reorg shortfall blocked that the signer has not signed yet (blocked.ts).
+ * reverted in a final block, or by an operator) voids it. A `failed` withdrawal whose request the
+ * signer follows again (a deep reorg an operator accepted undid the failure's final block:
+ * `failureUndoneAt`) goes back to `broadcast` held again and ends as its request ends. Between full
+ * scans (the safety net) only outcomes that changed since the last pass are read. Each pass first
+ * pulls back the withdrawals of customers a reorg shortfall blocked that the signer has not signed
+ * yet (blocked.ts).
  */
 import type { PoolClient } from "../../foundation/db.js";
-import { withTransaction } from "../../foundation/db.js";
+import { afterCommit, withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
+import { recordReorgShortfall, reorgShortfallCounter } from "../../ledger/index.js";
 import {
   failureIsEvidenced,
   getTxOutcomes,
@@ -36,9 +40,24 @@ type FollowedRow = {
   fee: string | null;
 };
 const FOLLOWED_COLUMNS = "id::text, status, tx_hash, fee::text";
+/** Read by the incremental pass too: one the signer follows again after its failure was undone. */
+const READ_STATUSES = [...FOLLOWED_STATUSES, "failed"];
+
+const planFor = (
+  w: { status: WithdrawalStatus; txHash: string | null; fee: bigint | null },
+  o: TxOutcome,
+) =>
+  planOutcome(
+    w.status,
+    o.status,
+    o.txHash !== null,
+    minedAgainElsewhere(w, o),
+    (o.failureUndoneAt ?? null) !== null,
+  );
 
 export function createOutcomeFollower(stages: WithdrawalStages) {
-  const { pool, log, holds, move, ring } = stages;
+  const { pool, log, holds, move, ring, common } = stages;
+  const shortfalls = reorgShortfallCounter(common.metrics.registry);
   const { pullBackBlocked } = createBlockedPullBack(stages);
   /** One planned move: its ledger step, then the status change (same transaction). */
   async function step(client: PoolClient, w: Withdrawal, m: Move, o: TxOutcome) {
@@ -89,6 +108,38 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
           { tx_hash: w.txHash, reorgs: o.reorgs, hold_epoch: epoch },
           { reorged: true },
         );
+      }
+      case "hold_again": {
+        const { epoch, shortfall } = await holds.holdAgain(client, w);
+        const details = {
+          withdrawal_id: w.id,
+          undone_failure_reason: w.failureReason,
+          undone_tx_hash: w.txHash,
+          hold_epoch: epoch,
+          shortfall: shortfall.toString(),
+          failure_undone_at: o.failureUndoneAt?.toISOString() ?? null,
+        };
+        // The customer spent the refund: the rest is owed, and nothing more leaves (blocked.ts
+        // pulls back what the signer has not signed yet).
+        if (shortfall > 0n)
+          await recordReorgShortfall(client, {
+            owner: w.customerId,
+            chainId: w.chainId,
+            details: { customer_id: w.customerId, chain_id: w.chainId, asset: w.asset, ...details },
+            msg: "withdrawal's failure undone by a deep reorg after the customer spent the refund: shortfall booked to receivable, withdrawals blocked",
+            counter: shortfalls,
+            log,
+          });
+        afterCommit(client, () =>
+          log.warn({
+            msg: "withdrawal failed at a final block that a deep reorg undid: followed again, held again",
+            ...details,
+          }),
+        );
+        return move(client, w, m.to, "signer", details, {
+          ...(txHash ? { txHash } : {}),
+          failureUndone: true,
+        });
       }
       case "void": {
         // Released only on evidence (failureIsEvidenced); otherwise a signer bug: keep the hold.
@@ -155,7 +206,7 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
       if (!w || w.status !== seen) return false;
       const o = (await getTxOutcomes(client, { requestIds: [signerRequestId(id)] }))[0];
       if (!o) return false;
-      const moves = planOutcome(w.status, o.status, o.txHash !== null, minedAgainElsewhere(w, o));
+      const moves = planFor(w, o);
       for (const m of moves) w = await step(client, w, m, o);
       return moves.length > 0;
     });
@@ -176,12 +227,7 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
         txHash: row.tx_hash,
         fee: row.fee === null ? null : BigInt(row.fee),
       };
-      const moves = planOutcome(
-        status,
-        o.status,
-        o.txHash !== null,
-        minedAgainElsewhere(posted, o),
-      );
+      const moves = planFor(posted, o);
       if (moves.length === 0) continue;
       try {
         if (await applyOutcome(id, status)) changed++;
@@ -211,6 +257,17 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
       });
       changed += await applyOutcomes(rows, byRequest(outcomes));
       if (rows.length < 500) break;
+    }
+    // And the failed ones whose request the signer follows again (a handful, ever): what the
+    // incremental passes missed (a worker down then, a burst) is found here.
+    const undone = await getTxOutcomes(pool, { failureUndone: true, kind: "withdrawal" });
+    const ids = undone.map((o) => o.refId).filter((id) => UUID.test(id));
+    if (ids.length > 0) {
+      const { rows } = await pool.query<FollowedRow>(
+        `SELECT ${FOLLOWED_COLUMNS} FROM api.withdrawals WHERE id = ANY($1::uuid[]) AND status = 'failed'`,
+        [ids],
+      );
+      changed += await applyOutcomes(rows, byRequest(undone));
     }
     return changed;
   }
@@ -246,7 +303,7 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
         const { rows } = await pool.query<FollowedRow>(
           `SELECT ${FOLLOWED_COLUMNS} FROM api.withdrawals
             WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[])`,
-          [ids, FOLLOWED_STATUSES],
+          [ids, READ_STATUSES],
         );
         changed += await applyOutcomes(rows, byRequest(changes));
       }

@@ -7,6 +7,8 @@
 import type { PoolClient } from "../../foundation/db.js";
 import {
   type ChainRef,
+  clearWithdrawalShortfallBlock,
+  coverReorgHold,
   gasBooking,
   gasReversal,
   holdSettlement,
@@ -28,6 +30,13 @@ export const withdrawalTransferIds = (withdrawalId: string, epoch: number) => ({
   /** Reversals that open this epoch (epoch ≥ 1): of the previous epoch's post and gas. */
   reversePost: transferId(`withdrawal:${withdrawalId}:reorg:${epoch}`),
   reverseFee: transferId(`withdrawal:${withdrawalId}:fee:reorg:${epoch}`),
+  /**
+   * A hold placed again after a deep reorg undid the withdrawal's failure (epoch ≥ 1): what the
+   * customer's available balance no longer covered, booked on receivable:reorg, and its return
+   * once the withdrawal fails again.
+   */
+  shortfall: transferId(`withdrawal:${withdrawalId}:shortfall:${epoch}`),
+  shortfallReturn: transferId(`withdrawal:${withdrawalId}:shortfall:${epoch}:return`),
 });
 
 /**
@@ -201,9 +210,103 @@ export function createWithdrawalHolds(ledger: Ledger) {
       return epoch;
     },
 
-    /** Failed (before broadcast, on a final block, or by an operator): release the current hold. */
+    /**
+     * A deep reorg an operator accepted undid the final block at which the withdrawal failed (its
+     * hold voided, the gas of its cancel or reverted send booked): that gas is reversed (the tx is
+     * no longer on the chain; what takes the nonce now is booked when it ends) and the amount is
+     * held again under the next epoch. What the customer's available balance no longer covers
+     * (they spent the refund) is owed on `receivable:reorg:<id>`: booked to their balance first
+     * (kind reorg_hold), so the hold stands whole and its post pairs with the payment's one fact
+     * (ledger/reorgShortfall.ts). Returns the epoch and that shortfall; the caller blocks the
+     * customer's withdrawals when there is one.
+     */
+    async holdAgain(client: PoolClient, w: W): Promise<{ epoch: number; shortfall: bigint }> {
+      const before = withdrawalTransferIds(w.id, w.reorgCount);
+      const epoch = w.reorgCount + 1;
+      const next = withdrawalTransferIds(w.id, epoch);
+      // Booked by the pass that failed it, so committed.
+      const gas = await ledger.getTransfer(before.fee);
+      if (gas)
+        await ledger.transfer(
+          gasReversal({
+            id: next.reverseFee,
+            reverses: before.fee,
+            chainId: w.chainId,
+            hotWallet: w.fromAddress!,
+            amount: gas.amount,
+            kind: "fee",
+            memo: `gas of withdrawal ${w.id} undone by a deep reorg: reversed`,
+          }),
+          { client },
+        );
+      const { shortfall } = await coverReorgHold(client, {
+        assetId: assetId(w),
+        owner: w.customerId,
+        counterparty: hot(w),
+        amount: w.amount,
+      });
+      if (shortfall > 0n)
+        await ledger.transfer(
+          {
+            id: next.shortfall,
+            assetId: assetId(w),
+            debit: `receivable:reorg:${w.customerId}`,
+            credit: `user:${w.customerId}`,
+            amount: shortfall,
+            kind: "reorg_hold",
+            memo: `withdrawal ${w.id} failed, refunded and spent, then its failure undone by a deep reorg: owed`,
+          },
+          { client },
+        );
+      await ledger.hold(
+        {
+          id: next.hold,
+          assetId: assetId(w),
+          debit: `user:${w.customerId}`,
+          credit: hot(w),
+          amount: w.amount,
+          kind: "withdrawal",
+          memo: `withdrawal ${w.id} (held again after a deep reorg undid its failure, epoch ${epoch})`,
+        },
+        { client },
+      );
+      return { epoch, shortfall };
+    },
+
+    /**
+     * Failed (before broadcast, on a final block, or by an operator): release the current hold.
+     * What a hold placed again after an undone failure booked on the receivable (holdAgain, this
+     * epoch or one a reorg of its payment carried over) is given back, and its block lifted: the
+     * withdrawal paid nothing after all.
+     */
     async release(client: PoolClient, w: W) {
       await ledger.transfer(settlement(w, undefined), { client });
+      let returned = false;
+      for (let epoch = w.reorgCount; epoch >= 1; epoch--) {
+        const ids = withdrawalTransferIds(w.id, epoch);
+        const owed = await ledger.getTransfer(ids.shortfall);
+        if (!owed) continue;
+        await ledger.transfer(
+          {
+            id: ids.shortfallReturn,
+            assetId: assetId(w),
+            debit: `user:${w.customerId}`,
+            credit: `receivable:reorg:${w.customerId}`,
+            amount: owed.amount,
+            kind: "reorg_hold",
+            reverses: ids.shortfall,
+            memo: `withdrawal ${w.id} failed again: what it had made the customer owe is given back`,
+          },
+          { client },
+        );
+        returned = true;
+      }
+      if (returned)
+        await clearWithdrawalShortfallBlock(client, {
+          customerId: w.customerId,
+          withdrawalId: w.id,
+          reason: "the withdrawal failed again: its shortfall was given back",
+        });
     },
   };
 }

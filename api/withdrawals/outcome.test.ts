@@ -98,6 +98,24 @@ describe("planOutcome", () => {
     expect(planOutcome("pending_approval", "confirmed", true)).toEqual([]);
   });
 
+  it("a failed withdrawal follows its request again only on the signer's word that the failure was undone", () => {
+    expect(planOutcome("failed", "broadcast", true)).toEqual([]);
+    expect(planOutcome("failed", "broadcast", true, false, true)).toEqual([
+      { to: "broadcast", ledger: "hold_again", reorged: false },
+    ]);
+    // Its payment mined instead: held again, then posted.
+    expect(planOutcome("failed", "finalized", true, false, true)).toEqual([
+      { to: "broadcast", ledger: "hold_again", reorged: false },
+      { to: "finalized", ledger: "post", reorged: false },
+    ]);
+    // Undone and failed again before the follower looked: nothing to tell, nothing to book.
+    expect(planOutcome("failed", "failed", true, false, true)).toEqual([]);
+    // A follower that already moved it back follows it as any other.
+    expect(planOutcome("broadcast", "failed", true, false, true)).toEqual([
+      { to: "failed", ledger: "void", reorged: false },
+    ]);
+  });
+
   it("every planned move is an allowed transition", () => {
     const followed = [
       "signing",
@@ -115,7 +133,7 @@ describe("planOutcome", () => {
       "needs_review",
       "failed",
     ] as const;
-    for (const from of followed)
+    for (const from of [...followed, "failed"] as const)
       for (const o of outcomes)
         for (const [hasTx, minedAgain] of [
           [true, false],
@@ -123,7 +141,7 @@ describe("planOutcome", () => {
           [true, true],
         ] as const) {
           let at: (typeof followed)[number] | string = from;
-          for (const m of planOutcome(from, o, hasTx, minedAgain)) {
+          for (const m of planOutcome(from, o, hasTx, minedAgain, from === "failed")) {
             expect(canMove(at as never, m.to), `${from} -(${o})-> ${at} → ${m.to}`).toBe(true);
             at = m.to;
           }

@@ -19,6 +19,11 @@ export type LedgerStep =
   | "revert"
   /** book any gas paid and void the current hold */
   | "void"
+  /**
+   * reverse the gas booked with the failure and hold the amount again (next epoch), what the
+   * customer's balance no longer covers owed on receivable:reorg (their withdrawals blocked)
+   */
+  | "hold_again"
   | "none";
 
 export type Move = { to: WithdrawalStatus; ledger: LedgerStep; reorged: boolean };
@@ -48,12 +53,16 @@ export function minedAgainElsewhere(
 /**
  * The moves from `current` to the signer's `outcome`. `minedAgain` (minedAgainElsewhere): the
  * posting is reverted and the new transaction posted, as if the follower had seen the reorg.
+ * `failureUndone`: a `failed` withdrawal whose request the signer follows again goes back to
+ * `broadcast` (held again) and on from there; the only way out of `failed`, and only on the
+ * signer's word that the failure's final block is gone (missing data is never evidence).
  */
 export function planOutcome(
   current: WithdrawalStatus,
   outcome: SignerOutcomeStatus,
   hasTx: boolean,
   minedAgain = false,
+  failureUndone = false,
 ): Move[] {
   const followed: readonly WithdrawalStatus[] = [
     "signing",
@@ -62,11 +71,16 @@ export function planOutcome(
     "receipt_unknown",
     "needs_review",
   ];
-  if (!followed.includes(current) || outcome === "signing") return [];
+  const undone = current === "failed" && failureUndone && outcome !== "failed";
+  if ((!followed.includes(current) && !undone) || outcome === "signing") return [];
   const target: WithdrawalStatus = outcome;
   if (target === current && !minedAgain) return [];
   const moves: Move[] = [];
   let at = current;
+  if (undone) {
+    moves.push({ to: "broadcast", ledger: "hold_again", reorged: false });
+    at = "broadcast";
+  }
   // Sent: say so first, so every follower sees `broadcast` before what comes after it.
   if (at === "signing" && (target !== "failed" || hasTx)) {
     moves.push({ to: "broadcast", ledger: "none", reorged: false });

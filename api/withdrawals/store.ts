@@ -48,7 +48,9 @@ export const TRANSITIONS: Record<WithdrawalStatus, readonly WithdrawalStatus[]> 
   finalized: [],
   rejected: [],
   cancelled: [],
-  failed: [],
+  // Back to `broadcast` only when the signer follows its request again: a deep reorg an operator
+  // accepted undid the final block at which it failed (held again, outcome.ts planOutcome).
+  failed: ["broadcast"],
 };
 
 export function canMove(from: WithdrawalStatus, to: WithdrawalStatus): boolean {

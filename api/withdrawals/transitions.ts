@@ -87,9 +87,9 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
                 WHEN status IN ('broadcast', 'receipt_unknown') THEN COALESCE(unmined_since, updated_at)
                 ELSE now() END,
               tx_hash = COALESCE($3, tx_hash),
-              fee = CASE WHEN $6 THEN NULL ELSE COALESCE($4, fee) END,
-              failure_reason = COALESCE($5, failure_reason),
-              reorg_count = reorg_count + CASE WHEN $6 THEN 1 ELSE 0 END,
+              fee = CASE WHEN $6 OR $9 THEN NULL ELSE COALESCE($4, fee) END,
+              failure_reason = CASE WHEN $9 THEN NULL ELSE COALESCE($5, failure_reason) END,
+              reorg_count = reorg_count + CASE WHEN $6 OR $9 THEN 1 ELSE 0 END,
               fail_requested_at = CASE WHEN fail_requested_at IS NULL AND $7::text IS NOT NULL
                                        THEN now() ELSE fail_requested_at END,
               fail_requested_by = COALESCE(fail_requested_by, $7),
@@ -105,10 +105,15 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
         fields.reorged ?? false,
         fields.failRequested?.by ?? null,
         fields.failRequested?.reason ?? null,
+        fields.failureUndone ?? false,
       ],
     );
     const next = fromRow(rows[0]!);
-    const action = fields.reorged ? "withdrawal.reorged" : `withdrawal.${to}`;
+    const action = fields.reorged
+      ? "withdrawal.reorged"
+      : fields.failureUndone
+        ? "withdrawal.failure_undone"
+        : `withdrawal.${to}`;
     await appendAudit(client, {
       actor,
       action,
@@ -118,14 +123,21 @@ export function createTransitions({ config, log, metrics }: WithdrawalsContext):
     });
     // An operator's failure that has to cancel the nonce first keeps the withdrawal in `broadcast`:
     // its own type, so a receiver can tell it from a re-send (docs: webhook events).
+    // A failure undone has its own type too: a receiver told `failed` (and that refunded the
+    // customer) must hear that it is not, before the withdrawal ends again.
     const type: EventType | undefined = fields.reorged
       ? "withdrawal.reorged"
-      : fields.failRequested
-        ? "withdrawal.fail_requested"
-        : EVENT_OF[to];
+      : fields.failureUndone
+        ? "withdrawal.failure_undone"
+        : fields.failRequested
+          ? "withdrawal.fail_requested"
+          : EVENT_OF[to];
     if (type)
       await emit(client, next, type, {
         ...(fields.reorged ? { reorgs: next.reorgCount } : {}),
+        ...(fields.failureUndone
+          ? { undone_failure_reason: w.failureReason, hold_epoch: next.reorgCount }
+          : {}),
         ...(typeof details.review_reason === "string"
           ? { review_reason: details.review_reason }
           : {}),

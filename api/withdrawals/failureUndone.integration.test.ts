@@ -1,0 +1,217 @@
+/**
+ * A withdrawal whose signer request failed at a final block (hold voided, `withdrawal.failed`
+ * told) and whose block a deep reorg an operator accepted then undid: the signer takes the request
+ * back to `broadcast` (signer/broadcaster/undone.ts; its own run on anvil is
+ * signer/failedDeepReorg.integration.test.ts). Here the request row is moved as undone.ts writes
+ * it, and the real outcome follower, ledger and webhook outbox follow: the withdrawal goes back to
+ * `broadcast` with the amount held again (what the customer's available balance no longer covers
+ * owed on `receivable:reorg:<id>`, their withdrawals blocked), then ends as its request ends.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLedger, type Ledger, listWithdrawalBlocks } from "../../ledger/index.js";
+import { setTxRequestState } from "../../signer/testing/txRequestState.js";
+import {
+  createWithdrawalApiTestContext,
+  type WithdrawalApiTestContext,
+} from "../testing/apiTestContext.js";
+import { withdrawalTransferIds } from "./holds.js";
+import { createWithdrawals, type Withdrawals } from "./service.js";
+
+const ETH = 10n ** 18n;
+const GWEI = 10n ** 9n;
+const NATIVE = "31337:0x0000000000000000000000000000000000000000";
+const CANCEL = `0x${"c1".repeat(32)}`;
+const PAYMENT = `0x${"d2".repeat(32)}`;
+
+let t: WithdrawalApiTestContext;
+let ledger: Ledger;
+let withdrawals: Withdrawals;
+let requester: string;
+
+beforeAll(async () => {
+  t = await createWithdrawalApiTestContext({
+    fund: { customers: ["dave", "erin"], amount: 10n * ETH },
+  });
+  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
+  withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
+  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
+}, 120_000);
+afterAll(async () => {
+  await t?.cleanup();
+});
+
+async function withdraw(customer: string, amount: bigint): Promise<string> {
+  const created = await t.withdrawNative(requester, customer, amount);
+  expect(created.status).toBe("signing");
+  return created.id;
+}
+
+async function get(id: string) {
+  const res = await t.call(t.keys["withdrawals:write"], {
+    method: "GET",
+    url: `/v1/withdrawals/${id}`,
+  });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json();
+}
+
+const balance = (customer: string) => ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
+const available = async (customer: string) => {
+  const b = await balance(customer);
+  return b.creditsPosted - b.debitsPosted - b.debitsPending;
+};
+async function owed(customer: string) {
+  const r = await ledger.getAccount({ assetId: NATIVE, name: `receivable:reorg:${customer}` });
+  return r ? r.debitsPosted - r.creditsPosted : 0n;
+}
+async function gas() {
+  const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
+  return g.debitsPosted - g.creditsPosted;
+}
+
+async function eventTypes(id: string): Promise<string[]> {
+  const { rows } = await t.ctx.db.pool.query<{ type: string }>(
+    "SELECT type FROM api.webhook_events WHERE payload->>'withdrawal_id' = $1 ORDER BY created_at",
+    [id],
+  );
+  return rows.map((r) => r.type);
+}
+
+/** Sent, then failed at a final block by its cancel (gas paid); the outcome pass voids the hold. */
+async function failedByCancel(id: string, nonce: number) {
+  await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    status: "broadcast",
+    txHash: PAYMENT,
+    nonce,
+  });
+  await withdrawals.syncOutcomes();
+  await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    status: "failed",
+    txHash: CANCEL,
+    nonce,
+    block: 40,
+    finalized: true,
+    fee: 21_000n * GWEI,
+    errorCode: "CANCELLED",
+  });
+  await withdrawals.syncOutcomes();
+  expect(await get(id)).toMatchObject({ status: "failed", failureReason: "CANCELLED" });
+}
+
+/** The request moved as signer/broadcaster/undone.ts moves it when the reorg took its block. */
+async function failureUndone(id: string) {
+  const { rowCount } = await t.ctx.db.pool.query(
+    `UPDATE custody.tx_requests
+        SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
+            gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
+            transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
+            error_code = NULL, finalized_at = NULL, failure_undone_at = now(),
+            reorg_count = reorg_count + 1, outcome_seq = outcome_seq + 1, updated_at = now()
+      WHERE id = $1 AND status = 'failed'`,
+    [`withdrawal:${id}`],
+  );
+  expect(rowCount).toBe(1);
+}
+
+describe("a withdrawal whose failure a deep reorg undid", () => {
+  it("follows its request again: held again, then paid (posted, gas booked)", async () => {
+    const id = await withdraw("dave", 2n * ETH);
+    await failedByCancel(id, 7);
+    const gasAfterFailure = await gas();
+    // The gas is the custody's (fees:gas), not the customer's.
+    expect(await available("dave")).toBe(10n * ETH);
+
+    await failureUndone(id);
+    // A fresh follower (a restarted worker) starts with a full scan: it must find it too.
+    const fresh = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
+    await fresh.syncOutcomes();
+    // old code: expected { …(19) } to match object { status: 'broadcast', …(1) } (received status
+    // 'failed', failureReason 'CANCELLED': the follower looked at non-final statuses only)
+    expect(await get(id)).toMatchObject({ status: "broadcast", failureReason: null });
+    // The amount is held again (next epoch) and the orphaned cancel's gas reversed.
+    expect(await available("dave")).toBe(8n * ETH);
+    expect(await gas()).toBe(gasAfterFailure - 21_000n * GWEI);
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 1).hold)).toMatchObject({
+      amount: 2n * ETH,
+      kind: "withdrawal",
+    });
+    expect(await owed("dave")).toBe(0n);
+    const history = (await get(id)).history as {
+      action: string;
+      details: { from_status: string };
+    }[];
+    expect(history.find((h) => h.action === "withdrawal.failure_undone")?.details).toMatchObject({
+      from_status: "failed",
+    });
+
+    // Its payment mined instead (failed_request_paid): followed to final like any payment.
+    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+      status: "confirmed",
+      txHash: PAYMENT,
+      nonce: 7,
+      block: 41,
+      finalized: true,
+      fee: 30_000n * GWEI,
+      reorgs: 1,
+    });
+    await withdrawals.syncOutcomes();
+    expect(await get(id)).toMatchObject({ status: "finalized", txHash: PAYMENT });
+    const b = await balance("dave");
+    expect(b.debitsPending).toBe(0n);
+    expect(b.creditsPosted - b.debitsPosted).toBe(8n * ETH);
+    expect(await gas()).toBe(gasAfterFailure - 21_000n * GWEI + 30_000n * GWEI);
+    expect(await eventTypes(id)).toEqual([
+      "withdrawal.approved",
+      "withdrawal.broadcast",
+      "withdrawal.failed",
+      "withdrawal.failure_undone",
+      "withdrawal.finalized",
+    ]);
+  });
+
+  it("a customer who spent the refund owes the rest on receivable:reorg and is blocked until it fails again", async () => {
+    const id = await withdraw("erin", 6n * ETH);
+    await failedByCancel(id, 8);
+    // The refund is spent: another withdrawal holds most of the balance.
+    const other = await withdraw("erin", 8n * ETH);
+    const free = await available("erin");
+    expect(free).toBe(2n * ETH);
+
+    await failureUndone(id);
+    await withdrawals.syncOutcomes();
+    // old code: expected 'failed' to be 'broadcast'
+    expect((await get(id)).status).toBe("broadcast");
+    expect(await available("erin")).toBe(0n);
+    expect(await owed("erin")).toBe(6n * ETH - free);
+    const blocks = await listWithdrawalBlocks(t.ctx.db.pool, "erin");
+    expect(blocks).toHaveLength(1);
+    expect(blocks[0]).toMatchObject({ reason: "reorg_shortfall", details: { withdrawal_id: id } });
+    // Nothing more leaves: the unsigned one is pulled back on the next pass.
+    await withdrawals.syncOutcomes();
+    expect((await get(other)).status).toBe("failed");
+
+    // A cancel took the nonce on the new branch too: failed again, held amount and debt undone.
+    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+      status: "failed",
+      txHash: CANCEL,
+      nonce: 8,
+      block: 44,
+      finalized: true,
+      fee: 25_000n * GWEI,
+      errorCode: "CANCELLED",
+      reorgs: 1,
+    });
+    await withdrawals.syncOutcomes();
+    expect(await get(id)).toMatchObject({ status: "failed", failureReason: "CANCELLED" });
+    expect(await owed("erin")).toBe(0n);
+    expect(await available("erin")).toBe(10n * ETH);
+    expect(await listWithdrawalBlocks(t.ctx.db.pool, "erin")).toEqual([]);
+    expect(await eventTypes(id)).toEqual([
+      "withdrawal.approved",
+      "withdrawal.broadcast",
+      "withdrawal.failed",
+      "withdrawal.failure_undone",
+      "withdrawal.failed",
+    ]);
+  });
+});
