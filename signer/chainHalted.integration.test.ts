@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Hex } from "viem";
+import { type Hex, parseGwei } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
@@ -149,6 +149,77 @@ describe("a halted chain", () => {
       expect(sent.nonce).toBe(0n);
       expect(await sentBy(account)).toBe(1);
       expect(await attemptsOf("halted-signed")).toEqual([{ status: "mined" }]);
+    } finally {
+      t.proxy!.setIntercept(undefined);
+      await signer.stop();
+      await resume();
+    }
+  });
+
+  it("does not send the stored bytes of a request no node took once its nonce, used by another transaction, is free again", async () => {
+    // old code: "expected 1 to be +0" (sentBy, after the nonce was free again): the tracker moved
+    // the request from receipt_unknown to `broadcast`, and the resync sent its stored bytes (no
+    // node had ever taken them) while the halt was open; with only the tracker fixed, the resync
+    // still sent them from receipt_unknown, in the tick before the tracker moved it.
+    const account = await t.wallet();
+    const id = "halted-unmined-unsent";
+    // Every send refused as node trouble: the bytes are stored, the request stays `signed`.
+    t.proxy!.setIntercept((call) =>
+      call.method === "eth_sendRawTransaction"
+        ? { error: { code: -32000, message: "503 temporarily unavailable" } }
+        : undefined,
+    );
+    const signer = t.run(account, { settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 } });
+    try {
+      await t.withdraw(id, { from: account.address });
+      await waitFor("stored, unsent", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, id);
+        return r?.status === "signed";
+      });
+      // The key used from outside custody at the same nonce (straight to the node): mined.
+      const outside = await account.signTransaction({
+        chainId: t.chain.chainId,
+        type: "eip1559",
+        to: account.address,
+        value: 0n,
+        gas: 21_000n,
+        nonce: 0,
+        maxFeePerGas: parseGwei("100"),
+        maxPriorityFeePerGas: parseGwei("2"),
+      });
+      const hash = await t.rpc<Hex>("eth_sendRawTransaction", [outside]);
+      const mined = await t.client.waitForTransactionReceipt({ hash });
+      // No receipt of ours for a used nonce: receipt_unknown, from `signed`.
+      await waitFor("receipt_unknown", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, id);
+        return r?.status === "receipt_unknown" || r?.status === "needs_review";
+      });
+      await halt();
+      await ticks(3);
+      // A reorg takes the outside transaction out: the nonce is free again.
+      const depth = Number((await t.client.getBlockNumber()) - mined.blockNumber + 1n);
+      await t.rpc("anvil_reorg", [depth, []]);
+      expect(await sentBy(account)).toBe(0);
+      // The node would now take whatever is sent: nothing may be.
+      t.proxy!.setIntercept(undefined);
+      await waitFor("the nonce seen free again", async () => {
+        const { rows } = await t.ctx.db.pool.query(
+          "SELECT 1 FROM custody.tx_request_events WHERE request_id = $1 AND event = 'nonce_unmined'",
+          [id],
+        );
+        return rows.length > 0;
+      });
+      await ticks(10);
+      expect(await sentBy(account)).toBe(0);
+      // No node took it: held like any request not out yet.
+      expect((await getTxRequest(t.ctx.db.pool, id))!.status).toBe("signed");
+      expect(await attemptsOf(id)).toEqual([{ status: "signed" }]);
+      expect(await held(account.address)).toBe(1);
+
+      await resume();
+      const sent = await confirmed(id);
+      expect(sent.nonce).toBe(0n);
+      expect(await sentBy(account)).toBe(1);
     } finally {
       t.proxy!.setIntercept(undefined);
       await signer.stop();

@@ -11,7 +11,7 @@ import { chainByKey, loadConfig } from "../foundation/config.js";
 import { createPool, type Pool } from "../foundation/db.js";
 import type { DeployedContract } from "../indexers/index.js";
 import { type CrashAt, createCrashPoints } from "./broadcaster/crashPoints.js";
-import { checkHotWalletKey } from "./hotWalletKeys.js";
+import { checkConfiguredHotWallet } from "./hotWalletKeys.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import type { Lease } from "./lease.js";
 import { storedDeploySender } from "./storedDeploy.js";
@@ -38,7 +38,8 @@ export type HotWalletDeployArgs = {
  * `--key`) deploys the contract with `deploy`, and one line tells what was deployed or kept. The
  * deploy is stored before it is sent and a re-run follows it (signer/storedDeploy.ts); the
  * wallet's lease is held until the contract is recorded. The key is checked against its pinned
- * address first (signer/hotWalletKeys.ts), as the signer checks it.
+ * address first, and against the configured `hotWallets[].address` (signer/hotWalletKeys.ts), as the
+ * signer checks it.
  */
 export async function deployFromHotWallet(
   opts: { chain: string; key?: string },
@@ -63,11 +64,12 @@ export async function deployFromHotWallet(
 ): Promise<void> {
   const config = loadConfig(chainSchema);
   const chain = chainByKey(config, opts.chain);
-  // A retiring wallet (a rotation) deploys nothing new: the first one that is not.
-  const keyId =
-    opts.key ??
-    config.hotWallets.find((w) => w.chain === chain.key && !w.retiring)?.kmsKeyId ??
-    undefined;
+  // A retiring wallet (a rotation) deploys nothing new: the first one that is not. `--key`: the
+  // configured wallet of that key, if any (its address is checked as the signer checks it).
+  const configured = config.hotWallets.find(
+    (w) => w.chain === chain.key && (opts.key ? w.kmsKeyId === opts.key : !w.retiring),
+  );
+  const keyId = opts.key ?? configured?.kmsKeyId;
   if (!keyId) {
     throw new Error(`no hot wallet configured for chain ${chain.key} (hotWallets[].kmsKeyId)`);
   }
@@ -82,10 +84,16 @@ export async function deployFromHotWallet(
   let lease: Lease | undefined;
   try {
     const account = await createKmsAccount({ kms, keyId });
-    // The key must still be the hot wallet it was on this chain, as the signer refuses it
-    // (SIGNER_KMS_KEY_MOVED): an alias moved to another key deployed from an address that holds
-    // none of the wallet's funds or nonces, and recorded the contract as that address's.
-    await checkHotWalletKey(pool, chain.chainId, keyId, account.address);
+    // The key must be the configured hot wallet's address (SIGNER_HOT_WALLET_ADDRESS_MISMATCH) and
+    // still the key it was on this chain (SIGNER_KMS_KEY_MOVED), as the signer role refuses it: an
+    // alias moved to another key, or a config naming another address, deployed from an address
+    // the signer does not serve and recorded the contract as that address's.
+    await checkConfiguredHotWallet(
+      pool,
+      chain.chainId,
+      { kmsKeyId: keyId, address: configured?.address },
+      account.address,
+    );
     const adapter = createEvmAdapter(chain, { common });
     const { contract, deployed } = await deploy({
       common,

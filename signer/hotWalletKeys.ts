@@ -7,7 +7,8 @@
  * unfollowed. A key whose address is not its pinned one is refused; the alias must point back.
  */
 import type pg from "pg";
-import { KmsKeyMovedError } from "./errors.js";
+import { getAddress } from "viem";
+import { HotWalletAddressMismatchError, KmsKeyMovedError } from "./errors.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -31,4 +32,26 @@ export async function checkHotWalletKey(
   const pinned = rows[0]?.address;
   if (pinned !== undefined && pinned !== now)
     throw new KmsKeyMovedError(keyId, chainId, pinned, now);
+}
+
+/** A hot wallet as the config names it (`hotWallets[]`): its key, and its address if given. */
+export type ConfiguredHotWallet = { kmsKeyId: string; address?: string | undefined };
+
+/**
+ * What a hot wallet's key, loaded from KMS as `address`, must pass before anything uses it: the
+ * signer role before it serves the wallet, `contracts deploy` and `por deploy` before they sign.
+ * The configured address, when the config gives one, is the key's: the api records new
+ * withdrawals with it (SIGNER_HOT_WALLET_ADDRESS_MISMATCH; a deploy would record a contract as the
+ * key's address while the api pays from the configured one). Then the key is still the one pinned
+ * on the chain (checkHotWalletKey), checked second so a mismatch pins nothing.
+ */
+export async function checkConfiguredHotWallet(
+  db: Queryable,
+  chainId: number,
+  wallet: ConfiguredHotWallet,
+  address: string,
+): Promise<void> {
+  if (wallet.address && getAddress(address) !== getAddress(wallet.address))
+    throw new HotWalletAddressMismatchError(wallet.kmsKeyId, wallet.address, getAddress(address));
+  await checkHotWalletKey(db, chainId, wallet.kmsKeyId, address);
 }

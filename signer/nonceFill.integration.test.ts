@@ -14,6 +14,7 @@ import path from "node:path";
 import { type Hex, parseGwei } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../chains/index.js";
+import { setPublishedFinalized } from "../indexers/testing/chain.js";
 import { startTreasuryTest } from "../ledger/testing/treasury.js";
 import { bookTreasuryMove } from "../ledger/treasury.js";
 import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
@@ -348,6 +349,97 @@ describe("an operator fills a nonce held by nothing", () => {
         return w?.status === "confirmed" ? w : undefined;
       });
     } finally {
+      await signer.stop();
+    }
+  });
+
+  it("a fill signed at its nonce that the outside transaction then used at a final block ends failed by itself (NONCE_FILL_USED), without a review", async () => {
+    // old code: "expected 'needs_review' to be 'failed'": the fill went receipt_unknown ->
+    // needs_review (NONCE_CONSUMED_NO_KNOWN_ATTEMPT, alerted) and waited for `tx-requests fail`.
+    const account = await t.wallet();
+    const from = account.address.toLowerCase() as Hex;
+    const first = await mined(account.address);
+    await automine(false);
+    try {
+      const outside = await sendOutside(account, first);
+      const signer = t.run(account);
+      try {
+        await t.withdraw(["fill-signed-late"], { from: account.address });
+        await waitFor("the withdrawal sent", async () => {
+          const r = await getTxRequest(t.ctx.db.pool, "fill-signed-late");
+          return r?.status === "broadcast" ? r : undefined;
+        });
+      } finally {
+        await signer.stop();
+      }
+      await rpc("anvil_dropTransaction", [outside]);
+    } finally {
+      await automine(true);
+    }
+    const out = await fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) });
+    // Every send through the signer's node refused as node trouble: the fill is signed and
+    // stored, never taken.
+    t.proxy!.setIntercept((call) =>
+      call.method === "eth_sendRawTransaction"
+        ? { error: { code: -32000, message: "503 temporarily unavailable" } }
+        : undefined,
+    );
+    const signer = t.run(account, { settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 } });
+    try {
+      await waitFor("the fill signed", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, out.requestId);
+        return r?.status === "signed" ? r : undefined;
+      });
+      // The outside transaction is sent again (straight to the node) and mines at the nonce.
+      const used = await sendOutside(account, first);
+      const receipt = await t.client.waitForTransactionReceipt({ hash: used });
+      // Final by the signer's count, but the indexer has published no final block at or above
+      // it: no evidence yet, so the fill waits (neither failed nor in review).
+      await rpc("anvil_mine", ["0x5"]);
+      await waitFor("receipt_unknown", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, out.requestId);
+        return r?.status === "receipt_unknown" ? r : undefined;
+      });
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect((await getTxRequest(t.ctx.db.pool, out.requestId))!.status).toBe("receipt_unknown");
+      // Blocks on top, the indexer publishing its final block as it goes.
+      const end = await waitFor("the fill failed or in review", async () => {
+        const r = await getTxRequest(t.ctx.db.pool, out.requestId);
+        if (r?.status === "failed" || r?.status === "needs_review") return r;
+        await rpc("evm_mine");
+        const head = await t.client.getBlockNumber();
+        await setPublishedFinalized(
+          t.ctx.db.pool,
+          t.chain.chainId,
+          await t.client.getBlock({ blockNumber: head - 2n }),
+        );
+        return undefined;
+      });
+      expect(end.status).toBe("failed");
+      expect(end).toMatchObject({ errorCode: "NONCE_FILL_USED", nonce: BigInt(first) });
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT from_status, to_status, event, details FROM custody.tx_request_events WHERE request_id = $1 AND event <> 'operator_nonce_fill' ORDER BY id",
+        [out.requestId],
+      );
+      expect(rows.map((e) => [e.from_status, e.to_status, e.event])).toEqual([
+        ["pending", "signed", "nonce_fill_signed"],
+        ["signed", "receipt_unknown", "receipt_unknown"],
+        ["receipt_unknown", "failed", "nonce_fill_used"],
+      ]);
+      expect(rows[2].details).toMatchObject({
+        used_by: used.toLowerCase(),
+        block_number: String(receipt.blockNumber),
+      });
+      expect(await t.alertCount("needs_review", account.address)).toBe(0);
+      // The withdrawal behind it goes out.
+      t.proxy!.setIntercept(undefined);
+      await waitFor("the withdrawal confirmed", async () => {
+        const w = await getTxRequest(t.ctx.db.pool, "fill-signed-late");
+        if (w?.status === "mined") await rpc("evm_mine");
+        return w?.status === "confirmed" ? w : undefined;
+      });
+    } finally {
+      t.proxy!.setIntercept(undefined);
       await signer.stop();
     }
   });

@@ -44,6 +44,7 @@ import type { Pool, PoolClient } from "../foundation/db.js";
 import { withTransaction } from "../foundation/db.js";
 import { openHalt, readFinalized, readHalts } from "../indexers/index.js";
 import { failureIsEvidenced } from "../ledger/index.js";
+import { BACK_TO_BROADCASTER } from "./broadcaster/attempts.js";
 import { deployNextNonce } from "./broadcaster/gaps.js";
 import {
   ChainHaltedFillError,
@@ -197,23 +198,6 @@ async function chainCheck(
 const FAIL_NOW = `UPDATE custody.tx_requests
     SET status = 'failed', error_code = 'OPERATOR_FAILED', error_message = left($3, 500),
         outcome_seq = outcome_seq + 1, updated_at = now()`;
-
-/**
- * The status a request an operator hands back to the broadcaster (a fail by cancel, a retry) goes
- * to: `signed` when its audit trail shows that no node ever took it (it went to review from
- * `signed`, and never left a status only a node's taking gives: `broadcast`, `mined`,
- * `confirmed`), else `broadcast`. `signed` says "no node has taken it" to every stage: on a
- * halted chain its cancel is the first of its bytes to leave, and is held until the resume like
- * the nonce stage's own (broadcaster/halt.ts, cancel.ts); as `broadcast` its cancels (new bytes,
- * gas, the nonce) would go out while the halt is open. A node taking a cancel makes it `broadcast`
- * (send.ts). No trail either way (rows older than the events): `broadcast`, as before.
- */
-const BACK_TO_BROADCASTER = `CASE
-      WHEN EXISTS (SELECT 1 FROM custody.tx_request_events e
-                    WHERE e.request_id = $1 AND e.from_status = 'signed')
-       AND NOT EXISTS (SELECT 1 FROM custody.tx_request_events e
-                        WHERE e.request_id = $1 AND e.from_status IN ('broadcast', 'mined', 'confirmed'))
-      THEN 'signed' ELSE 'broadcast' END`;
 
 // The nonce is unused: one of the request's sends may still mine. Back to the broadcaster
 // (BACK_TO_BROADCASTER), stamped; the broadcaster cancels the nonce and the tracker fails the

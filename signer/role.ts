@@ -3,12 +3,10 @@
  * serves (retiring ones too: they finish what they were given). Several processes may run it; per
  * wallet one holds the lease, the others stand by.
  */
-import { getAddress } from "viem";
 import { withTransaction } from "../foundation/db.js";
 import type { RoleDefinition } from "../foundation/roles.js";
 import { addWatchedAddresses, notifyWatchedAddress } from "../indexers/index.js";
-import { HotWalletAddressMismatchError } from "./errors.js";
-import { checkHotWalletKey } from "./hotWalletKeys.js";
+import { checkConfiguredHotWallet } from "./hotWalletKeys.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 
@@ -40,18 +38,12 @@ export const signerRole: RoleDefinition = {
               keyId: wallet.kmsKeyId,
               registry: common.metrics.registry,
             });
-            // The api records new withdrawals with the configured address: a key that signs for
-            // another would leave them with no signer (loading it is retried, HotWalletNotServed).
-            if (wallet.address && getAddress(account.address) !== getAddress(wallet.address))
-              throw new HotWalletAddressMismatchError(
-                wallet.kmsKeyId,
-                wallet.address,
-                getAddress(account.address),
-              );
-            // Still the key it was (its alias not moved: SIGNER_KMS_KEY_MOVED) before its address
-            // is registered: another key's address is no hot wallet of ours (walletSigner.ts
-            // refuses it too, and counts the refusal).
-            await checkHotWalletKey(ctx.pool, chain.chainId, wallet.kmsKeyId, account.address);
+            // The configured address is the key's (the api records new withdrawals with it: a key
+            // that signs for another would leave them with no signer; loading it is retried,
+            // HotWalletNotServed), and the key is still the one it was (its alias not moved:
+            // SIGNER_KMS_KEY_MOVED), before its address is registered: another key's address is
+            // no hot wallet of ours (walletSigner.ts refuses it too, and counts the refusal).
+            await checkConfiguredHotWallet(ctx.pool, chain.chainId, wallet, account.address);
             // A configured wallet is a custody hot wallet whether or not it deployed a contract (a
             // rotation's new wallet): watched, its funding is a fact a treasury booking pairs with
             // and reconciliation counts its balance. Registered before it can send anything.

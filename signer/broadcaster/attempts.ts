@@ -63,6 +63,28 @@ export function cancelsOnly(req: Pick<WatchedRequest, "cancelRequested" | "failu
   return req.cancelRequested || req.failureUndone;
 }
 
+/**
+ * SQL: no node ever took any bytes of the request whose id is the SQL expression `id`, as its
+ * audit trail shows (it left `signed` for receipt_unknown or review, and never left a status only a
+ * node's taking gives: `broadcast`, `mined`, `confirmed`). No trail (rows older than the events):
+ * false, taken.
+ */
+export const neverTaken = (id: string) => `EXISTS (SELECT 1 FROM custody.tx_request_events e
+                    WHERE e.request_id = ${id} AND e.from_status = 'signed')
+       AND NOT EXISTS (SELECT 1 FROM custody.tx_request_events e
+                        WHERE e.request_id = ${id} AND e.from_status IN ('broadcast', 'mined', 'confirmed'))`;
+
+/**
+ * The status a request goes back to the broadcaster in (an operator's fail by cancel or retry,
+ * operator.ts; a nonce the chain gave back after receipt_unknown or needs_review, track.ts), as an
+ * SQL expression of the request id `$1`: `signed` when no node ever took any of its bytes
+ * (neverTaken), else `broadcast`. `signed` says "no node has taken it" to every stage: on a halted
+ * chain its stored bytes and its cancels are held until the resume (halt.ts, cancel.ts); as
+ * `broadcast` they would go out while the halt is open (new bytes, gas, the nonce). A node taking
+ * an attempt makes it `broadcast` (send.ts).
+ */
+export const BACK_TO_BROADCASTER = `CASE WHEN ${neverTaken("$1")} THEN 'signed' ELSE 'broadcast' END`;
+
 // id and nonce are int8 (pg gives int8 as a string: `::text` says so); the gas and fee columns
 // are NUMERIC(78,0), which the connection parses to bigint; the epoch times are float8 (ms).
 export const ATTEMPT_COLUMNS = `id::text, request_id, nonce::text, purpose, tx_hash, raw_tx, status, gas_limit,

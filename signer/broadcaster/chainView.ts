@@ -21,6 +21,7 @@ import {
 } from "../../chains/index.js";
 import { createRpcClient, type RpcClient } from "../../chains/rpc.js";
 import type { Logger } from "../../foundation/logger.js";
+import { type NonceEvidence, readNonceEvidence } from "../nonceEvidence.js";
 import type { ReceiptLogLike } from "../transferPosition.js";
 
 export type TrackedReceipt = {
@@ -104,6 +105,13 @@ export type ChainView = {
    * alone). No node at `height` now: none of them.
    */
   underHeight: (height: bigint, blocks: ReadonlyMap<bigint, Hex>) => Promise<Set<bigint>>;
+  /**
+   * What the chain shows about the wallet's `nonce` (nonceEvidence.ts: from blocks, never
+   * receipts): unused, or the transaction that used it and its block, `final` only where a node
+   * shows our final block (`ourFinalBlock`; not given: nothing is final). Nodes that cannot tell:
+   * it fails.
+   */
+  nonceEvidence: (nonce: bigint) => Promise<NonceEvidence>;
 };
 
 type RawReceiptWithLogs = {
@@ -504,6 +512,9 @@ export function createChainView({
       }
       for (const [n, hash] of blocks) if (hashAt.get(n) === hash) held.add(n);
       return held;
+    },
+    async nonceEvidence(nonce) {
+      return readNonceEvidence(chain, rpc, from, nonce, (await ourFinalBlock?.()) ?? null);
     },
   };
   return view;

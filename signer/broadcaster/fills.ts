@@ -6,7 +6,9 @@
  * request: resent, bumped, confirmed, finalized. Nothing is signed on a halted chain (halt.ts) or
  * on a count from a node behind the best head seen. A fill whose nonce the chain used meanwhile
  * (the outside transaction mined after all: a count at the best head past it, not an absence) fails
- * unsigned (`NONCE_FILL_USED`, its nonce released): it paid nothing and nothing waits for it.
+ * unsigned (`NONCE_FILL_USED`, its nonce released): it paid nothing and nothing waits for it. One
+ * the outside transaction beat after it was signed fails so too, by the tracker, once the chain
+ * shows that transaction at a final block (track.ts fillUsedElsewhere): never a review.
  */
 import { estimateFees, type Fees } from "../fees.js";
 import type { Lease } from "../lease.js";

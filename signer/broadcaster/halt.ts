@@ -6,7 +6,9 @@
  *
  * - intake signs nothing: pending requests keep no nonce and wait (neither failed nor cancelled);
  * - a request no node has taken yet (status `signed`: none of its attempts was accepted, pooled or
- *   mined; a node refusing one as underpriced or as a nonce gap took nothing, send.ts) sends
+ *   mined; a node refusing one as underpriced or as a nonce gap took nothing, send.ts; or one that
+ *   went from `signed` to receipt_unknown or review, its nonce used by another transaction, and
+ *   whose nonce is free again: the tracker moves it back to `signed`, track.ts) sends
  *   nothing: not its stored bytes (resync, each tick, a nonce gap, the stall stage), no
  *   replacement of them (bump stage), which would be its first broadcast, and no cancel of its
  *   nonce (its payment refused for good: cancel.ts signs none while the halt is open, and one
@@ -30,7 +32,7 @@
  */
 import type { ChainHalt } from "../../indexers/index.js";
 import { openHalt } from "../../indexers/index.js";
-import type { Attempt } from "./attempts.js";
+import { type Attempt, neverTaken } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 
 /** Read the chain's open halt into `ctx.state.halt`; export how many requests wait on it. */
@@ -87,8 +89,13 @@ export async function sendableNow(
 ): Promise<Attempt[]> {
   if (attempts.length === 0) return [];
   if (!(await freshHalt(ctx))) return [...attempts];
+  // Also one in receipt_unknown or review that no node ever took (neverTaken): the resync sends
+  // its stored bytes once its nonce is free again, before the tracker moves it back to `signed`.
   const { rows } = await ctx.pool.query<{ id: string }>(
-    "SELECT id FROM custody.tx_requests WHERE id = ANY($1::text[]) AND status = 'signed'",
+    `SELECT r.id FROM custody.tx_requests r
+      WHERE r.id = ANY($1::text[])
+        AND (r.status = 'signed'
+             OR (r.status IN ('receipt_unknown', 'needs_review') AND ${neverTaken("r.id")}))`,
     [[...new Set(attempts.map((a) => a.requestId))]],
   );
   const unsent = new Set(rows.map((r) => r.id));

@@ -7,7 +7,11 @@
  *   request is `mined` with block, fee and transfer position recorded once. Not found: first the
  *   fallback client, then every endpoint on its own; still nothing after a grace period:
  *   `receipt_unknown` (still searched, never failed). Only when the nonce is used at a final block
- *   and every endpoint answered without any attempt of ours: `needs_review` and an alert.
+ *   and every endpoint answered without any attempt of ours: `needs_review` and an alert. Its
+ *   nonce free again (at the best head): back to `broadcast` and sent again, or to `signed` when
+ *   no node ever took any of its bytes (BACK_TO_BROADCASTER), which a halted chain holds. An
+ *   operator's nonce fill whose nonce another transaction used at a final block (read from that
+ *   block, never from missing receipts: fillUsedElsewhere) fails as NONCE_FILL_USED, no review.
  * - A mined request is re-checked against the canonical block hash at its height (asked only of
  *   nodes at or past that height): same hash, it moves to `confirmed` at the confirmation rule and
  *   is finalized at the finality rule (`finalized_at`, terminal), each only where one node shows
@@ -33,6 +37,8 @@ import type { Hex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
 import { feePaid, finalityRule } from "../../chains/index.js";
 import type { Lease } from "../lease.js";
+import type { NonceEvidence } from "../nonceEvidence.js";
+import { NONCE_FILL_KIND } from "../operator.js";
 import {
   feeOnTransfer,
   feeOnTransferJson,
@@ -42,6 +48,7 @@ import {
 import {
   type Attempt,
   attemptsOf,
+  BACK_TO_BROADCASTER,
   cancelsOnly,
   recordEvent,
   type WatchedRequest,
@@ -351,6 +358,80 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
     });
     if (!moved) return;
     ctx.alert("needs_review", { request_id: req.id, nonce: String(req.nonce), reason });
+  }
+
+  /**
+   * A nonce fill (operator.ts, fills.ts) whose nonce the chain shows used at a final block by a
+   * transaction that is none of its attempts (nonceEvidence: read from the block, never from
+   * receipts; our final block shown by the same node) has done its job: `failed` as
+   * NONCE_FILL_USED (at that final block, evidenced; it paid nothing), with an event naming that
+   * transaction. Only from the status this pass saw. Another transaction in a block not final yet:
+   * `wait`, nothing changes. Nodes that cannot tell, or one of its own attempts there: `unknown`,
+   * nothing changes here (the usual receipt search and review go on).
+   */
+  async function fillUsedElsewhere(
+    lease: Lease,
+    req: WatchedRequest,
+    mine: readonly Attempt[],
+  ): Promise<"failed" | "wait" | "unknown"> {
+    let evidence: NonceEvidence;
+    try {
+      evidence = await chainView.nonceEvidence(req.nonce);
+    } catch (error) {
+      ctx.log.warn({
+        msg: "nonce fill: the nodes cannot tell what used its nonce; asked again later",
+        request_id: req.id,
+        nonce: String(req.nonce),
+        err: error,
+      });
+      return "unknown";
+    }
+    if (evidence.kind !== "consumed") return "unknown";
+    if (mine.some((a) => a.txHash.toLowerCase() === evidence.txHash)) return "unknown";
+    if (!evidence.final) return "wait";
+    const moved = await lease.transaction(async () => {
+      const upd = await lease.query(
+        `UPDATE custody.tx_requests
+            SET status = 'failed', error_code = 'NONCE_FILL_USED', error_message = $3,
+                review_reason = NULL, receipt_missing_since = NULL, finalized_at = now(),
+                outcome_seq = outcome_seq + 1, updated_at = now()
+          WHERE id = $1 AND status = $2`,
+        [
+          req.id,
+          req.status,
+          `nonce ${req.nonce} used on chain by ${evidence.txHash} (block ${evidence.blockNumber}, final) after the fill was signed`,
+        ],
+      );
+      if (upd.rowCount === 0) return false;
+      await lease.query(
+        `UPDATE custody.tx_attempts SET status = 'replaced'
+          WHERE request_id = $1 AND status IN ('signed', 'broadcast')`,
+        [req.id],
+      );
+      await recordEvent(lease, {
+        requestId: req.id,
+        from: req.status,
+        to: "failed",
+        event: "nonce_fill_used",
+        details: {
+          nonce: req.nonce.toString(),
+          used_by: evidence.txHash,
+          block_number: evidence.blockNumber.toString(),
+          block_hash: evidence.blockHash,
+        },
+      });
+      return true;
+    });
+    // Moved meanwhile (an operator's decision): theirs stands.
+    if (!moved) return "wait";
+    ctx.metrics.outcomes.inc({ ...ctx.labels, status: "failed" });
+    ctx.log.warn({
+      msg: "nonce fill not needed: another transaction used its nonce at a final block",
+      request_id: req.id,
+      nonce: String(req.nonce),
+      used_by: evidence.txHash,
+    });
+    return "failed";
   }
 
   type Step =
@@ -700,25 +781,34 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         if (!snap.atBestHead) continue;
         const moved = await lease.transaction(async () => {
           // Only from the status this tick read: an operator's decision committed since stands.
-          const { rowCount } = await lease.query(
+          // Back to `signed` when no node ever took any of its bytes (it reached receipt_unknown
+          // from `signed`: the nonce was used by another transaction before any was taken): on a
+          // halted chain they are held like any request's not out yet (halt.ts).
+          const { rows } = await lease.query<{ status: string }>(
             `UPDATE custody.tx_requests
-                SET status = 'broadcast', receipt_missing_since = NULL, review_reason = NULL,
-                    outcome_seq = outcome_seq + 1, updated_at = now()
-              WHERE id = $1 AND status = $2`,
+                SET status = ${BACK_TO_BROADCASTER}, receipt_missing_since = NULL,
+                    review_reason = NULL, outcome_seq = outcome_seq + 1, updated_at = now()
+              WHERE id = $1 AND status = $2
+              RETURNING status`,
             [req.id, req.status],
           );
-          if (rowCount !== 1) return false;
+          const to = rows[0]?.status;
+          if (to === undefined) return undefined;
           await recordEvent(lease, {
             requestId: req.id,
             from: req.status,
-            to: "broadcast",
+            to,
             event: "nonce_unmined",
             details: { nonce: req.nonce.toString() },
           });
-          return true;
+          return to;
         });
         if (moved)
-          ctx.log.warn({ msg: "nonce free again on chain; resending", request_id: req.id });
+          ctx.log.warn({
+            msg: "nonce free again on chain; resending",
+            request_id: req.id,
+            status: moved,
+          });
       } else if (req.receiptMissingSince !== null) {
         await lease.query(
           "UPDATE custody.tx_requests SET receipt_missing_since = NULL WHERE id = $1",
@@ -775,15 +865,23 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
         ]);
         continue;
       }
-      if (req.status === "signed" || req.status === "broadcast")
+      const unsent = req.status === "signed" || req.status === "broadcast";
+      if (unsent)
         await receiptUnknown(lease, { ...req }, "receipt_unknown", {
           attempts: mine.length,
           endpoints_answered: everywhere.answered,
           endpoints: everywhere.endpoints,
         });
+      const finalCount = await snap.finalizedCount();
+      // An operator's nonce fill whose nonce another transaction used at a final block: the gap is
+      // filled, its own bytes never mined. It ends by itself (from review too), no operator owed;
+      // while that block is not final as the indexer published it, it waits (no review either).
+      if (req.kind === NONCE_FILL_KIND && finalCount !== null && req.nonce < finalCount) {
+        const status = unsent ? "receipt_unknown" : req.status;
+        if ((await fillUsedElsewhere(lease, { ...req, status }, mine)) !== "unknown") continue;
+      }
       if (req.status === "needs_review") continue;
       // Used at a final block, every endpoint answered, none of our attempts there.
-      const finalCount = await snap.finalizedCount();
       if (
         finalCount !== null &&
         req.nonce < finalCount &&

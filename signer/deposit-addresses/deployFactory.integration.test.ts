@@ -6,7 +6,7 @@
  * its signed bytes or after sending them is followed by the next run, and recorded only once its
  * block is final.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
@@ -360,6 +360,64 @@ describe("contracts deploy CLI", () => {
       [alias],
     );
     expect(rows).toEqual([{ address: hot.address.toLowerCase() }]);
+  });
+
+  it("refused when the configured hotWallets[].address is not the address the key signs for (SIGNER_HOT_WALLET_ADDRESS_MISMATCH), as the signer refuses it; nothing pinned, signed, stored or sent", async () => {
+    // old code: "deployed ForwarderFactory 0xc30E… on local (hot wallet 0xb95a…, tx 0xd344…):
+    // expected +0 not to be +0": the CLI deployed from the key's own address (funded here), which
+    // the api takes no withdrawal for, and recorded the factory as that address's; the signer
+    // role refuses the same config.
+    const key = (
+      await kms.send(new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }))
+    ).KeyMetadata!.KeyId!;
+    const signsFor = await createKmsAccount({ kms, keyId: key });
+    await publicClient.request({
+      method: "anvil_setBalance" as never,
+      params: [signsFor.address, `0x${parseEther("10").toString(16)}`] as never,
+    });
+    // The config names the hot wallet's address (the api pays from it) with another key.
+    const config = JSON.parse(readFileSync(configFile, "utf8"));
+    const mismatched = path.join(
+      tmpdir(),
+      `deploy-config-mismatch-${process.pid}-${Date.now()}.json`,
+    );
+    writeFileSync(
+      mismatched,
+      JSON.stringify({
+        ...config,
+        hotWallets: [{ chain: "local", kmsKeyId: key, address: hot.address }],
+      }),
+    );
+    const contracts = await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.contracts");
+    const fromKey = () =>
+      ctx.db.pool
+        .query("SELECT 1 FROM custody.hot_wallet_deploys WHERE from_address = $1", [
+          signsFor.address.toLowerCase(),
+        ])
+        .then((r) => r.rowCount);
+    for (const command of ["contracts", "por"]) {
+      const run = spawnCli([command, "deploy", "--chain", "local"], {
+        ...env,
+        CUSTODY_CONFIG: mismatched,
+      });
+      expect((await exitWhileMining(run)).code, run.output()).not.toBe(0);
+      expect(run.output()).toContain(
+        `KMS key ${key} signs for ${signsFor.address}, not the configured hot wallet ${hot.address}`,
+      );
+    }
+    expect(await fromKey()).toBe(0);
+    expect(
+      await publicClient.getTransactionCount({ address: signsFor.address, blockTag: "pending" }),
+    ).toBe(0);
+    expect(
+      (await ctx.db.pool.query("SELECT count(*)::int AS n FROM chain.contracts")).rows,
+    ).toEqual(contracts.rows);
+    // Nothing pinned for a key the config does not match.
+    const { rows } = await ctx.db.pool.query(
+      "SELECT address FROM custody.hot_wallet_keys WHERE chain_id = 31337 AND key_id = $1",
+      [key],
+    );
+    expect(rows).toEqual([]);
   });
 
   it("a deploy killed after sending, before recording: the re-run follows that transaction (one contract, its gas booked once); a stored deploy whose nonce another transaction used is signed anew only once that is final", async () => {
