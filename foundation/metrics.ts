@@ -7,7 +7,13 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type { Pool } from "pg";
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  type GaugeConfiguration,
+  Registry,
+} from "prom-client";
 import type { QueueFactory } from "./queues.js";
 
 export type Metrics = { registry: Registry };
@@ -38,10 +44,13 @@ export function counterOnce<L extends string>(
   return metricOnce(registry, config.name, () => new Counter({ ...config, registers: [registry] }));
 }
 
-/** The gauge `config.name` of `registry`, registered on first use (metricOnce). */
+/**
+ * The gauge `config.name` of `registry`, registered on first use (metricOnce); `collect` (read at
+ * each scrape) as prom-client takes it.
+ */
 export function gaugeOnce<L extends string>(
   registry: Registry,
-  config: { name: string; help: string; labelNames: readonly L[] },
+  config: Omit<GaugeConfiguration<L>, "registers">,
 ): Gauge<L> {
   return metricOnce(registry, config.name, () => new Gauge({ ...config, registers: [registry] }));
 }

@@ -60,18 +60,11 @@ export function registerCommands(program: Command, sources: LedgerCommandSources
     )
     .option("--json", "print the report as JSON", false)
     .action(async (opts: { json: boolean }) => {
-      const config = loadConfig(chainSchema);
-      const pool = createPool(config.env.DATABASE_URL, {
-        max: 1,
-        applicationName: "custody-node ledger check",
-      });
-      try {
+      await withPool("custody-node ledger check", async (pool) => {
         const report = await checkLedger(pool);
         console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
         if (!report.ok) process.exitCode = 1;
-      } finally {
-        await pool.end();
-      }
+      });
     });
 
   const blocks = ledger
@@ -84,19 +77,12 @@ export function registerCommands(program: Command, sources: LedgerCommandSources
     .description("open blocks, oldest first")
     .option("--customer <id>", "one customer")
     .action(async (opts: { customer?: string }) => {
-      const config = loadConfig(chainSchema);
-      const pool = createPool(config.env.DATABASE_URL, {
-        max: 1,
-        applicationName: "custody-node ledger",
-      });
-      try {
+      await withPool("custody-node ledger", async (pool) => {
         for (const b of await listWithdrawalBlocks(pool, opts.customer))
           console.log(
             `${b.id}\t${b.customerId}\t${b.reason}\t${b.creditId ?? "-"}\t${b.createdAt.toISOString()}\t${JSON.stringify(b.details)}`,
           );
-      } finally {
-        await pool.end();
-      }
+      });
     });
   blocks
     .command("clear <customer>")
@@ -104,18 +90,11 @@ export function registerCommands(program: Command, sources: LedgerCommandSources
     .requiredOption("--by <who>", "the operator clearing it")
     .requiredOption("--reason <text>", "why (e.g. the receivable was repaid)")
     .action(async (customer: string, opts: { by: string; reason: string }) => {
-      const config = loadConfig(chainSchema);
-      const pool = createPool(config.env.DATABASE_URL, {
-        max: 1,
-        applicationName: "custody-node ledger",
-      });
-      try {
+      await withPool("custody-node ledger", async (pool) => {
         const n = await clearWithdrawalBlocks(pool, { customerId: customer, ...opts });
         console.log(`cleared ${n} block(s) of ${customer}`);
         if (n === 0) process.exitCode = 1;
-      } finally {
-        await pool.end();
-      }
+      });
     });
 
   const receivables = ledger
@@ -128,19 +107,12 @@ export function registerCommands(program: Command, sources: LedgerCommandSources
     .description("receivables with anything owed (posted) or pending (reorg hold not final yet)")
     .option("--customer <id>", "one customer")
     .action(async (opts: { customer?: string }) => {
-      const config = loadConfig(chainSchema);
-      const pool = createPool(config.env.DATABASE_URL, {
-        max: 1,
-        applicationName: "custody-node ledger",
-      });
-      try {
+      await withPool("custody-node ledger", async (pool) => {
         for (const r of await listReorgReceivables(pool, opts.customer))
           console.log(
             `${r.customerId}\t${r.assetId}\towed ${r.owed}\tpending ${r.pending}\trepaid or written off ${r.settled}`,
           );
-      } finally {
-        await pool.end();
-      }
+      });
     });
   receivables
     .command("write-off <customer>")
@@ -247,6 +219,17 @@ function withTreasuryLedger(
   }) => Promise<void>,
 ): Promise<void> {
   return withChainLedger(`custody-node treasury ${command}`, chainKey, body);
+}
+
+/** Runs a command's `body` with a one-connection pool, then closes it. */
+async function withPool(applicationName: string, body: (pool: Pool) => Promise<void>) {
+  const config = loadConfig(chainSchema);
+  const pool = createPool(config.env.DATABASE_URL, { max: 1, applicationName });
+  try {
+    await body(pool);
+  } finally {
+    await pool.end();
+  }
 }
 
 /** Runs a command's `body` with the chain named by --chain and a ledger, then closes them. */

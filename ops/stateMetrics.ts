@@ -13,7 +13,7 @@
  * Registered by the api role's process only: the rows are deployment-wide, and one exporter keeps
  * `sum()` over tasks meaningful.
  */
-import { Gauge, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import {
   oldestUnminedByChain,
   type WithdrawalStatusCount,
@@ -22,7 +22,7 @@ import {
 import type { ChainConfig } from "../chains/index.js";
 import type { HotWalletConfig } from "../foundation/config.js";
 import type { Pool } from "../foundation/db.js";
-import { metricOnce, withinTimeout } from "../foundation/metrics.js";
+import { gaugeOnce, withinTimeout } from "../foundation/metrics.js";
 import {
   attestationOverdueAfterSeconds,
   attestationsInFlight,
@@ -62,26 +62,20 @@ export function registerStateMetrics(
     help: string,
     figure: (s: WithdrawalStatusCount) => number,
   ) =>
-    metricOnce(
-      registry,
+    gaugeOnce(registry, {
       name,
-      () =>
-        new Gauge({
-          name,
-          help,
-          labelNames: ["status"],
-          registers: [registry],
-          async collect() {
-            this.reset();
-            const byStatus = await rows();
-            if (!byStatus) return;
-            for (const status of OPEN_WITHDRAWAL_STATUSES) {
-              const found = byStatus.get(status);
-              this.set({ status }, found ? figure(found) : 0);
-            }
-          },
-        }),
-    );
+      help,
+      labelNames: ["status"],
+      async collect() {
+        this.reset();
+        const byStatus = await rows();
+        if (!byStatus) return;
+        for (const status of OPEN_WITHDRAWAL_STATUSES) {
+          const found = byStatus.get(status);
+          this.set({ status }, found ? figure(found) : 0);
+        }
+      },
+    });
   byWithdrawalStatus(
     "custody_withdrawals",
     "Withdrawals not yet final (or failed/rejected), by status; read from Postgres at scrape",
@@ -104,93 +98,61 @@ export function registerStateMetrics(
   // Per chain, not per status: a withdrawal flipping between broadcast and receipt_unknown would
   // otherwise move its age from one series to the other, and an alert's `for` would restart with
   // each flip (WithdrawalStuck).
-  metricOnce(
-    registry,
-    "custody_withdrawal_oldest_unmined_seconds",
-    () =>
-      new Gauge({
-        name: "custody_withdrawal_oldest_unmined_seconds",
-        help: "Seconds since the send (or a reorg's re-send) of the chain's oldest withdrawal out and not mined (in broadcast or receipt_unknown, however often it moved between them; 0 when none); read from Postgres at scrape",
-        labelNames: ["chain_id"],
-        registers: [registry],
-        async collect() {
-          this.reset();
-          const byChain = await withinTimeout(oldestUnminedByChain(deps.pool), timeoutMs);
-          if (!byChain) return; // Postgres out: no figure rather than a false zero
-          for (const c of deps.chains) this.set({ chain_id: String(c.chainId) }, 0);
-          for (const [chainId, seconds] of byChain)
-            this.set({ chain_id: String(chainId) }, seconds);
-        },
-      }),
-  );
+  gaugeOnce(registry, {
+    name: "custody_withdrawal_oldest_unmined_seconds",
+    help: "Seconds since the send (or a reorg's re-send) of the chain's oldest withdrawal out and not mined (in broadcast or receipt_unknown, however often it moved between them; 0 when none); read from Postgres at scrape",
+    labelNames: ["chain_id"],
+    async collect() {
+      this.reset();
+      const byChain = await withinTimeout(oldestUnminedByChain(deps.pool), timeoutMs);
+      if (!byChain) return; // Postgres out: no figure rather than a false zero
+      for (const c of deps.chains) this.set({ chain_id: String(c.chainId) }, 0);
+      for (const [chainId, seconds] of byChain) this.set({ chain_id: String(chainId) }, seconds);
+    },
+  });
 
   // One in flight holds back every later attestation of its chain (attest.ts `in_flight`): one
   // stuck in receipt_unknown or needs_review is the AttestationStuck alert.
-  metricOnce(
-    registry,
-    "custody_attestations_in_flight",
-    () =>
-      new Gauge({
-        name: "custody_attestations_in_flight",
-        help: "Attestations handed to the signer and not yet settled, by chain and the signer's status of their transaction; read from Postgres at scrape",
-        labelNames: ["chain_id", "status"],
-        registers: [registry],
-        async collect() {
-          this.reset();
-          const rows = await withinTimeout(
-            attestationsInFlight(deps.pool, getTxOutcomes),
-            timeoutMs,
-          );
-          if (!rows) return; // Postgres out: no figure rather than a false zero
-          for (const r of rows)
-            this.set({ chain_id: String(r.chainId), status: r.status }, r.count);
-        },
-      }),
-  );
+  gaugeOnce(registry, {
+    name: "custody_attestations_in_flight",
+    help: "Attestations handed to the signer and not yet settled, by chain and the signer's status of their transaction; read from Postgres at scrape",
+    labelNames: ["chain_id", "status"],
+    async collect() {
+      this.reset();
+      const rows = await withinTimeout(attestationsInFlight(deps.pool, getTxOutcomes), timeoutMs);
+      if (!rows) return; // Postgres out: no figure rather than a false zero
+      for (const r of rows) this.set({ chain_id: String(r.chainId), status: r.status }, r.count);
+    },
+  });
 
   // Whatever stops a chain's attestation (breaks, liabilities that differ, no final run, no
   // contract, a stuck request: the attestor only logs most of them), its age grows past the bound
   // from its schedule: the AttestationOverdue alert.
   const attested = deps.chains.filter((c) => c.attestation !== undefined);
-  metricOnce(
-    registry,
-    "custody_attestation_age_seconds",
-    () =>
-      new Gauge({
-        name: "custody_attestation_age_seconds",
-        help: "Seconds since the chain's newest attestation was confirmed on chain (+Inf: none yet), for chains with an attestation schedule; read from Postgres at scrape",
-        labelNames: ["chain_id"],
-        registers: [registry],
-        async collect() {
-          this.reset();
-          if (attested.length === 0) return;
-          const ages = await withinTimeout(
-            newestConfirmedAttestationAges(
-              deps.pool,
-              attested.map((c) => c.chainId),
-            ),
-            timeoutMs,
-          );
-          if (!ages) return; // Postgres out: no figure rather than a false one
-          for (const c of attested)
-            this.set(
-              { chain_id: String(c.chainId) },
-              ages.get(c.chainId) ?? Number.POSITIVE_INFINITY,
-            );
-        },
-      }),
-  );
-  const overdueAfter = metricOnce(
-    registry,
-    "custody_attestation_overdue_after_seconds",
-    () =>
-      new Gauge({
-        name: "custody_attestation_overdue_after_seconds",
-        help: "Attestation age past which the chain is overdue: 3 x max(everyBlocks x blockTimeMs, intervalMs) + 1 h (chain attestation schedule)",
-        labelNames: ["chain_id"],
-        registers: [registry],
-      }),
-  );
+  gaugeOnce(registry, {
+    name: "custody_attestation_age_seconds",
+    help: "Seconds since the chain's newest attestation was confirmed on chain (+Inf: none yet), for chains with an attestation schedule; read from Postgres at scrape",
+    labelNames: ["chain_id"],
+    async collect() {
+      this.reset();
+      if (attested.length === 0) return;
+      const ages = await withinTimeout(
+        newestConfirmedAttestationAges(
+          deps.pool,
+          attested.map((c) => c.chainId),
+        ),
+        timeoutMs,
+      );
+      if (!ages) return; // Postgres out: no figure rather than a false one
+      for (const c of attested)
+        this.set({ chain_id: String(c.chainId) }, ages.get(c.chainId) ?? Number.POSITIVE_INFINITY);
+    },
+  });
+  const overdueAfter = gaugeOnce(registry, {
+    name: "custody_attestation_overdue_after_seconds",
+    help: "Attestation age past which the chain is overdue: 3 x max(everyBlocks x blockTimeMs, intervalMs) + 1 h (chain attestation schedule)",
+    labelNames: ["chain_id"],
+  });
   for (const c of attested)
     overdueAfter.set({ chain_id: String(c.chainId) }, attestationOverdueAfterSeconds(c)!);
 
@@ -205,24 +167,18 @@ export function registerStateMetrics(
     help: string,
     figure: (r: { customers: number; oldestSeconds: number }) => number,
   ) =>
-    metricOnce(
-      registry,
+    gaugeOnce(registry, {
       name,
-      () =>
-        new Gauge({
-          name,
-          help,
-          labelNames: ["chain_id", "asset_id"],
-          registers: [registry],
-          async collect() {
-            this.reset();
-            const rows = await receivables();
-            if (!rows) return; // Postgres out: no figure rather than a false zero
-            for (const r of rows)
-              this.set({ chain_id: String(r.chainId), asset_id: r.assetId }, figure(r));
-          },
-        }),
-    );
+      help,
+      labelNames: ["chain_id", "asset_id"],
+      async collect() {
+        this.reset();
+        const rows = await receivables();
+        if (!rows) return; // Postgres out: no figure rather than a false zero
+        for (const r of rows)
+          this.set({ chain_id: String(r.chainId), asset_id: r.assetId }, figure(r));
+      },
+    });
   byReceivableAsset(
     "custody_ledger_reorg_receivables_outstanding",
     "Customers owing something posted on receivable:reorg:<id>, by chain and asset (repaid or written off brings it down); read from Postgres at scrape",
@@ -234,42 +190,24 @@ export function registerStateMetrics(
     (r) => r.oldestSeconds,
   );
 
-  const floor = metricOnce(
-    registry,
-    "custody_hot_wallet_floor_wei",
-    () =>
-      new Gauge({
-        name: "custody_hot_wallet_floor_wei",
-        help: "Configured minimum native balance of the chain's hot wallets (wei; chain nativeHotFloor)",
-        labelNames: ["chain_id"],
-        registers: [registry],
-      }),
-  );
-  const ceiling = metricOnce(
-    registry,
-    "custody_hot_wallet_ceiling_wei",
-    () =>
-      new Gauge({
-        name: "custody_hot_wallet_ceiling_wei",
-        help: "Configured native balance above which the hot wallet is moved to cold (wei; chain nativeHotCeiling)",
-        labelNames: ["chain_id"],
-        registers: [registry],
-      }),
-  );
+  const floor = gaugeOnce(registry, {
+    name: "custody_hot_wallet_floor_wei",
+    help: "Configured minimum native balance of the chain's hot wallets (wei; chain nativeHotFloor)",
+    labelNames: ["chain_id"],
+  });
+  const ceiling = gaugeOnce(registry, {
+    name: "custody_hot_wallet_ceiling_wei",
+    help: "Configured native balance above which the hot wallet is moved to cold (wei; chain nativeHotCeiling)",
+    labelNames: ["chain_id"],
+  });
   // A signer task exports a wallet only once its KMS key is loaded: a key it cannot load (a key
   // policy changed) or a chain whose signer tasks are all gone leaves nothing NoActiveBroadcaster
   // could sum. What the config says each chain has is the count to compare with.
-  const hotWallets = metricOnce(
-    registry,
-    "custody_hot_wallets_configured",
-    () =>
-      new Gauge({
-        name: "custody_hot_wallets_configured",
-        help: "Hot wallets the config gives the chain (hotWallets[]); signer tasks should report as many in custody_signer_lease_held",
-        labelNames: ["chain_id"],
-        registers: [registry],
-      }),
-  );
+  const hotWallets = gaugeOnce(registry, {
+    name: "custody_hot_wallets_configured",
+    help: "Hot wallets the config gives the chain (hotWallets[]); signer tasks should report as many in custody_signer_lease_held",
+    labelNames: ["chain_id"],
+  });
   // Wei as a float, like the balance gauge they are compared with (Number(bigint) on both sides,
   // correctly rounded, so the order of two values is kept): a wallet below its floor by at most
   // half a float step (~1e-16 of the value: 512 wei at 5 ETH) reads as at the floor. Prometheus
