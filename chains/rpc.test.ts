@@ -380,4 +380,59 @@ describe("the best head seen", () => {
     heads["/ahead"] = null;
     expect(await rpc.request("eth_getBalance", [], preferred)).toBe("0x1f4");
   });
+
+  it("is known from every endpoint once each is asked its head: a read preferring it skips a first endpoint stuck below", async () => {
+    const rpc = createRpcClient({
+      chainId: 1,
+      urls: [`${base}/stuck2`, `${base}/ahead2`, `${base}/down2`],
+      rounds: 1,
+    });
+    heads["/stuck2"] = 500n;
+    heads["/ahead2"] = 510n;
+    heads["/down2"] = null;
+    // Before: only the first endpoint's head, the best head seen.
+    expect(await rpc.request("eth_blockNumber", [], { preferBestHead: true })).toBe("0x1f4");
+    expect(rpc.bestHead()).toBe(500n);
+    const calls = rpc.callCount();
+    // One eth_blockNumber each (and the unasked ones' eth_chainId); one down is skipped.
+    expect(await rpc.askEveryHead()).toBe(510n);
+    expect(rpc.callCount() - calls).toBe(5);
+    expect(rpc.heads().map((h) => h.head)).toEqual([500n, 510n, null]);
+    expect(await rpc.request("eth_getBalance", [], { atLeast: 400n, preferBestHead: true })).toBe(
+      "0x1fe",
+    );
+  });
+
+  it("a read preferring it asks a node below it its head, however long ago that head was read (an answer shows no block missing there)", async () => {
+    const rpc = createRpcClient({
+      chainId: 1,
+      urls: [`${base}/stuck3`, `${base}/ahead3`],
+      rounds: 1,
+    });
+    heads["/stuck3"] = 500n;
+    heads["/ahead3"] = 510n;
+    await rpc.request("eth_blockNumber");
+    expect(await rpc.request("eth_getBalance", [], { atLeast: 501n })).toBe("0x1fe");
+    // The stuck node's head read more than a second ago: a read whose answer shows a missing
+    // block (`lacks`) "just tried" it, and it answers every height up to its head (its fork's).
+    // Old code: "expected '0x1f4' to be '0x1fe'".
+    await new Promise((r) => setTimeout(r, 1_100));
+    const read = { atLeast: 400n, preferBestHead: true, lacks: () => null };
+    expect(await rpc.request("eth_getBalance", [], read)).toBe("0x1fe");
+  });
+
+  it("a node's head behind, read before the best head rose, is not believed for the read's second: the chain moved", async () => {
+    const rpc = createRpcClient({ chainId: 1, urls: [`${base}/b4`, `${base}/a4`], rounds: 1 });
+    heads["/b4"] = 45n;
+    heads["/a4"] = 47n;
+    expect(await rpc.request("eth_blockNumber")).toBe("0x2d");
+    await new Promise((r) => setTimeout(r, 5));
+    // Not asked of the node behind: the other one (asked its head) answers, and the best head rises.
+    expect(await rpc.request("eth_getBalance", [], { atLeast: 46n })).toBe("0x2f");
+    // The node at 47 now answers without block 46 (it lost it): the one read at 45 before the
+    // chain moved is tried, not taken as behind for a second after its head was read.
+    // Old code: "NoHealthyEndpointError: no RPC endpoint of chain 1 has reached block 46".
+    const lacks = (results: unknown[]) => (results[0] === "0x2f" ? 46n : null);
+    expect(await rpc.request("eth_getBalance", [], { atLeast: 46n, lacks })).toBe("0x2d");
+  });
 });

@@ -9,12 +9,16 @@
  *
  * Each endpoint's head is tracked (every eth_blockNumber or `latest` block it returns). A call that
  * reads block N (`atLeast`) is sent only to endpoints known to be at N or past it (an endpoint whose
- * head is unknown or behind is asked eth_blockNumber first, at most once a second); an answer that
+ * head is unknown or behind is asked eth_blockNumber first, at most once a second unless the best
+ * head rose since its head was read); an answer that
  * shows the block missing (`lacks`) lowers that endpoint's head and moves the call on. A lagging or
  * syncing node is never asked for what it lacks, so its missing data never looks like a reorg; with
  * no endpoint at N the call fails with NoHealthyEndpointError and the caller waits. A read that
- * prefers the best head (`preferBestHead`) is asked first of endpoints at it, and only when none
- * is there of those at N (a node stuck on a losing fork is "at N" for every N up to its head).
+ * prefers the best head (`preferBestHead`) is asked first of endpoints at it (their heads shown
+ * by eth_blockNumber, never taken from an answer: the blocks asked are below it), and only when
+ * none is there of those at N (a node stuck on a losing fork is "at N" for every N up to its head).
+ * A process that starts reading asks every endpoint its head once (`askEveryHead`), so the best
+ * head is known before its first read, not only from the endpoint it happened to ask first.
  * The highest head shown (`bestHead`) is kept until reached, except one the endpoints pass
  * BEST_HEAD_UNREACHED_BLOCKS blocks of their own below without reaching (a head from nowhere).
  * An answer the caller shows is of another chain (`otherChain`: a block it holds as final, another
@@ -125,6 +129,15 @@ export type RpcClient = {
    * (BEST_HEAD_UNREACHED_BLOCKS): then the highest head shown since.
    */
   bestHead: () => bigint | null;
+  /**
+   * Asks every endpoint (not set aside, nor cooling down) its head, one eth_blockNumber each, at
+   * once; returns the best head then (`bestHead`). For a process that starts reading: until then
+   * the best head is only what the endpoints it happened to ask showed, and a first endpoint stuck
+   * on a losing fork above the blocks asked answers everything (preferBestHead included) from its
+   * fork. An endpoint that fails, refuses or cannot tell is skipped (a failure cools it down as
+   * any); a head from nowhere is dropped in time as any (BEST_HEAD_UNREACHED_BLOCKS).
+   */
+  askEveryHead: () => Promise<bigint | null>;
   endpoints: readonly string[];
 };
 
@@ -189,7 +202,10 @@ export const BEST_HEAD_UNREACHED_BLOCKS = 64;
  */
 export const OTHER_CHAIN_ASIDE_MS = 5 * 60_000;
 
-/** An endpoint whose head is unknown or behind is asked eth_blockNumber at most this often. */
+/**
+ * An endpoint whose head is unknown or behind is asked eth_blockNumber at most this often (its
+ * head behind is believed this long, unless the best head rose since it was read).
+ */
 const HEAD_PROBE_INTERVAL_MS = 1_000;
 
 /**
@@ -202,6 +218,13 @@ function readKind(call: { method: string; params: unknown[] }): string {
     ? `${call.method}:${first}`
     : call.method;
 }
+
+/**
+ * A read as sent: `atBestHead` when its `atLeast` was raised to the best head (preferBestHead).
+ * Its blocks are below that height, so an endpoint is asked only when its head is known there:
+ * a node stuck on a losing fork answers them whole (its fork's), nothing shows it missing.
+ */
+type SentRead = ReadOptions & { atBestHead?: true };
 
 class EndpointBehind extends Error {
   constructor(readonly lacking: bigint) {
@@ -317,6 +340,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   let best: bigint | null = null;
   /** The endpoint that showed `best` (its label). */
   let bestFrom = "";
+  /** When `best` last rose (ms since epoch). */
+  let bestRaisedAt = 0;
 
   function observeHead(endpoint: Endpoint, head: bigint, authoritative = true): void {
     // A `lacks` answer only lowers a head; an eth_blockNumber/latest answer sets it.
@@ -373,7 +398,10 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   /** The best head seen, given an endpoint's head: raised, reached, or dropped as never reached. */
   function weighBest(endpoint: Endpoint, head: bigint): void {
     if (best === null || head >= best) {
-      if (best === null || head > best) bestFrom = endpoint.label;
+      if (best === null || head > best) {
+        bestFrom = endpoint.label;
+        bestRaisedAt = Date.now();
+      }
       best = head;
       for (const e of endpoints) e.belowBest = null;
       return;
@@ -442,11 +470,16 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
    * May the endpoint be asked for blocks up to `atLeast`? Yes when its head is there. When its head
    * is unknown or was behind a while ago: a read whose answer shows a missing block (`checked`)
    * just tries; any other read (eth_getLogs answers a range it lacks with no logs) asks
-   * eth_blockNumber first.
+   * eth_blockNumber first. A head behind is believed for HEAD_PROBE_INTERVAL_MS, unless the best
+   * head rose since it was read (the chain moved: so did a node that was only a block behind).
    */
   async function reaches(endpoint: Endpoint, atLeast: bigint, checked: boolean): Promise<boolean> {
     if (endpoint.head !== null && endpoint.head >= atLeast) return true;
-    if (endpoint.head !== null && Date.now() - endpoint.headAt < HEAD_PROBE_INTERVAL_MS)
+    if (
+      endpoint.head !== null &&
+      Date.now() - endpoint.headAt < HEAD_PROBE_INTERVAL_MS &&
+      endpoint.headAt >= bestRaisedAt
+    )
       return false;
     if (checked) return true;
     const json = await post(
@@ -458,6 +491,35 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     const head = BigInt(unwrap("eth_blockNumber", json, endpoint.label) as string);
     observeHead(endpoint, head);
     return head >= atLeast;
+  }
+
+  async function askEveryHead(): Promise<bigint | null> {
+    const now = Date.now();
+    const asked = endpoints.filter((e) => e.asideUntil <= now && e.coolUntil <= now);
+    await Promise.all(
+      asked.map(async (endpoint) => {
+        try {
+          await checkChain(endpoint);
+          const json = await post(
+            endpoint,
+            { jsonrpc: "2.0", id: nextId++, method: "eth_blockNumber", params: [] },
+            ["eth_blockNumber"],
+          );
+          if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+          const head = unwrap("eth_blockNumber", json, endpoint.label);
+          if (typeof head !== "string" || !/^0x[0-9a-fA-F]+$/.test(head))
+            throw new TransportFailure("bad_body", `eth_blockNumber answered ${String(head)}`);
+          observeHead(endpoint, BigInt(head));
+        } catch (error) {
+          if (options.signal?.aborted) throw error;
+          if (error instanceof OtherChainAnswer) {
+            if (endpoint.asideUntil <= Date.now()) setAside(endpoint, error.reason);
+          } else if (error instanceof TransportFailure) markFailed(endpoint, error);
+          else if (!(error instanceof RpcResponseError)) throw error;
+        }
+      }),
+    );
+    return best;
   }
 
   /** Until when the endpoint is asked after the others for a read of these kinds (0: not). */
@@ -592,9 +654,12 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     body: JsonRpcRequest | JsonRpcRequest[],
     methods: string[],
     validate: (json: unknown, endpoint: Endpoint) => T,
-    read: ReadOptions = {},
+    read: SentRead = {},
   ): Promise<T> {
     const { atLeast } = read;
+    // A read raised to the best head asks for blocks below it: a node's answer shows no block
+    // missing there, only its head shows it is not at the best head.
+    const checked = !!read.lacks && !read.atBestHead;
     // Only reads whose refusals (or incomplete answers) move on are reordered by them.
     const kinds =
       read.refusalMovesOn || read.incomplete
@@ -616,7 +681,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       for (const endpoint of asked) {
         try {
           await checkChain(endpoint);
-          if (atLeast !== undefined && !(await reaches(endpoint, atLeast, !!read.lacks))) {
+          if (atLeast !== undefined && !(await reaches(endpoint, atLeast, checked))) {
             behind++;
             continue;
           }
@@ -737,13 +802,13 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
    */
   async function preferringBestHead<T>(
     read: ReadOptions,
-    run: (read: ReadOptions) => Promise<T>,
+    run: (read: SentRead) => Promise<T>,
   ): Promise<T> {
     const { preferBestHead, ...asked } = read;
     const at = best;
     if (preferBestHead && at !== null && (asked.atLeast === undefined || at > asked.atLeast)) {
       try {
-        return await run({ ...asked, atLeast: at });
+        return await run({ ...asked, atLeast: at, atBestHead: true });
       } catch (error) {
         if (!(error instanceof NoHealthyEndpointError)) throw error;
       }
@@ -759,7 +824,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     return preferringBestHead(read, (r) => requestAt<T>(method, params, r));
   }
 
-  async function requestAt<T>(method: string, params: unknown[], read: ReadOptions): Promise<T> {
+  async function requestAt<T>(method: string, params: unknown[], read: SentRead): Promise<T> {
     const id = nextId++;
     const call = { method, params };
     return send(
@@ -786,7 +851,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     return preferringBestHead(read, (r) => batchAt<T>(list, r));
   }
 
-  async function batchAt<T>(list: RpcCall[], read: ReadOptions): Promise<T[]> {
+  async function batchAt<T>(list: RpcCall[], read: SentRead): Promise<T[]> {
     if (list.length === 1) return [await requestAt<T>(list[0]!.method, list[0]!.params, read)];
     const first = nextId;
     nextId += list.length;
@@ -828,6 +893,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     callCount: () => calls,
     heads: () => endpoints.map((e) => ({ endpoint: e.label, head: e.head, observedAt: e.headAt })),
     bestHead: () => best,
+    askEveryHead,
     endpoints: options.urls,
   };
 }

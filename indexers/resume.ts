@@ -52,6 +52,12 @@ function noNodeAt(adapter: EvmAdapter, chainId: number, n: bigint): NoHealthyEnd
   return new NoHealthyEndpointError("chains resume", chainId, n, heads);
 }
 
+/**
+ * The resume's reads of the chain: of a node at the best head seen first (chains/rpc.ts
+ * ReadOptions.preferBestHead; the ancestor search reads so too).
+ */
+const atBest = { preferBestHead: true } as const;
+
 /** How an acceptance names a common ancestor; `none`: no stored block agrees (all are rolled back). */
 const ACCEPTANCE = /^\d+:(0x[0-9a-f]{64}|none)$/;
 
@@ -113,12 +119,17 @@ export async function resumeChain({
     entityId: String(chainId),
   };
 
-  // Re-check: does the node (at its own height, up to our tip) still disagree with us?
+  // Re-check: does the node (at its own height, up to our tip) still disagree with us? Asked of a
+  // node at the best head, every endpoint's head asked first (this process has read nothing yet):
+  // a first endpoint stuck on the fork that lost (our stored chain, as the halt's reorg found it)
+  // is at our tip, and on its word the halt was closed as "the node agrees", no reorg described;
+  // one stuck on a fork we never stored was described as the reorg to accept.
   let disagreeFrom: bigint | null = null;
   if (tip) {
-    const head = await adapter.getHead();
+    await adapter.rpc.askEveryHead();
+    const head = await adapter.getHead(atBest);
     const h = head < tip.number ? head : tip.number;
-    const [remote] = await adapter.getHeaders([h]);
+    const [remote] = await adapter.getHeaders([h], atBest);
     if (!remote) throw noNodeAt(adapter, chainId, h); // a header not returned is no agreement
     const stored = (await canonicalHashes(pool, chainId, h, h)).get(h);
     if (stored !== undefined && remote.hash.toLowerCase() !== stored) disagreeFrom = h;
@@ -175,8 +186,8 @@ export async function resumeChain({
   // The operator accepted the rollback they were shown; a node that now shows another (deeper or
   // shallower) has not been looked at by anyone.
   if (accepted !== found) throw new ResumeAncestorChangedError(chainId, accepted, found, depth);
-  const head = await adapter.getHead();
-  const [headBlock] = await adapter.getHeaders([head]);
+  const head = await adapter.getHead(atBest);
+  const [headBlock] = await adapter.getHeaders([head], atBest);
   // The new tip's hash is the next batch's parent check: a header not returned is not one.
   if (!headBlock) throw noNodeAt(adapter, chainId, head);
   const newTip: Tip = { number: head, hash: headBlock.hash.toLowerCase() };

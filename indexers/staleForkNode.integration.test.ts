@@ -20,6 +20,7 @@ import type { Ingestor } from "./createIngestor.js";
 import { loadTip } from "./store.js";
 import { canonicalFacts, freshAddress, freshIndex, sendAndMine } from "./testing/chain.js";
 import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
+import { stickAtHead, unstick } from "./testing/stuckNode.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
@@ -58,10 +59,7 @@ async function reorgPastStuckNode(
   ingestor: Ingestor,
 ): Promise<{ stuckHead: { number: bigint; hash: string }; reorgs: ReorgRow[] }> {
   const before = await reorgRows();
-  stuck.setMethodLie("eth_blockNumber", null);
-  stuck.setMethodLie("eth_getBlockByNumber", null);
-  stuck.setMethodLie("eth_getBlockReceipts", null);
-  stuck.setMethodLie("trace_block", null);
+  unstick(stuck);
   await t.rpc("anvil_mine", ["0x3"]);
   const deposit = await sendAndMine(t.rpc, { from: t.from, to: D1, value: 7n });
   await t.rpc("anvil_mine", ["0x1"]);
@@ -75,29 +73,7 @@ async function reorgPastStuckNode(
   // The stuck node's view: its head, and its blocks from the deposit's up (both hydrations, their
   // receipts and traces).
   const depositBlock = BigInt(deposit.blockNumber);
-  const old = new Map<string, unknown>();
-  const byNumber = ["eth_getBlockReceipts", "trace_block"];
-  for (let n = depositBlock; n <= stuckHead.number; n++) {
-    for (const full of [false, true])
-      old.set(`${n}:${full}`, await t.rpc("eth_getBlockByNumber", [hex(n), full]));
-    for (const method of byNumber) old.set(`${method}:${n}`, await t.rpc(method, [hex(n)]));
-  }
-  stuck.setMethodLie("eth_blockNumber", () => ({ result: hex(stuckHead.number) }));
-  stuck.setMethodLie("eth_getBlockByNumber", (real, params) => {
-    const [tag, full] = params as [string, boolean];
-    const n = tag === "latest" || tag === "pending" ? stuckHead.number : BigInt(tag);
-    if (old.has(`${n}:${full}`)) return { result: old.get(`${n}:${full}`) };
-    if (n > stuckHead.number) return { result: null };
-    return real.error ? { error: real.error } : { result: real.result };
-  });
-  // Its receipts and traces are its blocks' (a real node answers from its own chain).
-  for (const method of byNumber)
-    stuck.setMethodLie(method, (real, params) => {
-      const n = BigInt(params[0] as string);
-      if (old.has(`${method}:${n}`)) return { result: old.get(`${method}:${n}`) };
-      if (n > stuckHead.number) return { result: null };
-      return real.error ? { error: real.error } : { result: real.result };
-    });
+  expect(await stickAtHead(t.rpc, stuck, depositBlock)).toEqual(stuckHead);
 
   // The chain reorgs the deposit out (its blocks replaced by empty ones) and moves on.
   await t.rpc("anvil_reorg", [Number(stuckHead.number - depositBlock + 1n), []]);

@@ -113,6 +113,12 @@ export type SyncContext = {
    * failed pass (TipMovedError), never a wrong write.
    */
   knownTip: Tip | null;
+  /**
+   * Every endpoint was asked its head since this process started writing the chain (at start and
+   * on taking the lease: see syncPass). Until then the best head is only what the first endpoint
+   * showed, and one stuck on a losing fork above our tip would have its fork backfilled.
+   */
+  headsAsked: boolean;
 };
 
 export function createSyncContext(args: {
@@ -170,6 +176,7 @@ export function createSyncContext(args: {
     observed: { finalized: null, rpcCallsPerBlock: null },
     finalizedTag: null,
     knownTip: null,
+    headsAsked: false,
     prune: {
       retention: blockRetention(chain),
       intervalMs: args.options.pruneIntervalMs ?? 10_000,

@@ -134,8 +134,9 @@ export function createIngestLoop(
     };
     lease = client;
     state.leaseHeld = true;
-    // Another process may have written while we stood by.
+    // Another process may have written while we stood by; the endpoints' heads are old news.
     ctx.knownTip = null;
+    ctx.headsAsked = false;
     logger.info({ msg: "indexer lease acquired" });
     return true;
   }

@@ -31,8 +31,17 @@ export async function syncPass(ctx: SyncContext): Promise<PassResult> {
   const tip = ctx.knownTip ?? (await loadTip(ctx.pool, ctx.chainId));
   ctx.knownTip = null;
   observeIndexed(ctx, tip?.number ?? null);
+  // Before the first read: the best head from every endpoint, not only from the first one asked.
+  // A first endpoint stuck on a losing fork (its head stopped above our tip, or above the start
+  // block) answered the poll, and the backfill to its head read its fork (the best head it showed
+  // was the only one seen): orphaned blocks stored, their deposits credited, and a fork below the
+  // chain's final blocks halted the chain once a node past it was asked.
+  if (!ctx.headsAsked) {
+    await ctx.adapter.rpc.askEveryHead();
+    ctx.headsAsked = true;
+  }
   if (tip === null) {
-    const head = await ctx.adapter.getHead();
+    const head = await ctx.adapter.getHead({ preferBestHead: true });
     observeHead(ctx, head);
     if (head < BigInt(ctx.chain.startBlock)) return "idle";
     await backfill(ctx, null, head);

@@ -242,6 +242,31 @@ export function createChainView({
   let perEndpoint: RpcClient[] | undefined;
   /** The last tag found on our chain (its block seen there once is enough). */
   let checkedTag: { number: bigint; hash: string } | undefined;
+  /** The snapshot's head and since when it has not moved; when every endpoint was last asked. */
+  let headSeen: { head: bigint; since: number } | undefined;
+  let headsAskedAt = 0;
+
+  /**
+   * Every endpoint asked its head (chains/rpc.ts askEveryHead) at the first snapshot and when its
+   * head has not moved for a block time (at most once a block time): the best head is otherwise
+   * only what the nodes asked showed. A first endpoint stuck on a losing fork (its head stopped,
+   * it answers the orphaned blocks) was at the best head for as long as it stayed stuck: the
+   * snapshot's head and count, and the canonical hashes the tracker checks, were its fork's.
+   * Only once our final block is published: the snapshot asks the node at the best head for it
+   * in the same batch, so one of another network with our chain id and a higher head is set
+   * aside there, never its count taken (before, by heads alone, a node stuck below the chain
+   * and a node of ours below another network's look the same).
+   */
+  async function learnBestHead(): Promise<void> {
+    const now = Date.now();
+    if (
+      headSeen !== undefined &&
+      (now - headSeen.since < chain.blockTimeMs || now - headsAskedAt < chain.blockTimeMs)
+    )
+      return;
+    headsAskedAt = now;
+    await rpc.askEveryHead();
+  }
 
   function endpoints(): RpcClient[] {
     // With the process's metrics and logger: an endpoint one of these sets aside (another network,
@@ -343,6 +368,7 @@ export function createChainView({
         ...check.calls,
       ];
       const { otherChain } = check;
+      if (final !== null) await learnBestHead();
       // Asked of a node at the best head seen when one is there: the stages that act on the
       // count (nonces, stall, bump) wait while it comes from a node behind, and a first endpoint
       // that always trails another would hold them for as long as it trails.
@@ -351,6 +377,7 @@ export function createChainView({
         preferBestHead: true,
       });
       const head = BigInt(headHex as Hex);
+      if (headSeen?.head !== head) headSeen = { head, since: Date.now() };
       const best = rpc.bestHead();
       // A node without our final block (one far behind, or answering without it) is not shown
       // on our chain: missing data is no evidence either way, so its count decides nothing.

@@ -1,0 +1,116 @@
+/**
+ * A confirmed withdrawal re-included in another block by a reorg while the signer RUNS and its
+ * first endpoint gets stuck on the losing fork (its consensus client gone: its head stopped at the
+ * reorged head, it keeps answering the orphaned blocks, our transaction's receipt among them).
+ * The signer had read every head from that endpoint (the first, healthy until then): its head was
+ * the best head seen, and stayed so, no other endpoint ever asked. The snapshot's head and count,
+ * and the re-inclusion check's canonical hashes, came from the stuck node for as long as it stayed
+ * stuck (`atBestHead`: the nonce stages acted on its count): the request stayed `confirmed` at the
+ * orphaned block. Now a snapshot head unchanged for a block time has every endpoint asked its head
+ * (chains/rpc.ts askEveryHead; once the indexer has published a final block, which the snapshot
+ * checks the answering node shows): the best head is the chain's, and the withdrawal is recorded
+ * in the block it is in. (A signer that starts again learns it at resync: staleForkReinclusion.)
+ * Real anvil behind the lying proxy (the stuck node's answers rewritten), Postgres, KMS emulator.
+ */
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { setPublishedFinalized } from "../indexers/testing/chain.js";
+import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import { waitFor } from "./testing/harness.js";
+import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
+
+let t: LyingSignerTest;
+const DEST = "0x000000000000000000000000000000000000d1e8" as Hex;
+const hex = (n: bigint) => `0x${n.toString(16)}`;
+
+beforeAll(async () => {
+  // Final only 50 blocks deep: the reorg below is well above the finalized height.
+  t = await startLyingSignerTest(2, { chain: { reorgWindow: 50 } });
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function outcome(id: string): Promise<TxOutcome> {
+  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
+}
+
+describe("a confirmed withdrawal re-included in another block while the running signer's first endpoint gets stuck on the losing fork", () => {
+  it("is recorded in the block it is in, without a restart", async () => {
+    const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
+    const stuck = t.proxy!;
+    t.chain = { ...t.chain, rpcUrls: [stuck.url, anvilUrl] };
+    await t.rpc("anvil_mine", ["0x4"]); // room for the reorg
+    // The indexer's published final block (below the reorg): a node's answer can be checked to
+    // be of our chain, so every endpoint may be asked its head.
+    const final = await t.client.getBlock();
+    await setPublishedFinalized(t.ctx.db.pool, t.chain.chainId, final);
+    await t.withdraw("stuck-while-running", { to: DEST, value: 1_000n });
+    t.signer = t.run();
+    const first = await waitFor("mined", async () => {
+      const o = await outcome("stuck-while-running");
+      return o.blockNumber !== null ? o : undefined;
+    });
+    await t.rpc("anvil_mine", ["0x1"]);
+    await waitFor(
+      "confirmed",
+      async () => (await outcome("stuck-while-running")).status === "confirmed",
+    );
+
+    // The first endpoint gets stuck now, the signer running: its head, its blocks from the
+    // withdrawal's up, its receipt there.
+    const stuckHead = await t.client.getBlockNumber();
+    const oldBlocks = new Map<bigint, unknown>();
+    for (let n = first.blockNumber!; n <= stuckHead; n++)
+      oldBlocks.set(n, await t.rpc("eth_getBlockByNumber", [hex(n), false]));
+    const oldReceipt = await t.rpc("eth_getTransactionReceipt", [first.txHash]);
+    stuck.setMethodLie("eth_blockNumber", () => ({ result: hex(stuckHead) }));
+    stuck.setMethodLie("eth_getBlockByNumber", (real, params) => {
+      const tag = params[0];
+      if (tag === "latest" || tag === "pending") return { result: oldBlocks.get(stuckHead) };
+      if (typeof tag === "string" && tag.startsWith("0x")) {
+        const n = BigInt(tag);
+        if (oldBlocks.has(n)) return { result: oldBlocks.get(n) };
+        if (n > stuckHead) return { result: null };
+      }
+      return real.error ? { error: real.error } : { result: real.result };
+    });
+    stuck.setMethodLie("eth_getTransactionReceipt", (real, params) =>
+      params[0] === first.txHash
+        ? { result: oldReceipt }
+        : real.error
+          ? { error: real.error }
+          : { result: real.result },
+    );
+
+    // The chain reorgs: the same signed bytes mine one block later, and it moves on.
+    const [attempt] = (
+      await t.ctx.db.pool.query<{ raw_tx: Hex }>(
+        "SELECT raw_tx FROM custody.tx_attempts WHERE request_id = 'stuck-while-running'",
+      )
+    ).rows;
+    const depth = Number(stuckHead - first.blockNumber! + 1n);
+    await t.rpc("anvil_reorg", [depth, [[attempt!.raw_tx, 1]]]);
+    await t.rpc("anvil_mine", ["0x3"]);
+    const again = await t.client.getTransactionReceipt({ hash: first.txHash as Hex });
+    expect(again.blockNumber).toBe(first.blockNumber! + 1n);
+
+    // Old code: "timed out waiting for the withdrawal recorded in the block it is in" (confirmed
+    // at the orphaned block all along).
+    const back = await waitFor(
+      "the withdrawal recorded in the block it is in",
+      async () => {
+        const o = await outcome("stuck-while-running");
+        if (o.blockHash === again.blockHash && o.status === "confirmed") return o;
+        await t.rpc("evm_mine");
+        return undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
+    expect(back.txHash).toBe(first.txHash);
+    expect(back.blockNumber).toBe(again.blockNumber);
+    expect(back.reorgs).toBe(1);
+    expect(await t.client.getBalance({ address: DEST })).toBe(1_000n);
+  });
+});
