@@ -7,13 +7,8 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type { Pool } from "pg";
-import {
-  Counter,
-  collectDefaultMetrics,
-  Gauge,
-  type GaugeConfiguration,
-  Registry,
-} from "prom-client";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { metricOnce } from "./metricOnce.js";
 import type { QueueFactory } from "./queues.js";
 
 export type Metrics = { registry: Registry };
@@ -27,33 +22,9 @@ export function createMetrics({ defaults = true }: { defaults?: boolean } = {}):
   return { registry };
 }
 
-/**
- * The metric `name` of `registry`, made by `make` (which registers it) on first use: modules built
- * more than once per process (per chain, per test) share one series set instead of failing on a
- * second registration.
- */
-export function metricOnce<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
-
-/** The counter `config.name` of `registry`, registered on first use (metricOnce). */
-export function counterOnce<L extends string>(
-  registry: Registry,
-  config: { name: string; help: string; labelNames: readonly L[] },
-): Counter<L> {
-  return metricOnce(registry, config.name, () => new Counter({ ...config, registers: [registry] }));
-}
-
-/**
- * The gauge `config.name` of `registry`, registered on first use (metricOnce); `collect` (read at
- * each scrape) as prom-client takes it.
- */
-export function gaugeOnce<L extends string>(
-  registry: Registry,
-  config: Omit<GaugeConfiguration<L>, "registers">,
-): Gauge<L> {
-  return metricOnce(registry, config.name, () => new Gauge({ ...config, registers: [registry] }));
-}
+// The get-or-register helpers live apart (foundation/queues.ts uses them, and this file reads
+// queue counts): re-exported here, where metrics are looked for.
+export { counterOnce, gaugeOnce, metricOnce } from "./metricOnce.js";
 
 export type BuildInfo = { version: string; commit: string; node: string };
 

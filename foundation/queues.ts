@@ -13,7 +13,7 @@ import type { Redis } from "ioredis";
 import type { Counter, Registry } from "prom-client";
 import { BaseError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { counterOnce } from "./metrics.js";
+import { counterOnce } from "./metricOnce.js";
 import { createFailFastRedis } from "./redis.js";
 
 /** One job of a doorbell ring; `jobId` is required so a re-rung bell is one job. */
