@@ -7,6 +7,7 @@ export type ApiMetrics = {
   withdrawals: Counter<"status">;
   deliveries: Counter<"result">;
   blockedWithdrawals: Counter<"outcome">;
+  failureUndoneUnheld: Counter<never>;
 };
 
 export function apiMetrics(registry: Registry): ApiMetrics {
@@ -50,6 +51,13 @@ export function apiMetrics(registry: Registry): ApiMetrics {
       name: "custody_api_blocked_withdrawals_total",
       help: "Withdrawals of a customer whose withdrawals a reorg shortfall blocked, found in flight by the api worker: pulled_back (unsigned: failed CUSTOMER_WITHDRAWALS_BLOCKED, hold released) or in_flight (already signed: cannot be stopped and may pay out; counted once per worker)",
       labelNames: ["outcome"],
+    }),
+    // A failed withdrawal whose failure a deep reorg undid that cannot be held again
+    // (api/withdrawals/follow.ts: the customer's balance is frozen), once per worker.
+    failureUndoneUnheld: counterOnce(registry, {
+      name: "custody_api_withdrawal_failure_undone_unheld_total",
+      help: "Failed withdrawals whose failure a deep reorg undid (the chain may pay them) that the api worker cannot hold again because the customer's balance is frozen: they stay failed, unfollowed, until it is unfrozen (counted once per worker)",
+      labelNames: [],
     }),
   };
 }

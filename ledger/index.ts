@@ -65,6 +65,7 @@ export {
 } from "./reorgReceivables.js";
 export {
   coverReorgHold,
+  lockReorgReceivable,
   REORG_SHORTFALL_BLOCK,
   recordReorgShortfall,
   reorgShortfallCounter,

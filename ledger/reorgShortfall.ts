@@ -47,6 +47,25 @@ export async function coverReorgHold(
 }
 
 /**
+ * What `owner` still owes on `receivable:reorg:<owner>`, with that row, `user:<owner>`'s and
+ * `counterparty`'s locked in id order (the ledger's lock order), so a repayment (crediting's
+ * repayReceivables) placed concurrently is either seen here or sees what the caller books next.
+ * A withdrawal failing again gives back at most this of the shortfall it had booked.
+ */
+export async function lockReorgReceivable(
+  client: PoolClient,
+  args: { assetId: string; owner: string; counterparty: string },
+): Promise<bigint> {
+  const receivable = `receivable:reorg:${args.owner}`;
+  const { rows } = await client.query<{ name: string; owed: bigint }>(
+    `SELECT name, debits_posted - credits_posted AS owed FROM ledger.accounts
+      WHERE asset_id = $1 AND name = ANY($2::text[]) ORDER BY id FOR UPDATE`,
+    [args.assetId, [`user:${args.owner}`, args.counterparty, receivable]],
+  );
+  return rows.find((r) => r.name === receivable)?.owed ?? 0n;
+}
+
+/**
  * A shortfall was booked on `receivable:reorg:<owner>` in this transaction: block the customer's
  * withdrawals (one open block per deposit credit; `details` names what caused it), and once it
  * commits count it and log the alert.

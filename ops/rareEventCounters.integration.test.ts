@@ -1,7 +1,7 @@
 /**
  * The alerts on rare events (ReorgHoldShortfall, ReorgBeyondWindow, HotWalletInsufficientFunds,
  * SignerNeedsHuman, FeeCapReached, ReconciliationFailing, WebhookDeadLetters, KmsKeyUnusable,
- * BlockedWithdrawalInFlight) are
+ * BlockedWithdrawalInFlight, WithdrawalFailureUndoneUnheld) are
  * `increase(counter[…]) > 0` (SignerSendsLost and KmsThrottling count increases the same way). Prometheus computes increase()
  * from the samples it has: a labelled counter that first appears at 1 (prom-client exports no
  * series before the first inc()) shows no increase, so the first such event of a process never
@@ -65,6 +65,8 @@ describe("a service running the indexer, worker, reconciler and api roles", () =
     expect(sample(text, "custody_api_blocked_withdrawals_total", { outcome: "in_flight" })).toBe(
       "0",
     );
+    // WithdrawalFailureUndoneUnheld reads this (no labels of its own: exported at 0).
+    expect(sample(text, "custody_api_withdrawal_failure_undone_unheld_total", {})).toBe("0");
   });
 });
 

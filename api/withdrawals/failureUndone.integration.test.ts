@@ -22,6 +22,7 @@ const GWEI = 10n ** 9n;
 const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const CANCEL = `0x${"c1".repeat(32)}`;
 const PAYMENT = `0x${"d2".repeat(32)}`;
+const CANCEL_AGAIN = `0x${"c3".repeat(32)}`;
 
 let t: WithdrawalApiTestContext;
 let ledger: Ledger;
@@ -30,7 +31,7 @@ let requester: string;
 
 beforeAll(async () => {
   t = await createWithdrawalApiTestContext({
-    fund: { customers: ["dave", "erin"], amount: 10n * ETH },
+    fund: { customers: ["dave", "erin", "fay", "gus", "hal"], amount: 10n * ETH },
   });
   ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
@@ -213,5 +214,137 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
       "withdrawal.failure_undone",
       "withdrawal.failed",
     ]);
+  });
+
+  it("undone and failed again before a pass looked: the gas booked is the new cancel's, and told so", async () => {
+    const id = await withdraw("fay", 3n * ETH);
+    await failedByCancel(id, 9);
+    const gasAfterFailure = await gas();
+    await failureUndone(id);
+    // Another cancel took the nonce on the new branch before any pass saw the undoing.
+    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+      status: "failed",
+      txHash: CANCEL_AGAIN,
+      nonce: 9,
+      block: 45,
+      finalized: true,
+      fee: 25_000n * GWEI,
+      errorCode: "CANCELLED",
+      reorgs: 1,
+    });
+    await withdrawals.syncOutcomes();
+    // old code: expected { …(19) } to match object { status: 'failed', …(2) } (received txHash
+    // 0xc1c1…: nothing moved, the old cancel's 21000 gwei stayed booked on fees:gas)
+    expect(await get(id)).toMatchObject({
+      status: "failed",
+      txHash: CANCEL_AGAIN,
+      failureReason: "CANCELLED",
+    });
+    expect(await gas()).toBe(gasAfterFailure - 21_000n * GWEI + 25_000n * GWEI);
+    expect(await ledger.getTransfer(withdrawalTransferIds(id, 1).fee)).toMatchObject({
+      amount: 25_000n * GWEI,
+      chainRef: { txHash: CANCEL_AGAIN, position: "fee" },
+    });
+    // Nothing was held for it meanwhile: the customer's balance is whole, nothing owed.
+    const b = await balance("fay");
+    expect(b.debitsPending).toBe(0n);
+    expect(await available("fay")).toBe(10n * ETH);
+    expect(await owed("fay")).toBe(0n);
+    expect(await listWithdrawalBlocks(t.ctx.db.pool, "fay")).toEqual([]);
+    expect(await eventTypes(id)).toEqual([
+      "withdrawal.approved",
+      "withdrawal.broadcast",
+      "withdrawal.failed",
+      "withdrawal.failure_undone",
+      "withdrawal.failed",
+    ]);
+
+    // Idempotent: a full scan (a restarted worker) and another pass change nothing.
+    const fresh = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
+    await fresh.syncOutcomes();
+    await withdrawals.syncOutcomes();
+    expect(await gas()).toBe(gasAfterFailure - 21_000n * GWEI + 25_000n * GWEI);
+    expect((await eventTypes(id)).length).toBe(5);
+  });
+
+  it("a shortfall partly repaid meanwhile: failing again gives back only what is still owed", async () => {
+    const id = await withdraw("gus", 6n * ETH);
+    await failedByCancel(id, 10);
+    const other = await withdraw("gus", 8n * ETH);
+    await failureUndone(id);
+    await withdrawals.syncOutcomes();
+    expect(await owed("gus")).toBe(4n * ETH);
+    // The unsigned one pulled back: its 8 ETH is available again.
+    await withdrawals.syncOutcomes();
+    expect((await get(other)).status).toBe("failed");
+    expect(await available("gus")).toBe(8n * ETH);
+    // Crediting's repayReceivables (the customer also has a deposit's block) repays what is owed
+    // on the account from that balance: booked here as it books it (one reorg_hold transfer).
+    await ledger.transfer({
+      id: "0b5d6c1e-0000-4000-8000-000000000001",
+      assetId: NATIVE,
+      debit: "user:gus",
+      credit: "receivable:reorg:gus",
+      amount: 3n * ETH,
+      kind: "reorg_hold",
+      memo: "reorg receivable repaid from the customer's available balance",
+    });
+    expect(await owed("gus")).toBe(1n * ETH);
+
+    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+      status: "failed",
+      txHash: CANCEL,
+      nonce: 10,
+      block: 46,
+      finalized: true,
+      fee: 21_000n * GWEI,
+      errorCode: "CANCELLED",
+      reorgs: 1,
+    });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("failed");
+    // The withdrawal paid nothing: the customer owes nothing and has all of their money back
+    // (the 3 ETH repaid returns to their balance, not left as a credit on the receivable).
+    // old code: expected -3000000000000000000n to be +0n (the whole 4 ETH given back to the
+    // receivable: the customer's 3 ETH repaid stuck there, their balance 7 ETH)
+    expect(await owed("gus")).toBe(0n);
+    expect(await available("gus")).toBe(10n * ETH);
+    expect(await listWithdrawalBlocks(t.ctx.db.pool, "gus")).toEqual([]);
+  });
+
+  it("a frozen customer's withdrawal cannot be held again: reported once, followed once unfrozen", async () => {
+    const unheld = async () =>
+      (
+        await t.ctx.common.metrics.registry
+          .getSingleMetric("custody_api_withdrawal_failure_undone_unheld_total")
+          ?.get()
+      )?.values.reduce((sum, v) => sum + v.value, 0);
+    const id = await withdraw("hal", 1n * ETH);
+    await failedByCancel(id, 11);
+    await ledger.freeze({ assetId: NATIVE, name: "user:hal" });
+    await failureUndone(id);
+    await withdrawals.syncOutcomes();
+    // The ledger refuses a withdrawal's hold on a frozen balance: it stays failed, and the
+    // operator hears it once (not a log line every full scan).
+    expect((await get(id)).status).toBe("failed");
+    // old code: expected undefined to be 1 (only "applying signer outcome failed" logged, again
+    // on every full scan; no metric, no alert)
+    expect(await unheld()).toBe(1);
+    // Its request read again (as every full scan reads it): refused again, not counted again.
+    await t.ctx.db.pool.query(
+      "UPDATE custody.tx_requests SET outcome_seq = outcome_seq + 1 WHERE id = $1",
+      [`withdrawal:${id}`],
+    );
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("failed");
+    expect(await unheld()).toBe(1);
+
+    // The operator unfreezes it (docs/runbooks/WithdrawalFailureUndoneUnheld.md): the next pass
+    // holds it again.
+    await ledger.unfreeze({ assetId: NATIVE, name: "user:hal" });
+    const fresh = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
+    await fresh.syncOutcomes();
+    expect((await get(id)).status).toBe("broadcast");
+    expect(await available("hal")).toBe(9n * ETH);
   });
 });

@@ -21,7 +21,7 @@ import {
 } from "../../signer/index.js";
 import { createBlockedPullBack } from "./blocked.js";
 import type { WithdrawalStages } from "./context.js";
-import { type Move, minedAgainElsewhere, planOutcome } from "./outcome.js";
+import { failedAgainElsewhere, type Move, minedAgainElsewhere, planOutcome } from "./outcome.js";
 import {
   FOLLOWED_STATUSES,
   getWithdrawal,
@@ -53,12 +53,15 @@ const planFor = (
     o.txHash !== null,
     minedAgainElsewhere(w, o),
     (o.failureUndoneAt ?? null) !== null,
+    failedAgainElsewhere(w, o, (o.failureUndoneAt ?? null) !== null),
   );
 
 export function createOutcomeFollower(stages: WithdrawalStages) {
   const { pool, log, holds, move, ring, common } = stages;
   const shortfalls = reorgShortfallCounter(common.metrics.registry);
   const { pullBackBlocked } = createBlockedPullBack(stages);
+  /** Undone failures refused a hold on a frozen balance, reported once by this worker. */
+  const unheld = new Set<string>();
   /** One planned move: its ledger step, then the status change (same transaction). */
   async function step(client: PoolClient, w: Withdrawal, m: Move, o: TxOutcome) {
     const txHash = o.txHash ?? undefined;
@@ -141,7 +144,28 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
           failureUndone: true,
         });
       }
-      case "void": {
+      case "unbook_fee": {
+        // Undone and failed again before a pass looked (failedAgainElsewhere): the first
+        // failure's gas is reversed; nothing is held (the next move fails it in this transaction).
+        const epoch = await holds.unbookFailureFee(client, w);
+        const details = {
+          withdrawal_id: w.id,
+          undone_failure_reason: w.failureReason,
+          undone_tx_hash: w.txHash,
+          hold_epoch: epoch,
+          failure_undone_at: o.failureUndoneAt?.toISOString() ?? null,
+        };
+        afterCommit(client, () =>
+          log.warn({
+            msg: "withdrawal failed at a final block that a deep reorg undid, and failed again since: gas booked anew",
+            ...details,
+            tx_hash: o.txHash,
+          }),
+        );
+        return move(client, w, m.to, "signer", details, { failureUndone: true });
+      }
+      case "void":
+      case "book_fee": {
         // Released only on evidence (failureIsEvidenced); otherwise a signer bug: keep the hold.
         if (!failureIsEvidenced(o))
           throw new BaseError(
@@ -153,7 +177,7 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
           );
         const fee = o.fee ?? 0n;
         await holds.bookFee(client, w, fee, o.txHash);
-        await holds.release(client, w);
+        if (m.ledger === "void") await holds.release(client, w);
         // An operator's failure is audited as theirs, also when this pass applies it: decided on
         // the signer's request alone (`tx-requests fail`), or at its cancel's final block.
         const operator =
@@ -230,8 +254,33 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
       const moves = planFor(posted, o);
       if (moves.length === 0) continue;
       try {
-        if (await applyOutcome(id, status)) changed++;
+        if (await applyOutcome(id, status)) {
+          changed++;
+          unheld.delete(id);
+        }
       } catch (err) {
+        // A frozen balance takes no withdrawal hold (LEDGER_ACCOUNT_FROZEN): one whose failure a
+        // deep reorg undid stays failed and unfollowed while the chain may pay it. Reported once
+        // per worker (alert WithdrawalFailureUndoneUnheld), not a log line every full scan.
+        if (
+          status === "failed" &&
+          err instanceof BaseError &&
+          err.code === "LEDGER_ACCOUNT_FROZEN"
+        ) {
+          if (unheld.has(id)) continue;
+          unheld.add(id);
+          stages.metrics.failureUndoneUnheld.inc();
+          log.error({
+            msg: "withdrawal's failure undone by a deep reorg, but the customer's balance is frozen: not held again, not followed until it is unfrozen",
+            alert: "withdrawal_failure_undone_unheld",
+            withdrawal_id: id,
+            chain_id: o.chainId,
+            tx_hash: o.txHash,
+            request_status: o.status,
+            err,
+          });
+          continue;
+        }
         log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });
       }
     }

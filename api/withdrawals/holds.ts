@@ -13,6 +13,7 @@ import {
   gasReversal,
   holdSettlement,
   type Ledger,
+  lockReorgReceivable,
   transferId,
 } from "../../ledger/index.js";
 import type { FeeOnTransfer } from "../../signer/index.js";
@@ -77,8 +78,34 @@ export function createWithdrawalHolds(ledger: Ledger) {
     );
   }
 
+  /**
+   * The gas booked with the withdrawal's failure, reversed under the next epoch: a deep reorg
+   * undid the block its cancel or reverted send mined in. Returns that epoch.
+   */
+  async function unbookFailureFee(client: PoolClient, w: W): Promise<number> {
+    const before = withdrawalTransferIds(w.id, w.reorgCount);
+    const epoch = w.reorgCount + 1;
+    // Booked by the pass that failed it, so committed.
+    const gas = await ledger.getTransfer(before.fee);
+    if (gas)
+      await ledger.transfer(
+        gasReversal({
+          id: withdrawalTransferIds(w.id, epoch).reverseFee,
+          reverses: before.fee,
+          chainId: w.chainId,
+          hotWallet: w.fromAddress!,
+          amount: gas.amount,
+          kind: "fee",
+          memo: `gas of withdrawal ${w.id} undone by a deep reorg: reversed`,
+        }),
+        { client },
+      );
+    return epoch;
+  }
+
   return {
     bookFee,
+    unbookFailureFee,
 
     /** Mined and confirmed: post the current hold against the chain fact, then book the gas. */
     async post(client: PoolClient, w: W, chainRef: ChainRef, fee: bigint) {
@@ -221,24 +248,8 @@ export function createWithdrawalHolds(ledger: Ledger) {
      * customer's withdrawals when there is one.
      */
     async holdAgain(client: PoolClient, w: W): Promise<{ epoch: number; shortfall: bigint }> {
-      const before = withdrawalTransferIds(w.id, w.reorgCount);
-      const epoch = w.reorgCount + 1;
+      const epoch = await unbookFailureFee(client, w);
       const next = withdrawalTransferIds(w.id, epoch);
-      // Booked by the pass that failed it, so committed.
-      const gas = await ledger.getTransfer(before.fee);
-      if (gas)
-        await ledger.transfer(
-          gasReversal({
-            id: next.reverseFee,
-            reverses: before.fee,
-            chainId: w.chainId,
-            hotWallet: w.fromAddress!,
-            amount: gas.amount,
-            kind: "fee",
-            memo: `gas of withdrawal ${w.id} undone by a deep reorg: reversed`,
-          }),
-          { client },
-        );
       const { shortfall } = await coverReorgHold(client, {
         assetId: assetId(w),
         owner: w.customerId,
@@ -277,29 +288,46 @@ export function createWithdrawalHolds(ledger: Ledger) {
      * Failed (before broadcast, on a final block, or by an operator): release the current hold.
      * What a hold placed again after an undone failure booked on the receivable (holdAgain, this
      * epoch or one a reorg of its payment carried over) is given back, and its block lifted: the
-     * withdrawal paid nothing after all.
+     * withdrawal paid nothing after all. Only what is still owed on the receivable is given back:
+     * the part repaid meanwhile is the customer's again (the hold's void returns it whole).
      */
     async release(client: PoolClient, w: W) {
+      const receivable = `receivable:reorg:${w.customerId}`;
+      // Locked before the void locks two of them (lockReorgReceivable): what is owed read under
+      // the lock.
+      let stillOwed = 0n;
+      if (w.reorgCount >= 1)
+        stillOwed = await lockReorgReceivable(client, {
+          assetId: assetId(w),
+          owner: w.customerId,
+          counterparty: hot(w),
+        });
       await ledger.transfer(settlement(w, undefined), { client });
       let returned = false;
       for (let epoch = w.reorgCount; epoch >= 1; epoch--) {
         const ids = withdrawalTransferIds(w.id, epoch);
         const owed = await ledger.getTransfer(ids.shortfall);
         if (!owed) continue;
+        returned = true;
+        // What the customer repaid of it meanwhile (the receivable is one account: crediting
+        // repays it whole when they also have a deposit's block) stays theirs: only what is still
+        // owed is given back, so the receivable never ends owing the customer.
+        const amount = owed.amount < stillOwed ? owed.amount : stillOwed;
+        if (amount <= 0n) continue;
+        stillOwed -= amount;
         await ledger.transfer(
           {
             id: ids.shortfallReturn,
             assetId: assetId(w),
             debit: `user:${w.customerId}`,
-            credit: `receivable:reorg:${w.customerId}`,
-            amount: owed.amount,
+            credit: receivable,
+            amount,
             kind: "reorg_hold",
             reverses: ids.shortfall,
             memo: `withdrawal ${w.id} failed again: what it had made the customer owe is given back`,
           },
           { client },
         );
-        returned = true;
       }
       if (returned)
         await clearWithdrawalShortfallBlock(client, {

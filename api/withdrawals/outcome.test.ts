@@ -1,6 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { minedAgainElsewhere, planOutcome } from "./outcome.js";
+import { failedAgainElsewhere, minedAgainElsewhere, planOutcome } from "./outcome.js";
 import { canMove } from "./store.js";
+
+describe("failedAgainElsewhere", () => {
+  const failed = { status: "failed" as const, txHash: "0xAA", fee: 21n };
+  it("only for a failed withdrawal whose failure was undone and that failed again otherwise", () => {
+    const again = { status: "failed" as const, txHash: "0xbb", fee: 25n };
+    expect(failedAgainElsewhere(failed, again, true)).toBe(true);
+    expect(failedAgainElsewhere(failed, again, false)).toBe(false);
+    expect(failedAgainElsewhere(failed, { ...again, txHash: "0xaa" }, true)).toBe(true);
+    expect(failedAgainElsewhere(failed, { ...again, txHash: "0xaa", fee: 21n }, true)).toBe(false);
+    expect(failedAgainElsewhere(failed, { ...again, status: "broadcast" }, true)).toBe(false);
+  });
+});
 
 describe("planOutcome", () => {
   it("signing → confirmed passes through broadcast and posts once", () => {
@@ -108,8 +120,14 @@ describe("planOutcome", () => {
       { to: "broadcast", ledger: "hold_again", reorged: false },
       { to: "finalized", ledger: "post", reorged: false },
     ]);
-    // Undone and failed again before the follower looked: nothing to tell, nothing to book.
+    // Undone and failed again by the same tx at the same fee before the follower looked:
+    // nothing to tell, nothing to book.
     expect(planOutcome("failed", "failed", true, false, true)).toEqual([]);
+    // By another tx (or fee): told both, the gas booked anew, nothing held in between.
+    expect(planOutcome("failed", "failed", true, false, true, true)).toEqual([
+      { to: "broadcast", ledger: "unbook_fee", reorged: false },
+      { to: "failed", ledger: "book_fee", reorged: false },
+    ]);
     // A follower that already moved it back follows it as any other.
     expect(planOutcome("broadcast", "failed", true, false, true)).toEqual([
       { to: "failed", ledger: "void", reorged: false },
@@ -141,7 +159,7 @@ describe("planOutcome", () => {
           [true, true],
         ] as const) {
           let at: (typeof followed)[number] | string = from;
-          for (const m of planOutcome(from, o, hasTx, minedAgain, from === "failed")) {
+          for (const m of planOutcome(from, o, hasTx, minedAgain, from === "failed", minedAgain)) {
             expect(canMove(at as never, m.to), `${from} -(${o})-> ${at} → ${m.to}`).toBe(true);
             at = m.to;
           }

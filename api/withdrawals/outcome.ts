@@ -24,6 +24,13 @@ export type LedgerStep =
    * customer's balance no longer covers owed on receivable:reorg (their withdrawals blocked)
    */
   | "hold_again"
+  /**
+   * a failure undone and failed again before a pass saw it in between: reverse the gas booked
+   * with the first failure (next epoch, nothing held: nothing was paid)
+   */
+  | "unbook_fee"
+  /** book the gas of the tx that failed it again (nothing held to void) */
+  | "book_fee"
   | "none";
 
 export type Move = { to: WithdrawalStatus; ledger: LedgerStep; reorged: boolean };
@@ -51,11 +58,32 @@ export function minedAgainElsewhere(
 }
 
 /**
+ * Whether a `failed` withdrawal whose failure a deep reorg undid (`failureUndone`) failed again by
+ * another transaction (another cancel, or its send reverted) or in another block with another fee,
+ * between two passes of the follower, which then never saw the `broadcast` in between. The gas
+ * booked with its failure is then the old block's.
+ */
+export function failedAgainElsewhere(
+  failed: { status: WithdrawalStatus; txHash: string | null; fee: bigint | null },
+  outcome: { status: SignerOutcomeStatus; txHash: string | null; fee: bigint | null },
+  failureUndone: boolean,
+): boolean {
+  if (!failureUndone || failed.status !== "failed" || outcome.status !== "failed") return false;
+  const otherTx =
+    outcome.txHash !== null &&
+    (failed.txHash === null || failed.txHash.toLowerCase() !== outcome.txHash.toLowerCase());
+  const otherFee = (failed.fee ?? 0n) !== (outcome.fee ?? 0n);
+  return otherTx || otherFee;
+}
+
+/**
  * The moves from `current` to the signer's `outcome`. `minedAgain` (minedAgainElsewhere): the
  * posting is reverted and the new transaction posted, as if the follower had seen the reorg.
  * `failureUndone`: a `failed` withdrawal whose request the signer follows again goes back to
  * `broadcast` (held again) and on from there; the only way out of `failed`, and only on the
  * signer's word that the failure's final block is gone (missing data is never evidence).
+ * `failedAgain` (failedAgainElsewhere): undone and failed again between two passes; told as both
+ * (`failure_undone`, then `failed`) and its gas booked anew, nothing held in between.
  */
 export function planOutcome(
   current: WithdrawalStatus,
@@ -63,6 +91,7 @@ export function planOutcome(
   hasTx: boolean,
   minedAgain = false,
   failureUndone = false,
+  failedAgain = false,
 ): Move[] {
   const followed: readonly WithdrawalStatus[] = [
     "signing",
@@ -71,6 +100,13 @@ export function planOutcome(
     "receipt_unknown",
     "needs_review",
   ];
+  if (current === "failed" && failureUndone && outcome === "failed")
+    return failedAgain
+      ? [
+          { to: "broadcast", ledger: "unbook_fee", reorged: false },
+          { to: "failed", ledger: "book_fee", reorged: false },
+        ]
+      : [];
   const undone = current === "failed" && failureUndone && outcome !== "failed";
   if ((!followed.includes(current) && !undone) || outcome === "signing") return [];
   const target: WithdrawalStatus = outcome;
