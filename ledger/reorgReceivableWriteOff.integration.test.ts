@@ -10,10 +10,17 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listAudit } from "../foundation/audit.js";
 import { registerStateMetrics } from "../ops/stateMetrics.js";
-import { createTestContext, type TestContext } from "../ops/testing/context.js";
-import { createLedger, type Ledger } from "./createLedger.js";
-import { createDepositCrediting, type DepositCrediting } from "./depositCrediting.js";
+import type { TestContext } from "../ops/testing/context.js";
+import type { Ledger } from "./createLedger.js";
+import type { DepositCrediting } from "./depositCrediting.js";
 import { listReorgReceivables, writeOffReorgReceivable } from "./reorgReceivables.js";
+import {
+  confirmedDeposit,
+  orphanAfterConfirmation,
+  owed,
+  setFinalized,
+  startReceivableLedger,
+} from "./testing/reorgReceivable.js";
 import { transferId } from "./transferId.js";
 import { isWithdrawalBlocked } from "./withdrawalBlocks.js";
 
@@ -24,6 +31,8 @@ const D_JO = `0x${"f1".repeat(20)}`;
 const D_KAI = `0x${"f2".repeat(20)}`;
 const D_LEA = `0x${"f3".repeat(20)}`;
 const D_MO = `0x${"f4".repeat(20)}`;
+/** The checkpoint's tip, above every block of these tests. */
+const TIP = 1000;
 const HOT = `0x${"a1".repeat(20)}`;
 let ctx: TestContext;
 let ledger: Ledger;
@@ -32,39 +41,6 @@ let txCounter = 0x1000;
 let block = 100;
 
 const txHash = () => `0x${(++txCounter).toString(16).padStart(64, "0")}`;
-
-async function fact(f: { tx: string; block: string; number: number; to: string; amount: bigint }) {
-  await ctx.db.pool.query(
-    `INSERT INTO chain.transfers (chain_id, block_number, block_hash, tx_hash, tx_index, position, kind, asset,
-       from_address, to_address, amount, status, orphaned_after_confirmation)
-     VALUES ($1, $2, $3, $4, 0, 'tx', 'native', $5, $6, $7, $8, 'confirmed', false)`,
-    [CHAIN, f.number, f.block, f.tx, ZERO, `0x${"ee".repeat(20)}`, f.to, f.amount.toString()],
-  );
-}
-async function orphan(tx: string, blockHash: string) {
-  await ctx.db.pool.query(
-    "UPDATE chain.transfers SET status = 'orphaned', orphaned_after_confirmation = true WHERE tx_hash = $1 AND block_hash = $2",
-    [tx, blockHash],
-  );
-  await ctx.db.pool.query(
-    `INSERT INTO chain.reorgs (chain_id, depth, common_ancestor, old_tip_number, old_tip_hash,
-       new_tip_number, new_tip_hash, beyond_window)
-     SELECT $1, 1, min(block_number) - 1, min(block_number), $2, min(block_number), '0xnew', false
-       FROM chain.transfers WHERE tx_hash = $3 AND block_hash = $2`,
-    [CHAIN, blockHash, tx],
-  );
-}
-const setFinalized = (n: number) =>
-  ctx.db.pool.query(
-    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
-     VALUES ($1, 1000, '0xtip', $2, '0xfinal')
-     ON CONFLICT (chain_id) DO UPDATE SET finalized_number = $2`,
-    [CHAIN, n],
-  );
-const owed = async (owner: string) => {
-  const r = await ledger.balance({ assetId: ETH, name: `receivable:reorg:${owner}` });
-  return { posted: r.debitsPosted - r.creditsPosted, pending: r.debitsPending };
-};
 
 /**
  * `owner` deposits `deposit`, withdraws `spent` of it (sent: its hold posted), and a reorg removes
@@ -80,7 +56,13 @@ async function spentThenReorged(
 ) {
   const tx = txHash();
   const hash = `0x${(++block).toString(16)}`;
-  await fact({ tx, block: hash, number: block, to: address, amount: deposit });
+  await confirmedDeposit(ctx.db.pool, {
+    tx,
+    block: hash,
+    number: block,
+    to: address,
+    amount: deposit,
+  });
   await crediting.sweep();
   const w = `${owner}-${block}`;
   await ledger.hold({
@@ -95,10 +77,10 @@ async function spentThenReorged(
     id: transferId(`withdrawal-post:${w}`),
     pendingId: transferId(`withdrawal:${w}`),
   });
-  await orphan(tx, hash);
+  await orphanAfterConfirmation(ctx.db.pool, tx, hash);
   await crediting.sweep();
   if (final) {
-    await setFinalized(block);
+    await setFinalized(ctx.db.pool, block, { tip: TIP });
     await crediting.sweep();
   }
 }
@@ -125,16 +107,15 @@ const writeOff = (args: {
   );
 
 beforeAll(async () => {
-  ctx = await createTestContext();
-  ledger = createLedger({ common: ctx.common, pool: ctx.db.pool });
-  await ledger.ensureAssetsFromConfig(ctx.config.chains);
-  crediting = createDepositCrediting({ common: ctx.common, pool: ctx.db.pool, ledger });
-  await ctx.db.pool.query(
-    `INSERT INTO chain.custody_addresses (chain_id, address, kind, owner) VALUES ($1, $2, 'hot', 'hot-1'),
-       ($1, $3, 'deposit', 'jo'), ($1, $4, 'deposit', 'kai'), ($1, $5, 'deposit', 'lea'),
-       ($1, $6, 'deposit', 'mo')`,
-    [CHAIN, HOT, D_JO, D_KAI, D_LEA, D_MO],
-  );
+  ({ ctx, ledger, crediting } = await startReceivableLedger({
+    hot: HOT,
+    deposits: [
+      { address: D_JO, owner: "jo" },
+      { address: D_KAI, owner: "kai" },
+      { address: D_LEA, owner: "lea" },
+      { address: D_MO, owner: "mo" },
+    ],
+  }));
 });
 afterAll(async () => {
   await ledger?.close();
@@ -147,12 +128,12 @@ describe("writing off a reorg receivable", () => {
   // blocked until an operator cleared the block, with no loss booked.
   it("moves what is owed to expense:reorg_loss in parts, audited, idempotent per reference, then lifts the block", async () => {
     await spentThenReorged("jo", D_JO, 150n, 150n);
-    expect(await owed("jo")).toEqual({ posted: 150n, pending: 0n });
+    expect(await owed(ledger, "jo")).toEqual({ posted: 150n, pending: 0n });
     expect(await isWithdrawalBlocked(ctx.db.pool, "jo")).toBe(true);
 
     const first = await writeOff({ customerId: "jo", ref: "TRS-1", amount: 40n });
     expect(first).toMatchObject({ status: "created", amount: 40n, owed: 150n, stillOwed: 110n });
-    expect(await owed("jo")).toEqual({ posted: 110n, pending: 0n });
+    expect(await owed(ledger, "jo")).toEqual({ posted: 110n, pending: 0n });
     expect(await isWithdrawalBlocked(ctx.db.pool, "jo")).toBe(true);
 
     // The same reference again books nothing (a retried command), whatever is owed now.
@@ -171,13 +152,13 @@ describe("writing off a reorg receivable", () => {
       code: "LEDGER_REORG_WRITEOFF_EXCEEDS_OWED",
       meta: { owed: "110", amount: "111" },
     });
-    expect(await owed("jo")).toEqual({ posted: 110n, pending: 0n });
+    expect(await owed(ledger, "jo")).toEqual({ posted: 110n, pending: 0n });
 
     // The rest (no amount: everything owed): nothing is owed, the block is lifted with it.
     const rest = await writeOff({ customerId: "jo", ref: "TRS-2" });
     expect(rest).toMatchObject({ status: "created", amount: 110n, stillOwed: 0n });
     expect(rest.blocksCleared).toHaveLength(1);
-    expect(await owed("jo")).toEqual({ posted: 0n, pending: 0n });
+    expect(await owed(ledger, "jo")).toEqual({ posted: 0n, pending: 0n });
     expect(await isWithdrawalBlocked(ctx.db.pool, "jo")).toBe(false);
     expect((await ledger.balance({ assetId: ETH, name: "expense:reorg_loss" })).debitsPosted).toBe(
       150n,
@@ -221,7 +202,7 @@ describe("writing off a reorg receivable", () => {
 
   it("refuses a shortfall whose reorg hold is still pending, and bad input, booking nothing", async () => {
     await spentThenReorged("kai", D_KAI, 90n, 90n, { final: false });
-    expect(await owed("kai")).toEqual({ posted: 0n, pending: 90n });
+    expect(await owed(ledger, "kai")).toEqual({ posted: 0n, pending: 90n });
     await expect(writeOff({ customerId: "kai", ref: "TRS-9" })).rejects.toMatchObject({
       code: "LEDGER_REORG_NOTHING_OWED",
     });
@@ -263,7 +244,7 @@ describe("what operators see of reorg receivables", () => {
     const outstanding = () => figure("custody_ledger_reorg_receivables_outstanding");
     const oldest = () => figure("custody_ledger_reorg_receivable_oldest_seconds");
     // Earlier tests' holds final first (kai's is pending), so only lea's changes the count below.
-    await setFinalized(block);
+    await setFinalized(ctx.db.pool, block, { tip: TIP });
     await crediting.sweep();
     const before = (await outstanding()) ?? 0;
     await spentThenReorged("lea", D_LEA, 70n, 70n);
@@ -279,7 +260,7 @@ describe("what operators see of reorg receivables", () => {
     expect(await oldest()).toBeLessThan(87_000);
 
     // A new deposit repays it: counted, and nothing outstanding for lea any more.
-    await fact({
+    await confirmedDeposit(ctx.db.pool, {
       tx: txHash(),
       block: `0x${(++block).toString(16)}`,
       number: block,
@@ -287,7 +268,7 @@ describe("what operators see of reorg receivables", () => {
       amount: 100n,
     });
     await crediting.sweep();
-    expect(await owed("lea")).toEqual({ posted: 0n, pending: 0n });
+    expect(await owed(ledger, "lea")).toEqual({ posted: 0n, pending: 0n });
     expect(await outstanding()).toBe(before);
     const repaid = await ctx.common.metrics.registry
       .getSingleMetric("custody_ledger_reorg_receivable_repaid_total")
@@ -300,7 +281,7 @@ describe("what operators see of reorg receivables", () => {
   // any withdrawal holding the customer's row).
   it("costs the crediting pass no row lock for a blocked customer with nothing to repay", async () => {
     await spentThenReorged("mo", D_MO, 60n, 60n);
-    expect(await owed("mo")).toEqual({ posted: 60n, pending: 0n });
+    expect(await owed(ledger, "mo")).toEqual({ posted: 60n, pending: 0n });
     const holder = await ctx.db.pool.connect();
     try {
       await holder.query("BEGIN");

@@ -43,6 +43,38 @@ afterAll(async () => {
   await t?.stop();
 });
 
+/** Waits until the withdrawal `id` is sent (its request `broadcast`). */
+async function sent(id: string): Promise<void> {
+  await waitFor(
+    "first sent",
+    async () => (await getTxRequest(t.ctx.db.pool, id))?.status === "broadcast",
+  );
+}
+
+/**
+ * The withdrawal `id` from `wallet`, behind one send in flight it cannot pay after: it waits
+ * `pending` without a nonce (an insufficient_funds alert raised); once that send mined, it fits
+ * and is signed at the next nonce.
+ */
+async function waitsThenSignedAfterTheFirstMined(id: string, wallet: Hex): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1_500));
+  const waiting = (await getTxRequest(t.ctx.db.pool, id))!;
+  expect(waiting.status).toBe("pending");
+  expect(waiting.nonce).toBeNull();
+  expect(await t.alertCount("insufficient_funds", wallet)).toBeGreaterThan(0);
+  // Once the first mined, the second fits and is signed at the next nonce.
+  await t.rpc("evm_mine");
+  const signed = await waitFor(
+    "second signed after the first mined",
+    async () => {
+      const r = await getTxRequest(t.ctx.db.pool, id);
+      return r?.nonce !== null && r?.nonce !== undefined ? r : undefined;
+    },
+    { timeoutMs: 15_000 },
+  );
+  expect(signed.nonce).toBe(1n);
+}
+
 describe("intake budget on an OP-stack chain", () => {
   it("counts the L1 data fee of the sends in flight: a send that fits only without it takes no nonce", async () => {
     const balance = parseEther("1");
@@ -58,30 +90,12 @@ describe("intake budget on an OP-stack chain", () => {
     const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
     try {
       await t.withdraw("op-first", { from: account.address, value: parseEther("0.4") });
-      await waitFor(
-        "first sent",
-        async () => (await getTxRequest(t.ctx.db.pool, "op-first"))?.status === "broadcast",
-      );
+      await sent("op-first");
       // Fits after the first's value and gas (0.05 ETH to spare), not after its L1 fee too:
       // together they need 1 ETH - 0.05 + 2 x L1 fee (+ gas) of the 1 ETH.
       const second = balance - parseEther("0.4") - l1Fee - parseEther("0.05");
       await t.withdraw("op-second", { from: account.address, value: second });
-      await new Promise((r) => setTimeout(r, 1_500));
-      const waiting = (await getTxRequest(t.ctx.db.pool, "op-second"))!;
-      expect(waiting.status).toBe("pending");
-      expect(waiting.nonce).toBeNull();
-      expect(await t.alertCount("insufficient_funds", account.address)).toBeGreaterThan(0);
-      // Once the first mined, the second fits and is signed at the next nonce.
-      await t.rpc("evm_mine");
-      const sent = await waitFor(
-        "second signed after the first mined",
-        async () => {
-          const r = await getTxRequest(t.ctx.db.pool, "op-second");
-          return r?.nonce !== null && r?.nonce !== undefined ? r : undefined;
-        },
-        { timeoutMs: 15_000 },
-      );
-      expect(sent.nonce).toBe(1n);
+      await waitsThenSignedAfterTheFirstMined("op-second", account.address);
     } finally {
       await signer.stop();
     }
@@ -105,10 +119,7 @@ describe("intake budget on an OP-stack chain", () => {
     const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
     try {
       await t.withdraw("spike-first", { from: account.address, value: parseEther("0.4") });
-      await waitFor(
-        "first sent",
-        async () => (await getTxRequest(t.ctx.db.pool, "spike-first"))?.status === "broadcast",
-      );
+      await sent("spike-first");
       const stored = await feeNow();
       // The L1 price doubles while the first is in flight: it will pay 2 x what was stored.
       await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, oracleRuntime(2n * 10n ** 15n)]);
@@ -118,22 +129,7 @@ describe("intake budget on an OP-stack chain", () => {
       // second needs its own L1 fee now too.
       const second = balance - parseEther("0.4") - stored - spiked - parseEther("0.05");
       await t.withdraw("spike-second", { from: account.address, value: second });
-      await new Promise((r) => setTimeout(r, 1_500));
-      const waiting = (await getTxRequest(t.ctx.db.pool, "spike-second"))!;
-      expect(waiting.status).toBe("pending");
-      expect(waiting.nonce).toBeNull();
-      expect(await t.alertCount("insufficient_funds", account.address)).toBeGreaterThan(0);
-      // Once the first mined, the second fits and is signed at the next nonce.
-      await t.rpc("evm_mine");
-      const sent = await waitFor(
-        "second signed after the first mined",
-        async () => {
-          const r = await getTxRequest(t.ctx.db.pool, "spike-second");
-          return r?.nonce !== null && r?.nonce !== undefined ? r : undefined;
-        },
-        { timeoutMs: 15_000 },
-      );
-      expect(sent.nonce).toBe(1n);
+      await waitsThenSignedAfterTheFirstMined("spike-second", account.address);
     } finally {
       await signer.stop();
     }

@@ -12,19 +12,16 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRpcClient } from "../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
 import type { Ingestor } from "../indexers/index.js";
-import type { Lease } from "./lease.js";
-import { storedDeploySender } from "./storedDeploy.js";
 import {
   minedStatus,
   signedNonce,
   startFactoryDeployedSignerTest,
   startSignerAndWithdraw,
+  storedDeployRevertedToFinal,
 } from "./testing/factoryDeployed.js";
 import { waitFor } from "./testing/harness.js";
-import { deployWillRevert } from "./testing/revertingDeploy.js";
 import type { SignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
@@ -42,41 +39,9 @@ beforeAll(async () => {
   const tip = await t.client.getBlockNumber();
 
   // The wallet's next transaction: the CLI's stored deploy, reverted, followed until final.
-  let lease: Lease | undefined;
-  const send = storedDeploySender({
-    common: t.ctx.common,
-    databaseUrl: t.ctx.db.url,
-    chain: t.chain,
-    client: t.client,
-    rpc: createRpcClient({ chainId: t.chain.chainId, urls: [anvilUrl] }),
-    account: t.account,
-    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
-    getFinalizedBlock: async () => null,
-    onLease: (l) => {
-      lease = l;
-    },
-    pollMs: 50,
-  });
-  let ended = false;
-  const reverting = await deployWillRevert(t.client, t.account.address, () =>
-    send({ name: "Reverting", data: "0x00" }).finally(() => {
-      ended = true;
-    }),
-  );
-  deployNonce = reverting.nonce;
-  await t.rpc("evm_setAutomine", [true]);
-  await waitFor("the deploy followed to final", async () => {
-    await t.rpc("evm_mine");
-    return ended;
-  });
-  await lease?.release();
-  const failed = await reverting.outcome;
-  expect(String(failed)).toContain("reverted");
-  const { rows } = await t.ctx.db.pool.query<{ nonce: number; tx_hash: Hex; status: string }>(
-    "SELECT nonce::int, tx_hash, status FROM custody.hot_wallet_deploys",
-  );
-  expect(rows).toMatchObject([{ nonce: deployNonce, status: "reverted" }]);
-  deployBlock = (await t.client.getTransactionReceipt({ hash: rows[0]!.tx_hash })).blockNumber;
+  const deploy = await storedDeployRevertedToFinal(t, anvilUrl);
+  ({ nonce: deployNonce, block: deployBlock } = deploy);
+  expect(deploy.deploys).toMatchObject([{ nonce: deployNonce, status: "reverted" }]);
   expect(deployBlock).toBeGreaterThan(tip);
 
   // The signer's only node answers as if its head were the block before the deploy's: at or past

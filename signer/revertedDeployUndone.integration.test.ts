@@ -9,17 +9,14 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRpcClient } from "../chains/index.js";
-import type { Lease } from "./lease.js";
-import { storedDeploySender } from "./storedDeploy.js";
 import {
   minedStatus,
   signedNonce,
   startFactoryDeployedSignerTest,
   startSignerAndWithdraw,
+  storedDeployRevertedToFinal,
 } from "./testing/factoryDeployed.js";
 import { waitFor } from "./testing/harness.js";
-import { deployWillRevert } from "./testing/revertingDeploy.js";
 import type { SignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
@@ -30,40 +27,7 @@ const DEST = "0x000000000000000000000000000000000000d1d4" as Hex;
 beforeAll(async () => {
   const set = await startFactoryDeployedSignerTest();
   t = set.t;
-  let lease: Lease | undefined;
-  const send = storedDeploySender({
-    common: t.ctx.common,
-    databaseUrl: t.ctx.db.url,
-    chain: t.chain,
-    client: t.client,
-    rpc: createRpcClient({ chainId: t.chain.chainId, urls: [set.anvilUrl] }),
-    account: t.account,
-    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
-    getFinalizedBlock: async () => null,
-    onLease: (l) => {
-      lease = l;
-    },
-    pollMs: 50,
-  });
-  let ended = false;
-  const reverting = await deployWillRevert(t.client, t.account.address, () =>
-    send({ name: "Reverting", data: "0x00" }).finally(() => {
-      ended = true;
-    }),
-  );
-  deployNonce = reverting.nonce;
-  await t.rpc("evm_setAutomine", [true]);
-  await waitFor("the deploy followed to final", async () => {
-    await t.rpc("evm_mine");
-    return ended;
-  });
-  await lease?.release();
-  expect(String(await reverting.outcome)).toContain("reverted");
-  const { rows } = await t.ctx.db.pool.query<{ tx_hash: Hex; status: string }>(
-    "SELECT tx_hash, status FROM custody.hot_wallet_deploys",
-  );
-  expect(rows).toMatchObject([{ status: "reverted" }]);
-  deployBlock = (await t.client.getTransactionReceipt({ hash: rows[0]!.tx_hash })).blockNumber;
+  ({ nonce: deployNonce, block: deployBlock } = await storedDeployRevertedToFinal(t, set.anvilUrl));
 });
 
 afterAll(async () => {

@@ -17,10 +17,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
+import { confirmedWithdrawal, indexedAtHead, stuckOnFork } from "./testing/staleFork.js";
 
 let t: LyingSignerTest;
 const DEST = "0x000000000000000000000000000000000000d1e5" as Hex;
-const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 beforeAll(async () => {
   // Final only 50 blocks deep: the reorg below is well above the finalized height.
@@ -38,52 +38,14 @@ async function outcome(id: string): Promise<TxOutcome> {
 describe("a confirmed withdrawal reorged out while the first endpoint is stuck on the losing fork", () => {
   it("is returned to broadcast and its same bytes mine again, decided by the node at the head", async () => {
     const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
-    const stuck = t.proxy!;
     // The stuck node first: it is asked first for whatever it claims to hold.
-    t.chain = { ...t.chain, rpcUrls: [stuck.url, anvilUrl] };
+    t.chain = { ...t.chain, rpcUrls: [t.proxy!.url, anvilUrl] };
     await t.rpc("anvil_mine", ["0x4"]); // room for the reorg
-    await t.withdraw("stale-fork", { to: DEST, value: 1_000n });
-    t.signer = t.run();
-    const first = await waitFor("mined", async () => {
-      const o = await outcome("stale-fork");
-      return o.blockNumber !== null ? o : undefined;
-    });
-    await t.rpc("anvil_mine", ["0x1"]);
-    await waitFor("confirmed", async () => (await outcome("stale-fork")).status === "confirmed");
+    const first = await confirmedWithdrawal(t, "stale-fork", { to: DEST, value: 1_000n });
 
     // The stuck node's view: its head, the blocks it imported from the withdrawal's block up,
-    // and the withdrawal's receipt there.
-    const stuckHead = await t.client.getBlockNumber();
-    const oldBlocks = new Map<bigint, unknown>();
-    for (let n = first.blockNumber!; n <= stuckHead; n++)
-      oldBlocks.set(n, await t.rpc("eth_getBlockByNumber", [hex(n), false]));
-    const oldReceipt = await t.rpc("eth_getTransactionReceipt", [first.txHash]);
-    const oldCount = await t.rpc("eth_getTransactionCount", [t.account.address, "latest"]);
-    stuck.setMethodLie("eth_blockNumber", () => ({ result: hex(stuckHead) }));
-    stuck.setMethodLie("eth_getBlockByNumber", (real, params) => {
-      const tag = params[0];
-      if (tag === "latest" || tag === "pending") return { result: oldBlocks.get(stuckHead) };
-      if (typeof tag === "string" && tag.startsWith("0x")) {
-        const n = BigInt(tag);
-        if (oldBlocks.has(n)) return { result: oldBlocks.get(n) };
-        if (n > stuckHead) return { result: null };
-      }
-      return real.error ? { error: real.error } : { result: real.result };
-    });
-    stuck.setMethodLie("eth_getTransactionCount", (real, params) =>
-      String(params[0]).toLowerCase() === t.account.address.toLowerCase()
-        ? { result: oldCount }
-        : real.error
-          ? { error: real.error }
-          : { result: real.result },
-    );
-    stuck.setMethodLie("eth_getTransactionReceipt", (real, params) =>
-      params[0] === first.txHash
-        ? { result: oldReceipt }
-        : real.error
-          ? { error: real.error }
-          : { result: real.result },
-    );
+    // the withdrawal's receipt there, and its count.
+    const stuckHead = await stuckOnFork(t, first, { nonceCount: true });
 
     // The chain reorgs the withdrawal out (its blocks replaced by empty ones) and moves on: the
     // node at the head counts its nonce unused.
@@ -94,13 +56,8 @@ describe("a confirmed withdrawal reorged out while the first endpoint is stuck o
       await t.client.getTransactionCount({ address: t.account.address, blockTag: "latest" }),
     ).toBe(Number(first.nonce));
     // Another signer takes the wallet over; the indexer (on the second node) is at the head.
-    await t.signer.stop();
-    const tip = await t.client.getBlock();
-    await t.ctx.db.pool.query(
-      `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES ($1, $2, $3)
-       ON CONFLICT (chain_id) DO UPDATE SET block_number = $2, block_hash = $3`,
-      [t.chain.chainId, tip.number.toString(), tip.hash],
-    );
+    await t.signer!.stop();
+    await indexedAtHead(t);
     t.signer = t.run();
 
     const back = await waitFor(

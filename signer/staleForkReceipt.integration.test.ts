@@ -21,12 +21,12 @@ import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/i
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
+import { confirmedWithdrawal, reincludedOneBlockLater, stuckOnFork } from "./testing/staleFork.js";
 
 let t: LyingSignerTest;
 let noReceipts: LyingProxy;
 let slow: Server;
 const DEST = "0x000000000000000000000000000000000000d1e6" as Hex;
-const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 /** An HTTP forwarder to `target` answering receipt reads `ms` late (a slow, far-away node). */
 async function slowReceipts(target: string, ms: number): Promise<Server> {
@@ -73,66 +73,19 @@ async function outcome(id: string): Promise<TxOutcome> {
 describe("a withdrawal reorged into another block while an endpoint is stuck on the losing fork", () => {
   it("is mined in the canonical block, never receipt_unknown, whichever receipt answers last", async () => {
     const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
-    const stuck = t.proxy!;
     const slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
     // The first node at the head withholds receipts later; the stuck node is asked last.
     t.chain = { ...t.chain, rpcUrls: [noReceipts.url, anvilUrl, slowUrl] };
     await t.rpc("anvil_mine", ["0x4"]);
-    await t.withdraw("stale-receipt", { to: DEST, value: 1_000n });
-    t.signer = t.run();
-    const first = await waitFor("mined", async () => {
-      const o = await outcome("stale-receipt");
-      return o.blockNumber !== null ? o : undefined;
-    });
-    await t.rpc("anvil_mine", ["0x1"]);
-    await waitFor("confirmed", async () => (await outcome("stale-receipt")).status === "confirmed");
-    await t.signer.stop();
+    const first = await confirmedWithdrawal(t, "stale-receipt", { to: DEST, value: 1_000n });
+    await t.signer!.stop();
 
     // The stuck node's view: its head, its blocks from the withdrawal's up, its receipt there.
-    const stuckHead = await t.client.getBlockNumber();
-    const oldBlocks = new Map<bigint, unknown>();
-    for (let n = first.blockNumber!; n <= stuckHead; n++)
-      oldBlocks.set(n, await t.rpc("eth_getBlockByNumber", [hex(n), false]));
-    const oldReceipt = await t.rpc("eth_getTransactionReceipt", [first.txHash]);
-    const oldCount = await t.rpc("eth_getTransactionCount", [t.account.address, "latest"]);
-    stuck.setMethodLie("eth_blockNumber", () => ({ result: hex(stuckHead) }));
-    stuck.setMethodLie("eth_getBlockByNumber", (real, params) => {
-      const tag = params[0];
-      if (tag === "latest" || tag === "pending") return { result: oldBlocks.get(stuckHead) };
-      if (typeof tag === "string" && tag.startsWith("0x")) {
-        const n = BigInt(tag);
-        if (oldBlocks.has(n)) return { result: oldBlocks.get(n) };
-        if (n > stuckHead) return { result: null };
-      }
-      return real.error ? { error: real.error } : { result: real.result };
-    });
-    stuck.setMethodLie("eth_getTransactionCount", (real, params) =>
-      String(params[0]).toLowerCase() === t.account.address.toLowerCase()
-        ? { result: oldCount }
-        : real.error
-          ? { error: real.error }
-          : { result: real.result },
-    );
-    stuck.setMethodLie("eth_getTransactionReceipt", (real, params) =>
-      params[0] === first.txHash
-        ? { result: oldReceipt }
-        : real.error
-          ? { error: real.error }
-          : { result: real.result },
-    );
+    const stuckHead = await stuckOnFork(t, first, { nonceCount: true });
     noReceipts.setNullReceipts(true);
 
     // The chain reorgs: the same signed bytes mine one block later, and it moves on.
-    const [attempt] = (
-      await t.ctx.db.pool.query<{ raw_tx: Hex }>(
-        "SELECT raw_tx FROM custody.tx_attempts WHERE request_id = 'stale-receipt'",
-      )
-    ).rows;
-    const depth = Number(stuckHead - first.blockNumber! + 1n);
-    await t.rpc("anvil_reorg", [depth, [[attempt!.raw_tx, 1]]]);
-    await t.rpc("anvil_mine", ["0x3"]);
-    const again = await t.client.getTransactionReceipt({ hash: first.txHash as Hex });
-    expect(again.blockNumber).toBe(first.blockNumber! + 1n);
+    const again = await reincludedOneBlockLater(t, "stale-receipt", first, stuckHead);
     t.signer = t.run();
 
     const back = await waitFor(

@@ -15,10 +15,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
+import {
+  confirmedWithdrawal,
+  indexedAtHead,
+  reincludedOneBlockLater,
+  stuckOnFork,
+} from "./testing/staleFork.js";
 
 let t: LyingSignerTest;
 const DEST = "0x000000000000000000000000000000000000d1e7" as Hex;
-const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 beforeAll(async () => {
   // Final only 50 blocks deep: the reorg below is well above the finalized height.
@@ -36,68 +41,21 @@ async function outcome(id: string): Promise<TxOutcome> {
 describe("a confirmed withdrawal re-included in another block while the first endpoint is stuck on the losing fork", () => {
   it("is recorded in the block it is in, not the orphaned one", async () => {
     const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
-    const stuck = t.proxy!;
     // The stuck node first: it is asked first for whatever it claims to hold.
-    t.chain = { ...t.chain, rpcUrls: [stuck.url, anvilUrl] };
+    t.chain = { ...t.chain, rpcUrls: [t.proxy!.url, anvilUrl] };
     await t.rpc("anvil_mine", ["0x4"]); // room for the reorg
-    await t.withdraw("stale-fork-again", { to: DEST, value: 1_000n });
-    t.signer = t.run();
-    const first = await waitFor("mined", async () => {
-      const o = await outcome("stale-fork-again");
-      return o.blockNumber !== null ? o : undefined;
-    });
-    await t.rpc("anvil_mine", ["0x1"]);
-    await waitFor(
-      "confirmed",
-      async () => (await outcome("stale-fork-again")).status === "confirmed",
-    );
-    await t.signer.stop();
+    const first = await confirmedWithdrawal(t, "stale-fork-again", { to: DEST, value: 1_000n });
+    await t.signer!.stop();
 
     // The stuck node's view: its head, its blocks from the withdrawal's up, its receipt there.
-    const stuckHead = await t.client.getBlockNumber();
-    const oldBlocks = new Map<bigint, unknown>();
-    for (let n = first.blockNumber!; n <= stuckHead; n++)
-      oldBlocks.set(n, await t.rpc("eth_getBlockByNumber", [hex(n), false]));
-    const oldReceipt = await t.rpc("eth_getTransactionReceipt", [first.txHash]);
-    stuck.setMethodLie("eth_blockNumber", () => ({ result: hex(stuckHead) }));
-    stuck.setMethodLie("eth_getBlockByNumber", (real, params) => {
-      const tag = params[0];
-      if (tag === "latest" || tag === "pending") return { result: oldBlocks.get(stuckHead) };
-      if (typeof tag === "string" && tag.startsWith("0x")) {
-        const n = BigInt(tag);
-        if (oldBlocks.has(n)) return { result: oldBlocks.get(n) };
-        if (n > stuckHead) return { result: null };
-      }
-      return real.error ? { error: real.error } : { result: real.result };
-    });
-    stuck.setMethodLie("eth_getTransactionReceipt", (real, params) =>
-      params[0] === first.txHash
-        ? { result: oldReceipt }
-        : real.error
-          ? { error: real.error }
-          : { result: real.result },
-    );
+    const stuckHead = await stuckOnFork(t, first);
 
     // The chain reorgs: the same signed bytes mine one block later (the nonce stays used), and it
     // moves on.
-    const [attempt] = (
-      await t.ctx.db.pool.query<{ raw_tx: Hex }>(
-        "SELECT raw_tx FROM custody.tx_attempts WHERE request_id = 'stale-fork-again'",
-      )
-    ).rows;
-    const depth = Number(stuckHead - first.blockNumber! + 1n);
-    await t.rpc("anvil_reorg", [depth, [[attempt!.raw_tx, 1]]]);
-    await t.rpc("anvil_mine", ["0x3"]);
-    const again = await t.client.getTransactionReceipt({ hash: first.txHash as Hex });
-    expect(again.blockNumber).toBe(first.blockNumber! + 1n);
+    const again = await reincludedOneBlockLater(t, "stale-fork-again", first, stuckHead);
     // The signer starts again; the indexer (past the stuck node) is at the head: the resync asks
     // a node at the indexed tip, which shows the best head.
-    const tip = await t.client.getBlock();
-    await t.ctx.db.pool.query(
-      `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash) VALUES ($1, $2, $3)
-       ON CONFLICT (chain_id) DO UPDATE SET block_number = $2, block_hash = $3`,
-      [t.chain.chainId, tip.number.toString(), tip.hash],
-    );
+    await indexedAtHead(t);
     t.signer = t.run();
 
     // Old code: "timed out waiting for the withdrawal recorded in the block it is in" (confirmed

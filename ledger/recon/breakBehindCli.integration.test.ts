@@ -14,55 +14,39 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain } from "../../chains/index.js";
-import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "../../indexers/testing/chain.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { freshAddress, type Rpc, sendAndMine } from "../../indexers/testing/chain.js";
+import type { TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { transferId } from "../transferId.js";
 import { createReconciler, type Reconciler } from "./reconcile.js";
 import type { SeqGap } from "./seqGaps.js";
 import { expectFoundAgainBehindCli } from "./testing/behindCliRun.js";
-import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
+import type { ReconciledChain } from "./testing/reconciledChain.js";
+import { mine, startWatchedChain, sync, type WatchedChain } from "./testing/watchedChain.js";
 
 const CHAIN_ID = 31337;
 const E18 = 10n ** 18n;
 const ETH = `${CHAIN_ID}:0x0000000000000000000000000000000000000000`;
 const D_ALICE = freshAddress(731);
 
+let w: WatchedChain;
 let ctx: TestContext;
 let chain: ChainConfig;
 let rpc: Rpc;
 let customer: Hex;
-let hot: Hex;
 let stack: ReconciledChain;
 let role: Reconciler;
 let operator: Reconciler;
 
 const settle = async () => {
-  for (let i = 0; i < 3; i++) await rpc("evm_mine");
-  await syncToHead(stack.ingestor, ctx.db.pool, rpc, CHAIN_ID);
+  await mine(w, 3);
+  await sync(w);
   await stack.crediting.sweep({ chainId: CHAIN_ID });
 };
 
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  const accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
-  customer = accounts[0]!;
-  hot = accounts[1]!;
-  chain = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks", blocks: 2 }, tokens: [] };
-  await watch(ctx.db.pool, CHAIN_ID, [
-    { address: hot, kind: "hot", owner: "hot-1" },
-    { address: D_ALICE, owner: "alice" },
-  ]);
-  stack = await startReconciledChain(ctx, chain);
-  await stack.bookHotOpening(hot);
+  w = await startWatchedChain({ deposits: [{ address: D_ALICE, owner: "alice" }] });
+  ({ ctx, chain, rpc, customer, stack } = w);
   const reconciler = () =>
     createReconciler({
       sweeps: sweepReader,
@@ -75,8 +59,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stack?.stop();
-  await ctx?.cleanup();
+  await w?.stop();
 });
 
 const gapsOf = async (runId: number) =>

@@ -10,25 +10,20 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../../chains/index.js";
 import { adapterPerChain } from "../../chains/index.js";
-import {
-  anvilRpc,
-  freshAddress,
-  type Rpc,
-  sendAndMine,
-  syncToHead,
-  watch,
-} from "../../indexers/testing/chain.js";
-import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { freshAddress, type Rpc, sendAndMine } from "../../indexers/testing/chain.js";
+import type { TestContext } from "../../ops/testing/context.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { acknowledgeBreak, breakStatesOf } from "./breakStates.js";
 import { createReconciler, type RunSummary } from "./reconcile.js";
-import { type ReconciledChain, startReconciledChain } from "./testing/reconciledChain.js";
+import type { ReconciledChain } from "./testing/reconciledChain.js";
+import { mine, startWatchedChain, sync, type WatchedChain } from "./testing/watchedChain.js";
 
 const CHAIN_ID = 31337;
 const E18 = 10n ** 18n;
 const D_ALICE = freshAddress(211);
 const D_BOB = freshAddress(212);
 
+let w: WatchedChain;
 let ctx: TestContext;
 let rpc: Rpc;
 let chain: ChainConfig;
@@ -36,42 +31,30 @@ let stack: ReconciledChain;
 let customer: Hex;
 let hot: Hex;
 
-const mine = async (n: number) => {
-  for (let i = 0; i < n; i++) await rpc("evm_mine");
-};
-const sync = () => syncToHead(stack.ingestor, ctx.db.pool, rpc, CHAIN_ID);
-
 beforeAll(async () => {
-  ctx = await createTestContext({ chains: [{ chainId: CHAIN_ID }] });
-  rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
-  const accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
-  customer = accounts[0]!;
-  hot = accounts[1]!;
-  chain = { ...ctx.config.chains[0]!, confirmations: { kind: "blocks", blocks: 2 }, tokens: [] };
-  await watch(ctx.db.pool, CHAIN_ID, [
-    { address: hot, kind: "hot", owner: "hot-1" },
-    { address: D_ALICE, owner: "alice" },
-    { address: D_BOB, owner: "bob" },
-  ]);
-  stack = await startReconciledChain(ctx, chain);
-  await stack.bookHotOpening(hot);
+  w = await startWatchedChain({
+    deposits: [
+      { address: D_ALICE, owner: "alice" },
+      { address: D_BOB, owner: "bob" },
+    ],
+  });
+  ({ ctx, rpc, chain, stack, customer, hot } = w);
 });
 
 afterAll(async () => {
-  await stack?.stop();
-  await ctx?.cleanup();
+  await w?.stop();
 });
 
 describe("a run at a lower block than the run that found a break", () => {
   it("neither resolves it nor drops its acknowledgement", async () => {
-    await mine(3);
-    await sync();
+    await mine(w, 3);
+    await sync(w);
     const before = await stack.reconciler.run({ chain });
     expect(before.clean).toBe(true);
     // A deposit nobody credits: a missing credit above `before`'s block.
     await sendAndMine(rpc, { from: customer, to: D_ALICE, value: E18 });
-    await mine(3);
-    await sync();
+    await mine(w, 3);
+    await sync(w);
     const found = await stack.reconciler.run({ chain });
     const missing = found.breaks.findIndex((b) => b.type === "missing_credit");
     expect(missing).toBeGreaterThanOrEqual(0);
@@ -105,14 +88,14 @@ describe("a run at a lower block than the run that found a break", () => {
       chains: adapterPerChain(ctx.common, () => stack.adapter),
       inflowRotation: 0,
     });
-    await mine(3);
-    await sync();
+    await mine(w, 3);
+    await sync(w);
     const base = await role.run({ chain });
     // Bob's deposit, credited, above the role's block.
     const r = await sendAndMine(rpc, { from: customer, to: D_BOB, value: 2n * E18 });
     expect(Number(r.blockNumber)).toBe(base.block + 3);
-    await mine(3);
-    await sync();
+    await mine(w, 3);
+    await sync(w);
     await stack.crediting.sweep({ chainId: CHAIN_ID });
     const unexplained = (s: { breaks: { type: string }[] }) =>
       s.breaks.filter(
@@ -137,12 +120,12 @@ describe("a run at a lower block than the run that found a break", () => {
     const balance = async () => BigInt(await rpc<Hex>("eth_getBalance", [hot, "latest"]));
     const opening = await balance();
     await rpc("anvil_setBalance", [hot, `0x${(opening + E18).toString(16)}`]);
-    await mine(1);
+    await mine(w, 1);
     const oneMore = Number(await rpc<Hex>("eth_blockNumber"));
-    await mine(1); // anvil sets a balance in the newest block's state
+    await mine(w, 1); // anvil sets a balance in the newest block's state
     await rpc("anvil_setBalance", [hot, `0x${(opening + 3n * E18).toString(16)}`]);
-    await mine(4);
-    await sync();
+    await mine(w, 4);
+    await sync(w);
     const hotBreak = (s: RunSummary) =>
       s.breaks.find((b) => b.type === "unexplained_balance_difference" && b.key === `hot:${hot}`);
     const cli = await stack.reconciler.run({ chain });

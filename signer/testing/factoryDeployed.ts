@@ -5,15 +5,20 @@
  * tests' deploy is, and as no tx_requests row holds), then 3 more blocks mined; with `indexed`, an
  * indexer (straight to the anvil) has ingested up to there, its tip past the deploy's block.
  * Then what each of those tests does once its nodes are set: start the signer, request a
- * withdrawal, wait for its nonce and mine until it ends. Test-only.
+ * withdrawal, wait for its nonce and mine until it ends; and the wallet's stored deploy reverted at
+ * a final block (signer/revertedDeploy*). Test-only.
  */
 import { type Hex, parseEther } from "viem";
-import { createEvmAdapter, type EvmAdapter } from "../../chains/index.js";
+import { expect } from "vitest";
+import { createEvmAdapter, createRpcClient, type EvmAdapter } from "../../chains/index.js";
 import { createFactsDoorbell, createIngestor, type Ingestor } from "../../indexers/index.js";
 import { anvilRpc, syncToHead } from "../../indexers/testing/chain.js";
 import { deployForwarderFactory } from "../deposit-addresses/index.js";
+import type { Lease } from "../lease.js";
 import { getTxRequest } from "../requests.js";
+import { storedDeploySender } from "../storedDeploy.js";
 import { waitFor } from "./harness.js";
+import { deployWillRevert } from "./revertingDeploy.js";
 import { type SignerTest, startSignerTest } from "./signerTest.js";
 
 export type FactoryDeployedSignerTest = {
@@ -94,4 +99,53 @@ export async function minedStatus(t: SignerTest, id: string): Promise<string> {
     { everyMs: 200 },
   );
   return done.status;
+}
+
+/**
+ * The wallet's next transaction: the CLI's stored deploy (through the anvil at `anvilUrl`), reverted
+ * when it mined (deployWillRevert), followed until final with automine back on, its lease released.
+ * Checks it ended `reverted`; returns its nonce, its block and the wallet's deploy rows.
+ */
+export async function storedDeployRevertedToFinal(
+  t: SignerTest,
+  anvilUrl: string,
+): Promise<{
+  nonce: number;
+  block: bigint;
+  deploys: { nonce: number; tx_hash: Hex; status: string }[];
+}> {
+  let lease: Lease | undefined;
+  const send = storedDeploySender({
+    common: t.ctx.common,
+    databaseUrl: t.ctx.db.url,
+    chain: t.chain,
+    client: t.client,
+    rpc: createRpcClient({ chainId: t.chain.chainId, urls: [anvilUrl] }),
+    account: t.account,
+    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
+    getFinalizedBlock: async () => null,
+    onLease: (l) => {
+      lease = l;
+    },
+    pollMs: 50,
+  });
+  let ended = false;
+  const reverting = await deployWillRevert(t.client, t.account.address, () =>
+    send({ name: "Reverting", data: "0x00" }).finally(() => {
+      ended = true;
+    }),
+  );
+  await t.rpc("evm_setAutomine", [true]);
+  await waitFor("the deploy followed to final", async () => {
+    await t.rpc("evm_mine");
+    return ended;
+  });
+  await lease?.release();
+  expect(String(await reverting.outcome)).toContain("reverted");
+  const { rows } = await t.ctx.db.pool.query<{ nonce: number; tx_hash: Hex; status: string }>(
+    "SELECT nonce::int, tx_hash, status FROM custody.hot_wallet_deploys",
+  );
+  expect(rows).toMatchObject([{ status: "reverted" }]);
+  const block = (await t.client.getTransactionReceipt({ hash: rows[0]!.tx_hash })).blockNumber;
+  return { nonce: reverting.nonce, block, deploys: rows };
 }
