@@ -103,6 +103,22 @@ export function createWithdrawalHolds(ledger: Ledger) {
     return epoch;
   }
 
+  /** The amount held again from the customer under `epoch` (after `why`). */
+  async function holdAgainAt(client: PoolClient, w: W, epoch: number, why: string) {
+    await ledger.hold(
+      {
+        id: withdrawalTransferIds(w.id, epoch).hold,
+        assetId: assetId(w),
+        debit: `user:${w.customerId}`,
+        credit: hot(w),
+        amount: w.amount,
+        kind: "withdrawal",
+        memo: `withdrawal ${w.id} (held again after ${why}, epoch ${epoch})`,
+      },
+      { client },
+    );
+  }
+
   return {
     bookFee,
     unbookFailureFee,
@@ -222,18 +238,7 @@ export function createWithdrawalHolds(ledger: Ledger) {
           }),
           { client },
         );
-      await ledger.hold(
-        {
-          id: next.hold,
-          assetId: assetId(w),
-          debit: `user:${w.customerId}`,
-          credit: hot(w),
-          amount: w.amount,
-          kind: "withdrawal",
-          memo: `withdrawal ${w.id} (held again after a reorg, epoch ${epoch})`,
-        },
-        { client },
-      );
+      await holdAgainAt(client, w, epoch, "a reorg");
       return epoch;
     },
 
@@ -269,18 +274,7 @@ export function createWithdrawalHolds(ledger: Ledger) {
           },
           { client },
         );
-      await ledger.hold(
-        {
-          id: next.hold,
-          assetId: assetId(w),
-          debit: `user:${w.customerId}`,
-          credit: hot(w),
-          amount: w.amount,
-          kind: "withdrawal",
-          memo: `withdrawal ${w.id} (held again after a deep reorg undid its failure, epoch ${epoch})`,
-        },
-        { client },
-      );
+      await holdAgainAt(client, w, epoch, "a deep reorg undid its failure");
       return { epoch, shortfall };
     },
 
