@@ -20,6 +20,7 @@ import {
   type TreasuryUnbooking,
   unbookTreasuryMove,
 } from "./treasury.js";
+import { type Unfreeze, unfreezeCustomer } from "./unfreeze.js";
 import { clearWithdrawalBlocks, listWithdrawalBlocks } from "./withdrawalBlocks.js";
 
 export function formatReport(report: CheckReport): string {
@@ -153,7 +154,40 @@ export function registerCommands(program: Command, sources: LedgerCommandSources
       },
     );
 
+  ledger
+    .command("unfreeze <customer>")
+    .description(
+      "unfreeze a customer's balance of one asset (e.g. so a withdrawal whose failure a deep reorg undid can be held again); audited: who and why; a balance not frozen is left as it is",
+    )
+    .requiredOption("--chain <chain>", "chain key or id")
+    .option("--token <address>", "ERC-20 token (default native)")
+    .requiredOption("--by <who>", "the operator")
+    .requiredOption("--reason <text>", "why (e.g. who agreed to it)")
+    .action(
+      async (
+        customer: string,
+        opts: { chain: string; token?: string; by: string; reason: string },
+      ) => {
+        await withChainLedger("custody-node ledger unfreeze", opts.chain, async (deps) => {
+          const u = await unfreezeCustomer(deps, {
+            chainId: deps.chain.chainId,
+            asset: opts.token ?? "0x0000000000000000000000000000000000000000",
+            customerId: customer,
+            by: opts.by,
+            reason: opts.reason,
+          });
+          console.log(unfreezeLine(u));
+        });
+      },
+    );
+
   registerTreasuryCommands(program, sources);
+}
+
+export function unfreezeLine(u: Unfreeze): string {
+  return u.status === "unfrozen"
+    ? `unfroze ${u.account} (${u.assetId})`
+    : `${u.account} (${u.assetId}) was not frozen: nothing changed`;
 }
 
 export function writeOffLine(w: ReorgWriteOff): string {

@@ -46,7 +46,13 @@ import { counterOnce, gaugeOnce } from "../foundation/metrics.js";
 import { readFinalized } from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { ParkedRetryInputError } from "./errors.js";
-import { coverReorgHold, recordReorgShortfall, reorgShortfallCounter } from "./reorgShortfall.js";
+import {
+  clearSettledShortfallBlocks,
+  coverReorgHold,
+  recordReorgShortfall,
+  reorgShortfallCounter,
+  SETTLED_BY_RECEIVABLE,
+} from "./reorgShortfall.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, depositTransferName, transferId } from "./transferId.js";
 import type { NewTransfer, ResolveTransfer, TransferInput, TransferResult } from "./types.js";
@@ -401,30 +407,23 @@ JOIN unnest($1::text[], $2::text[]) AS u(asset_id, name) ON a.asset_id = u.asset
 const LOCK_ACCOUNT_IDS = `
 SELECT 1 FROM ledger.accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`;
 
-// Customers (and asset) with an open block from a credit whose reorg hold is posted: the receivable
-// it booked is owed for good (the deposit can no longer confirm again; its return settles by itself).
-// Only those with something to do: money available on an unfrozen balance to repay with, or nothing
-// owed any more (the blocks to lift). A blocked customer who owes and has nothing available (the
-// usual case, for weeks) costs each pass two index probes, not a transaction locking their rows.
-// Read without locks through the open-blocks index; each is locked and read again before paying.
+// Customers (and asset) with an open block a posted shortfall caused (reorgShortfall.ts
+// SETTLED_BY_RECEIVABLE: a final credit's, or a withdrawal's undone failure's): what it booked on
+// the receivable is owed for good (a final deposit can no longer confirm again; its return settles
+// by itself). Only those with something to do: money available on an unfrozen balance to repay
+// with, or nothing owed any more (the blocks to lift). A blocked customer who owes and has nothing
+// available (the usual case, for weeks) costs each pass two index probes, not a transaction
+// locking their rows. Read without locks through the open-blocks index; each is locked and read
+// again before paying.
 const REPAYABLE = `
-SELECT DISTINCT d.chain_id::int AS chain_id, d.asset, d.owner
-  FROM ledger.withdrawal_blocks b JOIN ledger.deposit_credits d ON d.credit_id = b.credit_id
-  JOIN ledger.accounts r ON r.asset_id = d.chain_id || ':' || lower(d.asset)
-   AND r.name = 'receivable:reorg:' || d.owner
-  LEFT JOIN ledger.accounts u ON u.asset_id = r.asset_id AND u.name = 'user:' || d.owner
- WHERE b.cleared_at IS NULL AND d.state = 'final' AND ($1::bigint IS NULL OR d.chain_id = $1)
+SELECT DISTINCT s.chain_id, s.asset, s.owner
+  FROM (${SETTLED_BY_RECEIVABLE}) s
+  JOIN ledger.accounts r ON r.asset_id = s.chain_id || ':' || lower(s.asset)
+   AND r.name = 'receivable:reorg:' || s.owner
+  LEFT JOIN ledger.accounts u ON u.asset_id = r.asset_id AND u.name = 'user:' || s.owner
+ WHERE ($1::bigint IS NULL OR s.chain_id = $1)
    AND (r.debits_posted <= r.credits_posted
         OR (NOT u.frozen AND u.credits_posted - u.debits_posted - u.debits_pending > 0))`;
-
-// Lift the blocks of a customer's final credits of one asset (its receivable is paid).
-const CLEAR_REPAID_BLOCKS = `
-UPDATE ledger.withdrawal_blocks b SET cleared_at = now(), cleared_by = 'deposit-crediting',
-       clear_reason = 'the reorg receivable was repaid from the customer''s balance'
-  FROM ledger.deposit_credits d
- WHERE d.credit_id = b.credit_id AND b.cleared_at IS NULL AND d.state = 'final'
-   AND d.chain_id = $1 AND d.asset = $2 AND d.owner = $3
-RETURNING b.id::text`;
 
 const DEPOSIT_CHAINS = `SELECT DISTINCT chain_id::int AS chain_id FROM chain.watched_deposit_addresses`;
 
@@ -1478,9 +1477,10 @@ export function createDepositCrediting({
    * rejected, cancelled, failed; a new deposit credited) pays what their posted reorg holds left on
    * `receivable:reorg:<owner>` (DESIGN "Money flows"): one transfer `user:<owner>` →
    * `receivable:reorg:<owner>` of what is available, up to what is owed (deterministic id:
-   * reorgRepayName), audited. Once nothing is owed on the asset, the blocks of its final credits are
-   * lifted (a held credit's block stays: its deposit may still confirm again, so nothing is taken
-   * for it while its hold is pending). Without this the money sat on the blocked balance and the
+   * reorgRepayName), audited. The receivable may have been booked by a deposit's reorg or by a
+   * withdrawal's undone failure (reorgShortfall.ts): once nothing is owed on the asset, the blocks
+   * it settles are lifted, those of final credits and of withdrawals (a held credit's block stays:
+   * its deposit may still confirm again, so nothing is taken for it while its hold is pending). Without this the money sat on the blocked balance and the
    * receivable stood: an operator clearing the block let the customer withdraw what they owed.
    */
   async function repayReceivables({ chainId }: { chainId?: number } = {}) {
@@ -1554,20 +1554,20 @@ export function createDepositCrediting({
         const stillOwed = owed - amount;
         const cleared =
           stillOwed <= 0n
-            ? (
-                await client.query<{ id: string }>(CLEAR_REPAID_BLOCKS, [
-                  r.chain_id,
-                  r.asset,
-                  r.owner,
-                ])
-              ).rows
+            ? await clearSettledShortfallBlocks(client, {
+                chainId: r.chain_id,
+                asset: r.asset,
+                owner: r.owner,
+                by: "deposit-crediting",
+                reason: "the reorg receivable was repaid from the customer's balance",
+              })
             : [];
         if (amount === 0n && cleared.length === 0) return false;
         const details = {
           ...fields,
           transfer_id: amount > 0n ? id : null,
           still_owed: formatAmount(stillOwed > 0n ? stillOwed : 0n),
-          blocks_cleared: cleared.map((x) => Number(x.id)),
+          blocks_cleared: cleared,
         };
         if (amount > 0n)
           afterCommit(client, () => metrics.repaid.inc({ chain_id: String(r.chain_id) }));

@@ -72,6 +72,20 @@ export class WithdrawalBlockInputError extends BaseError {
   }
 }
 
+/**
+ * `ledger unfreeze` refused, nothing changed: a field is wrong (`field` names it: `customer`,
+ * `by`, `reason`, `asset`) or the customer has no account of that asset.
+ */
+export class UnfreezeInputError extends BaseError {
+  override name = "UnfreezeInputError";
+  constructor(customerId: string, field: string, detail: string) {
+    super(`the account of ${customerId} cannot be unfrozen: ${detail}`, {
+      code: "LEDGER_UNFREEZE_INPUT",
+      meta: { customer_id: customerId, field },
+    });
+  }
+}
+
 /** `ledger parked-deposits retry` refused: who (`--by`) or why (`--reason`) is empty; nothing made due. */
 export class ParkedRetryInputError extends BaseError {
   override name = "ParkedRetryInputError";

@@ -93,6 +93,7 @@ export {
   unbookTreasuryMove,
 } from "./treasury.js";
 export * from "./types.js";
+export { type Unfreeze, type UnfreezeArgs, unfreezeCustomer } from "./unfreeze.js";
 export {
   blockWithdrawals,
   clearWithdrawalBlocks,

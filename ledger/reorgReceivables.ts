@@ -1,14 +1,16 @@
 /**
  * Reorg receivables (DESIGN "Money flows"): what customers owe on `receivable:reorg:<id>` after a
- * reorg removed a deposit they had already spent. Crediting repays them out of money that comes
+ * reorg removed a deposit they had already spent, or undid a withdrawal's failure whose refund they
+ * had spent (ledger/reorgShortfall.ts). Crediting repays them out of money that comes
  * back to the customer (depositCrediting.ts `repayReceivables`); this file lists them, counts them
  * for the state metrics, and books an operator's **write-off** when the treasury decides the money
  * will not come back: one transfer `receivable:reorg:<id>` → `expense:reorg_loss` (kind
  * `reorg_writeoff`, id from the operator's reference), audited with who and why.
  *
- * The customer's block: once nothing is owed on the asset, the write-off lifts the blocks of that
- * asset's final credits in the same transaction, as a repayment does (a held credit's block stays:
- * its deposit may still confirm again). Keeping them would change nothing for long: the next
+ * The customer's block: once nothing is owed on the asset, the write-off lifts the blocks that
+ * receivable settles (final credits' and withdrawals', reorgShortfall.ts clearSettledShortfallBlocks)
+ * in the same transaction, as a repayment does (a held credit's block stays: its deposit may still
+ * confirm again). Keeping them would change nothing for long: the next
  * crediting pass lifts a block whose receivable owes nothing, and would record it as "repaid".
  */
 import { formatAmount } from "../foundation/amounts.js";
@@ -18,6 +20,7 @@ import { afterCommit, type Pool, withTransaction } from "../foundation/db.js";
 import { classifyAccount } from "./chartOfAccounts.js";
 import type { Ledger } from "./createLedger.js";
 import { ReorgWriteOffError, TransferFailedError } from "./errors.js";
+import { clearSettledShortfallBlocks } from "./reorgShortfall.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, transferId } from "./transferId.js";
 
@@ -139,14 +142,6 @@ export type ReorgWriteOff = {
   blocksCleared: number[];
 };
 
-// Lift the blocks of a customer's final credits of one asset (nothing is owed on it any more).
-const CLEAR_WRITTEN_OFF_BLOCKS = `
-UPDATE ledger.withdrawal_blocks b SET cleared_at = now(), cleared_by = $4, clear_reason = $5
-  FROM ledger.deposit_credits d
- WHERE d.credit_id = b.credit_id AND b.cleared_at IS NULL AND d.state = 'final'
-   AND d.chain_id = $1 AND d.asset = $2 AND d.owner = $3
-RETURNING b.id::text`;
-
 /**
  * Write off (part of) what a customer owes on `receivable:reorg:<id>` for one asset: debit
  * `expense:reorg_loss`, credit the receivable, id `reorg-writeoff:<assetId>:<id>:<ref>`, audited
@@ -255,15 +250,13 @@ export async function writeOffReorgReceivable(
     const stillOwed = owed - amount;
     const cleared =
       stillOwed === 0n
-        ? (
-            await client.query<{ id: string }>(CLEAR_WRITTEN_OFF_BLOCKS, [
-              args.chainId,
-              args.asset.toLowerCase(),
-              customerId,
-              by,
-              `the reorg receivable was written off: ${reason}`,
-            ])
-          ).rows.map((x) => Number(x.id))
+        ? await clearSettledShortfallBlocks(client, {
+            chainId: args.chainId,
+            asset: args.asset,
+            owner: customerId,
+            by,
+            reason: `the reorg receivable was written off: ${reason}`,
+          })
         : [];
     const details = {
       asset_id: assetId,
@@ -289,7 +282,7 @@ export async function writeOffReorgReceivable(
       log.warn({
         msg:
           stillOwed === 0n
-            ? "reorg receivable written off: nothing owed on the asset, final credits' withdrawal blocks lifted"
+            ? "reorg receivable written off: nothing owed on the asset, its withdrawal blocks lifted"
             : "reorg receivable partly written off: withdrawals stay blocked",
         customer_id: customerId,
         by,

@@ -6,12 +6,16 @@
  * leaves, and the alert fires (custody_ledger_reorg_shortfalls_total, ReorgHoldShortfall). Deposit
  * crediting's reorg hold (a credited deposit orphaned) and the withdrawal follower's hold placed
  * again (a failure at a final block a deep reorg undid, api/withdrawals/holds.ts) both go through
- * here.
+ * here, and the receivable is settled the same way whatever booked it: repaid by crediting from
+ * money that comes back to the customer (depositCrediting.ts repayReceivables) or written off by an
+ * operator (reorgReceivables.ts), which lift the blocks once nothing is owed on the asset
+ * (clearSettledShortfallBlocks).
  */
 import type { Counter, Registry } from "prom-client";
 import { afterCommit, type PoolClient } from "../foundation/db.js";
 import type { Logger } from "../foundation/logger.js";
 import { counterOnce } from "../foundation/metrics.js";
+import type { Queryable } from "./runBatch.js";
 import { blockWithdrawals } from "./withdrawalBlocks.js";
 
 export const REORG_SHORTFALL_BLOCK = "reorg_shortfall";
@@ -97,4 +101,41 @@ export async function recordReorgShortfall(
       ...args.details,
     });
   });
+}
+
+/**
+ * The open shortfall blocks a receivable settles, each with the chain, asset and customer of the
+ * receivable whose settling lifts it: those of final credits (a held credit's block stays: its
+ * deposit may still confirm again, its reorg hold still pending on the receivable) and those of
+ * withdrawals' undone failures (no credit; chain and asset from the details recordReorgShortfall
+ * was given; their shortfall is posted at once). A withdrawal failing again after its shortfall was
+ * settled gives back only what is still owed (api/withdrawals/holds.ts release), so lifting its
+ * block before it ends counts nothing twice. Crediting's repayment lists the customers to look at
+ * from it, and clearSettledShortfallBlocks lifts them.
+ */
+export const SETTLED_BY_RECEIVABLE = `
+SELECT b.id, d.chain_id::int AS chain_id, d.asset, d.owner
+  FROM ledger.withdrawal_blocks b JOIN ledger.deposit_credits d ON d.credit_id = b.credit_id
+ WHERE b.cleared_at IS NULL AND d.state = 'final'
+UNION ALL
+SELECT b.id, (b.details->>'chain_id')::int, lower(b.details->>'asset'), b.customer_id
+  FROM ledger.withdrawal_blocks b
+ WHERE b.cleared_at IS NULL AND b.credit_id IS NULL AND b.reason = '${REORG_SHORTFALL_BLOCK}'`;
+
+/**
+ * Nothing is owed any more on `owner`'s receivable of one asset (repaid or written off): lift the
+ * blocks it settles, recording who and why. Returns their ids.
+ */
+export async function clearSettledShortfallBlocks(
+  db: Queryable,
+  args: { chainId: number; asset: string; owner: string; by: string; reason: string },
+): Promise<number[]> {
+  const r = await db.query<{ id: string }>(
+    `UPDATE ledger.withdrawal_blocks SET cleared_at = now(), cleared_by = $4, clear_reason = $5
+      WHERE id IN (SELECT id FROM (${SETTLED_BY_RECEIVABLE}) s
+                    WHERE s.chain_id = $1 AND lower(s.asset) = lower($2) AND s.owner = $3)
+      RETURNING id::text`,
+    [args.chainId, args.asset, args.owner, args.by, args.reason],
+  );
+  return r.rows.map((x) => Number(x.id));
 }

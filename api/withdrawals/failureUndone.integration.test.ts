@@ -8,7 +8,14 @@
  * owed on `receivable:reorg:<id>`, their withdrawals blocked), then ends as its request ends.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, listWithdrawalBlocks } from "../../ledger/index.js";
+import {
+  createDepositCrediting,
+  createLedger,
+  type Ledger,
+  listWithdrawalBlocks,
+  unfreezeCustomer,
+  writeOffReorgReceivable,
+} from "../../ledger/index.js";
 import { setTxRequestState } from "../../signer/testing/txRequestState.js";
 import {
   createWithdrawalApiTestContext,
@@ -31,7 +38,7 @@ let requester: string;
 
 beforeAll(async () => {
   t = await createWithdrawalApiTestContext({
-    fund: { customers: ["dave", "erin", "fay", "gus", "hal"], amount: 10n * ETH },
+    fund: { customers: ["dave", "erin", "fay", "gus", "hal", "ivy", "jo"], amount: 10n * ETH },
   });
   ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
@@ -278,8 +285,8 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     await withdrawals.syncOutcomes();
     expect((await get(other)).status).toBe("failed");
     expect(await available("gus")).toBe(8n * ETH);
-    // Crediting's repayReceivables (the customer also has a deposit's block) repays what is owed
-    // on the account from that balance: booked here as it books it (one reorg_hold transfer).
+    // Crediting's repayReceivables repays part of what is owed on the account (money that came
+    // back meanwhile): booked here as it books it (one reorg_hold transfer).
     await ledger.transfer({
       id: "0b5d6c1e-0000-4000-8000-000000000001",
       assetId: NATIVE,
@@ -312,6 +319,75 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     expect(await listWithdrawalBlocks(t.ctx.db.pool, "gus")).toEqual([]);
   });
 
+  it("its shortfall is repaid by crediting from money that comes back, the block lifted; failing again then counts nothing twice", async () => {
+    const id = await withdraw("ivy", 6n * ETH);
+    await failedByCancel(id, 12);
+    const other = await withdraw("ivy", 8n * ETH);
+    await failureUndone(id);
+    await withdrawals.syncOutcomes();
+    expect(await owed("ivy")).toBe(4n * ETH);
+    // The unsigned one pulled back: its 8 ETH comes back to the blocked balance.
+    await withdrawals.syncOutcomes();
+    expect((await get(other)).status).toBe("failed");
+    expect(await available("ivy")).toBe(8n * ETH);
+
+    // Crediting's pass repays receivables (ledger/depositCrediting.ts repayReceivables), as it
+    // does for a deposit's reorg shortfall: one code path for both causes.
+    const crediting = createDepositCrediting({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
+    // before the fix: expected +0 to be 1 (only blocks of deposit credits were looked at: the
+    // 4 ETH stayed owed and the customer blocked until an operator acted)
+    expect(await crediting.repayReceivables({ chainId: 31337 })).toBe(1);
+    expect(await owed("ivy")).toBe(0n);
+    expect(await available("ivy")).toBe(4n * ETH);
+    expect(await listWithdrawalBlocks(t.ctx.db.pool, "ivy")).toEqual([]);
+    // Nothing left to do: another pass books nothing.
+    expect(await crediting.repayReceivables({ chainId: 31337 })).toBe(0);
+
+    // The withdrawal fails again for good: the hold's void gives back all 6 ETH, the repayment
+    // included; nothing is given back to the receivable (nothing is owed on it).
+    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+      status: "failed",
+      txHash: CANCEL,
+      nonce: 12,
+      block: 47,
+      finalized: true,
+      fee: 21_000n * GWEI,
+      errorCode: "CANCELLED",
+      reorgs: 1,
+    });
+    await withdrawals.syncOutcomes();
+    expect((await get(id)).status).toBe("failed");
+    expect(await owed("ivy")).toBe(0n);
+    expect(await available("ivy")).toBe(10n * ETH);
+    expect((await balance("ivy")).debitsPending).toBe(0n);
+    expect(await listWithdrawalBlocks(t.ctx.db.pool, "ivy")).toEqual([]);
+  });
+
+  it("an operator's write-off of its shortfall lifts its block", async () => {
+    const id = await withdraw("jo", 6n * ETH);
+    await failedByCancel(id, 13);
+    await withdraw("jo", 8n * ETH);
+    await failureUndone(id);
+    await withdrawals.syncOutcomes();
+    expect(await owed("jo")).toBe(4n * ETH);
+    const written = await writeOffReorgReceivable(
+      { common: t.ctx.common, pool: t.ctx.db.pool, ledger },
+      {
+        chainId: 31337,
+        asset: "0x0000000000000000000000000000000000000000",
+        customerId: "jo",
+        ref: "TRE-77",
+        by: "treasury@example",
+        reason: "customer closed",
+      },
+    );
+    expect(written).toMatchObject({ status: "created", amount: 4n * ETH, stillOwed: 0n });
+    // before the fix: expected [] to have a length of 1 but got +0 (only the blocks of final
+    // deposit credits were lifted: the customer stayed blocked with nothing owed)
+    expect(written.blocksCleared).toHaveLength(1);
+    expect(await listWithdrawalBlocks(t.ctx.db.pool, "jo")).toEqual([]);
+  });
+
   it("a frozen customer's withdrawal cannot be held again: reported once, followed once unfrozen", async () => {
     const unheld = async () =>
       (
@@ -339,9 +415,20 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     expect((await get(id)).status).toBe("failed");
     expect(await unheld()).toBe(1);
 
-    // The operator unfreezes it (docs/runbooks/WithdrawalFailureUndoneUnheld.md): the next pass
-    // holds it again.
-    await ledger.unfreeze({ assetId: NATIVE, name: "user:hal" });
+    // The operator unfreezes it (docs/runbooks/WithdrawalFailureUndoneUnheld.md, `custody-node
+    // ledger unfreeze`): the next pass holds it again.
+    expect(
+      await unfreezeCustomer(
+        { common: t.ctx.common, pool: t.ctx.db.pool },
+        {
+          chainId: 31337,
+          asset: "0x0000000000000000000000000000000000000000",
+          customerId: "hal",
+          by: "ops-ana",
+          reason: "compliance agreed: the payment may mine",
+        },
+      ),
+    ).toMatchObject({ status: "unfrozen" });
     const fresh = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
     await fresh.syncOutcomes();
     expect((await get(id)).status).toBe("broadcast");

@@ -303,9 +303,9 @@ export function createWithdrawalHolds(ledger: Ledger) {
         const owed = await ledger.getTransfer(ids.shortfall);
         if (!owed) continue;
         returned = true;
-        // What the customer repaid of it meanwhile (the receivable is one account: crediting
-        // repays it whole when they also have a deposit's block) stays theirs: only what is still
-        // owed is given back, so the receivable never ends owing the customer.
+        // What the customer repaid of it meanwhile (crediting's repayReceivables repays the
+        // receivable, one account, from money that comes back to them) stays theirs: only what is
+        // still owed is given back, so the receivable never ends owing the customer.
         const amount = owed.amount < stillOwed ? owed.amount : stillOwed;
         if (amount <= 0n) continue;
         stillOwed -= amount;
