@@ -11,7 +11,6 @@ import { TX_OUTCOMES_QUEUE, type TxOutcomeJob } from "../signer/index.js";
 import { createV1Plugin } from "./v1.js";
 import { produceDepositEvents } from "./webhooks/depositEvents.js";
 import { createWebhookDispatcher } from "./webhooks/dispatcher.js";
-import { registerWebhookEndpoints } from "./webhooks/events.js";
 import { createWithdrawals } from "./withdrawals/service.js";
 
 export const apiRole: RoleDefinition = {
@@ -19,18 +18,20 @@ export const apiRole: RoleDefinition = {
   description:
     "the /v1 API (auth, idempotency, rate limits, deposits, withdrawals, webhooks admin)",
   async start(ctx) {
-    // Its endpoints are registered for every task's emitters before it takes a request (an old
-    // task's events reach an endpoint a deploy adds: events.ts); the ring's sweeps keep them so.
-    // Without Postgres now, the first ring registers them.
-    await registerWebhookEndpoints(ctx.pool, ctx.common.config).catch((err) =>
-      ctx.common.logger.warn({ msg: "could not register the webhook endpoints at start", err }),
-    );
     // Only the ring (enqueue pending deliveries) runs here; delivery is the worker's.
     const webhooks = createWebhookDispatcher({
       common: ctx.common,
       pool: ctx.pool,
       queues: ctx.queues,
     });
+    // Its endpoints are registered for every task's emitters before it takes a request (an old
+    // task's events reach an endpoint a deploy adds: events.ts); the ring's sweeps keep them so,
+    // and its stop takes them away. Without Postgres now, the first ring registers them.
+    await webhooks
+      .register()
+      .catch((err) =>
+        ctx.common.logger.warn({ msg: "could not register the webhook endpoints at start", err }),
+      );
     ctx.httpPlugins.push(
       createV1Plugin({
         common: ctx.common,
@@ -39,7 +40,7 @@ export const apiRole: RoleDefinition = {
         ringWebhooks: () => webhooks.ring(),
       }),
     );
-    return { stop: async () => {} };
+    return { stop: () => webhooks.stop() };
   },
 };
 

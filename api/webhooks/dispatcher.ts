@@ -11,12 +11,13 @@
  * config does not have (a worker on the old config during a deploy that adds one, or an endpoint
  * removed) is not this worker's to send or to fail: its sweep does not ring it and a job for it
  * counts no attempt (logged, metric `result="not_configured"`); it stays owed in Postgres for a
- * worker that has the endpoint. Receivers dedupe on `Webhook-Id`, and
+ * worker that has the endpoint, and is dead-lettered once no running task has the endpoint (it was
+ * removed). Receivers dedupe on `Webhook-Id`, and
  * keep the newest state of a subject by `sequence` (a forced re-drive can deliver an older event
  * after a newer one).
  */
 
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Job } from "bullmq";
 import type { Common } from "../../foundation/common.js";
 import type { Config } from "../../foundation/config.js";
@@ -24,7 +25,12 @@ import type { Pool } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import { type DoorbellJob, jobId, type QueueFactory } from "../../foundation/queues.js";
 import { apiMetrics } from "../metrics.js";
-import { registerWebhookEndpoints, SUBSCRIPTION_REGISTER_EVERY_MS } from "./events.js";
+import {
+  CURRENT_SUBSCRIPTIONS,
+  registerWebhookEndpoints,
+  SUBSCRIPTION_REGISTER_EVERY_MS,
+  unregisterWebhookEndpoints,
+} from "./events.js";
 import { signWebhook } from "./signature.js";
 
 /**
@@ -60,6 +66,11 @@ export type WebhookDispatcherOptions = {
 
 export type WebhookDispatcher = {
   start: () => void;
+  /**
+   * Registers this task's endpoints for every task's emitters (events.ts); each sweep does too, at
+   * most once a minute. `stop` takes them away.
+   */
+  register: () => Promise<void>;
   /** Enqueue pending deliveries now (producers call it after committing an event). */
   ring: () => Promise<number>;
   stop: () => Promise<void>;
@@ -97,6 +108,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     .map((w) => w.url);
   let lastUnconfiguredCheck = 0;
   let lastRegistered = 0;
+  /** This task's subscriptions are registered under it (api migration 0023). */
+  const task = randomUUID();
 
   /**
    * This worker's endpoints, registered for every task's emitters (events.ts): at its first sweep
@@ -104,24 +117,36 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
    */
   async function register() {
     if (Date.now() - lastRegistered < SUBSCRIPTION_REGISTER_EVERY_MS) return;
-    await registerWebhookEndpoints(pool, common.config);
+    await registerWebhookEndpoints(pool, common.config, task);
     lastRegistered = Date.now();
   }
   const unconfiguredDeadAfterMs = options.unconfiguredDeadAfterMs ?? 3_600_000;
 
   /**
    * Deliveries owed to endpoints this worker does not have: said at most once a minute (they wait
-   * for a worker that has the endpoint; none, if it was removed from every worker's config). One
-   * nobody has touched for `unconfiguredDeadAfterMs` (no worker that has the endpoint sent or
-   * retried it: it was removed) is dead-lettered, where operators see it and can re-drive it once
-   * the endpoint is back. Jobs waiting in such an endpoint's own queue while no worker anywhere
+   * for a worker that has the endpoint). One to an endpoint no running task has (it was removed
+   * from the config, and the last task that had it has stopped) is dead-lettered at once, where
+   * operators see it and can re-drive it once the endpoint is back: no task will send it. One a
+   * minute old at least, so a task that emits to its endpoints before its first registration is
+   * not taken for one whose endpoint was removed. One nobody has touched for
+   * `unconfiguredDeadAfterMs` (no task that has the endpoint sent or retried it) is dead-lettered
+   * too. Jobs waiting in such an endpoint's own queue while no worker anywhere
    * consumes it would stay in Redis for good, counted as queue depth: they are drained. Nothing is
    * lost: Postgres owes the deliveries, and a worker that has the endpoint rings them again.
    */
   async function unconfiguredEndpoints() {
     if (Date.now() - lastUnconfiguredCheck < Math.min(60_000, unconfiguredDeadAfterMs)) return;
     lastUnconfiguredCheck = Date.now();
-    const { rowCount: dead } = await pool.query(
+    const { rowCount: removed } = await pool.query(
+      `UPDATE api.webhook_deliveries
+          SET status = 'dead', updated_at = now(),
+              last_error = 'endpoint ' || endpoint || ' was removed from every task''s config'
+        WHERE status = 'pending' AND endpoint <> ALL($1::text[])
+          AND updated_at < now() - make_interval(secs => $2::double precision)
+          AND endpoint NOT IN (SELECT endpoint FROM (${CURRENT_SUBSCRIPTIONS}) current)`,
+      [configured, SUBSCRIPTION_REGISTER_EVERY_MS / 1000],
+    );
+    const { rowCount: untouched } = await pool.query(
       `UPDATE api.webhook_deliveries
           SET status = 'dead', updated_at = now(),
               last_error = 'endpoint ' || endpoint || ' is not configured (no worker sent it within '
@@ -130,9 +155,19 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
           AND updated_at < now() - make_interval(secs => $2::double precision)`,
       [configured, unconfiguredDeadAfterMs / 1000, String(unconfiguredDeadAfterMs / 1000)],
     );
-    if (dead) {
-      log.warn({ msg: "webhook deliveries to an endpoint no worker sent dead-lettered", dead });
-      metrics.deliveries.inc({ result: "dead" }, dead);
+    if (removed) {
+      log.warn({
+        msg: "webhook deliveries to an endpoint no task has any more dead-lettered",
+        dead: removed,
+      });
+      metrics.deliveries.inc({ result: "dead" }, removed);
+    }
+    if (untouched) {
+      log.warn({
+        msg: "webhook deliveries to an endpoint no worker sent dead-lettered",
+        dead: untouched,
+      });
+      metrics.deliveries.inc({ result: "dead" }, untouched);
     }
     const { rows } = await pool.query<{ endpoint: string; pending: number }>(
       `SELECT endpoint, count(*)::int AS pending FROM api.webhook_deliveries
@@ -384,6 +419,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       };
       timer = setTimeout(tick, 0);
     },
+    register: () => {
+      lastRegistered = 0;
+      return register();
+    },
     ring,
     async stop() {
       const t = timer;
@@ -391,6 +430,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       clearTimeout(t);
       await sweeping?.catch(() => {});
       await Promise.all(workers.map((w) => w.close()));
+      // Once the last task that had an endpoint has stopped, events get no delivery to it.
+      await unregisterWebhookEndpoints(pool, task).catch((err) =>
+        log.warn({ msg: "could not unregister this task's webhook endpoints", err }),
+      );
     },
   };
 }

@@ -2,7 +2,8 @@
  * Which endpoints an event is delivered to: every endpoint some task is configured with (shared in
  * Postgres, api migration 0020), from when it was added on. An old task during a rolling deploy
  * that adds an endpoint emits events to it too; an endpoint removed from every task's config stops
- * getting them; and the first endpoint ever added is not sent the history of every deposit before
+ * getting them once the last task that had it has stopped, and what it was owed is dead-lettered;
+ * and the first endpoint ever added is not sent the history of every deposit before
  * it (that is the API's). Real HTTP receiver on loopback, Postgres, BullMQ on Redis, and the
  * worker role itself.
  */
@@ -12,6 +13,7 @@ import { createHealth } from "../../foundation/health.js";
 import type { RoleHandle } from "../../foundation/roles.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { apiWorkerRole } from "../role.js";
+import { createWebhookDispatcher } from "./dispatcher.js";
 import { emitEvent } from "./events.js";
 import { createWebhookTestContext, type WebhookTestContext } from "./testing/receiver.js";
 
@@ -44,6 +46,14 @@ afterAll(async () => {
 
 const withWebhooks = (webhooks: Config["webhooks"]) =>
   Object.freeze({ ...t.ctx.common.config, webhooks });
+
+/** A task on a config with these endpoints: its dispatcher, its sweeps rung by the test. */
+const task = (webhooks: Config["webhooks"]) =>
+  createWebhookDispatcher({
+    common: { ...t.ctx.common, config: withWebhooks(webhooks) },
+    pool: t.ctx.db.pool,
+    queues: t.ctx.queues,
+  });
 
 const deliveriesOf = async (eventId: string) =>
   (
@@ -81,13 +91,94 @@ describe("webhook endpoints shared by every task", () => {
     );
   });
 
+  it("an endpoint a deploy removed gets no more events once the last task that had it stopped; what it was owed is dead-lettered with why", async () => {
+    const hook = `${t.receiverUrl}/hook`;
+    const removed = `${t.receiverUrl}/removed-by-deploy`;
+    const was = [
+      { url: hook, secretEnv: "WH", events: ["*" as const] },
+      { url: removed, secretEnv: "WH", events: ["*" as const] },
+    ];
+    // A task on the old config runs (its first sweep registers its endpoints) and emits...
+    const old = task(was);
+    await old.ring();
+    const owed = await emitEvent(t.ctx.db.pool, withWebhooks(was), {
+      type: "deposit.detected",
+      name: "deposit:owed-removed:detected",
+      data: { deposit_id: "owed-removed", amount: "1" },
+    });
+    // ...the deploy that removes the endpoint starts a new task and stops the old one.
+    const first = task(t.ctx.common.config.webhooks);
+    await first.ring();
+    await old.stop();
+    const id = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
+      type: "deposit.detected",
+      name: "deposit:after-removal:detected",
+      data: { deposit_id: "after-removal", amount: "1" },
+    });
+    // before the fix: "expected [ …(3) ] to deeply equal [ …(2) ]": the removed endpoint was
+    // still given events for ten minutes after the last task that had it stopped.
+    expect((await deliveriesOf(id)).map((d) => d.endpoint)).toEqual([
+      `${t.receiverUrl}/added`,
+      hook,
+    ]);
+    // What it was owed before (a minute ago at least) no task will send: dead-lettered, with why.
+    await t.ctx.db.pool.query(
+      `UPDATE api.webhook_deliveries SET updated_at = now() - interval '2 minutes'
+        WHERE event_id = $1 AND endpoint = $2`,
+      [owed, removed],
+    );
+    const second = task(t.ctx.common.config.webhooks);
+    await second.ring();
+    const { rows } = await t.ctx.db.pool.query(
+      "SELECT status, last_error FROM api.webhook_deliveries WHERE event_id = $1 AND endpoint = $2",
+      [owed, removed],
+    );
+    // before the fix: "expected { status: 'pending', last_error: null } to deeply equal …": it
+    // waited an hour untouched, then went dead as "not configured".
+    expect(rows[0]).toEqual({
+      status: "dead",
+      last_error: `endpoint ${removed} was removed from every task's config`,
+    });
+    await first.stop();
+    await second.stop();
+  });
+
+  it("a deploy that stops every task first: an operator's CLI meanwhile has the endpoints of the tasks before, the tasks after drop the removed one", async () => {
+    const hook = `${t.receiverUrl}/hook`;
+    const removed = `${t.receiverUrl}/removed-while-down`;
+    // Only the tasks of this test run (the others' rows as if they had stopped long ago).
+    await t.ctx.db.pool.query("DELETE FROM api.webhook_task_subscriptions");
+    const old = task([
+      { url: hook, secretEnv: "WH", events: ["*"] },
+      { url: removed, secretEnv: "WH", events: ["*"] },
+    ]);
+    await old.ring();
+    await old.stop();
+    const cli = (name: string) =>
+      emitEvent(t.ctx.db.pool, withWebhooks([]), {
+        type: "withdrawal.approved",
+        name,
+        data: { withdrawal_id: name, amount: "1" },
+      });
+    // The last task to stop kept its endpoints.
+    expect((await deliveriesOf(await cli("while-down"))).map((d) => d.endpoint)).toEqual([
+      hook,
+      removed,
+    ]);
+    // A task on the new config starts: the removed endpoint is given nothing more.
+    const next = task([{ url: hook, secretEnv: "WH", events: ["*"] }]);
+    await next.ring();
+    expect((await deliveriesOf(await cli("after-restart"))).map((d) => d.endpoint)).toEqual([hook]);
+    await next.stop();
+  });
+
   it("an endpoint no task has registered for ten minutes gets no more events; its events filter holds", async () => {
     const gone = `${t.receiverUrl}/gone`;
     const inflows = `${t.receiverUrl}/inflows`;
-    // Registered by tasks before (their config had them)...
+    // Registered by tasks before (their config had them); the task that had `gone` crashed...
     await t.ctx.db.pool.query(
-      `INSERT INTO api.webhook_subscriptions (endpoint, pattern, seen_at)
-       VALUES ($1, '*', now() - interval '11 minutes'), ($2, 'inflow.*', now())`,
+      `INSERT INTO api.webhook_task_subscriptions (task, endpoint, pattern, seen_at)
+       VALUES ('crashed', $1, '*', now() - interval '11 minutes'), ('other', $2, 'inflow.*', now())`,
       [gone, inflows],
     );
     const id = await emitEvent(t.ctx.db.pool, t.ctx.common.config, {
@@ -95,7 +186,7 @@ describe("webhook endpoints shared by every task", () => {
       name: "deposit:removed:detected",
       data: { deposit_id: "removed", amount: "1" },
     });
-    // ...`gone` removed from every config 11 minutes ago; `inflows` is not given deposit events.
+    // ...11 minutes ago; `inflows` is not given deposit events.
     expect((await deliveriesOf(id)).map((d) => d.endpoint)).toEqual([
       `${t.receiverUrl}/added`,
       `${t.receiverUrl}/hook`,
@@ -103,7 +194,7 @@ describe("webhook endpoints shared by every task", () => {
     // Every task down for a day (the newest registration as old): an operator's CLI still
     // delivers to the endpoints the tasks had.
     await t.ctx.db.pool.query(
-      "UPDATE api.webhook_subscriptions SET seen_at = seen_at - interval '1 day'",
+      "UPDATE api.webhook_task_subscriptions SET seen_at = seen_at - interval '1 day'",
     );
     const cli = await emitEvent(t.ctx.db.pool, withWebhooks([]), {
       type: "inflow.credited",

@@ -26,26 +26,57 @@ export function endpointWants(endpoint: WebhookEndpoint, type: string): boolean 
 }
 
 /**
- * A subscription (api.webhook_subscriptions, api migration 0020) that no task has registered for
- * this long less than the newest registration is stale: its endpoint was removed from every
- * task's config, and events get no delivery to it any more. Tasks register every
- * `SUBSCRIPTION_REGISTER_EVERY_MS`.
+ * A task's subscription (api.webhook_task_subscriptions, api migration 0023) that it has not
+ * registered for this long less than the newest registration is stale: the task is gone without
+ * unregistering (it crashed), and events get no delivery to an endpoint only it had. Tasks
+ * register every `SUBSCRIPTION_REGISTER_EVERY_MS`.
  */
 export const SUBSCRIPTION_STALE_AFTER_MS = 10 * 60_000;
 export const SUBSCRIPTION_REGISTER_EVERY_MS = 60_000;
 
+/** A row of api.webhook_task_subscriptions that no newer registration made stale. */
+const FRESH = `seen_at >= (SELECT max(seen_at) FROM api.webhook_task_subscriptions)
+  - make_interval(secs => ${SUBSCRIPTION_STALE_AFTER_MS / 1000})`;
+
+/** The current subscriptions: (endpoint, pattern) rows. */
+export const CURRENT_SUBSCRIPTIONS = `
+  SELECT DISTINCT endpoint, pattern FROM api.webhook_task_subscriptions
+   WHERE endpoint <> '' AND ${FRESH}`;
+
+// Registrations and a task's leaving take turns: two last tasks stopping at once would each see
+// the other running and both take their rows away.
+const lockSubscriptions = (client: PoolClient) =>
+  client.query(
+    "SELECT pg_advisory_xact_lock(hashtextextended('api.webhook_task_subscriptions', 0))",
+  );
+
 /**
- * Records this task's endpoints and the event patterns each is given, shared with every task's
- * emitters (api migration 0020), and that a task runs at all (the '' row, whatever its config).
- * A subscription found stale starts again from now (`added_at`).
+ * Records the endpoints of `task` (one running dispatcher) and the event patterns each is given,
+ * shared with every task's emitters (api migration 0023), and that the task runs at all (its ''
+ * row, whatever its config). A task running again drops the rows the last one to stop left.
  */
 export async function registerWebhookEndpoints(
-  db: Pool | PoolClient,
+  pool: Pool,
   config: Pick<Config, "webhooks">,
+  task: string,
 ): Promise<void> {
   const rows = [["", ""], ...config.webhooks.flatMap((w) => w.events.map((e) => [w.url, e]))];
-  // In order, so two tasks registering at once lock the rows in one order.
-  await db.query(
+  const endpoints = rows.map((r) => r[0]);
+  const patterns = rows.map((r) => r[1]);
+  await withTransaction(pool, async (client) => {
+    await lockSubscriptions(client);
+    await client.query("DELETE FROM api.webhook_task_subscriptions WHERE stopped");
+    await client.query(
+      `INSERT INTO api.webhook_task_subscriptions AS s (task, endpoint, pattern)
+       SELECT DISTINCT $1::text, endpoint, pattern FROM unnest($2::text[], $3::text[]) AS r(endpoint, pattern)
+       ON CONFLICT (task, endpoint, pattern) DO UPDATE SET seen_at = now()`,
+      [task, endpoints, patterns],
+    );
+  });
+  // For the previous revision's emitters, which read api migration 0020's shared rows, during the
+  // deploy that brings 0023 (an endpoint it adds reaches the old tasks' events too). In order, so
+  // two tasks registering at once lock the rows in one order.
+  await pool.query(
     `INSERT INTO api.webhook_subscriptions AS s (endpoint, pattern)
      SELECT DISTINCT endpoint, pattern FROM unnest($1::text[], $2::text[]) AS r(endpoint, pattern)
       ORDER BY endpoint, pattern
@@ -54,8 +85,30 @@ export async function registerWebhookEndpoints(
             added_at = CASE WHEN s.seen_at < (SELECT max(seen_at) FROM api.webhook_subscriptions)
                               - make_interval(secs => $3::double precision / 1000)
                             THEN now() ELSE s.added_at END`,
-    [rows.map((r) => r[0]), rows.map((r) => r[1]), SUBSCRIPTION_STALE_AFTER_MS],
+    [endpoints, patterns, SUBSCRIPTION_STALE_AFTER_MS],
   );
+}
+
+/**
+ * Takes a stopping task's subscriptions away, so an endpoint no running task has gets no more
+ * deliveries (a deploy that removed it has replaced the last task that had it). The last running
+ * task keeps its rows, marked `stopped`, for the events emitted while none runs.
+ */
+export async function unregisterWebhookEndpoints(pool: Pool, task: string): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    await lockSubscriptions(client);
+    const { rows } = await client.query(
+      `SELECT 1 FROM api.webhook_task_subscriptions WHERE task <> $1 AND NOT stopped AND ${FRESH}
+        LIMIT 1`,
+      [task],
+    );
+    await client.query(
+      rows.length > 0
+        ? "DELETE FROM api.webhook_task_subscriptions WHERE task = $1"
+        : "UPDATE api.webhook_task_subscriptions SET stopped = true WHERE task = $1",
+      [task],
+    );
+  });
 }
 
 /**
@@ -64,7 +117,7 @@ export async function registerWebhookEndpoints(
  * `sequence` (api migration 0014's trigger).
  *
  * The interested endpoints are this task's config's and every current subscription that any task
- * registered (api migration 0020): during a rolling deploy that adds an endpoint, an old task's
+ * registered (api migration 0023): during a rolling deploy that adds an endpoint, an old task's
  * event is delivered to it too (it was not, its config not naming it: the receiver missed events,
  * an `orphaned` after a `credited` among them). They are read after the event's insert, which
  * holds its subject's lock until commit: the next event of the subject reads them after this one
@@ -83,10 +136,7 @@ export async function emitEvent(
   );
   if (inserted.rowCount === 1) {
     const { rows } = await client.query<{ endpoint: string; pattern: string }>(
-      `SELECT endpoint, pattern FROM api.webhook_subscriptions
-        WHERE endpoint <> '' AND seen_at >= (SELECT max(seen_at) FROM api.webhook_subscriptions)
-                - make_interval(secs => $1::double precision / 1000)`,
-      [SUBSCRIPTION_STALE_AFTER_MS],
+      CURRENT_SUBSCRIPTIONS,
     );
     const endpoints = new Set([
       ...config.webhooks.filter((w) => endpointWants(w, event.type)).map((w) => w.url),
