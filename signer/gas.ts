@@ -192,8 +192,8 @@ export async function estimateL1DataFee(
  * The L1 data fee at `at` of a cancel of `from` (a 0-value self-transfer without data): the
  * yardstick of the L1 price. The OP stack's fee is the transaction's size term times one price
  * (the L1 base and blob fees and the chain's scalars), so a fee stored with the yardstick read at
- * the same block scales to the price now as fee x yardstick now / yardstick then (intake.ts
- * `inFlightCost`): one oracle read a round for every send in flight.
+ * the same block scales to the price now as fee x yardstick now / yardstick then
+ * (broadcaster/budget.ts `inFlightCost`): one oracle read a round for every send in flight.
  */
 export function l1FeeYardstick(
   client: PublicClient,

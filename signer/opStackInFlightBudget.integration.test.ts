@@ -135,6 +135,35 @@ describe("intake budget on an OP-stack chain", () => {
     }
   });
 
+  it("counts a send signed at an L1 price of 0 at the fee the oracle asks now, not at the 0 stored", async () => {
+    // A price of 0 at signing gives no ratio to scale the stored fee by: counted as stored (0),
+    // a rise while it is in flight is missed, and the next send takes a nonce the wallet cannot
+    // pay. before the fix: expected 'broadcast' to be 'pending'.
+    await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, oracleRuntime(0n)]);
+    const balance = parseEther("1");
+    const account = await t.wallet(balance);
+    const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
+    try {
+      await t.withdraw("zero-first", { from: account.address, value: parseEther("0.4") });
+      await sent("zero-first");
+      expect((await getTxRequest(t.ctx.db.pool, "zero-first"))?.nonce).toBe(0n);
+      await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
+      const now = await estimateL1DataFee(t.client, t.chain, {
+        from: account.address,
+        to: RECIPIENT,
+        value: parseEther("0.4"),
+        data: "0x",
+      });
+      expect(now > parseEther("0.1")).toBe(true);
+      // Fits after the first at its stored L1 fee of 0 (0.05 ETH to spare), not at the fee now.
+      const second = balance - parseEther("0.4") - now - parseEther("0.05");
+      await t.withdraw("zero-second", { from: account.address, value: second });
+      await waitsThenSignedAfterTheFirstMined("zero-second", account.address);
+    } finally {
+      await signer.stop();
+    }
+  });
+
   it("an oracle that does not answer leaves requests pending: no nonce on a guess, none failed", async () => {
     // Without the L1 price now, the sends in flight could take more than stored: nothing is
     // signed, and the request is not failed for the oracle's answer (it is no fact about it).

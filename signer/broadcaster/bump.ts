@@ -10,10 +10,16 @@
  * including one failed outright before migration 0107, which is not followed (nonces.ts names
  * those whose nonce is still unused). On a halted chain no attempt of a request no node has taken
  * (its payment or a cancel) is replaced or resent (halt.ts); the halt is read again after a KMS
- * signature of the pass.
+ * signature of the pass. A replacement raises its nonce's worst case: one the balance cannot cover
+ * with the rest in flight (budget.ts) is not signed either, and the current attempt is resent as
+ * at the cap (alert `insufficient_funds`): signed, the node may take it, and once the nonces
+ * before it mine the wallet can no longer pay it, while its old bytes, which it could, are gone
+ * from the pool; that nonce then holds every later one for good. New sends wait meanwhile
+ * (`state.bumpsOwed`). A new cancel (cancel.ts) is not held: it fills a nonce nothing else can.
  */
 import { LeaseLostError } from "../errors.js";
 import { type BumpResult, bumpFees, estimateFees, type Fees } from "../fees.js";
+import { maxCost } from "../gas.js";
 import type { Lease } from "../lease.js";
 import {
   cancelsOnly,
@@ -22,6 +28,7 @@ import {
   storeAttempt,
   type WatchedRequest,
 } from "./attempts.js";
+import { type InFlight, inFlightCost, readL1Yardstick } from "./budget.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendableNow } from "./halt.js";
 import { sendInOrder, signTx } from "./send.js";
@@ -54,12 +61,23 @@ export async function bump(
   // On a halted chain a request no node has taken (refused as underpriced, say) is neither
   // replaced nor resent: its replacement would be its first send (halt.ts). What is out is bumped.
   const due = await sendableNow(ctx, candidates);
+  // A bump owed for a nonce used since holds nothing back any more.
+  for (const nonce of ctx.state.bumpsOwed.keys())
+    if (nonce < latestCount) ctx.state.bumpsOwed.delete(nonce);
   if (due.length === 0) return;
-  // Fees are needed only to sign a replacement: a node that cannot tell them gets the due
-  // attempts' stored bytes again (as at the cap), and the tick goes on to its doorbells.
+  // Fees are needed only to sign a replacement, and the balance and what is in flight to check it
+  // fits: a node that cannot tell them gets the due attempts' stored bytes again (as at the cap),
+  // and the tick goes on to its doorbells. The count (`latestCount`) was read before the balance,
+  // as intake reads them: a send mined between is counted twice (a bump waits), never in neither.
   let market: Fees | undefined;
+  let budget: { balance: bigint; spent: InFlight; left: bigint } | undefined;
   try {
-    market = await estimateFees(ctx.client, chain);
+    const fees = await estimateFees(ctx.client, chain);
+    const l1 = await readL1Yardstick(ctx);
+    const balance = await ctx.client.getBalance({ address: ctx.from });
+    const spent = await inFlightCost(ctx, latestCount, l1);
+    market = fees;
+    budget = { balance, spent, left: balance - spent.total };
   } catch (error) {
     ctx.log.warn({
       msg: "fees not known, due attempts resent unchanged",
@@ -82,7 +100,7 @@ export async function bump(
       signedSinceRead = false;
     }
     if (sendable && !sendable.has(a.id)) continue;
-    const result: BumpResult =
+    let result: BumpResult =
       market === undefined
         ? { replace: false, capped: false }
         : bumpFees(a.fees, market, chain.maxFeePerGas);
@@ -98,12 +116,29 @@ export async function bump(
         [a.requestId],
       );
     }
+    if (result.replace && budget) {
+      const raise = replacementRaise(budget.spent, a, result.fees);
+      if (raise > budget.left) {
+        ctx.state.bumpsOwed.set(a.nonce, raise);
+        ctx.alert("insufficient_funds", {
+          request_id: a.requestId,
+          nonce: String(a.nonce),
+          balance: budget.balance.toString(),
+          in_flight: (budget.balance - budget.left).toString(),
+          bump: raise.toString(),
+        });
+        result = { replace: false, capped: false };
+      } else {
+        budget.left -= raise;
+        ctx.state.bumpsOwed.delete(a.nonce);
+      }
+    }
     if (!result.replace) {
-      // No valid replacement under the cap, or no fees known: keep the current attempt, resend
-      // it, wait. Through sendInOrder, as every stage sends: the halt read now, and the node's
-      // answer recorded (bytes refused as underpriced and taken now put the request out, and are
-      // no longer due every pass; a refusal gets its class's response). Its clock restarts: at
-      // the cap it is resent once per bump interval, not every pass.
+      // No valid replacement under the cap or within the balance, or no fees known: keep the
+      // current attempt, resend it, wait. Through sendInOrder, as every stage sends: the halt
+      // read now, and the node's answer recorded (bytes refused as underpriced and taken now put
+      // the request out, and are no longer due every pass; a refusal gets its class's response).
+      // Its clock restarts: at the cap it is resent once per bump interval, not every pass.
       const [sent] = await sendInOrder(ctx, lease, [a]);
       if (sent)
         await lease.query("UPDATE custody.tx_attempts SET broadcast_at = now() WHERE id = $1", [
@@ -146,4 +181,20 @@ export async function bump(
     });
     await sendInOrder(ctx, lease, [stored]);
   }
+}
+
+/**
+ * What replacing `a` with the same transaction at `fees` adds to what is in flight: its gas at the
+ * new max fee less at its own, beyond its nonce's dearest live attempt (value and L1 fee are its
+ * request's, unchanged).
+ */
+function replacementRaise(
+  spent: InFlight,
+  a: { id: string; nonce: bigint; gasLimit: bigint; fees: Fees },
+  fees: Fees,
+): bigint {
+  const gas = (f: Fees) => maxCost({ value: 0n, gasLimit: a.gasLimit, fees: f, l1Fee: 0n });
+  const dearest = spent.ofNonce.get(a.nonce) ?? 0n;
+  const cost = (spent.ofAttempt.get(a.id) ?? dearest) + gas(fees) - gas(a.fees);
+  return cost > dearest ? cost - dearest : 0n;
 }

@@ -70,6 +70,11 @@ export type BroadcasterContext = {
      * until this time (ms), so a batch of them never hides the requests behind them (intake.ts).
      */
     unpaidUntil: Map<string, number>;
+    /**
+     * Per unmined nonce, the raise of a bump the balance could not cover with the rest in flight
+     * (bump.ts): intake keeps it free, so new sends wait rather than take what that bump needs.
+     */
+    bumpsOwed: Map<bigint, bigint>;
     /** The chain's open halt as this tick read it (halt.ts): nothing new is signed or sent. */
     halt: ChainHalt | null;
   };

@@ -160,7 +160,7 @@ export function createBroadcasterContext(options: BroadcasterOptions): Broadcast
     },
     alert: createAlert(log, metrics, labels),
     crash: createCrashPoints(options.crashAt, log),
-    state: { nextNonce: undefined, unpaidUntil: new Map(), halt: null },
+    state: { nextNonce: undefined, unpaidUntil: new Map(), bumpsOwed: new Map(), halt: null },
   };
 }
 

@@ -7,16 +7,11 @@
 import type { Hex } from "viem";
 import { mapLimit } from "../../foundation/mapLimit.js";
 import { estimateFees, type Fees } from "../fees.js";
-import {
-  affordable,
-  IntrinsicGasTooLowError,
-  type L1FeeAt,
-  l1FeeYardstick,
-  maxCost,
-} from "../gas.js";
+import { affordable, IntrinsicGasTooLowError, type L1FeeAt, maxCost } from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
 import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js";
+import { inFlightCost, readL1Yardstick } from "./budget.js";
 import type { BroadcasterContext } from "./context.js";
 import { requestGas } from "./gasPlan.js";
 import { resendLive, sendInOrder, signTx } from "./send.js";
@@ -33,43 +28,6 @@ async function failBeforeNonce(lease: Lease, id: string, code: string, message: 
       WHERE id = $1 AND status = 'pending'`,
     [id, code, message.slice(0, 500)],
   );
-}
-
-/**
- * The most the wallet's unmined nonces (from `latestCount`) can still take from its balance: per
- * nonce, the dearest of its live attempts (value, 0 for a cancel, + gas limit x max fee + the
- * request's L1 data fee). An OP-stack chain takes the L1 fee on inclusion as it takes gas: left
- * out, the fees of many sends in flight leave less than the budget believes, and the next send
- * is refused for insufficient funds with its nonce taken. A cancel's L1 fee is counted as its
- * request's (a 0-value self-transfer without data is never larger).
- *
- * The L1 fee is charged at the L1 price at inclusion, not at signing: each is counted as the larger
- * of the fee stored at signing and that fee scaled to the price now, `l1Yardstick` (gas.ts
- * `l1FeeYardstick`, read this round) over `l1_fee_yardstick` (read at the block its fee was
- * estimated at), rounded up. A request signed before the yardstick was stored counts its fee as
- * stored. A price fallen since counts the stored fee (the node may still include it at that price).
- */
-async function inFlightCost(
-  ctx: BroadcasterContext,
-  latestCount: bigint,
-  l1Yardstick: bigint | null,
-): Promise<bigint> {
-  const { rows } = await ctx.pool.query<{ total: bigint }>(
-    `SELECT COALESCE(sum(cost), 0) AS total FROM (
-       SELECT max(CASE WHEN a.purpose = 'cancel' THEN 0 ELSE r.value END
-                  + a.gas_limit * COALESCE(a.max_fee_per_gas, a.gas_price)
-                  + CASE WHEN $4::numeric IS NULL OR COALESCE(r.l1_fee_yardstick, 0) = 0
-                         THEN COALESCE(r.l1_fee, 0)
-                         ELSE GREATEST(r.l1_fee, div(r.l1_fee * $4::numeric + r.l1_fee_yardstick - 1,
-                                                     r.l1_fee_yardstick))
-                    END) AS cost
-         FROM custody.tx_attempts a JOIN custody.tx_requests r ON r.id = a.request_id
-        WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ('signed', 'broadcast')
-          AND a.nonce >= $3
-        GROUP BY a.nonce) n`,
-    [ctx.chain.chainId, ctx.from, latestCount.toString(), l1Yardstick?.toString() ?? null],
-  );
-  return rows[0]!.total;
 }
 
 /**
@@ -112,10 +70,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   let l1Yardstick: bigint | null = null;
   try {
     fees = await estimateFees(ctx.client, chain);
-    if ((chain.l1DataFee ?? "none") !== "none") {
-      l1At = { blockNumber: await ctx.client.getBlockNumber({ cacheTime: 0 }) };
-      l1Yardstick = await l1FeeYardstick(ctx.client, chain, from, l1At);
-    }
+    ({ l1At, l1Yardstick } = await readL1Yardstick(ctx));
   } catch (error) {
     ctx.log.warn({
       msg: "fees not known, requests stay pending",
@@ -187,7 +142,11 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     }
     const candidates = ready.filter((_, i) => withTokens[i]);
     const balance = await ctx.client.getBalance({ address: from });
-    const committed = await inFlightCost(ctx, BigInt(latestCount), l1Yardstick);
+    // A bump the balance could not cover (bump.ts) is owed first: its nonce comes before these.
+    let owed = 0n;
+    for (const raise of state.bumpsOwed.values()) owed += raise;
+    const committed =
+      (await inFlightCost(ctx, BigInt(latestCount), { l1At, l1Yardstick })).total + owed;
     const fits = affordable(
       candidates.map((r) => maxCost({ ...r, fees })),
       balance - committed,
