@@ -92,6 +92,54 @@ const confirmed = (id: string) =>
     { timeoutMs: 20_000 },
   );
 
+/**
+ * `id` (to be requested from `account`, whose signer runs with a short receipt grace) is signed and
+ * stored but no node takes it (every send refused as node trouble, until the caller lifts the
+ * intercept); the key is used from outside custody at its nonce, mined: the request goes to
+ * receipt_unknown from `signed`. Returns the outside transaction's block.
+ */
+async function usedOutsideBeforeSent(account: KmsAccount, id: string): Promise<bigint> {
+  t.proxy!.setIntercept((call) =>
+    call.method === "eth_sendRawTransaction"
+      ? { error: { code: -32000, message: "503 temporarily unavailable" } }
+      : undefined,
+  );
+  await t.withdraw(id, { from: account.address });
+  await waitFor("stored, unsent", async () => {
+    const r = await getTxRequest(t.ctx.db.pool, id);
+    return r?.status === "signed";
+  });
+  // The key used from outside custody at the same nonce (straight to the node): mined.
+  const outside = await account.signTransaction({
+    chainId: t.chain.chainId,
+    type: "eip1559",
+    to: account.address,
+    value: 0n,
+    gas: 21_000n,
+    nonce: 0,
+    maxFeePerGas: parseGwei("100"),
+    maxPriorityFeePerGas: parseGwei("2"),
+  });
+  const hash = await t.rpc<Hex>("eth_sendRawTransaction", [outside]);
+  const mined = await t.client.waitForTransactionReceipt({ hash });
+  // No receipt of ours for a used nonce: receipt_unknown, from `signed`.
+  await waitFor("receipt_unknown", async () => {
+    const r = await getTxRequest(t.ctx.db.pool, id);
+    return r?.status === "receipt_unknown" || r?.status === "needs_review";
+  });
+  return mined.blockNumber;
+}
+
+/** Waits until the tracker saw `id`'s nonce free again (event `nonce_unmined`): its status then. */
+const nonceSeenFree = (id: string) =>
+  waitFor("the nonce seen free again", async () => {
+    const { rows } = await t.ctx.db.pool.query<{ to_status: string }>(
+      "SELECT to_status FROM custody.tx_request_events WHERE request_id = $1 AND event = 'nonce_unmined'",
+      [id],
+    );
+    return rows[0]?.to_status;
+  });
+
 describe("a halted chain", () => {
   it("leaves a pending request unsigned and waiting, and sends it once after the resume", async () => {
     const account = await t.wallet();
@@ -163,52 +211,17 @@ describe("a halted chain", () => {
     // still sent them from receipt_unknown, in the tick before the tracker moved it.
     const account = await t.wallet();
     const id = "halted-unmined-unsent";
-    // Every send refused as node trouble: the bytes are stored, the request stays `signed`.
-    t.proxy!.setIntercept((call) =>
-      call.method === "eth_sendRawTransaction"
-        ? { error: { code: -32000, message: "503 temporarily unavailable" } }
-        : undefined,
-    );
     const signer = t.run(account, { settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 } });
     try {
-      await t.withdraw(id, { from: account.address });
-      await waitFor("stored, unsent", async () => {
-        const r = await getTxRequest(t.ctx.db.pool, id);
-        return r?.status === "signed";
-      });
-      // The key used from outside custody at the same nonce (straight to the node): mined.
-      const outside = await account.signTransaction({
-        chainId: t.chain.chainId,
-        type: "eip1559",
-        to: account.address,
-        value: 0n,
-        gas: 21_000n,
-        nonce: 0,
-        maxFeePerGas: parseGwei("100"),
-        maxPriorityFeePerGas: parseGwei("2"),
-      });
-      const hash = await t.rpc<Hex>("eth_sendRawTransaction", [outside]);
-      const mined = await t.client.waitForTransactionReceipt({ hash });
-      // No receipt of ours for a used nonce: receipt_unknown, from `signed`.
-      await waitFor("receipt_unknown", async () => {
-        const r = await getTxRequest(t.ctx.db.pool, id);
-        return r?.status === "receipt_unknown" || r?.status === "needs_review";
-      });
+      const usedAt = await usedOutsideBeforeSent(account, id);
       await halt();
       await ticks(3);
       // A reorg takes the outside transaction out: the nonce is free again.
-      const depth = Number((await t.client.getBlockNumber()) - mined.blockNumber + 1n);
-      await t.rpc("anvil_reorg", [depth, []]);
+      await t.rpc("anvil_reorg", [Number((await t.client.getBlockNumber()) - usedAt + 1n), []]);
       expect(await sentBy(account)).toBe(0);
       // The node would now take whatever is sent: nothing may be.
       t.proxy!.setIntercept(undefined);
-      await waitFor("the nonce seen free again", async () => {
-        const { rows } = await t.ctx.db.pool.query(
-          "SELECT 1 FROM custody.tx_request_events WHERE request_id = $1 AND event = 'nonce_unmined'",
-          [id],
-        );
-        return rows.length > 0;
-      });
+      await nonceSeenFree(id);
       await ticks(10);
       expect(await sentBy(account)).toBe(0);
       // No node took it: held like any request not out yet.
@@ -221,6 +234,40 @@ describe("a halted chain", () => {
       expect(sent.nonce).toBe(0n);
       expect(await sentBy(account)).toBe(1);
     } finally {
+      t.proxy!.setIntercept(undefined);
+      await signer.stop();
+      await resume();
+    }
+  });
+
+  it("follows a request a node took while receipt_unknown (its nonce free again) as sent, not held as one no node has", async () => {
+    const account = await t.wallet();
+    const id = "unmined-taken";
+    const signer = t.run(account, { settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 } });
+    try {
+      const usedAt = await usedOutsideBeforeSent(account, id);
+      // The node pools what it is given from now on (no block mined while it is): a reorg takes
+      // the outside transaction out, the nonce is free again, and the node takes what is sent.
+      await t.rpc("evm_setAutomine", [false]);
+      await t.rpc("anvil_reorg", [Number((await t.client.getBlockNumber()) - usedAt + 1n), []]);
+      t.proxy!.setIntercept(undefined);
+      // The resync sends its stored bytes from receipt_unknown (the chain is running), in the tick
+      // before the tracker sees the nonce free: the node has them.
+      // before the fix: expected 'signed' to be 'broadcast' (no take recorded from
+      // receipt_unknown: held as a request no node has, its held gauge 1 under a halt)
+      expect(await nonceSeenFree(id)).toBe("broadcast");
+      expect(await sentBy(account)).toBe(1);
+      expect((await getTxRequest(t.ctx.db.pool, id))!.status).toBe("broadcast");
+      await halt();
+      await ticks(3);
+      expect(await held(account.address)).toBe(0);
+      await resume();
+      await t.rpc("evm_setAutomine", [true]);
+      await t.rpc("evm_mine");
+      expect((await confirmed(id)).nonce).toBe(0n);
+      expect(await sentBy(account)).toBe(1);
+    } finally {
+      await t.rpc("evm_setAutomine", [true]);
       t.proxy!.setIntercept(undefined);
       await signer.stop();
       await resume();

@@ -13,6 +13,7 @@
  * then ours and final. A node on another fork names another transaction and finalizes other
  * blocks; its answer, or a mix of its answers with another node's, never makes a block final.
  */
+import { setTimeout } from "node:timers/promises";
 import { type Hex, numberToHex } from "viem";
 import type { ChainConfig } from "../chains/index.js";
 import { createRpcClient, endpointLabel, type RpcClient } from "../chains/rpc.js";
@@ -183,8 +184,9 @@ export type NodeNonceView = {
  * it, `tx-requests fill-nonce`): each endpoint answers its head with the wallet's mined and pending
  * counts in one batch. Any endpoint that does not answer, or answers from behind the best head any
  * of them (or the client) showed, refuses (ChainEvidenceUnavailableError: a lagging node shows
- * nonces used since as unused); a count past the nonce, mined or pending, refuses
- * (NonceInUseError). Returns every node's view, for the audit row.
+ * nonces used since as unused) when it has not caught up after a few reads (UNUSED_READS); a
+ * count past the nonce, mined or pending, refuses (NonceInUseError). Returns every node's view,
+ * for the audit row.
  */
 export type NonceUnusedReader = (req: {
   chainId: number;
@@ -194,13 +196,44 @@ export type NonceUnusedReader = (req: {
 
 const UNUSED_WHAT = "whether the nonce is unused on every node";
 
+/**
+ * Reads of every node while one is behind the best head: heads arrive apart, so a node one block
+ * behind is usually there a moment later. Between reads, a block time (at most 2 s).
+ */
+const UNUSED_READS = 3;
+
 export async function readNonceUnused(
   chain: ChainConfig,
   from: Hex,
   nonce: bigint,
 ): Promise<NodeNonceView[]> {
   const wallet = from.toLowerCase() as Hex;
-  const views = await Promise.all(
+  // The best head any read showed: a later read must have every node there (never lower).
+  let best = 0n;
+  for (let read = 1; ; read++) {
+    const views = await readNodeNonces(chain, wallet);
+    for (const v of views) if (v.head > best) best = v.head;
+    const behind = views.find((v) => v.head < best);
+    if (!behind) {
+      for (const v of views)
+        if (v.latestCount > nonce || v.pendingCount > nonce)
+          throw new NonceInUseError(chain.chainId, wallet, nonce, v);
+      return views;
+    }
+    if (read === UNUSED_READS)
+      throw new ChainEvidenceUnavailableError(
+        chain.chainId,
+        `${behind.endpoint} is at block ${behind.head}, behind the best head ${best}: its counts are as of an older block`,
+        undefined,
+        UNUSED_WHAT,
+      );
+    await setTimeout(Math.min(chain.blockTimeMs, 2_000));
+  }
+}
+
+/** Each endpoint's head and the wallet's mined and pending counts, one batch each. */
+async function readNodeNonces(chain: ChainConfig, wallet: Hex): Promise<NodeNonceView[]> {
+  return Promise.all(
     chain.rpcUrls.map(async (url): Promise<NodeNonceView> => {
       const endpoint = endpointLabel(url);
       const node = createRpcClient({
@@ -228,20 +261,6 @@ export async function readNonceUnused(
       return { endpoint, head: head!, latestCount: latest!, pendingCount: pending! };
     }),
   );
-  let best = 0n;
-  for (const v of views) if (v.head > best) best = v.head;
-  for (const v of views)
-    if (v.head < best)
-      throw new ChainEvidenceUnavailableError(
-        chain.chainId,
-        `${v.endpoint} is at block ${v.head}, behind the best head ${best}: its counts are as of an older block`,
-        undefined,
-        UNUSED_WHAT,
-      );
-  for (const v of views)
-    if (v.latestCount > nonce || v.pendingCount > nonce)
-      throw new NonceInUseError(chain.chainId, wallet, nonce, v);
-  return views;
 }
 
 /** A NonceUnusedReader over the configured chains (a chain not configured: unavailable). */

@@ -610,7 +610,9 @@ async function takeDeployLease({
  * saying what to do, and nothing is sent: a deploy at the pending nonce beside a running signer,
  * or at a nonce the signer stored but has not sent yet, would take a withdrawal's nonce (its bytes
  * refused "nonce too low", then receipt_unknown and needs_review: a customer's money held until an
- * operator acts).
+ * operator acts). A stored deploy whose final block a deep reorg undid (its nonce unused again, as
+ * a node at or above that block counts) is told first, with what to do: the signer's later nonces
+ * wait behind it, so "run the signer until they are mined" would never end.
  */
 async function freshDeployNonce(
   lease: Lease,
@@ -619,10 +621,21 @@ async function freshDeployNonce(
   from: Address,
 ): Promise<number> {
   const storedNext = Number(await storedNextNonce(lease, chain.chainId, from.toLowerCase()));
-  const [latest, pending] = await Promise.all([
+  const [latest, pending, head] = await Promise.all([
     client.getTransactionCount({ address: from, blockTag: "latest" }),
     client.getTransactionCount({ address: from, blockTag: "pending" }),
+    client.getBlockNumber(),
   ]);
+  const held = await storedDeployFrom(lease, chain.chainId, from, latest, head);
+  const at = held
+    ? `hot wallet ${from} on chain ${chain.key} has a stored ${held.name} deploy at nonce ${held.nonce}`
+    : "";
+  // A stored deploy that ended at a final block the node has reached, counting its nonce unused:
+  // told first, as the signer's later nonces wait behind it (never mined while it is unused).
+  if (held?.undone)
+    throw new Error(
+      `${at} (tx ${held.tx_hash}) that ended ${held.status} at final block ${held.ended_block_number}, but the node, at block ${head}, counts that nonce unused (nonce count ${latest}): a deep reorg accepted at the chain's resume undid that block. Nothing of custody's uses that nonce again and every later transaction of the wallet waits behind it: get that deploy's stored bytes mined (raw_tx of its custody.hot_wallet_deploys row, sent with eth_sendRawTransaction; runbook SignerNeedsHuman), then deploy once that nonce is used at a final block`,
+    );
   if (storedNext > latest) {
     throw new Error(
       `hot wallet ${from} on chain ${chain.key} has signer transactions not mined yet (nonces ${latest} to ${storedNext - 1}): run the signer until they are mined, stop it, then deploy`,
@@ -632,9 +645,7 @@ async function freshDeployNonce(
   // at a nonce the node counts unused holds it (live: its bytes not mined yet) or used it at a
   // final block the node is behind (reverted, dropped): signed there, this deploy would break the
   // one-deploy-per-nonce index (a raw duplicate-key error) or be refused "nonce too low".
-  const held = await storedDeployFrom(lease, chain.chainId, from, latest);
   if (held) {
-    const at = `hot wallet ${from} on chain ${chain.key} has a stored ${held.name} deploy at nonce ${held.nonce}`;
     throw new Error(
       held.status === "signed" || held.status === "broadcast"
         ? `${at} (${held.status}, tx ${held.tx_hash}) not mined yet: run its deploy command again (custody-node contracts deploy for ForwarderFactory, custody-node por deploy for ReservesAttestor; --chain ${chain.key}) to follow it until its contract is recorded, then deploy`
@@ -649,24 +660,46 @@ async function freshDeployNonce(
   return latest;
 }
 
+/** A stored deploy holding a nonce a new deploy would take (int8 columns as pg's text). */
+type HeldNonce = {
+  name: string;
+  nonce: string;
+  status: string;
+  tx_hash: Hex;
+  ended_block_number: string | null;
+  undone: boolean;
+};
+
 /**
- * A stored deploy of the wallet at or above `nonce`, whatever its status: a live one first (the
- * one to follow), else the highest.
+ * A stored deploy of the wallet at or above `nonce`, whatever its status: one whose end a node at
+ * `head` shows undone first (endedUndone), then a live one (the one to follow), else the highest.
  */
 async function storedDeployFrom(
   lease: Lease,
   chainId: number,
   from: Address,
   nonce: number,
-): Promise<{ name: string; nonce: string; status: string; tx_hash: Hex } | undefined> {
-  const { rows } = await lease.query<{ name: string; nonce: string; status: string; tx_hash: Hex }>(
-    `SELECT name, nonce::text, status, tx_hash FROM custody.hot_wallet_deploys
+  head: bigint,
+): Promise<HeldNonce | undefined> {
+  const { rows } = await lease.query<HeldNonce>(
+    `SELECT name, nonce::text, status, tx_hash, ended_block_number::text,
+            ${endedUndone("$4")} AS undone
+       FROM custody.hot_wallet_deploys
       WHERE chain_id = $1 AND from_address = $2 AND nonce >= $3
-      ORDER BY status IN ('signed', 'broadcast') DESC, nonce DESC LIMIT 1`,
-    [chainId, from.toLowerCase(), nonce],
+      ORDER BY undone DESC, status IN ('signed', 'broadcast') DESC, nonce DESC LIMIT 1`,
+    [chainId, from.toLowerCase(), nonce, head.toString()],
   );
   return rows[0];
 }
+
+/**
+ * SQL: the stored deploy row ended (reverted, dropped) at a final block that a node whose head is
+ * the SQL expression `head` has reached, while it counts the deploy's nonce unused: a deep reorg
+ * accepted at the chain's resume took that block away (docs/chain-halts.md). Below that block the
+ * node is only behind it; a row ended before migration 0119 has no block: taken as behind.
+ */
+export const endedUndone = (head: string) =>
+  `(status IN ('reverted', 'dropped') AND COALESCE(ended_block_number <= ${head}, false))`;
 
 async function liveDeploy(
   lease: Lease,

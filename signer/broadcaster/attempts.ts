@@ -63,16 +63,21 @@ export function cancelsOnly(req: Pick<WatchedRequest, "cancelRequested" | "failu
   return req.cancelRequested || req.failureUndone;
 }
 
+/** The event of a node taking bytes of a request in receipt_unknown or review (send.ts). */
+export const NODE_TOOK = "node_took";
+
 /**
  * SQL: no node ever took any bytes of the request whose id is the SQL expression `id`, as its
- * audit trail shows (it left `signed` for receipt_unknown or review, and never left a status only a
- * node's taking gives: `broadcast`, `mined`, `confirmed`). No trail (rows older than the events):
- * false, taken.
+ * audit trail shows (it left `signed` for receipt_unknown or review, never left a status only a
+ * node's taking gives: `broadcast`, `mined`, `confirmed`, and no node took any there: NODE_TOOK).
+ * No trail (rows older than the events): false, taken.
  */
 export const neverTaken = (id: string) => `EXISTS (SELECT 1 FROM custody.tx_request_events e
                     WHERE e.request_id = ${id} AND e.from_status = 'signed')
        AND NOT EXISTS (SELECT 1 FROM custody.tx_request_events e
-                        WHERE e.request_id = ${id} AND e.from_status IN ('broadcast', 'mined', 'confirmed'))`;
+                        WHERE e.request_id = ${id}
+                          AND (e.from_status IN ('broadcast', 'mined', 'confirmed')
+                               OR e.event = '${NODE_TOOK}'))`;
 
 /**
  * The status a request goes back to the broadcaster in (an operator's fail by cancel or retry,

@@ -47,7 +47,7 @@
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
 import type { NodeErrorClass } from "../nodeErrors.js";
-import { replaceStoredDeploy } from "../storedDeploy.js";
+import { endedUndone, replaceStoredDeploy } from "../storedDeploy.js";
 import type { WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
@@ -146,8 +146,7 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
       status: string;
       undone: boolean;
     }>(
-      `SELECT name, tx_hash, status,
-              COALESCE(ended_block_number <= $4, false) AS undone
+      `SELECT name, tx_hash, status, ${endedUndone("$4")} AS undone
          FROM custody.hot_wallet_deploys
         WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('reverted', 'dropped')
         ORDER BY undone LIMIT 1`,

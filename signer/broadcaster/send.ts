@@ -9,7 +9,7 @@ import { LeaseLostError } from "../errors.js";
 import { type Fees, withFees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText, type NodeErrorClass } from "../nodeErrors.js";
-import { type Attempt, liveAttempts, newestPerNonce } from "./attempts.js";
+import { type Attempt, liveAttempts, NODE_TOOK, neverTaken, newestPerNonce } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendableNow } from "./halt.js";
 
@@ -156,6 +156,16 @@ export async function sendInOrder(
       await lease.query(
         `UPDATE custody.tx_requests SET status = 'broadcast', updated_at = now()
          WHERE id = ANY($1) AND status = 'signed'`,
+        [ok.map(({ a }) => a.requestId)],
+      );
+      // One without a receipt (its nonce free again, before the tracker moves it) keeps its
+      // status: the take is recorded (NODE_TOOK), so it goes back as `broadcast`, never as `signed`
+      // (no node has it), which a halted chain would hold (BACK_TO_BROADCASTER).
+      await lease.query(
+        `INSERT INTO custody.tx_request_events (request_id, from_status, to_status, event, actor)
+         SELECT r.id, r.status, r.status, '${NODE_TOOK}', 'signer' FROM custody.tx_requests r
+          WHERE r.id = ANY($1) AND r.status IN ('receipt_unknown', 'needs_review')
+            AND ${neverTaken("r.id")}`,
         [ok.map(({ a }) => a.requestId)],
       );
     }

@@ -21,10 +21,12 @@
  *   does a token transfer() that mined with status 1 but moved nothing (the token returned false
  *   and logged no Transfer out of the wallet: TRANSFER_MOVED_NOTHING), never `confirmed`. A
  *   request an operator failed while its nonce was unused (cancel_requested, operator.ts) fails as
- *   OPERATOR_FAILED at its cancel's final block; if its own send mined instead, it is followed
- *   like any payment, with an `operator_fail_overridden` event and alert, and a reorg never sends
- *   its payment again. So is a request whose failure at a final block a deep reorg undid
- *   (undone.ts) whose own send mined on the new branch: `failed_request_paid`, event and alert.
+ *   OPERATOR_FAILED at its cancel's final block; if its own send mined instead and paid, it is
+ *   followed like any payment, with an `operator_fail_overridden` event and alert (one that
+ *   reverted, or moved nothing, paid no one: it fails at its final block as any such send does),
+ *   and a reorg never sends its payment again. So is a request whose failure at a final block a
+ *   deep reorg undid (undone.ts) whose own send mined and paid on the new branch:
+ *   `failed_request_paid`, event and alert.
  * - A different hash: the receipt is looked up again (re-included elsewhere: recorded, counted as
  *   a reorg; a receipt still placing it in a block replaced at that height, a node's stale index,
  *   is not taken). Not in the chain and the nonce free again: back to `broadcast` and the stored
@@ -127,14 +129,15 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
                                  AND e.event IN ('operator_fail_overridden', 'failed_request_paid'))`,
           [sends],
         );
-        // A send of an undone failure that reverted again (or moved nothing) paid no one: it
-        // fails again at its final block, as before.
+        // A send that reverted (or moved nothing) paid no one: nothing overrode the failure. An
+        // operator's stands (the request fails at that block's finality, as a revert), and an
+        // undone one fails again there, as before.
         const moved = new Set(
           rows.filter((x) => x.receipt.success && !x.nothing).map((x) => x.req.id),
         );
         for (const r of o)
-          if (r.operator) overridden.set(r.id, "operator_fail_overridden");
-          else if (moved.has(r.id)) overridden.set(r.id, "failed_request_paid");
+          if (moved.has(r.id))
+            overridden.set(r.id, r.operator ? "operator_fail_overridden" : "failed_request_paid");
       }
       await lease.query(
         `UPDATE custody.tx_requests r

@@ -5,11 +5,12 @@
  * tests' deploy is, and as no tx_requests row holds), then 3 more blocks mined; with `indexed`, an
  * indexer (straight to the anvil) has ingested up to there, its tip past the deploy's block.
  * Then what each of those tests does once its nodes are set: start the signer, request a
- * withdrawal, wait for its nonce and mine until it ends; and the wallet's stored deploy reverted at
- * a final block (signer/revertedDeploy*). Test-only.
+ * withdrawal, wait for its nonce and mine until it ends; the CLI's deploy sender; and the wallet's
+ * stored deploy reverted at a final block (signer/revertedDeploy*). Test-only.
  */
 import { type Hex, parseEther } from "viem";
 import { expect } from "vitest";
+import type { DeploySender } from "../../chains/contracts/sendDeploy.js";
 import { createEvmAdapter, createRpcClient, type EvmAdapter } from "../../chains/index.js";
 import { createFactsDoorbell, createIngestor, type Ingestor } from "../../indexers/index.js";
 import { anvilRpc, syncToHead } from "../../indexers/testing/chain.js";
@@ -102,6 +103,29 @@ export async function minedStatus(t: SignerTest, id: string): Promise<string> {
 }
 
 /**
+ * The CLI's deploy sender (storedDeploySender) for `t`'s wallet, through the anvil at `anvilUrl`;
+ * `onLease` gets the wallet's lease once taken (the caller releases it).
+ */
+export function cliDeploySender(
+  t: SignerTest,
+  anvilUrl: string,
+  onLease: (lease: Lease) => void,
+): DeploySender {
+  return storedDeploySender({
+    common: t.ctx.common,
+    databaseUrl: t.ctx.db.url,
+    chain: t.chain,
+    client: t.client,
+    rpc: createRpcClient({ chainId: t.chain.chainId, urls: [anvilUrl] }),
+    account: t.account,
+    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
+    getFinalizedBlock: async () => null,
+    onLease,
+    pollMs: 50,
+  });
+}
+
+/**
  * The wallet's next transaction: the CLI's stored deploy (through the anvil at `anvilUrl`), reverted
  * when it mined (deployWillRevert), followed until final with automine back on, its lease released.
  * Checks it ended `reverted`; returns its nonce, its block and the wallet's deploy rows.
@@ -115,19 +139,8 @@ export async function storedDeployRevertedToFinal(
   deploys: { nonce: number; tx_hash: Hex; status: string }[];
 }> {
   let lease: Lease | undefined;
-  const send = storedDeploySender({
-    common: t.ctx.common,
-    databaseUrl: t.ctx.db.url,
-    chain: t.chain,
-    client: t.client,
-    rpc: createRpcClient({ chainId: t.chain.chainId, urls: [anvilUrl] }),
-    account: t.account,
-    sendRawTransaction: (raw) => t.client.sendRawTransaction({ serializedTransaction: raw }),
-    getFinalizedBlock: async () => null,
-    onLease: (l) => {
-      lease = l;
-    },
-    pollMs: 50,
+  const send = cliDeploySender(t, anvilUrl, (l) => {
+    lease = l;
   });
   let ended = false;
   const reverting = await deployWillRevert(t.client, t.account.address, () =>
