@@ -19,7 +19,7 @@ import { type Common, createCommon } from "../foundation/common.js";
 import type { Pool } from "../foundation/db.js";
 import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
-import { createTestDatabase } from "../ops/testing/database.js";
+import { droppedTogether } from "../ops/testing/database.js";
 import { loadTip } from "./store.js";
 import {
   call,
@@ -42,6 +42,8 @@ let secondary: FaultyProxy;
 let chain: ChainConfig;
 let from: Hex;
 let token: Hex;
+// Two databases a test (its own index and the reference), dropped together after the last test.
+const databases = droppedTogether();
 
 beforeAll(async () => {
   t = await startIndexerTest({ proxies: 2, token: true, watch: [{ address: D1 }] });
@@ -135,6 +137,7 @@ async function expectCleanIndex(pool: Pool, config: Partial<ChainConfig> = {}) {
     common: t.ctx.common,
     chain: { ...chain, ...config, rpcUrls: [t.ctx.anvils[0]!.rpcUrl] },
     sourcePool: pool,
+    databases,
   });
   const facts = await canonicalFacts(pool, CHAIN_ID);
   expect(facts).toEqual(reference.facts);
@@ -153,6 +156,7 @@ const TIMEOUT_MS = 2_000;
 
 afterAll(async () => {
   await t?.stop();
+  await databases.dropAll();
 });
 
 describe("RPC fallback", () => {
@@ -229,7 +233,7 @@ describe("RPC fallback", () => {
   it("recovers logs a provider silently leaves out of ranged eth_getLogs (block bloom check)", async () => {
     secondary.setDropRangeLogs(true);
     const common = freshCommon();
-    const db = await createTestDatabase();
+    const db = await databases.create();
     try {
       await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
       const ingestor = await t.ingestor({
@@ -248,7 +252,7 @@ describe("RPC fallback", () => {
       // The 20 transfers to D1 and the token's mint: every Transfer came back by block hash.
       expect(recovered).toMatch(/} 21$/m);
     } finally {
-      await db.drop();
+      await db.pool.end();
     }
   });
 
@@ -258,7 +262,7 @@ describe("RPC fallback", () => {
     primary.setFault((n) => cycle[n % cycle.length]!);
     secondary.setFault((n) => (n % 4 === 0 ? "http500" : "none"));
     const common = freshCommon();
-    const db = await createTestDatabase();
+    const db = await databases.create();
     try {
       await watch(db.pool, CHAIN_ID, [{ address: D1 }]);
       const ingestor = await t.ingestor({
@@ -279,7 +283,7 @@ describe("RPC fallback", () => {
       for (const kind of ["http_5xx", "rate_limited", "timeout", "network"])
         expect(errors).toContain(`kind="${kind}"`);
     } finally {
-      await db.drop();
+      await db.pool.end();
     }
   });
 });
@@ -296,7 +300,7 @@ async function ingestThroughLie(
   blocksAfter = 0,
   blockByBlock = false,
 ) {
-  const db = await createTestDatabase();
+  const db = await databases.create();
   await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
   const ingestor = await t.ingestor({
     common: freshCommon(),
@@ -327,9 +331,9 @@ async function ingestThroughLie(
     // The lie was told (the test tested something).
     expect(lied.length).toBeGreaterThan(0);
   } finally {
-    // Stopped before its database is dropped (it holds the chain's lease there).
+    // Stopped before its pool is ended (it holds the chain's lease there).
     await ingestor.stop();
-    await db.drop();
+    await db.pool.end();
   }
 }
 
@@ -373,7 +377,7 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
 
   it("a watched sender's receipt without effectiveGasPrice from the only endpoint: nothing stored, counted, stored once whole", async () => {
     const sender = t.accounts[1]! as Hex;
-    const db = await createTestDatabase();
+    const db = await databases.create();
     await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }, { address: sender }]);
     const common = freshCommon();
     const ingestor = await t.ingestor({
@@ -403,13 +407,13 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       await expectCleanIndex(db.pool);
     } finally {
       await ingestor.stop();
-      await db.drop();
+      await db.pool.end();
     }
   });
 
   it("a watched sender's receipt without effectiveGasPrice from the first endpoint only: the next endpoint's, stored at once; the first counted", async () => {
     const sender = t.accounts[1]! as Hex;
-    const db = await createTestDatabase();
+    const db = await databases.create();
     await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }, { address: sender }]);
     const common = freshCommon();
     const ingestor = await t.ingestor({ common, pool: db.pool });
@@ -436,12 +440,12 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       await expectCleanIndex(db.pool);
     } finally {
       await ingestor.stop();
-      await db.drop();
+      await db.pool.end();
     }
   });
 
   it("a deposit's receipt without status is not a failed deposit: refused while every endpoint sends it so, the next endpoint's taken", async () => {
-    const db = await createTestDatabase();
+    const db = await databases.create();
     await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
     const common = freshCommon();
     const ingestor = await t.ingestor({ common, pool: db.pool });
@@ -475,7 +479,7 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       await expectCleanIndex(db.pool);
     } finally {
       await ingestor.stop();
-      await db.drop();
+      await db.pool.end();
     }
   });
 
@@ -562,7 +566,7 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
   });
 
   it("a block without its transactions from the only endpoint: refused (its native deposit never dropped), stored once whole", async () => {
-    const db = await createTestDatabase();
+    const db = await databases.create();
     await watch(db.pool, CHAIN_ID, [{ address: D1 }, { address: D2 }]);
     const common = freshCommon();
     const ingestor = await t.ingestor({
@@ -599,7 +603,7 @@ describe("a node's refusal or partial answer is not evidence: the read moves on"
       await expectCleanIndex(db.pool);
     } finally {
       await ingestor.stop();
-      await db.drop();
+      await db.pool.end();
     }
   });
 

@@ -19,8 +19,8 @@ import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import type { Ingestor } from "./createIngestor.js";
 import { loadTip } from "./store.js";
 import { canonicalFacts, freshAddress, freshIndex, sendAndMine } from "./testing/chain.js";
-import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
-import { stickAtHead, unstick } from "./testing/stuckNode.js";
+import type { IndexerTest } from "./testing/indexerTest.js";
+import { startStuckNodeTest, stuckThroughReorg, unstick } from "./testing/stuckNode.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
@@ -29,15 +29,7 @@ let stuck: FaultyProxy;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 beforeAll(async () => {
-  t = await startIndexerTest({
-    proxies: 2,
-    config: {
-      confirmations: { kind: "blocks", blocks: 2 },
-      reorgWindow: 8,
-      finality: { kind: "blocks", blocks: 64 },
-    },
-    watch: [{ address: D1 }],
-  });
+  t = await startStuckNodeTest(D1);
   stuck = t.proxies[0]!;
 });
 
@@ -71,13 +63,8 @@ async function reorgPastStuckNode(
   expect((await canonicalFacts(t.ctx.db.pool, CHAIN_ID)).length).toBe(1);
 
   // The stuck node's view: its head, and its blocks from the deposit's up (both hydrations, their
-  // receipts and traces).
-  const depositBlock = BigInt(deposit.blockNumber);
-  expect(await stickAtHead(t.rpc, stuck, depositBlock)).toEqual(stuckHead);
-
-  // The chain reorgs the deposit out (its blocks replaced by empty ones) and moves on.
-  await t.rpc("anvil_reorg", [Number(stuckHead.number - depositBlock + 1n), []]);
-  await t.rpc("anvil_mine", ["0x3"]);
+  // receipts and traces); the chain reorgs the deposit out and moves on.
+  expect(await stuckThroughReorg(t.rpc, stuck, BigInt(deposit.blockNumber))).toEqual(stuckHead);
 
   const deadline = Date.now() + 15_000;
   let head = await headOf();

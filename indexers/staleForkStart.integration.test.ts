@@ -16,8 +16,8 @@ import type { FaultyProxy } from "../chains/testing/faultyProxy.js";
 import type { Ingestor } from "./createIngestor.js";
 import { loadTip } from "./store.js";
 import { canonicalFacts, freshAddress, sendAndMine, syncToHead } from "./testing/chain.js";
-import { type IndexerTest, startIndexerTest } from "./testing/indexerTest.js";
-import { stickAtHead, unstick } from "./testing/stuckNode.js";
+import type { IndexerTest } from "./testing/indexerTest.js";
+import { startStuckNodeTest, stuckThroughReorg, unstick } from "./testing/stuckNode.js";
 
 const CHAIN_ID = 31337;
 const D1 = freshAddress(1);
@@ -26,15 +26,7 @@ let stuck: FaultyProxy;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 beforeAll(async () => {
-  t = await startIndexerTest({
-    proxies: 2,
-    config: {
-      confirmations: { kind: "blocks", blocks: 2 },
-      reorgWindow: 8,
-      finality: { kind: "blocks", blocks: 64 },
-    },
-    watch: [{ address: D1 }],
-  });
+  t = await startStuckNodeTest(D1);
   stuck = t.proxies[0]!;
 });
 
@@ -51,11 +43,7 @@ async function stuckAboveOurTip(): Promise<{ number: bigint; hash: string }> {
   await t.rpc("anvil_mine", ["0x3"]);
   const deposit = await sendAndMine(t.rpc, { from: t.from, to: D1, value: 7n });
   await t.rpc("anvil_mine", ["0x2"]);
-  const depositBlock = BigInt(deposit.blockNumber);
-  const stuckHead = await stickAtHead(t.rpc, stuck, depositBlock);
-  await t.rpc("anvil_reorg", [Number(stuckHead.number - depositBlock + 1n), []]);
-  await t.rpc("anvil_mine", ["0x3"]);
-  return stuckHead;
+  return stuckThroughReorg(t.rpc, stuck, BigInt(deposit.blockNumber));
 }
 
 /** After the ingestor's first pass: its tip is the chain's block there, and the deposit is not stored. */

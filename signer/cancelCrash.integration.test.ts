@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
 import { writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import { getTxOutcomes } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type SignerTest, SMALL_BLOCKS, startSignerTest } from "./testing/signerTest.js";
 
@@ -76,10 +76,6 @@ function spawnSigner(crashAt = "") {
   return { child, exited, output: () => out };
 }
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 async function attempts(id: string) {
   const { rows } = await t.ctx.db.pool.query(
     "SELECT purpose, status FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
@@ -136,6 +132,6 @@ describe("kill -9 around a cancel", () => {
       { purpose: "cancel", status: "mined" },
     ]);
     expect(await t.client.getTransactionCount({ address: t.account.address })).toBe(2);
-    expect((await outcome("crash-next")).reorgs).toBe(0);
+    expect((await t.outcome("crash-next")).reorgs).toBe(0);
   }, 150_000);
 });

@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChainConfig } from "../chains/index.js";
 import { within } from "../ops/testing/wait.js";
 import { createKmsClient, type KmsAccount } from "./kmsAccount.js";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type KmsProxy, startKmsProxy } from "./testing/kmsProxy.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
@@ -43,10 +42,6 @@ async function proxiedWallet(): Promise<{ account: KmsAccount; close: () => void
   const kms = createKmsClient({ region: "us-east-1", endpoint: kmsProxy.url });
   const account = await t.wallet(parseEther("10"), kms);
   return { account, close: () => kms.destroy() };
-}
-
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 }
 
 async function attempts(requestId: string) {
@@ -91,7 +86,7 @@ describe("cancels", () => {
       expect(kmsProxy.calls("Sign") - signsBefore).toBe(3);
       await t.withdraw("kms-next", { from: wallet.account.address });
       const failed = await waitFor("the dead request failed as cancelled", async () => {
-        const o = await outcome("kms-dead");
+        const o = await t.outcome("kms-dead");
         // Mine so the cancel's block becomes final.
         if (o.status === "broadcast") await t.rpc("evm_mine");
         return o.status === "failed" ? o : undefined;
@@ -102,7 +97,7 @@ describe("cancels", () => {
         { purpose: "cancel", status: "mined", last_error_class: null },
       ]);
       const next = await waitFor("the next request confirmed", async () => {
-        const o = await outcome("kms-next");
+        const o = await t.outcome("kms-next");
         if (o.status === "broadcast") await t.rpc("evm_mine");
         return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
       });
@@ -136,7 +131,7 @@ describe("cancels", () => {
       const review = await waitFor(
         "needs_review",
         async () => {
-          const o = await outcome("stuck-dead");
+          const o = await t.outcome("stuck-dead");
           return o.status === "needs_review" ? o : undefined;
         },
         { timeoutMs: 30_000 },
@@ -172,7 +167,7 @@ describe("cancels", () => {
       );
       expect(await attempts("stuck-dead")).toHaveLength(4);
       // The later request waits behind the unusable nonce; it was signed, never failed.
-      expect((await outcome("stuck-next")).status).toBe("broadcast");
+      expect((await t.outcome("stuck-next")).status).toBe("broadcast");
       await within("signer.stop() to return (forced only after 120 s)", signer.stop(), 60_000);
       stopped = true;
     } finally {

@@ -12,7 +12,7 @@ import { type Hex, keccak256, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../foundation/db.js";
 import { recordReorg } from "../indexers/store.js";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import type { TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -32,10 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
 
 async function events(id: string) {
   const { rows } = await t.ctx.db.pool.query(
@@ -60,7 +56,7 @@ async function failedByCancel(id: string, to: Hex): Promise<{ failed: TxOutcome;
   });
   await t.withdraw(id, { to, value: 777n });
   const failed = await waitFor("failed by its cancel at a final block", async () => {
-    const o = await outcome(id);
+    const o = await t.outcome(id);
     if (o.status === "broadcast") await t.rpc("evm_mine");
     return o.status === "failed" ? o : undefined;
   });
@@ -101,7 +97,7 @@ describe("a failed request whose final block an accepted deep reorg undid", () =
 
     // old code: timed out waiting for the payment followed (the request stayed `failed`).
     const paid = await waitFor("the payment followed to final", async () => {
-      const o = await outcome("undone-paid");
+      const o = await t.outcome("undone-paid");
       if (o.status !== "failed" && o.status !== "finalized") await t.rpc("evm_mine");
       return o.status === "finalized" ? o : undefined;
     });
@@ -125,7 +121,7 @@ describe("a failed request whose final block an accepted deep reorg undid", () =
     // old code: timed out waiting for failed again at a new cancel's final block (the request kept
     // the orphaned cancel's block as its record while the nonce got a cancel nobody followed).
     const again = await waitFor("failed again at a new cancel's final block", async () => {
-      const o = await outcome("undone-free");
+      const o = await t.outcome("undone-free");
       if (o.status !== "failed" || o.blockHash === failed.blockHash) await t.rpc("evm_mine");
       return o.status === "failed" && o.blockHash !== failed.blockHash ? o : undefined;
     });

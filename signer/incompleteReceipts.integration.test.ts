@@ -20,7 +20,7 @@ import { encodeFunctionData, type Hex, pad, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import type { TxOutcome } from "./outcomes.js";
 import { deployFeeToken, FEE_COLLECTOR, FEE_TOKEN } from "./sweeps/testing/feeToken.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
@@ -68,10 +68,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 /** Receipts the signer left aside for a missing `field` so far (the shared counter). */
 async function countedMissing(field: string): Promise<number> {
   const m = await t.ctx.common.metrics.registry
@@ -101,7 +97,7 @@ async function confirmedWith(id: string, check: (o: TxOutcome) => void): Promise
   return waitFor(
     `${id} confirmed`,
     async () => {
-      const o = await outcome(id);
+      const o = await t.outcome(id);
       if (o.fee !== null) check(o);
       if (o.status === "confirmed" || o.status === "finalized") return o;
       await t.rpc("evm_mine");
@@ -257,7 +253,7 @@ describe("incomplete receipts", () => {
       await waitFor(
         "the nonce final and 15 receipt answers without effectiveGasPrice",
         async () => {
-          const o = await outcome("egp-only-endpoint");
+          const o = await t.outcome("egp-only-endpoint");
           seen.add(o.status);
           expect(o.fee).toBeNull();
           const count = await t.rpc<Hex>("eth_getTransactionCount", [t.account.address, "latest"]);

@@ -8,7 +8,6 @@
  */
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { getTxRequest } from "./requests.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
@@ -22,9 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-const outcome = async (id: string): Promise<TxOutcome> =>
-  (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
 
 /** Every status (the signer's own, with its block) the request shows while the node lags for `ms`. */
 async function whileLagging(id: string, ms: number): Promise<string[]> {
@@ -56,13 +52,13 @@ describe("the only node lags behind a withdrawal's block", () => {
     await t.withdraw("lag-mined", { to: DEST, value: parseEther("1") });
     const mined = await waitFor("mined", async () => {
       const r = (await getTxRequest(t.ctx.db.pool, "lag-mined"))!;
-      return r.status === "mined" ? await outcome("lag-mined") : undefined;
+      return r.status === "mined" ? await t.outcome("lag-mined") : undefined;
     });
     expect(await whileLagging("lag-mined", 3_000)).toEqual([`mined in ${mined.blockNumber}`]);
     expect(await events("lag-mined")).toEqual([]);
     await t.rpc("anvil_mine", ["0x3"]);
     const done = await waitFor("confirmed", async () => {
-      const o = await outcome("lag-mined");
+      const o = await t.outcome("lag-mined");
       return o.status === "confirmed" ? o : undefined;
     });
     expect([done.txHash, done.blockHash, done.reorgs]).toEqual([mined.txHash, mined.blockHash, 0]);
@@ -71,11 +67,14 @@ describe("the only node lags behind a withdrawal's block", () => {
   it("a confirmed withdrawal is not declared reorged out while the node lags (10 s and more)", async () => {
     await t.withdraw("lag-confirmed", { to: DEST, value: parseEther("1") });
     const mined = await waitFor("mined", async () => {
-      const o = await outcome("lag-confirmed");
+      const o = await t.outcome("lag-confirmed");
       return o.blockNumber !== null ? o : undefined;
     });
     await t.rpc("anvil_mine", ["0x3"]);
-    await waitFor("confirmed", async () => (await outcome("lag-confirmed")).status === "confirmed");
+    await waitFor(
+      "confirmed",
+      async () => (await t.outcome("lag-confirmed")).status === "confirmed",
+    );
     // The tracker gives a confirmed transaction 10 s before it takes a short chain for a reorg.
     expect(await whileLagging("lag-confirmed", 12_000)).toEqual([
       `confirmed in ${mined.blockNumber}`,

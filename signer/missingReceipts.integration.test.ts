@@ -8,7 +8,6 @@
  */
 import { type Hex, keccak256, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -27,10 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
 
 function run() {
   return t.run(t.account, { settings: { receiptGraceMs: 1_000, fullSearchIntervalMs: 1_000 } });
@@ -59,7 +54,7 @@ describe("missing receipts", () => {
       await waitFor(
         "60 s of hidden receipts, needs_review, then 20 more null receipt answers",
         async () => {
-          const o = await outcome("hidden");
+          const o = await t.outcome("hidden");
           seen.add(o.status);
           expect(o.status).not.toBe("failed");
           await t.rpc("evm_mine");
@@ -75,7 +70,7 @@ describe("missing receipts", () => {
         { timeoutMs: 240_000, everyMs: 500 },
       );
       expect(blocksMined).toBeGreaterThan(10);
-      const during = await outcome("hidden");
+      const during = await t.outcome("hidden");
       expect(during.status).toBe("needs_review");
       expect(during.reviewReason).toBe("NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
       expect(seen).not.toContain("failed");
@@ -83,7 +78,7 @@ describe("missing receipts", () => {
       const done = await waitFor(
         "confirmed once receipts are back",
         async () => {
-          const o = await outcome("hidden");
+          const o = await t.outcome("hidden");
           seen.add(o.status);
           if (o.status === "broadcast" && o.blockNumber !== null) await t.rpc("evm_mine");
           return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
@@ -144,7 +139,7 @@ describe("missing receipts", () => {
     try {
       await t.withdraw("refused-but-mined", { to: dest, value: 42n });
       const done = await waitFor("confirmed", async () => {
-        const o = await outcome("refused-but-mined");
+        const o = await t.outcome("refused-but-mined");
         if (o.status === "broadcast" && o.blockNumber !== null) await t.rpc("evm_mine");
         return o.status === "confirmed" ? o : undefined;
       });

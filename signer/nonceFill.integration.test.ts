@@ -21,7 +21,7 @@ import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import type { KmsAccount } from "./kmsAccount.js";
 import { nonceUnusedFromChains } from "./nonceEvidence.js";
-import { fillNonceByOperator, type NonceFill } from "./operator.js";
+import { fillNonceByOperator } from "./operator.js";
 import { getTxOutcomes } from "./outcomes.js";
 import { getTxRequest } from "./requests.js";
 import { haltChain, resumeChain } from "./testing/chainHalt.js";
@@ -69,13 +69,63 @@ async function sendOutside(account: KmsAccount, nonce: number): Promise<Hex> {
   return t.client.sendRawTransaction({ serializedTransaction: raw });
 }
 
-/** The operator's fill as the CLI makes it, checked on `chain`'s nodes (default: the signer's). */
-const fill = (f: Omit<NonceFill, "by" | "reason">, chain: ChainConfig = t.chain) =>
+/** The operator's fill of `from`'s `nonce` as the CLI makes it, checked on `chain`'s nodes (default: the signer's). */
+const fill = (from: Hex, nonce: bigint, chain: ChainConfig = t.chain) =>
   fillNonceByOperator(
     t.ctx.db.pool,
-    { ...f, by: "alice", reason: "key used outside custody; its tx dropped" },
+    {
+      chainId: t.chain.chainId,
+      from,
+      nonce,
+      by: "alice",
+      reason: "key used outside custody; its tx dropped",
+    },
     nonceUnusedFromChains([chain]),
   );
+
+/** Waits until request `id` is `status`; returns it. */
+const untilStatus = (id: string, status: string) =>
+  waitFor(`${id} ${status}`, async () => {
+    const r = await getTxRequest(t.ctx.db.pool, id);
+    return r?.status === status ? r : undefined;
+  });
+
+/** A new funded wallet: its key, its address (lowercase) and its next nonce. */
+async function freshWallet(): Promise<{ account: KmsAccount; from: Hex; first: number }> {
+  const account = await t.wallet();
+  return {
+    account,
+    from: account.address.toLowerCase() as Hex,
+    first: await mined(account.address),
+  };
+}
+
+/**
+ * A new wallet wedged behind a hole at its first nonce: the key used outside custody there, while a
+ * signer (then stopped) sent withdrawal `id` above it, and the outside transaction dropped.
+ */
+async function wedgedWallet(
+  id: string,
+): Promise<{ account: KmsAccount; from: Hex; first: number }> {
+  const wallet = await freshWallet();
+  const { account, first } = wallet;
+  await automine(false);
+  try {
+    const outside = await sendOutside(account, first);
+    // A stored request above it, as a signer started meanwhile would give.
+    const signer = t.run(account);
+    try {
+      await t.withdraw([id], { from: account.address });
+      await untilStatus(id, "broadcast");
+    } finally {
+      await signer.stop();
+    }
+    await rpc("anvil_dropTransaction", [outside]);
+  } finally {
+    await automine(true);
+  }
+  return wallet;
+}
 
 async function refusal(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
   const error = await p.then(
@@ -100,22 +150,17 @@ describe("an operator fills a nonce held by nothing", () => {
   // With only ledger/treasury.ts old: TreasuryMoveError: treasury gas 0x… cannot be booked: … was
   // sent by the custody's signer for tx request nonce_fill:…: its flow books it (no flow does).
   it("a wedged wallet: refused while a node holds the outside transaction, a node lags or is silent, or the chain is halted; then filled by the CLI, the queued withdrawal goes out and the fill is final", async () => {
-    const account = await t.wallet();
-    const from = account.address.toLowerCase() as Hex;
-    const first = await mined(account.address);
+    const { account, from, first } = await freshWallet();
     await automine(false);
     const signer = t.run(account, { settings: { stallResendMs: 300 } });
     try {
       const outside = await sendOutside(account, first);
       await t.withdraw(["fill-queued"], { from: account.address });
-      await waitFor("the withdrawal sent", async () => {
-        const r = await getTxRequest(t.ctx.db.pool, "fill-queued");
-        return r?.status === "broadcast" ? r : undefined;
-      });
+      await untilStatus("fill-queued", "broadcast");
       expect((await getTxRequest(t.ctx.db.pool, "fill-queued"))!.nonce).toBe(BigInt(first) + 1n);
 
       // The outside transaction is in the node's pool: it may still mine, nothing is filled.
-      const pooled = await refusal(fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) }));
+      const pooled = await refusal(fill(from, BigInt(first)));
       expect(pooled.code).toBe("SIGNER_NONCE_IN_USE");
       expect(pooled.message).toContain("pool");
 
@@ -138,27 +183,37 @@ describe("an operator fills a nonce held by nothing", () => {
           ? { error: { code: -32603, message: "header not found" } }
           : undefined,
       );
-      const silent = await refusal(
-        fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) }, twoNodes),
-      );
+      const silent = await refusal(fill(from, BigInt(first), twoNodes));
       expect(silent.code).toBe("SIGNER_CHAIN_CHECK_UNAVAILABLE");
       const head = await t.client.getBlockNumber();
       t.proxy!.setIntercept((call) =>
         call.method === "eth_blockNumber" ? { result: `0x${(head - 1n).toString(16)}` } : undefined,
       );
-      const lagging = await refusal(
-        fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) }, twoNodes),
-      );
+      const lagging = await refusal(fill(from, BigInt(first), twoNodes));
       expect(lagging.code).toBe("SIGNER_CHAIN_CHECK_UNAVAILABLE");
       expect(lagging.message).toContain("behind the best head");
+      // A block behind for one answer only (heads arrive apart): read again, it has caught up.
+      let lagOnce = true;
+      t.proxy!.setIntercept((call) => {
+        if (call.method !== "eth_blockNumber" || !lagOnce) return undefined;
+        lagOnce = false;
+        return { result: `0x${(head - 1n).toString(16)}` };
+      });
+      // before the fix: ChainEvidenceUnavailableError: … is at block 0, behind the best head 1:
+      // its counts are as of an older block (SIGNER_CHAIN_CHECK_UNAVAILABLE, retryable)
+      const caughtUp = await nonceUnusedFromChains([twoNodes])({
+        chainId: t.chain.chainId,
+        from,
+        nonce: BigInt(first),
+      });
+      expect(lagOnce).toBe(false);
+      expect(new Set(caughtUp.map((v) => v.head)).size).toBe(1);
       t.proxy!.setIntercept(undefined);
 
       // A halted chain: nothing new leaves the wallet.
       await haltChain(t.ctx.db.pool, t.chain.chainId);
       try {
-        const halted = await refusal(
-          fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) }),
-        );
+        const halted = await refusal(fill(from, BigInt(first)));
         expect(halted.code).toBe("SIGNER_CHAIN_HALTED");
       } finally {
         await resumeChain(t.ctx.db.pool, t.chain.chainId);
@@ -261,7 +316,7 @@ describe("an operator fills a nonce held by nothing", () => {
       }
 
       // A repeat answers the fill there is, and changes nothing.
-      const again = await fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) });
+      const again = await fill(from, BigInt(first));
       expect(again).toMatchObject({ requestId: fillId, repeated: true });
       expect(await fillRequests(from)).toHaveLength(1);
     } finally {
@@ -272,71 +327,40 @@ describe("an operator fills a nonce held by nothing", () => {
   });
 
   it("refused for a nonce used on chain, one a request of ours holds, and one at or above the wallet's next", async () => {
-    const account = await t.wallet();
-    const from = account.address.toLowerCase() as Hex;
-    const first = await mined(account.address);
+    const { account, from, first } = await freshWallet();
     // The key used outside custody, and that transaction mined: no gap.
     await t.client.waitForTransactionReceipt({ hash: await sendOutside(account, first) });
     expect(await mined(account.address)).toBe(first + 1);
     const signer = t.run(account);
     try {
       await t.withdraw(["fill-used"], { from: account.address });
-      await waitFor("the withdrawal confirmed", async () => {
-        const r = await getTxRequest(t.ctx.db.pool, "fill-used");
-        return r?.status === "confirmed" ? r : undefined;
-      });
+      await untilStatus("fill-used", "confirmed");
     } finally {
       await signer.stop();
     }
     expect((await getTxRequest(t.ctx.db.pool, "fill-used"))!.nonce).toBe(BigInt(first) + 1n);
 
-    const used = await refusal(fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) }));
+    const used = await refusal(fill(from, BigInt(first)));
     expect(used.code).toBe("SIGNER_NONCE_IN_USE");
-    const held = await refusal(fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) + 1n }));
+    const held = await refusal(fill(from, BigInt(first) + 1n));
     expect(held.code).toBe("SIGNER_NONCE_HELD");
     expect(held.message).toContain("fill-used");
-    const above = await refusal(
-      fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) + 2n }),
-    );
+    const above = await refusal(fill(from, BigInt(first) + 2n));
     expect(above.code).toBe("SIGNER_NONCE_NOT_A_GAP");
     expect(await fillRequests(from)).toEqual([]);
   });
 
   it("a fill whose nonce the chain used before the signer signed it fails unsigned, paying nothing", async () => {
-    const account = await t.wallet();
-    const from = account.address.toLowerCase() as Hex;
-    const first = await mined(account.address);
-    await automine(false);
-    let outside: Hex;
-    try {
-      outside = await sendOutside(account, first);
-      // A stored request above it, as a signer started meanwhile would give.
-      const signer = t.run(account);
-      try {
-        await t.withdraw(["fill-late"], { from: account.address });
-        await waitFor("the withdrawal sent", async () => {
-          const r = await getTxRequest(t.ctx.db.pool, "fill-late");
-          return r?.status === "broadcast" ? r : undefined;
-        });
-      } finally {
-        await signer.stop();
-      }
-      await rpc("anvil_dropTransaction", [outside]);
-    } finally {
-      await automine(true);
-    }
+    const { account, from, first } = await wedgedWallet("fill-late");
     // The signer is stopped: the operator's fill waits for it.
-    const out = await fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) });
+    const out = await fill(from, BigInt(first));
     expect(out.repeated).toBe(false);
     // Meanwhile the outside transaction is sent again and mines.
     await t.client.waitForTransactionReceipt({ hash: await sendOutside(account, first) });
     expect(await mined(account.address)).toBeGreaterThan(first);
     const signer = t.run(account);
     try {
-      await waitFor("the fill failed unsigned", async () => {
-        const r = await getTxRequest(t.ctx.db.pool, out.requestId);
-        return r?.status === "failed" ? r : undefined;
-      });
+      await untilStatus(out.requestId, "failed");
       const r = (await getTxRequest(t.ctx.db.pool, out.requestId))!;
       expect(r).toMatchObject({ errorCode: "NONCE_FILL_USED", nonce: null });
       const { rows } = await t.ctx.db.pool.query(
@@ -344,10 +368,7 @@ describe("an operator fills a nonce held by nothing", () => {
         [out.requestId],
       );
       expect(rows[0].n).toBe(0);
-      await waitFor("the withdrawal confirmed", async () => {
-        const w = await getTxRequest(t.ctx.db.pool, "fill-late");
-        return w?.status === "confirmed" ? w : undefined;
-      });
+      await untilStatus("fill-late", "confirmed");
     } finally {
       await signer.stop();
     }
@@ -356,27 +377,8 @@ describe("an operator fills a nonce held by nothing", () => {
   it("a fill signed at its nonce that the outside transaction then used at a final block ends failed by itself (NONCE_FILL_USED), without a review", async () => {
     // old code: "expected 'needs_review' to be 'failed'": the fill went receipt_unknown ->
     // needs_review (NONCE_CONSUMED_NO_KNOWN_ATTEMPT, alerted) and waited for `tx-requests fail`.
-    const account = await t.wallet();
-    const from = account.address.toLowerCase() as Hex;
-    const first = await mined(account.address);
-    await automine(false);
-    try {
-      const outside = await sendOutside(account, first);
-      const signer = t.run(account);
-      try {
-        await t.withdraw(["fill-signed-late"], { from: account.address });
-        await waitFor("the withdrawal sent", async () => {
-          const r = await getTxRequest(t.ctx.db.pool, "fill-signed-late");
-          return r?.status === "broadcast" ? r : undefined;
-        });
-      } finally {
-        await signer.stop();
-      }
-      await rpc("anvil_dropTransaction", [outside]);
-    } finally {
-      await automine(true);
-    }
-    const out = await fill({ chainId: t.chain.chainId, from, nonce: BigInt(first) });
+    const { account, from, first } = await wedgedWallet("fill-signed-late");
+    const out = await fill(from, BigInt(first));
     // Every send through the signer's node refused as node trouble: the fill is signed and
     // stored, never taken.
     t.proxy!.setIntercept((call) =>
@@ -386,20 +388,14 @@ describe("an operator fills a nonce held by nothing", () => {
     );
     const signer = t.run(account, { settings: { receiptGraceMs: 300, fullSearchIntervalMs: 300 } });
     try {
-      await waitFor("the fill signed", async () => {
-        const r = await getTxRequest(t.ctx.db.pool, out.requestId);
-        return r?.status === "signed" ? r : undefined;
-      });
+      await untilStatus(out.requestId, "signed");
       // The outside transaction is sent again (straight to the node) and mines at the nonce.
       const used = await sendOutside(account, first);
       const receipt = await t.client.waitForTransactionReceipt({ hash: used });
       // Final by the signer's count, but the indexer has published no final block at or above
       // it: no evidence yet, so the fill waits (neither failed nor in review).
       await rpc("anvil_mine", ["0x5"]);
-      await waitFor("receipt_unknown", async () => {
-        const r = await getTxRequest(t.ctx.db.pool, out.requestId);
-        return r?.status === "receipt_unknown" ? r : undefined;
-      });
+      await untilStatus(out.requestId, "receipt_unknown");
       await new Promise((r) => setTimeout(r, 1_500));
       expect((await getTxRequest(t.ctx.db.pool, out.requestId))!.status).toBe("receipt_unknown");
       // Blocks on top, the indexer publishing its final block as it goes.

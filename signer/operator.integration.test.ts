@@ -19,7 +19,6 @@ import { spawnCli, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import { nonceEvidenceFromChains } from "./nonceEvidence.js";
 import { failTxRequestByOperator, retryTxRequestByOperator } from "./operator.js";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type Answer, type RpcCallIn, type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, SMALL_BLOCKS, startSignerTest } from "./testing/signerTest.js";
@@ -87,10 +86,6 @@ async function cli(args: string[]): Promise<{ code: number | null; out: string }
   return { code, out: p.output() };
 }
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 /** Publish our final block as the indexer would under RULES (3 blocks: 2 below the head). */
 async function publishFinal(): Promise<void> {
   const block = await t.client.getBlock({ blockNumber: (await t.client.getBlockNumber()) - 2n });
@@ -98,7 +93,7 @@ async function publishFinal(): Promise<void> {
 }
 
 const untilNeedsReview = (id: string) =>
-  waitFor("needs_review", async () => (await outcome(id)).status === "needs_review");
+  waitFor("needs_review", async () => (await t.outcome(id)).status === "needs_review");
 
 /**
  * `id` pays 1 ETH to `dest` and mines while every receipt is withheld from the signer; `during`
@@ -122,14 +117,14 @@ async function withReceiptsWithheld(
   try {
     await t.withdraw(id, { from: account.address, to: dest, value: parseEther("1") });
     await waitFor(until.join(" or "), async () => {
-      const o = await outcome(id);
+      const o = await t.outcome(id);
       await t.rpc("evm_mine");
       return until.includes(o.status) ? o : undefined;
     });
     await during();
     hiding = false;
     await waitFor("confirmed once receipts are back", async () => {
-      const o = await outcome(id);
+      const o = await t.outcome(id);
       if (o.status !== "confirmed" && o.status !== "finalized") await t.rpc("evm_mine");
       return o.status === "confirmed" || o.status === "finalized";
     });
@@ -162,7 +157,7 @@ describe("operator decisions", () => {
       expect(refused.out).toContain(
         "op-next is broadcast; this command applies to receipt_unknown",
       );
-      expect((await outcome("op-next")).status).toBe("broadcast");
+      expect((await t.outcome("op-next")).status).toBe("broadcast");
 
       const failed = await cli([
         "fail",
@@ -176,7 +171,7 @@ describe("operator decisions", () => {
       // Nothing used its nonce: the failure is a cancel, and the request stays followed. No node
       // ever took any of its bytes: `signed` (callers see `signing`), as a halted chain holds it.
       expect(failed.out).toContain("cancelling op-dead: needs_review -> signed");
-      const cancelling = await outcome("op-dead");
+      const cancelling = await t.outcome("op-dead");
       expect(cancelling).toMatchObject({ status: "signing", errorCode: null });
       expect(cancelling.cancelRequestedAt).toBeInstanceOf(Date);
       const { rows } = await t.ctx.db.pool.query(
@@ -219,7 +214,7 @@ describe("operator decisions", () => {
           ).rowCount! >= 5,
         { timeoutMs: 30_000 },
       );
-      expect((await outcome("op-dead")).status).toBe("signing");
+      expect((await t.outcome("op-dead")).status).toBe("signing");
       const { rows: sends } = await t.ctx.db.pool.query(
         "SELECT status FROM custody.tx_attempts WHERE request_id = 'op-dead' AND purpose = 'send'",
       );
@@ -229,14 +224,14 @@ describe("operator decisions", () => {
       // and the request fails (as the operator's) once the cancel's block is final.
       refuseCancels = false;
       const next = await waitFor("the next request confirmed", async () => {
-        const o = await outcome("op-next");
+        const o = await t.outcome("op-next");
         if (o.status === "broadcast") await t.rpc("evm_mine");
         return o.status === "confirmed" || o.status === "finalized" ? o : undefined;
       });
       expect(next.nonce).toBe(1n);
       expect(await t.client.getTransactionCount({ address: account.address })).toBe(2);
       const dead = await waitFor("the cancelled request failed at a final block", async () => {
-        const o = await outcome("op-dead");
+        const o = await t.outcome("op-dead");
         if (o.status !== "failed") await t.rpc("evm_mine");
         return o.status === "failed" ? o : undefined;
       });
@@ -309,7 +304,7 @@ describe("operator decisions", () => {
         // moved the request from receipt_unknown to needs_review meanwhile, once the nonce's block
         // became final: session 16 saw it during the CLI call.)
         expect(["receipt_unknown", "needs_review"]).toContain(
-          (await outcome("paid-hidden")).status,
+          (await t.outcome("paid-hidden")).status,
         );
         const { rows } = await t.ctx.db.pool.query(
           "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'paid-hidden' AND actor LIKE 'operator:%'",
@@ -327,7 +322,7 @@ describe("operator decisions", () => {
     // (the payment is recorded from needs_review once receipts are back, with no retry).
     const dest = "0x000000000000000000000000000000000000d0d0" as Hex;
     await withReceiptsWithheld("consumed", dest, ["needs_review"], async () => {
-      expect((await outcome("consumed")).reviewReason).toBe("NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
+      expect((await t.outcome("consumed")).reviewReason).toBe("NONCE_CONSUMED_NO_KNOWN_ATTEMPT");
       const decision = { requestId: "consumed", by: "alice", reason: "try again" };
       await expect(retryTxRequestByOperator(t.ctx.db.pool, decision)).rejects.toMatchObject({
         code: "SIGNER_REQUEST_NOT_RETRYABLE",
@@ -336,7 +331,7 @@ describe("operator decisions", () => {
       const viaCli = await cli(["retry", "consumed", "--by", "alice", "--reason", "try again"]);
       expect(viaCli.code).not.toBe(0);
       expect(viaCli.out).toContain("needs_review (NONCE_CONSUMED_NO_KNOWN_ATTEMPT)");
-      expect((await outcome("consumed")).status).toBe("needs_review");
+      expect((await t.outcome("consumed")).status).toBe("needs_review");
       const { rows } = await t.ctx.db.pool.query(
         "SELECT 1 FROM custody.tx_request_events WHERE request_id = 'consumed' AND actor LIKE 'operator:%'",
       );
@@ -373,7 +368,7 @@ describe("operator decisions", () => {
         retryable: true,
       });
       countsRefused = false;
-      expect((await outcome("op-foreign")).status).toBe("needs_review");
+      expect((await t.outcome("op-foreign")).status).toBe("needs_review");
 
       // Someone else with the key (here anvil, impersonating the wallet) uses nonce 0, paying
       // more than the stuck send so it replaces it.
@@ -403,7 +398,7 @@ describe("operator decisions", () => {
         retryable: true,
         meta: { tx_hash: foreign, block_number: String(receipt.blockNumber) },
       });
-      expect((await outcome("op-foreign")).status).toBe("needs_review");
+      expect((await t.outcome("op-foreign")).status).toBe("needs_review");
       await t.rpc("anvil_mine", [toHex(3)]);
       await publishFinal();
       // The nonce is spent for good by a transaction that is not ours: failed at once.
@@ -452,7 +447,7 @@ describe("operator decisions", () => {
       expect(await t.client.getBalance({ address: dest })).toBe(parseEther("2"));
       // The signer still follows the request: the chain decided, the payment is confirmed.
       const paid = await waitFor("the payment confirmed", async () => {
-        const o = await outcome("op-late");
+        const o = await t.outcome("op-late");
         if (o.status !== "finalized") await t.rpc("evm_mine");
         return o.status === "finalized" ? o : undefined;
       });
@@ -471,6 +466,53 @@ describe("operator decisions", () => {
       );
       // Paid once: nothing of ours but that payment and its refused attempts.
       expect(await t.client.getTransactionCount({ address: account.address })).toBe(1);
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  });
+
+  it("a failure by cancel whose own send mined reverted: it fails as reverted, with no override alert (no money left)", async () => {
+    const dest = "0x000000000000000000000000000000000000bad1" as Hex;
+    const account = await t.wallet();
+    const from = account.address.toLowerCase();
+    const payments: Hex[] = [];
+    proxy.setIntercept(
+      (call) => refusePayment(call, dest, (raw) => payments.push(raw)) ?? refuseCancel(call, from),
+    );
+    const signer = t.run(account, QUICK_CANCELS);
+    try {
+      await t.withdraw("op-late-revert", {
+        from: account.address,
+        to: dest,
+        value: parseEther("2"),
+      });
+      await untilNeedsReview("op-late-revert");
+      expect(
+        await operatorFail({
+          requestId: "op-late-revert",
+          by: "alice",
+          reason: "refused everywhere",
+        }),
+      ).toEqual({ from: "needs_review", to: "signed", cancelling: true });
+      // The bytes mine after all (another node's pool), but the destination now reverts.
+      await t.rpc("anvil_setCode", [dest, "0x60006000fd"]);
+      await t.rpc("eth_sendRawTransaction", [payments[0]]);
+      await t.rpc("evm_mine");
+      expect(await t.client.getBalance({ address: dest })).toBe(0n);
+      const failed = await waitFor("failed at the revert's final block", async () => {
+        const o = await t.outcome("op-late-revert");
+        if (o.status !== "failed") await t.rpc("evm_mine");
+        return o.status === "failed" ? o : undefined;
+      });
+      expect(failed).toMatchObject({ receiptSuccess: false, errorCode: "REVERTED" });
+      // before the fix: expected [ { to_status: 'mined' } ] to deeply equal [] (an
+      // operator_fail_overridden event and alert, though the operator's failure stood)
+      const { rows } = await t.ctx.db.pool.query(
+        "SELECT to_status FROM custody.tx_request_events WHERE request_id = 'op-late-revert' AND event = 'operator_fail_overridden'",
+      );
+      expect(rows).toEqual([]);
+      expect(await t.alertCount("operator_fail_overridden", account.address)).toBe(0);
     } finally {
       proxy.setIntercept(undefined);
       await signer.stop();
@@ -515,7 +557,7 @@ describe("operator decisions", () => {
       expect(rows).toEqual([]);
       await t.rpc("evm_mine");
       const failed = await waitFor("failed at the cancel's final block", async () => {
-        const o = await outcome("op-outbid");
+        const o = await t.outcome("op-outbid");
         if (o.status !== "failed") await t.rpc("evm_mine");
         return o.status === "failed" ? o : undefined;
       });
@@ -570,7 +612,7 @@ describe("operator decisions", () => {
       // Once mined, the gap is closed: the next payment goes through; nothing was paid to dest.
       await waitFor("the next payment mined", async () => {
         await t.rpc("evm_mine");
-        return ["confirmed", "finalized"].includes((await outcome("op-legacy-next")).status);
+        return ["confirmed", "finalized"].includes((await t.outcome("op-legacy-next")).status);
       });
       expect(await t.client.getBalance({ address: dest })).toBe(destBefore);
       const { rows: sends } = await pool.query(
@@ -614,7 +656,7 @@ describe("operator decisions", () => {
         [id],
       );
       expect(rowCount).toBe(1);
-      expect(failureIsEvidenced(await outcome(id))).toBe(false);
+      expect(failureIsEvidenced(await t.outcome(id))).toBe(false);
     };
     const mineFinal = async () => {
       await t.rpc("anvil_mine", [toHex(3)]);
@@ -630,13 +672,13 @@ describe("operator decisions", () => {
         to: "signed",
         cancelling: true,
       });
-      expect(await outcome("op-unevidenced")).toMatchObject({
+      expect(await t.outcome("op-unevidenced")).toMatchObject({
         status: "signing",
         errorCode: null,
       });
       refuseCancels = false;
       const cancelled = await waitFor("failed at the cancel's final block", async () => {
-        const o = await outcome("op-unevidenced");
+        const o = await t.outcome("op-unevidenced");
         if (o.status !== "failed") await t.rpc("evm_mine");
         return o.status === "failed" ? o : undefined;
       });
@@ -662,7 +704,7 @@ describe("operator decisions", () => {
         to: "failed",
         cancelling: false,
       });
-      const settled = await outcome("op-unevidenced-2");
+      const settled = await t.outcome("op-unevidenced-2");
       expect(settled).toMatchObject({ errorCode: "OPERATOR_FAILED" });
       expect(failureIsEvidenced(settled)).toBe(true);
       const { rows } = await pool.query(

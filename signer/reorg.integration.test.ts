@@ -8,7 +8,7 @@
  */
 import { type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
+import { getTxOutcomes } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -32,10 +32,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 /** Transactions from the hot wallet to `to` in canonical blocks [from, head]. */
 async function paymentsTo(to: Hex, from: bigint): Promise<Hex[]> {
   const head = await t.client.getBlockNumber();
@@ -56,11 +52,11 @@ describe("a confirmed withdrawal reorged out", () => {
     const value = parseEther("1");
     await t.withdraw("reorged", { to: DEST, value });
     const first = await waitFor("mined", async () => {
-      const o = await outcome("reorged");
+      const o = await t.outcome("reorged");
       return o.blockNumber !== null ? o : undefined;
     });
     await t.rpc("anvil_mine", ["0x2"]); // 3 confirmations
-    await waitFor("confirmed", async () => (await outcome("reorged")).status === "confirmed");
+    await waitFor("confirmed", async () => (await t.outcome("reorged")).status === "confirmed");
     expect(await t.client.getBalance({ address: DEST })).toBe(value);
 
     // Replace the last 5 blocks (the tx's block among them) with empty ones.
@@ -75,7 +71,7 @@ describe("a confirmed withdrawal reorged out", () => {
     await t.withdraw("next", { to: NEXT, value: 5n });
 
     const back = await waitFor("confirmed again", async () => {
-      const o = await outcome("reorged");
+      const o = await t.outcome("reorged");
       if (o.status === "confirmed" && o.reorgs === 1) return o;
       // Re-mined: give it its confirmations.
       if (o.reorgs === 1 && o.blockNumber !== null) await t.rpc("evm_mine");
@@ -97,7 +93,7 @@ describe("a confirmed withdrawal reorged out", () => {
 
     await waitFor(
       "the next request mined",
-      async () => (await outcome("next")).blockNumber !== null,
+      async () => (await t.outcome("next")).blockNumber !== null,
     );
     // Finality (8 blocks): both end finalized.
     await t.rpc("anvil_mine", ["0x9"]);
@@ -127,13 +123,13 @@ describe("a confirmed withdrawal reorged out", () => {
     const to = "0x000000000000000000000000000000000000d00f" as Hex;
     await t.withdraw("staleIndex", { to, value: 7n });
     const first = await waitFor("mined", async () => {
-      const o = await outcome("staleIndex");
+      const o = await t.outcome("staleIndex");
       return o.blockNumber !== null ? o : undefined;
     });
     const stale = await t.rpc<Record<string, unknown>>("eth_getTransactionReceipt", [first.txHash]);
     expect(stale.blockHash).toBe(first.blockHash);
     await t.rpc("anvil_mine", ["0x2"]);
-    await waitFor("confirmed", async () => (await outcome("staleIndex")).status === "confirmed");
+    await waitFor("confirmed", async () => (await t.outcome("staleIndex")).status === "confirmed");
     // The node answers that receipt from the orphaned block for as long as it has no other.
     proxy.setRewrite((call, result) =>
       call.method === "eth_getTransactionReceipt" &&
@@ -148,14 +144,14 @@ describe("a confirmed withdrawal reorged out", () => {
       expect(gone.hash).not.toBe(first.blockHash);
       await t.withdraw("afterStale", { to, value: 8n });
       const back = await waitFor("re-mined in a canonical block and confirmed", async () => {
-        const o = await outcome("staleIndex");
+        const o = await t.outcome("staleIndex");
         if (o.status === "confirmed" && o.reorgs >= 1 && o.blockHash !== first.blockHash) return o;
         await t.rpc("evm_mine");
         return undefined;
       });
       expect(back.txHash).toBe(first.txHash);
       await waitFor("the next request mined", async () => {
-        return (await outcome("afterStale")).blockNumber !== null;
+        return (await t.outcome("afterStale")).blockNumber !== null;
       });
       const head = await t.client.getBlockNumber();
       const paid: Hex[] = [];
@@ -173,14 +169,14 @@ describe("a confirmed withdrawal reorged out", () => {
   it("keeps a confirmed transaction watched until final, then stops", async () => {
     await t.rpc("anvil_setBalance", [t.account.address, toHex(parseEther("10"))]);
     await t.withdraw("watched", { to: DEST, value: 1n });
-    await waitFor("mined", async () => (await outcome("watched")).blockNumber !== null);
+    await waitFor("mined", async () => (await t.outcome("watched")).blockNumber !== null);
     await t.rpc("anvil_mine", ["0x2"]);
-    await waitFor("confirmed", async () => (await outcome("watched")).status === "confirmed");
-    const before = await outcome("watched");
+    await waitFor("confirmed", async () => (await t.outcome("watched")).status === "confirmed");
+    const before = await t.outcome("watched");
     expect(before.finalizedAt).toBeNull();
     await t.rpc("anvil_mine", ["0x6"]);
     const after = await waitFor("finalized", async () => {
-      const o = await outcome("watched");
+      const o = await t.outcome("watched");
       return o.status === "finalized" ? o : undefined;
     });
     expect(after.changedAt.getTime()).toBeGreaterThanOrEqual(before.changedAt.getTime());
@@ -215,7 +211,7 @@ describe("a confirmed withdrawal reorged out", () => {
       });
       expect(receiptAsks).toBe(0);
       expect(blockAsks).toBe(0);
-      const still = await outcome("watched");
+      const still = await t.outcome("watched");
       expect(still.status).toBe("finalized");
       expect(still.changedAt.getTime()).toBe(after.changedAt.getTime());
     } finally {

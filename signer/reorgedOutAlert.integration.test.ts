@@ -8,7 +8,6 @@
  */
 import { type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
@@ -32,20 +31,16 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 describe("a confirmed withdrawal reorged out", () => {
   it("is alerted once, when its move back to broadcast commits, not once per rolled-back pass", async () => {
     await t.rpc("anvil_mine", ["0x4"]); // room for a 5-block reorg
     await t.withdraw("reorged", { to: DEST, value: parseEther("1") });
     const first = await waitFor("mined", async () => {
-      const o = await outcome("reorged");
+      const o = await t.outcome("reorged");
       return o.blockNumber !== null ? o : undefined;
     });
     await t.rpc("anvil_mine", ["0x2"]); // 3 confirmations
-    await waitFor("confirmed", async () => (await outcome("reorged")).status === "confirmed");
+    await waitFor("confirmed", async () => (await t.outcome("reorged")).status === "confirmed");
     expect(await t.alertCount("confirmed_tx_reorged_out", t.account.address)).toBe(0);
 
     // The first FAILS attempts to record the move fail (and roll the move back); then it goes.
@@ -66,7 +61,7 @@ describe("a confirmed withdrawal reorged out", () => {
     const gone = await t.client.getBlock({ blockNumber: first.blockNumber! });
     expect(gone.hash).not.toBe(first.blockHash);
 
-    await waitFor("moved back to broadcast", async () => (await outcome("reorged")).reorgs === 1);
+    await waitFor("moved back to broadcast", async () => (await t.outcome("reorged")).reorgs === 1);
     const { rows } = await t.ctx.db.pool.query<{ n: string }>(
       "SELECT last_value::text AS n FROM public.reorged_out_tries",
     );

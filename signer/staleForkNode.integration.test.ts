@@ -14,7 +14,6 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 import { confirmedWithdrawal, indexedAtHead, stuckOnFork } from "./testing/staleFork.js";
@@ -30,10 +29,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
 
 describe("a confirmed withdrawal reorged out while the first endpoint is stuck on the losing fork", () => {
   it("is returned to broadcast and its same bytes mine again, decided by the node at the head", async () => {
@@ -63,7 +58,7 @@ describe("a confirmed withdrawal reorged out while the first endpoint is stuck o
     const back = await waitFor(
       "the withdrawal back from confirmed (reorged out) and mined again",
       async () => {
-        const o = await outcome("stale-fork");
+        const o = await t.outcome("stale-fork");
         if (o.reorgs >= 1 && o.blockNumber !== null && o.blockHash !== first.blockHash) return o;
         if (o.reorgs >= 1) await t.rpc("evm_mine");
         return undefined;
@@ -75,7 +70,7 @@ describe("a confirmed withdrawal reorged out while the first endpoint is stuck o
     expect(back.blockHash).toBe((await t.client.getBlock({ blockNumber: back.blockNumber! })).hash);
     await t.rpc("anvil_mine", ["0x1"]);
     await waitFor("confirmed again in the chain's block", async () => {
-      const o = await outcome("stale-fork");
+      const o = await t.outcome("stale-fork");
       return o.status === "confirmed" && o.blockHash === back.blockHash;
     });
     expect(await t.client.getBalance({ address: DEST })).toBe(1_000n);

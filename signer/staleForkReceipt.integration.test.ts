@@ -18,7 +18,6 @@ import type { AddressInfo } from "node:net";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 import { confirmedWithdrawal, reincludedOneBlockLater, stuckOnFork } from "./testing/staleFork.js";
@@ -66,10 +65,6 @@ afterAll(async () => {
   await new Promise((r) => slow?.close(r));
 });
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 describe("a withdrawal reorged into another block while an endpoint is stuck on the losing fork", () => {
   it("is mined in the canonical block, never receipt_unknown, whichever receipt answers last", async () => {
     const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
@@ -91,7 +86,7 @@ describe("a withdrawal reorged into another block while an endpoint is stuck on 
     const back = await waitFor(
       "the withdrawal recorded in the canonical block",
       async () => {
-        const o = await outcome("stale-receipt");
+        const o = await t.outcome("stale-receipt");
         if (o.status === "receipt_unknown" || o.status === "needs_review")
           throw new Error(`the paid withdrawal went to ${o.status}`);
         if (o.blockHash === again.blockHash && o.status === "confirmed") return o;

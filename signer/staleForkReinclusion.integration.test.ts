@@ -12,7 +12,6 @@
  */
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 import {
@@ -33,10 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
 
 describe("a confirmed withdrawal re-included in another block while the first endpoint is stuck on the losing fork", () => {
   it("is recorded in the block it is in, not the orphaned one", async () => {
@@ -63,7 +58,7 @@ describe("a confirmed withdrawal re-included in another block while the first en
     const back = await waitFor(
       "the withdrawal recorded in the block it is in",
       async () => {
-        const o = await outcome("stale-fork-again");
+        const o = await t.outcome("stale-fork-again");
         // Confirmed there, or already final (each poll mines a block).
         if (o.blockHash === again.blockHash && ["confirmed", "finalized"].includes(o.status))
           return o;

@@ -15,7 +15,6 @@
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { setPublishedFinalized } from "../indexers/testing/chain.js";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 
@@ -32,10 +31,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 describe("a confirmed withdrawal re-included in another block while the running signer's first endpoint gets stuck on the losing fork", () => {
   it("is recorded in the block it is in, without a restart", async () => {
     const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
@@ -49,13 +44,13 @@ describe("a confirmed withdrawal re-included in another block while the running 
     await t.withdraw("stuck-while-running", { to: DEST, value: 1_000n });
     t.signer = t.run();
     const first = await waitFor("mined", async () => {
-      const o = await outcome("stuck-while-running");
+      const o = await t.outcome("stuck-while-running");
       return o.blockNumber !== null ? o : undefined;
     });
     await t.rpc("anvil_mine", ["0x1"]);
     await waitFor(
       "confirmed",
-      async () => (await outcome("stuck-while-running")).status === "confirmed",
+      async () => (await t.outcome("stuck-while-running")).status === "confirmed",
     );
 
     // The first endpoint gets stuck now, the signer running: its head, its blocks from the
@@ -101,7 +96,7 @@ describe("a confirmed withdrawal re-included in another block while the running 
     const back = await waitFor(
       "the withdrawal recorded in the block it is in",
       async () => {
-        const o = await outcome("stuck-while-running");
+        const o = await t.outcome("stuck-while-running");
         // Confirmed there, or already final (each poll mines a block: a slow pass may see it past
         // the finality rule).
         if (o.blockHash === again.blockHash && ["confirmed", "finalized"].includes(o.status))

@@ -10,7 +10,6 @@
  */
 import { parseGwei } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -33,10 +32,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function outcome(id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
-
 async function events(id: string): Promise<{ event: string; to_status: string }[]> {
   const { rows } = await t.ctx.db.pool.query(
     "SELECT event, to_status FROM custody.tx_request_events WHERE request_id = $1 ORDER BY id",
@@ -56,7 +51,7 @@ async function reorgedUnderStaleIndex(id: string, stale: RpcProxy): Promise<void
   try {
     await t.withdraw(id, { from: account.address, value: 7n });
     const first = await waitFor("mined", async () => {
-      const o = await outcome(id);
+      const o = await t.outcome(id);
       return o.blockNumber !== null ? o : undefined;
     });
     const receipt = await t.rpc<Record<string, unknown>>("eth_getTransactionReceipt", [
@@ -88,7 +83,7 @@ async function reorgedUnderStaleIndex(id: string, stale: RpcProxy): Promise<void
     const end = await waitFor("needs_review, or taken as mined in the orphaned block", async () => {
       const seen = await events(id);
       if (seen.some((e) => e.event === "receipt_found")) return "taken";
-      const o = await outcome(id);
+      const o = await t.outcome(id);
       if (o.status === "needs_review") return o;
       await t.rpc("evm_mine");
       return undefined;

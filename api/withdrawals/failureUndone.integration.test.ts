@@ -10,17 +10,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createDepositCrediting,
-  createLedger,
   type Ledger,
   listWithdrawalBlocks,
   unfreezeCustomer,
   writeOffReorgReceivable,
 } from "../../ledger/index.js";
-import { setTxRequestState } from "../../signer/testing/txRequestState.js";
 import {
-  createWithdrawalApiTestContext,
-  type WithdrawalApiTestContext,
-} from "../testing/apiTestContext.js";
+  createWithdrawalOutcomeTest,
+  type WithdrawalOutcomeTest,
+} from "../testing/withdrawalOutcomes.js";
 import { withdrawalTransferIds } from "./holds.js";
 import { createWithdrawals, type Withdrawals } from "./service.js";
 
@@ -31,37 +29,20 @@ const CANCEL = `0x${"c1".repeat(32)}`;
 const PAYMENT = `0x${"d2".repeat(32)}`;
 const CANCEL_AGAIN = `0x${"c3".repeat(32)}`;
 
-let t: WithdrawalApiTestContext;
+let t: WithdrawalOutcomeTest;
 let ledger: Ledger;
 let withdrawals: Withdrawals;
-let requester: string;
 
 beforeAll(async () => {
-  t = await createWithdrawalApiTestContext({
+  t = await createWithdrawalOutcomeTest({
     fund: { customers: ["dave", "erin", "fay", "gus", "hal", "ivy", "jo"], amount: 10n * ETH },
   });
-  ledger = createLedger({ common: t.ctx.common, pool: t.ctx.db.pool });
+  ledger = t.ledger;
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
-  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
 }, 120_000);
 afterAll(async () => {
   await t?.cleanup();
 });
-
-async function withdraw(customer: string, amount: bigint): Promise<string> {
-  const created = await t.withdrawNative(requester, customer, amount);
-  expect(created.status).toBe("signing");
-  return created.id;
-}
-
-async function get(id: string) {
-  const res = await t.call(t.keys["withdrawals:write"], {
-    method: "GET",
-    url: `/v1/withdrawals/${id}`,
-  });
-  expect(res.statusCode, res.body).toBe(200);
-  return res.json();
-}
 
 const balance = (customer: string) => ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
 const available = async (customer: string) => {
@@ -87,13 +68,13 @@ async function eventTypes(id: string): Promise<string[]> {
 
 /** Sent, then failed at a final block by its cancel (gas paid); the outcome pass voids the hold. */
 async function failedByCancel(id: string, nonce: number) {
-  await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+  await t.signerRecords(id, {
     status: "broadcast",
     txHash: PAYMENT,
     nonce,
   });
   await withdrawals.syncOutcomes();
-  await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+  await t.signerRecords(id, {
     status: "failed",
     txHash: CANCEL,
     nonce,
@@ -103,7 +84,7 @@ async function failedByCancel(id: string, nonce: number) {
     errorCode: "CANCELLED",
   });
   await withdrawals.syncOutcomes();
-  expect(await get(id)).toMatchObject({ status: "failed", failureReason: "CANCELLED" });
+  expect(await t.withdrawal(id)).toMatchObject({ status: "failed", failureReason: "CANCELLED" });
 }
 
 /** The request moved as signer/broadcaster/undone.ts moves it when the reorg took its block. */
@@ -123,7 +104,7 @@ async function failureUndone(id: string) {
 
 describe("a withdrawal whose failure a deep reorg undid", () => {
   it("follows its request again: held again, then paid (posted, gas booked)", async () => {
-    const id = await withdraw("dave", 2n * ETH);
+    const id = await t.withdraw("dave", 2n * ETH);
     await failedByCancel(id, 7);
     const gasAfterFailure = await gas();
     // The gas is the custody's (fees:gas), not the customer's.
@@ -135,7 +116,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     await fresh.syncOutcomes();
     // old code: expected { …(19) } to match object { status: 'broadcast', …(1) } (received status
     // 'failed', failureReason 'CANCELLED': the follower looked at non-final statuses only)
-    expect(await get(id)).toMatchObject({ status: "broadcast", failureReason: null });
+    expect(await t.withdrawal(id)).toMatchObject({ status: "broadcast", failureReason: null });
     // The amount is held again (next epoch) and the orphaned cancel's gas reversed.
     expect(await available("dave")).toBe(8n * ETH);
     expect(await gas()).toBe(gasAfterFailure - 21_000n * GWEI);
@@ -144,7 +125,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
       kind: "withdrawal",
     });
     expect(await owed("dave")).toBe(0n);
-    const history = (await get(id)).history as {
+    const history = (await t.withdrawal(id)).history as {
       action: string;
       details: { from_status: string };
     }[];
@@ -153,7 +134,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     });
 
     // Its payment mined instead (failed_request_paid): followed to final like any payment.
-    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    await t.signerRecords(id, {
       status: "confirmed",
       txHash: PAYMENT,
       nonce: 7,
@@ -163,7 +144,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
       reorgs: 1,
     });
     await withdrawals.syncOutcomes();
-    expect(await get(id)).toMatchObject({ status: "finalized", txHash: PAYMENT });
+    expect(await t.withdrawal(id)).toMatchObject({ status: "finalized", txHash: PAYMENT });
     const b = await balance("dave");
     expect(b.debitsPending).toBe(0n);
     expect(b.creditsPosted - b.debitsPosted).toBe(8n * ETH);
@@ -178,17 +159,17 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
   });
 
   it("a customer who spent the refund owes the rest on receivable:reorg and is blocked until it fails again", async () => {
-    const id = await withdraw("erin", 6n * ETH);
+    const id = await t.withdraw("erin", 6n * ETH);
     await failedByCancel(id, 8);
     // The refund is spent: another withdrawal holds most of the balance.
-    const other = await withdraw("erin", 8n * ETH);
+    const other = await t.withdraw("erin", 8n * ETH);
     const free = await available("erin");
     expect(free).toBe(2n * ETH);
 
     await failureUndone(id);
     await withdrawals.syncOutcomes();
     // old code: expected 'failed' to be 'broadcast'
-    expect((await get(id)).status).toBe("broadcast");
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
     expect(await available("erin")).toBe(0n);
     expect(await owed("erin")).toBe(6n * ETH - free);
     const blocks = await listWithdrawalBlocks(t.ctx.db.pool, "erin");
@@ -196,10 +177,10 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     expect(blocks[0]).toMatchObject({ reason: "reorg_shortfall", details: { withdrawal_id: id } });
     // Nothing more leaves: the unsigned one is pulled back on the next pass.
     await withdrawals.syncOutcomes();
-    expect((await get(other)).status).toBe("failed");
+    expect((await t.withdrawal(other)).status).toBe("failed");
 
     // A cancel took the nonce on the new branch too: failed again, held amount and debt undone.
-    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: CANCEL,
       nonce: 8,
@@ -210,7 +191,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
       reorgs: 1,
     });
     await withdrawals.syncOutcomes();
-    expect(await get(id)).toMatchObject({ status: "failed", failureReason: "CANCELLED" });
+    expect(await t.withdrawal(id)).toMatchObject({ status: "failed", failureReason: "CANCELLED" });
     expect(await owed("erin")).toBe(0n);
     expect(await available("erin")).toBe(10n * ETH);
     expect(await listWithdrawalBlocks(t.ctx.db.pool, "erin")).toEqual([]);
@@ -224,12 +205,12 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
   });
 
   it("undone and failed again before a pass looked: the gas booked is the new cancel's, and told so", async () => {
-    const id = await withdraw("fay", 3n * ETH);
+    const id = await t.withdraw("fay", 3n * ETH);
     await failedByCancel(id, 9);
     const gasAfterFailure = await gas();
     await failureUndone(id);
     // Another cancel took the nonce on the new branch before any pass saw the undoing.
-    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: CANCEL_AGAIN,
       nonce: 9,
@@ -242,7 +223,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     await withdrawals.syncOutcomes();
     // old code: expected { …(19) } to match object { status: 'failed', …(2) } (received txHash
     // 0xc1c1…: nothing moved, the old cancel's 21000 gwei stayed booked on fees:gas)
-    expect(await get(id)).toMatchObject({
+    expect(await t.withdrawal(id)).toMatchObject({
       status: "failed",
       txHash: CANCEL_AGAIN,
       failureReason: "CANCELLED",
@@ -275,15 +256,15 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
   });
 
   it("a shortfall partly repaid meanwhile: failing again gives back only what is still owed", async () => {
-    const id = await withdraw("gus", 6n * ETH);
+    const id = await t.withdraw("gus", 6n * ETH);
     await failedByCancel(id, 10);
-    const other = await withdraw("gus", 8n * ETH);
+    const other = await t.withdraw("gus", 8n * ETH);
     await failureUndone(id);
     await withdrawals.syncOutcomes();
     expect(await owed("gus")).toBe(4n * ETH);
     // The unsigned one pulled back: its 8 ETH is available again.
     await withdrawals.syncOutcomes();
-    expect((await get(other)).status).toBe("failed");
+    expect((await t.withdrawal(other)).status).toBe("failed");
     expect(await available("gus")).toBe(8n * ETH);
     // Crediting's repayReceivables repays part of what is owed on the account (money that came
     // back meanwhile): booked here as it books it (one reorg_hold transfer).
@@ -298,7 +279,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     });
     expect(await owed("gus")).toBe(1n * ETH);
 
-    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: CANCEL,
       nonce: 10,
@@ -309,7 +290,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
       reorgs: 1,
     });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("failed");
+    expect((await t.withdrawal(id)).status).toBe("failed");
     // The withdrawal paid nothing: the customer owes nothing and has all of their money back
     // (the 3 ETH repaid returns to their balance, not left as a credit on the receivable).
     // old code: expected -3000000000000000000n to be +0n (the whole 4 ETH given back to the
@@ -320,15 +301,15 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
   });
 
   it("its shortfall is repaid by crediting from money that comes back, the block lifted; failing again then counts nothing twice", async () => {
-    const id = await withdraw("ivy", 6n * ETH);
+    const id = await t.withdraw("ivy", 6n * ETH);
     await failedByCancel(id, 12);
-    const other = await withdraw("ivy", 8n * ETH);
+    const other = await t.withdraw("ivy", 8n * ETH);
     await failureUndone(id);
     await withdrawals.syncOutcomes();
     expect(await owed("ivy")).toBe(4n * ETH);
     // The unsigned one pulled back: its 8 ETH comes back to the blocked balance.
     await withdrawals.syncOutcomes();
-    expect((await get(other)).status).toBe("failed");
+    expect((await t.withdrawal(other)).status).toBe("failed");
     expect(await available("ivy")).toBe(8n * ETH);
 
     // Crediting's pass repays receivables (ledger/depositCrediting.ts repayReceivables), as it
@@ -345,7 +326,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
 
     // The withdrawal fails again for good: the hold's void gives back all 6 ETH, the repayment
     // included; nothing is given back to the receivable (nothing is owed on it).
-    await setTxRequestState(t.ctx.db.pool, `withdrawal:${id}`, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: CANCEL,
       nonce: 12,
@@ -356,7 +337,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
       reorgs: 1,
     });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("failed");
+    expect((await t.withdrawal(id)).status).toBe("failed");
     expect(await owed("ivy")).toBe(0n);
     expect(await available("ivy")).toBe(10n * ETH);
     expect((await balance("ivy")).debitsPending).toBe(0n);
@@ -364,9 +345,9 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
   });
 
   it("an operator's write-off of its shortfall lifts its block", async () => {
-    const id = await withdraw("jo", 6n * ETH);
+    const id = await t.withdraw("jo", 6n * ETH);
     await failedByCancel(id, 13);
-    await withdraw("jo", 8n * ETH);
+    await t.withdraw("jo", 8n * ETH);
     await failureUndone(id);
     await withdrawals.syncOutcomes();
     expect(await owed("jo")).toBe(4n * ETH);
@@ -395,14 +376,14 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
           .getSingleMetric("custody_api_withdrawal_failure_undone_unheld_total")
           ?.get()
       )?.values.reduce((sum, v) => sum + v.value, 0);
-    const id = await withdraw("hal", 1n * ETH);
+    const id = await t.withdraw("hal", 1n * ETH);
     await failedByCancel(id, 11);
     await ledger.freeze({ assetId: NATIVE, name: "user:hal" });
     await failureUndone(id);
     await withdrawals.syncOutcomes();
     // The ledger refuses a withdrawal's hold on a frozen balance: it stays failed, and the
     // operator hears it once (not a log line every full scan).
-    expect((await get(id)).status).toBe("failed");
+    expect((await t.withdrawal(id)).status).toBe("failed");
     // old code: expected undefined to be 1 (only "applying signer outcome failed" logged, again
     // on every full scan; no metric, no alert)
     expect(await unheld()).toBe(1);
@@ -412,7 +393,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
       [`withdrawal:${id}`],
     );
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("failed");
+    expect((await t.withdrawal(id)).status).toBe("failed");
     expect(await unheld()).toBe(1);
 
     // The operator unfreezes it (docs/runbooks/WithdrawalFailureUndoneUnheld.md, `custody-node
@@ -431,7 +412,7 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     ).toMatchObject({ status: "unfrozen" });
     const fresh = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
     await fresh.syncOutcomes();
-    expect((await get(id)).status).toBe("broadcast");
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
     expect(await available("hal")).toBe(9n * ETH);
   });
 });

@@ -17,11 +17,10 @@ import {
   getTxOutcomes,
   nonceEvidenceFromChains,
 } from "../../signer/index.js";
-import { setTxRequestState, type TxRequestState } from "../../signer/testing/txRequestState.js";
 import {
-  createWithdrawalApiTestContext,
-  type WithdrawalApiTestContext,
-} from "../testing/apiTestContext.js";
+  createWithdrawalOutcomeTest,
+  type WithdrawalOutcomeTest,
+} from "../testing/withdrawalOutcomes.js";
 import { eventIdOf } from "../webhooks/eventId.js";
 import { withdrawalTransferIds } from "./holds.js";
 import { createWithdrawals, type Withdrawals } from "./service.js";
@@ -33,41 +32,20 @@ const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 const TX_A = `0x${"a1".repeat(32)}`;
 const TX_B = `0x${"b2".repeat(32)}`;
 
-let t: WithdrawalApiTestContext;
+let t: WithdrawalOutcomeTest;
 let ledger: Ledger;
 let withdrawals: Withdrawals;
-let requester: string;
 
 beforeAll(async () => {
-  t = await createWithdrawalApiTestContext({
+  t = await createWithdrawalOutcomeTest({
     fund: { customers: ["alice", "bob", "carol"], amount: 10n * ETH },
   });
   ledger = t.ledger;
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
-  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
 }, 120_000);
 afterAll(async () => {
   await t?.cleanup();
 });
-
-async function withdraw(customer: string, amount: bigint): Promise<string> {
-  const created = await t.withdrawNative(requester, customer, amount);
-  expect(created.status).toBe("signing");
-  return created.id;
-}
-
-/** Move the signer's request row as its tracker would record it. */
-const signerRecords = (withdrawalId: string, state: TxRequestState) =>
-  setTxRequestState(t.ctx.db.pool, `withdrawal:${withdrawalId}`, state);
-
-async function get(id: string) {
-  const res = await t.call(t.keys["withdrawals:write"], {
-    method: "GET",
-    url: `/v1/withdrawals/${id}`,
-  });
-  expect(res.statusCode, res.body).toBe(200);
-  return res.json();
-}
 
 /** Gas booked so far (the fees:gas account's posted debits less credits). */
 async function gasAccount() {
@@ -115,17 +93,22 @@ const passWaitsForWithdrawal = () =>
 describe("withdrawal outcomes from the signer", () => {
   it("confirmed posts; a reorg reverts the posting to a hold; confirmed again posts once more; finalized is terminal", async () => {
     const gasBefore = await gasAccount(); // the factory deploy's gas, booked by the test set-up
-    const id = await withdraw("alice", 2n * ETH);
+    const id = await t.withdraw("alice", 2n * ETH);
     const start = await balance("alice");
     expect(start.debitsPending).toBe(2n * ETH);
 
-    await signerRecords(id, { status: "broadcast", txHash: TX_A });
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("broadcast");
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
 
-    await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 10 });
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_A,
+      fee: 21_000n * GWEI,
+      block: 10,
+    });
     await withdrawals.syncOutcomes();
-    const confirmed = await get(id);
+    const confirmed = await t.withdrawal(id);
     expect(confirmed).toMatchObject({
       status: "confirmed",
       txHash: TX_A,
@@ -136,9 +119,9 @@ describe("withdrawal outcomes from the signer", () => {
     expect(posted.debitsPosted).toBe(2n * ETH);
 
     // A 5-block reorg removes the block; the signer re-sends the same bytes (status back to broadcast).
-    await signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 1 });
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 1 });
     await withdrawals.syncOutcomes();
-    const reorged = await get(id);
+    const reorged = await t.withdrawal(id);
     expect(reorged.status).toBe("broadcast");
     expect(reorged.fee).toBeNull();
     const held = await balance("alice");
@@ -156,7 +139,7 @@ describe("withdrawal outcomes from the signer", () => {
     );
 
     // Re-mined in another block at another fee; the sync is idempotent.
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "confirmed",
       txHash: TX_A,
       fee: 30_000n * GWEI,
@@ -165,7 +148,10 @@ describe("withdrawal outcomes from the signer", () => {
     });
     expect(await withdrawals.syncOutcomes()).toBe(1);
     expect(await withdrawals.syncOutcomes()).toBe(0);
-    expect(await get(id)).toMatchObject({ status: "confirmed", fee: (30_000n * GWEI).toString() });
+    expect(await t.withdrawal(id)).toMatchObject({
+      status: "confirmed",
+      fee: (30_000n * GWEI).toString(),
+    });
     const again = await balance("alice");
     expect(again.debitsPending).toBe(0n);
     expect(again.debitsPosted - again.creditsPosted).toBe(
@@ -173,7 +159,7 @@ describe("withdrawal outcomes from the signer", () => {
     );
     expect((await gasAccount()) - gasBefore).toBe(30_000n * GWEI); // the reverted gas is gone
 
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "confirmed",
       txHash: TX_A,
       fee: 30_000n * GWEI,
@@ -182,11 +168,11 @@ describe("withdrawal outcomes from the signer", () => {
       finalized: true,
     });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("finalized");
+    expect((await t.withdrawal(id)).status).toBe("finalized");
     // Terminal: nothing the signer says afterwards moves it.
-    await signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 2 });
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 2 });
     expect(await withdrawals.syncOutcomes()).toBe(0);
-    expect((await get(id)).status).toBe("finalized");
+    expect((await t.withdrawal(id)).status).toBe("finalized");
 
     expect(await eventTypes(id)).toEqual(
       expect.arrayContaining([
@@ -206,15 +192,20 @@ describe("withdrawal outcomes from the signer", () => {
   });
 
   it("reorged out and confirmed again between two passes (never seen in broadcast): the posting and its gas follow the new transaction", async () => {
-    const id = await withdraw("carol", ETH);
-    await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 10 });
+    const id = await t.withdraw("carol", ETH);
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_A,
+      fee: 21_000n * GWEI,
+      block: 10,
+    });
     await withdrawals.syncOutcomes();
     const posted = await balance("carol");
     const gasPosted = await gasAccount();
 
     // The signer: reorged out, another attempt mined in another block at another fee, confirmed
     // again, all before the follower's next pass.
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "confirmed",
       txHash: TX_B,
       fee: 30_000n * GWEI,
@@ -223,7 +214,7 @@ describe("withdrawal outcomes from the signer", () => {
     });
     expect(await withdrawals.syncOutcomes()).toBe(1);
     expect(await withdrawals.syncOutcomes()).toBe(0);
-    expect(await get(id)).toMatchObject({
+    expect(await t.withdrawal(id)).toMatchObject({
       status: "confirmed",
       txHash: TX_B,
       fee: (30_000n * GWEI).toString(),
@@ -244,7 +235,7 @@ describe("withdrawal outcomes from the signer", () => {
     expect(await eventTypes(id)).toEqual(expect.arrayContaining(["withdrawal.reorged"]));
 
     // The same bytes re-mined in another block (same hash, another fee), seen only when final.
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "confirmed",
       txHash: TX_B,
       fee: 25_000n * GWEI,
@@ -253,7 +244,10 @@ describe("withdrawal outcomes from the signer", () => {
       finalized: true,
     });
     expect(await withdrawals.syncOutcomes()).toBe(1);
-    expect(await get(id)).toMatchObject({ status: "finalized", fee: (25_000n * GWEI).toString() });
+    expect(await t.withdrawal(id)).toMatchObject({
+      status: "finalized",
+      fee: (25_000n * GWEI).toString(),
+    });
     expect((await gasAccount()) - gasPosted).toBe(4_000n * GWEI);
     expect((await ledger.check()).ok).toBe(true);
   });
@@ -261,21 +255,21 @@ describe("withdrawal outcomes from the signer", () => {
   // Three CLI processes, one after another, each loading the app from source: 16 s beside a
   // simulation run, past 60 s beside CPU hogs and another test worker.
   it("receipt_unknown and needs_review keep the hold; only the operator command fails it and releases the hold", async () => {
-    const id = await withdraw("bob", 3n * ETH);
-    await signerRecords(id, { status: "broadcast", txHash: TX_B });
+    const id = await t.withdraw("bob", 3n * ETH);
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_B });
     await withdrawals.syncOutcomes();
-    await signerRecords(id, { status: "receipt_unknown", txHash: TX_B });
+    await t.signerRecords(id, { status: "receipt_unknown", txHash: TX_B });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("receipt_unknown");
+    expect((await t.withdrawal(id)).status).toBe("receipt_unknown");
     expect((await balance("bob")).debitsPending).toBe(3n * ETH);
 
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "needs_review",
       txHash: TX_B,
       reviewReason: "nonce consumed at a final block by no known attempt",
     });
     await withdrawals.syncOutcomes();
-    const review = await get(id);
+    const review = await t.withdrawal(id);
     expect(review.status).toBe("needs_review");
     expect((await balance("bob")).debitsPending).toBe(3n * ETH);
     const { rows: ev } = await t.ctx.db.pool.query(
@@ -287,8 +281,8 @@ describe("withdrawal outcomes from the signer", () => {
     );
 
     // The operator command refuses without a reason, and refuses a withdrawal the chain can decide.
-    const other = await withdraw("carol", ETH);
-    await signerRecords(other, { status: "broadcast", txHash: `0x${"c3".repeat(32)}` });
+    const other = await t.withdraw("carol", ETH);
+    await t.signerRecords(other, { status: "broadcast", txHash: `0x${"c3".repeat(32)}` });
     await withdrawals.syncOutcomes();
     const refused = spawnCli(
       ["withdrawals", "fail", other, "--by", "ops-dana", "--reason", "looked stuck"],
@@ -296,7 +290,7 @@ describe("withdrawal outcomes from the signer", () => {
     );
     expect((await refused.exited).code).not.toBe(0);
     expect(refused.output()).toContain("is broadcast; cannot fail");
-    expect((await get(other)).status).toBe("broadcast");
+    expect((await t.withdrawal(other)).status).toBe("broadcast");
     expect((await balance("carol")).debitsPending).toBe(ETH);
 
     const failed = spawnCli(
@@ -314,7 +308,7 @@ describe("withdrawal outcomes from the signer", () => {
     );
     const { code } = await failed.exited;
     expect(code, failed.output()).toBe(0);
-    const after = await get(id);
+    const after = await t.withdrawal(id);
     expect(after.status).toBe("failed");
     expect(after.failureReason).toBe(
       "OPERATOR_FAILED: nonce 7 used by a foreign tx at final block 1200",
@@ -343,13 +337,13 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await repeat.exited).code, repeat.output()).toBe(0);
     expect((await balance("bob")).available).toBe(10n * ETH);
     // Failed is terminal: a later signer record changes nothing.
-    await signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 1n, block: 20 });
+    await t.signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 1n, block: 20 });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("failed");
+    expect((await t.withdrawal(id)).status).toBe("failed");
   }, 300_000);
 
   it("POST /fail is refused 409 (problem+json) while the block that used the nonce is not final; nothing changes", async () => {
-    const id = await withdraw("alice", ETH);
+    const id = await t.withdraw("alice", ETH);
     const held = (await balance("alice")).debitsPending;
     // Another transaction of the hot wallet uses its next nonce, in the head block.
     const { from, rpc, nonce } = await hotWalletOf(id);
@@ -360,14 +354,14 @@ describe("withdrawal outcomes from the signer", () => {
     ).toLowerCase();
     await rpc("anvil_stopImpersonatingAccount", [from]);
     await rpc("evm_mine");
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "needs_review",
       txHash: TX_A,
       nonce,
       reviewReason: "NONCE_CONSUMED_NO_KNOWN_ATTEMPT",
     });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("needs_review");
+    expect((await t.withdrawal(id)).status).toBe("needs_review");
     const res = await t.call(t.keys.admin, {
       method: "POST",
       url: `/v1/withdrawals/${id}/fail`,
@@ -377,16 +371,16 @@ describe("withdrawal outcomes from the signer", () => {
     expect(res.statusCode, res.body).toBe(409);
     expect(res.headers["content-type"]).toContain("application/problem+json");
     expect(res.json()).toMatchObject({ code: "SIGNER_NONCE_NOT_FINAL", tx_hash: foreign });
-    expect((await get(id)).status).toBe("needs_review");
+    expect((await t.withdrawal(id)).status).toBe("needs_review");
     expect((await balance("alice")).debitsPending).toBe(held);
   });
 
   it("POST /fail of a withdrawal whose nonce nothing used is a cancel: the hold stands until the cancel's block is final", async () => {
-    const id = await withdraw("alice", ETH);
+    const id = await t.withdraw("alice", ETH);
     const held = (await balance("alice")).debitsPending;
     // A nonce above the wallet's mined count: no transaction used it at the head.
     const nonce = (await hotWalletOf(id)).nonce + 5;
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "needs_review",
       txHash: TX_A,
       nonce,
@@ -436,7 +430,7 @@ describe("withdrawal outcomes from the signer", () => {
     const [signerSide] = await getTxOutcomes(t.ctx.db.pool, { requestIds: [`withdrawal:${id}`] });
     expect(signerSide).toMatchObject({ status: "broadcast", errorCode: null });
     expect(signerSide!.cancelRequestedAt).toBeInstanceOf(Date);
-    const moved = (await get(id)).history.find(
+    const moved = (await t.withdrawal(id)).history.find(
       (h: { action: string; actor: string }) =>
         h.action === "withdrawal.broadcast" && h.actor === "owner-admin",
     );
@@ -447,10 +441,10 @@ describe("withdrawal outcomes from the signer", () => {
     expect(again.json().status).toBe("broadcast");
     expect(again.json().failRequested.at).toBe(requestedAt);
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("broadcast");
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
     expect((await balance("alice")).debitsPending).toBe(held);
     // The cancel's block is final: the signer fails the request as the operator's; released.
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: TX_B,
       nonce,
@@ -460,26 +454,28 @@ describe("withdrawal outcomes from the signer", () => {
       fee: 21_000n * GWEI,
     });
     await withdrawals.syncOutcomes();
-    expect(await get(id)).toMatchObject({
+    expect(await t.withdrawal(id)).toMatchObject({
       status: "failed",
       failureReason: "OPERATOR_FAILED: every send refused; customer asked to cancel",
       failRequested: { at: requestedAt, by: "owner-admin" },
     });
     // The failure is the operator's, though the cancel's final block decided when.
     expect(
-      (await get(id)).history.find((h: { action: string }) => h.action === "withdrawal.failed"),
+      (await t.withdrawal(id)).history.find(
+        (h: { action: string }) => h.action === "withdrawal.failed",
+      ),
     ).toMatchObject({ actor: "owner-admin", details: expect.objectContaining({ by: "operator" }) });
     expect((await balance("alice")).debitsPending).toBe(held - ETH);
     expect(await eventTypes(id)).toContain("withdrawal.failed");
   });
 
   it("an operator's repeat after the signer's cancel already failed it books the cancel's gas before releasing", async () => {
-    const id = await withdraw("bob", ETH);
+    const id = await t.withdraw("bob", ETH);
     const before = await balance("bob");
-    await signerRecords(id, { status: "needs_review", txHash: TX_A, nonce: 60 });
+    await t.signerRecords(id, { status: "needs_review", txHash: TX_A, nonce: 60 });
     await withdrawals.syncOutcomes();
     // The cancel's block became final before the outcome pass ran (the pass lags, or crashed).
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: TX_B,
       nonce: 60,
@@ -498,13 +494,13 @@ describe("withdrawal outcomes from the signer", () => {
   });
 
   it("an operator's fail while the outcome pass lags behind a revert at a final block records the chain's outcome, not the operator's", async () => {
-    const id = await withdraw("carol", ETH);
+    const id = await t.withdraw("carol", ETH);
     const before = await balance("carol");
-    await signerRecords(id, { status: "needs_review", txHash: TX_A, nonce: 62 });
+    await t.signerRecords(id, { status: "needs_review", txHash: TX_A, nonce: 62 });
     await withdrawals.syncOutcomes();
     // The signer found the receipt after all: its transaction reverted, and that block is final.
     // The outcome pass has not applied it yet when the operator fails the withdrawal.
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: TX_A,
       nonce: 62,
@@ -519,7 +515,7 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await failed.exited).code, failed.output()).toBe(0);
     // The chain decided, not the operator: the custody team (CLI, API, audit, webhook) is told so.
     expect(failed.output()).toContain("had already failed on chain (REVERTED");
-    const w = await get(id);
+    const w = await t.withdrawal(id);
     expect(w).toMatchObject({
       status: "failed",
       failureReason: "REVERTED",
@@ -562,16 +558,21 @@ describe("withdrawal outcomes from the signer", () => {
   });
 
   it("a failure reported without a final block or an operator releases nothing", async () => {
-    const id = await withdraw("carol", ETH);
+    const id = await t.withdraw("carol", ETH);
     const before = await balance("carol");
-    await signerRecords(id, { status: "broadcast", txHash: TX_A, nonce: 40 });
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A, nonce: 40 });
     await withdrawals.syncOutcomes();
-    await signerRecords(id, { status: "failed", txHash: TX_A, nonce: 40, errorCode: "SOMETHING" });
+    await t.signerRecords(id, {
+      status: "failed",
+      txHash: TX_A,
+      nonce: 40,
+      errorCode: "SOMETHING",
+    });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("broadcast");
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
     expect((await balance("carol")).debitsPending).toBe(before.debitsPending);
     // The same failure decided by a final block (reverted) releases the hold.
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "failed",
       txHash: TX_A,
       nonce: 40,
@@ -580,13 +581,13 @@ describe("withdrawal outcomes from the signer", () => {
       fee: 21_000n * GWEI,
     });
     await withdrawals.syncOutcomes();
-    expect(await get(id)).toMatchObject({ status: "failed", failureReason: "REVERTED" });
+    expect(await t.withdrawal(id)).toMatchObject({ status: "failed", failureReason: "REVERTED" });
     expect((await balance("carol")).debitsPending).toBe(before.debitsPending - ETH);
   });
 
   it("the time out and not mined runs on while it flips between broadcast and receipt_unknown; a reorg's re-send starts it again", async () => {
-    const id = await withdraw("alice", ETH / 10n);
-    await signerRecords(id, { status: "broadcast", txHash: TX_A });
+    const id = await t.withdraw("alice", ETH / 10n);
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A });
     await withdrawals.syncOutcomes();
     // Sent two hours ago (every clock of the row moved back; the column list is the row's own).
     const { rows: cols } = await t.ctx.db.pool.query<{ column_name: string }>(
@@ -599,33 +600,43 @@ describe("withdrawal outcomes from the signer", () => {
     await t.ctx.db.pool.query(`UPDATE api.withdrawals SET ${twoHoursBack} WHERE id = $1`, [id]);
 
     // Its nonce seen used with no receipt, then free again: two status changes, no send.
-    await signerRecords(id, { status: "receipt_unknown", txHash: TX_A });
+    await t.signerRecords(id, { status: "receipt_unknown", txHash: TX_A });
     await withdrawals.syncOutcomes();
-    await signerRecords(id, { status: "broadcast", txHash: TX_A });
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("broadcast");
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
     const inStatus = (await withdrawalsByStatus(t.ctx.db.pool, ["broadcast"])).get("broadcast")!;
     expect(inStatus.longestInStatusSeconds).toBeLessThan(3600);
     expect((await oldestUnminedByChain(t.ctx.db.pool)).get(31337)).toBeGreaterThanOrEqual(7200);
 
     // Mined, then reorged out: the same bytes are sent again, and the clock runs from that send.
-    await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 40 });
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_A,
+      fee: 21_000n * GWEI,
+      block: 40,
+    });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("confirmed");
-    await signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 1 });
+    expect((await t.withdrawal(id)).status).toBe("confirmed");
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 1 });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("broadcast");
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
     expect((await oldestUnminedByChain(t.ctx.db.pool)).get(31337)).toBeLessThan(3600);
   });
 
   it("a receipt found after receipt_unknown confirms and posts", async () => {
-    const id = await withdraw("carol", ETH);
-    await signerRecords(id, { status: "receipt_unknown", txHash: TX_B });
+    const id = await t.withdraw("carol", ETH);
+    await t.signerRecords(id, { status: "receipt_unknown", txHash: TX_B });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("receipt_unknown");
-    await signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 21_000n * GWEI, block: 30 });
+    expect((await t.withdrawal(id)).status).toBe("receipt_unknown");
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_B,
+      fee: 21_000n * GWEI,
+      block: 30,
+    });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("confirmed");
+    expect((await t.withdrawal(id)).status).toBe("confirmed");
     expect(await ledger.getTransfer(withdrawalTransferIds(id, 0).post)).toMatchObject({
       chainRef: { chainId: 31337, txHash: TX_B, position: "tx" },
     });
@@ -634,22 +645,22 @@ describe("withdrawal outcomes from the signer", () => {
   /** needs_review with a nonce nothing used at the head: an operator's failure is a cancel. */
   let aboveMined = 20; // nonces above the wallet's mined count, one per request (unique)
   async function inReviewWithUnusedNonce(customer: string) {
-    const id = await withdraw(customer, ETH);
+    const id = await t.withdraw(customer, ETH);
     const nonce = (await hotWalletOf(id)).nonce + aboveMined++;
-    await signerRecords(id, {
+    await t.signerRecords(id, {
       status: "needs_review",
       txHash: TX_A,
       nonce,
       reviewReason: "CANCEL_UNSENDABLE",
     });
     await withdrawals.syncOutcomes();
-    expect((await get(id)).status).toBe("needs_review");
+    expect((await t.withdrawal(id)).status).toBe("needs_review");
     return id;
   }
 
   /** The operator's decision on the withdrawal itself: failRequested, one audit entry, one event. */
   async function expectFailRequestRecorded(id: string, by: string, reason: string) {
-    const w = await get(id);
+    const w = await t.withdrawal(id);
     expect(w).toMatchObject({ status: "broadcast", failRequested: { by, reason } });
     const requested = w.history.filter(
       (h: { actor: string; details?: { cancelling?: boolean } }) =>
@@ -713,7 +724,7 @@ describe("withdrawal outcomes from the signer", () => {
     // request as it was (needs_review), so it has nothing to apply, and moves nothing meanwhile.
     expect(await cancelling()).toBe(false);
     await withdrawals.syncOutcomes();
-    expect(await get(id)).toMatchObject({ status: "needs_review", failRequested: null });
+    expect(await t.withdrawal(id)).toMatchObject({ status: "needs_review", failRequested: null });
     passDone.open();
     const answered = await failing;
     expect(answered).toMatchObject({
@@ -726,16 +737,21 @@ describe("withdrawal outcomes from the signer", () => {
     // A repeat answers the same and records nothing more.
     await operator.failByOperator(id, { by: "ops-erin", reason: "again" });
     await expectFailRequestRecorded(id, "ops-erin", reason);
-    expect((await get(id)).failRequested.at).toBe(w.failRequested.at);
+    expect((await t.withdrawal(id)).failRequested.at).toBe(w.failRequested.at);
     expect((await balance("carol")).debitsPending).toBe(held);
   });
 
   it("an outcome read before a reorg is not applied after it: the pass decides on the signer's record under the withdrawal's lock", async () => {
-    const id = await withdraw("bob", ETH);
-    await signerRecords(id, { status: "broadcast", txHash: TX_B });
+    const id = await t.withdraw("bob", ETH);
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_B });
     await withdrawals.syncOutcomes();
     const held = await balance("bob");
-    await signerRecords(id, { status: "confirmed", txHash: TX_B, fee: 21_000n * GWEI, block: 20 });
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_B,
+      fee: 21_000n * GWEI,
+      block: 20,
+    });
     // Another transaction holds the withdrawal's row (an API decision, another task's pass), so the
     // pass reads `confirmed` and then waits; meanwhile a reorg takes the block out.
     const pool = t.ctx.db.pool;
@@ -745,13 +761,13 @@ describe("withdrawal outcomes from the signer", () => {
       await locker.query("SELECT 1 FROM api.withdrawals WHERE id = $1 FOR UPDATE", [id]);
       const pass = withdrawals.syncOutcomes();
       await passWaitsForWithdrawal();
-      await signerRecords(id, { status: "broadcast", txHash: TX_B, reorgs: 1 });
+      await t.signerRecords(id, { status: "broadcast", txHash: TX_B, reorgs: 1 });
       await locker.query("COMMIT");
       await pass;
     } finally {
       locker.release();
     }
-    const w = await get(id);
+    const w = await t.withdrawal(id);
     expect(w.status).toBe("broadcast");
     expect(w.fee).toBeNull();
     const after = await balance("bob");
@@ -775,7 +791,7 @@ describe("withdrawal outcomes from the signer", () => {
       nonceEvidenceFromChains(t.ctx.config.chains),
     );
     await withdrawals.syncOutcomes();
-    expect(await get(id)).toMatchObject({ status: "broadcast", failRequested: null });
+    expect(await t.withdrawal(id)).toMatchObject({ status: "broadcast", failRequested: null });
     const w = await withdrawals.failByOperator(id, { by: "ops-dana", reason });
     expect(w.failRequested).toMatchObject({ by: "ops-dana", reason });
     await expectFailRequestRecorded(id, "ops-dana", reason);
@@ -833,8 +849,8 @@ describe("withdrawal outcomes from the signer", () => {
   });
 
   it("an operator's fail that the outcome pass applies first is audited as the operator's", async () => {
-    const id = await withdraw("alice", ETH);
-    await signerRecords(id, { status: "needs_review", txHash: TX_B, reviewReason: "stuck" });
+    const id = await t.withdraw("alice", ETH);
+    await t.signerRecords(id, { status: "needs_review", txHash: TX_B, reviewReason: "stuck" });
     await withdrawals.syncOutcomes();
     const reason = "nonce used by a foreign tx at a final block";
     // The signer's half decided alone (failed now, no cancel: `tx-requests fail`); the pass
@@ -845,7 +861,7 @@ describe("withdrawal outcomes from the signer", () => {
       nonceEvidenceFromChains(t.ctx.config.chains),
     );
     await withdrawals.syncOutcomes();
-    const w = await get(id);
+    const w = await t.withdrawal(id);
     expect(w).toMatchObject({ status: "failed", failureReason: `OPERATOR_FAILED: ${reason}` });
     const failed = () =>
       w.history.filter((h: { action: string }) => h.action === "withdrawal.failed");
@@ -855,7 +871,7 @@ describe("withdrawal outcomes from the signer", () => {
     expect((await withdrawals.failByOperator(id, { by: "ops-frank", reason })).status).toBe(
       "failed",
     );
-    const after = (await get(id)).history.filter(
+    const after = (await t.withdrawal(id)).history.filter(
       (h: { action: string }) => h.action === "withdrawal.failed",
     );
     expect(after).toHaveLength(1);

@@ -9,29 +9,26 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../foundation/logger.js";
 import { createMetrics } from "../../foundation/metrics.js";
-import { setTxRequestState, type TxRequestState } from "../../signer/testing/txRequestState.js";
 import {
-  createWithdrawalApiTestContext,
-  type WithdrawalApiTestContext,
-} from "../testing/apiTestContext.js";
+  createWithdrawalOutcomeTest,
+  type WithdrawalOutcomeTest,
+} from "../testing/withdrawalOutcomes.js";
 import { createWithdrawals, type Withdrawals } from "./service.js";
 
 const ETH = 10n ** 18n;
 const GWEI = 10n ** 9n;
 const TX_A = `0x${"a1".repeat(32)}`;
 
-let t: WithdrawalApiTestContext;
-let requester: string;
+let t: WithdrawalOutcomeTest;
 /** The follower under test: its own registry and log, read by the assertions. */
 let withdrawals: Withdrawals;
 let metrics: ReturnType<typeof createMetrics>;
 const lines: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
-  t = await createWithdrawalApiTestContext({
+  t = await createWithdrawalOutcomeTest({
     fund: { customers: ["alice", "bob"], amount: 10n * ETH },
   });
-  requester = await t.newKey("exchange-backend", ["withdrawals:write"]);
   metrics = createMetrics({ defaults: false });
   const logger = createLogger("info", {
     write: (line: string) => void lines.push(JSON.parse(line)),
@@ -45,15 +42,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.cleanup();
 });
-
-async function withdraw(customer: string, amount: bigint): Promise<string> {
-  const created = await t.withdrawNative(requester, customer, amount);
-  expect(created.status).toBe("signing");
-  return created.id;
-}
-
-const signerRecords = (withdrawalId: string, state: TxRequestState) =>
-  setTxRequestState(t.ctx.db.pool, `withdrawal:${withdrawalId}`, state);
 
 async function statusOf(id: string): Promise<string> {
   const { rows } = await t.ctx.db.pool.query<{ status: string }>(
@@ -78,10 +66,10 @@ const statusLines = (id: string) =>
 
 describe("withdrawal status changes are told after commit", () => {
   it("an outcome pass that fails after its first move tells nothing, on every pass", async () => {
-    const id = await withdraw("alice", 1n * ETH);
+    const id = await t.withdraw("alice", 1n * ETH);
     // Confirmed without a tx hash: the pass moves signing -> broadcast, then cannot post the hold
     // (WITHDRAWAL_OUTCOME_INCOMPLETE) and rolls both back.
-    await signerRecords(id, { status: "confirmed", fee: 21_000n * GWEI, block: 10 });
+    await t.signerRecords(id, { status: "confirmed", fee: 21_000n * GWEI, block: 10 });
     for (let pass = 0; pass < 3; pass++) await withdrawals.syncOutcomes();
     expect(await statusOf(id)).toBe("signing");
     expect(
@@ -92,7 +80,12 @@ describe("withdrawal status changes are told after commit", () => {
     expect(await transitions("broadcast")).toBe(0);
 
     // The signer's outcome complete: both moves commit and are told once each.
-    await signerRecords(id, { status: "confirmed", txHash: TX_A, fee: 21_000n * GWEI, block: 10 });
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_A,
+      fee: 21_000n * GWEI,
+      block: 10,
+    });
     await withdrawals.syncOutcomes();
     expect(await statusOf(id)).toBe("confirmed");
     expect(statusLines(id)).toEqual(["signing>broadcast", "broadcast>confirmed"]);
@@ -101,7 +94,7 @@ describe("withdrawal status changes are told after commit", () => {
   });
 
   it("a transaction retried after a serialization failure at COMMIT tells its move once", async () => {
-    const id = await withdraw("bob", 1n * ETH);
+    const id = await t.withdraw("bob", 1n * ETH);
     const before = await transitions("broadcast");
     // Postgres fails this withdrawal's first COMMIT that moves it to broadcast with 40001 (a
     // deferred trigger, as SERIALIZABLE's commit-time check would): withTransaction retries.
@@ -119,7 +112,7 @@ describe("withdrawal status changes are told after commit", () => {
         WHEN (NEW.id = '${id}'::uuid AND NEW.status = 'broadcast')
         EXECUTE FUNCTION public.fail_first_commit();`);
     try {
-      await signerRecords(id, { status: "broadcast", txHash: TX_A });
+      await t.signerRecords(id, { status: "broadcast", txHash: TX_A });
       expect(await withdrawals.syncOutcomes()).toBe(1);
       const { rows } = await t.ctx.db.pool.query<{ n: string }>(
         "SELECT last_value::text AS n FROM public.fail_once",

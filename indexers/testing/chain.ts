@@ -8,7 +8,11 @@ import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
-import { createTestDatabase, type TestDatabase } from "../../ops/testing/database.js";
+import {
+  createTestDatabase,
+  type DroppedTogether,
+  type TestDatabase,
+} from "../../ops/testing/database.js";
 import { createIngestor, type IngestorOptions } from "../createIngestor.js";
 import { loadTip } from "../store.js";
 import { notifyWatchedAddress } from "../watched.js";
@@ -194,20 +198,23 @@ export async function syncToHead(
 
 /**
  * Index the node's current chain from scratch into a new database with the same watched set, and
- * return its canonical facts and blocks: the reference a reorged/killed index must equal.
+ * return its canonical facts and blocks: the reference a reorged/killed index must equal. The
+ * database is dropped at the end, or with `databases` (given) when they are.
  */
 export async function freshIndex({
   common,
   chain,
   sourcePool,
   options,
+  databases,
 }: {
   common: Common;
   chain: ChainConfig;
   sourcePool: Pool;
   options?: IngestorOptions;
+  databases?: DroppedTogether;
 }): Promise<{ facts: StoredFact[]; blocks: string[] }> {
-  const db: TestDatabase = await createTestDatabase();
+  const db: TestDatabase = await (databases?.create() ?? createTestDatabase());
   try {
     const { rows } = await sourcePool.query<{ address: string; kind: "deposit" | "hot" | "cold" }>(
       "SELECT address, kind FROM chain.custody_addresses WHERE chain_id = $1",
@@ -228,6 +235,6 @@ export async function freshIndex({
       blocks: await canonicalBlocks(db.pool, chain.chainId),
     };
   } finally {
-    await db.drop();
+    await (databases ? db.pool.end() : db.drop());
   }
 }

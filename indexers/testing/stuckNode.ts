@@ -4,8 +4,10 @@
  * up (both hydrations, their receipts and traces) whatever the chain does next; below `from` and
  * for other reads it answers as the chain does. Test-only.
  */
+import type { Address } from "viem";
 import type { FaultyProxy } from "../../chains/testing/faultyProxy.js";
 import type { Rpc } from "./chain.js";
+import { type IndexerTest, startIndexerTest } from "./indexerTest.js";
 
 const STUCK_METHODS = [
   "eth_blockNumber",
@@ -15,6 +17,23 @@ const STUCK_METHODS = [
 ] as const;
 
 const hex = (n: bigint) => `0x${n.toString(16)}`;
+
+/**
+ * An indexer test for a first endpoint stuck on a losing fork: two proxies (the first to be stuck,
+ * the second following the chain), confirmations 2, reorg window 8, finality 64 blocks, `address`
+ * watched.
+ */
+export function startStuckNodeTest(address: Address): Promise<IndexerTest> {
+  return startIndexerTest({
+    proxies: 2,
+    config: {
+      confirmations: { kind: "blocks", blocks: 2 },
+      reorgWindow: 8,
+      finality: { kind: "blocks", blocks: 64 },
+    },
+    watch: [{ address }],
+  });
+}
 
 /** The proxy answers as the chain does again. */
 export function unstick(proxy: FaultyProxy): void {
@@ -59,5 +78,20 @@ export async function stickAtHead(
       if (n > head.number) return { result: null };
       return real.error ? { error: real.error } : { result: real.result };
     });
+  return head;
+}
+
+/**
+ * The proxy stuck at the chain's head (`stickAtHead` from `from`), then the chain reorging the
+ * blocks from `from` up out (replaced by empty ones) and moving on 3 blocks. Returns the stuck head.
+ */
+export async function stuckThroughReorg(
+  rpc: Rpc,
+  proxy: FaultyProxy,
+  from: bigint,
+): Promise<{ number: bigint; hash: string }> {
+  const head = await stickAtHead(rpc, proxy, from);
+  await rpc("anvil_reorg", [Number(head.number - from + 1n), []]);
+  await rpc("anvil_mine", ["0x3"]);
   return head;
 }

@@ -52,6 +52,52 @@ async function creditedDeposit(to: Hex, value: bigint): Promise<string> {
   await settle();
   return hash.toLowerCase();
 }
+/**
+ * Alice's deposit `txHash` credited `amount` a second time (transfer `ids.credit`) by a writer
+ * whose transaction stays open while a later transfer (`ids.note`, a later seq) commits: the runs
+ * see a seq gap where it is. `whileOpen` runs then; after it the writer commits, and the chain
+ * moves on and is settled.
+ */
+async function creditAgainLate(
+  txHash: string,
+  amount: bigint,
+  ids: { credit: string; note: string },
+  whileOpen: () => Promise<void>,
+): Promise<void> {
+  const writer = await t.ctx.db.pool.connect();
+  let open = true;
+  try {
+    await writer.query("BEGIN");
+    await ledger.transfer(
+      {
+        id: transferId(ids.credit),
+        assetId: ETH,
+        debit: "custody:deposits",
+        credit: "user:alice",
+        amount,
+        kind: "deposit",
+        chainRef: { chainId: CHAIN_ID, txHash: txHash as Hex, position: "tx" },
+      },
+      { client: writer },
+    );
+    await ledger.transfer({
+      id: transferId(ids.note),
+      assetId: ETH,
+      debit: "suspense",
+      credit: "treasury",
+      amount: 1n,
+      kind: "manual",
+    });
+    await whileOpen();
+    await writer.query("COMMIT");
+    open = false;
+  } finally {
+    if (open) await writer.query("ROLLBACK").catch(() => {});
+    writer.release();
+  }
+  await mine(3);
+  await settle();
+}
 const runRow = async (runId: number) =>
   (
     await t.ctx.db.pool.query<{ entry_gaps: SeqGap[]; snapshot_at: Date }>(
@@ -96,51 +142,26 @@ describe("late commits and incremental runs", () => {
 
     // Alice's deposit credited a second time by a writer whose transaction stays open, while a
     // later transfer (a later seq) commits: the runs see a seq gap where it is.
-    const writer = await t.ctx.db.pool.connect();
-    let open = true;
-    try {
-      await writer.query("BEGIN");
-      await ledger.transfer(
-        {
-          id: transferId("slow write: alice again"),
-          assetId: ETH,
-          debit: "custody:deposits",
-          credit: "user:alice",
-          amount: E18,
-          kind: "deposit",
-          chainRef: { chainId: CHAIN_ID, txHash: txHash as Hex, position: "tx" },
-        },
-        { client: writer },
-      );
-      await ledger.transfer({
-        id: transferId("late commits: treasury note"),
-        assetId: ETH,
-        debit: "suspense",
-        credit: "treasury",
-        amount: 1n,
-        kind: "manual",
-      });
-      const gapped = await reconciler.run({ chain });
-      expect(gapped.mode).toBe("incremental");
-      const [gap] = (await runRow(gapped.runId)).entry_gaps;
-      expect(gap).toBeDefined();
-      // An hour goes by with the writer still open (its first-seen time is moved an hour back),
-      // and a run is made then.
-      await t.ctx.db.pool.query("UPDATE recon.runs SET entry_gaps = $2::jsonb WHERE id = $1", [
-        gapped.runId,
-        JSON.stringify([[gap![0], gap![1], gap![2] - 61 * 60_000, ...gap!.slice(3)]]),
-      ]);
-      const aged = await reconciler.run({ chain });
-      expect(aged.breaks).toEqual([]);
-      // … and then the writer commits: its seq is below every later run's watermark.
-      await writer.query("COMMIT");
-      open = false;
-    } finally {
-      if (open) await writer.query("ROLLBACK").catch(() => {});
-      writer.release();
-    }
-    await mine(3);
-    await settle();
+    await creditAgainLate(
+      txHash,
+      E18,
+      { credit: "slow write: alice again", note: "late commits: treasury note" },
+      async () => {
+        const gapped = await reconciler.run({ chain });
+        expect(gapped.mode).toBe("incremental");
+        const [gap] = (await runRow(gapped.runId)).entry_gaps;
+        expect(gap).toBeDefined();
+        // An hour goes by with the writer still open (its first-seen time is moved an hour back),
+        // and a run is made then; then the writer commits: its seq is below every later run's
+        // watermark.
+        await t.ctx.db.pool.query("UPDATE recon.runs SET entry_gaps = $2::jsonb WHERE id = $1", [
+          gapped.runId,
+          JSON.stringify([[gap![0], gap![1], gap![2] - 61 * 60_000, ...gap!.slice(3)]]),
+        ]);
+        const aged = await reconciler.run({ chain });
+        expect(aged.breaks).toEqual([]);
+      },
+    );
 
     const next = await reconciler.run({ chain });
     expect(next.mode).toBe("incremental");
@@ -156,56 +177,34 @@ describe("late commits and incremental runs", () => {
     expect(
       (await reconciler.run({ chain })).breaks.filter((b) => b.key === `${txHash}:tx`),
     ).toEqual([]);
-    const writer = await t.ctx.db.pool.connect();
-    let open = true;
-    try {
-      await writer.query("BEGIN");
-      await ledger.transfer(
-        {
-          id: transferId("slow write under a full run: alice again"),
+    await creditAgainLate(
+      txHash,
+      3n * E18,
+      {
+        credit: "slow write under a full run: alice again",
+        note: "late commits: treasury note over the writer",
+      },
+      async () => {
+        const gapped = await reconciler.run({ chain });
+        expect((await runRow(gapped.runId)).entry_gaps).not.toEqual([]);
+        // Over 100,000 seq values are taken while the writer stays open (the identity is moved on
+        // rather than 100,000 transfers written), then the nightly full run.
+        await t.ctx.db.pool.query(
+          `SELECT setval(pg_get_serial_sequence('ledger.transfers', 'seq'),
+                  (SELECT max(seq) FROM ledger.transfers) + 200000)`,
+        );
+        await ledger.transfer({
+          id: transferId("late commits: treasury note after the jump"),
           assetId: ETH,
-          debit: "custody:deposits",
-          credit: "user:alice",
-          amount: 3n * E18,
-          kind: "deposit",
-          chainRef: { chainId: CHAIN_ID, txHash: txHash as Hex, position: "tx" },
-        },
-        { client: writer },
-      );
-      await ledger.transfer({
-        id: transferId("late commits: treasury note over the writer"),
-        assetId: ETH,
-        debit: "suspense",
-        credit: "treasury",
-        amount: 1n,
-        kind: "manual",
-      });
-      const gapped = await reconciler.run({ chain });
-      expect((await runRow(gapped.runId)).entry_gaps).not.toEqual([]);
-      // Over 100,000 seq values are taken while the writer stays open (the identity is moved on
-      // rather than 100,000 transfers written), then the nightly full run.
-      await t.ctx.db.pool.query(
-        `SELECT setval(pg_get_serial_sequence('ledger.transfers', 'seq'),
-                (SELECT max(seq) FROM ledger.transfers) + 200000)`,
-      );
-      await ledger.transfer({
-        id: transferId("late commits: treasury note after the jump"),
-        assetId: ETH,
-        debit: "suspense",
-        credit: "treasury",
-        amount: 1n,
-        kind: "manual",
-      });
-      const full = await reconciler.run({ chain, full: true });
-      expect(full.mode).toBe("full");
-      await writer.query("COMMIT");
-      open = false;
-    } finally {
-      if (open) await writer.query("ROLLBACK").catch(() => {});
-      writer.release();
-    }
-    await mine(3);
-    await settle();
+          debit: "suspense",
+          credit: "treasury",
+          amount: 1n,
+          kind: "manual",
+        });
+        const full = await reconciler.run({ chain, full: true });
+        expect(full.mode).toBe("full");
+      },
+    );
 
     const next = await reconciler.run({ chain });
     expect(next.mode).toBe("incremental");

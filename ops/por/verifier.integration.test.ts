@@ -420,18 +420,21 @@ describe("por verify (CLI) and verifier.html (chromium) agree", () => {
       const { code } = await p.exited;
       return { code, out: p.output() };
     };
-    const ok = await run([good, "--rpc", anvil.rpcUrl, "--contract", contract]);
+    // Four independent processes: run together, each one's exit and output checked as it ended.
+    const [ok, no, missing, noSource] = await Promise.all([
+      run([good, "--rpc", anvil.rpcUrl, "--contract", contract]),
+      run([bad, "--rpc", anvil.rpcUrl, "--contract", contract]),
+      run([path.join(dir, "absent.json"), "--rpc", anvil.rpcUrl]),
+      run([good]),
+    ]);
     expect([ok.code, ok.out]).toEqual([
       0,
       expect.stringMatching(/^VERIFIED against Attested event/),
     ]);
-    const no = await run([bad, "--rpc", anvil.rpcUrl, "--contract", contract]);
     expect(no.code).toBe(1);
     expect(no.out).toMatch(/NOT VERIFIED .*root hash matches the attested liabilitiesRoot/);
     expect(no.out).toMatch(/FAIL root hash matches the attested liabilitiesRoot: path leads to 0x/);
-    const missing = await run([path.join(dir, "absent.json"), "--rpc", anvil.rpcUrl]);
     expect([missing.code, missing.out]).toEqual([2, expect.stringContaining("cannot read proof")]);
-    const noSource = await run([good]);
     expect([noSource.code, noSource.out]).toEqual([
       2,
       expect.stringContaining("give exactly one of"),

@@ -13,6 +13,7 @@ import {
   type TestContext,
 } from "../../ops/testing/context.js";
 import type { SignerAccount } from "../broadcaster/index.js";
+import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { startWalletSigner, type WalletSigner, type WalletSignerOptions } from "../walletSigner.js";
 import { createSignerHarness, type SignerHarness } from "./harness.js";
 
@@ -47,6 +48,8 @@ export type SignerTest<P extends Proxy = Proxy> = Omit<SignerHarness, "close"> &
   signer: WalletSigner | undefined;
   /** A wallet signer for `account` (default the harness's) on `chain`, polling every 50 ms. */
   run: (account?: SignerAccount, options?: TestSignerOptions) => WalletSigner;
+  /** Request `id` as the API reads it (`getTxOutcomes`); the request must exist. */
+  outcome: (id: string) => Promise<TxOutcome>;
   /** How many times `custody_signer_alerts_total` counted `alert` for `wallet` so far. */
   alertCount: (alert: string, wallet: string) => Promise<number>;
   stop: () => Promise<void>;
@@ -84,6 +87,9 @@ export async function startSignerTest<P extends Proxy = Proxy>(
         pollMs: 50,
         ...o,
       });
+    },
+    async outcome(id) {
+      return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
     },
     async alertCount(alert, wallet) {
       const m = await ctx.common.metrics.registry

@@ -7,16 +7,12 @@
  */
 import type { Hex, TransactionReceipt } from "viem";
 import { expect } from "vitest";
-import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
+import type { TxOutcome } from "../outcomes.js";
 import type { WithdrawalFields } from "./harness.js";
 import { waitFor } from "./harness.js";
 import type { LyingSignerTest } from "./signerTest.js";
 
 const hex = (n: bigint) => `0x${n.toString(16)}`;
-
-async function outcome(t: LyingSignerTest, id: string): Promise<TxOutcome> {
-  return (await getTxOutcomes(t.ctx.db.pool, { requestIds: [id] }))[0]!;
-}
 
 /**
  * Requests the withdrawal `id`, starts the signer (`t.signer`, left running) and waits until the
@@ -30,11 +26,11 @@ export async function confirmedWithdrawal(
   await t.withdraw(id, fields);
   t.signer = t.run();
   const first = await waitFor("mined", async () => {
-    const o = await outcome(t, id);
+    const o = await t.outcome(id);
     return o.blockNumber !== null ? o : undefined;
   });
   await t.rpc("anvil_mine", ["0x1"]);
-  await waitFor("confirmed", async () => (await outcome(t, id)).status === "confirmed");
+  await waitFor("confirmed", async () => (await t.outcome(id)).status === "confirmed");
   return first;
 }
 
