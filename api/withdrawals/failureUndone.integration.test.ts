@@ -15,6 +15,7 @@ import {
   unfreezeCustomer,
   writeOffReorgReceivable,
 } from "../../ledger/index.js";
+import { setTxRequestFailureUndone } from "../../signer/testing/txRequestState.js";
 import {
   createWithdrawalOutcomeTest,
   type WithdrawalOutcomeTest,
@@ -89,17 +90,7 @@ async function failedByCancel(id: string, nonce: number) {
 
 /** The request moved as signer/broadcaster/undone.ts moves it when the reorg took its block. */
 async function failureUndone(id: string) {
-  const { rowCount } = await t.ctx.db.pool.query(
-    `UPDATE custody.tx_requests
-        SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
-            gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
-            transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
-            error_code = NULL, finalized_at = NULL, failure_undone_at = now(),
-            reorg_count = reorg_count + 1, outcome_seq = outcome_seq + 1, updated_at = now()
-      WHERE id = $1 AND status = 'failed'`,
-    [`withdrawal:${id}`],
-  );
-  expect(rowCount).toBe(1);
+  await setTxRequestFailureUndone(t.ctx.db.pool, `withdrawal:${id}`);
 }
 
 describe("a withdrawal whose failure a deep reorg undid", () => {

@@ -10,6 +10,9 @@
  *     and its gas are reversed, the amount is held again and voided at the final block, the move
  *     ends `failed`, and only the reverted inclusion's gas stays booked.
  * Either way the gas booked for the move is what the chain charged for the inclusion that stands.
+ * A move settled failed (its request failed at a final block by a cancel, as the tracker records
+ * it) whose block an accepted deep reorg undid is held again, and posted once when the signer
+ * finds its payment mined at that nonce.
  */
 import { encodeAbiParameters, type Hex, keccak256, pad, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +20,7 @@ import { sendAndMine } from "../../indexers/testing/chain.js";
 import { transferId } from "../../ledger/index.js";
 import { getTxOutcomes } from "../outcomes.js";
 import { waitFor } from "../testing/harness.js";
+import { setTxRequestFailureUndone, setTxRequestState } from "../testing/txRequestState.js";
 import { coldAccount, coldMoveTransferIds, hotAccount } from "./bookings.js";
 import {
   CHAIN_ID,
@@ -264,5 +268,110 @@ describe("a booked cold move reorged out", () => {
     });
     expect(move.fee).toBe(outcome.fee);
     expect(outcome.fee).toBe(await chargedByChain(outcome.txHash!));
+  });
+});
+
+describe("a failed cold move whose failure a deep reorg undid", () => {
+  it("is held again, then posted once when the signer finds it paid", async () => {
+    await depositAndSweep("cold-undone-paid", 5000n);
+    const chainColdBefore = await onChainToken(s, COLD);
+    const ledgerColdBefore = await s.balanceOf(TOKEN, coldAccount(COLD));
+    const { rows: earlier } = await s.ctx.db.pool.query<{ id: string }>(
+      "SELECT id FROM custody.cold_moves",
+    );
+    // Ticked only until the move is requested: it mines to a final block unsettled.
+    const id = await waitFor(
+      "cold move requested",
+      async () => {
+        await s.sweeper.tick(CHAIN_ID);
+        const { rows } = await s.ctx.db.pool.query<{ id: string }>(
+          "SELECT id FROM custody.cold_moves WHERE id <> ALL($1::text[])",
+          [earlier.map((r) => r.id)],
+        );
+        if (rows[0]) return rows[0].id;
+        await s.mine(1);
+        return undefined;
+      },
+      { timeoutMs: 120_000, everyMs: 200 },
+    );
+    const paid = await waitFor(
+      "cold move final on chain",
+      async () => {
+        const [o] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [id] });
+        if (o!.status === "finalized") return o;
+        await s.mine(1);
+        return undefined;
+      },
+      { timeoutMs: 120_000, everyMs: 100 },
+    );
+    const { amount } = await coldMove(id);
+    expect(await onChainToken(s, COLD)).toBe(chainColdBefore + amount);
+
+    // Recorded failed by a cancel at a final block (as the tracker records it): voided.
+    await s.signer!.stop();
+    s.signer = undefined;
+    const cancel = `0x${"c4".repeat(32)}`;
+    const cancelFee = 21_000n * 10n ** 9n;
+    await setTxRequestState(s.ctx.db.pool, id, {
+      status: "failed",
+      txHash: cancel,
+      fee: cancelFee,
+      nonce: Number(paid!.nonce),
+      block: 60,
+      finalized: true,
+      errorCode: "CANCELLED",
+    });
+    await s.sweeper.settle(CHAIN_ID);
+    expect(await coldMove(id)).toMatchObject({ status: "failed", hold_generation: 0 });
+
+    // The deep reorg took that block (undone.ts): held again under the next generation, open.
+    await setTxRequestFailureUndone(s.ctx.db.pool, id);
+    await s.sweeper.settle(CHAIN_ID);
+    // before the fix: expected { status: 'failed', hold_generation: 0, … } to match object
+    // { status: 'open', hold_generation: 1, tx_hash: null } (the move stayed failed, voided)
+    expect(await coldMove(id)).toMatchObject({ status: "open", hold_generation: 1, tx_hash: null });
+
+    // The signer finds its payment mined at that nonce (failed_request_paid): posted, once.
+    s.startSigner();
+    await waitFor(
+      "cold move booked and final",
+      async () => {
+        await s.mine(1);
+        await s.sweeper.settle(CHAIN_ID);
+        return (await coldMove(id)).final_at !== null;
+      },
+      { timeoutMs: 120_000, everyMs: 200 },
+    );
+    for (let i = 0; i < 2; i++) await s.sweeper.settle(CHAIN_ID);
+    expect(await coldMove(id)).toMatchObject({
+      status: "booked",
+      hold_generation: 1,
+      tx_hash: paid!.txHash,
+      fee: paid!.fee,
+    });
+    expect((await s.balanceOf(TOKEN, coldAccount(COLD))) - ledgerColdBefore).toBe(
+      (await onChainToken(s, COLD)) - chainColdBefore,
+    );
+    const gen0 = coldMoveTransferIds(id, 0);
+    const gen1 = coldMoveTransferIds(id, 1);
+    expect(
+      await amounts({
+        void0: gen0.void,
+        hold1: gen1.hold,
+        post1: gen1.post,
+        void1: gen1.void,
+        gasCancel: transferId(`fee:${CHAIN_ID}:${cancel}`),
+        gasCancelUnbook: transferId(`fee:${CHAIN_ID}:${cancel}:unbook`),
+        gasPaid: transferId(`fee:${CHAIN_ID}:${paid!.txHash!.toLowerCase()}:g1`),
+      }),
+    ).toEqual({
+      void0: 0n,
+      hold1: amount,
+      post1: amount,
+      void1: null,
+      gasCancel: cancelFee,
+      gasCancelUnbook: cancelFee,
+      gasPaid: paid!.fee,
+    });
   });
 });

@@ -1,5 +1,6 @@
 /**
- * One sweep tick for a chain: follow what was booked until final and settle what the signer
+ * One sweep tick for a chain: open again the failed sweeps and cold moves whose failure a deep
+ * reorg undid (failureUndone.ts), follow what was booked until final and settle what the signer
  * finished (sweeps, cold moves), then move hot-wallet value above its ceiling to cold, then
  * request new sweeps. Settling first frees the addresses of failed sweeps and makes booked amounts
  * count before the next plan. Every step re-reads Postgres, so a tick after a crash (or a lost
@@ -20,6 +21,7 @@ import {
   settleColdMoves,
   startColdMoves,
 } from "./coldMoves.js";
+import { reopenUndoneColdMoves, reopenUndoneSweeps } from "./failureUndone.js";
 import { followColdMoves } from "./followColdMoves.js";
 import { followSweeps } from "./followSweeps.js";
 import { nameSweepsMovedNothing } from "./movedNothing.js";
@@ -80,6 +82,8 @@ export function createSweeper({
   return {
     async settle(chainId) {
       const deps = depsFor(chainId);
+      await reopenUndoneSweeps(deps);
+      await reopenUndoneColdMoves(deps);
       await followSweeps(deps);
       const settled = await settleSweeps(deps);
       await followColdMoves(deps);
@@ -88,6 +92,8 @@ export function createSweeper({
     },
     async tick(chainId) {
       const deps = depsFor(chainId);
+      await reopenUndoneSweeps(deps);
+      await reopenUndoneColdMoves(deps);
       await followSweeps(deps);
       const settled = await settleSweeps(deps);
       await followColdMoves(deps);

@@ -13,7 +13,7 @@
  */
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
-import { type Pool, withTransaction } from "../../foundation/db.js";
+import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import type { Ledger, NewTransfer } from "../../ledger/index.js";
 import { getTxOutcomes } from "../outcomes.js";
 import {
@@ -38,6 +38,20 @@ type BookedMove = {
   booked_generation: number;
   hold_generation: number;
 };
+
+/** Another open move of this move's (chain, hot wallet, asset), which this one cannot open beside. */
+export async function otherOpenColdMove(
+  client: Pick<PoolClient, "query">,
+  moveId: string,
+): Promise<string | undefined> {
+  const { rows } = await client.query<{ id: string }>(
+    `SELECT m.id FROM custody.cold_moves m, custody.cold_moves me
+      WHERE me.id = $1 AND m.chain_id = me.chain_id AND m.hot_wallet = me.hot_wallet
+        AND m.asset = me.asset AND m.status = 'open'`,
+    [moveId],
+  );
+  return rows[0]?.id;
+}
 
 export type FollowedColdMove = { id: string; action: "final" | "unbooked" };
 
@@ -92,17 +106,12 @@ export async function followColdMoves({
       // One open move per (chain, hot wallet, asset) (cold_moves_one_open). startColdMoves starts
       // none while this one is followed; a revision without that rule may have: this one waits,
       // still booked and followed, until that one settles.
-      const other = await client.query(
-        `SELECT m.id FROM custody.cold_moves m, custody.cold_moves me
-          WHERE me.id = $1 AND m.chain_id = me.chain_id AND m.hot_wallet = me.hot_wallet
-            AND m.asset = me.asset AND m.status = 'open'`,
-        [row.id],
-      );
-      if (other.rowCount) {
+      const other = await otherOpenColdMove(client, row.id);
+      if (other) {
         log.error({
           msg: "cold move reorged out after booking waits: another move of its asset is open",
           cold_move_id: row.id,
-          open_cold_move_id: other.rows[0].id,
+          open_cold_move_id: other,
         });
         return false;
       }
