@@ -643,9 +643,15 @@ describe("operator decisions", () => {
     });
     /** What a signer bug leaves: `failed` at a nonce, with no final block and no operator. */
     const markFailed = async (id: string) => {
-      await waitFor("its payment refused for good", async () => {
+      // Its payment refused for good and the nonce stage's cancel signed (refused too): the trail
+      // shows it left `signed` with no node taking anything, so the operator's fail sends it back
+      // as `signed` (BACK_TO_BROADCASTER). Failed before that cancel, it has no trail: `broadcast`,
+      // the cautious answer (1 run in 3 under load failed so).
+      await waitFor("its payment refused for good, a cancel signed", async () => {
         const { rows } = await pool.query(
-          "SELECT 1 FROM custody.tx_attempts WHERE request_id = $1 AND status = 'rejected'",
+          `SELECT 1 FROM custody.tx_attempts WHERE request_id = $1 AND status = 'rejected'
+              AND EXISTS (SELECT 1 FROM custody.tx_request_events
+                           WHERE request_id = $1 AND event = 'cancel_signed')`,
           [id],
         );
         return rows.length > 0;
