@@ -29,7 +29,9 @@ async function startNode(head: bigint, hashAt10: string): Promise<Node> {
           r.method === "eth_blockNumber"
             ? `0x${node.head.toString(16)}`
             : r.method === "eth_getBlockByNumber"
-              ? { number: r.params[0], hash: node.hashAt10 }
+              ? node.hashAt10 === "" // a node that does not have the block
+                ? null
+                : { number: r.params[0], hash: node.hashAt10 }
               : r.method === "eth_chainId"
                 ? "0x1" // both say chain 1: the other network has our chain id
                 : "0x7";
@@ -113,5 +115,48 @@ describe("an endpoint whose answer is of another chain", () => {
     const asked = other.asked;
     await expect(rpc.request("eth_blockNumber")).rejects.toThrow();
     expect(other.asked).toBe(asked);
+  });
+});
+
+describe("with our final block held (holdFinal)", () => {
+  const final = { number: 10n, hash: `0x${"aa".repeat(32)}` };
+
+  it("an endpoint showing another block there is set aside before its head counts or it is asked a read", async () => {
+    const metrics = rpcMetrics(new Registry());
+    const rpc = createRpcClient({ chainId: 1, urls: [other.url, ours.url], metrics });
+    rpc.holdFinal(final);
+    // before the fix: "rpc.holdFinal is not a function" (the other network's head, 150, was the best)
+    expect(await rpc.askEveryHead()).toBe(ours.head);
+    expect((await metrics.otherChain.get()).values).toEqual([
+      { labels: { chain_id: "1", endpoint: endpointLabel(other.url) }, value: 1 },
+    ]);
+    const asked = other.asked;
+    expect(await rpc.request("eth_gasPrice")).toBe("0x7");
+    expect(other.asked).toBe(asked);
+  });
+
+  it("an endpoint showing another block where no endpoint shows ours is not set aside (the chain may have reorged: the halt's to judge)", async () => {
+    const metrics = rpcMetrics(new Registry());
+    const rpc = createRpcClient({ chainId: 1, urls: [other.url], metrics });
+    rpc.holdFinal(final);
+    expect(await rpc.askEveryHead()).toBe(other.head);
+    expect((await metrics.otherChain.get()).values).toEqual([]);
+  });
+
+  it("an endpoint that does not have the block is no evidence: used, its head counted", async () => {
+    const behind = await startNode(5n, "");
+    try {
+      const metrics = rpcMetrics(new Registry());
+      const rpc = createRpcClient({ chainId: 1, urls: [behind.url, ours.url], metrics });
+      rpc.holdFinal(final);
+      expect(await rpc.askEveryHead()).toBe(ours.head);
+      expect(rpc.heads().map((h) => h.head)).toEqual([5n, ours.head]);
+      expect((await metrics.otherChain.get()).values).toEqual([]);
+      const asked = behind.asked;
+      expect(await rpc.request("eth_gasPrice")).toBe("0x7");
+      expect(behind.asked).toBe(asked + 1); // asked the read itself, not its block again (a second)
+    } finally {
+      await new Promise<void>((r) => behind.server.close(() => r()));
+    }
   });
 });

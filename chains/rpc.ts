@@ -26,7 +26,14 @@
  * counted; the best head it showed is dropped. So does an endpoint whose `eth_chainId` is not ours
  * (a URL of a testnet or of another chain in the list: its blocks would be ingested as ours, a
  * deposit on a testnet credited as real money): each endpoint is asked its chain id before its
- * first use, and again after a set-aside; one that cannot tell is not used until it does.
+ * first use, and again after a set-aside; one that cannot tell is not used until it does. Once the
+ * caller holds a final block (`holdFinal`: the indexer's published finalized block), each endpoint
+ * is also asked its block there before its first use or head (again when that block moved, at most
+ * every FINAL_RECHECK_MS): another block there, while another endpoint shows ours, is another
+ * network with our chain id (set aside as above, before its head could be followed); a node that
+ * does not have the block is behind, no evidence either way (asked again a second later), and so
+ * is one that shows another block where no endpoint shows ours (the chain may have reorged below
+ * our final block: the indexer's halt and the operator's `chains resume` judge that).
  *
  * What viem does here: the wire. Each endpoint has viem's HTTP JSON-RPC client (`getHttpRpcClient`,
  * the one under viem's `http()` transport): the JSON-RPC envelope of a single call or an explicit
@@ -138,6 +145,14 @@ export type RpcClient = {
    * any); a head from nowhere is dropped in time as any (BEST_HEAD_UNREACHED_BLOCKS).
    */
   askEveryHead: () => Promise<bigint | null>;
+  /**
+   * Our final block (number, lowercase hash), or null while there is none: each endpoint is asked
+   * it before it is asked anything else or its head counted; one showing another block there while
+   * another endpoint shows ours is set aside (as otherChain). A node of ours does not show another
+   * block at a final height while another shows ours; when no endpoint shows ours, the chain may
+   * have reorged below it (the halt's to judge): nothing is set aside.
+   */
+  holdFinal: (block: { number: bigint; hash: string } | null) => void;
   endpoints: readonly string[];
 };
 
@@ -172,6 +187,12 @@ type Endpoint = {
   /** Its `eth_chainId` was ours (since it was last set aside); in flight: `checking`. */
   chainChecked: boolean;
   checking: Promise<void> | null;
+  /**
+   * Our final block it showed last (`number:hash`, holdFinal), and when; when it last did not show
+   * it (it lacked it, or showed another block no other endpoint contradicted).
+   */
+  finalShown: { key: string; at: number } | null;
+  finalUnknownAt: number;
   /** It answered a JSON-RPC batch with one error object: its batches go as single requests. */
   batchesRefused: boolean;
   /**
@@ -207,6 +228,15 @@ export const OTHER_CHAIN_ASIDE_MS = 5 * 60_000;
  * head behind is believed this long, unless the best head rose since it was read).
  */
 const HEAD_PROBE_INTERVAL_MS = 1_000;
+
+/**
+ * An endpoint that showed our final block is asked the newer one (holdFinal) at most this often:
+ * the final block moves with every batch, and one call more per block would double what following
+ * the head costs. A node that showed a final block of ours is on our chain up to it; one that turns
+ * to another network meanwhile (a URL repointed) shows blocks that do not link to ours above it
+ * (a reorg to our final block at most, halting, never rolled back) until it is caught here.
+ */
+const FINAL_RECHECK_MS = 60_000;
 
 /**
  * What a refusal is remembered by: the method, with the tag of a tag read (a node may refuse the
@@ -298,6 +328,16 @@ function transportFailure(error: unknown, timeoutMs: number): TransportFailure {
   return new TransportFailure("bad_body", `not JSON-RPC: ${cause.message.slice(0, 200)}`);
 }
 
+/**
+ * The best head of all endpoints, for a read that starts from the chain's head (a one-off check, a
+ * command): every endpoint asked (RpcClient.askEveryHead), not only the first, whose head may
+ * trail the others' (a node behind answers a nonce used since as unused, a token deployed since as
+ * no contract). None answering: asked as any call (fallback and retries; unavailable throws).
+ */
+export async function headOfAll(rpc: Pick<RpcClient, "askEveryHead" | "request">): Promise<bigint> {
+  return (await rpc.askEveryHead()) ?? BigInt(await rpc.request<string>("eth_blockNumber"));
+}
+
 /** The endpoint label used in metrics and logs: scheme, host and port (paths often carry API keys). */
 export function endpointLabel(url: string): string {
   try {
@@ -332,6 +372,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     asideUntil: 0,
     chainChecked: false,
     checking: null,
+    finalShown: null,
+    finalUnknownAt: 0,
     batchesRefused: false,
     refused: new Map(),
   }));
@@ -342,6 +384,8 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   let bestFrom = "";
   /** When `best` last rose (ms since epoch). */
   let bestRaisedAt = 0;
+  /** Our final block (holdFinal): every endpoint must show it. */
+  let final: { number: bigint; hash: string; key: string } | null = null;
 
   function observeHead(endpoint: Endpoint, head: bigint, authoritative = true): void {
     // A `lacks` answer only lowers a head; an eth_blockNumber/latest answer sets it.
@@ -367,6 +411,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     endpoint.asideUntil = Date.now() + OTHER_CHAIN_ASIDE_MS;
     // Back from the set-aside, it is asked its chain id again before anything else.
     endpoint.chainChecked = false;
+    endpoint.finalShown = null;
     endpoint.head = null;
     endpoint.shown = null;
     endpoint.belowBest = null;
@@ -434,36 +479,104 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   }
 
   /**
-   * Is the endpoint on our chain by its own word? Asked once (and again after a set-aside): its
-   * `eth_chainId` not ours is another chain (OtherChainAnswer); no answer, or a refusal, is a
-   * transport failure (the endpoint cools down and is asked again later), never a yes.
+   * Does an endpoint other than `except` (not set aside) show our final block? Those that have not
+   * shown it yet are asked it (at once); one that fails or lacks it is no answer.
+   */
+  async function finalShownElsewhere(
+    except: Endpoint,
+    ours: { number: bigint; hash: string; key: string },
+  ): Promise<boolean> {
+    const now = Date.now();
+    const others = endpoints.filter((e) => e !== except && e.asideUntil <= now);
+    if (others.some((e) => e.finalShown?.key === ours.key)) return true;
+    const shown = await Promise.all(
+      others.map(async (e) => {
+        const json = await ask(e, "eth_getBlockByNumber", [
+          `0x${ours.number.toString(16)}`,
+          false,
+        ]).catch(() => null);
+        const hash = (json?.result as { hash?: unknown } | null | undefined)?.hash;
+        if (typeof hash !== "string" || hash.toLowerCase() !== ours.hash) return false;
+        e.finalShown = { key: ours.key, at: Date.now() };
+        return true;
+      }),
+    );
+    return shown.includes(true);
+  }
+
+  /** Is our final block (holdFinal) one the endpoint has yet to be asked? */
+  function finalUnasked(endpoint: Endpoint): boolean {
+    if (final === null || endpoint.finalShown?.key === final.key) return false;
+    const now = Date.now();
+    if (now - endpoint.finalUnknownAt < HEAD_PROBE_INTERVAL_MS) return false;
+    return endpoint.finalShown === null || now - endpoint.finalShown.at >= FINAL_RECHECK_MS;
+  }
+
+  /**
+   * Is the endpoint on our chain? By its own word first: asked once (and again after a set-aside),
+   * its `eth_chainId` not ours is another chain (OtherChainAnswer); no answer, or a refusal, is a
+   * transport failure (the endpoint cools down and is asked again later), never a yes. Then by our
+   * final block (holdFinal), when there is one it has yet to be asked: another block there is
+   * another chain; no block (or a refusal) is a node that does not have it yet, used as one behind.
    */
   async function checkChain(endpoint: Endpoint): Promise<void> {
-    if (endpoint.chainChecked) return;
+    if (endpoint.chainChecked && !finalUnasked(endpoint)) return;
     endpoint.checking ??= (async () => {
-      const json = await post(
-        endpoint,
-        { jsonrpc: "2.0", id: nextId++, method: "eth_chainId", params: [] },
-        ["eth_chainId"],
-      );
-      if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
-      if (json.error) {
-        const { message } = json.error;
-        throw RATE_LIMIT_MESSAGE.test(message)
-          ? new TransportFailure("rate_limited", message)
-          : new TransportFailure("bad_body", `eth_chainId refused: ${message.slice(0, 200)}`);
+      if (!endpoint.chainChecked) {
+        const json = await ask(endpoint, "eth_chainId", []);
+        if (json.error) {
+          const { message } = json.error;
+          throw RATE_LIMIT_MESSAGE.test(message)
+            ? new TransportFailure("rate_limited", message)
+            : new TransportFailure("bad_body", `eth_chainId refused: ${message.slice(0, 200)}`);
+        }
+        const answer = json.result;
+        if (typeof answer !== "string" || !/^0x[0-9a-fA-F]+$/.test(answer))
+          throw new TransportFailure("bad_body", `eth_chainId answered ${String(answer)}`);
+        const id = BigInt(answer);
+        if (id !== BigInt(options.chainId))
+          throw new OtherChainAnswer(`eth_chainId is ${id}, ours is ${options.chainId}`);
+        endpoint.chainChecked = true;
       }
-      const answer = json.result;
-      if (typeof answer !== "string" || !/^0x[0-9a-fA-F]+$/.test(answer))
-        throw new TransportFailure("bad_body", `eth_chainId answered ${String(answer)}`);
-      const id = BigInt(answer);
-      if (id !== BigInt(options.chainId))
-        throw new OtherChainAnswer(`eth_chainId is ${id}, ours is ${options.chainId}`);
-      endpoint.chainChecked = true;
+      const ours = final;
+      if (ours === null || !finalUnasked(endpoint)) return;
+      const json = await ask(endpoint, "eth_getBlockByNumber", [
+        `0x${ours.number.toString(16)}`,
+        false,
+      ]);
+      // A refusal tells nothing of the chain: as a node without the block.
+      const block =
+        json.error && !RATE_LIMIT_MESSAGE.test(json.error.message)
+          ? null
+          : unwrap("eth_getBlockByNumber", json, endpoint.label);
+      const hash = (block as { hash?: unknown } | null)?.hash;
+      if (typeof hash === "string" && hash.toLowerCase() === ours.hash) {
+        endpoint.finalShown = { key: ours.key, at: Date.now() };
+        return;
+      }
+      // Another block there is another network only while a node of ours shows our block: when
+      // none does, the chain itself may have reorged below our final block, which is the halt's
+      // and the operator's to judge (the node is used as before, and asked again a second later).
+      if (typeof hash === "string" && (await finalShownElsewhere(endpoint, ours)))
+        throw new OtherChainAnswer(
+          `block ${ours.number} is ${hash}, our final block there is ${ours.hash} (as another endpoint shows)`,
+        );
+      endpoint.finalUnknownAt = Date.now();
     })().finally(() => {
       endpoint.checking = null;
     });
     return endpoint.checking;
+  }
+
+  /** One call of our own to the endpoint (its chain checks, its head): the response, whole. */
+  async function ask(
+    endpoint: Endpoint,
+    method: string,
+    params: unknown[],
+  ): Promise<JsonRpcResponse> {
+    const json = await post(endpoint, { jsonrpc: "2.0", id: nextId++, method, params }, [method]);
+    if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+    return json;
   }
 
   /**
@@ -482,12 +595,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     )
       return false;
     if (checked) return true;
-    const json = await post(
-      endpoint,
-      { jsonrpc: "2.0", id: nextId++, method: "eth_blockNumber", params: [] },
-      ["eth_blockNumber"],
-    );
-    if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+    const json = await ask(endpoint, "eth_blockNumber", []);
     const head = BigInt(unwrap("eth_blockNumber", json, endpoint.label) as string);
     observeHead(endpoint, head);
     return head >= atLeast;
@@ -500,12 +608,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       asked.map(async (endpoint) => {
         try {
           await checkChain(endpoint);
-          const json = await post(
-            endpoint,
-            { jsonrpc: "2.0", id: nextId++, method: "eth_blockNumber", params: [] },
-            ["eth_blockNumber"],
-          );
-          if (!isResponse(json)) throw new TransportFailure("bad_body", "not a JSON-RPC response");
+          const json = await ask(endpoint, "eth_blockNumber", []);
           const head = unwrap("eth_blockNumber", json, endpoint.label);
           if (typeof head !== "string" || !/^0x[0-9a-fA-F]+$/.test(head))
             throw new TransportFailure("bad_body", `eth_blockNumber answered ${String(head)}`);
@@ -894,6 +997,13 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     heads: () => endpoints.map((e) => ({ endpoint: e.label, head: e.head, observedAt: e.headAt })),
     bestHead: () => best,
     askEveryHead,
+    holdFinal(block) {
+      const hash = block?.hash.toLowerCase();
+      final =
+        block === null
+          ? null
+          : { number: block.number, hash: hash!, key: `${block.number}:${hash}` };
+    },
     endpoints: options.urls,
   };
 }

@@ -7,14 +7,15 @@
  * indexer never sees a deposit of the real token, and a `transfer` call to it would succeed and
  * move nothing.
  *
- * Read at the best head any endpoint has shown, from an endpoint at or past it (a syncing node
- * lacks a recent token's code). An endpoint that does not answer throws (RpcUnavailableError,
+ * Read at the best head of all endpoints (each asked its head: the first alone may lag, and a
+ * token deployed since was "no contract"), from an endpoint at or past it (a syncing node lacks a
+ * recent token's code). An endpoint that does not answer throws (RpcUnavailableError,
  * NoHealthyEndpointError): that is no evidence either way, and the caller asks again. A contract
  * without `decimals()` (optional in ERC-20) is reported as `unchecked`, not as a problem.
  */
 import { type Hex, numberToHex } from "viem";
 import { RpcResponseError } from "./errors.js";
-import type { RpcClient } from "./rpc.js";
+import { headOfAll, type RpcClient } from "./rpc.js";
 
 /** `decimals()` */
 const DECIMALS_SELECTOR = "0x313ce567";
@@ -27,14 +28,12 @@ export type TokenCheck = {
 };
 
 export async function checkTokens(
-  rpc: Pick<RpcClient, "request" | "bestHead">,
+  rpc: Pick<RpcClient, "request" | "askEveryHead">,
   tokens: readonly { address: string; decimals: number }[],
 ): Promise<TokenCheck> {
   const out: TokenCheck = { problems: [], unchecked: [] };
   if (tokens.length === 0) return out;
-  const shown = BigInt(await rpc.request<Hex>("eth_blockNumber"));
-  const best = rpc.bestHead();
-  const at = best !== null && best > shown ? best : shown;
+  const at = await headOfAll(rpc);
   const read = { atLeast: at, refusalMovesOn: true };
   for (const [i, t] of tokens.entries()) {
     const code = await rpc.request<Hex>("eth_getCode", [t.address, numberToHex(at)], read);

@@ -16,7 +16,7 @@
 import { setTimeout } from "node:timers/promises";
 import { type Hex, numberToHex } from "viem";
 import type { ChainConfig } from "../chains/index.js";
-import { createRpcClient, endpointLabel, type RpcClient } from "../chains/rpc.js";
+import { createRpcClient, endpointLabel, headOfAll, type RpcClient } from "../chains/rpc.js";
 import { ChainEvidenceUnavailableError, NonceInUseError } from "./errors.js";
 
 export type NonceEvidence =
@@ -61,11 +61,11 @@ export async function readNonceEvidence(
   final: OurFinalBlock | null,
 ): Promise<NonceEvidence> {
   const wallet = from.toLowerCase() as Hex;
-  const head = BigInt(await rpc.request<Hex>("eth_blockNumber"));
-  const seen = rpc.bestHead();
-  const best = seen !== null && seen > head ? seen : head;
-  // Every read names a height and is asked only of nodes at or past the best head seen, so a
-  // lagging node cannot answer "not yet used" for a nonce the chain has used.
+  // Every read names a height and is asked only of nodes at or past the best head of all
+  // endpoints (each asked), so a lagging node cannot answer "not yet used" for a nonce the chain
+  // has used (the first endpoint's head alone was that height: its "unused" let an operator fail
+  // a request that mined, and send its amount again).
+  const best = await headOfAll(rpc);
   const countAt = async (node: RpcClient, height: bigint) =>
     BigInt(
       await node.request<Hex>("eth_getTransactionCount", [wallet, numberToHex(height)], {

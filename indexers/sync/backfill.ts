@@ -49,6 +49,11 @@ function reportProgress(ctx: SyncContext, progress: Progress, indexed: bigint, h
 
 export async function backfill(ctx: SyncContext, start: Tip | null, head: bigint): Promise<void> {
   let tip = start;
+  // Every endpoint's head is asked again each block time (chains/rpc.ts askEveryHead): the ranges
+  // are read from a node at the best head seen (fetchRange), and a first endpoint stuck on a
+  // losing fork above our tip during a long backfill stayed at it while the chain moved on (no
+  // other node was asked its head): its fork was read and stored until the backfill ended.
+  let headsAskedAt = Date.now();
   let cursor = tip ? tip.number + 1n : BigInt(ctx.chain.startBlock);
   const progress: Progress = { at: Date.now(), startedAt: Date.now(), startBlock: cursor };
   const inflight: { from: bigint; to: bigint; data: Promise<RangeData> }[] = [];
@@ -71,6 +76,10 @@ export async function backfill(ctx: SyncContext, start: Tip | null, head: bigint
       return handleReorg(ctx, tip, tip.number);
     tip = await commitRange(ctx, tip, data);
     reportProgress(ctx, progress, tip.number, head);
+    if (Date.now() - headsAskedAt >= ctx.chain.blockTimeMs) {
+      headsAskedAt = Date.now();
+      await ctx.adapter.rpc.askEveryHead();
+    }
     launch();
   }
 }

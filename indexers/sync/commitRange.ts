@@ -22,7 +22,7 @@ import {
   type StatusChange,
   type Tip,
 } from "../store.js";
-import { mergeChanges, observeIndexed, ring, type SyncContext } from "./context.js";
+import { holdFinal, mergeChanges, observeIndexed, ring, type SyncContext } from "./context.js";
 import { fetchReceipts, recoverCutLogs } from "./fetchRange.js";
 import { maybePrune } from "./prune.js";
 
@@ -78,10 +78,6 @@ export async function rulesUpTo(
     confirmed: finalizedHeight(ctx.chain.confirmations, { tip, nodeFinalized: tag }),
     final: finalizedHeight(ctx.finality, { tip, nodeFinalized: tag }),
   };
-}
-
-function observeFinalized(ctx: SyncContext, n: bigint | null | undefined): void {
-  if (n !== null && n !== undefined) ctx.observed.finalized = n;
 }
 
 export async function commitRange(
@@ -144,7 +140,7 @@ export async function commitRange(
   ctx.observed.rpcCallsPerBlock = (calls - ctx.callsAtLastBlock) / headers.length;
   ctx.callsAtLastBlock = calls;
   ctx.knownTip = newTip;
-  observeFinalized(ctx, finalized?.number);
+  holdFinal(ctx, finalized);
   observeIndexed(ctx, newTip.number);
   await ring(ctx, mergeChanges(inserted, confirmed), newTip.hash);
   await maybePrune(ctx, finalized?.number);
@@ -166,7 +162,7 @@ export async function advanceAtTip(ctx: SyncContext, tip: Tip): Promise<void> {
         : await confirmFacts(c, ctx.chainId, upTo);
     return { change, finalized };
   });
-  observeFinalized(ctx, finalized?.number);
+  holdFinal(ctx, finalized);
   await ring(ctx, change, tip.hash);
   await maybePrune(ctx, finalized?.number);
 }

@@ -10,7 +10,7 @@ import type { Common } from "../../foundation/common.js";
 import type { Pool } from "../../foundation/db.js";
 import type { Logger } from "../../foundation/logger.js";
 import { LOCK_LOST_AFTER_MS } from "../../foundation/sessionLock.js";
-import { finalityRule } from "../finality.js";
+import { type FinalizedBlock, finalityRule } from "../finality.js";
 import { DEPTH_BUCKETS, type IndexerMetrics, indexerMetrics } from "../metrics.js";
 import type { StatusChange, Tip } from "../store.js";
 import type { WatchedSet } from "../watched.js";
@@ -203,6 +203,16 @@ export function observeHead(ctx: SyncContext, head: bigint): void {
 
 export function observeIndexed(ctx: SyncContext, n: bigint | null): void {
   ctx.state.indexed = n;
+}
+
+/**
+ * The published finalized block, as this process knows it (at start, after each commit): shown on
+ * the writer gauge, and held by the RPC client (chains/rpc.ts holdFinal), so an endpoint that shows
+ * another block there (another network with our chain id) is set aside before it is followed.
+ */
+export function holdFinal(ctx: SyncContext, finalized: FinalizedBlock | null): void {
+  if (finalized !== null) ctx.observed.finalized = finalized.number;
+  ctx.adapter.rpc.holdFinal(finalized);
 }
 
 export async function ring(ctx: SyncContext, change: StatusChange, tipHash: string): Promise<void> {

@@ -13,10 +13,11 @@
  * New heads over WS only wake the loop earlier (watchHeads).
  */
 import { NoHealthyEndpointError, type RawBlock, watchNewHeads } from "../../chains/index.js";
+import { readFinalized } from "../finality.js";
 import { canonicalHashes, loadTip, type Tip } from "../store.js";
 import { backfill } from "./backfill.js";
 import { advanceAtTip, commitRange } from "./commitRange.js";
-import { observeHead, observeIndexed, type SyncContext } from "./context.js";
+import { holdFinal, observeHead, observeIndexed, type SyncContext } from "./context.js";
 import { fetchBlockData } from "./fetchRange.js";
 import { handleReorg } from "./reorg.js";
 
@@ -35,8 +36,12 @@ export async function syncPass(ctx: SyncContext): Promise<PassResult> {
   // A first endpoint stuck on a losing fork (its head stopped above our tip, or above the start
   // block) answered the poll, and the backfill to its head read its fork (the best head it showed
   // was the only one seen): orphaned blocks stored, their deposits credited, and a fork below the
-  // chain's final blocks halted the chain once a node past it was asked.
+  // chain's final blocks halted the chain once a node past it was asked. Each endpoint shows our
+  // published final block first (chains/rpc.ts holdFinal): a node of another network with our
+  // chain id and a higher head was the best head, its blocks read over ours (a reorg reaching our
+  // final blocks: the chain halted).
   if (!ctx.headsAsked) {
+    holdFinal(ctx, await readFinalized(ctx.pool, ctx.chainId));
     await ctx.adapter.rpc.askEveryHead();
     ctx.headsAsked = true;
   }
