@@ -49,9 +49,12 @@ import { ParkedRetryInputError } from "./errors.js";
 import {
   clearSettledShortfallBlocks,
   coverReorgHold,
+  REORG_LOSS_ACCOUNT,
   recordReorgShortfall,
+  recordWriteOffReversal,
   reorgShortfallCounter,
   SETTLED_BY_RECEIVABLE,
+  writeOffReversal,
 } from "./reorgShortfall.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, depositTransferName, transferId } from "./transferId.js";
@@ -138,11 +141,12 @@ export const DEFAULT_CATCHUP_FACTS = 2_000;
 
 /**
  * The name of the reorg hold's transfers for a credit; `n` counts earlier holds of it. `settle`:
- * the customer pays the shortfall out of the deposit's return (once per credit: it returns once).
+ * the customer pays the shortfall out of the deposit's return (once per credit: it returns once);
+ * `writeoff`: the write-off of that shortfall reversed before it (reorgShortfall.ts writeOffReversal).
  */
 export function reorgHoldName(
   creditId: string,
-  part: "hold" | "shortfall" | "settle",
+  part: "hold" | "shortfall" | "settle" | "writeoff",
   n = 0,
 ): string {
   const base = `reorg-${part}:${creditId}`;
@@ -623,7 +627,10 @@ export async function makeParkedDepositsDue(
   });
 }
 
-/** Lock the accounts the holds of these credits touch (user, custody:deposits, receivable), in id order. */
+/**
+ * Lock the accounts the holds of these credits touch (user, custody:deposits, receivable, and the
+ * loss account a return's write-off reversal credits: settleReturn), in id order.
+ */
 async function lockCreditAccounts(
   client: PoolClient,
   credits: Pick<CreditRow, "chain_id" | "asset" | "owner">[],
@@ -632,7 +639,12 @@ async function lockCreditAccounts(
   const assets: string[] = [];
   const names: string[] = [];
   for (const c of credits)
-    for (const name of [`user:${c.owner}`, "custody:deposits", `receivable:reorg:${c.owner}`]) {
+    for (const name of [
+      `user:${c.owner}`,
+      "custody:deposits",
+      `receivable:reorg:${c.owner}`,
+      REORG_LOSS_ACCOUNT,
+    ]) {
       assets.push(assetIdOf(c.chain_id, c.asset));
       names.push(name);
     }
@@ -1289,10 +1301,12 @@ export function createDepositCrediting({
    * Close a reorged credit against the credit of its return (fact `f`, credited as `creditId` in
    * this transaction): post its hold if still pending (the deposit is the new credit's now), pay the
    * shortfall it booked on `receivable:reorg:<owner>` out of the returned amount (no more than is
-   * still owed on that receivable: part of it may have been paid down meanwhile), lift the
-   * withdrawal block, mark it `final` and returned. One linked chain with deterministic ids
-   * (`reorg-post:<holdId>`, `reorg-settle:<creditId>`), so a retry books nothing twice. Refused,
-   * the credit is left as it was (its hold follows the usual passes) and the refusal logged.
+   * still owed on that receivable: part of it may have been paid down meanwhile; the part written
+   * off is owed again first, its write-off reversed: the deposit is back, so nothing was lost), lift
+   * the withdrawal block, mark it `final` and returned. One linked chain with deterministic ids
+   * (`reorg-post:<holdId>`, `reorg-writeoff:<creditId>`, `reorg-settle:<creditId>`), so a retry
+   * books nothing twice. Refused, the credit is left as it was (its hold follows the usual passes)
+   * and the refusal logged.
    */
   async function settleReturn(client: PoolClient, c: ReturnableRow, f: FactRow, creditId: string) {
     const booked = c.shortfall_amount ?? 0n;
@@ -1303,6 +1317,7 @@ export function createDepositCrediting({
     // read here is the one the settlement applies to. A held credit's own shortfall is still
     // pending: posted in this chain first, it is owed too.
     let shortfall = 0n;
+    let reversal: NewTransfer | null = null;
     if (booked > 0n) {
       const r = await client.query<{ owed: bigint }>(
         `SELECT debits_posted - credits_posted AS owed FROM ledger.accounts
@@ -1310,9 +1325,19 @@ export function createDepositCrediting({
         [assetIdOf(c.chain_id, c.asset), `receivable:reorg:${c.owner}`],
       );
       const owed = (r.rows[0]?.owed ?? 0n) + (c.state === "held" ? booked : 0n);
-      shortfall = owed <= 0n ? 0n : owed < booked ? owed : booked;
+      reversal = await writeOffReversal(client, {
+        assetId: assetIdOf(c.chain_id, c.asset),
+        owner: c.owner,
+        booked,
+        owed,
+        id: transferId(reorgHoldName(c.credit_id, "writeoff")),
+        memo: "reorged deposit came back: the write-off of the shortfall it left reversed",
+      });
+      const due = owed + (reversal?.amount ?? 0n);
+      shortfall = due <= 0n ? 0n : due < booked ? due : booked;
     }
     const transfers: TransferInput[] = c.state === "held" ? resolveHolds(c, "post") : [];
+    if (reversal) transfers.push(reversal);
     if (shortfall > 0n)
       transfers.push({
         id: transferId(reorgHoldName(c.credit_id, "settle")),
@@ -1337,6 +1362,14 @@ export function createDepositCrediting({
     };
     const linked = transfers.map((t, i) => (i < transfers.length - 1 ? { ...t, linked: true } : t));
     if (!(await apply(client, linked, "reorg return", fields))) return;
+    if (reversal)
+      await recordWriteOffReversal(client, {
+        owner: c.owner,
+        reversal,
+        actor: "deposit-crediting",
+        details: { credit_id: c.credit_id, restored_credit_id: creditId, tx_hash: c.tx_hash },
+        log,
+      });
     await client.query(
       `UPDATE ledger.deposit_credits SET state = 'final', returned_credit_id = $2, updated_at = now()
         WHERE credit_id = $1`,

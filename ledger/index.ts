@@ -56,7 +56,6 @@ export { accountTransferSeqExists } from "./queries.js";
 export {
   listReorgReceivables,
   outstandingReorgReceivables,
-  REORG_LOSS_ACCOUNT,
   type ReorgReceivable,
   type ReorgWriteOff,
   type ReorgWriteOffArgs,
@@ -66,9 +65,12 @@ export {
 export {
   coverReorgHold,
   lockReorgReceivable,
+  REORG_LOSS_ACCOUNT,
   REORG_SHORTFALL_BLOCK,
   recordReorgShortfall,
+  recordWriteOffReversal,
   reorgShortfallCounter,
+  writeOffReversal,
 } from "./reorgShortfall.js";
 export { creditingRole } from "./role.js";
 export {

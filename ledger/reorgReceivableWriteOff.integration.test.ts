@@ -31,6 +31,8 @@ const D_JO = `0x${"f1".repeat(20)}`;
 const D_KAI = `0x${"f2".repeat(20)}`;
 const D_LEA = `0x${"f3".repeat(20)}`;
 const D_MO = `0x${"f4".repeat(20)}`;
+const D_NED = `0x${"f5".repeat(20)}`;
+const D_OLI = `0x${"f6".repeat(20)}`;
 /** The checkpoint's tip, above every block of these tests. */
 const TIP = 1000;
 const HOT = `0x${"a1".repeat(20)}`;
@@ -46,6 +48,7 @@ const txHash = () => `0x${(++txCounter).toString(16).padStart(64, "0")}`;
  * `owner` deposits `deposit`, withdraws `spent` of it (sent: its hold posted), and a reorg removes
  * the deposit: the reorg hold takes what is left, `spent` is booked on the receivable; with `final`
  * the orphaned height becomes final without it (the receivable is posted: owed for good).
+ * Returns the deposit's transaction.
  */
 async function spentThenReorged(
   owner: string,
@@ -83,6 +86,13 @@ async function spentThenReorged(
     await setFinalized(ctx.db.pool, block, { tip: TIP });
     await crediting.sweep();
   }
+  return tx;
+}
+
+/** What the custody booked as lost to reorgs (expense:reorg_loss), net. */
+async function lost() {
+  const l = await ledger.getAccount({ assetId: ETH, name: "expense:reorg_loss" });
+  return l ? l.debitsPosted - l.creditsPosted : 0n;
 }
 
 const writeOff = (args: {
@@ -114,6 +124,8 @@ beforeAll(async () => {
       { address: D_KAI, owner: "kai" },
       { address: D_LEA, owner: "lea" },
       { address: D_MO, owner: "mo" },
+      { address: D_NED, owner: "ned" },
+      { address: D_OLI, owner: "oli" },
     ],
   }));
 });
@@ -224,6 +236,94 @@ describe("writing off a reorg receivable", () => {
       { customerId: "kai", assetId: ETH, owed: 0n, pending: 90n, settled: 0n },
     ]);
     expect(await isWithdrawalBlocked(ctx.db.pool, "kai")).toBe(true);
+  });
+  it("a deposit coming back after its shortfall was written off pays the write-off back to the loss, not to the customer", async () => {
+    const tx = await spentThenReorged("ned", D_NED, 150n, 150n);
+    const lostBefore = await lost();
+    await writeOff({ customerId: "ned", ref: "TRS-20" });
+    expect(await lost()).toBe(lostBefore + 150n);
+    expect(await isWithdrawalBlocked(ctx.db.pool, "ned")).toBe(false);
+
+    // The same deposit mines again on a later branch: its return (credited at its own identity).
+    await confirmedDeposit(ctx.db.pool, {
+      tx,
+      block: `0x${(++block).toString(16)}`,
+      number: block,
+      to: D_NED,
+      amount: 150n,
+    });
+    await crediting.sweep();
+    // One deposit of 150, spent: the customer has nothing, and nothing was lost after all.
+    // before the fix: expected 150n to be +0n (the return credited the customer in full, nothing
+    // being owed to settle: the custody paid the 150 it had written off a second time)
+    const user = await ledger.balance({ assetId: ETH, name: "user:ned" });
+    expect(user.creditsPosted - user.debitsPosted - user.debitsPending).toBe(0n);
+    expect(await lost()).toBe(lostBefore);
+    expect(await owed(ledger, "ned")).toEqual({ posted: 0n, pending: 0n });
+    const audit = await listAudit(ctx.db.pool, {
+      entityType: "customer",
+      entityId: "ned",
+      limit: 10,
+    });
+    expect(
+      audit.find((a) => a.action === "ledger.reorg_receivable.writeoff_reversed"),
+    ).toMatchObject({
+      actor: "deposit-crediting",
+      details: { asset_id: ETH, amount: "150" },
+    });
+    expect((await ledger.check()).problems).toEqual([]);
+  });
+  it("a deposit confirming again after a write-off of the customer's other shortfall gives back nothing written off", async () => {
+    // Passes on the old code too: a write-off takes only what is posted, never a pending shortfall
+    // whose deposit may still confirm again (its void undoes only what it held).
+    const deposit = async (amount: bigint) => {
+      const f = { tx: txHash(), block: `0x${(++block).toString(16)}`, number: block };
+      await confirmedDeposit(ctx.db.pool, { ...f, to: D_OLI, amount });
+      return f;
+    };
+    const a = await deposit(100n);
+    const b = await deposit(60n);
+    await crediting.sweep();
+    // Both spent: one withdrawal of all of it, sent.
+    await ledger.hold({
+      id: transferId("withdrawal:oli-1"),
+      assetId: ETH,
+      debit: "user:oli",
+      credit: `custody:hot:${HOT}`,
+      amount: 160n,
+      kind: "withdrawal",
+    });
+    await ledger.postPending({
+      id: transferId("withdrawal-post:oli-1"),
+      pendingId: transferId("withdrawal:oli-1"),
+    });
+    // a is gone for good (final without it); b is reorged out, its hold still pending.
+    await orphanAfterConfirmation(ctx.db.pool, a.tx, a.block);
+    await crediting.sweep();
+    await setFinalized(ctx.db.pool, a.number, { tip: TIP });
+    await crediting.sweep();
+    await orphanAfterConfirmation(ctx.db.pool, b.tx, b.block);
+    await crediting.sweep();
+    expect(await owed(ledger, "oli")).toEqual({ posted: 100n, pending: 60n });
+    const lostBefore = await lost();
+    expect(await writeOff({ customerId: "oli", ref: "TRS-21" })).toMatchObject({ amount: 100n });
+
+    // b confirms again: its hold voided.
+    await confirmedDeposit(ctx.db.pool, {
+      tx: b.tx,
+      block: `0x${(++block).toString(16)}`,
+      number: block,
+      to: D_OLI,
+      amount: 60n,
+    });
+    await crediting.sweep();
+    // a's 100 stays lost (written off), b is the customer's again and spent: nothing left.
+    const user = await ledger.balance({ assetId: ETH, name: "user:oli" });
+    expect(user.creditsPosted - user.debitsPosted - user.debitsPending).toBe(0n);
+    expect(await lost()).toBe(lostBefore + 100n);
+    expect(await owed(ledger, "oli")).toEqual({ posted: 0n, pending: 0n });
+    expect(await isWithdrawalBlocked(ctx.db.pool, "oli")).toBe(false);
+    expect((await ledger.check()).problems).toEqual([]);
   });
 });
 

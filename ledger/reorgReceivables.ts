@@ -12,6 +12,9 @@
  * in the same transaction, as a repayment does (a held credit's block stays: its deposit may still
  * confirm again). Keeping them would change nothing for long: the next
  * crediting pass lifts a block whose receivable owes nothing, and would record it as "repaid".
+ * A shortfall undone after its write-off (its withdrawal fails for good, its deposit comes back)
+ * reverses that part of it (reorgShortfall.ts writeOffReversal, audited
+ * `ledger.reorg_receivable.writeoff_reversed`).
  */
 import { formatAmount } from "../foundation/amounts.js";
 import { appendAudit } from "../foundation/audit.js";
@@ -20,12 +23,9 @@ import { afterCommit, type Pool, withTransaction } from "../foundation/db.js";
 import { classifyAccount } from "./chartOfAccounts.js";
 import type { Ledger } from "./createLedger.js";
 import { ReorgWriteOffError, TransferFailedError } from "./errors.js";
-import { clearSettledShortfallBlocks } from "./reorgShortfall.js";
+import { clearSettledShortfallBlocks, REORG_LOSS_ACCOUNT } from "./reorgShortfall.js";
 import type { Queryable } from "./runBatch.js";
 import { assetIdOf, transferId } from "./transferId.js";
-
-/** The account a written-off reorg receivable is booked to (ledger/chartOfAccounts.ts). */
-export const REORG_LOSS_ACCOUNT = "expense:reorg_loss";
 
 /** The name of a write-off's transfer: one per customer, asset and operator's reference. */
 export function reorgWriteOffName(assetId: string, owner: string, ref: string): string {

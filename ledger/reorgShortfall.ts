@@ -9,16 +9,25 @@
  * here, and the receivable is settled the same way whatever booked it: repaid by crediting from
  * money that comes back to the customer (depositCrediting.ts repayReceivables) or written off by an
  * operator (reorgReceivables.ts), which lift the blocks once nothing is owed on the asset
- * (clearSettledShortfallBlocks).
+ * (clearSettledShortfallBlocks). What caused a shortfall can still be undone after it was written
+ * off (the withdrawal fails for good, the deposit comes back): then the write-off is reversed for
+ * the part of it that shortfall had (writeOffReversal), so the loss goes back to the custody's
+ * books and is never paid to the customer.
  */
 import type { Counter, Registry } from "prom-client";
+import { formatAmount } from "../foundation/amounts.js";
+import { appendAudit } from "../foundation/audit.js";
 import { afterCommit, type PoolClient } from "../foundation/db.js";
 import type { Logger } from "../foundation/logger.js";
 import { counterOnce } from "../foundation/metrics.js";
 import type { Queryable } from "./runBatch.js";
+import type { NewTransfer } from "./types.js";
 import { blockWithdrawals } from "./withdrawalBlocks.js";
 
 export const REORG_SHORTFALL_BLOCK = "reorg_shortfall";
+
+/** The account a written-off reorg receivable is booked to (ledger/chartOfAccounts.ts). */
+export const REORG_LOSS_ACCOUNT = "expense:reorg_loss";
 
 /** The alert's counter (one registration per registry, whoever asks first). */
 export function reorgShortfallCounter(registry: Registry): Counter<"chain_id"> {
@@ -51,10 +60,11 @@ export async function coverReorgHold(
 }
 
 /**
- * What `owner` still owes on `receivable:reorg:<owner>`, with that row, `user:<owner>`'s and
- * `counterparty`'s locked in id order (the ledger's lock order), so a repayment (crediting's
- * repayReceivables) placed concurrently is either seen here or sees what the caller books next.
- * A withdrawal failing again gives back at most this of the shortfall it had booked.
+ * What `owner` still owes on `receivable:reorg:<owner>`, with that row, `user:<owner>`'s,
+ * `counterparty`'s and the loss account's locked in id order (the ledger's lock order), so a
+ * repayment (crediting's repayReceivables) or a write-off placed concurrently is either seen here or
+ * sees what the caller books next (a write-off's reversal among it, writeOffReversal). A withdrawal
+ * failing again gives back at most this of the shortfall it had booked.
  */
 export async function lockReorgReceivable(
   client: PoolClient,
@@ -64,9 +74,92 @@ export async function lockReorgReceivable(
   const { rows } = await client.query<{ name: string; owed: bigint }>(
     `SELECT name, debits_posted - credits_posted AS owed FROM ledger.accounts
       WHERE asset_id = $1 AND name = ANY($2::text[]) ORDER BY id FOR UPDATE`,
-    [args.assetId, [`user:${args.owner}`, args.counterparty, receivable]],
+    [args.assetId, [`user:${args.owner}`, args.counterparty, receivable, REORG_LOSS_ACCOUNT]],
   );
   return rows.find((r) => r.name === receivable)?.owed ?? 0n;
+}
+
+// What was written off `receivable:reorg:<owner>` of one asset and not reversed since: write-offs
+// (receivable → loss) less their reversals (loss → receivable), both of kind reorg_writeoff.
+const WRITTEN_OFF = `
+SELECT coalesce(sum(CASE WHEN t.credit_account_id = r.id THEN t.amount ELSE -t.amount END), 0)
+         AS written_off
+  FROM ledger.accounts r JOIN ledger.transfers t
+    ON (t.credit_account_id = r.id OR t.debit_account_id = r.id) AND t.kind = 'reorg_writeoff'
+ WHERE r.asset_id = $1 AND r.name = $2`;
+
+/**
+ * A shortfall that booked `booked` on `receivable:reorg:<owner>` is settled because what caused it
+ * was undone (a withdrawal failing for good gives it back, a deposit's return pays it), and `owed`
+ * (read under the receivable's lock: lockReorgReceivable, or crediting's lockCreditAccounts) is
+ * less than it: the rest was repaid or written off meanwhile. The part written off was a loss that
+ * did not happen: returns the reversal of that much of the write-offs (loss → receivable, kind
+ * reorg_writeoff, id `id`), so the receivable owes it again and the caller's settlement takes it
+ * back from the customer instead of leaving it theirs; null if nothing of it was written off. The
+ * write-offs count first, up to what is written off and not reversed on the receivable (one
+ * account per customer and asset, shared by every shortfall): a customer's repayments pay what
+ * they truly owe, and a write-off forgives only what they did not pay. The caller books it before
+ * its settlement (linked with it where it can be refused) and records it (recordWriteOffReversal).
+ */
+export async function writeOffReversal(
+  client: PoolClient,
+  args: { assetId: string; owner: string; booked: bigint; owed: bigint; id: string; memo: string },
+): Promise<NewTransfer | null> {
+  const gone =
+    args.owed <= 0n ? args.booked : args.owed < args.booked ? args.booked - args.owed : 0n;
+  if (gone === 0n) return null;
+  const receivable = `receivable:reorg:${args.owner}`;
+  const r = await client.query<{ written_off: bigint }>(WRITTEN_OFF, [args.assetId, receivable]);
+  const written = r.rows[0]?.written_off ?? 0n;
+  const amount = written < gone ? written : gone;
+  if (amount <= 0n) return null;
+  return {
+    id: args.id,
+    assetId: args.assetId,
+    debit: receivable,
+    credit: REORG_LOSS_ACCOUNT,
+    amount,
+    kind: "reorg_writeoff",
+    memo: args.memo,
+  };
+}
+
+/**
+ * A write-off's reversal (writeOffReversal) was booked in this transaction: audited
+ * (`ledger.reorg_receivable.writeoff_reversed`, actor the component, `details` naming what was
+ * undone) and, once it commits, logged.
+ */
+export async function recordWriteOffReversal(
+  client: PoolClient,
+  args: {
+    owner: string;
+    reversal: NewTransfer;
+    actor: string;
+    details: Record<string, unknown>;
+    log: Logger;
+  },
+): Promise<void> {
+  const details = {
+    asset_id: args.reversal.assetId,
+    receivable: args.reversal.debit,
+    amount: formatAmount(args.reversal.amount),
+    transfer_id: args.reversal.id,
+    ...args.details,
+  };
+  await appendAudit(client, {
+    actor: args.actor,
+    action: "ledger.reorg_receivable.writeoff_reversed",
+    entityType: "customer",
+    entityId: args.owner,
+    details,
+  });
+  afterCommit(client, () => {
+    args.log.warn({
+      msg: "a written-off reorg shortfall was undone: the write-off reversed for it, the loss back on the books",
+      customer_id: args.owner,
+      ...details,
+    });
+  });
 }
 
 /**

@@ -8,6 +8,7 @@
  * owed on `receivable:reorg:<id>`, their withdrawals blocked), then ends as its request ends.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listAudit } from "../../foundation/audit.js";
 import {
   createDepositCrediting,
   type Ledger,
@@ -36,7 +37,10 @@ let withdrawals: Withdrawals;
 
 beforeAll(async () => {
   t = await createWithdrawalOutcomeTest({
-    fund: { customers: ["dave", "erin", "fay", "gus", "hal", "ivy", "jo"], amount: 10n * ETH },
+    fund: {
+      customers: ["dave", "erin", "fay", "gus", "hal", "ivy", "jo", "kim"],
+      amount: 10n * ETH,
+    },
   });
   ledger = t.ledger;
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
@@ -53,6 +57,11 @@ const available = async (customer: string) => {
 async function owed(customer: string) {
   const r = await ledger.getAccount({ assetId: NATIVE, name: `receivable:reorg:${customer}` });
   return r ? r.debitsPosted - r.creditsPosted : 0n;
+}
+/** What the custody booked as lost to reorgs (expense:reorg_loss), net. */
+async function lost() {
+  const l = await ledger.getAccount({ assetId: NATIVE, name: "expense:reorg_loss" });
+  return l ? l.debitsPosted - l.creditsPosted : 0n;
 }
 async function gas() {
   const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
@@ -358,6 +367,75 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     // deposit credits were lifted: the customer stayed blocked with nothing owed)
     expect(written.blocksCleared).toHaveLength(1);
     expect(await listWithdrawalBlocks(t.ctx.db.pool, "jo")).toEqual([]);
+  });
+
+  it("failing for good after its shortfall was written off and partly repaid: the write-off goes back to the loss, the repayment to the customer", async () => {
+    const id = await t.withdraw("kim", 6n * ETH);
+    await failedByCancel(id, 14);
+    const other = await t.withdraw("kim", 8n * ETH);
+    await failureUndone(id);
+    await withdrawals.syncOutcomes();
+    expect(await owed("kim")).toBe(4n * ETH);
+    // The unsigned one pulled back: its 8 ETH is available again (blocked).
+    await withdrawals.syncOutcomes();
+    expect((await t.withdrawal(other)).status).toBe("failed");
+    // 1 ETH repaid (as crediting's repayReceivables books it), the other 3 written off.
+    await ledger.transfer({
+      id: "0b5d6c1e-0000-4000-8000-000000000002",
+      assetId: NATIVE,
+      debit: "user:kim",
+      credit: "receivable:reorg:kim",
+      amount: 1n * ETH,
+      kind: "reorg_hold",
+      memo: "reorg receivable repaid from the customer's available balance",
+    });
+    const lostBefore = await lost();
+    await writeOffReorgReceivable(
+      { common: t.ctx.common, pool: t.ctx.db.pool, ledger },
+      {
+        chainId: 31337,
+        asset: "0x0000000000000000000000000000000000000000",
+        customerId: "kim",
+        ref: "TRE-78",
+        by: "treasury@example",
+        reason: "customer unreachable",
+      },
+    );
+    expect(await lost()).toBe(lostBefore + 3n * ETH);
+
+    await t.signerRecords(id, {
+      status: "failed",
+      txHash: CANCEL,
+      nonce: 14,
+      block: 48,
+      finalized: true,
+      fee: 21_000n * GWEI,
+      errorCode: "CANCELLED",
+      reorgs: 1,
+    });
+    await withdrawals.syncOutcomes();
+    expect((await t.withdrawal(id)).status).toBe("failed");
+    // The withdrawal paid nothing, so nothing was lost: the 3 ETH written off goes back to
+    // expense:reorg_loss, and the customer has their own money (the 1 ETH repaid included), no more.
+    // before the fix: expected 13000000000000000000n to be 10000000000000000000n (the void gave
+    // back all 6 ETH, nothing was owed to give back: the written-off 3 ETH paid to the customer
+    // while expense:reorg_loss still showed them lost)
+    expect(await available("kim")).toBe(10n * ETH);
+    expect(await lost()).toBe(lostBefore);
+    expect(await owed("kim")).toBe(0n);
+    expect(await listWithdrawalBlocks(t.ctx.db.pool, "kim")).toEqual([]);
+    const audit = await listAudit(t.ctx.db.pool, {
+      entityType: "customer",
+      entityId: "kim",
+      limit: 10,
+    });
+    expect(
+      audit.find((a) => a.action === "ledger.reorg_receivable.writeoff_reversed"),
+    ).toMatchObject({
+      actor: "withdrawals",
+      details: { amount: "3000000000000000000", withdrawal_id: id },
+    });
+    expect((await ledger.check()).problems).toEqual([]);
   });
 
   it("a frozen customer's withdrawal cannot be held again: reported once, followed once unfrozen", async () => {

@@ -5,6 +5,7 @@
  * mines again). Epoch-0 ids are the ones used before epochs existed, so old rows stay valid.
  */
 import type { PoolClient } from "../../foundation/db.js";
+import type { Logger } from "../../foundation/logger.js";
 import {
   type ChainRef,
   clearWithdrawalShortfallBlock,
@@ -14,7 +15,9 @@ import {
   holdSettlement,
   type Ledger,
   lockReorgReceivable,
+  recordWriteOffReversal,
   transferId,
+  writeOffReversal,
 } from "../../ledger/index.js";
 import type { FeeOnTransfer } from "../../signer/index.js";
 import type { Withdrawal } from "./store.js";
@@ -38,6 +41,8 @@ export const withdrawalTransferIds = (withdrawalId: string, epoch: number) => ({
    */
   shortfall: transferId(`withdrawal:${withdrawalId}:shortfall:${epoch}`),
   shortfallReturn: transferId(`withdrawal:${withdrawalId}:shortfall:${epoch}:return`),
+  /** The write-off of that shortfall reversed before its return (it was no loss after all). */
+  shortfallWriteOffReversal: transferId(`withdrawal:${withdrawalId}:shortfall:${epoch}:writeoff`),
 });
 
 /**
@@ -61,7 +66,7 @@ const settlement = (w: W, chainRef: ChainRef | undefined) => {
   return holdSettlement({ pendingId: ids.hold, postId: ids.post, voidId: ids.void, chainRef });
 };
 
-export function createWithdrawalHolds(ledger: Ledger) {
+export function createWithdrawalHolds(ledger: Ledger, log: Logger) {
   /** Gas the hot wallet paid for the withdrawal's tx: debit fees:gas, credit the hot wallet. */
   async function bookFee(client: PoolClient, w: W, fee: bigint, txHash: string | null) {
     if (fee <= 0n || !txHash) return;
@@ -283,7 +288,9 @@ export function createWithdrawalHolds(ledger: Ledger) {
      * What a hold placed again after an undone failure booked on the receivable (holdAgain, this
      * epoch or one a reorg of its payment carried over) is given back, and its block lifted: the
      * withdrawal paid nothing after all. Only what is still owed on the receivable is given back:
-     * the part repaid meanwhile is the customer's again (the hold's void returns it whole).
+     * the part repaid meanwhile is the customer's again (the hold's void returns it whole). The
+     * part an operator wrote off is no loss any more: that write-off is reversed first
+     * (writeOffReversal, audited), so it is given back to the receivable too, never to the customer.
      */
     async release(client: PoolClient, w: W) {
       const receivable = `receivable:reorg:${w.customerId}`;
@@ -303,6 +310,25 @@ export function createWithdrawalHolds(ledger: Ledger) {
         const owed = await ledger.getTransfer(ids.shortfall);
         if (!owed) continue;
         returned = true;
+        const reversal = await writeOffReversal(client, {
+          assetId: assetId(w),
+          owner: w.customerId,
+          booked: owed.amount,
+          owed: stillOwed,
+          id: ids.shortfallWriteOffReversal,
+          memo: `withdrawal ${w.id} failed again: the write-off of what it had made the customer owe reversed`,
+        });
+        if (reversal) {
+          await ledger.transfer(reversal, { client });
+          await recordWriteOffReversal(client, {
+            owner: w.customerId,
+            reversal,
+            actor: "withdrawals",
+            details: { withdrawal_id: w.id, epoch },
+            log,
+          });
+          stillOwed += reversal.amount;
+        }
         // What the customer repaid of it meanwhile (crediting's repayReceivables repays the
         // receivable, one account, from money that comes back to them) stays theirs: only what is
         // still owed is given back, so the receivable never ends owing the customer.

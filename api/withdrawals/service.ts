@@ -66,14 +66,15 @@ export function createWithdrawals({
   ledger: Ledger;
   ringWebhooks?: () => Promise<unknown>;
 }): Withdrawals {
+  const log = common.logger.child({ component: "withdrawals" });
   const context: WithdrawalsContext = {
     common,
     config: common.config,
     pool,
     ledger,
-    log: common.logger.child({ component: "withdrawals" }),
+    log,
     metrics: apiMetrics(common.metrics.registry),
-    holds: createWithdrawalHolds(ledger),
+    holds: createWithdrawalHolds(ledger, log),
     ring: async () => {
       await ringWebhooks().catch(() => {});
     },
