@@ -5,9 +5,13 @@
  * none of the wallet's funds, withdrawals, sweeps or in-flight sends, while it reported the wallet
  * loaded and active. The wallet's own requests then waited unsigned and its sent transactions went
  * unfollowed. A key whose address is not its pinned one is refused; the alias must point back.
+ * A key that passes is registered as a hot wallet of the chain (registerHotWallet).
  */
 import type pg from "pg";
 import { getAddress } from "viem";
+import type { ChainConfig } from "../chains/index.js";
+import { type Pool, withTransaction } from "../foundation/db.js";
+import { addWatchedAddresses, notifyWatchedAddress } from "../indexers/index.js";
 import { HotWalletAddressMismatchError, KmsKeyMovedError } from "./errors.js";
 
 type Queryable = Pick<pg.ClientBase, "query">;
@@ -54,4 +58,25 @@ export async function checkConfiguredHotWallet(
   if (wallet.address && getAddress(address) !== getAddress(wallet.address))
     throw new HotWalletAddressMismatchError(wallet.kmsKeyId, wallet.address, getAddress(address));
   await checkHotWalletKey(db, chainId, wallet.kmsKeyId, address);
+}
+
+/**
+ * A configured wallet is a custody hot wallet whether or not it deployed a contract (a rotation's
+ * new wallet): watched, its funding is a fact a treasury booking pairs with, reconciliation counts
+ * its balance, and its value above the chain's ceilings moves to cold (sweeps/coldMoves.ts).
+ */
+export async function registerHotWallet(
+  pool: Pool,
+  chain: Pick<ChainConfig, "chainId" | "key">,
+  address: string,
+): Promise<void> {
+  const hot = address.toLowerCase();
+  await withTransaction(pool, async (c) => {
+    const added = await addWatchedAddresses(
+      c,
+      [{ chainId: chain.chainId, address: hot, kind: "hot", owner: `hot:${chain.key}` }],
+      { ifAbsent: true },
+    );
+    if (added.length > 0) await notifyWatchedAddress(c, chain.chainId, [hot]);
+  });
 }

@@ -3,10 +3,8 @@
  * serves (retiring ones too: they finish what they were given). Several processes may run it; per
  * wallet one holds the lease, the others stand by.
  */
-import { withTransaction } from "../foundation/db.js";
 import type { RoleDefinition } from "../foundation/roles.js";
-import { addWatchedAddresses, notifyWatchedAddress } from "../indexers/index.js";
-import { checkConfiguredHotWallet } from "./hotWalletKeys.js";
+import { checkConfiguredHotWallet, registerHotWallet } from "./hotWalletKeys.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 
@@ -44,25 +42,8 @@ export const signerRole: RoleDefinition = {
             // SIGNER_KMS_KEY_MOVED), before its address is registered: another key's address is
             // no hot wallet of ours (walletSigner.ts refuses it too, and counts the refusal).
             await checkConfiguredHotWallet(ctx.pool, chain.chainId, wallet, account.address);
-            // A configured wallet is a custody hot wallet whether or not it deployed a contract (a
-            // rotation's new wallet): watched, its funding is a fact a treasury booking pairs with
-            // and reconciliation counts its balance. Registered before it can send anything.
-            await withTransaction(ctx.pool, async (c) => {
-              const added = await addWatchedAddresses(
-                c,
-                [
-                  {
-                    chainId: chain.chainId,
-                    address: account.address.toLowerCase(),
-                    kind: "hot",
-                    owner: `hot:${chain.key}`,
-                  },
-                ],
-                { ifAbsent: true },
-              );
-              if (added.length > 0)
-                await notifyWatchedAddress(c, chain.chainId, [account.address.toLowerCase()]);
-            });
+            // Registered before it can send anything.
+            await registerHotWallet(ctx.pool, chain, account.address);
             return account;
           },
         }),

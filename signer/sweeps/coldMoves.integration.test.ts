@@ -1,13 +1,15 @@
 /**
  * Hot/cold on the real stack: after sweeps, value above the hot wallet's per-asset ceiling moves
  * to the cold address through the signer, and the ledger shows it (hold posted on confirmation,
- * gas booked), for native value and an ERC-20.
+ * gas booked), for native value and an ERC-20; and for every hot wallet of the chain, not only the
+ * one that deployed the ForwarderFactory (a rotation's new wallet).
  */
-import type { Address, Hex } from "viem";
+import { type Address, type Hex, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
 import { sendAndMine } from "../../indexers/testing/chain.js";
-import { getTxRequest } from "../requests.js";
+import { bookTreasuryMove } from "../../ledger/index.js";
+import { getTxRequest, signerTransactions } from "../requests.js";
 import { waitFor } from "../testing/harness.js";
 import { coldAccount, hotAccount } from "./bookings.js";
 import { DEPOSITOR, NATIVE, type SweepStack, startSweepStack, TOKEN } from "./testing/stack.js";
@@ -141,5 +143,60 @@ describe("hot wallet ceiling", () => {
       [COLD.toLowerCase()],
     );
     expect(custody.rows).toEqual([{ kind: "cold", owner: "cold-wallet" }]);
+  });
+
+  it("moves a rotation's new wallet's value above the ceiling too (it deployed no factory)", async () => {
+    // The new wallet (docs/deploy.md, "Rotating a hot wallet's key"): a second KMS key, registered
+    // and served as the signer role does, funded from outside and the funding booked (step 2).
+    const next = await s.h.wallet(0n);
+    await s.startWallet(next);
+    const funding = parseEther("2");
+    const funded = await sendAndMine(s.rpc, {
+      from: DEPOSITOR.toLowerCase() as Hex,
+      to: next.address,
+      value: funding,
+      gas: 21_000n,
+    });
+    await s.mine(2);
+    await s.syncAndCredit();
+    await bookTreasuryMove(
+      { common: s.ctx.common, pool: s.ctx.db.pool, ledger: s.ledger, signerTransactions },
+      {
+        move: "fund",
+        chainId: 31337,
+        txHash: funded.transactionHash,
+        wallet: next.address,
+        by: "ops-test",
+        reason: "new hot wallet float",
+      },
+    );
+    const coldBefore = await s.h.client.getBalance({ address: COLD });
+    const hot = hotAccount(next.address.toLowerCase());
+
+    // before the fix: expected [] to deeply equal [{ id: Any<String>, asset: '0x0…0', amount: 1500000000000000000n }]
+    // (only the factory's wallet was looked at: the new one kept any value above its ceiling)
+    const { coldStarted } = await s.sweeper.tick(31337);
+    expect(coldStarted).toEqual([
+      { id: expect.any(String), asset: NATIVE, amount: funding - NATIVE_CEILING },
+    ]);
+    const id = coldStarted[0]!.id;
+    expect((await getTxRequest(s.ctx.db.pool, id))!.from).toBe(next.address.toLowerCase());
+    await waitFor(
+      "the new wallet's cold move settled",
+      async () => {
+        await s.mine(1);
+        await s.sweeper.tick(31337);
+        return (await coldMoves()).find((m) => m.id === id)?.status !== "open";
+      },
+      { timeoutMs: 60_000, everyMs: 200 },
+    );
+    expect((await coldMoves()).find((m) => m.id === id)?.status).toBe("booked");
+    expect((await s.h.client.getBalance({ address: COLD })) - coldBefore).toBe(
+      funding - NATIVE_CEILING,
+    );
+    // The new wallet keeps its ceiling, less the move's gas (paid from it, booked against it).
+    const fee = (await getTxRequest(s.ctx.db.pool, id))!.fee!;
+    expect(await s.balanceOf(NATIVE, hot)).toBe(NATIVE_CEILING - fee);
+    expect(await s.h.client.getBalance({ address: next.address })).toBe(NATIVE_CEILING - fee);
   });
 });

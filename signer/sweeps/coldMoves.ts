@@ -19,7 +19,7 @@ import { type Pool, type PoolClient, withTransaction } from "../../foundation/db
 import { counterOnce } from "../../foundation/metrics.js";
 import {
   addWatchedAddresses,
-  contractHotWallets,
+  loadCustodyWallets,
   notifyWatchedAddress,
 } from "../../indexers/index.js";
 import { assetIdOf, holdSettlement, type Ledger, type TransferInput } from "../../ledger/index.js";
@@ -140,8 +140,11 @@ export async function startColdMoves({
   if (ceilings.size === 0 || !chain.coldAddress) return [];
   const cold = chain.coldAddress.toLowerCase();
   const started: StartedColdMove[] = [];
-  // The hot wallets that accumulate swept value on this chain (the factories' destinations).
-  for (const hot of await contractHotWallets(pool, chain.chainId)) {
+  // Every hot wallet of the chain, not only the factories' destinations (where sweeps deliver): a
+  // rotation's new wallet deployed nothing, and value booked into it above its ceiling (its
+  // float, funded from cold) stayed hot for good. A wallet that left the config was drained and
+  // defunded first (docs/deploy.md): nothing to move; else its move waits, held, for a signer.
+  for (const hot of await hotWallets(pool, chain.chainId)) {
     for (const [asset, ceiling] of ceilings) {
       if (await moveInFlight(pool, chain.chainId, hot, asset, failedRetryAfterMs)) continue;
       const assetId = assetIdOf(chain.chainId, asset);
@@ -261,6 +264,15 @@ export async function startColdMoves({
     }
   }
   return started;
+}
+
+/** The chain's registered hot wallets (lowercase, in address order). */
+async function hotWallets(pool: Pool, chainId: number): Promise<string[]> {
+  const wallets = await loadCustodyWallets(pool, chainId);
+  return [...wallets]
+    .filter(([, kind]) => kind === "hot")
+    .map(([address]) => address)
+    .sort();
 }
 
 /** What booked sweeps not final yet moved into `hot` in `asset` (they may still leave with a reorg). */

@@ -21,6 +21,8 @@ import {
   type TestContext,
 } from "../../../ops/testing/context.js";
 import { deployForwarderFactory } from "../../deposit-addresses/index.js";
+import { registerHotWallet } from "../../hotWalletKeys.js";
+import type { KmsAccount } from "../../kmsAccount.js";
 import { getTxOutcomes } from "../../outcomes.js";
 import { createSignerHarness, type SignerHarness, waitFor } from "../../testing/harness.js";
 import { startWalletSigner, type WalletSigner } from "../../walletSigner.js";
@@ -45,6 +47,11 @@ export type SweepStack = {
   sweeper: Sweeper;
   signer: WalletSigner | undefined;
   startSigner: () => void;
+  /**
+   * Another hot wallet of the chain, registered and served as the signer role does (a rotation's
+   * new wallet: it deployed no factory); its signer is stopped by close().
+   */
+  startWallet: (account: KmsAccount) => Promise<void>;
   /** Index to the head, then credit what is confirmed. */
   syncAndCredit: () => Promise<void>;
   mine: (n: number) => Promise<void>;
@@ -139,6 +146,17 @@ export async function startSweepStack(
   const { rows: setup } = await ctx.db.pool.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM ledger.transfers WHERE kind = 'fee'",
   );
+  const signerOf = (account: KmsAccount) =>
+    startWalletSigner({
+      common: ctx.common,
+      pool: ctx.db.pool,
+      queues: ctx.queues,
+      chain,
+      account: async () => account,
+      databaseUrl: ctx.db.url,
+      pollMs: 50,
+    });
+  const others: WalletSigner[] = [];
   const stack: SweepStack = {
     ctx,
     rpc,
@@ -153,15 +171,11 @@ export async function startSweepStack(
     deployGas,
     setupFeeTransfers: setup[0]!.n,
     startSigner() {
-      stack.signer = startWalletSigner({
-        common: ctx.common,
-        pool: ctx.db.pool,
-        queues: ctx.queues,
-        chain,
-        account: async () => h.account,
-        databaseUrl: ctx.db.url,
-        pollMs: 50,
-      });
+      stack.signer = signerOf(h.account);
+    },
+    async startWallet(account) {
+      await registerHotWallet(ctx.db.pool, chain, account.address);
+      others.push(signerOf(account));
     },
     async syncAndCredit() {
       await syncToHead(ingestor, ctx.db.pool, rpc, CHAIN_ID);
@@ -263,6 +277,7 @@ export async function startSweepStack(
     },
     async close() {
       await stack.signer?.stop();
+      for (const other of others) await other.stop();
       await crediting.stop();
       await ingestor.stop();
       await ledger.close();
