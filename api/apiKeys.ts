@@ -249,12 +249,27 @@ export async function setApiKeyEmail(
 export const PERSONS_LOCK = "api.persons";
 
 /**
+ * What every key, revoked or not, says about persons: its owner and its email are one. A revoked
+ * key still counts: the person it named did not change when it was rotated out, and leaving it out
+ * would split `anna` (no email) from `anna.smith` <anna@…> once the `anna` <anna@…> key that joined
+ * them is revoked, letting Anna approve what she requested (approvals count persons).
+ */
+export async function personLinks(
+  db: Pool | PoolClient,
+): Promise<{ owner: string; email: string | null }[]> {
+  const { rows } = await db.query<{ owner: string; email: string | null }>(
+    "SELECT DISTINCT owner, email FROM api.api_keys WHERE email IS NOT NULL",
+  );
+  return rows;
+}
+
+/**
  * The withdrawals still waiting for approvals (up to 5 ids) that this key, or another key of its
  * person, requested or decided on, counting persons as a decision on each does
- * (api/withdrawals/decisions.ts `personsOf`: active keys, keys revoked since the oldest of them was
- * requested, and the parties' own). Not only the key's own: a key that joins two of a person's
- * identities (`anna` with no email and `anna.smith` <anna@…>, through `anna` <anna@…>) re-pointed
- * to another email would split them, letting Anna approve what she requested under her `anna` key.
+ * (api/withdrawals/decisions.ts `personsOf`: every key's links, and the parties' own). Not only
+ * the key's own: a key that joins two of a person's identities (`anna` with no email and
+ * `anna.smith` <anna@…>, through `anna` <anna@…>) re-pointed to another email would split them,
+ * letting Anna approve what she requested under her `anna` key.
  */
 async function waitingOnPersonOf(
   client: PoolClient,
@@ -277,12 +292,7 @@ async function waitingOnPersonOf(
       WHERE w.status = 'pending_approval'`,
   );
   if (parties.length === 0) return [];
-  const { rows: links } = await client.query<{ owner: string; email: string | null }>(
-    `SELECT DISTINCT owner, email FROM api.api_keys
-      WHERE revoked_at IS NULL
-         OR revoked_at > (SELECT min(created_at) FROM api.withdrawals WHERE status = 'pending_approval')`,
-  );
-  const personOf = personsAmong([...links, key, ...parties]);
+  const personOf = personsAmong([...(await personLinks(client)), key, ...parties]);
   const mine = personOf(key);
   const waiting = new Set(
     parties.filter((p) => p.key_id === id || personOf(p) === mine).map((p) => p.withdrawal_id),
@@ -329,20 +339,24 @@ export async function verifyApiKey(
   | {
       ok: true;
       key: ApiKey;
-      /** An SSO console session's key: the groups it signed in with (api/auth.ts maps them). */
-      sso: { groups: unknown } | null;
+      /**
+       * An SSO console session's key: the groups it signed in with (api/auth.ts maps them), and
+       * how long ago the provider gave them (its sign-in, by the database's clock).
+       */
+      sso: { groups: unknown; ageMs: number } | null;
     }
   | { ok: false; reason: string }
 > {
   const match = KEY_FORMAT.exec(plaintext);
   if (!match) return { ok: false, reason: "malformed API key" };
   const { rows } = await db.query<
-    Row & { console_session_over: boolean; sso: boolean; oidc_groups: unknown }
+    Row & { console_session_over: boolean; sso: boolean; oidc_groups: unknown; sso_age_ms: number }
   >(
     `SELECT k.*, COALESCE(s.ended_at IS NOT NULL OR s.idle_expires_at <= now()
                           OR s.expires_at <= now() OR p.revoked_at IS NOT NULL, false)
                  AS console_session_over,
-            COALESCE(s.oidc_issuer IS NOT NULL, false) AS sso, s.oidc_groups
+            COALESCE(s.oidc_issuer IS NOT NULL, false) AS sso, s.oidc_groups,
+            EXTRACT(EPOCH FROM now() - s.created_at)::float8 * 1000 AS sso_age_ms
        FROM api.api_keys k LEFT JOIN api.console_sessions s ON s.key_id = k.id
        LEFT JOIN api.api_keys p ON p.id = s.signed_in_with
       WHERE k.id = $1`,
@@ -356,5 +370,9 @@ export async function verifyApiKey(
   if (row.revoked_at) return { ok: false, reason: "revoked API key" };
   if (row.console_session_over && options.consoleSessionOver !== "accept")
     return { ok: false, reason: "console session ended (idle, expired or signed out)" };
-  return { ok: true, key: fromRow(row), sso: row.sso ? { groups: row.oidc_groups ?? null } : null };
+  return {
+    ok: true,
+    key: fromRow(row),
+    sso: row.sso ? { groups: row.oidc_groups ?? null, ageMs: row.sso_age_ms } : null,
+  };
 }

@@ -8,7 +8,12 @@ import type { Pool } from "../foundation/db.js";
 import type { Logger } from "../foundation/logger.js";
 import type { Redis } from "../foundation/redis.js";
 import { type ApiKey, hasScope, type Scope, verifyApiKey } from "./apiKeys.js";
-import { AuthRateLimitedError, ForbiddenScopeError, UnauthorizedError } from "./errors.js";
+import {
+  AuthRateLimitedError,
+  ForbiddenScopeError,
+  SsoGroupsStaleError,
+  UnauthorizedError,
+} from "./errors.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -170,15 +175,48 @@ export function createAuthFailureLimiter(options: {
   };
 }
 
+/** What an SSO console session may do, under the configuration this task runs with. */
+export type SsoGrants = {
+  /** The scopes a session's groups map to (api/console/oidc.ts scopesForGroups). */
+  scopesFor: (groups: unknown) => readonly Scope[];
+  /** How long after sign-in the provider's word on the groups lets a session act. */
+  groupsFreshForMs: number;
+};
+
+/** A scope that only reads: an SSO session keeps it after its groups go stale. */
+const readsOnly = (scope: Scope) => scope.endsWith(":read");
+
+/**
+ * The key an SSO console session acts with: the scopes its groups map to now, and once the
+ * provider's word on those groups is older than `groupsFreshForMs`, only the reading ones (`stale`:
+ * the key it would act with, and why it does not).
+ */
+function ssoKey(
+  key: ApiKey,
+  session: { groups: unknown; ageMs: number },
+  sso: SsoGrants | undefined,
+): { key: ApiKey; stale: { key: ApiKey; error: SsoGroupsStaleError } | null } {
+  const mapped = sso ? sso.scopesFor(session.groups) : [];
+  const current = { ...key, scopes: key.scopes.filter((s) => mapped.includes(s)) };
+  if (!sso || session.ageMs <= sso.groupsFreshForMs) return { key: current, stale: null };
+  return {
+    key: { ...current, scopes: current.scopes.filter(readsOnly) },
+    stale: {
+      key: current,
+      error: new SsoGroupsStaleError(
+        Math.floor(session.ageMs / 1000),
+        Math.floor(sso.groupsFreshForMs / 1000),
+      ),
+    },
+  };
+}
+
 export async function registerAuth(
   app: FastifyInstance,
   pool: Pool,
   failures: AuthFailureLimiter,
-  /**
-   * The scopes an SSO console session's groups map to under the configuration this task runs with
-   * (api/console/oidc.ts scopesForGroups); absent: SSO is not configured, they map to none.
-   */
-  ssoScopes: (groups: unknown) => readonly Scope[] = () => [],
+  /** Absent: SSO is not configured, and SSO sessions' groups map to no scope. */
+  sso?: SsoGrants,
 ): Promise<void> {
   app.decorateRequest("apiKey", null);
   app.addHook("onRoute", (route) => {
@@ -207,12 +245,17 @@ export async function registerAuth(
     // An SSO session's scopes were granted by its groups under the mapping of its sign-in: it keeps
     // only those its groups still map to now, so a mapping reduced (or SSO turned off) and the api
     // restarted takes effect for sessions already signed in, not up to absoluteTimeoutMs later.
-    const granted = result.sso ? ssoScopes(result.sso.groups) : undefined;
-    const key = granted
-      ? { ...result.key, scopes: result.key.scopes.filter((s) => granted.includes(s)) }
-      : result.key;
+    // The groups themselves are the provider's word at sign-in: a person removed from a group there
+    // would keep approving until the session ended, so past groupsFreshForMs the session only
+    // reads, and acting needs a sign-in (which asks the provider again).
+    const { key, stale } = result.sso
+      ? ssoKey(result.key, result.sso, sso)
+      : { key: result.key, stale: null };
     request.apiKey = key;
     const scopes = request.routeOptions.config.scopes ?? [];
-    if (!scopes.some((s) => hasScope(key, s))) throw new ForbiddenScopeError(scopes.join(" or "));
+    if (!scopes.some((s) => hasScope(key, s))) {
+      if (stale && scopes.some((s) => hasScope(stale.key, s))) throw stale.error;
+      throw new ForbiddenScopeError(scopes.join(" or "));
+    }
   });
 }

@@ -18,6 +18,21 @@ export class ForbiddenScopeError extends BaseError {
   }
 }
 
+/**
+ * An SSO console session asked to act (a scope other than a `:read` one) after the provider's word
+ * on its groups went stale (api.console.oidc.groupsFreshForMs): signing in again asks the provider.
+ */
+export class SsoGroupsStaleError extends BaseError {
+  override name = "SsoGroupsStaleError";
+  constructor(ageS: number, freshForS: number) {
+    super("The identity provider's word on this session's groups is too old to act on", {
+      code: "AUTH_SSO_GROUPS_STALE",
+      details: `your groups were given by the identity provider at sign-in ${ageS} s ago, and acting needs them given within ${freshForS} s (a person removed from a group must not go on approving): sign in again through SSO at /console/sso/start`,
+      meta: { ageS, freshForS },
+    });
+  }
+}
+
 export class RateLimitedError extends BaseError {
   override name = "RateLimitedError";
   constructor(after: string) {

@@ -136,10 +136,16 @@ export function createV1Plugin(options: V1Options): (app: FastifyInstance) => Pr
             reply.elapsedTime / 1000,
           );
         });
-        await registerAuth(v1, deps.pool, authFailures("v1"), (groups) => {
-          const oidc = options.common.config.api?.console?.oidc;
-          return oidc ? scopesForGroups(oidc.groups, groups) : [];
-        });
+        const oidc = options.common.config.api?.console?.oidc;
+        await registerAuth(
+          v1,
+          deps.pool,
+          authFailures("v1"),
+          oidc && {
+            scopesFor: (groups) => scopesForGroups(oidc.groups, groups),
+            groupsFreshForMs: oidc.groupsFreshForMs,
+          },
+        );
         // After auth (onRequest), so the limit is per key; before parsing, so oversized or
         // malformed bodies count too.
         await v1.register(rateLimit, {

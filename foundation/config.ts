@@ -311,6 +311,18 @@ export const consoleOidcSchema = z
       .min(300_000, "must be at least 300000 ms (5 min)")
       .max(86_400_000, "must be at most 86400000 ms (24 h)")
       .default(28_800_000),
+    /**
+     * How long the provider's word on a person's groups (given at sign-in) lets an SSO session act:
+     * past it, the session keeps only its `:read` scopes until the person signs in again, so a
+     * person removed from a group at the provider approves nothing more after this (default 5 min;
+     * 1 min to 24 h).
+     */
+    groupsFreshForMs: z
+      .number()
+      .int()
+      .min(60_000, "must be at least 60000 ms (1 min)")
+      .max(86_400_000, "must be at most 86400000 ms (24 h)")
+      .default(300_000),
   })
   .strict();
 

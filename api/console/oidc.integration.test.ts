@@ -7,8 +7,9 @@
  * is an email marked unverified by the string "false" (no session as that email's owner); a forged
  * or mismatched state is refused; two OIDC users are two distinct approvers, one person twice is
  * one, and so is one person's API key (carrying their email) and SSO session; with SSO configured
- * a key without a person cannot decide; idle and absolute timeouts end the session and /v1
- * refuses its key.
+ * a key without a person cannot decide; a person removed from their group at the provider acts
+ * no more once the provider's word on their groups is older than `groupsFreshForMs` (reads go on);
+ * idle and absolute timeouts end the session and /v1 refuses its key.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, type Scope } from "../apiKeys.js";
@@ -33,6 +34,7 @@ const GROUPS: Record<string, string[]> = {
   ben: ["custody-approvers"],
   mallory: ["interns", "contractors"],
   eve: ["custody-approvers"],
+  zoe: ["custody-approvers", "staff"],
 };
 /** eve's provider lets her set any email, and says (as a string, as Entra ID does) it is unverified. */
 const EMAILS = { eve: { email: "anna@example.test", email_verified: "false" } };
@@ -56,7 +58,7 @@ beforeAll(async () => {
       approvalThreshold: ETH,
       requiredApprovals: 2,
     },
-    fund: { customers: ["carol"], amount: 5n * ETH },
+    fund: { customers: ["carol"], amount: 8n * ETH },
     ...consoleOidcOptions(provider, {
       redirectUrl: REDIRECT,
       groups: {
@@ -401,6 +403,56 @@ describe("console sign-in through OIDC", () => {
     });
     expect(self.statusCode).toBe(403);
     expect(self.json().code).toBe("APPROVER_IS_REQUESTER");
+  });
+
+  it("a person removed from their group at the provider cannot approve once the provider's word is older than groupsFreshForMs", async () => {
+    const created = await t.call(requester, {
+      method: "POST",
+      url: "/v1/withdrawals",
+      headers: { "idempotency-key": "oidc-w4" },
+      payload: {
+        customerId: "carol",
+        chain: "local-a",
+        asset: "native",
+        to: DEST,
+        amount: ((12n * ETH) / 10n).toString(),
+      },
+    });
+    expect(created.statusCode).toBe(201);
+    const id = created.json().id as string;
+    const zoe = (await ssoSignIn("zoe")).session!;
+    // Zoe is offboarded from approving at the provider; her console session is an hour old.
+    GROUPS.zoe = ["staff"];
+    await t.ctx.db.pool.query(
+      "UPDATE api.console_sessions SET created_at = now() - interval '1 hour' WHERE key_id = $1",
+      [zoe.split("_")[1]],
+    );
+    const approve = (session: string, idem: string) =>
+      t.call(session, {
+        method: "POST",
+        url: `/v1/withdrawals/${id}/approve`,
+        headers: { "idempotency-key": idem },
+        payload: {},
+      });
+    // before the fix: expected 200 to be 403 (the hour-old session approved with the groups it
+    // signed in with)
+    const stale = await approve(zoe, "oidc-z1");
+    expect(stale.statusCode, stale.body).toBe(403);
+    expect(stale.json().code).toBe("AUTH_SSO_GROUPS_STALE");
+    expect(stale.json().detail).toContain("/console/sso/start");
+    // Reading goes on (recon:read, from the groups she signed in with).
+    expect((await t.call(zoe, { method: "GET", url: "/v1/recon/runs" })).statusCode).toBe(200);
+    // Signing in again asks the provider, which no longer puts her in custody-approvers.
+    const again = (await ssoSignIn("zoe")).session!;
+    const refused = await approve(again, "oidc-z2");
+    expect(refused.statusCode, refused.body).toBe(403);
+    expect(refused.json().code).toBe("AUTH_SCOPE_MISSING");
+    const w = (await t.call(requester, { method: "GET", url: `/v1/withdrawals/${id}` })).json();
+    expect(w.status).toBe("pending_approval");
+    expect(w.approvals).toEqual([]);
+    // A session the provider vouched for within groupsFreshForMs approves.
+    const ben = (await ssoSignIn("ben")).session!;
+    expect((await approve(ben, "oidc-z3")).statusCode).toBe(200);
   });
 
   it("ends an OIDC session at its idle timeout and at its absolute end; /v1 refuses the key first", async () => {

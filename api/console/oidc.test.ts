@@ -40,6 +40,7 @@ describe("api.console.oidc config", () => {
       groupsClaim: "groups",
       ownerClaim: "email",
       absoluteTimeoutMs: 28_800_000,
+      groupsFreshForMs: 300_000,
     });
   });
 
@@ -55,6 +56,7 @@ describe("api.console.oidc config", () => {
           ownerClaim: "name",
           groups: {},
           absoluteTimeoutMs: 1000,
+          groupsFreshForMs: 1000,
           extra: true,
         },
       },
@@ -70,6 +72,7 @@ describe("api.console.oidc config", () => {
         "console.oidc.clientId",
         "console.oidc.clientSecretEnv",
         "console.oidc.groups",
+        "console.oidc.groupsFreshForMs",
         "console.oidc.issuer",
         "console.oidc.ownerClaim",
         "console.oidc.redirectUrl",
@@ -192,6 +195,7 @@ describe("OIDC routes without a reachable provider", () => {
           groupsClaim: "groups",
           ownerClaim: "email",
           absoluteTimeoutMs: 28_800_000,
+          groupsFreshForMs: 300_000,
           clientSecret: "x",
         },
         idleTimeoutMs: 900_000,

@@ -21,6 +21,7 @@ import {
   type ApiKey,
   normalizeOwner,
   PERSONS_LOCK,
+  personLinks,
   personsAmong,
   principalOf,
 } from "../apiKeys.js";
@@ -129,22 +130,15 @@ type Party = { owner: string; email?: string | null };
  * an email are one, and so are two sharing neither when other keys join them (bob's old key, and
  * the key of `robert` carrying bob's new email, are one person through bob's new key): comparing
  * the deciding keys alone would count that person twice, or let them approve their own request.
- * The links are every active key's (api.api_keys), every key's revoked since the withdrawal was
- * requested, and the parties' own (the deciders' and the requester's keys, revoked since or not):
- * a key that joined two of a person's identities while the withdrawal waited keeps joining them for
- * it, so revoking it (a key rotated) cannot split the requester from their own approving key, or
- * a person's first approval from their second. (`apikeys set-email` refuses to re-point such a
- * key's email meanwhile: apiKeys.ts.) Returns each party's person: the one identity its group is
- * known by.
+ * The links are every key's, revoked or not (api.api_keys `personLinks`), and the parties' own: a
+ * revoked key still says its owner and its email were one person, so revoking the key that joined
+ * two of a person's identities (a key rotated), before or after the withdrawal was requested,
+ * cannot split the requester from their own approving key, or a person's first approval from their
+ * second. (`apikeys set-email` refuses to re-point such a key's email while the withdrawal waits:
+ * apiKeys.ts.) Returns each party's person: the one identity its group is known by.
  */
-async function personsOf(client: PoolClient, w: Withdrawal, parties: readonly Party[]) {
-  const { rows } = await client.query<Party>(
-    `SELECT DISTINCT owner, email FROM api.api_keys
-      WHERE revoked_at IS NULL
-         OR revoked_at > (SELECT created_at FROM api.withdrawals WHERE id = $1)`,
-    [w.id],
-  );
-  return personsAmong([...rows, ...parties]);
+async function personsOf(client: PoolClient, parties: readonly Party[]) {
+  return personsAmong([...(await personLinks(client)), ...parties]);
 }
 
 /** The requester as a person: the owner stored on the withdrawal, and its key's email. */
@@ -201,7 +195,7 @@ export function createDecisions({
     // keep the spelling of their day, and "Anna" must not approve what "anna" requested.
     const requester = await requesterOf(client, w);
     const earlier = await decidersOf(client, id);
-    const personOf = await personsOf(client, w, [caller, requester, ...earlier]);
+    const personOf = await personsOf(client, [caller, requester, ...earlier]);
     if (personOf(caller) === personOf(requester))
       throw new ApprovalError(
         "APPROVER_IS_REQUESTER",
@@ -267,7 +261,7 @@ export function createDecisions({
       // Approving may hand it to the signer: not on a halted chain (haltedChain.ts).
       await refuseOnHaltedChain(client, w.chainId);
       const approvers = (await decidersOf(client, id)).filter((a) => a.decision === "approve");
-      const personOf = await personsOf(client, w, approvers);
+      const personOf = await personsOf(client, approvers);
       const approvals = new Set(approvers.map(personOf)).size;
       if (approvals >= w.requiredApprovals) {
         w = await move(client, w, "approved", caller.owner, { approvals });

@@ -2,8 +2,8 @@
  * One person stays one person for a withdrawal waiting for approvals when the key that tied their
  * identities together goes away: Anna's key owned `anna` with no email and her key owned
  * `anna.smith` carrying anna@example.com are one person only through a third key (`anna` with
- * anna@example.com). Revoking that key, or changing its email, after she requested (or approved)
- * must not let her approve her own request, or approve it twice. Real Postgres, Redis and anvil,
+ * anna@example.com). Revoking that key, before or after she requested, or changing its email
+ * after she requested (or approved), must not let her approve her own request, or approve it twice. Real Postgres, Redis and anvil,
  * the real app through /v1.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -61,6 +61,21 @@ describe("a person's identities joined through another key", () => {
     const after = await decide(other.plaintext, w.id);
     expect(after.statusCode, after.body).toBe(403);
     expect(after.json().code).toBe("APPROVER_IS_REQUESTER");
+    expect(await statusOf(w.id)).toBe("pending_approval");
+  }, 120_000);
+
+  it("a joining key revoked before the request still joins the person", async () => {
+    // before the fix: expected 200 to be 403 (only keys revoked since the request joined: Dora
+    // approved, under her dora.smith key, what she requested under her dora key)
+    const backend = await keyOf("dora", null, ["withdrawals:write"]);
+    const bridge = await keyOf("dora", "dora@example.com", ["withdrawals:approve"]);
+    const other = await keyOf("dora.smith", "dora@example.com", ["withdrawals:approve"]);
+    // Dora's key that tied `dora` to her email is rotated out before she requests.
+    await revokeApiKey(t.ctx.db.pool, bridge.key.id);
+    const w = await t.withdrawNative(backend.plaintext, "alice", 2n * ETH);
+    const res = await decide(other.plaintext, w.id);
+    expect(res.statusCode, res.body).toBe(403);
+    expect(res.json().code).toBe("APPROVER_IS_REQUESTER");
     expect(await statusOf(w.id)).toBe("pending_approval");
   }, 120_000);
 
