@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { TEST_RUN_PID_ENV } from "./ops/testing/run.js";
 import SlowFirstSequencer from "./ops/testing/sequencer.js";
 
 // Two projects: unit (pure logic, fast) and integration (real Postgres, Redis, anvil, KMS emulator).
@@ -8,6 +9,9 @@ export default defineConfig({
     reporters: ["default", "./ops/testing/summary-reporter.ts"],
     // Installs subgraphs/ (its own npm package) when a fresh clone has only run the root `npm ci`.
     globalSetup: ["./ops/testing/globalSetup.ts"],
+    // The run's test databases are named for this process, whose globalSetup drops them once their
+    // files have closed them, and the rest at the end (ops/testing/database.ts).
+    env: { [TEST_RUN_PID_ENV]: String(process.pid) },
     // Without recorded durations (CI's fresh clone), the files known to be slow start first.
     sequence: { sequencer: SlowFirstSequencer },
     projects: [

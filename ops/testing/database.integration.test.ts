@@ -12,12 +12,14 @@ import {
   admin,
   createTestDatabase,
   dropOrphanedTestDatabases,
+  dropTestDatabasesOf,
   migratedTemplate,
   migrationsTemplateName,
   TEST_PG_ADMIN_URL,
   type TestDatabase,
   testDatabaseOwner,
 } from "./database.js";
+import { testRunPid } from "./run.js";
 
 const exists = (name: string) =>
   admin(
@@ -84,6 +86,46 @@ describe("leftover test databases", () => {
     const u = new URL(TEST_PG_ADMIN_URL);
     u.hostname = "db.example.internal";
     expect(await dropOrphanedTestDatabases(u.toString())).toEqual([]);
+  });
+});
+
+describe("a run's test databases", () => {
+  const hex = () => randomBytes(4).toString("hex");
+  const ended = deadPid(); // stands for a run's pid: nothing else names databases for it
+  const runs = [`custody_test_1_${ended}_${hex()}`, `custody_test_2_${ended}_${hex()}`];
+  const others = [`custody_test_1_${process.pid}_${hex()}`, `custody_sim_${ended}_t${hex()}_0`];
+  afterAll(() =>
+    admin(async (c) => {
+      for (const name of [...runs, ...others]) await c.query(`DROP DATABASE IF EXISTS "${name}"`);
+    }),
+  );
+
+  it("are named for the run; a file's drop closes its own and leaves the DROP to the run's end", async () => {
+    // before the fix: expected false to be true (drop() dropped it at once, waiting for a
+    // checkpoint), and it was named for the worker process (expected 1957 to be undefined)
+    const db = await createTestDatabase({ migrate: false });
+    await db.drop();
+    expect(await exists(db.name)).toBe(true);
+    expect(testRunPid()).toBeDefined();
+    expect(testDatabaseOwner(db.name)).toBe(testRunPid());
+    const late = new pg.Client({ connectionString: db.url });
+    await expect(late.connect()).rejects.toThrow(/is not currently accepting connections/);
+    await late.end().catch(() => {});
+  });
+
+  it("are dropped by the run once closed, the rest at its end, and no one else's", async () => {
+    // before the fix: TypeError: dropTestDatabasesOf is not a function
+    const [closed, open] = runs as [string, string];
+    await admin(async (c) => {
+      for (const name of [...runs, ...others]) await c.query(`CREATE DATABASE "${name}"`);
+      await c.query(`ALTER DATABASE "${closed}" WITH ALLOW_CONNECTIONS false`);
+    });
+    expect(await dropTestDatabasesOf(ended, { closed: true })).toEqual([closed]);
+    expect(await exists(closed)).toBe(false);
+    expect(await exists(open)).toBe(true);
+    expect(await dropTestDatabasesOf(ended)).toEqual([open]);
+    expect(await exists(open)).toBe(false);
+    for (const name of others) expect(await exists(name), name).toBe(true);
   });
 });
 

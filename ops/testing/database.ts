@@ -6,6 +6,11 @@
  * template migrated once per set of migrations: its name carries a hash of every migration file's
  * path and content, so an edited, added or renumbered migration makes a new template, and worktrees
  * or branches with different migrations sharing one server never use each other's.
+ *
+ * Inside a vitest run, a file's `drop()` closes its database to connections and leaves the DROP to
+ * the run's main process (`dropTestDatabasesOf`, from globalSetup: every few seconds, and the rest
+ * at the end): each DROP DATABASE waits for a checkpoint (1.4 s a file beside a loaded run), which
+ * the worker then spent waiting, and drops made together share one.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -15,6 +20,7 @@ import { repoRoot } from "../../foundation/config.js";
 import { createPool, type Pool } from "../../foundation/db.js";
 import { mapLimit } from "../../foundation/mapLimit.js";
 import { MODULE_MIGRATIONS, type ModuleMigrations, migrate } from "../migrate.js";
+import { testRunPid } from "./run.js";
 
 export const TEST_PG_ADMIN_URL =
   process.env.TEST_DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -108,7 +114,8 @@ async function buildTemplate(): Promise<string> {
 export async function createTestDatabase(
   options: { migrate?: boolean; poolSize?: number } = {},
 ): Promise<TestDatabase> {
-  const name = `custody_test_${process.env.VITEST_POOL_ID ?? "0"}_${process.pid}_${randomBytes(4).toString("hex")}`;
+  const run = testRunPid();
+  const name = `custody_test_${process.env.VITEST_POOL_ID ?? "0"}_${run ?? process.pid}_${randomBytes(4).toString("hex")}`;
   if (options.migrate ?? true) {
     const from = await migratedTemplate();
     await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${from}`)).catch(
@@ -134,7 +141,14 @@ export async function createTestDatabase(
       if (dropped) return;
       dropped = true;
       await pool.end().catch(() => {});
-      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+      await admin((c) =>
+        // In a run: closed to new connections (gone to the file), the run's process drops it.
+        c.query(
+          run === undefined
+            ? `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`
+            : `ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`,
+        ),
+      );
     },
   };
 }
@@ -148,9 +162,9 @@ export type DroppedTogether = {
 };
 
 /**
- * For a file that makes databases test after test: each DROP DATABASE waits for a checkpoint (two
- * seconds and more on a loaded server), and drops made at once share one, so they are made
- * together when the file ends (eight at a time: each holds an admin connection of the server's).
+ * For a file that makes databases test after test and closes them together when it ends. In a
+ * vitest run the run's end drops them (see above); elsewhere they are dropped at once (eight at a
+ * time: each holds an admin connection of the server's), so their drops share checkpoints.
  */
 export function droppedTogether(): DroppedTogether {
   const made: TestDatabase[] = [];
@@ -174,6 +188,29 @@ export function testDatabaseOwner(name: string): number | null {
   const m =
     /^custody_test_[a-z0-9]+_(\d+)_[0-9a-f]{8}$/.exec(name) ?? /^custody_sim_(\d+)_/.exec(name);
   return m ? Number(m[1]) : null;
+}
+
+/**
+ * Drops the test databases `owner` (a vitest run's pid, ops/testing/run.ts) made, connected or not;
+ * `closed`: only those their file has closed (`drop()`). Eight at a time: drops made at once share
+ * a checkpoint, and each holds an admin connection of the server's. Returns the names dropped.
+ */
+export async function dropTestDatabasesOf(
+  owner: number,
+  options: { closed?: boolean } = {},
+): Promise<string[]> {
+  const { rows } = await admin((c) =>
+    c.query<{ datname: string }>(
+      `SELECT datname FROM pg_database
+        WHERE datname LIKE 'custody\\_test\\_%' AND (NOT $1 OR NOT datallowconn)`,
+      [options.closed ?? false],
+    ),
+  );
+  const names = rows.map((r) => r.datname).filter((name) => testDatabaseOwner(name) === owner);
+  await mapLimit(names, 8, (name) =>
+    admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)),
+  );
+  return names;
 }
 
 /** Whether a process with this pid exists on this machine (EPERM: it does, owned by another user). */

@@ -9,16 +9,19 @@
  * finish, and takes over a lock whose process is gone.
  *
  * It also drops the test and simulation databases that runs killed before their clean-up left on
- * a local server (their owner pid is gone and nobody is connected).
+ * a local server (their owner pid is gone and nobody is connected), and the test databases this
+ * run's files have closed, every few seconds and the rest at the end (ops/testing/database.ts).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../../foundation/config.js";
-import { dropOrphanedTestDatabases, processAlive } from "./database.js";
+import { dropOrphanedTestDatabases, dropTestDatabasesOf, processAlive } from "./database.js";
 
 const LOCK = path.join(repoRoot, "subgraphs", ".install-lock");
 const WAIT_MS = 15 * 60_000;
+/** How often the run drops the test databases its files have closed. */
+const DROP_EVERY_MS = 5_000;
 
 const bin = (name: string) => path.join(repoRoot, "subgraphs", "node_modules", ".bin", name);
 const installed = () => ["graph", "ponder"].every((name) => existsSync(bin(name)));
@@ -43,7 +46,7 @@ function tryLock(): boolean {
   }
 }
 
-export default async function setup(): Promise<void> {
+export default async function setup(): Promise<() => Promise<void>> {
   // Databases of runs that were killed (their pid is gone): a long-lived machine stays tidy.
   const dropped = await dropOrphanedTestDatabases().catch((error: unknown) => {
     console.warn(`could not look for leftover test databases: ${String(error)}`);
@@ -54,6 +57,24 @@ export default async function setup(): Promise<void> {
       `dropped ${dropped.length} test database(s) left by runs that died: ${dropped.join(", ")}`,
     );
   installSubgraphs();
+  // The databases files closed, dropped here rather than on the workers' time; at the end, all of
+  // the run's. vitest.config.ts names this process's pid as the run's in every worker.
+  let dropping = Promise.resolve();
+  const timer = setInterval(() => {
+    // A failure is left for the next round, or the end's drop, which reports it.
+    dropping = dropping
+      .then(() => dropTestDatabasesOf(process.pid, { closed: true }))
+      .then(
+        () => {},
+        () => {},
+      );
+  }, DROP_EVERY_MS);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await dropping;
+    await dropTestDatabasesOf(process.pid);
+  };
 }
 
 function installSubgraphs(): void {
