@@ -28,6 +28,17 @@ import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendRaw } from "./send.js";
 
+/**
+ * A `failed` request followed again: back to `broadcast`, its final block's outcome cleared,
+ * `failure_undone_at` stamped (the UPDATE without its WHERE; also the tests' fixture of it).
+ */
+export const UNDO_FAILURE = `UPDATE custody.tx_requests
+    SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
+        gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
+        transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
+        error_code = NULL, finalized_at = NULL, failure_undone_at = now(),
+        reorg_count = reorg_count + 1, outcome_seq = outcome_seq + 1, updated_at = now()`;
+
 export type UndoneFailures = {
   check: (lease: Lease, snap: ChainSnapshot) => Promise<void>;
 };
@@ -61,13 +72,7 @@ export function createUndoneFailures(ctx: BroadcasterContext): UndoneFailures {
   async function undo(lease: Lease, req: FailedRow, canonical: Hex, reorgId: string) {
     const cancel = await lease.transaction(async () => {
       const upd = await lease.query(
-        `UPDATE custody.tx_requests
-            SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
-                gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
-                transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
-                error_code = NULL, finalized_at = NULL, failure_undone_at = now(),
-                reorg_count = reorg_count + 1, outcome_seq = outcome_seq + 1, updated_at = now()
-          WHERE id = $1 AND status = 'failed' AND block_hash = $2`,
+        `${UNDO_FAILURE} WHERE id = $1 AND status = 'failed' AND block_hash = $2`,
         [req.id, req.block_hash],
       );
       if (upd.rowCount === 0) return undefined;

@@ -7,6 +7,7 @@
  * each state on anvil is tested in signer/ and ops/e2e. Not for tests of the signer itself.
  */
 import type { Pool } from "../../foundation/db.js";
+import { UNDO_FAILURE } from "../broadcaster/undone.js";
 
 export type TxRequestState = {
   status: string;
@@ -59,15 +60,8 @@ export async function setTxRequestState(
  * took the final block it failed at: back to `broadcast`, followed again (`failure_undone_at`).
  */
 export async function setTxRequestFailureUndone(pool: Pool, requestId: string): Promise<void> {
-  const { rowCount } = await pool.query(
-    `UPDATE custody.tx_requests
-        SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
-            gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
-            transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
-            error_code = NULL, finalized_at = NULL, failure_undone_at = now(),
-            reorg_count = reorg_count + 1, outcome_seq = outcome_seq + 1, updated_at = now()
-      WHERE id = $1 AND status = 'failed'`,
-    [requestId],
-  );
+  const { rowCount } = await pool.query(`${UNDO_FAILURE} WHERE id = $1 AND status = 'failed'`, [
+    requestId,
+  ]);
   if (rowCount !== 1) throw new Error(`setTxRequestFailureUndone: no failed request ${requestId}`);
 }
