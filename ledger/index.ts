@@ -93,6 +93,7 @@ export {
   treasuryTransferId,
   treasuryUnbookTransferId,
   unbookTreasuryMove,
+  unfinalFundings,
 } from "./treasury.js";
 export * from "./types.js";
 export { type Unfreeze, type UnfreezeArgs, unfreezeCustomer } from "./unfreeze.js";

@@ -616,3 +616,35 @@ export async function unbookTreasuryMove(
   });
   return unbooking;
 }
+
+/**
+ * What `treasury fund` bookings not reversed by `treasury unbook` brought into `wallet` in `asset`
+ * whose fact is not final: not indexed yet (booked from the operator's amount), or not in a
+ * canonical block at or below the chain's published finalized height. A reorg may still drop such
+ * a funding for good, so whatever spends it (a cold move: its bytes keep their amount) must wait:
+ * a node's silence or an unindexed fact is never read as final. Few rows per wallet (migration
+ * 0017), read each sweep tick.
+ */
+export async function unfinalFundings(
+  db: Pick<Pool, "query">,
+  args: { chainId: number; wallet: string; asset: string },
+): Promise<bigint> {
+  const final = await readFinalized(db, args.chainId);
+  const { rows } = await db.query<{ funded: string }>(
+    `SELECT COALESCE(sum(t.amount), 0)::text AS funded
+       FROM ledger.accounts a JOIN ledger.transfers t ON t.debit_account_id = a.id
+      WHERE a.asset_id = $2 AND a.name = $3 AND t.kind = 'treasury' AND t.chain_id = $1
+        AND NOT EXISTS (SELECT 1 FROM ledger.transfers r WHERE r.reverses_id = t.id)
+        AND NOT EXISTS (SELECT 1 FROM chain.facts f
+                         WHERE f.chain_id = t.chain_id AND f.tx_hash = t.tx_hash
+                           AND f.position = t.position AND f.status <> 'orphaned'
+                           AND f.block_number <= $4)`,
+    [
+      args.chainId,
+      assetIdOf(args.chainId, args.asset.toLowerCase()),
+      `custody:hot:${args.wallet.toLowerCase()}`,
+      final?.number.toString() ?? null,
+    ],
+  );
+  return BigInt(rows[0]!.funded);
+}

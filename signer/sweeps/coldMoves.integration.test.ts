@@ -170,6 +170,10 @@ describe("hot wallet ceiling", () => {
         reason: "new hot wallet float",
       },
     );
+    // A funding is moved on once its block is final (coldMoveUnfinalFunding.integration.test.ts):
+    // the test chain's reorg window is 8 blocks.
+    await s.mine(8);
+    await s.syncAndCredit();
     const coldBefore = await s.h.client.getBalance({ address: COLD });
     const hot = hotAccount(next.address.toLowerCase());
 

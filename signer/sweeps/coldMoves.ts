@@ -22,7 +22,13 @@ import {
   loadCustodyWallets,
   notifyWatchedAddress,
 } from "../../indexers/index.js";
-import { assetIdOf, holdSettlement, type Ledger, type TransferInput } from "../../ledger/index.js";
+import {
+  assetIdOf,
+  holdSettlement,
+  type Ledger,
+  type TransferInput,
+  unfinalFundings,
+} from "../../ledger/index.js";
 import { failureIsEvidenced, getTxOutcomes, type PaidTransfer, paidTransfer } from "../outcomes.js";
 import { requestTransaction } from "../requests.js";
 import {
@@ -169,13 +175,18 @@ export async function startColdMoves({
       // Unread is not 0: this asset waits for the next pass, while the others are still moved
       // and the sweeps after this step still planned (unreadBalance.ts).
       if (onChain === undefined) continue;
-      // Value a sweep brought in whose block is not final is not counted: a reorg may take its
-      // deposit out, the re-sent sweep then brings less, but a cold move's bytes keep their
-      // amount. Native: a wallet that holds less is refused at every resend, its nonce never
-      // mines and every later request waits (a frozen wallet). Token: the move reverts only if
-      // the wallet holds less; else it is paid with the tokens held for withdrawals, which are
-      // then left without them (coldMoveUnfinalTokenSweep.integration.test.ts).
-      const unfinal = await unfinalSweptIn(pool, chain.chainId, hot, asset);
+      // Value booked in whose block is not final is not counted: a reorg may take a sweep's
+      // deposit out (the re-sent sweep then brings less) or drop an operator's funding for good,
+      // but a cold move's bytes keep their amount. Native: a wallet that holds less is refused at
+      // every resend, its nonce never mines and every later request waits (a frozen wallet).
+      // Token: the move reverts only if the wallet holds less; else it is paid with the tokens
+      // held for withdrawals, which are then left without them
+      // (coldMoveUnfinalTokenSweep/coldMoveUnfinalFunding.integration.test.ts).
+      const [swept, funded] = await Promise.all([
+        unfinalSweptIn(pool, chain.chainId, hot, asset),
+        unfinalFundings(pool, { chainId: chain.chainId, wallet: hot, asset }),
+      ]);
+      const unfinal = swept + funded;
       const sized = (ledgerAvailable: bigint) =>
         excessOverCeiling({
           ledgerAvailable: ledgerAvailable - unfinal,
@@ -359,9 +370,14 @@ export async function settleColdMoves({
       });
       continue;
     }
-    const status = await withTransaction(pool, async (client) => {
-      const lock = await client.query<{ status: string; hold_generation: number }>(
-        "SELECT status, hold_generation FROM custody.cold_moves WHERE id = $1 FOR UPDATE",
+    const done = await withTransaction(pool, async (client) => {
+      const lock = await client.query<{
+        status: string;
+        hold_generation: number;
+        failure_counted: boolean;
+      }>(
+        `SELECT status, hold_generation, failure_counted FROM custody.cold_moves
+          WHERE id = $1 FOR UPDATE`,
         [m.id],
       );
       const now = lock.rows[0];
@@ -422,10 +438,10 @@ export async function settleColdMoves({
         );
       }
       assertBooked(await ledger.createTransfers(transfers, { client }), `cold move ${m.id}`);
-      const next = success ? "booked" : "failed";
+      const next: "booked" | "failed" = success ? "booked" : "failed";
       await client.query(
         `UPDATE custody.cold_moves SET status = $2, tx_hash = $3, fee = $4, settled_at = now(),
-           booked_generation = $5, final_at = $6
+           booked_generation = $5, final_at = $6, failure_counted = failure_counted OR $2 = 'failed'
          WHERE id = $1`,
         [
           m.id,
@@ -437,16 +453,19 @@ export async function settleColdMoves({
           !success || o.status === "finalized" ? new Date() : null,
         ],
       );
-      return next;
+      return { next, counted: now.failure_counted };
     });
-    if (!status) continue;
+    if (!done) continue;
+    const { next: status, counted } = done;
     settled.push({ id: m.id, status });
     const fields = { cold_move_id: m.id, tx_hash: o.txHash, hold_generation: m.hold_generation };
     if (status === "booked") {
       log.info({ msg: "cold move booked", ...fields });
     } else {
       // Once per failed move, so once per retry window: no move of the asset is requested in it.
-      coldMoveFailedCounter(common).inc({ chain_id: String(chain.chainId), asset: m.asset });
+      // A move reopened after a deep reorg undid its failure and failed again is not counted again.
+      if (!counted)
+        coldMoveFailedCounter(common).inc({ chain_id: String(chain.chainId), asset: m.asset });
       log.warn({
         msg: "cold move failed (hold voided); the asset is not moved again until the retry window has passed",
         ...fields,
