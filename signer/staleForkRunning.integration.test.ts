@@ -17,10 +17,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { setPublishedFinalized } from "../indexers/testing/chain.js";
 import { waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
+import { confirmedWithdrawal, reincludedOneBlockLater, stuckOnFork } from "./testing/staleFork.js";
 
 let t: LyingSignerTest;
 const DEST = "0x000000000000000000000000000000000000d1e8" as Hex;
-const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 beforeAll(async () => {
   // Final only 50 blocks deep: the reorg below is well above the finalized height.
@@ -34,62 +34,20 @@ afterAll(async () => {
 describe("a confirmed withdrawal re-included in another block while the running signer's first endpoint gets stuck on the losing fork", () => {
   it("is recorded in the block it is in, without a restart", async () => {
     const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
-    const stuck = t.proxy!;
-    t.chain = { ...t.chain, rpcUrls: [stuck.url, anvilUrl] };
+    t.chain = { ...t.chain, rpcUrls: [t.proxy!.url, anvilUrl] };
     await t.rpc("anvil_mine", ["0x4"]); // room for the reorg
     // The indexer's published final block (below the reorg): a node's answer can be checked to
     // be of our chain, so every endpoint may be asked its head.
     const final = await t.client.getBlock();
     await setPublishedFinalized(t.ctx.db.pool, t.chain.chainId, final);
-    await t.withdraw("stuck-while-running", { to: DEST, value: 1_000n });
-    t.signer = t.run();
-    const first = await waitFor("mined", async () => {
-      const o = await t.outcome("stuck-while-running");
-      return o.blockNumber !== null ? o : undefined;
-    });
-    await t.rpc("anvil_mine", ["0x1"]);
-    await waitFor(
-      "confirmed",
-      async () => (await t.outcome("stuck-while-running")).status === "confirmed",
-    );
+    const first = await confirmedWithdrawal(t, "stuck-while-running", { to: DEST, value: 1_000n });
 
     // The first endpoint gets stuck now, the signer running: its head, its blocks from the
     // withdrawal's up, its receipt there.
-    const stuckHead = await t.client.getBlockNumber();
-    const oldBlocks = new Map<bigint, unknown>();
-    for (let n = first.blockNumber!; n <= stuckHead; n++)
-      oldBlocks.set(n, await t.rpc("eth_getBlockByNumber", [hex(n), false]));
-    const oldReceipt = await t.rpc("eth_getTransactionReceipt", [first.txHash]);
-    stuck.setMethodLie("eth_blockNumber", () => ({ result: hex(stuckHead) }));
-    stuck.setMethodLie("eth_getBlockByNumber", (real, params) => {
-      const tag = params[0];
-      if (tag === "latest" || tag === "pending") return { result: oldBlocks.get(stuckHead) };
-      if (typeof tag === "string" && tag.startsWith("0x")) {
-        const n = BigInt(tag);
-        if (oldBlocks.has(n)) return { result: oldBlocks.get(n) };
-        if (n > stuckHead) return { result: null };
-      }
-      return real.error ? { error: real.error } : { result: real.result };
-    });
-    stuck.setMethodLie("eth_getTransactionReceipt", (real, params) =>
-      params[0] === first.txHash
-        ? { result: oldReceipt }
-        : real.error
-          ? { error: real.error }
-          : { result: real.result },
-    );
+    const stuckHead = await stuckOnFork(t, first);
 
     // The chain reorgs: the same signed bytes mine one block later, and it moves on.
-    const [attempt] = (
-      await t.ctx.db.pool.query<{ raw_tx: Hex }>(
-        "SELECT raw_tx FROM custody.tx_attempts WHERE request_id = 'stuck-while-running'",
-      )
-    ).rows;
-    const depth = Number(stuckHead - first.blockNumber! + 1n);
-    await t.rpc("anvil_reorg", [depth, [[attempt!.raw_tx, 1]]]);
-    await t.rpc("anvil_mine", ["0x3"]);
-    const again = await t.client.getTransactionReceipt({ hash: first.txHash as Hex });
-    expect(again.blockNumber).toBe(first.blockNumber! + 1n);
+    const again = await reincludedOneBlockLater(t, "stuck-while-running", first, stuckHead);
 
     // Old code: "timed out waiting for the withdrawal recorded in the block it is in" (confirmed
     // at the orphaned block all along).
