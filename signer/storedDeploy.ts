@@ -611,8 +611,9 @@ async function takeDeployLease({
  * or at a nonce the signer stored but has not sent yet, would take a withdrawal's nonce (its bytes
  * refused "nonce too low", then receipt_unknown and needs_review: a customer's money held until an
  * operator acts). A stored deploy whose final block a deep reorg undid (its nonce unused again, as
- * a node at or above that block counts) is told first, with what to do: the signer's later nonces
- * wait behind it, so "run the signer until they are mined" would never end.
+ * a node at or above that block counts) is told first, with what to do: a reverted one's stored
+ * bytes are sent again by the signer (broadcaster/gaps.ts), which then mines the later nonces; a
+ * dropped one's nonce needs a person (the signer's later nonces wait behind it for ever).
  */
 async function freshDeployNonce(
   lease: Lease,
@@ -631,10 +632,19 @@ async function freshDeployNonce(
     ? `hot wallet ${from} on chain ${chain.key} has a stored ${held.name} deploy at nonce ${held.nonce}`
     : "";
   // A stored deploy that ended at a final block the node has reached, counting its nonce unused:
-  // told first, as the signer's later nonces wait behind it (never mined while it is unused).
-  if (held?.undone)
+  // told first, as the signer's later nonces wait behind it. A reverted one's stored bytes mined
+  // there (the only ones meant for it): the signer sends them again (broadcaster/gaps.ts). A
+  // dropped one's nonce was used by a transaction not custody's: a person decides what fills it.
+  const undone = held?.undone
+    ? `${at} (tx ${held.tx_hash}) that ended ${held.status} at final block ${held.ended_block_number}, but the node, at block ${head}, counts that nonce unused (nonce count ${latest}): a deep reorg accepted at the chain's resume undid that block, and every later transaction of the wallet waits behind it`
+    : undefined;
+  if (held?.status === "reverted" && undone)
     throw new Error(
-      `${at} (tx ${held.tx_hash}) that ended ${held.status} at final block ${held.ended_block_number}, but the node, at block ${head}, counts that nonce unused (nonce count ${latest}): a deep reorg accepted at the chain's resume undid that block. Nothing of custody's uses that nonce again and every later transaction of the wallet waits behind it: get that deploy's stored bytes mined (raw_tx of its custody.hot_wallet_deploys row, sent with eth_sendRawTransaction; runbook SignerNeedsHuman), then deploy once that nonce is used at a final block`,
+      `${undone}: the signer sends that deploy's stored bytes again (the only ones meant for that nonce; nothing is re-signed): run the signer until that nonce and the wallet's later ones are mined, stop it, then deploy`,
+    );
+  if (undone)
+    throw new Error(
+      `${undone}; another transaction of the wallet had used that nonce, and nothing of custody's uses it again: a person decides the transaction that fills it (runbook SignerNeedsHuman), then deploy once that nonce is used at a final block`,
     );
   if (storedNext > latest) {
     throw new Error(

@@ -40,9 +40,13 @@
  * which shows nonces used long ago as unused, nor one under a stored deploy that ended (reverted,
  * dropped) at the nonce: a final block used it, so that node is behind, when its head is below
  * that block (`ended_block_number`, migration 0119). At or above it, a deep reorg accepted at the
- * resume took the block away and nothing of ours fills the nonce: `nonce_gap` naming the deploy,
- * as for a finalized request (rows ended before 0119 have no block: the node is taken as behind). The state is per process
- * and only paces sends and alerts.
+ * resume took the block away (rows ended before 0119 have no block: the node is taken as behind).
+ * A `reverted` deploy's stored bytes mined there, the only ones ever meant for that nonce: a nonce
+ * the chain un-mined is re-sent (DESIGN), so they are sent again as in 1 (never replaced: nothing
+ * is re-signed, and the gas booked for them stands), and refused, raise `nonce_gap` naming the
+ * deploy. A `dropped` one's nonce was used by a transaction not ours and nothing of ours fills it:
+ * `nonce_gap` naming the deploy, as for a finalized request. The state is per process and only
+ * paces sends and alerts.
  */
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
@@ -72,6 +76,11 @@ type LiveDeploy = {
   raw: Hex;
   status: "signed" | "broadcast";
   broadcastAt: Date | null;
+  /**
+   * A `reverted` deploy whose final block a deep reorg undid: its stored bytes are sent again as
+   * they are, never replaced (re-signed) and never marked (the row keeps what it ended as).
+   */
+  undone?: true;
 };
 
 /**
@@ -135,25 +144,46 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
    * A stored deploy that ended at the nonce (reverted: mined at a final block; dropped: another
    * transaction used the nonce at a final block): the nonce is used, and a node counting it unused
    * is behind that block (a signer started with only such a node has seen no head above it).
+   * `undone` (a node at or above that block counts it unused: a deep reorg took the block away) and
+   * `reverted`: its stored bytes mined there, the only ones ever meant for that nonce: `resend`
+   * holds them, to be sent again as a live deploy's are (a nonce the chain un-mined is re-sent).
    */
   async function endedDeployAt(
     nonce: bigint,
     head: bigint,
-  ): Promise<{ name: string; txHash: Hex; status: string; undone: boolean } | undefined> {
+  ): Promise<
+    { name: string; txHash: Hex; status: string; undone: boolean; resend?: LiveDeploy } | undefined
+  > {
     const { rows } = await ctx.pool.query<{
+      id: string;
       name: string;
       tx_hash: Hex;
+      raw_tx: Hex;
       status: string;
       undone: boolean;
     }>(
-      `SELECT name, tx_hash, status, ${endedUndone("$4")} AS undone
+      `SELECT id, name, tx_hash, raw_tx, status, ${endedUndone("$4")} AS undone
          FROM custody.hot_wallet_deploys
         WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status IN ('reverted', 'dropped')
         ORDER BY undone LIMIT 1`,
       [ctx.chain.chainId, ctx.from, nonce.toString(), head.toString()],
     );
     const r = rows[0];
-    return r && { name: r.name, txHash: r.tx_hash, status: r.status, undone: r.undone };
+    if (!r) return undefined;
+    const ended = { name: r.name, txHash: r.tx_hash, status: r.status, undone: r.undone };
+    // A dropped one's nonce was used by a transaction not ours: its bytes never mined; not sent.
+    if (!r.undone || r.status !== "reverted") return ended;
+    const resend: LiveDeploy = {
+      id: r.id,
+      name: r.name,
+      nonce,
+      txHash: r.tx_hash,
+      raw: r.raw_tx,
+      status: "broadcast",
+      broadcastAt: null,
+      undone: true,
+    };
+    return { ...ended, resend };
   }
 
   async function liveDeployAt(nonce: bigint): Promise<LiveDeploy | undefined> {
@@ -215,7 +245,9 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
   /** Sends the stored bytes; returns the node's refusal class (none: accepted or already known). */
   async function sendDeploy(lease: Lease, deploy: LiveDeploy, pending: bigint) {
     ctx.log.warn({
-      msg: "lowest unused nonce held by a stored deploy no node has; sending its stored bytes",
+      msg: deploy.undone
+        ? "lowest unused nonce is a stored deploy's that reverted at a final block a deep reorg undid; sending its stored bytes again"
+        : "lowest unused nonce held by a stored deploy no node has; sending its stored bytes",
       name: deploy.name,
       nonce: String(deploy.nonce),
       tx_hash: deploy.txHash,
@@ -260,7 +292,9 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         unheld = null;
         return;
       }
-      const deploy = await liveDeployAt(nonce);
+      // A reverted deploy whose final block was undone: its stored bytes go out again as a live
+      // deploy's do (paced, waited for while a node holds something at the nonce), unreplaced.
+      const deploy = (await liveDeployAt(nonce)) ?? ended?.resend;
       const now = Date.now();
       if (deploy) {
         // Halted: bytes no node has taken yet wait for the resume (halt.ts), and so does every
@@ -284,15 +318,15 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
             sentAt !== undefined &&
             now - sentAt >= ctx.chain.bumpIntervalMs
           ) {
-            const replaced = await replaceDeploy(lease, deploy);
-            // At the cap (or no fees known) the stored bytes are sent again as they are.
+            const replaced = deploy.undone ? undefined : await replaceDeploy(lease, deploy);
+            // At the cap (or no fees known, or undone) the stored bytes are sent again as they are.
             await sendDeploy(lease, replaced ?? deploy, pending);
           }
           return;
         }
         let sent = deploy;
         let { cls, message } = await sendDeploy(lease, sent, pending);
-        if (cls === "underpriced" && !ctx.state.halt) {
+        if (cls === "underpriced" && !ctx.state.halt && !deploy.undone) {
           // Refused for its fees: replaced with raised ones (never on a halted chain) and sent,
           // unless a halt opened while KMS signed the replacement.
           const replaced = await replaceDeploy(lease, deploy);
@@ -324,8 +358,9 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
           tx_hash: sent.txHash,
           class: cls,
           error: message,
-          reason:
-            "the wallet's lowest unused nonce is held by a stored CLI deploy whose bytes the node refuses (and no replacement under the fee cap was taken): every later nonce waits",
+          reason: deploy.undone
+            ? "the wallet's lowest unused nonce is a stored CLI deploy's that reverted at a final block a deep reorg accepted at the chain's resume undid, and the node refuses its stored bytes sent again: every later nonce waits"
+            : "the wallet's lowest unused nonce is held by a stored CLI deploy whose bytes the node refuses (and no replacement under the fee cap was taken): every later nonce waits",
         });
         return;
       }
