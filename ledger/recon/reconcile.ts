@@ -51,8 +51,10 @@ const WITHOUT_TRACES = new Set([...CHAIN_BACKED_KINDS].filter((k) => k !== "swee
  * fed by `transfers_debit` as if it read a sliver of that index: it walks every transfer instead.
  * At 10M transfers that join read one stream page's worth in 5.5 s, against 0.45 s through
  * `transfers_chain_ref` (docs/scale.md, session 14). No read of a run needs a merge join.
+ * It takes a transaction id (watermarks.ts: the bound of its seq gaps), so its commit writes a
+ * WAL record; it writes nothing else, so the commit need not wait for that record's flush.
  */
-const SNAPSHOT_SETTINGS = { enable_mergejoin: "off" } as const;
+const SNAPSHOT_SETTINGS = { enable_mergejoin: "off", synchronous_commit: "off" } as const;
 
 export type RunOptions = {
   chain: ChainConfig;

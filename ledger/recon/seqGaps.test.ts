@@ -19,7 +19,7 @@ describe("splitGaps", () => {
     ]);
   });
 
-  it("keeps each remainder's snapshot xmax", () => {
+  it("keeps each remainder's transaction id bound", () => {
     expect(splitGaps([[10, 12, 1, 900]], [11])).toEqual([
       [10, 10, 1, 900],
       [12, 12, 1, 900],

@@ -10,23 +10,28 @@ import type { PoolClient } from "../../foundation/db.js";
 const GAP_SCAN_ROWS = 100_000;
 
 /**
- * Where a snapshot stood among transaction ids (`pg_current_snapshot()`): `xmin`, the oldest
- * transaction still running (every older one had ended); `xmax`, the first not yet started.
+ * Where a snapshot stood among transaction ids: `xmin` (`pg_current_snapshot()`'s), the oldest
+ * transaction still running (every older one had ended); `next`, an id assigned in the snapshot's
+ * transaction once the snapshot was taken (`pg_current_xact_id()`), so above every id assigned
+ * before it. Not the snapshot's `xmax`: that is one past the newest *completed* id, and a
+ * transaction that took its id after the newest one to commit is at or past it while it runs.
  */
-export type SnapshotXids = { xmin: number; xmax: number };
+export type SnapshotXids = { xmin: number; next: number };
 
 /**
  * A range of `ledger.transfers.seq` values missing at a snapshot: taken by a transaction that had
  * not committed (or rolled back). Many writers share the identity, so a seq below the watermark
  * can become visible after the run; the next run re-reads exactly these ranges.
- * `[from, to, firstSeenMs, xmax]`: `xmax` is the snapshot's that first saw the gap (absent in runs
- * stored before it was kept). A writer takes its seq inside a transaction that already has an id
- * (a batch locks its accounts FOR UPDATE first, ledger/runBatch.ts), so the transaction holding a
- * gap's seq has an id below that `xmax`: once a snapshot's `xmin` reaches it, that transaction
- * has ended, and what is still missing then was rolled back. Not a time: a transaction may hold its
- * seq for an hour (queued on a lock behind a migration) and then commit below every watermark.
+ * `[from, to, firstSeenMs, bound]`: `bound` is the `next` id (SnapshotXids) of the snapshot that
+ * first saw the gap (absent in runs stored before it was kept; runs stored before the fix kept that
+ * snapshot's `xmax` there). A writer takes its seq inside a transaction that already has an id
+ * (a batch locks its accounts FOR UPDATE first, ledger/runBatch.ts), before the seq above the gap
+ * committed, so before the snapshot: its id is below `bound`. Once a snapshot's `xmin` reaches
+ * `bound`, every transaction with a lower id has ended (one still running would be at or below
+ * that `xmin`), and what is still missing then was rolled back. Not a time: a transaction may hold
+ * its seq for an hour (queued on a lock behind a migration) and then commit below every watermark.
  */
-export type SeqGap = [from: number, to: number, firstSeenMs: number, xmax?: number];
+export type SeqGap = [from: number, to: number, firstSeenMs: number, bound?: number];
 
 /** What a completed run saw of the journal: its entry seq watermark and its seq gaps. */
 export type JournalRecord = { entryWatermark: number; entryGaps: SeqGap[] };
@@ -84,14 +89,14 @@ async function findSeqGaps(
      WHERE seq > prev + 1`,
     [after, upTo],
   );
-  return r.rows.map((x) => [Number(x.a), Number(x.b), now, xids.xmax]);
+  return r.rows.map((x) => [Number(x.a), Number(x.b), now, xids.next]);
 }
 
 /**
  * The parts of earlier gaps still missing at this snapshot, but for those no transaction can fill
  * any more: every transaction running when the gap was first seen had ended before this snapshot
- * (its `xmin` is at or past the gap's `xmax`), so a value it committed is visible here and one
- * still missing was rolled back. A gap stored without its `xmax` takes this snapshot's (every
+ * (its `xmin` is at or past the gap's `bound`), so a value it committed is visible here and one
+ * still missing was rolled back. A gap stored without its `bound` takes this snapshot's (every
  * transaction that could fill it is running now or has ended).
  */
 async function stillMissing(
@@ -100,7 +105,12 @@ async function stillMissing(
   xids: SnapshotXids,
 ): Promise<SeqGap[]> {
   if (gaps.length === 0) return [];
-  const live: SeqGap[] = gaps.map(([from, to, seen, xmax]) => [from, to, seen, xmax ?? xids.xmax]);
+  const live: SeqGap[] = gaps.map(([from, to, seen, bound]) => [
+    from,
+    to,
+    seen,
+    bound ?? xids.next,
+  ]);
   const present: number[] = [];
   for (const { where, params } of seqRangeBatches("t.seq", live, 1)) {
     const r = await client.query<{ seq: string }>(
@@ -109,7 +119,7 @@ async function stillMissing(
     );
     for (const x of r.rows) present.push(Number(x.seq));
   }
-  return splitGaps(live, present).filter(([, , , xmax]) => xids.xmin < (xmax ?? xids.xmax));
+  return splitGaps(live, present).filter(([, , , bound]) => xids.xmin < (bound ?? xids.next));
 }
 
 /** Ranges per statement: two parameters and one index range scan each. */
@@ -142,7 +152,7 @@ export function seqRangeBatches(
 
 /**
  * Remove the now-present values from the gaps, keeping each remainder's first-seen time (and
- * `xmax`).
+ * `bound`).
  */
 export function splitGaps(gaps: readonly SeqGap[], present: readonly number[]): SeqGap[] {
   const sorted = [...present].sort((a, b) => a - b);

@@ -45,13 +45,13 @@ export async function readWatermarks(client: PoolClient, chainId: number): Promi
     reorg: string;
     now: Date;
     xmin: string;
-    xmax: string;
+    next: string;
   }>(
     `SELECT (SELECT COALESCE(max(id), 0) FROM chain.facts WHERE chain_id = $1) AS fact,
             (SELECT COALESCE(max(seq), 0) FROM ledger.journal) AS entry,
             (SELECT COALESCE(max(id), 0) FROM chain.reorg_log WHERE chain_id = $1) AS reorg,
             now() AS now, pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
-            pg_snapshot_xmax(pg_current_snapshot())::text AS xmax`,
+            pg_current_xact_id()::text AS next`,
     [chainId],
   );
   const row = r.rows[0]!;
@@ -61,6 +61,6 @@ export async function readWatermarks(client: PoolClient, chainId: number): Promi
     reorg: Number(row.reorg),
     snapshotAt: row.now,
     entryGaps: [],
-    xids: { xmin: Number(row.xmin), xmax: Number(row.xmax) },
+    xids: { xmin: Number(row.xmin), next: Number(row.next) },
   };
 }
