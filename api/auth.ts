@@ -189,9 +189,10 @@ const readsOnly = (scope: Scope) => scope.endsWith(":read");
 /**
  * The key an SSO console session acts with: the scopes its groups map to now, and once the
  * provider's word on those groups is older than `groupsFreshForMs`, only the reading ones (`stale`:
- * the key it would act with, and why it does not).
+ * the key it would act with, and why it does not). The console asks it too (api/console/plugin.ts),
+ * to offer a new sign-in instead of buttons this refuses.
  */
-function ssoKey(
+export function ssoKey(
   key: ApiKey,
   session: { groups: unknown; ageMs: number },
   sso: SsoGrants | undefined,

@@ -49,7 +49,7 @@ export function apiMetrics(registry: Registry): ApiMetrics {
     // A blocked customer's withdrawal in flight (api/withdrawals/blocked.ts), by what became of it.
     blockedWithdrawals: counterOnce(registry, {
       name: "custody_api_blocked_withdrawals_total",
-      help: "Withdrawals of a customer whose withdrawals a reorg shortfall blocked, found in flight by the api worker: pulled_back (unsigned: failed CUSTOMER_WITHDRAWALS_BLOCKED, hold released) or in_flight (already signed: cannot be stopped and may pay out; counted once per worker)",
+      help: "Withdrawals of a customer whose withdrawals a reorg shortfall blocked, found in flight by the api worker: pulled_back (unsigned: failed CUSTOMER_WITHDRAWALS_BLOCKED, hold released) or in_flight (already signed: cannot be stopped and may pay out; counted once per withdrawal, by the first worker to find it)",
       labelNames: ["outcome"],
     }),
     // A failed withdrawal whose failure a deep reorg undid that cannot be held again

@@ -85,6 +85,8 @@ export function layout(opts: {
   who?: { owner: string; scopes: readonly string[]; csrf: string };
   notice?: string | undefined;
   error?: string | undefined;
+  /** What the person must do before acting (an SSO session's stale groups), above the page. */
+  warning?: Html | undefined;
   body: Html;
 }): string {
   const nav: Html = opts.who
@@ -107,6 +109,7 @@ export function layout(opts: {
 <main id="main" tabindex="-1"><h1>${esc(opts.title)}</h1>
 ${opts.notice ? `<p role="status" class="notice">${esc(opts.notice)}</p>` : ""}
 ${opts.error ? `<p role="alert" class="error">${esc(opts.error)}</p>` : ""}
+${opts.warning ? `<p role="status" class="warning">${opts.warning.html}</p>` : ""}
 ${opts.body.html}
 </main></body></html>`;
 }
@@ -134,8 +137,9 @@ input[type=text],input[type=password],select{padding:.25rem .4rem;border:1px sol
 form.stacked{background:#fff;padding:.5rem 1rem;margin:.5rem 0 1.5rem;border:1px solid #e3e6ea}form.stacked p{margin:.5rem 0}form.stacked label{display:block;font-weight:600}
 button{padding:.25rem .6rem;border:1px solid #42526e;border-radius:3px;background:#fff;cursor:pointer}
 button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}
+a.button{display:inline-block;padding:.25rem .6rem;border:1px solid #42526e;border-radius:3px;background:#fff;color:inherit;text-decoration:none;white-space:nowrap}a.button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}
 :focus-visible{outline:3px solid #f0a500;outline-offset:1px}
-.notice{background:#e6f4ea;border:1px solid #8bc79b;padding:.5rem}.error{background:#fdecea;border:1px solid #e39a93;padding:.5rem}
+.notice{background:#e6f4ea;border:1px solid #8bc79b;padding:.5rem}.warning{background:#fff4e5;border:1px solid #f0b35b;padding:.5rem}.error{background:#fdecea;border:1px solid #e39a93;padding:.5rem}
 .bad{color:#b42318;font-weight:600}.ok{color:#067647;font-weight:600}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 @media print{header,form,.skip{display:none}body{background:#fff}}

@@ -108,6 +108,40 @@ describe("SSO sign-in in chromium", () => {
     await context.close();
   });
 
+  it("tells a person whose SSO groups are stale to sign in again, and signing in again lets them act", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await ssoAs(page, "dora");
+    await page.waitForURL(`${consoleUrl}/console`, { timeout: 30_000 });
+    const first = (await context.cookies(`${consoleUrl}/console`)).find(
+      (c) => c.name === "cn_console",
+    )!.value;
+    // Dora signed in an hour ago: past groupsFreshForMs (5 min), /v1 lets her read, not approve.
+    await t.ctx.db.pool.query(
+      "UPDATE api.console_sessions SET created_at = now() - interval '1 hour' WHERE key_id = $1",
+      [first.split("_")[1]],
+    );
+    await page.goto(`${consoleUrl}/console/withdrawals`);
+    await expect
+      .poll(() => page.textContent("main"), { timeout: 30_000 })
+      .toContain("AUTH_SSO_GROUPS_STALE");
+    await page.screenshot({ path: `${ARTIFACTS}/oidc-groups-stale.png`, fullPage: true });
+    // The provider's own session is still open and she consented: no password, no consent page.
+    // old code: locator.click: Timeout 30000ms exceeded (no such link: the page showed only the
+    // API's refusal, "Refused by the API — AUTH_SSO_GROUPS_STALE: … sign in again …")
+    await page.getByRole("link", { name: "Sign in again", exact: true }).click();
+    await page.waitForURL(`${consoleUrl}/console`, { timeout: 30_000 });
+    await expect
+      .poll(() => page.textContent("header"), { timeout: 30_000 })
+      .toContain("oidc:dora@example.test");
+    expect(await page.textContent("main")).not.toContain("AUTH_SSO_GROUPS_STALE");
+    const again = (await context.cookies(`${consoleUrl}/console`)).find(
+      (c) => c.name === "cn_console",
+    )!.value;
+    expect(again).not.toBe(first);
+    await context.close();
+  });
+
   it("shows a person in no mapped group the refusal, and no session cookie", async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();

@@ -18,6 +18,7 @@ import {
   type WithdrawalApiTestContext,
 } from "../testing/apiTestContext.js";
 import { SESSION_COOKIE } from "./plugin.js";
+import { csrfTokenOf } from "./sessions.js";
 import {
   consoleOidcOptions,
   startTestOidcProvider,
@@ -434,6 +435,28 @@ describe("console sign-in through OIDC", () => {
         headers: { "idempotency-key": idem },
         payload: {},
       });
+    // Every console page tells her why she cannot act and offers the new sign-in; a decision
+    // posted from a page she loaded while fresh is refused with that offer too (old code:
+    // "/console: expected '<!doctype html>…' to contain '<a class="button primary" href="/cons…'":
+    // only "Refused by the API — AUTH_SSO_GROUPS_STALE", the sign-in named as a path in its text).
+    const signInAgain = '<a class="button primary" href="/console/sso/start">Sign in again</a>';
+    for (const url of ["/console", "/console/withdrawals", `/console/withdrawals/${id}`]) {
+      const page = await consoleGet(zoe, url);
+      expect(page.body, url).toContain(signInAgain);
+      expect(page.body, url).not.toContain(`aria-label="Approve withdrawal ${id.slice(0, 8)}"`);
+    }
+    const posted = await t.app.inject({
+      method: "POST",
+      url: `/console/withdrawals/${id}/approve`,
+      headers: {
+        cookie: `${SESSION_COOKIE}=${encodeURIComponent(zoe)}`,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      payload: new URLSearchParams({ _csrf: csrfTokenOf(zoe), _idem: "oidc-z0" }).toString(),
+    });
+    expect(posted.statusCode).toBe(403);
+    expect(posted.body).toContain("AUTH_SSO_GROUPS_STALE");
+    expect(posted.body).toContain(signInAgain);
     // before the fix: expected 200 to be 403 (the hour-old session approved with the groups it
     // signed in with)
     const stale = await approve(zoe, "oidc-z1");
@@ -450,8 +473,11 @@ describe("console sign-in through OIDC", () => {
     const w = (await t.call(requester, { method: "GET", url: `/v1/withdrawals/${id}` })).json();
     expect(w.status).toBe("pending_approval");
     expect(w.approvals).toEqual([]);
-    // A session the provider vouched for within groupsFreshForMs approves.
+    // A session the provider vouched for within groupsFreshForMs is shown the buttons, and approves.
     const ben = (await ssoSignIn("ben")).session!;
+    const fresh = (await consoleGet(ben, "/console/withdrawals")).body;
+    expect(fresh).toContain(`aria-label="Approve withdrawal ${id.slice(0, 8)}"`);
+    expect(fresh).not.toContain(signInAgain);
     expect((await approve(ben, "oidc-z3")).statusCode).toBe(200);
   });
 

@@ -18,6 +18,7 @@ import {
   type AuthFailureLimiter,
   createAuthFailureLimiter,
   DEFAULT_AUTH_FAILURE_LIMIT,
+  ssoKey,
 } from "../auth.js";
 import { AuthRateLimitedError } from "../errors.js";
 import {
@@ -34,7 +35,7 @@ import {
   setSecurityHeaders,
   time,
 } from "./html.js";
-import { createOidcRoutes, type OidcOptions } from "./oidc.js";
+import { createOidcRoutes, type OidcOptions, scopesForGroups } from "./oidc.js";
 import {
   type ConsoleSession,
   csrfMatches,
@@ -102,6 +103,26 @@ export function createConsolePlugin(options: ConsoleOptions) {
   const absoluteTimeoutMs = options.oidc?.absoluteTimeoutMs ?? DEFAULT_ABSOLUTE_TIMEOUT_MS;
   const signInFailures =
     options.signInFailures ?? createAuthFailureLimiter({ limit: DEFAULT_AUTH_FAILURE_LIMIT });
+  /**
+   * An SSO session /v1 lets read but not act (AUTH_SSO_GROUPS_STALE: the provider's word on its
+   * groups is older than groupsFreshForMs), decided by /v1's own rule (auth.ts ssoKey): every page
+   * says so and offers the new sign-in, instead of only the API's refusals (an approver cannot
+   * even list withdrawals then: reading them needs withdrawals:approve or :write).
+   */
+  const staleSso = (s: ConsoleSession): StaleSso | null => {
+    const oidc = options.oidc;
+    if (!oidc || !s.sso) return null;
+    const { key, stale } = ssoKey(s.key, s.sso, {
+      scopesFor: (groups) => scopesForGroups(oidc.groups, groups),
+      groupsFreshForMs: oidc.groupsFreshForMs,
+    });
+    // Groups that gave only reading scopes lose nothing when stale: nothing to sign in again for.
+    if (!stale || stale.key.scopes.every((x) => key.scopes.includes(x))) return null;
+    return {
+      ageS: Math.floor(s.sso.ageMs / 1000),
+      freshForS: Math.floor(oidc.groupsFreshForMs / 1000),
+    };
+  };
   return async (app: FastifyInstance) => {
     const cookie = (request: FastifyRequest, name: string, value: string, maxAgeS: number) => {
       const secure = options.secureCookie ?? request.protocol === "https";
@@ -249,10 +270,12 @@ export function createConsolePlugin(options: ConsoleOptions) {
       ) => {
         const s = request.consoleSession!;
         const q = request.query as Json;
+        const stale = staleSso(s);
         return layout({
           ...o,
           who: { owner: s.key.owner, scopes: s.key.scopes, csrf: s.csrf },
           notice: typeof q.notice === "string" ? q.notice : undefined,
+          warning: stale ? staleSsoWarning(stale) : undefined,
         });
       };
       const send = (reply: FastifyReply, status: number, body: string) =>
@@ -846,6 +869,16 @@ function statusNote(w: Json): Html {
   if (w.status === "confirmed" || w.status === "finalized")
     return html`<br><small>${f.by} failed it; its own send mined first</small>`;
   return html`<br><small>failing: its nonce is being cancelled (${f.by})</small>`;
+}
+
+/** An SSO session past groupsFreshForMs: how long ago it signed in, and the limit (seconds). */
+type StaleSso = { ageS: number; freshForS: number };
+
+const minutes = (s: number) => (s % 60 === 0 ? `${s / 60} min` : `${s} s`);
+
+/** Above every page of a stale SSO session: why its actions are refused, and the way back. */
+function staleSsoWarning(stale: StaleSso): Html {
+  return html`You signed in through SSO ${Math.floor(stale.ageS / 60)} min ago: you can read, but approving, rejecting or any other action needs your identity provider's word on your groups from the last ${minutes(stale.freshForS)} (<code>AUTH_SSO_GROUPS_STALE</code>), so that a person removed from a group stops acting. <a class="button primary" href="/console/sso/start">Sign in again</a>`;
 }
 
 function decisionForms(s: ConsoleSession, w: Json): Html {

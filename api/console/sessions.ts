@@ -13,7 +13,13 @@ import type { Pool, PoolClient } from "../../foundation/db.js";
 import { withTransaction } from "../../foundation/db.js";
 import { type ApiKey, createApiKey, revokeApiKey, type Scope, verifyApiKey } from "../apiKeys.js";
 
-export type ConsoleSession = { key: ApiKey; plaintext: string; csrf: string };
+export type ConsoleSession = {
+  key: ApiKey;
+  plaintext: string;
+  csrf: string;
+  /** An SSO session: the groups it signed in with and how long ago (verifyApiKey's `sso`). */
+  sso: { groups: unknown; ageMs: number } | null;
+};
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -105,7 +111,12 @@ export async function mintSession(
       ...input.auditDetails,
     },
   });
-  return { key, plaintext, csrf };
+  return {
+    key,
+    plaintext,
+    csrf,
+    sso: origin.kind === "oidc" ? { groups: origin.groups ?? null, ageMs: 0 } : null,
+  };
 }
 
 /**
@@ -186,7 +197,7 @@ export async function resumeSession(
       WHERE key_id = $1`,
     [verified.key.id, idleTimeoutMs],
   );
-  return { key: verified.key, plaintext: cookie, csrf: csrfTokenOf(cookie) };
+  return { key: verified.key, plaintext: cookie, csrf: csrfTokenOf(cookie), sso: verified.sso };
 }
 
 export async function endSession(pool: Pool, key: ApiKey, reason: string): Promise<void> {

@@ -9,17 +9,23 @@
  * `withdrawal.failed` webhook). The customer keeps the balance, blocked, until an operator settles
  * the receivable (docs/runbooks/ReorgHoldShortfall.md).
  *
+ * A block this worker places itself (a failure a deep reorg undid, held again short: follow.ts) pulls
+ * back the customer's unsigned withdrawals in the transaction that places it (`lockUnsigned`, then
+ * `pullBackLocked`): left to the next pass, the signer had that pass's interval (a second, or the
+ * rest of a long pass) to sign one of them.
+ *
  * One the signer already signed (or sent, or mined) cannot be stopped: its bytes may be in a node's
- * pool. It is left to the chain (hold standing, followed as any other) and reported once per
- * process with an error log (alert `blocked_customer_withdrawal_in_flight`) and
+ * pool. It is left to the chain (hold standing, followed as any other) and reported once, whichever
+ * api worker finds it first and however often they restart (api.blocked_withdrawals_in_flight, api
+ * migration 0024), with an error log (alert `blocked_customer_withdrawal_in_flight`) and
  * custody_api_blocked_withdrawals_total{outcome="in_flight"} (BlockedWithdrawalInFlight): it adds
  * to what the customer owes. Each one pulled back is counted as outcome="pulled_back".
  */
-import { afterCommit, withTransaction } from "../../foundation/db.js";
+import { afterCommit, type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { isWithdrawalBlocked, listWithdrawalBlocks } from "../../ledger/index.js";
 import { withdrawTxRequest } from "../../signer/index.js";
 import type { WithdrawalStages } from "./context.js";
-import { getWithdrawal } from "./store.js";
+import { getWithdrawal, type Withdrawal } from "./store.js";
 import { signerRequestId } from "./transitions.js";
 
 /** The failure reason (and error code) a pulled-back withdrawal carries. */
@@ -29,63 +35,110 @@ export const BLOCKED_FAILURE = "CUSTOMER_WITHDRAWALS_BLOCKED";
 const IN_FLIGHT = ["signing", "broadcast", "receipt_unknown", "needs_review"];
 
 export function createBlockedPullBack({ pool, log, metrics, holds, move }: WithdrawalStages) {
-  /** Withdrawals reported as past stopping, so each is reported once by this process. */
+  /** Withdrawals reported as past stopping (by any worker): not asked about again here. */
   const reported = new Set<string>();
   // Exported at 0 from the start: the alert's increase() sees the first one.
   for (const outcome of ["pulled_back", "in_flight"])
     metrics.blockedWithdrawals.inc({ outcome }, 0);
 
-  /** Pull back one withdrawal if it is still unsigned; returns whether it was. */
+  /**
+   * Pull back `w` (its row locked in the caller's transaction) if it is still `signing`, its
+   * customer blocked and the signer's request unsigned; one already signed is reported. Returns
+   * whether it was pulled back.
+   */
+  async function pullBackLocked(client: PoolClient, w: Withdrawal): Promise<boolean> {
+    if (w.status !== "signing") return false;
+    // Read again under the row lock: an operator may have cleared it meanwhile.
+    if (!(await isWithdrawalBlocked(client, w.customerId))) return false;
+    const id = w.id;
+    const reason =
+      "the customer's withdrawals were blocked (a reorg removed a deposit they had already spent) before the signer signed it";
+    const taken = await withdrawTxRequest(client, {
+      requestId: signerRequestId(id),
+      by: "api:withdrawal-blocks",
+      reason,
+    });
+    if (!taken.withdrawn) {
+      afterCommit(client, await report(client, w.id, w.customerId, taken.status ?? "unknown"));
+      return false;
+    }
+    await holds.release(client, w);
+    await move(
+      client,
+      w,
+      "failed",
+      "policy",
+      { reason, signer_request: signerRequestId(id), error_code: BLOCKED_FAILURE },
+      { failureReason: BLOCKED_FAILURE },
+    );
+    afterCommit(client, () => {
+      metrics.blockedWithdrawals.inc({ outcome: "pulled_back" });
+      log.warn({
+        msg: "blocked customer's withdrawal pulled back before signing: hold released",
+        withdrawal_id: id,
+        customer_id: w.customerId,
+        amount: w.amount.toString(),
+      });
+    });
+    return true;
+  }
+
+  /** Pull back one withdrawal if it is still unsigned, in its own transaction. */
   async function pullBack(id: string): Promise<boolean> {
     return withTransaction(pool, async (client) => {
       const w = await getWithdrawal(client, id, { forUpdate: true });
-      if (w?.status !== "signing") return false;
-      // Read again under the row lock: an operator may have cleared it meanwhile.
-      if (!(await isWithdrawalBlocked(client, w.customerId))) return false;
-      const reason =
-        "the customer's withdrawals were blocked (a reorg removed a deposit they had already spent) before the signer signed it";
-      const taken = await withdrawTxRequest(client, {
-        requestId: signerRequestId(id),
-        by: "api:withdrawal-blocks",
-        reason,
-      });
-      if (!taken.withdrawn) {
-        report(w.id, w.customerId, taken.status ?? "unknown");
-        return false;
-      }
-      await holds.release(client, w);
-      await move(
-        client,
-        w,
-        "failed",
-        "policy",
-        { reason, signer_request: signerRequestId(id), error_code: BLOCKED_FAILURE },
-        { failureReason: BLOCKED_FAILURE },
-      );
-      afterCommit(client, () => {
-        metrics.blockedWithdrawals.inc({ outcome: "pulled_back" });
-        log.warn({
-          msg: "blocked customer's withdrawal pulled back before signing: hold released",
-          withdrawal_id: id,
-          customer_id: w.customerId,
-          amount: w.amount.toString(),
-        });
-      });
-      return true;
+      return w ? pullBackLocked(client, w) : false;
     });
   }
 
-  function report(id: string, customerId: string, status: string) {
-    if (reported.has(id)) return;
-    reported.add(id);
-    metrics.blockedWithdrawals.inc({ outcome: "in_flight" });
-    log.error({
-      msg: "blocked customer's withdrawal was already signed when the block was placed: it cannot be stopped and may pay out",
-      alert: "blocked_customer_withdrawal_in_flight",
-      withdrawal_id: id,
-      customer_id: customerId,
-      signer_status: status,
-    });
+  /**
+   * The customer's withdrawals the signer may still sign (`signing`), their rows locked in id
+   * order in the caller's transaction. Taken before the ledger's rows, the order every pull-back
+   * takes them in; the caller pulls them back (`pullBackLocked`) once it has blocked the customer.
+   */
+  async function lockUnsigned(client: PoolClient, customerId: string): Promise<Withdrawal[]> {
+    const { rows } = await client.query<{ id: string }>(
+      `SELECT id::text FROM api.withdrawals
+        WHERE customer_id = $1 AND status = 'signing' ORDER BY id FOR UPDATE`,
+      [customerId],
+    );
+    const locked: Withdrawal[] = [];
+    for (const r of rows) {
+      const w = await getWithdrawal(client, r.id);
+      if (w) locked.push(w);
+    }
+    return locked;
+  }
+
+  /**
+   * Records a withdrawal found past stopping; returns what to tell once that commits: the counter
+   * and the error log only if this was the first report of it by any worker (api migration 0024),
+   * so a restarted or second worker does not fire BlockedWithdrawalInFlight again for it.
+   */
+  async function report(
+    db: Pool | PoolClient,
+    id: string,
+    customerId: string,
+    status: string,
+  ): Promise<() => void> {
+    if (reported.has(id)) return () => {};
+    const { rowCount } = await db.query(
+      `INSERT INTO api.blocked_withdrawals_in_flight (withdrawal_id, customer_id, signer_status)
+       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+      [id, customerId, status],
+    );
+    return () => {
+      reported.add(id);
+      if (rowCount !== 1) return;
+      metrics.blockedWithdrawals.inc({ outcome: "in_flight" });
+      log.error({
+        msg: "blocked customer's withdrawal was already signed when the block was placed: it cannot be stopped and may pay out",
+        alert: "blocked_customer_withdrawal_in_flight",
+        withdrawal_id: id,
+        customer_id: customerId,
+        signer_status: status,
+      });
+    };
   }
 
   /**
@@ -103,7 +156,7 @@ export function createBlockedPullBack({ pool, log, metrics, holds, move }: Withd
     let pulled = 0;
     for (const r of rows) {
       if (r.status !== "signing") {
-        report(r.id, r.customer_id, r.status);
+        (await report(pool, r.id, r.customer_id, r.status))();
         continue;
       }
       try {
@@ -119,5 +172,5 @@ export function createBlockedPullBack({ pool, log, metrics, holds, move }: Withd
     return pulled;
   }
 
-  return { pullBackBlocked };
+  return { pullBackBlocked, lockUnsigned, pullBackLocked };
 }

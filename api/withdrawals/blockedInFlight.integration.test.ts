@@ -12,6 +12,7 @@ import { type Hex, parseEther, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../foundation/logger.js";
+import { createMetrics } from "../../foundation/metrics.js";
 import { anvilRpc, type Rpc } from "../../indexers/testing/chain.js";
 import { createDepositCrediting, isWithdrawalBlocked } from "../../ledger/index.js";
 import { waitFor } from "../../ops/testing/wait.js";
@@ -111,10 +112,11 @@ function startSigner(account: SignerAccount = privateKeyToAccount(ANVIL_KEY_0)) 
 }
 
 /** custody_api_blocked_withdrawals_total{outcome}: what the custody team's alert reads. */
-async function blockedCount(outcome: "pulled_back" | "in_flight"): Promise<number> {
-  const metric = t.ctx.common.metrics.registry.getSingleMetric(
-    "custody_api_blocked_withdrawals_total",
-  );
+async function blockedCount(
+  outcome: "pulled_back" | "in_flight",
+  registry = t.ctx.common.metrics.registry,
+): Promise<number> {
+  const metric = registry.getSingleMetric("custody_api_blocked_withdrawals_total");
   const values = (await metric?.get())?.values ?? [];
   return values.find((v) => v.labels.outcome === outcome)?.value ?? -1;
 }
@@ -206,6 +208,22 @@ describe("a withdrawal handed to the signer when a reorg blocks its customer", (
     await withdrawals.syncOutcomes();
     expect(await blockedCount("in_flight")).toBe(1);
     expect(await blockedCount("pulled_back")).toBe(1);
+    // A restarted api worker (or a second one: its own registry) does not count it again: the
+    // alert fired for it once (old code: expected 1 to be 0: each worker process counted it anew,
+    // and BlockedWithdrawalInFlight fired again at every deploy while it stayed in flight).
+    const restarted = createMetrics({ defaults: false });
+    const again = createWithdrawals({
+      common: { ...t.ctx.common, metrics: restarted },
+      pool: t.ctx.db.pool,
+      ledger: t.ledger,
+    });
+    await again.syncOutcomes();
+    expect(await blockedCount("in_flight", restarted.registry)).toBe(0);
+    const { rows } = await t.ctx.db.pool.query(
+      "SELECT customer_id FROM api.blocked_withdrawals_in_flight WHERE withdrawal_id = $1",
+      [w.id],
+    );
+    expect(rows).toEqual([{ customer_id: "bob" }]);
   });
 
   it("taken back while the signer signs it: its signature is thrown away, the rest of the batch is sent without a nonce gap", async () => {

@@ -16,6 +16,7 @@ import {
   unfreezeCustomer,
   writeOffReorgReceivable,
 } from "../../ledger/index.js";
+import { getTxRequest } from "../../signer/index.js";
 import { setTxRequestFailureUndone } from "../../signer/testing/txRequestState.js";
 import {
   createWithdrawalOutcomeTest,
@@ -170,14 +171,20 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     await withdrawals.syncOutcomes();
     // old code: expected 'failed' to be 'broadcast'
     expect((await t.withdrawal(id)).status).toBe("broadcast");
-    expect(await available("erin")).toBe(0n);
     expect(await owed("erin")).toBe(6n * ETH - free);
     const blocks = await listWithdrawalBlocks(t.ctx.db.pool, "erin");
     expect(blocks).toHaveLength(1);
     expect(blocks[0]).toMatchObject({ reason: "reorg_shortfall", details: { withdrawal_id: id } });
-    // Nothing more leaves: the unsigned one is pulled back on the next pass.
-    await withdrawals.syncOutcomes();
-    expect((await t.withdrawal(other)).status).toBe("failed");
+    // Nothing more leaves: the unsigned one is pulled back in the transaction that blocked her, not
+    // a pass later with the signer free to sign it meanwhile (old code: expected { …(19) } to match
+    // object { status: 'failed', …(1) }: still 'signing' after the pass that blocked her).
+    expect(await t.withdrawal(other)).toMatchObject({
+      status: "failed",
+      failureReason: "CUSTOMER_WITHDRAWALS_BLOCKED",
+    });
+    expect((await getTxRequest(t.ctx.db.pool, `withdrawal:${other}`))?.status).toBe("failed");
+    // Its 8 ETH is hers again, blocked; what the hold took of the rest is owed.
+    expect(await available("erin")).toBe(8n * ETH);
 
     // A cancel took the nonce on the new branch too: failed again, held amount and debt undone.
     await t.signerRecords(id, {

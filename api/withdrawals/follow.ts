@@ -59,7 +59,7 @@ const planFor = (
 export function createOutcomeFollower(stages: WithdrawalStages) {
   const { pool, log, holds, move, ring, common } = stages;
   const shortfalls = reorgShortfallCounter(common.metrics.registry);
-  const { pullBackBlocked } = createBlockedPullBack(stages);
+  const { pullBackBlocked, lockUnsigned, pullBackLocked } = createBlockedPullBack(stages);
   /** Undone failures refused a hold on a frozen balance, reported once by this worker. */
   const unheld = new Set<string>();
   /** One planned move: its ledger step, then the status change (same transaction). */
@@ -113,6 +113,11 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
         );
       }
       case "hold_again": {
+        // The customer's withdrawals the signer has not signed, locked before the ledger's rows
+        // (a pull-back's order): if this hold blocks the customer they are pulled back in this
+        // transaction, so none is signed once the block commits (left to the next pass, the
+        // signer had a second or more to sign one).
+        const unsigned = await lockUnsigned(client, w.customerId);
         const { epoch, shortfall } = await holds.holdAgain(client, w);
         const details = {
           withdrawal_id: w.id,
@@ -124,7 +129,7 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
         };
         // The customer spent the refund: the rest is owed, and nothing more leaves (blocked.ts
         // pulls back what the signer has not signed yet).
-        if (shortfall > 0n)
+        if (shortfall > 0n) {
           await recordReorgShortfall(client, {
             owner: w.customerId,
             chainId: w.chainId,
@@ -133,6 +138,8 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
             counter: shortfalls,
             log,
           });
+          for (const other of unsigned) await pullBackLocked(client, other);
+        }
         afterCommit(client, () =>
           log.warn({
             msg: "withdrawal failed at a final block that a deep reorg undid: followed again, held again",
