@@ -503,6 +503,11 @@ export const envSchema = z.object({
     .enum(["", "0", "1", "false", "true"])
     .optional()
     .transform((v) => v === "1" || v === "true"),
+  /**
+   * Seconds between the signer's DescribeKey checks of every configured hot wallet key
+   * (signer/kmsKeyState.ts): a key disabled or scheduled for deletion is seen while idle.
+   */
+  KMS_KEY_CHECK_INTERVAL_S: z.coerce.number().int().min(1).max(3600).default(300),
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   LOG_LEVEL: logLevel.default("info"),

@@ -2,10 +2,12 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { CreateKeyCommand, ScheduleKeyDeletionCommand } from "@aws-sdk/client-kms";
 import { getAddress } from "viem";
 import { afterAll, expect, it } from "vitest";
 import { type CliProcess, spawnCli } from "../ops/testing/process.js";
 import { waitFor, within } from "../ops/testing/wait.js";
+import { createKmsClient } from "./kmsAccount.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "kms-cli-"));
 let emulator: CliProcess | undefined;
@@ -42,7 +44,22 @@ it("creates a hot-wallet key in the emulator and shows the same address everywhe
   expect((await run(["keys", "address", "alias/hot-cli"], env)).trim().split("\n").at(-1)).toBe(
     address,
   );
-  expect(await run(["keys", "list"], env)).toContain(`${keyId}  ${address}  alias/hot-cli`);
+  // A key pending deletion is listed with its state and deletion date, the others as before.
+  const kms = createKmsClient({ region: "us-east-1", endpoint: url });
+  const doomed = (
+    await kms.send(new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }))
+  ).KeyMetadata!.KeyId!;
+  const { DeletionDate } = await kms.send(
+    new ScheduleKeyDeletionCommand({ KeyId: doomed, PendingWindowInDays: 7 }),
+  );
+  kms.destroy();
+  // old code: expected 1 to be +0 (`keys list` printed the first key, then ended on
+  // KMSInvalidStateException: <arn> is pending deletion.)
+  const listed = await run(["keys", "list"], env);
+  expect(listed).toContain(`${keyId}  ${address}  alias/hot-cli`);
+  expect(listed).toContain(
+    `${doomed}  PendingDeletion (deleted for good at ${DeletionDate!.toISOString()})`,
+  );
   // The key lives in the emulator's file, not anywhere in our config or database.
   expect(
     JSON.parse(readFileSync(file, "utf8")).keys.map((k: { keyId: string }) => k.keyId),

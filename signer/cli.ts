@@ -93,7 +93,9 @@ export function registerCommands(program: Command): void {
 
   keys
     .command("list")
-    .description("list secp256k1 signing keys with their aliases and addresses")
+    .description(
+      "list secp256k1 signing keys with their aliases and addresses (a key not enabled: its state, and its deletion date)",
+    )
     .action(async () => {
       const kms = kmsFromConfig();
       try {
@@ -104,11 +106,14 @@ export function registerCommands(program: Command): void {
           for (const k of page.Keys ?? []) {
             const meta = (await kms.send(new DescribeKeyCommand({ KeyId: k.KeyId! }))).KeyMetadata;
             if (meta?.KeySpec !== "ECC_SECG_P256K1" || meta.KeyUsage !== "SIGN_VERIFY") continue;
-            const account = await createKmsAccount({ kms, keyId: k.KeyId! });
             const names = aliases.filter((a) => a.TargetKeyId === k.KeyId).map((a) => a.AliasName);
-            console.log(
-              `${k.KeyId}  ${getAddress(account.address)}${names.length ? `  ${names.join(",")}` : ""}`,
-            );
+            // A disabled key or one pending deletion has no public key to read (KMS refuses it):
+            // shown with its state, not ending the list (runbook KmsKeyNotEnabled).
+            const shown =
+              meta.KeyState === "Enabled"
+                ? getAddress((await createKmsAccount({ kms, keyId: k.KeyId! })).address)
+                : `${meta.KeyState}${meta.DeletionDate ? ` (deleted for good at ${meta.DeletionDate.toISOString()})` : ""}`;
+            console.log(`${k.KeyId}  ${shown}${names.length ? `  ${names.join(",")}` : ""}`);
           }
           marker = page.Truncated ? page.NextMarker : undefined;
         } while (marker);

@@ -6,6 +6,7 @@
 import type { RoleDefinition } from "../foundation/roles.js";
 import { checkConfiguredHotWallet, registerHotWallet } from "./hotWalletKeys.js";
 import { createKmsAccount, createKmsClient } from "./kmsAccount.js";
+import { startKmsKeyStateCheck, type WatchedKmsKey } from "./kmsKeyState.js";
 import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
 
 export const signerRole: RoleDefinition = {
@@ -20,9 +21,18 @@ export const signerRole: RoleDefinition = {
       emulator: env.KMS_EMULATOR,
     });
     const signers: WalletSigner[] = [];
+    const keys = new Map<string, WatchedKmsKey>();
     for (const wallet of common.config.hotWallets) {
       const chain = ctx.chains.find((c) => c.key === wallet.chain);
       if (!chain) continue;
+      const key = keys.get(wallet.kmsKeyId) ?? {
+        keyId: wallet.kmsKeyId,
+        chainIds: [],
+        addresses: [],
+      };
+      key.chainIds.push(chain.chainId);
+      if (wallet.address) key.addresses.push(wallet.address);
+      keys.set(wallet.kmsKeyId, key);
       signers.push(
         startWalletSigner({
           common,
@@ -49,6 +59,16 @@ export const signerRole: RoleDefinition = {
         }),
       );
     }
+    // Every key's state, idle or not: a key disabled or pending deletion is seen while it can
+    // still be enabled or its deletion cancelled, not when a withdrawal first needs it.
+    const keyStates = startKmsKeyStateCheck({
+      kms,
+      pool: ctx.pool,
+      metrics: common.metrics,
+      logger: common.logger.child({ component: "kms-key-state" }),
+      keys: [...keys.values()],
+      intervalMs: env.KMS_KEY_CHECK_INTERVAL_S * 1000,
+    });
     // Ready once each wallet's KMS key is loaded (active broadcaster or standby both count).
     ctx.health.add({
       name: "signer",
@@ -67,7 +87,7 @@ export const signerRole: RoleDefinition = {
     }
     return {
       async stop() {
-        await Promise.all(signers.map((s) => s.stop()));
+        await Promise.all([...signers.map((s) => s.stop()), keyStates.stop()]);
         kms.destroy();
       },
     };

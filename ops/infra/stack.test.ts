@@ -82,7 +82,12 @@ describe("CDK app (synthesized offline)", () => {
       const allows = statements.filter((s) => s.Effect === "Allow" && usesKey(s));
       expect(allows).toHaveLength(1);
       expect(allows[0]?.Principal).toEqual({ AWS: { "Fn::GetAtt": [signerRole, "Arn"] } });
-      expect(actionsOf(allows[0] as Statement).sort()).toEqual(["kms:GetPublicKey", "kms:Sign"]);
+      // DescribeKey: the signer's check of the key's state while idle (KmsKeyNotEnabled).
+      expect(actionsOf(allows[0] as Statement).sort()).toEqual([
+        "kms:DescribeKey",
+        "kms:GetPublicKey",
+        "kms:Sign",
+      ]);
       // Administrators (the account) cannot use the key, and a Deny covers every other principal
       // (including IAM policies granted later outside this stack).
       const deny = statements.find((s) => s.Effect === "Deny");

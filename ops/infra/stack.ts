@@ -88,6 +88,11 @@ const KEY_ADMIN_ACTIONS = [
   "kms:CancelKeyDeletion",
 ];
 const KEY_USE_ACTIONS = ["kms:Sign", "kms:GetPublicKey"];
+/**
+ * The signer's check of its keys' state while idle (signer/kmsKeyState.ts, KmsKeyNotEnabled): it
+ * reads, never uses, so administrators keep it too and the Deny does not name it.
+ */
+const KEY_STATE_ACTIONS = ["kms:DescribeKey"];
 
 export class CustodyStack extends Stack {
   readonly plan: InfraPlan;
@@ -417,7 +422,7 @@ export class CustodyStack extends Stack {
               new iam.PolicyStatement({
                 sid: "SignerSigns",
                 principals: [new iam.ArnPrincipal(signerRole.roleArn)],
-                actions: KEY_USE_ACTIONS,
+                actions: [...KEY_USE_ACTIONS, ...KEY_STATE_ACTIONS],
                 resources: ["*"],
               }),
               new iam.PolicyStatement({

@@ -18,7 +18,15 @@ export type EmulatedKey = {
   creationDate: number;
   /** Hex, no 0x. Emulator only. */
   secretKey: string;
+  /** KMS KeyState; absent (files written before it existed): Enabled. */
+  keyState?: EmulatedKeyState;
+  /** Epoch seconds when a key pending deletion is deleted for good. */
+  deletionDate?: number;
+  pendingWindowInDays?: number;
 };
+
+/** The KMS key states the emulator can be driven into (DisableKey, ScheduleKeyDeletion, ...). */
+export type EmulatedKeyState = "Enabled" | "Disabled" | "PendingDeletion";
 
 type StoreFile = { version: 1; keys: EmulatedKey[]; aliases: Record<string, string> };
 
@@ -30,6 +38,12 @@ export type KeyStore = {
   aliases: () => { aliasName: string; targetKeyId: string }[];
   setAlias: (aliasName: string, keyId: string, mode: "create" | "update") => void;
   deleteAlias: (aliasName: string) => boolean;
+  /** Change a key's state (the emulator's DisableKey, EnableKey, ScheduleKeyDeletion, ...). */
+  setState: (
+    keyId: string,
+    state: EmulatedKeyState,
+    deletion?: { deletionDate: number; pendingWindowInDays: number },
+  ) => EmulatedKey;
 };
 
 export const EMULATOR_ACCOUNT = "000000000000";
@@ -55,6 +69,18 @@ export function createKeyStore({
   };
   const arnOf = (keyId: string) => `arn:aws:kms:${region}:${EMULATOR_ACCOUNT}:key/${keyId}`;
   const aliasPrefix = `arn:aws:kms:${region}:${EMULATOR_ACCOUNT}:`;
+  // A key whose deletion date has passed is gone, as in KMS, and its aliases with it.
+  const purge = () => {
+    const now = Date.now() / 1000;
+    const gone = state.keys.filter(
+      (k) => k.keyState === "PendingDeletion" && (k.deletionDate ?? Infinity) <= now,
+    );
+    if (gone.length === 0) return;
+    state.keys = state.keys.filter((k) => !gone.includes(k));
+    for (const [alias, target] of Object.entries(state.aliases))
+      if (gone.some((k) => k.keyId === target)) delete state.aliases[alias];
+    save();
+  };
 
   return {
     create({ keyUsage, description }) {
@@ -73,6 +99,7 @@ export function createKeyStore({
       return key;
     },
     resolve(id) {
+      purge();
       // Only an alias ARN loses its prefix; a key ARN is matched whole below (stripped, it left
       // `key/<id>`, which matched no key: a key configured by its ARN was "not found").
       let keyId = id;
@@ -84,9 +111,17 @@ export function createKeyStore({
       }
       return state.keys.find((k) => k.keyId === keyId || k.arn === keyId);
     },
-    list: () => [...state.keys],
-    aliases: () =>
-      Object.entries(state.aliases).map(([aliasName, targetKeyId]) => ({ aliasName, targetKeyId })),
+    list: () => {
+      purge();
+      return [...state.keys];
+    },
+    aliases: () => {
+      purge();
+      return Object.entries(state.aliases).map(([aliasName, targetKeyId]) => ({
+        aliasName,
+        targetKeyId,
+      }));
+    },
     setAlias(aliasName, keyId, mode) {
       if (mode === "create" && state.aliases[aliasName]) throw new Error("exists");
       if (mode === "update" && !state.aliases[aliasName]) throw new Error("missing");
@@ -98,6 +133,20 @@ export function createKeyStore({
       delete state.aliases[aliasName];
       save();
       return true;
+    },
+    setState(keyId, keyState, deletion) {
+      const key = state.keys.find((k) => k.keyId === keyId);
+      if (!key) throw new Error(`no key ${keyId}`);
+      key.keyState = keyState;
+      if (deletion) {
+        key.deletionDate = deletion.deletionDate;
+        key.pendingWindowInDays = deletion.pendingWindowInDays;
+      } else {
+        delete key.deletionDate;
+        delete key.pendingWindowInDays;
+      }
+      save();
+      return key;
     },
   };
 }

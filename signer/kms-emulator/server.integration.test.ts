@@ -5,7 +5,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { CreateAliasCommand, CreateKeyCommand, GetPublicKeyCommand } from "@aws-sdk/client-kms";
+import {
+  CancelKeyDeletionCommand,
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  DisableKeyCommand,
+  EnableKeyCommand,
+  GetPublicKeyCommand,
+  ScheduleKeyDeletionCommand,
+} from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKmsAccount, createKmsClient } from "../kmsAccount.js";
 import { startKmsEmulator } from "./server.js";
@@ -63,6 +72,103 @@ describe("KMS emulator endpoint", () => {
         expect(account.address, id).toBe(address);
         await account.signMessage({ message: "by ARN" });
       }
+    } finally {
+      kms.destroy();
+      await emulator.stop();
+    }
+  });
+
+  it("disables, enables, schedules and cancels a key's deletion with KMS's states and errors", async () => {
+    const emulator = await startKmsEmulator({ file: path.join(dir, "states.json") });
+    const kms = createKmsClient({ region: "us-east-1", endpoint: emulator.url });
+    try {
+      const created = await kms.send(
+        new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+      );
+      const { KeyId: keyId, Arn: arn } = created.KeyMetadata!;
+      await kms.send(new CreateAliasCommand({ AliasName: "alias/states", TargetKeyId: keyId }));
+      const account = await createKmsAccount({ kms, keyId: "alias/states" });
+      const describe = async () =>
+        (await kms.send(new DescribeKeyCommand({ KeyId: "alias/states" }))).KeyMetadata!;
+      const refusal = (p: Promise<unknown>) =>
+        p.then(
+          () => "signed",
+          (e: Error) => `${e.name}: ${e.message}`,
+        );
+
+      // old code: UnknownOperationException: The emulator does not implement DisableKey
+      await kms.send(new DisableKeyCommand({ KeyId: keyId }));
+      expect(await describe()).toMatchObject({ KeyState: "Disabled", Enabled: false });
+      expect(await refusal(account.signMessage({ message: "x" }))).toBe(
+        `DisabledException: ${arn} is disabled.`,
+      );
+      expect(await refusal(kms.send(new GetPublicKeyCommand({ KeyId: keyId })))).toBe(
+        `DisabledException: ${arn} is disabled.`,
+      );
+      await kms.send(new EnableKeyCommand({ KeyId: keyId }));
+      expect(await describe()).toMatchObject({ KeyState: "Enabled", Enabled: true });
+      await account.signMessage({ message: "enabled again" });
+
+      expect(
+        await refusal(
+          kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 3 })),
+        ),
+      ).toMatch(/^ValidationException/);
+      const before = Date.now();
+      const scheduled = await kms.send(
+        new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }),
+      );
+      expect(scheduled).toMatchObject({ KeyId: arn, KeyState: "PendingDeletion" });
+      const meta = await describe();
+      expect(meta).toMatchObject({
+        KeyState: "PendingDeletion",
+        Enabled: false,
+        PendingDeletionWindowInDays: 7,
+      });
+      const days = (meta.DeletionDate!.getTime() - before) / 86_400_000;
+      expect(days).toBeGreaterThan(6.99);
+      expect(days).toBeLessThan(7.01);
+      expect(await refusal(account.signMessage({ message: "x" }))).toBe(
+        `KMSInvalidStateException: ${arn} is pending deletion.`,
+      );
+      // A key pending deletion cannot be enabled or disabled, only its deletion cancelled.
+      expect(await refusal(kms.send(new EnableKeyCommand({ KeyId: keyId })))).toMatch(
+        /^KMSInvalidStateException/,
+      );
+      await kms.send(new CancelKeyDeletionCommand({ KeyId: keyId }));
+      expect(await describe()).toMatchObject({ KeyState: "Disabled", Enabled: false });
+      expect((await describe()).DeletionDate).toBeUndefined();
+      expect(await refusal(kms.send(new CancelKeyDeletionCommand({ KeyId: keyId })))).toMatch(
+        /^KMSInvalidStateException/,
+      );
+      await kms.send(new EnableKeyCommand({ KeyId: keyId }));
+      await account.signMessage({ message: "cancelled and enabled" });
+    } finally {
+      kms.destroy();
+      await emulator.stop();
+    }
+  });
+
+  it("deletes a key for good, and its aliases, once its deletion date has passed", async () => {
+    const file = path.join(dir, "deleted.json");
+    const emulator = await startKmsEmulator({ file });
+    const kms = createKmsClient({ region: "us-east-1", endpoint: emulator.url });
+    try {
+      const keyId = (
+        await kms.send(
+          new CreateKeyCommand({ KeySpec: "ECC_SECG_P256K1", KeyUsage: "SIGN_VERIFY" }),
+        )
+      ).KeyMetadata!.KeyId!;
+      await kms.send(new CreateAliasCommand({ AliasName: "alias/gone", TargetKeyId: keyId }));
+      // The waiting period is 7 days at least: the store is moved past it.
+      emulator.store.setState(keyId, "PendingDeletion", {
+        deletionDate: Math.floor(Date.now() / 1000) - 1,
+        pendingWindowInDays: 7,
+      });
+      for (const id of [keyId, "alias/gone"])
+        await expect(kms.send(new DescribeKeyCommand({ KeyId: id }))).rejects.toMatchObject({
+          name: "NotFoundException",
+        });
     } finally {
       kms.destroy();
       await emulator.stop();

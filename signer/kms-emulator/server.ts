@@ -5,7 +5,10 @@
  *
  * Signatures are DER with a random nonce and are NOT normalised to low s, like real KMS: callers
  * must handle high s and short r/s. It rejects what real KMS rejects: wrong key usage, unknown
- * message type or algorithm, a DIGEST that is not 32 bytes.
+ * message type or algorithm, a DIGEST that is not 32 bytes. Keys can be disabled, enabled, scheduled
+ * for deletion (deleted for good at the deletion date) and have their deletion cancelled, with
+ * KMS's rules: Sign and GetPublicKey on a disabled key fail with DisabledException, on a key
+ * pending deletion with KMSInvalidStateException; a cancelled deletion leaves the key Disabled.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -58,16 +61,22 @@ function spki(key: EmulatedKey): Uint8Array {
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
 
+const stateOf = (key: EmulatedKey) => key.keyState ?? "Enabled";
+
 function metadata(key: EmulatedKey) {
+  const state = stateOf(key);
   return {
     AWSAccountId: "000000000000",
     KeyId: key.keyId,
     Arn: key.arn,
     CreationDate: key.creationDate,
-    Enabled: true,
+    Enabled: state === "Enabled",
     Description: key.description,
     KeyUsage: key.keyUsage,
-    KeyState: "Enabled",
+    KeyState: state,
+    ...(state === "PendingDeletion"
+      ? { DeletionDate: key.deletionDate, PendingDeletionWindowInDays: key.pendingWindowInDays }
+      : {}),
     Origin: "AWS_KMS",
     KeyManager: "CUSTOMER",
     CustomerMasterKeySpec: key.keySpec,
@@ -108,6 +117,15 @@ function keyOf(store: KeyStore, body: Body): EmulatedKey {
   return key;
 }
 
+/** What KMS answers a cryptographic operation (Sign, GetPublicKey) on a key it will not use. */
+function usable(key: EmulatedKey): EmulatedKey {
+  const state = stateOf(key);
+  if (state === "Disabled") throw new KmsFault("DisabledException", `${key.arn} is disabled.`);
+  if (state === "PendingDeletion")
+    throw new KmsFault("KMSInvalidStateException", `${key.arn} is pending deletion.`);
+  return key;
+}
+
 function handlers(store: KeyStore, region: string, throttleEvery: number) {
   let signs = 0;
   return {
@@ -139,7 +157,7 @@ function handlers(store: KeyStore, region: string, throttleEvery: number) {
       return { KeyMetadata: metadata(keyOf(store, body)) };
     },
     GetPublicKey(body: Body) {
-      const key = keyOf(store, body);
+      const key = usable(keyOf(store, body));
       return {
         KeyId: key.arn,
         PublicKey: b64(spki(key)),
@@ -152,7 +170,7 @@ function handlers(store: KeyStore, region: string, throttleEvery: number) {
       };
     },
     Sign(body: Body) {
-      const key = keyOf(store, body);
+      const key = usable(keyOf(store, body));
       signs++;
       if (throttleEvery > 0 && signs % throttleEvery === 0) {
         throw new KmsFault("ThrottlingException", "Rate exceeded");
@@ -203,6 +221,48 @@ function handlers(store: KeyStore, region: string, throttleEvery: number) {
         format: "der",
       });
       return { KeyId: key.arn, Signature: b64(der), SigningAlgorithm: algorithm };
+    },
+    DisableKey(body: Body) {
+      const key = keyOf(store, body);
+      if (stateOf(key) === "PendingDeletion")
+        throw new KmsFault("KMSInvalidStateException", `${key.arn} is pending deletion.`);
+      store.setState(key.keyId, "Disabled");
+      return {};
+    },
+    EnableKey(body: Body) {
+      const key = keyOf(store, body);
+      if (stateOf(key) === "PendingDeletion")
+        throw new KmsFault("KMSInvalidStateException", `${key.arn} is pending deletion.`);
+      store.setState(key.keyId, "Enabled");
+      return {};
+    },
+    ScheduleKeyDeletion(body: Body) {
+      const key = keyOf(store, body);
+      const days = body.PendingWindowInDays ?? 30;
+      if (typeof days !== "number" || !Number.isInteger(days) || days < 7 || days > 30) {
+        throw new KmsFault(
+          "ValidationException",
+          `1 validation error detected: Value '${String(days)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`,
+        );
+      }
+      if (stateOf(key) === "PendingDeletion")
+        throw new KmsFault("KMSInvalidStateException", `${key.arn} is pending deletion.`);
+      const deletionDate = Math.floor(Date.now() / 1000) + days * 86_400;
+      store.setState(key.keyId, "PendingDeletion", { deletionDate, pendingWindowInDays: days });
+      return {
+        KeyId: key.arn,
+        DeletionDate: deletionDate,
+        KeyState: "PendingDeletion",
+        PendingWindowInDays: days,
+      };
+    },
+    CancelKeyDeletion(body: Body) {
+      const key = keyOf(store, body);
+      if (stateOf(key) !== "PendingDeletion")
+        throw new KmsFault("KMSInvalidStateException", `${key.arn} is not pending deletion.`);
+      // As in KMS: a key whose deletion is cancelled is Disabled until someone enables it.
+      store.setState(key.keyId, "Disabled");
+      return { KeyId: key.arn };
     },
     ListKeys() {
       return {
