@@ -67,11 +67,19 @@ describe("gasLimitFor", () => {
 });
 
 describe("maxCost", () => {
-  it("budgets value + gas x max fee + L1 fee", () => {
+  it("budgets value + gas x max fee + L1 fee + operator fee", () => {
     const fees = { type: "eip1559", maxFeePerGas: 10n, maxPriorityFeePerGas: 1n } as const;
-    expect(maxCost({ value: 5n, gasLimit: 21_000n, fees, l1Fee: 7n })).toBe(5n + 210_000n + 7n);
+    expect(maxCost({ value: 5n, gasLimit: 21_000n, fees, l1Fee: 7n, operatorFee: 11n })).toBe(
+      5n + 210_000n + 7n + 11n,
+    );
     expect(
-      maxCost({ value: 0n, gasLimit: 100n, fees: { type: "legacy", gasPrice: 3n }, l1Fee: 0n }),
+      maxCost({
+        value: 0n,
+        gasLimit: 100n,
+        fees: { type: "legacy", gasPrice: 3n },
+        l1Fee: 0n,
+        operatorFee: 0n,
+      }),
     ).toBe(300n);
   });
 });

@@ -3,7 +3,10 @@
  * on Arbitrum a plain transfer costs more than 21,000 because the L1 data cost is charged as gas),
  * raised by the chain's margin and never below its floor or the intrinsic gas. Where an L2 charges
  * the L1 data cost outside gas (OP stack, Base: the GasPriceOracle predeploy's `getL1Fee(bytes)`),
- * that fee is estimated too, so the wallet's budget for a send is value + gas x max fee + L1 fee.
+ * that fee is estimated too, and so is the operator fee OP-stack chains charge outside gas since
+ * Isthmus (`getOperatorFee(gasLimit)`): the wallet's budget for a send is value + gas x max fee +
+ * L1 fee + operator fee. Both are the chain's own contract's answer, never our copy of a formula
+ * (each hardfork so far changed one: Ecotone and Fjord the L1 fee's, Jovian the operator fee's).
  * A gas limit a node would refuse for intrinsic gas is refused here with a clear error.
  */
 import {
@@ -14,7 +17,9 @@ import {
   parseGwei,
   serializeTransaction,
 } from "viem";
+import { NoHealthyEndpointError, RpcUnavailableError } from "../chains/index.js";
 import { BaseError } from "../foundation/errors.js";
+import { mapLimit } from "../foundation/mapLimit.js";
 import type { Fees } from "./fees.js";
 
 /** Base cost of every transaction (EIP-2028 / yellow paper G_transaction). */
@@ -59,6 +64,23 @@ export class IntrinsicGasTooLowError extends BaseError {
         },
       },
     );
+  }
+}
+
+/**
+ * The GasPriceOracle did not tell a send's L1 data fee or operator fee (no answer, a node error, an
+ * answer that is no number): no evidence of a fee of 0, nor a fact about the request. The request
+ * stays pending, unsigned (never failed for it), and is read again next round.
+ */
+export class OpStackFeeUnknownError extends BaseError {
+  override name = "OpStackFeeUnknownError";
+  constructor(args: { chainId: number; cause: unknown; requestId?: string | undefined }) {
+    super(`The GasPriceOracle of chain ${args.chainId} did not tell a send's L1 or operator fee`, {
+      code: "SIGNER_OP_STACK_FEE_UNKNOWN",
+      retryable: true,
+      cause: args.cause,
+      meta: { chain_id: args.chainId, ...(args.requestId ? { request_id: args.requestId } : {}) },
+    });
   }
 }
 
@@ -114,12 +136,15 @@ export type TxGasEstimate = {
   estimated: bigint | null;
   /** L1 data fee charged outside gas (OP stack); 0 where there is none. */
   l1Fee: bigint;
+  /** Operator fee charged outside gas for `gasLimit` (OP stack since Isthmus); 0 where there is none. */
+  operatorFee: bigint;
 };
 
 /**
  * Gas for one transaction from the chain. Throws IntrinsicGasTooLowError for a caller-given limit
  * below intrinsic gas; a node's refusal (reverted, insufficient funds, transient) propagates for
- * the caller to classify (signer/nodeErrors.ts).
+ * the caller to classify (signer/nodeErrors.ts). A fee the GasPriceOracle does not tell throws
+ * OpStackFeeUnknownError: not the request's revert (viem words a node's internal error as one).
  */
 export async function estimateTxGas(
   client: PublicClient,
@@ -145,12 +170,24 @@ export async function estimateTxGas(
     });
     gasLimit = gasLimitFor(estimated, policy, tx.data);
   }
-  const l1Fee = await estimateL1DataFee(client, policy, tx, l1At);
-  return { gasLimit, estimated, l1Fee };
+  try {
+    const l1Fee = await estimateL1DataFee(client, policy, tx, l1At);
+    const operatorFee = (await operatorFees(client, policy, [gasLimit], l1At)).get(gasLimit)!;
+    return { gasLimit, estimated, l1Fee, operatorFee };
+  } catch (error) {
+    throw new OpStackFeeUnknownError({
+      chainId: policy.chainId,
+      cause: error,
+      requestId: tx.requestId,
+    });
+  }
 }
 
-/** The GasPriceOracle's fee read (viem's `estimateL1Fee` reads it too, but never at a given block). */
-const GAS_PRICE_ORACLE_ABI = parseAbi(["function getL1Fee(bytes) view returns (uint256)"]);
+/** The GasPriceOracle's fee reads (viem's `estimateL1Fee` reads it too, but never at a given block). */
+const GAS_PRICE_ORACLE_ABI = parseAbi([
+  "function getL1Fee(bytes) view returns (uint256)",
+  "function getOperatorFee(uint256) view returns (uint256)",
+]);
 
 /** Where the L1 data fees one intake round compares are read: one block, one L1 price. */
 export type L1FeeAt = { blockNumber: bigint };
@@ -204,10 +241,94 @@ export function l1FeeYardstick(
   return estimateL1DataFee(client, policy, { from, to: from, value: 0n, data: "0x" }, at);
 }
 
-/** The most a send can take from the wallet: value + gas limit x max fee + the L1 data fee. */
-export function maxCost(args: { value: bigint; gasLimit: bigint; fees: Fees; l1Fee: bigint }) {
+/**
+ * The operator fee an OP-stack chain charges outside gas (since Isthmus) for a send of each gas
+ * limit, at `at`'s block (latest otherwise): `GasPriceOracle.getOperatorFee(gasLimit)`, 0 on other
+ * chains. The node charges it on the gas limit up front (its balance check, as for gas; the unused
+ * part is refunded), so the gas limit is its upper bound, and the chain's contract computes it, so
+ * a hardfork that changes the formula (Jovian did) changes nothing here.
+ *
+ * An oracle without the function (its implementation before Isthmus) reverts, with no revert data,
+ * in a call the node executed at that block: the chain's answer that it charges no operator fee
+ * there (the Isthmus upgrade transactions replace the oracle in the fork's first block, whose
+ * operator fee parameters are still 0), so it counts 0. A sent transaction included after the fork
+ * is counted at the fee the oracle asks then: the in-flight budget reads it every round
+ * (broadcaster/budget.ts). Any other failure (no answer, another node error, an answer that is no
+ * number) is no evidence of a fee of 0: it throws, and the caller signs nothing on it.
+ */
+export async function operatorFees(
+  client: PublicClient,
+  policy: GasPolicy,
+  gasLimits: readonly bigint[],
+  at?: L1FeeAt | undefined,
+): Promise<Map<bigint, bigint>> {
+  const fees = new Map<bigint, bigint>();
+  const distinct = [...new Set(gasLimits)];
+  if ((policy.l1DataFee ?? "none") === "none" || distinct.length === 0) {
+    for (const g of distinct) fees.set(g, 0n);
+    return fees;
+  }
+  const read = (gasLimit: bigint) =>
+    client.readContract({
+      address: OP_GAS_PRICE_ORACLE,
+      abi: GAS_PRICE_ORACLE_ABI,
+      functionName: "getOperatorFee",
+      args: [gasLimit],
+      ...(at ? { blockNumber: at.blockNumber } : {}),
+    });
+  // One read first: an oracle without the function has it for no gas limit (one call, not one each).
+  try {
+    fees.set(distinct[0]!, await read(distinct[0]!));
+  } catch (error) {
+    if (!isMissingFunctionRevert(error)) throw error;
+    for (const g of distinct) fees.set(g, 0n);
+    return fees;
+  }
+  await mapLimit(distinct.slice(1), 8, async (g) => {
+    fees.set(g, await read(g));
+  });
+  return fees;
+}
+
+/**
+ * The node executed the call and it reverted without revert data: what a Solidity contract does
+ * when asked a function it does not have. Read from the node's own JSON-RPC error, the innermost
+ * one with a code (3, or geth's -32000 for a revert without data, saying "execution reverted"), not
+ * from viem's wrapping of it: viem calls a node's internal error (-32603) a revert too, and maps
+ * -32000 to "invalid input" whatever the node said. A transport failure or no endpoint at the
+ * block (chains/rpc.ts) is never one, whatever it wraps.
+ */
+function isMissingFunctionRevert(error: unknown): boolean {
+  let node: { code: number; message?: unknown; data?: unknown } | undefined;
+  let e: unknown = error;
+  for (let depth = 0; e && typeof e === "object" && depth < 12; depth++) {
+    if (e instanceof RpcUnavailableError || e instanceof NoHealthyEndpointError) return false;
+    const o = e as { code?: unknown; cause?: unknown };
+    if (typeof o.code === "number") node = o as typeof node;
+    e = o.cause;
+  }
+  return (
+    node !== undefined &&
+    (node.code === 3 || node.code === -32000) &&
+    typeof node.message === "string" &&
+    /\bexecution reverted\b/i.test(node.message) &&
+    (node.data === undefined || node.data === null || node.data === "0x")
+  );
+}
+
+/**
+ * The most a send can take from the wallet: value + gas limit x max fee + the L1 data fee + the
+ * operator fee (of the gas limit).
+ */
+export function maxCost(args: {
+  value: bigint;
+  gasLimit: bigint;
+  fees: Fees;
+  l1Fee: bigint;
+  operatorFee: bigint;
+}) {
   const perGas = args.fees.type === "legacy" ? args.fees.gasPrice : args.fees.maxFeePerGas;
-  return args.value + args.gasLimit * perGas + args.l1Fee;
+  return args.value + args.gasLimit * perGas + args.l1Fee + args.operatorFee;
 }
 
 /**

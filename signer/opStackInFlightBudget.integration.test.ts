@@ -10,11 +10,13 @@
  * the GasPriceOracle predeploy is a stand-in whose fee is large next to the balance, and the test
  * holds what intake decides, not what the node would refuse.
  */
-import { type Hex, parseEther } from "viem";
+import { type Hex, parseEther, toFunctionSelector } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { estimateL1DataFee, OP_GAS_PRICE_ORACLE } from "./gas.js";
+import { estimateL1DataFee, OP_GAS_PRICE_ORACLE, operatorFees } from "./gas.js";
 import { getTxRequest } from "./requests.js";
+import { gasPriceOracleRuntime } from "./testing/gasPriceOracle.js";
 import { RECIPIENT, waitFor } from "./testing/harness.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 /** A GasPriceOracle stand-in: getL1Fee(bytes) returns calldata size x `weiPerByte` (its L1 price). */
@@ -23,10 +25,11 @@ const oracleRuntime = (weiPerByte: bigint): Hex =>
 /** 10^15 wei a calldata byte: ~0.2 ETH a send. */
 const ORACLE_RUNTIME = oracleRuntime(10n ** 15n);
 
-let t: SignerTest;
+let t: SignerTest<RpcProxy>;
 
 beforeAll(async () => {
   t = await startSignerTest({
+    proxy: startRpcProxy,
     chain: {
       config: {
         bumpIntervalMs: 60_000,
@@ -189,6 +192,106 @@ describe("intake budget on an OP-stack chain", () => {
       );
       expect(sent.nonce).toBe(0n);
     } finally {
+      await signer.stop();
+    }
+  });
+});
+
+describe("operator fee on an OP-stack chain (Isthmus)", () => {
+  /** 10^12 wei of L1 fee a send: next to nothing, so the operator fee decides. */
+  const L1_FEE = 10n ** 12n;
+  /** Since Isthmus: ~0.1 ETH a gas unit x 4e12 / 1e6 for a plain send's ~25,200 gas, + 0.1 ETH. */
+  let isthmus: Hex;
+  /** Before Isthmus: getL1Fee only (asked getOperatorFee, it reverts without data). */
+  let preIsthmus: Hex;
+
+  beforeAll(() => {
+    isthmus = gasPriceOracleRuntime({
+      l1Fee: L1_FEE,
+      operatorFee: { scalar: 4n * 10n ** 12n, constant: parseEther("0.1") },
+    });
+    preIsthmus = gasPriceOracleRuntime({ l1Fee: L1_FEE });
+  });
+
+  it("counts the operator fee of the sends in flight and of the new one, on the gas limit: one that fits only without them takes no nonce", async () => {
+    // old code: expected 'broadcast' to be 'pending' (no operator fee counted: the second was
+    // signed at nonce 1, a send the wallet cannot pay once the chain charges the first's).
+    await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, isthmus]);
+    const balance = parseEther("1");
+    const account = await t.wallet(balance);
+    const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
+    try {
+      await t.withdraw("isthmus-first", { from: account.address, value: parseEther("0.4") });
+      await sent("isthmus-first");
+      const { rows } = await t.ctx.db.pool.query<{ gas_limit: string }>(
+        "SELECT gas_limit FROM custody.tx_attempts WHERE request_id = $1",
+        ["isthmus-first"],
+      );
+      const gasLimit = BigInt(rows[0]!.gas_limit);
+      // The chain's own answer, on the gas limit the first was signed with (its upper bound).
+      const opFee = (await operatorFees(t.client, t.chain, [gasLimit])).get(gasLimit)!;
+      expect(opFee).toBe((gasLimit * 4n * 10n ** 12n) / 10n ** 6n + parseEther("0.1"));
+      // Fits after the first's value, gas and L1 fee (0.05 ETH to spare) if neither it nor the
+      // first pays an operator fee (0.95 ETH of the 1), not if both do (0.95 + one fee): counting
+      // only one of the two would sign it.
+      const second = balance - parseEther("0.4") - opFee - parseEther("0.05");
+      await t.withdraw("isthmus-second", { from: account.address, value: second });
+      await waitsThenSignedAfterTheFirstMined("isthmus-second", account.address);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("an oracle from before Isthmus (getOperatorFee reverts, no data) is the chain's answer: no operator fee, sends are signed", async () => {
+    // A revert the node executed at the block read is evidence (the oracle has no such function
+    // there), unlike a node that does not answer: read as unknown, no send would ever be signed
+    // on a chain before Isthmus.
+    await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, preIsthmus]);
+    expect((await operatorFees(t.client, t.chain, [21_000n, 50_000n])).get(50_000n)).toBe(0n);
+    const balance = parseEther("1");
+    const account = await t.wallet(balance);
+    const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
+    try {
+      await t.withdraw("pre-first", { from: account.address, value: parseEther("0.4") });
+      await sent("pre-first");
+      // Fits beside the first with its gas and L1 fees (0.05 ETH to spare): signed at once.
+      const second = balance - parseEther("0.4") - parseEther("0.05");
+      await t.withdraw("pre-second", { from: account.address, value: second });
+      await sent("pre-second");
+      expect((await getTxRequest(t.ctx.db.pool, "pre-second"))?.nonce).toBe(1n);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("a node error on getOperatorFee is no fee of 0 (nor a revert of the request): it waits unsigned, never failed", async () => {
+    // viem words a node's internal error (-32603) to a contract read as a revert; only the node's
+    // own "execution reverted" without data is the oracle's answer.
+    // old code: expected 'broadcast' to be 'pending' (the operator fee never asked); read in the
+    // gas estimate without OpStackFeeUnknownError: expected 'failed' to be 'pending'
+    // (ESTIMATE_REVERTED, the request failed for the node's error).
+    await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, isthmus]);
+    const selector = toFunctionSelector("getOperatorFee(uint256)");
+    t.proxy!.setIntercept((call) => {
+      const tx = (call.params?.[0] ?? {}) as { data?: string; input?: string };
+      return call.method === "eth_call" && (tx.data ?? tx.input ?? "").startsWith(selector)
+        ? { error: { code: -32603, message: "internal error" } }
+        : undefined;
+    });
+    const account = await t.wallet(parseEther("1"));
+    const signer = t.run(account, { settings: { unpaidRetryMs: 300 } });
+    try {
+      await t.withdraw("op-unknown", { from: account.address, value: parseEther("0.1") });
+      await new Promise((r) => setTimeout(r, 1_500));
+      const waiting = (await getTxRequest(t.ctx.db.pool, "op-unknown"))!;
+      expect(waiting.status).toBe("pending");
+      expect(waiting.nonce).toBeNull();
+      // The oracle answers again: the request is signed.
+      t.proxy!.setIntercept(undefined);
+      await sent("op-unknown");
+      expect((await getTxRequest(t.ctx.db.pool, "op-unknown"))?.nonce).toBe(0n);
+    } finally {
+      t.proxy!.setIntercept(undefined);
       await signer.stop();
     }
   });

@@ -5,7 +5,7 @@
  * the wallet cannot pay holds every later nonce (the refilling sweep among them) for good.
  */
 import type { Hex } from "viem";
-import { estimateL1DataFee, type L1FeeAt, l1FeeYardstick } from "../gas.js";
+import { estimateL1DataFee, type L1FeeAt, l1FeeYardstick, operatorFees } from "../gas.js";
 import type { BroadcasterContext } from "./context.js";
 
 export type InFlight = {
@@ -45,6 +45,11 @@ export async function readL1Yardstick(ctx: BroadcasterContext): Promise<L1Price>
  * price to scale it by (the oracle said 0 at signing, or it was signed before the yardstick was
  * stored) is asked of the oracle again at `l1At` while the price now is not 0: a price of 0 is no
  * evidence of the price at inclusion, and its stored fee (0) would count nothing.
+ *
+ * Since Isthmus an OP-stack chain also takes an operator fee on inclusion, charged on the gas
+ * limit (gas.ts `operatorFees`): each attempt counts the fee the oracle asks at `l1At` for its gas
+ * limit, read every round (the chain operator may change its parameters at any time, and a send
+ * signed before the fork is included after it). An oracle that cannot tell throws, as above.
  */
 export async function inFlightCost(
   ctx: BroadcasterContext,
@@ -70,8 +75,13 @@ export async function inFlightCost(
       unscaled.push({ id: r.id, fee: await estimateL1DataFee(ctx.client, ctx.chain, tx, l1At) });
     }
   }
-  const { rows } = await ctx.pool.query<{ id: string; nonce: string; cost: string }>(
-    `SELECT a.id, a.nonce,
+  const { rows } = await ctx.pool.query<{
+    id: string;
+    nonce: string;
+    gas_limit: string;
+    cost: string;
+  }>(
+    `SELECT a.id, a.nonce, a.gas_limit,
             CASE WHEN a.purpose = 'cancel' THEN 0 ELSE r.value END
             + a.gas_limit * COALESCE(a.max_fee_per_gas, a.gas_price)
             + CASE WHEN f.fee IS NOT NULL THEN GREATEST(COALESCE(r.l1_fee, 0), f.fee)
@@ -93,10 +103,16 @@ export async function inFlightCost(
       unscaled.map((u) => u.fee.toString()),
     ],
   );
+  const operatorFee = await operatorFees(
+    ctx.client,
+    ctx.chain,
+    rows.map((r) => BigInt(r.gas_limit)),
+    l1At,
+  );
   const spent: InFlight = { total: 0n, ofNonce: new Map(), ofAttempt: new Map() };
   for (const row of rows) {
     const nonce = BigInt(row.nonce);
-    const cost = BigInt(row.cost);
+    const cost = BigInt(row.cost) + operatorFee.get(BigInt(row.gas_limit))!;
     spent.ofAttempt.set(String(row.id), cost);
     if (cost > (spent.ofNonce.get(nonce) ?? -1n)) spent.ofNonce.set(nonce, cost);
   }

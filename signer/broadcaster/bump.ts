@@ -186,14 +186,15 @@ export async function bump(
 /**
  * What replacing `a` with the same transaction at `fees` adds to what is in flight: its gas at the
  * new max fee less at its own, beyond its nonce's dearest live attempt (value and L1 fee are its
- * request's, unchanged).
+ * request's, and the operator fee its gas limit's: unchanged).
  */
 function replacementRaise(
   spent: InFlight,
   a: { id: string; nonce: bigint; gasLimit: bigint; fees: Fees },
   fees: Fees,
 ): bigint {
-  const gas = (f: Fees) => maxCost({ value: 0n, gasLimit: a.gasLimit, fees: f, l1Fee: 0n });
+  const gas = (f: Fees) =>
+    maxCost({ value: 0n, gasLimit: a.gasLimit, fees: f, l1Fee: 0n, operatorFee: 0n });
   const dearest = spent.ofNonce.get(a.nonce) ?? 0n;
   const cost = (spent.ofAttempt.get(a.id) ?? dearest) + gas(fees) - gas(a.fees);
   return cost > dearest ? cost - dearest : 0n;

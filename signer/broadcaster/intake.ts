@@ -7,7 +7,13 @@
 import type { Hex } from "viem";
 import { mapLimit } from "../../foundation/mapLimit.js";
 import { estimateFees, type Fees } from "../fees.js";
-import { affordable, IntrinsicGasTooLowError, type L1FeeAt, maxCost } from "../gas.js";
+import {
+  affordable,
+  IntrinsicGasTooLowError,
+  type L1FeeAt,
+  maxCost,
+  OpStackFeeUnknownError,
+} from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
 import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js";
@@ -79,14 +85,29 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     });
     return 0;
   }
-  const ready: (Ready & { l1Fee: bigint })[] = [];
+  const ready: (Ready & { l1Fee: bigint; operatorFee: bigint })[] = [];
   await mapLimit(rows, 16, async (r) => {
     const req = { to: r.to_address, value: r.value, data: r.data };
     try {
       const gasLimit = r.gas_limit;
       const gas = await requestGas(ctx, { id: r.id, ...req, gasLimit }, l1At);
-      ready.push({ id: r.id, ...req, gasLimit: gas.gasLimit, l1Fee: gas.l1Fee });
+      ready.push({
+        id: r.id,
+        ...req,
+        gasLimit: gas.gasLimit,
+        l1Fee: gas.l1Fee,
+        operatorFee: gas.operatorFee,
+      });
     } catch (error) {
+      if (error instanceof OpStackFeeUnknownError) {
+        // No evidence of a fee, nor of anything about the request: it waits, unsigned.
+        ctx.log.warn({
+          msg: "L1 or operator fee not known, request stays pending",
+          request_id: r.id,
+          err: error,
+        });
+        return;
+      }
       const cls = classifyNodeError(error);
       if (error instanceof IntrinsicGasTooLowError) {
         // Every node would refuse it: refused here, before a nonce, never signed or broadcast.
@@ -120,8 +141,8 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   // Keep arrival order among the ready ones (estimates finish in any order).
   const order = new Map(rows.map((r, i) => [r.id, i]));
   ready.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-  // Budget: value + gas x max fee + L1 data fee of each, in nonce order, must fit the balance
-  // left after the sends in flight (their nonces come first). One that does not fit waits
+  // Budget: value + gas x max fee + L1 data fee + operator fee of each, in nonce order, must fit
+  // the balance left after the sends in flight (their nonces come first). One that does not fit waits
   // unsigned (gas.ts `affordable`): signed, the node refuses it or drops it once those mine, and
   // its nonce holds every later one, the sweeps that would refill this wallet among them.
   let payable = ready;

@@ -44,6 +44,48 @@ export function deployFeeToken(rpc: Rpc): Promise<Abi> {
   });
 }
 
+/** A test-only contract compiled with solc-js: its ABI, init code and runtime code. */
+export type CompiledTestContract = { abi: Abi; bytecode: Hex; runtime: Hex };
+
+/**
+ * Compile the test-only contract `contract` of `source` with solc-js. The runtime code is what
+ * `anvil_setCode` puts at an address (a predeploy's stand-in); the init code is what a deploy sends.
+ */
+export function compileTestContract(contract: string, source: string): CompiledTestContract {
+  const file = `${contract}.sol`;
+  const out = JSON.parse(
+    solc.compile(
+      JSON.stringify({
+        language: "Solidity",
+        sources: { [file]: { content: source } },
+        settings: {
+          evmVersion: "cancun",
+          outputSelection: {
+            "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
+          },
+        },
+      }),
+    ),
+  ) as {
+    errors?: { severity: string; formattedMessage: string }[];
+    contracts: Record<
+      string,
+      Record<
+        string,
+        { abi: Abi; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }
+      >
+    >;
+  };
+  const errors = (out.errors ?? []).filter((e) => e.severity === "error");
+  if (errors.length > 0) throw new Error(errors.map((e) => e.formattedMessage).join("\n"));
+  const c = out.contracts[file]![contract]!;
+  return {
+    abi: c.abi,
+    bytecode: `0x${c.evm.bytecode.object}`,
+    runtime: `0x${c.evm.deployedBytecode.object}`,
+  };
+}
+
 /**
  * Compile a test-only contract with solc-js and deploy it from `deployer` (an anvil dev account at
  * nonce 0, so `expected` is known before and a config can list it); returns its ABI.
@@ -52,28 +94,10 @@ export async function deployTestContract(
   rpc: Rpc,
   args: { contract: string; source: string; deployer: Address; expected: Address },
 ): Promise<Abi> {
-  const file = `${args.contract}.sol`;
-  const out = JSON.parse(
-    solc.compile(
-      JSON.stringify({
-        language: "Solidity",
-        sources: { [file]: { content: args.source } },
-        settings: {
-          evmVersion: "cancun",
-          outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
-        },
-      }),
-    ),
-  ) as {
-    errors?: { severity: string; formattedMessage: string }[];
-    contracts: Record<string, Record<string, { abi: Abi; evm: { bytecode: { object: string } } }>>;
-  };
-  const errors = (out.errors ?? []).filter((e) => e.severity === "error");
-  if (errors.length > 0) throw new Error(errors.map((e) => e.formattedMessage).join("\n"));
-  const c = out.contracts[file]![args.contract]!;
+  const c = compileTestContract(args.contract, args.source);
   const r = await sendAndMine(rpc, {
     from: args.deployer.toLowerCase() as Hex,
-    data: `0x${c.evm.bytecode.object}`,
+    data: c.bytecode,
     gas: 3_000_000n,
   });
   if (r.contractAddress?.toLowerCase() !== args.expected.toLowerCase())
