@@ -25,7 +25,12 @@
 import { appendAudit } from "../foundation/audit.js";
 import type { Common } from "../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../foundation/db.js";
-import { holdFactWrites, loadCustodyOf, readFinalized } from "../indexers/index.js";
+import {
+  type FinalizedBlock,
+  holdFactWrites,
+  loadCustodyOf,
+  readFinalized,
+} from "../indexers/index.js";
 import type { Ledger } from "./createLedger.js";
 import { TransferFailedError, TreasuryMoveError } from "./errors.js";
 import { gasBooking } from "./gasBookings.js";
@@ -627,9 +632,20 @@ export async function unbookTreasuryMove(
  */
 export async function unfinalFundings(
   db: Pick<Pool, "query">,
-  args: { chainId: number; wallet: string; asset: string },
+  args: {
+    chainId: number;
+    wallet: string;
+    asset: string;
+    /**
+     * The chain's published finalized block as the caller read it (`readFinalized`) for a pass
+     * over many (wallet, asset) pairs; omitted: read here. It only rises, so one read at the start
+     * of a pass counts at least as much as unfinal as a fresh one would.
+     */
+    finalized?: FinalizedBlock | null;
+  },
 ): Promise<bigint> {
-  const final = await readFinalized(db, args.chainId);
+  const final =
+    args.finalized !== undefined ? args.finalized : await readFinalized(db, args.chainId);
   const { rows } = await db.query<{ funded: string }>(
     `SELECT COALESCE(sum(t.amount), 0)::text AS funded
        FROM ledger.accounts a JOIN ledger.transfers t ON t.debit_account_id = a.id

@@ -289,6 +289,8 @@ export async function runSweeps(
         pool: p,
         ledger: l,
         chains: [chain],
+        // As the signer role's config names it: the simulated hot wallet is served.
+        hotWallets: [{ chain: chain.key, kmsKeyId: keyId, address: account.address }],
         adapterFor: () => adapter,
         failedRetryAfterMs: 500,
         emptyRetryAfterMs: 500,

@@ -80,6 +80,7 @@ function sweeperWith(baseMs: number, maxMs: number): Sweeper {
     pool: s.ctx.db.pool,
     ledger: s.ledger,
     chains: s.ctx.config.chains,
+    hotWallets: s.hotWallets,
     adapterFor: () => adapter,
     emptyRetryAfterMs: baseMs,
     emptyRetryMaxMs: maxMs,

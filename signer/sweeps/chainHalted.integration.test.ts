@@ -4,14 +4,10 @@
  * is not sent by the signer (it waits, pending); after the resume both go out, each once, and are
  * booked. The halt is opened and closed with the indexer's own functions (indexers/halts.ts).
  */
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvmAdapter } from "../../chains/index.js";
-import { createLogger } from "../../foundation/logger.js";
 import { getTxRequest } from "../requests.js";
 import { haltChain, heldGauge, resumeChain } from "../testing/chainHalt.js";
 import { waitFor } from "../testing/harness.js";
-import { createSweeper, type Sweeper } from "./createSweeper.js";
 import { CHAIN_ID, type SweepStack, startSweepStack } from "./testing/stack.js";
 
 let s: SweepStack;
@@ -29,33 +25,10 @@ const held = () => heldGauge(s.ctx.common.metrics.registry, s.hot);
 const halt = (reason: string) => haltChain(s.ctx.db.pool, CHAIN_ID, reason);
 const resume = () => resumeChain(s.ctx.db.pool, CHAIN_ID);
 
-/** The stack's sweeper, logging to `lines` (the messages it logged, in order). */
-function loggedSweeper(): { sweeper: Sweeper; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean))
-        lines.push((JSON.parse(line) as { msg: string }).msg);
-      done();
-    },
-  });
-  const common = { ...s.ctx.common, logger: createLogger("info", sink) };
-  const chain = s.ctx.config.chains[0]!;
-  const adapter = createEvmAdapter(chain, { common });
-  const sweeper = createSweeper({
-    common,
-    pool: s.ctx.db.pool,
-    ledger: s.ledger,
-    chains: s.ctx.config.chains,
-    adapterFor: () => adapter,
-  });
-  return { sweeper, lines };
-}
-
 describe("a halted chain", () => {
   it("logs the halt once, however many ticks it lasts, and its end once", async () => {
-    const { sweeper, lines } = loggedSweeper();
-    const said = (start: string) => lines.filter((l) => l.startsWith(start)).length;
+    const { sweeper, lines } = s.loggedSweeper();
+    const said = (start: string) => lines.filter((l) => l.msg.startsWith(start)).length;
     await sweeper.tick(CHAIN_ID);
     await halt("test: deep reorg");
     try {

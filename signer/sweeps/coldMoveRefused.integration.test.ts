@@ -89,6 +89,7 @@ describe("a cold move refused before a nonce", () => {
       pool: s.ctx.db.pool,
       ledger: s.ledger,
       chains: s.ctx.config.chains,
+      hotWallets: s.hotWallets,
       adapterFor: () => adapter,
       failedRetryAfterMs: 3_600_000,
     });

@@ -97,6 +97,7 @@ function slowPass() {
       pool: s.ctx.db.pool,
       ledger: s.ledger,
       chain: chain(),
+      hotWallets: s.hotWallets,
       adapter: createEvmAdapter({ ...chain(), rpcUrls: [proxy.url] }, { common: s.ctx.common }),
     }).finally(() => {
       pass.done = true;
@@ -126,6 +127,7 @@ describe("a cold move requested from readings taken beside a slow node", () => {
         pool: s.ctx.db.pool,
         ledger: s.ledger,
         chain: chain(),
+        hotWallets: s.hotWallets,
         adapter: createEvmAdapter(chain(), { common: s.ctx.common }),
       };
       const moved = await startColdMoves(deps);

@@ -15,12 +15,14 @@ import { encodeFunctionData, erc20Abi, getAddress, zeroAddress } from "viem";
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
+import type { HotWalletConfig } from "../../foundation/config.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
 import { counterOnce } from "../../foundation/metrics.js";
 import {
   addWatchedAddresses,
   loadCustodyWallets,
   notifyWatchedAddress,
+  readFinalized,
 } from "../../indexers/index.js";
 import {
   assetIdOf,
@@ -40,6 +42,13 @@ import {
   hotAccount,
 } from "./bookings.js";
 import { SweepReceiptError } from "./errors.js";
+import {
+  lastNoSigner,
+  type NoSignerExcess,
+  type NoSignerSeen,
+  reportNoSigner,
+  signedHotWallets,
+} from "./noSigner.js";
 import { settlementOf } from "./settleSweeps.js";
 import { isUnreadBalance, reportUnreadBalance } from "./unreadBalance.js";
 
@@ -137,8 +146,14 @@ export async function startColdMoves({
   ledger,
   adapter,
   chain,
+  hotWallets: configured,
+  noSignerSeen = new Map(),
   failedRetryAfterMs = chain.sweepIntervalMs * 10,
 }: Deps & {
+  /** The config's `hotWallets[]`: which registered wallets a signer serves (noSigner.ts). */
+  hotWallets: readonly HotWalletConfig[];
+  /** Excesses without a signer logged at the last pass (createSweeper keeps them). */
+  noSignerSeen?: NoSignerSeen;
   /** Back-off for a (hot wallet, asset) whose last move failed (default ten sweep intervals). */
   failedRetryAfterMs?: number;
 }): Promise<StartedColdMove[]> {
@@ -146,10 +161,16 @@ export async function startColdMoves({
   if (ceilings.size === 0 || !chain.coldAddress) return [];
   const cold = chain.coldAddress.toLowerCase();
   const started: StartedColdMove[] = [];
+  const noSigner: NoSignerExcess[] = [];
+  const signed = await signedHotWallets(pool, chain, configured);
+  // Once per pass, not per (wallet, asset): it only rises, so this read counts at least as much
+  // as unfinal as a later one would.
+  const finalized = await readFinalized(pool, chain.chainId);
   // Every hot wallet of the chain, not only the factories' destinations (where sweeps deliver): a
   // rotation's new wallet deployed nothing, and value booked into it above its ceiling (its
   // float, funded from cold) stayed hot for good. A wallet that left the config was drained and
-  // defunded first (docs/deploy.md): nothing to move; else its move waits, held, for a signer.
+  // defunded first (docs/deploy.md): nothing to move; else no move is requested (no signer would
+  // send it), and its excess is reported (noSigner.ts).
   for (const hot of await hotWallets(pool, chain.chainId)) {
     for (const [asset, ceiling] of ceilings) {
       if (await moveInFlight(pool, chain.chainId, hot, asset, failedRetryAfterMs)) continue;
@@ -173,8 +194,13 @@ export async function startColdMoves({
         }),
       ]);
       // Unread is not 0: this asset waits for the next pass, while the others are still moved
-      // and the sweeps after this step still planned (unreadBalance.ts).
-      if (onChain === undefined) continue;
+      // and the sweeps after this step still planned (unreadBalance.ts). An excess without a
+      // signer reported before stands (not ended by a read that says nothing).
+      if (onChain === undefined) {
+        const last = lastNoSigner(noSignerSeen, hot, asset);
+        if (last) noSigner.push(last);
+        continue;
+      }
       // Value booked in whose block is not final is not counted: a reorg may take a sweep's
       // deposit out (the re-sent sweep then brings less) or drop an operator's funding for good,
       // but a cold move's bytes keep their amount. Native: a wallet that holds less is refused at
@@ -184,7 +210,7 @@ export async function startColdMoves({
       // (coldMoveUnfinalTokenSweep/coldMoveUnfinalFunding.integration.test.ts).
       const [swept, funded] = await Promise.all([
         unfinalSweptIn(pool, chain.chainId, hot, asset),
-        unfinalFundings(pool, { chainId: chain.chainId, wallet: hot, asset }),
+        unfinalFundings(pool, { chainId: chain.chainId, wallet: hot, asset, finalized }),
       ]);
       const unfinal = swept + funded;
       const sized = (ledgerAvailable: bigint) =>
@@ -193,7 +219,12 @@ export async function startColdMoves({
           onChain: onChain - unfinal,
           ceiling,
         });
-      if (sized(balance) === 0n) continue;
+      const excess = sized(balance);
+      if (excess === 0n) continue;
+      if (!signed.has(hot)) {
+        noSigner.push({ wallet: hot, asset, excess });
+        continue;
+      }
       const id = `cold_move:${chain.chainId}:${randomUUID()}`;
       const amount = await withTransaction(pool, async (client): Promise<bigint | undefined> => {
         // The readings above took no lock and may be stale by the time of this write (a slow
@@ -274,6 +305,7 @@ export async function startColdMoves({
       started.push({ id, asset, amount });
     }
   }
+  reportNoSigner(common, chain, noSigner, noSignerSeen);
   return started;
 }
 

@@ -12,6 +12,7 @@
 import type { EvmAdapter } from "../../chains/evm/createEvmAdapter.js";
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
+import type { HotWalletConfig } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { openHalt } from "../../indexers/index.js";
 import type { Ledger } from "../../ledger/index.js";
@@ -22,9 +23,10 @@ import {
   startColdMoves,
 } from "./coldMoves.js";
 import { reopenUndoneColdMoves, reopenUndoneSweeps } from "./failureUndone.js";
-import { followColdMoves } from "./followColdMoves.js";
+import { type ColdMoveWaits, followColdMoves } from "./followColdMoves.js";
 import { followSweeps } from "./followSweeps.js";
 import { nameSweepsMovedNothing } from "./movedNothing.js";
+import type { NoSignerSeen } from "./noSigner.js";
 import { type SettledSweep, settleSweeps } from "./settleSweeps.js";
 import { type StartedSweep, startSweeps } from "./startSweeps.js";
 
@@ -47,6 +49,7 @@ export function createSweeper({
   pool,
   ledger,
   chains,
+  hotWallets,
   adapterFor,
   failedRetryAfterMs,
   emptyRetryAfterMs,
@@ -56,6 +59,11 @@ export function createSweeper({
   pool: Pool;
   ledger: Ledger;
   chains: readonly ChainConfig[];
+  /**
+   * The config's `hotWallets[]`: a registered hot wallet none of them signs for (removed from the
+   * config) gets no move to cold (noSigner.ts).
+   */
+  hotWallets: readonly HotWalletConfig[];
   adapterFor: (chain: ChainConfig) => EvmAdapter;
   /**
    * Back-off for addresses of a failed sweep, and for a (hot wallet, asset) whose cold move failed
@@ -79,24 +87,39 @@ export function createSweeper({
   nameSweepsMovedNothing(common, chains);
   /** Per chain, the open halt the last tick saw: each halt is logged once, and its end once. */
   const haltSeen = new Map<number, string>();
+  /** Per chain, what was logged at the last pass of states that last (each logged once). */
+  const seen = new Map<
+    number,
+    { followWaits: ColdMoveWaits; reopenWaits: ColdMoveWaits; noSigner: NoSignerSeen }
+  >();
+  const seenFor = (chainId: number) => {
+    let s = seen.get(chainId);
+    if (!s) {
+      s = { followWaits: new Map(), reopenWaits: new Map(), noSigner: new Map() };
+      seen.set(chainId, s);
+    }
+    return s;
+  };
   return {
     async settle(chainId) {
       const deps = depsFor(chainId);
+      const logged = seenFor(chainId);
       await reopenUndoneSweeps(deps);
-      await reopenUndoneColdMoves(deps);
+      await reopenUndoneColdMoves({ ...deps, waits: logged.reopenWaits });
       await followSweeps(deps);
       const settled = await settleSweeps(deps);
-      await followColdMoves(deps);
+      await followColdMoves({ ...deps, waits: logged.followWaits });
       const coldSettled = await settleColdMoves(deps);
       return { settled, coldSettled };
     },
     async tick(chainId) {
       const deps = depsFor(chainId);
+      const logged = seenFor(chainId);
       await reopenUndoneSweeps(deps);
-      await reopenUndoneColdMoves(deps);
+      await reopenUndoneColdMoves({ ...deps, waits: logged.reopenWaits });
       await followSweeps(deps);
       const settled = await settleSweeps(deps);
-      await followColdMoves(deps);
+      await followColdMoves({ ...deps, waits: logged.followWaits });
       const coldSettled = await settleColdMoves(deps);
       const halt = await openHalt(pool, chainId);
       const seen = haltSeen.get(chainId);
@@ -124,6 +147,8 @@ export function createSweeper({
       }
       const coldStarted = await startColdMoves({
         ...deps,
+        hotWallets,
+        noSignerSeen: logged.noSigner,
         ...(failedRetryAfterMs !== undefined ? { failedRetryAfterMs } : {}),
       });
       const started = await startSweeps({

@@ -18,7 +18,12 @@ import { type Pool, withTransaction } from "../../foundation/db.js";
 import type { Ledger, NewTransfer } from "../../ledger/index.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { assertBooked, coldMoveHold, gasUnbooking } from "./bookings.js";
-import { otherOpenColdMove } from "./followColdMoves.js";
+import {
+  type ColdMoveWaits,
+  noteColdMoveWait,
+  otherOpenColdMove,
+  pruneColdMoveWaits,
+} from "./followColdMoves.js";
 
 type Deps = { common: Common; pool: Pool; ledger: Ledger; chain: ChainConfig };
 
@@ -130,8 +135,27 @@ export async function reopenUndoneSweeps(deps: Deps): Promise<string[]> {
   return out;
 }
 
-/** Failed cold moves whose failure a deep reorg undid, held again and open; their ids. */
-export async function reopenUndoneColdMoves(deps: Deps): Promise<string[]> {
+/**
+ * Failed cold moves whose failure a deep reorg undid, held again and open; their ids. `waits`: the
+ * moves that waited behind another open move at the last pass (followColdMoves.ts).
+ */
+export async function reopenUndoneColdMoves(
+  deps: Deps & { waits?: ColdMoveWaits },
+): Promise<string[]> {
+  const { waits = new Map() } = deps;
+  const waited = new Set<string>();
+  try {
+    return await reopenColdMoves(deps, waits, waited);
+  } finally {
+    pruneColdMoveWaits(waits, waited);
+  }
+}
+
+async function reopenColdMoves(
+  deps: Deps,
+  waits: ColdMoveWaits,
+  waited: Set<string>,
+): Promise<string[]> {
   const { common, pool, ledger, chain } = deps;
   const log = common.logger.child({ component: "cold_moves", chain_id: chain.chainId });
   const { rows, outcomes } = await undoneRows(
@@ -158,11 +182,14 @@ export async function reopenUndoneColdMoves(deps: Deps): Promise<string[]> {
       if (now?.status !== "failed" || now.hold_generation !== row.generation) return false;
       const other = await otherOpenColdMove(client, row.id);
       if (other) {
-        log.error({
-          msg: "cold move whose failure a deep reorg undid waits: another move of its asset is open",
-          cold_move_id: row.id,
-          open_cold_move_id: other,
-        });
+        waited.add(row.id);
+        noteColdMoveWait(
+          log,
+          waits,
+          "cold move whose failure a deep reorg undid waits: another move of its asset is open",
+          row.id,
+          other,
+        );
         return false;
       }
       const next = row.generation + 1;

@@ -14,6 +14,7 @@
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, type PoolClient, withTransaction } from "../../foundation/db.js";
+import type { Logger } from "../../foundation/logger.js";
 import type { Ledger, NewTransfer } from "../../ledger/index.js";
 import { getTxOutcomes } from "../outcomes.js";
 import {
@@ -53,6 +54,37 @@ export async function otherOpenColdMove(
   return rows[0]?.id;
 }
 
+/**
+ * Moves that waited behind another open move of their asset at the last pass, each with the move
+ * it waited behind. Waiting is expected and ends when that move settles (its own signer request,
+ * followed and alerted on by itself): logged at error every pass (one per second) it buried real
+ * errors, so it is logged when it begins or the move waited behind changes, at debug on the
+ * passes between. One per caller of a pass (createSweeper keeps them across passes).
+ */
+export type ColdMoveWaits = Map<string, string>;
+
+/** Logs that `moveId` waits behind `openId`: at warn once per wait, at debug on later passes. */
+export function noteColdMoveWait(
+  log: Logger,
+  waits: ColdMoveWaits,
+  msg: string,
+  moveId: string,
+  openId: string,
+): void {
+  const fields = { msg, cold_move_id: moveId, open_cold_move_id: openId };
+  if (waits.get(moveId) === openId) {
+    log.debug(fields);
+    return;
+  }
+  waits.set(moveId, openId);
+  log.warn(fields);
+}
+
+/** Forget the waits of moves that did not wait in this pass (`waited`): a next one is logged again. */
+export function pruneColdMoveWaits(waits: ColdMoveWaits, waited: ReadonlySet<string>): void {
+  for (const id of waits.keys()) if (!waited.has(id)) waits.delete(id);
+}
+
 export type FollowedColdMove = { id: string; action: "final" | "unbooked" };
 
 export async function followColdMoves({
@@ -60,13 +92,30 @@ export async function followColdMoves({
   pool,
   ledger,
   chain,
+  waits = new Map(),
 }: {
   common: Common;
   pool: Pool;
   ledger: Ledger;
   chain: ChainConfig;
+  /** Moves that waited at the last pass (noteColdMoveWait); omitted: each wait is logged. */
+  waits?: ColdMoveWaits;
 }): Promise<FollowedColdMove[]> {
   const log = common.logger.child({ component: "cold_moves", chain_id: chain.chainId });
+  const waited = new Set<string>();
+  try {
+    return await followBooked({ pool, ledger, chain }, log, waits, waited);
+  } finally {
+    pruneColdMoveWaits(waits, waited);
+  }
+}
+
+async function followBooked(
+  { pool, ledger, chain }: { pool: Pool; ledger: Ledger; chain: ChainConfig },
+  log: Logger,
+  waits: ColdMoveWaits,
+  waited: Set<string>,
+): Promise<FollowedColdMove[]> {
   const { rows } = await pool.query<BookedMove>(
     `SELECT id, hot_wallet, cold_address, asset, amount, tx_hash, fee, booked_generation,
             hold_generation
@@ -108,11 +157,14 @@ export async function followColdMoves({
       // still booked and followed, until that one settles.
       const other = await otherOpenColdMove(client, row.id);
       if (other) {
-        log.error({
-          msg: "cold move reorged out after booking waits: another move of its asset is open",
-          cold_move_id: row.id,
-          open_cold_move_id: other,
-        });
+        waited.add(row.id);
+        noteColdMoveWait(
+          log,
+          waits,
+          "cold move reorged out after booking waits: another move of its asset is open",
+          row.id,
+          other,
+        );
         return false;
       }
       const move = {

@@ -48,6 +48,7 @@ function sweeperWith(emptyRetryAfterMs: number) {
     pool: s.ctx.db.pool,
     ledger: s.ledger,
     chains: s.ctx.config.chains,
+    hotWallets: s.hotWallets,
     adapterFor: () => adapter,
     emptyRetryAfterMs,
   });

@@ -24,6 +24,7 @@ export const sweepsRole: RoleDefinition = {
       pool: ctx.pool,
       ledger,
       chains: ctx.chains,
+      hotWallets: ctx.common.config.hotWallets,
       adapterFor,
     });
     const worker = startSweepWorker({ common: ctx.common, sweeper, chains: ctx.chains });

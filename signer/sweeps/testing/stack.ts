@@ -3,9 +3,12 @@
  * ledger deposit crediting, the signer's wallet broadcaster with a KMS-emulator hot wallet, the
  * ForwarderFactory deployed by that hot wallet, and the sweeper. Nothing is mocked.
  */
+import { Writable } from "node:stream";
 import { type Address, encodeDeployData, getAddress, getContractAddress, type Hex } from "viem";
 import { testToken } from "../../../chains/contracts/index.js";
 import { createEvmAdapter, type EvmAdapter } from "../../../chains/index.js";
+import type { HotWalletConfig } from "../../../foundation/config.js";
+import { createLogger } from "../../../foundation/logger.js";
 import {
   allocateDepositAddress,
   createFactsDoorbell,
@@ -35,6 +38,9 @@ export const TOKEN_DEPLOYER: Address = "0xa0Ee7A142d267C1f36714E4a8F75612F20a797
 export const TOKEN: Address = getContractAddress({ from: TOKEN_DEPLOYER, nonce: 0n });
 export const DEPOSITOR: Address = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 
+/** A pino line: level (30 info, 40 warn, 50 error), msg and the fields logged. */
+export type LogLine = { level: number; msg: string } & Record<string, unknown>;
+
 export type SweepStack = {
   ctx: TestContext;
   rpc: Rpc;
@@ -45,6 +51,11 @@ export type SweepStack = {
   ingestor: Ingestor;
   crediting: CreditingWorker;
   sweeper: Sweeper;
+  /**
+   * The config's `hotWallets[]` as the signer role would have it: the harness's wallet, and each
+   * wallet startWallet serves. The stack's sweepers read it (a test may take a wallet out).
+   */
+  hotWallets: HotWalletConfig[];
   signer: WalletSigner | undefined;
   startSigner: () => void;
   /**
@@ -60,6 +71,11 @@ export type SweepStack = {
   creditedDeposit: (customerId: string, amount: bigint) => Promise<Address>;
   /** A sweeper (and its adapter) asking `rpcUrls` in order, e.g. a lying proxy before the node. */
   sweeperOn: (rpcUrls: string[]) => { adapter: EvmAdapter; sweeper: Sweeper };
+  /**
+   * Another sweeper of the stack's chain logging to `lines` (each line as logged, in order, at info
+   * and above), with its own adapter; `hotWallets`: the config's (default the stack's).
+   */
+  loggedSweeper: (hotWallets?: HotWalletConfig[]) => { sweeper: Sweeper; lines: LogLine[] };
   /** Mine and settle with `sweeper` until sweep `id` is no longer open; its status. */
   settleOne: (sweeper: Sweeper, id: string, timeoutMs?: number) => Promise<string>;
   deployToken: () => Promise<void>;
@@ -127,11 +143,15 @@ export async function startSweepStack(
     chains: ctx.config.chains,
     sweepIntervalMs: 600_000,
   });
+  const hotWallets: HotWalletConfig[] = [
+    { chain: chain.key, kmsKeyId: h.keyId, address: h.account.address },
+  ];
   const sweeper = createSweeper({
     common: ctx.common,
     pool: ctx.db.pool,
     ledger,
     chains: ctx.config.chains,
+    hotWallets,
     adapterFor: () => adapter,
     failedRetryAfterMs: 1500,
   });
@@ -167,6 +187,7 @@ export async function startSweepStack(
     ingestor,
     crediting,
     sweeper,
+    hotWallets,
     signer: undefined,
     deployGas,
     setupFeeTransfers: setup[0]!.n,
@@ -175,6 +196,7 @@ export async function startSweepStack(
     },
     async startWallet(account) {
       await registerHotWallet(ctx.db.pool, chain, account.address);
+      hotWallets.push({ chain: chain.key, kmsKeyId: account.keyId, address: account.address });
       others.push(signerOf(account));
     },
     async syncAndCredit() {
@@ -208,9 +230,32 @@ export async function startSweepStack(
         pool: ctx.db.pool,
         ledger,
         chains: ctx.config.chains,
+        hotWallets,
         adapterFor: () => on,
       });
       return { adapter: on, sweeper };
+    },
+    loggedSweeper(wallets = hotWallets) {
+      const lines: LogLine[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const line of chunk.toString().split("\n").filter(Boolean))
+            lines.push(JSON.parse(line) as LogLine);
+          done();
+        },
+      });
+      const common = { ...ctx.common, logger: createLogger("info", sink) };
+      const on = createEvmAdapter(chain, { common });
+      const sweeper = createSweeper({
+        common,
+        pool: ctx.db.pool,
+        ledger,
+        chains: ctx.config.chains,
+        hotWallets: wallets,
+        adapterFor: () => on,
+        failedRetryAfterMs: 1500,
+      });
+      return { sweeper, lines };
     },
     async settleOne(sweeper, id, timeoutMs = 90_000) {
       let status = "open";
