@@ -117,22 +117,18 @@ describe("missing receipts", () => {
     await t.rpc("anvil_setBalance", [t.account.address, toHex(parseEther("10"))]);
     const refused = new Set<Hex>();
     // The node answers "intrinsic gas too low" (a refusal for good) but its other backend took
-    // the bytes: they reach anvil and mine.
-    proxy.setIntercept((call) => {
+    // the bytes: they reach anvil and mine, and only then does the refusal reach the signer. anvil
+    // mines a block a moment after it answers a send (up to ~90 ms on a loaded machine), so a
+    // refusal sent at once raced the signer's cancel for the nonce.
+    // old code (bytes passed on without waiting for them to mine; here 1 s late): timed out
+    // waiting for confirmed (the signer's cancel took the nonce first)
+    proxy.setIntercept(async (call) => {
       if (call.method !== "eth_sendRawTransaction") return undefined;
       const raw = (call.params as Hex[])[0]!;
       if (refused.size > 0) return undefined;
       refused.add(keccak256(raw));
-      void fetch(t.ctx.config.chains[0]!.rpcUrls[0]!, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "eth_sendRawTransaction",
-          params: [raw],
-        }),
-      });
+      const hash = await t.client.sendRawTransaction({ serializedTransaction: raw });
+      await t.client.waitForTransactionReceipt({ hash, pollingInterval: 20 });
       return { error: { code: -32000, message: "intrinsic gas too low" } };
     });
     const signer = run();

@@ -125,14 +125,16 @@ describe("re-drive order against deliveries under way", () => {
     const redriving = redriveDeliveries(t.ctx.db.pool, confirmed).finally(() => {
       settled = true;
     });
-    // Until the re-drive has decided, or is waiting on a lock (the emitter's).
+    // Until the re-drive has decided, or is waiting on a lock (the emitter's), in this file's
+    // database: pg_locks shows the whole cluster, where other files wait on locks of their own.
     await waitFor(
       "the re-drive to decide or wait",
       async () =>
         settled ||
         (
           await t.ctx.db.pool.query(
-            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
           )
         ).rows.length > 0,
     );

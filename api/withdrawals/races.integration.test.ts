@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDepositCrediting } from "../../ledger/index.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
@@ -203,18 +204,22 @@ describe("the same Idempotency-Key at once", () => {
   it("through /v1: a retry taking over a first request whose lease lapsed while it waited gets that withdrawal", async () => {
     const customer = "lapsed";
     const key = "lapsed-key";
-    const waiting = async (k: number) => {
-      const start = Date.now();
-      while (
-        (await count(
-          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-          [],
-        )) < k
-      ) {
-        if (Date.now() - start > 10_000) throw new Error(`fewer than ${k} waiting on a lock`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
+    // Requests waiting on an advisory lock in this file's database: pg_locks shows the whole
+    // cluster, where other test files (and other runs) wait on locks of their own.
+    // old code (every database's waiters counted): a waiter elsewhere let the lease lapse before
+    // the first request held the key: expected 409 to be 201 (IDEMPOTENCY_IN_PROGRESS)
+    const waiting = () =>
+      count(
+        `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        [],
+      );
+    const lapse = () =>
+      t.ctx.db.pool.query(
+        `UPDATE api.idempotency_keys SET lease_until = now() - interval '1 second'
+          WHERE idempotency_key = $1`,
+        [key],
+      );
     // Another withdrawal of the customer's is being decided: the first request waits for it (as
     // it does under load), long enough for its lease to lapse.
     const busy = await t.ctx.db.pool.connect();
@@ -224,16 +229,39 @@ describe("the same Idempotency-Key at once", () => {
         `withdrawal:${customer}:${NATIVE}`,
       ]);
       const first = withdraw(customer, 2n * ETH, key);
-      await waiting(1);
-      await t.ctx.db.pool.query(
-        `UPDATE api.idempotency_keys SET lease_until = now() - interval '1 second'
-          WHERE idempotency_key = $1`,
-        [key],
+      await waitFor("the first request to wait on the customer's lock", async () => {
+        return (await waiting()) >= 1;
+      });
+      // The first request's process is alive and renews its lease every few seconds: a renewal
+      // between the lapse and the retry's read answers the retry IDEMPOTENCY_IN_PROGRESS (right,
+      // its holder lives), so the lease is lapsed again until a retry takes the key over and
+      // waits behind the first request.
+      // old code (one lapse, then a retry): a renewal in between (3.2 s between them): Error:
+      // fewer than 2 waiting on a lock
+      let retry: { answer: ReturnType<typeof withdraw>; settled: boolean } | undefined;
+      const retries: Awaited<ReturnType<typeof withdraw>>[] = [];
+      const taken = await waitFor(
+        "a retry to take the lapsed lease over and wait behind the first request",
+        async () => {
+          if (retry?.settled) {
+            retries.push(await retry.answer);
+            retry = undefined;
+          }
+          if (!retry) {
+            await lapse();
+            const r = { answer: withdraw(customer, 2n * ETH, key), settled: false };
+            const settle = () => {
+              r.settled = true;
+            };
+            r.answer.then(settle, settle);
+            retry = r;
+          }
+          return (await waiting()) >= 2 && retry;
+        },
       );
-      const retry = withdraw(customer, 2n * ETH, key);
-      await waiting(2);
+      for (const refused of retries) expectRefused(refused, 409, ["IDEMPOTENCY_IN_PROGRESS"]);
       await busy.query("COMMIT");
-      const [a, b] = await Promise.all([first, retry]);
+      const [a, b] = await Promise.all([first, taken.answer]);
       expect(a.statusCode, a.body).toBe(201);
       expect(b.statusCode, b.body).toBe(201);
       expect(b.json().id).toBe(a.json().id);

@@ -15,8 +15,11 @@ export type RpcCallIn = {
   params?: unknown[];
 };
 export type Answer = { result: unknown } | { error: { code: number; message: string } };
-/** Return an answer to short-circuit the call, or undefined to pass it to the node. */
-export type Intercept = (call: RpcCallIn) => Answer | undefined;
+/**
+ * Return an answer to short-circuit the call, or undefined to pass it to the node; or a promise of
+ * either: the call is answered once it settles (a node that answers after something happened).
+ */
+export type Intercept = (call: RpcCallIn) => Answer | undefined | Promise<Answer | undefined>;
 /** Given a call the node answered and its result, the result the caller gets instead. */
 export type Rewrite = (call: RpcCallIn, result: unknown) => unknown;
 
@@ -59,12 +62,12 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     const list = Array.isArray(parsed) ? parsed : [parsed];
     const answers = new Map<number, unknown>();
     const pass: { i: number; call: RpcCallIn }[] = [];
-    list.forEach((call, i) => {
+    for (const [i, call] of list.entries()) {
       counts.set(call.method, (counts.get(call.method) ?? 0) + 1);
-      const a = intercept?.(call);
+      const a = await intercept?.(call);
       if (a) answers.set(i, { jsonrpc: "2.0", id: call.id, ...a });
       else pass.push({ i, call });
-    });
+    }
     if (pass.length > 0) {
       const forwarded = await forward(
         Array.isArray(parsed) ? pass.map((p) => p.call) : pass[0]!.call,
