@@ -10,9 +10,8 @@
  */
 import { type Hex, keccak256, parseTransaction } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../foundation/db.js";
-import { recordReorg } from "../indexers/store.js";
 import type { TxOutcome } from "./outcomes.js";
+import { deepReorg } from "./testing/deepReorg.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -66,33 +65,13 @@ async function failedByCancel(id: string, to: Hex): Promise<{ failed: TxOutcome;
   return { failed, raw };
 }
 
-/** Replace blocks down to below `block` (with `txs` in the first new one), as the indexer's accepted resume records it. */
-async function deepReorg(block: bigint, txs: Hex[]): Promise<void> {
-  const head = await t.client.getBlockNumber();
-  const oldTip = await t.client.getBlock({ blockNumber: head });
-  const depth = Number(head - block + 1n);
-  await t.rpc("anvil_reorg", [depth, txs.map((raw) => [raw, 0])]);
-  const newTip = await t.client.getBlock({ blockNumber: head });
-  await withTransaction(t.ctx.db.pool, (c) =>
-    recordReorg(c, {
-      chainId: t.chain.chainId,
-      depth,
-      ancestor: block - 1n,
-      oldTip: { number: head, hash: oldTip.hash },
-      newTip: { number: head, hash: newTip.hash },
-      beyondWindow: true,
-      orphanedConfirmedFacts: 0,
-    }),
-  );
-}
-
 describe("a failed request whose final block an accepted deep reorg undid", () => {
   it("is found paid when its payment bytes mined instead of the cancel", async () => {
     const { failed, raw } = await failedByCancel("undone-paid", PAID);
     await t.rpc("anvil_mine", ["0x2"]);
     const payment = raw[0]!;
     // The new branch holds the payment at the cancel's nonce (a node had passed its bytes on).
-    await deepReorg(failed.blockNumber!, [payment]);
+    await deepReorg(t, failed.blockNumber!, [payment]);
     expect(await t.client.getBalance({ address: PAID })).toBe(777n);
 
     // old code: timed out waiting for the payment followed (the request stayed `failed`).
@@ -117,7 +96,7 @@ describe("a failed request whose final block an accepted deep reorg undid", () =
   it("with its nonce free again: only cancels use it, and it fails again", async () => {
     const { failed } = await failedByCancel("undone-free", CANCELLED);
     await t.rpc("anvil_mine", ["0x2"]);
-    await deepReorg(failed.blockNumber!, []);
+    await deepReorg(t, failed.blockNumber!, []);
     // old code: timed out waiting for failed again at a new cancel's final block (the request kept
     // the orphaned cancel's block as its record while the nonce got a cancel nobody followed).
     const again = await waitFor("failed again at a new cancel's final block", async () => {

@@ -12,7 +12,10 @@
  *                    `failed`, OPERATOR_FAILED) or its payment mined; in `signing` while no node
  *                    has taken any of its bytes (signer/operator.ts)
  *   confirmed        mined and successful, the chain's confirmation rule met; still watched
- *   finalized        confirmed and its block final under the chain's finality rule: terminal
+ *   finalized        confirmed and its block final under the chain's finality rule: terminal,
+ *                    but for a deep reorg an operator accepted at the chain's resume undoing that
+ *                    block: back to `broadcast` (`finalUndoneAt`, broadcaster/undone.ts), its stored
+ *                    bytes sent again, and followed to final (or failed) again
  *   receipt_unknown  its nonce is used on chain but no receipt of any attempt was found yet
  *   needs_review     a human must look (nonce consumed at a final block with none of our attempts
  *                    found, or the nonce cannot be used); still watched; only an operator fails it
@@ -84,6 +87,12 @@ export type TxOutcome = {
    * (broadcaster/undone.ts): followed again since, whatever its status now. Absent or null: never.
    */
   failureUndoneAt?: Date | null;
+  /**
+   * When a deep reorg an operator accepted took away the final block in which it was confirmed and
+   * finalized (broadcaster/undone.ts): followed again since (its stored bytes sent again), whatever
+   * its status now. Absent or null: never.
+   */
+  finalUndoneAt?: Date | null;
   /** Times a mined attempt of this request left the canonical chain. */
   reorgs: number;
   /** When `status` (as defined here) last changed. */
@@ -143,6 +152,17 @@ export type GetTxOutcomesParameters =
       kind: string;
       requestIds?: undefined;
       since?: undefined;
+    }
+  | {
+      /**
+       * Every request finalized in a block a deep reorg undid (`finalUndoneAt`), of this kind: a
+       * handful (partial index tx_requests_final_undone), for a caller's full scan to find what
+       * it booked final on that block.
+       */
+      finalUndone: true;
+      kind: string;
+      requestIds?: undefined;
+      since?: undefined;
     };
 
 export type GetTxOutcomesReturnType = TxOutcome[];
@@ -166,6 +186,7 @@ const COLUMNS = `r.id, r.kind, r.ref_id, r.chain_id, r.from_address, r.to_addres
   r.receipt_success, r.gas_used, r.effective_gas_price, r.fee,
   r.transfer_position, r.transfer_log_index, r.fee_on_transfer, r.error_code, r.error_message, r.review_reason,
   r.reorg_count, r.outcome_changed_at, r.finalized_at, r.cancel_requested_at, r.failure_undone_at,
+  r.final_undone_at,
   EXISTS (SELECT 1 FROM custody.tx_attempts a
            WHERE a.request_id = r.id AND a.purpose = 'cancel' AND a.status = 'mined') AS cancelled,
   ${FAILED_BY_SQL} AS failed_by`;
@@ -199,6 +220,7 @@ type OutcomeRow = {
   finalized_at: Date | null;
   cancel_requested_at: Date | null;
   failure_undone_at: Date | null;
+  final_undone_at: Date | null;
   cancelled: boolean;
   failed_by: string | null;
 };
@@ -234,6 +256,7 @@ function fromRow(r: OutcomeRow): TxOutcome {
     cancelRequestedAt: r.cancel_requested_at,
     failedBy: r.failed_by,
     failureUndoneAt: r.failure_undone_at,
+    finalUndoneAt: r.final_undone_at,
     reorgs: r.reorg_count,
     changedAt: r.outcome_changed_at,
     finalizedAt: r.finalized_at,
@@ -263,6 +286,14 @@ export async function getTxOutcomes(
     const { rows } = await client.query<OutcomeRow>(
       `SELECT ${COLUMNS} FROM custody.tx_requests r
         WHERE r.failure_undone_at IS NOT NULL AND r.kind = $1 ORDER BY r.id`,
+      [params.kind],
+    );
+    return rows.map(fromRow);
+  }
+  if ("finalUndone" in params) {
+    const { rows } = await client.query<OutcomeRow>(
+      `SELECT ${COLUMNS} FROM custody.tx_requests r
+        WHERE r.final_undone_at IS NOT NULL AND r.kind = $1 ORDER BY r.id`,
       [params.kind],
     );
     return rows.map(fromRow);

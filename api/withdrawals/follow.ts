@@ -1,7 +1,9 @@
 /**
  * Following the signer's outcome (`getTxOutcomes`, never receipts or the custody tables) to
  * finality: confirmed posts the hold and books the gas; a reorg reverts the posting to a hold;
- * finalized is terminal; receipt_unknown and needs_review keep the hold; failed (before broadcast,
+ * finalized is terminal, but for a deep reorg an operator accepted undoing its final block (the
+ * signer's `finalUndoneAt`): the posting is reverted to a hold and it ends as its request ends
+ * (posted again, or voided if it fails on the new branch); receipt_unknown and needs_review keep the hold; failed (before broadcast,
  * reverted in a final block, or by an operator) voids it. A `failed` withdrawal whose request the
  * signer follows again (a deep reorg an operator accepted undid the failure's final block:
  * `failureUndoneAt`) goes back to `broadcast` held again and ends as its request ends. Between full
@@ -40,8 +42,11 @@ type FollowedRow = {
   fee: string | null;
 };
 const FOLLOWED_COLUMNS = "id::text, status, tx_hash, fee::text";
-/** Read by the incremental pass too: one the signer follows again after its failure was undone. */
-const READ_STATUSES = [...FOLLOWED_STATUSES, "failed"];
+/**
+ * Read by the incremental pass too: one the signer follows again after its failure was undone, and
+ * one finalized in a block a deep reorg undid (its request no longer final: the posting reverted).
+ */
+const READ_STATUSES = [...FOLLOWED_STATUSES, "failed", "finalized"];
 
 const planFor = (
   w: { status: WithdrawalStatus; txHash: string | null; fee: bigint | null },
@@ -54,6 +59,7 @@ const planFor = (
     minedAgainElsewhere(w, o),
     (o.failureUndoneAt ?? null) !== null,
     failedAgainElsewhere(w, o, (o.failureUndoneAt ?? null) !== null),
+    (o.finalUndoneAt ?? null) !== null,
   );
 
 export function createOutcomeFollower(stages: WithdrawalStages) {
@@ -324,6 +330,17 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
         [ids],
       );
       changed += await applyOutcomes(rows, byRequest(undone));
+    }
+    // And the finalized ones whose final block a deep reorg undid (a handful, ever): the posting
+    // goes back to a hold until the request ends again, also when no incremental pass saw it.
+    const reopened = await getTxOutcomes(pool, { finalUndone: true, kind: "withdrawal" });
+    const reopenedIds = reopened.map((o) => o.refId).filter((id) => UUID.test(id));
+    if (reopenedIds.length > 0) {
+      const { rows } = await pool.query<FollowedRow>(
+        `SELECT ${FOLLOWED_COLUMNS} FROM api.withdrawals WHERE id = ANY($1::uuid[]) AND status = 'finalized'`,
+        [reopenedIds],
+      );
+      changed += await applyOutcomes(rows, byRequest(reopened));
     }
     return changed;
   }

@@ -134,6 +134,25 @@ describe("planOutcome", () => {
     ]);
   });
 
+  it("a finalized withdrawal is reopened only on the signer's word that its final block was undone", () => {
+    expect(planOutcome("finalized", "broadcast", true)).toEqual([]);
+    expect(planOutcome("finalized", "broadcast", true, false, false, false, true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
+    ]);
+    // Reverted on the new branch: the posting goes back to a hold, then the hold is voided.
+    expect(planOutcome("finalized", "failed", true, false, false, false, true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
+      { to: "failed", ledger: "void", reorged: false },
+    ]);
+    // Mined and final again before a pass looked: the same tx at the same fee changes nothing;
+    // another tx or fee is reverted and posted again.
+    expect(planOutcome("finalized", "finalized", true, false, false, false, true)).toEqual([]);
+    expect(planOutcome("finalized", "finalized", true, true, false, false, true)).toEqual([
+      { to: "broadcast", ledger: "revert", reorged: true },
+      { to: "finalized", ledger: "post", reorged: false },
+    ]);
+  });
+
   it("every planned move is an allowed transition", () => {
     const followed = [
       "signing",
@@ -151,7 +170,7 @@ describe("planOutcome", () => {
       "needs_review",
       "failed",
     ] as const;
-    for (const from of [...followed, "failed"] as const)
+    for (const from of [...followed, "failed", "finalized"] as const)
       for (const o of outcomes)
         for (const [hasTx, minedAgain] of [
           [true, false],
@@ -159,7 +178,16 @@ describe("planOutcome", () => {
           [true, true],
         ] as const) {
           let at: (typeof followed)[number] | string = from;
-          for (const m of planOutcome(from, o, hasTx, minedAgain, from === "failed", minedAgain)) {
+          const plan = planOutcome(
+            from,
+            o,
+            hasTx,
+            minedAgain,
+            from === "failed",
+            minedAgain,
+            from === "finalized",
+          );
+          for (const m of plan) {
             expect(canMove(at as never, m.to), `${from} -(${o})-> ${at} → ${m.to}`).toBe(true);
             at = m.to;
           }

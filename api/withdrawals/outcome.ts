@@ -38,16 +38,17 @@ export type Move = { to: WithdrawalStatus; ledger: LedgerStep; reorged: boolean 
 const POSTED: ReadonlySet<WithdrawalStatus> = new Set(["confirmed", "finalized"]);
 
 /**
- * Whether a confirmed withdrawal's transaction, as the signer reports it confirmed (or final) now,
- * is not the one posted: reorged out and mined again (another attempt, or the same bytes in another
- * block with another fee) between two passes of the follower, which then never saw the `broadcast`
- * in between. The posting (its chain reference, its gas) is then the old block's.
+ * Whether a confirmed (or finalized) withdrawal's transaction, as the signer reports it confirmed
+ * (or final) now, is not the one posted: reorged out and mined again (another attempt, or the same
+ * bytes in another block with another fee) between two passes of the follower, which then never
+ * saw the `broadcast` in between. The posting (its chain reference, its gas) is then the old
+ * block's. A finalized one's only by a deep reorg an operator accepted (`finalUndone`).
  */
 export function minedAgainElsewhere(
   posted: { status: WithdrawalStatus; txHash: string | null; fee: bigint | null },
   outcome: { status: SignerOutcomeStatus; txHash: string | null; fee: bigint | null },
 ): boolean {
-  if (posted.status !== "confirmed") return false;
+  if (!POSTED.has(posted.status)) return false;
   if (outcome.status !== "confirmed" && outcome.status !== "finalized") return false;
   const otherTx =
     posted.txHash !== null &&
@@ -84,6 +85,11 @@ export function failedAgainElsewhere(
  * signer's word that the failure's final block is gone (missing data is never evidence).
  * `failedAgain` (failedAgainElsewhere): undone and failed again between two passes; told as both
  * (`failure_undone`, then `failed`) and its gas booked anew, nothing held in between.
+ * `finalUndone`: the signer says a deep reorg an operator accepted undid the block in which the
+ * request was finalized (`finalUndoneAt`, signer broadcaster/undone.ts). A `finalized` withdrawal
+ * whose request it then reports anything but final (or final with another transaction or fee:
+ * `minedAgain`) has its posting is reverted to a hold as a reorg's is (`reorged`), and it ends as its request
+ * ends: posted again when it mines again, the hold voided (the customer refunded) if it fails.
  */
 export function planOutcome(
   current: WithdrawalStatus,
@@ -92,6 +98,7 @@ export function planOutcome(
   minedAgain = false,
   failureUndone = false,
   failedAgain = false,
+  finalUndone = false,
 ): Move[] {
   const followed: readonly WithdrawalStatus[] = [
     "signing",
@@ -108,7 +115,9 @@ export function planOutcome(
         ]
       : [];
   const undone = current === "failed" && failureUndone && outcome !== "failed";
-  if ((!followed.includes(current) && !undone) || outcome === "signing") return [];
+  const reopened =
+    current === "finalized" && finalUndone && (outcome !== "finalized" || minedAgain);
+  if ((!followed.includes(current) && !undone && !reopened) || outcome === "signing") return [];
   const target: WithdrawalStatus = outcome;
   if (target === current && !minedAgain) return [];
   const moves: Move[] = [];
@@ -124,7 +133,7 @@ export function planOutcome(
   }
   // Out of confirmed to anything but final: a reorg removed the tx (or the signer lost sight of it
   // after one); the posting goes back to a hold before anything else happens.
-  if (at === "confirmed" && (target !== "finalized" || minedAgain)) {
+  if ((at === "confirmed" || reopened) && (target !== "finalized" || minedAgain)) {
     moves.push({ to: "broadcast", ledger: "revert", reorged: true });
     at = "broadcast";
   }

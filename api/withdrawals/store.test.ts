@@ -15,8 +15,10 @@ describe("withdrawal status machine", () => {
     for (let i = 1; i < path.length; i++) expect(canMove(path[i - 1]!, path[i]!)).toBe(true);
   });
   it("has final states with no way out, and no way back", () => {
-    for (const s of ["finalized", "rejected", "cancelled"] as const)
-      expect(TRANSITIONS[s]).toEqual([]);
+    for (const s of ["rejected", "cancelled"] as const) expect(TRANSITIONS[s]).toEqual([]);
+    // finalized is final but for one way back: a deep reorg an operator accepted undid the block in
+    // which its request was finalized (the follower reverts the posting to a hold, outcome.ts)
+    expect(TRANSITIONS.finalized).toEqual(["broadcast"]);
     // failed is final but for one way back: a deep reorg an operator accepted undid the final
     // block at which its request failed (the follower holds it again, outcome.ts)
     expect(TRANSITIONS.failed).toEqual(["broadcast"]);

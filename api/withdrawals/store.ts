@@ -45,7 +45,9 @@ export const TRANSITIONS: Record<WithdrawalStatus, readonly WithdrawalStatus[]> 
   receipt_unknown: ["broadcast", "confirmed", "finalized", "needs_review", "failed"],
   // `failed` from here is the operator's decision (audited, with a reason).
   needs_review: ["broadcast", "confirmed", "finalized", "receipt_unknown", "failed"],
-  finalized: [],
+  // Back to `broadcast` only when a deep reorg an operator accepted undid its final block and the
+  // signer follows its request again (the posting is reverted to a hold, outcome.ts planOutcome).
+  finalized: ["broadcast"],
   rejected: [],
   cancelled: [],
   // Back to `broadcast` only when the signer follows its request again: a deep reorg an operator

@@ -30,10 +30,11 @@
  * 2. Neither a request nor a live deploy holds it for `stallResendMs`, and the node holds nothing
  *    at it: a transaction of the wallet's key from outside custody, dropped. Nothing of ours may
  *    fill it without a person's decision: alert `nonce_gap`, again every `GAP_ALERT_EVERY_MS` while
- *    it lasts (SignerNeedsHuman runbook). So too when the request at it is finalized (a deep reorg
- *    accepted at the chain's resume undid its block, and its bytes did not mine again): no stage
- *    follows it any more, so counted as holding the nonce it would leave the wallet waiting
- *    behind it in silence.
+ *    it lasts (SignerNeedsHuman runbook). So too when the request at it is still finalized while a
+ *    node at the best head counts its nonce unused (a deep reorg accepted at the chain's resume
+ *    undid its block, and its bytes did not mine again): the undone stage (undone.ts) follows such
+ *    a request again once a node at the best head shows its block replaced; until it has (no node
+ *    shows that height yet: no evidence), the wallet must not wait behind it in silence.
  *
  * A node that holds something executable at the nonce (pending count above it) decides nothing:
  * it is only waited for; nor does a count from a node behind the best head seen (`atBestHead`),
@@ -121,8 +122,9 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
    * a finalized one is followed no more (`final`): its nonce unused, as counted by a node whose
    * head is at or above the request's block, means a final block was undone (a deep reorg accepted
    * at a chain's resume, docs/chain-halts.md) and its bytes did not mine again on the new branch.
-   * Nothing of ours fills it then, and every later nonce waits. A node below that block is only
-   * behind it (no evidence): the request still counts as holding the nonce there.
+   * The undone stage (undone.ts) follows it again once a node at the best head shows that block
+   * replaced; until then nothing of ours fills it, and every later nonce waits. A node below that
+   * block is only behind it (no evidence): the request still counts as holding the nonce there.
    */
   async function requestAt(
     nonce: bigint,

@@ -16,7 +16,8 @@
  *   The nonce, stall and bump stages decide nothing on a count from a node behind the best head
  *   seen (chainView.ts `atBestHead`).
  * - undone.ts: a request failed at a final block a deep reorg accepted at the chain's resume took
- *   away is followed again (its payment may have mined instead: `failed_request_paid`).
+ *   away is followed again (its payment may have mined instead: `failed_request_paid`); so is one
+ *   finalized there, its stored bytes sent again.
  * - gaps.ts: the lowest unused nonce held by no request: a CLI deploy's stored bytes go out again,
  *   or, held by nothing of ours, a `nonce_gap` alert.
  * - fills.ts: an operator's nonce fill (`tx-requests fill-nonce`) signed at the nonce it fills;

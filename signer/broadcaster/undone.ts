@@ -19,6 +19,18 @@
  * - no node there (or none at the best head): no evidence either way; the reorg is looked at again
  *   on a later pass.
  *
+ * A request `confirmed` and finalized in such a block (`finalized_at`: followed no more, its
+ * caller booked it paid for good) is checked the same way. Another block there: the payment is not
+ * on the new branch as recorded. The request goes back to `broadcast` (`finalized_at` and its
+ * block cleared, `final_undone_at` stamped, an event `final_block_undone`, alert
+ * `confirmed_tx_reorged_out` with `final`), its attempts live again and the one that mined resent:
+ * the same stored bytes at the same nonce, never re-signed, so it cannot pay twice (one an operator
+ * failed, paid all the same, gets only its cancels back, as track.ts's unmine). The tracker then
+ * follows it as any reorged-out payment: mined again (here or in another block) to confirmed and
+ * final, or, should it revert on the new branch, failed at its final block; its caller (api/withdrawals/outcome.ts) reverses the posting
+ * to a hold and ends it as the request ends. Before this, nothing followed it: its nonce unused,
+ * every later nonce waited behind it (gaps.ts alerted `nonce_gap` for a person to send `raw_tx`).
+ *
  * A wallet without a row starts at the newest reorg recorded when it first runs here.
  */
 import type { Hex } from "viem";
@@ -43,8 +55,23 @@ export type UndoneFailures = {
   check: (lease: Lease, snap: ChainSnapshot) => Promise<void>;
 };
 
+/**
+ * A finalized request followed again: back to `broadcast`, its final block's outcome cleared,
+ * `final_undone_at` stamped (migration 0127; the UPDATE without its WHERE). Its payment is sent
+ * again as it is: `failure_undone_at` stays unset.
+ */
+export const UNDO_FINAL = `UPDATE custody.tx_requests
+    SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
+        gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
+        transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
+        finalized_at = NULL, final_undone_at = now(), reorg_count = reorg_count + 1,
+        outcome_seq = outcome_seq + 1, updated_at = now()`;
+
 type FailedRow = {
   id: string;
+  status: "failed" | "confirmed";
+  /** An operator failed it, or a failure of it was undone before: never its payment again (attempts.ts cancelsOnly). */
+  cancels_only: boolean;
   block_number: string;
   block_hash: Hex;
   tx_hash: Hex | null;
@@ -110,6 +137,59 @@ export function createUndoneFailures(ctx: BroadcasterContext): UndoneFailures {
     if (cancel) await sendRaw(ctx, lease, cancel);
   }
 
+  /**
+   * A finalized payment whose block is gone: followed again, its mined bytes sent again (the same
+   * ones: never re-signed, so at most one of its attempts can ever pay at the nonce).
+   */
+  async function undoFinal(lease: Lease, req: FailedRow, canonical: Hex, reorgId: string) {
+    const raw = await lease.transaction(async () => {
+      const upd = await lease.query(
+        `${UNDO_FINAL} WHERE id = $1 AND status = 'confirmed' AND finalized_at IS NOT NULL
+            AND block_hash = $2`,
+        [req.id, req.block_hash],
+      );
+      if (upd.rowCount === 0) return undefined;
+      // As a reorg's unmine (track.ts): one an operator failed (or whose failure was undone
+      // before) gets only its cancels back, never its payment.
+      const { rows } = await lease.query<{ raw_tx: Hex; tx_hash: Hex }>(
+        `UPDATE custody.tx_attempts SET status = 'broadcast', broadcast_at = now()
+          WHERE request_id = $1 AND status IN ('mined', 'replaced')
+            AND (purpose = 'cancel' OR NOT $2)
+          RETURNING raw_tx, tx_hash`,
+        [req.id, req.cancels_only],
+      );
+      await recordEvent(lease, {
+        requestId: req.id,
+        from: "confirmed",
+        to: "broadcast",
+        event: "final_block_undone",
+        details: {
+          finalized: true,
+          tx_hash: req.tx_hash,
+          block_number: req.block_number,
+          block_hash: req.block_hash,
+          canonical_block_hash: canonical,
+          reorg_id: reorgId,
+        },
+      });
+      return rows.find((r) => r.tx_hash === req.tx_hash)?.raw_tx ?? null;
+    });
+    if (raw === undefined) return;
+    // Told once the move committed (a pass rolled back changed nothing).
+    ctx.log.error({
+      msg: "a payment finalized in a block a deep reorg undid: followed again, its stored bytes sent again",
+      request_id: req.id,
+      tx_hash: req.tx_hash,
+      block_number: req.block_number,
+    });
+    ctx.alert("confirmed_tx_reorged_out", {
+      request_id: req.id,
+      tx_hash: req.tx_hash ?? "",
+      final: "true",
+    });
+    if (raw) await sendRaw(ctx, lease, raw);
+  }
+
   return {
     async check(lease, snap) {
       // Only a node at the best head seen decides that a block is no longer ours: one stuck on
@@ -129,8 +209,10 @@ export function createUndoneFailures(ctx: BroadcasterContext): UndoneFailures {
       );
       const last = reorgs.at(-1)!.id;
       const { rows: failed } = await lease.query<FailedRow>(
-        `SELECT id, block_number::text, block_hash, tx_hash, error_code FROM custody.tx_requests
-          WHERE chain_id = $1 AND from_address = $2 AND status = 'failed'
+        `SELECT id, status, block_number::text, block_hash, tx_hash, error_code,
+                (cancel_requested_at IS NOT NULL OR failure_undone_at IS NOT NULL) AS cancels_only
+           FROM custody.tx_requests
+          WHERE chain_id = $1 AND from_address = $2 AND status IN ('failed', 'confirmed')
             AND block_number > $3 AND block_hash IS NOT NULL AND finalized_at IS NOT NULL`,
         [chainId, ctx.from, ancestor.toString()],
       );
@@ -143,7 +225,9 @@ export function createUndoneFailures(ctx: BroadcasterContext): UndoneFailures {
         if (failed.some((r) => !canonical.has(BigInt(r.block_number)))) return;
         for (const req of failed) {
           const hash = canonical.get(BigInt(req.block_number))!;
-          if (hash !== req.block_hash.toLowerCase()) await undo(lease, req, hash, last);
+          if (hash === req.block_hash.toLowerCase()) continue;
+          if (req.status === "failed") await undo(lease, req, hash, last);
+          else await undoFinal(lease, req, hash, last);
         }
       }
       await lease.query(

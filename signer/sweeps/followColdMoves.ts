@@ -9,7 +9,8 @@
  * is held again under the next hold generation and the move is open again: settleColdMoves posts
  * that hold when the transaction mines again, or voids it when the signer fails the request at a
  * final block. Nothing is released here. A booked move whose outcome is finalized in the booked
- * inclusion is final and no longer followed.
+ * inclusion is final and no longer followed, unless a deep reorg an operator accepted undid that
+ * block (followSweeps.ts reopenFinalUndone): followed again, unbooked, and settled as it ends.
  */
 import type { ChainConfig } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
@@ -26,7 +27,7 @@ import {
   coldMoveUnbooking,
   gasUnbooking,
 } from "./bookings.js";
-import { followAction } from "./followSweeps.js";
+import { followAction, reopenFinalUndone } from "./followSweeps.js";
 
 type BookedMove = {
   id: string;
@@ -102,6 +103,7 @@ export async function followColdMoves({
   waits?: ColdMoveWaits;
 }): Promise<FollowedColdMove[]> {
   const log = common.logger.child({ component: "cold_moves", chain_id: chain.chainId });
+  await reopenFinalUndone({ common, pool, chain }, "cold_move", "custody.cold_moves");
   const waited = new Set<string>();
   try {
     return await followBooked({ pool, ledger, chain }, log, waits, waited);

@@ -5,7 +5,10 @@
  * booked in (its reorg count grew) or failed after all, the booking is reversed (compensating
  * transfers, `reverses` the originals) and the sweep is open again: settlement books it anew, with
  * ids of the new generation, once it mines again (or fails it). A booked sweep whose outcome is
- * finalized in the booked inclusion is final and no longer followed.
+ * finalized in the booked inclusion is final and no longer followed, unless a deep reorg an
+ * operator accepted undid that final block (the signer follows the request again, `finalUndoneAt`,
+ * its reorg count grown past the booked one): then it is followed again (reopenFinalUndone), and
+ * unbooked as above, so that it is booked as it ends on the new branch (or fails).
  */
 
 import type { ChainConfig } from "../../chains/index.js";
@@ -29,6 +32,38 @@ export { followAction };
 
 export type FollowedSweep = { id: string; action: "final" | "unbooked" };
 
+/**
+ * Booked sweeps or cold moves (`table`, a constant) of `kind` settled final whose request a deep
+ * reorg an operator accepted took back from final (signer broadcaster/undone.ts): followed again
+ * (`final_at` cleared), so the follower reverses the booking its inclusion no longer backs. Only
+ * on the signer's word (`finalUndoneAt`, and its reorg count past the booked generation).
+ */
+export async function reopenFinalUndone(
+  { common, pool, chain }: { common: Common; pool: Pool; chain: ChainConfig },
+  kind: "sweep" | "cold_move",
+  table: "custody.sweeps" | "custody.cold_moves",
+): Promise<void> {
+  const undone = (await getTxOutcomes(pool, { finalUndone: true, kind })).filter(
+    (o) => o.chainId === chain.chainId,
+  );
+  if (undone.length === 0) return;
+  const { rows } = await pool.query<{ id: string }>(
+    `UPDATE ${table} t SET final_at = NULL
+       FROM unnest($1::text[], $2::int[]) AS v(id, reorgs)
+      WHERE t.id = v.id AND t.status = 'booked' AND t.final_at IS NOT NULL
+        AND t.booked_generation < v.reorgs
+      RETURNING t.id`,
+    [undone.map((o) => o.requestId), undone.map((o) => o.reorgs)],
+  );
+  for (const r of rows)
+    common.logger.error({
+      msg: "a booked transfer final in a block a deep reorg undid: followed again",
+      component: kind === "sweep" ? "sweeps" : "cold_moves",
+      chain_id: chain.chainId,
+      [`${kind}_id`]: r.id,
+    });
+}
+
 export async function followSweeps({
   common,
   pool,
@@ -41,6 +76,7 @@ export async function followSweeps({
   chain: ChainConfig;
 }): Promise<FollowedSweep[]> {
   const log = common.logger.child({ component: "sweeps", chain_id: chain.chainId });
+  await reopenFinalUndone({ common, pool, chain }, "sweep", "custody.sweeps");
   const { rows } = await pool.query<BookedSweep>(
     `SELECT id, hot_wallet, tx_hash, fee, booked_generation FROM custody.sweeps
      WHERE chain_id = $1 AND status = 'booked' AND final_at IS NULL ORDER BY settled_at`,

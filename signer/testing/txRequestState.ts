@@ -7,7 +7,7 @@
  * each state on anvil is tested in signer/ and ops/e2e. Not for tests of the signer itself.
  */
 import type { Pool } from "../../foundation/db.js";
-import { UNDO_FAILURE } from "../broadcaster/undone.js";
+import { UNDO_FAILURE, UNDO_FINAL } from "../broadcaster/undone.js";
 
 export type TxRequestState = {
   status: string;
@@ -64,4 +64,16 @@ export async function setTxRequestFailureUndone(pool: Pool, requestId: string): 
     requestId,
   ]);
   if (rowCount !== 1) throw new Error(`setTxRequestFailureUndone: no failed request ${requestId}`);
+}
+
+/**
+ * Moves a finalized request as signer/broadcaster/undone.ts moves it when an accepted deep reorg
+ * took the final block it was confirmed in: back to `broadcast`, followed again (`final_undone_at`).
+ */
+export async function setTxRequestFinalUndone(pool: Pool, requestId: string): Promise<void> {
+  const { rowCount } = await pool.query(
+    `${UNDO_FINAL} WHERE id = $1 AND status = 'confirmed' AND finalized_at IS NOT NULL`,
+    [requestId],
+  );
+  if (rowCount !== 1) throw new Error(`setTxRequestFinalUndone: no finalized request ${requestId}`);
 }
