@@ -26,7 +26,7 @@ import { reopenUndoneColdMoves, reopenUndoneSweeps } from "./failureUndone.js";
 import { type ColdMoveWaits, followColdMoves } from "./followColdMoves.js";
 import { followSweeps } from "./followSweeps.js";
 import { nameSweepsMovedNothing } from "./movedNothing.js";
-import type { NoSignerSeen } from "./noSigner.js";
+import { type NoSignerSeen, noSignerGauge } from "./noSigner.js";
 import { type SettledSweep, settleSweeps } from "./settleSweeps.js";
 import { type StartedSweep, startSweeps } from "./startSweeps.js";
 
@@ -85,6 +85,8 @@ export function createSweeper({
   };
   nameColdMoveFailures(common, chains);
   nameSweepsMovedNothing(common, chains);
+  // Registered from the start: the ColdMoveNoSigner alert's metric is exported before any pass.
+  noSignerGauge(common);
   /** Per chain, the open halt the last tick saw: each halt is logged once, and its end once. */
   const haltSeen = new Map<number, string>();
   /** Per chain, what was logged at the last pass of states that last (each logged once). */
