@@ -45,7 +45,9 @@ describe("sweeps simulation", () => {
       expect(Number(result.stats.sweeper_kills), report(result)).toBeGreaterThan(0);
       expect(result.stats.cold).toBe(1);
       if (seed === 7) expect(Number(result.stats.signer_kills)).toBeGreaterThan(0);
-    });
+      // Seed 7 takes ~75 s alone on this machine (its child signer's starts and kills): under a
+      // whole run's load it passed the default 120 s once (session 39), with nothing wrong.
+    }, 300_000);
   }
 
   it("reports a planted second sweep booking (the invariants can fail)", async () => {
