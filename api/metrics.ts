@@ -53,10 +53,11 @@ export function apiMetrics(registry: Registry): ApiMetrics {
       labelNames: ["outcome"],
     }),
     // A failed withdrawal whose failure a deep reorg undid that cannot be held again
-    // (api/withdrawals/follow.ts: the customer's balance is frozen), once per worker.
+    // (api/withdrawals/follow.ts: the customer's balance is frozen), once by the first worker to
+    // find it (api.withdrawal_failure_undone_unheld, api migration 0025).
     failureUndoneUnheld: counterOnce(registry, {
       name: "custody_api_withdrawal_failure_undone_unheld_total",
-      help: "Failed withdrawals whose failure a deep reorg undid (the chain may pay them) that the api worker cannot hold again because the customer's balance is frozen: they stay failed, unfollowed, until it is unfrozen (counted once per worker)",
+      help: "Failed withdrawals whose failure a deep reorg undid (the chain may pay them) that the api worker cannot hold again because the customer's balance is frozen: they stay failed, unfollowed, until it is unfrozen (counted once per undone failure, by the first worker to find it)",
       labelNames: [],
     }),
   };

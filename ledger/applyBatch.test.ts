@@ -244,6 +244,22 @@ describe("applyBatch", () => {
     expect(codes(out)).toEqual(["LEDGER_ACCOUNT_FROZEN", "created"]);
   });
 
+  it("takes a hold placed again for a reorged payment (heldAgain) on a frozen account; pending only", () => {
+    const s = state();
+    const u1 = s.accounts.get(accountKey(A, "user:1"));
+    if (u1) u1.frozen = true;
+    const out = applyBatch(
+      [
+        t("a", "user:1", HOT, 1n, { type: "pending", heldAgain: true }),
+        t("b", "user:1", HOT, 1n, { type: "pending" }),
+        t("c", "user:1", HOT, 1n, { heldAgain: true }),
+      ],
+      s,
+    );
+    // old code: got LEDGER_ACCOUNT_FROZEN for all three (no heldAgain: a reorged payment's hold refused)
+    expect(codes(out)).toEqual(["created", "LEDGER_ACCOUNT_FROZEN", "LEDGER_INVALID_TRANSFER"]);
+  });
+
   it("validates before touching state", () => {
     const out = applyBatch(
       [

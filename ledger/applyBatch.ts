@@ -184,6 +184,8 @@ export function validateTransfer(
     );
   if (t.debit === t.credit)
     return fail("LEDGER_INVALID_TRANSFER", "debit and credit must differ", "credit");
+  if (t.heldAgain !== undefined && (t.heldAgain !== true || t.type !== "pending"))
+    return fail("LEDGER_INVALID_TRANSFER", "heldAgain is for pending transfers", "heldAgain");
   if (t.timeoutSeconds !== undefined) {
     if (t.type !== "pending")
       return fail(
@@ -386,7 +388,8 @@ export function applyBatch(inputs: readonly BatchInput[], state: BatchState): Ba
     }
     // Freezing stops the owner spending; a reorg hold takes back a deposit the chain no longer has,
     // and refused (a sticky failure of its one id) it was never placed, even after the unfreeze.
-    if (debit.frozen && nt.kind !== "reorg_hold")
+    // A hold placed again for a payment a reorg undid (`heldAgain`) spends nothing new either.
+    if (debit.frozen && nt.kind !== "reorg_hold" && !(type === "pending" && nt.heldAgain))
       return fail("LEDGER_ACCOUNT_FROZEN", `${debit.name} is frozen`, "debit");
     if (type === "single") {
       move(debit, "debitsPosted", nt.amount);

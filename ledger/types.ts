@@ -78,6 +78,13 @@ export type NewTransfer = Common & {
   timeoutSeconds?: number;
   /** This transfer compensates that one (e.g. a deposit credit orphaned by a deep reorg). */
   reverses?: string;
+  /**
+   * Pending only: the hold of money already paid out, placed again because a reorg reversed its
+   * posting (in the same transaction, so the owner's available balance does not move). No new
+   * spend, so a frozen debit account takes it: refused, the ledger would show paid what the chain
+   * no longer holds while the same signed bytes are sent again whatever the freeze. Not stored.
+   */
+  heldAgain?: boolean;
 };
 
 /** Resolve a hold: post (all, or `amount` and release the rest) or void it. */

@@ -471,6 +471,17 @@ describe("a withdrawal whose failure a deep reorg undid", () => {
     await withdrawals.syncOutcomes();
     expect((await t.withdrawal(id)).status).toBe("failed");
     expect(await unheld()).toBe(1);
+    // A restarted (or a second) api worker reads it again: already reported, not counted again.
+    const restarted = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
+    await restarted.syncOutcomes();
+    expect((await t.withdrawal(id)).status).toBe("failed");
+    // old code: expected 2 to be 1 (counted once per process: every restart fired the alert again)
+    expect(await unheld()).toBe(1);
+    const { rows: reported } = await t.ctx.db.pool.query(
+      "SELECT chain_id::int, tx_hash FROM api.withdrawal_failure_undone_unheld WHERE withdrawal_id = $1",
+      [id],
+    );
+    expect(reported).toEqual([{ chain_id: 31337, tx_hash: expect.any(String) }]);
 
     // The operator unfreezes it (docs/runbooks/WithdrawalFailureUndoneUnheld.md, `custody-node
     // ledger unfreeze`): the next pass holds it again.

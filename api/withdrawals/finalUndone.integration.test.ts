@@ -27,7 +27,9 @@ let ledger: Ledger;
 let withdrawals: Withdrawals;
 
 beforeAll(async () => {
-  t = await createWithdrawalOutcomeTest({ fund: { customers: ["lea", "max"], amount: 10n * ETH } });
+  t = await createWithdrawalOutcomeTest({
+    fund: { customers: ["lea", "max", "ned"], amount: 10n * ETH },
+  });
   ledger = t.ledger;
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
 }, 120_000);
@@ -146,5 +148,35 @@ describe("a finalized withdrawal whose final block a deep reorg undid", () => {
       "withdrawal.reorged",
       "withdrawal.failed",
     ]);
+  });
+
+  it("reverts a frozen customer's posting to a hold too: money that already left is no new spend", async () => {
+    const id = await t.withdraw("ned", 2n * ETH);
+    await finalizedAt40(id, 5);
+    // Frozen (compliance) after it was paid; the signer re-sends the same bytes whatever the freeze.
+    await ledger.freeze({ assetId: NATIVE, name: "user:ned" });
+    await setTxRequestFinalUndone(t.ctx.db.pool, `withdrawal:${id}`);
+    await withdrawals.syncOutcomes();
+    // old code: expected 'finalized' to be 'broadcast' (the hold refused, LEDGER_ACCOUNT_FROZEN:
+    // "applying signer outcome failed" every pass, the posting stood while the chain held nothing)
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
+    expect(await available("ned")).toBe(8n * ETH);
+    expect((await balance("ned")).debitsPending).toBe(2n * ETH);
+    // Still frozen: nothing new leaves.
+    expect((await ledger.getAccount({ assetId: NATIVE, name: "user:ned" }))?.frozen).toBe(true);
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: PAYMENT,
+      nonce: 5,
+      block: 45,
+      finalized: true,
+      fee: 21_000n * GWEI,
+      reorgs: 1,
+    });
+    await withdrawals.syncOutcomes();
+    expect((await t.withdrawal(id)).status).toBe("finalized");
+    expect((await balance("ned")).debitsPending).toBe(0n);
+    expect(await available("ned")).toBe(8n * ETH);
+    expect((await ledger.check()).problems).toEqual([]);
   });
 });

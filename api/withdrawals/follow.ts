@@ -66,8 +66,39 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
   const { pool, log, holds, move, ring, common } = stages;
   const shortfalls = reorgShortfallCounter(common.metrics.registry);
   const { pullBackBlocked, lockUnsigned, pullBackLocked } = createBlockedPullBack(stages);
-  /** Undone failures refused a hold on a frozen balance, reported once by this worker. */
+  /**
+   * Undone failures refused a hold on a frozen balance already reported (by any worker): not
+   * asked about again here. Keyed by withdrawal and the signer's failure_undone_at.
+   */
   const unheld = new Set<string>();
+
+  /**
+   * Reports an undone failure a frozen balance refused to hold again: the counter and the error
+   * log only if this is its first report by any worker (api migration 0025), so a restarted or
+   * second worker does not fire WithdrawalFailureUndoneUnheld again for it.
+   */
+  async function reportUnheld(id: string, o: TxOutcome, err: BaseError) {
+    const undoneAt = o.failureUndoneAt ?? null;
+    const key = `${id}:${undoneAt?.toISOString()}`;
+    if (undoneAt === null || unheld.has(key)) return;
+    const { rowCount } = await pool.query(
+      `INSERT INTO api.withdrawal_failure_undone_unheld (withdrawal_id, failure_undone_at, chain_id, tx_hash)
+       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      [id, undoneAt, o.chainId, o.txHash],
+    );
+    unheld.add(key);
+    if (rowCount !== 1) return;
+    stages.metrics.failureUndoneUnheld.inc();
+    log.error({
+      msg: "withdrawal's failure undone by a deep reorg, but the customer's balance is frozen: not held again, not followed until it is unfrozen",
+      alert: "withdrawal_failure_undone_unheld",
+      withdrawal_id: id,
+      chain_id: o.chainId,
+      tx_hash: o.txHash,
+      request_status: o.status,
+      err,
+    });
+  }
   /** One planned move: its ledger step, then the status change (same transaction). */
   async function step(client: PoolClient, w: Withdrawal, m: Move, o: TxOutcome) {
     const txHash = o.txHash ?? undefined;
@@ -267,31 +298,26 @@ export function createOutcomeFollower(stages: WithdrawalStages) {
       const moves = planFor(posted, o);
       if (moves.length === 0) continue;
       try {
-        if (await applyOutcome(id, status)) {
-          changed++;
-          unheld.delete(id);
-        }
+        if (await applyOutcome(id, status)) changed++;
       } catch (err) {
         // A frozen balance takes no withdrawal hold (LEDGER_ACCOUNT_FROZEN): one whose failure a
-        // deep reorg undid stays failed and unfollowed while the chain may pay it. Reported once
-        // per worker (alert WithdrawalFailureUndoneUnheld), not a log line every full scan.
+        // deep reorg undid stays failed and unfollowed while the chain may pay it. Reported once,
+        // by the first worker to find it (alert WithdrawalFailureUndoneUnheld), not a log line
+        // every full scan nor again after a restart.
         if (
           status === "failed" &&
           err instanceof BaseError &&
           err.code === "LEDGER_ACCOUNT_FROZEN"
         ) {
-          if (unheld.has(id)) continue;
-          unheld.add(id);
-          stages.metrics.failureUndoneUnheld.inc();
-          log.error({
-            msg: "withdrawal's failure undone by a deep reorg, but the customer's balance is frozen: not held again, not followed until it is unfrozen",
-            alert: "withdrawal_failure_undone_unheld",
-            withdrawal_id: id,
-            chain_id: o.chainId,
-            tx_hash: o.txHash,
-            request_status: o.status,
-            err,
-          });
+          try {
+            await reportUnheld(id, o, err);
+          } catch (reportErr) {
+            log.error({
+              msg: "reporting an unheld withdrawal failed",
+              withdrawal_id: id,
+              err: reportErr,
+            });
+          }
           continue;
         }
         log.error({ msg: "applying signer outcome failed", withdrawal_id: id, err });

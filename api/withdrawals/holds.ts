@@ -108,10 +108,15 @@ export function createWithdrawalHolds(ledger: Ledger, log: Logger) {
     return epoch;
   }
 
-  /** The amount held again from the customer under `epoch` (after `why`). */
-  async function holdAgainAt(client: PoolClient, w: W, epoch: number, why: string) {
+  /**
+   * The amount held again from the customer under `epoch` (after `why`). `paid`: its posting was
+   * reversed in this transaction (a reorg took the payment off the chain), so no new spend, held
+   * also on a frozen balance (the signer sends the same bytes again whatever the freeze).
+   */
+  async function holdAgainAt(client: PoolClient, w: W, epoch: number, why: string, paid = false) {
     await ledger.hold(
       {
+        ...(paid ? { heldAgain: true } : {}),
         id: withdrawalTransferIds(w.id, epoch).hold,
         assetId: assetId(w),
         debit: `user:${w.customerId}`,
@@ -188,7 +193,8 @@ export function createWithdrawalHolds(ledger: Ledger, log: Logger) {
     /**
      * A reorg removed the confirmed tx: reverse the posting and the gas booked with it, and hold
      * the amount again under the next epoch. Returns that epoch. The customer's available balance
-     * does not change (credited back and held again in the same transaction).
+     * does not change (credited back and held again in the same transaction), so a frozen balance
+     * takes it too (`heldAgain`): the money left before, the freeze stops only new spends.
      */
     async revert(client: PoolClient, w: W, bookedFee: bigint | null): Promise<number> {
       const before = withdrawalTransferIds(w.id, w.reorgCount);
@@ -243,7 +249,7 @@ export function createWithdrawalHolds(ledger: Ledger, log: Logger) {
           }),
           { client },
         );
-      await holdAgainAt(client, w, epoch, "a reorg");
+      await holdAgainAt(client, w, epoch, "a reorg", true);
       return epoch;
     },
 

@@ -38,7 +38,7 @@ let withdrawals: Withdrawals;
 
 beforeAll(async () => {
   t = await createWithdrawalOutcomeTest({
-    fund: { customers: ["alice", "bob", "carol"], amount: 10n * ETH },
+    fund: { customers: ["alice", "bob", "carol", "dan"], amount: 10n * ETH },
   });
   ledger = t.ledger;
   withdrawals = createWithdrawals({ common: t.ctx.common, pool: t.ctx.db.pool, ledger });
@@ -188,6 +188,33 @@ describe("withdrawal outcomes from the signer", () => {
       [[eventIdOf(`withdrawal:${id}:confirmed`), eventIdOf(`withdrawal:${id}:confirmed:2`)]],
     );
     expect(rows).toHaveLength(2);
+    expect((await ledger.check()).ok).toBe(true);
+  });
+
+  it("a frozen customer's confirmed withdrawal reorged out is held again: the freeze refuses new spends, not money already sent", async () => {
+    const id = await t.withdraw("dan", 2n * ETH);
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A });
+    await withdrawals.syncOutcomes();
+    await t.signerRecords(id, {
+      status: "confirmed",
+      txHash: TX_A,
+      fee: 21_000n * GWEI,
+      block: 10,
+    });
+    await withdrawals.syncOutcomes();
+    expect((await t.withdrawal(id)).status).toBe("confirmed");
+    await ledger.freeze({ assetId: NATIVE, name: "user:dan" });
+
+    await t.signerRecords(id, { status: "broadcast", txHash: TX_A, reorgs: 1 });
+    await withdrawals.syncOutcomes();
+    // old code: expected 'confirmed' to be 'broadcast' (LEDGER_ACCOUNT_FROZEN on the hold:
+    // "applying signer outcome failed" every pass, posted while the chain showed no payment)
+    expect((await t.withdrawal(id)).status).toBe("broadcast");
+    const held = await balance("dan");
+    expect(held.debitsPending).toBe(2n * ETH);
+    expect(held.available).toBe(8n * ETH);
+    // A new spend of the frozen balance is still refused.
+    await expect(t.withdraw("dan", 1n * ETH)).rejects.toThrow(/409.*LEDGER_ACCOUNT_FROZEN/);
     expect((await ledger.check()).ok).toBe(true);
   });
 
