@@ -44,6 +44,13 @@ export {
   type TracedBlock,
 } from "./evm/createEvmAdapter.js";
 export { feeFieldMissing, feePaid, receiptFieldMissing } from "./evm/feePaid.js";
+export {
+  GAS_PRICE_ORACLE_ABI,
+  isMissingFunctionRevert,
+  OP_GAS_PRICE_ORACLE,
+  operatorFeeAsked,
+  operatorFeePaid,
+} from "./evm/operatorFee.js";
 export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";
 export { rpcMetrics } from "./metrics.js";
 export { type KnownChain, knownChains, MULTICALL3_ADDRESS, multicall3For } from "./registry.js";

@@ -11,11 +11,13 @@ import {
   ChainDataInconsistentError,
   feeFieldMissing,
   feePaid,
+  operatorFeeAsked,
   type RawBlock,
   type RawLog,
   type RawReceipt,
   transactionsLeftOut,
 } from "../chains/index.js";
+import { mapLimit } from "../foundation/mapLimit.js";
 
 export const NATIVE_ASSET = "0x0000000000000000000000000000000000000000";
 
@@ -157,6 +159,41 @@ function topicAddress(topic: Hex): string {
   return `0x${topic.slice(26)}`.toLowerCase();
 }
 
+/**
+ * The operator fee each watched sender's transaction in `data` paid (for extractFacts'
+ * `operatorFees`), read from the chain at its receipt's block: 0 where the chain charges none.
+ * One not told (no answer, a node error) throws: the range is not committed, and is read again.
+ */
+export async function operatorFeesOf(
+  data: Pick<RangeData, "blocks" | "receipts">,
+  watched: Watched,
+  read: (receipt: {
+    gasUsed: bigint;
+    blockNumber: bigint;
+    type?: unknown;
+    operatorFeeScalar?: unknown;
+    operatorFeeConstant?: unknown;
+  }) => Promise<bigint>,
+): Promise<Map<string, bigint>> {
+  const receipts: RawReceipt[] = [];
+  for (const block of data.blocks)
+    for (const tx of block.transactions) {
+      if (!watched.has(tx.from.toLowerCase())) continue;
+      const receipt = data.receipts.get(tx.hash.toLowerCase());
+      if (receipt) receipts.push(receipt);
+    }
+  const fees = await mapLimit(receipts, 8, (r) =>
+    read({
+      gasUsed: BigInt(r.gasUsed),
+      blockNumber: BigInt(r.blockNumber),
+      type: r.type,
+      operatorFeeScalar: r.operatorFeeScalar,
+      operatorFeeConstant: r.operatorFeeConstant,
+    }),
+  );
+  return new Map(receipts.map((r, i) => [r.transactionHash.toLowerCase(), fees[i]!]));
+}
+
 export function extractFacts(
   data: RangeData,
   {
@@ -164,6 +201,7 @@ export function extractFacts(
     tokens,
     l1DataFee,
     onFeeFieldMissing,
+    operatorFees,
   }: {
     watched: Watched;
     tokens: Address[];
@@ -171,6 +209,13 @@ export function extractFacts(
     l1DataFee?: "none" | "op-stack" | undefined;
     /** Told the field before the range is refused for a receipt missing it (the caller counts it). */
     onFeeFieldMissing?: (field: "effectiveGasPrice" | "l1Fee") => void;
+    /**
+     * The operator fee each watched sender's transaction paid (OP stack since Isthmus), by tx
+     * hash, read from the chain by the caller (operatorFeesOf): receipts do not carry it. One not
+     * given where the chain charges it (an OP-stack chain, or a receipt with its fields) refuses
+     * the range: the fee fact would say less than the wallet paid.
+     */
+    operatorFees?: ReadonlyMap<string, bigint> | undefined;
   },
 ): Fact[] {
   checkBlocksLinked(data.blocks);
@@ -227,6 +272,9 @@ export function extractFacts(
           onFeeFieldMissing?.(missing);
           throw new ChainDataInconsistentError(`receipt of ${txHash} has no ${missing}`);
         }
+        const operatorFee = operatorFees?.get(txHash);
+        if (operatorFee === undefined && operatorFeeAsked({ l1DataFee }, receipt))
+          throw new ChainDataInconsistentError(`no operator fee read for ${txHash}`);
         facts.push({
           blockNumber,
           blockHash,
@@ -238,11 +286,12 @@ export function extractFacts(
           from,
           // Gas goes to the block producer and the burn; the fact records who paid.
           to: NATIVE_ASSET,
-          // With an OP-stack receipt's L1 data fee: what the signer books to fees:gas.
+          // With an OP-stack receipt's L1 data fee and operator fee: what the signer books to fees:gas.
           amount: feePaid({
             gasUsed: BigInt(receipt.gasUsed),
             effectiveGasPrice: BigInt(receipt.effectiveGasPrice!),
             l1Fee: receipt.l1Fee,
+            operatorFee: operatorFee ?? 0n,
           }),
         });
       }

@@ -17,7 +17,9 @@ import { bookTreasuryMove, DEPLOYS_ARE_NOT_REQUESTS } from "./treasury.js";
 /**
  * Book the deploy's gas (debit fees:gas, credit custody:hot) as a treasury gas move, in the
  * caller's transaction; idempotent by chain id + tx hash. The amount is what the deploy cost the
- * wallet (feePaid: gas, plus the L1 data fee on OP-stack chains), as the indexer's fee fact records it.
+ * wallet (feePaid: gas, plus the L1 data fee and the operator fee on OP-stack chains), as the
+ * indexer's fee fact records it. The operator fee is the caller's read of the chain at the
+ * receipt's block (chains' `operatorFeePaid`): receipts do not carry it.
  * A receipt missing a field of that (feeFieldMissing) is refused: booked, it would under-book.
  */
 export async function bookDeployGas({
@@ -27,6 +29,7 @@ export async function bookDeployGas({
   client,
   hotWallet,
   receipt,
+  operatorFee,
   by,
   reason,
 }: {
@@ -36,6 +39,8 @@ export async function bookDeployGas({
   client: PoolClient;
   hotWallet: string;
   receipt: { transactionHash: Hex; gasUsed: bigint; effectiveGasPrice: bigint; l1Fee?: unknown };
+  /** What the chain charged outside gas and the L1 data fee (chains' `operatorFeePaid`). */
+  operatorFee: bigint;
   /** The treasury move's `by` and `reason`. */
   by: string;
   reason: string;
@@ -55,7 +60,7 @@ export async function bookDeployGas({
         chainId: chain.chainId,
         txHash: receipt.transactionHash,
         wallet: hotWallet,
-        amount: feePaid(receipt),
+        amount: feePaid({ ...receipt, operatorFee }),
         by,
         reason,
       },

@@ -9,15 +9,12 @@
  * (each hardfork so far changed one: Ecotone and Fjord the L1 fee's, Jovian the operator fee's).
  * A gas limit a node would refuse for intrinsic gas is refused here with a clear error.
  */
+import { type Hex, isHex, type PublicClient, parseGwei, serializeTransaction } from "viem";
 import {
-  type Hex,
-  isHex,
-  type PublicClient,
-  parseAbi,
-  parseGwei,
-  serializeTransaction,
-} from "viem";
-import { NoHealthyEndpointError, RpcUnavailableError } from "../chains/index.js";
+  GAS_PRICE_ORACLE_ABI,
+  isMissingFunctionRevert,
+  OP_GAS_PRICE_ORACLE,
+} from "../chains/index.js";
 import { BaseError } from "../foundation/errors.js";
 import { mapLimit } from "../foundation/mapLimit.js";
 import type { Fees } from "./fees.js";
@@ -29,8 +26,7 @@ export const ZERO_BYTE_GAS = 4n;
 export const NONZERO_BYTE_GAS = 16n;
 /** Default headroom over the estimate for state changing between estimate and inclusion: 20%. */
 export const DEFAULT_GAS_LIMIT_MARGIN_BPS = 2_000;
-/** Where OP-stack chains (Optimism, Base, …) expose the L1 data fee. */
-export const OP_GAS_PRICE_ORACLE = "0x420000000000000000000000000000000000000F";
+export { OP_GAS_PRICE_ORACLE };
 
 /** How a chain charges the L1 data cost of a transaction. */
 export type L1DataFeeModel =
@@ -183,12 +179,6 @@ export async function estimateTxGas(
   }
 }
 
-/** The GasPriceOracle's fee reads (viem's `estimateL1Fee` reads it too, but never at a given block). */
-const GAS_PRICE_ORACLE_ABI = parseAbi([
-  "function getL1Fee(bytes) view returns (uint256)",
-  "function getOperatorFee(uint256) view returns (uint256)",
-]);
-
 /** Where the L1 data fees one intake round compares are read: one block, one L1 price. */
 export type L1FeeAt = { blockNumber: bigint };
 
@@ -288,32 +278,6 @@ export async function operatorFees(
     fees.set(g, await read(g));
   });
   return fees;
-}
-
-/**
- * The node executed the call and it reverted without revert data: what a Solidity contract does
- * when asked a function it does not have. Read from the node's own JSON-RPC error, the innermost
- * one with a code (3, or geth's -32000 for a revert without data, saying "execution reverted"), not
- * from viem's wrapping of it: viem calls a node's internal error (-32603) a revert too, and maps
- * -32000 to "invalid input" whatever the node said. A transport failure or no endpoint at the
- * block (chains/rpc.ts) is never one, whatever it wraps.
- */
-function isMissingFunctionRevert(error: unknown): boolean {
-  let node: { code: number; message?: unknown; data?: unknown } | undefined;
-  let e: unknown = error;
-  for (let depth = 0; e && typeof e === "object" && depth < 12; depth++) {
-    if (e instanceof RpcUnavailableError || e instanceof NoHealthyEndpointError) return false;
-    const o = e as { code?: unknown; cause?: unknown };
-    if (typeof o.code === "number") node = o as typeof node;
-    e = o.cause;
-  }
-  return (
-    node !== undefined &&
-    (node.code === 3 || node.code === -32000) &&
-    typeof node.message === "string" &&
-    /\bexecution reverted\b/i.test(node.message) &&
-    (node.data === undefined || node.data === null || node.data === "0x")
-  );
 }
 
 /**

@@ -18,6 +18,7 @@
  */
 import { encodeFunctionData, type Hex, pad, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { operatorFeePaid } from "../chains/index.js";
 import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
 import type { TxOutcome } from "./outcomes.js";
@@ -300,7 +301,11 @@ describe("incomplete receipts", () => {
         expect(o.fee! > o.gasUsed! * o.effectiveGasPrice!).toBe(true),
       );
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
-      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + l1Fee);
+      // This stand-in answers every call, getOperatorFee too (36 bytes of calldata: 36,000 wei):
+      // the operator fee the chain asks at the block is booked with it (opStackFeeBooked).
+      const operatorFee = await operatorFeePaid(t.client, { l1DataFee: "op-stack" }, receipt);
+      expect(operatorFee).toBe(36_000n);
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + l1Fee + operatorFee);
       // anvil's receipts, without l1Fee, were left aside and counted.
       expect(await countedMissing("l1Fee")).toBeGreaterThan(counted);
     } finally {

@@ -57,7 +57,7 @@ export type TxOutcome = {
   receiptSuccess: boolean | null;
   gasUsed: bigint | null;
   effectiveGasPrice: bigint | null;
-  /** What the mined attempt cost the hot wallet, wei (chains/evm/feePaid.ts: gasUsed × effectiveGasPrice, plus an OP-stack receipt's L1 data fee). */
+  /** What the mined attempt cost the hot wallet, wei (chains/evm/feePaid.ts: gasUsed × effectiveGasPrice, plus on OP-stack chains the receipt's L1 data fee and the operator fee read from the chain). */
   fee: bigint | null;
   /** The value transfer's fact position: `tx` (native) or `transfer:<n>` (ERC-20), else null. */
   transferPosition: string | null;

@@ -3,7 +3,10 @@
  * sweep or cold move), the indexer (the sender's `fee` fact) and deploy-gas bookings share, so
  * reconciliation compares like with like: gas used × effective gas price, plus the L1 data fee
  * OP-stack receipts (Optimism, Base) carry as `l1Fee` and charge outside gas. On L1 chains and
- * Arbitrum (whose L1 cost is charged as gas) receipts carry no `l1Fee`: it adds nothing.
+ * Arbitrum (whose L1 cost is charged as gas) receipts carry no `l1Fee`: it adds nothing. Since
+ * Isthmus OP-stack chains also charge an operator fee outside gas, which receipts do not carry
+ * (only its parameters): callers read it from the chain (operatorFee.ts `operatorFeePaid`) and pass
+ * it as `operatorFee`.
  */
 import { hexToBigInt, isHex, size } from "viem";
 
@@ -12,12 +15,14 @@ export function feePaid(receipt: {
   gasUsed: bigint;
   effectiveGasPrice: bigint;
   l1Fee?: unknown;
+  /** The operator fee the chain charged (operatorFee.ts `operatorFeePaid`); 0 when not given. */
+  operatorFee?: bigint;
 }): bigint {
   const l1 = receipt.l1Fee;
   let l1Fee = 0n;
   if (typeof l1 === "bigint") l1Fee = l1;
   else if (typeof l1 === "string" && isHex(l1) && size(l1) > 0) l1Fee = hexToBigInt(l1);
-  return receipt.gasUsed * receipt.effectiveGasPrice + l1Fee;
+  return receipt.gasUsed * receipt.effectiveGasPrice + l1Fee + (receipt.operatorFee ?? 0n);
 }
 
 /** An OP-stack deposit (L1 to L2) transaction: its gas was bought on L1 and its receipt has no `l1Fee`. */

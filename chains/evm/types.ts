@@ -41,6 +41,9 @@ export type RawReceipt = {
   type?: Hex;
   /** OP-stack chains: the L1 data fee the sender paid on top of gas (chains/evm/feePaid.ts). */
   l1Fee?: Hex;
+  /** OP-stack chains since Isthmus: the operator fee's parameters (not the fee: chains/evm/operatorFee.ts). */
+  operatorFeeScalar?: Hex;
+  operatorFeeConstant?: Hex;
   contractAddress: Hex | null;
   /** The transaction's logs (read only to check a range's eth_getLogs answer is whole). */
   logs?: RawLog[];

@@ -3,12 +3,14 @@
  * directly where the confirmation rule is already met), confirmations of earlier facts, the
  * checkpoint (locked and compared with the range's parent), and the published finalized block.
  */
+import { operatorFeePaid } from "../../chains/index.js";
 import { type PoolClient, withTransaction } from "../../foundation/db.js";
 import {
   type BlockHeader,
   extractFacts,
   type Fact,
   headerOf,
+  operatorFeesOf,
   type RangeData,
   txsNeedingReceipts,
 } from "../extractFacts.js";
@@ -96,9 +98,15 @@ export async function commitRange(
   await fetchReceipts(ctx, data.blocks, txsNeedingReceipts(data.blocks, watched), data.receipts);
   // Against the watched set as it is now, for both stages' answers (ranged or by hash).
   const logs = await recoverCutLogs(ctx, data);
+  // What each watched sender paid outside gas and the L1 data fee (OP stack since Isthmus):
+  // receipts do not carry it, so it is read from the chain at the receipt's block.
+  const operatorFees = await operatorFeesOf(data, watched, (r) =>
+    operatorFeePaid(ctx.adapter.client, ctx.chain, r),
+  );
   const facts: Fact[] = extractFacts(
     { ...data, logs },
     {
+      operatorFees,
       watched,
       tokens,
       l1DataFee: ctx.chain.l1DataFee,

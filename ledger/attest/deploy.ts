@@ -21,6 +21,7 @@ import {
 } from "viem";
 import { artifacts } from "../../chains/contracts/index.js";
 import { type DeploySender, sendDeploy } from "../../chains/contracts/sendDeploy.js";
+import { operatorFeePaid } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { type Pool, withTransaction } from "../../foundation/db.js";
 import { type DeployedContract, getContract, recordContract } from "../../indexers/index.js";
@@ -67,6 +68,8 @@ export async function deployReservesAttestor({
     name: RESERVES_ATTESTOR,
   });
   await assertAttestor(client, address, attester);
+  // Read before the transaction: a fee the chain does not tell books nothing (run again).
+  const operatorFee = await operatorFeePaid(client, chain, receipt);
   const recorded = await withTransaction(pool, async (c) => {
     const r = await recordContract(c, {
       chainId: chain.chainId,
@@ -85,6 +88,7 @@ export async function deployReservesAttestor({
       client: c,
       hotWallet: attester,
       receipt,
+      operatorFee,
       by: "attest deploy",
       reason: "ReservesAttestor deploy gas",
     });

@@ -33,6 +33,9 @@ export type TrackedReceipt = {
   effectiveGasPrice: bigint;
   /** OP-stack receipts: the L1 data fee charged on top of gas (hex, as the node sent it). */
   l1Fee?: Hex;
+  /** OP-stack receipts since Isthmus: the operator fee's parameters (the fee is read: track.ts). */
+  operatorFeeScalar?: Hex;
+  operatorFeeConstant?: Hex;
   logs: ReceiptLogLike[];
 };
 
@@ -122,6 +125,8 @@ type RawReceiptWithLogs = {
   gasUsed: Hex;
   effectiveGasPrice?: Hex;
   l1Fee?: Hex;
+  operatorFeeScalar?: Hex;
+  operatorFeeConstant?: Hex;
   type?: Hex;
   logs: { address: Hex; topics: Hex[]; data: Hex; logIndex: Hex | null }[];
 };
@@ -169,6 +174,8 @@ function parseReceipt(r: RawReceiptWithLogs): TrackedReceipt {
     gasUsed: BigInt(r.gasUsed),
     effectiveGasPrice: BigInt(r.effectiveGasPrice!),
     ...(r.l1Fee ? { l1Fee: r.l1Fee } : {}),
+    ...(r.operatorFeeScalar ? { operatorFeeScalar: r.operatorFeeScalar } : {}),
+    ...(r.operatorFeeConstant ? { operatorFeeConstant: r.operatorFeeConstant } : {}),
     logs: r.logs.map((l) => ({
       address: l.address,
       topics: l.topics,

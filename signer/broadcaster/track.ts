@@ -37,7 +37,8 @@
  */
 import type { Hex } from "viem";
 import { NoHealthyEndpointError } from "../../chains/errors.js";
-import { feePaid, finalityRule } from "../../chains/index.js";
+import { feePaid, finalityRule, operatorFeePaid } from "../../chains/index.js";
+import { mapLimit } from "../../foundation/mapLimit.js";
 import type { Lease } from "../lease.js";
 import type { NonceEvidence } from "../nonceEvidence.js";
 import { NONCE_FILL_KIND } from "../operator.js";
@@ -87,7 +88,13 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
   /** Record receipts found: one transaction for the whole set (a busy wallet mines hundreds). */
   async function markMined(lease: Lease, found: readonly Mined[]): Promise<void> {
     if (found.length === 0) return;
-    const rows = found.map(({ req, winner, receipt }) => {
+    // What each paid the chain outside gas and the L1 data fee: the operator fee (OP stack since
+    // Isthmus), read from the chain at the receipt's block. One not told (no answer, a node error)
+    // throws: the round records none of them and reads them again next tick, never a fee without it.
+    const operatorFees = await mapLimit(found, 8, ({ receipt }) =>
+      operatorFeePaid(ctx.client, ctx.chain, receipt),
+    );
+    const rows = found.map(({ req, winner, receipt }, i) => {
       const paid = winner.purpose === "send" && receipt.success;
       const sent = { from: ctx.from, to: req.to, value: req.value, data: req.data };
       const listed = ctx.chain.tokens.map((t) => t.address);
@@ -97,7 +104,8 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       // Not a payment: it fails at its final block like a revert (nextStep), never confirmed.
       const nothing = paid && !position && !charged && transferMovedNothing(sent, receipt.logs);
       const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
-      return { req, winner, receipt, position, charged, nothing, rechained };
+      const fee = feePaid({ ...receipt, operatorFee: operatorFees[i]! });
+      return { req, winner, receipt, fee, position, charged, nothing, rechained };
     });
     /**
      * Requests an operator failed whose own send mined, and requests whose failure a deep reorg
@@ -160,7 +168,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
           rows.map((x) => x.receipt.success),
           rows.map((x) => x.receipt.gasUsed.toString()),
           rows.map((x) => x.receipt.effectiveGasPrice.toString()),
-          rows.map((x) => feePaid(x.receipt).toString()),
+          rows.map((x) => x.fee.toString()),
           rows.map((x) => x.position?.position ?? null),
           rows.map((x) => x.position?.logIndex ?? null),
           rows.map((x) => (x.rechained ? 1 : 0)),

@@ -12,6 +12,7 @@
 import { type Address, encodeDeployData, getAddress, type Hex, type PublicClient } from "viem";
 import { forwarderFactory, forwarderInitCodeHash } from "../../chains/contracts/index.js";
 import { sendDeploy } from "../../chains/contracts/sendDeploy.js";
+import { operatorFeePaid } from "../../chains/index.js";
 import { withTransaction } from "../../foundation/db.js";
 import {
   addWatchedAddresses,
@@ -51,7 +52,9 @@ export async function deployForwarderFactory({
     const receipt = await client
       .getTransactionReceipt({ hash: existing.deployTxHash as Hex })
       .catch(() => null);
-    if (receipt)
+    if (receipt) {
+      // Read before the transaction: a fee the chain does not tell books nothing (run again).
+      const operatorFee = await operatorFeePaid(client, chain, receipt);
       await withTransaction(pool, (c) =>
         bookDeployGas({
           common,
@@ -60,10 +63,11 @@ export async function deployForwarderFactory({
           client: c,
           hotWallet: existing.hotWallet,
           receipt,
+          operatorFee,
           ...FACTORY_GAS,
         }),
       );
-    else
+    } else
       log.warn({
         msg: "factory deploy receipt not found: book its gas with custody-node treasury deploy-gas",
         tx_hash: existing.deployTxHash,
@@ -83,6 +87,7 @@ export async function deployForwarderFactory({
       log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet }),
   });
   await assertFactory(client, address, hotWallet);
+  const operatorFee = await operatorFeePaid(client, chain, receipt);
   const { contract, created } = await withTransaction(pool, async (c) => {
     const recorded = await recordContract(c, {
       chainId: chain.chainId,
@@ -108,7 +113,16 @@ export async function deployForwarderFactory({
     );
     await notifyWatchedAddress(c, chain.chainId, [recorded.contract.hotWallet.toLowerCase()]);
     // The deploy gas left the hot wallet: booked with the deployment, so reconciliation pairs it.
-    await bookDeployGas({ common, pool, chain, client: c, hotWallet, receipt, ...FACTORY_GAS });
+    await bookDeployGas({
+      common,
+      pool,
+      chain,
+      client: c,
+      hotWallet,
+      receipt,
+      operatorFee,
+      ...FACTORY_GAS,
+    });
     return recorded;
   });
   log.info({ msg: "forwarder factory deployed", address: contract.address, tx_hash: hash });

@@ -1,0 +1,158 @@
+/**
+ * The fee booked for a mined send on an OP-stack chain since Isthmus: gas x effective gas price,
+ * the L1 data fee the receipt carries (`l1Fee`), and the operator fee, which the receipt does NOT
+ * carry (only its parameters `operatorFeeScalar` / `operatorFeeConstant`): it is the chain's
+ * `GasPriceOracle.getOperatorFee(gasUsed)` at the receipt's block. Booked without it, `fees:gas`
+ * is short of what left the hot wallet and reconciliation shows a break on every send.
+ *
+ * anvil charges no L1 or operator fee and its receipts carry neither field (`--optimism` neither),
+ * so, as on a real OP-stack node, the proxy's receipts carry `l1Fee` and the operator fee
+ * parameters, and the oracle predeploy is a stand-in (testing/gasPriceOracle.ts) put in place with
+ * anvil_setCode: the test holds what the booking reads from the chain. On Base or Optimism the
+ * node's receipts carry these fields and the oracle is the chain's own: the same reads, and the
+ * wallet's balance drops by exactly the fee booked.
+ */
+import { type Hex, parseEther, toFunctionSelector } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OP_GAS_PRICE_ORACLE } from "./gas.js";
+import type { TxOutcome } from "./outcomes.js";
+import { gasPriceOracleRuntime } from "./testing/gasPriceOracle.js";
+import { waitFor } from "./testing/harness.js";
+import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
+import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
+
+const L1_FEE = 0x10n;
+const SCALAR = 4n * 10n ** 12n;
+const CONSTANT = parseEther("0.001");
+const TO = "0x000000000000000000000000000000000000e904" as Hex;
+const SETTINGS = { receiptGraceMs: 250, fullSearchIntervalMs: 250, unpaidRetryMs: 300 };
+
+let t: SignerTest<RpcProxy>;
+let proxy: RpcProxy;
+
+beforeAll(async () => {
+  t = await startSignerTest({
+    chain: {
+      config: { confirmations: { kind: "blocks", blocks: 2 }, l1DataFee: "op-stack" },
+    },
+    proxy: startRpcProxy,
+  });
+  proxy = t.proxy!;
+  // An OP-stack node's receipts (Isthmus): the L1 fee, and the operator fee's parameters only.
+  proxy.setRewrite((call, result) =>
+    (call.method === "eth_getTransactionReceipt" || call.method === "eth_getBlockReceipts") &&
+    result !== null
+      ? Array.isArray(result)
+        ? result.map(opStackReceipt)
+        : opStackReceipt(result)
+      : result,
+  );
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+function opStackReceipt(r: unknown): unknown {
+  return {
+    ...(r as object),
+    l1Fee: `0x${L1_FEE.toString(16)}`,
+    operatorFeeScalar: `0x${SCALAR.toString(16)}`,
+    operatorFeeConstant: `0x${CONSTANT.toString(16)}`,
+  };
+}
+
+/** Mines until the request is confirmed; each mined outcome seen must pass `check`. */
+async function confirmedWith(id: string, check: (o: TxOutcome) => void): Promise<TxOutcome> {
+  return waitFor(
+    `${id} confirmed`,
+    async () => {
+      const o = await t.outcome(id);
+      if (o.fee !== null) check(o);
+      if (o.status === "confirmed" || o.status === "finalized") return o;
+      await t.rpc("evm_mine");
+      return undefined;
+    },
+    { timeoutMs: 60_000, everyMs: 300 },
+  );
+}
+
+describe("the fee booked for a send on an OP-stack chain", () => {
+  it("adds the operator fee the oracle asks at the receipt's block to gas and the L1 fee", async () => {
+    // old code: expected 14089359375016n to be 1014173359375016n (gas + l1Fee only: the
+    // operator fee, ~0.001 ETH here, never booked to fees:gas).
+    await t.rpc("anvil_setCode", [
+      OP_GAS_PRICE_ORACLE,
+      gasPriceOracleRuntime({ l1Fee: L1_FEE, operatorFee: { scalar: SCALAR, constant: CONSTANT } }),
+    ]);
+    const signer = t.run(t.account, { settings: SETTINGS });
+    try {
+      await t.withdraw("opfee-booked", { to: TO, value: parseEther("0.001") });
+      const done = await confirmedWith("opfee-booked", () => {});
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("books no operator fee where the oracle has no getOperatorFee (before Isthmus: reverts without data)", async () => {
+    await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, gasPriceOracleRuntime({ l1Fee: L1_FEE })]);
+    const signer = t.run(t.account, { settings: SETTINGS });
+    try {
+      await t.withdraw("opfee-pre-isthmus", { to: TO, value: parseEther("0.001") });
+      const done = await confirmedWith("opfee-pre-isthmus", () => {});
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE);
+    } finally {
+      await signer.stop();
+    }
+  });
+
+  it("a node error on getOperatorFee books nothing (never a fee without it): the send is recorded mined once the oracle answers", async () => {
+    // old code: expected 7239673875016n to be null (booked at once as gas + l1Fee, the operator
+    // fee never asked).
+    await t.rpc("anvil_setCode", [
+      OP_GAS_PRICE_ORACLE,
+      gasPriceOracleRuntime({ l1Fee: L1_FEE, operatorFee: { scalar: SCALAR, constant: CONSTANT } }),
+    ]);
+    // Sent, not mined yet: the oracle's read fails before the tracker sees the receipt.
+    await t.rpc("evm_setAutomine", [false]);
+    const signer = t.run(t.account, { settings: SETTINGS });
+    const selector = toFunctionSelector("getOperatorFee(uint256)");
+    try {
+      await t.withdraw("opfee-unknown", { to: TO, value: parseEther("0.001") });
+      await waitFor("sent", async () => {
+        const { rows } = await t.ctx.db.pool.query(
+          "SELECT 1 FROM custody.tx_requests WHERE id = $1 AND status = 'broadcast'",
+          ["opfee-unknown"],
+        );
+        return rows.length > 0;
+      });
+      // The signer has read its fees: from now on the oracle's operator fee read fails.
+      proxy.setIntercept((call) => {
+        const tx = (call.params?.[0] ?? {}) as { data?: string; input?: string };
+        return call.method === "eth_call" && (tx.data ?? tx.input ?? "").startsWith(selector)
+          ? { error: { code: -32603, message: "internal error" } }
+          : undefined;
+      });
+      for (let i = 0; i < 4; i++) {
+        await t.rpc("evm_mine");
+        await new Promise((r) => setTimeout(r, 400));
+      }
+      const waiting = await t.outcome("opfee-unknown");
+      expect(waiting.fee).toBeNull();
+      expect(waiting.status).not.toBe("failed");
+      proxy.setIntercept(undefined);
+      const done = await confirmedWith("opfee-unknown", () => {});
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+      await t.rpc("evm_setAutomine", [true]);
+    }
+  });
+});
