@@ -40,32 +40,30 @@ import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendRaw } from "./send.js";
 
+/** A request's final block outcome cleared, back to `broadcast` (what both undos below share). */
+const OUTCOME_CLEARED = `UPDATE custody.tx_requests
+    SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
+        gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
+        transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
+        finalized_at = NULL, reorg_count = reorg_count + 1, outcome_seq = outcome_seq + 1,
+        updated_at = now()`;
+
 /**
  * A `failed` request followed again: back to `broadcast`, its final block's outcome cleared,
  * `failure_undone_at` stamped (the UPDATE without its WHERE; also the tests' fixture of it).
  */
-export const UNDO_FAILURE = `UPDATE custody.tx_requests
-    SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
-        gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
-        transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
-        error_code = NULL, finalized_at = NULL, failure_undone_at = now(),
-        reorg_count = reorg_count + 1, outcome_seq = outcome_seq + 1, updated_at = now()`;
-
-export type UndoneFailures = {
-  check: (lease: Lease, snap: ChainSnapshot) => Promise<void>;
-};
+export const UNDO_FAILURE = `${OUTCOME_CLEARED}, error_code = NULL, failure_undone_at = now()`;
 
 /**
  * A finalized request followed again: back to `broadcast`, its final block's outcome cleared,
  * `final_undone_at` stamped (migration 0127; the UPDATE without its WHERE). Its payment is sent
  * again as it is: `failure_undone_at` stays unset.
  */
-export const UNDO_FINAL = `UPDATE custody.tx_requests
-    SET status = 'broadcast', block_number = NULL, block_hash = NULL, receipt_success = NULL,
-        gas_used = NULL, effective_gas_price = NULL, fee = NULL, transfer_position = NULL,
-        transfer_log_index = NULL, fee_on_transfer = NULL, transfer_moved_nothing = false,
-        finalized_at = NULL, final_undone_at = now(), reorg_count = reorg_count + 1,
-        outcome_seq = outcome_seq + 1, updated_at = now()`;
+export const UNDO_FINAL = `${OUTCOME_CLEARED}, final_undone_at = now()`;
+
+export type UndoneFailures = {
+  check: (lease: Lease, snap: ChainSnapshot) => Promise<void>;
+};
 
 type FailedRow = {
   id: string;
@@ -96,35 +94,56 @@ export function createUndoneFailures(ctx: BroadcasterContext): UndoneFailures {
     return null;
   }
 
-  async function undo(lease: Lease, req: FailedRow, canonical: Hex, reorgId: string) {
-    const cancel = await lease.transaction(async () => {
-      const upd = await lease.query(
-        `${UNDO_FAILURE} WHERE id = $1 AND status = 'failed' AND block_hash = $2`,
-        [req.id, req.block_hash],
-      );
+  /**
+   * The request at its final block moved back to `broadcast` (`undoSql`), attempts live again
+   * (`attemptsSql`, its params after the request id), and its event, in one transaction. Returns the
+   * raw bytes of the attempt that had mined, to send again (null: none of them; undefined: the
+   * request had moved meanwhile, nothing done).
+   */
+  async function followAgain(
+    lease: Lease,
+    req: FailedRow,
+    step: {
+      undoSql: string;
+      attemptsSql: string;
+      attemptParams: unknown[];
+      details: Record<string, unknown>;
+    },
+  ): Promise<Hex | null | undefined> {
+    return lease.transaction(async () => {
+      const upd = await lease.query(step.undoSql, [req.id, req.block_hash]);
       if (upd.rowCount === 0) return undefined;
       const { rows } = await lease.query<{ raw_tx: Hex; tx_hash: Hex }>(
         `UPDATE custody.tx_attempts SET status = 'broadcast', broadcast_at = now()
-          WHERE request_id = $1 AND purpose = 'cancel' AND status IN ('mined', 'replaced')
+          WHERE request_id = $1 AND status IN ('mined', 'replaced') AND ${step.attemptsSql}
           RETURNING raw_tx, tx_hash`,
-        [req.id],
+        [req.id, ...step.attemptParams],
       );
       await recordEvent(lease, {
         requestId: req.id,
-        from: "failed",
+        from: req.status,
         to: "broadcast",
         event: "final_block_undone",
-        details: {
-          error_code: req.error_code,
-          tx_hash: req.tx_hash,
-          block_number: req.block_number,
-          block_hash: req.block_hash,
-          canonical_block_hash: canonical,
-          reorg_id: reorgId,
-        },
+        details: step.details,
       });
-      // The cancel that had mined goes out again at once (the others are live for the stages).
       return rows.find((r) => r.tx_hash === req.tx_hash)?.raw_tx ?? null;
+    });
+  }
+
+  async function undo(lease: Lease, req: FailedRow, canonical: Hex, reorgId: string) {
+    const cancel = await followAgain(lease, req, {
+      undoSql: `${UNDO_FAILURE} WHERE id = $1 AND status = 'failed' AND block_hash = $2`,
+      // The cancel that had mined goes out again at once (the others are live for the stages).
+      attemptsSql: "purpose = 'cancel'",
+      attemptParams: [],
+      details: {
+        error_code: req.error_code,
+        tx_hash: req.tx_hash,
+        block_number: req.block_number,
+        block_hash: req.block_hash,
+        canonical_block_hash: canonical,
+        reorg_id: reorgId,
+      },
     });
     if (cancel === undefined) return;
     ctx.log.warn({
@@ -142,37 +161,21 @@ export function createUndoneFailures(ctx: BroadcasterContext): UndoneFailures {
    * ones: never re-signed, so at most one of its attempts can ever pay at the nonce).
    */
   async function undoFinal(lease: Lease, req: FailedRow, canonical: Hex, reorgId: string) {
-    const raw = await lease.transaction(async () => {
-      const upd = await lease.query(
-        `${UNDO_FINAL} WHERE id = $1 AND status = 'confirmed' AND finalized_at IS NOT NULL
+    const raw = await followAgain(lease, req, {
+      undoSql: `${UNDO_FINAL} WHERE id = $1 AND status = 'confirmed' AND finalized_at IS NOT NULL
             AND block_hash = $2`,
-        [req.id, req.block_hash],
-      );
-      if (upd.rowCount === 0) return undefined;
       // As a reorg's unmine (track.ts): one an operator failed (or whose failure was undone
       // before) gets only its cancels back, never its payment.
-      const { rows } = await lease.query<{ raw_tx: Hex; tx_hash: Hex }>(
-        `UPDATE custody.tx_attempts SET status = 'broadcast', broadcast_at = now()
-          WHERE request_id = $1 AND status IN ('mined', 'replaced')
-            AND (purpose = 'cancel' OR NOT $2)
-          RETURNING raw_tx, tx_hash`,
-        [req.id, req.cancels_only],
-      );
-      await recordEvent(lease, {
-        requestId: req.id,
-        from: "confirmed",
-        to: "broadcast",
-        event: "final_block_undone",
-        details: {
-          finalized: true,
-          tx_hash: req.tx_hash,
-          block_number: req.block_number,
-          block_hash: req.block_hash,
-          canonical_block_hash: canonical,
-          reorg_id: reorgId,
-        },
-      });
-      return rows.find((r) => r.tx_hash === req.tx_hash)?.raw_tx ?? null;
+      attemptsSql: "(purpose = 'cancel' OR NOT $2)",
+      attemptParams: [req.cancels_only],
+      details: {
+        finalized: true,
+        tx_hash: req.tx_hash,
+        block_number: req.block_number,
+        block_hash: req.block_hash,
+        canonical_block_hash: canonical,
+        reorg_id: reorgId,
+      },
     });
     if (raw === undefined) return;
     // Told once the move committed (a pass rolled back changed nothing).
