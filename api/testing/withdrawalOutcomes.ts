@@ -18,7 +18,17 @@ export type WithdrawalOutcomeTest = WithdrawalApiTestContext & {
   /** GET /v1/withdrawals/:id (it must answer 200): the body. */
   // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field by the tests
   withdrawal: (id: string) => Promise<any>;
+  /** The customer's native (chain 31337) ledger balance. */
+  balance: (customer: string) => ReturnType<WithdrawalApiTestContext["ledger"]["balance"]>;
+  /** What the customer can spend of it: posted credits less posted and pending debits. */
+  available: (customer: string) => Promise<bigint>;
+  /** Gas booked to fees:gas (native), net. */
+  gasBooked: () => Promise<bigint>;
+  /** The webhook event types told for a withdrawal, in order. */
+  eventTypes: (withdrawalId: string) => Promise<string[]>;
 };
+
+const NATIVE = "31337:0x0000000000000000000000000000000000000000";
 
 export async function createWithdrawalOutcomeTest(
   options: Parameters<typeof createWithdrawalApiTestContext>[0],
@@ -48,6 +58,22 @@ export async function createWithdrawalOutcomeTest(
       });
       expect(res.statusCode, res.body).toBe(200);
       return res.json();
+    },
+    balance: (customer) => t.ledger.balance({ assetId: NATIVE, name: `user:${customer}` }),
+    async available(customer) {
+      const b = await t.ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
+      return b.creditsPosted - b.debitsPosted - b.debitsPending;
+    },
+    async gasBooked() {
+      const g = await t.ledger.balance({ assetId: NATIVE, name: "fees:gas" });
+      return g.debitsPosted - g.creditsPosted;
+    },
+    async eventTypes(withdrawalId) {
+      const { rows } = await t.ctx.db.pool.query<{ type: string }>(
+        "SELECT type FROM api.webhook_events WHERE payload->>'withdrawal_id' = $1 ORDER BY created_at",
+        [withdrawalId],
+      );
+      return rows.map((r) => r.type);
     },
   };
 }

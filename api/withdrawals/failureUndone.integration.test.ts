@@ -50,11 +50,8 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-const balance = (customer: string) => ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
-const available = async (customer: string) => {
-  const b = await balance(customer);
-  return b.creditsPosted - b.debitsPosted - b.debitsPending;
-};
+const balance = (customer: string) => t.balance(customer);
+const available = (customer: string) => t.available(customer);
 async function owed(customer: string) {
   const r = await ledger.getAccount({ assetId: NATIVE, name: `receivable:reorg:${customer}` });
   return r ? r.debitsPosted - r.creditsPosted : 0n;
@@ -64,18 +61,9 @@ async function lost() {
   const l = await ledger.getAccount({ assetId: NATIVE, name: "expense:reorg_loss" });
   return l ? l.debitsPosted - l.creditsPosted : 0n;
 }
-async function gas() {
-  const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
-  return g.debitsPosted - g.creditsPosted;
-}
+const gas = () => t.gasBooked();
 
-async function eventTypes(id: string): Promise<string[]> {
-  const { rows } = await t.ctx.db.pool.query<{ type: string }>(
-    "SELECT type FROM api.webhook_events WHERE payload->>'withdrawal_id' = $1 ORDER BY created_at",
-    [id],
-  );
-  return rows.map((r) => r.type);
-}
+const eventTypes = (id: string) => t.eventTypes(id);
 
 /** Sent, then failed at a final block by its cancel (gas paid); the outcome pass voids the hold. */
 async function failedByCancel(id: string, nonce: number) {

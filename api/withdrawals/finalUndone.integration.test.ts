@@ -37,22 +37,10 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-const balance = (customer: string) => ledger.balance({ assetId: NATIVE, name: `user:${customer}` });
-const available = async (customer: string) => {
-  const b = await balance(customer);
-  return b.creditsPosted - b.debitsPosted - b.debitsPending;
-};
-async function gas() {
-  const g = await ledger.balance({ assetId: NATIVE, name: "fees:gas" });
-  return g.debitsPosted - g.creditsPosted;
-}
-async function eventTypes(id: string): Promise<string[]> {
-  const { rows } = await t.ctx.db.pool.query<{ type: string }>(
-    "SELECT type FROM api.webhook_events WHERE payload->>'withdrawal_id' = $1 ORDER BY created_at",
-    [id],
-  );
-  return rows.map((r) => r.type);
-}
+const balance = (customer: string) => t.balance(customer);
+const available = (customer: string) => t.available(customer);
+const gas = () => t.gasBooked();
+const eventTypes = (id: string) => t.eventTypes(id);
 
 /** Sent, mined, confirmed and finalized in block 40: posted, gas booked. */
 async function finalizedAt40(id: string, nonce: number) {
