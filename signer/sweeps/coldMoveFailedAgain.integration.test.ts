@@ -5,14 +5,17 @@
  * failure, its undoing and the second failure are written to the request row as the tracker and
  * undone.ts write them (signer/testing/txRequestState.ts).
  */
-import { type Address, type Hex, parseEther } from "viem";
+import { type Address, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendAndMine } from "../../indexers/testing/chain.js";
-import { bookTreasuryMove } from "../../ledger/index.js";
-import { signerTransactions } from "../requests.js";
 import { setTxRequestFailureUndone, setTxRequestState } from "../testing/txRequestState.js";
 import { coldMoveFailedCounter } from "./coldMoves.js";
-import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+import {
+  CHAIN_ID,
+  fundHotWalletFinal,
+  NATIVE,
+  type SweepStack,
+  startSweepStack,
+} from "./testing/stack.js";
 
 const COLD: Address = "0x000000000000000000000000000000000000c01d";
 const REORG_WINDOW = 8;
@@ -42,27 +45,7 @@ async function moveRow(id: string) {
 describe("a failed cold move reopened and failed again", () => {
   it("counts one failure in custody_cold_moves_failed_total", async () => {
     // A funding booked and final: its excess over the ceiling is moved.
-    const funded = await sendAndMine(s.rpc, {
-      from: DEPOSITOR.toLowerCase() as Hex,
-      to: s.hot,
-      value: parseEther("2"),
-      gas: 21_000n,
-    });
-    await s.mine(2);
-    await s.syncAndCredit();
-    await bookTreasuryMove(
-      { common: s.ctx.common, pool: s.ctx.db.pool, ledger: s.ledger, signerTransactions },
-      {
-        move: "fund",
-        chainId: CHAIN_ID,
-        txHash: funded.transactionHash,
-        wallet: s.hot,
-        by: "ops-test",
-        reason: "hot wallet float",
-      },
-    );
-    await s.mine(REORG_WINDOW);
-    await s.syncAndCredit();
+    await fundHotWalletFinal(s, REORG_WINDOW);
     const [started] = (await s.sweeper.tick(CHAIN_ID)).coldStarted;
     const id = started!.id;
     const counted = async () =>

@@ -6,17 +6,20 @@
  * its excess moves. Also: a pass reads the published finalized block once, not once per (wallet,
  * asset). Real anvil, Postgres, Redis, KMS emulator, indexer; no signer runs.
  */
-import { type Address, type Hex, parseEther } from "viem";
+import { type Address, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
-import { sendAndMine } from "../../indexers/testing/chain.js";
-import { bookTreasuryMove } from "../../ledger/index.js";
 import { registerHotWallet } from "../hotWalletKeys.js";
-import { signerTransactions } from "../requests.js";
 import { startColdMoves } from "./coldMoves.js";
 import { noSignerGauge } from "./noSigner.js";
-import { CHAIN_ID, DEPOSITOR, NATIVE, type SweepStack, startSweepStack } from "./testing/stack.js";
+import {
+  CHAIN_ID,
+  fundHotWalletFinal,
+  NATIVE,
+  type SweepStack,
+  startSweepStack,
+} from "./testing/stack.js";
 
 const COLD: Address = "0x000000000000000000000000000000000000c01d";
 const REORG_WINDOW = 8;
@@ -73,27 +76,7 @@ describe("cold moves", () => {
   });
 
   it("requests none for a wallet no configured key signs for, and says so once", async () => {
-    const funded = await sendAndMine(s.rpc, {
-      from: DEPOSITOR.toLowerCase() as Hex,
-      to: s.hot,
-      value: parseEther("2"),
-      gas: 21_000n,
-    });
-    await s.mine(2);
-    await s.syncAndCredit();
-    await bookTreasuryMove(
-      { common: s.ctx.common, pool: s.ctx.db.pool, ledger: s.ledger, signerTransactions },
-      {
-        move: "fund",
-        chainId: CHAIN_ID,
-        txHash: funded.transactionHash,
-        wallet: s.hot,
-        by: "ops-test",
-        reason: "hot wallet float",
-      },
-    );
-    await s.mine(REORG_WINDOW);
-    await s.syncAndCredit();
+    await fundHotWalletFinal(s, REORG_WINDOW);
 
     // The wallet is out of hotWallets[] (its signer no longer runs).
     const { sweeper, lines } = s.loggedSweeper([]);

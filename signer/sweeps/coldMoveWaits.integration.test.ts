@@ -6,13 +6,10 @@
  * runs: the failures and the undoing are written to the request rows as the tracker and undone.ts
  * write them (signer/testing/txRequestState.ts).
  */
-import { type Address, type Hex, parseEther } from "viem";
+import { type Address, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendAndMine } from "../../indexers/testing/chain.js";
-import { bookTreasuryMove } from "../../ledger/index.js";
-import { signerTransactions } from "../requests.js";
 import { setTxRequestFailureUndone, setTxRequestState } from "../testing/txRequestState.js";
-import { CHAIN_ID, DEPOSITOR, type SweepStack, startSweepStack } from "./testing/stack.js";
+import { CHAIN_ID, fundHotWalletFinal, type SweepStack, startSweepStack } from "./testing/stack.js";
 
 const COLD: Address = "0x000000000000000000000000000000000000c01d";
 const REORG_WINDOW = 8;
@@ -54,27 +51,7 @@ async function failByCancel(id: string, txHash: string) {
 
 describe("a reopened cold move waiting behind another open move", () => {
   it("is logged once, at warn, however many passes it waits", async () => {
-    const funded = await sendAndMine(s.rpc, {
-      from: DEPOSITOR.toLowerCase() as Hex,
-      to: s.hot,
-      value: parseEther("2"),
-      gas: 21_000n,
-    });
-    await s.mine(2);
-    await s.syncAndCredit();
-    await bookTreasuryMove(
-      { common: s.ctx.common, pool: s.ctx.db.pool, ledger: s.ledger, signerTransactions },
-      {
-        move: "fund",
-        chainId: CHAIN_ID,
-        txHash: funded.transactionHash,
-        wallet: s.hot,
-        by: "ops-test",
-        reason: "hot wallet float",
-      },
-    );
-    await s.mine(REORG_WINDOW);
-    await s.syncAndCredit();
+    await fundHotWalletFinal(s, REORG_WINDOW);
     // Move A fails; past the retry window (1.5 s) move B of the same excess is requested.
     const a = (await s.sweeper.tick(CHAIN_ID)).coldStarted[0]!.id;
     await failByCancel(a, `0x${"a1".repeat(32)}`);

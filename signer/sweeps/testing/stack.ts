@@ -4,7 +4,14 @@
  * ForwarderFactory deployed by that hot wallet, and the sweeper. Nothing is mocked.
  */
 import { Writable } from "node:stream";
-import { type Address, encodeDeployData, getAddress, getContractAddress, type Hex } from "viem";
+import {
+  type Address,
+  encodeDeployData,
+  getAddress,
+  getContractAddress,
+  type Hex,
+  parseEther,
+} from "viem";
 import { testToken } from "../../../chains/contracts/index.js";
 import { createEvmAdapter, type EvmAdapter } from "../../../chains/index.js";
 import type { HotWalletConfig } from "../../../foundation/config.js";
@@ -17,7 +24,7 @@ import {
 } from "../../../indexers/index.js";
 import { anvilRpc, type Rpc, sendAndMine, syncToHead } from "../../../indexers/testing/chain.js";
 import { type CreditingWorker, startCreditingWorker } from "../../../ledger/creditingWorker.js";
-import { assetIdOf, createLedger, type Ledger } from "../../../ledger/index.js";
+import { assetIdOf, bookTreasuryMove, createLedger, type Ledger } from "../../../ledger/index.js";
 import {
   createTestContext,
   type TestChainSpec,
@@ -27,6 +34,7 @@ import { deployForwarderFactory } from "../../deposit-addresses/index.js";
 import { registerHotWallet } from "../../hotWalletKeys.js";
 import type { KmsAccount } from "../../kmsAccount.js";
 import { getTxOutcomes } from "../../outcomes.js";
+import { signerTransactions } from "../../requests.js";
 import { createSignerHarness, type SignerHarness, waitFor } from "../../testing/harness.js";
 import { startWalletSigner, type WalletSigner } from "../../walletSigner.js";
 import { createSweeper, type Sweeper } from "../createSweeper.js";
@@ -414,4 +422,37 @@ export async function reorgFromAndSettle(
     );
     throw new Error(`${(err as Error).message}: ${JSON.stringify(rows)}`);
   });
+}
+
+/**
+ * The hot wallet funded with `value` (2 ETH) from DEPOSITOR, booked as an operator's treasury
+ * funding ("hot wallet float") and then made final (`finalAfter` blocks mined, synced and
+ * credited): its excess over the ceiling is the cold moves' to move.
+ */
+export async function fundHotWalletFinal(
+  s: SweepStack,
+  finalAfter: number,
+  value = parseEther("2"),
+): Promise<void> {
+  const funded = await sendAndMine(s.rpc, {
+    from: DEPOSITOR.toLowerCase() as Hex,
+    to: s.hot,
+    value,
+    gas: 21_000n,
+  });
+  await s.mine(2);
+  await s.syncAndCredit();
+  await bookTreasuryMove(
+    { common: s.ctx.common, pool: s.ctx.db.pool, ledger: s.ledger, signerTransactions },
+    {
+      move: "fund",
+      chainId: CHAIN_ID,
+      txHash: funded.transactionHash,
+      wallet: s.hot,
+      by: "ops-test",
+      reason: "hot wallet float",
+    },
+  );
+  await s.mine(finalAfter);
+  await s.syncAndCredit();
 }
