@@ -46,10 +46,10 @@ export {
 export { feeFieldMissing, feePaid, receiptFieldMissing } from "./evm/feePaid.js";
 export {
   GAS_PRICE_ORACLE_ABI,
-  isMissingFunctionRevert,
   OP_GAS_PRICE_ORACLE,
   operatorFeeAsked,
   operatorFeePaid,
+  readOperatorFee,
 } from "./evm/operatorFee.js";
 export type { CallFrame, RawBlock, RawLog, RawReceipt, RawTransaction } from "./evm/types.js";
 export { rpcMetrics } from "./metrics.js";

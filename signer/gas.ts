@@ -10,11 +10,7 @@
  * A gas limit a node would refuse for intrinsic gas is refused here with a clear error.
  */
 import { type Hex, isHex, type PublicClient, parseGwei, serializeTransaction } from "viem";
-import {
-  GAS_PRICE_ORACLE_ABI,
-  isMissingFunctionRevert,
-  OP_GAS_PRICE_ORACLE,
-} from "../chains/index.js";
+import { GAS_PRICE_ORACLE_ABI, OP_GAS_PRICE_ORACLE, readOperatorFee } from "../chains/index.js";
 import { BaseError } from "../foundation/errors.js";
 import { mapLimit } from "../foundation/mapLimit.js";
 import type { Fees } from "./fees.js";
@@ -258,24 +254,20 @@ export async function operatorFees(
     for (const g of distinct) fees.set(g, 0n);
     return fees;
   }
-  const read = (gasLimit: bigint) =>
-    client.readContract({
-      address: OP_GAS_PRICE_ORACLE,
-      abi: GAS_PRICE_ORACLE_ABI,
-      functionName: "getOperatorFee",
-      args: [gasLimit],
-      ...(at ? { blockNumber: at.blockNumber } : {}),
-    });
+  const blockNumber = at?.blockNumber;
   // One read first: an oracle without the function has it for no gas limit (one call, not one each).
-  try {
-    fees.set(distinct[0]!, await read(distinct[0]!));
-  } catch (error) {
-    if (!isMissingFunctionRevert(error)) throw error;
+  const first = await readOperatorFee(client, distinct[0]!, blockNumber);
+  if (first === null) {
     for (const g of distinct) fees.set(g, 0n);
     return fees;
   }
+  fees.set(distinct[0]!, first);
   await mapLimit(distinct.slice(1), 8, async (g) => {
-    fees.set(g, await read(g));
+    const fee = await readOperatorFee(client, g, blockNumber);
+    // The oracle at the same block answered for the first: its revert now is no answer, not a 0.
+    if (fee === null)
+      throw new Error(`GasPriceOracle.getOperatorFee(${g}) reverted after answering`);
+    fees.set(g, fee);
   });
   return fees;
 }

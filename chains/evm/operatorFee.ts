@@ -64,14 +64,38 @@ export function operatorFeeAsked(
 }
 
 /**
+ * `GasPriceOracle.getOperatorFee(gas)` at `blockNumber` (latest without one): the operator fee the
+ * chain charges for that much gas. `null` when the oracle there has no such function (before
+ * Isthmus): it reverts without revert data, in a call the node executed, which is the chain's answer
+ * that it charges none. Any other failure (no answer, another node error, a node not at the block,
+ * an answer that is no number) is no evidence of a fee of 0: it throws.
+ */
+export async function readOperatorFee(
+  client: Pick<PublicClient, "readContract">,
+  gas: bigint,
+  blockNumber?: bigint | undefined,
+): Promise<bigint | null> {
+  try {
+    return await client.readContract({
+      address: OP_GAS_PRICE_ORACLE,
+      abi: GAS_PRICE_ORACLE_ABI,
+      functionName: "getOperatorFee",
+      args: [gas],
+      ...(blockNumber !== undefined ? { blockNumber } : {}),
+    });
+  } catch (error) {
+    if (isMissingFunctionRevert(error)) return null;
+    throw error;
+  }
+}
+
+/**
  * The operator fee a mined transaction paid: `GasPriceOracle.getOperatorFee(gasUsed)` at its
  * receipt's block (the L1Block values it reads are set by the block's first, deposit, transaction,
  * so the state after the block is the one the transaction was charged at). Asked only on a chain
  * configured OP-stack (`l1DataFee`) or for a receipt that carries the operator fee fields; 0 for
- * others and for an L1-to-L2 deposit. An oracle without the function there (before Isthmus)
- * reverts without data: the chain's answer that it charges none, 0. Any other failure (no answer,
- * a node error, a node not at the block, an answer that is no number) is no evidence of a fee of
- * 0: it throws, and the caller books nothing on it (it reads again later).
+ * others, for an L1-to-L2 deposit and where the oracle has no such function (`readOperatorFee`).
+ * Any other failure throws, and the caller books nothing on it (it reads again later).
  */
 export async function operatorFeePaid(
   client: Pick<PublicClient, "readContract">,
@@ -85,16 +109,5 @@ export async function operatorFeePaid(
   },
 ): Promise<bigint> {
   if (!operatorFeeAsked(chain, receipt)) return 0n;
-  try {
-    return await client.readContract({
-      address: OP_GAS_PRICE_ORACLE,
-      abi: GAS_PRICE_ORACLE_ABI,
-      functionName: "getOperatorFee",
-      args: [receipt.gasUsed],
-      blockNumber: receipt.blockNumber,
-    });
-  } catch (error) {
-    if (isMissingFunctionRevert(error)) return 0n;
-    throw error;
-  }
+  return (await readOperatorFee(client, receipt.gasUsed, receipt.blockNumber)) ?? 0n;
 }
