@@ -28,6 +28,12 @@ export default defineConfig({
           // Vitest's default for `run` is one worker fewer than the cores: one worker on CI's two,
           // leaving a core idle while the heavy imports (CDK, Ponder, solc) run one file at a time.
           maxWorkers: "100%",
+          // One module cache per worker, as the integration project (below): isolated, each of the
+          // ~80 files re-imported viem, zod, our modules in a fresh process, most of the unit
+          // phase's time. No test file changes the process for the next (ops/testing/isolation.test.ts).
+          isolate: false,
+          // vi.stubEnv is undone after each test, so a stubbed variable never reaches the next file.
+          unstubEnvs: true,
         },
       },
       {
@@ -56,6 +62,7 @@ export default defineConfig({
           // (ops/testing/isolation.test.ts), and a file that leaves a socket, server, child process
           // or timer open fails (ops/testing/handleLeaks.ts).
           isolate: false,
+          unstubEnvs: true,
           setupFiles: ["./ops/testing/handleLeaks.ts"],
         },
       },

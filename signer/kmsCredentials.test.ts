@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { createKmsClient, isKmsEmulatorEndpoint } from "./kmsAccount.js";
 
 describe("isKmsEmulatorEndpoint: dummy credentials only for the local emulator", () => {
@@ -37,14 +37,15 @@ describe("isKmsEmulatorEndpoint: dummy credentials only for the local emulator",
   });
 });
 
+const awsKeyBefore = process.env.AWS_ACCESS_KEY_ID;
+const awsSecretBefore = process.env.AWS_SECRET_ACCESS_KEY;
+
 describe("createKmsClient credentials", () => {
-  const saved = { ...process.env };
+  // Undone after each test by vitest (vitest.config.ts `unstubEnvs`): the files after this one
+  // share its process.
   beforeEach(() => {
-    process.env.AWS_ACCESS_KEY_ID = "AKIAFROMENVIRONMENT";
-    process.env.AWS_SECRET_ACCESS_KEY = "secret-from-environment";
-  });
-  afterEach(() => {
-    process.env = { ...saved };
+    vi.stubEnv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT");
+    vi.stubEnv("AWS_SECRET_ACCESS_KEY", "secret-from-environment");
   });
 
   it("a VPC/FIPS endpoint resolves the default credential chain (here: the environment)", async () => {
@@ -62,5 +63,12 @@ describe("createKmsClient credentials", () => {
     const creds = await client.config.credentials();
     expect(creds.accessKeyId).toBe("emulator");
     client.destroy();
+  });
+});
+
+describe("after the credential tests", () => {
+  it("the environment is as it was: vitest undid the stubs (the files after this share it)", () => {
+    expect(process.env.AWS_ACCESS_KEY_ID).toBe(awsKeyBefore);
+    expect(process.env.AWS_SECRET_ACCESS_KEY).toBe(awsSecretBefore);
   });
 });

@@ -4,15 +4,16 @@ import { describe, expect, it } from "vitest";
 import { repoRoot } from "../../foundation/config.js";
 
 /**
- * The integration project runs without isolation (vitest.config.ts `isolate: false`): a worker
- * process runs its files one after another on one module cache, so what one file changes in the
- * process stays for the next. These are the changes that would: a mocked or spied module, fake
- * timers, a stubbed global, an environment variable set or deleted.
+ * Both projects run without isolation (vitest.config.ts `isolate: false`): a worker process runs
+ * its files one after another on one module cache, so what one file changes in the process stays
+ * for the next. These are the changes that would: a mocked or spied module, fake timers, a stubbed
+ * global, an environment variable set or deleted.
  */
 const LEAKS: { what: string; pattern: RegExp }[] = [
   {
+    // vi.stubEnv is not one: vitest undoes it after each test (vitest.config.ts `unstubEnvs`).
     what: "a vi mock, spy, stub or fake timers",
-    pattern: /\bvi\.(mock|doMock|spyOn|stubEnv|stubGlobal|useFakeTimers)\s*\(/,
+    pattern: /\bvi\.(mock|doMock|spyOn|stubGlobal|useFakeTimers)\s*\(/,
   },
   {
     what: "process.env assigned",
@@ -27,8 +28,11 @@ const LEAKS: { what: string; pattern: RegExp }[] = [
 
 const TOP = ["api", "chains", "foundation", "indexers", "ledger", "ops", "signer", "subgraphs"];
 
-/** The files of the integration project (vitest.config.ts `include`) and the helpers in ops/testing. */
-function integrationFiles(): string[] {
+/**
+ * Every test file of both projects (vitest.config.ts `include`) and every test helper (a `testing/`
+ * folder's modules), but this file, whose checks name the patterns.
+ */
+function sharedProcessFiles(): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -38,9 +42,8 @@ function integrationFiles(): string[] {
       else {
         const rel = path.relative(repoRoot, full);
         if (
-          rel.endsWith(".integration.test.ts") ||
-          (rel.startsWith("ops/e2e/") && rel.endsWith(".test.ts")) ||
-          (rel.startsWith("ops/testing/") && rel.endsWith(".ts") && !rel.endsWith(".test.ts"))
+          rel !== "ops/testing/isolation.test.ts" &&
+          (rel.endsWith(".test.ts") || (rel.includes("/testing/") && rel.endsWith(".ts")))
         )
           out.push(rel);
       }
@@ -54,10 +57,10 @@ function leaksIn(source: string): string[] {
   return LEAKS.filter((l) => l.pattern.test(source)).map((l) => l.what);
 }
 
-describe("integration files share a worker process", () => {
-  it("no integration file or test helper changes the process for the files after it", () => {
-    const files = integrationFiles();
-    expect(files.length).toBeGreaterThan(100);
+describe("test files share a worker process", () => {
+  it("no test file or test helper changes the process for the files after it", () => {
+    const files = sharedProcessFiles();
+    expect(files.length).toBeGreaterThan(350);
     const found = files
       .map((file) => ({ file, leaks: leaksIn(readFileSync(path.join(repoRoot, file), "utf8")) }))
       .filter((f) => f.leaks.length > 0);
@@ -74,7 +77,8 @@ describe("integration files share a worker process", () => {
     expect(leaksIn('process.env["REDIS_PREFIX"] ??= "x";')).toEqual(["process.env assigned"]);
     expect(leaksIn("delete process.env.KMS_EMULATOR;")).toEqual(["process.env deleted"]);
     expect(leaksIn("Object.assign(process.env, extra);")).toEqual(["process.env replaced"]);
-    // Reading is fine.
+    // vitest undoes a stubbed variable after each test (`unstubEnvs`); reading is fine.
+    expect(leaksIn('vi.stubEnv("AWS_ACCESS_KEY_ID", "x");')).toEqual([]);
     expect(leaksIn('if (process.env.CI === "1") url = process.env.DATABASE_URL ?? url;')).toEqual(
       [],
     );
