@@ -38,6 +38,13 @@ const COLD = "0x000000000000000000000000000000000000c01d" as const;
  * mined while it was confirmed and booked) well inside it, without mining 30 blocks each time.
  */
 const REORG_WINDOW = 16;
+/**
+ * Each case waits for two or three conditions, up to 120 s each: the case's own limit is above
+ * their sum, so a case slowed down by a loaded machine fails (if at all) naming the condition it
+ * waited for, not at vitest's 120 s with no word of where (session 39 saw the last case time out so
+ * beside two simulations).
+ */
+const CASE = { timeout: 400_000 };
 const CEILING = 1000n;
 
 let s: SweepStack;
@@ -147,7 +154,7 @@ async function chargedByChain(txHash: string): Promise<bigint> {
   return r.gasUsed * r.effectiveGasPrice;
 }
 
-describe("a booked cold move reorged out", () => {
+describe("a booked cold move reorged out", CASE, () => {
   it("alone: reversed and posted again against the inclusion that stands", async () => {
     // Read before the deposit: the tick that settles the sweep also requests the cold move, and
     // the running signer may mine it before depositAndSweep returns (it did under load).
@@ -271,7 +278,7 @@ describe("a booked cold move reorged out", () => {
   });
 });
 
-describe("a failed cold move whose failure a deep reorg undid", () => {
+describe("a failed cold move whose failure a deep reorg undid", CASE, () => {
   it("is held again, then posted once when the signer finds it paid", async () => {
     await depositAndSweep("cold-undone-paid", 5000n);
     const chainColdBefore = await onChainToken(s, COLD);
