@@ -255,6 +255,14 @@ export function createAttestor({
 }): Attestor {
   const log = common.logger.child({ component: "attest" });
   const adapter = chains;
+  /**
+   * Per chain, the run its last refusal was about because what was read at the run's block differs
+   * from what the run recorded (liabilities_differ, reserves_differ), with that answer. Read again
+   * at the same block (by its hash) it differs again: the ticks after it give the same answer
+   * without reading every custody address's balance and every customer's liability once more
+   * (minutes, and a provider's rate limit, at scale). A newer run is read afresh; a restart reads once.
+   */
+  const refusedRuns = new Map<number, AttestTickResult & { runId: number }>();
 
   /**
    * What the custody addresses hold of `token` at the run's block, named by its hash where the run
@@ -691,6 +699,12 @@ export function createAttestor({
       zeroAddress,
       ...chain.tokens.map((t) => getAddress(t.address)),
     ].filter((t) => runChecked(run, assetIdOf(chainId, t), t));
+    const known = refusedRuns.get(chainId);
+    if (known?.runId === run.id) return known;
+    const refuse = (result: AttestTickResult & { runId: number }) => {
+      refusedRuns.set(chainId, result);
+      return result;
+    };
     // The reserves' reads may take minutes at scale: a lost lock stops the tick without waiting
     // them out (they run on, unheard; what they write is the customers' salts, kept either way).
     const all = await unlessAborted(
@@ -711,13 +725,13 @@ export function createAttestor({
         leaves_sum: f.liabilities.toString(),
         run_liabilities: recorded.toString(),
       });
-      return {
+      return refuse({
         attested: [],
         skipped: "liabilities_differ",
         runId: run.id,
         block: run.block,
         detail: `${f.assetId}: the leaves sum to ${f.liabilities} but run ${run.id} recorded liabilities of ${recorded}`,
-      };
+      });
     }
     // The reserves read now at the block against what the run counted there: an address it did
     // not read (an incremental run counts it at its last-read balance) that moved with no fact
@@ -736,13 +750,13 @@ export function createAttestor({
         reserves: f.reserves.toString(),
         run_reserves: recorded.toString(),
       });
-      return {
+      return refuse({
         attested: [],
         skipped: "reserves_differ",
         runId: run.id,
         block: run.block,
         detail: `${f.assetId}: the custody addresses hold ${f.reserves} at block ${run.block} but run ${run.id} counted ${recorded}`,
-      };
+      });
     }
     // An asset nobody holds and nobody is owed is not worth a transaction, unless its last
     // attestation held or owed something: customers' proofs and dApps would keep that figure, now

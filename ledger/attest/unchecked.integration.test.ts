@@ -18,7 +18,7 @@
 import { type Address, encodeFunctionData, getAddress, type Hex, zeroAddress } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { testToken } from "../../chains/contracts/index.js";
-import { adapterPerChain, type ChainConfig } from "../../chains/index.js";
+import { adapterPerChain, type ChainConfig, NoHealthyEndpointError } from "../../chains/index.js";
 import type { Pool } from "../../foundation/db.js";
 import { recordContract } from "../../indexers/index.js";
 import {
@@ -29,6 +29,7 @@ import {
   watch,
 } from "../../indexers/testing/chain.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { waitFor } from "../../ops/testing/wait.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { setTxRequestState } from "../../signer/testing/txRequestState.js";
@@ -109,6 +110,14 @@ const recordAttestor = (chainId: number) =>
     deployTxHash: `0x${({ [LISTED]: "d1", [ID]: "d2" }[chainId] ?? "d3").repeat(32)}`,
     blockNumber: 1n,
   });
+
+/** The `eth_getBalance` calls sent to chain `chainId`'s nodes so far (reserves of native). */
+async function balanceReads(chainId: number): Promise<number> {
+  const m = await ctx.common.metrics.registry.getSingleMetric("custody_rpc_requests_total")?.get();
+  return (m?.values ?? [])
+    .filter((v) => v.labels.chain_id === String(chainId) && v.labels.method === "eth_getBalance")
+    .reduce((sum, v) => sum + v.value, 0);
+}
 
 /** Mine a block and store it as the indexer would: canonical, the tip, and final. */
 async function finalBlock(chainId: number): Promise<number> {
@@ -223,8 +232,34 @@ describe("reserves the run did not read at its block", () => {
     expect(second.breaks.map((b) => b.type)).toEqual([]);
     await recordAttestor(ID);
 
-    const tick = await attestor().tick(chain, { everyBlocks: 1 });
+    const a = attestor();
+    const before = await balanceReads(ID);
+    const tick = await a.tick(chain, { everyBlocks: 1 });
     expect(tick).toMatchObject({ attested: [], skipped: "reserves_differ", runId: second.runId });
+    expect(requested).toEqual([]);
+    const read = await balanceReads(ID);
+    expect(read).toBeGreaterThan(before);
+
+    // The same run at the next tick: the same answer, without reading every custody address's
+    // balance again (before the fix: expected 4 to be 2, read again at every tick).
+    expect(await a.tick(chain, { everyBlocks: 1 })).toEqual(tick);
+    expect(await balanceReads(ID)).toBe(read);
+
+    // A newer run is read afresh (here it still counts the 100, so it is refused again).
+    const B3 = await finalBlock(ID);
+    const third = await reconciler.run({ chain, block: B3 });
+    // The attestor's node was last seen at B2: it is asked its head again after a second.
+    const next = await waitFor("a tick that reads the newer run", () =>
+      a.tick(chain, { everyBlocks: 1 }).catch((error: unknown) => {
+        if (error instanceof NoHealthyEndpointError) return undefined;
+        throw error;
+      }),
+    );
+    expect(next).toMatchObject({
+      skipped: "reserves_differ",
+      runId: third.runId,
+    });
+    expect(await balanceReads(ID)).toBeGreaterThan(read);
     expect(requested).toEqual([]);
   });
 });
