@@ -21,7 +21,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { operatorFeePaid } from "../chains/index.js";
 import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
-import type { TxOutcome } from "./outcomes.js";
 import { deployFeeToken, FEE_COLLECTOR, FEE_TOKEN } from "./sweeps/testing/feeToken.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
@@ -93,21 +92,6 @@ function dropFromReceipts(field: string) {
   });
 }
 
-/** Mines until the request is confirmed; each mined outcome seen must carry `fee`'s check. */
-async function confirmedWith(id: string, check: (o: TxOutcome) => void): Promise<TxOutcome> {
-  return waitFor(
-    `${id} confirmed`,
-    async () => {
-      const o = await t.outcome(id);
-      if (o.fee !== null) check(o);
-      if (o.status === "confirmed" || o.status === "finalized") return o;
-      await t.rpc("evm_mine");
-      return undefined;
-    },
-    { timeoutMs: 60_000, everyMs: 300 },
-  );
-}
-
 describe("incomplete receipts", () => {
   it("never books a fee of 0 from a receipt without effectiveGasPrice: another endpoint's receipt is used", async () => {
     dropFromReceipts("effectiveGasPrice");
@@ -121,7 +105,7 @@ describe("incomplete receipts", () => {
         to: "0x000000000000000000000000000000000000e901",
         value: 1n,
       });
-      const done = await confirmedWith("egp-other-endpoint", (o) => expect(o.fee).not.toBe(0n));
+      const done = await t.confirmedWith("egp-other-endpoint", (o) => expect(o.fee).not.toBe(0n));
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
       expect(done.effectiveGasPrice).toBe(receipt.effectiveGasPrice);
@@ -145,7 +129,7 @@ describe("incomplete receipts", () => {
         to: "0x000000000000000000000000000000000000e904",
         value: 1n,
       });
-      const done = await confirmedWith("status-other-endpoint", (o) =>
+      const done = await t.confirmedWith("status-other-endpoint", (o) =>
         expect(o.receiptSuccess).not.toBe(false),
       );
       expect(done.receiptSuccess).toBe(true);
@@ -183,7 +167,7 @@ describe("incomplete receipts", () => {
           value: 0n,
           data: call("TestToken", "transfer", ["0x000000000000000000000000000000000000e905", 5n]),
         });
-        const done = await confirmedWith(id, (o) => expect(o.transferPosition).not.toBeNull());
+        const done = await t.confirmedWith(id, (o) => expect(o.transferPosition).not.toBeNull());
         const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
         const log = receipt.logs.find((l) => l.address.toLowerCase() === token.toLowerCase())!;
         expect(done).toMatchObject({
@@ -223,7 +207,7 @@ describe("incomplete receipts", () => {
         value: 0n,
         data: encodeFunctionData({ abi, functionName: "transfer", args: [DEV, 1_000n] }),
       });
-      const done = await confirmedWith("logs-cut", (o) =>
+      const done = await t.confirmedWith("logs-cut", (o) =>
         expect(o.feeOnTransfer?.fees).not.toEqual([]),
       );
       expect(done.feeOnTransfer).toMatchObject({
@@ -270,7 +254,7 @@ describe("incomplete receipts", () => {
       expect(await countedMissing("effectiveGasPrice")).toBeGreaterThan(counted);
       expect(await countedMissing("l1Fee")).toBe(0);
       proxy.setRewrite(undefined);
-      const done = await confirmedWith("egp-only-endpoint", (o) => expect(o.fee).not.toBe(0n));
+      const done = await t.confirmedWith("egp-only-endpoint", (o) => expect(o.fee).not.toBe(0n));
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
     } finally {
@@ -297,7 +281,7 @@ describe("incomplete receipts", () => {
         to: "0x000000000000000000000000000000000000e903",
         value: parseEther("0.001"),
       });
-      const done = await confirmedWith("l1fee-other-endpoint", (o) =>
+      const done = await t.confirmedWith("l1fee-other-endpoint", (o) =>
         expect(o.fee! > o.gasUsed! * o.effectiveGasPrice!).toBe(true),
       );
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });

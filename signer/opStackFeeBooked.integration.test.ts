@@ -15,7 +15,6 @@
 import { type Hex, parseEther, toFunctionSelector } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
-import type { TxOutcome } from "./outcomes.js";
 import { gasPriceOracleRuntime } from "./testing/gasPriceOracle.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
@@ -62,21 +61,6 @@ function opStackReceipt(r: unknown): unknown {
   };
 }
 
-/** Mines until the request is confirmed; each mined outcome seen must pass `check`. */
-async function confirmedWith(id: string, check: (o: TxOutcome) => void): Promise<TxOutcome> {
-  return waitFor(
-    `${id} confirmed`,
-    async () => {
-      const o = await t.outcome(id);
-      if (o.fee !== null) check(o);
-      if (o.status === "confirmed" || o.status === "finalized") return o;
-      await t.rpc("evm_mine");
-      return undefined;
-    },
-    { timeoutMs: 60_000, everyMs: 300 },
-  );
-}
-
 describe("the fee booked for a send on an OP-stack chain", () => {
   it("adds the operator fee the oracle asks at the receipt's block to gas and the L1 fee", async () => {
     // old code: expected 14089359375016n to be 1014173359375016n (gas + l1Fee only: the
@@ -88,7 +72,7 @@ describe("the fee booked for a send on an OP-stack chain", () => {
     const signer = t.run(t.account, { settings: SETTINGS });
     try {
       await t.withdraw("opfee-booked", { to: TO, value: parseEther("0.001") });
-      const done = await confirmedWith("opfee-booked", () => {});
+      const done = await t.confirmedWith("opfee-booked");
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
@@ -102,7 +86,7 @@ describe("the fee booked for a send on an OP-stack chain", () => {
     const signer = t.run(t.account, { settings: SETTINGS });
     try {
       await t.withdraw("opfee-pre-isthmus", { to: TO, value: parseEther("0.001") });
-      const done = await confirmedWith("opfee-pre-isthmus", () => {});
+      const done = await t.confirmedWith("opfee-pre-isthmus");
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE);
     } finally {
@@ -145,7 +129,7 @@ describe("the fee booked for a send on an OP-stack chain", () => {
       expect(waiting.fee).toBeNull();
       expect(waiting.status).not.toBe("failed");
       proxy.setIntercept(undefined);
-      const done = await confirmedWith("opfee-unknown", () => {});
+      const done = await t.confirmedWith("opfee-unknown");
       const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
       const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);

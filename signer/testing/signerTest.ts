@@ -15,7 +15,7 @@ import {
 import type { SignerAccount } from "../broadcaster/index.js";
 import { getTxOutcomes, type TxOutcome } from "../outcomes.js";
 import { startWalletSigner, type WalletSigner, type WalletSignerOptions } from "../walletSigner.js";
-import { createSignerHarness, type SignerHarness } from "./harness.js";
+import { createSignerHarness, type SignerHarness, waitFor } from "./harness.js";
 
 export const TEST_CHAIN_ID = 31337;
 
@@ -50,6 +50,11 @@ export type SignerTest<P extends Proxy = Proxy> = Omit<SignerHarness, "close"> &
   run: (account?: SignerAccount, options?: TestSignerOptions) => WalletSigner;
   /** Request `id` as the API reads it (`getTxOutcomes`); the request must exist. */
   outcome: (id: string) => Promise<TxOutcome>;
+  /**
+   * Mines until request `id` is confirmed (or finalized) and returns it; each outcome seen with a
+   * fee (mined) must pass `check` on the way.
+   */
+  confirmedWith: (id: string, check?: (o: TxOutcome) => void) => Promise<TxOutcome>;
   /** How many times `custody_signer_alerts_total` counted `alert` for `wallet` so far. */
   alertCount: (alert: string, wallet: string) => Promise<number>;
   stop: () => Promise<void>;
@@ -90,6 +95,19 @@ export async function startSignerTest<P extends Proxy = Proxy>(
     },
     async outcome(id) {
       return (await getTxOutcomes(ctx.db.pool, { requestIds: [id] }))[0]!;
+    },
+    confirmedWith(id, check = () => {}) {
+      return waitFor(
+        `${id} confirmed`,
+        async () => {
+          const o = await test.outcome(id);
+          if (o.fee !== null) check(o);
+          if (o.status === "confirmed" || o.status === "finalized") return o;
+          await h.rpc("evm_mine");
+          return undefined;
+        },
+        { timeoutMs: 60_000, everyMs: 300 },
+      );
     },
     async alertCount(alert, wallet) {
       const m = await ctx.common.metrics.registry
