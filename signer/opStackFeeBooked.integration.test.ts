@@ -14,6 +14,7 @@
  */
 import { type Hex, parseEther, toFunctionSelector } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLyingProxy } from "../chains/testing/lyingChain/index.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
 import { gasPriceOracleRuntime } from "./testing/gasPriceOracle.js";
 import { waitFor } from "./testing/harness.js";
@@ -91,6 +92,43 @@ describe("the fee booked for a send on an OP-stack chain", () => {
       expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE);
     } finally {
       await signer.stop();
+    }
+  });
+
+  it("a first endpoint that is syncing holds neither the send nor its booking: the fees are read at their blocks from a node that has them", async () => {
+    // old code: timed out waiting for opfee-syncing confirmed (the intake's L1 and operator fees
+    // read at the syncing node's head, block 0, where the oracle has no code: nothing signed;
+    // and a receipt's operator fee asked of that node, which answers "header not found").
+    await t.rpc("anvil_setCode", [
+      OP_GAS_PRICE_ORACLE,
+      gasPriceOracleRuntime({ l1Fee: L1_FEE, operatorFee: { scalar: SCALAR, constant: CONSTANT } }),
+    ]);
+    // Our final block published (as the indexer does): the signer then asks every endpoint its
+    // head, and takes counts only from a node that shows that block.
+    const final = await t.client.getBlock({ blockTag: "latest" });
+    await t.ctx.db.pool.query(
+      `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
+       VALUES ($1, $2, $3, $2, $3)`,
+      [t.chain.chainId, final.number.toString(), final.hash],
+    );
+    const syncing = await startLyingProxy(proxy.url);
+    syncing.setLag("syncing");
+    const direct = t.chain;
+    t.chain = { ...direct, rpcUrls: [syncing.url, proxy.url] };
+    const signer = t.run(t.account, { settings: SETTINGS });
+    try {
+      await t.withdraw("opfee-syncing", { to: TO, value: parseEther("0.001") });
+      const done = await t.confirmedWith("opfee-syncing");
+      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+      const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
+      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
+    } finally {
+      await signer.stop();
+      t.chain = direct;
+      await syncing.close();
+      await t.ctx.db.pool.query("DELETE FROM chain.checkpoints WHERE chain_id = $1", [
+        t.chain.chainId,
+      ]);
     }
   });
 

@@ -217,3 +217,31 @@ it("refuses the frames of a block at that height that is not the one asked for (
   expect((await again.parity.getCallFrames([theirs]))[0]).toHaveLength(1);
   expect((await again.geth.getCallFrames([theirs]))[0]).toHaveLength(1);
 });
+
+it("asks a state read at a block (through the viem client) of a node that has the block, past one that refuses", async () => {
+  // old code: "header not found" (the first endpoint, lagging, asked every time; its refusal was
+  // the answer) and "missing trie node" (a pruned node's).
+  const holder = freshAddress(1898);
+  const sent = await sendAndMine(rpc, { from: accounts[0]!, to: holder, value: 77n });
+  const at = BigInt(sent.blockNumber);
+  await rpc("anvil_mine", ["0x3"]);
+  const behind = await startLyingProxy(ctx.anvils[0]!.rpcUrl);
+  const pruned = await startLyingProxy(ctx.anvils[0]!.rpcUrl);
+  try {
+    behind.setLag(10);
+    pruned.setMethodLie("eth_getBalance", (answer, params) =>
+      params[1] === "latest"
+        ? (answer as { result: unknown })
+        : { error: { code: -32000, message: "missing trie node 7e2a… (path )" } },
+    );
+    const adapter2 = createEvmAdapter(
+      { ...ctx.config.chains[0]!, rpcUrls: [behind.url, pruned.url, ctx.anvils[0]!.rpcUrl] },
+      { common: ctx.common },
+    );
+    expect(await adapter2.client.getBalance({ address: holder, blockNumber: at })).toBe(77n);
+    expect(await adapter2.client.getBalance({ address: holder, blockNumber: at - 1n })).toBe(0n);
+  } finally {
+    await behind.close();
+    await pruned.close();
+  }
+});

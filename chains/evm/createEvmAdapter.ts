@@ -251,6 +251,36 @@ function nullBlock(results: unknown[], calls: RpcCall[]): bigint | null {
   return lowest;
 }
 
+/** State reads and where their block parameter is (viem's readContract, getBalance, …). */
+const STATE_BLOCK_PARAM: Readonly<Record<string, number>> = {
+  eth_call: 1,
+  eth_getBalance: 1,
+  eth_getTransactionCount: 1,
+  eth_getCode: 1,
+  eth_getStorageAt: 2,
+};
+
+/**
+ * Read options for a call through the viem client: a state read at a block (by number, or by hash
+ * as EIP-1898 names it) is a read of chain data, asked as the adapter's own block reads are. By
+ * number, only endpoints at or past that block are asked: a node behind it answers "header not
+ * found" (or another node's refusal), which is no evidence of anything, and without this the
+ * first endpoint in the list was asked every time and its refusal went back to the caller (a
+ * lagging first endpoint held the tracker's operator-fee read of a receipt's block until it caught
+ * up; a syncing one, for good). Any refusal moves the read on to the next endpoint. Reads at a tag
+ * (`latest`, `pending`, none) are the answering node's now and go as before.
+ */
+function stateReadAt(method: string, params: readonly unknown[]): ReadOptions | undefined {
+  const index = STATE_BLOCK_PARAM[method];
+  if (index === undefined) return undefined;
+  const block = params[index];
+  if (typeof block === "string" && /^0x[0-9a-f]+$/i.test(block))
+    return { atLeast: BigInt(block), refusalMovesOn: true };
+  if (typeof block === "object" && block !== null && "blockHash" in block)
+    return { refusalMovesOn: true };
+  return undefined;
+}
+
 /**
  * Read options for calls on blocks `numbers` (`lacks`: which block an answer shows missing). A
  * node's JSON-RPC error on such a read is no evidence either: the next endpoint is asked.
@@ -430,8 +460,9 @@ export function createEvmAdapter(
     transport: custom(
       {
         async request({ method, params }) {
+          const args = (params as unknown[] | undefined) ?? [];
           try {
-            return await rpc.request(method, (params as unknown[] | undefined) ?? []);
+            return await rpc.request(method, args, stateReadAt(method, args));
           } catch (error) {
             // viem maps a numeric `code` to its typed RPC errors (nonce too low, …).
             if (error instanceof RpcResponseError)
