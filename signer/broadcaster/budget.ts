@@ -8,25 +8,38 @@ import type { Hex } from "viem";
 import { estimateL1DataFee, type L1FeeAt, l1FeeYardstick, operatorFees } from "../gas.js";
 import type { BroadcasterContext } from "./context.js";
 
+/**
+ * The attempts a nonce at or above the wallet's count may still be paid with, as the node that
+ * gave the count (and the balance) sees the chain: every nonce there is unused, so whatever our
+ * rows say mined at it (the tracker may have seen it on a node further ahead) is not in that
+ * balance either, and is counted with the live ones. Counting only `signed` and `broadcast` let a
+ * balance from a node behind the head miss the sends mined since (in neither the balance nor the
+ * sends in flight): a send the wallet could not pay took the next nonce. A nonce the node has used
+ * is below its count, whatever our rows say. `rejected` bytes can never be included.
+ */
+export const UNMINED_THERE = "('signed', 'broadcast', 'mined', 'replaced')";
+
 export type InFlight = {
-  /** The sum over unmined nonces of each one's dearest live attempt. */
+  /** The sum over unmined nonces of each one's dearest attempt (UNMINED_THERE). */
   total: bigint;
-  /** Per unmined nonce, its dearest live attempt's cost. */
+  /** Per unmined nonce, its dearest attempt's cost. */
   ofNonce: Map<bigint, bigint>;
-  /** Per live attempt (by id), its own cost. */
+  /** Per attempt (by id), its own cost. */
   ofAttempt: Map<string, bigint>;
 };
 
 /**
- * On an OP-stack chain, the L1 price now (gas.ts `l1FeeYardstick`) at the block `l1At` it returns
- * too (each of the round's L1 fees is read there); null yardstick where the chain charges no L1 fee.
+ * On an OP-stack chain, the L1 price now (gas.ts `l1FeeYardstick`) at `head`, the block the caller's
+ * count and balance are of (a node at or past it answers: chains' state reads at a block), returned
+ * as `l1At` (each of the round's L1 fees is read there); null yardstick where the chain charges no
+ * L1 fee.
  * An oracle that does not answer throws: the caller signs nothing on a guess.
  */
 export type L1Price = { l1At: L1FeeAt | undefined; l1Yardstick: bigint | null };
 
-export async function readL1Yardstick(ctx: BroadcasterContext): Promise<L1Price> {
+export async function readL1Yardstick(ctx: BroadcasterContext, head: bigint): Promise<L1Price> {
   if ((ctx.chain.l1DataFee ?? "none") === "none") return { l1At: undefined, l1Yardstick: null };
-  const l1At = { blockNumber: await ctx.client.getBlockNumber({ cacheTime: 0 }) };
+  const l1At = { blockNumber: head };
   return { l1At, l1Yardstick: await l1FeeYardstick(ctx.client, ctx.chain, ctx.from, l1At) };
 }
 
@@ -66,7 +79,7 @@ export async function inFlightCost(
     }>(
       `SELECT DISTINCT r.id, r.to_address, r.value, r.data
          FROM custody.tx_attempts a JOIN custody.tx_requests r ON r.id = a.request_id
-        WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ('signed', 'broadcast')
+        WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ${UNMINED_THERE}
           AND a.nonce >= $3 AND COALESCE(r.l1_fee_yardstick, 0) = 0`,
       [ctx.chain.chainId, ctx.from, latestCount.toString()],
     );
@@ -92,7 +105,7 @@ export async function inFlightCost(
               END AS cost
        FROM custody.tx_attempts a JOIN custody.tx_requests r ON r.id = a.request_id
        LEFT JOIN unnest($5::text[], $6::numeric[]) AS f(id, fee) ON f.id = r.id
-      WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ('signed', 'broadcast')
+      WHERE a.chain_id = $1 AND a.from_address = $2 AND a.status IN ${UNMINED_THERE}
         AND a.nonce >= $3`,
     [
       ctx.chain.chainId,

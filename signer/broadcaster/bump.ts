@@ -67,15 +67,18 @@ export async function bump(
   if (due.length === 0) return;
   // Fees are needed only to sign a replacement, and the balance and what is in flight to check it
   // fits: a node that cannot tell them gets the due attempts' stored bytes again (as at the cap),
-  // and the tick goes on to its doorbells. The count (`latestCount`) was read before the balance,
-  // as intake reads them: a send mined between is counted twice (a bump waits), never in neither.
+  // and the tick goes on to its doorbells. The count and the balance are one node's, read
+  // together, the count first, as intake reads them (chainView walletNow): a send mined between
+  // is counted twice (a bump waits), never in neither; and what is in flight is counted from
+  // that count (budget.ts `UNMINED_THERE`), whatever the tracker has seen mined since.
   let market: Fees | undefined;
   let budget: { balance: bigint; spent: InFlight; left: bigint } | undefined;
   try {
     const fees = await estimateFees(ctx.client, chain);
-    const l1 = await readL1Yardstick(ctx);
-    const balance = await ctx.client.getBalance({ address: ctx.from });
-    const spent = await inFlightCost(ctx, latestCount, l1);
+    const wallet = await ctx.chainView.walletNow();
+    const l1 = await readL1Yardstick(ctx, wallet.head);
+    const { balance } = wallet;
+    const spent = await inFlightCost(ctx, wallet.latestCount, l1);
     market = fees;
     budget = { balance, spent, left: balance - spent.total };
   } catch (error) {

@@ -64,8 +64,27 @@ export type ChainSnapshot = {
 
 export type FinalizedTag = { number: bigint; hash: string };
 
+/** The wallet now, as intake's budget reads it (chainView `walletNow`). */
+export type WalletNow = {
+  /** The answering node's head, asked after the count and balance (their block or a later one). */
+  head: bigint;
+  /** The wallet's mined transaction count at that node's latest block. */
+  latestCount: bigint;
+  /** The wallet's native balance there, read after the count in the same batch. */
+  balance: bigint;
+};
+
 export type ChainView = {
   snapshot: () => Promise<ChainSnapshot>;
+  /**
+   * The wallet's mined count and balance from one node, in one batch (the count first: a send
+   * mined between the two is in the balance and may still be counted in flight, twice, never in
+   * neither), asked of a node at the best head seen first (any node when none is there) and taken
+   * only from one showing our final block, as the snapshot is. The two are a pair: a balance
+   * from one node and a count from another (or from the tracker's rows) leave out what one has
+   * seen mined and the other has not.
+   */
+  walletNow: () => Promise<WalletNow>;
   /** Pending-inclusive count of the endpoint that answers (the stall check: what the node we send to holds). */
   pendingCount: () => Promise<bigint>;
   /**
@@ -356,47 +375,73 @@ export function createChainView({
     return null;
   }
 
+  /**
+   * `calls` in one batch of one node, with our final block after them; `headAt`: which of them is
+   * eth_blockNumber. Our final block, asked in the same batch: a head and a count are taken only
+   * from a node on our chain. A node of another network with our chain id (a misconfigured URL: a
+   * devnet or fork of the chain, a provider serving another network under the id) answering a
+   * higher head is always "at the best head": its count would decide nonces, stalls, bumps,
+   * cancels and intake's budget. One showing another block there is set aside (rpc.ts otherChain:
+   * not asked, its head not counted) and another node answers. Compared at a FINAL height, not at
+   * the indexed tip: a node of ours may reorg above the final block (it is then not another
+   * network), never below it by our finality rule (a reorg there halts the chain, and a node
+   * showing it is no node we follow then either), so one answer there is enough to tell.
+   */
+  async function oneNodeAtHead(calls: { method: string; params: unknown[] }[], headAt: number) {
+    const final = (await ourFinalBlock?.()) ?? null;
+    const check = finalBlockCheck(final, calls.length);
+    if (final !== null) await learnBestHead();
+    // Asked of a node at the best head seen when one is there: the stages that act on the
+    // count wait while it comes from a node behind, and a first endpoint that always trails
+    // another would hold them for as long as it trails.
+    const results = await rpc.batch<unknown>([...calls, ...check.calls], {
+      otherChain: check.otherChain,
+      preferBestHead: true,
+    });
+    const head = BigInt(results[headAt] as Hex);
+    if (headSeen?.head !== head) headSeen = { head, since: Date.now() };
+    const best = rpc.bestHead();
+    // A node without our final block (one far behind, or answering without it) is not shown
+    // on our chain: missing data is no evidence either way, so its count decides nothing.
+    const shownOurs = final === null || (results[calls.length] ?? null) !== null;
+    return { results, head, atBestHead: shownOurs && (best === null || head >= best) };
+  }
+
   const view: ChainView = {
+    async walletNow() {
+      // The head last: the count and balance are of its block or one before (a block may arrive
+      // during the batch), so what the caller reads at `head` is never older than the count.
+      const { results, head } = await oneNodeAtHead(
+        [
+          { method: "eth_getTransactionCount", params: [from, "latest"] },
+          { method: "eth_getBalance", params: [from, "latest"] },
+          { method: "eth_blockNumber", params: [] },
+        ],
+        2,
+      );
+      return {
+        head,
+        latestCount: BigInt(results[0] as Hex),
+        balance: BigInt(results[1] as Hex),
+      };
+    },
     async snapshot() {
-      // Our final block, asked in the same batch: the count and head are taken only from a node
-      // on our chain. A node of another network with our chain id (a misconfigured URL: a devnet
-      // or fork of the chain, a provider serving another network under the id) answering a higher
-      // head is always "at the best head": its count would decide nonces, stalls, bumps and
-      // cancels. One showing another block there is set aside (rpc.ts otherChain: not asked, its
-      // head not counted) and another node answers. Compared at a FINAL height, not at the
-      // indexed tip: a node of ours may reorg above the final block (it is then not another
-      // network), never below it by our finality rule (a reorg there halts the chain, and a node
-      // showing it is no node we follow then either), so one answer there is enough to tell.
-      const final = (await ourFinalBlock?.()) ?? null;
-      const check = finalBlockCheck(final, 2);
-      const calls = [
-        { method: "eth_blockNumber", params: [] },
-        { method: "eth_getTransactionCount", params: [from, "latest"] },
-        ...check.calls,
-      ];
-      const { otherChain } = check;
-      if (final !== null) await learnBestHead();
-      // Asked of a node at the best head seen when one is there: the stages that act on the
-      // count (nonces, stall, bump) wait while it comes from a node behind, and a first endpoint
-      // that always trails another would hold them for as long as it trails.
-      const [headHex, countHex, finalBlock] = await rpc.batch<unknown>(calls, {
-        otherChain,
-        preferBestHead: true,
-      });
-      const head = BigInt(headHex as Hex);
-      if (headSeen?.head !== head) headSeen = { head, since: Date.now() };
-      const best = rpc.bestHead();
-      // A node without our final block (one far behind, or answering without it) is not shown
-      // on our chain: missing data is no evidence either way, so its count decides nothing.
-      const shownOurs = final === null || (finalBlock ?? null) !== null;
+      const { results, head, atBestHead } = await oneNodeAtHead(
+        [
+          { method: "eth_blockNumber", params: [] },
+          { method: "eth_getTransactionCount", params: [from, "latest"] },
+        ],
+        0,
+      );
+      const latestCount = BigInt(results[1] as Hex);
       const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
       const tag = needsTag ? await nodeFinalized() : null;
       const finalizedHeight = heightMeeting(finality, head, tag?.number ?? null);
       let finalizedCount: Promise<bigint | null> | undefined;
       return {
         head,
-        atBestHead: shownOurs && (best === null || head >= best),
-        latestCount: BigInt(countHex as Hex),
+        atBestHead,
+        latestCount,
         confirmedHeight: heightMeeting(chain.confirmations, head, tag?.number ?? null),
         finalizedTag: tag,
         finalizedHeight,

@@ -18,6 +18,7 @@ import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
 import { ATTEMPT_COLUMNS, type AttemptRow, attemptFromRow } from "./attempts.js";
 import { inFlightCost, readL1Yardstick } from "./budget.js";
+import type { WalletNow } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { requestGas } from "./gasPlan.js";
 import { resendLive, sendInOrder, signTx } from "./send.js";
@@ -66,6 +67,17 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     [chain.chainId, from, settings.batchSize, [...state.unpaidUntil.keys()]],
   );
   if (rows.length === 0) return 0;
+  // The wallet's mined count and balance, one node's, in one batch (chainView walletNow: a node at
+  // the best head seen first). What is in flight is counted from that count (budget.ts
+  // `UNMINED_THERE`): from a node behind, the sends mined since its block are in flight there, not
+  // in its balance. Not known: these requests wait, unsigned.
+  let wallet: WalletNow;
+  try {
+    wallet = await ctx.chainView.walletNow();
+  } catch (error) {
+    ctx.log.warn({ msg: "wallet balance not known, requests stay pending", err: error });
+    return 0;
+  }
   // Fees are needed only to sign new bytes: a node that cannot tell them leaves these requests
   // pending (no nonce taken) and must not end the tick before the sent ones are tracked.
   // On an OP-stack chain the L1 price is part of the fees: every L1 fee of this round (each
@@ -76,7 +88,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   let l1Yardstick: bigint | null = null;
   try {
     fees = await estimateFees(ctx.client, chain);
-    ({ l1At, l1Yardstick } = await readL1Yardstick(ctx));
+    ({ l1At, l1Yardstick } = await readL1Yardstick(ctx, wallet.head));
   } catch (error) {
     ctx.log.warn({
       msg: "fees not known, requests stay pending",
@@ -147,11 +159,10 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   // its nonce holds every later one, the sweeps that would refill this wallet among them.
   let payable = ready;
   if (ready.length > 0) {
-    // The count first: a send mined after it is counted in flight and may be in the balance
-    // too (counted twice: it waits a tick), never in neither.
-    const latestCount = await ctx.client.getTransactionCount({ address: from, blockTag: "latest" });
-    // Tokens first: a transfer waiting for its token reserves none of the native balance.
-    const withTokens = await tokensFit(ctx, ready, BigInt(latestCount));
+    const { latestCount, balance, head } = wallet;
+    // Tokens first: a transfer waiting for its token reserves none of the native balance. Their
+    // balances at the count's block, from a node at it.
+    const withTokens = await tokensFit(ctx, ready, latestCount, head);
     const tokenWaiting = ready.filter((_, i) => !withTokens[i]);
     if (tokenWaiting.length > 0) {
       ctx.alert("insufficient_funds", {
@@ -162,12 +173,10 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
       for (const r of tokenWaiting) unpaid(r.id);
     }
     const candidates = ready.filter((_, i) => withTokens[i]);
-    const balance = await ctx.client.getBalance({ address: from });
     // A bump the balance could not cover (bump.ts) is owed first: its nonce comes before these.
     let owed = 0n;
     for (const raise of state.bumpsOwed.values()) owed += raise;
-    const committed =
-      (await inFlightCost(ctx, BigInt(latestCount), { l1At, l1Yardstick })).total + owed;
+    const committed = (await inFlightCost(ctx, latestCount, { l1At, l1Yardstick })).total + owed;
     const fits = affordable(
       candidates.map((r) => maxCost({ ...r, fees })),
       balance - committed,

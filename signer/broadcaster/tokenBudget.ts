@@ -6,6 +6,7 @@
  */
 import { decodeFunctionData, erc20Abi, type Hex } from "viem";
 import { affordable } from "../gas.js";
+import { UNMINED_THERE } from "./budget.js";
 import type { BroadcasterContext } from "./context.js";
 
 /** A listed token's `transfer` from the wallet: the token and the amount (else undefined). */
@@ -24,14 +25,22 @@ export function tokenTransfer(
   }
 }
 
-/** The wallet's balance of `token` at the latest block (null: not known). */
-async function tokenBalance(ctx: BroadcasterContext, token: Hex): Promise<bigint | null> {
+/**
+ * The wallet's balance of `token` at the latest block, or at block `at` (asked of a node at or past
+ * it); null: not known.
+ */
+async function tokenBalance(
+  ctx: BroadcasterContext,
+  token: Hex,
+  at?: bigint,
+): Promise<bigint | null> {
   try {
     return await ctx.client.readContract({
       address: token,
       abi: erc20Abi,
       functionName: "balanceOf",
       args: [ctx.from],
+      ...(at !== undefined ? { blockNumber: at } : {}),
     });
   } catch (error) {
     ctx.log.warn({ msg: "token balance not known", token, err: error });
@@ -57,7 +66,8 @@ export async function tokenShortfall(
 
 /**
  * Per listed token, what the wallet's unmined nonces (from `latestCount`) may still send of it:
- * the transfers of requests with a live send (a cancel sends none).
+ * the transfers of requests with a send at one of them (budget.ts `UNMINED_THERE`; a cancel sends
+ * none).
  */
 async function inFlightTokens(
   ctx: BroadcasterContext,
@@ -69,7 +79,7 @@ async function inFlightTokens(
     `SELECT DISTINCT r.id, r.to_address, r.value, r.data
        FROM custody.tx_attempts a JOIN custody.tx_requests r ON r.id = a.request_id
       WHERE a.chain_id = $1 AND a.from_address = $2 AND a.nonce >= $3 AND a.purpose = 'send'
-        AND a.status IN ('signed', 'broadcast') AND r.to_address = ANY($4::text[])`,
+        AND a.status IN ${UNMINED_THERE} AND r.to_address = ANY($4::text[])`,
     [
       ctx.chain.chainId,
       ctx.from,
@@ -94,6 +104,7 @@ export async function tokensFit(
   ctx: BroadcasterContext,
   ready: readonly { to: Hex; value: bigint; data: Hex }[],
   latestCount: bigint,
+  head: bigint,
 ): Promise<boolean[]> {
   const transfers = ready.map((r) => tokenTransfer(ctx, r));
   const fits = ready.map(() => true);
@@ -101,7 +112,9 @@ export async function tokensFit(
   if (tokens.length === 0) return fits;
   const committed = await inFlightTokens(ctx, latestCount);
   for (const token of tokens) {
-    const balance = await tokenBalance(ctx, token);
+    // At `head`, the block the count is of or a later one: a transfer mined after the count is
+    // in the balance and maybe counted in flight (twice), never in neither.
+    const balance = await tokenBalance(ctx, token, head);
     const mine = transfers.flatMap((t, i) => (t?.token === token ? [{ i, amount: t.amount }] : []));
     const ok =
       balance === null
