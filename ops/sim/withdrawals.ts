@@ -2,7 +2,8 @@
  * Scenario `withdrawals`: the withdrawal service (api/withdrawals: policy, holds, outcomes) and the
  * real signer (KMS emulator behind a KMS fault proxy, in process or a child process killed with
  * SIGKILL) on one anvil behind the lying chain. A seeded schedule creates native withdrawals,
- * mines, withholds receipts on one or both endpoints, makes load-balanced backends disagree, loses
+ * mines, withholds receipts on one or both endpoints, makes load-balanced backends disagree, lags
+ * the primary or the fallback endpoint, loses
  * acknowledged sends (half the seeds, own random stream), fails KMS signing calls, injects reorgs
  * above finality that re-mine or drop the hot wallet's transactions (a confirmed withdrawal
  * reorged out), and kills the signer. After the faults clear
@@ -559,6 +560,7 @@ export async function runWithdrawals(
             disagree: 2,
             primaryFlaky: 2,
             fallbackLagging: 1,
+            primaryLagging: 1,
             sendsRejectedButMined: 1,
             sendsRejected: 1,
             clear: 2,
@@ -580,6 +582,7 @@ export async function runWithdrawals(
               faultStream.next,
             );
           else if (what === "fallbackLagging") pB.setBackends([{ url: anvilUrl, lag }]);
+          else if (what === "primaryLagging") pA.setBackends([{ url: anvilUrl, lag }]);
           else if (what === "sendsRejectedButMined")
             // One backend refuses what another accepted: the tx mines although the send failed.
             pA.setSendFault(
