@@ -161,7 +161,8 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   if (ready.length > 0) {
     const { latestCount, balance, head } = wallet;
     // Tokens first: a transfer waiting for its token reserves none of the native balance. Their
-    // balances at the count's block, from a node at it.
+    // balances at `head`, the count's block or a later one (asked of a node at it): a transfer
+    // mined since the count is counted twice, never in neither.
     const withTokens = await tokensFit(ctx, ready, latestCount, head);
     const tokenWaiting = ready.filter((_, i) => !withTokens[i]);
     if (tokenWaiting.length > 0) {
