@@ -184,7 +184,9 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
     }
     if (Date.now() - lastBalanceAt > 10_000) {
       lastBalanceAt = Date.now();
-      metrics.balance.set(labels, Number(await ctx.client.getBalance({ address: from })));
+      // From a node at the best head seen first (the first endpoint may lag): the balance the
+      // budget reads.
+      metrics.balance.set(labels, Number((await ctx.chainView.walletNow()).balance));
     }
   }
 
