@@ -79,10 +79,11 @@ export type ChainView = {
   /**
    * The wallet's mined count and balance from one node, in one batch (the count first: a send
    * mined between the two is in the balance and may still be counted in flight, twice, never in
-   * neither), asked of a node at the best head seen first (any node when none is there) and taken
-   * only from one showing our final block, as the snapshot is. The two are a pair: a balance
-   * from one node and a count from another (or from the tracker's rows) leave out what one has
-   * seen mined and the other has not.
+   * neither), asked of a node at the best head seen first (any node when none is there; one
+   * showing another block at our final height is set aside, as for the snapshot). The two are a
+   * pair: a balance from one node and a count from another (or from the tracker's rows) leave out
+   * what one has seen mined and the other has not. A node behind is fine here: its pair is as of
+   * its block, and the caller counts in flight every send above its count (budget.ts).
    */
   walletNow: () => Promise<WalletNow>;
   /** Pending-inclusive count of the endpoint that answers (the stall check: what the node we send to holds). */
