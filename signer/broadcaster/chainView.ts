@@ -400,7 +400,6 @@ export function createChainView({
       preferBestHead: true,
     });
     const head = BigInt(results[headAt] as Hex);
-    if (headSeen?.head !== head) headSeen = { head, since: Date.now() };
     const best = rpc.bestHead();
     // A node without our final block (one far behind, or answering without it) is not shown
     // on our chain: missing data is no evidence either way, so its count decides nothing.
@@ -435,6 +434,9 @@ export function createChainView({
         0,
       );
       const latestCount = BigInt(results[1] as Hex);
+      // The snapshot's own head only (learnBestHead: not moving for a block time): walletNow's may
+      // come from another node, and would make a stopped head look like it moves.
+      if (headSeen?.head !== head) headSeen = { head, since: Date.now() };
       const needsTag = chain.confirmations.kind === "finalized" || finality.kind === "finalized";
       const tag = needsTag ? await nodeFinalized() : null;
       const finalizedHeight = heightMeeting(finality, head, tag?.number ?? null);
