@@ -53,6 +53,14 @@ afterAll(async () => {
   await t?.stop();
 });
 
+/** Mines until `id` is confirmed; its fee must be gas, the L1 fee and the oracle's operator fee. */
+async function bookedWithOperatorFee(id: string): Promise<void> {
+  const done = await t.confirmedWith(id);
+  const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
+  const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
+  expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
+}
+
 function opStackReceipt(r: unknown): unknown {
   return {
     ...(r as object),
@@ -73,10 +81,7 @@ describe("the fee booked for a send on an OP-stack chain", () => {
     const signer = t.run(t.account, { settings: SETTINGS });
     try {
       await t.withdraw("opfee-booked", { to: TO, value: parseEther("0.001") });
-      const done = await t.confirmedWith("opfee-booked");
-      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
-      const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
-      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
+      await bookedWithOperatorFee("opfee-booked");
     } finally {
       await signer.stop();
     }
@@ -118,10 +123,7 @@ describe("the fee booked for a send on an OP-stack chain", () => {
     const signer = t.run(t.account, { settings: SETTINGS });
     try {
       await t.withdraw("opfee-syncing", { to: TO, value: parseEther("0.001") });
-      const done = await t.confirmedWith("opfee-syncing");
-      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
-      const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
-      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
+      await bookedWithOperatorFee("opfee-syncing");
     } finally {
       await signer.stop();
       t.chain = direct;
@@ -167,10 +169,7 @@ describe("the fee booked for a send on an OP-stack chain", () => {
       expect(waiting.fee).toBeNull();
       expect(waiting.status).not.toBe("failed");
       proxy.setIntercept(undefined);
-      const done = await t.confirmedWith("opfee-unknown");
-      const receipt = await t.client.getTransactionReceipt({ hash: done.txHash! });
-      const operatorFee = (receipt.gasUsed * SCALAR) / 10n ** 6n + CONSTANT;
-      expect(done.fee).toBe(receipt.gasUsed * receipt.effectiveGasPrice + L1_FEE + operatorFee);
+      await bookedWithOperatorFee("opfee-unknown");
     } finally {
       proxy.setIntercept(undefined);
       await signer.stop();
