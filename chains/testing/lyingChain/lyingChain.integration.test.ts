@@ -57,6 +57,19 @@ describe("lagging and syncing views", () => {
     // The balance at "latest" is the balance at the view head: before the transfer.
     const before = await rpc<Hex>("eth_getBalance", [accounts[2], `0x${(head - 3n).toString(16)}`]);
     expect(await via<Hex>("eth_getBalance", [accounts[2], "latest"])).toBe(before);
+    // Its fee history ends at its head, with the base fee of the block after it (anvil's own
+    // answer ends with the base fee of its next block whatever the newest block asked).
+    const history = await via<{ oldestBlock: Hex; baseFeePerGas: Hex[] }>("eth_feeHistory", [
+      "0x2",
+      "latest",
+      [],
+    ]);
+    expect(BigInt(history.oldestBlock)).toBe(head - 4n);
+    const after = await rpc<{ baseFeePerGas: Hex }>("eth_getBlockByNumber", [
+      `0x${(head - 2n).toString(16)}`,
+      false,
+    ]);
+    expect(history.baseFeePerGas.at(-1)).toBe(after.baseFeePerGas);
     proxy.setLag(null);
     expect(BigInt(await via<Hex>("eth_blockNumber"))).toBe(head);
     expect(await via("eth_getTransactionReceipt", [tx])).not.toBeNull();

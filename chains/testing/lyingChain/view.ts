@@ -196,7 +196,17 @@ export async function answerThroughView(
     case "eth_feeHistory": {
       const at = await resolveTag(params[1], view, upstream);
       if (at === null || at === "above") return headerNotFound(id);
-      return { ...(await upstream(call.method, [params[0], toHex(at), ...params.slice(2)])), id };
+      const answer = await upstream(call.method, [params[0], toHex(at), ...params.slice(2)]);
+      // The history's last base fee is the block after its newest one's, which a node computes
+      // from that block's header. anvil answers with the base fee of its own next block whatever
+      // the newest block asked: a node at `at` tells the base fee of block at + 1.
+      const history = answer.result as { baseFeePerGas?: string[] } | undefined;
+      if (history?.baseFeePerGas?.length) {
+        const next = await upstream("eth_getBlockByNumber", [toHex(at + 1n), false]);
+        const fee = (next.result as { baseFeePerGas?: string } | null)?.baseFeePerGas;
+        if (fee) history.baseFeePerGas[history.baseFeePerGas.length - 1] = fee;
+      }
+      return { ...answer, id };
     }
     default: {
       const index = STATE_TAG_INDEX[call.method];
