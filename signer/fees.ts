@@ -25,21 +25,26 @@ function median(values: bigint[]): bigint {
 }
 
 /**
- * Market fees: tip = median of the last blocks' `percentile` rewards; max fee = 2 x next base fee
- * + tip (survives six full blocks of base-fee growth). Both are clamped to the cap.
+ * Market fees: tip = median of the last blocks' median rewards; max fee = 2 x next base fee + tip
+ * (survives six full blocks of base-fee growth). Both are clamped to the cap.
+ *
+ * With `at`, the history ends at that block (the head of the node the caller read the wallet
+ * from), asked only of a node at or past it: `latest` is the answering node's, and a syncing node's
+ * is a block from long ago, whose base fee may be a fraction of today's (every send signed on it
+ * waits for bump after bump). A legacy gas price has no block to ask at.
  */
 export async function estimateFees(
   client: PublicClient,
   chain: { feeModel: "eip1559" | "legacy"; maxFeePerGas: bigint },
-  percentile = 50,
+  at?: bigint,
 ): Promise<Fees> {
   if (chain.feeModel === "legacy") {
     return { type: "legacy", gasPrice: min(await client.getGasPrice(), chain.maxFeePerGas) };
   }
   const history = await client.getFeeHistory({
     blockCount: 5,
-    blockTag: "latest",
-    rewardPercentiles: [percentile],
+    ...(at === undefined ? { blockTag: "latest" as const } : { blockNumber: at }),
+    rewardPercentiles: [50],
   });
   const baseFee = history.baseFeePerGas.at(-1) ?? 0n;
   const tip = max(median((history.reward ?? []).map((r) => r[0] ?? 0n)), MIN_PRIORITY_FEE);

@@ -133,16 +133,24 @@ export type TxGasEstimate = {
 };
 
 /**
- * Gas for one transaction from the chain. Throws IntrinsicGasTooLowError for a caller-given limit
- * below intrinsic gas; a node's refusal (reverted, insufficient funds, transient) propagates for
- * the caller to classify (signer/nodeErrors.ts). A fee the GasPriceOracle does not tell throws
- * OpStackFeeUnknownError: not the request's revert (viem words a node's internal error as one).
+ * Gas for one transaction from the chain, every read at `at`'s block when given (latest
+ * otherwise). Throws IntrinsicGasTooLowError for a caller-given limit below intrinsic gas; a node's
+ * refusal (reverted, insufficient funds, transient) propagates for the caller to classify
+ * (signer/nodeErrors.ts). A fee the GasPriceOracle does not tell throws OpStackFeeUnknownError:
+ * not the request's revert (viem words a node's internal error as one).
+ *
+ * The estimate is asked at a block, not at `latest`, because `latest` is whatever the answering
+ * node has: a lagging or syncing node estimates on its old state, where a token or the forwarder
+ * factory may have no code yet. A call to an address without code "succeeds" for 21,000 gas and
+ * calldata, and a transfer signed with that limit runs out of gas on chain (the withdrawal failed,
+ * its gas spent). Asked at the head of the node that told the wallet's count and balance, only a
+ * node at that block answers (chains/evm/createEvmAdapter.ts `stateReadAt`).
  */
 export async function estimateTxGas(
   client: PublicClient,
   policy: GasPolicy,
   tx: TxGasRequest,
-  l1At?: L1FeeAt | undefined,
+  at?: ReadAt | undefined,
 ): Promise<TxGasEstimate> {
   let gasLimit: bigint;
   let estimated: bigint | null = null;
@@ -159,12 +167,13 @@ export async function estimateTxGas(
       to: tx.to,
       value: tx.value,
       data: tx.data,
+      ...(at ? { blockNumber: at.blockNumber } : {}),
     });
     gasLimit = gasLimitFor(estimated, policy, tx.data);
   }
   try {
-    const l1Fee = await estimateL1DataFee(client, policy, tx, l1At);
-    const operatorFee = (await operatorFees(client, policy, [gasLimit], l1At)).get(gasLimit)!;
+    const l1Fee = await estimateL1DataFee(client, policy, tx, at);
+    const operatorFee = (await operatorFees(client, policy, [gasLimit], at)).get(gasLimit)!;
     return { gasLimit, estimated, l1Fee, operatorFee };
   } catch (error) {
     throw new OpStackFeeUnknownError({
@@ -175,8 +184,11 @@ export async function estimateTxGas(
   }
 }
 
-/** Where the L1 data fees one intake round compares are read: one block, one L1 price. */
-export type L1FeeAt = { blockNumber: bigint };
+/**
+ * The block one round's state reads are at (intake: the head of the node that told the wallet's
+ * count and balance): its estimates, and the L1 data fees it compares (one block, one L1 price).
+ */
+export type ReadAt = { blockNumber: bigint };
 
 /**
  * The L1 data fee a chain charges outside gas for this transaction (0 where it has none). On the
@@ -188,7 +200,7 @@ export async function estimateL1DataFee(
   client: PublicClient,
   policy: GasPolicy,
   tx: { from: Hex; to: Hex; value: bigint; data: Hex },
-  at?: L1FeeAt | undefined,
+  at?: ReadAt | undefined,
 ): Promise<bigint> {
   if ((policy.l1DataFee ?? "none") === "none") return 0n;
   const serialized = serializeTransaction({
@@ -222,7 +234,7 @@ export function l1FeeYardstick(
   client: PublicClient,
   policy: GasPolicy,
   from: Hex,
-  at: L1FeeAt,
+  at: ReadAt,
 ): Promise<bigint> {
   return estimateL1DataFee(client, policy, { from, to: from, value: 0n, data: "0x" }, at);
 }
@@ -246,7 +258,7 @@ export async function operatorFees(
   client: PublicClient,
   policy: GasPolicy,
   gasLimits: readonly bigint[],
-  at?: L1FeeAt | undefined,
+  at?: ReadAt | undefined,
 ): Promise<Map<bigint, bigint>> {
   const fees = new Map<bigint, bigint>();
   const distinct = [...new Set(gasLimits)];

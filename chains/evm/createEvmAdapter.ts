@@ -258,6 +258,10 @@ const STATE_BLOCK_PARAM: Readonly<Record<string, number>> = {
   eth_getTransactionCount: 1,
   eth_getCode: 1,
   eth_getStorageAt: 2,
+  // A call on the state at that block, as eth_call: a node behind it estimates on its old state.
+  eth_estimateGas: 1,
+  // The history's newest block: a node behind it tells older base fees.
+  eth_feeHistory: 1,
 };
 
 /**
@@ -267,7 +271,8 @@ const STATE_BLOCK_PARAM: Readonly<Record<string, number>> = {
  * found" (or another node's refusal), which is no evidence of anything, and without this the
  * first endpoint in the list was asked every time and its refusal went back to the caller (a
  * lagging first endpoint held the tracker's operator-fee read of a receipt's block until it caught
- * up; a syncing one, for good). Any refusal moves the read on to the next endpoint. Reads at a tag
+ * up; a syncing one, for good). Any refusal moves the read on to the next endpoint (a revert too:
+ * every node at the block reverts alike, and the first refusal is the answer). Reads at a tag
  * (`latest`, `pending`, none) are the answering node's now and go as before.
  */
 function stateReadAt(method: string, params: readonly unknown[]): ReadOptions | undefined {

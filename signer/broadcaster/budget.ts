@@ -5,7 +5,7 @@
  * the wallet cannot pay holds every later nonce (the refilling sweep among them) for good.
  */
 import type { Hex } from "viem";
-import { estimateL1DataFee, type L1FeeAt, l1FeeYardstick, operatorFees } from "../gas.js";
+import { estimateL1DataFee, l1FeeYardstick, operatorFees, type ReadAt } from "../gas.js";
 import type { BroadcasterContext } from "./context.js";
 
 /**
@@ -35,7 +35,7 @@ export type InFlight = {
  * L1 fee.
  * An oracle that does not answer throws: the caller signs nothing on a guess.
  */
-export type L1Price = { l1At: L1FeeAt | undefined; l1Yardstick: bigint | null };
+export type L1Price = { l1At: ReadAt | undefined; l1Yardstick: bigint | null };
 
 export async function readL1Yardstick(ctx: BroadcasterContext, head: bigint): Promise<L1Price> {
   if ((ctx.chain.l1DataFee ?? "none") === "none") return { l1At: undefined, l1Yardstick: null };

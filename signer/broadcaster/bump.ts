@@ -74,8 +74,8 @@ export async function bump(
   let market: Fees | undefined;
   let budget: { balance: bigint; spent: InFlight; left: bigint } | undefined;
   try {
-    const fees = await estimateFees(ctx.client, chain);
     const wallet = await ctx.chainView.walletNow();
+    const fees = await estimateFees(ctx.client, chain, wallet.head);
     const l1 = await readL1Yardstick(ctx, wallet.head);
     const { balance } = wallet;
     const spent = await inFlightCost(ctx, wallet.latestCount, l1);

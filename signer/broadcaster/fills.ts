@@ -64,14 +64,12 @@ export async function fillNonces(
     let fees: Fees;
     let gas: Awaited<ReturnType<typeof requestGas>>;
     try {
-      fees = await estimateFees(ctx.client, ctx.chain);
-      gas = await requestGas(ctx, {
-        id: r.id,
-        to: ctx.from,
-        value: 0n,
-        data: "0x",
-        gasLimit: null,
-      });
+      fees = await estimateFees(ctx.client, ctx.chain, snap.head);
+      gas = await requestGas(
+        ctx,
+        { id: r.id, to: ctx.from, value: 0n, data: "0x", gasLimit: null },
+        { blockNumber: snap.head },
+      );
     } catch (error) {
       ctx.log.warn({ msg: "nonce fill not signed yet", request_id: r.id, err: error });
       continue;

@@ -6,22 +6,19 @@
  * 21,000 (on Arbitrum a plain transfer costs more: the L1 cost is charged as gas).
  */
 import type { Hex } from "viem";
-import { estimateTxGas, type L1FeeAt, type TxGasEstimate } from "../gas.js";
+import { estimateTxGas, type ReadAt, type TxGasEstimate } from "../gas.js";
 import type { BroadcasterContext } from "./context.js";
-
-/** Kept for callers that pass one; estimates are not cached (each request is estimated). */
-export type GasCache = Map<string, Promise<Hex | undefined>>;
 
 /**
  * Gas for a request: the caller's limit checked against intrinsic gas (IntrinsicGasTooLowError),
  * else eth_estimateGas with the chain's margin and floor; plus the L1 data fee where the chain
- * charges one outside gas (at `l1At`'s block: intake reads its yardstick there). Node errors
- * propagate to intake, which classifies them.
+ * charges one outside gas. Every read at `at`'s block (intake: the wallet pair's head, where it
+ * reads its L1 yardstick too). Node errors propagate to intake, which classifies them.
  */
 export async function requestGas(
   ctx: BroadcasterContext,
   r: { id: string; to: Hex; value: bigint; data: Hex; gasLimit: bigint | null },
-  l1At?: L1FeeAt | undefined,
+  at?: ReadAt | undefined,
 ): Promise<TxGasEstimate> {
   return estimateTxGas(
     ctx.client,
@@ -34,17 +31,8 @@ export async function requestGas(
       gasLimit: r.gasLimit,
       requestId: r.id,
     },
-    l1At,
+    at,
   );
-}
-
-/** Gas limit for a request without a caller-given one (estimate errors propagate to intake). */
-export async function requestGasLimit(
-  ctx: BroadcasterContext,
-  r: { to: Hex; value: bigint; data: Hex },
-  _codeCache?: GasCache,
-): Promise<bigint> {
-  return (await requestGas(ctx, { id: "", ...r, gasLimit: null })).gasLimit;
 }
 
 /** Gas limit for a cancel of a nonce: a 0-value transfer to the hot wallet itself, estimated. */

@@ -10,9 +10,9 @@ import { estimateFees, type Fees } from "../fees.js";
 import {
   affordable,
   IntrinsicGasTooLowError,
-  type L1FeeAt,
   maxCost,
   OpStackFeeUnknownError,
+  type ReadAt,
 } from "../gas.js";
 import type { Lease } from "../lease.js";
 import { classifyNodeError, errorText } from "../nodeErrors.js";
@@ -80,14 +80,15 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   }
   // Fees are needed only to sign new bytes: a node that cannot tell them leaves these requests
   // pending (no nonce taken) and must not end the tick before the sent ones are tracked.
-  // On an OP-stack chain the L1 price is part of the fees: every L1 fee of this round (each
-  // request's and the yardstick that scales the sends in flight to the price now) is read at one
-  // block. An oracle that does not answer leaves them pending too: never a budget on a guess.
+  // They are read at that node's head (fees.ts: a syncing node's `latest` base fee is from long
+  // ago). On an OP-stack chain the L1 price is part of the fees: every L1 fee of this round (each
+  // request's and the yardstick that scales the sends in flight to the price now) is read at that
+  // block too. An oracle that does not answer leaves them pending too: never a budget on a guess.
   let fees: Fees;
-  let l1At: L1FeeAt | undefined;
+  let l1At: ReadAt | undefined;
   let l1Yardstick: bigint | null = null;
   try {
-    fees = await estimateFees(ctx.client, chain);
+    fees = await estimateFees(ctx.client, chain, wallet.head);
     ({ l1At, l1Yardstick } = await readL1Yardstick(ctx, wallet.head));
   } catch (error) {
     ctx.log.warn({
@@ -97,12 +98,15 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     });
     return 0;
   }
+  // Estimates at that node's head, not at `latest`: a node behind estimates on its old state
+  // (gas.ts estimateTxGas: a token without code there, a limit that runs out of gas on chain).
+  const at = { blockNumber: wallet.head };
   const ready: (Ready & { l1Fee: bigint; operatorFee: bigint })[] = [];
   await mapLimit(rows, 16, async (r) => {
     const req = { to: r.to_address, value: r.value, data: r.data };
     try {
       const gasLimit = r.gas_limit;
-      const gas = await requestGas(ctx, { id: r.id, ...req, gasLimit }, l1At);
+      const gas = await requestGas(ctx, { id: r.id, ...req, gasLimit }, at);
       ready.push({
         id: r.id,
         ...req,
@@ -125,7 +129,9 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
         // Every node would refuse it: refused here, before a nonce, never signed or broadcast.
         await failBeforeNonce(lease, r.id, error.code, error.shortMessage);
       } else if (cls === "execution_reverted") {
-        const short = await tokenShortfall(ctx, req);
+        // The balance at the block the estimate reverted at: another node's `latest` may show
+        // tokens the wallet no longer holds, and the request would fail for the wallet's shortfall.
+        const short = await tokenShortfall(ctx, req, wallet.head);
         if (!short) {
           await failBeforeNonce(lease, r.id, "ESTIMATE_REVERTED", errorText(error));
           return;

@@ -26,13 +26,12 @@ export function tokenTransfer(
 }
 
 /**
- * The wallet's balance of `token` at the latest block, or at block `at` (asked of a node at or past
- * it); null: not known.
+ * The wallet's balance of `token` at block `at` (asked of a node at or past it); null: not known.
  */
 async function tokenBalance(
   ctx: BroadcasterContext,
   token: Hex,
-  at?: bigint,
+  at: bigint,
 ): Promise<bigint | null> {
   try {
     return await ctx.client.readContract({
@@ -40,7 +39,7 @@ async function tokenBalance(
       abi: erc20Abi,
       functionName: "balanceOf",
       args: [ctx.from],
-      ...(at !== undefined ? { blockNumber: at } : {}),
+      blockNumber: at,
     });
   } catch (error) {
     ctx.log.warn({ msg: "token balance not known", token, err: error });
@@ -49,18 +48,19 @@ async function tokenBalance(
 }
 
 /**
- * A listed token's transfer the wallet holds too little of right now: its estimate reverts, but
- * the shortfall is the wallet's (a sweep may be bringing the tokens), not the request's, so it
- * waits as a native shortfall does. The token's balance not known: also waits (never fails on
+ * A listed token's transfer the wallet holds too little of at block `at`, where its estimate
+ * reverted: the shortfall is the wallet's (a sweep may be bringing the tokens), not the request's,
+ * so it waits as a native shortfall does. The token's balance not known: also waits (never fails on
  * missing data). Anything else that reverts: undefined (the request fails before a nonce).
  */
 export async function tokenShortfall(
   ctx: BroadcasterContext,
   req: { to: Hex; value: bigint; data: Hex },
+  at: bigint,
 ): Promise<{ token: Hex; amount: bigint; balance: bigint | null } | undefined> {
   const transfer = tokenTransfer(ctx, req);
   if (!transfer) return undefined;
-  const balance = await tokenBalance(ctx, transfer.token);
+  const balance = await tokenBalance(ctx, transfer.token, at);
   return balance === null || balance < transfer.amount ? { ...transfer, balance } : undefined;
 }
 
