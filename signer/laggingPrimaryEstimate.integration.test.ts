@@ -4,9 +4,9 @@
  * endpoint, whatever its head. A syncing node answers from its own old state: there a listed token
  * has no code yet, the call to it "succeeds" for 21,000 gas and calldata, and the transfer was
  * signed with that limit: it ran out of gas on chain (the withdrawal failed, its gas spent). Its
- * base fee was block 0's, a fraction of the head's: the send waited for bump after bump. Now both
- * are asked at the head of the node that told the wallet's count and balance, so only a node at
- * that block answers.
+ * base fee was block 0's, a fraction of the head's: the send waited for bump after bump, each
+ * priced on the same old history. Now both are asked at the head of the node that told the
+ * wallet's count and balance (intake, bump), so only a node at that block answers.
  */
 import { type Hex, parseEther, parseGwei, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -102,5 +102,50 @@ describe("gas estimates with the first endpoint behind the head", () => {
     // node's next base fee + tip: below the next block's, so no block includes it until bumped).
     expect(BigInt(rows[0]!.max_fee_per_gas)).toBeGreaterThanOrEqual(parseGwei("76.5625"));
     expect((await t.confirmedWith("lagging-fees")).status).toMatch(/confirmed|finalized/);
+  });
+
+  it("a bump's fees come from a node at the head, not a lagging first endpoint", async () => {
+    t.proxy!.setLag(null);
+    await t.rpc("evm_setAutomine", [false]);
+    const account = await t.wallet(parseEther("10"));
+    const signer = t.run(account, { chain: { ...t.chain, bumpIntervalMs: 2_000 } });
+    try {
+      await t.withdraw("lagging-bump", { from: account.address });
+      await waitFor(
+        "the send broadcast",
+        async () => (await getTxRequest(t.ctx.db.pool, "lagging-bump"))?.status === "broadcast",
+      );
+      const maxFees = async () =>
+        (
+          await t.ctx.db.pool.query<{ max_fee_per_gas: string }>(
+            "SELECT max_fee_per_gas::text FROM custody.tx_attempts WHERE request_id = $1 ORDER BY id",
+            ["lagging-bump"],
+          )
+        ).rows.map((r) => BigInt(r.max_fee_per_gas));
+      const [first] = await maxFees();
+      // A spike past what the send pays: two blocks without it, then a node three blocks behind
+      // (its history ends before the spike) is the first endpoint when the send is due.
+      const spike = first! * 4n;
+      await t.rpc("anvil_setNextBlockBaseFeePerGas", [toHex(spike)]);
+      await t.rpc("anvil_mine", ["0x2"]);
+      t.proxy!.setLag(3);
+      const replaced = await waitFor(
+        "the send replaced",
+        async () => {
+          const fees = await maxFees();
+          return fees.length > 1 ? fees : undefined;
+        },
+        { timeoutMs: 15_000 },
+      );
+      // old code: expected 903414540 to be greater than or equal to 2421251467 (the first's max
+      // fee raised by 10%, the lagging node's market being lower: below the next block's base fee).
+      expect(replaced.at(-1)!).toBeGreaterThanOrEqual((spike * 875n * 875n) / 1_000_000n);
+      await t.rpc("evm_setAutomine", [true]);
+      expect((await t.confirmedWith("lagging-bump")).status).toMatch(/confirmed|finalized/);
+    } finally {
+      await signer.stop();
+      t.proxy!.setLag(null);
+      await t.rpc("evm_setAutomine", [true]);
+    }
   });
 });
