@@ -19,7 +19,13 @@
 import { encodeFunctionData, type Hex, pad, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { operatorFeePaid } from "../chains/index.js";
-import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
+import {
+  anvilRpc,
+  call,
+  DEV_ACCOUNT,
+  deployTestToken,
+  sendAndMine,
+} from "../indexers/testing/chain.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
 import { deployFeeToken, FEE_COLLECTOR, FEE_TOKEN } from "./sweeps/testing/feeToken.js";
 import { waitFor } from "./testing/harness.js";
@@ -45,7 +51,6 @@ let proxy: RpcProxy;
 let anvil: string;
 /** A token the signer's wallet holds (deployed by anvil's first dev account). */
 let token: Hex;
-const DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" as Hex;
 
 beforeAll(async () => {
   t = await startSignerTest({
@@ -55,13 +60,7 @@ beforeAll(async () => {
   proxy = t.proxy!;
   anvil = t.ctx.config.chains[0]!.rpcUrls[0]!;
   await t.rpc("anvil_setCode", [OP_GAS_PRICE_ORACLE, ORACLE_RUNTIME]);
-  const rpc = anvilRpc(anvil);
-  token = await deploy(rpc, DEV, "TestToken", [10n ** 24n]);
-  await sendAndMine(rpc, {
-    from: DEV,
-    to: token,
-    data: call("TestToken", "transfer", [t.account.address, 10n ** 21n]),
-  });
+  token = await deployTestToken(anvilRpc(anvil), t.account.address, 10n ** 21n);
 });
 
 afterAll(async () => {
@@ -185,7 +184,7 @@ describe("incomplete receipts", () => {
   it("never reads a receipt cut partway as the whole: a fee-on-transfer payment keeps its fee Transfer", async () => {
     const abi = await deployFeeToken(anvilRpc(anvil));
     await sendAndMine(anvilRpc(anvil), {
-      from: DEV,
+      from: DEV_ACCOUNT,
       to: FEE_TOKEN,
       data: encodeFunctionData({ abi, functionName: "mint", args: [t.account.address, 10n ** 6n] }),
     });
@@ -205,7 +204,7 @@ describe("incomplete receipts", () => {
       await t.withdraw("logs-cut", {
         to: FEE_TOKEN,
         value: 0n,
-        data: encodeFunctionData({ abi, functionName: "transfer", args: [DEV, 1_000n] }),
+        data: encodeFunctionData({ abi, functionName: "transfer", args: [DEV_ACCOUNT, 1_000n] }),
       });
       const done = await t.confirmedWith("logs-cut", (o) =>
         expect(o.feeOnTransfer?.fees).not.toEqual([]),

@@ -10,9 +10,15 @@
  * was failed before a nonce, its hold released and the customer's withdrawal lost, while a native
  * shortfall waits.
  */
-import { erc20Abi, type Hex, parseEther } from "viem";
+import { erc20Abi, parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
+import {
+  anvilRpc,
+  call,
+  DEV_ACCOUNT,
+  deployTestToken,
+  sendAndMine,
+} from "../indexers/testing/chain.js";
 import { getTxRequest } from "./requests.js";
 import { RECIPIENT, waitFor } from "./testing/harness.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -74,17 +80,15 @@ describe("intake window", () => {
  * an alert until a sweep brings the tokens, and are then paid.
  */
 async function tokenShort(p: string, held: bigint, amounts: bigint[]): Promise<void> {
-  const DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" as Hex;
   const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
-  const token = await deploy(rpc, DEV, "TestToken", [10n ** 24n]);
   const account = await t.wallet(parseEther("1"));
+  const token = await deployTestToken(rpc, account.address, held);
   const give = (amount: bigint) =>
     sendAndMine(rpc, {
-      from: DEV,
+      from: DEV_ACCOUNT,
       to: token,
       data: call("TestToken", "transfer", [account.address, amount]),
     });
-  if (held > 0n) await give(held);
   const signer = t.run(account, {
     chain: { ...t.chain, tokens: [{ address: token, symbol: "TT", decimals: 18 }] },
     settings: { unpaidRetryMs: 300 },

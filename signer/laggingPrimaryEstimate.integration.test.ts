@@ -10,25 +10,18 @@
  */
 import { type Hex, parseEther, parseGwei, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
+import { anvilRpc, call, deployTestToken } from "../indexers/testing/chain.js";
 import { getTxRequest } from "./requests.js";
 import { RECIPIENT, waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
 
-const DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" as Hex;
 let t: LyingSignerTest;
 let token: Hex;
 
 beforeAll(async () => {
   t = await startLyingSignerTest(1, { chain: { bumpIntervalMs: 60_000 } });
   const anvilUrl = t.ctx.config.chains[0]!.rpcUrls[0]!;
-  const rpc = anvilRpc(anvilUrl);
-  token = await deploy(rpc, DEV, "TestToken", [10n ** 24n]);
-  await sendAndMine(rpc, {
-    from: DEV,
-    to: token,
-    data: call("TestToken", "transfer", [t.account.address, 10n ** 21n]),
-  });
+  token = await deployTestToken(anvilRpc(anvilUrl), t.account.address, 10n ** 21n);
   await t.rpc("anvil_setBalance", [t.account.address, toHex(parseEther("10"))]);
   await t.rpc("anvil_mine", ["0x5"]);
   // Our final block published (as the indexer does): the signer then asks every endpoint its head

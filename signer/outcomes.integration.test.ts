@@ -5,7 +5,7 @@
 import { type Hex, parseEther, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withTransaction } from "../foundation/db.js";
-import { anvilRpc, call, deploy, sendAndMine } from "../indexers/testing/chain.js";
+import { anvilRpc, call, deployTestToken } from "../indexers/testing/chain.js";
 import { getTxOutcomes } from "./outcomes.js";
 import { requestTransaction } from "./requests.js";
 import { RECIPIENT, waitFor } from "./testing/harness.js";
@@ -13,19 +13,13 @@ import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
 
 let t: SignerTest;
 let token: Hex;
-const DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" as Hex;
 
 beforeAll(async () => {
   t = await startSignerTest({
     chain: { config: { confirmations: { kind: "blocks", blocks: 2 }, reorgWindow: 4 } },
   });
   const rpc = anvilRpc(t.ctx.config.chains[0]!.rpcUrls[0]!);
-  token = await deploy(rpc, DEV, "TestToken", [10n ** 24n]);
-  await sendAndMine(rpc, {
-    from: DEV,
-    to: token,
-    data: call("TestToken", "transfer", [t.account.address, 10n ** 21n]),
-  });
+  token = await deployTestToken(rpc, t.account.address, 10n ** 21n);
   await t.rpc("anvil_setBalance", [t.account.address, toHex(parseEther("10"))]);
   t.signer = t.run(t.account, { chain: { ...t.ctx.config.chains[0]!, tokens: [] } });
 });

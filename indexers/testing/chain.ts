@@ -91,6 +91,21 @@ export async function deploy(
   return r.contractAddress;
 }
 
+/** anvil's first dev account (unlocked, funded): deploys the test contracts. */
+export const DEV_ACCOUNT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" as Hex;
+
+/** A fresh TestToken (its supply of 10^24 is DEV_ACCOUNT's), `amount` of it sent to `holder`. */
+export async function deployTestToken(rpc: Rpc, holder: Hex, amount: bigint): Promise<Hex> {
+  const token = await deploy(rpc, DEV_ACCOUNT, "TestToken", [10n ** 24n]);
+  if (amount > 0n)
+    await sendAndMine(rpc, {
+      from: DEV_ACCOUNT,
+      to: token,
+      data: call("TestToken", "transfer", [holder, amount]),
+    });
+  return token;
+}
+
 export function call(name: keyof typeof artifacts, functionName: string, args: unknown[]): Hex {
   return encodeFunctionData({ abi: artifacts[name].abi, functionName, args } as Parameters<
     typeof encodeFunctionData
