@@ -61,6 +61,7 @@ export function endpointFaults({
       primaryFlaky: 3,
       primaryDown: 1,
       primaryLagging: 1,
+      primarySyncing: 1,
       primaryNullReceipts: 1,
       fallbackLagging: 2,
       fallbackSyncing: 1,
@@ -91,6 +92,9 @@ export function endpointFaults({
         break;
       case "primaryLagging":
         primary.setBackends([{ url: anvilUrl, lag }]);
+        break;
+      case "primarySyncing":
+        primary.setBackends([{ url: anvilUrl, lag: "syncing" }]);
         break;
       case "primaryNullReceipts":
         primary.setBackends([{ url: anvilUrl, nullReceipts: true }]);

@@ -26,7 +26,14 @@
  */
 
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
-import { type Address, getContractAddress, type Hex, parseEther, parseEventLogs } from "viem";
+import {
+  type Address,
+  getContractAddress,
+  type Hex,
+  parseEther,
+  parseEventLogs,
+  toHex,
+} from "viem";
 import { forwarderFactory } from "../../chains/contracts/index.js";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
@@ -717,6 +724,18 @@ export async function runSweeps(
           "credited-value",
           `${label}: customers hold ${credited}, their addresses hold ${onDeposits.get(assetId)} and the ledger booked ${swept.get(assetId) ?? 0n} swept`,
         );
+    }
+
+    // Invariant: no-revert. Nothing in the scenario makes a send of the hot wallet revert: one that
+    // did spent its gas for nothing (a gas limit estimated on a node's old state, say).
+    for (let n = 0n; n <= BigInt(await rpc<Hex>("eth_blockNumber")); n++) {
+      const receipts = await rpc<{ from: Hex; status: Hex; transactionHash: Hex }[]>(
+        "eth_getBlockReceipts",
+        [toHex(n)],
+      );
+      for (const r of receipts ?? [])
+        if (r.from.toLowerCase() === hot && r.status !== "0x1")
+          fail("no-revert", `the hot wallet's ${r.transactionHash} (block ${n}) reverted`);
     }
 
     // Invariants: no-double-sweep and canonical, against the Swept events of the final chain.
