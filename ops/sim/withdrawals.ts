@@ -561,6 +561,7 @@ export async function runWithdrawals(
             primaryFlaky: 2,
             fallbackLagging: 1,
             primaryLagging: 1,
+            primarySyncing: 1,
             sendsRejectedButMined: 1,
             sendsRejected: 1,
             clear: 2,
@@ -583,6 +584,7 @@ export async function runWithdrawals(
             );
           else if (what === "fallbackLagging") pB.setBackends([{ url: anvilUrl, lag }]);
           else if (what === "primaryLagging") pA.setBackends([{ url: anvilUrl, lag }]);
+          else if (what === "primarySyncing") pA.setBackends([{ url: anvilUrl, lag: "syncing" }]);
           else if (what === "sendsRejectedButMined")
             // One backend refuses what another accepted: the tx mines although the send failed.
             pA.setSendFault(
