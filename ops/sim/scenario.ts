@@ -31,7 +31,7 @@ export type ScenarioOptions = {
    * "release-early" (withdrawals) releases the dead withdrawal's hold before it has failed;
    * "double-sweep" (sweeps) books one booked sweep's (address, asset) a second time.
    */
-  sabotage?: "double-credit" | "double-pay" | "release-early" | "double-sweep";
+  sabotage?: "double-credit" | "double-pay" | "release-early" | "double-sweep" | "reverted-send";
   /** Print each step as it runs. */
   trace?: (line: string) => void;
 };

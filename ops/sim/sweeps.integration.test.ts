@@ -59,4 +59,11 @@ describe("sweeps simulation", () => {
       /booked twice/,
     );
   });
+
+  it("reports a planted reverted send of the hot wallet (no-revert can fail)", async () => {
+    const result = await runSweeps(8, run, { sabotage: "reverted-send" });
+    expect(result.violations.find((v) => v.invariant === "no-revert")?.detail).toMatch(
+      /the hot wallet's 0x[0-9a-f]{64} \(block \d+\) reverted/,
+    );
+  });
 });

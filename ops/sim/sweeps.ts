@@ -20,6 +20,7 @@
  *  - canonical: every booked sweep's transaction is in the final chain, succeeded, and its sweep
  *    is final;
  *  - sweepable: the planner's running sweepable balances agree with history;
+ *  - no-revert: no transaction of the hot wallet reverted (its gas spent for nothing);
  *  - nonces: the hot wallet's mined nonces are contiguous with what the signer used (no gap);
  *  - ledger-check, reconciliation (zero breaks at the final block), stop (the signer's stop()
  *    returns within 15 s).
@@ -39,7 +40,7 @@ import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
 import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
 import { createPool } from "../../foundation/db.js";
 import { allocateDepositAddress } from "../../indexers/index.js";
-import { anvilRpc, call, deploy, type Rpc } from "../../indexers/testing/chain.js";
+import { anvilRpc, call, deploy, type Rpc, receipt, sendTx } from "../../indexers/testing/chain.js";
 import {
   assetIdOf,
   bookTreasuryMove,
@@ -637,6 +638,21 @@ export async function runSweeps(
             generation: 99,
           }),
         ]);
+    }
+
+    if (options.sabotage === "reverted-send") {
+      // A send of the hot wallet the factory refuses (no such function): mined, reverted, its gas
+      // spent.
+      await rpc("anvil_impersonateAccount", [hot]);
+      const hash = await sendTx(rpc, {
+        from: hot,
+        to: factory.address,
+        data: "0xdeadbeef",
+        gas: 100_000n,
+      });
+      await rpc("evm_mine");
+      await receipt(rpc, hash);
+      await rpc("anvil_stopImpersonatingAccount", [hot]);
     }
 
     // What the final chain holds.
