@@ -18,7 +18,13 @@ import { cancelGasLimit } from "./gasPlan.js";
 import type { CancelJob } from "./nonces.js";
 import { DEAD, sendInOrder, signTx } from "./send.js";
 
-export type Canceller = { run: (lease: Lease, jobs: readonly CancelJob[]) => Promise<void> };
+/**
+ * `head`: the block the tick's snapshot was read at (a node at the best head): the cancels' fees and
+ * gas are asked there, as intake's are (gas.ts estimateTxGas, fees.ts estimateFees).
+ */
+export type Canceller = {
+  run: (lease: Lease, jobs: readonly CancelJob[], head: bigint) => Promise<void>;
+};
 
 export function createCanceller(ctx: BroadcasterContext): Canceller {
   const { settings } = ctx;
@@ -51,8 +57,8 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
    * operator's cancel races the payment), at least the market, never above the cap (at the cap:
    * the market, and the bump stage takes it from there).
    */
-  async function cancelFees(job: CancelJob): Promise<Fees> {
-    const market = await estimateFees(ctx.client, ctx.chain);
+  async function cancelFees(job: CancelJob, head: bigint): Promise<Fees> {
+    const market = await estimateFees(ctx.client, ctx.chain, head);
     const newest = (await attemptsOf(ctx, [job.requestId]))
       .get(job.requestId)
       ?.find((a) => a.nonce === job.nonce);
@@ -102,7 +108,7 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
     });
   }
 
-  async function cancelOne(lease: Lease, job: CancelJob) {
+  async function cancelOne(lease: Lease, job: CancelJob, head: bigint) {
     const refused = await refusedCancels(job);
     const exhausted = refused >= settings.maxCancelAttempts;
     if (exhausted && !job.byOperator) {
@@ -118,13 +124,13 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
     if (exhausted) ctx.alert("nonce_gap", { request_id: job.requestId, nonce: String(job.nonce) });
     let stored: Awaited<ReturnType<typeof storeAttempt>>;
     try {
-      const fees = await cancelFees(job);
+      const fees = await cancelFees(job, head);
       const tx = {
         nonce: job.nonce,
         to: ctx.from,
         value: 0n,
         data: "0x" as const,
-        gasLimit: await cancelGasLimit(ctx),
+        gasLimit: await cancelGasLimit(ctx, head),
       };
       const { raw, hash } = await signTx(ctx, tx, fees);
       stored = await lease.transaction(async () => {
@@ -165,8 +171,8 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
   }
 
   return {
-    async run(lease, jobs) {
-      for (const job of jobs) await cancelOne(lease, job);
+    async run(lease, jobs, head) {
+      for (const job of jobs) await cancelOne(lease, job, head);
       for (const id of backoff.keys())
         if (!jobs.some((j) => j.requestId === id)) backoff.delete(id);
     },

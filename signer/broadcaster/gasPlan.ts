@@ -35,13 +35,17 @@ export async function requestGas(
   );
 }
 
-/** Gas limit for a cancel of a nonce: a 0-value transfer to the hot wallet itself, estimated. */
-export async function cancelGasLimit(ctx: BroadcasterContext): Promise<bigint> {
-  const gas = await estimateTxGas(ctx.client, ctx.chain, {
-    from: ctx.from,
-    to: ctx.from,
-    value: 0n,
-    data: "0x",
-  });
+/**
+ * Gas limit for a cancel of a nonce: a 0-value transfer to the hot wallet itself, estimated at
+ * block `head` (on Arbitrum its L1 cost is part of the estimate: a node behind prices it on an old
+ * L1 fee, and a limit too low is refused as intrinsic gas too low).
+ */
+export async function cancelGasLimit(ctx: BroadcasterContext, head: bigint): Promise<bigint> {
+  const gas = await estimateTxGas(
+    ctx.client,
+    ctx.chain,
+    { from: ctx.from, to: ctx.from, value: 0n, data: "0x" },
+    { blockNumber: head },
+  );
   return gas.gasLimit;
 }

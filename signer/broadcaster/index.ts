@@ -237,7 +237,7 @@ export function createBroadcaster(options: BroadcasterOptions): Broadcaster {
       // Also with nothing watched: a `failed` request outside the set whose nonce the chain has not
       // used gets its cancels here (nonces.ts), or that nonce stays open while the wallet is idle.
       const { jobs, legacyFailed } = await checkNonces(ctx, lease, watched, snap);
-      await canceller.run(lease, jobs);
+      await canceller.run(lease, jobs, snap.head);
       // A count from a node behind the best head seen is as of an older block (nonces.ts): a
       // nonce used since reads as open, and a replacement would be signed for it (a fee-cap
       // alert raised for it). Both wait for a node at the head, as the nonce stage does.
