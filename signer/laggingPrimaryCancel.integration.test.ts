@@ -8,8 +8,8 @@
  */
 import { parseEther } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LyingProxy } from "../chains/testing/lyingChain/index.js";
-import { startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import { type LyingProxy, startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import { setPublishedFinalized } from "../indexers/testing/chain.js";
 import { createKmsClient } from "./kmsAccount.js";
 import { waitFor } from "./testing/harness.js";
 import { type KmsProxy, startKmsProxy } from "./testing/kmsProxy.js";
@@ -36,11 +36,7 @@ beforeAll(async () => {
   // Our final block published (as the indexer does): the signer then asks every endpoint its head
   // and takes the snapshot from a node that shows that block.
   const final = await t.client.getBlock({ blockTag: "latest" });
-  await t.ctx.db.pool.query(
-    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
-     VALUES ($1, $2, $3, $2, $3)`,
-    [t.chain.chainId, final.number.toString(), final.hash],
-  );
+  await setPublishedFinalized(t.ctx.db.pool, t.chain.chainId, final);
   t.chain = { ...t.chain, rpcUrls: [t.proxy!.url, t.ctx.config.chains[0]!.rpcUrls[0]!] };
 });
 

@@ -10,7 +10,12 @@
  */
 import { type Hex, parseEther, parseGwei, toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { anvilRpc, call, deployTestToken } from "../indexers/testing/chain.js";
+import {
+  anvilRpc,
+  call,
+  deployTestToken,
+  setPublishedFinalized,
+} from "../indexers/testing/chain.js";
 import { getTxRequest } from "./requests.js";
 import { RECIPIENT, waitFor } from "./testing/harness.js";
 import { type LyingSignerTest, startLyingSignerTest } from "./testing/signerTest.js";
@@ -27,11 +32,7 @@ beforeAll(async () => {
   // Our final block published (as the indexer does): the signer then asks every endpoint its head
   // and takes the wallet's count, balances and head from a node that shows that block.
   const final = await t.client.getBlock({ blockTag: "latest" });
-  await t.ctx.db.pool.query(
-    `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
-     VALUES ($1, $2, $3, $2, $3)`,
-    [t.chain.chainId, final.number.toString(), final.hash],
-  );
+  await setPublishedFinalized(t.ctx.db.pool, t.chain.chainId, final);
   t.chain = {
     ...t.chain,
     rpcUrls: [t.proxy!.url, anvilUrl],

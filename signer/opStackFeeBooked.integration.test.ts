@@ -15,6 +15,7 @@
 import { type Hex, parseEther, toFunctionSelector } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLyingProxy } from "../chains/testing/lyingChain/index.js";
+import { setPublishedFinalized } from "../indexers/testing/chain.js";
 import { OP_GAS_PRICE_ORACLE } from "./gas.js";
 import { gasPriceOracleRuntime } from "./testing/gasPriceOracle.js";
 import { waitFor } from "./testing/harness.js";
@@ -111,11 +112,7 @@ describe("the fee booked for a send on an OP-stack chain", () => {
     // Our final block published (as the indexer does): the signer then asks every endpoint its
     // head, and takes counts only from a node that shows that block.
     const final = await t.client.getBlock({ blockTag: "latest" });
-    await t.ctx.db.pool.query(
-      `INSERT INTO chain.checkpoints (chain_id, block_number, block_hash, finalized_number, finalized_hash)
-       VALUES ($1, $2, $3, $2, $3)`,
-      [t.chain.chainId, final.number.toString(), final.hash],
-    );
+    await setPublishedFinalized(t.ctx.db.pool, t.chain.chainId, final);
     const syncing = await startLyingProxy(proxy.url);
     syncing.setLag("syncing");
     const direct = t.chain;
