@@ -42,7 +42,7 @@ export async function deployForwarderFactory({
   const log = common.logger.child({ component: "contracts", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
   if (existing) {
-    await assertFactory(client, existing.address, existing.hotWallet);
+    await assertFactory(client, existing.address, existing.hotWallet, existing.blockNumber);
     log.info({ msg: "forwarder factory already deployed", address: existing.address });
     // Customers allocated elsewhere with this factory address exist here too (indexers/depositAddresses/sharedFactories.ts).
     const adopted = await adoptForRecordedFactory(pool, chain.chainId);
@@ -86,7 +86,7 @@ export async function deployForwarderFactory({
     onSent: (hash) =>
       log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet }),
   });
-  await assertFactory(client, address, hotWallet);
+  await assertFactory(client, address, hotWallet, receipt.blockNumber);
   const operatorFee = await operatorFeePaid(client, chain, receipt);
   const { contract, created } = await withTransaction(pool, async (c) => {
     const recorded = await recordContract(c, {
@@ -129,15 +129,32 @@ export async function deployForwarderFactory({
   return { contract, deployed: created };
 }
 
-/** The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. */
-async function assertFactory(client: PublicClient, address: Address, hotWallet: Address) {
+/**
+ * The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. Read at
+ * the deploy's block, asked of a node at or past it (chains/evm/createEvmAdapter.ts
+ * `stateReadAt`): at `latest`, a first endpoint syncing below that block has no code there, and the
+ * run failed with "returned no data". Both answers are fixed at the deploy (a constant and an
+ * immutable, and the factory has no selfdestruct).
+ */
+async function assertFactory(
+  client: PublicClient,
+  address: Address,
+  hotWallet: Address,
+  blockNumber: bigint,
+) {
   const [initCodeHash, onChainHot] = await Promise.all([
     client.readContract({
       address,
       abi: forwarderFactory.abi,
       functionName: "FORWARDER_INIT_CODE_HASH",
+      blockNumber,
     }),
-    client.readContract({ address, abi: forwarderFactory.abi, functionName: "hotWallet" }),
+    client.readContract({
+      address,
+      abi: forwarderFactory.abi,
+      functionName: "hotWallet",
+      blockNumber,
+    }),
   ]);
   if (initCodeHash !== forwarderInitCodeHash || getAddress(onChainHot as Address) !== hotWallet) {
     throw new Error(
