@@ -86,7 +86,7 @@ export async function deployForwarderFactory({
     onSent: (hash) =>
       log.info({ msg: "forwarder factory deploy sent", tx_hash: hash, hot_wallet: hotWallet }),
   });
-  await assertFactory(client, address, hotWallet, receipt.blockNumber);
+  await assertFactory(client, address, hotWallet);
   const operatorFee = await operatorFeePaid(client, chain, receipt);
   const { contract, created } = await withTransaction(pool, async (c) => {
     const recorded = await recordContract(c, {
@@ -130,30 +130,32 @@ export async function deployForwarderFactory({
 }
 
 /**
- * The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. Read at
- * the deploy's block, asked of a node at or past it (chains/evm/createEvmAdapter.ts
- * `stateReadAt`): at `latest`, a first endpoint syncing below that block has no code there, and the
- * run failed with "returned no data". Both answers are fixed at the deploy (a constant and an
- * immutable, and the factory has no selfdestruct).
+ * The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. A recorded
+ * factory is read at its deploy block (`blockNumber`), asked of a node at or past it
+ * (chains/evm/createEvmAdapter.ts `stateReadAt`): at `latest`, a first endpoint syncing below that
+ * block has no code there, and the run failed with "returned no data". Both answers are fixed at
+ * the deploy (a constant and an immutable, and the factory has no selfdestruct). One just deployed
+ * is read at `latest`: its block may be newer than every endpoint's head the client has seen, and
+ * a read at it would be refused until the client asks them again.
  */
 async function assertFactory(
   client: PublicClient,
   address: Address,
   hotWallet: Address,
-  blockNumber: bigint,
+  blockNumber?: bigint,
 ) {
   const [initCodeHash, onChainHot] = await Promise.all([
     client.readContract({
       address,
       abi: forwarderFactory.abi,
       functionName: "FORWARDER_INIT_CODE_HASH",
-      blockNumber,
+      ...(blockNumber === undefined ? {} : { blockNumber }),
     }),
     client.readContract({
       address,
       abi: forwarderFactory.abi,
       functionName: "hotWallet",
-      blockNumber,
+      ...(blockNumber === undefined ? {} : { blockNumber }),
     }),
   ]);
   if (initCodeHash !== forwarderInitCodeHash || getAddress(onChainHot as Address) !== hotWallet) {
