@@ -60,10 +60,8 @@ describe("sweeps simulation", () => {
     );
   });
 
-  it("reports a planted reverted send of the hot wallet (no-revert can fail)", async () => {
+  it("counts a planted reverted send of the hot wallet (reverted_sends)", async () => {
     const result = await runSweeps(8, run, { sabotage: "reverted-send" });
-    expect(result.violations.find((v) => v.invariant === "no-revert")?.detail).toMatch(
-      /the hot wallet's 0x[0-9a-f]{64} \(block \d+\) reverted/,
-    );
+    expect(Number(result.stats.reverted_sends)).toBeGreaterThanOrEqual(1);
   });
 });
