@@ -42,7 +42,7 @@ export async function deployForwarderFactory({
   const log = common.logger.child({ component: "contracts", chain_id: chain.chainId });
   const existing = await getContract(pool, chain.chainId, FORWARDER_FACTORY);
   if (existing) {
-    await assertFactory(client, existing.address, existing.hotWallet, existing.blockNumber);
+    await assertFactory(client, existing.address, existing.hotWallet);
     log.info({ msg: "forwarder factory already deployed", address: existing.address });
     // Customers allocated elsewhere with this factory address exist here too (indexers/depositAddresses/sharedFactories.ts).
     const adopted = await adoptForRecordedFactory(pool, chain.chainId);
@@ -129,34 +129,15 @@ export async function deployForwarderFactory({
   return { contract, deployed: created };
 }
 
-/**
- * The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. A recorded
- * factory is read at its deploy block (`blockNumber`), asked of a node at or past it
- * (chains/evm/createEvmAdapter.ts `stateReadAt`): at `latest`, a first endpoint syncing below that
- * block has no code there, and the run failed with "returned no data". Both answers are fixed at
- * the deploy (a constant and an immutable, and the factory has no selfdestruct). One just deployed
- * is read at `latest`: its block may be newer than every endpoint's head the client has seen, and
- * a read at it would be refused until the client asks them again.
- */
-async function assertFactory(
-  client: PublicClient,
-  address: Address,
-  hotWallet: Address,
-  blockNumber?: bigint,
-) {
+/** The code at `address` is our factory for `hotWallet`, with the forwarder we derive from. */
+async function assertFactory(client: PublicClient, address: Address, hotWallet: Address) {
   const [initCodeHash, onChainHot] = await Promise.all([
     client.readContract({
       address,
       abi: forwarderFactory.abi,
       functionName: "FORWARDER_INIT_CODE_HASH",
-      ...(blockNumber === undefined ? {} : { blockNumber }),
     }),
-    client.readContract({
-      address,
-      abi: forwarderFactory.abi,
-      functionName: "hotWallet",
-      ...(blockNumber === undefined ? {} : { blockNumber }),
-    }),
+    client.readContract({ address, abi: forwarderFactory.abi, functionName: "hotWallet" }),
   ]);
   if (initCodeHash !== forwarderInitCodeHash || getAddress(onChainHot as Address) !== hotWallet) {
     throw new Error(
