@@ -101,6 +101,54 @@ async function custodyBalance(ledger: Ledger, assetId: string, name: string) {
   };
 }
 
+type Queryable = { query: ReturnType<typeof createPool>["query"] };
+
+/** A hot-wallet send as the signer stored it: its nonce, purpose, request kind and gas limit. */
+async function sendSummary(pool: Queryable, txHash: string): Promise<string> {
+  const { rows } = await pool.query<{
+    nonce: string;
+    purpose: string;
+    kind: string;
+    gas_limit: string;
+  }>(
+    `SELECT a.nonce, a.purpose, r.kind, a.gas_limit FROM custody.tx_attempts a
+       JOIN custody.tx_requests r ON r.id = a.request_id WHERE a.tx_hash = $1`,
+    [txHash.toLowerCase()],
+  );
+  const a = rows[0];
+  return a
+    ? `nonce ${a.nonce} ${a.kind} ${a.purpose}, gas limit ${a.gas_limit}`
+    : "not the signer's";
+}
+
+/** The hot wallet's mined sends two nonces either side of `txHash`'s, for the trace. */
+async function sendsAround(
+  pool: Queryable,
+  rpc: Rpc,
+  hot: string,
+  txHash: string,
+): Promise<string[]> {
+  const tx = await rpc<{ nonce: Hex } | null>("eth_getTransactionByHash", [txHash]);
+  if (!tx) return [];
+  const nonce = BigInt(tx.nonce);
+  const { rows } = await pool.query<{ tx_hash: string }>(
+    `SELECT tx_hash FROM custody.tx_attempts
+      WHERE from_address = $1 AND nonce BETWEEN $2 AND $3 AND status = 'mined' ORDER BY nonce`,
+    [hot, (nonce - 2n).toString(), (nonce + 2n).toString()],
+  );
+  const out: string[] = [];
+  for (const { tx_hash } of rows) {
+    const r = await rpc<{ status: Hex; gasUsed: Hex; blockNumber: Hex } | null>(
+      "eth_getTransactionReceipt",
+      [tx_hash],
+    );
+    out.push(
+      `${tx_hash} ${await sendSummary(pool, tx_hash)}: ${r ? `block ${BigInt(r.blockNumber)}, status ${r.status}, gas used ${BigInt(r.gasUsed)}` : "no receipt"}`,
+    );
+  }
+  return out;
+}
+
 export async function runSweeps(
   seed: number,
   run: SimRun,
@@ -748,14 +796,18 @@ export async function runSweeps(
     // noted for the sweeps' gas limit), so a revert does not fail a seed.
     stats.reverted_sends = 0;
     for (let n = 0n; n <= BigInt(await rpc<Hex>("eth_blockNumber")); n++) {
-      const receipts = await rpc<{ from: Hex; status: Hex; transactionHash: Hex }[]>(
+      const receipts = await rpc<{ from: Hex; status: Hex; transactionHash: Hex; gasUsed: Hex }[]>(
         "eth_getBlockReceipts",
         [toHex(n)],
       );
       for (const r of receipts ?? [])
         if (r.from.toLowerCase() === hot && r.status !== "0x1") {
           stats.reverted_sends = Number(stats.reverted_sends) + 1;
-          trace(`  reverted: the hot wallet's ${r.transactionHash} (block ${n})`);
+          trace(
+            `  reverted: the hot wallet's ${r.transactionHash} (block ${n}, ${await sendSummary(pool, r.transactionHash)}, gas used ${BigInt(r.gasUsed)}); its sends around it:`,
+          );
+          for (const line of await sendsAround(pool, rpc, hot, r.transactionHash))
+            trace(`    ${line}`);
         }
     }
 
