@@ -1,11 +1,18 @@
+import { encodeFunctionData, erc20Abi, type Hex, pad } from "viem";
 import { describe, expect, it } from "vitest";
+import { forwarderFactory } from "../chains/contracts/index.js";
 import {
   affordable,
   assertIntrinsicGas,
   gasLimitFor,
   IntrinsicGasTooLowError,
   intrinsicGas,
+  MAX_TX_GAS,
   maxCost,
+  SWEEP_HEADROOM,
+  stateHeadroom,
+  TOKEN_TRANSFER_HEADROOM,
+  withHeadroom,
 } from "./gas.js";
 
 describe("intrinsicGas", () => {
@@ -63,6 +70,59 @@ describe("gasLimitFor", () => {
     expect(
       gasLimitFor(21_000n, { chainId: 1, gasLimitMarginBps: 0, gasLimitFloor: 0n }, "0xffff"),
     ).toBe(21_032n);
+  });
+});
+
+describe("stateHeadroom", () => {
+  const token = "0x00000000000000000000000000000000000000aa" as Hex;
+  it("gives an ERC-20 transfer room to write its recipient's balance from 0", () => {
+    const data = encodeFunctionData({
+      abi: erc20Abi,
+      functionName: "transfer",
+      args: [token, 1n],
+    });
+    expect(stateHeadroom(data)).toBe(TOKEN_TRANSFER_HEADROOM);
+    expect(stateHeadroom(data.toUpperCase().replace("0X", "0x") as Hex)).toBe(
+      TOKEN_TRANSFER_HEADROOM,
+    );
+  });
+  it("gives a sweep room for every address's native value and every listed token it may hold", () => {
+    const salts = [pad("0x01"), pad("0x02"), pad("0x03")];
+    const data = encodeFunctionData({
+      abi: forwarderFactory.abi,
+      functionName: "sweep",
+      args: [salts, [token, "0x00000000000000000000000000000000000000bb"]],
+    });
+    expect(stateHeadroom(data)).toBe(
+      3n * SWEEP_HEADROOM.perAddress +
+        3n * 2n * SWEEP_HEADROOM.perAddressToken +
+        2n * SWEEP_HEADROOM.perToken,
+    );
+    const nativeOnly = encodeFunctionData({
+      abi: forwarderFactory.abi,
+      functionName: "sweep",
+      args: [salts, []],
+    });
+    expect(stateHeadroom(nativeOnly)).toBe(3n * SWEEP_HEADROOM.perAddress);
+  });
+  it("is 0 for a plain transfer, another call, or a sweep selector with data that does not decode", () => {
+    expect(stateHeadroom("0x")).toBe(0n);
+    expect(stateHeadroom("0x095ea7b3")).toBe(0n);
+    const selector = encodeFunctionData({
+      abi: forwarderFactory.abi,
+      functionName: "sweep",
+      args: [[], []],
+    }).slice(0, 10) as Hex;
+    expect(stateHeadroom(`${selector}ff`)).toBe(0n);
+  });
+});
+
+describe("withHeadroom", () => {
+  it("adds the headroom, never past EIP-7825's cap, and leaves a limit already past it alone", () => {
+    expect(withHeadroom(60_000n, 20_000n)).toBe(80_000n);
+    expect(withHeadroom(MAX_TX_GAS - 5n, 20_000n)).toBe(MAX_TX_GAS);
+    expect(withHeadroom(MAX_TX_GAS + 5n, 20_000n)).toBe(MAX_TX_GAS + 5n);
+    expect(withHeadroom(60_000n, 0n)).toBe(60_000n);
   });
 });
 

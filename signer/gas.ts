@@ -9,7 +9,16 @@
  * (each hardfork so far changed one: Ecotone and Fjord the L1 fee's, Jovian the operator fee's).
  * A gas limit a node would refuse for intrinsic gas is refused here with a clear error.
  */
-import { type Hex, isHex, type PublicClient, parseGwei, serializeTransaction } from "viem";
+import {
+  decodeFunctionData,
+  type Hex,
+  isHex,
+  type PublicClient,
+  parseGwei,
+  serializeTransaction,
+  toFunctionSelector,
+} from "viem";
+import { forwarderFactory } from "../chains/contracts/index.js";
 import { GAS_PRICE_ORACLE_ABI, OP_GAS_PRICE_ORACLE, readOperatorFee } from "../chains/index.js";
 import { BaseError } from "../foundation/errors.js";
 import { mapLimit } from "../foundation/mapLimit.js";
@@ -112,6 +121,60 @@ export function gasLimitFor(estimate: bigint, policy: GasPolicy, data: Hex = "0x
   return limit;
 }
 
+/**
+ * Gas the estimate cannot see. An estimate runs the call on the state of one block; by its
+ * inclusion, transactions before it (anyone's) may have changed what the call reads, and with it
+ * the work it does. Two such changes cost more than the chain's margin covers:
+ * - an ERC-20 `transfer` whose recipient's balance is emptied meanwhile (an exchange's deposit
+ *   address swept, a contract paying out): its balance slot is written from 0, 20,000 gas against
+ *   2,900 (EIP-2200), about 17,100 more than the estimate's ~35,000: out of gas on chain;
+ * - a `sweep` of the ForwarderFactory: each address's forwarder moves every listed token and the
+ *   native value the address holds *when it runs*. A deposit landing meanwhile (or back after a
+ *   reorg the estimate's block had not seen) adds a token transfer and a Swept event per (address,
+ *   token), a value call per address, and the hot wallet's first balance write of a token from 0
+ *   (measured on anvil with the test token: 13,909, 9,189 and 17,100 gas; a proxied token such as
+ *   USDC costs some 10,000 more per transfer, hence the allowances below).
+ * The headroom is added to the estimate with its margin: unused gas is not charged (the budget
+ * reserves it, gas x max fee, until the send mines).
+ */
+export const TOKEN_TRANSFER_HEADROOM = 20_000n;
+export const SWEEP_HEADROOM = { perAddress: 12_000n, perAddressToken: 30_000n, perToken: 20_000n };
+/** EIP-7825's cap on one transaction's gas (Ethereum since Fusaka): headroom never crosses it. */
+export const MAX_TX_GAS = 16_777_216n;
+
+const TRANSFER_SELECTOR = toFunctionSelector("transfer(address,uint256)");
+const SWEEP_SELECTOR = toFunctionSelector("sweep(bytes32[],address[])");
+
+/** The headroom of a call (its calldata's): 0 for a call whose work the estimate sees whole. */
+export function stateHeadroom(data: Hex): bigint {
+  const selector = data.slice(0, 10).toLowerCase();
+  if (selector === TRANSFER_SELECTOR) return TOKEN_TRANSFER_HEADROOM;
+  if (selector !== SWEEP_SELECTOR) return 0n;
+  let salts: readonly Hex[];
+  let tokens: readonly Hex[];
+  try {
+    const call = decodeFunctionData({ abi: forwarderFactory.abi, data });
+    if (call.functionName !== "sweep") return 0n;
+    [salts, tokens] = call.args as readonly [readonly Hex[], readonly Hex[]];
+  } catch {
+    return 0n; // not the factory's sweep: its estimate stands alone
+  }
+  const addresses = BigInt(salts.length);
+  const listed = BigInt(tokens.length);
+  return (
+    addresses * SWEEP_HEADROOM.perAddress +
+    addresses * listed * SWEEP_HEADROOM.perAddressToken +
+    listed * SWEEP_HEADROOM.perToken
+  );
+}
+
+/** `limit` raised by `headroom`, up to MAX_TX_GAS (a limit already past it is left as it is). */
+export function withHeadroom(limit: bigint, headroom: bigint): bigint {
+  const raised = limit + headroom;
+  if (raised <= MAX_TX_GAS) return raised;
+  return limit > MAX_TX_GAS ? limit : MAX_TX_GAS;
+}
+
 export type TxGasRequest = {
   from: Hex;
   to: Hex;
@@ -134,7 +197,7 @@ export type TxGasEstimate = {
 
 /**
  * Gas for one transaction from the chain, every read at `at`'s block when given (latest
- * otherwise). Throws IntrinsicGasTooLowError for a caller-given limit below intrinsic gas; a node's
+ * otherwise): the estimate with the chain's margin, plus the call's stateHeadroom. Throws IntrinsicGasTooLowError for a caller-given limit below intrinsic gas; a node's
  * refusal (reverted, insufficient funds, transient) propagates for the caller to classify
  * (signer/nodeErrors.ts). A fee the GasPriceOracle does not tell throws OpStackFeeUnknownError:
  * not the request's revert (viem words a node's internal error as one).
@@ -169,7 +232,7 @@ export async function estimateTxGas(
       data: tx.data,
       ...(at ? { blockNumber: at.blockNumber } : {}),
     });
-    gasLimit = gasLimitFor(estimated, policy, tx.data);
+    gasLimit = withHeadroom(gasLimitFor(estimated, policy, tx.data), stateHeadroom(tx.data));
   }
   try {
     const l1Fee = await estimateL1DataFee(client, policy, tx, at);

@@ -2,7 +2,8 @@
  * The one place the broadcaster decides gas: the gas limit of a request's first attempt (intake),
  * of a cancel (0-value self-transfer) and what a mined receipt cost. Replacements keep the gas
  * limit of the attempt they replace. The policy (always eth_estimateGas, the chain's margin and
- * floor, the OP-stack L1 data fee, intrinsic-gas refusal) is signer/gas.ts; nothing here assumes
+ * floor, room for state that changes before inclusion, the OP-stack L1 data fee, intrinsic-gas
+ * refusal) is signer/gas.ts; nothing here assumes
  * 21,000 (on Arbitrum a plain transfer costs more: the L1 cost is charged as gas).
  */
 import type { Hex } from "viem";
