@@ -30,9 +30,10 @@ function report(r: SimResult): string {
 
 describe("sweeps simulation", () => {
   // 1: signer in process, lost sends and withheld receipts, reorgs (most aimed at a sweep), a sweeper
-  // killed mid-tick, cold moves; 7: the signer runs as a child process killed with SIGKILL, two
-  // sweepers killed mid-tick, reorgs, cold moves.
-  for (const seed of [1, 7]) {
+  // killed mid-tick, cold moves; 445001: the signer runs as a child process killed with SIGKILL
+  // (twice), sweepers killed mid-tick, reorgs, cold moves. (It took seed 7's place: the same
+  // faults, in ~20 s against its ~75 s, most of them its faults' RPC time-outs.)
+  for (const seed of [1, 445001]) {
     it(`seed ${seed} keeps every invariant`, async () => {
       const result = await runSweeps(seed, run);
       expect(result.violations, report(result)).toEqual([]);
@@ -44,9 +45,10 @@ describe("sweeps simulation", () => {
       expect(Number(result.stats.sweeps_booked), report(result)).toBeGreaterThan(0);
       expect(Number(result.stats.sweeper_kills), report(result)).toBeGreaterThan(0);
       expect(result.stats.cold).toBe(1);
-      if (seed === 7) expect(Number(result.stats.signer_kills)).toBeGreaterThan(0);
-      // Seed 7 takes ~75 s alone on this machine (its child signer's starts and kills): under a
-      // whole run's load it passed the default 120 s once (session 39), with nothing wrong.
+      if (seed === 445001) {
+        expect(result.stats.child).toBe(1);
+        expect(Number(result.stats.signer_kills)).toBeGreaterThan(0);
+      }
     }, 300_000);
   }
 
@@ -60,8 +62,11 @@ describe("sweeps simulation", () => {
     );
   });
 
-  it("counts a planted reverted send of the hot wallet (reverted_sends)", async () => {
+  it("reports a planted reverted send of the hot wallet (no-revert can fail), and counts it", async () => {
     const result = await runSweeps(8, run, { sabotage: "reverted-send" });
+    expect(result.violations.find((v) => v.invariant === "no-revert")?.detail).toMatch(
+      /the hot wallet's 0x[0-9a-f]{64} \(block \d+, .*\) reverted/,
+    );
     expect(Number(result.stats.reverted_sends)).toBeGreaterThanOrEqual(1);
   });
 });

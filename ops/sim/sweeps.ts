@@ -20,6 +20,7 @@
  *  - canonical: every booked sweep's transaction is in the final chain, succeeded, and its sweep
  *    is final;
  *  - sweepable: the planner's running sweepable balances agree with history;
+ *  - no-revert: no transaction of the hot wallet reverted (its gas spent for nothing);
  *  - nonces: the hot wallet's mined nonces are contiguous with what the signer used (no gap);
  *  - ledger-check, reconciliation (zero breaks at the final block), stop (the signer's stop()
  *    returns within 15 s).
@@ -789,11 +790,12 @@ export async function runSweeps(
         );
     }
 
-    // Counted, not an invariant: sends of the hot wallet that reverted, their gas spent for nothing.
-    // A gas limit estimated on a syncing node's old state made sweeps revert every pass (before
-    // af29067: seeds 424002, 424008 counted them); a sweep whose deposit address receives a token
-    // between the estimate and the inclusion can still run out of gas (seed 444005, now and then:
-    // noted for the sweeps' gas limit), so a revert does not fail a seed.
+    // Invariant: no-revert (and the count, reverted_sends). Nothing in the scenario makes a send
+    // of the hot wallet revert: one that did spent its gas for nothing. A gas limit estimated on a
+    // syncing node's old state made sweeps revert every pass (before af29067: seeds 424002,
+    // 424008); a sweep whose address received a token between its estimate and its inclusion ran
+    // out of gas under the 20% margin (before f6d1543: seed 444005, now and then, when it was a
+    // count only).
     stats.reverted_sends = 0;
     for (let n = 0n; n <= BigInt(await rpc<Hex>("eth_blockNumber")); n++) {
       const receipts = await rpc<{ from: Hex; status: Hex; transactionHash: Hex; gasUsed: Hex }[]>(
@@ -803,6 +805,10 @@ export async function runSweeps(
       for (const r of receipts ?? [])
         if (r.from.toLowerCase() === hot && r.status !== "0x1") {
           stats.reverted_sends = Number(stats.reverted_sends) + 1;
+          fail(
+            "no-revert",
+            `the hot wallet's ${r.transactionHash} (block ${n}, ${await sendSummary(pool, r.transactionHash)}) reverted`,
+          );
           trace(
             `  reverted: the hot wallet's ${r.transactionHash} (block ${n}, ${await sendSummary(pool, r.transactionHash)}, gas used ${BigInt(r.gasUsed)}); its sends around it:`,
           );
