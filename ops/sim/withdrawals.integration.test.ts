@@ -98,6 +98,16 @@ describe("withdrawals simulation", () => {
     );
   });
 
+  it("seed 451003: token withdrawals whose recipients are emptied while they wait are each paid once", async () => {
+    const result = await runWithdrawals(451003, run);
+    // Before f6d1543: "paid-once: token withdrawal … (failed) … emptied while it waited: it was
+    // paid 0" (out of gas: its recipient's balance written from 0).
+    expect(result.violations, report(result)).toEqual([]);
+    expect(result.stats.tokens).toBe(1);
+    expect(Number(result.stats.token_withdrawals), report(result)).toBeGreaterThan(0);
+    expect(Number(result.stats.drains), report(result)).toBeGreaterThan(0);
+  }, 300_000);
+
   it("reports a planted second payment (the invariants can fail)", async () => {
     const result = await runWithdrawals(4, run, { sabotage: "double-pay" });
     const paid = result.violations.filter((v) => v.invariant === "paid-once");

@@ -36,11 +36,19 @@
  *    stored transaction (or its replacement at the nonce, re-signed by the signer when priced out:
  *    refused as underpriced, or unmined past the bump interval) must be in a final block, its contract at getContractAddress(hot, nonce),
  *    and no withdrawal request or attempt may hold its nonce (signer/broadcaster/gaps.ts).
+ *  - tokens (half the seeds, own random stream `tokens`): a listed ERC-20 is withdrawn too, from
+ *    the fourth withdrawal on; half its destinations hold a little of it first, and each of those
+ *    may send that on (mined at once, before what the signer has waiting) while its withdrawal
+ *    waits: the withdrawal then writes its recipient's balance from 0 (17,100 gas more than its
+ *    estimate saw; before f6d1543 it ran out of gas and failed). paid-once and holds count the
+ *    token as they count the native asset (paid = what the destination holds less what it kept).
  */
 
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
 import {
   createPublicClient,
+  encodeDeployData,
+  encodeFunctionData,
   getAddress,
   getContractAddress,
   type Hex,
@@ -51,10 +59,12 @@ import {
   serializeTransaction,
   toHex,
 } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { createApiKey } from "../../api/apiKeys.js";
 import { withdrawalTransferIds } from "../../api/withdrawals/holds.js";
 import { createWithdrawals } from "../../api/withdrawals/service.js";
 import { getWithdrawal } from "../../api/withdrawals/store.js";
+import { testToken } from "../../chains/contracts/index.js";
 import { injectReorg } from "../../chains/testing/lyingChain/reorg.js";
 import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
@@ -92,11 +102,42 @@ const CHAIN_ID = 31337;
 const ZERO = "0x0000000000000000000000000000000000000000";
 const HANG_MS = 1500;
 
-type Accepted = { id: string; owner: string; to: Hex; amount: bigint };
+type Accepted = {
+  id: string;
+  /** Its place among the scenario's withdrawals (its destination's). */
+  index: number;
+  owner: string;
+  to: Hex;
+  amount: bigint;
+  /** A token withdrawal's plan (token seeds); native otherwise. */
+  token?: TokenPlan;
+};
+
+/**
+ * A token withdrawal's destination (token seeds): some hold a little of the token before it (the
+ * estimate writes their balance from non-zero) and may be emptied while it waits unmined (an
+ * exchange's deposit address swept): written from 0 at inclusion, 17,100 more gas.
+ */
+type TokenPlan = { prefund: bigint; drained: boolean; drainTx?: Hex };
+
+/** The sim's listed token: a fresh deployer's first contract, so its address is known up front. */
+const TOKEN_DEPLOYER = "0x7e57000000000000000000000000000000000d01" as Hex;
+const SIM_TOKEN = getContractAddress({ from: TOKEN_DEPLOYER, nonce: 0n }).toLowerCase() as Hex;
+/** What a token seed's prefunded destination holds before its withdrawal. */
+const PREFUND = 1_000n;
+const tokenCall = (functionName: "mint" | "transfer" | "balanceOf", args: unknown[]): Hex =>
+  encodeFunctionData({ abi: testToken.abi, functionName, args } as Parameters<
+    typeof encodeFunctionData
+  >[0]);
 
 /** A fresh destination per withdrawal, so "paid exactly once" is its balance. */
 function destination(seed: number, i: number): Hex {
   return `0xd0${(seed % 0xffff).toString(16).padStart(4, "0")}${i.toString(16).padStart(4, "0")}${"0".repeat(29)}1` as Hex;
+}
+
+/** A token seed's prefunded destination: a key of the sim's, so it can empty itself. */
+function drainable(seed: number, i: number) {
+  return privateKeyToAccount(keccak256(toHex(`sim-withdrawals-drain-${seed}-${i}`)));
 }
 
 export async function runWithdrawals(
@@ -152,6 +193,17 @@ export async function runWithdrawals(
     : "none";
   const deployStep = deployStream.int(2, steps - 6);
   const deploy = dead === "cancel_unsendable" ? "none" : drawnDeploy;
+  // Token withdrawals (their own stream, drawn after every other: a seed without them runs as
+  // before): in half the seeds a listed ERC-20 is withdrawn too, from the fourth withdrawal on
+  // (the dead one and the sabotaged one stay native). Half their destinations hold a little of
+  // it first, and each of those may be emptied while its withdrawal waits (after any step).
+  const tokenStream = rng.fork("tokens");
+  const withTokens = tokenStream.chance(0.5);
+  const tokenPlans: (TokenPlan | undefined)[] = Array.from({ length: 200 }, (_, i) =>
+    withTokens && i > 2 && tokenStream.chance(0.5)
+      ? { prefund: tokenStream.chance(0.5) ? PREFUND : 0n, drained: false }
+      : undefined,
+  );
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -165,6 +217,15 @@ export async function runWithdrawals(
             rolling24h: parseEther("100000").toString(),
             approvalThreshold: parseEther("1000").toString(),
           },
+          ...(withTokens
+            ? {
+                [`${CHAIN_ID}:${SIM_TOKEN}`]: {
+                  perTransaction: parseEther("1000").toString(),
+                  rolling24h: parseEther("100000").toString(),
+                  approvalThreshold: parseEther("1000").toString(),
+                },
+              }
+            : {}),
         },
       },
     },
@@ -174,7 +235,10 @@ export async function runWithdrawals(
         confirmations,
         finality,
         hangMs: HANG_MS,
-        extra: { bumpIntervalMs: 2000 },
+        extra: {
+          bumpIntervalMs: 2000,
+          ...(withTokens ? { tokens: [{ address: SIM_TOKEN, symbol: "TT", decimals: 18 }] } : {}),
+        },
       });
       return [parseChain(simChain.entry)];
     },
@@ -182,6 +246,13 @@ export async function runWithdrawals(
   const { primary: pA, fallback: pB, entry: chainEntry } = simChain as ProxiedSimChain;
   const anvilUrl = world.anvil.rpcUrl;
   const rpc: Rpc = anvilRpc(anvilUrl);
+  const tokenOf = async (holder: Hex) =>
+    BigInt(
+      await rpc<Hex>("eth_call", [
+        { to: SIM_TOKEN, data: tokenCall("balanceOf", [holder]) },
+        "latest",
+      ]),
+    );
   const pool = world.db.pool;
   const chain = world.config.chains[0]!;
   const emulator = await startKmsEmulator({});
@@ -202,6 +273,9 @@ export async function runWithdrawals(
     needs_review: 0,
     dead_reviews: "none",
     deploy,
+    tokens: withTokens ? 1 : 0,
+    token_withdrawals: 0,
+    drains: 0,
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
@@ -284,11 +358,41 @@ export async function runWithdrawals(
     await watch(pool, CHAIN_ID, [{ address: hot, kind: "hot", owner: "custody" }]);
     const accounts = (await rpc<Hex[]>("eth_accounts")).map((a) => a.toLowerCase() as Hex);
     const [, , , , , , , , marker, sink] = accounts as Hex[];
+    if (withTokens) {
+      // The token, the hot wallet's supply of it, and the prefunded destinations' bit: below
+      // setupHead, where no reorg reaches (the deployer's transaction is impersonated: its bytes
+      // could not be sent again).
+      await rpc("anvil_impersonateAccount", [TOKEN_DEPLOYER]);
+      await rpc("anvil_setBalance", [TOKEN_DEPLOYER, toHex(parseEther("10"))]);
+      await rpc("eth_sendTransaction", [
+        {
+          from: TOKEN_DEPLOYER,
+          data: encodeDeployData({ abi: testToken.abi, bytecode: testToken.bytecode }),
+        },
+      ]);
+      await rpc("anvil_stopImpersonatingAccount", [TOKEN_DEPLOYER]);
+      await rpc("evm_mine");
+      const mints: [Hex, bigint][] = [[hot, parseEther("100000")]];
+      tokenPlans.forEach((plan, i) => {
+        if (plan?.prefund) mints.push([drainable(seed, i).address, plan.prefund]);
+      });
+      // Their gas for emptying themselves, set where no reorg undoes it.
+      for (const [to] of mints.slice(1))
+        await rpc("anvil_setBalance", [to, toHex(parseEther("1"))]);
+      for (const [to, amount] of mints)
+        await rpc("eth_sendTransaction", [
+          { from: accounts[2], to: SIM_TOKEN, data: tokenCall("mint", [to, amount]) },
+        ]);
+      await rpc("evm_mine");
+      if ((await tokenOf(hot)) !== parseEther("100000"))
+        throw new Error("the sim token was not deployed where expected");
+    }
     const setupHead = BigInt(await rpc<Hex>("eth_blockNumber"));
 
     const ledger = createLedger({ common: world.common, pool });
     await ledger.ensureAssetsFromConfig([chain]);
     const ETH = assetIdOf(CHAIN_ID, ZERO);
+    const TT = assetIdOf(CHAIN_ID, SIM_TOKEN);
     const owners = Array.from({ length: customers }, (_, c) => `sim-${c}`);
     const funding = parseEther("50");
     // Customers start with a balance as if they had deposited it (the deposits scenario's part).
@@ -306,6 +410,20 @@ export async function runWithdrawals(
       ]);
       if (result?.status !== "created")
         throw new Error(`funding ${owner}: ${JSON.stringify(result)}`);
+      if (!withTokens) continue;
+      const [token] = await ledger.createTransfers([
+        {
+          id: transferId(`sim:funding:tt:${owner}`),
+          assetId: TT,
+          debit: "custody:deposits",
+          credit: `user:${owner}`,
+          amount: funding,
+          kind: "manual",
+          memo: "sim: customer funding (token)",
+        },
+      ]);
+      if (token?.status !== "created")
+        throw new Error(`token funding ${owner}: ${JSON.stringify(token)}`);
     }
     const withdrawals = createWithdrawals({ common: world.common, pool, ledger });
     const { key: apiKey } = await createApiKey(pool, { owner: "sim", scopes: ["admin"] });
@@ -351,7 +469,11 @@ export async function runWithdrawals(
     };
     const withdraw = async () => {
       const owner = rng.pick(owners);
-      const to = destination(seed, n++);
+      const index = n++;
+      const token = tokenPlans[index];
+      const to = (
+        token?.prefund ? drainable(seed, index).address.toLowerCase() : destination(seed, index)
+      ) as Hex;
       const amount = rng.bigint(parseEther("0.001"), parseEther("2"));
       // A policy refusal is an answer, not a scenario failure.
       const w = await withdrawals.create(
@@ -359,16 +481,49 @@ export async function runWithdrawals(
         {
           customerId: owner,
           chain: "sim",
-          asset: "native",
+          asset: token ? getAddress(SIM_TOKEN) : "native",
           to: getAddress(to),
           amount: amount.toString(),
         },
         `sim-${seed}-${n}`,
       );
       if (!["rejected", "failed", "cancelled", "pending_approval"].includes(w.status))
-        accepted.push({ id: w.id, owner, to, amount });
+        accepted.push({ id: w.id, index, owner, to, amount, ...(token ? { token } : {}) });
       else notes.push(`withdrawal ${w.id} ${w.status}`);
       stats.withdrawals = Number(stats.withdrawals) + 1;
+      if (token) stats.token_withdrawals = Number(stats.token_withdrawals) + 1;
+    };
+    /**
+     * Token seeds, after each step: each prefunded destination of an accepted token withdrawal
+     * not yet emptied is emptied with even odds (its whole balance sent on, tipping far above the
+     * signer so it is mined first in the next block: while the withdrawal waits, its recipient's
+     * balance goes to 0).
+     */
+    const drain = async () => {
+      let emptying = false;
+      for (const a of accepted) {
+        if (!a.token?.prefund || a.token.drained || !tokenStream.chance(0.5)) continue;
+        // Only what it held before: a withdrawal already mined stays paid (and then its
+        // recipient's balance is not 0: no race, nothing lost).
+        const held = a.token.prefund;
+        a.token.drained = true;
+        stats.drains = Number(stats.drains) + 1;
+        const raw = await drainable(seed, a.index).signTransaction({
+          chainId: CHAIN_ID,
+          nonce: 0,
+          to: SIM_TOKEN,
+          data: tokenCall("transfer", [sink, held]),
+          gas: 100_000n,
+          maxFeePerGas: parseEther("0.000001"),
+          maxPriorityFeePerGas: parseEther("0.0000005"),
+        });
+        a.token.drainTx = await rpc<Hex>("eth_sendRawTransaction", [raw]);
+        trace(`  drain: ${a.to} (withdrawal ${a.id}) sends the ${held} it held on`);
+        emptying = true;
+      }
+      // Mined at once, before whatever of the signer's waits in the pool (a reorg would clear
+      // the pool first: anvil_reorg empties it, and the signer sends its own again).
+      if (emptying) await mine(1);
     };
     const deadWithdrawal = () =>
       dead === "none" ? undefined : accepted.find((a) => a.to.toLowerCase() === deadTo);
@@ -639,6 +794,7 @@ export async function runWithdrawals(
           stats.kills = Number(stats.kills) + 1;
           break;
       }
+      if (withTokens) await drain();
       await settleTick();
       await syncOutcomes();
       const d = deadWithdrawal();
@@ -834,10 +990,30 @@ export async function runWithdrawals(
 
     // Invariant: paid exactly once, finalized.
     const paidTotal = new Map<string, bigint>();
+    const paidTokens = new Map<string, bigint>();
     const deadOne = deadWithdrawal();
     for (const a of accepted) {
-      const balance = BigInt(await rpc<Hex>("eth_getBalance", [a.to, "latest"]));
       const status = statuses.get(a.id) ?? "unknown";
+      if (a.token) {
+        // What the withdrawal paid: the destination's token balance less what it held and kept
+        // (its emptying is in the final chain, or a reorg dropped it and it kept the bit).
+        const emptied =
+          !!a.token.drainTx &&
+          (await rpc<{ status: Hex } | null>("eth_getTransactionReceipt", [a.token.drainTx]))
+            ?.status === "0x1";
+        const kept = emptied ? 0n : a.token.prefund;
+        const paid = (await tokenOf(a.to)) - kept;
+        paidTokens.set(a.owner, (paidTokens.get(a.owner) ?? 0n) + paid);
+        if (paid !== a.amount)
+          fail(
+            "paid-once",
+            `token withdrawal ${a.id} (${status}) of ${a.amount}${a.token.prefund ? ` to a destination that held ${a.token.prefund}${emptied ? ", emptied while it waited" : ""}` : ""}: it was paid ${paid}${paid > a.amount ? " (more than once)" : ""}`,
+          );
+        if (status !== "finalized")
+          fail("paid-once", `token withdrawal ${a.id} ended ${status}, not finalized`);
+        continue;
+      }
+      const balance = BigInt(await rpc<Hex>("eth_getBalance", [a.to, "latest"]));
       paidTotal.set(a.owner, (paidTotal.get(a.owner) ?? 0n) + balance);
       if (a === deadOne && !lateSendMined) {
         // Refused by every node: paid 0 times, failed (by the cancel's final block, or by the
@@ -885,6 +1061,14 @@ export async function runWithdrawals(
         fail(
           "holds",
           `${owner}: available ${account?.available ?? 0n}, funding minus what the chain paid out is ${expected}`,
+        );
+      if (!withTokens) continue;
+      const tokens = await ledger.getAccount({ assetId: TT, name: `user:${owner}` });
+      const expectedTokens = funding - (paidTokens.get(owner) ?? 0n);
+      if ((tokens?.available ?? 0n) !== expectedTokens)
+        fail(
+          "holds",
+          `${owner}: available ${tokens?.available ?? 0n} of the token, funding minus what the chain paid out is ${expectedTokens}`,
         );
     }
     // The dead withdrawal's path: how its nonce was consumed and who failed it.
