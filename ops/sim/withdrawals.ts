@@ -395,36 +395,28 @@ export async function runWithdrawals(
     const TT = assetIdOf(CHAIN_ID, SIM_TOKEN);
     const owners = Array.from({ length: customers }, (_, c) => `sim-${c}`);
     const funding = parseEther("50");
-    // Customers start with a balance as if they had deposited it (the deposits scenario's part).
-    for (const owner of owners) {
-      const [result] = await ledger.createTransfers([
-        {
-          id: transferId(`sim:funding:${owner}`),
-          assetId: ETH,
-          debit: "custody:deposits",
-          credit: `user:${owner}`,
-          amount: funding,
-          kind: "manual",
-          memo: "sim: customer funding",
-        },
-      ]);
-      if (result?.status !== "created")
-        throw new Error(`funding ${owner}: ${JSON.stringify(result)}`);
-      if (!withTokens) continue;
-      const [token] = await ledger.createTransfers([
-        {
-          id: transferId(`sim:funding:tt:${owner}`),
-          assetId: TT,
-          debit: "custody:deposits",
-          credit: `user:${owner}`,
-          amount: funding,
-          kind: "manual",
-          memo: "sim: customer funding (token)",
-        },
-      ]);
-      if (token?.status !== "created")
-        throw new Error(`token funding ${owner}: ${JSON.stringify(token)}`);
-    }
+    // Customers start with a balance as if they had deposited it (the deposits scenario's part),
+    // of the token too in token seeds.
+    const funded: [assetId: string, label: string][] = [
+      [ETH, ""],
+      ...(withTokens ? [[TT, "tt:"] as [string, string]] : []),
+    ];
+    for (const owner of owners)
+      for (const [assetId, label] of funded) {
+        const [result] = await ledger.createTransfers([
+          {
+            id: transferId(`sim:funding:${label}${owner}`),
+            assetId,
+            debit: "custody:deposits",
+            credit: `user:${owner}`,
+            amount: funding,
+            kind: "manual",
+            memo: `sim: customer funding${label ? " (token)" : ""}`,
+          },
+        ]);
+        if (result?.status !== "created")
+          throw new Error(`funding ${label}${owner}: ${JSON.stringify(result)}`);
+      }
     const withdrawals = createWithdrawals({ common: world.common, pool, ledger });
     const { key: apiKey } = await createApiKey(pool, { owner: "sim", scopes: ["admin"] });
 
