@@ -198,7 +198,8 @@ export type TxGasEstimate = {
 /**
  * Gas for one transaction from the chain, every read at `at`'s block when given (latest
  * otherwise): the estimate with the chain's margin, plus the call's stateHeadroom. Throws
- * IntrinsicGasTooLowError for a caller-given limit below intrinsic gas; a node's refusal (reverted, insufficient funds, transient) propagates for the caller to classify
+ * IntrinsicGasTooLowError for a caller-given limit below intrinsic gas; a node's refusal
+ * (reverted, insufficient funds, transient) propagates for the caller to classify
  * (signer/nodeErrors.ts). A fee the GasPriceOracle does not tell throws OpStackFeeUnknownError:
  * not the request's revert (viem words a node's internal error as one).
  *
