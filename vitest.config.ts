@@ -52,9 +52,7 @@ export default defineConfig({
           // two the cores sat half idle (session 28: 900 s wall against 725 s on an idle machine).
           // The files that flaked beside load on fixed waits now wait for conditions (session 29);
           // a fresh clone's run on three beside three simulations (load ~10) passed in 910 s.
-          // Four (session 43): on three, a fresh clone's run alone used 20.5 CPU-minutes in 17
-          // minutes on two cores (the suite's 913 s, most of it waiting on anvil and timers).
-          maxWorkers: 4,
+          maxWorkers: 3,
           // Each worker process runs its files one after another on one module cache. Isolated,
           // every file re-imported viem, pg, fastify, the AWS SDK and our modules in a fresh
           // process: 221 s of the integration files' 1,412 s on CI's two cores, 732 s wall against
