@@ -68,11 +68,13 @@ export async function fundAndDeployAttestor({
 }
 
 /**
- * Mine until `block` is final in the index: published final by the indexer (the chain's finality
- * rule, what attestation waits for), or with `rule: "confirmed"` only past the confirmation rule
- * (2 blocks here, what a reconciliation run needs); 60 s deadline.
+ * Wait until `block` is final in the index: published final by the indexer (the chain's finality
+ * rule, what attestation waits for), mining a block per look; or, with `rule: "confirmed"`, only
+ * past the confirmation rule (what a reconciliation run needs): that mines the rule's blocks once
+ * (`block` is at most the head) and then only waits, so a slow indexer cannot be pushed on past
+ * the finality rule while the test means the block to be confirmed and not yet final. 60 s deadline.
  */
-export function waitFinalInIndex({
+export async function waitFinalInIndex({
   pool,
   chain,
   block,
@@ -85,17 +87,23 @@ export function waitFinalInIndex({
   mine: () => Promise<unknown>;
   rule?: "final" | "confirmed";
 }): Promise<boolean> {
+  const confirmations = chain.confirmations.kind === "blocks" ? chain.confirmations.blocks : 0;
+  if (rule === "confirmed") {
+    if (chain.confirmations.kind !== "blocks")
+      throw new Error('waitFinalInIndex: rule "confirmed" needs a confirmation rule in blocks');
+    for (let i = 0; i < confirmations; i++) await mine();
+  }
   return waitFor(
     `block ${block} ${rule} in the index`,
     async () => {
-      await mine();
+      if (rule === "final") await mine();
       const r = await pool.query<{ block_number: string; finalized_number: string | null }>(
         "SELECT block_number, finalized_number FROM chain.checkpoints WHERE chain_id = $1",
         [chain.chainId],
       );
       const row = r.rows[0];
       return rule === "confirmed"
-        ? Number(row?.block_number ?? -1) - 2 >= block
+        ? Number(row?.block_number ?? -1) - confirmations >= block
         : Number(row?.finalized_number ?? -1) >= block;
     },
     { timeoutMs: 60_000, everyMs: 200 },
