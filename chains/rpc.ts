@@ -165,6 +165,12 @@ export type RpcClientOptions = {
   maxBatchSize?: number;
   /** Longest cool-down of a failing endpoint (it doubles from 250 ms with each failure; default 30 s). */
   maxCoolDownMs?: number;
+  /**
+   * How long an endpoint's head behind is believed before a read that needs more asks it again
+   * (default HEAD_PROBE_INTERVAL_MS, 1 s). Tests that count an endpoint's calls set it longer, so a
+   * slow machine's pause between two reads does not make a lagging endpoint worth asking again.
+   */
+  headProbeIntervalMs?: number;
   metrics?: RpcMetrics;
   logger?: Logger;
   signal?: AbortSignal;
@@ -353,6 +359,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   const rounds = options.rounds ?? 4;
   const maxBatchSize = options.maxBatchSize ?? 100;
   const maxCoolDownMs = options.maxCoolDownMs ?? 30_000;
+  const headProbeIntervalMs = options.headProbeIntervalMs ?? HEAD_PROBE_INTERVAL_MS;
   const chainLabel = String(options.chainId);
   const endpoints: Endpoint[] = options.urls.map((url) => ({
     url,
@@ -508,7 +515,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   function finalUnasked(endpoint: Endpoint): boolean {
     if (final === null || endpoint.finalShown?.key === final.key) return false;
     const now = Date.now();
-    if (now - endpoint.finalUnknownAt < HEAD_PROBE_INTERVAL_MS) return false;
+    if (now - endpoint.finalUnknownAt < headProbeIntervalMs) return false;
     return endpoint.finalShown === null || now - endpoint.finalShown.at >= FINAL_RECHECK_MS;
   }
 
@@ -583,14 +590,14 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
    * May the endpoint be asked for blocks up to `atLeast`? Yes when its head is there. When its head
    * is unknown or was behind a while ago: a read whose answer shows a missing block (`checked`)
    * just tries; any other read (eth_getLogs answers a range it lacks with no logs) asks
-   * eth_blockNumber first. A head behind is believed for HEAD_PROBE_INTERVAL_MS, unless the best
+   * eth_blockNumber first. A head behind is believed for headProbeIntervalMs, unless the best
    * head rose since it was read (the chain moved: so did a node that was only a block behind).
    */
   async function reaches(endpoint: Endpoint, atLeast: bigint, checked: boolean): Promise<boolean> {
     if (endpoint.head !== null && endpoint.head >= atLeast) return true;
     if (
       endpoint.head !== null &&
-      Date.now() - endpoint.headAt < HEAD_PROBE_INTERVAL_MS &&
+      Date.now() - endpoint.headAt < headProbeIntervalMs &&
       endpoint.headAt >= bestRaisedAt
     )
       return false;

@@ -191,6 +191,8 @@ export type EvmAdapterOptions = {
   maxBatchSize?: number;
   /** Longest cool-down of a failing endpoint (chains/rpc.ts; default 30 s). */
   maxCoolDownMs?: number;
+  /** How long an endpoint's head behind is believed (chains/rpc.ts; default 1 s). */
+  headProbeIntervalMs?: number;
   /** Largest eth_getLogs span in blocks. */
   maxLogRange?: number;
   /** Force a trace method (default: trace_block, then debug_traceBlockByHash if not served). */
@@ -441,6 +443,9 @@ export function createEvmAdapter(
     timeoutMs: options.timeoutMs ?? 10_000,
     maxBatchSize: options.maxBatchSize ?? 100,
     ...(options.maxCoolDownMs !== undefined ? { maxCoolDownMs: options.maxCoolDownMs } : {}),
+    ...(options.headProbeIntervalMs !== undefined
+      ? { headProbeIntervalMs: options.headProbeIntervalMs }
+      : {}),
     metrics: rpcMetrics(common.metrics.registry),
     logger,
     signal: common.shutdown.signal,
