@@ -263,35 +263,48 @@ function readKind(call: { method: string; params: unknown[] }): string {
 type SentRead = ReadOptions & { atBestHead?: true };
 
 class EndpointBehind extends Error {
-  constructor(readonly lacking: bigint) {
+  readonly lacking: bigint;
+  constructor(lacking: bigint) {
     super(`endpoint lacks block ${lacking}`);
+    this.lacking = lacking;
   }
 }
 
 /** An answer the caller showed is of another chain (ReadOptions.otherChain). */
 class OtherChainAnswer extends Error {
-  constructor(readonly reason: string) {
+  readonly reason: string;
+  constructor(reason: string) {
     super(`answer of another chain: ${reason}`);
+    this.reason = reason;
   }
 }
 
 /** A whole answer lacking a field the caller needs (ReadOptions.incomplete): kept, in case no endpoint has better. */
 class IncompleteAnswer extends Error {
-  constructor(
-    readonly value: unknown,
-    readonly field: string,
-  ) {
+  readonly value: unknown;
+  readonly field: string;
+  constructor(value: unknown, field: string) {
     super(`answer lacks ${field}`);
+    this.value = value;
+    this.field = field;
   }
 }
 
+type TransportFailureKind =
+  | "timeout"
+  | "rate_limited"
+  | "http_5xx"
+  | "http_other"
+  | "network"
+  | "bad_body";
+
 class TransportFailure extends Error {
-  constructor(
-    readonly kind: "timeout" | "rate_limited" | "http_5xx" | "http_other" | "network" | "bad_body",
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
+  readonly kind: TransportFailureKind;
+  readonly retryAfterMs: number | undefined;
+  constructor(kind: TransportFailureKind, message: string, retryAfterMs?: number) {
     super(message);
+    this.kind = kind;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

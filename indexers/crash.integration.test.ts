@@ -8,10 +8,10 @@
  * and facts must equal a clean index of the same chain: no duplicate, no missing row.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
+import { tsNodeArgs } from "../ops/testing/process.js";
 import { waitFor, within } from "../ops/testing/wait.js";
 import { loadTip } from "./store.js";
 import {
@@ -111,24 +111,20 @@ type Spawned = {
 
 /** An ingestor process, loaded and held before the database (INDEXER_START_ON_STDIN). */
 function spawnIngestor(): Spawned {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(repoRoot, "indexers", "runIngestor.ts")],
-    {
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        DATABASE_URL: t.ctx.db.url,
-        INDEXER_CHAIN: JSON.stringify(chainJson),
-        INDEXER_BATCH_BLOCKS: "2",
-        INDEXER_CONCURRENCY: "2",
-        INDEXER_POLL_MS: "30",
-        INDEXER_START_ON_STDIN: "1",
-        LOG_LEVEL: "silent",
-      },
-      stdio: ["pipe", "pipe", "pipe"],
+  const child = spawn(process.execPath, tsNodeArgs("indexers/runIngestor.ts"), {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      DATABASE_URL: t.ctx.db.url,
+      INDEXER_CHAIN: JSON.stringify(chainJson),
+      INDEXER_BATCH_BLOCKS: "2",
+      INDEXER_CONCURRENCY: "2",
+      INDEXER_POLL_MS: "30",
+      INDEXER_START_ON_STDIN: "1",
+      LOG_LEVEL: "silent",
     },
-  );
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let err = "";
   child.stderr?.on("data", (c: Buffer) => {
     err += c.toString();

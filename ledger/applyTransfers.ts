@@ -39,11 +39,12 @@ export type ApplyTransfers = {
 
 /** Control flow only: the batch needs accounts created first (see `apply`). */
 class AccountsMissing extends Error {
-  constructor(
-    readonly sql: string,
-    readonly params: unknown[],
-  ) {
+  readonly sql: string;
+  readonly params: unknown[];
+  constructor(sql: string, params: unknown[]) {
     super("accounts missing");
+    this.sql = sql;
+    this.params = params;
   }
 }
 

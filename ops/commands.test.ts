@@ -5,11 +5,11 @@
  * The trees come from one child process (ops/testing/cliTree.ts): it imports every module.
  */
 import { execFile } from "node:child_process";
-import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
 import type { CliTree } from "./testing/cliTree.js";
+import { tsNodeArgs } from "./testing/process.js";
 
 describe("CLI module commands", () => {
   let tree: CliTree;
@@ -17,7 +17,7 @@ describe("CLI module commands", () => {
   beforeAll(async () => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      ["--import", "tsx", path.join(repoRoot, "ops", "testing", "cliTree.ts")],
+      tsNodeArgs("ops/testing/cliTree.ts"),
       { cwd: repoRoot, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
     );
     tree = JSON.parse(stdout) as CliTree;

@@ -14,6 +14,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
 import { readSources } from "./layering.js";
 import type { CliTree } from "./testing/cliTree.js";
+import { tsNodeArgs } from "./testing/process.js";
 
 /**
  * A command of the CLI as its help shows it. A group (`ledger withdrawal-blocks`) only prints its
@@ -165,7 +166,7 @@ describe("what the README and docs tell operators to run and read", () => {
   beforeAll(async () => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      ["--import", "tsx", path.join(repoRoot, "ops", "testing", "cliTree.ts")],
+      tsNodeArgs("ops/testing/cliTree.ts"),
       { cwd: repoRoot, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
     );
     commands = cliCommands(JSON.parse(stdout) as CliTree);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
-import { writeChainConfig } from "../ops/testing/process.js";
+import { tsNodeArgs, writeChainConfig } from "../ops/testing/process.js";
 import { within } from "../ops/testing/wait.js";
 import { getTxOutcomes } from "./outcomes.js";
 import { waitFor } from "./testing/harness.js";
@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 function spawnSigner(crashAt = "") {
-  const child = spawn(process.execPath, ["--import", "tsx", script], {
+  const child = spawn(process.execPath, tsNodeArgs(script), {
     cwd: repoRoot,
     env: {
       ...process.env,

@@ -13,7 +13,7 @@ import path from "node:path";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../foundation/config.js";
-import { writeChainConfig } from "../ops/testing/process.js";
+import { tsNodeArgs, writeChainConfig } from "../ops/testing/process.js";
 import { waitFor, within } from "../ops/testing/wait.js";
 import { RECIPIENT, statusCounts } from "./testing/harness.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
@@ -62,7 +62,7 @@ function spawnSigner(crashAt?: string): Signer {
     },
     t.keyId,
   );
-  const child = spawn(process.execPath, ["--import", "tsx", script], {
+  const child = spawn(process.execPath, tsNodeArgs(script), {
     cwd: repoRoot,
     env: {
       ...process.env,

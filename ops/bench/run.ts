@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../../foundation/config.js";
+import { tsNodeArgs } from "../testing/process.js";
 
 const SKIP = new Set(["node_modules", ".git", ".dev", "generated", "build", ".ponder"]);
 
@@ -39,7 +40,7 @@ let failed = 0;
 for (const name of names) {
   const file = all.get(name)!;
   console.log(`\n== bench ${name} (${path.relative(repoRoot, file)})`);
-  const result = spawnSync(process.execPath, ["--import", "tsx", file], {
+  const result = spawnSync(process.execPath, tsNodeArgs(file), {
     stdio: "inherit",
     cwd: repoRoot,
   });

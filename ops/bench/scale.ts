@@ -10,7 +10,6 @@
 
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import path from "node:path";
 import {
   adapterPerChain,
   type ChainConfig,
@@ -31,6 +30,7 @@ import type { NewTransfer } from "../../ledger/types.js";
 import { measureSweepPlanning } from "../../signer/sweeps/planning.scale.js";
 import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { startAnvil } from "../devstack/anvil.js";
+import { tsNodeArgs } from "../testing/process.js";
 import { measureAllocationStall, measureFollow } from "./indexerScale.js";
 import { busyness, figure, machineLine } from "./machine.js";
 import { measureReconFloor } from "./reconFloor.js";
@@ -329,14 +329,7 @@ async function main() {
         try {
           const child = spawnSync(
             process.execPath,
-            [
-              "--import",
-              "tsx",
-              path.join(repoRoot, "ops", "bench", "scale.ts"),
-              "--full-recon-child",
-              anvil.rpcUrl,
-              multicall3,
-            ],
+            tsNodeArgs("ops/bench/scale.ts", ["--full-recon-child", anvil.rpcUrl, multicall3]),
             { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
           );
           const line = child.stdout.trim().split("\n").pop() ?? "";

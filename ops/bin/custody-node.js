@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The `custody-node` command. It runs the compiled JavaScript in dist/ (`npm run build`; the
-// Docker image has only that), starting in about half the CPU tsx takes (README). Without a build,
-// or when a TypeScript source file is newer than the build, it runs the source through tsx's loader
-// (dev and tests: an edit is never shadowed by a stale dist/). CUSTODY_NODE_FROM_SOURCE=1 forces
+// Docker image has only that). Without a build, or when a TypeScript source file is newer than the
+// build, it runs the source (./ts-source.js: Node 24's own type stripping, tsx on an older Node;
+// dev and tests: an edit is never shadowed by a stale dist/). CUSTODY_NODE_FROM_SOURCE=1 forces
 // the source.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import module from "node:module";
@@ -35,8 +35,8 @@ let cli;
 if (useBuild) {
   cli = await import(new URL("dist/ops/cli.js", root).href);
 } else {
-  const { register } = await import("tsx/esm/api");
-  register();
+  // Node's own type stripping where it has it, else tsx (ts-source.js).
+  await import("./ts-source.js");
   cli = await import("../cli.ts");
 }
 await cli.main(process.argv);

@@ -4,13 +4,13 @@
  * scenario decides when it syncs (`sync`), so a seed replays the same schedule.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import path from "node:path";
 import type { ChainConfig } from "../../chains/index.js";
 import { createEvmAdapter } from "../../chains/index.js";
 import type { Common } from "../../foundation/common.js";
 import { repoRoot } from "../../foundation/config.js";
 import type { Pool } from "../../foundation/db.js";
 import { createIngestor, type Ingestor } from "../../indexers/index.js";
+import { tsNodeArgs } from "../testing/process.js";
 
 export type SyncOutcome = { ok: true } | { ok: false; error: string };
 
@@ -61,11 +61,11 @@ type Child = {
 };
 
 function spawnChild(env: Record<string, string>): Child {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(repoRoot, "ops", "sim", "ingestorChild.ts")],
-    { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] },
-  );
+  const child = spawn(process.execPath, tsNodeArgs("ops/sim/ingestorChild.ts"), {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   const state: Child = {
     child,
     lines: [],
@@ -138,7 +138,7 @@ export async function childIngestor(args: {
   };
   const start = async () => {
     const c = spawnChild(env);
-    // Its start-up imports the indexer through tsx: beside a loaded machine's other work that took
+    // Its start-up imports the indexer from source: beside a loaded machine's other work that took
     // over 60 s (deposits seeds 54061, 57054: harness failures, their replays passed).
     const first = await nextLine(c, 180_000);
     if (first !== "ready") throw new Error(`sim ingestor child said ${first}: ${c.stderr()}`);

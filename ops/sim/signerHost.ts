@@ -9,16 +9,17 @@ import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { repoRoot } from "../../foundation/config.js";
+import { tsNodeArgs } from "../testing/process.js";
 import type { SimWorld } from "./harness.js";
 
 export type SignerHost = { stop: () => Promise<void>; kill?: () => Promise<void> };
 
 function spawnSigner(env: Record<string, string>): { child: ChildProcess; started: Promise<void> } {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(repoRoot, "signer", "testing", "walletSignerProcess.ts")],
-    { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const child = spawn(process.execPath, tsNodeArgs("signer/testing/walletSignerProcess.ts"), {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let err = "";
   child.stderr?.on("data", (c: Buffer) => {
     err = (err + c.toString()).slice(-4000);

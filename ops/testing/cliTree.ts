@@ -1,8 +1,8 @@
 /**
  * Prints, as JSON, the CLI's command trees that ops/commands.test.ts compares: the full CLI, each
  * MODULE_COMMANDS entry registered alone, and the CLI built for each first argument. Run as its
- * own process (`node --import tsx ops/testing/cliTree.ts`): importing every module once through
- * tsx's cache costs a few CPU-seconds, through vitest's transform several times that.
+ * own process (`node --import ./ops/bin/ts-source.js ops/testing/cliTree.ts`): importing every
+ * module once costs a CPU-second or two there, through vitest's transform several times that.
  */
 import { Command } from "commander";
 import { buildCli } from "../cli.js";

@@ -13,6 +13,20 @@ import { repoRoot } from "../../foundation/config.js";
 export const cliPath = path.join(repoRoot, "ops", "bin", "custody-node.js");
 
 /**
+ * Node's arguments to run a TypeScript file of the repository (`file` relative to its root or
+ * absolute): ops/bin/ts-source.js, Node 24's own type stripping (tsx on an older Node), as the CLI
+ * runs its source.
+ */
+export function tsNodeArgs(file: string, args: readonly string[] = []): string[] {
+  return [
+    "--import",
+    path.join(repoRoot, "ops", "bin", "ts-source.js"),
+    path.resolve(repoRoot, file),
+    ...args,
+  ];
+}
+
+/**
  * A port that was free a moment ago. Racy by nature (another process may bind it before the
  * caller does): tests should instead start servers on port 0 and read the bound port back
  * (`PORT=0` and the "custody-node started" log's url, `kms-local --port 0`, anvil `port: 0`). Kept
@@ -124,13 +138,13 @@ export function chainCli({
   };
 }
 
-/** A TypeScript script of the repository (test support, e.g. a CLI body with crash points) run through tsx. */
+/** A TypeScript script of the repository (test support, e.g. a CLI body with crash points), run as `tsNodeArgs`. */
 export function spawnScript(
   script: string,
   args: string[],
   env: Record<string, string>,
 ): CliProcess {
-  return spawnNode(["--import", "tsx", path.join(repoRoot, script), ...args], env);
+  return spawnNode(tsNodeArgs(script, args), env);
 }
 
 function spawnNode(args: string[], env: Record<string, string>): CliProcess {

@@ -39,12 +39,12 @@ export type KmsEmulatorOptions = {
 export type KmsEmulator = { url: string; port: number; store: KeyStore; stop: () => Promise<void> };
 
 class KmsFault extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-    readonly status = 400,
-  ) {
+  readonly type: string;
+  readonly status: number;
+  constructor(type: string, message: string, status = 400) {
     super(message);
+    this.type = type;
+    this.status = status;
   }
 }
 
