@@ -48,11 +48,12 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           pool: "forks",
-          // Three on CI's two cores: the files mostly wait on anvil, Postgres and timers, and with
-          // two the cores sat half idle (session 28: 900 s wall against 725 s on an idle machine).
-          // The files that flaked beside load on fixed waits now wait for conditions (session 29);
-          // a fresh clone's run on three beside three simulations (load ~10) passed in 910 s.
-          maxWorkers: 3,
+          // Four on CI's two cores: the files mostly wait on anvil, Postgres and timers. On three
+          // the cores sat a third idle (vmstat) and a fresh clone's suite took 925 s; on four, 5%
+          // idle and 802 s (7 December 2026). The files that flaked beside load on fixed waits now
+          // wait for conditions (sessions 29, 44: ledger/attest's wait for a confirmed block, the
+          // RPC client's one-second belief in a lagging head).
+          maxWorkers: 4,
           // Each worker process runs its files one after another on one module cache. Isolated,
           // every file re-imported viem, pg, fastify, the AWS SDK and our modules in a fresh
           // process: 221 s of the integration files' 1,412 s on CI's two cores, 732 s wall against
