@@ -805,12 +805,10 @@ export async function runSweeps(
       for (const r of receipts ?? [])
         if (r.from.toLowerCase() === hot && r.status !== "0x1") {
           stats.reverted_sends = Number(stats.reverted_sends) + 1;
-          fail(
-            "no-revert",
-            `the hot wallet's ${r.transactionHash} (block ${n}, ${await sendSummary(pool, r.transactionHash)}) reverted`,
-          );
+          const send = await sendSummary(pool, r.transactionHash);
+          fail("no-revert", `the hot wallet's ${r.transactionHash} (block ${n}, ${send}) reverted`);
           trace(
-            `  reverted: the hot wallet's ${r.transactionHash} (block ${n}, ${await sendSummary(pool, r.transactionHash)}, gas used ${BigInt(r.gasUsed)}); its sends around it:`,
+            `  reverted: the hot wallet's ${r.transactionHash} (block ${n}, ${send}, gas used ${BigInt(r.gasUsed)}); its sends around it:`,
           );
           for (const line of await sendsAround(pool, rpc, hot, r.transactionHash))
             trace(`    ${line}`);
