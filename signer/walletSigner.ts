@@ -77,9 +77,13 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
       };
     });
 
+  // Stopping: this signer's stop(), or the process's shutdown, which aborts the shared signal (the
+  // RPC client's) before it stops the roles (ops/start.ts): a tick's read that fails in between
+  // failed for the stop, not for the broadcaster, and no lease is taken again.
+  const stopping = () => controller.signal.aborted || common.shutdown.isShuttingDown();
   const done = (async () => {
     let account: SignerAccount | undefined;
-    while (!controller.signal.aborted && !account) {
+    while (!stopping() && !account) {
       try {
         const loaded = await options.account();
         // A KMS key must still be the hot wallet it was (its alias not moved to another key):
@@ -114,7 +118,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
     // SignerSendsLost counts heals with increase(): each action's first heal counts only from 0.
     for (const action of STALL_HEAL_ACTIONS) metrics.stallHeals.inc({ ...labels, action }, 0);
     const broadcaster = createBroadcaster({ ...options, account, signal: controller.signal });
-    while (!controller.signal.aborted) {
+    while (!stopping()) {
       const lease = await acquireLease({
         databaseUrl: options.databaseUrl,
         key: leaseKey(chain.chainId, wallet),
@@ -136,14 +140,13 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
       void lease.lost.then(() => wake());
       try {
         await broadcaster.resync(lease);
-        while (!controller.signal.aborted && lease.isHeld()) {
+        while (!stopping() && lease.isHeld()) {
           const { signed } = await broadcaster.tick(lease);
           if (signed === 0) await sleep(options.pollMs ?? 500);
         }
       } catch (error) {
         if (error instanceof LeaseLostError) log.warn({ msg: "broadcaster lease lost", wallet });
-        else if (controller.signal.aborted)
-          log.info({ msg: "broadcaster tick interrupted by stop", wallet });
+        else if (stopping()) log.info({ msg: "broadcaster tick interrupted by stop", wallet });
         else log.error({ msg: "broadcaster failed; restarting its session", wallet, err: error });
       } finally {
         active = false;
@@ -158,7 +161,7 @@ export function startWalletSigner(options: WalletSignerOptions): WalletSigner {
         await broadcaster.idle();
         await lease.release();
       }
-      if (!controller.signal.aborted) await sleep(1000);
+      if (!stopping()) await sleep(1000);
     }
   })();
 

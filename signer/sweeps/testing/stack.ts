@@ -3,7 +3,6 @@
  * ledger deposit crediting, the signer's wallet broadcaster with a KMS-emulator hot wallet, the
  * ForwarderFactory deployed by that hot wallet, and the sweeper. Nothing is mocked.
  */
-import { Writable } from "node:stream";
 import {
   type Address,
   encodeDeployData,
@@ -15,7 +14,6 @@ import {
 import { testToken } from "../../../chains/contracts/index.js";
 import { createEvmAdapter, type EvmAdapter } from "../../../chains/index.js";
 import type { HotWalletConfig } from "../../../foundation/config.js";
-import { createLogger } from "../../../foundation/logger.js";
 import {
   allocateDepositAddress,
   createFactsDoorbell,
@@ -30,6 +28,7 @@ import {
   type TestChainSpec,
   type TestContext,
 } from "../../../ops/testing/context.js";
+import { capturedLogger, type LogLine } from "../../../ops/testing/logs.js";
 import { deployForwarderFactory } from "../../deposit-addresses/index.js";
 import { registerHotWallet } from "../../hotWalletKeys.js";
 import type { KmsAccount } from "../../kmsAccount.js";
@@ -45,9 +44,6 @@ export const NATIVE = "0x0000000000000000000000000000000000000000";
 export const TOKEN_DEPLOYER: Address = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 export const TOKEN: Address = getContractAddress({ from: TOKEN_DEPLOYER, nonce: 0n });
 export const DEPOSITOR: Address = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
-
-/** A pino line: level (30 info, 40 warn, 50 error), msg and the fields logged. */
-export type LogLine = { level: number; msg: string } & Record<string, unknown>;
 
 export type SweepStack = {
   ctx: TestContext;
@@ -244,15 +240,8 @@ export async function startSweepStack(
       return { adapter: on, sweeper };
     },
     loggedSweeper(wallets = hotWallets) {
-      const lines: LogLine[] = [];
-      const sink = new Writable({
-        write(chunk: Buffer, _enc, done) {
-          for (const line of chunk.toString().split("\n").filter(Boolean))
-            lines.push(JSON.parse(line) as LogLine);
-          done();
-        },
-      });
-      const common = { ...ctx.common, logger: createLogger("info", sink) };
+      const { logger, lines } = capturedLogger();
+      const common = { ...ctx.common, logger };
       const on = createEvmAdapter(chain, { common });
       const sweeper = createSweeper({
         common,
