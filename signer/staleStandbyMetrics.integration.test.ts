@@ -11,7 +11,7 @@ import { createCommon } from "../foundation/common.js";
 import { createMetrics } from "../foundation/metrics.js";
 import { waitFor } from "./testing/harness.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
-import { startWalletSigner, type WalletSigner } from "./walletSigner.js";
+import type { WalletSigner } from "./walletSigner.js";
 
 let t: SignerTest;
 let b: WalletSigner | undefined;
@@ -46,16 +46,7 @@ it("a task that lost the lease stops exporting the wallet's balance", async () =
   // Task B (its own registry, as another process) stands by.
   const metricsB = createMetrics({ defaults: false });
   const commonB = createCommon(t.ctx.config, { metrics: metricsB });
-  b = startWalletSigner({
-    common: commonB,
-    pool: t.ctx.db.pool,
-    queues: t.ctx.queues,
-    chain: t.chain,
-    account: async () => t.account,
-    databaseUrl: t.ctx.db.url,
-    pollMs: 50,
-    applicationName: "custody-node signer B",
-  });
+  b = t.run(t.account, { common: commonB, applicationName: "custody-node signer B" });
   await waitFor("B to load", async () => b!.isLoaded());
 
   // The wallet drains; A's lease connection drops; B takes over and reads the new balance.

@@ -11,7 +11,6 @@ import { capturedLogger, LOG_LEVELS } from "../ops/testing/logs.js";
 import { waitFor } from "./testing/harness.js";
 import { type RpcProxy, startRpcProxy } from "./testing/rpcProxy.js";
 import { type SignerTest, startSignerTest } from "./testing/signerTest.js";
-import { startWalletSigner } from "./walletSigner.js";
 
 let t: SignerTest<RpcProxy>;
 
@@ -28,15 +27,7 @@ describe("a stop while a tick waits on the node", () => {
     const { logger, lines } = capturedLogger();
     const shutdown = createShutdown();
     const common = { ...t.ctx.common, logger, shutdown };
-    const signer = startWalletSigner({
-      common,
-      pool: t.ctx.db.pool,
-      queues: t.ctx.queues,
-      chain: t.chain,
-      account: async () => t.account,
-      databaseUrl: t.ctx.db.url,
-      pollMs: 50,
-    });
+    const signer = t.run(t.account, { common });
     try {
       await waitFor("the lease taken", async () =>
         lines.some((l) => l.msg === "broadcaster lease taken"),

@@ -24,10 +24,11 @@ export const SMALL_BLOCKS = ["--gas-limit", "1000000"];
 
 type Proxy = { url: string; close: () => Promise<void> };
 
-/** What a test may set on a wallet signer (`databaseUrl`: its lease's); the rest comes from the test. */
-export type TestSignerOptions = Partial<
-  Omit<WalletSignerOptions, "common" | "pool" | "queues" | "account">
->;
+/**
+ * What a test may set on a wallet signer (`databaseUrl`: its lease's; `common`: its own logger,
+ * metrics or shutdown, as another process has); the rest comes from the test.
+ */
+export type TestSignerOptions = Partial<Omit<WalletSignerOptions, "pool" | "queues" | "account">>;
 
 export type SignerTestOptions<P extends Proxy = Proxy> = {
   /** The anvil and the context's chain entry (chainId 31337 unless given). */
