@@ -7,9 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterPerChain, createEvmAdapter } from "../../chains/index.js";
+import type { Common } from "../../foundation/common.js";
 import { createHealth } from "../../foundation/health.js";
 import type { RoleHandle } from "../../foundation/roles.js";
+import { createShutdown } from "../../foundation/shutdown.js";
 import { freshAddress } from "../../indexers/testing/chain.js";
+import { capturedLogger, LOG_LEVELS } from "../../ops/testing/logs.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { getTxOutcomes, requestTransaction } from "../../signer/index.js";
 import { createAttestor } from "./attest.js";
@@ -35,12 +38,15 @@ const stored = async () =>
     )
   ).rows[0]!;
 
-/** The attestation step of the reconciler role, reading the reserves through the proxy. */
-function startRole(): Promise<RoleHandle> {
+/**
+ * The attestation step of the reconciler role, reading the reserves through the proxy; with
+ * `common`, a test's own (a logger it reads, a shutdown it triggers).
+ */
+function startRole(common: Common = t.ctx.common): Promise<RoleHandle> {
   return createAttestRole({ requestTransaction, getTxOutcomes }, (common) =>
     adapterPerChain(common, (c) => createEvmAdapter({ ...c, rpcUrls: [t.proxy.url] }, { common })),
   ).start({
-    common: t.ctx.common,
+    common,
     pool: t.ctx.db.pool,
     redis: t.ctx.redis.redis,
     queues: t.ctx.queues,
@@ -98,6 +104,37 @@ describe("the attestation step under its chain lock", () => {
     } finally {
       t.proxy.setDelay(0);
     }
+    expect(await stored()).toEqual({ attestations: 0, requests: 0 });
+  }, 60_000);
+
+  // The service's stop (ops/start.ts) aborts the RPC client's signal first, then stops the roles:
+  // a tick reading then fails with the abort a moment before the role's stop. That is the stop, not
+  // a failed attestation (an error line would page on every deploy).
+  it("a tick reading the reserves when the process stops is logged as the stop, not as a failure, and stores nothing", async () => {
+    const { logger, lines } = capturedLogger();
+    const shutdown = createShutdown();
+    t.proxy.setDelay(3_000, ["eth_getBalance"]);
+    const readsBefore = t.proxy.calls("eth_getBalance");
+    const role = await startRole({ ...t.ctx.common, logger, shutdown });
+    try {
+      await waitFor(
+        "the tick to read the reserves",
+        () => t.proxy.calls("eth_getBalance") > readsBefore,
+        { timeoutMs: 30_000, everyMs: 20 },
+      );
+      await shutdown.kill("stop");
+      await waitFor("the tick's read aborted", async () =>
+        lines.some(
+          (l) => l.msg === "attestation tick interrupted by stop" || l.msg === "attestation failed",
+        ),
+      );
+    } finally {
+      await role.stop();
+      t.proxy.setDelay(0);
+    }
+    // Before the fix: ["attestation failed"] (err "stop").
+    expect(lines.filter((l) => l.level >= LOG_LEVELS.error).map((l) => l.msg)).toEqual([]);
+    expect(lines.map((l) => l.msg)).toContain("attestation tick interrupted by stop");
     expect(await stored()).toEqual({ attestations: 0, requests: 0 });
   }, 60_000);
 

@@ -59,6 +59,13 @@ export const createAttestRole = (
             detail: result.detail,
           });
       },
+      stopping: ctx.common.shutdown.isShuttingDown,
+      onStopped: (chain, error) =>
+        log.info({
+          msg: "attestation tick interrupted by stop",
+          chain_id: chain.chainId,
+          err: error,
+        }),
       onError: (chain, error) => {
         if (error instanceof AttestLockLostError) {
           log.warn({ msg: "attestation stopped: the chain's lock was lost", err: error });

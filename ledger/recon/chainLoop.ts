@@ -21,6 +21,8 @@ export function startLockedChainLoop<C extends ChainConfig>({
   onError,
   afterPass,
   lockLostAfterMs,
+  stopping = () => false,
+  onStopped,
 }: {
   pool: Pool;
   chains: readonly C[];
@@ -38,6 +40,14 @@ export function startLockedChainLoop<C extends ChainConfig>({
   afterPass?: (ok: boolean) => void;
   /** The lock's connection silent this long counts the lock lost (foundation/sessionLock.ts). */
   lockLostAfterMs?: number;
+  /**
+   * The process is stopping (its `common.shutdown.isShuttingDown`). The service's stop aborts the
+   * RPC client's signal before it stops the roles (ops/start.ts), so a run failing in between
+   * failed for the stop: it goes to `onStopped`, not `onError` (no error line on a deploy), and
+   * the loop ends.
+   */
+  stopping?: () => boolean;
+  onStopped?: (chain: C, error: unknown) => void;
 }): { stop(): Promise<void> } {
   const stop = new AbortController();
 
@@ -61,6 +71,10 @@ export function startLockedChainLoop<C extends ChainConfig>({
         try {
           await runLocked(chain);
         } catch (error) {
+          if (stop.signal.aborted || stopping()) {
+            onStopped?.(chain, error);
+            return;
+          }
           if (onError(chain, error)) ok = false;
         }
       }

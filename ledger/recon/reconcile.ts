@@ -391,6 +391,14 @@ export function createReconciler({
       report(runLog, summary);
       return summary;
     } catch (error) {
+      // The process's stop aborts the RPC client's signal before it stops the roles (ops/start.ts):
+      // a run whose read failed then was stopped, not failed, and pages no one on a deploy.
+      if (common.shutdown.isShuttingDown()) {
+        const why = error instanceof Error ? error.message : String(error);
+        await failRun(pool, runId, `interrupted by the process's stop: ${why}`).catch(() => {});
+        runLog.info({ msg: "reconciliation run interrupted by stop", err: error });
+        throw error;
+      }
       await failRun(pool, runId, error).catch(() => {});
       metrics.runs.inc({ chain_id: String(chainId), result: "failed" });
       runLog.error({ msg: "reconciliation run failed", err: error });

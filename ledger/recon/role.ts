@@ -57,6 +57,8 @@ export const reconcilerRole = (sources: ReconSources): RoleDefinition => ({
           graceBlocks: Math.ceil(RECON_GRACE_MS / chain.blockTimeMs),
           signal: held,
         }),
+      // The run logs its own interruption (reconcile.ts).
+      stopping: ctx.common.shutdown.isShuttingDown,
       onError: (chain, error) => {
         if (error instanceof NoFinalBlockError) {
           log.info({

@@ -7,6 +7,7 @@
  */
 import type { Hex } from "viem";
 import { adapterPerChain, type ChainConfig, createEvmAdapter } from "../../../chains/index.js";
+import type { Common } from "../../../foundation/common.js";
 import { createHealth } from "../../../foundation/health.js";
 import type { RoleHandle } from "../../../foundation/roles.js";
 import type { Ingestor } from "../../../indexers/index.js";
@@ -32,8 +33,11 @@ export type SlowNodeChain = {
   ledger: Ledger;
   /** Mine `n` blocks and index to the new head. */
   mineAndSync: (n: number) => Promise<void>;
-  /** The reconciler role on the chain (30 s blocks: its grace period is one block), through the proxy. */
-  startRole: (sweeps?: SweepReader) => Promise<RoleHandle>;
+  /**
+   * The reconciler role on the chain (30 s blocks: its grace period is one block), through the
+   * proxy; with `common`, a test's own (a logger it reads, a shutdown it triggers).
+   */
+  startRole: (sweeps?: SweepReader, common?: Common) => Promise<RoleHandle>;
   stop: () => Promise<void>;
 };
 
@@ -68,7 +72,7 @@ export async function startSlowNodeChain(
         await t.rpc("anvil_mine", [`0x${n.toString(16)}`]);
         await syncToHead(ingestor, t.ctx.db.pool, t.rpc, TEST_CHAIN_ID);
       },
-      startRole: (sweeps = sweepReader) =>
+      startRole: (sweeps = sweepReader, common = t.ctx.common) =>
         reconcilerRole({
           sweeps,
           chains: (common) =>
@@ -76,7 +80,7 @@ export async function startSlowNodeChain(
               createEvmAdapter({ ...c, rpcUrls: [throughProxy] }, { common }),
             ),
         }).start({
-          common: t.ctx.common,
+          common,
           pool: t.ctx.db.pool,
           redis: t.ctx.redis.redis,
           queues: t.ctx.queues,
