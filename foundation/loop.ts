@@ -12,11 +12,18 @@ export function startLoop({
   intervalMs,
   logger,
   fn,
+  stopping = () => false,
 }: {
   name: string;
   intervalMs: number;
   logger: Logger;
   fn: () => Promise<unknown>;
+  /**
+   * The process is stopping (its `common.shutdown.isShuttingDown`). The service's stop aborts the
+   * RPC client's signal before it stops the roles (ops/start.ts): a pass whose read failed then
+   * failed for the stop, and is logged as that (info), not as a failed pass (warn).
+   */
+  stopping?: () => boolean;
 }): Loop {
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
@@ -24,7 +31,11 @@ export function startLoop({
   const tick = () => {
     running = fn()
       .then(() => undefined)
-      .catch((err) => logger.warn({ msg: "periodic pass failed", pass: name, err }))
+      .catch((err) => {
+        if (stopped || stopping())
+          logger.info({ msg: "periodic pass interrupted by stop", pass: name, err });
+        else logger.warn({ msg: "periodic pass failed", pass: name, err });
+      })
       .finally(() => {
         if (!stopped) timer = setTimeout(tick, intervalMs);
       });

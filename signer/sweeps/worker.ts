@@ -35,6 +35,8 @@ export function startSweepWorker({
       name: `sweeps ${chain.chainId}`,
       intervalMs: Math.min(settleEveryMs, chain.sweepIntervalMs),
       logger: log,
+      // Its balance reads go through the RPC client the process's stop aborts first.
+      stopping: common.shutdown.isShuttingDown,
       async fn() {
         if (Date.now() < planAt) {
           await sweeper.settle(chain.chainId);
