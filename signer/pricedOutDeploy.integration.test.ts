@@ -51,6 +51,25 @@ const deployRow = (account: KmsAccount, name: string) =>
   readStoredDeploy(t.ctx.db.pool, account.address, name);
 
 /**
+ * The stored deploy once replaced (its hash no longer `hash`) and the replacement in the node's
+ * pool. The replacer stores the new bytes first, then sends them (a crash between resends the
+ * stored bytes): a test resuming blocks on the row alone may have the node mine the bytes it still
+ * holds, the first ones (failed once under load: "expected '0xe326…' not to be '0xe326…'").
+ */
+function replacedInPool(account: KmsAccount, name: string, hash: Hex): Promise<StoredDeploy> {
+  return waitFor(
+    `the ${name} deploy replaced, in the node's pool`,
+    async () => {
+      const r = await deployRow(account, name);
+      if (r.txHash === hash) return undefined;
+      const held = await t.client.getTransaction({ hash: r.txHash }).catch(() => null);
+      return held ? r : undefined;
+    },
+    { timeoutMs: 20_000 },
+  );
+}
+
+/**
  * The receipt of whichever of the row's bytes mined: a replacer with a short bump interval may
  * have stored (and sent) newer bytes while older ones were mined.
  */
@@ -166,10 +185,7 @@ describe("a stored deploy priced out of the market", () => {
         chain: { ...t.chain, bumpIntervalMs: 300 },
       });
       try {
-        const row = await waitFor("the deploy replaced", async () => {
-          const r = await deployRow(account, "HeldUnmined");
-          return r.txHash !== sent.txHash ? r : undefined;
-        });
+        const row = await replacedInPool(account, "HeldUnmined", sent.txHash);
         expect(row.earlierTxHashes[0]).toBe(sent.txHash);
         expect(parseTransaction(row.rawTx).maxFeePerGas!).toBeGreaterThan(
           parseTransaction(sent.rawTx).maxFeePerGas!,
@@ -300,14 +316,7 @@ describe("the deploy command run while its stored deploy is priced out", () => {
       const sent = await sentUnmined(account, "HeldByNode", first);
       const run = followOn(account, "HeldByNode", { ...t.chain, bumpIntervalMs: 300 });
       run.catch(() => {}); // awaited below; a failure before then must not go unhandled
-      const row = await waitFor(
-        "the deploy replaced by its follower",
-        async () => {
-          const r = await deployRow(account, "HeldByNode");
-          return r.txHash !== sent.txHash ? r : undefined;
-        },
-        { timeoutMs: 20_000 },
-      );
+      const row = await replacedInPool(account, "HeldByNode", sent.txHash);
       expect(row.earlierTxHashes).toEqual([sent.txHash]);
       expect(parseTransaction(row.rawTx).maxFeePerGas!).toBeGreaterThan(
         parseTransaction(sent.rawTx).maxFeePerGas!,
