@@ -141,7 +141,8 @@ async function main() {
       pool: setupPool,
       chain,
       kmsEndpoint: kms.url,
-      policies: demoPolicies(chain.chainId),
+      // Every served chain's: one without a policy has its withdrawals refused (and a warning).
+      policies: demoPolicies(...config.chains.map((c) => c.chainId)),
     }).finally(() => setupPool.end());
     say(
       `hot wallet ${prepared.hotWallet} (KMS key ${prepared.keyId.slice(0, 8)}…), deposit-address factory deployed on ${chain.key} (its gas booked)`,

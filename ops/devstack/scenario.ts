@@ -19,22 +19,22 @@ const ANVIL_MNEMONIC = "test test test test test test test test test test test j
 export const EXTERNAL = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
 /**
- * The demo's withdrawal policy for `chainId`, parsed by the config schema as a config file's
- * `policies` would be: native withdrawals above 1 ETH need 2 distinct approvers, at most 10 ETH per
- * transaction and 20 ETH per 24h.
+ * The demo's withdrawal policy for each of `chainIds`, parsed by the config schema as a config
+ * file's `policies` would be: native withdrawals above 1 ETH need 2 distinct approvers, at most 10
+ * ETH per transaction and 20 ETH per 24h. (A served chain's native asset without one has its
+ * withdrawals refused, and the service warns so at every start.)
  */
-export function demoPolicies(chainId: number): PoliciesConfig {
+export function demoPolicies(...chainIds: number[]): PoliciesConfig {
+  const limit = {
+    perTransaction: parseEther("10").toString(),
+    rolling24h: parseEther("20").toString(),
+    approvalThreshold: parseEther("1").toString(),
+  };
   return policiesSchema.parse({
     withdrawals: {
       globalAllowlist: [],
       customerAllowlists: {},
-      limits: {
-        [`${chainId}:${zeroAddress}`]: {
-          perTransaction: parseEther("10").toString(),
-          rolling24h: parseEther("20").toString(),
-          approvalThreshold: parseEther("1").toString(),
-        },
-      },
+      limits: Object.fromEntries(chainIds.map((id) => [`${id}:${zeroAddress}`, limit])),
       requiredApprovals: 2,
     },
   });
