@@ -7,11 +7,10 @@
  * (the failures it saw before included), logged once as AUTH_LIMIT_PER_PROCESS. Real Postgres and
  * Redis; the outage is a TCP proxy in front of Redis going silent.
  */
-import { Writable } from "node:stream";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../foundation/logger.js";
 import { createRedis, type Redis } from "../foundation/redis.js";
+import { capturedLogger } from "../ops/testing/logs.js";
 import { TEST_REDIS_URL } from "../ops/testing/redis.js";
 import { startTcpProxy, type TcpProxy } from "../ops/testing/tcpProxy.js";
 import { waitFor } from "../ops/testing/wait.js";
@@ -150,28 +149,14 @@ describe("failed authentications when Redis does not answer", () => {
   let proxy: TcpProxy;
   let viaProxy: Redis;
   let task: FastifyInstance;
-  let captured = "";
-  const logLines = () =>
-    captured
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const { logger, lines } = capturedLogger();
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        captured += chunk.toString();
-        done();
-      },
-    });
     const target = new URL(TEST_REDIS_URL);
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
     viaProxy = createRedis(proxy.urlFor(TEST_REDIS_URL));
     t = await createApiTestContext({
       v1: { authFailureLimit: LIMIT },
-      configure: (ctx) => ({
-        ...ctx,
-        common: { ...ctx.common, logger: createLogger("info", sink) },
-      }),
+      configure: (ctx) => ({ ...ctx, common: { ...ctx.common, logger } }),
     });
     // This task reaches Redis through the proxy; t.app directly. Each request in the outage waits
     // out the limiter's command timeout (twice: ask, then count); 500 ms instead of the 2 s default
@@ -196,7 +181,7 @@ describe("failed authentications when Redis does not answer", () => {
     // Sign-in keeps working: a good key from another address is let in.
     expect((await goodKey(task, "10.2.0.2", t.keys.admin)).statusCode).toBe(200);
 
-    const fallback = logLines().filter((l) => l.code === "AUTH_LIMIT_PER_PROCESS");
+    const fallback = lines.filter((l) => l.code === "AUTH_LIMIT_PER_PROCESS");
     expect(fallback).toHaveLength(1);
     expect(fallback[0]).toMatchObject({ level: 40, limiter: "v1" });
   }, 60_000);

@@ -2,35 +2,18 @@
  * One request log line per API call: method, route template, status, ms and the key id; never the
  * Authorization header, the key's secret or other request values.
  */
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../foundation/logger.js";
+import { capturedLogger, type LogLine } from "../ops/testing/logs.js";
 import { type ApiTestContext, createApiTestContext } from "./testing/apiTestContext.js";
-
-type Line = Record<string, unknown>;
 
 describe("request log", () => {
   let t: ApiTestContext;
-  let captured = "";
-  const lines = (): Line[] =>
-    captured
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Line);
-  const requestLines = () => lines().filter((l) => l.msg === "request");
+  const { logger, lines, text, clear } = capturedLogger();
+  const requestLines = () => lines.filter((l) => l.msg === "request");
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        captured += chunk.toString();
-        done();
-      },
-    });
     t = await createApiTestContext({
-      configure: (ctx) => ({
-        ...ctx,
-        common: { ...ctx.common, logger: createLogger("info", sink) },
-      }),
+      configure: (ctx) => ({ ...ctx, common: { ...ctx.common, logger } }),
     });
   });
   afterAll(async () => {
@@ -38,7 +21,7 @@ describe("request log", () => {
   });
 
   it("logs each call once with method, route, status, ms and key id, and no secrets", async () => {
-    captured = "";
+    clear();
     const key = t.keys["ledger:read"];
     const customerId = "cust-requestlog-1";
     const ok = await t.call(key, { method: "GET", url: `/v1/customers/${customerId}/balances` });
@@ -53,7 +36,7 @@ describe("request log", () => {
 
     const got = requestLines();
     expect(got).toHaveLength(3);
-    const [first, second, third] = got as [Line, Line, Line];
+    const [first, second, third] = got as [LogLine, LogLine, LogLine];
     expect(first).toMatchObject({
       method: "GET",
       route: "/v1/customers/:customerId/balances",
@@ -78,13 +61,13 @@ describe("request log", () => {
     const secretPart = key.slice("cn_".length + 16 + 1);
     expect(secretPart.length).toBeGreaterThan(8);
     for (const needle of [key, secretPart, "notasecret", "hunter2", "authorization", "Bearer"]) {
-      expect(captured).not.toContain(needle);
+      expect(text()).not.toContain(needle);
     }
-    expect(captured).not.toMatch(/"(headers|req|res|body)"/);
+    expect(text()).not.toMatch(/"(headers|req|res|body)"/);
   });
 
   it("health probes do not write info lines", async () => {
-    captured = "";
+    clear();
     expect((await t.call(null, { method: "GET", url: "/healthz" })).statusCode).toBe(200);
     const probe = await t.call(t.keys["ledger:read"], { method: "GET", url: "/v1/chains" });
     expect(probe.statusCode).toBe(200);

@@ -3,13 +3,12 @@
  * and out, failed transactions, several transfers in one block, unwatched and unlisted transfers;
  * each stored exactly once, with fees, confirmations and the chain-facts doorbell.
  */
-import { Writable } from "node:stream";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCommon } from "../foundation/common.js";
 import { createPool } from "../foundation/db.js";
-import { createLogger } from "../foundation/logger.js";
 import { createMetrics } from "../foundation/metrics.js";
+import { capturedLogger } from "../ops/testing/logs.js";
 import { startTcpProxy } from "../ops/testing/tcpProxy.js";
 import { waitFor } from "../ops/testing/wait.js";
 import type { Ingestor } from "./createIngestor.js";
@@ -457,16 +456,9 @@ describe("stopping", () => {
     // `custody-node start` stops by aborting the process's shutdown signal first: every RPC call
     // in flight or made after it fails with the abort's reason ("stop"), before the role's stop
     // callback stops the loop. That is the stop, not a failure to retry and log.
-    const logged: { level: number; msg: string }[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString().split("\n").filter(Boolean))
-          logged.push(JSON.parse(line) as { level: number; msg: string });
-        done();
-      },
-    });
+    const { logger, lines: logged } = capturedLogger();
     const common = createCommon(t.ctx.config, {
-      logger: createLogger("info", sink),
+      logger,
       metrics: createMetrics({ defaults: false }),
     });
     const stopped = await t.ingestor({ common, options: { pollIntervalMs: 100 } });

@@ -7,7 +7,6 @@
  * (behind a counting proxy: what the node receives), Postgres and the KMS emulator; the halt is
  * opened and closed with the indexer's own functions.
  */
-import { Writable } from "node:stream";
 import {
   createPublicClient,
   getContractAddress,
@@ -16,8 +15,8 @@ import {
   parseTransaction,
 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../foundation/logger.js";
 import { FORWARDER_FACTORY, getContract } from "../indexers/index.js";
+import { capturedLogger } from "../ops/testing/logs.js";
 import { haltChain, resumeChain } from "./testing/chainHalt.js";
 import { waitFor } from "./testing/harness.js";
 import {
@@ -64,20 +63,10 @@ describe("the deploy command following bytes no node has taken when the chain ha
         transport: http(t.chain.rpcUrls[0]),
       }) as PublicClient,
     };
-    let captured = "";
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        captured += chunk.toString();
-        done();
-      },
-    });
-    const common = { ...t.ctx.common, logger: createLogger("info", sink) };
+    const { logger, lines } = capturedLogger();
+    const common = { ...t.ctx.common, logger };
     const logLines = (msg: string) =>
-      captured
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .filter((l) => typeof l.msg === "string" && l.msg.startsWith(msg));
+      lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith(msg));
 
     await expect(
       deployFactoryStored(site, account, { killAt: "deploy_after_commit" }),

@@ -7,11 +7,10 @@
  * re-read that request or decision as another person's). Real Postgres, the real CLI process, and
  * anvil for the withdrawal.
  */
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealth } from "../../foundation/health.js";
-import { createLogger } from "../../foundation/logger.js";
 import { createTestContext, type TestContext } from "../../ops/testing/context.js";
+import { capturedLogger, type LogLine } from "../../ops/testing/logs.js";
 import { spawnCli } from "../../ops/testing/process.js";
 import { waitFor } from "../../ops/testing/wait.js";
 import { createApiKey, revokeApiKey, setApiKeyEmail } from "../apiKeys.js";
@@ -29,18 +28,10 @@ const OIDC = {
   groups: { "custody-approvers": ["withdrawals:approve"] },
 };
 
-type Line = Record<string, unknown>;
-
 /** Builds the app as the api role does, on `ctx`, and returns the log lines its start wrote. */
-async function startLines(ctx: TestContext): Promise<Line[]> {
-  let captured = "";
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      captured += chunk.toString();
-      done();
-    },
-  });
-  const common = { ...ctx.common, logger: createLogger("info", sink) };
+async function startLines(ctx: TestContext): Promise<LogLine[]> {
+  const { logger, lines } = capturedLogger();
+  const common = { ...ctx.common, logger };
   const app = await buildApp({
     common,
     health: createHealth(),
@@ -48,13 +39,10 @@ async function startLines(ctx: TestContext): Promise<Line[]> {
   });
   await app.ready();
   await app.close();
-  return captured
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Line);
+  return lines;
 }
 
-const personless = (lines: Line[]) =>
+const personless = (lines: LogLine[]) =>
   lines.filter((l) => String(l.msg).includes("can approve but name no person"));
 
 describe("approving keys without a person, with console SSO", () => {

@@ -6,11 +6,10 @@
  * that another key of the person joins are that one person too; a customer id that is an Object
  * member name has no allowlist of its own and gets a clean answer, never a 500.
  */
-import { Writable } from "node:stream";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHealth } from "../../foundation/health.js";
 import { type Ledger, transferId } from "../../ledger/index.js";
+import { capturedLogger } from "../../ops/testing/logs.js";
 import { createApiKey, type Scope } from "../apiKeys.js";
 import { buildApp } from "../app.js";
 import {
@@ -95,14 +94,7 @@ describe("withdrawal policy fails closed", () => {
   });
 
   it("warns at start-up naming each asset without a policy", async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split("\n")) if (line) lines.push(JSON.parse(line));
-        done();
-      },
-    });
-    const logger = pino({ level: "warn" }, sink);
+    const { logger, lines } = capturedLogger("warn");
     const common = { ...t.ctx.common, logger };
     const app = await buildApp({
       common,
