@@ -253,13 +253,18 @@ function nullBlock(results: unknown[], calls: RpcCall[]): bigint | null {
   return lowest;
 }
 
-/** State reads and where their block parameter is (viem's readContract, getBalance, …). */
-const STATE_BLOCK_PARAM: Readonly<Record<string, number>> = {
+/**
+ * State reads and where their block parameter is (viem's readContract, getBalance, …). Also the
+ * lying chain's (chains/testing/lyingChain), which answers them at the block its view names.
+ */
+export const STATE_BLOCK_PARAM: Readonly<Record<string, number>> = {
   eth_call: 1,
   eth_getBalance: 1,
   eth_getTransactionCount: 1,
   eth_getCode: 1,
   eth_getStorageAt: 2,
+  eth_createAccessList: 1,
+  eth_getProof: 2,
   // A call on the state at that block, as eth_call: a node behind it estimates on its old state.
   eth_estimateGas: 1,
   // The history's newest block: a node behind it tells older base fees.

@@ -6,6 +6,7 @@
  * height above it fail. Receipts can also be withheld (a node still indexing transactions or a
  * load-balanced backend that has not seen them). Everything else reaches the real node unchanged.
  */
+import { STATE_BLOCK_PARAM } from "../../evm/createEvmAdapter.js";
 
 export type JsonRpcCall = { jsonrpc?: string; id: unknown; method: string; params?: unknown[] };
 export type JsonRpcAnswer = {
@@ -30,18 +31,6 @@ export type ViewState = {
 };
 
 const toHex = (n: bigint) => `0x${n.toString(16)}`;
-
-/** Methods whose params hold a block tag or number, and at which index. */
-const STATE_TAG_INDEX: Record<string, number> = {
-  eth_getBalance: 1,
-  eth_getTransactionCount: 1,
-  eth_getCode: 1,
-  eth_call: 1,
-  eth_getStorageAt: 2,
-  eth_estimateGas: 1,
-  eth_createAccessList: 1,
-  eth_getProof: 2,
-};
 
 function headerNotFound(id: unknown): JsonRpcAnswer {
   return { jsonrpc: "2.0", id, error: { code: -32000, message: "header not found" } };
@@ -209,7 +198,8 @@ export async function answerThroughView(
       return { ...answer, id };
     }
     default: {
-      const index = STATE_TAG_INDEX[call.method];
+      // State reads (eth_feeHistory is answered above), at the block the view names.
+      const index = STATE_BLOCK_PARAM[call.method];
       if (index === undefined) return pass();
       const at = await resolveTag(params[index], view, upstream);
       if (at === null || at === "above") return headerNotFound(id);
