@@ -394,8 +394,7 @@ export function createReconciler({
       // The process's stop aborts the RPC client's signal before it stops the roles (ops/start.ts):
       // a run whose read failed then was stopped, not failed, and pages no one on a deploy.
       if (common.shutdown.isShuttingDown()) {
-        const why = error instanceof Error ? error.message : String(error);
-        await failRun(pool, runId, `interrupted by the process's stop: ${why}`).catch(() => {});
+        await failRun(pool, runId, error, "interrupted by the process's stop").catch(() => {});
         runLog.info({ msg: "reconciliation run interrupted by stop", err: error });
         throw error;
       }

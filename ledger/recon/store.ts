@@ -374,10 +374,17 @@ function refOf(b: Break): { txHash: string; position: string } | null {
   return e ? { txHash: e.txHash!, position: e.position! } : null;
 }
 
-export async function failRun(pool: Pool, runId: number, error: unknown): Promise<void> {
+/** The run stored failed with `error`'s message, after `why` when given (`why: message`). */
+export async function failRun(
+  pool: Pool,
+  runId: number,
+  error: unknown,
+  why?: string,
+): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
   await pool.query(
     "UPDATE recon.runs SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1",
-    [runId, error instanceof Error ? error.message : String(error)],
+    [runId, why === undefined ? message : `${why}: ${message}`],
   );
 }
 
