@@ -154,13 +154,19 @@ async function main() {
     say("policy: withdrawals above 1 ETH need 2 distinct approvers; 10 ETH per tx, 20 ETH per 24h");
 
     service = await startService(prepared.config, { roles: [...ROLE_NAMES] });
-    const ready = await fetch(`${service.url}/readyz`);
     // 200 says `status: "ready"`; a 503 is a problem whose `code` says why (SERVICE_NOT_READY).
-    const body = (await ready.json()) as {
-      status: string | number;
-      code?: string;
-      checks: Record<string, { ok: boolean }>;
-    };
+    // Asked until ready, for up to 30 s, as a load balancer's health check would: a role finishes
+    // some of its start after `start` returns (the signer loads its KMS key in the background), and
+    // one read at once failed now and then on a loaded machine ("signer: FAILING").
+    const readyBy = Date.now() + 30_000;
+    let ready: Response;
+    let body: { status: string | number; code?: string; checks: Record<string, { ok: boolean }> };
+    for (;;) {
+      ready = await fetch(`${service.url}/readyz`);
+      body = (await ready.json()) as typeof body;
+      if (ready.ok || Date.now() > readyBy) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     say(`service at ${service.url}: ${body.code ?? body.status} (API docs at ${service.url}/docs)`);
     for (const [name, check] of Object.entries(body.checks))
       say(`  ${name}: ${check.ok ? "ok" : "FAILING"}`);
