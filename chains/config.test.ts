@@ -59,6 +59,35 @@ describe("chainSchema in the config file", () => {
     ]);
   });
 
+  it("says which chains charge the L1 cost as gas (Arbitrum) and refuses a contradiction, naming the field", () => {
+    const parsed = (fields: Record<string, unknown>) =>
+      parseFileConfig(chainSchema, { chains: [{ ...chain, ...fields }] }).chains[0]!;
+    expect(parsed({ chainId: 42161 }).l1CostInGas).toBe(true);
+    expect(parsed({ chainId: 42161, l1CostInGas: true }).l1CostInGas).toBe(true);
+    expect(parsed({ chainId: 1 }).l1CostInGas).toBe(false);
+    expect(parsed({ chainId: 8453 }).l1CostInGas).toBe(false);
+    // A chain the registry does not define: what the file says (an Arbitrum Orbit chain), else false.
+    expect(parsed({ chainId: 31337 }).l1CostInGas).toBe(false);
+    expect(parsed({ chainId: 31337, l1CostInGas: true }).l1CostInGas).toBe(true);
+    expect(configIssuesOf(() => parsed({ chainId: 42161, l1CostInGas: false }))).toEqual([
+      {
+        field: "config.chains.0.l1CostInGas",
+        message: "chain 42161 charges the L1 cost as gas: l1CostInGas must be true (or left out)",
+      },
+    ]);
+    for (const fields of [
+      { chainId: 8453, l1CostInGas: true },
+      { chainId: 31337, l1DataFee: "op-stack", l1CostInGas: true },
+    ])
+      expect(configIssuesOf(() => parsed(fields))).toEqual([
+        {
+          field: "config.chains.0.l1CostInGas",
+          message:
+            "an OP-stack chain charges the L1 cost outside gas (l1DataFee op-stack): l1CostInGas must be false (or left out)",
+        },
+      ]);
+  });
+
   it("refuses a native hot ceiling below one transfer's gas at the fee cap, naming the field", () => {
     const ceiling = (nativeHotCeiling: string, maxFeePerGas?: string) => () =>
       parseFileConfig(chainSchema, {

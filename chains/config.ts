@@ -36,6 +36,13 @@ export const KNOWN_L1_DATA_FEE: ReadonlyMap<number, L1DataFee> = new Map([
   [8453, "op-stack"],
 ]);
 
+/**
+ * The public chains whose gas carries the L1 cost (Arbitrum: a transaction's gas covers its L1 data
+ * at the L1 price of the moment, so the gas it needs rises with that price). A file that leaves
+ * `l1CostInGas` out for one of them gets `true`; `false` is refused.
+ */
+export const KNOWN_L1_COST_IN_GAS: ReadonlySet<number> = new Set([42161]);
+
 export const tokenSchema = z
   .object({
     address,
@@ -115,6 +122,13 @@ export const chainSchema = z
     gasLimitFloor: decimalString.optional(),
     /** L1 data cost charged outside gas: `op-stack` (Optimism, Base) or `none` (L1s, Arbitrum). */
     l1DataFee: z.enum(["none", "op-stack"]).optional(),
+    /**
+     * The chain charges the L1 cost as gas (Arbitrum): a send refused "intrinsic gas too low" may
+     * only mean the L1 price rose since its estimate, so it is re-estimated and re-signed at the same
+     * nonce, a bounded number of times, before its nonce is cancelled (signer/broadcaster/regas.ts).
+     * Absent: true for chain id 42161, false otherwise.
+     */
+    l1CostInGas: z.boolean().optional(),
     /** Where value above a hot wallet's ceiling goes. */
     coldAddress: address.optional(),
     /** Native asset sweep threshold and hot ceiling (base units). */
@@ -175,6 +189,19 @@ export const chainSchema = z
             ? `chain ${chain.chainId} is an OP-stack chain: it charges an L1 data fee outside gas, so l1DataFee must be "op-stack" (or left out)`
             : `chain ${chain.chainId} charges no L1 data fee outside gas (its receipts carry no l1Fee): l1DataFee must be "none" (or left out)`,
       });
+    if (KNOWN_L1_COST_IN_GAS.has(chain.chainId) && chain.l1CostInGas === false)
+      ctx.addIssue({
+        code: "custom",
+        path: ["l1CostInGas"],
+        message: `chain ${chain.chainId} charges the L1 cost as gas: l1CostInGas must be true (or left out)`,
+      });
+    if (chain.l1CostInGas && (chain.l1DataFee ?? l1DataFee) === "op-stack")
+      ctx.addIssue({
+        code: "custom",
+        path: ["l1CostInGas"],
+        message:
+          "an OP-stack chain charges the L1 cost outside gas (l1DataFee op-stack): l1CostInGas must be false (or left out)",
+      });
     // A native cold move sends all above the ceiling and pays its gas from what stays: below one
     // transfer's gas at the fee cap, it could never pay its own gas. (The signer's intake budget
     // keeps such a move unsigned, with an insufficient_funds alert, rather than taking a nonce; this
@@ -206,10 +233,11 @@ export const chainSchema = z
       tokens.add(token);
     });
   })
-  // A listed public chain's own L1 data fee model where the file leaves it out (KNOWN_L1_DATA_FEE).
+  // A listed public chain's own L1 data fee model and L1-cost-in-gas where the file leaves them out.
   .transform((chain) => {
     const l1DataFee = chain.l1DataFee ?? KNOWN_L1_DATA_FEE.get(chain.chainId);
-    return l1DataFee ? { ...chain, l1DataFee } : chain;
+    const l1CostInGas = chain.l1CostInGas ?? KNOWN_L1_COST_IN_GAS.has(chain.chainId);
+    return { ...chain, ...(l1DataFee ? { l1DataFee } : {}), l1CostInGas };
   });
 
 export type ConfirmationRule = z.output<typeof confirmationRuleSchema>;

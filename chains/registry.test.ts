@@ -38,6 +38,8 @@ describe("knownChains", () => {
       const l1DataFee = v.contracts && "gasPriceOracle" in v.contracts ? "op-stack" : "none";
       expect(KNOWN_L1_DATA_FEE.get(v.id), key).toBe(l1DataFee);
       expect(c.definition.l1DataFee, key).toBe(l1DataFee);
+      // Arbitrum charges the L1 cost as gas (signer/broadcaster/regas.ts re-estimates for it).
+      expect(c.definition.l1CostInGas, key).toBe(key === "arbitrum");
     }
     expect(knownChains["local-a"]!.viemChain).toBeUndefined();
   });

@@ -25,7 +25,7 @@ function create(registry: Registry) {
     }),
     attempts: new Counter({
       name: "custody_signer_attempts_total",
-      help: "Signed attempts stored, by kind (first, bump, cancel)",
+      help: "Signed attempts stored, by kind (first, bump, regas: a re-estimated gas limit, cancel)",
       labelNames: [...labelNames, "kind"],
       registers,
     }),

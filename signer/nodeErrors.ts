@@ -30,7 +30,7 @@ export const RESPONSES: Record<NodeErrorClass, string> = {
   insufficient_funds:
     "the hot wallet cannot pay: keep the nonce and bytes, alert (low balance), retry every tick",
   intrinsic_gas_too_low:
-    "these bytes can never be included: reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
+    "these bytes can never be included: reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final. On a chain whose gas carries the L1 cost (l1CostInGas: Arbitrum) it may mean 'not at this L1 price': a payment whose limit we estimated is re-estimated and re-signed at the same nonce by the bump stage, at most MAX_REGAS times, before that (broadcaster/regas.ts)",
   gas_limit_too_high:
     "these bytes can never be included (gas limit above the block's): reject them; if no other attempt lives, the nonce stage cancels the nonce (bounded retries) and the request fails once the cancel is final",
   fee_cap_exceeded:

@@ -112,7 +112,8 @@ const INSERT = `
   ON CONFLICT (id) DO NOTHING`;
 
 const EXISTING = `
-  SELECT chain_id, from_address, to_address, value, data, gas_limit, kind, ref_id
+  SELECT chain_id, from_address, to_address, value, data,
+         CASE WHEN gas_estimated THEN NULL ELSE gas_limit END AS gas_limit, kind, ref_id
   FROM custody.tx_requests WHERE id = $1`;
 
 type ExistingRow = {

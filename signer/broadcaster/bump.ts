@@ -31,6 +31,7 @@ import {
 import { type InFlight, inFlightCost, readL1Yardstick } from "./budget.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendableNow } from "./halt.js";
+import { reestimate, regasDue, rejectAttempt } from "./regas.js";
 import { sendInOrder, signTx } from "./send.js";
 
 export async function bump(
@@ -55,6 +56,7 @@ export async function bump(
         ? a.purpose === "cancel" || !cancelsOnly(inFlight.get(a.requestId)!)
         : a.purpose === "cancel" && cancelsOf.has(a.requestId)) &&
       (a.lastErrorClass === "underpriced" ||
+        regasDue(a) ||
         early.has(a.id) ||
         (a.status === "broadcast" && now - (a.sentAt ?? a.createdAt) >= chain.bumpIntervalMs)),
   );
@@ -73,6 +75,7 @@ export async function bump(
   // that count (budget.ts `UNMINED_THERE`), whatever the tracker has seen mined since.
   let market: Fees | undefined;
   let budget: { balance: bigint; spent: InFlight; left: bigint } | undefined;
+  let head: bigint | undefined;
   try {
     const wallet = await ctx.chainView.walletNow();
     const fees = await estimateFees(ctx.client, chain, wallet.head);
@@ -81,6 +84,7 @@ export async function bump(
     const spent = await inFlightCost(ctx, wallet.latestCount, l1);
     market = fees;
     budget = { balance, spent, left: balance - spent.total };
+    head = wallet.head;
   } catch (error) {
     ctx.log.warn({
       msg: "fees not known, due attempts resent unchanged",
@@ -107,6 +111,16 @@ export async function bump(
       market === undefined
         ? { replace: false, capped: false }
         : bumpFees(a.fees, market, chain.maxFeePerGas);
+    // Refused for gas below what the chain charges now (regas.ts): re-estimated at the wallet's
+    // head and re-signed, at its own fees where the cap leaves no room to raise them.
+    let gasLimit = a.gasLimit;
+    const regassed = regasDue(a) && head !== undefined && inFlight.has(a.requestId);
+    if (regassed && head !== undefined) {
+      const fresh = await reestimate(ctx, lease, a, inFlight.get(a.requestId)!, head);
+      if (fresh === undefined) continue;
+      gasLimit = fresh;
+      if (!result.replace) result = { replace: true, fees: a.fees, capped: result.capped };
+    }
     if (result.capped) {
       ctx.metrics.feeCapHits.inc(ctx.labels);
       ctx.alert("fee_cap", {
@@ -120,7 +134,7 @@ export async function bump(
       );
     }
     if (result.replace && budget) {
-      const raise = replacementRaise(budget.spent, a, result.fees);
+      const raise = replacementRaise(budget.spent, a, gasLimit, result.fees);
       if (raise > budget.left) {
         ctx.state.bumpsOwed.set(a.nonce, raise);
         ctx.alert("insufficient_funds", {
@@ -149,13 +163,13 @@ export async function bump(
         ]);
       continue;
     }
-    // Same nonce, same gas limit; a cancel stays a cancel. A payment is re-signed only for a
-    // request in flight (every other due attempt is a cancel, filtered above).
+    // Same nonce, same gas limit (but a re-estimate's); a cancel stays a cancel. A payment is
+    // re-signed only for a request in flight (every other due attempt is a cancel, filtered above).
     const req = inFlight.get(a.requestId);
     const tx =
       a.purpose === "cancel" || req === undefined
-        ? { nonce: a.nonce, to: ctx.from, value: 0n, data: "0x" as const, gasLimit: a.gasLimit }
-        : { nonce: a.nonce, to: req.to, value: req.value, data: req.data, gasLimit: a.gasLimit };
+        ? { nonce: a.nonce, to: ctx.from, value: 0n, data: "0x" as const, gasLimit }
+        : { nonce: a.nonce, to: req.to, value: req.value, data: req.data, gasLimit };
     let signed: { raw: `0x${string}`; hash: `0x${string}` };
     signedSinceRead = true;
     try {
@@ -164,8 +178,12 @@ export async function bump(
       ctx.log.warn({ msg: "KMS signing of a bump failed; retried next pass", err: error });
       continue;
     }
-    const stored = await lease.transaction(() =>
-      storeAttempt(ctx, lease, {
+    // A re-estimate's replacement takes the refused bytes' place: they are rejected with it (never
+    // resent; found still if they mine, as every attempt is), so a refusal of the replacement is
+    // counted against MAX_REGAS and, past it, leaves the nonce to the nonce stage's cancel.
+    const stored = await lease.transaction(async () => {
+      if (regassed) await rejectAttempt(lease, a.id);
+      return storeAttempt(ctx, lease, {
         requestId: a.requestId,
         nonce: a.nonce,
         purpose: a.purpose,
@@ -173,32 +191,36 @@ export async function bump(
         raw: signed.raw,
         gasLimit: tx.gasLimit,
         fees: result.fees,
-      }),
-    );
-    ctx.metrics.attempts.inc({ ...ctx.labels, kind: "bump" });
+      });
+    });
+    ctx.metrics.attempts.inc({ ...ctx.labels, kind: regassed ? "regas" : "bump" });
     ctx.log.info({
-      msg: "attempt bumped",
+      msg: regassed ? "attempt re-signed with a fresh gas estimate" : "attempt bumped",
       request_id: a.requestId,
       nonce: String(a.nonce),
       tx_hash: signed.hash,
+      ...(regassed ? { gas_limit: String(gasLimit), was: String(a.gasLimit) } : {}),
     });
     await sendInOrder(ctx, lease, [stored]);
   }
 }
 
 /**
- * What replacing `a` with the same transaction at `fees` adds to what is in flight: its gas at the
- * new max fee less at its own, beyond its nonce's dearest live attempt (value and L1 fee are its
- * request's, and the operator fee its gas limit's: unchanged).
+ * What replacing `a` with the same transaction at `gasLimit` and `fees` adds to what is in flight:
+ * its gas at the new limit and max fee less at its own, beyond its nonce's dearest live attempt
+ * (value and L1 fee are its request's, and the operator fee its gas limit's: unchanged, the
+ * limit changing only where the chain charges the L1 cost as gas, never on the OP stack).
  */
 function replacementRaise(
   spent: InFlight,
   a: { id: string; nonce: bigint; gasLimit: bigint; fees: Fees },
+  gasLimit: bigint,
   fees: Fees,
 ): bigint {
-  const gas = (f: Fees) =>
-    maxCost({ value: 0n, gasLimit: a.gasLimit, fees: f, l1Fee: 0n, operatorFee: 0n });
+  const gas = (limit: bigint, f: Fees) =>
+    maxCost({ value: 0n, gasLimit: limit, fees: f, l1Fee: 0n, operatorFee: 0n });
   const dearest = spent.ofNonce.get(a.nonce) ?? 0n;
-  const cost = (spent.ofAttempt.get(a.id) ?? dearest) + gas(fees) - gas(a.fees);
+  const cost =
+    (spent.ofAttempt.get(a.id) ?? dearest) + gas(gasLimit, fees) - gas(a.gasLimit, a.fees);
   return cost > dearest ? cost - dearest : 0n;
 }

@@ -85,7 +85,8 @@ export async function fillNonces(
     const stored = await lease.transaction(async () => {
       const upd = await lease.query(
         `UPDATE custody.tx_requests
-            SET status = 'signed', tx_hash = $2, gas_limit = $3, l1_fee = $4, updated_at = now()
+            SET status = 'signed', tx_hash = $2, gas_limit = $3, gas_estimated = true, l1_fee = $4,
+                updated_at = now()
           WHERE id = $1 AND status = 'pending' AND nonce = $5`,
         [r.id, signed.hash, gas.gasLimit.toString(), gas.l1Fee.toString(), nonce.toString()],
       );

@@ -238,7 +238,8 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
     const upd = await lease.query(
       `UPDATE custody.tx_requests r
          SET status = 'signed', nonce = v.nonce, tx_hash = v.hash,
-             gas_limit = COALESCE(r.gas_limit, v.gas), l1_fee = v.l1_fee,
+             gas_limit = COALESCE(r.gas_limit, v.gas), gas_estimated = r.gas_limit IS NULL,
+             l1_fee = v.l1_fee,
              l1_fee_yardstick = $6, updated_at = now()
        FROM unnest($1::text[], $2::bigint[], $3::text[], $4::numeric[], $5::numeric[])
          AS v(id, nonce, hash, gas, l1_fee)

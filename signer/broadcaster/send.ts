@@ -12,6 +12,7 @@ import { classifyNodeError, errorText, type NodeErrorClass } from "../nodeErrors
 import { type Attempt, liveAttempts, NODE_TOOK, neverTaken, newestPerNonce } from "./attempts.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendableNow } from "./halt.js";
+import { refusalRegassed } from "./regas.js";
 
 /**
  * A node's answer to one send: no `cls` means accepted. `known` says the node answered "already
@@ -73,13 +74,17 @@ export async function sendRaw(
   }
 }
 
-/** Record a node's refusal of an attempt and apply its class's response. */
+/**
+ * Record a node's refusal of an attempt and apply its class's response; returns whether its bytes
+ * were rejected for good. An "intrinsic gas too low" a re-estimate answers (regas.ts: a chain whose
+ * gas carries the L1 cost) leaves them live, for the bump stage, as an underpriced refusal does.
+ */
 async function recordRefusal(
   ctx: BroadcasterContext,
   lease: Lease,
   attempt: Attempt,
   { cls, message }: SendResult,
-): Promise<void> {
+): Promise<boolean> {
   // Transient/unknown/insufficient funds/a node's own fee cap: the bytes stay `signed` (resent
   // every tick).
   const stillUnsent =
@@ -96,7 +101,9 @@ async function recordRefusal(
       error: message,
     });
   if (cls === "unknown") ctx.log.warn({ msg: "unrecognised node error", error: message });
-  const status = cls && DEAD.has(cls) ? "rejected" : stillUnsent ? "signed" : "broadcast";
+  const dead =
+    cls !== undefined && DEAD.has(cls) && !(await refusalRegassed(ctx, lease, attempt, cls));
+  const status = dead ? "rejected" : stillUnsent ? "signed" : "broadcast";
   await lease.query(
     `UPDATE custody.tx_attempts
        SET status = CASE WHEN status IN ('signed', 'broadcast') THEN $2 ELSE status END,
@@ -116,6 +123,7 @@ async function recordRefusal(
       [attempt.requestId],
     );
   }
+  return dead;
 }
 
 /**
@@ -142,6 +150,7 @@ export async function sendInOrder(
     sendable.map(async (a) => ({ a, r: await sendRaw(ctx, lease, a.raw) })),
   );
   afterSend?.();
+  const rejected = new Set<string>();
   await lease.transaction(async () => {
     // Accepted sends in two statements; the rest one by one (they are rare).
     const ok = results.filter(({ r }) => !r.cls);
@@ -177,21 +186,25 @@ export async function sendInOrder(
         if (a.status === "signed") await recordRefusal(ctx, lease, a, {});
         continue;
       }
-      await recordRefusal(ctx, lease, a, r);
+      if (await recordRefusal(ctx, lease, a, r)) rejected.add(a.id);
     }
   });
   for (const { a, r } of results) {
+    const fields = { request_id: a.requestId, nonce: String(a.nonce), class: r.cls };
     if (r.cls === "underpriced")
       ctx.log.info({ msg: "attempt underpriced, bumping", nonce: String(a.nonce) });
-    if (r.cls && DEAD.has(r.cls))
+    if (rejected.has(a.id))
       ctx.log.warn({
         msg: "attempt rejected for good; its nonce goes to the nonce stage",
-        request_id: a.requestId,
-        nonce: String(a.nonce),
-        class: r.cls,
+        ...fields,
+      });
+    else if (r.cls && DEAD.has(r.cls))
+      ctx.log.warn({
+        msg: "attempt refused for gas below what the chain charges now (its L1 cost rose); re-estimating it at the same nonce",
+        ...fields,
       });
   }
-  if (results.some(({ r }) => r.cls && DEAD.has(r.cls))) ctx.crash("after_reject");
+  if (rejected.size > 0) ctx.crash("after_reject");
   return results;
 }
 
