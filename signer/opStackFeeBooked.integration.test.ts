@@ -131,6 +131,44 @@ describe("the fee booked for a send on an OP-stack chain", () => {
     }
   });
 
+  it("an operator fee not told for one receipt holds that receipt only: the wallet's other sends are recorded and confirmed meanwhile", async () => {
+    // old code: timed out waiting for opfee-told confirmed (one fee not told threw for the whole
+    // round of receipts, and the tick's later stages, bumps and cancels, never ran).
+    await t.rpc("anvil_setCode", [
+      OP_GAS_PRICE_ORACLE,
+      gasPriceOracleRuntime({ l1Fee: L1_FEE, operatorFee: { scalar: SCALAR, constant: CONSTANT } }),
+    ]);
+    // The oracle's answer for 21,000 gas (a plain transfer's receipt) fails, at any block, as at a
+    // block no endpoint keeps state for; a transfer with one byte of data uses 21,016 and is told.
+    // Intake's own reads ask for its gas limits (25,200 and more): told.
+    const selector = toFunctionSelector("getOperatorFee(uint256)");
+    const gas21000 = (21_000).toString(16).padStart(64, "0");
+    proxy.setIntercept((call) => {
+      const tx = (call.params?.[0] ?? {}) as { data?: string; input?: string };
+      const data = tx.data ?? tx.input ?? "";
+      return call.method === "eth_call" && data === `${selector}${gas21000}`
+        ? { error: { code: -32000, message: "missing trie node" } }
+        : undefined;
+    });
+    const signer = t.run(t.account, { settings: SETTINGS });
+    try {
+      await t.withdraw("opfee-held", { to: TO, value: parseEther("0.001") });
+      await t.withdraw("opfee-told", { to: TO, value: parseEther("0.001"), data: "0x01" });
+      await bookedWithOperatorFee("opfee-told");
+      const held = await t.outcome("opfee-held");
+      expect(held.fee).toBeNull();
+      expect(held.status).toBe("broadcast");
+      expect(await t.client.getTransactionCount({ address: t.account.address })).toBeGreaterThan(
+        Number(held.nonce!),
+      );
+      proxy.setIntercept(undefined);
+      await bookedWithOperatorFee("opfee-held");
+    } finally {
+      proxy.setIntercept(undefined);
+      await signer.stop();
+    }
+  });
+
   it("a node error on getOperatorFee books nothing (never a fee without it): the send is recorded mined once the oracle answers", async () => {
     // old code: expected 7239673875016n to be null (booked at once as gas + l1Fee, the operator
     // fee never asked).

@@ -85,16 +85,53 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
 
   type Mined = { req: WatchedRequest; winner: Attempt; receipt: TrackedReceipt };
 
-  /** Record receipts found: one transaction for the whole set (a busy wallet mines hundreds). */
-  async function markMined(lease: Lease, found: readonly Mined[]): Promise<void> {
-    if (found.length === 0) return;
-    // What each paid the chain outside gas and the L1 data fee: the operator fee (OP stack since
-    // Isthmus), read from the chain at the receipt's block. One not told (no answer, a node error)
-    // throws: the round records none of them and reads them again next tick, never a fee without it.
-    const operatorFees = await mapLimit(found, 8, ({ receipt }) =>
-      operatorFeePaid(ctx.client, ctx.chain, receipt),
+  /** Per request whose operator fee was not told: when that was last logged. */
+  const feeUnknownLogged = new Map<string, number>();
+
+  /**
+   * What each receipt paid the chain outside gas and the L1 data fee: the operator fee (OP stack
+   * since Isthmus), read from the chain at the receipt's block. One not told (no answer, a node
+   * error, no endpoint keeping state at that block) is never a fee of 0: that receipt is left out
+   * of this round (its request stays as it is, its nonce used: nothing is sent for it) and read
+   * again next tick, logged once a minute; the others are recorded, and the tick goes on (its
+   * bumps and cancels are not held behind one receipt).
+   */
+  async function withOperatorFees(
+    found: readonly Mined[],
+  ): Promise<(Mined & { operatorFee: bigint })[]> {
+    const told = await mapLimit(found, 8, ({ receipt }) =>
+      operatorFeePaid(ctx.client, ctx.chain, receipt).then(
+        (fee) => ({ fee }),
+        (error: unknown) => ({ error }),
+      ),
     );
-    const rows = found.map(({ req, winner, receipt }, i) => {
+    const known: (Mined & { operatorFee: bigint })[] = [];
+    const now = Date.now();
+    for (const [i, m] of found.entries()) {
+      const r = told[i]!;
+      if ("fee" in r) {
+        feeUnknownLogged.delete(m.req.id);
+        known.push({ ...m, operatorFee: r.fee });
+        continue;
+      }
+      if (now - (feeUnknownLogged.get(m.req.id) ?? 0) < 60_000) continue;
+      feeUnknownLogged.set(m.req.id, now);
+      ctx.log.warn({
+        msg: "operator fee of a mined transaction not known; its receipt is recorded once it is",
+        request_id: m.req.id,
+        tx_hash: m.winner.txHash,
+        block_number: m.receipt.blockNumber.toString(),
+        err: r.error,
+      });
+    }
+    return known;
+  }
+
+  /** Record receipts found: one transaction for the whole set (a busy wallet mines hundreds). */
+  async function markMined(lease: Lease, candidates: readonly Mined[]): Promise<void> {
+    const found = await withOperatorFees(candidates);
+    if (found.length === 0) return;
+    const rows = found.map(({ req, winner, receipt, operatorFee }) => {
       const paid = winner.purpose === "send" && receipt.success;
       const sent = { from: ctx.from, to: req.to, value: req.value, data: req.data };
       const listed = ctx.chain.tokens.map((t) => t.address);
@@ -104,7 +141,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       // Not a payment: it fails at its final block like a revert (nextStep), never confirmed.
       const nothing = paid && !position && !charged && transferMovedNothing(sent, receipt.logs);
       const rechained = req.blockHash !== null && req.blockHash !== receipt.blockHash;
-      const fee = feePaid({ ...receipt, operatorFee: operatorFees[i]! });
+      const fee = feePaid({ ...receipt, operatorFee });
       return { req, winner, receipt, fee, position, charged, nothing, rechained };
     });
     /**
@@ -923,6 +960,7 @@ export function createTracker(ctx: BroadcasterContext): Tracker {
       const ids = new Set(watched.map((r) => r.id));
       for (const id of lastFullSearch.keys()) if (!ids.has(id)) lastFullSearch.delete(id);
       for (const id of shortChainSince.keys()) if (!ids.has(id)) shortChainSince.delete(id);
+      for (const id of feeUnknownLogged.keys()) if (!ids.has(id)) feeUnknownLogged.delete(id);
     },
   };
 }
