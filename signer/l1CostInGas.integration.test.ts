@@ -154,6 +154,43 @@ describe("a chain whose gas carries the L1 cost", () => {
     }
   });
 
+  it("a pooled payment whose bumps are refused past its re-estimates is bumped once a bump interval, not every pass", async () => {
+    const wallet = await t.wallet(parseEther("10"));
+    // Mined only when the test mines: the first bytes wait in the node's pool, taken.
+    await t.rpc("evm_setAutomine", [false]);
+    const signer = t.run(wallet, { chain: { ...t.chain, bumpIntervalMs: 1_000 } });
+    try {
+      refuseShortGas();
+      await t.withdraw("pooled", { from: wallet.address, value: parseEther("0.1") });
+      await waitFor("sent", async () => (await t.outcome("pooled")).status === "broadcast");
+      // From now on the L1 price outruns every send: each bump, each re-estimate is refused.
+      refuseShortGas(({ gas }) => {
+        l1Gas = gas;
+      });
+      const refused = async () =>
+        (await attempts("pooled")).filter((a) => a.last_error_class === "intrinsic_gas_too_low")
+          .length;
+      await waitFor("the re-estimates ran out", async () => (await refused()) > MAX_REGAS, {
+        timeoutMs: 30_000,
+      });
+      // old code: a new replacement signed and refused on every pass (dozens in 2.5 s).
+      const before = (await attempts("pooled")).length;
+      await sleep(2_500);
+      expect((await attempts("pooled")).length - before).toBeLessThanOrEqual(3);
+      // The price falls: the first bytes, still pooled, mine, and the request confirms by them.
+      proxy.setIntercept(undefined);
+      l1Gas = 0n;
+      await t.rpc("evm_setAutomine", [true]);
+      const done = await t.confirmedWith("pooled");
+      const list = await attempts("pooled");
+      expect(list[0]).toMatchObject({ purpose: "send", status: "mined", gas_limit: 25_200n });
+      expect(done.cancelled).toBe(false);
+    } finally {
+      await t.rpc("evm_setAutomine", [true]);
+      await signer.stop();
+    }
+  });
+
   it("holds a re-estimate the wallet cannot pay, alerting, and signs it once the wallet is funded", async () => {
     const wallet = await t.wallet(parseEther("10"));
     const signer = t.run(wallet);

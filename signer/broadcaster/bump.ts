@@ -32,7 +32,7 @@ import { type InFlight, inFlightCost, readL1Yardstick } from "./budget.js";
 import type { BroadcasterContext } from "./context.js";
 import { sendableNow } from "./halt.js";
 import { reestimate, regasDue, rejectAttempt } from "./regas.js";
-import { sendInOrder, signTx } from "./send.js";
+import { DEAD, sendInOrder, signTx } from "./send.js";
 
 export async function bump(
   ctx: BroadcasterContext,
@@ -201,7 +201,19 @@ export async function bump(
       tx_hash: signed.hash,
       ...(regassed ? { gas_limit: String(gasLimit), was: String(a.gasLimit) } : {}),
     });
-    await sendInOrder(ctx, lease, [stored]);
+    const [sent] = await sendInOrder(ctx, lease, [stored]);
+    // A replacement refused for good (rejected, or kept live for a re-estimate: regas.ts) leaves
+    // the attempts it would replace live and due: their clock restarts, so the nonce is bumped again
+    // a bump interval later, not on every pass (a KMS signature and a refused attempt each pass for
+    // as long as the nonce does not mine: a node refusing every replacement "intrinsic gas too low"
+    // while the L1 price is up, once its re-estimates ran out).
+    if (sent?.r.cls && DEAD.has(sent.r.cls))
+      await lease.query(
+        `UPDATE custody.tx_attempts SET broadcast_at = now()
+          WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND status = 'broadcast'
+            AND id <> $4`,
+        [ctx.chain.chainId, ctx.from, a.nonce.toString(), stored.id],
+      );
   }
 }
 
