@@ -2,9 +2,11 @@
  * The withdrawals simulation on fixed seeds (CI): the withdrawal service and the real signer (KMS
  * emulator) through a seeded schedule of null receipts, disagreeing backends, a flaky primary, KMS
  * signing failures, reorgs of the hot wallet's transactions and kill -9 of the signer, and a dead
- * withdrawal whose cancel meets a KMS failure or is unsendable; every invariant must hold. Long runs: `npm run sim -- withdrawals --seeds 200`.
+ * withdrawal whose cancel meets a KMS failure or is unsendable, and a chain whose gas carries a rising
+ * L1 cost; every invariant must hold. Long runs: `npm run sim -- withdrawals --seeds 200`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_REGAS } from "../../signer/broadcaster/regas.js";
 import { createSimRun, type SimRun } from "./harness.js";
 import { replayCommand } from "./run.js";
 import type { SimResult } from "./scenario.js";
@@ -107,6 +109,34 @@ describe("withdrawals simulation", () => {
     expect(Number(result.stats.token_withdrawals), report(result)).toBeGreaterThan(0);
     expect(Number(result.stats.drains), report(result)).toBeGreaterThan(0);
   }, 300_000);
+
+  // A chain whose gas carries the L1 cost (l1Price.ts), signer in process: every estimate carries
+  // a walking, spiking L1 price, and every mined payment covered it; the dead withdrawal is refused
+  // "intrinsic gas too low", so it is re-estimated MAX_REGAS times (each version refused too)
+  // before its nonce is cancelled, whose first KMS Sign fails once. (Seeds 470035, 480032 and
+  // 480054, with a surge, found the signer re-signing refused fee bumps of a pooled attempt on
+  // every pass once its nonce ran out of re-estimates: the `l1-gas` bound; fixed in 49faca0, and
+  // signer/l1CostInGas holds it.)
+  it("seed 1786: the dead withdrawal refused for gas is re-estimated MAX_REGAS times, then cancelled", async () => {
+    const result = await runWithdrawals(1786, run);
+    expect(result.violations, report(result)).toEqual([]);
+    expect(result.stats).toMatchObject({
+      l1: 1,
+      dead: "cancel_kms",
+      dead_reviews: "none",
+    });
+    // Its payments refused (the l1-gas invariant checks exactly MAX_REGAS + 1, before its cancel).
+    expect(Number(result.stats.dead_sends_refused), report(result)).toBeGreaterThanOrEqual(
+      MAX_REGAS + 1,
+    );
+    expect(Number(result.stats.l1_refused_sends), report(result)).toBeGreaterThanOrEqual(
+      MAX_REGAS + 1,
+    );
+    expect(Number(result.stats.regas), report(result)).toBeGreaterThanOrEqual(MAX_REGAS);
+    expect(Number(result.stats.regas_exhausted), report(result)).toBeGreaterThanOrEqual(1);
+    expect(Number(result.stats.l1_covered), report(result)).toBeGreaterThan(0);
+    expect(result.stats.cancel_kms_failed, report(result)).toBe(1);
+  });
 
   it("reports a planted second payment (the invariants can fail)", async () => {
     const result = await runWithdrawals(4, run, { sabotage: "double-pay" });

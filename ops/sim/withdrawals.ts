@@ -42,6 +42,14 @@
  *    waits: the withdrawal then writes its recipient's balance from 0 (17,100 gas more than its
  *    estimate saw; before f6d1543 it ran out of gas and failed). paid-once and holds count the
  *    token as they count the native asset (paid = what the destination holds less what it kept).
+ *  - l1-gas (40% of seeds, own random stream `l1-price`): the chain charges the L1 cost as gas
+ *    (`l1CostInGas`), at a price that walks, spikes and, in half of those seeds, surges past every
+ *    estimate until a nonce has run out of re-estimates (l1Price.ts: every estimate carries it, and
+ *    the endpoints refuse a payment or cancel below intrinsic gas + the price "intrinsic gas too
+ *    low"). A withdrawal fails for gas only after MAX_REGAS + 1 of its payments were refused so,
+ *    all before its first cancel (then: paid 0 times, failed CANCELLED by one final cancel, hold
+ *    released); within one bump interval a nonce signs at most MAX_REGAS + 1 payments refused for
+ *    gas; every mined payment or cancel covered intrinsic gas + the price it was accepted at.
  */
 
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
@@ -70,6 +78,7 @@ import { withTransaction } from "../../foundation/db.js";
 import { BaseError } from "../../foundation/errors.js";
 import { anvilRpc, type Rpc, watch } from "../../indexers/testing/chain.js";
 import { assetIdOf, createLedger, transferId } from "../../ledger/index.js";
+import { MAX_REGAS } from "../../signer/broadcaster/regas.js";
 import {
   createKmsAccount,
   createKmsClient,
@@ -87,6 +96,7 @@ import {
   proxiedSimChain,
   type SimRun,
 } from "./harness.js";
+import { createL1Price, drawL1Price, type L1Price } from "./l1Price.js";
 import { minedOnChain } from "./operator.js";
 import { createRandom } from "./random.js";
 import {
@@ -204,6 +214,13 @@ export async function runWithdrawals(
       ? { prefund: tokenStream.chance(0.5) ? PREFUND : 0n, drained: false }
       : undefined,
   );
+  // The L1 price (its own stream, drawn after every other: the schedule and the faults above stay
+  // as they were; a seed without it runs exactly as before): in 40% of seeds the chain charges the
+  // L1 cost as gas (`l1CostInGas`, Arbitrum), at a price that walks, spikes and sometimes surges
+  // past every estimate (l1Price.ts). The dead withdrawal keeps its drawn refusal there too: an
+  // "intrinsic gas too low" refusal of it is then re-estimated MAX_REGAS times (every version
+  // refused again) before its nonce is cancelled, and the dead invariants count those refusals.
+  const l1Plan = drawL1Price(rng.fork("l1-price"), steps);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -238,6 +255,7 @@ export async function runWithdrawals(
         extra: {
           bumpIntervalMs: 2000,
           ...(withTokens ? { tokens: [{ address: SIM_TOKEN, symbol: "TT", decimals: 18 }] } : {}),
+          ...(l1Plan ? { l1CostInGas: true } : {}),
         },
       });
       return [parseChain(simChain.entry)];
@@ -276,6 +294,7 @@ export async function runWithdrawals(
     tokens: withTokens ? 1 : 0,
     token_withdrawals: 0,
     drains: 0,
+    l1: l1Plan ? 1 : 0,
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
@@ -299,8 +318,19 @@ export async function runWithdrawals(
     let cancelKmsArmed = false;
     /** The dead withdrawal's newest refused send, as signed (for the late-send case). */
     let deadRaw: Hex | undefined;
+    // The L1 price's lies (l1Price.ts), at both endpoints: one chain, one price.
+    const l1: L1Price | undefined = l1Plan ? createL1Price(l1Plan, hot, trace) : undefined;
+    /**
+     * Whether the dead withdrawal's refusals are re-estimated: on a chain whose gas carries the L1
+     * cost, "intrinsic gas too low" may mean "not at this price" (signer/broadcaster/regas.ts), so
+     * MAX_REGAS re-estimates of it are refused too before its nonce is cancelled.
+     */
+    const deadRegassed = l1 !== undefined && deadMessage === "intrinsic gas too low";
+    /** The dead withdrawal's distinct sends refused (its cancel follows the last one it is given). */
+    const deadRefused = new Set<Hex>();
+    let deadIntercept: ((raw: string) => string | undefined) | undefined;
     if (dead !== "none") {
-      const intercept = (raw: string): string | undefined => {
+      deadIntercept = (raw: string): string | undefined => {
         let tx: ReturnType<typeof parseTransaction>;
         try {
           tx = parseTransaction(raw as Hex);
@@ -311,9 +341,16 @@ export async function runWithdrawals(
         if (to === deadTo) {
           deadNonce ??= BigInt(tx.nonce ?? 0);
           deadRaw = raw as Hex;
-          if (dead === "cancel_kms" && useChild && !cancelKmsArmed) {
+          deadRefused.add(keccak256(raw as Hex));
+          if (
+            dead === "cancel_kms" &&
+            useChild &&
+            !cancelKmsArmed &&
+            deadRefused.size >= (deadRegassed ? MAX_REGAS + 1 : 1)
+          ) {
             // The child's signatures cannot be told apart here: fail the next Sign, which is
-            // usually the cancel's (the in-process signer aims at the cancel's digest exactly).
+            // usually the cancel's (the in-process signer aims at the cancel's digest exactly);
+            // where its refusals are re-estimated, after the last re-estimate's refusal.
             cancelKmsArmed = true;
             kmsProxy?.failNext("Sign", 1);
           }
@@ -329,9 +366,22 @@ export async function runWithdrawals(
           return cancelMessage;
         return undefined;
       };
+    }
+    // The dead withdrawal's refusals first (its bytes are refused whatever the price), then the
+    // L1 price's. A seed with neither sets no intercept, as before.
+    const intercepts = [deadIntercept, l1?.intercept].filter((f) => f !== undefined);
+    if (intercepts.length > 0) {
+      const intercept = (raw: string): string | undefined => {
+        for (const decide of intercepts) {
+          const refusal = decide(raw);
+          if (refusal !== undefined) return refusal;
+        }
+        return undefined;
+      };
       pA.setSendIntercept(intercept);
       pB.setSendIntercept(intercept);
     }
+    if (l1) for (const p of [pA, pB]) p.setMethodLie("eth_estimateGas", l1.estimate);
     if (lostRate > 0) for (const p of [pA, pB]) p.setSendDrop(() => lostStream.next() < lostRate);
     // In process, the first cancel of the dead nonce has its own KMS Sign fail (by its digest).
     const signingAccount: KmsAccount =
@@ -550,6 +600,16 @@ export async function runWithdrawals(
       const head = BigInt(await rpc<Hex>("eth_blockNumber"));
       return !!receipt && BigInt(receipt.blockNumber) <= head - BigInt(finality) + 1n;
     };
+    /** How many of a request's cancels are in a block final as the signer counts it. */
+    const finalCancelsOf = async (requestId: string) => {
+      const { rows } = await pool.query<{ hash: Hex }>(
+        "SELECT tx_hash AS hash FROM custody.tx_attempts WHERE request_id = $1 AND purpose = 'cancel'",
+        [requestId],
+      );
+      let n = 0;
+      for (const c of rows) if (await finalReceipt(c.hash)) n++;
+      return n;
+    };
     /**
      * The killed deploy's hash that mined (its stored bytes, or a replacement the signer signed at
      * its nonce when they were priced out: gaps.ts), with its receipt; else its newest hash.
@@ -682,6 +742,7 @@ export async function runWithdrawals(
     };
 
     for (let step = 0; step < steps; step++) {
+      l1?.atStep(step);
       if (deploy !== "none" && !stored && step >= deployStep) await deployKilled(`step ${step}`);
       const action = rng.weighted({
         withdraw: 4,
@@ -796,6 +857,8 @@ export async function runWithdrawals(
     // Settle: honest endpoints, working KMS; mine until every accepted withdrawal is final.
     clearFaults();
     for (const p of [pA, pB]) p.setSendDrop(null);
+    // The L1 price settles below its peak and stays: the chain still charges it as gas.
+    l1?.settle();
     trace(`settle: faults cleared at ${new Date().toISOString().slice(11, 23)}`);
     // A deploy the wallet was never idle for during the steps is run now, before the last
     // withdrawal: it must happen in every seed that drew it, or the seed would pass without it.
@@ -980,12 +1043,155 @@ export async function runWithdrawals(
       await mine(1);
     }
 
+    const deadOne = deadWithdrawal();
+    // Invariants of the L1 price (l1Price.ts), on a chain whose gas carries the L1 cost:
+    //  - re-estimated first: a withdrawal failed for gas (a payment refused "intrinsic gas too
+    //    low") only once its nonce had MAX_REGAS + 1 payments refused so, all before its first
+    //    cancel; it is then paid 0 times, `failed` CANCELLED, by exactly one cancel in a final block
+    //    (the holds invariant below checks its hold was released);
+    //  - bounded: within one bump interval a nonce signs at most MAX_REGAS + 1 payments refused for
+    //    gas (a refused one and its MAX_REGAS re-estimates); more is the signer signing, again and
+    //    again, payments the node refuses for gas;
+    //  - covered: every mined payment or cancel covered its intrinsic gas + the L1 price at which
+    //    the node accepted it (none reached the chain around the endpoints' rule), the dead
+    //    withdrawal's late send aside (the sim sends it itself, as a node that refused it to us
+    //    had passed it on).
+    /** Withdrawals that failed, legitimately, after their nonce ran out of re-estimates. */
+    const regasFailed = new Set<string>();
+    if (l1) {
+      const { rows: gasRows } = await pool.query<{
+        request_id: string;
+        nonce: string;
+        sends: number;
+        refused: number;
+        refused_before_cancel: number;
+        burst: number;
+        burst_at: string | null;
+      }>(
+        `WITH s AS (
+           SELECT a.id, a.request_id, a.nonce, a.created_at,
+                  a.last_error_class = 'intrinsic_gas_too_low' AS refused
+             FROM custody.tx_attempts a WHERE a.chain_id = $1 AND a.purpose = 'send'),
+         b AS (
+           SELECT x.request_id, x.nonce, x.created_at,
+                  (SELECT count(*) FROM s y
+                    WHERE y.request_id = x.request_id AND y.nonce = x.nonce AND y.refused
+                      AND y.created_at >= x.created_at
+                      AND y.created_at < x.created_at + $2 * interval '1 millisecond')::int AS n
+             FROM s x WHERE x.refused)
+         SELECT s.request_id, s.nonce::text,
+                count(*)::int AS sends,
+                count(*) FILTER (WHERE s.refused)::int AS refused,
+                count(*) FILTER (WHERE s.refused
+                  AND s.id < COALESCE((SELECT min(c.id) FROM custody.tx_attempts c
+                                        WHERE c.request_id = s.request_id AND c.nonce = s.nonce
+                                          AND c.purpose = 'cancel'), s.id + 1))::int AS refused_before_cancel,
+                COALESCE((SELECT max(b.n) FROM b WHERE b.request_id = s.request_id AND b.nonce = s.nonce), 0) AS burst,
+                (SELECT to_char(b.created_at, 'HH24:MI:SS.MS') FROM b
+                  WHERE b.request_id = s.request_id AND b.nonce = s.nonce ORDER BY b.n DESC, b.created_at LIMIT 1) AS burst_at
+           FROM s GROUP BY s.request_id, s.nonce`,
+        [CHAIN_ID, chain.bumpIntervalMs],
+      );
+      const byRequest = new Map(gasRows.map((r) => [r.request_id, r]));
+      let exhausted = 0;
+      for (const r of gasRows) {
+        if (r.refused > MAX_REGAS) exhausted++;
+        if (r.burst > MAX_REGAS + 1)
+          fail(
+            "l1-gas",
+            `${r.request_id}: nonce ${r.nonce} signed ${r.burst} payments refused for gas within one bump interval (${chain.bumpIntervalMs} ms) from ${r.burst_at} (${r.refused} in all), more than MAX_REGAS + 1 = ${MAX_REGAS + 1}`,
+          );
+      }
+      stats.l1_refused_sends = gasRows.reduce((n, r) => n + r.refused, 0);
+      stats.regas_exhausted = exhausted;
+      // Re-estimates signed (in-process signer only: a child process has its own registry).
+      const signed = await world.common.metrics.registry
+        .getSingleMetric("custody_signer_attempts_total")
+        ?.get();
+      stats.regas = useChild
+        ? "n/a"
+        : (signed?.values ?? [])
+            .filter((v) => v.labels.kind === "regas")
+            .reduce((sum, v) => sum + v.value, 0);
+      for (const a of accepted) {
+        const status = statuses.get(a.id) ?? "unknown";
+        const g = byRequest.get(`withdrawal:${a.id}`);
+        if (a === deadOne) {
+          // Its every send refused by every node: re-estimated MAX_REGAS times first where its
+          // refusal is "intrinsic gas too low", never otherwise.
+          const expected = deadRegassed ? MAX_REGAS + 1 : 1;
+          if (g?.sends !== expected || g.refused_before_cancel !== (deadRegassed ? expected : 0))
+            fail(
+              "l1-gas",
+              `dead withdrawal ${a.id} (refused "${deadMessage}"): ${g?.sends ?? 0} payments signed, ${g?.refused_before_cancel ?? 0} refused for gas before its first cancel; expected ${expected}${deadRegassed ? " (MAX_REGAS re-estimates)" : " (no re-estimate)"}`,
+            );
+          continue;
+        }
+        if (status !== "failed" || !g || g.refused === 0) continue;
+        // Failed for gas: only once re-estimates ran out, before the nonce was cancelled.
+        if (g.refused_before_cancel <= MAX_REGAS) {
+          fail(
+            "l1-gas",
+            `withdrawal ${a.id} failed for gas after ${g.refused_before_cancel} payments refused before its first cancel (${g.refused} in all), not MAX_REGAS + 1 = ${MAX_REGAS + 1}: not re-estimated first`,
+          );
+          continue;
+        }
+        regasFailed.add(a.id);
+        const w = await getWithdrawal(pool, a.id);
+        if (w?.failureReason !== "CANCELLED")
+          fail(
+            "l1-gas",
+            `withdrawal ${a.id} failed after its re-estimates ran out as ${w?.failureReason}, not CANCELLED`,
+          );
+        const finalCancels = await finalCancelsOf(`withdrawal:${a.id}`);
+        if (finalCancels !== 1)
+          fail(
+            "l1-gas",
+            `withdrawal ${a.id} failed after its re-estimates ran out: ${finalCancels} of its cancels in a final block, not 1`,
+          );
+      }
+      stats.l1_failed = regasFailed.size;
+      // Covered: every mined attempt met the endpoints' rule when they accepted it.
+      const lateHash = lateSendMined && deadRaw ? keccak256(deadRaw) : undefined;
+      const { rows: sent } = await pool.query<{ hash: Hex; purpose: string; request_id: string }>(
+        "SELECT tx_hash AS hash, purpose, request_id FROM custody.tx_attempts WHERE chain_id = $1",
+        [CHAIN_ID],
+      );
+      let covered = 0;
+      for (const t of sent) {
+        const receipt = await rpc<{ blockNumber: Hex } | null>("eth_getTransactionReceipt", [
+          t.hash,
+        ]);
+        if (!receipt || t.hash.toLowerCase() === lateHash) continue;
+        const onChain = await rpc<{ gas: Hex } | null>("eth_getTransactionByHash", [t.hash]);
+        const took = l1.accepted.get(t.hash.toLowerCase() as Hex);
+        if (!took)
+          fail(
+            "l1-gas",
+            `${t.request_id}: its ${t.purpose} ${t.hash} mined, but no endpoint accepted it at an L1 price`,
+          );
+        else if (!onChain || BigInt(onChain.gas) < took.need)
+          fail(
+            "l1-gas",
+            `${t.request_id}: its ${t.purpose} ${t.hash} mined with gas ${onChain ? BigInt(onChain.gas) : "?"}, below the ${took.need} (L1 ${took.l1Gas}) the node required when it accepted it`,
+          );
+        else covered++;
+      }
+      stats.l1_covered = covered;
+      const l1Stats = l1.stats();
+      stats.l1_peak = String(l1Stats.peak);
+      stats.l1_refused = l1Stats.refusedPayments;
+      stats.l1_cancels_refused = l1Stats.refusedCancels;
+      stats.surge = l1Stats.surge;
+    }
+
     // Invariant: paid exactly once, finalized.
     const paidTotal = new Map<string, bigint>();
     const paidTokens = new Map<string, bigint>();
-    const deadOne = deadWithdrawal();
     for (const a of accepted) {
       const status = statuses.get(a.id) ?? "unknown";
+      // Failed after its re-estimates ran out (checked above): paid 0 times.
+      const expectedPaid = regasFailed.has(a.id) ? 0n : a.amount;
       if (a.token) {
         // What the withdrawal paid: the destination's token balance less what it held and kept
         // (its emptying is in the final chain, or a reorg dropped it and it kept the bit).
@@ -996,12 +1202,12 @@ export async function runWithdrawals(
         const kept = emptied ? 0n : a.token.prefund;
         const paid = (await tokenOf(a.to)) - kept;
         paidTokens.set(a.owner, (paidTokens.get(a.owner) ?? 0n) + paid);
-        if (paid !== a.amount)
+        if (paid !== expectedPaid)
           fail(
             "paid-once",
-            `token withdrawal ${a.id} (${status}) of ${a.amount}${a.token.prefund ? ` to a destination that held ${a.token.prefund}${emptied ? ", emptied while it waited" : ""}` : ""}: it was paid ${paid}${paid > a.amount ? " (more than once)" : ""}`,
+            `token withdrawal ${a.id} (${status}) of ${a.amount}${regasFailed.has(a.id) ? ", failed after its re-estimates ran out" : ""}${a.token.prefund ? ` to a destination that held ${a.token.prefund}${emptied ? ", emptied while it waited" : ""}` : ""}: it was paid ${paid}${paid > a.amount ? " (more than once)" : ""}`,
           );
-        if (status !== "finalized")
+        if (status !== "finalized" && !regasFailed.has(a.id))
           fail("paid-once", `token withdrawal ${a.id} ended ${status}, not finalized`);
         continue;
       }
@@ -1016,12 +1222,12 @@ export async function runWithdrawals(
           fail("dead", `dead withdrawal ${a.id} ended ${status}, not failed`);
         continue;
       }
-      if (balance !== a.amount)
+      if (balance !== expectedPaid)
         fail(
           "paid-once",
-          `withdrawal ${a.id} (${status}) of ${a.amount}: the destination holds ${balance}${balance > a.amount ? " (paid more than once)" : ""}`,
+          `withdrawal ${a.id} (${status}) of ${a.amount}${regasFailed.has(a.id) ? ", failed after its re-estimates ran out" : ""}: the destination holds ${balance}${balance > a.amount ? " (paid more than once)" : ""}`,
         );
-      if (status !== "finalized")
+      if (status !== "finalized" && !regasFailed.has(a.id))
         fail("paid-once", `withdrawal ${a.id} ended ${status}, not finalized`);
     }
     if (probe && statuses.get(probe.id) !== "finalized")
@@ -1176,8 +1382,11 @@ export async function runWithdrawals(
     // (stats.dead_reviews is set from the dead request's history above.)
     stats.needs_review = cancelRows[0]?.review ?? 0;
     stats.dead_sent = deadOne ? 1 : 0;
+    // The endpoints' intercepted sends, less the L1 price's refusals (the same intercept).
     stats.dead_sends_refused =
-      (pA.stats().send_intercepted ?? 0) + (pB.stats().send_intercepted ?? 0);
+      (pA.stats().send_intercepted ?? 0) +
+      (pB.stats().send_intercepted ?? 0) -
+      (l1 ? l1.stats().refusedPayments + l1.stats().refusedCancels : 0);
     stats.cancel_kms_failed = kmsProxy.digestFailures();
     stats.kms_failed = kmsProxy.failed();
     stats.requests = pA.requests() + pB.requests();
