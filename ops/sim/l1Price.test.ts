@@ -2,13 +2,7 @@ import { type Hex, keccak256, parseEther, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { MAX_REGAS } from "../../signer/broadcaster/regas.js";
-import {
-  createL1Price,
-  drawL1Price,
-  intrinsicGas,
-  L1_GAS_MAX,
-  type L1PricePlan,
-} from "./l1Price.js";
+import { createL1Price, drawL1Price, L1_GAS_MAX, type L1PricePlan } from "./l1Price.js";
 import { createRandom } from "./random.js";
 
 const hot = privateKeyToAccount(keccak256(toHex("l1-price-test")));
@@ -45,12 +39,6 @@ describe("the L1 price", () => {
     }
     expect(drawn).toBeGreaterThan(50);
     expect(drawn).toBeLessThan(110);
-  });
-
-  it("counts intrinsic gas as 21,000 + 4 per zero and 16 per non-zero calldata byte", () => {
-    expect(intrinsicGas("0x")).toBe(21_000n);
-    expect(intrinsicGas(undefined)).toBe(21_000n);
-    expect(intrinsicGas("0x00ff0001")).toBe(21_000n + 4n + 16n + 4n + 16n);
   });
 
   it("adds the price to estimates and refuses a payment or cancel below intrinsic + price", async () => {

@@ -20,9 +20,10 @@
  * and cancels are what this fault is about. The schedule is drawn up front, from its own stream,
  * so the sends the signer makes (their number depends on timing) draw nothing from it.
  */
-import { type Hex, hexToBytes, keccak256, parseTransaction, toHex } from "viem";
+import { type Hex, keccak256, parseTransaction, toHex } from "viem";
 import type { MethodLie } from "../../chains/testing/lyingChain/proxy.js";
 import { MAX_REGAS } from "../../signer/broadcaster/regas.js";
+import { intrinsicGas } from "../../signer/gas.js";
 import type { Random } from "./random.js";
 
 /** The walk's bounds (gas): the price of a step, a spike included, stays within them. */
@@ -61,13 +62,6 @@ export function drawL1Price(stream: Random, steps: number): L1PricePlan | undefi
   }
   const surgeStep = stream.chance(0.5) ? stream.int(2, Math.max(2, steps - 5)) : null;
   return { byStep, settled: walk, surgeStep };
-}
-
-/** Intrinsic gas of a transaction: 21,000 + 4 per zero and 16 per non-zero calldata byte. */
-export function intrinsicGas(data: Hex | undefined): bigint {
-  let gas = 21_000n;
-  for (const b of hexToBytes(data ?? "0x")) gas += b === 0 ? 4n : 16n;
-  return gas;
 }
 
 export type L1PriceStats = {
