@@ -47,13 +47,22 @@ afterAll(async () => {
   await t?.stop();
 });
 
-/** Refuse payments (value > 0) whose limit is below 21,000 + the L1 cost, after `before(tx)`. */
-function refuseShortGas(before: (tx: { gas: bigint }) => void = () => {}) {
-  proxy.setIntercept((call) => {
+/**
+ * Refuse payments (value > 0) whose limit is below 21,000 + the L1 cost, after `before(tx)` (which
+ * may move the price, or the wallet's balance, as the bytes arrive).
+ */
+function refuseShortGas(
+  before: (tx: {
+    gas: bigint;
+    value: bigint;
+    maxFeePerGas: bigint;
+  }) => void | Promise<void> = () => {},
+) {
+  proxy.setIntercept(async (call) => {
     if (call.method !== "eth_sendRawTransaction") return undefined;
     const tx = parseTransaction((call.params as Hex[])[0]!);
     if ((tx.value ?? 0n) === 0n) return undefined;
-    before({ gas: tx.gas! });
+    await before({ gas: tx.gas!, value: tx.value!, maxFeePerGas: tx.maxFeePerGas! });
     if (tx.gas! < 21_000n + l1Gas)
       return {
         error: {
@@ -198,17 +207,11 @@ describe("a chain whose gas carries the L1 cost", () => {
       // As the bytes reach the node the L1 price rises, and the wallet is left with what they may
       // cost (value + limit x max fee) and 1 wei less than the fresh limit's extra gas at their
       // max fee: the re-estimate (43,200) is not covered, whatever its fee raise.
-      proxy.setIntercept(async (call) => {
-        if (call.method !== "eth_sendRawTransaction") return undefined;
-        const tx = parseTransaction((call.params as Hex[])[0]!);
-        if ((tx.value ?? 0n) === 0n) return undefined;
-        if (l1Gas === 0n) {
-          l1Gas = 15_000n;
-          const cost = tx.value! + 43_200n * tx.maxFeePerGas! - 1n;
-          await t.rpc("anvil_setBalance", [wallet.address, toHex(cost)]);
-        }
-        if (tx.gas! >= 21_000n + l1Gas) return undefined;
-        return { error: { code: -32000, message: "intrinsic gas too low" } };
+      refuseShortGas(async (tx) => {
+        if (l1Gas !== 0n) return;
+        l1Gas = 15_000n;
+        const cost = tx.value + 43_200n * tx.maxFeePerGas - 1n;
+        await t.rpc("anvil_setBalance", [wallet.address, toHex(cost)]);
       });
       await t.withdraw("short-wallet", { from: wallet.address, value: parseEther("0.1") });
       await waitFor("an insufficient_funds alert", async () =>

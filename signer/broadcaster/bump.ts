@@ -114,9 +114,10 @@ export async function bump(
     // Refused for gas below what the chain charges now (regas.ts): re-estimated at the wallet's
     // head and re-signed, at its own fees where the cap leaves no room to raise them.
     let gasLimit = a.gasLimit;
-    const regassed = regasDue(a) && head !== undefined && inFlight.has(a.requestId);
-    if (regassed && head !== undefined) {
-      const fresh = await reestimate(ctx, lease, a, inFlight.get(a.requestId)!, head);
+    const regasAt = regasDue(a) && inFlight.has(a.requestId) ? head : undefined;
+    const regassed = regasAt !== undefined;
+    if (regassed) {
+      const fresh = await reestimate(ctx, lease, a, inFlight.get(a.requestId)!, regasAt);
       if (fresh === undefined) continue;
       gasLimit = fresh;
       if (!result.replace) result = { replace: true, fees: a.fees, capped: result.capped };
