@@ -11,7 +11,10 @@
  * another transaction at a final block is the stored deploy `dropped` and a new one signed.
  * A stored deploy priced out of the market is replaced at its nonce with raised fees
  * (replaceStoredDeploy) by whichever holds the wallet's lease: this command's follower while it
- * runs, the signer's gap stage (broadcaster/gaps.ts) otherwise. Every hash it replaced is kept
+ * runs, the signer's gap stage (broadcaster/gaps.ts) otherwise; so too, with a fresh gas estimate,
+ * one refused "intrinsic gas too low" on a chain whose gas carries the L1 cost (regasRefusal: the
+ * L1 price rose since its estimate; its first send refused so does not fail the command, whose
+ * follower re-signs it). Every hash it replaced is kept
  * (earlier_tx_hashes, migration 0113): bytes a node took before may still mine, so the deploy is
  * followed by a receipt of any of its hashes, and the contract recorded (its gas booked) from
  * whichever mined.
@@ -46,8 +49,9 @@ import { type ChainView, createChainView, heightMeeting } from "./broadcaster/ch
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
 import { ChainHaltedDeployError, LeaseLostError } from "./errors.js";
 import { bumpFees, estimateFees, type Fees, feesOf, withFees } from "./fees.js";
+import { gasLimitFor } from "./gas.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
-import { classifyNodeError, errorText } from "./nodeErrors.js";
+import { classifyNodeError, errorText, type NodeErrorClass } from "./nodeErrors.js";
 import { storedNextNonce } from "./requests.js";
 
 type StoredDeploy = {
@@ -181,8 +185,21 @@ export function storedDeploySender({
       crash("deploy_after_commit");
       // The start's halt read came before the KMS signature: a halt opened since holds these
       // bytes, stored and `signed`, as the follower holds them (heldByHalt: sent after the resume).
-      if (!(await haltHolding(lease, chain.chainId, false)))
-        await send(lease, deploy, sendRawTransaction);
+      if (!(await haltHolding(lease, chain.chainId, false))) {
+        try {
+          await send(lease, deploy, sendRawTransaction);
+        } catch (error) {
+          // The L1 price rose since the estimate (a chain whose gas carries it): the follower
+          // sends the bytes again and, refused again, re-signs them with a fresh estimate.
+          if (!regasRefusal(chain, classifyNodeError(error))) throw error;
+          log.warn({
+            msg: "deploy refused for gas (the L1 price rose since its estimate): its follower re-estimates it",
+            name,
+            tx_hash: deploy.hash,
+            err: errorText(error),
+          });
+        }
+      }
     }
     onSent?.(deploy.hash);
     const follow = {
@@ -240,6 +257,14 @@ function deployNamed(
  * still holds the bytes read. Nothing (undefined) on a halted chain (nothing new leaves the hot
  * wallet), when fees cannot be read, the cap leaves no room (`onCapped`, also told when it clamped
  * the new fees), KMS fails, or the row changed: the caller sends the stored bytes as they are.
+ *
+ * With `regas` (bytes refused "intrinsic gas too low" on a chain whose gas carries the L1 cost:
+ * regasRefusal) the creation is estimated again for `regas.from` at the node's latest block, with
+ * the chain's margin (gasLimitFor), and signed with that larger limit: the L1 price rose since its
+ * estimate, and the same bytes would be refused for as long as it stays up while every later nonce
+ * of the wallet waits behind them. Fees are raised as above when the cap leaves room, else kept.
+ * Nothing when the estimate fails or is no higher than the refused limit (the node that estimated
+ * does not see the price the refusing one does): the stored bytes go out as they are.
  */
 export async function replaceStoredDeploy(
   {
@@ -250,7 +275,10 @@ export async function replaceStoredDeploy(
     log,
     onCapped,
   }: {
-    chain: Pick<ChainConfig, "chainId" | "feeModel" | "maxFeePerGas">;
+    chain: Pick<
+      ChainConfig,
+      "chainId" | "feeModel" | "maxFeePerGas" | "gasLimitMarginBps" | "gasLimitFloor"
+    >;
     client: PublicClient;
     lease: Lease;
     sign: (tx: TransactionSerializable) => Promise<Hex>;
@@ -258,6 +286,7 @@ export async function replaceStoredDeploy(
     onCapped: () => void;
   },
   deploy: Pick<StoredDeploy, "id" | "name" | "nonce" | "hash" | "raw">,
+  regas?: { from: Address },
 ): Promise<{ hash: Hex; raw: Hex } | undefined> {
   const tx = parseTransaction(deploy.raw);
   const previous = feesOf(tx);
@@ -287,7 +316,13 @@ export async function replaceStoredDeploy(
   }
   const result = bumpFees(previous, market, chain.maxFeePerGas);
   if (result.capped) onCapped();
-  if (!result.replace) return undefined;
+  let gas = tx.gas;
+  if (regas) {
+    const creation = { data: tx.data ?? "0x", value: tx.value ?? 0n, gas: tx.gas };
+    const fresh = await regasLimit({ chain, client, log }, deploy, creation, regas.from);
+    if (fresh === undefined) return undefined;
+    gas = fresh;
+  } else if (!result.replace) return undefined;
   // A task that lost the lease signs nothing: a standby may own this nonce now.
   if (!lease.isHeld()) throw new LeaseLostError(lease.key);
   let raw: Hex;
@@ -300,9 +335,9 @@ export async function replaceStoredDeploy(
           nonce: deploy.nonce,
           value: tx.value ?? 0n,
           data: tx.data ?? "0x",
-          gas: tx.gas,
+          gas,
         },
-        result.fees,
+        result.replace ? result.fees : previous,
       ),
     );
   } catch (error) {
@@ -323,14 +358,71 @@ export async function replaceStoredDeploy(
   );
   if (rows.length === 0) return undefined;
   log.warn({
-    msg: "stored deploy priced out: replaced at its nonce with raised fees",
+    msg: regas
+      ? "stored deploy refused for gas (the L1 price rose): re-signed at its nonce with a fresh estimate"
+      : "stored deploy priced out: replaced at its nonce with raised fees",
     name: deploy.name,
     nonce: String(deploy.nonce),
     replaced_tx_hash: deploy.hash,
     tx_hash: hash,
     capped: result.capped,
+    ...(regas ? { gas_limit: String(gas), replaced_gas_limit: String(tx.gas) } : {}),
   });
   return { hash, raw };
+}
+
+/**
+ * Whether a node's refusal of a stored deploy's bytes is answered by re-signing them with a fresh
+ * gas estimate (replaceStoredDeploy's `regas`): "intrinsic gas too low" on a chain whose gas
+ * carries the L1 cost (`l1CostInGas`: Arbitrum), where it means "not at this L1 price", as the
+ * signer's requests read it (broadcaster/regas.ts). Elsewhere the bytes can never be included: the
+ * refusal is answered as before (the command fails; the gap stage raises `nonce_gap`).
+ */
+export function regasRefusal(
+  chain: Pick<ChainConfig, "l1CostInGas">,
+  cls: NodeErrorClass | undefined,
+): boolean {
+  return cls === "intrinsic_gas_too_low" && chain.l1CostInGas;
+}
+
+/** The creation's gas estimated again for `from` with the chain's margin, when above the stored limit. */
+async function regasLimit(
+  {
+    chain,
+    client,
+    log,
+  }: {
+    chain: Pick<ChainConfig, "chainId" | "gasLimitMarginBps" | "gasLimitFloor">;
+    client: PublicClient;
+    log: Logger;
+  },
+  deploy: Pick<StoredDeploy, "name" | "hash">,
+  tx: { data: Hex; value: bigint; gas: bigint },
+  from: Address,
+): Promise<bigint | undefined> {
+  const { data } = tx;
+  let estimate: bigint;
+  try {
+    estimate = await client.estimateGas({ account: from, data, value: tx.value });
+  } catch (error) {
+    log.warn({
+      msg: "stored deploy refused for gas, and its gas could not be estimated again: not re-signed",
+      name: deploy.name,
+      tx_hash: deploy.hash,
+      err: errorText(error),
+    });
+    return undefined;
+  }
+  const limit = gasLimitFor(estimate, chain, data);
+  if (limit > tx.gas) return limit;
+  log.warn({
+    msg: "stored deploy refused for gas, and a fresh estimate is not above its limit: not re-signed",
+    name: deploy.name,
+    tx_hash: deploy.hash,
+    gas_limit: String(tx.gas),
+    estimate: String(estimate),
+  });
+  return undefined;
 }
 
 /** The longest a deploy being followed goes without a log line saying it still waits. */
@@ -475,9 +567,12 @@ async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDe
           if (!(await heldByHalt())) {
             log.warn({ msg: "deploy not mined and not pending: sent again", tx_hash: deploy.hash });
             const refused = await sendNow("deploy resend");
-            if (refused !== undefined && classifyNodeError(refused) === "underpriced") {
-              // Refused for its fees: replaced with raised ones and sent.
-              const replaced = await replaceDeploy(f, deploy);
+            const cls = refused === undefined ? undefined : classifyNodeError(refused);
+            const regas = regasRefusal(chain, cls);
+            if (cls === "underpriced" || regas) {
+              // Refused for its fees: replaced with raised ones and sent. Refused for gas on a
+              // chain whose gas carries the L1 cost: re-signed with a fresh estimate and sent.
+              const replaced = await replaceDeploy(f, deploy, regas ? from : undefined);
               if (replaced !== deploy) {
                 deploy = replaced;
                 // A halt opened while KMS signed the replacement holds it as well.
@@ -507,7 +602,11 @@ async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDe
 }
 
 /** The deploy with its bytes replaced (replaceStoredDeploy), or as it is when they were not. */
-async function replaceDeploy(f: Follow, deploy: StoredDeploy): Promise<StoredDeploy> {
+async function replaceDeploy(
+  f: Follow,
+  deploy: StoredDeploy,
+  regasFrom?: Address,
+): Promise<StoredDeploy> {
   const replaced = await replaceStoredDeploy(
     {
       chain: f.chain,
@@ -524,6 +623,7 @@ async function replaceDeploy(f: Follow, deploy: StoredDeploy): Promise<StoredDep
         }),
     },
     deploy,
+    regasFrom && { from: regasFrom },
   );
   if (!replaced) return deploy;
   return { ...deploy, ...replaced, earlier: [...deploy.earlier, deploy.hash] };

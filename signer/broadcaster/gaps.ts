@@ -20,8 +20,11 @@
  *    (earlier_tx_hashes, migration 0113) in the one statement that stores them, before they are
  *    sent: bytes a node took earlier may still mine, and the deploy's follower records whichever
  *    did. Any of them creates the same contract (its address follows from the sender and the
- *    nonce), and only one can mine at the nonce. Bytes refused for another reason (funds short)
- *    cannot be mended here: refused again `stallResendMs` later, they raise `nonce_gap` too.
+ *    nonce), and only one can mine at the nonce. On a chain whose gas carries the L1 cost
+ *    (`l1CostInGas`: Arbitrum) bytes refused "intrinsic gas too low" (the L1 price rose since
+ *    their estimate) are replaced the same way with a fresh gas estimate (replaceStoredDeploy's
+ *    `regas`), as a request's payment is (regas.ts). Bytes refused for another reason (funds
+ *    short) cannot be mended here: refused again `stallResendMs` later, they raise `nonce_gap` too.
  *    On a halted chain (halt.ts) nothing is re-signed, and the bytes of a stored deploy no node has
  *    taken yet (`signed`) are not sent until an operator resumes it: nothing new leaves the hot
  *    wallet (the halt is read when they would be sent, not as the tick began).
@@ -52,7 +55,7 @@
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
 import type { NodeErrorClass } from "../nodeErrors.js";
-import { endedUndone, replaceStoredDeploy } from "../storedDeploy.js";
+import { endedUndone, regasRefusal, replaceStoredDeploy } from "../storedDeploy.js";
 import type { WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
@@ -215,8 +218,15 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
     );
   }
 
-  /** The deploy's bytes replaced (storedDeploy.ts's replaceStoredDeploy), or nothing. */
-  async function replaceDeploy(lease: Lease, deploy: LiveDeploy): Promise<LiveDeploy | undefined> {
+  /**
+   * The deploy's bytes replaced (storedDeploy.ts's replaceStoredDeploy), or nothing; `regas`: with
+   * a fresh gas estimate (refused for gas on a chain whose gas carries the L1 cost).
+   */
+  async function replaceDeploy(
+    lease: Lease,
+    deploy: LiveDeploy,
+    regas = false,
+  ): Promise<LiveDeploy | undefined> {
     const replaced = await replaceStoredDeploy(
       {
         chain: ctx.chain,
@@ -235,6 +245,7 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         },
       },
       { ...deploy, nonce: Number(deploy.nonce), hash: deploy.txHash },
+      regas ? { from: ctx.from } : undefined,
     );
     return replaced && { ...deploy, txHash: replaced.hash, raw: replaced.raw };
   }
@@ -328,10 +339,13 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         }
         let sent = deploy;
         let { cls, message } = await sendDeploy(lease, sent, pending);
-        if (cls === "underpriced" && !ctx.state.halt && !deploy.undone) {
+        const regas = regasRefusal(ctx.chain, cls);
+        if ((cls === "underpriced" || regas) && !ctx.state.halt && !deploy.undone) {
           // Refused for its fees: replaced with raised ones (never on a halted chain) and sent,
-          // unless a halt opened while KMS signed the replacement.
-          const replaced = await replaceDeploy(lease, deploy);
+          // unless a halt opened while KMS signed the replacement. Refused for gas on a chain
+          // whose gas carries the L1 cost (the price rose since its estimate): re-signed with a
+          // fresh estimate, as a request's payment is (regas.ts).
+          const replaced = await replaceDeploy(lease, deploy, regas);
           if (replaced && (await heldNow(deploy))) {
             unheld = null;
             return;
