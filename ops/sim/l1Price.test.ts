@@ -6,10 +6,11 @@ import { createL1Price, drawL1Price, L1_GAS_MAX, type L1PricePlan } from "./l1Pr
 import { createRandom } from "./random.js";
 
 const hot = privateKeyToAccount(keccak256(toHex("l1-price-test")));
-const sign = (tx: { nonce: number; gas: bigint; to?: Hex; value?: bigint; data?: Hex }) =>
+const sign = (tx: { nonce: number; gas: bigint; to?: Hex | null; value?: bigint; data?: Hex }) =>
   hot.signTransaction({
     chainId: 31337,
-    to: tx.to ?? "0x00000000000000000000000000000000000000d1",
+    // null: a contract creation.
+    ...(tx.to === null ? {} : { to: tx.to ?? "0x00000000000000000000000000000000000000d1" }),
     value: tx.value ?? parseEther("0.1"),
     nonce: tx.nonce,
     gas: tx.gas,
@@ -51,11 +52,24 @@ describe("the L1 price", () => {
     expect(l1.accepted.get(keccak256(ok))).toEqual({ need: 31_000n, l1Gas: 10_000n });
     expect(l1.intercept(await sign({ nonce: 0, gas: 30_999n }))).toMatch(/intrinsic gas too low/);
     l1.atStep(1);
-    // A cancel (0 to itself) is held to the price too; a contract creation is not checked.
+    // A cancel (0 to itself) is held to the price too, and so is a contract creation, with a
+    // creation's intrinsic gas: 21,000 + 32,000 + calldata + 2 per word of init code.
     const cancel = await sign({ nonce: 0, gas: 40_000n, to: hot.address, value: 0n });
     expect(l1.intercept(cancel)).toMatch(/minimum needed 51000/);
+    const init = "0x600a600c600039600a6000f3602a60005260206000f3" as Hex; // 22 bytes, 4 of them zero
+    const creationNeed = 53_000n + 18n * 16n + 4n * 4n + 2n + 30_000n;
+    const creation = (gas: bigint) => sign({ nonce: 1, gas, to: null, value: 0n, data: init });
+    expect(l1.intercept(await creation(creationNeed - 1n))).toMatch(
+      new RegExp(`minimum needed ${creationNeed}`),
+    );
+    expect(l1.intercept(await creation(creationNeed))).toBeUndefined();
     expect(l1.intercept("0xnot-a-transaction")).toBeUndefined();
-    expect(l1.stats()).toMatchObject({ refusedPayments: 1, refusedCancels: 1, peak: 30_000n });
+    expect(l1.stats()).toMatchObject({
+      refusedPayments: 1,
+      refusedCancels: 1,
+      refusedCreations: 1,
+      peak: 30_000n,
+    });
   });
 
   it("surges past every payment until one nonce had MAX_REGAS + 1 refused, then settles", async () => {

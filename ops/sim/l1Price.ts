@@ -16,9 +16,13 @@
  * nonce's next re-estimate covers it. Cancels never drive a surge (only the price of the moment
  * refuses them): a cancel refused again and again is the unsendable dead withdrawal's case.
  *
- * Contract creations (the CLI's deploy, its replacements) are not checked: the signer's payments
- * and cancels are what this fault is about. The schedule is drawn up front, from its own stream,
- * so the sends the signer makes (their number depends on timing) draw nothing from it.
+ * A contract creation (the CLI's deploy, sent again by the signer's gap stage or the command's
+ * follower, and its replacements) is held to the price of the moment too, with a creation's
+ * intrinsic gas (53,000 + calldata + 2 per word of init code): a deploy signed before the price rose
+ * past its execution's gas is refused, and is re-signed with a fresh estimate
+ * (signer/storedDeploy.ts replaceStoredDeploy's `regas`). Creations never drive a surge. The
+ * schedule is drawn up front, from its own stream, so the sends the signer makes (their number
+ * depends on timing) draw nothing from it.
  */
 import { type Hex, keccak256, parseTransaction, toHex } from "viem";
 import type { MethodLie } from "../../chains/testing/lyingChain/proxy.js";
@@ -67,9 +71,10 @@ export function drawL1Price(stream: Random, steps: number): L1PricePlan | undefi
 export type L1PriceStats = {
   /** The highest price of the run (gas), surges included. */
   peak: bigint;
-  /** Sends refused "intrinsic gas too low" for the price: payments, cancels. */
+  /** Sends refused "intrinsic gas too low" for the price: payments, cancels, contract creations. */
   refusedPayments: number;
   refusedCancels: number;
+  refusedCreations: number;
   /** How the surge went: none drawn, not started yet, running, or why it ended. */
   surge: "none" | "drawn" | "running" | "exhausted" | "cap" | "steps" | "settled";
 };
@@ -113,6 +118,7 @@ export function createL1Price(
   let surgeRefusals = 0;
   let refusedPayments = 0;
   let refusedCancels = 0;
+  let refusedCreations = 0;
   const accepted = new Map<Hex, { need: bigint; l1Gas: bigint }>();
   const setPrice = (p: bigint) => {
     if (p !== price) trace(`  l1: price ${price} -> ${p}${surge === "running" ? " (surge)" : ""}`);
@@ -149,11 +155,12 @@ export function createL1Price(
       } catch {
         return undefined;
       }
-      if (!tx.to || tx.gas === undefined) return undefined;
-      const cancel = tx.to.toLowerCase() === self && (tx.value ?? 0n) === 0n;
-      const intrinsic = intrinsicGas(tx.data);
+      if (tx.gas === undefined) return undefined;
+      const creation = !tx.to;
+      const cancel = tx.to?.toLowerCase() === self && (tx.value ?? 0n) === 0n;
+      const intrinsic = creation ? creationIntrinsicGas(tx.data) : intrinsicGas(tx.data);
       const hash = keccak256(raw as Hex);
-      if (surge === "running" && !cancel) {
+      if (surge === "running" && !cancel && !creation) {
         // The price outruns the estimate these bytes were signed with.
         const past = tx.gas - intrinsic + SURGE_OVERSHOOT;
         if (past > price) setPrice(past);
@@ -165,12 +172,12 @@ export function createL1Price(
       }
       const need = intrinsic + price;
       if (tx.gas < need) {
-        if (cancel) refusedCancels++;
+        if (creation) refusedCreations++;
+        else if (cancel) refusedCancels++;
         else refusedPayments++;
         const message = `intrinsic gas too low: gas ${tx.gas}, minimum needed ${need}`;
-        trace(
-          `  l1: refused the ${cancel ? "cancel" : "payment"} at nonce ${tx.nonce}: ${message}`,
-        );
+        const what = creation ? "creation" : cancel ? "cancel" : "payment";
+        trace(`  l1: refused the ${what} at nonce ${tx.nonce}: ${message}`);
         // The price settles once a nonce has run out of re-estimates (the signer cancels it next).
         if (surge === "running") {
           if ([...surgeRefused.values()].some((s) => s.size > MAX_REGAS)) endSurge("exhausted");
@@ -187,6 +194,12 @@ export function createL1Price(
       return { result: toHex(BigInt(real.result) + price) };
     },
     accepted,
-    stats: () => ({ peak, refusedPayments, refusedCancels, surge }),
+    stats: () => ({ peak, refusedPayments, refusedCancels, refusedCreations, surge }),
   };
+}
+
+/** A contract creation's intrinsic gas (EIP-2, EIP-3860): a call's + 32,000 + 2 per word of init code. */
+function creationIntrinsicGas(data: Hex = "0x"): bigint {
+  const bytes = BigInt((data.length - 2) / 2);
+  return intrinsicGas(data) + 32_000n + 2n * ((bytes + 31n) / 32n);
 }

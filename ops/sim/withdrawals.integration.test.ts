@@ -138,6 +138,18 @@ describe("withdrawals simulation", () => {
     expect(result.stats.cancel_kms_failed, report(result)).toBe(1);
   });
 
+  // The CLI deploy killed after storing its bytes, signed at the node the CLI asked (no L1 price in
+  // its estimate): the signer's gap stage sends them through the endpoints, which refuse the
+  // creation "intrinsic gas too low", and re-signs it with a fresh estimate. Before 6db8d8f the
+  // wallet waited behind the refused bytes for good ("deploy: the stored deploy … is not on the
+  // final chain", and paid-once, keeps-sending, nonces, holds broken with it; seed 500008 so).
+  it("seed 500057: a stored deploy refused for gas on an L1-cost chain is re-signed, and the wallet moves on", async () => {
+    const result = await runWithdrawals(500057, run);
+    expect(result.violations, report(result)).toEqual([]);
+    expect(result.stats).toMatchObject({ l1: 1, deploy: "after_commit" });
+    expect(Number(result.stats.l1_creations_refused), report(result)).toBeGreaterThanOrEqual(1);
+  });
+
   it("reports a planted second payment (the invariants can fail)", async () => {
     const result = await runWithdrawals(4, run, { sabotage: "double-pay" });
     const paid = result.violations.filter((v) => v.invariant === "paid-once");

@@ -1182,6 +1182,7 @@ export async function runWithdrawals(
       stats.l1_peak = String(l1Stats.peak);
       stats.l1_refused = l1Stats.refusedPayments;
       stats.l1_cancels_refused = l1Stats.refusedCancels;
+      stats.l1_creations_refused = l1Stats.refusedCreations;
       stats.surge = l1Stats.surge;
     }
 
@@ -1386,7 +1387,9 @@ export async function runWithdrawals(
     stats.dead_sends_refused =
       (pA.stats().send_intercepted ?? 0) +
       (pB.stats().send_intercepted ?? 0) -
-      (l1 ? l1.stats().refusedPayments + l1.stats().refusedCancels : 0);
+      (l1
+        ? l1.stats().refusedPayments + l1.stats().refusedCancels + l1.stats().refusedCreations
+        : 0);
     stats.cancel_kms_failed = kmsProxy.digestFailures();
     stats.kms_failed = kmsProxy.failed();
     stats.requests = pA.requests() + pB.requests();
