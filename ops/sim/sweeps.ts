@@ -8,7 +8,12 @@
  * sends in half the seeds, own stream), injects reorgs above finality (most of them aimed at a
  * sweep's block) that re-mine or drop transactions, kills the sweeper mid-tick (its Postgres
  * connections terminated: what a kill -9 leaves) and, with a child signer, kills the signer. In
- * half the seeds (own stream) the hot wallet has ceilings, and its excess moves to cold.
+ * half the seeds (own stream) the hot wallet has ceilings, and its excess moves to cold. In 40% of
+ * seeds (own stream `l1-price`, l1Price.ts) the chain charges the L1 cost as gas (`l1CostInGas`,
+ * Arbitrum) at a price that walks, spikes and sometimes surges: every estimate carries it and the
+ * endpoints refuse a sweep, cold move or cancel below intrinsic gas + the price, which the signer
+ * re-estimates at the same nonce (signer/broadcaster/regas.ts), or, its re-estimates spent, cancels
+ * (the sweep or move fails and is planned again).
  * After the faults clear and the chain settles past finality it checks:
  *  - balances: per asset, custody:deposits = what the deposit addresses hold on the final chain,
  *    custody:hot:<hot> and custody:cold:<cold> = what the hot wallet and the cold address hold,
@@ -75,6 +80,7 @@ import {
   type SimRun,
 } from "./harness.js";
 import { inProcessIngestor } from "./ingestorHost.js";
+import { createL1Price, drawL1Price, type L1Price } from "./l1Price.js";
 import { createRandom } from "./random.js";
 import type { Scenario, ScenarioOptions, SimResult, Violation } from "./scenario.js";
 import { childSigner, type SignerHost } from "./signerHost.js";
@@ -184,6 +190,8 @@ export async function runSweeps(
         tokenHotCeiling: String(coldStream.bigint(E18, 5n * E18)),
       }
     : undefined;
+  // The L1 price (own stream; l1Price.ts): a chain whose gas carries the L1 cost, in 40% of seeds.
+  const l1Plan = drawL1Price(rng.fork("l1-price"), steps);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -211,6 +219,7 @@ export async function runSweeps(
           sweepBatchSize,
           sweepIntervalMs: 200,
           bumpIntervalMs: 2000,
+          ...(l1Plan ? { l1CostInGas: true } : {}),
         },
       });
       return [parseChain(simChain.entry)];
@@ -233,6 +242,7 @@ export async function runSweeps(
     finality,
     child: useChild ? 1 : 0,
     cold: ceilings ? 1 : 0,
+    l1: l1Plan ? 1 : 0,
     batch: sweepBatchSize,
     lost_rate: lostRate,
     deposits: 0,
@@ -377,6 +387,13 @@ export async function runSweeps(
           return { stop: () => s.stop() };
         })();
     if (lostRate > 0) for (const p of [pA, pB]) p.setSendDrop(() => lostStream.next() < lostRate);
+    // The L1 price's lies at both endpoints (one chain, one price).
+    const l1: L1Price | undefined = l1Plan ? createL1Price(l1Plan, hot, trace) : undefined;
+    if (l1)
+      for (const p of [pA, pB]) {
+        p.setSendIntercept(l1.intercept);
+        p.setMethodLie("eth_estimateGas", l1.estimate);
+      }
 
     const mine = async (n: number) => {
       for (let i = 0; i < n; i++) await rpc("evm_mine");
@@ -520,6 +537,7 @@ export async function runSweeps(
     };
 
     for (let step = 0; step < steps; step++) {
+      l1?.atStep(step);
       const action = rng.weighted({
         deposit: 5,
         mine: 3,
@@ -563,6 +581,8 @@ export async function runSweeps(
     // sweep open or booked but not final.
     faults.clear();
     for (const p of [pA, pB]) p.setSendDrop(null);
+    // The L1 price settles below its peak and stays: the chain still charges it as gas.
+    l1?.settle();
     await mine(finality + 2);
     const deadline = Date.now() + 120_000;
     let settled = false;
@@ -881,6 +901,13 @@ export async function runSweeps(
     );
     stats.sweeps_unbooked = unbooked[0]?.n ?? 0;
     stats.sweep_txs_on_chain = new Set(events.map((e) => e.transactionHash)).size;
+    if (l1) {
+      const l1Stats = l1.stats();
+      stats.l1_peak = String(l1Stats.peak);
+      stats.l1_refused = l1Stats.refusedPayments;
+      stats.l1_cancels_refused = l1Stats.refusedCancels;
+      stats.surge = l1Stats.surge;
+    }
 
     // Invariant: the planner's running balances agree with history.
     const { drift } = await sweepableDrift(pool);
