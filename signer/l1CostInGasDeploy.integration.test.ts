@@ -43,6 +43,8 @@ let site: DeploySite;
 let l1Gas = 0n;
 /** The gas limits of the creations the proxy refused. */
 let refusedLimits: bigint[] = [];
+/** Whether the estimates the proxy answers carry the price (false: a node that does not see it). */
+let estimatesCarryL1 = true;
 /** Called as a creation's bytes reach the proxy, before it checks them (may move the price). */
 let beforeCreation: (() => void) | undefined;
 
@@ -58,7 +60,9 @@ beforeAll(async () => {
   site = { ctx: t.ctx, chain: t.chain, client };
   // Every estimate carries the L1 cost at the price of the moment.
   proxy.setRewrite((call, result) =>
-    call.method === "eth_estimateGas" ? toHex(BigInt(result as Hex) + l1Gas) : result,
+    call.method === "eth_estimateGas" && estimatesCarryL1
+      ? toHex(BigInt(result as Hex) + l1Gas)
+      : result,
   );
   // A creation whose limit no longer covers its gas at the L1 price of the moment is refused.
   proxy.setIntercept(async (call) => {
@@ -83,6 +87,7 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
+  estimatesCarryL1 = true;
   beforeCreation = undefined;
   l1Gas = 0n;
   refusedLimits = [];
@@ -152,29 +157,47 @@ describe("a stored deploy refused for gas after the L1 price rose", () => {
     );
   });
 
-  it("on a chain whose gas does not carry the L1 cost, is not re-signed: the wallet waits and a person is told", async () => {
-    const account = await t.wallet(parseEther("10"));
-    const first = BigInt(await t.client.getTransactionCount({ address: account.address }));
-    const stored = await storeKilledDeploy(site, account, "NoL1Cost");
-    l1Gas = 40_000n;
-    await t.withdraw("behind-no-l1-deploy", { from: account.address, value: parseEther("0.1") });
-    const signer = t.run(account, {
-      settings: { stallResendMs: 300 },
-      chain: { ...t.chain, l1CostInGas: false },
-    });
-    try {
-      await waitFor("nonce_gap raised", async () => {
-        return (await t.alertCount("nonce_gap", account.address)) > 0;
+  for (const [name, title] of [
+    ["NoL1Cost", "on a chain whose gas does not carry the L1 cost, is not re-signed"],
+    [
+      "EstimateBlind",
+      "whose fresh estimate does not rise (the node estimating does not see the price), is not re-signed again",
+    ],
+  ] as const)
+    it(`${title}: the wallet waits and a person is told`, async () => {
+      const account = await t.wallet(parseEther("10"));
+      const first = BigInt(await t.client.getTransactionCount({ address: account.address }));
+      const stored = await storeKilledDeploy(site, account, name);
+      l1Gas = 40_000n;
+      estimatesCarryL1 = name !== "EstimateBlind";
+      const id = `behind-${name}`;
+      await t.withdraw(id, { from: account.address, value: parseEther("0.1") });
+      const signer = t.run(account, {
+        settings: { stallResendMs: 300 },
+        chain: { ...t.chain, l1CostInGas: name !== "NoL1Cost" },
       });
-    } finally {
-      await signer.stop();
-    }
-    const row = await readStoredDeploy(t.ctx.db.pool, account.address, "NoL1Cost");
-    expect(row).toMatchObject({ txHash: stored.txHash, earlierTxHashes: [] });
-    // Signed at the next nonce, it waits behind the deploy's.
-    const behind = await getTxRequest(t.ctx.db.pool, "behind-no-l1-deploy");
-    expect(behind).toMatchObject({ nonce: first + 1n });
-    expect(["confirmed", "finalized"]).not.toContain(behind!.status);
-    expect(await t.client.getTransactionCount({ address: account.address })).toBe(Number(first));
-  });
+      let atAlert: Awaited<ReturnType<typeof readStoredDeploy>>;
+      try {
+        await waitFor("nonce_gap raised", async () => {
+          return (await t.alertCount("nonce_gap", account.address)) > 0;
+        });
+        // Five more passes of the gap stage (stallResendMs 300) re-sign nothing.
+        atAlert = await readStoredDeploy(t.ctx.db.pool, account.address, name);
+        await new Promise((r) => setTimeout(r, 1_500));
+      } finally {
+        await signer.stop();
+      }
+      const row = await readStoredDeploy(t.ctx.db.pool, account.address, name);
+      expect(row).toEqual(atAlert);
+      if (name === "NoL1Cost")
+        expect(row).toMatchObject({ txHash: stored.txHash, earlierTxHashes: [] });
+      // The estimate blind to the price: re-signed at most once, by the chain's margin (the stored
+      // bytes were signed on the bare estimate), never again with the same limit.
+      else expect(row.earlierTxHashes.length).toBeLessThanOrEqual(1);
+      // Signed at the next nonce, it waits behind the deploy's.
+      const behind = await getTxRequest(t.ctx.db.pool, id);
+      expect(behind).toMatchObject({ nonce: first + 1n });
+      expect(["confirmed", "finalized"]).not.toContain(behind!.status);
+      expect(await t.client.getTransactionCount({ address: account.address })).toBe(Number(first));
+    });
 });
