@@ -47,11 +47,12 @@ import type { Logger } from "../foundation/logger.js";
 import { type ChainHalt, openHalt, readFinalized } from "../indexers/index.js";
 import { type ChainView, createChainView, heightMeeting } from "./broadcaster/chainView.js";
 import type { CrashPoint } from "./broadcaster/crashPoints.js";
+import { regasRefusal } from "./broadcaster/regas.js";
 import { ChainHaltedDeployError, LeaseLostError } from "./errors.js";
 import { bumpFees, estimateFees, type Fees, feesOf, withFees } from "./fees.js";
 import { gasLimitFor } from "./gas.js";
 import { acquireLease, type Lease, leaseKey } from "./lease.js";
-import { classifyNodeError, errorText, type NodeErrorClass } from "./nodeErrors.js";
+import { classifyNodeError, errorText } from "./nodeErrors.js";
 import { storedNextNonce } from "./requests.js";
 
 type StoredDeploy = {
@@ -369,20 +370,6 @@ export async function replaceStoredDeploy(
     ...(regas ? { gas_limit: String(gas), replaced_gas_limit: String(tx.gas) } : {}),
   });
   return { hash, raw };
-}
-
-/**
- * Whether a node's refusal of a stored deploy's bytes is answered by re-signing them with a fresh
- * gas estimate (replaceStoredDeploy's `regas`): "intrinsic gas too low" on a chain whose gas
- * carries the L1 cost (`l1CostInGas`: Arbitrum), where it means "not at this L1 price", as the
- * signer's requests read it (broadcaster/regas.ts). Elsewhere the bytes can never be included: the
- * refusal is answered as before (the command fails; the gap stage raises `nonce_gap`).
- */
-export function regasRefusal(
-  chain: Pick<ChainConfig, "l1CostInGas">,
-  cls: NodeErrorClass | undefined,
-): boolean {
-  return cls === "intrinsic_gas_too_low" && chain.l1CostInGas;
 }
 
 /** The creation's gas estimated again for `from` with the chain's margin, when above the stored limit. */

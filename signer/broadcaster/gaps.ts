@@ -55,11 +55,12 @@
 import type { Hex } from "viem";
 import type { Lease } from "../lease.js";
 import type { NodeErrorClass } from "../nodeErrors.js";
-import { endedUndone, regasRefusal, replaceStoredDeploy } from "../storedDeploy.js";
+import { endedUndone, replaceStoredDeploy } from "../storedDeploy.js";
 import type { WatchedRequest } from "./attempts.js";
 import type { ChainSnapshot } from "./chainView.js";
 import type { BroadcasterContext } from "./context.js";
 import { freshHalt } from "./halt.js";
+import { regasRefusal } from "./regas.js";
 import { sendRaw } from "./send.js";
 
 /** While a nonce gap no one holds lasts, its alert is raised again this often (the rule's window is 15 min). */

@@ -22,6 +22,19 @@ import { requestGas } from "./gasPlan.js";
 export const MAX_REGAS = 3;
 
 /**
+ * Whether a node's refusal as `cls` means "not at this L1 price" rather than "never": "intrinsic
+ * gas too low" on a chain whose gas carries the L1 cost. A payment's (refusalRegassed) and a stored
+ * CLI deploy's (storedDeploy.ts replaceStoredDeploy's `regas`) are then signed again with a fresh
+ * estimate; elsewhere the refusal is answered as the class always is.
+ */
+export function regasRefusal(
+  chain: Pick<BroadcasterContext["chain"], "l1CostInGas">,
+  cls: NodeErrorClass | undefined,
+): boolean {
+  return cls === "intrinsic_gas_too_low" && chain.l1CostInGas;
+}
+
+/**
  * Whether a refusal of `attempt` as `cls` is answered by a re-estimate (the attempt stays live)
  * rather than by rejecting its bytes: on a chain whose gas carries the L1 cost, for a payment whose
  * limit came from our estimate, while its nonce has had fewer than MAX_REGAS other attempts refused
@@ -33,8 +46,7 @@ export async function refusalRegassed(
   attempt: Attempt,
   cls: NodeErrorClass | undefined,
 ): Promise<boolean> {
-  if (cls !== "intrinsic_gas_too_low" || !ctx.chain.l1CostInGas || attempt.purpose !== "send")
-    return false;
+  if (!regasRefusal(ctx.chain, cls) || attempt.purpose !== "send") return false;
   const { rows } = await lease.query<{ estimated: boolean; refused: number }>(
     `SELECT r.gas_estimated AS estimated,
             (SELECT count(*)::int FROM custody.tx_attempts a
