@@ -151,7 +151,17 @@ export function storedDeploySender({
     if (halt) throw new ChainHaltedDeployError(chain, halt);
     if (!deploy) {
       const nonce = await freshDeployNonce(lease, client, chain, from);
-      const signed = await signDeploy({ chain, client, account, data, nonce });
+      // With the chain's margin, as every send of the signer: on a chain whose gas carries the L1
+      // cost (Arbitrum), a rise between the estimate and the block is then absorbed, not refused
+      // (re-signed: replaceStoredDeploy's regas) or, once accepted, run out of gas on chain.
+      const signed = await signDeploy({
+        chain,
+        client,
+        account,
+        data,
+        nonce,
+        gasLimit: (estimate) => gasLimitFor(estimate, chain, data),
+      });
       deploy = await lease.transaction(async () => {
         // The nonce is taken with the signed bytes: none of the signer's requests may hold it.
         if ((await storedNextNonce(lease, chain.chainId, from.toLowerCase())) > BigInt(nonce))

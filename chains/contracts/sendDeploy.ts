@@ -44,6 +44,8 @@ export type SignedDeploy = {
  * estimate clamped to the chain's cap, as every withdrawal attempt's are (signer/fees.ts); a cap
  * below the base fee of the latest block is refused (DeployFeeAboveCapError): the signed bytes
  * are all a stored deploy ever sends, with no fee bump, so it would wait until the base fee falls.
+ * Its gas limit is the node's estimate, or `gasLimit(estimate)` when given: the signer's rule for
+ * its own sends (the chain's margin, signer/gas.ts gasLimitFor), which this chain code does not own.
  */
 export async function signDeploy({
   chain,
@@ -51,22 +53,27 @@ export async function signDeploy({
   account,
   data,
   nonce,
+  gasLimit,
 }: {
   chain: Pick<ChainConfig, "key" | "chainId" | "feeModel" | "maxFeePerGas">;
   client: PublicClient;
   account: Account;
   data: Hex;
   nonce?: number | undefined;
+  gasLimit?: ((estimate: bigint) => bigint) | undefined;
 }): Promise<SignedDeploy> {
   if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
   const cap = chain.maxFeePerGas;
   const baseFee = (await client.getBlock({ blockTag: "latest" })).baseFeePerGas ?? 0n;
   if (baseFee > cap) throw new DeployFeeAboveCapError(chain.key, cap, baseFee);
+  const gas =
+    gasLimit === undefined ? undefined : gasLimit(await client.estimateGas({ account, data }));
   const request = await client.prepareTransactionRequest({
     account,
     chain: null,
     data,
     ...(nonce === undefined ? {} : { nonce }),
+    ...(gas === undefined ? {} : { gas }),
     type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
   });
   const min = (a: bigint | undefined, b: bigint) => (a === undefined || a > b ? b : a);
