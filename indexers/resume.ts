@@ -128,6 +128,7 @@ export async function resumeChain({
   if (tip) {
     await adapter.rpc.askEveryHead();
     const head = await adapter.getHead(atBest);
+    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.min takes numbers only)
     const h = head < tip.number ? head : tip.number;
     const [remote] = await adapter.getHeaders([h], atBest);
     if (!remote) throw noNodeAt(adapter, chainId, h); // a header not returned is no agreement

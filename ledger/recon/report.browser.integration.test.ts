@@ -115,6 +115,7 @@ describe("reconciliation report in chromium at 1280 px", () => {
     await page.setContent(reportHtml(report), { waitUntil: "load" });
     await page.screenshot({ path: `${ARTIFACTS}/recon-report.png`, fullPage: true });
 
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText (the text as rendered), not the DOM property
     const text = (await page.locator("body").innerText()).replace(/\s+/g, " ");
     expect(text).toContain("1,234,567.891234567891234567 ETH");
     expect(text).toContain("1.5 ETH");
