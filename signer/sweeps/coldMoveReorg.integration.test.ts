@@ -91,11 +91,19 @@ async function depositAndSweep(customerId: string, amount: bigint) {
   return BigInt(minted.blockNumber);
 }
 
-/** Tick until the next cold move of the token is booked; returns it as booked. */
-async function bookedColdMove(): Promise<MoveRow> {
-  const { rows: earlier } = await s.ctx.db.pool.query<{ id: string }>(
-    "SELECT id FROM custody.cold_moves",
-  );
+/**
+ * The ids of the cold moves there are now. Read before the deposit that funds the next one: the
+ * sweeper's tick that books the funding sweep (depositAndSweep) also requests the move when the
+ * sweep is final by then (booked at a final block: a loaded machine's signer ran ahead of the
+ * ticks), and a move looked for among those made after it would never come.
+ */
+async function coldMoveIds(): Promise<string[]> {
+  const { rows } = await s.ctx.db.pool.query<{ id: string }>("SELECT id FROM custody.cold_moves");
+  return rows.map((r) => r.id);
+}
+
+/** Tick until the next cold move of the token (not among `earlier`) is booked; returns it as booked. */
+async function bookedColdMove(earlier: readonly string[]): Promise<MoveRow> {
   const id = await waitFor(
     "cold move booked",
     async () => {
@@ -103,7 +111,7 @@ async function bookedColdMove(): Promise<MoveRow> {
       const { rows } = await s.ctx.db.pool.query<{ id: string; status: string }>(
         `SELECT id, status FROM custody.cold_moves WHERE asset = $1 AND id <> ALL($2::text[])
           ORDER BY created_at DESC LIMIT 1`,
-        [TOKEN.toLowerCase(), earlier.map((r) => r.id)],
+        [TOKEN.toLowerCase(), earlier],
       );
       if (rows[0]?.status === "booked") return rows[0].id;
       await s.mine(1);
@@ -159,8 +167,9 @@ describe("a booked cold move reorged out", CASE, () => {
     // Read before the deposit: the tick that settles the sweep also requests the cold move, and
     // the running signer may mine it before depositAndSweep returns (it did under load).
     const coldBefore = await onChainToken(s, COLD);
+    const earlier = await coldMoveIds();
     await depositAndSweep("cold-reorg-remined", 5000n);
-    const booked = await bookedColdMove();
+    const booked = await bookedColdMove(earlier);
     expect(await onChainToken(s, COLD)).toBe(coldBefore + 4000n);
     const [mined] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [booked.id] });
 
@@ -215,8 +224,9 @@ describe("a booked cold move reorged out", CASE, () => {
   });
   it("with its funding gone on the new fork: reversed, held again and voided at the final block", async () => {
     // Funded by a sweep that is final (a cold move waits for that: coldMoveUnfinalTokenSweep).
+    const earlier = await coldMoveIds();
     await depositAndSweep("cold-reorg-failed", 5000n);
-    const booked = await bookedColdMove();
+    const booked = await bookedColdMove(earlier);
     const [mined] = await getTxOutcomes(s.ctx.db.pool, { requestIds: [booked.id] });
     const coldBefore = await onChainToken(s, COLD);
     const hotBooked = await s.balanceOf(TOKEN, hotAccount(s.hot));
@@ -280,12 +290,12 @@ describe("a booked cold move reorged out", CASE, () => {
 
 describe("a failed cold move whose failure a deep reorg undid", CASE, () => {
   it("is held again, then posted once when the signer finds it paid", async () => {
-    await depositAndSweep("cold-undone-paid", 5000n);
     const chainColdBefore = await onChainToken(s, COLD);
     const ledgerColdBefore = await s.balanceOf(TOKEN, coldAccount(COLD));
-    const { rows: earlier } = await s.ctx.db.pool.query<{ id: string }>(
-      "SELECT id FROM custody.cold_moves",
-    );
+    // old test: read after the deposit, it timed out waiting for "cold move requested" once in CI
+    // (the move requested within depositAndSweep: coldMoveIds)
+    const earlier = await coldMoveIds();
+    await depositAndSweep("cold-undone-paid", 5000n);
     // Ticked only until the move is requested: it mines to a final block unsettled.
     const id = await waitFor(
       "cold move requested",
@@ -293,7 +303,7 @@ describe("a failed cold move whose failure a deep reorg undid", CASE, () => {
         await s.sweeper.tick(CHAIN_ID);
         const { rows } = await s.ctx.db.pool.query<{ id: string }>(
           "SELECT id FROM custody.cold_moves WHERE id <> ALL($1::text[])",
-          [earlier.map((r) => r.id)],
+          [earlier],
         );
         if (rows[0]) return rows[0].id;
         await s.mine(1);
