@@ -132,6 +132,27 @@ type StoredRow = {
   abandoned: boolean;
 };
 
+/**
+ * Moves the leases of keys in flight (`[holder, key]`) LEASE_S ahead. Only live leases: a lease
+ * lapsed is free, and a renewal that read its keys before a 5xx lapsed one (released it) may
+ * reach Postgres after the lapse, on a loaded pool; renewing it then would answer the same
+ * request, retried at once, IDEMPOTENCY_IN_PROGRESS for LEASE_S after our own 5xx. Compared with
+ * `clock_timestamp()`, re-read when the UPDATE waited for the lapse's row lock (`now()` is when
+ * the statement started, which may be before the lapse's).
+ */
+export async function renewLeases(
+  pool: Pool,
+  keys: readonly (readonly [holder: string, key: string])[],
+): Promise<void> {
+  await pool.query(
+    `UPDATE api.idempotency_keys k SET lease_until = now() + make_interval(secs => $3)
+       FROM unnest($1::text[], $2::text[]) AS h(api_key_id, idempotency_key)
+      WHERE k.api_key_id = h.api_key_id AND k.idempotency_key = h.idempotency_key
+        AND k.status_code IS NULL AND k.lease_until > clock_timestamp()`,
+    [keys.map((r) => r[0]), keys.map((r) => r[1]), LEASE_S],
+  );
+}
+
 export async function registerIdempotency(app: FastifyInstance, pool: Pool): Promise<void> {
   app.decorateRequest("idempotency", null);
   // Keys this process holds in flight, renewed together (one UPDATE per tick, none when idle).
@@ -141,16 +162,9 @@ export async function registerIdempotency(app: FastifyInstance, pool: Pool): Pro
   const release = (holder: string, key: string) => held.delete(`${holder}\u0000${key}`);
   const renew = setInterval(() => {
     if (held.size === 0) return;
-    const rows = [...held.values()];
-    pool
-      .query(
-        `UPDATE api.idempotency_keys k SET lease_until = now() + make_interval(secs => $3)
-           FROM unnest($1::text[], $2::text[]) AS h(api_key_id, idempotency_key)
-          WHERE k.api_key_id = h.api_key_id AND k.idempotency_key = h.idempotency_key
-            AND k.status_code IS NULL`,
-        [rows.map((r) => r[0]), rows.map((r) => r[1]), LEASE_S],
-      )
-      .catch((err) => app.log.warn({ msg: "idempotency lease renewal failed", err }));
+    renewLeases(pool, [...held.values()]).catch((err) =>
+      app.log.warn({ msg: "idempotency lease renewal failed", err }),
+    );
   }, RENEW_MS);
   renew.unref();
   app.addHook("onClose", async () => clearInterval(renew));

@@ -1,11 +1,12 @@
 /**
  * An Idempotency-Key held by a process that died mid-request (kill -9: no response stored, no
  * renewal) is free again within its lease (seconds, not minutes), the retry creates the withdrawal
- * once, and a further retry replays that answer.
+ * once, and a further retry replays that answer. A lease a 5xx lapsed is not renewed again by a
+ * renewal that read the keys in flight before it.
  */
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { canonicalJson, LEASE_S } from "./idempotency.js";
+import { canonicalJson, LEASE_S, renewLeases } from "./idempotency.js";
 import {
   createWithdrawalApiTestContext,
   type WithdrawalApiTestContext,
@@ -33,12 +34,16 @@ const post = (key: string) =>
     payload: body,
   });
 
-describe("idempotency after a crash", () => {
+/** The request hash api/idempotency.ts records for a POST /v1/withdrawals with `payload`. */
+const hashOf = (payload: typeof body) =>
+  createHash("sha256")
+    .update(canonicalJson({ method: "POST", route: "/v1/withdrawals", params: {}, body: payload }))
+    .digest("hex");
+
+describe("idempotency leases", () => {
   it("a key held by a dead process is released within its lease and never creates a duplicate", async () => {
     const key = "lease-dead-1";
-    const hash = createHash("sha256")
-      .update(canonicalJson({ method: "POST", route: "/v1/withdrawals", params: {}, body }))
-      .digest("hex");
+    const hash = hashOf(body);
     // What a process killed mid-request leaves: the key taken, no answer, a lease it renewed
     // until it died (2 s left).
     await t.ctx.db.pool.query(
@@ -70,6 +75,47 @@ describe("idempotency after a crash", () => {
       [key],
     );
     expect(rows[0].n).toBe(1);
+  });
+
+  it("a renewal reaching Postgres after a 5xx lapsed the key leaves it lapsed: the same request retried at once runs", async () => {
+    const key = "lease-lapsed-1";
+    const holder = t.keyRows["withdrawals:write"].id;
+    // What a 5xx after the commit leaves (api/idempotency.ts onSend): the key bound to its
+    // request, unanswered, its lease lapsed a second ago.
+    await t.ctx.db.pool.query(
+      `INSERT INTO api.idempotency_keys
+         (api_key_id, idempotency_key, method, route, request_hash, lease_until)
+       VALUES ($1, $2, 'POST', 'POST /v1/withdrawals', $3, now() - interval '1 second')`,
+      [holder, key, hashOf(body)],
+    );
+    // The process's renewal tick read the key while the request was in flight, and its UPDATE
+    // reaches Postgres only now, after the lapse (a loaded pool): it must not revive the lease.
+    await renewLeases(t.ctx.db.pool, [[holder, key]]);
+    const { rows } = await t.ctx.db.pool.query(
+      `SELECT lease_until < now() AS lapsed FROM api.idempotency_keys WHERE idempotency_key = $1`,
+      [key],
+    );
+    expect(rows).toEqual([{ lapsed: true }]);
+    const retry = await post(key);
+    expect(retry.statusCode, retry.body).toBe(201);
+  });
+
+  it("a renewal moves a live lease ahead", async () => {
+    const key = "lease-live-renewed";
+    const holder = t.keyRows["withdrawals:write"].id;
+    await t.ctx.db.pool.query(
+      `INSERT INTO api.idempotency_keys
+         (api_key_id, idempotency_key, method, route, request_hash, lease_until)
+       VALUES ($1, $2, 'POST', 'POST /v1/withdrawals', $3, now() + interval '1 second')`,
+      [holder, key, hashOf(body)],
+    );
+    await renewLeases(t.ctx.db.pool, [[holder, key]]);
+    const { rows } = await t.ctx.db.pool.query(
+      `SELECT lease_until > now() + make_interval(secs => $2 - 1) AS renewed
+         FROM api.idempotency_keys WHERE idempotency_key = $1`,
+      [key, LEASE_S],
+    );
+    expect(rows).toEqual([{ renewed: true }]);
   });
 
   it("a live request's key is leased, and the lease is cleared with its stored answer kept", async () => {
