@@ -419,7 +419,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     if (!authoritative) return;
     endpoint.shown = head;
     // An answer in flight when its endpoint was set aside: its head is not the best head's.
-    if (endpoint.asideUntil <= Date.now()) weighBest(endpoint, head);
+    if (endpoint.asideUntil <= Date.now()) weighBest(endpoint, head, endpoint.headAt);
   }
 
   /**
@@ -460,12 +460,17 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     });
   }
 
-  /** The best head seen, given an endpoint's head: raised, reached, or dropped as never reached. */
-  function weighBest(endpoint: Endpoint, head: bigint): void {
+  /**
+   * The best head seen, given an endpoint's head read at `at`: raised, reached, or dropped as never
+   * reached. A raise is dated by the read that showed it, so that endpoint's head is not older than
+   * the best head it raised (`reaches` would ask it again for blocks it was just seen to lack, when
+   * the clock ticked between two readings of it).
+   */
+  function weighBest(endpoint: Endpoint, head: bigint, at: number): void {
     if (best === null || head >= best) {
       if (best === null || head > best) {
         bestFrom = endpoint.label;
-        bestRaisedAt = Date.now();
+        bestRaisedAt = at;
       }
       best = head;
       for (const e of endpoints) e.belowBest = null;
