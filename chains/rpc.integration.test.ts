@@ -7,7 +7,7 @@
  * eth_chainId) is never asked a read.
  */
 import type { Hex } from "viem";
-import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { anvilRpc, call, deploy, type Rpc, sendAndMine } from "../indexers/testing/chain.js";
 import { type Anvil, startAnvil } from "../ops/devstack/anvil.js";
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
@@ -70,22 +70,17 @@ it("the endpoint whose head raised the best head is not asked again for blocks a
   // head and the best head's rise were once dated by two readings, so the lagging endpoint's head
   // looked older than the best head it raised itself (as if the chain had moved since), and the
   // block read asked it again (CI beside a simulation: 3 calls where 2 were counted).
-  let clock = Date.now();
-  const ticking = vi.spyOn(Date, "now").mockImplementation(() => clock++);
-  try {
-    const adapter = createEvmAdapter(
-      chain,
-      { common: ctx.common },
-      { headProbeIntervalMs: 60_000 },
-    );
-    expect(await adapter.getHead()).toBe(head - 5n);
-    const before = lagging.requests();
-    const [block] = await adapter.getBlocks([head]);
-    expect(BigInt(block!.number)).toBe(head);
-    expect(lagging.requests()).toBe(before);
-  } finally {
-    ticking.mockRestore();
-  }
+  let at = Date.now();
+  const adapter = createEvmAdapter(
+    chain,
+    { common: ctx.common },
+    { headProbeIntervalMs: 60_000, clock: () => at++ },
+  );
+  expect(await adapter.getHead()).toBe(head - 5n);
+  const before = lagging.requests();
+  const [block] = await adapter.getBlocks([head]);
+  expect(BigInt(block!.number)).toBe(head);
+  expect(lagging.requests()).toBe(before);
 });
 
 it("an endpoint answering null for a block is marked behind and the read moves on", async () => {

@@ -174,6 +174,11 @@ export type RpcClientOptions = {
   metrics?: RpcMetrics;
   logger?: Logger;
   signal?: AbortSignal;
+  /**
+   * The client's clock (ms since epoch; default Date.now): when heads were read, endpoints cool
+   * down, are set aside or refused. Tests give one that ticks on every reading (a loaded machine).
+   */
+  clock?: () => number;
 };
 
 type Endpoint = {
@@ -373,6 +378,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   const maxBatchSize = options.maxBatchSize ?? 100;
   const maxCoolDownMs = options.maxCoolDownMs ?? 30_000;
   const headProbeIntervalMs = options.headProbeIntervalMs ?? HEAD_PROBE_INTERVAL_MS;
+  const clock = options.clock ?? Date.now;
   const chainLabel = String(options.chainId);
   const endpoints: Endpoint[] = options.urls.map((url) => ({
     url,
@@ -411,7 +417,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     // A `lacks` answer only lowers a head; an eth_blockNumber/latest answer sets it.
     if (!authoritative && endpoint.head !== null && endpoint.head <= head) return;
     endpoint.head = head;
-    endpoint.headAt = Date.now();
+    endpoint.headAt = clock();
     options.metrics?.endpointHead.set(
       { chain_id: chainLabel, endpoint: endpoint.label },
       Number(head),
@@ -419,7 +425,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     if (!authoritative) return;
     endpoint.shown = head;
     // An answer in flight when its endpoint was set aside: its head is not the best head's.
-    if (endpoint.asideUntil <= Date.now()) weighBest(endpoint, head, endpoint.headAt);
+    if (endpoint.asideUntil <= clock()) weighBest(endpoint, head, endpoint.headAt);
   }
 
   /**
@@ -428,7 +434,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
    * highest one the other endpoints last showed (none: unknown until one answers).
    */
   function setAside(endpoint: Endpoint, reason: string): void {
-    endpoint.asideUntil = Date.now() + OTHER_CHAIN_ASIDE_MS;
+    endpoint.asideUntil = clock() + OTHER_CHAIN_ASIDE_MS;
     // Back from the set-aside, it is asked its chain id again before anything else.
     endpoint.chainChecked = false;
     endpoint.finalShown = null;
@@ -441,7 +447,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       bestFrom = "";
       for (const e of endpoints) {
         e.belowBest = null;
-        if (e.asideUntil > Date.now() || e.shown === null) continue;
+        if (e.asideUntil > clock() || e.shown === null) continue;
         if (best === null || e.shown > best) {
           best = e.shown;
           bestFrom = e.label;
@@ -511,7 +517,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     except: Endpoint,
     ours: { number: bigint; hash: string; key: string },
   ): Promise<boolean> {
-    const now = Date.now();
+    const now = clock();
     const others = endpoints.filter((e) => e !== except && e.asideUntil <= now);
     if (others.some((e) => e.finalShown?.key === ours.key)) return true;
     const shown = await Promise.all(
@@ -522,7 +528,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         ]).catch(() => null);
         const hash = (json?.result as { hash?: unknown } | null | undefined)?.hash;
         if (typeof hash !== "string" || hash.toLowerCase() !== ours.hash) return false;
-        e.finalShown = { key: ours.key, at: Date.now() };
+        e.finalShown = { key: ours.key, at: clock() };
         return true;
       }),
     );
@@ -532,7 +538,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   /** Is our final block (holdFinal) one the endpoint has yet to be asked? */
   function finalUnasked(endpoint: Endpoint): boolean {
     if (final === null || endpoint.finalShown?.key === final.key) return false;
-    const now = Date.now();
+    const now = clock();
     if (now - endpoint.finalUnknownAt < headProbeIntervalMs) return false;
     return endpoint.finalShown === null || now - endpoint.finalShown.at >= FINAL_RECHECK_MS;
   }
@@ -576,7 +582,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
           : unwrap("eth_getBlockByNumber", json, endpoint.label);
       const hash = (block as { hash?: unknown } | null)?.hash;
       if (typeof hash === "string" && hash.toLowerCase() === ours.hash) {
-        endpoint.finalShown = { key: ours.key, at: Date.now() };
+        endpoint.finalShown = { key: ours.key, at: clock() };
         return;
       }
       // Another block there is another network only while a node of ours shows our block: when
@@ -586,7 +592,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         throw new OtherChainAnswer(
           `block ${ours.number} is ${hash}, our final block there is ${ours.hash} (as another endpoint shows)`,
         );
-      endpoint.finalUnknownAt = Date.now();
+      endpoint.finalUnknownAt = clock();
     })().finally(() => {
       endpoint.checking = null;
     });
@@ -615,7 +621,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     if (endpoint.head !== null && endpoint.head >= atLeast) return true;
     if (
       endpoint.head !== null &&
-      Date.now() - endpoint.headAt < headProbeIntervalMs &&
+      clock() - endpoint.headAt < headProbeIntervalMs &&
       endpoint.headAt >= bestRaisedAt
     )
       return false;
@@ -627,7 +633,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   }
 
   async function askEveryHead(): Promise<bigint | null> {
-    const now = Date.now();
+    const now = clock();
     const asked = endpoints.filter((e) => e.asideUntil <= now && e.coolUntil <= now);
     await Promise.all(
       asked.map(async (endpoint) => {
@@ -641,7 +647,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
         } catch (error) {
           if (options.signal?.aborted) throw error;
           if (error instanceof OtherChainAnswer) {
-            if (endpoint.asideUntil <= Date.now()) setAside(endpoint, error.reason);
+            if (endpoint.asideUntil <= clock()) setAside(endpoint, error.reason);
           } else if (error instanceof TransportFailure) markFailed(endpoint, error);
           else if (!(error instanceof RpcResponseError)) throw error;
         }
@@ -662,7 +668,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
   // the others), then cooling ones (soonest back first): we never refuse to try when everything is
   // cooling down or refusing. Endpoints set aside (another chain) are not asked at all.
   function order(kinds: string[]): Endpoint[] {
-    const now = Date.now();
+    const now = clock();
     const ours = endpoints.filter((e) => e.asideUntil <= now);
     const healthy = ours.filter((e) => e.coolUntil <= now);
     const answering = healthy.filter((e) => refusedUntil(e, kinds) <= now);
@@ -678,7 +684,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
     for (const kind of kinds) {
       const times = (endpoint.refused.get(kind)?.times ?? 0) + 1;
       const wait = backoffMs(times - 1, { baseMs: 250, maxMs: 30_000, maxDoublings: 7 });
-      endpoint.refused.set(kind, { until: Date.now() + wait, times });
+      endpoint.refused.set(kind, { until: clock() + wait, times });
     }
   }
 
@@ -761,7 +767,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
       maxMs: maxCoolDownMs,
       maxDoublings: 7,
     });
-    endpoint.coolUntil = Date.now() + Math.max(backoff, failure.retryAfterMs ?? 0);
+    endpoint.coolUntil = clock() + Math.max(backoff, failure.retryAfterMs ?? 0);
     options.metrics?.errors.inc({
       chain_id: chainLabel,
       endpoint: endpoint.label,
@@ -832,7 +838,7 @@ export function createRpcClient(options: RpcClientOptions): RpcClient {
           if (error instanceof OtherChainAnswer) {
             // Not our chain's answer, whatever it says: another endpoint is asked. (Reads that
             // shared one chain id check are told its answer together: set aside once.)
-            if (endpoint.asideUntil <= Date.now()) setAside(endpoint, error.reason);
+            if (endpoint.asideUntil <= clock()) setAside(endpoint, error.reason);
             aside++;
             continue;
           }

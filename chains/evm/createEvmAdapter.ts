@@ -193,6 +193,8 @@ export type EvmAdapterOptions = {
   maxCoolDownMs?: number;
   /** How long an endpoint's head behind is believed (chains/rpc.ts; default 1 s). */
   headProbeIntervalMs?: number;
+  /** The RPC client's clock (chains/rpc.ts; default Date.now). */
+  clock?: () => number;
   /** Largest eth_getLogs span in blocks. */
   maxLogRange?: number;
   /** Force a trace method (default: trace_block, then debug_traceBlockByHash if not served). */
@@ -451,6 +453,7 @@ export function createEvmAdapter(
     ...(options.headProbeIntervalMs !== undefined
       ? { headProbeIntervalMs: options.headProbeIntervalMs }
       : {}),
+    ...(options.clock !== undefined ? { clock: options.clock } : {}),
     metrics: rpcMetrics(common.metrics.registry),
     logger,
     signal: common.shutdown.signal,
