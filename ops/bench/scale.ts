@@ -18,7 +18,7 @@ import {
 } from "../../chains/index.js";
 import { createCommon } from "../../foundation/common.js";
 import { type Config, envSchema, makeFileConfigSchema, repoRoot } from "../../foundation/config.js";
-import { createPool } from "../../foundation/db.js";
+import { createPool, type Pool } from "../../foundation/db.js";
 import { createLogger } from "../../foundation/logger.js";
 import { createMetrics } from "../../foundation/metrics.js";
 import { createLedger } from "../../ledger/createLedger.js";
@@ -35,7 +35,6 @@ import { measureAllocationStall, measureFollow } from "./indexerScale.js";
 import { busyness, figure, machineLine } from "./machine.js";
 import { measureReconFloor } from "./reconFloor.js";
 import {
-  blockHashOf,
   depositAddress,
   ensureSeed,
   ownerOf,
@@ -88,13 +87,20 @@ function wantedMeasurements(value: string | undefined): Set<MeasurementName> {
 const ONLY = wantedMeasurements(process.env.SCALE_ONLY);
 const fmt = (n: number) => n.toLocaleString("en");
 
-function chainConfigs(rpcUrl: string, multicall3: string): ChainConfig[] {
-  return scaleFile(rpcUrl, multicall3).chains;
+/**
+ * Each seeded chain's node: an anvil of its own, started with the chain's id (the RPC client asks
+ * every endpoint its `eth_chainId` before a read and sets aside one of another chain), with
+ * Multicall3 deployed there.
+ */
+type ScaleNode = { chainId: number; rpcUrl: string; multicall3: string };
+
+function chainConfigs(nodes: readonly ScaleNode[]): ChainConfig[] {
+  return scaleFile(nodes).chains;
 }
 
-function scaleFile(rpcUrl: string, multicall3: string) {
+function scaleFile(nodes: readonly ScaleNode[]) {
   return makeFileConfigSchema(chainSchema).parse({
-    chains: W.chains.map((chainId) => ({
+    chains: nodes.map(({ chainId, rpcUrl, multicall3 }) => ({
       key: `scale-${chainId}`,
       chainId,
       name: `scale chain ${chainId}`,
@@ -108,8 +114,8 @@ function scaleFile(rpcUrl: string, multicall3: string) {
   });
 }
 
-function scaleCommon(rpcUrl: string, multicall3: string) {
-  const file = scaleFile(rpcUrl, multicall3);
+function scaleCommon(nodes: readonly ScaleNode[]) {
+  const file = scaleFile(nodes);
   const env = envSchema.parse({
     DATABASE_URL: scaleDatabaseUrl(),
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "silent",
@@ -130,9 +136,9 @@ function scaleCommon(rpcUrl: string, multicall3: string) {
 }
 
 /** Child: full reconciliation of every chain, one after another; prints one JSON line. */
-async function fullReconChild(rpcUrl: string, multicall3: string) {
-  const chains = chainConfigs(rpcUrl, multicall3);
-  const common = scaleCommon(rpcUrl, multicall3);
+async function fullReconChild(nodes: readonly ScaleNode[]) {
+  const chains = chainConfigs(nodes);
+  const common = scaleCommon(nodes);
   const pool = createPool(scaleDatabaseUrl(), { max: 4, applicationName: "scale-bench-full" });
   try {
     // Anvil on this shared machine can take longer than the default 10 s to answer a call.
@@ -164,6 +170,39 @@ async function fullReconChild(rpcUrl: string, multicall3: string) {
     await pool.end();
     await common.shutdown.kill("done");
   }
+}
+
+/**
+ * Our stored canonical block at `block` made the node's (its hash and parent hash, as the indexer
+ * stores what it follows): a reconciliation run reads the balances at that hash (EIP-1898), which
+ * a seeded hash is not, so the node would refuse the read ("Resource not found"). resetToSeed
+ * puts the seeded tip back.
+ */
+async function storeNodeBlock(pool: Pool, node: ScaleNode, block: number): Promise<string> {
+  const response = await fetch(node.rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "eth_getBlockByNumber",
+      params: [`0x${block.toString(16)}`, false],
+    }),
+  });
+  const { result } = (await response.json()) as {
+    result: { hash: string; parentHash: string; timestamp: string } | null;
+  };
+  if (!result) throw new Error(`chain ${node.chainId}: the node has no block ${block}`);
+  await pool.query("DELETE FROM chain.blocks WHERE chain_id = $1 AND number = $2", [
+    node.chainId,
+    block,
+  ]);
+  await pool.query(
+    `INSERT INTO chain.blocks (chain_id, number, hash, parent_hash, timestamp)
+     VALUES ($1, $2, $3, $4, to_timestamp($5))`,
+    [node.chainId, block, result.hash, result.parentHash, Number(BigInt(result.timestamp))],
+  );
+  return result.hash;
 }
 
 async function anvilMine(rpcUrl: string, blocks: number) {
@@ -254,16 +293,22 @@ async function main() {
   const needsAnvil = ["crediting", "sweep-planning", "recon-full", "recon-incremental"].some((x) =>
     ONLY.has(x as MeasurementName),
   );
-  const anvil = needsAnvil ? await startAnvil({ chainId: 31337, port: 0 }) : null;
-  if (anvil)
+  const anvils = needsAnvil
+    ? await Promise.all(W.chains.map((chainId) => startAnvil({ chainId, port: 0 })))
+    : null;
+  if (anvils)
     try {
-      const multicall3 = await deployMulticall3(anvil.rpcUrl);
-      await anvilMine(anvil.rpcUrl, info.tipBlock + 20);
-      const chains = chainConfigs(anvil.rpcUrl, multicall3);
+      const nodes: ScaleNode[] = [];
+      for (const [i, anvil] of anvils.entries()) {
+        const multicall3 = await deployMulticall3(anvil.rpcUrl);
+        await anvilMine(anvil.rpcUrl, info.tipBlock + 20);
+        nodes.push({ chainId: W.chains[i]!, rpcUrl: anvil.rpcUrl, multicall3 });
+      }
+      const chains = chainConfigs(nodes);
 
       // Crediting and sweep planning (H15c's measurements) on the first chain.
       if (ONLY.has("crediting") || ONLY.has("sweep-planning")) {
-        const common = scaleCommon(anvil.rpcUrl, multicall3);
+        const common = scaleCommon(nodes);
         const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
         try {
           const chainId = chains[0]!.chainId;
@@ -327,9 +372,15 @@ async function main() {
       let fullDone = false;
       if (ONLY.has("recon-full"))
         try {
+          const pool = createPool(scaleDatabaseUrl(), { max: 1, applicationName: "scale-bench" });
+          try {
+            for (const node of nodes) await storeNodeBlock(pool, node, info.tipBlock);
+          } finally {
+            await pool.end();
+          }
           const child = spawnSync(
             process.execPath,
-            tsNodeArgs("ops/bench/scale.ts", ["--full-recon-child", anvil.rpcUrl, multicall3]),
+            tsNodeArgs("ops/bench/scale.ts", ["--full-recon-child", JSON.stringify(nodes)]),
             { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 24 },
           );
           const line = child.stdout.trim().split("\n").pop() ?? "";
@@ -371,7 +422,7 @@ async function main() {
       // full run of it (the full measurement's; when that was not run or failed, one unmeasured full
       // run of that chain).
       if (ONLY.has("recon-incremental")) {
-        const common = scaleCommon(anvil.rpcUrl, multicall3);
+        const common = scaleCommon(nodes);
         const pool = createPool(scaleDatabaseUrl(), { max: 8, applicationName: "scale-bench" });
         try {
           const chain = chains[0]!;
@@ -383,6 +434,7 @@ async function main() {
             chains: adapterPerChain(common),
           });
           if (!fullDone) {
+            await storeNodeBlock(pool, nodes[0]!, info.tipBlock);
             const base = await reconciler.run({ chain, full: true });
             console.log(
               `incremental reconciliation: first a full run of chain ${chain.chainId} (not measured): ${fmt(base.factsExamined)} facts`,
@@ -397,7 +449,7 @@ async function main() {
             const { rows: seqRows } = await pool.query<{ seq: string }>(
               "SELECT coalesce(max(seq), 0)::text AS seq FROM ledger.transfers",
             );
-            await writeBlock(pool, ledger, chain.chainId, block, W, round);
+            await writeBlock(pool, ledger, nodes[0]!, block, W, round);
             const t0 = performance.now();
             last = await reconciler.run({ chain });
             times.push(performance.now() - t0);
@@ -453,7 +505,7 @@ async function main() {
         }
       }
     } finally {
-      await anvil.stop();
+      await Promise.all(anvils.map((anvil) => anvil.stop()));
       await resetToSeed(info, W);
     }
 
@@ -470,13 +522,15 @@ async function main() {
 
 /** A new block as the indexer and deposit crediting write it: facts, then their ledger credits. */
 async function writeBlock(
-  pool: ReturnType<typeof createPool>,
+  pool: Pool,
   ledger: ReturnType<typeof createLedger>,
-  chainId: number,
+  node: ScaleNode,
   block: number,
   w: ScaleWorkload,
   round: number,
 ) {
+  const { chainId } = node;
+  const hash = await storeNodeBlock(pool, node, block);
   const k = w.chains.indexOf(chainId);
   const base = w.factsPerChain + round * NEW_BLOCK;
   const txs = Array.from({ length: NEW_BLOCK }, (_, i) => txHashOf(k, base + i));
@@ -486,19 +540,11 @@ async function writeBlock(
        kind, asset, from_address, to_address, amount, status)
      SELECT $1, $2, $3, t, i::int - 1, 'tx', 'native', $4, $5, a, 1000 + i, 'confirmed'
      FROM unnest($6::text[], $7::text[]) WITH ORDINALITY AS x(t, a, i)`,
-    [
-      chainId,
-      block,
-      blockHashOf(chainId, block),
-      ZERO,
-      SENDER,
-      txs,
-      js.map((j) => depositAddress(k, j)),
-    ],
+    [chainId, block, hash, ZERO, SENDER, txs, js.map((j) => depositAddress(k, j))],
   );
   await pool.query(
     "UPDATE chain.checkpoints SET block_number = $2, block_hash = $3 WHERE chain_id = $1",
-    [chainId, block, blockHashOf(chainId, block)],
+    [chainId, block, hash],
   );
   const transfers: NewTransfer[] = txs.map((t, i) => ({
     id: transferId(`deposit:${chainId}:${t}:tx`),
@@ -514,7 +560,7 @@ async function writeBlock(
 }
 
 if (process.argv[2] === "--full-recon-child") {
-  await fullReconChild(process.argv[3]!, process.argv[4]!);
+  await fullReconChild(JSON.parse(process.argv[3]!) as ScaleNode[]);
 } else {
   await main();
 }

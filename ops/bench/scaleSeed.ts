@@ -572,12 +572,26 @@ async function checkGenerators(c: pg.Client, w: ScaleWorkload): Promise<void> {
  * (checkpoints, crediting watermarks with their catch-up cursor, assets) are restored from the
  * copy the seed kept, and every other table of the module schemas (empty when seeded) is emptied.
  */
-export async function resetToSeed(info: SeedInfo, _w: ScaleWorkload): Promise<void> {
+export async function resetToSeed(info: SeedInfo, w: ScaleWorkload): Promise<void> {
   const c = await connect();
   try {
     await c.query("BEGIN");
     await c.query("DELETE FROM chain.transfers WHERE id > $1", [info.maxFactId]);
     await c.query("DELETE FROM chain.blocks WHERE number > $1", [info.tipBlock]);
+    // The tip a run stored as its node's block (scale.ts storeNodeBlock), seeded again.
+    await c.query(
+      `DELETE FROM chain.blocks b USING unnest($1::bigint[]) AS x(c)
+        WHERE b.chain_id = x.c AND b.number = $2 AND b.hash <> ${BLOCK_HASH_SQL("x.c", "$2::bigint")}`,
+      [w.chains, info.tipBlock],
+    );
+    await c.query(
+      `INSERT INTO chain.blocks (chain_id, number, hash, parent_hash, timestamp)
+       SELECT c, $2::bigint, ${BLOCK_HASH_SQL("c", "$2::bigint")}, ${BLOCK_HASH_SQL("c", "$2::bigint - 1")},
+              '2026-12-01'::timestamptz + make_interval(secs => $2::int)
+         FROM unnest($1::bigint[]) AS c
+       ON CONFLICT DO NOTHING`,
+      [w.chains, info.tipBlock],
+    );
     await c.query(
       `CREATE TEMP TABLE gone ON COMMIT DROP AS
        WITH d AS (DELETE FROM ledger.transfers WHERE seq > $1
