@@ -150,7 +150,7 @@ export function storedDeploySender({
     const halt = await haltHolding(lease, chain.chainId, deploy?.status === "broadcast");
     if (halt) throw new ChainHaltedDeployError(chain, halt);
     if (!deploy) {
-      const nonce = await freshDeployNonce(lease, client, chain, from);
+      const nonce = await freshDeployNonce(lease, rpc, chain, from);
       // With the chain's margin, as every send of the signer: on a chain whose gas carries the L1
       // cost (Arbitrum), a rise between the estimate and the block is then absorbed, not refused
       // (re-signed: replaceStoredDeploy's regas) or, once accepted, run out of gas on chain.
@@ -711,19 +711,34 @@ async function takeDeployLease({
  * a node at or above that block counts) is told first, with what to do: a reverted one's stored
  * bytes are sent again by the signer (broadcaster/gaps.ts), which then mines the later nonces; a
  * dropped one's nonce needs a person (the signer's later nonces wait behind it for ever).
+ *
+ * The counts and the head are one node's, in one batch, asked of a node at the best head every
+ * endpoint was asked: a first endpoint behind the chain counts the wallet's newest transactions
+ * unused (its `latest` is an older block), and the deploy was refused, blaming signer
+ * transactions "not mined yet" that were. No node at the best head answering: refused as that.
  */
 async function freshDeployNonce(
   lease: Lease,
-  client: PublicClient,
+  rpc: RpcClient,
   chain: ChainConfig,
   from: Address,
 ): Promise<number> {
   const storedNext = Number(await storedNextNonce(lease, chain.chainId, from.toLowerCase()));
-  const [latest, pending, head] = await Promise.all([
-    client.getTransactionCount({ address: from, blockTag: "latest" }),
-    client.getTransactionCount({ address: from, blockTag: "pending" }),
-    client.getBlockNumber(),
-  ]);
+  await rpc.askEveryHead();
+  const [latestHex, pendingHex, headHex] = await rpc.batch<Hex>(
+    [
+      { method: "eth_getTransactionCount", params: [from, "latest"] },
+      { method: "eth_getTransactionCount", params: [from, "pending"] },
+      { method: "eth_blockNumber", params: [] },
+    ],
+    { preferBestHead: true },
+  );
+  const [latest, pending, head] = [Number(latestHex), Number(pendingHex), BigInt(headHex!)];
+  const best = rpc.bestHead();
+  if (best !== null && head < best)
+    throw new Error(
+      `no node of chain ${chain.key} answered at the best head seen (block ${best}; the node that answered is at block ${head}): the wallet's nonce there is not known; deploy once the nodes have caught up`,
+    );
   const held = await storedDeployFrom(lease, chain.chainId, from, latest, head);
   const at = held
     ? `hot wallet ${from} on chain ${chain.key} has a stored ${held.name} deploy at nonce ${held.nonce}`
