@@ -34,24 +34,30 @@ const post = (key: string) =>
     payload: body,
   });
 
-/** The request hash api/idempotency.ts records for a POST /v1/withdrawals with `payload`. */
-const hashOf = (payload: typeof body) =>
-  createHash("sha256")
-    .update(canonicalJson({ method: "POST", route: "/v1/withdrawals", params: {}, body: payload }))
+/**
+ * `key` taken by a POST /v1/withdrawals of `body` under the withdrawals:write key, unanswered, its
+ * lease ending `leaseS` seconds from now (negative: lapsed); returns the key's holder (its API key).
+ */
+async function taken(key: string, leaseS: number): Promise<string> {
+  const holder = t.keyRows["withdrawals:write"].id;
+  const hash = createHash("sha256")
+    .update(canonicalJson({ method: "POST", route: "/v1/withdrawals", params: {}, body }))
     .digest("hex");
+  await t.ctx.db.pool.query(
+    `INSERT INTO api.idempotency_keys
+       (api_key_id, idempotency_key, method, route, request_hash, lease_until)
+     VALUES ($1, $2, 'POST', 'POST /v1/withdrawals', $3, now() + make_interval(secs => $4))`,
+    [holder, key, hash, leaseS],
+  );
+  return holder;
+}
 
 describe("idempotency leases", () => {
   it("a key held by a dead process is released within its lease and never creates a duplicate", async () => {
     const key = "lease-dead-1";
-    const hash = hashOf(body);
     // What a process killed mid-request leaves: the key taken, no answer, a lease it renewed
     // until it died (2 s left).
-    await t.ctx.db.pool.query(
-      `INSERT INTO api.idempotency_keys
-         (api_key_id, idempotency_key, method, route, request_hash, lease_until)
-       VALUES ($1, $2, 'POST', 'POST /v1/withdrawals', $3, now() + interval '2 seconds')`,
-      [t.keyRows["withdrawals:write"].id, key, hash],
-    );
+    await taken(key, 2);
     const busy = await post(key);
     expect(busy.statusCode).toBe(409);
     expect(busy.json()).toMatchObject({ code: "IDEMPOTENCY_IN_PROGRESS" });
@@ -79,15 +85,9 @@ describe("idempotency leases", () => {
 
   it("a renewal reaching Postgres after a 5xx lapsed the key leaves it lapsed: the same request retried at once runs", async () => {
     const key = "lease-lapsed-1";
-    const holder = t.keyRows["withdrawals:write"].id;
     // What a 5xx after the commit leaves (api/idempotency.ts onSend): the key bound to its
     // request, unanswered, its lease lapsed a second ago.
-    await t.ctx.db.pool.query(
-      `INSERT INTO api.idempotency_keys
-         (api_key_id, idempotency_key, method, route, request_hash, lease_until)
-       VALUES ($1, $2, 'POST', 'POST /v1/withdrawals', $3, now() - interval '1 second')`,
-      [holder, key, hashOf(body)],
-    );
+    const holder = await taken(key, -1);
     // The process's renewal tick read the key while the request was in flight, and its UPDATE
     // reaches Postgres only now, after the lapse (a loaded pool): it must not revive the lease.
     await renewLeases(t.ctx.db.pool, [[holder, key]]);
@@ -102,13 +102,7 @@ describe("idempotency leases", () => {
 
   it("a renewal moves a live lease ahead", async () => {
     const key = "lease-live-renewed";
-    const holder = t.keyRows["withdrawals:write"].id;
-    await t.ctx.db.pool.query(
-      `INSERT INTO api.idempotency_keys
-         (api_key_id, idempotency_key, method, route, request_hash, lease_until)
-       VALUES ($1, $2, 'POST', 'POST /v1/withdrawals', $3, now() + interval '1 second')`,
-      [holder, key, hashOf(body)],
-    );
+    const holder = await taken(key, 1);
     await renewLeases(t.ctx.db.pool, [[holder, key]]);
     const { rows } = await t.ctx.db.pool.query(
       `SELECT lease_until > now() + make_interval(secs => $2 - 1) AS renewed

@@ -22,7 +22,7 @@ import { type FaultyProxy, startFaultyProxy } from "../chains/testing/faultyProx
 import { createTestContext, type TestContext } from "../ops/testing/context.js";
 import type { Lease } from "./lease.js";
 import { storedDeploySender } from "./storedDeploy.js";
-import { TINY_CONTRACT } from "./testing/killedDeploy.js";
+import { TINY_CONTRACT, whileMining } from "./testing/killedDeploy.js";
 
 // Anvil's account 3: funded, used by no other part of this file's chain.
 const HOT_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
@@ -48,19 +48,6 @@ afterAll(async () => {
   await proxy?.close();
   await ctx?.cleanup();
 });
-
-/** A CLI deploy waits for its block to be final, and anvil mines only on a transaction. */
-async function whileMining<T>(work: Promise<T>): Promise<T> {
-  let done = false;
-  const settled = work.finally(() => {
-    done = true;
-  });
-  while (!done) {
-    await publicClient.request({ method: "evm_mine" as never, params: [] as never });
-    await Promise.race([settled.catch(() => {}), new Promise((r) => setTimeout(r, 100))]);
-  }
-  return settled;
-}
 
 it("takes the nonce after the signer's newest mined transaction, which the lagging first endpoint lacks", async () => {
   const chain = ctx.config.chains[0]!;
@@ -100,7 +87,10 @@ it("takes the nonce after the signer's newest mined transaction, which the laggi
   });
   try {
     // Old code: "has signer transactions not mined yet (nonces k to k)".
-    const done = await whileMining(send({ name: "LaggingFirst", data: TINY_CONTRACT.init }));
+    const done = await whileMining(
+      publicClient,
+      send({ name: "LaggingFirst", data: TINY_CONTRACT.init }),
+    );
     expect(done.address).toBe(getContractAddress({ from: hot.address, nonce: BigInt(k + 1) }));
   } finally {
     proxy.setLag(null);
