@@ -31,15 +31,20 @@ function median(values: bigint[]): bigint {
  * With `at`, the history ends at that block (the head of the node the caller read the wallet
  * from), asked only of a node at or past it: `latest` is the answering node's, and a syncing node's
  * is a block from long ago, whose base fee may be a fraction of today's (every send signed on it
- * waits for bump after bump). A legacy gas price has no block to ask at.
+ * waits for bump after bump). A legacy gas price (`eth_gasPrice`) names no block: with `at`, it
+ * is asked of a node at or past it through `gasPriceAt` (ChainView's), as a node behind prices gas
+ * from its own old blocks too (the first endpoint's answer otherwise).
  */
 export async function estimateFees(
   client: PublicClient,
   chain: { feeModel: "eip1559" | "legacy"; maxFeePerGas: bigint },
   at?: bigint,
+  gasPriceAt?: (block: bigint) => Promise<bigint>,
 ): Promise<Fees> {
   if (chain.feeModel === "legacy") {
-    return { type: "legacy", gasPrice: min(await client.getGasPrice(), chain.maxFeePerGas) };
+    const price =
+      at !== undefined && gasPriceAt ? await gasPriceAt(at) : await client.getGasPrice();
+    return { type: "legacy", gasPrice: min(price, chain.maxFeePerGas) };
   }
   const history = await client.getFeeHistory({
     blockCount: 5,

@@ -78,7 +78,7 @@ export async function bump(
   let head: bigint | undefined;
   try {
     const wallet = await ctx.chainView.walletNow();
-    const fees = await estimateFees(ctx.client, chain, wallet.head);
+    const fees = await estimateFees(ctx.client, chain, wallet.head, ctx.chainView.gasPriceAt);
     const l1 = await readL1Yardstick(ctx, wallet.head);
     const { balance } = wallet;
     const spent = await inFlightCost(ctx, wallet.latestCount, l1);

@@ -58,7 +58,7 @@ export function createCanceller(ctx: BroadcasterContext): Canceller {
    * the market, and the bump stage takes it from there).
    */
   async function cancelFees(job: CancelJob, head: bigint): Promise<Fees> {
-    const market = await estimateFees(ctx.client, ctx.chain, head);
+    const market = await estimateFees(ctx.client, ctx.chain, head, ctx.chainView.gasPriceAt);
     const newest = (await attemptsOf(ctx, [job.requestId]))
       .get(job.requestId)
       ?.find((a) => a.nonce === job.nonce);

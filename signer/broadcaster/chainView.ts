@@ -89,6 +89,11 @@ export type ChainView = {
   /** Pending-inclusive count of the endpoint that answers (the stall check: what the node we send to holds). */
   pendingCount: () => Promise<bigint>;
   /**
+   * `eth_gasPrice` of a node at or past `block` (a legacy chain's market, fees.ts estimateFees):
+   * the call names no block, and a node behind prices gas from its own old blocks.
+   */
+  gasPriceAt: (block: bigint) => Promise<bigint>;
+  /**
    * Resync's next nonce from the chain: the answering node's pending count or any endpoint's mined
    * count, the highest; only nodes at or past `atLeast` are asked (none there: it fails).
    */
@@ -469,6 +474,9 @@ export function createChainView({
     },
     async pendingCount() {
       return BigInt(await rpc.request<Hex>("eth_getTransactionCount", [from, "pending"]));
+    },
+    async gasPriceAt(block) {
+      return BigInt(await rpc.request<Hex>("eth_gasPrice", [], { atLeast: block }));
     },
     async highestPendingCount(atLeast) {
       // A node behind lacks the wallet's newest transactions (one sent outside the signer's

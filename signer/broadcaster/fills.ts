@@ -64,7 +64,7 @@ export async function fillNonces(
     let fees: Fees;
     let gas: Awaited<ReturnType<typeof requestGas>>;
     try {
-      fees = await estimateFees(ctx.client, ctx.chain, snap.head);
+      fees = await estimateFees(ctx.client, ctx.chain, snap.head, ctx.chainView.gasPriceAt);
       gas = await requestGas(
         ctx,
         { id: r.id, to: ctx.from, value: 0n, data: "0x", gasLimit: null },

@@ -88,7 +88,7 @@ export async function intake(ctx: BroadcasterContext, lease: Lease): Promise<num
   let l1At: ReadAt | undefined;
   let l1Yardstick: bigint | null = null;
   try {
-    fees = await estimateFees(ctx.client, chain, wallet.head);
+    fees = await estimateFees(ctx.client, chain, wallet.head, ctx.chainView.gasPriceAt);
     ({ l1At, l1Yardstick } = await readL1Yardstick(ctx, wallet.head));
   } catch (error) {
     ctx.log.warn({

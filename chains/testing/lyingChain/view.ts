@@ -182,6 +182,22 @@ export async function answerThroughView(
       filter.toBlock = toHex(to === "above" || to === null ? view : to);
       return { ...(await upstream("eth_getLogs", [filter, ...params.slice(1)])), id };
     }
+    case "eth_gasPrice": {
+      // A node prices gas from its own newest blocks: its next base fee (the block after its head,
+      // as eth_feeHistory's above) and the tip it adds. anvil answers its own next block's base
+      // fee plus its tip: a node at the view tells the base fee of block view + 1 plus that tip.
+      const [real, history, next] = await Promise.all([
+        upstream("eth_gasPrice", []),
+        upstream("eth_feeHistory", ["0x1", "latest", []]),
+        upstream("eth_getBlockByNumber", [toHex(view + 1n), false]),
+      ]);
+      const realNext = (
+        history.result as { baseFeePerGas?: string[] } | undefined
+      )?.baseFeePerGas?.at(-1);
+      const fee = (next.result as { baseFeePerGas?: string } | null)?.baseFeePerGas;
+      if (typeof real.result !== "string" || !realNext || !fee) return { ...real, id };
+      return ok(id, toHex(BigInt(real.result) - BigInt(realNext) + BigInt(fee)));
+    }
     case "eth_feeHistory": {
       const at = await resolveTag(params[1], view, upstream);
       if (at === null || at === "above") return headerNotFound(id);
