@@ -21,6 +21,7 @@ import { type Config, envSchema, makeFileConfigSchema, repoRoot } from "../../fo
 import { createPool, type Pool } from "../../foundation/db.js";
 import { createLogger } from "../../foundation/logger.js";
 import { createMetrics } from "../../foundation/metrics.js";
+import { anvilRpc } from "../../indexers/testing/chain.js";
 import { createLedger } from "../../ledger/createLedger.js";
 import { measureCreditBlock } from "../../ledger/crediting.scale.js";
 import { createReconciler } from "../../ledger/recon/reconcile.js";
@@ -179,19 +180,11 @@ async function fullReconChild(nodes: readonly ScaleNode[]) {
  * puts the seeded tip back.
  */
 async function storeNodeBlock(pool: Pool, node: ScaleNode, block: number): Promise<string> {
-  const response = await fetch(node.rpcUrl, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "eth_getBlockByNumber",
-      params: [`0x${block.toString(16)}`, false],
-    }),
-  });
-  const { result } = (await response.json()) as {
-    result: { hash: string; parentHash: string; timestamp: string } | null;
-  };
+  const result = await anvilRpc(node.rpcUrl)<{
+    hash: string;
+    parentHash: string;
+    timestamp: string;
+  } | null>("eth_getBlockByNumber", [`0x${block.toString(16)}`, false]);
   if (!result) throw new Error(`chain ${node.chainId}: the node has no block ${block}`);
   await pool.query("DELETE FROM chain.blocks WHERE chain_id = $1 AND number = $2", [
     node.chainId,
@@ -203,19 +196,6 @@ async function storeNodeBlock(pool: Pool, node: ScaleNode, block: number): Promi
     [node.chainId, block, result.hash, result.parentHash, Number(BigInt(result.timestamp))],
   );
   return result.hash;
-}
-
-async function anvilMine(rpcUrl: string, blocks: number) {
-  await fetch(rpcUrl, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "anvil_mine",
-      params: [`0x${blocks.toString(16)}`],
-    }),
-  });
 }
 
 type Measure = { name: MeasurementName; label: string; run: () => Promise<void> };
@@ -301,7 +281,7 @@ async function main() {
       const nodes: ScaleNode[] = [];
       for (const [i, anvil] of anvils.entries()) {
         const multicall3 = await deployMulticall3(anvil.rpcUrl);
-        await anvilMine(anvil.rpcUrl, info.tipBlock + 20);
+        await anvilRpc(anvil.rpcUrl)("anvil_mine", [`0x${(info.tipBlock + 20).toString(16)}`]);
         nodes.push({ chainId: W.chains[i]!, rpcUrl: anvil.rpcUrl, multicall3 });
       }
       const chains = chainConfigs(nodes);
