@@ -13,7 +13,8 @@
  * Arbitrum) at a price that walks, spikes and sometimes surges: every estimate carries it and the
  * endpoints refuse a sweep, cold move or cancel below intrinsic gas + the price, which the signer
  * re-estimates at the same nonce (signer/broadcaster/regas.ts), or, its re-estimates spent, cancels
- * (the sweep or move fails and is planned again).
+ * (the sweep or move fails and is planned again). In 30% of the seeds without an L1 price (own
+ * stream `fee-model`) the chain is priced the legacy way (BSC): everything signed at eth_gasPrice.
  * After the faults clear and the chain settles past finality it checks:
  *  - balances: per asset, custody:deposits = what the deposit addresses hold on the final chain,
  *    custody:hot:<hot> and custody:cold:<cold> = what the hot wallet and the cold address hold,
@@ -192,6 +193,10 @@ export async function runSweeps(
     : undefined;
   // The L1 price (own stream; l1Price.ts): a chain whose gas carries the L1 cost, in 40% of seeds.
   const l1Plan = drawL1Price(rng.fork("l1-price"), steps);
+  // The fee model (own stream, drawn after every other: a seed without it runs as before): in 30%
+  // of the seeds without an L1 price the chain is priced the legacy way (BSC's `feeModel`): every
+  // sweep, cold move, cancel and replacement signed at eth_gasPrice (ChainView.gasPriceAt).
+  const legacyFees = !l1Plan && rng.fork("fee-model").chance(0.3);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -220,6 +225,7 @@ export async function runSweeps(
           sweepIntervalMs: 200,
           bumpIntervalMs: 2000,
           ...(l1Plan ? { l1CostInGas: true } : {}),
+          ...(legacyFees ? { feeModel: "legacy" } : {}),
         },
       });
       return [parseChain(simChain.entry)];
@@ -243,6 +249,7 @@ export async function runSweeps(
     child: useChild ? 1 : 0,
     cold: ceilings ? 1 : 0,
     l1: l1Plan ? 1 : 0,
+    legacy: legacyFees ? 1 : 0,
     batch: sweepBatchSize,
     lost_rate: lostRate,
     deposits: 0,

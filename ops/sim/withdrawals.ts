@@ -50,6 +50,10 @@
  *    all before its first cancel (then: paid 0 times, failed CANCELLED by one final cancel, hold
  *    released); within one bump interval a nonce signs at most MAX_REGAS + 1 payments refused for
  *    gas; every mined payment or cancel covered intrinsic gas + the price it was accepted at.
+ *  - legacy fees (30% of the seeds without an L1 price, own random stream `fee-model`): the chain
+ *    is priced the legacy way (BSC): every payment, cancel, replacement and the CLI deploy is signed
+ *    at eth_gasPrice, which a lagging endpoint answers from its own old blocks; every invariant
+ *    above holds as on an EIP-1559 chain.
  */
 
 import { CreateKeyCommand } from "@aws-sdk/client-kms";
@@ -221,6 +225,11 @@ export async function runWithdrawals(
   // "intrinsic gas too low" refusal of it is then re-estimated MAX_REGAS times (every version
   // refused again) before its nonce is cancelled, and the dead invariants count those refusals.
   const l1Plan = drawL1Price(rng.fork("l1-price"), steps);
+  // The fee model (its own stream, drawn after every other: a seed without it runs as before): in
+  // 30% of the seeds without an L1 price the chain is priced the legacy way (BSC's `feeModel`):
+  // every payment, cancel, replacement and the CLI deploy signed at eth_gasPrice, which names no
+  // block (a lagging endpoint answers from its own old blocks: ChainView.gasPriceAt).
+  const legacyFees = !l1Plan && rng.fork("fee-model").chance(0.3);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -256,6 +265,7 @@ export async function runWithdrawals(
           bumpIntervalMs: 2000,
           ...(withTokens ? { tokens: [{ address: SIM_TOKEN, symbol: "TT", decimals: 18 }] } : {}),
           ...(l1Plan ? { l1CostInGas: true } : {}),
+          ...(legacyFees ? { feeModel: "legacy" } : {}),
         },
       });
       return [parseChain(simChain.entry)];
@@ -295,6 +305,7 @@ export async function runWithdrawals(
     token_withdrawals: 0,
     drains: 0,
     l1: l1Plan ? 1 : 0,
+    legacy: legacyFees ? 1 : 0,
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
