@@ -39,9 +39,16 @@ import {
   type PublicClient,
   parseTransaction,
   type TransactionSerializable,
+  toHex,
 } from "viem";
-import { type DeploySender, type SentDeploy, signDeploy } from "../chains/contracts/sendDeploy.js";
+import {
+  type DeployFees,
+  type DeploySender,
+  type SentDeploy,
+  signDeploy,
+} from "../chains/contracts/sendDeploy.js";
 import { type ChainConfig, feePaid, finalityRule, type RpcClient } from "../chains/index.js";
+import { headOfAll } from "../chains/rpc.js";
 import type { Common } from "../foundation/common.js";
 import type { Logger } from "../foundation/logger.js";
 import { type ChainHalt, openHalt, readFinalized } from "../indexers/index.js";
@@ -150,16 +157,21 @@ export function storedDeploySender({
     const halt = await haltHolding(lease, chain.chainId, deploy?.status === "broadcast");
     if (halt) throw new ChainHaltedDeployError(chain, halt);
     if (!deploy) {
-      const nonce = await freshDeployNonce(lease, rpc, chain, from);
+      const { nonce, head } = await freshDeployNonce(lease, rpc, chain, from);
       // With the chain's margin, as every send of the signer: on a chain whose gas carries the L1
       // cost (Arbitrum), a rise between the estimate and the block is then absorbed, not refused
-      // (re-signed: replaceStoredDeploy's regas) or, once accepted, run out of gas on chain.
+      // (re-signed: replaceStoredDeploy's regas) or, once accepted, run out of gas on chain. Its
+      // fees are the signer's market (signer/fees.ts) at the head its nonce was read at, as a
+      // withdrawal's are at its wallet's head: a legacy chain's eth_gasPrice names no block, and
+      // the first endpoint, behind the chain, priced gas from its own old blocks (the deploy
+      // signed below the base fee, no block including it until replaced).
       const signed = await signDeploy({
         chain,
         client,
         account,
         data,
         nonce,
+        market: await deployMarket(rpc, client, chain, head, chainView),
         gasLimit: (estimate) => gasLimitFor(estimate, chain, data),
       });
       deploy = await lease.transaction(async () => {
@@ -222,6 +234,7 @@ export function storedDeploySender({
         return account.signTransaction(tx);
       },
       chainView,
+      market: async () => estimateFees(client, chain, await headOfAll(rpc), chainView.gasPriceAt),
       getFinalizedBlock,
       lease,
       sendRawTransaction,
@@ -285,6 +298,7 @@ export async function replaceStoredDeploy(
     sign,
     log,
     onCapped,
+    market: marketNow = () => estimateFees(client, chain),
   }: {
     chain: Pick<
       ChainConfig,
@@ -295,6 +309,11 @@ export async function replaceStoredDeploy(
     sign: (tx: TransactionSerializable) => Promise<Hex>;
     log: Logger;
     onCapped: () => void;
+    /**
+     * The market the fees are raised to (signer/fees.ts estimateFees at the caller's best head,
+     * asked of nodes at or past it; the answering node's `latest` when absent).
+     */
+    market?: () => Promise<Fees>;
   },
   deploy: Pick<StoredDeploy, "id" | "name" | "nonce" | "hash" | "raw">,
   regas?: { from: Address },
@@ -320,7 +339,7 @@ export async function replaceStoredDeploy(
   }
   let market: Fees;
   try {
-    market = await estimateFees(client, chain);
+    market = await marketNow();
   } catch (error) {
     log.warn({ msg: "fees not known, stored deploy not replaced", name: deploy.name, err: error });
     return undefined;
@@ -431,6 +450,8 @@ type Follow = {
   /** Signs a priced-out deploy's replacement (the hot wallet's key). */
   sign: (tx: TransactionSerializable) => Promise<Hex>;
   chainView: Pick<ChainView, "underHeight" | "onTagChain">;
+  /** A replacement's market: the signer's fees at the best head every endpoint was asked. */
+  market: () => Promise<Fees>;
   getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
   lease: Lease;
   sendRawTransaction: (raw: Hex) => Promise<Hex>;
@@ -611,6 +632,7 @@ async function replaceDeploy(
       lease: f.lease,
       sign: f.sign,
       log: f.log,
+      market: f.market,
       onCapped: () =>
         f.log.warn({
           msg: "the deploy's replacement fees reach the chain's fee cap (maxFeePerGas)",
@@ -722,7 +744,7 @@ async function freshDeployNonce(
   rpc: RpcClient,
   chain: ChainConfig,
   from: Address,
-): Promise<number> {
+): Promise<{ nonce: number; head: bigint }> {
   const storedNext = Number(await storedNextNonce(lease, chain.chainId, from.toLowerCase()));
   await rpc.askEveryHead();
   const [latestHex, pendingHex, headHex] = await rpc.batch<Hex>(
@@ -779,7 +801,40 @@ async function freshDeployNonce(
       `the node's pool holds a transaction from hot wallet ${from} on chain ${chain.key} (nonce ${latest}; an earlier deploy may still mine): wait until it is mined, then deploy`,
     );
   }
-  return latest;
+  return { nonce: latest, head };
+}
+
+/**
+ * A new deploy's fees (the signer's market, signer/fees.ts) and base fee, both at `head` (the best
+ * head its nonce was read at), asked of nodes at or past it.
+ */
+async function deployMarket(
+  rpc: RpcClient,
+  client: PublicClient,
+  chain: ChainConfig,
+  head: bigint,
+  chainView: Pick<ChainView, "gasPriceAt">,
+): Promise<{ fees: DeployFees; baseFee: bigint }> {
+  const [market, block] = await Promise.all([
+    estimateFees(client, chain, head, chainView.gasPriceAt),
+    rpc.request<{ baseFeePerGas?: Hex } | null>("eth_getBlockByNumber", [toHex(head), false], {
+      atLeast: head,
+    }),
+  ]);
+  if (!block)
+    throw new Error(
+      `no node of chain ${chain.key} at block ${head} answered that block: the deploy's fees there are not known; run again`,
+    );
+  return {
+    fees:
+      market.type === "legacy"
+        ? { gasPrice: market.gasPrice }
+        : {
+            maxFeePerGas: market.maxFeePerGas,
+            maxPriorityFeePerGas: market.maxPriorityFeePerGas,
+          },
+    baseFee: BigInt(block.baseFeePerGas ?? 0),
+  };
 }
 
 /** A stored deploy holding a nonce a new deploy would take (int8 columns as pg's text). */

@@ -39,11 +39,17 @@ export type SignedDeploy = {
   address: Address;
 };
 
+/** A deploy's fee fields: a legacy gas price, or EIP-1559's two. */
+export type DeployFees =
+  | { gasPrice: bigint }
+  | { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
+
 /**
  * Sign a contract creation at `nonce` (the node's pending one when omitted). Its fees are viem's
- * estimate clamped to the chain's cap, as every withdrawal attempt's are (signer/fees.ts); a cap
- * below the base fee of the latest block is refused (DeployFeeAboveCapError): the signed bytes
- * are all a stored deploy ever sends, with no fee bump, so it would wait until the base fee falls.
+ * estimate at the latest block, or `market`'s when given (the signer's, at the head the caller
+ * read the nonce at, with that block's base fee: signer/storedDeploy.ts); either clamped to the
+ * chain's cap. A cap below the base fee is refused (DeployFeeAboveCapError): the signed bytes are
+ * all a `sendDeploy` ever sends, with no fee bump, so it would wait until the base fee falls.
  * Its gas limit is the node's estimate, or `gasLimit(estimate)` when given: the signer's rule for
  * its own sends (the chain's margin, signer/gas.ts gasLimitFor), which this chain code does not own.
  */
@@ -54,6 +60,7 @@ export async function signDeploy({
   data,
   nonce,
   gasLimit,
+  market,
 }: {
   chain: Pick<ChainConfig, "key" | "chainId" | "feeModel" | "maxFeePerGas">;
   client: PublicClient;
@@ -61,10 +68,12 @@ export async function signDeploy({
   data: Hex;
   nonce?: number | undefined;
   gasLimit?: ((estimate: bigint) => bigint) | undefined;
+  market?: { fees: DeployFees; baseFee: bigint } | undefined;
 }): Promise<SignedDeploy> {
   if (!account.signTransaction) throw new Error("the hot wallet account cannot sign transactions");
   const cap = chain.maxFeePerGas;
-  const baseFee = (await client.getBlock({ blockTag: "latest" })).baseFeePerGas ?? 0n;
+  const baseFee =
+    market?.baseFee ?? (await client.getBlock({ blockTag: "latest" })).baseFeePerGas ?? 0n;
   if (baseFee > cap) throw new DeployFeeAboveCapError(chain.key, cap, baseFee);
   const gas =
     gasLimit === undefined ? undefined : gasLimit(await client.estimateGas({ account, data }));
@@ -74,8 +83,9 @@ export async function signDeploy({
     data,
     ...(nonce === undefined ? {} : { nonce }),
     ...(gas === undefined ? {} : { gas }),
+    ...market?.fees,
     type: chain.feeModel === "legacy" ? "legacy" : "eip1559",
-  });
+  } as Parameters<PublicClient["prepareTransactionRequest"]>[0]);
   const min = (a: bigint | undefined, b: bigint) => (a === undefined || a > b ? b : a);
   const fees =
     request.type === "legacy"

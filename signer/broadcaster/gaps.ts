@@ -53,6 +53,7 @@
  * paces sends and alerts.
  */
 import type { Hex } from "viem";
+import { estimateFees } from "../fees.js";
 import type { Lease } from "../lease.js";
 import type { NodeErrorClass } from "../nodeErrors.js";
 import { endedUndone, replaceStoredDeploy } from "../storedDeploy.js";
@@ -226,6 +227,7 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
   async function replaceDeploy(
     lease: Lease,
     deploy: LiveDeploy,
+    head: bigint,
     regas = false,
   ): Promise<LiveDeploy | undefined> {
     const replaced = await replaceStoredDeploy(
@@ -233,6 +235,9 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
         chain: ctx.chain,
         client: ctx.client,
         lease,
+        // The market at the tick's head (a node at the best head counted the wallet), as bump.ts
+        // prices a request's replacement: not the first endpoint's `latest`.
+        market: () => estimateFees(ctx.client, ctx.chain, head, ctx.chainView.gasPriceAt),
         sign: async (tx) => (await ctx.account.signTransaction(tx)) as Hex,
         log: ctx.log,
         onCapped: () => {
@@ -332,7 +337,9 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
             sentAt !== undefined &&
             now - sentAt >= ctx.chain.bumpIntervalMs
           ) {
-            const replaced = deploy.undone ? undefined : await replaceDeploy(lease, deploy);
+            const replaced = deploy.undone
+              ? undefined
+              : await replaceDeploy(lease, deploy, snap.head);
             // At the cap (or no fees known, or undone) the stored bytes are sent again as they are.
             await sendDeploy(lease, replaced ?? deploy, pending);
           }
@@ -346,7 +353,7 @@ export function createGapWatch(ctx: BroadcasterContext): GapWatch {
           // unless a halt opened while KMS signed the replacement. Refused for gas on a chain
           // whose gas carries the L1 cost (the price rose since its estimate): re-signed with a
           // fresh estimate, as a request's payment is (regas.ts).
-          const replaced = await replaceDeploy(lease, deploy, regas);
+          const replaced = await replaceDeploy(lease, deploy, snap.head, regas);
           if (replaced && (await heldNow(deploy))) {
             unheld = null;
             return;
