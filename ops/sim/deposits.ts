@@ -15,6 +15,10 @@
  *  - index: the stored canonical chain is the node's chain, up to the head;
  *  - ledger-check: the ledger's own consistency check finds nothing;
  *  - reconciliation: a full run at the final block reports exactly the injected breaks.
+ * In 30% of the seeds (own stream `finality-tag`) finality is the node's `finalized` tag (anvil's
+ * head less two epochs, at least as deep as the drawn block rule), answered by each lying endpoint
+ * as its view does; the finality invariant is then about the final block the indexer published
+ * from that tag.
  */
 
 import type { Hex } from "viem";
@@ -120,17 +124,24 @@ export async function runDeposits(
   // Half the seeds book one phantom credit (a ledger deposit with no chain fact): an injected break.
   const phantomStep = rng.chance(0.5) ? rng.int(0, steps - 1) : -1;
   const faultStream = rng.fork("primary-faults");
+  // Finality by the node's `finalized` tag (Ethereum's rule), in 30% of the seeds (own stream,
+  // drawn after every other: a seed without it runs as before). anvil's `finalized` block is its
+  // head less two epochs (`--slots-in-an-epoch`), at least as deep as the drawn block rule; each
+  // endpoint answers the tag as its view (a lagging one: an older final block, a syncing one: none).
+  const tagFinality = rng.fork("finality-tag").chance(0.3);
+  const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
+    ...(tagFinality && { anvilArgs: ["--slots-in-an-epoch", String(slotsInAnEpoch)] }),
     async chains(anvil) {
       simChain = await proxiedSimChain(anvil, {
         chainId: CHAIN_ID,
         confirmations,
         finality,
         hangMs: HANG_MS,
-        extra: { traces: false },
+        extra: { traces: false, ...(tagFinality && { finality: { kind: "finalized" } }) },
       });
       return [parseChain(simChain.entry)];
     },
@@ -148,6 +159,7 @@ export async function runDeposits(
     finality,
     child: useChild ? 1 : 0,
     deep: deepReorgs ? 1 : 0,
+    finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
     deposits: 0,
     reorgs: 0,
     kills: 0,

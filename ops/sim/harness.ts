@@ -159,14 +159,17 @@ export async function createSimWorld(
     chainId,
     chains,
     policies = {},
+    anvilArgs = [],
   }: {
     chainId: number;
     chains: (anvil: Anvil) => ChainConfig[] | Promise<ChainConfig[]>;
     /** The config file's `policies` section (validated like the file). */
     policies?: Record<string, unknown>;
+    /** More of anvil's flags (e.g. `--slots-in-an-epoch`: its `finalized` tag's depth). */
+    anvilArgs?: string[];
   },
 ): Promise<SimWorld> {
-  const anvil = await startAnvil({ chainId, port: 0, args: ["--no-mining"] });
+  const anvil = await startAnvil({ chainId, port: 0, args: ["--no-mining", ...anvilArgs] });
   let db: SimDatabase | undefined;
   let redis: TestRedis | undefined;
   try {

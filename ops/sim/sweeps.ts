@@ -15,6 +15,8 @@
  * re-estimates at the same nonce (signer/broadcaster/regas.ts), or, its re-estimates spent, cancels
  * (the sweep or move fails and is planned again). In 30% of the seeds without an L1 price (own
  * stream `fee-model`) the chain is priced the legacy way (BSC): everything signed at eth_gasPrice.
+ * In 30% of seeds (own stream `finality-tag`) finality is the node's `finalized` tag (anvil's head
+ * less two epochs, at least as deep as the drawn block rule).
  * After the faults clear and the chain settles past finality it checks:
  *  - balances: per asset, custody:deposits = what the deposit addresses hold on the final chain,
  *    custody:hot:<hot> and custody:cold:<cold> = what the hot wallet and the cold address hold,
@@ -197,10 +199,17 @@ export async function runSweeps(
   // of the seeds without an L1 price the chain is priced the legacy way (BSC's `feeModel`): every
   // sweep, cold move, cancel and replacement signed at eth_gasPrice (ChainView.gasPriceAt).
   const legacyFees = !l1Plan && rng.fork("fee-model").chance(0.3);
+  // Finality by the node's `finalized` tag (Ethereum's rule), in 30% of the seeds (own stream,
+  // drawn after every other: a seed without it runs as before): anvil's `finalized` block is its
+  // head less two epochs (`--slots-in-an-epoch`), at least as deep as the drawn block rule, so the
+  // reorgs drawn above finality stay above it.
+  const tagFinality = rng.fork("finality-tag").chance(0.3);
+  const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
+    ...(tagFinality && { anvilArgs: ["--slots-in-an-epoch", String(slotsInAnEpoch)] }),
     async chains(anvil) {
       simChain = await proxiedSimChain(anvil, {
         chainId: CHAIN_ID,
@@ -226,6 +235,7 @@ export async function runSweeps(
           bumpIntervalMs: 2000,
           ...(l1Plan ? { l1CostInGas: true } : {}),
           ...(legacyFees ? { feeModel: "legacy" } : {}),
+          ...(tagFinality ? { finality: { kind: "finalized" } } : {}),
         },
       });
       return [parseChain(simChain.entry)];
@@ -250,6 +260,7 @@ export async function runSweeps(
     cold: ceilings ? 1 : 0,
     l1: l1Plan ? 1 : 0,
     legacy: legacyFees ? 1 : 0,
+    finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
     batch: sweepBatchSize,
     lost_rate: lostRate,
     deposits: 0,

@@ -50,6 +50,9 @@
  *    all before its first cancel (then: paid 0 times, failed CANCELLED by one final cancel, hold
  *    released); within one bump interval a nonce signs at most MAX_REGAS + 1 payments refused for
  *    gas; every mined payment or cancel covered intrinsic gas + the price it was accepted at.
+ *  - tag finality (30% of the seeds, own random stream `finality-tag`): the chain's finality rule
+ *    is the node's `finalized` tag (anvil's head less two epochs, at least as deep as the drawn
+ *    block rule), which each lying endpoint answers as its view does.
  *  - legacy fees (30% of the seeds without an L1 price, own random stream `fee-model`): the chain
  *    is priced the legacy way (BSC): every payment, cancel, replacement and the CLI deploy is signed
  *    at eth_gasPrice, which a lagging endpoint answers from its own old blocks; every invariant
@@ -230,10 +233,19 @@ export async function runWithdrawals(
   // every payment, cancel, replacement and the CLI deploy signed at eth_gasPrice, which names no
   // block (a lagging endpoint answers from its own old blocks: ChainView.gasPriceAt).
   const legacyFees = !l1Plan && rng.fork("fee-model").chance(0.3);
+  // Finality by the node's `finalized` tag (Ethereum's rule), in 30% of the seeds (own stream,
+  // drawn after every other: a seed without it runs as before): anvil's `finalized` block is its
+  // head less two epochs (`--slots-in-an-epoch`), at least as deep as the drawn block rule, so the
+  // reorgs drawn above finality stay above it; each endpoint answers the tag as its view does.
+  const tagFinality = rng.fork("finality-tag").chance(0.3);
+  const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
+  /** How deep below the head a block is final as the signer counts it (the tag's, or the rule's). */
+  const finalDepth = BigInt(tagFinality ? 2 * slotsInAnEpoch : finality - 1);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
+    ...(tagFinality && { anvilArgs: ["--slots-in-an-epoch", String(slotsInAnEpoch)] }),
     // Every withdrawal is approved automatically: approvals are not what this scenario is about.
     policies: {
       withdrawals: {
@@ -266,6 +278,7 @@ export async function runWithdrawals(
           ...(withTokens ? { tokens: [{ address: SIM_TOKEN, symbol: "TT", decimals: 18 }] } : {}),
           ...(l1Plan ? { l1CostInGas: true } : {}),
           ...(legacyFees ? { feeModel: "legacy" } : {}),
+          ...(tagFinality ? { finality: { kind: "finalized" } } : {}),
         },
       });
       return [parseChain(simChain.entry)];
@@ -306,6 +319,7 @@ export async function runWithdrawals(
     drains: 0,
     l1: l1Plan ? 1 : 0,
     legacy: legacyFees ? 1 : 0,
+    finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
@@ -605,11 +619,11 @@ export async function runWithdrawals(
         fail("holds", `dead withdrawal ${d.id} (${status}): hold released before it failed`);
       }
     };
-    /** `hash`'s receipt is in a block final as the signer counts it (`finality` blocks incl. its own). */
+    /** `hash`'s receipt is in a block final as the signer counts it (finalDepth below the head). */
     const finalReceipt = async (hash: Hex) => {
       const receipt = await rpc<{ blockNumber: Hex } | null>("eth_getTransactionReceipt", [hash]);
       const head = BigInt(await rpc<Hex>("eth_blockNumber"));
-      return !!receipt && BigInt(receipt.blockNumber) <= head - BigInt(finality) + 1n;
+      return !!receipt && BigInt(receipt.blockNumber) <= head - finalDepth;
     };
     /** How many of a request's cancels are in a block final as the signer counts it. */
     const finalCancelsOf = async (requestId: string) => {
@@ -1305,8 +1319,8 @@ export async function runWithdrawals(
         trace(
           `  dead cancel ${c.hash} (${c.status}): ${receipt ? `block ${BigInt(receipt.blockNumber)}` : "no receipt"}, head ${head}`,
         );
-        // Final as the signer counts it: `finality` blocks including its own.
-        if (receipt && BigInt(receipt.blockNumber) <= head - BigInt(finality) + 1n) finalCancels++;
+        // Final as the signer counts it: finalDepth below the head.
+        if (receipt && BigInt(receipt.blockNumber) <= head - finalDepth) finalCancels++;
       }
       // Its history, for the trace (why it went where it went; times to compare with the settle).
       const { rows: events } = await pool.query<{
