@@ -16,7 +16,8 @@
  * (the sweep or move fails and is planned again). In 30% of the seeds without an L1 price (own
  * stream `fee-model`) the chain is priced the legacy way (BSC): everything signed at eth_gasPrice.
  * In 30% of seeds (own stream `finality-tag`) finality is the node's `finalized` tag (anvil's head
- * less two epochs, at least as deep as the drawn block rule).
+ * less two epochs, at least as deep as the drawn block rule). In 40% of seeds (own stream
+ * `fee-spikes`) a quarter of the steps set the next block's base fee to 1..60 gwei (then it decays).
  * After the faults clear and the chain settles past finality it checks:
  *  - balances: per asset, custody:deposits = what the deposit addresses hold on the final chain,
  *    custody:hot:<hot> and custody:cold:<cold> = what the hot wallet and the cold address hold,
@@ -205,6 +206,11 @@ export async function runSweeps(
   // reorgs drawn above finality stay above it.
   const tagFinality = rng.fork("finality-tag").chance(0.3);
   const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
+  // Base-fee spikes (own stream, drawn after every other: a seed without them runs as before): in
+  // 40% of the seeds a quarter of the steps set the next block's base fee to 1..60 gwei, from
+  // which it decays: sweeps, cold moves and cancels signed for the old market wait until replaced.
+  const spikeStream = rng.fork("fee-spikes");
+  const feeSpikes = spikeStream.chance(0.4);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -261,6 +267,7 @@ export async function runSweeps(
     l1: l1Plan ? 1 : 0,
     legacy: legacyFees ? 1 : 0,
     finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
+    fee_spikes: 0,
     batch: sweepBatchSize,
     lost_rate: lostRate,
     deposits: 0,
@@ -556,6 +563,12 @@ export async function runSweeps(
 
     for (let step = 0; step < steps; step++) {
       l1?.atStep(step);
+      if (feeSpikes && spikeStream.chance(0.25)) {
+        const gwei = spikeStream.int(1, 60);
+        await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(BigInt(gwei) * 10n ** 9n)]);
+        stats.fee_spikes = Number(stats.fee_spikes) + 1;
+        trace(`step ${step}: the next block's base fee set to ${gwei} gwei`);
+      }
       const action = rng.weighted({
         deposit: 5,
         mine: 3,

@@ -53,6 +53,9 @@
  *  - tag finality (30% of the seeds, own random stream `finality-tag`): the chain's finality rule
  *    is the node's `finalized` tag (anvil's head less two epochs, at least as deep as the drawn
  *    block rule), which each lying endpoint answers as its view does.
+ *  - fee spikes (40% of the seeds, own random stream `fee-spikes`): a quarter of the steps set the
+ *    next block's base fee to 1..60 gwei (then it decays): sends signed for the old market wait
+ *    until replaced at the new one; every invariant above holds.
  *  - legacy fees (30% of the seeds without an L1 price, own random stream `fee-model`): the chain
  *    is priced the legacy way (BSC): every payment, cancel, replacement and the CLI deploy is signed
  *    at eth_gasPrice, which a lagging endpoint answers from its own old blocks; every invariant
@@ -241,6 +244,13 @@ export async function runWithdrawals(
   const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
   /** How deep below the head a block is final as the signer counts it (the tag's, or the rule's). */
   const finalDepth = BigInt(tagFinality ? 2 * slotsInAnEpoch : finality - 1);
+  // Base-fee spikes (own stream, drawn after every other: a seed without them runs as before): in
+  // 40% of the seeds, a quarter of the steps set the next block's base fee to 1..60 gwei, from
+  // which it decays as blocks stay near empty. What was signed for the old market waits unmined
+  // until replaced at the new one (bump interval), cancels must outbid both, and a lagging
+  // endpoint still tells the old market (fee history, eth_gasPrice and blocks as its view).
+  const spikeStream = rng.fork("fee-spikes");
+  const feeSpikes = spikeStream.chance(0.4);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
@@ -320,6 +330,7 @@ export async function runWithdrawals(
     l1: l1Plan ? 1 : 0,
     legacy: legacyFees ? 1 : 0,
     finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
+    fee_spikes: 0,
   };
   try {
     kmsProxy = await startKmsProxy(emulator.url);
@@ -768,6 +779,12 @@ export async function runWithdrawals(
 
     for (let step = 0; step < steps; step++) {
       l1?.atStep(step);
+      if (feeSpikes && spikeStream.chance(0.25)) {
+        const gwei = spikeStream.int(1, 60);
+        await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(BigInt(gwei) * 10n ** 9n)]);
+        stats.fee_spikes = Number(stats.fee_spikes) + 1;
+        trace(`step ${step}: the next block's base fee set to ${gwei} gwei`);
+      }
       if (deploy !== "none" && !stored && step >= deployStep) await deployKilled(`step ${step}`);
       const action = rng.weighted({
         withdraw: 4,
@@ -1432,6 +1449,12 @@ export async function runWithdrawals(
             .filter((v) => v.labels.action === action)
             .reduce((sum, v) => sum + v.value, 0);
     stats.receipts_withheld = (pA.stats().null_receipts ?? 0) + (pB.stats().null_receipts ?? 0);
+    // Attempts that replaced another of their request's at its nonce (fee bumps, re-estimates):
+    // what the fee spikes make the signer do.
+    const { rows: replacedRows } = await pool.query<{ n: number }>(
+      `SELECT (count(*) - count(DISTINCT (request_id, purpose)))::int AS n FROM custody.tx_attempts`,
+    );
+    stats.replaced = replacedRows[0]?.n ?? 0;
   } catch (error) {
     fail("scenario", `the scenario itself failed: ${(error as Error).stack ?? String(error)}`);
   } finally {

@@ -78,6 +78,12 @@ type RawBlockTx = {
 
 /** A node's refusals of a re-sent transaction whose nonce another transaction already holds. */
 const DISPLACED = /replacement transaction underpriced|already known|nonce too low/i;
+/**
+ * A node's refusal of a re-sent transaction the new branch's base fee has priced out (it rose
+ * since the transaction was signed): it is not in the new branch, nor is any later transaction
+ * of its sender (their nonces wait behind it).
+ */
+const PRICED_OUT = /fee per gas less than block base fee|less than (the )?block base fee/i;
 
 export async function injectReorg(
   rpc: RpcCaller,
@@ -144,6 +150,8 @@ export async function injectReorg(
   }
 
   const displaced = new Set<Hex>();
+  /** Senders one of whose re-sent transactions the base fee priced out (rollback). */
+  const pricedOut = new Set<string>();
   if ((options.method ?? "reorg") === "reorg") {
     await rpc("anvil_reorg", [depth, pairs]);
   } else {
@@ -155,11 +163,15 @@ export async function injectReorg(
           { from: options.marker.from, to: options.marker.to, value: "0x1" },
         ]);
       for (const s of rawSends.filter((x) => x.offset === offset)) {
-        if (s.raw)
+        if (s.raw && pricedOut.has(s.tx!.from)) displaced.add(s.tx!.hash);
+        else if (s.raw)
           await rpc("eth_sendRawTransaction", [s.raw]).catch((error: unknown) => {
+            const message = String((error as Error)?.message ?? error);
             // The rollback put the sender's nonce free, and its owner (a signer running beside
             // this) sent another transaction at it first: that one takes its place; this is dropped.
-            if (!DISPLACED.test(String((error as Error)?.message ?? error))) throw error;
+            // Or the base fee rose past what it pays: dropped, and its sender's later ones too.
+            if (PRICED_OUT.test(message)) pricedOut.add(s.tx!.from);
+            else if (!DISPLACED.test(message)) throw error;
             displaced.add(s.tx!.hash);
           });
         else await rpc("eth_sendTransaction", [s.request]);
