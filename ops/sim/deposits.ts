@@ -36,6 +36,7 @@ import { sweepReader } from "../../signer/sweeps/sweepReads.js";
 import { endpointFaults } from "./faults.js";
 import {
   createSimWorld,
+  drawTagFinality,
   type ProxiedSimChain,
   parseChain,
   proxiedSimChain,
@@ -124,24 +125,20 @@ export async function runDeposits(
   // Half the seeds book one phantom credit (a ledger deposit with no chain fact): an injected break.
   const phantomStep = rng.chance(0.5) ? rng.int(0, steps - 1) : -1;
   const faultStream = rng.fork("primary-faults");
-  // Finality by the node's `finalized` tag (Ethereum's rule), in 30% of the seeds (own stream,
-  // drawn after every other: a seed without it runs as before). anvil's `finalized` block is its
-  // head less two epochs (`--slots-in-an-epoch`), at least as deep as the drawn block rule; each
-  // endpoint answers the tag as its view (a lagging one: an older final block, a syncing one: none).
-  const tagFinality = rng.fork("finality-tag").chance(0.3);
-  const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
+  // Finality by the node's `finalized` tag in 30% of the seeds (harness.ts; its own stream).
+  const tag = drawTagFinality(rng, finality);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
-    ...(tagFinality && { anvilArgs: ["--slots-in-an-epoch", String(slotsInAnEpoch)] }),
+    anvilArgs: tag.anvilArgs,
     async chains(anvil) {
       simChain = await proxiedSimChain(anvil, {
         chainId: CHAIN_ID,
         confirmations,
         finality,
         hangMs: HANG_MS,
-        extra: { traces: false, ...(tagFinality && { finality: { kind: "finalized" } }) },
+        extra: { traces: false, ...tag.entry },
       });
       return [parseChain(simChain.entry)];
     },
@@ -159,7 +156,7 @@ export async function runDeposits(
     finality,
     child: useChild ? 1 : 0,
     deep: deepReorgs ? 1 : 0,
-    finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
+    finality_tag: tag.stat,
     deposits: 0,
     reorgs: 0,
     kills: 0,

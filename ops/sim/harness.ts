@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { toHex } from "viem";
 import { type ChainConfig, chainSchema } from "../../chains/index.js";
 import { type LyingProxy, startLyingProxy } from "../../chains/testing/lyingChain/proxy.js";
 import { type Common, createCommon } from "../../foundation/common.js";
@@ -14,9 +15,11 @@ import { createPool, type Pool } from "../../foundation/db.js";
 import { createLogger } from "../../foundation/logger.js";
 import { createMetrics } from "../../foundation/metrics.js";
 import { createQueueFactory, type QueueFactory } from "../../foundation/queues.js";
+import type { Rpc } from "../../indexers/testing/chain.js";
 import { type Anvil, startAnvil } from "../devstack/anvil.js";
 import { createTestDatabase, TEST_PG_ADMIN_URL } from "../testing/database.js";
 import { createTestRedis, type TestRedis } from "../testing/redis.js";
+import type { Random } from "./random.js";
 
 export type SimLogLevel = "silent" | "error" | "warn" | "info" | "debug";
 
@@ -221,4 +224,49 @@ export async function createSimWorld(
     await db?.drop().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Finality by the node's `finalized` tag (Ethereum's rule), drawn for 30% of the seeds from its own
+ * stream (`finality-tag`: a seed without it runs as before). anvil's `finalized` block is its head
+ * less two epochs (`--slots-in-an-epoch`), at least as deep as the drawn block rule `finality`, so
+ * the reorgs a scenario draws above that rule stay above it; each lying endpoint answers the tag as
+ * its view does (a lagging one: an older final block).
+ */
+export function drawTagFinality(rng: Random, finality: number) {
+  const on = rng.fork("finality-tag").chance(0.3);
+  const slots = Math.ceil((finality - 1) / 2);
+  return {
+    on,
+    /** How deep below the head a block is final as the service counts it (the tag's, or the rule's). */
+    finalDepth: BigInt(on ? 2 * slots : finality - 1),
+    /** createSimWorld's `anvilArgs`. */
+    anvilArgs: on ? ["--slots-in-an-epoch", String(slots)] : [],
+    /** The chain entry's keys (proxiedSimChain's `extra`). */
+    entry: on ? { finality: { kind: "finalized" } } : {},
+    /** The seed's stat: the tag's depth below the head, 0 without it. */
+    stat: on ? 2 * slots : 0,
+  };
+}
+
+/**
+ * Base-fee spikes, drawn for 40% of the seeds from their own stream (`fee-spikes`: a seed without
+ * them runs as before): at a quarter of the steps the next block's base fee is set to 1..60 gwei,
+ * from which it decays as blocks stay near empty. What was signed for the old market waits unmined
+ * until replaced at the new one, and a lagging endpoint still tells the old market.
+ */
+export function drawFeeSpikes(rng: Random) {
+  const stream = rng.fork("fee-spikes");
+  const on = stream.chance(0.4);
+  return {
+    on,
+    /** A step's spike, if it draws one; returns whether it did. */
+    async atStep(rpc: Rpc, step: number, trace: (line: string) => void): Promise<boolean> {
+      if (!on || !stream.chance(0.25)) return false;
+      const gwei = stream.int(1, 60);
+      await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(BigInt(gwei) * 10n ** 9n)]);
+      trace(`step ${step}: the next block's base fee set to ${gwei} gwei`);
+      return true;
+    },
+  };
 }

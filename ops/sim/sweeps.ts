@@ -78,6 +78,8 @@ import { sweepableDrift } from "../../signer/sweeps/testing/sweepable.js";
 import { endpointFaults } from "./faults.js";
 import {
   createSimWorld,
+  drawFeeSpikes,
+  drawTagFinality,
   type ProxiedSimChain,
   parseChain,
   proxiedSimChain,
@@ -200,22 +202,15 @@ export async function runSweeps(
   // of the seeds without an L1 price the chain is priced the legacy way (BSC's `feeModel`): every
   // sweep, cold move, cancel and replacement signed at eth_gasPrice (ChainView.gasPriceAt).
   const legacyFees = !l1Plan && rng.fork("fee-model").chance(0.3);
-  // Finality by the node's `finalized` tag (Ethereum's rule), in 30% of the seeds (own stream,
-  // drawn after every other: a seed without it runs as before): anvil's `finalized` block is its
-  // head less two epochs (`--slots-in-an-epoch`), at least as deep as the drawn block rule, so the
-  // reorgs drawn above finality stay above it.
-  const tagFinality = rng.fork("finality-tag").chance(0.3);
-  const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
-  // Base-fee spikes (own stream, drawn after every other: a seed without them runs as before): in
-  // 40% of the seeds a quarter of the steps set the next block's base fee to 1..60 gwei, from
-  // which it decays: sweeps, cold moves and cancels signed for the old market wait until replaced.
-  const spikeStream = rng.fork("fee-spikes");
-  const feeSpikes = spikeStream.chance(0.4);
+  // Finality by the node's `finalized` tag in 30% of the seeds, base-fee spikes in 40% (harness.ts;
+  // their own streams): sweeps, cold moves and cancels signed for the old market wait until replaced.
+  const tag = drawTagFinality(rng, finality);
+  const spikes = drawFeeSpikes(rng);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
-    ...(tagFinality && { anvilArgs: ["--slots-in-an-epoch", String(slotsInAnEpoch)] }),
+    anvilArgs: tag.anvilArgs,
     async chains(anvil) {
       simChain = await proxiedSimChain(anvil, {
         chainId: CHAIN_ID,
@@ -241,7 +236,7 @@ export async function runSweeps(
           bumpIntervalMs: 2000,
           ...(l1Plan ? { l1CostInGas: true } : {}),
           ...(legacyFees ? { feeModel: "legacy" } : {}),
-          ...(tagFinality ? { finality: { kind: "finalized" } } : {}),
+          ...tag.entry,
         },
       });
       return [parseChain(simChain.entry)];
@@ -266,7 +261,7 @@ export async function runSweeps(
     cold: ceilings ? 1 : 0,
     l1: l1Plan ? 1 : 0,
     legacy: legacyFees ? 1 : 0,
-    finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
+    finality_tag: tag.stat,
     fee_spikes: 0,
     batch: sweepBatchSize,
     lost_rate: lostRate,
@@ -563,12 +558,7 @@ export async function runSweeps(
 
     for (let step = 0; step < steps; step++) {
       l1?.atStep(step);
-      if (feeSpikes && spikeStream.chance(0.25)) {
-        const gwei = spikeStream.int(1, 60);
-        await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(BigInt(gwei) * 10n ** 9n)]);
-        stats.fee_spikes = Number(stats.fee_spikes) + 1;
-        trace(`step ${step}: the next block's base fee set to ${gwei} gwei`);
-      }
+      if (await spikes.atStep(rpc, step, trace)) stats.fee_spikes = Number(stats.fee_spikes) + 1;
       const action = rng.weighted({
         deposit: 5,
         mine: 3,

@@ -101,6 +101,8 @@ import { killedDeploy, TINY_CONTRACT } from "../../signer/testing/killedDeploy.j
 import { type KmsProxy, startKmsProxy } from "../../signer/testing/kmsProxy.js";
 import {
   createSimWorld,
+  drawFeeSpikes,
+  drawTagFinality,
   type ProxiedSimChain,
   parseChain,
   proxiedSimChain,
@@ -236,26 +238,15 @@ export async function runWithdrawals(
   // every payment, cancel, replacement and the CLI deploy signed at eth_gasPrice, which names no
   // block (a lagging endpoint answers from its own old blocks: ChainView.gasPriceAt).
   const legacyFees = !l1Plan && rng.fork("fee-model").chance(0.3);
-  // Finality by the node's `finalized` tag (Ethereum's rule), in 30% of the seeds (own stream,
-  // drawn after every other: a seed without it runs as before): anvil's `finalized` block is its
-  // head less two epochs (`--slots-in-an-epoch`), at least as deep as the drawn block rule, so the
-  // reorgs drawn above finality stay above it; each endpoint answers the tag as its view does.
-  const tagFinality = rng.fork("finality-tag").chance(0.3);
-  const slotsInAnEpoch = Math.ceil((finality - 1) / 2);
-  /** How deep below the head a block is final as the signer counts it (the tag's, or the rule's). */
-  const finalDepth = BigInt(tagFinality ? 2 * slotsInAnEpoch : finality - 1);
-  // Base-fee spikes (own stream, drawn after every other: a seed without them runs as before): in
-  // 40% of the seeds, a quarter of the steps set the next block's base fee to 1..60 gwei, from
-  // which it decays as blocks stay near empty. What was signed for the old market waits unmined
-  // until replaced at the new one (bump interval), cancels must outbid both, and a lagging
-  // endpoint still tells the old market (fee history, eth_gasPrice and blocks as its view).
-  const spikeStream = rng.fork("fee-spikes");
-  const feeSpikes = spikeStream.chance(0.4);
+  // Finality by the node's `finalized` tag in 30% of the seeds, base-fee spikes in 40% (harness.ts;
+  // their own streams): cancels must outbid a send and the new market both.
+  const tag = drawTagFinality(rng, finality);
+  const spikes = drawFeeSpikes(rng);
 
   let simChain: ProxiedSimChain | undefined;
   const world = await createSimWorld(run, {
     chainId: CHAIN_ID,
-    ...(tagFinality && { anvilArgs: ["--slots-in-an-epoch", String(slotsInAnEpoch)] }),
+    anvilArgs: tag.anvilArgs,
     // Every withdrawal is approved automatically: approvals are not what this scenario is about.
     policies: {
       withdrawals: {
@@ -288,7 +279,7 @@ export async function runWithdrawals(
           ...(withTokens ? { tokens: [{ address: SIM_TOKEN, symbol: "TT", decimals: 18 }] } : {}),
           ...(l1Plan ? { l1CostInGas: true } : {}),
           ...(legacyFees ? { feeModel: "legacy" } : {}),
-          ...(tagFinality ? { finality: { kind: "finalized" } } : {}),
+          ...tag.entry,
         },
       });
       return [parseChain(simChain.entry)];
@@ -329,7 +320,7 @@ export async function runWithdrawals(
     drains: 0,
     l1: l1Plan ? 1 : 0,
     legacy: legacyFees ? 1 : 0,
-    finality_tag: tagFinality ? 2 * slotsInAnEpoch : 0,
+    finality_tag: tag.stat,
     fee_spikes: 0,
   };
   try {
@@ -630,11 +621,11 @@ export async function runWithdrawals(
         fail("holds", `dead withdrawal ${d.id} (${status}): hold released before it failed`);
       }
     };
-    /** `hash`'s receipt is in a block final as the signer counts it (finalDepth below the head). */
+    /** `hash`'s receipt is in a block final as the signer counts it (tag.finalDepth below the head). */
     const finalReceipt = async (hash: Hex) => {
       const receipt = await rpc<{ blockNumber: Hex } | null>("eth_getTransactionReceipt", [hash]);
       const head = BigInt(await rpc<Hex>("eth_blockNumber"));
-      return !!receipt && BigInt(receipt.blockNumber) <= head - finalDepth;
+      return !!receipt && BigInt(receipt.blockNumber) <= head - tag.finalDepth;
     };
     /** How many of a request's cancels are in a block final as the signer counts it. */
     const finalCancelsOf = async (requestId: string) => {
@@ -779,12 +770,7 @@ export async function runWithdrawals(
 
     for (let step = 0; step < steps; step++) {
       l1?.atStep(step);
-      if (feeSpikes && spikeStream.chance(0.25)) {
-        const gwei = spikeStream.int(1, 60);
-        await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(BigInt(gwei) * 10n ** 9n)]);
-        stats.fee_spikes = Number(stats.fee_spikes) + 1;
-        trace(`step ${step}: the next block's base fee set to ${gwei} gwei`);
-      }
+      if (await spikes.atStep(rpc, step, trace)) stats.fee_spikes = Number(stats.fee_spikes) + 1;
       if (deploy !== "none" && !stored && step >= deployStep) await deployKilled(`step ${step}`);
       const action = rng.weighted({
         withdraw: 4,
@@ -1336,8 +1322,8 @@ export async function runWithdrawals(
         trace(
           `  dead cancel ${c.hash} (${c.status}): ${receipt ? `block ${BigInt(receipt.blockNumber)}` : "no receipt"}, head ${head}`,
         );
-        // Final as the signer counts it: finalDepth below the head.
-        if (receipt && BigInt(receipt.blockNumber) <= head - finalDepth) finalCancels++;
+        // Final as the signer counts it: tag.finalDepth below the head.
+        if (receipt && BigInt(receipt.blockNumber) <= head - tag.finalDepth) finalCancels++;
       }
       // Its history, for the trace (why it went where it went; times to compare with the settle).
       const { rows: events } = await pool.query<{
