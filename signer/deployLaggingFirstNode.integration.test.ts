@@ -190,3 +190,48 @@ it("an EIP-1559 chain's deploy is signed at a max fee over the head's next base 
     expect(first.maxFeePerGas!).toBeGreaterThanOrEqual(nextBaseFee);
   });
 });
+
+it("a deploy followed while the first endpoint falls behind its block is not sent again", async () => {
+  const anvilUrl = ctx.anvils[0]!.rpcUrl;
+  // Back to a low base fee: the deploy mines at once (automine).
+  await anvilRpc(anvilUrl)("anvil_setNextBlockBaseFeePerGas", [toHex(parseGwei("1"))]);
+  await anvilRpc(anvilUrl)("anvil_mine", ["0x1"]);
+  const chain = { ...ctx.config.chains[0]!, rpcUrls: [proxy.url, anvilUrl] };
+  const adapter = createEvmAdapter(chain, { common: ctx.common });
+  const leases: Lease[] = [];
+  const sent: Hex[] = [];
+  const send = storedDeploySender({
+    common: ctx.common,
+    databaseUrl: ctx.db.url,
+    chain,
+    client: adapter.client,
+    rpc: adapter.rpc,
+    account: privateKeyToAccount(FEES_KEY),
+    sendRawTransaction: async (raw) => {
+      sent.push(raw);
+      const hash = await adapter.sendRawTransaction(raw);
+      // Mined at once; from now on the first endpoint is behind that block.
+      if (sent.length === 1) proxy.setLag(LAG);
+      return hash;
+    },
+    getFinalizedBlock: adapter.getFinalizedBlock,
+    onLease: (lease) => leases.push(lease),
+    pollMs: 50,
+  });
+  const done = send({ name: "FollowedBehind", data: TINY_CONTRACT.init });
+  done.catch(() => {});
+  try {
+    await waitFor("the deploy sent", async () => sent.length > 0);
+    // A second of polls while the first endpoint lacks the deploy's block (automine: no new ones).
+    await new Promise((r) => setTimeout(r, 1_000));
+    // Old code: its receipt and counts from the lagging node ("not mined and not pending"): the
+    // same bytes sent again every poll (about 20 here), each refused.
+    expect(sent.length).toBe(1);
+    proxy.setLag(null);
+    const deployed = await whileMining(publicClient, done);
+    expect(deployed.receipt.status).toBe("success");
+  } finally {
+    proxy.setLag(null);
+    for (const lease of leases) await lease.release();
+  }
+});

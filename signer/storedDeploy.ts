@@ -33,11 +33,13 @@
 import {
   type Account,
   type Address,
+  formatTransactionReceipt,
   getAddress,
   type Hex,
   keccak256,
   type PublicClient,
   parseTransaction,
+  type RpcTransactionReceipt,
   type TransactionSerializable,
   toHex,
 } from "viem";
@@ -133,7 +135,7 @@ export function storedDeploySender({
         tx_hash: deploy.hash,
         nonce: deploy.nonce,
       });
-      const mined = await receiptOfAny(client, deploy);
+      const mined = await receiptOfAny(rpc, deploy);
       const latest = await client.getTransactionCount({ address: from, blockTag: "latest" });
       if (!mined && latest > deploy.nonce) {
         const used = await usedElsewhere({ chain, client, getFinalizedBlock, lease }, deploy);
@@ -234,6 +236,7 @@ export function storedDeploySender({
         return account.signTransaction(tx);
       },
       chainView,
+      rpc,
       market: async () => estimateFees(client, chain, await headOfAll(rpc), chainView.gasPriceAt),
       getFinalizedBlock,
       lease,
@@ -450,6 +453,8 @@ type Follow = {
   /** Signs a priced-out deploy's replacement (the hot wallet's key). */
   sign: (tx: TransactionSerializable) => Promise<Hex>;
   chainView: Pick<ChainView, "underHeight" | "onTagChain">;
+  /** The chain's endpoints: receipts and counts asked of a node at the best head first. */
+  rpc: RpcClient;
   /** A replacement's market: the signer's fees at the best head every endpoint was asked. */
   market: () => Promise<Fees>;
   getFinalizedBlock: () => Promise<{ number: bigint; hash: string } | null>;
@@ -533,7 +538,10 @@ async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDe
           block_number: waiting === undefined ? null : String(waiting),
         });
       }
-      const receipt = await receiptOfAny(client, deploy);
+      // Every endpoint's head first (one eth_blockNumber each a poll): which is behind is only
+      // known from a head read since it fell behind.
+      await f.rpc.askEveryHead();
+      const receipt = await receiptOfAny(f.rpc, deploy);
       if (receipt) {
         // The bytes that mined: the row's, or ones it replaced (gaps.ts) that a node had taken.
         const hash = receipt.transactionHash.toLowerCase() as Hex;
@@ -575,10 +583,18 @@ async function followUntilFinal(f: Follow, stored: StoredDeploy): Promise<SentDe
           });
         }
       } else {
-        const [latest, pending] = await Promise.all([
-          client.getTransactionCount({ address: from, blockTag: "latest" }),
-          client.getTransactionCount({ address: from, blockTag: "pending" }),
-        ]);
+        // One node's counts, a node at the best head first: a first endpoint behind the chain
+        // counts the deploy's mined nonce unused, and its bytes went out again every poll (each
+        // refused "nonce too low" or "already known", two warn lines) until it caught up.
+        const [latest, pending] = (
+          await f.rpc.batch<Hex>(
+            [
+              { method: "eth_getTransactionCount", params: [from, "latest"] },
+              { method: "eth_getTransactionCount", params: [from, "pending"] },
+            ],
+            { preferBestHead: true },
+          )
+        ).map(Number) as [number, number];
         if (latest <= deploy.nonce && pending <= deploy.nonce) {
           // Its nonce is unused and nothing of ours waits at it: these bytes (only these) go out
           // again; not while the chain is halted and no node has taken them yet (heldByHalt).
@@ -652,10 +668,16 @@ async function replaceDeploy(
  * The receipt of the deploy's bytes that mined, if the node has one: its stored bytes', or those
  * of bytes it replaced (newest first). At most one of them can mine (one nonce).
  */
-async function receiptOfAny(client: PublicClient, deploy: StoredDeploy) {
+async function receiptOfAny(rpc: RpcClient, deploy: StoredDeploy) {
   for (const hash of [deploy.hash, ...[...deploy.earlier].reverse()]) {
-    const receipt = await client.getTransactionReceipt({ hash }).catch(() => null);
-    if (receipt) return receipt;
+    // Asked first of a node at the best head: a first endpoint behind the deploy's block has no
+    // receipt of it yet (no evidence of anything), and the follower took that for "not mined".
+    const raw = await rpc
+      .request<RpcTransactionReceipt | null>("eth_getTransactionReceipt", [hash], {
+        preferBestHead: true,
+      })
+      .catch(() => null);
+    if (raw) return formatTransactionReceipt(raw);
   }
   return null;
 }
