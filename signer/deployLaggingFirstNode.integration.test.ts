@@ -9,6 +9,8 @@
  * endpoint's `eth_gasPrice`, a lagging node's old blocks, and signed below the next block's base fee
  * (no block includes it; its replacement waits a bump interval). Both fee models (the EIP-1559
  * one's `latest` block already came from the best head's node through the adapter's transport).
+ * Its follower: the deploy's receipt and the wallet's counts come from a node at the best head
+ * first; before, a first endpoint behind the deploy's block had the same bytes sent every poll.
  * Real anvil behind the lying proxy (a lagging view answers `eth_gasPrice`, fee history and its
  * blocks as a node there), real Postgres.
  */
@@ -114,26 +116,19 @@ it("takes the nonce after the signer's newest mined transaction, which the laggi
 });
 
 /**
- * Deploy with the first endpoint three blocks behind two blocks of a 100 gwei base fee (its own
- * blocks at a low one); the first bytes sent and the next block's base fee when they were signed
- * go to `check` before the deploy is mined on.
+ * Deploy `name` from anvil's account 4 through [the lying proxy, anvil]: `afterSend` runs after
+ * each send (with the count so far), `meanwhile` once the first bytes are out (before the deploy is
+ * mined on); then the proxy catches up and the deploy is mined to its end.
  */
-async function deployBehindRisingFees(
+async function deployThroughProxy(
   feeModel: "eip1559" | "legacy",
   name: string,
-  check: (first: ReturnType<typeof parseTransaction>, nextBaseFee: bigint) => void,
+  {
+    afterSend = () => {},
+    meanwhile,
+  }: { afterSend?: (sends: number) => void; meanwhile: (sent: Hex[]) => Promise<void> | void },
 ) {
   const anvilUrl = ctx.anvils[0]!.rpcUrl;
-  const rpc = anvilRpc(anvilUrl);
-  await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(parseGwei("1"))]);
-  await rpc("anvil_mine", ["0x3"]);
-  await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(parseGwei("100"))]);
-  await rpc("anvil_mine", ["0x2"]);
-  const nextBaseFee = (await publicClient.getBlock({ blockTag: "pending" })).baseFeePerGas!;
-  proxy.setLag(3);
-  const laggingBlock = await createPublicClient({ transport: http(proxy.url) }).getBlock();
-  expect(laggingBlock.baseFeePerGas!).toBeLessThan(parseGwei("10"));
-
   const chain = { ...ctx.config.chains[0]!, feeModel, rpcUrls: [proxy.url, anvilUrl] };
   const adapter = createEvmAdapter(chain, { common: ctx.common });
   const leases: Lease[] = [];
@@ -145,9 +140,11 @@ async function deployBehindRisingFees(
     client: adapter.client,
     rpc: adapter.rpc,
     account: privateKeyToAccount(FEES_KEY),
-    sendRawTransaction: (raw) => {
+    sendRawTransaction: async (raw) => {
       sent.push(raw);
-      return adapter.sendRawTransaction(raw);
+      const hash = await adapter.sendRawTransaction(raw);
+      afterSend(sent.length);
+      return hash;
     },
     getFinalizedBlock: adapter.getFinalizedBlock,
     onLease: (lease) => leases.push(lease),
@@ -163,8 +160,7 @@ async function deployBehindRisingFees(
       if (failed) throw failed;
       return sent.length > 0;
     });
-    // Checked before mining on: bytes signed below the base fee would wait for a replacement.
-    check(parseTransaction(sent[0]!), nextBaseFee);
+    await meanwhile(sent);
     proxy.setLag(null);
     const deployed = await whileMining(publicClient, done);
     expect(deployed.receipt.status).toBe("success");
@@ -172,6 +168,31 @@ async function deployBehindRisingFees(
     proxy.setLag(null);
     for (const lease of leases) await lease.release();
   }
+}
+
+/**
+ * Deploy with the first endpoint three blocks behind two blocks of a 100 gwei base fee (its own
+ * blocks at a low one); the first bytes sent and the next block's base fee when they were signed
+ * go to `check` before the deploy is mined on (bytes below the base fee would wait for a
+ * replacement).
+ */
+async function deployBehindRisingFees(
+  feeModel: "eip1559" | "legacy",
+  name: string,
+  check: (first: ReturnType<typeof parseTransaction>, nextBaseFee: bigint) => void,
+) {
+  const rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
+  await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(parseGwei("1"))]);
+  await rpc("anvil_mine", ["0x3"]);
+  await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(parseGwei("100"))]);
+  await rpc("anvil_mine", ["0x2"]);
+  const nextBaseFee = (await publicClient.getBlock({ blockTag: "pending" })).baseFeePerGas!;
+  proxy.setLag(3);
+  const laggingBlock = await createPublicClient({ transport: http(proxy.url) }).getBlock();
+  expect(laggingBlock.baseFeePerGas!).toBeLessThan(parseGwei("10"));
+  await deployThroughProxy(feeModel, name, {
+    meanwhile: (sent) => check(parseTransaction(sent[0]!), nextBaseFee),
+  });
 }
 
 it("a legacy chain's deploy is signed at a gas price of a node at the head", async () => {
@@ -192,46 +213,21 @@ it("an EIP-1559 chain's deploy is signed at a max fee over the head's next base 
 });
 
 it("a deploy followed while the first endpoint falls behind its block is not sent again", async () => {
-  const anvilUrl = ctx.anvils[0]!.rpcUrl;
+  const rpc = anvilRpc(ctx.anvils[0]!.rpcUrl);
   // Back to a low base fee: the deploy mines at once (automine).
-  await anvilRpc(anvilUrl)("anvil_setNextBlockBaseFeePerGas", [toHex(parseGwei("1"))]);
-  await anvilRpc(anvilUrl)("anvil_mine", ["0x1"]);
-  const chain = { ...ctx.config.chains[0]!, rpcUrls: [proxy.url, anvilUrl] };
-  const adapter = createEvmAdapter(chain, { common: ctx.common });
-  const leases: Lease[] = [];
-  const sent: Hex[] = [];
-  const send = storedDeploySender({
-    common: ctx.common,
-    databaseUrl: ctx.db.url,
-    chain,
-    client: adapter.client,
-    rpc: adapter.rpc,
-    account: privateKeyToAccount(FEES_KEY),
-    sendRawTransaction: async (raw) => {
-      sent.push(raw);
-      const hash = await adapter.sendRawTransaction(raw);
-      // Mined at once; from now on the first endpoint is behind that block.
-      if (sent.length === 1) proxy.setLag(LAG);
-      return hash;
+  await rpc("anvil_setNextBlockBaseFeePerGas", [toHex(parseGwei("1"))]);
+  await rpc("anvil_mine", ["0x1"]);
+  await deployThroughProxy("eip1559", "FollowedBehind", {
+    // Mined at once; from then on the first endpoint is behind that block.
+    afterSend: (sends) => {
+      if (sends === 1) proxy.setLag(LAG);
     },
-    getFinalizedBlock: adapter.getFinalizedBlock,
-    onLease: (lease) => leases.push(lease),
-    pollMs: 50,
+    async meanwhile(sent) {
+      // A second of polls while the first endpoint lacks the deploy's block (no new ones).
+      await new Promise((r) => setTimeout(r, 1_000));
+      // Old code: its receipt and counts from the lagging node ("not mined and not pending"):
+      // the same bytes sent again every poll (17 here), each refused.
+      expect(sent.length).toBe(1);
+    },
   });
-  const done = send({ name: "FollowedBehind", data: TINY_CONTRACT.init });
-  done.catch(() => {});
-  try {
-    await waitFor("the deploy sent", async () => sent.length > 0);
-    // A second of polls while the first endpoint lacks the deploy's block (automine: no new ones).
-    await new Promise((r) => setTimeout(r, 1_000));
-    // Old code: its receipt and counts from the lagging node ("not mined and not pending"): the
-    // same bytes sent again every poll (about 20 here), each refused.
-    expect(sent.length).toBe(1);
-    proxy.setLag(null);
-    const deployed = await whileMining(publicClient, done);
-    expect(deployed.receipt.status).toBe("success");
-  } finally {
-    proxy.setLag(null);
-    for (const lease of leases) await lease.release();
-  }
 });
