@@ -237,7 +237,10 @@ export function storedDeploySender({
       },
       chainView,
       rpc,
-      market: async () => estimateFees(client, chain, await headOfAll(rpc), chainView.gasPriceAt),
+      // At the best head the follower's poll asked every endpoint for (all of them again only
+      // when none answered).
+      market: async () =>
+        estimateFees(client, chain, rpc.bestHead() ?? (await headOfAll(rpc)), chainView.gasPriceAt),
       getFinalizedBlock,
       lease,
       sendRawTransaction,
@@ -847,16 +850,8 @@ async function deployMarket(
     throw new Error(
       `no node of chain ${chain.key} at block ${head} answered that block: the deploy's fees there are not known; run again`,
     );
-  return {
-    fees:
-      market.type === "legacy"
-        ? { gasPrice: market.gasPrice }
-        : {
-            maxFeePerGas: market.maxFeePerGas,
-            maxPriorityFeePerGas: market.maxPriorityFeePerGas,
-          },
-    baseFee: BigInt(block.baseFeePerGas ?? 0),
-  };
+  // Fees carry their fields by model (DeployFees; signDeploy sets the type from the chain's).
+  return { fees: market, baseFee: BigInt(block.baseFeePerGas ?? 0) };
 }
 
 /** A stored deploy holding a nonce a new deploy would take (int8 columns as pg's text). */
